@@ -1,0 +1,34 @@
+"""``careline`` console script: the CLI, or the desktop app when no command is given.
+
+Importing this module does not import Qt, so the command line works where the ``gui``
+extra is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from core.cli.workstation import EXIT_USAGE, run
+
+
+def _open_gui(args: argparse.Namespace) -> int:
+    try:
+        from app.main import run_app
+    except ImportError as exc:
+        sys.stderr.write(
+            f"careline: error: the desktop app needs PySide6 ({exc.name} is missing); "
+            "install the 'gui' extra: pip install 'careline[gui]'\n"
+        )
+        return EXIT_USAGE
+    return run_app(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    return run(argv, _open_gui)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Careline core: Qt-free domain, storage, crypto and sync. Never imports PySide6 or app."""

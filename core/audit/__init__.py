@@ -1,0 +1,1 @@
+"""Audit log verification and reporting (layer 4, beside core.records)."""

@@ -1,0 +1,75 @@
+"""Verify the hash-chained audit log and name the first entry that does not fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.store import audit_chain
+from core.store.database import Database
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Result of a verification: ``problems`` is empty when the chain is intact."""
+
+    entries: int
+    head_seq: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return not self.problems
+
+
+def verify_audit_log(db: Database) -> AuditReport:
+    """Walk the chain in ``seq`` order; report edits, deletions and reordering by entry."""
+    rows = db.query(
+        "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash, hash "
+        "FROM audit_log ORDER BY rowid"
+    )
+    by_hash = {row[8]: row[0] for row in rows}
+    problems: list[str] = []
+    expected_seq, prev_hash = 1, audit_chain.GENESIS_HASH
+    for seq, ts, actor, action, entity, entity_id, details, stored_prev, stored_hash in rows:
+        entry = audit_chain.AuditEntry(seq, ts, actor, action, entity, entity_id, details)
+        if seq > expected_seq:
+            missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
+            problems.append(f"audit entry {missing} is missing (deleted)")
+        if audit_chain.chain_hash(stored_prev, entry) != stored_hash:
+            problems.append(_explain_mismatch(entry, stored_prev, stored_hash, by_hash))
+        elif stored_prev != prev_hash and seq == expected_seq:
+            problems.append(f"audit entry {seq} does not follow entry {seq - 1} (chain broken)")
+        expected_seq, prev_hash = seq + 1, stored_hash
+    head = db.query("SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,))
+    head_seq = int(head[0][0].split(":", 1)[0]) if head else 0
+    head_hash = head[0][0].split(":", 1)[1] if head else audit_chain.GENESIS_HASH
+    last_seq = rows[-1][0] if rows else 0
+    if head_seq > last_seq:
+        problems.append(f"audit entries {last_seq + 1}-{head_seq} are missing from the end")
+    elif head_seq == last_seq and rows and head_hash != rows[-1][8]:
+        problems.append(f"audit entry {last_seq} does not match the recorded head of the log")
+    return AuditReport(entries=len(rows), head_seq=head_seq, problems=tuple(problems))
+
+
+def _explain_mismatch(
+    entry: audit_chain.AuditEntry, stored_prev: str, stored_hash: str, by_hash: dict[str, int]
+) -> str:
+    """Tell a moved entry (renumbered, otherwise intact) from an edited one."""
+    predecessor = by_hash.get(stored_prev, 0 if stored_prev == audit_chain.GENESIS_HASH else None)
+    if predecessor is not None and predecessor + 1 != entry.seq:
+        original = audit_chain.AuditEntry(
+            predecessor + 1,
+            entry.ts,
+            entry.actor,
+            entry.action,
+            entry.entity,
+            entry.entity_id,
+            entry.details,
+        )
+        if audit_chain.chain_hash(stored_prev, original) == stored_hash:
+            return (
+                f"audit entry {predecessor + 1} was moved to position {entry.seq} "
+                "(entries reordered)"
+            )
+    return f"audit entry {entry.seq} was altered: its content does not match its hash"

@@ -1,0 +1,1 @@
+"""Command lines: ``careline`` (workstation) and ``careline-server`` (headless)."""

@@ -1,0 +1,56 @@
+"""Where an unattended command gets its password: stdin, a file, or a prompt."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from core.config.settings import ConfigError
+
+PASSWORD_FILE_ENV = "CARELINE_PASSWORD_FILE"
+
+
+def read_password(from_stdin: bool, password_file: Path | None) -> str | None:
+    """The password from ``--password-stdin`` or ``CARELINE_PASSWORD_FILE``, else None.
+
+    Only the first line counts and its line ending is dropped. The returned ``str`` is
+    immutable: Python cannot wipe it, so callers drop it as soon as the slot is open.
+    """
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError("--password-stdin: standard input was empty")
+        return line.rstrip("\r\n")
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"{PASSWORD_FILE_ENV}: cannot read {password_file}: {exc.strerror}"
+            ) from None
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise ConfigError(f"{PASSWORD_FILE_ENV}: {password_file} is empty")
+        return lines[0]
+    return None
+
+
+def prompt_new_password() -> str:
+    """Ask twice on the terminal; refuse when there is no terminal."""
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "no password given: use --password-stdin or set "
+            f"{PASSWORD_FILE_ENV}, or run in a terminal"
+        )
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def env_password_file() -> Path | None:
+    """The password file named in the environment, if any."""
+    value = os.environ.get(PASSWORD_FILE_ENV)
+    return Path(value) if value else None

@@ -1,0 +1,304 @@
+"""``careline``: the workstation's command line (DESIGN.md section 4).
+
+Global options come before the command. With no command the desktop app opens (the
+``app`` package decides that; this module never imports Qt). ``--json`` prints exactly one
+JSON document on stdout; errors go to stderr with a non-zero exit code that says what kind
+of failure it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.audit.verify import verify_audit_log
+from core.config.settings import (
+    CONFIG_FILE_NAME,
+    DESKTOP_SCHEMA,
+    ConfigError,
+    default_data_dir,
+    load_settings,
+)
+from core.crypto.secure_memory import disable_core_dumps
+from core.keys.errors import KeyError_, KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.records.clinic import ClinicRecords
+from core.records.errors import AuthenticationError, NotFoundError, RecordError
+from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
+from core.records.workstation import Workstation
+from core.store.errors import StoreError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_CHECK_FAILED = 0, 1, 2, 3, 4
+
+
+class CliError(Exception):
+    """A failure to report on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``careline`` grammar."""
+    parser = argparse.ArgumentParser(
+        prog="careline",
+        description="Careline clinic records. With no command, opens the desktop app.",
+    )
+    parser.add_argument("--data-dir", type=Path, help="folder of the clinic database")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--user", help="act as this user (default: the admin named at init)")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    init = sub.add_parser("init", help="create a new encrypted clinic database")
+    init.add_argument("--clinic", required=True, help="clinic name")
+    init.add_argument("--user", dest="init_user", required=True, help="first admin's login")
+    init.add_argument("--full-name", help="first admin's full name (default: the login)")
+
+    patient = sub.add_parser("patient", help="patients").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    add = patient.add_parser("add", help="register a patient")
+    add.add_argument("--family", required=True)
+    add.add_argument("--given", required=True)
+    add.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
+    add.add_argument("--mrn")
+    add.add_argument("--sex", help="female, male, other or unknown")
+    add.add_argument("--phone")
+    show = patient.add_parser("show", help="open a chart (audited)")
+    show.add_argument("id")
+    search = patient.add_parser("search", help="search by name prefix, MRN or birth date")
+    search.add_argument("text")
+    search.add_argument("--limit", type=int, default=20)
+    setp = patient.add_parser("set", help="change one field")
+    setp.add_argument("id")
+    setp.add_argument("field", choices=PATIENT_EDITABLE)
+    setp.add_argument("value")
+
+    allergy = sub.add_parser("allergy", help="allergies").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    aadd = allergy.add_parser("add", help="record an allergy")
+    aadd.add_argument("patient_id")
+    aadd.add_argument("substance")
+    aadd.add_argument("--reaction")
+    aadd.add_argument("--severity", help="mild, moderate, severe or unknown")
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    audit.add_parser("verify", help="check the hash chain; name any altered entry")
+    db = sub.add_parser("db", help="database").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    db.add_parser("check", help="integrity check of the encrypted database")
+    return parser
+
+
+class Context:
+    """Resolved settings and output for one invocation."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": args.data_dir})
+        data_dir: Path = base["data_dir"] or default_data_dir()
+        self.settings = load_settings(
+            DESKTOP_SCHEMA,
+            cli={"data_dir": data_dir},
+            config_file=data_dir / CONFIG_FILE_NAME,
+        )
+        self.data_dir = data_dir
+        self.workstation = Workstation(data_dir)
+
+    def emit(self, document: Any, text: str) -> None:
+        """Print the JSON document or the human text."""
+        if self.args.json:
+            sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(text.rstrip("\n") + "\n")
+
+    def password(self) -> str | None:
+        """Password from --password-stdin or CARELINE_PASSWORD_FILE."""
+        from core.cli.passwords import read_password
+
+        return read_password(self.args.password_stdin, self.settings["password_file"])
+
+    def open_records(self) -> ClinicRecords:
+        """Unlock for an unattended command: the user's password, else the OS keyring."""
+        ws = self.workstation
+        if not ws.is_initialized():
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+        user = self.args.user or ws.keychain().default_user
+        password = self.password()
+        try:
+            if password is not None:
+                ws.sign_in(user, password)
+                return ws.records
+            ws.unlock_with_keyring()
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+        except KeyringUnavailableError as exc:
+            raise CliError(
+                f"cannot unlock: {exc}. Give {user!r}'s password with --password-stdin "
+                "or CARELINE_PASSWORD_FILE",
+                EXIT_AUTH,
+            ) from None
+        except (NoSlotError, WrongSecretError) as exc:
+            raise CliError(
+                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
+                "--password-stdin or CARELINE_PASSWORD_FILE",
+                EXIT_AUTH,
+            ) from None
+        try:
+            return ws.unlock_for(user)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+
+
+def _summary_line(p: PatientSummary | Patient) -> str:
+    mrn = f"  MRN {p.mrn}" if p.mrn else ""
+    return f"{p.id}  {p.family.upper()}, {p.given}  born {p.birth_date}{mrn}"
+
+
+def cmd_init(ctx: Context) -> int:
+    """Create the clinic database and first admin; print the recovery key once."""
+    from core.cli.passwords import prompt_new_password
+
+    args = ctx.args
+    password = ctx.password() or prompt_new_password()
+    ws = ctx.workstation
+    recovery = ws.init(args.clinic, args.init_user, args.full_name or args.init_user, password)
+    ws.lock()
+    doc = {
+        "data_dir": str(ctx.data_dir),
+        "clinic": args.clinic,
+        "user": args.init_user.strip().lower(),
+        "recovery_key": recovery,
+        "keyring_slot": ws.keyring_note is None,
+    }
+    keyring_line = (
+        "An OS-keyring slot was added: this account can open the database without a password."
+        if ws.keyring_note is None
+        else f"No OS-keyring slot: {ws.keyring_note}."
+    )
+    ctx.emit(
+        doc,
+        f"Created clinic {args.clinic!r} in {ctx.data_dir}.\n"
+        f"{keyring_line}\n\n"
+        f"RECOVERY KEY (shown only now; store it offline, e.g. printed in the clinic safe):\n\n"
+        f"    {recovery}\n",
+    )
+    return EXIT_OK
+
+
+def cmd_patient(ctx: Context) -> int:
+    """patient add/show/search/set."""
+    args, records = ctx.args, ctx.open_records()
+    if args.action == "add":
+        p = records.add_patient(
+            args.family, args.given, args.birth_date, args.sex, args.mrn, args.phone
+        )
+        ctx.emit(p.to_dict(), f"Added {_summary_line(p)}")
+    elif args.action == "show":
+        chart = records.open_chart(args.id)
+        p = chart.patient
+        lines = [
+            _summary_line(p),
+            f"  sex: {p.sex or '-'}   phone: {p.phone or '-'}",
+            "  allergies: " + ("none recorded" if not chart.allergies else ""),
+        ]
+        for a in chart.allergies:
+            extra = ", ".join(x for x in (a.reaction, a.severity) if x)
+            lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
+        ctx.emit(chart.to_dict(), "\n".join(lines))
+    elif args.action == "search":
+        if not 1 <= args.limit <= 1000:
+            raise CliError("--limit must be between 1 and 1000", EXIT_USAGE)
+        found = records.search_patients(args.text, limit=args.limit)
+        ctx.emit(
+            [s.to_dict() for s in found],
+            "\n".join(_summary_line(s) for s in found) or "No patients match.",
+        )
+    elif args.action == "set":
+        value = args.value if args.value != "" else None
+        p = records.update_patient(args.id, {args.field: value})
+        ctx.emit(p.to_dict(), f"Updated {_summary_line(p)}")
+    return EXIT_OK
+
+
+def cmd_allergy(ctx: Context) -> int:
+    """allergy add."""
+    args, records = ctx.args, ctx.open_records()
+    a = records.add_allergy(args.patient_id, args.substance, args.reaction, args.severity)
+    ctx.emit(a.to_dict(), f"Recorded allergy {a.id}: {a.substance} for patient {a.patient_id}")
+    return EXIT_OK
+
+
+def cmd_audit(ctx: Context) -> int:
+    """audit verify."""
+    ctx.open_records()
+    report = verify_audit_log(ctx.workstation.database)
+    doc = {"ok": report.ok, "entries": report.entries, "problems": list(report.problems)}
+    if report.ok:
+        ctx.emit(doc, f"Audit log intact: {report.entries} entries, hash chain verified.")
+        return EXIT_OK
+    ctx.emit(doc, "Audit log FAILED verification:\n" + "\n".join(f"  {p}" for p in report.problems))
+    return EXIT_CHECK_FAILED
+
+
+def cmd_db(ctx: Context) -> int:
+    """db check."""
+    ctx.open_records()
+    problems = ctx.workstation.database.integrity_problems()
+    doc = {"ok": not problems, "problems": problems, "path": str(ctx.workstation.db_path)}
+    if not problems:
+        ctx.emit(doc, f"Database {ctx.workstation.db_path}: integrity and cipher checks passed.")
+        return EXIT_OK
+    ctx.emit(doc, "Database check FAILED:\n" + "\n".join(f"  {p}" for p in problems))
+    return EXIT_CHECK_FAILED
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "init": cmd_init,
+    "patient": cmd_patient,
+    "allergy": cmd_allergy,
+    "audit": cmd_audit,
+    "db": cmd_db,
+}
+
+
+def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int]) -> int:
+    """Parse and run; ``open_gui`` is called when no command is given."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    disable_core_dumps()
+    if args.command is None:
+        return open_gui(args)
+    ctx: Context | None = None
+    try:
+        ctx = Context(args)
+        return COMMANDS[args.command](ctx)
+    except CliError as exc:
+        return _fail(str(exc), exc.code)
+    except ConfigError as exc:
+        return _fail(f"configuration: {exc}", EXIT_USAGE)
+    except AuthenticationError as exc:
+        return _fail(str(exc), EXIT_AUTH)
+    except (NotFoundError, RecordError) as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    except (StoreError, KeyError_) as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    finally:
+        if ctx is not None:
+            ctx.workstation.lock()
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"careline: error: {message}\n")
+    return code

@@ -1,0 +1,1 @@
+"""Settings schema and loading (lowest layer, beside core.crypto)."""

@@ -1,0 +1,383 @@
+"""The workstation's key file: key slots, the wrapped database key, and unlocking.
+
+Hierarchy (an intentional refinement of DESIGN.md section 3): every slot wraps one random
+key-encryption key (KEK); the KEK wraps the 32-byte SQLCipher database key. Re-keying the
+database (``PRAGMA rekey``) then only re-wraps one blob, and every staff member's password
+slot keeps working. Slots still have LUKS semantics: any one secret opens the workstation.
+
+The file (``keyslots.json``, mode 0600) is written atomically (temp file, fsync, rename).
+It holds no plaintext key: only AES-256-GCM blobs, salts, Argon2id parameters, user names
+used as slot labels, and a check value (HMAC-SHA256 of a constant under the database key)
+that tells "wrong key" apart from "damaged database" without revealing the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.crypto import aead
+from core.crypto.errors import DecryptionError
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
+from core.crypto.keyslots import KeySlot, make_slot, open_slot
+from core.crypto.secure_memory import SecureMemory
+from core.keys import keyring_store
+from core.keys.errors import NoSlotError, SlotFileError, WrongSecretError
+from core.keys.recovery import new_recovery_key, normalize_recovery_key
+
+FILE_FORMAT = "careline-keyslots"
+FILE_VERSION = 1
+KEYSLOT_FILE_NAME = "keyslots.json"
+# Recovery keys carry 160 random bits; Argon2id adds little, so use the light profile.
+RECOVERY_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
+
+
+def key_check_value(db_key: bytes) -> bytes:
+    """HMAC-SHA256 of a fixed label under the database key."""
+    return hmac.new(db_key, b"careline-db-key-check-v1", hashlib.sha256).digest()
+
+
+@dataclass
+class WrappedDbKey:
+    """The database key wrapped under the KEK, with its generation and check value."""
+
+    generation: int
+    wrapped: bytes
+    check: bytes
+
+    def aad(self, db_id: str) -> bytes:
+        """Binds the blob to this database and generation."""
+        return f"careline-dbkey|v1|{db_id}|{self.generation}".encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "generation": self.generation,
+            "wrapped": base64.b64encode(self.wrapped).decode(),
+            "check": base64.b64encode(self.check).decode(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WrappedDbKey:
+        """Parse, refusing anything malformed."""
+        try:
+            return cls(
+                int(data["generation"]),
+                base64.b64decode(data["wrapped"], validate=True),
+                base64.b64decode(data["check"], validate=True),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SlotFileError(f"the wrapped database key is malformed: {exc}") from exc
+
+
+@dataclass
+class UnlockedKeys:
+    """Keys of an unlocked workstation, in locked memory. Close to wipe them."""
+
+    kek: SecureMemory
+    db_key: SecureMemory
+    pending_db_key: SecureMemory | None = None
+
+    def close(self) -> None:
+        """Zero every key held."""
+        self.kek.close()
+        self.db_key.close()
+        if self.pending_db_key is not None:
+            self.pending_db_key.close()
+
+
+@dataclass
+class Keychain:
+    """In-memory view of ``keyslots.json``; every change is saved at once."""
+
+    path: Path
+    db_id: str
+    default_user: str
+    db_key: WrappedDbKey
+    slots: list[KeySlot] = field(default_factory=list)
+    pending_db_key: WrappedDbKey | None = None
+
+    # ----- file I/O -------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path) -> Keychain:
+        """Read and validate the key file; a damaged one raises SlotFileError naming it."""
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise SlotFileError(f"key file {path} is missing") from None
+        except OSError as exc:
+            raise SlotFileError(f"key file {path} cannot be read: {exc.strerror}") from exc
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise SlotFileError(f"key file {path} is not valid JSON (damaged?)") from None
+        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+            raise SlotFileError(f"{path} is not a Careline key file")
+        if data.get("version") != FILE_VERSION:
+            raise SlotFileError(
+                f"key file {path} has version {data.get('version')!r}; "
+                f"this Careline reads version {FILE_VERSION}"
+            )
+        try:
+            slots = [KeySlot.from_dict(s) for s in data["slots"]]
+            db_id, default_user = str(data["db_id"]), str(data["default_user"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SlotFileError(f"key file {path} is malformed: {exc}") from exc
+        pending = data.get("pending_db_key")
+        return cls(
+            path=path,
+            db_id=db_id,
+            default_user=default_user,
+            db_key=WrappedDbKey.from_dict(data.get("db_key")),
+            slots=slots,
+            pending_db_key=None if pending is None else WrappedDbKey.from_dict(pending),
+        )
+
+    def save(self) -> None:
+        """Write the file atomically with mode 0600."""
+        data = {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "db_id": self.db_id,
+            "default_user": self.default_user,
+            "db_key": self.db_key.to_dict(),
+            "pending_db_key": None if self.pending_db_key is None else self.pending_db_key.to_dict(),
+            "slots": [s.to_dict() for s in self.slots],
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keyslots-", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # ----- creation -------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        admin_user: str,
+        admin_password: str,
+        params: Argon2Params = DEFAULT_PARAMS,
+    ) -> tuple[Keychain, UnlockedKeys, str]:
+        """New KEK and database key, an admin password slot and a recovery slot.
+
+        Returns the keychain, the unlocked keys and the recovery key, which is never
+        stored anywhere and must be shown to the person once.
+        """
+        if path.exists():
+            raise SlotFileError(f"key file {path} already exists; refusing to overwrite it")
+        kek = SecureMemory.from_bytes(bytearray(aead.generate_key()))
+        db_key = SecureMemory.from_bytes(bytearray(aead.generate_key()))
+        db_id = secrets.token_hex(16)
+        chain = cls(path, db_id, admin_user, cls._wrap_db_key(kek, db_key, db_id, 1))
+        chain.slots.append(
+            make_slot(kek.read(), db_id, "password", admin_user, admin_password.encode(), params)
+        )
+        recovery = chain._new_recovery_slot(kek)
+        chain.save()
+        return chain, UnlockedKeys(kek, db_key), recovery
+
+    @staticmethod
+    def _wrap_db_key(
+        kek: SecureMemory, db_key: SecureMemory, db_id: str, generation: int
+    ) -> WrappedDbKey:
+        holder = WrappedDbKey(generation, b"", key_check_value(db_key.read()))
+        holder.wrapped = aead.encrypt(kek.read(), db_key.read(), holder.aad(db_id))
+        return holder
+
+    def _new_recovery_slot(self, kek: SecureMemory) -> str:
+        recovery = new_recovery_key()
+        self.slots = [s for s in self.slots if s.kind != "recovery"]
+        self.slots.append(
+            make_slot(
+                kek.read(),
+                self.db_id,
+                "recovery",
+                "recovery",
+                normalize_recovery_key(recovery),
+                RECOVERY_PARAMS,
+            )
+        )
+        return recovery
+
+    # ----- unlocking ------------------------------------------------------------------
+
+    def _unlock_with_kek(self, kek_bytes: bytes) -> UnlockedKeys:
+        kek = SecureMemory.from_bytes(bytearray(kek_bytes))
+        try:
+            db_key = SecureMemory.from_bytes(
+                bytearray(aead.decrypt(kek.read(), self.db_key.wrapped, self.db_key.aad(self.db_id)))
+            )
+            pending = None
+            if self.pending_db_key is not None:
+                pending = SecureMemory.from_bytes(
+                    bytearray(
+                        aead.decrypt(
+                            kek.read(),
+                            self.pending_db_key.wrapped,
+                            self.pending_db_key.aad(self.db_id),
+                        )
+                    )
+                )
+        except DecryptionError as exc:
+            kek.close()
+            raise SlotFileError(
+                f"key file {self.path}: the wrapped database key fails authentication "
+                "(the file was altered or damaged)"
+            ) from exc
+        return UnlockedKeys(kek, db_key, pending)
+
+    def password_slot(self, user: str) -> KeySlot | None:
+        """The password slot labelled with ``user``, if this workstation has one."""
+        return next((s for s in self.slots if s.kind == "password" and s.label == user), None)
+
+    def unlock_with_password(self, user: str, password: str) -> UnlockedKeys:
+        """Open ``user``'s password slot."""
+        slot = self.password_slot(user)
+        if slot is None:
+            raise NoSlotError(f"user {user!r} has no password slot on this workstation")
+        try:
+            kek = open_slot(slot, self.db_id, password.encode())
+        except DecryptionError:
+            raise WrongSecretError(f"wrong password for user {user!r}") from None
+        return self._unlock_with_kek(kek)
+
+    def unlock_with_recovery_key(self, recovery_key: str) -> UnlockedKeys:
+        """Open the recovery slot."""
+        slot = next((s for s in self.slots if s.kind == "recovery"), None)
+        if slot is None:
+            raise NoSlotError("this workstation has no recovery slot")
+        try:
+            secret = normalize_recovery_key(recovery_key)
+            kek = open_slot(slot, self.db_id, secret)
+        except (ValueError, DecryptionError):
+            raise WrongSecretError("the recovery key is not correct") from None
+        return self._unlock_with_kek(kek)
+
+    @property
+    def keyring_account(self) -> str:
+        """Keyring account name: the database id, never a clinic or user name."""
+        return f"workstation-{self.db_id}"
+
+    def unlock_with_keyring(self) -> UnlockedKeys:
+        """Open the keyring slot (raises KeyringUnavailableError when there is no keyring)."""
+        slot = next((s for s in self.slots if s.kind == "keyring"), None)
+        if slot is None:
+            raise NoSlotError("this workstation has no OS-keyring slot")
+        secret = keyring_store.load_secret(self.keyring_account)
+        if secret is None:
+            raise WrongSecretError("the OS keyring holds no secret for this workstation")
+        try:
+            kek = open_slot(slot, self.db_id, secret)
+        except DecryptionError:
+            raise WrongSecretError("the secret in the OS keyring does not open this workstation") from None
+        return self._unlock_with_kek(kek)
+
+    # ----- managing slots -------------------------------------------------------------
+
+    def add_password_slot(
+        self, keys: UnlockedKeys, user: str, password: str, params: Argon2Params = DEFAULT_PARAMS
+    ) -> KeySlot:
+        """Add (or replace) ``user``'s password slot."""
+        slot = make_slot(keys.kek.read(), self.db_id, "password", user, password.encode(), params)
+        self.slots = [s for s in self.slots if not (s.kind == "password" and s.label == user)]
+        self.slots.append(slot)
+        self.save()
+        return slot
+
+    def change_password(
+        self,
+        user: str,
+        old_password: str,
+        new_password: str,
+        params: Argon2Params = DEFAULT_PARAMS,
+    ) -> None:
+        """Re-wrap ``user``'s slot under a new password, after proving the old one."""
+        keys = self.unlock_with_password(user, old_password)
+        try:
+            self.add_password_slot(keys, user, new_password, params)
+        finally:
+            keys.close()
+
+    def add_keyring_slot(self, keys: UnlockedKeys) -> KeySlot:
+        """Store a random secret in the OS keyring and a slot it opens."""
+        secret = aead.generate_key()
+        keyring_store.store_secret(self.keyring_account, secret)
+        slot = make_slot(keys.kek.read(), self.db_id, "keyring", "os-keyring", secret, None)
+        self.slots = [s for s in self.slots if s.kind != "keyring"]
+        self.slots.append(slot)
+        self.save()
+        return slot
+
+    def new_recovery_key(self, keys: UnlockedKeys) -> str:
+        """Replace the recovery slot; returns the new key, to be shown once."""
+        recovery = self._new_recovery_slot(keys.kek)
+        self.save()
+        return recovery
+
+    def remove_slot(self, slot_id: str) -> None:
+        """Remove a slot; the last password or recovery slot cannot go."""
+        slot = next((s for s in self.slots if s.slot_id == slot_id), None)
+        if slot is None:
+            raise NoSlotError(f"no key slot with id {slot_id!r}")
+        remaining = [s for s in self.slots if s.slot_id != slot_id]
+        if not any(s.kind in ("password", "recovery") for s in remaining):
+            raise NoSlotError(
+                "refusing to remove the last password or recovery slot: "
+                "the database could no longer be opened without the OS keyring"
+            )
+        self.slots = remaining
+        self.save()
+        if slot.kind == "keyring":
+            keyring_store.delete_secret(self.keyring_account)
+
+    # ----- re-keying ------------------------------------------------------------------
+
+    def stage_new_db_key(self, keys: UnlockedKeys) -> SecureMemory:
+        """Step 1 of a re-key: record the next database key as pending, before rekeying.
+
+        If the process dies after this, opening tries the pending key too, so a crash in
+        the middle of ``PRAGMA rekey`` never strands the database.
+        """
+        new_key = SecureMemory.from_bytes(bytearray(aead.generate_key()))
+        self.pending_db_key = self._wrap_db_key(
+            keys.kek, new_key, self.db_id, self.db_key.generation + 1
+        )
+        self.save()
+        keys.pending_db_key = new_key
+        return new_key
+
+    def commit_new_db_key(self, keys: UnlockedKeys) -> None:
+        """Step 2 of a re-key: the database now uses the pending key; make it current."""
+        if self.pending_db_key is None or keys.pending_db_key is None:
+            raise NoSlotError("no re-key is in progress")
+        self.db_key, self.pending_db_key = self.pending_db_key, None
+        self.save()
+        keys.db_key.close()
+        keys.db_key, keys.pending_db_key = keys.pending_db_key, None
+
+    def matches(self, db_key: bytes) -> bool:
+        """True if ``db_key`` is this keychain's current database key."""
+        return hmac.compare_digest(key_check_value(db_key), self.db_key.check)

@@ -1,0 +1,334 @@
+"""Clinical operations: the one write path the UI and the CLI both call.
+
+Each public write is one unit of work (``Database.write``): the row changes, the full-text
+index (kept by triggers), and the audit entry commit together. The next layer down can
+change how a change is stored (CRDT documents, the op log) without touching any caller.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from typing import Any
+
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
+from core.records import validation as v
+from core.records.errors import AuthenticationError, NotFoundError, ValidationError
+from core.records.models import PATIENT_EDITABLE, Allergy, Chart, Patient, PatientSummary, User
+from core.store.database import Database, Row, utc_now
+from core.store.search import fts_prefix_query
+
+_PATIENT_COLS = "id, family, given, birth_date, sex, mrn, phone, created_at, updated_at"
+_SUMMARY_COLS = "p.id, p.family, p.given, p.birth_date, p.mrn, p.sex"
+_ALLERGY_COLS = "id, patient_id, substance, reaction, severity, recorded_at, recorded_by"
+
+
+def new_id() -> str:
+    """A random 64-bit record id, unique across replicas for practical purposes."""
+    return secrets.token_hex(8)
+
+
+def sort_key(family: str, given: str) -> str:
+    """Case- and accent-insensitive ordering key for the patient list."""
+    text = f"{family}\x1f{given}".casefold()
+    return "".join(
+        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
+    )
+
+
+def new_user(username: str, full_name: str, role: str, password: str) -> User:
+    """Validate a new account's fields and give it an id (nothing is written)."""
+    v.password(password)
+    return User(
+        id=new_id(),
+        username=v.username(username),
+        full_name=v.text("full_name", full_name) or "",
+        role=v.role(role),
+        active=True,
+    )
+
+
+def _patient(row: Row) -> Patient:
+    return Patient(*row)
+
+
+def _summary(row: Row) -> PatientSummary:
+    return PatientSummary(*row)
+
+
+class ClinicRecords:
+    """Operations on one unlocked clinic database, on behalf of one signed-in person."""
+
+    def __init__(
+        self, db: Database, actor: str, kdf_params: Argon2Params = DEFAULT_PARAMS
+    ) -> None:
+        self.db = db
+        self.actor = actor
+        self._kdf_params = kdf_params
+
+    # ----- clinic and users -------------------------------------------------------------
+
+    def set_up_clinic(self, clinic_name: str, username: str, full_name: str, password: str) -> User:
+        """Record the clinic's name and create its first admin (a brand-new database only)."""
+        name = v.text("clinic", clinic_name)
+        if self.db.query("SELECT 1 FROM users LIMIT 1"):
+            raise ValidationError("clinic", "this database already has users")
+        user = new_user(username, full_name, "admin", password)
+        with self.db.write(user.username, "clinic.create", "clinic", "clinic") as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('clinic_name', ?)", (name,))
+            self._insert_user(tx, user, password)
+        return user
+
+    def _insert_user(self, tx: Any, user: User, password: str) -> None:
+        now = utc_now()
+        if tx.query("SELECT 1 FROM users WHERE username = ?", (user.username,)):
+            raise ValidationError("username", f"{user.username!r} already exists")
+        tx.execute(
+            "INSERT INTO users (id, username, full_name, role, verifier, active, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            (
+                user.id,
+                user.username,
+                user.full_name,
+                user.role,
+                hash_password(password, self._kdf_params),
+                now,
+                now,
+            ),
+        )
+
+    def add_user(self, username: str, full_name: str, role: str, password: str) -> User:
+        """Create a staff account."""
+        user = new_user(username, full_name, role, password)
+        with self.db.write(self.actor, "user.create", "user", user.id, {"role": user.role}) as tx:
+            self._insert_user(tx, user, password)
+        return user
+
+    def clinic_name(self) -> str:
+        """The clinic's name as set at init."""
+        rows = self.db.query("SELECT value FROM meta WHERE key = 'clinic_name'")
+        return str(rows[0][0]) if rows else ""
+
+    def user(self, username: str) -> User | None:
+        """Look up an account by login name."""
+        rows = self.db.query(
+            "SELECT id, username, full_name, role, active FROM users WHERE username = ?",
+            (username.strip().lower(),),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return User(r[0], r[1], r[2], r[3], bool(r[4]))
+
+    def authenticate(self, username: str, password: str) -> User:
+        """Check a password against the user's synced Argon2id verifier, and audit sign-in."""
+        name = username.strip().lower()
+        rows = self.db.query(
+            "SELECT id, username, full_name, role, active, verifier FROM users WHERE username = ?",
+            (name,),
+        )
+        if not rows or not verify_password(password, rows[0][5]):
+            raise AuthenticationError("wrong user name or password")
+        r = rows[0]
+        if not r[4]:
+            raise AuthenticationError(f"the account {name!r} is disabled")
+        with self.db.write(name, "user.sign_in", "user", r[0]):
+            pass
+        return User(r[0], r[1], r[2], r[3], True)
+
+    def change_password(self, username: str, new_password: str) -> None:
+        """Replace a user's verifier (the caller re-wraps their key slot)."""
+        v.password(new_password)
+        user = self.user(username)
+        if user is None:
+            raise NotFoundError(f"no user {username!r}")
+        verifier = hash_password(new_password, self._kdf_params)
+        with self.db.write(self.actor, "user.password_change", "user", user.id) as tx:
+            tx.execute(
+                "UPDATE users SET verifier = ?, updated_at = ? WHERE id = ?",
+                (verifier, utc_now(), user.id),
+            )
+
+    # ----- patients ---------------------------------------------------------------------
+
+    def add_patient(
+        self,
+        family: str,
+        given: str,
+        birth_date: str,
+        sex: str | None = None,
+        mrn: str | None = None,
+        phone: str | None = None,
+    ) -> Patient:
+        """Register a new patient."""
+        fields = {
+            "family": v.text("family", family),
+            "given": v.text("given", given),
+            "birth_date": v.birth_date(birth_date),
+            "sex": v.sex(sex),
+            "mrn": v.mrn(mrn),
+            "phone": v.text("phone", phone, required=False),
+        }
+        pid, now = new_id(), utc_now()
+        with self.db.write(self.actor, "patient.create", "patient", pid) as tx:
+            self._check_mrn_free(tx, fields["mrn"], pid)
+            tx.execute(
+                "INSERT INTO patients (id, family, given, birth_date, sex, mrn, phone, sort_key, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pid,
+                    fields["family"],
+                    fields["given"],
+                    fields["birth_date"],
+                    fields["sex"],
+                    fields["mrn"],
+                    fields["phone"],
+                    sort_key(str(fields["family"]), str(fields["given"])),
+                    now,
+                    now,
+                ),
+            )
+        return self.get_patient(pid)
+
+    @staticmethod
+    def _check_mrn_free(tx: Any, mrn: str | None, patient_id: str) -> None:
+        if mrn is None:
+            return
+        clash = tx.query("SELECT id FROM patients WHERE mrn = ? AND id != ?", (mrn, patient_id))
+        if clash:
+            raise ValidationError("mrn", f"{mrn!r} is already used by another patient")
+
+    def update_patient(self, patient_id: str, changes: dict[str, str | None]) -> Patient:
+        """Change demographic fields; the audit entry names the fields, not their values."""
+        unknown = sorted(set(changes) - set(PATIENT_EDITABLE))
+        if unknown:
+            raise ValidationError(
+                unknown[0], f"is not a patient field (one of {', '.join(PATIENT_EDITABLE)})"
+            )
+        current = self.get_patient(patient_id)
+        cleaned: dict[str, str | None] = {}
+        for field, value in changes.items():
+            if field == "birth_date":
+                cleaned[field] = v.birth_date(value)
+            elif field == "sex":
+                cleaned[field] = v.sex(value)
+            elif field == "mrn":
+                cleaned[field] = v.mrn(value)
+            else:
+                cleaned[field] = v.text(field, value, required=field in ("family", "given"))
+        changed = {f: val for f, val in cleaned.items() if getattr(current, f) != val}
+        if not changed:
+            return current
+        merged = {**current.to_dict(), **changed}
+        details = {"fields": sorted(changed)}
+        with self.db.write(self.actor, "patient.update", "patient", patient_id, details) as tx:
+            if "mrn" in changed:
+                self._check_mrn_free(tx, changed["mrn"], patient_id)
+            assignments = ", ".join(f"{f} = ?" for f in changed)
+            tx.execute(
+                f"UPDATE patients SET {assignments}, sort_key = ?, updated_at = ? WHERE id = ?",
+                (
+                    *changed.values(),
+                    sort_key(merged["family"], merged["given"]),
+                    utc_now(),
+                    patient_id,
+                ),
+            )
+        return self.get_patient(patient_id)
+
+    def get_patient(self, patient_id: str) -> Patient:
+        """Demographics without an audit entry (for the write path's own use and lists)."""
+        rows = self.db.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (patient_id,))
+        if not rows:
+            raise NotFoundError(f"no patient with id {patient_id!r}")
+        return _patient(rows[0])
+
+    def open_chart(self, patient_id: str) -> Chart:
+        """Open a patient's chart: demographics and allergies, audited as a chart opening."""
+        with self.db.read_audited(self.actor, "chart.open", "patient", patient_id) as tx:
+            rows = tx.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (patient_id,))
+            if not rows:
+                raise NotFoundError(f"no patient with id {patient_id!r}")
+            allergies = tx.query(
+                f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
+                "ORDER BY recorded_at, id",
+                (patient_id,),
+            )
+        return Chart(_patient(rows[0]), tuple(Allergy(*a) for a in allergies))
+
+    def count_patients(self) -> int:
+        """Number of patients in the clinic."""
+        return int(self.db.query("SELECT count(*) FROM patients")[0][0])
+
+    def list_patients(self, limit: int = 200, offset: int = 0) -> list[PatientSummary]:
+        """Patients in name order, a page at a time."""
+        rows = self.db.query(
+            f"SELECT {_SUMMARY_COLS} FROM patients p ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [_summary(r) for r in rows]
+
+    def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
+        """Prefix search over family and given names, MRN and birth date, in name order."""
+        query = fts_prefix_query(text)
+        if query is None:
+            return self.list_patients(limit, offset)
+        rows = self.db.query(
+            f"SELECT {_SUMMARY_COLS} FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
+            "WHERE patients_fts MATCH ? ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+            (query, limit, offset),
+        )
+        return [_summary(r) for r in rows]
+
+    # ----- allergies --------------------------------------------------------------------
+
+    def add_allergy(
+        self,
+        patient_id: str,
+        substance: str,
+        reaction: str | None = None,
+        severity: str | None = None,
+    ) -> Allergy:
+        """Record an allergy on a patient's chart."""
+        self.get_patient(patient_id)
+        allergy = Allergy(
+            id=new_id(),
+            patient_id=patient_id,
+            substance=v.text("substance", substance) or "",
+            reaction=v.text("reaction", reaction, required=False),
+            severity=v.severity(severity),
+            recorded_at=utc_now(),
+            recorded_by=self.actor,
+        )
+        details = {"patient_id": patient_id}
+        with self.db.write(self.actor, "allergy.add", "allergy", allergy.id, details) as tx:
+            tx.execute(
+                f"INSERT INTO allergies ({_ALLERGY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    allergy.id,
+                    allergy.patient_id,
+                    allergy.substance,
+                    allergy.reaction,
+                    allergy.severity,
+                    allergy.recorded_at,
+                    allergy.recorded_by,
+                ),
+            )
+        return allergy
+
+    def remove_allergy(self, allergy_id: str) -> None:
+        """Remove an allergy entered in error."""
+        rows = self.db.query("SELECT patient_id FROM allergies WHERE id = ?", (allergy_id,))
+        if not rows:
+            raise NotFoundError(f"no allergy with id {allergy_id!r}")
+        details = {"patient_id": rows[0][0]}
+        with self.db.write(self.actor, "allergy.remove", "allergy", allergy_id, details) as tx:
+            tx.execute("DELETE FROM allergies WHERE id = ?", (allergy_id,))
+
+    def allergies(self, patient_id: str) -> list[Allergy]:
+        """A patient's allergies, oldest first."""
+        rows = self.db.query(
+            f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? ORDER BY recorded_at, id",
+            (patient_id,),
+        )
+        return [Allergy(*r) for r in rows]

@@ -1,0 +1,200 @@
+"""A workstation's clinic replica: key file + encrypted database + the signed-in person.
+
+Lifecycle: ``Workstation(data_dir)`` is locked. ``init`` creates a clinic; ``sign_in`` or
+``unlock_with_keyring`` opens it; ``lock`` closes the database and zeroes every key.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
+from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
+from core.records import validation as v
+from core.records.clinic import ClinicRecords, new_user
+from core.records.errors import AuthenticationError
+from core.records.models import User
+from core.store.database import DB_FILE_NAME, Database
+from core.store.errors import StoreError, WrongKeyError
+
+log = logging.getLogger(__name__)
+
+
+class WorkstationLockedError(StoreError):
+    """An operation needs the clinic database, which is locked."""
+
+
+class Workstation:
+    """The clinic replica held in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, kdf_params: Argon2Params = DEFAULT_PARAMS) -> None:
+        self.data_dir = data_dir
+        self.kdf_params = kdf_params
+        self._keys: UnlockedKeys | None = None
+        self._db: Database | None = None
+        self._records: ClinicRecords | None = None
+        self.keyring_note: str | None = None
+
+    @property
+    def keyfile_path(self) -> Path:
+        """Where the key slots live."""
+        return self.data_dir / KEYSLOT_FILE_NAME
+
+    @property
+    def db_path(self) -> Path:
+        """Where the encrypted database lives."""
+        return self.data_dir / DB_FILE_NAME
+
+    def is_initialized(self) -> bool:
+        """True if a clinic has been set up in this data folder."""
+        return self.keyfile_path.exists() or self.db_path.exists()
+
+    def keychain(self) -> Keychain:
+        """The key file, freshly read."""
+        return Keychain.load(self.keyfile_path)
+
+    # ----- set-up -----------------------------------------------------------------------
+
+    def init(self, clinic_name: str, username: str, full_name: str, password: str) -> str:
+        """Create the clinic, its first admin and key slots; returns the recovery key."""
+        if self.is_initialized():
+            raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
+        # Validate before anything touches the disk.
+        v.text("clinic", clinic_name)
+        new_user(username, full_name, "admin", password)
+        chain, keys, recovery = Keychain.create(
+            self.keyfile_path, username.strip().lower(), password, self.kdf_params
+        )
+        try:
+            db = Database.create(self.db_path, keys.db_key)
+            records = ClinicRecords(db, username.strip().lower(), self.kdf_params)
+            records.set_up_clinic(clinic_name, username, full_name, password)
+        except BaseException:
+            keys.close()
+            for leftover in self.data_dir.glob(DB_FILE_NAME + "*"):
+                leftover.unlink()
+            self.keyfile_path.unlink(missing_ok=True)
+            raise
+        self._keys, self._db, self._records = keys, db, records
+        try:
+            chain.add_keyring_slot(keys)
+            self.keyring_note = None
+        except KeyringUnavailableError as exc:
+            self.keyring_note = str(exc)
+            log.warning("no OS-keyring slot: %s", exc)
+        return recovery
+
+    # ----- unlocking --------------------------------------------------------------------
+
+    @property
+    def is_unlocked(self) -> bool:
+        """True while the database is open."""
+        return self._db is not None and not self._db.closed
+
+    def _open(self, chain: Keychain, keys: UnlockedKeys) -> None:
+        try:
+            db = Database.open(self.db_path, keys.db_key, chain.matches(keys.db_key.read()))
+        except WrongKeyError:
+            if keys.pending_db_key is None:
+                keys.close()
+                raise
+            # A re-key was interrupted after PRAGMA rekey: finish it.
+            db = Database.open(self.db_path, keys.pending_db_key, key_is_known_good=True)
+            chain.commit_new_db_key(keys)
+        except BaseException:
+            keys.close()
+            raise
+        self._keys, self._db = keys, db
+
+    def unlock_with_keyring(self) -> None:
+        """Open the database with the OS-keyring slot (no person needed)."""
+        chain = self.keychain()
+        self._open(chain, chain.unlock_with_keyring())
+
+    def unlock_with_recovery_key(self, recovery_key: str) -> None:
+        """Open the database with the recovery key (an admin then resets passwords)."""
+        chain = self.keychain()
+        self._open(chain, chain.unlock_with_recovery_key(recovery_key))
+
+    def sign_in(self, username: str, password: str) -> User:
+        """Sign a person in, unlocking the database if needed.
+
+        With the database locked, the user's password slot opens it; if this workstation
+        has no slot for them yet, the keyring slot opens it. Either way the password is then
+        checked against the user's verifier, and a first sign-in here adds their slot.
+        """
+        name = username.strip().lower()
+        chain = self.keychain()
+        if not self.is_unlocked:
+            try:
+                self._open(chain, chain.unlock_with_password(name, password))
+            except WrongSecretError:
+                raise AuthenticationError("wrong user name or password") from None
+            except NoSlotError:
+                try:
+                    self.unlock_with_keyring()
+                except (KeyringUnavailableError, NoSlotError, WrongSecretError):
+                    raise AuthenticationError(
+                        f"{name!r} has not signed in on this workstation before, and it is "
+                        "locked: a colleague who has must sign in first"
+                    ) from None
+        records = ClinicRecords(self._require_db(), name, self.kdf_params)
+        user = records.authenticate(name, password)
+        if chain.password_slot(name) is None:
+            assert self._keys is not None
+            chain.add_password_slot(self._keys, name, password, self.kdf_params)
+        self._records = records
+        return user
+
+    def unlock_for(self, username: str) -> ClinicRecords:
+        """Records acting as ``username`` after an unattended unlock (keyring or recovery)."""
+        records = ClinicRecords(self._require_db(), username.strip().lower(), self.kdf_params)
+        if records.user(username) is None:
+            raise AuthenticationError(f"no user {username!r} in this clinic")
+        self._records = records
+        return records
+
+    def _require_db(self) -> Database:
+        if self._db is None or self._db.closed:
+            raise WorkstationLockedError("the clinic database is locked")
+        return self._db
+
+    @property
+    def records(self) -> ClinicRecords:
+        """Operations as the signed-in person."""
+        if self._records is None or not self.is_unlocked:
+            raise WorkstationLockedError("nobody is signed in")
+        return self._records
+
+    @property
+    def database(self) -> Database:
+        """The open database (for checks)."""
+        return self._require_db()
+
+    def lock(self) -> None:
+        """Close the database and zero the keys in memory."""
+        if self._db is not None:
+            self._db.close()
+        if self._keys is not None:
+            self._keys.close()
+        self._db = self._keys = self._records = None
+
+    # ----- key management ---------------------------------------------------------------
+
+    def change_password(self, username: str, old_password: str, new_password: str) -> None:
+        """Change a password: the synced verifier and this workstation's slot."""
+        records = self.records
+        records.authenticate(username, old_password)
+        records.change_password(username, new_password)
+        assert self._keys is not None
+        self.keychain().add_password_slot(self._keys, username, new_password, self.kdf_params)
+
+    def rekey(self) -> None:
+        """Re-encrypt the database under a fresh key (crash-safe: the new key is staged first)."""
+        assert self._keys is not None
+        chain = self.keychain()
+        new_key = chain.stage_new_db_key(self._keys)
+        self._require_db().rekey(new_key)
+        chain.commit_new_db_key(self._keys)

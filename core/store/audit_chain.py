@@ -1,0 +1,59 @@
+"""The hash-chained audit log's encoding: h_i = SHA-256(h_{i-1} || canonical(entry_i)).
+
+Entries are appended by the write path inside the same transaction as the change they
+describe. Entries name who did what to which record; they hold record ids and field names,
+never clinical values. The chain detects edits, deletions and reordering of entries; like
+any hash chain it cannot stop someone holding the database key from rewriting the whole
+log consistently. The head (last seq and hash) is also kept in ``meta`` so that cutting
+entries off the end shows up, and a later issue anchors it on the clinic server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+HEAD_META_KEY = "audit_head"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit record, as stored."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    details: str  # canonical JSON object
+
+    def canonical(self) -> bytes:
+        """Deterministic bytes hashed into the chain."""
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "ts": self.ts,
+                "actor": self.actor,
+                "action": self.action,
+                "entity": self.entity,
+                "entity_id": self.entity_id,
+                "details": self.details,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+
+
+def canonical_details(details: dict[str, Any] | None) -> str:
+    """Canonical JSON for an entry's details."""
+    return json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
+    """The entry's hash given its predecessor's."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + entry.canonical()).hexdigest()

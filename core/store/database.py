@@ -1,0 +1,279 @@
+"""Opening the SQLCipher file safely, and the single write path (one unit of work per change).
+
+The database key is applied in SQLCipher's raw-key form (``PRAGMA key = "x'<hex>'"``) so
+no KDF runs on it. That PRAGMA string is an immutable Python ``str`` we cannot wipe; it is
+dropped as soon as the statement has run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from core.crypto.secure_memory import SecureMemory
+from core.store import audit_chain
+from core.store.errors import (
+    DamagedDatabaseError,
+    DatabaseMissingError,
+    NotCarelineDatabaseError,
+    StoreError,
+    WrongKeyError,
+)
+from core.store.migrations import migrate
+
+DB_FILE_NAME = "clinic.db"
+PAGE_SIZE = 4096  # SQLCipher 4 default
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+Row = tuple[Any, ...]
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _preflight(path: Path) -> None:
+    """Cheap checks on the raw file that need no key and write nothing."""
+    if not path.exists():
+        raise DatabaseMissingError(f"no clinic database at {path}; run 'careline init' first")
+    size = path.stat().st_size
+    if size == 0:
+        raise DamagedDatabaseError(f"database file {path} is empty (truncated to 0 bytes)")
+    with path.open("rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head == _SQLITE_MAGIC:
+        raise NotCarelineDatabaseError(
+            f"{path} is a plain, unencrypted SQLite file, not an encrypted Careline database"
+        )
+    if size % PAGE_SIZE:
+        raise DamagedDatabaseError(
+            f"database file {path} is damaged: its size ({size} bytes) is not a whole number "
+            f"of {PAGE_SIZE}-byte pages (truncated?)"
+        )
+
+
+def _apply_key(conn: Any, key: SecureMemory) -> None:
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+
+
+def _connect(path: Path, key: SecureMemory, read_only: bool) -> Any:
+    uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+    conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    # SQLCipher logs decryption failures to stderr; we report them ourselves, clearly.
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    _apply_key(conn, key)
+    return conn
+
+
+def verify_key(path: Path, key: SecureMemory, key_is_known_good: bool) -> None:
+    """Check ``key`` opens ``path`` using a read-only connection (nothing on disk changes).
+
+    ``key_is_known_good`` is True when the key file's check value confirmed this key:
+    then a failure means the file is damaged, not that the key is wrong.
+    """
+    _preflight(path)
+    conn = _connect(path, key, read_only=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+    except sqlcipher3.DatabaseError as exc:
+        if key_is_known_good:
+            raise DamagedDatabaseError(
+                f"database file {path} is damaged: its first page fails authentication "
+                "although the key is correct"
+            ) from exc
+        raise WrongKeyError(
+            f"the key does not decrypt {path} (wrong key, or the file is not a Careline database)"
+        ) from exc
+    finally:
+        conn.close()
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists() and path.stat().st_size < page_count * PAGE_SIZE:
+        raise DamagedDatabaseError(
+            f"database file {path} is truncated: it declares {page_count} pages "
+            f"but holds {path.stat().st_size // PAGE_SIZE}"
+        )
+
+
+class Transaction:
+    """A change in progress: SQL runs inside the unit of work's transaction."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
+        """Run one statement."""
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> Any:
+        """Run one statement for many rows."""
+        return self._conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """Read rows within the transaction."""
+        return list(self._conn.execute(sql, params).fetchall())
+
+
+class Database:
+    """An open, unlocked replica store. All writes go through :meth:`write`."""
+
+    def __init__(self, path: Path, conn: Any) -> None:
+        self.path = path
+        self._conn = conn
+        # One connection, serialised: the UI runs store work on one worker thread, the CLI
+        # on its main thread; the lock keeps a stray call from interleaving transactions.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def create(cls, path: Path, key: SecureMemory) -> Database:
+        """Create a new encrypted database at ``path`` (which must not exist)."""
+        if path.exists() and path.stat().st_size > 0:
+            raise StoreError(f"{path} already exists; refusing to overwrite it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(path, key, read_only=False)
+        os.chmod(path, 0o600)
+        return cls._configure(path, conn)
+
+    @classmethod
+    def open(cls, path: Path, key: SecureMemory, key_is_known_good: bool = False) -> Database:
+        """Open an existing database, with clear errors for wrong keys and damaged files."""
+        verify_key(path, key, key_is_known_good)
+        return cls._configure(path, _connect(path, key, read_only=False))
+
+    @classmethod
+    def _configure(cls, path: Path, conn: Any) -> Database:
+        try:
+            conn.execute("PRAGMA cipher_memory_security = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Temporary tables and sort spills stay in RAM: no plaintext temp files.
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA cache_size = -65536")
+            migrate(conn)
+        except sqlcipher3.DatabaseError as exc:
+            conn.close()
+            raise DamagedDatabaseError(f"database file {path} is damaged: {exc}") from exc
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Checkpoint and close; SQLCipher wipes its copy of the key."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        """True once closed (for instance after an auto-lock)."""
+        return self._conn is None
+
+    def _require(self) -> Any:
+        if self._conn is None:
+            raise StoreError("the clinic database is locked")
+        return self._conn
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Row]:
+        """Read rows (no transaction needed for a single statement)."""
+        with self._lock:
+            return list(self._require().execute(sql, params).fetchall())
+
+    @contextmanager
+    def write(
+        self,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> Iterator[Transaction]:
+        """One unit of work: the change and its audit entry commit together or not at all."""
+        with self._lock:
+            conn = self._require()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(conn)
+                self._append_audit(conn, actor, action, entity, entity_id, details)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def read_audited(
+        self, actor: str, action: str, entity: str, entity_id: str
+    ) -> Iterator[Transaction]:
+        """A read that must leave an audit trail (opening a chart)."""
+        with self.write(actor, action, entity, entity_id) as tx:
+            yield tx
+
+    @staticmethod
+    def _append_audit(
+        conn: Any,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None,
+    ) -> None:
+        head = conn.execute(
+            "SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,)
+        ).fetchone()
+        prev_seq, prev_hash = (0, audit_chain.GENESIS_HASH)
+        if head is not None:
+            seq_text, prev_hash = head[0].split(":", 1)
+            prev_seq = int(seq_text)
+        entry = audit_chain.AuditEntry(
+            seq=prev_seq + 1,
+            ts=utc_now(),
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            details=audit_chain.canonical_details(details),
+        )
+        digest = audit_chain.chain_hash(prev_hash, entry)
+        conn.execute(
+            "INSERT INTO audit_log (seq, ts, actor, action, entity, entity_id, details, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.seq,
+                entry.ts,
+                actor,
+                action,
+                entity,
+                entity_id,
+                entry.details,
+                prev_hash,
+                digest,
+            ),
+        )
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (audit_chain.HEAD_META_KEY, f"{entry.seq}:{digest}"),
+        )
+
+    def integrity_problems(self) -> list[str]:
+        """Run SQLite's and SQLCipher's integrity checks; empty list when healthy."""
+        with self._lock:
+            conn = self._require()
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            problems = [p for p in problems if p != "ok"]
+            problems += [str(r[0]) for r in conn.execute("PRAGMA cipher_integrity_check")]
+            return problems
+
+    def rekey(self, new_key: SecureMemory) -> None:
+        """Re-encrypt every page under ``new_key`` (``PRAGMA rekey``)."""
+        with self._lock:
+            conn = self._require()
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute(f"PRAGMA rekey = \"x'{new_key.hex()}'\"")

@@ -1,0 +1,188 @@
+"""Schema migrations, applied in order inside one transaction each; version in ``schema_version``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.store.errors import SchemaTooNewError
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'front_desk')),
+    verifier TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE patients (
+    id TEXT PRIMARY KEY,
+    mrn TEXT,
+    family TEXT NOT NULL,
+    given TEXT NOT NULL,
+    birth_date TEXT NOT NULL,
+    sex TEXT,
+    phone TEXT,
+    sort_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX patients_by_name ON patients (sort_key, id);
+CREATE UNIQUE INDEX patients_by_mrn ON patients (mrn) WHERE mrn IS NOT NULL;
+
+-- Full-text index over the encrypted file's own pages: it is encrypted like everything else.
+CREATE VIRTUAL TABLE patients_fts USING fts5 (
+    family, given, mrn, birth_date,
+    content = 'patients', content_rowid = 'rowid',
+    prefix = '1 2 3', tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER patients_fts_insert AFTER INSERT ON patients BEGIN
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date)
+    VALUES (new.rowid, new.family, new.given, new.mrn, new.birth_date);
+END;
+CREATE TRIGGER patients_fts_delete AFTER DELETE ON patients BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date)
+    VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date);
+END;
+CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date)
+    VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date);
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date)
+    VALUES (new.rowid, new.family, new.given, new.mrn, new.birth_date);
+END;
+
+CREATE TABLE appointments (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    reason TEXT,
+    status TEXT NOT NULL DEFAULT 'booked'
+);
+CREATE INDEX appointments_by_patient ON appointments (patient_id, starts_at);
+
+CREATE TABLE encounters (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    started_at TEXT NOT NULL,
+    reason TEXT,
+    clinician TEXT
+);
+CREATE INDEX encounters_by_patient ON encounters (patient_id, started_at);
+
+CREATE TABLE observations (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    encounter_id TEXT REFERENCES encounters (id),
+    code TEXT NOT NULL,
+    value TEXT NOT NULL,
+    unit TEXT,
+    observed_at TEXT NOT NULL
+);
+CREATE INDEX observations_by_patient ON observations (patient_id, observed_at);
+
+CREATE TABLE allergies (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    substance TEXT NOT NULL,
+    reaction TEXT,
+    severity TEXT,
+    recorded_at TEXT NOT NULL,
+    recorded_by TEXT NOT NULL
+);
+CREATE INDEX allergies_by_patient ON allergies (patient_id);
+
+CREATE TABLE medications (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    name TEXT NOT NULL,
+    dose TEXT,
+    route TEXT,
+    frequency TEXT,
+    active INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX medications_by_patient ON medications (patient_id);
+
+CREATE TABLE conditions (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    code TEXT,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    onset TEXT
+);
+CREATE INDEX conditions_by_patient ON conditions (patient_id);
+
+CREATE TABLE notes (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    encounter_id TEXT REFERENCES encounters (id),
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    signed_at TEXT
+);
+CREATE INDEX notes_by_patient ON notes (patient_id);
+
+CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients (id),
+    filename TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX attachments_by_patient ON attachments (patient_id);
+
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Any) -> int:
+    """Schema version recorded in the database (0 for a new one)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: Any) -> int:
+    """Bring the schema up to date; refuse a database newer than this code."""
+    version = current_version(conn)
+    if version > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"database schema version {version} is newer than this Careline supports "
+            f"({LATEST_VERSION}); update Careline"
+        )
+    for target, script in MIGRATIONS:
+        if target <= version:
+            continue
+        # One script, one transaction: a failed migration leaves the previous schema intact.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\n"
+                f"INSERT INTO schema_version (version) VALUES ({int(target)});\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        version = target
+    return version
