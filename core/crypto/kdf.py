@@ -8,6 +8,7 @@ file must not make an unlock allocate gigabytes or spin for minutes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,8 +95,21 @@ def hash_password(password: str, params: Argon2Params = DEFAULT_PARAMS) -> str:
     return kdf.derive_phc_encoded(password.encode("utf-8"))
 
 
+_PHC = re.compile(
+    r"^\$argon2id\$v=19\$m=(\d{1,8}),t=(\d{1,3}),p=(\d{1,3})\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{16,}$"
+)
+
+
 def verify_password(password: str, verifier: str) -> bool:
-    """Check ``password`` against a PHC verifier; the final comparison is ``cryptography``'s."""
+    """Check ``password`` against a PHC verifier; the final comparison is ``cryptography``'s.
+
+    Verifiers arrive through sync, so their cost parameters are bounded before use.
+    """
+    match = _PHC.match(verifier)
+    if match is None:
+        raise ValueError("stored password verifier is malformed (not an Argon2id PHC string)")
+    memory, iterations, lanes = (int(g) for g in match.groups())
+    Argon2Params(iterations=iterations, lanes=lanes, memory_kib=memory).validate()
     try:
         Argon2id.verify_phc_encoded(password.encode("utf-8"), verifier)
     except InvalidKey:

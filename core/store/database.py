@@ -65,7 +65,9 @@ def _apply_key(conn: Any, key: SecureMemory) -> None:
 
 
 def _connect(path: Path, key: SecureMemory, read_only: bool) -> Any:
-    uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+    # immutable=1 on the read-only probe: no locks, no -wal/-shm files created, so a failed
+    # open leaves the folder exactly as it was.
+    uri = f"file:{path}?mode=ro&immutable=1" if read_only else f"file:{path}"
     conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     # SQLCipher logs decryption failures to stderr; we report them ourselves, clearly.
     conn.execute("PRAGMA cipher_log_level = NONE")
@@ -266,9 +268,14 @@ class Database:
         """Run SQLite's and SQLCipher's integrity checks; empty list when healthy."""
         with self._lock:
             conn = self._require()
-            problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-            problems = [p for p in problems if p != "ok"]
-            problems += [str(r[0]) for r in conn.execute("PRAGMA cipher_integrity_check")]
+            problems: list[str] = []
+            for pragma in ("integrity_check", "cipher_integrity_check"):
+                try:
+                    rows = conn.execute(f"PRAGMA {pragma}").fetchall()
+                except sqlcipher3.DatabaseError as exc:
+                    problems.append(f"{pragma}: {exc}")
+                    continue
+                problems += [f"{pragma}: {r[0]}" for r in rows if r[0] != "ok"]
             return problems
 
     def rekey(self, new_key: SecureMemory) -> None:
