@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.backend
 import keyring.backends.fail
+import keyring.backends.SecretService
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from tests.secret_service import (
+    secret_service_available,
+    start_secret_service,
+    stop_secret_service,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -20,7 +26,7 @@ PASSWORD = "correct horse battery"
 def no_keyring() -> Iterator[None]:
     """The real 'no keyring here' backend, as on a headless Linux workstation."""
     previous = keyring.get_keyring()
-    keyring.set_keyring(keyring.backends.fail.Keyring())
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
@@ -37,3 +43,27 @@ def workstation(tmp_path: Path, no_keyring: None) -> Iterator[Workstation]:
         yield ws
     finally:
         ws.lock()
+
+
+@pytest.fixture
+def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A real OS keyring: gnome-keyring's Secret Service on a private D-Bus.
+
+    Yields the environment a subprocess needs to reach it. CI sets
+    CARELINE_REQUIRE_SECRET_SERVICE=1 so a missing daemon fails instead of skipping.
+    """
+    reason = secret_service_available()
+    if reason is not None:
+        if os.environ.get("CARELINE_REQUIRE_SECRET_SERVICE") == "1":
+            pytest.fail(f"Secret Service required but unavailable: {reason}")
+        pytest.skip(reason)
+    env = start_secret_service(tmp_path / "secret-service")
+    previous = keyring.get_keyring()
+    try:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        keyring.set_keyring(keyring.backends.SecretService.Keyring())  # type: ignore[no-untyped-call]
+        yield env
+    finally:
+        keyring.set_keyring(previous)
+        stop_secret_service(env)

@@ -28,7 +28,7 @@ def verify_audit_log(db: Database) -> AuditReport:
         "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash, hash "
         "FROM audit_log ORDER BY rowid"
     )
-    by_hash = {row[8]: row[0] for row in rows}
+    original_seq = _original_positions(rows)
     problems: list[str] = []
     expected_seq, prev_hash = 1, audit_chain.GENESIS_HASH
     for seq, ts, actor, action, entity, entity_id, details, stored_prev, stored_hash in rows:
@@ -37,7 +37,7 @@ def verify_audit_log(db: Database) -> AuditReport:
             missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
             problems.append(f"audit entry {missing} is missing (deleted)")
         if audit_chain.chain_hash(stored_prev, entry) != stored_hash:
-            problems.append(_explain_mismatch(entry, stored_prev, stored_hash, by_hash))
+            problems.append(_explain_mismatch(entry, stored_prev, stored_hash, original_seq))
         elif stored_prev != prev_hash and seq == expected_seq:
             problems.append(f"audit entry {seq} does not follow entry {seq - 1} (chain broken)")
         expected_seq, prev_hash = seq + 1, stored_hash
@@ -52,14 +52,25 @@ def verify_audit_log(db: Database) -> AuditReport:
     return AuditReport(entries=len(rows), head_seq=head_seq, problems=tuple(problems))
 
 
+def _original_positions(rows: list[tuple[object, ...]]) -> dict[str, int]:
+    """Follow the stored prev-hash links from the genesis: hash -> position it was written at."""
+    successor = {str(row[7]): str(row[8]) for row in rows}
+    positions: dict[str, int] = {}
+    link, position = audit_chain.GENESIS_HASH, 0
+    while link in successor and position < len(rows):
+        link, position = successor[link], position + 1
+        positions[link] = position
+    return positions
+
+
 def _explain_mismatch(
-    entry: audit_chain.AuditEntry, stored_prev: str, stored_hash: str, by_hash: dict[str, int]
+    entry: audit_chain.AuditEntry, stored_prev: str, stored_hash: str, original_seq: dict[str, int]
 ) -> str:
     """Tell a moved entry (renumbered, otherwise intact) from an edited one."""
-    predecessor = by_hash.get(stored_prev, 0 if stored_prev == audit_chain.GENESIS_HASH else None)
-    if predecessor is not None and predecessor + 1 != entry.seq:
-        original = audit_chain.AuditEntry(
-            predecessor + 1,
+    original = original_seq.get(stored_hash)
+    if original is not None and original != entry.seq:
+        as_written = audit_chain.AuditEntry(
+            original,
             entry.ts,
             entry.actor,
             entry.action,
@@ -67,9 +78,6 @@ def _explain_mismatch(
             entry.entity_id,
             entry.details,
         )
-        if audit_chain.chain_hash(stored_prev, original) == stored_hash:
-            return (
-                f"audit entry {predecessor + 1} was moved to position {entry.seq} "
-                "(entries reordered)"
-            )
+        if audit_chain.chain_hash(stored_prev, as_written) == stored_hash:
+            return f"audit entry {original} was moved to position {entry.seq} (entries reordered)"
     return f"audit entry {entry.seq} was altered: its content does not match its hash"

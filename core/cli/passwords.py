@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.config.settings import ConfigError
 
-PASSWORD_FILE_ENV = "CARELINE_PASSWORD_FILE"
+PASSWORD_FILE_ENV = "CARELINE_PASSWORD_FILE"  # noqa: S105 (a variable name, not a secret)
 
 
 def read_password(from_stdin: bool, password_file: Path | None) -> str | None:

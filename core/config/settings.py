@@ -48,9 +48,7 @@ class Setting:
             else:
                 value = str(raw)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"{where}: {raw!r} is not a valid {self.type.__name__}"
-            ) from None
+            raise ConfigError(f"{where}: {raw!r} is not a valid {self.type.__name__}") from None
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{where}: {value} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:

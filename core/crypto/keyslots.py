@@ -107,4 +107,6 @@ def make_slot(
 
 def open_slot(slot: KeySlot, db_id: str, secret: bytes) -> bytes:
     """Unwrap the slot's key; raises DecryptionError for a wrong secret or altered slot."""
-    return aead.decrypt(_wrapping_key(secret, slot.salt, slot.params), slot.wrapped, slot.aad(db_id))
+    return aead.decrypt(
+        _wrapping_key(secret, slot.salt, slot.params), slot.wrapped, slot.aad(db_id)
+    )

@@ -150,7 +150,9 @@ class Keychain:
             "db_id": self.db_id,
             "default_user": self.default_user,
             "db_key": self.db_key.to_dict(),
-            "pending_db_key": None if self.pending_db_key is None else self.pending_db_key.to_dict(),
+            "pending_db_key": None
+            if self.pending_db_key is None
+            else self.pending_db_key.to_dict(),
             "slots": [s.to_dict() for s in self.slots],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,9 @@ class Keychain:
         kek = SecureMemory.from_bytes(bytearray(kek_bytes))
         try:
             db_key = SecureMemory.from_bytes(
-                bytearray(aead.decrypt(kek.read(), self.db_key.wrapped, self.db_key.aad(self.db_id)))
+                bytearray(
+                    aead.decrypt(kek.read(), self.db_key.wrapped, self.db_key.aad(self.db_id))
+                )
             )
             pending = None
             if self.pending_db_key is not None:
@@ -292,7 +296,9 @@ class Keychain:
         try:
             kek = open_slot(slot, self.db_id, secret)
         except DecryptionError:
-            raise WrongSecretError("the secret in the OS keyring does not open this workstation") from None
+            raise WrongSecretError(
+                "the secret in the OS keyring does not open this workstation"
+            ) from None
         return self._unlock_with_kek(kek)
 
     # ----- managing slots -------------------------------------------------------------

@@ -8,6 +8,7 @@ change how a change is stored (CRDT documents, the op log) without touching any 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 import unicodedata
 from typing import Any
 
@@ -59,9 +60,7 @@ def _summary(row: Row) -> PatientSummary:
 class ClinicRecords:
     """Operations on one unlocked clinic database, on behalf of one signed-in person."""
 
-    def __init__(
-        self, db: Database, actor: str, kdf_params: Argon2Params = DEFAULT_PARAMS
-    ) -> None:
+    def __init__(self, db: Database, actor: str, kdf_params: Argon2Params = DEFAULT_PARAMS) -> None:
         self.db = db
         self.actor = actor
         self._kdf_params = kdf_params
@@ -198,7 +197,7 @@ class ClinicRecords:
         if clash:
             raise ValidationError("mrn", f"{mrn!r} is already used by another patient")
 
-    def update_patient(self, patient_id: str, changes: dict[str, str | None]) -> Patient:
+    def update_patient(self, patient_id: str, changes: Mapping[str, str | None]) -> Patient:
         """Change demographic fields; the audit entry names the fields, not their values."""
         unknown = sorted(set(changes) - set(PATIENT_EDITABLE))
         if unknown:

@@ -95,7 +95,9 @@ class Workstation:
 
     def _open(self, chain: Keychain, keys: UnlockedKeys) -> None:
         try:
-            db = Database.open(self.db_path, keys.db_key, chain.matches(keys.db_key.read()))
+            # While a re-key is pending, a failure may just mean the new key is in force.
+            known_good = keys.pending_db_key is None and chain.matches(keys.db_key.read())
+            db = Database.open(self.db_path, keys.db_key, known_good)
         except WrongKeyError:
             if keys.pending_db_key is None:
                 keys.close()

@@ -1,4 +1,4 @@
-"""Schema migrations, applied in order inside one transaction each; version in ``schema_version``."""
+"""Schema migrations, one transaction each; the version is kept in ``schema_version``."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from core.crypto.secure_memory import SecureMemory, disable_core_dumps
+from core.crypto.secure_memory import SecureMemory
 
 
 def _vmlck_kb() -> int:

@@ -82,7 +82,7 @@ def test_truncated_file_is_named(db_file: tuple[Path, SecureMemory], keep: int) 
     with path.open("r+b") as fh:
         fh.truncate(keep)
     before = _snapshot(path.parent)
-    with pytest.raises(DamagedDatabaseError, match="empty|whole number of|truncated|damaged"):
+    with pytest.raises(DamagedDatabaseError, match=r"empty|whole number of|truncated|damaged"):
         Database.open(path, key, key_is_known_good=True)
     assert _snapshot(path.parent) == before
 
@@ -116,9 +116,14 @@ def test_write_is_atomic_with_its_audit_entry(db_file: tuple[Path, SecureMemory]
     path, key = db_file
     db = Database.open(path, key)
     before = db.query("SELECT count(*) FROM audit_log")[0][0]
-    with pytest.raises(RuntimeError), db.write("t", "patient.update", "patient", "p1") as tx:
-        tx.execute("UPDATE patients SET family = 'Changed' WHERE id = 'p1'")
-        raise RuntimeError("crash in the middle")
+
+    def change_then_crash() -> None:
+        with db.write("t", "patient.update", "patient", "p1") as tx:
+            tx.execute("UPDATE patients SET family = 'Changed' WHERE id = 'p1'")
+            raise RuntimeError("crash in the middle")
+
+    with pytest.raises(RuntimeError):
+        change_then_crash()
     assert db.query("SELECT family FROM patients WHERE id = 'p1'")[0][0] == "Quixotic"
     assert db.query("SELECT count(*) FROM audit_log")[0][0] == before
     db.close()

@@ -1,0 +1,237 @@
+"""The ``careline`` command line as operators script it: real processes, real SQLCipher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PASSWORD = "correct horse battery"
+
+
+def careline(
+    data_dir: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        # The real "no keyring here" backend, as on a headless Linux workstation.
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def as_admin(data_dir: Path, *args: str) -> Any:
+    result = careline(data_dir, "--json", "--password-stdin", *args, stdin=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("cli") / "data"
+    result = careline(
+        data, "--json", "--password-stdin", "init", "--clinic", "Harbour Clinic", "--user",
+        "admin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["user"] == "admin" and doc["keyring_slot"] is False
+    assert len(doc["recovery_key"].split("-")) == 8
+    return data
+
+
+def test_init_shows_recovery_key_once_and_explains_missing_keyring(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    first = careline(
+        data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+    )
+    assert first.returncode == 0, first.stderr
+    assert "RECOVERY KEY" in first.stdout
+    assert "No OS-keyring slot: no OS keyring is available" in first.stdout
+    recovery = first.stdout.strip().splitlines()[-1].strip()
+    for f in data.iterdir():
+        assert recovery.encode() not in f.read_bytes()
+    again = careline(
+        data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+    )
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+def test_patient_round_trip(clinic: Path) -> None:
+    added = as_admin(
+        clinic, "patient", "add", "--family", "Marchetti", "--given", "Lucia",
+        "--birth-date", "1972-04-18", "--mrn", "HC-7781", "--sex", "female",
+    )  # fmt: skip
+    found = as_admin(clinic, "patient", "search", "march luc")
+    assert [p["id"] for p in found] == [added["id"]]
+    assert as_admin(clinic, "patient", "search", "HC-7781")[0]["id"] == added["id"]
+    as_admin(clinic, "allergy", "add", added["id"], "Sulfonamides", "--severity", "moderate")
+    updated = as_admin(clinic, "patient", "set", added["id"], "phone", "555-0199")
+    assert updated["phone"] == "555-0199"
+    chart = as_admin(clinic, "patient", "show", added["id"])
+    assert chart["allergies"][0]["substance"] == "Sulfonamides"
+    assert chart["family"] == "Marchetti"
+
+
+def test_password_file_and_plain_output(clinic: Path, tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    result = careline(
+        clinic, "patient", "add", "--family", "Osei", "--given", "Kwame",
+        "--birth-date", "1999-12-31", env={"CARELINE_PASSWORD_FILE": str(pw)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "OSEI, Kwame" in result.stdout
+
+
+def test_no_password_and_no_keyring_is_explained(clinic: Path) -> None:
+    result = careline(clinic, "patient", "search", "a")
+    assert result.returncode == 3
+    assert "OS-keyring slot" in result.stderr and "--password-stdin" in result.stderr
+    assert result.stdout == ""
+
+
+def test_wrong_password(clinic: Path) -> None:
+    result = careline(clinic, "--password-stdin", "patient", "search", "a", stdin="nope\n")
+    assert result.returncode == 3
+    assert "wrong user name or password" in result.stderr
+
+
+def test_unknown_user(clinic: Path) -> None:
+    result = careline(
+        clinic, "--user", "ghost", "--password-stdin", "patient", "search", "a", stdin=PASSWORD
+    )
+    assert result.returncode == 3
+    assert "'ghost' has not signed in on this workstation" in result.stderr
+
+
+def test_bad_input_names_the_field(clinic: Path) -> None:
+    result = careline(
+        clinic, "--password-stdin", "patient", "add", "--family", "X", "--given", "Y",
+        "--birth-date", "31/12/1999", stdin=PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "birth_date: '31/12/1999' is not a date in YYYY-MM-DD form" in result.stderr
+
+
+def test_bad_setting_is_named(clinic: Path) -> None:
+    result = careline(
+        clinic, "--password-stdin", "db", "check", stdin=PASSWORD,
+        env={"CARELINE_AUTO_LOCK_MINUTES": "soon"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "CARELINE_AUTO_LOCK_MINUTES" in result.stderr
+
+
+def test_checks_pass_and_files_hold_no_plaintext(clinic: Path) -> None:
+    as_admin(
+        clinic, "patient", "add", "--family", "Vanderplaats", "--given", "Hendrika",
+        "--birth-date", "1941-06-06",
+    )  # fmt: skip
+    assert as_admin(clinic, "audit", "verify")["ok"] is True
+    assert as_admin(clinic, "db", "check")["ok"] is True
+    for f in clinic.iterdir():
+        content = f.read_bytes()
+        for word in (b"Vanderplaats", b"Hendrika", b"Harbour Clinic", b"Marchetti"):
+            assert word not in content, (f.name, word)
+
+
+def test_tampered_audit_log_fails_verify(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert (
+        careline(
+            data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
+    as_admin(data, "patient", "add", "--family", "A", "--given", "B", "--birth-date", "2000-01-01")
+    # Someone holding the key edits an entry directly.
+    from core.crypto.kdf import FAST_PARAMS
+    from core.records.workstation import Workstation
+
+    ws = Workstation(data, kdf_params=FAST_PARAMS)
+    ws.sign_in("admin", PASSWORD)
+    ws.database._conn.execute("UPDATE audit_log SET action = 'nothing' WHERE seq = 2")
+    ws.lock()
+    result = careline(data, "--password-stdin", "audit", "verify", stdin=PASSWORD)
+    assert result.returncode == 4
+    assert "audit entry 2 was altered" in result.stdout
+
+
+def test_damaged_database_is_reported_and_left_alone(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert (
+        careline(
+            data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
+    db = data / "clinic.db"
+    with db.open("r+b") as fh:
+        fh.truncate(5000)
+    before = db.read_bytes()
+    result = careline(data, "--password-stdin", "db", "check", stdin=PASSWORD)
+    assert result.returncode == 1
+    assert "is damaged" in result.stderr and "clinic.db" in result.stderr
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in data.iterdir()) == ["clinic.db", "keyslots.json"]
+
+
+def test_wrong_key_file_for_database(tmp_path: Path) -> None:
+    """A key file from another clinic next to this database: named, nothing changed."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for d in (one, two):
+        assert (
+            careline(
+                d, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+            ).returncode
+            == 0
+        )
+    (one / "keyslots.json").write_bytes((two / "keyslots.json").read_bytes())
+    before = (one / "clinic.db").read_bytes()
+    result = careline(one, "--password-stdin", "db", "check", stdin=PASSWORD)
+    assert result.returncode == 1
+    assert "first page fails authentication" in result.stderr
+    assert (one / "clinic.db").read_bytes() == before
+
+
+def test_no_clinic_yet(tmp_path: Path) -> None:
+    result = careline(tmp_path / "empty", "patient", "search", "x")
+    assert result.returncode == 1
+    assert "run 'careline init' first" in result.stderr
+
+
+def test_unattended_unlock_with_os_keyring(tmp_path: Path, secret_service: dict[str, str]) -> None:
+    data = tmp_path / "d"
+    env = {**secret_service, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"}
+    init = careline(
+        data, "--password-stdin", "init", "--clinic", "C", "--user", "admin",
+        stdin=PASSWORD, env=env,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    assert "An OS-keyring slot was added" in init.stdout
+    added = careline(
+        data, "--json", "patient", "add", "--family", "Keyring", "--given", "Only",
+        "--birth-date", "1990-01-01", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["family"] == "Keyring"
+    # Without the keyring, the same command needs a password.
+    assert careline(data, "patient", "search", "keyring").returncode == 3
