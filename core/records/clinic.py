@@ -7,16 +7,29 @@ change how a change is stored (CRDT documents, the op log) without touching any 
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Mapping
-import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
+from core.records import crdt
 from core.records import validation as v
+from core.records.changes import change
+from core.records.crdt import RecordDoc
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
-from core.records.models import PATIENT_EDITABLE, Allergy, Chart, Patient, PatientSummary, User
-from core.store.database import Database, Row, utc_now
+from core.records.models import (
+    PATIENT_EDITABLE,
+    Allergy,
+    Chart,
+    Conflict,
+    ConflictCandidate,
+    Patient,
+    PatientSummary,
+    User,
+)
+from core.records.types import record_type
+from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
 
 _PATIENT_COLS = "id, family, given, birth_date, sex, mrn, phone, created_at, updated_at"
@@ -29,24 +42,25 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def sort_key(family: str, given: str) -> str:
-    """Case- and accent-insensitive ordering key for the patient list."""
-    text = f"{family}\x1f{given}".casefold()
-    return "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
-    )
-
-
 def new_user(username: str, full_name: str, role: str, password: str) -> User:
-    """Validate a new account's fields and give it an id (nothing is written)."""
+    """Validate a new account's fields and give it an id (nothing is written).
+
+    The id derives from the login name, so the same account created on two offline
+    workstations is one record (its fields merge) rather than two clashing ones.
+    """
     v.password(password)
+    name = v.username(username)
     return User(
-        id=new_id(),
+        id=f"user:{name}",
         username=v.username(username),
         full_name=v.text("full_name", full_name) or "",
         role=v.role(role),
         active=True,
     )
+
+
+def _remove_element(doc: RecordDoc, field: str, element_id: str) -> None:
+    crdt.remove(doc, field, element_id)
 
 
 def _patient(row: Row) -> Patient:
@@ -73,28 +87,30 @@ class ClinicRecords:
         if self.db.query("SELECT 1 FROM users LIMIT 1"):
             raise ValidationError("clinic", "this database already has users")
         user = new_user(username, full_name, "admin", password)
+        self.actor = user.username
         with self.db.write(user.username, "clinic.create", "clinic", "clinic") as tx:
             tx.execute("INSERT INTO meta (key, value) VALUES ('clinic_name', ?)", (name,))
             self._insert_user(tx, user, password)
         return user
 
-    def _insert_user(self, tx: Any, user: User, password: str) -> None:
-        now = utc_now()
+    def _insert_user(self, tx: Transaction, user: User, password: str) -> None:
         if tx.query("SELECT 1 FROM users WHERE username = ?", (user.username,)):
             raise ValidationError("username", f"{user.username!r} already exists")
-        tx.execute(
-            "INSERT INTO users (id, username, full_name, role, verifier, active, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-            (
-                user.id,
-                user.username,
-                user.full_name,
-                user.role,
-                hash_password(password, self._kdf_params),
-                now,
-                now,
-            ),
-        )
+        verifier = hash_password(password, self._kdf_params)
+        now = utc_now()
+
+        def create(doc: RecordDoc, hlc: str) -> None:
+            for field, value in (
+                ("username", user.username),
+                ("full_name", user.full_name),
+                ("role", user.role),
+                ("verifier", verifier),
+                ("active", True),
+                ("created_at", now),
+            ):
+                crdt.write(doc, field, value, hlc, self.actor)
+
+        change(tx, self.actor, user.id, "user", create)
 
     def add_user(self, username: str, full_name: str, role: str, password: str) -> User:
         """Create a staff account."""
@@ -143,10 +159,7 @@ class ClinicRecords:
             raise NotFoundError(f"no user {username!r}")
         verifier = hash_password(new_password, self._kdf_params)
         with self.db.write(self.actor, "user.password_change", "user", user.id) as tx:
-            tx.execute(
-                "UPDATE users SET verifier = ?, updated_at = ? WHERE id = ?",
-                (verifier, utc_now(), user.id),
-            )
+            change(tx, self.actor, user.id, "user", self._setter({"verifier": verifier}))
 
     # ----- patients ---------------------------------------------------------------------
 
@@ -168,26 +181,21 @@ class ClinicRecords:
             "mrn": v.mrn(mrn),
             "phone": v.text("phone", phone, required=False),
         }
-        pid, now = new_id(), utc_now()
+        pid = new_id()
+        fields["created_at"] = utc_now()
         with self.db.write(self.actor, "patient.create", "patient", pid) as tx:
             self._check_mrn_free(tx, fields["mrn"], pid)
-            tx.execute(
-                "INSERT INTO patients (id, family, given, birth_date, sex, mrn, phone, sort_key, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    pid,
-                    fields["family"],
-                    fields["given"],
-                    fields["birth_date"],
-                    fields["sex"],
-                    fields["mrn"],
-                    fields["phone"],
-                    sort_key(str(fields["family"]), str(fields["given"])),
-                    now,
-                    now,
-                ),
-            )
+            change(tx, self.actor, pid, "patient", self._setter(fields))
         return self.get_patient(pid)
+
+    def _setter(self, fields: Mapping[str, crdt.Value]) -> Callable[[RecordDoc, str], None]:
+        """A mutation writing each field, superseding every value this replica has seen."""
+
+        def mutate(doc: RecordDoc, hlc: str) -> None:
+            for field, value in fields.items():
+                crdt.write(doc, field, value, hlc, self.actor)
+
+        return mutate
 
     @staticmethod
     def _check_mrn_free(tx: Any, mrn: str | None, patient_id: str) -> None:
@@ -205,34 +213,15 @@ class ClinicRecords:
                 unknown[0], f"is not a patient field (one of {', '.join(PATIENT_EDITABLE)})"
             )
         current = self.get_patient(patient_id)
-        cleaned: dict[str, str | None] = {}
-        for field, value in changes.items():
-            if field == "birth_date":
-                cleaned[field] = v.birth_date(value)
-            elif field == "sex":
-                cleaned[field] = v.sex(value)
-            elif field == "mrn":
-                cleaned[field] = v.mrn(value)
-            else:
-                cleaned[field] = v.text(field, value, required=field in ("family", "given"))
+        cleaned = {field: v.patient_field(field, value) for field, value in changes.items()}
         changed = {f: val for f, val in cleaned.items() if getattr(current, f) != val}
         if not changed:
             return current
-        merged = {**current.to_dict(), **changed}
         details = {"fields": sorted(changed)}
         with self.db.write(self.actor, "patient.update", "patient", patient_id, details) as tx:
             if "mrn" in changed:
                 self._check_mrn_free(tx, changed["mrn"], patient_id)
-            assignments = ", ".join(f"{f} = ?" for f in changed)
-            tx.execute(
-                f"UPDATE patients SET {assignments}, sort_key = ?, updated_at = ? WHERE id = ?",
-                (
-                    *changed.values(),
-                    sort_key(merged["family"], merged["given"]),
-                    utc_now(),
-                    patient_id,
-                ),
-            )
+            change(tx, self.actor, patient_id, "patient", self._setter(changed))
         return self.get_patient(patient_id)
 
     def get_patient(self, patient_id: str) -> Patient:
@@ -290,39 +279,36 @@ class ClinicRecords:
     ) -> Allergy:
         """Record an allergy on a patient's chart."""
         self.get_patient(patient_id)
-        allergy = Allergy(
-            id=new_id(),
-            patient_id=patient_id,
-            substance=v.text("substance", substance) or "",
-            reaction=v.text("reaction", reaction, required=False),
-            severity=v.severity(severity),
-            recorded_at=utc_now(),
-            recorded_by=self.actor,
-        )
+        value: dict[str, crdt.Value] = {
+            "substance": v.text("substance", substance),
+            "reaction": v.text("reaction", reaction, required=False),
+            "severity": v.severity(severity),
+        }
+        holder: list[str] = []
+
+        def add(doc: RecordDoc, hlc: str) -> None:
+            holder.append(crdt.add(doc, "allergies", value, hlc, self.actor))
+
         details = {"patient_id": patient_id}
-        with self.db.write(self.actor, "allergy.add", "allergy", allergy.id, details) as tx:
-            tx.execute(
-                f"INSERT INTO allergies ({_ALLERGY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    allergy.id,
-                    allergy.patient_id,
-                    allergy.substance,
-                    allergy.reaction,
-                    allergy.severity,
-                    allergy.recorded_at,
-                    allergy.recorded_by,
-                ),
-            )
-        return allergy
+        with self.db.write(self.actor, "allergy.add", "patient", patient_id, details) as tx:
+            change(tx, self.actor, patient_id, "patient", add)
+        return next(a for a in self.allergies(patient_id) if a.id == holder[0])
 
     def remove_allergy(self, allergy_id: str) -> None:
-        """Remove an allergy entered in error."""
+        """Remove an allergy entered in error (a concurrent re-add elsewhere survives)."""
         rows = self.db.query("SELECT patient_id FROM allergies WHERE id = ?", (allergy_id,))
         if not rows:
             raise NotFoundError(f"no allergy with id {allergy_id!r}")
-        details = {"patient_id": rows[0][0]}
-        with self.db.write(self.actor, "allergy.remove", "allergy", allergy_id, details) as tx:
-            tx.execute("DELETE FROM allergies WHERE id = ?", (allergy_id,))
+        patient_id = str(rows[0][0])
+        details = {"allergy_id": allergy_id}
+        with self.db.write(self.actor, "allergy.remove", "patient", patient_id, details) as tx:
+            change(
+                tx,
+                self.actor,
+                patient_id,
+                "patient",
+                lambda doc, _hlc: _remove_element(doc, "allergies", allergy_id),
+            )
 
     def allergies(self, patient_id: str) -> list[Allergy]:
         """A patient's allergies, oldest first."""
@@ -331,3 +317,78 @@ class ClinicRecords:
             (patient_id,),
         )
         return [Allergy(*r) for r in rows]
+
+    def delete_patient(self, patient_id: str) -> None:
+        """Delete a patient's record. An edit made elsewhere concurrently becomes a conflict."""
+        self.get_patient(patient_id)
+
+        def delete(doc: RecordDoc, hlc: str) -> None:
+            rtype = record_type("patient")
+            seen = [e.write_id for f in rtype.registers for e in crdt.live(doc, f)]
+            crdt.write(doc, "deleted", True, hlc, self.actor, observe=seen)
+
+        with self.db.write(self.actor, "patient.delete", "patient", patient_id) as tx:
+            change(tx, self.actor, patient_id, "patient", delete)
+
+    # ----- conflicts --------------------------------------------------------------------
+
+    def conflicts(self, record_id: str | None = None) -> list[Conflict]:
+        """Open conflicts (of one record, or all), oldest record first."""
+        sql = "SELECT id, record_id, record_type, field, candidates FROM conflicts"
+        params: tuple[Any, ...] = ()
+        if record_id is not None:
+            sql += " WHERE record_id = ?"
+            params = (record_id,)
+        rows = self.db.query(sql + " ORDER BY record_id, field", params)
+        return [
+            Conflict(
+                id=r[0],
+                record_id=r[1],
+                record_type=r[2],
+                field=r[3],
+                candidates=tuple(ConflictCandidate(**c) for c in json.loads(r[4])),
+            )
+            for r in rows
+        ]
+
+    def resolve_conflict(
+        self, conflict_id: str, choose: str | None = None, value: str | None = None
+    ) -> None:
+        """Settle a conflict with one op superseding every live value.
+
+        ``choose`` picks a candidate by id; ``value`` enters a new value instead. For an
+        edit-vs-delete conflict, choosing the deletion deletes; anything else keeps the record.
+        """
+        if (choose is None) == (value is None):
+            raise ValidationError("resolution", "give exactly one of a candidate or a new value")
+        found = [c for c in self.conflicts() if c.id == conflict_id]
+        if not found:
+            raise NotFoundError(f"no open conflict with id {conflict_id!r}")
+        conflict = found[0]
+        chosen = None
+        if choose is not None:
+            chosen = next((c for c in conflict.candidates if c.id == choose), None)
+            if chosen is None:
+                ids = ", ".join(c.id for c in conflict.candidates)
+                raise ValidationError("choose", f"{choose!r} is not one of the values ({ids})")
+        rtype = record_type(conflict.record_type)
+        if conflict.field == "deleted":
+            delete = chosen is not None and chosen.field == "deleted"
+
+            def settle(doc: RecordDoc, hlc: str) -> None:
+                seen = [e.write_id for f in rtype.registers for e in crdt.live(doc, f)]
+                crdt.write(doc, "deleted", delete, hlc, self.actor, observe=seen)
+
+        else:
+            new_value = chosen.value if chosen is not None else value
+            if conflict.record_type == "patient" and chosen is None:
+                new_value = v.patient_field(conflict.field, value)
+
+            def settle(doc: RecordDoc, hlc: str) -> None:
+                crdt.write(doc, conflict.field, new_value, hlc, self.actor)
+
+        details = {"conflict_id": conflict_id, "field": conflict.field}
+        with self.db.write(
+            self.actor, "conflict.resolve", conflict.record_type, conflict.record_id, details
+        ) as tx:
+            change(tx, self.actor, conflict.record_id, conflict.record_type, settle)

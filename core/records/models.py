@@ -90,3 +90,35 @@ class User:
     full_name: str
     role: str
     active: bool
+
+
+@dataclass(frozen=True)
+class ConflictCandidate:
+    """One of the competing values: what, who, on which replica, when."""
+
+    id: str
+    field: str
+    value: str | bool | None
+    author: str
+    replica: str
+    time: str
+    hlc: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field with two or more live values (or an edit concurrent with a deletion)."""
+
+    id: str
+    record_id: str
+    record_type: str
+    field: str
+    candidates: tuple[ConflictCandidate, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {**asdict(self), "candidates": [c.to_dict() for c in self.candidates]}

@@ -94,3 +94,14 @@ def password(value: str) -> str:
     if len(value) < 10:
         raise ValidationError("password", "must be at least 10 characters")
     return value
+
+
+def patient_field(field: str, value: str | None) -> str | None:
+    """Validate one editable demographic field."""
+    if field == "birth_date":
+        return birth_date(value)
+    if field == "sex":
+        return sex(value)
+    if field == "mrn":
+        return mrn(value)
+    return text(field, value, required=field in ("family", "given"))

@@ -8,6 +8,10 @@ from core.store.errors import SchemaTooNewError
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- This replica's identity: a random id for the op log and a random 52-bit Yjs client id.
+INSERT INTO meta (key, value) VALUES ('replica_id', lower(hex(randomblob(8))));
+INSERT INTO meta (key, value)
+    VALUES ('yjs_client_id', CAST(abs(random()) % 4503599627370496 AS TEXT));
 
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -33,7 +37,9 @@ CREATE TABLE patients (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX patients_by_name ON patients (sort_key, id);
-CREATE UNIQUE INDEX patients_by_mrn ON patients (mrn) WHERE mrn IS NOT NULL;
+-- Not UNIQUE: two offline workstations may register the same MRN; both records must survive
+-- replication, and the duplicate is shown to a person rather than failing the sync.
+CREATE INDEX patients_by_mrn ON patients (mrn) WHERE mrn IS NOT NULL;
 
 -- Full-text index over the encrypted file's own pages: it is encrypted like everything else.
 CREATE VIRTUAL TABLE patients_fts USING fts5 (
@@ -138,6 +144,46 @@ CREATE TABLE attachments (
     created_at TEXT NOT NULL
 );
 CREATE INDEX attachments_by_patient ON attachments (patient_id);
+
+-- Every clinical record is a pycrdt document; its encoded state is the source of truth and
+-- the tables above are derived from it in the same transaction.
+CREATE TABLE record_states (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    state BLOB NOT NULL
+);
+
+-- The op log is the sync queue: one row per change, by origin replica and sequence number.
+-- rowid is the local arrival order, which respects causality; ops are sent in that order.
+CREATE TABLE oplog (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    doc_update BLOB NOT NULL,
+    deps BLOB NOT NULL,
+    hlc TEXT NOT NULL,
+    author TEXT NOT NULL,
+    UNIQUE (origin, seq)
+);
+
+-- Highest contiguous seq held per origin; ops at or below floor may be absent from this
+-- replica's log (it was bootstrapped from a snapshot) and are then served as a snapshot.
+CREATE TABLE version_vector (
+    origin TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    floor INTEGER NOT NULL DEFAULT 0
+);
+
+-- Open conflicts, derived from record documents (two or more live register values).
+CREATE TABLE conflicts (
+    id TEXT PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    field TEXT NOT NULL,
+    candidates TEXT NOT NULL
+);
+CREATE INDEX conflicts_by_record ON conflicts (record_id);
 
 CREATE TABLE audit_log (
     seq INTEGER PRIMARY KEY,

@@ -98,6 +98,14 @@ def test_damaged_first_page_with_known_good_key(db_file: tuple[Path, SecureMemor
 
 def test_damaged_inner_page_is_found_by_check(db_file: tuple[Path, SecureMemory]) -> None:
     path, key = db_file
+    db = Database.open(path, key)
+    with db.write("t", "bulk", "patient", "many") as tx:
+        tx.executemany(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES (?, ?, 'G', '1970-01-01', 's', 'x', 'x')",
+            [(f"id{i}", "F" * 200) for i in range(300)],
+        )
+    db.close()
     data = bytearray(path.read_bytes())
     data[len(data) - 4096 + 200] ^= 0xFF  # inside the last page
     path.write_bytes(bytes(data))

@@ -1,0 +1,176 @@
+"""What a replica offers the sync engine: its version vector, the ops another lacks,
+idempotent application of remote ops, and snapshots for bootstrapping.
+
+Applying a batch is one transaction: every op is checked (duplicate -> skipped, gap or
+missing dependency -> the whole batch is refused) before anything commits, so a refused
+or interrupted batch changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.records import crdt
+from core.records.changes import RecordTypeMismatchError, load_record, store_record
+from core.records.crdt import RecordDoc
+from core.records.materialize import MalformedRecordError
+from core.records.types import RECORD_TYPES
+from core.store import oplog
+from core.store.database import Database, Transaction
+
+
+class ApplyError(ValueError):
+    """A batch was refused; nothing from it was applied. The message says why."""
+
+
+class SnapshotRequiredError(Exception):
+    """The other side needs ops older than this replica's log holds: use a snapshot."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of applying one batch."""
+
+    applied: int
+    duplicates: int
+    records: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """One record in a snapshot."""
+
+    record_id: str
+    record_type: str
+    state: bytes
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """A page of record states, with the version vector they are at least as new as."""
+
+    vector: dict[str, int]
+    records: tuple[RecordState, ...]
+    next_after: str | None
+
+
+def replica_id(db: Database) -> str:
+    """This replica's id."""
+    return oplog.identity(db).replica_id
+
+
+def ops_for(db: Database, remote_vv: dict[str, int], limit: int) -> list[oplog.Op]:
+    """Ops the holder of ``remote_vv`` lacks; SnapshotRequiredError if they predate our log."""
+    local_floors = oplog.floors(db)
+    for origin, floor in local_floors.items():
+        if floor and remote_vv.get(origin, 0) < floor:
+            raise SnapshotRequiredError(
+                f"ops of {origin} up to {floor} are only held as a snapshot here"
+            )
+    return oplog.ops_after(db, remote_vv, limit)
+
+
+def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
+    """Apply remote ops idempotently, all or nothing."""
+    held = oplog.version_vector(db)
+    fresh = [op for op in ops if op.seq > held.get(op.origin, 0)]
+    if not fresh:
+        return ApplyResult(0, len(ops), ())
+    origins = sorted({op.origin for op in fresh})
+    details = {"ops": len(fresh), "origins": origins}
+    try:
+        with db.write(session_actor, "sync.apply", "oplog", ",".join(origins), details) as tx:
+            return _apply(tx, ops)
+    except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
+        raise ApplyError(str(exc)) from exc
+
+
+def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
+    me = oplog.identity(tx)
+    docs: dict[str, tuple[str, RecordDoc]] = {}
+    applied = duplicates = 0
+    for op in ops:
+        if op.record_type not in RECORD_TYPES:
+            raise ApplyError(f"op {op.origin}:{op.seq} has unknown record type {op.record_type!r}")
+        if op.origin == me.replica_id and not _held(tx, op):
+            raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
+        if not oplog.check_next(tx, op):
+            duplicates += 1
+            continue
+        if op.record_id not in docs:
+            docs[op.record_id] = (
+                op.record_type,
+                load_record(tx, op.record_id, op.record_type, me.client_id),
+            )
+        type_name, doc = docs[op.record_id]
+        if type_name != op.record_type:
+            raise RecordTypeMismatchError(
+                f"op {op.origin}:{op.seq} treats {op.record_id!r} as a {op.record_type}"
+            )
+        try:
+            missing = crdt.missing_dependencies(doc, op.deps)
+        except ValueError as exc:
+            raise ApplyError(f"op {op.origin}:{op.seq} has malformed dependencies: {exc}") from exc
+        if missing:
+            raise oplog.GapError(
+                f"op {op.origin}:{op.seq} builds on changes to record {op.record_id} "
+                "this replica does not hold yet"
+            )
+        try:
+            doc.apply_update(op.update)
+        except ValueError as exc:
+            raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
+        oplog.insert_remote(tx, op)
+        oplog.observe(tx, op.hlc, me.replica_id)
+        applied += 1
+    for record_id, (type_name, doc) in docs.items():
+        store_record(tx, record_id, type_name, doc)
+    return ApplyResult(applied, duplicates, tuple(sorted(docs)))
+
+
+def _held(tx: Transaction, op: oplog.Op) -> bool:
+    return bool(tx.query("SELECT 1 FROM oplog WHERE origin = ? AND seq = ?", (op.origin, op.seq)))
+
+
+def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:
+    """Record states in id order after ``after``; the vector is read first, so the states
+    are at least as new as it says (CRDT merges make newer states harmless)."""
+    vector = oplog.version_vector(db)
+    rows = db.query(
+        "SELECT id, type, state FROM record_states WHERE id > ? ORDER BY id LIMIT ?",
+        (after or "", limit),
+    )
+    records = tuple(RecordState(str(r[0]), str(r[1]), bytes(r[2])) for r in rows)
+    next_after = records[-1].record_id if len(records) == limit else None
+    return SnapshotPage(vector, records, next_after)
+
+
+def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) -> int:
+    """Merge a snapshot page's record states (idempotent); returns the records touched."""
+    details = {"records": len(page.records)}
+    try:
+        with db.write(session_actor, "sync.snapshot", "record_states", "page", details) as tx:
+            me = oplog.identity(tx)
+            for rec in page.records:
+                if rec.record_type not in RECORD_TYPES:
+                    raise ApplyError(f"snapshot record has unknown type {rec.record_type!r}")
+                doc = load_record(tx, rec.record_id, rec.record_type, me.client_id)
+                try:
+                    doc.apply_update(rec.state)
+                except ValueError as exc:
+                    raise ApplyError(
+                        f"snapshot state of {rec.record_id!r} is malformed: {exc}"
+                    ) from exc
+                store_record(tx, rec.record_id, rec.record_type, doc)
+    except (RecordTypeMismatchError, MalformedRecordError) as exc:
+        raise ApplyError(str(exc)) from exc
+    return len(page.records)
+
+
+def finish_snapshot(db: Database, vector: dict[str, int], session_actor: str) -> None:
+    """After every page merged: we now hold everything up to ``vector`` (without op bytes)."""
+    with db.write(session_actor, "sync.snapshot_done", "version_vector", "all", vector) as tx:
+        for origin, seq in vector.items():
+            held = oplog.version_vector(tx).get(origin, 0)
+            if seq > held:
+                oplog.raise_floor(tx, origin, seq)

@@ -1,0 +1,206 @@
+"""The op log, version vectors and the hybrid logical clock, at the storage level.
+
+An op is one change to one record document: ``(origin replica, seq, record, Yjs update,
+dependencies, HLC, author)``. ``deps`` is the record document's Yjs state vector just
+before the change, so a receiver can tell whether it holds everything the update builds on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from core.store.database import Database, Transaction
+
+HLC_COUNTER_DIGITS = 6
+
+
+class GapError(Exception):
+    """An op arrived before an earlier op of the same origin: refused, nothing applied."""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One entry of the op log."""
+
+    origin: str
+    seq: int
+    record_id: str
+    record_type: str
+    update: bytes
+    deps: bytes
+    hlc: str
+    author: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this replica is."""
+
+    replica_id: str
+    client_id: int
+
+
+def identity(tx: Transaction | Database) -> Identity:
+    """This replica's id and Yjs client id."""
+    rows: dict[str, str] = dict(
+        tx.query("SELECT key, value FROM meta WHERE key IN ('replica_id', 'yjs_client_id')")
+    )
+    return Identity(str(rows["replica_id"]), int(rows["yjs_client_id"]))
+
+
+# ----- hybrid logical clock ---------------------------------------------------------------
+
+
+def format_hlc(wall_ms: int, counter: int, replica_id: str) -> str:
+    """Fixed-width text so HLCs sort as strings: ``wall.counter.replica``."""
+    return f"{wall_ms:013d}.{counter:0{HLC_COUNTER_DIGITS}d}.{replica_id}"
+
+
+def parse_hlc(hlc: str) -> tuple[int, int, str]:
+    """Split an HLC string; raises ValueError when malformed."""
+    wall, counter, replica = hlc.split(".", 2)
+    if len(wall) != 13 or len(counter) != HLC_COUNTER_DIGITS or not replica:
+        raise ValueError(f"malformed HLC {hlc!r}")
+    return int(wall), int(counter), replica
+
+
+def _last_hlc(tx: Transaction) -> tuple[int, int]:
+    rows = tx.query("SELECT value FROM meta WHERE key = 'hlc'")
+    if not rows:
+        return 0, 0
+    wall, counter, _ = parse_hlc(str(rows[0][0]))
+    return wall, counter
+
+
+def _store_hlc(tx: Transaction, wall: int, counter: int, replica_id: str) -> str:
+    hlc = format_hlc(wall, counter, replica_id)
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('hlc', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (hlc,),
+    )
+    return hlc
+
+
+def tick(tx: Transaction, replica_id: str, now_ms: int | None = None) -> str:
+    """Next HLC for a local event: never behind the wall clock or anything seen before."""
+    wall = int(time.time() * 1000) if now_ms is None else now_ms
+    last_wall, last_counter = _last_hlc(tx)
+    if wall > last_wall:
+        return _store_hlc(tx, wall, 0, replica_id)
+    return _store_hlc(tx, last_wall, last_counter + 1, replica_id)
+
+
+def observe(tx: Transaction, remote_hlc: str, replica_id: str) -> None:
+    """Advance the clock past a remote event so later local writes sort after it."""
+    wall, counter, _ = parse_hlc(remote_hlc)
+    last_wall, last_counter = _last_hlc(tx)
+    if (wall, counter) > (last_wall, last_counter):
+        _store_hlc(tx, wall, counter, replica_id)
+
+
+# ----- version vectors and the log --------------------------------------------------------
+
+
+def version_vector(db: Database | Transaction) -> dict[str, int]:
+    """``{origin: highest contiguous seq}``."""
+    return {str(o): int(s) for o, s in db.query("SELECT origin, seq FROM version_vector")}
+
+
+def floors(db: Database | Transaction) -> dict[str, int]:
+    """``{origin: seq}`` at or below which this replica's log may have holes."""
+    return {str(o): int(f) for o, f in db.query("SELECT origin, floor FROM version_vector")}
+
+
+def _set_seq(tx: Transaction, origin: str, seq: int) -> None:
+    tx.execute(
+        "INSERT INTO version_vector (origin, seq) VALUES (?, ?) "
+        "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
+        (origin, seq),
+    )
+
+
+def _insert(tx: Transaction, op: Op) -> None:
+    tx.execute(
+        "INSERT INTO oplog (origin, seq, record_id, record_type, doc_update, deps, hlc, author) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (op.origin, op.seq, op.record_id, op.record_type, op.update, op.deps, op.hlc, op.author),
+    )
+    _set_seq(tx, op.origin, op.seq)
+
+
+def append_local(
+    tx: Transaction,
+    origin: str,
+    record_id: str,
+    record_type: str,
+    update: bytes,
+    deps: bytes,
+    hlc: str,
+    author: str,
+) -> Op:
+    """Append a local change with the next seq of this replica."""
+    rows = tx.query("SELECT seq FROM version_vector WHERE origin = ?", (origin,))
+    seq = int(rows[0][0]) + 1 if rows else 1
+    op = Op(origin, seq, record_id, record_type, update, deps, hlc, author)
+    _insert(tx, op)
+    return op
+
+
+def check_next(tx: Transaction, op: Op) -> bool:
+    """True if ``op`` is the next one from its origin, False if already held; GapError if early."""
+    rows = tx.query("SELECT seq FROM version_vector WHERE origin = ?", (op.origin,))
+    held = int(rows[0][0]) if rows else 0
+    if op.seq <= held:
+        return False
+    if op.seq != held + 1:
+        raise GapError(
+            f"op {op.origin}:{op.seq} arrived before {op.origin}:{held + 1}; refusing the gap"
+        )
+    return True
+
+
+def insert_remote(tx: Transaction, op: Op) -> None:
+    """Record an op received from another replica (after :func:`check_next` said so)."""
+    _insert(tx, op)
+
+
+def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:
+    """Up to ``limit`` ops the holder of ``remote_vv`` lacks, in causal (arrival) order.
+
+    Cost depends on the number of missing ops, not on the size of the history: each origin
+    is read through the (origin, seq) index from the remote's position onwards.
+    """
+    local = version_vector(db)
+    picked: list[tuple[int, Op]] = []
+    for origin, seq in local.items():
+        since = remote_vv.get(origin, 0)
+        if seq <= since:
+            continue
+        for row in db.query(
+            "SELECT rowid, origin, seq, record_id, record_type, doc_update, deps, hlc, author "
+            "FROM oplog WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (origin, since, limit),
+        ):
+            picked.append((int(row[0]), _op(row[1:])))
+    picked.sort(key=lambda item: item[0])
+    return [op for _, op in picked[:limit]]
+
+
+def _op(row: Any) -> Op:
+    return Op(
+        str(row[0]), int(row[1]), str(row[2]), str(row[3]), bytes(row[4]), bytes(row[5]),
+        str(row[6]), str(row[7]),
+    )  # fmt: skip
+
+
+def raise_floor(tx: Transaction, origin: str, seq: int) -> None:
+    """After a snapshot: this replica holds ``origin`` up to ``seq`` without the op bytes."""
+    tx.execute(
+        "INSERT INTO version_vector (origin, seq, floor) VALUES (?, ?, ?) "
+        "ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq), "
+        "floor = max(floor, excluded.floor)",
+        (origin, seq, seq),
+    )
