@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     aadd.add_argument("--reaction")
     aadd.add_argument("--severity", help="mild, moderate, severe or unknown")
 
+    conflicts = sub.add_parser("conflicts", help="concurrent edits waiting for a decision")
+    csub = conflicts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    csub.add_parser("list", help="open conflicts with every competing value")
+    resolve = csub.add_parser("resolve", help="settle a conflict (one audited change)")
+    resolve.add_argument("conflict_id")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--choose", metavar="VALUE_ID", help="keep one of the listed values")
+    how.add_argument("--value", metavar="V", help="enter a new value instead")
+
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )
@@ -240,6 +249,24 @@ def cmd_allergy(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_conflicts(ctx: Context) -> int:
+    """conflicts list / resolve."""
+    args, records = ctx.args, ctx.open_records()
+    if args.action == "resolve":
+        records.resolve_conflict(args.conflict_id, choose=args.choose, value=args.value)
+        ctx.emit({"resolved": args.conflict_id}, f"Resolved conflict {args.conflict_id}.")
+        return EXIT_OK
+    found = records.conflicts()
+    lines = []
+    for c in found:
+        lines.append(f"{c.id}  {c.record_type} {c.record_id}  field {c.field}:")
+        for v in c.candidates:
+            shown = "(deleted)" if v.field == "deleted" else f"{v.field} = {v.value!r}"
+            lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
+    ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
+    return EXIT_OK
+
+
 def cmd_audit(ctx: Context) -> int:
     """audit verify."""
     ctx.open_records()
@@ -268,6 +295,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "init": cmd_init,
     "patient": cmd_patient,
     "allergy": cmd_allergy,
+    "conflicts": cmd_conflicts,
     "audit": cmd_audit,
     "db": cmd_db,
 }

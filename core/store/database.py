@@ -145,6 +145,14 @@ class Database:
         return cls._configure(path, conn)
 
     @classmethod
+    def in_memory(cls, key: SecureMemory) -> Database:
+        """An encrypted database that lives only in memory (tests and benchmarks)."""
+        conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        _apply_key(conn, key)
+        return cls._configure(Path(":memory:"), conn)
+
+    @classmethod
     def open(cls, path: Path, key: SecureMemory, key_is_known_good: bool = False) -> Database:
         """Open an existing database, with clear errors for wrong keys and damaged files."""
         verify_key(path, key, key_is_known_good)

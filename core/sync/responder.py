@@ -1,0 +1,76 @@
+"""The serving side of a sync session: one request in, one reply out.
+
+The server's HTTP endpoint and a LAN peer's listener both wrap this; so does the
+in-process transport used in tests. It never raises for bad input: every problem becomes
+an ``error`` reply naming it, and nothing was changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from core.records import replication
+from core.store.database import Database
+from core.store.oplog import version_vector
+from core.sync import protocol as p
+
+log = logging.getLogger(__name__)
+
+
+class Responder:
+    """Answers sync requests against one replica's database."""
+
+    def __init__(self, db: Database, actor: str = "sync") -> None:
+        self.db = db
+        self.actor = actor
+
+    def handle(self, request: bytes) -> bytes:
+        """Process one request; always returns a reply (possibly an error)."""
+        try:
+            message = p.decode(request, p.REQUEST_TYPES)
+            reply = getattr(self, f"_on_{message['type']}")(message)
+        except p.ProtocolError as exc:
+            log.info("refused sync request: %s", exc)
+            reply = {"type": "error", "code": exc.code, "message": str(exc)}
+        except replication.ApplyError as exc:
+            log.info("refused sync batch: %s", exc)
+            reply = {"type": "error", "code": "refused", "message": str(exc)}
+        return p.encode(reply)
+
+    def _on_pull(self, message: dict[str, Any]) -> dict[str, Any]:
+        remote = p.vv_from_wire(message.get("vv"))
+        limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
+        try:
+            ops = replication.ops_for(self.db, remote, limit + 1)
+        except replication.SnapshotRequiredError as exc:
+            return {"type": "snapshot_required", "reason": str(exc)}
+        return {
+            "type": "ops",
+            "vv": p.vv_to_wire(version_vector(self.db)),
+            "ops": [p.op_to_wire(op) for op in ops[:limit]],
+            "more": len(ops) > limit,
+        }
+
+    def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:
+        ops = p.ops_from_wire(message.get("ops"))
+        result = replication.apply_ops(self.db, ops, self.actor)
+        return {
+            "type": "ack",
+            "vv": p.vv_to_wire(version_vector(self.db)),
+            "applied": result.applied,
+            "duplicates": result.duplicates,
+        }
+
+    def _on_snapshot(self, message: dict[str, Any]) -> dict[str, Any]:
+        after = message.get("after")
+        if after is not None and not isinstance(after, str):
+            raise p.ProtocolError("malformed", "after must be a record id or null")
+        limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
+        page = replication.snapshot_page(self.db, after, limit)
+        return {
+            "type": "snapshot_page",
+            "vv": p.vv_to_wire(page.vector),
+            "records": [p.record_to_wire(r) for r in page.records],
+            "next_after": page.next_after,
+        }
