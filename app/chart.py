@@ -1,0 +1,474 @@
+"""A patient's chart: demographics (with Edit) and allergies (Add, Remove).
+
+Opening a chart goes through ``ClinicRecords.open_chart`` on the worker, which writes the
+audit entry. After an edit or an allergy change the page updates from what core returned
+instead of re-opening the chart, so the audit log records one opening per visit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error, validation_text
+from app.patient_dialog import PatientDialog, RecordsProvider, error_label
+from app.patient_list import age_on
+from app.worker import Job, Worker
+from core.records.errors import ValidationError
+from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
+
+SEVERE_COLOUR = QColor("#9b1c1c")
+
+
+def describe_birth(birth_date: str) -> str:
+    """``1984-03-02 (41 years)``."""
+    age = age_on(birth_date, dt.date.today())
+    if not age:
+        return birth_date
+    unit = "year" if age == "1" else "years"
+    return f"{birth_date} ({age} {unit})"
+
+
+class AllergyDialog(QDialog):
+    """Record an allergy: substance (required), reaction and severity."""
+
+    added = Signal(object)  # Allergy
+
+    def __init__(
+        self,
+        worker: Worker,
+        records: RecordsProvider,
+        patient: Patient,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._records = records
+        self._patient = patient
+        self._job: Job[Allergy] | None = None
+        self.setObjectName("allergyDialog")
+        self.setWindowTitle("Add allergy")
+        self.setMinimumWidth(420)
+
+        heading = QLabel(f"Add an allergy for {patient.display_name}")
+        heading.setObjectName("dialogHeading")
+        heading.setWordWrap(True)
+        self.substance = QLineEdit()
+        self.substance.setPlaceholderText("e.g. Penicillin, latex, peanuts")
+        self.reaction = QLineEdit()
+        self.reaction.setPlaceholderText("Optional, e.g. hives, anaphylaxis")
+        self.severity = QComboBox()
+        self.severity.addItem("Not recorded", None)
+        for value in SEVERITY_VALUES:
+            self.severity.addItem(value.capitalize(), value)
+        self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
+        self.general_error = error_label()
+
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(6)
+        for label, field, widget in (
+            ("Substance", "substance", self.substance),
+            ("Reaction", "reaction", self.reaction),
+            ("Severity", "severity", self.severity),
+        ):
+            form.addRow(label, widget)
+            form.addRow("", self.errors[field])
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_button.setObjectName("primary")
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(12)
+        layout.addWidget(heading)
+        layout.addLayout(form)
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.buttons)
+
+    def save(self) -> None:
+        """Store through core on the worker; close when stored."""
+        if self._job is not None:
+            return
+        for label in (*self.errors.values(), self.general_error):
+            label.hide()
+        records, patient_id = self._records, self._patient.id
+        substance, reaction = self.substance.text(), self.reaction.text().strip() or None
+        severity = self.severity.currentData()
+        self.save_button.setEnabled(False)
+        self._job = self._worker.submit(
+            lambda: records().add_allergy(patient_id, substance, reaction, severity),
+            self._stored,
+            self._failed,
+            label="add allergy",
+        )
+
+    def done(self, result: int) -> None:
+        """Close; a save still in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+    def _stored(self, allergy: Allergy) -> None:
+        self._job = None
+        self.save_button.setEnabled(True)
+        self.added.emit(allergy)
+        self.accept()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.save_button.setEnabled(True)
+        if isinstance(exc, ValidationError) and exc.field in self.errors:
+            label = self.errors[exc.field]
+            label.setText(validation_text(exc))
+        else:
+            label = self.general_error
+            label.setText(describe_error(exc))
+        label.show()
+
+
+class ChartPage(QWidget):
+    """One patient's chart."""
+
+    back_requested = Signal()
+    patient_changed = Signal(str)  # demographics or allergies changed: lists may refresh
+    chart_shown = Signal(str)  # the chart of this patient id is on screen
+
+    ALLERGY_COLUMNS = ("Substance", "Reaction", "Severity", "Recorded")
+
+    def __init__(
+        self, worker: Worker, records: RecordsProvider, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._records = records
+        self._patient: Patient | None = None
+        self._allergies: list[Allergy] = []
+        self._job: Job[Chart] | None = None
+        self._remove_job: Job[None] | None = None
+
+        self.back_button = QPushButton("← All patients")
+        self.back_button.setObjectName("link")
+        self.back_button.clicked.connect(self.back_requested)
+
+        self.name = QLabel()
+        self.name.setObjectName("chartName")
+        self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message = QLabel()
+        self.message.setObjectName("statusText")
+        self.message.setWordWrap(True)
+
+        # Demographics card.
+        self.birth = QLabel()
+        self.sex = QLabel()
+        self.mrn = QLabel()
+        self.phone = QLabel()
+        self.edit_button = QPushButton("Edit details…")
+        self.edit_button.clicked.connect(self.edit_patient)
+        details = QGridLayout()
+        details.setHorizontalSpacing(24)
+        details.setVerticalSpacing(8)
+        for row, (caption, value) in enumerate(
+            (
+                ("Date of birth", self.birth),
+                ("Sex", self.sex),
+                ("MRN", self.mrn),
+                ("Phone", self.phone),
+            )
+        ):
+            label = QLabel(caption)
+            label.setObjectName("caption")
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            details.addWidget(label, row, 0)
+            details.addWidget(value, row, 1)
+        details.setColumnStretch(1, 1)
+        demo_card, demo_layout = self._card("Demographics", self.edit_button)
+        demo_layout.addLayout(details)
+
+        # Allergies card.
+        self.allergy_table = QTableWidget(0, len(self.ALLERGY_COLUMNS))
+        self.allergy_table.setObjectName("allergyTable")
+        self.allergy_table.setHorizontalHeaderLabels(list(self.ALLERGY_COLUMNS))
+        self.allergy_table.verticalHeader().hide()
+        self.allergy_table.setShowGrid(False)
+        self.allergy_table.setAlternatingRowColors(True)
+        self.allergy_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.allergy_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.allergy_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.allergy_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 16)
+        header = self.allergy_table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.allergy_table.itemSelectionChanged.connect(self._update_buttons)
+        self.no_allergies = QLabel("No allergies recorded.")
+        self.no_allergies.setObjectName("hint")
+        self.add_allergy_button = QPushButton("Add allergy…")
+        self.add_allergy_button.clicked.connect(self.add_allergy)
+        self.remove_allergy_button = QPushButton("Remove…")
+        self.remove_allergy_button.setObjectName("danger")
+        self.remove_allergy_button.clicked.connect(self.confirm_remove_allergy)
+        allergy_card, allergy_layout = self._card(
+            "Allergies", self.add_allergy_button, self.remove_allergy_button
+        )
+        allergy_layout.addWidget(self.no_allergies)
+        allergy_layout.addWidget(self.allergy_table, 1)
+
+        top = QHBoxLayout()
+        top.addWidget(self.back_button)
+        top.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(14)
+        layout.addLayout(top)
+        layout.addWidget(self.name)
+        layout.addWidget(self.message)
+        layout.addWidget(demo_card)
+        layout.addWidget(allergy_card, 1)
+
+        self.patient_dialog: PatientDialog | None = None
+        self.allergy_dialog: AllergyDialog | None = None
+        self.confirm_box: QMessageBox | None = None
+        self.clear()
+
+    @staticmethod
+    def _card(title: str, *buttons: QPushButton) -> tuple[QFrame, QVBoxLayout]:
+        card = QFrame()
+        card.setObjectName("card")
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(18, 14, 18, 16)
+        layout.setSpacing(10)
+        head = QHBoxLayout()
+        heading = QLabel(title)
+        heading.setObjectName("cardHeading")
+        head.addWidget(heading)
+        head.addStretch(1)
+        for button in buttons:
+            head.addWidget(button)
+        layout.addLayout(head)
+        return card, layout
+
+    # ----- state ------------------------------------------------------------------------
+
+    @property
+    def patient(self) -> Patient | None:
+        """The patient shown, if any."""
+        return self._patient
+
+    @property
+    def allergies(self) -> list[Allergy]:
+        """The allergies shown."""
+        return list(self._allergies)
+
+    def load(self, patient_id: str) -> None:
+        """Open ``patient_id``'s chart (audited by core) and show it when it arrives."""
+        self.clear()
+        self.message.setText("Opening chart…")
+        self.message.show()
+        records = self._records
+        self._job = self._worker.submit(
+            lambda: records().open_chart(patient_id),
+            self._chart_arrived,
+            self._chart_failed,
+            label="open chart",
+        )
+
+    def clear(self) -> None:
+        """Remove every patient detail from the page (leaving it, or locking)."""
+        for job in (self._job, self._remove_job):
+            if job is not None:
+                job.cancel()
+        self._job = self._remove_job = None
+        for dialog in (self.patient_dialog, self.allergy_dialog, self.confirm_box):
+            if dialog is not None:
+                dialog.reject()
+        self._patient = None
+        self._allergies = []
+        for label in (self.name, self.birth, self.sex, self.mrn, self.phone, self.message):
+            label.clear()
+        self.message.hide()
+        self.allergy_table.setRowCount(0)
+        self.no_allergies.hide()
+        self._update_buttons()
+
+    def _chart_arrived(self, chart: Chart) -> None:
+        self._job = None
+        self.message.hide()
+        self._show_patient(chart.patient)
+        self._allergies = list(chart.allergies)
+        self._fill_allergies()
+        self.chart_shown.emit(chart.patient.id)
+
+    def _chart_failed(self, exc: Exception) -> None:
+        self._job = None
+        self.message.setText(f"The chart could not be opened. {describe_error(exc)}")
+        self.message.show()
+
+    def _show_patient(self, patient: Patient) -> None:
+        self._patient = patient
+        self.name.setText(patient.display_name)
+        self.birth.setText(describe_birth(patient.birth_date))
+        self.sex.setText((patient.sex or "Not recorded").capitalize())
+        self.mrn.setText(patient.mrn or "None")
+        self.phone.setText(patient.phone or "None")
+        self._update_buttons()
+
+    def _fill_allergies(self) -> None:
+        table = self.allergy_table
+        table.setRowCount(len(self._allergies))
+        for row, allergy in enumerate(self._allergies):
+            recorded = f"{allergy.recorded_at[:10]} by {allergy.recorded_by}"
+            cells = (
+                allergy.substance,
+                allergy.reaction or "",
+                (allergy.severity or "").capitalize(),
+                recorded,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, allergy.id)
+                if allergy.severity == "severe" and column in (0, 2):
+                    # A severe allergy must stand out without shouting in red everywhere.
+                    item.setForeground(SEVERE_COLOUR)
+                    font = QFont(item.font())
+                    font.setBold(True)
+                    item.setFont(font)
+                table.setItem(row, column, item)
+        has_any = bool(self._allergies)
+        table.setVisible(has_any)
+        self.no_allergies.setVisible(not has_any)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has_patient = self._patient is not None
+        self.edit_button.setEnabled(has_patient)
+        self.add_allergy_button.setEnabled(has_patient)
+        self.remove_allergy_button.setEnabled(
+            has_patient and self.selected_allergy() is not None and self._remove_job is None
+        )
+
+    def selected_allergy(self) -> Allergy | None:
+        """The allergy whose row is selected."""
+        rows = self.allergy_table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        row = rows[0].row()
+        return self._allergies[row] if row < len(self._allergies) else None
+
+    # ----- actions ----------------------------------------------------------------------
+
+    def edit_patient(self) -> None:
+        """Open the edit dialog for the patient shown."""
+        if self._patient is None:
+            return
+        dialog = PatientDialog(self._worker, self._records, self._patient, self)
+        dialog.saved.connect(self._patient_saved)
+        dialog.finished.connect(self._forget_patient_dialog)
+        self.patient_dialog = dialog
+        dialog.open()
+
+    def _forget_patient_dialog(self) -> None:
+        if self.patient_dialog is not None:
+            self.patient_dialog.deleteLater()
+            self.patient_dialog = None
+
+    def _patient_saved(self, patient: Patient) -> None:
+        if self._patient is not None and patient.id == self._patient.id:
+            self._show_patient(patient)
+            self.patient_changed.emit(patient.id)
+
+    def add_allergy(self) -> None:
+        """Open the add-allergy dialog."""
+        if self._patient is None:
+            return
+        dialog = AllergyDialog(self._worker, self._records, self._patient, self)
+        dialog.added.connect(self._allergy_added)
+        dialog.finished.connect(self._forget_allergy_dialog)
+        self.allergy_dialog = dialog
+        dialog.open()
+
+    def _forget_allergy_dialog(self) -> None:
+        if self.allergy_dialog is not None:
+            self.allergy_dialog.deleteLater()
+            self.allergy_dialog = None
+
+    def _allergy_added(self, allergy: Allergy) -> None:
+        if self._patient is not None and allergy.patient_id == self._patient.id:
+            self._allergies.append(allergy)
+            self._fill_allergies()
+            self.patient_changed.emit(allergy.patient_id)
+
+    def confirm_remove_allergy(self) -> None:
+        """Ask before removing the selected allergy (only for entries made in error)."""
+        allergy = self.selected_allergy()
+        if allergy is None or self._patient is None:
+            return
+        box = QMessageBox(self)
+        box.setObjectName("confirmRemoveAllergy")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Remove allergy")
+        box.setText(f"Remove “{allergy.substance}” from {self._patient.display_name}’s chart?")
+        box.setInformativeText(
+            "Only remove an allergy that was entered in error. The removal is recorded in "
+            "the audit log."
+        )
+        remove = box.addButton("Remove allergy", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _result: self._confirmed(box, remove, allergy))
+        self.confirm_box = box
+        box.open()
+
+    def _confirmed(self, box: QMessageBox, remove: QPushButton, allergy: Allergy) -> None:
+        chosen = box.clickedButton() is remove
+        self.confirm_box = None
+        box.deleteLater()
+        if not chosen:
+            return
+        records = self._records
+        self._remove_job = self._worker.submit(
+            lambda: records().remove_allergy(allergy.id),
+            lambda _none: self._allergy_removed(allergy),
+            self._remove_failed,
+            label="remove allergy",
+        )
+        self._update_buttons()
+
+    def _allergy_removed(self, allergy: Allergy) -> None:
+        self._remove_job = None
+        self._allergies = [a for a in self._allergies if a.id != allergy.id]
+        self._fill_allergies()
+        self.patient_changed.emit(allergy.patient_id)
+
+    def _remove_failed(self, exc: Exception) -> None:
+        self._remove_job = None
+        self._update_buttons()
+        self.message.setText(f"The allergy was not removed. {describe_error(exc)}")
+        self.message.show()

@@ -1,0 +1,334 @@
+"""First run: create the clinic and its first administrator, then show the recovery key once.
+
+Creating the clinic (key derivation, database creation) runs on the worker. The
+administrator page is a commit page: once the clinic exists there is no going back, and
+the recovery key page cannot be left until the person confirms they stored the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from app.messages import describe_error, validation_text
+from app.patient_dialog import error_label
+from app.worker import Job, Worker
+from core.records import validation
+from core.records.errors import ValidationError
+from core.records.workstation import Workstation
+
+
+@dataclass(frozen=True)
+class ClinicCreated:
+    """What ``Workstation.init`` gave back."""
+
+    username: str
+    recovery_key: str
+    keyring_note: str | None
+
+
+def paragraph(text: str, name: str = "") -> QLabel:
+    """A word-wrapped block of explanatory text."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    if name:
+        label.setObjectName(name)
+    return label
+
+
+class ClinicPage(QWizardPage):
+    """Step 1: the clinic's name."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle("Set up your clinic")
+        self.setSubTitle("This computer does not hold any clinic records yet.")
+        self.clinic_name = QLineEdit()
+        self.clinic_name.setObjectName("clinicName")
+        self.clinic_name.setPlaceholderText("e.g. Riverside Family Practice")
+        self.error = error_label()
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.addRow("Clinic name", self.clinic_name)
+        form.addRow("", self.error)
+        layout = QVBoxLayout(self)
+        layout.setSpacing(14)
+        layout.addWidget(
+            paragraph(
+                "Careline will create an encrypted database for your clinic on this computer, "
+                "and an administrator account for you. It works without a network connection."
+            )
+        )
+        layout.addLayout(form)
+        layout.addStretch(1)
+
+    def validatePage(self) -> bool:
+        """Check the name with core's rules before moving on."""
+        try:
+            validation.text("clinic", self.clinic_name.text())
+        except ValidationError as exc:
+            self.error.setText(validation_text(exc))
+            self.error.show()
+            self.clinic_name.setFocus()
+            return False
+        self.error.hide()
+        return True
+
+
+class AdminPage(QWizardPage):
+    """Step 2: the first administrator; choosing "Create clinic" creates everything."""
+
+    def __init__(self, wizard: FirstRunWizard) -> None:
+        super().__init__(wizard)
+        self._wizard = wizard
+        self._job: Job[ClinicCreated] | None = None
+        self.created: ClinicCreated | None = None
+        self.setTitle("Create the administrator account")
+        self.setSubTitle("You will use this account to sign in and to add other staff.")
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Create clinic")
+
+        self.username = QLineEdit()
+        self.username.setObjectName("adminUsername")
+        self.username.setPlaceholderText("e.g. mgarcia")
+        self.full_name = QLineEdit()
+        self.full_name.setObjectName("adminFullName")
+        self.full_name.setPlaceholderText("e.g. Maria Garcia")
+        self.password = QLineEdit()
+        self.password.setObjectName("adminPassword")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.confirm = QLineEdit()
+        self.confirm.setObjectName("adminConfirm")
+        self.confirm.setEchoMode(QLineEdit.EchoMode.Password)
+        self.inputs = {
+            "username": self.username,
+            "full_name": self.full_name,
+            "password": self.password,
+            "confirm": self.confirm,
+        }
+        self.errors = {field: error_label() for field in self.inputs}
+        self.general_error = error_label()
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(6)
+        for caption, field in (
+            ("User name", "username"),
+            ("Full name", "full_name"),
+            ("Password", "password"),
+            ("Confirm password", "confirm"),
+        ):
+            form.addRow(caption, self.inputs[field])
+            form.addRow("", self.errors[field])
+        layout = QVBoxLayout(self)
+        layout.setSpacing(12)
+        layout.addLayout(form)
+        layout.addWidget(
+            paragraph(
+                "User names use lower-case letters, digits, dots or dashes. Choose a password "
+                "of at least 10 characters that you do not use anywhere else: staff passwords "
+                "unlock the clinic's records on this computer.",
+                "hint",
+            )
+        )
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+
+    def show_error(self, field: str | None, text: str) -> None:
+        """Show ``text`` under ``field`` (or below the form)."""
+        label = self.errors.get(field or "", self.general_error)
+        label.setText(text)
+        label.show()
+        if field in self.inputs:
+            self.inputs[field].setFocus()
+
+    def _clear_errors(self) -> None:
+        for label in (*self.errors.values(), self.general_error):
+            label.clear()
+            label.hide()
+
+    def validatePage(self) -> bool:
+        """Refuse while creating; start creating; accept once the clinic exists."""
+        if self.created is not None:
+            return True
+        if self._job is not None:
+            return False
+        self._clear_errors()
+        if self.password.text() != self.confirm.text():
+            self.show_error("confirm", "The two passwords are different. Type them again.")
+            self.confirm.clear()
+            return False
+        self._set_busy(True)
+        self._job = self._wizard.create_clinic(
+            self._wizard.clinic_page.clinic_name.text(),
+            self.username.text(),
+            self.full_name.text(),
+            self.password.text(),
+            self._created,
+            self._failed,
+        )
+        return False
+
+    def _set_busy(self, busy: bool) -> None:
+        for widget in self.inputs.values():
+            widget.setEnabled(not busy)
+        self.progress.setText("Creating the encrypted clinic database…" if busy else "")
+        self.progress.setVisible(busy)
+        self._wizard.button(QWizard.WizardButton.CommitButton).setEnabled(not busy)
+        self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
+
+    def _created(self, created: ClinicCreated) -> None:
+        self._job = None
+        self.created = created
+        # The passwords are no longer needed on screen (Python cannot wipe the strings).
+        self.password.clear()
+        self.confirm.clear()
+        self._set_busy(False)
+        self._wizard.next()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self._set_busy(False)
+        if isinstance(exc, ValidationError):
+            if exc.field == "clinic":
+                self._wizard.back()
+                self._wizard.clinic_page.error.setText(validation_text(exc))
+                self._wizard.clinic_page.error.show()
+                return
+            self.show_error(exc.field, validation_text(exc))
+        else:
+            self.show_error(None, describe_error(exc))
+
+
+class RecoveryPage(QWizardPage):
+    """Step 3: the recovery key, shown this once, and a required confirmation."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle("Store your recovery key")
+        self.setSubTitle("Careline shows this key only now. It cannot show it again.")
+        self.key = QLabel()
+        self.key.setObjectName("recoveryKey")
+        self.key.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.key.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setPointSizeF(max(mono.pointSizeF(), 10.0) * 1.35)
+        mono.setWeight(QFont.Weight.DemiBold)
+        self.key.setFont(mono)
+        self.keyring_note = paragraph("", "notice")
+        self.keyring_note.hide()
+        self.stored = QCheckBox(
+            "I have written down or printed the recovery key and stored it safely"
+        )
+        self.stored.setObjectName("storedCheckbox")
+        # A mandatory field: QWizard keeps Finish disabled until it is ticked.
+        self.registerField("stored_safely*", self.stored)
+
+        layout = QVBoxLayout(self)
+        layout.setSpacing(14)
+        layout.addWidget(
+            paragraph(
+                "If every staff password is forgotten, this key is the only way to open the "
+                "clinic's records on this computer. Write it down or print it, and keep it "
+                "somewhere safe away from the computer, such as the clinic safe. Do not save "
+                "it in a file on this computer or send it by e-mail."
+            )
+        )
+        layout.addWidget(self.key)
+        layout.addWidget(self.keyring_note)
+        layout.addWidget(self.stored)
+        layout.addStretch(1)
+
+    def show_key(self, created: ClinicCreated) -> None:
+        """Fill in the key and, when there is no OS keyring, say what that means."""
+        self.key.setText(created.recovery_key)
+        if created.keyring_note:
+            self.keyring_note.setText(
+                "This computer has no usable OS keyring, so Careline cannot unlock the records "
+                "by itself. Staff passwords open the database: each person signs in with their "
+                f"own password. (Details: {created.keyring_note}.)"
+            )
+            self.keyring_note.show()
+        else:
+            self.keyring_note.hide()
+
+
+class FirstRunWizard(QWizard):
+    """The set-up wizard, embedded as a page of the main window.
+
+    Emits :attr:`setup_finished` with the administrator's user name after the recovery
+    key was confirmed. There is no Cancel: closing the window quits the app instead.
+    """
+
+    setup_finished = Signal(str)
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._workstation = workstation
+        self.setObjectName("firstRunWizard")
+        # Shown inside the main window rather than as a separate dialog window.
+        self.setWindowFlags(Qt.WindowType.Widget)
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setOption(QWizard.WizardOption.NoCancelButton, True)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Continue to sign in")
+        self.clinic_page = ClinicPage()
+        self.admin_page = AdminPage(self)
+        self.recovery_page = RecoveryPage()
+        for page in (self.clinic_page, self.admin_page, self.recovery_page):
+            self.addPage(page)
+        self.currentIdChanged.connect(self._page_changed)
+
+    def create_clinic(
+        self,
+        clinic_name: str,
+        username: str,
+        full_name: str,
+        password: str,
+        on_done: Callable[[ClinicCreated], None],
+        on_error: Callable[[Exception], None],
+    ) -> Job[ClinicCreated]:
+        """Run ``Workstation.init`` on the worker."""
+        ws = self._workstation
+
+        def create() -> ClinicCreated:
+            recovery = ws.init(clinic_name, username, full_name or username, password)
+            return ClinicCreated(username.strip().lower(), recovery, ws.keyring_note)
+
+        return self._worker.submit(create, on_done, on_error, label="create clinic")
+
+    def _page_changed(self, page_id: int) -> None:
+        if self.page(page_id) is self.recovery_page and self.admin_page.created is not None:
+            self.recovery_page.show_key(self.admin_page.created)
+
+    def reject(self) -> None:
+        """Escape must not hide the wizard (or the recovery key) and leave a blank window."""
+
+    def accept(self) -> None:
+        """Finish: forget the key on screen and hand over to sign-in."""
+        created = self.admin_page.created
+        if created is None or not self.recovery_page.stored.isChecked():
+            return
+        self.recovery_page.key.clear()
+        super().accept()
+        self.setup_finished.emit(created.username)

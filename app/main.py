@@ -1,0 +1,126 @@
+"""Start the desktop app: settings, QApplication set-up, stylesheet, the main window."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.auto_lock import minutes_to_ms
+from app.main_window import APP_NAME, MainWindow
+from app.messages import describe_error
+from core.config.settings import (
+    CONFIG_FILE_NAME,
+    DESKTOP_SCHEMA,
+    ConfigError,
+    default_data_dir,
+    load_settings,
+)
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
+from core.records.workstation import Workstation
+
+log = logging.getLogger(__name__)
+
+STYLESHEET_NAME = "careline.qss"
+EXIT_USAGE = 2  # as the CLI: bad configuration
+PREFERRED_FONTS = ["Inter", "Segoe UI", "Noto Sans", "Cantarell", "DejaVu Sans"]
+MIN_POINT_SIZE = 10.5
+
+
+def load_desktop_settings(data_dir: Path | None) -> dict[str, Any]:
+    """Settings as the CLI resolves them: CLI > environment > data-dir config > default."""
+    base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": data_dir})
+    resolved_dir: Path = base["data_dir"] or default_data_dir()
+    return load_settings(
+        DESKTOP_SCHEMA,
+        cli={"data_dir": resolved_dir},
+        config_file=resolved_dir / CONFIG_FILE_NAME,
+    )
+
+
+def stylesheet() -> str:
+    """The Qt stylesheet: packaged copy first, then the source tree's ``resources/``."""
+    packaged = resources.files("app").joinpath("resources", STYLESHEET_NAME)
+    candidates: list[Any] = [packaged]
+    candidates.append(Path(__file__).resolve().parent.parent / "resources" / STYLESHEET_NAME)
+    for candidate in candidates:
+        try:
+            return str(candidate.read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    log.warning("stylesheet %s not found; using the platform look", STYLESHEET_NAME)
+    return ""
+
+
+def set_up_application(app: QApplication) -> None:
+    """Name, a readable font, and the calm stylesheet."""
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName("careline")
+    font = QFont(QGuiApplication.font())
+    font.setFamilies(PREFERRED_FONTS)
+    if font.pointSizeF() < MIN_POINT_SIZE:
+        font.setPointSizeF(MIN_POINT_SIZE)
+    app.setFont(font)
+    app.setStyle("Fusion")  # the same look on every platform; the stylesheet builds on it
+    app.setStyleSheet(stylesheet())
+
+
+def create_main_window(
+    args: argparse.Namespace,
+    workstation: Workstation | None = None,
+    kdf_params: Argon2Params = DEFAULT_PARAMS,
+    auto_lock_ms: int | None = None,
+) -> MainWindow:
+    """Resolve settings and build the (not yet shown) main window.
+
+    ``workstation``, ``kdf_params`` and ``auto_lock_ms`` exist so tests can use a clinic in
+    a temporary folder, cheap key derivation and a short idle timeout. Raises ConfigError.
+    """
+    settings = load_desktop_settings(getattr(args, "data_dir", None))
+    if workstation is None:
+        data_dir = settings["data_dir"] or default_data_dir()
+        workstation = Workstation(data_dir, kdf_params=kdf_params)
+    timeout = auto_lock_ms or minutes_to_ms(int(settings["auto_lock_minutes"]))
+    return MainWindow(
+        workstation,
+        auto_lock_ms=timeout,
+        initial_user=getattr(args, "user", None) or "",
+    )
+
+
+def _report_unexpected(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    # A bug in a slot must not take the app down with patient data on screen; say so.
+    log.error("unexpected error", exc_info=(exc_type, exc, tb))
+    if QApplication.instance() is not None and isinstance(exc, Exception):
+        QMessageBox.warning(None, APP_NAME, describe_error(exc))
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Open the desktop app (``careline`` with no command); returns the exit code."""
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    set_up_application(app)
+    try:
+        window = create_main_window(args)
+    except ConfigError as exc:
+        QMessageBox.critical(None, f"{APP_NAME} cannot start", f"Configuration problem: {exc}")
+        return EXIT_USAGE
+    sys.excepthook = _report_unexpected
+    window.show()
+    window.start()
+    try:
+        return app.exec()
+    finally:
+        window.shutdown()

@@ -1,0 +1,342 @@
+"""The main window: first run, sign-in, and the signed-in workspace, one at a time.
+
+Every database call goes through the :class:`~app.worker.Worker`. Locking (the Lock button
+or the idle timer) cancels outstanding work, empties every model and widget that showed
+patient data, closes dialogs, and then locks the workstation on the worker (after any
+write already in progress), so the sign-in screen never sits on top of patient details.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.auto_lock import IdleWatcher, minutes_to_ms
+from app.chart import ChartPage
+from app.first_run import FirstRunWizard
+from app.messages import describe_error
+from app.patient_dialog import PatientDialog, RecordsProvider
+from app.patient_list import PatientListPage
+from app.sign_in import Session, SignInPage
+from app.worker import Worker
+from core.keys.errors import KeyError_
+from core.records.clinic import ClinicRecords
+from core.records.models import Patient, PatientSummary
+from core.records.workstation import Workstation
+from core.store.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "Careline"
+DEFAULT_AUTO_LOCK_MINUTES = 10
+
+
+def window_title(clinic_name: str = "") -> str:
+    """``Careline — <clinic name>`` once the clinic is known."""
+    return f"{APP_NAME} — {clinic_name}" if clinic_name else APP_NAME
+
+
+def describe_timeout(timeout_ms: int) -> str:
+    """``10 minutes`` (or seconds for the short timeouts tests use)."""
+    if timeout_ms >= 60_000:
+        minutes = round(timeout_ms / 60_000)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    seconds = max(round(timeout_ms / 1000), 1)
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+class Workspace(QWidget):
+    """What a signed-in person sees: toolbar, patient list, and a patient's chart."""
+
+    lock_requested = Signal()
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+
+        # Resolved on the worker at call time: ``records`` changes with each sign-in.
+        def records() -> ClinicRecords:
+            return workstation.records
+
+        def fetch_page(text: str, limit: int, offset: int) -> list[PatientSummary]:
+            return workstation.records.search_patients(text, limit=limit, offset=offset)
+
+        def count() -> int:
+            return workstation.records.count_patients()
+
+        self._records: RecordsProvider = records
+
+        self.toolbar = QToolBar("Main")
+        self.toolbar.setObjectName("mainToolbar")
+        self.toolbar.setMovable(False)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.clinic_label = QLabel()
+        self.clinic_label.setObjectName("toolbarClinic")
+        self.toolbar.addWidget(self.clinic_label)
+        self.new_patient_action = QAction("New patient", self)
+        self.new_patient_action.setShortcut(QKeySequence("Ctrl+N"))
+        self.new_patient_action.setToolTip("Register a new patient (Ctrl+N)")
+        self.new_patient_action.triggered.connect(self.new_patient)
+        self.toolbar.addAction(self.new_patient_action)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.toolbar.addWidget(spacer)
+        self.user_label = QLabel()
+        self.user_label.setObjectName("toolbarUser")
+        self.toolbar.addWidget(self.user_label)
+        self.lock_action = QAction("Lock", self)
+        self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.lock_action.setToolTip("Lock now and show the sign-in screen (Ctrl+L)")
+        self.lock_action.triggered.connect(self.lock_requested)
+        self.toolbar.addAction(self.lock_action)
+        for action in (self.new_patient_action, self.lock_action):
+            button = self.toolbar.widgetForAction(action)
+            button.setObjectName("toolbarButton")
+
+        self.patient_list = PatientListPage(worker, fetch_page, count)
+        self.chart = ChartPage(worker, records)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.patient_list)
+        self.pages.addWidget(self.chart)
+
+        body = QVBoxLayout()
+        body.setContentsMargins(24, 18, 24, 18)
+        body.addWidget(self.pages)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.toolbar)
+        layout.addLayout(body, 1)
+
+        self.patient_dialog: PatientDialog | None = None
+        self.patient_list.open_requested.connect(self.open_chart)
+        self.chart.back_requested.connect(self.show_list)
+        self.chart.patient_changed.connect(lambda _pid: self.patient_list.refresh())
+
+    def start(self, session: Session) -> None:
+        """Show the patient list for a person who just signed in."""
+        self.clinic_label.setText(session.clinic_name)
+        self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
+        self.show_list()
+        self.patient_list.activate()
+        self.patient_list.search.setFocus()
+
+    def clear(self) -> None:
+        """Remove every patient detail and close every dialog (locking)."""
+        if self.patient_dialog is not None:
+            self.patient_dialog.reject()
+        self.chart.clear()
+        self.patient_list.clear()
+        self.user_label.clear()
+        self.pages.setCurrentWidget(self.patient_list)
+
+    def show_list(self) -> None:
+        """Back to the list (the chart's details are cleared from the page)."""
+        self.chart.clear()
+        self.pages.setCurrentWidget(self.patient_list)
+        self.patient_list.table.setFocus()
+
+    def open_chart(self, patient_id: str) -> None:
+        """Open a chart (audited by core)."""
+        self.chart.load(patient_id)
+        self.pages.setCurrentWidget(self.chart)
+
+    def new_patient(self) -> None:
+        """Open the registration dialog."""
+        if self.patient_dialog is not None:
+            self.patient_dialog.raise_()
+            return
+        dialog = PatientDialog(self._worker, self._records, None, self)
+        dialog.saved.connect(self._patient_registered)
+        dialog.finished.connect(self._forget_dialog)
+        self.patient_dialog = dialog
+        dialog.open()
+
+    def _forget_dialog(self) -> None:
+        if self.patient_dialog is not None:
+            self.patient_dialog.deleteLater()
+            self.patient_dialog = None
+
+    def _patient_registered(self, patient: Patient) -> None:
+        self.patient_list.refresh()
+        self.open_chart(patient.id)
+
+
+class MainWindow(QMainWindow):
+    """Careline's one window. Call :meth:`start` after constructing it."""
+
+    locked = Signal()
+
+    def __init__(
+        self,
+        workstation: Workstation,
+        worker: Worker | None = None,
+        auto_lock_ms: int = minutes_to_ms(DEFAULT_AUTO_LOCK_MINUTES),
+        initial_user: str = "",
+    ) -> None:
+        super().__init__()
+        self.workstation = workstation
+        self._owns_worker = worker is None
+        self.worker = worker or Worker()
+        self._initial_user = initial_user
+        self._session: Session | None = None
+        self._clinic_name = ""
+        self._shut_down = False
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(window_title())
+        self.resize(1120, 740)
+        self.setMinimumSize(820, 560)
+
+        self.stack = QStackedWidget()
+        self.setCentralWidget(self.stack)
+        self.sign_in_page = SignInPage(self.worker, workstation)
+        self.workspace = Workspace(self.worker, workstation)
+        self.first_run: FirstRunWizard | None = None
+        self.stack.addWidget(self.sign_in_page)
+        self.stack.addWidget(self.workspace)
+
+        self.idle = IdleWatcher(auto_lock_ms, self)
+        self.idle.timed_out.connect(self.lock_after_idle)
+        self.sign_in_page.signed_in.connect(self._signed_in)
+        self.workspace.lock_requested.connect(self.lock)
+        self.worker.unhandled_error.connect(self._show_unhandled)
+
+    @property
+    def session(self) -> Session | None:
+        """Who is signed in, or None while locked."""
+        return self._session
+
+    def start(self) -> None:
+        """First run if there is no clinic; otherwise try the keyring quietly, then sign in."""
+        if not self.workstation.is_initialized():
+            self._show_first_run()
+            return
+        ws = self.workstation
+
+        def try_keyring() -> None:
+            # Opening with the OS keyring lets a colleague who has never signed in on this
+            # computer do so; without a keyring, staff passwords open the database instead.
+            try:
+                ws.unlock_with_keyring()
+            except (KeyError_, StoreError) as exc:
+                log.info("not unlocked with the OS keyring: %s", exc)
+
+        self.worker.submit(try_keyring, label="keyring unlock")
+        self._show_sign_in(self._initial_user)
+
+    # ----- screens ----------------------------------------------------------------------
+
+    def _show_first_run(self) -> None:
+        wizard = FirstRunWizard(self.worker, self.workstation)
+        wizard.setup_finished.connect(self._setup_finished)
+        self.first_run = wizard
+        self.stack.addWidget(wizard)
+        self.stack.setCurrentWidget(wizard)
+        wizard.clinic_page.clinic_name.setFocus()
+
+    def _setup_finished(self, username: str) -> None:
+        # Init leaves the database open; lock it so the first session starts with a real
+        # sign-in, which also proves the new password works before anyone relies on it.
+        self.worker.submit(self.workstation.lock, label="lock after set-up")
+        self._show_sign_in(
+            username, "Your clinic is ready. Sign in with the password you just chose."
+        )
+        wizard, self.first_run = self.first_run, None
+        if wizard is not None:
+            self.stack.removeWidget(wizard)
+            wizard.deleteLater()
+
+    def _show_sign_in(self, username: str = "", notice: str = "") -> None:
+        self.stack.setCurrentWidget(self.sign_in_page)
+        self.sign_in_page.prepare(username, notice, self._clinic_name)
+
+    def _signed_in(self, session: Session) -> None:
+        self._session = session
+        self._clinic_name = session.clinic_name
+        self.setWindowTitle(window_title(session.clinic_name))
+        self.stack.setCurrentWidget(self.workspace)
+        self.workspace.start(session)
+        self.idle.start()
+
+    # ----- locking ----------------------------------------------------------------------
+
+    def lock(self, notice: str = "Careline is locked. Sign in to continue.") -> None:
+        """Lock now: wipe patient data from the screen, then lock the workstation."""
+        session = self._session
+        self._session = None
+        self.idle.stop()
+        self.worker.cancel_all()
+        self.workspace.clear()
+        for dialog in self.findChildren(QDialog):
+            if dialog.isVisible() and dialog is not self.first_run:
+                dialog.reject()
+        self.worker.submit(self.workstation.lock, label="lock")
+        self._show_sign_in(session.user.username if session else "", notice)
+        self.locked.emit()
+
+    def lock_after_idle(self) -> None:
+        """The idle timer ran out."""
+        self.lock(
+            f"Careline locked itself after {describe_timeout(self.idle.timeout_ms)} without "
+            "activity, to protect patient information. Sign in to continue."
+        )
+
+    # ----- errors and shutdown ----------------------------------------------------------
+
+    def _show_unhandled(self, exc: Exception) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, describe_error(exc), parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def shutdown(self) -> None:
+        """Stop the worker and lock the workstation (closes the DB, zeroes keys)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.idle.stop()
+        self.sign_in_page.cancel()
+        self.workspace.clear()
+        if self._owns_worker:
+            self.worker.stop()
+            # The worker thread has ended, so locking here cannot race a query.
+            self.workstation.lock()
+        else:
+            self.worker.cancel_all()
+            self.worker.submit(self.workstation.lock, label="lock on close")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Warn before losing an unconfirmed recovery key; lock on the way out."""
+        wizard = self.first_run
+        if (
+            wizard is not None
+            and wizard.admin_page.created is not None
+            and not wizard.recovery_page.stored.isChecked()
+        ):
+            answer = QMessageBox.question(
+                self,
+                "Close Careline?",
+                "You have not confirmed that you stored the recovery key. It will not be shown "
+                "again. Close anyway?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.shutdown()
+        super().closeEvent(event)

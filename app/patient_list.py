@@ -1,0 +1,448 @@
+"""The patient list: a lazy table model fed a page at a time, and search-as-you-type.
+
+The model never holds the whole clinic: it asks core for pages of ``PAGE_SIZE`` rows on the
+database worker when the view scrolls near the end (``canFetchMore``/``fetchMore``), so a
+clinic of 100,000 patients opens as fast as one of 100. Every query gets a generation
+number; a page that arrives for an older generation is dropped, so fast typing never shows
+the results of a query the person has already typed past.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error
+from app.worker import Job, Worker
+from core.records.models import PatientSummary
+
+PAGE_SIZE = 200
+SEARCH_DEBOUNCE_MS = 150
+
+# Runs on the worker: (search text, limit, offset) -> one page in name order.
+FetchPage = Callable[[str, int, int], list[PatientSummary]]
+CountPatients = Callable[[], int]
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def age_on(birth_date: str, today: dt.date) -> str:
+    """Whole years on ``today`` (``""`` if the stored date cannot be read)."""
+    try:
+        born = dt.date.fromisoformat(birth_date)
+    except ValueError:
+        return ""
+    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return str(max(years, 0))
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One row as displayed (formatted once when the page arrives, not on every paint)."""
+
+    id: str
+    name: str
+    birth_date: str
+    age: str
+    sex: str
+    mrn: str
+
+    @classmethod
+    def from_summary(cls, p: PatientSummary, today: dt.date) -> PatientRow:
+        """Format a core summary for display."""
+        return cls(
+            id=p.id,
+            name=f"{p.family.upper()}, {p.given}",
+            birth_date=p.birth_date,
+            age=age_on(p.birth_date, today),
+            sex=(p.sex or "").capitalize(),
+            mrn=p.mrn or "",
+        )
+
+    def cell(self, column: int) -> str:
+        """Text of one column."""
+        return (self.name, self.birth_date, self.age, self.sex, self.mrn)[column]
+
+
+class PatientListModel(QAbstractTableModel):
+    """Patients matching the current search, loaded lazily in pages on the worker."""
+
+    COLUMNS = ("Name", "Date of birth", "Age", "Sex", "MRN")
+    PatientIdRole = Qt.ItemDataRole.UserRole + 1
+
+    query_finished = Signal(str)  # the first page of this search text has arrived
+    page_loaded = Signal()  # any page (first or later) has arrived
+    load_failed = Signal(str)  # plain-language message
+
+    def __init__(
+        self,
+        worker: Worker,
+        fetch_page: FetchPage,
+        page_size: int = PAGE_SIZE,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._fetch_page = fetch_page
+        self._page_size = page_size
+        self._rows: list[PatientRow] = []
+        self._query = ""
+        self._generation = 0
+        self._job: Job[list[PatientSummary]] | None = None
+        self._active = False  # False while locked: nothing may be fetched
+        self._has_more = False
+        self._loading = False
+
+    # ----- state ------------------------------------------------------------------------
+
+    @property
+    def query(self) -> str:
+        """The search text whose results are shown (or being fetched)."""
+        return self._query
+
+    @property
+    def loading(self) -> bool:
+        """True while a page is being fetched."""
+        return self._loading
+
+    @property
+    def has_more(self) -> bool:
+        """True if core may hold more rows for this query than are loaded."""
+        return self._has_more
+
+    def patient_id(self, row: int) -> str:
+        """The record id shown in ``row``."""
+        return self._rows[row].id
+
+    def set_query(self, text: str) -> None:
+        """Show patients matching ``text`` (all patients when blank), from the first page."""
+        self._active = True
+        self._query = text.strip()
+        self._start_fetch(offset=0)
+
+    def refresh(self) -> None:
+        """Reload the current query (after a patient was added or changed)."""
+        if self._active:
+            self._start_fetch(offset=0)
+
+    def clear(self) -> None:
+        """Forget every row and stop fetching (the workstation is locking)."""
+        self._generation += 1
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self.beginResetModel()
+        self._rows = []
+        self._query = ""
+        self._active = False
+        self._has_more = False
+        self._loading = False
+        self.endResetModel()
+
+    def _start_fetch(self, offset: int) -> None:
+        if offset == 0:
+            # A new query supersedes whatever is in flight, first page or later.
+            self._generation += 1
+            if self._job is not None:
+                self._job.cancel()
+        self._loading = True
+        fetch, query, limit = self._fetch_page, self._query, self._page_size
+        self._job = self._worker.submit(
+            lambda: fetch(query, limit, offset),
+            partial(self._page_arrived, self._generation, offset),
+            partial(self._page_failed, self._generation),
+            label=f"patients page {offset}",
+        )
+
+    def _page_arrived(self, generation: int, offset: int, page: list[PatientSummary]) -> None:
+        if generation != self._generation or not self._active:
+            return  # stale: an older query, or fetched before a lock
+        self._job = None
+        self._loading = False
+        today = dt.date.today()
+        rows = [PatientRow.from_summary(p, today) for p in page]
+        self._has_more = len(page) >= self._page_size
+        if offset == 0:
+            self.beginResetModel()
+            self._rows = rows
+            self.endResetModel()
+            self.query_finished.emit(self._query)
+        elif offset == len(self._rows) and rows:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+            self._rows.extend(rows)
+            self.endInsertRows()
+        self.page_loaded.emit()
+
+    def _page_failed(self, generation: int, exc: Exception) -> None:
+        if generation != self._generation:
+            return
+        self._job = None
+        self._loading = False
+        self._has_more = False
+        self.load_failed.emit(describe_error(exc))
+
+    # ----- QAbstractTableModel ----------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt default)
+        """Rows loaded so far."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt default)
+        """Name, date of birth, age, sex, MRN."""
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Cell text, the patient id (PatientIdRole), and alignment."""
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.cell(index.column())
+        if role == self.PatientIdRole:
+            return row.id
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        """Column titles."""
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def canFetchMore(self, parent: Index) -> bool:
+        """True when the view may ask for the next page."""
+        if parent.isValid():
+            return False
+        return self._active and self._has_more and not self._loading
+
+    def fetchMore(self, parent: Index) -> None:
+        """Ask the worker for the next page; rows are inserted when it arrives."""
+        if self.canFetchMore(parent):
+            self._start_fetch(offset=len(self._rows))
+
+
+class PatientTable(QTableView):
+    """The list view: whole-row selection; Enter or a double-click opens the chart."""
+
+    open_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("patientTable")
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.setShowGrid(False)
+        self.setWordWrap(False)
+        self.setTabKeyNavigation(False)
+        self.verticalHeader().hide()
+        # Fixed row heights: the view never measures rows, which keeps long lists fast.
+        rows = self.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 16)
+        self.doubleClicked.connect(self._open_index)
+
+    def setModel(self, model: Any) -> None:
+        """Set the model, then size the columns (names get the spare width)."""
+        super().setModel(model)
+        header = self.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        em = self.fontMetrics().horizontalAdvance("M")
+        for column, width in ((1, 9), (2, 4), (3, 6), (4, 9)):
+            header.resizeSection(column, width * em)
+
+    def current_patient_id(self) -> str | None:
+        """Id of the selected row, if any."""
+        index = self.currentIndex()
+        if not index.isValid():
+            return None
+        value = index.siblingAtColumn(0).data(PatientListModel.PatientIdRole)
+        return str(value) if value is not None else None
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter opens the selected chart; other keys navigate as usual."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._open_index(self.currentIndex())
+            return
+        super().keyPressEvent(event)
+
+    def _open_index(self, index: QModelIndex) -> None:
+        if index.isValid():
+            value = index.siblingAtColumn(0).data(PatientListModel.PatientIdRole)
+            if value is not None:
+                self.open_requested.emit(str(value))
+
+
+class PatientListPage(QWidget):
+    """Search box, status line and the lazy patient table."""
+
+    open_requested = Signal(str)
+
+    def __init__(
+        self,
+        worker: Worker,
+        fetch_page: FetchPage,
+        count_patients: CountPatients,
+        debounce_ms: int = SEARCH_DEBOUNCE_MS,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._count_patients = count_patients
+        self._total: int | None = None
+        self._count_job: Job[int] | None = None
+
+        self.search = QLineEdit()
+        self.search.setObjectName("searchBox")
+        self.search.setPlaceholderText("Search by name, MRN or date of birth (YYYY-MM-DD)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search patients")
+        self.search.installEventFilter(self)
+
+        self.status = QLabel()
+        self.status.setObjectName("statusText")
+
+        self.model = PatientListModel(worker, fetch_page, parent=self)
+        self.table = PatientTable()
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Patients")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
+        layout.addWidget(self.search)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+
+        # Debounce: search once typing pauses, not on every keystroke.
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(debounce_ms)
+        self._debounce.timeout.connect(self._run_search)
+        self.search.textChanged.connect(self._debounce.start)
+
+        self.table.open_requested.connect(self.open_requested)
+        self.model.query_finished.connect(self._update_status)
+        self.model.page_loaded.connect(self._update_status)
+        self.model.modelReset.connect(self._select_first_row)
+        self.model.load_failed.connect(self.status.setText)
+
+    def activate(self) -> None:
+        """Load the first page and the patient count (just signed in)."""
+        self._debounce.stop()
+        self.model.set_query(self.search.text())
+        self.refresh_count()
+
+    def refresh(self) -> None:
+        """Reload after a change, keeping the search text."""
+        self.model.refresh()
+        self.refresh_count()
+
+    def refresh_count(self) -> None:
+        """Fetch the number of patients in the clinic for the status line."""
+        if self._count_job is not None:
+            self._count_job.cancel()
+        self._count_job = self._worker.submit(
+            self._count_patients, self._count_arrived, self._count_failed, label="count"
+        )
+
+    def clear(self) -> None:
+        """Remove every patient detail shown (the workstation is locking)."""
+        self._debounce.stop()
+        if self._count_job is not None:
+            self._count_job.cancel()
+            self._count_job = None
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.model.clear()
+        self._total = None
+        self.status.clear()
+
+    def _run_search(self) -> None:
+        self.model.set_query(self.search.text())
+        self.status.setText("Searching…")
+
+    def _count_arrived(self, total: int) -> None:
+        self._count_job = None
+        self._total = total
+        self._update_status()
+
+    def _count_failed(self, exc: Exception) -> None:
+        self._count_job = None
+        self.status.setText(describe_error(exc))
+
+    def _select_first_row(self) -> None:
+        if self.model.rowCount() > 0:
+            self.table.selectRow(0)
+
+    def _update_status(self) -> None:
+        model = self.model
+        shown = model.rowCount()
+        if model.query:
+            if shown == 0:
+                text = (
+                    f"No patients match “{model.query}”. Check the spelling, or search by "
+                    "MRN or date of birth."
+                )
+            else:
+                more = " (scroll for more)" if model.has_more else ""
+                noun = "patient matches" if shown == 1 else "patients match"
+                text = f"{shown:,}{'+' if model.has_more else ''} {noun} “{model.query}”{more}"
+        elif self._total is None:
+            text = ""
+        elif self._total == 0:
+            text = "No patients yet. Use “New patient” to register the first one."
+        else:
+            noun = "patient" if self._total == 1 else "patients"
+            text = f"{self._total:,} {noun} in the clinic"
+        self.status.setText(text)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Down or Enter in the search box moves to the list, ready to open a chart."""
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                if self._debounce.isActive():
+                    self._debounce.stop()
+                    self._run_search()
+                self.table.setFocus()
+                if not self.table.currentIndex().isValid() and self.model.rowCount():
+                    self.table.selectRow(0)
+                return True
+        return super().eventFilter(watched, event)

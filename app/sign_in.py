@@ -1,0 +1,178 @@
+"""The sign-in screen: every session starts with a person identifying themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error
+from app.worker import Job, Worker
+from core.records.models import User
+from core.records.workstation import Workstation
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who signed in, and the clinic they opened."""
+
+    user: User
+    clinic_name: str
+
+
+def sign_in(workstation: Workstation, username: str, password: str) -> Session:
+    """Runs on the worker: unlock if needed, check the password, read the clinic name."""
+    user = workstation.sign_in(username, password)
+    return Session(user, workstation.records.clinic_name())
+
+
+class SignInPage(QWidget):
+    """User name and password; errors from core are shown under the form."""
+
+    signed_in = Signal(object)  # Session
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._workstation = workstation
+        self._job: Job[Session] | None = None
+
+        title = QLabel("Careline")
+        title.setObjectName("appTitle")
+        self.clinic = QLabel("Sign in to open the clinic’s records.")
+        self.clinic.setObjectName("hint")
+        self.clinic.setWordWrap(True)
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+
+        self.username = QLineEdit()
+        self.username.setObjectName("username")
+        self.username.setAccessibleName("User name")
+        self.password = QLineEdit()
+        self.password.setObjectName("password")
+        self.password.setAccessibleName("Password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.error = QLabel()
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.button = QPushButton("Sign in")
+        self.button.setObjectName("primary")
+        self.button.setDefault(True)
+        self.button.clicked.connect(self.submit)
+        self.username.returnPressed.connect(self.password.setFocus)
+        self.password.returnPressed.connect(self.submit)
+
+        form = QFormLayout()
+        form.setHorizontalSpacing(14)
+        form.setVerticalSpacing(10)
+        form.addRow("User name", self.username)
+        form.addRow("Password", self.password)
+
+        card = QFrame()
+        card.setObjectName("card")
+        card.setFixedWidth(420)
+        inner = QVBoxLayout(card)
+        inner.setContentsMargins(32, 28, 32, 28)
+        inner.setSpacing(14)
+        inner.addWidget(title)
+        inner.addWidget(self.clinic)
+        inner.addWidget(self.notice)
+        inner.addLayout(form)
+        inner.addWidget(self.error)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.button)
+        inner.addLayout(buttons)
+
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.addStretch(2)
+        outer.addLayout(row)
+        outer.addStretch(3)
+
+    @property
+    def busy(self) -> bool:
+        """True while a sign-in runs on the worker."""
+        return self._job is not None
+
+    def prepare(self, username: str = "", notice: str = "", clinic_name: str = "") -> None:
+        """Reset for a new sign-in: optional user name, a notice (e.g. why it locked)."""
+        self.username.setText(username)
+        self.password.clear()
+        self.error.hide()
+        self.error.clear()
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
+        self.clinic.setText(
+            f"{clinic_name}: sign in to open the clinic’s records."
+            if clinic_name
+            else "Sign in to open the clinic’s records."
+        )
+        self._set_busy(False)
+        (self.password if username else self.username).setFocus()
+
+    def submit(self) -> None:
+        """Sign in on the worker."""
+        if self._job is not None:
+            return
+        username, password = self.username.text().strip(), self.password.text()
+        if not username or not password:
+            self._show_error("Enter your user name and password.")
+            return
+        self.error.hide()
+        self._set_busy(True)
+        ws = self._workstation
+        self._job = self._worker.submit(
+            lambda: sign_in(ws, username, password),
+            self._succeeded,
+            self._failed,
+            label="sign in",
+        )
+
+    def cancel(self) -> None:
+        """Forget a sign-in in flight (the window is closing)."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        for widget in (self.username, self.password, self.button):
+            widget.setEnabled(not busy)
+        self.button.setText("Signing in…" if busy else "Sign in")
+
+    def _succeeded(self, session: Session) -> None:
+        self._job = None
+        self.password.clear()
+        self._set_busy(False)
+        self.signed_in.emit(session)
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self._set_busy(False)
+        self.password.clear()
+        self._show_error(describe_error(exc))
+        self.password.setFocus()
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

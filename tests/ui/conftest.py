@@ -1,0 +1,149 @@
+"""Shared fixtures for the desktop UI tests: real core, temporary clinics, no OS keyring."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import keyring
+import keyring.backends.fail
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+
+CLINIC_NAME = "Riverside Family Practice"
+ADMIN = "admin"
+ADMIN_NAME = "Ada Adeyemi"
+PASSWORD = "correct horse battery"
+BIG_CLINIC_SIZE = 1_000
+
+# Family, given, birth date, MRN.
+PATIENTS = (
+    ("Garcia", "Maria", "1984-03-02", "MRN-1001"),
+    ("Garcia", "Luis", "1979-11-20", "MRN-1002"),
+    ("Okafor", "Chinedu", "1990-06-15", "MRN-1003"),
+    ("Lindqvist", "Astrid", "1956-01-30", None),
+    ("Nguyen", "Bao", "2012-09-09", "MRN-1005"),
+)
+
+WindowFactory = Callable[..., MainWindow]
+
+# The offscreen platform (QT_QPA_PLATFORM=offscreen) says this whenever a dialog is shown;
+# it is about the test platform, not about Careline.
+OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Ignore the offscreen platform's known warning in these tests only."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+
+
+@contextmanager
+def no_os_keyring() -> Iterator[None]:
+    """Use keyring's real "no keyring" backend, then put the previous one back."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_keyring() -> Iterator[None]:
+    with no_os_keyring():
+        yield
+
+
+def new_clinic(data_dir: Path, patients: int = 0) -> Workstation:
+    """An initialised, locked clinic with the sample patients and ``patients`` more."""
+    ws = Workstation(data_dir, kdf_params=FAST_PARAMS)
+    ws.init(CLINIC_NAME, ADMIN, ADMIN_NAME, PASSWORD)
+    records = ws.records
+    for family, given, born, mrn in PATIENTS:
+        records.add_patient(family, given, born, mrn=mrn)
+    for i in range(patients):
+        records.add_patient(f"Testpatient{i:05d}", "Sam", "1970-01-01")
+    ws.lock()
+    return ws
+
+
+@pytest.fixture
+def fresh_workstation(tmp_path: Path) -> Workstation:
+    """A data folder with no clinic yet (first run)."""
+    return Workstation(tmp_path / "clinic", kdf_params=FAST_PARAMS)
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Workstation:
+    """A locked clinic holding the five sample patients."""
+    return new_clinic(tmp_path / "clinic")
+
+
+@pytest.fixture(scope="session")
+def _big_clinic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built once per session (1,000 audited writes take a few seconds), copied per test.
+    path = tmp_path_factory.mktemp("big") / "clinic"
+    with no_os_keyring():
+        new_clinic(path, BIG_CLINIC_SIZE - len(PATIENTS))
+    return path
+
+
+@pytest.fixture
+def big_clinic(tmp_path: Path, _big_clinic_template: Path) -> Workstation:
+    """A locked clinic of 1,000 patients."""
+    target = tmp_path / "big"
+    shutil.copytree(_big_clinic_template, target)
+    return Workstation(target, kdf_params=FAST_PARAMS)
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
+    """Build, show and start a main window; always shut it down (worker stopped, locked)."""
+    windows: list[MainWindow] = []
+
+    def make(ws: Workstation, auto_lock_ms: int = 600_000) -> MainWindow:
+        window = MainWindow(ws, auto_lock_ms=auto_lock_ms)
+        qtbot.addWidget(window)
+        windows.append(window)
+        window.show()
+        qtbot.waitExposed(window)
+        window.start()
+        return window
+
+    yield make
+    for window in windows:
+        window.shutdown()
+        assert not window.workstation.is_unlocked
+
+
+def sign_in(
+    qtbot: QtBot, window: MainWindow, username: str = ADMIN, password: str = PASSWORD
+) -> None:
+    """Type credentials into the sign-in screen and wait for the patient list's first page."""
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    page.username.setText(username)
+    page.password.setText(password)
+    QTest.mouseClick(page.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    model = window.workspace.patient_list.model
+    qtbot.waitUntil(lambda: not model.loading and model.rowCount() > 0, timeout=10_000)
+
+
+@pytest.fixture
+def signed_in(qtbot: QtBot, clinic: Workstation, make_window: WindowFactory) -> MainWindow:
+    """A main window on the sample clinic, signed in as the admin, list loaded."""
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    return window

@@ -1,0 +1,111 @@
+"""Idle auto-lock and the Lock button: the database closes and no patient data stays on screen."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.auto_lock import IdleWatcher
+from app.main_window import MainWindow
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, WindowFactory, sign_in
+
+
+def assert_locked_and_blank(qtbot: QtBot, window: MainWindow, ws: Workstation) -> None:
+    qtbot.waitUntil(lambda: not ws.is_unlocked, timeout=5_000)
+    assert window.stack.currentWidget() is window.sign_in_page
+    assert window.session is None
+    workspace = window.workspace
+    model = workspace.patient_list.model
+    assert model.rowCount() == 0
+    assert not model.canFetchMore(model.index(-1, -1))
+    assert workspace.patient_list.search.text() == ""
+    assert workspace.chart.patient is None
+    assert workspace.chart.name.text() == ""
+    assert workspace.chart.allergy_table.rowCount() == 0
+    assert workspace.user_label.text() == ""
+    assert window.sign_in_page.username.text() == ADMIN  # ready for the same person
+    assert window.sign_in_page.password.text() == ""
+
+
+def test_idle_timeout_locks_and_wipes_the_screen(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic, auto_lock_ms=400)
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    workspace.patient_list.search.setText("garcia")
+    qtbot.waitUntil(lambda: workspace.patient_list.model.query == "garcia", timeout=5_000)
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    workspace.chart.edit_patient()  # a dialog full of patient data is open
+    dialog = workspace.chart.patient_dialog
+    assert dialog is not None and dialog.isVisible()
+    with qtbot.waitSignal(window.locked, timeout=5_000):
+        pass
+    assert_locked_and_blank(qtbot, window, clinic)
+    assert workspace.chart.patient_dialog is None
+    assert "without activity" in window.sign_in_page.notice.text()
+    assert not window.idle.armed
+
+    sign_in(qtbot, window)  # the same person continues
+    assert window.idle.armed
+    assert workspace.patient_list.model.rowCount() == 5
+
+
+def test_input_postpones_the_lock(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic, auto_lock_ms=600)
+    sign_in(qtbot, window)
+    table = window.workspace.patient_list.table
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:  # 2.5 timeouts of steady typing and mouse moves
+        QTest.keyClick(table, Qt.Key.Key_Down)
+        QTest.mouseMove(table.viewport(), QPoint(20, 20 + int(time.monotonic() * 10) % 30))
+        qtbot.wait(100)
+    assert window.session is not None
+    assert clinic.is_unlocked
+    with qtbot.waitSignal(window.locked, timeout=3_000):
+        pass  # and once the input stops, it locks
+    assert_locked_and_blank(qtbot, window, clinic)
+
+
+def test_lock_button(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
+    signed_in.workspace.lock_action.trigger()
+    assert_locked_and_blank(qtbot, signed_in, clinic)
+    assert signed_in.sign_in_page.notice.text() == "Careline is locked. Sign in to continue."
+
+
+def test_results_arriving_after_a_lock_are_dropped(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    page = signed_in.workspace.patient_list
+    page.search.setText("okafor")
+    page.model.set_query("okafor")  # in flight on the worker
+    signed_in.lock()
+    qtbot.waitUntil(lambda: not clinic.is_unlocked, timeout=5_000)
+    qtbot.wait(200)
+    assert page.model.rowCount() == 0
+
+
+def test_idle_watcher_needs_a_positive_timeout() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        IdleWatcher(0)
+
+
+def test_idle_watcher_fires_once(qtbot: QtBot) -> None:
+    watcher = IdleWatcher(150)
+    fired: list[float] = []
+    watcher.timed_out.connect(lambda: fired.append(time.monotonic()))
+    started = time.monotonic()
+    watcher.start()
+    qtbot.waitUntil(lambda: len(fired) == 1, timeout=2_000)
+    assert fired[0] - started >= 0.14
+    qtbot.wait(400)
+    assert len(fired) == 1
+    assert not watcher.armed

@@ -1,0 +1,155 @@
+"""First run: create the clinic and admin, show the recovery key once, require confirmation."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWizard
+from pytestqt.qtbot import QtBot
+
+from app.first_run import FirstRunWizard
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from tests.ui.conftest import CLINIC_NAME, PASSWORD, WindowFactory, sign_in
+
+
+def click(qtbot: QtBot, wizard: FirstRunWizard, which: QWizard.WizardButton) -> None:
+    button = wizard.button(which)
+    assert button.isVisible() and button.isEnabled(), which
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def fill_admin(wizard: FirstRunWizard, password: str, confirm: str) -> None:
+    page = wizard.admin_page
+    page.username.setText("MGarcia")
+    page.full_name.setText("Maria Garcia")
+    page.password.setText(password)
+    page.confirm.setText(confirm)
+
+
+def test_first_run_end_to_end(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(fresh_workstation)
+    wizard = window.first_run
+    assert wizard is not None
+    assert window.stack.currentWidget() is wizard
+    next_, commit, finish = (
+        QWizard.WizardButton.NextButton,
+        QWizard.WizardButton.CommitButton,
+        QWizard.WizardButton.FinishButton,
+    )
+
+    # Step 1: a blank clinic name is refused with core's rule, in plain words.
+    click(qtbot, wizard, next_)
+    assert wizard.currentPage() is wizard.clinic_page
+    assert wizard.clinic_page.error.text() == "Clinic name is required."
+    wizard.clinic_page.clinic_name.setText(CLINIC_NAME)
+    click(qtbot, wizard, next_)
+    assert wizard.currentPage() is wizard.admin_page
+    assert wizard.button(commit).text() == "Create clinic"
+
+    # Step 2: the confirmation must match; core's password rule is shown inline.
+    admin = wizard.admin_page
+    fill_admin(wizard, PASSWORD, PASSWORD + "x")
+    click(qtbot, wizard, commit)
+    assert "different" in admin.errors["confirm"].text()
+    assert not fresh_workstation.is_initialized()
+
+    fill_admin(wizard, "short", "short")
+    click(qtbot, wizard, commit)
+    qtbot.waitUntil(lambda: admin.errors["password"].isVisible(), timeout=5_000)
+    assert admin.errors["password"].text() == "Password must be at least 10 characters."
+    assert wizard.currentPage() is admin
+    assert not fresh_workstation.is_initialized()
+
+    fill_admin(wizard, PASSWORD, PASSWORD)
+    click(qtbot, wizard, commit)
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.recovery_page, timeout=10_000)
+    assert fresh_workstation.is_initialized()
+    assert admin.password.text() == "" and admin.confirm.text() == ""
+
+    # Step 3: the key is shown, with the no-keyring explanation, and must be confirmed.
+    page = wizard.recovery_page
+    key = page.key.text()
+    assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4}){7}", key), key
+    assert page.keyring_note.isVisible()
+    assert "Staff passwords open the database" in page.keyring_note.text()
+    assert not wizard.button(QWizard.WizardButton.BackButton).isVisible() or not (
+        wizard.button(QWizard.WizardButton.BackButton).isEnabled()
+    )
+    assert not wizard.button(finish).isEnabled()
+    wizard.reject()  # Escape: must not hide the key
+    assert wizard.isVisible() and wizard.currentPage() is page
+    page.stored.setChecked(True)
+    assert wizard.button(finish).isEnabled()
+    click(qtbot, wizard, finish)
+
+    # Then a real sign-in, with the admin's name filled in.
+    assert window.stack.currentWidget() is window.sign_in_page
+    assert window.first_run is None
+    assert window.sign_in_page.username.text() == "mgarcia"
+    assert "Your clinic is ready" in window.sign_in_page.notice.text()
+    qtbot.waitUntil(lambda: not fresh_workstation.is_unlocked)
+    window.sign_in_page.password.setText(PASSWORD)
+    QTest.mouseClick(window.sign_in_page.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert window.windowTitle() == f"Careline — {CLINIC_NAME}"
+    assert window.session is not None
+    assert window.session.user.full_name == "Maria Garcia"
+    qtbot.waitUntil(
+        lambda: "No patients yet" in window.workspace.patient_list.status.text(), timeout=5_000
+    )
+
+    # The key shown is the real recovery key of this clinic.
+    window.lock()
+    qtbot.waitUntil(lambda: not fresh_workstation.is_unlocked)
+    other = Workstation(fresh_workstation.data_dir, kdf_params=FAST_PARAMS)
+    other.unlock_with_recovery_key(key)
+    try:
+        assert other.unlock_for("mgarcia").clinic_name() == CLINIC_NAME
+    finally:
+        other.lock()
+
+
+def test_invalid_user_name_is_shown_on_its_field(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(fresh_workstation)
+    wizard = window.first_run
+    assert wizard is not None
+    wizard.clinic_page.clinic_name.setText(CLINIC_NAME)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    admin = wizard.admin_page
+    admin.username.setText("x")
+    admin.password.setText(PASSWORD)
+    admin.confirm.setText(PASSWORD)
+    click(qtbot, wizard, QWizard.WizardButton.CommitButton)
+    qtbot.waitUntil(lambda: admin.errors["username"].isVisible(), timeout=5_000)
+    assert admin.errors["username"].text().startswith("User name: use 2-32 lower-case")
+    assert not fresh_workstation.is_initialized()
+
+
+def test_an_existing_clinic_never_shows_the_wizard(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    assert window.first_run is None
+    sign_in(qtbot, window)
+
+
+def test_the_confirmation_box_does_not_corrupt_refcounts(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    # Regression: a Python isComplete() override in PySide6 6.12 dropped a reference to
+    # True/False per call, which aborts the interpreter at exit.
+    window = make_window(fresh_workstation)
+    assert window.first_run is not None
+    box = window.first_run.recovery_page.stored
+    before = sys.getrefcount(True) + sys.getrefcount(False)
+    for _ in range(300):
+        box.toggle()
+    assert sys.getrefcount(True) + sys.getrefcount(False) > before - 100

@@ -1,0 +1,128 @@
+"""Registering and editing patients through the dialog; core's validation is shown inline."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QDate, Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from app.patient_dialog import PatientDialog
+from core.records.workstation import Workstation
+
+
+def open_new_dialog(qtbot: QtBot, window: MainWindow) -> PatientDialog:
+    window.workspace.new_patient_action.trigger()
+    dialog = window.workspace.patient_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    return dialog
+
+
+def save(qtbot: QtBot, dialog: PatientDialog) -> None:
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+
+def test_register_a_patient(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
+    dialog = open_new_dialog(qtbot, signed_in)
+    assert dialog.birth_date.iso_date() is None  # no plausible-looking default date
+    assert dialog.birth_date.calendarPopup()
+    QTest.keyClicks(dialog.family, "Haddad")
+    QTest.keyClicks(dialog.given, "Yusuf")
+    dialog.birth_date.setDate(QDate(2001, 4, 17))
+    dialog.sex.setCurrentIndex(dialog.sex.findData("male"))
+    QTest.keyClicks(dialog.mrn, "MRN-2001")
+    QTest.keyClicks(dialog.phone, "555 0199")
+    save(qtbot, dialog)
+
+    workspace = signed_in.workspace
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    assert workspace.patient_dialog is None  # closed and released
+    assert workspace.pages.currentWidget() is workspace.chart
+    created = workspace.chart.patient
+    assert created is not None
+    assert (created.family, created.given, created.birth_date) == ("Haddad", "Yusuf", "2001-04-17")
+    assert (created.sex, created.mrn, created.phone) == ("male", "MRN-2001", "555 0199")
+    assert workspace.chart.name.text() == "HADDAD, Yusuf"
+    stored = clinic.records.get_patient(created.id)  # the worker is idle: safe to read
+    assert stored == created
+    model = workspace.patient_list.model
+    qtbot.waitUntil(lambda: model.rowCount() == 6 and not model.loading, timeout=5_000)
+
+
+def test_core_validation_is_shown_on_the_field(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    dialog = open_new_dialog(qtbot, signed_in)
+    save(qtbot, dialog)
+    assert dialog.errors["birth_date"].text() == "Date of birth is required."
+    assert dialog.isVisible()
+
+    dialog.birth_date.setDate(QDate(1990, 1, 1))
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: dialog.errors["family"].isVisible(), timeout=5_000)
+    assert dialog.errors["family"].text() == "Family name is required."
+    assert dialog.family.hasFocus()
+
+    dialog.family.setText("Okafor")
+    dialog.given.setText("Ngozi")
+    dialog.mrn.setText("MRN-1003")  # already Chinedu Okafor's
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: dialog.errors["mrn"].isVisible(), timeout=5_000)
+    assert dialog.errors["mrn"].text() == "MRN: 'MRN-1003' is already used by another patient."
+    assert not dialog.errors["family"].isVisible()
+    assert dialog.isVisible() and dialog.save_button.isEnabled()
+    assert clinic.records.count_patients() == 5
+
+    QTest.mouseClick(
+        dialog.buttons.button(dialog.buttons.StandardButton.Cancel), Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: signed_in.workspace.patient_dialog is None)
+    assert signed_in.workspace.chart.patient is None
+
+
+def test_edit_a_patient_from_the_chart(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    workspace = signed_in.workspace
+    model = workspace.patient_list.model
+    row = next(r for r in range(model.rowCount()) if model.index(r, 0).data() == "NGUYEN, Bao")
+    patient_id = model.patient_id(row)
+    workspace.open_chart(patient_id)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.edit_button, Qt.MouseButton.LeftButton)
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    assert dialog.family.text() == "Nguyen"
+    assert dialog.birth_date.iso_date() == "2012-09-09"
+    assert dialog.sex.currentData() is None
+    dialog.family.setText("Nguyen-Tran")
+    dialog.phone.setText("555 0142")
+    dialog.sex.setCurrentIndex(dialog.sex.findData("female"))
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: chart.name.text() == "NGUYEN-TRAN, Bao", timeout=5_000)
+    assert chart.phone.text() == "555 0142"
+    assert chart.sex.text() == "Female"
+    assert chart.patient_dialog is None
+
+    stored = clinic.records.get_patient(patient_id)
+    assert (stored.family, stored.phone, stored.sex) == ("Nguyen-Tran", "555 0142", "female")
+    assert stored.birth_date == "2012-09-09"
+    qtbot.waitUntil(lambda: "NGUYEN-TRAN, Bao" in [model.index(r, 0).data() for r in range(5)])
+
+
+def test_an_edit_that_changes_nothing_just_closes(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    workspace = signed_in.workspace
+    patient_id = workspace.patient_list.model.patient_id(0)
+    before = clinic.records.get_patient(patient_id)
+    workspace.open_chart(patient_id)
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    workspace.chart.edit_patient()
+    dialog = workspace.chart.patient_dialog
+    assert dialog is not None
+    save(qtbot, dialog)
+    assert workspace.chart.patient_dialog is None
+    assert clinic.records.get_patient(patient_id).updated_at == before.updated_at

@@ -1,0 +1,96 @@
+"""Sign-in screen: success opens the clinic, failures show core's message and never crash."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, ADMIN_NAME, CLINIC_NAME, PATIENTS, WindowFactory, sign_in
+
+
+def click_sign_in(qtbot: QtBot, window: MainWindow, username: str, password: str) -> None:
+    page = window.sign_in_page
+    page.username.setText(username)
+    page.password.setText(password)
+    QTest.mouseClick(page.button, Qt.MouseButton.LeftButton)
+
+
+def test_existing_clinic_starts_on_sign_in(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    assert window.stack.currentWidget() is window.sign_in_page
+    assert window.first_run is None
+    assert window.windowTitle() == "Careline"
+
+
+def test_sign_in_opens_the_patient_list(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    assert window.stack.currentWidget() is window.workspace
+    assert window.windowTitle() == f"Careline — {CLINIC_NAME}"
+    assert window.session is not None and window.session.user.username == ADMIN
+    assert ADMIN_NAME in window.workspace.user_label.text()
+    assert clinic.is_unlocked
+    model = window.workspace.patient_list.model
+    assert model.rowCount() == len(PATIENTS)
+    names = [model.index(r, 0).data() for r in range(model.rowCount())]
+    assert names == sorted(names, key=str.casefold)
+    assert "GARCIA, Maria" in names
+    assert window.sign_in_page.password.text() == ""  # not left in the hidden form
+    qtbot.waitUntil(
+        lambda: window.workspace.patient_list.status.text() == "5 patients in the clinic"
+    )
+
+
+def test_wrong_password_shows_the_reason_and_stays(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    click_sign_in(qtbot, window, ADMIN, "not the password")
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert page.error.text() == "Wrong user name or password."
+    assert page.password.text() == ""
+    assert page.button.isEnabled()
+    assert window.session is None
+    assert window.stack.currentWidget() is page
+    assert not clinic.is_unlocked
+
+
+def test_unknown_user_on_a_locked_workstation_is_told_why(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    click_sign_in(qtbot, window, "newnurse", "whatever password")
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert "has not signed in on this workstation before" in page.error.text()
+    assert window.session is None
+
+
+def test_blank_fields_are_refused_without_asking_core(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    click_sign_in(qtbot, window, "", "")
+    assert page.error.text() == "Enter your user name and password."
+    assert page.error.isVisible()
+    assert not page.busy
+
+
+def test_a_failure_then_a_success(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    click_sign_in(qtbot, window, ADMIN, "wrong wrong wrong")
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    sign_in(qtbot, window)
+    assert window.session is not None
