@@ -1,0 +1,137 @@
+"""Hostile or broken sync messages are refused with a clear error and change nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from core.sync import protocol as p
+from core.sync.responder import Responder
+from tests.unit.sync.replicas import materialized, new_replica
+
+
+@pytest.fixture
+def target() -> Responder:
+    r = new_replica("ann")
+    p_ = r.add_patient("Target", "Record", "1980-01-01")
+    r.add_allergy(p_.id, "Latex")
+    return Responder(r.db)
+
+
+def _valid_op(responder: Responder) -> dict[str, object]:
+    source = new_replica("eve")
+    source.add_patient("Pushed", "Op", "1990-01-01")
+    reply = json.loads(
+        Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 10}))
+    )
+    op: dict[str, object] = reply["ops"][0]
+    return op
+
+
+def _ask(responder: Responder, raw: bytes) -> dict[str, object]:
+    reply: dict[str, object] = json.loads(responder.handle(raw))
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "message"),
+    [
+        (b"\xff\xfe not json", "malformed", "not valid JSON"),
+        (b"[]", "malformed", "not a Careline sync message"),
+        (json.dumps({"protocol": "careline-sync", "v": 2, "type": "pull"}).encode(), "version",
+         "version 2 is not supported"),
+        (p.encode({"type": "drop_tables"}), "malformed", "'drop_tables' is not one of"),
+        (p.encode({"type": "pull", "vv": {"a": -1}, "max_ops": 1}), "malformed", "vv[a]"),
+        (p.encode({"type": "pull", "vv": {"x; DROP": 1}, "max_ops": 1}), "malformed", "vv key"),
+        (p.encode({"type": "pull", "vv": {}, "max_ops": "all"}), "malformed", "max_ops"),
+        (p.encode({"type": "push", "ops": "nope"}), "malformed", "ops must be a list"),
+        (p.encode({"type": "push", "ops": [{}] * (p.MAX_OPS_PER_MESSAGE + 1)}), "too_large",
+         "at most 1000 ops"),
+        (b" " * (p.MAX_MESSAGE_BYTES + 1), "too_large", "exceeds the"),
+    ],
+)  # fmt: skip
+def test_bad_envelopes(target: Responder, raw: bytes, code: str, message: str) -> None:
+    before = materialized_of(target)
+    reply = _ask(target, raw)
+    assert reply["type"] == "error"
+    assert reply["code"] == code
+    assert message in str(reply["message"])
+    assert materialized_of(target) == before
+
+
+def materialized_of(responder: Responder) -> object:
+    return responder.db.query("SELECT * FROM oplog ORDER BY rowid"), responder.db.query(
+        "SELECT * FROM patients"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("update", "!!!", "not valid base64"),
+        ("update", base64.b64encode(b"\x01\x02\x03").decode(), "malformed update"),
+        ("deps", base64.b64encode(b"\xff").decode(), "malformed dependencies"),
+        ("hlc", "yesterday", "not a hybrid logical clock"),
+        ("type", "spaceship", "unknown record type"),
+        ("seq", 0, "seq must be at least 1"),
+        ("seq", 5, "refusing the gap"),
+        ("author", "", "author must be a user name"),
+        ("update", base64.b64encode(b"x" * (p.MAX_UPDATE_BYTES + 10)).decode(), "at most"),
+    ],
+)
+def test_bad_ops_are_refused_whole(
+    target: Responder, field: str, value: object, message: str
+) -> None:
+    good = _valid_op(target)
+    bad = {**good, "seq": 2, field: value}  # the next op of the same origin
+    before = materialized_of(target)
+    reply = _ask(target, p.encode({"type": "push", "ops": [good, bad]}))
+    assert reply["type"] == "error", reply
+    assert message in str(reply["message"])
+    # The good op in the same batch was not applied either: all or nothing.
+    assert materialized_of(target) == before
+
+
+def test_missing_dependency_is_refused(target: Responder) -> None:
+    source = new_replica("eve")
+    pat = source.add_patient("Dep", "Chain", "1990-01-01")
+    source.update_patient(pat.id, {"given": "Changed"})
+    reply = json.loads(
+        Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 10}))
+    )
+    second = reply["ops"][1]
+    # Claim it is seq 1 of its origin so only the dependency check can catch it.
+    forged = {**second, "seq": 1}
+    before = materialized_of(target)
+    answer = _ask(target, p.encode({"type": "push", "ops": [forged]}))
+    assert answer["type"] == "error"
+    assert "does not hold yet" in str(answer["message"])
+    assert materialized_of(target) == before
+
+
+def test_duplicates_are_no_ops(target: Responder) -> None:
+    op = _valid_op(target)
+    first = _ask(target, p.encode({"type": "push", "ops": [op]}))
+    again = _ask(target, p.encode({"type": "push", "ops": [op, op]}))
+    assert (first["applied"], again["applied"], again["duplicates"]) == (1, 0, 2)
+    assert target.db.query("SELECT count(*) FROM patients")[0][0] == 2
+
+
+def test_op_claiming_to_be_from_the_receiver_is_refused(target: Responder) -> None:
+    op = _valid_op(target)
+    me = target.db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
+    before = materialized_of(target)
+    reply = _ask(target, p.encode({"type": "push", "ops": [{**op, "origin": me, "seq": 99}]}))
+    assert reply["type"] == "error"
+    assert "claims to come from this replica" in str(reply["message"])
+    assert materialized_of(target) == before
+
+
+def test_materialized_state_untouched_by_refusals() -> None:
+    r = new_replica("ann")
+    r.add_patient("Stable", "State", "1980-01-01")
+    before = materialized(r)
+    Responder(r.db).handle(b"garbage")
+    assert materialized(r) == before

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import pytest
+
+from core.records.errors import NotFoundError, ValidationError
+from core.store.oplog import version_vector
+from core.sync.responder import Responder
+from core.sync.session import SyncError, sync
+from core.sync.transport import LocalTransport
+from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+
+
+def test_edit_travels_and_replicas_converge() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Ferreira", "Ana", "1964-08-21", mrn="F-1")
+    a.add_allergy(p.id, "Aspirin", severity="mild")
+    sync_pair(b, a)
+    assert b.get_patient(p.id).family == "Ferreira"
+    b.update_patient(p.id, {"phone": "555-0100"})
+    sync_pair(a, b)
+    assert a.get_patient(p.id).phone == "555-0100"
+    assert materialized(a) == materialized(b)
+
+
+def test_concurrent_edit_is_a_conflict_on_both_and_resolution_clears_it() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Li", "Wei", "1990-01-01")
+    sync_pair(b, a)
+    a.update_patient(p.id, {"given": "Wei-Ming"})
+    b.update_patient(p.id, {"given": "Weiming"})
+    sync_pair(b, a)
+    for r in (a, b):
+        [conflict] = r.conflicts()
+        assert conflict.field == "given"
+        assert {c.value for c in conflict.candidates} == {"Wei-Ming", "Weiming"}
+        assert {c.author for c in conflict.candidates} == {"ann", "bob"}
+    # Same displayed winner everywhere while unresolved.
+    assert a.get_patient(p.id).given == b.get_patient(p.id).given
+    chosen = next(c for c in a.conflicts()[0].candidates if c.value == "Wei-Ming")
+    a.resolve_conflict(a.conflicts()[0].id, choose=chosen.id)
+    sync_pair(b, a)
+    assert a.conflicts() == b.conflicts() == []
+    assert b.get_patient(p.id).given == "Wei-Ming"
+    audit = a.db.query("SELECT action FROM audit_log WHERE action = 'conflict.resolve'")
+    assert audit == [("conflict.resolve",)]
+
+
+def test_resolution_with_a_new_value_is_validated() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Kato", "Yui", "2000-02-02")
+    sync_pair(b, a)
+    a.update_patient(p.id, {"birth_date": "2000-02-03"})
+    b.update_patient(p.id, {"birth_date": "2000-03-02"})
+    sync_pair(b, a)
+    cid = a.conflicts()[0].id
+    with pytest.raises(ValidationError, match="birth_date"):
+        a.resolve_conflict(cid, value="yesterday")
+    a.resolve_conflict(cid, value="2000-02-20")
+    assert a.get_patient(p.id).birth_date == "2000-02-20"
+    with pytest.raises(NotFoundError):
+        a.resolve_conflict(cid, value="2000-02-20")
+
+
+def test_same_value_written_concurrently_is_not_a_conflict() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Dube", "Sipho", "1980-05-05")
+    sync_pair(b, a)
+    a.update_patient(p.id, {"phone": "555-1"})
+    b.update_patient(p.id, {"phone": "555-1"})
+    sync_pair(b, a)
+    assert a.conflicts() == []
+
+
+def test_concurrent_allergy_adds_both_survive_and_remove_is_observed_only() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Haddad", "Omar", "1975-03-03")
+    old = a.add_allergy(p.id, "Codeine")
+    sync_pair(b, a)
+    b.remove_allergy(old.id)  # bob saw Codeine and removes it
+    a.add_allergy(p.id, "Codeine", reaction="nausea")  # ann re-records it concurrently
+    b.add_allergy(p.id, "Peanut")
+    sync_pair(b, a)
+    for r in (a, b):
+        assert sorted(x.substance for x in r.allergies(p.id)) == ["Codeine", "Peanut"]
+        assert [x.reaction for x in r.allergies(p.id) if x.substance == "Codeine"] == ["nausea"]
+
+
+def test_edit_versus_delete_is_a_conflict_never_silent_loss() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Novak", "Eva", "1955-12-12")
+    sync_pair(b, a)
+    a.delete_patient(p.id)
+    b.update_patient(p.id, {"phone": "555-0199"})
+    sync_pair(b, a)
+    for r in (a, b):
+        assert r.get_patient(p.id).phone == "555-0199"  # still visible
+        [conflict] = r.conflicts()
+        assert conflict.field == "deleted"
+        assert {c.field for c in conflict.candidates} == {"deleted", "phone"}
+    delete = next(c for c in a.conflicts()[0].candidates if c.field == "deleted")
+    a.resolve_conflict(a.conflicts()[0].id, choose=delete.id)
+    sync_pair(b, a)
+    for r in (a, b):
+        with pytest.raises(NotFoundError):
+            r.get_patient(p.id)
+        assert r.conflicts() == []
+
+
+def test_uncontested_delete_removes_everywhere() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Gone", "Soon", "1999-09-09")
+    a.add_allergy(p.id, "Dust")
+    sync_pair(b, a)
+    b.delete_patient(p.id)
+    sync_pair(a, b)
+    assert a.search_patients("gone") == []
+    assert a.db.query("SELECT count(*) FROM allergies")[0][0] == 0
+
+
+def test_new_replica_bootstraps_from_snapshot_then_goes_incremental() -> None:
+    a = new_replica("ann")
+    for i in range(30):
+        a.add_patient(f"Family{i}", "G", "1990-01-01")
+    fresh = new_replica("new")
+    report = sync_pair(fresh, a)
+    assert report.snapshot_records == 30
+    assert report.pulled == 0
+    assert fresh.count_patients() == 30
+    a.add_patient("Later", "One", "1990-01-01")
+    report = sync_pair(fresh, a)
+    assert (report.pulled, report.snapshot_records) == (1, 0)
+    assert version_vector(fresh.db) == version_vector(a.db)
+    # A third replica that only knows the snapshot-bootstrapped one is served a snapshot too.
+    third = new_replica("third")
+    third.add_patient("Own", "Record", "1990-01-01")
+    sync_pair(third, fresh)
+    sync_pair(fresh, third)
+    sync_pair(a, fresh)
+    assert materialized(a) == materialized(fresh) == materialized(third)
+
+
+def test_batches_are_bounded() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    b.add_patient("Has", "History", "1990-01-01")  # not empty: b pulls ops, not a snapshot
+    for i in range(25):
+        a.add_patient(f"P{i}", "G", "1990-01-01")
+    report = sync(b.db, LocalTransport(Responder(a.db)), "bob")
+    assert report.pulled == 25
+    small = new_replica("carl")
+    small.add_patient("Own", "Row", "1990-01-01")
+    from core.sync.session import SyncSession
+
+    session = SyncSession(small.db, LocalTransport(Responder(a.db)), "carl", batch=4)
+    assert session.run().pulled == 26
+    assert session.report.rounds >= 26 // 4
+
+
+def test_refused_batch_stops_the_session_and_changes_nothing() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    b.add_patient("Bob", "Own", "1990-01-01")
+
+    class Tamper:
+        def request(self, message: bytes) -> bytes:
+            reply = Responder(a.db).handle(message)
+            return reply.replace(b'"seq":1,', b'"seq":2,')  # forge a gap
+
+    a.add_patient("Ann", "Own", "1990-01-01")
+    before = materialized(b)
+    with pytest.raises(SyncError, match="refusing the gap"):
+        sync(b.db, Tamper(), "bob")
+    assert materialized(b) == before
