@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -32,8 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
-from app.patient_dialog import PatientDialog, RecordsProvider, error_label
+from app.patient_dialog import PatientDialog, RecordsProvider
 from app.patient_list import age_on
+from app.widgets import error_label, form_layout
 from app.worker import Job, Worker
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
@@ -85,9 +85,7 @@ class AllergyDialog(QDialog):
         self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
         self.general_error = error_label()
 
-        form = QFormLayout()
-        form.setHorizontalSpacing(16)
-        form.setVerticalSpacing(6)
+        form = form_layout()
         for label, field, widget in (
             ("Substance", "substance", self.substance),
             ("Reaction", "reaction", self.reaction),

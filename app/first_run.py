@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFormLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
-from app.patient_dialog import error_label
+from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.records import validation
 from core.records.errors import ValidationError
@@ -40,14 +39,14 @@ class ClinicCreated:
     keyring_note: str | None
 
 
-def paragraph(text: str, name: str = "") -> QLabel:
-    """A word-wrapped block of explanatory text."""
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    if name:
-        label.setObjectName(name)
-    return label
+def heading(step: int, title: str, subtitle: str) -> str:
+    """A page title: where the person is in the set-up, the title, one line of context."""
+    return (
+        f'<div style="color:#55636f; font-size:10pt">Step {step} of 3</div>'
+        f'<div style="color:#23465c; font-size:17pt; font-weight:600">{title}</div>'
+        f'<div style="color:#3b4a56; font-size:11pt; font-weight:normal; margin-top:4px">'
+        f"{subtitle}</div>"
+    )
 
 
 class ClinicPage(QWizardPage):
@@ -55,17 +54,18 @@ class ClinicPage(QWizardPage):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setTitle("Set up your clinic")
-        self.setSubTitle("This computer does not hold any clinic records yet.")
+        self.setTitle(
+            heading(1, "Set up your clinic", "This computer does not hold any clinic records yet.")
+        )
         self.clinic_name = QLineEdit()
         self.clinic_name.setObjectName("clinicName")
         self.clinic_name.setPlaceholderText("e.g. Riverside Family Practice")
         self.error = error_label()
-        form = QFormLayout()
-        form.setHorizontalSpacing(16)
+        form = form_layout()
         form.addRow("Clinic name", self.clinic_name)
         form.addRow("", self.error)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(14)
         layout.addWidget(
             paragraph(
@@ -97,8 +97,13 @@ class AdminPage(QWizardPage):
         self._wizard = wizard
         self._job: Job[ClinicCreated] | None = None
         self.created: ClinicCreated | None = None
-        self.setTitle("Create the administrator account")
-        self.setSubTitle("You will use this account to sign in and to add other staff.")
+        self.setTitle(
+            heading(
+                2,
+                "Create the administrator account",
+                "You will use this account to sign in and to add other staff.",
+            )
+        )
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Create clinic")
 
@@ -125,9 +130,7 @@ class AdminPage(QWizardPage):
         self.progress = paragraph("", "hint")
         self.progress.hide()
 
-        form = QFormLayout()
-        form.setHorizontalSpacing(16)
-        form.setVerticalSpacing(6)
+        form = form_layout()
         for caption, field in (
             ("User name", "username"),
             ("Full name", "full_name"),
@@ -137,6 +140,7 @@ class AdminPage(QWizardPage):
             form.addRow(caption, self.inputs[field])
             form.addRow("", self.errors[field])
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(12)
         layout.addLayout(form)
         layout.addWidget(
@@ -222,8 +226,13 @@ class RecoveryPage(QWizardPage):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setTitle("Store your recovery key")
-        self.setSubTitle("Careline shows this key only now. It cannot show it again.")
+        self.setTitle(
+            heading(
+                3,
+                "Store your recovery key",
+                "Careline shows this key only now. It cannot show it again.",
+            )
+        )
         self.key = QLabel()
         self.key.setObjectName("recoveryKey")
         self.key.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -242,6 +251,7 @@ class RecoveryPage(QWizardPage):
         self.registerField("stored_safely*", self.stored)
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(14)
         layout.addWidget(
             paragraph(
@@ -288,7 +298,8 @@ class FirstRunWizard(QWizard):
         self.setObjectName("firstRunWizard")
         # Shown inside the main window rather than as a separate dialog window.
         self.setWindowFlags(Qt.WindowType.Widget)
-        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setTitleFormat(Qt.TextFormat.RichText)
         self.setOption(QWizard.WizardOption.NoCancelButton, True)
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Continue to sign in")
@@ -297,6 +308,12 @@ class FirstRunWizard(QWizard):
         self.recovery_page = RecoveryPage()
         for page in (self.clinic_page, self.admin_page, self.recovery_page):
             self.addPage(page)
+        for which in (
+            QWizard.WizardButton.NextButton,
+            QWizard.WizardButton.CommitButton,
+            QWizard.WizardButton.FinishButton,
+        ):
+            self.button(which).setObjectName("primary")
         self.currentIdChanged.connect(self._page_changed)
 
     def create_clinic(
@@ -320,6 +337,8 @@ class FirstRunWizard(QWizard):
     def _page_changed(self, page_id: int) -> None:
         if self.page(page_id) is self.recovery_page and self.admin_page.created is not None:
             self.recovery_page.show_key(self.admin_page.created)
+            # There is nothing to go back to once the clinic exists: no Back button at all.
+            self.setButtonLayout([QWizard.WizardButton.Stretch, QWizard.WizardButton.FinishButton])
 
     def reject(self) -> None:
         """Escape must not hide the wizard (or the recovery key) and leave a blank window."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from PySide6.QtCore import QDir
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -45,18 +46,25 @@ def load_desktop_settings(data_dir: Path | None) -> dict[str, Any]:
     )
 
 
-def stylesheet() -> str:
-    """The Qt stylesheet: packaged copy first, then the source tree's ``resources/``."""
-    packaged = resources.files("app").joinpath("resources", STYLESHEET_NAME)
-    candidates: list[Any] = [packaged]
-    candidates.append(Path(__file__).resolve().parent.parent / "resources" / STYLESHEET_NAME)
+def resources_dir() -> Path | None:
+    """Where the stylesheet and its images are: packaged copy first, then the source tree."""
+    candidates = [
+        Path(str(resources.files("app").joinpath("resources"))),
+        Path(__file__).resolve().parent.parent / "resources",
+    ]
     for candidate in candidates:
-        try:
-            return str(candidate.read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    log.warning("stylesheet %s not found; using the platform look", STYLESHEET_NAME)
-    return ""
+        if (candidate / STYLESHEET_NAME).is_file():
+            return candidate
+    return None
+
+
+def stylesheet() -> str:
+    """The Qt stylesheet text (empty, with a warning, if it cannot be found)."""
+    folder = resources_dir()
+    if folder is None:
+        log.warning("stylesheet %s not found; using the platform look", STYLESHEET_NAME)
+        return ""
+    return (folder / STYLESHEET_NAME).read_text(encoding="utf-8")
 
 
 def set_up_application(app: QApplication) -> None:
@@ -71,6 +79,10 @@ def set_up_application(app: QApplication) -> None:
         font.setPointSizeF(MIN_POINT_SIZE)
     app.setFont(font)
     app.setStyle("Fusion")  # the same look on every platform; the stylesheet builds on it
+    folder = resources_dir()
+    if folder is not None:
+        # The stylesheet names its images as careline:NAME, wherever it is installed.
+        QDir.addSearchPath("careline", str(folder))
     app.setStyleSheet(stylesheet())
 
 

@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
+    QFrame,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -85,6 +87,7 @@ class Workspace(QWidget):
         self.toolbar.setObjectName("mainToolbar")
         self.toolbar.setMovable(False)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.toolbar.addWidget(self._gap(12))
         self.clinic_label = QLabel()
         self.clinic_label.setObjectName("toolbarClinic")
         self.toolbar.addWidget(self.clinic_label)
@@ -104,6 +107,7 @@ class Workspace(QWidget):
         self.lock_action.setToolTip("Lock now and show the sign-in screen (Ctrl+L)")
         self.lock_action.triggered.connect(self.lock_requested)
         self.toolbar.addAction(self.lock_action)
+        self.toolbar.addWidget(self._gap(12))
         for action in (self.new_patient_action, self.lock_action):
             button = self.toolbar.widgetForAction(action)
             button.setObjectName("toolbarButton")
@@ -127,6 +131,14 @@ class Workspace(QWidget):
         self.patient_list.open_requested.connect(self.open_chart)
         self.chart.back_requested.connect(self.show_list)
         self.chart.patient_changed.connect(lambda _pid: self.patient_list.refresh())
+
+    @staticmethod
+    def _gap(width: int) -> QWidget:
+        # Toolbars ignore stylesheet padding at their ends; a fixed gap lines them up
+        # with the page margins below.
+        gap = QWidget()
+        gap.setFixedWidth(width)
+        return gap
 
     def start(self, session: Session) -> None:
         """Show the patient list for a person who just signed in."""
@@ -207,6 +219,7 @@ class MainWindow(QMainWindow):
         self.sign_in_page = SignInPage(self.worker, workstation)
         self.workspace = Workspace(self.worker, workstation)
         self.first_run: FirstRunWizard | None = None
+        self.first_run_page: QWidget | None = None
         self.stack.addWidget(self.sign_in_page)
         self.stack.addWidget(self.workspace)
 
@@ -245,8 +258,28 @@ class MainWindow(QMainWindow):
         wizard = FirstRunWizard(self.worker, self.workstation)
         wizard.setup_finished.connect(self._setup_finished)
         self.first_run = wizard
-        self.stack.addWidget(wizard)
-        self.stack.setCurrentWidget(wizard)
+        # A centred card of reading width: set-up text is long, and full-width lines on a
+        # large screen are hard to follow.
+        card = QFrame()
+        card.setObjectName("card")
+        card.setMaximumSize(820, 640)
+        inner = QVBoxLayout(card)
+        inner.setContentsMargins(20, 16, 20, 12)
+        inner.addWidget(wizard)
+        page = QWidget()
+        page.setObjectName("firstRunPage")
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card, 20)
+        row.addStretch(1)
+        outer = QVBoxLayout(page)
+        outer.setContentsMargins(24, 24, 24, 24)
+        outer.addStretch(1)
+        outer.addLayout(row, 20)
+        outer.addStretch(1)
+        self.first_run_page = page
+        self.stack.addWidget(page)
+        self.stack.setCurrentWidget(page)
         wizard.clinic_page.clinic_name.setFocus()
 
     def _setup_finished(self, username: str) -> None:
@@ -256,10 +289,10 @@ class MainWindow(QMainWindow):
         self._show_sign_in(
             username, "Your clinic is ready. Sign in with the password you just chose."
         )
-        wizard, self.first_run = self.first_run, None
-        if wizard is not None:
-            self.stack.removeWidget(wizard)
-            wizard.deleteLater()
+        page, self.first_run_page, self.first_run = self.first_run_page, None, None
+        if page is not None:
+            self.stack.removeWidget(page)
+            page.deleteLater()
 
     def _show_sign_in(self, username: str = "", notice: str = "") -> None:
         self.stack.setCurrentWidget(self.sign_in_page)

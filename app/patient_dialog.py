@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QLabel,
     QLineEdit,
     QVBoxLayout,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
+from app.widgets import error_label, form_layout
 from app.worker import Job, Worker
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
@@ -29,15 +29,6 @@ DATE_FORMAT = "yyyy-MM-dd"
 # One day before core's earliest allowed date stands for "not entered yet": a QDateEdit
 # cannot be empty, and a plausible default date would be easy to save by mistake.
 UNSET_DATE = QDate(1899, 12, 31)
-
-
-def error_label() -> QLabel:
-    """A hidden, word-wrapped label for a field's validation message."""
-    label = QLabel()
-    label.setObjectName("fieldError")
-    label.setWordWrap(True)
-    label.hide()
-    return label
 
 
 class BirthDateEdit(QDateEdit):
@@ -131,9 +122,7 @@ class PatientDialog(QDialog):
             "phone": self.phone,
         }
         self.errors: dict[str, QLabel] = {}
-        form = QFormLayout()
-        form.setVerticalSpacing(6)
-        form.setHorizontalSpacing(16)
+        form = form_layout()
         labels = {
             "family": "Family name",
             "given": "Given name",

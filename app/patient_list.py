@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -236,8 +236,12 @@ class PatientListModel(QAbstractTableModel):
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
         """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
+        if role == Qt.ItemDataRole.TextAlignmentRole and section == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def canFetchMore(self, parent: Index) -> bool:
@@ -282,9 +286,14 @@ class PatientTable(QTableView):
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        em = self.fontMetrics().horizontalAdvance("M")
-        for column, width in ((1, 9), (2, 4), (3, 6), (4, 9)):
-            header.resizeSection(column, width * em)
+        # Wide enough for the (bold) title and typical content, plus the cell padding.
+        title_font = QFont(self.font())
+        title_font.setBold(True)
+        titles, cells = QFontMetrics(title_font), self.fontMetrics()
+        for column, sample in ((1, "0000-00-00"), (2, "000"), (3, "Unknown"), (4, "RFP-00000-0")):
+            title = PatientListModel.COLUMNS[column]
+            width = max(titles.horizontalAdvance(title), cells.horizontalAdvance(sample))
+            header.resizeSection(column, width + 44)
 
     def current_patient_id(self) -> str | None:
         """Id of the selected row, if any."""

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error
+from app.widgets import form_layout
 from app.worker import Job, Worker
 from core.records.models import User
 from core.records.workstation import Workstation
@@ -77,9 +77,7 @@ class SignInPage(QWidget):
         self.username.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self.submit)
 
-        form = QFormLayout()
-        form.setHorizontalSpacing(14)
-        form.setVerticalSpacing(10)
+        form = form_layout(row_spacing=10)
         form.addRow("User name", self.username)
         form.addRow("Password", self.password)
 

@@ -36,7 +36,8 @@ def test_first_run_end_to_end(
     window = make_window(fresh_workstation)
     wizard = window.first_run
     assert wizard is not None
-    assert window.stack.currentWidget() is wizard
+    assert window.stack.currentWidget() is window.first_run_page
+    assert wizard.isVisible()
     next_, commit, finish = (
         QWizard.WizardButton.NextButton,
         QWizard.WizardButton.CommitButton,
@@ -90,7 +91,7 @@ def test_first_run_end_to_end(
 
     # Then a real sign-in, with the admin's name filled in.
     assert window.stack.currentWidget() is window.sign_in_page
-    assert window.first_run is None
+    assert window.first_run is None and window.first_run_page is None
     assert window.sign_in_page.username.text() == "mgarcia"
     assert "Your clinic is ready" in window.sign_in_page.notice.text()
     qtbot.waitUntil(lambda: not fresh_workstation.is_unlocked)

@@ -1,0 +1,251 @@
+"""Screenshots of every screen, to look at the app as a person would.
+
+Builds throwaway clinics in a temporary folder with realistic sample patients, drives the
+real window through first run, sign-in, search and a chart, and saves PNGs::
+
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python -m tests.ui.screenshots screenshots
+
+Not a test (pytest collects only ``test_*.py``); it never touches an OS keyring.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keyring
+import keyring.backends.fail
+from PySide6.QtCore import QDate
+from PySide6.QtWidgets import QApplication, QWidget, QWizard
+
+from app.main import set_up_application
+from app.main_window import MainWindow
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+
+PASSWORD = "correct horse battery"
+FAMILIES = [
+    "Garcia",
+    "Okafor",
+    "Lindqvist",
+    "Nguyen",
+    "Haddad",
+    "Kowalski",
+    "Mensah",
+    "O'Brien",
+    "Tanaka",
+    "Rossi",
+    "Dubois",
+    "Fernandes",
+    "Schmidt",
+    "Ivanova",
+    "Patel",
+    "Nakamura",
+    "Adeyemi",
+    "Murphy",
+    "Novak",
+    "Jensen",
+    "Silva",
+    "Cohen",
+    "Ahmed",
+    "Brennan",
+    "Moreau",
+    "Yilmaz",
+    "Kim",
+    "Andersson",
+    "Popescu",
+    "Garcia-Lopez",
+]
+GIVENS = [
+    "Maria",
+    "Luis",
+    "Chinedu",
+    "Astrid",
+    "Bao",
+    "Yusuf",
+    "Agnieszka",
+    "Kwame",
+    "Siobhan",
+    "Haruto",
+    "Giulia",
+    "Camille",
+    "Joana",
+    "Lena",
+    "Olga",
+    "Priya",
+    "Ren",
+    "Tunde",
+    "Aoife",
+    "Petra",
+    "Mads",
+    "Thiago",
+    "Noa",
+    "Fatima",
+    "Declan",
+    "Elise",
+    "Emre",
+    "Min-jun",
+    "Ingrid",
+    "Andrei",
+]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Process events until ``condition`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("screen did not reach the expected state")
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def settle(seconds: float = 0.3) -> None:
+    """Let layouts and paints finish."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def save(widget: QWidget, out: Path, name: str) -> None:
+    """Grab ``widget`` (with its children) as ``out/name.png``."""
+    settle()
+    path = out / f"{name}.png"
+    if not widget.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(path)
+
+
+def sample_clinic(data_dir: Path, count: int = 48) -> Workstation:
+    """A locked clinic with ``count`` realistic patients, some with allergies."""
+    ws = Workstation(data_dir, kdf_params=FAST_PARAMS)
+    ws.init("Riverside Family Practice", "mgarcia", "Maria Garcia", PASSWORD)
+    records = ws.records
+    rng = random.Random(7)
+    for i in range(count):
+        family, given = FAMILIES[i % len(FAMILIES)], GIVENS[(i * 7 + i // 30) % len(GIVENS)]
+        born = f"{rng.randint(1938, 2022)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        p = records.add_patient(
+            family,
+            given,
+            born,
+            sex=rng.choice(("female", "male", None)),
+            mrn=f"RFP-{10234 + i * 17}" if i % 5 else None,
+            phone=f"555 01{i:02d}" if i % 3 else None,
+        )
+        if family == "Okafor":
+            records.add_allergy(p.id, "Penicillin", "Anaphylaxis", "severe")
+            records.add_allergy(p.id, "Latex", "Contact dermatitis", "mild")
+            records.add_allergy(p.id, "Ibuprofen", None, "moderate")
+    ws.lock()
+    return ws
+
+
+def first_run(out: Path, tmp: Path) -> None:
+    """Wizard pages, the recovery key page included."""
+    window = MainWindow(Workstation(tmp / "new", kdf_params=FAST_PARAMS))
+    window.show()
+    window.start()
+    wizard = window.first_run
+    assert wizard is not None
+    wizard.clinic_page.clinic_name.setText("Riverside Family Practice")
+    save(window, out, "01-first-run-clinic")
+    wizard.next()
+    admin = wizard.admin_page
+    admin.username.setText("mgarcia")
+    admin.full_name.setText("Maria Garcia")
+    admin.password.setText("short")
+    admin.confirm.setText("short")
+    wizard.button(QWizard.WizardButton.CommitButton).click()
+    wait_for(lambda: admin.errors["password"].isVisible())
+    save(window, out, "02-first-run-admin-error")
+    admin.password.setText(PASSWORD)
+    admin.confirm.setText(PASSWORD)
+    wizard.button(QWizard.WizardButton.CommitButton).click()
+    wait_for(lambda: wizard.currentPage() is wizard.recovery_page)
+    save(window, out, "03-recovery-key")
+    wizard.recovery_page.stored.setChecked(True)
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    save(window, out, "04-sign-in-after-setup")
+    window.shutdown()
+    window.close()
+
+
+def daily_use(out: Path, tmp: Path) -> None:
+    """Sign-in, the list, search, a chart, the dialogs, and the locked screen."""
+    ws = sample_clinic(tmp / "clinic")
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText("not my password")
+    page.button.click()
+    wait_for(lambda: page.error.isVisible() and not page.busy)
+    save(window, out, "05-sign-in-error")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    patients = window.workspace.patient_list
+    wait_for(lambda: patients.model.rowCount() > 0 and "clinic" in patients.status.text())
+    save(window, out, "06-patient-list")
+    patients.search.setText("oka")
+    wait_for(lambda: patients.model.query == "oka" and not patients.model.loading)
+    save(window, out, "07-search")
+    chart = window.workspace.chart
+    window.workspace.open_chart(patients.model.patient_id(0))
+    wait_for(lambda: chart.patient is not None)
+    chart.allergy_table.selectRow(1)
+    save(window, out, "08-chart")
+    chart.edit_patient()
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    save(dialog, out, "09-edit-patient")
+    dialog.reject()
+    chart.add_allergy()
+    allergy = chart.allergy_dialog
+    assert allergy is not None
+    allergy.save()
+    wait_for(lambda: allergy.errors["substance"].isVisible())
+    save(allergy, out, "10-add-allergy-error")
+    allergy.reject()
+    chart.confirm_remove_allergy()
+    assert chart.confirm_box is not None
+    save(chart.confirm_box, out, "11-remove-allergy")
+    chart.confirm_box.reject()
+    window.workspace.new_patient()
+    new = window.workspace.patient_dialog
+    assert new is not None
+    new.family.setText("Haddad")
+    new.birth_date.setDate(QDate(1988, 5, 14))
+    new.save()
+    wait_for(lambda: new.errors["given"].isVisible())
+    save(new, out, "12-new-patient-error")
+    new.reject()
+    window.lock_after_idle()
+    wait_for(lambda: not ws.is_unlocked)
+    save(window, out, "13-locked")
+    window.shutdown()
+    window.close()
+
+
+def main(argv: list[str]) -> int:
+    """Write the PNGs into the folder named on the command line."""
+    out = Path(argv[1] if len(argv) > 1 else "screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    app = QApplication(argv[:1])
+    set_up_application(app)
+    with tempfile.TemporaryDirectory() as tmp:
+        first_run(out, Path(tmp))
+        daily_use(out, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
