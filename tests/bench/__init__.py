@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): not collected by pytest, run as ``python -m tests.bench``."""

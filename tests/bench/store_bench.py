@@ -1,0 +1,725 @@
+"""Benchmark of Careline's encrypted store against plain SQLite (``make bench``).
+
+What runs, in one process (plus one child process for diagnostics):
+
+* ``careline``: a real SQLCipher database made by :meth:`Database.create` (raw 32-byte key in
+  a :class:`SecureMemory`, Careline's PRAGMAs and migrations, ``cipher_memory_security``
+  on, exactly as the app opens it).
+* ``plain_sqlite``: the standard library's ``sqlite3`` with the same PRAGMAs and the same
+  migration SQL, wrapped in the same :class:`Database` class, so both stores run identical
+  Python code (write path, audit entries, locking); only the connection differs.
+
+Phases, each interleaved between stores (batch by batch, query by query, with the order
+rotated) so that load from anything else on the machine hits both stores alike:
+
+1. bulk insert of N patients in batches of 1,000 rows, each batch one ``Database.write``
+   unit of work (``executemany`` into ``patients``; the FTS5 triggers fire; one audit entry);
+2. FTS prefix search (the SQL ``ClinicRecords.search_patients`` runs, limit 50) after a
+   warm-up, timed both as raw SQL through ``Database.query`` and through
+   ``ClinicRecords.search_patients``;
+3. point lookup by id (raw SQL and ``ClinicRecords.get_patient``);
+4. Careline's per-change write path, ``ClinicRecords.add_patient``, one transaction plus
+   one audit entry per patient, for a smaller sample.
+
+The diagnostics child repeats the suite for SQLCipher with ``cipher_memory_security`` off
+(which cannot be switched off again in a process once on) and for the SQLCipher build's own
+SQLite without a key (separating encryption cost from the SQLite version difference).
+
+Stdout gets exactly one JSON object; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from core.crypto.secure_memory import SecureMemory
+from core.records.clinic import ClinicRecords
+from core.store.database import DB_FILE_NAME, Database
+from core.store.migrations import migrate
+from core.store.search import fts_prefix_query
+
+from .synthetic import INSERT_SQL, SearchQuery, SyntheticPatient, make_patients, make_queries
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Same statements as ClinicRecords.search_patients / get_patient. The benchmark checks on
+# every query that ClinicRecords returns the same rows, so a drift here is reported.
+SEARCH_SQL = (
+    "SELECT p.id, p.family, p.given, p.birth_date, p.mrn, p.sex "
+    "FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
+    "WHERE patients_fts MATCH ? ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?"
+)
+LOOKUP_SQL = (
+    "SELECT id, family, given, birth_date, sex, mrn, phone, created_at, updated_at "
+    "FROM patients WHERE id = ?"
+)
+COUNT_MATCHES_SQL = "SELECT count(*) FROM patients_fts WHERE patients_fts MATCH ?"
+SEARCH_LIMIT = 50
+
+# Database._configure's PRAGMAs, minus the SQLCipher-only cipher_memory_security. The run
+# reads the effective values back from every store and reports any difference.
+CONNECTION_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA cache_size = -65536",
+)
+COMPARED_SETTINGS = (
+    "journal_mode",
+    "synchronous",
+    "foreign_keys",
+    "temp_store",
+    "cache_size",
+    "page_size",
+)
+
+TARGET_SEARCH_P95_MS = 10.0
+TARGET_MAX_RATIO = 1.3
+BASELINE = "plain_sqlite"
+MAIN_STORES = ("careline", BASELINE)
+DIAGNOSTIC_STORES = ("sqlcipher_memsec_off", "sqlcipher_unencrypted", BASELINE)
+
+_START = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (stdout is reserved for the JSON result)."""
+    print(f"[bench {time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# ----- stores ---------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """One database under test, behind Careline's own Database and ClinicRecords classes."""
+
+    name: str
+    description: str
+    db: Database
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def records(self) -> ClinicRecords:
+        """Careline's record operations on this store."""
+        return ClinicRecords(self.db, actor="bench")
+
+    def close(self) -> None:
+        """Close the database, then release anything else it held (the key)."""
+        self.db.close()
+        for step in self.cleanup:
+            step()
+
+
+def _configure(conn: Any) -> None:
+    for pragma in CONNECTION_PRAGMAS:
+        conn.execute(pragma)
+    migrate(conn)
+
+
+def _careline(directory: Path) -> Store:
+    key = SecureMemory.from_bytes(bytearray(secrets.token_bytes(32)))
+    db = Database.create(directory / DB_FILE_NAME, key)
+    return Store(
+        "careline",
+        "Careline's store: Database.create (SQLCipher, raw key, cipher_memory_security ON)",
+        db,
+        [key.close],
+    )
+
+
+def _plain(directory: Path) -> Store:
+    path = directory / "plain.db"
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _configure(conn)
+    return Store(
+        BASELINE,
+        f"stdlib sqlite3 (SQLite {sqlite3.sqlite_version}), same PRAGMAs and migrations",
+        Database(path, conn),
+    )
+
+
+def _sqlcipher(directory: Path, encrypted: bool) -> Store:
+    path = directory / ("memsec_off.db" if encrypted else "unencrypted.db")
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    cleanup: list[Callable[[], None]] = []
+    if encrypted:
+        key = SecureMemory.from_bytes(bytearray(secrets.token_bytes(32)))
+        cleanup.append(key.close)
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    _configure(conn)
+    if encrypted:
+        return Store(
+            "sqlcipher_memsec_off",
+            "as careline (SQLCipher, raw key, same PRAGMAs) but cipher_memory_security OFF",
+            Database(path, conn),
+            cleanup,
+        )
+    return Store(
+        "sqlcipher_unencrypted",
+        "the SQLCipher build's own SQLite with no key: no encryption, same engine version",
+        Database(path, conn),
+    )
+
+
+def open_store(name: str, directory: Path) -> Store:
+    """Create the named store, empty but migrated, in ``directory``."""
+    if name == "careline":
+        return _careline(directory)
+    if name == BASELINE:
+        return _plain(directory)
+    if name == "sqlcipher_memsec_off":
+        return _sqlcipher(directory, encrypted=True)
+    if name == "sqlcipher_unencrypted":
+        return _sqlcipher(directory, encrypted=False)
+    raise ValueError(f"unknown store {name!r}")
+
+
+def _pragma(db: Database, name: str) -> str | None:
+    rows = db.query(f"PRAGMA {name}")
+    return str(rows[0][0]) if rows else None
+
+
+def store_settings(store: Store) -> dict[str, Any]:
+    """Effective connection settings, read back from the database itself."""
+    settings: dict[str, Any] = {name: _pragma(store.db, name) for name in COMPARED_SETTINGS}
+    settings["sqlite_version"] = str(store.db.query("SELECT sqlite_version()")[0][0])
+    settings["cipher_version"] = _pragma(store.db, "cipher_version")
+    if settings["cipher_version"] is not None:
+        settings["cipher_memory_security"] = _pragma(store.db, "cipher_memory_security")
+        settings["cipher_settings"] = [str(r[0]) for r in store.db.query("PRAGMA cipher_settings")]
+        settings["cipher_provider"] = _pragma(store.db, "cipher_provider")
+        settings["cipher_provider_version"] = _pragma(store.db, "cipher_provider_version")
+    return settings
+
+
+def file_bytes(store: Store) -> int:
+    """Size of the database file plus its WAL."""
+    wal = store.db.path.with_name(store.db.path.name + "-wal")
+    return sum(p.stat().st_size for p in (store.db.path, wal) if p.exists())
+
+
+# ----- statistics -----------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    pos = (len(sorted_values) - 1) * pct / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(durations_ns: Sequence[int]) -> dict[str, float]:
+    """Latency summary in milliseconds."""
+    ms = sorted(d / 1e6 for d in durations_ns)
+    return {
+        "n": len(ms),
+        "mean_ms": round(statistics.fmean(ms), 4) if ms else float("nan"),
+        "p50_ms": round(percentile(ms, 50), 4),
+        "p95_ms": round(percentile(ms, 95), 4),
+        "p99_ms": round(percentile(ms, 99), 4),
+        "max_ms": round(ms[-1], 4) if ms else float("nan"),
+    }
+
+
+def rotated(stores: Sequence[Store], turn: int) -> list[Store]:
+    """The stores in a different order each turn, so no store always goes first."""
+    k = turn % len(stores)
+    return [*stores[k:], *stores[:k]]
+
+
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Collect before a timed phase so garbage from setup does not land in one store's time."""
+    gc.collect()
+    yield
+
+
+# ----- phases ---------------------------------------------------------------------------
+
+
+def bulk_insert(
+    stores: Sequence[Store], patients: Sequence[SyntheticPatient], batch: int
+) -> dict[str, dict[str, Any]]:
+    """Insert every patient into every store, one ``Database.write`` per batch."""
+    batch_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    total = len(patients)
+    batches = range(0, total, batch)
+    with quiet_gc():
+        for turn, start in enumerate(batches):
+            rows = [p.row() for p in patients[start : start + batch]]
+            for store in rotated(stores, turn):
+                t0 = time.perf_counter_ns()
+                with store.db.write("bench", "bench.bulk_insert", "patient", f"batch-{turn}") as tx:
+                    tx.executemany(INSERT_SQL, rows)
+                batch_ns[store.name].append(time.perf_counter_ns() - t0)
+            if (turn + 1) % 10 == 0 or start + batch >= total:
+                done = min(start + batch, total)
+                sums = ", ".join(f"{n} {sum(v) / 1e9:.1f}s" for n, v in batch_ns.items())
+                log(f"inserted {done:,}/{total:,} patients per store ({sums})")
+    results: dict[str, dict[str, Any]] = {}
+    for store in stores:
+        seconds = sum(batch_ns[store.name]) / 1e9
+        results[store.name] = {
+            "rows": total,
+            "batch_size": batch,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(total / seconds, 1),
+            "per_batch": summarize(batch_ns[store.name]),
+        }
+    return results
+
+
+def search_phase(
+    stores: Sequence[Store], queries: Sequence[SearchQuery], warmup: Sequence[SearchQuery]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Time every query on every store, as raw SQL and through ClinicRecords."""
+    records = {s.name: s.records for s in stores}
+    for query in warmup:
+        for store in stores:
+            store.db.query(SEARCH_SQL, (fts_prefix_query(query.text), SEARCH_LIMIT, 0))
+            records[store.name].search_patients(query.text, limit=SEARCH_LIMIT)
+    sql_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    api_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    mismatched_stores = 0
+    mismatched_api = 0
+    with quiet_gc():
+        for turn, query in enumerate(queries):
+            ids_per_store = []
+            for store in rotated(stores, turn):
+                t0 = time.perf_counter_ns()
+                rows = store.db.query(SEARCH_SQL, (fts_prefix_query(query.text), SEARCH_LIMIT, 0))
+                t1 = time.perf_counter_ns()
+                found = records[store.name].search_patients(query.text, limit=SEARCH_LIMIT)
+                t2 = time.perf_counter_ns()
+                sql_ns[store.name].append(t1 - t0)
+                api_ns[store.name].append(t2 - t1)
+                ids = [r[0] for r in rows]
+                mismatched_api += ids != [s.id for s in found]
+                ids_per_store.append(ids)
+            mismatched_stores += any(ids != ids_per_store[0] for ids in ids_per_store)
+    # Untimed: how many rows each query matches (the same in every store, checked above).
+    counter = stores[-1].db
+    matches = [
+        int(counter.query(COUNT_MATCHES_SQL, (fts_prefix_query(q.text),))[0][0]) for q in queries
+    ]
+    kinds = sorted({q.kind for q in queries})
+    results: dict[str, dict[str, Any]] = {}
+    for store in stores:
+        by_kind: dict[str, Any] = {}
+        for kind in kinds:
+            idx = [i for i, q in enumerate(queries) if q.kind == kind]
+            by_kind[kind] = {
+                **summarize([sql_ns[store.name][i] for i in idx]),
+                "median_matching_rows": statistics.median(matches[i] for i in idx),
+            }
+        results[store.name] = {
+            "sql": summarize(sql_ns[store.name]),
+            "clinic_records_search_patients": summarize(api_ns[store.name]),
+            "sql_by_kind": by_kind,
+        }
+    checks = {
+        "queries": len(queries),
+        "warmup_queries": len(warmup),
+        "queries_with_different_results_between_stores": mismatched_stores,
+        "sql_vs_clinic_records_mismatches": mismatched_api,
+        "matching_rows": {
+            "median": statistics.median(matches),
+            "p95": percentile(sorted(matches), 95),
+            "max": max(matches),
+            "queries_matching_over_1000_rows": sum(m > 1000 for m in matches),
+        },
+    }
+    return results, checks
+
+
+def lookup_phase(stores: Sequence[Store], ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Point lookups by id: raw SQL and ClinicRecords.get_patient."""
+    records = {s.name: s.records for s in stores}
+    sql_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    api_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    for pid in ids[:200]:  # warm-up
+        for store in stores:
+            store.db.query(LOOKUP_SQL, (pid,))
+    with quiet_gc():
+        for turn, pid in enumerate(ids):
+            for store in rotated(stores, turn):
+                t0 = time.perf_counter_ns()
+                rows = store.db.query(LOOKUP_SQL, (pid,))
+                t1 = time.perf_counter_ns()
+                records[store.name].get_patient(pid)
+                t2 = time.perf_counter_ns()
+                if len(rows) != 1:
+                    raise AssertionError(f"{store.name}: lookup of {pid} found {len(rows)} rows")
+                sql_ns[store.name].append(t1 - t0)
+                api_ns[store.name].append(t2 - t1)
+    return {
+        s.name: {
+            "sql": summarize(sql_ns[s.name]),
+            "clinic_records_get_patient": summarize(api_ns[s.name]),
+        }
+        for s in stores
+    }
+
+
+def add_patient_phase(
+    stores: Sequence[Store], patients: Sequence[SyntheticPatient], block: int = 50
+) -> dict[str, dict[str, Any]]:
+    """ClinicRecords.add_patient, one unit of work (and audit entry) per patient."""
+    records = {s.name: s.records for s in stores}
+    op_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    with quiet_gc():
+        for turn, start in enumerate(range(0, len(patients), block)):
+            for store in rotated(stores, turn):
+                add = records[store.name].add_patient
+                for p in patients[start : start + block]:
+                    t0 = time.perf_counter_ns()
+                    add(p.family, p.given, p.birth_date, p.sex, p.mrn, p.phone)
+                    op_ns[store.name].append(time.perf_counter_ns() - t0)
+    results: dict[str, dict[str, Any]] = {}
+    for store in stores:
+        seconds = sum(op_ns[store.name]) / 1e9
+        results[store.name] = {
+            "ops": len(patients),
+            "seconds": round(seconds, 3),
+            "ops_per_s": round(len(patients) / seconds, 1),
+            "per_op": summarize(op_ns[store.name]),
+        }
+    return results
+
+
+def query_plan(store: Store) -> list[str]:
+    """EXPLAIN QUERY PLAN of the search statement."""
+    rows = store.db.query("EXPLAIN QUERY PLAN " + SEARCH_SQL, ('"smi"*', SEARCH_LIMIT, 0))
+    return [str(r[-1]) for r in rows]
+
+
+# ----- the suite ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and seeds of one run."""
+
+    patients: int
+    batch: int
+    queries: int
+    warmup_queries: int
+    lookups: int
+    per_op: int
+    seed: int
+
+
+def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> dict[str, Any]:
+    """Build every named store, run every phase, and return their numbers."""
+    log(f"generating {cfg.patients + cfg.per_op:,} synthetic patients (seed {cfg.seed})")
+    everyone = make_patients(cfg.patients + cfg.per_op, cfg.seed)
+    bulk, extra = everyone[: cfg.patients], everyone[cfg.patients :]
+    queries = make_queries(bulk, cfg.queries, cfg.seed + 1)
+    warmup = make_queries(bulk, cfg.warmup_queries, cfg.seed + 2)
+    lookup_ids = [p.id for p in random.Random(cfg.seed + 3).choices(bulk, k=cfg.lookups)]
+    gc.freeze()  # the generated data is long-lived: keep it out of every collection
+    with tempfile.TemporaryDirectory(prefix="careline-bench-", dir=tmpdir) as tmp:
+        stores: list[Store] = []
+        try:
+            for name in store_names:
+                directory = Path(tmp) / name
+                directory.mkdir()
+                stores.append(open_store(name, directory))
+            settings = {s.name: store_settings(s) for s in stores}
+            log(f"stores: {', '.join(store_names)}; bulk insert")
+            inserts = bulk_insert(stores, bulk, cfg.batch)
+            counts = {s.name: s.records.count_patients() for s in stores}
+            sizes = {s.name: file_bytes(s) for s in stores}
+            log(f"search: {cfg.warmup_queries} warm-up + {cfg.queries} timed queries")
+            searches, search_checks = search_phase(stores, queries, warmup)
+            plans = {s.name: query_plan(s) for s in stores}
+            log(f"lookup: {cfg.lookups} ids")
+            lookups = lookup_phase(stores, lookup_ids)
+            log(f"add_patient: {cfg.per_op} patients per store, one transaction each")
+            adds = add_patient_phase(stores, extra)
+            final_counts = {s.name: s.records.count_patients() for s in stores}
+        finally:
+            for store in stores:
+                store.close()
+    results = {
+        name: {
+            "description": next(s.description for s in stores if s.name == name),
+            "settings": settings[name],
+            "file_bytes_after_bulk_insert": sizes[name],
+            "insert": inserts[name],
+            "search": searches[name],
+            "lookup": lookups[name],
+            "add_patient": adds[name],
+            "search_query_plan": plans[name],
+        }
+        for name in store_names
+    }
+    common = {n: {k: settings[n][k] for k in COMPARED_SETTINGS} for n in store_names}
+    checks = {
+        "patient_count_after_bulk_insert": counts,
+        "patient_count_at_end": final_counts,
+        "counts_ok": all(c == cfg.patients for c in counts.values())
+        and all(c == cfg.patients + cfg.per_op for c in final_counts.values()),
+        "settings_identical": all(v == common[store_names[0]] for v in common.values()),
+        "search": search_checks,
+    }
+    return {"stores": results, "checks": checks}
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+def ratios(stores: dict[str, Any], name: str) -> dict[str, float]:
+    """``name``'s numbers divided by the plain-SQLite baseline's (lower is better)."""
+    s, p = stores[name], stores[BASELINE]
+    return {
+        "insert_time": _ratio(s["insert"]["seconds"], p["insert"]["seconds"]),
+        "search_p50": _ratio(s["search"]["sql"]["p50_ms"], p["search"]["sql"]["p50_ms"]),
+        "search_p95": _ratio(s["search"]["sql"]["p95_ms"], p["search"]["sql"]["p95_ms"]),
+        "search_clinic_records_p50": _ratio(
+            s["search"]["clinic_records_search_patients"]["p50_ms"],
+            p["search"]["clinic_records_search_patients"]["p50_ms"],
+        ),
+        "search_clinic_records_p95": _ratio(
+            s["search"]["clinic_records_search_patients"]["p95_ms"],
+            p["search"]["clinic_records_search_patients"]["p95_ms"],
+        ),
+        "lookup_p50": _ratio(s["lookup"]["sql"]["p50_ms"], p["lookup"]["sql"]["p50_ms"]),
+        "lookup_p95": _ratio(s["lookup"]["sql"]["p95_ms"], p["lookup"]["sql"]["p95_ms"]),
+        "add_patient_mean": _ratio(
+            s["add_patient"]["per_op"]["mean_ms"], p["add_patient"]["per_op"]["mean_ms"]
+        ),
+        "add_patient_p95": _ratio(
+            s["add_patient"]["per_op"]["p95_ms"], p["add_patient"]["per_op"]["p95_ms"]
+        ),
+    }
+
+
+def targets(stores: dict[str, Any], name: str, patients: int) -> dict[str, dict[str, Any]]:
+    """The issue's targets for store ``name``, each with its measured value and met/not met."""
+    r = ratios(stores, name)
+    p95 = stores[name]["search"]["clinic_records_search_patients"]["p95_ms"]
+    checks = {
+        "search_p95_ms": (
+            p95,
+            TARGET_SEARCH_P95_MS,
+            f"ClinicRecords.search_patients p95 at {patients:,} patients, under 10 ms",
+        ),
+        "insert_time_ratio": (
+            r["insert_time"],
+            TARGET_MAX_RATIO,
+            "bulk insert time, store / plain SQLite, at most 1.3",
+        ),
+        "search_p95_ratio": (
+            r["search_p95"],
+            TARGET_MAX_RATIO,
+            "search p95 (same SQL), store / plain SQLite, at most 1.3",
+        ),
+        "search_p50_ratio": (
+            r["search_p50"],
+            TARGET_MAX_RATIO,
+            "search p50 (same SQL), store / plain SQLite, at most 1.3",
+        ),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for key, (value, limit, what) in checks.items():
+        met = value < limit if key == "search_p95_ms" else value <= limit
+        out[key] = {"target": what, "limit": limit, "value": value, "met": bool(met)}
+    out["search_p95_ms"]["value_same_sql_without_clinic_records"] = stores[name]["search"]["sql"][
+        "p95_ms"
+    ]
+    return out
+
+
+# ----- machine info and the child process -----------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """What this ran on."""
+    cpu_model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    try:
+        sqlcipher3_version: str | None = importlib.metadata.version("sqlcipher3")
+    except importlib.metadata.PackageNotFoundError:
+        sqlcipher3_version = None
+    probe = sqlcipher3.connect(":memory:")
+    try:
+        sqlcipher_sqlite = str(probe.execute("SELECT sqlite_version()").fetchone()[0])
+        cipher_version = str(probe.execute("PRAGMA cipher_version").fetchone()[0])
+    finally:
+        probe.close()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "stdlib_sqlite_version": sqlite3.sqlite_version,
+        "sqlcipher_sqlite_version": sqlcipher_sqlite,
+        "sqlcipher_version": cipher_version,
+        "sqlcipher3_package": sqlcipher3_version,
+        "loadavg_at_start": list(os.getloadavg()),
+    }
+
+
+def source_state() -> dict[str, Any]:
+    """The commit benchmarked, and whether core had uncommitted changes (numbers move with it)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+            )
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return proc.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "core")
+    return {
+        "head": git("rev-parse", "--short", "HEAD"),
+        "core_uncommitted_paths": None if dirty is None else len(dirty.splitlines()),
+    }
+
+
+def _child_args(cfg: Config, tmpdir: str | None) -> list[str]:
+    args = [
+        f"--patients={cfg.patients}",
+        f"--batch={cfg.batch}",
+        f"--queries={cfg.queries}",
+        f"--warmup-queries={cfg.warmup_queries}",
+        f"--lookups={cfg.lookups}",
+        f"--per-op={cfg.per_op}",
+        f"--seed={cfg.seed}",
+    ]
+    return [*args, f"--tmpdir={tmpdir}"] if tmpdir else args
+
+
+def run_diagnostics(cfg: Config, tmpdir: str | None) -> dict[str, Any]:
+    """Run the diagnostic stores in a fresh process (cipher_memory_security is per process)."""
+    log("diagnostics: child process without cipher_memory_security")
+    cmd = [sys.executable, "-m", "tests.bench", "--diagnostics-child", *_child_args(cfg, tmpdir)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": f"diagnostics child exited with status {proc.returncode}"}
+    child: dict[str, Any] = json.loads(proc.stdout)
+    stores = child["stores"]
+    child["ratios_vs_plain_sqlite"] = {
+        name: ratios(stores, name) for name in stores if name != BASELINE
+    }
+    child["targets_with_memory_security_off"] = targets(
+        stores, "sqlcipher_memsec_off", cfg.patients
+    )
+    return child
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Command-line options (the defaults are what ``make bench`` runs)."""
+    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    ap.add_argument("--patients", type=int, default=100_000, help="bulk-inserted patients")
+    ap.add_argument("--batch", type=int, default=1_000, help="rows per bulk transaction")
+    ap.add_argument("--queries", type=int, default=500, help="timed search queries")
+    ap.add_argument("--warmup-queries", type=int, default=100, help="untimed warm-up queries")
+    ap.add_argument("--lookups", type=int, default=2_000, help="timed point lookups")
+    ap.add_argument("--per-op", type=int, default=2_000, help="ClinicRecords.add_patient calls")
+    ap.add_argument("--seed", type=int, default=20_240_601, help="data generator seed")
+    ap.add_argument("--tmpdir", default=None, help="where the databases go (default: $TMPDIR)")
+    ap.add_argument("--no-diagnostics", action="store_true", help="skip the child process")
+    ap.add_argument(
+        "--fail-on-miss", action="store_true", help="exit with status 2 when a target is missed"
+    )
+    ap.add_argument("--diagnostics-child", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the benchmark and print one JSON object on stdout."""
+    args = parse_args(argv)
+    cfg = Config(
+        patients=args.patients,
+        batch=args.batch,
+        queries=args.queries,
+        warmup_queries=args.warmup_queries,
+        lookups=args.lookups,
+        per_op=args.per_op,
+        seed=args.seed,
+    )
+    if args.diagnostics_child:
+        print(json.dumps(run_suite(DIAGNOSTIC_STORES, cfg, args.tmpdir)))
+        return 0
+    machine = machine_info()
+    log(f"careline store benchmark: {cfg.patients:,} patients on {machine['cpu_count']} CPUs")
+    suite = run_suite(MAIN_STORES, cfg, args.tmpdir)
+    stores = suite["stores"]
+    met = targets(stores, "careline", cfg.patients)
+    report: dict[str, Any] = {
+        "benchmark": "careline encrypted store vs plain SQLite",
+        "patients": cfg.patients,
+        "machine": machine,
+        "source": source_state(),
+        "config": {
+            "batch_size": cfg.batch,
+            "queries": cfg.queries,
+            "warmup_queries": cfg.warmup_queries,
+            "search_limit": SEARCH_LIMIT,
+            "lookups": cfg.lookups,
+            "add_patient_sample": cfg.per_op,
+            "seed": cfg.seed,
+            "search_sql": SEARCH_SQL,
+            "interleaved": "stores alternate per batch / query / lookup / 50 adds, order rotated",
+        },
+        "targets": met,
+        "all_targets_met": all(t["met"] for t in met.values()),
+        "ratios_careline_over_plain": ratios(stores, "careline"),
+        "stores": stores,
+        "checks": suite["checks"],
+        "caveats": [
+            f"plain_sqlite is the stdlib's SQLite {machine['stdlib_sqlite_version']}; "
+            f"SQLCipher embeds SQLite {machine['sqlcipher_sqlite_version']}. The diagnostics' "
+            "sqlcipher_unencrypted store separates the engine version from encryption.",
+            "cipher_memory_security, once ON, stays on for the whole process, so stores "
+            "without it run in a separate child process (diagnostics).",
+            "kdf_iter in cipher_settings is unused: Careline applies a raw key, so no KDF runs.",
+            "make echoes its recipe on stdout; `make -s bench` leaves only this JSON.",
+        ],
+    }
+    if not args.no_diagnostics:
+        report["diagnostics"] = run_diagnostics(cfg, args.tmpdir)
+    report["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    report["elapsed_s"] = round(time.perf_counter() - _START, 1)
+    print(json.dumps(report, indent=2))
+    log("done")
+    if "error" in report.get("diagnostics", {}):
+        return 1
+    return 2 if args.fail_on_miss and not report["all_targets_met"] else 0
