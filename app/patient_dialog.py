@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QDate, QEvent, QObject, Signal
+from PySide6.QtCore import QDate, QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
+    QDateTimeEdit,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -29,6 +31,8 @@ DATE_FORMAT = "yyyy-MM-dd"
 # One day before core's earliest allowed date stands for "not entered yet": a QDateEdit
 # cannot be empty, and a plausible default date would be easy to save by mistake.
 UNSET_DATE = QDate(1899, 12, 31)
+TYPING_START = QDate(2000, 1, 1)
+DATE_SEPARATORS = ("-", "/", ".")
 
 
 class BirthDateEdit(QDateEdit):
@@ -43,9 +47,11 @@ class BirthDateEdit(QDateEdit):
         self.setSpecialValueText("Not entered")
         self.setDate(UNSET_DATE)
         self.calendarWidget().installEventFilter(self)
+        self._section_filled = False
 
     def iso_date(self) -> str | None:
         """``YYYY-MM-DD``, or None when no date was entered."""
+        self.interpretText()  # commit a half-typed day such as the "2" of "1984-3-2"
         if self.date() == UNSET_DATE:
             return None
         return self.date().toString(DATE_FORMAT)
@@ -54,6 +60,25 @@ class BirthDateEdit(QDateEdit):
         """Show a stored date (blank when None or unreadable)."""
         date = QDate.fromString(value or "", DATE_FORMAT)
         self.setDate(date if date.isValid() else UNSET_DATE)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Typing ``1984-03-02``, ``1984-3-2`` or ``19840302`` all give 2 March 1984."""
+        text = event.text()
+        if self.date() == UNSET_DATE and text.isdigit():
+            # The blank text cannot be typed over: start from a neutral date, year selected.
+            self.setDate(TYPING_START)
+            self.setSelectedSection(QDateTimeEdit.Section.YearSection)
+        if text in DATE_SEPARATORS and self._section_filled:
+            # Qt already moved to the next section when the last one filled up; a typed
+            # separator would skip a whole section (1984-03 would land in the day).
+            self._section_filled = False
+            return
+        if text in DATE_SEPARATORS and text != "-":
+            # Qt only recognises the display format's own separator.
+            event = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Minus, event.modifiers(), "-")
+        before = self.currentSection()
+        super().keyPressEvent(event)
+        self._section_filled = text.isdigit() and self.currentSection() != before
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Open the calendar on this month rather than on December 1899."""

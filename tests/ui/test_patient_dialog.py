@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QDate, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.patient_dialog import PatientDialog
+from app.patient_dialog import BirthDateEdit, PatientDialog
 from core.records.workstation import Workstation
 
 
@@ -126,3 +127,23 @@ def test_an_edit_that_changes_nothing_just_closes(
     save(qtbot, dialog)
     assert workspace.chart.patient_dialog is None
     assert clinic.records.get_patient(patient_id).updated_at == before.updated_at
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("19840302", "1984-03-02"),
+        ("1984-03-02", "1984-03-02"),
+        ("1984-3-2", "1984-03-02"),
+        ("2019/1/9", "2019-01-09"),
+        ("1956.12.31", "1956-12-31"),
+    ],
+)
+def test_typing_a_birth_date(qtbot: QtBot, typed: str, expected: str) -> None:
+    edit = BirthDateEdit()
+    qtbot.addWidget(edit)
+    edit.show()
+    edit.setFocus()
+    assert edit.iso_date() is None
+    QTest.keyClicks(edit, typed)
+    assert edit.iso_date() == expected

@@ -21,10 +21,17 @@ def click_sign_in(qtbot: QtBot, window: MainWindow, username: str, password: str
 def test_existing_clinic_starts_on_sign_in(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
+    unhandled: list[Exception] = []
     window = make_window(clinic)
+    window.worker.unhandled_error.connect(unhandled.append)
     assert window.stack.currentWidget() is window.sign_in_page
     assert window.first_run is None
     assert window.windowTitle() == "Careline"
+    # The quiet OS-keyring attempt finds no keyring: nothing is shown, nothing opens.
+    qtbot.waitUntil(lambda: window.worker.pending == 0)
+    assert unhandled == []
+    assert not window.sign_in_page.error.isVisible()
+    assert not clinic.is_unlocked
 
 
 def test_sign_in_opens_the_patient_list(
