@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QDir
+from PySide6.QtCore import QDir, QTimer
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -118,6 +119,20 @@ def _report_unexpected(
         QMessageBox.warning(None, APP_NAME, describe_error(exc))
 
 
+def quit_on_termination(app: QApplication) -> None:
+    """SIGTERM/SIGINT (log-out, shutdown, Ctrl+C) quit the event loop, so the app locks.
+
+    Without this the process would die with the database open and keys in memory.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: app.quit())
+    # Python runs signal handlers only when the interpreter gets control; Qt's event loop
+    # is C++, so a short idle timer lets Python in a few times a second.
+    ticker = QTimer(app)
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Open the desktop app (``careline`` with no command); returns the exit code."""
     app = QApplication.instance()
@@ -130,6 +145,7 @@ def run_app(args: argparse.Namespace) -> int:
         QMessageBox.critical(None, f"{APP_NAME} cannot start", f"Configuration problem: {exc}")
         return EXIT_USAGE
     sys.excepthook = _report_unexpected
+    quit_on_termination(app)
     window.show()
     window.start()
     try:
