@@ -40,7 +40,7 @@ soak: $(STAMP)
 		tests/unit/sync/test_convergence.py
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench
+	@$(BIN)/python -m tests.bench
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -7,7 +7,9 @@ audit entry. Nothing is half-written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.records import crdt
 from core.records.crdt import RecordDoc
@@ -23,22 +25,33 @@ class RecordTypeMismatchError(ValueError):
     """A record id is already used by a record of another type."""
 
 
-def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> RecordDoc:
+@dataclass
+class Loaded:
+    """A record document and the digests of what was last derived from it."""
+
+    doc: RecordDoc
+    derived: dict[str, str]
+
+
+def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> Loaded:
     """The record's document (empty if it does not exist yet)."""
-    rows = tx.query("SELECT type, state FROM record_states WHERE id = ?", (record_id,))
+    rows = tx.query("SELECT type, state, derived FROM record_states WHERE id = ?", (record_id,))
     if rows and rows[0][0] != type_name:
         raise RecordTypeMismatchError(f"record {record_id!r} is a {rows[0][0]}, not a {type_name}")
-    return crdt.load(bytes(rows[0][1]) if rows else None, client_id)
+    if not rows:
+        return Loaded(crdt.load(None, client_id), {})
+    return Loaded(crdt.load(bytes(rows[0][1]), client_id), json.loads(rows[0][2]))
 
 
-def store_record(tx: Transaction, record_id: str, type_name: str, doc: RecordDoc) -> None:
-    """Persist the document's full encoded state and re-derive its rows."""
+def store_record(tx: Transaction, record_id: str, type_name: str, loaded: Loaded) -> None:
+    """Persist the document's full encoded state and re-derive its changed rows."""
+    digests = materialize(tx, record_id, record_type(type_name), loaded.doc, loaded.derived)
     tx.execute(
-        "INSERT INTO record_states (id, type, state) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-        (record_id, type_name, doc.get_update()),
+        "INSERT INTO record_states (id, type, state, derived) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, derived = excluded.derived",
+        (record_id, type_name, loaded.doc.get_update(), json.dumps(digests, sort_keys=True)),
     )
-    materialize(tx, record_id, record_type(type_name), doc)
+    loaded.derived = digests
 
 
 def change(
@@ -46,11 +59,12 @@ def change(
 ) -> oplog.Op:
     """Apply ``mutate(doc, hlc)`` to a record as one local op."""
     me = oplog.identity(tx)
-    doc = load_record(tx, record_id, type_name, me.client_id)
+    loaded = load_record(tx, record_id, type_name, me.client_id)
+    doc = loaded.doc
     deps = doc.get_state()
     hlc = oplog.tick(tx, me.replica_id)
     with doc.transaction():
         mutate(doc, hlc)
     update = doc.get_update(deps)
-    store_record(tx, record_id, type_name, doc)
+    store_record(tx, record_id, type_name, loaded)
     return oplog.append_local(tx, me.replica_id, record_id, type_name, update, deps, hlc, author)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,48 +48,74 @@ def conflict_id(record_id: str, field: str) -> str:
     return hashlib.sha256(f"{record_id}|{field}".encode()).hexdigest()[:16]
 
 
-def _live(doc: RecordDoc, field: str) -> list[crdt.RegisterEntry]:
+Live = dict[str, list[crdt.RegisterEntry]]
+
+
+def read_live(doc: RecordDoc, rtype: RecordType) -> Live:
+    """Every register's live values, read once in one pycrdt transaction."""
     try:
-        return crdt.live(doc, field)
+        found = crdt.all_live(doc)
     except (ValueError, KeyError, TypeError) as exc:
-        raise MalformedRecordError(f"field {field!r} holds a malformed entry: {exc}") from exc
+        raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
+    return {field: found.get(field, []) for field in (*rtype.registers, *SYSTEM_REGISTERS)}
 
 
 Unseen = list[tuple[str, crdt.RegisterEntry]]
 
 
-def deletion_state(doc: RecordDoc, rtype: RecordType) -> tuple[bool, Unseen]:
+def deletion_state(live: Live, rtype: RecordType) -> tuple[bool, Unseen]:
     """(deleted?, (field, edit) pairs made concurrently with the deletion, unobserved by it)."""
-    deletes = [e for e in _live(doc, "deleted") if e.value is True]
+    deletes = [e for e in live["deleted"] if e.value is True]
     if not deletes:
         return False, []
     observed = set().union(*(set(e.observes) for e in deletes))
     unseen: Unseen = []
     for field in rtype.registers:
-        unseen += [(field, e) for e in _live(doc, field) if e.write_id not in observed]
+        unseen += [(field, e) for e in live[field] if e.write_id not in observed]
     return True, unseen
 
 
-def _conflicts(tx: Transaction, record_id: str, rtype: RecordType, doc: RecordDoc) -> None:
-    tx.execute("DELETE FROM conflicts WHERE record_id = ?", (record_id,))
+Rows = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Everything derived from one record document, as rows per part.
+
+    Parts: ``main`` (the record's own table row, absent when deleted), ``children`` (rows
+    of the patient's set tables, keyed by table) and ``conflicts``.
+    """
+
+    main: Rows
+    children: dict[str, Rows]
+    conflicts: Rows
+
+    def digests(self) -> dict[str, str]:
+        """One short hash per part, stored with the state so unchanged parts are skipped."""
+        parts = {"main": self.main, "children": self.children, "conflicts": self.conflicts}
+        return {
+            name: hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+            for name, value in parts.items()
+        }
+
+
+def _conflict_rows(record_id: str, rtype: RecordType, live: Live) -> Rows:
+    rows: Rows = []
     for field in rtype.registers:
-        entries = _live(doc, field)
+        entries = live[field]
         # Identical values written concurrently (two people typing the same fix) agree.
-        if len({json.dumps(e.value) for e in entries}) > 1:
-            _insert_conflict(tx, record_id, rtype, field, [(field, e) for e in entries])
-    deleted, unseen = deletion_state(doc, rtype)
+        if len({e.value for e in entries}) > 1:
+            rows.append(_conflict_row(record_id, rtype, field, [(field, e) for e in entries]))
+    deleted, unseen = deletion_state(live, rtype)
     if deleted and unseen:
-        deletes = [("deleted", e) for e in _live(doc, "deleted") if e.value is True]
-        _insert_conflict(tx, record_id, rtype, "deleted", deletes + unseen)
+        deletes = [("deleted", e) for e in live["deleted"] if e.value is True]
+        rows.append(_conflict_row(record_id, rtype, "deleted", deletes + unseen))
+    return rows
 
 
-def _insert_conflict(
-    tx: Transaction,
-    record_id: str,
-    rtype: RecordType,
-    field: str,
-    entries: Unseen,
-) -> None:
+def _conflict_row(
+    record_id: str, rtype: RecordType, field: str, entries: Unseen
+) -> tuple[Any, ...]:
     candidates = [
         {
             "id": e.write_id,
@@ -101,99 +128,80 @@ def _insert_conflict(
         }
         for entry_field, e in entries
     ]
-    tx.execute(
-        "INSERT INTO conflicts (id, record_id, record_type, field, candidates) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (
-            conflict_id(record_id, field),
-            record_id,
-            rtype.name,
-            field,
-            json.dumps(candidates, sort_keys=True),
-        ),
+    return (
+        conflict_id(record_id, field),
+        record_id,
+        rtype.name,
+        field,
+        json.dumps(candidates, sort_keys=True),
     )
 
 
-def _values(doc: RecordDoc, rtype: RecordType) -> dict[str, Any]:
+def _values(live: Live) -> dict[str, Any]:
     values: dict[str, Any] = {}
     latest = ""
-    for field in (*rtype.registers, *SYSTEM_REGISTERS):
-        entries = _live(doc, field)
+    for field, entries in live.items():
         values[field] = entries[0].value if entries else None
         latest = max([latest, *(e.hlc for e in entries)])
     values["updated_at"] = hlc_time(latest) if latest else None
     return values
 
 
-def materialize(tx: Transaction, record_id: str, rtype: RecordType, doc: RecordDoc) -> None:
-    """Rewrite every derived row of one record, and its conflicts."""
-    values = _values(doc, rtype)
-    deleted, unseen = deletion_state(doc, rtype)
+def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
+    """Compute (without writing) every row one record document stands for."""
+    live = read_live(doc, rtype)
+    values = _values(live)
+    deleted, unseen = deletion_state(live, rtype)
     # Edit-vs-delete keeps the record visible (with its conflict) until a person decides.
     visible = not deleted or bool(unseen)
+    main: Rows = []
+    children: dict[str, Rows] = {}
     if rtype is PATIENT:
-        _patient(tx, record_id, doc, values, visible)
-    elif rtype.name == "user":
-        _user(tx, record_id, values, visible)
-    else:
-        _generic(tx, record_id, rtype, doc, values, visible)
-    _conflicts(tx, record_id, rtype, doc)
+        if visible and values["family"] is not None:
+            main = [_patient_row(record_id, values)]
+            children = _patient_children(record_id, doc)
+    elif visible and (rtype.name != "user" or values["username"] is not None):
+        main = [_main_row(record_id, rtype, doc, values)]
+    return Derived(main, children, _conflict_rows(record_id, rtype, live))
 
 
-def _patient(
-    tx: Transaction, record_id: str, doc: RecordDoc, values: dict[str, Any], visible: bool
-) -> None:
-    for table, _ in _SET_TABLES.values():
-        tx.execute(f"DELETE FROM {table} WHERE patient_id = ?", (record_id,))
-    if not visible or values["family"] is None:
-        tx.execute("DELETE FROM patients WHERE id = ?", (record_id,))
-        return
-    tx.execute(
-        "INSERT INTO patients (id, family, given, birth_date, sex, mrn, phone, sort_key, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET family = excluded.family, given = excluded.given, "
-        "birth_date = excluded.birth_date, sex = excluded.sex, mrn = excluded.mrn, "
-        "phone = excluded.phone, sort_key = excluded.sort_key, "
-        "created_at = excluded.created_at, updated_at = excluded.updated_at",
-        (
-            record_id,
-            values["family"],
-            values["given"] or "",
-            values["birth_date"] or "",
-            values["sex"],
-            values["mrn"],
-            values["phone"],
-            sort_key(values["family"], values["given"] or ""),
-            values["created_at"] or "",
-            values["updated_at"] or "",
-        ),
+def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        record_id,
+        values["family"],
+        values["given"] or "",
+        values["birth_date"] or "",
+        values["sex"],
+        values["mrn"],
+        values["phone"],
+        sort_key(values["family"], values["given"] or ""),
+        values["created_at"] or "",
+        values["updated_at"] or "",
     )
+
+
+def _patient_children(record_id: str, doc: RecordDoc) -> dict[str, Rows]:
+    try:
+        sets = crdt.all_elements(doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
+    out: dict[str, Rows] = {}
     for set_field, (table, columns) in _SET_TABLES.items():
-        for element in crdt.elements(doc, set_field):
-            row = [element.value.get(c) for c in columns]
+        rows: Rows = []
+        for element in sets.get(set_field, []):
+            row = [element.element_id, record_id, *(element.value.get(c) for c in columns)]
             if table == "allergies":
                 row += [hlc_time(element.hlc), element.author]
-                cols = (*columns, "recorded_at", "recorded_by")
-            else:
-                cols = columns
-            marks = ", ".join("?" for _ in range(len(cols) + 2))
-            tx.execute(
-                f"INSERT INTO {table} (id, patient_id, {', '.join(cols)}) VALUES ({marks})",
-                (element.element_id, record_id, *row),
-            )
+            rows.append(tuple(row))
+        out[table] = rows
+    return out
 
 
-def _user(tx: Transaction, record_id: str, values: dict[str, Any], visible: bool) -> None:
-    if not visible or values["username"] is None:
-        tx.execute("DELETE FROM users WHERE id = ?", (record_id,))
-        return
-    tx.execute(
-        "INSERT INTO users (id, username, full_name, role, verifier, active, created_at, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-        "username = excluded.username, full_name = excluded.full_name, role = excluded.role, "
-        "verifier = excluded.verifier, active = excluded.active, "
-        "created_at = excluded.created_at, updated_at = excluded.updated_at",
-        (
+def _main_row(
+    record_id: str, rtype: RecordType, doc: RecordDoc, values: dict[str, Any]
+) -> tuple[Any, ...]:
+    if rtype.name == "user":
+        return (
             record_id,
             values["username"],
             values["full_name"] or "",
@@ -202,31 +210,83 @@ def _user(tx: Transaction, record_id: str, values: dict[str, Any], visible: bool
             0 if values["active"] is False else 1,
             values["created_at"] or "",
             values["updated_at"] or "",
-        ),
-    )
+        )
+    row = [record_id, *(values[c] for c in rtype.registers)]
+    row += [str(crdt.text(doc, t)) for t in rtype.texts]
+    if rtype.table == "attachments":
+        row.append(values["created_at"] or "")
+    return tuple(row)
 
 
-def _generic(
+def _main_columns(rtype: RecordType) -> tuple[str, ...]:
+    if rtype is PATIENT:
+        return (
+            "id", "family", "given", "birth_date", "sex", "mrn", "phone", "sort_key",
+            "created_at", "updated_at",
+        )  # fmt: skip
+    if rtype.name == "user":
+        return (
+            "id", "username", "full_name", "role", "verifier", "active", "created_at",
+            "updated_at",
+        )  # fmt: skip
+    extra = ("created_at",) if rtype.table == "attachments" else ()
+    return ("id", *rtype.registers, *rtype.texts, *extra)
+
+
+def _child_columns(table: str) -> tuple[str, ...]:
+    for name, columns in _SET_TABLES.values():
+        if name == table:
+            extra = ("recorded_at", "recorded_by") if table == "allergies" else ()
+            return ("id", "patient_id", *columns, *extra)
+    raise ValueError(table)
+
+
+def _insert(tx: Transaction, table: str, columns: tuple[str, ...], rows: Rows) -> None:
+    if not rows:
+        return
+    marks = ", ".join("?" for _ in columns)
+    tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def materialize(
     tx: Transaction,
     record_id: str,
     rtype: RecordType,
     doc: RecordDoc,
-    values: dict[str, Any],
-    visible: bool,
-) -> None:
-    tx.execute(f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
-    if not visible:
-        return
-    columns = list(rtype.registers)
-    row = [values[c] for c in columns]
-    for text_field in rtype.texts:
-        columns.append(text_field)
-        row.append(str(crdt.text(doc, text_field)))
-    if rtype.table == "attachments":
-        columns.append("created_at")
-        row.append(values["created_at"] or "")
-    marks = ", ".join("?" for _ in range(len(columns) + 1))
-    tx.execute(
-        f"INSERT INTO {rtype.table} (id, {', '.join(columns)}) VALUES ({marks})",
-        (record_id, *row),
-    )
+    previous: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Bring the derived rows of one record up to date; returns the new part digests.
+
+    ``previous`` holds the digests stored after the last materialization: parts whose
+    digest did not change are left alone, which keeps remote apply fast.
+    """
+    derived = derive(record_id, rtype, doc)
+    digests = derived.digests()
+    old = previous or {}
+    if old.get("children") != digests["children"] and rtype is PATIENT:
+        for table, _ in _SET_TABLES.values():
+            tx.execute(f"DELETE FROM {table} WHERE patient_id = ?", (record_id,))
+    if old.get("main") != digests["main"]:
+        columns = _main_columns(rtype)
+        if derived.main:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+            marks = ", ".join("?" for _ in columns)
+            tx.execute(
+                f"INSERT INTO {rtype.table} ({', '.join(columns)}) VALUES ({marks}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                derived.main[0],
+            )
+        else:
+            tx.execute(f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
+    if old.get("children") != digests["children"]:
+        for table, rows in derived.children.items():
+            _insert(tx, table, _child_columns(table), rows)
+    if old.get("conflicts") != digests["conflicts"]:
+        tx.execute("DELETE FROM conflicts WHERE record_id = ?", (record_id,))
+        _insert(
+            tx,
+            "conflicts",
+            ("id", "record_id", "record_type", "field", "candidates"),
+            derived.conflicts,
+        )
+    return digests

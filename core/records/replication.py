@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.records import crdt
-from core.records.changes import RecordTypeMismatchError, load_record, store_record
-from core.records.crdt import RecordDoc
+from core.records.changes import Loaded, RecordTypeMismatchError, load_record, store_record
 from core.records.materialize import MalformedRecordError
 from core.records.types import RECORD_TYPES
 from core.store import oplog
@@ -87,22 +86,30 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
 
 def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
     me = oplog.identity(tx)
-    docs: dict[str, tuple[str, RecordDoc]] = {}
-    applied = duplicates = 0
+    held = oplog.version_vector(tx)
+    docs: dict[str, tuple[str, Loaded]] = {}
+    fresh: list[oplog.Op] = []
+    duplicates = 0
     for op in ops:
         if op.record_type not in RECORD_TYPES:
             raise ApplyError(f"op {op.origin}:{op.seq} has unknown record type {op.record_type!r}")
-        if op.origin == me.replica_id and not _held(tx, op):
-            raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
-        if not oplog.check_next(tx, op):
+        have = held.get(op.origin, 0)
+        if op.seq <= have:
             duplicates += 1
             continue
+        if op.origin == me.replica_id:
+            raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
+        if op.seq != have + 1:
+            raise oplog.GapError(
+                f"op {op.origin}:{op.seq} arrived before {op.origin}:{have + 1}; refusing the gap"
+            )
         if op.record_id not in docs:
             docs[op.record_id] = (
                 op.record_type,
                 load_record(tx, op.record_id, op.record_type, me.client_id),
             )
-        type_name, doc = docs[op.record_id]
+        type_name, loaded = docs[op.record_id]
+        doc = loaded.doc
         if type_name != op.record_type:
             raise RecordTypeMismatchError(
                 f"op {op.origin}:{op.seq} treats {op.record_id!r} as a {op.record_type}"
@@ -120,16 +127,14 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
             doc.apply_update(op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
-        oplog.insert_remote(tx, op)
-        oplog.observe(tx, op.hlc, me.replica_id)
-        applied += 1
-    for record_id, (type_name, doc) in docs.items():
-        store_record(tx, record_id, type_name, doc)
-    return ApplyResult(applied, duplicates, tuple(sorted(docs)))
-
-
-def _held(tx: Transaction, op: oplog.Op) -> bool:
-    return bool(tx.query("SELECT 1 FROM oplog WHERE origin = ? AND seq = ?", (op.origin, op.seq)))
+        held[op.origin] = op.seq
+        fresh.append(op)
+    if fresh:
+        oplog.insert_remote(tx, fresh)
+        oplog.observe(tx, max(op.hlc for op in fresh), me.replica_id)
+    for record_id, (type_name, loaded) in docs.items():
+        store_record(tx, record_id, type_name, loaded)
+    return ApplyResult(len(fresh), duplicates, tuple(sorted(docs)))
 
 
 def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:
@@ -154,14 +159,14 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
             for rec in page.records:
                 if rec.record_type not in RECORD_TYPES:
                     raise ApplyError(f"snapshot record has unknown type {rec.record_type!r}")
-                doc = load_record(tx, rec.record_id, rec.record_type, me.client_id)
+                loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
                 try:
-                    doc.apply_update(rec.state)
+                    loaded.doc.apply_update(rec.state)
                 except ValueError as exc:
                     raise ApplyError(
                         f"snapshot state of {rec.record_id!r} is malformed: {exc}"
                     ) from exc
-                store_record(tx, rec.record_id, rec.record_type, doc)
+                store_record(tx, rec.record_id, rec.record_type, loaded)
     except (RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     return len(page.records)

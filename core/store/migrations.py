@@ -150,7 +150,8 @@ CREATE INDEX attachments_by_patient ON attachments (patient_id);
 CREATE TABLE record_states (
     id TEXT PRIMARY KEY,
     type TEXT NOT NULL,
-    state BLOB NOT NULL
+    state BLOB NOT NULL,
+    derived TEXT NOT NULL DEFAULT '{}'  -- digests of the derived rows, to skip unchanged ones
 );
 
 -- The op log is the sync queue: one row per change, by origin replica and sequence number.

@@ -149,22 +149,21 @@ def append_local(
     return op
 
 
-def check_next(tx: Transaction, op: Op) -> bool:
-    """True if ``op`` is the next one from its origin, False if already held; GapError if early."""
-    rows = tx.query("SELECT seq FROM version_vector WHERE origin = ?", (op.origin,))
-    held = int(rows[0][0]) if rows else 0
-    if op.seq <= held:
-        return False
-    if op.seq != held + 1:
-        raise GapError(
-            f"op {op.origin}:{op.seq} arrived before {op.origin}:{held + 1}; refusing the gap"
-        )
-    return True
-
-
-def insert_remote(tx: Transaction, op: Op) -> None:
-    """Record an op received from another replica (after :func:`check_next` said so)."""
-    _insert(tx, op)
+def insert_remote(tx: Transaction, ops: list[Op]) -> None:
+    """Record ops received from other replicas (already checked to be the next ones)."""
+    tx.executemany(
+        "INSERT INTO oplog (origin, seq, record_id, record_type, doc_update, deps, hlc, author) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (o.origin, o.seq, o.record_id, o.record_type, o.update, o.deps, o.hlc, o.author)
+            for o in ops
+        ],
+    )
+    top: dict[str, int] = {}
+    for o in ops:
+        top[o.origin] = max(top.get(o.origin, 0), o.seq)
+    for origin, seq in top.items():
+        _set_seq(tx, origin, seq)
 
 
 def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:

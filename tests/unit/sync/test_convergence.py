@@ -47,7 +47,7 @@ class Oracle:
 
 def _live(r: ClinicRecords, pid: str, fname: str) -> list[crdt.RegisterEntry]:
     with r.db.write("test", "inspect", "patient", pid) as tx:
-        doc = load_record(tx, pid, "patient", 1)
+        doc = load_record(tx, pid, "patient", 1).doc
         return crdt.live(doc, fname)
 
 
@@ -144,6 +144,6 @@ def _deleted_patients_allergies(final: ClinicRecords, oracle: Oracle) -> set[str
     for pid in oracle.delete_observed:
         if not final.db.query("SELECT 1 FROM patients WHERE id = ?", (pid,)):
             with final.db.write("test", "inspect", "patient", pid) as tx:
-                doc = load_record(tx, pid, "patient", 1)
+                doc = load_record(tx, pid, "patient", 1).doc
                 hidden |= {e.element_id for e in crdt.elements(doc, "allergies")}
     return hidden
