@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-import app.qt_compat  # noqa: F401 (applies the PySide6 emit workaround first)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from pytestqt.qtbot import QtBot
 from app.main import create_main_window, load_desktop_settings, set_up_application, stylesheet
 from app.main_window import window_title
 from app.messages import describe_error, validation_text
-from app.qt_compat import emit_leaks_true, fix_emit_refcount
 from core.config.settings import ConfigError
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import SlotFileError
@@ -90,12 +89,12 @@ class _Pinger(QObject):
     ping = Signal()
 
 
-def test_many_signal_emissions_are_safe() -> None:
-    # PySide6 6.12.0 loses a reference to True on every emit(); without the workaround
-    # Python 3.11 aborts after a few thousand emissions.
-    if sys.version_info < (3, 12) and emit_leaks_true():
-        assert fix_emit_refcount()
+def test_signal_emission_does_not_leak_references() -> None:
+    # PySide6 6.12.0 loses a reference to True on every emit(); on Python 3.11 the
+    # interpreter then aborts after a few thousand emissions. pyproject excludes 6.12.0;
+    # this guards against a binding with the same defect coming back.
     pinger = _Pinger()
-    for _ in range(20_000):
+    before = sys.getrefcount(True)
+    for _ in range(2_000):
         pinger.ping.emit()
-    assert sys.getrefcount(True) > 1_000
+    assert before - sys.getrefcount(True) < 100, "this PySide6 leaks references on emit()"
