@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
-
 # Events that show a person is at the keyboard. Paint, timer and focus events do not.
 ACTIVITY_EVENTS = frozenset(
     {

@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

@@ -159,7 +159,7 @@ class ClinicRecords:
             raise NotFoundError(f"no user {username!r}")
         verifier = hash_password(new_password, self._kdf_params)
         with self.db.write(self.actor, "user.password_change", "user", user.id) as tx:
-            change(tx, self.actor, user.id, "user", self._setter({"verifier": verifier}))
+            change(tx, self.actor, user.id, "user", self.setter({"verifier": verifier}))
 
     # ----- patients ---------------------------------------------------------------------
 
@@ -185,10 +185,10 @@ class ClinicRecords:
         fields["created_at"] = utc_now()
         with self.db.write(self.actor, "patient.create", "patient", pid) as tx:
             self._check_mrn_free(tx, fields["mrn"], pid)
-            change(tx, self.actor, pid, "patient", self._setter(fields))
+            change(tx, self.actor, pid, "patient", self.setter(fields))
         return self.get_patient(pid)
 
-    def _setter(self, fields: Mapping[str, crdt.Value]) -> Callable[[RecordDoc, str], None]:
+    def setter(self, fields: Mapping[str, crdt.Value]) -> Callable[[RecordDoc, str], None]:
         """A mutation writing each field, superseding every value this replica has seen."""
 
         def mutate(doc: RecordDoc, hlc: str) -> None:
@@ -221,7 +221,7 @@ class ClinicRecords:
         with self.db.write(self.actor, "patient.update", "patient", patient_id, details) as tx:
             if "mrn" in changed:
                 self._check_mrn_free(tx, changed["mrn"], patient_id)
-            change(tx, self.actor, patient_id, "patient", self._setter(changed))
+            change(tx, self.actor, patient_id, "patient", self.setter(changed))
         return self.get_patient(patient_id)
 
     def get_patient(self, patient_id: str) -> Patient:
@@ -318,17 +318,22 @@ class ClinicRecords:
         )
         return [Allergy(*r) for r in rows]
 
+    def deleter(self, type_name: str) -> Callable[[RecordDoc, str], None]:
+        """A mutation deleting a record, observing every live value it has seen."""
+        rtype = record_type(type_name)
+
+        def delete(doc: RecordDoc, hlc: str) -> None:
+            live = crdt.all_live(doc)
+            seen = [e.write_id for f in rtype.registers for e in live.get(f, [])]
+            crdt.write(doc, "deleted", True, hlc, self.actor, observe=seen)
+
+        return delete
+
     def delete_patient(self, patient_id: str) -> None:
         """Delete a patient's record. An edit made elsewhere concurrently becomes a conflict."""
         self.get_patient(patient_id)
-
-        def delete(doc: RecordDoc, hlc: str) -> None:
-            rtype = record_type("patient")
-            seen = [e.write_id for f in rtype.registers for e in crdt.live(doc, f)]
-            crdt.write(doc, "deleted", True, hlc, self.actor, observe=seen)
-
         with self.db.write(self.actor, "patient.delete", "patient", patient_id) as tx:
-            change(tx, self.actor, patient_id, "patient", delete)
+            change(tx, self.actor, patient_id, "patient", self.deleter("patient"))
 
     # ----- conflicts --------------------------------------------------------------------
 
@@ -372,7 +377,20 @@ class ClinicRecords:
                 ids = ", ".join(c.id for c in conflict.candidates)
                 raise ValidationError("choose", f"{choose!r} is not one of the values ({ids})")
         rtype = record_type(conflict.record_type)
-        if conflict.field == "deleted":
+        if conflict.record_type == "note" and conflict.field == "body":
+            # A signed note stays as signed; text edited concurrently with the signing is
+            # kept, if the person wants it, as an addendum.
+            signed = next(c for c in conflict.candidates if c.id == "signed")
+            keep = value if value is not None else None
+            if chosen is not None and chosen.id != "signed":
+                keep = str(chosen.value)
+
+            def settle(doc: RecordDoc, hlc: str) -> None:
+                crdt.replace_text(doc, "body", str(signed.value))
+                if keep:
+                    crdt.add(doc, "addenda", {"body": keep}, hlc, self.actor)
+
+        elif conflict.field == "deleted":
             delete = chosen is not None and chosen.field == "deleted"
 
             def settle(doc: RecordDoc, hlc: str) -> None:

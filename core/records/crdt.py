@@ -18,6 +18,7 @@ A pycrdt Doc is only ever used on the thread that made it, and only within one f
 
 from __future__ import annotations
 
+import difflib
 import json
 import secrets
 from dataclasses import dataclass
@@ -111,6 +112,19 @@ def _entry(write_id: str, raw: Any) -> RegisterEntry:
         supersedes=tuple(data.get("s", ())),
         observes=tuple(data.get("o", ())),
     )
+
+
+def replace_text(doc: RecordDoc, field: str, new: str) -> None:
+    """Turn a shared text into ``new`` with the smallest edits, so that concurrent edits
+    to other parts of it merge instead of overwriting each other."""
+    shared = text(doc, field)
+    old = str(shared)
+    ops = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(ops):  # from the end, so indices stay valid
+        if tag in ("replace", "delete"):
+            del shared[i1:i2]
+        if tag in ("replace", "insert"):
+            shared.insert(i1, new[j1:j2])
 
 
 def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:

@@ -9,19 +9,41 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from core.records import crdt
 from core.records.crdt import RecordDoc
-from core.records.types import PATIENT, SYSTEM_REGISTERS, RecordType
+from core.records.types import NOTE, PATIENT, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction
 
-_SET_TABLES = {
-    "allergies": ("allergies", ("substance", "reaction", "severity")),
-    "problems": ("conditions", ("code", "description", "status", "onset")),
-    "medications": ("medications", ("name", "dose", "route", "frequency")),
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Where the elements of one set field are materialized."""
+
+    table: str
+    parent: str  # column holding the record id
+    columns: tuple[str, ...]  # taken from the element's value
+    stamped: bool  # also write added-at time and author
+
+
+# Per record type: set field -> child table.
+CHILD_TABLES: dict[str, dict[str, ChildTable]] = {
+    "patient": {
+        "allergies": ChildTable(
+            "allergies", "patient_id", ("substance", "reaction", "severity"), True
+        ),
+        "problems": ChildTable(
+            "conditions", "patient_id", ("code", "description", "status", "onset"), False
+        ),
+        "medications": ChildTable(
+            "medications", "patient_id", ("name", "dose", "route", "frequency"), False
+        ),
+    },
+    "note": {"addenda": ChildTable("note_addenda", "note_id", ("body",), True)},
 }
 
 
@@ -156,13 +178,47 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     visible = not deleted or bool(unseen)
     main: Rows = []
     children: dict[str, Rows] = {}
+    conflicts = _conflict_rows(record_id, rtype, live)
     if rtype is PATIENT:
         if visible and values["family"] is not None:
             main = [_patient_row(record_id, values)]
-            children = _patient_children(record_id, doc)
+    elif rtype is NOTE:
+        body, diverged = _note_body(doc, values)
+        if visible and values["patient_id"] is not None:
+            main = [(record_id, values["patient_id"], values["encounter_id"], values["author"],
+                     body, values["signed_at"])]  # fmt: skip
+        if diverged is not None:
+            conflicts.append(diverged(record_id))
     elif visible and (rtype.name != "user" or values["username"] is not None):
         main = [_main_row(record_id, rtype, doc, values)]
-    return Derived(main, children, _conflict_rows(record_id, rtype, live))
+    if main and rtype.name in CHILD_TABLES:
+        children = _children(record_id, rtype, doc)
+    return Derived(main, children, conflicts)
+
+
+def _note_body(
+    doc: RecordDoc, values: dict[str, Any]
+) -> tuple[str, Callable[[str], tuple[Any, ...]] | None]:
+    """The body to show, and (for a signed note whose text was edited concurrently with the
+    signing) a conflict row so a person can turn the edit into an addendum."""
+    text = str(crdt.text(doc, "body"))
+    if values["signed_at"] is None:
+        return text, None
+    signed = values["signed_body"] if isinstance(values["signed_body"], str) else ""
+    if text == signed:
+        return signed, None
+
+    def row(record_id: str) -> tuple[Any, ...]:
+        candidates = [
+            {"id": "signed", "field": "body", "value": signed, "author": values["author"] or "",
+             "replica": "", "time": values["signed_at"], "hlc": ""},
+            {"id": "unsigned-edit", "field": "body", "value": text, "author": "",
+             "replica": "", "time": "", "hlc": ""},
+        ]  # fmt: skip
+        return (conflict_id(record_id, "body"), record_id, "note", "body",
+                json.dumps(candidates, sort_keys=True))  # fmt: skip
+
+    return signed, row
 
 
 def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
@@ -180,20 +236,20 @@ def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _patient_children(record_id: str, doc: RecordDoc) -> dict[str, Rows]:
+def _children(record_id: str, rtype: RecordType, doc: RecordDoc) -> dict[str, Rows]:
     try:
         sets = crdt.all_elements(doc)
     except (ValueError, KeyError, TypeError) as exc:
         raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
     out: dict[str, Rows] = {}
-    for set_field, (table, columns) in _SET_TABLES.items():
+    for set_field, child in CHILD_TABLES[rtype.name].items():
         rows: Rows = []
         for element in sets.get(set_field, []):
-            row = [element.element_id, record_id, *(element.value.get(c) for c in columns)]
-            if table == "allergies":
+            row = [element.element_id, record_id, *(element.value.get(c) for c in child.columns)]
+            if child.stamped:
                 row += [hlc_time(element.hlc), element.author]
             rows.append(tuple(row))
-        out[table] = rows
+        out[child.table] = rows
     return out
 
 
@@ -229,16 +285,15 @@ def _main_columns(rtype: RecordType) -> tuple[str, ...]:
             "id", "username", "full_name", "role", "verifier", "active", "created_at",
             "updated_at",
         )  # fmt: skip
+    if rtype is NOTE:
+        return ("id", "patient_id", "encounter_id", "author", "body", "signed_at")
     extra = ("created_at",) if rtype.table == "attachments" else ()
     return ("id", *rtype.registers, *rtype.texts, *extra)
 
 
-def _child_columns(table: str) -> tuple[str, ...]:
-    for name, columns in _SET_TABLES.values():
-        if name == table:
-            extra = ("recorded_at", "recorded_by") if table == "allergies" else ()
-            return ("id", "patient_id", *columns, *extra)
-    raise ValueError(table)
+def _child_columns(child: ChildTable) -> tuple[str, ...]:
+    stamps = ("recorded_at", "recorded_by") if child.stamped else ()
+    return ("id", child.parent, *child.columns, *stamps)
 
 
 def _insert(tx: Transaction, table: str, columns: tuple[str, ...], rows: Rows) -> None:
@@ -263,9 +318,10 @@ def materialize(
     derived = derive(record_id, rtype, doc)
     digests = derived.digests()
     old = previous or {}
-    if old.get("children") != digests["children"] and rtype is PATIENT:
-        for table, _ in _SET_TABLES.values():
-            tx.execute(f"DELETE FROM {table} WHERE patient_id = ?", (record_id,))
+    tables = CHILD_TABLES.get(rtype.name, {})
+    if old.get("children") != digests["children"]:
+        for child in tables.values():
+            tx.execute(f"DELETE FROM {child.table} WHERE {child.parent} = ?", (record_id,))
     if old.get("main") != digests["main"]:
         columns = _main_columns(rtype)
         if derived.main:
@@ -279,8 +335,8 @@ def materialize(
         else:
             tx.execute(f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
     if old.get("children") != digests["children"]:
-        for table, rows in derived.children.items():
-            _insert(tx, table, _child_columns(table), rows)
+        for child in tables.values():
+            _insert(tx, child.table, _child_columns(child), derived.children.get(child.table, []))
     if old.get("conflicts") != digests["conflicts"]:
         tx.execute("DELETE FROM conflicts WHERE record_id = ?", (record_id,))
         _insert(

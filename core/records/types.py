@@ -28,7 +28,11 @@ PATIENT = RecordType(
 )
 USER = RecordType("user", "users", ("username", "full_name", "role", "verifier", "active"))
 NOTE = RecordType(
-    "note", "notes", ("patient_id", "encounter_id", "author", "signed_at"), ("addenda",), ("body",)
+    "note",
+    "notes",
+    ("patient_id", "encounter_id", "author", "signed_at", "signed_body"),
+    ("addenda",),
+    ("body",),
 )
 APPOINTMENT = RecordType(
     "appointment", "appointments", ("patient_id", "starts_at", "ends_at", "reason", "status")

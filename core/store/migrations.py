@@ -62,9 +62,12 @@ CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients BEGIN
     VALUES (new.rowid, new.family, new.given, new.mrn, new.birth_date);
 END;
 
+-- Records that point at other records carry no FOREIGN KEY: replicas receive records in any
+-- order (a snapshot arrives sorted by id), and a patient deleted on one workstation may still
+-- have an appointment added on another. Rows of one record's own sets do reference it.
 CREATE TABLE appointments (
     id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients (id),
+    patient_id TEXT NOT NULL,
     starts_at TEXT NOT NULL,
     ends_at TEXT NOT NULL,
     reason TEXT,
@@ -74,7 +77,7 @@ CREATE INDEX appointments_by_patient ON appointments (patient_id, starts_at);
 
 CREATE TABLE encounters (
     id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients (id),
+    patient_id TEXT NOT NULL,
     started_at TEXT NOT NULL,
     reason TEXT,
     clinician TEXT
@@ -83,8 +86,8 @@ CREATE INDEX encounters_by_patient ON encounters (patient_id, started_at);
 
 CREATE TABLE observations (
     id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients (id),
-    encounter_id TEXT REFERENCES encounters (id),
+    patient_id TEXT NOT NULL,
+    encounter_id TEXT,
     code TEXT NOT NULL,
     value TEXT NOT NULL,
     unit TEXT,
@@ -126,17 +129,27 @@ CREATE INDEX conditions_by_patient ON conditions (patient_id);
 
 CREATE TABLE notes (
     id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients (id),
-    encounter_id TEXT REFERENCES encounters (id),
+    patient_id TEXT NOT NULL,
+    encounter_id TEXT,
     author TEXT NOT NULL,
     body TEXT NOT NULL,
     signed_at TEXT
 );
 CREATE INDEX notes_by_patient ON notes (patient_id);
 
+-- A signed note is immutable: later additions are addenda.
+CREATE TABLE note_addenda (
+    id TEXT PRIMARY KEY,
+    note_id TEXT NOT NULL REFERENCES notes (id),
+    body TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    recorded_by TEXT NOT NULL
+);
+CREATE INDEX note_addenda_by_note ON note_addenda (note_id);
+
 CREATE TABLE attachments (
     id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patients (id),
+    patient_id TEXT NOT NULL,
     filename TEXT NOT NULL,
     media_type TEXT NOT NULL,
     size INTEGER NOT NULL,

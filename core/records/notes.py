@@ -1,0 +1,146 @@
+"""Clinical notes: a collaborative text body until signed; immutable after, addenda only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.records import crdt
+from core.records.changes import change
+from core.records.clinic import ClinicRecords, new_id
+from core.records.crdt import RecordDoc
+from core.records.errors import NotFoundError, ValidationError
+from core.store.database import utc_now
+
+MAX_NOTE = 100_000
+
+
+@dataclass(frozen=True)
+class Addendum:
+    """Text added to a signed note."""
+
+    id: str
+    body: str
+    recorded_at: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note as shown on the chart."""
+
+    id: str
+    patient_id: str
+    encounter_id: str | None
+    author: str
+    body: str
+    signed_at: str | None
+    addenda: tuple[Addendum, ...]
+
+
+def _body(text: str) -> str:
+    if not text.strip():
+        raise ValidationError("body", "is required")
+    if len(text) > MAX_NOTE:
+        raise ValidationError("body", f"is longer than {MAX_NOTE} characters")
+    return text
+
+
+class Notes:
+    """Note operations on behalf of the signed-in person."""
+
+    def __init__(self, records: ClinicRecords) -> None:
+        self.records = records
+
+    def create(self, patient_id: str, body: str, encounter_id: str | None = None) -> Note:
+        """Start a note on a patient's chart."""
+        self.records.get_patient(patient_id)
+        text = _body(body)
+        note_id, actor = new_id(), self.records.actor
+
+        def create(doc: RecordDoc, hlc: str) -> None:
+            for field, value in (
+                ("patient_id", patient_id),
+                ("encounter_id", encounter_id),
+                ("author", actor),
+                ("created_at", utc_now()),
+            ):
+                crdt.write(doc, field, value, hlc, actor)
+            crdt.text(doc, "body").insert(0, text)
+
+        with self.records.db.write(actor, "note.create", "note", note_id) as tx:
+            change(tx, actor, note_id, "note", create)
+        return self.get(note_id)
+
+    def edit(self, note_id: str, body: str) -> Note:
+        """Change an unsigned note's text."""
+        note = self.get(note_id)
+        if note.signed_at is not None:
+            raise ValidationError("body", "the note is signed; add an addendum instead")
+        text = _body(body)
+        actor = self.records.actor
+        with self.records.db.write(actor, "note.edit", "note", note_id) as tx:
+            change(
+                tx, actor, note_id, "note", lambda doc, _hlc: crdt.replace_text(doc, "body", text)
+            )
+        return self.get(note_id)
+
+    def sign(self, note_id: str) -> Note:
+        """Sign the note: its text is frozen as it stands now."""
+        note = self.get(note_id)
+        if note.signed_at is not None:
+            raise ValidationError("signed_at", "the note is already signed")
+        actor = self.records.actor
+
+        def sign(doc: RecordDoc, hlc: str) -> None:
+            crdt.write(doc, "signed_body", str(crdt.text(doc, "body")), hlc, actor)
+            crdt.write(doc, "signed_at", utc_now(), hlc, actor)
+
+        with self.records.db.write(actor, "note.sign", "note", note_id) as tx:
+            change(tx, actor, note_id, "note", sign)
+        return self.get(note_id)
+
+    def add_addendum(self, note_id: str, body: str) -> Note:
+        """Append an addendum to a signed note."""
+        note = self.get(note_id)
+        if note.signed_at is None:
+            raise ValidationError("addendum", "the note is not signed yet; edit it instead")
+        text = _body(body)
+        actor = self.records.actor
+        with self.records.db.write(actor, "note.addendum", "note", note_id) as tx:
+            change(
+                tx,
+                actor,
+                note_id,
+                "note",
+                lambda doc, hlc: _add(doc, "addenda", {"body": text}, hlc, actor),
+            )
+        return self.get(note_id)
+
+    def get(self, note_id: str) -> Note:
+        """One note with its addenda."""
+        rows = self.records.db.query(
+            "SELECT id, patient_id, encounter_id, author, body, signed_at FROM notes WHERE id = ?",
+            (note_id,),
+        )
+        if not rows:
+            raise NotFoundError(f"no note with id {note_id!r}")
+        addenda = self.records.db.query(
+            "SELECT id, body, recorded_at, recorded_by FROM note_addenda WHERE note_id = ? "
+            "ORDER BY recorded_at, id",
+            (note_id,),
+        )
+        r = rows[0]
+        return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda))
+
+    def for_patient(self, patient_id: str) -> list[Note]:
+        """A patient's notes, oldest first."""
+        ids = self.records.db.query(
+            "SELECT n.id FROM notes n JOIN record_states s ON s.id = n.id "
+            "WHERE n.patient_id = ? ORDER BY n.id",
+            (patient_id,),
+        )
+        return [self.get(str(r[0])) for r in ids]
+
+
+def _add(doc: RecordDoc, field: str, value: dict[str, crdt.Value], hlc: str, author: str) -> None:
+    crdt.add(doc, field, value, hlc, author)
