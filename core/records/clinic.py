@@ -89,7 +89,7 @@ class ClinicRecords:
         user = new_user(username, full_name, "admin", password)
         self.actor = user.username
         with self.db.write(user.username, "clinic.create", "clinic", "clinic") as tx:
-            tx.execute("INSERT INTO meta (key, value) VALUES ('clinic_name', ?)", (name,))
+            change(tx, self.actor, "clinic", "clinic", self.setter({"name": name}))
             self._insert_user(tx, user, password)
         return user
 
@@ -121,7 +121,7 @@ class ClinicRecords:
 
     def clinic_name(self) -> str:
         """The clinic's name as set at init."""
-        rows = self.db.query("SELECT value FROM meta WHERE key = 'clinic_name'")
+        rows = self.db.query("SELECT name FROM clinic WHERE id = 'clinic'")
         return str(rows[0][0]) if rows else ""
 
     def user(self, username: str) -> User | None:

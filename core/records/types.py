@@ -49,8 +49,11 @@ ATTACHMENT = RecordType(
     "attachment", "attachments", ("patient_id", "filename", "media_type", "size", "sha256")
 )
 
+CLINIC = RecordType("clinic", "clinic", ("name",))
+
 RECORD_TYPES: dict[str, RecordType] = {
-    t.name: t for t in (PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT)
+    t.name: t
+    for t in (PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC)
 }
 SYSTEM_REGISTERS = ("created_at", "deleted")
 

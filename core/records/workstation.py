@@ -86,6 +86,32 @@ class Workstation:
             log.warning("no OS-keyring slot: %s", exc)
         return recovery
 
+    def prepare_join(self, username: str, password: str) -> str:
+        """An empty encrypted replica, unlocked, that the first sync fills with the clinic.
+
+        ``username``'s password slot is created here; the account itself (and its verifier)
+        arrives with the clinic's records. Returns this workstation's recovery key.
+        """
+        if self.is_initialized():
+            raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
+        name = v.username(username)
+        v.password(password)
+        chain, keys, recovery = Keychain.create(self.keyfile_path, name, password, self.kdf_params)
+        try:
+            self._db = Database.create(self.db_path, keys.db_key)
+        except BaseException:
+            keys.close()
+            self.keyfile_path.unlink(missing_ok=True)
+            raise
+        self._keys = keys
+        self._records = ClinicRecords(self._db, name, self.kdf_params)
+        try:
+            chain.add_keyring_slot(keys)
+            self.keyring_note = None
+        except KeyringUnavailableError as exc:
+            self.keyring_note = str(exc)
+        return recovery
+
     # ----- unlocking --------------------------------------------------------------------
 
     @property
@@ -114,6 +140,15 @@ class Workstation:
         """Open the database with the OS-keyring slot (no person needed)."""
         chain = self.keychain()
         self._open(chain, chain.unlock_with_keyring())
+
+    def unlock_with_password(self, username: str, password: str) -> None:
+        """Open the database with a password slot alone, without signing anyone in (a newly
+        joined workstation holds no accounts until its first sync)."""
+        chain = self.keychain()
+        try:
+            self._open(chain, chain.unlock_with_password(username.strip().lower(), password))
+        except (WrongSecretError, NoSlotError):
+            raise AuthenticationError("wrong user name or password") from None
 
     def unlock_with_recovery_key(self, recovery_key: str) -> None:
         """Open the database with the recovery key (an admin then resets passwords)."""

@@ -13,6 +13,9 @@ INSERT INTO meta (key, value) VALUES ('replica_id', lower(hex(randomblob(8))));
 INSERT INTO meta (key, value)
     VALUES ('yjs_client_id', CAST(abs(random()) % 4503599627370496 AS TEXT));
 
+-- The clinic itself (its name), synced like every other record.
+CREATE TABLE clinic (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,

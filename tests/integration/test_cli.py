@@ -235,3 +235,66 @@ def test_unattended_unlock_with_os_keyring(tmp_path: Path, secret_service: dict[
     assert json.loads(added.stdout)["family"] == "Keyring"
     # Without the keyring, the same command needs a password.
     assert careline(data, "patient", "search", "keyring").returncode == 3
+
+
+def _sync_data_dirs(client: Path, server: Path) -> None:
+    """One in-process sync session between two workstations' databases."""
+    from core.crypto.kdf import FAST_PARAMS
+    from core.records.workstation import Workstation
+    from core.sync.responder import Responder
+    from core.sync.session import sync
+    from core.sync.transport import LocalTransport
+
+    a, b = Workstation(client, FAST_PARAMS), Workstation(server, FAST_PARAMS)
+    a.unlock_with_password("admin", PASSWORD)
+    b.unlock_with_password("admin", PASSWORD)
+    try:
+        sync(a.database, LocalTransport(Responder(b.database)), "admin")
+    finally:
+        a.lock()
+        b.lock()
+
+
+def test_conflicts_list_and_resolve(tmp_path: Path, no_keyring: None) -> None:
+    from core.crypto.kdf import FAST_PARAMS
+    from core.records.workstation import Workstation
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert (
+        careline(
+            one, "--password-stdin", "init", "--clinic", "Shared", "--user", "admin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
+    joined = Workstation(two, FAST_PARAMS)
+    joined.prepare_join("admin", PASSWORD)
+    joined.lock()
+    patient = as_admin(
+        one, "patient", "add", "--family", "Abara", "--given", "Chioma", "--birth-date",
+        "1988-08-08",
+    )  # fmt: skip
+    _sync_data_dirs(two, one)
+    assert as_admin(two, "patient", "show", patient["id"])["family"] == "Abara"
+    as_admin(one, "patient", "set", patient["id"], "given", "Chiamaka")
+    as_admin(two, "patient", "set", patient["id"], "given", "Chioma Ada")
+    _sync_data_dirs(two, one)
+
+    listed = careline(one, "--password-stdin", "conflicts", "list", stdin=PASSWORD)
+    assert "field given" in listed.stdout and "Chiamaka" in listed.stdout
+    [conflict] = as_admin(one, "conflicts", "list")
+    assert {c["value"] for c in conflict["candidates"]} == {"Chiamaka", "Chioma Ada"}
+    assert {c["author"] for c in conflict["candidates"]} == {"admin"}
+    assert len({c["replica"] for c in conflict["candidates"]}) == 2
+    assert as_admin(two, "conflicts", "list")[0]["id"] == conflict["id"]
+
+    bad = careline(
+        one, "--password-stdin", "conflicts", "resolve", conflict["id"], "--choose", "nope",
+        stdin=PASSWORD,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "'nope' is not one of the values" in bad.stderr
+    as_admin(one, "conflicts", "resolve", conflict["id"], "--value", "Chioma")
+    _sync_data_dirs(two, one)
+    assert as_admin(one, "conflicts", "list") == as_admin(two, "conflicts", "list") == []
+    assert as_admin(two, "patient", "show", patient["id"])["given"] == "Chioma"
+    assert as_admin(two, "audit", "verify")["ok"] is True

@@ -106,3 +106,26 @@ def test_interrupted_rekey_is_finished_on_next_open(workstation: Workstation) ->
     workstation.sign_in("admin", PASSWORD)
     assert workstation.records.search_patients("survives")
     assert Keychain.load(workstation.keyfile_path).pending_db_key is None
+
+
+def test_joined_workstation_is_filled_by_its_first_sync(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    from core.sync.responder import Responder
+    from core.sync.session import sync
+    from core.sync.transport import LocalTransport
+
+    workstation.records.add_patient("Joined", "Later", "1990-01-01")
+    second = Workstation(tmp_path / "second", kdf_params=FAST_PARAMS)
+    second.prepare_join("admin", PASSWORD)
+    with pytest.raises(AuthenticationError):
+        second.sign_in("admin", PASSWORD)  # no accounts until the first sync
+    sync(second.database, LocalTransport(Responder(workstation.database)), "admin")
+    second.lock()
+    with pytest.raises(AuthenticationError):
+        second.unlock_with_password("admin", "not the password")
+    user = second.sign_in("admin", PASSWORD)
+    assert user.full_name == "Ada Admin"
+    assert second.records.clinic_name() == "Riverside Clinic"
+    assert second.records.search_patients("joined")[0].given == "Later"
+    second.lock()
