@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall whenever the project's metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[gui,dev]'
+	$(BIN)/pip install --quiet -e '.[gui,server,dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
