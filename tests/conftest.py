@@ -18,6 +18,7 @@ from tests.secret_service import (
     start_secret_service,
     stop_secret_service,
 )
+from tests.services import Service, start_moto, start_openbao
 
 PASSWORD = "correct horse battery"
 
@@ -67,3 +68,23 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         keyring.set_keyring(previous)
         stop_secret_service(env)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real moto_server (S3 and AWS KMS APIs) for the whole session."""
+    service = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real OpenBao dev server (Vault API) for the whole session; ``token`` is root."""
+    service = start_openbao(tmp_path_factory.mktemp("openbao"))
+    try:
+        yield service
+    finally:
+        service.stop()

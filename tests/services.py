@@ -1,0 +1,89 @@
+"""Real services the tests start themselves: moto_server (S3, KMS) and an OpenBao dev
+server (Vault transit). Each runs as a child process on a free loopback port and is
+stopped when the test session ends."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody is listening on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A started child process and how to reach it."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    token: str = ""
+
+    def stop(self) -> None:
+        """Terminate, then kill if it lingers."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: service exited early:\n{log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{url}: service did not answer within {timeout} s")
+
+
+def start_moto(log_dir: Path) -> Service:
+    """moto_server (S3, KMS, ...) on a free port."""
+    port = free_port()
+    log = log_dir / "moto.log"
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url + "/moto-api/", process, log, 30)
+    return Service(url, process)
+
+
+def start_openbao(log_dir: Path) -> Service:
+    """An OpenBao dev server (in-memory, unsealed) with a random root token."""
+    port = free_port()
+    token = secrets.token_hex(16)
+    log = log_dir / "openbao.log"
+    exe = shutil.which("bao", path=str(Path(sys.executable).parent)) or "bao"
+    env = {**os.environ, "HOME": str(log_dir)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [exe, "server", "-dev", f"-dev-root-token-id={token}",
+             f"-dev-listen-address=127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(url + "/v1/sys/health", process, log, 60)
+    return Service(url, process, token)
