@@ -147,3 +147,23 @@ def test_typing_a_birth_date(qtbot: QtBot, typed: str, expected: str) -> None:
     assert edit.iso_date() is None
     QTest.keyClicks(edit, typed)
     assert edit.iso_date() == expected
+
+
+def test_files_on_disk_hold_no_plaintext_of_a_name_typed_in(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    dialog = open_new_dialog(qtbot, signed_in)
+    QTest.keyClicks(dialog.family, "Zyxwarowska")
+    QTest.keyClicks(dialog.given, "Quilla")
+    dialog.birth_date.setDate(QDate(1979, 9, 9))
+    save(qtbot, dialog)
+    workspace = signed_in.workspace
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    # While the app is open the newest pages sit in the WAL: check every file there is.
+    files = sorted(clinic.data_dir.iterdir())
+    assert any(f.name.endswith("-wal") for f in files)
+    for f in files:
+        content = f.read_bytes()
+        assert b"Zyxwarowska" not in content, f.name
+        assert "Zyxwarowska".encode("utf-16-le") not in content, f.name
+        assert b"Quilla" not in content, f.name
