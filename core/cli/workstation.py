@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--choose", metavar="VALUE_ID", help="keep one of the listed values")
     how.add_argument("--value", metavar="V", help="enter a new value instead")
 
+    enroll = sub.add_parser("enroll", help="join a clinic server with a one-time code")
+    enroll.add_argument("--server", required=True, help="https://host:port")
+    enroll.add_argument("--code", required=True)
+    enroll.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
+    enroll.add_argument("--device-name", help="how the server lists this workstation")
+    sync = sub.add_parser("sync", help="sync with the clinic server")
+    sync.add_argument("--server", help="server URL (default: the one enrolled with)")
+    sync.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
+    sync.add_argument("--once", action="store_true", help="one session, then exit")
+    sync.add_argument("--interval", type=float, default=30.0, help=argparse.SUPPRESS)
+
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )
@@ -267,6 +278,105 @@ def cmd_conflicts(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_enroll(ctx: Context) -> int:
+    """Join a server's clinic; on an empty data dir, create the local database first."""
+    from core.sync.enroll import EnrollmentError, enroll, save_credential
+    from core.sync.session import SyncError, sync
+
+    args, ws = ctx.args, ctx.workstation
+    ca_pem = None
+    if args.ca_file is not None:
+        try:
+            ca_pem = args.ca_file.read_text(encoding="ascii")
+        except OSError as exc:
+            raise CliError(f"--ca-file: cannot read {args.ca_file}: {exc.strerror}") from None
+    if ws.is_initialized():
+        ctx.open_records()
+        recovery = None
+    else:
+        if not args.user:
+            raise CliError("--user is required to create this workstation's database", 2)
+        password = ctx.password()
+        if password is None:
+            raise CliError("give the password with --password-stdin or CARELINE_PASSWORD_FILE", 2)
+        recovery = ws.prepare_join(args.user, password)
+    try:
+        credential = enroll(args.server, args.code, ca_pem, args.device_name)
+    except EnrollmentError as exc:
+        if recovery is not None:
+            ws.lock()
+            _remove_new_workstation(ws)
+        raise CliError(str(exc)) from None
+    save_credential(ws.database, credential)
+    transport = credential.transport()
+    try:
+        report = sync(ws.database, transport, args.user or "device")
+    except SyncError as exc:
+        raise CliError(f"enrolled, but the first sync failed: {exc}") from None
+    finally:
+        transport.close()
+    doc = {
+        "device_id": credential.device_id,
+        "clinic": credential.clinic_name,
+        "records": report.snapshot_records + report.pulled,
+        "recovery_key": recovery,
+    }
+    text = (
+        f"Enrolled as device {credential.device_id} of {credential.clinic_name}; "
+        f"{doc['records']} records received."
+    )
+    if recovery:
+        text += f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {recovery}\n"
+    ctx.emit(doc, text)
+    return EXIT_OK
+
+
+def _remove_new_workstation(ws: Workstation) -> None:
+    for leftover in ws.data_dir.iterdir():
+        leftover.unlink()
+
+
+def cmd_sync(ctx: Context) -> int:
+    """Sync with the enrolled server, once or until stopped."""
+    import time
+
+    from core.sync.enroll import load_credential
+    from core.sync.session import SyncError, sync
+    from core.sync.transport import TransportError
+
+    args = ctx.args
+    if args.peer:
+        raise CliError("LAN peer sync (--peer) is not available in this version yet", 2)
+    records = ctx.open_records()
+    credential = load_credential(records.db)
+    if credential is None:
+        raise CliError("this workstation is not enrolled: run 'careline enroll' first")
+    if args.server and args.server.rstrip("/") != credential.server_url:
+        raise CliError(
+            f"this workstation is enrolled with {credential.server_url}, not {args.server}"
+        )
+    transport = credential.transport()
+    delay = args.interval
+    try:
+        while True:
+            try:
+                report = sync(records.db, transport, records.actor)
+                ctx.emit(
+                    report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
+                )
+                delay = args.interval
+                if args.once:
+                    return EXIT_OK
+            except (SyncError, TransportError) as exc:
+                if args.once:
+                    raise CliError(f"sync failed: {exc}") from None
+                sys.stderr.write(f"careline: sync failed, retrying in {delay:.0f} s: {exc}\n")
+                delay = min(delay * 2, 600)
+            time.sleep(delay)
+    finally:
+        transport.close()
+
+
 def cmd_audit(ctx: Context) -> int:
     """audit verify."""
     ctx.open_records()
@@ -296,6 +406,8 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "patient": cmd_patient,
     "allergy": cmd_allergy,
     "conflicts": cmd_conflicts,
+    "enroll": cmd_enroll,
+    "sync": cmd_sync,
     "audit": cmd_audit,
     "db": cmd_db,
 }

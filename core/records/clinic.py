@@ -119,6 +119,12 @@ class ClinicRecords:
             self._insert_user(tx, user, password)
         return user
 
+    def set_clinic_name(self, name: str) -> None:
+        """Name (or rename) the clinic."""
+        cleaned = v.text("clinic", name)
+        with self.db.write(self.actor, "clinic.rename", "clinic", "clinic") as tx:
+            change(tx, self.actor, "clinic", "clinic", self.setter({"name": cleaned}))
+
     def clinic_name(self) -> str:
         """The clinic's name as set at init."""
         rows = self.db.query("SELECT name FROM clinic WHERE id = 'clinic'")

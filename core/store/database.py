@@ -26,7 +26,7 @@ from core.store.errors import (
     StoreError,
     WrongKeyError,
 )
-from core.store.migrations import migrate
+from core.store.migrations import MIGRATIONS, Migrations, migrate
 
 DB_FILE_NAME = "clinic.db"
 PAGE_SIZE = 4096  # SQLCipher 4 default
@@ -135,31 +135,37 @@ class Database:
         self._lock = threading.RLock()
 
     @classmethod
-    def create(cls, path: Path, key: SecureMemory) -> Database:
+    def create(cls, path: Path, key: SecureMemory, migrations: Migrations = MIGRATIONS) -> Database:
         """Create a new encrypted database at ``path`` (which must not exist)."""
         if path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path} already exists; refusing to overwrite it")
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(path, key, read_only=False)
         os.chmod(path, 0o600)
-        return cls._configure(path, conn)
+        return cls._configure(path, conn, migrations)
 
     @classmethod
-    def in_memory(cls, key: SecureMemory) -> Database:
+    def in_memory(cls, key: SecureMemory, migrations: Migrations = MIGRATIONS) -> Database:
         """An encrypted database that lives only in memory (tests and benchmarks)."""
         conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA cipher_log_level = NONE")
         _apply_key(conn, key)
-        return cls._configure(Path(":memory:"), conn)
+        return cls._configure(Path(":memory:"), conn, migrations)
 
     @classmethod
-    def open(cls, path: Path, key: SecureMemory, key_is_known_good: bool = False) -> Database:
+    def open(
+        cls,
+        path: Path,
+        key: SecureMemory,
+        key_is_known_good: bool = False,
+        migrations: Migrations = MIGRATIONS,
+    ) -> Database:
         """Open an existing database, with clear errors for wrong keys and damaged files."""
         verify_key(path, key, key_is_known_good)
-        return cls._configure(path, _connect(path, key, read_only=False))
+        return cls._configure(path, _connect(path, key, read_only=False), migrations)
 
     @classmethod
-    def _configure(cls, path: Path, conn: Any) -> Database:
+    def _configure(cls, path: Path, conn: Any, migrations: Migrations = MIGRATIONS) -> Database:
         try:
             # cipher_memory_security stays OFF (SQLCipher's default since 4.5): ON it mlocks and
             # wipes every SQLite allocation (~70 mlock/munlock calls per row written), which
@@ -172,7 +178,7 @@ class Database:
             # Temporary tables and sort spills stay in RAM: no plaintext temp files.
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA cache_size = -65536")
-            migrate(conn)
+            migrate(conn, migrations)
         except sqlcipher3.DatabaseError as exc:
             conn.close()
             raise DamagedDatabaseError(f"database file {path} is damaged: {exc}") from exc

@@ -215,7 +215,8 @@ CREATE TABLE audit_log (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+Migrations = tuple[tuple[int, str], ...]
+MIGRATIONS: Migrations = ((1, _V1),)
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
@@ -226,15 +227,16 @@ def current_version(conn: Any) -> int:
     return int(row[0] or 0)
 
 
-def migrate(conn: Any) -> int:
+def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
     """Bring the schema up to date; refuse a database newer than this code."""
     version = current_version(conn)
-    if version > LATEST_VERSION:
+    latest = migrations[-1][0]
+    if version > latest:
         raise SchemaTooNewError(
             f"database schema version {version} is newer than this Careline supports "
-            f"({LATEST_VERSION}); update Careline"
+            f"({latest}); update Careline"
         )
-    for target, script in MIGRATIONS:
+    for target, script in migrations:
         if target <= version:
             continue
         # One script, one transaction: a failed migration leaves the previous schema intact.

@@ -1,0 +1,224 @@
+"""``careline-server``: the headless clinic server and its admin commands (DESIGN.md 4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cli.passwords import read_password
+from core.config.settings import ConfigError
+from core.crypto import certs
+from core.crypto.secure_memory import disable_core_dumps
+from core.records.errors import RecordError
+from core.server.registry import RegistryError
+from core.server.service import ClinicServer, ServerError
+from core.server.settings import load_server_settings
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``careline-server`` grammar."""
+    parser = argparse.ArgumentParser(prog="careline-server", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, help="server data folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="serve the sync API over HTTPS until stopped")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8443)
+    run.add_argument("--tls-cert", type=Path, help="PEM certificate (default: generated)")
+    run.add_argument("--tls-key", type=Path, help="PEM private key (default: generated)")
+
+    admin = sub.add_parser("admin", help="administration").add_subparsers(
+        dest="area", metavar="AREA", required=True
+    )
+    clinic = admin.add_parser("clinic", help="clinics").add_subparsers(dest="action", required=True)
+    create = clinic.add_parser("create", help="create a clinic (tenant)")
+    create.add_argument("name")
+    clinic.add_parser("list", help="list clinics")
+    user = admin.add_parser("user", help="staff accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = user.add_parser("add", help="add a staff account (password on stdin)")
+    add.add_argument("clinic")
+    add.add_argument("user")
+    add.add_argument("--role", required=True, choices=("admin", "clinician", "front_desk"))
+    add.add_argument("--full-name")
+    code = admin.add_parser("enroll-code", help="print a one-time enrollment code")
+    code.add_argument("clinic")
+    code.add_argument("--ttl", type=int, default=60, help="minutes the code stays valid")
+    device = admin.add_parser("device", help="enrolled devices").add_subparsers(
+        dest="action", required=True
+    )
+    listing = device.add_parser("list")
+    listing.add_argument("--clinic")
+    revoke = device.add_parser("revoke")
+    revoke.add_argument("id")
+    keys = admin.add_parser("keys", help="encryption keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("rotate", help="new master key version; re-wrap every data key")
+    audit = admin.add_parser("audit", help="audit logs").add_subparsers(
+        dest="action", required=True
+    )
+    audit.add_parser("verify", help="verify every hash chain")
+    return parser
+
+
+class Output:
+    """One JSON document with --json, else human text."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, document: Any, text: str) -> None:
+        """Print the result."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(document) + "\n")
+        else:
+            sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def open_server(settings: dict[str, Any]) -> ClinicServer:
+    """The server over the configured key provider."""
+    from core.keys.providers import provider_from_settings
+
+    data_dir: Path = settings["data_dir"]
+    return ClinicServer(data_dir, provider_from_settings(settings, data_dir))
+
+
+def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:
+    """Serve until stopped (SIGINT/SIGTERM)."""
+    import uvicorn
+
+    from core.server.api import create_app
+
+    server = open_server(settings)
+    cert, key = args.tls_cert, args.tls_key
+    if (cert is None) != (key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if cert is None:
+        cert, key = ensure_tls(settings["data_dir"], args.host)
+    sys.stderr.write(
+        f"careline-server: serving https://{args.host}:{args.port} "
+        f"(certificate {cert}, SHA-256 {certs.fingerprint(Path(cert).read_text())})\n"
+    )
+    try:
+        uvicorn.run(
+            create_app(server),
+            host=args.host,
+            port=args.port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_level="info",
+        )
+    finally:
+        server.close()
+    return EXIT_OK
+
+
+def ensure_tls(data_dir: Path, host: str) -> tuple[Path, Path]:
+    """A generated TLS certificate in the data folder (devices pin it at enrollment)."""
+    folder = data_dir / "tls"
+    cert, key = folder / "server.pem", folder / "server.key"
+    if not cert.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        names = sorted({host, "localhost", "127.0.0.1", socket.gethostname()})
+        key_pem, cert_pem = certs.self_signed_server(names)
+        key.touch(mode=0o600)
+        key.write_bytes(key_pem)
+        cert.write_text(cert_pem)
+    return cert, key
+
+
+def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:
+    """Every ``admin`` command."""
+    server = open_server(settings)
+    try:
+        return _admin(args, server, out)
+    finally:
+        server.close()
+
+
+def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
+    area, action = args.area, getattr(args, "action", None)
+    if area == "clinic" and action == "create":
+        clinic = server.create_clinic(args.name)
+        out.emit(
+            {"id": clinic.id, "name": clinic.name}, f"Created clinic {clinic.name} ({clinic.id})."
+        )
+    elif area == "clinic":
+        rows = [{"id": c.id, "name": c.name} for c in server.registry.clinics()]
+        out.emit(rows, "\n".join(f"{r['id']}  {r['name']}" for r in rows) or "No clinics.")
+    elif area == "user":
+        password = read_password(True, None)
+        if password is None:
+            raise ConfigError("the password is read from standard input")
+        user = server.add_user(
+            args.clinic, args.user, args.full_name or args.user, args.role, password
+        )
+        out.emit({"id": user.id, "username": user.username, "role": user.role},
+                 f"Added {user.username} ({user.role}).")  # fmt: skip
+    elif area == "enroll-code":
+        clinic = server.registry.clinic(args.clinic)
+        code, expires = server.registry.issue_enroll_code(clinic.id, args.ttl)
+        out.emit({"code": code, "clinic": clinic.id, "expires_at": expires},
+                 f"{code}\n(one use, valid until {expires})")  # fmt: skip
+    elif area == "device" and action == "list":
+        clinic_id = server.registry.clinic(args.clinic).id if args.clinic else None
+        devices = server.registry.devices(clinic_id)
+        rows = [d.__dict__ | {"active": d.active} for d in devices]
+        lines = [
+            f"{d.id}  {d.clinic_id}  {d.name}  "
+            + ("active" if d.active else f"REVOKED {d.revoked_at}")
+            for d in devices
+        ]
+        out.emit(rows, "\n".join(lines) or "No devices.")
+    elif area == "device":
+        device = server.registry.revoke(args.id)
+        out.emit(device.__dict__, f"Revoked device {device.id}; it is refused from now on.")
+    elif area == "keys":
+        result = server.rotate_keys()
+        out.emit(result, f"Now on key version {result['key_version']}; "
+                 f"re-wrapped {result['rewrapped']} data keys.")  # fmt: skip
+    elif area == "audit":
+        report = server.audit_report()
+        ok = all(r["ok"] for r in report.values())
+        lines = [f"{name}: {'intact' if r['ok'] else 'FAILED'}" for name, r in report.items()]
+        for name, r in report.items():
+            lines += [f"  {name}: {p}" for p in r["problems"]]
+        out.emit(report, "\n".join(lines))
+        return EXIT_OK if ok else 4
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, dict[str, Any], Output], int]] = {
+    "run": cmd_run,
+    "admin": cmd_admin,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``careline-server``."""
+    args = build_parser().parse_args(argv)
+    disable_core_dumps()
+    out = Output(args.json)
+    try:
+        settings = load_server_settings(cli={"data_dir": args.data_dir})
+        return COMMANDS[args.command](args, settings, out)
+    except ConfigError as exc:
+        sys.stderr.write(f"careline-server: configuration: {exc}\n")
+        return EXIT_USAGE
+    except (ServerError, RegistryError, RecordError, ValueError) as exc:
+        sys.stderr.write(f"careline-server: error: {exc}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The server's own records: clinics (tenants), devices, enrollment codes, wrapped keys.
+
+Kept in an encrypted SQLCipher file (``registry.db``) whose key is a data key from the
+configured key provider. Every change is audited in the registry's hash-chained log (the
+server's security audit trail). Secrets are never stored: device tokens and enrollment
+codes are kept as SHA-256 digests (they are 256-bit and 160-bit random values, so a plain
+hash is enough) and compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.store.database import Database, utc_now
+from core.store.migrations import Migrations
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    entity TEXT NOT NULL, entity_id TEXT NOT NULL, details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE TABLE clinics (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    ca_cert TEXT NOT NULL,
+    ca_key_wrapped BLOB NOT NULL
+);
+-- Wrapped data keys per clinic and purpose; key_version names the provider key that wraps it.
+CREATE TABLE data_keys (
+    clinic_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    key_version TEXT NOT NULL,
+    PRIMARY KEY (clinic_id, purpose)
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    clinic_id TEXT NOT NULL REFERENCES clinics (id),
+    name TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    certificate TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX devices_by_clinic ON devices (clinic_id);
+CREATE TABLE enroll_codes (
+    code_sha256 TEXT PRIMARY KEY,
+    clinic_id TEXT NOT NULL REFERENCES clinics (id),
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+"""
+
+REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA),)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
+
+
+class RegistryError(ValueError):
+    """A registry operation was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """A tenant."""
+
+    id: str
+    name: str
+    created_at: str
+    ca_cert: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """An enrolled workstation."""
+
+    id: str
+    clinic_id: str
+    name: str
+    enrolled_at: str
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        """Not revoked."""
+        return self.revoked_at is None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_enroll_code() -> str:
+    """160 random bits as 8 groups of 4 base32 characters (easy to read out and type)."""
+    text = base64.b32encode(secrets.token_bytes(20)).decode("ascii")
+    return "-".join(text[i : i + 4] for i in range(0, 32, 4))
+
+
+def normalize_code(code: str) -> str:
+    """Tolerate case, spaces and dashes in a typed code."""
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+class Registry:
+    """Operations on the registry database."""
+
+    def __init__(self, db: Database, actor: str = "server") -> None:
+        self.db = db
+        self.actor = actor
+
+    # ----- clinics --------------------------------------------------------------------
+
+    def check_new_clinic_name(self, name: str) -> str:
+        """The cleaned name, if it is acceptable and not taken."""
+        cleaned = name.strip()
+        if not _NAME.match(cleaned):
+            raise RegistryError(
+                f"clinic name {name!r} must be 1-80 letters, digits, spaces or .,'&()-"
+            )
+        if self.db.query("SELECT 1 FROM clinics WHERE name = ?", (cleaned,)):
+            raise RegistryError(f"a clinic named {cleaned!r} already exists")
+        return cleaned
+
+    def create_clinic(
+        self, clinic_id: str, name: str, ca_cert: str, ca_key_wrapped: bytes
+    ) -> Clinic:
+        """Register a clinic with its CA (the CA key arrives wrapped)."""
+        clinic = Clinic(clinic_id, self.check_new_clinic_name(name), utc_now(), ca_cert)
+        with self.db.write(self.actor, "clinic.create", "clinic", clinic.id) as tx:
+            tx.execute(
+                "INSERT INTO clinics (id, name, created_at, ca_cert, ca_key_wrapped) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (clinic.id, clinic.name, clinic.created_at, ca_cert, ca_key_wrapped),
+            )
+        return clinic
+
+    def clinic(self, ref: str) -> Clinic:
+        """A clinic by id or exact name."""
+        rows = self.db.query(
+            "SELECT id, name, created_at, ca_cert FROM clinics WHERE id = ? OR name = ?",
+            (ref, ref),
+        )
+        if not rows:
+            raise RegistryError(f"no clinic {ref!r}")
+        return Clinic(*rows[0])
+
+    def clinics(self) -> list[Clinic]:
+        """All clinics."""
+        rows = self.db.query("SELECT id, name, created_at, ca_cert FROM clinics ORDER BY name")
+        return [Clinic(*r) for r in rows]
+
+    def ca_key_wrapped(self, clinic_id: str) -> bytes:
+        """The clinic CA's private key, wrapped."""
+        return bytes(
+            self.db.query("SELECT ca_key_wrapped FROM clinics WHERE id = ?", (clinic_id,))[0][0]
+        )
+
+    # ----- wrapped data keys ----------------------------------------------------------
+
+    def data_key(self, clinic_id: str, purpose: str) -> tuple[bytes, str] | None:
+        """(wrapped key, provider key version) or None."""
+        rows = self.db.query(
+            "SELECT wrapped, key_version FROM data_keys WHERE clinic_id = ? AND purpose = ?",
+            (clinic_id, purpose),
+        )
+        return (bytes(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def all_data_keys(self) -> list[tuple[str, str, bytes, str]]:
+        """Every wrapped key: (clinic, purpose, wrapped, version)."""
+        rows = self.db.query("SELECT clinic_id, purpose, wrapped, key_version FROM data_keys")
+        return [(str(r[0]), str(r[1]), bytes(r[2]), str(r[3])) for r in rows]
+
+    def store_data_key(self, clinic_id: str, purpose: str, wrapped: bytes, version: str) -> None:
+        """Save (or replace, after a rewrap) a wrapped data key."""
+        details = {"purpose": purpose, "key_version": version}
+        with self.db.write(self.actor, "key.store", "clinic", clinic_id, details) as tx:
+            tx.execute(
+                "INSERT INTO data_keys (clinic_id, purpose, wrapped, key_version) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (clinic_id, purpose) DO UPDATE SET "
+                "wrapped = excluded.wrapped, key_version = excluded.key_version",
+                (clinic_id, purpose, wrapped, version),
+            )
+
+    # ----- enrollment -----------------------------------------------------------------
+
+    def issue_enroll_code(self, clinic_id: str, ttl_minutes: int) -> tuple[str, str]:
+        """A one-time code and its expiry; only its digest is stored."""
+        if not 1 <= ttl_minutes <= 7 * 24 * 60:
+            raise RegistryError("--ttl must be between 1 minute and 7 days")
+        code = new_enroll_code()
+        expires = (datetime.now(UTC) + timedelta(minutes=ttl_minutes)).isoformat(timespec="seconds")
+        with self.db.write(self.actor, "enroll_code.issue", "clinic", clinic_id) as tx:
+            tx.execute(
+                "INSERT INTO enroll_codes (code_sha256, clinic_id, expires_at) VALUES (?, ?, ?)",
+                (_digest(normalize_code(code)), clinic_id, expires),
+            )
+        return code, expires
+
+    def redeem(self, code: str, device_name: str, certificate: str, device_id: str) -> str:
+        """Use a code once: registers the device and returns its bearer token."""
+        digest = _digest(normalize_code(code))
+        token = f"{device_id}.{secrets.token_urlsafe(32)}"
+        now = utc_now()
+        with self.db.write(self.actor, "device.enroll", "device", device_id) as tx:
+            rows = tx.query(
+                "SELECT clinic_id, expires_at, used_at FROM enroll_codes WHERE code_sha256 = ?",
+                (digest,),
+            )
+            if not rows:
+                raise RegistryError("the enrollment code is not valid")
+            clinic_id, expires_at, used_at = rows[0]
+            if used_at is not None:
+                raise RegistryError("the enrollment code has already been used")
+            if datetime.fromisoformat(expires_at) < datetime.now(UTC):
+                raise RegistryError("the enrollment code has expired")
+            tx.execute("UPDATE enroll_codes SET used_at = ? WHERE code_sha256 = ?", (now, digest))
+            tx.execute(
+                "INSERT INTO devices (id, clinic_id, name, token_sha256, certificate, "
+                "enrolled_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (device_id, clinic_id, device_name, _digest(token), certificate, now),
+            )
+        return token
+
+    def code_clinic(self, code: str) -> str:
+        """The clinic a still-valid code belongs to (to sign the device certificate)."""
+        rows = self.db.query(
+            "SELECT clinic_id, expires_at, used_at FROM enroll_codes WHERE code_sha256 = ?",
+            (_digest(normalize_code(code)),),
+        )
+        if not rows or rows[0][2] is not None:
+            raise RegistryError("the enrollment code is not valid")
+        if datetime.fromisoformat(rows[0][1]) < datetime.now(UTC):
+            raise RegistryError("the enrollment code has expired")
+        return str(rows[0][0])
+
+    # ----- devices --------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Device | None:
+        """The active device a bearer token belongs to, or None."""
+        device_id = token.split(".", 1)[0]
+        rows = self.db.query(
+            "SELECT id, clinic_id, name, enrolled_at, revoked_at, token_sha256 FROM devices "
+            "WHERE id = ?",
+            (device_id,),
+        )
+        if not rows or not hmac.compare_digest(str(rows[0][5]), _digest(token)):
+            return None
+        device = Device(*rows[0][:5])
+        return device if device.active else None
+
+    def devices(self, clinic_id: str | None = None) -> list[Device]:
+        """Enrolled devices (of one clinic, or all)."""
+        sql = "SELECT id, clinic_id, name, enrolled_at, revoked_at FROM devices"
+        params: tuple[str, ...] = ()
+        if clinic_id is not None:
+            sql += " WHERE clinic_id = ?"
+            params = (clinic_id,)
+        return [Device(*r) for r in self.db.query(sql + " ORDER BY enrolled_at, id", params)]
+
+    def revoke(self, device_id: str) -> Device:
+        """Revoke a device: its token stops working at once."""
+        rows = self.db.query("SELECT revoked_at FROM devices WHERE id = ?", (device_id,))
+        if not rows:
+            raise RegistryError(f"no device {device_id!r}")
+        if rows[0][0] is not None:
+            raise RegistryError(f"device {device_id!r} is already revoked")
+        with self.db.write(self.actor, "device.revoke", "device", device_id) as tx:
+            tx.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (utc_now(), device_id))
+        return next(d for d in self.devices() if d.id == device_id)
+
+    def revoked_serials(self, clinic_id: str) -> list[str]:
+        """Certificates of revoked devices (PEM), for peers checking revocation."""
+        rows = self.db.query(
+            "SELECT certificate FROM devices WHERE clinic_id = ? AND revoked_at IS NOT NULL",
+            (clinic_id,),
+        )
+        return [str(r[0]) for r in rows]

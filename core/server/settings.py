@@ -1,0 +1,75 @@
+"""careline-server's settings: one schema, validated at start-up (names operators know)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from core.config.settings import ConfigError, Setting, load_settings
+from core.keys.providers import SERVER_KEY_SETTINGS
+
+SERVER_SCHEMA: tuple[Setting, ...] = (
+    Setting("data_dir", Path, None, "Server data folder.", "CARELINE_DATA_DIR"),
+    Setting(
+        "DATABASE_URL", str, None,
+        "PostgreSQL connection URL; unset: the embedded SQLCipher store.", "DATABASE_URL",
+    ),
+    Setting(
+        "ENABLE_DATABASE_TDE", bool, True,
+        "Encrypt clinical data before it reaches the database (cannot be turned off).",
+        "ENABLE_DATABASE_TDE",
+    ),
+    Setting(
+        "DATABASE_SSL_MODE", str, "verify-full", "libpq sslmode for DATABASE_URL.",
+        "DATABASE_SSL_MODE",
+        choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    ),
+    Setting(
+        "STORAGE_BACKEND", str, "filesystem", "Where attachments go.", "STORAGE_BACKEND",
+        choices=("filesystem", "s3"),
+    ),
+    Setting("S3_BUCKET", str, None, "Bucket for attachments (STORAGE_BACKEND=s3).", "S3_BUCKET"),
+    Setting("S3_ENDPOINT_URL", str, None, "S3 endpoint (non-AWS or tests).", "S3_ENDPOINT_URL"),
+    Setting(
+        "S3_ENCRYPTION_THRESHOLD", int, 8 * 1024 * 1024,
+        "Attachments at least this large upload in multipart.", "S3_ENCRYPTION_THRESHOLD",
+        minimum=5 * 1024 * 1024, maximum=5 * 1024**3,
+    ),
+    Setting(
+        "ENABLE_MEMORY_LOCKING", bool, True, "mlock key material.", "ENABLE_MEMORY_LOCKING"
+    ),
+    Setting(
+        "SECURITY_AUDIT_LOG", Path, None, "Also append security events to this file.",
+        "SECURITY_AUDIT_LOG",
+    ),
+    *SERVER_KEY_SETTINGS,
+)  # fmt: skip
+
+
+def default_server_dir() -> Path:
+    """Per-user data folder of the server (set CARELINE_DATA_DIR for a system service)."""
+    return Path(platformdirs.user_data_dir("careline-server", appauthor=False))
+
+
+def load_server_settings(
+    cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Resolve and cross-check every server setting; ConfigError names the culprit."""
+    settings = load_settings(SERVER_SCHEMA, cli=cli, env=env)
+    settings["data_dir"] = settings["data_dir"] or default_server_dir()
+    if settings["DATABASE_URL"]:
+        raise ConfigError(
+            "DATABASE_URL: the PostgreSQL store is not available in this version of "
+            "careline-server; unset DATABASE_URL to use the embedded encrypted store"
+        )
+    if not settings["ENABLE_DATABASE_TDE"]:
+        raise ConfigError(
+            "ENABLE_DATABASE_TDE=false is not allowed: Careline never stores clinical data "
+            "unencrypted"
+        )
+    if settings["STORAGE_BACKEND"] == "s3" and not settings["S3_BUCKET"]:
+        raise ConfigError("S3_BUCKET is required when STORAGE_BACKEND=s3")
+    return settings

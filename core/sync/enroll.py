@@ -1,0 +1,104 @@
+"""A workstation joining the clinic server: enrollment, and the device credential it keeps.
+
+The credential (device id, bearer token, certificate, private key, the server's pinned CA)
+is stored inside the encrypted clinic database, never in a plain file. The TLS trust for
+the server is either the system CAs or a CA certificate pinned at enrollment.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import ssl
+from dataclasses import asdict, dataclass
+
+import httpx
+
+from core.crypto import certs
+from core.store.database import Database
+from core.sync.http_transport import HttpTransport
+
+_META_KEY = "server_credential"
+
+
+class EnrollmentError(Exception):
+    """Enrollment was refused or failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServerCredential:
+    """What this device needs to sync with the server."""
+
+    server_url: str
+    device_id: str
+    clinic_id: str
+    clinic_name: str
+    token: str
+    certificate: str
+    private_key_pem: str
+    ca_certificate: str  # the clinic CA (for LAN peers)
+    server_ca_pem: str | None  # pinned TLS trust for the server, None: system CAs
+
+    def transport(self) -> HttpTransport:
+        """An HTTPS transport to the server with this device's token."""
+        return HttpTransport(self.server_url, self.token, verify=tls_trust(self.server_ca_pem))
+
+
+def tls_trust(server_ca_pem: str | None) -> ssl.SSLContext | bool:
+    """TLS verification: the pinned CA if there is one, else the system's CAs."""
+    if server_ca_pem is None:
+        return True
+    context = ssl.create_default_context(cadata=server_ca_pem)
+    return context
+
+
+def enroll(
+    server_url: str, code: str, server_ca_pem: str | None, device_name: str | None = None
+) -> ServerCredential:
+    """Redeem a one-time code at the server; returns the new device credential."""
+    key = certs.new_private_key()
+    csr = certs.make_csr(key, "pending")
+    body = {
+        "code": code,
+        "device_name": device_name or platform.node() or "workstation",
+        "csr": csr,
+    }
+    try:
+        with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
+            response = client.post(server_url.rstrip("/") + "/v1/enroll", json=body)
+    except httpx.HTTPError as exc:
+        raise EnrollmentError(f"cannot reach the server at {server_url}: {exc}") from exc
+    if response.status_code != 201:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = None
+        raise EnrollmentError(f"the server refused enrollment: {detail or response.status_code}")
+    data = response.json()
+    return ServerCredential(
+        server_url=server_url.rstrip("/"),
+        device_id=data["device_id"],
+        clinic_id=data["clinic_id"],
+        clinic_name=data["clinic_name"],
+        token=data["token"],
+        certificate=data["certificate"],
+        private_key_pem=certs.private_key_pem(key).decode("ascii"),
+        ca_certificate=data["ca_certificate"],
+        server_ca_pem=server_ca_pem,
+    )
+
+
+def save_credential(db: Database, credential: ServerCredential) -> None:
+    """Keep the credential in the encrypted database (audited)."""
+    with db.write("device", "device.enroll", "device", credential.device_id) as tx:
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_META_KEY, json.dumps(asdict(credential))),
+        )
+
+
+def load_credential(db: Database) -> ServerCredential | None:
+    """The stored credential, if this workstation is enrolled."""
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (_META_KEY,))
+    return ServerCredential(**json.loads(rows[0][0])) if rows else None

@@ -1,0 +1,61 @@
+"""Sync over HTTPS to the clinic server (httpx), authenticated by the device token."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+
+from core.sync.transport import TransportError
+
+
+class DeviceRejectedError(TransportError):
+    """The server refused the device credential (unknown or revoked device)."""
+
+
+class HttpTransport:
+    """POSTs each sync request to ``<server>/v1/sync``."""
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+    ) -> None:
+        # verify: True for the system CAs, or the path of the CA certificate pinned at
+        # enrollment. Never False in production code paths.
+        self._client = httpx.Client(
+            base_url=server_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            verify=verify,
+            timeout=timeout,
+        )
+
+    def request(self, message: bytes) -> bytes:
+        """Send one request; protocol-level errors come back as reply bytes."""
+        try:
+            response = self._client.post(
+                "/v1/sync", content=message, headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot reach the server: {exc}") from exc
+        if response.status_code == 401:
+            raise DeviceRejectedError(_detail(response))
+        if response.status_code >= 500:
+            raise TransportError(f"the server failed ({response.status_code})")
+        if response.status_code == 413 and not response.content.startswith(b'{"protocol"'):
+            raise TransportError(_detail(response))
+        return response.content
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail or f"HTTP {response.status_code}")

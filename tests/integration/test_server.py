@@ -1,0 +1,231 @@
+"""The clinic server, live over TLS: enrollment, sync between workstations, tenant
+isolation, revocation, and hostile requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.crypto import certs
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.server.registry import Registry
+from core.store.oplog import version_vector
+from core.sync import protocol
+from core.sync.enroll import (
+    EnrollmentError,
+    ServerCredential,
+    enroll,
+    load_credential,
+    save_credential,
+    tls_trust,
+)
+from core.sync.http_transport import DeviceRejectedError
+from core.sync.session import sync
+from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import Live, live_server
+
+
+@pytest.fixture
+def live(tmp_path: Path, no_keyring: None) -> Iterator[Live]:
+    with live_server(tmp_path / "server") as running:
+        yield running
+
+
+def _clinic(live: Live, name: str) -> str:
+    clinic = live.server.create_clinic(name)
+    live.server.add_user(clinic.id, "admin", "Ada Admin", "admin", PASSWORD)
+    return clinic.id
+
+
+def _workstation(live: Live, clinic_id: str, folder: Path) -> tuple[Workstation, ServerCredential]:
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ws = Workstation(folder, FAST_PARAMS)
+    ws.prepare_join("admin", PASSWORD)
+    credential = enroll(live.url, code, live.ca_pem, "desk")
+    save_credential(ws.database, credential)
+    _sync(ws)
+    ws.lock()
+    ws.sign_in("admin", PASSWORD)
+    return ws, credential
+
+
+def _sync(ws: Workstation) -> None:
+    credential = load_credential(ws.database)
+    assert credential is not None
+    transport = credential.transport()
+    try:
+        sync(ws.database, transport, "admin")
+    finally:
+        transport.close()
+
+
+def test_two_workstations_converge_through_the_server_with_a_conflict(
+    live: Live, tmp_path: Path
+) -> None:
+    clinic = _clinic(live, "Harbour Clinic")
+    a, cred_a = _workstation(live, clinic, tmp_path / "a")
+    b, _ = _workstation(live, clinic, tmp_path / "b")
+    assert a.records.clinic_name() == "Harbour Clinic"
+    assert certs.verify_device(cred_a.certificate, cred_a.ca_certificate, set())
+
+    patient = a.records.add_patient("Mensah", "Ama", "1979-05-05")
+    _sync(a)
+    _sync(b)
+    assert b.records.get_patient(patient.id).family == "Mensah"
+
+    a.records.update_patient(patient.id, {"phone": "555-0001"})
+    b.records.update_patient(patient.id, {"phone": "555-0002"})
+    for ws in (a, b, a):
+        _sync(ws)
+    for ws in (a, b):
+        [conflict] = ws.records.conflicts()
+        assert {c.value for c in conflict.candidates} == {"555-0001", "555-0002"}
+    chosen = next(c for c in a.records.conflicts()[0].candidates if c.value == "555-0002")
+    a.records.resolve_conflict(a.records.conflicts()[0].id, choose=chosen.id)
+    _sync(a)
+    _sync(b)
+    assert a.records.conflicts() == b.records.conflicts() == []
+    assert b.records.get_patient(patient.id).phone == "555-0002"
+    server_replica = live.server.replica(clinic)
+    assert version_vector(server_replica) == version_vector(a.database)
+    a.lock()
+    b.lock()
+
+
+def test_enrollment_codes_are_one_time_and_expire(live: Live, tmp_path: Path) -> None:
+    clinic = _clinic(live, "One Time")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    enroll(live.url, code, live.ca_pem)
+    with pytest.raises(EnrollmentError, match="not valid"):
+        enroll(live.url, code, live.ca_pem)
+    expired, _ = live.server.registry.issue_enroll_code(clinic, 1)
+    live.server.registry.db._conn.execute(
+        "UPDATE enroll_codes SET expires_at = '2000-01-01T00:00:00+00:00'"
+    )
+    with pytest.raises(EnrollmentError, match="expired"):
+        enroll(live.url, expired, live.ca_pem)
+    with pytest.raises(EnrollmentError, match="not valid"):
+        enroll(live.url, "AAAA-BBBB-CCCC-DDDD", live.ca_pem)
+
+
+def test_unpinned_tls_is_refused(live: Live) -> None:
+    clinic = _clinic(live, "Pinned")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    with pytest.raises(EnrollmentError, match="cannot reach the server"):
+        enroll(live.url, code, None)  # the generated certificate is not in the system CAs
+
+
+def test_revoked_device_is_refused_at_once(live: Live, tmp_path: Path) -> None:
+    clinic = _clinic(live, "Revocations")
+    ws, credential = _workstation(live, clinic, tmp_path / "ws")
+    live.server.registry.revoke(credential.device_id)
+    with pytest.raises(DeviceRejectedError, match="revoked"):
+        _sync(ws)
+    devices = {d.id: d for d in live.server.registry.devices(clinic)}
+    assert not devices[credential.device_id].active
+    ws.lock()
+
+
+def test_a_device_only_ever_sees_its_own_clinic(live: Live, tmp_path: Path) -> None:
+    clinic_a, clinic_b = _clinic(live, "Clinic A"), _clinic(live, "Clinic B")
+    a, cred_a = _workstation(live, clinic_a, tmp_path / "a")
+    b, _ = _workstation(live, clinic_b, tmp_path / "b")
+    secret = b.records.add_patient("Secretariat", "Bea", "1990-01-01")
+    _sync(b)
+    a.records.add_patient("Alpha", "Al", "1990-01-01")
+    _sync(a)
+    assert a.records.search_patients("secretariat") == []
+    assert b.records.search_patients("alpha") == []
+    with pytest.raises(Exception, match="no patient"):
+        a.records.get_patient(secret.id)
+    # Even asking with B's version vector yields only A's own clinic's ops.
+    b_vv = version_vector(b.database)
+    with httpx.Client(verify=tls_trust(live.ca_pem)) as client:
+        pull = protocol.encode({"type": "pull", "vv": {}, "max_ops": 1000})
+        reply = client.post(live.url + "/v1/sync", content=pull,
+                            headers={"Authorization": f"Bearer {cred_a.token}"})  # fmt: skip
+        ops = json.loads(reply.content)["ops"]
+        assert {op["origin"] for op in ops}.isdisjoint(set(b_vv) - set(version_vector(a.database)))
+        assert secret.id not in {op["record"] for op in ops}
+        snapshot = protocol.encode({"type": "snapshot", "after": None, "max_records": 2000})
+        page = client.post(live.url + "/v1/sync", content=snapshot,
+                           headers={"Authorization": f"Bearer {cred_a.token}"})  # fmt: skip
+        assert secret.id not in {r["id"] for r in json.loads(page.content)["records"]}
+    a.lock()
+    b.lock()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"not json", 400, "not valid JSON"),
+        (json.dumps({"protocol": "careline-sync", "v": 99, "type": "pull"}).encode(), 400,
+         "version 99"),
+        (protocol.encode({"type": "push", "ops": [{"origin": "x"}]}), 400, "ops[0]"),
+    ],
+)  # fmt: skip
+def test_bad_sync_messages_get_a_clear_4xx_and_change_nothing(
+    live: Live, tmp_path: Path, body: bytes, status: int, message: str
+) -> None:
+    clinic = _clinic(live, "Hostile")
+    _, credential = _workstation(live, clinic, tmp_path / "ws")
+    replica = live.server.replica(clinic)
+    before = replica.query("SELECT * FROM oplog"), replica.query("SELECT * FROM record_states")
+    with httpx.Client(verify=tls_trust(live.ca_pem)) as client:
+        reply = client.post(live.url + "/v1/sync", content=body,
+                            headers={"Authorization": f"Bearer {credential.token}"})  # fmt: skip
+    assert reply.status_code == status
+    assert message in reply.json()["message"]
+    after = replica.query("SELECT * FROM oplog"), replica.query("SELECT * FROM record_states")
+    assert after == before
+
+
+def test_oversized_and_unauthenticated_requests(live: Live, tmp_path: Path) -> None:
+    clinic = _clinic(live, "Limits")
+    _, credential = _workstation(live, clinic, tmp_path / "ws")
+    auth = {"Authorization": f"Bearer {credential.token}"}
+    with httpx.Client(verify=tls_trust(live.ca_pem), timeout=60) as client:
+        big = client.post(live.url + "/v1/sync", content=b" " * (protocol.MAX_MESSAGE_BYTES + 1),
+                          headers=auth)  # fmt: skip
+        assert big.status_code == 413
+        anonymous = client.post(live.url + "/v1/sync", content=b"{}")
+        assert anonymous.status_code == 401
+        assert "device token is required" in anonymous.json()["detail"]
+        forged_token = {"Authorization": f"Bearer {credential.device_id}.x"}
+        forged = client.post(live.url + "/v1/sync", content=b"{}", headers=forged_token)
+        assert forged.status_code == 401
+        assert client.get(live.url + "/health").json() == {"status": "ok"}
+        assert client.get(live.url + "/ready").json() == {"status": "ready"}
+        metrics = client.get(live.url + "/metrics").text
+        assert "careline_http_requests_total" in metrics
+        assert "/v1/sync" in client.get(live.url + "/openapi.json").json()["paths"]
+
+
+def test_server_files_hold_no_plaintext(live: Live, tmp_path: Path) -> None:
+    clinic = _clinic(live, "Plaintext Check")
+    ws, _ = _workstation(live, clinic, tmp_path / "ws")
+    ws.records.add_patient("Quetzalcoatl", "Xiomara", "1990-01-01")
+    _sync(ws)
+    for f in live.server.data_dir.rglob("*"):
+        if f.is_file():
+            content = f.read_bytes()
+            assert b"Quetzalcoatl" not in content, f
+            assert b"Xiomara" not in content, f
+            assert b"Plaintext Check" not in content, f
+    ws.lock()
+
+
+def test_registry_audit_records_device_events(live: Live, tmp_path: Path) -> None:
+    clinic = _clinic(live, "Audited")
+    _, credential = _workstation(live, clinic, tmp_path / "ws")
+    live.server.registry.revoke(credential.device_id)
+    actions = [r[0] for r in live.server.registry.db.query("SELECT action FROM audit_log")]
+    assert {"clinic.create", "enroll_code.issue", "device.enroll", "device.revoke"} <= set(actions)
+    report = live.server.audit_report()
+    assert all(r["ok"] for r in report.values())
+    assert isinstance(live.server.registry, Registry)
