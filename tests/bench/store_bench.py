@@ -1,10 +1,11 @@
 """Benchmark of Careline's encrypted store against plain SQLite (``make bench``).
 
-What runs, in one process (plus one child process for diagnostics):
+What runs, in one process (plus two child processes for diagnostics):
 
 * ``careline``: a real SQLCipher database made by :meth:`Database.create` (raw 32-byte key in
-  a :class:`SecureMemory`, Careline's PRAGMAs and migrations, ``cipher_memory_security``
-  on, exactly as the app opens it).
+  a :class:`SecureMemory`, Careline's PRAGMAs and migrations, exactly as the app opens it).
+  ``Database._configure`` leaves ``cipher_memory_security`` at SQLCipher's default, OFF; the
+  run reads it back and reports it under ``checks``.
 * ``plain_sqlite``: the standard library's ``sqlite3`` with the same PRAGMAs and the same
   migration SQL, wrapped in the same :class:`Database` class, so both stores run identical
   Python code (write path, audit entries, locking); only the connection differs.
@@ -21,9 +22,16 @@ rotated) so that load from anything else on the machine hits both stores alike:
 4. Careline's per-change write path, ``ClinicRecords.add_patient``, one transaction plus
    one audit entry per patient, for a smaller sample.
 
-The diagnostics child repeats the suite for SQLCipher with ``cipher_memory_security`` off
-(which cannot be switched off again in a process once on) and for the SQLCipher build's own
-SQLite without a key (separating encryption cost from the SQLite version difference).
+Diagnostics, each in a child process against its own ``plain_sqlite`` baseline:
+
+* ``memsec_on`` child: ``sqlcipher_memsec_on``, as ``careline`` (SQLCipher, raw key, same
+  PRAGMAs) plus ``PRAGMA cipher_memory_security = ON``: what turning it on would cost. ON is
+  process-wide (it cannot be switched off again, and it slows every SQLCipher connection in
+  the process, keyed or not), hence a process of its own. It may run on fewer patients than
+  the main run (``--memsec-patients``) because it is several times slower.
+* ``unencrypted`` child: ``sqlcipher_unencrypted``, the SQLCipher build's own SQLite with no
+  key (separating encryption cost from the SQLite version difference). Its own process so
+  that it runs, like ``careline``, with memory security off.
 
 Stdout gets exactly one JSON object; progress goes to stderr.
 """
@@ -46,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +84,9 @@ LOOKUP_SQL = (
 COUNT_MATCHES_SQL = "SELECT count(*) FROM patients_fts WHERE patients_fts MATCH ?"
 SEARCH_LIMIT = 50
 
-# Database._configure's PRAGMAs, minus the SQLCipher-only cipher_memory_security. The run
-# reads the effective values back from every store and reports any difference.
+# Database._configure's PRAGMAs (it sets no cipher_* PRAGMA: cipher_memory_security stays at
+# SQLCipher's default, OFF). The run reads the effective values back from every store and
+# reports any difference.
 CONNECTION_PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
@@ -96,9 +105,22 @@ COMPARED_SETTINGS = (
 
 TARGET_SEARCH_P95_MS = 10.0
 TARGET_MAX_RATIO = 1.3
+# Patients in the memory-security-ON diagnostic; 0 means as many as the main run. Measured
+# at 100,000 on 2 cores it takes about 2 minutes (inserts ~8.5x slower), which fits `make
+# bench`; --memsec-patients=20000 shortens it (the report then says so).
+DEFAULT_MEMSEC_PATIENTS = 0
 BASELINE = "plain_sqlite"
 MAIN_STORES = ("careline", BASELINE)
-DIAGNOSTIC_STORES = ("sqlcipher_memsec_off", "sqlcipher_unencrypted", BASELINE)
+MEMSEC_ON = "sqlcipher_memsec_on"
+UNENCRYPTED = "sqlcipher_unencrypted"
+# Diagnostic child processes and the stores each runs. sqlcipher_unencrypted must not share a
+# process with memsec ON: ON slows every SQLCipher connection in the process, keyed or not.
+CHILD_STORES = {
+    "memsec_on": (MEMSEC_ON, BASELINE),
+    "unencrypted": (UNENCRYPTED, BASELINE),
+}
+# What cipher_memory_security must read back as ("1" on, "0" off) in each SQLCipher store.
+EXPECTED_MEMORY_SECURITY = {"careline": "0", MEMSEC_ON: "1", UNENCRYPTED: "0"}
 
 _START = time.perf_counter()
 
@@ -143,7 +165,8 @@ def _careline(directory: Path) -> Store:
     db = Database.create(directory / DB_FILE_NAME, key)
     return Store(
         "careline",
-        "Careline's store: Database.create (SQLCipher, raw key, cipher_memory_security ON)",
+        "Careline's store: Database.create (SQLCipher, raw key, Careline's PRAGMAs; "
+        "cipher_memory_security left at SQLCipher's default, OFF)",
         db,
         [key.close],
     )
@@ -160,26 +183,33 @@ def _plain(directory: Path) -> Store:
     )
 
 
-def _sqlcipher(directory: Path, encrypted: bool) -> Store:
-    path = directory / ("memsec_off.db" if encrypted else "unencrypted.db")
+def _sqlcipher_memsec_on(directory: Path) -> Store:
+    path = directory / "memsec_on.db"
     conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
-    cleanup: list[Callable[[], None]] = []
-    if encrypted:
-        key = SecureMemory.from_bytes(bytearray(secrets.token_bytes(32)))
-        cleanup.append(key.close)
-        conn.execute("PRAGMA cipher_log_level = NONE")
-        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    key = SecureMemory.from_bytes(bytearray(secrets.token_bytes(32)))
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    # Process-wide from here on: every SQLCipher allocation in this process is mlocked and
+    # wiped, which is why this store only ever runs in its own child process.
+    conn.execute("PRAGMA cipher_memory_security = ON")
     _configure(conn)
-    if encrypted:
-        return Store(
-            "sqlcipher_memsec_off",
-            "as careline (SQLCipher, raw key, same PRAGMAs) but cipher_memory_security OFF",
-            Database(path, conn),
-            cleanup,
-        )
     return Store(
-        "sqlcipher_unencrypted",
-        "the SQLCipher build's own SQLite with no key: no encryption, same engine version",
+        MEMSEC_ON,
+        "as careline (SQLCipher, raw key, same PRAGMAs) plus cipher_memory_security ON "
+        "(child process: ON is process-wide)",
+        Database(path, conn),
+        [key.close],
+    )
+
+
+def _sqlcipher_unencrypted(directory: Path) -> Store:
+    path = directory / "unencrypted.db"
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    _configure(conn)
+    return Store(
+        UNENCRYPTED,
+        "the SQLCipher build's own SQLite with no key: no encryption, same engine version, "
+        "cipher_memory_security OFF",
         Database(path, conn),
     )
 
@@ -190,10 +220,10 @@ def open_store(name: str, directory: Path) -> Store:
         return _careline(directory)
     if name == BASELINE:
         return _plain(directory)
-    if name == "sqlcipher_memsec_off":
-        return _sqlcipher(directory, encrypted=True)
-    if name == "sqlcipher_unencrypted":
-        return _sqlcipher(directory, encrypted=False)
+    if name == MEMSEC_ON:
+        return _sqlcipher_memsec_on(directory)
+    if name == UNENCRYPTED:
+        return _sqlcipher_unencrypted(directory)
     raise ValueError(f"unknown store {name!r}")
 
 
@@ -487,6 +517,14 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
         "counts_ok": all(c == cfg.patients for c in counts.values())
         and all(c == cfg.patients + cfg.per_op for c in final_counts.values()),
         "settings_identical": all(v == common[store_names[0]] for v in common.values()),
+        "cipher_memory_security": {
+            n: settings[n].get("cipher_memory_security") for n in store_names if n != BASELINE
+        },
+        "cipher_memory_security_as_described": all(
+            settings[n].get("cipher_memory_security") == EXPECTED_MEMORY_SECURITY[n]
+            for n in store_names
+            if n != BASELINE
+        ),
         "search": search_checks,
     }
     return {"stores": results, "checks": checks}
@@ -626,27 +664,54 @@ def _child_args(cfg: Config, tmpdir: str | None) -> list[str]:
     return [*args, f"--tmpdir={tmpdir}"] if tmpdir else args
 
 
-def run_diagnostics(cfg: Config, tmpdir: str | None) -> dict[str, Any]:
-    """Run the diagnostic stores in a fresh process (cipher_memory_security is per process)."""
-    log("diagnostics: child process without cipher_memory_security")
-    cmd = [sys.executable, "-m", "tests.bench", "--diagnostics-child", *_child_args(cfg, tmpdir)]
+def run_child(child: str, cfg: Config, tmpdir: str | None) -> dict[str, Any]:
+    """Run one diagnostic child process (see ``CHILD_STORES``) and return its suite."""
+    log(
+        f"diagnostics: child process {child!r} ({', '.join(CHILD_STORES[child])}), "
+        f"{cfg.patients:,} patients"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.bench.store_bench",
+        f"--diagnostics-child={child}",
+        *_child_args(cfg, tmpdir),
+    ]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
-        return {"error": f"diagnostics child exited with status {proc.returncode}"}
-    child: dict[str, Any] = json.loads(proc.stdout)
-    stores = child["stores"]
-    child["ratios_vs_plain_sqlite"] = {
-        name: ratios(stores, name) for name in stores if name != BASELINE
+        return {"error": f"diagnostics child {child!r} exited with status {proc.returncode}"}
+    suite: dict[str, Any] = json.loads(proc.stdout)
+    stores = suite["stores"]
+    return {
+        "patients": cfg.patients,
+        "ratios_vs_plain_sqlite": {n: ratios(stores, n) for n in stores if n != BASELINE},
+        **suite,
     }
-    child["targets_with_memory_security_off"] = targets(
-        stores, "sqlcipher_memsec_off", cfg.patients
-    )
-    return child
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Command-line options (the defaults are what ``make bench`` runs)."""
-    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+def run_diagnostics(cfg: Config, memsec_patients: int, tmpdir: str | None) -> dict[str, Any]:
+    """The two diagnostic children: memory security ON, and SQLCipher without a key."""
+    out: dict[str, Any] = {}
+    memsec_cfg = replace(cfg, patients=memsec_patients)
+    memsec = run_child("memsec_on", memsec_cfg, tmpdir)
+    if "error" not in memsec:
+        memsec["targets_if_memory_security_were_on"] = targets(
+            memsec["stores"], MEMSEC_ON, memsec_patients
+        )
+        if memsec_patients != cfg.patients:
+            memsec["note"] = (
+                f"run on {memsec_patients:,} patients, not {cfg.patients:,}, to keep the run "
+                "short (memory security ON is several times slower); its ratios are against "
+                "plain SQLite at the same size, and its search latencies are not comparable "
+                f"with the {cfg.patients:,}-patient target"
+            )
+    out["memsec_on"] = memsec
+    out["unencrypted"] = run_child("unencrypted", cfg, tmpdir)
+    return out
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The store benchmark's command-line options (the defaults are what ``make bench`` runs)."""
     ap.add_argument("--patients", type=int, default=100_000, help="bulk-inserted patients")
     ap.add_argument("--batch", type=int, default=1_000, help="rows per bulk transaction")
     ap.add_argument("--queries", type=int, default=500, help="timed search queries")
@@ -655,18 +720,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--per-op", type=int, default=2_000, help="ClinicRecords.add_patient calls")
     ap.add_argument("--seed", type=int, default=20_240_601, help="data generator seed")
     ap.add_argument("--tmpdir", default=None, help="where the databases go (default: $TMPDIR)")
-    ap.add_argument("--no-diagnostics", action="store_true", help="skip the child process")
+    ap.add_argument(
+        "--memsec-patients",
+        type=int,
+        default=DEFAULT_MEMSEC_PATIENTS,
+        help="patients in the cipher_memory_security ON diagnostic (0: same as --patients)",
+    )
+    ap.add_argument("--no-diagnostics", action="store_true", help="skip the child processes")
     ap.add_argument(
         "--fail-on-miss", action="store_true", help="exit with status 2 when a target is missed"
     )
-    ap.add_argument("--diagnostics-child", action="store_true", help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    ap.add_argument(
+        "--diagnostics-child", choices=sorted(CHILD_STORES), default=None, help=argparse.SUPPRESS
+    )
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run the benchmark and print one JSON object on stdout."""
-    args = parse_args(argv)
-    cfg = Config(
+def config_from(args: argparse.Namespace) -> Config:
+    """The run's sizes and seeds from parsed options."""
+    return Config(
         patients=args.patients,
         batch=args.batch,
         queries=args.queries,
@@ -675,14 +746,19 @@ def main(argv: Sequence[str]) -> int:
         per_op=args.per_op,
         seed=args.seed,
     )
-    if args.diagnostics_child:
-        print(json.dumps(run_suite(DIAGNOSTIC_STORES, cfg, args.tmpdir)))
-        return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole store benchmark (main run plus diagnostics) as one JSON-able report."""
+    started = time.perf_counter()
+    cfg = config_from(args)
+    memsec_patients = args.memsec_patients or cfg.patients
     machine = machine_info()
     log(f"careline store benchmark: {cfg.patients:,} patients on {machine['cpu_count']} CPUs")
     suite = run_suite(MAIN_STORES, cfg, args.tmpdir)
     stores = suite["stores"]
     met = targets(stores, "careline", cfg.patients)
+    memsec = stores["careline"]["settings"].get("cipher_memory_security")
     report: dict[str, Any] = {
         "benchmark": "careline encrypted store vs plain SQLite",
         "patients": cfg.patients,
@@ -696,6 +772,7 @@ def main(argv: Sequence[str]) -> int:
             "lookups": cfg.lookups,
             "add_patient_sample": cfg.per_op,
             "seed": cfg.seed,
+            "memsec_on_diagnostic_patients": None if args.no_diagnostics else memsec_patients,
             "search_sql": SEARCH_SQL,
             "interleaved": "stores alternate per batch / query / lookup / 50 adds, order rotated",
         },
@@ -708,18 +785,56 @@ def main(argv: Sequence[str]) -> int:
             f"plain_sqlite is the stdlib's SQLite {machine['stdlib_sqlite_version']}; "
             f"SQLCipher embeds SQLite {machine['sqlcipher_sqlite_version']}. The diagnostics' "
             "sqlcipher_unencrypted store separates the engine version from encryption.",
-            "cipher_memory_security, once ON, stays on for the whole process, so stores "
-            "without it run in a separate child process (diagnostics).",
+            (
+                "careline runs with cipher_memory_security OFF (read back from the database): "
+                "SQLCipher's default, which Database._configure keeps. The diagnostics' "
+                "sqlcipher_memsec_on store shows what turning it ON would cost."
+                if memsec == EXPECTED_MEMORY_SECURITY["careline"]
+                else f"careline read back cipher_memory_security = {memsec!r}, not OFF as "
+                "this benchmark expects: core's Database._configure has changed; the "
+                "descriptions here are out of date."
+            ),
+            "cipher_memory_security ON is process-wide (it cannot be switched off again and "
+            "slows every SQLCipher connection in the process, keyed or not), so the memsec-on "
+            "store runs in a child process of its own, and sqlcipher_unencrypted in another.",
             "kdf_iter in cipher_settings is unused: Careline applies a raw key, so no KDF runs.",
             "make echoes its recipe on stdout; `make -s bench` leaves only this JSON.",
         ],
     }
+    if memsec_patients != cfg.patients and not args.no_diagnostics:
+        report["caveats"].append(
+            f"the cipher_memory_security ON diagnostic runs on {memsec_patients:,} patients, "
+            f"not {cfg.patients:,}, to keep `make bench` short; compare its ratios to plain "
+            "SQLite, not its absolute latencies."
+        )
     if not args.no_diagnostics:
-        report["diagnostics"] = run_diagnostics(cfg, args.tmpdir)
+        report["diagnostics"] = run_diagnostics(cfg, memsec_patients, args.tmpdir)
     report["machine"]["loadavg_at_end"] = list(os.getloadavg())
-    report["elapsed_s"] = round(time.perf_counter() - _START, 1)
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def diagnostics_failed(report: dict[str, Any]) -> bool:
+    """True when a diagnostic child process failed."""
+    return any("error" in part for part in report.get("diagnostics", {}).values())
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the store benchmark alone and print its report (one JSON object) on stdout."""
+    ap = argparse.ArgumentParser(prog="python -m tests.bench.store_bench", description=__doc__)
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    if args.diagnostics_child:
+        suite = run_suite(CHILD_STORES[args.diagnostics_child], config_from(args), args.tmpdir)
+        print(json.dumps(suite))
+        return 0
+    report = run(args)
     print(json.dumps(report, indent=2))
     log("done")
-    if "error" in report.get("diagnostics", {}):
+    if diagnostics_failed(report):
         return 1
     return 2 if args.fail_on_miss and not report["all_targets_met"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

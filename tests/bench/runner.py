@@ -1,0 +1,105 @@
+"""``python -m tests.bench`` (``make bench``): the store and sync benchmarks, one JSON object.
+
+Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
+"store": <store report>, "sync": <sync report>, "elapsed_s": ...}``; progress goes to
+stderr. ``--only store`` or ``--only sync`` runs one part (its targets only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import store_bench, sync_bench
+
+PARTS = ("store", "sync")
+
+
+def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
+    return {"name": name, "target": what, "value": value, "limit": limit, "met": bool(met)}
+
+
+def store_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The store report's targets (Careline's store vs plain SQLite), flattened."""
+    return [
+        _target(f"store.{key}", t["target"], t["value"], t["limit"], t["met"])
+        for key, t in report["targets"].items()
+    ]
+
+
+def sync_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Remote apply rate and incremental sync growth with history."""
+    applied = report["remote_apply"]
+    incremental = report["incremental_sync"]
+    histories = sorted(int(h) for h in incremental["median_ms_by_history_ops"])
+    return [
+        _target(
+            "sync.remote_apply_ops_per_s",
+            "remote ops applied per second into SQLCipher (apply_ops), at least "
+            f"{sync_bench.APPLY_TARGET_OPS_PER_S:,}",
+            applied["careline_ops_per_s"],
+            sync_bench.APPLY_TARGET_OPS_PER_S,
+            applied["careline_ops_per_s"] >= sync_bench.APPLY_TARGET_OPS_PER_S,
+        ),
+        _target(
+            "sync.incremental_sync_history_ratio",
+            f"incremental sync of one op, median time at {histories[-1]:,} ops of history / at "
+            f"{histories[0]:,}: does not grow with history (at most "
+            f"{incremental['growth_ratio_limit']})",
+            incremental["ratio_100k_vs_1k"],
+            incremental["growth_ratio_limit"],
+            not incremental["grows_with_history"],
+        ),
+    ]
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the benchmarks and print one JSON object on stdout."""
+    ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    ap.add_argument("--only", choices=PARTS, default=None, help="run only this benchmark")
+    store_bench.add_arguments(ap)
+    args = ap.parse_args(argv)
+    if args.diagnostics_child:  # the store benchmark's own child processes
+        return store_bench.main(argv)
+    started = time.perf_counter()
+    parts = [args.only] if args.only else list(PARTS)
+    loadavg_at_start = list(os.getloadavg())
+    results: dict[str, Any] = {}
+    elapsed: dict[str, float] = {}
+    targets: list[dict[str, Any]] = []
+    if "store" in parts:
+        t0 = time.perf_counter()
+        results["store"] = store_bench.run(args)
+        elapsed["store"] = round(time.perf_counter() - t0, 1)
+        targets += store_targets(results["store"])
+    if "sync" in parts:
+        store_bench.log("sync benchmark")
+        t0 = time.perf_counter()
+        results["sync"] = sync_bench.run()
+        elapsed["sync"] = round(time.perf_counter() - t0, 1)
+        targets += sync_targets(results["sync"])
+    report: dict[str, Any] = {
+        "benchmark": "careline store and sync",
+        "parts": parts,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "elapsed_s_by_part": elapsed,
+        "loadavg_at_start": loadavg_at_start,
+        "loadavg_at_end": list(os.getloadavg()),
+        "targets": targets,
+        "all_targets_met": all(t["met"] for t in targets),
+        **results,
+    }
+    print(json.dumps(report, indent=2))
+    store_bench.log("done")
+    if "store" in results and store_bench.diagnostics_failed(results["store"]):
+        return 1
+    return 2 if args.fail_on_miss and not report["all_targets_met"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
