@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import store_bench, sync_bench
+from . import attachment_bench, store_bench, sync_bench
 
-PARTS = ("store", "sync")
+PARTS = ("store", "sync", "attachments")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -83,8 +83,24 @@ def main(argv: Sequence[str]) -> int:
         results["sync"] = sync_bench.run()
         elapsed["sync"] = round(time.perf_counter() - t0, 1)
         targets += sync_targets(results["sync"])
+    if "attachments" in parts:
+        store_bench.log("attachment benchmark")
+        t0 = time.perf_counter()
+        results["attachments"] = att = attachment_bench.run()
+        elapsed["attachments"] = round(time.perf_counter() - t0, 1)
+        ratio = att["ratio_careline_to_openssl"]
+        targets.append(
+            _target(
+                "attachments.encrypt_vs_openssl_ratio",
+                "attachment encryption throughput (with the keyed content id) / "
+                "openssl speed -evp aes-256-gcm, at least 0.5",
+                ratio,
+                attachment_bench.TARGET_RATIO,
+                ratio is not None and ratio >= attachment_bench.TARGET_RATIO,
+            )
+        )
     report: dict[str, Any] = {
-        "benchmark": "careline store and sync",
+        "benchmark": "careline store, sync and attachments",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

@@ -36,12 +36,12 @@ from core.store.blobs.errors import BlobIntegrityError
 class StoredAttachment:
     """Where an attachment went; ``uploaded_bytes`` is 0 when deduplicated.
 
-    ``plaintext_sha256`` is an unkeyed hash of the content: keep it inside encrypted records.
+    ``plaintext_digest`` is an unkeyed hash of the content: keep it inside encrypted records.
     """
 
     blob_id: str
     plaintext_size: int
-    plaintext_sha256: bytes
+    plaintext_digest: bytes
     uploaded_bytes: int
     deduplicated: bool
 
@@ -63,16 +63,16 @@ def put_attachment(
     """
     with tempfile.TemporaryFile(dir=spool_dir) as spool:
         result = encrypt_stream(src, spool, kek, aad, chunk_size)
-        blob_id = content_id(id_key, result.plaintext_sha256, aad)
+        blob_id = content_id(id_key, result.plaintext_digest, aad)
         if store.exists(blob_id):
             return StoredAttachment(
-                blob_id, result.plaintext_size, result.plaintext_sha256, 0, deduplicated=True
+                blob_id, result.plaintext_size, result.plaintext_digest, 0, deduplicated=True
             )
         spool.flush()
         spool.seek(0)
         stored = store.put(blob_id, spool)
     return StoredAttachment(
-        blob_id, result.plaintext_size, result.plaintext_sha256, stored, deduplicated=False
+        blob_id, result.plaintext_size, result.plaintext_digest, stored, deduplicated=False
     )
 
 
@@ -88,7 +88,7 @@ def get_attachment(
     validate_blob_id(blob_id)
     with store.get(blob_id) as stream:
         result = decrypt_stream(stream, dst, kek, aad)
-    actual = content_id(id_key, result.plaintext_sha256, aad)
+    actual = content_id(id_key, result.plaintext_digest, aad)
     if not hmac.compare_digest(actual, blob_id):
         raise BlobIntegrityError(
             blob_id,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import struct
 from typing import BinaryIO, cast
 
+import blake3
 import pytest
 
 from core.crypto import streaming
@@ -77,14 +77,14 @@ def test_round_trip(size: int, chunk: int) -> None:
     result = encrypt_stream(io.BytesIO(data), out, KEK, AAD, chunk)
     blob = out.getvalue()
     assert result.plaintext_size == size
-    assert result.plaintext_sha256 == hashlib.sha256(data).digest()
+    assert result.plaintext_digest == blake3.blake3(data).digest()
     assert result.ciphertext_size == len(blob) == streaming.ciphertext_size(size, chunk)
     _, sealed = chunks_of(blob, chunk)
     assert len(sealed) == size // chunk + 1  # exact multiples end with an empty final chunk
     back = io.BytesIO()
     decrypted = decrypt_stream(io.BytesIO(blob), back, KEK, AAD)
     assert back.getvalue() == data
-    assert decrypted.plaintext_sha256 == result.plaintext_sha256
+    assert decrypted.plaintext_digest == result.plaintext_digest
     assert decrypted.plaintext_size == size
 
 
@@ -263,7 +263,7 @@ def test_bad_parameters_are_refused() -> None:
 
 
 def test_content_id_is_keyed_per_tenant_and_binds_aad() -> None:
-    digest = hashlib.sha256(b"scan.pdf contents").digest()
+    digest = blake3.blake3(b"scan.pdf contents").digest()
     tenant_a, tenant_b = os.urandom(32), os.urandom(32)
     blob_id = content_id(tenant_a, digest, AAD)
     assert len(blob_id) == 64

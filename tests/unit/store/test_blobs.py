@@ -315,7 +315,7 @@ def test_attachment_round_trip_dedup_and_no_plaintext_at_rest(store: BlobStore) 
     assert MARKER not in raw
     out = io.BytesIO()
     result = get_attachment(store, stored.blob_id, out, kek=KEK, aad=AAD, id_key=ID_KEY_A)
-    assert result.plaintext_sha256 == stored.plaintext_sha256
+    assert result.plaintext_digest == stored.plaintext_digest
     assert out.getvalue() == pattern(size).read()
 
     again = put_attachment(store, pattern(size), kek=KEK, aad=AAD, id_key=ID_KEY_A)
