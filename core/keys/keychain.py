@@ -17,9 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from core.crypto.keyslots import KeySlot, make_slot, open_slot
 from core.crypto.secure_memory import SecureMemory
 from core.keys import keyring_store
 from core.keys.errors import NoSlotError, SlotFileError, WrongSecretError
+from core.keys.files import parse_versioned_json, replace_private
 from core.keys.recovery import new_recovery_key, normalize_recovery_key
 
 FILE_FORMAT = "careline-keyslots"
@@ -116,17 +115,9 @@ class Keychain:
             raise SlotFileError(f"key file {path} is missing") from None
         except OSError as exc:
             raise SlotFileError(f"key file {path} cannot be read: {exc.strerror}") from exc
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise SlotFileError(f"key file {path} is not valid JSON (damaged?)") from None
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
-            raise SlotFileError(f"{path} is not a Careline key file")
-        if data.get("version") != FILE_VERSION:
-            raise SlotFileError(
-                f"key file {path} has version {data.get('version')!r}; "
-                f"this Careline reads version {FILE_VERSION}"
-            )
+        data = parse_versioned_json(
+            raw, FILE_FORMAT, FILE_VERSION, f"key file {path}", SlotFileError, "key file"
+        )
         try:
             slots = [KeySlot.from_dict(s) for s in data["slots"]]
             db_id, default_user = str(data["db_id"]), str(data["default_user"])
@@ -155,23 +146,7 @@ class Keychain:
             else self.pending_db_key.to_dict(),
             "slots": [s.to_dict() for s in self.slots],
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".keyslots-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
 
     # ----- creation -------------------------------------------------------------------
 

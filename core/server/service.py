@@ -19,6 +19,7 @@ from core.audit.verify import verify_audit_log
 from core.crypto import aead, certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
+from core.keys.files import replace_private
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
@@ -91,7 +92,8 @@ class ClinicServer:
         if path.exists():
             raise ServerError(f"{path} exists but its key file {key_file} is missing")
         new = self.provider.generate_data_key(SERVER_TENANT, "registry")
-        _write_private(key_file, json.dumps({"wrapped": new.wrapped.hex(), "version": new.version}))
+        info = {"wrapped": new.wrapped.hex(), "version": new.version}
+        replace_private(key_file, json.dumps(info).encode())
         return Database.create(path, new.key, migrations=REGISTRY_MIGRATIONS)
 
     def _data_key(self, clinic_id: str, purpose: str) -> SecureMemory:
@@ -119,7 +121,9 @@ class ClinicServer:
             wrapped, new_version = self.provider.rewrap(
                 SERVER_TENANT, "registry", bytes.fromhex(info["wrapped"]), info["version"]
             )
-            _write_private(key_file, json.dumps({"wrapped": wrapped.hex(), "version": new_version}))
+            replace_private(
+                key_file, json.dumps({"wrapped": wrapped.hex(), "version": new_version}).encode()
+            )
             return {"key_version": version, "rewrapped": moved + 1}
 
     # ----- clinics and users ----------------------------------------------------------
@@ -216,10 +220,3 @@ class ClinicServer:
                 db.close()
             self._replicas.clear()
             self.registry.db.close()
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)

@@ -37,16 +37,16 @@ import hmac
 import json
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from core.config.settings import ConfigError
 from core.crypto import aead
 from core.crypto.errors import DecryptionError
 from core.crypto.secure_memory import SecureMemory
+from core.keys.files import fsync_dir, parse_versioned_json, write_private_temp
 from core.keys.providers.base import DATA_KEY_SIZE, KeyProvider, WrappedKey, secure_key
 from core.keys.providers.errors import (
     KeyVersionError,
@@ -126,28 +126,6 @@ def _read_private_file(path: Path) -> tuple[bytes, _Stamp]:
         return fh.read(), _stamp(info)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(directory: Path, data: bytes) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".master-keys-", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """Serialise rotate/retire across processes sharing ``path`` (a sibling lock file)."""
@@ -182,17 +160,9 @@ class _KeySet:
 
     @classmethod
     def parse(cls, raw: bytes, where: str) -> _KeySet:
-        try:
-            data: Any = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MasterKeyFileError(f"{where} is not valid JSON (damaged?)") from None
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
-            raise MasterKeyFileError(f"{where} is not a Careline master key file")
-        if data.get("version") != FILE_VERSION:
-            raise MasterKeyFileError(
-                f"{where} has format version {data.get('version')!r}; "
-                f"this Careline reads version {FILE_VERSION}"
-            )
+        data = parse_versioned_json(
+            raw, FILE_FORMAT, FILE_VERSION, where, MasterKeyFileError, "master key file"
+        )
         keys: dict[str, SecureMemory] = {}
         created: dict[str, str] = {}
         try:
@@ -322,7 +292,7 @@ class LocalKeyProvider(KeyProvider):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         keyset = _KeySet.single(SecureMemory.from_bytes(bytearray(aead.generate_key())))
         try:
-            tmp = _write_temp(path.parent, keyset.dump())
+            tmp = write_private_temp(path.parent, keyset.dump(), ".master-keys-")
         finally:
             keyset.close()
         try:
@@ -332,7 +302,7 @@ class LocalKeyProvider(KeyProvider):
             pass
         finally:
             Path(tmp).unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     # ----- properties -----------------------------------------------------------------
 
@@ -503,13 +473,13 @@ class LocalKeyProvider(KeyProvider):
 
     def _save_or_reload_locked(self, path: Path) -> None:
         try:
-            tmp = _write_temp(path.parent, self._set.dump())
+            tmp = write_private_temp(path.parent, self._set.dump(), ".master-keys-")
             try:
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             # Writers hold the exclusive lock, so this is the file we just wrote.
             self._stamp = _stamp(os.stat(path, follow_symlinks=False))
         except OSError as exc:

@@ -1,0 +1,63 @@
+"""Small files holding wrapped keys: private, atomic, versioned."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private_temp(directory: Path, data: bytes, prefix: str) -> str:
+    """``data`` in a new mode-0600 temp file in ``directory``, fsync'd; returns its path."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def replace_private(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data`` (mode 0600): temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_private_temp(path.parent, data, f".{path.name}-")
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def parse_versioned_json(
+    raw: bytes, fmt: str, version: int, where: str, error: type[Exception], kind: str
+) -> dict[str, Any]:
+    """Parse a ``{"format": fmt, "version": version, ...}`` file; ``error`` names the problem."""
+    try:
+        data: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise error(f"{where} is not valid JSON (damaged?)") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"{where} is not a Careline {kind}")
+    if data.get("version") != version:
+        raise error(
+            f"{where} has format version {data.get('version')!r}; "
+            f"this Careline reads version {version}"
+        )
+    return data
