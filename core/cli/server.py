@@ -14,10 +14,12 @@ from core.cli.passwords import read_password
 from core.config.settings import ConfigError
 from core.crypto import certs
 from core.crypto.secure_memory import disable_core_dumps
+from core.keys.errors import KeyError_
 from core.records.errors import RecordError
 from core.server.registry import RegistryError
 from core.server.service import ClinicServer, ServerError
 from core.server.settings import load_server_settings
+from core.store.errors import StoreError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -215,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"careline-server: configuration: {exc}\n")
         return EXIT_USAGE
-    except (ServerError, RegistryError, RecordError, ValueError) as exc:
+    except (ServerError, RegistryError, RecordError, KeyError_, StoreError, ValueError) as exc:
+        # KeyError_: the key provider (unreachable KMS, a wrapped key for another tenant);
+        # StoreError: a database that does not open (wrong key, damaged file).
         sys.stderr.write(f"careline-server: error: {exc}\n")
         return EXIT_ERROR
 

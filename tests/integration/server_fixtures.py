@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +14,21 @@ import uvicorn
 from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.providers import provider_from_settings
+from core.records.workstation import Workstation
 from core.server.api import create_app
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
+from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
+from core.sync.http_transport import HttpTransport
+from core.sync.session import SyncReport, sync
+from tests.conftest import PASSWORD
 from tests.services import free_port
 
 
-def make_server(data_dir: Path) -> ClinicServer:
-    """A server on the embedded store with the local key provider."""
-    settings = load_server_settings(cli={"data_dir": data_dir}, env={})
+def make_server(data_dir: Path, env: Mapping[str, str] | None = None) -> ClinicServer:
+    """A server on the embedded store; the local key provider unless ``env`` (server
+    settings by their environment names, e.g. KMS_PROVIDER) names another."""
+    settings = load_server_settings(cli={"data_dir": data_dir}, env=dict(env or {}))
     return ClinicServer(data_dir, provider_from_settings(settings, data_dir), FAST_PARAMS)
 
 
@@ -36,11 +42,17 @@ class Live:
 
 
 @contextmanager
-def live_server(data_dir: Path) -> Iterator[Live]:
-    """Serve ``data_dir`` over HTTPS on 127.0.0.1 until the block ends."""
-    server = make_server(data_dir)
+def live_server(
+    data_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[Live]:
+    """Serve ``data_dir`` over HTTPS on 127.0.0.1 until the block ends.
+
+    ``env``: server settings as for :func:`make_server`; ``port``: a fixed port (to restart
+    a server where enrolled devices expect it), else a free one.
+    """
+    server = make_server(data_dir, env)
     cert, key = ensure_tls(data_dir, "127.0.0.1")
-    port = free_port()
+    port = free_port() if port is None else port
     config = uvicorn.Config(
         create_app(server),
         host="127.0.0.1",
@@ -56,6 +68,8 @@ def live_server(data_dir: Path) -> Iterator[Live]:
     deadline = time.monotonic() + 20
     while not web.started:
         if time.monotonic() > deadline or not thread.is_alive():
+            web.should_exit = True
+            server.close()
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
@@ -64,3 +78,36 @@ def live_server(data_dir: Path) -> Iterator[Live]:
         web.should_exit = True
         thread.join(timeout=20)
         server.close()
+
+
+def add_clinic(server: ClinicServer, name: str) -> str:
+    """A new clinic with an ``admin`` account (password PASSWORD); returns its id."""
+    clinic = server.create_clinic(name)
+    server.add_user(clinic.id, "admin", "Ada Admin", "admin", PASSWORD)
+    return clinic.id
+
+
+def join_clinic(
+    server: ClinicServer, url: str, ca_pem: str, clinic_id: str, folder: Path, name: str = "desk"
+) -> tuple[Workstation, ServerCredential]:
+    """A workstation enrolled in ``clinic_id`` at ``url``, synced and signed in as admin."""
+    code, _ = server.registry.issue_enroll_code(clinic_id, 10)
+    ws = Workstation(folder, FAST_PARAMS)
+    ws.prepare_join("admin", PASSWORD)
+    credential = enroll(url, code, ca_pem, name)
+    save_credential(ws.database, credential)
+    sync_at(ws, credential)
+    ws.lock()
+    ws.sign_in("admin", PASSWORD)
+    return ws, credential
+
+
+def sync_at(ws: Workstation, credential: ServerCredential, url: str | None = None) -> SyncReport:
+    """One sync session with the server at ``url`` (default: where the device enrolled)."""
+    transport = HttpTransport(
+        url or credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
+    )
+    try:
+        return sync(ws.database, transport, "admin")
+    finally:
+        transport.close()
