@@ -1,27 +1,46 @@
-"""The server's HTTP API (FastAPI): health, readiness, metrics, enrollment and sync.
+"""The server's HTTP API (FastAPI): health, readiness, metrics, enrollment, sync and
+attachments.
 
 Every sync request is authenticated by the device's bearer token, checked against the
 registry on each request, so a revoked device is refused at once. A device only ever
-reaches its own clinic's replica: no endpoint takes a clinic id from the client.
+reaches its own clinic's replica and attachments: no endpoint takes a clinic id from the
+client.
+
+Attachments stream both ways: an upload is encrypted as its body arrives (only ciphertext
+is spooled, on the data disk) and a download is decrypted chunk by chunk into the response,
+so no whole file is ever held in memory.
 Logs are structured (one JSON object a line) and carry ids, never request bodies or names.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO, cast
 
+import anyio.from_thread
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.crypto.errors import DecryptionError
 from core.server.registry import Device
 from core.server.service import ClinicServer, ServerError
+from core.store.blobs import (
+    BlobNotFoundError,
+    BlobStoreError,
+    InvalidBlobIdError,
+    validate_blob_id,
+)
 from core.sync import protocol
 
 log = logging.getLogger("careline.server")
@@ -48,10 +67,86 @@ class EnrollResponse(BaseModel):
     ca_certificate: str
 
 
+class SyncErrorReply(BaseModel):
+    """A refused sync request: the protocol's ``error`` message (nothing was changed)."""
+
+    protocol: str = Field(description="careline-sync")
+    v: int = Field(description="protocol version")
+    type: str = Field(pattern="^error$")
+    code: str = Field(description="malformed, version, too_large or refused")
+    message: str = Field(description="what was wrong, in words")
+
+
 class Problem(BaseModel):
     """An error: what was wrong, in words."""
 
     detail: str
+
+
+class AttachmentStored(BaseModel):
+    """An uploaded attachment; record ``id`` (and ``digest``) in an attachment record."""
+
+    id: str = Field(pattern="^[0-9a-f]{64}$", description="Blob id: the clinic's keyed content id")
+    size: int = Field(ge=0, description="Plaintext size in bytes")
+    digest: str = Field(
+        pattern="^[0-9a-f]{64}$",
+        description="BLAKE3 of the plaintext, hex (keep it only inside encrypted records)",
+    )
+    deduplicated: bool = Field(description="The clinic already stored this content")
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_NO_ATTACHMENT = "no attachment with this id in this clinic"
+
+
+class _TooLarge(Exception):
+    """The request body went past the attachment size limit."""
+
+
+class _BodyReader(io.RawIOBase):
+    """The request body as a blocking raw stream, for a worker thread.
+
+    Each ``readinto`` pulls the next body chunk from the event loop (so the body is read
+    only as fast as it is encrypted, never buffered whole) and counts bytes against
+    ``limit``.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._limit = limit
+        self._pending = memoryview(b"")
+        self._total = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending and not self._done:
+            chunk = anyio.from_thread.run(self._next)
+            if chunk is None:
+                self._done = True
+                break
+            self._total += len(chunk)
+            if self._total > self._limit:
+                raise _TooLarge
+            self._pending = memoryview(chunk)
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the attachment is larger than the limit of {limit} bytes")
 
 
 def create_app(server: ClinicServer) -> FastAPI:
@@ -72,30 +167,53 @@ def create_app(server: ClinicServer) -> FastAPI:
         "careline_sync_requests_total", "Sync requests by type", ["type"], registry=metrics
     )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        requests.labels(path, str(response.status_code)).inc()
-        latency.labels(path).observe(elapsed)
-        log.info(
-            json.dumps(
-                {
-                    "event": "http",
-                    "method": request.method,
-                    "route": path,
-                    "status": response.status_code,
-                    "ms": round(elapsed * 1000, 1),
-                    "device": getattr(request.state, "device_id", None),
-                }
-            )
-        )
-        return response
+    class Observe:
+        """Metrics and one log line per request, as plain ASGI middleware.
+
+        (Not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware ends a streamed
+        body cleanly when the app fails mid-stream, so a download stopped for a failed
+        integrity check would reach the client as a complete, truncated file. Here the
+        error propagates and the server drops the connection instead.)
+        """
+
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+
+            async def observed_send(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                await send(message)
+
+            try:
+                await self.app(scope, receive, observed_send)
+            finally:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                elapsed = time.perf_counter() - started
+                requests.labels(path, str(status)).inc()
+                latency.labels(path).observe(elapsed)
+                state = scope.get("state") or {}
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "http",
+                            "method": scope.get("method"),
+                            "route": path,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 1),
+                            "device": state.get("device_id"),
+                        }
+                    )
+                )
+
+    app.add_middleware(Observe)
 
     def device_of(request: Request) -> Device:
         header = request.headers.get("authorization", "")
@@ -145,10 +263,10 @@ def create_app(server: ClinicServer) -> FastAPI:
         "/v1/sync",
         responses={
             200: {"description": "a sync reply (careline-sync/1)"},
-            400: {"model": Problem},
+            400: {"model": SyncErrorReply},
             401: {"model": Problem},
-            409: {"model": Problem},
-            413: {"model": Problem},
+            409: {"model": SyncErrorReply},
+            413: {"model": SyncErrorReply | Problem},
         },
         openapi_extra={
             "requestBody": {
@@ -179,5 +297,108 @@ def create_app(server: ClinicServer) -> FastAPI:
         if parsed.get("type") == "error":
             status = _ERROR_STATUS.get(str(parsed.get("code")), 400)
         return Response(reply, status_code=status, media_type="application/json")
+
+    @app.post(
+        "/v1/attachments",
+        status_code=201,
+        response_model=AttachmentStored,
+        responses={
+            400: {"model": Problem},
+            401: {"model": Problem},
+            413: {"model": Problem},
+            503: {"model": Problem},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The file's bytes, as they are (any content type).",
+                "content": {"application/octet-stream": _BINARY},
+            }
+        },
+    )
+    async def upload_attachment(request: Request) -> AttachmentStored:
+        """Store a file for the calling device's clinic: encrypted as it arrives, named by
+        its keyed content id (equal content in the clinic is stored once)."""
+        device = device_of(request)
+        limit = server.max_attachment_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        reader = _BodyReader(request.stream(), limit)
+        try:
+            stored = await anyio.to_thread.run_sync(
+                server.put_attachment, device, cast(BinaryIO, reader)
+            )
+        except _TooLarge:
+            raise _too_large(limit) from None
+        except ClientDisconnect:
+            raise HTTPException(400, "the upload was interrupted") from None
+        except BlobStoreError as exc:
+            log.error(json.dumps({"event": "attachment.store_failed", "error": str(exc)}))
+            raise HTTPException(503, "attachment storage is unavailable; try again") from None
+        log.info(
+            json.dumps(
+                {
+                    "event": "attachment.upload",
+                    "device": device.id,
+                    "id": stored.blob_id,
+                    "deduplicated": stored.deduplicated,
+                }
+            )
+        )
+        return AttachmentStored(
+            id=stored.blob_id,
+            size=stored.plaintext_size,
+            digest=stored.plaintext_digest.hex(),
+            deduplicated=stored.deduplicated,
+        )
+
+    @app.get(
+        "/v1/attachments/{attachment_id:path}",
+        response_class=StreamingResponse,
+        responses={
+            200: {"description": "The file's bytes, decrypted", "content": {
+                "application/octet-stream": _BINARY}},
+            400: {"model": Problem},
+            401: {"model": Problem},
+            404: {"model": Problem},
+            500: {"model": Problem},
+            503: {"model": Problem},
+        },
+    )  # fmt: skip
+    def download_attachment(attachment_id: str, request: Request) -> StreamingResponse:
+        """Stream one of the calling device's clinic's attachments back, decrypted.
+
+        A failure after the first bytes (tampering found in a later chunk) aborts the
+        response, so the client sees an incomplete body rather than a bad file.
+        """
+        device = device_of(request)
+        try:
+            validate_blob_id(attachment_id)
+        except InvalidBlobIdError:
+            raise HTTPException(
+                400, "malformed attachment id: expected 64 lowercase hex digits"
+            ) from None
+        try:
+            chunks = server.open_attachment(device, attachment_id)
+        except BlobNotFoundError:
+            raise HTTPException(404, _NO_ATTACHMENT) from None
+        except BlobStoreError as exc:
+            log.error(json.dumps({"event": "attachment.store_failed", "error": str(exc)}))
+            raise HTTPException(503, "attachment storage is unavailable; try again") from None
+        except DecryptionError as exc:
+            log.error(
+                json.dumps(
+                    {"event": "attachment.integrity", "id": attachment_id, "error": str(exc)}
+                )
+            )
+            raise HTTPException(500, "the stored attachment failed its integrity check") from None
+        close = getattr(chunks, "close", None)
+        return StreamingResponse(
+            chunks,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+            background=BackgroundTask(close) if close is not None else None,
+        )
 
     return app

@@ -4,31 +4,61 @@ Embedded default (no DATABASE_URL): each clinic's replica is a SQLCipher file un
 ``<data dir>/clinics/<clinic id>/clinic.db`` whose raw key is that clinic's "replica" data
 key from the key provider; the registry is ``<data dir>/registry.db`` under the server's
 "registry" data key. Wrapped keys are stored, plaintext keys never are.
+
+Attachments are envelope-encrypted here, before any byte reaches a blob store, and streamed
+in chunks (:mod:`core.crypto.streaming`): the per-clinic "attachments" data key wraps each
+file's own key, the AAD binds the clinic id and the purpose, and the blob id is keyed by a
+separate per-clinic "attachment-ids" data key (content addressing: one clinic's equal files
+share one blob, while two clinics' ids for the same file are unrelated). Each clinic has its
+own namespace in the blob store (``<data dir>/blobs/<clinic id>/`` or
+``s3://<bucket>/clinics/<clinic id>/attachments/``), so a device can only ever ask its own
+clinic's namespace; another clinic's blob cannot even be found, let alone decrypted.
+S3 server-side encryption is neither requested nor relied on.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import re
 import threading
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
+
+import blake3
 
 from core.audit.verify import verify_audit_log
+from core.config.settings import ConfigError
 from core.crypto import aead, certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
+from core.crypto.streaming import content_id, iter_decrypt
 from core.keys.files import replace_private
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
+from core.store.blobs import (
+    BlobIntegrityError,
+    BlobStore,
+    FilesystemBlobStore,
+    StoredAttachment,
+    put_attachment,
+    validate_blob_id,
+)
 from core.store.database import DB_FILE_NAME, Database
 from core.sync.responder import Responder
 
 log = logging.getLogger(__name__)
 SERVER_TENANT = "server"
 REGISTRY_KEY_FILE = "registry.key.json"
+ATTACHMENT_KEY_PURPOSE = "attachments"  # per-clinic KEK wrapping each attachment's DEK
+ATTACHMENT_ID_PURPOSE = "attachment-ids"  # per-clinic key naming blobs (content ids)
+MAX_ATTACHMENT_BYTES = 512 * 1024 * 1024
+DEFAULT_S3_THRESHOLD = 8 * 1024 * 1024
+_CLINIC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 class KeyProviderLike(Protocol):
@@ -61,6 +91,98 @@ class ServerError(ValueError):
     """A request or admin command that cannot be carried out; the message says why."""
 
 
+class ClinicBlobStores(Protocol):
+    """Where encrypted attachments live: one separate namespace (BlobStore) per clinic."""
+
+    def for_clinic(self, clinic_id: str) -> BlobStore: ...
+
+
+def _namespace(clinic_id: str) -> str:
+    if _CLINIC_ID.fullmatch(clinic_id) is None:  # registry ids always match; never a path
+        raise ServerError(f"invalid clinic id {clinic_id[:80]!r}")
+    return clinic_id
+
+
+class FilesystemClinicBlobs:
+    """Each clinic's blobs under ``root/<clinic id>/`` (atomic, fsync'd writes)."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self._fsync = fsync
+
+    def for_clinic(self, clinic_id: str) -> BlobStore:
+        """The clinic's store (its folder is made on first use, mode 0700)."""
+        return FilesystemBlobStore(self.root / _namespace(clinic_id), fsync=self._fsync)
+
+
+class S3ClinicBlobs:
+    """Each clinic's blobs under ``s3://<bucket>/<prefix><clinic id>/attachments/``.
+
+    Ciphertext of ``multipart_threshold`` bytes or more goes up as a multipart upload in
+    parts of that size (at least S3's 5 MiB minimum).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        client: Any,
+        multipart_threshold: int = DEFAULT_S3_THRESHOLD,
+        *,
+        prefix: str = "clinics/",
+        spool_dir: Path | None = None,
+    ) -> None:
+        from core.store.blobs.s3 import MAX_PART_SIZE, MIN_PART_SIZE
+
+        self.bucket = bucket
+        self.client = client
+        self.multipart_threshold = multipart_threshold
+        self.part_size = min(max(multipart_threshold, MIN_PART_SIZE), MAX_PART_SIZE)
+        self.prefix = prefix
+        self.spool_dir = spool_dir
+
+    def for_clinic(self, clinic_id: str) -> BlobStore:
+        """The clinic's store: the bucket seen through the clinic's key prefix."""
+        from core.store.blobs.s3 import S3BlobStore
+
+        return S3BlobStore(
+            self.bucket,
+            self.client,
+            self.multipart_threshold,
+            part_size=self.part_size,
+            prefix=f"{self.prefix}{_namespace(clinic_id)}/attachments/",
+            spool_dir=self.spool_dir,
+        )
+
+
+def blob_stores_from_settings(
+    settings: Mapping[str, Any], data_dir: Path, *, session: Any = None
+) -> ClinicBlobStores:
+    """STORAGE_BACKEND=filesystem (default): ``<data dir>/blobs``; s3: S3_BUCKET at
+    S3_ENDPOINT_URL (boto3; credentials from ``session`` or boto3's default chain), multipart
+    at S3_ENCRYPTION_THRESHOLD bytes and above."""
+    backend = settings.get("STORAGE_BACKEND") or "filesystem"
+    if backend == "filesystem":
+        return FilesystemClinicBlobs(data_dir / "blobs")
+    if backend != "s3":
+        raise ConfigError(f"STORAGE_BACKEND: unknown backend {backend!r} (filesystem or s3)")
+    bucket = settings.get("S3_BUCKET")
+    if not bucket:
+        raise ConfigError("S3_BUCKET is required when STORAGE_BACKEND=s3")
+    import boto3
+
+    session = session if session is not None else boto3.session.Session()
+    client = session.client(
+        "s3", endpoint_url=settings.get("S3_ENDPOINT_URL"), region_name=settings.get("AWS_REGION")
+    )
+    threshold = int(settings.get("S3_ENCRYPTION_THRESHOLD") or DEFAULT_S3_THRESHOLD)
+    return S3ClinicBlobs(bucket, client, threshold, spool_dir=data_dir / "spool")
+
+
+def attachment_aad(clinic_id: str) -> bytes:
+    """Associated data of a clinic's attachments: binds tenant and purpose."""
+    return f"careline/attachment|{clinic_id}|{ATTACHMENT_KEY_PURPOSE}".encode()
+
+
 class ClinicServer:
     """All server state behind one object; thread-safe for the web workers."""
 
@@ -69,13 +191,25 @@ class ClinicServer:
         data_dir: Path,
         provider: KeyProviderLike,
         kdf_params: Argon2Params = DEFAULT_PARAMS,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        blob_stores: ClinicBlobStores | None = None,
+        max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
     ) -> None:
+        """``blob_stores`` wins over ``settings`` (STORAGE_BACKEND, S3_*); with neither,
+        attachments go to ``<data dir>/blobs``."""
         self.data_dir = data_dir
         self.provider = provider
         self.kdf_params = kdf_params
+        self.max_attachment_bytes = max_attachment_bytes
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.blob_stores = (
+            blob_stores
+            if blob_stores is not None
+            else blob_stores_from_settings(settings or {}, data_dir)
+        )
         self.registry = Registry(self._open_registry())
 
     # ----- keys -----------------------------------------------------------------------
@@ -99,10 +233,13 @@ class ClinicServer:
     def _data_key(self, clinic_id: str, purpose: str) -> SecureMemory:
         stored = self.registry.data_key(clinic_id, purpose)
         if stored is None:
-            new = self.provider.generate_data_key(clinic_id, purpose)
-            self.registry.store_data_key(clinic_id, purpose, new.wrapped, new.version)
-            key: SecureMemory = new.key
-            return key
+            with self._lock:  # two first requests must not each create (and store) a key
+                stored = self.registry.data_key(clinic_id, purpose)
+                if stored is None:
+                    new = self.provider.generate_data_key(clinic_id, purpose)
+                    self.registry.store_data_key(clinic_id, purpose, new.wrapped, new.version)
+                    key: SecureMemory = new.key
+                    return key
         return self.provider.unwrap(clinic_id, purpose, stored[0], stored[1])
 
     def rotate_keys(self) -> dict[str, Any]:
@@ -203,6 +340,72 @@ class ClinicServer:
         """Serve one sync request for the device's own clinic only."""
         return Responder(self.replica(device.clinic_id), f"device:{device.id}").handle(request)
 
+    # ----- attachments ---------------------------------------------------------------
+
+    def _attachment_keys(self, clinic_id: str) -> tuple[bytes, bytes]:
+        """(KEK, id key) of the clinic's attachments. The ``bytes`` copies cannot be wiped."""
+        with (
+            self._data_key(clinic_id, ATTACHMENT_KEY_PURPOSE) as kek,
+            self._data_key(clinic_id, ATTACHMENT_ID_PURPOSE) as id_key,
+        ):
+            return kek.read(), id_key.read()
+
+    def _spool_dir(self) -> Path:
+        # Ciphertext spool on the data disk, not /tmp (often RAM-backed).
+        spool = self.data_dir / "spool"
+        spool.mkdir(mode=0o700, exist_ok=True)
+        return spool
+
+    def put_attachment(self, device: Device, src: BinaryIO) -> StoredAttachment:
+        """Encrypt ``src`` as it is read into the device's clinic's blob store.
+
+        Only ciphertext touches the disk (an unnamed spool file); equal content in the same
+        clinic is stored once (``deduplicated``). Errors from ``src`` propagate unchanged.
+        """
+        clinic_id = device.clinic_id
+        store = self.blob_stores.for_clinic(clinic_id)
+        kek, id_key = self._attachment_keys(clinic_id)
+        stored = put_attachment(
+            store,
+            src,
+            kek=kek,
+            aad=attachment_aad(clinic_id),
+            id_key=id_key,
+            spool_dir=self._spool_dir(),
+        )
+        details = {"size": stored.plaintext_size, "deduplicated": stored.deduplicated}
+        with self.replica(clinic_id).write(
+            f"device:{device.id}", "attachment.upload", "attachment", stored.blob_id, details
+        ):
+            pass
+        return stored
+
+    def open_attachment(self, device: Device, blob_id: str) -> Iterator[bytes]:
+        """The decrypted attachment, chunk by chunk, from the device's own clinic only.
+
+        Raises InvalidBlobIdError for a malformed id, BlobNotFoundError when the clinic has
+        no such blob (whether or not another clinic has one), a DecryptionError when the
+        header does not authenticate. The header is checked before this returns; a later
+        chunk that fails, or content that does not match ``blob_id``, raises from the
+        iterator, and whatever was sent of it must be discarded. Close the iterator if it is
+        not run to the end.
+        """
+        validate_blob_id(blob_id)
+        clinic_id = device.clinic_id
+        stream = self.blob_stores.for_clinic(clinic_id).get(blob_id)
+        try:
+            kek, id_key = self._attachment_keys(clinic_id)
+            chunks = _verified_chunks(stream, blob_id, kek, attachment_aad(clinic_id), id_key)
+            first = next(chunks)  # the header authenticates (or not) here
+        except BaseException:
+            stream.close()
+            raise
+        with self.replica(clinic_id).read_audited(
+            f"device:{device.id}", "attachment.read", "attachment", blob_id
+        ):
+            pass
+        return _prepend(first, chunks)
+
     def audit_report(self) -> dict[str, Any]:
         """Verify the registry's and every clinic replica's audit chain."""
         report: dict[str, Any] = {}
@@ -220,3 +423,27 @@ class ClinicServer:
                 db.close()
             self._replicas.clear()
             self.registry.db.close()
+
+
+def _verified_chunks(
+    stream: BinaryIO, blob_id: str, kek: bytes, aad: bytes, id_key: bytes
+) -> Generator[bytes, None, None]:
+    """Decrypt ``stream`` chunk by chunk, then check the content really is ``blob_id``."""
+    with stream:
+        digest = blake3.blake3()
+        for chunk in iter_decrypt(stream, kek, aad):
+            digest.update(chunk)
+            yield chunk
+    actual = content_id(id_key, digest.digest(), aad)
+    if not hmac.compare_digest(actual, blob_id):
+        raise BlobIntegrityError(
+            blob_id, "decrypted content does not match the blob id (object swapped or misfiled)"
+        )
+
+
+def _prepend(first: bytes, rest: Generator[bytes, None, None]) -> Iterator[bytes]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
