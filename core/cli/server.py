@@ -92,7 +92,7 @@ def open_server(settings: dict[str, Any]) -> ClinicServer:
     from core.keys.providers import provider_from_settings
 
     data_dir: Path = settings["data_dir"]
-    return ClinicServer(data_dir, provider_from_settings(settings, data_dir))
+    return ClinicServer(data_dir, provider_from_settings(settings, data_dir), settings=settings)
 
 
 def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:
