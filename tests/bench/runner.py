@@ -1,8 +1,11 @@
-"""``python -m tests.bench`` (``make bench``): the store and sync benchmarks, one JSON object.
+"""``python -m tests.bench`` (``make bench``): the store, sync, attachment and server
+benchmarks, one JSON object.
 
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
-"store": <store report>, "sync": <sync report>, "elapsed_s": ...}``; progress goes to
-stderr. ``--only store`` or ``--only sync`` runs one part (its targets only).
+"store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
+"elapsed_s": ...}``; progress goes to stderr. ``--only store|sync|attachments|server`` runs
+one part (its targets only). ``--server-devices`` / ``--server-seconds`` size the server
+load test (default 50 devices for 60 s).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import attachment_bench, store_bench, sync_bench
+from . import attachment_bench, server_bench, store_bench, sync_bench
 
-PARTS = ("store", "sync", "attachments")
+PARTS = ("store", "sync", "attachments", "server")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -58,11 +61,53 @@ def sync_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def server_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The server load test: no errors, p99 session latency, every device converged."""
+    t = report["targets"]
+    return [
+        _target(
+            "server.errors",
+            f"failed edits or sync sessions, {report['devices']} devices for "
+            f"{report['seconds']:g} s plus the final round: none",
+            t["errors"]["value"],
+            0,
+            t["errors"]["met"],
+        ),
+        _target(
+            "server.p99_session_ms",
+            f"p99 sync session latency under load ({report['devices']} devices, closed loop), "
+            f"under {server_bench.P99_TARGET_MS:g} ms",
+            t["p99_session_ms"]["value"],
+            server_bench.P99_TARGET_MS,
+            t["p99_session_ms"]["met"],
+        ),
+        _target(
+            "server.converged_devices",
+            "devices whose version vector equals the server's after the final sync round: all",
+            t["converged"]["value"],
+            t["converged"]["limit"],
+            t["converged"]["met"],
+        ),
+    ]
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the benchmarks and print one JSON object on stdout."""
     ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     ap.add_argument("--only", choices=PARTS, default=None, help="run only this benchmark")
     store_bench.add_arguments(ap)
+    ap.add_argument(
+        "--server-devices",
+        type=int,
+        default=server_bench.DEFAULT_DEVICES,
+        help="simulated workstations in the server load test",
+    )
+    ap.add_argument(
+        "--server-seconds",
+        type=float,
+        default=server_bench.DEFAULT_SECONDS,
+        help="length of the server load test",
+    )
     args = ap.parse_args(argv)
     if args.diagnostics_child:  # the store benchmark's own child processes
         return store_bench.main(argv)
@@ -99,8 +144,14 @@ def main(argv: Sequence[str]) -> int:
                 ratio is not None and ratio >= attachment_bench.TARGET_RATIO,
             )
         )
+    if "server" in parts:
+        store_bench.log("server load benchmark")
+        t0 = time.perf_counter()
+        results["server"] = server_bench.run(args.server_devices, args.server_seconds)
+        elapsed["server"] = round(time.perf_counter() - t0, 1)
+        targets += server_targets(results["server"])
     report: dict[str, Any] = {
-        "benchmark": "careline store, sync and attachments",
+        "benchmark": "careline store, sync, attachments and server load",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,
