@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -290,7 +291,8 @@ def create_app(server: ClinicServer) -> FastAPI:
             body += chunk
             if len(body) > protocol.MAX_MESSAGE_BYTES:
                 raise HTTPException(413, "sync message exceeds the size limit")
-        reply = server.sync(device, bytes(body))
+        # The store work is blocking: run it on the thread pool, not on the event loop.
+        reply = await run_in_threadpool(server.sync, device, bytes(body))
         parsed: dict[str, Any] = json.loads(reply)
         sync_ops.labels(str(parsed.get("type"))).inc()
         status = 200
