@@ -58,7 +58,11 @@ CREATE TRIGGER patients_fts_delete AFTER DELETE ON patients BEGIN
     INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date)
     VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date);
 END;
-CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients BEGIN
+-- Only searchable fields touch the index: a phone number change leaves FTS alone.
+CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients
+WHEN old.family IS NOT new.family OR old.given IS NOT new.given
+    OR old.mrn IS NOT new.mrn OR old.birth_date IS NOT new.birth_date
+BEGIN
     INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date)
     VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date);
     INSERT INTO patients_fts (rowid, family, given, mrn, birth_date)
