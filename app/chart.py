@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.conflicts import field_label
 from app.messages import describe_error, validation_text
 from app.patient_dialog import PatientDialog, RecordsProvider
 from app.patient_list import age_on
@@ -158,6 +159,7 @@ class ChartPage(QWidget):
     back_requested = Signal()
     patient_changed = Signal(str)  # demographics or allergies changed: lists may refresh
     chart_shown = Signal(str)  # the chart of this patient id is on screen
+    review_conflicts = Signal()
 
     ALLERGY_COLUMNS = ("Substance", "Reaction", "Severity", "Recorded")
 
@@ -182,6 +184,24 @@ class ChartPage(QWidget):
         self.message = QLabel()
         self.message.setObjectName("statusText")
         self.message.setWordWrap(True)
+        # Shown while this record has open conflicts.
+        self._conflicted: dict[str, list[str]] = {}
+        self.conflict_text = QLabel()
+        self.conflict_text.setWordWrap(True)
+        self.conflict_button = QPushButton("Review…")
+        self.conflict_button.setObjectName("link")
+        self.conflict_button.clicked.connect(self.review_conflicts)
+        self.conflict_banner = QFrame()
+        self.conflict_banner.setObjectName("conflictBanner")
+        self.conflict_banner.setStyleSheet(
+            "#conflictBanner { background: #fdf6e3; border: 1px solid #e8c98a;"
+            " border-radius: 6px; } #conflictBanner QLabel { color: #6b4a0f; }"
+        )
+        banner = QHBoxLayout(self.conflict_banner)
+        banner.setContentsMargins(12, 8, 12, 8)
+        banner.addWidget(self.conflict_text, 1)
+        banner.addWidget(self.conflict_button)
+        self.conflict_banner.hide()
 
         # Demographics card.
         self.birth = QLabel()
@@ -247,6 +267,7 @@ class ChartPage(QWidget):
         layout.setSpacing(14)
         layout.addLayout(top)
         layout.addWidget(self.name)
+        layout.addWidget(self.conflict_banner)
         layout.addWidget(self.message)
         layout.addWidget(demo_card)
         layout.addWidget(allergy_card, 1)
@@ -285,6 +306,24 @@ class ChartPage(QWidget):
         """The allergies shown."""
         return list(self._allergies)
 
+    def set_conflicted(self, conflicted: dict[str, list[str]]) -> None:
+        """Which records have open conflicts (record id -> fields); updates the banner."""
+        self._conflicted = dict(conflicted)
+        self._update_conflict_banner()
+
+    def _update_conflict_banner(self) -> None:
+        fields = self._conflicted.get(self._patient.id, []) if self._patient else []
+        if not fields:
+            self.conflict_banner.hide()
+            return
+        names = ", ".join(field_label(f) for f in fields)
+        noun = "conflict" if len(fields) == 1 else "conflicts"
+        self.conflict_text.setText(
+            f"This record has {len(fields)} unresolved {noun} ({names}). "
+            "Values from two workstations disagree."
+        )
+        self.conflict_banner.show()
+
     def load(self, patient_id: str) -> None:
         """Open ``patient_id``'s chart (audited by core) and show it when it arrives."""
         self.clear()
@@ -312,6 +351,7 @@ class ChartPage(QWidget):
         for label in (self.name, self.birth, self.sex, self.mrn, self.phone, self.message):
             label.clear()
         self.message.hide()
+        self.conflict_banner.hide()
         self.allergy_table.setRowCount(0)
         self.no_allergies.hide()
         self._update_buttons()
@@ -332,6 +372,7 @@ class ChartPage(QWidget):
     def _show_patient(self, patient: Patient) -> None:
         self._patient = patient
         self.name.setText(patient.display_name)
+        self._update_conflict_banner()
         self.birth.setText(describe_birth(patient.birth_date))
         self.sex.setText((patient.sex or "Not recorded").capitalize())
         self.mrn.setText(patient.mrn or "None")

@@ -9,6 +9,7 @@ write already in progress), so the sign-in screen never sits on top of patient d
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -18,22 +19,27 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSizePolicy,
     QStackedWidget,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.auto_lock import IdleWatcher, minutes_to_ms
 from app.chart import ChartPage
+from app.conflicts import ConflictsDialog
 from app.first_run import FirstRunWizard
 from app.messages import describe_error
 from app.patient_dialog import PatientDialog, RecordsProvider
 from app.patient_list import PatientListPage
 from app.sign_in import Session, SignInPage
-from app.worker import Worker
+from app.sync_ui import EnrollDialog, SyncStatusWidget
+from app.sync_worker import SyncController
+from app.worker import Job, Worker
 from core.keys.errors import KeyError_
 from core.records.clinic import ClinicRecords
 from core.records.models import Patient, PatientSummary
@@ -96,19 +102,33 @@ class Workspace(QWidget):
         self.new_patient_action.setToolTip("Register a new patient (Ctrl+N)")
         self.new_patient_action.triggered.connect(self.new_patient)
         self.toolbar.addAction(self.new_patient_action)
+        self.conflicts_action = QAction("Conflicts", self)
+        self.conflicts_action.setToolTip("Fields changed on two workstations at once")
+        self.conflicts_action.triggered.connect(self.show_conflicts)
+        self.toolbar.addAction(self.conflicts_action)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
         self.user_label = QLabel()
         self.user_label.setObjectName("toolbarUser")
         self.toolbar.addWidget(self.user_label)
+        self.enroll_action = QAction("Connect to server…", self)
+        self.enroll_action.setToolTip("Enroll this workstation with the clinic server")
+        self.settings_menu = QMenu("Settings", self)
+        self.settings_menu.addAction(self.enroll_action)
+        self.settings_button = QToolButton()
+        self.settings_button.setText("Settings")
+        self.settings_button.setObjectName("toolbarButton")
+        self.settings_button.setMenu(self.settings_menu)
+        self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(self.settings_button)
         self.lock_action = QAction("Lock", self)
         self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
         self.lock_action.setToolTip("Lock now and show the sign-in screen (Ctrl+L)")
         self.lock_action.triggered.connect(self.lock_requested)
         self.toolbar.addAction(self.lock_action)
         self.toolbar.addWidget(self._gap(12))
-        for action in (self.new_patient_action, self.lock_action):
+        for action in (self.new_patient_action, self.conflicts_action, self.lock_action):
             button = self.toolbar.widgetForAction(action)
             button.setObjectName("toolbarButton")
 
@@ -128,6 +148,10 @@ class Workspace(QWidget):
         layout.addLayout(body, 1)
 
         self.patient_dialog: PatientDialog | None = None
+        self.conflicts_dialog: ConflictsDialog | None = None
+        self.conflicted: dict[str, list[str]] = {}  # record id -> fields in conflict
+        self._conflicts_job: Job[dict[str, list[str]]] | None = None
+        self.chart.review_conflicts.connect(self.show_conflicts)
         self.patient_list.open_requested.connect(self.open_chart)
         self.chart.back_requested.connect(self.show_list)
         self.chart.patient_changed.connect(lambda _pid: self.patient_list.refresh())
@@ -147,11 +171,77 @@ class Workspace(QWidget):
         self.show_list()
         self.patient_list.activate()
         self.patient_list.search.setFocus()
+        self.refresh_conflicts()
+
+    def refresh_conflicts(self) -> None:
+        """Recount open conflicts: toolbar badge, list markers, chart banner."""
+        if self._conflicts_job is not None:
+            self._conflicts_job.cancel()
+        records = self._records
+
+        def fetch() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for conflict in records().conflicts():
+                found.setdefault(conflict.record_id, []).append(conflict.field)
+            return found
+
+        self._conflicts_job = self._worker.submit(
+            fetch, self._conflicts_arrived, self._conflicts_failed, label="conflict count"
+        )
+
+    def _conflicts_arrived(self, conflicted: dict[str, list[str]]) -> None:
+        self._conflicts_job = None
+        self.conflicted = conflicted
+        count = sum(len(fields) for fields in conflicted.values())
+        self.conflicts_action.setText(f"Conflicts ({count})" if count else "Conflicts")
+        button = self.toolbar.widgetForAction(self.conflicts_action)
+        button.setProperty("attention", bool(count))
+        button.style().unpolish(button)
+        button.style().polish(button)
+        self.patient_list.model.set_conflicted(set(conflicted))
+        self.chart.set_conflicted(conflicted)
+
+    def _conflicts_failed(self, exc: Exception) -> None:
+        self._conflicts_job = None
+        log.info("conflict count failed: %s", exc)
+
+    def show_conflicts(self) -> None:
+        """Open the conflicts inbox."""
+        if self.conflicts_dialog is not None:
+            self.conflicts_dialog.raise_()
+            return
+        dialog = ConflictsDialog(self._worker, self._records, self)
+        dialog.resolved.connect(self._conflict_resolved)
+        dialog.finished.connect(self._forget_conflicts_dialog)
+        self.conflicts_dialog = dialog
+        dialog.open()
+        dialog.refresh()
+
+    def _forget_conflicts_dialog(self) -> None:
+        if self.conflicts_dialog is not None:
+            self.conflicts_dialog.deleteLater()
+            self.conflicts_dialog = None
+
+    def _conflict_resolved(self, record_id: str) -> None:
+        self.refresh_conflicts()
+        self.patient_list.refresh()
+        patient = self.chart.patient
+        if patient is not None and patient.id == record_id:
+            self.chart.load(record_id)
 
     def clear(self) -> None:
         """Remove every patient detail and close every dialog (locking)."""
         if self.patient_dialog is not None:
             self.patient_dialog.reject()
+        if self.conflicts_dialog is not None:
+            self.conflicts_dialog.reject()
+        if self._conflicts_job is not None:
+            self._conflicts_job.cancel()
+            self._conflicts_job = None
+        self.conflicted = {}
+        self.patient_list.model.set_conflicted(set())
+        self.chart.set_conflicted({})
+        self.conflicts_action.setText("Conflicts")
         self.chart.clear()
         self.patient_list.clear()
         self.user_label.clear()
@@ -200,6 +290,7 @@ class MainWindow(QMainWindow):
         worker: Worker | None = None,
         auto_lock_ms: int = minutes_to_ms(DEFAULT_AUTO_LOCK_MINUTES),
         initial_user: str = "",
+        sync_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.workstation = workstation
@@ -222,6 +313,18 @@ class MainWindow(QMainWindow):
         self.first_run_page: QWidget | None = None
         self.stack.addWidget(self.sign_in_page)
         self.stack.addWidget(self.workspace)
+
+        # Background sync on its own thread; its state is always in the status bar.
+        self.sync = SyncController(workstation, parent=self, **(sync_options or {}))
+        self.sync_status = SyncStatusWidget(self.sync)
+        self.statusBar().setObjectName("statusBar")
+        self.statusBar().setSizeGripEnabled(False)
+        self.statusBar().addPermanentWidget(self.sync_status, 1)
+        self.statusBar().hide()
+        self.worker.idle.connect(self.sync.local_change)
+        self.sync.synced.connect(self._synced)
+        self.workspace.enroll_action.triggered.connect(self.show_enroll)
+        self.enroll_dialog: EnrollDialog | None = None
 
         self.idle = IdleWatcher(auto_lock_ms, self)
         self.idle.timed_out.connect(self.lock_after_idle)
@@ -305,6 +408,32 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.workspace)
         self.workspace.start(session)
         self.idle.start()
+        self.statusBar().show()
+        self.sync.start()
+
+    # ----- sync -------------------------------------------------------------------------
+
+    def _synced(self, report: object) -> None:
+        if self._session is None:
+            return
+        self.workspace.refresh_conflicts()
+        if getattr(report, "pulled", 0) or getattr(report, "snapshot_records", 0):
+            self.workspace.patient_list.refresh()
+
+    def show_enroll(self) -> None:
+        """Open the enrollment dialog (Settings → Connect to server…)."""
+        if self.enroll_dialog is not None:
+            self.enroll_dialog.raise_()
+            return
+        dialog = EnrollDialog(self.sync, self)
+        dialog.finished.connect(self._forget_enroll_dialog)
+        self.enroll_dialog = dialog
+        dialog.open()
+
+    def _forget_enroll_dialog(self) -> None:
+        if self.enroll_dialog is not None:
+            self.enroll_dialog.deleteLater()
+            self.enroll_dialog = None
 
     # ----- locking ----------------------------------------------------------------------
 
@@ -313,6 +442,8 @@ class MainWindow(QMainWindow):
         session = self._session
         self._session = None
         self.idle.stop()
+        self.sync.stop()
+        self.statusBar().hide()
         self.worker.cancel_all()
         self.workspace.clear()
         for dialog in self.findChildren(QDialog):
@@ -342,6 +473,8 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.idle.stop()
+        # The session in progress breaks off before the database closes under it.
+        self.sync.shutdown()
         self.sign_in_page.cancel()
         self.workspace.clear()
         if self._owns_worker:

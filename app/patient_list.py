@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -41,6 +41,23 @@ from app.worker import Job, Worker
 from core.records.models import PatientSummary
 
 PAGE_SIZE = 200
+CONFLICT_COLOUR = "#b7791f"
+CONFLICT_TIP = "This record has an unresolved conflict: open Conflicts to resolve it"
+
+
+def conflict_icon(size: int = 12) -> QIcon:
+    """A small amber dot: the marker of a record with an open conflict."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(CONFLICT_COLOUR))
+    painter.drawEllipse(1, 1, size - 2, size - 2)
+    painter.end()
+    return QIcon(pixmap)
+
+
 SEARCH_DEBOUNCE_MS = 150
 
 # Runs on the worker: (search text, limit, offset) -> one page in name order.
@@ -93,6 +110,7 @@ class PatientListModel(QAbstractTableModel):
 
     COLUMNS = ("Name", "Date of birth", "Age", "Sex", "MRN")
     PatientIdRole = Qt.ItemDataRole.UserRole + 1
+    ConflictRole = Qt.ItemDataRole.UserRole + 2
 
     query_finished = Signal(str)  # the first page of this search text has arrived
     page_loaded = Signal()  # any page (first or later) has arrived
@@ -116,6 +134,8 @@ class PatientListModel(QAbstractTableModel):
         self._active = False  # False while locked: nothing may be fetched
         self._has_more = False
         self._loading = False
+        self._conflicted: set[str] = set()
+        self._conflict_icon: QIcon | None = None
 
     # ----- state ------------------------------------------------------------------------
 
@@ -137,6 +157,15 @@ class PatientListModel(QAbstractTableModel):
     def patient_id(self, row: int) -> str:
         """The record id shown in ``row``."""
         return self._rows[row].id
+
+    def set_conflicted(self, record_ids: set[str]) -> None:
+        """Mark the rows of these patients as having an open conflict."""
+        if record_ids == self._conflicted:
+            return
+        self._conflicted = set(record_ids)
+        if self._rows:
+            last = len(self._rows) - 1
+            self.dataChanged.emit(self.index(0, 0), self.index(last, 0))
 
     def set_query(self, text: str) -> None:
         """Show patients matching ``text`` (all patients when blank), from the first page."""
@@ -225,6 +254,15 @@ class PatientListModel(QAbstractTableModel):
             return row.cell(index.column())
         if role == self.PatientIdRole:
             return row.id
+        if role == self.ConflictRole:
+            return row.id in self._conflicted
+        if index.column() == 0 and row.id in self._conflicted:
+            if role == Qt.ItemDataRole.DecorationRole:
+                if self._conflict_icon is None:
+                    self._conflict_icon = conflict_icon()
+                return self._conflict_icon
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return CONFLICT_TIP
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

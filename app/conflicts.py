@@ -1,0 +1,278 @@
+"""The conflicts inbox: every field with competing values, and a way to settle each one.
+
+A conflict arises when two workstations changed the same field before seeing each other's
+change (or one edited a record another deleted). Core keeps every value; a person chooses
+one, or types a new one, and core records that as a new op that supersedes them all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import FIELD_LABELS, describe_error, validation_text
+from app.widgets import error_label, paragraph
+from app.worker import Job, Worker
+from core.records.clinic import ClinicRecords
+from core.records.errors import ValidationError
+from core.records.models import Conflict, ConflictCandidate
+from core.store.oplog import identity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """Open conflicts with what the screen needs to name them."""
+
+    conflicts: tuple[Conflict, ...]
+    titles: dict[str, str]  # record id -> "Patient GARCIA, Maria"
+    this_replica: str
+
+
+def load_inbox(records: ClinicRecords) -> Inbox:
+    """Runs on the worker: conflicts, record titles, and this replica's id."""
+    conflicts = tuple(records.conflicts())
+    titles: dict[str, str] = {}
+    for conflict in conflicts:
+        if conflict.record_id in titles:
+            continue
+        title = f"{conflict.record_type.capitalize()} {conflict.record_id[:8]}"
+        if conflict.record_type == "patient":
+            try:
+                patient = records.get_patient(conflict.record_id)
+                title = f"Patient {patient.family.upper()}, {patient.given}"
+            except Exception as exc:  # deleted or unreadable: the id still identifies it
+                log.info("no title for %s: %s", conflict.record_id, exc)
+        titles[conflict.record_id] = title
+    return Inbox(conflicts, titles, identity(records.db).replica_id)
+
+
+def field_label(field: str) -> str:
+    """``birth_date`` -> ``Date of birth``."""
+    if field == "deleted":
+        return "Deleted or kept"
+    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+def describe_value(candidate: ConflictCandidate) -> str:
+    """The value as a person reads it."""
+    if candidate.field == "deleted":
+        return "Delete the record" if candidate.value else "Keep the record"
+    if candidate.value is None or candidate.value == "":
+        return "(empty)"
+    return str(candidate.value)
+
+
+def describe_origin(candidate: ConflictCandidate, this_replica: str) -> str:
+    """Who, where and when."""
+    where = (
+        "this workstation"
+        if candidate.replica == this_replica
+        else f"workstation {candidate.replica[:8]}"
+    )
+    when = candidate.time.replace("T", " ")[:16]
+    return f"by {candidate.author or 'unknown'} on {where}, {when}"
+
+
+class ConflictCard(QFrame):
+    """One conflict: its values as choices, a new-value box, and Resolve."""
+
+    resolve_requested = Signal(object, object, object)  # card, choose id | None, value | None
+
+    def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
+        super().__init__()
+        self.conflict = conflict
+        self.setObjectName("card")
+        heading = QLabel(f"{title} — {field_label(conflict.field)}")
+        heading.setObjectName("cardHeading")
+        self.group = QButtonGroup(self)
+        self.choices: dict[str, QRadioButton] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.setSpacing(6)
+        layout.addWidget(heading)
+        for candidate in conflict.candidates:
+            button = QRadioButton(describe_value(candidate))
+            button.setAccessibleName(describe_value(candidate))
+            origin = QLabel(describe_origin(candidate, this_replica))
+            origin.setObjectName("hint")
+            origin.setContentsMargins(26, 0, 0, 4)
+            self.group.addButton(button)
+            self.choices[candidate.id] = button
+            layout.addWidget(button)
+            layout.addWidget(origin)
+        self.other = QRadioButton("Another value:")
+        self.other_value = QLineEdit()
+        self.other_value.setPlaceholderText("Type the correct value")
+        self.other_value.textEdited.connect(lambda _t: self.other.setChecked(True))
+        self.group.addButton(self.other)
+        other_row = QHBoxLayout()
+        other_row.addWidget(self.other)
+        other_row.addWidget(self.other_value, 1)
+        if conflict.field != "deleted":
+            layout.addLayout(other_row)
+        else:
+            self.other.hide()
+            self.other_value.hide()
+        self.error = error_label()
+        self.resolve_button = QPushButton("Resolve")
+        self.resolve_button.setObjectName("primary")
+        self.resolve_button.clicked.connect(self._resolve)
+        foot = QHBoxLayout()
+        foot.addWidget(self.error, 1)
+        foot.addWidget(self.resolve_button)
+        layout.addLayout(foot)
+
+    def choose(self, candidate_id: str) -> None:
+        """Select the value ``candidate_id`` (as a click would)."""
+        self.choices[candidate_id].setChecked(True)
+
+    def show_error(self, text: str) -> None:
+        """An inline message under this conflict."""
+        self.error.setText(text)
+        self.error.show()
+        self.resolve_button.setEnabled(True)
+
+    def _resolve(self) -> None:
+        self.error.hide()
+        if self.other.isChecked():
+            self.resolve_requested.emit(self, None, self.other_value.text())
+            return
+        chosen = next((cid for cid, b in self.choices.items() if b.isChecked()), None)
+        if chosen is None:
+            self.show_error("Choose one of the values, or type another.")
+            return
+        self.resolve_requested.emit(self, chosen, None)
+
+
+class ConflictsDialog(QDialog):
+    """The inbox: a scrolling list of conflict cards."""
+
+    resolved = Signal(str)  # record id whose conflict was settled
+
+    def __init__(
+        self,
+        worker: Worker,
+        records: Callable[[], ClinicRecords],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._records = records
+        self._job: Job[Inbox] | None = None
+        self._resolving: Job[None] | None = None
+        self.cards: list[ConflictCard] = []
+        self.setObjectName("conflictsDialog")
+        self.setWindowTitle("Conflicts")
+        self.resize(640, 560)
+        heading = QLabel("Conflicts to resolve")
+        heading.setObjectName("dialogHeading")
+        intro = paragraph(
+            "These fields were changed on two workstations before either saw the other's "
+            "change. Careline kept both. Choose the correct value, or type another.",
+            "hint",
+        )
+        self.status = QLabel()
+        self.status.setObjectName("statusText")
+        self.list_widget = QWidget()
+        self.list_layout = QVBoxLayout(self.list_widget)
+        self.list_layout.setContentsMargins(0, 0, 0, 0)
+        self.list_layout.setSpacing(12)
+        self.list_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.list_widget)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(12)
+        layout.addWidget(heading)
+        layout.addWidget(intro)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(buttons)
+
+    def refresh(self) -> None:
+        """Reload the open conflicts on the worker."""
+        if self._job is not None:
+            self._job.cancel()
+        self.status.setText("Loading…")
+        records = self._records
+        self._job = self._worker.submit(
+            lambda: load_inbox(records()), self._arrived, self._load_failed, label="conflicts"
+        )
+
+    def done(self, result: int) -> None:
+        """Close; results still in flight are dropped."""
+        for job in (self._job, self._resolving):
+            if job is not None:
+                job.cancel()
+        super().done(result)
+
+    def _arrived(self, inbox: Inbox) -> None:
+        self._job = None
+        for card in self.cards:
+            card.setParent(None)
+            card.deleteLater()
+        self.cards = []
+        for conflict in inbox.conflicts:
+            card = ConflictCard(conflict, inbox.titles[conflict.record_id], inbox.this_replica)
+            card.resolve_requested.connect(self._resolve)
+            self.list_layout.insertWidget(self.list_layout.count() - 1, card)
+            self.cards.append(card)
+        count = len(inbox.conflicts)
+        self.status.setText(
+            "No conflicts. Every record agrees across workstations."
+            if count == 0
+            else f"{count} conflict{'s' if count != 1 else ''} to resolve."
+        )
+
+    def _load_failed(self, exc: Exception) -> None:
+        self._job = None
+        self.status.setText(describe_error(exc))
+
+    def _resolve(self, card: ConflictCard, choose: str | None, value: str | None) -> None:
+        if self._resolving is not None:
+            return
+        card.resolve_button.setEnabled(False)
+        records, conflict_id = self._records, card.conflict.id
+        record_id = card.conflict.record_id
+
+        def done(_: None) -> None:
+            self._resolving = None
+            self.resolved.emit(record_id)
+            self.refresh()
+
+        def failed(exc: Exception) -> None:
+            self._resolving = None
+            if isinstance(exc, ValidationError):
+                card.show_error(validation_text(exc))
+            else:
+                card.show_error(describe_error(exc))
+
+        self._resolving = self._worker.submit(
+            lambda: records().resolve_conflict(conflict_id, choose=choose, value=value),
+            done,
+            failed,
+            label="resolve conflict",
+        )

@@ -1,0 +1,236 @@
+"""Sync on screen: the status-bar indicator and the enrollment dialog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from pathlib import Path
+from typing import ClassVar
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.sync_worker import (
+    ERROR,
+    NOT_ENROLLED,
+    OFFLINE,
+    PENDING,
+    STOPPED,
+    SYNCED,
+    SYNCING,
+    SyncController,
+    SyncStatus,
+)
+from app.widgets import error_label, form_layout, paragraph
+
+
+def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
+    """One calm line for the status bar."""
+    now = now or dt.datetime.now().astimezone()
+    last = f" Last synced {status.last_sync:%H:%M}." if status.last_sync else ""
+    if status.state == SYNCED:
+        return f"Synced{f' at {status.last_sync:%H:%M}' if status.last_sync else ''}."
+    if status.state == PENDING:
+        noun = "change" if status.pending == 1 else "changes"
+        return f"{status.pending} {noun} waiting to sync.{last}"
+    if status.state == SYNCING:
+        return "Downloading the clinic's records…" if status.bootstrapping else "Syncing…"
+    if status.state == OFFLINE:
+        seconds = 0
+        if status.retry_at is not None:
+            seconds = max(round((status.retry_at - now).total_seconds()), 0)
+        pending = f" {status.pending} change(s) kept here until then." if status.pending else ""
+        return f"Offline — retrying in {seconds} s.{pending}{last}"
+    if status.state == ERROR:
+        return f"Sync problem: {status.message}"
+    if status.state == NOT_ENROLLED:
+        return "Not connected to a clinic server (Settings → Connect to server…)."
+    return "Sync paused."
+
+
+class SyncStatusWidget(QWidget):
+    """The permanent status-bar item: a state dot, a sentence, and a busy bar."""
+
+    COLOURS: ClassVar[dict[str, str]] = {
+        SYNCED: "#2f7d4f",
+        PENDING: "#b7791f",
+        SYNCING: "#2b6cb0",
+        OFFLINE: "#8a8f98",
+        ERROR: "#9b1c1c",
+        NOT_ENROLLED: "#8a8f98",
+        STOPPED: "#8a8f98",
+    }
+
+    def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self.dot = QLabel("●")
+        self.dot.setObjectName("syncDot")
+        self.text = QLabel()
+        self.text.setObjectName("syncStatus")
+        # Session API has no progress callback: the first download shows a busy bar.
+        self.progress = QProgressBar()
+        self.progress.setObjectName("syncProgress")
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(140)
+        self.progress.setMaximumHeight(10)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.sync_button = QPushButton("Sync now")
+        self.sync_button.setObjectName("link")
+        self.sync_button.clicked.connect(controller.sync_now)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 0, 8, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.dot)
+        layout.addWidget(self.text)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.sync_button)
+        # The offline countdown ticks once a second.
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._refresh)
+        controller.status_changed.connect(self.show_status)
+        self.show_status(controller.status)
+
+    def show_status(self, status: SyncStatus) -> None:
+        """Show ``status`` (connected to the controller)."""
+        self._status = status
+        self.progress.setVisible(status.state == SYNCING and status.bootstrapping)
+        self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
+        self.dot.setStyleSheet(f"color: {self.COLOURS.get(status.state, '#8a8f98')};")
+        self.setToolTip(status.message if status.state in (OFFLINE, ERROR) else "")
+        if status.state == OFFLINE:
+            self._tick.start()
+        else:
+            self._tick.stop()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.text.setText(describe_status(self._status))
+
+
+class EnrollDialog(QDialog):
+    """Connect this workstation to the clinic server with a one-time code."""
+
+    def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self.setObjectName("enrollDialog")
+        self.setWindowTitle("Connect to the clinic server")
+        self.setMinimumWidth(520)
+        heading = QLabel("Connect to the clinic server")
+        heading.setObjectName("dialogHeading")
+        intro = paragraph(
+            "Ask your administrator for the server address and a one-time enrollment code. "
+            "Records then sync in the background whenever the server can be reached.",
+            "hint",
+        )
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("https://careline.example-clinic.org")
+        self.code = QLineEdit()
+        self.code.setPlaceholderText("XXXX-XXXX-XXXX-XXXX")
+        self.ca_path = QLineEdit()
+        self.ca_path.setPlaceholderText("Optional: the server's CA certificate (PEM) to pin")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        ca_row = QHBoxLayout()
+        ca_row.addWidget(self.ca_path, 1)
+        ca_row.addWidget(browse)
+        self.device = QLineEdit(platform.node() or "workstation")
+        form = form_layout()
+        form.addRow("Server address", self.url)
+        form.addRow("Enrollment code", self.code)
+        form.addRow("CA certificate", ca_row)
+        form.addRow("Device name", self.device)
+        self.error = error_label()
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setTextVisible(False)
+        self.busy.setMaximumHeight(8)
+        self.busy.hide()
+        self.state = QLabel()
+        self.state.setObjectName("hint")
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.connect_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.connect_button.setText("Connect")
+        self.connect_button.setObjectName("primary")
+        self.buttons.accepted.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(12)
+        layout.addWidget(heading)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.state)
+        layout.addWidget(self.busy)
+        layout.addWidget(self.buttons)
+        controller.enroll_finished.connect(self._finished)
+        self._waiting = False
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Server CA certificate", "", "Certificates (*.pem *.crt);;All files (*)"
+        )
+        if path:
+            self.ca_path.setText(path)
+
+    def submit(self) -> None:
+        """Check the form, then enroll and sync on the sync thread."""
+        if self._waiting:
+            return
+        self.error.hide()
+        url, code = self.url.text().strip(), self.code.text().strip()
+        if not url.startswith("https://"):
+            self._show_error("The server address must start with https://.")
+            return
+        if not code:
+            self._show_error("Enter the one-time enrollment code.")
+            return
+        ca_pem: str | None = None
+        if self.ca_path.text().strip():
+            try:
+                ca_pem = Path(self.ca_path.text().strip()).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                self._show_error(f"The CA certificate cannot be read: {exc}")
+                return
+            if "BEGIN CERTIFICATE" not in ca_pem:
+                self._show_error("That file is not a PEM certificate.")
+                return
+        self._waiting = True
+        self.connect_button.setEnabled(False)
+        self.busy.show()
+        self.state.setText("Enrolling and downloading the clinic's records…")
+        self._controller.enroll(url, code, ca_pem, self.device.text().strip() or "workstation")
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _finished(self, error: str | None) -> None:
+        if not self._waiting:
+            return
+        self._waiting = False
+        self.busy.hide()
+        self.connect_button.setEnabled(True)
+        if error is None:
+            self.state.setText("Connected.")
+            self.accept()
+        else:
+            self.state.clear()
+            self._show_error(error)

@@ -1,0 +1,405 @@
+"""Background sync with the clinic server, on its own thread, and the status it reports.
+
+Sessions run on a dedicated QThread (``careline-sync``), never on the database worker, so a
+slow or unreachable server never delays a search or a save. Core's ``Workstation`` does not
+expose its database key, so this thread cannot open a second SQLCipher connection; it uses
+the workstation's ``Database``, whose internal lock serialises each statement and batch.
+Network round trips (most of a session's time) happen outside that lock, so the UI's
+worker keeps running between batches.
+
+When to sync: ``debounce_ms`` after a local change, every ``interval_ms``, on demand, and
+right after enrollment. An unreachable server (``TransportError``) is retried with
+exponential backoff and jitter; a refused device (``DeviceRejectedError``) stops syncing
+until the next enrollment. Locking stops everything: the session in progress breaks off at
+its next round trip (what was applied stays applied, as core guarantees).
+
+"Pending" counts this workstation's own ops the server has not acknowledged: this
+replica's sequence number now, minus what it was when the last successful session began
+(every op up to that point was pushed and acknowledged by the end of the session).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from core.records.workstation import Workstation
+from core.store.oplog import identity, version_vector
+from core.sync.enroll import EnrollmentError, ServerCredential, enroll, load_credential
+from core.sync.enroll import save_credential as store_credential
+from core.sync.http_transport import DeviceRejectedError
+from core.sync.session import SyncError, SyncReport, sync
+from core.sync.transport import Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 2_000
+INTERVAL_MS = 60_000
+BACKOFF_BASE_MS = 2_000
+BACKOFF_CAP_MS = 5 * 60_000
+
+TransportFactory = Callable[[ServerCredential], Transport]
+
+# States shown in the status bar.
+NOT_ENROLLED = "not_enrolled"
+SYNCING = "syncing"
+SYNCED = "synced"
+PENDING = "pending"
+OFFLINE = "offline"
+ERROR = "error"
+STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What the status bar shows."""
+
+    state: str = STOPPED
+    last_sync: dt.datetime | None = None
+    pending: int = 0
+    retry_at: dt.datetime | None = None  # offline: when the next attempt is due
+    message: str = ""  # error: the reason
+    bootstrapping: bool = False  # the first download (snapshot) is running
+    server: str = ""
+
+
+def backoff_ms(failures: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
+    """Delay before retry ``failures`` (1, 2, ...): doubling from ``base_ms`` up to
+    ``cap_ms``, with "equal jitter" (between half and all of it) so that a clinic's
+    workstations do not all come back at once after an outage."""
+    delay = min(cap_ms, base_ms * 2 ** max(failures - 1, 0))
+    return int(delay / 2 + rng.uniform(0, delay / 2))
+
+
+class _Stopped(TransportError):
+    """The session was broken off because the workstation is locking."""
+
+
+class _StoppableTransport:
+    """Refuses the next request once ``stop`` is set, so a lock ends a session quickly."""
+
+    def __init__(self, inner: Transport, stop: threading.Event) -> None:
+        self._inner = inner
+        self._stop = stop
+
+    def request(self, message: bytes) -> bytes:
+        if self._stop.is_set():
+            raise _Stopped("sync stopped: the workstation is locking")
+        return self._inner.request(message)
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """What one session on the sync thread produced (sent back to the GUI thread)."""
+
+    report: SyncReport | None = None
+    acked_seq: int | None = None  # own seq acknowledged by the server
+    current_seq: int = 0
+    error: Exception | None = None
+    enrolled: ServerCredential | None = None
+    not_enrolled: bool = False
+
+
+class _SyncRunner(QObject):
+    """Lives on the sync thread."""
+
+    started = Signal(bool)  # bootstrapping
+    finished = Signal(object)  # SessionOutcome
+    counted = Signal(int, bool)  # own seq now, enrolled
+
+    def __init__(
+        self,
+        workstation: Workstation,
+        transport_factory: TransportFactory,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__()
+        self._ws = workstation
+        self._factory = transport_factory
+        self._stop = stop
+
+    def _own_seq(self) -> int:
+        db = self._ws.database
+        return version_vector(db).get(identity(db).replica_id, 0)
+
+    def _actor(self) -> str:
+        try:
+            return self._ws.records.actor
+        except Exception:  # nobody signed in yet (a workstation just joining)
+            return "sync"
+
+    @Slot()
+    def count(self) -> None:
+        try:
+            seq = self._own_seq()
+            enrolled = load_credential(self._ws.database) is not None
+        except Exception as exc:  # locked meanwhile: nothing to count
+            log.info("pending count skipped: %s", exc)
+            return
+        self.counted.emit(seq, enrolled)
+
+    @Slot()
+    def run_session(self) -> None:
+        self.finished.emit(self._session())
+
+    @Slot(object)
+    def enroll(self, request: tuple[str, str, str | None, str]) -> None:
+        url, code, ca_pem, device = request
+        try:
+            credential = enroll(url, code, ca_pem, device)
+            store_credential(self._ws.database, credential)
+        except Exception as exc:
+            self.finished.emit(SessionOutcome(error=exc))
+            return
+        self.finished.emit(replace(self._session(), enrolled=credential))
+
+    def _session(self) -> SessionOutcome:
+        if self._stop.is_set():
+            return SessionOutcome(error=_Stopped("sync stopped"))
+        transport: Transport | None = None
+        try:
+            db = self._ws.database
+            credential = load_credential(db)
+            if credential is None:
+                return SessionOutcome(not_enrolled=True)
+            start_seq = self._own_seq()
+            self.started.emit(not version_vector(db))
+            transport = self._factory(credential)
+            report = sync(db, _StoppableTransport(transport, self._stop), self._actor())
+            return SessionOutcome(report, start_seq, self._own_seq())
+        except Exception as exc:  # every failure is reported as a status, never raised
+            return SessionOutcome(error=exc)
+        finally:
+            close = getattr(transport, "close", None)
+            if callable(close):
+                close()
+
+
+def describe_sync_error(exc: BaseException) -> str:
+    """A plain sentence for the status bar and the enrollment dialog."""
+    if isinstance(exc, DeviceRejectedError):
+        return f"The server no longer accepts this workstation ({exc}). Enroll it again."
+    if isinstance(exc, EnrollmentError):
+        text = str(exc)
+        return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    if isinstance(exc, TransportError):
+        return f"The server cannot be reached: {exc}"
+    if isinstance(exc, SyncError):
+        return f"Sync stopped: {exc}"
+    return f"Sync failed ({type(exc).__name__}: {exc})"
+
+
+def _default_factory(credential: ServerCredential) -> Transport:
+    return credential.transport()
+
+
+class SyncController(QObject):
+    """Schedules sessions on the sync thread and publishes :class:`SyncStatus`."""
+
+    status_changed = Signal(object)  # SyncStatus
+    synced = Signal(object)  # SyncReport of a successful session
+    enroll_finished = Signal(object)  # None on success, else the error message (str)
+    _run = Signal()
+    _count = Signal()
+    _enroll = Signal(object)
+
+    def __init__(
+        self,
+        workstation: Workstation,
+        transport_factory: TransportFactory = _default_factory,
+        debounce_ms: int = DEBOUNCE_MS,
+        interval_ms: int = INTERVAL_MS,
+        backoff_base_ms: int = BACKOFF_BASE_MS,
+        backoff_cap_ms: int = BACKOFF_CAP_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._backoff = (backoff_base_ms, backoff_cap_ms)
+        self._rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
+        self._stop = threading.Event()
+        self._thread = QThread()
+        self._thread.setObjectName("careline-sync")
+        self._runner = _SyncRunner(workstation, transport_factory, self._stop)
+        self._runner.moveToThread(self._thread)
+        self._run.connect(self._runner.run_session)
+        self._count.connect(self._runner.count)
+        self._enroll.connect(self._runner.enroll)
+        self._runner.started.connect(self._session_started)
+        self._runner.finished.connect(self._session_finished)
+        self._runner.counted.connect(self._counted)
+        self._thread.start()
+
+        self.status = SyncStatus()
+        self._active = False
+        self._busy = False
+        self._again = False  # a session was asked for while one ran
+        self._failures = 0
+        self._acked_seq: int | None = None
+        self._seq = 0
+        self._enrolling = False
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(debounce_ms)
+        self._debounce.timeout.connect(self.sync_now)
+        self._periodic = QTimer(self)
+        self._periodic.setInterval(interval_ms)
+        self._periodic.timeout.connect(self.sync_now)
+        self._retry = QTimer(self)
+        self._retry.setSingleShot(True)
+        self._retry.timeout.connect(self.sync_now)
+
+    # ----- control (GUI thread) ---------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while a session or an enrollment runs on the sync thread."""
+        return self._busy
+
+    def start(self) -> None:
+        """Begin syncing (the workstation was unlocked): a session now, then on schedule."""
+        self._stop.clear()
+        self._active = True
+        self._failures = 0
+        self._periodic.start()
+        self.sync_now()
+
+    def stop(self) -> None:
+        """Stop syncing (locking): no new sessions; the running one ends at its next request."""
+        self._active = False
+        self._stop.set()
+        for timer in (self._debounce, self._periodic, self._retry):
+            timer.stop()
+        self._again = False
+        self._publish(replace(SyncStatus(), last_sync=self.status.last_sync))
+
+    def shutdown(self, timeout_ms: int = 30_000) -> None:
+        """Stop and end the thread (waits for the session in progress to break off)."""
+        self.stop()
+        self._thread.quit()
+        if not self._thread.wait(timeout_ms):
+            log.error("the sync thread did not stop within %d ms", timeout_ms)
+
+    def sync_now(self) -> None:
+        """Start a session now (or right after the one running)."""
+        if not self._active:
+            return
+        self._debounce.stop()
+        self._retry.stop()
+        if self._busy:
+            self._again = True
+            return
+        self._busy = True
+        self._run.emit()
+
+    def local_change(self) -> None:
+        """Something may have been written locally: recount, and sync once writes settle."""
+        if self._active and not self._busy:
+            self._count.emit()
+
+    def enroll(self, url: str, code: str, ca_pem: str | None, device_name: str) -> None:
+        """Enroll, store the credential and run the first sync (result: enroll_finished)."""
+        self._stop.clear()
+        self._active = True
+        self._enrolling = True
+        self._busy = True
+        self._publish(replace(self.status, state=SYNCING, message="", server=url))
+        self._enroll.emit((url, code, ca_pem, device_name))
+
+    # ----- results (GUI thread) ---------------------------------------------------------
+
+    def _publish(self, status: SyncStatus) -> None:
+        self.status = status
+        self.status_changed.emit(status)
+
+    def _pending(self) -> int:
+        return 0 if self._acked_seq is None else max(self._seq - self._acked_seq, 0)
+
+    def _counted(self, seq: int, enrolled: bool) -> None:
+        if not self._active or self._busy:
+            return
+        self._seq = seq
+        if not enrolled:
+            self._publish(replace(self.status, state=NOT_ENROLLED))
+            return
+        if self._pending() > 0:
+            if self.status.state in (SYNCED, PENDING):
+                self._publish(replace(self.status, state=PENDING, pending=self._pending()))
+            if not self._retry.isActive():  # offline: the backoff decides, not each write
+                self._debounce.start()
+
+    def _session_started(self, bootstrapping: bool) -> None:
+        if self._active:
+            self._publish(replace(self.status, state=SYNCING, bootstrapping=bootstrapping))
+
+    def _session_finished(self, outcome: SessionOutcome) -> None:
+        self._busy = False
+        enrolling, self._enrolling = self._enrolling, False
+        if enrolling and outcome.enrolled is None and outcome.error is not None:
+            message = describe_sync_error(outcome.error)
+            self._publish(replace(SyncStatus(), state=ERROR, message=message))
+            self.enroll_finished.emit(message)
+            return
+        if enrolling:
+            self._failures = 0
+            if not self._periodic.isActive():
+                self._periodic.start()
+        if not self._active:
+            return
+        if outcome.not_enrolled:
+            self._publish(replace(SyncStatus(), state=NOT_ENROLLED))
+        elif outcome.error is not None:
+            self._failed(outcome.error)
+        else:
+            assert outcome.report is not None and outcome.acked_seq is not None
+            self._failures = 0
+            self._acked_seq, self._seq = outcome.acked_seq, outcome.current_seq
+            pending = self._pending()
+            self._publish(
+                SyncStatus(
+                    state=PENDING if pending else SYNCED,
+                    last_sync=dt.datetime.now().astimezone(),
+                    pending=pending,
+                    server=self.status.server,
+                )
+            )
+            self.synced.emit(outcome.report)
+            if pending:
+                self._debounce.start()
+        if enrolling:
+            self.enroll_finished.emit(
+                None if outcome.error is None else describe_sync_error(outcome.error)
+            )
+        if self._again and self._active:
+            self._again = False
+            self.sync_now()
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, _Stopped):
+            return
+        base = replace(self.status, bootstrapping=False, pending=self._pending())
+        if isinstance(exc, DeviceRejectedError):
+            # Retrying cannot help: only a new enrollment can.
+            self._periodic.stop()
+            self._again = False
+            self._publish(replace(base, state=ERROR, message=describe_sync_error(exc)))
+        elif isinstance(exc, TransportError):
+            self._failures += 1
+            delay = backoff_ms(self._failures, *self._backoff, self._rng)
+            self._retry.start(delay)
+            retry_at = dt.datetime.now().astimezone() + dt.timedelta(milliseconds=delay)
+            self._publish(replace(base, state=OFFLINE, retry_at=retry_at, message=str(exc)))
+        else:
+            log.warning("sync failed: %s", exc)
+            self._publish(replace(base, state=ERROR, message=describe_sync_error(exc)))
+
+    # For tests and the status bar.
+    def retry_in_ms(self) -> int:
+        """Milliseconds until the next retry (0 when none is scheduled)."""
+        return self._retry.remainingTime() if self._retry.isActive() else 0
