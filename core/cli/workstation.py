@@ -104,6 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--code", required=True)
     enroll.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
     enroll.add_argument("--device-name", help="how the server lists this workstation")
+    pair = sub.add_parser("pair", help="pair LAN workstations").add_subparsers(
+        dest="pair_command", metavar="ACTION", required=True
+    )
+    pcode = pair.add_parser("code", help="print a one-time code that lets a LAN workstation join")
+    pcode.add_argument("--ttl", type=float, default=10.0, help="minutes the code stays valid")
+    pjoin = pair.add_parser("join", help="join the clinic of the peer that showed the code")
+    pjoin.add_argument("--code", required=True)
+    pjoin.add_argument("--peer", metavar="HOST:PORT", help="the peer (default: found over mDNS)")
+    serve = sub.add_parser("serve", help="run headless as a LAN peer until stopped")
+    serve.add_argument("--port", type=int, default=47390, help="sync port (pairing: PORT+1)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    serve.add_argument(
+        "--mdns-interface", default=None, help="announce on this address (default: --host)"
+    )
+    peers = sub.add_parser("peers", help="LAN peers seen over mDNS, and which are trusted")
+    peers.add_argument("--seconds", type=float, default=2.0, help="how long to listen")
+    peers.add_argument("--interface", default=None, help="browse on this address")
     sync = sub.add_parser("sync", help="sync with the clinic server")
     sync.add_argument("--server", help="server URL (default: the one enrolled with)")
     sync.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
@@ -345,17 +362,19 @@ def cmd_sync(ctx: Context) -> int:
     from core.sync.transport import TransportError
 
     args = ctx.args
-    if args.peer:
-        raise CliError("LAN peer sync (--peer) is not available in this version yet", 2)
     records = ctx.open_records()
-    credential = load_credential(records.db)
-    if credential is None:
-        raise CliError("this workstation is not enrolled: run 'careline enroll' first")
-    if args.server and args.server.rstrip("/") != credential.server_url:
-        raise CliError(
-            f"this workstation is enrolled with {credential.server_url}, not {args.server}"
-        )
-    transport = credential.transport()
+    transport: Any
+    if args.peer:
+        transport = _peer_transport(records, args.peer)
+    else:
+        credential = load_credential(records.db)
+        if credential is None:
+            raise CliError("this workstation is not enrolled: run 'careline enroll' first")
+        if args.server and args.server.rstrip("/") != credential.server_url:
+            raise CliError(
+                f"this workstation is enrolled with {credential.server_url}, not {args.server}"
+            )
+        transport = credential.transport()
     delay = args.interval
     try:
         while True:
@@ -375,6 +394,170 @@ def cmd_sync(ctx: Context) -> int:
             time.sleep(delay)
     finally:
         transport.close()
+
+
+def _peer_transport(records: ClinicRecords, address: str) -> Any:
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.pairing import PairingError, split_address
+    from core.sync.lan.transport import LanTransport
+
+    try:
+        split_address(address)
+    except PairingError as exc:
+        raise CliError(f"--peer: {exc}", 2) from None
+    identity = lan_id.load_identity(records.db)
+    if identity is None:
+        raise CliError("this workstation has no LAN identity: run 'careline pair join' first")
+    return LanTransport(address, identity, lan_id.revoked_serials(records.db))
+
+
+def cmd_pair(ctx: Context) -> int:
+    """pair code | pair join."""
+    from core.sync.lan import identity as lan_id
+
+    args = ctx.args
+    if args.pair_command == "code":
+        records = ctx.open_records()
+        lan_id.ensure_identity(records.db, records.actor)
+        try:
+            code = lan_id.new_pair_code(records.db, records.actor, args.ttl)
+        except lan_id.LanIdentityError as exc:
+            raise CliError(str(exc)) from None
+        ctx.emit(
+            {"code": code, "ttl_minutes": args.ttl},
+            f"Pairing code (valid {args.ttl:g} minutes, once): {code}\n"
+            "Keep 'careline serve' running here while the other workstation joins.",
+        )
+        return EXIT_OK
+    return _pair_join(ctx)
+
+
+def _pair_join(ctx: Context) -> int:
+    from core.sync.lan import discovery
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.pairing import PairingError, join, split_address
+    from core.sync.lan.transport import LanTransport
+    from core.sync.session import SyncError, sync
+    from core.sync.transport import TransportError
+
+    args, ws = ctx.args, ctx.workstation
+    if args.peer:
+        try:
+            host, port = split_address(args.peer)
+        except PairingError as exc:
+            raise CliError(f"--peer: {exc}", 2) from None
+    else:
+        seen = discovery.browse(2.0)
+        if not seen:
+            raise CliError("no LAN peer found over mDNS; give --peer HOST:PORT")
+        host, port = seen[0].host, seen[0].port
+    if ws.is_initialized():
+        records = ctx.open_records()
+        actor, recovery = records.actor, None
+    else:
+        if not args.user:
+            raise CliError("--user is required to create this workstation's database", 2)
+        password = ctx.password()
+        if password is None:
+            raise CliError("give the password with --password-stdin or CARELINE_PASSWORD_FILE", 2)
+        recovery = ws.prepare_join(args.user, password)
+        actor = args.user
+    try:
+        identity = join(host, port + 1, args.code)
+    except PairingError as exc:
+        if recovery is not None:
+            ws.lock()
+            _remove_new_workstation(ws)
+        raise CliError(str(exc)) from None
+    lan_id.save_identity(ws.database, identity, actor)
+    try:
+        with LanTransport(f"{host}:{port}", identity) as transport:
+            report = sync(ws.database, transport, actor)
+    except (SyncError, TransportError) as exc:
+        raise CliError(f"paired, but the first sync failed: {exc}") from None
+    doc = {
+        "device_id": identity.device_id,
+        "records": report.snapshot_records + report.pulled,
+        "recovery_key": recovery,
+    }
+    text = f"Paired as device {identity.device_id}; {doc['records']} records received."
+    if recovery:
+        text += f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {recovery}\n"
+    ctx.emit(doc, text)
+    return EXIT_OK
+
+
+def cmd_serve(ctx: Context) -> int:
+    """Serve LAN peers (mutual TLS + mDNS) until interrupted."""
+    import signal
+    import threading
+
+    from core.sync.lan import discovery
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.server import PeerServer
+
+    args = ctx.args
+    records = ctx.open_records()
+    identity = lan_id.ensure_identity(records.db, records.actor)
+    server = PeerServer(records.db, identity, args.host, args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise CliError(f"--port {args.port}: cannot listen: {exc.strerror}") from None
+    announce = args.mdns_interface or (args.host if args.host != "0.0.0.0" else None)  # noqa: S104
+    advertiser = None
+    try:
+        advertiser = discovery.Advertiser(server.port, announce, [announce] if announce else None)
+    except OSError as exc:
+        sys.stderr.write(f"careline: mDNS announcement unavailable: {exc}\n")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ctx.emit(
+        {"port": server.port, "pairing_port": server.pairing_port, "device_id": identity.device_id},
+        f"Serving LAN peers on {args.host}:{server.port}"
+        + (f" (pairing on {server.pairing_port})" if server.pairing_port else ""),
+    )
+    sys.stdout.flush()
+    try:
+        stop.wait()
+    finally:
+        if advertiser is not None:
+            advertiser.close()
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_peers(ctx: Context) -> int:
+    """List peers announced over mDNS, and whether each passes a mutual-TLS hello."""
+    from core.sync.lan import discovery
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.transport import LanTransport
+    from core.sync.transport import TransportError
+
+    args = ctx.args
+    records = ctx.open_records()
+    identity = lan_id.load_identity(records.db)
+    seen = discovery.browse(args.seconds, [args.interface] if args.interface else None)
+    rows = []
+    for peer in seen:
+        trusted = False
+        if identity is not None:
+            try:
+                with LanTransport(
+                    peer.address, identity, lan_id.revoked_serials(records.db), timeout=5
+                ) as transport:
+                    transport.hello()
+                trusted = True
+            except TransportError:
+                trusted = False
+        rows.append({"instance": peer.instance, "address": peer.address, "trusted": trusted})
+    lines = [
+        f"{r['address']}  {r['instance']}  {'trusted' if r['trusted'] else 'NOT trusted'}"
+        for r in rows
+    ]
+    ctx.emit(rows, "\n".join(lines) or "No LAN peers seen.")
+    return EXIT_OK
 
 
 def cmd_audit(ctx: Context) -> int:
@@ -408,6 +591,9 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "conflicts": cmd_conflicts,
     "enroll": cmd_enroll,
     "sync": cmd_sync,
+    "pair": cmd_pair,
+    "serve": cmd_serve,
+    "peers": cmd_peers,
     "audit": cmd_audit,
     "db": cmd_db,
 }

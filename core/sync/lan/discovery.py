@@ -1,0 +1,119 @@
+"""mDNS (zeroconf) discovery of LAN peers: a hint only, never trust.
+
+The service is ``_careline._tcp.local.``; the instance name and TXT record carry only a
+protocol version and a random instance id: no clinic, user or patient names.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+
+from zeroconf import ServiceBrowser, ServiceInfo, ServiceListener, Zeroconf
+
+SERVICE_TYPE = "_careline._tcp.local."
+PROTOCOL_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class SeenPeer:
+    """A peer advertised over mDNS (unauthenticated)."""
+
+    instance: str
+    host: str
+    port: int
+    version: str
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT."""
+        return f"{self.host}:{self.port}"
+
+
+class Advertiser:
+    """Announces a peer server until closed."""
+
+    def __init__(self, port: int, address: str | None = None, interfaces: list[str] | None = None):
+        self.instance = secrets.token_hex(8)
+        address = address or lan_address()
+        self._zc = _zeroconf(interfaces)
+        self.info = ServiceInfo(
+            SERVICE_TYPE,
+            f"{self.instance}.{SERVICE_TYPE}",
+            addresses=[socket.inet_aton(address)],
+            port=port,
+            properties={"v": PROTOCOL_VERSION, "id": self.instance},
+            server=f"careline-{self.instance}.local.",
+        )
+        self._zc.register_service(self.info)
+
+    def close(self) -> None:
+        """Withdraw the announcement."""
+        try:
+            self._zc.unregister_service(self.info)
+        finally:
+            self._zc.close()
+
+
+class _Collector(ServiceListener):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.add(name)
+
+    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.add(name)
+
+    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.discard(name)
+
+
+def _zeroconf(interfaces: list[str] | None) -> Zeroconf:
+    return Zeroconf(interfaces=interfaces) if interfaces else Zeroconf()
+
+
+def lan_address() -> str:
+    """This host's address on the LAN (the route's source address; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def browse(seconds: float = 2.0, interfaces: list[str] | None = None) -> list[SeenPeer]:
+    """Peers announced within ``seconds`` (on ``interfaces``, default: all)."""
+    zc = _zeroconf(interfaces)
+    try:
+        collector = _Collector()
+        browser = ServiceBrowser(zc, SERVICE_TYPE, collector)
+        time.sleep(seconds)
+        browser.cancel()
+        found: list[SeenPeer] = []
+        for name in sorted(collector.names):
+            info = zc.get_service_info(SERVICE_TYPE, name, timeout=1000)
+            if info is None or not info.parsed_addresses() or not info.port:
+                continue
+            props = {
+                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
+            }
+            found.append(
+                SeenPeer(
+                    instance=props.get("id", name.split(".", 1)[0]),
+                    host=info.parsed_addresses()[0],
+                    port=int(info.port),
+                    version=props.get("v", "?"),
+                )
+            )
+        return found
+    finally:
+        zc.close()
+
+
+def txt_record(info: ServiceInfo) -> dict[bytes, bytes | None]:
+    """The TXT record as announced (for checks)."""
+    return dict(info.properties)

@@ -1,0 +1,94 @@
+"""Joining a clinic through a LAN peer that shows a pairing code.
+
+The joiner connects to the peer's pairing listener with trust on first use, which is
+acceptable only because the code authenticates both ways over that very TLS session:
+
+- the joiner sends ``HMAC(hash(code), server certificate fingerprint | CSR)``; a man in the
+  middle presents a different certificate, so the real peer rejects the relayed proof, and
+  without the code it cannot compute a new one;
+- the peer answers with ``HMAC(hash(code), fingerprint | certificate | CA)``, so the joiner
+  knows the CA it is about to trust came from whoever showed the code.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.client
+import json
+import ssl
+
+from core.crypto import certs
+from core.sync.lan import identity as ident
+from core.sync.lan import tls
+from core.sync.lan.identity import LanIdentity
+
+
+class PairingError(Exception):
+    """Pairing was refused or failed; the message says why."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port), with a clear error."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise PairingError(f"peer address {address!r} must be HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanIdentity:
+    """Redeem ``code`` at the peer's pairing listener; returns this device's new identity."""
+    key = certs.new_private_key()
+    csr = certs.make_csr(key, "pending")
+    conn = http.client.HTTPSConnection(
+        host, pairing_port, timeout=timeout, context=tls.tofu_client_context()
+    )
+    try:
+        try:
+            conn.connect()
+            assert isinstance(conn.sock, ssl.SSLSocket)
+            der = conn.sock.getpeercert(binary_form=True)
+            if der is None:
+                raise PairingError("the peer presented no certificate")
+            server_pem = tls.der_to_pem(der)
+            fingerprint = certs.fingerprint(server_pem)
+            secret = ident.code_secret(code)
+            body = json.dumps({"csr": csr, "proof": ident.client_proof(secret, fingerprint, csr)})
+            conn.request(
+                "POST", "/v1/pair", body=body, headers={"Content-Type": "application/json"}
+            )
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise PairingError(f"cannot reach the peer at {host}:{pairing_port}: {exc}") from exc
+    finally:
+        conn.close()
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        doc = {}
+    if response.status != 201:
+        detail = doc.get("detail") if isinstance(doc, dict) else None
+        raise PairingError(f"the peer refused pairing: {detail or response.status}")
+    try:
+        device_id, cert, ca_pem, proof = (
+            doc["device_id"],
+            doc["certificate"],
+            doc["ca_certificate"],
+            doc["proof"],
+        )
+    except (KeyError, TypeError):
+        raise PairingError("the peer sent a malformed pairing reply") from None
+    expected = ident.server_proof(secret, fingerprint, cert, ca_pem)
+    if not isinstance(proof, str) or not hmac.compare_digest(expected, proof):
+        raise PairingError("the peer could not prove it knows the code; not trusting it")
+    try:
+        certs.verify_device(cert, ca_pem, set())
+        certs.verify_device(server_pem, ca_pem, set())
+    except certs.CertificateError as exc:
+        raise PairingError(f"the peer sent an unusable certificate: {exc}") from None
+    return LanIdentity(
+        device_id=device_id,
+        certificate=cert,
+        private_key_pem=certs.private_key_pem(key).decode("ascii"),
+        ca_certificate=ca_pem,
+    )

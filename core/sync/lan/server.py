@@ -1,0 +1,243 @@
+"""The LAN peer server: ``POST /v1/sync`` over mutual TLS, and the pairing listener.
+
+Every connection is handshaken in its own thread. The sync listener requires a client
+certificate chained to the clinic CA (OpenSSL checks the chain during the handshake), then
+checks it again with :func:`certs.verify_device` against the revoked serials. A refused
+peer gets no reply at all; the refusal is logged with its address and the reason (ids
+only, never names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography import x509
+
+from core.crypto import certs
+from core.store.database import Database
+from core.sync.lan import identity as ident
+from core.sync.lan import tls
+from core.sync.lan.identity import LanIdentity
+from core.sync.responder import Responder
+
+log = logging.getLogger(__name__)
+PROTOCOL_VERSION = 1
+MAX_BODY = 64 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def device_id_of(cert_pem: str) -> str:
+    """The device id in a device certificate's subject (ids only)."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    value = str(cn[0].value) if cn else ""
+    return value.removeprefix("careline-device-")
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        peer: PeerServer,
+        context: ssl.SSLContext,
+        mutual: bool,
+    ) -> None:
+        self.peer = peer
+        self.context = context
+        self.mutual = mutual
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        where = f"{client_address[0]}:{client_address[1]}"
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc.__class__.__name__
+            if self.mutual:
+                log.warning("refused LAN peer %s: TLS handshake failed (%s)", where, reason)
+            return
+        try:
+            if self.mutual and self.peer.check_client(conn, where) is None:
+                return
+            conn.settimeout(60)
+            _Handler(conn, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.info("LAN peer connection from %s ended with an error", client_address[0])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _TlsServer
+    protocol_version = "HTTP/1.1"
+    server_version = "careline-peer"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("peer request from %s: " + format, self.client_address[0], *args)
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, doc: dict[str, Any]) -> None:
+        self._reply(status, json.dumps(doc).encode())
+
+    def _body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self._json(413, {"detail": "request too large"})
+            return None
+        return self.rfile.read(length)
+
+    def do_GET(self) -> None:
+        if self.server.mutual and self.path == "/v1/hello":
+            self._json(200, {"protocol": PROTOCOL_VERSION, "device_id": self.server.peer.device_id})
+        else:
+            self._json(404, {"detail": "not found"})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        peer = self.server.peer
+        if self.server.mutual and self.path == "/v1/sync":
+            der = self.connection.getpeercert(binary_form=True)
+            actor = f"peer:{device_id_of(tls.der_to_pem(der))}"
+            self._reply(200, Responder(peer.db, actor).handle(body))
+        elif not self.server.mutual and self.path == "/v1/pair":
+            status, doc = peer.pair(body, f"{self.client_address[0]}:{self.client_address[1]}")
+            self._json(status, doc)
+        else:
+            self._json(404, {"detail": "not found"})
+
+
+class PeerServer:
+    """A workstation serving LAN peers; ``start`` returns at once, ``stop`` ends it."""
+
+    def __init__(
+        self,
+        db: Database,
+        identity: LanIdentity,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        pairing_port: int | None = None,
+    ) -> None:
+        self.db = db
+        self.identity = identity
+        self.device_id = identity.device_id
+        self.host = host
+        self._requested = (port, pairing_port)
+        self._servers: list[_TlsServer] = []
+        self._threads: list[threading.Thread] = []
+        self.port = 0
+        self.pairing_port: int | None = None
+        self._fingerprint = certs.fingerprint(identity.certificate)
+
+    def start(self) -> PeerServer:
+        """Bind and serve in background threads."""
+        port, pairing_port = self._requested
+        sync_server = _TlsServer(
+            (self.host, port), _Handler, self, tls.server_context(self.identity), mutual=True
+        )
+        self._servers.append(sync_server)
+        self.port = sync_server.server_address[1]
+        if ident.has_ca_key(self.db):
+            wanted = pairing_port if pairing_port is not None else (port + 1 if port else 0)
+            pair_server = _TlsServer(
+                (self.host, wanted),
+                _Handler,
+                self,
+                tls.pairing_server_context(self.identity),
+                mutual=False,
+            )
+            self._servers.append(pair_server)
+            self.pairing_port = pair_server.server_address[1]
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, daemon=True, name="lan-peer")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and wait for the listener threads."""
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def __enter__(self) -> PeerServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def check_client(self, conn: ssl.SSLSocket, where: str) -> str | None:
+        """The peer's device id if its certificate is ours and not revoked, else None (logged)."""
+        der = conn.getpeercert(binary_form=True)
+        if der is None:
+            log.warning("refused LAN peer %s: no client certificate", where)
+            return None
+        pem = tls.der_to_pem(der)
+        try:
+            certs.verify_device(pem, self.identity.ca_certificate, ident.revoked_serials(self.db))
+        except certs.CertificateError as exc:
+            log.warning(
+                "refused LAN peer %s (device %s, serial %d): %s",
+                where,
+                device_id_of(pem),
+                certs.serial_of(pem),
+                exc,
+            )
+            return None
+        return device_id_of(pem)
+
+    def pair(self, body: bytes, where: str) -> tuple[int, dict[str, Any]]:
+        """Redeem a pairing request: a CSR and the code's proof bound to our certificate."""
+        try:
+            request = json.loads(body)
+            csr = request["csr"]
+            proof = request["proof"]
+            if not isinstance(csr, str) or not isinstance(proof, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return 400, {"detail": "malformed pairing request"}
+        secret = ident.redeem(self.db, proof, self._fingerprint, csr, where)
+        if secret is None:
+            log.warning("refused pairing from %s: wrong, expired or used code", where)
+            return 403, {"detail": "the pairing code is wrong, expired or already used"}
+        try:
+            device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer")
+        except certs.CertificateError as exc:
+            return 400, {"detail": str(exc)}
+        log.info("paired device %s from %s", device_id, where)
+        return 201, {
+            "device_id": device_id,
+            "certificate": cert,
+            "ca_certificate": ca_pem,
+            "proof": ident.server_proof(secret, self._fingerprint, cert, ca_pem),
+        }

@@ -1,0 +1,78 @@
+"""TLS contexts for LAN peers, built from PEM held in memory.
+
+``ssl.SSLContext.load_cert_chain`` only reads files. The device key is handed to it through
+an anonymous in-memory file (``memfd_create``), closed right after loading, so it never
+touches the disk. Python cannot wipe its own copies of the PEM strings.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from core.crypto import certs
+from core.sync.lan.identity import LanIdentity
+
+
+def _load_chain(context: ssl.SSLContext, identity: LanIdentity) -> None:
+    fd = os.memfd_create("careline-device", os.MFD_CLOEXEC)
+    try:
+        pem = identity.certificate + identity.private_key_pem
+        os.write(fd, pem.encode("ascii"))
+        context.load_cert_chain(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _base(purpose: ssl.Purpose) -> ssl.SSLContext:
+    context = ssl.SSLContext(
+        ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def server_context(identity: LanIdentity) -> ssl.SSLContext:
+    """Mutual TLS, server side: a client certificate chained to the clinic CA is required."""
+    context = _base(ssl.Purpose.CLIENT_AUTH)
+    _load_chain(context, identity)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=identity.ca_certificate)
+    return context
+
+
+def pairing_server_context(identity: LanIdentity) -> ssl.SSLContext:
+    """Pairing listener: the joiner has no certificate yet; the pairing code authenticates."""
+    context = _base(ssl.Purpose.CLIENT_AUTH)
+    _load_chain(context, identity)
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def client_context(identity: LanIdentity) -> ssl.SSLContext:
+    """Mutual TLS, client side: peers hold device certs (no host names), chained to our CA."""
+    context = _base(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=identity.ca_certificate)
+    _load_chain(context, identity)
+    return context
+
+
+def tofu_client_context() -> ssl.SSLContext:
+    """Pairing, client side: trust on first use, acceptable only because the code's proof
+    is bound to the certificate seen here."""
+    context = _base(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def der_to_pem(der: bytes) -> str:
+    """A DER certificate (as ``getpeercert(binary_form=True)`` returns it) as PEM."""
+    return ssl.DER_cert_to_PEM_cert(der)
+
+
+def fingerprint_der(der: bytes) -> str:
+    """SHA-256 fingerprint of a DER certificate, in certs.fingerprint's format."""
+    return certs.fingerprint(der_to_pem(der))

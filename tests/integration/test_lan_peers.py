@@ -1,0 +1,207 @@
+"""LAN peers over real sockets on 127.0.0.1: pairing, mutual TLS, refusals, mDNS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.crypto import certs
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.sync.lan import discovery
+from core.sync.lan import identity as lan_id
+from core.sync.lan.identity import LanIdentity
+from core.sync.lan.pairing import PairingError, join
+from core.sync.lan.server import PeerServer
+from core.sync.lan.transport import LanTransport
+from core.sync.session import sync
+from core.sync.transport import TransportError
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def clinic(workstation: Workstation) -> Iterator[tuple[Workstation, PeerServer]]:
+    """The first workstation of a clinic with no server, serving LAN peers."""
+    workstation.records.add_patient("Lovelace", "Ada", "1915-12-10", mrn="MRN-1")
+    identity = lan_id.ensure_identity(workstation.database, "admin")
+    server = PeerServer(workstation.database, identity).start()
+    try:
+        yield workstation, server
+    finally:
+        server.stop()
+
+
+def _joined(tmp_path: Path, server: PeerServer, ws_a: Workstation) -> Workstation:
+    code = lan_id.new_pair_code(ws_a.database, "admin")
+    ws_b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    ws_b.prepare_join("admin", PASSWORD)
+    assert server.pairing_port is not None
+    identity = join("127.0.0.1", server.pairing_port, code)
+    lan_id.save_identity(ws_b.database, identity, "admin")
+    with LanTransport(f"127.0.0.1:{server.port}", identity) as transport:
+        sync(ws_b.database, transport, "admin")
+    return ws_b
+
+
+def _other_clinic(tmp_path: Path) -> Workstation:
+    ws = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
+    ws.init("Elsewhere Clinic", "boss", "Bo Boss", PASSWORD)
+    ws.sign_in("boss", PASSWORD)
+    return ws
+
+
+def test_two_workstations_pair_and_converge(
+    clinic: tuple[Workstation, PeerServer], tmp_path: Path
+) -> None:
+    ws_a, server = clinic
+    ws_b = _joined(tmp_path, server, ws_a)
+    try:
+        ws_b.sign_in("admin", PASSWORD)  # the account arrived with the first sync
+        assert [p.family for p in ws_b.records.search_patients("Lovelace")] == ["Lovelace"]
+        ws_b.records.add_patient("Hopper", "Grace", "1906-12-09")
+        ws_a.records.add_patient("Turing", "Alan", "1912-06-23")
+        identity = lan_id.load_identity(ws_b.database)
+        assert identity is not None
+        with LanTransport(f"127.0.0.1:{server.port}", identity) as transport:
+            sync(ws_b.database, transport, "admin")
+        names_a = sorted(p.family for p in ws_a.records.list_patients())
+        names_b = sorted(p.family for p in ws_b.records.list_patients())
+        assert names_a == names_b == ["Hopper", "Lovelace", "Turing"]
+        # Nothing secret was written next to the database.
+        assert sorted(f.name for f in ws_b.data_dir.iterdir() if f.suffix == ".pem") == []
+    finally:
+        ws_b.lock()
+
+
+def test_pairing_code_is_one_time_and_wrong_or_expired_codes_fail(
+    clinic: tuple[Workstation, PeerServer],
+) -> None:
+    ws_a, server = clinic
+    assert server.pairing_port is not None
+    with pytest.raises(PairingError, match="wrong, expired or already used"):
+        join("127.0.0.1", server.pairing_port, "AAAAA-BBBBB")
+    expired = lan_id.new_pair_code(ws_a.database, "admin", ttl_minutes=-1)
+    with pytest.raises(PairingError, match="wrong, expired or already used"):
+        join("127.0.0.1", server.pairing_port, expired)
+    good = lan_id.new_pair_code(ws_a.database, "admin")
+    join("127.0.0.1", server.pairing_port, good.lower())  # typed in lower case: still fine
+    with pytest.raises(PairingError, match="wrong, expired or already used"):
+        join("127.0.0.1", server.pairing_port, good)
+    stored = ws_a.database.query("SELECT value FROM meta WHERE key = ?", (lan_id.CODES_KEY,))
+    assert good.replace("-", "") not in stored[0][0]  # only hashes are stored
+
+
+def test_code_proof_is_bound_to_the_servers_certificate(workstation: Workstation) -> None:
+    db = workstation.database
+    lan_id.ensure_identity(db, "admin")
+    code = lan_id.new_pair_code(db, "admin")
+    secret = lan_id.code_secret(code)
+    csr = certs.make_csr(certs.new_private_key(), "x")
+    # A man in the middle relays a proof made for *its* certificate: refused.
+    proof = lan_id.client_proof(secret, "AA:BB", csr)
+    assert lan_id.redeem(db, proof, "CC:DD", csr, "test") is None
+    assert lan_id.redeem(db, proof, "AA:BB", csr, "test") == secret
+
+
+def test_guessing_burns_the_codes(workstation: Workstation) -> None:
+    db = workstation.database
+    lan_id.ensure_identity(db, "admin")
+    code = lan_id.new_pair_code(db, "admin")
+    csr = "csr"
+    for _ in range(lan_id.MAX_FAILED_ATTEMPTS):
+        assert lan_id.redeem(db, "0" * 64, "FP", csr, "test") is None
+    proof = lan_id.client_proof(lan_id.code_secret(code), "FP", csr)
+    assert lan_id.redeem(db, proof, "FP", csr, "test") is None
+
+
+def test_another_clinic_is_refused_and_learns_nothing(
+    clinic: tuple[Workstation, PeerServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws_a, server = clinic
+    ws_c = _other_clinic(tmp_path)
+    try:
+        foreign = lan_id.ensure_identity(ws_c.database, "boss")
+        caplog.set_level(logging.WARNING, logger="core.sync.lan.server")
+        with (
+            LanTransport(f"127.0.0.1:{server.port}", foreign) as transport,
+            pytest.raises(TransportError),
+        ):
+            sync(ws_c.database, transport, "boss")
+        assert ws_c.records.search_patients("Lovelace") == []
+        assert "refused LAN peer 127.0.0.1" in caplog.text
+        assert "Lovelace" not in caplog.text and "Riverside" not in caplog.text
+        # And our clinic does not trust the other clinic's server either.
+        own = lan_id.load_identity(ws_a.database)
+        assert own is not None
+        with (
+            PeerServer(ws_c.database, foreign) as other_server,
+            LanTransport(f"127.0.0.1:{other_server.port}", own) as transport,
+            pytest.raises(TransportError),
+        ):
+            transport.hello()
+    finally:
+        ws_c.lock()
+
+
+def test_self_signed_certificate_is_refused(
+    clinic: tuple[Workstation, PeerServer], tmp_path: Path
+) -> None:
+    ws_a, server = clinic
+    own = lan_id.load_identity(ws_a.database)
+    assert own is not None
+    key_pem, cert_pem = certs.self_signed_server(["127.0.0.1"])
+    rogue = LanIdentity("rogue", cert_pem, key_pem.decode("ascii"), own.ca_certificate)
+    with (
+        LanTransport(f"127.0.0.1:{server.port}", rogue) as transport,
+        pytest.raises(TransportError),
+    ):
+        transport.hello()
+
+
+def test_revoked_certificate_is_refused_and_logged(
+    clinic: tuple[Workstation, PeerServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws_a, server = clinic
+    ws_b = _joined(tmp_path, server, ws_a)
+    try:
+        identity = lan_id.load_identity(ws_b.database)
+        assert identity is not None
+        serial = certs.serial_of(identity.certificate)
+        lan_id.revoke(ws_a.database, serial, "admin")
+        ws_a.records.add_patient("Secret", "Sam", "1970-01-01")
+        caplog.set_level(logging.WARNING, logger="core.sync.lan.server")
+        with (
+            LanTransport(f"127.0.0.1:{server.port}", identity) as transport,
+            pytest.raises(TransportError),
+        ):
+            sync(ws_b.database, transport, "admin")
+        assert f"serial {serial}): the certificate has been revoked" in caplog.text
+        ws_b.sign_in("admin", PASSWORD)
+        assert ws_b.records.search_patients("Secret") == []
+    finally:
+        ws_b.lock()
+
+
+def test_mdns_finds_the_peer_and_txt_holds_no_names(
+    clinic: tuple[Workstation, PeerServer],
+) -> None:
+    ws_a, server = clinic
+    advertiser = discovery.Advertiser(server.port, "127.0.0.1", ["127.0.0.1"])
+    try:
+        assert set(advertiser.info.properties) == {b"v", b"id"}
+        seen = discovery.browse(2.0, ["127.0.0.1"])
+    finally:
+        advertiser.close()
+    mine = [p for p in seen if p.instance == advertiser.instance]
+    assert mine and mine[0].address == f"127.0.0.1:{server.port}"
+    assert mine[0].version == discovery.PROTOCOL_VERSION
+    announced = repr(advertiser.info.properties) + advertiser.info.name
+    for name in ("Riverside", "admin", "Ada", "Lovelace"):
+        assert name not in announced
+    own = lan_id.load_identity(ws_a.database)
+    assert own is not None
+    with LanTransport(mine[0].address, own) as transport:
+        assert transport.hello()["protocol"] == 1
