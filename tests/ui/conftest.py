@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import keyring
 import keyring.backends.fail
@@ -112,8 +113,10 @@ def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
     """Build, show and start a main window; always shut it down (worker stopped, locked)."""
     windows: list[MainWindow] = []
 
-    def make(ws: Workstation, auto_lock_ms: int = 600_000) -> MainWindow:
-        window = MainWindow(ws, auto_lock_ms=auto_lock_ms)
+    def make(
+        ws: Workstation, auto_lock_ms: int = 600_000, sync_options: dict[str, Any] | None = None
+    ) -> MainWindow:
+        window = MainWindow(ws, auto_lock_ms=auto_lock_ms, sync_options=sync_options)
         qtbot.addWidget(window)
         windows.append(window)
         window.show()

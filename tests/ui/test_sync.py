@@ -1,0 +1,281 @@
+"""Desktop sync: the status bar, enrollment, and the conflicts inbox, against real core.
+
+Server tests run a real TLS server (``live_server``) in this process; conflicts are made
+by syncing two real workstation databases through core's responder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.conflicts import ConflictsDialog
+from app.main_window import MainWindow
+from app.patient_list import PatientListModel
+from app.sync_ui import EnrollDialog, describe_status
+from app.sync_worker import ERROR, OFFLINE, PENDING, SYNCED, SyncController, backoff_ms
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.store.oplog import version_vector
+from core.sync.enroll import ServerCredential, load_credential, save_credential
+from core.sync.responder import Responder
+from core.sync.session import sync
+from core.sync.transport import LocalTransport
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+
+FAST_SYNC = {"debounce_ms": 400, "interval_ms": 60_000, "backoff_base_ms": 1_000}
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: CARELINE_SCREENSHOTS if set (to look at them), else tmp."""
+    folder = Path(os.environ.get("CARELINE_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with live_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+def joined(live: Live, folder: Path, name: str) -> tuple[Workstation, str, ServerCredential]:
+    """A locked workstation enrolled in a new server clinic holding one patient."""
+    clinic_id = add_clinic(live.server, name)
+    ws, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, folder)
+    ws.records.add_patient("Mensah", "Ama", "1979-05-05")
+    sync_at(ws, credential)
+    ws.lock()
+    return ws, clinic_id, credential
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff_ms(n, 1_000, 10_000, rng) for n in range(1, 7)]
+    for n, delay in enumerate(delays, start=1):
+        full = min(10_000, 1_000 * 2 ** (n - 1))
+        assert full / 2 <= delay <= full
+
+
+def test_status_shows_synced_then_pending_then_synced(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws, clinic_id, _ = joined(live, tmp_path / "desk", "Harbour Clinic")
+    window = make_window(ws, sync_options={**FAST_SYNC, "debounce_ms": 1_500})
+    states: list[str] = []
+    window.sync.status_changed.connect(lambda s: states.append(s.state))
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=10_000)
+    assert window.statusBar().isVisible()
+    assert window.sync_status.text.text().startswith("Synced at ")
+
+    window.worker.submit(lambda: ws.records.add_patient("Osei", "Kofi", "1988-02-02"))
+    qtbot.waitUntil(lambda: window.sync.status.state == PENDING, timeout=5_000)
+    assert window.sync.status.pending == 1
+    assert window.sync_status.text.text().startswith("1 change waiting to sync.")
+    # The debounce then pushes it; the server acknowledges every op.
+    qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=10_000)
+    assert states.index(PENDING) < len(states) - 1
+    assert version_vector(live.server.replica(clinic_id)) == version_vector(ws.database)
+    window.grab().save(str(screenshot_dir(tmp_path) / "sync-status-synced.png"))
+
+
+def test_status_offline_when_the_server_is_not_running(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic.sign_in(ADMIN, PASSWORD)
+    url = f"https://127.0.0.1:{free_port()}"  # nobody listens there
+    save_credential(
+        clinic.database,
+        ServerCredential(url, "dev-1", "clinic-1", "Riverside", "token", "", "", "", None),
+    )
+    clinic.lock()
+    window = make_window(clinic, sync_options=FAST_SYNC)
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: window.sync.status.state == OFFLINE, timeout=10_000)
+    assert "Offline — retrying in" in window.sync_status.text.text()
+    assert 0 < window.sync.retry_in_ms() <= 1_000
+    # The retry fails again and waits longer (1 s doubled, with jitter: 1-2 s).
+    first = window.sync.status.retry_at
+    qtbot.waitUntil(lambda: window.sync.status.retry_at != first, timeout=5_000)
+    assert window.sync.status.state == OFFLINE
+    assert window.sync.retry_in_ms() > 0
+    # The UI never waited on the network: the list still answers.
+    window.workspace.patient_list.search.setText("Garcia")
+    model = window.workspace.patient_list.model
+    qtbot.waitUntil(lambda: model.query == "Garcia" and not model.loading, timeout=5_000)
+
+
+def test_status_error_when_the_device_is_revoked(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws, _, credential = joined(live, tmp_path / "desk", "Revoked Clinic")
+    live.server.registry.revoke(credential.device_id)
+    window = make_window(ws, sync_options=FAST_SYNC)
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: window.sync.status.state == ERROR, timeout=10_000)
+    text = window.sync_status.text.text()
+    assert text.startswith("Sync problem: The server no longer accepts this workstation")
+    assert "revoked" in text
+    assert window.sync.retry_in_ms() == 0  # retrying cannot help
+
+
+def test_enrollment_dialog_enrolls_and_downloads_the_clinic(
+    qtbot: QtBot, live: Live, tmp_path: Path
+) -> None:
+    clinic_id = add_clinic(live.server, "Lakeside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ca_file = tmp_path / "server-ca.pem"
+    ca_file.write_text(live.ca_pem)
+    ws = Workstation(tmp_path / "new-desk", FAST_PARAMS)
+    ws.prepare_join(ADMIN, PASSWORD)
+    controller = SyncController(ws)
+    dialog = EnrollDialog(controller)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    try:
+        # A wrong code: the server's reason, inline.
+        dialog.url.setText(live.url)
+        dialog.code.setText("AAAA-BBBB-CCCC-DDDD")
+        dialog.ca_path.setText(str(ca_file))
+        dialog.device.setText("Front desk 2")
+        QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
+        assert "the server refused enrollment" in dialog.error.text().lower()
+
+        dialog.code.setText(code)
+        with qtbot.waitSignal(dialog.accepted, timeout=15_000):
+            QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+        assert controller.status.state == SYNCED
+        credential = load_credential(ws.database)
+        assert credential is not None and credential.clinic_id == clinic_id
+    finally:
+        controller.shutdown()
+    ws.lock()
+    ws.sign_in(ADMIN, PASSWORD)  # the account arrived with the first sync
+    assert ws.records.clinic_name() == "Lakeside Clinic"
+    ws.lock()
+
+
+def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: MainWindow) -> None:
+    assert signed_in.sync_status.text.text().startswith("Not connected to a clinic server")
+    signed_in.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
+    assert signed_in.enroll_dialog is not None
+    dialog = signed_in.enroll_dialog
+    dialog.url.setText("http://plain.example")
+    dialog.code.setText("X")
+    dialog.submit()
+    assert dialog.error.text() == "The server address must start with https://."
+
+
+def make_conflicts(a: Workstation, tmp_path: Path) -> str:
+    """Two conflicting edits of Maria Garcia (phone, birth date) on two replicas of ``a``."""
+    a.sign_in(ADMIN, PASSWORD)
+    b = Workstation(tmp_path / "other-desk", FAST_PARAMS)
+    b.prepare_join(ADMIN, PASSWORD)
+    peer = LocalTransport(Responder(a.database))
+    sync(b.database, peer, ADMIN)
+    b.lock()
+    b.sign_in(ADMIN, PASSWORD)
+    [maria] = [p for p in a.records.search_patients("Garcia Maria") if p.given == "Maria"]
+    a.records.update_patient(maria.id, {"phone": "555-0001", "birth_date": "1984-02-03"})
+    b.records.update_patient(maria.id, {"phone": "555-0002", "birth_date": "1984-03-12"})
+    sync(b.database, peer, ADMIN)
+    assert len(a.records.conflicts()) == 2
+    a.lock()
+    b.lock()
+    return maria.id
+
+
+def test_conflicts_inbox_choose_and_enter_a_value(
+    qtbot: QtBot, clinic: Workstation, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    maria = make_conflicts(clinic, tmp_path)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (2)")
+
+    # The list marks Maria's row, and only hers.
+    model = workspace.patient_list.model
+    marked = {
+        model.patient_id(row)
+        for row in range(model.rowCount())
+        if model.index(row, 0).data(PatientListModel.ConflictRole)
+    }
+    assert marked == {maria}
+    assert model.index(0, 0).data(Qt.ItemDataRole.DecorationRole) is not None or (
+        model.patient_id(0) != maria
+    )
+
+    # So does the chart header.
+    workspace.open_chart(maria)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None)
+    assert chart.conflict_banner.isVisible()
+    assert "2 unresolved conflicts (Date of birth, Phone)" in chart.conflict_text.text()
+    shots = screenshot_dir(tmp_path)
+    window.grab().save(str(shots / "conflict-chart.png"))
+
+    QTest.mouseClick(chart.conflict_button, Qt.MouseButton.LeftButton)
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: len(dialog.cards) == 2)
+    dialog.grab().save(str(shots / "conflicts-dialog.png"))
+    by_field = {card.conflict.field: card for card in dialog.cards}
+
+    # Choose one of the competing phone numbers.
+    phone = by_field["phone"]
+    chosen = next(c for c in phone.conflict.candidates if c.value == "555-0002")
+    assert {b.text() for b in phone.choices.values()} == {"555-0001", "555-0002"}
+    phone.choose(chosen.id)
+    QTest.mouseClick(phone.resolve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(dialog.cards) == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (1)")
+
+    # Enter a new birth date: core's validation is shown inline first.
+    birth = dialog.cards[0]
+    assert birth.conflict.field == "birth_date"
+    QTest.keyClicks(birth.other_value, "2090-01-01")
+    assert birth.other.isChecked()
+    QTest.mouseClick(birth.resolve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: birth.error.isVisible(), timeout=5_000)
+    assert birth.error.text().startswith("Date of birth")
+    birth.other_value.setText("1984-03-22")
+    QTest.mouseClick(birth.resolve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    assert dialog.status.text().startswith("No conflicts")
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts")
+    qtbot.waitUntil(lambda: not chart.conflict_banner.isVisible(), timeout=5_000)
+
+    # Core holds the resolutions.
+    records = clinic.records
+    assert records.conflicts() == []
+    patient = records.get_patient(maria)
+    assert (patient.phone, patient.birth_date) == ("555-0002", "1984-03-22")
+    assert not any(
+        model.index(row, 0).data(PatientListModel.ConflictRole) for row in range(model.rowCount())
+    )
+
+
+def test_status_text_for_each_state() -> None:
+    import datetime as dt
+
+    from app.sync_worker import SyncStatus
+
+    now = dt.datetime(2026, 1, 1, 9, 30, tzinfo=dt.UTC)
+    later = now + dt.timedelta(seconds=12)
+    assert describe_status(SyncStatus(SYNCED, last_sync=now)) == "Synced at 09:30."
+    offline = SyncStatus(OFFLINE, retry_at=later, pending=2)
+    assert describe_status(offline, now).startswith("Offline — retrying in 12 s. 2 change(s)")
