@@ -136,8 +136,9 @@ class ConflictCard(QFrame):
         self.resolve_button = QPushButton("Resolve")
         self.resolve_button.setObjectName("primary")
         self.resolve_button.clicked.connect(self._resolve)
+        layout.addWidget(self.error)
         foot = QHBoxLayout()
-        foot.addWidget(self.error, 1)
+        foot.addStretch(1)
         foot.addWidget(self.resolve_button)
         layout.addLayout(foot)
 

@@ -97,6 +97,7 @@ class SyncStatusWidget(QWidget):
         layout.addWidget(self.text)
         layout.addWidget(self.progress)
         layout.addWidget(self.sync_button)
+        layout.addStretch(1)
         # The offline countdown ticks once a second.
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
