@@ -1,0 +1,76 @@
+"""``careline serve``, ``pair code``, ``pair join``, ``sync --peer`` and ``peers`` as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_cli import PASSWORD, as_admin, careline
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        port = random.randint(20000, 60000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
+def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    as_admin(a, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    as_admin(a, "patient", "add", "--family", "Nightingale", "--given", "F", "--birth-date",
+             "1920-05-12")  # fmt: skip
+    port = _free_port_pair()
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "app.entry", "--data-dir", str(a), "--json", "--password-stdin",
+         "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert serve.stdin is not None and serve.stdout is not None
+        serve.stdin.write(PASSWORD + "\n")
+        serve.stdin.flush()
+        started = json.loads(serve.stdout.readline() or "null")
+        assert started is not None, serve.stderr.read() if serve.stderr else ""
+        assert started["port"] == port and started["pairing_port"] == port + 1
+
+        code = as_admin(a, "pair", "code")["code"]
+        peer = f"127.0.0.1:{port}"
+        join = ("--password-stdin", "--user", "admin", "pair", "join", "--peer", peer, "--code")
+        wrong = careline(b, *join, "ZZZZZ-ZZZZZ", stdin=PASSWORD + "\n")
+        assert wrong.returncode != 0 and "refused pairing" in wrong.stderr
+        assert not b.exists() or not any(b.iterdir())  # nothing left behind
+
+        joined = careline(b, "--json", *join, code, stdin=PASSWORD + "\n")
+        assert joined.returncode == 0, joined.stderr
+        assert json.loads(joined.stdout)["records"] > 0
+
+        found = as_admin(b, "patient", "search", "Nightingale")
+        assert len(found) == 1
+        as_admin(b, "patient", "add", "--family", "Seacole", "--given", "M", "--birth-date",
+                 "1925-11-23")  # fmt: skip
+        synced = as_admin(b, "sync", "--peer", f"127.0.0.1:{port}", "--once")
+        assert synced["pushed"] > 0
+        peers = as_admin(b, "peers", "--interface", "127.0.0.1")
+        assert {"address": f"127.0.0.1:{port}", "trusted": True} in [
+            {"address": p["address"], "trusted": p["trusted"]} for p in peers
+        ]
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=20)
+    assert serve.returncode == 0, err
+    assert "Harbour" not in err and "Nightingale" not in err
+    assert len(as_admin(a, "patient", "search", "Seacole")) == 1
