@@ -19,7 +19,7 @@ from app.conflicts import ConflictsDialog
 from app.main_window import MainWindow
 from app.patient_list import PatientListModel
 from app.sync_ui import EnrollDialog, describe_status
-from app.sync_worker import ERROR, OFFLINE, PENDING, SYNCED, SyncController, backoff_ms
+from app.sync_worker import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController, backoff_ms
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.store.oplog import version_vector
@@ -114,6 +114,11 @@ def test_status_offline_when_the_server_is_not_running(
     window.workspace.patient_list.search.setText("Garcia")
     model = window.workspace.patient_list.model
     qtbot.waitUntil(lambda: model.query == "Garcia" and not model.loading, timeout=5_000)
+    # Locking stops syncing: no retry stays scheduled.
+    window.lock()
+    assert window.sync.status.state == STOPPED
+    assert window.sync.retry_in_ms() == 0
+    assert not window.statusBar().isVisible()
 
 
 def test_status_error_when_the_device_is_revoked(
