@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,14 @@ def _joined(tmp_path: Path, server: PeerServer, ws_a: Workstation) -> Workstatio
     with LanTransport(f"127.0.0.1:{server.port}", identity) as transport:
         sync(ws_b.database, transport, "admin")
     return ws_b
+
+
+def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    """The server logs from its own thread: give it a moment."""
+    deadline = time.monotonic() + 3
+    while text not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return text in caplog.text
 
 
 def _other_clinic(tmp_path: Path) -> Workstation:
@@ -131,7 +140,7 @@ def test_another_clinic_is_refused_and_learns_nothing(
         ):
             sync(ws_c.database, transport, "boss")
         assert ws_c.records.search_patients("Lovelace") == []
-        assert "refused LAN peer 127.0.0.1" in caplog.text
+        assert _logged(caplog, "refused LAN peer 127.0.0.1")
         assert "Lovelace" not in caplog.text and "Riverside" not in caplog.text
         # And our clinic does not trust the other clinic's server either.
         own = lan_id.load_identity(ws_a.database)
@@ -178,7 +187,7 @@ def test_revoked_certificate_is_refused_and_logged(
             pytest.raises(TransportError),
         ):
             sync(ws_b.database, transport, "admin")
-        assert f"serial {serial}): the certificate has been revoked" in caplog.text
+        assert _logged(caplog, f"serial {serial}): the certificate has been revoked")
         ws_b.sign_in("admin", PASSWORD)
         assert ws_b.records.search_patients("Secret") == []
     finally:

@@ -17,6 +17,8 @@ import http.client
 import json
 import ssl
 
+from cryptography import x509
+
 from core.crypto import certs
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
@@ -84,8 +86,11 @@ def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanI
     try:
         certs.verify_device(cert, ca_pem, set())
         certs.verify_device(server_pem, ca_pem, set())
-    except certs.CertificateError as exc:
+        issued = x509.load_pem_x509_certificate(cert.encode("ascii")).public_key()
+    except (certs.CertificateError, ValueError, UnicodeEncodeError) as exc:
         raise PairingError(f"the peer sent an unusable certificate: {exc}") from None
+    if issued != key.public_key():
+        raise PairingError("the peer's certificate is not for this workstation's key")
     return LanIdentity(
         device_id=device_id,
         certificate=cert,
