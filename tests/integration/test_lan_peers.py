@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from core.sync.lan import discovery
+from core.sync.lan import discovery, tls
 from core.sync.lan import identity as lan_id
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.pairing import PairingError, join
@@ -214,3 +216,55 @@ def test_mdns_finds_the_peer_and_txt_holds_no_names(
     assert own is not None
     with LanTransport(mine[0].address, own) as transport:
         assert transport.hello()["protocol"] == 1
+
+
+def _read_http(sock: socket.socket) -> bytes:
+    """One HTTP message (headers + Content-Length body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    while len(body) < (lengths[0] if lengths else 0):
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_man_in_the_middle_without_the_code_cannot_pair(
+    clinic: tuple[Workstation, PeerServer],
+) -> None:
+    """A relay that terminates TLS with its own certificate and forwards to the real peer:
+    the joiner's proof is bound to the relay's certificate, so the real peer refuses it,
+    and the code stays unused."""
+    ws_a, server = clinic
+    assert server.pairing_port is not None
+    real_port = server.pairing_port
+    key_pem, cert_pem = certs.self_signed_server(["127.0.0.1"])
+    mitm = LanIdentity("mitm", cert_pem, key_pem.decode("ascii"), cert_pem)
+    relay_ctx = tls.pairing_server_context(mitm)
+    listener = socket.create_server(("127.0.0.1", 0))
+    relay_port = listener.getsockname()[1]
+
+    def relay() -> None:
+        raw, _ = listener.accept()
+        with relay_ctx.wrap_socket(raw, server_side=True) as victim:
+            request = _read_http(victim)
+            upstream = socket.create_connection(("127.0.0.1", real_port))
+            with tls.tofu_client_context().wrap_socket(upstream) as real:
+                real.sendall(request)
+                victim.sendall(_read_http(real))
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    code = lan_id.new_pair_code(ws_a.database, "admin")
+    try:
+        with pytest.raises(PairingError, match="wrong, expired or already used"):
+            join("127.0.0.1", relay_port, code)
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    join("127.0.0.1", real_port, code)  # the code was not consumed by the relayed attempt

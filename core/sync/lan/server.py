@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 MAX_BODY = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
+MAX_CONNECTIONS = 32
 
 
 def device_id_of(cert_pem: str) -> str:
@@ -56,7 +57,25 @@ class _TlsServer(ThreadingHTTPServer):
         self.peer = peer
         self.context = context
         self.mutual = mutual
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("refused LAN peer %s: too many connections", client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         where = f"{client_address[0]}:{client_address[1]}"
