@@ -375,8 +375,8 @@ class ChartPage(QWidget):
         self._update_conflict_banner()
         self.birth.setText(describe_birth(patient.birth_date))
         self.sex.setText((patient.sex or "Not recorded").capitalize())
-        self.mrn.setText(patient.mrn or "None")
-        self.phone.setText(patient.phone or "None")
+        self.mrn.setText(patient.mrn or "Not recorded")
+        self.phone.setText(patient.phone or "Not recorded")
         self._update_buttons()
 
     def _fill_allergies(self) -> None:
