@@ -15,6 +15,7 @@ from core.config.settings import ConfigError
 from core.crypto import certs
 from core.crypto.secure_memory import disable_core_dumps
 from core.keys.errors import KeyError_
+from core.keys.files import exclusive_lock, replace_private
 from core.records.errors import RecordError
 from core.server.registry import RegistryError
 from core.server.service import ClinicServer, ServerError
@@ -126,16 +127,22 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
 
 
 def ensure_tls(data_dir: Path, host: str) -> tuple[Path, Path]:
-    """A generated TLS certificate in the data folder (devices pin it at enrollment)."""
+    """A generated TLS certificate in the data folder (devices pin it at enrollment).
+
+    Server processes sharing the data folder make it once, under a lock; the key and then the
+    certificate are each replaced atomically, so an existing certificate has its key.
+    """
     folder = data_dir / "tls"
     cert, key = folder / "server.pem", folder / "server.key"
-    if not cert.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        names = sorted({host, "localhost", "127.0.0.1", socket.gethostname()})
-        key_pem, cert_pem = certs.self_signed_server(names)
-        key.touch(mode=0o600)
-        key.write_bytes(key_pem)
-        cert.write_text(cert_pem)
+    if cert.exists():
+        return cert, key
+    with exclusive_lock(folder / "tls.lock"):
+        if not cert.exists():
+            names = sorted({host, "localhost", "127.0.0.1", socket.gethostname()})
+            key_pem, cert_pem = certs.self_signed_server(names)
+            replace_private(key, key_pem)
+            replace_private(cert, cert_pem.encode())
+            cert.chmod(0o644)
     return cert, key
 
 

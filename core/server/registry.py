@@ -68,6 +68,14 @@ class RegistryError(ValueError):
     """A registry operation was refused; the message says why."""
 
 
+class _AlreadyStored(Exception):
+    """Rolls back an insert that lost the race to another process."""
+
+    def __init__(self, stored: tuple[bytes, str]) -> None:
+        super().__init__("data key already stored")
+        self.stored = stored
+
+
 @dataclass(frozen=True)
 class Clinic:
     """A tenant."""
@@ -188,6 +196,33 @@ class Registry:
                 "wrapped = excluded.wrapped, key_version = excluded.key_version",
                 (clinic_id, purpose, wrapped, version),
             )
+
+    def add_data_key(
+        self, clinic_id: str, purpose: str, wrapped: bytes, version: str
+    ) -> tuple[bytes, str]:
+        """Store a new wrapped key unless the clinic already has one for ``purpose``.
+
+        Returns the key that is stored: this one, or the one another server process sharing
+        the registry stored first (check and insert run in one write transaction).
+        """
+        details = {"purpose": purpose, "key_version": version}
+        try:
+            with self.db.write(self.actor, "key.store", "clinic", clinic_id, details) as tx:
+                rows = tx.query(
+                    "SELECT wrapped, key_version FROM data_keys "
+                    "WHERE clinic_id = ? AND purpose = ?",
+                    (clinic_id, purpose),
+                )
+                if rows:
+                    raise _AlreadyStored((bytes(rows[0][0]), str(rows[0][1])))
+                tx.execute(
+                    "INSERT INTO data_keys (clinic_id, purpose, wrapped, key_version) "
+                    "VALUES (?, ?, ?, ?)",
+                    (clinic_id, purpose, wrapped, version),
+                )
+        except _AlreadyStored as first:
+            return first.stored
+        return wrapped, version
 
     # ----- enrollment -----------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from core.crypto import aead, certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.crypto.streaming import content_id, iter_decrypt
-from core.keys.files import replace_private
+from core.keys.files import exclusive_lock, replace_private
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
@@ -215,6 +215,12 @@ class ClinicServer:
     # ----- keys -----------------------------------------------------------------------
 
     def _open_registry(self) -> Database:
+        # Server processes sharing a data dir must not both create the registry (each with
+        # its own key: the file would then never open again): one at a time.
+        with exclusive_lock(self.data_dir / "registry.lock"):
+            return self._open_or_create_registry()
+
+    def _open_or_create_registry(self) -> Database:
         path = self.data_dir / "registry.db"
         key_file = self.data_dir / REGISTRY_KEY_FILE
         if key_file.exists():
@@ -237,9 +243,14 @@ class ClinicServer:
                 stored = self.registry.data_key(clinic_id, purpose)
                 if stored is None:
                     new = self.provider.generate_data_key(clinic_id, purpose)
-                    self.registry.store_data_key(clinic_id, purpose, new.wrapped, new.version)
-                    key: SecureMemory = new.key
-                    return key
+                    # Atomic in the registry: another server process may have stored one.
+                    stored = self.registry.add_data_key(
+                        clinic_id, purpose, new.wrapped, new.version
+                    )
+                    if stored == (new.wrapped, new.version):
+                        key: SecureMemory = new.key
+                        return key
+                    new.close()
         return self.provider.unwrap(clinic_id, purpose, stored[0], stored[1])
 
     def rotate_keys(self) -> dict[str, Any]:

@@ -64,15 +64,28 @@ def _apply_key(conn: Any, key: SecureMemory) -> None:
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
 
 
-def _connect(path: Path, key: SecureMemory, read_only: bool) -> Any:
+def _connect(path: Path, key: SecureMemory, read_only: bool, immutable: bool = True) -> Any:
     # immutable=1 on the read-only probe: no locks, no -wal/-shm files created, so a failed
     # open leaves the folder exactly as it was.
-    uri = f"file:{path}?mode=ro&immutable=1" if read_only else f"file:{path}"
+    if read_only:
+        uri = f"file:{path}?mode=ro&immutable=1" if immutable else f"file:{path}?mode=ro"
+    else:
+        uri = f"file:{path}"
     conn = sqlcipher3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     # SQLCipher logs decryption failures to stderr; we report them ourselves, clearly.
     conn.execute("PRAGMA cipher_log_level = NONE")
     _apply_key(conn, key)
     return conn
+
+
+def _probe(path: Path, key: SecureMemory, immutable: bool) -> int:
+    """Read the schema with ``key``; returns the page count (DatabaseError if it fails)."""
+    conn = _connect(path, key, read_only=True, immutable=immutable)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return int(conn.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def verify_key(path: Path, key: SecureMemory, key_is_known_good: bool) -> None:
@@ -82,10 +95,18 @@ def verify_key(path: Path, key: SecureMemory, key_is_known_good: bool) -> None:
     then a failure means the file is damaged, not that the key is wrong.
     """
     _preflight(path)
-    conn = _connect(path, key, read_only=True)
+    wal = path.with_name(path.name + "-wal")
+    shared = wal.exists()  # another connection has it open (or one crashed)
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        page_count = conn.execute("PRAGMA page_count").fetchone()[0]
+        try:
+            page_count = _probe(path, key, immutable=True)
+        except sqlcipher3.DatabaseError:
+            if not (shared or wal.exists()):
+                raise
+            # Another connection (a second server process) has the database open and may
+            # be checkpointing into the file, which a lock-free (immutable) read can see
+            # half-written: read again under SQLite's locks, WAL included.
+            page_count = _probe(path, key, immutable=False)
     except sqlcipher3.DatabaseError as exc:
         if key_is_known_good:
             raise DamagedDatabaseError(
@@ -95,9 +116,6 @@ def verify_key(path: Path, key: SecureMemory, key_is_known_good: bool) -> None:
         raise WrongKeyError(
             f"the key does not decrypt {path} (wrong key, or the file is not a Careline database)"
         ) from exc
-    finally:
-        conn.close()
-    wal = path.with_name(path.name + "-wal")
     if not wal.exists() and path.stat().st_size < page_count * PAGE_SIZE:
         raise DamagedDatabaseError(
             f"database file {path} is truncated: it declares {page_count} pages "

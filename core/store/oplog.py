@@ -172,6 +172,10 @@ def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:
     Cost depends on the number of missing ops, not on the size of the history: each origin
     is read through the (origin, seq) index from the remote's position onwards.
     """
+    # Each origin is read only up to the vector read first: that vector is one committed
+    # state, so the ops it covers hold every op they depend on. Ops another thread or server
+    # process commits between the per-origin reads may depend on ops of an origin already
+    # read; sending them would make the receiver refuse the batch as having a gap.
     local = version_vector(db)
     picked: list[tuple[int, Op]] = []
     for origin, seq in local.items():
@@ -180,8 +184,8 @@ def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:
             continue
         for row in db.query(
             "SELECT rowid, origin, seq, record_id, record_type, doc_update, deps, hlc, author "
-            "FROM oplog WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (origin, since, limit),
+            "FROM oplog WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (origin, since, seq, limit),
         ):
             picked.append((int(row[0]), _op(row[1:])))
     picked.sort(key=lambda item: item[0])
