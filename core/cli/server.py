@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     keys.add_parser("rotate", help="new master key version; re-wrap every data key")
+    reencrypt = keys.add_parser(
+        "reencrypt", help="re-encrypt clinic replicas under fresh data keys (resumable)"
+    )
+    reencrypt.add_argument("--clinic", help="only this clinic")
+    retire = keys.add_parser("retire", help="retire a master key version nothing uses any more")
+    retire.add_argument("version")
     audit = admin.add_parser("audit", help="audit logs").add_subparsers(
         dest="action", required=True
     )
@@ -192,6 +198,12 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
     elif area == "device":
         device = server.registry.revoke(args.id)
         out.emit(device.__dict__, f"Revoked device {device.id}; it is refused from now on.")
+    elif area == "keys" and action == "reencrypt":
+        result = server.reencrypt_replicas(args.clinic)
+        out.emit(result, f"Re-encrypted {len(result['reencrypted'])} clinic replicas.")
+    elif area == "keys" and action == "retire":
+        result = server.retire_key_version(args.version)
+        out.emit(result, f"Retired key version {args.version}.")
     elif area == "keys":
         result = server.rotate_keys()
         out.emit(result, f"Now on key version {result['key_version']}; "

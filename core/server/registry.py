@@ -197,6 +197,25 @@ class Registry:
                 (clinic_id, purpose, wrapped, version),
             )
 
+    def promote_data_key(self, clinic_id: str, staged: str, current: str) -> None:
+        """Make the key staged under ``staged`` the ``current`` one, in one transaction."""
+        details = {"from": staged, "to": current}
+        with self.db.write(self.actor, "key.promote", "clinic", clinic_id, details) as tx:
+            rows = tx.query(
+                "SELECT wrapped, key_version FROM data_keys WHERE clinic_id = ? AND purpose = ?",
+                (clinic_id, staged),
+            )
+            if not rows:
+                raise RegistryError(f"clinic {clinic_id} has no staged {staged!r} key")
+            tx.execute(
+                "UPDATE data_keys SET wrapped = ?, key_version = ? "
+                "WHERE clinic_id = ? AND purpose = ?",
+                (rows[0][0], rows[0][1], clinic_id, current),
+            )
+            tx.execute(
+                "DELETE FROM data_keys WHERE clinic_id = ? AND purpose = ?", (clinic_id, staged)
+            )
+
     def add_data_key(
         self, clinic_id: str, purpose: str, wrapped: bytes, version: str
     ) -> tuple[bytes, str]:

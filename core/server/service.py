@@ -37,6 +37,7 @@ from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.crypto.streaming import content_id, iter_decrypt
 from core.keys.files import exclusive_lock, replace_private
+from core.keys.providers import KeyProvider
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
@@ -49,30 +50,19 @@ from core.store.blobs import (
     validate_blob_id,
 )
 from core.store.database import DB_FILE_NAME, Database
+from core.store.errors import WrongKeyError
 from core.sync.responder import Responder
 
 log = logging.getLogger(__name__)
 SERVER_TENANT = "server"
+REPLICA = "replica"
+REPLICA_NEXT = "replica-next"  # registry row of a staged key during re-encryption
 REGISTRY_KEY_FILE = "registry.key.json"
 ATTACHMENT_KEY_PURPOSE = "attachments"  # per-clinic KEK wrapping each attachment's DEK
 ATTACHMENT_ID_PURPOSE = "attachment-ids"  # per-clinic key naming blobs (content ids)
 MAX_ATTACHMENT_BYTES = 512 * 1024 * 1024
 DEFAULT_S3_THRESHOLD = 8 * 1024 * 1024
 _CLINIC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-
-
-class KeyProviderLike(Protocol):
-    """The part of core.keys.providers.KeyProvider the server uses."""
-
-    def generate_data_key(self, tenant: str, purpose: str) -> Any: ...
-
-    def unwrap(self, tenant: str, purpose: str, wrapped: bytes, version: str) -> SecureMemory: ...
-
-    def rotate(self) -> str: ...
-
-    def rewrap(
-        self, tenant: str, purpose: str, wrapped: bytes, version: str
-    ) -> tuple[bytes, str]: ...
 
 
 @dataclass(frozen=True)
@@ -189,7 +179,7 @@ class ClinicServer:
     def __init__(
         self,
         data_dir: Path,
-        provider: KeyProviderLike,
+        provider: KeyProvider,
         kdf_params: Argon2Params = DEFAULT_PARAMS,
         *,
         settings: Mapping[str, Any] | None = None,
@@ -261,7 +251,9 @@ class ClinicServer:
             for clinic_id, purpose, wrapped, old in self.registry.all_data_keys():
                 if old == version:
                     continue
-                new_wrapped, new_version = self.provider.rewrap(clinic_id, purpose, wrapped, old)
+                # A staged re-encryption key is bound to the purpose it will serve.
+                binding = REPLICA if purpose == REPLICA_NEXT else purpose
+                new_wrapped, new_version = self.provider.rewrap(clinic_id, binding, wrapped, old)
                 self.registry.store_data_key(clinic_id, purpose, new_wrapped, new_version)
                 moved += 1
             key_file = self.data_dir / REGISTRY_KEY_FILE
@@ -299,10 +291,74 @@ class ClinicServer:
                 return db
             self.registry.clinic(clinic_id)
             path = self.data_dir / "clinics" / clinic_id / DB_FILE_NAME
-            key = self._data_key(clinic_id, "replica")
-            db = Database.open(path, key, True) if path.exists() else Database.create(path, key)
+            key = self._data_key(clinic_id, REPLICA)
+            if not path.exists():
+                db = Database.create(path, key)
+            elif self.registry.data_key(clinic_id, REPLICA_NEXT) is None:
+                db = Database.open(path, key, True)
+            else:
+                db = self._open_mid_reencryption(clinic_id, path, key)
             self._replicas[clinic_id] = db
             return db
+
+    def _staged_replica_key(self, clinic_id: str) -> SecureMemory | None:
+        staged = self.registry.data_key(clinic_id, REPLICA_NEXT)
+        if staged is None:
+            return None
+        # Staged keys are bound to the purpose they will serve ("replica").
+        return self.provider.unwrap(clinic_id, REPLICA, staged[0], staged[1])
+
+    def _open_mid_reencryption(self, clinic_id: str, path: Path, key: SecureMemory) -> Database:
+        """A re-encryption was interrupted: the file is under the old key or the staged one."""
+        try:
+            return Database.open(path, key)
+        except WrongKeyError:
+            staged = self._staged_replica_key(clinic_id)
+            assert staged is not None
+            db = Database.open(path, staged, True)
+            self.registry.promote_data_key(clinic_id, REPLICA_NEXT, REPLICA)
+            return db
+
+    def reencrypt_replicas(self, clinic_ref: str | None = None) -> dict[str, Any]:
+        """Re-encrypt clinic replicas under fresh data keys (``PRAGMA rekey``), one at a time.
+
+        Resumable: the next key is stored (wrapped) before the rekey and promoted after it;
+        a crash in between is finished when the replica is next opened, or by running this
+        again. The registry's audit log records every step.
+        """
+        with self._lock:
+            clinics = [self.registry.clinic(clinic_ref)] if clinic_ref else self.registry.clinics()
+            done = []
+            for clinic in clinics:
+                db = self.replica(clinic.id)  # finishes an interrupted run first
+                staged = self._staged_replica_key(clinic.id)
+                if staged is None:
+                    new = self.provider.generate_data_key(clinic.id, REPLICA)
+                    self.registry.store_data_key(clinic.id, REPLICA_NEXT, new.wrapped, new.version)
+                    staged = new.key
+                db.rekey(staged)
+                self.registry.promote_data_key(clinic.id, REPLICA_NEXT, REPLICA)
+                done.append(clinic.id)
+            return {"reencrypted": done}
+
+    def retire_key_version(self, version: str) -> dict[str, Any]:
+        """Retire a provider key version once no stored key depends on it any more."""
+        with self._lock:
+            still = [
+                f"{clinic}/{purpose}"
+                for clinic, purpose, _, v in self.registry.all_data_keys()
+                if v == version
+            ]
+            info = json.loads((self.data_dir / REGISTRY_KEY_FILE).read_text())
+            if info["version"] == version:
+                still.append("server/registry")
+            if still:
+                raise ServerError(
+                    f"key version {version} still wraps {len(still)} data keys "
+                    f"({', '.join(still[:5])}); run 'admin keys rotate' first"
+                )
+            self.provider.retire(version)
+            return {"retired": version}
 
     def add_user(
         self, clinic_ref: str, username: str, full_name: str, role: str, password: str

@@ -40,8 +40,11 @@ def test_admin_commands(tmp_path: Path) -> None:
     assert ok(data, "admin", "device", "list") == []
     rotated = ok(data, "admin", "keys", "rotate")
     assert rotated["rewrapped"] >= 3
-    # Everything still opens after rotation.
+    # Everything still opens after rotation, and after re-encrypting every replica.
     assert ok(data, "admin", "clinic", "list") == [clinic]
+    assert ok(data, "admin", "keys", "reencrypt") == {"reencrypted": [clinic["id"]]}
+    assert ok(data, "admin", "user", "add", clinic["id"], "dr.ng", "--role", "clinician",
+              stdin=PASSWORD + "\n")["username"] == "dr.ng"  # fmt: skip
     audit = ok(data, "admin", "audit", "verify")
     assert all(part["ok"] for part in audit.values())
     key_file = data / "master-keys.json"
