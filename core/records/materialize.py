@@ -77,7 +77,7 @@ def read_live(doc: RecordDoc, rtype: RecordType) -> Live:
     """Every register's live values, read once in one pycrdt transaction."""
     try:
         found = crdt.all_live(doc)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
     return {field: found.get(field, []) for field in (*rtype.registers, *SYSTEM_REGISTERS)}
 
@@ -239,7 +239,7 @@ def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
 def _children(record_id: str, rtype: RecordType, doc: RecordDoc) -> dict[str, Rows]:
     try:
         sets = crdt.all_elements(doc)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
     out: dict[str, Rows] = {}
     for set_field, child in CHILD_TABLES[rtype.name].items():

@@ -74,6 +74,8 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
     held = oplog.version_vector(db)
     fresh = [op for op in ops if op.seq > held.get(op.origin, 0)]
     if not fresh:
+        for op in ops:
+            _check_same_as_held(db, op)
         return ApplyResult(0, len(ops), ())
     origins = sorted({op.origin for op in fresh})
     details = {"ops": len(fresh), "origins": origins}
@@ -95,8 +97,12 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
             raise ApplyError(f"op {op.origin}:{op.seq} has unknown record type {op.record_type!r}")
         have = held.get(op.origin, 0)
         if op.seq <= have:
+            _check_same_as_held(tx, op)
             duplicates += 1
             continue
+        skew = oplog.check_skew(op.hlc)
+        if skew is not None:
+            raise ApplyError(f"op {op.origin}:{op.seq} is refused: {skew}")
         if op.origin == me.replica_id:
             raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
         if op.seq != have + 1:
@@ -135,6 +141,19 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
     for record_id, (type_name, loaded) in docs.items():
         store_record(tx, record_id, type_name, loaded)
     return ApplyResult(len(fresh), duplicates, tuple(sorted(docs)))
+
+
+def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
+    """A duplicate must be the op we hold: a different op under the same (origin, seq) is a
+    forgery or a corrupted replica, and is refused loudly instead of silently dropped."""
+    rows = tx.query(
+        "SELECT doc_update, record_id FROM oplog WHERE origin = ? AND seq = ?", (op.origin, op.seq)
+    )
+    if rows and (bytes(rows[0][0]) != op.update or rows[0][1] != op.record_id):
+        raise ApplyError(
+            f"op {op.origin}:{op.seq} differs from the op this replica already holds under "
+            "that origin and sequence number; refusing it"
+        )
 
 
 def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:

@@ -14,6 +14,10 @@ from typing import Any
 from core.store.database import Database, Transaction
 
 HLC_COUNTER_DIGITS = 6
+HLC_MAX_COUNTER = 10**HLC_COUNTER_DIGITS - 1
+# A remote clock this far ahead of ours is refused: one bad op would otherwise drag every
+# replica's clock (and every last-writer decision) into the future for good.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
 
 
 class GapError(Exception):
@@ -90,7 +94,19 @@ def tick(tx: Transaction, replica_id: str, now_ms: int | None = None) -> str:
     last_wall, last_counter = _last_hlc(tx)
     if wall > last_wall:
         return _store_hlc(tx, wall, 0, replica_id)
+    if last_counter >= HLC_MAX_COUNTER:  # carry into the wall part rather than widen
+        return _store_hlc(tx, last_wall + 1, 0, replica_id)
     return _store_hlc(tx, last_wall, last_counter + 1, replica_id)
+
+
+def check_skew(remote_hlc: str, now_ms: int | None = None) -> str | None:
+    """Why a remote HLC is unacceptable (too far in the future), or None."""
+    wall, _, _ = parse_hlc(remote_hlc)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if wall > now + MAX_CLOCK_SKEW_MS:
+        minutes = (wall - now) // 60_000
+        return f"its clock is {minutes} minutes ahead of this replica's (limit 5)"
+    return None
 
 
 def observe(tx: Transaction, remote_hlc: str, replica_id: str) -> None:

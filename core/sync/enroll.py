@@ -16,7 +16,8 @@ import httpx
 
 from core.crypto import certs
 from core.store.database import Database
-from core.sync.http_transport import HttpTransport
+from core.sync.http_transport import HttpTransport, require_https
+from core.sync.transport import TransportError
 
 _META_KEY = "server_credential"
 
@@ -56,6 +57,10 @@ def enroll(
     server_url: str, code: str, server_ca_pem: str | None, device_name: str | None = None
 ) -> ServerCredential:
     """Redeem a one-time code at the server; returns the new device credential."""
+    try:
+        require_https(server_url)
+    except TransportError as exc:
+        raise EnrollmentError(str(exc)) from None
     key = certs.new_private_key()
     csr = certs.make_csr(key, "pending")
     body = {

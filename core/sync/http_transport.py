@@ -23,8 +23,8 @@ class HttpTransport:
         verify: ssl.SSLContext | bool = True,
         timeout: float = 30.0,
     ) -> None:
-        # verify: True for the system CAs, or the path of the CA certificate pinned at
-        # enrollment. Never False in production code paths.
+        # verify: True for the system CAs, or the CA certificate pinned at enrollment.
+        require_https(server_url)
         self._client = httpx.Client(
             base_url=server_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -51,6 +51,12 @@ class HttpTransport:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def require_https(server_url: str) -> None:
+    """Refuse anything but https: tokens, codes and records never travel in clear text."""
+    if not server_url.lower().startswith("https://"):
+        raise TransportError(f"the server address must start with https:// (got {server_url!r})")
 
 
 def _detail(response: httpx.Response) -> str:

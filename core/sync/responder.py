@@ -36,6 +36,15 @@ class Responder:
         except replication.ApplyError as exc:
             log.info("refused sync batch: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
+        except (RecursionError, ValueError, TypeError, KeyError) as exc:
+            # Hostile input that slipped past validation (e.g. absurdly nested JSON inside a
+            # record): refuse it like any other bad batch; the transaction was rolled back.
+            log.warning("refused malformed sync content: %s", type(exc).__name__)
+            reply = {
+                "type": "error",
+                "code": "malformed",
+                "message": f"the message's content could not be processed ({type(exc).__name__})",
+            }
         return p.encode(reply)
 
     def _on_pull(self, message: dict[str, Any]) -> dict[str, Any]:

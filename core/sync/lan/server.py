@@ -30,6 +30,8 @@ from core.sync.responder import Responder
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 MAX_BODY = 64 * 1024 * 1024
+# The pairing listener is reachable without a certificate: a CSR and a proof fit in 16 KiB.
+MAX_PAIRING_BODY = 16 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 32
 
@@ -125,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY:
+        limit = MAX_BODY if self.server.mutual else MAX_PAIRING_BODY
+        if length < 0 or length > limit:
             self._json(413, {"detail": "request too large"})
             return None
         return self.rfile.read(length)

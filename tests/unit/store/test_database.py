@@ -161,3 +161,21 @@ def test_no_plaintext_in_database_wal_or_temp(db_file: tuple[Path, SecureMemory]
         assert b"Quixotic" not in content, f.name
         assert b"Xanthippe" not in content, f.name
     db.close()
+
+
+def test_hlc_counter_carries_instead_of_widening(db_file: tuple[Path, SecureMemory]) -> None:
+    from core.store import oplog
+
+    path, key = db_file
+    db = Database.open(path, key)
+    with db.write("t", "clock", "meta", "hlc") as tx:
+        far = 9_000_000_000_000
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('hlc', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (oplog.format_hlc(far, oplog.HLC_MAX_COUNTER, "r"),),
+        )
+        nxt = oplog.tick(tx, "r", now_ms=1)
+    assert nxt == oplog.format_hlc(far + 1, 0, "r")
+    oplog.parse_hlc(nxt)
+    db.close()

@@ -135,3 +135,50 @@ def test_materialized_state_untouched_by_refusals() -> None:
     before = materialized(r)
     Responder(r.db).handle(b"garbage")
     assert materialized(r) == before
+
+
+def test_op_from_the_future_is_refused(target: Responder) -> None:
+    good = _valid_op(target)
+    future = "9999999999999.000000." + str(good["origin"])
+    before = materialized_of(target)
+    reply = _ask(target, p.encode({"type": "push", "ops": [{**good, "hlc": future}]}))
+    assert reply["type"] == "error"
+    assert "minutes ahead" in str(reply["message"])
+    assert materialized_of(target) == before
+
+
+def test_forged_op_under_a_held_sequence_is_refused_not_dropped(target: Responder) -> None:
+    genuine = _valid_op(target)
+    assert _ask(target, p.encode({"type": "push", "ops": [genuine]}))["type"] == "ack"
+    other = _valid_op(target)  # a different replica's op, relabelled as the genuine one
+    forged = {**other, "origin": genuine["origin"], "seq": genuine["seq"]}
+    reply = _ask(target, p.encode({"type": "push", "ops": [forged]}))
+    assert reply["type"] == "error"
+    assert "differs from the op this replica already holds" in str(reply["message"])
+
+
+def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
+    from core.records.changes import change
+    from core.records.crdt import RecordDoc, write
+
+    def family(doc: RecordDoc, hlc: str) -> None:
+        write(doc, "family", "x", hlc, "eve")
+
+    source = new_replica("eve")
+    with source.db.write("eve", "x", "patient", "p") as tx:
+        change(tx, "eve", "deep", "patient", family)
+    raw = json.loads(
+        Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 5}))
+    )
+    victim = new_replica("ann")
+    # Re-encode the op with a register value nested far beyond Python's recursion limit.
+    from pycrdt import Doc, Map
+
+    doc: Doc[Map[str]] = Doc()
+    doc.get("r", type=Map)["family/x"] = (
+        '{"v":' + "[" * 100_000 + "]" * 100_000 + ',"h":"0","a":"e"}'
+    )
+    op = {**raw["ops"][0], "update": base64.b64encode(doc.get_update()).decode(), "deps": "AA=="}
+    reply = json.loads(Responder(victim.db).handle(p.encode({"type": "push", "ops": [op]})))
+    assert reply["type"] == "error"
+    assert victim.db.query("SELECT count(*) FROM record_states")[0][0] == 0

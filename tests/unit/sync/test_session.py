@@ -169,3 +169,14 @@ def test_refused_batch_stops_the_session_and_changes_nothing() -> None:
     with pytest.raises(SyncError, match="refusing the gap"):
         sync(b.db, Tamper(), "bob")
     assert materialized(b) == before
+
+
+def test_enrollment_and_transport_refuse_plain_http() -> None:
+    from core.sync.enroll import EnrollmentError, enroll
+    from core.sync.http_transport import HttpTransport
+    from core.sync.transport import TransportError
+
+    with pytest.raises(EnrollmentError, match="must start with https://"):
+        enroll("http://clinic.example:8443", "CODE-CODE", None)
+    with pytest.raises(TransportError, match="must start with https://"):
+        HttpTransport("http://127.0.0.1:1", "token")
