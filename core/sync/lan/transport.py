@@ -2,15 +2,15 @@
 
 The peer's certificate is a device certificate signed by the clinic CA, not a host-name
 certificate: host names are not checked, the chain to the clinic CA is required, and the
-certificate is checked again with :func:`certs.verify_device` (dates, revocation) before
-any sync data is sent.
+certificate is checked again with :func:`certs.verify_device` (dates, revocation) on every
+connection, right after the handshake and before any request is written on it.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
-
-import httpx
 
 from core.crypto import certs
 from core.sync.lan import tls
@@ -23,7 +23,12 @@ class PeerRejectedError(TransportError):
 
 
 class LanTransport:
-    """POSTs each sync request to ``https://HOST:PORT/v1/sync`` over mutual TLS."""
+    """POSTs each sync request to ``https://HOST:PORT/v1/sync`` over mutual TLS.
+
+    Each connection's peer certificate is verified right after the handshake and before any
+    request is written on it; a reconnect is verified again, so data never reaches a peer
+    that was not checked on that very connection.
+    """
 
     def __init__(
         self,
@@ -32,61 +37,78 @@ class LanTransport:
         revoked: set[int] | None = None,
         timeout: float = 30.0,
     ) -> None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise TransportError(f"peer address {address!r} must be HOST:PORT")
         self.address = address
         self.identity = identity
         self.revoked = set(revoked or ())
         self.peer_device: str | None = None
-        self._client = httpx.Client(
-            base_url=f"https://{address}",
-            verify=tls.client_context(identity),
-            timeout=timeout,
-        )
+        self._host, self._port, self._timeout = host.strip("[]"), int(port), timeout
+        self._context = tls.client_context(identity)
+        self._conn: http.client.HTTPSConnection | None = None
 
-    def _check_peer(self, response: httpx.Response) -> None:
-        stream: Any = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        der = ssl_object.getpeercert(True) if ssl_object is not None else None
+    def _connect(self) -> http.client.HTTPSConnection:
+        conn = http.client.HTTPSConnection(
+            self._host, self._port, context=self._context, timeout=self._timeout
+        )
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
+        sock: Any = conn.sock
+        der = sock.getpeercert(True) if sock is not None else None
         if der is None:
+            conn.close()
             raise PeerRejectedError(f"{self.address}: cannot read the peer's certificate")
         pem = tls.der_to_pem(der)
         try:
             certs.verify_device(pem, self.identity.ca_certificate, self.revoked)
         except certs.CertificateError as exc:
+            conn.close()
             raise PeerRejectedError(f"{self.address} is not trusted: {exc}") from None
         from core.sync.lan.server import device_id_of
 
         self.peer_device = device_id_of(pem)
+        return conn
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        for attempt in (1, 2):  # one reconnect: a kept-alive connection may have been closed
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self._conn.request(method, path, body=body, headers=headers)
+                response = self._conn.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def hello(self) -> dict[str, Any]:
         """A mutual-TLS hello: proves both sides belong to the clinic; returns the peer's id."""
-        try:
-            response = self._client.get("/v1/hello")
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
-        self._check_peer(response)
-        if response.status_code != 200:
-            raise TransportError(f"the peer {self.address} answered {response.status_code}")
-        doc: dict[str, Any] = response.json()
+        status, body = self._exchange("GET", "/v1/hello", None)
+        if status != 200:
+            raise TransportError(f"the peer {self.address} answered {status}")
+        doc: dict[str, Any] = json.loads(body)
         return doc
 
     def request(self, message: bytes) -> bytes:
-        """Send one sync request (after a verified hello); protocol errors come back as bytes."""
-        if self.peer_device is None:
-            self.hello()
-        try:
-            response = self._client.post(
-                "/v1/sync", content=message, headers={"Content-Type": "application/json"}
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
-        self._check_peer(response)
-        if response.status_code != 200:
-            raise TransportError(f"the peer {self.address} failed ({response.status_code})")
-        return response.content
+        """Send one sync request; protocol errors come back as reply bytes."""
+        status, body = self._exchange("POST", "/v1/sync", message)
+        if status != 200:
+            raise TransportError(f"the peer {self.address} failed ({status})")
+        return body
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> LanTransport:
         return self
