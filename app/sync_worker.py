@@ -34,6 +34,7 @@ from core.store.oplog import identity, version_vector
 from core.sync.enroll import EnrollmentError, ServerCredential, enroll, load_credential
 from core.sync.enroll import save_credential as store_credential
 from core.sync.http_transport import DeviceRejectedError
+from core.sync.lan.identity import merge_revoked
 from core.sync.session import SyncError, SyncReport, sync
 from core.sync.transport import Transport, TransportError
 
@@ -171,7 +172,13 @@ class _SyncRunner(QObject):
             start_seq = self._own_seq()
             self.started.emit(not version_vector(db))
             transport = self._factory(credential)
-            report = sync(db, _StoppableTransport(transport, self._stop), self._actor())
+            actor = self._actor()
+            report = sync(
+                db,
+                _StoppableTransport(transport, self._stop),
+                actor,
+                on_revoked=lambda serials: merge_revoked(db, serials, actor),
+            )
             return SessionOutcome(report, start_seq, self._own_seq())
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)

@@ -327,7 +327,12 @@ def cmd_enroll(ctx: Context) -> int:
     save_credential(ws.database, credential)
     transport = credential.transport()
     try:
-        report = sync(ws.database, transport, args.user or "device")
+        report = sync(
+            ws.database,
+            transport,
+            args.user or "device",
+            on_revoked=_revocation_sink(ws.database, args.user or "device"),
+        )
     except SyncError as exc:
         raise CliError(f"enrolled, but the first sync failed: {exc}") from None
     finally:
@@ -346,6 +351,16 @@ def cmd_enroll(ctx: Context) -> int:
         text += f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {recovery}\n"
     ctx.emit(doc, text)
     return EXIT_OK
+
+
+def _revocation_sink(db: Any, actor: str) -> Callable[[list[int]], None]:
+    """Devices the server revoked are refused on the LAN too."""
+    from core.sync.lan.identity import merge_revoked
+
+    def store(serials: list[int]) -> None:
+        merge_revoked(db, serials, actor)
+
+    return store
 
 
 def _remove_new_workstation(ws: Workstation) -> None:
@@ -379,7 +394,12 @@ def cmd_sync(ctx: Context) -> int:
     try:
         while True:
             try:
-                report = sync(records.db, transport, records.actor)
+                report = sync(
+                    records.db,
+                    transport,
+                    records.actor,
+                    on_revoked=_revocation_sink(records.db, records.actor),
+                )
                 ctx.emit(
                     report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
                 )

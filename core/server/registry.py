@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from core.crypto import certs
 from core.store.database import Database, utc_now
 from core.store.migrations import Migrations
 
@@ -330,10 +331,11 @@ class Registry:
             tx.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (utc_now(), device_id))
         return next(d for d in self.devices() if d.id == device_id)
 
-    def revoked_serials(self, clinic_id: str) -> list[str]:
-        """Certificates of revoked devices (PEM), for peers checking revocation."""
+    def revoked_serials(self, clinic_id: str) -> list[int]:
+        """Certificate serial numbers of the clinic's revoked devices (sent to workstations,
+        which refuse those certificates on the LAN too)."""
         rows = self.db.query(
             "SELECT certificate FROM devices WHERE clinic_id = ? AND revoked_at IS NOT NULL",
             (clinic_id,),
         )
-        return [str(r[0]) for r in rows]
+        return sorted(certs.serial_of(str(r[0])) for r in rows)

@@ -405,7 +405,11 @@ class ClinicServer:
 
     def sync(self, device: Device, request: bytes) -> bytes:
         """Serve one sync request for the device's own clinic only."""
-        return Responder(self.replica(device.clinic_id), f"device:{device.id}").handle(request)
+        return Responder(
+            self.replica(device.clinic_id),
+            f"device:{device.id}",
+            revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
+        ).handle(request)
 
     # ----- attachments ---------------------------------------------------------------
 

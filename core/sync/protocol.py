@@ -194,3 +194,10 @@ def records_from_wire(value: Any) -> list[RecordState]:
 def limit_from_wire(value: Any, where: str, maximum: int) -> int:
     """A requested batch size, clamped to what this side allows."""
     return max(1, min(_count(value, where), maximum))
+
+
+def serials_from_wire(value: Any) -> list[int]:
+    """Revoked certificate serials as received (at most 100,000 positive integers)."""
+    if not isinstance(value, list) or len(value) > 100_000:
+        raise ProtocolError("malformed", "revoked_serials must be a list of serial numbers")
+    return [_count(v, "revoked_serials[]", 2**160) for v in value]

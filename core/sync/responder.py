@@ -8,6 +8,7 @@ an ``error`` reply naming it, and nothing was changed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from core.records import replication
@@ -21,9 +22,17 @@ log = logging.getLogger(__name__)
 class Responder:
     """Answers sync requests against one replica's database."""
 
-    def __init__(self, db: Database, actor: str = "sync") -> None:
+    def __init__(
+        self,
+        db: Database,
+        actor: str = "sync",
+        revoked_serials: Callable[[], list[int]] | None = None,
+    ) -> None:
         self.db = db
         self.actor = actor
+        # The clinic server tells workstations which device certificates it revoked, so
+        # they refuse those devices on the LAN as well.
+        self._revoked_serials = revoked_serials
 
     def handle(self, request: bytes) -> bytes:
         """Process one request; always returns a reply (possibly an error)."""
@@ -54,12 +63,15 @@ class Responder:
             ops = replication.ops_for(self.db, remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
-        return {
+        reply: dict[str, Any] = {
             "type": "ops",
             "vv": p.vv_to_wire(version_vector(self.db)),
             "ops": [p.op_to_wire(op) for op in ops[:limit]],
             "more": len(ops) > limit,
         }
+        if self._revoked_serials is not None:
+            reply["revoked_serials"] = self._revoked_serials()
+        return reply
 
     def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:
         ops = p.ops_from_wire(message.get("ops"))

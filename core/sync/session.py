@@ -13,6 +13,7 @@ Each batch is applied atomically and idempotently, so a session can stop at any 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,12 @@ class SyncSession:
     """Synchronise one local replica with one remote through a transport."""
 
     def __init__(
-        self, db: Database, transport: Transport, actor: str = "sync", batch: int = DEFAULT_BATCH
+        self,
+        db: Database,
+        transport: Transport,
+        actor: str = "sync",
+        batch: int = DEFAULT_BATCH,
+        on_revoked: Callable[[list[int]], object] | None = None,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -54,6 +60,7 @@ class SyncSession:
         self.batch = max(1, min(batch, p.MAX_OPS_PER_MESSAGE))
         self.report = SyncReport()
         self._remote_vv: dict[str, int] = {}
+        self._on_revoked = on_revoked
         self._bootstrapped = False
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
@@ -117,6 +124,8 @@ class SyncSession:
                 self._bootstrap()
                 continue
             ops = p.ops_from_wire(reply.get("ops"))
+            if self._on_revoked is not None and "revoked_serials" in reply:
+                self._on_revoked(p.serials_from_wire(reply["revoked_serials"]))
             result = replication.apply_ops(self.db, ops, self.actor)
             self.report.pulled += result.applied
             self.report.duplicates += result.duplicates
@@ -147,6 +156,11 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def sync(db: Database, transport: Transport, actor: str = "sync") -> SyncReport:
-    """Run one full session."""
-    return SyncSession(db, transport, actor).run()
+def sync(
+    db: Database,
+    transport: Transport,
+    actor: str = "sync",
+    on_revoked: Callable[[list[int]], object] | None = None,
+) -> SyncReport:
+    """Run one full session; ``on_revoked`` receives the server's revoked device serials."""
+    return SyncSession(db, transport, actor, on_revoked=on_revoked).run()

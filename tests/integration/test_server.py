@@ -229,3 +229,28 @@ def test_registry_audit_records_device_events(live: Live, tmp_path: Path) -> Non
     report = live.server.audit_report()
     assert all(r["ok"] for r in report.values())
     assert isinstance(live.server.registry, Registry)
+
+
+def test_server_revocations_reach_workstations_lan_refusal_list(live: Live, tmp_path: Path) -> None:
+    from core.sync.lan.identity import revoked_serials
+
+    clinic = _clinic(live, "Revocation List")
+    keeper, _ = _workstation(live, clinic, tmp_path / "keeper")
+    _, stolen = _workstation(live, clinic, tmp_path / "stolen")
+    live.server.registry.revoke(stolen.device_id)
+    credential = load_credential(keeper.database)
+    assert credential is not None
+    transport = credential.transport()
+    try:
+        from core.sync.lan.identity import merge_revoked
+
+        sync(
+            keeper.database,
+            transport,
+            "admin",
+            on_revoked=lambda serials: merge_revoked(keeper.database, serials, "admin"),
+        )
+    finally:
+        transport.close()
+    assert certs.serial_of(stolen.certificate) in revoked_serials(keeper.database)
+    keeper.lock()

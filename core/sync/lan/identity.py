@@ -124,6 +124,22 @@ def revoke(db: Database, serial: int, actor: str) -> None:
         _put(tx, REVOKED_KEY, sorted(current))
 
 
+def merge_revoked(db: Database, serials: list[int], actor: str) -> int:
+    """Add serials revoked by the clinic server to this workstation's LAN refusal list.
+
+    Returns how many were new; writes (and audits) only when something changed.
+    """
+    known = revoked_serials(db)
+    new = {int(s) for s in serials} - known
+    if not new:
+        return 0
+    with db.write(actor, "lan.device.revoke", "device", "from-server", {"count": len(new)}) as tx:
+        current = {str(s) for s in _get(tx, REVOKED_KEY) or []}
+        current |= {str(s) for s in new}
+        _put(tx, REVOKED_KEY, sorted(current))
+    return len(new)
+
+
 # ----- pairing codes --------------------------------------------------------------------
 
 
