@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -34,7 +33,7 @@ from app.conflicts import field_label
 from app.messages import describe_error, validation_text
 from app.patient_dialog import PatientDialog, RecordsProvider
 from app.patient_list import age_on
-from app.widgets import error_label, form_layout
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job, Worker
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
@@ -95,21 +94,8 @@ class AllergyDialog(QDialog):
             form.addRow(label, widget)
             form.addRow("", self.errors[field])
 
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        self.save_button.setObjectName("primary")
-        self.buttons.accepted.connect(self.save)
-        self.buttons.rejected.connect(self.reject)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
-        layout.setSpacing(12)
-        layout.addWidget(heading)
-        layout.addLayout(form)
-        layout.addWidget(self.general_error)
-        layout.addWidget(self.buttons)
+        self.buttons, self.save_button = action_buttons(self, self.save)
+        dialog_layout(self, heading, form, self.general_error, self.buttons)
 
     def save(self) -> None:
         """Store through core on the worker; close when stored."""

@@ -11,15 +11,13 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QDateTimeEdit,
     QDialog,
-    QDialogButtonBox,
     QLabel,
     QLineEdit,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.messages import describe_error, validation_text
-from app.widgets import error_label, form_layout
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job, Worker
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
@@ -162,22 +160,8 @@ class PatientDialog(QDialog):
             form.addRow("", self.errors[field])
 
         self.general_error = error_label()
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        self.save_button.setObjectName("primary")
-        self.buttons.accepted.connect(self.save)
-        self.buttons.rejected.connect(self.reject)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
-        layout.setSpacing(12)
-        layout.addWidget(heading)
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        layout.addWidget(self.general_error)
-        layout.addWidget(self.buttons)
+        self.buttons, self.save_button = action_buttons(self, self.save)
+        dialog_layout(self, heading, intro, form, self.general_error, self.buttons)
 
         if patient is not None:
             self.family.setText(patient.family)

@@ -10,14 +10,12 @@ from typing import ClassVar
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -32,7 +30,7 @@ from app.sync_worker import (
     SyncController,
     SyncStatus,
 )
-from app.widgets import error_label, form_layout, paragraph
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
@@ -163,24 +161,8 @@ class EnrollDialog(QDialog):
         self.busy.hide()
         self.state = QLabel()
         self.state.setObjectName("hint")
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.connect_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.connect_button.setText("Connect")
-        self.connect_button.setObjectName("primary")
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
-        layout.setSpacing(12)
-        layout.addWidget(heading)
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        layout.addWidget(self.error)
-        layout.addWidget(self.state)
-        layout.addWidget(self.busy)
-        layout.addWidget(self.buttons)
+        self.buttons, self.connect_button = action_buttons(self, self.submit, "Connect")
+        dialog_layout(self, heading, intro, form, self.error, self.state, self.busy, self.buttons)
         controller.enroll_finished.connect(self._finished)
         self._waiting = False
 

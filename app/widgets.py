@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def error_label() -> QLabel:
@@ -33,3 +43,39 @@ def form_layout(row_spacing: int = 6) -> QFormLayout:
     form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     return form
+
+
+def action_buttons(
+    dialog: QDialog, on_accept: Callable[[], None], accept_text: str | None = None
+) -> tuple[QDialogButtonBox, QPushButton]:
+    """Save (or ``accept_text``) and Cancel; the first is the primary button.
+
+    Accepting runs ``on_accept`` (which closes the dialog when the work succeeds);
+    cancelling rejects the dialog.
+    """
+    ok = (
+        QDialogButtonBox.StandardButton.Save
+        if accept_text is None
+        else (QDialogButtonBox.StandardButton.Ok)
+    )
+    buttons = QDialogButtonBox(ok | QDialogButtonBox.StandardButton.Cancel)
+    primary = buttons.button(ok)
+    if accept_text is not None:
+        primary.setText(accept_text)
+    primary.setObjectName("primary")
+    buttons.accepted.connect(on_accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons, primary
+
+
+def dialog_layout(dialog: QDialog, *parts: QWidget | QFormLayout) -> QVBoxLayout:
+    """The dialogs' common column: generous margins, even spacing, parts top to bottom."""
+    layout = QVBoxLayout(dialog)
+    layout.setContentsMargins(24, 20, 24, 20)
+    layout.setSpacing(12)
+    for part in parts:
+        if isinstance(part, QFormLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
+    return layout
