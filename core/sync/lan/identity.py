@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.crypto import certs
+from core.crypto.kdf import Argon2Params, derive_key
 from core.store.database import Database, Transaction
 
 IDENTITY_KEY = "lan_identity"
@@ -148,9 +149,15 @@ def normalize_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+# Argon2id, not a plain hash: a rogue listener that captures one proof must not be able to
+# try every ~50-bit code offline within the code's lifetime. The salt is fixed because the
+# codes are random, single-use and short-lived.
+_CODE_KDF = Argon2Params(iterations=2, lanes=1, memory_kib=32 * 1024)
+
+
 def code_secret(code: str) -> bytes:
-    """What is stored and keys the proofs: a hash of the code, never the code itself."""
-    return hashlib.sha256(b"careline-pair-code|" + normalize_code(code).encode()).digest()
+    """What is stored and keys the proofs: a memory-hard hash of the code, never the code."""
+    return derive_key(normalize_code(code).encode(), b"careline-pair-code-v1", _CODE_KDF)
 
 
 def client_proof(secret: bytes, server_fingerprint: str, csr_pem: str) -> str:
