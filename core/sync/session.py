@@ -53,6 +53,7 @@ class SyncSession:
         actor: str = "sync",
         batch: int = DEFAULT_BATCH,
         on_revoked: Callable[[list[int]], object] | None = None,
+        on_progress: Callable[[SyncReport], object] | None = None,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -61,6 +62,8 @@ class SyncSession:
         self.report = SyncReport()
         self._remote_vv: dict[str, int] = {}
         self._on_revoked = on_revoked
+        # Called after every applied page or batch, e.g. to fill a first-download progress bar.
+        self._on_progress = on_progress
         self._bootstrapped = False
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
@@ -85,6 +88,10 @@ class SyncSession:
             raise SyncError(f"refused a batch from the other side: {exc}") from exc
         return self.report
 
+    def _progress(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.report)
+
     def _bootstrap(self) -> None:
         self._bootstrapped = True
         after: str | None = None
@@ -101,6 +108,7 @@ class SyncSession:
             self.report.snapshot_records += replication.apply_snapshot_page(
                 self.db, page, self.actor
             )
+            self._progress()
             nxt = reply.get("next_after")
             if nxt is None:
                 break
@@ -129,6 +137,7 @@ class SyncSession:
             result = replication.apply_ops(self.db, ops, self.actor)
             self.report.pulled += result.applied
             self.report.duplicates += result.duplicates
+            self._progress()
             self._remote_vv = p.vv_from_wire(reply.get("vv"))
             if not reply.get("more") or not ops:
                 return

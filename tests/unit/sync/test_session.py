@@ -180,3 +180,20 @@ def test_enrollment_and_transport_refuse_plain_http() -> None:
         enroll("http://clinic.example:8443", "CODE-CODE", None)
     with pytest.raises(TransportError, match="must start with https://"):
         HttpTransport("http://127.0.0.1:1", "token")
+
+
+def test_progress_is_reported_per_page_and_batch() -> None:
+    from core.sync.session import SyncReport, SyncSession
+
+    a = new_replica("ann")
+    for i in range(12):
+        a.add_patient(f"P{i}", "G", "1990-01-01")
+    fresh = new_replica("new")
+    seen: list[int] = []
+
+    def progress(report: SyncReport) -> None:
+        seen.append(report.snapshot_records + report.pulled)
+
+    SyncSession(fresh.db, LocalTransport(Responder(a.db)), "new", on_progress=progress).run()
+    assert seen and seen[-1] == 12
+    assert seen == sorted(seen)
