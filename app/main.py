@@ -16,6 +16,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.auto_lock import minutes_to_ms
+from app.lan_peer import LanOptions
 from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
 from core.config.settings import (
@@ -48,8 +49,10 @@ def load_desktop_settings(data_dir: Path | None) -> dict[str, Any]:
 
 
 def resources_dir() -> Path | None:
-    """Where the stylesheet and its images are: packaged copy first, then the source tree."""
+    """Where the stylesheet and its images are: an installed copy (wheel data files under
+    ``<prefix>/share/careline``), then the source tree."""
     candidates = [
+        Path(sys.prefix) / "share" / "careline",
         Path(str(resources.files("app").joinpath("resources"))),
         Path(__file__).resolve().parent.parent / "resources",
     ]
@@ -107,6 +110,7 @@ def create_main_window(
         workstation,
         auto_lock_ms=timeout,
         initial_user=getattr(args, "user", None) or "",
+        sync_options={"lan": LanOptions()},
     )
 
 
