@@ -49,12 +49,12 @@ def load_desktop_settings(data_dir: Path | None) -> dict[str, Any]:
 
 
 def resources_dir() -> Path | None:
-    """Where the stylesheet and its images are: an installed copy (wheel data files under
-    ``<prefix>/share/careline``), then the source tree."""
+    """Where the stylesheet and its images are: the source tree when running from one (so
+    edits show at once), else the installed copy (wheel data files, ``<prefix>/share/careline``)."""
     candidates = [
+        Path(__file__).resolve().parent.parent / "resources",
         Path(sys.prefix) / "share" / "careline",
         Path(str(resources.files("app").joinpath("resources"))),
-        Path(__file__).resolve().parent.parent / "resources",
     ]
     for candidate in candidates:
         if (candidate / STYLESHEET_NAME).is_file():
