@@ -1,0 +1,316 @@
+"""Sync survives the failures a clinic actually sees, with real processes on 127.0.0.1.
+
+a. The server process is SIGKILLed in the middle of a workstation's push, then restarted on
+   the same port: the workstation's ``careline sync`` (continuous mode) keeps running,
+   reports that it is retrying, and pushes everything by itself once the server is back.
+   Every op ends up in the server replica exactly once.
+b. The workstation's ``careline sync`` is SIGKILLed at random moments while it pulls a
+   large clinic, several times: ``careline db check`` passes after every kill, and a final
+   ``sync --once`` completes and converges with the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.records.changes import change
+from core.records.crdt import RecordDoc, write
+from core.records.replication import replica_id
+from core.records.workstation import Workstation
+from core.server.service import ClinicServer
+from core.server.settings import SERVER_SCHEMA
+from core.store.database import Database
+from core.store.oplog import version_vector
+from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import join_clinic, make_server, sync_at
+from tests.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_PATIENTS = 3000  # pushed in batches of 500: the session lasts long enough to cut
+REMOTE_PATIENTS = 3000  # pulled by the workstation that gets killed
+KILLS = 5
+
+
+def _env() -> dict[str, str]:
+    """No server setting (embedded store, local key file), no OS keyring, unbuffered."""
+    names = {s.env for s in SERVER_SCHEMA} | {"CREDENTIALS_DIRECTORY"}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _server_admin(data: Path, *args: str, stdin: str | None = None) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data), "--json",
+         "admin", *args],
+        input=stdin, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _careline(ws: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One ``careline`` command as admin (password on stdin)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.entry", "--data-dir", str(ws), "--user", "admin",
+         "--password-stdin", *args],
+        input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=_env(),
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _start_sync(ws: Path, log: Path) -> subprocess.Popen[str]:
+    """``careline sync`` in its continuous mode, retrying fast (hidden --interval)."""
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.entry", "--data-dir", str(ws), "--user", "admin",
+             "--password-stdin", "sync", "--interval", "0.3"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, text=True,
+            cwd=REPO, env=_env(),
+        )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(PASSWORD + "\n")
+    process.stdin.close()
+    return process
+
+
+class ServerProcess:
+    """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
+
+    def __init__(self, data: Path, port: int) -> None:
+        self.data = data
+        self.port = port
+        self.url = f"https://127.0.0.1:{port}"
+        self.log = data.parent / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                env=_env(),
+            )  # fmt: skip
+        cert = self.data / "tls" / "server.pem"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text(errors="replace")
+            if cert.exists():
+                try:
+                    trust = ssl.create_default_context(cafile=str(cert))
+                    if httpx.get(self.url + "/ready", verify=trust, timeout=2).status_code == 200:
+                        return
+                except (httpx.HTTPError, ssl.SSLError, OSError):
+                    pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready:\n{self.log.read_text(errors='replace')}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A server set up with the admin CLI (clinic, admin user), running; the clinic id."""
+    data = tmp_path / "server"
+    clinic = _server_admin(data, "clinic", "create", "Resilience Clinic")["id"]
+    _server_admin(data, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n")
+    running = ServerProcess(data, free_port())
+    running.start()
+    try:
+        yield running, clinic
+    finally:
+        running.stop()
+
+
+def _enroll(server: ServerProcess, clinic: str, ws: Path) -> None:
+    code = _server_admin(server.data, "enroll-code", clinic, "--ttl", "10")["code"]
+    done = _careline(
+        ws, "enroll", "--server", server.url, "--code", code,
+        "--ca-file", str(server.data / "tls" / "server.pem"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _bulk_patients(db: Database, prefix: str, count: int) -> None:
+    """``count`` new patients, one op each, 1,000 per transaction (fast set-up)."""
+    for start in range(0, count, 1000):
+        with db.write("admin", "test.bulk", "patient", "many") as tx:
+            for i in range(start, min(start + 1000, count)):
+
+                def create(doc: RecordDoc, hlc: str, i: int = i) -> None:
+                    for f, v in (("family", f"{prefix}{i:05d}"), ("given", "G"),
+                                 ("birth_date", "1980-01-01")):  # fmt: skip
+                        write(doc, f, v, hlc, "admin")
+
+                change(tx, "admin", f"{prefix.lower()}{i:07d}", "patient", create)
+
+
+def _local_vector(ws: Path) -> dict[str, int]:
+    desk = Workstation(ws)
+    desk.sign_in("admin", PASSWORD)
+    try:
+        return version_vector(desk.database)
+    finally:
+        desk.lock()
+
+
+def _server_vector(admin: ClinicServer, clinic: str) -> dict[str, int]:
+    return version_vector(admin.replica(clinic))
+
+
+def _assert_no_duplicates(replica: Database) -> None:
+    vv = version_vector(replica)
+    assert (
+        replica.query(
+            "SELECT origin, seq, count(*) FROM oplog GROUP BY origin, seq HAVING count(*) > 1"
+        )
+        == []
+    )
+    for origin, count, low, high in replica.query(
+        "SELECT origin, count(*), min(seq), max(seq) FROM oplog GROUP BY origin"
+    ):
+        assert (count, low, high) == (vv[origin], 1, vv[origin]), origin
+
+
+def _wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.05)
+
+
+def test_server_killed_mid_push_then_restarted_sync_resumes_by_itself(
+    server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
+) -> None:
+    running, clinic = server
+    ws = tmp_path / "desk"
+    _enroll(running, clinic, ws)
+    desk = Workstation(ws)
+    desk.sign_in("admin", PASSWORD)
+    _bulk_patients(desk.database, "Offline", LOCAL_PATIENTS)
+    origin = replica_id(desk.database)
+    made = version_vector(desk.database)
+    desk.lock()
+
+    admin = make_server(running.data)  # a third process's view of the server's replicas
+    sync_log = tmp_path / "sync.stderr"
+    syncer = _start_sync(ws, sync_log)
+    try:
+        # Kill the server once part, but not all, of the push has landed.
+        _wait_for(lambda: _server_vector(admin, clinic).get(origin, 0) > 0, 60, "the push to start")
+        running.kill()
+        landed = _server_vector(admin, clinic).get(origin, 0)
+        assert landed < made[origin], "the push finished before the server was killed"
+
+        _wait_for(lambda: "sync failed, retrying" in sync_log.read_text(), 20, "a retry message")
+        assert syncer.poll() is None, sync_log.read_text()
+
+        running.start()  # same port, same data dir
+        _wait_for(
+            lambda: _server_vector(admin, clinic).get(origin, 0) == made[origin],
+            30,
+            "the push to resume after the restart",
+        )
+        assert syncer.poll() is None, sync_log.read_text()
+    finally:
+        syncer.terminate()
+        syncer.wait(timeout=15)
+
+    replica = admin.replica(clinic)
+    _assert_no_duplicates(replica)
+    assert replica.query("SELECT count(*) FROM patients WHERE family LIKE 'Offline%'") == [
+        (LOCAL_PATIENTS,)
+    ]
+    once = _careline(ws, "--json", "sync", "--once")
+    assert once.returncode == 0, once.stderr
+    assert _local_vector(ws) == _server_vector(admin, clinic)
+    assert all(r["ok"] for r in admin.audit_report().values())
+    admin.close()
+
+
+def test_app_killed_during_sync_database_intact_and_sync_completes(
+    server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
+) -> None:
+    running, clinic = server
+    ws = tmp_path / "desk"
+    _enroll(running, clinic, ws)  # before the clinic grows: the next sync pulls op by op
+
+    admin = make_server(running.data)
+    other, credential = join_clinic(
+        admin, running.url, (running.data / "tls" / "server.pem").read_text(), clinic,
+        tmp_path / "other", "front desk",
+    )  # fmt: skip
+    _bulk_patients(other.database, "Remote", REMOTE_PATIENTS)
+    sync_at(other, credential)
+    other.lock()
+    added = _careline(ws, "patient", "add", "--family", "Local", "--given", "One",
+                      "--birth-date", "2001-01-01")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+    rng = random.Random(20261128)
+    progress = []
+    wal = ws / (Workstation(ws).db_path.name + "-wal")
+
+    def wrote_since(mark: int) -> bool:
+        return wal.exists() and wal.stat().st_mtime_ns != mark
+
+    for attempt in range(KILLS):
+        before = wal.stat().st_mtime_ns if wal.exists() else 0
+        syncer = _start_sync(ws, tmp_path / f"sync{attempt}.stderr")
+        # Once the process writes to the database (signed in, pulling), at a random moment.
+        _wait_for(functools.partial(wrote_since, before), 30, "the sync to write")
+        time.sleep(rng.uniform(0.4, 1.4))
+        syncer.send_signal(signal.SIGKILL)
+        syncer.wait(timeout=10)
+        checked = _careline(ws, "--json", "db", "check")
+        assert checked.returncode == 0, checked.stderr + checked.stdout
+        assert json.loads(checked.stdout)["ok"] is True
+        progress.append(sum(_local_vector(ws).values()))
+    assert progress == sorted(progress), "ops were lost between kills"
+    full = REMOTE_PATIENTS + 3
+    assert sum(1 for n in progress if 3 < n < full) >= 2, f"too few kills mid-pull: {progress}"
+
+    once = _careline(ws, "--json", "sync", "--once")
+    assert once.returncode == 0, once.stderr
+    server_vv = _server_vector(admin, clinic)
+    assert _local_vector(ws) == server_vv
+    _assert_no_duplicates(admin.replica(clinic))
+    desk = Workstation(ws)
+    desk.sign_in("admin", PASSWORD)
+    try:
+        assert desk.records.count_patients() == REMOTE_PATIENTS + 1
+        assert desk.database.integrity_problems() == []
+    finally:
+        desk.lock()
+    with contextlib.suppress(Exception):
+        admin.close()
