@@ -323,6 +323,7 @@ class MainWindow(QMainWindow):
         self.statusBar().hide()
         self.worker.idle.connect(self.sync.local_change)
         self.sync.synced.connect(self._synced)
+        self.sync.remote_changes.connect(self._remote_changes)
         self.workspace.enroll_action.triggered.connect(self.show_enroll)
         self.enroll_dialog: EnrollDialog | None = None
 
@@ -420,6 +421,11 @@ class MainWindow(QMainWindow):
         if getattr(report, "pulled", 0) or getattr(report, "snapshot_records", 0):
             self.workspace.patient_list.refresh()
 
+    def _remote_changes(self) -> None:
+        if self._session is not None:
+            self.workspace.patient_list.refresh()
+            self.workspace.refresh_conflicts()
+
     def show_enroll(self) -> None:
         """Open the enrollment dialog (Settings → Connect to server…)."""
         if self.enroll_dialog is not None:
@@ -449,9 +455,15 @@ class MainWindow(QMainWindow):
         for dialog in self.findChildren(QDialog):
             if dialog.isVisible() and dialog is not self.first_run:
                 dialog.reject()
-        self.worker.submit(self.workstation.lock, label="lock")
+        self.worker.submit(self._lock_after_lan, label="lock")
         self._show_sign_in(session.user.username if session else "", notice)
         self.locked.emit()
+
+    def _lock_after_lan(self) -> None:
+        # On the worker: the LAN peer server stops (in its own thread) before the database
+        # it serves closes.
+        self.sync.wait_lan_stopped()
+        self.workstation.lock()
 
     def lock_after_idle(self) -> None:
         """The idle timer ran out."""
@@ -490,7 +502,7 @@ class MainWindow(QMainWindow):
         wizard = self.first_run
         if (
             wizard is not None
-            and wizard.admin_page.created is not None
+            and wizard.created is not None
             and not wizard.recovery_page.stored.isChecked()
         ):
             answer = QMessageBox.question(

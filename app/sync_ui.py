@@ -34,7 +34,15 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout,
 
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
-    """One calm line for the status bar."""
+    """One calm line for the status bar (and, for a LAN peer, how many peers are in reach)."""
+    text = _describe_state(status, now)
+    if not status.lan:
+        return text
+    noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
+    return f"{text} {status.lan_peers} {noun} in reach."
+
+
+def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now().astimezone()
     last = f" Last synced {status.last_sync:%H:%M}." if status.last_sync else ""
     if status.state == SYNCED:
@@ -52,6 +60,8 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
         return f"Offline — retrying in {seconds} s.{pending}{last}"
     if status.state == ERROR:
         return f"Sync problem: {status.message}"
+    if status.state == NOT_ENROLLED and status.lan:
+        return "No clinic server; syncing with LAN peers."
     if status.state == NOT_ENROLLED:
         return "Not connected to a clinic server (Settings → Connect to server…)."
     return "Sync paused."

@@ -13,6 +13,11 @@ exponential backoff and jitter; a refused device (``DeviceRejectedError``) stops
 until the next enrollment. Locking stops everything: the session in progress breaks off at
 its next round trip (what was applied stays applied, as core guarantees).
 
+LAN peers: given :class:`~app.lan_peer.LanOptions`, a workstation with a LAN identity (its
+own, or the certificate its server enrollment issued) also serves peer sync, announces itself
+over mDNS, and after each server session syncs with every trusted peer it finds. The status
+bar shows how many peers were in reach.
+
 "Pending" counts this workstation's own ops the server has not acknowledged: this
 replica's sequence number now, minus what it was when the last successful session began
 (every op up to that point was pushed and acknowledged by the end of the session).
@@ -29,12 +34,14 @@ from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from app.lan_peer import LanNode, LanOptions, LanRound
 from core.records.workstation import Workstation
+from core.store.database import Database
 from core.store.oplog import identity, version_vector
 from core.sync.enroll import EnrollmentError, ServerCredential, enroll, load_credential
 from core.sync.enroll import save_credential as store_credential
 from core.sync.http_transport import DeviceRejectedError
-from core.sync.lan.identity import merge_revoked
+from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked
 from core.sync.session import SyncError, SyncReport, sync
 from core.sync.transport import Transport, TransportError
 
@@ -68,6 +75,8 @@ class SyncStatus:
     message: str = ""  # error: the reason
     bootstrapping: bool = False  # the first download (snapshot) is running
     server: str = ""
+    lan: bool = False  # this workstation syncs with LAN peers
+    lan_peers: int = 0  # trusted LAN peers synced with in the last session
 
 
 def backoff_ms(failures: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
@@ -105,6 +114,11 @@ class SessionOutcome:
     error: Exception | None = None
     enrolled: ServerCredential | None = None
     not_enrolled: bool = False
+    lan: bool = False
+    lan_only: bool = False  # LAN peers only: no clinic server
+    lan_peers: int = 0
+    lan_reports: tuple[SyncReport, ...] = ()
+    remote_changes: bool = False  # other replicas' ops arrived (also from peers' pushes)
 
 
 class _SyncRunner(QObject):
@@ -119,11 +133,14 @@ class _SyncRunner(QObject):
         workstation: Workstation,
         transport_factory: TransportFactory,
         stop: threading.Event,
+        lan: LanNode | None = None,
     ) -> None:
         super().__init__()
         self._ws = workstation
         self._factory = transport_factory
         self._stop = stop
+        self._lan = lan
+        self._remote_vv: dict[str, int] | None = None
 
     def _own_seq(self) -> int:
         db = self._ws.database
@@ -139,7 +156,10 @@ class _SyncRunner(QObject):
     def count(self) -> None:
         try:
             seq = self._own_seq()
-            enrolled = load_credential(self._ws.database) is not None
+            db = self._ws.database
+            enrolled = load_credential(db) is not None or (
+                self._lan is not None and load_identity(db) is not None
+            )
         except Exception as exc:  # locked meanwhile: nothing to count
             log.info("pending count skipped: %s", exc)
             return
@@ -167,25 +187,65 @@ class _SyncRunner(QObject):
         try:
             db = self._ws.database
             credential = load_credential(db)
-            if credential is None:
+            identity = load_identity(db) if self._lan is not None else None
+            if credential is None and identity is None:
                 return SessionOutcome(not_enrolled=True)
             start_seq = self._own_seq()
             self.started.emit(not version_vector(db))
-            transport = self._factory(credential)
             actor = self._actor()
-            report = sync(
-                db,
-                _StoppableTransport(transport, self._stop),
-                actor,
-                on_revoked=lambda serials: merge_revoked(db, serials, actor),
+            report: SyncReport | None = None
+            error: Exception | None = None
+            if credential is not None:
+                try:
+                    transport = self._factory(credential)
+                    report = sync(
+                        db,
+                        _StoppableTransport(transport, self._stop),
+                        actor,
+                        on_revoked=lambda serials: merge_revoked(db, serials, actor),
+                    )
+                except Exception as exc:
+                    error = exc
+            lan = self._lan_round(db, identity, actor)
+            acked = None
+            if (credential is not None and error is None) or (credential is None and lan.peers):
+                acked = start_seq
+            return SessionOutcome(
+                report,
+                acked,
+                self._own_seq(),
+                error,
+                lan=identity is not None,
+                lan_only=credential is None,
+                lan_peers=lan.peers,
+                lan_reports=lan.reports,
+                remote_changes=self._remote_changed(db),
             )
-            return SessionOutcome(report, start_seq, self._own_seq())
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
         finally:
             close = getattr(transport, "close", None)
             if callable(close):
                 close()
+
+    def _remote_changed(self, db: Database) -> bool:
+        # Peers push to this workstation's peer server too: compare what other replicas
+        # have contributed since the last session, whoever carried it here.
+        own = identity(db).replica_id
+        remote = {k: v for k, v in version_vector(db).items() if k != own}
+        before, self._remote_vv = self._remote_vv, remote
+        return before is not None and remote != before
+
+    def _lan_round(self, db: Database, identity: LanIdentity | None, actor: str) -> LanRound:
+        if self._lan is None or identity is None or self._stop.is_set():
+            return LanRound()
+        try:
+            self._lan.ensure_serving(db, identity)
+        except Exception as exc:  # e.g. an unusable certificate: peers are optional
+            log.warning("cannot serve LAN peers: %s", exc)
+        return self._lan.sync_peers(
+            db, identity, actor, wrap=lambda t: _StoppableTransport(t, self._stop)
+        )
 
 
 def describe_sync_error(exc: BaseException) -> str:
@@ -211,6 +271,7 @@ class SyncController(QObject):
 
     status_changed = Signal(object)  # SyncStatus
     synced = Signal(object)  # SyncReport of a successful session
+    remote_changes = Signal()  # records from elsewhere arrived (a session or a peer's push)
     enroll_finished = Signal(object)  # None on success, else the error message (str)
     _run = Signal()
     _count = Signal()
@@ -224,15 +285,18 @@ class SyncController(QObject):
         interval_ms: int = INTERVAL_MS,
         backoff_base_ms: int = BACKOFF_BASE_MS,
         backoff_cap_ms: int = BACKOFF_CAP_MS,
+        lan: LanOptions | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        # Without options (tests of the server alone), the app is no LAN peer.
+        self.lan: LanNode | None = LanNode(lan) if lan is not None and lan.enabled else None
         self._backoff = (backoff_base_ms, backoff_cap_ms)
         self._rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
         self._stop = threading.Event()
         self._thread = QThread()
         self._thread.setObjectName("careline-sync")
-        self._runner = _SyncRunner(workstation, transport_factory, self._stop)
+        self._runner = _SyncRunner(workstation, transport_factory, self._stop, self.lan)
         self._runner.moveToThread(self._thread)
         self._run.connect(self._runner.run_session)
         self._count.connect(self._runner.count)
@@ -272,6 +336,8 @@ class SyncController(QObject):
     def start(self) -> None:
         """Begin syncing (the workstation was unlocked): a session now, then on schedule."""
         self._stop.clear()
+        if self.lan is not None:
+            self.lan.resume()
         self._active = True
         self._failures = 0
         self._periodic.start()
@@ -281,6 +347,8 @@ class SyncController(QObject):
         """Stop syncing (locking): no new sessions; the running one ends at its next request."""
         self._active = False
         self._stop.set()
+        if self.lan is not None:
+            self.lan.stop()  # in a background thread
         for timer in (self._debounce, self._periodic, self._retry):
             timer.stop()
         self._again = False
@@ -292,6 +360,13 @@ class SyncController(QObject):
         self._thread.quit()
         if not self._thread.wait(timeout_ms):
             log.error("the sync thread did not stop within %d ms", timeout_ms)
+        self.wait_lan_stopped()
+
+    def wait_lan_stopped(self) -> None:
+        """Block until the LAN server and announcement have stopped (not on the GUI thread,
+        except when quitting)."""
+        if self.lan is not None:
+            self.lan.wait_stopped()
 
     def sync_now(self) -> None:
         """Start a session now (or right after the one running)."""
@@ -359,12 +434,19 @@ class SyncController(QObject):
                 self._periodic.start()
         if not self._active:
             return
+        if outcome.remote_changes:
+            self.remote_changes.emit()
+        for lan_report in outcome.lan_reports:
+            self.synced.emit(lan_report)
+        lan, peers = outcome.lan, outcome.lan_peers
         if outcome.not_enrolled:
             self._publish(replace(SyncStatus(), state=NOT_ENROLLED))
         elif outcome.error is not None:
+            self.status = replace(self.status, lan=lan, lan_peers=peers)
             self._failed(outcome.error)
+        elif outcome.acked_seq is None:  # LAN only, and no peer in reach
+            self._publish(replace(SyncStatus(), state=NOT_ENROLLED, lan=lan))
         else:
-            assert outcome.report is not None and outcome.acked_seq is not None
             self._failures = 0
             self._acked_seq, self._seq = outcome.acked_seq, outcome.current_seq
             pending = self._pending()
@@ -374,9 +456,12 @@ class SyncController(QObject):
                     last_sync=dt.datetime.now().astimezone(),
                     pending=pending,
                     server=self.status.server,
+                    lan=lan,
+                    lan_peers=peers,
                 )
             )
-            self.synced.emit(outcome.report)
+            if outcome.report is not None:
+                self.synced.emit(outcome.report)
             if pending:
                 self._debounce.start()
         if enrolling:

@@ -1,0 +1,106 @@
+"""The desktop app as a LAN peer: two windows on two workstations in this process find each
+other over mDNS on 127.0.0.1 and converge without a server."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from app.lan_peer import LanOptions
+from app.main_window import MainWindow
+from app.sync_ui import describe_status
+from app.sync_worker import NOT_ENROLLED, SYNCED, SyncStatus
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.sync.lan import identity as lan_id
+from core.sync.lan.pairing import join
+from core.sync.lan.server import PeerServer
+from core.sync.lan.transport import LanTransport
+from core.sync.session import sync
+from tests.services import free_port
+from tests.ui.conftest import ADMIN, PASSWORD, PATIENTS, WindowFactory, new_clinic, sign_in
+
+
+def lan_options() -> LanOptions:
+    """Loopback only, free ports, a short browse."""
+    return LanOptions(
+        host="127.0.0.1",
+        port=free_port(),
+        announce_address="127.0.0.1",
+        interfaces=["127.0.0.1"],
+        browse_seconds=1.0,
+        peer_timeout=5.0,
+    )
+
+
+def lan_sync_options() -> dict[str, object]:
+    return {"debounce_ms": 300, "interval_ms": 2_000, "lan": lan_options()}
+
+
+def paired_clinics(tmp_path: Path) -> tuple[Workstation, Workstation]:
+    """Workstation A (the clinic and its LAN CA) and B, paired with A; both locked."""
+    ws_a = new_clinic(tmp_path / "a")
+    ws_a.sign_in(ADMIN, PASSWORD)
+    identity = lan_id.ensure_identity(ws_a.database, ADMIN)
+    code = lan_id.new_pair_code(ws_a.database, ADMIN)
+    ws_b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    with PeerServer(ws_a.database, identity) as server:
+        assert server.pairing_port is not None
+        ws_b.prepare_join(ADMIN, PASSWORD)
+        joined = join("127.0.0.1", server.pairing_port, code)
+        lan_id.save_identity(ws_b.database, joined, ADMIN)
+        with LanTransport(f"127.0.0.1:{server.port}", joined) as transport:
+            sync(ws_b.database, transport, ADMIN)
+    ws_a.lock()
+    ws_b.lock()
+    return ws_a, ws_b
+
+
+def synced_with_peers(window: MainWindow, peers: int) -> bool:
+    status = window.sync.status
+    return status.state == SYNCED and status.lan_peers == peers
+
+
+def names(window: MainWindow) -> set[str]:
+    model = window.workspace.patient_list.model
+    return {str(model.index(row, 0).data()) for row in range(model.rowCount())}
+
+
+def test_two_app_instances_find_each_other_and_converge(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws_a, ws_b = paired_clinics(tmp_path)
+    window_a = make_window(ws_a, sync_options=lan_sync_options())
+    window_b = make_window(ws_b, sync_options=lan_sync_options())
+    sign_in(qtbot, window_a)
+    sign_in(qtbot, window_b)
+    assert window_a.sync.lan is not None and window_b.sync.lan is not None
+
+    # Each serves, announces, and finds the other over mDNS.
+    for window in (window_a, window_b):
+        qtbot.waitUntil(partial(synced_with_peers, window, 1), timeout=20_000)
+        assert window.sync_status.text.text().endswith("1 LAN peer in reach.")
+    assert window_a.sync.lan.port and window_b.sync.lan.port
+
+    # An edit on A appears on B, with no server anywhere.
+    rows = window_b.workspace.patient_list.model.rowCount
+    assert rows() == len(PATIENTS)
+    window_a.worker.submit(lambda: ws_a.records.add_patient("Turing", "Alan", "1912-06-23"))
+    qtbot.waitUntil(lambda: any("turing" in n.lower() for n in names(window_b)), timeout=20_000)
+    assert rows() == len(PATIENTS) + 1
+
+    # Locking stops serving and announcing; B then finds no peer.
+    window_a.lock()
+    lan_a = window_a.sync.lan
+    qtbot.waitUntil(lambda: not lan_a.serving, timeout=10_000)
+    qtbot.waitUntil(lambda: window_b.sync.status.lan_peers == 0, timeout=20_000)
+
+
+def test_status_line_for_lan_peers() -> None:
+    status = SyncStatus(state=NOT_ENROLLED, lan=True, lan_peers=0)
+    assert describe_status(status) == (
+        "No clinic server; syncing with LAN peers. 0 LAN peers in reach."
+    )
+    assert describe_status(SyncStatus(state=NOT_ENROLLED)).startswith("Not connected")
