@@ -1,4 +1,6 @@
-"""First run: create the clinic and its first administrator, then show the recovery key once.
+"""First run: create the clinic and its first administrator, or join an existing clinic
+(through the clinic server, or through a LAN peer showing a pairing code), then show this
+workstation's recovery key once.
 
 Creating the clinic (key derivation, database creation) runs on the worker. The
 administrator page is a commit page: once the clinic exists there is no going back, and
@@ -7,21 +9,29 @@ the recovery key page cannot be left until the person confirms they stored the k
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
     QWizard,
     QWizardPage,
 )
 
+from app.join import JoinRequest, describe_join_error, join_clinic
 from app.messages import describe_error, validation_text
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
@@ -57,6 +67,14 @@ class ClinicPage(QWizardPage):
         self.setTitle(
             heading(1, "Set up your clinic", "This computer does not hold any clinic records yet.")
         )
+        self.create_choice = QRadioButton("Create a new clinic")
+        self.create_choice.setObjectName("createClinic")
+        self.join_choice = QRadioButton("Join an existing clinic")
+        self.join_choice.setObjectName("joinClinic")
+        self.create_choice.setChecked(True)
+        self._choices = QButtonGroup(self)
+        self._choices.addButton(self.create_choice)
+        self._choices.addButton(self.join_choice)
         self.clinic_name = QLineEdit()
         self.clinic_name.setObjectName("clinicName")
         self.clinic_name.setPlaceholderText("e.g. Riverside Family Practice")
@@ -73,11 +91,40 @@ class ClinicPage(QWizardPage):
                 "and an administrator account for you. It works without a network connection."
             )
         )
+        layout.addWidget(self.create_choice)
         layout.addLayout(form)
+        layout.addWidget(self.join_choice)
+        layout.addWidget(
+            paragraph(
+                "Choose this on a second computer of a clinic that already uses Careline: it "
+                "receives the clinic's records from the clinic server or from another "
+                "workstation on this network.",
+                "hint",
+            )
+        )
         layout.addStretch(1)
+        self.join_choice.toggled.connect(self._choice_changed)
+
+    def _choice_changed(self, joining: bool) -> None:
+        self.clinic_name.setEnabled(not joining)
+        self.error.hide()
+
+    @property
+    def joining(self) -> bool:
+        """True if the person chose to join an existing clinic."""
+        return self.join_choice.isChecked()
+
+    def nextId(self) -> int:
+        """The administrator page, or the join page."""
+        wizard = self.wizard()
+        if self.joining and isinstance(wizard, FirstRunWizard):
+            return wizard.join_page_id
+        return super().nextId()
 
     def validatePage(self) -> bool:
         """Check the name with core's rules before moving on."""
+        if self.joining:
+            return True
         try:
             validation.text("clinic", self.clinic_name.text())
         except ValidationError as exc:
@@ -266,6 +313,10 @@ class RecoveryPage(QWizardPage):
         layout.addWidget(self.stored)
         layout.addStretch(1)
 
+    def nextId(self) -> int:
+        """The last page, whichever way the clinic came to this computer."""
+        return -1
+
     def show_key(self, created: ClinicCreated) -> None:
         """Fill in the key and, when there is no OS keyring, say what that means."""
         self.key.setText(created.recovery_key)
@@ -306,8 +357,10 @@ class FirstRunWizard(QWizard):
         self.clinic_page = ClinicPage()
         self.admin_page = AdminPage(self)
         self.recovery_page = RecoveryPage()
+        self.join_page = JoinPage(self)
         for page in (self.clinic_page, self.admin_page, self.recovery_page):
             self.addPage(page)
+        self.join_page_id = self.addPage(self.join_page)
         for which in (
             QWizard.WizardButton.NextButton,
             QWizard.WizardButton.CommitButton,
@@ -334,9 +387,40 @@ class FirstRunWizard(QWizard):
 
         return self._worker.submit(create, on_done, on_error, label="create clinic")
 
+    def join_clinic(
+        self,
+        request: JoinRequest,
+        on_done: Callable[[ClinicCreated], None],
+        on_error: Callable[[Exception], None],
+    ) -> Job[ClinicCreated]:
+        """Join an existing clinic on the worker (see :func:`app.join.join_clinic`)."""
+        ws = self._workstation
+
+        def run() -> ClinicCreated:
+            recovery = join_clinic(ws, request)
+            return ClinicCreated(request.username.strip().lower(), recovery, ws.keyring_note)
+
+        return self._worker.submit(run, on_done, on_error, label="join clinic")
+
+    def find_peers(
+        self, on_done: Callable[[list[str]], None], on_error: Callable[[Exception], None]
+    ) -> Job[list[str]]:
+        """Browse mDNS for LAN peers (HOST:PORT) on the worker."""
+        from core.sync.lan import discovery
+
+        def run() -> list[str]:
+            return [peer.address for peer in discovery.browse(2.0)]
+
+        return self._worker.submit(run, on_done, on_error, label="find peers")
+
+    @property
+    def created(self) -> ClinicCreated | None:
+        """The clinic created or joined on this computer, once it exists."""
+        return self.admin_page.created or self.join_page.created
+
     def _page_changed(self, page_id: int) -> None:
-        if self.page(page_id) is self.recovery_page and self.admin_page.created is not None:
-            self.recovery_page.show_key(self.admin_page.created)
+        if self.page(page_id) is self.recovery_page and self.created is not None:
+            self.recovery_page.show_key(self.created)
             # There is nothing to go back to once the clinic exists: no Back button at all.
             self.setButtonLayout([QWizard.WizardButton.Stretch, QWizard.WizardButton.FinishButton])
 
@@ -345,9 +429,223 @@ class FirstRunWizard(QWizard):
 
     def accept(self) -> None:
         """Finish: forget the key on screen and hand over to sign-in."""
-        created = self.admin_page.created
+        created = self.created
         if created is None or not self.recovery_page.stored.isChecked():
             return
         self.recovery_page.key.clear()
         super().accept()
         self.setup_finished.emit(created.username)
+
+
+class JoinPage(QWizardPage):
+    """Step 2 (joining): through the clinic server, or through a LAN peer's pairing code."""
+
+    def __init__(self, wizard: FirstRunWizard) -> None:
+        super().__init__(wizard)
+        self._wizard = wizard
+        self._job: Job[ClinicCreated] | None = None
+        self._find_job: Job[list[str]] | None = None
+        self.created: ClinicCreated | None = None
+        self.setTitle(
+            heading(
+                2,
+                "Join an existing clinic",
+                "This computer receives the clinic's records and syncs with the others.",
+            )
+        )
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Join clinic")
+
+        self.via_server = QRadioButton("Through the clinic server")
+        self.via_server.setObjectName("joinViaServer")
+        self.via_peer = QRadioButton("Through another workstation on this network")
+        self.via_peer.setObjectName("joinViaPeer")
+        self.via_server.setChecked(True)
+        self._via = QButtonGroup(self)
+        self._via.addButton(self.via_server)
+        self._via.addButton(self.via_peer)
+
+        self.server_url = QLineEdit()
+        self.server_url.setPlaceholderText("https://careline.example-clinic.org")
+        self.enroll_code = QLineEdit()
+        self.enroll_code.setPlaceholderText("The one-time enrollment code")
+        self.ca_path = QLineEdit()
+        self.ca_path.setPlaceholderText("Optional: the server's CA certificate (PEM) to pin")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._choose_ca)
+        ca_row = QHBoxLayout()
+        ca_row.addWidget(self.ca_path, 1)
+        ca_row.addWidget(browse)
+        self.server_form = QWidget()
+        server_form = form_layout()
+        server_form.addRow("Server address", self.server_url)
+        server_form.addRow("Enrollment code", self.enroll_code)
+        server_form.addRow("CA certificate", ca_row)
+        self.server_form.setLayout(server_form)
+
+        self.pair_code = QLineEdit()
+        self.pair_code.setPlaceholderText("The pairing code shown on the other workstation")
+        self.peer_address = QLineEdit()
+        self.peer_address.setPlaceholderText("HOST:PORT of the other workstation")
+        self.find_button = QPushButton("Find")
+        self.find_button.setToolTip("Look for Careline workstations on this network")
+        self.find_button.clicked.connect(self._find_peers)
+        peer_row = QHBoxLayout()
+        peer_row.addWidget(self.peer_address, 1)
+        peer_row.addWidget(self.find_button)
+        self.peer_form = QWidget()
+        peer_form = form_layout()
+        peer_form.addRow("Pairing code", self.pair_code)
+        peer_form.addRow("Workstation", peer_row)
+        self.peer_form.setLayout(peer_form)
+        self.peer_form.hide()
+
+        self.username = QLineEdit()
+        self.username.setObjectName("joinUsername")
+        self.password = QLineEdit()
+        self.password.setObjectName("joinPassword")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        account = form_layout()
+        account.addRow("Your user name", self.username)
+        account.addRow("Password", self.password)
+        self.error = error_label()
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
+        layout.setSpacing(10)
+        layout.addWidget(self.via_server)
+        layout.addWidget(self.via_peer)
+        layout.addWidget(self.server_form)
+        layout.addWidget(self.peer_form)
+        layout.addLayout(account)
+        layout.addWidget(
+            paragraph(
+                "Sign in with your existing account in the clinic: the account must already "
+                "exist there. Your password also protects the records on this computer.",
+                "hint",
+            )
+        )
+        layout.addWidget(self.error)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+        self.via_peer.toggled.connect(self._via_changed)
+
+    def _via_changed(self, peer: bool) -> None:
+        self.server_form.setVisible(not peer)
+        self.peer_form.setVisible(peer)
+        self.error.hide()
+
+    def nextId(self) -> int:
+        """The recovery key page."""
+        return self._wizard.pageIds()[2]
+
+    def _choose_ca(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Server CA certificate", "", "Certificates (*.pem *.crt);;All files (*)"
+        )
+        if path:
+            self.ca_path.setText(path)
+
+    def _find_peers(self) -> None:
+        if self._find_job is not None:
+            return
+        self.find_button.setEnabled(False)
+        self.find_button.setText("Looking…")
+        self._find_job = self._wizard.find_peers(self._peers_found, self._find_failed)
+
+    def _peers_found(self, addresses: list[str]) -> None:
+        self._find_done()
+        if addresses:
+            self.peer_address.setText(addresses[0])
+        else:
+            self.show_error("No Careline workstation answered on this network. Type its address.")
+
+    def _find_failed(self, exc: Exception) -> None:
+        self._find_done()
+        self.show_error(f"Looking for workstations failed: {exc}")
+
+    def _find_done(self) -> None:
+        self._find_job = None
+        self.find_button.setEnabled(True)
+        self.find_button.setText("Find")
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` below the form."""
+        self.error.setText(text)
+        self.error.show()
+
+    def request(self) -> JoinRequest | str:
+        """The join request from the form, or what is missing."""
+        if not self.username.text().strip() or not self.password.text():
+            return "Enter your user name and password in the clinic."
+        if self.via_peer.isChecked():
+            if not self.pair_code.text().strip():
+                return "Enter the pairing code shown on the other workstation."
+            if not self.peer_address.text().strip():
+                return "Enter the other workstation's address (HOST:PORT), or choose Find."
+            return JoinRequest(
+                self.username.text(),
+                self.password.text(),
+                pair_code=self.pair_code.text().strip(),
+                peer=self.peer_address.text().strip(),
+            )
+        url = self.server_url.text().strip()
+        if not url.startswith("https://"):
+            return "The server address must start with https://."
+        if not self.enroll_code.text().strip():
+            return "Enter the one-time enrollment code."
+        ca_pem: str | None = None
+        if self.ca_path.text().strip():
+            try:
+                ca_pem = Path(self.ca_path.text().strip()).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                return f"The CA certificate cannot be read: {exc}"
+            if "BEGIN CERTIFICATE" not in ca_pem:
+                return "That file is not a PEM certificate."
+        return JoinRequest(
+            self.username.text(),
+            self.password.text(),
+            server_url=url,
+            enroll_code=self.enroll_code.text().strip(),
+            ca_pem=ca_pem,
+            device_name=platform.node() or "workstation",
+        )
+
+    def validatePage(self) -> bool:
+        """Refuse while joining; start joining; accept once this computer holds the clinic."""
+        if self.created is not None:
+            return True
+        if self._job is not None:
+            return False
+        self.error.hide()
+        request = self.request()
+        if isinstance(request, str):
+            self.show_error(request)
+            return False
+        self._set_busy(True)
+        self._job = self._wizard.join_clinic(request, self._joined, self._failed)
+        return False
+
+    def _set_busy(self, busy: bool) -> None:
+        for widget in (self.server_form, self.peer_form, self.username, self.password):
+            widget.setEnabled(not busy)
+        for radio in (self.via_server, self.via_peer):
+            radio.setEnabled(not busy)
+        self.progress.setText("Joining and receiving the clinic's records…" if busy else "")
+        self.progress.setVisible(busy)
+        self._wizard.button(QWizard.WizardButton.CommitButton).setEnabled(not busy)
+        self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
+
+    def _joined(self, created: ClinicCreated) -> None:
+        self._job = None
+        self.created = created
+        self.password.clear()
+        self._set_busy(False)
+        self._wizard.next()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self._set_busy(False)
+        self.show_error(describe_join_error(exc))

@@ -1,0 +1,125 @@
+"""First run, "Join an existing clinic": through the clinic server (a real TLS server in
+this process) and through a LAN peer showing a pairing code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWizard
+from pytestqt.qtbot import QtBot
+
+from app.first_run import FirstRunWizard
+from app.lan_peer import LanOptions
+from app.sync_worker import SYNCED
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.sync.enroll import load_credential
+from core.sync.lan import identity as lan_id
+from core.sync.lan.server import PeerServer
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
+
+COMMIT = QWizard.WizardButton.CommitButton
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with live_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+def click(wizard: FirstRunWizard, which: QWizard.WizardButton) -> None:
+    button = wizard.button(which)
+    assert button.isVisible() and button.isEnabled(), which
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def to_join_page(wizard: FirstRunWizard) -> None:
+    wizard.clinic_page.join_choice.setChecked(True)
+    assert not wizard.clinic_page.clinic_name.isEnabled()
+    click(wizard, QWizard.WizardButton.NextButton)
+    assert wizard.currentPage() is wizard.join_page
+    assert wizard.button(COMMIT).text() == "Join clinic"
+
+
+def finish(qtbot: QtBot, wizard: FirstRunWizard) -> None:
+    """Recovery key shown once, confirmed, then on to sign-in."""
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.recovery_page, timeout=30_000)
+    assert wizard.recovery_page.key.text()
+    wizard.recovery_page.stored.setChecked(True)
+    click(wizard, QWizard.WizardButton.FinishButton)
+
+
+def test_join_through_the_server(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # A clinic on the server that another workstation already filled.
+    clinic_id = add_clinic(live.server, "Harbour Clinic")
+    first, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "a")
+    first.records.add_patient("Mensah", "Ama", "1979-05-05")
+    sync_at(first, credential)
+    first.lock()
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(live.ca_pem)
+
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws, sync_options={"debounce_ms": 400, "interval_ms": 60_000})
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    assert page.server_form.isVisible() and not page.peer_form.isVisible()
+
+    # A wrong code is refused in plain words, and nothing is left behind.
+    page.server_url.setText(live.url)
+    page.enroll_code.setText("WRONG-CODE")
+    page.ca_path.setText(str(ca_file))
+    page.username.setText(ADMIN)
+    page.password.setText(PASSWORD)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=20_000)
+    assert wizard.currentPage() is page
+    assert not ws.is_initialized()
+
+    page.enroll_code.setText(code)
+    click(wizard, COMMIT)
+    finish(qtbot, wizard)
+    sign_in(qtbot, window, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=20_000)
+    model = window.workspace.patient_list.model
+    assert model.rowCount() == 1
+    assert load_credential(ws.database) is not None
+
+
+def test_join_through_a_lan_peer(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> None:
+    clinic = new_clinic(tmp_path / "a")
+    clinic.sign_in(ADMIN, PASSWORD)
+    identity = lan_id.ensure_identity(clinic.database, ADMIN)
+    code = lan_id.new_pair_code(clinic.database, ADMIN)
+    port = free_port()
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    with PeerServer(clinic.database, identity, "127.0.0.1", port) as server:
+        lan = LanOptions(host="127.0.0.1", port=free_port(), interfaces=["127.0.0.1"])
+        window = make_window(ws, sync_options={"lan": lan})
+        wizard = window.first_run
+        assert wizard is not None
+        to_join_page(wizard)
+        page = wizard.join_page
+        page.via_peer.setChecked(True)
+        assert page.peer_form.isVisible() and not page.server_form.isVisible()
+        page.pair_code.setText(code)
+        page.peer_address.setText(f"127.0.0.1:{server.port}")
+        page.username.setText(ADMIN)
+        page.password.setText(PASSWORD)
+        click(wizard, COMMIT)
+        finish(qtbot, wizard)
+    clinic.lock()
+    sign_in(qtbot, window)
+    assert window.workspace.patient_list.model.rowCount() == 5
+    assert lan_id.load_identity(ws.database) is not None
