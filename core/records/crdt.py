@@ -19,6 +19,7 @@ A pycrdt Doc is only ever used on the thread that made it, and only within one f
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import secrets
 from dataclasses import dataclass
@@ -102,7 +103,10 @@ def text(doc: RecordDoc, field: str) -> Text:
     return shared
 
 
-def _entry(write_id: str, raw: Any) -> RegisterEntry:
+@functools.lru_cache(maxsize=32_768)
+def _entry(write_id: str, raw: str) -> RegisterEntry:
+    # Entries never change once written, and each record is re-derived after every change,
+    # so the same entries are parsed over and over: cache them (immutable results).
     data = json.loads(raw)
     return RegisterEntry(
         write_id=write_id,
