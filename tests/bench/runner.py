@@ -1,11 +1,12 @@
-"""``python -m tests.bench`` (``make bench``): the store, sync, attachment and server
-benchmarks, one JSON object.
+"""``python -m tests.bench`` (``make bench``): the store, sync, attachment, server and
+desktop sync benchmarks, one JSON object.
 
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
-"elapsed_s": ...}``; progress goes to stderr. ``--only store|sync|attachments|server`` runs
-one part (its targets only). ``--server-devices`` / ``--server-seconds`` size the server
-load test (default 50 devices for 60 s).
+"desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
+``--only store|sync|attachments|server|desktop`` runs one part (its targets only).
+``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
+for 60 s).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import attachment_bench, server_bench, store_bench, sync_bench
+from . import attachment_bench, desktop_sync_bench, server_bench, store_bench, sync_bench
 
-PARTS = ("store", "sync", "attachments", "server")
+PARTS = ("store", "sync", "attachments", "server", "desktop")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -91,6 +92,14 @@ def server_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def desktop_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """First download of a large clinic, and a LAN edit's arrival on a peer."""
+    return [
+        _target(f"desktop.{key}", t["target"], t["value"], t["limit"], t["met"])
+        for key, t in report["targets"].items()
+    ]
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the benchmarks and print one JSON object on stdout."""
     ap = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
@@ -150,8 +159,14 @@ def main(argv: Sequence[str]) -> int:
         results["server"] = server_bench.run(args.server_devices, args.server_seconds)
         elapsed["server"] = round(time.perf_counter() - t0, 1)
         targets += server_targets(results["server"])
+    if "desktop" in parts:
+        store_bench.log("desktop sync benchmark")
+        t0 = time.perf_counter()
+        results["desktop"] = desktop_sync_bench.run()
+        elapsed["desktop"] = round(time.perf_counter() - t0, 1)
+        targets += desktop_targets(results["desktop"])
     report: dict[str, Any] = {
-        "benchmark": "careline store, sync, attachments and server load",
+        "benchmark": "careline store, sync, attachments, server load and desktop sync",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

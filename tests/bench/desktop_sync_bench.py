@@ -1,0 +1,267 @@
+"""Desktop sync benchmark (``python -m tests.bench --only desktop``).
+
+1. First download: a clinic of ``records`` patients (100,000 by default) is written in bulk
+   straight into the server's replica (1,000 ops per transaction) before the server starts;
+   ``careline-server run`` then serves it from its own process (embedded SQLCipher store, TLS
+   pinned to its generated certificate) and a brand-new workstation enrolls and runs its
+   first sync session: the seconds of that session and the records per second.
+2. Peer discovery on loopback: a peer announced with zeroconf on 127.0.0.1
+   (:class:`core.sync.lan.discovery.Advertiser`); the time until a newly started browser on
+   127.0.0.1 sees its instance, over a few rounds.
+3. LAN edit to arrival: two paired workstations, one serving with
+   :class:`core.sync.lan.server.PeerServer`; the other makes one edit, then syncs over a new
+   :class:`core.sync.lan.transport.LanTransport` (mutual TLS); the time from the start of the
+   edit until the serving workstation reads the new value.
+
+Everything stays on 127.0.0.1 and in a temporary folder; the server process is stopped
+whatever happens. Standalone: ``python -m tests.bench.desktop_sync_bench [records]``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import keyring
+import keyring.backends.fail
+from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
+
+from core.crypto.kdf import FAST_PARAMS
+from core.keys.providers import provider_from_settings
+from core.records.changes import change
+from core.records.crdt import RecordDoc, write
+from core.records.workstation import Workstation
+from core.server.service import ClinicServer
+from core.server.settings import load_server_settings
+from core.store.database import Database
+from core.sync.enroll import enroll, save_credential, tls_trust
+from core.sync.http_transport import HttpTransport
+from core.sync.lan import discovery
+from core.sync.lan import identity as lan_id
+from core.sync.lan.pairing import join
+from core.sync.lan.server import PeerServer
+from core.sync.lan.transport import LanTransport
+from core.sync.session import sync
+
+from .server_bench import server_process
+
+DEFAULT_RECORDS = 100_000
+FIRST_DOWNLOAD_TARGET_S = 60.0
+LAN_EDIT_TARGET_S = 2.0
+DISCOVERY_ROUNDS = 3
+LAN_EDITS = 10
+PASSWORD = "bench horse battery staple"  # a throwaway account in a temporary folder
+
+
+def _log(message: str) -> None:
+    print(f"[desktop-bench] {message}", file=sys.stderr, flush=True)
+
+
+def _bulk_patients(db: Database, count: int) -> None:
+    """``count`` new patients, one op each, 1,000 per transaction."""
+    for start in range(0, count, 1000):
+        with db.write("bench", "bench.bulk", "patient", "many") as tx:
+            for i in range(start, min(start + 1000, count)):
+
+                def create(doc: RecordDoc, hlc: str, i: int = i) -> None:
+                    for f, v in (
+                        ("family", f"Fam{i:06d}"),
+                        ("given", "G"),
+                        ("birth_date", "1980-01-01"),
+                    ):
+                        write(doc, f, v, hlc, "bench")
+
+                change(tx, "bench", f"p{i:07d}", "patient", create)
+
+
+def first_download(folder: Path, records: int) -> dict[str, Any]:
+    """A new workstation's first sync of a clinic of ``records`` patients."""
+    data_dir = folder / "server"
+    settings = load_server_settings(cli={"data_dir": data_dir}, env={})
+    server = ClinicServer(data_dir, provider_from_settings(settings, data_dir), FAST_PARAMS)
+    try:
+        clinic = server.create_clinic("Download Bench Clinic").id
+        server.add_user(clinic, "admin", "Ada Admin", "admin", PASSWORD)
+        t0 = time.perf_counter()
+        _bulk_patients(server.replica(clinic), records)
+        seed_s = time.perf_counter() - t0
+        code, _ = server.registry.issue_enroll_code(clinic, 30)
+    finally:
+        server.close()
+    _log(f"{records:,} patients written into the server replica in {seed_s:.1f} s")
+
+    with server_process(data_dir) as running:
+        ws = Workstation(folder / "desk", FAST_PARAMS)
+        ws.prepare_join("admin", PASSWORD)
+        credential = enroll(running.url, code, running.ca_pem, "bench desk")
+        save_credential(ws.database, credential)
+        transport = HttpTransport(
+            credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
+        )
+        try:
+            t0 = time.perf_counter()
+            report = sync(ws.database, transport, "admin")
+            seconds = time.perf_counter() - t0
+        finally:
+            transport.close()
+        ws.lock()
+        ws.sign_in("admin", PASSWORD)
+        patients = ws.records.count_patients()
+        ws.lock()
+        server_alive = running.process.poll() is None
+    received = report.snapshot_records + report.pulled
+    _log(f"first download: {received:,} records in {seconds:.1f} s")
+    return {
+        "records_on_server": records,
+        "seed_s": round(seed_s, 1),
+        "seconds": round(seconds, 2),
+        "records_received": received,
+        "snapshot_records": report.snapshot_records,
+        "ops_pulled": report.pulled,
+        "rounds": report.rounds,
+        "records_per_s": round(received / seconds),
+        "patients_on_workstation": patients,
+        "complete": patients == records and server_alive,
+    }
+
+
+class _Watcher(ServiceListener):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen = threading.Event()
+
+    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        if name == self.name:
+            self.seen.set()
+
+    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.add_service(zc, type_, name)
+
+    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        pass
+
+
+def peer_discovery(rounds: int = DISCOVERY_ROUNDS) -> dict[str, Any]:
+    """Seconds until a new browser on 127.0.0.1 sees an announced peer."""
+    times: list[float] = []
+    missed = 0
+    for _ in range(rounds):
+        advertiser = discovery.Advertiser(47390, "127.0.0.1", ["127.0.0.1"])
+        try:
+            watcher = _Watcher(f"{advertiser.instance}.{discovery.SERVICE_TYPE}")
+            t0 = time.perf_counter()
+            zc = Zeroconf(interfaces=["127.0.0.1"])
+            try:
+                browser = ServiceBrowser(zc, discovery.SERVICE_TYPE, watcher)
+                if watcher.seen.wait(10):
+                    times.append(time.perf_counter() - t0)
+                else:
+                    missed += 1
+                browser.cancel()
+            finally:
+                zc.close()
+        finally:
+            advertiser.close()
+    _log(f"discovery on loopback: {[round(t, 3) for t in times]} s, {missed} missed")
+    return {
+        "rounds": rounds,
+        "missed": missed,
+        "seconds": [round(t, 3) for t in times],
+        "median_s": round(statistics.median(times), 3) if times else None,
+        "max_s": round(max(times), 3) if times else None,
+        "what": "new Zeroconf browser on 127.0.0.1 started after the announcement; time "
+        "until its listener receives the peer's instance",
+    }
+
+
+def lan_edit_arrival(folder: Path, edits: int = LAN_EDITS) -> dict[str, Any]:
+    """Seconds from a local edit to its arrival on a paired LAN peer."""
+    ws_a = Workstation(folder / "lan-a", FAST_PARAMS)
+    ws_a.init("LAN Bench Clinic", "admin", "Ada Admin", PASSWORD)
+    ws_a.sign_in("admin", PASSWORD)
+    patient = ws_a.records.add_patient("Lovelace", "Ada", "1915-12-10").id
+    identity_a = lan_id.ensure_identity(ws_a.database, "admin")
+    ws_b = Workstation(folder / "lan-b", FAST_PARAMS)
+    with PeerServer(ws_a.database, identity_a, "127.0.0.1", 0) as server:
+        assert server.pairing_port is not None
+        code = lan_id.new_pair_code(ws_a.database, "admin")
+        ws_b.prepare_join("admin", PASSWORD)
+        identity_b = join("127.0.0.1", server.pairing_port, code)
+        lan_id.save_identity(ws_b.database, identity_b, "admin")
+        address = f"127.0.0.1:{server.port}"
+        with LanTransport(address, identity_b) as transport:
+            sync(ws_b.database, transport, "admin")
+        ws_b.lock()
+        ws_b.sign_in("admin", PASSWORD)
+        times: list[float] = []
+        arrived = 0
+        for i in range(edits):
+            phone = f"555-{i:04d}"
+            t0 = time.perf_counter()
+            ws_b.records.update_patient(patient, {"phone": phone})
+            with LanTransport(address, identity_b) as transport:
+                sync(ws_b.database, transport, "admin")
+            if ws_a.records.get_patient(patient).phone == phone:
+                arrived += 1
+            times.append(time.perf_counter() - t0)
+    ws_b.lock()
+    ws_a.lock()
+    _log(f"LAN edit to arrival: median {statistics.median(times) * 1000:.0f} ms")
+    return {
+        "edits": edits,
+        "arrived": arrived,
+        "median_s": round(statistics.median(times), 4),
+        "max_s": round(max(times), 4),
+        "what": "update_patient on B, then one sync session over a new mutual-TLS "
+        "LanTransport to A's PeerServer on 127.0.0.1, then A reads the value",
+    }
+
+
+def run(records: int = DEFAULT_RECORDS) -> dict[str, Any]:
+    """All desktop figures, as one JSON-able dict."""
+    previous_keyring = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    try:
+        with tempfile.TemporaryDirectory(prefix="careline-desktop-bench-") as tmp:
+            folder = Path(tmp)
+            _log(f"first download of a {records:,}-record clinic")
+            download = first_download(folder, records)
+            _log("peer discovery on loopback")
+            found = peer_discovery()
+            _log("LAN edit to arrival")
+            lan = lan_edit_arrival(folder)
+    finally:
+        keyring.set_keyring(previous_keyring)
+    return {
+        "store": "embedded SQLCipher on both sides",
+        "first_download": download,
+        "peer_discovery": found,
+        "lan_edit_arrival": lan,
+        "targets": {
+            "first_download_s": {
+                "target": f"first download of {records:,} records at most "
+                f"{FIRST_DOWNLOAD_TARGET_S:g} s, complete",
+                "value": download["seconds"],
+                "limit": FIRST_DOWNLOAD_TARGET_S,
+                "met": download["complete"] and download["seconds"] <= FIRST_DOWNLOAD_TARGET_S,
+            },
+            "lan_edit_arrival_s": {
+                "target": f"local edit to arrival on a LAN peer under {LAN_EDIT_TARGET_S:g} s "
+                "(worst of the edits), every edit arrived",
+                "value": lan["max_s"],
+                "limit": LAN_EDIT_TARGET_S,
+                "met": lan["arrived"] == lan["edits"] and lan["max_s"] < LAN_EDIT_TARGET_S,
+            },
+        },
+    }
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_RECORDS
+    print(json.dumps(run(n), indent=2))
