@@ -45,6 +45,8 @@ from core.records.clinic import ClinicRecords
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
+from core.sync.lan import identity as lan_id
+from core.sync.lan.discovery import lan_address
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,9 @@ class Workspace(QWidget):
         self.enroll_action.setToolTip("Enroll this workstation with the clinic server")
         self.settings_menu = QMenu("Settings", self)
         self.settings_menu.addAction(self.enroll_action)
+        self.pair_action = QAction("Pair a workstation…", self)
+        self.pair_action.setToolTip("Show a one-time code that lets a LAN workstation join")
+        self.settings_menu.addAction(self.pair_action)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setObjectName("toolbarButton")
@@ -325,6 +330,9 @@ class MainWindow(QMainWindow):
         self.sync.synced.connect(self._synced)
         self.sync.remote_changes.connect(self._remote_changes)
         self.workspace.enroll_action.triggered.connect(self.show_enroll)
+        self.workspace.pair_action.triggered.connect(self.show_pair_code)
+        self.workspace.pair_action.setVisible(self.sync.lan is not None)
+        self.pair_code_box: QMessageBox | None = None
         self.enroll_dialog: EnrollDialog | None = None
 
         self.idle = IdleWatcher(auto_lock_ms, self)
@@ -425,6 +433,48 @@ class MainWindow(QMainWindow):
         if self._session is not None:
             self.workspace.patient_list.refresh()
             self.workspace.refresh_conflicts()
+
+    def show_pair_code(self) -> None:
+        """Settings → Pair a workstation…: a one-time code (creating the clinic's LAN CA on
+        the first workstation of a clinic with no server), then serve the pairing listener."""
+        lan = self.sync.lan
+        if lan is None or self._session is None:
+            return
+        ws = self.workstation
+
+        def make_code() -> str:
+            records = ws.records
+            lan_id.ensure_identity(records.db, records.actor)
+            return lan_id.new_pair_code(records.db, records.actor)
+
+        self.worker.submit(make_code, self._show_code, self._pair_failed, label="pairing code")
+
+    def _show_code(self, code: str) -> None:
+        lan = self.sync.lan
+        if lan is None or self._session is None:
+            return
+        self.sync.sync_now()  # starts serving (and the pairing listener) if not yet
+        port = lan.port or lan.options.port
+        address = f"{lan.options.announce_address or lan_address()}:{port}"
+        text = (
+            f"Pairing code: {code}\n\n"
+            'On the new workstation choose "Join an existing clinic", then "Through another '
+            "workstation on this network\", and enter this code and this workstation's "
+            f"address: {address}. The code works once, for 10 minutes."
+        )
+        self._pair_message(QMessageBox.Icon.Information, text)
+
+    def _pair_failed(self, exc: Exception) -> None:
+        self._pair_message(QMessageBox.Icon.Warning, f"No pairing code: {exc}")
+
+    def _pair_message(self, icon: QMessageBox.Icon, text: str) -> None:
+        box = QMessageBox(icon, "Pair a workstation", text, parent=self)
+        box.setObjectName("pairCodeBox")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.pair_code_box = box
+        box.destroyed.connect(lambda: setattr(self, "pair_code_box", None))
+        box.open()
 
     def show_enroll(self) -> None:
         """Open the enrollment dialog (Settings → Connect to server…)."""

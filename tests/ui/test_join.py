@@ -3,6 +3,7 @@ this process) and through a LAN peer showing a pairing code."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +124,56 @@ def test_join_through_a_lan_peer(qtbot: QtBot, tmp_path: Path, make_window: Wind
     sign_in(qtbot, window)
     assert window.workspace.patient_list.model.rowCount() == 5
     assert lan_id.load_identity(ws.database) is not None
+
+
+def test_pair_in_the_app_then_join_from_the_first_run(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # A clinic with no server and no LAN identity yet: pairing creates its LAN CA.
+    clinic = new_clinic(tmp_path / "a")
+    options = {"debounce_ms": 300, "interval_ms": 2_000}
+
+    def lan() -> LanOptions:
+        return LanOptions(
+            host="127.0.0.1",
+            port=free_port(),
+            announce_address="127.0.0.1",
+            interfaces=["127.0.0.1"],
+            browse_seconds=1.0,
+        )
+
+    window_a = make_window(clinic, sync_options={**options, "lan": lan()})
+    sign_in(qtbot, window_a)
+    assert window_a.workspace.pair_action.isVisible()
+    window_a.workspace.pair_action.trigger()
+    qtbot.waitUntil(lambda: window_a.pair_code_box is not None, timeout=10_000)
+    box = window_a.pair_code_box
+    assert box is not None
+    match = re.search(r"Pairing code: (\S+)", box.text())
+    address = re.search(r"address: (\S+)\.", box.text())
+    assert match and address
+    lan_a = window_a.sync.lan
+    assert lan_a is not None
+    qtbot.waitUntil(lambda: lan_a.pairing_port is not None, timeout=10_000)
+    assert address.group(1) == f"127.0.0.1:{lan_a.port}"
+    box.accept()
+
+    ws_b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    window_b = make_window(ws_b, sync_options={**options, "lan": lan()})
+    wizard = window_b.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    page.via_peer.setChecked(True)
+    page.pair_code.setText(match.group(1))
+    page.peer_address.setText(address.group(1))
+    page.username.setText(ADMIN)
+    page.password.setText(PASSWORD)
+    click(wizard, COMMIT)
+    finish(qtbot, wizard)
+    sign_in(qtbot, window_b)
+    assert window_b.workspace.patient_list.model.rowCount() == 5
+    # Now LAN peers of each other: an edit on B reaches A.
+    window_b.worker.submit(lambda: ws_b.records.add_patient("Hopper", "Grace", "1906-12-09"))
+    rows_a = window_a.workspace.patient_list.model.rowCount
+    qtbot.waitUntil(lambda: rows_a() == 6, timeout=20_000)
