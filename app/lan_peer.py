@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
+
 from core.store.database import Database
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
@@ -52,6 +54,22 @@ class LanRound:
     reports: tuple[SyncReport, ...] = ()
 
 
+class _Names(ServiceListener):
+    """Instance names currently announced (kept up to date by a long-lived browser)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.add(name)
+
+    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.add(name)
+
+    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+        self.names.discard(name)
+
+
 class LanNode:
     """Serves this workstation to LAN peers and syncs with the peers it finds."""
 
@@ -61,6 +79,8 @@ class LanNode:
         self._stopping = threading.Event()
         self._server: PeerServer | None = None
         self._advertiser: discovery.Advertiser | None = None
+        self._browser: ServiceBrowser | None = None
+        self._names = _Names()
         self._stopper: threading.Thread | None = None
 
     @property
@@ -81,14 +101,15 @@ class LanNode:
         return server.pairing_port if server is not None else None
 
     def resume(self) -> None:
-        """Allow serving again (after an unlock); waits for a stop still in progress."""
-        self.wait_stopped()
+        """Allow serving again (after an unlock). Does not block: :meth:`ensure_serving`,
+        on the sync thread, first waits for a stop still in progress."""
         self._stopping.clear()
 
     def ensure_serving(self, db: Database, identity: LanIdentity) -> None:
         """Start the peer server and the mDNS announcement if they are not running."""
         if not self.options.enabled:
             return
+        self.wait_stopped()
         with self._lock:
             if self._stopping.is_set() or self._server is not None:
                 return
@@ -105,6 +126,12 @@ class LanNode:
                 announce = opts.host
             try:
                 self._advertiser = discovery.Advertiser(server.port, announce, opts.interfaces)
+                # Browse continuously on the announcing instance: a short-lived second
+                # instance on port 5353 may never see the unicast answers to its first
+                # questions (the kernel hands them to one of the sockets sharing the port).
+                zc: Zeroconf = self._advertiser._zc
+                self._names = _Names()
+                self._browser = ServiceBrowser(zc, discovery.SERVICE_TYPE, self._names)
             except OSError as exc:
                 log.warning("mDNS announcement unavailable: %s", exc)
             log.info("serving LAN peers on port %d", server.port)
@@ -119,11 +146,7 @@ class LanNode:
         """Browse for peers and sync with each trusted one; failures are logged, not raised."""
         if not self.options.enabled or self._stopping.is_set():
             return LanRound()
-        try:
-            seen = discovery.browse(self.options.browse_seconds, self.options.interfaces)
-        except OSError as exc:
-            log.info("mDNS browse failed: %s", exc)
-            return LanRound()
+        seen = self._seen()
         own = self._advertiser.instance if self._advertiser is not None else None
         revoked = lan_id.revoked_serials(db)
         peers = 0
@@ -148,6 +171,33 @@ class LanNode:
             reports.append(report)
         return LanRound(peers, tuple(reports))
 
+    def _seen(self) -> list[discovery.SeenPeer]:
+        advertiser = self._advertiser
+        if advertiser is None:
+            try:
+                return discovery.browse(self.options.browse_seconds, self.options.interfaces)
+            except OSError as exc:
+                log.info("mDNS browse failed: %s", exc)
+                return []
+        zc: Zeroconf = advertiser._zc
+        found: list[discovery.SeenPeer] = []
+        for name in sorted(self._names.names):
+            info = zc.get_service_info(discovery.SERVICE_TYPE, name, timeout=1000)
+            if info is None or not info.parsed_addresses() or not info.port:
+                continue
+            props = {
+                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
+            }
+            found.append(
+                discovery.SeenPeer(
+                    instance=props.get("id", name.split(".", 1)[0]),
+                    host=info.parsed_addresses()[0],
+                    port=int(info.port),
+                    version=props.get("v", "?"),
+                )
+            )
+        return found
+
     def stop(self) -> None:
         """Stop serving and announcing, in a background thread (see :meth:`wait_stopped`)."""
         self._stopping.set()
@@ -165,6 +215,12 @@ class LanNode:
     def _stop_now(self) -> None:
         with self._lock:
             advertiser, self._advertiser = self._advertiser, None
+            browser, self._browser = self._browser, None
+            if browser is not None:
+                try:
+                    browser.cancel()
+                except Exception as exc:
+                    log.info("mDNS browser did not stop cleanly: %s", exc)
             server, self._server = self._server, None
             if advertiser is not None:
                 try:

@@ -106,8 +106,7 @@ def test_join_through_a_lan_peer(qtbot: QtBot, tmp_path: Path, make_window: Wind
     port = free_port()
     ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
     with PeerServer(clinic.database, identity, "127.0.0.1", port) as server:
-        lan = LanOptions(host="127.0.0.1", port=free_port(), interfaces=["127.0.0.1"])
-        window = make_window(ws, sync_options={"lan": lan})
+        window = make_window(ws)
         wizard = window.first_run
         assert wizard is not None
         to_join_page(wizard)

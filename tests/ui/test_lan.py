@@ -97,6 +97,11 @@ def test_two_app_instances_find_each_other_and_converge(
     qtbot.waitUntil(lambda: not lan_a.serving, timeout=10_000)
     qtbot.waitUntil(lambda: window_b.sync.status.lan_peers == 0, timeout=20_000)
 
+    # Signing in again serves again, and the two find each other once more.
+    sign_in(qtbot, window_a)
+    qtbot.waitUntil(lambda: lan_a.serving, timeout=10_000)
+    qtbot.waitUntil(partial(synced_with_peers, window_b, 1), timeout=20_000)
+
 
 def test_status_line_for_lan_peers() -> None:
     status = SyncStatus(state=NOT_ENROLLED, lan=True, lan_peers=0)
