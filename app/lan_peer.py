@@ -129,7 +129,7 @@ class LanNode:
                 # Browse continuously on the announcing instance: a short-lived second
                 # instance on port 5353 may never see the unicast answers to its first
                 # questions (the kernel hands them to one of the sockets sharing the port).
-                zc: Zeroconf = self._advertiser._zc
+                zc: Zeroconf = self._advertiser.zeroconf
                 self._names = _Names()
                 self._browser = ServiceBrowser(zc, discovery.SERVICE_TYPE, self._names)
             except OSError as exc:
@@ -179,7 +179,7 @@ class LanNode:
             except OSError as exc:
                 log.info("mDNS browse failed: %s", exc)
                 return []
-        zc: Zeroconf = advertiser._zc
+        zc: Zeroconf = advertiser.zeroconf
         found: list[discovery.SeenPeer] = []
         for name in sorted(self._names.names):
             info = zc.get_service_info(discovery.SERVICE_TYPE, name, timeout=1000)

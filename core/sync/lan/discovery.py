@@ -49,6 +49,12 @@ class Advertiser:
         )
         self._zc.register_service(self.info)
 
+    @property
+    def zeroconf(self) -> Zeroconf:
+        """The announcing mDNS instance. Browse on it rather than on a second instance: two
+        listeners in one process share port 5353 and one of them can miss unicast answers."""
+        return self._zc
+
     def close(self) -> None:
         """Withdraw the announcement."""
         try:
