@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
-
 from core.store.database import Database
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
@@ -54,22 +52,6 @@ class LanRound:
     reports: tuple[SyncReport, ...] = ()
 
 
-class _Names(ServiceListener):
-    """Instance names currently announced (kept up to date by a long-lived browser)."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        self.names.add(name)
-
-    def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        self.names.add(name)
-
-    def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-        self.names.discard(name)
-
-
 class LanNode:
     """Serves this workstation to LAN peers and syncs with the peers it finds."""
 
@@ -79,8 +61,7 @@ class LanNode:
         self._stopping = threading.Event()
         self._server: PeerServer | None = None
         self._advertiser: discovery.Advertiser | None = None
-        self._browser: ServiceBrowser | None = None
-        self._names = _Names()
+        self._browser: discovery.PeerBrowser | None = None
         self._stopper: threading.Thread | None = None
 
     @property
@@ -129,9 +110,7 @@ class LanNode:
                 # Browse continuously on the announcing instance: a short-lived second
                 # instance on port 5353 may never see the unicast answers to its first
                 # questions (the kernel hands them to one of the sockets sharing the port).
-                zc: Zeroconf = self._advertiser.zeroconf
-                self._names = _Names()
-                self._browser = ServiceBrowser(zc, discovery.SERVICE_TYPE, self._names)
+                self._browser = discovery.PeerBrowser(self._advertiser.zeroconf)
             except OSError as exc:
                 log.warning("mDNS announcement unavailable: %s", exc)
             log.info("serving LAN peers on port %d", server.port)
@@ -179,24 +158,9 @@ class LanNode:
             except OSError as exc:
                 log.info("mDNS browse failed: %s", exc)
                 return []
-        zc: Zeroconf = advertiser.zeroconf
-        found: list[discovery.SeenPeer] = []
-        for name in sorted(self._names.names):
-            info = zc.get_service_info(discovery.SERVICE_TYPE, name, timeout=1000)
-            if info is None or not info.parsed_addresses() or not info.port:
-                continue
-            props = {
-                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
-            }
-            found.append(
-                discovery.SeenPeer(
-                    instance=props.get("id", name.split(".", 1)[0]),
-                    host=info.parsed_addresses()[0],
-                    port=int(info.port),
-                    version=props.get("v", "?"),
-                )
-            )
-        return found
+        if self._browser is None:
+            return []
+        return self._browser.peers()
 
     def stop(self) -> None:
         """Stop serving and announcing, in a background thread (see :meth:`wait_stopped`)."""

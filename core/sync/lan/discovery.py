@@ -77,6 +77,39 @@ class _Collector(ServiceListener):
         self.names.discard(name)
 
 
+class PeerBrowser:
+    """Keeps track of announced peers on an mDNS instance until cancelled."""
+
+    def __init__(self, zc: Zeroconf) -> None:
+        self._zc = zc
+        self._collector = _Collector()
+        self._browser = ServiceBrowser(zc, SERVICE_TYPE, self._collector)
+
+    def peers(self) -> list[SeenPeer]:
+        """The peers announced right now, resolved to address and port."""
+        found: list[SeenPeer] = []
+        for name in sorted(self._collector.names):
+            info = self._zc.get_service_info(SERVICE_TYPE, name, timeout=1000)
+            if info is None or not info.parsed_addresses() or not info.port:
+                continue
+            props = {
+                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
+            }
+            found.append(
+                SeenPeer(
+                    instance=props.get("id", name.split(".", 1)[0]),
+                    host=info.parsed_addresses()[0],
+                    port=int(info.port),
+                    version=props.get("v", "?"),
+                )
+            )
+        return found
+
+    def cancel(self) -> None:
+        """Stop browsing."""
+        self._browser.cancel()
+
+
 def _zeroconf(interfaces: list[str] | None) -> Zeroconf:
     return Zeroconf(interfaces=interfaces) if interfaces else Zeroconf()
 
@@ -95,27 +128,10 @@ def browse(seconds: float = 2.0, interfaces: list[str] | None = None) -> list[Se
     """Peers announced within ``seconds`` (on ``interfaces``, default: all)."""
     zc = _zeroconf(interfaces)
     try:
-        collector = _Collector()
-        browser = ServiceBrowser(zc, SERVICE_TYPE, collector)
+        browser = PeerBrowser(zc)
         time.sleep(seconds)
         browser.cancel()
-        found: list[SeenPeer] = []
-        for name in sorted(collector.names):
-            info = zc.get_service_info(SERVICE_TYPE, name, timeout=1000)
-            if info is None or not info.parsed_addresses() or not info.port:
-                continue
-            props = {
-                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
-            }
-            found.append(
-                SeenPeer(
-                    instance=props.get("id", name.split(".", 1)[0]),
-                    host=info.parsed_addresses()[0],
-                    port=int(info.port),
-                    version=props.get("v", "?"),
-                )
-            )
-        return found
+        return browser.peers()
     finally:
         zc.close()
 
