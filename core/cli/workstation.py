@@ -30,6 +30,7 @@ from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
+from core.sync.session import SyncReport
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_CHECK_FAILED = 0, 1, 2, 3, 4
 
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--server", help="server URL (default: the one enrolled with)")
     sync.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
     sync.add_argument("--once", action="store_true", help="one session, then exit")
+    sync.add_argument("--progress", action="store_true", help="report each applied batch on stderr")
     sync.add_argument("--interval", type=float, default=30.0, help=argparse.SUPPRESS)
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
@@ -399,6 +401,7 @@ def cmd_sync(ctx: Context) -> int:
                     transport,
                     records.actor,
                     on_revoked=_revocation_sink(records.db, records.actor),
+                    on_progress=_progress_printer() if args.progress else None,
                 )
                 ctx.emit(
                     report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
@@ -414,6 +417,17 @@ def cmd_sync(ctx: Context) -> int:
             time.sleep(delay)
     finally:
         transport.close()
+
+
+def _progress_printer() -> Callable[[SyncReport], None]:
+    """Print one line per applied batch, flushed so a log shows how far a long pull got."""
+
+    def show(report: SyncReport) -> None:
+        received = report.pulled + report.snapshot_records
+        sys.stderr.write(f"careline: sync: {received} received, {report.pushed} sent\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def _peer_transport(records: ClinicRecords, address: str) -> Any:

@@ -170,6 +170,8 @@ def sync(
     transport: Transport,
     actor: str = "sync",
     on_revoked: Callable[[list[int]], object] | None = None,
+    on_progress: Callable[[SyncReport], object] | None = None,
 ) -> SyncReport:
-    """Run one full session; ``on_revoked`` receives the server's revoked device serials."""
-    return SyncSession(db, transport, actor, on_revoked=on_revoked).run()
+    """Run one full session; ``on_revoked`` receives the server's revoked device serials,
+    ``on_progress`` the running report after every applied batch or snapshot page."""
+    return SyncSession(db, transport, actor, on_revoked=on_revoked, on_progress=on_progress).run()
