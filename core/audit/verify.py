@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.store import audit_chain
 from core.store.database import Database
@@ -28,6 +30,16 @@ def verify_audit_log(db: Database) -> AuditReport:
         "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash, hash "
         "FROM audit_log ORDER BY rowid"
     )
+    head = db.query("SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,))
+    return verify_chain(rows, str(head[0][0]) if head else None)
+
+
+def verify_chain(rows: Sequence[Sequence[Any]], head: str | None) -> AuditReport:
+    """Verify stored entries (in the order they were written) against the recorded head.
+
+    ``rows`` are ``(seq, ts, actor, action, entity, entity_id, details, prev_hash, hash)``;
+    ``head`` is the ``"<seq>:<hash>"`` kept beside the log, or None for an empty log.
+    """
     original_seq = _original_positions(rows)
     problems: list[str] = []
     expected_seq, prev_hash = 1, audit_chain.GENESIS_HASH
@@ -41,9 +53,8 @@ def verify_audit_log(db: Database) -> AuditReport:
         elif stored_prev != prev_hash and seq == expected_seq:
             problems.append(f"audit entry {seq} does not follow entry {seq - 1} (chain broken)")
         expected_seq, prev_hash = seq + 1, stored_hash
-    head = db.query("SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,))
-    head_seq = int(head[0][0].split(":", 1)[0]) if head else 0
-    head_hash = head[0][0].split(":", 1)[1] if head else audit_chain.GENESIS_HASH
+    head_seq = int(head.split(":", 1)[0]) if head else 0
+    head_hash = head.split(":", 1)[1] if head else audit_chain.GENESIS_HASH
     last_seq = rows[-1][0] if rows else 0
     if head_seq > last_seq:
         problems.append(f"audit entries {last_seq + 1}-{head_seq} are missing from the end")
@@ -52,7 +63,7 @@ def verify_audit_log(db: Database) -> AuditReport:
     return AuditReport(entries=len(rows), head_seq=head_seq, problems=tuple(problems))
 
 
-def _original_positions(rows: list[tuple[object, ...]]) -> dict[str, int]:
+def _original_positions(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
     """Follow the stored prev-hash links from the genesis: hash -> position it was written at."""
     successor = {str(row[7]): str(row[8]) for row in rows}
     positions: dict[str, int] = {}

@@ -57,3 +57,37 @@ def canonical_details(details: dict[str, Any] | None) -> str:
 def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
     """The entry's hash given its predecessor's."""
     return hashlib.sha256(bytes.fromhex(prev_hash) + entry.canonical()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Link:
+    """An entry ready to append: the entry, its predecessor's hash and its own."""
+
+    entry: AuditEntry
+    prev_hash: str
+    hash: str
+
+    @property
+    def head(self) -> str:
+        """The ``"<seq>:<hash>"`` to record as the log's new head."""
+        return f"{self.entry.seq}:{self.hash}"
+
+
+def next_link(
+    head: str | None,
+    ts: str,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    details: dict[str, Any] | None,
+) -> Link:
+    """The entry that follows the log whose head is ``head`` (None: an empty log)."""
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    if head is not None:
+        seq_text, prev_hash = head.split(":", 1)
+        prev_seq = int(seq_text)
+    entry = AuditEntry(
+        prev_seq + 1, ts, actor, action, entity, entity_id, canonical_details(details)
+    )
+    return Link(entry, prev_hash, chain_hash(prev_hash, entry))

@@ -265,39 +265,20 @@ class Database:
         head = conn.execute(
             "SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,)
         ).fetchone()
-        prev_seq, prev_hash = (0, audit_chain.GENESIS_HASH)
-        if head is not None:
-            seq_text, prev_hash = head[0].split(":", 1)
-            prev_seq = int(seq_text)
-        entry = audit_chain.AuditEntry(
-            seq=prev_seq + 1,
-            ts=utc_now(),
-            actor=actor,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            details=audit_chain.canonical_details(details),
+        link = audit_chain.next_link(
+            head[0] if head else None, utc_now(), actor, action, entity, entity_id, details
         )
-        digest = audit_chain.chain_hash(prev_hash, entry)
+        e = link.entry
         conn.execute(
             "INSERT INTO audit_log (seq, ts, actor, action, entity, entity_id, details, "
             "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.seq,
-                entry.ts,
-                actor,
-                action,
-                entity,
-                entity_id,
-                entry.details,
-                prev_hash,
-                digest,
-            ),
-        )
+            (e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id, e.details, link.prev_hash,
+             link.hash),
+        )  # fmt: skip
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (audit_chain.HEAD_META_KEY, f"{entry.seq}:{digest}"),
+            (audit_chain.HEAD_META_KEY, link.head),
         )
 
     def integrity_problems(self) -> list[str]:
