@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.store import audit_chain
-from core.store.database import Database
+from core.store.database import SqlStore
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class AuditReport:
         return not self.problems
 
 
-def verify_audit_log(db: Database) -> AuditReport:
+def verify_audit_log(db: SqlStore) -> AuditReport:
     """Walk the chain in ``seq`` order; report edits, deletions and reordering by entry."""
     rows = db.query(
         "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash, hash "

@@ -8,6 +8,7 @@ or interrupted batch changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.records import crdt
@@ -88,7 +89,46 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
 
 def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
     me = oplog.identity(tx)
-    held = oplog.version_vector(tx)
+    checked = check_batch(
+        ops,
+        oplog.version_vector(tx),
+        me.replica_id,
+        lambda record_id, type_name: load_record(tx, record_id, type_name, me.client_id),
+        lambda op: _check_same_as_held(tx, op),
+    )
+    if checked.fresh:
+        oplog.insert_remote(tx, checked.fresh)
+        oplog.observe(tx, max(op.hlc for op in checked.fresh), me.replica_id)
+    for record_id, (type_name, loaded) in checked.docs.items():
+        store_record(tx, record_id, type_name, loaded)
+    return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
+
+
+@dataclass
+class CheckedBatch:
+    """A batch that passed every check, with the record documents it updated."""
+
+    fresh: list[oplog.Op]
+    duplicates: int
+    docs: dict[str, tuple[str, Loaded]]
+
+
+def check_batch(
+    ops: list[oplog.Op],
+    held: dict[str, int],
+    own_origin: str | None,
+    load: Callable[[str, str], Loaded],
+    same_as_held: Callable[[oplog.Op], None],
+) -> CheckedBatch:
+    """Check a batch against what a replica holds and apply it to the loaded documents.
+
+    Storage-independent (SQLCipher replicas and the server's PostgreSQL store share it):
+    ``held`` is the replica's version vector, ``load(record_id, type)`` its document of a
+    record (raising RecordTypeMismatchError for another type), ``same_as_held(op)`` refuses
+    a duplicate that differs from the op held. Raises ApplyError or GapError; the caller
+    then rolls back, so a refused batch changes nothing.
+    """
+    held = dict(held)
     docs: dict[str, tuple[str, Loaded]] = {}
     fresh: list[oplog.Op] = []
     duplicates = 0
@@ -97,23 +137,20 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
             raise ApplyError(f"op {op.origin}:{op.seq} has unknown record type {op.record_type!r}")
         have = held.get(op.origin, 0)
         if op.seq <= have:
-            _check_same_as_held(tx, op)
+            same_as_held(op)
             duplicates += 1
             continue
         skew = oplog.check_skew(op.hlc)
         if skew is not None:
             raise ApplyError(f"op {op.origin}:{op.seq} is refused: {skew}")
-        if op.origin == me.replica_id:
+        if op.origin == own_origin:
             raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
         if op.seq != have + 1:
             raise oplog.GapError(
                 f"op {op.origin}:{op.seq} arrived before {op.origin}:{have + 1}; refusing the gap"
             )
         if op.record_id not in docs:
-            docs[op.record_id] = (
-                op.record_type,
-                load_record(tx, op.record_id, op.record_type, me.client_id),
-            )
+            docs[op.record_id] = (op.record_type, load(op.record_id, op.record_type))
         type_name, loaded = docs[op.record_id]
         doc = loaded.doc
         if type_name != op.record_type:
@@ -135,12 +172,7 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
         held[op.origin] = op.seq
         fresh.append(op)
-    if fresh:
-        oplog.insert_remote(tx, fresh)
-        oplog.observe(tx, max(op.hlc for op in fresh), me.replica_id)
-    for record_id, (type_name, loaded) in docs.items():
-        store_record(tx, record_id, type_name, loaded)
-    return ApplyResult(len(fresh), duplicates, tuple(sorted(docs)))
+    return CheckedBatch(fresh, duplicates, docs)
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -167,6 +199,13 @@ def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:
     records = tuple(RecordState(str(r[0]), str(r[1]), bytes(r[2])) for r in rows)
     next_after = records[-1].record_id if len(records) == limit else None
     return SnapshotPage(vector, records, next_after)
+
+
+def snapshot_size(db: Database) -> int:
+    """How many record states a full snapshot of this replica holds right now (a progress
+    hint for the receiver: records written during the download may change it)."""
+    rows = db.query("SELECT count(*) FROM record_states")
+    return int(rows[0][0])
 
 
 def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) -> int:

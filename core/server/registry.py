@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from core.crypto import certs
-from core.store.database import Database, utc_now
+from core.store.database import SqlStore, utc_now
 from core.store.migrations import Migrations
 
 _SCHEMA = """
@@ -121,7 +121,7 @@ def normalize_code(code: str) -> str:
 class Registry:
     """Operations on the registry database."""
 
-    def __init__(self, db: Database, actor: str = "server") -> None:
+    def __init__(self, db: SqlStore, actor: str = "server") -> None:
         self.db = db
         self.actor = actor
 

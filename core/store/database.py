@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlcipher3
 
@@ -33,6 +33,42 @@ PAGE_SIZE = 4096  # SQLCipher 4 default
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Row = tuple[Any, ...]
+
+
+class SqlTransaction(Protocol):
+    """What a unit of work offers the code inside it (SQLCipher or PostgreSQL)."""
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
+        """Run one statement."""
+        ...
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """Read rows within the transaction."""
+        ...
+
+
+class SqlStore(Protocol):
+    """A store with audited units of work: :class:`Database`, or the server's PostgreSQL
+    registry. SQL uses ``?`` placeholders and portable statements."""
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[Row]:
+        """Read rows."""
+        ...
+
+    def write(
+        self,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> AbstractContextManager[SqlTransaction]:
+        """One unit of work with its audit entry."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
+        ...
 
 
 def utc_now() -> str:
@@ -239,7 +275,7 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(conn)
-                self._append_audit(conn, actor, action, entity, entity_id, details)
+                self.append_audit(conn, actor, action, entity, entity_id, details)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -254,7 +290,7 @@ class Database:
             yield tx
 
     @staticmethod
-    def _append_audit(
+    def append_audit(
         conn: Any,
         actor: str,
         action: str,
@@ -262,6 +298,8 @@ class Database:
         entity_id: str,
         details: dict[str, Any] | None,
     ) -> None:
+        """Append an entry to the hash chain through ``conn`` (inside the caller's
+        transaction), using the ``audit_log`` and ``meta`` tables."""
         head = conn.execute(
             "SELECT value FROM meta WHERE key = ?", (audit_chain.HEAD_META_KEY,)
         ).fetchone()
