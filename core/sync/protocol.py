@@ -7,8 +7,13 @@ ProtocolError with a message naming the problem; nothing has been changed at tha
 Requests (client -> responder) and replies:
     pull {vv, max_ops}                  -> ops {vv, ops, more} | snapshot_required {reason}
     push {ops}                          -> ack {vv, applied, duplicates}
-    snapshot {after, max_records}       -> snapshot_page {vv, records, next_after}
+    snapshot {after, max_records}       -> snapshot_page {vv, records, next_after,
+                                                          total_records?}
 Any request may get ``error {code, message}``.
+
+``total_records`` (optional, sent on the first page, ``after`` null) is how many records the
+whole snapshot holds: a hint for a progress bar, never used to decide what is applied.
+Older responders leave it out; a receiver treats a missing or null value as "not said".
 """
 
 from __future__ import annotations
@@ -189,6 +194,14 @@ def records_from_wire(value: Any) -> list[RecordState]:
             )
         )
     return out
+
+
+def total_from_wire(value: Any, where: str = "total_records") -> int | None:
+    """An optional count announced for progress (e.g. ``total_records``): None if absent or
+    null, else a non-negative integer; anything else is refused."""
+    if value is None:
+        return None
+    return _count(value, where)
 
 
 def limit_from_wire(value: Any, where: str, maximum: int) -> int:

@@ -89,9 +89,14 @@ class Responder:
             raise p.ProtocolError("malformed", "after must be a record id or null")
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
         page = replication.snapshot_page(self.db, after, limit)
-        return {
+        reply: dict[str, Any] = {
             "type": "snapshot_page",
             "vv": p.vv_to_wire(page.vector),
             "records": [p.record_to_wire(r) for r in page.records],
             "next_after": page.next_after,
         }
+        if after is None:
+            # Counted once per download, on its first page, so a receiver can show how far
+            # it has come; later pages would only repeat it at the cost of a table scan.
+            reply["total_records"] = replication.snapshot_size(self.db)
+        return reply

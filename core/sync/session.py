@@ -41,6 +41,12 @@ class SyncReport:
     duplicates: int = 0
     snapshot_records: int = 0
     rounds: int = 0
+    # What the other side says is coming, for progress bars (None: not known or not said).
+    # expected_records: records of the snapshot being downloaded (from its total_records);
+    # expected_ops: ops this session pulls in all (``pulled`` so far plus, per origin, how
+    # far the other side's version vector is ahead of what we held when we last asked).
+    expected_records: int | None = None
+    expected_ops: int | None = None
 
 
 class SyncSession:
@@ -96,6 +102,8 @@ class SyncSession:
         self._bootstrapped = True
         after: str | None = None
         vector: dict[str, int] | None = None
+        # A session may bootstrap twice (the peer asks again): count this download on top.
+        already = self.report.snapshot_records
         while True:
             reply = self._ask(
                 {"type": "snapshot", "after": after, "max_records": p.MAX_RECORDS_PER_PAGE},
@@ -104,6 +112,9 @@ class SyncSession:
             page_vv = p.vv_from_wire(reply.get("vv"))
             vector = page_vv if vector is None else vector
             records = p.records_from_wire(reply.get("records"))
+            total = p.total_from_wire(reply.get("total_records"))
+            if total is not None:
+                self.report.expected_records = already + total
             page = replication.SnapshotPage(vector, tuple(records), None)
             self.report.snapshot_records += replication.apply_snapshot_page(
                 self.db, page, self.actor
@@ -119,12 +130,9 @@ class SyncSession:
 
     def _pull(self) -> None:
         while True:
+            held = version_vector(self.db)
             reply = self._ask(
-                {
-                    "type": "pull",
-                    "vv": p.vv_to_wire(version_vector(self.db)),
-                    "max_ops": self.batch,
-                },
+                {"type": "pull", "vv": p.vv_to_wire(held), "max_ops": self.batch},
                 ("ops", "snapshot_required"),
             )
             if reply["type"] == "snapshot_required":
@@ -132,13 +140,19 @@ class SyncSession:
                 self._bootstrap()
                 continue
             ops = p.ops_from_wire(reply.get("ops"))
+            remote_vv = p.vv_from_wire(reply.get("vv"))
             if self._on_revoked is not None and "revoked_serials" in reply:
                 self._on_revoked(p.serials_from_wire(reply["revoked_serials"]))
+            # Everything the other side holds beyond what we held when asking is on its way
+            # (this batch included); our own unpushed ops do not count against it.
+            self.report.expected_ops = self.report.pulled + sum(
+                max(seq - held.get(origin, 0), 0) for origin, seq in remote_vv.items()
+            )
             result = replication.apply_ops(self.db, ops, self.actor)
             self.report.pulled += result.applied
             self.report.duplicates += result.duplicates
+            self._remote_vv = remote_vv
             self._progress()
-            self._remote_vv = p.vv_from_wire(reply.get("vv"))
             if not reply.get("more") or not ops:
                 return
 
