@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import crdt
+from core.records import crdt, set_conflicts
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
+from core.records.materialize import hlc_time
 from core.records.models import (
     PATIENT_EDITABLE,
     Allergy,
     Chart,
     Conflict,
     ConflictCandidate,
+    ConflictSide,
+    ListEdit,
+    ListItem,
     Patient,
     PatientSummary,
     User,
+    item_label,
 )
 from core.records.types import record_type
 from core.store.database import Database, Row, Transaction, utc_now
@@ -57,10 +62,6 @@ def new_user(username: str, full_name: str, role: str, password: str) -> User:
         role=v.role(role),
         active=True,
     )
-
-
-def _remove_element(doc: RecordDoc, field: str, element_id: str) -> None:
-    crdt.remove(doc, field, element_id)
 
 
 def _patient(row: Row) -> Patient:
@@ -307,14 +308,12 @@ class ClinicRecords:
             raise NotFoundError(f"no allergy with id {allergy_id!r}")
         patient_id = str(rows[0][0])
         details = {"allergy_id": allergy_id}
+
+        def remove(doc: RecordDoc, hlc: str) -> None:
+            crdt.remove(doc, "allergies", allergy_id, hlc, self.actor)
+
         with self.db.write(self.actor, "allergy.remove", "patient", patient_id, details) as tx:
-            change(
-                tx,
-                self.actor,
-                patient_id,
-                "patient",
-                lambda doc, _hlc: _remove_element(doc, "allergies", allergy_id),
-            )
+            change(tx, self.actor, patient_id, "patient", remove)
 
     def allergies(self, patient_id: str) -> list[Allergy]:
         """A patient's allergies, oldest first."""
@@ -351,28 +350,46 @@ class ClinicRecords:
             sql += " WHERE record_id = ?"
             params = (record_id,)
         rows = self.db.query(sql + " ORDER BY record_id, field", params)
-        return [
-            Conflict(
-                id=r[0],
-                record_id=r[1],
-                record_type=r[2],
-                field=r[3],
-                candidates=tuple(ConflictCandidate(**c) for c in json.loads(r[4])),
+        found = []
+        for r in rows:
+            stored = json.loads(r[4])
+            if isinstance(stored, dict) and stored.get("kind") == "set":
+                found.append(_list_conflict(r[0], r[1], r[2], r[3], stored))
+                continue
+            found.append(
+                Conflict(
+                    id=r[0],
+                    record_id=r[1],
+                    record_type=r[2],
+                    field=r[3],
+                    candidates=tuple(ConflictCandidate(**c) for c in stored),
+                )
             )
-            for r in rows
-        ]
+        return found
 
     def resolve_conflict(
-        self, conflict_id: str, choose: str | None = None, value: str | None = None
+        self,
+        conflict_id: str,
+        choose: str | None = None,
+        value: str | None = None,
+        keep: Collection[str] | None = None,
     ) -> None:
         """Settle a conflict with one op superseding every live value.
 
         ``choose`` picks a candidate by id; ``value`` enters a new value instead. For an
         edit-vs-delete conflict, choosing the deletion deletes; anything else keeps the record.
+        A list conflict is settled by ``choose="merged"`` (keep the list as shown), ``choose``
+        a side's id (apply that side's additions and removals), or ``keep`` the ids of the
+        involved items that stay on the list.
         """
+        found = [c for c in self.conflicts() if c.id == conflict_id]
+        if found and found[0].kind == "set":
+            self._resolve_list_conflict(found[0], choose, value, keep)
+            return
+        if keep is not None:
+            raise ValidationError("keep", "only a list conflict is settled by items to keep")
         if (choose is None) == (value is None):
             raise ValidationError("resolution", "give exactly one of a candidate or a new value")
-        found = [c for c in self.conflicts() if c.id == conflict_id]
         if not found:
             raise NotFoundError(f"no open conflict with id {conflict_id!r}")
         conflict = found[0]
@@ -416,3 +433,103 @@ class ClinicRecords:
             self.actor, "conflict.resolve", conflict.record_type, conflict.record_id, details
         ) as tx:
             change(tx, self.actor, conflict.record_id, conflict.record_type, settle)
+
+    def _resolve_list_conflict(
+        self,
+        conflict: Conflict,
+        choose: str | None,
+        value: str | None,
+        keep: Collection[str] | None,
+    ) -> None:
+        """One op on the list: drop and restore involved items, and record the resolution
+        (which settles every conflicting change it has seen, on every replica)."""
+        if value is not None or (choose is None) == (keep is None):
+            raise ValidationError(
+                "resolution",
+                "a list conflict is settled by 'merged', one side's id, or the items to keep",
+            )
+        items = {i.id for i in conflict.items}
+        if choose is not None:
+            presets = {set_conflicts.MERGED: conflict.merged} | {
+                s.id: s.keep for s in conflict.sides
+            }
+            if choose not in presets:
+                ids = ", ".join(presets)
+                raise ValidationError("choose", f"{choose!r} is not one of the choices ({ids})")
+            wanted = set(presets[choose])
+        else:
+            wanted = set(keep or ())
+            unknown = sorted(wanted - items)
+            if unknown:
+                listed = ", ".join(sorted(items))
+                raise ValidationError(
+                    "keep", f"{unknown[0]!r} is not one of the items in conflict ({listed})"
+                )
+        list_field = conflict.field
+
+        def settle(doc: RecordDoc, hlc: str) -> None:
+            # Re-derived from the document inside the transaction: what is settled is
+            # exactly what is there, even if a sync landed since the conflict was listed.
+            current = set_conflicts.analyse(
+                list_field,
+                crdt.all_history(doc).get(list_field, []),
+                crdt.elements(doc, list_field),
+            )
+            if current is None:
+                raise NotFoundError(f"the conflict {conflict.id!r} is already settled")
+            dropped: dict[str, dict[str, crdt.Value]] = {}
+            restored: dict[str, dict[str, crdt.Value]] = {}
+            for eid, (item, present) in current.items.items():
+                if present and eid not in wanted:
+                    dropped[eid] = crdt.drop(doc, list_field, eid) or item
+                elif not present and eid in wanted:
+                    crdt.restore(doc, list_field, eid, item, hlc, self.actor)
+                    restored[eid] = item
+            crdt.record_change(
+                doc, list_field, hlc, self.actor, added=restored, removed=dropped, resolution=True
+            )
+
+        merged = set(conflict.merged)
+        details = {
+            "conflict_id": conflict.id,
+            "field": list_field,
+            "choice": choose if choose is not None else "items",
+            "removed": sorted(merged - wanted),
+            "restored": sorted(wanted - merged),
+        }
+        with self.db.write(
+            self.actor, "conflict.resolve", conflict.record_type, conflict.record_id, details
+        ) as tx:
+            change(tx, self.actor, conflict.record_id, conflict.record_type, settle)
+
+
+def _list_conflict(
+    conflict_id: str, record_id: str, record_type: str, list_field: str, stored: dict[str, Any]
+) -> Conflict:
+    """A list conflict from its stored document (see ``set_conflicts.SetConflict``)."""
+    items = tuple(
+        ListItem(i["id"], item_label(list_field, i["value"]), i["value"], bool(i["present"]))
+        for i in stored["items"]
+    )
+
+    def edits(side: dict[str, Any], action: str) -> list[ListEdit]:
+        return [
+            ListEdit(
+                item=e["id"],
+                label=item_label(list_field, e["value"]),
+                action=action,
+                author=e["author"],
+                replica=e["replica"],
+                time=hlc_time(e["hlc"]),
+                hlc=e["hlc"],
+            )
+            for e in side[action]
+        ]
+
+    sides = tuple(
+        ConflictSide(s["id"], tuple(edits(s, "added") + edits(s, "removed")), tuple(s["keep"]))
+        for s in stored["sides"]
+    )
+    return Conflict(
+        conflict_id, record_id, record_type, list_field, (), kind="set", items=items, sides=sides
+    )

@@ -11,6 +11,11 @@ and lose data, and one flat map is read in a single call instead of one per fiel
   returns numbers as floats, so ids, doses and MRNs are stored as strings.
 * set (root ``s``) -- key ``<field>/<element id>``: add-wins observed-remove. An add makes a
   new id; a remove deletes only ids it has seen, so a concurrent add survives.
+* set history (root ``h``) -- key ``<field>/<change id>``, one JSON entry per change of a
+  set, written in the same update as the change: ``{"h": hlc, "a": author, "p": [change ids
+  it observed as latest], "+": {element id: value}, "-": {element id: value}}`` (``"r": 1``
+  marks a conflict resolution). The parents make a causal graph, so every replica can tell
+  which changes were concurrent; removed values are kept there so a conflict can show them.
 * text ``t:<field>`` -- a pycrdt Text.
 
 A pycrdt Doc is only ever used on the thread that made it, and only within one function.
@@ -58,6 +63,24 @@ class SetElement:
     author: str
 
 
+@dataclass(frozen=True)
+class SetChange:
+    """One recorded change of a set: what it added and removed, and what it had seen."""
+
+    change_id: str
+    hlc: str
+    author: str
+    parents: tuple[str, ...]
+    added: dict[str, dict[str, Value]]
+    removed: dict[str, dict[str, Value]]
+    resolution: bool
+
+    @property
+    def replica(self) -> str:
+        """Replica that made it (the HLC's last part)."""
+        return self.hlc.split(".", 2)[2]
+
+
 def new_write_id() -> str:
     """Unique id for a register write or set element."""
     return secrets.token_hex(8)
@@ -88,6 +111,11 @@ def _read_map(shared: Map[Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("shared map did not serialise to an object")
     return data
+
+
+def _history(doc: RecordDoc) -> Map[Any]:
+    changes: Map[Any] = doc.get("h", type=Map)
+    return changes
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -196,22 +224,109 @@ def all_elements(doc: RecordDoc) -> dict[str, list[SetElement]]:
 
 
 def add(doc: RecordDoc, field: str, value: dict[str, Value], hlc: str, author: str) -> str:
-    """Add an element; returns its id."""
+    """Add an element (and record the change); returns its id."""
     element_id = new_write_id()
-    _sets(doc)[f"{field}/{element_id}"] = json.dumps(
-        {"v": value, "h": hlc, "a": author}, sort_keys=True, separators=(",", ":")
-    )
+    _put_element(doc, field, element_id, value, hlc, author)
+    record_change(doc, field, hlc, author, added={element_id: value})
     return element_id
 
 
-def remove(doc: RecordDoc, field: str, element_id: str) -> bool:
-    """Remove an element this replica has seen; False if it is not there."""
+def _put_element(
+    doc: RecordDoc, field: str, element_id: str, value: dict[str, Value], hlc: str, author: str
+) -> None:
+    _sets(doc)[f"{field}/{element_id}"] = json.dumps(
+        {"v": value, "h": hlc, "a": author}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def remove(doc: RecordDoc, field: str, element_id: str, hlc: str, author: str) -> bool:
+    """Remove an element this replica has seen (and record it); False if it is not there."""
     elements = _sets(doc)
     key = f"{field}/{element_id}"
     if key not in elements:
         return False
+    value = json.loads(elements[key])["v"]
     del elements[key]
+    record_change(doc, field, hlc, author, removed={element_id: value})
     return True
+
+
+def restore(
+    doc: RecordDoc, field: str, element_id: str, value: dict[str, Value], hlc: str, author: str
+) -> None:
+    """Put a removed element back under its old id (a conflict resolution; not recorded:
+    the caller records the whole resolution as one change)."""
+    _put_element(doc, field, element_id, value, hlc, author)
+
+
+def drop(doc: RecordDoc, field: str, element_id: str) -> dict[str, Value] | None:
+    """Remove an element without recording it (the caller records one change); its value."""
+    elements = _sets(doc)
+    key = f"{field}/{element_id}"
+    if key not in elements:
+        return None
+    value: dict[str, Value] = json.loads(elements[key])["v"]
+    del elements[key]
+    return value
+
+
+def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
+    """Every set's recorded changes, in (HLC, id) order, read in one call."""
+    by_field: dict[str, list[SetChange]] = {}
+    for key, raw in _read_map(_history(doc)).items():
+        field, change_id = _split(key)
+        data = json.loads(raw)
+        change = SetChange(
+            change_id=change_id,
+            hlc=str(data["h"]),
+            author=str(data["a"]),
+            parents=tuple(data.get("p", ())),
+            added=data.get("+", {}),
+            removed=data.get("-", {}),
+            resolution=bool(data.get("r")),
+        )
+        # Entries arrive from other replicas: refuse shapes the conflict code cannot read.
+        parts = (change.added, change.removed)
+        if (
+            not all(isinstance(p, str) for p in change.parents)
+            or not all(isinstance(part, dict) for part in parts)
+            or not all(isinstance(v, dict) for part in parts for v in part.values())
+        ):
+            raise ValueError(f"malformed set history entry {key!r}")
+        by_field.setdefault(field, []).append(change)
+    return {f: sorted(cs, key=lambda c: (c.hlc, c.change_id)) for f, cs in by_field.items()}
+
+
+def history_heads(changes: list[SetChange]) -> list[str]:
+    """Ids of the changes no other change has observed (the latest ones), sorted."""
+    observed = {p for c in changes for p in c.parents}
+    return sorted(c.change_id for c in changes if c.change_id not in observed)
+
+
+def record_change(
+    doc: RecordDoc,
+    field: str,
+    hlc: str,
+    author: str,
+    added: dict[str, dict[str, Value]] | None = None,
+    removed: dict[str, dict[str, Value]] | None = None,
+    resolution: bool = False,
+) -> str:
+    """Record one change of a set, observing every change this replica holds; its id.
+
+    Several changes of one field inside one mutation chain up: each observes the last.
+    """
+    parents = history_heads(all_history(doc).get(field, []))
+    change_id = new_write_id()
+    entry: dict[str, Any] = {"h": hlc, "a": author, "p": parents}
+    if added:
+        entry["+"] = added
+    if removed:
+        entry["-"] = removed
+    if resolution:
+        entry["r"] = 1
+    _history(doc)[f"{field}/{change_id}"] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    return change_id
 
 
 # ----- causal readiness -------------------------------------------------------------------

@@ -190,8 +190,8 @@ class ClinicalEntries:
         """Remove a problem or medication this replica can see."""
         actor = self.records.actor
 
-        def remove(doc: RecordDoc, _hlc: str) -> None:
-            if not crdt.remove(doc, field, element_id):
+        def remove(doc: RecordDoc, hlc: str) -> None:
+            if not crdt.remove(doc, field, element_id, hlc, actor):
                 raise NotFoundError(f"no {field} entry {element_id!r} on this patient")
 
         details = {"element_id": element_id}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.records import crdt
+from core.records import crdt, set_conflicts
 from core.records.crdt import RecordDoc
 from core.records.types import NOTE, PATIENT, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction
@@ -192,8 +192,45 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     elif visible and (rtype.name != "user" or values["username"] is not None):
         main = [_main_row(record_id, rtype, doc, values)]
     if main and rtype.name in CHILD_TABLES:
-        children = _children(record_id, rtype, doc)
+        sets = _read_sets(doc)
+        children = _children(record_id, rtype, sets)
+        conflicts += _set_conflict_rows(record_id, rtype, doc, sets)
     return Derived(main, children, conflicts)
+
+
+def _read_sets(doc: RecordDoc) -> dict[str, list[crdt.SetElement]]:
+    try:
+        return crdt.all_elements(doc)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
+
+
+def _set_conflict_rows(
+    record_id: str, rtype: RecordType, doc: RecordDoc, sets: dict[str, list[crdt.SetElement]]
+) -> Rows:
+    """Conflicts on list fields (the same item changed on two workstations at once)."""
+    if not any(f in set_conflicts.KEY_COLUMNS for f in rtype.sets):
+        return []
+    try:
+        history = crdt.all_history(doc)
+    except (ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
+        raise MalformedRecordError(f"a set's history holds a malformed entry: {exc}") from exc
+    rows: Rows = []
+    for list_field in rtype.sets:
+        found = set_conflicts.analyse(
+            list_field, history.get(list_field, []), sets.get(list_field, [])
+        )
+        if found is not None:
+            rows.append(
+                (
+                    conflict_id(record_id, list_field),
+                    record_id,
+                    rtype.name,
+                    list_field,
+                    json.dumps(found.to_json(), sort_keys=True),
+                )
+            )
+    return rows
 
 
 def _note_body(
@@ -236,11 +273,9 @@ def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _children(record_id: str, rtype: RecordType, doc: RecordDoc) -> dict[str, Rows]:
-    try:
-        sets = crdt.all_elements(doc)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
+def _children(
+    record_id: str, rtype: RecordType, sets: dict[str, list[crdt.SetElement]]
+) -> dict[str, Rows]:
     out: dict[str, Rows] = {}
     for set_field, child in CHILD_TABLES[rtype.name].items():
         rows: Rows = []

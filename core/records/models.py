@@ -109,16 +109,113 @@ class ConflictCandidate:
         return asdict(self)
 
 
+# How a list item reads: the columns shown, first one as the name, the rest in brackets.
+_ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "allergies": ("substance", "reaction", "severity"),
+    "problems": ("description", "code", "status", "onset"),
+    "medications": ("name", "dose", "route", "frequency"),
+}
+
+
+def item_label(list_field: str, value: dict[str, str | bool | None]) -> str:
+    """``Penicillin (hives, severe)``: a list item as a person reads it."""
+    columns = _ITEM_COLUMNS.get(list_field) or tuple(sorted(value))
+    parts = [str(value[c]) for c in columns if value.get(c) not in (None, "")]
+    if not parts:
+        return "(empty item)"
+    return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
+
+
+@dataclass(frozen=True)
+class ListItem:
+    """An item of a list (allergy, problem, medication) that a list conflict is about."""
+
+    id: str
+    label: str
+    value: dict[str, str | bool | None]
+    present: bool  # on the merged list as it is shown now
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ListEdit:
+    """One item a side added or removed: which, who, on which replica, when."""
+
+    item: str  # ListItem id
+    label: str
+    action: str  # "added" or "removed"
+    author: str
+    replica: str
+    time: str
+    hlc: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConflictSide:
+    """What one workstation's line of changes did to a list, not having seen the other's."""
+
+    id: str
+    edits: tuple[ListEdit, ...]
+    keep: tuple[str, ...]  # item ids on the list if this side's changes are applied
+
+    @property
+    def added(self) -> tuple[ListEdit, ...]:
+        """Items this side added."""
+        return tuple(e for e in self.edits if e.action == "added")
+
+    @property
+    def removed(self) -> tuple[ListEdit, ...]:
+        """Items this side removed."""
+        return tuple(e for e in self.edits if e.action == "removed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {
+            "id": self.id,
+            "added": [e.to_dict() for e in self.added],
+            "removed": [e.to_dict() for e in self.removed],
+            "keep": list(self.keep),
+        }
+
+
 @dataclass(frozen=True)
 class Conflict:
-    """A field with two or more live values (or an edit concurrent with a deletion)."""
+    """A field with two or more live values (or an edit concurrent with a deletion), or a
+    list whose same item was changed on two workstations at once (``kind == "set"``)."""
 
     id: str
     record_id: str
     record_type: str
     field: str
     candidates: tuple[ConflictCandidate, ...]
+    kind: str = "register"  # or "set"
+    items: tuple[ListItem, ...] = ()  # set conflicts: every item involved
+    sides: tuple[ConflictSide, ...] = ()  # set conflicts: each side's additions and removals
+
+    @property
+    def merged(self) -> tuple[str, ...]:
+        """Set conflicts: ids of the involved items on the merged list (shown now)."""
+        return tuple(i.id for i in self.items if i.present)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
-        return {**asdict(self), "candidates": [c.to_dict() for c in self.candidates]}
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "record_id": self.record_id,
+            "record_type": self.record_type,
+            "field": self.field,
+            "kind": self.kind,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+        if self.kind == "set":
+            doc["items"] = [i.to_dict() for i in self.items]
+            doc["merged"] = list(self.merged)
+            doc["sides"] = [s.to_dict() for s in self.sides]
+        return doc
