@@ -18,7 +18,13 @@ from tests.secret_service import (
     start_secret_service,
     stop_secret_service,
 )
-from tests.services import Service, start_moto, start_openbao
+from tests.services import (
+    Service,
+    create_postgres_database,
+    drop_postgres_database,
+    start_moto,
+    start_openbao,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -88,3 +94,13 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the local PostgreSQL (127.0.0.1:5432), dropped afterwards."""
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)

@@ -87,3 +87,29 @@ def start_openbao(log_dir: Path) -> Service:
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/v1/sys/health", process, log, 60)
     return Service(url, process, token)
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CARELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def create_postgres_database() -> str:
+    """A new, empty PostgreSQL database on the machine's server; returns its URL."""
+    import psycopg
+
+    name = f"careline_test_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # random hex name, not input
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}?sslmode=disable"
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by :func:`create_postgres_database` (closing its sessions)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?", 1)[0]
+    assert name.startswith("careline_test_")
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -14,19 +14,25 @@ own namespace in the blob store (``<data dir>/blobs/<clinic id>/`` or
 ``s3://<bucket>/clinics/<clinic id>/attachments/``), so a device can only ever ask its own
 clinic's namespace; another clinic's blob cannot even be found, let alone decrypted.
 S3 server-side encryption is neither requested nor relied on.
+
+With ``DATABASE_URL`` the registry and every clinic's replica live in PostgreSQL instead
+(:mod:`core.server.postgres`): op payloads and record states sealed per column under the
+clinic's "tde:<generation>" data keys, record ids replaced by blind indexes, and row-level
+security on the tenant column. Several server processes may share that database.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
 import re
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 import blake3
 
@@ -52,6 +58,12 @@ from core.store.blobs import (
 from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
 from core.sync.responder import Responder
+from core.sync.stores import DatabaseStore, SyncStore
+
+if TYPE_CHECKING:
+    from core.server.postgres.columns import ColumnCipher
+    from core.server.postgres.connection import PgStore
+    from core.server.postgres.replica import PgReplica
 
 log = logging.getLogger(__name__)
 SERVER_TENANT = "server"
@@ -63,6 +75,9 @@ ATTACHMENT_ID_PURPOSE = "attachment-ids"  # per-clinic key naming blobs (content
 MAX_ATTACHMENT_BYTES = 512 * 1024 * 1024
 DEFAULT_S3_THRESHOLD = 8 * 1024 * 1024
 _CLINIC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+ADMIN_ACTOR = "server-admin"
+TDE_PREFIX = "tde"  # PostgreSQL column keys: purposes "tde:<generation>"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -194,13 +209,25 @@ class ClinicServer:
         self.max_attachment_bytes = max_attachment_bytes
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}
+        self._pg_replicas: dict[str, PgReplica] = {}
+        self._ciphers: dict[str, ColumnCipher] = {}
+        self._old_ciphers: list[ColumnCipher] = []  # may still be in use by a request
         data_dir.mkdir(parents=True, exist_ok=True)
         self.blob_stores = (
             blob_stores
             if blob_stores is not None
             else blob_stores_from_settings(settings or {}, data_dir)
         )
-        self.registry = Registry(self._open_registry())
+        self.pg: PgStore | None = None
+        url = (settings or {}).get("DATABASE_URL")
+        if url:
+            from core.server.postgres.connection import PgStore
+            from core.server.postgres.registry_db import PgRegistryDb
+
+            self.pg = PgStore(url, (settings or {}).get("DATABASE_SSL_MODE") or "verify-full")
+            self.registry = Registry(PgRegistryDb(self.pg))
+        else:
+            self.registry = Registry(self._open_registry())
 
     # ----- keys -----------------------------------------------------------------------
 
@@ -279,12 +306,76 @@ class ClinicServer:
                 wrap_key.read(), certs.private_key_pem(ca_key), f"ca|{clinic_id}".encode()
             )
             clinic = self.registry.create_clinic(clinic_id, name, ca_cert, wrapped)
-            records = ClinicRecords(self.replica(clinic.id), "server-admin", self.kdf_params)
-            records.set_clinic_name(clinic.name)
+            self._admin_write(clinic.id, lambda records: records.set_clinic_name(clinic.name))
             return clinic
 
+    def _admin_write(self, clinic_id: str, work: Callable[[ClinicRecords], T]) -> T:
+        """Run a write on the clinic's records as the server (both backends)."""
+        if self.pg is not None:
+            return self.pg_replica(clinic_id).run_admin(ADMIN_ACTOR, work, self.kdf_params)
+        return work(ClinicRecords(self.replica(clinic_id), ADMIN_ACTOR, self.kdf_params))
+
+    def sync_store(self, clinic_id: str) -> SyncStore:
+        """The clinic's replica as the sync responder serves it."""
+        if self.pg is not None:
+            return self.pg_replica(clinic_id)
+        return DatabaseStore(self.replica(clinic_id))
+
+    def pg_replica(self, clinic_id: str) -> PgReplica:
+        """The clinic's replica in PostgreSQL (only with DATABASE_URL)."""
+        from core.server.postgres.replica import PgReplica
+
+        if self.pg is None:
+            raise ServerError("this server keeps its clinics in SQLCipher files, not PostgreSQL")
+        with self._lock:
+            replica = self._pg_replicas.get(clinic_id)
+            if replica is None:
+                self.registry.clinic(clinic_id)
+                replica = PgReplica(self.pg, clinic_id, functools.partial(self._cipher, clinic_id))
+                self._pg_replicas[clinic_id] = replica
+            return replica
+
+    def _cipher(self, clinic_id: str, fresh: bool = False) -> ColumnCipher:
+        """The clinic's column keys: every generation the registry holds, and the index key.
+
+        ``fresh`` reloads them (a generation made by another process was met)."""
+        from core.server.postgres.columns import INDEX_PURPOSE, ColumnCipher, key_purpose
+
+        with self._lock:
+            cached = self._ciphers.get(clinic_id)
+            if cached is not None and not fresh:
+                return cached
+            generations = sorted(
+                int(purpose.split(":", 1)[1])
+                for clinic, purpose, _, _ in self.registry.all_data_keys()
+                if clinic == clinic_id and purpose.startswith(f"{TDE_PREFIX}:")
+            ) or [1]
+            keys = {g: self._data_key(clinic_id, key_purpose(g)) for g in generations}
+            cipher = ColumnCipher(clinic_id, keys, self._data_key(clinic_id, INDEX_PURPOSE))
+            if cached is not None:
+                self._old_ciphers.append(cached)
+            self._ciphers[clinic_id] = cipher
+            return cipher
+
+    def _audit(
+        self,
+        clinic_id: str,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        if self.pg is not None:
+            self.pg_replica(clinic_id).audit(actor, action, entity, entity_id, details)
+            return
+        with self.replica(clinic_id).write(actor, action, entity, entity_id, details):
+            pass
+
     def replica(self, clinic_id: str) -> Database:
-        """The clinic's replica database (opened once, then shared)."""
+        """The clinic's embedded SQLCipher replica (opened once, then shared)."""
+        if self.pg is not None:
+            raise ServerError("this server keeps its clinics in PostgreSQL (see pg_replica)")
         with self._lock:
             db = self._replicas.get(clinic_id)
             if db is not None:
@@ -326,6 +417,8 @@ class ClinicServer:
         a crash in between is finished when the replica is next opened, or by running this
         again. The registry's audit log records every step.
         """
+        if self.pg is not None:
+            return self._reseal_pg(clinic_ref)
         with self._lock:
             clinics = [self.registry.clinic(clinic_ref)] if clinic_ref else self.registry.clinics()
             done = []
@@ -340,6 +433,25 @@ class ClinicServer:
                 self.registry.promote_data_key(clinic.id, REPLICA_NEXT, REPLICA)
                 done.append(clinic.id)
             return {"reencrypted": done}
+
+    def _reseal_pg(self, clinic_ref: str | None) -> dict[str, Any]:
+        """PostgreSQL: a new key generation per clinic, then every row re-sealed under it in
+        batches. Resumable: a run that stops leaves rows under older generations, which stay
+        readable; running again finishes them (a generation is only added when the newest
+        one is already in use by every row)."""
+        from core.server.postgres.columns import key_purpose
+
+        clinics = [self.registry.clinic(clinic_ref)] if clinic_ref else self.registry.clinics()
+        done, moved = [], 0
+        for clinic in clinics:
+            replica = self.pg_replica(clinic.id)
+            cipher = self._cipher(clinic.id, fresh=True)
+            if replica.generations_in_use() <= {cipher.current}:
+                self._data_key(clinic.id, key_purpose(cipher.current + 1))
+                self._cipher(clinic.id, fresh=True)
+            moved += replica.reseal()
+            done.append(clinic.id)
+        return {"reencrypted": done, "rows": moved}
 
     def retire_key_version(self, version: str) -> dict[str, Any]:
         """Retire a provider key version once no stored key depends on it any more."""
@@ -365,8 +477,9 @@ class ClinicServer:
     ) -> User:
         """Create a staff account in the clinic; it reaches workstations with the next sync."""
         clinic = self.registry.clinic(clinic_ref)
-        records = ClinicRecords(self.replica(clinic.id), "server-admin", self.kdf_params)
-        return records.add_user(username, full_name, role, password)
+        return self._admin_write(
+            clinic.id, lambda records: records.add_user(username, full_name, role, password)
+        )
 
     # ----- enrollment and devices -----------------------------------------------------
 
@@ -406,7 +519,7 @@ class ClinicServer:
     def sync(self, device: Device, request: bytes) -> bytes:
         """Serve one sync request for the device's own clinic only."""
         return Responder(
-            self.replica(device.clinic_id),
+            self.sync_store(device.clinic_id),
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
         ).handle(request)
@@ -445,10 +558,10 @@ class ClinicServer:
             spool_dir=self._spool_dir(),
         )
         details = {"size": stored.plaintext_size, "deduplicated": stored.deduplicated}
-        with self.replica(clinic_id).write(
-            f"device:{device.id}", "attachment.upload", "attachment", stored.blob_id, details
-        ):
-            pass
+        self._audit(
+            clinic_id, f"device:{device.id}", "attachment.upload", "attachment", stored.blob_id,
+            details,
+        )  # fmt: skip
         return stored
 
     def open_attachment(self, device: Device, blob_id: str) -> Iterator[bytes]:
@@ -471,10 +584,11 @@ class ClinicServer:
         except BaseException:
             stream.close()
             raise
-        with self.replica(clinic_id).read_audited(
-            f"device:{device.id}", "attachment.read", "attachment", blob_id
-        ):
-            pass
+        try:
+            self._audit(clinic_id, f"device:{device.id}", "attachment.read", "attachment", blob_id)
+        except BaseException:
+            chunks.close()
+            raise
         return _prepend(first, chunks)
 
     def audit_report(self) -> dict[str, Any]:
@@ -483,7 +597,10 @@ class ClinicServer:
         registry = verify_audit_log(self.registry.db)
         report["registry"] = {"ok": registry.ok, "problems": list(registry.problems)}
         for clinic in self.registry.clinics():
-            result = verify_audit_log(self.replica(clinic.id))
+            if self.pg is not None:
+                result = self.pg_replica(clinic.id).audit_report()
+            else:
+                result = verify_audit_log(self.replica(clinic.id))
             report[clinic.id] = {"ok": result.ok, "problems": list(result.problems)}
         return report
 
@@ -494,6 +611,13 @@ class ClinicServer:
                 db.close()
             self._replicas.clear()
             self.registry.db.close()
+            for cipher in [*self._ciphers.values(), *self._old_ciphers]:
+                cipher.close()
+            self._ciphers.clear()
+            self._old_ciphers.clear()
+            self._pg_replicas.clear()
+            if self.pg is not None:
+                self.pg.close()
 
 
 def _verified_chunks(

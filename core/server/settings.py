@@ -10,6 +10,7 @@ import platformdirs
 
 from core.config.settings import ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
+from core.server.postgres.urls import check_url
 
 SERVER_SCHEMA: tuple[Setting, ...] = (
     Setting("data_dir", Path, None, "Server data folder.", "CARELINE_DATA_DIR"),
@@ -61,10 +62,7 @@ def load_server_settings(
     settings = load_settings(SERVER_SCHEMA, cli=cli, env=env)
     settings["data_dir"] = settings["data_dir"] or default_server_dir()
     if settings["DATABASE_URL"]:
-        raise ConfigError(
-            "DATABASE_URL: the PostgreSQL store is not available in this version of "
-            "careline-server; unset DATABASE_URL to use the embedded encrypted store"
-        )
+        check_url(settings["DATABASE_URL"])
     if not settings["ENABLE_DATABASE_TDE"]:
         raise ConfigError(
             "ENABLE_DATABASE_TDE=false is not allowed: Careline never stores clinical data "

@@ -13,22 +13,22 @@ from typing import Any
 
 from core.records import replication
 from core.store.database import Database
-from core.store.oplog import version_vector
 from core.sync import protocol as p
+from core.sync.stores import DatabaseStore, SyncStore
 
 log = logging.getLogger(__name__)
 
 
 class Responder:
-    """Answers sync requests against one replica's database."""
+    """Answers sync requests against one replica (a SQLCipher database or any SyncStore)."""
 
     def __init__(
         self,
-        db: Database,
+        db: Database | SyncStore,
         actor: str = "sync",
         revoked_serials: Callable[[], list[int]] | None = None,
     ) -> None:
-        self.db = db
+        self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         self.actor = actor
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
@@ -60,12 +60,12 @@ class Responder:
         remote = p.vv_from_wire(message.get("vv"))
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
         try:
-            ops = replication.ops_for(self.db, remote, limit + 1)
+            ops = self.store.ops_for(remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
         reply: dict[str, Any] = {
             "type": "ops",
-            "vv": p.vv_to_wire(version_vector(self.db)),
+            "vv": p.vv_to_wire(self.store.version_vector()),
             "ops": [p.op_to_wire(op) for op in ops[:limit]],
             "more": len(ops) > limit,
         }
@@ -75,10 +75,10 @@ class Responder:
 
     def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:
         ops = p.ops_from_wire(message.get("ops"))
-        result = replication.apply_ops(self.db, ops, self.actor)
+        result = self.store.apply_ops(ops, self.actor)
         return {
             "type": "ack",
-            "vv": p.vv_to_wire(version_vector(self.db)),
+            "vv": p.vv_to_wire(self.store.version_vector()),
             "applied": result.applied,
             "duplicates": result.duplicates,
         }
@@ -88,7 +88,7 @@ class Responder:
         if after is not None and not isinstance(after, str):
             raise p.ProtocolError("malformed", "after must be a record id or null")
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
-        page = replication.snapshot_page(self.db, after, limit)
+        page = self.store.snapshot_page(after, limit)
         reply: dict[str, Any] = {
             "type": "snapshot_page",
             "vv": p.vv_to_wire(page.vector),
@@ -98,5 +98,5 @@ class Responder:
         if after is None:
             # Counted once per download, on its first page, so a receiver can show how far
             # it has come; later pages would only repeat it at the cost of a table scan.
-            reply["total_records"] = replication.snapshot_size(self.db)
+            reply["total_records"] = self.store.snapshot_size()
         return reply

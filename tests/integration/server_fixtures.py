@@ -29,7 +29,9 @@ def make_server(data_dir: Path, env: Mapping[str, str] | None = None) -> ClinicS
     """A server on the embedded store; the local key provider unless ``env`` (server
     settings by their environment names, e.g. KMS_PROVIDER) names another."""
     settings = load_server_settings(cli={"data_dir": data_dir}, env=dict(env or {}))
-    return ClinicServer(data_dir, provider_from_settings(settings, data_dir), FAST_PARAMS)
+    return ClinicServer(
+        data_dir, provider_from_settings(settings, data_dir), FAST_PARAMS, settings=settings
+    )
 
 
 @dataclass

@@ -28,12 +28,22 @@ from core.sync.http_transport import DeviceRejectedError
 from core.sync.session import sync
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, live_server
+from tests.services import create_postgres_database, drop_postgres_database
 
 
-@pytest.fixture
-def live(tmp_path: Path, no_keyring: None) -> Iterator[Live]:
-    with live_server(tmp_path / "server") as running:
-        yield running
+@pytest.fixture(params=["embedded", "postgres"])
+def live(request: pytest.FixtureRequest, tmp_path: Path, no_keyring: None) -> Iterator[Live]:
+    """A live server on the embedded SQLCipher store, and again on PostgreSQL."""
+    if request.param == "embedded":
+        with live_server(tmp_path / "server") as running:
+            yield running
+        return
+    url = create_postgres_database()
+    try:
+        with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
+            yield running
+    finally:
+        drop_postgres_database(url)
 
 
 def _clinic(live: Live, name: str) -> str:
@@ -91,8 +101,7 @@ def test_two_workstations_converge_through_the_server_with_a_conflict(
     _sync(b)
     assert a.records.conflicts() == b.records.conflicts() == []
     assert b.records.get_patient(patient.id).phone == "555-0002"
-    server_replica = live.server.replica(clinic)
-    assert version_vector(server_replica) == version_vector(a.database)
+    assert live.server.sync_store(clinic).version_vector() == version_vector(a.database)
     a.lock()
     b.lock()
 
@@ -104,9 +113,8 @@ def test_enrollment_codes_are_one_time_and_expire(live: Live, tmp_path: Path) ->
     with pytest.raises(EnrollmentError, match="not valid"):
         enroll(live.url, code, live.ca_pem)
     expired, _ = live.server.registry.issue_enroll_code(clinic, 1)
-    live.server.registry.db._conn.execute(
-        "UPDATE enroll_codes SET expires_at = '2000-01-01T00:00:00+00:00'"
-    )
+    with live.server.registry.db.write("test", "test.expire", "enroll_code", "all") as tx:
+        tx.execute("UPDATE enroll_codes SET expires_at = '2000-01-01T00:00:00+00:00'")
     with pytest.raises(EnrollmentError, match="expired"):
         enroll(live.url, expired, live.ca_pem)
     with pytest.raises(EnrollmentError, match="not valid"):
@@ -174,14 +182,14 @@ def test_bad_sync_messages_get_a_clear_4xx_and_change_nothing(
 ) -> None:
     clinic = _clinic(live, "Hostile")
     _, credential = _workstation(live, clinic, tmp_path / "ws")
-    replica = live.server.replica(clinic)
-    before = replica.query("SELECT * FROM oplog"), replica.query("SELECT * FROM record_states")
+    store = live.server.sync_store(clinic)
+    before = store.version_vector(), store.ops_for({}, 10_000), store.snapshot_page(None, 10_000)
     with httpx.Client(verify=tls_trust(live.ca_pem)) as client:
         reply = client.post(live.url + "/v1/sync", content=body,
                             headers={"Authorization": f"Bearer {credential.token}"})  # fmt: skip
     assert reply.status_code == status
     assert message in reply.json()["message"]
-    after = replica.query("SELECT * FROM oplog"), replica.query("SELECT * FROM record_states")
+    after = store.version_vector(), store.ops_for({}, 10_000), store.snapshot_page(None, 10_000)
     assert after == before
 
 

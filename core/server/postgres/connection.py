@@ -19,13 +19,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import IsolationLevel, errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.config.settings import ConfigError
+from core.server.postgres.urls import check_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,10 @@ CREATE TABLE replica_ops (
 CREATE INDEX replica_ops_arrival ON replica_ops (tenant, pos);
 CREATE TABLE replica_records (
     tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    record_ix TEXT NOT NULL, key_gen INTEGER NOT NULL, sealed BYTEA NOT NULL,
-    PRIMARY KEY (tenant, record_ix)
+    record_ix TEXT NOT NULL, type_ix TEXT NOT NULL, key_gen INTEGER NOT NULL,
+    sealed BYTEA NOT NULL, PRIMARY KEY (tenant, record_ix)
 );
+CREATE INDEX replica_records_by_type ON replica_records (tenant, type_ix);
 CREATE TABLE replica_meta (
     tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
     key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (tenant, key)
@@ -95,28 +96,6 @@ CREATE TABLE replica_audit (
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
-def check_url(url: str) -> None:
-    """ConfigError unless ``url`` looks like a PostgreSQL URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
-        raise ConfigError(
-            f"DATABASE_URL: {redact(url)!r} is not a PostgreSQL URL "
-            "(postgresql://user@host:port/database)"
-        )
 
 
 class PgStore:

@@ -1,0 +1,414 @@
+"""A clinic's replica on PostgreSQL: sealed op log and record states, serving sync.
+
+The server never shows records, so it keeps no derived tables or search index: only what
+sync needs (version vector, op log, one CRDT state per record) and the audit log. Every op
+and record state is sealed (:mod:`.columns`) before it reaches PostgreSQL; records are
+found by the blind index of their id. Batches are checked exactly as on a workstation
+(:func:`core.records.replication.check_batch`) and validated by deriving each record's
+rows, so content a workstation would refuse is refused here too.
+
+Admin writes made on the server (a new staff account, the clinic's name) come from the
+clinic server's own origin: the records they touch are loaded into a throwaway in-memory
+replica with that origin's identity, the write runs through the ordinary write path, and
+the resulting ops are applied here like any device's, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import psycopg
+
+from core.audit.verify import AuditReport, verify_chain
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
+from core.crypto.secure_memory import SecureMemory
+from core.records import crdt
+from core.records.changes import Loaded, RecordTypeMismatchError
+from core.records.clinic import ClinicRecords
+from core.records.materialize import MalformedRecordError, derive
+from core.records.replication import (
+    ApplyError,
+    ApplyResult,
+    RecordState,
+    SnapshotPage,
+    SnapshotRequiredError,
+    apply_snapshot_page,
+    check_batch,
+)
+from core.records.types import record_type
+from core.server.postgres.columns import ColumnCipher
+from core.server.postgres.connection import PgStore
+from core.store import audit_chain, oplog
+from core.store.database import Database, utc_now
+
+OPS = "replica_ops"
+RECORDS = "replica_records"
+_ORIGIN_KEY = "server_origin"
+_CLIENT_KEY = "server_client_id"
+_HLC_KEY = "hlc"
+# Record types an admin write on the server may need to read (accounts, the clinic itself).
+_ADMIN_TYPES = ("user", "clinic")
+T = TypeVar("T")
+Cursor = psycopg.Cursor[Any]
+
+
+def pack(*parts: bytes) -> bytes:
+    """Length-prefixed concatenation (the sealed plaintext of a row)."""
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+def unpack(data: bytes, count: int) -> list[bytes]:
+    """Inverse of :func:`pack`; ValueError if ``data`` does not hold ``count`` parts."""
+    parts, at = [], 0
+    for _ in range(count):
+        if at + 4 > len(data):
+            raise ValueError("sealed row is truncated")
+        (size,) = struct.unpack_from(">I", data, at)
+        at += 4
+        if at + size > len(data):
+            raise ValueError("sealed row is truncated")
+        parts.append(data[at : at + size])
+        at += size
+    if at != len(data):
+        raise ValueError("sealed row has trailing bytes")
+    return parts
+
+
+class PgReplica:
+    """One clinic's replica in the shared PostgreSQL database (tenant = clinic id)."""
+
+    def __init__(self, store: PgStore, tenant: str, cipher: Callable[[bool], ColumnCipher]) -> None:
+        """``cipher(fresh)`` returns the clinic's column keys; ``fresh`` reloads them (a row
+        sealed under a generation another server process added was met)."""
+        self.store = store
+        self.tenant = tenant
+        self._keys = cipher
+
+    def _cipher(self) -> ColumnCipher:
+        return self._keys(False)
+
+    def _open(self, c: ColumnCipher, table: str, row: str, gen: int, sealed: bytes) -> bytes:
+        if gen not in c.generations:
+            c = self._keys(True)
+        return c.open(table, row, gen, bytes(sealed))
+
+    # ----- sealing ----------------------------------------------------------------------
+
+    @staticmethod
+    def _seal_op(c: ColumnCipher, op: oplog.Op) -> tuple[int, bytes]:
+        plain = pack(op.record_id.encode(), op.record_type.encode(), op.update, op.deps,
+                     op.hlc.encode(), op.author.encode())  # fmt: skip
+        return c.seal(OPS, f"{op.origin}:{op.seq}", plain)
+
+    def _open_op(self, c: ColumnCipher, origin: str, seq: int, gen: int, sealed: bytes) -> oplog.Op:
+        plain = self._open(c, OPS, f"{origin}:{seq}", gen, sealed)
+        rid, rtype, update, deps, hlc, author = unpack(plain, 6)
+        return oplog.Op(origin, seq, rid.decode(), rtype.decode(), update, deps, hlc.decode(),
+                        author.decode())  # fmt: skip
+
+    def _open_record(self, c: ColumnCipher, ix: str, gen: int, sealed: bytes) -> RecordState:
+        rid, rtype, state = unpack(self._open(c, RECORDS, ix, gen, sealed), 3)
+        return RecordState(rid.decode(), rtype.decode(), state)
+
+    # ----- reads --------------------------------------------------------------------------
+
+    @staticmethod
+    def _vector(cur: Cursor) -> dict[str, int]:
+        return {str(o): int(s) for o, s in cur.execute("SELECT origin, seq FROM replica_vectors")}
+
+    def version_vector(self) -> dict[str, int]:
+        """``{origin: highest contiguous seq}`` held for this clinic."""
+        with self.store.tenant(self.tenant) as cur:
+            return self._vector(cur)
+
+    def ops_for(self, remote_vv: dict[str, int], limit: int) -> list[oplog.Op]:
+        """Ops the holder of ``remote_vv`` lacks, oldest arrival first (one consistent read)."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant, snapshot=True) as cur:
+            rows = cur.execute("SELECT origin, seq, floor FROM replica_vectors").fetchall()
+            for origin, _, floor in rows:
+                if floor and remote_vv.get(origin, 0) < floor:
+                    raise SnapshotRequiredError(
+                        f"ops of {origin} up to {floor} are only held as a snapshot here"
+                    )
+            picked: list[tuple[int, oplog.Op]] = []
+            for origin, seq, _ in rows:
+                since = remote_vv.get(origin, 0)
+                if seq <= since:
+                    continue
+                for o, s, pos, gen, sealed in cur.execute(
+                    "SELECT origin, seq, pos, key_gen, sealed FROM replica_ops "
+                    "WHERE origin = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
+                    (origin, since, seq, limit),
+                ):
+                    picked.append((int(pos), self._open_op(c, str(o), int(s), int(gen), sealed)))
+        picked.sort(key=lambda item: item[0])
+        return [op for _, op in picked[:limit]]
+
+    def snapshot_page(self, after: str | None, limit: int) -> SnapshotPage:
+        """Record states in blind-index order after the cursor ``after``."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant, snapshot=True) as cur:
+            vector = self._vector(cur)
+            rows = cur.execute(
+                "SELECT record_ix, key_gen, sealed FROM replica_records WHERE record_ix > %s "
+                "ORDER BY record_ix LIMIT %s",
+                (after or "", limit),
+            ).fetchall()
+        records = tuple(self._open_record(c, str(ix), int(g), s) for ix, g, s in rows)
+        next_after = str(rows[-1][0]) if len(rows) == limit else None
+        return SnapshotPage(vector, records, next_after)
+
+    def snapshot_size(self) -> int:
+        """How many records a full snapshot holds."""
+        with self.store.tenant(self.tenant) as cur:
+            row = cur.execute("SELECT count(*) FROM replica_records").fetchone()
+        return int(row[0]) if row else 0
+
+    # ----- writes -------------------------------------------------------------------------
+
+    def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
+        """Apply a device's batch idempotently, all or nothing (serialised per clinic)."""
+        c = self._cipher()
+        try:
+            with self.store.tenant(self.tenant, write=True) as cur:
+                return self._apply(cur, c, ops, session_actor)
+        except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
+            raise ApplyError(str(exc)) from exc
+
+    def _apply(
+        self, cur: Cursor, c: ColumnCipher, ops: list[oplog.Op], actor: str, local: bool = False
+    ) -> ApplyResult:
+        held = self._vector(cur)
+        own = self._meta(cur, _ORIGIN_KEY)
+
+        def load(record_id: str, type_name: str) -> Loaded:
+            ix = c.blind_index(record_id)
+            row = cur.execute(
+                "SELECT key_gen, sealed FROM replica_records WHERE record_ix = %s", (ix,)
+            ).fetchone()
+            if row is None:
+                return Loaded(crdt.load(None, 1), {})
+            state = self._open_record(c, ix, int(row[0]), row[1])
+            if state.record_type != type_name:
+                raise RecordTypeMismatchError(
+                    f"record {record_id!r} is a {state.record_type}, not a {type_name}"
+                )
+            return Loaded(crdt.load(state.state, 1), {})
+
+        def same_as_held(op: oplog.Op) -> None:
+            row = cur.execute(
+                "SELECT key_gen, sealed FROM replica_ops WHERE origin = %s AND seq = %s",
+                (op.origin, op.seq),
+            ).fetchone()
+            if row is None:
+                return
+            mine = self._open_op(c, op.origin, op.seq, int(row[0]), row[1])
+            if mine.update != op.update or mine.record_id != op.record_id:
+                raise ApplyError(
+                    f"op {op.origin}:{op.seq} differs from the op this replica already holds "
+                    "under that origin and sequence number; refusing it"
+                )
+
+        # Ops of the server's own origin are made here (admin writes), never by devices.
+        checked = check_batch(ops, held, None if local else own, load, same_as_held)
+        if not checked.fresh:
+            return ApplyResult(0, checked.duplicates, ())
+        for record_id, (type_name, loaded) in checked.docs.items():
+            derive(record_id, record_type(type_name), loaded.doc)  # refuses malformed content
+            ix = c.blind_index(record_id)
+            state = pack(record_id.encode(), type_name.encode(), loaded.doc.get_update())
+            gen, sealed = c.seal(RECORDS, ix, state)
+            cur.execute(
+                "INSERT INTO replica_records (record_ix, type_ix, key_gen, sealed) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant, record_ix) DO UPDATE SET "
+                "key_gen = excluded.key_gen, sealed = excluded.sealed",
+                (ix, c.blind_index(f"type:{type_name}"), gen, sealed),
+            )
+        rows = []
+        for op in checked.fresh:
+            gen, sealed = self._seal_op(c, op)
+            rows.append((op.origin, op.seq, c.blind_index(op.record_id), gen, sealed))
+        cur.executemany(
+            "INSERT INTO replica_ops (origin, seq, record_ix, key_gen, sealed) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+        top: dict[str, int] = {}
+        for op in checked.fresh:
+            top[op.origin] = max(top.get(op.origin, 0), op.seq)
+        cur.executemany(
+            "INSERT INTO replica_vectors (origin, seq) VALUES (%s, %s) "
+            "ON CONFLICT (tenant, origin) DO UPDATE SET seq = excluded.seq",
+            list(top.items()),
+        )
+        newest = max(op.hlc for op in checked.fresh)
+        if newest > (self._meta(cur, _HLC_KEY) or ""):
+            self._set_meta(cur, _HLC_KEY, newest)
+        origins = sorted(top)
+        self._audit(cur, actor, "sync.apply", "oplog", ",".join(origins),
+                    {"ops": len(checked.fresh), "origins": origins})  # fmt: skip
+        return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
+
+    def run_admin(
+        self,
+        actor: str,
+        work: Callable[[ClinicRecords], T],
+        kdf_params: Argon2Params = DEFAULT_PARAMS,
+    ) -> T:
+        """Run an admin write (``work`` on a ClinicRecords) as the clinic server's origin."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant, write=True) as cur:
+            origin, client_id = self._server_identity(cur)
+            held = self._vector(cur).get(origin, 0)
+            scratch = Database.in_memory(SecureMemory.from_bytes(secrets.token_bytes(32)))
+            try:
+                with scratch.write(actor, "server.identity", "meta", origin) as tx:
+                    tx.execute("UPDATE meta SET value = ? WHERE key = 'replica_id'", (origin,))
+                    tx.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'yjs_client_id'", (str(client_id),)
+                    )
+                    if held:
+                        oplog.raise_floor(tx, origin, held)
+                    hlc = self._meta(cur, _HLC_KEY)
+                    if hlc:
+                        oplog.observe(tx, hlc, origin)
+                states = self._records_of_types(cur, c, _ADMIN_TYPES)
+                apply_snapshot_page(scratch, SnapshotPage({}, tuple(states), None), actor)
+                result = work(ClinicRecords(scratch, actor, kdf_params))
+                made = [o for o in oplog.ops_after(scratch, {origin: held}, 10_000)
+                        if o.origin == origin]  # fmt: skip
+                if made:
+                    self._apply(cur, c, made, actor, local=True)
+            finally:
+                scratch.close()
+        return result
+
+    def _records_of_types(
+        self, cur: Cursor, c: ColumnCipher, types: Iterable[str]
+    ) -> list[RecordState]:
+        marks = [c.blind_index(f"type:{t}") for t in types]
+        rows = cur.execute(
+            "SELECT record_ix, key_gen, sealed FROM replica_records WHERE type_ix = ANY(%s)",
+            (marks,),
+        ).fetchall()
+        return [self._open_record(c, str(ix), int(g), s) for ix, g, s in rows]
+
+    def _server_identity(self, cur: Cursor) -> tuple[str, int]:
+        origin = self._meta(cur, _ORIGIN_KEY)
+        client = self._meta(cur, _CLIENT_KEY)
+        if origin is None or client is None:
+            origin, client = secrets.token_hex(8), str(secrets.randbits(52))
+            self._set_meta(cur, _ORIGIN_KEY, origin)
+            self._set_meta(cur, _CLIENT_KEY, client)
+        return origin, int(client)
+
+    # ----- meta and audit -----------------------------------------------------------------
+
+    @staticmethod
+    def _meta(cur: Cursor, key: str) -> str | None:
+        row = cur.execute("SELECT value FROM replica_meta WHERE key = %s", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    @staticmethod
+    def _set_meta(cur: Cursor, key: str, value: str) -> None:
+        cur.execute(
+            "INSERT INTO replica_meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _audit(
+        self,
+        cur: Cursor,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        link = audit_chain.next_link(
+            self._meta(cur, audit_chain.HEAD_META_KEY), utc_now(), actor, action, entity,
+            entity_id, details,
+        )  # fmt: skip
+        e = link.entry
+        cur.execute(
+            "INSERT INTO replica_audit (seq, ts, actor, action, entity, entity_id, details, "
+            "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id, e.details, link.prev_hash,
+             link.hash),
+        )  # fmt: skip
+        self._set_meta(cur, audit_chain.HEAD_META_KEY, link.head)
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one entry to the clinic's audit chain (e.g. an attachment download)."""
+        with self.store.tenant(self.tenant, write=True) as cur:
+            self._audit(cur, actor, action, entity, entity_id, details)
+
+    def audit_report(self) -> AuditReport:
+        """Verify the clinic's audit chain."""
+        with self.store.tenant(self.tenant, snapshot=True) as cur:
+            rows = cur.execute(
+                "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash, hash "
+                "FROM replica_audit ORDER BY rowid"
+            ).fetchall()
+            head = self._meta(cur, audit_chain.HEAD_META_KEY)
+        return verify_chain(rows, head)
+
+    # ----- re-encryption ------------------------------------------------------------------
+
+    def reseal(self, batch: int = 500) -> int:
+        """Re-seal rows of older key generations under the current one, a batch per
+        transaction: resumable, and it never holds the clinic's write lock for long."""
+        moved = 0
+        for table, key_col in ((OPS, "origin, seq"), (RECORDS, "record_ix")):
+            while True:
+                c = self._cipher()
+                with self.store.tenant(self.tenant, write=True) as cur:
+                    rows = cur.execute(
+                        f"SELECT {key_col}, key_gen, sealed FROM {table} "  # fixed names
+                        "WHERE key_gen < %s LIMIT %s",
+                        (c.current, batch),
+                    ).fetchall()
+                    for row in rows:
+                        moved += 1
+                        if table == OPS:
+                            origin, seq, gen, sealed = row
+                            op = self._open_op(c, str(origin), int(seq), int(gen), sealed)
+                            new_gen, new = self._seal_op(c, op)
+                            cur.execute(
+                                "UPDATE replica_ops SET key_gen = %s, sealed = %s "
+                                "WHERE origin = %s AND seq = %s",
+                                (new_gen, new, origin, seq),
+                            )
+                        else:
+                            ix, gen, sealed = row
+                            plain = self._open(c, RECORDS, str(ix), int(gen), sealed)
+                            new_gen, new = c.seal(RECORDS, str(ix), plain)
+                            cur.execute(
+                                "UPDATE replica_records SET key_gen = %s, sealed = %s "
+                                "WHERE record_ix = %s",
+                                (new_gen, new, ix),
+                            )
+                if len(rows) < batch:
+                    break
+        return moved
+
+    def generations_in_use(self) -> set[int]:
+        """Key generations some row of this clinic is still sealed under."""
+        with self.store.tenant(self.tenant) as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT key_gen FROM replica_ops UNION "
+                "SELECT DISTINCT key_gen FROM replica_records"
+            ).fetchall()
+        return {int(r[0]) for r in rows}

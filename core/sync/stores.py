@@ -1,0 +1,65 @@
+"""What the serving side of sync needs from a replica's storage.
+
+A workstation or the embedded server serves from its SQLCipher :class:`Database`
+(:class:`DatabaseStore`); the server on PostgreSQL serves from
+:class:`core.server.postgres.replica.PgReplica`. Both check batches with the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.records import replication
+from core.store import oplog
+from core.store.database import Database
+
+
+class SyncStore(Protocol):
+    """A replica as the responder sees it."""
+
+    def version_vector(self) -> dict[str, int]:
+        """``{origin: highest contiguous seq}``."""
+        ...
+
+    def ops_for(self, remote_vv: dict[str, int], limit: int) -> list[oplog.Op]:
+        """Ops the holder of ``remote_vv`` lacks (SnapshotRequiredError if too old)."""
+        ...
+
+    def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> replication.ApplyResult:
+        """Apply a batch idempotently, all or nothing (ApplyError says why not)."""
+        ...
+
+    def snapshot_page(self, after: str | None, limit: int) -> replication.SnapshotPage:
+        """A page of record states after the cursor ``after``."""
+        ...
+
+    def snapshot_size(self) -> int:
+        """How many records a full snapshot holds."""
+        ...
+
+
+class DatabaseStore:
+    """:class:`SyncStore` on a SQLCipher replica."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def version_vector(self) -> dict[str, int]:
+        """``{origin: highest contiguous seq}``."""
+        return oplog.version_vector(self.db)
+
+    def ops_for(self, remote_vv: dict[str, int], limit: int) -> list[oplog.Op]:
+        """Ops the holder of ``remote_vv`` lacks."""
+        return replication.ops_for(self.db, remote_vv, limit)
+
+    def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> replication.ApplyResult:
+        """Apply a batch idempotently, all or nothing."""
+        return replication.apply_ops(self.db, ops, session_actor)
+
+    def snapshot_page(self, after: str | None, limit: int) -> replication.SnapshotPage:
+        """A page of record states in id order."""
+        return replication.snapshot_page(self.db, after, limit)
+
+    def snapshot_size(self) -> int:
+        """How many records a full snapshot holds."""
+        return replication.snapshot_size(self.db)
