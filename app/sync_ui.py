@@ -24,10 +24,12 @@ from app.sync_worker import (
     NOT_ENROLLED,
     OFFLINE,
     PENDING,
+    RECORDS,
     STOPPED,
     SYNCED,
     SYNCING,
     SyncController,
+    SyncProgress,
     SyncStatus,
 )
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
@@ -42,6 +44,14 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     return f"{text} {status.lan_peers} {noun} in reach."
 
 
+def describe_progress(progress: SyncProgress) -> str:
+    """``Downloading clinic records: 12,400 of 100,000…`` (or ``changes``)."""
+    what = "clinic records" if progress.kind == RECORDS else "changes"
+    if progress.total is None:
+        return f"Downloading {what}: {progress.done:,} received…"
+    return f"Downloading {what}: {progress.done:,} of {progress.total:,}…"
+
+
 def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now().astimezone()
     last = f" Last synced {status.last_sync:%H:%M}." if status.last_sync else ""
@@ -50,6 +60,8 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
     if status.state == PENDING:
         noun = "change" if status.pending == 1 else "changes"
         return f"{status.pending} {noun} waiting to sync.{last}"
+    if status.state == SYNCING and status.progress is not None:
+        return describe_progress(status.progress)
     if status.state == SYNCING:
         return "Downloading the clinic's records…" if status.bootstrapping else "Syncing…"
     if status.state == OFFLINE:
@@ -68,7 +80,8 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
 
 
 class SyncStatusWidget(QWidget):
-    """The permanent status-bar item: a state dot, a sentence, and a busy bar."""
+    """The permanent status-bar item: a state dot, a sentence, and a progress bar during a
+    long download (busy until the total is known, then filling up)."""
 
     COLOURS: ClassVar[dict[str, str]] = {
         SYNCED: "#2f7d4f",
@@ -87,9 +100,9 @@ class SyncStatusWidget(QWidget):
         self.dot.setObjectName("syncDot")
         self.text = QLabel()
         self.text.setObjectName("syncStatus")
-        # Session API has no progress callback: the first download shows a busy bar.
         self.progress = QProgressBar()
         self.progress.setObjectName("syncProgress")
+        self.progress.setAccessibleName("Download progress")
         self.progress.setRange(0, 0)
         self.progress.setMaximumWidth(140)
         self.progress.setMaximumHeight(10)
@@ -116,7 +129,8 @@ class SyncStatusWidget(QWidget):
     def show_status(self, status: SyncStatus) -> None:
         """Show ``status`` (connected to the controller)."""
         self._status = status
-        self.progress.setVisible(status.state == SYNCING and status.bootstrapping)
+        progress = status.progress if status.state == SYNCING else None
+        self._show_progress(progress, status.state == SYNCING and status.bootstrapping)
         self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
         self.dot.setStyleSheet(f"color: {self.COLOURS.get(status.state, '#8a8f98')};")
         self.setToolTip(status.message if status.state in (OFFLINE, ERROR) else "")
@@ -125,6 +139,14 @@ class SyncStatusWidget(QWidget):
         else:
             self._tick.stop()
         self._refresh()
+
+    def _show_progress(self, progress: SyncProgress | None, bootstrapping: bool) -> None:
+        if progress is not None and progress.total:
+            self.progress.setRange(0, progress.total)
+            self.progress.setValue(min(progress.done, progress.total))
+        else:
+            self.progress.setRange(0, 0)  # busy: the total is not known (yet)
+        self.progress.setVisible(progress is not None or bootstrapping)
 
     def _refresh(self) -> None:
         self.text.setText(describe_status(self._status))

@@ -18,6 +18,12 @@ own, or the certificate its server enrollment issued) also serves peer sync, ann
 over mDNS, and after each server session syncs with every trusted peer it finds. The status
 bar shows how many peers were in reach.
 
+Progress: core reports after every applied snapshot page or op batch (on the sync thread);
+the runner re-emits a copy of the report as a signal, so the status bar updates on the GUI
+thread. A first download (snapshot) and a large pull (at least ``LARGE_PULL_OPS`` ops
+missing, per the server's version vector) get a determinate bar; small incremental syncs
+show none.
+
 "Pending" counts this workstation's own ops the server has not acknowledged: this
 replica's sequence number now, minus what it was when the last successful session began
 (every op up to that point was pushed and acknowledged by the end of the session).
@@ -64,6 +70,37 @@ ERROR = "error"
 STOPPED = "stopped"
 
 
+# A pull of at least this many ops (two batches) shows a progress bar; fewer finish too
+# quickly for one to help.
+LARGE_PULL_OPS = 1_000
+
+# What a progress bar counts.
+RECORDS = "records"  # a first download: the clinic's records, from a snapshot
+CHANGES = "changes"  # ops other workstations made, pulled in batches
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """How far a long download has come."""
+
+    kind: str  # RECORDS or CHANGES
+    done: int
+    total: int | None  # None: the other side did not say (an older server)
+
+
+def download_progress(report: SyncReport) -> SyncProgress | None:
+    """The progress worth showing for a running session's ``report``: a snapshot download,
+    or a pull of at least ``LARGE_PULL_OPS`` ops; None for a small incremental sync."""
+    if report.expected_ops is not None and report.expected_ops >= LARGE_PULL_OPS:
+        return SyncProgress(CHANGES, report.pulled, max(report.expected_ops, report.pulled))
+    if report.snapshot_records or report.expected_records:
+        total = report.expected_records
+        # Records written during the download can make the count exceed the announced total.
+        total = None if total is None else max(total, report.snapshot_records)
+        return SyncProgress(RECORDS, report.snapshot_records, total)
+    return None
+
+
 @dataclass(frozen=True)
 class SyncStatus:
     """What the status bar shows."""
@@ -74,6 +111,7 @@ class SyncStatus:
     retry_at: dt.datetime | None = None  # offline: when the next attempt is due
     message: str = ""  # error: the reason
     bootstrapping: bool = False  # the first download (snapshot) is running
+    progress: SyncProgress | None = None  # a long download in this session, as it goes
     server: str = ""
     lan: bool = False  # this workstation syncs with LAN peers
     lan_peers: int = 0  # trusted LAN peers synced with in the last session
@@ -125,6 +163,7 @@ class _SyncRunner(QObject):
     """Lives on the sync thread."""
 
     started = Signal(bool)  # bootstrapping
+    progressed = Signal(object)  # SyncReport (a copy) after each applied page or batch
     finished = Signal(object)  # SessionOutcome
     counted = Signal(int, bool)  # own seq now, enrolled
 
@@ -203,6 +242,7 @@ class _SyncRunner(QObject):
                         _StoppableTransport(transport, self._stop),
                         actor,
                         on_revoked=lambda serials: merge_revoked(db, serials, actor),
+                        on_progress=self._report_progress,
                     )
                 except Exception as exc:
                     error = exc
@@ -227,6 +267,10 @@ class _SyncRunner(QObject):
             close = getattr(transport, "close", None)
             if callable(close):
                 close()
+
+    def _report_progress(self, report: SyncReport) -> None:
+        # The session keeps mutating its report on this thread: send the GUI a copy.
+        self.progressed.emit(replace(report))
 
     def _remote_changed(self, db: Database) -> bool:
         # Peers push to this workstation's peer server too: compare what other replicas
@@ -302,6 +346,7 @@ class SyncController(QObject):
         self._count.connect(self._runner.count)
         self._enroll.connect(self._runner.enroll)
         self._runner.started.connect(self._session_started)
+        self._runner.progressed.connect(self._progressed)
         self._runner.finished.connect(self._session_finished)
         self._runner.counted.connect(self._counted)
         self._thread.start()
@@ -418,7 +463,16 @@ class SyncController(QObject):
 
     def _session_started(self, bootstrapping: bool) -> None:
         if self._active:
-            self._publish(replace(self.status, state=SYNCING, bootstrapping=bootstrapping))
+            self._publish(
+                replace(self.status, state=SYNCING, bootstrapping=bootstrapping, progress=None)
+            )
+
+    def _progressed(self, report: SyncReport) -> None:
+        if not self._active or self.status.state != SYNCING:
+            return
+        progress = download_progress(report)
+        if progress is not None and progress != self.status.progress:
+            self._publish(replace(self.status, progress=progress))
 
     def _session_finished(self, outcome: SessionOutcome) -> None:
         self._busy = False
@@ -475,7 +529,7 @@ class SyncController(QObject):
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, _Stopped):
             return
-        base = replace(self.status, bootstrapping=False, pending=self._pending())
+        base = replace(self.status, bootstrapping=False, progress=None, pending=self._pending())
         if isinstance(exc, DeviceRejectedError):
             # Retrying cannot help: only a new enrollment can.
             self._periodic.stop()
