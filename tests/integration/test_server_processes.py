@@ -1,7 +1,8 @@
 """Two real ``careline-server run`` processes serving the same data dir (and so the same
 tenants, registry and replicas), started at the same moment on a fresh data dir; four
 workstations push to them alternately and concurrently. Afterwards every op is in each
-clinic's server replica exactly once, and the workstations converge."""
+clinic's server replica exactly once, and the workstations converge. Everything runs twice:
+on the embedded SQLCipher store, and with both processes on one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from core.server.settings import SERVER_SCHEMA
 from core.store.oplog import version_vector
 from core.sync.enroll import ServerCredential, enroll, tls_trust
 from tests.integration.server_fixtures import add_clinic, join_clinic, make_server, sync_at
-from tests.services import free_port
+from tests.services import create_postgres_database, drop_postgres_database, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PUSH_SECONDS = 4.0
@@ -42,6 +43,7 @@ class Servers:
     processes: list[subprocess.Popen[bytes]]
     logs: list[Path]
     ca_pem: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # server settings of the admin view
 
     def log_text(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')}" for log in self.logs)
@@ -76,16 +78,22 @@ def _wait_ready(servers: Servers, timeout: float = 30) -> None:
     servers.ca_pem = cert.read_text()
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """Both processes started together on an empty data dir: they race to create the
-    registry, its key and the TLS certificate, and must agree on all three."""
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
+    """Both processes started together on an empty data dir (and, for "postgres", an empty
+    database): they race to create the registry, its key, the schema and the TLS
+    certificate, and must agree on all of them."""
     root = tmp_path_factory.mktemp("two-servers")
     data = root / "server"
     ports = [free_port(), free_port()]
     logs = [root / f"server-{port}.log" for port in ports]
     processes = []
     env = _server_env()
+    url = create_postgres_database() if request.param == "postgres" else None
+    if url:
+        env["DATABASE_URL"] = url
     for port, log in zip(ports, logs, strict=True):
         with log.open("wb") as out:
             processes.append(
@@ -107,6 +115,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 )
             )
     running = Servers(data, [f"https://127.0.0.1:{p}" for p in ports], processes, logs)
+    running.env = {"DATABASE_URL": url} if url else {}
     try:
         _wait_ready(running)
         yield running
@@ -120,6 +129,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=15)
+        if url:
+            drop_postgres_database(url)
 
 
 @dataclass
@@ -155,32 +166,28 @@ def _work(desk: Desk, urls: list[str], start: threading.Barrier, until: float) -
 
 
 def _check_replica(admin: ClinicServer, clinic: str, desks: list[Desk]) -> dict[str, int]:
-    replica = admin.replica(clinic)
-    vv = version_vector(replica)
-    own = replica_id(replica)
+    store = admin.sync_store(clinic)
+    vv = store.version_vector()
     made = {
         replica_id(d.ws.database): version_vector(d.ws.database)[replica_id(d.ws.database)]
         for d in desks
     }
     # Every op each workstation made, and nothing else beyond the server's own set-up ops.
-    assert {o: s for o, s in vv.items() if o != own} == made
-    duplicates = replica.query(
-        "SELECT origin, seq, count(*) FROM oplog GROUP BY origin, seq HAVING count(*) > 1"
-    )
-    assert duplicates == []
-    for origin, count, low, high in replica.query(
-        "SELECT origin, count(*), min(seq), max(seq) FROM oplog GROUP BY origin"
-    ):
-        assert (count, low, high) == (vv[origin], 1, vv[origin]), origin
-    [(total,)] = replica.query("SELECT count(*) FROM oplog")
-    assert total == sum(vv.values())
+    server_origins = set(vv) - set(made)
+    assert len(server_origins) == 1, vv
+    assert {o: s for o, s in vv.items() if o not in server_origins} == made
+    held = store.ops_for({}, 1_000_000)
+    assert len({(op.origin, op.seq) for op in held}) == len(held), "an op is stored twice"
+    for origin, top in vv.items():
+        assert sorted(op.seq for op in held if op.origin == origin) == list(range(1, top + 1))
+    assert len(held) == sum(vv.values())
     return vv
 
 
 def test_two_processes_serve_one_data_dir_under_concurrent_pushes(
     servers: Servers, tmp_path: Path, no_keyring: None
 ) -> None:
-    admin = make_server(servers.data)  # a third process's view: the admin CLI
+    admin = make_server(servers.data, servers.env)  # a third process's view: the admin CLI
     try:
         clinics = [add_clinic(admin, "Twin North"), add_clinic(admin, "Twin South")]
         desks = []
@@ -235,7 +242,7 @@ def test_first_attachments_at_both_processes_at_once_share_one_key(
 ) -> None:
     """Each clinic's attachment keys are made on first use: two processes doing that at the
     same moment must end up with one key, or one upload would never decrypt again."""
-    admin = make_server(servers.data)
+    admin = make_server(servers.data, servers.env)
     try:
         clinics = [add_clinic(admin, f"Race {attempt}-{i}") for i in range(8)]
         tokens = {}
@@ -304,14 +311,17 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
 def test_processes_starting_together_on_a_fresh_data_dir_agree_on_one_registry(
-    tmp_path: Path,
+    tmp_path: Path, backend: str
 ) -> None:
-    """The first process to start creates the registry and its key; others starting at the
-    same moment must open that one, never make their own (the registry would then be
-    encrypted under a key no file names, and lost)."""
+    """The first process to start creates the registry and its key (or the PostgreSQL
+    schema); others starting at the same moment must open that one, never make their own
+    (the registry would then be encrypted under a key no file names, and lost)."""
     env = _server_env()
     for attempt in range(3):
+        if backend == "postgres":
+            env["DATABASE_URL"] = create_postgres_database()
         data = tmp_path / f"fresh{attempt}"
         signal = tmp_path / f"go{attempt}"
         starters = [
@@ -344,3 +354,5 @@ def test_processes_starting_together_on_a_fresh_data_dir_agree_on_one_registry(
             cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert again.returncode == 0, again.stderr
+        if backend == "postgres":
+            drop_postgres_database(env["DATABASE_URL"])
