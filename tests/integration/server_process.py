@@ -1,0 +1,101 @@
+"""``careline-server run`` as a real child process on 127.0.0.1, and ``careline`` commands.
+
+Shared by tests that need the server in its own process (the app's tests start the desktop
+app's own process too). ``tests/integration/test_sync_resilience.py`` predates this module
+and keeps its own copy of these helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from core.server.settings import SERVER_SCHEMA
+from tests.conftest import PASSWORD
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    """No server setting (embedded store, local key file), no OS keyring, unbuffered
+    output, Qt offscreen (for the desktop app's process)."""
+    names = {s.env for s in SERVER_SCHEMA} | {"CREDENTIALS_DIRECTORY"}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return env
+
+
+def careline(
+    data_dir: Path, *args: str, user: str = "admin", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """One ``careline`` command as ``user`` (password PASSWORD on stdin)."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir), "--user", user,
+         "--password-stdin", *args],
+        input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=child_env(),
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+class ServerProcess:
+    """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
+
+    def __init__(self, data: Path, port: int) -> None:
+        self.data = data
+        self.port = port
+        self.url = f"https://127.0.0.1:{port}"
+        self.log = data.parent / f"server-{port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca_pem(self) -> str:
+        """The server's generated TLS certificate, to pin."""
+        return (self.data / "tls" / "server.pem").read_text()
+
+    def start(self) -> None:
+        """Start and wait until ``/ready`` answers over TLS (at most 30 s)."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                env=child_env(),
+            )  # fmt: skip
+        cert = self.data / "tls" / "server.pem"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text(errors="replace")
+            if cert.exists():
+                try:
+                    trust = ssl.create_default_context(cafile=str(cert))
+                    if httpx.get(self.url + "/ready", verify=trust, timeout=2).status_code == 200:
+                        return
+                except (httpx.HTTPError, ssl.SSLError, OSError):
+                    pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready:\n{self.log.read_text(errors='replace')}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Terminate (then kill if it lingers)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
