@@ -15,6 +15,11 @@ other, which the set history in the document records (``crdt.SetChange.parents``
 an explicit resolution settles a conflict: an ordinary later edit of the list does not
 (the person making it may never have looked at the conflicting items).
 
+A conflict has one side per workstation whose changes are involved, listing what it added
+and removed (who, when); a workstation's own changes are always in causal order, so its net
+effect is well defined. Applying a side puts the items in conflict back as that workstation
+last left them; everything else on the list is untouched.
+
 Everything here is a pure function of the document, so every replica holding the same
 document derives the same conflict.
 """
@@ -48,6 +53,7 @@ def item_key(list_field: str, value: dict[str, crdt.Value]) -> str | None:
 @dataclass
 class _Side:
     members: list[crdt.SetChange]
+    latest: int  # index of its last change
     added: dict[str, tuple[dict[str, crdt.Value], crdt.SetChange]] = field(default_factory=dict)
     removed: dict[str, tuple[dict[str, crdt.Value], crdt.SetChange]] = field(default_factory=dict)
 
@@ -137,26 +143,15 @@ def _conflicting_pairs(
 
 
 def _sides(changes: list[crdt.SetChange], anc: list[int], involved: set[int]) -> list[_Side]:
-    """Group the involved changes into sides: changes on one line of history (one saw the
-    other) are one side; each side's net additions and removals, in causal order."""
-    owner = {i: i for i in involved}
-
-    def root(i: int) -> int:
-        while owner[i] != i:
-            owner[i] = owner[owner[i]]
-            i = owner[i]
-        return i
-
-    for i in involved:
-        for j in involved:
-            if i < j and (anc[i] >> j & 1 or anc[j] >> i & 1):
-                owner[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in sorted(involved, key=lambda i: (anc[i].bit_count(), changes[i].hlc, i)):
-        groups.setdefault(root(i), []).append(i)
+    """One side per workstation that made involved changes (a replica's own changes are
+    always in causal order), with its net additions and removals; oldest side first."""
+    order = sorted(involved, key=lambda i: (anc[i].bit_count(), changes[i].hlc, i))
+    groups: dict[str, list[int]] = {}
+    for i in order:
+        groups.setdefault(changes[i].replica, []).append(i)
     sides: list[_Side] = []
     for members in groups.values():
-        side = _Side([changes[i] for i in members])
+        side = _Side([changes[i] for i in members], latest=members[-1])
         for change in side.members:
             for eid, value in change.added.items():
                 if side.removed.pop(eid, None) is None:  # a restore cancels a removal
@@ -166,6 +161,18 @@ def _sides(changes: list[crdt.SetChange], anc: list[int], involved: set[int]) ->
                     side.removed[eid] = (value, change)
         sides.append(side)
     return sorted(sides, key=lambda s: (s.members[0].hlc, s.members[0].change_id))
+
+
+def _view(changes: list[crdt.SetChange], anc: list[int], at: int, items: set[str]) -> set[str]:
+    """Which of ``items`` were on the list as the author of change ``at`` left it."""
+    ever_added = {eid for c in changes for eid in c.added}
+    # An item no recorded change added predates the history: it was there from the start.
+    present = {eid for eid in items if eid not in ever_added}
+    seen = [i for i in range(len(changes)) if anc[at] >> i & 1]
+    for i in sorted(seen, key=lambda i: (anc[i].bit_count(), changes[i].hlc, i)):
+        present |= items & changes[i].added.keys()
+        present -= changes[i].removed.keys()
+    return present
 
 
 def _edit(eid: str, value: dict[str, crdt.Value], change: crdt.SetChange) -> dict[str, Any]:
@@ -190,27 +197,19 @@ def analyse(
     if not pairs:
         return None
     involved = {i for pair in pairs for i in pair}
-    # A side whose changes cancel out (added an item, then removed it) changed nothing.
-    sides = [s for s in _sides(changes, anc, involved) if s.added or s.removed]
-    if len(sides) < 2:
-        return None
+    sides = _sides(changes, anc, involved)
     present = {e.element_id: e.value for e in elements}
     items: dict[str, tuple[dict[str, crdt.Value], bool]] = {}
-    for side in sides:
-        for eid, (value, _) in (*side.added.items(), *side.removed.items()):
+    for i in involved:
+        for eid, value in (*changes[i].added.items(), *changes[i].removed.items()):
             items[eid] = (present.get(eid, value), eid in present)
-    added_anywhere = {eid for s in sides for eid in s.added}
     side_docs: list[dict[str, Any]] = []
     for side in sides:
-        # Applying a side: the items as that side had them, for the items in conflict.
-        keep = sorted(
-            eid
-            for eid in items
-            if eid in side.added or (eid not in side.removed and eid not in added_anywhere)
-        )
+        # Applying a side: the items in conflict as that workstation last left them.
+        keep = sorted(_view(changes, anc, side.latest, set(items)))
         side_docs.append(
             {
-                "id": side.members[0].change_id,
+                "id": side.members[0].replica,
                 "added": [_edit(e, v, c) for e, (v, c) in side.added.items()],
                 "removed": [_edit(e, v, c) for e, (v, c) in side.removed.items()],
                 "keep": keep,

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.records import crdt
@@ -30,8 +30,23 @@ edit = st.tuples(st.just("edit"), st.integers(0, 4), st.integers(0, 1), st.sampl
 add = st.tuples(st.just("add"), st.integers(0, 4), st.integers(0, 1), st.sampled_from(SUBSTANCES))
 remove = st.tuples(st.just("remove"), st.integers(0, 4), st.integers(0, 1), st.integers(0, 3))
 delete = st.tuples(st.just("delete"), st.integers(0, 4), st.integers(0, 1))
+resolve = st.tuples(st.just("resolve"), st.integers(0, 4), st.integers(0, 1))
 link = st.tuples(st.just("sync"), st.integers(0, 4), st.integers(0, 4), st.sampled_from(FAULTS))
-actions = st.lists(st.one_of(edit, edit, add, remove, delete, link, link, link), max_size=30)
+actions = st.lists(
+    st.one_of(edit, edit, add, remove, delete, resolve, link, link, link), max_size=30
+)
+
+
+@dataclass(frozen=True)
+class ListChange:
+    """An allergy-list change as the test saw it made: what it had seen, what it touched."""
+
+    id: str
+    seen: frozenset[str]  # ids of the list changes its replica held when it was made
+    substance: str | None = None
+    added: str | None = None
+    removed: str | None = None
+    resolution: bool = False
 
 
 @dataclass
@@ -43,6 +58,39 @@ class Oracle:
     added: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     delete_observed: dict[str, set[str]] = field(default_factory=dict)
+    list_changes: dict[str, list[ListChange]] = field(default_factory=dict)  # by patient
+
+
+def _history_ids(r: ClinicRecords, pid: str) -> set[str]:
+    with r.db.write("test", "inspect", "patient", pid) as tx:
+        doc = load_record(tx, pid, "patient", 1).doc
+        return {c.change_id for c in crdt.all_history(doc).get("allergies", [])}
+
+
+def _track_list_change(
+    o: Oracle, r: ClinicRecords, pid: str, before: set[str], **what: Any
+) -> None:
+    [new] = _history_ids(r, pid) - before  # every list change is recorded, once
+    o.list_changes.setdefault(pid, []).append(ListChange(new, frozenset(before), **what))
+
+
+def _expected_list_conflict(changes: list[ListChange]) -> set[str]:
+    """Allergy ids two unsettled concurrent changes disagree on (the oracle's own rule:
+    same substance, neither saw the other, not the same removal twice, no resolution that
+    saw both)."""
+    involved: set[str] = set()
+    for i, x in enumerate(changes):
+        for y in changes[i + 1 :]:
+            if x.substance is None or x.substance != y.substance:
+                continue
+            if x.id in y.seen or y.id in x.seen:
+                continue
+            if x.added is None and y.added is None and x.removed == y.removed:
+                continue
+            if any(r.resolution and {x.id, y.id} <= r.seen | {r.id} for r in changes):
+                continue
+            involved |= {e for e in (x.added, x.removed, y.added, y.removed) if e}
+    return involved
 
 
 def _live(r: ClinicRecords, pid: str, fname: str) -> list[crdt.RegisterEntry]:
@@ -93,13 +141,26 @@ def test_replicas_converge_without_silent_loss(n: int, script: list[tuple[Any, .
             }:
                 _track_write(oracle, r, pid, fname, before)
         elif kind == "add" and visible:
-            oracle.added.add(r.add_allergy(pid, str(action[3])).id)
+            before = _history_ids(r, pid)
+            added = r.add_allergy(pid, str(action[3]))
+            oracle.added.add(added.id)
+            _track_list_change(oracle, r, pid, before, substance=added.substance, added=added.id)
         elif kind == "remove" and visible:
             present = r.allergies(pid)
             if present:
-                victim = present[int(action[3]) % len(present)].id
-                r.remove_allergy(victim)
-                oracle.removed.add(victim)  # only ever an allergy this replica could see
+                victim = present[int(action[3]) % len(present)]
+                before = _history_ids(r, pid)
+                r.remove_allergy(victim.id)
+                oracle.removed.add(victim.id)  # only ever an allergy this replica could see
+                _track_list_change(
+                    oracle, r, pid, before, substance=victim.substance, removed=victim.id
+                )
+        elif kind == "resolve" and visible:
+            listed = [c for c in r.conflicts(pid) if c.kind == "set"]
+            if listed:
+                before = _history_ids(r, pid)
+                r.resolve_conflict(listed[0].id, choose="merged")  # the list stays as shown
+                _track_list_change(oracle, r, pid, before, resolution=True)
         elif kind == "delete" and visible:
             seen = {e.write_id for f in PATIENT.registers for e in _live(r, pid, f)}
             r.delete_patient(pid)
@@ -132,7 +193,17 @@ def test_replicas_converge_without_silent_loss(n: int, script: list[tuple[Any, .
     assert oracle.added - oracle.removed - _deleted_patients_allergies(final, oracle) <= kept
 
     for pid in patients:
-        if not final.db.query("SELECT 1 FROM patients WHERE id = ?", (pid,)):
+        # A list conflict is open exactly when two unsettled concurrent changes disagree
+        # about the same substance, and it names every allergy they touched.
+        visible = bool(final.db.query("SELECT 1 FROM patients WHERE id = ?", (pid,)))
+        expected = _expected_list_conflict(oracle.list_changes.get(pid, []))
+        open_list = conflicts.get((pid, "allergies"))
+        event("open list conflict" if open_list else "no list conflict")
+        assert (open_list is not None) == (visible and bool(expected))
+        if open_list is not None:
+            assert {i.id for i in open_list.items} == expected
+            assert {i.id for i in open_list.items if i.present} <= kept
+        if not visible:
             # Gone only if the deletion saw every live edit (edit-vs-delete is a conflict).
             remaining = {e.write_id for f in PATIENT.registers for e in _live(final, pid, f)}
             assert remaining <= oracle.delete_observed.get(pid, set())
