@@ -284,14 +284,17 @@ class ClinicServer:
                 self.registry.store_data_key(clinic_id, purpose, new_wrapped, new_version)
                 moved += 1
             key_file = self.data_dir / REGISTRY_KEY_FILE
-            info = json.loads(key_file.read_text())
-            wrapped, new_version = self.provider.rewrap(
-                SERVER_TENANT, "registry", bytes.fromhex(info["wrapped"]), info["version"]
-            )
-            replace_private(
-                key_file, json.dumps({"wrapped": wrapped.hex(), "version": new_version}).encode()
-            )
-            return {"key_version": version, "rewrapped": moved + 1}
+            if self.pg is None:  # on PostgreSQL the registry has no file key
+                info = json.loads(key_file.read_text())
+                wrapped, new_version = self.provider.rewrap(
+                    SERVER_TENANT, "registry", bytes.fromhex(info["wrapped"]), info["version"]
+                )
+                replace_private(
+                    key_file,
+                    json.dumps({"wrapped": wrapped.hex(), "version": new_version}).encode(),
+                )
+                moved += 1
+            return {"key_version": version, "rewrapped": moved}
 
     # ----- clinics and users ----------------------------------------------------------
 
@@ -410,7 +413,9 @@ class ClinicServer:
             self.registry.promote_data_key(clinic_id, REPLICA_NEXT, REPLICA)
             return db
 
-    def reencrypt_replicas(self, clinic_ref: str | None = None) -> dict[str, Any]:
+    def reencrypt_replicas(
+        self, clinic_ref: str | None = None, *, batch: int = 500, max_batches: int | None = None
+    ) -> dict[str, Any]:
         """Re-encrypt clinic replicas under fresh data keys (``PRAGMA rekey``), one at a time.
 
         Resumable: the next key is stored (wrapped) before the rekey and promoted after it;
@@ -418,7 +423,7 @@ class ClinicServer:
         again. The registry's audit log records every step.
         """
         if self.pg is not None:
-            return self._reseal_pg(clinic_ref)
+            return self._reseal_pg(clinic_ref, batch, max_batches)
         with self._lock:
             clinics = [self.registry.clinic(clinic_ref)] if clinic_ref else self.registry.clinics()
             done = []
@@ -434,7 +439,9 @@ class ClinicServer:
                 done.append(clinic.id)
             return {"reencrypted": done}
 
-    def _reseal_pg(self, clinic_ref: str | None) -> dict[str, Any]:
+    def _reseal_pg(
+        self, clinic_ref: str | None, batch: int, max_batches: int | None
+    ) -> dict[str, Any]:
         """PostgreSQL: a new key generation per clinic, then every row re-sealed under it in
         batches. Resumable: a run that stops leaves rows under older generations, which stay
         readable; running again finishes them (a generation is only added when the newest
@@ -449,7 +456,7 @@ class ClinicServer:
             if replica.generations_in_use() <= {cipher.current}:
                 self._data_key(clinic.id, key_purpose(cipher.current + 1))
                 self._cipher(clinic.id, fresh=True)
-            moved += replica.reseal()
+            moved += replica.reseal(batch, max_batches)
             done.append(clinic.id)
         return {"reencrypted": done, "rows": moved}
 
@@ -461,9 +468,10 @@ class ClinicServer:
                 for clinic, purpose, _, v in self.registry.all_data_keys()
                 if v == version
             ]
-            info = json.loads((self.data_dir / REGISTRY_KEY_FILE).read_text())
-            if info["version"] == version:
-                still.append("server/registry")
+            if self.pg is None:
+                info = json.loads((self.data_dir / REGISTRY_KEY_FILE).read_text())
+                if info["version"] == version:
+                    still.append("server/registry")
             if still:
                 raise ServerError(
                     f"key version {version} still wraps {len(still)} data keys "

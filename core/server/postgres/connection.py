@@ -101,7 +101,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
 class PgStore:
     """A connection pool on one PostgreSQL database, migrated on open."""
 
-    def __init__(self, url: str, ssl_mode: str = "verify-full", *, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        ssl_mode: str = "verify-full",
+        *,
+        max_size: int = 8,
+        connect_timeout: float = 15,
+    ) -> None:
         check_url(url)
         self.url = url
         kwargs: dict[str, Any] = {"autocommit": False}
@@ -111,7 +118,7 @@ class PgStore:
             url, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=30
         )
         try:
-            self.pool.open(wait=True, timeout=15)
+            self.pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
             self.pool.close()
             raise ConfigError(

@@ -367,12 +367,14 @@ class PgReplica:
 
     # ----- re-encryption ------------------------------------------------------------------
 
-    def reseal(self, batch: int = 500) -> int:
+    def reseal(self, batch: int = 500, max_batches: int | None = None) -> int:
         """Re-seal rows of older key generations under the current one, a batch per
-        transaction: resumable, and it never holds the clinic's write lock for long."""
-        moved = 0
+        transaction: resumable, and it never holds the clinic's write lock for long.
+        ``max_batches`` stops early (the rest stays readable under its old generation)."""
+        moved, batches = 0, 0
         for table, key_col in ((OPS, "origin, seq"), (RECORDS, "record_ix")):
-            while True:
+            while max_batches is None or batches < max_batches:
+                batches += 1
                 c = self._cipher()
                 with self.store.tenant(self.tenant, write=True) as cur:
                     rows = cur.execute(
