@@ -19,8 +19,10 @@ What :func:`run` does (``python -m tests.bench --only server``):
    the other) and checks that every device's version vector equals the server's (asked
    through a ``pull`` on the device's transport).
 
-The store under the server is the embedded encrypted one (SQLCipher); PostgreSQL is not
-implemented in careline-server yet. CPU time of the server process, of this (load
+The store under the server is PostgreSQL on 127.0.0.1:5432 (a throwaway database made for
+the run and dropped after it; ``DATABASE_URL`` for the admin CLI and the server), with the
+application-side encryption of every op and record state, row-level security and the
+per-clinic write lock a production server uses. CPU time of the server process, of this (load
 generator) process and of the whole machine over the measured window is reported, so it is
 visible which side the CPU went to on a small machine. Everything stays on 127.0.0.1; the
 server process is terminated whatever happens.
@@ -61,8 +63,9 @@ from core.sync import protocol
 from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import sync
+from tests.services import create_postgres_database, drop_postgres_database
 
-STORE = "embedded SQLCipher; PostgreSQL not yet available"
+STORE = "PostgreSQL 127.0.0.1:5432 (throwaway database; ops and record states sealed, RLS)"
 P99_TARGET_MS = 250.0
 DEFAULT_DEVICES = 50
 DEFAULT_SECONDS = 60.0
@@ -82,12 +85,17 @@ def _log(message: str) -> None:
 # ----- the server process ---------------------------------------------------------------
 
 
+_DATABASE: dict[str, str] = {}  # DATABASE_URL of the run's throwaway database
+
+
 def _child_env() -> dict[str, str]:
-    """This environment without any server setting, so the child uses the embedded store
-    and the local key file in its data folder whatever the caller's shell exports."""
+    """This environment without any server setting but the run's DATABASE_URL, so the child
+    uses that database and the local key file in its data folder whatever the caller's
+    shell exports."""
     drop = {s.env for s in SERVER_SCHEMA} | {"CREDENTIALS_DIRECTORY"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(_DATABASE)
     return env
 
 
@@ -575,8 +583,14 @@ def run(devices: int = DEFAULT_DEVICES, seconds: float = DEFAULT_SECONDS) -> dic
     previous_keyring = keyring.get_keyring()
     keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
     try:
-        with tempfile.TemporaryDirectory(prefix="careline-server-bench-") as tmp:
-            return _run(Path(tmp), devices, seconds)
+        url = create_postgres_database()
+        _DATABASE["DATABASE_URL"] = url
+        try:
+            with tempfile.TemporaryDirectory(prefix="careline-server-bench-") as tmp:
+                return _run(Path(tmp), devices, seconds)
+        finally:
+            _DATABASE.clear()
+            drop_postgres_database(url)
     finally:
         keyring.set_keyring(previous_keyring)
 
