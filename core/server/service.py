@@ -599,6 +599,14 @@ class ClinicServer:
             raise
         return _prepend(first, chunks)
 
+    def audit_entries(self, clinic_id: str) -> list[tuple[Any, ...]]:
+        """The clinic's audit log: (seq, ts, actor, action, entity, entity_id, details)."""
+        if self.pg is not None:
+            return self.pg_replica(clinic_id).audit_entries()
+        return self.replica(clinic_id).query(
+            "SELECT seq, ts, actor, action, entity, entity_id, details FROM audit_log ORDER BY seq"
+        )
+
     def audit_report(self) -> dict[str, Any]:
         """Verify the registry's and every clinic replica's audit chain."""
         report: dict[str, Any] = {}

@@ -26,7 +26,7 @@ from core.sync.enroll import ServerCredential, enroll, tls_trust
 from core.sync.http_transport import DeviceRejectedError
 from tests.integration import server_fixtures
 from tests.integration.server_fixtures import Live, live_server
-from tests.services import Service
+from tests.services import Service, create_postgres_database, drop_postgres_database
 
 MiB = 1024 * 1024
 MARKER = b"PLAINTEXT-MARKER-Zephyrine-Quill"
@@ -56,7 +56,7 @@ def _device(live: Live, clinic_id: str) -> ServerCredential:
     return enroll(live.url, code, live.ca_pem, "desk")
 
 
-@pytest.fixture(scope="module", params=["filesystem", "s3"])
+@pytest.fixture(scope="module", params=["filesystem", "s3+postgres"])
 def setup(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
@@ -65,7 +65,9 @@ def setup(
     env: dict[str, str] = {}
     s3: Any = None
     bucket = ""
-    if backend == "s3":
+    database_url = None
+    if backend == "s3+postgres":  # the production shape: S3 blobs, PostgreSQL records
+        database_url = create_postgres_database()
         moto: Service = request.getfixturevalue("moto")
         bucket = f"careline-att-{uuid.uuid4().hex[:12]}"
         s3 = boto3.client(
@@ -79,6 +81,7 @@ def setup(
             "S3_ENDPOINT_URL": moto.url,
             "S3_ENCRYPTION_THRESHOLD": str(S3_THRESHOLD),
             "AWS_REGION": "us-east-1",
+            "DATABASE_URL": database_url,
         }
 
     def make_server(data_dir: Path, extra: Mapping[str, str] | None = None) -> ClinicServer:
@@ -92,13 +95,15 @@ def setup(
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")  # moto's dummy credentials for boto3
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         with live_server(data_dir) as live:
-            expected = S3ClinicBlobs if backend == "s3" else FilesystemClinicBlobs
+            expected = S3ClinicBlobs if s3 is not None else FilesystemClinicBlobs
             assert isinstance(live.server.blob_stores, expected)
             clinic_a = live.server.create_clinic("Attachment Clinic A").id
             clinic_b = live.server.create_clinic("Attachment Clinic B").id
             yield Setup(backend, live, _device(live, clinic_a), _device(live, clinic_b), s3, bucket)
     if s3 is not None:
         s3.close()
+    if database_url is not None:
+        drop_postgres_database(database_url)
 
 
 def _file(folder: Path, name: str, size: int, marker: bool = False) -> Path:
@@ -139,9 +144,8 @@ def test_content_addressed_dedup_within_a_clinic_only(setup: Setup, tmp_path: Pa
     # The same file in another clinic gets an unrelated id (per-clinic id key).
     assert three["id"] != one["id"] and not three["deduplicated"]
     assert three["digest"] == one["digest"]
-    actions = setup.live.server.replica(setup.a.clinic_id).query(
-        "SELECT action, entity_id FROM audit_log WHERE entity = 'attachment'"
-    )
+    entries = setup.live.server.audit_entries(setup.a.clinic_id)
+    actions = [(e[3], e[5]) for e in entries if e[4] == "attachment"]
     assert [a for a, e in actions if e == one["id"]] == ["attachment.upload"] * 2
 
 
@@ -178,7 +182,7 @@ def test_nothing_is_stored_in_plaintext(setup: Setup, tmp_path: Path) -> None:
     assert client.download(setup.a, blob_id, tmp_path / "back.txt").size == 2 * MiB + 7
 
 
-@pytest.mark.parametrize("setup", ["s3"], indirect=True)
+@pytest.mark.parametrize("setup", ["s3+postgres"], indirect=True)
 def test_s3_multipart_above_the_threshold(setup: Setup, tmp_path: Path) -> None:
     big = client.upload(setup.a, _file(tmp_path, "big.bin", 6 * MiB))
     small = client.upload(setup.a, _file(tmp_path, "small.bin", 4 * MiB))

@@ -355,6 +355,14 @@ class PgReplica:
         with self.store.tenant(self.tenant, write=True) as cur:
             self._audit(cur, actor, action, entity, entity_id, details)
 
+    def audit_entries(self) -> list[tuple[Any, ...]]:
+        """Every audit entry: (seq, ts, actor, action, entity, entity_id, details)."""
+        with self.store.tenant(self.tenant) as cur:
+            return list(cur.execute(
+                "SELECT seq, ts, actor, action, entity, entity_id, details FROM replica_audit "
+                "ORDER BY seq"
+            ).fetchall())  # fmt: skip
+
     def audit_report(self) -> AuditReport:
         """Verify the clinic's audit chain."""
         with self.store.tenant(self.tenant, snapshot=True) as cur:
