@@ -27,7 +27,7 @@ from core.crypto.secure_memory import disable_core_dumps
 from core.keys.errors import KeyError_, KeyringUnavailableError, NoSlotError, WrongSecretError
 from core.records.clinic import ClinicRecords
 from core.records.errors import AuthenticationError, NotFoundError, RecordError
-from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
+from core.records.models import PATIENT_EDITABLE, Conflict, Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
 from core.sync.session import SyncReport
@@ -97,8 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = csub.add_parser("resolve", help="settle a conflict (one audited change)")
     resolve.add_argument("conflict_id")
     how = resolve.add_mutually_exclusive_group(required=True)
-    how.add_argument("--choose", metavar="VALUE_ID", help="keep one of the listed values")
+    how.add_argument(
+        "--choose",
+        metavar="VALUE_ID",
+        help="keep one of the listed values (a list conflict: 'merged' or a side's id)",
+    )
     how.add_argument("--value", metavar="V", help="enter a new value instead")
+    how.add_argument(
+        "--keep",
+        metavar="ITEM_ID[,ITEM_ID...]",
+        help="a list conflict: the listed items to keep on the list ('' keeps none of them)",
+    )
 
     enroll = sub.add_parser("enroll", help="join a clinic server with a one-time code")
     enroll.add_argument("--server", required=True, help="https://host:port")
@@ -283,18 +292,42 @@ def cmd_conflicts(ctx: Context) -> int:
     """conflicts list / resolve."""
     args, records = ctx.args, ctx.open_records()
     if args.action == "resolve":
-        records.resolve_conflict(args.conflict_id, choose=args.choose, value=args.value)
+        keep = None
+        if args.keep is not None:
+            keep = [item.strip() for item in args.keep.split(",") if item.strip()]
+        records.resolve_conflict(args.conflict_id, choose=args.choose, value=args.value, keep=keep)
         ctx.emit({"resolved": args.conflict_id}, f"Resolved conflict {args.conflict_id}.")
         return EXIT_OK
     found = records.conflicts()
     lines = []
     for c in found:
+        if c.kind == "set":
+            lines += _list_conflict_lines(c)
+            continue
         lines.append(f"{c.id}  {c.record_type} {c.record_id}  field {c.field}:")
         for v in c.candidates:
             shown = "(deleted)" if v.field == "deleted" else f"{v.field} = {v.value!r}"
             lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
     ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
     return EXIT_OK
+
+
+def _list_conflict_lines(c: Conflict) -> list[str]:
+    """A list conflict as text: each side's additions and removals, then the choices."""
+    labels = {i.id: i.label for i in c.items}
+    lines = [f"{c.id}  {c.record_type} {c.record_id}  list {c.field} (same item changed twice):"]
+    for side in c.sides:
+        lines.append(f"    side {side.id}  (workstation {side.id}):")
+        for e in side.edits:
+            lines.append(f"        {e.action:<7}  {e.item}  {e.label}  by {e.author} at {e.time}")
+        if not side.edits:
+            lines.append("        (no net change)")
+        kept = ", ".join(labels[i] for i in side.keep) or "none of them"
+        lines.append(f"        applying this side keeps: {kept}")
+    merged = ", ".join(labels[i] for i in c.merged) or "none of them"
+    lines.append(f"    merged (shown now) keeps: {merged}")
+    lines.append("    resolve with --choose merged, --choose SIDE_ID or --keep ITEM_ID,...")
+    return lines
 
 
 def cmd_enroll(ctx: Context) -> int:

@@ -298,3 +298,53 @@ def test_conflicts_list_and_resolve(tmp_path: Path, no_keyring: None) -> None:
     assert as_admin(one, "conflicts", "list") == as_admin(two, "conflicts", "list") == []
     assert as_admin(two, "patient", "show", patient["id"])["given"] == "Chioma"
     assert as_admin(two, "audit", "verify")["ok"] is True
+
+
+def test_list_conflicts_are_listed_with_each_side_and_resolved_by_items(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    from core.crypto.kdf import FAST_PARAMS
+    from core.records.workstation import Workstation
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    init = careline(
+        one, "--password-stdin", "init", "--clinic", "Shared", "--user", "admin", stdin=PASSWORD
+    )
+    assert init.returncode == 0, init.stderr
+    joined = Workstation(two, FAST_PARAMS)
+    joined.prepare_join("admin", PASSWORD)
+    joined.lock()
+    patient = as_admin(
+        one, "patient", "add", "--family", "Osei", "--given", "Kofi", "--birth-date", "1970-07-07"
+    )
+    _sync_data_dirs(two, one)
+    # The same allergy recorded at both desks before they synced: a duplicate to review.
+    mine = as_admin(one, "allergy", "add", patient["id"], "Penicillin", "--severity", "severe")
+    theirs = as_admin(two, "allergy", "add", patient["id"], "penicillin", "--reaction", "hives")
+    _sync_data_dirs(two, one)
+
+    [conflict] = as_admin(one, "conflicts", "list")
+    assert (conflict["kind"], conflict["field"]) == ("set", "allergies")
+    assert conflict["candidates"] == []
+    assert set(conflict["merged"]) == {mine["id"], theirs["id"]}
+    added = {s["id"]: [(a["item"], a["author"]) for a in s["added"]] for s in conflict["sides"]}
+    assert sorted(added.values()) == sorted([[(mine["id"], "admin")], [(theirs["id"], "admin")]])
+    assert all(s["removed"] == [] and s["added"][0]["time"] for s in conflict["sides"])
+    assert as_admin(two, "conflicts", "list") == [conflict]
+
+    text = careline(one, "--password-stdin", "conflicts", "list", stdin=PASSWORD).stdout
+    assert "list allergies (same item changed twice)" in text
+    assert f"added    {theirs['id']}  penicillin (hives)  by admin" in text
+    [merged] = [line for line in text.splitlines() if "merged (shown now) keeps:" in line]
+    assert "Penicillin (severe)" in merged and "penicillin (hives)" in merged
+
+    bad = careline(
+        one, "--password-stdin", "conflicts", "resolve", conflict["id"], "--value", "x",
+        stdin=PASSWORD,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "settled by 'merged'" in bad.stderr
+    as_admin(one, "conflicts", "resolve", conflict["id"], "--keep", mine["id"])
+    _sync_data_dirs(two, one)
+    assert as_admin(one, "conflicts", "list") == as_admin(two, "conflicts", "list") == []
+    shown = as_admin(two, "patient", "show", patient["id"])["allergies"]
+    assert [(a["id"], a["severity"]) for a in shown] == [(mine["id"], "severe")]
