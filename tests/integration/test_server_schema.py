@@ -23,10 +23,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from core.crypto.kdf import FAST_PARAMS
-from core.records.clinic import ClinicRecords
 from core.sync.enroll import enroll
-from tests.integration.server_fixtures import add_clinic, live_server
+from tests.integration.server_fixtures import add_clinic, join_clinic, live_server, sync_at
+from tests.services import create_postgres_database, drop_postgres_database
 
 CHECKS = [
     not_a_server_error,
@@ -55,17 +54,25 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    data = tmp_path_factory.mktemp("schema") / "server"
-    with live_server(data) as live:
+    """The server in its production shape (PostgreSQL store), holding a clinic's records."""
+    folder = tmp_path_factory.mktemp("schema")
+    data = folder / "server"
+    url = create_postgres_database()
+    with live_server(data, {"DATABASE_URL": url}) as live:
         clinic = add_clinic(live.server, "Schema Clinic")
-        records = ClinicRecords(live.server.replica(clinic), "test", FAST_PARAMS)
-        records.add_patient("Fuzz", "Target", "1980-02-03")
+        desk, desk_credential = join_clinic(
+            live.server, live.url, live.ca_pem, clinic, folder / "desk"
+        )
+        desk.records.add_patient("Fuzz", "Target", "1980-02-03")
+        sync_at(desk, desk_credential)
+        desk.lock()
         code, _ = live.server.registry.issue_enroll_code(clinic, 10)
         credential = enroll(live.url, code, live.ca_pem, "fuzzer")
         ca_file = str(data / "tls" / "server.pem")
         # The real TLS server, verified against its generated certificate.
         schema = schemathesis.openapi.from_url(live.url + "/openapi.json", verify=ca_file)
         yield Target(live.url, ca_file, schema, credential.token)
+    drop_postgres_database(url)
 
 
 def _takes_input(operation: Any) -> bool:
