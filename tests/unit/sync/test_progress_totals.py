@@ -34,20 +34,18 @@ class Rewrite:
         return json.dumps(reply).encode()
 
 
-def _clinic(patients: int) -> Responder:
+def _clinic(patients: int) -> tuple[Responder, int]:
+    """A responder for a replica of ``patients`` patients, and its record count (counted
+    here, not by the code under test)."""
     source = new_replica("ann")
     for i in range(patients):
         source.add_patient(f"P{i:03d}", "G", "1990-01-01")
-    return Responder(source.db)
-
-
-def _snapshot_size(responder: Responder) -> int:
-    return int(responder.db.query("SELECT count(*) FROM record_states")[0][0])
+    size = int(source.db.query("SELECT count(*) FROM record_states")[0][0])
+    return Responder(source.db), size
 
 
 def test_first_snapshot_page_carries_the_total_later_pages_do_not() -> None:
-    responder = _clinic(7)
-    total = _snapshot_size(responder)
+    responder, total = _clinic(7)
     first = json.loads(
         responder.handle(p.encode({"type": "snapshot", "after": None, "max_records": 3}))
     )
@@ -64,8 +62,7 @@ def test_bootstrap_reports_expected_records_page_by_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(p, "MAX_RECORDS_PER_PAGE", 4)  # several pages from a small clinic
-    responder = _clinic(10)
-    total = _snapshot_size(responder)
+    responder, total = _clinic(10)
     fresh = new_replica("new")
     seen: list[tuple[int, int | None]] = []
 
@@ -80,11 +77,11 @@ def test_bootstrap_reports_expected_records_page_by_page(
 
 
 def test_a_responder_without_the_field_still_bootstraps() -> None:
-    responder = _clinic(3)
+    responder, size = _clinic(3)
     fresh = new_replica("new")
     report = SyncSession(fresh.db, Rewrite(responder, None, drop=True), "new").run()
     assert report.expected_records is None
-    assert report.snapshot_records == _snapshot_size(responder)
+    assert report.snapshot_records == size
     # JSON null means "not said" too.
     other = new_replica("other")
     assert SyncSession(other.db, Rewrite(responder, None), "o").run().expected_records is None
@@ -92,7 +89,7 @@ def test_a_responder_without_the_field_still_bootstraps() -> None:
 
 @pytest.mark.parametrize("bad", [-1, "12", True, 1.5, 2**63, [5], {"n": 5}])
 def test_a_bad_total_is_a_protocol_error_and_nothing_is_applied(bad: object) -> None:
-    responder = _clinic(3)
+    responder, _ = _clinic(3)
     fresh = new_replica("new")
     with pytest.raises(SyncError, match=r"invalid message: total_records must be an integer"):
         SyncSession(fresh.db, Rewrite(responder, bad), "new").run()
