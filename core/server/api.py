@@ -14,6 +14,7 @@ Logs are structured (one JSON object a line) and carry ids, never request bodies
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import logging
@@ -23,10 +24,12 @@ from typing import Any, BinaryIO, cast
 
 import anyio.from_thread
 import anyio.to_thread
+import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +37,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto.errors import DecryptionError
+from core.keys.errors import KeyError_
+from core.server.postgres.columns import SealedValueError
 from core.server.registry import Device
 from core.server.service import ClinicServer, ServerError
 from core.store.blobs import (
@@ -216,6 +221,38 @@ def create_app(server: ClinicServer) -> FastAPI:
 
     app.add_middleware(Observe)
 
+    async def keys_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The key service (KMS, Vault, the local key file) could not give a clinic's keys.
+        # The device can retry later; the administrator gets the cause in the log.
+        log.error(json.dumps({"event": "keys.unavailable", "error": type(exc).__name__,
+                              "detail": str(exc)[:300]}))  # fmt: skip
+        return JSONResponse(
+            {"detail": "the server cannot use this clinic's encryption keys right now "
+             f"({type(exc).__name__}); nothing was changed. Try again later; if this "
+             "persists the server's administrator must check its key provider"},
+            503,
+        )  # fmt: skip
+
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error(json.dumps({"event": "store.unavailable", "error": type(exc).__name__}))
+        return JSONResponse(
+            {"detail": "the server's database is unavailable; nothing was changed. Try again"},
+            503,
+        )
+
+    async def sealed_value_damaged(request: Request, exc: Exception) -> JSONResponse:
+        log.error(json.dumps({"event": "store.integrity", "detail": str(exc)[:300]}))
+        return JSONResponse(
+            {"detail": "stored clinic data failed its integrity check; the server's "
+             "administrator has been told (see the server log)"},
+            500,
+        )  # fmt: skip
+
+    app.add_exception_handler(KeyError_, keys_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, store_unavailable)
+    app.add_exception_handler(PoolTimeout, store_unavailable)
+    app.add_exception_handler(SealedValueError, sealed_value_damaged)
+
     def device_of(request: Request) -> Device:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -241,16 +278,35 @@ def create_app(server: ClinicServer) -> FastAPI:
             return JSONResponse({"detail": f"registry unavailable: {type(exc).__name__}"}, 503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def prometheus() -> Response:
-        """Prometheus metrics."""
+    metrics_token: str | None = server.settings.get("METRICS_TOKEN")
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={401: {"model": Problem}, 403: {"model": Problem}},
+    )
+    def prometheus(request: Request) -> Response:
+        """Prometheus metrics: with METRICS_TOKEN set, for the bearer of that token; else
+        for clients on this machine only. (Request counts and latencies, no PHI.)"""
+        if metrics_token:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            # compare_digest: no early exit on the first differing byte (Python gives no
+            # stronger constant-time guarantee than that).
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), metrics_token.encode()
+            ):
+                raise HTTPException(401, "metrics need the METRICS_TOKEN bearer token")
+        elif request.client is None or request.client.host not in ("127.0.0.1", "::1"):
+            raise HTTPException(
+                403, "metrics are served to this machine only; set METRICS_TOKEN for a scraper"
+            )
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
         "/v1/enroll",
         status_code=201,
         response_model=EnrollResponse,
-        responses={400: {"model": Problem}},
+        responses={400: {"model": Problem}, 503: {"model": Problem}},
     )
     def enroll(body: EnrollRequest) -> EnrollResponse:
         """Join a clinic with a one-time code; returns the device token and certificate."""
@@ -268,6 +324,7 @@ def create_app(server: ClinicServer) -> FastAPI:
             401: {"model": Problem},
             409: {"model": SyncErrorReply},
             413: {"model": SyncErrorReply | Problem},
+            503: {"model": Problem},
         },
         openapi_extra={
             "requestBody": {

@@ -206,6 +206,7 @@ class ClinicServer:
         self.data_dir = data_dir
         self.provider = provider
         self.kdf_params = kdf_params
+        self.settings: dict[str, Any] = dict(settings or {})
         self.max_attachment_bytes = max_attachment_bytes
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}

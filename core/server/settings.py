@@ -43,6 +43,11 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "ENABLE_MEMORY_LOCKING", bool, True, "mlock key material.", "ENABLE_MEMORY_LOCKING"
     ),
     Setting(
+        "METRICS_TOKEN", str, None,
+        "Bearer token a Prometheus scraper sends for /metrics; unset: /metrics answers "
+        "clients on this machine (loopback) only.", "METRICS_TOKEN",
+    ),
+    Setting(
         "SECURITY_AUDIT_LOG", Path, None, "Also append security events to this file.",
         "SECURITY_AUDIT_LOG",
     ),

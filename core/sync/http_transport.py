@@ -43,7 +43,7 @@ class HttpTransport:
         if response.status_code == 401:
             raise DeviceRejectedError(_detail(response))
         if response.status_code >= 500:
-            raise TransportError(f"the server failed ({response.status_code})")
+            raise TransportError(f"the server failed ({response.status_code}): {_detail(response)}")
         if response.status_code == 413 and not response.content.startswith(b'{"protocol"'):
             raise TransportError(_detail(response))
         return response.content

@@ -262,3 +262,18 @@ def test_server_revocations_reach_workstations_lan_refusal_list(live: Live, tmp_
         transport.close()
     assert certs.serial_of(stolen.certificate) in revoked_serials(keeper.database)
     keeper.lock()
+
+
+def test_metrics_need_the_configured_token(tmp_path: Path, no_keyring: None) -> None:
+    env = {"METRICS_TOKEN": "scrape-secret-0123456789"}
+    with (
+        live_server(tmp_path / "server", env) as live,
+        httpx.Client(verify=tls_trust(live.ca_pem)) as client,
+    ):
+        assert client.get(live.url + "/metrics").status_code == 401
+        wrong = {"Authorization": "Bearer scrape-secret-9876543210"}
+        assert client.get(live.url + "/metrics", headers=wrong).status_code == 401
+        right = {"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+        reply = client.get(live.url + "/metrics", headers=right)
+        assert reply.status_code == 200
+        assert "careline_http_requests_total" in reply.text

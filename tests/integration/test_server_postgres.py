@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -17,8 +18,11 @@ from core.server.postgres.columns import SealedValueError
 from core.server.postgres.connection import TENANT_ROLE, TENANT_TABLES
 from core.server.settings import load_server_settings
 from core.store.oplog import version_vector
-from core.sync.enroll import ServerCredential
+from core.sync import protocol
+from core.sync.enroll import ServerCredential, tls_trust
+from core.sync.transport import TransportError
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
 
 SECRETS = ("Quetzalcoatl", "Xiomara", "Penicillinase-Zeta", "confided a tremor")
 
@@ -199,3 +203,43 @@ def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -
         PgStore("postgresql://careline:hunter2@127.0.0.1:1/careline", "disable", connect_timeout=2)
     assert "hunter2" not in str(caught.value)
     assert "DATABASE_URL" in str(caught.value)
+
+
+def test_a_clinic_whose_keys_cannot_be_unwrapped_gets_a_clear_503(
+    tmp_path: Path, postgres_url: str, no_keyring: None
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    env = {"DATABASE_URL": postgres_url}
+    with live_server(data, env, port) as live:
+        clinic = add_clinic(live.server, "Keyless")
+        ws, credential = _desk(live, clinic, tmp_path / "ws")
+    ws.records.add_patient("Pending", "Change", "1990-01-01")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the wrapped key is damaged
+        [(wrapped,)] = conn.execute(
+            "SELECT wrapped FROM data_keys WHERE clinic_id = %s AND purpose = 'tde:1'", (clinic,)
+        ).fetchall()
+        damaged = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])
+        conn.execute(
+            "UPDATE data_keys SET wrapped = %s WHERE clinic_id = %s AND purpose = 'tde:1'",
+            (damaged, clinic),
+        )
+    with live_server(data, env, port) as live:
+        reply = httpx.post(
+            live.url + "/v1/sync",
+            content=protocol.encode({"type": "pull", "vv": {}, "max_ops": 10}),
+            headers={"Authorization": f"Bearer {credential.token}"},
+            verify=tls_trust(live.ca_pem),
+        )
+        assert reply.status_code == 503
+        assert "encryption keys" in reply.json()["detail"]
+        with pytest.raises(TransportError, match=r"503.*encryption keys"):
+            sync_at(ws, credential)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE data_keys SET wrapped = %s WHERE clinic_id = %s AND purpose = 'tde:1'",
+                (wrapped, clinic),
+            )
+    with live_server(data, env, port) as live:  # key repaired: the pending change goes through
+        sync_at(ws, credential)
+        assert live.server.sync_store(clinic).version_vector() == version_vector(ws.database)
+    ws.lock()
