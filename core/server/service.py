@@ -497,27 +497,28 @@ class ClinicServer:
         name = device_name.strip()
         if not 1 <= len(name) <= 64 or not name.isprintable():
             raise ServerError("device_name must be 1-64 printable characters")
-        with self._lock:
-            try:
-                clinic_id = self.registry.code_clinic(code)
-            except RegistryError as exc:
-                raise ServerError(str(exc)) from None
-            clinic = self.registry.clinic(clinic_id)
-            wrap_key = self._data_key(clinic_id, "ca")
-            ca_pem = aead.decrypt(
-                wrap_key.read(), self.registry.ca_key_wrapped(clinic_id), f"ca|{clinic_id}".encode()
+        # No server-wide lock: redeeming is one registry transaction that refuses a used
+        # code, so two devices racing with one code cannot both enroll.
+        try:
+            clinic_id = self.registry.code_clinic(code)
+        except RegistryError as exc:
+            raise ServerError(str(exc)) from None
+        clinic = self.registry.clinic(clinic_id)
+        wrap_key = self._data_key(clinic_id, "ca")
+        ca_pem = aead.decrypt(
+            wrap_key.read(), self.registry.ca_key_wrapped(clinic_id), f"ca|{clinic_id}".encode()
+        )
+        device_id = new_id()
+        try:
+            cert = certs.sign_device(
+                certs.load_private_key(ca_pem), clinic.ca_cert, csr_pem, device_id
             )
-            device_id = new_id()
-            try:
-                cert = certs.sign_device(
-                    certs.load_private_key(ca_pem), clinic.ca_cert, csr_pem, device_id
-                )
-            except certs.CertificateError as exc:
-                raise ServerError(str(exc)) from None
-            try:
-                token = self.registry.redeem(code, name, cert, device_id)
-            except RegistryError as exc:
-                raise ServerError(str(exc)) from None
+        except certs.CertificateError as exc:
+            raise ServerError(str(exc)) from None
+        try:
+            token = self.registry.redeem(code, name, cert, device_id)
+        except RegistryError as exc:
+            raise ServerError(str(exc)) from None
         log.info("device enrolled", extra={"device": device_id, "clinic": clinic_id})
         return Enrollment(device_id, clinic_id, clinic.name, token, cert, clinic.ca_cert)
 

@@ -4,6 +4,7 @@ isolation, revocation, and hostile requests."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +278,26 @@ def test_metrics_need_the_configured_token(tmp_path: Path, no_keyring: None) -> 
         reply = client.get(live.url + "/metrics", headers=right)
         assert reply.status_code == 200
         assert "careline_http_requests_total" in reply.text
+
+
+def test_one_code_raced_by_several_devices_enrolls_exactly_one(live: Live) -> None:
+    clinic = _clinic(live, "Raced Code")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            enroll(live.url, code, live.ca_pem, "racer")
+            outcomes.append("enrolled")
+        except EnrollmentError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes.count("enrolled") == 1, outcomes
+    assert len(live.server.registry.devices(clinic)) == 1
