@@ -3,17 +3,24 @@
 A conflict arises when two workstations changed the same field before seeing each other's
 change (or one edited a record another deleted). Core keeps every value; a person chooses
 one, or types a new one, and core records that as a new op that supersedes them all.
+
+A list conflict (allergies, problems, medications) arises when the same item was changed on
+two workstations at once. Its card shows what each workstation added and removed; the
+person keeps the merged list (as the chart shows it), applies one workstation's changes, or
+ticks the items to keep. Either way it is one op.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -32,7 +39,7 @@ from app.widgets import error_label, paragraph
 from app.worker import Job, Worker
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
-from core.records.models import Conflict, ConflictCandidate
+from core.records.models import Conflict, ConflictCandidate, ConflictSide
 from core.store.oplog import identity
 
 log = logging.getLogger(__name__)
@@ -81,21 +88,47 @@ def describe_value(candidate: ConflictCandidate) -> str:
     return str(candidate.value)
 
 
-def describe_origin(candidate: ConflictCandidate, this_replica: str) -> str:
+class Origin(Protocol):
+    """Anything made by someone on some workstation at some time."""
+
+    @property
+    def author(self) -> str:
+        """Who."""
+
+    @property
+    def replica(self) -> str:
+        """On which workstation."""
+
+    @property
+    def time(self) -> str:
+        """When (ISO 8601)."""
+
+
+def workstation_name(replica: str, this_replica: str) -> str:
+    """``this workstation`` or ``workstation 8b73ab47``."""
+    return "this workstation" if replica == this_replica else f"workstation {replica[:8]}"
+
+
+def describe_origin(candidate: Origin, this_replica: str) -> str:
     """Who, where and when."""
-    where = (
-        "this workstation"
-        if candidate.replica == this_replica
-        else f"workstation {candidate.replica[:8]}"
-    )
+    where = workstation_name(candidate.replica, this_replica)
     when = candidate.time.replace("T", " ")[:16]
     return f"by {candidate.author or 'unknown'} on {where}, {when}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a card asks core to do: choose a value or preset, enter a value, or keep items."""
+
+    choose: str | None = None
+    value: str | None = None
+    keep: Collection[str] | None = None
 
 
 class ConflictCard(QFrame):
     """One conflict: its values as choices, a new-value box, and Resolve."""
 
-    resolve_requested = Signal(object, object, object)  # card, choose id | None, value | None
+    resolve_requested = Signal(object, object)  # card, Resolution
 
     def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
         super().__init__()
@@ -155,13 +188,145 @@ class ConflictCard(QFrame):
     def _resolve(self) -> None:
         self.error.hide()
         if self.other.isChecked():
-            self.resolve_requested.emit(self, None, self.other_value.text())
+            self.resolve_requested.emit(self, Resolution(value=self.other_value.text()))
             return
         chosen = next((cid for cid, b in self.choices.items() if b.isChecked()), None)
         if chosen is None:
             self.show_error("Choose one of the values, or type another.")
             return
-        self.resolve_requested.emit(self, chosen, None)
+        self.resolve_requested.emit(self, Resolution(choose=chosen))
+
+
+MERGED = "merged"
+
+
+def _hint(text: str, indent: int = 0) -> QLabel:
+    label = paragraph(text, "hint")
+    label.setContentsMargins(indent, 0, 0, 0)
+    return label
+
+
+class ListConflictCard(QFrame):
+    """A list conflict: each workstation's additions and removals, then the choices (keep
+    the merged list, apply one workstation's changes, or tick the items to keep)."""
+
+    resolve_requested = Signal(object, object)  # card, Resolution
+
+    def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
+        super().__init__()
+        self.conflict = conflict
+        self.setObjectName("card")
+        self._labels = {i.id: i.label for i in conflict.items}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.setSpacing(6)
+        heading = QLabel(f"{title} — {field_label(conflict.field)} (list)")
+        heading.setObjectName("cardHeading")
+        layout.addWidget(heading)
+        layout.addWidget(
+            _hint(
+                "The same item was changed on two workstations before either saw the other's "
+                "change. The chart shows both changes merged; nothing was lost."
+            )
+        )
+        # What each side did: one labelled line per added or removed item.
+        self.side_edits: dict[str, list[QLabel]] = {}
+        for side in conflict.sides:
+            where = workstation_name(side.id, this_replica)
+            side_heading = QLabel(f"On {where}:")
+            side_heading.setObjectName("sideHeading")
+            layout.addWidget(side_heading)
+            lines: list[QLabel] = []
+            for edit in side.edits:
+                verb = "Added" if edit.action == "added" else "Removed"
+                line = paragraph(f"{verb}: {edit.label}")
+                line.setObjectName(f"{edit.action}Item")
+                line.setContentsMargins(16, 0, 0, 0)
+                layout.addWidget(line)
+                layout.addWidget(_hint(describe_origin(edit, this_replica), 32))
+                lines.append(line)
+            if not side.edits:
+                lines.append(_hint("Added and removed the same item (no net change).", 16))
+                layout.addWidget(lines[-1])
+            self.side_edits[side.id] = lines
+        # The choices: presets that tick the items, or the person's own ticks.
+        self.group = QButtonGroup(self)
+        self.choices: dict[str, QRadioButton] = {}
+        choose_label = QLabel("Resolve by:")
+        choose_label.setObjectName("sideHeading")
+        layout.addWidget(choose_label)
+        self._presets: dict[str, tuple[str, ...]] = {MERGED: conflict.merged}
+        self._add_choice(layout, MERGED, "Keeping the merged list, as the chart shows it")
+        for side in conflict.sides:
+            self._presets[side.id] = side.keep
+            where = workstation_name(side.id, this_replica)
+            self._add_choice(layout, side.id, f"Applying the changes made on {where}")
+        self._add_choice(layout, "items", "Choosing the items to keep:")
+        self.items: dict[str, QCheckBox] = {}
+        for item in conflict.items:
+            box = QCheckBox(item.label)
+            box.setAccessibleName(item.label)
+            box.clicked.connect(lambda _checked: self.choices["items"].setChecked(True))
+            self.items[item.id] = box
+            row = QHBoxLayout()
+            row.addSpacing(26)
+            row.addWidget(box, 1)
+            layout.addLayout(row)
+        self.error = error_label()
+        self.resolve_button = QPushButton("Resolve")
+        self.resolve_button.setObjectName("primary")
+        self.resolve_button.clicked.connect(self._resolve)
+        layout.addWidget(self.error)
+        foot = QHBoxLayout()
+        foot.addStretch(1)
+        foot.addWidget(self.resolve_button)
+        layout.addLayout(foot)
+        self.choose(MERGED)
+
+    def _add_choice(self, layout: QVBoxLayout, key: str, text: str) -> None:
+        button = QRadioButton(text)
+        button.setAccessibleName(text)
+        if key != "items":
+            # Picking a preset shows which items it keeps.
+            button.toggled.connect(lambda on: self._tick(self._presets[key]) if on else None)
+            kept = ", ".join(self._labels[i] for i in self._presets[key]) or "none of them"
+            button.setToolTip(f"Keeps: {kept}")
+        self.group.addButton(button)
+        self.choices[key] = button
+        layout.addWidget(button)
+
+    def _tick(self, keep: Collection[str]) -> None:
+        for item_id, box in self.items.items():
+            box.setChecked(item_id in keep)
+
+    def choose(self, key: str) -> None:
+        """Select ``merged``, a side's id, or ``items`` (as a click would)."""
+        self.choices[key].setChecked(True)
+
+    def kept(self) -> set[str]:
+        """The items ticked now."""
+        return {item_id for item_id, box in self.items.items() if box.isChecked()}
+
+    def show_error(self, text: str) -> None:
+        """An inline message under this conflict."""
+        self.error.setText(text)
+        self.error.show()
+        self.resolve_button.setEnabled(True)
+
+    def _resolve(self) -> None:
+        self.error.hide()
+        chosen = next(key for key, b in self.choices.items() if b.isChecked())
+        if chosen == "items":
+            self.resolve_requested.emit(self, Resolution(keep=sorted(self.kept())))
+        else:
+            self.resolve_requested.emit(self, Resolution(choose=chosen))
+
+    def side(self, side_id: str) -> ConflictSide:
+        """One of the conflict's sides by id."""
+        return next(s for s in self.conflict.sides if s.id == side_id)
+
+
+AnyCard = ConflictCard | ListConflictCard
 
 
 class ConflictsDialog(QDialog):
@@ -180,7 +345,7 @@ class ConflictsDialog(QDialog):
         self._records = records
         self._job: Job[Inbox] | None = None
         self._resolving: Job[None] | None = None
-        self.cards: list[ConflictCard] = []
+        self.cards: list[AnyCard] = []
         self.setObjectName("conflictsDialog")
         self.setWindowTitle("Conflicts")
         self.resize(640, 560)
@@ -237,10 +402,15 @@ class ConflictsDialog(QDialog):
             card.deleteLater()
         self.cards = []
         for conflict in inbox.conflicts:
-            card = ConflictCard(conflict, inbox.titles[conflict.record_id], inbox.this_replica)
-            card.resolve_requested.connect(self._resolve)
-            self.list_layout.insertWidget(self.list_layout.count() - 1, card)
-            self.cards.append(card)
+            title = inbox.titles[conflict.record_id]
+            new: AnyCard = (
+                ListConflictCard(conflict, title, inbox.this_replica)
+                if conflict.kind == "set"
+                else ConflictCard(conflict, title, inbox.this_replica)
+            )
+            new.resolve_requested.connect(self._resolve)
+            self.list_layout.insertWidget(self.list_layout.count() - 1, new)
+            self.cards.append(new)
         count = len(inbox.conflicts)
         self.status.setText(
             "No conflicts. Every record agrees across workstations."
@@ -252,7 +422,7 @@ class ConflictsDialog(QDialog):
         self._job = None
         self.status.setText(describe_error(exc))
 
-    def _resolve(self, card: ConflictCard, choose: str | None, value: str | None) -> None:
+    def _resolve(self, card: AnyCard, how: Resolution) -> None:
         if self._resolving is not None:
             return
         card.resolve_button.setEnabled(False)
@@ -272,7 +442,9 @@ class ConflictsDialog(QDialog):
                 card.show_error(describe_error(exc))
 
         self._resolving = self._worker.submit(
-            lambda: records().resolve_conflict(conflict_id, choose=choose, value=value),
+            lambda: records().resolve_conflict(
+                conflict_id, choose=how.choose, value=how.value, keep=how.keep
+            ),
             done,
             failed,
             label="resolve conflict",

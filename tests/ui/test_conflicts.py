@@ -1,0 +1,151 @@
+"""The conflicts inbox for lists: the same allergy changed on two workstations at once.
+
+Real core: two workstation databases of one clinic, synced through core's responder, then
+the inbox of the first one is driven with mouse clicks (offscreen Qt).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractButton
+from pytestqt.qtbot import QtBot
+
+from app.conflicts import ConflictsDialog, ListConflictCard
+from app.main_window import MainWindow
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.sync.responder import Responder
+from core.sync.session import sync
+from core.sync.transport import LocalTransport
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+
+
+def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str]:
+    """Maria's "Penicillin (rash)" is removed on the other desk while this desk records
+    "Penicillin (anaphylaxis, severe)"; both desks then sync. Returns the other desk."""
+    a.sign_in(ADMIN, PASSWORD)
+    [maria] = [p for p in a.records.search_patients("Garcia Maria") if p.given == "Maria"]
+    old = a.records.add_allergy(maria.id, "Penicillin", reaction="rash")
+    b = Workstation(tmp_path / "other-desk", FAST_PARAMS)
+    b.prepare_join(ADMIN, PASSWORD)
+    peer = LocalTransport(Responder(a.database))
+    sync(b.database, peer, ADMIN)
+    b.lock()
+    b.sign_in(ADMIN, PASSWORD)
+    b.records.remove_allergy(old.id)
+    a.records.add_allergy(maria.id, "Penicillin", reaction="anaphylaxis", severity="severe")
+    sync(b.database, peer, ADMIN)
+    assert [c.kind for c in a.records.conflicts()] == ["set"]
+    a.lock()
+    b.lock()
+    return b, maria.id
+
+
+def open_inbox(qtbot: QtBot, window: MainWindow, maria: str) -> ListConflictCard:
+    """Sign in, check the badge and the chart banner, open the inbox from the chart."""
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (1)")
+    workspace.open_chart(maria)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None)
+    assert chart.conflict_banner.isVisible()
+    assert "unresolved conflict (Allergies)" in chart.conflict_text.text()
+    QTest.mouseClick(chart.conflict_button, Qt.MouseButton.LeftButton)
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: len(dialog.cards) == 1)
+    [card] = dialog.cards
+    assert isinstance(card, ListConflictCard)
+    return card
+
+
+def click(button: QAbstractButton) -> None:
+    """Click a radio button or check box on its indicator (their text area ends early)."""
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(6, button.height() // 2))
+
+
+def ticked(card: ListConflictCard) -> set[str]:
+    return {box.text() for box in card.items.values() if box.isChecked()}
+
+
+def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_inbox(
+    qtbot: QtBot, clinic: Workstation, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    other, maria = race_on_penicillin(clinic, tmp_path)
+    window = make_window(clinic)
+    card = open_inbox(qtbot, window, maria)
+    shots = Path(os.environ.get("CARELINE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    card.window().grab().save(str(shots / "list-conflict-dialog.png"))
+
+    # Each side, labelled: what it added and what it removed, and where.
+    [theirs, ours] = card.conflict.sides  # the removal came first
+    assert [line.text() for line in card.side_edits[theirs.id]] == ["Removed: Penicillin (rash)"]
+    assert [line.text() for line in card.side_edits[ours.id]] == [
+        "Added: Penicillin (anaphylaxis, severe)"
+    ]
+    assert card.side_edits[theirs.id][0].objectName() == "removedItem"
+    assert card.side_edits[ours.id][0].objectName() == "addedItem"
+    headings = [w.text() for w in card.findChildren(type(card.side_edits[ours.id][0]))]
+    assert "On this workstation:" in headings
+    assert f"On workstation {theirs.id[:8]}:" in headings
+
+    # The merged list is preselected, and each choice ticks the items it keeps.
+    assert card.choices["merged"].isChecked()
+    assert ticked(card) == {"Penicillin (anaphylaxis, severe)"}
+    click(card.choices[ours.id])
+    assert ticked(card) == {"Penicillin (anaphylaxis, severe)", "Penicillin (rash)"}
+    click(card.choices[theirs.id])
+    assert ticked(card) == set()
+
+    # Keep the merged list: one op, the inbox empties, the chart keeps what it showed.
+    click(card.choices["merged"])
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.conflicts_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    assert dialog.status.text().startswith("No conflicts")
+    qtbot.waitUntil(lambda: window.workspace.conflicts_action.text() == "Conflicts")
+    qtbot.waitUntil(lambda: not window.workspace.chart.conflict_banner.isVisible())
+    records = clinic.records
+    assert records.conflicts() == []
+    assert [(a.substance, a.reaction) for a in records.allergies(maria)] == [
+        ("Penicillin", "anaphylaxis")
+    ]
+    audit = clinic.database.query(
+        "SELECT action FROM audit_log WHERE action = 'conflict.resolve' AND entity_id = ?",
+        (maria,),
+    )
+    assert audit == [("conflict.resolve",)]
+
+    # The other desk's inbox clears once it syncs.
+    other.sign_in(ADMIN, PASSWORD)
+    try:
+        assert other.records.conflicts() != []
+        sync(other.database, LocalTransport(Responder(clinic.database)), ADMIN)
+        assert other.records.conflicts() == []
+    finally:
+        other.lock()
+
+
+def test_list_conflict_settled_by_ticking_the_items_to_keep(
+    qtbot: QtBot, clinic: Workstation, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    _, maria = race_on_penicillin(clinic, tmp_path)
+    window = make_window(clinic)
+    card = open_inbox(qtbot, window, maria)
+    rash = next(box for box in card.items.values() if box.text() == "Penicillin (rash)")
+    click(rash)  # the person's own choice
+    assert card.choices["items"].isChecked()
+    assert ticked(card) == {"Penicillin (anaphylaxis, severe)", "Penicillin (rash)"}
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.conflicts_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    reactions = sorted(str(a.reaction) for a in clinic.records.allergies(maria))
+    assert reactions == ["anaphylaxis", "rash"]  # the removed entry is back
