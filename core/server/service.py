@@ -29,6 +29,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from core.crypto import aead, certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.crypto.streaming import content_id, iter_decrypt
+from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
 from core.records.clinic import ClinicRecords, new_id
@@ -78,6 +80,7 @@ _CLINIC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 ADMIN_ACTOR = "server-admin"
 TDE_PREFIX = "tde"  # PostgreSQL column keys: purposes "tde:<generation>"
 T = TypeVar("T")
+KEY_MAX_AGE_S = 300.0  # unwrapped data keys are dropped (zeroed) after this long
 
 
 @dataclass(frozen=True)
@@ -211,8 +214,14 @@ class ClinicServer:
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}
         self._pg_replicas: dict[str, PgReplica] = {}
-        self._ciphers: dict[str, ColumnCipher] = {}
-        self._old_ciphers: list[ColumnCipher] = []  # may still be in use by a request
+        # PostgreSQL column keys per clinic, with when they were unwrapped: rebuilt after
+        # KEY_MAX_AGE_S; a replaced one is zeroed one more period later (a request that
+        # fetched it just before may still be using it).
+        self._ciphers: dict[str, tuple[float, ColumnCipher]] = {}
+        self._old_ciphers: list[tuple[float, ColumnCipher]] = []
+        # Unwrapped data keys, bounded in age and count, so KMS or Vault is not asked on
+        # every request, and no key stays in memory for longer than KEY_MAX_AGE_S unused.
+        self.keys = DataKeyCache(provider, max_age_s=KEY_MAX_AGE_S)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.blob_stores = (
             blob_stores
@@ -269,7 +278,7 @@ class ClinicServer:
                         key: SecureMemory = new.key
                         return key
                     new.close()
-        return self.provider.unwrap(clinic_id, purpose, stored[0], stored[1])
+        return self.keys.key_for_decrypt(clinic_id, purpose, stored[0], stored[1])
 
     def rotate_keys(self) -> dict[str, Any]:
         """New provider key version; every wrapped data key is re-wrapped under it."""
@@ -346,9 +355,13 @@ class ClinicServer:
         from core.server.postgres.columns import INDEX_PURPOSE, ColumnCipher, key_purpose
 
         with self._lock:
+            now = time.monotonic()
             cached = self._ciphers.get(clinic_id)
-            if cached is not None and not fresh:
-                return cached
+            if cached is not None and not fresh and now - cached[0] < KEY_MAX_AGE_S:
+                return cached[1]
+            for retired in [c for c in self._old_ciphers if now - c[0] > KEY_MAX_AGE_S]:
+                retired[1].close()
+                self._old_ciphers.remove(retired)
             generations = sorted(
                 int(purpose.split(":", 1)[1])
                 for clinic, purpose, _, _ in self.registry.all_data_keys()
@@ -357,8 +370,8 @@ class ClinicServer:
             keys = {g: self._data_key(clinic_id, key_purpose(g)) for g in generations}
             cipher = ColumnCipher(clinic_id, keys, self._data_key(clinic_id, INDEX_PURPOSE))
             if cached is not None:
-                self._old_ciphers.append(cached)
-            self._ciphers[clinic_id] = cipher
+                self._old_ciphers.append((now, cached[1]))
+            self._ciphers[clinic_id] = (now, cipher)
             return cipher
 
     def _audit(
@@ -479,6 +492,7 @@ class ClinicServer:
                     f"({', '.join(still[:5])}); run 'admin keys rotate' first"
                 )
             self.provider.retire(version)
+            self.keys.clear()  # nothing unwrapped under the retired version stays cached
             return {"retired": version}
 
     def add_user(
@@ -629,8 +643,9 @@ class ClinicServer:
                 db.close()
             self._replicas.clear()
             self.registry.db.close()
-            for cipher in [*self._ciphers.values(), *self._old_ciphers]:
+            for _, cipher in [*self._ciphers.values(), *self._old_ciphers]:
                 cipher.close()
+            self.keys.close()
             self._ciphers.clear()
             self._old_ciphers.clear()
             self._pg_replicas.clear()
