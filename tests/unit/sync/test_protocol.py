@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from core.store.database import Database
 from core.sync import protocol as p
 from core.sync.responder import Responder
+from core.sync.stores import DatabaseStore
 from tests.unit.sync.replicas import materialized, new_replica
 
 
@@ -62,9 +64,9 @@ def test_bad_envelopes(target: Responder, raw: bytes, code: str, message: str) -
 
 
 def materialized_of(responder: Responder) -> object:
-    return responder.db.query("SELECT * FROM oplog ORDER BY rowid"), responder.db.query(
-        "SELECT * FROM patients"
-    )
+    assert isinstance(responder.store, DatabaseStore)
+    db = responder.store.db
+    return db.query("SELECT * FROM oplog ORDER BY rowid"), db.query("SELECT * FROM patients")
 
 
 @pytest.mark.parametrize(
@@ -116,12 +118,12 @@ def test_duplicates_are_no_ops(target: Responder) -> None:
     first = _ask(target, p.encode({"type": "push", "ops": [op]}))
     again = _ask(target, p.encode({"type": "push", "ops": [op, op]}))
     assert (first["applied"], again["applied"], again["duplicates"]) == (1, 0, 2)
-    assert target.db.query("SELECT count(*) FROM patients")[0][0] == 2
+    assert _db(target).query("SELECT count(*) FROM patients")[0][0] == 2
 
 
 def test_op_claiming_to_be_from_the_receiver_is_refused(target: Responder) -> None:
     op = _valid_op(target)
-    me = target.db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
+    me = _db(target).query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
     before = materialized_of(target)
     reply = _ask(target, p.encode({"type": "push", "ops": [{**op, "origin": me, "seq": 99}]}))
     assert reply["type"] == "error"
@@ -182,3 +184,8 @@ def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
     reply = json.loads(Responder(victim.db).handle(p.encode({"type": "push", "ops": [op]})))
     assert reply["type"] == "error"
     assert victim.db.query("SELECT count(*) FROM record_states")[0][0] == 0
+
+
+def _db(responder: Responder) -> Database:
+    assert isinstance(responder.store, DatabaseStore)
+    return responder.store.db
