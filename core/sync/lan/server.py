@@ -5,6 +5,10 @@ certificate chained to the clinic CA (OpenSSL checks the chain during the handsh
 checks it again with :func:`certs.verify_device` against the revoked serials. A refused
 peer gets no reply at all; the refusal is logged with its address and the reason (ids
 only, never names).
+
+The pairing listener needs no certificate, so anyone on the LAN can reach it: each source
+address gets a few pairing attempts per minute (:class:`AttemptLimiter`); more are refused
+with 429 and a message saying when to try again, before any code is checked.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import socket
 import ssl
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,6 +42,57 @@ MAX_BODY = 64 * 1024 * 1024
 MAX_PAIRING_BODY = 16 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 32
+
+
+PAIRING_ATTEMPTS = 5  # per source address ...
+PAIRING_WINDOW = 60.0  # ... in any this many seconds
+_MAX_TRACKED_ADDRESSES = 4096
+
+
+class AttemptLimiter:
+    """At most ``attempts`` per source address in any ``window`` seconds (sliding window).
+
+    Thread-safe: each connection is handled in its own thread. Memory stays bounded: old
+    timestamps are dropped, idle addresses are forgotten, and at most 4096 are tracked.
+    """
+
+    def __init__(
+        self,
+        attempts: int = PAIRING_ATTEMPTS,
+        window: float = PAIRING_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._clock = clock
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, address: str) -> float | None:
+        """Count an attempt from ``address``: None if allowed, else seconds until it is."""
+        now = self._clock()
+        with self._lock:
+            if len(self._seen) >= _MAX_TRACKED_ADDRESSES:
+                self._forget_idle(now)
+            stamps = self._seen.setdefault(address, deque())
+            while stamps and stamps[0] <= now - self.window:
+                stamps.popleft()
+            if len(stamps) >= self.attempts:
+                return stamps[0] + self.window - now  # refused attempts do not count
+            stamps.append(now)
+            return None
+
+    def __len__(self) -> int:
+        """How many addresses are tracked now."""
+        with self._lock:
+            return len(self._seen)
+
+    def _forget_idle(self, now: float) -> None:
+        for address in [a for a, s in self._seen.items() if not s or s[-1] <= now - self.window]:
+            del self._seen[address]
+        if len(self._seen) >= _MAX_TRACKED_ADDRESSES:
+            # Still full of active addresses: forget the one that has been quiet longest.
+            del self._seen[min(self._seen, key=lambda a: self._seen[a][-1])]
 
 
 def device_id_of(cert_pem: str) -> str:
@@ -112,15 +171,25 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("peer request from %s: " + format, self.client_address[0], *args)
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, doc: dict[str, Any]) -> None:
-        self._reply(status, json.dumps(doc).encode())
+    def _json(
+        self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        self._reply(status, json.dumps(doc).encode(), headers=headers)
 
     def _body(self) -> bytes | None:
         try:
@@ -149,7 +218,22 @@ class _Handler(BaseHTTPRequestHandler):
             actor = f"peer:{device_id_of(tls.der_to_pem(der))}"
             self._reply(200, Responder(peer.db, actor).handle(body))
         elif not self.server.mutual and self.path == "/v1/pair":
-            status, doc = peer.pair(body, f"{self.client_address[0]}:{self.client_address[1]}")
+            where = f"{self.client_address[0]}:{self.client_address[1]}"
+            wait = peer.pairing_limit.admit(self.client_address[0])
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                log.warning(
+                    "refused pairing from %s: more than %d attempts in %g s from this address",
+                    where,
+                    peer.pairing_limit.attempts,
+                    peer.pairing_limit.window,
+                )
+                detail = (
+                    f"too many pairing attempts from this address; try again in {seconds} seconds"
+                )
+                self._json(429, {"detail": detail}, {"Retry-After": str(seconds)})
+                return
+            status, doc = peer.pair(body, where)
             self._json(status, doc)
         else:
             self._json(404, {"detail": "not found"})
@@ -165,8 +249,10 @@ class PeerServer:
         host: str = "127.0.0.1",
         port: int = 0,
         pairing_port: int | None = None,
+        pairing_limit: AttemptLimiter | None = None,
     ) -> None:
         self.db = db
+        self.pairing_limit = AttemptLimiter() if pairing_limit is None else pairing_limit
         self.identity = identity
         self.device_id = identity.device_id
         self.host = host
