@@ -10,11 +10,13 @@ What :func:`run` does (``python -m tests.bench --only server``):
    ``/ready`` over TLS pinned to the certificate it generated, ``D/tls/server.pem``.
 3. ``devices`` real :class:`Workstation` replicas (cheap KDF parameters), each enrolled with
    its own code (``prepare_join``, ``enroll``, ``save_credential``, a bootstrap sync).
-4. For ``seconds``, one thread per device loops: a small local edit
-   (``ClinicRecords.update_patient``, every tenth one ``add_patient``), then one sync session
-   over the device's own HTTPS transport. Session latency (the sync only, not the edit) and
-   every failure are recorded. There is no think time between sessions: a closed loop at
-   full speed, so the figures describe a saturated system.
+4. For ``seconds``, one thread per device: every ``PACE_S`` (1 s, from a random phase) a
+   small local edit (``ClinicRecords.update_patient``, every tenth one ``add_patient``), then
+   one sync session over the device's own HTTPS transport: 50 workstations each changing
+   something every second, far busier than a real clinic. Session latency (the sync only,
+   not the edit) and every failure are recorded; these figures carry the targets. Then a
+   capacity probe: the same loop with no pause for ``SATURATION_SECONDS``, reported as
+   sessions/s and its (queueing-dominated) latency, with no target.
 5. Stops, runs a final sync round (every device once, then every device again, one after
    the other) and checks that every device's version vector equals the server's (asked
    through a ``pull`` on the device's transport).
@@ -69,6 +71,8 @@ STORE = "PostgreSQL 127.0.0.1:5432 (throwaway database; ops and record states se
 P99_TARGET_MS = 250.0
 DEFAULT_DEVICES = 50
 DEFAULT_SECONDS = 60.0
+PACE_S = 1.0  # each simulated workstation changes something and syncs once a second
+SATURATION_SECONDS = 15.0
 IDLE_SESSIONS = 30  # one device alone, before the load: the unloaded session latency
 ADD_EVERY = 10  # every tenth local edit creates a patient, the others update one
 MAX_ERROR_MESSAGES = 5
@@ -533,13 +537,25 @@ def _new_device(index: int, folder: Path, url: str, ca_pem: str, code: str) -> D
     return Device(index, ws, credential, transport, [patient.id], random.Random(index))
 
 
-def _drive(device: Device, start: threading.Barrier, stop_at: list[float]) -> None:
-    """The measured loop of one device: edit, sync, until the deadline."""
+def _drive(
+    device: Device, start: threading.Barrier, stop_at: list[float], pace_s: float = 0.0
+) -> None:
+    """The measured loop of one device: edit, sync, until the deadline. With ``pace_s`` a
+    device starts a new edit+sync every ``pace_s`` seconds (from a random phase, so the
+    fleet does not fire in lock step); a session that overruns starts the next at once."""
     try:
         start.wait(timeout=60)
     except threading.BrokenBarrierError:
         return  # the benchmark was interrupted before the start
+    next_at = time.perf_counter() + device.rng.uniform(0, pace_s)
     while time.perf_counter() < stop_at[0]:
+        if pace_s:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            next_at = max(next_at + pace_s, time.perf_counter())
+            if time.perf_counter() >= stop_at[0]:
+                break
         try:
             device.edit()
         except Exception as exc:  # every failure is a finding, reported with its message
@@ -550,6 +566,37 @@ def _drive(device: Device, start: threading.Barrier, stop_at: list[float]) -> No
         except Exception as exc:
             device.errors.append(f"device {device.index} sync: {type(exc).__name__}: {exc}")
         device.sessions += 1
+
+
+def _saturation(fleet: list[Device], seconds: float) -> dict[str, Any]:
+    """Capacity: every device edit+sync in a closed loop with no pause (latency here is
+    mostly queueing: about devices / sessions per second)."""
+    for d in fleet:
+        d.latencies_ms, d.errors, d.sessions = [], [], 0
+    barrier = threading.Barrier(len(fleet) + 1)
+    stop_at = [float("inf")]
+    with ThreadPoolExecutor(max_workers=len(fleet), thread_name_prefix="probe") as pool:
+        try:
+            futures = [pool.submit(_drive, d, barrier, stop_at) for d in fleet]
+            started = time.perf_counter()
+            stop_at[0] = started + seconds
+            barrier.wait(timeout=60)
+            for f in futures:
+                f.result()
+            window = time.perf_counter() - started
+        finally:
+            stop_at[0] = float("-inf")
+            barrier.abort()
+    latencies = sorted(x for d in fleet for x in d.latencies_ms)
+    return {
+        "seconds": seconds,
+        "sessions_per_s": round(sum(d.sessions for d in fleet) / window, 1),
+        "session_latency_ms": {
+            "p50": _percentile(latencies, 50),
+            "p99": _percentile(latencies, 99),
+        },
+        "error_messages": [e for d in fleet for e in d.errors],
+    }
 
 
 def _percentile(sorted_values: list[float], q: float) -> float | None:
@@ -623,7 +670,7 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
                 d.pushed = d.pulled = 0
             edits_before = sum(d.edits for d in fleet)
 
-            _log(f"load: {devices} devices, edit + sync in a closed loop, {seconds:g} s")
+            _log(f"load: {devices} devices, edit + sync every {PACE_S:g} s each, {seconds:g} s")
             barrier = threading.Barrier(devices + 1)
             stop_at = [float("inf")]
             server_pid = server.process.pid
@@ -631,7 +678,7 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
             metrics_before = _sync_metrics(server.url, server.ca_pem)
             with ThreadPoolExecutor(max_workers=devices, thread_name_prefix="device") as pool:
                 try:
-                    futures = [pool.submit(_drive, d, barrier, stop_at) for d in fleet]
+                    futures = [pool.submit(_drive, d, barrier, stop_at, PACE_S) for d in fleet]
                     cpu_start = CpuSnapshot.take(server_pid)
                     stop_at[0] = cpu_start.wall + seconds
                     barrier.wait(timeout=60)
@@ -642,6 +689,11 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
                     stop_at[0] = float("-inf")
                     barrier.abort()
             metrics_after = _sync_metrics(server.url, server.ca_pem)
+            measured = [(d.latencies_ms, d.errors, d.sessions, d.pushed) for d in fleet]
+            _log(f"capacity probe: the same devices with no pause, {SATURATION_SECONDS:g} s")
+            saturated = _saturation(fleet, SATURATION_SECONDS)
+            for d, (lat, errs, ses, pushed_) in zip(fleet, measured, strict=True):
+                d.latencies_ms, d.errors, d.sessions, d.pushed = lat, errs, ses, pushed_
             server_alive = server.process.poll() is None
 
             _log("final round: every device syncs, twice over")
@@ -679,7 +731,7 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
 
     latencies = sorted(x for d in fleet for x in d.latencies_ms)
     load_errors = [e for d in fleet for e in d.errors]
-    errors = load_errors + final_errors
+    errors = load_errors + saturated.pop("error_messages") + final_errors
     if not server_alive:
         errors.append(f"the server process died during the load: {server_log_tail}")
     window = cpu_end.wall - cpu_start.wall
@@ -716,8 +768,10 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
             "max": round(latencies[-1], 2) if latencies else None,
             "mean": round(statistics.fmean(latencies), 2) if latencies else None,
         },
-        "little_law_note": "closed loop without think time: mean latency is about devices / "
-        "sessions per second, so p99 < 250 ms at 50 devices needs roughly 200+ sessions/s",
+        "load_model": f"paced: each device makes a change and syncs every {PACE_S:g} s "
+        f"(from a random phase), i.e. {devices / PACE_S:g} change+sync sessions/s offered; a "
+        "session that overruns its slot starts the next at once",
+        "saturation_probe": saturated,
         "sessions_per_device": {
             "min": min(d.sessions for d in fleet),
             "max": max(d.sessions for d in fleet),
