@@ -60,11 +60,13 @@ lifetime. Memory use is a few chunk-sized buffers, whatever the file size.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import hmac
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -213,6 +215,13 @@ def _read_into(src: BinaryIO, view: memoryview) -> int:
     return filled
 
 
+@functools.cache
+def _hasher() -> ThreadPoolExecutor:
+    """Shared threads for content hashing (process-wide; two, so concurrent uploads do not
+    queue behind one another for long)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="careline-hash")
+
+
 def _encrypt_pieces(
     src: BinaryIO, kek: Key, aad: bytes, chunk_size: int, out: list[EncryptResult]
 ) -> Iterator[memoryview]:
@@ -247,11 +256,18 @@ def _encrypt_pieces(
             n = _read_into(src, plain_view)
             final = n < chunk_size
             chunk = plain_view[:n]
-            digest.update(chunk)
+            # BLAKE3 releases the GIL, AES-GCM does not: hash on a second thread while this
+            # one encrypts, so the two take about as long as the slower of them. The hash
+            # must finish before the plaintext buffer is refilled.
+            hashed = _hasher().submit(digest.update, chunk)
             out_view = sealed_view[: n + TAG_SIZE]
-            cipher.encrypt_into(
-                _nonce(nonce_prefix, index), chunk, _chunk_aad(header_hash, index, final), out_view
-            )
+            try:
+                cipher.encrypt_into(
+                    _nonce(nonce_prefix, index), chunk, _chunk_aad(header_hash, index, final),
+                    out_view,
+                )  # fmt: skip
+            finally:
+                hashed.result()
             size += n
             written += n + TAG_SIZE
             yield out_view
