@@ -1,11 +1,12 @@
 """Joining an existing clinic from the first-run wizard, with core's own building blocks.
 
 Through the server, as ``careline enroll``: ``Workstation.prepare_join``, ``enroll``, store
-the credential, first sync. Through a LAN peer, as ``careline pair join``:
-``prepare_join``, redeem the pairing code at the peer's pairing listener (``PORT+1``), keep
-the identity, first sync over mutual TLS. Either way the person's account must arrive with
-the records: the password is checked against it before the wizard goes on. If anything
-fails, the new (empty or partial) local replica is removed, so the first run can start over.
+the credential, first sync. Through a LAN peer, as ``careline pair join``: ``prepare_join``,
+then core's ``pair_and_sync`` (redeem the pairing code at the peer's pairing listener on
+``PORT+1``, keep the identity, first sync over mutual TLS). Either way the person's account
+must arrive with the records: the password is checked against it before the wizard goes
+on. If anything fails, the new (empty or partial) local replica is removed, so the first
+run can start over.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
 from core.sync.enroll import EnrollmentError, enroll, save_credential
 from core.sync.lan import identity as lan_id
-from core.sync.lan.pairing import PairingError, split_address
-from core.sync.lan.pairing import join as pair_join
-from core.sync.lan.transport import LanTransport
+from core.sync.lan.pairing import PairingError, pair_and_sync, split_address
 from core.sync.session import SyncError, sync
 from core.sync.transport import TransportError
 
@@ -70,10 +69,7 @@ def join_clinic(ws: Workstation, request: JoinRequest) -> str:
         db = ws.database
         if request.via_peer:
             host, port = split_address(request.peer)
-            identity = pair_join(host, port + 1, request.pair_code)
-            lan_id.save_identity(db, identity, user)
-            with LanTransport(f"{host}:{port}", identity) as transport:
-                sync(db, transport, user)
+            pair_and_sync(db, host, port, request.pair_code, user)
         else:
             credential = enroll(
                 request.server_url, request.enroll_code, request.ca_pem, request.device_name

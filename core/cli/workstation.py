@@ -501,10 +501,8 @@ def cmd_pair(ctx: Context) -> int:
 
 def _pair_join(ctx: Context) -> int:
     from core.sync.lan import discovery
-    from core.sync.lan import identity as lan_id
-    from core.sync.lan.pairing import PairingError, join, split_address
-    from core.sync.lan.transport import LanTransport
-    from core.sync.session import SyncError, sync
+    from core.sync.lan.pairing import PairingError, pair_and_sync, split_address
+    from core.sync.session import SyncError
     from core.sync.transport import TransportError
 
     args, ws = ctx.args, ctx.workstation
@@ -530,24 +528,17 @@ def _pair_join(ctx: Context) -> int:
         recovery = ws.prepare_join(args.user, password)
         actor = args.user
     try:
-        identity = join(host, port + 1, args.code)
+        joined = pair_and_sync(ws.database, host, port, args.code, actor)
     except PairingError as exc:
         if recovery is not None:
             ws.lock()
             _remove_new_workstation(ws)
         raise CliError(str(exc)) from None
-    lan_id.save_identity(ws.database, identity, actor)
-    try:
-        with LanTransport(f"{host}:{port}", identity) as transport:
-            report = sync(ws.database, transport, actor)
     except (SyncError, TransportError) as exc:
         raise CliError(f"paired, but the first sync failed: {exc}") from None
-    doc = {
-        "device_id": identity.device_id,
-        "records": report.snapshot_records + report.pulled,
-        "recovery_key": recovery,
-    }
-    text = f"Paired as device {identity.device_id}; {doc['records']} records received."
+    device_id = joined.identity.device_id
+    doc = {"device_id": device_id, "records": joined.records, "recovery_key": recovery}
+    text = f"Paired as device {device_id}; {joined.records} records received."
     if recovery:
         text += f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {recovery}\n"
     ctx.emit(doc, text)

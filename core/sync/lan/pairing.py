@@ -8,6 +8,9 @@ acceptable only because the code authenticates both ways over that very TLS sess
   without the code it cannot compute a new one;
 - the peer answers with ``HMAC(hash(code), fingerprint | certificate | CA)``, so the joiner
   knows the CA it is about to trust came from whoever showed the code.
+
+:func:`pair_and_sync` is the whole join as ``careline pair join`` and the first-run wizard
+both do it: redeem the code, keep the identity, first sync over mutual TLS.
 """
 
 from __future__ import annotations
@@ -16,13 +19,20 @@ import hmac
 import http.client
 import json
 import ssl
+from dataclasses import dataclass
 
 from cryptography import x509
 
 from core.crypto import certs
+from core.store.database import Database
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
+from core.sync.lan.transport import LanTransport
+from core.sync.session import SyncReport, sync
+
+# A peer's pairing listener is on the port after its sync port.
+PAIRING_PORT_OFFSET = 1
 
 
 class PairingError(Exception):
@@ -97,3 +107,32 @@ def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanI
         private_key_pem=certs.private_key_pem(key).decode("ascii"),
         ca_certificate=ca_pem,
     )
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A finished LAN join: this device's identity and what the first sync received."""
+
+    identity: LanIdentity
+    report: SyncReport
+
+    @property
+    def records(self) -> int:
+        """Records received by the first sync (snapshot and ops)."""
+        return self.report.snapshot_records + self.report.pulled
+
+
+def pair_and_sync(db: Database, host: str, port: int, code: str, actor: str) -> Joined:
+    """Join the clinic of the peer whose sync listener is ``host:port`` with its ``code``.
+
+    Redeems the code at the pairing listener (``port + 1``), saves the identity in ``db``
+    (audited as ``actor``), then runs the first sync over mutual TLS. Raises
+    :class:`PairingError` if pairing failed (nothing was saved), or the sync's
+    ``SyncError``/``TransportError`` if only the first sync failed (the identity is kept,
+    so a later ``careline sync --peer`` can finish the job).
+    """
+    identity = join(host, port + PAIRING_PORT_OFFSET, code)
+    ident.save_identity(db, identity, actor)
+    with LanTransport(f"{host}:{port}", identity) as transport:
+        report = sync(db, transport, actor)
+    return Joined(identity, report)
