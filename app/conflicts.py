@@ -125,10 +125,34 @@ class Resolution:
     keep: Collection[str] | None = None
 
 
-class ConflictCard(QFrame):
-    """One conflict: its values as choices, a new-value box, and Resolve."""
+class _Card(QFrame):
+    """What every conflict card has: an inline error and the Resolve button under it."""
 
     resolve_requested = Signal(object, object)  # card, Resolution
+
+    def _add_footer(self, layout: QVBoxLayout) -> None:
+        self.error = error_label()
+        self.resolve_button = QPushButton("Resolve")
+        self.resolve_button.setObjectName("primary")
+        self.resolve_button.clicked.connect(self._resolve)
+        layout.addWidget(self.error)
+        foot = QHBoxLayout()
+        foot.addStretch(1)
+        foot.addWidget(self.resolve_button)
+        layout.addLayout(foot)
+
+    def show_error(self, text: str) -> None:
+        """An inline message under this conflict."""
+        self.error.setText(text)
+        self.error.show()
+        self.resolve_button.setEnabled(True)
+
+    def _resolve(self) -> None:
+        raise NotImplementedError
+
+
+class ConflictCard(_Card):
+    """One conflict: its values as choices, a new-value box, and Resolve."""
 
     def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
         super().__init__()
@@ -165,25 +189,11 @@ class ConflictCard(QFrame):
         else:
             self.other.hide()
             self.other_value.hide()
-        self.error = error_label()
-        self.resolve_button = QPushButton("Resolve")
-        self.resolve_button.setObjectName("primary")
-        self.resolve_button.clicked.connect(self._resolve)
-        layout.addWidget(self.error)
-        foot = QHBoxLayout()
-        foot.addStretch(1)
-        foot.addWidget(self.resolve_button)
-        layout.addLayout(foot)
+        self._add_footer(layout)
 
     def choose(self, candidate_id: str) -> None:
         """Select the value ``candidate_id`` (as a click would)."""
         self.choices[candidate_id].setChecked(True)
-
-    def show_error(self, text: str) -> None:
-        """An inline message under this conflict."""
-        self.error.setText(text)
-        self.error.show()
-        self.resolve_button.setEnabled(True)
 
     def _resolve(self) -> None:
         self.error.hide()
@@ -206,11 +216,9 @@ def _hint(text: str, indent: int = 0) -> QLabel:
     return label
 
 
-class ListConflictCard(QFrame):
+class ListConflictCard(_Card):
     """A list conflict: each workstation's additions and removals, then the choices (keep
     the merged list, apply one workstation's changes, or tick the items to keep)."""
-
-    resolve_requested = Signal(object, object)  # card, Resolution
 
     def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
         super().__init__()
@@ -272,15 +280,7 @@ class ListConflictCard(QFrame):
             row.addSpacing(26)
             row.addWidget(box, 1)
             layout.addLayout(row)
-        self.error = error_label()
-        self.resolve_button = QPushButton("Resolve")
-        self.resolve_button.setObjectName("primary")
-        self.resolve_button.clicked.connect(self._resolve)
-        layout.addWidget(self.error)
-        foot = QHBoxLayout()
-        foot.addStretch(1)
-        foot.addWidget(self.resolve_button)
-        layout.addLayout(foot)
+        self._add_footer(layout)
         self.choose(MERGED)
 
     def _add_choice(self, layout: QVBoxLayout, key: str, text: str) -> None:
@@ -306,12 +306,6 @@ class ListConflictCard(QFrame):
     def kept(self) -> set[str]:
         """The items ticked now."""
         return {item_id for item_id, box in self.items.items() if box.isChecked()}
-
-    def show_error(self, text: str) -> None:
-        """An inline message under this conflict."""
-        self.error.setText(text)
-        self.error.show()
-        self.resolve_button.setEnabled(True)
 
     def _resolve(self) -> None:
         self.error.hide()

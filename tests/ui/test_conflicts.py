@@ -69,6 +69,15 @@ def click(button: QAbstractButton) -> None:
     QTest.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(6, button.height() // 2))
 
 
+def resolve(qtbot: QtBot, window: MainWindow, card: ListConflictCard) -> ConflictsDialog:
+    """Click Resolve and wait until the inbox has reloaded without the card."""
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.conflicts_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    return dialog
+
+
 def ticked(card: ListConflictCard) -> set[str]:
     return {box.text() for box in card.items.values() if box.isChecked()}
 
@@ -105,10 +114,7 @@ def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_
 
     # Keep the merged list: one op, the inbox empties, the chart keeps what it showed.
     click(card.choices["merged"])
-    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.conflicts_dialog
-    assert dialog is not None
-    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    dialog = resolve(qtbot, window, card)
     assert dialog.status.text().startswith("No conflicts")
     qtbot.waitUntil(lambda: window.workspace.conflicts_action.text() == "Conflicts")
     qtbot.waitUntil(lambda: not window.workspace.chart.conflict_banner.isVisible())
@@ -143,9 +149,6 @@ def test_list_conflict_settled_by_ticking_the_items_to_keep(
     click(rash)  # the person's own choice
     assert card.choices["items"].isChecked()
     assert ticked(card) == {"Penicillin (anaphylaxis, severe)", "Penicillin (rash)"}
-    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.conflicts_dialog
-    assert dialog is not None
-    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    resolve(qtbot, window, card)
     reactions = sorted(str(a.reaction) for a in clinic.records.allergies(maria))
     assert reactions == ["anaphylaxis", "rash"]  # the removed entry is back
