@@ -63,9 +63,12 @@ class SetElement:
     author: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SetChange:
-    """One recorded change of a set: what it added and removed, and what it had seen."""
+    """One recorded change of a set: what it added and removed, and what it had seen.
+
+    Compared and hashed by identity: parsed entries are cached, so one entry is one object.
+    """
 
     change_id: str
     hlc: str
@@ -275,26 +278,33 @@ def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
     by_field: dict[str, list[SetChange]] = {}
     for key, raw in _read_map(_history(doc)).items():
         field, change_id = _split(key)
-        data = json.loads(raw)
-        change = SetChange(
-            change_id=change_id,
-            hlc=str(data["h"]),
-            author=str(data["a"]),
-            parents=tuple(data.get("p", ())),
-            added=data.get("+", {}),
-            removed=data.get("-", {}),
-            resolution=bool(data.get("r")),
-        )
-        # Entries arrive from other replicas: refuse shapes the conflict code cannot read.
-        parts = (change.added, change.removed)
-        if (
-            not all(isinstance(p, str) for p in change.parents)
-            or not all(isinstance(part, dict) for part in parts)
-            or not all(isinstance(v, dict) for part in parts for v in part.values())
-        ):
-            raise ValueError(f"malformed set history entry {key!r}")
-        by_field.setdefault(field, []).append(change)
+        by_field.setdefault(field, []).append(_set_change(key, change_id, raw))
     return {f: sorted(cs, key=lambda c: (c.hlc, c.change_id)) for f, cs in by_field.items()}
+
+
+@functools.lru_cache(maxsize=32_768)
+def _set_change(key: str, change_id: str, raw: str) -> SetChange:
+    # Like register entries: immutable once written, re-read after every change of the
+    # record, so parse each once (callers never mutate the result).
+    data = json.loads(raw)
+    change = SetChange(
+        change_id=change_id,
+        hlc=str(data["h"]),
+        author=str(data["a"]),
+        parents=tuple(data.get("p", ())),
+        added=data.get("+", {}),
+        removed=data.get("-", {}),
+        resolution=bool(data.get("r")),
+    )
+    # Entries arrive from other replicas: refuse shapes the conflict code cannot read.
+    parts = (change.added, change.removed)
+    if (
+        not all(isinstance(p, str) for p in change.parents)
+        or not all(isinstance(part, dict) for part in parts)
+        or not all(isinstance(v, dict) for part in parts for v in part.values())
+    ):
+        raise ValueError(f"malformed set history entry {key!r}")
+    return change
 
 
 def history_heads(changes: list[SetChange]) -> list[str]:

@@ -26,6 +26,7 @@ document derives the same conflict.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,8 +109,15 @@ def _ancestors(changes: list[crdt.SetChange]) -> list[int]:
     return [m or 0 for m in masks]
 
 
-def _touches(list_field: str, change: crdt.SetChange) -> dict[str, tuple[frozenset[str], ...]]:
-    """Per logical key: (element ids added, element ids removed) by one change."""
+Touch = tuple[frozenset[str], frozenset[str]]
+
+
+@functools.lru_cache(maxsize=32_768)
+def _touches(list_field: str, change: crdt.SetChange) -> dict[str, Touch]:
+    """Per logical key: (element ids added, element ids removed) by one change.
+
+    Cached: changes are immutable and parsed once (``crdt`` caches them, so the same entry
+    is the same object), and a record's whole history is re-read after each change."""
     touched: dict[str, tuple[set[str], set[str]]] = {}
     for part, items in ((0, change.added), (1, change.removed)):
         for eid, value in items.items():
@@ -119,16 +127,24 @@ def _touches(list_field: str, change: crdt.SetChange) -> dict[str, tuple[frozens
     return {k: (frozenset(a), frozenset(r)) for k, (a, r) in touched.items()}
 
 
-def _conflicting_pairs(
-    list_field: str, changes: list[crdt.SetChange], anc: list[int]
-) -> set[tuple[int, int]]:
-    resolutions = [anc[i] for i, c in enumerate(changes) if c.resolution]
-    by_key: dict[str, list[tuple[int, tuple[frozenset[str], ...]]]] = {}
+Touching = list[list[tuple[int, Touch]]]
+
+
+def _shared_keys(list_field: str, changes: list[crdt.SetChange]) -> Touching:
+    """Per logical key touched by two or more changes: (change index, touch) pairs."""
+    by_key: dict[str, list[tuple[int, Touch]]] = {}
     for i, change in enumerate(changes):
         for key, touch in _touches(list_field, change).items():
             by_key.setdefault(key, []).append((i, touch))
+    return [touching for touching in by_key.values() if len(touching) > 1]
+
+
+def _conflicting_pairs(
+    changes: list[crdt.SetChange], anc: list[int], shared: Touching
+) -> set[tuple[int, int]]:
+    resolutions = [anc[i] for i, c in enumerate(changes) if c.resolution]
     pairs: set[tuple[int, int]] = set()
-    for touching in by_key.values():
+    for touching in shared:
         for n, (i, ti) in enumerate(touching):
             for j, tj in touching[n + 1 :]:
                 if i == j or anc[i] >> j & 1 or anc[j] >> i & 1:
@@ -192,8 +208,11 @@ def analyse(
     """The open conflict on one list field, or None."""
     if list_field not in KEY_COLUMNS or len(changes) < 2:
         return None
+    shared = _shared_keys(list_field, changes)
+    if not shared:  # the usual case: no item was touched twice, no graph walk needed
+        return None
     anc = _ancestors(changes)
-    pairs = _conflicting_pairs(list_field, changes, anc)
+    pairs = _conflicting_pairs(changes, anc, shared)
     if not pairs:
         return None
     involved = {i for pair in pairs for i in pair}
