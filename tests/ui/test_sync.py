@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.conflicts import ConflictsDialog
+from app.conflicts import ConflictCard, ConflictsDialog
 from app.main_window import MainWindow
 from app.patient_list import PatientListModel
 from app.sync_ui import EnrollDialog, describe_status
@@ -251,6 +251,7 @@ def test_conflicts_inbox_choose_and_enter_a_value(
 
     # Enter a new birth date: core's validation is shown inline first.
     birth = dialog.cards[0]
+    assert isinstance(birth, ConflictCard)
     assert birth.conflict.field == "birth_date"
     QTest.keyClicks(birth.other_value, "2090-01-01")
     assert birth.other.isChecked()
