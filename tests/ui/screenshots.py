@@ -26,6 +26,9 @@ from app.main import set_up_application
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.sync.responder import Responder
+from core.sync.session import sync
+from core.sync.transport import LocalTransport
 
 PASSWORD = "correct horse battery"
 FAMILIES = [
@@ -234,6 +237,48 @@ def daily_use(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def conflicts(out: Path, tmp: Path) -> None:
+    """The conflicts inbox: a phone number and an allergy list changed on two desks."""
+    ws = sample_clinic(tmp / "desk-a", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    [okafor] = [p for p in ws.records.list_patients(100) if p.family == "Okafor"][:1]
+    other = Workstation(tmp / "desk-b", kdf_params=FAST_PARAMS)
+    other.prepare_join("mgarcia", PASSWORD)
+    peer = LocalTransport(Responder(ws.database))
+    sync(other.database, peer, "mgarcia")
+    other.lock()
+    other.sign_in("mgarcia", PASSWORD)
+    penicillin = next(a for a in ws.records.allergies(okafor.id) if a.substance == "Penicillin")
+    other.records.remove_allergy(penicillin.id)
+    other.records.update_patient(okafor.id, {"phone": "555 0199"})
+    ws.records.add_allergy(okafor.id, "Penicillin", "Hives", "moderate")
+    ws.records.update_patient(okafor.id, {"phone": "555 0142"})
+    sync(other.database, peer, "mgarcia")
+    other.lock()
+    ws.lock()
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    workspace = window.workspace
+    wait_for(lambda: workspace.conflicts_action.text() == "Conflicts (2)")
+    workspace.open_chart(okafor.id)
+    wait_for(lambda: workspace.chart.patient is not None)
+    save(window, out, "14-chart-with-conflicts")
+    workspace.conflicts_action.trigger()
+    dialog = workspace.conflicts_dialog
+    assert dialog is not None
+    wait_for(lambda: len(dialog.cards) == 2)
+    dialog.resize(900, 820)
+    save(dialog, out, "15-conflicts-inbox")
+    window.shutdown()
+    window.close()
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line."""
     out = Path(argv[1] if len(argv) > 1 else "screenshots")
@@ -244,6 +289,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         first_run(out, Path(tmp))
         daily_use(out, Path(tmp))
+        conflicts(out, Path(tmp))
     return 0
 
 
