@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -33,11 +34,14 @@ from PySide6.QtWidgets import (
 
 from app.join import JoinRequest, describe_join_error, join_clinic
 from app.messages import describe_error, validation_text
+from app.sync_ui import describe_progress
+from app.sync_worker import SyncProgress, download_progress
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.records import validation
 from core.records.errors import ValidationError
 from core.records.workstation import Workstation
+from core.sync.session import SyncReport
 
 
 @dataclass(frozen=True)
@@ -339,6 +343,7 @@ class FirstRunWizard(QWizard):
     """
 
     setup_finished = Signal(str)
+    download_progressed = Signal(object)  # SyncProgress of a join's first download
 
     def __init__(
         self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
@@ -393,11 +398,18 @@ class FirstRunWizard(QWizard):
         on_done: Callable[[ClinicCreated], None],
         on_error: Callable[[Exception], None],
     ) -> Job[ClinicCreated]:
-        """Join an existing clinic on the worker (see :func:`app.join.join_clinic`)."""
+        """Join an existing clinic on the worker (see :func:`app.join.join_clinic`); the
+        first download's progress arrives as :attr:`download_progressed` signals."""
         ws = self._workstation
+        relay = self.download_progressed
+
+        def progressed(report: SyncReport) -> None:
+            progress = download_progress(report)  # immutable: safe to hand to the GUI
+            if progress is not None:
+                relay.emit(progress)
 
         def run() -> ClinicCreated:
-            recovery = join_clinic(ws, request)
+            recovery = join_clinic(ws, request, progressed)
             return ClinicCreated(request.username.strip().lower(), recovery, ws.keyring_note)
 
         return self._worker.submit(run, on_done, on_error, label="join clinic")
@@ -511,6 +523,11 @@ class JoinPage(QWizardPage):
         self.error = error_label()
         self.progress = paragraph("", "hint")
         self.progress.hide()
+        self.download_bar = QProgressBar()
+        self.download_bar.setObjectName("downloadProgress")
+        self.download_bar.setTextVisible(False)
+        self.download_bar.hide()
+        wizard.download_progressed.connect(self._download_progressed)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
@@ -529,6 +546,7 @@ class JoinPage(QWizardPage):
         )
         layout.addWidget(self.error)
         layout.addWidget(self.progress)
+        layout.addWidget(self.download_bar)
         layout.addStretch(1)
         self.via_peer.toggled.connect(self._via_changed)
 
@@ -635,8 +653,19 @@ class JoinPage(QWizardPage):
             radio.setEnabled(not busy)
         self.progress.setText("Joining and receiving the clinic's records…" if busy else "")
         self.progress.setVisible(busy)
+        if busy:
+            self.download_bar.setRange(0, 0)  # busy until the first page says how many
+        self.download_bar.setVisible(busy)
         self._wizard.button(QWizard.WizardButton.CommitButton).setEnabled(not busy)
         self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
+
+    def _download_progressed(self, progress: SyncProgress) -> None:
+        if self._job is None:
+            return  # a late signal from a join that has already ended
+        self.progress.setText(describe_progress(progress))
+        if progress.total:
+            self.download_bar.setRange(0, progress.total)
+            self.download_bar.setValue(min(progress.done, progress.total))
 
     def _joined(self, created: ClinicCreated) -> None:
         self._job = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.messages import describe_error, sentence
@@ -21,7 +22,7 @@ from core.records.workstation import Workstation
 from core.sync.enroll import EnrollmentError, enroll, save_credential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import PairingError, pair_and_sync, split_address
-from core.sync.session import SyncError, sync
+from core.sync.session import SyncError, SyncReport, sync
 from core.sync.transport import TransportError
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,15 @@ def _remove_new_replica(ws: Workstation) -> None:
                 leftover.unlink()
 
 
-def join_clinic(ws: Workstation, request: JoinRequest) -> str:
+def join_clinic(
+    ws: Workstation,
+    request: JoinRequest,
+    on_progress: Callable[[SyncReport], object] | None = None,
+) -> str:
     """Create this workstation's replica of an existing clinic; returns its recovery key.
 
-    Runs on the worker. Leaves the workstation locked.
+    Runs on the worker (``on_progress`` is called there, after every page or batch of the
+    first download). Leaves the workstation locked.
     """
     recovery = ws.prepare_join(request.username, request.password)
     user = request.username.strip().lower()
@@ -69,7 +75,7 @@ def join_clinic(ws: Workstation, request: JoinRequest) -> str:
         db = ws.database
         if request.via_peer:
             host, port = split_address(request.peer)
-            pair_and_sync(db, host, port, request.pair_code, user)
+            pair_and_sync(db, host, port, request.pair_code, user, on_progress)
         else:
             credential = enroll(
                 request.server_url, request.enroll_code, request.ca_pem, request.device_name
@@ -82,6 +88,7 @@ def join_clinic(ws: Workstation, request: JoinRequest) -> str:
                     server,
                     user,
                     on_revoked=lambda serials: lan_id.merge_revoked(db, serials, user),
+                    on_progress=on_progress,
                 )
             finally:
                 server.close()

@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from app.first_run import FirstRunWizard
 from app.lan_peer import LanOptions
-from app.sync_worker import SYNCED
+from app.sync_worker import RECORDS, SYNCED, SyncProgress
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.enroll import load_credential
@@ -89,8 +89,16 @@ def test_join_through_the_server(
     assert not ws.is_initialized()
 
     page.enroll_code.setText(code)
+    seen: list[SyncProgress] = []
+    wizard.download_progressed.connect(seen.append)
     click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.download_bar.isVisible(), timeout=5_000)
     finish(qtbot, wizard)
+    # The first download reported real progress: every record of the clinic, of a total.
+    total = live.server.sync_store(clinic_id).snapshot_size()
+    assert seen and seen[-1].kind == RECORDS
+    assert (seen[-1].done, seen[-1].total) == (total, total)
+    assert (page.download_bar.value(), page.download_bar.maximum()) == (total, total)
     sign_in(qtbot, window, ADMIN, PASSWORD)
     qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=20_000)
     model = window.workspace.patient_list.model

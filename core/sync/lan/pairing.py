@@ -19,6 +19,7 @@ import hmac
 import http.client
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -122,7 +123,14 @@ class Joined:
         return self.report.snapshot_records + self.report.pulled
 
 
-def pair_and_sync(db: Database, host: str, port: int, code: str, actor: str) -> Joined:
+def pair_and_sync(
+    db: Database,
+    host: str,
+    port: int,
+    code: str,
+    actor: str,
+    on_progress: Callable[[SyncReport], object] | None = None,
+) -> Joined:
     """Join the clinic of the peer whose sync listener is ``host:port`` with its ``code``.
 
     Redeems the code at the pairing listener (``port + 1``), saves the identity in ``db``
@@ -134,5 +142,5 @@ def pair_and_sync(db: Database, host: str, port: int, code: str, actor: str) -> 
     identity = join(host, port + PAIRING_PORT_OFFSET, code)
     ident.save_identity(db, identity, actor)
     with LanTransport(f"{host}:{port}", identity) as transport:
-        report = sync(db, transport, actor)
+        report = sync(db, transport, actor, on_progress=on_progress)
     return Joined(identity, report)
