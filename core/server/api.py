@@ -26,7 +26,7 @@ import anyio.from_thread
 import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from psycopg_pool import PoolTimeout
@@ -282,8 +282,12 @@ def create_app(server: ClinicServer) -> FastAPI:
 
     @app.get(
         "/metrics",
-        response_class=PlainTextResponse,
-        responses={401: {"model": Problem}, 403: {"model": Problem}},
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+            401: {"model": Problem, "content": {"application/json": {}}},
+            403: {"model": Problem, "content": {"application/json": {}}},
+        },
     )
     def prometheus(request: Request) -> Response:
         """Prometheus metrics: with METRICS_TOKEN set, for the bearer of that token; else

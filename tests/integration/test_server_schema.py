@@ -58,7 +58,9 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     folder = tmp_path_factory.mktemp("schema")
     data = folder / "server"
     url = create_postgres_database()
-    with live_server(data, {"DATABASE_URL": url}) as live:
+    with live_server(
+        data, {"DATABASE_URL": url, "METRICS_TOKEN": "prometheus-scrape-token"}
+    ) as live:
         clinic = add_clinic(live.server, "Schema Clinic")
         desk, desk_credential = join_clinic(
             live.server, live.url, live.ca_pem, clinic, folder / "desk"

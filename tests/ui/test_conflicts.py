@@ -93,7 +93,9 @@ def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_
     card.window().grab().save(str(shots / "list-conflict-dialog.png"))
 
     # Each side, labelled: what it added and what it removed, and where.
-    [theirs, ours] = card.conflict.sides  # the removal came first
+    # By what each side did (same-millisecond edits on two desks order by random replica id).
+    [theirs] = [side for side in card.conflict.sides if side.removed]
+    [ours] = [side for side in card.conflict.sides if side.added]
     assert [line.text() for line in card.side_edits[theirs.id]] == ["Removed: Penicillin (rash)"]
     assert [line.text() for line in card.side_edits[ours.id]] == [
         "Added: Penicillin (anaphylaxis, severe)"
