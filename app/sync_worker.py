@@ -7,8 +7,10 @@ the workstation's ``Database``, whose internal lock serialises each statement an
 Network round trips (most of a session's time) happen outside that lock, so the UI's
 worker keeps running between batches.
 
-When to sync: ``debounce_ms`` after a local change, every ``interval_ms``, on demand, and
-right after enrollment. An unreachable server (``TransportError``) is retried with
+When to sync: ``debounce_ms`` after a local change, every ``interval_ms``, on demand, right
+after enrollment, and as soon as the operating system reports the network back (Qt's
+QNetworkInformation: NetworkManager, GLib or ConnMan; where none is available, only the
+retries below apply). An unreachable server (``TransportError``) is retried with
 exponential backoff and jitter; a refused device (``DeviceRejectedError``) stops syncing
 until the next enrollment. Locking stops everything: the session in progress breaks off at
 its next round trip (what was applied stays applied, as core guarantees).
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtNetwork import QNetworkInformation
 
 from app.lan_peer import LanNode, LanOptions, LanRound
 from core.records.workstation import Workstation
@@ -292,6 +295,19 @@ class _SyncRunner(QObject):
         )
 
 
+def _watch_network(
+    on_change: Callable[[QNetworkInformation.Reachability], None],
+) -> QNetworkInformation | None:
+    """The OS's network reachability reports, or None where no backend is available."""
+    if QNetworkInformation.instance() is None and not QNetworkInformation.loadDefaultBackend():
+        log.info("no network information backend: offline retries follow the backoff only")
+        return None
+    info = QNetworkInformation.instance()
+    if info is not None:
+        info.reachabilityChanged.connect(on_change)
+    return info
+
+
 def describe_sync_error(exc: BaseException) -> str:
     """A plain sentence for the status bar and the enrollment dialog."""
     if isinstance(exc, DeviceRejectedError):
@@ -370,6 +386,7 @@ class SyncController(QObject):
         self._retry = QTimer(self)
         self._retry.setSingleShot(True)
         self._retry.timeout.connect(self.sync_now)
+        self.network = _watch_network(self.network_changed)
 
     # ----- control (GUI thread) ---------------------------------------------------------
 
@@ -544,6 +561,20 @@ class SyncController(QObject):
         else:
             log.warning("sync failed: %s", exc)
             self._publish(replace(base, state=ERROR, message=describe_sync_error(exc)))
+
+    @Slot(QNetworkInformation.Reachability)
+    def network_changed(self, reachability: QNetworkInformation.Reachability) -> None:
+        """The network came back: while offline, retry now instead of at the backoff's
+        next attempt (which can be minutes away)."""
+        back = reachability in (
+            QNetworkInformation.Reachability.Online,
+            QNetworkInformation.Reachability.Site,
+            QNetworkInformation.Reachability.Local,
+        )
+        if back and self._active and self._retry.isActive():
+            log.info("network back (%s): syncing now", reachability.name)
+            self._failures = 0
+            self.sync_now()
 
     # For tests and the status bar.
     def retry_in_ms(self) -> int:

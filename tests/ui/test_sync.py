@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
@@ -285,3 +286,22 @@ def test_status_text_for_each_state() -> None:
     assert describe_status(SyncStatus(SYNCED, last_sync=now)) == "Synced at 09:30."
     offline = SyncStatus(OFFLINE, retry_at=later, pending=2)
     assert describe_status(offline, now).startswith("Offline — retrying in 12 s. 2 change(s)")
+
+
+def test_network_coming_back_syncs_at_once_instead_of_at_the_next_backoff(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    with live_server(data, port=port) as running:
+        ws, _, _ = joined(running, tmp_path / "desk", "Flaky Network")
+    # The server is gone; the workstation goes offline with a long backoff.
+    window = make_window(ws, sync_options={**FAST_SYNC, "backoff_base_ms": 120_000})
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: window.sync.status.state == OFFLINE, timeout=10_000)
+    assert window.sync.retry_in_ms() > 60_000
+    with live_server(data, port=port):
+        # What the OS reports through QNetworkInformation when the network returns.
+        window.sync.network_changed(QNetworkInformation.Reachability.Online)
+        qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=10_000)
+        assert window.sync.retry_in_ms() == 0
+    window.lock()
