@@ -8,15 +8,15 @@ audit entry. Nothing is half-written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.records import crdt
 from core.records.crdt import RecordDoc
-from core.records.materialize import materialize
+from core.records.materialize import Writes, materialize
 from core.records.types import record_type
 from core.store import oplog
-from core.store.database import Transaction
+from core.store.database import Row, Transaction
 
 Mutation = Callable[[RecordDoc, str], None]
 
@@ -36,22 +36,67 @@ class Loaded:
 def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> Loaded:
     """The record's document (empty if it does not exist yet)."""
     rows = tx.query("SELECT type, state, derived FROM record_states WHERE id = ?", (record_id,))
-    if rows and rows[0][0] != type_name:
-        raise RecordTypeMismatchError(f"record {record_id!r} is a {rows[0][0]}, not a {type_name}")
-    if not rows:
+    return loaded_from(record_id, type_name, rows[0] if rows else None, client_id)
+
+
+# Ids per query when reading many records (well under SQLite's bound-parameter limit).
+_READ_CHUNK = 500
+
+
+def stored_records(tx: Transaction, record_ids: Iterable[str]) -> dict[str, Row]:
+    """The stored ``(type, state, derived)`` of several records (those that exist), read
+    with one query per few hundred ids instead of one each."""
+    ids = list(dict.fromkeys(record_ids))
+    found: dict[str, Row] = {}
+    for start in range(0, len(ids), _READ_CHUNK):
+        chunk = tuple(ids[start : start + _READ_CHUNK])
+        marks = ", ".join("?" for _ in chunk)
+        for row in tx.query(
+            f"SELECT id, type, state, derived FROM record_states WHERE id IN ({marks})", chunk
+        ):
+            found[str(row[0])] = row[1:]
+    return found
+
+
+def loaded_from(record_id: str, type_name: str, row: Row | None, client_id: int) -> Loaded:
+    """The record's document from its stored ``(type, state, derived)`` row (None: new)."""
+    if row is not None and row[0] != type_name:
+        raise RecordTypeMismatchError(f"record {record_id!r} is a {row[0]}, not a {type_name}")
+    if row is None:
         return Loaded(crdt.load(None, client_id), {})
-    return Loaded(crdt.load(bytes(rows[0][1]), client_id), json.loads(rows[0][2]))
+    return Loaded(crdt.load(bytes(row[1]), client_id), json.loads(row[2]))
+
+
+_STORE_STATE = (
+    "INSERT INTO record_states (id, type, state, derived) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, derived = excluded.derived"
+)
 
 
 def store_record(tx: Transaction, record_id: str, type_name: str, loaded: Loaded) -> None:
     """Persist the document's full encoded state and re-derive its changed rows."""
-    digests = materialize(tx, record_id, record_type(type_name), loaded.doc, loaded.derived)
-    tx.execute(
-        "INSERT INTO record_states (id, type, state, derived) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, derived = excluded.derived",
-        (record_id, type_name, loaded.doc.get_update(), json.dumps(digests, sort_keys=True)),
-    )
-    loaded.derived = digests
+    store_records(tx, [(record_id, type_name, loaded)])
+
+
+def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -> None:
+    """``store_record`` for several records, in order, with their SQL batched: the same
+    rows as storing them one by one (see ``materialize.Writes``)."""
+    writes = Writes(tx)
+    stored: list[tuple[Loaded, dict[str, str]]] = []
+    for record_id, type_name, loaded in records:
+        doc = loaded.doc
+        # Deriving and encoding read the same document: one pycrdt transaction for both.
+        with doc.transaction():
+            digests = materialize(
+                tx, record_id, record_type(type_name), doc, loaded.derived, writes
+            )
+            state = doc.get_update()
+        row = (record_id, type_name, state, json.dumps(digests, sort_keys=True))
+        writes.add("record_states", record_id, _STORE_STATE, row)
+        stored.append((loaded, digests))
+    writes.flush()
+    for loaded, digests in stored:
+        loaded.derived = digests
 
 
 def change(

@@ -168,11 +168,22 @@ def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
 
 def all_live(doc: RecordDoc) -> dict[str, list[RegisterEntry]]:
     """Every register's live values, newest first, read in one call."""
+    with doc.transaction():  # one pycrdt transaction for the root lookup and the read
+        data = _read_map(_registers(doc))
     by_field: dict[str, list[RegisterEntry]] = {}
-    for key, raw in _read_map(_registers(doc)).items():
-        field, write_id = _split(key)
-        by_field.setdefault(field, []).append(_entry(write_id, raw))
-    return {f: _newest_first(entries) for f, entries in by_field.items()}
+    for key, raw in data.items():
+        field, _, write_id = key.partition("/")  # _split, inlined: this loop is hot
+        if not write_id:
+            raise ValueError(f"malformed key {key!r}")
+        entries = by_field.get(field)
+        if entries is None:
+            by_field[field] = [_entry(write_id, raw)]
+        else:
+            entries.append(_entry(write_id, raw))
+    for field, entries in by_field.items():
+        if len(entries) > 1:  # a one-element sort compares nothing: skip it
+            by_field[field] = _newest_first(entries)
+    return by_field
 
 
 def live(doc: RecordDoc, field: str) -> list[RegisterEntry]:
@@ -216,8 +227,10 @@ def elements(doc: RecordDoc, field: str) -> list[SetElement]:
 
 def all_elements(doc: RecordDoc) -> dict[str, list[SetElement]]:
     """Every set's elements (oldest first), read in one call."""
+    with doc.transaction():
+        data = _read_map(_sets(doc))
     by_field: dict[str, list[SetElement]] = {}
-    for key, raw in _read_map(_sets(doc)).items():
+    for key, raw in data.items():
         field, element_id = _split(key)
         data = json.loads(raw)
         by_field.setdefault(field, []).append(
@@ -275,8 +288,10 @@ def drop(doc: RecordDoc, field: str, element_id: str) -> dict[str, Value] | None
 
 def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
     """Every set's recorded changes, in (HLC, id) order, read in one call."""
+    with doc.transaction():
+        data = _read_map(_history(doc))
     by_field: dict[str, list[SetChange]] = {}
-    for key, raw in _read_map(_history(doc)).items():
+    for key, raw in data.items():
         field, change_id = _split(key)
         by_field.setdefault(field, []).append(_set_change(key, change_id, raw))
     return {f: sorted(cs, key=lambda c: (c.hlc, c.change_id)) for f, cs in by_field.items()}
@@ -375,6 +390,9 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
 
 def missing_dependencies(doc: RecordDoc, deps: bytes) -> dict[int, int]:
     """Clients whose changes ``deps`` requires but ``doc`` does not hold yet."""
-    have = decode_state_vector(doc.get_state())
+    state = doc.get_state()
+    if deps == state:  # the usual case: the op builds on exactly what this replica holds
+        return {}
+    have = decode_state_vector(state)
     need = decode_state_vector(deps)
     return {c: clock for c, clock in need.items() if have.get(c, 0) < clock}

@@ -6,6 +6,7 @@ documents hold byte-for-byte the same rows. Runs inside the caller's transaction
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import unicodedata
@@ -16,7 +17,7 @@ from typing import Any
 
 from core.records import crdt, set_conflicts
 from core.records.crdt import RecordDoc
-from core.records.types import NOTE, PATIENT, SYSTEM_REGISTERS, RecordType
+from core.records.types import NOTE, PATIENT, RECORD_TYPES, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction
 
 
@@ -53,6 +54,14 @@ class MalformedRecordError(ValueError):
 
 def sort_key(family: str, given: str) -> str:
     """Case- and accent-insensitive ordering key for the patient list."""
+    if type(family) is str and type(given) is str:  # cacheable (hashable, immutable)
+        return _sort_key(family, given)
+    return _sort_key.__wrapped__(family, given)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _sort_key(family: str, given: str) -> str:
+    # Pure, and the same names are re-derived after every change of a record: cache.
     text = f"{family}\x1f{given}".casefold()
     return "".join(
         ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
@@ -61,6 +70,14 @@ def sort_key(family: str, given: str) -> str:
 
 def hlc_time(hlc: str) -> str:
     """ISO-8601 UTC time of an HLC's wall-clock part."""
+    if type(hlc) is str:  # anything else fails below, as it always did (not in the cache)
+        return _hlc_time(hlc)
+    return _hlc_time.__wrapped__(hlc)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _hlc_time(hlc: str) -> str:
+    # Pure; list items keep their stamps, so the same HLCs are formatted over and over.
     wall = int(hlc.split(".", 1)[0])
     return datetime.fromtimestamp(wall / 1000, UTC).isoformat(timespec="milliseconds")
 
@@ -121,14 +138,15 @@ class Derived:
         }
 
 
-def _conflict_rows(record_id: str, rtype: RecordType, live: Live) -> Rows:
+def _conflict_rows(
+    record_id: str, rtype: RecordType, live: Live, deleted: bool, unseen: Unseen
+) -> Rows:
     rows: Rows = []
     for field in rtype.registers:
         entries = live[field]
         # Identical values written concurrently (two people typing the same fix) agree.
         if len({e.value for e in entries}) > 1:
             rows.append(_conflict_row(record_id, rtype, field, [(field, e) for e in entries]))
-    deleted, unseen = deletion_state(live, rtype)
     if deleted and unseen:
         deletes = [("deleted", e) for e in live["deleted"] if e.value is True]
         rows.append(_conflict_row(record_id, rtype, "deleted", deletes + unseen))
@@ -161,16 +179,28 @@ def _conflict_row(
 
 def _values(live: Live) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    latest = ""
+    hlcs = [""]
     for field, entries in live.items():
-        values[field] = entries[0].value if entries else None
-        latest = max([latest, *(e.hlc for e in entries)])
+        if entries:
+            values[field] = entries[0].value
+            hlcs += [e.hlc for e in entries]
+        else:
+            values[field] = None
+    # One max over every stamp, in the order the per-field maxima took them: the same
+    # result (and the same TypeError for a malformed, non-text stamp).
+    latest = max(hlcs)
     values["updated_at"] = hlc_time(latest) if latest else None
     return values
 
 
 def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     """Compute (without writing) every row one record document stands for."""
+    # Every read below shares one pycrdt transaction instead of opening one per call.
+    with doc.transaction():
+        return _derive(record_id, rtype, doc)
+
+
+def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     live = read_live(doc, rtype)
     values = _values(live)
     deleted, unseen = deletion_state(live, rtype)
@@ -178,7 +208,7 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     visible = not deleted or bool(unseen)
     main: Rows = []
     children: dict[str, Rows] = {}
-    conflicts = _conflict_rows(record_id, rtype, live)
+    conflicts = _conflict_rows(record_id, rtype, live, deleted, unseen)
     if rtype is PATIENT:
         if visible and values["family"] is not None:
             main = [_patient_row(record_id, values)]
@@ -331,11 +361,81 @@ def _child_columns(child: ChildTable) -> tuple[str, ...]:
     return ("id", child.parent, *child.columns, *stamps)
 
 
-def _insert(tx: Transaction, table: str, columns: tuple[str, ...], rows: Rows) -> None:
-    if not rows:
-        return
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     marks = ", ".join("?" for _ in columns)
-    tx.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    return f"{_insert_sql(table, columns)} ON CONFLICT (id) DO UPDATE SET {updates}"
+
+
+def _insert(
+    writes: Writes, table: str, record_id: str, columns: tuple[str, ...], rows: Rows
+) -> None:
+    sql = _insert_sql(table, columns)
+    for row in rows:
+        writes.add(table, record_id, sql, row)
+
+
+# Table pairs a foreign key links: each list's child table and its record's own table.
+_LINKED: frozenset[tuple[str, str]] = frozenset(
+    pair
+    for type_name, children in CHILD_TABLES.items()
+    for child in children.values()
+    for pair in (
+        (child.table, RECORD_TYPES[type_name].table),
+        (RECORD_TYPES[type_name].table, child.table),
+    )
+)
+
+
+@dataclass
+class _Group:
+    table: str
+    sql: str
+    rows: Rows
+    records: set[str]
+
+
+class Writes:
+    """Row writes of one or more records' materializations, run as few ``executemany``.
+
+    Statements are added in the order writing one record after another runs them. One
+    joins the latest queued group of the same statement when it commutes with every group
+    queued after that group: they write other tables, and none linked to its own by a
+    foreign key on behalf of the same record (child rows always name their own record, so
+    the writes of two records never touch or check each other's rows). So every table
+    receives its statements in the original order (same rows, rowids and FTS trigger work)
+    and every foreign-key check sees what it saw before. Only a batch that fails anyway
+    (a constraint broken) may report another of its failing statements first.
+    """
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._groups: list[_Group] = []
+
+    def add(self, table: str, record_id: str, sql: str, row: tuple[Any, ...]) -> None:
+        """Queue one statement (``sql`` with ``row``) writing ``table`` for ``record_id``."""
+        for group in reversed(self._groups):
+            if group.sql == sql:
+                group.rows.append(row)
+                group.records.add(record_id)
+                return
+            if group.table == table or (
+                record_id in group.records and (group.table, table) in _LINKED
+            ):
+                break
+        self._groups.append(_Group(table, sql, [row], {record_id}))
+
+    def flush(self) -> None:
+        """Run every queued statement."""
+        groups, self._groups = self._groups, []
+        for group in groups:
+            self._tx.executemany(group.sql, group.rows)
 
 
 def materialize(
@@ -344,40 +444,47 @@ def materialize(
     rtype: RecordType,
     doc: RecordDoc,
     previous: dict[str, str] | None = None,
+    writes: Writes | None = None,
 ) -> dict[str, str]:
     """Bring the derived rows of one record up to date; returns the new part digests.
 
     ``previous`` holds the digests stored after the last materialization: parts whose
-    digest did not change are left alone, which keeps remote apply fast.
+    digest did not change are left alone, which keeps remote apply fast. With ``writes``
+    the statements are only queued there (the caller flushes them, with other records').
     """
+    own = writes is None
+    out = Writes(tx) if writes is None else writes
     derived = derive(record_id, rtype, doc)
     digests = derived.digests()
     old = previous or {}
     tables = CHILD_TABLES.get(rtype.name, {})
-    if old.get("children") != digests["children"]:
+    children_changed = old.get("children") != digests["children"]
+    if children_changed:
         for child in tables.values():
-            tx.execute(f"DELETE FROM {child.table} WHERE {child.parent} = ?", (record_id,))
+            out.add(
+                child.table,
+                record_id,
+                f"DELETE FROM {child.table} WHERE {child.parent} = ?",
+                (record_id,),
+            )
     if old.get("main") != digests["main"]:
-        columns = _main_columns(rtype)
         if derived.main:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-            marks = ", ".join("?" for _ in columns)
-            tx.execute(
-                f"INSERT INTO {rtype.table} ({', '.join(columns)}) VALUES ({marks}) "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            out.add(
+                rtype.table,
+                record_id,
+                _upsert_sql(rtype.table, _main_columns(rtype)),
                 derived.main[0],
             )
         else:
-            tx.execute(f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
-    if old.get("children") != digests["children"]:
+            out.add(rtype.table, record_id, f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
+    if children_changed:
         for child in tables.values():
-            _insert(tx, child.table, _child_columns(child), derived.children.get(child.table, []))
+            rows = derived.children.get(child.table, [])
+            _insert(out, child.table, record_id, _child_columns(child), rows)
     if old.get("conflicts") != digests["conflicts"]:
-        tx.execute("DELETE FROM conflicts WHERE record_id = ?", (record_id,))
-        _insert(
-            tx,
-            "conflicts",
-            ("id", "record_id", "record_type", "field", "candidates"),
-            derived.conflicts,
-        )
+        out.add("conflicts", record_id, "DELETE FROM conflicts WHERE record_id = ?", (record_id,))
+        columns = ("id", "record_id", "record_type", "field", "candidates")
+        _insert(out, "conflicts", record_id, columns, derived.conflicts)
+    if own:
+        out.flush()
     return digests

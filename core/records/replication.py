@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.records import crdt
-from core.records.changes import Loaded, RecordTypeMismatchError, load_record, store_record
+from core.records.changes import (
+    Loaded,
+    RecordTypeMismatchError,
+    load_record,
+    loaded_from,
+    store_record,
+    store_records,
+    stored_records,
+)
 from core.records.materialize import MalformedRecordError
 from core.records.types import RECORD_TYPES
 from core.store import oplog
@@ -89,18 +97,23 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
 
 def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
     me = oplog.identity(tx)
+    held = oplog.version_vector(tx)
+    # Every record the new ops touch, read up front in a few queries (nothing in this
+    # transaction writes record_states before the ops are checked).
+    stored = stored_records(tx, (op.record_id for op in ops if op.seq > held.get(op.origin, 0)))
     checked = check_batch(
         ops,
-        oplog.version_vector(tx),
+        held,
         me.replica_id,
-        lambda record_id, type_name: load_record(tx, record_id, type_name, me.client_id),
+        lambda record_id, type_name: loaded_from(
+            record_id, type_name, stored.get(record_id), me.client_id
+        ),
         lambda op: _check_same_as_held(tx, op),
     )
     if checked.fresh:
         oplog.insert_remote(tx, checked.fresh)
         oplog.observe(tx, max(op.hlc for op in checked.fresh), me.replica_id)
-    for record_id, (type_name, loaded) in checked.docs.items():
-        store_record(tx, record_id, type_name, loaded)
+    store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in checked.docs.items()))
     return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
 
 
