@@ -64,13 +64,24 @@ def loaded_from(record_id: str, type_name: str, row: Row | None, client_id: int)
         raise RecordTypeMismatchError(f"record {record_id!r} is a {row[0]}, not a {type_name}")
     if row is None:
         return Loaded(crdt.load(None, client_id), {})
-    return Loaded(crdt.load(bytes(row[1]), client_id), json.loads(row[2]))
+    return Loaded(crdt.load(bytes(row[1]), client_id), crdt.parse_json(row[2]))
 
 
 _STORE_STATE = (
     "INSERT INTO record_states (id, type, state, derived) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, derived = excluded.derived"
 )
+
+
+def _digests_json(digests: dict[str, str]) -> str:
+    """``json.dumps(digests, sort_keys=True)``, spelled out for the shape ``materialize``
+    returns (three hex digests, which need no escaping) at a fraction of the cost."""
+    if digests.keys() == {"children", "conflicts", "main"} and all(
+        v.isalnum() and v.isascii() for v in digests.values()
+    ):
+        children, conflicts, main = digests["children"], digests["conflicts"], digests["main"]
+        return f'{{"children": "{children}", "conflicts": "{conflicts}", "main": "{main}"}}'
+    return json.dumps(digests, sort_keys=True)
 
 
 def store_record(tx: Transaction, record_id: str, type_name: str, loaded: Loaded) -> None:
@@ -91,7 +102,7 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
                 tx, record_id, record_type(type_name), doc, loaded.derived, writes
             )
             state = doc.get_update()
-        row = (record_id, type_name, state, json.dumps(digests, sort_keys=True))
+        row = (record_id, type_name, state, _digests_json(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))
     writes.flush()

@@ -107,10 +107,30 @@ def _sets(doc: RecordDoc) -> Map[Any]:
     return elements
 
 
-def _read_map(shared: Map[Any]) -> dict[str, Any]:
+_DECODER = json.JSONDecoder()  # configured as json.loads' own default decoder
+
+
+def parse_json(raw: Any) -> Any:
+    """``json.loads(raw)``, minus its Python-level whitespace scans (most of its cost on
+    the small strings read here) when ``raw`` is one compact JSON object; anything else
+    goes through json.loads itself, so every result and error is exactly json.loads'."""
+    if type(raw) is str and raw[:1] == "{":
+        try:
+            value, end = _DECODER.raw_decode(raw)
+        except ValueError:
+            return json.loads(raw)  # raises json.loads' own error
+        if end == len(raw):
+            return value
+    return json.loads(raw)
+
+
+def _read_map(shared: Map[Any], maybe_empty: bool = False) -> dict[str, Any]:
     """The whole map in one call: pycrdt serialises it to JSON in Rust, far faster than
-    reading key by key (each read opens its own transaction)."""
-    data = json.loads(str(shared))
+    reading key by key (each read opens its own transaction). ``maybe_empty``: ask for
+    the size first, which is cheaper than serialising an empty map (lists usually are)."""
+    if maybe_empty and not len(shared):
+        return {}
+    data = parse_json(str(shared))
     if not isinstance(data, dict):
         raise ValueError("shared map did not serialise to an object")
     return data
@@ -138,15 +158,20 @@ def text(doc: RecordDoc, field: str) -> Text:
 def _entry(write_id: str, raw: str) -> RegisterEntry:
     # Entries never change once written, and each record is re-derived after every change,
     # so the same entries are parsed over and over: cache them (immutable results).
-    data = json.loads(raw)
-    return RegisterEntry(
-        write_id=write_id,
-        value=data["v"],
-        hlc=data["h"],
-        author=data["a"],
-        supersedes=tuple(data.get("s", ())),
-        observes=tuple(data.get("o", ())),
-    )
+    data = parse_json(raw)
+    fields = {
+        "write_id": write_id,
+        "value": data["v"],
+        "hlc": data["h"],
+        "author": data["a"],
+        "supersedes": tuple(data.get("s", ())),
+        "observes": tuple(data.get("o", ())),
+    }
+    # The frozen dataclass's __init__ costs more than the parse; filling the instance's
+    # dict makes the very same object (every field, in declaration order).
+    entry: RegisterEntry = object.__new__(RegisterEntry)
+    entry.__dict__.update(fields)
+    return entry
 
 
 def replace_text(doc: RecordDoc, field: str, new: str) -> None:
@@ -228,11 +253,11 @@ def elements(doc: RecordDoc, field: str) -> list[SetElement]:
 def all_elements(doc: RecordDoc) -> dict[str, list[SetElement]]:
     """Every set's elements (oldest first), read in one call."""
     with doc.transaction():
-        data = _read_map(_sets(doc))
+        data = _read_map(_sets(doc), maybe_empty=True)
     by_field: dict[str, list[SetElement]] = {}
     for key, raw in data.items():
         field, element_id = _split(key)
-        data = json.loads(raw)
+        data = parse_json(raw)
         by_field.setdefault(field, []).append(
             SetElement(element_id, data["v"], data["h"], data["a"])
         )
@@ -289,7 +314,7 @@ def drop(doc: RecordDoc, field: str, element_id: str) -> dict[str, Value] | None
 def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
     """Every set's recorded changes, in (HLC, id) order, read in one call."""
     with doc.transaction():
-        data = _read_map(_history(doc))
+        data = _read_map(_history(doc), maybe_empty=True)
     by_field: dict[str, list[SetChange]] = {}
     for key, raw in data.items():
         field, change_id = _split(key)
@@ -301,7 +326,7 @@ def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
 def _set_change(key: str, change_id: str, raw: str) -> SetChange:
     # Like register entries: immutable once written, re-read after every change of the
     # record, so parse each once (callers never mutate the result).
-    data = json.loads(raw)
+    data = parse_json(raw)
     change = SetChange(
         change_id=change_id,
         hlc=str(data["h"]),

@@ -131,11 +131,26 @@ class Derived:
 
     def digests(self) -> dict[str, str]:
         """One short hash per part, stored with the state so unchanged parts are skipped."""
-        parts = {"main": self.main, "children": self.children, "conflicts": self.conflicts}
         return {
-            name: hashlib.sha256(repr(value).encode()).hexdigest()[:16]
-            for name, value in parts.items()
+            "main": _digest(repr(self.main)),
+            "children": _digest(repr(self.children)),
+            "conflicts": _digest(repr(self.conflicts)),
         }
+
+
+def _digest(text: str) -> str:
+    if len(text) <= _DIGEST_CACHED_LENGTH:
+        return _short_digest(text)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# Short parts repeat across records (no conflicts, empty lists): their hashes are cached.
+_DIGEST_CACHED_LENGTH = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _conflict_rows(
