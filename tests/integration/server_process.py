@@ -1,8 +1,7 @@
 """``careline-server run`` as a real child process on 127.0.0.1, and ``careline`` commands.
 
-Shared by tests that need the server in its own process (the app's tests start the desktop
-app's own process too). ``tests/integration/test_sync_resilience.py`` predates this module
-and keeps its own copy of these helpers.
+Shared by the tests that need the server in its own process (the app's tests start the
+desktop app's own process too).
 """
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
-import ssl
 import subprocess
 import sys
 import time
@@ -24,55 +22,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from core.records.changes import change
-from core.records.crdt import RecordDoc, write
 from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.server.service import ClinicServer
-from core.server.settings import SERVER_SCHEMA
 from core.store.database import Database
 from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
+from tests.integration.seed import bulk_patients
 from tests.integration.server_fixtures import join_clinic, make_server, sync_at
+from tests.integration.server_process import REPO, ServerProcess, careline, child_env
 from tests.services import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 LOCAL_PATIENTS = 3000  # pushed in batches of 500: the session lasts long enough to cut
 REMOTE_PATIENTS = 3000  # pulled by the workstation that gets killed
 KILLS = 5
-
-
-def _env() -> dict[str, str]:
-    """No server setting (embedded store, local key file), no OS keyring, unbuffered."""
-    names = {s.env for s in SERVER_SCHEMA} | {"CREDENTIALS_DIRECTORY"}
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _server_admin(data: Path, *args: str, stdin: str | None = None) -> Any:
     done = subprocess.run(
         [sys.executable, "-m", "core.cli.server", "--data-dir", str(data), "--json",
          "admin", *args],
-        input=stdin, capture_output=True, text=True, cwd=REPO, env=_env(), timeout=120,
+        input=stdin, capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=120,
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def _careline(ws: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """One ``careline`` command as admin (password on stdin)."""
-    return subprocess.run(
-        [sys.executable, "-m", "app.entry", "--data-dir", str(ws), "--user", "admin",
-         "--password-stdin", *args],
-        input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=_env(),
-        timeout=timeout, check=False,
-    )  # fmt: skip
 
 
 def _start_sync(ws: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
@@ -82,59 +58,12 @@ def _start_sync(ws: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
             [sys.executable, "-m", "app.entry", "--data-dir", str(ws), "--user", "admin",
              "--password-stdin", "sync", "--interval", "0.3", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, text=True,
-            cwd=REPO, env=_env(),
+            cwd=REPO, env=child_env(),
         )  # fmt: skip
     assert process.stdin is not None
     process.stdin.write(PASSWORD + "\n")
     process.stdin.close()
     return process
-
-
-class ServerProcess:
-    """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
-
-    def __init__(self, data: Path, port: int) -> None:
-        self.data = data
-        self.port = port
-        self.url = f"https://127.0.0.1:{port}"
-        self.log = data.parent / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                env=_env(),
-            )  # fmt: skip
-        cert = self.data / "tls" / "server.pem"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text(errors="replace")
-            if cert.exists():
-                try:
-                    trust = ssl.create_default_context(cafile=str(cert))
-                    if httpx.get(self.url + "/ready", verify=trust, timeout=2).status_code == 200:
-                        return
-                except (httpx.HTTPError, ssl.SSLError, OSError):
-                    pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready:\n{self.log.read_text(errors='replace')}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
 
 
 @pytest.fixture
@@ -153,25 +82,11 @@ def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
 
 def _enroll(server: ServerProcess, clinic: str, ws: Path) -> None:
     code = _server_admin(server.data, "enroll-code", clinic, "--ttl", "10")["code"]
-    done = _careline(
+    done = careline(
         ws, "enroll", "--server", server.url, "--code", code,
         "--ca-file", str(server.data / "tls" / "server.pem"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-
-
-def _bulk_patients(db: Database, prefix: str, count: int) -> None:
-    """``count`` new patients, one op each, 1,000 per transaction (fast set-up)."""
-    for start in range(0, count, 1000):
-        with db.write("admin", "test.bulk", "patient", "many") as tx:
-            for i in range(start, min(start + 1000, count)):
-
-                def create(doc: RecordDoc, hlc: str, i: int = i) -> None:
-                    for f, v in (("family", f"{prefix}{i:05d}"), ("given", "G"),
-                                 ("birth_date", "1980-01-01")):  # fmt: skip
-                        write(doc, f, v, hlc, "admin")
-
-                change(tx, "admin", f"{prefix.lower()}{i:07d}", "patient", create)
 
 
 def _local_vector(ws: Path) -> dict[str, int]:
@@ -216,7 +131,7 @@ def test_server_killed_mid_push_then_restarted_sync_resumes_by_itself(
     _enroll(running, clinic, ws)
     desk = Workstation(ws)
     desk.sign_in("admin", PASSWORD)
-    _bulk_patients(desk.database, "Offline", LOCAL_PATIENTS)
+    bulk_patients(desk.database, "Offline", LOCAL_PATIENTS)
     origin = replica_id(desk.database)
     made = version_vector(desk.database)
     desk.lock()
@@ -250,7 +165,7 @@ def test_server_killed_mid_push_then_restarted_sync_resumes_by_itself(
     assert replica.query("SELECT count(*) FROM patients WHERE family LIKE 'Offline%'") == [
         (LOCAL_PATIENTS,)
     ]
-    once = _careline(ws, "--json", "sync", "--once")
+    once = careline(ws, "--json", "sync", "--once")
     assert once.returncode == 0, once.stderr
     assert _local_vector(ws) == _server_vector(admin, clinic)
     assert all(r["ok"] for r in admin.audit_report().values())
@@ -269,10 +184,10 @@ def test_app_killed_during_sync_database_intact_and_sync_completes(
         admin, running.url, (running.data / "tls" / "server.pem").read_text(), clinic,
         tmp_path / "other", "front desk",
     )  # fmt: skip
-    _bulk_patients(other.database, "Remote", REMOTE_PATIENTS)
+    bulk_patients(other.database, "Remote", REMOTE_PATIENTS)
     sync_at(other, credential)
     other.lock()
-    added = _careline(ws, "patient", "add", "--family", "Local", "--given", "One",
+    added = careline(ws, "patient", "add", "--family", "Local", "--given", "One",
                       "--birth-date", "2001-01-01")  # fmt: skip
     assert added.returncode == 0, added.stderr
 
@@ -291,7 +206,7 @@ def test_app_killed_during_sync_database_intact_and_sync_completes(
         time.sleep(rng.uniform(0.0, 0.08))
         syncer.send_signal(signal.SIGKILL)
         syncer.wait(timeout=10)
-        checked = _careline(ws, "--json", "db", "check")
+        checked = careline(ws, "--json", "db", "check")
         assert checked.returncode == 0, checked.stderr + checked.stdout
         assert json.loads(checked.stdout)["ok"] is True
         progress.append(sum(_local_vector(ws).values()))
@@ -299,7 +214,7 @@ def test_app_killed_during_sync_database_intact_and_sync_completes(
     full = REMOTE_PATIENTS + 3
     assert sum(1 for n in progress if 3 < n < full) >= 2, f"too few kills mid-pull: {progress}"
 
-    once = _careline(ws, "--json", "sync", "--once")
+    once = careline(ws, "--json", "sync", "--once")
     assert once.returncode == 0, once.stderr
     server_vv = _server_vector(admin, clinic)
     assert _local_vector(ws) == server_vv
