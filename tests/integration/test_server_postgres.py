@@ -78,6 +78,17 @@ def test_postgres_holds_no_plaintext_of_what_devices_write(
     other.lock()
 
 
+def _two_clinics_with_records(live: Live, tmp_path: Path) -> tuple[str, str]:
+    """Clinics North and South, each with a patient, an allergy and a note from a desk."""
+    north, south = add_clinic(live.server, "North"), add_clinic(live.server, "South")
+    for clinic, folder in ((north, "n"), (south, "s")):
+        ws, credential = _desk(live, clinic, tmp_path / folder)
+        _write_phi(ws)
+        sync_at(ws, credential)
+        ws.lock()
+    return north, south
+
+
 def _tenant_session(url: str, tenant: str | None) -> psycopg.Connection[tuple[object, ...]]:
     conn = psycopg.connect(url)
     conn.execute(f"SET ROLE {TENANT_ROLE}")
@@ -89,12 +100,7 @@ def _tenant_session(url: str, tenant: str | None) -> psycopg.Connection[tuple[ob
 def test_row_level_security_walls_off_each_clinic(
     live: Live, tmp_path: Path, postgres_url: str
 ) -> None:
-    north, south = add_clinic(live.server, "North"), add_clinic(live.server, "South")
-    for clinic, folder in ((north, "n"), (south, "s")):
-        ws, credential = _desk(live, clinic, tmp_path / folder)
-        _write_phi(ws)
-        sync_at(ws, credential)
-        ws.lock()
+    north, south = _two_clinics_with_records(live, tmp_path)
     with _tenant_session(postgres_url, north) as conn:
         for table in TENANT_TABLES:
             tenants = {r[0] for r in conn.execute(f"SELECT tenant FROM {table}")}
@@ -120,12 +126,7 @@ def test_row_level_security_walls_off_each_clinic(
 def test_sealed_values_only_open_in_their_own_clinic_and_row(
     live: Live, tmp_path: Path, postgres_url: str
 ) -> None:
-    north, south = add_clinic(live.server, "North"), add_clinic(live.server, "South")
-    for clinic, folder in ((north, "n"), (south, "s")):
-        ws, credential = _desk(live, clinic, tmp_path / folder)
-        _write_phi(ws)
-        sync_at(ws, credential)
-        ws.lock()
+    north, south = _two_clinics_with_records(live, tmp_path)
     south_store = live.server.sync_store(south)
     before = south_store.snapshot_page(None, 1000)
     with psycopg.connect(postgres_url, autocommit=True) as conn:  # an attacker with DB access
