@@ -27,10 +27,12 @@ class RecordTypeMismatchError(ValueError):
 
 @dataclass
 class Loaded:
-    """A record document and the digests of what was last derived from it."""
+    """A record document and the digests of what was last derived from it (and, until the
+    document changes, its state vector if it was read along with the load)."""
 
     doc: RecordDoc
     derived: dict[str, str]
+    vector: bytes | None = None
 
 
 def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> Loaded:
@@ -63,8 +65,10 @@ def loaded_from(record_id: str, type_name: str, row: Row | None, client_id: int)
     if row is not None and row[0] != type_name:
         raise RecordTypeMismatchError(f"record {record_id!r} is a {row[0]}, not a {type_name}")
     if row is None:
-        return Loaded(crdt.load(None, client_id), {})
-    return Loaded(crdt.load(bytes(row[1]), client_id), crdt.parse_json(row[2]))
+        doc, vector = crdt.load_with_vector(None, client_id)
+        return Loaded(doc, {}, vector)
+    doc, vector = crdt.load_with_vector(bytes(row[1]), client_id)
+    return Loaded(doc, crdt.parse_json(row[2]), vector)
 
 
 _STORE_STATE = (
@@ -76,9 +80,7 @@ _STORE_STATE = (
 def _digests_json(digests: dict[str, str]) -> str:
     """``json.dumps(digests, sort_keys=True)``, spelled out for the shape ``materialize``
     returns (three hex digests, which need no escaping) at a fraction of the cost."""
-    if digests.keys() == {"children", "conflicts", "main"} and all(
-        v.isalnum() and v.isascii() for v in digests.values()
-    ):
+    if digests.keys() == {"children", "conflicts", "main"}:
         children, conflicts, main = digests["children"], digests["conflicts"], digests["main"]
         return f'{{"children": "{children}", "conflicts": "{conflicts}", "main": "{main}"}}'
     return json.dumps(digests, sort_keys=True)

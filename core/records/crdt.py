@@ -97,6 +97,17 @@ def load(state: bytes | None, client_id: int) -> RecordDoc:
     return doc
 
 
+def load_with_vector(state: bytes | None, client_id: int) -> tuple[RecordDoc, bytes]:
+    """``load``, and the loaded document's state vector, in one pycrdt transaction (the
+    vector is complete as soon as the update is integrated; commit only tidies)."""
+    doc: RecordDoc = Doc(client_id=client_id)
+    with doc.transaction():
+        if state:
+            doc.apply_update(state)
+        vector = doc.get_state()
+    return doc, vector
+
+
 def _registers(doc: RecordDoc) -> Map[Any]:
     reg: Map[Any] = doc.get("r", type=Map)
     return reg
@@ -191,10 +202,33 @@ def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
     return sorted(entries, key=lambda e: (e.hlc, e.write_id), reverse=True)
 
 
-def all_live(doc: RecordDoc) -> dict[str, list[RegisterEntry]]:
-    """Every register's live values, newest first, read in one call."""
+def root_names(doc: RecordDoc) -> set[str]:
+    """Names of the document's root types. A root nothing was ever written under does not
+    exist (in a document loaded from its state): reading it would find nothing. Cheapest
+    before any root is read, as pycrdt then wraps none of them."""
+    return set(doc.keys())
+
+
+def _read_root(
+    doc: RecordDoc, root: str, in_transaction: bool, roots: set[str] | None = None
+) -> dict[str, Any]:
+    """One root map's content. ``in_transaction``: the caller holds a pycrdt transaction
+    (a hint only: entering a nested one just costs time). ``roots``: the document's
+    ``root_names``, to skip a root that does not exist (reading it would create it empty)."""
+    if roots is not None and root not in roots:
+        return {}
+    shared: Map[Any]
+    if in_transaction:
+        shared = doc.get(root, type=Map)
+        return _read_map(shared, maybe_empty=root != "r")
     with doc.transaction():  # one pycrdt transaction for the root lookup and the read
-        data = _read_map(_registers(doc))
+        shared = doc.get(root, type=Map)
+        return _read_map(shared, maybe_empty=root != "r")
+
+
+def all_live(doc: RecordDoc, in_transaction: bool = False) -> dict[str, list[RegisterEntry]]:
+    """Every register's live values, newest first, read in one call."""
+    data = _read_root(doc, "r", in_transaction)
     by_field: dict[str, list[RegisterEntry]] = {}
     for key, raw in data.items():
         field, _, write_id = key.partition("/")  # _split, inlined: this loop is hot
@@ -250,10 +284,11 @@ def elements(doc: RecordDoc, field: str) -> list[SetElement]:
     return all_elements(doc).get(field, [])
 
 
-def all_elements(doc: RecordDoc) -> dict[str, list[SetElement]]:
-    """Every set's elements (oldest first), read in one call."""
-    with doc.transaction():
-        data = _read_map(_sets(doc), maybe_empty=True)
+def all_elements(
+    doc: RecordDoc, in_transaction: bool = False, roots: set[str] | None = None
+) -> dict[str, list[SetElement]]:
+    """Every set's elements (oldest first), read in one call (see ``_read_root``)."""
+    data = _read_root(doc, "s", in_transaction, roots)
     by_field: dict[str, list[SetElement]] = {}
     for key, raw in data.items():
         field, element_id = _split(key)
@@ -311,10 +346,12 @@ def drop(doc: RecordDoc, field: str, element_id: str) -> dict[str, Value] | None
     return value
 
 
-def all_history(doc: RecordDoc) -> dict[str, list[SetChange]]:
-    """Every set's recorded changes, in (HLC, id) order, read in one call."""
-    with doc.transaction():
-        data = _read_map(_history(doc), maybe_empty=True)
+def all_history(
+    doc: RecordDoc, in_transaction: bool = False, roots: set[str] | None = None
+) -> dict[str, list[SetChange]]:
+    """Every set's recorded changes, in (HLC, id) order, read in one call (see
+    ``_read_root``)."""
+    data = _read_root(doc, "h", in_transaction, roots)
     by_field: dict[str, list[SetChange]] = {}
     for key, raw in data.items():
         field, change_id = _split(key)
@@ -413,9 +450,11 @@ def decode_state_vector(data: bytes) -> dict[int, int]:
     return vector
 
 
-def missing_dependencies(doc: RecordDoc, deps: bytes) -> dict[int, int]:
-    """Clients whose changes ``deps`` requires but ``doc`` does not hold yet."""
-    state = doc.get_state()
+def missing_dependencies(doc: RecordDoc, deps: bytes, state: bytes | None = None) -> dict[int, int]:
+    """Clients whose changes ``deps`` requires but ``doc`` does not hold yet (``state``:
+    the document's current state vector, when the caller already has it)."""
+    if state is None:
+        state = doc.get_state()
     if deps == state:  # the usual case: the op builds on exactly what this replica holds
         return {}
     have = decode_state_vector(state)

@@ -91,12 +91,17 @@ Live = dict[str, list[crdt.RegisterEntry]]
 
 
 def read_live(doc: RecordDoc, rtype: RecordType) -> Live:
-    """Every register's live values, read once in one pycrdt transaction."""
+    """Every register's live values, read once (within ``derive``'s pycrdt transaction)."""
     try:
-        found = crdt.all_live(doc)
+        found = crdt.all_live(doc, in_transaction=True)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
-    return {field: found.get(field, []) for field in (*rtype.registers, *SYSTEM_REGISTERS)}
+    return {field: found.get(field, []) for field in _live_fields(rtype)}
+
+
+@functools.cache
+def _live_fields(rtype: RecordType) -> tuple[str, ...]:
+    return (*rtype.registers, *SYSTEM_REGISTERS)
 
 
 Unseen = list[tuple[str, crdt.RegisterEntry]]
@@ -159,9 +164,12 @@ def _conflict_rows(
     rows: Rows = []
     for field in rtype.registers:
         entries = live[field]
-        # Identical values written concurrently (two people typing the same fix) agree.
-        if len({e.value for e in entries}) > 1:
-            rows.append(_conflict_row(record_id, rtype, field, [(field, e) for e in entries]))
+        if len(entries) > 1:
+            # Identical values written concurrently (two people typing the same fix) agree.
+            if len({e.value for e in entries}) > 1:
+                rows.append(_conflict_row(record_id, rtype, field, [(field, e) for e in entries]))
+        elif entries:
+            hash(entries[0].value)  # a malformed (unhashable) value fails as the set did
     if deleted and unseen:
         deletes = [("deleted", e) for e in live["deleted"] if e.value is True]
         rows.append(_conflict_row(record_id, rtype, "deleted", deletes + unseen))
@@ -196,11 +204,14 @@ def _values(live: Live) -> dict[str, Any]:
     values: dict[str, Any] = {}
     hlcs = [""]
     for field, entries in live.items():
-        if entries:
-            values[field] = entries[0].value
-            hlcs += [e.hlc for e in entries]
-        else:
+        if not entries:
             values[field] = None
+            continue
+        values[field] = entries[0].value
+        if len(entries) == 1:
+            hlcs.append(entries[0].hlc)
+        else:
+            hlcs += [e.hlc for e in entries]
     # One max over every stamp, in the order the per-field maxima took them: the same
     # result (and the same TypeError for a malformed, non-text stamp).
     latest = max(hlcs)
@@ -216,6 +227,9 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
 
 
 def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
+    # Listed before any root is read (cheap then): most records have no lists, and a list
+    # root that does not exist is known empty without reading it.
+    roots = crdt.root_names(doc) if rtype.name in CHILD_TABLES else None
     live = read_live(doc, rtype)
     values = _values(live)
     deleted, unseen = deletion_state(live, rtype)
@@ -237,29 +251,35 @@ def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     elif visible and (rtype.name != "user" or values["username"] is not None):
         main = [_main_row(record_id, rtype, doc, values)]
     if main and rtype.name in CHILD_TABLES:
-        sets = _read_sets(doc)
+        sets = _read_sets(doc, roots)
         children = _children(record_id, rtype, sets)
-        conflicts += _set_conflict_rows(record_id, rtype, doc, sets)
+        conflicts += _set_conflict_rows(record_id, rtype, doc, sets, roots)
     return Derived(main, children, conflicts)
 
 
-def _read_sets(doc: RecordDoc) -> dict[str, list[crdt.SetElement]]:
+def _read_sets(doc: RecordDoc, roots: set[str] | None = None) -> dict[str, list[crdt.SetElement]]:
     try:
-        return crdt.all_elements(doc)
+        return crdt.all_elements(doc, in_transaction=True, roots=roots)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
 
 
 def _set_conflict_rows(
-    record_id: str, rtype: RecordType, doc: RecordDoc, sets: dict[str, list[crdt.SetElement]]
+    record_id: str,
+    rtype: RecordType,
+    doc: RecordDoc,
+    sets: dict[str, list[crdt.SetElement]],
+    roots: set[str] | None = None,
 ) -> Rows:
     """Conflicts on list fields (the same item changed on two workstations at once)."""
-    if not any(f in set_conflicts.KEY_COLUMNS for f in rtype.sets):
+    if not _has_keyed_lists(rtype):
         return []
     try:
-        history = crdt.all_history(doc)
+        history = crdt.all_history(doc, in_transaction=True, roots=roots)
     except (ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
         raise MalformedRecordError(f"a set's history holds a malformed entry: {exc}") from exc
+    if not history:  # no list ever changed: analyse() would find nothing on any field
+        return []
     rows: Rows = []
     for list_field in rtype.sets:
         found = set_conflicts.analyse(
@@ -276,6 +296,11 @@ def _set_conflict_rows(
                 )
             )
     return rows
+
+
+@functools.cache
+def _has_keyed_lists(rtype: RecordType) -> bool:
+    return any(f in set_conflicts.KEY_COLUMNS for f in rtype.sets)
 
 
 def _note_body(
@@ -354,6 +379,7 @@ def _main_row(
     return tuple(row)
 
 
+@functools.cache
 def _main_columns(rtype: RecordType) -> tuple[str, ...]:
     if rtype is PATIENT:
         return (
@@ -371,6 +397,7 @@ def _main_columns(rtype: RecordType) -> tuple[str, ...]:
     return ("id", *rtype.registers, *rtype.texts, *extra)
 
 
+@functools.cache
 def _child_columns(child: ChildTable) -> tuple[str, ...]:
     stamps = ("recorded_at", "recorded_by") if child.stamped else ()
     return ("id", child.parent, *child.columns, *stamps)

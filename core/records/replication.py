@@ -170,8 +170,10 @@ def check_batch(
             raise RecordTypeMismatchError(
                 f"op {op.origin}:{op.seq} treats {op.record_id!r} as a {op.record_type}"
             )
+        # The vector read with the load is current until the document changes, just below.
+        vector, loaded.vector = loaded.vector, None
         try:
-            missing = crdt.missing_dependencies(doc, op.deps)
+            missing = crdt.missing_dependencies(doc, op.deps, vector)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} has malformed dependencies: {exc}") from exc
         if missing:
