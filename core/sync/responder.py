@@ -60,12 +60,12 @@ class Responder:
         remote = p.vv_from_wire(message.get("vv"))
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
         try:
-            ops = self.store.ops_for(remote, limit + 1)
+            ops, vector = self.store.pull(remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
         reply: dict[str, Any] = {
             "type": "ops",
-            "vv": p.vv_to_wire(self.store.version_vector()),
+            "vv": p.vv_to_wire(vector),
             "ops": [p.op_to_wire(op) for op in ops[:limit]],
             "more": len(ops) > limit,
         }
@@ -75,10 +75,10 @@ class Responder:
 
     def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:
         ops = p.ops_from_wire(message.get("ops"))
-        result = self.store.apply_ops(ops, self.actor)
+        result, vector = self.store.push(ops, self.actor)
         return {
             "type": "ack",
-            "vv": p.vv_to_wire(self.store.version_vector()),
+            "vv": p.vv_to_wire(vector),
             "applied": result.applied,
             "duplicates": result.duplicates,
         }

@@ -33,6 +33,16 @@ class SyncStore(Protocol):
         """A page of record states after the cursor ``after``."""
         ...
 
+    def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
+        """:meth:`ops_for` and the version vector to report with them."""
+        ...
+
+    def push(
+        self, ops: list[oplog.Op], session_actor: str
+    ) -> tuple[replication.ApplyResult, dict[str, int]]:
+        """:meth:`apply_ops` and the version vector after it."""
+        ...
+
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""
         ...
@@ -63,3 +73,13 @@ class DatabaseStore:
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""
         return replication.snapshot_size(self.db)
+
+    def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
+        """:meth:`ops_for` and the version vector to report with them."""
+        return self.ops_for(remote_vv, limit), self.version_vector()
+
+    def push(
+        self, ops: list[oplog.Op], session_actor: str
+    ) -> tuple[replication.ApplyResult, dict[str, int]]:
+        """:meth:`apply_ops` and the version vector after it."""
+        return self.apply_ops(ops, session_actor), self.version_vector()

@@ -169,12 +169,21 @@ class PgStore:
 
     @contextmanager
     def registry(self, *, write: bool) -> Iterator[psycopg.Cursor[Any]]:
-        """A transaction on the registry tables; writes are serialised across processes."""
+        """The registry tables: a transaction serialised across processes for ``write``, a
+        single autocommitted read otherwise."""
         with self.pool.connection() as conn:
+            if not write:
+                # A single read needs no BEGIN/COMMIT round trips (each request authenticates).
+                conn.autocommit = True
+                try:
+                    with conn.cursor() as cur:
+                        yield cur
+                finally:
+                    conn.autocommit = False
+                return
             conn.isolation_level = IsolationLevel.READ_COMMITTED
             with conn.transaction(), conn.cursor() as cur:
-                if write:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_REGISTRY_LOCK,))
                 yield cur
 
     @contextmanager
@@ -191,12 +200,19 @@ class PgStore:
                 IsolationLevel.REPEATABLE_READ if snapshot else IsolationLevel.READ_COMMITTED
             )
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute(f"SET LOCAL ROLE {TENANT_ROLE}")
-                cur.execute("SELECT set_config('careline.tenant', %s, true)", (tenant_id,))
+                # One round trip: set_config('role', ..., true) is SET LOCAL ROLE.
                 if write:
                     cur.execute(
-                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                        (_TENANT_LOCK_SPACE, tenant_id),
+                        "SELECT set_config('role', %s, true), "
+                        "set_config('careline.tenant', %s, true), "
+                        "pg_advisory_xact_lock(%s, hashtext(%s))",
+                        (TENANT_ROLE, tenant_id, _TENANT_LOCK_SPACE, tenant_id),
+                    )
+                else:
+                    cur.execute(
+                        "SELECT set_config('role', %s, true), "
+                        "set_config('careline.tenant', %s, true)",
+                        (TENANT_ROLE, tenant_id),
                     )
                 yield cur
 

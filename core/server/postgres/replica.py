@@ -126,6 +126,10 @@ class PgReplica:
 
     def ops_for(self, remote_vv: dict[str, int], limit: int) -> list[oplog.Op]:
         """Ops the holder of ``remote_vv`` lacks, oldest arrival first (one consistent read)."""
+        return self.pull(remote_vv, limit)[0]
+
+    def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
+        """:meth:`ops_for` and the vector they were read at, from one snapshot."""
         c = self._cipher()
         with self.store.tenant(self.tenant, snapshot=True) as cur:
             rows = cur.execute("SELECT origin, seq, floor FROM replica_vectors").fetchall()
@@ -146,7 +150,18 @@ class PgReplica:
                 ):
                     picked.append((int(pos), self._open_op(c, str(o), int(s), int(gen), sealed)))
         picked.sort(key=lambda item: item[0])
-        return [op for _, op in picked[:limit]]
+        vector = {str(o): int(s) for o, s, _ in rows}
+        return [op for _, op in picked[:limit]], vector
+
+    def push(self, ops: list[oplog.Op], session_actor: str) -> tuple[ApplyResult, dict[str, int]]:
+        """:meth:`apply_ops` and the vector after it, in the same transaction."""
+        c = self._cipher()
+        try:
+            with self.store.tenant(self.tenant, write=True) as cur:
+                result = self._apply(cur, c, ops, session_actor)
+                return result, self._vector(cur)
+        except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
+            raise ApplyError(str(exc)) from exc
 
     def snapshot_page(self, after: str | None, limit: int) -> SnapshotPage:
         """Record states in blind-index order after the cursor ``after``."""
@@ -172,18 +187,20 @@ class PgReplica:
 
     def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
         """Apply a device's batch idempotently, all or nothing (serialised per clinic)."""
-        c = self._cipher()
-        try:
-            with self.store.tenant(self.tenant, write=True) as cur:
-                return self._apply(cur, c, ops, session_actor)
-        except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
-            raise ApplyError(str(exc)) from exc
+        return self.push(ops, session_actor)[0]
 
     def _apply(
         self, cur: Cursor, c: ColumnCipher, ops: list[oplog.Op], actor: str, local: bool = False
     ) -> ApplyResult:
         held = self._vector(cur)
-        own = self._meta(cur, _ORIGIN_KEY)
+        meta: dict[str, str] = {
+            str(k): str(v)
+            for k, v in cur.execute(
+                "SELECT key, value FROM replica_meta WHERE key = ANY(%s)",
+                ([_ORIGIN_KEY, _HLC_KEY, audit_chain.HEAD_META_KEY],),
+            )
+        }
+        own = meta.get(_ORIGIN_KEY)
 
         def load(record_id: str, type_name: str) -> Loaded:
             ix = c.blind_index(record_id)
@@ -246,11 +263,18 @@ class PgReplica:
             list(top.items()),
         )
         newest = max(op.hlc for op in checked.fresh)
-        if newest > (self._meta(cur, _HLC_KEY) or ""):
-            self._set_meta(cur, _HLC_KEY, newest)
         origins = sorted(top)
-        self._audit(cur, actor, "sync.apply", "oplog", ",".join(origins),
-                    {"ops": len(checked.fresh), "origins": origins})  # fmt: skip
+        head = self._audit(cur, actor, "sync.apply", "oplog", ",".join(origins),
+                           {"ops": len(checked.fresh), "origins": origins},
+                           meta.get(audit_chain.HEAD_META_KEY), write_head=False)  # fmt: skip
+        heads = [(audit_chain.HEAD_META_KEY, head)]
+        if newest > meta.get(_HLC_KEY, ""):
+            heads.append((_HLC_KEY, newest))
+        cur.executemany(
+            "INSERT INTO replica_meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
+            heads,
+        )
         return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
 
     def run_admin(
@@ -329,11 +353,15 @@ class PgReplica:
         entity: str,
         entity_id: str,
         details: dict[str, Any] | None = None,
-    ) -> None:
-        link = audit_chain.next_link(
-            self._meta(cur, audit_chain.HEAD_META_KEY), utc_now(), actor, action, entity,
-            entity_id, details,
-        )  # fmt: skip
+        head: str | None = None,
+        *,
+        write_head: bool = True,
+    ) -> str:
+        """Append an entry after ``head`` (read here when not given); returns the new head
+        (stored here unless ``write_head`` is false: the caller stores it with other meta)."""
+        if head is None:
+            head = self._meta(cur, audit_chain.HEAD_META_KEY)
+        link = audit_chain.next_link(head, utc_now(), actor, action, entity, entity_id, details)
         e = link.entry
         cur.execute(
             "INSERT INTO replica_audit (seq, ts, actor, action, entity, entity_id, details, "
@@ -341,7 +369,9 @@ class PgReplica:
             (e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id, e.details, link.prev_hash,
              link.hash),
         )  # fmt: skip
-        self._set_meta(cur, audit_chain.HEAD_META_KEY, link.head)
+        if write_head:
+            self._set_meta(cur, audit_chain.HEAD_META_KEY, link.head)
+        return link.head
 
     def audit(
         self,
