@@ -16,7 +16,7 @@ import pytest
 from pycrdt import Doc, Map
 
 from core.crypto.secure_memory import SecureMemory
-from core.records import crdt
+from core.records import crdt, materialize
 from core.records.changes import Loaded, load_record, store_record, store_records
 from core.records.crdt import RecordDoc
 from core.store.database import Database
@@ -160,3 +160,26 @@ def test_the_vector_read_with_the_load_is_the_documents() -> None:
     assert vector == loaded.get_state() == doc.get_state()
     assert crdt.missing_dependencies(loaded, vector, vector) == {}
     assert crdt.load_with_vector(None, 5)[1] == Doc(client_id=5).get_state()
+
+
+def test_batching_knows_every_foreign_key_and_trigger_of_the_schema() -> None:
+    """``Writes`` reorders statements across tables only where no foreign key or trigger
+    links them: a schema change adding one must be reviewed against it (and this list)."""
+    db = _db()
+    tables = [str(r[0]) for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    links = {
+        (table, str(fk[2]))
+        for table in tables
+        for fk in db.query(f"PRAGMA foreign_key_list({table})")
+    }
+    assert links | {(b, a) for a, b in links} == set(materialize._LINKED)
+    triggers = {
+        (str(r[0]), str(r[1]))
+        for r in db.query("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
+    }
+    # Only the patients table's own full-text index is written by triggers.
+    assert triggers == {
+        ("patients_fts_insert", "patients"),
+        ("patients_fts_delete", "patients"),
+        ("patients_fts_update", "patients"),
+    }
