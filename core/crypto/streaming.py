@@ -216,10 +216,10 @@ def _read_into(src: BinaryIO, view: memoryview) -> int:
 
 
 @functools.cache
-def _hasher() -> ThreadPoolExecutor:
-    """Shared threads for content hashing (process-wide; two, so concurrent uploads do not
-    queue behind one another for long)."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="careline-hash")
+def _sealer() -> ThreadPoolExecutor:
+    """Shared threads that encrypt chunks while the caller hashes them (process-wide; two,
+    so concurrent uploads do not queue behind one another for long)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="careline-seal")
 
 
 def _encrypt_pieces(
@@ -256,18 +256,21 @@ def _encrypt_pieces(
             n = _read_into(src, plain_view)
             final = n < chunk_size
             chunk = plain_view[:n]
-            # BLAKE3 releases the GIL, AES-GCM does not: hash on a second thread while this
-            # one encrypts, so the two take about as long as the slower of them. The hash
-            # must finish before the plaintext buffer is refilled.
-            hashed = _hasher().submit(digest.update, chunk)
+            # BLAKE3 releases the GIL, AES-GCM (cryptography) holds it: AES runs on a second
+            # thread while this one hashes, GIL-free, so the two overlap and take about as
+            # long as the slower of them. (The other way round the hashing thread would wait
+            # for the GIL until AES had finished.) Both only read ``chunk``; the encryption
+            # must finish before the buffers are reused.
             out_view = sealed_view[: n + TAG_SIZE]
+            sealing = _sealer().submit(
+                cipher.encrypt_into,
+                _nonce(nonce_prefix, index), chunk, _chunk_aad(header_hash, index, final),
+                out_view,
+            )  # fmt: skip
             try:
-                cipher.encrypt_into(
-                    _nonce(nonce_prefix, index), chunk, _chunk_aad(header_hash, index, final),
-                    out_view,
-                )  # fmt: skip
+                digest.update(chunk)
             finally:
-                hashed.result()
+                sealing.result()
             size += n
             written += n + TAG_SIZE
             yield out_view
