@@ -235,7 +235,8 @@ def _encrypt_pieces(
     nonce_prefix = os.urandom(NONCE_PREFIX_SIZE)
     prefix = _PREFIX.pack(MAGIC, VERSION, chunk_size, nonce_prefix)
     dek = bytearray(os.urandom(KEY_SIZE))
-    plain = bytearray(chunk_size)
+    # Two plaintext buffers: the next chunk is read while the current one is sealed.
+    plains = (bytearray(chunk_size), bytearray(chunk_size))
     sealed = bytearray(chunk_size + TAG_SIZE)
     try:
         wrap_nonce = os.urandom(NONCE_SIZE)
@@ -247,20 +248,20 @@ def _encrypt_pieces(
         yield memoryview(header)
 
         digest = blake3.blake3()
-        plain_view = memoryview(plain)
+        views = (memoryview(plains[0]), memoryview(plains[1]))
         sealed_view = memoryview(sealed)
         index = 0
         size = 0
         written = len(header)
+        n = _read_into(src, views[0])
         while True:
-            n = _read_into(src, plain_view)
             final = n < chunk_size
-            chunk = plain_view[:n]
-            # BLAKE3 releases the GIL, AES-GCM (cryptography) holds it: AES runs on a second
-            # thread while this one hashes, GIL-free, so the two overlap and take about as
-            # long as the slower of them. (The other way round the hashing thread would wait
-            # for the GIL until AES had finished.) Both only read ``chunk``; the encryption
-            # must finish before the buffers are reused.
+            chunk = views[index % 2][:n]
+            # BLAKE3 and file reads release the GIL, AES-GCM (cryptography) holds it: AES
+            # runs on a second thread while this one hashes the chunk and reads the next
+            # one into the other buffer, so the three overlap. (Hashing on the other thread
+            # instead would wait for the GIL until AES had finished.) The encryption must
+            # finish before its output buffer is handed out.
             out_view = sealed_view[: n + TAG_SIZE]
             sealing = _sealer().submit(
                 cipher.encrypt_into,
@@ -269,6 +270,7 @@ def _encrypt_pieces(
             )  # fmt: skip
             try:
                 digest.update(chunk)
+                following = 0 if final else _read_into(src, views[(index + 1) % 2])
             finally:
                 sealing.result()
             size += n
@@ -277,10 +279,12 @@ def _encrypt_pieces(
             index += 1
             if final:
                 break
+            n = following
         out.append(EncryptResult(digest.digest(), size, written))
     finally:
         _wipe(dek)
-        _wipe(plain)
+        for plain in plains:
+            _wipe(plain)
 
 
 def encrypt_stream(

@@ -167,7 +167,10 @@ def run(size_mb: int = 200, openssl_seconds: int = 3, workdir: str | None = None
 
     _log("primitives: blake3 and AESGCM.encrypt_into on 1 MiB blocks")
     prim = _primitive_rates()
-    bound = 1 / (1 / prim["blake3"] + 1 / prim["aes_256_gcm"])
+    # The pipeline overlaps hashing (GIL released) with AES-GCM on a second thread, so with a
+    # free core the slower of the two bounds it; one after the other would be their sum.
+    bound = min(prim["blake3"], prim["aes_256_gcm"])
+    sequential = 1 / (1 / prim["blake3"] + 1 / prim["aes_256_gcm"])
 
     _log(f"openssl speed -evp aes-256-gcm -seconds {openssl_seconds}")
     openssl_mb_s, openssl_version = openssl_aes_gcm_mb_s(openssl_seconds)
@@ -192,11 +195,12 @@ def run(size_mb: int = 200, openssl_seconds: int = 3, workdir: str | None = None
         "python_aes_256_gcm_mb_s": round(prim["aes_256_gcm"], 1),
         "encrypt_ceiling_mb_s": round(bound, 1),
         "encrypt_vs_ceiling": round(encrypt_mb_s / bound, 3),
+        "sequential_hash_then_encrypt_mb_s": round(sequential, 1),
         "note": (
-            "encrypt = SHA-256 of the plaintext (names the blob) + AES-256-GCM; without "
-            "SHA-NI SHA-256 is several times slower than AES-GCM and caps the ratio. "
-            "upload_path also writes the ciphertext twice (spool file, then atomic store "
-            "with fsync)."
+            "encrypt = BLAKE3 of the plaintext (names the blob) + AES-256-GCM, in 1 MiB "
+            "chunks: AES on a second thread while the caller hashes the chunk and reads the "
+            "next, so the ceiling is the slower primitive on a free core. upload_path also "
+            "writes the ciphertext twice (spool file, then atomic store with fsync)."
         ),
     }
 
