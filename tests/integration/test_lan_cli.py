@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.integration.test_cli import PASSWORD, as_admin, careline
-
-
-def _free_port_pair() -> int:
-    for _ in range(50):
-        port = random.randint(20000, 60000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
+from tests.services import free_port_pair
 
 
 def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
@@ -32,7 +18,7 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
     as_admin(a, "init", "--clinic", "Harbour Clinic", "--user", "admin")
     as_admin(a, "patient", "add", "--family", "Nightingale", "--given", "F", "--birth-date",
              "1920-05-12")  # fmt: skip
-    port = _free_port_pair()
+    port = free_port_pair()
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     serve = subprocess.Popen(
         [sys.executable, "-m", "app.entry", "--data-dir", str(a), "--json", "--password-stdin",

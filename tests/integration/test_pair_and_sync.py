@@ -3,7 +3,6 @@ the first-run wizard, over real TLS sockets on 127.0.0.1 and real SQLCipher data
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from core.sync.lan.pairing import PairingError, pair_and_sync
 from core.sync.lan.server import PeerServer
 from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
+from tests.services import free_port_pair
 
 
 @pytest.fixture
@@ -23,22 +23,8 @@ def peer(workstation: Workstation) -> Iterator[tuple[Workstation, PeerServer]]:
     """A clinic's first workstation serving LAN peers (pairing on its sync port + 1)."""
     workstation.records.add_patient("Lovelace", "Ada", "1915-12-10")
     identity = lan_id.ensure_identity(workstation.database, "admin")
-    with PeerServer(workstation.database, identity, "127.0.0.1", _port_pair()) as server:
+    with PeerServer(workstation.database, identity, "127.0.0.1", free_port_pair()) as server:
         yield workstation, server
-
-
-def _port_pair() -> int:
-    """A free port whose next port is free too."""
-    for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
 
 
 @pytest.fixture
@@ -81,7 +67,7 @@ def test_a_failed_first_sync_keeps_the_identity(
     workstation: Workstation, joiner: Workstation
 ) -> None:
     # Only the pairing listener runs (on PORT+1); nothing answers on PORT itself.
-    port = _port_pair()
+    port = free_port_pair()
     identity = lan_id.ensure_identity(workstation.database, "admin")
     code = lan_id.new_pair_code(workstation.database, "admin")
     with (

@@ -22,7 +22,7 @@ from core.sync.enroll import load_credential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.server import PeerServer
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
-from tests.services import free_port
+from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
 
 COMMIT = QWizard.WizardButton.CommitButton
@@ -111,7 +111,7 @@ def test_join_through_a_lan_peer(qtbot: QtBot, tmp_path: Path, make_window: Wind
     clinic.sign_in(ADMIN, PASSWORD)
     identity = lan_id.ensure_identity(clinic.database, ADMIN)
     code = lan_id.new_pair_code(clinic.database, ADMIN)
-    port = free_port()
+    port = free_port_pair()
     ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
     with PeerServer(clinic.database, identity, "127.0.0.1", port) as server:
         window = make_window(ws)
@@ -143,7 +143,7 @@ def test_pair_in_the_app_then_join_from_the_first_run(
     def lan() -> LanOptions:
         return LanOptions(
             host="127.0.0.1",
-            port=free_port(),
+            port=free_port_pair(),
             announce_address="127.0.0.1",
             interfaces=["127.0.0.1"],
             browse_seconds=1.0,

@@ -19,7 +19,7 @@ from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
-from tests.services import free_port
+from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, PATIENTS, WindowFactory, new_clinic, sign_in
 
 
@@ -27,7 +27,7 @@ def lan_options() -> LanOptions:
     """Loopback only, free ports, a short browse."""
     return LanOptions(
         host="127.0.0.1",
-        port=free_port(),
+        port=free_port_pair(),
         announce_address="127.0.0.1",
         interfaces=["127.0.0.1"],
         browse_seconds=1.0,
