@@ -81,6 +81,7 @@ class ServerProcess:
                 except (httpx.HTTPError, ssl.SSLError, OSError):
                     pass
             time.sleep(0.05)
+        self.stop()  # no process left running behind a failed start
         raise AssertionError(f"server not ready:\n{self.log.read_text(errors='replace')}")
 
     def kill(self) -> None:
