@@ -299,6 +299,12 @@ def all_elements(
     return {f: sorted(es, key=lambda e: (e.hlc, e.element_id)) for f, es in by_field.items()}
 
 
+def raw_set_entries(doc: RecordDoc) -> dict[str, Any]:
+    """Every set element as stored (``<field>/<element id>`` -> its JSON text), unparsed:
+    for checks that an element was neither removed nor rewritten."""
+    return _read_root(doc, "s", in_transaction=False)
+
+
 def add(doc: RecordDoc, field: str, value: dict[str, Value], hlc: str, author: str) -> str:
     """Add an element (and record the change); returns its id."""
     element_id = new_write_id()
@@ -460,3 +466,11 @@ def missing_dependencies(doc: RecordDoc, deps: bytes, state: bytes | None = None
     have = decode_state_vector(state)
     need = decode_state_vector(deps)
     return {c: clock for c, clock in need.items() if have.get(c, 0) < clock}
+
+
+def covers(deps: bytes, state: bytes) -> bool:
+    """Whether an op with dependencies ``deps`` had seen everything in document ``state``."""
+    if deps == state:
+        return True
+    need = decode_state_vector(deps)
+    return all(need.get(c, 0) >= clock for c, clock in decode_state_vector(state).items())

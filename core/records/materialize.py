@@ -17,7 +17,14 @@ from typing import Any
 
 from core.records import crdt, set_conflicts
 from core.records.crdt import RecordDoc
-from core.records.types import NOTE, PATIENT, RECORD_TYPES, SYSTEM_REGISTERS, RecordType
+from core.records.types import (
+    NOTE,
+    NOTE_EDITED,
+    PATIENT,
+    RECORD_TYPES,
+    SYSTEM_REGISTERS,
+    RecordType,
+)
 from core.store.database import Transaction
 
 
@@ -316,16 +323,30 @@ def _note_body(
         return signed, None
 
     def row(record_id: str) -> tuple[Any, ...]:
+        live = crdt.all_live(doc, in_transaction=True)
         candidates = [
-            {"id": "signed", "field": "body", "value": signed, "author": values["author"] or "",
-             "replica": "", "time": values["signed_at"], "hlc": ""},
-            {"id": "unsigned-edit", "field": "body", "value": text, "author": "",
-             "replica": "", "time": "", "hlc": ""},
-        ]  # fmt: skip
+            _body_candidate("signed", signed, _newest(live.get("signed_at", []))),
+            _body_candidate("unsigned-edit", text, _newest(live.get(NOTE_EDITED, []))),
+        ]
         return (conflict_id(record_id, "body"), record_id, "note", "body",
                 json.dumps(candidates, sort_keys=True))  # fmt: skip
 
     return signed, row
+
+
+def _newest(entries: list[crdt.RegisterEntry]) -> crdt.RegisterEntry | None:
+    return entries[0] if entries else None
+
+
+def _body_candidate(
+    candidate_id: str, value: str, entry: crdt.RegisterEntry | None
+) -> dict[str, Any]:
+    """One side of a note-body conflict: who signed (or last edited the text), where, when."""
+    who = {"author": "", "replica": "", "time": "", "hlc": ""}
+    if entry is not None:
+        who = {"author": entry.author, "replica": entry.replica,
+               "time": hlc_time(entry.hlc), "hlc": entry.hlc}  # fmt: skip
+    return {"id": candidate_id, "field": "body", "value": value, **who}
 
 
 def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:

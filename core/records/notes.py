@@ -9,6 +9,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
+from core.records.types import NOTE_EDITED
 from core.store.database import utc_now
 
 MAX_NOTE = 100_000
@@ -78,10 +79,13 @@ class Notes:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         text = _body(body)
         actor = self.records.actor
+
+        def edit(doc: RecordDoc, hlc: str) -> None:
+            crdt.replace_text(doc, "body", text)
+            crdt.write(doc, NOTE_EDITED, actor, hlc, actor)
+
         with self.records.db.write(actor, "note.edit", "note", note_id) as tx:
-            change(
-                tx, actor, note_id, "note", lambda doc, _hlc: crdt.replace_text(doc, "body", text)
-            )
+            change(tx, actor, note_id, "note", edit)
         return self.get(note_id)
 
     def sign(self, note_id: str) -> Note:

@@ -34,6 +34,10 @@ NOTE = RecordType(
     ("addenda",),
     ("body",),
 )
+# Written with every edit of a note's text (value: who edited), so a note-body conflict can
+# say who made the edit and when. Not one of NOTE's registers: concurrent text edits merge,
+# so several live values of it are no conflict.
+NOTE_EDITED = "edited"
 APPOINTMENT = RecordType(
     "appointment", "appointments", ("patient_id", "starts_at", "ends_at", "reason", "status")
 )
