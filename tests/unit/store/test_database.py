@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -16,14 +15,11 @@ from core.store.errors import (
     WrongKeyError,
 )
 from core.store.migrations import LATEST_VERSION
+from tests.unit.store.disk import snapshot
 
 
 def _key() -> SecureMemory:
     return SecureMemory.from_bytes(bytearray(os.urandom(32)))
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
 @pytest.fixture
@@ -51,10 +47,10 @@ def test_new_database_is_migrated_and_private(db_file: tuple[Path, SecureMemory]
 
 def test_wrong_key_is_refused_and_nothing_changes(db_file: tuple[Path, SecureMemory]) -> None:
     path, _ = db_file
-    before = _snapshot(path.parent)
+    before = snapshot(path.parent)
     with pytest.raises(WrongKeyError, match="does not decrypt"):
         Database.open(path, _key())
-    assert _snapshot(path.parent) == before
+    assert snapshot(path.parent) == before
 
 
 def test_plain_sqlite_file_is_named(tmp_path: Path) -> None:
@@ -63,17 +59,21 @@ def test_plain_sqlite_file_is_named(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE t (x)")
     conn.commit()
     conn.close()
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     with pytest.raises(NotCarelineDatabaseError, match="plain, unencrypted SQLite"):
         Database.open(path, _key())
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_random_file_is_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "clinic.db"
     path.write_bytes(os.urandom(8192))
-    with pytest.raises(WrongKeyError):
+    (tmp_path / "keyslots.json").write_text("{}")  # a neighbour that must stay untouched
+    before = snapshot(tmp_path)
+    with pytest.raises(WrongKeyError, match="does not decrypt"):
         Database.open(path, _key())
+    # Not even an empty -wal or -shm: the probe opens the file read-only and immutable.
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("keep", [0, 1000, 4096])
@@ -81,10 +81,10 @@ def test_truncated_file_is_named(db_file: tuple[Path, SecureMemory], keep: int) 
     path, key = db_file
     with path.open("r+b") as fh:
         fh.truncate(keep)
-    before = _snapshot(path.parent)
+    before = snapshot(path.parent)
     with pytest.raises(DamagedDatabaseError, match=r"empty|whole number of|truncated|damaged"):
         Database.open(path, key, key_is_known_good=True)
-    assert _snapshot(path.parent) == before
+    assert snapshot(path.parent) == before
 
 
 def test_damaged_first_page_with_known_good_key(db_file: tuple[Path, SecureMemory]) -> None:
@@ -92,8 +92,11 @@ def test_damaged_first_page_with_known_good_key(db_file: tuple[Path, SecureMemor
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
+    before = snapshot(path.parent)
     with pytest.raises(DamagedDatabaseError, match="first page fails authentication"):
         Database.open(path, key, key_is_known_good=True)
+    # The damaged file is evidence and maybe recoverable: nothing may rewrite or add to it.
+    assert snapshot(path.parent) == before
 
 
 def test_damaged_inner_page_is_found_by_check(db_file: tuple[Path, SecureMemory]) -> None:

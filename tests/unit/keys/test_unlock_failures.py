@@ -1,0 +1,44 @@
+"""A refused secret (wrong password, wrong recovery key) leaves every file byte-identical."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.keys.errors import WrongSecretError
+from core.records.errors import AuthenticationError
+from core.records.workstation import Workstation
+from tests.conftest import PASSWORD
+from tests.unit.store.disk import snapshot
+
+
+def test_wrong_password_sign_in_changes_nothing_on_disk(workstation: Workstation) -> None:
+    workstation.records.add_patient("Unchanged", "Files", "1970-01-01")
+    workstation.lock()
+    before = snapshot(workstation.data_dir)
+    assert {"clinic.db", "keyslots.json"} <= set(before)
+    with pytest.raises(AuthenticationError, match="wrong user name or password"):
+        workstation.sign_in("admin", "not the password")
+    # A user with no slot here falls back to the (absent) keyring: refused the same way.
+    with pytest.raises(AuthenticationError, match="has not signed in on this workstation"):
+        workstation.sign_in("nobody", "not the password")
+    with pytest.raises(WrongSecretError, match="recovery key is not correct"):
+        workstation.unlock_with_recovery_key("AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA")
+    assert not workstation.is_unlocked
+    # No -wal/-shm appeared, the key file was not rewritten, the database is byte-identical.
+    assert snapshot(workstation.data_dir) == before
+    workstation.sign_in("admin", PASSWORD)
+    assert workstation.records.search_patients("unchanged")[0].given == "Files"
+
+
+def test_wrong_password_while_unlocked_writes_nothing(workstation: Workstation) -> None:
+    """Someone else at an unlocked workstation types a wrong password: no row, no audit entry,
+    no key slot. (-shm is SQLite's shared-memory index, rewritten by any read; not compared.)"""
+    db = workstation.database
+    audit_before = db.query("SELECT count(*) FROM audit_log")[0][0]
+    files = ("clinic.db", "clinic.db-wal", "keyslots.json")
+    before = {k: v for k, v in snapshot(workstation.data_dir).items() if k in files}
+    with pytest.raises(AuthenticationError, match="wrong user name or password"):
+        workstation.sign_in("admin", "not the password")
+    after = {k: v for k, v in snapshot(workstation.data_dir).items() if k in files}
+    assert after == before
+    assert db.query("SELECT count(*) FROM audit_log")[0][0] == audit_before
