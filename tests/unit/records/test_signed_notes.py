@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from pycrdt import Map
 
 from core.records import crdt
 from core.records.changes import change
@@ -32,7 +33,11 @@ Forgery = Callable[[RecordDoc, str], object]
 def _forge(r: ClinicRecords, note_id: str, forgery: Forgery) -> None:
     """Change the note's document directly, as a replica running other code could."""
     with r.db.write(r.actor, "note.edit", "note", note_id) as tx:
-        change(tx, r.actor, note_id, "note", lambda doc, hlc: forgery(doc, hlc))
+
+        def forge(doc: RecordDoc, hlc: str) -> None:
+            forgery(doc, hlc)
+
+        change(tx, r.actor, note_id, "note", forge)
 
 
 def _signed_note_on_two_replicas() -> tuple[ClinicRecords, ClinicRecords, str, str]:
@@ -70,7 +75,7 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
     ),
     "delete the signature entry": (
         lambda doc, _hlc: [
-            doc.get("r", type=crdt.Map).pop(f"signed_at/{e.write_id}")
+            doc.get("r", type=Map).pop(f"signed_at/{e.write_id}")
             for e in crdt.live(doc, "signed_at")
         ],
         "removes the signed_at of a signed note",
