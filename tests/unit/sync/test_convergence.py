@@ -17,7 +17,7 @@ from core.records import crdt
 from core.records.changes import load_record
 from core.records.clinic import ClinicRecords
 from core.records.types import PATIENT
-from tests.unit.sync.replicas import faulty_sync, materialized, new_replica, sync_pair
+from tests.unit.sync.replicas import assert_converged, faulty_sync, new_replica, sync_pair
 
 EXAMPLES = int(os.environ.get("CARELINE_PROPERTY_EXAMPLES", "300"))
 FIELDS = ("family", "given", "phone")
@@ -171,9 +171,7 @@ def test_replicas_converge_without_silent_loss(n: int, script: list[tuple[Any, .
         for r in replicas[1:]:
             sync_pair(r, replicas[0])
 
-    first = materialized(replicas[0])
-    for r in replicas[1:]:
-        assert materialized(r) == first  # byte-for-byte the same derived state
+    assert_converged(replicas)  # same ops, byte-for-byte the same derived state
 
     final = replicas[0]
     conflicts = {(c.record_id, c.field): c for c in final.conflicts()}

@@ -7,7 +7,7 @@ from core.store.oplog import version_vector
 from core.sync.responder import Responder
 from core.sync.session import SyncError, sync
 from core.sync.transport import LocalTransport
-from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+from tests.unit.sync.replicas import PER_REPLICA, materialized, new_replica, sync_pair
 
 
 def test_edit_travels_and_replicas_converge() -> None:
@@ -197,3 +197,13 @@ def test_progress_is_reported_per_page_and_batch() -> None:
     SyncSession(fresh.db, LocalTransport(Responder(a.db)), "new", on_progress=progress).run()
     assert seen and seen[-1] == 12
     assert seen == sorted(seen)
+
+
+def test_materialized_state_covers_every_table_but_the_per_replica_ones() -> None:
+    """The convergence checks compare every derived table of the schema: only tables a
+    replica legitimately keeps for itself are left out, and those must exist."""
+    r = new_replica("ann")
+    tables = {str(t) for (t,) in r.db.query("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert set(PER_REPLICA) <= tables
+    fts_storage = {t for t in tables if t.startswith("patients_fts_")}
+    assert set(materialized(r)) == tables - set(PER_REPLICA) - fts_storage
