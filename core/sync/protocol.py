@@ -22,7 +22,8 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from core.records.replication import RecordState
 from core.store.oplog import Op, parse_hlc
@@ -34,9 +35,27 @@ MAX_OPS_PER_MESSAGE = 1000
 MAX_RECORDS_PER_PAGE = 2000
 MAX_UPDATE_BYTES = 1024 * 1024
 MAX_ORIGINS = 10_000
+# A batch or snapshot page is cut once the bytes it carries reach this: after base64 (4/3)
+# and the JSON around each item, a message stays well under MAX_MESSAGE_BYTES even when
+# every op is a large note edit. Counts alone (MAX_OPS_PER_MESSAGE) would not bound it.
+BATCH_BYTES = 8 * 1024 * 1024
 _ID = re.compile(r"^[A-Za-z0-9:_.\-]{1,128}$")
 REQUEST_TYPES = ("pull", "push", "snapshot")
 REPLY_TYPES = ("ops", "ack", "snapshot_page", "snapshot_required", "error")
+
+
+_Item = TypeVar("_Item", Op, RecordState)
+
+
+def fit(items: Sequence[_Item], budget: int = BATCH_BYTES) -> list[_Item]:
+    """The longest leading run of ``items`` whose payload bytes stay within ``budget``
+    (always at least one item, which the per-item limits keep sendable)."""
+    total = 0
+    for i, item in enumerate(items):
+        total += len(item.update) + len(item.deps) if isinstance(item, Op) else len(item.state)
+        if total > budget and i > 0:
+            return list(items[:i])
+    return list(items)
 
 
 class ProtocolError(ValueError):

@@ -63,11 +63,12 @@ class Responder:
             ops, vector = self.store.pull(remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
+        sent = p.fit(ops[:limit])
         reply: dict[str, Any] = {
             "type": "ops",
             "vv": p.vv_to_wire(vector),
-            "ops": [p.op_to_wire(op) for op in ops[:limit]],
-            "more": len(ops) > limit,
+            "ops": [p.op_to_wire(op) for op in sent],
+            "more": len(ops) > len(sent),
         }
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
@@ -89,11 +90,14 @@ class Responder:
             raise p.ProtocolError("malformed", "after must be a record id or null")
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
         page = self.store.snapshot_page(after, limit)
+        sent = p.fit(page.records)
+        # A page cut short by size goes on after its last record, like a full one.
+        next_after = sent[-1].record_id if len(sent) < len(page.records) else page.next_after
         reply: dict[str, Any] = {
             "type": "snapshot_page",
             "vv": p.vv_to_wire(page.vector),
-            "records": [p.record_to_wire(r) for r in page.records],
-            "next_after": page.next_after,
+            "records": [p.record_to_wire(r) for r in sent],
+            "next_after": next_after,
         }
         if after is None:
             # Counted once per download, on its first page, so a receiver can show how far

@@ -160,7 +160,7 @@ class SyncSession:
         remote = self._remote_vv
         while True:
             try:
-                ops = replication.ops_for(self.db, remote, self.batch)
+                ops = p.fit(replication.ops_for(self.db, remote, self.batch))
             except replication.SnapshotRequiredError:
                 # The other side will ask us for a snapshot when it pulls from us.
                 log.info("the other side lacks history we only hold as a snapshot")
