@@ -1,4 +1,8 @@
-"""Hostile or broken sync messages are refused with a clear error and change nothing."""
+"""Hostile or broken sync messages are refused with a clear error and change nothing.
+
+"Nothing" is checked on every table of the receiving replica (``full_dump``): not only its
+records but its op log, version vector, audit log, clock and full-text index.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from core.store.database import Database
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.stores import DatabaseStore
-from tests.unit.sync.replicas import materialized, new_replica
+from tests.unit.sync.replicas import Dump, full_dump, new_replica
 
 
 @pytest.fixture
@@ -55,18 +59,17 @@ def _ask(responder: Responder, raw: bytes) -> dict[str, object]:
     ],
 )  # fmt: skip
 def test_bad_envelopes(target: Responder, raw: bytes, code: str, message: str) -> None:
-    before = materialized_of(target)
+    before = everything_in(target)
     reply = _ask(target, raw)
     assert reply["type"] == "error"
     assert reply["code"] == code
     assert message in str(reply["message"])
-    assert materialized_of(target) == before
+    assert everything_in(target) == before
 
 
-def materialized_of(responder: Responder) -> object:
-    assert isinstance(responder.store, DatabaseStore)
-    db = responder.store.db
-    return db.query("SELECT * FROM oplog ORDER BY rowid"), db.query("SELECT * FROM patients")
+def everything_in(responder: Responder) -> Dump:
+    """Every row of every table of the responder's replica."""
+    return full_dump(_db(responder))
 
 
 @pytest.mark.parametrize(
@@ -88,12 +91,12 @@ def test_bad_ops_are_refused_whole(
 ) -> None:
     good = _valid_op(target)
     bad = {**good, "seq": 2, field: value}  # the next op of the same origin
-    before = materialized_of(target)
+    before = everything_in(target)
     reply = _ask(target, p.encode({"type": "push", "ops": [good, bad]}))
     assert reply["type"] == "error", reply
     assert message in str(reply["message"])
     # The good op in the same batch was not applied either: all or nothing.
-    assert materialized_of(target) == before
+    assert everything_in(target) == before
 
 
 def test_missing_dependency_is_refused(target: Responder) -> None:
@@ -106,47 +109,42 @@ def test_missing_dependency_is_refused(target: Responder) -> None:
     second = reply["ops"][1]
     # Claim it is seq 1 of its origin so only the dependency check can catch it.
     forged = {**second, "seq": 1}
-    before = materialized_of(target)
+    before = everything_in(target)
     answer = _ask(target, p.encode({"type": "push", "ops": [forged]}))
     assert answer["type"] == "error"
     assert "does not hold yet" in str(answer["message"])
-    assert materialized_of(target) == before
+    assert everything_in(target) == before
 
 
 def test_duplicates_are_no_ops(target: Responder) -> None:
     op = _valid_op(target)
     first = _ask(target, p.encode({"type": "push", "ops": [op]}))
+    after_first = everything_in(target)
     again = _ask(target, p.encode({"type": "push", "ops": [op, op]}))
     assert (first["applied"], again["applied"], again["duplicates"]) == (1, 0, 2)
     assert _db(target).query("SELECT count(*) FROM patients")[0][0] == 2
+    # A replayed batch writes nothing at all: no row, no audit entry, no clock change.
+    assert everything_in(target) == after_first
 
 
 def test_op_claiming_to_be_from_the_receiver_is_refused(target: Responder) -> None:
     op = _valid_op(target)
     me = _db(target).query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
-    before = materialized_of(target)
+    before = everything_in(target)
     reply = _ask(target, p.encode({"type": "push", "ops": [{**op, "origin": me, "seq": 99}]}))
     assert reply["type"] == "error"
     assert "claims to come from this replica" in str(reply["message"])
-    assert materialized_of(target) == before
-
-
-def test_materialized_state_untouched_by_refusals() -> None:
-    r = new_replica("ann")
-    r.add_patient("Stable", "State", "1980-01-01")
-    before = materialized(r)
-    Responder(r.db).handle(b"garbage")
-    assert materialized(r) == before
+    assert everything_in(target) == before
 
 
 def test_op_from_the_future_is_refused(target: Responder) -> None:
     good = _valid_op(target)
     future = "9999999999999.000000." + str(good["origin"])
-    before = materialized_of(target)
+    before = everything_in(target)
     reply = _ask(target, p.encode({"type": "push", "ops": [{**good, "hlc": future}]}))
     assert reply["type"] == "error"
     assert "minutes ahead" in str(reply["message"])
-    assert materialized_of(target) == before
+    assert everything_in(target) == before
 
 
 def test_forged_op_under_a_held_sequence_is_refused_not_dropped(target: Responder) -> None:
@@ -154,9 +152,11 @@ def test_forged_op_under_a_held_sequence_is_refused_not_dropped(target: Responde
     assert _ask(target, p.encode({"type": "push", "ops": [genuine]}))["type"] == "ack"
     other = _valid_op(target)  # a different replica's op, relabelled as the genuine one
     forged = {**other, "origin": genuine["origin"], "seq": genuine["seq"]}
+    before = everything_in(target)
     reply = _ask(target, p.encode({"type": "push", "ops": [forged]}))
     assert reply["type"] == "error"
     assert "differs from the op this replica already holds" in str(reply["message"])
+    assert everything_in(target) == before
 
 
 def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
@@ -181,9 +181,10 @@ def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
         '{"v":' + "[" * 100_000 + "]" * 100_000 + ',"h":"0","a":"e"}'
     )
     op = {**raw["ops"][0], "update": base64.b64encode(doc.get_update()).decode(), "deps": "AA=="}
+    before = full_dump(victim)
     reply = json.loads(Responder(victim.db).handle(p.encode({"type": "push", "ops": [op]})))
     assert reply["type"] == "error"
-    assert victim.db.query("SELECT count(*) FROM record_states")[0][0] == 0
+    assert full_dump(victim) == before
 
 
 def _db(responder: Responder) -> Database:

@@ -1,13 +1,30 @@
+"""Sync sessions between real SQLCipher replicas: what travels, what conflicts, what a
+client refuses from a hostile or broken peer."""
+
 from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from core.records.errors import NotFoundError, ValidationError
 from core.store.oplog import version_vector
+from core.sync import protocol
 from core.sync.responder import Responder
 from core.sync.session import SyncError, sync
 from core.sync.transport import LocalTransport
-from tests.unit.sync.replicas import PER_REPLICA, materialized, new_replica, sync_pair
+from tests.unit.sync.replicas import (
+    PER_REPLICA,
+    full_dump,
+    materialized,
+    new_replica,
+    sync_pair,
+)
 
 
 def test_edit_travels_and_replicas_converge() -> None:
@@ -165,10 +182,10 @@ def test_refused_batch_stops_the_session_and_changes_nothing() -> None:
             return reply.replace(b'"seq":1,', b'"seq":2,')  # forge a gap
 
     a.add_patient("Ann", "Own", "1990-01-01")
-    before = materialized(b)
+    before = full_dump(b)
     with pytest.raises(SyncError, match="refusing the gap"):
         sync(b.db, Tamper(), "bob")
-    assert materialized(b) == before
+    assert full_dump(b) == before
 
 
 def test_enrollment_and_transport_refuse_plain_http() -> None:
@@ -207,3 +224,141 @@ def test_materialized_state_covers_every_table_but_the_per_replica_ones() -> Non
     assert set(PER_REPLICA) <= tables
     fts_storage = {t for t in tables if t.startswith("patients_fts_")}
     assert set(materialized(r)) == tables - set(PER_REPLICA) - fts_storage
+
+
+# ----- hostile or broken replies: the client refuses them and changes nothing ------------
+
+Rewrite = Callable[[dict[str, Any]], dict[str, Any] | bytes]
+
+
+@dataclass
+class HostilePeer:
+    """A real responder whose replies to one kind of request are rewritten on the way back,
+    as a hostile or broken server or LAN peer would send them."""
+
+    responder: Responder
+    request_type: str
+    rewrite: Rewrite
+
+    def request(self, message: bytes) -> bytes:
+        reply = self.responder.handle(message)
+        if json.loads(message)["type"] != self.request_type:
+            return reply
+        out = self.rewrite(json.loads(reply))
+        return out if isinstance(out, bytes) else json.dumps(out).encode()
+
+
+def _ops(
+    reply: dict[str, Any], change: Callable[[int, dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """The reply with each op rewritten by ``change(index, op)``."""
+    return {**reply, "ops": [change(i, op) for i, op in enumerate(reply["ops"])]}
+
+
+def _garbage_update(op: dict[str, Any]) -> dict[str, Any]:
+    """The op carrying bytes that are no Yjs update."""
+    return {**op, "update": base64.b64encode(b"\x01\x02\x03").decode()}
+
+
+OVERSIZED = b" " * (protocol.MAX_MESSAGE_BYTES + 1)
+PULL_REPLIES: list[tuple[str, Rewrite, str]] = [
+    ("wrong version", lambda r: {**r, "v": 2}, "version 2 is not supported"),
+    ("oversized", lambda r: OVERSIZED, "exceeds the"),
+    ("not JSON", lambda r: b"\xff\xfe not json", "not valid JSON"),
+    ("not a sync message", lambda r: json.dumps([r]).encode(), "not a Careline sync message"),
+    ("wrong reply type", lambda r: {**r, "type": "ack"}, "'ack' is not one of"),
+    ("ops not a list", lambda r: {**r, "ops": "all of them"}, "ops must be a list"),
+    ("bad vector", lambda r: {**r, "vv": {"a": -1}}, "vv[a]"),
+    ("bad base64", lambda r: _ops(r, lambda i, op: {**op, "update": "!!!"}), "not valid base64"),
+    ("bad update bytes", lambda r: _ops(r, lambda i, op: _garbage_update(op)), "malformed update"),
+    # All or nothing: the good first op of the batch is not kept either.
+    ("second op bad", lambda r: _ops(r, lambda i, op: _garbage_update(op) if i else op),
+     "malformed update"),
+    ("gap", lambda r: _ops(r, lambda i, op: {**op, "seq": op["seq"] + 1}), "refusing the gap"),
+    ("from the future", lambda r: _ops(r, lambda i, op: {**op, "hlc": "9999999999999.000000.x"}),
+     "minutes ahead"),
+    ("error reply", lambda r: {**r, "type": "error", "message": "go away"}, "go away"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rewrite", "message"), [c[1:] for c in PULL_REPLIES],
+                         ids=[c[0] for c in PULL_REPLIES])  # fmt: skip
+def test_a_bad_pull_reply_is_refused_and_changes_nothing(rewrite: Rewrite, message: str) -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")  # has history: pulls ops, no snapshot
+    pid = server.add_patient("Ann", "Own", "1990-01-01").id
+    server.add_allergy(pid, "Latex")  # two ops in the reply
+    before = full_dump(client)
+    with pytest.raises(SyncError, match=re.escape(message)):
+        sync(client.db, HostilePeer(Responder(server.db), "pull", rewrite), "bob")
+    assert full_dump(client) == before
+    # The same session against an honest peer then completes.
+    sync_pair(client, server)
+    assert materialized(client) == materialized(server)
+
+
+def test_a_reply_op_claiming_to_come_from_the_client_itself_is_refused() -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")
+    server.add_patient("Ann", "Own", "1990-01-01")
+    me = client.db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
+    before = full_dump(client)
+    forge: Rewrite = lambda r: _ops(r, lambda i, op: {**op, "origin": me, "seq": 2})  # noqa: E731
+    with pytest.raises(SyncError, match="claims to come from this replica"):
+        sync(client.db, HostilePeer(Responder(server.db), "pull", forge), "bob")
+    assert full_dump(client) == before
+
+
+ACK_REPLIES: list[tuple[str, Rewrite, str]] = [
+    ("wrong version", lambda r: {**r, "v": 99}, "version 99 is not supported"),
+    ("oversized", lambda r: OVERSIZED, "exceeds the"),
+    ("not JSON", lambda r: b"{", "not valid JSON"),
+    ("wrong reply type", lambda r: {**r, "type": "ops"}, "'ops' is not one of"),
+    ("bad vector", lambda r: {**r, "vv": "everything"}, "vv must be an object"),
+    ("nothing accepted", lambda r: {**r, "vv": {}}, "accepted none of our ops"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rewrite", "message"), [c[1:] for c in ACK_REPLIES],
+                         ids=[c[0] for c in ACK_REPLIES])  # fmt: skip
+def test_a_bad_push_acknowledgement_is_refused_and_changes_nothing(
+    rewrite: Rewrite, message: str
+) -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")  # something to push, nothing to pull
+    before = full_dump(client)
+    with pytest.raises(SyncError, match=re.escape(message)):
+        sync(client.db, HostilePeer(Responder(server.db), "push", rewrite), "bob")
+    assert full_dump(client) == before
+
+
+def _records(
+    reply: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """The reply with each snapshot record rewritten by ``change(record)``."""
+    return {**reply, "records": [change(rec) for rec in reply["records"]]}
+
+
+SNAPSHOT_REPLIES: list[tuple[str, Rewrite, str]] = [
+    ("wrong version", lambda r: {**r, "v": 0}, "version 0 is not supported"),
+    ("oversized", lambda r: OVERSIZED, "exceeds the"),
+    ("not JSON", lambda r: b"snapshot!", "not valid JSON"),
+    ("records not a list", lambda r: {**r, "records": {}}, "records must be a list"),
+    ("bad state bytes",
+     lambda r: _records(r, lambda rec: {**rec, "state": base64.b64encode(b"\x05\x06").decode()}),
+     "is malformed"),
+    ("unknown record type", lambda r: _records(r, lambda rec: {**rec, "type": "spaceship"}),
+     "unknown type 'spaceship'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rewrite", "message"), [c[1:] for c in SNAPSHOT_REPLIES],
+                         ids=[c[0] for c in SNAPSHOT_REPLIES])  # fmt: skip
+def test_a_bad_snapshot_page_is_refused_and_changes_nothing(rewrite: Rewrite, message: str) -> None:
+    server, fresh = new_replica("ann"), new_replica("new")
+    for i in range(3):
+        server.add_patient(f"P{i}", "G", "1990-01-01")
+    before = full_dump(fresh)
+    with pytest.raises(SyncError, match=re.escape(message)):
+        sync(fresh.db, HostilePeer(Responder(server.db), "snapshot", rewrite), "new")
+    assert full_dump(fresh) == before
