@@ -115,11 +115,32 @@ class SecureMemory:
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray) -> SecureMemory:
-        """Copy ``data`` in. A bytearray source is zeroed afterwards; a bytes one cannot be."""
-        mem = cls(len(data))
-        ctypes.memmove(mem._addr, bytes(data) if isinstance(data, bytearray) else data, len(data))
+        """Copy ``data`` straight into the locked buffer; a ``bytearray`` source is then zeroed.
+
+        No intermediate Python object is made: the bytes go from the source's own storage to
+        the locked mapping with ``memmove``. Copies that remain, out of reach here:
+
+        * a ``bytes`` source itself: immutable, it stays in the heap until the allocator
+          reuses its memory. Prefer a ``bytearray`` the caller filled in place.
+        * whatever the source was made from: ``bytearray(some_bytes)`` zeroes only the
+          bytearray, not ``some_bytes`` (an ``os.urandom`` or decryption result, say).
+        * old storage of a ``bytearray`` that grew or shrank before this call: the resize
+          freed it without wiping it.
+        """
+        size = len(data)
+        mem = cls(size)
         if isinstance(data, bytearray):
-            data[:] = b"\x00" * len(data)
+            # A ctypes view on the bytearray's storage (no copy), released before returning
+            # so the caller may resize the bytearray again.
+            source = (ctypes.c_char * size).from_buffer(data)
+            try:
+                ctypes.memmove(mem._addr, source, size)
+                ctypes.memset(source, 0, size)
+            finally:
+                del source
+        else:
+            # ctypes passes a bytes object's own buffer as the pointer: no copy either.
+            ctypes.memmove(mem._addr, data, size)
         return mem
 
     @property
