@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from core.keys.errors import (
     WrongSecretError,
 )
 from core.keys.keychain import Keychain
+from core.keys.recovery import normalize_recovery_key
 
 PW = "admin password 1"
 
@@ -117,3 +119,25 @@ def test_altered_wrapped_key_is_detected(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SlotFileError, match="missing"):
         Keychain.load(tmp_path / "nope.json")
+
+
+def test_new_recovery_key_replaces_the_old_one(tmp_path: Path) -> None:
+    chain, old_recovery = _create(tmp_path)
+    keys = chain.unlock_with_password("admin", PW)
+    new_recovery = chain.new_recovery_key(keys)
+    assert new_recovery != old_recovery
+    reloaded = Keychain.load(chain.path)
+    assert [s.kind for s in reloaded.slots].count("recovery") == 1
+    with pytest.raises(WrongSecretError, match="recovery key is not correct"):
+        reloaded.unlock_with_recovery_key(old_recovery)
+    by_new = reloaded.unlock_with_recovery_key(new_recovery)
+    assert by_new.db_key.read() == keys.db_key.read()
+    # Shown once: returned to the caller, and kept nowhere in any form.
+    raw = chain.path.read_bytes()
+    secret = normalize_recovery_key(new_recovery)
+    for form in (new_recovery.encode(), new_recovery.replace("-", "").encode(), secret,
+                 secret.hex().encode(), base64.b64encode(secret)):  # fmt: skip
+        assert form not in raw
+    assert reloaded.unlock_with_password("admin", PW).db_key.read() == keys.db_key.read()
+    by_new.close()
+    keys.close()

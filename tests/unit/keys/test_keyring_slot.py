@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keyring
 import keyring.backend
+import keyring.backends.fail
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
@@ -76,3 +80,45 @@ def test_plaintext_keyring_backends_are_refused() -> None:
             keyring_store.store_secret("workstation-x", b"s" * 32)
     finally:
         keyring.set_keyring(previous)
+
+
+def test_keyring_slot_without_a_keyring_says_what_to_do(
+    tmp_path: Path, secret_service: dict[str, str]
+) -> None:
+    """The workstation was set up with a keyring; now none is reachable (an SSH session, a
+    headless service). The message names the problem and the way in, and a password works."""
+    ws = Workstation(tmp_path / "d", kdf_params=FAST_PARAMS)
+    ws.init("Clinic", "admin", "Admin", PASSWORD)
+    ws.lock()
+    assert any(s.kind == "keyring" for s in ws.keychain().slots)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    try:
+        with pytest.raises(KeyringUnavailableError) as caught:
+            ws.unlock_with_keyring()
+    finally:
+        keyring.set_keyring(previous)
+    assert str(caught.value) == (
+        "no OS keyring is available on this machine (common on headless Linux); "
+        "unlock with a staff password or the recovery key instead"
+    )
+
+    # The command line, as a script runs it: exit 3 and the same explanation, plus how to
+    # give the password unattended.
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    cmd = [sys.executable, "-m", "app.entry", "--data-dir", str(ws.data_dir)]
+    result = subprocess.run(
+        [*cmd, "patient", "search", "x"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 3
+    assert result.stderr == (
+        "careline: error: cannot unlock: no OS keyring is available on this machine (common "
+        "on headless Linux); unlock with a staff password or the recovery key instead. Give "
+        "'admin''s password with --password-stdin or CARELINE_PASSWORD_FILE\n"
+    )
+    with_password = subprocess.run(
+        [*cmd, "--password-stdin", "patient", "search", "x"],
+        input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert with_password.returncode == 0, with_password.stderr
