@@ -1,8 +1,14 @@
-"""Schema migrations, one transaction each; the version is kept in ``schema_version``."""
+"""Schema migrations, one transaction each; the version is kept in ``schema_version``.
+
+``migrate`` takes the list to apply (``Database.create``/``open`` pass theirs through), so
+the server's registry has its own list and tests can inject newer versions.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+import sqlcipher3
 
 from core.store.errors import SchemaTooNewError
 
@@ -231,14 +237,28 @@ def current_version(conn: Any) -> int:
     return int(row[0] or 0)
 
 
+def _describe(conn: Any) -> str:
+    """The database file's path, for messages."""
+    rows = conn.execute("PRAGMA database_list").fetchall()
+    path = next((str(row[2]) for row in rows if row[1] == "main" and row[2]), "")
+    return f"database file {path}" if path else "the in-memory database"
+
+
 def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
-    """Bring the schema up to date; refuse a database newer than this code."""
+    """Bring the schema up to date; refuse a database newer than this code.
+
+    Each migration runs with its version row in one transaction: one that fails is rolled
+    back whole (schema and version as before) and its error names the version it was for.
+    """
     version = current_version(conn)
     latest = migrations[-1][0]
     if version > latest:
+        # Checked before anything is written (schema_version exists, so the CREATE above
+        # was a no-op): a newer file is left exactly as it was.
         raise SchemaTooNewError(
-            f"database schema version {version} is newer than this Careline supports "
-            f"({latest}); update Careline"
+            f"{_describe(conn)} has schema version {version}, newer than the {latest} this "
+            "Careline supports: it was written by a newer Careline. Update Careline to open "
+            "it; the file was not changed"
         )
     for target, script in migrations:
         if target <= version:
@@ -249,9 +269,15 @@ def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
                 f"BEGIN IMMEDIATE;\n{script}\n"
                 f"INSERT INTO schema_version (version) VALUES ({int(target)});\nCOMMIT;"
             )
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlcipher3.DatabaseError):
+                # Same exception type (callers handle it as before), with what was undone.
+                raise type(exc)(
+                    f"migration to schema version {target} failed and was rolled back "
+                    f"(the schema is still at version {version}): {exc}"
+                ) from exc
             raise
         version = target
     return version

@@ -1,0 +1,130 @@
+"""Schema migrations on real encrypted files: upgrade, failure half-way, a newer file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.crypto.secure_memory import SecureMemory
+from core.store.database import Database
+from core.store.errors import DamagedDatabaseError, SchemaTooNewError
+from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
+from tests.unit.store.disk import snapshot
+
+# Test-only later versions, passed in as the code of a future Careline would ship them.
+_V2 = """
+CREATE TABLE referrals (id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, clinic TEXT NOT NULL);
+ALTER TABLE patients ADD COLUMN preferred_name TEXT;
+UPDATE patients SET preferred_name = given;
+"""
+_V3 = "CREATE INDEX referrals_by_patient ON referrals (patient_id);"
+FUTURE: Migrations = (*MIGRATIONS, (LATEST_VERSION + 1, _V2), (LATEST_VERSION + 2, _V3))
+
+
+@pytest.fixture
+def key() -> SecureMemory:
+    return SecureMemory.from_bytes(bytearray(os.urandom(32)))
+
+
+@pytest.fixture
+def current_file(tmp_path: Path, key: SecureMemory) -> Path:
+    """A database written by today's Careline, with one patient, closed."""
+    db = Database.create(tmp_path / "clinic.db", key)
+    with db.write("t", "patient.create", "patient", "p1") as tx:
+        tx.execute(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES ('p1', 'Okafor', 'Ngozi', '1960-02-02', 'o', 'x', 'x')"
+        )
+    db.close()
+    return tmp_path / "clinic.db"
+
+
+def _versions(db: Database) -> list[int]:
+    return [row[0] for row in db.query("SELECT version FROM schema_version ORDER BY version")]
+
+
+def _columns(db: Database, table: str) -> list[str]:
+    return [row[1] for row in db.query(f"PRAGMA table_info({table})")]
+
+
+def _tables(db: Database) -> set[str]:
+    return {row[0] for row in db.query("SELECT name FROM sqlite_master")}
+
+
+def test_upgrade_runs_each_newer_migration_in_order(current_file: Path, key: SecureMemory) -> None:
+    db = Database.open(current_file, key, migrations=FUTURE)
+    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    assert "preferred_name" in _columns(db, "patients")
+    assert {"referrals", "referrals_by_patient"} <= _tables(db)
+    # The data came along, and the migration's own UPDATE ran on it.
+    assert db.query("SELECT family, preferred_name FROM patients") == [("Okafor", "Ngozi")]
+    db.close()
+    # Recorded on disk: opening again with the same code has nothing left to do.
+    again = Database.open(current_file, key, migrations=FUTURE)
+    assert _versions(again) == [*range(1, LATEST_VERSION + 3)]
+    assert again.integrity_problems() == []
+    again.close()
+
+
+def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMemory) -> None:
+    broken: Migrations = (
+        *MIGRATIONS,
+        # Two statements succeed, then the third fails: all three must be undone.
+        (LATEST_VERSION + 1, _V2 + "INSERT INTO no_such_table VALUES (1);"),
+    )
+    before = snapshot(current_file.parent)
+    with pytest.raises(DamagedDatabaseError) as caught:
+        Database.open(current_file, key, migrations=broken)
+    assert (
+        f"migration to schema version {LATEST_VERSION + 1} failed and was rolled back "
+        f"(the schema is still at version {LATEST_VERSION}): no such table: no_such_table"
+    ) in str(caught.value)
+    del caught  # its traceback would keep the half-open connection (and its -wal) alive
+    assert snapshot(current_file.parent) == before
+    db = Database.open(current_file, key)
+    assert _versions(db) == [*range(1, LATEST_VERSION + 1)]
+    assert "preferred_name" not in _columns(db, "patients")
+    assert "referrals" not in _tables(db)
+    assert db.query("SELECT given FROM patients") == [("Ngozi",)]
+    db.close()
+
+
+def _open_error(path: Path, key: SecureMemory) -> str:
+    """The refusal's message, the exception dropped as the CLI drops it (see the xfail below)."""
+    try:
+        Database.open(path, key)
+    except SchemaTooNewError as exc:
+        return str(exc)
+    raise AssertionError("a database newer than this code was opened")
+
+
+def test_newer_schema_is_refused_and_left_unchanged(current_file: Path, key: SecureMemory) -> None:
+    Database.open(current_file, key, migrations=FUTURE).close()  # a newer Careline was here
+    before = snapshot(current_file.parent)
+    assert _open_error(current_file, key) == (
+        f"database file {current_file} has schema version {LATEST_VERSION + 2}, newer than "
+        f"the {LATEST_VERSION} this Careline supports: it was written by a newer Careline. "
+        "Update Careline to open it; the file was not changed"
+    )
+    assert snapshot(current_file.parent) == before
+    # And the newer Careline still opens it as it left it.
+    db = Database.open(current_file, key, migrations=FUTURE)
+    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    db.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core/store/database.py _configure closes the connection only on "
+    "sqlcipher3.DatabaseError: after SchemaTooNewError it stays open (with SQLCipher's copy "
+    "of the key, and -wal/-shm beside the file) for as long as the exception's traceback "
+    "lives (a UI keeping the error, a reference cycle)",
+)
+def test_newer_schema_leaves_no_connection_open(current_file: Path, key: SecureMemory) -> None:
+    Database.open(current_file, key, migrations=FUTURE).close()
+    before = snapshot(current_file.parent)
+    with pytest.raises(SchemaTooNewError) as caught:
+        Database.open(current_file, key)
+    assert snapshot(current_file.parent) == before, caught.value  # the error is still held
