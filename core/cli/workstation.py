@@ -29,7 +29,13 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import PATIENT_EDITABLE, Conflict, Patient, PatientSummary
 from core.records.workstation import Workstation
-from core.store.errors import StoreError
+from core.store.database import DriverError
+from core.store.errors import (
+    DamagedDatabaseError,
+    NotCarelineDatabaseError,
+    StoreError,
+    WrongKeyError,
+)
 from core.sync.session import SyncReport
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_CHECK_FAILED = 0, 1, 2, 3, 4
@@ -176,6 +182,28 @@ class Context:
         from core.cli.passwords import read_password
 
         return read_password(self.args.password_stdin, self.settings["password_file"])
+
+    def open_database(self) -> None:
+        """Open the database for a check, without signing anyone in: nothing is written
+        (no audit entry either), so a damaged file is examined as it is."""
+        ws = self.workstation
+        if not ws.is_initialized():
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+        user = self.args.user or ws.keychain().default_user
+        password = self.password()
+        try:
+            if password is not None:
+                ws.unlock_with_password(user, password)
+            else:
+                ws.unlock_with_keyring()
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+        except (KeyringUnavailableError, NoSlotError, WrongSecretError) as exc:
+            raise CliError(
+                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
+                "--password-stdin or CARELINE_PASSWORD_FILE",
+                EXIT_AUTH,
+            ) from None
 
     def open_records(self) -> ClinicRecords:
         """Unlock for an unattended command: the user's password, else the OS keyring."""
@@ -631,9 +659,13 @@ def cmd_audit(ctx: Context) -> int:
 
 
 def cmd_db(ctx: Context) -> int:
-    """db check."""
-    ctx.open_records()
-    problems = ctx.workstation.database.integrity_problems()
+    """db check: SQLite's and SQLCipher's integrity checks; a file too damaged to open is a
+    failed check too (exit 4), named in the report."""
+    try:
+        ctx.open_database()
+        problems = ctx.workstation.database.integrity_problems()
+    except (DamagedDatabaseError, NotCarelineDatabaseError, DriverError) as exc:
+        problems = [str(exc)]
     doc = {"ok": not problems, "problems": problems, "path": str(ctx.workstation.db_path)}
     if not problems:
         ctx.emit(doc, f"Database {ctx.workstation.db_path}: integrity and cipher checks passed.")
@@ -676,8 +708,16 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
         return _fail(str(exc), EXIT_AUTH)
     except (NotFoundError, RecordError) as exc:
         return _fail(str(exc), EXIT_ERROR)
+    except WrongKeyError as exc:
+        return _fail(f"cannot unlock: {exc}", EXIT_AUTH)
     except (StoreError, KeyError_) as exc:
         return _fail(str(exc), EXIT_ERROR)
+    except DriverError as exc:
+        return _fail(
+            f"the clinic database {ctx.workstation.db_path if ctx else ''} could not be read "
+            f"({exc}). Run 'careline db check' for a full report",
+            EXIT_ERROR,
+        )
     finally:
         if ctx is not None:
             ctx.workstation.lock()

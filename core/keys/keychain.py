@@ -103,6 +103,9 @@ class Keychain:
     db_key: WrappedDbKey
     slots: list[KeySlot] = field(default_factory=list)
     pending_db_key: WrappedDbKey | None = None
+    # The database file's SQLCipher salt (its first 16 bytes, not secret, kept by PRAGMA
+    # rekey): tells "this key file belongs to another database" from "the file is damaged".
+    db_salt: str | None = None
 
     # ----- file I/O -------------------------------------------------------------------
 
@@ -124,6 +127,9 @@ class Keychain:
         except (KeyError, TypeError, ValueError) as exc:
             raise SlotFileError(f"key file {path} is malformed: {exc}") from exc
         pending = data.get("pending_db_key")
+        salt = data.get("db_salt")
+        if salt is not None and not isinstance(salt, str):
+            raise SlotFileError(f"key file {path} is malformed: db_salt must be text")
         return cls(
             path=path,
             db_id=db_id,
@@ -131,6 +137,7 @@ class Keychain:
             db_key=WrappedDbKey.from_dict(data.get("db_key")),
             slots=slots,
             pending_db_key=None if pending is None else WrappedDbKey.from_dict(pending),
+            db_salt=salt,
         )
 
     def save(self) -> None:
@@ -145,6 +152,7 @@ class Keychain:
             if self.pending_db_key is None
             else self.pending_db_key.to_dict(),
             "slots": [s.to_dict() for s in self.slots],
+            "db_salt": self.db_salt,
         }
         replace_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
 
@@ -358,6 +366,19 @@ class Keychain:
         self.save()
         keys.db_key.close()
         keys.db_key, keys.pending_db_key = keys.pending_db_key, None
+
+    def remember_database(self, salt: bytes) -> None:
+        """Record which database file this key file belongs to (by its salt)."""
+        if self.db_salt != salt.hex():
+            self.db_salt = salt.hex()
+            self.save()
+
+    def belongs_to(self, salt: bytes | None) -> bool | None:
+        """Whether this key file was made for the database with ``salt``; None if unknown
+        (a key file written before salts were recorded, or a file too short to hold one)."""
+        if self.db_salt is None or salt is None:
+            return None
+        return hmac.compare_digest(self.db_salt, salt.hex())
 
     def matches(self, db_key: bytes) -> bool:
         """True if ``db_key`` is this keychain's current database key."""

@@ -16,7 +16,7 @@ from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import AuthenticationError
 from core.records.models import User
-from core.store.database import DB_FILE_NAME, Database
+from core.store.database import DB_FILE_NAME, Database, file_salt
 from core.store.errors import StoreError, WrongKeyError
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ class Workstation:
             chain.add_keyring_slot(keys)
             self.keyring_note = None
         except KeyringUnavailableError as exc:
+            # Reported to the person by the caller (keyring_note); only logged here.
             self.keyring_note = str(exc)
-            log.warning("no OS-keyring slot: %s", exc)
+            log.info("no OS-keyring slot: %s", exc)
         return recovery
 
     def prepare_join(self, username: str, password: str) -> str:
@@ -123,6 +124,12 @@ class Workstation:
         try:
             # While a re-key is pending, a failure may just mean the new key is in force.
             known_good = keys.pending_db_key is None and chain.matches(keys.db_key.read())
+            if known_good and chain.belongs_to(file_salt(self.db_path)) is False:
+                # The key is right for this key file, but the key file is another database's.
+                raise WrongKeyError(
+                    f"the key file {self.keyfile_path} belongs to another clinic database, "
+                    f"not to {self.db_path}; put back the keyslots.json that was made with it"
+                )
             db = Database.open(self.db_path, keys.db_key, known_good)
         except WrongKeyError:
             if keys.pending_db_key is None:
@@ -135,6 +142,13 @@ class Workstation:
             keys.close()
             raise
         self._keys, self._db = keys, db
+        self._remember_database(chain)
+
+    def _remember_database(self, chain: Keychain) -> None:
+        """Record the database's salt in the key file once the file holds one (a new
+        database in WAL mode may not have written its first page yet)."""
+        if chain.db_salt is None and (salt := file_salt(self.db_path)) is not None:
+            chain.remember_database(salt)
 
     def unlock_with_keyring(self) -> None:
         """Open the database with the OS-keyring slot (no person needed)."""
@@ -214,6 +228,8 @@ class Workstation:
         """Close the database and zero the keys in memory."""
         if self._db is not None:
             self._db.close()
+            if self.keyfile_path.exists():
+                self._remember_database(self.keychain())
         if self._keys is not None:
             self._keys.close()
         self._db = self._keys = self._records = None

@@ -30,6 +30,9 @@ from core.store.migrations import MIGRATIONS, Migrations, migrate
 
 DB_FILE_NAME = "clinic.db"
 PAGE_SIZE = 4096  # SQLCipher 4 default
+# What the driver raises when a page inside an opened database fails to decrypt or parse
+# (damage the open-time checks cannot see: they read only the first page and the schema).
+DriverError = sqlcipher3.DatabaseError
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Row = tuple[Any, ...]
@@ -122,6 +125,17 @@ def _probe(path: Path, key: SecureMemory, immutable: bool) -> int:
         return int(conn.execute("PRAGMA page_count").fetchone()[0])
     finally:
         conn.close()
+
+
+def file_salt(path: Path) -> bytes | None:
+    """The SQLCipher salt at the start of an encrypted database file (not secret), or None
+    if the file is too short to hold one."""
+    try:
+        with path.open("rb") as fh:
+            salt = fh.read(16)
+    except OSError:
+        return None
+    return salt if len(salt) == 16 else None
 
 
 def verify_key(path: Path, key: SecureMemory, key_is_known_good: bool) -> None:

@@ -187,11 +187,39 @@ def test_damaged_database_is_reported_and_left_alone(tmp_path: Path) -> None:
     with db.open("r+b") as fh:
         fh.truncate(5000)
     before = db.read_bytes()
-    result = careline(data, "--password-stdin", "db", "check", stdin=PASSWORD)
-    assert result.returncode == 1
-    assert "is damaged" in result.stderr and "clinic.db" in result.stderr
+    result = careline(data, "--password-stdin", "--json", "db", "check", stdin=PASSWORD)
+    assert result.returncode == 4  # the check found a problem
+    [problem] = json.loads(result.stdout)["problems"]
+    assert "is damaged" in problem and "clinic.db" in problem
     assert db.read_bytes() == before
     assert sorted(p.name for p in data.iterdir()) == ["clinic.db", "keyslots.json"]
+
+
+def test_a_damaged_page_inside_the_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """Damage past the first page passes the open-time checks; every command still ends
+    with a plain error, and ``db check`` reports it without writing anything first."""
+    data = tmp_path / "d"
+    assert (
+        careline(
+            data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
+    db = data / "clinic.db"
+    damaged = bytearray(db.read_bytes())
+    damaged[2 * 4096 + 100] ^= 0xFF  # the third page: a table the commands below read
+    db.write_bytes(bytes(damaged))
+    check = careline(data, "--password-stdin", "--json", "db", "check", stdin=PASSWORD)
+    assert check.returncode == 4
+    report = json.loads(check.stdout)
+    assert report["ok"] is False
+    assert any("HMAC verification failed for page 3" in p for p in report["problems"])
+    assert db.read_bytes() == bytes(damaged)  # the check wrote nothing, not even an audit entry
+    search = careline(data, "--password-stdin", "patient", "search", "x", stdin=PASSWORD)
+    assert search.returncode == 1
+    assert "Traceback" not in search.stderr
+    assert search.stderr.startswith("careline: error: the clinic database")
+    assert "Run 'careline db check'" in search.stderr
 
 
 def test_wrong_key_file_for_database(tmp_path: Path) -> None:
@@ -207,9 +235,31 @@ def test_wrong_key_file_for_database(tmp_path: Path) -> None:
     (one / "keyslots.json").write_bytes((two / "keyslots.json").read_bytes())
     before = (one / "clinic.db").read_bytes()
     result = careline(one, "--password-stdin", "db", "check", stdin=PASSWORD)
-    assert result.returncode == 1
-    assert "first page fails authentication" in result.stderr
+    assert result.returncode == 3  # cannot unlock: not a damaged file
+    assert "belongs to another clinic database" in result.stderr
+    assert str(one / "keyslots.json") in result.stderr
     assert (one / "clinic.db").read_bytes() == before
+
+
+def test_a_damaged_first_page_is_still_called_damaged(tmp_path: Path) -> None:
+    """With this database's own key file, a first page that fails authentication is damage
+    (the salt before it still matches), not a wrong key."""
+    data = tmp_path / "d"
+    assert (
+        careline(
+            data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+        ).returncode
+        == 0
+    )
+    db = data / "clinic.db"
+    damaged = bytearray(db.read_bytes())
+    damaged[200] ^= 0xFF  # inside page 1, after the 16-byte salt
+    db.write_bytes(bytes(damaged))
+    result = careline(data, "--password-stdin", "--json", "db", "check", stdin=PASSWORD)
+    assert result.returncode == 4
+    [problem] = json.loads(result.stdout)["problems"]
+    assert "first page fails authentication although the key is correct" in problem
+    assert db.read_bytes() == bytes(damaged)
 
 
 def test_no_clinic_yet(tmp_path: Path) -> None:
