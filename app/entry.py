@@ -10,10 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.cli.workstation import EXIT_USAGE, run
+from app.display import display_problem
+from core.cli.workstation import EXIT_ERROR, EXIT_USAGE, run
 
 
 def _open_gui(args: argparse.Namespace) -> int:
+    problem = display_problem()
+    if problem is not None:
+        sys.stderr.write(
+            f"careline: error: the desktop app needs a screen, and {problem}. "
+            "Without one, use the command line: careline --help\n"
+        )
+        return EXIT_ERROR
     try:
         from app.main import run_app
     except ImportError as exc:
