@@ -1,4 +1,11 @@
-"""Verify the hash-chained audit log and name the first entry that does not fit."""
+"""Verify the hash-chained audit log and name the first entry that does not fit.
+
+What it can and cannot see: an entry edited in place, deleted or moved breaks its own hash or
+the next entry's link. The last entry has no next entry; it is checked against the head
+(``"<seq>:<hash>"``) kept in the same database's ``meta`` table. Anyone holding the database
+key can rewrite the last entry *and* that head consistently (or, more generally, rewrite the
+tail of the log and the head): nothing outside the database anchors the head yet.
+"""
 
 from __future__ import annotations
 
@@ -51,16 +58,41 @@ def verify_chain(rows: Sequence[Sequence[Any]], head: str | None) -> AuditReport
         if audit_chain.chain_hash(stored_prev, entry) != stored_hash:
             problems.append(_explain_mismatch(entry, stored_prev, stored_hash, original_seq))
         elif stored_prev != prev_hash and seq == expected_seq:
-            problems.append(f"audit entry {seq} does not follow entry {seq - 1} (chain broken)")
+            # Both entries hash correctly on their own, but the link between them is gone:
+            # entry seq-1 was rewritten together with its hash, or the entries at this
+            # point were removed or reordered and then renumbered and rehashed.
+            problems.append(
+                f"audit entry {seq} does not follow entry {seq - 1} (chain broken): entry "
+                f"{seq - 1} was altered and its hash recomputed, or entries here were removed "
+                "or reordered and renumbered"
+            )
         expected_seq, prev_hash = seq + 1, stored_hash
     head_seq = int(head.split(":", 1)[0]) if head else 0
     head_hash = head.split(":", 1)[1] if head else audit_chain.GENESIS_HASH
     last_seq = rows[-1][0] if rows else 0
-    if head_seq > last_seq:
-        problems.append(f"audit entries {last_seq + 1}-{head_seq} are missing from the end")
-    elif head_seq == last_seq and rows and head_hash != rows[-1][8]:
-        problems.append(f"audit entry {last_seq} does not match the recorded head of the log")
+    if head is None and rows:
+        problems.append("the recorded head of the audit log is missing (removed from meta)")
+    elif head_seq > last_seq:
+        problems.append(f"{_entries(last_seq + 1, head_seq)} missing from the end")
+    elif head_seq < last_seq:
+        # The write path moves the head in the same transaction as every append.
+        problems.append(
+            f"{_entries(head_seq + 1, last_seq, 'comes', 'come')} after the recorded head of "
+            "the log (added outside Careline's write path)"
+        )
+    elif rows and head_hash != rows[-1][8]:
+        problems.append(
+            f"audit entry {last_seq} does not match the recorded head of the log: it was "
+            "altered and its hash recomputed, or replaced"
+        )
     return AuditReport(entries=len(rows), head_seq=head_seq, problems=tuple(problems))
+
+
+def _entries(first: int, last: int, one: str = "is", many: str = "are") -> str:
+    """``audit entry 7 is`` or ``audit entries 7-9 are``."""
+    if first == last:
+        return f"audit entry {first} {one}"
+    return f"audit entries {first}-{last} {many}"
 
 
 def _original_positions(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
