@@ -18,7 +18,8 @@ rotated) so that load from anything else on the machine hits both stores alike:
 2. FTS prefix search (the SQL ``ClinicRecords.search_patients`` runs, limit 50) after a
    warm-up, timed both as raw SQL through ``Database.query`` and through
    ``ClinicRecords.search_patients``;
-3. point lookup by id (raw SQL and ``ClinicRecords.get_patient``);
+3. point lookup by id (raw SQL and ``ClinicRecords.get_patient``), and pages of the
+   patient list (``ClinicRecords.list_patients``, 200 rows) at random depths and at the end;
 4. Careline's per-change write path, ``ClinicRecords.add_patient``, one transaction plus
    one audit entry per patient, for a smaller sample.
 
@@ -417,6 +418,38 @@ def lookup_phase(stores: Sequence[Store], ids: Sequence[str]) -> dict[str, dict[
     }
 
 
+def list_page_phase(
+    stores: Sequence[Store], patients: int, samples: int = 200, page: int = 200
+) -> dict[str, dict[str, Any]]:
+    """Pages of the patient list at random depths (the desktop list fetches one such page
+    on the worker as the view scrolls): ClinicRecords.list_patients(limit, offset)."""
+    offsets = [random.Random(17).randrange(0, max(patients - page, 1)) for _ in range(samples)]
+    deepest = max(patients - page, 0)
+    records = {s.name: s.records for s in stores}
+    page_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    deepest_ns: dict[str, list[int]] = {s.name: [] for s in stores}
+    with quiet_gc():
+        for turn, offset in enumerate(offsets):
+            for store in rotated(stores, turn):
+                t0 = time.perf_counter_ns()
+                rows = records[store.name].list_patients(page, offset)
+                t1 = time.perf_counter_ns()
+                records[store.name].list_patients(page, deepest)
+                t2 = time.perf_counter_ns()
+                if len(rows) != min(page, patients - offset):
+                    raise AssertionError(f"{store.name}: page at {offset} has {len(rows)} rows")
+                page_ns[store.name].append(t1 - t0)
+                deepest_ns[store.name].append(t2 - t1)
+    return {
+        s.name: {
+            "page_rows": page,
+            "random_depth": summarize(page_ns[s.name]),
+            "last_page": summarize(deepest_ns[s.name]),
+        }
+        for s in stores
+    }
+
+
 def add_patient_phase(
     stores: Sequence[Store], patients: Sequence[SyntheticPatient], block: int = 50
 ) -> dict[str, dict[str, Any]]:
@@ -491,6 +524,8 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
             plans = {s.name: query_plan(s) for s in stores}
             log(f"lookup: {cfg.lookups} ids")
             lookups = lookup_phase(stores, lookup_ids)
+            log("patient list pages at random depths and at the end")
+            pages = list_page_phase(stores, cfg.patients)
             log(f"add_patient: {cfg.per_op} patients per store, one transaction each")
             adds = add_patient_phase(stores, extra)
             final_counts = {s.name: s.records.count_patients() for s in stores}
@@ -505,6 +540,7 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
             "insert": inserts[name],
             "search": searches[name],
             "lookup": lookups[name],
+            "list_page": pages[name],
             "add_patient": adds[name],
             "search_query_plan": plans[name],
         }
