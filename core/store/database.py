@@ -250,6 +250,11 @@ class Database:
         except sqlcipher3.DatabaseError as exc:
             conn.close()
             raise DamagedDatabaseError(f"database file {path} is damaged: {exc}") from exc
+        except BaseException:
+            # A refused or failed open leaves nothing open: no key copy in SQLCipher, no
+            # -wal/-shm beside the file, however long the caller keeps the error.
+            conn.close()
+            raise
         return cls(path, conn)
 
     def close(self) -> None:

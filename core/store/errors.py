@@ -23,3 +23,7 @@ class DamagedDatabaseError(StoreError):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer Careline."""
+
+
+class MigrationError(StoreError):
+    """A schema migration failed; it was rolled back and the file keeps its old schema."""

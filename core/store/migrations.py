@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlcipher3
 
-from core.store.errors import SchemaTooNewError
+from core.store.errors import MigrationError, SchemaTooNewError
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -273,10 +273,10 @@ def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlcipher3.DatabaseError):
-                # Same exception type (callers handle it as before), with what was undone.
-                raise type(exc)(
-                    f"migration to schema version {target} failed and was rolled back "
-                    f"(the schema is still at version {version}): {exc}"
+                # Not damage: the file is as it was; say what was undone.
+                raise MigrationError(
+                    f"{_describe(conn)}: migration to schema version {target} failed and was "
+                    f"rolled back (the schema is still at version {version}): {exc}"
                 ) from exc
             raise
         version = target

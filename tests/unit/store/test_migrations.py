@@ -9,7 +9,7 @@ import pytest
 
 from core.crypto.secure_memory import SecureMemory
 from core.store.database import Database
-from core.store.errors import DamagedDatabaseError, SchemaTooNewError
+from core.store.errors import MigrationError, SchemaTooNewError
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
 from tests.unit.store.disk import snapshot
 
@@ -75,13 +75,13 @@ def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMem
         (LATEST_VERSION + 1, _V2 + "INSERT INTO no_such_table VALUES (1);"),
     )
     before = snapshot(current_file.parent)
-    with pytest.raises(DamagedDatabaseError) as caught:
+    with pytest.raises(MigrationError) as caught:
         Database.open(current_file, key, migrations=broken)
     assert (
-        f"migration to schema version {LATEST_VERSION + 1} failed and was rolled back "
+        f"database file {current_file}: migration to schema version {LATEST_VERSION + 1} "
+        "failed and was rolled back "
         f"(the schema is still at version {LATEST_VERSION}): no such table: no_such_table"
     ) in str(caught.value)
-    del caught  # its traceback would keep the half-open connection (and its -wal) alive
     assert snapshot(current_file.parent) == before
     db = Database.open(current_file, key)
     assert _versions(db) == [*range(1, LATEST_VERSION + 1)]
@@ -92,7 +92,7 @@ def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMem
 
 
 def _open_error(path: Path, key: SecureMemory) -> str:
-    """The refusal's message, the exception dropped as the CLI drops it (see the xfail below)."""
+    """The refusal's message."""
     try:
         Database.open(path, key)
     except SchemaTooNewError as exc:
@@ -115,13 +115,6 @@ def test_newer_schema_is_refused_and_left_unchanged(current_file: Path, key: Sec
     db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/store/database.py _configure closes the connection only on "
-    "sqlcipher3.DatabaseError: after SchemaTooNewError it stays open (with SQLCipher's copy "
-    "of the key, and -wal/-shm beside the file) for as long as the exception's traceback "
-    "lives (a UI keeping the error, a reference cycle)",
-)
 def test_newer_schema_leaves_no_connection_open(current_file: Path, key: SecureMemory) -> None:
     Database.open(current_file, key, migrations=FUTURE).close()
     before = snapshot(current_file.parent)
