@@ -56,7 +56,7 @@ class Inbox:
 
 def load_inbox(records: ClinicRecords) -> Inbox:
     """Runs on the worker: conflicts, record titles, and this replica's id."""
-    conflicts = tuple(records.conflicts())
+    conflicts = tuple(records.review_conflicts())
     titles: dict[str, str] = {}
     for conflict in conflicts:
         if conflict.record_id in titles:

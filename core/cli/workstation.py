@@ -326,7 +326,7 @@ def cmd_conflicts(ctx: Context) -> int:
         records.resolve_conflict(args.conflict_id, choose=args.choose, value=args.value, keep=keep)
         ctx.emit({"resolved": args.conflict_id}, f"Resolved conflict {args.conflict_id}.")
         return EXIT_OK
-    found = records.conflicts()
+    found = records.review_conflicts()
     lines = []
     for c in found:
         if c.kind == "set":

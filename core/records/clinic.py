@@ -342,6 +342,18 @@ class ClinicRecords:
 
     # ----- conflicts --------------------------------------------------------------------
 
+    def review_conflicts(self) -> list[Conflict]:
+        """Open conflicts about to be shown to a person: their values are clinical data, so
+        the viewing is audited (one ``conflicts.view`` entry naming the records)."""
+        found = self.conflicts()
+        if found:
+            records = sorted({c.record_id for c in found})
+            with self.db.write(
+                self.actor, "conflicts.view", "conflicts", "inbox", {"records": records}
+            ):
+                pass
+        return found
+
     def conflicts(self, record_id: str | None = None) -> list[Conflict]:
         """Open conflicts (of one record, or all), oldest record first."""
         sql = "SELECT id, record_id, record_type, field, candidates FROM conflicts"
