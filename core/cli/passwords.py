@@ -37,14 +37,34 @@ def read_password(from_stdin: bool, password_file: Path | None) -> str | None:
     return None
 
 
-def prompt_new_password() -> str:
-    """Ask twice on the terminal; refuse when there is no terminal."""
+def read_stdin_line(flag: str, what: str) -> str:
+    """The next line of standard input (line ending dropped), for a command that reads more
+    than one secret from it; ``flag`` and ``what`` name the missing line in the error."""
+    line = sys.stdin.readline()
+    if not line or not line.rstrip("\r\n"):
+        raise ConfigError(f"{flag}: standard input has no {what} line")
+    return line.rstrip("\r\n")
+
+
+def _require_terminal(what: str, flags: str) -> None:
     if not sys.stdin.isatty():
-        raise ConfigError(
-            "no password given: use --password-stdin or set "
-            f"{PASSWORD_FILE_ENV}, or run in a terminal"
-        )
-    first = getpass.getpass("New password: ")
+        raise ConfigError(f"no {what} given: use {flags}, or run in a terminal")
+
+
+def prompt_secret(prompt: str, what: str, flags: str) -> str:
+    """Ask once on the terminal without echo; refuse when there is no terminal (naming the
+    ``flags`` that give ``what`` instead)."""
+    _require_terminal(what, flags)
+    value = getpass.getpass(prompt)
+    if not value:
+        raise ConfigError(f"no {what} given")
+    return value
+
+
+def prompt_new_password(prompt: str = "New password: ") -> str:
+    """Ask twice on the terminal; refuse when there is no terminal."""
+    _require_terminal("password", f"--password-stdin or set {PASSWORD_FILE_ENV}")
+    first = getpass.getpass(prompt)
     if getpass.getpass("Repeat password: ") != first:
         raise ConfigError("the two passwords differ")
     return first

@@ -25,6 +25,7 @@ from core.config.settings import (
 )
 from core.crypto.secure_memory import disable_core_dumps
 from core.keys.errors import KeyError_, KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.records import validation
 from core.records.clinic import ClinicRecords
 from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import PATIENT_EDITABLE, Conflict, Patient, PatientSummary
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", help="act as this user (default: the admin named at init)")
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    parser.add_argument(
+        "--recovery-key-stdin",
+        action="store_true",
+        help="keys recover: read the recovery key from standard input (then the new password)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -143,6 +149,32 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", help="one session, then exit")
     sync.add_argument("--progress", action="store_true", help="report each applied batch on stderr")
     sync.add_argument("--interval", type=float, default=30.0, help=argparse.SUPPRESS)
+
+    password = sub.add_parser("password", help="your password").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    password.add_parser(
+        "change",
+        help="change --user's password (--password-stdin: old, then new, one per line)",
+    )
+    keys = sub.add_parser("keys", help="recovery key, re-keying, forgotten passwords")
+    ksub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ksub.add_parser(
+        "recovery", help="admin: print a new recovery key once; the old one stops working"
+    )
+    ksub.add_parser("rekey", help="admin: re-encrypt the database under a fresh key")
+    recover = ksub.add_parser(
+        "recover",
+        help="forgotten password: unlock with the recovery key and set a user's new password",
+    )
+    recover.add_argument("--user", dest="recover_user", required=True, help="whose password to set")
+    # Accepted here too; SUPPRESS keeps the global flag's value when this one is absent.
+    recover.add_argument(
+        "--recovery-key-stdin",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="read the recovery key, then the new password, from standard input",
+    )
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="action", metavar="ACTION", required=True
@@ -235,6 +267,27 @@ class Context:
             return ws.unlock_for(user)
         except AuthenticationError as exc:
             raise CliError(str(exc), EXIT_AUTH) from None
+
+    def sign_in_person(self) -> ClinicRecords:
+        """Sign ``--user`` in with their password (--password-stdin, CARELINE_PASSWORD_FILE
+        or a prompt). Key management needs this: the OS-keyring slot opens the database
+        but proves nobody's identity, so it is not enough to mint a recovery key or re-key."""
+        from core.cli.passwords import PASSWORD_FILE_ENV, prompt_secret
+
+        ws = self.workstation
+        if not ws.is_initialized():
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+        user = (self.args.user or ws.keychain().default_user).strip().lower()
+        password = self.password() or prompt_secret(
+            f"Password for {user}: ",
+            "password",
+            f"--password-stdin or set {PASSWORD_FILE_ENV} (the OS keyring is not enough here)",
+        )
+        try:
+            ws.sign_in(user, password)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+        return ws.records
 
 
 def _summary_line(p: PatientSummary | Patient) -> str:
@@ -674,6 +727,97 @@ def cmd_db(ctx: Context) -> int:
     return EXIT_CHECK_FAILED
 
 
+def cmd_password(ctx: Context) -> int:
+    """password change: the current password, then the new one; changes the synced
+    verifier and this workstation's slot."""
+    from core.cli.passwords import PASSWORD_FILE_ENV, prompt_new_password, read_stdin_line
+
+    args, ws = ctx.args, ctx.workstation
+    if not ws.is_initialized():
+        raise CliError(f"no clinic in {ctx.data_dir}; run 'careline init' first")
+    user = (args.user or ws.keychain().default_user).strip().lower()
+    # Both passwords are read before the slow sign-in, so a missing line fails at once.
+    old = ctx.password()
+    if old is None:
+        from core.cli.passwords import prompt_secret
+
+        old = prompt_secret(
+            f"Current password for {user}: ", "password", f"--password-stdin or {PASSWORD_FILE_ENV}"
+        )
+    if args.password_stdin:
+        new = read_stdin_line("--password-stdin", "second (new password)")
+    else:
+        new = prompt_new_password()
+    validation.password(new)
+    if new == old:
+        raise CliError("the new password is the same as the current one")
+    try:
+        ws.sign_in(user, old)
+        ws.change_password(user, old, new)
+    except AuthenticationError as exc:
+        raise CliError(str(exc), EXIT_AUTH) from None
+    ctx.emit(
+        {"user": user, "password_changed": True},
+        f"Password changed for {user!r}. Use the new password from now on.",
+    )
+    return EXIT_OK
+
+
+def cmd_keys(ctx: Context) -> int:
+    """keys recovery | rekey | recover."""
+    if ctx.args.action == "recover":
+        return _keys_recover(ctx)
+    ws = ctx.workstation
+    ctx.sign_in_person()
+    if ctx.args.action == "recovery":
+        recovery = ws.new_recovery_key()
+        ctx.emit(
+            {"recovery_key": recovery},
+            "New RECOVERY KEY for this workstation (shown only now; the previous key no longer "
+            "opens it). Store it offline, e.g. printed in the clinic safe:\n\n"
+            f"    {recovery}\n",
+        )
+        return EXIT_OK
+    ws.rekey()
+    generation = ws.keychain().db_key.generation
+    ctx.emit(
+        {"rekeyed": True, "generation": generation},
+        f"Re-encrypted {ws.db_path} under a new database key (generation {generation}). "
+        "Passwords, the recovery key and the OS-keyring slot still open it.",
+    )
+    return EXIT_OK
+
+
+def _keys_recover(ctx: Context) -> int:
+    """Unlock with the recovery key and set a user's new password (audited)."""
+    from core.cli.passwords import prompt_new_password, prompt_secret, read_stdin_line
+
+    args, ws = ctx.args, ctx.workstation
+    if not ws.is_initialized():
+        raise CliError(f"no clinic in {ctx.data_dir}; run 'careline init' first")
+    user = validation.username(args.recover_user)
+    if args.recovery_key_stdin:
+        recovery = read_stdin_line("--recovery-key-stdin", "recovery key")
+    else:
+        recovery = prompt_secret("Recovery key: ", "recovery key", "--recovery-key-stdin")
+    if args.recovery_key_stdin or args.password_stdin:
+        flag = "--recovery-key-stdin" if args.recovery_key_stdin else "--password-stdin"
+        new = read_stdin_line(flag, "new password")
+    else:
+        new = prompt_new_password(f"New password for {user}: ")
+    try:
+        ws.recover_password(recovery, user, new)
+    except (WrongSecretError, NoSlotError) as exc:
+        raise CliError(f"cannot unlock with the recovery key: {exc}", EXIT_AUTH) from None
+    ctx.emit(
+        {"user": user, "password_changed": True},
+        f"New password set for {user!r} (audited as done with the recovery key). "
+        f"{user!r} signs in with it from now on. The recovery key still works; if it may "
+        "have been seen, an administrator can issue a new one with 'careline keys recovery'.",
+    )
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "init": cmd_init,
     "patient": cmd_patient,
@@ -686,6 +830,8 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "peers": cmd_peers,
     "audit": cmd_audit,
     "db": cmd_db,
+    "password": cmd_password,
+    "keys": cmd_keys,
 }
 
 

@@ -14,7 +14,7 @@ from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretEr
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
-from core.records.errors import AuthenticationError
+from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import User
 from core.store.database import DB_FILE_NAME, Database, file_salt
 from core.store.errors import StoreError, WrongKeyError
@@ -22,8 +22,17 @@ from core.store.errors import StoreError, WrongKeyError
 log = logging.getLogger(__name__)
 
 
+# The audit and op-log author of a password set with the recovery key: nobody signed in,
+# so the entry names the key that was used rather than guessing at a person.
+RECOVERY_ACTOR = "recovery-key"
+
+
 class WorkstationLockedError(StoreError):
     """An operation needs the clinic database, which is locked."""
+
+
+class NotAllowedError(RecordError):
+    """The signed-in person's role does not allow this operation."""
 
 
 class Workstation:
@@ -244,10 +253,77 @@ class Workstation:
         assert self._keys is not None
         self.keychain().add_password_slot(self._keys, username, new_password, self.kdf_params)
 
-    def rekey(self) -> None:
-        """Re-encrypt the database under a fresh key (crash-safe: the new key is staged first)."""
+    def require_admin(self, what: str) -> ClinicRecords:
+        """The signed-in person's records if they are an administrator; ``what`` names the
+        operation in the refusal (e.g. "issue a new recovery key")."""
+        records = self.records
+        user = records.user(records.actor)
+        if user is None or user.role != "admin":
+            role = user.role.replace("_", " ") if user else "unknown"
+            raise NotAllowedError(
+                f"only an administrator can {what}; {records.actor!r} is signed in as {role}"
+            )
+        return records
+
+    def reset_password(self, username: str, new_password: str) -> None:
+        """Set ``username``'s password without their old one: the synced verifier (audited as
+        the acting person) and this workstation's slot, so the old password no longer opens
+        it here. Callers decide who may do this (an admin, or the recovery-key holder)."""
+        v.password(new_password)
+        name = v.username(username)
+        records = self.records
+        if records.user(name) is None:
+            raise NotFoundError(f"no user {name!r} in this clinic")
+        records.change_password(name, new_password)
+        assert self._keys is not None
+        self.keychain().add_password_slot(self._keys, name, new_password, self.kdf_params)
+
+    def recover_password(self, recovery_key: str, username: str, new_password: str) -> None:
+        """Forgotten password: prove the recovery key, then set ``username``'s new password.
+
+        The recovery slot is opened even when the database is already open (by the OS
+        keyring), so a wrong key is refused either way, before anything is written. The
+        change is audited with the author ``recovery-key``. A database opened here is locked
+        again afterwards: the person then signs in with the new password, proving it works.
+        """
+        v.password(new_password)
+        v.username(username)
+        chain = self.keychain()
+        keys = chain.unlock_with_recovery_key(recovery_key)
+        opened_here = not self.is_unlocked
+        if opened_here:
+            self._open(chain, keys)
+        else:
+            keys.close()
+        previous = self._records
+        try:
+            self._records = ClinicRecords(self._require_db(), RECOVERY_ACTOR, self.kdf_params)
+            self.reset_password(username, new_password)
+        finally:
+            self._records = previous
+            if opened_here:
+                self.lock()
+
+    def new_recovery_key(self) -> str:
+        """Admin only: replace this workstation's recovery slot; returns the new key, to be
+        shown once (the old key stops opening the workstation). Audited."""
+        records = self.require_admin("issue a new recovery key")
         assert self._keys is not None
         chain = self.keychain()
+        # Audited first: if replacing the slot then fails, the old key still works, and the
+        # log shows an attempt rather than missing a change.
+        with records.db.write(records.actor, "keys.recovery_replace", "workstation", chain.db_id):
+            pass
+        return chain.new_recovery_key(self._keys)
+
+    def rekey(self) -> None:
+        """Admin only: re-encrypt the database under a fresh key (crash-safe: the new key is
+        staged first). Audited."""
+        records = self.require_admin("re-encrypt the database")
+        assert self._keys is not None
+        chain = self.keychain()
+        with records.db.write(records.actor, "keys.rekey", "workstation", chain.db_id):
+            pass
         new_key = chain.stage_new_db_key(self._keys)
         self._require_db().rekey(new_key)
         chain.commit_new_db_key(self._keys)
