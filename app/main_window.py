@@ -33,6 +33,7 @@ from app.auto_lock import IdleWatcher, minutes_to_ms
 from app.chart import ChartPage
 from app.conflicts import ConflictsDialog
 from app.first_run import FirstRunWizard
+from app.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.messages import describe_error
 from app.patient_dialog import PatientDialog, RecordsProvider
 from app.patient_list import PatientListPage
@@ -121,6 +122,22 @@ class Workspace(QWidget):
         self.pair_action = QAction("Pair a workstation…", self)
         self.pair_action.setToolTip("Show a one-time code that lets a LAN workstation join")
         self.settings_menu.addAction(self.pair_action)
+        # The signed-in person's own account, then what only an administrator may do.
+        self.settings_menu.addSeparator()
+        self.change_password_action = QAction("Change password…", self)
+        self.change_password_action.setToolTip("Change the password you sign in with")
+        self.settings_menu.addAction(self.change_password_action)
+        self.admin_separator = self.settings_menu.addSeparator()
+        self.new_recovery_key_action = QAction("New recovery key…", self)
+        self.new_recovery_key_action.setToolTip(
+            "Replace this computer's recovery key (administrators only)"
+        )
+        self.settings_menu.addAction(self.new_recovery_key_action)
+        self.rekey_action = QAction("Re-encrypt database…", self)
+        self.rekey_action.setToolTip(
+            "Encrypt the clinic's records again under a new key (administrators only)"
+        )
+        self.settings_menu.addAction(self.rekey_action)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setObjectName("toolbarButton")
@@ -173,6 +190,10 @@ class Workspace(QWidget):
         """Show the patient list for a person who just signed in."""
         self.clinic_label.setText(session.clinic_name)
         self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
+        # Core refuses these to anyone else too; hiding them spares a pointless refusal.
+        is_admin = session.user.role == "admin"
+        for admin_only in (self.admin_separator, self.new_recovery_key_action, self.rekey_action):
+            admin_only.setVisible(is_admin)
         self.show_list()
         self.patient_list.activate()
         self.patient_list.search.setFocus()
@@ -334,6 +355,11 @@ class MainWindow(QMainWindow):
         self.workspace.pair_action.setVisible(self.sync.lan is not None)
         self.pair_code_box: QMessageBox | None = None
         self.enroll_dialog: EnrollDialog | None = None
+        self.workspace.change_password_action.triggered.connect(self.show_change_password)
+        self.workspace.new_recovery_key_action.triggered.connect(self.show_new_recovery_key)
+        self.workspace.rekey_action.triggered.connect(self.show_rekey)
+        self.key_dialog: QDialog | None = None
+        self.notice_box: QMessageBox | None = None
 
         self.idle = IdleWatcher(auto_lock_ms, self)
         self.idle.timed_out.connect(self.lock_after_idle)
@@ -490,6 +516,56 @@ class MainWindow(QMainWindow):
         if self.enroll_dialog is not None:
             self.enroll_dialog.deleteLater()
             self.enroll_dialog = None
+
+    # ----- passwords and keys -----------------------------------------------------------
+
+    def show_change_password(self) -> None:
+        """Settings → Change password… for the signed-in person."""
+        if self._session is None:
+            return
+        dialog = ChangePasswordDialog(
+            self.worker, self.workstation, self._session.user.username, self
+        )
+        dialog.changed.connect(self._password_changed)
+        self._open_key_dialog(dialog)
+
+    def show_new_recovery_key(self) -> None:
+        """Settings → New recovery key… (administrators)."""
+        if self._session is not None:
+            self._open_key_dialog(NewRecoveryKeyDialog(self.worker, self.workstation, self))
+
+    def show_rekey(self) -> None:
+        """Settings → Re-encrypt database… (administrators)."""
+        if self._session is not None:
+            self._open_key_dialog(RekeyDialog(self.worker, self.workstation, self))
+
+    def _open_key_dialog(self, dialog: QDialog) -> None:
+        if self.key_dialog is not None:
+            dialog.deleteLater()
+            self.key_dialog.raise_()
+            return
+        dialog.finished.connect(self._forget_key_dialog)
+        self.key_dialog = dialog
+        dialog.open()
+
+    def _forget_key_dialog(self) -> None:
+        if self.key_dialog is not None:
+            self.key_dialog.deleteLater()
+            self.key_dialog = None
+
+    def _password_changed(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Password changed",
+            "Your password was changed. Use the new password the next time you sign in on "
+            "this computer.",
+            parent=self,
+        )
+        box.setObjectName("passwordChangedBox")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.notice_box = box
+        box.destroyed.connect(lambda: setattr(self, "notice_box", None))
+        box.open()
 
     # ----- locking ----------------------------------------------------------------------
 

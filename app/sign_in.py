@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.key_dialogs import RecoverPasswordDialog
 from app.messages import describe_error
 from app.widgets import form_layout
 from app.worker import Job, Worker
@@ -48,6 +49,8 @@ class SignInPage(QWidget):
         self._worker = worker
         self._workstation = workstation
         self._job: Job[Session] | None = None
+        self._clinic_name = ""
+        self.recover_dialog: RecoverPasswordDialog | None = None
 
         title = QLabel("Careline")
         title.setObjectName("appTitle")
@@ -74,6 +77,13 @@ class SignInPage(QWidget):
         self.button.setObjectName("primary")
         self.button.setDefault(True)
         self.button.clicked.connect(self.submit)
+        self.forgot_button = QPushButton("Forgot password? Use the recovery key")
+        self.forgot_button.setObjectName("link")
+        self.forgot_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.forgot_button.setToolTip(
+            "Set a new password with the recovery key shown when Careline was set up here"
+        )
+        self.forgot_button.clicked.connect(self.show_recovery)
         self.username.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self.submit)
 
@@ -96,6 +106,7 @@ class SignInPage(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.button)
         inner.addLayout(buttons)
+        inner.addWidget(self.forgot_button, 0, Qt.AlignmentFlag.AlignLeft)
 
         row = QHBoxLayout()
         row.addStretch(1)
@@ -117,6 +128,7 @@ class SignInPage(QWidget):
         self.password.clear()
         self.error.hide()
         self.error.clear()
+        self._clinic_name = clinic_name
         self.notice.setText(notice)
         self.notice.setVisible(bool(notice))
         self.clinic.setText(
@@ -150,10 +162,38 @@ class SignInPage(QWidget):
         if self._job is not None:
             self._job.cancel()
             self._job = None
+        if self.recover_dialog is not None:
+            self.recover_dialog.reject()
         self._set_busy(False)
 
+    def show_recovery(self) -> None:
+        """Forgot password: open the recovery-key dialog for the name typed so far."""
+        if self.recover_dialog is not None:
+            self.recover_dialog.raise_()
+            return
+        dialog = RecoverPasswordDialog(
+            self._worker, self._workstation, self.username.text().strip(), self
+        )
+        dialog.recovered.connect(self._recovered)
+        dialog.finished.connect(self._forget_recovery)
+        self.recover_dialog = dialog
+        dialog.open()
+
+    def _forget_recovery(self) -> None:
+        if self.recover_dialog is not None:
+            self.recover_dialog.deleteLater()
+            self.recover_dialog = None
+
+    def _recovered(self, username: str) -> None:
+        # Signing in now proves the new password works before anyone relies on it.
+        self.prepare(
+            username,
+            f"A new password was set for {username}. Sign in with it now.",
+            self._clinic_name,
+        )
+
     def _set_busy(self, busy: bool) -> None:
-        for widget in (self.username, self.password, self.button):
+        for widget in (self.username, self.password, self.button, self.forgot_button):
             widget.setEnabled(not busy)
         self.button.setText("Signing in…" if busy else "Sign in")
 

@@ -779,11 +779,13 @@ def cmd_keys(ctx: Context) -> int:
         )
         return EXIT_OK
     ws.rekey()
-    generation = ws.keychain().db_key.generation
+    chain = ws.keychain()
+    generation = chain.db_key.generation
+    keyring = " and the OS-keyring slot" if any(s.kind == "keyring" for s in chain.slots) else ""
     ctx.emit(
         {"rekeyed": True, "generation": generation},
         f"Re-encrypted {ws.db_path} under a new database key (generation {generation}). "
-        "Passwords, the recovery key and the OS-keyring slot still open it.",
+        f"Passwords, the recovery key{keyring} still open it.",
     )
     return EXIT_OK
 

@@ -22,6 +22,7 @@ import keyring.backends.fail
 from PySide6.QtCore import QDate
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
+from app.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.main import set_up_application
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
@@ -279,6 +280,81 @@ def conflicts(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def passwords_and_keys(out: Path, tmp: Path) -> None:
+    """Change password, the forgotten-password path, a new recovery key, re-encryption."""
+    ws = sample_clinic(tmp / "keys", count=12)
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    save(window, out, "16-sign-in-forgot-link")
+    page.show_recovery()
+    recover = page.recover_dialog
+    assert recover is not None
+    recover.recovery_key.setText("ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567")
+    recover.new.setText("a new password for maria")
+    recover.confirm.setText("a new password for maria")
+    recover.save()
+    wait_for(lambda: recover.errors["recovery_key"].isVisible() and not recover.working)
+    save(recover, out, "17-recover-wrong-key")
+    recover.reject()
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    workspace = window.workspace
+    menu = workspace.settings_menu
+    menu.popup(workspace.settings_button.mapToGlobal(workspace.settings_button.rect().bottomLeft()))
+    save(menu, out, "18-settings-menu")
+    menu.hide()
+    window.show_change_password()
+    change = window.key_dialog
+    assert isinstance(change, ChangePasswordDialog)
+    change.current.setText("not my password")
+    change.new.setText("a new password for maria")
+    change.confirm.setText("a new password for maria")
+    change.save()
+    wait_for(lambda: change.errors["current"].isVisible() and not change.working)
+    save(change, out, "19-change-password-error")
+    change.current.setText(PASSWORD)
+    change.new.setText("a new password for maria")
+    change.confirm.setText("a new password for maria")
+    change.save()
+    wait_for(lambda: window.notice_box is not None)
+    box = window.notice_box
+    assert box is not None
+    save(box, out, "21-password-changed")
+    box.accept()
+    wait_for(lambda: window.key_dialog is None)
+    window.show_new_recovery_key()
+    fresh = window.key_dialog
+    assert isinstance(fresh, NewRecoveryKeyDialog)
+    save(fresh, out, "22-new-recovery-key-explain")
+    fresh.make_key()
+    wait_for(lambda: fresh.key is not None)
+    save(fresh, out, "23-new-recovery-key-shown")
+    fresh.recovery_page.stored.setChecked(True)
+    fresh.finish()
+    wait_for(lambda: window.key_dialog is None)
+    window.show_rekey()
+    rekey = window.key_dialog
+    assert isinstance(rekey, RekeyDialog)
+    save(rekey, out, "24-rekey-explain")
+    rekey.start()
+    wait_for(lambda: rekey.steps.currentWidget() is rekey.done_page)
+    save(rekey, out, "25-rekey-done")
+    rekey.accept()
+    window.lock()
+    wait_for(lambda: not ws.is_unlocked)
+    window.sign_in_page.show_recovery()
+    empty = window.sign_in_page.recover_dialog
+    assert empty is not None
+    save(empty, out, "26-recover-empty")
+    empty.reject()
+    window.shutdown()
+    window.close()
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line."""
     out = Path(argv[1] if len(argv) > 1 else "screenshots")
@@ -290,6 +366,7 @@ def main(argv: list[str]) -> int:
         first_run(out, Path(tmp))
         daily_use(out, Path(tmp))
         conflicts(out, Path(tmp))
+        passwords_and_keys(out, Path(tmp))
     return 0
 
 

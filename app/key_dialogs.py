@@ -1,0 +1,663 @@
+"""Passwords and keys: change your own password, set a forgotten password with the recovery
+key, make a new recovery key, and re-encrypt the database under a new key.
+
+Each dialog checks what it can on the GUI thread (empty fields, two passwords that differ)
+and runs the rest on the :class:`~app.worker.Worker`: every Argon2id derivation and the
+``PRAGMA rekey`` take long enough to freeze a screen. Dialogs are opened with ``open()``
+(window-modal, no nested event loop) so an auto-lock can close them, and a job still
+running when a dialog closes is not reported back to it. Core decides who may do what
+(``Workstation.require_admin``); the screens only hide actions a person cannot use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.first_run import ClinicCreated, RecoveryPage
+from app.messages import describe_error, sentence, validation_text
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from app.worker import Job, Worker
+from core.keys.errors import NoSlotError, WrongSecretError
+from core.records.errors import AuthenticationError, NotFoundError, ValidationError
+from core.records.workstation import NotAllowedError, Workstation
+
+
+def describe_key_error(exc: BaseException) -> str:
+    """Like :func:`describe_error`, plus the refusal of an operation to a role."""
+    if isinstance(exc, NotAllowedError):
+        return sentence(str(exc))
+    return describe_error(exc)
+
+
+def password_field(name: str, placeholder: str = "") -> QLineEdit:
+    """A line edit that hides what is typed."""
+    field = QLineEdit()
+    field.setObjectName(name)
+    field.setEchoMode(QLineEdit.EchoMode.Password)
+    if placeholder:
+        field.setPlaceholderText(placeholder)
+    return field
+
+
+def heading_label(text: str) -> QLabel:
+    """A dialog's heading, in the style every dialog uses."""
+    label = QLabel(text)
+    label.setObjectName("dialogHeading")
+    return label
+
+
+def busy_bar() -> QProgressBar:
+    """A thin, hidden, indeterminate bar shown while the worker runs."""
+    bar = QProgressBar()
+    bar.setRange(0, 0)
+    bar.setTextVisible(False)
+    bar.setMaximumHeight(8)
+    bar.hide()
+    return bar
+
+
+class _FormDialog(QDialog):
+    """A form whose fields each have an error line, submitted once to the worker."""
+
+    def __init__(self, worker: Worker, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._job: Job[None] | None = None
+        self.inputs: dict[str, QLineEdit] = {}
+        self.errors: dict[str, QLabel] = {}
+        self.general_error = error_label()
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+        self.busy = busy_bar()
+
+    def add_rows(self, rows: list[tuple[str, str, QLineEdit]]) -> QFormLayout:
+        """``(caption, field, widget)`` rows with an error line under each."""
+        form = form_layout()
+        for caption, field, widget in rows:
+            self.inputs[field] = widget
+            self.errors[field] = error_label()
+            form.addRow(caption, widget)
+            form.addRow("", self.errors[field])
+        return form
+
+    @property
+    def working(self) -> bool:
+        """True while the worker runs this dialog's job."""
+        return self._job is not None
+
+    def show_error(self, field: str | None, text: str) -> None:
+        """Show ``text`` under ``field`` (or below the form) and move focus there."""
+        label = self.errors.get(field or "", self.general_error)
+        label.setText(text)
+        label.show()
+        # The dialog has a minimum width, so Qt does not grow it for a message that wraps:
+        # make room, or the form rows get squeezed together. (A one-line message fits, and
+        # Qt's estimate for it would only add a gap.)
+        column = self.inputs[field].width() if field in self.inputs else self.width() - 48
+        if label.fontMetrics().horizontalAdvance(text) > column:
+            self._make_room()
+        if field in self.inputs:
+            self.inputs[field].setFocus()
+            self.inputs[field].selectAll()
+
+    def _make_room(self) -> None:
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
+    def clear_errors(self) -> None:
+        """Hide every message."""
+        for label in (*self.errors.values(), self.general_error):
+            label.clear()
+            label.hide()
+
+    def run(self, fn: Callable[[], None], busy_text: str) -> None:
+        """Run ``fn`` on the worker, showing ``busy_text`` meanwhile."""
+        self._set_busy(True, busy_text)
+        self._job = self._worker.submit(fn, self._finished, self._failed_job, label=busy_text)
+
+    def _set_busy(self, busy: bool, text: str = "") -> None:
+        for widget in self.inputs.values():
+            widget.setEnabled(not busy)
+        self.progress.setText(text)
+        self.progress.setVisible(busy)
+        self.busy.setVisible(busy)
+        self.set_buttons_enabled(not busy)
+
+    def set_buttons_enabled(self, enabled: bool) -> None:
+        """Subclasses disable their primary button while working."""
+
+    def _finished(self, _result: None) -> None:
+        self._job = None
+        self._set_busy(False)
+        self.succeeded()
+
+    def _failed_job(self, exc: Exception) -> None:
+        self._job = None
+        self._set_busy(False)
+        self.failed(exc)
+
+    def succeeded(self) -> None:
+        """The worker finished the job."""
+
+    def failed(self, exc: Exception) -> None:
+        """The worker's job raised ``exc``."""
+        if isinstance(exc, ValidationError):
+            self.show_error(exc.field, validation_text(exc))
+        else:
+            self.show_error(None, describe_key_error(exc))
+
+    def clear_secrets(self) -> None:
+        """Empty every password field (Python cannot wipe the strings, only drop them)."""
+        for widget in self.inputs.values():
+            if widget.echoMode() == QLineEdit.EchoMode.Password:
+                widget.clear()
+
+    def done(self, result: int) -> None:
+        """Close; a job still in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self.clear_secrets()
+        super().done(result)
+
+
+class ChangePasswordDialog(_FormDialog):
+    """The signed-in person changes their own password (Settings → Change password…)."""
+
+    changed = Signal()
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, username: str, parent: QWidget | None
+    ) -> None:
+        super().__init__(worker, parent)
+        self._workstation = workstation
+        self.username = username
+        self.setObjectName("changePasswordDialog")
+        self.setWindowTitle("Change password")
+        self.setMinimumWidth(480)
+        self.current = password_field("currentPassword")
+        self.new = password_field("newPassword", "At least 10 characters")
+        self.confirm = password_field("confirmPassword")
+        form = self.add_rows(
+            [
+                ("Current password", "current", self.current),
+                ("New password", "new", self.new),
+                ("Repeat new password", "confirm", self.confirm),
+            ]
+        )
+        intro = paragraph(
+            "Choose a password of at least 10 characters that you do not use anywhere else. "
+            "Your password also unlocks the clinic's records on this computer.",
+            "hint",
+        )
+        self.buttons, self.save_button = action_buttons(self, self.save, "Change password")
+        self.heading = heading_label(f"Change the password of {username}")
+        dialog_layout(
+            self,
+            self.heading,
+            intro,
+            form,
+            self.general_error,
+            self.progress,
+            self.busy,
+            self.buttons,
+        )
+        self.current.setFocus()
+
+    def set_buttons_enabled(self, enabled: bool) -> None:
+        """Save is refused while the change runs."""
+        self.save_button.setEnabled(enabled)
+
+    def save(self) -> None:
+        """Check the form, then change the password on the worker."""
+        if self.working:
+            return
+        self.clear_errors()
+        current, new = self.current.text(), self.new.text()
+        if not current:
+            self.show_error("current", "Enter your current password.")
+            return
+        if not new:
+            self.show_error("new", "Enter a new password.")
+            return
+        if new != self.confirm.text():
+            self.confirm.clear()
+            self.show_error("confirm", "The two new passwords are different. Type them again.")
+            return
+        if new == current:
+            self.show_error("new", "The new password is the same as the current one.")
+            return
+        ws, username = self._workstation, self.username
+        self.run(
+            lambda: ws.change_password(username, current, new),
+            "Changing your password… This takes a few seconds.",
+        )
+
+    def succeeded(self) -> None:
+        """Close and let the window say it worked."""
+        self.changed.emit()
+        self.accept()
+
+    def failed(self, exc: Exception) -> None:
+        """A wrong current password is named as such; the rest as core says."""
+        if isinstance(exc, AuthenticationError):
+            self.current.clear()
+            self.show_error("current", "Your current password is not correct.")
+        elif isinstance(exc, ValidationError) and exc.field == "password":
+            self.show_error("new", validation_text(exc))
+        else:
+            super().failed(exc)
+
+
+class RecoverPasswordDialog(_FormDialog):
+    """From the sign-in screen: open with the recovery key and set a new password."""
+
+    recovered = Signal(str)  # the user name whose password was set
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, username: str, parent: QWidget | None
+    ) -> None:
+        super().__init__(worker, parent)
+        self._workstation = workstation
+        self.setObjectName("recoverPasswordDialog")
+        self.setWindowTitle("Forgotten password")
+        self.setMinimumWidth(560)
+        self.recovery_key = QLineEdit()
+        self.recovery_key.setObjectName("recoveryKeyInput")
+        self.recovery_key.setPlaceholderText("XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX-XXXX")
+        # Shown while typing: it is copied from paper, and hidden characters invite mistakes.
+        self.username = QLineEdit(username)
+        self.username.setObjectName("recoverUsername")
+        self.new = password_field("recoverNewPassword", "At least 10 characters")
+        self.confirm = password_field("recoverConfirm")
+        form = self.add_rows(
+            [
+                ("Recovery key", "recovery_key", self.recovery_key),
+                ("User name", "username", self.username),
+                ("New password", "password", self.new),
+                ("Repeat password", "confirm", self.confirm),
+            ]
+        )
+        intro = paragraph(
+            "The recovery key was shown once when Careline was set up on this computer, as "
+            "eight groups of letters and digits. It is usually kept on paper, for example in "
+            "the clinic safe. With it you can choose a new password for any staff account.",
+            "hint",
+        )
+        note = paragraph(
+            "Each computer has its own recovery key; capital letters, spaces and dashes do "
+            "not matter. The change is recorded in the audit log.",
+            "hint",
+        )
+        self.buttons, self.save_button = action_buttons(self, self.save, "Set new password")
+        dialog_layout(
+            self,
+            heading_label("Set a new password with the recovery key"),
+            intro,
+            form,
+            note,
+            self.general_error,
+            self.progress,
+            self.busy,
+            self.buttons,
+        )
+        self.recovery_key.setFocus()
+
+    def set_buttons_enabled(self, enabled: bool) -> None:
+        """Saving is refused while the key is checked."""
+        self.save_button.setEnabled(enabled)
+
+    def save(self) -> None:
+        """Check the form, then prove the key and set the password on the worker."""
+        if self.working:
+            return
+        self.clear_errors()
+        key = self.recovery_key.text().strip()
+        username = self.username.text().strip()
+        new = self.new.text()
+        if not key:
+            self.show_error("recovery_key", "Enter the recovery key.")
+            return
+        if not username:
+            self.show_error("username", "Enter the user name whose password you are setting.")
+            return
+        if not new:
+            self.show_error("password", "Enter a new password.")
+            return
+        if new != self.confirm.text():
+            self.confirm.clear()
+            self.show_error("confirm", "The two passwords are different. Type them again.")
+            return
+        ws = self._workstation
+        self._username = username.lower()
+        self.run(
+            lambda: ws.recover_password(key, username, new),
+            "Checking the recovery key and saving the new password…",
+        )
+
+    def clear_secrets(self) -> None:
+        """The recovery key goes too, whichever way the dialog closes."""
+        super().clear_secrets()
+        self.recovery_key.clear()
+
+    def succeeded(self) -> None:
+        """Close; the sign-in screen says what to do next."""
+        self.recovered.emit(self._username)
+        self.accept()
+
+    def failed(self, exc: Exception) -> None:
+        """Name the field that was wrong, in words for the person holding the paper."""
+        if isinstance(exc, WrongSecretError):
+            # One line under the field (a form row does not grow for more); the note
+            # below the form says what to check.
+            self.show_error("recovery_key", "This key does not open this computer's records.")
+        elif isinstance(exc, NoSlotError):
+            self.show_error(None, "This computer has no recovery key. Ask your administrator.")
+        elif isinstance(exc, NotFoundError):
+            self.show_error(
+                "username", f"There is no account named {self._username!r} in this clinic."
+            )
+        elif isinstance(exc, ValidationError) and exc.field == "username":
+            self.show_error("username", validation_text(exc))
+        else:
+            super().failed(exc)
+
+
+class _StagedDialog(QDialog):
+    """A dialog in steps (explain → work → result) on a stacked widget."""
+
+    def __init__(self, worker: Worker, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._job: Job[Any] | None = None
+        self.steps = QStackedWidget()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.steps)
+
+    def add_step(self, *parts: QWidget, buttons: QWidget) -> QWidget:
+        """A page laid out like every other dialog, its buttons at the bottom (pages share
+        one height, so the shorter ones keep their text at the top)."""
+        page = QWidget()
+        inner = QVBoxLayout(page)
+        inner.setContentsMargins(24, 20, 24, 20)
+        inner.setSpacing(12)
+        for part in parts:
+            inner.addWidget(part)
+        inner.addStretch(1)
+        inner.addWidget(buttons)
+        self.steps.addWidget(page)
+        return page
+
+    @property
+    def working(self) -> bool:
+        """True while the worker runs this dialog's job."""
+        return self._job is not None
+
+    def done(self, result: int) -> None:
+        """Close; a job still in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+
+class NewRecoveryKeyDialog(_StagedDialog):
+    """Admin only: replace this computer's recovery key and show the new one once, on the
+    first-run wizard's own recovery page."""
+
+    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None) -> None:
+        super().__init__(worker, parent)
+        self._workstation = workstation
+        self.setObjectName("newRecoveryKeyDialog")
+        self.setWindowTitle("New recovery key")
+        self.setMinimumWidth(620)
+        self.key: str | None = None
+
+        self.error = error_label()
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+        self.busy = busy_bar()
+        self.confirm_buttons, self.make_button = action_buttons(
+            self, self.make_key, "Make a new key"
+        )
+        self.explain_page = self.add_step(
+            heading_label("Make a new recovery key"),
+            paragraph(
+                "The recovery key opens this computer's records when every staff password is "
+                "forgotten. Make a new one if the current key is lost, or may have been seen "
+                "by someone who should not have it."
+            ),
+            paragraph(
+                "The current key stops working as soon as the new one is made, and the new key "
+                "is shown only once. Have paper and a pen ready before you continue.",
+                "notice",
+            ),
+            self.error,
+            self.progress,
+            self.busy,
+            buttons=self.confirm_buttons,
+        )
+
+        # The wizard's recovery page, reused so the key is shown with the same care.
+        self.recovery_page = RecoveryPage()
+        # Its margins line it up with a wizard's title; here, with the dialog's heading.
+        page_layout = self.recovery_page.layout()
+        assert page_layout is not None
+        page_layout.setContentsMargins(0, 4, 0, 0)
+        self.recovery_page.stored.toggled.connect(self._stored_toggled)
+        self.done_buttons = QDialogButtonBox()
+        self.done_button = QPushButton("Done")
+        self.done_button.setObjectName("primary")
+        self.done_button.setEnabled(False)
+        self.done_buttons.addButton(self.done_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.done_buttons.accepted.connect(self.finish)
+        self.key_page = self.add_step(
+            heading_label("Store the new recovery key"),
+            paragraph(
+                "Careline shows this key only now. The previous recovery key no longer works.",
+                "notice",
+            ),
+            self.recovery_page,
+            buttons=self.done_buttons,
+        )
+
+    def make_key(self) -> None:
+        """Replace the recovery slot on the worker."""
+        if self.working or self.key is not None:
+            return
+        self.error.hide()
+        self.make_button.setEnabled(False)
+        self.progress.setText("Making the new recovery key…")
+        self.progress.show()
+        self.busy.show()
+        ws = self._workstation
+        self._job = self._worker.submit(
+            ws.new_recovery_key, self._made, self._failed, label="new recovery key"
+        )
+
+    def _idle(self) -> None:
+        self._job = None
+        self.progress.hide()
+        self.busy.hide()
+
+    def _made(self, key: object) -> None:
+        self._idle()
+        self.key = str(key)
+        self.recovery_page.show_key(ClinicCreated("", self.key, None))
+        self.steps.setCurrentWidget(self.key_page)
+        self.recovery_page.stored.setFocus()
+
+    def _failed(self, exc: Exception) -> None:
+        self._idle()
+        self.make_button.setEnabled(True)
+        self.error.setText(describe_key_error(exc))
+        self.error.show()
+
+    def _stored_toggled(self, checked: bool) -> None:
+        self.done_button.setEnabled(checked)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """True while a new key is on screen that nobody confirmed storing."""
+        return self.key is not None and not self.recovery_page.stored.isChecked()
+
+    def finish(self) -> None:
+        """Done (only once the person confirmed storing the key): forget it on screen."""
+        if self.unconfirmed:
+            return
+        self.accept()
+
+    def done(self, result: int) -> None:
+        """Closing (or an auto-lock) removes the key from the screen."""
+        self.recovery_page.key.clear()
+        self.key = None
+        super().done(result)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape does not throw away a key nobody confirmed storing."""
+        if event.key() == Qt.Key.Key_Escape and self.unconfirmed:
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the window before confirming asks first (an auto-lock does not ask)."""
+        if self.unconfirmed:
+            answer = QMessageBox.question(
+                self,
+                "Close without storing the key?",
+                "You have not confirmed that you stored the new recovery key. It will not be "
+                "shown again; the previous key already stopped working. Close anyway? (An "
+                "administrator can make another new key later.)",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        super().closeEvent(event)
+
+
+class RekeyDialog(_StagedDialog):
+    """Admin only: re-encrypt the database under a new key (``PRAGMA rekey``, on the
+    worker; crash-safe in core)."""
+
+    rekeyed = Signal()
+
+    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None) -> None:
+        super().__init__(worker, parent)
+        self._workstation = workstation
+        self.setObjectName("rekeyDialog")
+        self.setWindowTitle("Re-encrypt the database")
+        self.setMinimumWidth(560)
+        self.error = error_label()
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+        self.busy = busy_bar()
+        self.start_buttons, self.start_button = action_buttons(self, self.start, "Re-encrypt")
+        self.explain_page = self.add_step(
+            heading_label("Re-encrypt the clinic's records"),
+            paragraph(
+                "Careline encrypts every page of this computer's clinic database again, under "
+                "a new key. Do this if a copy of the database key may have been exposed, or "
+                "as your security policy requires."
+            ),
+            paragraph(
+                "Staff passwords, the recovery key and the OS keyring keep working: nobody "
+                "needs a new password. A large clinic can take a minute; Careline waits until "
+                "it is done. If the computer stops in the middle, the next start finishes it.",
+                "hint",
+            ),
+            self.error,
+            self.progress,
+            self.busy,
+            buttons=self.start_buttons,
+        )
+        close_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close_buttons.rejected.connect(self.accept)
+        self.close_button = close_buttons.button(QDialogButtonBox.StandardButton.Close)
+        self.close_button.setObjectName("primary")
+        self.result_text = paragraph("", "notice")
+        self.done_page = self.add_step(
+            heading_label("The records are re-encrypted"), self.result_text, buttons=close_buttons
+        )
+        self.generation: int | None = None
+
+    def start(self) -> None:
+        """Re-key on the worker."""
+        if self.working:
+            return
+        self.error.hide()
+        self.start_button.setEnabled(False)
+        cancel = self.start_buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setEnabled(False)
+        self.progress.setText("Re-encrypting the clinic's records… Please wait.")
+        self.progress.show()
+        self.busy.show()
+        ws = self._workstation
+
+        def rekey() -> tuple[int, bool]:
+            ws.rekey()
+            chain = ws.keychain()
+            return chain.db_key.generation, any(slot.kind == "keyring" for slot in chain.slots)
+
+        self._job = self._worker.submit(rekey, self._rekeyed, self._failed, label="rekey")
+
+    def _idle(self) -> None:
+        self._job = None
+        self.progress.hide()
+        self.busy.hide()
+        self.start_button.setEnabled(True)
+        self.start_buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(True)
+
+    def _rekeyed(self, outcome: tuple[int, bool]) -> None:
+        self._idle()
+        self.generation, keyring = outcome
+        opens = (
+            "Passwords, the recovery key and the OS keyring"
+            if keyring
+            else ("Passwords and the recovery key")
+        )
+        self.result_text.setText(
+            "Done. The clinic's records on this computer are now encrypted under a new key. "
+            f"{opens} open them as before."
+        )
+        self.steps.setCurrentWidget(self.done_page)
+        self.close_button.setFocus()
+        self.rekeyed.emit()
+
+    def _failed(self, exc: Exception) -> None:
+        self._idle()
+        self.error.setText(describe_key_error(exc))
+        self.error.show()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape does not hide a re-key in progress (an auto-lock still closes the dialog;
+        the re-key itself finishes on the worker either way)."""
+        if event.key() == Qt.Key.Key_Escape and self.working:
+            event.accept()
+            return
+        super().keyPressEvent(event)
