@@ -4,7 +4,11 @@ script them: real processes, real SQLCipher, the real key file."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -350,3 +354,78 @@ def test_key_commands_leave_existing_commands_alone(tmp_path: Path) -> None:
     for word in ("password", "keys", "--recovery-key-stdin"):
         assert word in helped.stdout
     assert opens_with(data, PASSWORD) == 0
+
+
+# ----- at a terminal ------------------------------------------------------------------------
+
+
+def in_terminal(data: Path, args: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run ``careline`` on a pseudo-terminal, answering each prompt as it appears (getpass
+    reads the controlling terminal, not stdin); returns the exit code and everything shown."""
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    argv = [sys.executable, "-m", "app.entry", "--data-dir", str(data), *args]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        try:
+            os.execve(sys.executable, argv, env)  # noqa: S606 (a fixed argv, no shell)
+        finally:
+            os._exit(127)  # never back into pytest in the child
+    shown, seen = b"", 0
+    try:
+        for prompt, answer in answers:
+            while prompt.encode() not in shown[seen:]:
+                ready, _, _ = select.select([fd], [], [], 60)
+                if not ready:
+                    raise TimeoutError(f"no prompt {prompt!r}; the terminal shows {shown!r}")
+                shown += os.read(fd, 4096)
+            seen = shown.index(prompt.encode(), seen) + len(prompt)
+            os.write(fd, answer.encode() + b"\n")
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_password_change_and_recover_prompt_at_a_terminal(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    recovery = new_clinic(data)
+    code, shown = in_terminal(
+        data,
+        ["password", "change"],
+        [
+            ("Current password for admin: ", PASSWORD),
+            ("New password: ", NEW_PASSWORD),
+            ("Repeat password: ", NEW_PASSWORD),
+        ],
+    )
+    assert code == 0, shown
+    assert "Password changed for 'admin'" in shown
+    assert PASSWORD not in shown and NEW_PASSWORD not in shown  # never echoed
+    assert opens_with(data, NEW_PASSWORD) == 0
+
+    code, shown = in_terminal(
+        data,
+        ["keys", "recover", "--user", "admin"],
+        [
+            ("Recovery key: ", recovery),
+            ("New password for admin: ", PASSWORD),
+            ("Repeat password: ", PASSWORD),
+        ],
+    )
+    assert code == 0, shown
+    assert recovery not in shown
+    assert opens_with(data, PASSWORD) == 0
+
+    code, shown = in_terminal(
+        data, ["keys", "rekey"], [("Password for admin: ", "not the password")]
+    )
+    assert code == 3
+    assert "wrong user name or password" in shown
