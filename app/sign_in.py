@@ -19,6 +19,7 @@ from app.key_dialogs import RecoverPasswordDialog
 from app.messages import describe_error
 from app.widgets import form_layout
 from app.worker import Job, Worker
+from core.records.errors import StaleSlotError
 from core.records.models import User
 from core.records.workstation import Workstation
 
@@ -31,9 +32,12 @@ class Session:
     clinic_name: str
 
 
-def sign_in(workstation: Workstation, username: str, password: str) -> Session:
-    """Runs on the worker: unlock if needed, check the password, read the clinic name."""
-    user = workstation.sign_in(username, password)
+def sign_in(
+    workstation: Workstation, username: str, password: str, previous: str | None = None
+) -> Session:
+    """Runs on the worker: unlock if needed, check the password, read the clinic name
+    (``previous``: the password this workstation last knew, after a change elsewhere)."""
+    user = workstation.sign_in(username, password, previous)
     return Session(user, workstation.records.clinic_name())
 
 
@@ -69,6 +73,20 @@ class SignInPage(QWidget):
         self.password.setObjectName("password")
         self.password.setAccessibleName("Password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        # Shown only when the password did not open this workstation's key and it may have
+        # been changed on another workstation: the previous one, once, updates this one.
+        self.previous_hint = QLabel(
+            "Changed your password on another workstation? This one still knows the "
+            "previous password: enter it below as well, once."
+        )
+        self.previous_hint.setObjectName("hint")
+        self.previous_hint.setWordWrap(True)
+        self.previous_hint.hide()
+        self.previous = QLineEdit()
+        self.previous.setObjectName("previousPassword")
+        self.previous.setAccessibleName("Previous password")
+        self.previous.setEchoMode(QLineEdit.EchoMode.Password)
+        self.previous.returnPressed.connect(self.submit)
         self.error = QLabel()
         self.error.setObjectName("fieldError")
         self.error.setWordWrap(True)
@@ -90,6 +108,9 @@ class SignInPage(QWidget):
         form = form_layout(row_spacing=10)
         form.addRow("User name", self.username)
         form.addRow("Password", self.password)
+        form.addRow("Previous password", self.previous)
+        form.setRowVisible(self.previous, False)
+        self._form = form
 
         card = QFrame()
         card.setObjectName("card")
@@ -101,6 +122,7 @@ class SignInPage(QWidget):
         inner.addWidget(self.clinic)
         inner.addWidget(self.notice)
         inner.addLayout(form)
+        inner.addWidget(self.previous_hint)
         inner.addWidget(self.error)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -126,6 +148,7 @@ class SignInPage(QWidget):
         """Reset for a new sign-in: optional user name, a notice (e.g. why it locked)."""
         self.username.setText(username)
         self.password.clear()
+        self._show_previous(False)
         self.error.hide()
         self.error.clear()
         self._clinic_name = clinic_name
@@ -147,11 +170,12 @@ class SignInPage(QWidget):
         if not username or not password:
             self._show_error("Enter your user name and password.")
             return
+        previous = self.previous.text() if self.previous_hint.isVisibleTo(self) else ""
         self.error.hide()
         self._set_busy(True)
         ws = self._workstation
         self._job = self._worker.submit(
-            lambda: sign_in(ws, username, password),
+            lambda: sign_in(ws, username, password, previous or None),
             self._succeeded,
             self._failed,
             label="sign in",
@@ -193,13 +217,15 @@ class SignInPage(QWidget):
         )
 
     def _set_busy(self, busy: bool) -> None:
-        for widget in (self.username, self.password, self.button, self.forgot_button):
+        widgets = (self.username, self.password, self.previous, self.button, self.forgot_button)
+        for widget in widgets:
             widget.setEnabled(not busy)
         self.button.setText("Signing in…" if busy else "Sign in")
 
     def _succeeded(self, session: Session) -> None:
         self._job = None
         self.password.clear()
+        self._show_previous(False)
         self._set_busy(False)
         self.signed_in.emit(session)
 
@@ -207,8 +233,17 @@ class SignInPage(QWidget):
         self._job = None
         self._set_busy(False)
         self.password.clear()
+        self.previous.clear()
+        if isinstance(exc, StaleSlotError):
+            self._show_previous(True)
         self._show_error(describe_error(exc))
         self.password.setFocus()
+
+    def _show_previous(self, shown: bool) -> None:
+        if not shown:
+            self.previous.clear()
+        self._form.setRowVisible(self.previous, shown)
+        self.previous_hint.setVisible(shown)
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -106,6 +106,10 @@ class Keychain:
     # The database file's SQLCipher salt (its first 16 bytes, not secret, kept by PRAGMA
     # rekey): tells "this key file belongs to another database" from "the file is damaged".
     db_salt: str | None = None
+    # user -> digest of the synced password verifier each password slot was made for: when
+    # the verifier changes (the password was changed on another workstation), the slot is
+    # re-wrapped under the new password at the next sign-in.
+    slot_verifiers: dict[str, str] = field(default_factory=dict)
 
     # ----- file I/O -------------------------------------------------------------------
 
@@ -130,6 +134,11 @@ class Keychain:
         salt = data.get("db_salt")
         if salt is not None and not isinstance(salt, str):
             raise SlotFileError(f"key file {path} is malformed: db_salt must be text")
+        verifiers = data.get("slot_verifiers", {})
+        if not isinstance(verifiers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in verifiers.items()
+        ):
+            raise SlotFileError(f"key file {path} is malformed: slot_verifiers must map text")
         return cls(
             path=path,
             db_id=db_id,
@@ -138,6 +147,7 @@ class Keychain:
             slots=slots,
             pending_db_key=None if pending is None else WrappedDbKey.from_dict(pending),
             db_salt=salt,
+            slot_verifiers=dict(verifiers),
         )
 
     def save(self) -> None:
@@ -153,6 +163,7 @@ class Keychain:
             else self.pending_db_key.to_dict(),
             "slots": [s.to_dict() for s in self.slots],
             "db_salt": self.db_salt,
+            "slot_verifiers": self.slot_verifiers,
         }
         replace_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
 
@@ -287,14 +298,28 @@ class Keychain:
     # ----- managing slots -------------------------------------------------------------
 
     def add_password_slot(
-        self, keys: UnlockedKeys, user: str, password: str, params: Argon2Params = DEFAULT_PARAMS
+        self,
+        keys: UnlockedKeys,
+        user: str,
+        password: str,
+        params: Argon2Params = DEFAULT_PARAMS,
+        verifier: str | None = None,
     ) -> KeySlot:
-        """Add (or replace) ``user``'s password slot."""
+        """Add (or replace) ``user``'s password slot; ``verifier``: digest of the synced
+        password verifier the password was checked against (see ``slot_verifier``)."""
         slot = make_slot(keys.kek.read(), self.db_id, "password", user, password.encode(), params)
         self.slots = [s for s in self.slots if not (s.kind == "password" and s.label == user)]
         self.slots.append(slot)
+        if verifier is None:
+            self.slot_verifiers.pop(user, None)
+        else:
+            self.slot_verifiers[user] = verifier
         self.save()
         return slot
+
+    def slot_verifier(self, user: str) -> str | None:
+        """Digest of the synced verifier ``user``'s slot was made for (None: unknown)."""
+        return self.slot_verifiers.get(user)
 
     def change_password(
         self,

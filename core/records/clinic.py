@@ -7,6 +7,7 @@ change how a change is stored (CRDT documents, the op log) without touching any 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable, Collection, Mapping
@@ -157,6 +158,16 @@ class ClinicRecords:
         with self.db.write(name, "user.sign_in", "user", r[0]):
             pass
         return User(r[0], r[1], r[2], r[3], True)
+
+    def verifier_digest(self, username: str) -> str | None:
+        """SHA-256 of the user's synced password verifier: changes whenever their password
+        is changed on any workstation (it reveals nothing the key file does not)."""
+        rows = self.db.query(
+            "SELECT verifier FROM users WHERE username = ?", (username.strip().lower(),)
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return hashlib.sha256(str(rows[0][0]).encode()).hexdigest()
 
     def change_password(self, username: str, new_password: str) -> None:
         """Replace a user's verifier (the caller re-wraps their key slot)."""

@@ -19,3 +19,10 @@ class NotFoundError(RecordError):
 
 class AuthenticationError(RecordError):
     """Wrong user name or password, or the account is disabled."""
+
+
+class StaleSlotError(AuthenticationError):
+    """The password did not open this workstation's slot for the user, and nothing else
+    could open the database to check it: either the password is wrong, or it was changed
+    on another workstation and this one still holds the previous one (which, given once
+    with the new one, brings it up to date)."""

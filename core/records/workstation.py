@@ -14,7 +14,7 @@ from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretEr
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
-from core.records.errors import AuthenticationError, NotFoundError, RecordError
+from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
 from core.records.models import User
 from core.store.database import DB_FILE_NAME, Database, file_salt
 from core.store.errors import StoreError, WrongKeyError
@@ -178,35 +178,62 @@ class Workstation:
         chain = self.keychain()
         self._open(chain, chain.unlock_with_recovery_key(recovery_key))
 
-    def sign_in(self, username: str, password: str) -> User:
+    def sign_in(self, username: str, password: str, previous_password: str | None = None) -> User:
         """Sign a person in, unlocking the database if needed.
 
         With the database locked, the user's password slot opens it; if this workstation
         has no slot for them yet, the keyring slot opens it. Either way the password is then
-        checked against the user's verifier, and a first sign-in here adds their slot.
+        checked against the user's synced verifier. A first sign-in here adds their slot, and
+        a password changed on another workstation re-wraps it: the slot still holds the old
+        password, so the database is opened with the keyring or with ``previous_password``.
+        A failed sign-in leaves the database as locked as it found it.
         """
         name = username.strip().lower()
         chain = self.keychain()
-        if not self.is_unlocked:
-            try:
-                self._open(chain, chain.unlock_with_password(name, password))
-            except WrongSecretError:
-                raise AuthenticationError("wrong user name or password") from None
-            except NoSlotError:
-                try:
-                    self.unlock_with_keyring()
-                except (KeyringUnavailableError, NoSlotError, WrongSecretError):
-                    raise AuthenticationError(
-                        f"{name!r} has not signed in on this workstation before, and it is "
-                        "locked: a colleague who has must sign in first"
-                    ) from None
-        records = ClinicRecords(self._require_db(), name, self.kdf_params)
-        user = records.authenticate(name, password)
-        if chain.password_slot(name) is None:
+        opened_here = not self.is_unlocked
+        if opened_here:
+            self._unlock_for_sign_in(chain, name, password, previous_password)
+        try:
+            records = ClinicRecords(self._require_db(), name, self.kdf_params)
+            user = records.authenticate(name, password)
+        except BaseException:
+            if opened_here:
+                self.lock()
+            raise
+        digest = records.verifier_digest(name)
+        if chain.password_slot(name) is None or chain.slot_verifier(name) != digest:
             assert self._keys is not None
-            chain.add_password_slot(self._keys, name, password, self.kdf_params)
+            chain.add_password_slot(self._keys, name, password, self.kdf_params, digest)
         self._records = records
         return user
+
+    def _unlock_for_sign_in(
+        self, chain: Keychain, name: str, password: str, previous_password: str | None
+    ) -> None:
+        try:
+            self._open(chain, chain.unlock_with_password(name, password))
+            return
+        except WrongSecretError:
+            if previous_password is not None:
+                try:
+                    self._open(chain, chain.unlock_with_password(name, previous_password))
+                    return
+                except WrongSecretError:
+                    raise AuthenticationError("wrong user name or password") from None
+            stale = True
+        except NoSlotError:
+            stale = False
+        try:
+            self.unlock_with_keyring()
+        except (KeyringUnavailableError, NoSlotError, WrongSecretError):
+            if stale:
+                # Indistinguishable here from a wrong password: the message stays the same,
+                # the type lets the app offer the "previous password" field.
+                raise StaleSlotError("wrong user name or password") from None
+            raise AuthenticationError(
+                f"{name!r} has not signed in on this workstation before, and it is "
+                "locked: a colleague who has must sign in first"
+            ) from None
 
     def unlock_for(self, username: str) -> ClinicRecords:
         """Records acting as ``username`` after an unattended unlock (keyring or recovery)."""
@@ -250,8 +277,15 @@ class Workstation:
         records = self.records
         records.authenticate(username, old_password)
         records.change_password(username, new_password)
+        self._store_slot(records, username, new_password)
+
+    def _store_slot(self, records: ClinicRecords, username: str, password: str) -> None:
+        """(Re-)wrap ``username``'s slot under ``password``, noting the verifier it matches."""
         assert self._keys is not None
-        self.keychain().add_password_slot(self._keys, username, new_password, self.kdf_params)
+        name = username.strip().lower()
+        self.keychain().add_password_slot(
+            self._keys, name, password, self.kdf_params, records.verifier_digest(name)
+        )
 
     def require_admin(self, what: str) -> ClinicRecords:
         """The signed-in person's records if they are an administrator; ``what`` names the
@@ -275,8 +309,7 @@ class Workstation:
         if records.user(name) is None:
             raise NotFoundError(f"no user {name!r} in this clinic")
         records.change_password(name, new_password)
-        assert self._keys is not None
-        self.keychain().add_password_slot(self._keys, name, new_password, self.kdf_params)
+        self._store_slot(records, name, new_password)
 
     def recover_password(self, recovery_key: str, username: str, new_password: str) -> None:
         """Forgotten password: prove the recovery key, then set ``username``'s new password.

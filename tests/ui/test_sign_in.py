@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, ADMIN_NAME, CLINIC_NAME, PATIENTS, WindowFactory, sign_in
+from core.sync.responder import Responder
+from core.sync.session import sync
+from core.sync.transport import LocalTransport
+from tests.ui.conftest import (
+    ADMIN,
+    ADMIN_NAME,
+    CLINIC_NAME,
+    PASSWORD,
+    PATIENTS,
+    WindowFactory,
+    sign_in,
+)
 
 
 def click_sign_in(qtbot: QtBot, window: MainWindow, username: str, password: str) -> None:
@@ -101,3 +115,41 @@ def test_a_failure_then_a_success(
     qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
     sign_in(qtbot, window)
     assert window.session is not None
+
+
+def test_a_password_changed_on_another_desk_signs_in_here_with_the_previous_one_once(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    """No OS keyring on this desk: its key slot still holds the old password. The screen
+    offers a "previous password" field; given once, the new password works from then on."""
+    new = "changed on the front desk"
+    other = Workstation(tmp_path / "front-desk", kdf_params=FAST_PARAMS)
+    other.prepare_join(ADMIN, PASSWORD)
+    clinic.sign_in(ADMIN, PASSWORD)
+    sync(other.database, LocalTransport(Responder(clinic.database)), ADMIN)
+    other.sign_in(ADMIN, PASSWORD)
+    other.change_password(ADMIN, PASSWORD, new)
+    sync(clinic.database, LocalTransport(Responder(other.database)), ADMIN)
+    other.lock()
+    clinic.lock()
+
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.worker.pending == 0)
+    assert not page.previous.isVisible()
+    click_sign_in(qtbot, window, ADMIN, new)
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert page.error.text() == "Wrong user name or password."
+    assert page.previous.isVisible() and page.previous_hint.isVisible()
+    assert "another workstation" in page.previous_hint.text()
+    assert not clinic.is_unlocked
+
+    page.previous.setText(PASSWORD)
+    click_sign_in(qtbot, window, ADMIN, new)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert not page.previous.isVisible() and page.previous.text() == ""
+    window.lock()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    assert not page.previous.isVisible()
+    click_sign_in(qtbot, window, ADMIN, new)  # the slot now holds the new password
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
