@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -185,17 +186,49 @@ def _entry(write_id: str, raw: str) -> RegisterEntry:
     return entry
 
 
+# Words, runs of spaces and single punctuation marks: the units a text edit is diffed in.
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
 def replace_text(doc: RecordDoc, field: str, new: str) -> None:
     """Turn a shared text into ``new`` with the smallest edits, so that concurrent edits
-    to other parts of it merge instead of overwriting each other."""
+    to other parts of it merge instead of overwriting each other.
+
+    The diff is taken over words, spaces and punctuation, not characters: a character diff
+    may express an inserted sentence by reusing letters of a neighbouring one that reads
+    alike, and a concurrent deletion of that neighbour then takes them along, leaving text
+    neither person wrote ("BP normal. " deleted while "RR normal. " was added next to it).
+    """
     shared = text(doc, field)
     old = str(shared)
-    ops = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    a, b = _tokens(old), _tokens(new)
+    # What both share at the start and at the end is kept as it is, so an insertion lands
+    # after the untouched text before it (a plain LCS diff may instead insert "normal. RR"
+    # after "BP", reusing the old "normal.").
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    # Offsets of every token boundary, to turn token indices into text positions. pycrdt
+    # hands positions to yrs unconverted, and yrs counts UTF-8 bytes: a character index
+    # past an "é" or "日" would land mid-character (yrs panics) or on the wrong letter.
+    starts_a = [0]
+    for token in a:
+        starts_a.append(starts_a[-1] + len(token.encode("utf-8")))
+    middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    ops = difflib.SequenceMatcher(a=middle_a, b=middle_b, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in reversed(ops):  # from the end, so indices stay valid
+        start, end = starts_a[head + i1], starts_a[head + i2]
         if tag in ("replace", "delete"):
-            del shared[i1:i2]
+            del shared[start:end]
         if tag in ("replace", "insert"):
-            shared.insert(i1, new[j1:j2])
+            shared.insert(start, "".join(middle_b[j1:j2]))
 
 
 def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:

@@ -7,14 +7,18 @@ changed, or two people's concurrent edits merge into text neither of them wrote.
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.records import crdt
 from core.records.notes import Notes
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
 
 
 def test_a_sentence_added_next_to_one_deleted_elsewhere_survives_intact() -> None:
-    """Ann adds "RR normal." between two sentences while Bob deletes the first one. Today
-    the text diff expresses Ann's insertion by reusing characters of "BP normal." (which
-    reads the same), so Bob's deletion takes them with it: both replicas show
+    """Ann adds "RR normal." between two sentences while Bob deletes the first one. A
+    character diff expressed Ann's insertion by reusing the letters of "BP normal." (which
+    read the same), so Bob's deletion took them along and both replicas showed
     " normal. RRHR normal." -- neither person's text, in a clinical record."""
     a, b = new_replica("ann"), new_replica("bob")
     pid = a.add_patient("Li", "Wei", "1990-01-01").id
@@ -27,3 +31,41 @@ def test_a_sentence_added_next_to_one_deleted_elsewhere_survives_intact() -> Non
     body = Notes(a).get(note.id).body
     assert "BP normal." not in body  # Bob's deletion applies
     assert "RR normal." in body and "HR normal." in body  # Ann's sentence and the rest stand
+
+
+@given(
+    # Accents, CJK and emoji: pycrdt positions are UTF-8 bytes, not characters.
+    old=st.text(alphabet="ab .,\n\u00e9\u65e5\U0001f600", max_size=40),
+    new=st.text(alphabet="ab .,\n\u00e9\u65e5\U0001f600", max_size=40),
+)
+def test_replacing_a_text_always_yields_exactly_the_new_text(old: str, new: str) -> None:
+    doc = crdt.load(None, 1)
+    crdt.text(doc, "body").insert(0, old)
+    crdt.replace_text(doc, "body", new)
+    assert str(crdt.text(doc, "body")) == new
+
+
+def test_a_word_changed_in_the_middle_is_one_small_edit() -> None:
+    """Only the changed word is replaced: the rest of the text keeps its identity, so a
+    concurrent edit elsewhere in it still merges."""
+    a, b = new_replica("ann"), new_replica("bob")
+    pid = a.add_patient("Li", "Wei", "1990-01-01").id
+    note = Notes(a).create(pid, "Cough for 3 days. Plan: review.")
+    sync_pair(b, a)
+    Notes(a).edit(note.id, "Cough for 5 days. Plan: review.")
+    Notes(b).edit(note.id, "Cough for 3 days. Plan: review in 2 weeks.")
+    sync_pair(b, a)
+    for r in (a, b):
+        assert Notes(r).get(note.id).body == "Cough for 5 days. Plan: review in 2 weeks."
+
+
+def test_concurrent_edits_of_accented_text_merge_letter_for_letter() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    pid = a.add_patient("Müller", "Zoë", "1990-01-01").id
+    note = Notes(a).create(pid, "Douleur thoracique. Fièvre légère. 痛み.")
+    sync_pair(b, a)
+    Notes(a).edit(note.id, "Douleur thoracique aiguë. Fièvre légère. 痛み.")
+    Notes(b).edit(note.id, "Douleur thoracique. Fièvre modérée. 痛み.")
+    sync_pair(b, a)
+    for r in (a, b):
+        assert Notes(r).get(note.id).body == "Douleur thoracique aiguë. Fièvre modérée. 痛み."
