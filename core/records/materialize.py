@@ -169,6 +169,10 @@ def _conflict_rows(
     record_id: str, rtype: RecordType, live: Live, deleted: bool, unseen: Unseen
 ) -> Rows:
     rows: Rows = []
+    if deleted and not unseen:
+        # Deleted by someone who saw every live value: nothing is left to choose between,
+        # and resolving would only bring the record back as an edit-vs-delete conflict.
+        return rows
     for field in rtype.registers:
         entries = live[field]
         if len(entries) > 1:

@@ -144,12 +144,6 @@ def test_resolving_a_note_edited_while_it_was_signed(choose: str) -> None:
     assert_converged([a, b, c])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/records/materialize.py (_conflict_rows) still lists register conflicts of a "
-    "record whose deletion observed every conflicting value; resolving one then brings the "
-    "deleted record back as an edit-vs-delete conflict",
-)
 def test_deleting_a_record_after_seeing_its_conflict_settles_the_conflict() -> None:
     a, b, c, pid = _three_desks()
     a.update_patient(pid, {"given": "Wei-Ming"})
