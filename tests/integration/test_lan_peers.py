@@ -251,10 +251,12 @@ def test_man_in_the_middle_without_the_code_cannot_pair(
 
     def relay() -> None:
         raw, _ = listener.accept()
-        with relay_ctx.wrap_socket(raw, server_side=True) as victim:
+        # Each plain socket is closed by its own "with" too: a failed TLS handshake would
+        # otherwise leave it to the garbage collector (a ResourceWarning in a later test).
+        with raw, relay_ctx.wrap_socket(raw, server_side=True) as victim:
             request = _read_http(victim)
             upstream = socket.create_connection(("127.0.0.1", real_port))
-            with tls.tofu_client_context().wrap_socket(upstream) as real:
+            with upstream, tls.tofu_client_context().wrap_socket(upstream) as real:
                 real.sendall(request)
                 victim.sendall(_read_http(real))
 
