@@ -76,8 +76,9 @@ class SignInPage(QWidget):
         # Shown only when the password did not open this workstation's key and it may have
         # been changed on another workstation: the previous one, once, updates this one.
         self.previous_hint = QLabel(
-            "Changed your password on another workstation? This one still knows the "
-            "previous password: enter it below as well, once."
+            "Changed your password on another computer? This one still knows your "
+            "previous password: type it under “Previous password” as well, once. After "
+            "that, the new password alone works here too."
         )
         self.previous_hint.setObjectName("hint")
         self.previous_hint.setWordWrap(True)
@@ -122,8 +123,8 @@ class SignInPage(QWidget):
         inner.addWidget(self.clinic)
         inner.addWidget(self.notice)
         inner.addLayout(form)
-        inner.addWidget(self.previous_hint)
         inner.addWidget(self.error)
+        inner.addWidget(self.previous_hint)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.button)

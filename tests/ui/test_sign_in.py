@@ -141,7 +141,7 @@ def test_a_password_changed_on_another_desk_signs_in_here_with_the_previous_one_
     qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
     assert page.error.text() == "Wrong user name or password."
     assert page.previous.isVisible() and page.previous_hint.isVisible()
-    assert "another workstation" in page.previous_hint.text()
+    assert "another computer" in page.previous_hint.text()
     assert not clinic.is_unlocked
 
     page.previous.setText(PASSWORD)
