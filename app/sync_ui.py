@@ -38,6 +38,8 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout,
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     """One calm line for the status bar (and, for a LAN peer, how many peers are in reach)."""
     text = _describe_state(status, now)
+    if status.audit_warning:
+        text += " Audit log warning: tell your administrator."
     if not status.lan:
         return text
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
@@ -132,8 +134,11 @@ class SyncStatusWidget(QWidget):
         progress = status.progress if status.state == SYNCING else None
         self._show_progress(progress, status.state == SYNCING and status.bootstrapping)
         self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
-        self.dot.setStyleSheet(f"color: {self.COLOURS.get(status.state, '#8a8f98')};")
-        self.setToolTip(status.message if status.state in (OFFLINE, ERROR) else "")
+        colour = self.COLOURS[ERROR] if status.audit_warning else None
+        colour = colour or self.COLOURS.get(status.state, "#8a8f98")
+        self.dot.setStyleSheet(f"color: {colour};")
+        tip = status.message if status.state in (OFFLINE, ERROR) else ""
+        self.setToolTip(status.audit_warning or tip)
         if status.state == OFFLINE:
             self._tick.start()
         else:

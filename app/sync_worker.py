@@ -118,6 +118,9 @@ class SyncStatus:
     server: str = ""
     lan: bool = False  # this workstation syncs with LAN peers
     lan_peers: int = 0  # trusted LAN peers synced with in the last session
+    # The clinic server's record of this workstation's audit log contradicts the log here
+    # (core.sync.audit_anchor): records still sync, but an administrator must look.
+    audit_warning: str = ""
 
 
 def backoff_ms(failures: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
@@ -529,6 +532,7 @@ class SyncController(QObject):
                     server=self.status.server,
                     lan=lan,
                     lan_peers=peers,
+                    audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                 )
             )
             if outcome.report is not None:

@@ -520,9 +520,12 @@ def cmd_sync(ctx: Context) -> int:
                 ctx.emit(
                     report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
                 )
+                if report.audit_problem is not None:
+                    # A security finding, not a sync failure: the records did sync.
+                    sys.stderr.write(f"careline: warning: {report.audit_problem}\n")
                 delay = args.interval
                 if args.once:
-                    return EXIT_OK
+                    return EXIT_OK if report.audit_problem is None else EXIT_CHECK_FAILED
             except (SyncError, TransportError) as exc:
                 if args.once:
                     raise CliError(f"sync failed: {exc}") from None

@@ -542,10 +542,12 @@ class ClinicServer:
 
     def sync(self, device: Device, request: bytes) -> bytes:
         """Serve one sync request for the device's own clinic only."""
+        store = self.sync_store(device.clinic_id)
         return Responder(
-            self.sync_store(device.clinic_id),
+            store,
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
+            audit_anchor=lambda head: store.anchor_audit(device.id, head),
         ).handle(request)
 
     # ----- attachments ---------------------------------------------------------------

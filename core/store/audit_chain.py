@@ -5,7 +5,10 @@ describe. Entries name who did what to which record; they hold record ids and fi
 never clinical values. The chain detects edits, deletions and reordering of entries; like
 any hash chain it cannot stop someone holding the database key from rewriting the whole
 log consistently. The head (last seq and hash) is also kept in ``meta`` so that cutting
-entries off the end shows up, and a later issue anchors it on the clinic server.
+entries off the end shows up. Outside the database, the clinic server records each
+workstation's head at every sync and hands back the one it recorded before, which the
+workstation checks against its own log (``core.sync.audit_anchor``): a rewrite of anything
+the server has seen is caught at the next sync.
 """
 
 from __future__ import annotations
@@ -17,6 +20,25 @@ from typing import Any
 
 GENESIS_HASH = "0" * 64
 HEAD_META_KEY = "audit_head"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last entry of a log: its sequence number and hash."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Head | None:
+        """A head from its ``"<seq>:<hash>"`` form (None for None)."""
+        if text is None:
+            return None
+        seq, _, digest = text.partition(":")
+        return cls(int(seq), digest)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ Any request may get ``error {code, message}``.
 ``total_records`` (optional, sent on the first page, ``after`` null) is how many records the
 whole snapshot holds: a hint for a progress bar, never used to decide what is applied.
 Older responders leave it out; a receiver treats a missing or null value as "not said".
+
+``audit_head`` (optional, on a pull) is the asking replica's last audit entry ``{seq,
+hash}``; a responder that anchors audit logs (the clinic server) answers with
+``audit_anchor``, the head it recorded for that device before (see core.sync.audit_anchor).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from core.records.replication import RecordState
+from core.store.audit_chain import Head
 from core.store.oplog import Op, parse_hlc
 
 PROTOCOL = "careline-sync"
@@ -233,3 +238,26 @@ def serials_from_wire(value: Any) -> list[int]:
     if not isinstance(value, list) or len(value) > 100_000:
         raise ProtocolError("malformed", "revoked_serials must be a list of serial numbers")
     return [_count(v, "revoked_serials[]", 2**160) for v in value]
+
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def head_to_wire(head: Head) -> dict[str, Any]:
+    """An audit head as sent."""
+    return {"seq": head.seq, "hash": head.hash}
+
+
+def head_from_wire(value: Any, where: str) -> Head | None:
+    """An optional audit head as received: None if absent or null, else checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"seq", "hash"}:
+        raise ProtocolError("malformed", f"{where} must be an object with seq and hash")
+    digest = value["hash"]
+    if not isinstance(digest, str) or not _HASH.match(digest):
+        raise ProtocolError("malformed", f"{where}.hash must be 64 lowercase hex digits")
+    seq = _count(value["seq"], f"{where}.seq")
+    if seq < 1:
+        raise ProtocolError("malformed", f"{where}.seq must be at least 1")
+    return Head(seq, digest)

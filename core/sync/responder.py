@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.records import replication
+from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
 from core.sync.stores import DatabaseStore, SyncStore
@@ -27,12 +28,16 @@ class Responder:
         db: Database | SyncStore,
         actor: str = "sync",
         revoked_serials: Callable[[], list[int]] | None = None,
+        audit_anchor: Callable[[Head], Head | None] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         self.actor = actor
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
         self._revoked_serials = revoked_serials
+        # The clinic server records each device's audit head and answers with the previous
+        # one, an anchor outside the workstation's database (core.sync.audit_anchor).
+        self._audit_anchor = audit_anchor
 
     def handle(self, request: bytes) -> bytes:
         """Process one request; always returns a reply (possibly an error)."""
@@ -59,6 +64,7 @@ class Responder:
     def _on_pull(self, message: dict[str, Any]) -> dict[str, Any]:
         remote = p.vv_from_wire(message.get("vv"))
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
+        head = p.head_from_wire(message.get("audit_head"), "audit_head")
         try:
             ops, vector = self.store.pull(remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
@@ -72,6 +78,10 @@ class Responder:
         }
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
+        if head is not None and self._audit_anchor is not None:
+            recorded = self._audit_anchor(head)
+            if recorded is not None:
+                reply["audit_anchor"] = p.head_to_wire(recorded)
         return reply
 
     def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from core.records import replication
 from core.store.database import Database
 from core.store.oplog import version_vector
+from core.sync import audit_anchor
 from core.sync import protocol as p
 from core.sync.transport import Transport
 
@@ -47,6 +48,9 @@ class SyncReport:
     # far the other side's version vector is ahead of what we held when we last asked).
     expected_records: int | None = None
     expected_ops: int | None = None
+    # Set when this replica's audit log contradicts the head the clinic server recorded for
+    # it at an earlier sync: the log was altered (core.sync.audit_anchor). Sync goes on.
+    audit_problem: str | None = None
 
 
 class SyncSession:
@@ -71,6 +75,7 @@ class SyncSession:
         # Called after every applied page or batch, e.g. to fill a first-download progress bar.
         self._on_progress = on_progress
         self._bootstrapped = False
+        self._head_sent = False
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
         self.report.rounds += 1
@@ -131,10 +136,19 @@ class SyncSession:
     def _pull(self) -> None:
         while True:
             held = version_vector(self.db)
-            reply = self._ask(
-                {"type": "pull", "vv": p.vv_to_wire(held), "max_ops": self.batch},
-                ("ops", "snapshot_required"),
-            )
+            request: dict[str, Any] = {"type": "pull", "vv": p.vv_to_wire(held)}
+            request["max_ops"] = self.batch
+            head = None if self._head_sent else audit_anchor.local_head(self.db)
+            if head is not None:  # once a session: the server anchors it
+                request["audit_head"] = p.head_to_wire(head)
+            reply = self._ask(request, ("ops", "snapshot_required"))
+            # A snapshot_required reply skipped the anchoring: offer the head again.
+            self._head_sent = self._head_sent or reply["type"] == "ops"
+            anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
+            if anchor is not None:
+                self.report.audit_problem = audit_anchor.anchor_problem(self.db, anchor)
+                if self.report.audit_problem is not None:
+                    log.error("audit log check failed: %s", self.report.audit_problem)
             if reply["type"] == "snapshot_required":
                 log.info("peer asks for a snapshot: %s", reply.get("reason"))
                 self._bootstrap()

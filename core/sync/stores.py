@@ -7,11 +7,18 @@ A workstation or the embedded server serves from its SQLCipher :class:`Database`
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from core.records import replication
 from core.store import oplog
+from core.store.audit_chain import Head
 from core.store.database import Database
+from core.sync import audit_anchor
+
+log = logging.getLogger(__name__)
+# meta key prefix under which a serving replica keeps each device's audit head.
+ANCHOR_META_PREFIX = "audit_anchor:"
 
 
 class SyncStore(Protocol):
@@ -45,6 +52,11 @@ class SyncStore(Protocol):
 
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""
+        ...
+
+    def anchor_audit(self, device: str, head: Head) -> Head | None:
+        """Record ``device``'s audit head (never moving it backwards); the one recorded
+        before, for the device to check its log against."""
         ...
 
 
@@ -83,3 +95,27 @@ class DatabaseStore:
     ) -> tuple[replication.ApplyResult, dict[str, int]]:
         """:meth:`apply_ops` and the version vector after it."""
         return self.apply_ops(ops, session_actor), self.version_vector()
+
+    def anchor_audit(self, device: str, head: Head) -> Head | None:
+        """Record ``device``'s audit head in ``meta`` (audited when it moves); the previous."""
+        key = f"{ANCHOR_META_PREFIX}{device}"
+        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (key,))
+        recorded = Head.parse(str(rows[0][0])) if rows else None
+        if recorded == head:
+            return recorded
+        if not audit_anchor.advance(recorded, head):
+            log.warning(
+                "device %s offered audit head %s behind the recorded %s: its log was cut "
+                "or replaced; keeping the recorded head",
+                device,
+                head.seq,
+                recorded.seq if recorded else None,
+            )
+            return recorded
+        with self.db.write("sync", "audit.anchor", "device", device, {"seq": head.seq}) as tx:
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, str(head)),
+            )
+        return recorded

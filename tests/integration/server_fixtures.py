@@ -18,6 +18,7 @@ from core.records.workstation import Workstation
 from core.server.api import create_app
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
+from core.store import audit_chain
 from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
@@ -113,3 +114,28 @@ def sync_at(ws: Workstation, credential: ServerCredential, url: str | None = Non
         return sync(ws.database, transport, "admin")
     finally:
         transport.close()
+
+
+def rewrite_audit_tail(ws: Workstation, seq: int) -> None:
+    """What someone holding the database key could do: change entry ``seq`` and recompute
+    every hash after it and the head, so the log is consistent again."""
+    conn = ws.database._conn
+    rows = ws.database.query(
+        "SELECT seq, ts, actor, action, entity, entity_id, details, prev_hash FROM audit_log "
+        "WHERE seq >= ? ORDER BY seq",
+        (seq,),
+    )
+    prev = str(rows[0][7])
+    for row in rows:
+        actor = "someone-else" if row[0] == seq else row[2]
+        entry = audit_chain.AuditEntry(row[0], row[1], actor, *row[3:7])
+        digest = audit_chain.chain_hash(prev, entry)
+        conn.execute(
+            "UPDATE audit_log SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (actor, prev, digest, row[0]),
+        )
+        prev = digest
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = ?",
+        (f"{rows[-1][0]}:{prev}", audit_chain.HEAD_META_KEY),
+    )

@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.audit.verify import verify_audit_log
 from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.server.registry import Registry
+from core.store import audit_chain
 from core.store.oplog import version_vector
 from core.sync import protocol
+from core.sync.audit_anchor import local_head
 from core.sync.enroll import (
     EnrollmentError,
     ServerCredential,
@@ -26,9 +29,9 @@ from core.sync.enroll import (
     tls_trust,
 )
 from core.sync.http_transport import DeviceRejectedError
-from core.sync.session import sync
+from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
-from tests.integration.server_fixtures import Live, live_server
+from tests.integration.server_fixtures import Live, live_server, rewrite_audit_tail
 from tests.services import create_postgres_database, drop_postgres_database
 
 
@@ -301,3 +304,49 @@ def test_one_code_raced_by_several_devices_enrolls_exactly_one(live: Live) -> No
         thread.join(timeout=60)
     assert outcomes.count("enrolled") == 1, outcomes
     assert len(live.server.registry.devices(clinic)) == 1
+
+
+def _sync_report(ws: Workstation) -> SyncReport:
+    credential = load_credential(ws.database)
+    assert credential is not None
+    transport = credential.transport()
+    try:
+        return sync(ws.database, transport, "admin")
+    finally:
+        transport.close()
+
+
+def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: Path) -> None:
+    """The server keeps each workstation's audit head; a consistent rewrite of entries it
+    has seen passes the local check but not the next sync, which names the entry."""
+    ws, _ = _workstation(live, _clinic(live, "Anchor Clinic"), tmp_path / "desk")
+    try:
+        ws.records.open_chart(ws.records.add_patient("Lee", "Roy", "1960-01-01").id)
+        anchored = local_head(ws.database)
+        assert anchored is not None
+        assert _sync_report(ws).audit_problem is None  # the server records this head
+        assert _sync_report(ws).audit_problem is None  # and hands it back: it checks out
+        rewrite_audit_tail(ws, anchored.seq - 1)  # hide who opened the chart, say
+        assert verify_audit_log(ws.database).ok  # the log alone cannot tell
+        report = _sync_report(ws)
+        assert report.audit_problem is not None
+        assert "differs from what the clinic server recorded" in report.audit_problem
+        assert report.pulled == 0 and report.pushed >= 0  # sync itself went on
+    finally:
+        ws.lock()
+
+
+def test_the_server_never_moves_a_recorded_audit_head_backwards(live: Live, tmp_path: Path) -> None:
+    ws, credential = _workstation(live, _clinic(live, "Rollback Clinic"), tmp_path / "desk")
+    try:
+        _sync_report(ws)
+        store = live.server.sync_store(credential.clinic_id)
+        device = credential.device_id
+        recorded = store.anchor_audit(device, audit_chain.Head(10**6, "a" * 64))
+        assert recorded is not None and recorded.seq < 10**6
+        # An older head (a restored backup, a cut log) does not replace the newer one.
+        assert store.anchor_audit(device, recorded) == audit_chain.Head(10**6, "a" * 64)
+        report = _sync_report(ws)
+        assert report.audit_problem is not None and "is missing" in report.audit_problem
+    finally:
+        ws.lock()

@@ -31,7 +31,7 @@ from core.store.database import Database
 from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
 from tests.integration.seed import bulk_patients
-from tests.integration.server_fixtures import join_clinic, make_server, sync_at
+from tests.integration.server_fixtures import join_clinic, make_server, rewrite_audit_tail, sync_at
 from tests.integration.server_process import REPO, ServerProcess, careline, child_env
 from tests.services import free_port
 
@@ -228,3 +228,25 @@ def test_app_killed_during_sync_database_intact_and_sync_completes(
         desk.lock()
     with contextlib.suppress(Exception):
         admin.close()
+
+
+def test_cli_sync_warns_and_exits_4_when_the_audit_log_was_altered(
+    server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
+) -> None:
+    running, clinic = server
+    ws = tmp_path / "desk"
+    _enroll(running, clinic, ws)
+    first = careline(ws, "sync", "--once")  # the server records this workstation's head
+    assert first.returncode == 0, first.stderr
+    desk = Workstation(ws)
+    desk.sign_in("admin", PASSWORD)
+    try:
+        rewrite_audit_tail(desk, 2)  # consistent again: audit verify alone would pass
+    finally:
+        desk.lock()
+    once = careline(ws, "--json", "sync", "--once")
+    assert once.returncode == 4, once.stderr
+    assert "careline: warning: audit entry" in once.stderr
+    assert (
+        "differs from what the clinic server recorded" in json.loads(once.stdout)["audit_problem"]
+    )

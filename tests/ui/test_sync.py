@@ -28,7 +28,14 @@ from core.sync.enroll import ServerCredential, load_credential, save_credential
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.integration.server_fixtures import (
+    Live,
+    add_clinic,
+    join_clinic,
+    live_server,
+    rewrite_audit_tail,
+    sync_at,
+)
 from tests.services import free_port
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 
@@ -305,3 +312,20 @@ def test_network_coming_back_syncs_at_once_instead_of_at_the_next_backoff(
         qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=10_000)
         assert window.sync.retry_in_ms() == 0
     window.lock()
+
+
+def test_an_altered_audit_log_shows_in_the_status_bar_and_sync_goes_on(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws, _, credential = joined(live, tmp_path / "desk", "Audit Clinic")
+    ws.sign_in(ADMIN, PASSWORD)
+    sync_at(ws, credential)  # the server now holds this workstation's audit head
+    rewrite_audit_tail(ws, 3)  # with the database key, someone rewrites the log
+    ws.lock()
+    window = make_window(ws, sync_options=FAST_SYNC)
+    sign_in(qtbot, window)
+    status = window.sync_status
+    qtbot.waitUntil(lambda: bool(window.sync.status.audit_warning), timeout=15_000)
+    assert window.sync.status.state in (SYNCED, PENDING)  # the records still sync
+    assert "Audit log warning: tell your administrator." in status.text.text()
+    assert "differs from what the clinic server recorded" in status.toolTip()

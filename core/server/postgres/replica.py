@@ -15,6 +15,7 @@ the resulting ops are applied here like any device's, in the same transaction.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import struct
 from collections.abc import Callable, Iterable
@@ -43,6 +44,10 @@ from core.server.postgres.columns import ColumnCipher
 from core.server.postgres.connection import PgStore
 from core.store import audit_chain, oplog
 from core.store.database import Database, utc_now
+from core.sync import audit_anchor
+from core.sync.stores import ANCHOR_META_PREFIX
+
+log = logging.getLogger(__name__)
 
 OPS = "replica_ops"
 RECORDS = "replica_records"
@@ -176,6 +181,27 @@ class PgReplica:
         records = tuple(self._open_record(c, str(ix), int(g), s) for ix, g, s in rows)
         next_after = str(rows[-1][0]) if len(rows) == limit else None
         return SnapshotPage(vector, records, next_after)
+
+    def anchor_audit(self, device: str, head: audit_chain.Head) -> audit_chain.Head | None:
+        """Record ``device``'s audit head (audited when it moves, never backwards); returns
+        the one recorded before. Heads are a sequence number and a hash: not sealed."""
+        key = f"{ANCHOR_META_PREFIX}{device}"
+        with self.store.tenant(self.tenant, write=True) as cur:
+            recorded = audit_chain.Head.parse(self._meta(cur, key))
+            if recorded == head:
+                return recorded
+            if not audit_anchor.advance(recorded, head):
+                log.warning(
+                    "device %s offered audit head %s behind the recorded %s: its log was cut "
+                    "or replaced; keeping the recorded head",
+                    device,
+                    head.seq,
+                    recorded.seq if recorded else None,
+                )
+                return recorded
+            self._set_meta(cur, key, str(head))
+            self._audit(cur, "sync", "audit.anchor", "device", device, {"seq": head.seq})
+        return recorded
 
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""

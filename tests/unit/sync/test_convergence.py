@@ -352,7 +352,10 @@ def _check_nothing_lost(run: Run) -> None:
         for write_id in ids:
             # Every write is live (value or conflict) unless a later write observed it.
             assert write_id in live or write_id in oracle.superseded
-        if len({e.value for e in live.values()}) > 1:
+        if not _visible(final, pid):
+            # Deleted by someone who saw every value: nothing left to choose between.
+            assert (pid, fname) not in conflicts
+        elif len({e.value for e in live.values()}) > 1:
             conflict = conflicts[(pid, fname)]
             assert {c.id for c in conflict.candidates} == set(live)
 
