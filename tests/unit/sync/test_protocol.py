@@ -190,3 +190,37 @@ def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
 def _db(responder: Responder) -> Database:
     assert isinstance(responder.store, DatabaseStore)
     return responder.store.db
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        ({"seq": 0, "hash": "a" * 64}, "audit_head.seq must be at least 1"),
+        ({"seq": 3, "hash": "A" * 64}, "audit_head.hash must be 64 lowercase hex digits"),
+        ({"seq": 3, "hash": "a" * 63}, "audit_head.hash must be 64 lowercase hex digits"),
+        ({"seq": "3", "hash": "a" * 64}, "audit_head.seq"),
+        ({"seq": 3}, "audit_head must be an object with seq and hash"),
+        ("3:abc", "audit_head must be an object with seq and hash"),
+    ],
+)
+def test_a_malformed_audit_head_is_refused_before_anything_is_recorded(
+    head: object, message: str
+) -> None:
+    recorded: list[object] = []
+    r = new_replica("server")
+    responder = Responder(r.db, audit_anchor=lambda h: recorded.append(h))
+    reply = _ask(responder, p.encode({"type": "pull", "vv": {}, "max_ops": 1, "audit_head": head}))
+    assert reply["type"] == "error" and reply["code"] == "malformed"
+    assert message in str(reply["message"])
+    assert recorded == []
+
+
+def test_a_responder_answers_with_the_head_it_recorded_before() -> None:
+    r = new_replica("server")
+    heads = iter([None, p.head_from_wire({"seq": 4, "hash": "b" * 64}, "x")])
+    responder = Responder(r.db, audit_anchor=lambda _h: next(heads))
+    ask = {"type": "pull", "vv": {}, "max_ops": 1, "audit_head": {"seq": 5, "hash": "c" * 64}}
+    assert "audit_anchor" not in _ask(responder, p.encode(ask))  # nothing recorded yet
+    assert _ask(responder, p.encode(ask))["audit_anchor"] == {"seq": 4, "hash": "b" * 64}
+    plain = Responder(r.db)  # a LAN peer anchors nothing and says nothing about it
+    assert "audit_anchor" not in _ask(plain, p.encode(ask))
