@@ -255,12 +255,33 @@ def test_first_attachments_at_both_processes_at_once_share_one_key(
     trust = tls_trust(servers.ca_pem)
     uploads: dict[tuple[str, int], str] = {}
     errors: list[str] = []
-    barrier = threading.Barrier(2 * len(clinics))
+    # A timeout, so that one thread failing before the barrier fails the test instead of
+    # leaving the others waiting for ever.
+    barrier = threading.Barrier(2 * len(clinics), timeout=60)
 
     def upload(clinic: str, side: int) -> None:
+        try:
+            _upload(clinic, side)
+        except Exception as exc:  # reported by the test, never a silent hang
+            barrier.abort()
+            errors.append(f"{clinic}@{side}: {exc!r}")
+
+    def _connect(client: httpx.Client, side: int) -> None:
+        # Connected (TLS done) before the barrier, so the uploads start together. Sixteen
+        # handshakes at once on two busy processes: a refused or reset one is tried again.
+        for attempt in range(5):
+            try:
+                client.get(servers.urls[side] + "/health")
+                return
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    def _upload(clinic: str, side: int) -> None:
         body = f"{clinic} via server {side}".encode() * 100
         with httpx.Client(verify=trust, timeout=30) as client:
-            client.get(servers.urls[side] + "/health")  # connected: the uploads start together
+            _connect(client, side)
             barrier.wait()
             reply = client.post(
                 servers.urls[side] + "/v1/attachments",
