@@ -10,7 +10,12 @@ import logging
 from pathlib import Path
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
-from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.keys.errors import (
+    KeyringUnavailableError,
+    NoSlotError,
+    SlotFileError,
+    WrongSecretError,
+)
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
@@ -264,8 +269,12 @@ class Workstation:
         """Close the database and zero the keys in memory."""
         if self._db is not None:
             self._db.close()
-            if self.keyfile_path.exists():
-                self._remember_database(self.keychain())
+            try:
+                if self.keyfile_path.exists():
+                    self._remember_database(self.keychain())
+            except (SlotFileError, OSError) as exc:
+                # Locking must not fail: the salt is recorded at a later open instead.
+                log.warning("could not record the database salt in the key file: %s", exc)
         if self._keys is not None:
             self._keys.close()
         self._db = self._keys = self._records = None

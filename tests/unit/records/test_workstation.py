@@ -129,3 +129,11 @@ def test_joined_workstation_is_filled_by_its_first_sync(
     assert second.records.clinic_name() == "Riverside Clinic"
     assert second.records.search_patients("joined")[0].given == "Later"
     second.lock()
+
+
+def test_locking_never_fails_on_a_damaged_key_file(workstation: Workstation) -> None:
+    """Locking closes the database and zeroes the keys even when the key file went bad
+    meanwhile (locking also records the database's salt in it, when it can)."""
+    workstation.keyfile_path.write_text("{ not json")
+    workstation.lock()
+    assert not workstation.is_unlocked
