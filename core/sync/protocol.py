@@ -15,9 +15,11 @@ Any request may get ``error {code, message}``.
 whole snapshot holds: a hint for a progress bar, never used to decide what is applied.
 Older responders leave it out; a receiver treats a missing or null value as "not said".
 
-``audit_head`` (optional, on a pull) is the asking replica's last audit entry ``{seq,
-hash}``; a responder that anchors audit logs (the clinic server) answers with
-``audit_anchor``, the head it recorded for that device before (see core.sync.audit_anchor).
+Audit anchoring (optional, on a pull; see core.sync.audit_anchor): ``audit_query: true``
+asks for the head the responder keeps for this device, ``audit_head {seq, hash}`` offers
+this replica's last audit entry for it to keep. A responder that anchors (the clinic
+server) replies ``audit_anchoring: true`` and, if it holds one, ``audit_anchor {seq, hash}``
+(the head it held before this request).
 """
 
 from __future__ import annotations

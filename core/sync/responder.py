@@ -28,15 +28,16 @@ class Responder:
         db: Database | SyncStore,
         actor: str = "sync",
         revoked_serials: Callable[[], list[int]] | None = None,
-        audit_anchor: Callable[[Head], Head | None] | None = None,
+        audit_anchor: Callable[[Head | None], Head | None] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         self.actor = actor
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
         self._revoked_serials = revoked_serials
-        # The clinic server records each device's audit head and answers with the previous
-        # one, an anchor outside the workstation's database (core.sync.audit_anchor).
+        # The clinic server keeps each device's audit head, an anchor outside the
+        # workstation's database (core.sync.audit_anchor): it answers a query with the head
+        # it holds, and records a head the device offers.
         self._audit_anchor = audit_anchor
 
     def handle(self, request: bytes) -> bytes:
@@ -65,6 +66,7 @@ class Responder:
         remote = p.vv_from_wire(message.get("vv"))
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
         head = p.head_from_wire(message.get("audit_head"), "audit_head")
+        query = message.get("audit_query") is True
         try:
             ops, vector = self.store.pull(remote, limit + 1)
         except replication.SnapshotRequiredError as exc:
@@ -78,7 +80,8 @@ class Responder:
         }
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
-        if head is not None and self._audit_anchor is not None:
+        if self._audit_anchor is not None and (head is not None or query):
+            reply["audit_anchoring"] = True
             recorded = self._audit_anchor(head)
             if recorded is not None:
                 reply["audit_anchor"] = p.head_to_wire(recorded)

@@ -75,6 +75,10 @@ class SyncSession:
         # Called after every applied page or batch, e.g. to fill a first-download progress bar.
         self._on_progress = on_progress
         self._bootstrapped = False
+        # Audit anchoring: ask for the head the other side keeps, check it, and only then
+        # offer ours, so a log found altered never replaces the last good anchor.
+        self._anchor_checked = False
+        self._offer_head = False
         self._head_sent = False
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
@@ -138,17 +142,15 @@ class SyncSession:
             held = version_vector(self.db)
             request: dict[str, Any] = {"type": "pull", "vv": p.vv_to_wire(held)}
             request["max_ops"] = self.batch
-            head = None if self._head_sent else audit_anchor.local_head(self.db)
-            if head is not None:  # once a session: the server anchors it
+            offering = self._offer_head and not self._head_sent
+            head = audit_anchor.local_head(self.db) if offering else None
+            if head is not None:
                 request["audit_head"] = p.head_to_wire(head)
+            elif not self._anchor_checked:
+                request["audit_query"] = True
             reply = self._ask(request, ("ops", "snapshot_required"))
-            # A snapshot_required reply skipped the anchoring: offer the head again.
-            self._head_sent = self._head_sent or reply["type"] == "ops"
-            anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
-            if anchor is not None:
-                self.report.audit_problem = audit_anchor.anchor_problem(self.db, anchor)
-                if self.report.audit_problem is not None:
-                    log.error("audit log check failed: %s", self.report.audit_problem)
+            if reply["type"] == "ops":  # a snapshot_required reply skipped the anchoring
+                self._check_anchor(reply, offered=head is not None)
             if reply["type"] == "snapshot_required":
                 log.info("peer asks for a snapshot: %s", reply.get("reason"))
                 self._bootstrap()
@@ -167,8 +169,27 @@ class SyncSession:
             self.report.duplicates += result.duplicates
             self._remote_vv = remote_vv
             self._progress()
+            if self._offer_head and not self._head_sent:
+                continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:
                 return
+
+    def _check_anchor(self, reply: dict[str, Any], offered: bool) -> None:
+        anchoring = reply.get("audit_anchoring") is True
+        anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
+        if offered:
+            self._head_sent = True
+        if self._anchor_checked or not anchoring:
+            self._anchor_checked = True
+            return
+        self._anchor_checked = True
+        problem = None if anchor is None else audit_anchor.anchor_problem(self.db, anchor)
+        self.report.audit_problem = problem
+        if problem is not None:
+            log.error("audit log check failed: %s", problem)
+        # Offered only when it checks out: the anchor stays at the last good head, so an
+        # altered log is reported at every sync until someone looks.
+        self._offer_head = problem is None and audit_anchor.local_head(self.db) is not None
 
     def _push(self) -> None:
         remote = self._remote_vv

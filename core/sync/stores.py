@@ -54,9 +54,9 @@ class SyncStore(Protocol):
         """How many records a full snapshot holds."""
         ...
 
-    def anchor_audit(self, device: str, head: Head) -> Head | None:
-        """Record ``device``'s audit head (never moving it backwards); the one recorded
-        before, for the device to check its log against."""
+    def anchor_audit(self, device: str, head: Head | None) -> Head | None:
+        """The audit head recorded for ``device``, then (unless ``head`` is None, a query)
+        record ``head`` instead, never moving backwards."""
         ...
 
 
@@ -96,12 +96,13 @@ class DatabaseStore:
         """:meth:`apply_ops` and the version vector after it."""
         return self.apply_ops(ops, session_actor), self.version_vector()
 
-    def anchor_audit(self, device: str, head: Head) -> Head | None:
-        """Record ``device``'s audit head in ``meta`` (audited when it moves); the previous."""
+    def anchor_audit(self, device: str, head: Head | None) -> Head | None:
+        """The head recorded for ``device`` in ``meta``; then records ``head`` (audited when
+        it moves, never backwards) unless it is None."""
         key = f"{ANCHOR_META_PREFIX}{device}"
         rows = self.db.query("SELECT value FROM meta WHERE key = ?", (key,))
         recorded = Head.parse(str(rows[0][0])) if rows else None
-        if recorded == head:
+        if head is None or recorded == head:
             return recorded
         if not audit_anchor.advance(recorded, head):
             log.warning(

@@ -332,6 +332,8 @@ def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: 
         assert report.audit_problem is not None
         assert "differs from what the clinic server recorded" in report.audit_problem
         assert report.pulled == 0 and report.pushed >= 0  # sync itself went on
+        # The altered log was not offered as the new anchor: it is reported every time.
+        assert _sync_report(ws).audit_problem == report.audit_problem
     finally:
         ws.lock()
 

@@ -182,10 +182,14 @@ class PgReplica:
         next_after = str(rows[-1][0]) if len(rows) == limit else None
         return SnapshotPage(vector, records, next_after)
 
-    def anchor_audit(self, device: str, head: audit_chain.Head) -> audit_chain.Head | None:
-        """Record ``device``'s audit head (audited when it moves, never backwards); returns
-        the one recorded before. Heads are a sequence number and a hash: not sealed."""
+    def anchor_audit(self, device: str, head: audit_chain.Head | None) -> audit_chain.Head | None:
+        """The audit head recorded for ``device``; then records ``head`` (audited when it
+        moves, never backwards) unless it is None. Heads are a number and a hash: not
+        sealed."""
         key = f"{ANCHOR_META_PREFIX}{device}"
+        if head is None:
+            with self.store.tenant(self.tenant) as cur:
+                return audit_chain.Head.parse(self._meta(cur, key))
         with self.store.tenant(self.tenant, write=True) as cur:
             recorded = audit_chain.Head.parse(self._meta(cur, key))
             if recorded == head:
