@@ -183,28 +183,36 @@ class PgReplica:
         return SnapshotPage(vector, records, next_after)
 
     def anchor_audit(self, device: str, head: audit_chain.Head | None) -> audit_chain.Head | None:
-        """The audit head recorded for ``device``; then records ``head`` (audited when it
-        moves, never backwards) unless it is None. Heads are a number and a hash: not
-        sealed."""
+        """The audit head recorded for ``device``; then records ``head`` unless it is None,
+        never backwards. Heads are a number and a hash: not sealed.
+
+        Moving forward is one conditional upsert, atomic without the tenant's write lock
+        (which every push of the clinic waits on): a concurrent offer of an older head
+        cannot overwrite a newer one. A backward offer is logged and audited."""
         key = f"{ANCHOR_META_PREFIX}{device}"
-        if head is None:
-            with self.store.tenant(self.tenant) as cur:
-                return audit_chain.Head.parse(self._meta(cur, key))
-        with self.store.tenant(self.tenant, write=True) as cur:
+        with self.store.tenant(self.tenant) as cur:
             recorded = audit_chain.Head.parse(self._meta(cur, key))
-            if recorded == head:
+            if head is None or recorded == head:
                 return recorded
-            if not audit_anchor.advance(recorded, head):
-                log.warning(
-                    "device %s offered audit head %s behind the recorded %s: its log was cut "
-                    "or replaced; keeping the recorded head",
-                    device,
-                    head.seq,
-                    recorded.seq if recorded else None,
+            if audit_anchor.advance(recorded, head):
+                cur.execute(
+                    "INSERT INTO replica_meta (key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value "
+                    "WHERE split_part(replica_meta.value, ':', 1)::bigint <= %s",
+                    (key, str(head), head.seq),
                 )
                 return recorded
-            self._set_meta(cur, key, str(head))
-            self._audit(cur, "sync", "audit.anchor", "device", device, {"seq": head.seq})
+        assert recorded is not None  # advance() refuses only when a head is recorded
+        log.warning(
+            "device %s offered audit head %s behind the recorded %s: its log was cut or "
+            "replaced; keeping the recorded head",
+            device,
+            head.seq,
+            recorded.seq,
+        )
+        with self.store.tenant(self.tenant, write=True) as cur:
+            self._audit(cur, "sync", "audit.anchor_refused", "device", device,
+                        {"offered": head.seq, "recorded": recorded.seq})  # fmt: skip
         return recorded
 
     def snapshot_size(self) -> int:
