@@ -557,8 +557,9 @@ class MainWindow(QMainWindow):
         box = QMessageBox(
             QMessageBox.Icon.Information,
             "Password changed",
-            "Your password was changed. Use the new password the next time you sign in on "
-            "this computer.",
+            "Your password was changed. Use the new password from now on, here and, once "
+            "this computer has synced, on the clinic's other computers. If one of them does "
+            "not take it, it will ask for your previous password there once as well.",
             parent=self,
         )
         box.setObjectName("passwordChangedBox")
