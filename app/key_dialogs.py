@@ -126,6 +126,18 @@ class _FormDialog(QDialog):
         if needed > self.height():
             self.resize(self.width(), needed)
 
+    def new_password_given(self, field: str, new: str, confirm: QLineEdit, what: str) -> bool:
+        """A new password typed into ``field`` and repeated in ``confirm``; if either is
+        wrong, the error is shown (``what`` names the pair) and False returned."""
+        if not new:
+            self.show_error(field, "Enter a new password.")
+            return False
+        if new != confirm.text():
+            confirm.clear()
+            self.show_error("confirm", f"The two {what} are different. Type them again.")
+            return False
+        return True
+
     def clear_errors(self) -> None:
         """Hide every message."""
         for label in (*self.errors.values(), self.general_error):
@@ -239,12 +251,7 @@ class ChangePasswordDialog(_FormDialog):
         if not current:
             self.show_error("current", "Enter your current password.")
             return
-        if not new:
-            self.show_error("new", "Enter a new password.")
-            return
-        if new != self.confirm.text():
-            self.confirm.clear()
-            self.show_error("confirm", "The two new passwords are different. Type them again.")
+        if not self.new_password_given("new", new, self.confirm, "new passwords"):
             return
         if new == current:
             self.show_error("new", "The new password is the same as the current one.")
@@ -343,12 +350,7 @@ class RecoverPasswordDialog(_FormDialog):
         if not username:
             self.show_error("username", "Enter the user name whose password you are setting.")
             return
-        if not new:
-            self.show_error("password", "Enter a new password.")
-            return
-        if new != self.confirm.text():
-            self.confirm.clear()
-            self.show_error("confirm", "The two passwords are different. Type them again.")
+        if not self.new_password_given("password", new, self.confirm, "passwords"):
             return
         ws = self._workstation
         self._username = username.lower()

@@ -218,37 +218,33 @@ class Context:
     def open_database(self) -> None:
         """Open the database for a check, without signing anyone in: nothing is written
         (no audit entry either), so a damaged file is examined as it is."""
-        ws = self.workstation
-        if not ws.is_initialized():
-            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
-        user = self.args.user or ws.keychain().default_user
-        password = self.password()
-        try:
-            if password is not None:
-                ws.unlock_with_password(user, password)
-            else:
-                ws.unlock_with_keyring()
-        except AuthenticationError as exc:
-            raise CliError(str(exc), EXIT_AUTH) from None
-        except (KeyringUnavailableError, NoSlotError, WrongSecretError) as exc:
-            raise CliError(
-                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
-                "--password-stdin or CARELINE_PASSWORD_FILE",
-                EXIT_AUTH,
-            ) from None
+        self._unlock(sign_in=False)
 
     def open_records(self) -> ClinicRecords:
         """Unlock for an unattended command: the user's password, else the OS keyring."""
+        user, signed_in = self._unlock(sign_in=True)
+        if signed_in:
+            return self.workstation.records
+        try:
+            return self.workstation.unlock_for(user)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+
+    def _unlock(self, sign_in: bool) -> tuple[str, bool]:
+        """Open the database with ``--user``'s password (signing them in when ``sign_in``),
+        else with the OS keyring. Returns the user and whether they were signed in."""
         ws = self.workstation
         if not ws.is_initialized():
             raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
         user = self.args.user or ws.keychain().default_user
         password = self.password()
         try:
-            if password is not None:
+            if password is None:
+                ws.unlock_with_keyring()
+            elif sign_in:
                 ws.sign_in(user, password)
-                return ws.records
-            ws.unlock_with_keyring()
+            else:
+                ws.unlock_with_password(user, password)
         except AuthenticationError as exc:
             raise CliError(str(exc), EXIT_AUTH) from None
         except KeyringUnavailableError as exc:
@@ -263,10 +259,7 @@ class Context:
                 "--password-stdin or CARELINE_PASSWORD_FILE",
                 EXIT_AUTH,
             ) from None
-        try:
-            return ws.unlock_for(user)
-        except AuthenticationError as exc:
-            raise CliError(str(exc), EXIT_AUTH) from None
+        return user, password is not None and sign_in
 
     def sign_in_person(self) -> ClinicRecords:
         """Sign ``--user`` in with their password (--password-stdin, CARELINE_PASSWORD_FILE

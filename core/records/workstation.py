@@ -50,6 +50,8 @@ class Workstation:
         self._db: Database | None = None
         self._records: ClinicRecords | None = None
         self.keyring_note: str | None = None
+        # Whether the key file already records the database's salt (lock() need not look).
+        self._salt_recorded = False
 
     @property
     def keyfile_path(self) -> Path:
@@ -163,6 +165,7 @@ class Workstation:
         database in WAL mode may not have written its first page yet)."""
         if chain.db_salt is None and (salt := file_salt(self.db_path)) is not None:
             chain.remember_database(salt)
+        self._salt_recorded = chain.db_salt is not None
 
     def unlock_with_keyring(self) -> None:
         """Open the database with the OS-keyring slot (no person needed)."""
@@ -270,7 +273,7 @@ class Workstation:
         if self._db is not None:
             self._db.close()
             try:
-                if self.keyfile_path.exists():
+                if not self._salt_recorded and self.keyfile_path.exists():
                     self._remember_database(self.keychain())
             except (SlotFileError, OSError) as exc:
                 # Locking must not fail: the salt is recorded at a later open instead.

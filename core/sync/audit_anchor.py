@@ -11,8 +11,12 @@ moves a workstation's recorded head backwards.
 
 from __future__ import annotations
 
+import logging
+
 from core.store.audit_chain import Head
 from core.store.database import Database
+
+log = logging.getLogger(__name__)
 
 
 def local_head(db: Database) -> Head | None:
@@ -40,3 +44,14 @@ def anchor_problem(db: Database, anchor: Head) -> str | None:
 def advance(recorded: Head | None, offered: Head) -> bool:
     """Whether the server should record ``offered`` over ``recorded``: never backwards."""
     return recorded is None or offered.seq >= recorded.seq
+
+
+def log_refused(device: str, offered: Head, recorded: Head) -> None:
+    """Log a device offering a head behind the one recorded (a cut or restored log)."""
+    log.warning(
+        "device %s offered audit head %s behind the recorded %s: its log was cut or "
+        "replaced; keeping the recorded head",
+        device,
+        offered.seq,
+        recorded.seq,
+    )

@@ -140,11 +140,16 @@ class SyncSession:
     def _pull(self) -> None:
         while True:
             held = version_vector(self.db)
-            request: dict[str, Any] = {"type": "pull", "vv": p.vv_to_wire(held)}
-            request["max_ops"] = self.batch
+            request: dict[str, Any] = {
+                "type": "pull",
+                "vv": p.vv_to_wire(held),
+                "max_ops": self.batch,
+            }
             offering = self._offer_head and not self._head_sent
             head = audit_anchor.local_head(self.db) if offering else None
-            if head is not None:
+            if offering and head is None:
+                self._head_sent = True  # an empty log: nothing to offer
+            elif head is not None:
                 request["audit_head"] = p.head_to_wire(head)
             elif not self._anchor_checked:
                 request["audit_query"] = True
@@ -189,7 +194,7 @@ class SyncSession:
             log.error("audit log check failed: %s", problem)
         # Offered only when it checks out: the anchor stays at the last good head, so an
         # altered log is reported at every sync until someone looks.
-        self._offer_head = problem is None and audit_anchor.local_head(self.db) is not None
+        self._offer_head = problem is None
 
     def _push(self) -> None:
         remote = self._remote_vv

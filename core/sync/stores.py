@@ -7,7 +7,6 @@ A workstation or the embedded server serves from its SQLCipher :class:`Database`
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from core.records import replication
@@ -16,7 +15,6 @@ from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import audit_anchor
 
-log = logging.getLogger(__name__)
 # meta key prefix under which a serving replica keeps each device's audit head.
 ANCHOR_META_PREFIX = "audit_anchor:"
 
@@ -104,14 +102,8 @@ class DatabaseStore:
         recorded = Head.parse(str(rows[0][0])) if rows else None
         if head is None or recorded == head:
             return recorded
-        if not audit_anchor.advance(recorded, head):
-            log.warning(
-                "device %s offered audit head %s behind the recorded %s: its log was cut "
-                "or replaced; keeping the recorded head",
-                device,
-                head.seq,
-                recorded.seq if recorded else None,
-            )
+        if recorded is not None and not audit_anchor.advance(recorded, head):
+            audit_anchor.log_refused(device, head, recorded)
             return recorded
         with self.db.write("sync", "audit.anchor", "device", device, {"seq": head.seq}) as tx:
             tx.execute(

@@ -68,12 +68,12 @@ def _workstation(live: Live, clinic_id: str, folder: Path) -> tuple[Workstation,
     return ws, credential
 
 
-def _sync(ws: Workstation) -> None:
+def _sync(ws: Workstation) -> SyncReport:
     credential = load_credential(ws.database)
     assert credential is not None
     transport = credential.transport()
     try:
-        sync(ws.database, transport, "admin")
+        return sync(ws.database, transport, "admin")
     finally:
         transport.close()
 
@@ -306,16 +306,6 @@ def test_one_code_raced_by_several_devices_enrolls_exactly_one(live: Live) -> No
     assert len(live.server.registry.devices(clinic)) == 1
 
 
-def _sync_report(ws: Workstation) -> SyncReport:
-    credential = load_credential(ws.database)
-    assert credential is not None
-    transport = credential.transport()
-    try:
-        return sync(ws.database, transport, "admin")
-    finally:
-        transport.close()
-
-
 def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: Path) -> None:
     """The server keeps each workstation's audit head; a consistent rewrite of entries it
     has seen passes the local check but not the next sync, which names the entry."""
@@ -324,16 +314,16 @@ def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: 
         ws.records.open_chart(ws.records.add_patient("Lee", "Roy", "1960-01-01").id)
         anchored = local_head(ws.database)
         assert anchored is not None
-        assert _sync_report(ws).audit_problem is None  # the server records this head
-        assert _sync_report(ws).audit_problem is None  # and hands it back: it checks out
+        assert _sync(ws).audit_problem is None  # the server records this head
+        assert _sync(ws).audit_problem is None  # and hands it back: it checks out
         rewrite_audit_tail(ws, anchored.seq - 1)  # hide who opened the chart, say
         assert verify_audit_log(ws.database).ok  # the log alone cannot tell
-        report = _sync_report(ws)
+        report = _sync(ws)
         assert report.audit_problem is not None
         assert "differs from what the clinic server recorded" in report.audit_problem
         assert report.pulled == 0 and report.pushed >= 0  # sync itself went on
         # The altered log was not offered as the new anchor: it is reported every time.
-        assert _sync_report(ws).audit_problem == report.audit_problem
+        assert _sync(ws).audit_problem == report.audit_problem
     finally:
         ws.lock()
 
@@ -341,14 +331,14 @@ def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: 
 def test_the_server_never_moves_a_recorded_audit_head_backwards(live: Live, tmp_path: Path) -> None:
     ws, credential = _workstation(live, _clinic(live, "Rollback Clinic"), tmp_path / "desk")
     try:
-        _sync_report(ws)
+        _sync(ws)
         store = live.server.sync_store(credential.clinic_id)
         device = credential.device_id
         recorded = store.anchor_audit(device, audit_chain.Head(10**6, "a" * 64))
         assert recorded is not None and recorded.seq < 10**6
         # An older head (a restored backup, a cut log) does not replace the newer one.
         assert store.anchor_audit(device, recorded) == audit_chain.Head(10**6, "a" * 64)
-        report = _sync_report(ws)
+        report = _sync(ws)
         assert report.audit_problem is not None and "is missing" in report.audit_problem
     finally:
         ws.lock()

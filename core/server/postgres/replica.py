@@ -15,7 +15,6 @@ the resulting ops are applied here like any device's, in the same transaction.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import struct
 from collections.abc import Callable, Iterable
@@ -46,8 +45,6 @@ from core.store import audit_chain, oplog
 from core.store.database import Database, utc_now
 from core.sync import audit_anchor
 from core.sync.stores import ANCHOR_META_PREFIX
-
-log = logging.getLogger(__name__)
 
 OPS = "replica_ops"
 RECORDS = "replica_records"
@@ -203,13 +200,7 @@ class PgReplica:
                 )
                 return recorded
         assert recorded is not None  # advance() refuses only when a head is recorded
-        log.warning(
-            "device %s offered audit head %s behind the recorded %s: its log was cut or "
-            "replaced; keeping the recorded head",
-            device,
-            head.seq,
-            recorded.seq,
-        )
+        audit_anchor.log_refused(device, head, recorded)
         with self.store.tenant(self.tenant, write=True) as cur:
             self._audit(cur, "sync", "audit.anchor_refused", "device", device,
                         {"offered": head.seq, "recorded": recorded.seq})  # fmt: skip
