@@ -15,10 +15,10 @@ from PySide6.QtCore import QDir, QTimer
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.auto_lock import minutes_to_ms
-from app.lan_peer import LanOptions
 from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
+from app.session.auto_lock import minutes_to_ms
+from app.sync.lan_peer import LanOptions
 from core.config.settings import (
     CONFIG_FILE_NAME,
     DESKTOP_SCHEMA,

@@ -29,17 +29,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.auto_lock import IdleWatcher, minutes_to_ms
-from app.chart import ChartPage
-from app.conflicts import ConflictsDialog
-from app.first_run import FirstRunWizard
-from app.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
+from app.chart.page import ChartPage
+from app.conflicts.dialog import ConflictsDialog
 from app.messages import describe_error
-from app.patient_dialog import PatientDialog, RecordsProvider
-from app.patient_list import PatientListPage
-from app.sign_in import Session, SignInPage
-from app.sync_ui import EnrollDialog, SyncStatusWidget
-from app.sync_worker import SyncController
+from app.patients.dialog import PatientDialog, RecordsProvider
+from app.patients.list_page import PatientListPage
+from app.session.auto_lock import IdleWatcher, minutes_to_ms
+from app.session.first_run import FirstRunWizard
+from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
+from app.session.sign_in import Session, SignInPage
+from app.sync.controller import SyncController
+from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Job, Worker
 from core.keys.errors import KeyError_
 from core.records.clinic import ClinicRecords

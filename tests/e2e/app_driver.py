@@ -26,11 +26,11 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.lan_peer import LanOptions
 from app.main import quit_on_termination, set_up_application
 from app.main_window import MainWindow
-from app.sign_in import Session
-from app.sync_worker import SYNCED, SyncStatus
+from app.session.sign_in import Session
+from app.sync.controller import SYNCED, SyncStatus
+from app.sync.lan_peer import LanOptions
 from core.records.workstation import Workstation
 
 

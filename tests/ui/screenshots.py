@@ -22,9 +22,9 @@ import keyring.backends.fail
 from PySide6.QtCore import QDate
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
-from app.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.main import set_up_application
 from app.main_window import MainWindow
+from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.responder import Responder

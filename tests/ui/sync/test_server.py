@@ -17,9 +17,9 @@ from PySide6.QtCore import QDate, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.conflicts import ConflictsDialog
+from app.conflicts.dialog import ConflictsDialog
 from app.main_window import MainWindow
-from app.sync_worker import STOPPED, SYNCED
+from app.sync.controller import STOPPED, SYNCED
 from core.server.service import ClinicServer
 from core.store.oplog import version_vector
 from tests.integration.server_fixtures import add_clinic, join_clinic, make_server, sync_at

@@ -8,7 +8,7 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.patient_dialog import BirthDateEdit, PatientDialog
+from app.patients.dialog import BirthDateEdit, PatientDialog
 from core.records.workstation import Workstation
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.sync_ui import SyncStatusWidget, describe_progress
-from app.sync_worker import (
+from app.sync.controller import (
     CHANGES,
     LARGE_PULL_OPS,
     RECORDS,
@@ -24,6 +23,7 @@ from app.sync_worker import (
     SyncStatus,
     download_progress,
 )
+from app.sync.status import SyncStatusWidget, describe_progress
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.session import SyncReport

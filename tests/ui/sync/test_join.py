@@ -13,9 +13,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
 from pytestqt.qtbot import QtBot
 
-from app.first_run import FirstRunWizard
-from app.lan_peer import LanOptions
-from app.sync_worker import RECORDS, SYNCED, SyncProgress
+from app.session.first_run import FirstRunWizard
+from app.sync.controller import RECORDS, SYNCED, SyncProgress
+from app.sync.lan_peer import LanOptions
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.enroll import load_credential

@@ -15,7 +15,7 @@ exponential backoff and jitter; a refused device (``DeviceRejectedError``) stops
 until the next enrollment. Locking stops everything: the session in progress breaks off at
 its next round trip (what was applied stays applied, as core guarantees).
 
-LAN peers: given :class:`~app.lan_peer.LanOptions`, a workstation with a LAN identity (its
+LAN peers: given :class:`~app.sync.lan_peer.LanOptions`, a workstation with a LAN identity (its
 own, or the certificate its server enrollment issued) also serves peer sync, announces itself
 over mDNS, and after each server session syncs with every trusted peer it finds. The status
 bar shows how many peers were in reach.
@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtNetwork import QNetworkInformation
 
-from app.lan_peer import LanNode, LanOptions, LanRound
+from app.sync.lan_peer import LanNode, LanOptions, LanRound
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector

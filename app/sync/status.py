@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.sync_worker import (
+from app.sync.controller import (
     ERROR,
     NOT_ENROLLED,
     OFFLINE,

@@ -10,7 +10,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
 from pytestqt.qtbot import QtBot
 
-from app.first_run import FirstRunWizard
+from app.session.first_run import FirstRunWizard
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from tests.ui.conftest import CLINIC_NAME, PASSWORD, WindowFactory, sign_in

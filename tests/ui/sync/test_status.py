@@ -16,11 +16,11 @@ from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.conflicts import ConflictCard, ConflictsDialog
+from app.conflicts.dialog import ConflictCard, ConflictsDialog
 from app.main_window import MainWindow
-from app.patient_list import PatientListModel
-from app.sync_ui import EnrollDialog, describe_status
-from app.sync_worker import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController, backoff_ms
+from app.patients.list_page import PatientListModel
+from app.sync.controller import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController, backoff_ms
+from app.sync.status import EnrollDialog, describe_status
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.store.oplog import version_vector
@@ -286,7 +286,7 @@ def test_conflicts_inbox_choose_and_enter_a_value(
 def test_status_text_for_each_state() -> None:
     import datetime as dt
 
-    from app.sync_worker import SyncStatus
+    from app.sync.controller import SyncStatus
 
     now = dt.datetime(2026, 1, 1, 9, 30, tzinfo=dt.UTC)
     later = now + dt.timedelta(seconds=12)

@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.join import JoinRequest, describe_join_error, join_clinic
 from app.messages import describe_error, validation_text
-from app.sync_ui import describe_progress
-from app.sync_worker import SyncProgress, download_progress
+from app.sync.controller import SyncProgress, download_progress
+from app.sync.join import JoinRequest, describe_join_error, join_clinic
+from app.sync.status import describe_progress
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.records import validation
@@ -398,7 +398,7 @@ class FirstRunWizard(QWizard):
         on_done: Callable[[ClinicCreated], None],
         on_error: Callable[[Exception], None],
     ) -> Job[ClinicCreated]:
-        """Join an existing clinic on the worker (see :func:`app.join.join_clinic`); the
+        """Join an existing clinic on the worker (see :func:`app.sync.join.join_clinic`); the
         first download's progress arrives as :attr:`download_progressed` signals."""
         ws = self._workstation
         relay = self.download_progressed

@@ -13,13 +13,13 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from app.key_dialogs import (
+from app.main_window import MainWindow
+from app.session.key_dialogs import (
     ChangePasswordDialog,
     NewRecoveryKeyDialog,
     RecoverPasswordDialog,
     RekeyDialog,
 )
-from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import WrongSecretError
 from core.records.errors import AuthenticationError

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from app.lan_peer import LanOptions
 from app.main_window import MainWindow
-from app.sync_ui import describe_status
-from app.sync_worker import NOT_ENROLLED, SYNCED, SyncStatus
+from app.sync.controller import NOT_ENROLLED, SYNCED, SyncStatus
+from app.sync.lan_peer import LanOptions
+from app.sync.status import describe_status
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id

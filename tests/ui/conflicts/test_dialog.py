@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton
 from pytestqt.qtbot import QtBot
 
-from app.conflicts import ConflictsDialog, ListConflictCard
+from app.conflicts.dialog import ConflictsDialog, ListConflictCard
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation

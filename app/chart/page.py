@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.conflicts import field_label
+from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
-from app.patient_dialog import PatientDialog, RecordsProvider
-from app.patient_list import age_on
+from app.patients.dialog import PatientDialog, RecordsProvider
+from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job, Worker
 from core.records.errors import ValidationError

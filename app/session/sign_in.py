@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.key_dialogs import RecoverPasswordDialog
 from app.messages import describe_error
+from app.session.key_dialogs import RecoverPasswordDialog
 from app.widgets import form_layout
 from app.worker import Job, Worker
 from core.records.errors import StaleSlotError

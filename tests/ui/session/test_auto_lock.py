@@ -9,8 +9,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.auto_lock import IdleWatcher
 from app.main_window import MainWindow
+from app.session.auto_lock import IdleWatcher
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, WindowFactory, sign_in
 

@@ -11,9 +11,9 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.chart import ChartPage
+from app.chart.page import ChartPage
 from app.main_window import MainWindow
-from app.patient_list import PAGE_SIZE, PatientListModel
+from app.patients.list_page import PAGE_SIZE, PatientListModel
 from app.worker import Worker
 from core.records.models import PatientSummary
 from core.records.workstation import Workstation

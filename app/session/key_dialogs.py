@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.first_run import ClinicCreated, RecoveryPage
 from app.messages import describe_error, sentence, validation_text
+from app.session.first_run import ClinicCreated, RecoveryPage
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.keys.errors import NoSlotError, WrongSecretError
