@@ -159,7 +159,8 @@ def test_bad_input_names_the_field(clinic: Path) -> None:
         "--birth-date", "31/12/1999", stdin=PASSWORD,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "birth_date: '31/12/1999' is not a date in YYYY-MM-DD form" in result.stderr
+    assert "birth_date: '31/12/1999' has the year last" in result.stderr
+    assert "type the year first, e.g. 1984-03-02" in result.stderr
 
 
 def test_bad_setting_is_named(clinic: Path) -> None:

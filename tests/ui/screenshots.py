@@ -19,7 +19,6 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
-from PySide6.QtCore import QDate
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
 from app.main import set_up_application
@@ -226,7 +225,7 @@ def daily_use(out: Path, tmp: Path) -> None:
     new = window.workspace.patient_dialog
     assert new is not None
     new.family.setText("Haddad")
-    new.birth_date.setDate(QDate(1988, 5, 14))
+    new.birth_date.setText("1988-05-14")
     new.save()
     wait_for(lambda: new.errors["given"].isVisible())
     save(new, out, "12-new-patient-error")
