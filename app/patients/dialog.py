@@ -110,8 +110,9 @@ class DuplicatePanel(QFrame):
             item = QListWidgetItem(_match_text(p))
             item.setData(Qt.ItemDataRole.UserRole, p.id)
             self.matches.addItem(item)
-        rows = min(len(matches), 4)
-        self.matches.setFixedHeight(rows * (self.matches.sizeHintForRow(0) + 2) + 8)
+        rows = min(len(matches), 4)  # more scroll
+        frame = 2 * self.matches.frameWidth()
+        self.matches.setFixedHeight(rows * self.matches.sizeHintForRow(0) + frame)
         self.matches.setCurrentRow(0)
         self.show()
 
@@ -329,6 +330,7 @@ class PatientDialog(QDialog):
         self._set_saving(False)
         if isinstance(exc, DuplicatePatientError):
             self.duplicates.show_matches(exc.matches)
+            self.adjustSize()  # room for the panel, its buttons' full labels included
             self.duplicates.matches.setFocus()
         elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
