@@ -291,6 +291,7 @@ class Workspace(QWidget):
             return
         dialog = PatientDialog(self._worker, self._records, None, self)
         dialog.saved.connect(self._patient_registered)
+        dialog.open_existing.connect(self.open_chart)  # a possible duplicate, chosen instead
         dialog.finished.connect(self._forget_dialog)
         self.patient_dialog = dialog
         dialog.open()

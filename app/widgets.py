@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -23,6 +23,32 @@ def error_label() -> QLabel:
     label.setWordWrap(True)
     label.hide()
     return label
+
+
+class _WheelGuard(QObject):
+    """Swallows wheel events meant for the widget it watches (see ``ignore_wheel``)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Keep the wheel from the widget; ignored, the event goes on to its parent."""
+        if event.type() == QEvent.Type.Wheel:
+            event.ignore()  # Qt then offers it to the parent: the form or page scrolls
+            return True
+        return False
+
+
+def ignore_wheel(*widgets: QWidget) -> None:
+    """The mouse wheel never changes these widgets' values (a choice, a number, a date).
+
+    A form's rule: a value changes only when the person means to change it. Scrolling a
+    form while the pointer passes over a combo box or spin box would otherwise pick
+    another sex or severity unnoticed. The wheel scrolls what contains the widget instead,
+    and no longer gives it focus; the keyboard and a click still work as usual (an open
+    drop-down list scrolls as usual too: it is another widget).
+    """
+    for widget in widgets:
+        if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
+            widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(_WheelGuard(widget))
 
 
 def paragraph(text: str, name: str = "") -> QLabel:

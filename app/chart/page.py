@@ -33,7 +33,7 @@ from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job, Worker
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
@@ -42,12 +42,9 @@ SEVERE_COLOUR = QColor("#9b1c1c")
 
 
 def describe_birth(birth_date: str) -> str:
-    """``1984-03-02 (41 years)``."""
+    """``1984-03-02 (41 years)``, ``2026-05-02 (7 months)``."""
     age = age_on(birth_date, dt.date.today())
-    if not age:
-        return birth_date
-    unit = "year" if age == "1" else "years"
-    return f"{birth_date} ({age} {unit})"
+    return f"{birth_date} ({age})" if age else birth_date
 
 
 class AllergyDialog(QDialog):
@@ -82,6 +79,7 @@ class AllergyDialog(QDialog):
         self.severity.addItem("Not recorded", None)
         for value in SEVERITY_VALUES:
             self.severity.addItem(value.capitalize(), value)
+        ignore_wheel(self.severity)
         self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
         self.general_error = error_label()
 

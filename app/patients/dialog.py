@@ -4,96 +4,135 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QDate, QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDateEdit,
-    QDateTimeEdit,
     QDialog,
+    QFrame,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
 from app.messages import describe_error, validation_text
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import (
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+    paragraph,
+)
 from app.worker import Job, Worker
+from core.records import validation
 from core.records.clinic import ClinicRecords
+from core.records.duplicates import DuplicatePatientError
 from core.records.errors import ValidationError
-from core.records.models import SEX_VALUES, Patient
+from core.records.models import SEX_VALUES, Patient, PatientSummary
 
 RecordsProvider = Callable[[], ClinicRecords]
 
-DATE_FORMAT = "yyyy-MM-dd"
-# One day before core's earliest allowed date stands for "not entered yet": a QDateEdit
-# cannot be empty, and a plausible default date would be easy to save by mistake.
-UNSET_DATE = QDate(1899, 12, 31)
-TYPING_START = QDate(2000, 1, 1)
-DATE_SEPARATORS = ("-", "/", ".")
 
+class BirthDateEdit(QLineEdit):
+    """A date of birth typed as text, year first, and read exactly as typed.
 
-class BirthDateEdit(QDateEdit):
-    """A date edit that starts blank ("Not entered") and opens its calendar near today."""
+    A date edit with sections fills in what was not typed (``1984`` became 1984-01-01, a
+    day that does not exist was moved to one that does) and changes under the wheel or the
+    arrow keys; plain text cannot. Core's ``validation.birth_date`` reads it: anything it
+    cannot read exactly is refused with the reason, next to the field.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setCalendarPopup(True)
-        self.setDisplayFormat(DATE_FORMAT)
-        self.setMinimumDate(UNSET_DATE)
-        self.setMaximumDate(QDate.currentDate())
-        self.setSpecialValueText("Not entered")
-        self.setDate(UNSET_DATE)
-        self.calendarWidget().installEventFilter(self)
-        self._section_filled = False
+        self.setPlaceholderText("YYYY-MM-DD, e.g. 1984-03-02")
+        self.setMaxLength(32)
+        self.setAccessibleName("Date of birth")
+        self.setToolTip(
+            "Year, month, day: 1984-03-02, 1984-3-2 or 19840302. "
+            "A date written day or month first (02/03/1984) is refused: it reads two ways."
+        )
 
-    def iso_date(self) -> str | None:
-        """``YYYY-MM-DD``, or None when no date was entered."""
-        self.interpretText()  # commit a half-typed day such as the "2" of "1984-3-2"
-        if self.date() == UNSET_DATE:
-            return None
-        return self.date().toString(DATE_FORMAT)
+    def iso_date(self) -> str:
+        """The typed date as ``YYYY-MM-DD``; ValidationError (field ``birth_date``) says
+        why the text is not a date of birth."""
+        return validation.birth_date(self.text())
 
-    def set_iso_date(self, value: str | None) -> None:
-        """Show a stored date (blank when None or unreadable)."""
-        date = QDate.fromString(value or "", DATE_FORMAT)
-        self.setDate(date if date.isValid() else UNSET_DATE)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Typing ``1984-03-02``, ``1984-3-2`` or ``19840302`` all give 2 March 1984."""
-        text = event.text()
-        if self.date() == UNSET_DATE and text.isdigit():
-            # The blank text cannot be typed over: start from a neutral date, year selected.
-            self.setDate(TYPING_START)
-            self.setSelectedSection(QDateTimeEdit.Section.YearSection)
-        if text in DATE_SEPARATORS and self._section_filled:
-            # Qt already moved to the next section when the last one filled up; a typed
-            # separator would skip a whole section (1984-03 would land in the day).
-            self._section_filled = False
-            return
-        if text in DATE_SEPARATORS and text != "-":
-            # Qt only recognises the display format's own separator.
-            event = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Minus, event.modifiers(), "-")
-        before = self.currentSection()
-        super().keyPressEvent(event)
-        self._section_filled = text.isdigit() and self.currentSection() != before
+def _match_text(p: PatientSummary) -> str:
+    mrn = f"MRN {p.mrn}" if p.mrn else "no MRN"
+    return f"{p.family.upper()}, {p.given}    born {p.birth_date}    {mrn}"
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Open the calendar on this month rather than on December 1899."""
-        if event.type() == QEvent.Type.Show and self.date() == UNSET_DATE:
-            today = QDate.currentDate()
-            self.calendarWidget().setCurrentPage(today.year(), today.month())
-        return super().eventFilter(watched, event)
+
+class DuplicatePanel(QFrame):
+    """Patients who may be the one being registered, and the two ways on."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("warningPanel")
+        self.heading = QLabel("This patient may already be registered")
+        self.heading.setObjectName("panelHeading")
+        self.text = paragraph("")
+        self.matches = QListWidget()
+        self.matches.setObjectName("duplicateMatches")
+        self.matches.setAccessibleName("Possible matches")
+        self.open_button = QPushButton("Open existing chart")
+        self.register_button = QPushButton("Register as new patient anyway")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.register_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(8)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.text)
+        layout.addWidget(self.matches)
+        layout.addLayout(buttons)
+        self.hide()
+
+    def show_matches(self, matches: list[PatientSummary]) -> None:
+        """List ``matches`` (the first selected) and show the panel."""
+        one = len(matches) == 1
+        self.text.setText(
+            ("A patient" if one else f"{len(matches)} patients")
+            + " with the same date of birth and the same or a similar name "
+            + ("is" if one else "are")
+            + " already registered. Open the existing chart rather than registering the "
+            "same person twice; register a new patient only if this is someone else."
+        )
+        self.matches.clear()
+        for p in matches:
+            item = QListWidgetItem(_match_text(p))
+            item.setData(Qt.ItemDataRole.UserRole, p.id)
+            self.matches.addItem(item)
+        rows = min(len(matches), 4)  # more scroll
+        frame = 2 * self.matches.frameWidth()
+        self.matches.setFixedHeight(rows * self.matches.sizeHintForRow(0) + frame)
+        self.matches.setCurrentRow(0)
+        self.show()
+
+    def chosen_id(self) -> str | None:
+        """The id of the selected match."""
+        item = self.matches.currentItem()
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
 
 
 class PatientDialog(QDialog):
     """Form for a patient's demographics; saving runs on the worker and core validates.
 
     Opened with ``open()`` (window-modal, no nested event loop) so an auto-lock can close
-    it. ``saved`` carries the stored patient.
+    it. ``saved`` carries the stored patient. A registration that may duplicate a patient
+    already registered stores nothing and lists them; ``open_existing`` carries the id of
+    the one the person chose to open instead.
     """
 
     saved = Signal(object)  # Patient
+    open_existing = Signal(str)  # patient id
 
     def __init__(
         self,
@@ -107,10 +146,11 @@ class PatientDialog(QDialog):
         self._records = records
         self._patient = patient
         self._saving = False
+        self._allow_duplicate = False
         self._job: Job[Patient] | None = None
         self.setObjectName("patientDialog")
         self.setWindowTitle("New patient" if patient is None else "Edit patient")
-        self.setMinimumWidth(460)
+        self.setMinimumWidth(500)
 
         heading = QLabel(
             "Register a new patient" if patient is None else f"Edit {patient.display_name}"
@@ -131,6 +171,7 @@ class PatientDialog(QDialog):
         self.sex.addItem("Not recorded", None)
         for value in SEX_VALUES:
             self.sex.addItem(value.capitalize(), value)
+        ignore_wheel(self.sex)
         self.mrn = QLineEdit()
         self.mrn.setPlaceholderText("Optional")
         self.phone = QLineEdit()
@@ -160,23 +201,33 @@ class PatientDialog(QDialog):
             form.addRow("", self.errors[field])
 
         self.general_error = error_label()
+        self.duplicates = DuplicatePanel()
         self.buttons, self.save_button = action_buttons(self, self.save)
-        dialog_layout(self, heading, intro, form, self.general_error, self.buttons)
+        dialog_layout(self, heading, intro, form, self.general_error, self.duplicates, self.buttons)
 
         if patient is not None:
             self.family.setText(patient.family)
             self.given.setText(patient.given)
-            self.birth_date.set_iso_date(patient.birth_date)
+            self.birth_date.setText(patient.birth_date)
             self.sex.setCurrentIndex(max(self.sex.findData(patient.sex), 0))
             self.mrn.setText(patient.mrn or "")
             self.phone.setText(patient.phone or "")
 
+        self.birth_date.editingFinished.connect(self._check_birth_date)
+        for edit in (self.family, self.given, self.birth_date):
+            # What the matches were found for has changed: they may no longer apply.
+            edit.textEdited.connect(self._forget_matches)
+        self.duplicates.open_button.clicked.connect(self._open_existing)
+        self.duplicates.register_button.clicked.connect(self._register_anyway)
+
     def values(self) -> dict[str, str | None]:
-        """The form's fields as core expects them (blank -> None)."""
+        """The form's fields as core expects them (blank -> None). The birth date is the
+        text as typed (core reads it); in an edit, the stored date while it is untouched."""
+        typed = self.birth_date.text().strip()
         return {
             "family": self.family.text().strip() or None,
             "given": self.given.text().strip() or None,
-            "birth_date": self.birth_date.iso_date(),
+            "birth_date": typed or None,
             "sex": self.sex.currentData(),
             "mrn": self.mrn.text().strip() or None,
             "phone": self.phone.text().strip() or None,
@@ -202,23 +253,28 @@ class PatientDialog(QDialog):
             return
         self.clear_errors()
         values = self.values()
-        if values["birth_date"] is None:
-            # Core would say "'' is not a date"; a blank date edit deserves plainer words.
-            self.show_error("birth_date", "Date of birth is required.")
-            return
-        records = self._records
         patient = self._patient
+        if patient is None or values["birth_date"] != patient.birth_date:
+            # Read here, before anything is sent: a date that cannot be read exactly is
+            # refused next to the field (a stored date left untouched is kept as it is).
+            try:
+                values["birth_date"] = self.birth_date.iso_date()
+            except ValidationError as exc:
+                self.show_error("birth_date", validation_text(exc))
+                return
+        records = self._records
         if patient is None:
-            birth = values["birth_date"]
+            allow_duplicate = self._allow_duplicate
 
             def store() -> Patient:
                 return records().add_patient(
                     values["family"] or "",
                     values["given"] or "",
-                    birth,
+                    values["birth_date"] or "",
                     values["sex"],
                     values["mrn"],
                     values["phone"],
+                    allow_duplicate=allow_duplicate,
                 )
 
         else:
@@ -240,10 +296,28 @@ class PatientDialog(QDialog):
             self._job = None
         super().done(result)
 
+    def _check_birth_date(self) -> None:
+        """Leaving the field: say at once what is wrong with a typed date, and show a good
+        one as it will be stored (``1984-3-2`` -> ``1984-03-02``)."""
+        typed = self.birth_date.text().strip()
+        if not typed or (self._patient is not None and typed == self._patient.birth_date):
+            self.errors["birth_date"].hide()
+            return
+        try:
+            iso = self.birth_date.iso_date()
+        except ValidationError as exc:
+            self.errors["birth_date"].setText(validation_text(exc))
+            self.errors["birth_date"].show()
+            return
+        self.errors["birth_date"].hide()
+        if iso != self.birth_date.text():
+            self.birth_date.setText(iso)
+
     def _set_saving(self, saving: bool) -> None:
         self._saving = saving
         self.save_button.setEnabled(not saving)
         self.save_button.setText("Saving…" if saving else "Save")
+        self.duplicates.setEnabled(not saving)
 
     def _stored(self, patient: Patient) -> None:
         self._job = None
@@ -254,7 +328,25 @@ class PatientDialog(QDialog):
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self._set_saving(False)
-        if isinstance(exc, ValidationError):
+        if isinstance(exc, DuplicatePatientError):
+            self.duplicates.show_matches(exc.matches)
+            self.adjustSize()  # room for the panel, its buttons' full labels included
+            self.duplicates.matches.setFocus()
+        elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
         else:
             self.show_error(None, describe_error(exc))
+
+    def _forget_matches(self) -> None:
+        self._allow_duplicate = False
+        self.duplicates.hide()
+
+    def _open_existing(self) -> None:
+        chosen = self.duplicates.chosen_id()
+        if chosen is not None:
+            self.open_existing.emit(chosen)
+            self.reject()
+
+    def _register_anyway(self) -> None:
+        self._allow_duplicate = True
+        self.save()

@@ -67,14 +67,34 @@ CountPatients = Callable[[], int]
 Index = QModelIndex | QPersistentModelIndex
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
 def age_on(birth_date: str, today: dt.date) -> str:
-    """Whole years on ``today`` (``""`` if the stored date cannot be read)."""
+    """Age on ``today`` in the unit clinics use for it: ``"41 years"`` from 2 years,
+    ``"7 months"`` under 2 years, ``"3 weeks"`` from 2 weeks and ``"5 days"`` under a
+    month (an infant is never "0 years"). ``""`` if the date cannot be read or is later.
+
+    Whole units, counted by the calendar: someone born on 29 February is a year older on
+    1 March in other years, and a month older on the same day of the next month (or on the
+    first of the month after, when that month has no such day).
+    """
     try:
         born = dt.date.fromisoformat(birth_date)
     except ValueError:
         return ""
-    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return str(max(years, 0))
+    if born > today:
+        return ""
+    not_yet = (today.month, today.day) < (born.month, born.day)
+    years = today.year - born.year - not_yet
+    if years >= 2:
+        return _count(years, "year")
+    months = (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
+    if months >= 1:
+        return _count(months, "month")
+    days = (today - born).days
+    return _count(days // 7, "week") if days >= 14 else _count(days, "day")
 
 
 @dataclass(frozen=True)
@@ -328,7 +348,8 @@ class PatientTable(QTableView):
         title_font = QFont(self.font())
         title_font.setBold(True)
         titles, cells = QFontMetrics(title_font), self.fontMetrics()
-        for column, sample in ((1, "0000-00-00"), (2, "000"), (3, "Unknown"), (4, "RFP-00000-0")):
+        samples = ((1, "0000-00-00"), (2, "00 months"), (3, "Unknown"), (4, "RFP-00000-0"))
+        for column, sample in samples:
             title = PatientListModel.COLUMNS[column]
             width = max(titles.horizontalAdvance(title), cells.horizontalAdvance(sample))
             header.resizeSection(column, width + 44)

@@ -27,6 +27,7 @@ from core.crypto.secure_memory import disable_core_dumps
 from core.keys.errors import KeyError_, KeyringUnavailableError, NoSlotError, WrongSecretError
 from core.records import validation
 from core.records.clinic import ClinicRecords
+from core.records.duplicates import DuplicatePatientError, describe
 from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import PATIENT_EDITABLE, Conflict, Patient, PatientSummary
 from core.records.workstation import Workstation
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--mrn")
     add.add_argument("--sex", help="female, male, other or unknown")
     add.add_argument("--phone")
+    add.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="register even if a patient born the same day has the same or a similar name",
+    )
     show = patient.add_parser("show", help="open a chart (audited)")
     show.add_argument("id")
     search = patient.add_parser("search", help="search by name prefix, MRN or birth date")
@@ -323,9 +329,13 @@ def cmd_patient(ctx: Context) -> int:
     """patient add/show/search/set."""
     args, records = ctx.args, ctx.open_records()
     if args.action == "add":
-        p = records.add_patient(
-            args.family, args.given, args.birth_date, args.sex, args.mrn, args.phone
-        )
+        try:
+            p = records.add_patient(
+                args.family, args.given, args.birth_date, args.sex, args.mrn, args.phone,
+                allow_duplicate=args.allow_duplicate,
+            )  # fmt: skip
+        except DuplicatePatientError as exc:
+            return _refuse_duplicate(ctx, exc)
         ctx.emit(p.to_dict(), f"Added {_summary_line(p)}")
     elif args.action == "show":
         chart = records.open_chart(args.id)
@@ -352,6 +362,19 @@ def cmd_patient(ctx: Context) -> int:
         p = records.update_patient(args.id, {args.field: value})
         ctx.emit(p.to_dict(), f"Updated {_summary_line(p)}")
     return EXIT_OK
+
+
+def _refuse_duplicate(ctx: Context, exc: DuplicatePatientError) -> int:
+    """Name the patients this registration may duplicate; nothing was added."""
+    if ctx.args.json:
+        ctx.emit({"added": None, "possible_duplicates": [m.to_dict() for m in exc.matches]}, "")
+    lines = "\n".join(f"  {describe(m)}" for m in exc.matches)
+    return _fail(
+        "not added: this patient may already be registered:\n"
+        f"{lines}\nOpen the existing chart (careline patient show ID), or add "
+        "--allow-duplicate if this is a different person",
+        EXIT_ERROR,
+    )
 
 
 def cmd_allergy(ctx: Context) -> int:

@@ -18,6 +18,7 @@ from core.records import crdt, set_conflicts
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
+from core.records.duplicates import DuplicatePatientError, find_possible_duplicates
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
 from core.records.materialize import hlc_time
 from core.records.models import (
@@ -189,8 +190,15 @@ class ClinicRecords:
         sex: str | None = None,
         mrn: str | None = None,
         phone: str | None = None,
+        allow_duplicate: bool = True,
     ) -> Patient:
-        """Register a new patient."""
+        """Register a new patient.
+
+        With ``allow_duplicate=False`` (what a person registering someone gets: the desktop
+        dialog and ``careline patient add``), a patient born the same day under the same or a
+        similar name refuses the registration with ``DuplicatePatientError`` naming them;
+        the check and the write are one transaction.
+        """
         fields = {
             "family": v.text("family", family),
             "given": v.text("given", given),
@@ -202,6 +210,8 @@ class ClinicRecords:
         pid = new_id()
         fields["created_at"] = utc_now()
         with self.db.write(self.actor, "patient.create", "patient", pid) as tx:
+            if not allow_duplicate:
+                self._check_not_registered(tx, fields)
             self._check_mrn_free(tx, fields["mrn"], pid)
             change(tx, self.actor, pid, "patient", self.setter(fields))
         return self.get_patient(pid)
@@ -214,6 +224,14 @@ class ClinicRecords:
                 crdt.write(doc, field, value, hlc, self.actor)
 
         return mutate
+
+    @staticmethod
+    def _check_not_registered(tx: Transaction, fields: Mapping[str, str | None]) -> None:
+        matches = find_possible_duplicates(
+            tx, fields["family"] or "", fields["given"] or "", fields["birth_date"] or ""
+        )
+        if matches:
+            raise DuplicatePatientError(matches)
 
     @staticmethod
     def _check_mrn_free(tx: Any, mrn: str | None, patient_id: str) -> None:

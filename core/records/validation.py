@@ -27,17 +27,58 @@ def text(field: str, value: str | None, required: bool = True) -> str | None:
     return cleaned
 
 
-def birth_date(value: str | None) -> str:
-    """ISO date, not in the future, not before 1900."""
+_YEAR_FIRST = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_YEAR_LAST = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}$")
+_PARTIAL = re.compile(r"^\d{4}([-/.]\d{1,2})?[-/.]?$")
+DATE_FORMAT_HINT = "type year, month and day, e.g. 1984-03-02"
+
+
+def calendar_date(field: str, value: str | None) -> dt.date:
+    """The date a person typed, exactly, or ValidationError saying what is wrong with it.
+
+    Year first: ``1984-03-02``, ``1984-3-2``, ``1984/3/2``, ``1984.03.02``, ``19840302``.
+    Nothing is completed or corrected: ``1984`` or ``1984-03`` is refused (not taken as
+    1 January), ``1984-02-30`` is refused (not moved to 1 or 3 March), and ``02/03/1984``
+    is refused because it reads as 2 March in one country and 3 February in another.
+    """
     raw = (value or "").strip()
+    if not raw:
+        raise ValidationError(field, "is required")
+    found = _YEAR_FIRST.match(raw) or _COMPACT.match(raw)
+    if found is None:
+        if _YEAR_LAST.match(raw):
+            raise ValidationError(
+                field,
+                f"{raw!r} has the year last, where day and month are read either way round: "
+                "type the year first, e.g. 1984-03-02",
+            )
+        if _PARTIAL.match(raw):
+            raise ValidationError(field, f"{raw!r} is not a whole date: {DATE_FORMAT_HINT}")
+        raise ValidationError(field, f"{raw!r} is not a date: {DATE_FORMAT_HINT}")
+    year, month, day = (int(part) for part in found.groups())
+    if not 1 <= month <= 12:
+        raise ValidationError(field, f"{raw!r} is not a date: there is no month {month}")
+    if day < 1:
+        raise ValidationError(field, f"{raw!r} is not a date: there is no day {day}")
     try:
-        parsed = dt.date.fromisoformat(raw)
+        return dt.date(year, month, day)
     except ValueError:
-        raise ValidationError("birth_date", f"{raw!r} is not a date in YYYY-MM-DD form") from None
+        month_name = dt.date(2000, month, 1).strftime("%B")
+        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        raise ValidationError(
+            field, f"{raw!r} is not a date: {month_name} {year} has {last} days"
+        ) from None
+
+
+def birth_date(value: str | None) -> str:
+    """A date of birth as typed (see ``calendar_date``), not in the future, not before 1900;
+    returned as ``YYYY-MM-DD``."""
+    parsed = calendar_date("birth_date", value)
     if parsed > dt.date.today():
-        raise ValidationError("birth_date", "is in the future")
+        raise ValidationError("birth_date", f"{parsed.isoformat()} is in the future")
     if parsed.year < 1900:
-        raise ValidationError("birth_date", "is before 1900")
+        raise ValidationError("birth_date", f"{parsed.isoformat()} is before 1900")
     return parsed.isoformat()
 
 

@@ -225,8 +225,66 @@ CREATE TABLE audit_log (
 );
 """
 
+
+def _fold(column: str) -> str:
+    """SQL giving a name without the marks people type or leave out at will (apostrophes,
+    hyphens, dots, spaces): ``O'Brien`` -> ``OBrien``. Case and accents are left to the
+    index's tokenizer. Must drop exactly ``core.store.search.NAME_JOINERS``."""
+    expr = column
+    for mark in ("'", "\u2019", "\u2018", "\u02bc", "`", "\u00b4", "-", "\u2010", "\u2011",
+                 "\u2013", "\u2014", ".", " "):  # fmt: skip
+        quoted = mark.replace("'", "''")
+        expr = f"replace({expr}, '{quoted}', '')"
+    return expr
+
+
+# Search finds O'Brien by "obrien" and Jean-Luc by "jeanluc": the full-text index gains a
+# ``names`` column holding family and given name without joining marks. Its content is a
+# view over the patients table, so the table's columns (and the materializer that writes
+# them) stay as they were and FTS5 can still rebuild and check itself from its content.
+# Birth dates get an index: a registration looks up patients born the same day.
+_V2 = f"""
+CREATE INDEX patients_by_birth_date ON patients (birth_date);
+
+DROP TRIGGER patients_fts_insert;
+DROP TRIGGER patients_fts_delete;
+DROP TRIGGER patients_fts_update;
+DROP TABLE patients_fts;
+CREATE VIEW patients_search AS
+    SELECT rowid AS row_id, family, given, mrn, birth_date,
+        {_fold("family")} || ' ' || {_fold("given")} AS names
+    FROM patients;
+CREATE VIRTUAL TABLE patients_fts USING fts5 (
+    family, given, mrn, birth_date, names,
+    content = 'patients_search', content_rowid = 'row_id',
+    prefix = '1 2 3', tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO patients_fts (patients_fts) VALUES ('rebuild');
+CREATE TRIGGER patients_fts_insert AFTER INSERT ON patients BEGIN
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date, names)
+    VALUES (new.rowid, new.family, new.given, new.mrn, new.birth_date,
+        {_fold("new.family")} || ' ' || {_fold("new.given")});
+END;
+CREATE TRIGGER patients_fts_delete AFTER DELETE ON patients BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date, names)
+    VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date,
+        {_fold("old.family")} || ' ' || {_fold("old.given")});
+END;
+CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients
+WHEN old.family IS NOT new.family OR old.given IS NOT new.given
+    OR old.mrn IS NOT new.mrn OR old.birth_date IS NOT new.birth_date
+BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date, names)
+    VALUES ('delete', old.rowid, old.family, old.given, old.mrn, old.birth_date,
+        {_fold("old.family")} || ' ' || {_fold("old.given")});
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date, names)
+    VALUES (new.rowid, new.family, new.given, new.mrn, new.birth_date,
+        {_fold("new.family")} || ' ' || {_fold("new.given")});
+END;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1),)
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -101,6 +101,37 @@ def test_password_file_and_plain_output(clinic: Path, tmp_path: Path) -> None:
     assert "OSEI, Kwame" in result.stdout
 
 
+def test_a_possible_duplicate_is_refused_unless_allowed(clinic: Path) -> None:
+    first = as_admin(
+        clinic, "patient", "add", "--family", "O'Connor", "--given", "Aoife",
+        "--birth-date", "1984-02-02", "--mrn", "HC-2202",
+    )  # fmt: skip
+    again = ("patient", "add", "--family", "OCONNOR", "--given", "Aoife", "--birth-date",
+             "1984-02-02")  # fmt: skip
+    refused = careline(clinic, "--password-stdin", *again, stdin=PASSWORD)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.startswith(
+        "careline: error: not added: this patient may already be registered:\n"
+        f"  O'CONNOR, Aoife, born 1984-02-02, MRN HC-2202 (id {first['id']})\n"
+    )
+    assert "--allow-duplicate" in refused.stderr
+
+    as_json = careline(clinic, "--json", "--password-stdin", *again, stdin=PASSWORD)
+    assert as_json.returncode == 1
+    doc = json.loads(as_json.stdout)
+    assert doc["added"] is None
+    assert [m["id"] for m in doc["possible_duplicates"]] == [first["id"]]
+    assert [p["id"] for p in as_admin(clinic, "patient", "search", "oconnor aoife")] == [
+        first["id"]
+    ]
+
+    second = as_admin(clinic, *again, "--allow-duplicate")
+    assert second["id"] != first["id"]
+    found = as_admin(clinic, "patient", "search", "oconnor aoife")
+    assert {p["id"] for p in found} == {first["id"], second["id"]}
+
+
 def test_no_password_and_no_keyring_is_explained(clinic: Path) -> None:
     result = careline(clinic, "patient", "search", "a")
     assert result.returncode == 3
@@ -128,7 +159,8 @@ def test_bad_input_names_the_field(clinic: Path) -> None:
         "--birth-date", "31/12/1999", stdin=PASSWORD,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "birth_date: '31/12/1999' is not a date in YYYY-MM-DD form" in result.stderr
+    assert "birth_date: '31/12/1999' has the year last" in result.stderr
+    assert "type the year first, e.g. 1984-03-02" in result.stderr
 
 
 def test_bad_setting_is_named(clinic: Path) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import keyring
 import keyring.backends.fail
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -77,6 +78,18 @@ def new_clinic(data_dir: Path, patients: int = 0) -> Workstation:
         records.add_patient(f"Testpatient{i:05d}", "Sam", "1970-01-01")
     ws.lock()
     return ws
+
+
+def wheel(widget: QWidget, notches: int = -1) -> None:
+    """Turn the mouse wheel ``notches`` clicks (negative: towards the person) with the
+    pointer over the middle of ``widget``, as the window system delivers it: to whatever is
+    under the pointer, which need not have focus or have been clicked."""
+    window = widget.window()
+    handle = window.windowHandle()
+    assert handle is not None and window.isVisible(), "the wheel needs a shown window"
+    centre = widget.mapTo(window, widget.rect().center())
+    QTest.wheelEvent(handle, QPointF(centre), QPoint(0, 120 * notches))
+    QApplication.processEvents()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
-from PySide6.QtCore import QDate
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
 from app.main import set_up_application
@@ -226,7 +225,7 @@ def daily_use(out: Path, tmp: Path) -> None:
     new = window.workspace.patient_dialog
     assert new is not None
     new.family.setText("Haddad")
-    new.birth_date.setDate(QDate(1988, 5, 14))
+    new.birth_date.setText("1988-05-14")
     new.save()
     wait_for(lambda: new.errors["given"].isVisible())
     save(new, out, "12-new-patient-error")
@@ -234,6 +233,41 @@ def daily_use(out: Path, tmp: Path) -> None:
     window.lock_after_idle()
     wait_for(lambda: not ws.is_unlocked)
     save(window, out, "13-locked")
+    window.shutdown()
+    window.close()
+
+
+def registration(out: Path, tmp: Path) -> None:
+    """New patient: a date that does not exist refused, then a possible duplicate found."""
+    ws = sample_clinic(tmp / "registration", count=12)
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    patients = window.workspace.patient_list
+    wait_for(lambda: patients.model.rowCount() > 0)
+    patients.search.setText("obrien")
+    wait_for(lambda: patients.model.query == "obrien" and not patients.model.loading)
+    save(window, out, "14-search-obrien")
+    existing = ws.records.search_patients("obrien")[0]
+    window.workspace.new_patient()
+    new = window.workspace.patient_dialog
+    assert new is not None
+    new.family.setText("OBrien")
+    new.given.setText(existing.given.lower())
+    new.birth_date.setText(existing.birth_date[:5] + "02-30")  # no 30 February
+    new.save()
+    wait_for(lambda: new.errors["birth_date"].isVisible())
+    save(new, out, "15-new-patient-refused-date")
+    new.birth_date.setText(existing.birth_date)
+    new.save()
+    wait_for(new.duplicates.isVisible)
+    save(new, out, "16-new-patient-possible-duplicate")
+    new.reject()
     window.shutdown()
     window.close()
 
@@ -365,6 +399,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         first_run(out, Path(tmp))
         daily_use(out, Path(tmp))
+        registration(out, Path(tmp))
         conflicts(out, Path(tmp))
         passwords_and_keys(out, Path(tmp))
     return 0

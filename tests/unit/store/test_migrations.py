@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.crypto.secure_memory import SecureMemory
+from core.records.clinic import ClinicRecords
 from core.store.database import Database
 from core.store.errors import MigrationError, SchemaTooNewError
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
@@ -121,3 +122,45 @@ def test_newer_schema_leaves_no_connection_open(current_file: Path, key: SecureM
     with pytest.raises(SchemaTooNewError) as caught:
         Database.open(current_file, key)
     assert snapshot(current_file.parent) == before, caught.value  # the error is still held
+
+
+def test_v2_makes_names_searchable_without_their_marks_on_v1_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A clinic file written before V2 (V1 schema and rows) upgrades in place: every
+    patient is still there, and O'Brien is now found by ``obrien``."""
+    path = tmp_path / "v1.db"
+    v1 = Database.create(path, key, migrations=MIGRATIONS[:1])
+    rows = [
+        ("p1", "O'Brien", "Siobhán", "1984-02-02", "MRN-1"),
+        ("p2", "Jean-Baptiste", "Marie Claire", "1990-05-06", None),
+        ("p3", "Okafor", "Chinedu", "1984-02-02", "MRN-3"),
+    ]
+    with v1.write("t", "patient.create", "patient", "p") as tx:
+        for pid, family, given, born, mrn in rows:
+            tx.execute(
+                "INSERT INTO patients (id, family, given, birth_date, mrn, sort_key, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, 'x', 'x')",
+                (pid, family, given, born, mrn, family.lower()),
+            )
+    assert _versions(v1) == [1]
+    v1.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == [1, 2]
+    assert db.query("SELECT id, family, given, birth_date, mrn FROM patients ORDER BY id") == rows
+    assert "patients_by_birth_date" in _tables(db)
+    assert db.integrity_problems() == []
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+
+    def found(text: str) -> list[str]:
+        return [p.id for p in ClinicRecords(db, "t").search_patients(text)]
+
+    for text in ("obrien", "o'brien", "o brien", "OBRIEN", "siobhan"):
+        assert found(text) == ["p1"], text
+    assert found("jeanbaptiste") == found("jean baptiste") == ["p2"]
+    assert found("marieclaire") == ["p2"]
+    assert found("okafor") == ["p3"]
+    assert found("MRN-3") == ["p3"]
+    assert found("1984-02-02") == ["p1", "p3"]
+    db.close()

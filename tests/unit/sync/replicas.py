@@ -122,7 +122,7 @@ def materialized(replica: ClinicRecords | Database) -> Dump:
     ]
     for fts in shadows:
         [(sql,)] = db.query("SELECT sql FROM sqlite_master WHERE name = ?", (fts,))
-        assert "content = 'patients'" in sql, f"unexpected virtual table {fts}: {sql}"
+        assert "content = 'patients_search'" in sql, f"unexpected virtual table {fts}: {sql}"
         out[fts] = _fts_entries(db, fts, "patients")
     return out
 

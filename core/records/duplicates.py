@@ -1,0 +1,90 @@
+"""Possible duplicate registrations: patients born the same day with the same or a similar name.
+
+A clinic that registers one person twice splits their chart in two, and an allergy recorded on
+one half is missing from the other. So a registration first looks for patients born on the
+same date (an indexed lookup, never a scan of the clinic) whose names match once accents,
+apostrophes, hyphens, spaces and case are set aside, or differ by a typing slip, or were
+entered the other way round (given name as family name).
+"""
+
+from __future__ import annotations
+
+from core.records.errors import RecordError
+from core.records.models import PatientSummary
+from core.store.database import Database, Transaction
+from core.store.search import fold_name
+
+_COLUMNS = "id, family, given, birth_date, mrn, sex"
+
+
+class DuplicatePatientError(RecordError):
+    """The patient may already be registered; ``matches`` are the existing records."""
+
+    def __init__(self, matches: list[PatientSummary]) -> None:
+        names = "; ".join(describe(m) for m in matches)
+        super().__init__(f"this patient may already be registered: {names}")
+        self.matches = matches
+
+
+def describe(patient: PatientSummary) -> str:
+    """``OKAFOR, Chinedu, born 1984-02-02, MRN MRN-1003 (id ...)`` for messages."""
+    mrn = f", MRN {patient.mrn}" if patient.mrn else ""
+    return (
+        f"{patient.family.upper()}, {patient.given}, born {patient.birth_date}{mrn} "
+        f"(id {patient.id})"
+    )
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance between ``a`` and ``b``, or ``limit + 1`` once it exceeds it."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def similar(a: str, b: str) -> bool:
+    """Two folded names that are the same, or one slip apart (two for long names):
+    ``okafor``/``okafur``, ``chinedu``/``chinendu``. Very short names must be equal."""
+    if a == b:
+        return True
+    shortest = min(len(a), len(b))
+    if shortest < 4:
+        return False
+    allowed = 1 if shortest < 8 else 2
+    return _edits(a, b, allowed) <= allowed
+
+
+def names_match(family: str, given: str, other_family: str, other_given: str) -> bool:
+    """True when two names may be one person's, in either order."""
+    f, g = fold_name(family), fold_name(given)
+    of, og = fold_name(other_family), fold_name(other_given)
+    if {f + g, g + f} & {of + og, og + of}:  # the same letters split differently
+        return True
+    return (similar(f, of) and similar(g, og)) or (similar(f, og) and similar(g, of))
+
+
+def find_possible_duplicates(
+    db: Database | Transaction,
+    family: str,
+    given: str,
+    birth_date: str,
+    exclude: str | None = None,
+) -> list[PatientSummary]:
+    """Patients born on ``birth_date`` (ISO) whose names may be this one, in name order.
+
+    ``exclude`` leaves out one record (the patient being edited).
+    """
+    rows = db.query(
+        f"SELECT {_COLUMNS} FROM patients WHERE birth_date = ? ORDER BY sort_key, id",
+        (birth_date,),
+    )
+    found = [PatientSummary(*row) for row in rows]
+    return [p for p in found if p.id != exclude and names_match(family, given, p.family, p.given)]

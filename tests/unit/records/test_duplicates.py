@@ -1,0 +1,102 @@
+"""Possible duplicate registrations are found by birth date and a forgiving name match."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.records.duplicates import (
+    DuplicatePatientError,
+    find_possible_duplicates,
+    names_match,
+)
+from core.records.workstation import Workstation
+
+
+@pytest.mark.parametrize(
+    ("family", "given"),
+    [
+        ("Okafor", "Chinedu"),
+        ("OKAFOR", "chinedu"),  # case
+        ("Chinedu", "Okafor"),  # given and family swapped
+        ("Okafur", "Chinedu"),  # one slip in each name
+        ("Okafor", "Chinendu"),
+        (" Ókafor ", "Chinédu"),  # accents
+    ],
+)
+def test_same_person_written_differently_matches(family: str, given: str) -> None:
+    assert names_match(family, given, "Okafor", "Chinedu")
+
+
+@pytest.mark.parametrize(
+    ("family", "given", "other_family", "other_given"),
+    [
+        ("O'Brien", "Siobhán", "OBrien", "Siobhan"),
+        ("O Brien", "Siobhan", "O’Brien", "Siobhan"),
+        ("Jean-Baptiste", "Marie", "Jean Baptiste", "Marie"),
+        ("Lee", "Mary Ann", "Ann Lee", "Mary"),  # a name split differently
+    ],
+)
+def test_marks_and_spaces_do_not_hide_a_match(
+    family: str, given: str, other_family: str, other_given: str
+) -> None:
+    assert names_match(family, given, other_family, other_given)
+
+
+@pytest.mark.parametrize(
+    ("family", "given"),
+    [
+        ("Okafor", "Chidi"),  # a twin: same family, same birthday, another person
+        ("Okoro", "Chinedu"),
+        ("Ng", "Al"),  # short names: one letter apart is another name
+    ],
+)
+def test_different_people_do_not_match(family: str, given: str) -> None:
+    other = ("Ng", "Ali") if family == "Ng" else ("Okafor", "Chinedu")
+    assert not names_match(family, given, *other)
+
+
+def test_only_patients_born_the_same_day_are_found(workstation: Workstation) -> None:
+    r = workstation.records
+    first = r.add_patient("O'Brien", "Siobhán", "1984-02-02", mrn="MRN-1")
+    r.add_patient("OBrien", "Siobhan", "1984-02-03")  # another day: someone else
+    r.add_patient("Okafor", "Chidi", "1984-02-02")
+    found = find_possible_duplicates(workstation.database, "obrien", "SIOBHAN", "1984-02-02")
+    assert [p.id for p in found] == [first.id]
+    assert (
+        find_possible_duplicates(
+            workstation.database, "obrien", "siobhan", "1984-02-02", exclude=first.id
+        )
+        == []
+    )
+
+
+def test_the_lookup_uses_the_birth_date_index(workstation: Workstation) -> None:
+    plan = workstation.database.query(
+        "EXPLAIN QUERY PLAN SELECT id FROM patients WHERE birth_date = ? ORDER BY sort_key, id",
+        ("1984-02-02",),
+    )
+    assert any("patients_by_birth_date" in str(row[-1]) for row in plan), plan
+
+
+def test_registration_refuses_a_possible_duplicate_unless_allowed(
+    workstation: Workstation,
+) -> None:
+    r = workstation.records
+    first = r.add_patient("Okafor", "Chinedu", "1984-02-02", mrn="MRN-7")
+    before = workstation.database.query("SELECT count(*) FROM audit_log")
+    with pytest.raises(DuplicatePatientError) as caught:
+        r.add_patient("okafor", "Chinedu", "1984-02-02", allow_duplicate=False)
+    assert [p.id for p in caught.value.matches] == [first.id]
+    assert str(caught.value) == (
+        "this patient may already be registered: "
+        f"OKAFOR, Chinedu, born 1984-02-02, MRN MRN-7 (id {first.id})"
+    )
+    # Nothing was written: no patient, no audit entry.
+    assert r.count_patients() == 1
+    assert workstation.database.query("SELECT count(*) FROM audit_log") == before
+
+    second = r.add_patient("Okafor", "Chinedu", "1984-02-02", allow_duplicate=True)
+    assert r.count_patients() == 2 and second.id != first.id
+    # A different person born the same day is registered without a question.
+    r.add_patient("Okafor", "Chidi", "1984-02-02", allow_duplicate=False)
+    assert r.count_patients() == 3
