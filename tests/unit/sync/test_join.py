@@ -3,11 +3,14 @@ Real TLS listeners on 127.0.0.1 and real SQLCipher databases."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+import secretstorage
 
 from core.crypto.kdf import FAST_PARAMS
+from core.keys import keyring_store
 from core.records.workstation import Workstation
 from core.sync.join import FirstSyncError, JoinRequest, NoAccountError, join_clinic
 from core.sync.lan import identity as lan_id
@@ -117,3 +120,36 @@ def test_an_existing_clinic_keeps_everything_when_joining_fails(
     finally:
         other.lock()
     assert other.db_path.exists() and other.keyfile_path.exists()
+
+
+def careline_secrets() -> int:
+    """How many Careline secrets the OS keyring holds."""
+    with contextlib.closing(secretstorage.dbus_init()) as bus:
+        collection = secretstorage.get_default_collection(bus)
+        return len(list(collection.search_items({"service": keyring_store.SERVICE})))
+
+
+def test_a_failed_join_removes_its_keyring_secret_and_no_other(
+    secret_service: dict[str, str], tmp_path: Path
+) -> None:
+    clinic = Workstation(tmp_path / "clinic", kdf_params=FAST_PARAMS)
+    clinic.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    assert clinic.keyring_note is None and careline_secrets() == 1
+    clinic.sign_in("admin", PASSWORD)
+    try:
+        identity = lan_id.ensure_identity(clinic.database, "admin")
+        code = lan_id.new_pair_code(clinic.database, "admin")
+        port = free_port_pair()
+        joiner = Workstation(tmp_path / "joiner", kdf_params=FAST_PARAMS)
+        with (
+            PeerServer(clinic.database, identity, "127.0.0.1", 0, pairing_port=port + 1),
+            pytest.raises(FirstSyncError),
+        ):
+            join_clinic(
+                joiner, JoinRequest("admin", PASSWORD, pair_code=code, peer=f"127.0.0.1:{port}")
+            )
+    finally:
+        clinic.lock()
+    assert careline_secrets() == 1  # the attempt's secret is gone; the clinic's is kept
+    clinic.unlock_with_keyring()
+    clinic.lock()
