@@ -1,14 +1,16 @@
-"""Turning core exceptions into plain sentences a person at the front desk can act on."""
+"""Turning core exceptions into plain sentences a person at the front desk can act on.
+
+The words come from core's one translator (:mod:`core.errors`); this module adds what only
+a screen needs, such as the form labels for field names.
+"""
 
 from __future__ import annotations
 
-import logging
+from core.errors import describe_error as core_describe_error
+from core.errors import sentence
+from core.records.errors import ValidationError
 
-from core.keys.errors import KeyError_, KeyringUnavailableError, SlotFileError
-from core.records.errors import AuthenticationError, NotFoundError, ValidationError
-from core.store.errors import StoreError
-
-log = logging.getLogger(__name__)
+__all__ = ["FIELD_LABELS", "describe_error", "sentence", "validation_text"]
 
 # Core names fields as its API does; people see the labels the forms use.
 FIELD_LABELS: dict[str, str] = {
@@ -31,15 +33,6 @@ FIELD_LABELS: dict[str, str] = {
 _PREDICATES = ("is ", "must ", "contains ", "are ", "has ")
 
 
-def sentence(text: str) -> str:
-    """Capitalise the first letter and end with a full stop."""
-    text = text.strip()
-    if not text:
-        return text
-    text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def validation_text(exc: ValidationError) -> str:
     """``birth_date: is in the future`` -> ``Date of birth is in the future.``"""
     raw = str(exc)
@@ -53,21 +46,8 @@ def validation_text(exc: ValidationError) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
-    """One or two plain sentences for any error raised by core (or by a bug)."""
+    """One or two plain sentences for any error raised by core (or by a bug, which is
+    logged and not shown raw)."""
     if isinstance(exc, ValidationError):
         return validation_text(exc)
-    if isinstance(exc, AuthenticationError | NotFoundError):
-        return sentence(str(exc))
-    if isinstance(exc, KeyringUnavailableError):
-        return sentence(f"The OS keyring cannot be used: {exc}")
-    if isinstance(exc, SlotFileError):
-        return sentence(f"This workstation's key file cannot be read: {exc}")
-    if isinstance(exc, KeyError_):
-        return sentence(f"The clinic database could not be unlocked: {exc}")
-    if isinstance(exc, StoreError):
-        return sentence(f"The clinic database reported a problem: {exc}")
-    # Anything else is a bug: keep the details in the log, say it plainly on screen.
-    log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
-    return sentence(f"Something went wrong ({type(exc).__name__}: {exc})") + (
-        " Your last change may not have been saved; please try again."
-    )
+    return core_describe_error(exc)

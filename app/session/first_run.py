@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.sync.controller import SyncProgress, download_progress
-from app.sync.join import JoinRequest, describe_join_error, join_clinic
+from app.sync.join import JoinRequest, join_clinic
 from app.sync.status import describe_progress
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
@@ -677,4 +677,4 @@ class JoinPage(QWizardPage):
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self._set_busy(False)
-        self.show_error(describe_join_error(exc))
+        self.show_error(describe_error(exc))

@@ -30,20 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.messages import describe_error, sentence, validation_text
+from app.messages import describe_error, validation_text
 from app.session.first_run import ClinicCreated, RecoveryPage
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
-from core.records.workstation import NotAllowedError, Workstation
-
-
-def describe_key_error(exc: BaseException) -> str:
-    """Like :func:`describe_error`, plus the refusal of an operation to a role."""
-    if isinstance(exc, NotAllowedError):
-        return sentence(str(exc))
-    return describe_error(exc)
+from core.records.workstation import Workstation
 
 
 def password_field(name: str, placeholder: str = "") -> QLineEdit:
@@ -178,7 +171,7 @@ class _FormDialog(QDialog):
         if isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
         else:
-            self.show_error(None, describe_key_error(exc))
+            self.show_error(None, describe_error(exc))
 
     def clear_secrets(self) -> None:
         """Empty every password field (Python cannot wipe the strings, only drop them)."""
@@ -515,7 +508,7 @@ class NewRecoveryKeyDialog(_StagedDialog):
     def _failed(self, exc: Exception) -> None:
         self._idle()
         self.make_button.setEnabled(True)
-        self.error.setText(describe_key_error(exc))
+        self.error.setText(describe_error(exc))
         self.error.show()
 
     def _stored_toggled(self, checked: bool) -> None:
@@ -653,7 +646,7 @@ class RekeyDialog(_StagedDialog):
 
     def _failed(self, exc: Exception) -> None:
         self._idle()
-        self.error.setText(describe_key_error(exc))
+        self.error.setText(describe_error(exc))
         self.error.show()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

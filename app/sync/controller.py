@@ -43,15 +43,17 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtNetwork import QNetworkInformation
 
+from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
-from core.sync.enroll import EnrollmentError, ServerCredential, enroll, load_credential
+from core.sync.backoff import backoff
+from core.sync.enroll import ServerCredential, enroll, load_credential
 from core.sync.enroll import save_credential as store_credential
 from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked
-from core.sync.session import SyncError, SyncReport, sync
+from core.sync.session import SyncReport, sync
 from core.sync.transport import Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -121,14 +123,6 @@ class SyncStatus:
     # The clinic server's record of this workstation's audit log contradicts the log here
     # (core.sync.audit_anchor): records still sync, but an administrator must look.
     audit_warning: str = ""
-
-
-def backoff_ms(failures: int, base_ms: int, cap_ms: int, rng: random.Random) -> int:
-    """Delay before retry ``failures`` (1, 2, ...): doubling from ``base_ms`` up to
-    ``cap_ms``, with "equal jitter" (between half and all of it) so that a clinic's
-    workstations do not all come back at once after an outage."""
-    delay = min(cap_ms, base_ms * 2 ** max(failures - 1, 0))
-    return int(delay / 2 + rng.uniform(0, delay / 2))
 
 
 class _Stopped(TransportError):
@@ -311,20 +305,6 @@ def _watch_network(
     return info
 
 
-def describe_sync_error(exc: BaseException) -> str:
-    """A plain sentence for the status bar and the enrollment dialog."""
-    if isinstance(exc, DeviceRejectedError):
-        return f"The server no longer accepts this workstation ({exc}). Enroll it again."
-    if isinstance(exc, EnrollmentError):
-        text = str(exc)
-        return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
-    if isinstance(exc, TransportError):
-        return f"The server cannot be reached: {exc}"
-    if isinstance(exc, SyncError):
-        return f"Sync stopped: {exc}"
-    return f"Sync failed ({type(exc).__name__}: {exc})"
-
-
 def _default_factory(credential: ServerCredential) -> Transport:
     return credential.transport()
 
@@ -498,7 +478,7 @@ class SyncController(QObject):
         self._busy = False
         enrolling, self._enrolling = self._enrolling, False
         if enrolling and outcome.enrolled is None and outcome.error is not None:
-            message = describe_sync_error(outcome.error)
+            message = describe_error(outcome.error)
             self._publish(replace(SyncStatus(), state=ERROR, message=message))
             self.enroll_finished.emit(message)
             return
@@ -541,7 +521,7 @@ class SyncController(QObject):
                 self._debounce.start()
         if enrolling:
             self.enroll_finished.emit(
-                None if outcome.error is None else describe_sync_error(outcome.error)
+                None if outcome.error is None else describe_error(outcome.error)
             )
         if self._again and self._active:
             self._again = False
@@ -555,16 +535,16 @@ class SyncController(QObject):
             # Retrying cannot help: only a new enrollment can.
             self._periodic.stop()
             self._again = False
-            self._publish(replace(base, state=ERROR, message=describe_sync_error(exc)))
+            self._publish(replace(base, state=ERROR, message=describe_error(exc)))
         elif isinstance(exc, TransportError):
             self._failures += 1
-            delay = backoff_ms(self._failures, *self._backoff, self._rng)
+            delay = int(backoff(self._failures, *self._backoff, self._rng))
             self._retry.start(delay)
             retry_at = dt.datetime.now().astimezone() + dt.timedelta(milliseconds=delay)
             self._publish(replace(base, state=OFFLINE, retry_at=retry_at, message=str(exc)))
         else:
             log.warning("sync failed: %s", exc)
-            self._publish(replace(base, state=ERROR, message=describe_sync_error(exc)))
+            self._publish(replace(base, state=ERROR, message=describe_error(exc)))
 
     @Slot(QNetworkInformation.Reachability)
     def network_changed(self, reachability: QNetworkInformation.Reachability) -> None:

@@ -14,13 +14,10 @@ from core.cli.passwords import read_password
 from core.config.settings import ConfigError
 from core.crypto import certs
 from core.crypto.secure_memory import disable_core_dumps
-from core.keys.errors import KeyError_
+from core.errors import CarelineError, plain_words
 from core.keys.files import exclusive_lock, replace_private
-from core.records.errors import RecordError
-from core.server.registry import RegistryError
-from core.server.service import ClinicServer, ServerError
+from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
-from core.store.errors import StoreError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -234,11 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_server_settings(cli={"data_dir": args.data_dir})
         return COMMANDS[args.command](args, settings, out)
     except ConfigError as exc:
-        sys.stderr.write(f"careline-server: configuration: {exc}\n")
+        sys.stderr.write(f"careline-server: {plain_words(exc)}\n")
         return EXIT_USAGE
-    except (ServerError, RegistryError, RecordError, KeyError_, StoreError, ValueError) as exc:
-        # KeyError_: the key provider (unreachable KMS, a wrapped key for another tenant);
-        # StoreError: a database that does not open (wrong key, damaged file).
+    except CarelineError as exc:
+        # E.g. the key provider (unreachable KMS, a wrapped key for another tenant) or a
+        # database that does not open (wrong key, damaged file).
+        sys.stderr.write(f"careline-server: error: {plain_words(exc)}\n")
+        return EXIT_ERROR
+    except ValueError as exc:
         sys.stderr.write(f"careline-server: error: {exc}\n")
         return EXIT_ERROR
 

@@ -15,9 +15,13 @@ from typing import Any
 
 import platformdirs
 
+from core.errors import CarelineError
 
-class ConfigError(ValueError):
+
+class ConfigError(CarelineError, ValueError):
     """A setting has a bad value; the message names the setting and its source."""
+
+    plain_template = "configuration: {detail}"
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.errors import CarelineError
+
 CA_YEARS = 10
 DEVICE_DAYS = 825
 
 
-class CertificateError(ValueError):
+class CertificateError(CarelineError, ValueError):
     """A certificate or request is malformed, or does not chain to the expected CA."""
 
 

@@ -1,7 +1,9 @@
 """Errors raised by the crypto layer."""
 
+from core.errors import CarelineError
 
-class CryptoError(Exception):
+
+class CryptoError(CarelineError):
     """Base class for crypto failures."""
 
 

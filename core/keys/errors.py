@@ -1,8 +1,12 @@
 """Errors from unlocking and managing keys."""
 
+from core.errors import CarelineError
 
-class KeyError_(Exception):
+
+class KeyError_(CarelineError):
     """Base class (named to avoid shadowing the builtin KeyError)."""
+
+    plain_template = "the clinic database could not be unlocked: {detail}"
 
 
 class WrongSecretError(KeyError_):
@@ -16,6 +20,10 @@ class NoSlotError(KeyError_):
 class KeyringUnavailableError(KeyError_):
     """No usable OS keyring (headless Linux, locked or missing secret service)."""
 
+    plain_template = "the OS keyring cannot be used: {detail}"
+
 
 class SlotFileError(KeyError_):
     """The key-slot file is missing, unreadable or malformed."""
+
+    plain_template = "this workstation's key file cannot be read: {detail}"

@@ -1,7 +1,9 @@
 """Errors from clinical operations."""
 
+from core.errors import CarelineError
 
-class RecordError(Exception):
+
+class RecordError(CarelineError):
     """Base class."""
 
 

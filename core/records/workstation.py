@@ -35,6 +35,8 @@ RECOVERY_ACTOR = "recovery-key"
 class WorkstationLockedError(StoreError):
     """An operation needs the clinic database, which is locked."""
 
+    plain_template = "{detail}"  # the message says it all
+
 
 class NotAllowedError(RecordError):
     """The signed-in person's role does not allow this operation."""

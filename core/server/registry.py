@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from core.crypto import certs
+from core.errors import CarelineError
 from core.store.database import SqlStore, utc_now
 from core.store.migrations import Migrations
 
@@ -65,7 +66,7 @@ REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA),)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
 
 
-class RegistryError(ValueError):
+class RegistryError(CarelineError, ValueError):
     """A registry operation was refused; the message says why."""
 
 

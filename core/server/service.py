@@ -43,6 +43,7 @@ from core.crypto import aead, certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.crypto.streaming import content_id, iter_decrypt
+from core.errors import CarelineError
 from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
@@ -95,7 +96,7 @@ class Enrollment:
     ca_certificate: str
 
 
-class ServerError(ValueError):
+class ServerError(CarelineError, ValueError):
     """A request or admin command that cannot be carried out; the message says why."""
 
 

@@ -1,16 +1,24 @@
 """Errors from opening and using the store. Each message names the file and the problem."""
 
+from core.errors import CarelineError
 
-class StoreError(Exception):
+
+class StoreError(CarelineError):
     """Base class for store failures."""
+
+    plain_template = "the clinic database reported a problem: {detail}"
 
 
 class DatabaseMissingError(StoreError):
     """No database file where one was expected."""
 
+    plain_template = "{detail}"
+
 
 class WrongKeyError(StoreError):
     """The key does not decrypt the database."""
+
+    plain_template = "cannot unlock: {detail}"
 
 
 class NotCarelineDatabaseError(StoreError):

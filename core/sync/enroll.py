@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import httpx
 
 from core.crypto import certs
+from core.errors import CarelineError
 from core.store.database import Database
 from core.sync.http_transport import HttpTransport, require_https
 from core.sync.transport import TransportError
@@ -22,7 +23,7 @@ from core.sync.transport import TransportError
 _META_KEY = "server_credential"
 
 
-class EnrollmentError(Exception):
+class EnrollmentError(CarelineError):
     """Enrollment was refused or failed; the message says why."""
 
 

@@ -12,6 +12,8 @@ from core.sync.transport import TransportError
 class DeviceRejectedError(TransportError):
     """The server refused the device credential (unknown or revoked device)."""
 
+    plain_template = "the server no longer accepts this workstation ({detail}); enroll it again"
+
 
 class HttpTransport:
     """POSTs each sync request to ``<server>/v1/sync``."""

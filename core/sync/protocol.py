@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from core.errors import CarelineError
 from core.records.replication import RecordState
 from core.store.audit_chain import Head
 from core.store.oplog import Op, parse_hlc
@@ -65,7 +66,7 @@ def fit(items: Sequence[_Item], budget: int = BATCH_BYTES) -> list[_Item]:
     return list(items)
 
 
-class ProtocolError(ValueError):
+class ProtocolError(CarelineError, ValueError):
     """A message that must be refused; ``code`` is machine-readable, the text is for people."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import CarelineError
 from core.records import replication
 from core.store.database import Database
 from core.store.oplog import version_vector
@@ -29,8 +30,10 @@ DEFAULT_BATCH = 500
 MAX_ROUNDS = 100_000  # a session always ends, even against a misbehaving peer
 
 
-class SyncError(Exception):
+class SyncError(CarelineError):
     """The session stopped; what was applied before stays applied."""
+
+    plain_template = "sync stopped: {detail}"
 
 
 @dataclass

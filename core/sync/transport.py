@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from core.errors import CarelineError
 from core.sync.responder import Responder
 
 
-class TransportError(Exception):
+class TransportError(CarelineError):
     """The other side could not be reached or the exchange broke off."""
 
 

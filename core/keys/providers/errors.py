@@ -14,6 +14,8 @@ from core.keys.errors import KeyError_
 class KeyProviderError(KeyError_):
     """Base class for key-provider failures."""
 
+    plain_template = "the key service failed: {detail}"
+
 
 class WrappedKeyMismatchError(KeyProviderError):
     """The wrapped data key belongs to another tenant, purpose or provider."""

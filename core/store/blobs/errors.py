@@ -8,6 +8,8 @@ from core.store.errors import StoreError
 class BlobStoreError(StoreError):
     """A blob store operation failed; ``blob_id`` names the blob (may be ``""``)."""
 
+    plain_template = "the attachment store reported a problem: {detail}"
+
     def __init__(self, blob_id: str, message: str) -> None:
         super().__init__(f"blob {blob_id!r}: {message}" if blob_id else message)
         self.blob_id = blob_id

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.crypto import certs
 from core.crypto.kdf import Argon2Params, derive_key
+from core.errors import CarelineError
 from core.store.database import Database, Transaction
 
 IDENTITY_KEY = "lan_identity"
@@ -36,7 +37,7 @@ _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 10
 
 
-class LanIdentityError(Exception):
+class LanIdentityError(CarelineError):
     """This workstation has no LAN identity, or cannot do what was asked with it."""
 
 

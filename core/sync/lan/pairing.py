@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from core.crypto import certs
+from core.errors import CarelineError
 from core.store.database import Database
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
@@ -36,7 +37,7 @@ from core.sync.session import SyncReport, sync
 PAIRING_PORT_OFFSET = 1
 
 
-class PairingError(Exception):
+class PairingError(CarelineError):
     """Pairing was refused or failed; the message says why."""
 
 

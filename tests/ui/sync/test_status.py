@@ -19,7 +19,7 @@ from pytestqt.qtbot import QtBot
 from app.conflicts.dialog import ConflictCard, ConflictsDialog
 from app.main_window import MainWindow
 from app.patients.list_page import PatientListModel
-from app.sync.controller import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController, backoff_ms
+from app.sync.controller import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController
 from app.sync.status import EnrollDialog, describe_status
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
@@ -63,16 +63,6 @@ def joined(live: Live, folder: Path, name: str) -> tuple[Workstation, str, Serve
     sync_at(ws, credential)
     ws.lock()
     return ws, clinic_id, credential
-
-
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    import random
-
-    rng = random.Random(1)
-    delays = [backoff_ms(n, 1_000, 10_000, rng) for n in range(1, 7)]
-    for n, delay in enumerate(delays, start=1):
-        full = min(10_000, 1_000 * 2 ** (n - 1))
-        assert full / 2 <= delay <= full
 
 
 def test_status_shows_synced_then_pending_then_synced(

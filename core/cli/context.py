@@ -1,0 +1,131 @@
+"""What every ``careline`` command shares: exit codes, :class:`CliError`, and
+:class:`Context` (settings, output, unlocking the clinic for one invocation)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, default_data_dir, load_settings
+from core.errors import CarelineError
+from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.records.clinic import ClinicRecords
+from core.records.errors import AuthenticationError
+from core.records.workstation import Workstation
+
+# The contract (DESIGN.md section 4, README "Command line").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_CHECK_FAILED = 0, 1, 2, 3, 4
+
+
+class CliError(CarelineError):
+    """A failure to report on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Context:
+    """Resolved settings and output for one invocation."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": args.data_dir})
+        data_dir: Path = base["data_dir"] or default_data_dir()
+        self.settings = load_settings(
+            DESKTOP_SCHEMA,
+            cli={"data_dir": data_dir},
+            config_file=data_dir / CONFIG_FILE_NAME,
+        )
+        self.data_dir = data_dir
+        self.workstation = Workstation(data_dir)
+
+    def emit(self, document: Any, text: str) -> None:
+        """Print the JSON document or the human text."""
+        if self.args.json:
+            sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(text.rstrip("\n") + "\n")
+
+    def password(self) -> str | None:
+        """Password from --password-stdin or CARELINE_PASSWORD_FILE."""
+        from core.cli.passwords import read_password
+
+        return read_password(self.args.password_stdin, self.settings["password_file"])
+
+    def require_clinic(self) -> None:
+        """Refuse a command that needs a clinic in a data folder without one."""
+        if not self.workstation.is_initialized():
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+
+    def user(self) -> str:
+        """``--user``, else the admin named at ``init``."""
+        return (self.args.user or self.workstation.keychain().default_user).strip().lower()
+
+    def open_database(self) -> None:
+        """Open the database for a check, without signing anyone in: nothing is written
+        (no audit entry either), so a damaged file is examined as it is."""
+        self._unlock(sign_in=False)
+
+    def open_records(self) -> ClinicRecords:
+        """Unlock for an unattended command: the user's password, else the OS keyring."""
+        user, signed_in = self._unlock(sign_in=True)
+        if signed_in:
+            return self.workstation.records
+        try:
+            return self.workstation.unlock_for(user)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+
+    def _unlock(self, sign_in: bool) -> tuple[str, bool]:
+        """Open the database with ``--user``'s password (signing them in when ``sign_in``),
+        else with the OS keyring. Returns the user and whether they were signed in."""
+        ws = self.workstation
+        self.require_clinic()
+        user = self.args.user or ws.keychain().default_user
+        password = self.password()
+        try:
+            if password is None:
+                ws.unlock_with_keyring()
+            elif sign_in:
+                ws.sign_in(user, password)
+            else:
+                ws.unlock_with_password(user, password)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+        except KeyringUnavailableError as exc:
+            raise CliError(
+                f"cannot unlock: {exc}. Give {user!r}'s password with --password-stdin "
+                "or CARELINE_PASSWORD_FILE",
+                EXIT_AUTH,
+            ) from None
+        except (NoSlotError, WrongSecretError) as exc:
+            raise CliError(
+                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
+                "--password-stdin or CARELINE_PASSWORD_FILE",
+                EXIT_AUTH,
+            ) from None
+        return user, password is not None and sign_in
+
+    def sign_in_person(self) -> ClinicRecords:
+        """Sign ``--user`` in with their password (--password-stdin, CARELINE_PASSWORD_FILE
+        or a prompt). Key management needs this: the OS-keyring slot opens the database
+        but proves nobody's identity, so it is not enough to mint a recovery key or re-key."""
+        from core.cli.passwords import PASSWORD_FILE_ENV, prompt_secret
+
+        ws = self.workstation
+        self.require_clinic()
+        user = self.user()
+        password = self.password() or prompt_secret(
+            f"Password for {user}: ",
+            "password",
+            f"--password-stdin or set {PASSWORD_FILE_ENV} (the OS keyring is not enough here)",
+        )
+        try:
+            ws.sign_in(user, password)
+        except AuthenticationError as exc:
+            raise CliError(str(exc), EXIT_AUTH) from None
+        return ws.records

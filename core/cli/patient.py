@@ -1,0 +1,98 @@
+"""``careline patient add|show|search|set``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
+from core.cli.registry import CommandGroup, actions
+from core.records.duplicates import DuplicatePatientError, describe
+from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """The patient actions and their options."""
+    patient = actions(parser)
+    add = patient.add_parser("add", help="register a patient")
+    add.add_argument("--family", required=True)
+    add.add_argument("--given", required=True)
+    add.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
+    add.add_argument("--mrn")
+    add.add_argument("--sex", help="female, male, other or unknown")
+    add.add_argument("--phone")
+    add.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="register even if a patient born the same day has the same or a similar name",
+    )
+    show = patient.add_parser("show", help="open a chart (audited)")
+    show.add_argument("id")
+    search = patient.add_parser("search", help="search by name prefix, MRN or birth date")
+    search.add_argument("text")
+    search.add_argument("--limit", type=int, default=20)
+    setp = patient.add_parser("set", help="change one field")
+    setp.add_argument("id")
+    setp.add_argument("field", choices=PATIENT_EDITABLE)
+    setp.add_argument("value")
+
+
+def summary_line(p: PatientSummary | Patient) -> str:
+    """One line naming a patient."""
+    mrn = f"  MRN {p.mrn}" if p.mrn else ""
+    return f"{p.id}  {p.family.upper()}, {p.given}  born {p.birth_date}{mrn}"
+
+
+def run(ctx: Context) -> int:
+    """patient add/show/search/set."""
+    args, records = ctx.args, ctx.open_records()
+    if args.action == "add":
+        try:
+            p = records.add_patient(
+                args.family, args.given, args.birth_date, args.sex, args.mrn, args.phone,
+                allow_duplicate=args.allow_duplicate,
+            )  # fmt: skip
+        except DuplicatePatientError as exc:
+            refuse_duplicate(ctx, exc)
+        ctx.emit(p.to_dict(), f"Added {summary_line(p)}")
+    elif args.action == "show":
+        chart = records.open_chart(args.id)
+        p = chart.patient
+        lines = [
+            summary_line(p),
+            f"  sex: {p.sex or '-'}   phone: {p.phone or '-'}",
+            "  allergies: " + ("none recorded" if not chart.allergies else ""),
+        ]
+        for a in chart.allergies:
+            extra = ", ".join(x for x in (a.reaction, a.severity) if x)
+            lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
+        ctx.emit(chart.to_dict(), "\n".join(lines))
+    elif args.action == "search":
+        if not 1 <= args.limit <= 1000:
+            raise CliError("--limit must be between 1 and 1000", EXIT_USAGE)
+        found = records.search_patients(args.text, limit=args.limit)
+        ctx.emit(
+            [s.to_dict() for s in found],
+            "\n".join(summary_line(s) for s in found) or "No patients match.",
+        )
+    elif args.action == "set":
+        value = args.value if args.value != "" else None
+        p = records.update_patient(args.id, {args.field: value})
+        ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
+    return EXIT_OK
+
+
+def refuse_duplicate(ctx: Context, exc: DuplicatePatientError) -> NoReturn:
+    """Name the patients this registration may duplicate (nothing was added), and fail."""
+    if ctx.args.json:
+        ctx.emit({"added": None, "possible_duplicates": [m.to_dict() for m in exc.matches]}, "")
+    lines = "\n".join(f"  {describe(m)}" for m in exc.matches)
+    raise CliError(
+        "not added: this patient may already be registered:\n"
+        f"{lines}\nOpen the existing chart (careline patient show ID), or add "
+        "--allow-duplicate if this is a different person",
+        EXIT_ERROR,
+    )
+
+
+GROUP = CommandGroup("patient", "patients", arguments, run)

@@ -1,0 +1,62 @@
+"""``careline serve``: run headless as a LAN peer (mutual TLS + mDNS) until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.cli.context import EXIT_OK, CliError, Context
+from core.cli.registry import CommandGroup
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """serve [--port P] [--host H] [--mdns-interface ADDRESS]."""
+    parser.add_argument("--port", type=int, default=47390, help="sync port (pairing: PORT+1)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    parser.add_argument(
+        "--mdns-interface", default=None, help="announce on this address (default: --host)"
+    )
+
+
+def run(ctx: Context) -> int:
+    """Serve LAN peers (mutual TLS + mDNS) until interrupted."""
+    import signal
+    import threading
+
+    from core.sync.lan import discovery
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.server import PeerServer
+
+    args = ctx.args
+    records = ctx.open_records()
+    identity = lan_id.ensure_identity(records.db, records.actor)
+    server = PeerServer(records.db, identity, args.host, args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise CliError(f"--port {args.port}: cannot listen: {exc.strerror}") from None
+    announce = args.mdns_interface or (args.host if args.host != "0.0.0.0" else None)  # noqa: S104
+    advertiser = None
+    try:
+        advertiser = discovery.Advertiser(server.port, announce, [announce] if announce else None)
+    except OSError as exc:
+        sys.stderr.write(f"careline: mDNS announcement unavailable: {exc}\n")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ctx.emit(
+        {"port": server.port, "pairing_port": server.pairing_port, "device_id": identity.device_id},
+        f"Serving LAN peers on {args.host}:{server.port}"
+        + (f" (pairing on {server.pairing_port})" if server.pairing_port else ""),
+    )
+    sys.stdout.flush()
+    try:
+        stop.wait()
+    finally:
+        if advertiser is not None:
+            advertiser.close()
+        server.stop()
+    return EXIT_OK
+
+
+GROUP = CommandGroup("serve", "run headless as a LAN peer until stopped", arguments, run)

@@ -1,0 +1,117 @@
+"""``careline sync``: with the enrolled server or a LAN peer, once or until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from core.cli.context import EXIT_CHECK_FAILED, EXIT_OK, CliError, Context
+from core.cli.pair import peer_address
+from core.cli.registry import CommandGroup
+from core.errors import plain_words
+from core.records.clinic import ClinicRecords
+from core.sync.backoff import backoff
+from core.sync.session import SyncReport
+
+RETRY_CAP_SECONDS = 600.0
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """sync [--server URL | --peer HOST:PORT] [--once] [--progress]."""
+    parser.add_argument("--server", help="server URL (default: the one enrolled with)")
+    parser.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
+    parser.add_argument("--once", action="store_true", help="one session, then exit")
+    parser.add_argument(
+        "--progress", action="store_true", help="report each applied batch on stderr"
+    )
+    parser.add_argument("--interval", type=float, default=30.0, help=argparse.SUPPRESS)
+
+
+def run(ctx: Context) -> int:
+    """Sync once, or every ``--interval`` seconds until stopped; failures are retried with
+    the same backoff as the desktop app (:func:`core.sync.backoff.backoff`)."""
+    from core.sync.lan.identity import merge_revoked
+    from core.sync.session import SyncError, sync
+    from core.sync.transport import TransportError
+
+    args = ctx.args
+    records = ctx.open_records()
+    transport = _transport(records, args.server, args.peer)
+    rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
+    failures = 0
+    try:
+        while True:
+            try:
+                report = sync(
+                    records.db,
+                    transport,
+                    records.actor,
+                    # Devices the server revoked are refused on the LAN too.
+                    on_revoked=lambda serials: merge_revoked(records.db, serials, records.actor),
+                    on_progress=_progress_printer() if args.progress else None,
+                )
+                ctx.emit(
+                    report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
+                )
+                if report.audit_problem is not None:
+                    # A security finding, not a sync failure: the records did sync.
+                    sys.stderr.write(f"careline: warning: {report.audit_problem}\n")
+                failures = 0
+                if args.once:
+                    return EXIT_OK if report.audit_problem is None else EXIT_CHECK_FAILED
+                delay = args.interval
+            except (SyncError, TransportError) as exc:
+                if args.once:
+                    raise CliError(f"sync failed: {plain_words(exc)}") from None
+                failures += 1
+                # Up to one interval at first, doubling up to the cap, with jitter.
+                delay = backoff(failures, args.interval, RETRY_CAP_SECONDS, rng)
+                sys.stderr.write(
+                    f"careline: sync failed, retrying in {delay:.0f} s: {plain_words(exc)}\n"
+                )
+            time.sleep(delay)
+    finally:
+        transport.close()
+
+
+def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:
+    """The enrolled server's transport, or a LAN peer's."""
+    if peer:
+        return _peer_transport(records, peer)
+    from core.sync.enroll import load_credential
+
+    credential = load_credential(records.db)
+    if credential is None:
+        raise CliError("this workstation is not enrolled: run 'careline enroll' first")
+    if server and server.rstrip("/") != credential.server_url:
+        raise CliError(f"this workstation is enrolled with {credential.server_url}, not {server}")
+    return credential.transport()
+
+
+def _peer_transport(records: ClinicRecords, address: str) -> Any:
+    from core.sync.lan import identity as lan_id
+    from core.sync.lan.transport import LanTransport
+
+    peer_address(address)
+    identity = lan_id.load_identity(records.db)
+    if identity is None:
+        raise CliError("this workstation has no LAN identity: run 'careline pair join' first")
+    return LanTransport(address, identity, lan_id.revoked_serials(records.db))
+
+
+def _progress_printer() -> Callable[[SyncReport], None]:
+    """Print one line per applied batch, flushed so a log shows how far a long pull got."""
+
+    def show(report: SyncReport) -> None:
+        received = report.pulled + report.snapshot_records
+        sys.stderr.write(f"careline: sync: {received} received, {report.pushed} sent\n")
+        sys.stderr.flush()
+
+    return show
+
+
+GROUP = CommandGroup("sync", "sync with the clinic server", arguments, run)

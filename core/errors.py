@@ -1,0 +1,64 @@
+"""The root of Careline's expected errors, and the one translator from an exception to
+plain words for staff.
+
+Every failure Careline expects (bad input, a wrong password, a damaged file, an unreachable
+server) derives from :class:`CarelineError`, and each family says in one template how staff
+are told about it. This module is in the lowest layer so every layer can raise these; the
+translator needs no knowledge of higher layers because each class carries its own wording.
+Anything else that reaches a person is a bug: they get a generic message and the details go
+to the log, never a raw exception text.
+
+Two renderings of the same words: :func:`plain_words` is a phrase for the command line
+(``careline: error: <phrase>``; field names stay as the options spell them), and
+:func:`describe_error` is whole sentences for a screen (the app may add UI-only wording,
+such as form labels for field names).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = "something went wrong that Careline did not expect (the details were logged)"
+UNSAVED_HINT = "Your last change may not have been saved; please try again."
+
+
+class CarelineError(Exception):
+    """An expected failure; the message names the problem.
+
+    Subclasses set :attr:`plain_template` to how staff are told, with ``{detail}`` standing
+    for the exception's own message.
+    """
+
+    plain_template: ClassVar[str] = "{detail}"
+
+    def plain_words(self) -> str:
+        """What went wrong, as a phrase staff can act on."""
+        # The detail is substituted, never parsed, so braces in a message are harmless.
+        return self.plain_template.format(detail=str(self))
+
+
+def plain_words(exc: BaseException) -> str:
+    """A phrase naming the problem; an unexpected exception is logged and not shown."""
+    if isinstance(exc, CarelineError):
+        return exc.plain_words()
+    log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+    return UNEXPECTED
+
+
+def describe_error(exc: BaseException) -> str:
+    """One or two plain sentences for a screen; an unexpected exception is logged, and the
+    person is told only that something unexpected happened."""
+    text = sentence(plain_words(exc))
+    return text if isinstance(exc, CarelineError) else f"{text} {UNSAVED_HINT}"
+
+
+def sentence(text: str) -> str:
+    """Capitalise the first letter and end with a full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -1,0 +1,192 @@
+"""Joining an existing clinic: the one workflow behind ``careline enroll``, ``careline pair
+join`` and the first-run wizard's "Join an existing clinic".
+
+Through the server: redeem a one-time enrollment code (:func:`core.sync.enroll.enroll`),
+keep the device credential, first sync. Through a LAN peer: redeem the peer's pairing code
+and first sync over mutual TLS (:func:`core.sync.lan.pairing.pair_and_sync`).
+
+On an empty data folder the local replica is made first (``Workstation.prepare_join``:
+key file and empty encrypted database for the joining person) and, once the records have
+arrived, the person's account is checked: it must have come with them. If anything fails,
+what this attempt made is removed (the key file, the database and its side files, the
+OS-keyring secret, the folder if it was made), so the next attempt starts clean. Nothing
+that existed before is touched. A workstation that already holds a clinic keeps all of it:
+a failed first sync there is finished by the next sync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import CarelineError
+from core.keys import keyring_store
+from core.keys.keychain import Keychain
+from core.records.errors import AuthenticationError
+from core.records.workstation import Workstation
+from core.sync.enroll import enroll, save_credential
+from core.sync.lan.identity import merge_revoked
+from core.sync.lan.pairing import pair_and_sync, split_address
+from core.sync.session import SyncError, SyncReport, sync
+from core.sync.transport import TransportError
+
+log = logging.getLogger(__name__)
+
+# SQLite/SQLCipher files that travel with a database file.
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+class NoAccountError(AuthenticationError):
+    """The clinic's records arrived, but hold no account with this name and password."""
+
+    plain_template = (
+        "the clinic has no account {detail} with this password; ask your administrator to "
+        "create your account first (the enrollment or pairing code was used: ask for a new one)"
+    )
+
+
+class FirstSyncError(CarelineError):
+    """Enrollment or pairing worked, but the first sync did not; the message says what
+    happened to this workstation and what to do next."""
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """Who joins, and either the server fields or the LAN peer fields."""
+
+    username: str
+    password: str | None = None  # needed only to make a new replica
+    server_url: str = ""
+    enroll_code: str = ""
+    ca_pem: str | None = None
+    device_name: str | None = None
+    pair_code: str = ""
+    peer: str = ""  # HOST:PORT of the peer's sync listener (pairing: PORT+1)
+
+    @property
+    def via_peer(self) -> bool:
+        """True for a LAN peer, False for the server."""
+        return bool(self.peer)
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """What joining gave this workstation."""
+
+    device_id: str
+    clinic_name: str  # "" through a LAN peer (the pairing reply carries no clinic name)
+    records: int  # received by the first sync (snapshot and ops)
+    recovery_key: str | None  # a new replica's recovery key, to be shown once; else None
+
+
+Progress = Callable[[SyncReport], object]
+
+
+def join_clinic(
+    ws: Workstation, request: JoinRequest, on_progress: Progress | None = None
+) -> JoinResult:
+    """Join the clinic named by ``request``; see the module docstring.
+
+    A workstation that already holds a clinic must be unlocked by the caller and stays so;
+    ops are audited as ``request.username``. On an empty folder ``request.password`` makes
+    the new replica, which is left locked. ``on_progress`` is called after every page or
+    batch of the first download. Raises the enrollment's or pairing's own error,
+    :class:`FirstSyncError` or :class:`NoAccountError`.
+    """
+    if ws.is_initialized():
+        return _join(ws, request, on_progress, None)
+    if request.password is None:
+        raise ValueError("a new replica needs the joining person's password")
+    made = _Made.before(ws)
+    try:
+        recovery = ws.prepare_join(request.username, request.password)
+        result = _join(ws, request, on_progress, recovery)
+        ws.lock()
+        try:
+            ws.sign_in(request.username, request.password)
+        except AuthenticationError:
+            raise NoAccountError(request.username.strip().lower()) from None
+        ws.lock()
+    except BaseException:
+        made.remove(ws)
+        raise
+    return result
+
+
+def _join(
+    ws: Workstation, request: JoinRequest, on_progress: Progress | None, recovery: str | None
+) -> JoinResult:
+    db, actor = ws.database, request.username.strip().lower()
+    joined_as = "paired with the workstation" if request.via_peer else "enrolled"
+    try:
+        if request.via_peer:
+            host, port = split_address(request.peer)
+            joined = pair_and_sync(db, host, port, request.pair_code, actor, on_progress)
+            return JoinResult(joined.identity.device_id, "", joined.records, recovery)
+        credential = enroll(
+            request.server_url, request.enroll_code, request.ca_pem, request.device_name
+        )
+        save_credential(db, credential)
+        with contextlib.closing(credential.transport()) as server:
+            report = sync(
+                db,
+                server,
+                actor,
+                # Devices the server revoked are refused on the LAN too.
+                on_revoked=lambda serials: merge_revoked(db, serials, actor),
+                on_progress=on_progress,
+            )
+        records = report.snapshot_records + report.pulled
+        return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
+    except (SyncError, TransportError) as exc:
+        if recovery is not None:
+            what = "nothing was kept on this computer; ask for a new code and try again"
+        else:
+            what = "the next sync finishes receiving the clinic's records"
+        raise FirstSyncError(
+            f"{joined_as}, but the first sync failed: {exc.plain_words()}; {what}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Made:
+    """Which of a replica's files existed before an attempt, so that only what the attempt
+    made is removed after it failed."""
+
+    folder_existed: bool
+    existed: frozenset[Path]
+
+    @staticmethod
+    def paths(ws: Workstation) -> list[Path]:
+        db = ws.db_path
+        return [ws.keyfile_path, db] + [db.with_name(db.name + s) for s in _SIDE_FILES]
+
+    @classmethod
+    def before(cls, ws: Workstation) -> _Made:
+        existing = frozenset(p for p in cls.paths(ws) if p.exists())
+        return cls(ws.data_dir.exists(), existing)
+
+    def remove(self, ws: Workstation) -> None:
+        ws.lock()
+        if ws.keyfile_path not in self.existed and ws.keyfile_path.exists():
+            self._forget_keyring_secret(ws.keyfile_path)
+        for path in self.paths(ws):
+            if path not in self.existed:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        if not self.folder_existed:
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                ws.data_dir.rmdir()
+
+    @staticmethod
+    def _forget_keyring_secret(keyfile: Path) -> None:
+        # The keyring account is named by this attempt's random database id, so it is ours.
+        try:
+            chain = Keychain.load(keyfile)
+            if any(slot.kind == "keyring" for slot in chain.slots):
+                keyring_store.delete_secret(chain.keyring_account)
+        except CarelineError as exc:
+            log.warning("could not remove the OS-keyring secret of a failed join: %s", exc)

@@ -1,0 +1,72 @@
+"""core.cli: each command group declares its parser and its handler in one place, and the
+exit codes follow the contract (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.cli.context import EXIT_AUTH, EXIT_ERROR, EXIT_USAGE, CliError
+from core.cli.workstation import GROUPS, build_parser, exit_code
+from core.config.settings import ConfigError
+from core.errors import CarelineError
+from core.records.errors import AuthenticationError, StaleSlotError
+from core.store.errors import StoreError, WrongKeyError
+from core.sync.join import NoAccountError
+from core.sync.session import SyncError
+
+CONTRACT = {
+    "init", "patient", "allergy", "conflicts", "enroll", "pair", "serve", "peers", "sync",
+    "password", "keys", "audit", "db",
+}  # fmt: skip
+
+
+def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
+    names = [group.name for group in GROUPS]
+    assert sorted(names) == sorted(CONTRACT)
+    parser = build_parser()
+    for group, argv in zip(
+        GROUPS,
+        (
+            ["init", "--clinic", "C", "--user", "u"],
+            ["patient", "search", "smith"],
+            ["allergy", "add", "p", "peanut"],
+            ["conflicts", "list"],
+            ["enroll", "--server", "https://s", "--code", "c"],
+            ["pair", "code"],
+            ["serve"],
+            ["peers"],
+            ["sync", "--once"],
+            ["password", "change"],
+            ["keys", "rekey"],
+            ["audit", "verify"],
+            ["db", "check"],
+        ),
+        strict=True,
+    ):
+        args = parser.parse_args(["--json", *argv])
+        assert args.command == group.name and args.handler is group.run and args.json
+
+
+def test_a_group_refuses_a_missing_action(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["patient"])
+    assert exited.value.code == EXIT_USAGE
+    assert "ACTION" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (CliError("bad --peer", EXIT_USAGE), EXIT_USAGE),
+        (ConfigError("CARELINE_AUTO_LOCK_MINUTES: not a number"), EXIT_USAGE),
+        (AuthenticationError("wrong user name or password"), EXIT_AUTH),
+        (StaleSlotError("changed elsewhere"), EXIT_AUTH),
+        (NoAccountError("ghost"), EXIT_AUTH),
+        (WrongKeyError("another clinic's key file"), EXIT_AUTH),
+        (StoreError("already exists"), EXIT_ERROR),
+        (SyncError("refused"), EXIT_ERROR),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_exit_codes_follow_the_contract(exc: CarelineError, code: int) -> None:
+    assert exit_code(exc) == code
