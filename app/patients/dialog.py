@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
-from app.worker import Job, Worker
+from app.worker import Job, Submit
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.models import SEX_VALUES, Patient
@@ -97,7 +97,7 @@ class PatientDialog(QDialog):
 
     def __init__(
         self,
-        worker: Worker,
+        worker: Submit,  # app.operations.Operations: every screen hears of the save
         records: RecordsProvider,
         patient: Patient | None = None,
         parent: QWidget | None = None,

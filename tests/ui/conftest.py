@@ -16,8 +16,11 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from app.operations import Operations
+from app.worker import Worker
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.store.database import Database
 
 CLINIC_NAME = "Riverside Family Practice"
 ADMIN = "admin"
@@ -77,6 +80,24 @@ def new_clinic(data_dir: Path, patients: int = 0) -> Workstation:
         records.add_patient(f"Testpatient{i:05d}", "Sam", "1970-01-01")
     ws.lock()
     return ws
+
+
+@pytest.fixture
+def worker() -> Iterator[Worker]:
+    """A database worker of its own (stopped after the test)."""
+    w = Worker()
+    yield w
+    w.stop()
+
+
+def _no_database() -> Database:
+    raise RuntimeError("no clinic database in this test")
+
+
+@pytest.fixture
+def operations(worker: Worker) -> Operations:
+    """Operations on ``worker`` for screens tested alone: reads only, no clinic database."""
+    return Operations(worker, _no_database)
 
 
 @pytest.fixture

@@ -67,9 +67,13 @@ def test_stylesheet_is_found_and_applied(qapp: QApplication) -> None:
         qapp.setFont(previous_font)
 
 
-def test_window_title() -> None:
+def test_window_title_names_careline_once_and_last() -> None:
     assert window_title() == "Careline"
-    assert window_title("Riverside") == "Careline — Riverside"
+    assert window_title("Riverside") == "Riverside — Careline"
+    assert window_title("Riverside", "Maria Garcia") == "Maria Garcia — Riverside — Careline"
+    # A clinic named like the app does not make the title say it twice.
+    assert window_title("Careline") == "Careline"
+    assert window_title("careline", "Bao Nguyen") == "Bao Nguyen — Careline"
 
 
 def test_errors_read_as_sentences() -> None:
