@@ -250,7 +250,9 @@ def test_escape_leaves_a_chart_but_not_an_open_dialog_or_typed_text(
     # In an edit field of the chart with typed text, Escape does not throw the text away.
     # (The chart has no inline field yet; this one stands for a future one.)
     field = QLineEdit()
-    chart.layout().addWidget(field)
+    layout = chart.layout()
+    assert layout is not None
+    layout.addWidget(field)
     field.show()
     field.setFocus()
     QTest.keyClicks(field, "half a note")
