@@ -1,6 +1,8 @@
 """The main window: first run, sign-in, and the signed-in workspace, one at a time.
 
-Every database call goes through the :class:`~app.worker.Worker`. Locking (the Lock button
+Every database call goes through the :class:`~app.worker.Worker`, reads and writes through
+:class:`~app.operations.Operations`: each screen refreshes itself when ``changed`` says its
+records changed, whether the change was made here or arrived by sync. Locking (the Lock button
 or the idle timer) cancels outstanding work, empties every model and widget that showed
 patient data, closes dialogs, and then locks the workstation on the worker (after any
 write already in progress), so the sign-in screen never sits on top of patient details.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.chart.page import ChartPage
 from app.conflicts.dialog import ConflictsDialog
 from app.messages import describe_error
+from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import PatientListPage
 from app.session.auto_lock import IdleWatcher, minutes_to_ms
@@ -40,8 +43,9 @@ from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, 
 from app.session.sign_in import Session, SignInPage
 from app.sync.controller import SyncController
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.worker import Job, Worker
+from app.worker import Worker
 from core.keys.errors import KeyError_
+from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
@@ -55,9 +59,15 @@ APP_NAME = "Careline"
 DEFAULT_AUTO_LOCK_MINUTES = 10
 
 
-def window_title(clinic_name: str = "") -> str:
-    """``Careline — <clinic name>`` once the clinic is known."""
-    return f"{APP_NAME} — {clinic_name}" if clinic_name else APP_NAME
+def window_title(clinic_name: str = "", patient_name: str = "") -> str:
+    """``<patient> — <clinic> — Careline``, with what is known, and Careline only once.
+
+    The application's name comes last: on X11 and Wayland Qt appends the application
+    display name to any title that does not already end with it.
+    """
+    parts = [p for p in (patient_name.strip(), clinic_name.strip()) if p]
+    parts = [p for p in parts if p.casefold() != APP_NAME.casefold()]
+    return " — ".join([*parts, APP_NAME])
 
 
 def describe_timeout(timeout_ms: int) -> str:
@@ -73,12 +83,16 @@ class Workspace(QWidget):
     """What a signed-in person sees: toolbar, patient list, and a patient's chart."""
 
     lock_requested = Signal()
+    title_changed = Signal(str)  # the patient whose chart is shown ("" for none)
+
+    CONFLICTS = "conflicts"  # the key of the conflict count's reads
 
     def __init__(
-        self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
+        self, operations: Operations, workstation: Workstation, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
-        self._worker = worker
+        self._operations = operations
+        self._worker = operations.worker
 
         # Resolved on the worker at call time: ``records`` changes with each sign-in.
         def records() -> ClinicRecords:
@@ -106,7 +120,10 @@ class Workspace(QWidget):
         self.new_patient_action.triggered.connect(self.new_patient)
         self.toolbar.addAction(self.new_patient_action)
         self.conflicts_action = QAction("Conflicts", self)
-        self.conflicts_action.setToolTip("Fields changed on two workstations at once")
+        self.conflicts_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.conflicts_action.setToolTip(
+            "Fields changed on two workstations at once (Ctrl+Shift+C)"
+        )
         self.conflicts_action.triggered.connect(self.show_conflicts)
         self.toolbar.addAction(self.conflicts_action)
         spacer = QWidget()
@@ -140,6 +157,7 @@ class Workspace(QWidget):
         self.settings_menu.addAction(self.rekey_action)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
+        self.settings_button.setToolTip("Server, pairing, password and keys (Alt+S)")
         self.settings_button.setObjectName("toolbarButton")
         self.settings_button.setMenu(self.settings_menu)
         self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -153,9 +171,21 @@ class Workspace(QWidget):
         for action in (self.new_patient_action, self.conflicts_action, self.lock_action):
             button = self.toolbar.widgetForAction(action)
             button.setObjectName("toolbarButton")
+        # Toolbar buttons take no keyboard focus by default: these do, so Tab reaches them
+        # (Space or Enter presses one; on Settings it opens the menu).
+        for button in self.toolbar_buttons():
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.settings_shortcut = QAction("Settings menu", self)
+        self.settings_shortcut.setShortcut(QKeySequence("Alt+S"))
+        self.settings_shortcut.triggered.connect(self.show_settings_menu)
+        self.find_action = QAction("Find a patient", self)
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self.find_patient)
+        self.addActions([self.settings_shortcut, self.find_action])
 
-        self.patient_list = PatientListPage(worker, fetch_page, count)
-        self.chart = ChartPage(worker, records)
+        self.patient_list = PatientListPage(operations, fetch_page, count)
+        self.patient_list.search.setToolTip("Search patients (Ctrl+F)")
+        self.chart = ChartPage(operations, records)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.patient_list)
         self.pages.addWidget(self.chart)
@@ -172,11 +202,31 @@ class Workspace(QWidget):
         self.patient_dialog: PatientDialog | None = None
         self.conflicts_dialog: ConflictsDialog | None = None
         self.conflicted: dict[str, list[str]] = {}  # record id -> fields in conflict
-        self._conflicts_job: Job[dict[str, list[str]]] | None = None
         self.chart.review_conflicts.connect(self.show_conflicts)
         self.patient_list.open_requested.connect(self.open_chart)
         self.chart.back_requested.connect(self.show_list)
-        self.chart.patient_changed.connect(lambda _pid: self.patient_list.refresh())
+        self.chart.title_changed.connect(self.title_changed)
+        operations.changed.connect(self.records_changed)
+
+    def toolbar_buttons(self) -> list[QToolButton]:
+        """New patient, Conflicts, Settings and Lock, in Tab order."""
+        actions = (self.new_patient_action, self.conflicts_action)
+        buttons = [self.toolbar.widgetForAction(a) for a in actions]
+        buttons.append(self.settings_button)
+        buttons.append(self.toolbar.widgetForAction(self.lock_action))
+        return [b for b in buttons if isinstance(b, QToolButton)]
+
+    def show_settings_menu(self) -> None:
+        """Alt+S: the Settings menu, under its button (without a nested event loop)."""
+        button = self.settings_button
+        self.settings_menu.popup(button.mapToGlobal(QPoint(0, button.height())))
+
+    def find_patient(self) -> None:
+        """Ctrl+F: the patient search, text selected, from the list or from a chart."""
+        if self.pages.currentWidget() is not self.patient_list:
+            self.show_list()
+        self.patient_list.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.patient_list.search.selectAll()
 
     @staticmethod
     def _gap(width: int) -> QWidget:
@@ -199,10 +249,13 @@ class Workspace(QWidget):
         self.patient_list.search.setFocus()
         self.refresh_conflicts()
 
+    def records_changed(self, changes: Changes) -> None:
+        """Recount conflicts when a change may have opened or settled one."""
+        if changes.may_change_conflicts(self.conflicted):
+            self.refresh_conflicts()
+
     def refresh_conflicts(self) -> None:
         """Recount open conflicts: toolbar badge, list markers, chart banner."""
-        if self._conflicts_job is not None:
-            self._conflicts_job.cancel()
         records = self._records
 
         def fetch() -> dict[str, list[str]]:
@@ -211,12 +264,11 @@ class Workspace(QWidget):
                 found.setdefault(conflict.record_id, []).append(conflict.field)
             return found
 
-        self._conflicts_job = self._worker.submit(
-            fetch, self._conflicts_arrived, self._conflicts_failed, label="conflict count"
+        self._operations.read(
+            self.CONFLICTS, fetch, self._conflicts_arrived, self._conflicts_failed
         )
 
     def _conflicts_arrived(self, conflicted: dict[str, list[str]]) -> None:
-        self._conflicts_job = None
         self.conflicted = conflicted
         count = sum(len(fields) for fields in conflicted.values())
         self.conflicts_action.setText(f"Conflicts ({count})" if count else "Conflicts")
@@ -228,7 +280,6 @@ class Workspace(QWidget):
         self.chart.set_conflicted(conflicted)
 
     def _conflicts_failed(self, exc: Exception) -> None:
-        self._conflicts_job = None
         log.info("conflict count failed: %s", exc)
 
     def show_conflicts(self) -> None:
@@ -248,12 +299,9 @@ class Workspace(QWidget):
             self.conflicts_dialog.deleteLater()
             self.conflicts_dialog = None
 
-    def _conflict_resolved(self, record_id: str) -> None:
-        self.refresh_conflicts()
-        self.patient_list.refresh()
-        patient = self.chart.patient
-        if patient is not None and patient.id == record_id:
-            self.chart.load(record_id)
+    def _conflict_resolved(self, _record_id: str) -> None:
+        # The inbox runs its own job: broadcast what it wrote like any other change.
+        self._operations.catch_up()
 
     def clear(self) -> None:
         """Remove every patient detail and close every dialog (locking)."""
@@ -261,9 +309,7 @@ class Workspace(QWidget):
             self.patient_dialog.reject()
         if self.conflicts_dialog is not None:
             self.conflicts_dialog.reject()
-        if self._conflicts_job is not None:
-            self._conflicts_job.cancel()
-            self._conflicts_job = None
+        self._operations.cancel(self.CONFLICTS)
         self.conflicted = {}
         self.patient_list.model.set_conflicted(set())
         self.chart.set_conflicted({})
@@ -283,13 +329,15 @@ class Workspace(QWidget):
         """Open a chart (audited by core)."""
         self.chart.load(patient_id)
         self.pages.setCurrentWidget(self.chart)
+        # Focus inside the chart, so Escape (back to the list) and Tab start there.
+        self.chart.back_button.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def new_patient(self) -> None:
         """Open the registration dialog."""
         if self.patient_dialog is not None:
             self.patient_dialog.raise_()
             return
-        dialog = PatientDialog(self._worker, self._records, None, self)
+        dialog = PatientDialog(self._operations, self._records, None, self)
         dialog.saved.connect(self._patient_registered)
         dialog.open_existing.connect(self.open_chart)  # a possible duplicate, chosen instead
         dialog.finished.connect(self._forget_dialog)
@@ -302,7 +350,7 @@ class Workspace(QWidget):
             self.patient_dialog = None
 
     def _patient_registered(self, patient: Patient) -> None:
-        self.patient_list.refresh()
+        # The list refreshes from the change broadcast.
         self.open_chart(patient.id)
 
 
@@ -326,6 +374,7 @@ class MainWindow(QMainWindow):
         self._initial_user = initial_user
         self._session: Session | None = None
         self._clinic_name = ""
+        self._patient_name = ""
         self._shut_down = False
         self.setObjectName("mainWindow")
         self.setWindowTitle(window_title())
@@ -335,7 +384,8 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
         self.sign_in_page = SignInPage(self.worker, workstation)
-        self.workspace = Workspace(self.worker, workstation)
+        self.operations = Operations(self.worker, lambda: workstation.database, self)
+        self.workspace = Workspace(self.operations, workstation)
         self.first_run: FirstRunWizard | None = None
         self.first_run_page: QWidget | None = None
         self.stack.addWidget(self.sign_in_page)
@@ -348,9 +398,12 @@ class MainWindow(QMainWindow):
         self.statusBar().setSizeGripEnabled(False)
         self.statusBar().addPermanentWidget(self.sync_status, 1)
         self.statusBar().hide()
+        # Own writes wait to be synced: the status bar counts them. Idle also catches writes
+        # made outside Operations (password and key dialogs).
+        self.operations.changed.connect(self._records_changed)
         self.worker.idle.connect(self.sync.local_change)
-        self.sync.synced.connect(self._synced)
-        self.sync.remote_changes.connect(self._remote_changes)
+        self.sync.remote_changes.connect(self.operations.publish)
+        self.workspace.title_changed.connect(self._show_patient_title)
         self.workspace.enroll_action.triggered.connect(self.show_enroll)
         self.workspace.pair_action.triggered.connect(self.show_pair_code)
         self.workspace.pair_action.setVisible(self.sync.lan is not None)
@@ -440,8 +493,9 @@ class MainWindow(QMainWindow):
     def _signed_in(self, session: Session) -> None:
         self._session = session
         self._clinic_name = session.clinic_name
-        self.setWindowTitle(window_title(session.clinic_name))
+        self._update_title()
         self.stack.setCurrentWidget(self.workspace)
+        self.operations.start()
         self.workspace.start(session)
         self.idle.start()
         self.statusBar().show()
@@ -449,17 +503,20 @@ class MainWindow(QMainWindow):
 
     # ----- sync -------------------------------------------------------------------------
 
-    def _synced(self, report: object) -> None:
-        if self._session is None:
-            return
-        self.workspace.refresh_conflicts()
-        if getattr(report, "pulled", 0) or getattr(report, "snapshot_records", 0):
-            self.workspace.patient_list.refresh()
+    def _records_changed(self, changes: Changes) -> None:
+        if changes.local:
+            self.sync.local_change()
 
-    def _remote_changes(self) -> None:
-        if self._session is not None:
-            self.workspace.patient_list.refresh()
-            self.workspace.refresh_conflicts()
+    # ----- title ------------------------------------------------------------------------
+
+    def _show_patient_title(self, patient_name: str) -> None:
+        self._patient_name = patient_name
+        self._update_title()
+
+    def _update_title(self) -> None:
+        # No patient's name in the title of a locked window.
+        patient = self._patient_name if self._session is not None else ""
+        self.setWindowTitle(window_title(self._clinic_name, patient))
 
     def show_pair_code(self) -> None:
         """Settings → Pair a workstation…: a one-time code (creating the clinic's LAN CA on
@@ -578,8 +635,10 @@ class MainWindow(QMainWindow):
         self.idle.stop()
         self.sync.stop()
         self.statusBar().hide()
+        self.operations.stop()
         self.worker.cancel_all()
         self.workspace.clear()
+        self._update_title()
         for dialog in self.findChildren(QDialog):
             if dialog.isVisible() and dialog is not self.first_run:
                 dialog.reject()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -53,6 +53,21 @@ class Job(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Job {self.label}{' cancelled' if self.cancelled else ''}>"
+
+
+class Submit(Protocol):
+    """What a screen needs to run a job: :meth:`Worker.submit`, or
+    :meth:`app.operations.Operations.submit` for a write whose changes every screen hears of."""
+
+    def submit(
+        self,
+        fn: Callable[[], T],
+        on_done: Callable[[T], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        label: str = "",
+    ) -> Job[T]:
+        """Queue ``fn``; ``on_done``/``on_error`` are called on the GUI thread."""
+        ...
 
 
 class _Runner(QObject):

@@ -1,16 +1,19 @@
 """A patient's chart: demographics (with Edit) and allergies (Add, Remove).
 
 Opening a chart goes through ``ClinicRecords.open_chart`` on the worker, which writes the
-audit entry. After an edit or an allergy change the page updates from what core returned
-instead of re-opening the chart, so the audit log records one opening per visit.
+audit entry. Edits run as operations (:mod:`app.operations`); when a change to the patient
+shown arrives, from this screen, another one or a sync, the page re-reads the record
+without a new audit entry: the audit log records one opening per visit, not one per edit.
+Escape goes back to the patient list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -22,23 +25,48 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
+from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
-from app.worker import Job, Worker
+from app.worker import Job
+from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
 
 SEVERE_COLOUR = QColor("#9b1c1c")
+
+
+@dataclass(frozen=True)
+class ChartView:
+    """What the page shows: the chart, and the full name of each person who recorded an
+    allergy (by user name)."""
+
+    chart: Chart
+    recorders: dict[str, str]
+
+
+def with_recorders(records: ClinicRecords, chart: Chart) -> ChartView:
+    """``chart`` with its recorders' full names (on the worker); a user name with no
+    account, or an account without a full name, stands for itself."""
+    names: dict[str, str] = {}
+    for allergy in chart.allergies:
+        if allergy.recorded_by not in names:
+            user = records.user(allergy.recorded_by)
+            names[allergy.recorded_by] = (user.full_name if user else "") or allergy.recorded_by
+    return ChartView(chart, names)
 
 
 def describe_birth(birth_date: str) -> str:
@@ -54,13 +82,13 @@ class AllergyDialog(QDialog):
 
     def __init__(
         self,
-        worker: Worker,
+        operations: Operations,
         records: RecordsProvider,
         patient: Patient,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self._worker = worker
+        self._operations = operations
         self._records = records
         self._patient = patient
         self._job: Job[Allergy] | None = None
@@ -105,7 +133,7 @@ class AllergyDialog(QDialog):
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
         self.save_button.setEnabled(False)
-        self._job = self._worker.submit(
+        self._job = self._operations.submit(
             lambda: records().add_allergy(patient_id, substance, reaction, severity),
             self._stored,
             self._failed,
@@ -141,22 +169,27 @@ class ChartPage(QWidget):
     """One patient's chart."""
 
     back_requested = Signal()
-    patient_changed = Signal(str)  # demographics or allergies changed: lists may refresh
     chart_shown = Signal(str)  # the chart of this patient id is on screen
+    title_changed = Signal(str)  # the name of the patient shown ("" when none)
     review_conflicts = Signal()
 
     ALLERGY_COLUMNS = ("Substance", "Reaction", "Severity", "Recorded")
 
+    # The key of this page's reads (see Operations.read): a newer one supersedes the last.
+    READ = "chart"
+
     def __init__(
-        self, worker: Worker, records: RecordsProvider, parent: QWidget | None = None
+        self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
-        self._worker = worker
+        self._operations = operations
         self._records = records
         self._patient: Patient | None = None
+        self._patient_id: str | None = None  # the chart opened (shown, or on its way)
         self._allergies: list[Allergy] = []
-        self._job: Job[Chart] | None = None
+        self._recorders: dict[str, str] = {}
         self._remove_job: Job[None] | None = None
+        operations.changed.connect(self.records_changed)
 
         self.back_button = QPushButton("← All patients")
         self.back_button.setObjectName("link")
@@ -311,27 +344,56 @@ class ChartPage(QWidget):
     def load(self, patient_id: str) -> None:
         """Open ``patient_id``'s chart (audited by core) and show it when it arrives."""
         self.clear()
+        self._patient_id = patient_id
         self.message.setText("Opening chart…")
         self.message.show()
         records = self._records
-        self._job = self._worker.submit(
-            lambda: records().open_chart(patient_id),
+        self._operations.read(
+            self.READ,
+            lambda: with_recorders(records(), records().open_chart(patient_id)),
             self._chart_arrived,
             self._chart_failed,
             label="open chart",
         )
 
+    def reload(self) -> None:
+        """Re-read the chart shown (it changed): no new audit entry, as it is still open."""
+        patient_id = self._patient_id
+        if patient_id is None:
+            return
+        records = self._records
+
+        def read() -> ChartView:
+            clinic = records()
+            patient = clinic.get_patient(patient_id)
+            return with_recorders(clinic, Chart(patient, tuple(clinic.allergies(patient_id))))
+
+        self._operations.read(self.READ, read, self._chart_arrived, self._chart_failed)
+
+    def records_changed(self, changes: Changes) -> None:
+        """Reload when the patient shown changed, or an account whose name it shows.
+
+        A chart still opening needs nothing: its (audited) read runs after the change.
+        """
+        if self._patient is None:
+            return
+        if changes.touches(self._patient.id) or (changes.of_type("user") and self._allergies):
+            self.reload()
+
     def clear(self) -> None:
         """Remove every patient detail from the page (leaving it, or locking)."""
-        for job in (self._job, self._remove_job):
-            if job is not None:
-                job.cancel()
-        self._job = self._remove_job = None
+        self._operations.cancel(self.READ)
+        if self._remove_job is not None:
+            self._remove_job.cancel()
+        self._remove_job = None
+        self._patient_id = None
         for dialog in (self.patient_dialog, self.allergy_dialog, self.confirm_box):
             if dialog is not None:
                 dialog.reject()
         self._patient = None
         self._allergies = []
+        self._recorders = {}
+        self.title_changed.emit("")
         for label in (self.name, self.birth, self.sex, self.mrn, self.phone, self.message):
             label.clear()
         self.message.hide()
@@ -340,16 +402,17 @@ class ChartPage(QWidget):
         self.no_allergies.hide()
         self._update_buttons()
 
-    def _chart_arrived(self, chart: Chart) -> None:
-        self._job = None
+    def _chart_arrived(self, view: ChartView) -> None:
+        first = self._patient is None
         self.message.hide()
-        self._show_patient(chart.patient)
-        self._allergies = list(chart.allergies)
+        self._recorders = view.recorders
+        self._show_patient(view.chart.patient)
+        self._allergies = list(view.chart.allergies)
         self._fill_allergies()
-        self.chart_shown.emit(chart.patient.id)
+        if first:
+            self.chart_shown.emit(view.chart.patient.id)
 
     def _chart_failed(self, exc: Exception) -> None:
-        self._job = None
         self.message.setText(f"The chart could not be opened. {describe_error(exc)}")
         self.message.show()
 
@@ -361,13 +424,15 @@ class ChartPage(QWidget):
         self.sex.setText((patient.sex or "Not recorded").capitalize())
         self.mrn.setText(patient.mrn or "Not recorded")
         self.phone.setText(patient.phone or "Not recorded")
+        self.title_changed.emit(patient.display_name)
         self._update_buttons()
 
     def _fill_allergies(self) -> None:
         table = self.allergy_table
         table.setRowCount(len(self._allergies))
         for row, allergy in enumerate(self._allergies):
-            recorded = f"{allergy.recorded_at[:10]} by {allergy.recorded_by}"
+            who = self._recorders.get(allergy.recorded_by, allergy.recorded_by)
+            recorded = f"{allergy.recorded_at[:10]} by {who}"
             cells = (
                 allergy.substance,
                 allergy.reaction or "",
@@ -411,8 +476,8 @@ class ChartPage(QWidget):
         """Open the edit dialog for the patient shown."""
         if self._patient is None:
             return
-        dialog = PatientDialog(self._worker, self._records, self._patient, self)
-        dialog.saved.connect(self._patient_saved)
+        # Saved changes come back through Operations.changed, like any other change.
+        dialog = PatientDialog(self._operations, self._records, self._patient, self)
         dialog.finished.connect(self._forget_patient_dialog)
         self.patient_dialog = dialog
         dialog.open()
@@ -422,17 +487,11 @@ class ChartPage(QWidget):
             self.patient_dialog.deleteLater()
             self.patient_dialog = None
 
-    def _patient_saved(self, patient: Patient) -> None:
-        if self._patient is not None and patient.id == self._patient.id:
-            self._show_patient(patient)
-            self.patient_changed.emit(patient.id)
-
     def add_allergy(self) -> None:
         """Open the add-allergy dialog."""
         if self._patient is None:
             return
-        dialog = AllergyDialog(self._worker, self._records, self._patient, self)
-        dialog.added.connect(self._allergy_added)
+        dialog = AllergyDialog(self._operations, self._records, self._patient, self)
         dialog.finished.connect(self._forget_allergy_dialog)
         self.allergy_dialog = dialog
         dialog.open()
@@ -441,12 +500,6 @@ class ChartPage(QWidget):
         if self.allergy_dialog is not None:
             self.allergy_dialog.deleteLater()
             self.allergy_dialog = None
-
-    def _allergy_added(self, allergy: Allergy) -> None:
-        if self._patient is not None and allergy.patient_id == self._patient.id:
-            self._allergies.append(allergy)
-            self._fill_allergies()
-            self.patient_changed.emit(allergy.patient_id)
 
     def confirm_remove_allergy(self) -> None:
         """Ask before removing the selected allergy (only for entries made in error)."""
@@ -476,22 +529,42 @@ class ChartPage(QWidget):
         if not chosen:
             return
         records = self._records
-        self._remove_job = self._worker.submit(
+        self._remove_job = self._operations.submit(
             lambda: records().remove_allergy(allergy.id),
-            lambda _none: self._allergy_removed(allergy),
+            self._allergy_removed,
             self._remove_failed,
             label="remove allergy",
         )
         self._update_buttons()
 
-    def _allergy_removed(self, allergy: Allergy) -> None:
+    def _allergy_removed(self, _none: None) -> None:
+        # The list itself updates from the change broadcast.
         self._remove_job = None
-        self._allergies = [a for a in self._allergies if a.id != allergy.id]
-        self._fill_allergies()
-        self.patient_changed.emit(allergy.patient_id)
+        self._update_buttons()
 
     def _remove_failed(self, exc: Exception) -> None:
         self._remove_job = None
         self._update_buttons()
         self.message.setText(f"The allergy was not removed. {describe_error(exc)}")
         self.message.show()
+
+    # ----- keyboard ---------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape goes back to the patient list, unless it would throw away typed text.
+
+        Dialogs are windows of their own, so an Escape meant for one never arrives here.
+        """
+        if event.key() == Qt.Key.Key_Escape and not self._unsaved_text():
+            event.accept()
+            self.back_requested.emit()
+            return
+        super().keyPressEvent(event)
+
+    def _unsaved_text(self) -> bool:
+        focus = self.focusWidget()
+        if isinstance(focus, QLineEdit):
+            return not focus.isReadOnly() and focus.isModified() and bool(focus.text())
+        if isinstance(focus, QTextEdit | QPlainTextEdit):
+            return not focus.isReadOnly() and focus.document().isModified()
+        return False

@@ -28,7 +28,7 @@ from app.widgets import (
     ignore_wheel,
     paragraph,
 )
-from app.worker import Job, Worker
+from app.worker import Job, Submit
 from core.records import validation
 from core.records.clinic import ClinicRecords
 from core.records.duplicates import DuplicatePatientError
@@ -136,7 +136,7 @@ class PatientDialog(QDialog):
 
     def __init__(
         self,
-        worker: Worker,
+        worker: Submit,  # app.operations.Operations: every screen hears of the save
         records: RecordsProvider,
         patient: Patient | None = None,
         parent: QWidget | None = None,

@@ -2,9 +2,10 @@
 
 The model never holds the whole clinic: it asks core for pages of ``PAGE_SIZE`` rows on the
 database worker when the view scrolls near the end (``canFetchMore``/``fetchMore``), so a
-clinic of 100,000 patients opens as fast as one of 100. Every query gets a generation
-number; a page that arrives for an older generation is dropped, so fast typing never shows
-the results of a query the person has already typed past.
+clinic of 100,000 patients opens as fast as one of 100. Pages are read through
+:meth:`app.operations.Operations.read`, where a new query supersedes the one in flight, so
+fast typing never shows the results of a query the person has already typed past. The list
+reloads when a patient changes, here or on another workstation (``Operations.changed``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from PySide6.QtCore import (
@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error
-from app.worker import Job, Worker
+from app.operations import Operations
+from core.records.changeset import Changes
 from core.records.models import PatientSummary
 
 PAGE_SIZE = 200
@@ -136,21 +137,22 @@ class PatientListModel(QAbstractTableModel):
     page_loaded = Signal()  # any page (first or later) has arrived
     load_failed = Signal(str)  # plain-language message
 
+    # The key of the model's reads: a new first page supersedes any page in flight.
+    READ = "patients.page"
+
     def __init__(
         self,
-        worker: Worker,
+        operations: Operations,
         fetch_page: FetchPage,
         page_size: int = PAGE_SIZE,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self._worker = worker
+        self._operations = operations
         self._fetch_page = fetch_page
         self._page_size = page_size
         self._rows: list[PatientRow] = []
         self._query = ""
-        self._generation = 0
-        self._job: Job[list[PatientSummary]] | None = None
         self._active = False  # False while locked: nothing may be fetched
         self._has_more = False
         self._loading = False
@@ -200,10 +202,7 @@ class PatientListModel(QAbstractTableModel):
 
     def clear(self) -> None:
         """Forget every row and stop fetching (the workstation is locking)."""
-        self._generation += 1
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
+        self._operations.cancel(self.READ)
         self.beginResetModel()
         self._rows = []
         self._query = ""
@@ -213,24 +212,19 @@ class PatientListModel(QAbstractTableModel):
         self.endResetModel()
 
     def _start_fetch(self, offset: int) -> None:
-        if offset == 0:
-            # A new query supersedes whatever is in flight, first page or later.
-            self._generation += 1
-            if self._job is not None:
-                self._job.cancel()
+        # Under one key: a first page supersedes whatever is in flight, first page or later
+        # (a later page is only asked for while nothing is loading).
         self._loading = True
         fetch, query, limit = self._fetch_page, self._query, self._page_size
-        self._job = self._worker.submit(
+        self._operations.read(
+            self.READ,
             lambda: fetch(query, limit, offset),
-            partial(self._page_arrived, self._generation, offset),
-            partial(self._page_failed, self._generation),
+            lambda page: self._page_arrived(offset, page),
+            self._page_failed,
             label=f"patients page {offset}",
         )
 
-    def _page_arrived(self, generation: int, offset: int, page: list[PatientSummary]) -> None:
-        if generation != self._generation or not self._active:
-            return  # stale: an older query, or fetched before a lock
-        self._job = None
+    def _page_arrived(self, offset: int, page: list[PatientSummary]) -> None:
         self._loading = False
         today = dt.date.today()
         rows = [PatientRow.from_summary(p, today) for p in page]
@@ -247,10 +241,7 @@ class PatientListModel(QAbstractTableModel):
             self.endInsertRows()
         self.page_loaded.emit()
 
-    def _page_failed(self, generation: int, exc: Exception) -> None:
-        if generation != self._generation:
-            return
-        self._job = None
+    def _page_failed(self, exc: Exception) -> None:
         self._loading = False
         self._has_more = False
         self.load_failed.emit(describe_error(exc))
@@ -381,19 +372,20 @@ class PatientListPage(QWidget):
 
     open_requested = Signal(str)
 
+    COUNT = "patients.count"  # the key of the count's reads
+
     def __init__(
         self,
-        worker: Worker,
+        operations: Operations,
         fetch_page: FetchPage,
         count_patients: CountPatients,
         debounce_ms: int = SEARCH_DEBOUNCE_MS,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self._worker = worker
+        self._operations = operations
         self._count_patients = count_patients
         self._total: int | None = None
-        self._count_job: Job[int] | None = None
 
         self.search = QLineEdit()
         self.search.setObjectName("searchBox")
@@ -405,7 +397,7 @@ class PatientListPage(QWidget):
         self.status = QLabel()
         self.status.setObjectName("statusText")
 
-        self.model = PatientListModel(worker, fetch_page, parent=self)
+        self.model = PatientListModel(operations, fetch_page, parent=self)
         self.table = PatientTable()
         self.table.setModel(self.model)
         self.table.setAccessibleName("Patients")
@@ -429,6 +421,7 @@ class PatientListPage(QWidget):
         self.model.page_loaded.connect(self._update_status)
         self.model.modelReset.connect(self._select_first_row)
         self.model.load_failed.connect(self.status.setText)
+        operations.changed.connect(self.records_changed)
 
     def activate(self) -> None:
         """Load the first page and the patient count (just signed in)."""
@@ -441,20 +434,21 @@ class PatientListPage(QWidget):
         self.model.refresh()
         self.refresh_count()
 
+    def records_changed(self, changes: Changes) -> None:
+        """Reload when any patient was added, changed or deleted (a list row may differ)."""
+        if changes.patients:
+            self.refresh()
+
     def refresh_count(self) -> None:
         """Fetch the number of patients in the clinic for the status line."""
-        if self._count_job is not None:
-            self._count_job.cancel()
-        self._count_job = self._worker.submit(
-            self._count_patients, self._count_arrived, self._count_failed, label="count"
+        self._operations.read(
+            self.COUNT, self._count_patients, self._count_arrived, self._count_failed
         )
 
     def clear(self) -> None:
         """Remove every patient detail shown (the workstation is locking)."""
         self._debounce.stop()
-        if self._count_job is not None:
-            self._count_job.cancel()
-            self._count_job = None
+        self._operations.cancel(self.COUNT)
         self.search.blockSignals(True)
         self.search.clear()
         self.search.blockSignals(False)
@@ -467,12 +461,10 @@ class PatientListPage(QWidget):
         self.status.setText("Searching…")
 
     def _count_arrived(self, total: int) -> None:
-        self._count_job = None
         self._total = total
         self._update_status()
 
     def _count_failed(self, exc: Exception) -> None:
-        self._count_job = None
         self.status.setText(describe_error(exc))
 
     def _select_first_row(self) -> None:

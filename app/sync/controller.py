@@ -38,13 +38,15 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
+from core.records import changeset
+from core.records.changeset import Changes
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
@@ -156,7 +158,9 @@ class SessionOutcome:
     lan_only: bool = False  # LAN peers only: no clinic server
     lan_peers: int = 0
     lan_reports: tuple[SyncReport, ...] = ()
-    remote_changes: bool = False  # other replicas' ops arrived (also from peers' pushes)
+    # What other replicas changed here since the last session: this session's pulls and
+    # snapshot, and what LAN peers pushed to this workstation meanwhile.
+    changes: Changes = field(default_factory=Changes)
 
 
 class _SyncRunner(QObject):
@@ -259,7 +263,7 @@ class _SyncRunner(QObject):
                 lan_only=credential is None,
                 lan_peers=lan.peers,
                 lan_reports=lan.reports,
-                remote_changes=self._remote_changed(db),
+                changes=self._changes(db, (report, *lan.reports)),
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
@@ -272,13 +276,18 @@ class _SyncRunner(QObject):
         # The session keeps mutating its report on this thread: send the GUI a copy.
         self.progressed.emit(replace(report))
 
-    def _remote_changed(self, db: Database) -> bool:
-        # Peers push to this workstation's peer server too: compare what other replicas
-        # have contributed since the last session, whoever carried it here.
-        own = identity(db).replica_id
-        remote = {k: v for k, v in version_vector(db).items() if k != own}
-        before, self._remote_vv = self._remote_vv, remote
-        return before is not None and remote != before
+    def _changes(self, db: Database, reports: tuple[SyncReport | None, ...]) -> Changes:
+        # Peers push to this workstation's peer server too: besides what the sessions
+        # report, take the ops other replicas contributed since the last session, whoever
+        # carried them here (a snapshot's records have no ops: only its report names them).
+        changes = Changes()
+        for report in reports:
+            if report is not None:
+                changes |= report.changes
+        before, self._remote_vv = self._remote_vv, changeset.mark(db)
+        if before is not None:
+            changes |= changeset.changes_since(db, before, others_only=True)
+        return changes
 
     def _lan_round(self, db: Database, identity: LanIdentity | None, actor: str) -> LanRound:
         if self._lan is None or identity is None or self._stop.is_set():
@@ -314,7 +323,8 @@ class SyncController(QObject):
 
     status_changed = Signal(object)  # SyncStatus
     synced = Signal(object)  # SyncReport of a successful session
-    remote_changes = Signal()  # records from elsewhere arrived (a session or a peer's push)
+    remote_changes = Signal(object)  # Changes: records from elsewhere arrived (a session or a
+    # peer's push)
     enroll_finished = Signal(object)  # None on success, else the error message (str)
     _run = Signal()
     _count = Signal()
@@ -358,6 +368,7 @@ class SyncController(QObject):
         self._acked_seq: int | None = None
         self._seq = 0
         self._enrolling = False
+        self._before_enroll = self.status  # what a failed enrollment goes back to
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -434,6 +445,8 @@ class SyncController(QObject):
         """Enroll, store the credential and run the first sync (result: enroll_finished)."""
         self._stop.clear()
         self._active = True
+        if not self._enrolling:
+            self._before_enroll = self.status
         self._enrolling = True
         self._busy = True
         self._publish(replace(self.status, state=SYNCING, message="", server=url))
@@ -478,8 +491,10 @@ class SyncController(QObject):
         self._busy = False
         enrolling, self._enrolling = self._enrolling, False
         if enrolling and outcome.enrolled is None and outcome.error is not None:
+            # The enrollment dialog shows why; nothing about syncing changed, so the status
+            # bar goes back to what it said before the attempt (not a lasting red error).
             message = describe_error(outcome.error)
-            self._publish(replace(SyncStatus(), state=ERROR, message=message))
+            self._publish(self._before_enroll)
             self.enroll_finished.emit(message)
             return
         if enrolling:
@@ -488,8 +503,8 @@ class SyncController(QObject):
                 self._periodic.start()
         if not self._active:
             return
-        if outcome.remote_changes:
-            self.remote_changes.emit()
+        if outcome.changes:
+            self.remote_changes.emit(outcome.changes)
         for lan_report in outcome.lan_reports:
             self.synced.emit(lan_report)
         lan, peers = outcome.lan, outcome.lan_peers

@@ -55,7 +55,7 @@ def run(ctx: Context) -> int:
                     on_progress=_progress_printer() if args.progress else None,
                 )
                 ctx.emit(
-                    report.__dict__, f"Synced: {report.pulled} received, {report.pushed} sent."
+                    report.to_dict(), f"Synced: {report.pulled} received, {report.pushed} sent."
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import CarelineError
-from core.records import replication
+from core.records import changeset, replication
+from core.records.changeset import Changes
 from core.store.database import Database
 from core.store.oplog import version_vector
 from core.sync import audit_anchor
@@ -54,6 +55,23 @@ class SyncReport:
     # Set when this replica's audit log contradicts the head the clinic server recorded for
     # it at an earlier sync: the log was altered (core.sync.audit_anchor). Sync goes on.
     audit_problem: str | None = None
+    # The records this session changed here (pulled ops and snapshot pages), by type; set
+    # when the session ends.
+    changes: Changes = field(default_factory=Changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (changed records as counts per type, not ids)."""
+        return {
+            "pulled": self.pulled,
+            "pushed": self.pushed,
+            "duplicates": self.duplicates,
+            "snapshot_records": self.snapshot_records,
+            "rounds": self.rounds,
+            "expected_records": self.expected_records,
+            "expected_ops": self.expected_ops,
+            "audit_problem": self.audit_problem,
+            "changed": self.changes.counts(),
+        }
 
 
 class SyncSession:
@@ -83,6 +101,7 @@ class SyncSession:
         self._anchor_checked = False
         self._offer_head = False
         self._head_sent = False
+        self._touched: set[str] = set()
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
         self.report.rounds += 1
@@ -104,6 +123,7 @@ class SyncSession:
             raise SyncError(f"the other side sent an invalid message: {exc}") from exc
         except replication.ApplyError as exc:
             raise SyncError(f"refused a batch from the other side: {exc}") from exc
+        self.report.changes = changeset.describe(self.db, self._touched)
         return self.report
 
     def _progress(self) -> None:
@@ -131,6 +151,7 @@ class SyncSession:
             self.report.snapshot_records += replication.apply_snapshot_page(
                 self.db, page, self.actor
             )
+            self._touched.update(r.record_id for r in records)
             self._progress()
             nxt = reply.get("next_after")
             if nxt is None:
@@ -175,6 +196,7 @@ class SyncSession:
             result = replication.apply_ops(self.db, ops, self.actor)
             self.report.pulled += result.applied
             self.report.duplicates += result.duplicates
+            self._touched.update(result.records)
             self._remote_vv = remote_vv
             self._progress()
             if self._offer_head and not self._head_sent:

@@ -17,8 +17,11 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from app.operations import Operations
+from app.worker import Worker
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.store.database import Database
 
 CLINIC_NAME = "Riverside Family Practice"
 ADMIN = "admin"
@@ -90,6 +93,24 @@ def wheel(widget: QWidget, notches: int = -1) -> None:
     centre = widget.mapTo(window, widget.rect().center())
     QTest.wheelEvent(handle, QPointF(centre), QPoint(0, 120 * notches))
     QApplication.processEvents()
+
+
+@pytest.fixture
+def worker() -> Iterator[Worker]:
+    """A database worker of its own (stopped after the test)."""
+    w = Worker()
+    yield w
+    w.stop()
+
+
+def _no_database() -> Database:
+    raise RuntimeError("no clinic database in this test")
+
+
+@pytest.fixture
+def operations(worker: Worker) -> Operations:
+    """Operations on ``worker`` for screens tested alone: reads only, no clinic database."""
+    return Operations(worker, _no_database)
 
 
 @pytest.fixture

@@ -7,17 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.chart.page import ChartPage
 from app.main import create_main_window, load_desktop_settings, set_up_application, stylesheet
-from app.main_window import window_title
+from app.main_window import MainWindow, window_title
 from app.messages import describe_error, validation_text
 from core.config.settings import ConfigError
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import SlotFileError
 from core.records.errors import AuthenticationError, ValidationError
+from tests.services import free_port
+from tests.ui.conftest import CLINIC_NAME
 
 
 def args(data_dir: Path, user: str | None = None) -> argparse.Namespace:
@@ -67,9 +71,13 @@ def test_stylesheet_is_found_and_applied(qapp: QApplication) -> None:
         qapp.setFont(previous_font)
 
 
-def test_window_title() -> None:
+def test_window_title_names_careline_once_and_last() -> None:
     assert window_title() == "Careline"
-    assert window_title("Riverside") == "Careline — Riverside"
+    assert window_title("Riverside") == "Riverside — Careline"
+    assert window_title("Riverside", "Maria Garcia") == "Maria Garcia — Riverside — Careline"
+    # A clinic named like the app does not make the title say it twice.
+    assert window_title("Careline") == "Careline"
+    assert window_title("careline", "Bao Nguyen") == "Bao Nguyen — Careline"
 
 
 def test_errors_read_as_sentences() -> None:
@@ -98,3 +106,163 @@ def test_signal_emission_does_not_leak_references() -> None:
     for _ in range(2_000):
         pinger.ping.emit()
     assert before - sys.getrefcount(True) < 100, "this PySide6 leaks references on emit()"
+
+
+# ----- the signed-in window, driven from the keyboard --------------------------------------
+
+
+def open_chart_by_keyboard(qtbot: QtBot, window: MainWindow, row: int = 0) -> ChartPage:
+    """Select a row of the patient list and press Enter."""
+    table = window.workspace.patient_list.table
+    table.setFocus()
+    table.selectRow(row)
+    QTest.keyClick(table, Qt.Key.Key_Return)
+    chart = window.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    return chart
+
+
+def focused() -> QWidget:
+    widget = QApplication.focusWidget()
+    assert widget is not None
+    return widget
+
+
+def test_title_shows_patient_and_clinic_and_careline_once(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    window = signed_in
+    assert window.windowTitle() == f"{CLINIC_NAME} — Careline"
+    chart = open_chart_by_keyboard(qtbot, window)
+    patient = chart.patient
+    assert patient is not None
+    expected = f"{patient.display_name} — {CLINIC_NAME} — Careline"
+    qtbot.waitUntil(lambda: window.windowTitle() == expected)
+    assert window.windowTitle().count("Careline") == 1
+    QTest.keyClick(focused(), Qt.Key.Key_Escape)
+    assert window.windowTitle() == f"{CLINIC_NAME} — Careline"
+    open_chart_by_keyboard(qtbot, window)
+    window.lock()
+    assert patient.display_name not in window.windowTitle()  # nothing of it once locked
+
+
+def test_a_failed_connection_then_cancel_leaves_the_status_bar_as_it_was(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    status = signed_in.sync_status
+    before = (status.text.text(), status.dot.styleSheet())
+    assert before[0].startswith("Not connected to a clinic server")
+    signed_in.workspace.enroll_action.trigger()
+    dialog = signed_in.enroll_dialog
+    assert dialog is not None
+    QTest.keyClicks(dialog.url, f"https://127.0.0.1:{free_port()}")  # nobody listens there
+    QTest.keyClicks(dialog.code, "AAAA-BBBB-CCCC-DDDD")
+    QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=15_000)
+    assert dialog.error.text()  # the dialog says why
+    assert (status.text.text(), status.dot.styleSheet()) == before
+    cancel = dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is None)
+    assert (status.text.text(), status.dot.styleSheet()) == before
+    assert "#9b1c1c" not in status.dot.styleSheet()  # not the error red
+
+
+# Popping up a menu on the offscreen test platform; nothing to do with Careline.
+@pytest.mark.qt_log_ignore(
+    r"This plugin does not support (raise\(\)|grabbing the keyboard|propagateSizeHints\(\))"
+)
+def test_the_toolbar_is_reached_and_used_from_the_keyboard(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    workspace = signed_in.workspace
+    buttons = workspace.toolbar_buttons()
+    assert [b.text() for b in buttons] == ["New patient", "Conflicts", "Settings", "Lock"]
+    # Every button says its shortcut.
+    for button, keys in zip(buttons, ("Ctrl+N", "Ctrl+Shift+C", "Alt+S", "Ctrl+L"), strict=True):
+        assert f"({keys})" in button.toolTip()
+
+    # Shift+Tab from the search field walks back through the toolbar.
+    search = workspace.patient_list.search
+    search.setFocus()
+    visited = []
+    for _ in buttons:
+        QTest.keyClick(focused(), Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+        visited.append(focused())
+    assert visited == list(reversed(buttons))
+
+    # Space presses the focused button: New patient opens the registration dialog.
+    QTest.keyClick(buttons[0], Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: workspace.patient_dialog is not None)
+    dialog = workspace.patient_dialog
+    assert dialog is not None
+    dialog.reject()
+    qtbot.waitUntil(lambda: workspace.patient_dialog is None)
+
+    # Ctrl+N from the list does the same.
+    QTest.keyClick(search, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: workspace.patient_dialog is not None)
+    dialog = workspace.patient_dialog
+    assert dialog is not None
+    dialog.reject()
+    qtbot.waitUntil(lambda: workspace.patient_dialog is None)
+
+    # Alt+S opens the Settings menu.
+    QTest.keyClick(search, Qt.Key.Key_S, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(workspace.settings_menu.isVisible)
+    workspace.settings_menu.hide()
+
+
+def test_ctrl_f_goes_to_the_search_field_also_from_a_chart(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    workspace = signed_in.workspace
+    page = workspace.patient_list
+    page.search.setFocus()
+    QTest.keyClicks(page.search, "garcia")
+    qtbot.waitUntil(lambda: page.model.query == "garcia" and not page.model.loading)
+    chart = open_chart_by_keyboard(qtbot, signed_in)
+
+    QTest.keyClick(focused(), Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert workspace.pages.currentWidget() is page
+    assert chart.patient is None
+    assert page.search.hasFocus()
+    assert page.search.selectedText() == "garcia"
+    QTest.keyClicks(page.search, "nguyen")  # typing replaces the old search
+    assert page.search.text() == "nguyen"
+
+
+def test_escape_leaves_a_chart_but_not_an_open_dialog_or_typed_text(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    workspace = signed_in.workspace
+    chart = open_chart_by_keyboard(qtbot, signed_in)
+
+    # In a dialog, Escape closes the dialog; the chart stays.
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    dialog = chart.allergy_dialog
+    assert dialog is not None
+    QTest.keyClicks(dialog.substance, "Latex")
+    QTest.keyClick(dialog.substance, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is None)
+    assert workspace.pages.currentWidget() is chart and chart.patient is not None
+
+    # In an edit field of the chart with typed text, Escape does not throw the text away.
+    # (The chart has no inline field yet; this one stands for a future one.)
+    field = QLineEdit()
+    layout = chart.layout()
+    assert layout is not None
+    layout.addWidget(field)
+    field.show()
+    field.setFocus()
+    QTest.keyClicks(field, "half a note")
+    QTest.keyClick(field, Qt.Key.Key_Escape)
+    assert workspace.pages.currentWidget() is chart and field.text() == "half a note"
+    field.deleteLater()
+
+    # Otherwise Escape goes back to the list, ready to pick another patient.
+    chart.back_button.setFocus()
+    QTest.keyClick(chart.back_button, Qt.Key.Key_Escape)
+    assert workspace.pages.currentWidget() is workspace.patient_list
+    assert chart.patient is None
+    assert workspace.patient_list.table.hasFocus()

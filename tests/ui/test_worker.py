@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from app.worker import Worker
-
-
-@pytest.fixture
-def worker() -> Iterator[Worker]:
-    w = Worker()
-    yield w
-    w.stop()
 
 
 def test_runs_off_the_gui_thread_and_reports_on_it(qtbot: QtBot, worker: Worker) -> None:

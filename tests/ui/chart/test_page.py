@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 from app.chart.page import ChartPage
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
 
 
 def open_first_chart(qtbot: QtBot, window: MainWindow) -> ChartPage:
@@ -122,7 +122,8 @@ def test_allergies_already_recorded_are_shown(
     assert cell(table, 0, 2).text() == "Mild"
     assert cell(table, 1, 1).text() == "" and cell(table, 1, 2).text() == ""
     assert not cell(table, 0, 0).font().bold()
-    assert cell(table, 0, 3).text().endswith(f"by {ADMIN}")
+    # Who recorded it: the person's full name, not their user name.
+    assert cell(table, 0, 3).text().endswith(f"by {ADMIN_NAME}")
 
 
 def test_leaving_the_chart_clears_it(qtbot: QtBot, signed_in: MainWindow) -> None:

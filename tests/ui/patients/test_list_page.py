@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.chart.page import ChartPage
 from app.main_window import MainWindow
+from app.operations import Operations
 from app.patients.list_page import PAGE_SIZE, PatientListModel
-from app.worker import Worker
 from core.records.models import PatientSummary
 from core.records.workstation import Workstation
 from tests.ui.conftest import BIG_CLINIC_SIZE, WindowFactory, sign_in
@@ -109,18 +107,11 @@ def test_a_search_result_pages_too(
     assert page.status.text() == "200+ patients match “testpatient” (scroll for more)"
 
 
-@pytest.fixture
-def worker() -> Iterator[Worker]:
-    w = Worker()
-    yield w
-    w.stop()
-
-
 def summary(family: str) -> PatientSummary:
     return PatientSummary(family.lower(), family, "Test", "1970-01-01", None, None)
 
 
-def test_results_of_an_older_query_are_dropped(qtbot: QtBot, worker: Worker) -> None:
+def test_results_of_an_older_query_are_dropped(qtbot: QtBot, operations: Operations) -> None:
     old_started, release_old = threading.Event(), threading.Event()
 
     def fetch(text: str, limit: int, offset: int) -> list[PatientSummary]:
@@ -130,7 +121,7 @@ def test_results_of_an_older_query_are_dropped(qtbot: QtBot, worker: Worker) -> 
             return [summary("Stale")]
         return [summary("Fresh")]
 
-    model = PatientListModel(worker, fetch, page_size=10)
+    model = PatientListModel(operations, fetch, page_size=10)
     resets: list[list[str]] = []
     model.modelReset.connect(lambda: resets.append(names(model)))
     model.set_query("old")
@@ -144,14 +135,14 @@ def test_results_of_an_older_query_are_dropped(qtbot: QtBot, worker: Worker) -> 
     assert model.query == "new"
 
 
-def test_the_gui_thread_never_waits_for_a_slow_query(qtbot: QtBot, worker: Worker) -> None:
+def test_the_gui_thread_never_waits_for_a_slow_query(qtbot: QtBot, operations: Operations) -> None:
     release = threading.Event()
 
     def fetch(text: str, limit: int, offset: int) -> list[PatientSummary]:
         release.wait(5)
         return [summary("Slow")]
 
-    model = PatientListModel(worker, fetch)
+    model = PatientListModel(operations, fetch)
     started = time.monotonic()
     model.set_query("")
     assert time.monotonic() - started < 0.5

@@ -98,7 +98,7 @@ def test_first_run_end_to_end(
     window.sign_in_page.password.setText(PASSWORD)
     QTest.mouseClick(window.sign_in_page.button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
-    assert window.windowTitle() == f"Careline — {CLINIC_NAME}"
+    assert window.windowTitle() == f"{CLINIC_NAME} — Careline"
     assert window.session is not None
     assert window.session.user.full_name == "Maria Garcia"
     qtbot.waitUntil(

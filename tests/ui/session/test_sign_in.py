@@ -54,7 +54,7 @@ def test_sign_in_opens_the_patient_list(
     window = make_window(clinic)
     sign_in(qtbot, window)
     assert window.stack.currentWidget() is window.workspace
-    assert window.windowTitle() == f"Careline — {CLINIC_NAME}"
+    assert window.windowTitle() == f"{CLINIC_NAME} — Careline"
     assert window.session is not None and window.session.user.username == ADMIN
     assert ADMIN_NAME in window.workspace.user_label.text()
     assert clinic.is_unlocked
