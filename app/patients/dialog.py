@@ -182,6 +182,24 @@ class PatientDialog(QDialog):
             "phone": self.phone.text().strip() or None,
         }
 
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
+        values, patient = self.values(), self._patient
+        if patient is None:
+            return {**values, "patient_id": None} if any(values.values()) else None
+        if all(getattr(patient, f) == v for f, v in values.items()):
+            return None
+        return {**values, "patient_id": patient.id}
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft."""
+        self.family.setText(draft.get("family") or "")
+        self.given.setText(draft.get("given") or "")
+        self.birth_date.set_iso_date(draft.get("birth_date"))
+        self.sex.setCurrentIndex(max(self.sex.findData(draft.get("sex")), 0))
+        self.mrn.setText(draft.get("mrn") or "")
+        self.phone.setText(draft.get("phone") or "")
+
     def show_error(self, field: str | None, message: str) -> None:
         """Show ``message`` under ``field`` (or below the form) and move focus there."""
         label = self.errors.get(field or "", self.general_error)

@@ -148,7 +148,7 @@ def test_a_password_changed_on_another_desk_signs_in_here_with_the_previous_one_
     click_sign_in(qtbot, window, ADMIN, new)
     qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
     assert not page.previous.isVisible() and page.previous.text() == ""
-    window.lock()
+    window.close_clinic()
     qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
     assert not page.previous.isVisible()
     click_sign_in(qtbot, window, ADMIN, new)  # the slot now holds the new password
