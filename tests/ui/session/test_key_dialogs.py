@@ -105,6 +105,7 @@ def test_change_password_then_the_old_one_is_refused(qtbot: QtBot, signed_in: Ma
     window.close_clinic()
     qtbot.waitUntil(lambda: not window.workstation.is_unlocked, timeout=10_000)
     page = window.sign_in_page
+    page.username.setText(ADMIN)
     page.password.setText(PASSWORD)
     click(page.button)
     qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
