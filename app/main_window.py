@@ -451,7 +451,7 @@ class MainWindow(QMainWindow):
 
     @property
     def session(self) -> Session | None:
-        """Who is signed in, or None while locked."""
+        """Who is signed in, or None while signed out or closed."""
         return self._session
 
     def start(self) -> None:

@@ -44,12 +44,12 @@ class ClinicState:
 def describe_state(state: ClinicState) -> str:
     """What the sign-in screen says about who can sign in here."""
     if state.open:
-        return "Anyone on the clinic's staff can sign in here."
+        return "Anyone on the clinic’s staff can sign in here."
     if state.openers is None:
         return "The clinic is closed on this computer."
     return (
         f"The clinic is closed on this computer: {describe_openers(state.openers)}. Once one "
-        "of them has signed in, anyone on the clinic's staff can sign in here."
+        "of them has signed in, anyone on the clinic’s staff can sign in here."
     )
 
 
@@ -184,13 +184,17 @@ class SignInPage(QWidget):
         return self._job is not None
 
     def prepare(self, username: str = "", notice: str = "", clinic_name: str = "") -> None:
-        """Reset for a new sign-in: optional user name, a notice (e.g. why it locked)."""
+        """Reset for a new sign-in: optional user name, a notice (e.g. why the person was
+        signed out). Who can sign in is shown again once :meth:`show_state` is told."""
         self.username.setText(username)
         self.password.clear()
         self._show_previous(False)
         self.error.hide()
         self.error.clear()
         self._clinic_name = clinic_name
+        self.state.clear()
+        self.state.hide()
+        self.close_button.hide()
         self.notice.setText(notice)
         self.notice.setVisible(bool(notice))
         self.clinic.setText(

@@ -37,7 +37,7 @@ def assert_signed_out_and_blank(
     assert window.sign_in_page.username.text() == username
     assert window.sign_in_page.password.text() == ""
     page = window.sign_in_page
-    qtbot.waitUntil(lambda: "Anyone on the clinic's staff can sign in" in page.state.text())
+    qtbot.waitUntil(lambda: "Anyone on the clinic’s staff can sign in" in page.state.text())
     assert page.close_button.isVisible()
 
 

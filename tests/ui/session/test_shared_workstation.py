@@ -113,7 +113,7 @@ def test_two_staff_take_turns_on_a_workstation_without_a_keyring(
     qtbot.waitUntil(lambda: page.state.isVisible())
     assert page.state.text() == (
         "The clinic is closed on this computer: it opens with the password of admin, or with "
-        "the recovery key. Once one of them has signed in, anyone on the clinic's staff can "
+        "the recovery key. Once one of them has signed in, anyone on the clinic’s staff can "
         "sign in here."
     )
     assert not page.close_button.isVisible()
@@ -184,7 +184,7 @@ def test_with_the_os_keyring_a_cold_start_lets_anyone_sign_in(
 
     window = make_window(ws, auto_lock_ms=1_500)
     page = window.sign_in_page
-    qtbot.waitUntil(lambda: "Anyone on the clinic's staff can sign in" in page.state.text())
+    qtbot.waitUntil(lambda: "Anyone on the clinic’s staff can sign in" in page.state.text())
     assert ws.is_unlocked and not ws.is_signed_in  # opened with the keyring, nobody in
     signs_in(qtbot, window, NURSE, NURSE_PASSWORD)  # first time here, no colleague needed
     assert ws.keychain().password_slot(NURSE) is not None
