@@ -718,6 +718,7 @@ class MainWindow(QMainWindow):
         then close the database and zero its key on the worker."""
         if self._session is not None:
             self._end_session()
+        self.sign_in_page.cancel()  # a sign-in in flight would land on a closed database
         self.close_timer.stop()
         self.drafts.drop_all()
         self.worker.submit(self._close_after_lan, label="close clinic")
