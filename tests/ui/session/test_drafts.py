@@ -122,3 +122,45 @@ def test_an_edit_left_unchanged_or_a_closed_clinic_keeps_no_draft(
     signs_in(qtbot, desk, ADMIN, PASSWORD)
     assert workspace.patient_dialog is None
     assert not workspace.notice.isVisible()
+
+
+def edit_chart_field(
+    qtbot: QtBot, window: MainWindow, patient_id: str, field: str, text: str
+) -> PatientDialog:
+    """Open the patient's chart, then Edit details, and type ``text`` over ``field``."""
+    workspace = window.workspace
+    workspace.open_chart(patient_id)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.edit_button, Qt.MouseButton.LeftButton)
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    line = {"mrn": dialog.mrn, "phone": dialog.phone}[field]
+    line.selectAll()
+    QTest.keyClicks(line, text)
+    return dialog
+
+
+def test_an_edit_draft_never_undoes_a_colleagues_change_made_meanwhile(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    patient_id = desk.workspace.patient_list.model.patient_id(0)
+    edit_chart_field(qtbot, desk, patient_id, "mrn", "MRN-9001")
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, NURSE, NURSE_PASSWORD)  # she corrects the phone number meanwhile
+    theirs = edit_chart_field(qtbot, desk, patient_id, "phone", "555 0111")
+    with qtbot.waitSignal(theirs.saved, timeout=10_000):
+        QTest.mouseClick(theirs.save_button, Qt.MouseButton.LeftButton)
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    chart = desk.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient_dialog is not None, timeout=5_000)
+    mine = chart.patient_dialog
+    assert mine is not None
+    assert desk.workspace.notice.text() == "Your unsaved Edit patient form was restored."
+    assert (mine.mrn.text(), mine.phone.text()) == ("MRN-9001", "555 0111")
+    with qtbot.waitSignal(mine.saved, timeout=10_000) as saved:
+        QTest.mouseClick(mine.save_button, Qt.MouseButton.LeftButton)
+    assert (saved.args[0].mrn, saved.args[0].phone) == ("MRN-9001", "555 0111")
