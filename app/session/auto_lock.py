@@ -75,7 +75,7 @@ class IdleWatcher(QObject):
         self._timer.start(self._timeout_ms)
 
     def stop(self) -> None:
-        """Disarm (while locked there is nothing to protect)."""
+        """Disarm (while signed out there is nothing on screen to protect)."""
         app = QApplication.instance()
         if self._armed and app is not None:
             app.removeEventFilter(self)
