@@ -93,8 +93,9 @@ def held_keys(ws: Workstation) -> UnlockedKeys:
 
 def assert_closed(qtbot: QtBot, window: MainWindow, ws: Workstation, keys: UnlockedKeys) -> None:
     """The database is closed and the key buffers it used are zeroed and released."""
-    qtbot.waitUntil(lambda: not ws.is_unlocked, timeout=5_000)
-    assert ws._keys is None and keys.db_key.closed and keys.kek.closed
+    # On the worker, lock() closes the database first, then zeroes the keys.
+    qtbot.waitUntil(lambda: not ws.is_unlocked and ws._keys is None, timeout=5_000)
+    assert keys.db_key.closed and keys.kek.closed
     assert window.session is None
     assert window.stack.currentWidget() is window.sign_in_page
     assert window.workspace.patient_list.model.rowCount() == 0
