@@ -41,7 +41,7 @@ RECOVERY_ACTOR = "recovery-key"
 
 
 class WorkstationLockedError(StoreError):
-    """An operation needs the clinic database, which is locked."""
+    """An operation needs the clinic database open (or someone signed in), and it is not."""
 
 
 class NotAllowedError(RecordError):
@@ -205,12 +205,12 @@ class Workstation:
     def sign_in(self, username: str, password: str, previous_password: str | None = None) -> User:
         """Sign a person in, unlocking the database if needed.
 
-        With the database locked, the user's password slot opens it; if this workstation
+        With the database closed, the user's password slot opens it; if this workstation
         has no slot for them yet, the keyring slot opens it. Either way the password is then
         checked against the user's synced verifier. A first sign-in here adds their slot, and
         a password changed on another workstation re-wraps it: the slot still holds the old
         password, so the database is opened with the keyring or with ``previous_password``.
-        A failed sign-in leaves the database as locked as it found it.
+        A failed sign-in leaves the database as open or closed as it found it.
         """
         name = username.strip().lower()
         chain = self.keychain()
@@ -285,7 +285,7 @@ class Workstation:
 
     def _require_db(self) -> Database:
         if self._db is None or self._db.closed:
-            raise WorkstationLockedError("the clinic database is locked")
+            raise WorkstationLockedError("the clinic is closed on this computer")
         return self._db
 
     @property
@@ -366,7 +366,7 @@ class Workstation:
 
         The recovery slot is opened even when the database is already open (by the OS
         keyring), so a wrong key is refused either way, before anything is written. The
-        change is audited with the author ``recovery-key``. A database opened here is locked
+        change is audited with the author ``recovery-key``. A database opened here is closed
         again afterwards: the person then signs in with the new password, proving it works.
         """
         v.password(new_password)
