@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
-from app.session.auto_lock import minutes_to_ms
+from app.session.auto_lock import hours_to_ms, minutes_to_ms
 from app.sync.lan_peer import LanOptions
 from core.config.settings import (
     CONFIG_FILE_NAME,
@@ -109,6 +109,7 @@ def create_main_window(
     return MainWindow(
         workstation,
         auto_lock_ms=timeout,
+        close_after_ms=hours_to_ms(int(settings["close_after_idle_hours"])),
         initial_user=getattr(args, "user", None) or "",
         sync_options={"lan": LanOptions()},
     )

@@ -2,18 +2,22 @@
 
 Every database call goes through the :class:`~app.worker.Worker`, reads and writes through
 :class:`~app.operations.Operations`: each screen refreshes itself when ``changed`` says its
-records changed, whether the change was made here or arrived by sync. Locking (the Lock button
-or the idle timer) cancels outstanding work, empties every model and widget that showed
-patient data, closes dialogs, and then locks the workstation on the worker (after any
-write already in progress), so the sign-in screen never sits on top of patient details.
+records changed, whether the change was made here or arrived by sync. Signing out (the Sign
+out button or the idle timer) cancels outstanding work, keeps unsaved forms as drafts for the
+person (app/session/drafts.py), empties every model and widget that showed patient data,
+closes dialogs, and then signs the person out on the worker (after any write already in
+progress), so the sign-in screen never sits on top of patient details. The clinic stays
+open for the next person until it is closed: by "Close the clinic on this computer", after
+``close_after_idle_hours`` with nobody signed in, or when the app quits.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -37,10 +41,11 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import PatientListPage
-from app.session.auto_lock import IdleWatcher, minutes_to_ms
+from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
+from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
-from app.session.sign_in import Session, SignInPage
+from app.session.sign_in import ClinicState, Session, SignInPage
 from app.sync.controller import SyncController
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
@@ -57,6 +62,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "Careline"
 DEFAULT_AUTO_LOCK_MINUTES = 10
+DEFAULT_CLOSE_AFTER_IDLE_HOURS = 12
 
 
 def window_title(clinic_name: str = "", patient_name: str = "") -> str:
@@ -71,7 +77,10 @@ def window_title(clinic_name: str = "", patient_name: str = "") -> str:
 
 
 def describe_timeout(timeout_ms: int) -> str:
-    """``10 minutes`` (or seconds for the short timeouts tests use)."""
+    """``10 minutes`` (or hours, or seconds for the short timeouts tests use)."""
+    if timeout_ms >= 3_600_000:
+        hours = round(timeout_ms / 3_600_000)
+        return f"{hours} hour{'s' if hours != 1 else ''}"
     if timeout_ms >= 60_000:
         minutes = round(timeout_ms / 60_000)
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
@@ -82,7 +91,8 @@ def describe_timeout(timeout_ms: int) -> str:
 class Workspace(QWidget):
     """What a signed-in person sees: toolbar, patient list, and a patient's chart."""
 
-    lock_requested = Signal()
+    lock_requested = Signal()  # sign out
+    close_requested = Signal()  # close the clinic on this computer
     title_changed = Signal(str)  # the patient whose chart is shown ("" for none)
 
     CONFLICTS = "conflicts"  # the key of the conflict count's reads
@@ -155,6 +165,13 @@ class Workspace(QWidget):
             "Encrypt the clinic's records again under a new key (administrators only)"
         )
         self.settings_menu.addAction(self.rekey_action)
+        self.settings_menu.addSeparator()
+        self.close_action = QAction("Close the clinic on this computer", self)
+        self.close_action.setToolTip(
+            "Sign out and close the encrypted database here; its key leaves memory"
+        )
+        self.close_action.triggered.connect(self.close_requested)
+        self.settings_menu.addAction(self.close_action)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setToolTip("Server, pairing, password and keys (Alt+S)")
@@ -162,9 +179,11 @@ class Workspace(QWidget):
         self.settings_button.setMenu(self.settings_menu)
         self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.toolbar.addWidget(self.settings_button)
-        self.lock_action = QAction("Lock", self)
+        self.lock_action = QAction("Sign out", self)
         self.lock_action.setShortcut(QKeySequence("Ctrl+L"))
-        self.lock_action.setToolTip("Lock now and show the sign-in screen (Ctrl+L)")
+        self.lock_action.setToolTip(
+            "Sign out and show the sign-in screen, for you or a colleague (Ctrl+L)"
+        )
         self.lock_action.triggered.connect(self.lock_requested)
         self.toolbar.addAction(self.lock_action)
         self.toolbar.addWidget(self._gap(12))
@@ -190,8 +209,14 @@ class Workspace(QWidget):
         self.pages.addWidget(self.patient_list)
         self.pages.addWidget(self.chart)
 
+        # Says when unsaved forms were restored after a sign-in.
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
         body = QVBoxLayout()
         body.setContentsMargins(24, 18, 24, 18)
+        body.addWidget(self.notice)
         body.addWidget(self.pages)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -201,6 +226,9 @@ class Workspace(QWidget):
 
         self.patient_dialog: PatientDialog | None = None
         self.conflicts_dialog: ConflictsDialog | None = None
+        # A restored draft waiting for its patient's chart: (patient id, what to do then).
+        self._after_chart: tuple[str, Callable[[], None]] | None = None
+        self.chart.chart_shown.connect(self._chart_shown)
         self.conflicted: dict[str, list[str]] = {}  # record id -> fields in conflict
         self.chart.review_conflicts.connect(self.show_conflicts)
         self.patient_list.open_requested.connect(self.open_chart)
@@ -304,7 +332,10 @@ class Workspace(QWidget):
         self._operations.catch_up()
 
     def clear(self) -> None:
-        """Remove every patient detail and close every dialog (locking)."""
+        """Remove every patient detail and close every dialog (signing out)."""
+        self._after_chart = None
+        self.notice.clear()
+        self.notice.hide()
         if self.patient_dialog is not None:
             self.patient_dialog.reject()
         if self.conflicts_dialog is not None:
@@ -353,11 +384,52 @@ class Workspace(QWidget):
         # The list refreshes from the change broadcast.
         self.open_chart(patient.id)
 
+    # ----- drafts kept across a sign-out ------------------------------------------------
+
+    def reopen_drafts_with(self, drafts: DraftKeeper) -> None:
+        """Tell ``drafts`` how to open this workspace's forms again."""
+        drafts.reopen_with("patientDialog", self._reopen_patient_form)
+        drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
+
+    def _reopen_patient_form(self, draft: Draft) -> None:
+        patient_id = draft.values.get("patient_id")
+        if patient_id is None:
+            self.new_patient()
+            if self.patient_dialog is not None:
+                self.patient_dialog.restore(draft.values)
+            return
+
+        def edit() -> None:
+            self.chart.edit_patient()
+            if self.chart.patient_dialog is not None:
+                self.chart.patient_dialog.restore(draft.values)
+
+        self._in_chart(str(patient_id), edit)
+
+    def _reopen_allergy_form(self, draft: Draft) -> None:
+        def add() -> None:
+            self.chart.add_allergy()
+            if self.chart.allergy_dialog is not None:
+                self.chart.allergy_dialog.restore(draft.values)
+
+        self._in_chart(str(draft.values["patient_id"]), add)
+
+    def _in_chart(self, patient_id: str, then: Callable[[], None]) -> None:
+        """Open ``patient_id``'s chart (freshly read), then call ``then`` once it shows."""
+        self._after_chart = (patient_id, then)
+        self.open_chart(patient_id)
+
+    def _chart_shown(self, patient_id: str) -> None:
+        pending, self._after_chart = self._after_chart, None
+        if pending is not None and pending[0] == patient_id:
+            pending[1]()
+
 
 class MainWindow(QMainWindow):
     """Careline's one window. Call :meth:`start` after constructing it."""
 
-    locked = Signal()
+    locked = Signal()  # signed out (the clinic may stay open)
+    closed = Signal()  # the clinic was closed on this computer
 
     def __init__(
         self,
@@ -365,6 +437,7 @@ class MainWindow(QMainWindow):
         worker: Worker | None = None,
         auto_lock_ms: int = minutes_to_ms(DEFAULT_AUTO_LOCK_MINUTES),
         initial_user: str = "",
+        close_after_ms: int = hours_to_ms(DEFAULT_CLOSE_AFTER_IDLE_HOURS),
         sync_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -416,14 +489,23 @@ class MainWindow(QMainWindow):
         self.notice_box: QMessageBox | None = None
 
         self.idle = IdleWatcher(auto_lock_ms, self)
-        self.idle.timed_out.connect(self.lock_after_idle)
+        self.idle.timed_out.connect(self.sign_out_after_idle)
+        # Signed out for this long with nobody signing in: close the clinic here.
+        self.close_timer = QTimer(self)
+        self.close_timer.setSingleShot(True)
+        self.close_timer.setInterval(close_after_ms)
+        self.close_timer.timeout.connect(self.close_after_idle)
+        self.drafts = DraftKeeper()
+        self.workspace.reopen_drafts_with(self.drafts)
         self.sign_in_page.signed_in.connect(self._signed_in)
-        self.workspace.lock_requested.connect(self.lock)
+        self.sign_in_page.close_requested.connect(self.close_clinic)
+        self.workspace.lock_requested.connect(self.sign_out)
+        self.workspace.close_requested.connect(self.close_clinic)
         self.worker.unhandled_error.connect(self._show_unhandled)
 
     @property
     def session(self) -> Session | None:
-        """Who is signed in, or None while locked."""
+        """Who is signed in, or None while signed out or closed."""
         return self._session
 
     def start(self) -> None:
@@ -443,6 +525,7 @@ class MainWindow(QMainWindow):
 
         self.worker.submit(try_keyring, label="keyring unlock")
         self._show_sign_in(self._initial_user)
+        self._show_clinic_state()
 
     # ----- screens ----------------------------------------------------------------------
 
@@ -490,7 +573,24 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.sign_in_page)
         self.sign_in_page.prepare(username, notice, self._clinic_name)
 
+    def _show_clinic_state(self) -> None:
+        """Tell the sign-in screen (after the work queued so far) whether the clinic is open
+        here, and whose passwords open it if it is closed."""
+        ws = self.workstation
+
+        def state() -> ClinicState:
+            if ws.is_unlocked:
+                return ClinicState(True, [])
+            try:
+                return ClinicState(False, ws.password_users())
+            except KeyError_ as exc:
+                log.info("cannot list the password slots: %s", exc)
+                return ClinicState(False, None)
+
+        self.worker.submit(state, self.sign_in_page.show_state, label="clinic state")
+
     def _signed_in(self, session: Session) -> None:
+        self.close_timer.stop()
         self._session = session
         self._clinic_name = session.clinic_name
         self._update_title()
@@ -500,6 +600,10 @@ class MainWindow(QMainWindow):
         self.idle.start()
         self.statusBar().show()
         self.sync.start()
+        restored = self.drafts.restore(session.user.username)
+        if restored:
+            self.workspace.notice.setText(restored_notice(restored))
+            self.workspace.notice.show()
 
     # ----- sync -------------------------------------------------------------------------
 
@@ -626,10 +730,21 @@ class MainWindow(QMainWindow):
         box.destroyed.connect(lambda: setattr(self, "notice_box", None))
         box.open()
 
-    # ----- locking ----------------------------------------------------------------------
+    # ----- signing out and closing ------------------------------------------------------
 
-    def lock(self, notice: str = "Careline is locked. Sign in to continue.") -> None:
-        """Lock now: wipe patient data from the screen, then lock the workstation."""
+    def sign_out(self, notice: str = "Signed out.", username: str = "") -> None:
+        """Sign the person out: keep their unsaved forms as drafts, wipe patient data from
+        the screen, and leave the clinic open (key in locked memory) for the next person,
+        until ``close_after_idle_hours`` pass (0: close it now)."""
+        self._end_session()
+        if self.close_timer.interval() == 0:
+            self.close_clinic()
+            return
+        self.close_timer.start()
+        self._show_sign_in(username, notice)
+        self._show_clinic_state()
+
+    def _end_session(self) -> None:
         session = self._session
         self._session = None
         self.idle.stop()
@@ -637,27 +752,53 @@ class MainWindow(QMainWindow):
         self.statusBar().hide()
         self.operations.stop()
         self.worker.cancel_all()
+        if session is not None:
+            self.drafts.keep(session.user.username, self)
         self.workspace.clear()
         self._update_title()
         for dialog in self.findChildren(QDialog):
             if dialog.isVisible() and dialog is not self.first_run:
                 dialog.reject()
-        self.worker.submit(self._lock_after_lan, label="lock")
-        self._show_sign_in(session.user.username if session else "", notice)
+        self.worker.submit(self.workstation.sign_out, label="sign out")
         self.locked.emit()
 
-    def _lock_after_lan(self) -> None:
+    def sign_out_after_idle(self) -> None:
+        """The idle timer ran out: sign out, ready for the same person to continue."""
+        username = self._session.user.username if self._session else ""
+        self.sign_out(
+            f"Careline signed you out after {describe_timeout(self.idle.timeout_ms)} without "
+            "activity, to protect patient information. Sign in to continue.",
+            username,
+        )
+
+    def close_clinic(
+        self, notice: str = "The clinic is closed on this computer. Sign in to open it."
+    ) -> None:
+        """Close the clinic on this computer: sign out if needed, drop every kept draft,
+        then close the database and zero its key on the worker."""
+        if self._session is not None:
+            self._end_session()
+        self.sign_in_page.cancel()  # a sign-in in flight would land on a closed database
+        self.close_timer.stop()
+        self.drafts.drop_all()
+        self.worker.submit(self._close_after_lan, label="close clinic")
+        self._show_sign_in("", notice)
+        self._show_clinic_state()
+        self.closed.emit()
+
+    def close_after_idle(self) -> None:
+        """Nobody signed in for ``close_after_idle_hours``."""
+        self.close_clinic(
+            f"Careline closed the clinic on this computer after "
+            f"{describe_timeout(self.close_timer.interval())} with nobody signed in. "
+            "Sign in to open it."
+        )
+
+    def _close_after_lan(self) -> None:
         # On the worker: the LAN peer server stops (in its own thread) before the database
         # it serves closes.
         self.sync.wait_lan_stopped()
         self.workstation.lock()
-
-    def lock_after_idle(self) -> None:
-        """The idle timer ran out."""
-        self.lock(
-            f"Careline locked itself after {describe_timeout(self.idle.timeout_ms)} without "
-            "activity, to protect patient information. Sign in to continue."
-        )
 
     # ----- errors and shutdown ----------------------------------------------------------
 
@@ -672,6 +813,8 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.idle.stop()
+        self.close_timer.stop()
+        self.drafts.drop_all()
         # The session in progress breaks off before the database closes under it.
         self.sync.shutdown()
         self.sign_in_page.cancel()

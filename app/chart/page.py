@@ -123,6 +123,21 @@ class AllergyDialog(QDialog):
         self.buttons, self.save_button = action_buttons(self, self.save)
         dialog_layout(self, heading, form, self.general_error, self.buttons)
 
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
+        values = {
+            "substance": self.substance.text(),
+            "reaction": self.reaction.text(),
+            "severity": self.severity.currentData(),
+        }
+        return {**values, "patient_id": self._patient.id} if any(values.values()) else None
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft."""
+        self.substance.setText(draft.get("substance") or "")
+        self.reaction.setText(draft.get("reaction") or "")
+        self.severity.setCurrentIndex(max(self.severity.findData(draft.get("severity")), 0))
+
     def save(self) -> None:
         """Store through core on the worker; close when stored."""
         if self._job is not None:

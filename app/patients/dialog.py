@@ -233,6 +233,25 @@ class PatientDialog(QDialog):
             "phone": self.phone.text().strip() or None,
         }
 
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None. For an
+        edit, only the fields the person changed: restored onto the patient as read again
+        later, they never undo what a colleague changed meanwhile."""
+        values, patient = self.values(), self._patient
+        if patient is None:
+            return {**values, "patient_id": None} if any(values.values()) else None
+        changed = {f: v for f, v in values.items() if getattr(patient, f) != v}
+        return {**changed, "patient_id": patient.id} if changed else None
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the fields a kept draft holds."""
+        for field, value in draft.items():
+            widget = self._inputs.get(field)
+            if isinstance(widget, QLineEdit):  # the date of birth too: kept as typed
+                widget.setText(value or "")
+            elif widget is self.sex:
+                self.sex.setCurrentIndex(max(self.sex.findData(value), 0))
+
     def show_error(self, field: str | None, message: str) -> None:
         """Show ``message`` under ``field`` (or below the form) and move focus there."""
         label = self.errors.get(field or "", self.general_error)

@@ -1,4 +1,6 @@
-"""Idle auto-lock (HIPAA 164.312(a)(2)(iii)): lock after a quiet spell with no input."""
+"""Idle auto-logoff (HIPAA 164.312(a)(2)(iii)): sign the person out after a quiet spell with
+no input. The screen then shows the sign-in page; the clinic stays open for the next person
+until ``close_after_idle_hours`` pass with nobody signed in (app/main_window.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ ACTIVITY_EVENTS = frozenset(
 def minutes_to_ms(minutes: int) -> int:
     """Settings give minutes; timers want milliseconds."""
     return minutes * 60_000
+
+
+def hours_to_ms(hours: int) -> int:
+    """``close_after_idle_hours`` in milliseconds (0 stays 0: close at once)."""
+    return hours * 3_600_000
 
 
 class IdleWatcher(QObject):
@@ -68,7 +75,7 @@ class IdleWatcher(QObject):
         self._timer.start(self._timeout_ms)
 
     def stop(self) -> None:
-        """Disarm (while locked there is nothing to protect)."""
+        """Disarm (while signed out there is nothing on screen to protect)."""
         app = QApplication.instance()
         if self._armed and app is not None:
             app.removeEventFilter(self)

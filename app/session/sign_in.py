@@ -21,7 +21,7 @@ from app.widgets import form_layout
 from app.worker import Job, Worker
 from core.records.errors import StaleSlotError
 from core.records.models import User
-from core.records.workstation import Workstation
+from core.records.workstation import Workstation, describe_openers
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,27 @@ class Session:
 
     user: User
     clinic_name: str
+
+
+@dataclass(frozen=True)
+class ClinicState:
+    """Whether the clinic is open on this computer, and (when closed) the user names whose
+    password opens it (None: the key file could not be read)."""
+
+    open: bool
+    openers: list[str] | None
+
+
+def describe_state(state: ClinicState) -> str:
+    """What the sign-in screen says about who can sign in here."""
+    if state.open:
+        return "Anyone on the clinic’s staff can sign in here."
+    if state.openers is None:
+        return "The clinic is closed on this computer."
+    return (
+        f"The clinic is closed on this computer: {describe_openers(state.openers)}. Once one "
+        "of them has signed in, anyone on the clinic’s staff can sign in here."
+    )
 
 
 def sign_in(
@@ -45,6 +66,7 @@ class SignInPage(QWidget):
     """User name and password; errors from core are shown under the form."""
 
     signed_in = Signal(object)  # Session
+    close_requested = Signal()
 
     def __init__(
         self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
@@ -65,6 +87,11 @@ class SignInPage(QWidget):
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.hide()
+        # Who can sign in here: anyone while the clinic is open, else the slot holders.
+        self.state = QLabel()
+        self.state.setObjectName("hint")
+        self.state.setWordWrap(True)
+        self.state.hide()
 
         self.username = QLineEdit()
         self.username.setObjectName("username")
@@ -103,6 +130,15 @@ class SignInPage(QWidget):
             "Set a new password with the recovery key shown when Careline was set up here"
         )
         self.forgot_button.clicked.connect(self.show_recovery)
+        self.close_button = QPushButton("Close the clinic on this computer")
+        self.close_button.setObjectName("link")
+        self.close_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.close_button.setToolTip(
+            "Close the encrypted database here and remove its key from memory (e.g. at the "
+            "end of the day). It then opens only with a password that has opened it here."
+        )
+        self.close_button.clicked.connect(self.close_requested)
+        self.close_button.hide()
         self.username.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self.submit)
 
@@ -122,6 +158,7 @@ class SignInPage(QWidget):
         inner.addWidget(title)
         inner.addWidget(self.clinic)
         inner.addWidget(self.notice)
+        inner.addWidget(self.state)
         inner.addLayout(form)
         inner.addWidget(self.error)
         inner.addWidget(self.previous_hint)
@@ -130,6 +167,7 @@ class SignInPage(QWidget):
         buttons.addWidget(self.button)
         inner.addLayout(buttons)
         inner.addWidget(self.forgot_button, 0, Qt.AlignmentFlag.AlignLeft)
+        inner.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignLeft)
 
         row = QHBoxLayout()
         row.addStretch(1)
@@ -146,13 +184,17 @@ class SignInPage(QWidget):
         return self._job is not None
 
     def prepare(self, username: str = "", notice: str = "", clinic_name: str = "") -> None:
-        """Reset for a new sign-in: optional user name, a notice (e.g. why it locked)."""
+        """Reset for a new sign-in: optional user name, a notice (e.g. why the person was
+        signed out). Who can sign in is shown again once :meth:`show_state` is told."""
         self.username.setText(username)
         self.password.clear()
         self._show_previous(False)
         self.error.hide()
         self.error.clear()
         self._clinic_name = clinic_name
+        self.state.clear()
+        self.state.hide()
+        self.close_button.hide()
         self.notice.setText(notice)
         self.notice.setVisible(bool(notice))
         self.clinic.setText(
@@ -162,6 +204,12 @@ class SignInPage(QWidget):
         )
         self._set_busy(False)
         (self.password if username else self.username).setFocus()
+
+    def show_state(self, state: ClinicState) -> None:
+        """Say who can sign in here; offer closing the clinic while it is open."""
+        self.state.setText(describe_state(state))
+        self.state.show()
+        self.close_button.setVisible(state.open)
 
     def submit(self) -> None:
         """Sign in on the worker."""
@@ -218,7 +266,14 @@ class SignInPage(QWidget):
         )
 
     def _set_busy(self, busy: bool) -> None:
-        widgets = (self.username, self.password, self.previous, self.button, self.forgot_button)
+        widgets = (
+            self.username,
+            self.password,
+            self.previous,
+            self.button,
+            self.forgot_button,
+            self.close_button,
+        )
         for widget in widgets:
             widget.setEnabled(not busy)
         self.button.setText("Signing in…" if busy else "Sign in")

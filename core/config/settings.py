@@ -96,6 +96,16 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         maximum=240,
     ),
     Setting(
+        "close_after_idle_hours",
+        int,
+        12,
+        "Hours a signed-out workstation keeps the clinic open (database key in locked memory, "
+        "so any staff member can sign in) before closing it; 0 closes it at every sign-out.",
+        "CARELINE_CLOSE_AFTER_IDLE_HOURS",
+        minimum=0,
+        maximum=72,
+    ),
+    Setting(
         "password_file",
         Path,
         None,

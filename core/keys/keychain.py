@@ -251,6 +251,10 @@ class Keychain:
         """The password slot labelled with ``user``, if this workstation has one."""
         return next((s for s in self.slots if s.kind == "password" and s.label == user), None)
 
+    def password_users(self) -> list[str]:
+        """The user names labelling password slots, sorted (they are stored in the clear)."""
+        return sorted(s.label for s in self.slots if s.kind == "password")
+
     def unlock_with_password(self, user: str, password: str) -> UnlockedKeys:
         """Open ``user``'s password slot."""
         slot = self.password_slot(user)

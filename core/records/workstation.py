@@ -1,7 +1,15 @@
 """A workstation's clinic replica: key file + encrypted database + the signed-in person.
 
-Lifecycle: ``Workstation(data_dir)`` is locked. ``init`` creates a clinic; ``sign_in`` or
-``unlock_with_keyring`` opens it; ``lock`` closes the database and zeroes every key.
+Three states (README, "What stays in memory"):
+
+- closed: ``Workstation(data_dir)`` starts closed; ``lock`` returns to it (the database
+  closes and every key in locked memory is zeroed).
+- open, nobody signed in: ``unlock_with_keyring`` (or ``sign_out``) leaves the database
+  open with its key in locked memory. Any active staff member can then ``sign_in``: the
+  password is checked against their synced Argon2id verifier, and a first sign-in here
+  adds their password slot.
+- signed in: ``sign_in`` opens the database if needed (with the person's slot, or the
+  keyring slot) and makes ``records`` act as that person.
 """
 
 from __future__ import annotations
@@ -33,13 +41,21 @@ RECOVERY_ACTOR = "recovery-key"
 
 
 class WorkstationLockedError(StoreError):
-    """An operation needs the clinic database, which is locked."""
+    """An operation needs the clinic database open (or someone signed in), and it is not."""
 
     plain_template = "{detail}"  # the message says it all
 
 
 class NotAllowedError(RecordError):
     """The signed-in person's role does not allow this operation."""
+
+
+def describe_openers(users: list[str]) -> str:
+    """``it opens with the password of a, b or c, or with the recovery key``."""
+    if not users:
+        return "it opens only with the recovery key"
+    names = users[0] if len(users) == 1 else f"{', '.join(users[:-1])} or {users[-1]}"
+    return f"it opens with the password of {names}, or with the recovery key"
 
 
 class Workstation:
@@ -191,12 +207,12 @@ class Workstation:
     def sign_in(self, username: str, password: str, previous_password: str | None = None) -> User:
         """Sign a person in, unlocking the database if needed.
 
-        With the database locked, the user's password slot opens it; if this workstation
+        With the database closed, the user's password slot opens it; if this workstation
         has no slot for them yet, the keyring slot opens it. Either way the password is then
         checked against the user's synced verifier. A first sign-in here adds their slot, and
         a password changed on another workstation re-wraps it: the slot still holds the old
         password, so the database is opened with the keyring or with ``previous_password``.
-        A failed sign-in leaves the database as locked as it found it.
+        A failed sign-in leaves the database as open or closed as it found it.
         """
         name = username.strip().lower()
         chain = self.keychain()
@@ -240,10 +256,26 @@ class Workstation:
                 # Indistinguishable here from a wrong password: the message stays the same,
                 # the type lets the app offer the "previous password" field.
                 raise StaleSlotError("wrong user name or password") from None
-            raise AuthenticationError(
-                f"{name!r} has not signed in on this workstation before, and it is "
-                "locked: a colleague who has must sign in first"
-            ) from None
+            raise AuthenticationError(self._closed_to(name, chain)) from None
+
+    @staticmethod
+    def _closed_to(name: str, chain: Keychain) -> str:
+        """Why ``name`` cannot open a closed workstation, and who can."""
+        return (
+            f"{name!r} has not signed in on this workstation before, and the clinic is "
+            f"closed here: {describe_openers(chain.password_users())}. Once one of them has "
+            "signed in (and out) in the Careline app, anyone on the staff can sign in here."
+        )
+
+    def password_users(self) -> list[str]:
+        """User names whose password opens this workstation while it is closed (read from
+        the key file, which labels password slots with user names; no key needed)."""
+        return self.keychain().password_users()
+
+    def sign_out(self) -> None:
+        """Nobody is signed in any more; the database stays open (its key stays in locked
+        memory) so that any staff member can sign in next, the first time here included."""
+        self._records = None
 
     def unlock_for(self, username: str) -> ClinicRecords:
         """Records acting as ``username`` after an unattended unlock (keyring or recovery)."""
@@ -255,7 +287,7 @@ class Workstation:
 
     def _require_db(self) -> Database:
         if self._db is None or self._db.closed:
-            raise WorkstationLockedError("the clinic database is locked")
+            raise WorkstationLockedError("the clinic is closed on this computer")
         return self._db
 
     @property
@@ -270,8 +302,14 @@ class Workstation:
         """The open database (for checks)."""
         return self._require_db()
 
+    @property
+    def is_signed_in(self) -> bool:
+        """True while someone is signed in (the database is then open)."""
+        return self._records is not None and self.is_unlocked
+
     def lock(self) -> None:
-        """Close the database and zero the keys in memory."""
+        """Close the clinic on this computer: close the database, zero the keys in memory
+        and sign out whoever was signed in."""
         if self._db is not None:
             self._db.close()
             try:
@@ -330,7 +368,7 @@ class Workstation:
 
         The recovery slot is opened even when the database is already open (by the OS
         keyring), so a wrong key is refused either way, before anything is written. The
-        change is audited with the author ``recovery-key``. A database opened here is locked
+        change is audited with the author ``recovery-key``. A database opened here is closed
         again afterwards: the person then signs in with the new password, proving it works.
         """
         v.password(new_password)

@@ -148,9 +148,14 @@ def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
     windows: list[MainWindow] = []
 
     def make(
-        ws: Workstation, auto_lock_ms: int = 600_000, sync_options: dict[str, Any] | None = None
+        ws: Workstation,
+        auto_lock_ms: int = 600_000,
+        sync_options: dict[str, Any] | None = None,
+        close_after_ms: int = 3_600_000,
     ) -> MainWindow:
-        window = MainWindow(ws, auto_lock_ms=auto_lock_ms, sync_options=sync_options)
+        window = MainWindow(
+            ws, auto_lock_ms=auto_lock_ms, sync_options=sync_options, close_after_ms=close_after_ms
+        )
         qtbot.addWidget(window)
         windows.append(window)
         window.show()

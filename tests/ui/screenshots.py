@@ -230,9 +230,9 @@ def daily_use(out: Path, tmp: Path) -> None:
     wait_for(lambda: new.errors["given"].isVisible())
     save(new, out, "12-new-patient-error")
     new.reject()
-    window.lock_after_idle()
-    wait_for(lambda: not ws.is_unlocked)
-    save(window, out, "13-locked")
+    window.sign_out_after_idle()
+    wait_for(lambda: not ws.is_signed_in and window.sign_in_page.state.isVisible())
+    save(window, out, "13-signed-out-after-idle")
     window.shutdown()
     window.close()
 
@@ -378,13 +378,60 @@ def passwords_and_keys(out: Path, tmp: Path) -> None:
     wait_for(lambda: rekey.steps.currentWidget() is rekey.done_page)
     save(rekey, out, "25-rekey-done")
     rekey.accept()
-    window.lock()
+    window.close_clinic()
     wait_for(lambda: not ws.is_unlocked)
     window.sign_in_page.show_recovery()
     empty = window.sign_in_page.recover_dialog
     assert empty is not None
     save(empty, out, "26-recover-empty")
     empty.reject()
+    window.shutdown()
+    window.close()
+
+
+def shared_workstation(out: Path, tmp: Path) -> None:
+    """A cold start without a keyring, a nurse with no slot here, signing out, a draft."""
+    ws = sample_clinic(tmp / "shared", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    ws.records.add_user("nurse.jo", "Jo Mensah", "clinician", "jo's own password")
+    ws.lock()
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    wait_for(lambda: page.state.isVisible())
+    save(window, out, "27-cold-start-closed")
+
+    def sign_in(username: str, password: str) -> None:
+        page.username.setText(username)
+        page.password.setText(password)
+        page.button.click()
+        wait_for(lambda: not page.busy)
+
+    sign_in("nurse.jo", "jo's own password")
+    wait_for(lambda: page.error.isVisible())
+    save(window, out, "28-cold-start-no-slot")
+    sign_in("mgarcia", PASSWORD)
+    wait_for(lambda: window.session is not None)
+    window.workspace.new_patient()
+    dialog = window.workspace.patient_dialog
+    assert dialog is not None
+    dialog.family.setText("Haddad")
+    dialog.given.setText("Yusuf")
+    window.workspace.lock_action.trigger()
+    wait_for(lambda: "Anyone" in page.state.text())
+    save(window, out, "29-signed-out")
+    sign_in("nurse.jo", "jo's own password")
+    wait_for(lambda: window.session is not None)
+    wait_for(lambda: window.workspace.patient_list.model.rowCount() > 0)
+    save(window, out, "30-nurse-first-sign-in")
+    window.workspace.lock_action.trigger()
+    sign_in("mgarcia", PASSWORD)
+    wait_for(lambda: window.workspace.patient_dialog is not None)
+    save(window, out, "31-draft-restored")
+    restored = window.workspace.patient_dialog
+    assert restored is not None
+    save(restored, out, "32-draft-restored-dialog")
     window.shutdown()
     window.close()
 
@@ -402,6 +449,7 @@ def main(argv: list[str]) -> int:
         registration(out, Path(tmp))
         conflicts(out, Path(tmp))
         passwords_and_keys(out, Path(tmp))
+        shared_workstation(out, Path(tmp))
     return 0
 
 

@@ -142,8 +142,8 @@ def test_title_shows_patient_and_clinic_and_careline_once(
     QTest.keyClick(focused(), Qt.Key.Key_Escape)
     assert window.windowTitle() == f"{CLINIC_NAME} — Careline"
     open_chart_by_keyboard(qtbot, window)
-    window.lock()
-    assert patient.display_name not in window.windowTitle()  # nothing of it once locked
+    window.sign_out()
+    assert patient.display_name not in window.windowTitle()  # nothing of it once signed out
 
 
 def test_a_failed_connection_then_cancel_leaves_the_status_bar_as_it_was(
@@ -177,7 +177,7 @@ def test_the_toolbar_is_reached_and_used_from_the_keyboard(
 ) -> None:
     workspace = signed_in.workspace
     buttons = workspace.toolbar_buttons()
-    assert [b.text() for b in buttons] == ["New patient", "Conflicts", "Settings", "Lock"]
+    assert [b.text() for b in buttons] == ["New patient", "Conflicts", "Settings", "Sign out"]
     # Every button says its shortcut.
     for button, keys in zip(buttons, ("Ctrl+N", "Ctrl+Shift+C", "Alt+S", "Ctrl+L"), strict=True):
         assert f"({keys})" in button.toolTip()

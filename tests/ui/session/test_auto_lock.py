@@ -1,4 +1,5 @@
-"""Idle auto-lock and the Lock button: the database closes and no patient data stays on screen."""
+"""Idle auto-logoff and the Sign out button: no patient data stays on screen, the clinic stays
+open for the next person until it is closed (which zeroes its key)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, WindowFactory, sign_in
 
 
-def assert_locked_and_blank(qtbot: QtBot, window: MainWindow, ws: Workstation) -> None:
-    qtbot.waitUntil(lambda: not ws.is_unlocked, timeout=5_000)
+def assert_signed_out_and_blank(
+    qtbot: QtBot, window: MainWindow, ws: Workstation, username: str = ADMIN
+) -> None:
+    """Nobody signed in, no patient detail in any widget, and the clinic still open for the
+    next person (its key in locked memory)."""
+    qtbot.waitUntil(lambda: not ws.is_signed_in, timeout=5_000)
+    assert ws.is_unlocked
     assert window.stack.currentWidget() is window.sign_in_page
     assert window.session is None
     workspace = window.workspace
@@ -28,11 +34,14 @@ def assert_locked_and_blank(qtbot: QtBot, window: MainWindow, ws: Workstation) -
     assert workspace.chart.name.text() == ""
     assert workspace.chart.allergy_table.rowCount() == 0
     assert workspace.user_label.text() == ""
-    assert window.sign_in_page.username.text() == ADMIN  # ready for the same person
+    assert window.sign_in_page.username.text() == username
     assert window.sign_in_page.password.text() == ""
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: "Anyone on the clinic’s staff can sign in" in page.state.text())
+    assert page.close_button.isVisible()
 
 
-def test_idle_timeout_locks_and_wipes_the_screen(
+def test_idle_timeout_signs_out_and_wipes_the_screen(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
     window = make_window(clinic, auto_lock_ms=400)
@@ -47,14 +56,17 @@ def test_idle_timeout_locks_and_wipes_the_screen(
     assert dialog is not None and dialog.isVisible()
     with qtbot.waitSignal(window.locked, timeout=5_000):
         pass
-    assert_locked_and_blank(qtbot, window, clinic)
+    assert_signed_out_and_blank(qtbot, window, clinic)  # ready for the same person
     assert workspace.chart.patient_dialog is None
     assert "without activity" in window.sign_in_page.notice.text()
     assert not window.idle.armed
+    assert window.close_timer.isActive()
 
     sign_in(qtbot, window)  # the same person continues
     assert window.idle.armed
+    assert not window.close_timer.isActive()
     assert workspace.patient_list.model.rowCount() == 5
+    assert not workspace.notice.isVisible()  # the dialog held no unsaved change: no draft
 
 
 def test_input_postpones_the_lock(
@@ -71,14 +83,23 @@ def test_input_postpones_the_lock(
     assert window.session is not None
     assert clinic.is_unlocked
     with qtbot.waitSignal(window.locked, timeout=3_000):
-        pass  # and once the input stops, it locks
-    assert_locked_and_blank(qtbot, window, clinic)
+        pass  # and once the input stops, it signs out
+    assert_signed_out_and_blank(qtbot, window, clinic)
 
 
-def test_lock_button(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
-    signed_in.workspace.lock_action.trigger()
-    assert_locked_and_blank(qtbot, signed_in, clinic)
-    assert signed_in.sign_in_page.notice.text() == "Careline is locked. Sign in to continue."
+def test_sign_out_button(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
+    button = signed_in.workspace.toolbar.widgetForAction(signed_in.workspace.lock_action)
+    assert signed_in.workspace.lock_action.text() == "Sign out"
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert_signed_out_and_blank(qtbot, signed_in, clinic, username="")  # for the next person
+    assert signed_in.sign_in_page.notice.text() == "Signed out."
+
+
+def test_ctrl_l_signs_out(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
+    QTest.keyClick(
+        signed_in.workspace.patient_list.table, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier
+    )
+    assert_signed_out_and_blank(qtbot, signed_in, clinic, username="")
 
 
 def test_results_arriving_after_a_lock_are_dropped(
@@ -87,8 +108,8 @@ def test_results_arriving_after_a_lock_are_dropped(
     page = signed_in.workspace.patient_list
     page.search.setText("okafor")
     page.model.set_query("okafor")  # in flight on the worker
-    signed_in.lock()
-    qtbot.waitUntil(lambda: not clinic.is_unlocked, timeout=5_000)
+    signed_in.sign_out()
+    qtbot.waitUntil(lambda: not clinic.is_signed_in, timeout=5_000)
     qtbot.wait(200)
     assert page.model.rowCount() == 0
 

@@ -106,7 +106,7 @@ def test_first_run_end_to_end(
     )
 
     # The key shown is the real recovery key of this clinic.
-    window.lock()
+    window.close_clinic()
     qtbot.waitUntil(lambda: not fresh_workstation.is_unlocked)
     other = Workstation(fresh_workstation.data_dir, kdf_params=FAST_PARAMS)
     other.unlock_with_recovery_key(key)

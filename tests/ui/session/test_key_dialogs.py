@@ -102,9 +102,10 @@ def test_change_password_then_the_old_one_is_refused(qtbot: QtBot, signed_in: Ma
     assert "Your password was changed" in window.notice_box.text()
     window.notice_box.accept()
 
-    window.lock()
+    window.close_clinic()
     qtbot.waitUntil(lambda: not window.workstation.is_unlocked, timeout=10_000)
     page = window.sign_in_page
+    page.username.setText(ADMIN)
     page.password.setText(PASSWORD)
     click(page.button)
     qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
@@ -328,7 +329,7 @@ def test_locking_closes_a_shown_key(
     assert isinstance(dialog, NewRecoveryKeyDialog)
     dialog.make_key()
     qtbot.waitUntil(lambda: dialog.key is not None, timeout=10_000)
-    window.lock_after_idle()
+    window.sign_out_after_idle()
     assert not dialog.isVisible()
     assert dialog.recovery_page.key.text() == "" and dialog.key is None
     qtbot.waitUntil(lambda: window.key_dialog is None)

@@ -84,7 +84,7 @@ def test_wrong_password_shows_the_reason_and_stays(
     assert not clinic.is_unlocked
 
 
-def test_unknown_user_on_a_locked_workstation_is_told_why(
+def test_unknown_user_on_a_closed_workstation_is_told_who_can_open_it(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
     window = make_window(clinic)
@@ -92,6 +92,7 @@ def test_unknown_user_on_a_locked_workstation_is_told_why(
     click_sign_in(qtbot, window, "newnurse", "whatever password")
     qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
     assert "has not signed in on this workstation before" in page.error.text()
+    assert "it opens with the password of admin, or with the recovery key" in page.error.text()
     assert window.session is None
 
 
@@ -148,7 +149,7 @@ def test_a_password_changed_on_another_desk_signs_in_here_with_the_previous_one_
     click_sign_in(qtbot, window, ADMIN, new)
     qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
     assert not page.previous.isVisible() and page.previous.text() == ""
-    window.lock()
+    window.close_clinic()
     qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
     assert not page.previous.isVisible()
     click_sign_in(qtbot, window, ADMIN, new)  # the slot now holds the new password

@@ -91,8 +91,8 @@ def test_two_app_instances_find_each_other_and_converge(
     qtbot.waitUntil(lambda: any("turing" in n.lower() for n in names(window_b)), timeout=20_000)
     assert rows() == len(PATIENTS) + 1
 
-    # Locking stops serving and announcing; B then finds no peer.
-    window_a.lock()
+    # Signing out stops serving and announcing; B then finds no peer.
+    window_a.sign_out()
     lan_a = window_a.sync.lan
     qtbot.waitUntil(lambda: not lan_a.serving, timeout=10_000)
     qtbot.waitUntil(lambda: window_b.sync.status.lan_peers == 0, timeout=20_000)

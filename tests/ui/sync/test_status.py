@@ -112,8 +112,8 @@ def test_status_offline_when_the_server_is_not_running(
     window.workspace.patient_list.search.setText("Garcia")
     model = window.workspace.patient_list.model
     qtbot.waitUntil(lambda: model.query == "Garcia" and not model.loading, timeout=5_000)
-    # Locking stops syncing: no retry stays scheduled.
-    window.lock()
+    # Signing out stops syncing: no retry stays scheduled.
+    window.sign_out()
     assert window.sync.status.state == STOPPED
     assert window.sync.retry_in_ms() == 0
     assert not window.statusBar().isVisible()
@@ -301,7 +301,7 @@ def test_network_coming_back_syncs_at_once_instead_of_at_the_next_backoff(
         window.sync.network_changed(QNetworkInformation.Reachability.Online)
         qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=10_000)
         assert window.sync.retry_in_ms() == 0
-    window.lock()
+    window.sign_out()
 
 
 def test_an_altered_audit_log_shows_in_the_status_bar_and_sync_goes_on(

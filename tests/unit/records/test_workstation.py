@@ -56,7 +56,7 @@ def test_first_sign_in_adds_slot_and_opens_locked_workstation(workstation: Works
     assert user.full_name == "Kim Park"
 
 
-def test_user_without_slot_cannot_open_locked_workstation(workstation: Workstation) -> None:
+def test_user_without_slot_cannot_open_closed_workstation(workstation: Workstation) -> None:
     workstation.records.add_user("dr.o", "Dr O", "clinician", "doctor's password")
     workstation.lock()
     with pytest.raises(AuthenticationError, match="has not signed in on this workstation"):

@@ -1,0 +1,97 @@
+"""Unsaved forms survive a sign-out, for the person who typed them and nobody else.
+
+When a session ends (auto-logoff or "Sign out"), every open dialog that implements
+:class:`DraftForm` and holds unsaved input is asked for its :meth:`DraftForm.draft` before it
+is closed. The drafts are kept here, in memory only and keyed by user name; they are never
+written to disk. When the same person signs in again, the dialogs are opened again and
+refilled with :meth:`DraftForm.restore`. A different person signing in never sees them, and
+closing the clinic on this computer drops them all. (The values are Python ``str`` objects:
+dropping them removes the references; Python cannot overwrite the strings themselves.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from PySide6.QtWidgets import QDialog, QWidget
+
+
+@runtime_checkable
+class DraftForm(Protocol):
+    """A dialog whose unsaved input can be kept across a sign-out."""
+
+    def draft(self) -> dict[str, Any] | None:
+        """What the person typed that is not saved yet; None when there is nothing to keep.
+        Include what is needed to open the form again (e.g. the patient's id)."""
+        ...
+
+    def restore(self, draft: dict[str, Any]) -> None:
+        """Fill the form with a draft this dialog's class returned."""
+        ...
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One kept form: which dialog (its object name), its title, and its values."""
+
+    kind: str
+    title: str
+    values: dict[str, Any]
+
+
+# Opens the dialog of a draft's kind again and restores the draft into it.
+Reopener = Callable[[Draft], None]
+
+
+class DraftKeeper:
+    """Drafts of signed-out people, per user, in memory."""
+
+    def __init__(self) -> None:
+        self._drafts: dict[str, list[Draft]] = {}
+        self._reopeners: dict[str, Reopener] = {}
+
+    def reopen_with(self, kind: str, reopener: Reopener) -> None:
+        """How to open the dialog named ``kind`` (its object name) again."""
+        self._reopeners[kind] = reopener
+
+    def keep(self, username: str, window: QWidget) -> list[Draft]:
+        """Take the drafts of ``window``'s open dialogs for ``username`` (before the caller
+        closes them). Dialogs nobody knows how to reopen are not kept."""
+        kept: list[Draft] = []
+        for dialog in window.findChildren(QDialog):
+            kind = dialog.objectName()
+            if not dialog.isVisible() or kind not in self._reopeners:
+                continue
+            if not isinstance(dialog, DraftForm):
+                continue
+            values = dialog.draft()
+            if values is not None:
+                kept.append(Draft(kind, dialog.windowTitle(), values))
+        if kept:
+            self._drafts.setdefault(username, []).extend(kept)
+        return kept
+
+    def has_drafts(self, username: str) -> bool:
+        """True if ``username`` has forms waiting."""
+        return bool(self._drafts.get(username))
+
+    def restore(self, username: str) -> list[Draft]:
+        """Reopen ``username``'s forms (and forget them here); returns what was reopened."""
+        drafts = self._drafts.pop(username, [])
+        for draft in drafts:
+            self._reopeners[draft.kind](draft)
+        return drafts
+
+    def drop_all(self) -> None:
+        """Forget every draft (the clinic is closing on this computer)."""
+        self._drafts.clear()
+
+
+def restored_notice(drafts: list[Draft]) -> str:
+    """``Your unsaved New patient form was restored.``"""
+    titles = [d.title for d in drafts]
+    if len(titles) == 1:
+        return f"Your unsaved {titles[0]} form was restored."
+    return f"Your unsaved forms were restored: {', '.join(titles)}."

@@ -1,0 +1,166 @@
+"""Unsaved forms survive a sign-out for the person who typed them, and only for them."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from app.patients.dialog import PatientDialog
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
+from tests.ui.session.test_shared_workstation import (
+    NURSE,
+    NURSE_PASSWORD,
+    click_sign_out,
+    shared,
+    signs_in,
+    type_sign_in,
+)
+
+__all__ = ["shared"]  # the fixture, used by ``desk``
+
+
+@pytest.fixture
+def desk(qtbot: QtBot, shared: Workstation, make_window: WindowFactory) -> MainWindow:
+    """The shared clinic's window, the admin signed in."""
+    window = make_window(shared, auto_lock_ms=1_500)
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    return window
+
+
+def type_new_patient(qtbot: QtBot, window: MainWindow) -> PatientDialog:
+    QTest.keyClick(
+        window.workspace.patient_list.table, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier
+    )
+    dialog = window.workspace.patient_dialog
+    assert dialog is not None and dialog.isVisible()
+    QTest.keyClicks(dialog.family, "Haddad")
+    QTest.keyClicks(dialog.given, "Yusuf")
+    QTest.keyClicks(dialog.phone, "555 0188")
+    return dialog
+
+
+def test_a_new_patient_form_comes_back_to_its_author_only(qtbot: QtBot, desk: MainWindow) -> None:
+    type_new_patient(qtbot, desk)
+    with qtbot.waitSignal(desk.locked, timeout=5_000):
+        pass  # the admin was called away: auto-logoff
+    assert desk.workspace.patient_dialog is None
+    assert not any(d.isVisible() for d in desk.findChildren(PatientDialog))
+
+    signs_in(qtbot, desk, NURSE, NURSE_PASSWORD)  # a colleague never sees it
+    assert desk.workspace.patient_dialog is None
+    assert not desk.workspace.notice.isVisible()
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    dialog = desk.workspace.patient_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert (dialog.family.text(), dialog.given.text(), dialog.phone.text()) == (
+        "Haddad",
+        "Yusuf",
+        "555 0188",
+    )
+    assert desk.workspace.notice.isVisible()
+    assert desk.workspace.notice.text() == "Your unsaved New patient form was restored."
+    # Nothing was stored meanwhile (signs_in saw the list of exactly the sample patients).
+    qtbot.keyClicks(dialog.birth_date, "1988-05-14")
+    with qtbot.waitSignal(dialog.saved, timeout=10_000) as saved:
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    patient = saved.args[0]
+    assert (patient.family, patient.given, patient.phone) == ("Haddad", "Yusuf", "555 0188")
+    click_sign_out(desk)
+    type_sign_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: desk.session is not None, timeout=10_000)
+    assert desk.workspace.patient_dialog is None  # restored once, not again
+
+
+def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    workspace = desk.workspace
+    patient_id = workspace.patient_list.model.patient_id(0)
+    workspace.open_chart(patient_id)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    allergy = chart.allergy_dialog
+    assert allergy is not None
+    QTest.keyClicks(allergy.substance, "Latex")
+    QTest.keyClicks(allergy.reaction, "Hives")
+    click_sign_out(desk)
+    assert chart.patient is None and chart.allergy_dialog is None
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is not None, timeout=5_000)
+    assert chart.patient is not None and chart.patient.id == patient_id
+    restored = chart.allergy_dialog
+    assert restored is not None and restored.isVisible()
+    assert (restored.substance.text(), restored.reaction.text()) == ("Latex", "Hives")
+    assert workspace.notice.text() == "Your unsaved Add allergy form was restored."
+
+
+def test_an_edit_left_unchanged_or_a_closed_clinic_keeps_no_draft(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    workspace = desk.workspace
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    workspace.chart.edit_patient()  # opened, nothing changed
+    assert workspace.chart.patient_dialog is not None
+    click_sign_out(desk)
+    assert not desk.drafts.has_drafts(ADMIN)
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    type_new_patient(qtbot, desk)
+    click_sign_out(desk)
+    assert desk.drafts.has_drafts(ADMIN)
+    QTest.mouseClick(desk.sign_in_page.close_button, Qt.MouseButton.LeftButton)
+    assert not desk.drafts.has_drafts(ADMIN)  # closing the clinic drops them
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    assert workspace.patient_dialog is None
+    assert not workspace.notice.isVisible()
+
+
+def edit_chart_field(
+    qtbot: QtBot, window: MainWindow, patient_id: str, field: str, text: str
+) -> PatientDialog:
+    """Open the patient's chart, then Edit details, and type ``text`` over ``field``."""
+    workspace = window.workspace
+    workspace.open_chart(patient_id)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.edit_button, Qt.MouseButton.LeftButton)
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    line = {"mrn": dialog.mrn, "phone": dialog.phone}[field]
+    line.selectAll()
+    QTest.keyClicks(line, text)
+    return dialog
+
+
+def test_an_edit_draft_never_undoes_a_colleagues_change_made_meanwhile(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    patient_id = desk.workspace.patient_list.model.patient_id(0)
+    edit_chart_field(qtbot, desk, patient_id, "mrn", "MRN-9001")
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, NURSE, NURSE_PASSWORD)  # she corrects the phone number meanwhile
+    theirs = edit_chart_field(qtbot, desk, patient_id, "phone", "555 0111")
+    with qtbot.waitSignal(theirs.saved, timeout=10_000):
+        QTest.mouseClick(theirs.save_button, Qt.MouseButton.LeftButton)
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    chart = desk.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient_dialog is not None, timeout=5_000)
+    mine = chart.patient_dialog
+    assert mine is not None
+    assert desk.workspace.notice.text() == "Your unsaved Edit patient form was restored."
+    assert (mine.mrn.text(), mine.phone.text()) == ("MRN-9001", "555 0111")
+    with qtbot.waitSignal(mine.saved, timeout=10_000) as saved:
+        QTest.mouseClick(mine.save_button, Qt.MouseButton.LeftButton)
+    assert (saved.args[0].mrn, saved.args[0].phone) == ("MRN-9001", "555 0111")
