@@ -34,7 +34,8 @@ from core.records.models import (
     User,
     item_label,
 )
-from core.records.types import record_type
+from core.records.spec import ListSpec
+from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
 from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
 
@@ -63,6 +64,17 @@ def new_user(username: str, full_name: str, role: str, password: str) -> User:
         role=v.role(role),
         active=True,
     )
+
+
+def _clean(rtype: RecordType, name: str, value: str | None) -> str | None:
+    """A typed value of one field, checked by the type's spec (unchecked fields as given)."""
+    found = rtype.field_named(name)
+    return value if found is None else found.clean(value)
+
+
+def clean_item(spec: ListSpec, values: Mapping[str, str | None]) -> dict[str, crdt.Value]:
+    """A list item's values as stored, each checked by the list's spec, in its order."""
+    return {f.name: f.clean(values.get(f.name)) for f in spec.items}
 
 
 def _patient(row: Row) -> Patient:
@@ -231,7 +243,7 @@ class ClinicRecords:
                 unknown[0], f"is not a patient field (one of {', '.join(PATIENT_EDITABLE)})"
             )
         current = self.get_patient(patient_id)
-        cleaned = {field: v.patient_field(field, value) for field, value in changes.items()}
+        cleaned = {field: _clean(PATIENT, field, value) for field, value in changes.items()}
         changed = {f: val for f, val in cleaned.items() if getattr(current, f) != val}
         if not changed:
             return current
@@ -297,11 +309,9 @@ class ClinicRecords:
     ) -> Allergy:
         """Record an allergy on a patient's chart."""
         self.get_patient(patient_id)
-        value: dict[str, crdt.Value] = {
-            "substance": v.text("substance", substance),
-            "reaction": v.text("reaction", reaction, required=False),
-            "severity": v.severity(severity),
-        }
+        value = clean_item(
+            ALLERGIES, {"substance": substance, "reaction": reaction, "severity": severity}
+        )
         holder: list[str] = []
 
         def add(doc: RecordDoc, hlc: str) -> None:
@@ -445,8 +455,8 @@ class ClinicRecords:
 
         else:
             new_value = chosen.value if chosen is not None else value
-            if conflict.record_type == "patient" and chosen is None:
-                new_value = v.patient_field(conflict.field, value)
+            if chosen is None:  # typed in: checked as the field is everywhere else
+                new_value = _clean(rtype, conflict.field, value)
 
             def settle(doc: RecordDoc, hlc: str) -> None:
                 crdt.write(doc, conflict.field, new_value, hlc, self.actor)
