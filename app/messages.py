@@ -5,27 +5,14 @@ from __future__ import annotations
 import logging
 
 from core.keys.errors import KeyError_, KeyringUnavailableError, SlotFileError
+from core.records import types
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
 from core.store.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 # Core names fields as its API does; people see the labels the forms use.
-FIELD_LABELS: dict[str, str] = {
-    "clinic": "Clinic name",
-    "username": "User name",
-    "full_name": "Full name",
-    "password": "Password",
-    "family": "Family name",
-    "given": "Given name",
-    "birth_date": "Date of birth",
-    "sex": "Sex",
-    "mrn": "MRN",
-    "phone": "Phone",
-    "substance": "Substance",
-    "reaction": "Reaction",
-    "severity": "Severity",
-}
+FIELD_LABELS: dict[str, str] = dict(types.FIELD_LABELS)  # from the record-type specs
 
 
 _PREDICATES = ("is ", "must ", "contains ", "are ", "has ")

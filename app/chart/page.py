@@ -37,6 +37,7 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job, Worker
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
+from core.records.types import ALLERGIES
 
 SEVERE_COLOUR = QColor("#9b1c1c")
 
@@ -86,12 +87,12 @@ class AllergyDialog(QDialog):
         self.general_error = error_label()
 
         form = form_layout()
-        for label, field, widget in (
-            ("Substance", "substance", self.substance),
-            ("Reaction", "reaction", self.reaction),
-            ("Severity", "severity", self.severity),
+        for field, widget in (
+            ("substance", self.substance),
+            ("reaction", self.reaction),
+            ("severity", self.severity),
         ):
-            form.addRow(label, widget)
+            form.addRow(ALLERGIES.item(field).label, widget)
             form.addRow("", self.errors[field])
 
         self.buttons, self.save_button = action_buttons(self, self.save)

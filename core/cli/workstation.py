@@ -29,6 +29,8 @@ from core.records import validation
 from core.records.clinic import ClinicRecords
 from core.records.errors import AuthenticationError, NotFoundError, RecordError
 from core.records.models import PATIENT_EDITABLE, Conflict, Patient, PatientSummary
+from core.records.spec import spoken_list
+from core.records.types import ALLERGIES, PATIENT
 from core.records.workstation import Workstation
 from core.store.database import DriverError
 from core.store.errors import (
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--given", required=True)
     add.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
     add.add_argument("--mrn")
-    add.add_argument("--sex", help="female, male, other or unknown")
+    add.add_argument("--sex", help=spoken_list(PATIENT.field_spec("sex").choices))
     add.add_argument("--phone")
     show = patient.add_parser("show", help="open a chart (audited)")
     show.add_argument("id")
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     aadd.add_argument("patient_id")
     aadd.add_argument("substance")
     aadd.add_argument("--reaction")
-    aadd.add_argument("--severity", help="mild, moderate, severe or unknown")
+    aadd.add_argument("--severity", help=spoken_list(ALLERGIES.item("severity").choices))
 
     conflicts = sub.add_parser("conflicts", help="concurrent edits waiting for a decision")
     csub = conflicts.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from core.records.crdt import RecordDoc
 from core.records.rows import Rows
-from core.records.validation import Check
+from core.records.validation import Check, one_of
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +39,11 @@ class Field:
     check: Check | None = None  # validates and normalises what was typed; None: set by code
     required: bool = False
     default: str | None = None  # stored when a list item leaves it blank
+    choices: tuple[str, ...] = ()  # the allowed values (then checked against them)
+
+    def __post_init__(self) -> None:
+        if self.choices and self.check is None:
+            object.__setattr__(self, "check", one_of(*self.choices))
 
     def clean(self, value: str | None) -> str | None:
         """The value to store for what was typed (ValidationError names the problem)."""
@@ -85,8 +90,11 @@ class ListSpec:
         return self.column_names[2 : 2 + len(self.items)]
 
     def item(self, name: str) -> Field:
-        """One of the item's fields."""
-        return next(f for f in self.items if f.name == name)
+        """One of the item's fields; ValueError names one the list lacks."""
+        for f in self.items:
+            if f.name == name:
+                return f
+        raise ValueError(f"{self.name} items have no field {name!r}")
 
 
 class DeriveHook(Protocol):
@@ -156,6 +164,13 @@ class RecordType:
         """A register or text field by name (None if the type has no such field)."""
         return next((f for f in (*self.fields, *self.texts) if f.name == name), None)
 
+    def field_spec(self, name: str) -> Field:
+        """A register or text field by name; ValueError names one the type lacks."""
+        found = self.field_named(name)
+        if found is None:
+            raise ValueError(f"a {self.name} has no field {name!r}")
+        return found
+
     def list_spec(self, name: str) -> ListSpec | None:
         """A list field by name."""
         return next((s for s in self.lists if s.name == name), None)
@@ -169,6 +184,11 @@ class RecordType:
         """How forms and messages name one of this type's fields or lists."""
         found = self.field_named(name) or self.list_spec(name)
         return found.label if found is not None else default_label(name)
+
+
+def spoken_list(values: tuple[str, ...]) -> str:
+    """``mild, moderate, severe or unknown``: allowed values as help texts read them."""
+    return f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else "".join(values)
 
 
 def default_label(name: str) -> str:

@@ -30,7 +30,7 @@ ALLERGIES = ListSpec(
     (
         Field("substance", "Substance", v.required_text, required=True),
         Field("reaction", "Reaction", v.optional_text),
-        Field("severity", "Severity", v.one_of(*v.SEVERITY_VALUES)),
+        Field("severity", "Severity", choices=v.SEVERITY_VALUES),
     ),
     key=("substance",),
     stamped=True,
@@ -71,7 +71,7 @@ PATIENT = RecordType(
         Field("family", "Family name", v.required_text, required=True),
         Field("given", "Given name", v.required_text, required=True),
         Field("birth_date", "Date of birth", v.date_of_birth, required=True),
-        Field("sex", "Sex", v.one_of(*v.SEX_VALUES)),
+        Field("sex", "Sex", choices=v.SEX_VALUES),
         Field("mrn", "MRN", v.medical_record_number),
         Field("phone", "Phone", v.optional_text),
     ),
@@ -128,7 +128,7 @@ NOTE = RecordType(
         Field("signed_at", "Signed at"),
         Field("signed_body", "Signed text"),
     ),
-    texts=(Field("body", "Note"),),
+    texts=(Field("body", "Note text"),),
     lists=(
         ListSpec(
             "addenda",
@@ -146,6 +146,7 @@ NOTE = RecordType(
     remote_check=SignedNoteRules(),
 )
 
+APPOINTMENT_STATUSES = ("booked", "arrived", "cancelled", "done")
 APPOINTMENT = RecordType(
     "appointment",
     "appointments",
@@ -154,9 +155,7 @@ APPOINTMENT = RecordType(
         Field("starts_at", "Starts", v.timestamp, required=True),
         Field("ends_at", "Ends", v.timestamp, required=True),
         _REASON,
-        Field(
-            "status", "Status", v.one_of("booked", "arrived", "cancelled", "done"), required=True
-        ),
+        Field("status", "Status", required=True, choices=APPOINTMENT_STATUSES),
     ),
     chart_entry=True,
 )
