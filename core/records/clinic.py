@@ -433,19 +433,12 @@ class ClinicRecords:
                 ids = ", ".join(c.id for c in conflict.candidates)
                 raise ValidationError("choose", f"{choose!r} is not one of the values ({ids})")
         rtype = record_type(conflict.record_type)
-        if conflict.record_type == "note" and conflict.field == "body":
-            # A signed note stays as signed; text edited concurrently with the signing is
-            # kept, if the person wants it, as an addendum.
-            signed = next(c for c in conflict.candidates if c.id == "signed")
-            keep = value if value is not None else None
-            if chosen is not None and chosen.id != "signed":
-                keep = str(chosen.value)
-
-            def settle(doc: RecordDoc, hlc: str) -> None:
-                crdt.replace_text(doc, "body", str(signed.value))
-                if keep:
-                    crdt.add(doc, "addenda", {"body": keep}, hlc, self.actor)
-
+        candidates = {c.id: c.value for c in conflict.candidates}
+        special = None
+        if rtype.settle_hook is not None:  # a conflict the type's own rules raised
+            special = rtype.settle_hook(conflict.field, candidates, choose, value, self.actor)
+        if special is not None:
+            settle = special
         elif conflict.field == "deleted":
             delete = chosen is not None and chosen.field == "deleted"
 

@@ -30,6 +30,7 @@ from typing import Any
 from core.records import crdt
 from core.records.crdt import RecordDoc, RegisterEntry
 from core.records.rows import Rows, conflict_id, hlc_time
+from core.records.spec import Mutation
 
 # Written with every edit of a note's text (value: who edited), so a note-body conflict can
 # say who made the edit and when. Not one of the note's registers: concurrent text edits
@@ -122,6 +123,30 @@ class SignedNoteRules:
         ]
         return [(conflict_id(record_id, "body"), record_id, "note", "body",
                  json.dumps(candidates, sort_keys=True))]  # fmt: skip
+
+    @staticmethod
+    def settle(
+        field: str,
+        candidates: dict[str, Any],
+        chosen: str | None,
+        typed: str | None,
+        author: str,
+    ) -> Mutation | None:
+        """Settle a body conflict: the note stays as signed; the text edited concurrently
+        with the signing is kept, if the person wants it, as an addendum."""
+        if field != "body":
+            return None
+        signed = str(candidates["signed"])
+        keep = typed
+        if chosen is not None and chosen != "signed":
+            keep = str(candidates[chosen])
+
+        def settle(doc: RecordDoc, hlc: str) -> None:
+            crdt.replace_text(doc, "body", signed)
+            if keep:
+                crdt.add(doc, "addenda", {"body": keep}, hlc, author)
+
+        return settle
 
     @staticmethod
     def protect(doc: RecordDoc) -> SignedNote | None:

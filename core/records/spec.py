@@ -105,6 +105,25 @@ class DeriveHook(Protocol):
         """Extra conflict rows of this record."""
 
 
+Mutation = Callable[[RecordDoc, str], None]
+
+
+class SettleHook(Protocol):
+    """Settles a conflict the type's own derive hook raised: the mutation to apply, or None
+    for an ordinary register conflict. ``candidates``: candidate id -> value; ``chosen``
+    the id a person picked, or ``typed`` the value they entered instead."""
+
+    def __call__(
+        self,
+        field: str,
+        candidates: dict[str, Any],
+        chosen: str | None,
+        typed: str | None,
+        author: str,
+    ) -> Mutation | None:
+        """The settling mutation, or None."""
+
+
 class RemoteCheck(Protocol):
     """Refuses a remote op that breaks a rule of the type: ``protect`` reads what must
     survive before the op is applied, ``violation`` says how the op broke it (or None)."""
@@ -140,6 +159,7 @@ class RecordType:
     search: tuple[str, ...] = ()  # full-text indexed columns (the index itself: migrations)
     chart_entry: bool = False  # created on a patient's chart through ClinicalEntries
     derive_hook: DeriveHook | None = None
+    settle_hook: SettleHook | None = None
     remote_check: RemoteCheck | None = None
     # Derived from the above.
     registers: tuple[str, ...] = field(init=False)

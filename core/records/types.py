@@ -143,6 +143,7 @@ NOTE = RecordType(
     columns=("patient_id", "encounter_id", "author", "body", "signed_at"),
     row_requires="patient_id",
     derive_hook=SignedNoteRules.derive,
+    settle_hook=SignedNoteRules.settle,
     remote_check=SignedNoteRules(),
 )
 
