@@ -7,6 +7,7 @@ change how a change is stored (CRDT documents, the op log) without touching any 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -39,9 +40,10 @@ from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
 from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
 
-_PATIENT_COLS = "id, family, given, birth_date, sex, mrn, phone, created_at, updated_at"
-_SUMMARY_COLS = "p.id, p.family, p.given, p.birth_date, p.mrn, p.sex"
-_ALLERGY_COLS = "id, patient_id, substance, reaction, severity, recorded_at, recorded_by"
+# The models' fields are columns of the specs' tables (test_types_schema checks).
+_PATIENT_COLS = ", ".join(f.name for f in dataclasses.fields(Patient))
+_SUMMARY_COLS = ", ".join(f"p.{f.name}" for f in dataclasses.fields(PatientSummary))
+_ALLERGY_COLS = ", ".join(ALLERGIES.column_names)
 
 
 def new_id() -> str:

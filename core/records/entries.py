@@ -73,19 +73,22 @@ class ClinicalEntries:
 
     def get(self, type_name: str, record_id: str) -> dict[str, Any]:
         """One record's materialized row."""
-        table = record_type(type_name).table
-        cursor_rows = self.records.db.query(f"SELECT * FROM {table} WHERE id = ?", (record_id,))
-        if not cursor_rows:
+        rtype = record_type(type_name)
+        columns = rtype.column_names
+        rows = self.records.db.query(
+            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE id = ?", (record_id,)
+        )
+        if not rows:
             raise NotFoundError(f"no {type_name} with id {record_id!r}")
-        columns = [r[1] for r in self.records.db.query(f"PRAGMA table_info({table})")]
-        return dict(zip(columns, cursor_rows[0], strict=True))
+        return dict(zip(columns, rows[0], strict=True))
 
     def for_patient(self, type_name: str, patient_id: str) -> list[dict[str, Any]]:
         """A patient's records of one type."""
-        table = record_type(type_name).table
-        columns = [r[1] for r in self.records.db.query(f"PRAGMA table_info({table})")]
+        rtype = record_type(type_name)
+        columns = rtype.column_names
         rows = self.records.db.query(
-            f"SELECT * FROM {table} WHERE patient_id = ? ORDER BY id", (patient_id,)
+            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE patient_id = ? ORDER BY id",
+            (patient_id,),
         )
         return [dict(zip(columns, r, strict=True)) for r in rows]
 

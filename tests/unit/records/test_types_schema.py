@@ -12,8 +12,10 @@ import os
 from collections.abc import Iterable
 
 from core.crypto.secure_memory import SecureMemory
+from core.records.models import Allergy, Patient, PatientSummary
 from core.records.spec import Field
 from core.records.types import (
+    ALLERGIES,
     APPOINTMENT,
     FIELD_LABELS,
     PATIENT,
@@ -112,6 +114,12 @@ def test_every_spec_is_consistent() -> None:
     # A label names one field wherever it appears (or the name needs its record type).
     assert FIELD_LABELS["birth_date"] == "Date of birth"
     assert "name" not in FIELD_LABELS  # the clinic's name and a medication's name differ
+
+
+def test_the_models_read_columns_of_the_spec_tables() -> None:
+    assert {f.name for f in dataclasses.fields(Patient)} <= set(PATIENT.column_names)
+    assert {f.name for f in dataclasses.fields(PatientSummary)} <= set(PATIENT.column_names)
+    assert [f.name for f in dataclasses.fields(Allergy)] == list(ALLERGIES.column_names)
 
 
 def test_labels_come_from_the_specs() -> None:
