@@ -255,15 +255,16 @@ def _children(
 
 
 def _main_row(record_id: str, rtype: RecordType, values: dict[str, Any]) -> tuple[Any, ...]:
-    row = [record_id]
-    for name, fallback, compute in rtype.plan:
-        if compute is not None:
-            row.append(compute(values))
-        elif fallback is None:
-            row.append(values[name])
-        else:
-            row.append(values[name] or fallback)
-    return tuple(row)
+    # One comprehension over the spec's column plan (runs for every record changed).
+    return (
+        record_id,
+        *[
+            (values[name] if fallback is None else values[name] or fallback)
+            if compute is None
+            else compute(values)
+            for name, fallback, compute in rtype.plan
+        ],
+    )
 
 
 @functools.lru_cache(maxsize=64)

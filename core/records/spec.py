@@ -78,16 +78,13 @@ class ListSpec:
     row_order: tuple[str, ...] | None = None
     sql_only: tuple[str, ...] = ()  # columns left to their SQL default by the materializer
     column_names: tuple[str, ...] = field(init=False)
+    value_columns: tuple[str, ...] = field(init=False)  # filled from an item's value
 
     def __post_init__(self) -> None:
         order = self.row_order or tuple(f.name for f in self.items)
         stamps = ("recorded_at", "recorded_by") if self.stamped else ()
         object.__setattr__(self, "column_names", ("id", self.parent, *order, *stamps))
-
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        """The columns filled from an item's value, in row order."""
-        return self.column_names[2 : 2 + len(self.items)]
+        object.__setattr__(self, "value_columns", order)
 
     def item(self, name: str) -> Field:
         """One of the item's fields; ValueError names one the list lacks."""
