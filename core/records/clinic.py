@@ -317,7 +317,7 @@ class ClinicRecords:
         holder: list[str] = []
 
         def add(doc: RecordDoc, hlc: str) -> None:
-            holder.append(crdt.add(doc, "allergies", value, hlc, self.actor))
+            holder.append(crdt.add(doc, ALLERGIES.name, value, hlc, self.actor))
 
         details = {"patient_id": patient_id}
         with self.db.write(self.actor, "allergy.add", "patient", patient_id, details) as tx:
@@ -333,7 +333,7 @@ class ClinicRecords:
         details = {"allergy_id": allergy_id}
 
         def remove(doc: RecordDoc, hlc: str) -> None:
-            crdt.remove(doc, "allergies", allergy_id, hlc, self.actor)
+            crdt.remove(doc, ALLERGIES.name, allergy_id, hlc, self.actor)
 
         with self.db.write(self.actor, "allergy.remove", "patient", patient_id, details) as tx:
             change(tx, self.actor, patient_id, "patient", remove)
