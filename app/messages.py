@@ -8,26 +8,13 @@ from __future__ import annotations
 
 from core.errors import describe_error as core_describe_error
 from core.errors import sentence
+from core.records import types
 from core.records.errors import ValidationError
 
 __all__ = ["FIELD_LABELS", "describe_error", "sentence", "validation_text"]
 
 # Core names fields as its API does; people see the labels the forms use.
-FIELD_LABELS: dict[str, str] = {
-    "clinic": "Clinic name",
-    "username": "User name",
-    "full_name": "Full name",
-    "password": "Password",
-    "family": "Family name",
-    "given": "Given name",
-    "birth_date": "Date of birth",
-    "sex": "Sex",
-    "mrn": "MRN",
-    "phone": "Phone",
-    "substance": "Substance",
-    "reaction": "Reaction",
-    "severity": "Severity",
-}
+FIELD_LABELS: dict[str, str] = dict(types.FIELD_LABELS)  # from the record-type specs
 
 
 _PREDICATES = ("is ", "must ", "contains ", "are ", "has ")

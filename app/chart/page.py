@@ -45,6 +45,7 @@ from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
+from core.records.types import ALLERGIES
 
 SEVERE_COLOUR = QColor("#9b1c1c")
 
@@ -112,12 +113,12 @@ class AllergyDialog(QDialog):
         self.general_error = error_label()
 
         form = form_layout()
-        for label, field, widget in (
-            ("Substance", "substance", self.substance),
-            ("Reaction", "reaction", self.reaction),
-            ("Severity", "severity", self.severity),
+        for field, widget in (
+            ("substance", self.substance),
+            ("reaction", self.reaction),
+            ("severity", self.severity),
         ):
-            form.addRow(label, widget)
+            form.addRow(ALLERGIES.item(field).label, widget)
             form.addRow("", self.errors[field])
 
         self.buttons, self.save_button = action_buttons(self, self.save)

@@ -34,9 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.messages import FIELD_LABELS, describe_error, validation_text
+from app.messages import describe_error, validation_text
 from app.widgets import error_label, paragraph
 from app.worker import Job, Worker
+from core.records import types
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.models import Conflict, ConflictCandidate, ConflictSide
@@ -72,11 +73,9 @@ def load_inbox(records: ClinicRecords) -> Inbox:
     return Inbox(conflicts, titles, identity(records.db).replica_id)
 
 
-def field_label(field: str) -> str:
-    """``birth_date`` -> ``Date of birth``."""
-    if field == "deleted":
-        return "Deleted or kept"
-    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+def field_label(field: str, record_type: str | None = None) -> str:
+    """``birth_date`` -> ``Date of birth`` (as the record type's spec labels it)."""
+    return types.field_label(field, record_type)
 
 
 def describe_value(candidate: ConflictCandidate) -> str:
@@ -158,7 +157,7 @@ class ConflictCard(_Card):
         super().__init__()
         self.conflict = conflict
         self.setObjectName("card")
-        heading = QLabel(f"{title} — {field_label(conflict.field)}")
+        heading = QLabel(f"{title} — {field_label(conflict.field, conflict.record_type)}")
         heading.setObjectName("cardHeading")
         self.group = QButtonGroup(self)
         self.choices: dict[str, QRadioButton] = {}
@@ -228,7 +227,7 @@ class ListConflictCard(_Card):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
         layout.setSpacing(6)
-        heading = QLabel(f"{title} — {field_label(conflict.field)} (list)")
+        heading = QLabel(f"{title} — {field_label(conflict.field, conflict.record_type)} (list)")
         heading.setObjectName("cardHeading")
         layout.addWidget(heading)
         layout.addWidget(

@@ -34,6 +34,7 @@ from core.records.clinic import ClinicRecords
 from core.records.duplicates import DuplicatePatientError
 from core.records.errors import ValidationError
 from core.records.models import SEX_VALUES, Patient, PatientSummary
+from core.records.types import PATIENT
 
 RecordsProvider = Callable[[], ClinicRecords]
 
@@ -187,16 +188,8 @@ class PatientDialog(QDialog):
         }
         self.errors: dict[str, QLabel] = {}
         form = form_layout()
-        labels = {
-            "family": "Family name",
-            "given": "Given name",
-            "birth_date": "Date of birth",
-            "sex": "Sex",
-            "mrn": "MRN",
-            "phone": "Phone",
-        }
         for field, widget in self._inputs.items():
-            form.addRow(labels[field], widget)
+            form.addRow(PATIENT.label(field), widget)
             self.errors[field] = error_label()
             form.addRow("", self.errors[field])
 

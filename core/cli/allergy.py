@@ -6,6 +6,8 @@ import argparse
 
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
+from core.records.spec import spoken_list
+from core.records.types import ALLERGIES
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +16,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("patient_id")
     add.add_argument("substance")
     add.add_argument("--reaction")
-    add.add_argument("--severity", help="mild, moderate, severe or unknown")
+    add.add_argument("--severity", help=spoken_list(ALLERGIES.item("severity").choices))
 
 
 def run(ctx: Context) -> int:

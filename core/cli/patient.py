@@ -9,6 +9,8 @@ from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.duplicates import DuplicatePatientError, describe
 from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
+from core.records.spec import spoken_list
+from core.records.types import PATIENT
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +21,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--given", required=True)
     add.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
     add.add_argument("--mrn")
-    add.add_argument("--sex", help="female, male, other or unknown")
+    add.add_argument("--sex", help=spoken_list(PATIENT.field_spec("sex").choices))
     add.add_argument("--phone")
     add.add_argument(
         "--allow-duplicate",

@@ -8,17 +8,16 @@ audit entry. Nothing is half-written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.records import crdt
 from core.records.crdt import RecordDoc
 from core.records.materialize import Writes, materialize
+from core.records.spec import Mutation
 from core.records.types import record_type
 from core.store import oplog
 from core.store.database import Row, Transaction
-
-Mutation = Callable[[RecordDoc, str], None]
 
 
 class RecordTypeMismatchError(ValueError):

@@ -7,6 +7,7 @@ change how a change is stored (CRDT documents, the op log) without touching any 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -35,13 +36,15 @@ from core.records.models import (
     User,
     item_label,
 )
-from core.records.types import record_type
+from core.records.spec import ListSpec
+from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
 from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
 
-_PATIENT_COLS = "id, family, given, birth_date, sex, mrn, phone, created_at, updated_at"
-_SUMMARY_COLS = "p.id, p.family, p.given, p.birth_date, p.mrn, p.sex"
-_ALLERGY_COLS = "id, patient_id, substance, reaction, severity, recorded_at, recorded_by"
+# The models' fields are columns of the specs' tables (test_types_schema checks).
+_PATIENT_COLS = ", ".join(f.name for f in dataclasses.fields(Patient))
+_SUMMARY_COLS = ", ".join(f"p.{f.name}" for f in dataclasses.fields(PatientSummary))
+_ALLERGY_COLS = ", ".join(ALLERGIES.column_names)
 
 
 def new_id() -> str:
@@ -64,6 +67,17 @@ def new_user(username: str, full_name: str, role: str, password: str) -> User:
         role=v.role(role),
         active=True,
     )
+
+
+def _clean(rtype: RecordType, name: str, value: str | None) -> str | None:
+    """A typed value of one field, checked by the type's spec (unchecked fields as given)."""
+    found = rtype.field_named(name)
+    return value if found is None else found.clean(value)
+
+
+def clean_item(spec: ListSpec, values: Mapping[str, str | None]) -> dict[str, crdt.Value]:
+    """A list item's values as stored, each checked by the list's spec, in its order."""
+    return {f.name: f.clean(values.get(f.name)) for f in spec.items}
 
 
 def _patient(row: Row) -> Patient:
@@ -249,7 +263,7 @@ class ClinicRecords:
                 unknown[0], f"is not a patient field (one of {', '.join(PATIENT_EDITABLE)})"
             )
         current = self.get_patient(patient_id)
-        cleaned = {field: v.patient_field(field, value) for field, value in changes.items()}
+        cleaned = {field: _clean(PATIENT, field, value) for field, value in changes.items()}
         changed = {f: val for f, val in cleaned.items() if getattr(current, f) != val}
         if not changed:
             return current
@@ -315,15 +329,13 @@ class ClinicRecords:
     ) -> Allergy:
         """Record an allergy on a patient's chart."""
         self.get_patient(patient_id)
-        value: dict[str, crdt.Value] = {
-            "substance": v.text("substance", substance),
-            "reaction": v.text("reaction", reaction, required=False),
-            "severity": v.severity(severity),
-        }
+        value = clean_item(
+            ALLERGIES, {"substance": substance, "reaction": reaction, "severity": severity}
+        )
         holder: list[str] = []
 
         def add(doc: RecordDoc, hlc: str) -> None:
-            holder.append(crdt.add(doc, "allergies", value, hlc, self.actor))
+            holder.append(crdt.add(doc, ALLERGIES.name, value, hlc, self.actor))
 
         details = {"patient_id": patient_id}
         with self.db.write(self.actor, "allergy.add", "patient", patient_id, details) as tx:
@@ -339,7 +351,7 @@ class ClinicRecords:
         details = {"allergy_id": allergy_id}
 
         def remove(doc: RecordDoc, hlc: str) -> None:
-            crdt.remove(doc, "allergies", allergy_id, hlc, self.actor)
+            crdt.remove(doc, ALLERGIES.name, allergy_id, hlc, self.actor)
 
         with self.db.write(self.actor, "allergy.remove", "patient", patient_id, details) as tx:
             change(tx, self.actor, patient_id, "patient", remove)
@@ -441,19 +453,12 @@ class ClinicRecords:
                 ids = ", ".join(c.id for c in conflict.candidates)
                 raise ValidationError("choose", f"{choose!r} is not one of the values ({ids})")
         rtype = record_type(conflict.record_type)
-        if conflict.record_type == "note" and conflict.field == "body":
-            # A signed note stays as signed; text edited concurrently with the signing is
-            # kept, if the person wants it, as an addendum.
-            signed = next(c for c in conflict.candidates if c.id == "signed")
-            keep = value if value is not None else None
-            if chosen is not None and chosen.id != "signed":
-                keep = str(chosen.value)
-
-            def settle(doc: RecordDoc, hlc: str) -> None:
-                crdt.replace_text(doc, "body", str(signed.value))
-                if keep:
-                    crdt.add(doc, "addenda", {"body": keep}, hlc, self.actor)
-
+        candidates = {c.id: c.value for c in conflict.candidates}
+        special = None
+        if rtype.settle_hook is not None:  # a conflict the type's own rules raised
+            special = rtype.settle_hook(conflict.field, candidates, choose, value, self.actor)
+        if special is not None:
+            settle = special
         elif conflict.field == "deleted":
             delete = chosen is not None and chosen.field == "deleted"
 
@@ -463,8 +468,8 @@ class ClinicRecords:
 
         else:
             new_value = chosen.value if chosen is not None else value
-            if conflict.record_type == "patient" and chosen is None:
-                new_value = v.patient_field(conflict.field, value)
+            if chosen is None:  # typed in: checked as the field is everywhere else
+                new_value = _clean(rtype, conflict.field, value)
 
             def settle(doc: RecordDoc, hlc: str) -> None:
                 crdt.write(doc, conflict.field, new_value, hlc, self.actor)

@@ -3,94 +3,21 @@ medications: the rest of the chart, through the same one write path."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from core.records import crdt
-from core.records import validation as v
 from core.records.changes import change
-from core.records.clinic import ClinicRecords, new_id
+from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
-from core.records.types import record_type
+from core.records.types import LISTS, PATIENT, RECORD_TYPES, record_type
 from core.store.database import utc_now
 
-Check = Callable[[str, str | None], str | None]
-
-
-def _timestamp(field: str, value: str | None) -> str | None:
-    raw = (value or "").strip()
-    try:
-        parsed = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError(
-            field, f"{raw!r} is not a date and time like 2026-11-28T09:30"
-        ) from None
-    return parsed.isoformat(timespec="minutes")
-
-
-def _text(field: str, value: str | None) -> str | None:
-    return v.text(field, value)
-
-
-def _optional(field: str, value: str | None) -> str | None:
-    return v.text(field, value, required=False)
-
-
-def _digits(field: str, value: str | None) -> str | None:
-    # Kept as a string: pycrdt would hand numbers back as floats.
-    if not (value or "").isdigit():
-        raise ValidationError(field, f"{value!r} is not a whole number")
-    return value
-
-
-def _sha256(field: str, value: str | None) -> str | None:
-    if not re.fullmatch(r"[0-9a-f]{64}", value or ""):
-        raise ValidationError(field, "is not a SHA-256 hex digest")
-    return value
-
-
-def _choice(*allowed: str) -> Check:
-    def check(field: str, value: str | None) -> str | None:
-        return v.choice(field, value, allowed)
-
-    return check
-
-
-# Per type: field -> (required?, check). patient_id is checked against the patients table.
-FIELDS: dict[str, dict[str, tuple[bool, Check]]] = {
-    "appointment": {
-        "starts_at": (True, _timestamp),
-        "ends_at": (True, _timestamp),
-        "reason": (False, _optional),
-        "status": (True, _choice("booked", "arrived", "cancelled", "done")),
-    },
-    "encounter": {
-        "started_at": (True, _timestamp),
-        "reason": (False, _optional),
-        "clinician": (False, _optional),
-    },
-    "observation": {
-        "encounter_id": (False, _optional),
-        "code": (True, _text),
-        "value": (True, _text),
-        "unit": (False, _optional),
-        "observed_at": (True, _timestamp),
-    },
-    "attachment": {
-        "filename": (True, _text),
-        "media_type": (True, _text),
-        "size": (True, _digits),
-        "sha256": (True, _sha256),
-    },
-}
-
-SETS: dict[str, tuple[str, ...]] = {
-    "problems": ("description", "code", "status", "onset"),
-    "medications": ("name", "dose", "route", "frequency"),
-}
+# The types added to a chart here, and the patient's lists, as their specs declare
+# (allergies have their own calls on ClinicRecords, audited as allergy.add/remove).
+CHART_ENTRIES = tuple(t.name for t in RECORD_TYPES.values() if t.chart_entry)
+PATIENT_LISTS = tuple(s.name for s in PATIENT.lists if s.name != "allergies")
 
 
 class ClinicalEntries:
@@ -102,19 +29,18 @@ class ClinicalEntries:
     def _clean(
         self, type_name: str, fields: Mapping[str, str | None], creating: bool
     ) -> dict[str, Any]:
-        spec = FIELDS.get(type_name)
-        if spec is None:
-            raise ValidationError("type", f"{type_name!r} is not one of {', '.join(FIELDS)}")
-        unknown = sorted(set(fields) - set(spec))
+        if type_name not in CHART_ENTRIES:
+            raise ValidationError("type", f"{type_name!r} is not one of {', '.join(CHART_ENTRIES)}")
+        spec = record_type(type_name).writable
+        unknown = sorted(set(fields) - {f.name for f in spec})
         if unknown:
             raise ValidationError(unknown[0], f"is not a {type_name} field")
         cleaned: dict[str, Any] = {}
-        for name, (required, check) in spec.items():
-            if name in fields:
-                value = fields[name]
-                cleaned[name] = check(name, value) if (required or value) else None
-            elif creating and required:
-                raise ValidationError(name, "is required")
+        for field in spec:
+            if field.name in fields:
+                cleaned[field.name] = field.clean(fields[field.name])
+            elif creating and field.required:
+                raise ValidationError(field.name, "is required")
         return cleaned
 
     def add(self, type_name: str, patient_id: str, fields: Mapping[str, str | None]) -> str:
@@ -147,19 +73,22 @@ class ClinicalEntries:
 
     def get(self, type_name: str, record_id: str) -> dict[str, Any]:
         """One record's materialized row."""
-        table = record_type(type_name).table
-        cursor_rows = self.records.db.query(f"SELECT * FROM {table} WHERE id = ?", (record_id,))
-        if not cursor_rows:
+        rtype = record_type(type_name)
+        columns = rtype.column_names
+        rows = self.records.db.query(
+            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE id = ?", (record_id,)
+        )
+        if not rows:
             raise NotFoundError(f"no {type_name} with id {record_id!r}")
-        columns = [r[1] for r in self.records.db.query(f"PRAGMA table_info({table})")]
-        return dict(zip(columns, cursor_rows[0], strict=True))
+        return dict(zip(columns, rows[0], strict=True))
 
     def for_patient(self, type_name: str, patient_id: str) -> list[dict[str, Any]]:
         """A patient's records of one type."""
-        table = record_type(type_name).table
-        columns = [r[1] for r in self.records.db.query(f"PRAGMA table_info({table})")]
+        rtype = record_type(type_name)
+        columns = rtype.column_names
         rows = self.records.db.query(
-            f"SELECT * FROM {table} WHERE patient_id = ? ORDER BY id", (patient_id,)
+            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE patient_id = ? ORDER BY id",
+            (patient_id,),
         )
         return [dict(zip(columns, r, strict=True)) for r in rows]
 
@@ -167,15 +96,10 @@ class ClinicalEntries:
 
     def add_to_list(self, patient_id: str, field: str, values: Mapping[str, str | None]) -> str:
         """Add a problem or an active medication; concurrent additions all survive."""
-        columns = SETS.get(field)
-        if columns is None:
-            raise ValidationError("list", f"{field!r} is not one of {', '.join(SETS)}")
+        if field not in PATIENT_LISTS:
+            raise ValidationError("list", f"{field!r} is not one of {', '.join(PATIENT_LISTS)}")
         self.records.get_patient(patient_id)
-        element: dict[str, crdt.Value] = {
-            c: v.text(c, values.get(c), required=(i == 0)) for i, c in enumerate(columns)
-        }
-        if field == "problems":
-            element["status"] = element["status"] or "active"
+        element = clean_item(LISTS[field], values)
         holder: list[str] = []
         actor = self.records.actor
 

@@ -9,89 +9,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from core.records import crdt, set_conflicts
 from core.records.crdt import RecordDoc
-from core.records.types import (
-    NOTE,
-    NOTE_EDITED,
-    PATIENT,
-    RECORD_TYPES,
-    SYSTEM_REGISTERS,
-    RecordType,
-)
+from core.records.rows import Rows
+from core.records.rows import conflict_id as conflict_id
+from core.records.rows import hlc_time as hlc_time
+from core.records.rows import sort_key as sort_key
+from core.records.spec import ListSpec
+from core.records.types import RECORD_TYPES, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction
-
-
-@dataclass(frozen=True)
-class ChildTable:
-    """Where the elements of one set field are materialized."""
-
-    table: str
-    parent: str  # column holding the record id
-    columns: tuple[str, ...]  # taken from the element's value
-    stamped: bool  # also write added-at time and author
-
-
-# Per record type: set field -> child table.
-CHILD_TABLES: dict[str, dict[str, ChildTable]] = {
-    "patient": {
-        "allergies": ChildTable(
-            "allergies", "patient_id", ("substance", "reaction", "severity"), True
-        ),
-        "problems": ChildTable(
-            "conditions", "patient_id", ("code", "description", "status", "onset"), False
-        ),
-        "medications": ChildTable(
-            "medications", "patient_id", ("name", "dose", "route", "frequency"), False
-        ),
-    },
-    "note": {"addenda": ChildTable("note_addenda", "note_id", ("body",), True)},
-}
 
 
 class MalformedRecordError(ValueError):
     """A document holds entries that are not valid Careline values."""
-
-
-def sort_key(family: str, given: str) -> str:
-    """Case- and accent-insensitive ordering key for the patient list."""
-    if type(family) is str and type(given) is str:  # cacheable (hashable, immutable)
-        return _sort_key(family, given)
-    return _sort_key.__wrapped__(family, given)
-
-
-@functools.lru_cache(maxsize=16_384)
-def _sort_key(family: str, given: str) -> str:
-    # Pure, and the same names are re-derived after every change of a record: cache.
-    text = f"{family}\x1f{given}".casefold()
-    return "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
-    )
-
-
-def hlc_time(hlc: str) -> str:
-    """ISO-8601 UTC time of an HLC's wall-clock part."""
-    if type(hlc) is str:  # anything else fails below, as it always did (not in the cache)
-        return _hlc_time(hlc)
-    return _hlc_time.__wrapped__(hlc)
-
-
-@functools.lru_cache(maxsize=16_384)
-def _hlc_time(hlc: str) -> str:
-    # Pure; list items keep their stamps, so the same HLCs are formatted over and over.
-    wall = int(hlc.split(".", 1)[0])
-    return datetime.fromtimestamp(wall / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def conflict_id(record_id: str, field: str) -> str:
-    """Stable id of the conflict on one field of one record (the same on every replica)."""
-    return hashlib.sha256(f"{record_id}|{field}".encode()).hexdigest()[:16]
 
 
 Live = dict[str, list[crdt.RegisterEntry]]
@@ -124,9 +57,6 @@ def deletion_state(live: Live, rtype: RecordType) -> tuple[bool, Unseen]:
     for field in rtype.registers:
         unseen += [(field, e) for e in live[field] if e.write_id not in observed]
     return True, unseen
-
-
-Rows = list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -240,7 +170,7 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
 def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     # Listed before any root is read (cheap then): most records have no lists, and a list
     # root that does not exist is known empty without reading it.
-    roots = crdt.root_names(doc) if rtype.name in CHILD_TABLES else None
+    roots = crdt.root_names(doc) if rtype.lists else None
     live = read_live(doc, rtype)
     values = _values(live)
     deleted, unseen = deletion_state(live, rtype)
@@ -249,19 +179,13 @@ def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     main: Rows = []
     children: dict[str, Rows] = {}
     conflicts = _conflict_rows(record_id, rtype, live, deleted, unseen)
-    if rtype is PATIENT:
-        if visible and values["family"] is not None:
-            main = [_patient_row(record_id, values)]
-    elif rtype is NOTE:
-        body, diverged = _note_body(doc, values)
-        if visible and values["patient_id"] is not None:
-            main = [(record_id, values["patient_id"], values["encounter_id"], values["author"],
-                     body, values["signed_at"])]  # fmt: skip
-        if diverged is not None:
-            conflicts.append(diverged(record_id))
-    elif visible and (rtype.name != "user" or values["username"] is not None):
-        main = [_main_row(record_id, rtype, doc, values)]
-    if main and rtype.name in CHILD_TABLES:
+    for text in rtype.texts:
+        values[text.name] = str(crdt.text(doc, text.name))
+    if rtype.derive_hook is not None:
+        conflicts += rtype.derive_hook(record_id, doc, values)
+    if visible and (rtype.row_requires is None or values[rtype.row_requires] is not None):
+        main = [_main_row(record_id, rtype, values)]
+    if main and rtype.lists:
         sets = _read_sets(doc, roots)
         children = _children(record_id, rtype, sets)
         conflicts += _set_conflict_rows(record_id, rtype, doc, sets, roots)
@@ -314,118 +238,33 @@ def _has_keyed_lists(rtype: RecordType) -> bool:
     return any(f in set_conflicts.KEY_COLUMNS for f in rtype.sets)
 
 
-def _note_body(
-    doc: RecordDoc, values: dict[str, Any]
-) -> tuple[str, Callable[[str], tuple[Any, ...]] | None]:
-    """The body to show, and (for a signed note whose text was edited concurrently with the
-    signing) a conflict row so a person can turn the edit into an addendum."""
-    text = str(crdt.text(doc, "body"))
-    if values["signed_at"] is None:
-        return text, None
-    signed = values["signed_body"] if isinstance(values["signed_body"], str) else ""
-    if text == signed:
-        return signed, None
-
-    def row(record_id: str) -> tuple[Any, ...]:
-        live = crdt.all_live(doc, in_transaction=True)
-        candidates = [
-            _body_candidate("signed", signed, _newest(live.get("signed_at", []))),
-            _body_candidate("unsigned-edit", text, _newest(live.get(NOTE_EDITED, []))),
-        ]
-        return (conflict_id(record_id, "body"), record_id, "note", "body",
-                json.dumps(candidates, sort_keys=True))  # fmt: skip
-
-    return signed, row
-
-
-def _newest(entries: list[crdt.RegisterEntry]) -> crdt.RegisterEntry | None:
-    return entries[0] if entries else None
-
-
-def _body_candidate(
-    candidate_id: str, value: str, entry: crdt.RegisterEntry | None
-) -> dict[str, Any]:
-    """One side of a note-body conflict: who signed (or last edited the text), where, when."""
-    who = {"author": "", "replica": "", "time": "", "hlc": ""}
-    if entry is not None:
-        who = {"author": entry.author, "replica": entry.replica,
-               "time": hlc_time(entry.hlc), "hlc": entry.hlc}  # fmt: skip
-    return {"id": candidate_id, "field": "body", "value": value, **who}
-
-
-def _patient_row(record_id: str, values: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        record_id,
-        values["family"],
-        values["given"] or "",
-        values["birth_date"] or "",
-        values["sex"],
-        values["mrn"],
-        values["phone"],
-        sort_key(values["family"], values["given"] or ""),
-        values["created_at"] or "",
-        values["updated_at"] or "",
-    )
-
-
 def _children(
     record_id: str, rtype: RecordType, sets: dict[str, list[crdt.SetElement]]
 ) -> dict[str, Rows]:
     out: dict[str, Rows] = {}
-    for set_field, child in CHILD_TABLES[rtype.name].items():
+    for child in rtype.lists:
+        columns, stamped = child.value_columns, child.stamped
         rows: Rows = []
-        for element in sets.get(set_field, []):
-            row = [element.element_id, record_id, *(element.value.get(c) for c in child.columns)]
-            if child.stamped:
+        for element in sets.get(child.name, []):
+            row = [element.element_id, record_id, *(element.value.get(c) for c in columns)]
+            if stamped:
                 row += [hlc_time(element.hlc), element.author]
             rows.append(tuple(row))
         out[child.table] = rows
     return out
 
 
-def _main_row(
-    record_id: str, rtype: RecordType, doc: RecordDoc, values: dict[str, Any]
-) -> tuple[Any, ...]:
-    if rtype.name == "user":
-        return (
-            record_id,
-            values["username"],
-            values["full_name"] or "",
-            values["role"] or "front_desk",
-            values["verifier"] or "",
-            0 if values["active"] is False else 1,
-            values["created_at"] or "",
-            values["updated_at"] or "",
-        )
-    row = [record_id, *(values[c] for c in rtype.registers)]
-    row += [str(crdt.text(doc, t)) for t in rtype.texts]
-    if rtype.table == "attachments":
-        row.append(values["created_at"] or "")
-    return tuple(row)
-
-
-@functools.cache
-def _main_columns(rtype: RecordType) -> tuple[str, ...]:
-    if rtype is PATIENT:
-        return (
-            "id", "family", "given", "birth_date", "sex", "mrn", "phone", "sort_key",
-            "created_at", "updated_at",
-        )  # fmt: skip
-    if rtype.name == "user":
-        return (
-            "id", "username", "full_name", "role", "verifier", "active", "created_at",
-            "updated_at",
-        )  # fmt: skip
-    if rtype is NOTE:
-        return ("id", "patient_id", "encounter_id", "author", "body", "signed_at")
-    extra = ("created_at",) if rtype.table == "attachments" else ()
-    return ("id", *rtype.registers, *rtype.texts, *extra)
-
-
-@functools.cache
-def _child_columns(child: ChildTable) -> tuple[str, ...]:
-    stamps = ("recorded_at", "recorded_by") if child.stamped else ()
-    return ("id", child.parent, *child.columns, *stamps)
+def _main_row(record_id: str, rtype: RecordType, values: dict[str, Any]) -> tuple[Any, ...]:
+    # One comprehension over the spec's column plan (runs for every record changed).
+    return (
+        record_id,
+        *[
+            (values[name] if fallback is None else values[name] or fallback)
+            if compute is None
+            else compute(values)
+            for name, fallback, compute in rtype.plan
+        ],
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -451,12 +290,9 @@ def _insert(
 # Table pairs a foreign key links: each list's child table and its record's own table.
 _LINKED: frozenset[tuple[str, str]] = frozenset(
     pair
-    for type_name, children in CHILD_TABLES.items()
-    for child in children.values()
-    for pair in (
-        (child.table, RECORD_TYPES[type_name].table),
-        (RECORD_TYPES[type_name].table, child.table),
-    )
+    for rtype in RECORD_TYPES.values()
+    for child in rtype.lists
+    for pair in ((child.table, rtype.table), (rtype.table, child.table))
 )
 
 
@@ -524,10 +360,10 @@ def materialize(
     derived = derive(record_id, rtype, doc)
     digests = derived.digests()
     old = previous or {}
-    tables = CHILD_TABLES.get(rtype.name, {})
+    tables: tuple[ListSpec, ...] = rtype.lists
     children_changed = old.get("children") != digests["children"]
     if children_changed:
-        for child in tables.values():
+        for child in tables:
             out.add(
                 child.table,
                 record_id,
@@ -539,15 +375,15 @@ def materialize(
             out.add(
                 rtype.table,
                 record_id,
-                _upsert_sql(rtype.table, _main_columns(rtype)),
+                _upsert_sql(rtype.table, rtype.column_names),
                 derived.main[0],
             )
         else:
             out.add(rtype.table, record_id, f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
     if children_changed:
-        for child in tables.values():
+        for child in tables:
             rows = derived.children.get(child.table, [])
-            _insert(out, child.table, record_id, _child_columns(child), rows)
+            _insert(out, child.table, record_id, child.column_names, rows)
     if old.get("conflicts") != digests["conflicts"]:
         out.add("conflicts", record_id, "DELETE FROM conflicts WHERE record_id = ?", (record_id,))
         columns = ("id", "record_id", "record_type", "field", "candidates")

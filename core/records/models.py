@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SEX_VALUES = ("female", "male", "other", "unknown")
-SEVERITY_VALUES = ("mild", "moderate", "severe", "unknown")
-ROLES = ("admin", "clinician", "front_desk")
+from core.records.types import PATIENT, list_spec
+from core.records.validation import ROLES as ROLES
+from core.records.validation import SEVERITY_VALUES as SEVERITY_VALUES
+from core.records.validation import SEX_VALUES as SEX_VALUES
+
 # Fields a person may change with ``patient set`` or the edit dialog.
-PATIENT_EDITABLE = ("family", "given", "birth_date", "sex", "mrn", "phone")
+PATIENT_EDITABLE = tuple(f.name for f in PATIENT.writable)
 
 
 @dataclass(frozen=True)
@@ -109,17 +111,11 @@ class ConflictCandidate:
         return asdict(self)
 
 
-# How a list item reads: the columns shown, first one as the name, the rest in brackets.
-_ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
-    "allergies": ("substance", "reaction", "severity"),
-    "problems": ("description", "code", "status", "onset"),
-    "medications": ("name", "dose", "route", "frequency"),
-}
-
-
 def item_label(list_field: str, value: dict[str, str | bool | None]) -> str:
-    """``Penicillin (hives, severe)``: a list item as a person reads it."""
-    columns = _ITEM_COLUMNS.get(list_field) or tuple(sorted(value))
+    """``Penicillin (hives, severe)``: a list item as a person reads it (its fields in the
+    list's order: the first as the name, the rest in brackets)."""
+    spec = list_spec(list_field)
+    columns = tuple(f.name for f in spec.items) if spec is not None else tuple(sorted(value))
     parts = [str(value[c]) for c in columns if value.get(c) not in (None, "")]
     if not parts:
         return "(empty item)"

@@ -9,7 +9,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
-from core.records.types import NOTE_EDITED
+from core.records.types import NOTE, NOTE_EDITED
 from core.store.database import utc_now
 
 MAX_NOTE = 100_000
@@ -123,7 +123,7 @@ class Notes:
     def get(self, note_id: str) -> Note:
         """One note with its addenda."""
         rows = self.records.db.query(
-            "SELECT id, patient_id, encounter_id, author, body, signed_at FROM notes WHERE id = ?",
+            f"SELECT {', '.join(NOTE.column_names)} FROM notes WHERE id = ?",
             (note_id,),
         )
         if not rows:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.records import crdt, signed_notes
+from core.records import crdt
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
@@ -181,15 +181,18 @@ def check_batch(
                 f"op {op.origin}:{op.seq} builds on changes to record {op.record_id} "
                 "this replica does not hold yet"
             )
-        signed = signed_notes.signed_note(doc) if type_name == "note" else None
-        before = doc.get_state() if signed is not None else b""
+        # A type's own rule on remote changes (a signed note stays signed): what must
+        # survive, read before the op.
+        rule = RECORD_TYPES[type_name].remote_check
+        protected = rule.protect(doc) if rule is not None else None
+        before = doc.get_state() if protected is not None else b""
         try:
             doc.apply_update(op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
-        if signed is not None:
+        if rule is not None and protected is not None:
             # The dependencies were decoded once above, so they are well formed.
-            broken = signed_notes.violation(signed, doc, crdt.covers(op.deps, before))
+            broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
             if broken is not None:
                 raise ApplyError(f"op {op.origin}:{op.seq} {broken} ({op.record_id}); refusing it")
         held[op.origin] = op.seq
@@ -240,7 +243,8 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 if rec.record_type not in RECORD_TYPES:
                     raise ApplyError(f"snapshot record has unknown type {rec.record_type!r}")
                 loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
-                signed = signed_notes.signed_note(loaded.doc) if rec.record_type == "note" else None
+                rule = RECORD_TYPES[rec.record_type].remote_check
+                protected = rule.protect(loaded.doc) if rule is not None else None
                 try:
                     loaded.doc.apply_update(rec.state)
                 except ValueError as exc:
@@ -249,7 +253,11 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                     ) from exc
                 # A snapshot's state carries no dependencies: only what it removes or
                 # rewrites can be told apart from a concurrent change.
-                broken = signed and signed_notes.violation(signed, loaded.doc, False)
+                broken = (
+                    rule.violation(protected, loaded.doc, False)
+                    if rule is not None and protected is not None
+                    else None
+                )
                 if broken:
                     raise ApplyError(f"snapshot state {broken} ({rec.record_id}); refusing it")
                 store_record(tx, rec.record_id, rec.record_type, loaded)

@@ -31,13 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.records import crdt
+from core.records.types import LISTS
 
-# Per list field: the element columns naming "the same item", first non-empty wins.
-KEY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "allergies": ("substance",),
-    "problems": ("code", "description"),
-    "medications": ("name",),
-}
+# Per list field: the element columns naming "the same item", first non-empty wins (each
+# list's spec declares them; a list without a key never conflicts).
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {name: s.key for name, s in LISTS.items() if s.key}
 
 MERGED = "merged"
 

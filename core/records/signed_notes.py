@@ -23,11 +23,19 @@ the whole batch with it (the caller rolls back), as for any other forged op.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from core.records import crdt
 from core.records.crdt import RecordDoc, RegisterEntry
+from core.records.rows import Rows, conflict_id, hlc_time
+from core.records.spec import Mutation
 
+# Written with every edit of a note's text (value: who edited), so a note-body conflict can
+# say who made the edit and when. Not one of the note's registers: concurrent text edits
+# merge, so several live values of it are no conflict.
+NOTE_EDITED = "edited"
 FROZEN = ("patient_id", "encounter_id", "author", "signed_at", "signed_body")
 SIGNATURE = ("signed_at", "signed_body")
 
@@ -91,3 +99,76 @@ def violation(before: SignedNote, doc: RecordDoc, saw_everything: bool) -> str |
         if text != before.body and text not in before.signed_bodies:
             return "edits the text of a signed note"
     return None
+
+
+class SignedNoteRules:
+    """The note type's hooks: the signed body shown, and remote ops checked (see above)."""
+
+    @staticmethod
+    def derive(record_id: str, doc: RecordDoc, values: dict[str, Any]) -> Rows:
+        """Show the signed body of a signed note (``values["body"]``, read as the current
+        text, becomes it); a text edited concurrently with the signing is a conflict a
+        person settles (it can become an addendum)."""
+        text = values["body"]
+        if values["signed_at"] is None:
+            return []
+        signed = values["signed_body"] if isinstance(values["signed_body"], str) else ""
+        values["body"] = signed
+        if text == signed:
+            return []
+        live = crdt.all_live(doc, in_transaction=True)
+        candidates = [
+            _body_candidate("signed", signed, _newest(live.get("signed_at", []))),
+            _body_candidate("unsigned-edit", text, _newest(live.get(NOTE_EDITED, []))),
+        ]
+        return [(conflict_id(record_id, "body"), record_id, "note", "body",
+                 json.dumps(candidates, sort_keys=True))]  # fmt: skip
+
+    @staticmethod
+    def settle(
+        field: str,
+        candidates: dict[str, Any],
+        chosen: str | None,
+        typed: str | None,
+        author: str,
+    ) -> Mutation | None:
+        """Settle a body conflict: the note stays as signed; the text edited concurrently
+        with the signing is kept, if the person wants it, as an addendum."""
+        if field != "body":
+            return None
+        signed = str(candidates["signed"])
+        keep = typed
+        if chosen is not None and chosen != "signed":
+            keep = str(candidates[chosen])
+
+        def settle(doc: RecordDoc, hlc: str) -> None:
+            crdt.replace_text(doc, "body", signed)
+            if keep:
+                crdt.add(doc, "addenda", {"body": keep}, hlc, author)
+
+        return settle
+
+    @staticmethod
+    def protect(doc: RecordDoc) -> SignedNote | None:
+        """What of a signed note must survive a remote op (None while unsigned)."""
+        return signed_note(doc)
+
+    @staticmethod
+    def violation(protected: SignedNote, doc: RecordDoc, saw_everything: bool) -> str | None:
+        """How the op just applied breaks the signed note, or None."""
+        return violation(protected, doc, saw_everything)
+
+
+def _newest(entries: list[crdt.RegisterEntry]) -> crdt.RegisterEntry | None:
+    return entries[0] if entries else None
+
+
+def _body_candidate(
+    candidate_id: str, value: str, entry: crdt.RegisterEntry | None
+) -> dict[str, Any]:
+    """One side of a note-body conflict: who signed (or last edited the text), where, when."""
+    who = {"author": "", "replica": "", "time": "", "hlc": ""}
+    if entry is not None:
+        who = {"author": entry.author, "replica": entry.replica,
+               "time": hlc_time(entry.hlc), "hlc": entry.hlc}  # fmt: skip
+    return {"id": candidate_id, "field": "body", "value": value, **who}

@@ -1,65 +1,217 @@
-"""Record types: which fields each clinical document has, and of which kind."""
+"""The record types: one declaration each (the vocabulary is in ``spec.py``, which also
+says how to add a type)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
+
+from core.records import validation as v
+from core.records.rows import sort_key
+from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
+from core.records.signed_notes import SignedNoteRules
+from core.records.spec import Column, Field, ListSpec, default_label
+from core.records.spec import RecordType as RecordType
+
+# Shared fields: a record on a patient's chart points at its patient (checked against the
+# patients table by the API, so no check here).
+_PATIENT_ID = Field("patient_id", "Patient")
+_REASON = Field("reason", "Reason", v.optional_text)
 
 
-@dataclass(frozen=True)
-class RecordType:
-    """Field layout of one kind of record document.
+def _patient_sort_key(values: dict[str, Any]) -> str:
+    return sort_key(values["family"], values["given"] or "")
 
-    Every type also has the registers ``created_at`` (written once) and ``deleted``
-    (deletion is a register, so an edit concurrent with a delete is a conflict).
-    """
 
-    name: str
-    table: str
-    registers: tuple[str, ...]
-    sets: tuple[str, ...] = ()
-    texts: tuple[str, ...] = ()
-
+ALLERGIES = ListSpec(
+    "allergies",
+    "Allergies",
+    "allergies",
+    "patient_id",
+    (
+        Field("substance", "Substance", v.required_text, required=True),
+        Field("reaction", "Reaction", v.optional_text),
+        Field("severity", "Severity", choices=v.SEVERITY_VALUES),
+    ),
+    key=("substance",),
+    stamped=True,
+)
+PROBLEMS = ListSpec(
+    "problems",
+    "Problems",
+    "conditions",
+    "patient_id",
+    (
+        Field("description", "Problem", v.required_text, required=True),
+        Field("code", "Code", v.optional_text),
+        Field("status", "Status", v.optional_text, default="active"),
+        Field("onset", "Onset", v.optional_text),
+    ),
+    key=("code", "description"),
+    row_order=("code", "description", "status", "onset"),
+)
+MEDICATIONS = ListSpec(
+    "medications",
+    "Medications",
+    "medications",
+    "patient_id",
+    (
+        Field("name", "Medication", v.required_text, required=True),
+        Field("dose", "Dose", v.optional_text),
+        Field("route", "Route", v.optional_text),
+        Field("frequency", "Frequency", v.optional_text),
+    ),
+    key=("name",),
+    sql_only=("active",),  # V1 declared it; every materialized row keeps the default
+)
 
 PATIENT = RecordType(
     "patient",
     "patients",
-    ("family", "given", "birth_date", "sex", "mrn", "phone"),
-    sets=("allergies", "problems", "medications"),
+    (
+        Field("family", "Family name", v.required_text, required=True),
+        Field("given", "Given name", v.required_text, required=True),
+        Field("birth_date", "Date of birth", v.date_of_birth, required=True),
+        Field("sex", "Sex", choices=v.SEX_VALUES),
+        Field("mrn", "MRN", v.medical_record_number),
+        Field("phone", "Phone", v.optional_text),
+    ),
+    lists=(ALLERGIES, PROBLEMS, MEDICATIONS),
+    columns=(
+        "family",
+        Column("given", ""),
+        Column("birth_date", ""),
+        "sex",
+        "mrn",
+        "phone",
+        Column("sort_key", compute=_patient_sort_key),
+        Column("created_at", ""),
+        Column("updated_at", ""),
+    ),
+    row_requires="family",
+    search=("family", "given", "mrn", "birth_date"),
+    search_computed=("names",),
 )
-USER = RecordType("user", "users", ("username", "full_name", "role", "verifier", "active"))
+
+
+def _active(values: dict[str, Any]) -> int:
+    return 0 if values["active"] is False else 1
+
+
+USER = RecordType(
+    "user",
+    "users",
+    (
+        Field("username", "User name"),
+        Field("full_name", "Full name"),
+        Field("role", "Role"),
+        Field("verifier", "Password verifier"),
+        Field("active", "Active"),
+    ),
+    columns=(
+        "username",
+        Column("full_name", ""),
+        Column("role", "front_desk"),
+        Column("verifier", ""),
+        Column("active", compute=_active),
+        Column("created_at", ""),
+        Column("updated_at", ""),
+    ),
+    row_requires="username",
+)
+
 NOTE = RecordType(
     "note",
     "notes",
-    ("patient_id", "encounter_id", "author", "signed_at", "signed_body"),
-    ("addenda",),
-    ("body",),
+    (
+        _PATIENT_ID,
+        Field("encounter_id", "Visit"),
+        Field("author", "Author"),
+        Field("signed_at", "Signed at"),
+        Field("signed_body", "Signed text"),
+    ),
+    texts=(Field("body", "Note text"),),
+    lists=(
+        ListSpec(
+            "addenda",
+            "Addenda",
+            "note_addenda",
+            "note_id",
+            (Field("body", "Addendum"),),
+            stamped=True,
+        ),
+    ),
+    # ``body`` is the text as shown: the signed text once signed (SignedNoteRules.derive).
+    columns=("patient_id", "encounter_id", "author", "body", "signed_at"),
+    row_requires="patient_id",
+    derive_hook=SignedNoteRules.derive,
+    settle_hook=SignedNoteRules.settle,
+    remote_check=SignedNoteRules(),
 )
-# Written with every edit of a note's text (value: who edited), so a note-body conflict can
-# say who made the edit and when. Not one of NOTE's registers: concurrent text edits merge,
-# so several live values of it are no conflict.
-NOTE_EDITED = "edited"
+
+APPOINTMENT_STATUSES = ("booked", "arrived", "cancelled", "done")
 APPOINTMENT = RecordType(
-    "appointment", "appointments", ("patient_id", "starts_at", "ends_at", "reason", "status")
+    "appointment",
+    "appointments",
+    (
+        _PATIENT_ID,
+        Field("starts_at", "Starts", v.timestamp, required=True),
+        Field("ends_at", "Ends", v.timestamp, required=True),
+        _REASON,
+        Field("status", "Status", required=True, choices=APPOINTMENT_STATUSES),
+    ),
+    chart_entry=True,
 )
+
 ENCOUNTER = RecordType(
-    "encounter", "encounters", ("patient_id", "started_at", "reason", "clinician")
+    "encounter",
+    "encounters",
+    (
+        _PATIENT_ID,
+        Field("started_at", "Started", v.timestamp, required=True),
+        _REASON,
+        Field("clinician", "Clinician", v.optional_text),
+    ),
+    chart_entry=True,
 )
+
 OBSERVATION = RecordType(
     "observation",
     "observations",
-    ("patient_id", "encounter_id", "code", "value", "unit", "observed_at"),
-)
-ATTACHMENT = RecordType(
-    "attachment", "attachments", ("patient_id", "filename", "media_type", "size", "sha256")
+    (
+        _PATIENT_ID,
+        Field("encounter_id", "Visit", v.optional_text),
+        Field("code", "Measurement", v.required_text, required=True),
+        Field("value", "Value", v.required_text, required=True),
+        Field("unit", "Unit", v.optional_text),
+        Field("observed_at", "Measured at", v.timestamp, required=True),
+    ),
+    chart_entry=True,
 )
 
-CLINIC = RecordType("clinic", "clinic", ("name",))
+ATTACHMENT = RecordType(
+    "attachment",
+    "attachments",
+    (
+        _PATIENT_ID,
+        Field("filename", "File name", v.required_text, required=True),
+        Field("media_type", "File type", v.required_text, required=True),
+        Field("size", "Size", v.whole_number, required=True),
+        Field("sha256", "SHA-256", v.sha256_hex, required=True),
+    ),
+    columns=("patient_id", "filename", "media_type", "size", "sha256", Column("created_at", "")),
+    chart_entry=True,
+)
+
+CLINIC = RecordType("clinic", "clinic", (Field("name", "Clinic name", v.required_text, True),))
 
 RECORD_TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC)
 }
 SYSTEM_REGISTERS = ("created_at", "deleted")
+
+# Names in validation errors that are not a record's field: what a form asks for.
+_FORM_LABELS = {"clinic": "Clinic name", "password": "Password", "deleted": "Deleted or kept"}
 
 
 def record_type(name: str) -> RecordType:
@@ -68,3 +220,41 @@ def record_type(name: str) -> RecordType:
         return RECORD_TYPES[name]
     except KeyError:
         raise ValueError(f"unknown record type {name!r}") from None
+
+
+def list_spec(name: str) -> ListSpec | None:
+    """A list field (``allergies``) of any type, by name."""
+    return LISTS.get(name)
+
+
+LISTS: dict[str, ListSpec] = {s.name: s for t in RECORD_TYPES.values() for s in t.lists}
+
+
+def _labels() -> dict[str, str]:
+    """Field name -> label over every type, for messages that name only a field.
+
+    A name two types label differently (``name``: the clinic's, a medication's) is left
+    out: ``field_label`` then needs the record type to say which it means.
+    """
+    seen: dict[str, set[str]] = {}
+    for t in RECORD_TYPES.values():
+        for f in (*t.fields, *t.texts):
+            seen.setdefault(f.name, set()).add(f.label)
+        for s in t.lists:
+            seen.setdefault(s.name, set()).add(s.label)
+            for f in s.items:
+                seen.setdefault(f.name, set()).add(f.label)
+    labels = {name: next(iter(found)) for name, found in seen.items() if len(found) == 1}
+    return {**labels, **_FORM_LABELS}
+
+
+FIELD_LABELS: dict[str, str] = _labels()
+
+
+def field_label(name: str, type_name: str | None = None) -> str:
+    """How forms, the conflict inbox and error messages name a field: ``birth_date`` ->
+    ``Date of birth`` (of ``type_name``'s field when given and known)."""
+    rtype = RECORD_TYPES.get(type_name or "")
+    if rtype is not None and (rtype.field_named(name) or rtype.list_spec(name)):
+        return rtype.label(name)
+    return FIELD_LABELS.get(name) or default_label(name)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 
 from core.records.errors import ValidationError
-from core.records.models import ROLES, SEVERITY_VALUES, SEX_VALUES
+
+SEX_VALUES = ("female", "male", "other", "unknown")
+SEVERITY_VALUES = ("mild", "moderate", "severe", "unknown")
+ROLES = ("admin", "clinician", "front_desk")
 
 _MRN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,31}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
@@ -137,12 +141,61 @@ def password(value: str) -> str:
     return value
 
 
-def patient_field(field: str, value: str | None) -> str | None:
-    """Validate one editable demographic field."""
-    if field == "birth_date":
-        return birth_date(value)
-    if field == "sex":
-        return sex(value)
-    if field == "mrn":
-        return mrn(value)
-    return text(field, value, required=field in ("family", "given"))
+# ----- field checks: ``check(field, value) -> stored value``, named in record-type specs --
+
+Check = Callable[[str, str | None], str | None]
+
+
+def required_text(field: str, value: str | None) -> str | None:
+    """Trimmed text that must not be blank."""
+    return text(field, value)
+
+
+def optional_text(field: str, value: str | None) -> str | None:
+    """Trimmed text, or None when blank."""
+    return text(field, value, required=False)
+
+
+def date_of_birth(field: str, value: str | None) -> str | None:
+    """``birth_date`` as a field check."""
+    return birth_date(value)
+
+
+def timestamp(field: str, value: str | None) -> str | None:
+    """A date and time, stored to the minute (``2026-11-28T09:30``)."""
+    raw = (value or "").strip()
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(
+            field, f"{raw!r} is not a date and time like 2026-11-28T09:30"
+        ) from None
+    return parsed.isoformat(timespec="minutes")
+
+
+def whole_number(field: str, value: str | None) -> str | None:
+    """Digits only, kept as a string: pycrdt would hand numbers back as floats."""
+    if not (value or "").isdigit():
+        raise ValidationError(field, f"{value!r} is not a whole number")
+    return value
+
+
+def sha256_hex(field: str, value: str | None) -> str | None:
+    """A lower-case SHA-256 hex digest."""
+    if not re.fullmatch(r"[0-9a-f]{64}", value or ""):
+        raise ValidationError(field, "is not a SHA-256 hex digest")
+    return value
+
+
+def medical_record_number(field: str, value: str | None) -> str | None:
+    """``mrn`` as a field check."""
+    return mrn(value)
+
+
+def one_of(*allowed: str) -> Check:
+    """A check accepting one of ``allowed`` (case-insensitive), or blank."""
+
+    def check(field: str, value: str | None) -> str | None:
+        return choice(field, value, allowed)
+
+    return check

@@ -68,6 +68,27 @@ def test_concurrent_appointment_edits_conflict() -> None:
     assert (conflict.record_type, conflict.field) == ("appointment", "status")
 
 
+def test_a_typed_resolution_is_checked_like_any_entry_of_the_field() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Soto", "Ana", "1991-01-01")
+    appt = ClinicalEntries(a).add(
+        "appointment",
+        p.id,
+        {"starts_at": "2026-12-01T09:00", "ends_at": "2026-12-01T09:15", "status": "booked"},
+    )
+    sync_pair(b, a)
+    ClinicalEntries(a).update("appointment", appt, {"starts_at": "2026-12-01T10:00"})
+    ClinicalEntries(b).update("appointment", appt, {"starts_at": "2026-12-01T11:00"})
+    sync_pair(b, a)
+    [conflict] = a.conflicts()
+    with pytest.raises(ValidationError, match="starts_at: 'noon' is not a date and time"):
+        a.resolve_conflict(conflict.id, value="noon")
+    assert a.conflicts() == [conflict]  # nothing was written
+    a.resolve_conflict(conflict.id, value="2026-12-01 10:30")
+    assert a.conflicts() == []
+    assert ClinicalEntries(a).get("appointment", appt)["starts_at"] == "2026-12-01T10:30"
+
+
 @pytest.mark.parametrize(
     ("type_name", "fields", "field"),
     [
