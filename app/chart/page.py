@@ -29,11 +29,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
+from app.chart.section import ChartSection
 from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
 from app.operations import Operations
@@ -302,13 +304,34 @@ class ChartPage(QWidget):
         layout.addWidget(self.name)
         layout.addWidget(self.conflict_banner)
         layout.addWidget(self.message)
-        layout.addWidget(demo_card)
-        layout.addWidget(allergy_card, 1)
+        # Overview (cards) first; other parts of the chart are tabs of their own.
+        self.overview = QWidget()
+        self.overview_layout = QVBoxLayout(self.overview)
+        self.overview_layout.setContentsMargins(0, 10, 0, 0)
+        self.overview_layout.setSpacing(14)
+        self.overview_layout.addWidget(demo_card)
+        self.overview_layout.addWidget(allergy_card, 1)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("chartTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.overview, "Overview")
+        layout.addWidget(self.tabs, 1)
+        self.sections: list[ChartSection] = []
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
         self.confirm_box: QMessageBox | None = None
         self.clear()
+
+    def add_tab(self, title: str, section: ChartSection) -> None:
+        """A part of the chart shown as a tab of its own (after those added before)."""
+        self.sections.append(section)
+        self.tabs.addTab(section.widget(), title)
+
+    def add_card(self, section: ChartSection, stretch: int = 0) -> None:
+        """A part of the chart shown as a card on the Overview tab."""
+        self.sections.append(section)
+        self.overview_layout.addWidget(section.widget(), stretch)
 
     @staticmethod
     def _card(title: str, *buttons: QPushButton) -> tuple[QFrame, QVBoxLayout]:
@@ -417,6 +440,9 @@ class ChartPage(QWidget):
         self.allergy_table.setRowCount(0)
         self.no_allergies.hide()
         self._update_buttons()
+        for section in self.sections:
+            section.clear()
+        self.tabs.setCurrentIndex(0)
 
     def _chart_arrived(self, view: ChartView) -> None:
         first = self._patient is None
@@ -426,6 +452,8 @@ class ChartPage(QWidget):
         self._allergies = list(view.chart.allergies)
         self._fill_allergies()
         if first:
+            for section in self.sections:
+                section.show_patient(view.chart.patient.id)
             self.chart_shown.emit(view.chart.patient.id)
 
     def _chart_failed(self, exc: Exception) -> None:
