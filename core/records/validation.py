@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -65,14 +66,13 @@ def calendar_date(field: str, value: str | None) -> dt.date:
         raise ValidationError(field, f"{raw!r} is not a date: there is no month {month}")
     if day < 1:
         raise ValidationError(field, f"{raw!r} is not a date: there is no day {day}")
-    try:
-        return dt.date(year, month, day)
-    except ValueError:
+    if not dt.MINYEAR <= year <= dt.MAXYEAR:
+        raise ValidationError(field, f"{raw!r} is not a date: there is no year {year}")
+    last = calendar.monthrange(year, month)[1]
+    if day > last:
         month_name = dt.date(2000, month, 1).strftime("%B")
-        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
-        raise ValidationError(
-            field, f"{raw!r} is not a date: {month_name} {year} has {last} days"
-        ) from None
+        raise ValidationError(field, f"{raw!r} is not a date: {month_name} {year} has {last} days")
+    return dt.date(year, month, day)
 
 
 def birth_date(value: str | None) -> str:

@@ -42,6 +42,8 @@ def test_a_typed_date_is_stored_exactly(
     [
         (NEXT_YEAR, f"Date of birth: {NEXT_YEAR} is in the future."),
         ("1984-02-30", "Date of birth: '1984-02-30' is not a date: February 1984 has 29 days."),
+        ("0000-01-01", "Date of birth: '0000-01-01' is not a date: there is no year 0."),
+        ("9999-12-32", "Date of birth: '9999-12-32' is not a date: December 9999 has 31 days."),
         (
             "1984",
             "Date of birth: '1984' is not a whole date: type year, month and day, e.g. 1984-03-02.",

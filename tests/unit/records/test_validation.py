@@ -41,6 +41,9 @@ def test_a_leap_day_and_today_are_accepted() -> None:
         ),
         ("2 March 1984", "'2 March 1984' is not a date: type year, month and day, e.g. 1984-03-02"),
         ("1899-12-31", "1899-12-31 is before 1900"),
+        # Past the calendar's ends: refused by name, never a crash on Save.
+        ("0000-01-01", "'0000-01-01' is not a date: there is no year 0"),
+        ("9999-12-32", "'9999-12-32' is not a date: December 9999 has 31 days"),
     ],
 )
 def test_what_was_not_typed_is_never_made_up(typed: str, message: str) -> None:
