@@ -515,17 +515,27 @@ class MainWindow(QMainWindow):
             return
         ws = self.workstation
 
-        def try_keyring() -> None:
+        def try_keyring() -> bool:
             # Opening with the OS keyring lets a colleague who has never signed in on this
             # computer do so; without a keyring, staff passwords open the database instead.
             try:
                 ws.unlock_with_keyring()
             except (KeyError_, StoreError) as exc:
                 log.info("not unlocked with the OS keyring: %s", exc)
+                return False
+            return True
 
-        self.worker.submit(try_keyring, label="keyring unlock")
+        # With close_after_idle_hours = 0 the clinic is open only while someone is signed
+        # in: it stays closed here (a sign-in without a slot still tries the keyring).
+        if self.close_timer.interval() > 0:
+            self.worker.submit(try_keyring, self._opened_by_keyring, label="keyring unlock")
         self._show_sign_in(self._initial_user)
         self._show_clinic_state()
+
+    def _opened_by_keyring(self, opened: bool) -> None:
+        # Open with nobody signed in: closes after close_after_idle_hours like a sign-out.
+        if opened and self._session is None:
+            self.close_timer.start()
 
     # ----- screens ----------------------------------------------------------------------
 
@@ -577,12 +587,15 @@ class MainWindow(QMainWindow):
         """Tell the sign-in screen (after the work queued so far) whether the clinic is open
         here, and whose passwords open it if it is closed."""
         ws = self.workstation
+        closes_at_sign_out = self.close_timer.interval() == 0
 
         def state() -> ClinicState:
             if ws.is_unlocked:
                 return ClinicState(True, [])
             try:
-                return ClinicState(False, ws.password_users())
+                return ClinicState(
+                    False, ws.password_users(), ws.has_keyring_slot(), closes_at_sign_out
+                )
             except KeyError_ as exc:
                 log.info("cannot list the password slots: %s", exc)
                 return ClinicState(False, None)

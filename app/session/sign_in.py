@@ -39,6 +39,8 @@ class ClinicState:
 
     open: bool
     openers: list[str] | None
+    keyring: bool = False  # closed, but this computer's OS-keyring slot may open it
+    closes_at_sign_out: bool = False  # close_after_idle_hours = 0
 
 
 def describe_state(state: ClinicState) -> str:
@@ -47,6 +49,17 @@ def describe_state(state: ClinicState) -> str:
         return "Anyone on the clinic’s staff can sign in here."
     if state.openers is None:
         return "The clinic is closed on this computer."
+    if state.keyring:
+        return (
+            "The clinic is closed on this computer. Anyone on the clinic’s staff can sign in "
+            "here while this computer’s keyring is available; otherwise "
+            f"{describe_openers(state.openers)}."
+        )
+    if state.closes_at_sign_out:
+        return (
+            f"The clinic is closed on this computer: {describe_openers(state.openers)}. It "
+            "closes again whenever someone signs out here."
+        )
     return (
         f"The clinic is closed on this computer: {describe_openers(state.openers)}. Once one "
         "of them has signed in, anyone on the clinic’s staff can sign in here."

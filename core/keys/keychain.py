@@ -255,6 +255,10 @@ class Keychain:
         """The user names labelling password slots, sorted (they are stored in the clear)."""
         return sorted(s.label for s in self.slots if s.kind == "password")
 
+    def has_keyring_slot(self) -> bool:
+        """Whether an OS-keyring slot exists (the keyring itself may still be unavailable)."""
+        return any(s.kind == "keyring" for s in self.slots)
+
     def unlock_with_password(self, user: str, password: str) -> UnlockedKeys:
         """Open ``user``'s password slot."""
         slot = self.password_slot(user)

@@ -272,6 +272,11 @@ class Workstation:
         the key file, which labels password slots with user names; no key needed)."""
         return self.keychain().password_users()
 
+    def has_keyring_slot(self) -> bool:
+        """Whether this workstation has an OS-keyring slot (with it, any active staff member
+        can open the closed clinic by signing in, while this account's keyring answers)."""
+        return self.keychain().has_keyring_slot()
+
     def sign_out(self) -> None:
         """Nobody is signed in any more; the database stays open (its key stays in locked
         memory) so that any staff member can sign in next, the first time here included."""

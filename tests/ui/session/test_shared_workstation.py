@@ -172,9 +172,9 @@ def test_a_nurse_from_another_workstation_signs_in_after_a_colleague_signs_out(
     assert NURSE_NAME in window.workspace.user_label.text()
 
 
-def test_with_the_os_keyring_a_cold_start_lets_anyone_sign_in(
-    qtbot: QtBot, tmp_path: Path, secret_service: dict[str, str], make_window: WindowFactory
-) -> None:
+@pytest.fixture
+def keyring_desk(tmp_path: Path, secret_service: dict[str, str]) -> Workstation:
+    """A closed workstation with an OS-keyring slot (a real Secret Service)."""
     ws = Workstation(tmp_path / "keyring-desk", kdf_params=FAST_PARAMS)
     ws.init(CLINIC_NAME, ADMIN, ADMIN_NAME, PASSWORD)
     assert ws.keyring_note is None
@@ -182,7 +182,13 @@ def test_with_the_os_keyring_a_cold_start_lets_anyone_sign_in(
         ws.records.add_patient(family, given, born, mrn=mrn)
     ws.records.add_user(NURSE, NURSE_NAME, "clinician", NURSE_PASSWORD)
     ws.lock()
+    return ws
 
+
+def test_with_the_os_keyring_a_cold_start_lets_anyone_sign_in(
+    qtbot: QtBot, keyring_desk: Workstation, make_window: WindowFactory
+) -> None:
+    ws = keyring_desk
     window = make_window(ws, auto_lock_ms=1_500)
     page = window.sign_in_page
     qtbot.waitUntil(lambda: "Anyone on the clinic’s staff can sign in" in page.state.text())
@@ -198,6 +204,33 @@ def test_with_the_os_keyring_a_cold_start_lets_anyone_sign_in(
     qtbot.waitUntil(lambda: page.close_button.isVisible())
     QTest.mouseClick(page.close_button, Qt.MouseButton.LeftButton)
     assert_closed(qtbot, window, ws, keys)
+
+
+def test_a_clinic_opened_by_the_keyring_at_start_closes_when_nobody_signs_in(
+    qtbot: QtBot, keyring_desk: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(keyring_desk, close_after_ms=400)
+    qtbot.waitUntil(lambda: keyring_desk.is_unlocked, timeout=5_000)
+    with qtbot.waitSignal(window.closed, timeout=5_000):
+        pass  # nobody came: the key does not stay in memory for ever
+    qtbot.waitUntil(lambda: not keyring_desk.is_unlocked, timeout=5_000)
+
+
+def test_with_close_after_zero_a_cold_start_stays_closed_but_anyone_can_sign_in(
+    qtbot: QtBot, keyring_desk: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(keyring_desk, close_after_ms=0)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: page.state.isVisible())
+    assert not keyring_desk.is_unlocked  # open only while someone is signed in
+    assert page.state.text().startswith(
+        "The clinic is closed on this computer. Anyone on the clinic’s staff can sign in here "
+        "while this computer’s keyring is available"
+    )
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)  # no slot here: the keyring opens it
+    with qtbot.waitSignal(window.closed, timeout=5_000):
+        click_sign_out(window)
+    qtbot.waitUntil(lambda: not keyring_desk.is_unlocked, timeout=5_000)
 
 
 @pytest.mark.parametrize(
