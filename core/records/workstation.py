@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 RECOVERY_ACTOR = "recovery-key"
 
 
+# The audit actor of a failed sign-in: nobody is known to be at the keyboard.
+FAILED_SIGN_IN_ACTOR = "(unknown)"
+
+
 class WorkstationLockedError(StoreError):
     """An operation needs the clinic database open (or someone signed in), and it is not."""
 
@@ -222,6 +226,17 @@ class Workstation:
         try:
             records = ClinicRecords(self._require_db(), name, self.kdf_params)
             user = records.authenticate(name, password)
+        except AuthenticationError:
+            if opened_here:
+                self.lock()
+            else:
+                # The clinic was open (a colleague signed out): the failed attempt is
+                # audited, naming the account tried (never the password typed).
+                with self._require_db().write(
+                    FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "user", name
+                ):
+                    pass
+            raise
         except BaseException:
             if opened_here:
                 self.lock()
@@ -229,7 +244,13 @@ class Workstation:
         digest = records.verifier_digest(name)
         if chain.password_slot(name) is None or chain.slot_verifier(name) != digest:
             assert self._keys is not None
+            first = chain.password_slot(name) is None
             chain.add_password_slot(self._keys, name, password, self.kdf_params, digest)
+            # Who can open this computer's copy while it is closed changed: audited.
+            with records.db.write(
+                name, "keys.slot_add" if first else "keys.slot_rewrap", "user", user.id
+            ):
+                pass
         self._records = records
         return user
 
@@ -279,8 +300,13 @@ class Workstation:
 
     def sign_out(self) -> None:
         """Nobody is signed in any more; the database stays open (its key stays in locked
-        memory) so that any staff member can sign in next, the first time here included."""
-        self._records = None
+        memory) so that any staff member can sign in next, the first time here included.
+        The sign-out is audited."""
+        records, self._records = self._records, None
+        if records is not None and self.is_unlocked:
+            user = records.user(records.actor)
+            with records.db.write(records.actor, "user.sign_out", "user", user.id if user else ""):
+                pass
 
     def unlock_for(self, username: str) -> ClinicRecords:
         """Records acting as ``username`` after an unattended unlock (keyring or recovery)."""

@@ -12,7 +12,7 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.keychain import UnlockedKeys
 from core.records.errors import AuthenticationError
-from core.records.workstation import Workstation, WorkstationLockedError
+from core.records.workstation import FAILED_SIGN_IN_ACTOR, Workstation, WorkstationLockedError
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
@@ -122,6 +122,20 @@ def test_a_wrong_password_while_signed_out_keeps_the_clinic_open_for_others(
     assert_signed_out(desk)
     assert desk.keychain().password_slot(NURSE) is None  # no slot for a failed attempt
     desk.sign_in(NURSE, NURSE_PASSWORD)
+    # Every step is in the audit log: who signed out, which accounts were tried (never the
+    # passwords typed), the nurse's first sign-in and the key slot it gave her here.
+    rows = desk.database.query(
+        "SELECT actor, action, entity_id, details FROM audit_log ORDER BY seq"
+    )
+    assert [(r[0], r[1]) for r in rows][-5:] == [
+        ("admin", "user.sign_out"),
+        (FAILED_SIGN_IN_ACTOR, "user.sign_in_failed"),
+        (FAILED_SIGN_IN_ACTOR, "user.sign_in_failed"),
+        (NURSE, "user.sign_in"),
+        (NURSE, "keys.slot_add"),
+    ]
+    assert [r[2] for r in rows if r[1] == "user.sign_in_failed"][-2:] == [NURSE, "nobody"]
+    assert not any("not her password" in str(r) for r in rows)
 
 
 def test_a_closed_workstation_names_who_can_open_it(desk: Workstation, no_keyring: None) -> None:
