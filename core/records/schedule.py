@@ -128,12 +128,13 @@ class TransitionError(ValidationError):
     """A status change the schedule does not allow (names what is allowed)."""
 
 
-def describe(a: Appointment) -> str:
+def describe(a: Appointment, with_id: bool = True) -> str:
     """``2026-12-07 09:30-09:45 GARCIA, Maria (booked, id ...)`` for messages."""
     day, start = a.starts_at.split("T")
     end = a.ends_at.split("T")[1]
     who = a.patient_name or a.patient_id
-    return f"{day} {start}-{end} {who} ({a.status_label.lower()}, id {a.id})"
+    ident = f", id {a.id}" if with_id else ""
+    return f"{day} {start}-{end} {who} ({a.status_label.lower()}{ident})"
 
 
 def now_local() -> dt.datetime:
