@@ -103,7 +103,7 @@ class SchedulePage(QWidget):
         self.action: QAction | None = None  # the main window's Schedule button, once added
 
         heading = QLabel("Schedule")
-        heading.setObjectName("pageHeading")
+        heading.setObjectName("dialogHeading")
         self.day_button = QPushButton("Day")
         self.week_button = QPushButton("Week")
         self.modes = QButtonGroup(self)
@@ -158,6 +158,7 @@ class SchedulePage(QWidget):
         self.week_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.week_table.verticalHeader().hide()
         self.week_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.week_table.setWordWrap(False)
         self.views = QStackedWidget()
         self.views.addWidget(self.day_table)
         self.views.addWidget(self.week_table)
@@ -190,30 +191,30 @@ class SchedulePage(QWidget):
         left.addWidget(self.error)
 
         waiting_heading = QLabel("Waiting room")
-        waiting_heading.setObjectName("sectionHeading")
+        waiting_heading.setObjectName("cardHeading")
         self.waiting_table = QTableWidget(0, 3)
         self.waiting_table.setObjectName("waitingTable")
         self.waiting_table.setHorizontalHeaderLabels(["Patient", "Clinician", "Waiting"])
         self.waiting_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.waiting_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.waiting_table.verticalHeader().hide()
-        self.waiting_table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch
-        )
+        waiting_header = self.waiting_table.horizontalHeader()
+        waiting_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        waiting_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.waiting_empty = QLabel("Nobody is waiting.")
         self.waiting_empty.setObjectName("hint")
         right = QVBoxLayout()
         right.addWidget(waiting_heading)
         right.addWidget(self.waiting_table, 1)
         right.addWidget(self.waiting_empty)
-        side = QWidget()
-        side.setLayout(right)
-        side.setFixedWidth(340)
+        self.side = QWidget()
+        self.side.setLayout(right)
+        self.side.setFixedWidth(420)
 
         body = QHBoxLayout()
         body.addLayout(left, 1)
         body.addSpacing(16)
-        body.addWidget(side)
+        body.addWidget(self.side)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -263,6 +264,8 @@ class SchedulePage(QWidget):
         self.mode = mode
         (self.day_button if mode == DAY else self.week_button).setChecked(True)
         self.views.setCurrentWidget(self.day_table if mode == DAY else self.week_table)
+        # The week needs the width; the waiting room is about today (the day view).
+        self.side.setVisible(mode == DAY)
         self.refresh()
 
     def step(self, direction: int) -> None:
@@ -383,10 +386,15 @@ class SchedulePage(QWidget):
         table.setRowCount(max((len(v) for v in by_day.values()), default=0))
         for column, d in enumerate(days):
             for row, a in enumerate(by_day[d]):
-                text = f"{a.starts_at[11:]} {a.patient_name}\n{self._clinician_name(a.clinician)}"
+                # Two lines, never wrapped (a long name is elided; the tooltip has it all).
+                lines = [
+                    a.patient_name,
+                    f"{a.starts_at[11:]} · {self._clinician_name(a.clinician)}",
+                ]
                 if a.status != "booked":
-                    text += f" · {a.status_label}"
-                item = _item(text, a.id)
+                    lines.append(a.status_label)
+                item = _item("\n".join(lines), a.id)
+                item.setToolTip("\n".join([*lines, a.reason or ""]).strip())
                 if a.status in ("cancelled", "no_show"):
                     item.setForeground(Qt.GlobalColor.gray)
                 table.setItem(row, column, item)
@@ -402,7 +410,6 @@ class SchedulePage(QWidget):
             cells = (a.patient_name, self._clinician_name(a.clinician), waiting_text(minutes))
             for column, text in enumerate(cells):
                 table.setItem(row, column, _item(text, a.id))
-        table.resizeColumnToContents(2)
         self.waiting_empty.setVisible(not self.waiting)
 
     def waiting_texts(self) -> list[tuple[str, str]]:

@@ -83,9 +83,11 @@ def test_day_and_week_switching(qtbot: QtBot, schedule_window: MainWindow) -> No
     header = page.week_table.horizontalHeaderItem(column)
     assert header is not None and header.text() == TODAY.strftime("%a %d %b")
     texts = [page.week_table.item(r, column) for r in range(page.week_table.rowCount())]
-    assert [t.text().split("\n")[0] for t in texts if t is not None] == [
-        "09:00 GARCIA, Maria", "09:30 OKAFOR, Chinedu", "10:00 LINDQVIST, Astrid",
-    ]  # fmt: skip
+    assert [t.text() for t in texts if t is not None] == [
+        "GARCIA, Maria\n09:00 · Dr Sam Lee",  # booked: no status line
+        "OKAFOR, Chinedu\n09:30 · Dr Ana Kim",
+        "LINDQVIST, Astrid\n10:00 · Dr Sam Lee",
+    ]
     assert "Week of" in page.span_label.text()
     click(page.next_button)
     wait_loaded(qtbot, page)
