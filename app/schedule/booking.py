@@ -16,7 +16,6 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -30,7 +29,14 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
+from app.widgets import (
+    WarningPanel,
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+)
 from app.worker import Job
 from core.records import validation
 from core.records.errors import ValidationError
@@ -41,42 +47,27 @@ from core.records.types import APPOINTMENT
 SEARCH_KEY = "schedule.patient-search"
 
 
-class OverlapPanel(QFrame):
+class OverlapPanel(WarningPanel):
     """The clinician's appointments the new time overlaps, and the way on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("warningPanel")
-        self.heading = QLabel("The clinician is already booked at this time")
-        self.heading.setObjectName("panelHeading")
-        self.clashes = QListWidget()
-        self.clashes.setObjectName("overlapClashes")
-        self.clashes.setAccessibleName("Overlapping appointments")
-        self.text = QLabel("Choose another time, or book it anyway if the clinician will see both.")
-        self.text.setWordWrap(True)
         self.confirm_button = QPushButton("Book anyway")
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.confirm_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.setSpacing(8)
-        layout.addWidget(self.heading)
-        layout.addWidget(self.clashes)
-        layout.addWidget(self.text)
-        layout.addLayout(buttons)
-        self.hide()
+        super().__init__(
+            "The clinician is already booked at this time",
+            "Overlapping appointments",
+            (None, self.confirm_button),
+            parent,
+        )
+        self.text.setText("Choose another time, or book it anyway if the clinician will see both.")
+        self.clashes = self.items
+        self.clashes.setObjectName("overlapClashes")
 
     def show_clashes(self, clashes: list[Appointment]) -> None:
         """List ``clashes`` and show the panel."""
         self.clashes.clear()
         for a in clashes:
             self.clashes.addItem(describe(a, with_id=False))
-        rows = min(len(clashes), 3)
-        self.clashes.setFixedHeight(
-            rows * self.clashes.sizeHintForRow(0) + 2 * self.clashes.frameWidth()
-        )
-        self.show()
+        self.fit_items(3)
 
 
 class BookingDialog(QDialog):

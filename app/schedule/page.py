@@ -74,6 +74,24 @@ def _item(text: str, appointment_id: str | None = None) -> QTableWidgetItem:
     return item
 
 
+def _table(name: str, columns: tuple[str, ...], stretch: int | None) -> QTableWidget:
+    """A read-only table selecting one row; column ``stretch`` takes the spare width
+    (None: every column shares it)."""
+    table = QTableWidget(0, len(columns))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.verticalHeader().hide()
+    header = table.horizontalHeader()
+    if stretch is None:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    else:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    return table
+
+
 class SchedulePage(QWidget):
     """Day and week views with the waiting room beside them."""
 
@@ -144,20 +162,9 @@ class SchedulePage(QWidget):
         top.addWidget(self.clinician)
         top.addWidget(self.book_button)
 
-        self.day_table = QTableWidget(0, len(DAY_COLUMNS))
-        self.day_table.setObjectName("dayTable")
-        self.day_table.setHorizontalHeaderLabels(list(DAY_COLUMNS))
-        self.day_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.day_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.day_table.verticalHeader().hide()
-        header = self.day_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.week_table = QTableWidget(0, 7)
-        self.week_table.setObjectName("weekTable")
-        self.week_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.week_table.verticalHeader().hide()
-        self.week_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
+        self.week_table = _table("weekTable", ("",) * 7, stretch=None)
+        self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.week_table.setWordWrap(False)
         self.views = QStackedWidget()
         self.views.addWidget(self.day_table)
@@ -192,15 +199,7 @@ class SchedulePage(QWidget):
 
         waiting_heading = QLabel("Waiting room")
         waiting_heading.setObjectName("cardHeading")
-        self.waiting_table = QTableWidget(0, 3)
-        self.waiting_table.setObjectName("waitingTable")
-        self.waiting_table.setHorizontalHeaderLabels(["Patient", "Clinician", "Waiting"])
-        self.waiting_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.waiting_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.waiting_table.verticalHeader().hide()
-        waiting_header = self.waiting_table.horizontalHeader()
-        waiting_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        waiting_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.waiting_table = _table("waitingTable", ("Patient", "Clinician", "Waiting"), stretch=0)
         self.waiting_empty = QLabel("Nobody is waiting.")
         self.waiting_empty.setObjectName("hint")
         right = QVBoxLayout()

@@ -149,6 +149,22 @@ def sample_clinic(data_dir: Path, count: int = 48) -> Workstation:
     return ws
 
 
+def signed_in_window(ws: Workstation, size: tuple[int, int] | None = None) -> MainWindow:
+    """A main window on ``ws``, signed in as mgarcia, the patient list loaded."""
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    wait_for(lambda: window.workspace.patient_list.model.rowCount() > 0)
+    return window
+
+
 def first_run(out: Path, tmp: Path) -> None:
     """Wizard pages, the recovery key page included."""
     window = MainWindow(Workstation(tmp / "new", kdf_params=FAST_PARAMS))
@@ -240,16 +256,8 @@ def daily_use(out: Path, tmp: Path) -> None:
 def registration(out: Path, tmp: Path) -> None:
     """New patient: a date that does not exist refused, then a possible duplicate found."""
     ws = sample_clinic(tmp / "registration", count=12)
-    window = MainWindow(ws, auto_lock_ms=600_000)
-    window.show()
-    window.start()
-    page = window.sign_in_page
-    page.username.setText("mgarcia")
-    page.password.setText(PASSWORD)
-    page.button.click()
-    wait_for(lambda: window.session is not None)
+    window = signed_in_window(ws)
     patients = window.workspace.patient_list
-    wait_for(lambda: patients.model.rowCount() > 0)
     patients.search.setText("obrien")
     wait_for(lambda: patients.model.query == "obrien" and not patients.model.loading)
     save(window, out, "14-search-obrien")
@@ -487,16 +495,7 @@ def schedule(out: Path, tmp: Path) -> None:
     Schedule(records).cancel(booked[8].id, "Patient called")
     ws.lock()
 
-    window = MainWindow(ws, auto_lock_ms=600_000)
-    window.resize(1400, 860)
-    window.show()
-    window.start()
-    page = window.sign_in_page
-    page.username.setText("mgarcia")
-    page.password.setText(PASSWORD)
-    page.button.click()
-    wait_for(lambda: window.session is not None)
-    wait_for(lambda: window.workspace.patient_list.model.rowCount() > 0)
+    window = signed_in_window(ws, (1400, 860))
     window.workspace.schedule.action.trigger()  # type: ignore[union-attr]
     page_ = window.workspace.schedule
     wait_for(lambda: not page_.loading() and page_.day_table.rowCount() > 0)

@@ -49,6 +49,18 @@ def find_patient(qtbot: QtBot, dialog: BookingDialog, text: str) -> None:
     QTest.keyClick(dialog.patient_search, Qt.Key.Key_Return)
 
 
+def overlapping_booking(qtbot: QtBot, window: MainWindow, hhmm: str) -> BookingDialog:
+    """Book Bao Nguyen with Dr Sam Lee at ``hhmm`` (his list: 09:00-09:15, 10:00-10:20)
+    and press Book."""
+    dialog = booking_dialog(qtbot, window)
+    find_patient(qtbot, dialog, "nguyen")
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at(hhmm))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    click(dialog.save_button)
+    return dialog
+
+
 def test_ctrl_d_shows_today_for_the_whole_clinic_then_one_clinician(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
@@ -154,12 +166,7 @@ def test_an_overlap_is_shown_and_booked_once_confirmed(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
     page = open_schedule(qtbot, schedule_window)
-    dialog = booking_dialog(qtbot, schedule_window)
-    find_patient(qtbot, dialog, "nguyen")
-    dialog.start.selectAll()
-    QTest.keyClicks(dialog.start, at("09:05"))  # Dr Sam Lee sees Maria 09:00-09:15
-    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
-    click(dialog.save_button)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
     qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
     clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
     assert clashes == [f"{TODAY.isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
@@ -175,12 +182,7 @@ def test_changing_the_time_forgets_a_shown_overlap(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
     open_schedule(qtbot, schedule_window)
-    dialog = booking_dialog(qtbot, schedule_window)
-    find_patient(qtbot, dialog, "nguyen")
-    dialog.start.selectAll()
-    QTest.keyClicks(dialog.start, at("10:05"))
-    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
-    click(dialog.save_button)
+    dialog = overlapping_booking(qtbot, schedule_window, "10:05")
     qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
     dialog.start.setFocus()
     dialog.start.selectAll()
