@@ -41,7 +41,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import PatientListPage
-from app.schedule.hook import add_schedule
+from app.schedule.hook import add_schedule, reopen_booking
 from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
 from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.session.first_run import FirstRunWizard
@@ -391,6 +391,7 @@ class Workspace(QWidget):
         """Tell ``drafts`` how to open this workspace's forms again."""
         drafts.reopen_with("patientDialog", self._reopen_patient_form)
         drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
+        drafts.reopen_with("bookingDialog", lambda draft: reopen_booking(self, draft))
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

@@ -306,8 +306,8 @@ class BookingDialog(QDialog):
         """Unsaved input kept across a sign-out (the DraftForm protocol), or None."""
         values = self.values()
         if self._appointment is not None:
-            return {**values, "appointment_id": self._appointment.id}
-        typed = values["patient_id"] or values["starts_at"] or values["reason"]
+            return None  # a move is quickly typed again; only new bookings are kept
+        typed = values["patient_id"] or values["reason"]
         return {**values, "chosen": self.chosen.text()} if typed else None
 
     def restore(self, draft: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QToolButton, QWidget
 
 from app.schedule.page import SchedulePage
+from app.session.drafts import Draft
 
 if TYPE_CHECKING:  # the main window imports this module
     from app.main_window import Workspace
@@ -37,14 +38,23 @@ def add_schedule(workspace: Workspace) -> SchedulePage:
         QWidget.setTabOrder(before, button)
         QWidget.setTabOrder(button, after)
 
-    def show() -> None:
-        workspace.chart.clear()
-        workspace.pages.setCurrentWidget(page)
-        page.day_table.setFocus()
-        page.go_today()
-        page.activate()
-
-    action.triggered.connect(show)
+    action.triggered.connect(lambda: show_schedule(workspace, page))
     page.open_chart_requested.connect(workspace.open_chart)
     page.action = action  # for tests and the keyboard help
     return page
+
+
+def show_schedule(workspace: Workspace, page: SchedulePage) -> None:
+    """Today's schedule in the workspace."""
+    workspace.chart.clear()
+    workspace.pages.setCurrentWidget(page)
+    page.day_table.setFocus()
+    page.go_today()
+    page.activate()
+
+
+def reopen_booking(workspace: Workspace, draft: Draft) -> None:
+    """A booking kept across a sign-out (app/session/drafts.py): the schedule, then the
+    booking dialog filled as it was."""
+    show_schedule(workspace, workspace.schedule)
+    workspace.schedule.reopen_booking(draft.values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -119,6 +120,7 @@ class SchedulePage(QWidget):
         self.clinicians: list[Clinician] = []
         self.dialog: BookingDialog | CancelDialog | None = None
         self.action: QAction | None = None  # the main window's Schedule button, once added
+        self._draft: dict[str, Any] | None = None  # a booking to reopen once the page is read
 
         heading = QLabel("Schedule")
         heading.setObjectName("dialogHeading")
@@ -307,6 +309,7 @@ class SchedulePage(QWidget):
     def clear(self) -> None:
         """Signing out: nothing about patients stays on the page."""
         self._operations.cancel(READ_KEY)
+        self._draft = None
         self.tick.stop()
         if self.dialog is not None:
             self.dialog.reject()
@@ -335,6 +338,9 @@ class SchedulePage(QWidget):
             self._fill_week()
         self.show_waiting()
         self._selection_changed()
+        if self._draft is not None:  # the clinicians are known now
+            draft, self._draft = self._draft, None
+            self.book().restore(draft)
 
     def _read_failed(self, exc: Exception) -> None:
         self._show_error(describe_error(exc))
@@ -480,6 +486,12 @@ class SchedulePage(QWidget):
         self._open_dialog(dialog)
         dialog.patient_search.setFocus()
         return dialog
+
+    def reopen_booking(self, draft: dict[str, Any]) -> None:
+        """A booking kept across a sign-out: open it again, filled, once the page is read."""
+        self._draft = draft
+        if not self.loading():
+            self.refresh()
 
     def move_selected(self) -> None:
         """Move the selected (booked) appointment."""

@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from app.main_window import MainWindow
 from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
+from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.conftest import wheel
 from tests.ui.schedule.conftest import (
     TODAY,
@@ -307,3 +308,28 @@ def test_signing_out_empties_the_schedule(qtbot: QtBot, schedule_window: MainWin
     schedule_window.workspace.lock_requested.emit()
     qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
     assert page.day_table.rowCount() == 0 and page.waiting_table.rowCount() == 0
+
+
+def test_an_unsaved_booking_is_kept_across_a_sign_out(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("16:10"))
+    QTest.keyClicks(dialog.reason, "Results")
+    schedule_window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
+    assert page.dialog is None and page.day_table.rowCount() == 0
+    sign_in_window(qtbot, schedule_window)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog), timeout=10_000)
+    again = page.dialog
+    assert isinstance(again, BookingDialog)
+    assert schedule_window.workspace.pages.currentWidget() is page
+    assert again.chosen.text() == "Booking for OKAFOR, Chinedu"
+    assert (again.start.text(), again.reason.text()) == (at("16:10"), "Results")
+    click(again.save_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][:2] == ("16:10–16:25", "OKAFOR, Chinedu")
