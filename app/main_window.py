@@ -41,6 +41,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import PatientListPage
+from app.schedule.hook import add_schedule, reopen_booking
 from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
 from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.session.first_run import FirstRunWizard
@@ -208,6 +209,7 @@ class Workspace(QWidget):
         self.pages = QStackedWidget()
         self.pages.addWidget(self.patient_list)
         self.pages.addWidget(self.chart)
+        self.schedule = add_schedule(self)  # the Schedule button (Ctrl+D) and page
 
         # Says when unsaved forms were restored after a sign-in.
         self.notice = QLabel()
@@ -237,12 +239,10 @@ class Workspace(QWidget):
         operations.changed.connect(self.records_changed)
 
     def toolbar_buttons(self) -> list[QToolButton]:
-        """New patient, Conflicts, Settings and Lock, in Tab order."""
-        actions = (self.new_patient_action, self.conflicts_action)
-        buttons = [self.toolbar.widgetForAction(a) for a in actions]
-        buttons.append(self.settings_button)
-        buttons.append(self.toolbar.widgetForAction(self.lock_action))
-        return [b for b in buttons if isinstance(b, QToolButton)]
+        """New patient, Schedule, Conflicts, Settings and Lock: the toolbar's buttons, in
+        Tab order (the order they sit in)."""
+        buttons = [self.toolbar.widgetForAction(a) for a in self.toolbar.actions()]
+        return [b for b in buttons if isinstance(b, QToolButton) and b.objectName()]
 
     def show_settings_menu(self) -> None:
         """Alt+S: the Settings menu, under its button (without a nested event loop)."""
@@ -346,6 +346,7 @@ class Workspace(QWidget):
         self.chart.set_conflicted({})
         self.conflicts_action.setText("Conflicts")
         self.chart.clear()
+        self.schedule.clear()
         self.patient_list.clear()
         self.user_label.clear()
         self.pages.setCurrentWidget(self.patient_list)
@@ -390,6 +391,7 @@ class Workspace(QWidget):
         """Tell ``drafts`` how to open this workspace's forms again."""
         drafts.reopen_with("patientDialog", self._reopen_patient_form)
         drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
+        drafts.reopen_with("bookingDialog", lambda draft: reopen_booking(self, draft))
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

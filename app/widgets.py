@@ -9,7 +9,10 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
+    QHBoxLayout,
     QLabel,
+    QListWidget,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -105,3 +108,45 @@ def dialog_layout(dialog: QDialog, *parts: QWidget | QFormLayout) -> QVBoxLayout
         else:
             layout.addWidget(part)
     return layout
+
+
+class WarningPanel(QFrame):
+    """A warning inside a form: a heading, what to do, a short list of what it is about,
+    and the ways on (``buttons``: a button, or None for the stretch between groups).
+    Hidden until ``show_items``."""
+
+    def __init__(
+        self,
+        heading: str,
+        list_name: str,
+        buttons: tuple[QPushButton | None, ...],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("warningPanel")
+        self.heading = QLabel(heading)
+        self.heading.setObjectName("panelHeading")
+        self.text = paragraph("")
+        self.items = QListWidget()
+        self.items.setAccessibleName(list_name)
+        row = QHBoxLayout()
+        for button in buttons:
+            if button is None:
+                row.addStretch(1)
+            else:
+                row.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(8)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.text)
+        layout.addWidget(self.items)
+        layout.addLayout(row)
+        self.hide()
+
+    def fit_items(self, most: int) -> None:
+        """Size the list to its rows, at most ``most`` (more scroll), and show the panel."""
+        rows = min(self.items.count(), most)
+        frame = 2 * self.items.frameWidth()
+        self.items.setFixedHeight(rows * self.items.sizeHintForRow(0) + frame)
+        self.show()

@@ -8,25 +8,21 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.messages import describe_error, validation_text
 from app.widgets import (
+    WarningPanel,
     action_buttons,
     dialog_layout,
     error_label,
     form_layout,
     ignore_wheel,
-    paragraph,
 )
 from app.worker import Job, Submit
 from core.records import validation
@@ -69,32 +65,20 @@ def _match_text(p: PatientSummary) -> str:
     return f"{p.family.upper()}, {p.given}    born {p.birth_date}    {mrn}"
 
 
-class DuplicatePanel(QFrame):
+class DuplicatePanel(WarningPanel):
     """Patients who may be the one being registered, and the two ways on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("warningPanel")
-        self.heading = QLabel("This patient may already be registered")
-        self.heading.setObjectName("panelHeading")
-        self.text = paragraph("")
-        self.matches = QListWidget()
-        self.matches.setObjectName("duplicateMatches")
-        self.matches.setAccessibleName("Possible matches")
         self.open_button = QPushButton("Open existing chart")
         self.register_button = QPushButton("Register as new patient anyway")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.open_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.register_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.setSpacing(8)
-        layout.addWidget(self.heading)
-        layout.addWidget(self.text)
-        layout.addWidget(self.matches)
-        layout.addLayout(buttons)
-        self.hide()
+        super().__init__(
+            "This patient may already be registered",
+            "Possible matches",
+            (self.open_button, None, self.register_button),
+            parent,
+        )
+        self.matches = self.items
+        self.matches.setObjectName("duplicateMatches")
 
     def show_matches(self, matches: list[PatientSummary]) -> None:
         """List ``matches`` (the first selected) and show the panel."""
@@ -111,11 +95,8 @@ class DuplicatePanel(QFrame):
             item = QListWidgetItem(_match_text(p))
             item.setData(Qt.ItemDataRole.UserRole, p.id)
             self.matches.addItem(item)
-        rows = min(len(matches), 4)  # more scroll
-        frame = 2 * self.matches.frameWidth()
-        self.matches.setFixedHeight(rows * self.matches.sizeHintForRow(0) + frame)
+        self.fit_items(4)
         self.matches.setCurrentRow(0)
-        self.show()
 
     def chosen_id(self) -> str | None:
         """The id of the selected match."""

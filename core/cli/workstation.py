@@ -18,6 +18,7 @@ from pathlib import Path
 
 from core.cli import (
     allergy,
+    appointment,
     audit,
     conflicts,
     db,
@@ -66,6 +67,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     init.GROUP,
     patient.GROUP,
     allergy.GROUP,
+    appointment.GROUP,
     conflicts.GROUP,
     enroll.GROUP,
     pair.GROUP,

@@ -148,16 +148,25 @@ NOTE = RecordType(
     remote_check=SignedNoteRules(),
 )
 
-APPOINTMENT_STATUSES = ("booked", "arrived", "cancelled", "done")
+# booked -> arrived -> in_visit -> done, or cancelled / no_show; the moves allowed between
+# them are core/records/schedule.py's TRANSITIONS.
+APPOINTMENT_STATUSES = ("booked", "arrived", "in_visit", "done", "cancelled", "no_show")
 APPOINTMENT = RecordType(
     "appointment",
     "appointments",
     (
         _PATIENT_ID,
-        Field("starts_at", "Starts", v.timestamp, required=True),
-        Field("ends_at", "Ends", v.timestamp, required=True),
+        # The clinic's local wall-clock time, no offset (validation.local_datetime says why).
+        Field("starts_at", "Starts", v.local_datetime, required=True),
+        Field("ends_at", "Ends", v.local_datetime, required=True),
         _REASON,
         Field("status", "Status", required=True, choices=APPOINTMENT_STATUSES),
+        # The clinician's user name (checked against the staff by core/records/schedule.py).
+        Field("clinician", "Clinician", v.optional_text),
+        # Set by code when the patient is checked in (local time, to the second): the
+        # waiting room counts from it.
+        Field("arrived_at", "Arrived at"),
+        Field("cancel_reason", "Reason for cancelling", v.optional_text),
     ),
     chart_entry=True,
 )

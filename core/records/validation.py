@@ -173,6 +173,41 @@ def timestamp(field: str, value: str | None) -> str | None:
     return parsed.isoformat(timespec="minutes")
 
 
+_LOCAL_TIME = re.compile(r"^(\S+?)[T ](\d{1,2}):(\d{2})$")
+TIME_FORMAT_HINT = "type the date, then the clinic's local time, e.g. 2026-12-07 09:30"
+
+
+def local_datetime(field: str, value: str | None) -> str | None:
+    """A clinic's local wall-clock time typed to the minute: ``2026-12-07T09:30`` or
+    ``2026-12-07 09:30``, stored as ``2026-12-07T09:30``.
+
+    Appointments are kept in the clinic's own local time with no offset: a clinic is in one
+    place, its workstations share its time zone, and a 09:30 appointment stays at 09:30 on
+    the day the clocks change. So a time zone or offset is refused rather than converted,
+    and so is anything that is not a real date and time (no 25:00, no 30 February); the
+    date is read as ``calendar_date`` reads one (year first, nothing guessed).
+    """
+    raw = (value or "").strip()
+    if not raw:
+        raise ValidationError(field, "is required")
+    found = _LOCAL_TIME.match(raw)
+    if found is None:
+        if re.search(r"(Z|[+-]\d{2}:?\d{2})$", raw) and "T" in raw.upper():
+            raise ValidationError(
+                field, f"{raw!r} names a time zone: give the clinic's local time, e.g. "
+                "2026-12-07 09:30"
+            )  # fmt: skip
+        raise ValidationError(field, f"{raw!r} is not a date and time: {TIME_FORMAT_HINT}")
+    date_text, hour_text, minute_text = found.groups()
+    day = calendar_date(field, date_text)
+    hour, minute = int(hour_text), int(minute_text)
+    if hour > 23:
+        raise ValidationError(field, f"{raw!r} is not a time: there is no hour {hour}")
+    if minute > 59:
+        raise ValidationError(field, f"{raw!r} is not a time: there is no minute {minute}")
+    return dt.datetime(day.year, day.month, day.day, hour, minute).isoformat(timespec="minutes")
+
+
 def whole_number(field: str, value: str | None) -> str | None:
     """Digits only, kept as a string: pycrdt would hand numbers back as floats."""
     if not (value or "").isdigit():

@@ -283,8 +283,19 @@ BEGIN
 END;
 """
 
+# The schedule: an appointment's clinician, when the patient arrived (the waiting room counts
+# from it) and why it was cancelled. Older rows keep NULL (no clinician named, never
+# checked in by this version). Day and week views read appointments by start time.
+_V3 = """
+ALTER TABLE appointments ADD COLUMN clinician TEXT;
+ALTER TABLE appointments ADD COLUMN arrived_at TEXT;
+ALTER TABLE appointments ADD COLUMN cancel_reason TEXT;
+CREATE INDEX appointments_by_start ON appointments (starts_at);
+CREATE INDEX appointments_by_clinician ON appointments (clinician, starts_at);
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2))
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -149,6 +149,22 @@ def sample_clinic(data_dir: Path, count: int = 48) -> Workstation:
     return ws
 
 
+def signed_in_window(ws: Workstation, size: tuple[int, int] | None = None) -> MainWindow:
+    """A main window on ``ws``, signed in as mgarcia, the patient list loaded."""
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    wait_for(lambda: window.workspace.patient_list.model.rowCount() > 0)
+    return window
+
+
 def first_run(out: Path, tmp: Path) -> None:
     """Wizard pages, the recovery key page included."""
     window = MainWindow(Workstation(tmp / "new", kdf_params=FAST_PARAMS))
@@ -240,16 +256,8 @@ def daily_use(out: Path, tmp: Path) -> None:
 def registration(out: Path, tmp: Path) -> None:
     """New patient: a date that does not exist refused, then a possible duplicate found."""
     ws = sample_clinic(tmp / "registration", count=12)
-    window = MainWindow(ws, auto_lock_ms=600_000)
-    window.show()
-    window.start()
-    page = window.sign_in_page
-    page.username.setText("mgarcia")
-    page.password.setText(PASSWORD)
-    page.button.click()
-    wait_for(lambda: window.session is not None)
+    window = signed_in_window(ws)
     patients = window.workspace.patient_list
-    wait_for(lambda: patients.model.rowCount() > 0)
     patients.search.setText("obrien")
     wait_for(lambda: patients.model.query == "obrien" and not patients.model.loading)
     save(window, out, "14-search-obrien")
@@ -436,6 +444,85 @@ def shared_workstation(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def schedule(out: Path, tmp: Path) -> None:
+    """The schedule: a busy day, the week, the waiting room, and a booking that overlaps."""
+    import datetime as dt
+
+    from app.schedule.booking import BookingDialog
+    from core.records.schedule import Schedule
+
+    ws = sample_clinic(tmp / "schedule", count=30)
+    ws.unlock_with_password("mgarcia", PASSWORD)
+    ws.sign_in("mgarcia", PASSWORD)
+    records = ws.records
+    records.add_user("slee", "Dr Sam Lee", "clinician", PASSWORD)
+    records.add_user("akim", "Dr Ana Kim", "clinician", PASSWORD)
+    patients = records.list_patients(limit=30)
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    today = now.date()
+    reasons = ("Cough", "Follow-up", "Blood pressure check", None, "Vaccination", "Back pain")
+    slots = ("08:30", "08:45", "09:00", "09:30", "10:00", "10:15", "11:00", "11:30", "14:00")
+    booked = []
+    for i, hhmm in enumerate(slots):
+        clinician = ("slee", "akim")[i % 2]
+        p = patients[i]
+        booked.append(
+            Schedule(records).book(
+                p.id,
+                f"{today} {hhmm}",
+                clinician,
+                minutes=(15, 20, 30)[i % 3],
+                reason=reasons[i % len(reasons)],
+                allow_overlap=True,
+            )
+        )
+    monday = today - dt.timedelta(days=today.weekday())
+    for d in range(7):
+        day = monday + dt.timedelta(days=d)
+        if day == today or d > 4:
+            continue
+        for j, hhmm in enumerate(("09:00", "09:30", "11:00")[: 1 + d % 3]):
+            p = patients[10 + d * 3 + j]
+            Schedule(records).book(p.id, f"{day} {hhmm}", ("slee", "akim")[j % 2], minutes=20)
+    # Three checked in a while ago, one in with the doctor, one done, one no-show.
+    for appointment, waited in ((booked[2], 34), (booked[3], 12), (booked[4], 3)):
+        arrived_at = now - dt.timedelta(minutes=waited)
+        # A clock stopped at the arrival (replace() with no changes returns that time).
+        Schedule(records, clock=arrived_at.replace).set_status(appointment.id, "arrived")
+    Schedule(records).set_status(booked[1].id, "arrived")
+    Schedule(records).start_visit(booked[1].id)
+    Schedule(records).set_status(booked[0].id, "no_show")
+    Schedule(records).cancel(booked[8].id, "Patient called")
+    ws.lock()
+
+    window = signed_in_window(ws, (1400, 860))
+    window.workspace.schedule.action.trigger()  # type: ignore[union-attr]
+    page_ = window.workspace.schedule
+    wait_for(lambda: not page_.loading() and page_.day_table.rowCount() > 0)
+    page_.select(booked[3].id)
+    save(window, out, "30-schedule-day")
+    page_.week_button.click()
+    wait_for(lambda: not page_.loading() and page_.week_table.rowCount() > 0)
+    save(window, out, "31-schedule-week")
+    page_.day_button.click()
+    wait_for(lambda: not page_.loading())
+    dialog = page_.book(f"{today} 09:35")
+    dialog.patient_search.setText("haddad")
+    dialog._search("haddad")
+    wait_for(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    dialog.patient_results.setCurrentRow(0)
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("akim"))
+    dialog.reason.setText("Sore throat")
+    dialog.save()
+    wait_for(dialog.overlap.isVisible)
+    save(dialog, out, "32-booking-overlap")
+    dialog.reject()
+    save(page_.side, out, "33-waiting-room")
+    assert isinstance(dialog, BookingDialog)
+    window.shutdown()
+    window.close()
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line."""
     out = Path(argv[1] if len(argv) > 1 else "screenshots")
@@ -450,6 +537,7 @@ def main(argv: list[str]) -> int:
         conflicts(out, Path(tmp))
         passwords_and_keys(out, Path(tmp))
         shared_workstation(out, Path(tmp))
+        schedule(out, Path(tmp))
     return 0
 
 

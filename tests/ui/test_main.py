@@ -178,9 +178,12 @@ def test_the_toolbar_is_reached_and_used_from_the_keyboard(
 ) -> None:
     workspace = signed_in.workspace
     buttons = workspace.toolbar_buttons()
-    assert [b.text() for b in buttons] == ["New patient", "Conflicts", "Settings", "Sign out"]
+    assert [b.text() for b in buttons] == [
+        "New patient", "Schedule", "Conflicts", "Settings", "Sign out",
+    ]  # fmt: skip
     # Every button says its shortcut.
-    for button, keys in zip(buttons, ("Ctrl+N", "Ctrl+Shift+C", "Alt+S", "Ctrl+L"), strict=True):
+    keys_shown = ("Ctrl+N", "Ctrl+D", "Ctrl+Shift+C", "Alt+S", "Ctrl+L")
+    for button, keys in zip(buttons, keys_shown, strict=True):
         assert f"({keys})" in button.toolTip()
 
     # Shift+Tab from the search field walks back through the toolbar.

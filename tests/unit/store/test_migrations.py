@@ -147,7 +147,7 @@ def test_v2_makes_names_searchable_without_their_marks_on_v1_data(
     v1.close()
 
     db = Database.open(path, key)
-    assert _versions(db) == [1, 2]
+    assert _versions(db) == [v for v, _ in MIGRATIONS]  # V2 and every later one
     assert db.query("SELECT id, family, given, birth_date, mrn FROM patients ORDER BY id") == rows
     assert "patients_by_birth_date" in _tables(db)
     assert db.integrity_problems() == []
@@ -163,4 +163,51 @@ def test_v2_makes_names_searchable_without_their_marks_on_v1_data(
     assert found("okafor") == ["p3"]
     assert found("MRN-3") == ["p3"]
     assert found("1984-02-02") == ["p1", "p3"]
+    db.close()
+
+
+def test_v3_gives_appointments_a_clinician_arrival_and_cancel_reason_on_v2_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A clinic file at V2 with appointments upgrades in place: every appointment is kept
+    as it was, the new columns are empty (no clinician named, never checked in), and the
+    schedule reads them by day."""
+    import datetime as dt
+
+    from core.records.schedule import Schedule
+
+    path = tmp_path / "v2.db"
+    v2 = Database.create(path, key, migrations=MIGRATIONS[:2])
+    rows = [
+        ("a1", "p1", "2026-12-07T09:00", "2026-12-07T09:15", "Cough", "booked"),
+        ("a2", "p1", "2026-12-07T10:00", "2026-12-07T10:30", None, "arrived"),
+    ]
+    with v2.write("t", "appointment.create", "appointment", "a") as tx:
+        tx.execute(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES ('p1', 'Okafor', 'Ngozi', '1960-02-02', 'o', 'x', 'x')"
+        )
+        tx.executemany(
+            "INSERT INTO appointments (id, patient_id, starts_at, ends_at, reason, status) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    assert _versions(v2) == [1, 2]
+    v2.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == [v for v, _ in MIGRATIONS]
+    kept = "SELECT id, patient_id, starts_at, ends_at, reason, status FROM appointments"
+    assert db.query(kept + " ORDER BY id") == rows
+    assert db.query("SELECT clinician, arrived_at, cancel_reason FROM appointments") == [
+        (None, None, None),
+        (None, None, None),
+    ]
+    assert {"appointments_by_start", "appointments_by_clinician"} <= _tables(db)
+    assert db.integrity_problems() == []
+    day = Schedule(ClinicRecords(db, "t")).day(dt.date(2026, 12, 7))
+    assert [(a.id, a.patient_name, a.clinician, a.minutes) for a in day] == [
+        ("a1", "OKAFOR, Ngozi", None, 15),
+        ("a2", "OKAFOR, Ngozi", None, 30),
+    ]
     db.close()

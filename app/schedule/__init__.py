@@ -1,0 +1,1 @@
+"""The schedule: day and week views, booking, and the waiting room."""

@@ -1,0 +1,582 @@
+"""The schedule page: a day or a week, for one clinician or the whole clinic, and the
+waiting room (who has arrived, and for how long).
+
+Reads and writes go through :class:`~app.operations.Operations`; the page refreshes when an
+appointment (or a patient, whose name it shows) changes, here or by sync. The waiting times
+are worked out again every minute from each arrival time, without a database read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.schedule.booking import BookingDialog, CancelDialog
+from app.widgets import ignore_wheel
+from core.records.changeset import Changes
+from core.records.schedule import (
+    Appointment,
+    Clinician,
+    Schedule,
+    now_local,
+    week_start,
+)
+
+READ_KEY = "schedule.view"
+DAY, WEEK = "day", "week"
+DAY_COLUMNS = ("Time", "Patient", "Clinician", "Reason", "Status")
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """What one read brings: the appointments shown, today's waiting room, the clinicians."""
+
+    appointments: list[Appointment]
+    waiting: list[Appointment]
+    clinicians: list[Clinician]
+
+
+def waiting_text(minutes: int) -> str:
+    """``just arrived``, ``5 min``, ``1 h 05 min``."""
+    if minutes < 1:
+        return "just arrived"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _item(text: str, appointment_id: str | None = None) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+    if appointment_id is not None:
+        item.setData(Qt.ItemDataRole.UserRole, appointment_id)
+    return item
+
+
+def _table(name: str, columns: tuple[str, ...], stretch: int | None) -> QTableWidget:
+    """A read-only table selecting one row; column ``stretch`` takes the spare width
+    (None: every column shares it)."""
+    table = QTableWidget(0, len(columns))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.verticalHeader().hide()
+    header = table.horizontalHeader()
+    if stretch is None:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    else:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    return table
+
+
+class SchedulePage(QWidget):
+    """Day and week views with the waiting room beside them."""
+
+    # The visits part connects here: the person chose "Start visit" on an arrived patient
+    # (core's Schedule.start_visit sets the status; they open the visit).
+    start_visit_requested = Signal(str, str)  # appointment id, patient id
+    open_chart_requested = Signal(str)  # patient id
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        clock: Callable[[], dt.datetime] = now_local,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("schedulePage")
+        self._operations = operations
+        self._records = records
+        self.clock = clock  # the clinic's local time now (tests set their own)
+        self.day = clock().date()
+        self.mode = DAY
+        self.appointments: list[Appointment] = []
+        self.waiting: list[Appointment] = []
+        self.clinicians: list[Clinician] = []
+        self.dialog: BookingDialog | CancelDialog | None = None
+        self.action: QAction | None = None  # the main window's Schedule button, once added
+        self._draft: dict[str, Any] | None = None  # a booking to reopen once the page is read
+
+        heading = QLabel("Schedule")
+        heading.setObjectName("dialogHeading")
+        self.day_button = QPushButton("Day")
+        self.week_button = QPushButton("Week")
+        self.modes = QButtonGroup(self)
+        for button in (self.day_button, self.week_button):
+            button.setCheckable(True)
+            self.modes.addButton(button)
+        self.day_button.setChecked(True)
+        self.previous_button = QPushButton("◀")
+        self.previous_button.setAccessibleName("Previous")
+        self.previous_button.setToolTip("Previous day or week (Alt+Left)")
+        self.today_button = QPushButton("Today")
+        self.next_button = QPushButton("▶")
+        self.next_button.setAccessibleName("Next")
+        self.next_button.setToolTip("Next day or week (Alt+Right)")
+        self.previous_button.setShortcut("Alt+Left")
+        self.next_button.setShortcut("Alt+Right")
+        self.span_label = QLabel()
+        self.span_label.setObjectName("scheduleSpan")
+        self.clinician = QComboBox()
+        self.clinician.setAccessibleName("Clinician")
+        self.clinician.addItem("Whole clinic", None)
+        ignore_wheel(self.clinician)
+        self.book_button = QPushButton("Book appointment…")
+        self.book_button.setObjectName("primary")
+        self.book_button.setShortcut("Ctrl+B")
+        self.book_button.setToolTip("Book an appointment (Ctrl+B)")
+        top = QHBoxLayout()
+        top.addWidget(heading)
+        top.addSpacing(16)
+        top.addWidget(self.day_button)
+        top.addWidget(self.week_button)
+        top.addSpacing(12)
+        top.addWidget(self.previous_button)
+        top.addWidget(self.today_button)
+        top.addWidget(self.next_button)
+        top.addSpacing(12)
+        top.addWidget(self.span_label, 1)
+        top.addWidget(self.clinician)
+        top.addWidget(self.book_button)
+
+        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
+        self.week_table = _table("weekTable", ("",) * 7, stretch=None)
+        self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.week_table.setWordWrap(False)
+        self.views = QStackedWidget()
+        self.views.addWidget(self.day_table)
+        self.views.addWidget(self.week_table)
+
+        self.arrived_button = QPushButton("Arrived")
+        self.arrived_button.setToolTip("Check the patient in: they join the waiting room")
+        self.start_visit_button = QPushButton("Start visit")
+        self.done_button = QPushButton("Done")
+        self.no_show_button = QPushButton("No-show")
+        self.move_button = QPushButton("Move…")
+        self.cancel_button = QPushButton("Cancel…")
+        self.cancel_button.setObjectName("danger")
+        self.open_chart_button = QPushButton("Open chart")
+        actions = QHBoxLayout()
+        for button in (
+            self.arrived_button, self.start_visit_button, self.done_button,
+            self.no_show_button, self.move_button, self.cancel_button,
+        ):  # fmt: skip
+            actions.addWidget(button)
+        actions.addStretch(1)
+        actions.addWidget(self.open_chart_button)
+        self.error = QLabel()
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+
+        left = QVBoxLayout()
+        left.addWidget(self.views, 1)
+        left.addLayout(actions)
+        left.addWidget(self.error)
+
+        waiting_heading = QLabel("Waiting room")
+        waiting_heading.setObjectName("cardHeading")
+        self.waiting_table = _table("waitingTable", ("Patient", "Clinician", "Waiting"), stretch=0)
+        self.waiting_empty = QLabel("Nobody is waiting.")
+        self.waiting_empty.setObjectName("hint")
+        right = QVBoxLayout()
+        right.addWidget(waiting_heading)
+        right.addWidget(self.waiting_table, 1)
+        right.addWidget(self.waiting_empty)
+        self.side = QWidget()
+        self.side.setLayout(right)
+        self.side.setFixedWidth(420)
+
+        body = QHBoxLayout()
+        body.addLayout(left, 1)
+        body.addSpacing(16)
+        body.addWidget(self.side)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addLayout(body, 1)
+
+        # The waiting times move on by themselves (a minute at a time).
+        self.tick = QTimer(self)
+        self.tick.setInterval(60_000)
+        self.tick.timeout.connect(self.show_waiting)
+
+        self.day_button.clicked.connect(lambda: self.set_mode(DAY))
+        self.week_button.clicked.connect(lambda: self.set_mode(WEEK))
+        self.previous_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.today_button.clicked.connect(self.go_today)
+        self.clinician.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.book_button.clicked.connect(lambda: self.book())
+        self.arrived_button.clicked.connect(lambda: self.set_status("arrived"))
+        self.done_button.clicked.connect(lambda: self.set_status("done"))
+        self.no_show_button.clicked.connect(lambda: self.set_status("no_show"))
+        self.start_visit_button.clicked.connect(self.start_visit)
+        self.move_button.clicked.connect(self.move_selected)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_chart_button.clicked.connect(self._open_chart)
+        self._source: QTableWidget = self.day_table  # where the person last selected
+        for table in (self.day_table, self.week_table, self.waiting_table):
+            table.itemSelectionChanged.connect(lambda t=table: self._selected_in(t))
+        self.day_table.itemDoubleClicked.connect(lambda _i: self._open_chart())
+        operations.changed.connect(self.records_changed)
+        self._selection_changed()
+
+    # ----- what is shown ----------------------------------------------------------------
+
+    @property
+    def clinician_filter(self) -> str | None:
+        """The chosen clinician's user name, or None for the whole clinic."""
+        data = self.clinician.currentData()
+        return None if data is None else str(data)
+
+    def activate(self) -> None:
+        """Shown: read the schedule and start the waiting-room clock."""
+        self.tick.start()
+        self.refresh()
+
+    def set_mode(self, mode: str) -> None:
+        """Day or week."""
+        self.mode = mode
+        (self.day_button if mode == DAY else self.week_button).setChecked(True)
+        self.views.setCurrentWidget(self.day_table if mode == DAY else self.week_table)
+        # The week needs the width; the waiting room is about today (the day view).
+        self.side.setVisible(mode == DAY)
+        self.refresh()
+
+    def step(self, direction: int) -> None:
+        """The next (1) or previous (-1) day or week."""
+        self.day += dt.timedelta(days=direction * (1 if self.mode == DAY else 7))
+        self.refresh()
+
+    def go_today(self) -> None:
+        """Back to today."""
+        self.day = self.clock().date()
+        self.refresh()
+
+    def show_day(self, day: dt.date) -> None:
+        """Show ``day`` (or its week)."""
+        self.day = day
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the shown span, the waiting room and the clinicians on the worker."""
+        records, clinician, mode, day = self._records, self.clinician_filter, self.mode, self.day
+        today = self.clock().date()
+
+        def read() -> ScheduleView:
+            schedule = Schedule(records())
+            shown = schedule.day(day, clinician) if mode == DAY else schedule.week(day, clinician)
+            return ScheduleView(shown, schedule.waiting(today), schedule.clinicians())
+
+        self._show_span()
+        self._operations.read(READ_KEY, read, self._arrived, self._read_failed)
+
+    def loading(self) -> bool:
+        """True while a read is in flight."""
+        return self._operations.reading(READ_KEY)
+
+    def records_changed(self, changes: Changes) -> None:
+        """Read again when an appointment or a patient changed (here or by sync)."""
+        if self.isVisible() and (changes.of_type("appointment") or changes.patients):
+            self.refresh()
+
+    def clear(self) -> None:
+        """Signing out: nothing about patients stays on the page."""
+        self._operations.cancel(READ_KEY)
+        self._draft = None
+        self.tick.stop()
+        if self.dialog is not None:
+            self.dialog.reject()
+        self.appointments, self.waiting = [], []
+        for table in (self.day_table, self.week_table, self.waiting_table):
+            table.setRowCount(0)
+        self.error.hide()
+
+    def _show_span(self) -> None:
+        if self.mode == DAY:
+            self.span_label.setText(self.day.strftime("%A %d %B %Y"))
+        else:
+            monday = week_start(self.day)
+            sunday = monday + dt.timedelta(days=6)
+            self.span_label.setText(
+                f"Week of {monday.strftime('%d %B')} to {sunday.strftime('%d %B %Y')}"
+            )
+
+    def _arrived(self, view: ScheduleView) -> None:
+        self.appointments, self.waiting = view.appointments, view.waiting
+        if [c.username for c in view.clinicians] != [c.username for c in self.clinicians]:
+            self._set_clinicians(view.clinicians)
+        if self.mode == DAY:
+            self._fill_day()
+        else:
+            self._fill_week()
+        self.show_waiting()
+        self._selection_changed()
+        if self._draft is not None:  # the clinicians are known now
+            draft, self._draft = self._draft, None
+            self.book().restore(draft)
+
+    def _read_failed(self, exc: Exception) -> None:
+        self._show_error(describe_error(exc))
+
+    def _set_clinicians(self, clinicians: list[Clinician]) -> None:
+        self.clinicians = clinicians
+        chosen = self.clinician_filter
+        self.clinician.blockSignals(True)
+        self.clinician.clear()
+        self.clinician.addItem("Whole clinic", None)
+        for c in clinicians:
+            self.clinician.addItem(c.label, c.username)
+        self.clinician.setCurrentIndex(max(self.clinician.findData(chosen), 0))
+        self.clinician.blockSignals(False)
+
+    def _clinician_name(self, username: str | None) -> str:
+        found = next((c for c in self.clinicians if c.username == username), None)
+        return found.label if found is not None else (username or "—")
+
+    def _fill_day(self) -> None:
+        selected = self.selected_id()
+        table = self.day_table
+        table.setRowCount(len(self.appointments))
+        for row, a in enumerate(self.appointments):
+            start, end = a.starts_at[11:], a.ends_at[11:]
+            reason = a.reason or ""
+            if a.status == "cancelled" and a.cancel_reason:
+                reason = f"{reason} (cancelled: {a.cancel_reason})".strip()
+            cells = (f"{start}–{end}", a.patient_name, self._clinician_name(a.clinician),
+                     reason, a.status_label)  # fmt: skip
+            for column, text in enumerate(cells):
+                item = _item(text, a.id)
+                if a.status in ("cancelled", "no_show"):
+                    item.setForeground(Qt.GlobalColor.gray)
+                table.setItem(row, column, item)
+            if a.id == selected:
+                table.selectRow(row)
+
+    def _fill_week(self) -> None:
+        monday = week_start(self.day)
+        days = [monday + dt.timedelta(days=i) for i in range(7)]
+        by_day: dict[dt.date, list[Appointment]] = {d: [] for d in days}
+        for a in self.appointments:
+            by_day.setdefault(dt.date.fromisoformat(a.starts_at[:10]), []).append(a)
+        table = self.week_table
+        table.clearContents()
+        table.setHorizontalHeaderLabels([d.strftime("%a %d %b") for d in days])
+        table.setRowCount(max((len(v) for v in by_day.values()), default=0))
+        for column, d in enumerate(days):
+            for row, a in enumerate(by_day[d]):
+                # Two lines, never wrapped (a long name is elided; the tooltip has it all).
+                lines = [
+                    a.patient_name,
+                    f"{a.starts_at[11:]} · {self._clinician_name(a.clinician)}",
+                ]
+                if a.status != "booked":
+                    lines.append(a.status_label)
+                item = _item("\n".join(lines), a.id)
+                item.setToolTip("\n".join([*lines, a.reason or ""]).strip())
+                if a.status in ("cancelled", "no_show"):
+                    item.setForeground(Qt.GlobalColor.gray)
+                table.setItem(row, column, item)
+        table.resizeRowsToContents()
+
+    def show_waiting(self) -> None:
+        """The waiting room, with each wait worked out from the arrival time now."""
+        now = self.clock()
+        table = self.waiting_table
+        table.setRowCount(len(self.waiting))
+        for row, a in enumerate(self.waiting):
+            minutes = a.waiting_minutes(now) or 0
+            cells = (a.patient_name, self._clinician_name(a.clinician), waiting_text(minutes))
+            for column, text in enumerate(cells):
+                table.setItem(row, column, _item(text, a.id))
+        self.waiting_empty.setVisible(not self.waiting)
+
+    def waiting_texts(self) -> list[tuple[str, str]]:
+        """(patient, waiting) as the waiting room shows them."""
+        t = self.waiting_table
+
+        def text(row: int, column: int) -> str:
+            item = t.item(row, column)
+            return item.text() if item is not None else ""
+
+        return [(text(r, 0), text(r, 2)) for r in range(t.rowCount())]
+
+    # ----- the selected appointment -----------------------------------------------------
+
+    def selected_id(self) -> str | None:
+        """The appointment last selected (in the visible view or the waiting room)."""
+        for table in (self._source, self.views.currentWidget()):
+            assert isinstance(table, QTableWidget)
+            items = [i for i in table.selectedItems() if i.data(Qt.ItemDataRole.UserRole)]
+            if items:
+                return str(items[0].data(Qt.ItemDataRole.UserRole))
+        return None
+
+    def selected(self) -> Appointment | None:
+        """The selected appointment."""
+        wanted = self.selected_id()
+        return next((a for a in (*self.appointments, *self.waiting) if a.id == wanted), None)
+
+    def select(self, appointment_id: str) -> None:
+        """Select an appointment in the visible view."""
+        table = self.views.currentWidget()
+        assert isinstance(table, QTableWidget)
+        for row in range(table.rowCount()):
+            for column in range(table.columnCount()):
+                item = table.item(row, column)
+                if item is not None and item.data(Qt.ItemDataRole.UserRole) == appointment_id:
+                    table.setCurrentItem(item)
+                    return
+
+    def _selected_in(self, table: QTableWidget) -> None:
+        if table.selectedItems():
+            self._source = table
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        a = self.selected()
+        status = a.status if a is not None else None
+        self.arrived_button.setEnabled(status in ("booked", "no_show"))
+        self.start_visit_button.setEnabled(status == "arrived")
+        self.done_button.setEnabled(status == "in_visit")
+        self.no_show_button.setEnabled(status == "booked")
+        self.move_button.setEnabled(status == "booked")
+        self.cancel_button.setEnabled(status in ("booked", "arrived"))
+        self.open_chart_button.setEnabled(a is not None)
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.show()
+
+    # ----- actions ----------------------------------------------------------------------
+
+    def book(self, start: str = "") -> BookingDialog:
+        """Open the booking dialog (at ``start`` if given, else the shown day at 09:00)."""
+        when = start or f"{self.day.isoformat()} 09:00"
+        dialog = BookingDialog(
+            self._operations, self._records, self.clinicians, when, self.clinician_filter,
+            parent=self,
+        )  # fmt: skip
+        self._open_dialog(dialog)
+        dialog.patient_search.setFocus()
+        return dialog
+
+    def reopen_booking(self, draft: dict[str, Any]) -> None:
+        """A booking kept across a sign-out: open it again, filled, once the page is read."""
+        self._draft = draft
+        if not self.loading():
+            self.refresh()
+
+    def move_selected(self) -> None:
+        """Move the selected (booked) appointment."""
+        a = self.selected()
+        if a is None:
+            return
+        dialog = BookingDialog(
+            self._operations, self._records, self.clinicians, appointment=a, parent=self
+        )
+        self._open_dialog(dialog)
+        dialog.start.setFocus()
+        dialog.start.selectAll()
+
+    def _open_dialog(self, dialog: BookingDialog | CancelDialog) -> None:
+        self.dialog = dialog
+        dialog.finished.connect(self._forget_dialog)
+        if isinstance(dialog, BookingDialog):
+            dialog.saved.connect(self._saved)
+        dialog.open()
+
+    def _forget_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def _saved(self, appointment: Appointment) -> None:
+        # The page refreshes from the change broadcast; show where it went.
+        self.day = dt.date.fromisoformat(appointment.starts_at[:10])
+        self.refresh()
+
+    def cancel(self) -> None:
+        """Ask for a reason and cancel the selected appointment."""
+        a = self.selected()
+        if a is None:
+            return
+        dialog = CancelDialog(a, self)
+        appointment_id = a.id
+
+        def confirmed() -> None:
+            reason = dialog.reason.text()
+            self._write(lambda s: s.cancel(appointment_id, reason))
+
+        dialog.accepted.connect(confirmed)
+        self._open_dialog(dialog)
+        dialog.reason.setFocus()
+
+    def set_status(self, status: str) -> None:
+        """Arrived, done or no-show for the selected appointment."""
+        a = self.selected()
+        if a is not None:
+            appointment_id = a.id
+            self._write(lambda s: s.set_status(appointment_id, status))
+
+    def start_visit(self) -> None:
+        """Set the selected arrived appointment in visit, then say so to whoever opens
+        visits (``start_visit_requested``)."""
+        a = self.selected()
+        if a is None:
+            return
+        appointment_id, patient_id = a.id, a.patient_id
+        self._write(
+            lambda s: s.start_visit(appointment_id),
+            lambda _a: self.start_visit_requested.emit(appointment_id, patient_id),
+        )
+
+    def _write(
+        self,
+        fn: Callable[[Schedule], Appointment],
+        then: Callable[[Appointment], None] | None = None,
+    ) -> None:
+        records, clock = self._records, self.clock
+        self.error.hide()
+
+        def done(appointment: Appointment) -> None:
+            if then is not None:
+                then(appointment)
+
+        self._operations.submit(
+            lambda: fn(Schedule(records(), clock)), done, self._write_failed, "schedule"
+        )
+
+    def _write_failed(self, exc: Exception) -> None:
+        self._show_error(describe_error(exc))
+
+    def _open_chart(self) -> None:
+        a = self.selected()
+        if a is not None:
+            self.open_chart_requested.emit(a.patient_id)

@@ -1,0 +1,406 @@
+"""The clinic's schedule: booking, moving, cancelling and checking in appointments.
+
+Appointments are ``appointment`` records (``core/records/types.py``) written through the one
+write path. This module adds what a schedule needs on top of the generic chart entries:
+
+- **Times** are the clinic's local wall-clock time, to the minute, without an offset
+  (``validation.local_datetime``): every workstation of a clinic is in the clinic's time
+  zone, and a 09:30 appointment stays at 09:30 across a daylight-saving change. When a
+  patient arrives, ``arrived_at`` records the workstation's local time to the second; the
+  waiting room counts from it.
+- **Status** moves along ``TRANSITIONS``: booked -> arrived -> in_visit -> done, and
+  booked -> cancelled / no_show. A few ways back are allowed because people make mistakes
+  at the front desk (an arrival marked on the wrong patient goes back to booked, a
+  cancelled appointment is reinstated, a no-show who turns up late is checked in, a visit
+  started by mistake goes back to waiting). ``done`` is final here: only a person settling
+  a conflict in the conflict inbox may put another value on a finished appointment.
+- **Overlaps** (the same clinician, overlapping times, neither cancelled nor a no-show) are
+  warned, not forbidden: ``book``/``move`` refuse with ``OverlapError`` naming the clashes
+  unless the caller says the person has seen them (``allow_overlap=True``); the check and
+  the write are one transaction.
+- Two workstations moving the same appointment write the same registers concurrently,
+  so the move shows in the conflict inbox (both times kept until a person chooses).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.records import validation as v
+from core.records.changes import change
+from core.records.clinic import ClinicRecords, new_id
+from core.records.errors import NotFoundError, RecordError, ValidationError
+from core.records.types import APPOINTMENT_STATUSES
+from core.store.database import Transaction, utc_now
+
+# Where each status may go from a schedule screen or command (see the module docstring).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "booked": ("arrived", "cancelled", "no_show"),
+    "arrived": ("in_visit", "booked", "cancelled", "no_show"),
+    "in_visit": ("done", "arrived"),
+    "done": (),
+    "cancelled": ("booked",),
+    "no_show": ("arrived", "booked"),
+}
+STATUS_LABELS = {
+    "booked": "Booked",
+    "arrived": "Arrived",
+    "in_visit": "In visit",
+    "done": "Done",
+    "cancelled": "Cancelled",
+    "no_show": "No-show",
+}
+# Statuses that no longer hold the clinician's time (they never clash).
+INACTIVE = ("cancelled", "no_show")
+MAX_MINUTES = 12 * 60
+CLINICIAN_ROLES = ("clinician", "admin")
+
+_COLUMNS = (
+    "a.id, a.patient_id, p.family, p.given, a.starts_at, a.ends_at, a.reason, a.status, "
+    "a.clinician, a.arrived_at, a.cancel_reason"
+)
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """One appointment as the schedule shows it (the patient's name read alongside)."""
+
+    id: str
+    patient_id: str
+    patient_name: str  # FAMILY, Given ("" if the patient is not on this replica yet)
+    starts_at: str
+    ends_at: str
+    reason: str | None
+    status: str
+    clinician: str | None
+    arrived_at: str | None
+    cancel_reason: str | None
+
+    @property
+    def minutes(self) -> int:
+        """Length in minutes."""
+        delta = dt.datetime.fromisoformat(self.ends_at) - dt.datetime.fromisoformat(self.starts_at)
+        return int(delta.total_seconds() // 60)
+
+    @property
+    def status_label(self) -> str:
+        """``In visit`` for ``in_visit``."""
+        return STATUS_LABELS.get(self.status, self.status)
+
+    def waiting_minutes(self, now: dt.datetime) -> int | None:
+        """Whole minutes since the patient arrived (None if not waiting)."""
+        if self.status != "arrived" or not self.arrived_at:
+            return None
+        waited = now - dt.datetime.fromisoformat(self.arrived_at)
+        return max(int(waited.total_seconds() // 60), 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {**asdict(self), "minutes": self.minutes}
+
+
+@dataclass(frozen=True)
+class Clinician:
+    """A member of staff who sees patients."""
+
+    username: str
+    full_name: str
+
+    @property
+    def label(self) -> str:
+        """How lists name them."""
+        return self.full_name or self.username
+
+
+class OverlapError(RecordError):
+    """The clinician already has appointments at that time; nothing was written."""
+
+    def __init__(self, clashes: list[Appointment]) -> None:
+        listed = "; ".join(describe(a) for a in clashes)
+        super().__init__(f"the clinician is already booked then: {listed}")
+        self.clashes = clashes
+
+
+class TransitionError(ValidationError):
+    """A status change the schedule does not allow (names what is allowed)."""
+
+
+def describe(a: Appointment, with_id: bool = True) -> str:
+    """``2026-12-07 09:30-09:45 GARCIA, Maria (booked, id ...)`` for messages."""
+    day, start = a.starts_at.split("T")
+    end = a.ends_at.split("T")[1]
+    who = a.patient_name or a.patient_id
+    ident = f", id {a.id}" if with_id else ""
+    return f"{day} {start}-{end} {who} ({a.status_label.lower()}{ident})"
+
+
+def now_local() -> dt.datetime:
+    """The workstation's local wall-clock time (the clinic's), without an offset."""
+    return dt.datetime.now().replace(microsecond=0)
+
+
+def week_start(day: dt.date) -> dt.date:
+    """The Monday of ``day``'s week."""
+    return day - dt.timedelta(days=day.weekday())
+
+
+def _row(r: Any) -> Appointment:
+    name = f"{str(r[2]).upper()}, {r[3]}" if r[2] is not None else ""
+    return Appointment(r[0], r[1], name, r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+def _end(starts_at: str, minutes: int | str | None, ends_at: str | None) -> str:
+    """The end time, from a length in minutes or a typed end (exactly one)."""
+    if (minutes is None) == (ends_at is None):
+        raise ValidationError("minutes", "give either a length in minutes or an end time")
+    start = dt.datetime.fromisoformat(starts_at)
+    if ends_at is not None:
+        end = dt.datetime.fromisoformat(v.local_datetime("ends_at", ends_at) or "")
+        if end <= start:
+            raise ValidationError("ends_at", "must be after the start")
+    else:
+        text = str(minutes).strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_MINUTES:
+            raise ValidationError(
+                "minutes", f"{text!r} is not a length from 1 to {MAX_MINUTES} minutes"
+            )
+        end = start + dt.timedelta(minutes=int(text))
+    return end.isoformat(timespec="minutes")
+
+
+class Schedule:
+    """The schedule's operations, as the signed-in person."""
+
+    def __init__(
+        self, records: ClinicRecords, clock: Callable[[], dt.datetime] = now_local
+    ) -> None:
+        self.records = records
+        self.clock = clock  # the clinic's local time now (tests set their own)
+
+    # ----- reading ----------------------------------------------------------------------
+
+    def get(self, appointment_id: str) -> Appointment:
+        """One appointment; NotFoundError names a missing id."""
+        rows = self.records.db.query(
+            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
+            "WHERE a.id = ?",
+            (appointment_id,),
+        )
+        if not rows:
+            raise NotFoundError(f"no appointment with id {appointment_id!r}")
+        return _row(rows[0])
+
+    def between(
+        self, first: dt.date, last: dt.date, clinician: str | None = None
+    ) -> list[Appointment]:
+        """Appointments starting on days ``first`` to ``last`` (inclusive), by start time."""
+        low = first.isoformat()
+        high = (last + dt.timedelta(days=1)).isoformat()
+        sql = (
+            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
+            "WHERE a.starts_at >= ? AND a.starts_at < ?"
+        )
+        params: tuple[Any, ...] = (low, high)
+        if clinician is not None:
+            sql += " AND a.clinician = ?"
+            params += (clinician,)
+        rows = self.records.db.query(sql + " ORDER BY a.starts_at, a.clinician, a.id", params)
+        return [_row(r) for r in rows]
+
+    def day(self, day: dt.date, clinician: str | None = None) -> list[Appointment]:
+        """One day's appointments (of one clinician, or the whole clinic)."""
+        return self.between(day, day, clinician)
+
+    def week(self, day: dt.date, clinician: str | None = None) -> list[Appointment]:
+        """The appointments of ``day``'s week, Monday to Sunday."""
+        monday = week_start(day)
+        return self.between(monday, monday + dt.timedelta(days=6), clinician)
+
+    def waiting(self, today: dt.date | None = None) -> list[Appointment]:
+        """Patients checked in today and not yet seen, longest waiting first."""
+        day = today or self.clock().date()
+        found = [a for a in self.day(day) if a.status == "arrived"]
+        return sorted(found, key=lambda a: (a.arrived_at or "", a.starts_at))
+
+    def clinicians(self) -> list[Clinician]:
+        """Active staff who see patients (clinicians and administrators), by name."""
+        marks = ", ".join("?" for _ in CLINICIAN_ROLES)
+        rows = self.records.db.query(
+            f"SELECT username, full_name FROM users WHERE active = 1 AND role IN ({marks}) "
+            "ORDER BY full_name, username",
+            CLINICIAN_ROLES,
+        )
+        return [Clinician(str(r[0]), str(r[1] or "")) for r in rows]
+
+    def overlaps(
+        self, clinician: str, starts_at: str, ends_at: str, excluding: str | None = None
+    ) -> list[Appointment]:
+        """The clinician's active appointments overlapping ``[starts_at, ends_at)``."""
+        return self._overlaps(self.records.db, clinician, starts_at, ends_at, excluding)
+
+    @staticmethod
+    def _overlaps(
+        db: Any, clinician: str, starts_at: str, ends_at: str, excluding: str | None
+    ) -> list[Appointment]:
+        marks = ", ".join("?" for _ in INACTIVE)
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
+            f"WHERE a.clinician = ? AND a.starts_at < ? AND a.ends_at > ? "
+            f"AND a.status NOT IN ({marks}) AND a.id IS NOT ? ORDER BY a.starts_at, a.id",
+            (clinician, ends_at, starts_at, *INACTIVE, excluding),
+        )
+        return [_row(r) for r in rows]
+
+    # ----- writing ----------------------------------------------------------------------
+
+    def book(
+        self,
+        patient_id: str,
+        starts_at: str,
+        clinician: str,
+        minutes: int | str | None = None,
+        ends_at: str | None = None,
+        reason: str | None = None,
+        allow_overlap: bool = False,
+    ) -> Appointment:
+        """Book an appointment (status booked); ``OverlapError`` names the clinician's
+        appointments at that time unless ``allow_overlap`` (the person saw them)."""
+        start = v.local_datetime("starts_at", starts_at) or ""
+        fields = {
+            "patient_id": patient_id,
+            "starts_at": start,
+            "ends_at": _end(start, minutes, ends_at),
+            "reason": v.optional_text("reason", reason),
+            "status": "booked",
+            "clinician": self._clinician(clinician),
+            "created_at": utc_now(),
+        }
+        self.records.get_patient(patient_id)
+        appointment_id, actor = new_id(), self.records.actor
+        with self.records.db.write(
+            actor, "appointment.create", "appointment", appointment_id
+        ) as tx:
+            if not allow_overlap:
+                self._refuse_overlap(tx, fields, None)
+            change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
+        return self.get(appointment_id)
+
+    def move(
+        self,
+        appointment_id: str,
+        starts_at: str,
+        minutes: int | str | None = None,
+        ends_at: str | None = None,
+        clinician: str | None = None,
+        allow_overlap: bool = False,
+    ) -> Appointment:
+        """Move a booked appointment to another time (its length kept unless given), or
+        to another clinician; overlaps as for ``book``."""
+        current = self.get(appointment_id)
+        if current.status != "booked":
+            raise TransitionError(
+                "starts_at",
+                "only a booked appointment can be moved; this one is "
+                + current.status_label.lower(),
+            )
+        start = v.local_datetime("starts_at", starts_at) or ""
+        if minutes is None and ends_at is None:
+            minutes = current.minutes
+        fields = {"starts_at": start, "ends_at": _end(start, minutes, ends_at)}
+        who = self._clinician(clinician) if clinician is not None else current.clinician
+        if who != current.clinician:
+            fields["clinician"] = who or ""
+        changed = {f: x for f, x in fields.items() if getattr(current, f) != x}
+        if not changed:
+            return current
+        actor = self.records.actor
+        details = {"fields": sorted(changed)}
+        with self.records.db.write(
+            actor, "appointment.move", "appointment", appointment_id, details
+        ) as tx:
+            self._require_status(tx, appointment_id, ("booked",))
+            if not allow_overlap and who:
+                self._refuse_overlap(tx, {**fields, "clinician": who}, appointment_id)
+            change(tx, actor, appointment_id, "appointment", self.records.setter(changed))
+        return self.get(appointment_id)
+
+    def cancel(self, appointment_id: str, reason: str | None = None) -> Appointment:
+        """Cancel an appointment (kept on the schedule as cancelled, with the reason)."""
+        cleaned = v.optional_text("cancel_reason", reason)
+        return self._set(appointment_id, "cancelled", {"cancel_reason": cleaned})
+
+    def set_status(self, appointment_id: str, status: str) -> Appointment:
+        """Move an appointment to ``status`` along ``TRANSITIONS`` (TransitionError names
+        the statuses allowed from where it is). Arriving records the local time."""
+        wanted = v.choice("status", status, APPOINTMENT_STATUSES)
+        if wanted is None:
+            raise ValidationError("status", "is required")
+        if wanted == "cancelled":
+            return self.cancel(appointment_id)
+        extra: dict[str, str | None] = {}
+        if wanted == "arrived":
+            extra["arrived_at"] = self.clock().replace(microsecond=0).isoformat()
+        elif wanted == "booked":
+            extra |= {"arrived_at": None, "cancel_reason": None}
+        return self._set(appointment_id, wanted, extra)
+
+    def start_visit(self, appointment_id: str) -> Appointment:
+        """The clinician has called the patient in: status in_visit (from arrived)."""
+        return self.set_status(appointment_id, "in_visit")
+
+    def _set(self, appointment_id: str, status: str, extra: dict[str, str | None]) -> Appointment:
+        current = self.get(appointment_id)
+        if current.status == status:
+            return current
+        allowed = TRANSITIONS.get(current.status, ())
+        actor = self.records.actor
+        details = {"from": current.status, "to": status}
+        action = "appointment.cancel" if status == "cancelled" else "appointment.status"
+        with self.records.db.write(actor, action, "appointment", appointment_id, details) as tx:
+            self._require_status(tx, appointment_id, (current.status,))
+            if status not in allowed:
+                names = ", ".join(STATUS_LABELS[s].lower() for s in allowed) or "nothing"
+                raise TransitionError(
+                    "status",
+                    f"an appointment that is {current.status_label.lower()} cannot become "
+                    f"{STATUS_LABELS[status].lower()} (it may become {names})",
+                )
+            fields = {"status": status, **extra}
+            change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
+        return self.get(appointment_id)
+
+    # ----- checks -----------------------------------------------------------------------
+
+    def _clinician(self, username: str) -> str:
+        name = (username or "").strip().lower()
+        if not name:
+            raise ValidationError("clinician", "is required")
+        if name not in {c.username for c in self.clinicians()}:
+            raise ValidationError(
+                "clinician", f"{username!r} is not an active clinician of this clinic"
+            )
+        return name
+
+    @staticmethod
+    def _require_status(tx: Transaction, appointment_id: str, expected: tuple[str, ...]) -> None:
+        # Re-read inside the write: a sync may have changed it since it was shown.
+        rows = tx.query("SELECT status FROM appointments WHERE id = ?", (appointment_id,))
+        if not rows:
+            raise NotFoundError(f"no appointment with id {appointment_id!r}")
+        if rows[0][0] not in expected:
+            raise TransitionError(
+                "status", f"the appointment is now {STATUS_LABELS.get(rows[0][0], rows[0][0])}"
+                " (changed meanwhile): look again"
+            )  # fmt: skip
+
+    def _refuse_overlap(
+        self, tx: Transaction, fields: dict[str, Any], excluding: str | None
+    ) -> None:
+        clashes = self._overlaps(
+            tx, fields["clinician"], fields["starts_at"], fields["ends_at"], excluding
+        )
+        if clashes:
+            raise OverlapError(clashes)

@@ -1,0 +1,335 @@
+"""The schedule page driven as the front desk does: the keyboard, clicks, real SQLCipher."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from app.schedule.booking import BookingDialog, CancelDialog
+from core.records.schedule import Schedule
+from tests.ui.conftest import sign_in as sign_in_window
+from tests.ui.conftest import wheel
+from tests.ui.schedule.conftest import (
+    TODAY,
+    activate,
+    at,
+    click,
+    day_rows,
+    open_schedule,
+    select_row,
+    wait_loaded,
+)
+
+
+def focused() -> QWidget:
+    widget = QApplication.focusWidget()
+    assert widget is not None
+    return widget
+
+
+def booking_dialog(qtbot: QtBot, window: MainWindow) -> BookingDialog:
+    page = window.workspace.schedule
+    QTest.keyClick(page, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog))
+    dialog = page.dialog
+    assert isinstance(dialog, BookingDialog)
+    activate(qtbot, dialog)
+    return dialog
+
+
+def find_patient(qtbot: QtBot, dialog: BookingDialog, text: str) -> None:
+    """Type into the search, wait for the results, press Enter for the first."""
+    dialog.patient_search.setFocus()
+    QTest.keyClicks(dialog.patient_search, text)
+    qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Return)
+
+
+def overlapping_booking(qtbot: QtBot, window: MainWindow, hhmm: str) -> BookingDialog:
+    """Book Bao Nguyen with Dr Sam Lee at ``hhmm`` (his list: 09:00-09:15, 10:00-10:20)
+    and press Book."""
+    dialog = booking_dialog(qtbot, window)
+    find_patient(qtbot, dialog, "nguyen")
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at(hhmm))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    click(dialog.save_button)
+    return dialog
+
+
+def test_ctrl_d_shows_today_for_the_whole_clinic_then_one_clinician(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    assert [r[:3] for r in day_rows(page)] == [
+        ("09:00–09:15", "GARCIA, Maria", "Dr Sam Lee"),
+        ("09:30–10:00", "OKAFOR, Chinedu", "Dr Ana Kim"),
+        ("10:00–10:20", "LINDQVIST, Astrid", "Dr Sam Lee"),
+    ]
+    assert day_rows(page)[0][3:] == ("Cough", "Booked")
+    # The wheel over the clinician filter leaves it alone; the keyboard chooses.
+    wheel(page.clinician)
+    assert page.clinician.currentText() == "Whole clinic"
+    page.clinician.setFocus()
+    QTest.keyClick(page.clinician, Qt.Key.Key_Down)  # Ada Adeyemi (the admin sees patients too)
+    wait_loaded(qtbot, page)
+    assert day_rows(page) == []
+    QTest.keyClick(page.clinician, Qt.Key.Key_Down)  # Dr Ana Kim (by name)
+    wait_loaded(qtbot, page)
+    assert [r[1] for r in day_rows(page)] == ["OKAFOR, Chinedu"]
+    QTest.keyClick(page.clinician, Qt.Key.Key_Down)  # Dr Sam Lee
+    wait_loaded(qtbot, page)
+    assert [r[1] for r in day_rows(page)] == ["GARCIA, Maria", "LINDQVIST, Astrid"]
+
+
+def test_day_and_week_switching(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    click(page.week_button)
+    wait_loaded(qtbot, page)
+    assert page.views.currentWidget() is page.week_table
+    column = TODAY.weekday()
+    header = page.week_table.horizontalHeaderItem(column)
+    assert header is not None and header.text() == TODAY.strftime("%a %d %b")
+    texts = [page.week_table.item(r, column) for r in range(page.week_table.rowCount())]
+    assert [t.text() for t in texts if t is not None] == [
+        "GARCIA, Maria\n09:00 · Dr Sam Lee",  # booked: no status line
+        "OKAFOR, Chinedu\n09:30 · Dr Ana Kim",
+        "LINDQVIST, Astrid\n10:00 · Dr Sam Lee",
+    ]
+    assert "Week of" in page.span_label.text()
+    click(page.next_button)
+    wait_loaded(qtbot, page)
+    assert page.week_table.rowCount() == 0  # nothing booked next week
+    click(page.today_button)
+    click(page.day_button)
+    wait_loaded(qtbot, page)
+    assert page.views.currentWidget() is page.day_table
+    assert len(day_rows(page)) == 3
+    QTest.keyClick(schedule_window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: page.day == TODAY + dt.timedelta(days=1))  # a button's animated click
+    wait_loaded(qtbot, page)
+    assert day_rows(page) == []
+
+
+def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    assert focused() is dialog.patient_search
+    find_patient(qtbot, dialog, "okafor")
+    assert dialog.chosen.text() == "Booking for OKAFOR, Chinedu"
+    assert focused() is dialog.start
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("11:00"))
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.minutes
+    dialog.minutes.selectAll()
+    QTest.keyClicks(dialog.minutes, "20")
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.clinician
+    assert dialog.clinician.currentText() == "Ada Adeyemi"  # the whole clinic is shown
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # Dr Ana Kim
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # Dr Sam Lee
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.reason
+    QTest.keyClicks(dialog.reason, "Rash")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    wait_loaded(qtbot, page)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3] == ("11:00–11:20", "OKAFOR, Chinedu", "Dr Sam Lee", "Rash", "Booked")
+
+
+def test_an_impossible_time_is_named_next_to_the_field(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "garcia maria")
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, "2026-02-30 09:00")
+    QTest.keyClick(dialog.start, Qt.Key.Key_Tab)  # leaving the field says it at once
+    error = dialog.errors["starts_at"]
+    assert error.isVisible()
+    assert error.text() == "Starts: '2026-02-30' is not a date: February 2026 has 28 days."
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: not dialog.saving())
+    assert dialog.isVisible() and focused() is dialog.start
+    dialog.reject()
+    assert len(day_rows(page)) == 3
+
+
+def test_an_overlap_is_shown_and_booked_once_confirmed(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
+    assert clashes == [f"{TODAY.isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
+    assert len(day_rows(page)) == 3  # nothing written yet
+    assert focused() is dialog.overlap.confirm_button
+    QTest.keyClick(dialog.overlap.confirm_button, Qt.Key.Key_Space)  # Book anyway
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[1][:3] == ("09:05–09:20", "NGUYEN, Bao", "Dr Sam Lee")
+
+
+def test_changing_the_time_forgets_a_shown_overlap(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "10:05")
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    dialog.start.setFocus()
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("12:00"))
+    assert not dialog.overlap.isVisible()
+    dialog.reject()
+
+
+def test_registering_a_new_patient_from_the_booking_dialog(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, "Ferreira Ines")
+    click(dialog.new_patient_button)
+    qtbot.waitUntil(lambda: dialog.patient_dialog is not None)
+    registration = dialog.patient_dialog
+    assert registration is not None
+    activate(qtbot, registration)
+    assert (registration.family.text(), registration.given.text()) == ("Ferreira", "Ines")
+    QTest.keyClicks(registration.birth_date, "2001-04-05")
+    click(registration.save_button)
+    qtbot.waitUntil(lambda: dialog.patient_id is not None, timeout=10_000)
+    assert dialog.chosen.text() == "Booking for FERREIRA, Ines"
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("15:00"))
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][1] == "FERREIRA, Ines"
+
+
+def test_moving_an_appointment(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 0)
+    click(page.move_button)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog))
+    dialog = page.dialog
+    assert isinstance(dialog, BookingDialog)
+    activate(qtbot, dialog)
+    assert dialog.start.text() == at("09:00") and dialog.minutes.text() == "15"
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, at("14:30"))  # replaces the selected text
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: day_rows(page)[-1][0] == "14:30–14:45")
+    assert day_rows(page)[-1][1] == "GARCIA, Maria"
+
+
+def test_cancelling_keeps_it_on_the_day_with_the_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 1)
+    click(page.cancel_button)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, CancelDialog))
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    QTest.keyClicks(dialog.reason, "Patient called")
+    click(dialog.confirm_button)
+    qtbot.waitUntil(lambda: day_rows(page)[1][4] == "Cancelled", timeout=10_000)
+    assert day_rows(page)[1][3] == "Follow-up (cancelled: Patient called)"
+    select_row(page, 1)
+    assert not page.move_button.isEnabled() and not page.cancel_button.isEnabled()
+
+
+def test_waiting_room_counts_minutes_and_start_visit_says_so(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    assert page.waiting_empty.isVisible() and page.waiting_texts() == []
+    started = dt.datetime.now()
+    page.clock = lambda: started
+    select_row(page, 2)
+    assert not page.start_visit_button.isEnabled()
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("LINDQVIST, Astrid", "just arrived")])
+    assert day_rows(page)[2][4] == "Arrived"
+    # The clock moves on: the next minute's tick shows it without reading again.
+    assert page.tick.isActive() and page.tick.interval() == 60_000
+    page.clock = lambda: started + dt.timedelta(minutes=12, seconds=40)
+    page.tick.timeout.emit()
+    assert page.waiting_texts() == [("LINDQVIST, Astrid", "12 min")]
+    page.clock = lambda: started + dt.timedelta(minutes=75)
+    page.tick.timeout.emit()
+    assert page.waiting_texts() == [("LINDQVIST, Astrid", "1 h 15 min")]
+    # Start visit from the waiting room: the visits part hears which appointment.
+    waiting = page.waiting_table.item(0, 0)
+    assert waiting is not None
+    QTest.mouseClick(
+        page.waiting_table.viewport(),
+        Qt.MouseButton.LeftButton,
+        pos=page.waiting_table.visualItemRect(waiting).center(),
+    )
+    assert page.start_visit_button.isEnabled()
+    with qtbot.waitSignal(page.start_visit_requested, timeout=10_000) as signal:
+        click(page.start_visit_button)
+    appointment_id, patient_id = signal.args
+    qtbot.waitUntil(lambda: page.waiting_texts() == [])
+    assert day_rows(page)[2][4] == "In visit"
+    records = schedule_window.workstation.records
+    stored = Schedule(records).get(appointment_id)
+    assert (stored.status, stored.patient_id, stored.patient_name) == (
+        "in_visit", patient_id, "LINDQVIST, Astrid",
+    )  # fmt: skip
+
+
+def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 0)
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
+    select_row(page, 0)
+    assert page.arrived_button.isEnabled()  # a late arrival is still checked in
+    assert not page.no_show_button.isEnabled()
+
+
+def test_signing_out_empties_the_schedule(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    assert day_rows(page)
+    schedule_window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
+    assert page.day_table.rowCount() == 0 and page.waiting_table.rowCount() == 0
+
+
+def test_an_unsaved_booking_is_kept_across_a_sign_out(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("16:10"))
+    QTest.keyClicks(dialog.reason, "Results")
+    schedule_window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
+    assert page.dialog is None and page.day_table.rowCount() == 0
+    sign_in_window(qtbot, schedule_window)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog), timeout=10_000)
+    again = page.dialog
+    assert isinstance(again, BookingDialog)
+    assert schedule_window.workspace.pages.currentWidget() is page
+    assert again.chosen.text() == "Booking for OKAFOR, Chinedu"
+    assert (again.start.text(), again.reason.text()) == (at("16:10"), "Results")
+    click(again.save_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][:2] == ("16:10–16:25", "OKAFOR, Chinedu")

@@ -1,0 +1,253 @@
+"""The schedule in core: booking, overlaps, moves, cancelling, status, waiting room, and
+concurrent edits from two workstations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from core.records.clinic import ClinicRecords
+from core.records.errors import NotFoundError, ValidationError
+from core.records.schedule import (
+    TRANSITIONS,
+    OverlapError,
+    Schedule,
+    TransitionError,
+    week_start,
+)
+from core.records.types import APPOINTMENT_STATUSES
+from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+
+PASSWORD = "long enough password"
+
+
+def clinic(actor: str = "ann") -> tuple[ClinicRecords, str]:
+    """A replica with two clinicians and a patient."""
+    r = new_replica(actor)
+    r.add_user("lee", "Dr Lee", "clinician", PASSWORD)
+    r.add_user("kim", "Dr Kim", "clinician", PASSWORD)
+    r.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    p = r.add_patient("Garcia", "Maria", "1984-03-02")
+    return r, p.id
+
+
+def test_book_reads_back_with_the_patient_and_a_length() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    a = s.book(pid, "2026-12-07 09:30", "lee", minutes=15, reason="Cough")
+    assert (a.starts_at, a.ends_at, a.status, a.clinician) == (
+        "2026-12-07T09:30", "2026-12-07T09:45", "booked", "lee",
+    )  # fmt: skip
+    assert a.patient_name == "GARCIA, Maria" and a.minutes == 15 and a.reason == "Cough"
+    b = s.book(pid, "2026-12-07T10:00", "kim", ends_at="2026-12-07T10:20")
+    assert b.minutes == 20
+    assert [x.id for x in s.day(dt.date(2026, 12, 7))] == [a.id, b.id]
+    assert [x.id for x in s.day(dt.date(2026, 12, 7), clinician="kim")] == [b.id]
+    assert s.day(dt.date(2026, 12, 8)) == []
+    actions = [row[0] for row in r.db.query("SELECT action FROM audit_log")]
+    assert actions.count("appointment.create") == 2
+
+
+@pytest.mark.parametrize(
+    ("start", "field", "words"),
+    [
+        ("2026-02-30 09:00", "starts_at", "February 2026 has 28 days"),
+        ("2026-12-07 25:00", "starts_at", "there is no hour 25"),
+        ("2026-12-07 09:61", "starts_at", "there is no minute 61"),
+        ("07/12/2026 09:00", "starts_at", "year last"),
+        ("2026-12-07T09:00+01:00", "starts_at", "names a time zone"),
+        ("2026-12-07", "starts_at", "is not a date and time"),
+        ("tomorrow 9", "starts_at", "is not a date and time"),
+    ],
+)
+def test_impossible_times_are_refused_and_nothing_is_written(
+    start: str, field: str, words: str
+) -> None:
+    r, pid = clinic()
+    with pytest.raises(ValidationError, match=words) as info:
+        Schedule(r).book(pid, start, "lee", minutes=15)
+    assert info.value.field == field
+    assert r.db.query("SELECT count(*) FROM appointments")[0][0] == 0
+
+
+def test_bad_lengths_clinicians_and_patients_are_named() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    for minutes in ("0", "-5", "abc", "1000"):
+        with pytest.raises(ValidationError) as info:
+            s.book(pid, "2026-12-07 09:00", "lee", minutes=minutes)
+        assert info.value.field == "minutes"
+    with pytest.raises(ValidationError, match="must be after the start"):
+        s.book(pid, "2026-12-07 09:00", "lee", ends_at="2026-12-07 08:45")
+    with pytest.raises(ValidationError, match="'desk' is not an active clinician"):
+        s.book(pid, "2026-12-07 09:00", "desk", minutes=15)
+    with pytest.raises(NotFoundError):
+        s.book("nobody", "2026-12-07 09:00", "lee", minutes=15)
+
+
+def test_an_overlap_is_named_then_booked_when_the_person_confirms() -> None:
+    r, pid = clinic()
+    other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id
+    s = Schedule(r)
+    first = s.book(pid, "2026-12-07 09:30", "lee", minutes=30)
+    with pytest.raises(OverlapError) as info:
+        s.book(other, "2026-12-07 09:45", "lee", minutes=15)
+    assert [c.id for c in info.value.clashes] == [first.id]
+    assert "09:30-10:00 GARCIA, Maria" in str(info.value)
+    assert len(s.day(dt.date(2026, 12, 7))) == 1  # nothing written
+    # Another clinician, or back to back, is no clash.
+    s.book(other, "2026-12-07 09:45", "kim", minutes=15)
+    s.book(other, "2026-12-07 10:00", "lee", minutes=15)
+    second = s.book(other, "2026-12-07 09:45", "lee", minutes=15, allow_overlap=True)
+    assert second.status == "booked"
+    # A cancelled appointment holds no time.
+    s.cancel(first.id, "Patient called")
+    assert [c.id for c in s.overlaps("lee", "2026-12-07T09:30", "2026-12-07T09:45")] == []
+
+
+def test_move_keeps_the_length_and_warns_of_overlaps() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    a = s.book(pid, "2026-12-07 09:30", "lee", minutes=20)
+    b = s.book(pid, "2026-12-07 11:00", "lee", minutes=15)
+    moved = s.move(a.id, "2026-12-08 14:00")
+    assert (moved.starts_at, moved.ends_at) == ("2026-12-08T14:00", "2026-12-08T14:20")
+    with pytest.raises(OverlapError):
+        s.move(moved.id, "2026-12-07 11:10")
+    assert s.get(moved.id).starts_at == "2026-12-08T14:00"
+    s.move(moved.id, "2026-12-07 11:10", allow_overlap=True)
+    to_kim = s.move(b.id, "2026-12-07 11:00", clinician="kim")
+    assert to_kim.clinician == "kim"
+    s.set_status(to_kim.id, "arrived")
+    with pytest.raises(TransitionError, match="only a booked appointment can be moved"):
+        s.move(to_kim.id, "2026-12-07 12:00")
+
+
+def test_status_transitions_follow_the_table() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    a = s.book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    arrived = s.set_status(a.id, "arrived")
+    assert arrived.arrived_at is not None
+    assert s.start_visit(a.id).status == "in_visit"
+    assert s.set_status(a.id, "done").status == "done"
+    with pytest.raises(
+        TransitionError, match=r"done cannot become booked \(it may become nothing\)"
+    ):
+        s.set_status(a.id, "booked")
+    with pytest.raises(ValidationError, match="'later' is not one of"):
+        s.set_status(a.id, "later")
+    # Every allowed move works, every other one is refused with what is allowed.
+    for source, targets in TRANSITIONS.items():
+        for target in APPOINTMENT_STATUSES:
+            if target == source:
+                continue
+            b = _at_status(s, pid, source)
+            if target in targets:
+                assert s.set_status(b, target).status == target
+            else:
+                with pytest.raises(TransitionError):
+                    s.set_status(b, target)
+                assert s.get(b).status == source
+
+
+def _at_status(s: Schedule, pid: str, status: str) -> str:
+    """A new appointment brought to ``status`` by allowed moves."""
+    path = {
+        "booked": [],
+        "arrived": ["arrived"],
+        "in_visit": ["arrived", "in_visit"],
+        "done": ["arrived", "in_visit", "done"],
+        "cancelled": ["cancelled"],
+        "no_show": ["no_show"],
+    }[status]
+    a = s.book(pid, "2026-12-09 09:00", "lee", minutes=5, allow_overlap=True)
+    for step in path:
+        s.set_status(a.id, step)
+    return a.id
+
+
+def test_cancel_keeps_the_reason_and_rebooking_clears_it() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    a = s.book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    cancelled = s.cancel(a.id, "Feeling better")
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "Feeling better")
+    rebooked = s.set_status(a.id, "booked")
+    assert (rebooked.status, rebooked.cancel_reason) == ("booked", None)
+    actions = [row[0] for row in r.db.query("SELECT action FROM audit_log")]
+    assert "appointment.cancel" in actions and "appointment.status" in actions
+
+
+def test_the_waiting_room_lists_today_s_arrivals_longest_waiting_first() -> None:
+    r, pid = clinic()
+    other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id
+    clock = [dt.datetime(2026, 12, 7, 8, 40)]
+    s = Schedule(r, clock=lambda: clock[0])
+    a = s.book(pid, "2026-12-07 09:00", "lee", minutes=15)
+    b = s.book(other, "2026-12-07 08:00", "kim", minutes=15)
+    s.book(other, "2026-12-07 10:00", "kim", minutes=15)  # not arrived
+    s.book(pid, "2026-12-08 09:00", "kim", minutes=15)  # tomorrow
+    s.set_status(a.id, "arrived")
+    clock[0] = dt.datetime(2026, 12, 7, 8, 52, 30)
+    s.set_status(b.id, "arrived")
+    waiting = s.waiting()
+    # a arrived first, whatever the booked times.
+    assert [w.id for w in waiting] == [a.id, b.id]
+    assert waiting[0].arrived_at == "2026-12-07T08:40:00"
+    now = dt.datetime(2026, 12, 7, 9, 5, 30)
+    assert [w.waiting_minutes(now) for w in waiting] == [25, 13]
+    assert s.waiting(dt.date(2026, 12, 8)) == []
+    s.start_visit(a.id)
+    assert [w.id for w in s.waiting()] == [b.id]
+    assert s.get(a.id).waiting_minutes(now) is None
+
+
+def test_week_runs_monday_to_sunday() -> None:
+    r, pid = clinic()
+    s = Schedule(r)
+    assert week_start(dt.date(2026, 12, 10)) == dt.date(2026, 12, 7)
+    sunday_before = s.book(pid, "2026-12-06 09:00", "lee", minutes=15)
+    monday = s.book(pid, "2026-12-07 09:00", "lee", minutes=15)
+    sunday = s.book(pid, "2026-12-13 23:30", "lee", minutes=15)
+    s.book(pid, "2026-12-14 00:00", "lee", minutes=15)
+    week = [a.id for a in s.week(dt.date(2026, 12, 10))]
+    assert week == [monday.id, sunday.id]
+    assert sunday_before.id not in week
+
+
+def test_two_workstations_moving_one_appointment_make_a_conflict() -> None:
+    a, pid = clinic("ann")
+    b = new_replica("bob")
+    appt = Schedule(a).book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    sync_pair(b, a)
+    Schedule(a).move(appt.id, "2026-12-07 10:00")
+    Schedule(b).move(appt.id, "2026-12-07 11:00")
+    sync_pair(b, a)
+    sync_pair(b, a)
+    for r in (a, b):
+        fields = sorted(c.field for c in r.conflicts())
+        assert fields == ["ends_at", "starts_at"]
+    conflict = next(c for c in a.conflicts() if c.field == "starts_at")
+    assert sorted(str(c.value) for c in conflict.candidates) == [
+        "2026-12-07T10:00",
+        "2026-12-07T11:00",
+    ]
+    assert materialized(a) == materialized(b)
+
+
+def test_a_person_resolving_a_conflict_may_reopen_a_finished_appointment() -> None:
+    a, pid = clinic("ann")
+    b = new_replica("bob")
+    appt = Schedule(a).book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    Schedule(a).set_status(appt.id, "arrived")
+    Schedule(a).set_status(appt.id, "in_visit")
+    sync_pair(b, a)
+    Schedule(a).set_status(appt.id, "done")
+    Schedule(b).set_status(appt.id, "arrived")  # visit started by mistake, on b
+    sync_pair(b, a)
+    [conflict] = a.conflicts()
+    assert conflict.field == "status"
+    a.resolve_conflict(conflict.id, value="booked")
+    assert Schedule(a).get(appt.id).status == "booked"
