@@ -315,8 +315,7 @@ class Workspace(QWidget):
         if self.conflicts_dialog is not None:
             self.conflicts_dialog.raise_()
             return
-        dialog = ConflictsDialog(self._worker, self._records, self)
-        dialog.resolved.connect(self._conflict_resolved)
+        dialog = ConflictsDialog(self._operations, self._records, self)
         dialog.finished.connect(self._forget_conflicts_dialog)
         self.conflicts_dialog = dialog
         dialog.open()
@@ -326,10 +325,6 @@ class Workspace(QWidget):
         if self.conflicts_dialog is not None:
             self.conflicts_dialog.deleteLater()
             self.conflicts_dialog = None
-
-    def _conflict_resolved(self, _record_id: str) -> None:
-        # The inbox runs its own job: broadcast what it wrote like any other change.
-        self._operations.catch_up()
 
     def clear(self) -> None:
         """Remove every patient detail and close every dialog (signing out)."""

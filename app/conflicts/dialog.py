@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.widgets import error_label, paragraph
-from app.worker import Job, Worker
+from app.worker import Job, Submit
 from core.records import types
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
@@ -329,10 +329,12 @@ class ConflictsDialog(QDialog):
 
     def __init__(
         self,
-        worker: Worker,
+        worker: Submit,
         records: Callable[[], ClinicRecords],
         parent: QWidget | None = None,
     ) -> None:
+        """``worker``: :class:`app.operations.Operations` in the app, so that a resolution
+        reaches every screen even if the inbox is closed while it is being written."""
         super().__init__(parent)
         self._worker = worker
         self._records = records

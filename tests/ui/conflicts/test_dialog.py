@@ -7,8 +7,12 @@ the inbox of the first one is driven with mouse clicks (offscreen Qt).
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton
@@ -17,6 +21,7 @@ from pytestqt.qtbot import QtBot
 from app.conflicts.dialog import ConflictsDialog, ListConflictCard
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
+from core.records.clinic import ClinicRecords
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -154,3 +159,37 @@ def test_list_conflict_settled_by_ticking_the_items_to_keep(
     resolve(qtbot, window, card)
     reactions = sorted(str(a.reaction) for a in clinic.records.allergies(maria))
     assert reactions == ["anaphylaxis", "rash"]  # the removed entry is back
+
+
+def test_closing_the_inbox_while_a_resolution_is_written_still_updates_every_screen(
+    qtbot: QtBot,
+    clinic: Workstation,
+    tmp_path: Path,
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other, maria = race_on_penicillin(clinic, tmp_path)
+    window = make_window(clinic)
+    card = open_inbox(qtbot, window, maria)
+    workspace = window.workspace
+    assert workspace.conflicts_action.text() == "Conflicts (1)"
+    written = threading.Event()
+    resolve = ClinicRecords.resolve_conflict
+
+    def resolve_then_linger(self: ClinicRecords, *args: Any, **kwargs: Any) -> None:
+        resolve(self, *args, **kwargs)
+        written.set()
+        time.sleep(0.5)  # the person closes the inbox meanwhile
+
+    monkeypatch.setattr(ClinicRecords, "resolve_conflict", resolve_then_linger)
+    click(card.choices["merged"])
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(written.is_set, timeout=5_000)
+    dialog = workspace.conflicts_dialog
+    assert dialog is not None
+    dialog.reject()
+    # The badge and the chart's banner follow what was written, not the closed dialog.
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts", timeout=5_000)
+    qtbot.waitUntil(lambda: not workspace.chart.conflict_banner.isVisible(), timeout=5_000)
+    assert clinic.records.conflicts() == []
+    other.lock()
