@@ -184,6 +184,11 @@ OBSERVATION = RecordType(
         Field("value", "Value", v.required_text, required=True),
         Field("unit", "Unit", v.optional_text),
         Field("observed_at", "Measured at", v.timestamp, required=True),
+        # Vitals (core/records/vital_signs.py) also keep what was typed, in the unit typed,
+        # and the flag for the patient's age (value and unit are the canonical ones).
+        Field("entered_value", "Value as entered"),
+        Field("entered_unit", "Unit as entered"),
+        Field("flag", "Outside the normal range"),
     ),
     chart_entry=True,
 )

@@ -9,6 +9,7 @@ import pytest
 
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
+from core.records.vital_signs import VitalSigns
 from core.store.database import Database
 from core.store.errors import MigrationError, SchemaTooNewError
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
@@ -22,6 +23,9 @@ UPDATE patients SET preferred_name = given;
 """
 _V3 = "CREATE INDEX referrals_by_patient ON referrals (patient_id);"
 FUTURE: Migrations = (*MIGRATIONS, (LATEST_VERSION + 1, _V2), (LATEST_VERSION + 2, _V3))
+# Version numbers are assigned per branch, so today's list may have gaps (1, 2, 5).
+CURRENT_VERSIONS = [version for version, _ in MIGRATIONS]
+FUTURE_VERSIONS = [version for version, _ in FUTURE]
 
 
 @pytest.fixture
@@ -56,7 +60,7 @@ def _tables(db: Database) -> set[str]:
 
 def test_upgrade_runs_each_newer_migration_in_order(current_file: Path, key: SecureMemory) -> None:
     db = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(db) == FUTURE_VERSIONS
     assert "preferred_name" in _columns(db, "patients")
     assert {"referrals", "referrals_by_patient"} <= _tables(db)
     # The data came along, and the migration's own UPDATE ran on it.
@@ -64,7 +68,7 @@ def test_upgrade_runs_each_newer_migration_in_order(current_file: Path, key: Sec
     db.close()
     # Recorded on disk: opening again with the same code has nothing left to do.
     again = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(again) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(again) == FUTURE_VERSIONS
     assert again.integrity_problems() == []
     again.close()
 
@@ -85,7 +89,7 @@ def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMem
     ) in str(caught.value)
     assert snapshot(current_file.parent) == before
     db = Database.open(current_file, key)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 1)]
+    assert _versions(db) == CURRENT_VERSIONS
     assert "preferred_name" not in _columns(db, "patients")
     assert "referrals" not in _tables(db)
     assert db.query("SELECT given FROM patients") == [("Ngozi",)]
@@ -112,7 +116,7 @@ def test_newer_schema_is_refused_and_left_unchanged(current_file: Path, key: Sec
     assert snapshot(current_file.parent) == before
     # And the newer Careline still opens it as it left it.
     db = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(db) == FUTURE_VERSIONS
     db.close()
 
 
@@ -147,7 +151,7 @@ def test_v2_makes_names_searchable_without_their_marks_on_v1_data(
     v1.close()
 
     db = Database.open(path, key)
-    assert _versions(db) == [1, 2]
+    assert _versions(db) == CURRENT_VERSIONS
     assert db.query("SELECT id, family, given, birth_date, mrn FROM patients ORDER BY id") == rows
     assert "patients_by_birth_date" in _tables(db)
     assert db.integrity_problems() == []
@@ -163,4 +167,39 @@ def test_v2_makes_names_searchable_without_their_marks_on_v1_data(
     assert found("okafor") == ["p3"]
     assert found("MRN-3") == ["p3"]
     assert found("1984-02-02") == ["p1", "p3"]
+    db.close()
+
+
+def test_v5_keeps_observations_and_adds_the_as_entered_columns_on_v2_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A clinic file at V2 with observations upgrades in place: old rows are kept with no
+    entered value or flag (their documents hold none), and vitals can be recorded after."""
+    path = tmp_path / "v2.db"
+    v2 = Database.create(path, key, migrations=MIGRATIONS[:2])
+    with v2.write("t", "observation.create", "observation", "o1") as tx:
+        tx.execute(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES ('p1', 'Okafor', 'Ngozi', '1960-02-02', 'o', 'x', 'x')"
+        )
+        tx.execute(
+            "INSERT INTO observations (id, patient_id, encounter_id, code, value, unit, "
+            "observed_at) VALUES ('o1', 'p1', 'e1', '8867-4', '72', '/min', '2025-01-01T09:00')"
+        )
+    assert _versions(v2) == [1, 2]
+    v2.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == CURRENT_VERSIONS
+    assert db.query("SELECT * FROM observations") == [
+        ("o1", "p1", "e1", "8867-4", "72", "/min", "2025-01-01T09:00", None, None, None)
+    ]
+    assert "observations_by_encounter" in _tables(db)
+    [reading] = VitalSigns(ClinicRecords(db, "t")).record(
+        "p1", {"temperature": "102F"}, observed_at="2026-01-01T09:00"
+    )
+    assert (reading.value, reading.entered_value, reading.entered_unit, reading.flag) == (
+        "38.89", "102", "[degF]", "high",
+    )  # fmt: skip
+    assert db.integrity_problems() == []
     db.close()
