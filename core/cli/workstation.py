@@ -30,6 +30,7 @@ from core.cli import (
     peers,
     serve,
     sync,
+    vitals,
 )
 from core.cli.context import (
     EXIT_AUTH,
@@ -76,6 +77,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     keys.GROUP,
     audit.GROUP,
     db.GROUP,
+    vitals.GROUP,
 )
 
 
