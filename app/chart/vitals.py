@@ -66,15 +66,15 @@ FORM_ROWS: tuple[tuple[str, tuple[cat.Vital, ...]], ...] = (
 )
 # The table's columns after the time: a vital key each ("bp" shows both pressures).
 TABLE_COLUMNS = (
-    ("bp", "BP"),
-    ("pulse", "Pulse"),
+    ("bp", "BP\nmmHg"),
+    ("pulse", "Pulse\n/min"),
     ("temperature", "Temp"),
-    ("respiratory_rate", "Resp"),
-    ("spo2", "SpO2"),
+    ("respiratory_rate", "Resp\n/min"),
+    ("spo2", "SpO2\n%"),
     ("weight", "Weight"),
     ("height", "Height"),
-    ("bmi", "BMI"),
-    ("pain", "Pain"),
+    ("bmi", "BMI\nkg/m²"),
+    ("pain", "Pain\n0-10"),
 )
 # What the plot can show: a vital key each ("bp": systolic and diastolic together).
 PLOTS = (
@@ -279,7 +279,7 @@ class VitalsSection:
         form_layout.addLayout(buttons)
         form_layout.addWidget(self.status)
         form_layout.addStretch(1)
-        form_card.setFixedWidth(380)
+        form_card.setFixedWidth(360)
 
         # ----- the plot -----
         self.plot_choice = QComboBox()
@@ -299,6 +299,9 @@ class VitalsSection:
         self.normal_band: pg.LinearRegionItem | None = None
         self.no_plot = QLabel()
         self.no_plot.setObjectName("hint")
+        # Systolic is always above diastolic (a set is refused otherwise): no legend needed.
+        self.plot_caption = QLabel("Upper line systolic, lower line diastolic.")
+        self.plot_caption.setObjectName("hint")
         plot_card = QFrame()
         plot_card.setObjectName("card")
         plot_layout = QVBoxLayout(plot_card)
@@ -312,6 +315,7 @@ class VitalsSection:
         plot_layout.addLayout(plot_head)
         plot_layout.addWidget(self.no_plot)
         plot_layout.addWidget(self.plot, 1)
+        plot_layout.addWidget(self.plot_caption)
 
         # ----- the table -----
         self.table = QTableWidget(0, 1 + len(TABLE_COLUMNS))
@@ -460,9 +464,16 @@ class VitalsSection:
             tip = "Worked out from the weight and the latest height" if text else ""
         else:
             reading = s.readings.get(key)
-            text = reading.text if reading else ""
-            flag = reading.flag if reading else None
             vital = cat.BY_KEY[key]
+            # One unit: named in the header, the cell holds the number.
+            text = (
+                ""
+                if reading is None
+                else reading.text
+                if len(vital.units) > 1
+                else (reading.entered_value or reading.value)
+            )
+            flag = reading.flag if reading else None
             if reading and reading.entered_unit not in (None, vital.canonical.ucum):
                 tip = f"Stored as {reading.value} {vital.canonical.symbol}"
         item = QTableWidgetItem(f"{text} {FLAG_ARROWS[flag]}" if flag else text)
@@ -504,6 +515,7 @@ class VitalsSection:
         self.normal_band = None
         key = str(self.plot_choice.currentData())
         lines = self.series(key)
+        self.plot_caption.setVisible(key == "bp" and self._view is not None)
         if not any(points for _, points in lines):
             self.no_plot.setText(
                 f"No {self.plot_choice.currentText().lower()} readings yet."
