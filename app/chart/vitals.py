@@ -121,6 +121,22 @@ def _timestamp(observed_at: str) -> float:
     return dt.datetime.fromisoformat(observed_at).timestamp()
 
 
+def card(title: str) -> tuple[QFrame, QVBoxLayout, QHBoxLayout]:
+    """A card as the chart's Overview draws them: the frame, its layout and its heading
+    row (stretched after the title, so buttons added to it sit on the right)."""
+    frame = QFrame()
+    frame.setObjectName("card")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(18, 14, 18, 16)
+    head = QHBoxLayout()
+    heading = QLabel(title)
+    heading.setObjectName("cardHeading")
+    head.addWidget(heading)
+    head.addStretch(1)
+    layout.addLayout(head)
+    return frame, layout, head
+
+
 class VitalField:
     """One vital's input: the text, its unit (where there is a choice), its message."""
 
@@ -264,13 +280,7 @@ class VitalsSection:
         order.append(self.record_button)
         self.tab_order = order
 
-        form_card = QFrame()
-        form_card.setObjectName("card")
-        form_layout = QVBoxLayout(form_card)
-        form_layout.setContentsMargins(18, 14, 18, 16)
-        heading = QLabel("Record vital signs")
-        heading.setObjectName("cardHeading")
-        form_layout.addWidget(heading)
+        form_card, form_layout, _head = card("Record vital signs")
         form_layout.addLayout(grid)
         form_layout.addWidget(self.general_error)
         buttons = QHBoxLayout()
@@ -302,17 +312,8 @@ class VitalsSection:
         # Systolic is always above diastolic (a set is refused otherwise): no legend needed.
         self.plot_caption = QLabel("Upper line systolic, lower line diastolic.")
         self.plot_caption.setObjectName("hint")
-        plot_card = QFrame()
-        plot_card.setObjectName("card")
-        plot_layout = QVBoxLayout(plot_card)
-        plot_layout.setContentsMargins(18, 14, 18, 16)
-        plot_head = QHBoxLayout()
-        plot_heading = QLabel("Trend")
-        plot_heading.setObjectName("cardHeading")
-        plot_head.addWidget(plot_heading)
-        plot_head.addStretch(1)
+        plot_card, plot_layout, plot_head = card("Trend")
         plot_head.addWidget(self.plot_choice)
-        plot_layout.addLayout(plot_head)
         plot_layout.addWidget(self.no_plot)
         plot_layout.addWidget(self.plot, 1)
         plot_layout.addWidget(self.plot_caption)
@@ -333,13 +334,7 @@ class VitalsSection:
         header.setStretchLastSection(True)
         self.no_readings = QLabel("No vital signs recorded.")
         self.no_readings.setObjectName("hint")
-        table_card = QFrame()
-        table_card.setObjectName("card")
-        table_layout = QVBoxLayout(table_card)
-        table_layout.setContentsMargins(18, 14, 18, 16)
-        table_heading = QLabel("Readings")
-        table_heading.setObjectName("cardHeading")
-        table_layout.addWidget(table_heading)
+        table_card, table_layout, _head = card("Readings")
         table_layout.addWidget(self.no_readings)
         table_layout.addWidget(self.table, 1)
 
