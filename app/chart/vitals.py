@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -39,6 +41,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.session.drafts import Draft
 from app.widgets import error_label, ignore_wheel
 from app.worker import Job
 from core.records import vitals as cat
@@ -198,6 +201,45 @@ class VitalField:
         self.hint.hide()
 
 
+# The object name of the tab's page, under which a sign-out keeps its typed values.
+VITALS_FORM = "vitalsForm"
+
+
+class VitalsPage(QWidget):
+    """The tab's page: what the draft keeper finds (it asks widgets, by object name)."""
+
+    def __init__(self, section: VitalsSection) -> None:
+        super().__init__()
+        self.section = section
+        self.setObjectName(VITALS_FORM)
+        self.setWindowTitle("Vitals")
+
+    def draft(self) -> dict[str, Any] | None:
+        """See :meth:`VitalsSection.draft`."""
+        return self.section.draft()
+
+    def restore(self, draft: dict[str, Any]) -> None:
+        """See :meth:`VitalsSection.restore`."""
+        self.section.restore(draft)
+
+
+def draft_reopener(
+    in_chart: Callable[[str, Callable[[], None]], None], sections: Callable[[], list[Any]]
+) -> Callable[[Draft], None]:
+    """How the workspace reopens kept vitals: the patient's chart, its Vitals tab, the
+    values typed (``in_chart`` opens a chart, then calls back once it shows)."""
+
+    def reopen(draft: Draft) -> None:
+        def restore() -> None:
+            for section in sections():
+                if isinstance(section, VitalsSection):
+                    section.restore(draft.values)
+
+        in_chart(str(draft.values["patient_id"]), restore)
+
+    return reopen
+
+
 class VitalsSection:
     """The Vitals tab (a :class:`app.chart.section.ChartSection`)."""
 
@@ -211,8 +253,7 @@ class VitalsSection:
         self._job: Job[list[Reading]] | None = None
         operations.changed.connect(self.records_changed)
 
-        self.page = QWidget()
-        self.page.setObjectName("vitalsTab")
+        self.page = VitalsPage(self)
 
         # ----- the form -----
         self.fields: dict[str, VitalField] = {v.key: VitalField(v) for v in cat.TYPED}
@@ -628,7 +669,12 @@ class VitalsSection:
         return {"patient_id": self._patient_id, "values": values, "units": units}
 
     def restore(self, draft: dict[str, Any]) -> None:
-        """Put a draft's values back into the form."""
+        """Put a draft's values back into the form, and show the tab."""
+        tabs = self.page.parentWidget()
+        while tabs is not None and not isinstance(tabs, QTabWidget):
+            tabs = tabs.parentWidget()
+        if tabs is not None:
+            tabs.setCurrentWidget(self.page)
         for key, text in dict(draft.get("values", {})).items():
             if key in self.fields:
                 self.fields[key].edit.setText(str(text))

@@ -14,7 +14,8 @@ from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import wheel
+from tests.ui.conftest import ADMIN, PASSWORD, wheel
+from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
 
 COLUMN = {key: i for i, (key, _) in enumerate(TABLE_COLUMNS, start=1)}
 
@@ -154,3 +155,28 @@ def test_the_trend_plot_has_a_point_per_reading(
         QTest.keyClick(combo, Qt.Key.Key_Up)
     assert section.curves == []
     assert section.no_plot.text() == "No blood pressure readings yet."
+
+
+def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart, section = open_vitals(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    unit = section.fields["temperature"].unit
+    assert unit is not None
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # °F
+    click_sign_out(signed_in)
+    assert section.fields["pulse"].edit.text() == ""  # nothing left on screen
+
+    signs_in(qtbot, signed_in, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert chart.patient is not None and chart.patient.id == patient.id
+    assert chart.tabs.currentWidget() is section.widget()
+    assert section.fields["temperature"].edit.text() == "101.2"
+    assert section.fields["temperature"].unit_code == "[degF]"
+    assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    assert stored(clinic) == []  # kept in memory only, never written
