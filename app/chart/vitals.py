@@ -47,8 +47,14 @@ from app.worker import Job
 from core.records import vitals as cat
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.records.validation import timestamp
-from core.records.vital_signs import Reading, VitalSet, VitalSigns, measure_all, now_to_the_minute
+from core.records.vital_signs import (
+    Reading,
+    VitalSet,
+    VitalSigns,
+    measure_all,
+    now_to_the_minute,
+    observed_time,
+)
 
 FLAG_BACKGROUND = QColor("#fde2e1")
 FLAG_TEXT = QColor("#9b1c1c")
@@ -615,7 +621,7 @@ class VitalsSection:
             self.fields[key].show_error(exc)
         when = self.observed_at.text().strip()
         try:
-            timestamp("observed_at", when)
+            observed_time(when)
             self.observed_at_error.hide()
         except ValidationError as exc:
             self.observed_at_error.setText(validation_text(exc))

@@ -24,7 +24,8 @@ OPTIONS = {
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """vitals add PATIENT [--visit V] [--at WHEN] --bp 120/80 --pulse 72 ... | vitals list."""
+    """vitals add PATIENT [--visit V] [--at WHEN] --bp 120/80 --pulse 72 ... | vitals list
+    PATIENT [--code C]."""
     sub = actions(parser)
     add = sub.add_parser("add", help="record a set of vital signs (one transaction)")
     add.add_argument("patient_id")

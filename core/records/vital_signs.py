@@ -99,6 +99,21 @@ def now_to_the_minute() -> str:
     return dt.datetime.now().isoformat(timespec="minutes")
 
 
+# A time typed more than this far ahead of this workstation's clock is a typo (2027 for
+# 2026), not a clock that is a little wrong: the default "now" comes from the same clock.
+FUTURE_SLACK = dt.timedelta(days=1)
+
+
+def observed_time(typed: str | None) -> str:
+    """When a set was measured, as stored: what was typed (checked), or now."""
+    when = v.timestamp("observed_at", typed or now_to_the_minute()) or ""
+    parsed = dt.datetime.fromisoformat(when)
+    now = dt.datetime.now(parsed.tzinfo) if parsed.tzinfo else dt.datetime.now()
+    if parsed > now + FUTURE_SLACK:
+        raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
+    return when
+
+
 def measure_all(
     values: Mapping[str, str], units: Mapping[str, str] | None = None
 ) -> tuple[list[cat.Measurement], dict[str, ValidationError]]:
@@ -151,7 +166,7 @@ class VitalSigns:
             raise next(iter(errors.values()))
         if not measurements:
             raise ValidationError("vitals", "has no values: type at least one measurement")
-        when = v.timestamp("observed_at", observed_at or now_to_the_minute()) or ""
+        when = observed_time(observed_at)
         visit = v.optional_text("encounter_id", encounter_id)
         if visit is not None:
             self._check_visit(patient_id, visit)

@@ -61,6 +61,16 @@ def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> 
     )
     assert no_unit.returncode == 1
     assert "needs its unit: kg or lb" in no_unit.stderr
+    no_visit = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--visit", "v404",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert no_visit.returncode == 1 and "no visit with id 'v404'" in no_visit.stderr
+    future = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--at", "2999-01-01T09:00",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert future.returncode == 1 and "2999-01-01 09:00 is in the future" in future.stderr
     assert as_admin(data, "vitals", "list", pid)["readings"] == []
     unknown = careline(
         data, "--json", "--password-stdin", "vitals", "list", pid, "--code", "glucose",

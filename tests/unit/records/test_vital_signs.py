@@ -79,6 +79,10 @@ def test_one_impossible_value_refuses_the_whole_set() -> None:
         VitalSigns(a).record(p.id, {"systolic": "80", "diastolic": "120"})
     with pytest.raises(ValidationError, match="has no values"):
         VitalSigns(a).record(p.id, {"pulse": "  "})
+    with pytest.raises(ValidationError, match="2999-01-01 09:00 is in the future"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, observed_at="2999-01-01T09:00")
+    with pytest.raises(ValidationError, match="is not a date and time"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, observed_at="yesterday")
     with pytest.raises(NotFoundError, match="no visit"):
         VitalSigns(a).record(p.id, {"pulse": "70"}, encounter_id="nope")
     with pytest.raises(ValidationError, match="another patient's"):
