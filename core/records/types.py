@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.records import validation as v
+from core.records.reading_conflicts import settle_reading
 from core.records.rows import sort_key
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
 from core.records.signed_notes import SignedNoteRules
@@ -191,6 +192,7 @@ OBSERVATION = RecordType(
         Field("flag", "Outside the normal range"),
     ),
     chart_entry=True,
+    settle_hook=settle_reading,  # choosing one side of a reading keeps all of that side
 )
 
 ATTACHMENT = RecordType(

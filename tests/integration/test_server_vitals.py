@@ -39,12 +39,11 @@ def test_vitals_sync_and_a_concurrent_correction_is_a_conflict(live: Live, tmp_p
         conflicts = {c.field: c for c in ws.records.conflicts(temp.id)}
         assert {c.value for c in conflicts["value"].candidates} == {"38.2", "38"}
         assert {c.value for c in conflicts["entered_value"].candidates} == {"38.2", "100.4"}
-    # A person keeps the 100.4 °F reading: every field of it, on both workstations.
-    kept = {"value": "38", "entered_value": "100.4", "entered_unit": "[degF]"}
-    for field, keep in kept.items():
-        conflict = next(c for c in a.records.conflicts(temp.id) if c.field == field)
-        chosen = next(c for c in conflict.candidates if c.value == keep)
-        a.records.resolve_conflict(conflict.id, choose=chosen.id)
+    # A person keeps the 100.4 °F reading on a: one choice settles every part of it.
+    conflict = next(c for c in a.records.conflicts(temp.id) if c.field == "entered_value")
+    chosen = next(c for c in conflict.candidates if c.value == "100.4")
+    a.records.resolve_conflict(conflict.id, choose=chosen.id)
+    assert a.records.conflicts() == []
     _sync(a)
     _sync(b)
     assert a.records.conflicts() == b.records.conflicts() == []

@@ -160,6 +160,29 @@ def test_concurrent_corrections_of_a_value_are_a_conflict_after_sync() -> None:
     VitalSigns(b).correct(temp.id, "100.4", "F")
     sync_pair(a, b)
     sync_pair(b, a)
-    fields = {c.field for c in a.conflicts(temp.id)}
-    assert "value" in fields
+    conflicts = {c.field: c for c in a.conflicts(temp.id)}
+    assert set(conflicts) == {"value", "entered_value", "entered_unit"}  # both flag high
     assert materialized(a) == materialized(b)
+    # Choosing b's side of the value keeps b's whole reading: never 38.2 shown as °F.
+    value = conflicts["value"]
+    theirs = next(c for c in value.candidates if c.value == "38")
+    a.resolve_conflict(value.id, choose=theirs.id)
+    assert a.conflicts() == []
+    settled = VitalSigns(a).get(temp.id)
+    assert (settled.value, settled.text, settled.flag) == ("38", "100.4 °F", "high")
+    sync_pair(b, a)
+    assert b.conflicts() == [] and materialized(a) == materialized(b)
+
+
+def test_a_typed_resolution_or_another_field_is_settled_as_usual() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    [pulse] = VitalSigns(a).record(p.id, {"pulse": "72"}, observed_at="2026-01-01T09:00")
+    sync_pair(b, a)
+    VitalSigns(a).correct(pulse.id, "82")
+    VitalSigns(b).correct(pulse.id, "92")
+    sync_pair(a, b)
+    [value_conflict, entered] = sorted(a.conflicts(pulse.id), key=lambda c: c.field)
+    assert (value_conflict.field, entered.field) == ("entered_value", "value")
+    a.resolve_conflict(entered.id, value="87")  # typed in: only that register
+    assert [c.field for c in a.conflicts(pulse.id)] == ["entered_value"]
