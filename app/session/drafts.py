@@ -60,9 +60,12 @@ class DraftKeeper:
         """Take the drafts of ``window``'s open dialogs for ``username`` (before the caller
         closes them). Dialogs nobody knows how to reopen are not kept."""
         kept: list[Draft] = []
-        for dialog in window.findChildren(QDialog):
+        # Dialogs, and forms that live in a page (the chart's Vitals tab), by object name.
+        for dialog in window.findChildren(QWidget):
             kind = dialog.objectName()
-            if not dialog.isVisible() or kind not in self._reopeners:
+            if kind not in self._reopeners:
+                continue
+            if isinstance(dialog, QDialog) and not dialog.isVisible():
                 continue
             if not isinstance(dialog, DraftForm):
                 continue

@@ -31,6 +31,7 @@ from core.cli import (
     peers,
     serve,
     sync,
+    vitals,
 )
 from core.cli.context import (
     EXIT_AUTH,
@@ -78,6 +79,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     keys.GROUP,
     audit.GROUP,
     db.GROUP,
+    vitals.GROUP,
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.records import validation as v
+from core.records.reading_conflicts import settle_reading
 from core.records.rows import sort_key
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
 from core.records.signed_notes import SignedNoteRules
@@ -193,8 +194,14 @@ OBSERVATION = RecordType(
         Field("value", "Value", v.required_text, required=True),
         Field("unit", "Unit", v.optional_text),
         Field("observed_at", "Measured at", v.timestamp, required=True),
+        # Vitals (core/records/vital_signs.py) also keep what was typed, in the unit typed,
+        # and the flag for the patient's age (value and unit are the canonical ones).
+        Field("entered_value", "Value as entered"),
+        Field("entered_unit", "Unit as entered"),
+        Field("flag", "Outside the normal range"),
     ),
     chart_entry=True,
+    settle_hook=settle_reading,  # choosing one side of a reading keeps all of that side
 )
 
 ATTACHMENT = RecordType(

@@ -294,8 +294,21 @@ CREATE INDEX appointments_by_start ON appointments (starts_at);
 CREATE INDEX appointments_by_clinician ON appointments (clinician, starts_at);
 """
 
+# Vitals: an observation also keeps the value and unit as typed (102 degF, stored as 38.89
+# Cel) and its flag for the patient's age (high, low); a visit lists its observations.
+# Existing rows keep NULL there: their documents hold no such values.
+_V5 = """
+ALTER TABLE observations ADD COLUMN entered_value TEXT;
+ALTER TABLE observations ADD COLUMN entered_unit TEXT;
+ALTER TABLE observations ADD COLUMN flag TEXT;
+CREATE INDEX observations_by_encounter ON observations (encounter_id)
+    WHERE encounter_id IS NOT NULL;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3))
+# Version 4 is assigned to a branch merged separately (visits); migrate() only needs
+# increasing numbers.
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (5, _V5))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

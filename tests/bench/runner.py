@@ -4,7 +4,7 @@ desktop sync benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop`` runs one part (its targets only).
+``--only store|sync|attachments|server|desktop|vitals`` runs one part (its targets only).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
 """
@@ -19,9 +19,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import attachment_bench, desktop_sync_bench, server_bench, store_bench, sync_bench
+from . import (
+    attachment_bench,
+    desktop_sync_bench,
+    server_bench,
+    store_bench,
+    sync_bench,
+    vitals_bench,
+)
 
-PARTS = ("store", "sync", "attachments", "server", "desktop")
+PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -165,6 +172,7 @@ def main(argv: Sequence[str]) -> int:
         results["desktop"] = desktop_sync_bench.run()
         elapsed["desktop"] = round(time.perf_counter() - t0, 1)
         targets += desktop_targets(results["desktop"])
+    targets += vitals_bench.run_part(parts, results, elapsed)
     report: dict[str, Any] = {
         "benchmark": "careline store, sync, attachments, server load and desktop sync",
         "parts": parts,

@@ -519,6 +519,65 @@ def schedule(out: Path, tmp: Path) -> None:
     dialog.reject()
     save(page_.side, out, "33-waiting-room")
     assert isinstance(dialog, BookingDialog)
+
+
+def vitals(out: Path, tmp: Path) -> None:
+    """The Vitals tab: a year of readings (some flagged), the trend plot, a refused typo."""
+    from app.chart.vitals import VitalsSection
+    from core.records.vital_signs import VitalSigns
+
+    ws = sample_clinic(tmp / "vitals", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    okafor = next(p for p in ws.records.list_patients() if p.family == "Okafor")
+    signs = VitalSigns(ws.records)
+    rng = random.Random(11)
+    for month in range(1, 13):
+        systolic = 128 + month * 2 + rng.randint(-6, 6)
+        signs.record(
+            okafor.id,
+            {
+                "systolic": str(systolic),
+                "diastolic": str(systolic - 45 + rng.randint(-4, 4)),
+                "pulse": str(rng.randint(64, 96) + (30 if month == 9 else 0)),
+                "temperature": "101.3" if month == 9 else f"{rng.randint(973, 990) / 10}",
+                "respiratory_rate": str(rng.randint(13, 19)),
+                "spo2": str(rng.randint(94, 99)),
+                "weight": f"{180 - month * 1.5:.1f}",
+                "height": "68" if month == 1 else "",
+                "pain": str(rng.randint(0, 5)),
+            },
+            {"temperature": "F", "weight": "lb", "height": "in"},
+            # A year up to last month, at clinic hours.
+            f"{2025 + (month > 1)}-{(month + 10) % 12 + 1:02d}-{rng.randint(3, 26):02d}"
+            f"T{rng.randint(8, 16):02d}:{rng.choice(('05', '20', '40'))}",
+        )
+    ws.lock()
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.resize(1400, 900)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    workspace = window.workspace
+    workspace.open_chart(okafor.id)
+    chart = workspace.chart
+    wait_for(lambda: chart.patient is not None)
+    section = next(s for s in chart.sections if isinstance(s, VitalsSection))
+    chart.tabs.setCurrentWidget(section.widget())
+    wait_for(lambda: section.table.rowCount() == 12)
+    save(window, out, "40-vitals-blood-pressure")
+    section.plot_choice.setCurrentIndex(section.plot_choice.findData("temperature"))
+    fields = section.fields
+    fields["systolic"].edit.setText("1200")
+    fields["systolic"].check()
+    fields["temperature"].edit.setText("102")
+    fields["temperature"].unit.setCurrentIndex(1)  # type: ignore[union-attr]
+    fields["weight"].edit.setText("70")
+    fields["weight"].check()
+    save(window, out, "41-vitals-temperature-and-typos")
     window.shutdown()
     window.close()
 
@@ -538,6 +597,8 @@ def main(argv: list[str]) -> int:
         passwords_and_keys(out, Path(tmp))
         shared_workstation(out, Path(tmp))
         schedule(out, Path(tmp))
+
+        vitals(out, Path(tmp))
     return 0
 
 

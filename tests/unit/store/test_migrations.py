@@ -9,6 +9,7 @@ import pytest
 
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
+from core.records.vital_signs import VitalSigns
 from core.store.database import Database
 from core.store.errors import MigrationError, SchemaTooNewError
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
@@ -56,7 +57,7 @@ def _tables(db: Database) -> set[str]:
 
 def test_upgrade_runs_each_newer_migration_in_order(current_file: Path, key: SecureMemory) -> None:
     db = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(db) == [v for v, _ in FUTURE]
     assert "preferred_name" in _columns(db, "patients")
     assert {"referrals", "referrals_by_patient"} <= _tables(db)
     # The data came along, and the migration's own UPDATE ran on it.
@@ -64,7 +65,7 @@ def test_upgrade_runs_each_newer_migration_in_order(current_file: Path, key: Sec
     db.close()
     # Recorded on disk: opening again with the same code has nothing left to do.
     again = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(again) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(again) == [v for v, _ in FUTURE]
     assert again.integrity_problems() == []
     again.close()
 
@@ -85,7 +86,7 @@ def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMem
     ) in str(caught.value)
     assert snapshot(current_file.parent) == before
     db = Database.open(current_file, key)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 1)]
+    assert _versions(db) == [v for v, _ in MIGRATIONS]
     assert "preferred_name" not in _columns(db, "patients")
     assert "referrals" not in _tables(db)
     assert db.query("SELECT given FROM patients") == [("Ngozi",)]
@@ -112,7 +113,7 @@ def test_newer_schema_is_refused_and_left_unchanged(current_file: Path, key: Sec
     assert snapshot(current_file.parent) == before
     # And the newer Careline still opens it as it left it.
     db = Database.open(current_file, key, migrations=FUTURE)
-    assert _versions(db) == [*range(1, LATEST_VERSION + 3)]
+    assert _versions(db) == [v for v, _ in FUTURE]
     db.close()
 
 
@@ -210,4 +211,39 @@ def test_v3_gives_appointments_a_clinician_arrival_and_cancel_reason_on_v2_data(
         ("a1", "OKAFOR, Ngozi", None, 15),
         ("a2", "OKAFOR, Ngozi", None, 30),
     ]
+    db.close()
+
+
+def test_v5_keeps_observations_and_adds_the_as_entered_columns_on_v2_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A clinic file at V2 with observations upgrades in place: old rows are kept with no
+    entered value or flag (their documents hold none), and vitals can be recorded after."""
+    path = tmp_path / "v2.db"
+    v2 = Database.create(path, key, migrations=MIGRATIONS[:2])
+    with v2.write("t", "observation.create", "observation", "o1") as tx:
+        tx.execute(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES ('p1', 'Okafor', 'Ngozi', '1960-02-02', 'o', 'x', 'x')"
+        )
+        tx.execute(
+            "INSERT INTO observations (id, patient_id, encounter_id, code, value, unit, "
+            "observed_at) VALUES ('o1', 'p1', 'e1', '8867-4', '72', '/min', '2025-01-01T09:00')"
+        )
+    assert _versions(v2) == [1, 2]
+    v2.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == [v for v, _ in MIGRATIONS]
+    assert db.query("SELECT * FROM observations") == [
+        ("o1", "p1", "e1", "8867-4", "72", "/min", "2025-01-01T09:00", None, None, None)
+    ]
+    assert "observations_by_encounter" in _tables(db)
+    [reading] = VitalSigns(ClinicRecords(db, "t")).record(
+        "p1", {"temperature": "102F"}, observed_at="2026-01-01T09:00"
+    )
+    assert (reading.value, reading.entered_value, reading.entered_unit, reading.flag) == (
+        "38.89", "102", "[degF]", "high",
+    )  # fmt: skip
+    assert db.integrity_problems() == []
     db.close()

@@ -1,0 +1,690 @@
+"""The chart's Vitals tab: record a set of vital signs, see past readings (newest first,
+flagged values highlighted) and a trend plot per vital.
+
+Everything about a vital (units, conversions, ranges, flags) comes from the catalogue in
+``core/records/vitals.py``; this module only shows it. A value is checked when the person
+leaves its field (an impossible one is named next to the field, with the range) and the
+whole set again when recorded; the set is stored by ``VitalSigns.record`` on the worker,
+in one transaction.
+
+The plot uses pyqtgraph (README, "Dependencies and why").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error, validation_text
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.session.drafts import Draft
+from app.widgets import error_label, ignore_wheel
+from app.worker import Job
+from core.records import vitals as cat
+from core.records.changeset import Changes
+from core.records.errors import ValidationError
+from core.records.vital_signs import (
+    Reading,
+    VitalSet,
+    VitalSigns,
+    measure_all,
+    now_to_the_minute,
+    observed_time,
+)
+
+FLAG_BACKGROUND = QColor("#fde2e1")
+FLAG_TEXT = QColor("#9b1c1c")
+LINE_COLOUR = "#2f6f9f"
+SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
+FLAG_ARROWS = {"high": "▲", "low": "▼"}
+
+# The form's fields, in Tab order (blood pressure is two fields on one row).
+FORM_ROWS: tuple[tuple[str, tuple[cat.Vital, ...]], ...] = (
+    ("Blood pressure", (cat.SYSTOLIC, cat.DIASTOLIC)),
+    ("Pulse", (cat.PULSE,)),
+    ("Temperature", (cat.TEMPERATURE,)),
+    ("Respiratory rate", (cat.RESPIRATORY_RATE,)),
+    ("SpO2", (cat.SPO2,)),
+    ("Weight", (cat.WEIGHT,)),
+    ("Height", (cat.HEIGHT,)),
+    ("Pain (0-10)", (cat.PAIN,)),
+)
+# The table's columns after the time: a vital key each ("bp" shows both pressures).
+TABLE_COLUMNS = (
+    ("bp", "BP\nmmHg"),
+    ("pulse", "Pulse\n/min"),
+    ("temperature", "Temp"),
+    ("respiratory_rate", "Resp\n/min"),
+    ("spo2", "SpO2\n%"),
+    ("weight", "Weight"),
+    ("height", "Height"),
+    ("bmi", "BMI\nkg/m²"),
+    ("pain", "Pain\n0-10"),
+)
+# What the plot can show: a vital key each ("bp": systolic and diastolic together).
+PLOTS = (
+    ("bp", "Blood pressure"),
+    ("pulse", "Pulse"),
+    ("temperature", "Temperature"),
+    ("respiratory_rate", "Respiratory rate"),
+    ("spo2", "SpO2"),
+    ("weight", "Weight"),
+    ("height", "Height"),
+    ("bmi", "BMI"),
+    ("pain", "Pain score"),
+)
+
+
+@dataclass(frozen=True)
+class VitalsView:
+    """What the tab shows for one patient (read on the worker)."""
+
+    patient_id: str
+    birth_date: str
+    sets: list[VitalSet]
+    visits: list[tuple[str, str]]  # (encounter id, description), newest first
+
+
+def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
+    """The patient's vitals and visits (on the worker)."""
+    patient = signs.records.get_patient(patient_id)
+    rows = signs.records.db.query(
+        "SELECT id, started_at, reason FROM encounters WHERE patient_id = ? "
+        "ORDER BY started_at DESC, id",
+        (patient_id,),
+    )
+    visits = [(str(r[0]), f"{r[1]} {r[2] or ''}".strip()) for r in rows]
+    return VitalsView(patient_id, patient.birth_date, signs.sets(patient_id), visits)
+
+
+def age_now(birth_date: str) -> int:
+    """The patient's age in completed years today."""
+    return cat.age_in_years(dt.date.fromisoformat(birth_date), dt.date.today())
+
+
+def _timestamp(observed_at: str) -> float:
+    return dt.datetime.fromisoformat(observed_at).timestamp()
+
+
+def card(title: str) -> tuple[QFrame, QVBoxLayout, QHBoxLayout]:
+    """A card as the chart's Overview draws them: the frame, its layout and its heading
+    row (stretched after the title, so buttons added to it sit on the right)."""
+    frame = QFrame()
+    frame.setObjectName("card")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(18, 14, 18, 16)
+    head = QHBoxLayout()
+    heading = QLabel(title)
+    heading.setObjectName("cardHeading")
+    head.addWidget(heading)
+    head.addStretch(1)
+    layout.addLayout(head)
+    return frame, layout, head
+
+
+class VitalField:
+    """One vital's input: the text, its unit (where there is a choice), its message."""
+
+    def __init__(self, vital: cat.Vital) -> None:
+        self.vital = vital
+        self.edit = QLineEdit()
+        self.edit.setObjectName(f"vital_{vital.key}")
+        self.edit.setMaximumWidth(90)
+        self.edit.setAccessibleName(vital.label)
+        self.unit: QComboBox | None = None
+        if len(vital.units) > 1:
+            self.unit = QComboBox()
+            self.unit.setObjectName(f"unit_{vital.key}")
+            for unit in vital.units:
+                self.unit.addItem(unit.symbol, unit.ucum)
+            ignore_wheel(self.unit)
+            # A value read in the other unit may become possible (102 as degF, not degC).
+            self.unit.currentIndexChanged.connect(lambda _i: self.check())
+        self.unit_label = QLabel(vital.canonical.symbol or "/10")
+        self.unit_label.setObjectName("caption")
+        self.message = error_label()
+        self.hint = QLabel()
+        self.hint.setObjectName("hint")
+        self.hint.hide()
+        self.edit.editingFinished.connect(self.check)
+        self.edit.textEdited.connect(lambda _t: self.message.hide())
+
+    @property
+    def unit_code(self) -> str | None:
+        """The UCUM code of the unit chosen (None: the vital's only unit)."""
+        return str(self.unit.currentData()) if self.unit is not None else None
+
+    def check(self) -> cat.Measurement | None:
+        """Read the field: show what is wrong next to it, or the stored equivalent."""
+        self.hint.hide()
+        self.message.hide()
+        if not self.edit.text().strip():
+            return None
+        try:
+            m = cat.measure(self.vital, self.edit.text(), self.unit_code)
+        except ValidationError as exc:
+            self.show_error(exc)
+            return None
+        if m.entered_unit is not self.vital.canonical:
+            self.hint.setText(f"= {self.vital.show(m.value)} {self.vital.canonical.symbol}")
+            self.hint.show()
+        return m
+
+    def show_error(self, exc: ValidationError) -> None:
+        """A message next to the field."""
+        self.hint.hide()
+        self.message.setText(validation_text(exc))
+        self.message.show()
+
+    def clear(self) -> None:
+        """Empty the field (the unit choice stays: staff keep using theirs)."""
+        self.edit.clear()
+        self.message.hide()
+        self.hint.hide()
+
+
+# The object name of the tab's page, under which a sign-out keeps its typed values.
+VITALS_FORM = "vitalsForm"
+
+
+class VitalsPage(QWidget):
+    """The tab's page: what the draft keeper finds (it asks widgets, by object name)."""
+
+    def __init__(self, section: VitalsSection) -> None:
+        super().__init__()
+        self.section = section
+        self.setObjectName(VITALS_FORM)
+        self.setWindowTitle("Vitals")
+
+    def draft(self) -> dict[str, Any] | None:
+        """See :meth:`VitalsSection.draft`."""
+        return self.section.draft()
+
+    def restore(self, draft: dict[str, Any]) -> None:
+        """See :meth:`VitalsSection.restore`."""
+        self.section.restore(draft)
+
+
+def draft_reopener(
+    in_chart: Callable[[str, Callable[[], None]], None], sections: Callable[[], list[Any]]
+) -> Callable[[Draft], None]:
+    """How the workspace reopens kept vitals: the patient's chart, its Vitals tab, the
+    values typed (``in_chart`` opens a chart, then calls back once it shows)."""
+
+    def reopen(draft: Draft) -> None:
+        def restore() -> None:
+            for section in sections():
+                if isinstance(section, VitalsSection):
+                    section.restore(draft.values)
+
+        in_chart(str(draft.values["patient_id"]), restore)
+
+    return reopen
+
+
+class VitalsSection:
+    """The Vitals tab (a :class:`app.chart.section.ChartSection`)."""
+
+    READ = "chart.vitals"
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self._operations = operations
+        self._records = records
+        self._patient_id: str | None = None
+        self._view: VitalsView | None = None
+        self._job: Job[list[Reading]] | None = None
+        operations.changed.connect(self.records_changed)
+
+        self.page = VitalsPage(self)
+
+        # ----- the form -----
+        self.fields: dict[str, VitalField] = {v.key: VitalField(v) for v in cat.TYPED}
+        self.observed_at = QLineEdit()
+        self.observed_at.setObjectName("vitalsObservedAt")
+        self.observed_at.setMaximumWidth(150)
+        self.observed_at_error = error_label()
+        self.visit = QComboBox()
+        self.visit.setObjectName("vitalsVisit")
+        ignore_wheel(self.visit)
+        self.record_button = QPushButton("Record vitals")
+        self.record_button.setObjectName("primary")
+        self.record_button.clicked.connect(self.submit)
+        self.status = QLabel()
+        self.status.setObjectName("statusText")
+        self.status.setWordWrap(True)
+        self.general_error = error_label()
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(4)
+        row = 0
+
+        def caption(text: str) -> QLabel:
+            label = QLabel(text)
+            label.setObjectName("caption")
+            return label
+
+        grid.addWidget(caption("Measured at"), row, 0)
+        grid.addWidget(self.observed_at, row, 1, 1, 4)
+        grid.addWidget(self.observed_at_error, row + 1, 1, 1, 4)
+        row += 2
+        grid.addWidget(caption("Visit"), row, 0)
+        grid.addWidget(self.visit, row, 1, 1, 4)
+        row += 1
+        order: list[QWidget] = [self.observed_at, self.visit]
+        for title, vitals in FORM_ROWS:
+            grid.addWidget(caption(title), row, 0)
+            if len(vitals) == 2:  # systolic / diastolic
+                sys_f, dia_f = (self.fields[v.key] for v in vitals)
+                line = QHBoxLayout()
+                line.addWidget(sys_f.edit)
+                line.addWidget(QLabel("/"))
+                line.addWidget(dia_f.edit)
+                line.addWidget(sys_f.unit_label)
+                line.addStretch(1)
+                grid.addLayout(line, row, 1, 1, 4)
+                messages = QVBoxLayout()
+                for f in (sys_f, dia_f):
+                    messages.addWidget(f.message)
+                    messages.addWidget(f.hint)
+                grid.addLayout(messages, row + 1, 1, 1, 4)
+                order += [sys_f.edit, dia_f.edit]
+            else:
+                f = self.fields[vitals[0].key]
+                line = QHBoxLayout()
+                line.addWidget(f.edit)
+                line.addWidget(f.unit if f.unit is not None else f.unit_label)
+                line.addWidget(f.hint)
+                line.addStretch(1)
+                grid.addLayout(line, row, 1, 1, 4)
+                grid.addWidget(f.message, row + 1, 1, 1, 4)
+                order += [f.edit] + ([f.unit] if f.unit is not None else [])
+            row += 2
+        order.append(self.record_button)
+        self.tab_order = order
+
+        form_card, form_layout, _head = card("Record vital signs")
+        form_layout.addLayout(grid)
+        form_layout.addWidget(self.general_error)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.record_button)
+        form_layout.addLayout(buttons)
+        form_layout.addWidget(self.status)
+        form_layout.addStretch(1)
+        form_card.setFixedWidth(360)
+
+        # ----- the plot -----
+        self.plot_choice = QComboBox()
+        self.plot_choice.setObjectName("vitalsPlotChoice")
+        for key, title in PLOTS:
+            self.plot_choice.addItem(title, key)
+        ignore_wheel(self.plot_choice)
+        self.plot_choice.currentIndexChanged.connect(lambda _i: self._draw_plot())
+        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot.setObjectName("vitalsPlot")
+        self.plot.setBackground("w")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMinimumHeight(220)
+        self.curves: list[pg.PlotDataItem] = []
+        self.normal_band: pg.LinearRegionItem | None = None
+        self.no_plot = QLabel()
+        self.no_plot.setObjectName("hint")
+        # Systolic is always above diastolic (a set is refused otherwise): no legend needed.
+        self.plot_caption = QLabel("Upper line systolic, lower line diastolic.")
+        self.plot_caption.setObjectName("hint")
+        plot_card, plot_layout, plot_head = card("Trend")
+        plot_head.addWidget(self.plot_choice)
+        plot_layout.addWidget(self.no_plot)
+        plot_layout.addWidget(self.plot, 1)
+        plot_layout.addWidget(self.plot_caption)
+
+        # ----- the table -----
+        self.table = QTableWidget(0, 1 + len(TABLE_COLUMNS))
+        self.table.setObjectName("vitalsTable")
+        self.table.setHorizontalHeaderLabels(["Measured", *(t for _, t in TABLE_COLUMNS)])
+        self.table.verticalHeader().hide()
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.no_readings = QLabel("No vital signs recorded.")
+        self.no_readings.setObjectName("hint")
+        table_card, table_layout, _head = card("Readings")
+        table_layout.addWidget(self.no_readings)
+        table_layout.addWidget(self.table, 1)
+
+        right = QVBoxLayout()
+        right.setSpacing(14)
+        right.addWidget(plot_card, 3)
+        right.addWidget(table_card, 2)
+        layout = QHBoxLayout(self.page)
+        layout.setContentsMargins(0, 10, 0, 0)
+        layout.setSpacing(14)
+        layout.addWidget(form_card)
+        layout.addLayout(right, 1)
+        # Field to field down the form, each unit right after its value (all are now in
+        # one window, as setTabOrder needs).
+        for first, second in itertools.pairwise(self.tab_order):
+            QWidget.setTabOrder(first, second)
+        self.clear()
+
+    # ----- ChartSection -------------------------------------------------------------------
+
+    def widget(self) -> QWidget:
+        """The tab's page."""
+        return self.page
+
+    def show_patient(self, patient_id: str) -> None:
+        """Show this patient's vitals and a fresh form."""
+        self.clear()
+        self._patient_id = patient_id
+        self.observed_at.setText(now_to_the_minute().replace("T", " "))
+        self.reload()
+
+    def clear(self) -> None:
+        """Forget the patient: cancel reads, empty the form, the table and the plot."""
+        self._operations.cancel(self.READ)
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self._patient_id = None
+        self._view = None
+        for f in self.fields.values():
+            f.clear()
+        self.observed_at.clear()
+        self.observed_at_error.hide()
+        self.visit.clear()
+        self.visit.addItem("Not in a visit", None)
+        self.status.clear()
+        self.general_error.hide()
+        self.table.setRowCount(0)
+        self.no_readings.show()
+        self.table.hide()
+        self._draw_plot()
+        self.record_button.setEnabled(False)
+
+    # ----- reading --------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the patient's vitals again (on the worker)."""
+        patient_id = self._patient_id
+        if patient_id is None:
+            return
+        records = self._records
+        self._operations.read(
+            self.READ,
+            lambda: read_vitals(VitalSigns(records()), patient_id),
+            self._arrived,
+            self._read_failed,
+        )
+
+    def records_changed(self, changes: Changes) -> None:
+        """Observations or visits changed (here or by sync): read again."""
+        if self._patient_id is None:
+            return
+        if changes.of_type("observation") or changes.of_type("encounter"):
+            self.reload()
+        elif self._patient_id in changes.patients:
+            self.reload()  # the birth date decides the normal ranges shown
+
+    def _arrived(self, view: VitalsView) -> None:
+        if view.patient_id != self._patient_id:
+            return
+        self._view = view
+        self.record_button.setEnabled(True)
+        chosen = self.visit.currentData()
+        self.visit.blockSignals(True)
+        self.visit.clear()
+        self.visit.addItem("Not in a visit", None)
+        for visit_id, text in view.visits:
+            self.visit.addItem(text, visit_id)
+        found = self.visit.findData(chosen)
+        self.visit.setCurrentIndex(max(found, 0))
+        self.visit.blockSignals(False)
+        self._fill_table()
+        self._draw_plot()
+
+    def _read_failed(self, exc: Exception) -> None:
+        self.general_error.setText(f"The vitals could not be read. {describe_error(exc)}")
+        self.general_error.show()
+
+    # ----- the table --------------------------------------------------------------------
+
+    def _fill_table(self) -> None:
+        sets = self._view.sets if self._view else []
+        self.table.setRowCount(len(sets))
+        self.no_readings.setVisible(not sets)
+        self.table.setVisible(bool(sets))
+        for row, s in enumerate(sets):
+            self.table.setItem(row, 0, QTableWidgetItem(s.observed_at.replace("T", " ")))
+            for column, (key, _title) in enumerate(TABLE_COLUMNS, start=1):
+                self.table.setItem(row, column, self._cell(key, s))
+
+    def _cell(self, key: str, s: VitalSet) -> QTableWidgetItem:
+        flag: str | None = None
+        tip = ""
+        if key == "bp":
+            sys_r, dia_r = s.readings.get("systolic"), s.readings.get("diastolic")
+            text = f"{sys_r.entered_value}/{dia_r.entered_value}" if sys_r and dia_r else ""
+            flags = [r.flag for r in (sys_r, dia_r) if r is not None and r.flag]
+            flag = flags[0] if flags else None
+        elif key == "bmi":
+            text = str(s.bmi) if s.bmi is not None else ""
+            flag = s.bmi_flag
+            tip = "Worked out from the weight and the latest height" if text else ""
+        else:
+            reading = s.readings.get(key)
+            vital = cat.BY_KEY[key]
+            # One unit: named in the header, the cell holds the number.
+            text = (
+                ""
+                if reading is None
+                else reading.text
+                if len(vital.units) > 1
+                else (reading.entered_value or reading.value)
+            )
+            flag = reading.flag if reading else None
+            if reading and reading.entered_unit not in (None, vital.canonical.ucum):
+                tip = f"Stored as {reading.value} {vital.canonical.symbol}"
+        item = QTableWidgetItem(f"{text} {FLAG_ARROWS[flag]}" if flag else text)
+        item.setData(Qt.ItemDataRole.UserRole, flag)
+        if flag:
+            item.setBackground(QBrush(FLAG_BACKGROUND))
+            item.setForeground(QBrush(FLAG_TEXT))
+            bold = QFont()
+            bold.setBold(True)
+            item.setFont(bold)
+            tip = f"{flag.capitalize()} for the patient's age. {tip}".strip()
+        if tip:
+            item.setToolTip(tip)
+        return item
+
+    # ----- the plot ---------------------------------------------------------------------
+
+    def series(self, key: str) -> list[tuple[str, list[tuple[float, float, str | None]]]]:
+        """What the plot shows for ``key``: (name, [(time, canonical value, flag)]) per line,
+        oldest first."""
+        sets = list(reversed(self._view.sets)) if self._view else []
+        keys = ("systolic", "diastolic") if key == "bp" else (key,)
+        out: list[tuple[str, list[tuple[float, float, str | None]]]] = []
+        for k in keys:
+            points: list[tuple[float, float, str | None]] = []
+            for s in sets:
+                if k == "bmi":
+                    if s.bmi is not None:
+                        points.append((_timestamp(s.observed_at), float(s.bmi), s.bmi_flag))
+                elif k in s.readings:
+                    r = s.readings[k]
+                    points.append((_timestamp(r.observed_at), float(r.number), r.flag))
+            out.append((cat.BY_KEY[k].label, points))
+        return out
+
+    def _draw_plot(self) -> None:
+        self.plot.clear()
+        self.curves = []
+        self.normal_band = None
+        key = str(self.plot_choice.currentData())
+        lines = self.series(key)
+        self.plot_caption.setVisible(key == "bp" and self._view is not None)
+        if not any(points for _, points in lines):
+            self.no_plot.setText(
+                f"No {self.plot_choice.currentText().lower()} readings yet."
+                if self._view is not None
+                else ""
+            )
+            self.no_plot.setVisible(self._view is not None)
+            self.plot.hide()
+            return
+        self.no_plot.hide()
+        self.plot.show()
+        vital = cat.BY_KEY["systolic" if key == "bp" else key]
+        self.plot.setLabel("left", vital.canonical.symbol or "score")
+        if self._view is not None:
+            normal = vital.normal_range(age_now(self._view.birth_date))
+            if normal is not None and key != "bp":
+                band = pg.LinearRegionItem(
+                    values=(float(normal[0]), float(normal[1])),
+                    orientation="horizontal",
+                    movable=False,
+                    brush=pg.mkBrush(46, 139, 87, 28),
+                    pen=pg.mkPen(None),
+                )
+                self.plot.addItem(band)
+                self.normal_band = band
+        for index, (name, points) in enumerate(lines):
+            colour = LINE_COLOUR if index == 0 else SECOND_LINE_COLOUR
+            brushes = [pg.mkBrush(FLAG_TEXT if flag else colour) for _, _, flag in points]
+            curve = self.plot.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                name=name,
+                pen=pg.mkPen(colour, width=2),
+                symbol="o",
+                symbolSize=[11 if p[2] else 7 for p in points],
+                symbolBrush=brushes,
+                symbolPen=pg.mkPen(None),
+            )
+            self.curves.append(curve)
+
+    # ----- recording --------------------------------------------------------------------
+
+    def typed(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The values typed (by vital key) and the units chosen."""
+        values = {k: f.edit.text() for k, f in self.fields.items() if f.edit.text().strip()}
+        units = {k: f.unit_code for k, f in self.fields.items() if f.unit_code is not None}
+        return values, {k: u for k, u in units.items() if u is not None}
+
+    def submit(self) -> None:
+        """Check every field (messages next to each), then record the set on the worker."""
+        patient_id = self._patient_id
+        if patient_id is None or self._job is not None:
+            return
+        self.status.clear()
+        self.general_error.hide()
+        values, units = self.typed()
+        for f in self.fields.values():
+            f.check()
+        _found, errors = measure_all(values, units)
+        for key, exc in errors.items():
+            self.fields[key].show_error(exc)
+        when = self.observed_at.text().strip()
+        try:
+            observed_time(when)
+            self.observed_at_error.hide()
+        except ValidationError as exc:
+            self.observed_at_error.setText(validation_text(exc))
+            self.observed_at_error.show()
+            errors["observed_at"] = exc
+        if not values and not errors:
+            self.general_error.setText("Type at least one measurement.")
+            self.general_error.show()
+            return
+        if errors:
+            first = next(iter(errors))
+            target = self.observed_at if first == "observed_at" else self.fields[first].edit
+            target.setFocus()
+            return
+        visit = self.visit.currentData()
+        records = self._records
+        self.record_button.setEnabled(False)
+        self._job = self._operations.submit(
+            lambda: VitalSigns(records()).record(patient_id, values, units, when, visit),
+            self._recorded,
+            self._failed,
+            label="record vitals",
+        )
+
+    def _recorded(self, readings: list[Reading]) -> None:
+        self._job = None
+        self.record_button.setEnabled(True)
+        for f in self.fields.values():
+            f.clear()
+        flagged = sum(1 for r in readings if r.flag)
+        note = f", {flagged} outside the normal range" if flagged else ""
+        self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
+        self.fields["systolic"].edit.setFocus()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.record_button.setEnabled(True)
+        if isinstance(exc, ValidationError) and exc.field in self.fields:
+            self.fields[exc.field].show_error(exc)
+            return
+        self.general_error.setText(f"The vitals were not recorded. {describe_error(exc)}")
+        self.general_error.show()
+
+    # ----- drafts (DraftForm) -------------------------------------------------------------
+
+    def draft(self) -> dict[str, Any] | None:
+        """What is typed and not recorded yet (None when nothing is)."""
+        values, units = self.typed()
+        if not values or self._patient_id is None:
+            return None
+        return {"patient_id": self._patient_id, "values": values, "units": units}
+
+    def restore(self, draft: dict[str, Any]) -> None:
+        """Put a draft's values back into the form, and show the tab."""
+        tabs = self.page.parentWidget()
+        while tabs is not None and not isinstance(tabs, QTabWidget):
+            tabs = tabs.parentWidget()
+        if tabs is not None:
+            tabs.setCurrentWidget(self.page)
+        for key, text in dict(draft.get("values", {})).items():
+            if key in self.fields:
+                self.fields[key].edit.setText(str(text))
+        for key, ucum in dict(draft.get("units", {})).items():
+            combo = self.fields[key].unit if key in self.fields else None
+            if combo is not None and combo.findData(ucum) >= 0:
+                combo.setCurrentIndex(combo.findData(ucum))

@@ -1,0 +1,90 @@
+"""``careline vitals add|list``: vital signs, read and checked by the catalogue
+(``core/records/vitals.py``) exactly as the desktop form does."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.cli.context import EXIT_OK, Context
+from core.cli.registry import CommandGroup, actions
+from core.records import vitals as cat
+from core.records.vital_signs import Reading, VitalSigns
+
+# --option -> vital key (blood pressure is one option for two vitals).
+OPTIONS = {
+    "pulse": "pulse",
+    "temp": "temperature",
+    "rr": "respiratory_rate",
+    "spo2": "spo2",
+    "weight": "weight",
+    "height": "height",
+    "pain": "pain",
+}
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """vitals add PATIENT [--visit V] [--at WHEN] --bp 120/80 --pulse 72 ... | vitals list
+    PATIENT [--code C]."""
+    sub = actions(parser)
+    add = sub.add_parser("add", help="record a set of vital signs (one transaction)")
+    add.add_argument("patient_id")
+    add.add_argument("--visit", help="the visit (encounter id) they were taken in")
+    add.add_argument("--at", help="when measured, e.g. 2026-12-01T09:30 (default: now)")
+    add.add_argument("--bp", help="blood pressure, systolic/diastolic mmHg, e.g. 120/80")
+    for option, key in OPTIONS.items():
+        vital = cat.BY_KEY[key]
+        units = f" ({vital.unit_list}: e.g. 70kg)" if len(vital.units) > 1 else ""
+        add.add_argument(f"--{option}", help=f"{vital.label.lower()}{units}")
+    listing = sub.add_parser("list", help="a patient's vital signs, newest first")
+    listing.add_argument("patient_id")
+    listing.add_argument("--code", help="one vital: a LOINC code or a name such as pulse")
+
+
+def _line(r: Reading) -> str:
+    vital = r.vital
+    label = vital.label if vital else r.code
+    flag = f" ({r.flag})" if r.flag else ""
+    return f"{r.observed_at}  {label}: {r.text}{flag}"
+
+
+def run(ctx: Context) -> int:
+    """vitals add | vitals list."""
+    args = ctx.args
+    signs = VitalSigns(ctx.open_records())
+    if args.action == "add":
+        values: dict[str, str] = {}
+        if args.bp is not None:
+            values["systolic"], values["diastolic"] = cat.split_pressure(args.bp)
+        values |= {key: getattr(args, o) for o, key in OPTIONS.items() if getattr(args, o)}
+        readings = signs.record(args.patient_id, values, None, args.at, args.visit)
+        document: dict[str, Any] = {
+            "patient_id": args.patient_id,
+            "readings": [r.as_json() for r in readings],
+        }
+        text = f"Recorded {len(readings)} vital signs for patient {args.patient_id}:\n"
+        ctx.emit(document, text + "\n".join(_line(r) for r in readings))
+        return EXIT_OK
+    code = cat.vital(args.code).code if args.code else None
+    readings = signs.readings(args.patient_id, None if code == cat.BMI.code else code)
+    bmi = [
+        {"observed_at": s.observed_at, "value": str(s.bmi), "unit": "kg/m2", "flag": s.bmi_flag}
+        for s in signs.sets(args.patient_id)
+        if s.bmi is not None and code in (None, cat.BMI.code)
+    ]
+    if code == cat.BMI.code:
+        readings = []
+    lines = [_line(r) for r in readings]
+    lines += [
+        f"{b['observed_at']}  BMI (worked out): {b['value']} kg/m²"
+        + (f" ({b['flag']})" if b["flag"] else "")
+        for b in bmi
+    ]
+    ctx.emit(
+        {"patient_id": args.patient_id, "readings": [r.as_json() for r in readings], "bmi": bmi},
+        "\n".join(lines) or "No vital signs recorded.",
+    )
+    return EXIT_OK
+
+
+GROUP = CommandGroup("vitals", "vital signs", arguments, run)

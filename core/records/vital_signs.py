@@ -1,0 +1,293 @@
+"""Recording and reading vital signs: observation records described by the catalogue in
+``core/records/vitals.py``.
+
+A set of vitals taken together is ONE store transaction (``Database.write``): one
+observation record per vital, each with its document, derived row and op, and one audit
+entry ``vitals.record`` naming the codes (never the values). Either the whole set is stored
+or none of it.
+
+BMI is never stored: it is worked out when read, from each weight and the latest height
+measured at or before it, so correcting a weight or a height can never leave a stale BMI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from core.records import validation as v
+from core.records import vitals as cat
+from core.records.changes import change
+from core.records.clinic import ClinicRecords, new_id
+from core.records.errors import NotFoundError, ValidationError
+from core.records.types import OBSERVATION
+from core.store.database import utc_now
+
+_COLUMNS = OBSERVATION.column_names
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One stored vital sign."""
+
+    id: str
+    patient_id: str
+    encounter_id: str | None
+    code: str
+    value: str  # canonical
+    unit: str | None  # canonical UCUM
+    observed_at: str
+    entered_value: str | None
+    entered_unit: str | None  # UCUM of the unit typed
+    flag: str | None  # "high", "low" or None
+
+    @property
+    def vital(self) -> cat.Vital | None:
+        """The catalogue entry (None: an observation that is not a known vital)."""
+        return cat.BY_CODE.get(self.code)
+
+    @property
+    def number(self) -> Decimal:
+        """The canonical value as a number."""
+        return Decimal(self.value)
+
+    @property
+    def text(self) -> str:
+        """As entered (``102 °F``), or the stored value and unit for older records."""
+        vital = self.vital
+        shown_unit = self.entered_unit or self.unit or ""
+        if vital is not None:
+            known = {u.ucum: u.symbol for u in vital.units}
+            shown_unit = known.get(shown_unit, shown_unit)
+        return f"{self.entered_value or self.value} {shown_unit}".rstrip()
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``--json`` output."""
+        vital = self.vital
+        return {
+            "id": self.id,
+            "patient_id": self.patient_id,
+            "encounter_id": self.encounter_id,
+            "code": self.code,
+            "vital": vital.key if vital else None,
+            "label": vital.label if vital else self.code,
+            "value": self.value,
+            "unit": self.unit,
+            "entered_value": self.entered_value,
+            "entered_unit": self.entered_unit,
+            "flag": self.flag,
+            "observed_at": self.observed_at,
+        }
+
+
+@dataclass(frozen=True)
+class VitalSet:
+    """The vitals taken together at one time (and visit)."""
+
+    observed_at: str
+    encounter_id: str | None
+    readings: dict[str, Reading] = field(default_factory=dict)  # by vital key
+    bmi: Decimal | None = None  # worked out, see the module docstring
+    bmi_flag: str | None = None
+
+
+def now_to_the_minute() -> str:
+    """The local date and time as observations store it (``2026-12-04T09:30``)."""
+    return dt.datetime.now().isoformat(timespec="minutes")
+
+
+# A time typed more than this far ahead of this workstation's clock is a typo (2027 for
+# 2026), not a clock that is a little wrong: the default "now" comes from the same clock.
+FUTURE_SLACK = dt.timedelta(days=1)
+
+
+def observed_time(typed: str | None) -> str:
+    """When a set was measured, as stored: what was typed (checked), or now."""
+    when = v.timestamp("observed_at", typed or now_to_the_minute()) or ""
+    parsed = dt.datetime.fromisoformat(when)
+    now = dt.datetime.now(parsed.tzinfo) if parsed.tzinfo else dt.datetime.now()
+    if parsed > now + FUTURE_SLACK:
+        raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
+    return when
+
+
+def measure_all(
+    values: Mapping[str, str], units: Mapping[str, str] | None = None
+) -> tuple[list[cat.Measurement], dict[str, ValidationError]]:
+    """Read every typed value (by vital key; blank ones skipped): the measurements, and
+    what is wrong with each refused field (key -> error), so a form can show all."""
+    units = units or {}
+    found: list[cat.Measurement] = []
+    errors: dict[str, ValidationError] = {}
+    for key, typed in values.items():
+        vital = cat.vital(key)
+        if not typed.strip():
+            continue
+        try:
+            found.append(cat.measure(vital, typed, units.get(key)))
+        except ValidationError as exc:
+            errors[key] = exc
+    by_key = {m.vital.key: m.value for m in found}
+    if not ({"systolic", "diastolic"} & errors.keys()):
+        try:
+            cat.check_pressure(by_key.get("systolic"), by_key.get("diastolic"))
+        except ValidationError as exc:
+            errors[exc.field] = exc
+    return found, errors
+
+
+class VitalSigns:
+    """Vital signs on a patient's chart, as the signed-in person."""
+
+    def __init__(self, records: ClinicRecords) -> None:
+        self.records = records
+
+    def record(
+        self,
+        patient_id: str,
+        values: Mapping[str, str],
+        units: Mapping[str, str] | None = None,
+        observed_at: str | None = None,
+        encounter_id: str | None = None,
+    ) -> list[Reading]:
+        """Store a set of vitals (by vital key: ``{"temperature": "102"}`` with
+        ``units={"temperature": "[degF]"}``, or ``"102F"``) in one transaction.
+
+        Refuses the whole set (ValidationError naming the first field) if any value is
+        impossible, and an empty set; flags each value outside the normal range for the
+        patient's age on the day measured.
+        """
+        patient = self.records.get_patient(patient_id)
+        measurements, errors = measure_all(values, units)
+        if errors:
+            raise next(iter(errors.values()))
+        if not measurements:
+            raise ValidationError("vitals", "has no values: type at least one measurement")
+        when = observed_time(observed_at)
+        visit = v.optional_text("encounter_id", encounter_id)
+        if visit is not None:
+            self._check_visit(patient_id, visit)
+        years = cat.age_in_years(
+            dt.date.fromisoformat(patient.birth_date), dt.date.fromisoformat(when[:10])
+        )
+        actor, created = self.records.actor, utc_now()
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for m in measurements:
+            fields: dict[str, Any] = {
+                "patient_id": patient_id,
+                "encounter_id": visit,
+                "code": m.vital.code,
+                "value": m.vital.show(m.value),
+                "unit": m.vital.canonical.ucum,
+                "observed_at": when,
+                "entered_value": m.entered_value,
+                "entered_unit": m.entered_unit.ucum,
+                "flag": cat.flag(m.vital, m.value, years),
+                "created_at": created,
+            }
+            rows.append((new_id(), {k: val for k, val in fields.items() if val is not None}))
+        details = {"codes": [f["code"] for _, f in rows], "observations": [i for i, _ in rows]}
+        with self.records.db.write(actor, "vitals.record", "patient", patient_id, details) as tx:
+            for record_id, fields in rows:
+                change(tx, actor, record_id, "observation", self.records.setter(fields))
+        return [self.get(record_id) for record_id, _ in rows]
+
+    def _check_visit(self, patient_id: str, encounter_id: str) -> None:
+        rows = self.records.db.query(
+            "SELECT patient_id FROM encounters WHERE id = ?", (encounter_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no visit with id {encounter_id!r}")
+        if rows[0][0] != patient_id:
+            raise ValidationError("encounter_id", f"visit {encounter_id!r} is another patient's")
+
+    def correct(self, observation_id: str, typed: str, unit: str | None = None) -> Reading:
+        """Replace a stored vital's value (a typo found later): value, as entered and flag
+        are written together; a concurrent correction elsewhere becomes a conflict."""
+        reading = self.get(observation_id)
+        vital = reading.vital
+        if vital is None or vital.computed:
+            raise ValidationError("code", f"{reading.code!r} is not a vital sign typed by staff")
+        m = cat.measure(vital, typed, unit)
+        patient = self.records.get_patient(reading.patient_id)
+        years = cat.age_in_years(
+            dt.date.fromisoformat(patient.birth_date),
+            dt.date.fromisoformat(reading.observed_at[:10]),
+        )
+        fields = {
+            "value": vital.show(m.value),
+            "entered_value": m.entered_value,
+            "entered_unit": m.entered_unit.ucum,
+            "flag": cat.flag(vital, m.value, years),
+        }
+        actor = self.records.actor
+        details = {"fields": sorted(fields)}
+        with self.records.db.write(
+            actor, "observation.update", "observation", observation_id, details
+        ) as tx:
+            change(tx, actor, observation_id, "observation", self.records.setter(fields))
+        return self.get(observation_id)
+
+    # ----- reading ------------------------------------------------------------------------
+
+    def get(self, observation_id: str) -> Reading:
+        """One stored observation."""
+        rows = self.records.db.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE id = ?", (observation_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no observation with id {observation_id!r}")
+        return Reading(*rows[0])
+
+    def readings(self, patient_id: str, code: str | None = None) -> list[Reading]:
+        """A patient's vitals (of one code or all), newest first."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE patient_id = ?"
+        params: tuple[str, ...] = (patient_id,)
+        if code is not None:
+            sql += " AND code = ?"
+            params += (code,)
+        rows = self.records.db.query(sql + " ORDER BY observed_at DESC, code, id", params)
+        return [Reading(*r) for r in rows]
+
+    def for_visit(self, encounter_id: str) -> list[Reading]:
+        """The vitals taken in one visit, newest first (the visit view lists them)."""
+        rows = self.records.db.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE encounter_id = ? "
+            "ORDER BY observed_at DESC, code, id",
+            (encounter_id,),
+        )
+        return [Reading(*r) for r in rows]
+
+    def sets(self, patient_id: str) -> list[VitalSet]:
+        """The patient's vitals grouped by time taken (and visit), newest first, each with
+        its BMI where a weight and an earlier or same-time height allow one."""
+        patient = self.records.get_patient(patient_id)
+        born = dt.date.fromisoformat(patient.birth_date)
+        readings = self.readings(patient_id)
+        groups: dict[tuple[str, str | None], dict[str, Reading]] = {}
+        for r in readings:
+            if r.vital is not None:
+                groups.setdefault((r.observed_at, r.encounter_id), {})[r.vital.key] = r
+        heights = [r for r in readings if r.code == cat.HEIGHT.code]  # newest first
+        out: list[VitalSet] = []
+        for (when, visit), found in groups.items():
+            value, flag = bmi_at(found.get("weight"), heights, born)
+            out.append(VitalSet(when, visit, found, value, flag))
+        return out
+
+
+def bmi_at(
+    weight: Reading | None, heights_newest_first: list[Reading], born: dt.date
+) -> tuple[Decimal | None, str | None]:
+    """The BMI for a weight reading from the latest height at or before it, and its flag."""
+    if weight is None:
+        return None, None
+    height = next((h for h in heights_newest_first if h.observed_at <= weight.observed_at), None)
+    if height is None:
+        return None, None
+    value = cat.bmi(weight.number, height.number)
+    years = cat.age_in_years(born, dt.date.fromisoformat(weight.observed_at[:10]))
+    return value, cat.flag(cat.BMI, value, years)

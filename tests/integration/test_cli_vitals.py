@@ -1,0 +1,80 @@
+"""``careline vitals add|list`` as operators script it: real processes, real SQLCipher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.integration.test_cli import PASSWORD, as_admin, careline
+
+
+def test_vitals_add_and_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    patient = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )
+    pid = patient["id"]
+    added = as_admin(
+        data, "vitals", "add", pid, "--at", "2026-12-01T09:30", "--bp", "150/95",
+        "--pulse", "72", "--temp", "102F", "--weight", "154lb", "--height", "170cm",
+        "--spo2", "97", "--rr", "16", "--pain", "2",
+    )  # fmt: skip
+    by_vital = {r["vital"]: r for r in added["readings"]}
+    assert set(by_vital) == {
+        "systolic", "diastolic", "pulse", "temperature", "weight", "height", "spo2",
+        "respiratory_rate", "pain",
+    }  # fmt: skip
+    temp = by_vital["temperature"]
+    assert (temp["code"], temp["value"], temp["unit"]) == ("8310-5", "38.89", "Cel")
+    assert (temp["entered_value"], temp["entered_unit"], temp["flag"]) == ("102", "[degF]", "high")
+    assert by_vital["systolic"]["flag"] == "high" and by_vital["pulse"]["flag"] is None
+
+    listed = as_admin(data, "vitals", "list", pid, "--code", "temperature")
+    assert [r["entered_value"] for r in listed["readings"]] == ["102"]
+    everything = as_admin(data, "vitals", "list", pid)
+    assert len(everything["readings"]) == 9
+    assert everything["bmi"] == [
+        {"observed_at": "2026-12-01T09:30", "value": "24.2", "unit": "kg/m2", "flag": None}
+    ]
+
+    text = careline(data, "--password-stdin", "vitals", "list", pid, stdin=PASSWORD + "\n")
+    assert text.returncode == 0, text.stderr
+    assert "2026-12-01T09:30  Temperature: 102 °F (high)" in text.stdout
+    assert "BMI (worked out): 24.2 kg/m²" in text.stdout
+
+
+def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    pid = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    refused = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--bp", "1200/80", "--pulse", "70",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "1200 mmHg is not possible: must be 30 to 300 mmHg" in refused.stderr
+    no_unit = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--weight", "70", stdin=PASSWORD + "\n"
+    )
+    assert no_unit.returncode == 1
+    assert "needs its unit: kg or lb" in no_unit.stderr
+    no_visit = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--visit", "v404",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert no_visit.returncode == 1 and "no visit with id 'v404'" in no_visit.stderr
+    future = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--at", "2999-01-01T09:00",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert future.returncode == 1 and "2999-01-01 09:00 is in the future" in future.stderr
+    assert as_admin(data, "vitals", "list", pid)["readings"] == []
+    unknown = careline(
+        data, "--json", "--password-stdin", "vitals", "list", pid, "--code", "glucose",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "'glucose' is not a vital sign" in unknown.stderr
+    assert json.loads(unknown.stdout or "null") is None

@@ -1,0 +1,182 @@
+"""The Vitals tab, driven from the keyboard and mouse with a real SQLCipher clinic: an
+impossible value is refused next to its field, 102 °F is stored as 38.89 °C and shown as
+typed, a flagged value is highlighted, and the trend plot holds the readings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
+from pytestqt.qtbot import QtBot
+
+from app.chart.page import ChartPage
+from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
+from app.main_window import MainWindow
+from core.records.workstation import Workstation
+from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import ADMIN, PASSWORD, wheel
+from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
+
+COLUMN = {key: i for i, (key, _) in enumerate(TABLE_COLUMNS, start=1)}
+
+
+def open_vitals(qtbot: QtBot, window: MainWindow) -> tuple[ChartPage, VitalsSection]:
+    """Open the first patient's chart and click its Vitals tab."""
+    chart = open_first_chart(qtbot, window)
+    section = next(s for s in chart.sections if isinstance(s, VitalsSection))
+    bar = chart.tabs.tabBar()
+    index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == "Vitals")
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    assert chart.tabs.currentWidget() is section.widget()
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    return chart, section
+
+
+def type_into(qtbot: QtBot, widget: QWidget, text: str) -> None:
+    """Click into a field, replace what it holds by ``text``."""
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+    QTest.keyClick(widget, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(widget, text)
+
+
+def tab(qtbot: QtBot, section: VitalsSection) -> QWidget:
+    """Press Tab in the focused widget; the widget that has focus then."""
+    focused = section.widget().focusWidget()
+    assert focused is not None
+    QTest.keyClick(focused, Qt.Key.Key_Tab)
+    now = section.widget().focusWidget()
+    assert now is not None
+    return now
+
+
+def stored(ws: Workstation) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    rows = ws.database.query(
+        "SELECT code, value, entered_value, entered_unit, flag FROM observations ORDER BY code"
+    )
+    return [tuple(r) for r in rows]
+
+
+def test_a_set_typed_from_the_keyboard_is_checked_converted_and_flagged(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    # A BP of 1200 is a typo: refused next to the field as soon as the person moves on.
+    type_into(qtbot, f["systolic"].edit, "1200")
+    assert tab(qtbot, section) is f["diastolic"].edit
+    assert f["systolic"].message.isVisible()
+    assert "1200 mmHg is not possible: must be 30 to 300 mmHg" in f["systolic"].message.text()
+    QTest.keyClicks(f["diastolic"].edit, "95")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    assert f["systolic"].message.isVisible()  # still refused: nothing was recorded
+    assert stored(clinic) == []
+
+    # Corrected, and on through the form with Tab; the temperature's unit chosen by key.
+    type_into(qtbot, f["systolic"].edit, "150")
+    assert tab(qtbot, section) is f["diastolic"].edit
+    assert not f["systolic"].message.isVisible()
+    assert tab(qtbot, section) is f["pulse"].edit
+    QTest.keyClicks(f["pulse"].edit, "72")
+    assert tab(qtbot, section) is f["temperature"].edit
+    QTest.keyClicks(f["temperature"].edit, "102")
+    unit = tab(qtbot, section)
+    assert unit is f["temperature"].unit
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # °C -> °F
+    assert f["temperature"].unit_code == "[degF]"
+    assert tab(qtbot, section) is f["respiratory_rate"].edit
+    assert f["temperature"].hint.text() == "= 38.89 °C"  # the stored equivalent, shown
+    for key in ("spo2", "weight"):
+        assert tab(qtbot, section) is f[key].edit
+    assert tab(qtbot, section) is f["weight"].unit
+    assert tab(qtbot, section) is f["height"].edit
+    assert tab(qtbot, section) is f["height"].unit
+    assert tab(qtbot, section) is f["pain"].edit
+    QTest.keyClicks(f["pain"].edit, "4")
+    assert tab(qtbot, section) is section.record_button
+    QTest.keyClick(section.record_button, Qt.Key.Key_Space)
+
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert stored(clinic) == [
+        ("72514-3", "4", "4", "{score}", None),
+        ("8310-5", "38.89", "102", "[degF]", "high"),
+        ("8462-4", "95", "95", "mm[Hg]", "high"),
+        ("8480-6", "150", "150", "mm[Hg]", "high"),
+        ("8867-4", "72", "72", "/min", None),
+    ]
+    assert section.status.text() == "Recorded 5 vital signs, 3 outside the normal range."
+    assert f["temperature"].edit.text() == ""  # the form is ready for the next set
+    # Shown as entered, flagged cells highlighted; a normal one is not.
+    temp = section.table.item(0, COLUMN["temperature"])
+    assert temp is not None and temp.text() == "102 °F ▲"
+    assert temp.background().color() == FLAG_BACKGROUND
+    assert temp.toolTip() == "High for the patient's age. Stored as 38.89 °C"
+    bp = section.table.item(0, COLUMN["bp"])
+    assert bp is not None and bp.text() == "150/95 ▲"
+    pulse = section.table.item(0, COLUMN["pulse"])
+    assert pulse is not None and pulse.text() == "72"  # the unit is in the header
+    assert pulse.background().color() != FLAG_BACKGROUND
+
+
+def test_the_trend_plot_has_a_point_per_reading(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    for when, pulse in (("2026-01-05 09:00", "72"), ("2026-02-05 09:00", "130")):
+        type_into(qtbot, section.observed_at, when)
+        type_into(qtbot, f["pulse"].edit, pulse)
+        wanted = section.table.rowCount() + 1
+        QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: section.table.rowCount() == wanted, timeout=5_000)  # noqa: B023
+    # Newest first in the table.
+    first = section.table.item(0, 0)
+    assert first is not None and first.text() == "2026-02-05 09:00"
+
+    # The wheel over the plot's choice does not change it; the keyboard does.
+    combo = section.plot_choice
+    before = combo.currentIndex()
+    wheel(combo, -2)
+    assert combo.currentIndex() == before
+    combo.setFocus()
+    while combo.currentData() != "pulse":
+        QTest.keyClick(combo, Qt.Key.Key_Down)
+    [curve] = section.curves
+    xs, ys = curve.getData()
+    assert list(ys) == [72.0, 130.0]
+    assert xs[0] < xs[1]
+    # The adult's 130 is flagged: drawn larger, in the flag colour.
+    sizes = curve.opts["symbolSize"]
+    assert sizes[1] > sizes[0]
+    assert section.normal_band is not None
+    assert tuple(section.normal_band.getRegion()) == (60.0, 100.0)
+
+    # Blood pressure: two lines; none recorded yet, so a plain sentence instead.
+    while combo.currentData() != "bp":
+        QTest.keyClick(combo, Qt.Key.Key_Up)
+    assert section.curves == []
+    assert section.no_plot.text() == "No blood pressure readings yet."
+
+
+def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart, section = open_vitals(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    unit = section.fields["temperature"].unit
+    assert unit is not None
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # °F
+    click_sign_out(signed_in)
+    assert section.fields["pulse"].edit.text() == ""  # nothing left on screen
+
+    signs_in(qtbot, signed_in, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert chart.patient is not None and chart.patient.id == patient.id
+    assert chart.tabs.currentWidget() is section.widget()
+    assert section.fields["temperature"].edit.text() == "101.2"
+    assert section.fields["temperature"].unit_code == "[degF]"
+    assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    assert stored(clinic) == []  # kept in memory only, never written

@@ -1,0 +1,188 @@
+"""Recording vital signs: a set is one transaction (all observations or none), values are
+stored canonical and as typed, flagged for the patient's age, BMI worked out on reading."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from core.records.changes import change
+from core.records.entries import ClinicalEntries
+from core.records.errors import NotFoundError, ValidationError
+from core.records.vital_signs import VitalSigns
+from core.store.database import Database
+from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+
+SET = {
+    "systolic": "150",
+    "diastolic": "95",
+    "pulse": "72",
+    "temperature": "102",
+    "respiratory_rate": "16",
+    "spo2": "97",
+    "weight": "154",
+    "height": "67",
+    "pain": "3",
+}
+UNITS = {"temperature": "F", "weight": "lb", "height": "in"}
+
+
+def _counts(db: Database) -> tuple[int, int, int, int]:
+    q = db.query
+    return (
+        q("SELECT count(*) FROM observations")[0][0],
+        q("SELECT count(*) FROM record_states WHERE type = 'observation'")[0][0],
+        q("SELECT count(*) FROM oplog")[0][0],
+        q("SELECT count(*) FROM audit_log")[0][0],
+    )
+
+
+def test_a_set_is_stored_in_one_transaction_canonical_and_as_entered() -> None:
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    visit = ClinicalEntries(a).add("encounter", p.id, {"started_at": "2026-12-01T09:05"})
+    before = _counts(a.db)
+    readings = VitalSigns(a).record(p.id, SET, UNITS, "2026-12-01T09:10", visit)
+    after = _counts(a.db)
+    # Nine observations, each its document, row and op; ONE audit entry for the set.
+    assert [after[i] - before[i] for i in range(4)] == [9, 9, 9, 1]
+    audit = a.db.query("SELECT action, entity_id, details FROM audit_log ORDER BY seq DESC")[0]
+    assert audit[:2] == ("vitals.record", p.id)
+    # The entry names the codes and records, never a value.
+    assert json.loads(audit[2]) == {
+        "codes": [r.code for r in readings],
+        "observations": [r.id for r in readings],
+    }
+    by_code = {r.code: r for r in readings}
+    temp = by_code["8310-5"]
+    assert (temp.value, temp.unit, temp.entered_value, temp.entered_unit) == (
+        "38.89", "Cel", "102", "[degF]",
+    )  # fmt: skip
+    assert temp.text == "102 °F"
+    assert temp.flag == "high"
+    assert by_code["29463-7"].value == "69.853" and by_code["29463-7"].text == "154 lb"
+    assert by_code["8480-6"].flag == "high" and by_code["8867-4"].flag is None
+    assert {r.encounter_id for r in readings} == {visit}
+    assert {r.observed_at for r in readings} == {"2026-12-01T09:10"}
+    assert VitalSigns(a).for_visit(visit) == VitalSigns(a).readings(p.id)
+
+
+def test_one_impossible_value_refuses_the_whole_set() -> None:
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    other = a.add_patient("Other", "Person", "1970-01-01")
+    theirs = ClinicalEntries(a).add("encounter", other.id, {"started_at": "2026-12-01T09:05"})
+    before = _counts(a.db)
+    with pytest.raises(ValidationError) as caught:
+        VitalSigns(a).record(p.id, {**SET, "systolic": "1200"}, UNITS)
+    assert caught.value.field == "systolic"
+    assert "1200 mmHg is not possible" in str(caught.value)
+    with pytest.raises(ValidationError, match="is not below the systolic"):
+        VitalSigns(a).record(p.id, {"systolic": "80", "diastolic": "120"})
+    with pytest.raises(ValidationError, match="has no values"):
+        VitalSigns(a).record(p.id, {"pulse": "  "})
+    with pytest.raises(ValidationError, match="2999-01-01 09:00 is in the future"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, observed_at="2999-01-01T09:00")
+    with pytest.raises(ValidationError, match="is not a date and time"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, observed_at="yesterday")
+    with pytest.raises(NotFoundError, match="no visit"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, encounter_id="nope")
+    with pytest.raises(ValidationError, match="another patient's"):
+        VitalSigns(a).record(p.id, {"pulse": "70"}, encounter_id=theirs)
+    assert _counts(a.db) == before  # nothing of any refused set was written
+
+
+def test_a_failure_inside_the_transaction_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All or nothing even when the store fails after some observations were written."""
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    real, calls = change, []
+
+    def failing(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("core.records.vital_signs.change", failing)
+    before = _counts(a.db)
+    with pytest.raises(OSError, match="disk full"):
+        VitalSigns(a).record(p.id, SET, UNITS)
+    assert _counts(a.db) == before
+
+
+def test_flags_follow_the_patients_age_on_the_day() -> None:
+    a = new_replica("nurse")
+    baby = a.add_patient("Small", "Baby", "2026-06-01")
+    adult = a.add_patient("Big", "Adult", "1960-06-01")
+    vs = VitalSigns(a)
+    [infant_pulse] = vs.record(baby.id, {"pulse": "150"}, observed_at="2026-11-01T10:00")
+    [adult_pulse] = vs.record(adult.id, {"pulse": "150"}, observed_at="2026-11-01T10:00")
+    assert (infant_pulse.flag, adult_pulse.flag) == (None, "high")
+
+
+def test_bmi_comes_from_the_weight_and_the_latest_height_before_it() -> None:
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    vs = VitalSigns(a)
+    vs.record(p.id, {"weight": "70kg"}, observed_at="2026-01-01T09:00")  # no height yet
+    vs.record(p.id, {"height": "175cm"}, observed_at="2026-02-01T09:00")
+    vs.record(p.id, {"weight": "95kg"}, observed_at="2026-03-01T09:00")
+    sets = vs.sets(p.id)
+    assert [s.observed_at for s in sets] == [
+        "2026-03-01T09:00", "2026-02-01T09:00", "2026-01-01T09:00",
+    ]  # fmt: skip
+    assert [(s.bmi, s.bmi_flag) for s in sets] == [
+        (Decimal("31.0"), "high"), (None, None), (None, None),
+    ]  # fmt: skip
+    # BMI is never stored: only what was typed.
+    assert a.db.query("SELECT count(*) FROM observations WHERE code = '39156-5'") == [(0,)]
+
+
+def test_readings_newest_first_and_by_code() -> None:
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    vs = VitalSigns(a)
+    vs.record(p.id, {"pulse": "70", "spo2": "98"}, observed_at="2026-01-01T09:00")
+    vs.record(p.id, {"pulse": "80"}, observed_at="2026-01-02T09:00")
+    assert [r.value for r in vs.readings(p.id, "8867-4")] == ["80", "70"]
+    assert [r.code for r in vs.readings(p.id)] == ["8867-4", "59408-5", "8867-4"]
+
+
+def test_concurrent_corrections_of_a_value_are_a_conflict_after_sync() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    [temp] = VitalSigns(a).record(p.id, {"temperature": "37.2C"}, observed_at="2026-01-01T09:00")
+    sync_pair(b, a)
+    VitalSigns(a).correct(temp.id, "38.2", "C")
+    VitalSigns(b).correct(temp.id, "100.4", "F")
+    sync_pair(a, b)
+    sync_pair(b, a)
+    conflicts = {c.field: c for c in a.conflicts(temp.id)}
+    assert set(conflicts) == {"value", "entered_value", "entered_unit"}  # both flag high
+    assert materialized(a) == materialized(b)
+    # Choosing b's side of the value keeps b's whole reading: never 38.2 shown as °F.
+    value = conflicts["value"]
+    theirs = next(c for c in value.candidates if c.value == "38")
+    a.resolve_conflict(value.id, choose=theirs.id)
+    assert a.conflicts() == []
+    settled = VitalSigns(a).get(temp.id)
+    assert (settled.value, settled.text, settled.flag) == ("38", "100.4 °F", "high")
+    sync_pair(b, a)
+    assert b.conflicts() == [] and materialized(a) == materialized(b)
+
+
+def test_a_typed_resolution_or_another_field_is_settled_as_usual() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    [pulse] = VitalSigns(a).record(p.id, {"pulse": "72"}, observed_at="2026-01-01T09:00")
+    sync_pair(b, a)
+    VitalSigns(a).correct(pulse.id, "82")
+    VitalSigns(b).correct(pulse.id, "92")
+    sync_pair(a, b)
+    [value_conflict, entered] = sorted(a.conflicts(pulse.id), key=lambda c: c.field)
+    assert (value_conflict.field, entered.field) == ("entered_value", "value")
+    a.resolve_conflict(entered.id, value="87")  # typed in: only that register
+    assert [c.field for c in a.conflicts(pulse.id)] == ["entered_value"]
