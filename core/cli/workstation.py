@@ -24,12 +24,14 @@ from core.cli import (
     enroll,
     init,
     keys,
+    note,
     pair,
     password,
     patient,
     peers,
     serve,
     sync,
+    visit,
 )
 from core.cli.context import (
     EXIT_AUTH,
@@ -66,6 +68,8 @@ GROUPS: tuple[CommandGroup, ...] = (
     init.GROUP,
     patient.GROUP,
     allergy.GROUP,
+    visit.GROUP,
+    note.GROUP,
     conflicts.GROUP,
     enroll.GROUP,
     pair.GROUP,

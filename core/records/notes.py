@@ -78,6 +78,8 @@ class Notes:
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         text = _body(body)
+        if text == note.body:
+            return note  # nothing changed: no op (an autosave repeated after a sign-out)
         actor = self.records.actor
 
         def edit(doc: RecordDoc, hlc: str) -> None:

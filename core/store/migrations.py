@@ -283,8 +283,18 @@ BEGIN
 END;
 """
 
+# Visits: the appointment a visit was started from, and its closing (status derived from
+# closed_at; rows of earlier versions are open visits). Version 3 is the schedule's.
+_V4 = """
+ALTER TABLE encounters ADD COLUMN appointment_id TEXT;
+ALTER TABLE encounters ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE encounters ADD COLUMN closed_at TEXT;
+ALTER TABLE encounters ADD COLUMN closed_by TEXT;
+CREATE INDEX encounters_by_status ON encounters (status, started_at);
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2))
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (4, _V4))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -1,0 +1,691 @@
+"""The chart's Visits tab: the patient's visits as a timeline (newest first), the visit
+opened (its notes with their addenda, observations, problems and medication changes),
+starting a walk-in visit, closing a visit, and the note editor.
+
+The note editor saves as the person types: each pause of :data:`AUTOSAVE_MS` sends the text
+to core, which turns it into the smallest edits of the note's shared text (so an edit made
+on another workstation at the same time merges). Nothing typed is lost on sign-out: clearing
+the tab (which signing out does) sends what is not saved yet before the session ends.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.messages import describe_error, validation_text
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.worker import Job
+from core.records.changeset import Changes
+from core.records.errors import ValidationError
+from core.records.notes import Note, Notes
+from core.records.types import ENCOUNTER
+from core.records.visits import Visit, VisitContents, Visits
+
+AUTOSAVE_MS = 800  # a pause in typing this long saves the note
+
+
+def visit_title(visit: Visit) -> str:
+    """``2026-12-04 09:30 · Cough · open``: one line of the timeline."""
+    when = visit.started_at.replace("T", " ")
+    parts = [when, visit.reason or "No reason recorded", visit.status.capitalize()]
+    return " · ".join(parts)
+
+
+class StartVisitDialog(QDialog):
+    """Start a walk-in visit: the reason, and the clinician (blank: the signed-in person)."""
+
+    started = Signal(object)  # Visit
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        patient_id: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._operations, self._records, self._patient_id = operations, records, patient_id
+        self._job: Job[Visit] | None = None
+        self.setObjectName("startVisitDialog")
+        self.setWindowTitle("Start visit")
+        self.setMinimumWidth(420)
+        heading = QLabel("Start a walk-in visit")
+        heading.setObjectName("dialogHeading")
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("e.g. cough for three days")
+        self.clinician = QLineEdit()
+        self.clinician.setPlaceholderText("User name; blank: you")
+        self.errors = {name: error_label() for name in ("reason", "clinician")}
+        self.general_error = error_label()
+        form = form_layout()
+        for name, widget in (("reason", self.reason), ("clinician", self.clinician)):
+            form.addRow(ENCOUNTER.label(name), widget)
+            form.addRow("", self.errors[name])
+        self.buttons, self.start_button = action_buttons(self, self.start, "Start visit")
+        self.start_button.setDefault(True)
+        dialog_layout(self, heading, form, self.general_error, self.buttons)
+
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input (DraftForm), or None."""
+        values = {"reason": self.reason.text(), "clinician": self.clinician.text()}
+        return {**values, "patient_id": self._patient_id} if any(values.values()) else None
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft."""
+        self.reason.setText(draft.get("reason") or "")
+        self.clinician.setText(draft.get("clinician") or "")
+
+    def start(self) -> None:
+        """Start the visit on the worker; close when it is recorded."""
+        if self._job is not None:
+            return
+        for label in (*self.errors.values(), self.general_error):
+            label.hide()
+        records, patient_id = self._records, self._patient_id
+        reason = self.reason.text().strip() or None
+        clinician = self.clinician.text().strip() or None
+        self.start_button.setEnabled(False)
+        self._job = self._operations.submit(
+            lambda: Visits(records()).start(patient_id, reason, clinician),
+            self._started,
+            self._failed,
+            label="start visit",
+        )
+
+    def done(self, result: int) -> None:
+        """Close; a start still in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+    def _started(self, visit: Visit) -> None:
+        self._job = None
+        self.started.emit(visit)
+        self.accept()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.start_button.setEnabled(True)
+        if isinstance(exc, ValidationError) and exc.field in self.errors:
+            label = self.errors[exc.field]
+            label.setText(validation_text(exc))
+        else:
+            label = self.general_error
+            label.setText(describe_error(exc))
+        label.show()
+
+
+class NoteEditor(QDialog):
+    """A note's text, saved as it is typed; Sign freezes it."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        note: Note,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._operations, self._records = operations, records
+        self.note = note
+        self._saved = note.body  # the text core holds
+        self._saving: Job[Note] | None = None
+        self.setObjectName("noteEditor")
+        self.setWindowTitle("Note")
+        self.resize(640, 560)
+        heading = QLabel("Visit note")
+        heading.setObjectName("dialogHeading")
+        self.body = QPlainTextEdit()
+        self.body.setObjectName("noteBody")
+        self.body.setPlainText(note.body)
+        self.body.setTabChangesFocus(True)
+        self.status = QLabel("Saved")
+        self.status.setObjectName("statusText")
+        self.error = error_label()
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(AUTOSAVE_MS)
+        self.timer.timeout.connect(self.save)
+        self.body.textChanged.connect(self._typed)
+        self.sign_button = QPushButton("Sign note")
+        self.sign_button.setObjectName("primary")
+        self.sign_button.clicked.connect(self.sign)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
+        hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        dialog_layout(self, heading, hint, self.body, self.status, self.error, self.buttons)
+        self.body.setFocus()
+        cursor = self.body.textCursor()
+        cursor.setPosition(len("Subjective:\n") if note.body.startswith("Subjective:") else 0)
+        self.body.setTextCursor(cursor)
+
+    @property
+    def unsaved(self) -> bool:
+        """True while the text on screen is not what core holds."""
+        return self.body.toPlainText() != self._saved
+
+    def _typed(self) -> None:
+        self.status.setText("Not saved yet…" if self.unsaved else "Saved")
+        self.timer.start()
+
+    def save(self) -> None:
+        """Send the text to core (one save in flight at a time; the next pause saves the
+        rest)."""
+        self.timer.stop()
+        if not self.unsaved:
+            return
+        if self._saving is not None:
+            self.timer.start()
+            return
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        self.status.setText("Saving…")
+        self._saving = self._operations.submit(
+            lambda: Notes(records()).edit(note_id, text), self._stored, self._failed, "save note"
+        )
+
+    def flush(self) -> None:
+        """Send what is not saved yet, whatever is in flight (signing out, closing)."""
+        self.timer.stop()
+        if not self.unsaved:
+            return
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        if not text.strip():
+            return  # core refuses an empty note; the last saved text stays
+        # Submitted after a sign-out's cancel_all, so it runs before the session ends.
+        self._operations.submit(
+            lambda: Notes(records()).edit(note_id, text), label="save note before closing"
+        )
+        self._saved = text
+
+    def _stored(self, note: Note) -> None:
+        self._saving = None
+        self.note = note
+        self._saved = note.body
+        self.error.hide()
+        self.status.setText("Saved" if not self.unsaved else "Not saved yet…")
+
+    def _failed(self, exc: Exception) -> None:
+        self._saving = None
+        self.status.setText("Not saved")
+        self.error.setText(
+            validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
+        )
+        self.error.show()
+
+    def sign(self) -> None:
+        """Save the text as it stands and sign it; the editor closes when signed."""
+        self.timer.stop()
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+
+        def save_and_sign() -> Note:
+            notes = Notes(records())
+            notes.edit(note_id, text)
+            return notes.sign(note_id)
+
+        self.sign_button.setEnabled(False)
+        self.body.setReadOnly(True)
+        self._operations.submit(save_and_sign, self._signed, self._sign_failed, "sign note")
+
+    def _signed(self, note: Note) -> None:
+        self.note = note
+        self._saved = note.body
+        self.accept()
+
+    def _sign_failed(self, exc: Exception) -> None:
+        self.sign_button.setEnabled(True)
+        self.body.setReadOnly(False)
+        self._failed(exc)
+
+    def done(self, result: int) -> None:
+        """Close: what is typed and not saved yet is saved first."""
+        self.flush()
+        super().done(result)
+
+
+class AddendumDialog(QDialog):
+    """Text added to a signed note."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        note_id: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._operations, self._records, self._note_id = operations, records, note_id
+        self._job: Job[Note] | None = None
+        self.setObjectName("addendumDialog")
+        self.setWindowTitle("Add addendum")
+        self.setMinimumWidth(480)
+        heading = QLabel("Add to the signed note")
+        heading.setObjectName("dialogHeading")
+        self.body = QPlainTextEdit()
+        self.body.setTabChangesFocus(True)
+        self.body.setPlaceholderText("What to add (the signed text stays as it is)")
+        self.error = error_label()
+        self.buttons, self.save_button = action_buttons(self, self.save, "Add addendum")
+        dialog_layout(self, heading, self.body, self.error, self.buttons)
+
+    def draft(self) -> dict[str, str] | None:
+        """Unsaved input (DraftForm), or None."""
+        text = self.body.toPlainText()
+        return {"body": text, "note_id": self._note_id} if text else None
+
+    def restore(self, draft: dict[str, str]) -> None:
+        """Fill the form with a kept draft."""
+        self.body.setPlainText(draft.get("body", ""))
+
+    def save(self) -> None:
+        """Record the addendum; close when stored."""
+        if self._job is not None:
+            return
+        self.error.hide()
+        text, note_id, records = self.body.toPlainText(), self._note_id, self._records
+        self.save_button.setEnabled(False)
+        self._job = self._operations.submit(
+            lambda: Notes(records()).add_addendum(note_id, text),
+            self._stored,
+            self._failed,
+            label="add addendum",
+        )
+
+    def done(self, result: int) -> None:
+        """Close; a save in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+    def _stored(self, _note: Note) -> None:
+        self._job = None
+        self.accept()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.save_button.setEnabled(True)
+        self.error.setText(
+            validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
+        )
+        self.error.show()
+
+
+def contents_html(contents: VisitContents) -> str:
+    """What was done in a visit, as the visit view shows it."""
+    e = html.escape
+    v = contents.visit
+    parts = [f"<h3>Visit {e(v.started_at.replace('T', ' '))}</h3>"]
+    closed = f"Closed {e((v.closed_at or '')[:16].replace('T', ' '))} by {e(v.closed_by or '')}"
+    parts.append(
+        f"<p><b>Reason:</b> {e(v.reason or 'not recorded')}<br>"
+        f"<b>Clinician:</b> {e(v.clinician or 'not recorded')}<br>"
+        f"<b>Status:</b> {'Open' if v.is_open else closed if v.closed_at else 'Closed'}"
+        + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
+        + "</p>"
+    )
+    parts.append("<h4>Notes</h4>")
+    if not contents.notes:
+        parts.append("<p><i>No notes yet.</i></p>")
+    for n in contents.notes:
+        state = f"signed {e(n.signed_at[:16].replace('T', ' '))}" if n.signed_at else "draft"
+        parts.append(f"<p><b>Note by {e(n.author)}</b> ({state})</p>")
+        parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
+        for a in n.addenda:
+            when = e(a.recorded_at[:16].replace("T", " "))
+            parts.append(
+                f"<p><b>Addendum</b> {when} by {e(a.recorded_by)}</p>"
+                f"<pre style='white-space: pre-wrap'>{e(a.body)}</pre>"
+            )
+    sections: tuple[tuple[str, tuple[dict[str, Any], ...], Callable[[dict[str, Any]], str]], ...]
+    sections = (
+        ("Vitals and observations", contents.observations, _observation),
+        ("Problems", contents.problems, _problem),
+        ("Medication changes", contents.medications, _medication),
+    )
+    for title, items, describe in sections:
+        if items:
+            parts.append(f"<h4>{title}</h4><ul>")
+            parts += [f"<li>{e(describe(i))}</li>" for i in items]
+            parts.append("</ul>")
+    return "".join(parts)
+
+
+def _observation(o: dict[str, Any]) -> str:
+    return f"{o['code']}: {o['value']} {o.get('unit') or ''}".rstrip()
+
+
+def _problem(p: dict[str, Any]) -> str:
+    code = f"{p['code']} " if p.get("code") else ""
+    return f"{code}{p.get('description', '')}"
+
+
+def _medication(m: dict[str, Any]) -> str:
+    rest = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
+    return f"{m.get('name', '')} {rest}".rstrip()
+
+
+class VisitsSection:
+    """The Visits tab (a :class:`app.chart.section.ChartSection`)."""
+
+    READ_LIST = "visits"
+    READ_VISIT = "visit"
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self._operations, self._records = operations, records
+        self._patient_id: str | None = None
+        self._visits: list[Visit] = []
+        self._contents: VisitContents | None = None
+        self._job: Job[Any] | None = None
+        self.start_dialog: StartVisitDialog | None = None
+        self.editor: NoteEditor | None = None
+        self.addendum_dialog: AddendumDialog | None = None
+        operations.changed.connect(self.records_changed)
+
+        self.page = QWidget()
+        self.page.setObjectName("visitsTab")
+        self.start_button = QPushButton("Start visit…")
+        self.start_button.setObjectName("primary")
+        self.start_button.clicked.connect(self.start_visit)
+        self.timeline = QListWidget()
+        self.timeline.setObjectName("visitTimeline")
+        self.timeline.currentRowChanged.connect(self._visit_selected)
+        self.empty = QLabel("No visits yet. Start one when the patient is seen.")
+        self.empty.setObjectName("hint")
+        self.empty.setWordWrap(True)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        heading = QLabel("Visits")
+        heading.setObjectName("cardHeading")
+        head.addWidget(heading)
+        head.addStretch(1)
+        head.addWidget(self.start_button)
+        left_layout.addLayout(head)
+        left_layout.addWidget(self.empty)
+        left_layout.addWidget(self.timeline, 1)
+
+        self.view = QTextBrowser()
+        self.view.setObjectName("visitView")
+        self.notes = QListWidget()
+        self.notes.setObjectName("visitNotes")
+        self.notes.setMaximumHeight(110)
+        self.notes.currentRowChanged.connect(lambda _row: self._update_buttons())
+        self.notes.itemActivated.connect(lambda _item: self.open_note())
+        self.new_note_button = QPushButton("New note")
+        self.new_note_button.clicked.connect(self.new_note)
+        self.open_note_button = QPushButton("Edit note…")
+        self.open_note_button.clicked.connect(self.open_note)
+        self.addendum_button = QPushButton("Add addendum…")
+        self.addendum_button.clicked.connect(self.add_addendum)
+        self.close_button = QPushButton("Close visit")
+        self.close_button.clicked.connect(self.close_visit)
+        self.message = QLabel()
+        self.message.setObjectName("statusText")
+        self.message.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for button in (
+            self.new_note_button,
+            self.open_note_button,
+            self.addendum_button,
+        ):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.close_button)
+        right = QFrame()
+        right.setObjectName("card")
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(18, 14, 18, 16)
+        right_layout.addWidget(self.view, 1)
+        notes_caption = QLabel("Notes in this visit")
+        notes_caption.setObjectName("caption")
+        right_layout.addWidget(notes_caption)
+        right_layout.addWidget(self.notes)
+        right_layout.addLayout(buttons)
+        right_layout.addWidget(self.message)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self.page)
+        layout.setContentsMargins(0, 10, 0, 0)
+        layout.addWidget(splitter)
+        self.clear()
+
+    # ----- ChartSection -----------------------------------------------------------------
+
+    def widget(self) -> QWidget:
+        """The tab's page."""
+        return self.page
+
+    def show_patient(self, patient_id: str) -> None:
+        """Show this patient's visits."""
+        self._patient_id = patient_id
+        self.reload()
+
+    def clear(self) -> None:
+        """Forget the patient; typed note text not saved yet is saved first (sign-out)."""
+        if self.editor is not None:
+            self.editor.flush()
+        self._operations.cancel(self.READ_LIST, self.READ_VISIT)
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        for dialog in (self.start_dialog, self.editor, self.addendum_dialog):
+            if dialog is not None:
+                dialog.reject()
+        self._patient_id = None
+        self._visits = []
+        self._contents = None
+        self.timeline.clear()
+        self.notes.clear()
+        self.view.clear()
+        self.message.hide()
+        self.empty.hide()
+        self._update_buttons()
+
+    # ----- reading ----------------------------------------------------------------------
+
+    @property
+    def visits(self) -> list[Visit]:
+        """The visits shown, newest first."""
+        return list(self._visits)
+
+    @property
+    def contents(self) -> VisitContents | None:
+        """What the visit opened holds."""
+        return self._contents
+
+    def reload(self, select: str | None = None) -> None:
+        """Re-read the patient's visits (``select``: the visit to open then)."""
+        patient_id = self._patient_id
+        if patient_id is None:
+            return
+        current = self.current_visit()
+        chosen = select or (current.id if current else None)
+        records = self._records
+        self._operations.read(
+            self.READ_LIST,
+            lambda: Visits(records()).list_visits(patient_id),
+            lambda visits: self._visits_arrived(visits, chosen),
+            self._failed,
+        )
+
+    def records_changed(self, changes: Changes) -> None:
+        """Refresh when visits, notes or observations changed, or the patient did."""
+        if self._patient_id is None:
+            return
+        types = ("encounter", "note", "observation")
+        if changes.touches(self._patient_id) or any(changes.of_type(t) for t in types):
+            self.reload()
+
+    def _visits_arrived(self, visits: list[Visit], chosen: str | None) -> None:
+        self._visits = visits
+        self.timeline.blockSignals(True)
+        self.timeline.clear()
+        row = 0
+        for i, visit in enumerate(visits):
+            item = QListWidgetItem(visit_title(visit))
+            item.setData(Qt.ItemDataRole.UserRole, visit.id)
+            self.timeline.addItem(item)
+            if visit.id == chosen:
+                row = i
+        self.timeline.blockSignals(False)
+        self.empty.setVisible(not visits)
+        self.timeline.setVisible(bool(visits))
+        if visits:
+            self.timeline.setCurrentRow(row)
+            self._visit_selected(row)
+        else:
+            self._contents = None
+            self.view.clear()
+            self.notes.clear()
+        self._update_buttons()
+
+    def current_visit(self) -> Visit | None:
+        """The visit selected in the timeline."""
+        row = self.timeline.currentRow()
+        return self._visits[row] if 0 <= row < len(self._visits) else None
+
+    def _visit_selected(self, _row: int) -> None:
+        visit = self.current_visit()
+        if visit is None:
+            return
+        records = self._records
+        self._operations.read(
+            self.READ_VISIT,
+            lambda: Visits(records()).contents(visit.id),
+            self._contents_arrived,
+            self._failed,
+        )
+
+    def _contents_arrived(self, contents: VisitContents) -> None:
+        selected = self.selected_note()
+        keep = selected.id if selected else None
+        self._contents = contents
+        self.view.setHtml(contents_html(contents))
+        self.notes.clear()
+        for i, note in enumerate(contents.notes):
+            state = "signed" if note.signed_at else "draft"
+            first = next((line for line in note.body.splitlines() if line.strip()), "")
+            self.notes.addItem(f"{note.author} · {state} · {first[:60]}")
+            if note.id == keep:
+                self.notes.setCurrentRow(i)
+        if self.notes.currentRow() < 0 and contents.notes:
+            self.notes.setCurrentRow(len(contents.notes) - 1)
+        self._update_buttons()
+
+    def selected_note(self) -> Note | None:
+        """The note selected in the visit view."""
+        row = self.notes.currentRow()
+        notes = self._contents.notes if self._contents else ()
+        return notes[row] if 0 <= row < len(notes) else None
+
+    def _update_buttons(self) -> None:
+        visit = self._contents.visit if self._contents else None
+        note = self.selected_note()
+        busy = self._job is not None
+        self.start_button.setEnabled(self._patient_id is not None)
+        self.new_note_button.setEnabled(visit is not None and visit.is_open and not busy)
+        self.close_button.setEnabled(visit is not None and visit.is_open and not busy)
+        self.open_note_button.setEnabled(note is not None and note.signed_at is None)
+        self.addendum_button.setEnabled(note is not None and note.signed_at is not None)
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.message.setText(describe_error(exc))
+        self.message.show()
+        self._update_buttons()
+
+    # ----- actions ----------------------------------------------------------------------
+
+    def start_visit(self) -> None:
+        """Open the Start visit dialog (a walk-in)."""
+        if self._patient_id is None:
+            return
+        dialog = StartVisitDialog(self._operations, self._records, self._patient_id, self.page)
+        dialog.started.connect(lambda visit: self.reload(select=visit.id))
+        dialog.finished.connect(lambda _r: setattr(self, "start_dialog", None))
+        self.start_dialog = dialog
+        dialog.open()
+
+    def new_note(self) -> None:
+        """Start a note from the SOAP template in the visit opened, and edit it."""
+        visit = self._contents.visit if self._contents else None
+        if visit is None or self._job is not None:
+            return
+        records = self._records
+        self._job = self._operations.submit(
+            lambda: Visits(records()).add_note(visit.id), self._note_created, self._failed
+        )
+        self._update_buttons()
+
+    def _note_created(self, note: Note) -> None:
+        self._job = None
+        self._update_buttons()
+        self._edit(note)
+
+    def open_note(self) -> None:
+        """Edit the selected unsigned note."""
+        note = self.selected_note()
+        if note is not None and note.signed_at is None:
+            self._edit(note)
+
+    def _edit(self, note: Note) -> None:
+        editor = NoteEditor(self._operations, self._records, note, self.page)
+        editor.finished.connect(lambda _r: setattr(self, "editor", None))
+        self.editor = editor
+        editor.open()
+
+    def add_addendum(self) -> None:
+        """Add an addendum to the selected signed note."""
+        note = self.selected_note()
+        if note is None or note.signed_at is None:
+            return
+        dialog = AddendumDialog(self._operations, self._records, note.id, self.page)
+        dialog.finished.connect(lambda _r: setattr(self, "addendum_dialog", None))
+        self.addendum_dialog = dialog
+        dialog.open()
+
+    def close_visit(self) -> None:
+        """Close the visit opened."""
+        visit = self._contents.visit if self._contents else None
+        if visit is None or self._job is not None:
+            return
+        records = self._records
+        self._job = self._operations.submit(
+            lambda: Visits(records()).close(visit.id), self._closed, self._failed
+        )
+        self._update_buttons()
+
+    def _closed(self, _visit: Visit) -> None:
+        self._job = None
+        self._update_buttons()
