@@ -118,8 +118,12 @@ def test_contents_hold_notes_observations_and_list_items_of_this_visit_only() ->
 
 def _add_list_item(r: ClinicRecords, pid: str, field: str, value: dict[str, Any]) -> None:
     """A list item as the problem/medication forms of issue #10 will store it."""
+
+    def add(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.add(doc, field, value, hlc, r.actor)
+
     with r.db.write(r.actor, f"{field}.add", "patient", pid) as tx:
-        change(tx, r.actor, pid, "patient", lambda d, h: crdt.add(d, field, value, h, r.actor))
+        change(tx, r.actor, pid, "patient", add)
 
 
 def test_saving_the_same_text_again_writes_nothing() -> None:
