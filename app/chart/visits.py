@@ -234,7 +234,9 @@ class NoteEditor(QDialog):
         self._saving = None
         self.status.setText("Not saved")
         self.error.setText(
-            validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
+            validation_text(exc, "note")
+            if isinstance(exc, ValidationError)
+            else describe_error(exc)
         )
         self.error.show()
 
@@ -330,9 +332,15 @@ class AddendumDialog(QDialog):
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self.save_button.setEnabled(True)
-        self.error.setText(
-            validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
-        )
+        if isinstance(exc, ValidationError) and exc.field == "body":
+            # The addendum's own text (the note's "body" is labelled as the note text).
+            self.error.setText(
+                validation_text(ValidationError("addendum", str(exc).removeprefix("body: ")))
+            )
+        else:
+            self.error.setText(
+                validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
+            )
         self.error.show()
 
 
