@@ -93,12 +93,12 @@ def test_a_walk_in_visit_from_start_to_close(
     # Sign: the editor closes, the visit shows the signed note.
     QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
-    qtbot.waitUntil(
-        lambda: (
-            section.selected_note() is not None and section.selected_note().signed_at is not None
-        ),  # type: ignore[union-attr]
-        timeout=5_000,
-    )
+
+    def signed() -> bool:
+        note = section.selected_note()
+        return note is not None and note.signed_at is not None
+
+    qtbot.waitUntil(signed, timeout=5_000)
     assert not section.open_note_button.isEnabled() and section.addendum_button.isEnabled()
     assert "Dry cough for three days." in section.view.toPlainText()
 
