@@ -10,6 +10,7 @@ the tab (which signing out does) sends what is not saved yet before the session 
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Callable
 from typing import Any
@@ -47,10 +48,39 @@ AUTOSAVE_MS = 800  # a pause in typing this long saves the note
 
 
 def visit_title(visit: Visit) -> str:
-    """``2026-12-04 09:30 · Cough · open``: one line of the timeline."""
+    """``2026-12-04 09:30 · Open`` over ``Cough``: one entry of the timeline."""
     when = visit.started_at.replace("T", " ")
-    parts = [when, visit.reason or "No reason recorded", visit.status.capitalize()]
-    return " · ".join(parts)
+    return f"{when} · {visit.status.capitalize()}\n{visit.reason or 'No reason recorded'}"
+
+
+def local_time(stamp: str | None) -> str:
+    """A UTC time core stamped (signed, closed, added) as this computer's local time, to
+    the minute; a time without a zone (a visit's start, typed local) as it is."""
+    if not stamp:
+        return ""
+    try:
+        parsed = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone()
+    return parsed.strftime("%Y-%m-%d %H:%M")
+
+
+_SOAP_HEADINGS = {"subjective:", "objective:", "assessment:", "plan:"}
+
+
+def note_summary(note: Note) -> str:
+    """``Signed 2026-12-04 10:02 by mgarcia · Dry cough…``: a note in the visit's list,
+    named by its first line of content (not a SOAP heading)."""
+    lines = (line.strip() for line in note.body.splitlines())
+    first = next((x for x in lines if x and x.lower() not in _SOAP_HEADINGS), "")
+    if note.signed_at:
+        state = f"Signed {local_time(note.signed_at)} by {note.author}"
+    else:
+        state = f"Draft by {note.author}"
+    extra = f" · {len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}"
+    return f"{state}{extra if note.addenda else ''} · {first[:70]}"
 
 
 class StartVisitDialog(QDialog):
@@ -349,7 +379,7 @@ def contents_html(contents: VisitContents) -> str:
     e = html.escape
     v = contents.visit
     parts = [f"<h3>Visit {e(v.started_at.replace('T', ' '))}</h3>"]
-    closed = f"Closed {e((v.closed_at or '')[:16].replace('T', ' '))} by {e(v.closed_by or '')}"
+    closed = f"Closed {e(local_time(v.closed_at))} by {e(v.closed_by or '')}"
     parts.append(
         f"<p><b>Reason:</b> {e(v.reason or 'not recorded')}<br>"
         f"<b>Clinician:</b> {e(v.clinician or 'not recorded')}<br>"
@@ -357,19 +387,6 @@ def contents_html(contents: VisitContents) -> str:
         + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
         + "</p>"
     )
-    parts.append("<h4>Notes</h4>")
-    if not contents.notes:
-        parts.append("<p><i>No notes yet.</i></p>")
-    for n in contents.notes:
-        state = f"signed {e(n.signed_at[:16].replace('T', ' '))}" if n.signed_at else "draft"
-        parts.append(f"<p><b>Note by {e(n.author)}</b> ({state})</p>")
-        parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
-        for a in n.addenda:
-            when = e(a.recorded_at[:16].replace("T", " "))
-            parts.append(
-                f"<p><b>Addendum</b> {when} by {e(a.recorded_by)}</p>"
-                f"<pre style='white-space: pre-wrap'>{e(a.body)}</pre>"
-            )
     sections: tuple[tuple[str, tuple[dict[str, Any], ...], Callable[[dict[str, Any]], str]], ...]
     sections = (
         ("Vitals and observations", contents.observations, _observation),
@@ -381,6 +398,19 @@ def contents_html(contents: VisitContents) -> str:
             parts.append(f"<h4>{title}</h4><ul>")
             parts += [f"<li>{e(describe(i))}</li>" for i in items]
             parts.append("</ul>")
+    parts.append("<h4>Notes</h4>")
+    if not contents.notes:
+        parts.append("<p><i>No notes yet.</i></p>")
+    for n in contents.notes:
+        state = f"signed {e(local_time(n.signed_at))}" if n.signed_at else "draft"
+        parts.append(f"<p><b>Note by {e(n.author)}</b> ({state})</p>")
+        parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
+        for a in n.addenda:
+            when = e(local_time(a.recorded_at))
+            parts.append(
+                f"<p><b>Addendum</b> {when} by {e(a.recorded_by)}</p>"
+                f"<pre style='white-space: pre-wrap'>{e(a.body)}</pre>"
+            )
     return "".join(parts)
 
 
@@ -422,6 +452,9 @@ class VisitsSection:
         self.start_button.clicked.connect(self.start_visit)
         self.timeline = QListWidget()
         self.timeline.setObjectName("visitTimeline")
+        self.timeline.setWordWrap(True)
+        self.timeline.setSpacing(3)
+        self.timeline.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.timeline.currentRowChanged.connect(self._visit_selected)
         self.empty = QLabel("No visits yet. Start one when the patient is seen.")
         self.empty.setObjectName("hint")
@@ -443,7 +476,7 @@ class VisitsSection:
         self.view.setObjectName("visitView")
         self.notes = QListWidget()
         self.notes.setObjectName("visitNotes")
-        self.notes.setMaximumHeight(110)
+        self.notes.setMaximumHeight(76)
         self.notes.currentRowChanged.connect(lambda _row: self._update_buttons())
         self.notes.itemActivated.connect(lambda _item: self.open_note())
         self.new_note_button = QPushButton("New note")
@@ -480,8 +513,9 @@ class VisitsSection:
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([330, 900])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self.page)
         layout.setContentsMargins(0, 10, 0, 0)
@@ -602,9 +636,7 @@ class VisitsSection:
         self.view.setHtml(contents_html(contents))
         self.notes.clear()
         for i, note in enumerate(contents.notes):
-            state = "signed" if note.signed_at else "draft"
-            first = next((line for line in note.body.splitlines() if line.strip()), "")
-            self.notes.addItem(f"{note.author} · {state} · {first[:60]}")
+            self.notes.addItem(note_summary(note))
             if note.id == keep:
                 self.notes.setCurrentRow(i)
         if self.notes.currentRow() < 0 and contents.notes:

@@ -192,6 +192,8 @@ ENCOUNTER = RecordType(
         Column("status", compute=_encounter_status),
         "closed_at",
         "closed_by",
+        # Orders visits started in the same minute (started_at is kept to the minute).
+        Column("created_at", ""),
     ),
     chart_entry=True,
 )

@@ -39,6 +39,7 @@ class Visit:
     status: str  # open or closed
     closed_at: str | None
     closed_by: str | None
+    created_at: str
 
     @property
     def is_open(self) -> bool:
@@ -163,7 +164,7 @@ class Visits:
             where.append("status = 'open'")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self.records.db.query(
-            f"{_SELECT}{clause} ORDER BY started_at DESC, id DESC", tuple(params)
+            f"{_SELECT}{clause} ORDER BY started_at DESC, created_at DESC, id DESC", tuple(params)
         )
         return [_visit(r) for r in rows]
 

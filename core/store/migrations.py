@@ -283,13 +283,16 @@ BEGIN
 END;
 """
 
-# Visits: the appointment a visit was started from, and its closing (status derived from
-# closed_at; rows of earlier versions are open visits). Version 3 is the schedule's.
+# Visits: the appointment a visit was started from, its closing (status derived from
+# closed_at; rows of earlier versions are open visits), and when it was recorded (orders
+# visits started in the same minute; '' for earlier rows until their next write).
+# Version 3 is the schedule's.
 _V4 = """
 ALTER TABLE encounters ADD COLUMN appointment_id TEXT;
 ALTER TABLE encounters ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
 ALTER TABLE encounters ADD COLUMN closed_at TEXT;
 ALTER TABLE encounters ADD COLUMN closed_by TEXT;
+ALTER TABLE encounters ADD COLUMN created_at TEXT NOT NULL DEFAULT '';
 CREATE INDEX encounters_by_status ON encounters (status, started_at);
 """
 

@@ -71,8 +71,8 @@ def test_a_walk_in_visit_from_start_to_close(
     start_walk_in(qtbot, section, "Cough")
     qtbot.waitUntil(lambda: len(section.visits) == 2, timeout=5_000)
     # Newest first, and the new visit is the one opened.
-    assert section.timeline.item(0).text().endswith("Cough · Open")
-    assert "Flu jab" in section.timeline.item(1).text()
+    assert section.timeline.item(0).text().endswith(" · Open\nCough")
+    assert section.timeline.item(1).text() == "2025-10-01 10:00 · Open\nFlu jab"
     qtbot.waitUntil(lambda: section.contents is not None, timeout=5_000)
     contents = section.contents
     assert contents is not None and contents.visit.reason == "Cough"
@@ -118,7 +118,9 @@ def test_a_walk_in_visit_from_start_to_close(
 
     # Close the visit: no more new notes in it.
     QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: section.timeline.item(0).text().endswith("Closed"), timeout=5_000)
+    qtbot.waitUntil(
+        lambda: section.timeline.item(0).text().endswith(" · Closed\nCough"), timeout=5_000
+    )
     qtbot.waitUntil(lambda: not section.new_note_button.isEnabled(), timeout=5_000)
     assert not section.close_button.isEnabled()
     assert Visits(records).get(visit.id).closed_by == "admin"

@@ -4,6 +4,7 @@ migration on data of the previous schema; concurrent edits between replicas."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,16 @@ def test_visit_from_an_appointment_records_it_and_takes_its_reason() -> None:
         Visits(r).start(other, appointment_id=appt)
     with pytest.raises(NotFoundError):
         Visits(r).start(pid, appointment_id="nope")
+
+
+def test_visits_started_in_the_same_minute_list_newest_first() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    ids = []
+    for i in range(5):
+        ids.append(Visits(r).start(pid, f"walk-in {i}").id)
+        time.sleep(0.002)  # recorded times are kept to the millisecond
+    assert [v.id for v in Visits(r).list_visits(pid)] == ids[::-1]
 
 
 def test_timeline_is_newest_first_and_open_filter_and_close() -> None:
