@@ -181,7 +181,8 @@ class NoteEditor(QDialog):
         super().__init__(parent)
         self._operations, self._records = operations, records
         self.note = note
-        self._saved = note.body  # the text core holds
+        self._saved = note.body  # the text core holds (what the next save starts from)
+        self._sent = note.body  # the text of the save in flight
         self._saving: Job[Note] | None = None
         self.setObjectName("noteEditor")
         self.setWindowTitle("Note")
@@ -234,9 +235,14 @@ class NoteEditor(QDialog):
             self.timer.start()
             return
         text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        base = self._saved
+        self._sent = text
         self.status.setText("Saving…")
         self._saving = self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text), self._stored, self._failed, "save note"
+            lambda: Notes(records()).edit(note_id, text, base),
+            self._stored,
+            self._failed,
+            "save note",
         )
 
     def flush(self) -> None:
@@ -247,18 +253,31 @@ class NoteEditor(QDialog):
         text, note_id, records = self.body.toPlainText(), self.note.id, self._records
         if not text.strip():
             return  # core refuses an empty note; the last saved text stays
+        base = self._saved
         # Submitted after a sign-out's cancel_all, so it runs before the session ends.
         self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text), label="save note before closing"
+            lambda: Notes(records()).edit(note_id, text, base), label="save note before closing"
         )
         self._saved = text
 
     def _stored(self, note: Note) -> None:
         self._saving = None
         self.note = note
+        if note.body != self._sent and self.body.toPlainText() == self._sent:
+            # Another workstation's edits were merged in: show them, cursor kept.
+            self._show_merged(note.body)
         self._saved = note.body
         self.error.hide()
         self.status.setText("Saved" if not self.unsaved else "Not saved yet…")
+
+    def _show_merged(self, text: str) -> None:
+        position = self.body.textCursor().position()
+        self.body.blockSignals(True)
+        self.body.setPlainText(text)
+        self.body.blockSignals(False)
+        cursor = self.body.textCursor()
+        cursor.setPosition(min(position, len(text)))
+        self.body.setTextCursor(cursor)
 
     def _failed(self, exc: Exception) -> None:
         self._saving = None
@@ -274,10 +293,11 @@ class NoteEditor(QDialog):
         """Save the text as it stands and sign it; the editor closes when signed."""
         self.timer.stop()
         text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        base = self._saved
 
         def save_and_sign() -> Note:
             notes = Notes(records())
-            notes.edit(note_id, text)
+            notes.edit(note_id, text, base)
             return notes.sign(note_id)
 
         self.sign_button.setEnabled(False)

@@ -137,10 +137,10 @@ def test_typing_is_saved_when_the_person_signs_out_mid_sentence(
     editor.timer.setInterval(60_000)  # the pause that would save never comes
     QTest.keyClicks(editor.body, "Throbbing, left side")
     note_id = editor.note.id
+    records = clinic.records  # the clinic stays open after the sign-out: read it here
     signed_in.sign_out()
     QApplication.processEvents()
     assert section.editor is None and section.timeline.count() == 0
-    records = clinic.records
     qtbot.waitUntil(
         lambda: "Throbbing, left side" in Notes(records).get(note_id).body, timeout=5_000
     )

@@ -188,3 +188,27 @@ def test_v4_migration_keeps_visits_of_the_previous_schema_as_open(tmp_path: Path
     assert (visit.status, visit.appointment_id, visit.closed_at) == ("open", None, None)
     assert db.integrity_problems() == []
     db.close()
+
+
+def test_an_editor_started_before_a_synced_edit_keeps_both_edits() -> None:
+    """The editor on A sends its whole text with the text it started from; B's edit,
+    synced in meanwhile, stays."""
+    a, b = new_replica("ann"), new_replica("bob")
+    pid = _patient(a)
+    visit = Visits(a).start(pid, "Cough")
+    base = "Subjective:\nCough.\n\nPlan:\nReview.\n"
+    note = Visits(a).add_note(visit.id, base)
+    sync_pair(b, a)
+    Notes(b).edit(note.id, "Subjective:\nCough.\n\nPlan:\nReview in 2 weeks.\n")
+    sync_pair(b, a)
+    typed = "Subjective:\nCough for 3 days, dry.\n\nPlan:\nReview.\n"  # A's screen
+    saved = Notes(a).edit(note.id, typed, base)
+    assert saved.body == "Subjective:\nCough for 3 days, dry.\n\nPlan:\nReview in 2 weeks.\n"
+    sync_pair(b, a)
+    assert Notes(b).get(note.id).body == saved.body
+
+
+def test_merge_edits_keeps_ours_where_both_changed_the_same_words() -> None:
+    assert crdt.merge_edits("BP normal.", "BP 150/95.", "BP high.") == "BP 150/95."
+    assert crdt.merge_edits("a b", "a x b", "a b y") == "a x b y"
+    assert crdt.merge_edits("a b", "a b", "a c") == "a c"
