@@ -697,6 +697,22 @@ class VisitsSection:
         self.start_dialog = dialog
         dialog.open()
 
+    def start_from_appointment(self, appointment_id: str, patient_id: str) -> None:
+        """Start a visit from an arrived appointment (the schedule's
+        ``start_visit_requested``), then show it if this patient's chart is open."""
+        records = self._records
+
+        def started(visit: Visit) -> None:
+            if self._patient_id == visit.patient_id:
+                self.reload(select=visit.id)
+
+        self._operations.submit(
+            lambda: Visits(records()).start(patient_id, appointment_id=appointment_id),
+            started,
+            self._failed,
+            label="start visit from appointment",
+        )
+
     def new_note(self) -> None:
         """Start a note from the SOAP template in the visit opened, and edit it."""
         visit = self._contents.visit if self._contents else None

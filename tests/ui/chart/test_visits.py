@@ -165,3 +165,25 @@ def test_an_empty_note_is_refused_and_the_last_text_kept(
     assert editor.error.text() == "Note text is required."
     assert editor.status.text() == "Not saved"
     assert Notes(clinic.records).get(editor.note.id).body == SOAP_TEMPLATE
+
+
+def test_a_visit_started_from_an_appointment_opens_on_the_chart(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    section = visits_tab(qtbot, chart)
+    appointment = ClinicalEntries(clinic.records).add(
+        "appointment",
+        patient.id,
+        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:20",
+         "reason": "Diabetes review", "status": "arrived"},
+    )  # fmt: skip
+    section.start_from_appointment(appointment, patient.id)
+    qtbot.waitUntil(lambda: len(section.visits) == 1 and section.contents is not None)
+    contents = section.contents
+    assert contents is not None
+    assert contents.visit.appointment_id == appointment
+    assert contents.visit.reason == "Diabetes review"
+    assert "From appointment" in section.view.toPlainText()
