@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.page import ChartPage
+from app.chart.visits import reopen_visit_drafts_with
 from app.conflicts.dialog import ConflictsDialog
 from app.messages import describe_error
 from app.operations import Operations
@@ -390,6 +391,7 @@ class Workspace(QWidget):
         """Tell ``drafts`` how to open this workspace's forms again."""
         drafts.reopen_with("patientDialog", self._reopen_patient_form)
         drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
+        reopen_visit_drafts_with(drafts, self._in_chart, self.chart.sections)
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

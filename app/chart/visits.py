@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.session.drafts import Draft, DraftKeeper
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job
 from core.records.changeset import Changes
@@ -327,11 +329,12 @@ class AddendumDialog(QDialog):
         self,
         operations: Operations,
         records: RecordsProvider,
-        note_id: str,
+        note: Note,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self._operations, self._records, self._note_id = operations, records, note_id
+        self._operations, self._records = operations, records
+        self._note_id, self._patient_id = note.id, note.patient_id
         self._job: Job[Note] | None = None
         self.setObjectName("addendumDialog")
         self.setWindowTitle("Add addendum")
@@ -348,11 +351,16 @@ class AddendumDialog(QDialog):
     def draft(self) -> dict[str, str] | None:
         """Unsaved input (DraftForm), or None."""
         text = self.body.toPlainText()
-        return {"body": text, "note_id": self._note_id} if text else None
+        return (
+            {"body": text, "note_id": self._note_id, "patient_id": self._patient_id}
+            if text
+            else None
+        )
 
     def restore(self, draft: dict[str, str]) -> None:
         """Fill the form with a kept draft."""
         self.body.setPlainText(draft.get("body", ""))
+        self.body.moveCursor(QTextCursor.MoveOperation.End)  # typing goes on where it stopped
 
     def save(self) -> None:
         """Record the addendum; close when stored."""
@@ -746,10 +754,30 @@ class VisitsSection:
         note = self.selected_note()
         if note is None or note.signed_at is None:
             return
-        dialog = AddendumDialog(self._operations, self._records, note.id, self.page)
+        self._open_addendum(note)
+
+    def _open_addendum(self, note: Note) -> None:
+        dialog = AddendumDialog(self._operations, self._records, note, self.page)
         dialog.finished.connect(lambda _r: setattr(self, "addendum_dialog", None))
         self.addendum_dialog = dialog
         dialog.open()
+
+    def reopen(self, kind: str, values: dict[str, Any]) -> None:
+        """Open a form of this tab again with a draft kept across a sign-out (the chart of
+        the draft's patient is shown)."""
+        if kind == "startVisitDialog":
+            self.start_visit()
+            if self.start_dialog is not None:
+                self.start_dialog.restore(values)
+            return
+        records, note_id = self._records, str(values["note_id"])
+
+        def reopened(note: Note) -> None:
+            self._open_addendum(note)
+            if self.addendum_dialog is not None:
+                self.addendum_dialog.restore(values)
+
+        self._operations.read("addendum draft", lambda: Notes(records()).get(note_id), reopened)
 
     def close_visit(self) -> None:
         """Close the visit opened."""
@@ -765,3 +793,22 @@ class VisitsSection:
     def _closed(self, _visit: Visit) -> None:
         self._job = None
         self._update_buttons()
+
+
+ChartOpener = Callable[[str, Callable[[], None]], None]
+
+
+def reopen_visit_drafts_with(
+    drafts: DraftKeeper, in_chart: ChartOpener, sections: Sequence[object]
+) -> None:
+    """Tell ``drafts`` how to reopen the Visits tab's forms (Start visit, Add addendum)
+    after their author signs in again: open the patient's chart, then the form. (The note
+    editor needs no draft: what it holds is saved before the sign-out ends.)"""
+    section = next(s for s in sections if isinstance(s, VisitsSection))
+
+    def reopen(draft: Draft) -> None:
+        values = draft.values
+        in_chart(str(values["patient_id"]), lambda: section.reopen(draft.kind, values))
+
+    for kind in ("startVisitDialog", "addendumDialog"):
+        drafts.reopen_with(kind, reopen)

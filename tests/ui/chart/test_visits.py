@@ -187,3 +187,35 @@ def test_a_visit_started_from_an_appointment_opens_on_the_chart(
     assert contents.visit.appointment_id == appointment
     assert contents.visit.reason == "Diabetes review"
     assert "From appointment" in section.view.toPlainText()
+
+
+def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    records = clinic.records
+    visit = Visits(records).start(patient_id, "Rash")
+    note = Visits(records).add_note(visit.id, "Itchy rash on both forearms.")
+    Notes(records).sign(note.id)
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: section.addendum_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.addendum_button, Qt.MouseButton.LeftButton)
+    dialog = section.addendum_dialog
+    assert dialog is not None
+    QTest.keyClicks(dialog.body, "Patch test booked")
+    signed_in.sign_out()
+    assert section.addendum_dialog is None
+    assert Notes(records).get(note.id).addenda == ()  # half an addendum is never stored
+
+    sign_in(qtbot, signed_in)
+    qtbot.waitUntil(lambda: section.addendum_dialog is not None, timeout=5_000)
+    restored = section.addendum_dialog
+    assert restored is not None and restored.isVisible()
+    assert restored.body.toPlainText() == "Patch test booked"
+    QTest.keyClicks(restored.body, " for Monday.")
+    QTest.mouseClick(restored.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(Notes(records).get(note.id).addenda), timeout=5_000)
+    assert [a.body for a in Notes(records).get(note.id).addenda] == [
+        "Patch test booked for Monday."
+    ]
