@@ -16,7 +16,7 @@ from core.sync.session import SyncError
 
 CONTRACT = {
     "init", "patient", "allergy", "conflicts", "enroll", "pair", "serve", "peers", "sync",
-    "password", "keys", "audit", "db",
+    "password", "keys", "audit", "db", "visit", "note",
 }  # fmt: skip
 
 
@@ -30,6 +30,8 @@ def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
             ["init", "--clinic", "C", "--user", "u"],
             ["patient", "search", "smith"],
             ["allergy", "add", "p", "peanut"],
+            ["visit", "start", "p", "--reason", "cough"],
+            ["note", "add", "p", "--visit", "v", "--soap"],
             ["conflicts", "list"],
             ["enroll", "--server", "https://s", "--code", "c"],
             ["pair", "code"],
