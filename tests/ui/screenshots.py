@@ -489,7 +489,10 @@ def visits(out: Path, tmp: Path) -> None:
     chart.tabs.setCurrentWidget(section.widget())
     wait_for(lambda: len(section.visits) == 3 and section.contents is not None)
     wait_for(lambda: bool(section.contents and section.contents.notes))
-    save(window, out, "30-visits-signed-note-addendum")
+    save(window, out, "30-visits-signed-note")
+    bar = section.view.verticalScrollBar()
+    bar.setValue(bar.maximum())  # down to the addendum
+    save(window, out, "30b-visits-signed-note-addendum")
     section.start_visit()
     dialog = section.start_dialog
     assert dialog is not None
