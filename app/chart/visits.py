@@ -41,6 +41,7 @@ from app.session.drafts import Draft, DraftKeeper
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job
 from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import Note, Notes
 from core.records.types import ENCOUNTER
@@ -72,15 +73,16 @@ def local_time(stamp: str | None) -> str:
 _SOAP_HEADINGS = {"subjective:", "objective:", "assessment:", "plan:"}
 
 
-def note_summary(note: Note) -> str:
+def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
     """``Signed 2026-12-04 10:02 by mgarcia · Dry cough…``: a note in the visit's list,
     named by its first line of content (not a SOAP heading)."""
     lines = (line.strip() for line in note.body.splitlines())
     first = next((x for x in lines if x and x.lower() not in _SOAP_HEADINGS), "")
+    author = (names or {}).get(note.author, note.author)
     if note.signed_at:
-        state = f"Signed {local_time(note.signed_at)} by {note.author}"
+        state = f"Signed {local_time(note.signed_at)} by {author}"
     else:
-        state = f"Draft by {note.author}"
+        state = f"Draft by {author}"
     extra = f" · {len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}"
     return f"{state}{extra if note.addenda else ''} · {first[:70]}"
 
@@ -402,15 +404,34 @@ class AddendumDialog(QDialog):
         self.error.show()
 
 
-def contents_html(contents: VisitContents) -> str:
-    """What was done in a visit, as the visit view shows it."""
+def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, str]:
+    """Full names of the clinician and the notes' authors, by user name (on the worker); a
+    user name with no account or no full name stands for itself."""
+    people = {contents.visit.clinician or "", contents.visit.closed_by or ""}
+    people |= {n.author for n in contents.notes}
+    people |= {a.recorded_by for n in contents.notes for a in n.addenda}
+    names = {}
+    for name in people - {""}:
+        user = records.user(name)
+        names[name] = (user.full_name if user else "") or name
+    return names
+
+
+def contents_html(contents: VisitContents, names: dict[str, str] | None = None) -> str:
+    """What was done in a visit, as the visit view shows it (``names``: full names by user
+    name)."""
     e = html.escape
     v = contents.visit
+    known = names or {}
+
+    def who(user: str | None) -> str:
+        return e(known.get(user or "", user or ""))
+
     parts = [f"<h3>Visit {e(v.started_at.replace('T', ' '))}</h3>"]
-    closed = f"Closed {e(local_time(v.closed_at))} by {e(v.closed_by or '')}"
+    closed = f"Closed {e(local_time(v.closed_at))} by {who(v.closed_by)}"
     parts.append(
         f"<p><b>Reason:</b> {e(v.reason or 'not recorded')}<br>"
-        f"<b>Clinician:</b> {e(v.clinician or 'not recorded')}<br>"
+        f"<b>Clinician:</b> {who(v.clinician) or 'not recorded'}<br>"
         f"<b>Status:</b> {'Open' if v.is_open else closed if v.closed_at else 'Closed'}"
         + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
         + "</p>"
@@ -431,12 +452,12 @@ def contents_html(contents: VisitContents) -> str:
         parts.append("<p><i>No notes yet.</i></p>")
     for n in contents.notes:
         state = f"signed {e(local_time(n.signed_at))}" if n.signed_at else "draft"
-        parts.append(f"<p><b>Note by {e(n.author)}</b> ({state})</p>")
+        parts.append(f"<p><b>Note by {who(n.author)}</b> ({state})</p>")
         parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
         for a in n.addenda:
             when = e(local_time(a.recorded_at))
             parts.append(
-                f"<p><b>Addendum</b> {when} by {e(a.recorded_by)}</p>"
+                f"<p><b>Addendum</b> {when} by {who(a.recorded_by)}</p>"
                 f"<pre style='white-space: pre-wrap'>{e(a.body)}</pre>"
             )
     return "".join(parts)
@@ -454,6 +475,11 @@ def _problem(p: dict[str, Any]) -> str:
 def _medication(m: dict[str, Any]) -> str:
     rest = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
     return f"{m.get('name', '')} {rest}".rstrip()
+
+
+def _read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, dict[str, str]]:
+    contents = Visits(records).contents(visit_id)
+    return contents, staff_names(records, contents)
 
 
 class VisitsSection:
@@ -652,19 +678,20 @@ class VisitsSection:
         records = self._records
         self._operations.read(
             self.READ_VISIT,
-            lambda: Visits(records()).contents(visit.id),
+            lambda: _read_visit(records(), visit.id),
             self._contents_arrived,
             self._failed,
         )
 
-    def _contents_arrived(self, contents: VisitContents) -> None:
+    def _contents_arrived(self, read: tuple[VisitContents, dict[str, str]]) -> None:
+        contents, names = read
         selected = self.selected_note()
         keep = selected.id if selected else None
         self._contents = contents
-        self.view.setHtml(contents_html(contents))
+        self.view.setHtml(contents_html(contents, names))
         self.notes.clear()
         for i, note in enumerate(contents.notes):
-            self.notes.addItem(note_summary(note))
+            self.notes.addItem(note_summary(note, names))
             if note.id == keep:
                 self.notes.setCurrentRow(i)
         if self.notes.currentRow() < 0 and contents.notes:

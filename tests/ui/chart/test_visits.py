@@ -73,9 +73,14 @@ def test_a_walk_in_visit_from_start_to_close(
     # Newest first, and the new visit is the one opened.
     assert section.timeline.item(0).text().endswith(" · Open\nCough")
     assert section.timeline.item(1).text() == "2025-10-01 10:00 · Open\nFlu jab"
-    qtbot.waitUntil(lambda: section.contents is not None, timeout=5_000)
+    # The view follows: the visit just started is the one opened.
+    qtbot.waitUntil(
+        lambda: section.contents is not None and section.contents.visit.reason == "Cough",
+        timeout=5_000,
+    )
     contents = section.contents
-    assert contents is not None and contents.visit.reason == "Cough"
+    assert contents is not None
+    assert section.timeline.currentRow() == 0
     visit = contents.visit
     assert visit.clinician == "admin"
 
