@@ -1,32 +1,24 @@
 """The chart's Visits tab: the patient's visits as a timeline (newest first), the visit
 opened (its notes with their addenda, observations, problems and medication changes),
-starting a walk-in visit, closing a visit, and the note editor.
-
-The note editor saves as the person types: each pause of :data:`AUTOSAVE_MS` sends the text
-to core, which turns it into the smallest edits of the note's shared text (so an edit made
-on another workstation at the same time merges). Nothing typed is lost on sign-out: clearing
-the tab (which signing out does) sends what is not saved yet before the session ends.
+starting a walk-in visit (or one from an appointment), and closing a visit. The note editor
+and the addendum form are in :mod:`app.chart.note_editor`, the visit's text in
+:mod:`app.chart.visit_view`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTextBrowser,
@@ -34,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.note_editor import AddendumDialog, NoteEditor
+from app.chart.visit_view import contents_html, note_summary, read_visit, visit_title
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -41,50 +35,10 @@ from app.session.drafts import Draft, DraftKeeper
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job
 from core.records.changeset import Changes
-from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import Note, Notes
 from core.records.types import ENCOUNTER
 from core.records.visits import Visit, VisitContents, Visits
-
-AUTOSAVE_MS = 800  # a pause in typing this long saves the note
-
-
-def visit_title(visit: Visit) -> str:
-    """``2026-12-04 09:30 · Open`` over ``Cough``: one entry of the timeline."""
-    when = visit.started_at.replace("T", " ")
-    return f"{when} · {visit.status.capitalize()}\n{visit.reason or 'No reason recorded'}"
-
-
-def local_time(stamp: str | None) -> str:
-    """A UTC time core stamped (signed, closed, added) as this computer's local time, to
-    the minute; a time without a zone (a visit's start, typed local) as it is."""
-    if not stamp:
-        return ""
-    try:
-        parsed = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone()
-    return parsed.strftime("%Y-%m-%d %H:%M")
-
-
-_SOAP_HEADINGS = {"subjective:", "objective:", "assessment:", "plan:"}
-
-
-def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
-    """``Signed 2026-12-04 10:02 by mgarcia · Dry cough…``: a note in the visit's list,
-    named by its first line of content (not a SOAP heading)."""
-    lines = (line.strip() for line in note.body.splitlines())
-    first = next((x for x in lines if x and x.lower() not in _SOAP_HEADINGS), "")
-    author = (names or {}).get(note.author, note.author)
-    if note.signed_at:
-        state = f"Signed {local_time(note.signed_at)} by {author}"
-    else:
-        state = f"Draft by {author}"
-    extra = f" · {len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}"
-    return f"{state}{extra if note.addenda else ''} · {first[:70]}"
 
 
 class StartVisitDialog(QDialog):
@@ -170,316 +124,6 @@ class StartVisitDialog(QDialog):
             label = self.general_error
             label.setText(describe_error(exc))
         label.show()
-
-
-class NoteEditor(QDialog):
-    """A note's text, saved as it is typed; Sign freezes it."""
-
-    def __init__(
-        self,
-        operations: Operations,
-        records: RecordsProvider,
-        note: Note,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self._operations, self._records = operations, records
-        self.note = note
-        self._saved = note.body  # the text core holds (what the next save starts from)
-        self._sent = note.body  # the text of the save in flight
-        self._saving: Job[Note] | None = None
-        self.setObjectName("noteEditor")
-        self.setWindowTitle("Note")
-        self.resize(640, 560)
-        heading = QLabel("Visit note")
-        heading.setObjectName("dialogHeading")
-        self.body = QPlainTextEdit()
-        self.body.setObjectName("noteBody")
-        self.body.setPlainText(note.body)
-        self.body.setTabChangesFocus(True)
-        self.status = QLabel("Saved")
-        self.status.setObjectName("statusText")
-        self.error = error_label()
-        self.timer = QTimer(self)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(AUTOSAVE_MS)
-        self.timer.timeout.connect(self.save)
-        self.body.textChanged.connect(self._typed)
-        self.sign_button = QPushButton("Sign note")
-        self.sign_button.setObjectName("primary")
-        self.sign_button.clicked.connect(self.sign)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.buttons.rejected.connect(self.reject)
-        self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
-        hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
-        hint.setObjectName("hint")
-        hint.setWordWrap(True)
-        dialog_layout(self, heading, hint, self.body, self.status, self.error, self.buttons)
-        self.body.setFocus()
-        cursor = self.body.textCursor()
-        cursor.setPosition(len("Subjective:\n") if note.body.startswith("Subjective:") else 0)
-        self.body.setTextCursor(cursor)
-
-    @property
-    def unsaved(self) -> bool:
-        """True while the text on screen is not what core holds."""
-        return self.body.toPlainText() != self._saved
-
-    def _typed(self) -> None:
-        self.status.setText("Not saved yet…" if self.unsaved else "Saved")
-        self.timer.start()
-
-    def save(self) -> None:
-        """Send the text to core (one save in flight at a time; the next pause saves the
-        rest)."""
-        self.timer.stop()
-        if not self.unsaved:
-            return
-        if self._saving is not None:
-            self.timer.start()
-            return
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
-        base = self._saved
-        self._sent = text
-        self.status.setText("Saving…")
-        self._saving = self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text, base),
-            self._stored,
-            self._failed,
-            "save note",
-        )
-
-    def flush(self) -> None:
-        """Send what is not saved yet, whatever is in flight (signing out, closing)."""
-        self.timer.stop()
-        if not self.unsaved:
-            return
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
-        if not text.strip():
-            return  # core refuses an empty note; the last saved text stays
-        base = self._saved
-        # Submitted after a sign-out's cancel_all, so it runs before the session ends.
-        self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text, base), label="save note before closing"
-        )
-        self._saved = text
-
-    def _stored(self, note: Note) -> None:
-        self._saving = None
-        self.note = note
-        if note.body != self._sent and self.body.toPlainText() == self._sent:
-            # Another workstation's edits were merged in: show them, cursor kept.
-            self._show_merged(note.body)
-        self._saved = note.body
-        self.error.hide()
-        self.status.setText("Saved" if not self.unsaved else "Not saved yet…")
-
-    def _show_merged(self, text: str) -> None:
-        position = self.body.textCursor().position()
-        self.body.blockSignals(True)
-        self.body.setPlainText(text)
-        self.body.blockSignals(False)
-        cursor = self.body.textCursor()
-        cursor.setPosition(min(position, len(text)))
-        self.body.setTextCursor(cursor)
-
-    def _failed(self, exc: Exception) -> None:
-        self._saving = None
-        self.status.setText("Not saved")
-        self.error.setText(
-            validation_text(exc, "note")
-            if isinstance(exc, ValidationError)
-            else describe_error(exc)
-        )
-        self.error.show()
-
-    def sign(self) -> None:
-        """Save the text as it stands and sign it; the editor closes when signed."""
-        self.timer.stop()
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
-        base = self._saved
-
-        def save_and_sign() -> Note:
-            notes = Notes(records())
-            notes.edit(note_id, text, base)
-            return notes.sign(note_id)
-
-        self.sign_button.setEnabled(False)
-        self.body.setReadOnly(True)
-        self._operations.submit(save_and_sign, self._signed, self._sign_failed, "sign note")
-
-    def _signed(self, note: Note) -> None:
-        self.note = note
-        self._saved = note.body
-        self.accept()
-
-    def _sign_failed(self, exc: Exception) -> None:
-        self.sign_button.setEnabled(True)
-        self.body.setReadOnly(False)
-        self._failed(exc)
-
-    def done(self, result: int) -> None:
-        """Close: what is typed and not saved yet is saved first."""
-        self.flush()
-        super().done(result)
-
-
-class AddendumDialog(QDialog):
-    """Text added to a signed note."""
-
-    def __init__(
-        self,
-        operations: Operations,
-        records: RecordsProvider,
-        note: Note,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self._operations, self._records = operations, records
-        self._note_id, self._patient_id = note.id, note.patient_id
-        self._job: Job[Note] | None = None
-        self.setObjectName("addendumDialog")
-        self.setWindowTitle("Add addendum")
-        self.setMinimumWidth(480)
-        heading = QLabel("Add to the signed note")
-        heading.setObjectName("dialogHeading")
-        self.body = QPlainTextEdit()
-        self.body.setTabChangesFocus(True)
-        self.body.setPlaceholderText("What to add (the signed text stays as it is)")
-        self.error = error_label()
-        self.buttons, self.save_button = action_buttons(self, self.save, "Add addendum")
-        dialog_layout(self, heading, self.body, self.error, self.buttons)
-
-    def draft(self) -> dict[str, str] | None:
-        """Unsaved input (DraftForm), or None."""
-        text = self.body.toPlainText()
-        return (
-            {"body": text, "note_id": self._note_id, "patient_id": self._patient_id}
-            if text
-            else None
-        )
-
-    def restore(self, draft: dict[str, str]) -> None:
-        """Fill the form with a kept draft."""
-        self.body.setPlainText(draft.get("body", ""))
-        self.body.moveCursor(QTextCursor.MoveOperation.End)  # typing goes on where it stopped
-
-    def save(self) -> None:
-        """Record the addendum; close when stored."""
-        if self._job is not None:
-            return
-        self.error.hide()
-        text, note_id, records = self.body.toPlainText(), self._note_id, self._records
-        self.save_button.setEnabled(False)
-        self._job = self._operations.submit(
-            lambda: Notes(records()).add_addendum(note_id, text),
-            self._stored,
-            self._failed,
-            label="add addendum",
-        )
-
-    def done(self, result: int) -> None:
-        """Close; a save in flight is not reported back to a closed dialog."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-        super().done(result)
-
-    def _stored(self, _note: Note) -> None:
-        self._job = None
-        self.accept()
-
-    def _failed(self, exc: Exception) -> None:
-        self._job = None
-        self.save_button.setEnabled(True)
-        if isinstance(exc, ValidationError) and exc.field == "body":
-            # The addendum's own text (the note's "body" is labelled as the note text).
-            self.error.setText(
-                validation_text(ValidationError("addendum", str(exc).removeprefix("body: ")))
-            )
-        else:
-            self.error.setText(
-                validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
-            )
-        self.error.show()
-
-
-def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, str]:
-    """Full names of the clinician and the notes' authors, by user name (on the worker); a
-    user name with no account or no full name stands for itself."""
-    people = {contents.visit.clinician or "", contents.visit.closed_by or ""}
-    people |= {n.author for n in contents.notes}
-    people |= {a.recorded_by for n in contents.notes for a in n.addenda}
-    names = {}
-    for name in people - {""}:
-        user = records.user(name)
-        names[name] = (user.full_name if user else "") or name
-    return names
-
-
-def contents_html(contents: VisitContents, names: dict[str, str] | None = None) -> str:
-    """What was done in a visit, as the visit view shows it (``names``: full names by user
-    name)."""
-    e = html.escape
-    v = contents.visit
-    known = names or {}
-
-    def who(user: str | None) -> str:
-        return e(known.get(user or "", user or ""))
-
-    parts = [f"<h3>Visit {e(v.started_at.replace('T', ' '))}</h3>"]
-    closed = f"Closed {e(local_time(v.closed_at))} by {who(v.closed_by)}"
-    parts.append(
-        f"<p><b>Reason:</b> {e(v.reason or 'not recorded')}<br>"
-        f"<b>Clinician:</b> {who(v.clinician) or 'not recorded'}<br>"
-        f"<b>Status:</b> {'Open' if v.is_open else closed if v.closed_at else 'Closed'}"
-        + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
-        + "</p>"
-    )
-    sections: tuple[tuple[str, tuple[dict[str, Any], ...], Callable[[dict[str, Any]], str]], ...]
-    sections = (
-        ("Vitals and observations", contents.observations, _observation),
-        ("Problems", contents.problems, _problem),
-        ("Medication changes", contents.medications, _medication),
-    )
-    for title, items, describe in sections:
-        if items:
-            parts.append(f"<h4>{title}</h4><ul>")
-            parts += [f"<li>{e(describe(i))}</li>" for i in items]
-            parts.append("</ul>")
-    parts.append("<h4>Notes</h4>")
-    if not contents.notes:
-        parts.append("<p><i>No notes yet.</i></p>")
-    for n in contents.notes:
-        state = f"signed {e(local_time(n.signed_at))}" if n.signed_at else "draft"
-        parts.append(f"<p><b>Note by {who(n.author)}</b> ({state})</p>")
-        parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
-        for a in n.addenda:
-            when = e(local_time(a.recorded_at))
-            parts.append(
-                f"<p><b>Addendum</b> {when} by {who(a.recorded_by)}</p>"
-                f"<pre style='white-space: pre-wrap'>{e(a.body)}</pre>"
-            )
-    return "".join(parts)
-
-
-def _observation(o: dict[str, Any]) -> str:
-    return f"{o['code']}: {o['value']} {o.get('unit') or ''}".rstrip()
-
-
-def _problem(p: dict[str, Any]) -> str:
-    code = f"{p['code']} " if p.get("code") else ""
-    return f"{code}{p.get('description', '')}"
-
-
-def _medication(m: dict[str, Any]) -> str:
-    rest = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
-    return f"{m.get('name', '')} {rest}".rstrip()
-
-
-def _read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, dict[str, str]]:
-    contents = Visits(records).contents(visit_id)
-    return contents, staff_names(records, contents)
 
 
 class VisitsSection:
@@ -678,7 +322,7 @@ class VisitsSection:
         records = self._records
         self._operations.read(
             self.READ_VISIT,
-            lambda: _read_visit(records(), visit.id),
+            lambda: read_visit(records(), visit.id),
             self._contents_arrived,
             self._failed,
         )

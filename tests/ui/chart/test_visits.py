@@ -9,8 +9,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from app.chart.note_editor import NoteEditor
 from app.chart.page import ChartPage
-from app.chart.visits import NoteEditor, VisitsSection
+from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
