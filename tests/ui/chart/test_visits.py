@@ -13,6 +13,7 @@ from app.chart.note_editor import NoteEditor
 from app.chart.page import ChartPage
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
+from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
 from core.records.visits import SOAP_TEMPLATE, Visits
@@ -225,3 +226,28 @@ def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
     assert [a.body for a in Notes(records).get(note.id).addenda] == [
         "Patch test booked for Monday."
     ]
+
+
+def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Asthma")
+    editor = open_editor(qtbot, section)
+    note_id = editor.note.id
+    # A colleague's edit of the Plan, as a sync would bring it in (written as another user
+    # to the same note, so the merged text is what the core holds next).
+    colleague = ClinicRecords(clinic.database, "nurse.ola")
+    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    QTest.keyClicks(editor.body, "Wheeze at night.")
+    expected = (
+        "Subjective:\nWheeze at night.\n\nObjective:\n\n\nAssessment:\n\n\n"
+        "Plan:\nSpacer technique reviewed.\n"
+    )
+    qtbot.waitUntil(lambda: editor.body.toPlainText() == expected, timeout=5_000)
+    assert Notes(clinic.records).get(note_id).body == expected
+    assert editor.status.text() == "Saved"
+    # Typing goes on where the cursor was.
+    QTest.keyClicks(editor.body, " Worse with cold air.")
+    assert "Wheeze at night. Worse with cold air.\n" in editor.body.toPlainText()
