@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.page import ChartPage
+from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
 from app.conflicts.dialog import ConflictsDialog
 from app.messages import describe_error
@@ -389,6 +390,7 @@ class Workspace(QWidget):
         drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
         drafts.reopen_with("bookingDialog", lambda draft: reopen_booking(self, draft))
         drafts.reopen_with(VITALS_FORM, draft_reopener(self._in_chart, lambda: self.chart.sections))
+        reopen_visit_drafts_with(drafts, self._in_chart, self.chart.sections)
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

@@ -20,12 +20,17 @@ FIELD_LABELS: dict[str, str] = dict(types.FIELD_LABELS)  # from the record-type 
 _PREDICATES = ("is ", "must ", "contains ", "are ", "has ")
 
 
-def validation_text(exc: ValidationError) -> str:
-    """``birth_date: is in the future`` -> ``Date of birth is in the future.``"""
+def validation_text(exc: ValidationError, type_name: str | None = None) -> str:
+    """``birth_date: is in the future`` -> ``Date of birth is in the future.`` (naming the
+    field as ``type_name``'s spec labels it, where two types label a name differently)."""
     raw = str(exc)
     prefix = f"{exc.field}: "
     detail = raw[len(prefix) :] if raw.startswith(prefix) else raw
-    label = FIELD_LABELS.get(exc.field, exc.field.replace("_", " ").capitalize())
+    label = (
+        types.field_label(exc.field, type_name)
+        if type_name
+        else FIELD_LABELS.get(exc.field, exc.field.replace("_", " ").capitalize())
+    )
     # "is required" reads well glued to the label; "'x' is not a date" or "use 2-32
     # letters" read better after a colon.
     joiner = " " if detail.startswith(_PREDICATES) else ": "

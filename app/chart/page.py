@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.section import ChartSection
+from app.chart.visits import VisitsSection
 from app.chart.vitals import VitalsSection
 from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
@@ -318,6 +319,7 @@ class ChartPage(QWidget):
         self.tabs.addTab(self.overview, "Overview")
         layout.addWidget(self.tabs, 1)
         self.sections: list[ChartSection] = []
+        self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
 
         self.patient_dialog: PatientDialog | None = None

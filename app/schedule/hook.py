@@ -1,8 +1,8 @@
 """How the main window reaches the schedule: one call from ``Workspace.__init__``.
 
 Adds the "Schedule" toolbar button (Ctrl+D) before Conflicts and the schedule page to the
-workspace's page stack, and returns the page (its ``start_visit_requested`` is for the
-visits part to connect to).
+workspace's page stack, and returns the page; Start visit opens the patient's chart on its
+Visits tab with the visit started from the appointment.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QToolButton, QWidget
 
+from app.chart.visits import VisitsSection
 from app.schedule.page import SchedulePage
 from app.session.drafts import Draft
 
@@ -40,8 +41,25 @@ def add_schedule(workspace: Workspace) -> SchedulePage:
 
     action.triggered.connect(lambda: show_schedule(workspace, page))
     page.open_chart_requested.connect(workspace.open_chart)
+    page.start_visit_requested.connect(
+        lambda appointment_id, patient_id: start_visit(workspace, appointment_id, patient_id)
+    )
     page.action = action  # for tests and the keyboard help
     return page
+
+
+def start_visit(workspace: Workspace, appointment_id: str, patient_id: str) -> None:
+    """An arrived patient goes in: open their chart on its Visits tab, and start the visit
+    there from the appointment (its reason and id go with it)."""
+
+    def then() -> None:
+        chart = workspace.chart
+        for section in chart.sections:
+            if isinstance(section, VisitsSection):
+                chart.tabs.setCurrentWidget(section.widget())
+                section.start_from_appointment(appointment_id, patient_id)
+
+    workspace._in_chart(patient_id, then)
 
 
 def show_schedule(workspace: Workspace, page: SchedulePage) -> None:

@@ -25,12 +25,14 @@ from core.cli import (
     enroll,
     init,
     keys,
+    note,
     pair,
     password,
     patient,
     peers,
     serve,
     sync,
+    visit,
     vitals,
 )
 from core.cli.context import (
@@ -69,6 +71,8 @@ GROUPS: tuple[CommandGroup, ...] = (
     patient.GROUP,
     allergy.GROUP,
     appointment.GROUP,
+    visit.GROUP,
+    note.GROUP,
     conflicts.GROUP,
     enroll.GROUP,
     pair.GROUP,

@@ -231,6 +231,43 @@ def replace_text(doc: RecordDoc, field: str, new: str) -> None:
             shared.insert(start, "".join(middle_b[j1:j2]))
 
 
+def _edits(base: list[str], new: list[str]) -> list[tuple[int, int, list[str]]]:
+    """The edits turning token list ``base`` into ``new``: (start, end, replacement)."""
+    ops = difflib.SequenceMatcher(a=base, b=new, autojunk=False).get_opcodes()
+    return [(i1, i2, new[j1:j2]) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+
+
+def _overlap(a: tuple[int, int, list[str]], b: tuple[int, int, list[str]]) -> bool:
+    if a[0] == a[1] and b[0] == b[1]:
+        return False  # two insertions at one place: both are kept
+    if a[0] == a[1]:
+        return b[0] < a[0] < b[1]
+    if b[0] == b[1]:
+        return a[0] < b[0] < a[1]
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def merge_edits(base: str, ours: str, theirs: str) -> str:
+    """``theirs`` with the edits that turned ``base`` into ``ours`` made as well: a
+    three-way merge over words, for an editor whose text started from ``base`` while
+    another workstation's edits (``theirs``) arrived. Where both changed the same words,
+    ours is kept (what the person sees on their screen)."""
+    b = _tokens(base)
+    mine = _edits(b, _tokens(ours))
+    other = [e for e in _edits(b, _tokens(theirs)) if not any(_overlap(e, m) for m in mine)]
+    # At one position: insertions first (theirs, then ours), then a replacement.
+    tagged = [(e, 0) for e in other] + [(e, 1) for e in mine]
+    tagged.sort(key=lambda t: (t[0][0], t[0][0] != t[0][1], t[1]))
+    out: list[str] = []
+    pos = 0
+    for (start, end, replacement), _who in tagged:
+        out += b[pos:start]
+        out += replacement
+        pos = max(pos, end)
+    out += b[pos:]
+    return "".join(out)
+
+
 def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
     return sorted(entries, key=lambda e: (e.hlc, e.write_id), reverse=True)
 

@@ -72,12 +72,21 @@ class Notes:
             change(tx, actor, note_id, "note", create)
         return self.get(note_id)
 
-    def edit(self, note_id: str, body: str) -> Note:
-        """Change an unsigned note's text."""
+    def edit(self, note_id: str, body: str, base: str | None = None) -> Note:
+        """Change an unsigned note's text.
+
+        ``base``: the text the editor started from. If the note changed since (another
+        workstation's edit arrived by sync), only the edits from ``base`` to ``body`` are
+        made, so the other person's edits stay (``crdt.merge_edits``).
+        """
         note = self.get(note_id)
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         text = _body(body)
+        if base is not None and base != note.body:
+            text = _body(crdt.merge_edits(base, text, note.body))
+        if text == note.body:
+            return note  # nothing changed: no op (an autosave repeated after a sign-out)
         actor = self.records.actor
 
         def edit(doc: RecordDoc, hlc: str) -> None:

@@ -172,6 +172,12 @@ APPOINTMENT = RecordType(
     chart_entry=True,
 )
 
+
+def _encounter_status(values: dict[str, Any]) -> str:
+    return "closed" if values["closed_at"] else "open"
+
+
+ENCOUNTER_STATUSES = ("open", "closed")
 ENCOUNTER = RecordType(
     "encounter",
     "encounters",
@@ -180,6 +186,24 @@ ENCOUNTER = RecordType(
         Field("started_at", "Started", v.timestamp, required=True),
         _REASON,
         Field("clinician", "Clinician", v.optional_text),
+        # V4: the appointment a visit was started from (none for a walk-in), and who closed
+        # it when (set by core/records/visits.py, so no check: nobody types them).
+        Field("appointment_id", "Appointment", v.optional_text),
+        Field("closed_at", "Closed at"),
+        Field("closed_by", "Closed by"),
+    ),
+    # The status is derived from closed_at, so it can never disagree with it.
+    columns=(
+        "patient_id",
+        "started_at",
+        "reason",
+        "clinician",
+        "appointment_id",
+        Column("status", compute=_encounter_status),
+        "closed_at",
+        "closed_by",
+        # Orders visits started in the same minute (started_at is kept to the minute).
+        Column("created_at", ""),
     ),
     chart_entry=True,
 )

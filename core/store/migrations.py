@@ -294,6 +294,18 @@ CREATE INDEX appointments_by_start ON appointments (starts_at);
 CREATE INDEX appointments_by_clinician ON appointments (clinician, starts_at);
 """
 
+# Visits: the appointment a visit was started from, its closing (status derived from
+# closed_at; rows of earlier versions are open visits), and when it was recorded (orders
+# visits started in the same minute; '' for earlier rows until their next write).
+_V4 = """
+ALTER TABLE encounters ADD COLUMN appointment_id TEXT;
+ALTER TABLE encounters ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE encounters ADD COLUMN closed_at TEXT;
+ALTER TABLE encounters ADD COLUMN closed_by TEXT;
+ALTER TABLE encounters ADD COLUMN created_at TEXT NOT NULL DEFAULT '';
+CREATE INDEX encounters_by_status ON encounters (status, started_at);
+"""
+
 # Vitals: an observation also keeps the value and unit as typed (102 degF, stored as 38.89
 # Cel) and its flag for the patient's age (high, low); a visit lists its observations.
 # Existing rows keep NULL there: their documents hold no such values.
@@ -306,9 +318,9 @@ CREATE INDEX observations_by_encounter ON observations (encounter_id)
 """
 
 Migrations = tuple[tuple[int, str], ...]
-# Version 4 is assigned to a branch merged separately (visits); migrate() only needs
+# Version 6 is assigned to a branch merged separately (meds); migrate() only needs
 # increasing numbers.
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (5, _V5))
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

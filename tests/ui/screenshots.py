@@ -21,10 +21,14 @@ import keyring
 import keyring.backends.fail
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
+from app.chart.visits import VisitsSection
 from app.main import set_up_application
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from core.crypto.kdf import FAST_PARAMS
+from core.records.entries import ClinicalEntries
+from core.records.notes import Notes
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -582,6 +586,79 @@ def vitals(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def visits(out: Path, tmp: Path) -> None:
+    """The Visits tab: the timeline, a visit with a signed note and an addendum, the note
+    editor with a SOAP note being written."""
+    ws = sample_clinic(tmp / "visits")
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.resize(1280, 820)
+    window.show()
+    window.start()
+    page = window.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: window.session is not None)
+    patients = window.workspace.patient_list
+    wait_for(lambda: patients.model.rowCount() > 0 and not patients.model.loading)
+    patient_id = patients.model.patient_id(0)
+    records = ws.records
+    entries, notes, visit_ops = ClinicalEntries(records), Notes(records), Visits(records)
+    for when, reason in (
+        ("2025-09-12T10:20", "Annual review"),
+        ("2026-03-03T16:05", "Sprained ankle"),
+    ):
+        old = visit_ops.start(patient_id, reason)
+        entries.update("encounter", old.id, {"started_at": when})
+        visit_ops.close(old.id)
+    today = visit_ops.start(patient_id, "Cough and fever for three days")
+    for code, value, unit in (("8310-5", "38.4", "Cel"), ("8867-4", "96", "/min")):
+        entries.add(
+            "observation",
+            patient_id,
+            {"encounter_id": today.id, "code": code, "value": value, "unit": unit,
+             "observed_at": today.started_at},
+        )  # fmt: skip
+    note = visit_ops.add_note(
+        today.id,
+        "Subjective:\nDry cough and fever for three days, no shortness of breath.\n\n"
+        "Objective:\nT 38.4 °C, pulse 96. Chest: scattered wheeze, no crackles.\n\n"
+        "Assessment:\nAcute bronchitis, likely viral.\n\n"
+        "Plan:\nFluids, paracetamol, return if breathless or fever beyond five days.\n",
+    )
+    notes.sign(note.id)
+    notes.add_addendum(note.id, "Phoned next day: fever settled, cough improving.")
+    chart = window.workspace.chart
+    window.workspace.open_chart(patient_id)
+    wait_for(lambda: chart.patient is not None)
+    section = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    chart.tabs.setCurrentWidget(section.widget())
+    wait_for(lambda: len(section.visits) == 3 and section.contents is not None)
+    wait_for(lambda: bool(section.contents and section.contents.notes))
+    save(window, out, "30-visits-signed-note")
+    bar = section.view.verticalScrollBar()
+    bar.setValue(bar.maximum())  # down to the addendum
+    save(window, out, "30b-visits-signed-note-addendum")
+    section.start_visit()
+    dialog = section.start_dialog
+    assert dialog is not None
+    dialog.reason.setText("Blood pressure check")
+    save(dialog, out, "31-start-visit")
+    dialog.start()
+    wait_for(lambda: len(section.visits) == 4 and section.new_note_button.isEnabled())
+    wait_for(lambda: section.contents is not None and not section.contents.notes)
+    save(window, out, "32-visits-timeline-new-visit")
+    section.new_note()
+    wait_for(lambda: section.editor is not None)
+    editor = section.editor
+    assert editor is not None
+    editor.body.insertPlainText("Home readings around 150/95 for two weeks.")
+    save(editor, out, "33-note-editor")
+    editor.reject()
+    window.shutdown()
+    window.close()
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line."""
     out = Path(argv[1] if len(argv) > 1 else "screenshots")
@@ -599,6 +676,8 @@ def main(argv: list[str]) -> int:
         schedule(out, Path(tmp))
 
         vitals(out, Path(tmp))
+
+        visits(out, Path(tmp))
     return 0
 
 

@@ -9,9 +9,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
+from core.records.visits import Visits
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.conftest import wheel
 from tests.ui.schedule.conftest import (
@@ -290,6 +292,14 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
     assert (stored.status, stored.patient_id, stored.patient_name) == (
         "in_visit", patient_id, "LINDQVIST, Astrid",
     )  # fmt: skip
+    # The chart opens on its Visits tab with the visit started from this appointment.
+    chart = schedule_window.workspace.chart
+    visits = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    qtbot.waitUntil(lambda: len(visits.visits) == 1, timeout=10_000)
+    assert chart.patient is not None and chart.patient.id == patient_id
+    assert chart.tabs.currentWidget() is visits.widget()
+    [visit] = Visits(records).list_visits(patient_id)
+    assert (visit.appointment_id, visit.status) == (appointment_id, "open")
 
 
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:

@@ -23,6 +23,10 @@ UPDATE patients SET preferred_name = given;
 """
 _V3 = "CREATE INDEX referrals_by_patient ON referrals (patient_id);"
 FUTURE: Migrations = (*MIGRATIONS, (LATEST_VERSION + 1, _V2), (LATEST_VERSION + 2, _V3))
+# The version numbers each migration list records (issue #10 pre-assigned numbers to
+# branches, so a branch may skip one: only increasing order is required).
+SHIPPED = [v for v, _ in MIGRATIONS]
+WITH_FUTURE = [v for v, _ in FUTURE]
 
 
 @pytest.fixture

@@ -1,0 +1,262 @@
+"""The note editor (saved as it is typed; Sign freezes the text) and the addendum form.
+
+The editor saves at each pause of :data:`AUTOSAVE_MS`: core turns the text into the
+smallest edits of the note's shared text, starting from the text the editor last saved, so
+an edit another workstation made meanwhile stays. Closing the editor (and so signing out,
+which clears the chart) sends what is not saved yet.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QWidget,
+)
+
+from app.messages import describe_error, validation_text
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label
+from app.worker import Job
+from core.records.errors import ValidationError
+from core.records.notes import Note, Notes
+
+AUTOSAVE_MS = 800  # a pause in typing this long saves the note
+
+
+class NoteEditor(QDialog):
+    """A note's text, saved as it is typed; Sign freezes it."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        note: Note,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._operations, self._records = operations, records
+        self.note = note
+        self._saved = note.body  # the text core holds (what the next save starts from)
+        self._sent = note.body  # the text of the save in flight
+        self._saving: Job[Note] | None = None
+        self.setObjectName("noteEditor")
+        self.setWindowTitle("Note")
+        self.resize(640, 560)
+        heading = QLabel("Visit note")
+        heading.setObjectName("dialogHeading")
+        self.body = QPlainTextEdit()
+        self.body.setObjectName("noteBody")
+        self.body.setPlainText(note.body)
+        self.body.setTabChangesFocus(True)
+        self.status = QLabel("Saved")
+        self.status.setObjectName("statusText")
+        self.error = error_label()
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(AUTOSAVE_MS)
+        self.timer.timeout.connect(self.save)
+        self.body.textChanged.connect(self._typed)
+        self.sign_button = QPushButton("Sign note")
+        self.sign_button.setObjectName("primary")
+        self.sign_button.clicked.connect(self.sign)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
+        hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        dialog_layout(self, heading, hint, self.body, self.status, self.error, self.buttons)
+        self.body.setFocus()
+        cursor = self.body.textCursor()
+        cursor.setPosition(len("Subjective:\n") if note.body.startswith("Subjective:") else 0)
+        self.body.setTextCursor(cursor)
+
+    @property
+    def unsaved(self) -> bool:
+        """True while the text on screen is not what core holds."""
+        return self.body.toPlainText() != self._saved
+
+    def _typed(self) -> None:
+        self.status.setText("Not saved yet…" if self.unsaved else "Saved")
+        self.timer.start()
+
+    def save(self) -> None:
+        """Send the text to core (one save in flight at a time; the next pause saves the
+        rest)."""
+        self.timer.stop()
+        if not self.unsaved:
+            return
+        if self._saving is not None:
+            self.timer.start()
+            return
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        base = self._saved
+        self._sent = text
+        self.status.setText("Saving…")
+        self._saving = self._operations.submit(
+            lambda: Notes(records()).edit(note_id, text, base),
+            self._stored,
+            self._failed,
+            "save note",
+        )
+
+    def flush(self) -> None:
+        """Send what is not saved yet, whatever is in flight (signing out, closing)."""
+        self.timer.stop()
+        if not self.unsaved:
+            return
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        if not text.strip():
+            return  # core refuses an empty note; the last saved text stays
+        base = self._saved
+        # Submitted after a sign-out's cancel_all, so it runs before the session ends.
+        self._operations.submit(
+            lambda: Notes(records()).edit(note_id, text, base), label="save note before closing"
+        )
+        self._saved = text
+
+    def _stored(self, note: Note) -> None:
+        self._saving = None
+        self.note = note
+        if note.body != self._sent and self.body.toPlainText() == self._sent:
+            # Another workstation's edits were merged in: show them, cursor kept.
+            self._show_merged(note.body)
+        self._saved = note.body
+        self.error.hide()
+        self.status.setText("Saved" if not self.unsaved else "Not saved yet…")
+
+    def _show_merged(self, text: str) -> None:
+        position = self.body.textCursor().position()
+        self.body.blockSignals(True)
+        self.body.setPlainText(text)
+        self.body.blockSignals(False)
+        cursor = self.body.textCursor()
+        cursor.setPosition(min(position, len(text)))
+        self.body.setTextCursor(cursor)
+
+    def _failed(self, exc: Exception) -> None:
+        self._saving = None
+        self.status.setText("Not saved")
+        self.error.setText(
+            validation_text(exc, "note")
+            if isinstance(exc, ValidationError)
+            else describe_error(exc)
+        )
+        self.error.show()
+
+    def sign(self) -> None:
+        """Save the text as it stands and sign it; the editor closes when signed."""
+        self.timer.stop()
+        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        base = self._saved
+
+        def save_and_sign() -> Note:
+            notes = Notes(records())
+            notes.edit(note_id, text, base)
+            return notes.sign(note_id)
+
+        self.sign_button.setEnabled(False)
+        self.body.setReadOnly(True)
+        self._operations.submit(save_and_sign, self._signed, self._sign_failed, "sign note")
+
+    def _signed(self, note: Note) -> None:
+        self.note = note
+        self._saved = note.body
+        self.accept()
+
+    def _sign_failed(self, exc: Exception) -> None:
+        self.sign_button.setEnabled(True)
+        self.body.setReadOnly(False)
+        self._failed(exc)
+
+    def done(self, result: int) -> None:
+        """Close: what is typed and not saved yet is saved first."""
+        self.flush()
+        super().done(result)
+
+
+class AddendumDialog(QDialog):
+    """Text added to a signed note."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        note: Note,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._operations, self._records = operations, records
+        self._note_id, self._patient_id = note.id, note.patient_id
+        self._job: Job[Note] | None = None
+        self.setObjectName("addendumDialog")
+        self.setWindowTitle("Add addendum")
+        self.setMinimumWidth(480)
+        heading = QLabel("Add to the signed note")
+        heading.setObjectName("dialogHeading")
+        self.body = QPlainTextEdit()
+        self.body.setTabChangesFocus(True)
+        self.body.setPlaceholderText("What to add (the signed text stays as it is)")
+        self.error = error_label()
+        self.buttons, self.save_button = action_buttons(self, self.save, "Add addendum")
+        dialog_layout(self, heading, self.body, self.error, self.buttons)
+
+    def draft(self) -> dict[str, str] | None:
+        """Unsaved input (DraftForm), or None."""
+        text = self.body.toPlainText()
+        return (
+            {"body": text, "note_id": self._note_id, "patient_id": self._patient_id}
+            if text
+            else None
+        )
+
+    def restore(self, draft: dict[str, str]) -> None:
+        """Fill the form with a kept draft."""
+        self.body.setPlainText(draft.get("body", ""))
+        self.body.moveCursor(QTextCursor.MoveOperation.End)  # typing goes on where it stopped
+
+    def save(self) -> None:
+        """Record the addendum; close when stored."""
+        if self._job is not None:
+            return
+        self.error.hide()
+        text, note_id, records = self.body.toPlainText(), self._note_id, self._records
+        self.save_button.setEnabled(False)
+        self._job = self._operations.submit(
+            lambda: Notes(records()).add_addendum(note_id, text),
+            self._stored,
+            self._failed,
+            label="add addendum",
+        )
+
+    def done(self, result: int) -> None:
+        """Close; a save in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+    def _stored(self, _note: Note) -> None:
+        self._job = None
+        self.accept()
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.save_button.setEnabled(True)
+        if isinstance(exc, ValidationError) and exc.field == "body":
+            # The addendum's own text (the note's "body" is labelled as the note text).
+            self.error.setText(
+                validation_text(ValidationError("addendum", str(exc).removeprefix("body: ")))
+            )
+        else:
+            self.error.setText(
+                validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
+            )
+        self.error.show()

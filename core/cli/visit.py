@@ -1,0 +1,55 @@
+"""``careline visit start|list|close``."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.context import EXIT_OK, Context
+from core.cli.registry import CommandGroup, actions
+from core.records.visits import Visit, Visits
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    """visit start PATIENT [--appointment ID] [--reason R] [--clinician U] | list | close."""
+    visit = actions(parser)
+    start = visit.add_parser("start", help="start a visit (walk-in, or from an appointment)")
+    start.add_argument("patient_id")
+    start.add_argument("--appointment", help="the appointment the visit is started from")
+    start.add_argument("--reason")
+    start.add_argument("--clinician", help="user name (default: the signed-in user)")
+    listing = visit.add_parser("list", help="visits, newest first")
+    listing.add_argument("--patient", help="one patient's visits")
+    listing.add_argument("--open", action="store_true", help="only visits not closed yet")
+    close = visit.add_parser("close", help="close a visit")
+    close.add_argument("id")
+
+
+def visit_line(v: Visit) -> str:
+    """One line naming a visit."""
+    closed = f" by {v.closed_by}" if v.closed_by else ""
+    return (
+        f"{v.id}  {v.started_at}  {v.status}{closed}  patient {v.patient_id}  "
+        f"{v.clinician or '-'}  {v.reason or ''}"
+    ).rstrip()
+
+
+def run(ctx: Context) -> int:
+    """visit start/list/close."""
+    args = ctx.args
+    visits = Visits(ctx.open_records())
+    if args.action == "start":
+        v = visits.start(args.patient_id, args.reason, args.clinician, args.appointment)
+        ctx.emit(v.to_dict(), f"Started visit {visit_line(v)}")
+    elif args.action == "list":
+        found = visits.list_visits(args.patient, open_only=args.open)
+        ctx.emit(
+            [v.to_dict() for v in found],
+            "\n".join(visit_line(v) for v in found) or "No visits.",
+        )
+    elif args.action == "close":
+        v = visits.close(args.id)
+        ctx.emit(v.to_dict(), f"Closed visit {visit_line(v)}")
+    return EXIT_OK
+
+
+GROUP = CommandGroup("visit", "visits (encounters)", arguments, run)

@@ -1,0 +1,214 @@
+"""Visits (encounters): started from an appointment or as a walk-in, closed when done, and
+what was done in them (notes, observations, problems and medication changes).
+
+An encounter is an ordinary chart entry (``ClinicalEntries``); this module adds what a
+visit means: who the clinician is, which appointment it came from, and closing it. Every
+write goes through the one write path, so a concurrent edit of a visit's field on two
+workstations is a conflict like any other register's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.records import crdt
+from core.records.changes import change
+from core.records.clinic import ClinicRecords
+from core.records.entries import PATIENT_LISTS, ClinicalEntries
+from core.records.errors import NotFoundError, ValidationError
+from core.records.notes import Note, Notes
+from core.records.types import ENCOUNTER, OBSERVATION
+from core.store.database import utc_now
+
+# A new note's body: the headings of a SOAP note, for the clinician to fill in.
+SOAP_TEMPLATE = "Subjective:\n\n\nObjective:\n\n\nAssessment:\n\n\nPlan:\n"
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One visit as the chart shows it."""
+
+    id: str
+    patient_id: str
+    started_at: str
+    reason: str | None
+    clinician: str | None
+    appointment_id: str | None
+    status: str  # open or closed
+    closed_at: str | None
+    closed_by: str | None
+    created_at: str
+
+    @property
+    def is_open(self) -> bool:
+        """True until someone closes the visit."""
+        return self.status == "open"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``--json`` prints it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VisitContents:
+    """What was done in a visit."""
+
+    visit: Visit
+    notes: tuple[Note, ...]
+    observations: tuple[dict[str, Any], ...]
+    problems: tuple[dict[str, Any], ...]
+    medications: tuple[dict[str, Any], ...]
+
+
+_COLUMNS = ENCOUNTER.column_names
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM encounters"
+
+
+def _visit(row: tuple[Any, ...]) -> Visit:
+    return Visit(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+def visit_list_items(
+    records: ClinicRecords, patient_id: str, visit_id: str
+) -> dict[str, list[dict[str, Any]]]:
+    """The patient's problems and medications recorded in this visit: list items that carry
+    the visit's id as ``encounter_id`` (items recorded without one belong to no visit).
+
+    The one place that knows how a list item names its visit, so the problem and medication
+    forms only need to store ``encounter_id`` on the items they add.
+    """
+    rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
+    if not rows:
+        return {name: [] for name in PATIENT_LISTS}
+    sets = crdt.all_elements(crdt.load(rows[0][0], 1))
+    return {
+        name: [
+            {"id": e.element_id, **e.value}
+            for e in sets.get(name, [])
+            if e.value.get("encounter_id") == visit_id
+        ]
+        for name in PATIENT_LISTS
+    }
+
+
+class Visits:
+    """Visit operations on behalf of the signed-in person."""
+
+    def __init__(self, records: ClinicRecords) -> None:
+        self.records = records
+        self.entries = ClinicalEntries(records)
+        self.notes = Notes(records)
+
+    def start(
+        self,
+        patient_id: str,
+        reason: str | None = None,
+        clinician: str | None = None,
+        appointment_id: str | None = None,
+    ) -> Visit:
+        """Start a visit now: a walk-in, or from ``appointment_id`` (the patient's own
+        appointment; its reason is the visit's unless another is given). The clinician
+        defaults to the signed-in person and must be a user of the clinic."""
+        self.records.get_patient(patient_id)
+        who = (clinician or "").strip() or self.records.actor
+        if who != self.records.actor and self.records.user(who) is None:
+            raise ValidationError("clinician", f"{who!r} is not a user of this clinic")
+        if appointment_id:
+            appointment = self.entries.get("appointment", appointment_id)
+            if appointment["patient_id"] != patient_id:
+                raise ValidationError("appointment_id", "is another patient's appointment")
+            taken = self.records.db.query(
+                "SELECT id FROM encounters WHERE appointment_id = ?", (appointment_id,)
+            )
+            if taken:
+                raise ValidationError(
+                    "appointment_id", f"visit {taken[0][0]} was already started from it"
+                )
+            reason = reason or appointment["reason"]
+        started = dt.datetime.now().isoformat(timespec="minutes")
+        fields = {
+            "started_at": started,
+            "reason": reason,
+            "clinician": who,
+            "appointment_id": appointment_id or None,
+        }
+        return self.get(self.entries.add("encounter", patient_id, fields))
+
+    def close(self, visit_id: str) -> Visit:
+        """Close an open visit (who and when are recorded)."""
+        if not self.get(visit_id).is_open:
+            raise ValidationError("status", "the visit is already closed")
+        actor = self.records.actor
+        closing = self.records.setter({"closed_at": utc_now(), "closed_by": actor})
+        with self.records.db.write(actor, "encounter.close", "encounter", visit_id) as tx:
+            change(tx, actor, visit_id, "encounter", closing)
+        return self.get(visit_id)
+
+    def get(self, visit_id: str) -> Visit:
+        """One visit."""
+        rows = self.records.db.query(f"{_SELECT} WHERE id = ?", (visit_id,))
+        if not rows:
+            raise NotFoundError(f"no visit with id {visit_id!r}")
+        return _visit(rows[0])
+
+    def list_visits(self, patient_id: str | None = None, open_only: bool = False) -> list[Visit]:
+        """Visits, newest first: one patient's or the clinic's, all or only the open ones."""
+        where, params = [], []
+        if patient_id is not None:
+            self.records.get_patient(patient_id)
+            where.append("patient_id = ?")
+            params.append(patient_id)
+        if open_only:
+            where.append("status = 'open'")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self.records.db.query(
+            f"{_SELECT}{clause} ORDER BY started_at DESC, created_at DESC, id DESC", tuple(params)
+        )
+        return [_visit(r) for r in rows]
+
+    def add_note(self, visit_id: str, body: str = SOAP_TEMPLATE) -> Note:
+        """Start a note in an open visit (by default the SOAP headings)."""
+        visit = self.get(visit_id)
+        if not visit.is_open:
+            raise ValidationError("encounter_id", "the visit is closed; notes cannot be added")
+        return self.notes.create(visit.patient_id, body, visit_id)
+
+    def visit_notes(self, visit_id: str) -> list[Note]:
+        """The visit's notes, in the order they were started."""
+        ids = [str(r[0]) for r in self.records.db.query(
+            "SELECT id FROM notes WHERE encounter_id = ?", (visit_id,)
+        )]  # fmt: skip
+        started = _created_at(self.records, ids)
+        return [self.notes.get(i) for i in sorted(ids, key=lambda i: (started.get(i, ("", "")), i))]
+
+    def contents(self, visit_id: str) -> VisitContents:
+        """The visit and everything recorded in it."""
+        visit = self.get(visit_id)
+        columns = OBSERVATION.column_names
+        observations = self.records.db.query(
+            f"SELECT {', '.join(columns)} FROM observations WHERE encounter_id = ? "
+            "ORDER BY observed_at, id",
+            (visit_id,),
+        )
+        items = visit_list_items(self.records, visit.patient_id, visit_id)
+        return VisitContents(
+            visit,
+            tuple(self.visit_notes(visit_id)),
+            tuple(dict(zip(columns, r, strict=True)) for r in observations),
+            tuple(items.get("problems", [])),
+            tuple(items.get("medications", [])),
+        )
+
+
+def _created_at(records: ClinicRecords, record_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """When each record was created (its ``created_at`` register, then that write's hybrid
+    logical clock: two notes started in the same millisecond keep their order), for ordering."""
+    found: dict[str, tuple[str, str]] = {}
+    for record_id in record_ids:
+        rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
+        if rows:
+            entry = crdt.winner(crdt.load(rows[0][0], 1), "created_at")
+            found[record_id] = (str(entry.value), entry.hlc) if entry is not None else ("", "")
+    return found

@@ -1,0 +1,100 @@
+"""``careline visit ...`` and ``careline note ...`` as operators script them: real processes,
+real SQLCipher; note text from --text or standard input (after the password line)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_cli import PASSWORD, as_admin, careline
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("visits") / "data"
+    result = careline(
+        data, "--password-stdin", "init", "--clinic", "Harbour Clinic", "--user", "admin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return data
+
+
+def with_text(data: Path, text: str, *args: str) -> Any:
+    """Run as the admin with ``text`` on stdin after the password line."""
+    result = careline(data, "--json", "--password-stdin", *args, stdin=f"{PASSWORD}\n{text}")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_visit_with_a_signed_note_and_an_addendum(clinic: Path) -> None:
+    patient = as_admin(
+        clinic, "patient", "add", "--family", "Osei", "--given", "Kofi", "--birth-date",
+        "1978-04-09",
+    )  # fmt: skip
+    visit = as_admin(clinic, "visit", "start", patient["id"], "--reason", "Back pain")
+    assert visit["status"] == "open" and visit["clinician"] == "admin"
+    assert visit["reason"] == "Back pain" and visit["appointment_id"] is None
+
+    note = as_admin(clinic, "note", "add", patient["id"], "--visit", visit["id"], "--soap")
+    assert note["body"].startswith("Subjective:") and note["encounter_id"] == visit["id"]
+    long_text = "Subjective:\nLow back pain after lifting.\n\nPlan:\nIbuprofen, review 2 weeks.\n"
+    edited = with_text(clinic, long_text, "note", "edit", note["id"])
+    assert edited["body"] == long_text
+    signed = as_admin(clinic, "note", "sign", note["id"])
+    assert signed["signed_at"] and signed["body"] == long_text
+    refused = careline(
+        clinic, "--password-stdin", "note", "edit", note["id"], stdin=f"{PASSWORD}\nchanged"
+    )
+    assert refused.returncode == 1
+    assert "the note is signed; add an addendum instead" in refused.stderr
+    after = with_text(clinic, "X-ray normal.", "note", "addendum", note["id"])
+    assert [a["body"] for a in after["addenda"]] == ["X-ray normal."]
+
+    listed = as_admin(clinic, "note", "list", "--visit", visit["id"])
+    assert [n["id"] for n in listed] == [note["id"]]
+    text = careline(
+        clinic, "--password-stdin", "note", "list", "--patient", patient["id"],
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert "Low back pain after lifting." in text.stdout and "X-ray normal." in text.stdout
+
+    # A second visit: the list is newest first; --open leaves out the closed one.
+    second = as_admin(clinic, "visit", "start", patient["id"], "--reason", "Follow-up")
+    closed = as_admin(clinic, "visit", "close", visit["id"])
+    assert closed["status"] == "closed" and closed["closed_by"] == "admin"
+    listed_visits = as_admin(clinic, "visit", "list", "--patient", patient["id"])
+    assert {v["id"] for v in listed_visits} == {visit["id"], second["id"]}
+    starts = [v["started_at"] for v in listed_visits]
+    assert starts == sorted(starts, reverse=True)
+    assert [v["id"] for v in as_admin(clinic, "visit", "list", "--open")] == [second["id"]]
+    again = careline(clinic, "--password-stdin", "visit", "close", visit["id"], stdin=PASSWORD)
+    assert again.returncode == 1 and "already closed" in again.stderr
+
+
+def test_bad_input_is_named_and_nothing_is_written(clinic: Path) -> None:
+    patient = as_admin(
+        clinic, "patient", "add", "--family", "Lund", "--given", "Eva", "--birth-date",
+        "1990-01-01",
+    )  # fmt: skip
+    unknown = careline(
+        clinic, "--password-stdin", "visit", "start", patient["id"], "--clinician", "dr.who",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "'dr.who' is not a user" in unknown.stderr
+    no_appt = careline(
+        clinic, "--password-stdin", "visit", "start", patient["id"], "--appointment", "nope",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert no_appt.returncode == 1 and "no appointment with id 'nope'" in no_appt.stderr
+    assert as_admin(clinic, "visit", "list", "--patient", patient["id"]) == []
+    visit = as_admin(clinic, "visit", "start", patient["id"])
+    empty = careline(
+        clinic, "--password-stdin", "note", "add", patient["id"], "--visit", visit["id"],
+        stdin=PASSWORD + "\n   \n",
+    )  # fmt: skip
+    assert empty.returncode == 1 and "body: is required" in empty.stderr
+    assert as_admin(clinic, "note", "list", "--visit", visit["id"]) == []

@@ -1,0 +1,253 @@
+"""The Visits tab: a walk-in visit started from the keyboard, a SOAP note typed and saved as
+it is typed, signed, an addendum, the visit closed; the timeline newest first; typing is
+not lost when the person signs out mid-sentence."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from app.chart.note_editor import NoteEditor
+from app.chart.page import ChartPage
+from app.chart.visits import VisitsSection
+from app.main_window import MainWindow
+from core.records.clinic import ClinicRecords
+from core.records.entries import ClinicalEntries
+from core.records.notes import Notes
+from core.records.visits import SOAP_TEMPLATE, Visits
+from core.records.workstation import Workstation
+from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import sign_in
+
+
+def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
+    """Click the chart's Visits tab; its section once it has read the visits."""
+    bar = chart.tabs.tabBar()
+    index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == "Visits")
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    section = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    assert chart.tabs.currentWidget() is section.widget()
+    qtbot.waitUntil(lambda: section.start_button.isEnabled(), timeout=5_000)
+    return section
+
+
+def start_walk_in(qtbot: QtBot, section: VisitsSection, reason: str) -> None:
+    """Space on "Start visit…", type the reason, Tab past the clinician, Enter."""
+    section.start_button.setFocus()
+    QTest.keyClick(section.start_button, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: section.start_dialog is not None, timeout=5_000)
+    dialog = section.start_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.reason.hasFocus(), timeout=5_000)
+    QTest.keyClicks(dialog.reason, reason)
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Tab)
+    assert dialog.clinician.hasFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+
+
+def open_editor(qtbot: QtBot, section: VisitsSection) -> NoteEditor:
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.new_note_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.editor is not None, timeout=5_000)
+    editor = section.editor
+    assert editor is not None
+    return editor
+
+
+def test_a_walk_in_visit_from_start_to_close(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    # An earlier visit, so the timeline has something to be newer than.
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    earlier = Visits(clinic.records).start(patient_id, "Flu jab")
+    ClinicalEntries(clinic.records).update(
+        "encounter", earlier.id, {"started_at": "2025-10-01T10:00"}
+    )
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: len(section.visits) == 1, timeout=5_000)
+
+    start_walk_in(qtbot, section, "Cough")
+    qtbot.waitUntil(lambda: len(section.visits) == 2, timeout=5_000)
+    # Newest first, and the new visit is the one opened.
+    assert section.timeline.item(0).text().endswith(" · Open\nCough")
+    assert section.timeline.item(1).text() == "2025-10-01 10:00 · Open\nFlu jab"
+    # The view follows: the visit just started is the one opened.
+    qtbot.waitUntil(
+        lambda: section.contents is not None and section.contents.visit.reason == "Cough",
+        timeout=5_000,
+    )
+    contents = section.contents
+    assert contents is not None
+    assert section.timeline.currentRow() == 0
+    visit = contents.visit
+    assert visit.clinician == "admin"
+
+    # A new note starts from the SOAP headings, and what is typed is saved without a click.
+    editor = open_editor(qtbot, section)
+    assert editor.body.toPlainText() == SOAP_TEMPLATE
+    QTest.keyClicks(editor.body, "Dry cough for three days.")
+    assert editor.status.text() == "Not saved yet…"
+    note_id = editor.note.id
+    records = clinic.records
+    qtbot.waitUntil(lambda: "Dry cough for three days." in Notes(records).get(note_id).body)
+    qtbot.waitUntil(lambda: editor.status.text() == "Saved", timeout=5_000)
+    assert Notes(records).get(note_id).body.startswith("Subjective:\nDry cough for three days.")
+
+    # Sign: the editor closes, the visit shows the signed note.
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
+
+    def signed() -> bool:
+        note = section.selected_note()
+        return note is not None and note.signed_at is not None
+
+    qtbot.waitUntil(signed, timeout=5_000)
+    assert not section.open_note_button.isEnabled() and section.addendum_button.isEnabled()
+    assert "Dry cough for three days." in section.view.toPlainText()
+
+    # An addendum to the signed note.
+    QTest.mouseClick(section.addendum_button, Qt.MouseButton.LeftButton)
+    dialog = section.addendum_dialog
+    assert dialog is not None
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=5_000)
+    assert dialog.error.text() == "Addendum is required."
+    QTest.keyClicks(dialog.body, "Chest clear on review.")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Chest clear on review." in section.view.toPlainText(), timeout=5_000)
+    note = Notes(records).get(note_id)
+    assert [a.body for a in note.addenda] == ["Chest clear on review."]
+    assert note.body.startswith("Subjective:\nDry cough")  # the signed text is unchanged
+
+    # Close the visit: no more new notes in it.
+    QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: section.timeline.item(0).text().endswith(" · Closed\nCough"), timeout=5_000
+    )
+    qtbot.waitUntil(lambda: not section.new_note_button.isEnabled(), timeout=5_000)
+    assert not section.close_button.isEnabled()
+    assert Visits(records).get(visit.id).closed_by == "admin"
+    assert "Closed" in section.view.toPlainText()
+
+
+def test_typing_is_saved_when_the_person_signs_out_mid_sentence(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Headache")
+    editor = open_editor(qtbot, section)
+    editor.timer.setInterval(60_000)  # the pause that would save never comes
+    QTest.keyClicks(editor.body, "Throbbing, left side")
+    note_id = editor.note.id
+    records = clinic.records  # the clinic stays open after the sign-out: read it here
+    signed_in.sign_out()
+    QApplication.processEvents()
+    assert section.editor is None and section.timeline.count() == 0
+    qtbot.waitUntil(
+        lambda: "Throbbing, left side" in Notes(records).get(note_id).body, timeout=5_000
+    )
+    # Saved as the person who typed it.
+    sign_in(qtbot, signed_in)
+    author = records.db.query(
+        "SELECT actor FROM audit_log WHERE action = 'note.edit' AND entity_id = ?", (note_id,)
+    )
+    assert author == [("admin",)]
+
+
+def test_an_empty_note_is_refused_and_the_last_text_kept(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Review")
+    editor = open_editor(qtbot, section)
+    editor.body.selectAll()
+    QTest.keyClick(editor.body, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: editor.error.isVisible(), timeout=5_000)
+    assert editor.error.text() == "Note text is required."
+    assert editor.status.text() == "Not saved"
+    assert Notes(clinic.records).get(editor.note.id).body == SOAP_TEMPLATE
+
+
+def test_a_visit_started_from_an_appointment_opens_on_the_chart(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    section = visits_tab(qtbot, chart)
+    appointment = ClinicalEntries(clinic.records).add(
+        "appointment",
+        patient.id,
+        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:20",
+         "reason": "Diabetes review", "status": "arrived"},
+    )  # fmt: skip
+    section.start_from_appointment(appointment, patient.id)
+    qtbot.waitUntil(lambda: len(section.visits) == 1 and section.contents is not None)
+    contents = section.contents
+    assert contents is not None
+    assert contents.visit.appointment_id == appointment
+    assert contents.visit.reason == "Diabetes review"
+    assert "From appointment" in section.view.toPlainText()
+
+
+def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    records = clinic.records
+    visit = Visits(records).start(patient_id, "Rash")
+    note = Visits(records).add_note(visit.id, "Itchy rash on both forearms.")
+    Notes(records).sign(note.id)
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: section.addendum_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.addendum_button, Qt.MouseButton.LeftButton)
+    dialog = section.addendum_dialog
+    assert dialog is not None
+    QTest.keyClicks(dialog.body, "Patch test booked")
+    signed_in.sign_out()
+    assert section.addendum_dialog is None
+    assert Notes(records).get(note.id).addenda == ()  # half an addendum is never stored
+
+    sign_in(qtbot, signed_in)
+    qtbot.waitUntil(lambda: section.addendum_dialog is not None, timeout=5_000)
+    restored = section.addendum_dialog
+    assert restored is not None and restored.isVisible()
+    assert restored.body.toPlainText() == "Patch test booked"
+    QTest.keyClicks(restored.body, " for Monday.")
+    QTest.mouseClick(restored.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(Notes(records).get(note.id).addenda), timeout=5_000)
+    assert [a.body for a in Notes(records).get(note.id).addenda] == [
+        "Patch test booked for Monday."
+    ]
+
+
+def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Asthma")
+    editor = open_editor(qtbot, section)
+    note_id = editor.note.id
+    # A colleague's edit of the Plan, as a sync would bring it in (written as another user
+    # to the same note, so the merged text is what the core holds next).
+    colleague = ClinicRecords(clinic.database, "nurse.ola")
+    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    QTest.keyClicks(editor.body, "Wheeze at night.")
+    expected = (
+        "Subjective:\nWheeze at night.\n\nObjective:\n\n\nAssessment:\n\n\n"
+        "Plan:\nSpacer technique reviewed.\n"
+    )
+    qtbot.waitUntil(lambda: editor.body.toPlainText() == expected, timeout=5_000)
+    assert Notes(clinic.records).get(note_id).body == expected
+    assert editor.status.text() == "Saved"
+    # Typing goes on where the cursor was.
+    QTest.keyClicks(editor.body, " Worse with cold air.")
+    assert "Wheeze at night. Worse with cold air.\n" in editor.body.toPlainText()

@@ -1,0 +1,214 @@
+"""Visits: start (walk-in or from an appointment), what was done in them, close; the V4
+migration on data of the previous schema; concurrent edits between replicas."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.crypto.secure_memory import SecureMemory
+from core.records import crdt
+from core.records.changes import change
+from core.records.clinic import ClinicRecords
+from core.records.entries import ClinicalEntries
+from core.records.errors import NotFoundError, ValidationError
+from core.records.notes import Notes
+from core.records.visits import SOAP_TEMPLATE, Visits, visit_list_items
+from core.store.database import Database
+from core.store.migrations import MIGRATIONS
+from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
+
+
+def _patient(r: ClinicRecords) -> str:
+    return r.add_patient("Bello", "Ada", "1970-01-01").id
+
+
+def test_walk_in_visit_defaults_to_the_signed_in_clinician_and_opens() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visit = Visits(r).start(pid, "Cough")
+    assert (visit.patient_id, visit.reason, visit.clinician) == (pid, "Cough", "dr.ade")
+    assert visit.status == "open" and visit.closed_at is None and visit.appointment_id is None
+    assert len(visit.started_at) == len("2026-12-04T09:30")
+
+
+def test_named_clinician_must_be_a_user_of_the_clinic() -> None:
+    r = new_replica("admin")
+    r.add_user("dr.kim", "Min Kim", "clinician", "a long password here")
+    pid = _patient(r)
+    assert Visits(r).start(pid, clinician="dr.kim").clinician == "dr.kim"
+    with pytest.raises(ValidationError, match="'dr\\.nobody' is not a user"):
+        Visits(r).start(pid, clinician="dr.nobody")
+    assert len(Visits(r).list_visits(pid)) == 1  # the refused one wrote nothing
+
+
+def test_visit_from_an_appointment_records_it_and_takes_its_reason() -> None:
+    r = new_replica("dr.ade")
+    pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
+    appt = ClinicalEntries(r).add(
+        "appointment",
+        pid,
+        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:15",
+         "reason": "Asthma review", "status": "arrived"},
+    )  # fmt: skip
+    visit = Visits(r).start(pid, appointment_id=appt)
+    assert visit.appointment_id == appt and visit.reason == "Asthma review"
+    with pytest.raises(ValidationError, match="already started from it"):
+        Visits(r).start(pid, appointment_id=appt)
+    with pytest.raises(ValidationError, match="another patient's appointment"):
+        Visits(r).start(other, appointment_id=appt)
+    with pytest.raises(NotFoundError):
+        Visits(r).start(pid, appointment_id="nope")
+
+
+def test_visits_started_in_the_same_minute_list_newest_first() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    ids = []
+    for i in range(5):
+        ids.append(Visits(r).start(pid, f"walk-in {i}").id)
+        time.sleep(0.002)  # recorded times are kept to the millisecond
+    assert [v.id for v in Visits(r).list_visits(pid)] == ids[::-1]
+
+
+def test_timeline_is_newest_first_and_open_filter_and_close() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits = Visits(r)
+    ids = [visits.start(pid, f"visit {i}").id for i in range(3)]
+    # Started in the same minute: give them distinct times as a real day would.
+    for i, vid in enumerate(ids):
+        ClinicalEntries(r).update("encounter", vid, {"started_at": f"2026-12-0{i + 1}T09:00"})
+    assert [v.id for v in visits.list_visits(pid)] == ids[::-1]
+    closed = visits.close(ids[1])
+    assert closed.status == "closed" and closed.closed_by == "dr.ade" and closed.closed_at
+    assert [v.id for v in visits.list_visits(pid, open_only=True)] == [ids[2], ids[0]]
+    assert [v.id for v in visits.list_visits(open_only=True)] == [ids[2], ids[0]]
+    with pytest.raises(ValidationError, match="already closed"):
+        visits.close(ids[1])
+    with pytest.raises(ValidationError, match="visit is closed"):
+        visits.add_note(ids[1])
+    audit = r.db.query("SELECT action FROM audit_log WHERE entity_id = ?", (ids[1],))
+    assert ("encounter.close",) in audit
+
+
+def test_contents_hold_notes_observations_and_list_items_of_this_visit_only() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, entries = Visits(r), ClinicalEntries(r)
+    visit, other = visits.start(pid, "Fever"), visits.start(pid, "Rash")
+    first = visits.add_note(visit.id)
+    assert first.body == SOAP_TEMPLATE and first.encounter_id == visit.id
+    second = visits.add_note(visit.id, "Phoned the lab.")
+    visits.add_note(other.id, "Other visit.")
+    temp = {"code": "8310-5", "value": "38.2", "unit": "Cel", "observed_at": "2026-12-04T09:10"}
+    entries.add("observation", pid, {**temp, "encounter_id": visit.id})
+    entries.add("observation", pid, {**temp, "value": "37.0", "encounter_id": other.id})
+    # A problem recorded in the visit carries encounter_id (the problems form stores it);
+    # one recorded outside any visit does not show.
+    _add_list_item(
+        r,
+        pid,
+        "problems",
+        {"description": "Otitis media", "status": "active", "encounter_id": visit.id},
+    )
+    entries.add_to_list(pid, "problems", {"description": "Asthma"})
+    _add_list_item(r, pid, "medications", {"name": "Amoxicillin", "encounter_id": visit.id})
+
+    got = visits.contents(visit.id)
+    assert [n.id for n in got.notes] == [first.id, second.id]
+    assert [o["value"] for o in got.observations] == ["38.2"]
+    assert [p["description"] for p in got.problems] == ["Otitis media"]
+    assert [m["name"] for m in got.medications] == ["Amoxicillin"]
+    assert visit_list_items(r, pid, other.id) == {"problems": [], "medications": []}
+
+
+def _add_list_item(r: ClinicRecords, pid: str, field: str, value: dict[str, Any]) -> None:
+    """A list item as the problem/medication forms of issue #10 will store it."""
+
+    def add(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.add(doc, field, value, hlc, r.actor)
+
+    with r.db.write(r.actor, f"{field}.add", "patient", pid) as tx:
+        change(tx, r.actor, pid, "patient", add)
+
+
+def test_saving_the_same_text_again_writes_nothing() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    note = Visits(r).add_note(Visits(r).start(pid).id)
+    before = r.db.query("SELECT count(*) FROM oplog")
+    Notes(r).edit(note.id, note.body)
+    assert r.db.query("SELECT count(*) FROM oplog") == before
+
+
+def test_concurrent_visit_field_edits_and_closing_are_conflicts_that_converge() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    pid = _patient(a)
+    visit = Visits(a).start(pid, "Cough")
+    sync_pair(b, a)
+    ClinicalEntries(a).update("encounter", visit.id, {"reason": "Cough and fever"})
+    ClinicalEntries(b).update("encounter", visit.id, {"reason": "Wheeze"})
+    Visits(a).close(visit.id)
+    Visits(b).close(visit.id)
+    sync_pair(b, a)
+    assert_converged([a, b])
+    for r in (a, b):
+        # Both closings show: who closed differs (the two closing times may agree to the
+        # millisecond in a test, and identical values are no conflict).
+        fields = {c.field for c in r.conflicts(visit.id)}
+        assert {"closed_by", "reason"} <= fields <= {"closed_at", "closed_by", "reason"}
+        [closing] = [c for c in r.conflicts(visit.id) if c.field == "closed_by"]
+        assert {c.value for c in closing.candidates} == {"ann", "bob"}
+        assert Visits(r).get(visit.id).status == "closed"
+
+
+def test_v4_migration_keeps_visits_of_the_previous_schema_as_open(tmp_path: Path) -> None:
+    key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
+    path = tmp_path / "v2.db"
+    previous = [m for m in MIGRATIONS if m[0] < 4]
+    old = Database.create(path, key, migrations=tuple(previous))
+    with old.write("t", "encounter.create", "encounter", "e1") as tx:
+        tx.execute(
+            "INSERT INTO patients (id, family, given, birth_date, sort_key, created_at, "
+            "updated_at) VALUES ('p1', 'Okafor', 'Ngozi', '1960-02-02', 'o', 'x', 'x')"
+        )
+        tx.execute(
+            "INSERT INTO encounters (id, patient_id, started_at, reason, clinician) "
+            "VALUES ('e1', 'p1', '2026-11-30T10:00', 'Headache', 'dr.ade')"
+        )
+    old.close()
+    db = Database.open(path, key)
+    [visit] = Visits(ClinicRecords(db, "t")).list_visits("p1", open_only=True)
+    assert (visit.id, visit.reason, visit.clinician) == ("e1", "Headache", "dr.ade")
+    assert (visit.status, visit.appointment_id, visit.closed_at) == ("open", None, None)
+    assert db.integrity_problems() == []
+    db.close()
+
+
+def test_an_editor_started_before_a_synced_edit_keeps_both_edits() -> None:
+    """The editor on A sends its whole text with the text it started from; B's edit,
+    synced in meanwhile, stays."""
+    a, b = new_replica("ann"), new_replica("bob")
+    pid = _patient(a)
+    visit = Visits(a).start(pid, "Cough")
+    base = "Subjective:\nCough.\n\nPlan:\nReview.\n"
+    note = Visits(a).add_note(visit.id, base)
+    sync_pair(b, a)
+    Notes(b).edit(note.id, "Subjective:\nCough.\n\nPlan:\nReview in 2 weeks.\n")
+    sync_pair(b, a)
+    typed = "Subjective:\nCough for 3 days, dry.\n\nPlan:\nReview.\n"  # A's screen
+    saved = Notes(a).edit(note.id, typed, base)
+    assert saved.body == "Subjective:\nCough for 3 days, dry.\n\nPlan:\nReview in 2 weeks.\n"
+    sync_pair(b, a)
+    assert Notes(b).get(note.id).body == saved.body
+
+
+def test_merge_edits_keeps_ours_where_both_changed_the_same_words() -> None:
+    assert crdt.merge_edits("BP normal.", "BP 150/95.", "BP high.") == "BP 150/95."
+    assert crdt.merge_edits("a b", "a x b", "a b y") == "a x b y"
+    assert crdt.merge_edits("a b", "a b", "a c") == "a c"
