@@ -91,8 +91,13 @@ class Workstation:
 
     # ----- set-up -----------------------------------------------------------------------
 
-    def init(self, clinic_name: str, username: str, full_name: str, password: str) -> str:
-        """Create the clinic, its first admin and key slots; returns the recovery key."""
+    def init(
+        self, clinic_name: str, username: str, full_name: str, password: str, keyring: bool = True
+    ) -> str:
+        """Create the clinic, its first admin and key slots; returns the recovery key.
+
+        ``keyring=False`` adds no OS-keyring slot (the demo clinic, whose password is
+        published, has no business in the person's keyring)."""
         if self.is_initialized():
             raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
         # Validate before anything touches the disk.
@@ -112,6 +117,9 @@ class Workstation:
             self.keyfile_path.unlink(missing_ok=True)
             raise
         self._keys, self._db, self._records = keys, db, records
+        if not keyring:
+            self.keyring_note = "not wanted for this clinic"
+            return recovery
         try:
             chain.add_keyring_slot(keys)
             self.keyring_note = None
