@@ -26,7 +26,9 @@ from pathlib import Path
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.errors import CarelineError
-from core.records.demo_data import DEFAULT_PATIENTS, DEFAULT_SEED, DemoCounts, generate
+from core.records.demo_data import DEFAULT_PATIENTS as DEFAULT_PATIENTS
+from core.records.demo_data import DEFAULT_SEED as DEFAULT_SEED
+from core.records.demo_data import DemoCounts, generate
 from core.records.workstation import Workstation
 from core.store.database import Database
 
