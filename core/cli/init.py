@@ -81,7 +81,7 @@ def _demo(ctx: Context) -> int:
         patients=args.patients or demo.DEFAULT_PATIENTS,
         on_progress=None if args.json else progress,
     )
-    counts = made.counts.to_dict()
+    counts = made.counts.to_dict() if made.counts else {}
     doc = {
         "data_dir": str(made.folder),
         "clinic": demo.DEMO_CLINIC_NAME,

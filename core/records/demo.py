@@ -89,7 +89,13 @@ class DemoClinic:
     folder: Path
     username: str
     password: str
-    counts: DemoCounts
+    counts: DemoCounts | None  # None: an existing demo, opened (open_demo)
+
+
+def open_demo(data_dir: Path) -> DemoClinic | None:
+    """The demo clinic beside ``data_dir`` if there is one (nothing is opened or written)."""
+    folder = demo_folder(data_dir)
+    return DemoClinic(folder, DEMO_USER, DEMO_PASSWORD, None) if is_demo_folder(folder) else None
 
 
 def create_demo(

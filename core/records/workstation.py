@@ -81,6 +81,14 @@ class Workstation:
         """Where the encrypted database lives."""
         return self.data_dir / DB_FILE_NAME
 
+    def use_folder(self, data_dir: Path) -> None:
+        """Hold the clinic in ``data_dir`` from now on (the desktop app switches between the
+        clinic's folder and the demo's this way); only while the clinic is closed here."""
+        if self._db is not None or self._keys is not None:
+            raise StoreError("close the clinic on this computer before switching folders")
+        self.data_dir = data_dir
+        self._salt_recorded = False
+
     def is_initialized(self) -> bool:
         """True if a clinic has been set up in this data folder."""
         return self.keyfile_path.exists() or self.db_path.exists()
