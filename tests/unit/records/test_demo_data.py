@@ -140,7 +140,9 @@ def test_every_write_went_through_the_write_path(clinic: tuple[ClinicRecords, De
     db = clinic[0].db
     counts = clinic[1]
     ops = db.query("SELECT count(*) FROM oplog")[0][0]
-    audited = dict(db.query("SELECT action, count(*) FROM audit_log GROUP BY action"))
+    audited: dict[str, int] = dict(
+        db.query("SELECT action, count(*) FROM audit_log GROUP BY action")
+    )
     assert audited["patient.create"] == counts.patients
     assert audited["observation.create"] == counts.observations
     assert audited["note.sign"] == counts.signed_notes
