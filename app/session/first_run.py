@@ -359,6 +359,7 @@ class FirstRunWizard(QWizard):
     download_progressed = Signal(object)  # SyncProgress of a join's first download
     demo_progressed = Signal(int, int)  # sample patients written, of how many
     demo_ready = Signal(object)  # DemoClinic: made (or found) and closed, ready to sign in
+    demo_patients = demo.DEFAULT_PATIENTS  # how many sample patients the demo gets
 
     def __init__(
         self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
@@ -438,13 +439,15 @@ class FirstRunWizard(QWizard):
         """On the worker: the demo clinic beside this computer's data folder, made now (with
         :attr:`demo_progressed` signals) or, if it exists already, as it is."""
         home, kdf_params = self._workstation.data_dir, self._workstation.kdf_params
-        relay = self.demo_progressed
+        relay, patients = self.demo_progressed, self.demo_patients
 
         def run() -> DemoClinic:
             found = demo.open_demo(home)
             if found is not None:
                 return found
-            return demo.create_demo(home, on_progress=relay.emit, kdf_params=kdf_params)
+            return demo.create_demo(
+                home, patients=patients, on_progress=relay.emit, kdf_params=kdf_params
+            )
 
         return self._worker.submit(run, on_done, on_error, label="make demo clinic")
 
@@ -475,6 +478,9 @@ class FirstRunWizard(QWizard):
 
     def accept(self) -> None:
         """Finish: forget the key on screen and hand over to sign-in."""
+        if self.currentPage() is self.demo_page:
+            self.validateCurrentPage()  # starts making the demo; demo_ready hands over
+            return
         created = self.created
         if created is None or not self.recovery_page.stored.isChecked():
             return
@@ -733,7 +739,7 @@ class DemoPage(QWizardPage):
         self.setButtonText(QWizard.WizardButton.FinishButton, "Open the demo")
         folder = demo.demo_folder(wizard.home)
         self.about = paragraph(
-            f"Careline makes a clinic of {demo.DEFAULT_PATIENTS} made-up patients with "
+            f"Careline makes a clinic of {wizard.demo_patients} made-up patients with "
             "allergies, problems, medications, past visits with vitals and notes, and a "
             "week of appointments around today. It is marked “DEMO — sample data” "
             "everywhere it shows and never syncs with other computers.\n\n"
