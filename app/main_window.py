@@ -660,6 +660,7 @@ class MainWindow(QMainWindow):
         self.operations.start()
         self.workspace.start(session)
         self.idle.start()
+        self.sync_status.set_demo(session.demo)
         self.statusBar().show()
         self.sync.start()
         restored = self.drafts.restore(session.user.username)

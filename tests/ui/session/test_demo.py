@@ -34,6 +34,7 @@ def _assert_demo_shown(window: MainWindow) -> None:
     assert demo.DEMO_CLINIC_NAME in window.windowTitle()
     assert window.workspace.clinic_label.text() == demo.DEMO_CLINIC_NAME
     assert not window.workspace.enroll_action.isVisible()  # a demo never syncs
+    assert window.sync_status.text.text() == "Demo clinic: it never syncs with other computers."
 
 
 def test_explore_with_sample_data_ends_signed_in_to_the_demo(
