@@ -112,6 +112,7 @@ def create_main_window(
         close_after_ms=hours_to_ms(int(settings["close_after_idle_hours"])),
         initial_user=getattr(args, "user", None) or "",
         sync_options={"lan": LanOptions()},
+        demo=bool(getattr(args, "demo", False)),
     )
 
 

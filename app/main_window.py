@@ -48,13 +48,21 @@ from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
 from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
-from app.session.sign_in import ClinicState, Session, SignInPage
+from app.session.sign_in import ClinicState, Session, SignInPage, sign_in
 from app.sync.controller import SyncController
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
 from core.keys.errors import KeyError_
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
+from core.records.demo import (
+    DEMO_NOTICE,
+    DEMO_PASSWORD,
+    DEMO_USER,
+    DemoClinic,
+    is_demo_folder,
+    open_demo,
+)
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
@@ -68,13 +76,16 @@ DEFAULT_AUTO_LOCK_MINUTES = 10
 DEFAULT_CLOSE_AFTER_IDLE_HOURS = 12
 
 
-def window_title(clinic_name: str = "", patient_name: str = "") -> str:
-    """``<patient> — <clinic> — Careline``, with what is known, and Careline only once.
+def window_title(clinic_name: str = "", patient_name: str = "", demo: bool = False) -> str:
+    """``<patient> — <clinic> — Careline``, with what is known, and Careline only once
+    (the demo clinic's titles start with the DEMO notice).
 
     The application's name comes last: on X11 and Wayland Qt appends the application
     display name to any title that does not already end with it.
     """
     parts = [p for p in (patient_name.strip(), clinic_name.strip()) if p]
+    if demo:
+        parts.insert(0, DEMO_NOTICE)
     parts = [p for p in parts if p.casefold() != APP_NAME.casefold()]
     return " — ".join([*parts, APP_NAME])
 
@@ -218,6 +229,11 @@ class Workspace(QWidget):
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         self.notice.hide()
+        # Always in view while the demo clinic is open: nobody mistakes it for real records.
+        self.demo_banner = QLabel(DEMO_NOTICE)
+        self.demo_banner.setObjectName("demoBanner")
+        self.demo_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.demo_banner.hide()
         body = QVBoxLayout()
         body.setContentsMargins(24, 18, 24, 18)
         body.addWidget(self.notice)
@@ -226,6 +242,7 @@ class Workspace(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.toolbar)
+        layout.addWidget(self.demo_banner)
         layout.addLayout(body, 1)
 
         self.patient_dialog: PatientDialog | None = None
@@ -274,6 +291,10 @@ class Workspace(QWidget):
         is_admin = session.user.role == "admin"
         for admin_only in (self.admin_separator, self.new_recovery_key_action, self.rekey_action):
             admin_only.setVisible(is_admin)
+        # A demo never syncs (core refuses it too): no sync set-up to offer.
+        self.demo_banner.setVisible(session.demo)
+        self.enroll_action.setVisible(not session.demo)
+        self.pair_action.setEnabled(not session.demo)
         self.show_list()
         self.patient_list.activate()
         self.patient_list.search.setFocus()
@@ -440,9 +461,11 @@ class MainWindow(QMainWindow):
         initial_user: str = "",
         close_after_ms: int = hours_to_ms(DEFAULT_CLOSE_AFTER_IDLE_HOURS),
         sync_options: dict[str, Any] | None = None,
+        demo: bool = False,
     ) -> None:
         super().__init__()
         self.workstation = workstation
+        self._demo_requested = demo  # careline --demo: the demo beside the data folder
         self._owns_worker = worker is None
         self.worker = worker or Worker()
         self._initial_user = initial_user
@@ -510,11 +533,21 @@ class MainWindow(QMainWindow):
         return self._session
 
     def start(self) -> None:
-        """First run if there is no clinic; otherwise try the keyring quietly, then sign in."""
-        if not self.workstation.is_initialized():
+        """First run if there is no clinic; otherwise try the keyring quietly, then sign in.
+
+        Started for the demo (``careline --demo``), the window holds the demo clinic beside
+        the data folder, or offers to make it if there is none yet."""
+        ws = self.workstation
+        if self._demo_requested:
+            found = open_demo(ws.data_dir)
+            if found is None:
+                self._show_first_run(demo_only=True)
+                return
+            ws.use_folder(found.folder)
+            self._initial_user = found.username
+        if not ws.is_initialized():
             self._show_first_run()
             return
-        ws = self.workstation
 
         def try_keyring() -> bool:
             # Opening with the OS keyring lets a colleague who has never signed in on this
@@ -530,7 +563,10 @@ class MainWindow(QMainWindow):
         # in: it stays closed here (a sign-in without a slot still tries the keyring).
         if self.close_timer.interval() > 0:
             self.worker.submit(try_keyring, self._opened_by_keyring, label="keyring unlock")
-        self._show_sign_in(self._initial_user)
+        notice = ""
+        if is_demo_folder(ws.data_dir):
+            notice = f"{DEMO_NOTICE}. Sign in as {DEMO_USER} with the password {DEMO_PASSWORD}."
+        self._show_sign_in(self._initial_user, notice)
         self._show_clinic_state()
 
     def _opened_by_keyring(self, opened: bool) -> None:
@@ -540,9 +576,12 @@ class MainWindow(QMainWindow):
 
     # ----- screens ----------------------------------------------------------------------
 
-    def _show_first_run(self) -> None:
+    def _show_first_run(self, demo_only: bool = False) -> None:
         wizard = FirstRunWizard(self.worker, self.workstation)
         wizard.setup_finished.connect(self._setup_finished)
+        wizard.demo_ready.connect(self._open_demo)
+        if demo_only:
+            wizard.setStartId(wizard.demo_page_id)
         self.first_run = wizard
         # A centred card of reading width: set-up text is long, and full-width lines on a
         # large screen are hard to follow.
@@ -567,6 +606,29 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(page)
         self.stack.setCurrentWidget(page)
         wizard.clinic_page.clinic_name.setFocus()
+
+    def _open_demo(self, made: DemoClinic) -> None:
+        """The wizard made (or found) the demo clinic: this window holds it from now on
+        (this computer's own clinic folder stays as it was), signed in as its demo user."""
+        ws = self.workstation
+
+        def open_it() -> Session:
+            ws.use_folder(made.folder)
+            return sign_in(ws, made.username, made.password)
+
+        self.worker.submit(open_it, self._demo_opened, self._demo_failed, label="open demo")
+
+    def _demo_opened(self, session: Session) -> None:
+        page, self.first_run_page, self.first_run = self.first_run_page, None, None
+        if page is not None:
+            self.stack.removeWidget(page)
+            page.deleteLater()
+        self._signed_in(session)
+
+    def _demo_failed(self, exc: Exception) -> None:
+        wizard = self.first_run
+        if wizard is not None:
+            wizard.demo_page.show_failure(exc)
 
     def _setup_finished(self, username: str) -> None:
         # Init leaves the database open; lock it so the first session starts with a real
@@ -612,6 +674,7 @@ class MainWindow(QMainWindow):
         self.operations.start()
         self.workspace.start(session)
         self.idle.start()
+        self.sync_status.set_demo(session.demo)
         self.statusBar().show()
         self.sync.start()
         restored = self.drafts.restore(session.user.username)
@@ -634,7 +697,8 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         # No patient's name in the title of a locked window.
         patient = self._patient_name if self._session is not None else ""
-        self.setWindowTitle(window_title(self._clinic_name, patient))
+        demo = self._session.demo if self._session is not None else False
+        self.setWindowTitle(window_title(self._clinic_name, patient, demo))
 
     def show_pair_code(self) -> None:
         """Settings → Pair a workstation…: a one-time code (creating the clinic's LAN CA on

@@ -38,7 +38,8 @@ from app.sync.join import JoinRequest, join_clinic
 from app.sync.status import describe_progress
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
-from core.records import validation
+from core.records import demo, validation
+from core.records.demo import DemoClinic
 from core.records.errors import ValidationError
 from core.records.workstation import Workstation
 from core.sync.session import SyncReport
@@ -53,10 +54,10 @@ class ClinicCreated:
     keyring_note: str | None
 
 
-def heading(step: int, title: str, subtitle: str) -> str:
+def heading(step: int, title: str, subtitle: str, steps: int = 3) -> str:
     """A page title: where the person is in the set-up, the title, one line of context."""
     return (
-        f'<div style="color:#55636f; font-size:10pt">Step {step} of 3</div>'
+        f'<div style="color:#55636f; font-size:10pt">Step {step} of {steps}</div>'
         f'<div style="color:#23465c; font-size:17pt; font-weight:600">{title}</div>'
         f'<div style="color:#3b4a56; font-size:11pt; font-weight:normal; margin-top:4px">'
         f"{subtitle}</div>"
@@ -75,10 +76,12 @@ class ClinicPage(QWizardPage):
         self.create_choice.setObjectName("createClinic")
         self.join_choice = QRadioButton("Join an existing clinic")
         self.join_choice.setObjectName("joinClinic")
+        self.demo_choice = QRadioButton("Explore with sample data")
+        self.demo_choice.setObjectName("exploreDemo")
         self.create_choice.setChecked(True)
         self._choices = QButtonGroup(self)
-        self._choices.addButton(self.create_choice)
-        self._choices.addButton(self.join_choice)
+        for choice in (self.create_choice, self.join_choice, self.demo_choice):
+            self._choices.addButton(choice)
         self.clinic_name = QLineEdit()
         self.clinic_name.setObjectName("clinicName")
         self.clinic_name.setPlaceholderText("e.g. Riverside Family Practice")
@@ -106,11 +109,19 @@ class ClinicPage(QWizardPage):
                 "hint",
             )
         )
+        layout.addWidget(self.demo_choice)
+        layout.addWidget(
+            paragraph(
+                "A demo clinic of made-up patients to learn on, in a folder of its own. It "
+                "never syncs and leaves this computer's clinic untouched.",
+                "hint",
+            )
+        )
         layout.addStretch(1)
-        self.join_choice.toggled.connect(self._choice_changed)
+        self.create_choice.toggled.connect(self._choice_changed)
 
-    def _choice_changed(self, joining: bool) -> None:
-        self.clinic_name.setEnabled(not joining)
+    def _choice_changed(self, creating: bool) -> None:
+        self.clinic_name.setEnabled(creating)
         self.error.hide()
 
     @property
@@ -123,11 +134,13 @@ class ClinicPage(QWizardPage):
         wizard = self.wizard()
         if self.joining and isinstance(wizard, FirstRunWizard):
             return wizard.join_page_id
+        if self.demo_choice.isChecked() and isinstance(wizard, FirstRunWizard):
+            return wizard.demo_page_id
         return super().nextId()
 
     def validatePage(self) -> bool:
         """Check the name with core's rules before moving on."""
-        if self.joining:
+        if not self.create_choice.isChecked():
             return True
         try:
             validation.text("clinic", self.clinic_name.text())
@@ -344,6 +357,9 @@ class FirstRunWizard(QWizard):
 
     setup_finished = Signal(str)
     download_progressed = Signal(object)  # SyncProgress of a join's first download
+    demo_progressed = Signal(int, int)  # sample patients written, of how many
+    demo_ready = Signal(object)  # DemoClinic: made (or found) and closed, ready to sign in
+    demo_patients = demo.DEFAULT_PATIENTS  # how many sample patients the demo gets
 
     def __init__(
         self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
@@ -351,6 +367,7 @@ class FirstRunWizard(QWizard):
         super().__init__(parent)
         self._worker = worker
         self._workstation = workstation
+        self.home = workstation.data_dir  # this computer's clinic folder (the demo's beside)
         self.setObjectName("firstRunWizard")
         # Shown inside the main window rather than as a separate dialog window.
         self.setWindowFlags(Qt.WindowType.Widget)
@@ -363,9 +380,11 @@ class FirstRunWizard(QWizard):
         self.admin_page = AdminPage(self)
         self.recovery_page = RecoveryPage()
         self.join_page = JoinPage(self)
+        self.demo_page = DemoPage(self)
         for page in (self.clinic_page, self.admin_page, self.recovery_page):
             self.addPage(page)
         self.join_page_id = self.addPage(self.join_page)
+        self.demo_page_id = self.addPage(self.demo_page)
         for which in (
             QWizard.WizardButton.NextButton,
             QWizard.WizardButton.CommitButton,
@@ -414,6 +433,24 @@ class FirstRunWizard(QWizard):
 
         return self._worker.submit(run, on_done, on_error, label="join clinic")
 
+    def make_demo(
+        self, on_done: Callable[[DemoClinic], None], on_error: Callable[[Exception], None]
+    ) -> Job[DemoClinic]:
+        """On the worker: the demo clinic beside this computer's data folder, made now (with
+        :attr:`demo_progressed` signals) or, if it exists already, as it is."""
+        home, kdf_params = self._workstation.data_dir, self._workstation.kdf_params
+        relay, patients = self.demo_progressed, self.demo_patients
+
+        def run() -> DemoClinic:
+            found = demo.open_demo(home)
+            if found is not None:
+                return found
+            return demo.create_demo(
+                home, patients=patients, on_progress=relay.emit, kdf_params=kdf_params
+            )
+
+        return self._worker.submit(run, on_done, on_error, label="make demo clinic")
+
     def find_peers(
         self, on_done: Callable[[list[str]], None], on_error: Callable[[Exception], None]
     ) -> Job[list[str]]:
@@ -441,6 +478,9 @@ class FirstRunWizard(QWizard):
 
     def accept(self) -> None:
         """Finish: forget the key on screen and hand over to sign-in."""
+        if self.currentPage() is self.demo_page:
+            self.validateCurrentPage()  # starts making the demo; demo_ready hands over
+            return
         created = self.created
         if created is None or not self.recovery_page.stored.isChecked():
             return
@@ -678,3 +718,95 @@ class JoinPage(QWizardPage):
         self._job = None
         self._set_busy(False)
         self.show_error(describe_error(exc))
+
+
+class DemoPage(QWizardPage):
+    """Step 2 (exploring): make the demo clinic, with progress, then open it signed in."""
+
+    def __init__(self, wizard: FirstRunWizard) -> None:
+        super().__init__(wizard)
+        self._wizard = wizard
+        self._job: Job[DemoClinic] | None = None
+        self.made: DemoClinic | None = None
+        self.setTitle(
+            heading(
+                2,
+                "Explore with sample data",
+                "A demo clinic of made-up patients, to learn Careline on.",
+                steps=2,
+            )
+        )
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Open the demo")
+        folder = demo.demo_folder(wizard.home)
+        self.about = paragraph(
+            f"Careline makes a clinic of {wizard.demo_patients} made-up patients with "
+            "allergies, problems, medications, past visits with vitals and notes, and a "
+            "week of appointments around today. It is marked “DEMO — sample data” "
+            "everywhere it shows and never syncs with other computers.\n\n"
+            f"It lives in its own folder, {folder}, apart from this computer's clinic "
+            "(start Careline as usual to set that up later). Open the demo again at any "
+            f"time with “careline --demo”, signed in as “{demo.DEMO_USER}” with the "
+            f"password “{demo.DEMO_PASSWORD}”."
+        )
+        self.progress = paragraph("", "hint")
+        self.progress.hide()
+        self.bar = QProgressBar()
+        self.bar.setObjectName("demoProgress")
+        self.bar.setTextVisible(False)
+        self.bar.hide()
+        self.error = error_label()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
+        layout.setSpacing(12)
+        layout.addWidget(self.about)
+        layout.addWidget(self.error)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.bar)
+        layout.addStretch(1)
+        wizard.demo_progressed.connect(self._progressed)
+
+    def nextId(self) -> int:
+        """The last page."""
+        return -1
+
+    def validatePage(self) -> bool:
+        """Start making (or finding) the demo; the wizard hands over once it is ready."""
+        if self._job is not None or self.made is not None:
+            return False
+        self.error.hide()
+        self._set_busy(True)
+        self._job = self._wizard.make_demo(self._made, self._failed)
+        return False
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setText("Writing the sample patients…" if busy else "")
+        self.progress.setVisible(busy)
+        if busy:
+            self.bar.setRange(0, 0)  # busy until the first group is written
+        self.bar.setVisible(busy)
+        self._wizard.button(QWizard.WizardButton.FinishButton).setEnabled(not busy)
+        self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
+
+    def _progressed(self, done: int, total: int) -> None:
+        if self._job is None:
+            return
+        self.progress.setText(f"Writing the sample patients: {done} of {total}…")
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+
+    def _made(self, made: DemoClinic) -> None:
+        self._job = None
+        self.made = made
+        self.progress.setText("Opening the demo clinic…")
+        self._wizard.demo_ready.emit(made)
+
+    def _failed(self, exc: Exception) -> None:
+        self.show_failure(exc)
+
+    def show_failure(self, exc: Exception) -> None:
+        """Making or opening the demo failed: say why, and let the person try again."""
+        self._job = None
+        self.made = None
+        self._set_busy(False)
+        self.error.setText(describe_error(exc))
+        self.error.show()

@@ -19,6 +19,7 @@ from app.messages import describe_error
 from app.session.key_dialogs import RecoverPasswordDialog
 from app.widgets import form_layout
 from app.worker import Job, Worker
+from core.records.demo import is_demo_folder
 from core.records.errors import StaleSlotError
 from core.records.models import User
 from core.records.workstation import Workstation, describe_openers
@@ -30,6 +31,7 @@ class Session:
 
     user: User
     clinic_name: str
+    demo: bool = False  # the demo clinic of sample data (core.records.demo)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def sign_in(
     """Runs on the worker: unlock if needed, check the password, read the clinic name
     (``previous``: the password this workstation last knew, after a change elsewhere)."""
     user = workstation.sign_in(username, password, previous)
-    return Session(user, workstation.records.clinic_name())
+    demo = is_demo_folder(workstation.data_dir)
+    return Session(user, workstation.records.clinic_name(), demo)
 
 
 class SignInPage(QWidget):

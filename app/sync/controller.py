@@ -47,6 +47,7 @@ from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
 from core.records import changeset
 from core.records.changeset import Changes
+from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
@@ -216,6 +217,8 @@ class _SyncRunner(QObject):
     def enroll(self, request: tuple[str, str, str | None, str]) -> None:
         url, code, ca_pem, device = request
         try:
+            # Refused before the code is redeemed (a used code is gone for good).
+            refuse_if_demo("enroll with a clinic server", self._ws.data_dir, self._ws.database)
             credential = enroll(url, code, ca_pem, device)
             store_credential(self._ws.database, credential)
         except Exception as exc:

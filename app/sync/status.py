@@ -98,6 +98,7 @@ class SyncStatusWidget(QWidget):
     def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._controller = controller
+        self._demo = False
         self.dot = QLabel("●")
         self.dot.setObjectName("syncDot")
         self.text = QLabel()
@@ -153,7 +154,15 @@ class SyncStatusWidget(QWidget):
             self.progress.setRange(0, 0)  # busy: the total is not known (yet)
         self.progress.setVisible(progress is not None or bootstrapping)
 
+    def set_demo(self, demo: bool) -> None:
+        """The demo clinic never syncs: say so instead of offering a server connection."""
+        self._demo = demo
+        self._refresh()
+
     def _refresh(self) -> None:
+        if self._demo and self._status.state != ERROR:
+            self.text.setText("Demo clinic: it never syncs with other computers.")
+            return
         self.text.setText(describe_status(self._status))
 
 

@@ -13,6 +13,7 @@ from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, default_data_
 from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
 from core.records.clinic import ClinicRecords
+from core.records.demo import DEMO_NOTICE, DEMO_PASSWORD, demo_folder, is_demo_folder
 from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
 
@@ -35,6 +36,11 @@ class Context:
         self.args = args
         base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": args.data_dir})
         data_dir: Path = base["data_dir"] or default_data_dir()
+        # The real clinic's folder; ``--demo`` works on the demo's folder beside it.
+        self.clinic_data_dir = data_dir
+        self.demo_requested = bool(getattr(args, "demo", False))
+        if self.demo_requested:
+            data_dir = demo_folder(data_dir)
         self.settings = load_settings(
             DESKTOP_SCHEMA,
             cli={"data_dir": data_dir},
@@ -42,6 +48,11 @@ class Context:
         )
         self.data_dir = data_dir
         self.workstation = Workstation(data_dir)
+        self.demo = is_demo_folder(data_dir)
+        if self.demo:
+            sys.stderr.write(f"careline: {DEMO_NOTICE} ({data_dir})\n")
+        elif self.demo_requested and args.command != "init":
+            raise CliError(f"no demo clinic in {data_dir}; run 'careline init --demo' first")
 
     def emit(self, document: Any, text: str) -> None:
         """Print the JSON document or the human text."""
@@ -51,10 +62,12 @@ class Context:
             sys.stdout.write(text.rstrip("\n") + "\n")
 
     def password(self) -> str | None:
-        """Password from --password-stdin or CARELINE_PASSWORD_FILE."""
+        """Password from --password-stdin or CARELINE_PASSWORD_FILE (the demo clinic's
+        published password when neither is given for the demo)."""
         from core.cli.passwords import read_password
 
-        return read_password(self.args.password_stdin, self.settings["password_file"])
+        given = read_password(self.args.password_stdin, self.settings["password_file"])
+        return DEMO_PASSWORD if given is None and self.demo else given
 
     def require_clinic(self) -> None:
         """Refuse a command that needs a clinic in a data folder without one."""

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Careline clinic records. With no command, opens the desktop app.",
     )
     parser.add_argument("--data-dir", type=Path, help="folder of the clinic database")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the demo clinic (sample data) in its own folder beside the data folder",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--user", help="act as this user (default: the admin named at init)")
     parser.add_argument(

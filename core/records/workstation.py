@@ -85,6 +85,14 @@ class Workstation:
         """Where the encrypted database lives."""
         return self.data_dir / DB_FILE_NAME
 
+    def use_folder(self, data_dir: Path) -> None:
+        """Hold the clinic in ``data_dir`` from now on (the desktop app switches between the
+        clinic's folder and the demo's this way); only while the clinic is closed here."""
+        if self._db is not None or self._keys is not None:
+            raise StoreError("close the clinic on this computer before switching folders")
+        self.data_dir = data_dir
+        self._salt_recorded = False
+
     def is_initialized(self) -> bool:
         """True if a clinic has been set up in this data folder."""
         return self.keyfile_path.exists() or self.db_path.exists()
@@ -95,8 +103,13 @@ class Workstation:
 
     # ----- set-up -----------------------------------------------------------------------
 
-    def init(self, clinic_name: str, username: str, full_name: str, password: str) -> str:
-        """Create the clinic, its first admin and key slots; returns the recovery key."""
+    def init(
+        self, clinic_name: str, username: str, full_name: str, password: str, keyring: bool = True
+    ) -> str:
+        """Create the clinic, its first admin and key slots; returns the recovery key.
+
+        ``keyring=False`` adds no OS-keyring slot (the demo clinic, whose password is
+        published, has no business in the person's keyring)."""
         if self.is_initialized():
             raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
         # Validate before anything touches the disk.
@@ -116,6 +129,9 @@ class Workstation:
             self.keyfile_path.unlink(missing_ok=True)
             raise
         self._keys, self._db, self._records = keys, db, records
+        if not keyring:
+            self.keyring_note = "not wanted for this clinic"
+            return recovery
         try:
             chain.add_keyring_slot(keys)
             self.keyring_note = None

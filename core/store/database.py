@@ -201,6 +201,7 @@ class Database:
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
         self._lock = threading.RLock()
+        self._batch_depth = 0  # > 0 inside ``batch``: units of work become savepoints
 
     @classmethod
     def create(cls, path: Path, key: SecureMemory, migrations: Migrations = MIGRATIONS) -> Database:
@@ -288,17 +289,54 @@ class Database:
         entity_id: str,
         details: dict[str, Any] | None = None,
     ) -> Iterator[Transaction]:
-        """One unit of work: the change and its audit entry commit together or not at all."""
+        """One unit of work: the change and its audit entry commit together or not at all.
+
+        Inside :meth:`batch` it is a savepoint of the batch's transaction instead: a failed
+        unit is rolled back alone, and the batch commits every unit at once.
+        """
         with self._lock:
             conn = self._require()
-            conn.execute("BEGIN IMMEDIATE")
+            begin, end, undo = (
+                ("SAVEPOINT unit", ("RELEASE unit",), ("ROLLBACK TO unit", "RELEASE unit"))
+                if self._batch_depth
+                else ("BEGIN IMMEDIATE", ("COMMIT",), ("ROLLBACK",))
+            )
+            conn.execute(begin)
             try:
                 yield Transaction(conn)
                 self.append_audit(conn, actor, action, entity, entity_id, details)
+                for sql in end:
+                    conn.execute(sql)
+            except BaseException:
+                for sql in undo:
+                    conn.execute(sql)
+                raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many units of work (``write``) in one transaction, for bulk writes such as the
+        demo clinic's: each keeps its own document change, rows, op and audit entry, and
+        they commit together (or, if the batch fails, not at all). Other threads wait for
+        the whole batch, so keep batches short."""
+        with self._lock:
+            conn = self._require()
+            if self._batch_depth:
+                self._batch_depth += 1
+                try:
+                    yield
+                finally:
+                    self._batch_depth -= 1
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            self._batch_depth = 1
+            try:
+                yield
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._batch_depth = 0
 
     @contextmanager
     def read_audited(

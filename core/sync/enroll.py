@@ -16,6 +16,7 @@ import httpx
 
 from core.crypto import certs
 from core.errors import CarelineError
+from core.records.demo import refuse_if_demo
 from core.store.database import Database
 from core.sync.http_transport import HttpTransport, require_https
 from core.sync.transport import TransportError
@@ -96,6 +97,7 @@ def enroll(
 
 def save_credential(db: Database, credential: ServerCredential) -> None:
     """Keep the credential in the encrypted database (audited)."""
+    refuse_if_demo("enroll with a clinic server", db=db)
     with db.write("device", "device.enroll", "device", credential.device_id) as tx:
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "

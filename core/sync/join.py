@@ -25,6 +25,7 @@ from pathlib import Path
 from core.errors import CarelineError
 from core.keys import keyring_store
 from core.keys.keychain import Keychain
+from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
 from core.sync.enroll import enroll, save_credential
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # SQLite/SQLCipher files that travel with a database file.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+_JOINING = "join a clinic (enroll with a clinic server or pair with a LAN workstation)"
 
 
 class NoAccountError(AuthenticationError):
@@ -96,6 +98,8 @@ def join_clinic(
     batch of the first download. Raises the enrollment's or pairing's own error,
     :class:`FirstSyncError` or :class:`NoAccountError`.
     """
+    # Refused before any code is redeemed (a used code is gone for good).
+    refuse_if_demo(_JOINING, ws.data_dir, ws.database if ws.is_unlocked else None)
     if ws.is_initialized():
         return _join(ws, request, on_progress, None)
     if request.password is None:

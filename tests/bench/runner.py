@@ -4,7 +4,7 @@ desktop sync benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals`` runs one part (its targets only).
+``--only store|sync|attachments|server|desktop|vitals|clinical`` runs one part (its targets only).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 from . import (
     attachment_bench,
+    clinical_bench,
     desktop_sync_bench,
     server_bench,
     store_bench,
@@ -28,7 +29,7 @@ from . import (
     vitals_bench,
 )
 
-PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals")
+PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals", "clinical")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -99,10 +100,11 @@ def server_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def desktop_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """First download of a large clinic, and a LAN edit's arrival on a peer."""
+def desktop_targets(report: dict[str, Any], part: str = "desktop") -> list[dict[str, Any]]:
+    """A part's own targets, flattened: the desktop part's (first download of a large clinic,
+    a LAN edit's arrival on a peer) or the clinical part's (chart, day view)."""
     return [
-        _target(f"desktop.{key}", t["target"], t["value"], t["limit"], t["met"])
+        _target(f"{part}.{key}", t["target"], t["value"], t["limit"], t["met"])
         for key, t in report["targets"].items()
     ]
 
@@ -173,8 +175,14 @@ def main(argv: Sequence[str]) -> int:
         elapsed["desktop"] = round(time.perf_counter() - t0, 1)
         targets += desktop_targets(results["desktop"])
     targets += vitals_bench.run_part(parts, results, elapsed)
+    if "clinical" in parts:
+        store_bench.log("clinical benchmark (chart, day view, vitals)")
+        t0 = time.perf_counter()
+        results["clinical"] = clinical_bench.run()
+        elapsed["clinical"] = round(time.perf_counter() - t0, 1)
+        targets += desktop_targets(results["clinical"], "clinical")
     report: dict[str, Any] = {
-        "benchmark": "careline store, sync, attachments, server load and desktop sync",
+        "benchmark": "careline store, sync, attachments, server load, desktop sync and clinical",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

@@ -152,9 +152,14 @@ def make_window(qtbot: QtBot) -> Iterator[WindowFactory]:
         auto_lock_ms: int = 600_000,
         sync_options: dict[str, Any] | None = None,
         close_after_ms: int = 3_600_000,
+        demo: bool = False,
     ) -> MainWindow:
         window = MainWindow(
-            ws, auto_lock_ms=auto_lock_ms, sync_options=sync_options, close_after_ms=close_after_ms
+            ws,
+            auto_lock_ms=auto_lock_ms,
+            sync_options=sync_options,
+            close_after_ms=close_after_ms,
+            demo=demo,
         )
         qtbot.addWidget(window)
         windows.append(window)

@@ -659,25 +659,61 @@ def visits(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def demo_clinic(out: Path, tmp: Path) -> None:
+    """First run's "Explore with sample data", the demo being made, and the demo open."""
+    window = MainWindow(Workstation(tmp / "explore", kdf_params=FAST_PARAMS))
+    window.resize(1280, 800)
+    window.show()
+    window.start()
+    wizard = window.first_run
+    assert wizard is not None
+    wizard.clinic_page.demo_choice.setChecked(True)
+    save(window, out, "40-first-run-explore")
+    wizard.next()
+    save(window, out, "41-demo-page")
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    wait_for(lambda: wizard.demo_page.bar.maximum() > 0, timeout=60)
+    save(window, out, "42-demo-progress")
+    wait_for(lambda: window.session is not None, timeout=120)
+    patients = window.workspace.patient_list
+    wait_for(lambda: patients.model.rowCount() > 0 and "clinic" in patients.status.text())
+    save(window, out, "43-demo-patient-list")
+    chart = window.workspace.chart
+    patients.search.setText("o'c")
+    wait_for(lambda: patients.model.query == "o'c" and not patients.model.loading)
+    window.workspace.open_chart(patients.model.patient_id(0))
+    wait_for(lambda: chart.patient is not None)
+    save(window, out, "44-demo-chart")
+    window.shutdown()
+    window.close()
+
+
+SECTIONS = {
+    "first_run": first_run,
+    "daily_use": daily_use,
+    "registration": registration,
+    "conflicts": conflicts,
+    "passwords_and_keys": passwords_and_keys,
+    "shared_workstation": shared_workstation,
+    "schedule": schedule,
+    "vitals": vitals,
+    "visits": visits,
+    "demo_clinic": demo_clinic,
+}
+
+
 def main(argv: list[str]) -> int:
-    """Write the PNGs into the folder named on the command line."""
+    """Write the PNGs into the folder named on the command line (then, optionally, the
+    names of the sections to render; default: all)."""
     out = Path(argv[1] if len(argv) > 1 else "screenshots")
     out.mkdir(parents=True, exist_ok=True)
+    chosen = argv[2:] or list(SECTIONS)
     keyring.set_keyring(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
     app = QApplication(argv[:1])
     set_up_application(app)
     with tempfile.TemporaryDirectory() as tmp:
-        first_run(out, Path(tmp))
-        daily_use(out, Path(tmp))
-        registration(out, Path(tmp))
-        conflicts(out, Path(tmp))
-        passwords_and_keys(out, Path(tmp))
-        shared_workstation(out, Path(tmp))
-        schedule(out, Path(tmp))
-
-        vitals(out, Path(tmp))
-
-        visits(out, Path(tmp))
+        for name in chosen:
+            SECTIONS[name](out, Path(tmp))
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from core.crypto import certs
 from core.crypto.kdf import Argon2Params, derive_key
 from core.errors import CarelineError
+from core.records.demo import refuse_if_demo
 from core.store.database import Database, Transaction
 
 IDENTITY_KEY = "lan_identity"
@@ -83,6 +84,7 @@ def load_identity(db: Database) -> LanIdentity | None:
 
 def save_identity(db: Database, identity: LanIdentity, actor: str) -> None:
     """Keep a device identity received at pairing (audited)."""
+    refuse_if_demo("pair with a LAN workstation", db=db)
     with db.write(actor, "lan.identity.save", "device", identity.device_id) as tx:
         _put(tx, IDENTITY_KEY, asdict(identity))
 
@@ -94,6 +96,7 @@ def has_ca_key(db: Database) -> bool:
 
 def ensure_identity(db: Database, actor: str) -> LanIdentity:
     """The LAN identity, creating a clinic CA and this device's certificate if there is none."""
+    refuse_if_demo("pair with a LAN workstation", db=db)
     existing = load_identity(db)
     if existing is not None:
         return existing
@@ -186,6 +189,7 @@ def server_proof(secret: bytes, server_fingerprint: str, certificate: str, ca_pe
 
 def new_pair_code(db: Database, actor: str, ttl_minutes: float = CODE_TTL_MINUTES) -> str:
     """A one-time pairing code; only its hash and expiry are stored."""
+    refuse_if_demo("pair with a LAN workstation", db=db)
     if not has_ca_key(db):
         raise LanIdentityError(
             "this workstation does not hold the clinic CA, so it cannot pair devices; "
