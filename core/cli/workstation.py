@@ -28,6 +28,7 @@ from core.cli import (
     password,
     patient,
     peers,
+    print_,
     serve,
     sync,
 )
@@ -66,6 +67,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     init.GROUP,
     patient.GROUP,
     allergy.GROUP,
+    print_.GROUP,
     conflicts.GROUP,
     enroll.GROUP,
     pair.GROUP,
