@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.printing import PrintSummary
 from app.chart.section import ChartSection
 from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
@@ -297,6 +298,8 @@ class ChartPage(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.back_button)
         top.addStretch(1)
+        self.print_summary = PrintSummary(operations, records)  # app/chart/printing.py
+        top.addWidget(self.print_summary.widget())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(14)
@@ -316,7 +319,7 @@ class ChartPage(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.overview, "Overview")
         layout.addWidget(self.tabs, 1)
-        self.sections: list[ChartSection] = []
+        self.sections: list[ChartSection] = [self.print_summary]
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
