@@ -114,6 +114,8 @@ class PrintDialog(QDialog):
         self.save_button.clicked.connect(self.choose_file)
         self.print_button = QPushButton("Print…")
         self.print_button.clicked.connect(self.choose_printer)
+        for button in (self.save_button, self.print_button):
+            button.setAutoDefault(False)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
         buttons = QWidget()
@@ -220,6 +222,7 @@ class PrintDialog(QDialog):
         self.status.style().polish(self.status)
         self.status.setText(text)
         self.status.show()
+        self.adjustSize()  # room for the message: the dialog grows rather than clips
 
     @property
     def busy(self) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtPrintSupport import QPrintDialog, QPrinter
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 CLEAR_AFTER_MS = 60_000
 SHEET_TITLE = "Careline recovery key"
@@ -79,11 +79,18 @@ class RecoveryKeyActions(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.clear_clipboard)
-        row = QHBoxLayout(self)
+        for button in (self.print_button, self.copy_button):
+            button.setAutoDefault(False)  # Enter on the page never prints or copies
+        row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
+        row.addStretch(1)
         row.addWidget(self.print_button)
         row.addWidget(self.copy_button)
-        row.addWidget(self.note, 1)
+        row.addStretch(1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
+        column.addWidget(self.note)
 
     def copy(self) -> None:
         """Put the key on the clipboard, say what that means, and plan its removal."""
