@@ -155,6 +155,7 @@ class AppointmentLine:
     mrn: str | None
     reason: str | None
     status: str
+    clinician: str | None = None  # once appointments name one
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ def day_report(records: ClinicRecords, day: str | None = None) -> DayReport:
                     patients[str(r["patient_id"])].mrn,
                     r.get("reason") or None,
                     str(r.get("status") or ""),
+                    _person(records, str(r["clinician"])) if r.get("clinician") else None,
                 )
                 for r in listed
             ),

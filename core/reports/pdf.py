@@ -249,21 +249,20 @@ def day_pdf(report: DayReport) -> bytes:
     """The day's appointment list as a PDF document."""
     pdf = _start(f"Appointments on {report.day}", report.context, None)
     if report.appointments:
+        # A clinician column once appointments name one (the schedule's own field).
+        by_whom = any(a.clinician for a in report.appointments)
         pdf.grid(
-            ("Time", "Patient", "Born", "MRN", "Reason", "Status"),
+            ("Time", "Patient", "Born", "MRN", "Reason", *(("Clinician",) if by_whom else ()),
+             "Status"),
             [
                 (
-                    f"{a.starts}–{a.ends}",
-                    a.patient,
-                    a.birth_date,
-                    a.mrn or "",
-                    a.reason or "",
-                    a.status,
+                    f"{a.starts}–{a.ends}", a.patient, a.birth_date, a.mrn or "", a.reason or "",
+                    *((a.clinician or "",) if by_whom else ()), a.status,
                 )
                 for a in report.appointments
             ],
-            (3, 5, 2, 2, 4, 2),
-        )
+            (3, 5, 2, 2, 4, *((3,) if by_whom else ()), 2),
+        )  # fmt: skip
     else:
         pdf.none("No appointments on this day.")
     if report.cancelled:

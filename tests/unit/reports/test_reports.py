@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -138,3 +139,14 @@ def test_missing_font_is_named(
     monkeypatch.setattr(pdf, "FONT_DIR", pdf.FONT_DIR / "missing")
     with pytest.raises(pdf.MissingFontError, match=r"DejaVuSans\.ttf is missing"):
         pdf.summary_pdf(report)
+
+
+def test_day_list_names_clinicians_once_appointments_have_them() -> None:
+    context = data.PrintContext("Riverside Clinic", "2026-11-30 07:50", "Ada Admin (admin)")
+    line = data.AppointmentLine(
+        "09:00", "09:20", "KIM, Min", "1985-01-01", None, "Cough", "booked", "Dr Bello"
+    )
+    text = pdf_text(pdf.day_pdf(data.DayReport(context, DAY, (line,), 0)))[0]
+    assert "Clinician" in text and "Dr Bello" in text
+    without = data.DayReport(context, DAY, (dataclasses.replace(line, clinician=None),), 0)
+    assert "Clinician" not in pdf_text(pdf.day_pdf(without))[0]
