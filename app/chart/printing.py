@@ -6,9 +6,10 @@ the printer chosen in the system dialog (rendering on the worker, painting on th
 thread), so paper and file never differ and there is one layout.
 
 For other screens: :func:`print_summary`, :func:`print_visit` (the visit view) and
-:func:`print_day` (the schedule) open the dialog; the caller closes it when it forgets its
-patient (``dialog.reject()`` on sign-out). The chart's header button is
-:class:`PrintSummary`, a :class:`~app.chart.section.ChartSection`.
+:func:`print_day` (the schedule) open the dialog and return it; the caller closes it when
+it forgets its patient (``dialog.reject()`` in its ``clear()``), and drops its reference on
+the dialog's ``finished`` signal (the dialog deletes itself when closed). The chart's
+header button is :class:`PrintSummary`, a :class:`~app.chart.section.ChartSection`.
 """
 
 from __future__ import annotations

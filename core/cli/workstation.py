@@ -67,7 +67,6 @@ GROUPS: tuple[CommandGroup, ...] = (
     init.GROUP,
     patient.GROUP,
     allergy.GROUP,
-    print_.GROUP,
     conflicts.GROUP,
     enroll.GROUP,
     pair.GROUP,
@@ -78,6 +77,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     keys.GROUP,
     audit.GROUP,
     db.GROUP,
+    print_.GROUP,
 )
 
 

@@ -222,7 +222,9 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
             if r.get("patient_id") == patient_id
         ]
         lines = []
-        for note in sorted((notes.get(i) for i in note_ids), key=lambda n: n.id):
+        # Signed notes in the order they were signed, drafts after them.
+        ordered = sorted((notes.get(i) for i in note_ids), key=lambda n: (n.signed_at or "~", n.id))
+        for note in ordered:
             author = _person(records, note.author)
             lines.append(
                 NoteLine(

@@ -16,7 +16,7 @@ from core.sync.session import SyncError
 
 CONTRACT = {
     "init", "patient", "allergy", "conflicts", "enroll", "pair", "serve", "peers", "sync",
-    "password", "keys", "audit", "db",
+    "password", "keys", "audit", "db", "print",
 }  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
             ["keys", "rekey"],
             ["audit", "verify"],
             ["db", "check"],
+            ["print", "day", "-o", "day.pdf"],
         ),
         strict=True,
     ):
