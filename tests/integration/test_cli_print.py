@@ -3,6 +3,7 @@ PDF read back."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def test_print_summary_visit_and_day(charted: tuple[Path, SampleChart], tmp_path
     assert f"Wrote {day}" in plain.stdout
     text = text_of(day)
     assert text.index("ПЕТРОВ, Иван") < text.index("ÑÚÑEZ-ØDEGÅRD, Zoë") < text.index("O'BRIEN")
+
+    today = tmp_path / "today.pdf"  # no DATE: today's list
+    as_admin(data, "print", "day", "-o", str(today))
+    assert f"Appointments on {datetime.date.today().isoformat()}" in text_of(today)
 
     audit = careline(data, "--password-stdin", "audit", "verify", stdin=PASSWORD + "\n")
     assert audit.returncode == 0, audit.stderr
