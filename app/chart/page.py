@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.printing import PrintSummary
 from app.chart.section import ChartSection
 from app.chart.visits import VisitsSection
 from app.chart.vitals import VitalsSection
@@ -299,6 +300,8 @@ class ChartPage(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.back_button)
         top.addStretch(1)
+        self.print_summary = PrintSummary(operations, records)  # app/chart/printing.py
+        top.addWidget(self.print_summary.widget())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(14)
@@ -318,7 +321,7 @@ class ChartPage(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.overview, "Overview")
         layout.addWidget(self.tabs, 1)
-        self.sections: list[ChartSection] = []
+        self.sections: list[ChartSection] = [self.print_summary]
         self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
 

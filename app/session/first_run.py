@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtGui import QFont, QFontDatabase, QHideEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
+from app.session.recovery_sheet import RecoveryKeyActions
 from app.sync.controller import SyncProgress, download_progress
 from app.sync.join import JoinRequest, join_clinic
 from app.sync.status import describe_progress
@@ -305,6 +306,7 @@ class RecoveryPage(QWizardPage):
         mono.setPointSizeF(max(mono.pointSizeF(), 10.0) * 1.35)
         mono.setWeight(QFont.Weight.DemiBold)
         self.key.setFont(mono)
+        self.key_actions = RecoveryKeyActions(self.key.text)  # Print…, Copy
         self.keyring_note = paragraph("", "notice")
         self.keyring_note.hide()
         self.stored = QCheckBox(
@@ -326,6 +328,7 @@ class RecoveryPage(QWizardPage):
             )
         )
         layout.addWidget(self.key)
+        layout.addWidget(self.key_actions)
         layout.addWidget(self.keyring_note)
         layout.addWidget(self.stored)
         layout.addStretch(1)
@@ -333,6 +336,11 @@ class RecoveryPage(QWizardPage):
     def nextId(self) -> int:
         """The last page, whichever way the clinic came to this computer."""
         return -1
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """The key leaves the screen: a copy still on the clipboard goes too."""
+        self.key_actions.forget()
+        super().hideEvent(event)
 
     def show_key(self, created: ClinicCreated) -> None:
         """Fill in the key and, when there is no OS keyring, say what that means."""

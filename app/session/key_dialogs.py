@@ -526,7 +526,8 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.accept()
 
     def done(self, result: int) -> None:
-        """Closing (or an auto-lock) removes the key from the screen."""
+        """Closing (or an auto-lock) removes the key from the screen (and the clipboard)."""
+        self.recovery_page.key_actions.forget()
         self.recovery_page.key.clear()
         self.key = None
         super().done(result)

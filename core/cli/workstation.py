@@ -30,6 +30,7 @@ from core.cli import (
     password,
     patient,
     peers,
+    print_,
     serve,
     sync,
     visit,
@@ -84,6 +85,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     audit.GROUP,
     db.GROUP,
     vitals.GROUP,
+    print_.GROUP,
 )
 
 

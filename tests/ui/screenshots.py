@@ -688,6 +688,51 @@ def demo_clinic(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def printing(out: Path, tmp: Path) -> None:
+    """The chart's Print summary…, its dialog, and a summary and visit note as printed."""
+    from app.chart.printing import print_visit, render_pages
+    from core.reports import data, pdf
+    from tests.unit.reports.sample import sample_chart
+
+    ws = sample_clinic(tmp / "printing", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    chart_ids = sample_chart(ws.records)
+    ws.lock()
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.show()
+    window.start()
+    window.sign_in_page.username.setText("mgarcia")
+    window.sign_in_page.password.setText(PASSWORD)
+    window.sign_in_page.button.click()
+    wait_for(lambda: window.session is not None)
+    chart = window.workspace.chart
+    window.workspace.open_chart(chart_ids.patient_id)
+    wait_for(lambda: chart.patient is not None)
+    save(window, out, "60-chart-print-summary")
+    chart.print_summary.open()
+    dialog = chart.print_summary.dialog
+    assert dialog is not None
+    save(dialog, out, "61-print-dialog")
+    dialog.reject()
+    records = ws.records
+    visit = print_visit(window, window.operations, lambda: records, chart_ids.visit_id)
+    visit.save_to(str(tmp / "visit.pdf"))
+    wait_for(lambda: visit.status.text().startswith("Saved to"))
+    save(visit, out, "62-print-visit-saved")
+    visit.reject()
+    summary = pdf.summary_pdf(data.summary_report(records, chart_ids.patient_id))
+    for name, document in (
+        ("63-summary-pdf", summary),
+        ("64-visit-pdf", (tmp / "visit.pdf").read_bytes()),
+    ):
+        page = render_pages(document, dpi=90)[0]
+        if not page.image().save(str(out / f"{name}.png")):
+            raise OSError(f"could not write {name}.png")
+        print(out / f"{name}.png")
+    window.shutdown()
+    window.close()
+
+
 SECTIONS = {
     "first_run": first_run,
     "daily_use": daily_use,
@@ -699,6 +744,7 @@ SECTIONS = {
     "vitals": vitals,
     "visits": visits,
     "demo_clinic": demo_clinic,
+    "printing": printing,
 }
 
 

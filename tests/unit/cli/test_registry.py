@@ -33,6 +33,7 @@ CONTRACT: dict[str, list[str]] = {
     "keys": ["keys", "rekey"],
     "audit": ["audit", "verify"],
     "db": ["db", "check"],
+    "print": ["print", "day", "-o", "day.pdf"],
 }
 
 

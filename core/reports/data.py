@@ -1,0 +1,379 @@
+"""What a printed report holds, gathered in ONE place from the records.
+
+Each ``*_report`` function reads what its page shows and returns plain frozen dataclasses
+with the values already worded for print (dates and times in local time, full names of
+staff); :mod:`core.reports.pdf` only lays them out. Printing patient data is a disclosure,
+so each function writes its audit entry (``print.summary``, ``print.visit``,
+``print.day``) through the write path, in the same transaction as the reads: no report is
+produced without its entry, and a failed read leaves no entry.
+
+The problems, medications, vitals and visit fields are read from the derived tables as
+they stand, by column name, so fields the chart gains later (a medication's stop date, a
+visit's end) print once they exist without changes elsewhere; extend here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from core.records.clinic import ClinicRecords
+from core.records.errors import NotFoundError
+from core.records.models import Allergy, Patient
+from core.records.notes import Notes
+from core.records.validation import calendar_date
+
+# Vital signs by LOINC code, in the order a summary lists them (codes the vitals catalogue
+# uses; anything else prints under its own code, after these).
+VITAL_LABELS: dict[str, str] = {
+    "8480-6": "Systolic blood pressure",
+    "8462-4": "Diastolic blood pressure",
+    "8867-4": "Pulse",
+    "8310-5": "Temperature",
+    "9279-1": "Respiratory rate",
+    "59408-5": "SpO2",
+    "2708-6": "SpO2",
+    "29463-7": "Weight",
+    "8302-2": "Height",
+    "39156-5": "BMI",
+    "72514-3": "Pain score",
+}
+
+
+@dataclass(frozen=True)
+class PrintContext:
+    """What every page carries besides its content."""
+
+    clinic: str
+    printed_at: str  # local time, "2026-12-04 14:05"
+    printed_by: str  # "Ana Ruiz (ana)"
+
+
+@dataclass(frozen=True)
+class PatientLine:
+    """The patient a page is about: name and birth date head every page."""
+
+    name: str  # "FAMILY, Given"
+    birth_date: str
+    sex: str | None
+    mrn: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class AllergyLine:
+    """One allergy as printed."""
+
+    substance: str
+    reaction: str | None
+    severity: str | None
+
+
+@dataclass(frozen=True)
+class ProblemLine:
+    """One problem on the list."""
+
+    description: str
+    code: str | None
+    status: str
+    onset: str | None
+
+
+@dataclass(frozen=True)
+class MedicationLine:
+    """One active medication: its name and how it is taken."""
+
+    name: str
+    how: str  # "500 mg, oral, twice daily" (what is recorded of dose, route, frequency)
+
+
+@dataclass(frozen=True)
+class VitalLine:
+    """One measurement."""
+
+    label: str
+    value: str  # with its unit
+    measured_at: str
+
+
+@dataclass(frozen=True)
+class PatientSummaryReport:
+    """A patient summary: demographics, allergies, active problems and medications, and the
+    latest value of each vital sign."""
+
+    context: PrintContext
+    patient: PatientLine
+    allergies: tuple[AllergyLine, ...]
+    problems: tuple[ProblemLine, ...]
+    medications: tuple[MedicationLine, ...]
+    vitals: tuple[VitalLine, ...]
+
+
+@dataclass(frozen=True)
+class AddendumLine:
+    """An addendum to a signed note."""
+
+    body: str
+    added_by: str
+    added_at: str
+
+
+@dataclass(frozen=True)
+class NoteLine:
+    """A note of a visit, with its signature and addenda."""
+
+    body: str
+    author: str
+    signed_by: str | None  # the author signs their own note
+    signed_at: str | None
+    addenda: tuple[AddendumLine, ...]
+
+
+@dataclass(frozen=True)
+class VisitReport:
+    """A visit note: the visit's reason, clinician and times, its notes and vitals."""
+
+    context: PrintContext
+    patient: PatientLine
+    reason: str | None
+    clinician: str | None
+    started_at: str
+    ended_at: str | None
+    notes: tuple[NoteLine, ...]
+    vitals: tuple[VitalLine, ...]
+
+
+@dataclass(frozen=True)
+class AppointmentLine:
+    """One appointment on the day list."""
+
+    starts: str  # "09:30"
+    ends: str
+    patient: str
+    birth_date: str
+    mrn: str | None
+    reason: str | None
+    status: str
+    clinician: str | None = None  # once appointments name one
+
+
+@dataclass(frozen=True)
+class DayReport:
+    """The day's appointments in time order (cancelled ones are counted, not listed)."""
+
+    context: PrintContext
+    day: str  # YYYY-MM-DD
+    appointments: tuple[AppointmentLine, ...]
+    cancelled: int
+
+
+# ----- gathering -------------------------------------------------------------------------
+
+
+def summary_report(records: ClinicRecords, patient_id: str) -> PatientSummaryReport:
+    """The patient summary of ``patient_id``, audited as ``print.summary``."""
+    with records.db.write(records.actor, "print.summary", "patient", patient_id):
+        patient = records.get_patient(patient_id)
+        allergies = records.allergies(patient_id)
+        problems = [
+            r
+            for r in _rows(records, "conditions", "patient_id = ?", (patient_id,))
+            if (r.get("status") or "active") == "active"
+        ]
+        medications = [
+            r for r in _rows(records, "medications", "patient_id = ?", (patient_id,)) if _active(r)
+        ]
+        vitals = _latest_vitals(_rows(records, "observations", "patient_id = ?", (patient_id,)))
+        return PatientSummaryReport(
+            _context(records),
+            _patient_line(patient),
+            tuple(_allergy_line(a) for a in allergies),
+            tuple(
+                ProblemLine(
+                    str(r["description"]),
+                    r.get("code") or None,
+                    str(r.get("status") or "active"),
+                    _date(r.get("onset")),
+                )
+                for r in sorted(problems, key=lambda r: str(r["description"]).casefold())
+            ),
+            tuple(
+                MedicationLine(str(r["name"]), _how(r))
+                for r in sorted(medications, key=lambda r: str(r["name"]).casefold())
+            ),
+            vitals,
+        )
+
+
+def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
+    """The note of one visit, audited as ``print.visit`` on the visit's patient."""
+    visit = _rows(records, "encounters", "id = ?", (visit_id,))
+    if not visit:
+        raise NotFoundError(f"no visit with id {visit_id!r}")
+    row = visit[0]
+    patient_id = str(row["patient_id"])
+    with records.db.write(records.actor, "print.visit", "patient", patient_id, {"visit": visit_id}):
+        patient = records.get_patient(patient_id)
+        notes = Notes(records)
+        note_ids = [
+            str(r["id"])
+            for r in _rows(records, "notes", "encounter_id = ?", (visit_id,))
+            if r.get("patient_id") == patient_id
+        ]
+        lines = []
+        # Signed notes in the order they were signed, drafts after them.
+        ordered = sorted((notes.get(i) for i in note_ids), key=lambda n: (n.signed_at or "~", n.id))
+        for note in ordered:
+            author = _person(records, note.author)
+            lines.append(
+                NoteLine(
+                    note.body,
+                    author,
+                    author if note.signed_at else None,
+                    _when(note.signed_at),
+                    tuple(
+                        AddendumLine(
+                            a.body, _person(records, a.recorded_by), _when(a.recorded_at) or ""
+                        )
+                        for a in note.addenda
+                    ),
+                )
+            )
+        observations = _rows(records, "observations", "encounter_id = ?", (visit_id,))
+        return VisitReport(
+            _context(records),
+            _patient_line(patient),
+            row.get("reason") or None,
+            _person(records, row["clinician"]) if row.get("clinician") else None,
+            _when(row.get("started_at")) or "",
+            _when(row.get("ended_at") or row.get("closed_at")),
+            tuple(lines),
+            tuple(_vital_line(r) for r in sorted(observations, key=_vital_order)),
+        )
+
+
+def day_report(records: ClinicRecords, day: str | None = None) -> DayReport:
+    """The appointments of ``day`` (YYYY-MM-DD; today when None) in time order, audited as
+    ``print.day`` naming every patient on the list."""
+    when = (calendar_date("day", day) if day else dt.date.today()).isoformat()
+    rows = _rows(records, "appointments", "substr(starts_at, 1, 10) = ?", (when,))
+    listed = sorted(
+        (r for r in rows if r.get("status") != "cancelled"),
+        key=lambda r: (str(r["starts_at"]), str(r["id"])),
+    )
+    patient_ids = sorted({str(r["patient_id"]) for r in listed})
+    with records.db.write(records.actor, "print.day", "schedule", when, {"patients": patient_ids}):
+        patients = {pid: records.get_patient(pid) for pid in patient_ids}
+        return DayReport(
+            _context(records),
+            when,
+            tuple(
+                AppointmentLine(
+                    _clock(str(r["starts_at"])),
+                    _clock(str(r["ends_at"])),
+                    patients[str(r["patient_id"])].display_name,
+                    patients[str(r["patient_id"])].birth_date,
+                    patients[str(r["patient_id"])].mrn,
+                    r.get("reason") or None,
+                    str(r.get("status") or ""),
+                    _person(records, str(r["clinician"])) if r.get("clinician") else None,
+                )
+                for r in listed
+            ),
+            len(rows) - len(listed),
+        )
+
+
+# ----- helpers -----------------------------------------------------------------------------
+
+
+def _rows(
+    records: ClinicRecords, table: str, where: str, params: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every column of the rows of ``table`` matching ``where``, by name (the table's
+    columns as the migrations made them, so columns added later come along)."""
+    names = [str(r[1]) for r in records.db.query(f"PRAGMA table_info({table})")]
+    rows = records.db.query(
+        f"SELECT {', '.join(names)} FROM {table} WHERE {where} ORDER BY id", params
+    )
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def _context(records: ClinicRecords) -> PrintContext:
+    printed_at = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    return PrintContext(records.clinic_name(), printed_at, _person(records, records.actor, True))
+
+
+def _person(records: ClinicRecords, username: str, with_login: bool = False) -> str:
+    """A staff member's full name (and login name); anything else stands for itself."""
+    user = records.user(username) if username else None
+    if user is None or not user.full_name:
+        return username
+    return f"{user.full_name} ({user.username})" if with_login else user.full_name
+
+
+def _patient_line(p: Patient) -> PatientLine:
+    return PatientLine(p.display_name, p.birth_date, p.sex, p.mrn, p.phone)
+
+
+def _allergy_line(a: Allergy) -> AllergyLine:
+    return AllergyLine(a.substance, a.reaction, a.severity)
+
+
+def _active(row: dict[str, Any]) -> bool:
+    """A medication is active unless marked inactive or stopped."""
+    if row.get("active") in (0, "0", False):
+        return False
+    return not any(row.get(k) for k in ("stop", "stopped", "stopped_at", "stop_date"))
+
+
+def _how(row: dict[str, Any]) -> str:
+    parts = (row.get(k) for k in ("strength", "dose", "route", "frequency"))
+    return ", ".join(str(p) for p in parts if p)
+
+
+def _vital_order(row: dict[str, Any]) -> tuple[int, str, str]:
+    codes = list(VITAL_LABELS)
+    code = str(row["code"])
+    return (codes.index(code) if code in codes else len(codes), code, str(row["observed_at"]))
+
+
+def _vital_line(row: dict[str, Any]) -> VitalLine:
+    code = str(row["code"])
+    unit = row.get("unit") or ""
+    value = f"{row['value']} {unit}".strip()
+    return VitalLine(VITAL_LABELS.get(code, code), value, _when(str(row["observed_at"])) or "")
+
+
+def _latest_vitals(rows: list[dict[str, Any]]) -> tuple[VitalLine, ...]:
+    """The newest measurement of each kind."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        code = str(row["code"])
+        if code not in latest or str(row["observed_at"]) > str(latest[code]["observed_at"]):
+            latest[code] = row
+    return tuple(_vital_line(r) for r in sorted(latest.values(), key=_vital_order))
+
+
+def _when(value: Any) -> str | None:
+    """A stored time as printed: local time to the minute (a stored UTC time is converted;
+    a wall-clock time such as an appointment's is printed as typed)."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone()
+    return parsed.strftime("%Y-%m-%d %H:%M")
+
+
+def _clock(value: str) -> str:
+    when = _when(value) or ""
+    return when[11:] or when
+
+
+def _date(value: Any) -> str | None:
+    return str(value) if value else None

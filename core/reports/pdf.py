@@ -1,0 +1,278 @@
+"""The printed reports as PDF (fpdf2: pure Python, small; README says why).
+
+Every page carries the clinic's name, the report's title, the patient's name and birth
+date (a summary or visit note), the time it was printed and by whom, its page number of
+the total and a confidentiality footer. The text is set in DejaVu Sans, shipped with
+Careline (``fonts/``, its licence beside it) and embedded, so accented, Greek and Cyrillic
+names print as typed; scripts DejaVu Sans lacks (Chinese, Japanese, Korean) print as empty
+boxes and are named in a warning of fpdf2's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import TableHeadingsDisplay, XPos, YPos
+from fpdf.fonts import FontFace
+
+from core.errors import CarelineError
+from core.reports.data import (
+    DayReport,
+    PatientLine,
+    PatientSummaryReport,
+    PrintContext,
+    VisitReport,
+)
+
+FONT_DIR = Path(__file__).with_name("fonts")
+FONT = "DejaVuSans"
+CONFIDENTIAL = (
+    "Confidential: personal health information. Keep it secure; do not leave it unattended; "
+    "shred it when no longer needed."
+)
+_LINE = 5.0  # mm, body line height
+_GREY = (90, 90, 90)
+
+
+class MissingFontError(CarelineError):
+    """The report font is missing from the installation (its file is named)."""
+
+
+class _Page(FPDF):
+    """A4 with Careline's header and footer on every page."""
+
+    def __init__(self, title: str, context: PrintContext, patient: PatientLine | None) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.report_title = title
+        self.context = context
+        self.patient = patient
+        for style, file in (("", "DejaVuSans.ttf"), ("B", "DejaVuSans-Bold.ttf")):
+            path = FONT_DIR / file
+            if not path.is_file():
+                raise MissingFontError(
+                    f"the report font {file} is missing from {FONT_DIR}; reinstall Careline"
+                )
+            self.add_font(FONT, style, str(path))
+        self.set_title(title)
+        self.set_author(context.printed_by)
+        self.set_creator("Careline")
+        self.set_auto_page_break(auto=True, margin=22)
+        self.set_margins(18, 16, 18)
+
+    def header(self) -> None:
+        self.set_font(FONT, "B", 12)
+        self.cell(0, 6, self.context.clinic, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, "", 10)
+        self.cell(0, 5, self.report_title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if self.patient is not None:
+            self.set_font(FONT, "B", 11)
+            self.cell(
+                0,
+                6,
+                f"{self.patient.name}    born {self.patient.birth_date}",
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
+        y = self.get_y() + 1
+        self.line(self.l_margin, y, self.w - self.r_margin, y)
+        self.set_y(y + 3)
+
+    def footer(self) -> None:
+        self.set_y(-18)
+        self.set_text_color(*_GREY)
+        self.set_font(FONT, "", 8)
+        printed = f"Printed {self.context.printed_at} by {self.context.printed_by}"
+        self.cell(0, 4, printed, new_x=XPos.LMARGIN, new_y=YPos.TOP)
+        self.cell(
+            0, 4, f"Page {self.page_no()} of {{nb}}", align="R",
+            new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+        )  # fmt: skip
+        self.multi_cell(0, 4, CONFIDENTIAL, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_text_color(0, 0, 0)
+
+    # ----- building blocks -------------------------------------------------------------
+
+    def section(self, title: str) -> None:
+        """A section heading, kept on the page with at least a few lines after it."""
+        if self.get_y() > self.h - self.b_margin - 20:
+            self.add_page()
+        self.ln(2)
+        self.set_font(FONT, "B", 11)
+        self.cell(0, 7, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, "", 10)
+
+    def paragraph(self, body: str, bold: bool = False, size: float = 10) -> None:
+        """A wrapped paragraph."""
+        self.set_font(FONT, "B" if bold else "", size)
+        self.multi_cell(0, _LINE, body, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, "", 10)
+
+    def fields(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Label: value lines."""
+        for label, value in rows:
+            self.set_font(FONT, "B", 10)
+            self.cell(38, _LINE, label)
+            self.set_font(FONT, "", 10)
+            self.multi_cell(0, _LINE, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def grid(
+        self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
+    ) -> None:
+        """A table with a heading row (repeated on each page it runs onto)."""
+        self.set_font(FONT, "", 9)
+        with self.table(
+            col_widths=tuple(widths),
+            line_height=_LINE,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(235, 235, 235)),
+            repeat_headings=TableHeadingsDisplay.ON_TOP_OF_EVERY_PAGE,
+        ) as table:
+            heading = table.row()
+            for h in headings:
+                heading.cell(h)
+            for values in rows:
+                row = table.row()
+                for v in values:
+                    row.cell(v)
+        self.set_font(FONT, "", 10)
+
+    def none(self, what: str) -> None:
+        """An empty section says so."""
+        self.set_text_color(*_GREY)
+        self.paragraph(what)
+        self.set_text_color(0, 0, 0)
+
+
+def _start(title: str, context: PrintContext, patient: PatientLine | None) -> _Page:
+    pdf = _Page(title, context, patient)
+    pdf.add_page()
+    return pdf
+
+
+def _patient_fields(pdf: _Page, p: PatientLine) -> None:
+    pdf.fields(
+        [
+            ("Name", p.name),
+            ("Date of birth", p.birth_date),
+            ("Sex", p.sex or "not recorded"),
+            ("MRN", p.mrn or "none"),
+            ("Phone", p.phone or "none"),
+        ]
+    )
+
+
+def summary_pdf(report: PatientSummaryReport) -> bytes:
+    """The patient summary as a PDF document."""
+    pdf = _start("Patient summary", report.context, report.patient)
+    pdf.section("Demographics")
+    _patient_fields(pdf, report.patient)
+    pdf.section("Allergies")
+    if report.allergies:
+        pdf.grid(
+            ("Substance", "Reaction", "Severity"),
+            [(a.substance, a.reaction or "", a.severity or "") for a in report.allergies],
+            (3, 4, 2),
+        )
+    else:
+        pdf.none("No allergies recorded.")
+    pdf.section("Active problems")
+    if report.problems:
+        pdf.grid(
+            ("Problem", "Code", "Onset"),
+            [(p.description, p.code or "uncoded", p.onset or "") for p in report.problems],
+            (5, 2, 2),
+        )
+    else:
+        pdf.none("No active problems recorded.")
+    pdf.section("Active medications")
+    if report.medications:
+        pdf.grid(
+            ("Medication", "Dose, route, frequency"),
+            [(m.name, m.how) for m in report.medications],
+            (4, 5),
+        )
+    else:
+        pdf.none("No active medications recorded.")
+    pdf.section("Latest vital signs")
+    if report.vitals:
+        pdf.grid(
+            ("Measurement", "Value", "Measured"),
+            [(v.label, v.value, v.measured_at) for v in report.vitals],
+            (4, 3, 3),
+        )
+    else:
+        pdf.none("No vital signs recorded.")
+    return bytes(pdf.output())
+
+
+def visit_pdf(report: VisitReport) -> bytes:
+    """The visit note as a PDF document."""
+    pdf = _start("Visit note", report.context, report.patient)
+    pdf.section("Visit")
+    times = report.started_at + (f" to {report.ended_at}" if report.ended_at else " (open)")
+    pdf.fields(
+        [
+            ("Reason", report.reason or "not recorded"),
+            ("Clinician", report.clinician or "not recorded"),
+            ("Time", times),
+        ]
+    )
+    pdf.section("Vital signs")
+    if report.vitals:
+        pdf.grid(
+            ("Measurement", "Value", "Measured"),
+            [(v.label, v.value, v.measured_at) for v in report.vitals],
+            (4, 3, 3),
+        )
+    else:
+        pdf.none("No vital signs recorded in this visit.")
+    pdf.section("Notes")
+    if not report.notes:
+        pdf.none("No notes written in this visit.")
+    for note in report.notes:
+        pdf.paragraph(note.body)
+        if note.signed_at:
+            pdf.paragraph(f"Signed by {note.signed_by} on {note.signed_at}", bold=True, size=9)
+        else:
+            pdf.paragraph(f"Draft by {note.author}, not signed", bold=True, size=9)
+        for addendum in note.addenda:
+            pdf.ln(1)
+            pdf.paragraph(f"Addendum by {addendum.added_by} on {addendum.added_at}:", True, 9)
+            pdf.paragraph(addendum.body)
+        pdf.ln(3)
+    return bytes(pdf.output())
+
+
+def day_pdf(report: DayReport) -> bytes:
+    """The day's appointment list as a PDF document."""
+    pdf = _start(f"Appointments on {report.day}", report.context, None)
+    if report.appointments:
+        # A clinician column once appointments name one (the schedule's own field).
+        by_whom = any(a.clinician for a in report.appointments)
+        pdf.grid(
+            ("Time", "Patient", "Born", "MRN", "Reason", *(("Clinician",) if by_whom else ()),
+             "Status"),
+            [
+                (
+                    f"{a.starts}–{a.ends}", a.patient, a.birth_date, a.mrn or "", a.reason or "",
+                    *((a.clinician or "",) if by_whom else ()), a.status,
+                )
+                for a in report.appointments
+            ],
+            (3, 5, 2, 2, 4, *((3,) if by_whom else ()), 2),
+        )  # fmt: skip
+    else:
+        pdf.none("No appointments on this day.")
+    if report.cancelled:
+        pdf.ln(2)
+        pdf.none(f"{report.cancelled} cancelled appointment(s) not listed.")
+    return bytes(pdf.output())
+
+
+def save(path: Path, document: bytes) -> None:
+    """Write a report to ``path``, readable by its owner only: it holds patient data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(document)

@@ -1,0 +1,152 @@
+"""The printed reports, read back from the PDF as a person would read the paper."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+from pypdf import PdfReader
+
+from core.records.errors import NotFoundError, ValidationError
+from core.records.workstation import Workstation
+from core.reports import data, pdf
+from tests.unit.reports.sample import DAY, sample_chart
+
+
+def pdf_text(document: bytes) -> list[str]:
+    """The text of each page."""
+    return [page.extract_text() for page in PdfReader(io.BytesIO(document)).pages]
+
+
+def audit_actions(ws: Workstation) -> list[tuple[str, str, str]]:
+    rows = ws.records.db.query("SELECT action, entity, entity_id FROM audit_log ORDER BY seq")
+    return [(str(a), str(e), str(i)) for a, e, i in rows]
+
+
+def test_summary_holds_demographics_allergies_active_problems_medications_latest_vitals(
+    workstation: Workstation,
+) -> None:
+    chart = sample_chart(workstation.records)
+    (text,) = pdf_text(pdf.summary_pdf(data.summary_report(workstation.records, chart.patient_id)))
+    for expected in (
+        "Riverside Clinic",
+        "ÑÚÑEZ-ØDEGÅRD, Zoë",  # accents survive the embedded font and the text layer
+        "1984-03-02",
+        "RC-1001",
+        "Penicillin",
+        "hives",
+        "severe",
+        "Type 2 diabetes mellitus",
+        "E11.9",
+        "Metformin",
+        "500 mg, oral, twice daily",
+        "Weight",
+        "78.4 kg",
+        "128 mmHg",
+        "Printed ",
+        "by Ada Admin (admin)",
+        "Page 1 of 1",
+        "Confidential",
+    ):
+        assert expected in text, expected
+    assert "Sprained ankle" not in text  # resolved
+    assert "Ibuprofen" not in text  # stopped
+    assert "80.0 kg" not in text  # an older weight: only the latest prints
+
+
+def test_printing_a_summary_is_audited_naming_the_patient(workstation: Workstation) -> None:
+    chart = sample_chart(workstation.records)
+    data.summary_report(workstation.records, chart.patient_id)
+    assert audit_actions(workstation)[-1] == ("print.summary", "patient", chart.patient_id)
+
+
+def test_unknown_patient_or_visit_is_named_and_leaves_no_audit_entry(
+    workstation: Workstation,
+) -> None:
+    before = audit_actions(workstation)
+    with pytest.raises(NotFoundError, match="nope"):
+        data.summary_report(workstation.records, "nope")
+    with pytest.raises(NotFoundError, match="no visit with id 'v1'"):
+        data.visit_report(workstation.records, "v1")
+    assert audit_actions(workstation) == before
+
+
+def test_visit_note_holds_the_signed_note_its_addendum_and_the_visit_vitals(
+    workstation: Workstation,
+) -> None:
+    chart = sample_chart(workstation.records)
+    report = data.visit_report(workstation.records, chart.visit_id)
+    (text,) = pdf_text(pdf.visit_pdf(report))
+    for expected in (
+        "Visit note",
+        "ÑÚÑEZ-ØDEGÅRD, Zoë",
+        "Diabetes review",
+        "Ada Admin",
+        "2026-11-30 09:05",
+        "P: continue metformin.",
+        "Signed by Ada Admin on",
+        "Addendum by Ada Admin on",
+        "HbA1c came back at 6.8 %.",
+        "78.4 kg",
+    ):
+        assert expected in text, expected
+    assert "An unrelated note" not in text  # not written in this visit
+    assert "80.0 kg" not in text  # measured outside this visit
+    assert audit_actions(workstation)[-1] == ("print.visit", "patient", chart.patient_id)
+
+
+def test_day_list_holds_the_days_patients_in_time_order(workstation: Workstation) -> None:
+    sample_chart(workstation.records)
+    report = data.day_report(workstation.records, DAY)
+    (text,) = pdf_text(pdf.day_pdf(report))
+    names = ["ПЕТРОВ, Иван", "ÑÚÑEZ-ØDEGÅRD, Zoë", "O'BRIEN, Seán"]
+    positions = [text.index(n) for n in names]
+    assert positions == sorted(positions)
+    assert "1 cancelled appointment(s) not listed." in text
+    assert [a.starts for a in report.appointments] == ["08:30", "09:00", "11:00"]
+    assert audit_actions(workstation)[-1] == ("print.day", "schedule", DAY)
+
+
+def test_day_is_read_strictly(workstation: Workstation) -> None:
+    with pytest.raises(ValidationError, match="02/03/2026"):
+        data.day_report(workstation.records, "02/03/2026")
+    empty = data.day_report(workstation.records, "2030-01-01")
+    assert "No appointments on this day." in pdf_text(pdf.day_pdf(empty))[0]
+
+
+def test_every_page_carries_clinic_patient_and_page_numbers(workstation: Workstation) -> None:
+    records = workstation.records
+    chart = sample_chart(records)
+    from core.records.notes import Notes
+
+    long_body = "\n".join(f"Line {i}: observation recorded in detail." for i in range(150))
+    Notes(records).create(chart.patient_id, long_body, chart.visit_id)
+    pages = pdf_text(pdf.visit_pdf(data.visit_report(records, chart.visit_id)))
+    assert len(pages) >= 3
+    for number, text in enumerate(pages, 1):
+        assert "Riverside Clinic" in text
+        assert "ÑÚÑEZ-ØDEGÅRD, Zoë" in text and "born 1984-03-02" in text
+        assert f"Page {number} of {len(pages)}" in text
+        assert "Confidential" in text
+
+
+def test_missing_font_is_named(
+    workstation: Workstation, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    chart = sample_chart(workstation.records)
+    report = data.summary_report(workstation.records, chart.patient_id)
+    monkeypatch.setattr(pdf, "FONT_DIR", pdf.FONT_DIR / "missing")
+    with pytest.raises(pdf.MissingFontError, match=r"DejaVuSans\.ttf is missing"):
+        pdf.summary_pdf(report)
+
+
+def test_day_list_names_clinicians_once_appointments_have_them() -> None:
+    context = data.PrintContext("Riverside Clinic", "2026-11-30 07:50", "Ada Admin (admin)")
+    line = data.AppointmentLine(
+        "09:00", "09:20", "KIM, Min", "1985-01-01", None, "Cough", "booked", "Dr Bello"
+    )
+    text = pdf_text(pdf.day_pdf(data.DayReport(context, DAY, (line,), 0)))[0]
+    assert "Clinician" in text and "Dr Bello" in text
+    without = data.DayReport(context, DAY, (dataclasses.replace(line, clinician=None),), 0)
+    assert "Clinician" not in pdf_text(pdf.day_pdf(without))[0]
