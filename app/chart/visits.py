@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.note_editor import AddendumDialog, NoteEditor
+from app.chart.printing import PrintDialog, print_visit
 from app.chart.visit_view import contents_html, note_summary, read_visit, visit_title
 from app.messages import describe_error, validation_text
 from app.operations import Operations
@@ -185,6 +186,9 @@ class VisitsSection:
         self.addendum_button.clicked.connect(self.add_addendum)
         self.close_button = QPushButton("Close visit")
         self.close_button.clicked.connect(self.close_visit)
+        self.print_button = QPushButton("Print visit…")
+        self.print_button.clicked.connect(self.print_visit)
+        self.print_dialog: PrintDialog | None = None
         self.message = QLabel()
         self.message.setObjectName("statusText")
         self.message.setWordWrap(True)
@@ -196,6 +200,7 @@ class VisitsSection:
         ):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.print_button)
         buttons.addWidget(self.close_button)
         right = QFrame()
         right.setObjectName("card")
@@ -239,7 +244,7 @@ class VisitsSection:
         if self._job is not None:
             self._job.cancel()
             self._job = None
-        for dialog in (self.start_dialog, self.editor, self.addendum_dialog):
+        for dialog in (self.start_dialog, self.editor, self.addendum_dialog, self.print_dialog):
             if dialog is not None:
                 dialog.reject()
         self._patient_id = None
@@ -357,6 +362,7 @@ class VisitsSection:
         self.close_button.setEnabled(visit is not None and visit.is_open and not busy)
         self.open_note_button.setEnabled(note is not None and note.signed_at is None)
         self.addendum_button.setEnabled(note is not None and note.signed_at is not None)
+        self.print_button.setEnabled(visit is not None)
 
     def _failed(self, exc: Exception) -> None:
         self._job = None
@@ -365,6 +371,14 @@ class VisitsSection:
         self._update_buttons()
 
     # ----- actions ----------------------------------------------------------------------
+
+    def print_visit(self) -> None:
+        """Offer the visit shown as a PDF or on paper (the note, its addenda and vitals)."""
+        visit = self._contents.visit if self._contents else None
+        if visit is not None:
+            dialog = print_visit(self.page, self._operations, self._records, visit.id)
+            dialog.finished.connect(lambda _result: setattr(self, "print_dialog", None))
+            self.print_dialog = dialog
 
     def start_visit(self) -> None:
         """Open the Start visit dialog (a walk-in)."""

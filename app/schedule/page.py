@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.printing import PrintDialog, print_day
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -150,6 +151,10 @@ class SchedulePage(QWidget):
         self.book_button.setObjectName("primary")
         self.book_button.setShortcut("Ctrl+B")
         self.book_button.setToolTip("Book an appointment (Ctrl+B)")
+        self.print_button = QPushButton("Print day…")
+        self.print_button.setToolTip("The day's appointment list as a PDF or on paper")
+        self.print_button.clicked.connect(self.print_day)
+        self.print_dialog: PrintDialog | None = None
         top = QHBoxLayout()
         top.addWidget(heading)
         top.addSpacing(16)
@@ -162,6 +167,7 @@ class SchedulePage(QWidget):
         top.addSpacing(12)
         top.addWidget(self.span_label, 1)
         top.addWidget(self.clinician)
+        top.addWidget(self.print_button)
         top.addWidget(self.book_button)
 
         self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
@@ -306,13 +312,21 @@ class SchedulePage(QWidget):
         if self.isVisible() and (changes.of_type("appointment") or changes.patients):
             self.refresh()
 
+    def print_day(self) -> None:
+        """The day the page is on as a printable list (in the week view, the day it was
+        opened from or moved to)."""
+        dialog = print_day(self, self._operations, self._records, self.day.isoformat())
+        dialog.finished.connect(lambda _result: setattr(self, "print_dialog", None))
+        self.print_dialog = dialog
+
     def clear(self) -> None:
         """Signing out: nothing about patients stays on the page."""
         self._operations.cancel(READ_KEY)
         self._draft = None
         self.tick.stop()
-        if self.dialog is not None:
-            self.dialog.reject()
+        for dialog in (self.dialog, self.print_dialog):
+            if dialog is not None:
+                dialog.reject()
         self.appointments, self.waiting = [], []
         for table in (self.day_table, self.week_table, self.waiting_table):
             table.setRowCount(0)

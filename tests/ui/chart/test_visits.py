@@ -4,6 +4,8 @@ not lost when the person signs out mid-sentence."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -19,6 +21,7 @@ from core.records.notes import Notes
 from core.records.visits import SOAP_TEMPLATE, Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
+from tests.ui.chart.test_printing import pdf_text, save_through_dialog
 from tests.ui.conftest import sign_in
 
 
@@ -58,7 +61,7 @@ def open_editor(qtbot: QtBot, section: VisitsSection) -> NoteEditor:
 
 
 def test_a_walk_in_visit_from_start_to_close(
-    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
 ) -> None:
     # An earlier visit, so the timeline has something to be newer than.
     patient_id = signed_in.workspace.patient_list.model.patient_id(0)
@@ -132,6 +135,15 @@ def test_a_walk_in_visit_from_start_to_close(
     assert not section.close_button.isEnabled()
     assert Visits(records).get(visit.id).closed_by == "admin"
     assert "Closed" in section.view.toPlainText()
+
+    # Print the visit: the signed note and its addendum are on the page.
+    QTest.mouseClick(section.print_button, Qt.MouseButton.LeftButton)
+    printing = section.print_dialog
+    assert printing is not None and printing.isVisible()
+    target = tmp_path / "visit.pdf"
+    save_through_dialog(qtbot, printing, target)
+    text = pdf_text(target)
+    assert "Dry cough for three days." in text and "Chest clear on review." in text
 
 
 def test_typing_is_saved_when_the_person_signs_out_mid_sentence(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -14,6 +15,7 @@ from app.main_window import MainWindow
 from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
 from core.records.visits import Visits
+from tests.ui.chart.test_printing import pdf_text, save_through_dialog
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.conftest import wheel
 from tests.ui.schedule.conftest import (
@@ -343,3 +345,18 @@ def test_an_unsaved_booking_is_kept_across_a_sign_out(
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3][:2] == ("16:10–16:25", "OKAFOR, Chinedu")
+
+
+def test_the_day_list_prints_in_time_order(
+    qtbot: QtBot, schedule_window: MainWindow, tmp_path: Path
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    click(page.print_button)
+    dialog = page.print_dialog
+    assert dialog is not None and dialog.isVisible()
+    target = tmp_path / "day.pdf"
+    save_through_dialog(qtbot, dialog, target)
+    text = pdf_text(target)
+    names = ("GARCIA, Maria", "OKAFOR, Chinedu", "LINDQVIST, Astrid")
+    assert all(name in text for name in names)
+    assert [text.index(name) for name in names] == sorted(text.index(name) for name in names)
