@@ -20,9 +20,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
+from core.records.schedule import Schedule
+from core.records.vital_signs import VitalSigns
 
 DEFAULT_SEED = 2026
 DEFAULT_PATIENTS = 300
@@ -54,7 +57,15 @@ MALE_NAMES = (
     "David", "Noah", "Mateo", "Lucas", "Omar", "Pierre", "Giovanni", "Björn", "Tomás",
     "Arthur", "Harold", "Samuel", "Ethan", "Kofi",
 )  # fmt: skip
-CLINICIANS = ("Dr. Amara Okafor", "Dr. Lucas Moreau", "Dr. Mei Chen", "NP Rosa Delgado")
+# The demo's clinicians, as staff accounts (user name, full name): visits and appointments
+# name them, the schedule filters by them. They sign in with the demo's published password.
+CLINICIANS = (
+    ("aokafor", "Dr. Amara Okafor"),
+    ("lmoreau", "Dr. Lucas Moreau"),
+    ("mchen", "Dr. Mei Chen"),
+    ("rdelgado", "NP Rosa Delgado"),
+)
+STAFF_PASSWORD = "demo-sample-data"  # noqa: S105 (synthetic data only: published in the README)
 
 # (substance, reaction, severity)
 ALLERGENS = (
@@ -119,6 +130,8 @@ VITAL_CODES = {
     "weight": ("29463-7", "kg"),
     "height": ("8302-2", "cm"),
 }
+# The units the demo's nurses type (the catalogue's codes for them).
+VITAL_UNITS = {"temperature": "Cel", "weight": "kg", "height": "cm"}
 SCHEDULE_DAYS = 3  # the schedule runs from today - 3 to today + 3 (weekdays)
 
 
@@ -180,6 +193,9 @@ def generate(
         random.Random(seed),  # noqa: S311 (sample data, not secrets)
         today or _today(),
     )
+    for username, full_name in CLINICIANS:
+        if records.user(username) is None:
+            records.add_user(username, full_name, "clinician", STAFF_PASSWORD)
     people: list[_Person] = []
     for start in range(0, patients, _BATCH_PATIENTS):
         with records.db.batch():
@@ -285,28 +301,35 @@ def _visit_times(w: _Writer, person: _Person) -> list[dt.datetime]:
 
 def _visit(w: _Writer, person: _Person, at: dt.datetime) -> None:
     reason, assessment = w.rng.choice(VISIT_REASONS)
-    clinician = w.rng.choice(CLINICIANS)
+    clinician = w.rng.choice(CLINICIANS)[0]
     encounter = w.entries.add(
         "encounter",
         person.id,
-        {"started_at": at.isoformat(timespec="minutes"), "reason": reason, "clinician": clinician},
+        {
+            "started_at": at.isoformat(timespec="minutes"),
+            "reason": reason,
+            "clinician": clinician,
+        },
     )
+    # Past visits are over: closed by their clinician (as Visits.close records it).
+    closed_at = (at + dt.timedelta(minutes=25)).astimezone(dt.UTC)
+    closing = w.records.setter(
+        {"closed_at": closed_at.isoformat(timespec="milliseconds"), "closed_by": clinician}
+    )
+    actor = w.records.actor
+    with w.records.db.write(actor, "encounter.close", "encounter", encounter) as tx:
+        change(tx, actor, encounter, "encounter", closing)
     w.counts.encounters += 1
     vitals = _vitals(w, person)
-    for name, value in vitals.items():
-        code, unit = VITAL_CODES[name]
-        w.entries.add(
-            "observation",
-            person.id,
-            {
-                "encounter_id": encounter,
-                "code": code,
-                "value": value,
-                "unit": unit,
-                "observed_at": (at + dt.timedelta(minutes=5)).isoformat(timespec="minutes"),
-            },
-        )
-        w.counts.observations += 1
+    # Through the vitals catalogue, as the Vitals tab records them (units, flags by age).
+    readings = VitalSigns(w.records).record(
+        person.id,
+        vitals,
+        VITAL_UNITS,
+        observed_at=(at + dt.timedelta(minutes=5)).isoformat(timespec="minutes"),
+        encounter_id=encounter,
+    )
+    w.counts.observations += len(readings)
     # Most notes are signed; about one in six is left as a draft to finish.
     _note(w, person, encounter, reason, assessment, vitals, sign=w.rng.random() < 0.83)
 
@@ -376,20 +399,31 @@ def _schedule(w: _Writer, people: list[_Person]) -> None:
 
 
 def _appointment(w: _Writer, person: _Person, starts: dt.datetime, now: dt.datetime) -> None:
+    extra: dict[str, str | None] = {}
     if starts.date() < now.date() or starts < now - dt.timedelta(hours=1):
-        status = w.rng.choices(("done", "cancelled"), (9, 1))[0]
+        status = w.rng.choices(("done", "cancelled", "no_show"), (17, 2, 1))[0]
+    elif starts <= now - dt.timedelta(minutes=20):
+        status = "in_visit"  # called in by the clinician
     elif starts <= now:
-        status = "arrived"
+        status = "arrived"  # in the waiting room since shortly before the time
     else:
         status = w.rng.choices(("booked", "cancelled"), (19, 1))[0]
-    w.entries.add(
+    if status == "cancelled":
+        extra["cancel_reason"] = w.rng.choice(("Patient called", "Feeling better", None))
+    appointment = w.entries.add(
         "appointment",
         person.id,
         {
             "starts_at": starts.isoformat(timespec="minutes"),
             "ends_at": (starts + dt.timedelta(minutes=20)).isoformat(timespec="minutes"),
             "reason": w.rng.choice(VISIT_REASONS)[0],
-            "status": status,
+            "status": "booked" if status == "arrived" else status,
+            "clinician": w.rng.choice(CLINICIANS)[0],
+            **extra,
         },
     )
+    if status == "arrived":
+        # Checked in at the desk a few minutes before the time, as the schedule records it.
+        arrived = starts - dt.timedelta(minutes=w.rng.randint(2, 12))
+        Schedule(w.records, clock=lambda: arrived).set_status(appointment, "arrived")
     w.counts.appointments += 1
