@@ -283,8 +283,26 @@ BEGIN
 END;
 """
 
+# Problems, medications and allergies in use (issue #10, "meds"): a problem's resolved date
+# and the visit it was made in; a medication's strength, start and stop, reason, prescriber,
+# visit and status (a stopped one stays on the list as history); the patient's allergy
+# status ("No known allergies" is an answer, unlike nothing recorded). Added columns are
+# NULL on rows made before: items recorded then had none of these values.
+_V6 = """
+ALTER TABLE conditions ADD COLUMN resolved TEXT;
+ALTER TABLE conditions ADD COLUMN encounter_id TEXT;
+ALTER TABLE medications ADD COLUMN strength TEXT;
+ALTER TABLE medications ADD COLUMN start TEXT;
+ALTER TABLE medications ADD COLUMN stop TEXT;
+ALTER TABLE medications ADD COLUMN reason TEXT;
+ALTER TABLE medications ADD COLUMN prescriber TEXT;
+ALTER TABLE medications ADD COLUMN encounter_id TEXT;
+ALTER TABLE medications ADD COLUMN status TEXT;
+ALTER TABLE patients ADD COLUMN allergy_status TEXT;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2))
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (6, _V6))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
