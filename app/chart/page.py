@@ -35,6 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.allergy_banner import AllergyBanner
+from app.chart.medications import MedicationsCard
+from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
 from app.conflicts.dialog import field_label
 from app.messages import describe_error, validation_text
@@ -43,6 +46,7 @@ from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job
+from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
@@ -79,7 +83,9 @@ def describe_birth(birth_date: str) -> str:
 
 
 class AllergyDialog(QDialog):
-    """Record an allergy: substance (required), reaction and severity."""
+    """Record an allergy: substance (required), reaction and severity; or, given
+    ``allergy``, edit its reaction and severity (the substance stays: another substance is
+    another allergy)."""
 
     added = Signal(object)  # Allergy
 
@@ -89,17 +95,23 @@ class AllergyDialog(QDialog):
         records: RecordsProvider,
         patient: Patient,
         parent: QWidget | None = None,
+        allergy: Allergy | None = None,
     ) -> None:
         super().__init__(parent)
         self._operations = operations
         self._records = records
         self._patient = patient
+        self._editing = allergy
         self._job: Job[Allergy] | None = None
-        self.setObjectName("allergyDialog")
-        self.setWindowTitle("Add allergy")
+        self.setObjectName("allergyDialog" if allergy is None else "allergyEditDialog")
+        self.setWindowTitle("Add allergy" if allergy is None else "Edit allergy")
         self.setMinimumWidth(420)
 
-        heading = QLabel(f"Add an allergy for {patient.display_name}")
+        heading = QLabel(
+            f"Add an allergy for {patient.display_name}"
+            if allergy is None
+            else f"Edit the allergy to {allergy.substance} of {patient.display_name}"
+        )
         heading.setObjectName("dialogHeading")
         heading.setWordWrap(True)
         self.substance = QLineEdit()
@@ -125,6 +137,13 @@ class AllergyDialog(QDialog):
 
         self.buttons, self.save_button = action_buttons(self, self.save)
         dialog_layout(self, heading, form, self.general_error, self.buttons)
+        if allergy is not None:
+            self.substance.setText(allergy.substance)
+            self.substance.setReadOnly(True)
+            self.substance.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            self.reaction.setText(allergy.reaction or "")
+            self.severity.setCurrentIndex(max(self.severity.findData(allergy.severity), 0))
+            self.reaction.setFocus()
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
@@ -133,7 +152,9 @@ class AllergyDialog(QDialog):
             "reaction": self.reaction.text(),
             "severity": self.severity.currentData(),
         }
-        return {**values, "patient_id": self._patient.id} if any(values.values()) else None
+        if self._editing is not None or not any(values.values()):
+            return None  # an edit is not kept: the allergy may have changed meanwhile
+        return {**values, "patient_id": self._patient.id}
 
     def restore(self, draft: dict[str, str | None]) -> None:
         """Fill the form with a kept draft."""
@@ -151,6 +172,15 @@ class AllergyDialog(QDialog):
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
         self.save_button.setEnabled(False)
+        editing = self._editing
+        if editing is not None:
+            self._job = self._operations.submit(
+                lambda: AllergyRecords(records()).edit(editing.id, reaction, severity),
+                self._stored,
+                self._failed,
+                label="edit allergy",
+            )
+            return
         self._job = self._operations.submit(
             lambda: records().add_allergy(patient_id, substance, reaction, severity),
             self._stored,
@@ -216,6 +246,7 @@ class ChartPage(QWidget):
         self.name = QLabel()
         self.name.setObjectName("chartName")
         self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.allergy_banner = AllergyBanner()
         self.message = QLabel()
         self.message.setObjectName("statusText")
         self.message.setWordWrap(True)
@@ -285,11 +316,21 @@ class ChartPage(QWidget):
         self.no_allergies.setObjectName("hint")
         self.add_allergy_button = QPushButton("Add allergy…")
         self.add_allergy_button.clicked.connect(self.add_allergy)
+        self.edit_allergy_button = QPushButton("Edit…")
+        self.edit_allergy_button.clicked.connect(self.edit_allergy)
+        self.allergy_table.itemDoubleClicked.connect(lambda _item: self.edit_allergy())
+        self.no_known_button = QPushButton("No known allergies")
+        self.no_known_button.setToolTip("The patient was asked and has no known allergies")
+        self.no_known_button.clicked.connect(self.record_no_known_allergies)
         self.remove_allergy_button = QPushButton("Remove…")
         self.remove_allergy_button.setObjectName("danger")
         self.remove_allergy_button.clicked.connect(self.confirm_remove_allergy)
         allergy_card, allergy_layout = self._card(
-            "Allergies", self.add_allergy_button, self.remove_allergy_button
+            "Allergies",
+            self.no_known_button,
+            self.add_allergy_button,
+            self.edit_allergy_button,
+            self.remove_allergy_button,
         )
         allergy_layout.addWidget(self.no_allergies)
         allergy_layout.addWidget(self.allergy_table, 1)
@@ -302,6 +343,7 @@ class ChartPage(QWidget):
         layout.setSpacing(14)
         layout.addLayout(top)
         layout.addWidget(self.name)
+        layout.addWidget(self.allergy_banner)
         layout.addWidget(self.conflict_banner)
         layout.addWidget(self.message)
         # Overview (cards) first; other parts of the chart are tabs of their own.
@@ -317,6 +359,8 @@ class ChartPage(QWidget):
         self.tabs.addTab(self.overview, "Overview")
         layout.addWidget(self.tabs, 1)
         self.sections: list[ChartSection] = []
+        self.add_card(ProblemsCard(operations, records), 1)
+        self.add_card(MedicationsCard(operations, records), 1)
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
@@ -437,6 +481,7 @@ class ChartPage(QWidget):
             label.clear()
         self.message.hide()
         self.conflict_banner.hide()
+        self.allergy_banner.clear()
         self.allergy_table.setRowCount(0)
         self.no_allergies.hide()
         self._update_buttons()
@@ -450,6 +495,7 @@ class ChartPage(QWidget):
         self._recorders = view.recorders
         self._show_patient(view.chart.patient)
         self._allergies = list(view.chart.allergies)
+        self.allergy_banner.show_allergies(view.chart.patient, view.chart.allergies)
         self._fill_allergies()
         if first:
             for section in self.sections:
@@ -505,6 +551,13 @@ class ChartPage(QWidget):
         self.remove_allergy_button.setEnabled(
             has_patient and self.selected_allergy() is not None and self._remove_job is None
         )
+        self.edit_allergy_button.setEnabled(has_patient and self.selected_allergy() is not None)
+        # "No known allergies" answers a question not yet answered: never over allergies.
+        self.no_known_button.setVisible(
+            has_patient
+            and not self._allergies
+            and self.allergy_banner.state is not AllergyState.NONE_KNOWN
+        )
 
     def selected_allergy(self) -> Allergy | None:
         """The allergy whose row is selected."""
@@ -539,6 +592,32 @@ class ChartPage(QWidget):
         dialog.finished.connect(self._forget_allergy_dialog)
         self.allergy_dialog = dialog
         dialog.open()
+
+    def edit_allergy(self) -> None:
+        """Open the selected allergy's reaction and severity for editing."""
+        allergy = self.selected_allergy()
+        if self._patient is None or allergy is None:
+            return
+        dialog = AllergyDialog(self._operations, self._records, self._patient, self, allergy)
+        dialog.finished.connect(self._forget_allergy_dialog)
+        self.allergy_dialog = dialog
+        dialog.open()
+
+    def record_no_known_allergies(self) -> None:
+        """Record that the patient was asked and has no known allergies."""
+        if self._patient is None:
+            return
+        records, patient_id = self._records, self._patient.id
+        self._operations.submit(
+            lambda: AllergyRecords(records()).record_no_known_allergies(patient_id),
+            None,
+            self._nka_failed,
+            label="record no known allergies",
+        )
+
+    def _nka_failed(self, exc: Exception) -> None:
+        self.message.setText(f"No known allergies was not recorded. {describe_error(exc)}")
+        self.message.show()
 
     def _forget_allergy_dialog(self) -> None:
         if self.allergy_dialog is not None:

@@ -1,0 +1,391 @@
+"""The problem list card on the chart's Overview, and the ICD-10-CM search dialog.
+
+A problem is chosen from the ICD-10-CM code list (``core.records.icd10``): type words or a
+code, move down into the list with the arrow key, Enter picks; text is recorded without a
+code only when the person ticks "Record without a code". Resolve asks for the date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.messages import describe_error
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records import icd10
+from core.records.changeset import Changes
+from core.records.problems import Problem, Problems
+
+
+def list_table(columns: tuple[str, ...], name: str) -> QTableWidget:
+    """A read-only, row-selecting table as the chart's cards show lists."""
+    table = QTableWidget(0, len(columns))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.verticalHeader().hide()
+    table.setShowGrid(False)
+    table.setAlternatingRowColors(True)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 16)
+    header = table.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    return table
+
+
+def card(title: str, *buttons: QWidget) -> tuple[QFrame, QVBoxLayout]:
+    """A card as the Overview shows them: a heading with its buttons, then the content."""
+    frame = QFrame()
+    frame.setObjectName("card")
+    layout = QVBoxLayout(frame)
+    layout.setContentsMargins(18, 14, 18, 16)
+    layout.setSpacing(10)
+    head = QHBoxLayout()
+    heading = QLabel(title)
+    heading.setObjectName("cardHeading")
+    head.addWidget(heading)
+    head.addStretch(1)
+    for button in buttons:
+        head.addWidget(button)
+    layout.addLayout(head)
+    return frame, layout
+
+
+def fill(table: QTableWidget, rows: list[tuple[str, list[str]]], muted: set[int]) -> None:
+    """Rows of (item id, cells); rows in ``muted`` are history, shown greyed."""
+    table.setRowCount(len(rows))
+    for row, (item_id, cells) in enumerate(rows):
+        for column, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, item_id)
+            if row in muted:
+                item.setForeground(Qt.GlobalColor.gray)
+            table.setItem(row, column, item)
+
+
+class IcdSearchDialog(SavingDialog):
+    """Add a problem: search ICD-10-CM by words or code, pick one, give the onset."""
+
+    SEARCH = "icd search"
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        patient_id: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(operations, parent)
+        self._records = records
+        self._patient_id = patient_id
+        self.setObjectName("icdSearchDialog")
+        self.setWindowTitle("Add problem")
+        self.setMinimumSize(620, 520)
+        heading = QLabel("Add a problem: type words or an ICD-10-CM code, then pick one")
+        heading.setObjectName("dialogHeading")
+        heading.setWordWrap(True)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("e.g. type 2 diabetes, asthma, I10")
+        self.search.installEventFilter(self)
+        self.results = QListWidget()
+        self.results.setObjectName("icdResults")
+        self.results.setAlternatingRowColors(True)
+        self.status = QLabel("Loading the code list…")
+        self.status.setObjectName("hint")
+        self.uncoded = QCheckBox("Record without a code (uses the text typed above)")
+        self.onset = QLineEdit()
+        self.onset.setPlaceholderText("Optional: 2019, 2019-05 or 2019-05-14")
+        self.results.installEventFilter(self)
+        self.results.itemDoubleClicked.connect(lambda _item: self.onset.setFocus())
+        self.errors = {name: error_label() for name in ("code", "description", "onset")}
+        form = form_layout()
+        form.addRow("Search", self.search)
+        form.addRow("", self.errors["description"])
+        form.addRow("", self.status)
+        form.addRow("Code", self.results)
+        form.addRow("", self.errors["code"])
+        form.addRow("", self.uncoded)
+        form.addRow("Onset", self.onset)
+        form.addRow("", self.errors["onset"])
+        self.buttons, self.save_button = action_buttons(self, self.save)
+        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        self.setTabOrder(self.search, self.results)
+        self.setTabOrder(self.results, self.uncoded)
+        self.setTabOrder(self.uncoded, self.onset)
+        # Search as the person types, once they pause (the list has 98,000 codes).
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._search)
+        self.search.textEdited.connect(lambda _text: self._timer.start())
+        self._ready = False
+        operations.read(self.SEARCH, icd10.load, self._loaded, self._search_failed)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        """Keyboard: Down or Enter in the search field goes into the list of codes; Enter
+        on a code picks it and goes on to the onset (Enter there saves)."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        key = event.key()
+        enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.count():
+            self.results.setFocus()
+            if self.results.currentRow() < 0:
+                self.results.setCurrentRow(0)
+            return True
+        if watched is self.results and enter and self.results.currentItem() is not None:
+            self.onset.setFocus()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _loaded(self, count: int) -> None:
+        self._ready = True
+        self.status.setText(f"{count:,} ICD-10-CM codes. Type to search.")
+        if self.search.text().strip():
+            self._search()
+
+    def _search(self) -> None:
+        if not self._ready:
+            return
+        typed = self.search.text()
+        self._operations.read(
+            self.SEARCH, lambda: icd10.search(typed), self._found, self._search_failed
+        )
+
+    def _found(self, codes: list[icd10.Icd10Code]) -> None:
+        self.results.clear()
+        for code in codes:
+            item = QListWidgetItem(f"{code.code}   {code.description}")
+            item.setData(Qt.ItemDataRole.UserRole, code.code)
+            if not code.billable:
+                item.setToolTip("A category: a more specific code below it is usually wanted")
+            self.results.addItem(item)
+        typed = self.search.text().strip()
+        self.status.setText(
+            "No codes match: try other words, or record it without a code."
+            if typed and not codes
+            else f"{len(codes)} codes shown{' (the first 50)' if len(codes) == 50 else ''}."
+        )
+
+    def _search_failed(self, exc: Exception) -> None:
+        self.status.setText(f"The code list could not be searched. {describe_error(exc)}")
+
+    def chosen_code(self) -> str | None:
+        """The code picked in the list, if any."""
+        item = self.results.currentItem()
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
+        values = {"search": self.search.text(), "onset": self.onset.text()}
+        if not any(values.values()):
+            return None
+        return {**values, "uncoded": "yes" if self.uncoded.isChecked() else None,
+                "patient_id": self._patient_id}  # fmt: skip
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft (the code is searched for again)."""
+        self.search.setText(draft.get("search") or "")
+        self.onset.setText(draft.get("onset") or "")
+        self.uncoded.setChecked(draft.get("uncoded") == "yes")
+        self._timer.start()
+
+    def save(self) -> None:
+        """Record the picked code (or, ticked, the text without a code)."""
+        records, patient_id, onset = self._records, self._patient_id, self.onset.text()
+        if self.uncoded.isChecked():
+            text = self.search.text()
+            self.run(
+                lambda: Problems(records()).add(patient_id, uncoded=text, onset=onset),
+                "add problem",
+            )
+            return
+        code = self.chosen_code()
+        if code is None:
+            self.errors["code"].setText(
+                "Choose a code from the list, or tick “Record without a code”."
+            )
+            self.errors["code"].show()
+            return
+        self.run(lambda: Problems(records()).add(patient_id, code=code, onset=onset), "add problem")
+
+
+class ProblemsCard:
+    """The problem list on the Overview: Add (ICD-10-CM search), Resolve, and resolved
+    problems on request."""
+
+    COLUMNS = ("Code", "Problem", "Onset", "Status")
+    READ = "problems"
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self._operations = operations
+        self._records = records
+        self._patient_id: str | None = None
+        self._problems: list[Problem] = []
+        operations.changed.connect(self._changed)
+        self.add_button = QPushButton("Add problem…")
+        self.add_button.clicked.connect(self.add_problem)
+        self.resolve_button = QPushButton("Resolve…")
+        self.resolve_button.clicked.connect(self.resolve_selected)
+        self.show_resolved = QCheckBox("Show resolved")
+        self.show_resolved.toggled.connect(lambda _on: self._read())
+        self.frame, layout = card("Problems", self.show_resolved, self.add_button,
+                                  self.resolve_button)  # fmt: skip
+        self.frame.setObjectName("card")
+        self.table = list_table(self.COLUMNS, "problemTable")
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.empty = QLabel("No problems recorded.")
+        self.empty.setObjectName("hint")
+        self.message = QLabel()
+        self.message.setObjectName("statusText")
+        self.message.setWordWrap(True)
+        self.message.hide()
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.message)
+        self.dialog: SavingDialog | None = None
+        self.clear()
+
+    # ----- ChartSection -----------------------------------------------------------------
+
+    def widget(self) -> QWidget:
+        """The card."""
+        return self.frame
+
+    def show_patient(self, patient_id: str) -> None:
+        """Show this patient's problems."""
+        self._patient_id = patient_id
+        self._read()
+
+    def clear(self) -> None:
+        """Forget the patient: cancel the read, close a dialog, empty the table."""
+        self._operations.cancel(self.READ)
+        self._patient_id = None
+        if self.dialog is not None:
+            self.dialog.reject()
+        self._problems = []
+        self.table.setRowCount(0)
+        self.table.hide()
+        self.empty.hide()
+        self.message.hide()
+        self.show_resolved.setChecked(False)
+        self._update_buttons()
+
+    # ----- reading ----------------------------------------------------------------------
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The problems shown, in order."""
+        return list(self._problems)
+
+    def _changed(self, changes: Changes) -> None:
+        if self._patient_id is not None and changes.touches(self._patient_id):
+            self._read()
+
+    def _read(self) -> None:
+        patient_id, records = self._patient_id, self._records
+        if patient_id is None:
+            return
+        everything = self.show_resolved.isChecked()
+        self._operations.read(
+            self.READ,
+            lambda: Problems(records()).list(patient_id, include_resolved=everything),
+            self._arrived,
+            self._failed,
+        )
+
+    def _arrived(self, problems: list[Problem]) -> None:
+        self._problems = problems
+        rows = [
+            (
+                p.id,
+                [
+                    p.code or "(uncoded)",
+                    p.description,
+                    p.onset or "",
+                    "Active" if p.status != "resolved" else f"Resolved {p.resolved or ''}",
+                ],
+            )
+            for p in problems
+        ]
+        fill(self.table, rows, {i for i, p in enumerate(problems) if p.status == "resolved"})
+        self.table.setVisible(bool(problems))
+        self.empty.setVisible(not problems)
+        self._update_buttons()
+
+    def _failed(self, exc: Exception) -> None:
+        self.message.setText(f"The problems could not be read. {describe_error(exc)}")
+        self.message.show()
+
+    def selected(self) -> Problem | None:
+        """The problem whose row is selected."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self._problems):
+            return None
+        return self._problems[rows[0].row()]
+
+    def _update_buttons(self) -> None:
+        chosen = self.selected()
+        self.add_button.setEnabled(self._patient_id is not None)
+        self.resolve_button.setEnabled(chosen is not None and chosen.status != "resolved")
+
+    # ----- actions ----------------------------------------------------------------------
+
+    def _open(self, dialog: SavingDialog) -> None:
+        dialog.finished.connect(self._forget_dialog)
+        self.dialog = dialog
+        dialog.open()
+
+    def _forget_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def add_problem(self) -> None:
+        """Open the ICD-10-CM search dialog."""
+        if self._patient_id is not None:
+            dialog = IcdSearchDialog(self._operations, self._records, self._patient_id, self.frame)
+            self._open(dialog)
+
+    def resolve_selected(self) -> None:
+        """Ask for the date the selected problem resolved, and record it."""
+        problem = self.selected()
+        if problem is None or problem.status == "resolved":
+            return
+        records = self._records
+        self._open(
+            DateDialog(
+                self._operations,
+                "Resolve problem",
+                f"Mark “{problem.label}” resolved on:",
+                ("resolved", "Resolved on"),
+                lambda date: Problems(records()).resolve(problem.id, date),
+                "Resolve",
+                self.frame,
+            )
+        )
