@@ -10,8 +10,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushButton, QWidget
 
+from app.chart.cards import card, fill, list_table
 from app.chart.list_dialogs import DateDialog, SavingDialog
-from app.chart.problems import card, fill, list_table
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.allergy_banner import AllergyBanner
+from app.chart.cards import fit_rows
 from app.chart.medications import MedicationsCard
 from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
@@ -352,15 +354,21 @@ class ChartPage(QWidget):
         self.overview_layout.setContentsMargins(0, 10, 0, 0)
         self.overview_layout.setSpacing(14)
         self.overview_layout.addWidget(demo_card)
-        self.overview_layout.addWidget(allergy_card, 1)
+        self.overview_layout.addWidget(allergy_card)
+        # Cards keep their natural height, packed at the top; the Overview scrolls.
+        self.overview_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("chartTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.overview, "Overview")
+        overview_scroll = QScrollArea()
+        overview_scroll.setWidgetResizable(True)
+        overview_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        overview_scroll.setWidget(self.overview)
+        self.tabs.addTab(overview_scroll, "Overview")
         layout.addWidget(self.tabs, 1)
         self.sections: list[ChartSection] = []
-        self.add_card(ProblemsCard(operations, records), 1)
-        self.add_card(MedicationsCard(operations, records), 1)
+        self.add_card(ProblemsCard(operations, records))
+        self.add_card(MedicationsCard(operations, records))
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
@@ -539,6 +547,7 @@ class ChartPage(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                 table.setItem(row, column, item)
+        fit_rows(table)
         has_any = bool(self._allergies)
         table.setVisible(has_any)
         self.no_allergies.setVisible(not has_any)

@@ -12,22 +12,16 @@ from typing import Any
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
-    QFrame,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.chart.cards import card, fill, list_table
 from app.chart.list_dialogs import DateDialog, SavingDialog
 from app.messages import describe_error
 from app.operations import Operations
@@ -36,56 +30,6 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records import icd10
 from core.records.changeset import Changes
 from core.records.problems import Problem, Problems
-
-
-def list_table(columns: tuple[str, ...], name: str) -> QTableWidget:
-    """A read-only, row-selecting table as the chart's cards show lists."""
-    table = QTableWidget(0, len(columns))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(list(columns))
-    table.verticalHeader().hide()
-    table.setShowGrid(False)
-    table.setAlternatingRowColors(True)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 16)
-    header = table.horizontalHeader()
-    header.setHighlightSections(False)
-    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
-
-
-def card(title: str, *buttons: QWidget) -> tuple[QFrame, QVBoxLayout]:
-    """A card as the Overview shows them: a heading with its buttons, then the content."""
-    frame = QFrame()
-    frame.setObjectName("card")
-    layout = QVBoxLayout(frame)
-    layout.setContentsMargins(18, 14, 18, 16)
-    layout.setSpacing(10)
-    head = QHBoxLayout()
-    heading = QLabel(title)
-    heading.setObjectName("cardHeading")
-    head.addWidget(heading)
-    head.addStretch(1)
-    for button in buttons:
-        head.addWidget(button)
-    layout.addLayout(head)
-    return frame, layout
-
-
-def fill(table: QTableWidget, rows: list[tuple[str, list[str]]], muted: set[int]) -> None:
-    """Rows of (item id, cells); rows in ``muted`` are history, shown greyed."""
-    table.setRowCount(len(rows))
-    for row, (item_id, cells) in enumerate(rows):
-        for column, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, item_id)
-            if row in muted:
-                item.setForeground(Qt.GlobalColor.gray)
-            table.setItem(row, column, item)
 
 
 class IcdSearchDialog(SavingDialog):
@@ -112,9 +56,12 @@ class IcdSearchDialog(SavingDialog):
         self.search = QLineEdit()
         self.search.setPlaceholderText("e.g. type 2 diabetes, asthma, I10")
         self.search.installEventFilter(self)
-        self.results = QListWidget()
-        self.results.setObjectName("icdResults")
-        self.results.setAlternatingRowColors(True)
+        self.results = list_table(("Code", "Description"), "icdResults")
+        self.results.setWordWrap(True)
+        self.results.setMinimumHeight(300)
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.results.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.status = QLabel("Loading the code list…")
         self.status.setObjectName("hint")
         self.uncoded = QCheckBox("Record without a code (uses the text typed above)")
@@ -153,12 +100,12 @@ class IcdSearchDialog(SavingDialog):
             return super().eventFilter(watched, event)
         key = event.key()
         enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.count():
+        if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.rowCount():
             self.results.setFocus()
             if self.results.currentRow() < 0:
-                self.results.setCurrentRow(0)
+                self.results.selectRow(0)
             return True
-        if watched is self.results and enter and self.results.currentItem() is not None:
+        if watched is self.results and enter and self.chosen_code() is not None:
             self.onset.setFocus()
             return True
         return super().eventFilter(watched, event)
@@ -178,13 +125,14 @@ class IcdSearchDialog(SavingDialog):
         )
 
     def _found(self, codes: list[icd10.Icd10Code]) -> None:
-        self.results.clear()
-        for code in codes:
-            item = QListWidgetItem(f"{code.code}   {code.description}")
-            item.setData(Qt.ItemDataRole.UserRole, code.code)
-            if not code.billable:
-                item.setToolTip("A category: a more specific code below it is usually wanted")
-            self.results.addItem(item)
+        self.results.setRowCount(len(codes))
+        for row, code in enumerate(codes):
+            for column, text in enumerate((code.code, code.description)):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, code.code)
+                if not code.billable:
+                    item.setToolTip("A category: a more specific code is usually wanted")
+                self.results.setItem(row, column, item)
         typed = self.search.text().strip()
         self.status.setText(
             "No codes match: try other words, or record it without a code."
@@ -197,7 +145,8 @@ class IcdSearchDialog(SavingDialog):
 
     def chosen_code(self) -> str | None:
         """The code picked in the list, if any."""
-        item = self.results.currentItem()
+        rows = self.results.selectionModel().selectedRows()
+        item = self.results.item(rows[0].row(), 0) if rows else None
         return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
 
     def draft(self) -> dict[str, str | None] | None:
