@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
@@ -390,6 +391,14 @@ class Workspace(QWidget):
         """Tell ``drafts`` how to open this workspace's forms again."""
         drafts.reopen_with("patientDialog", self._reopen_patient_form)
         drafts.reopen_with("allergyDialog", self._reopen_allergy_form)
+        # Chart sections with a form of their own name it (DRAFT_KIND) and reopen it.
+        for section in self.chart.sections:
+            kind = getattr(section, "DRAFT_KIND", None)
+            if kind is not None:
+                drafts.reopen_with(kind, partial(self._reopen_section_form, section))
+
+    def _reopen_section_form(self, section: Any, draft: Draft) -> None:
+        self._in_chart(str(draft.values["patient_id"]), lambda: section.reopen(draft.values))
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

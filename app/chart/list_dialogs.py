@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QPushButton, QWidget
 
 from app.messages import describe_error, validation_text
@@ -24,6 +25,7 @@ class SavingDialog(QDialog):
 
     saved = Signal(object)  # what the work returned
     save_button: QPushButton  # set by the subclass's form
+    first_field: QWidget | None = None  # focused when the dialog shows
 
     def __init__(self, operations: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -31,6 +33,12 @@ class SavingDialog(QDialog):
         self._job: Job[Any] | None = None
         self.errors: dict[str, QLabel] = {}
         self.general_error = error_label()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Start typing in the first field (focus set before showing does not stick)."""
+        super().showEvent(event)
+        if self.first_field is not None:
+            self.first_field.setFocus()
 
     def run(self, work: Callable[[], Any], label: str) -> None:
         """Save: run ``work`` (which writes through core); close when it succeeded."""
@@ -91,6 +99,7 @@ class DateDialog(SavingDialog):
         self.date = QLineEdit(dt.date.today().isoformat())
         self.date.setPlaceholderText("YYYY-MM-DD")
         self.date.selectAll()
+        self.first_field = self.date
         name, label = field
         self.errors[name] = error_label()
         form = form_layout()

@@ -81,7 +81,7 @@ class MedicationDialog(SavingDialog):
             self, self.save, "Start" if starting else "Change dose"
         )
         dialog_layout(self, heading, form, self.general_error, self.buttons)
-        self.fields[names[0]].setFocus()
+        self.first_field = self.fields[names[0]]
 
     def values(self) -> dict[str, str | None]:
         """What is typed, by field (blank: None)."""
@@ -152,6 +152,7 @@ class MedicationsCard:
 
     COLUMNS = ("Medication", "Strength and dose", "Start", "Stop", "Reason")
     READ = "medications"
+    DRAFT_KIND = "medicationDialog"  # a half-typed prescription survives a sign-out
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
         self._operations = operations
@@ -192,6 +193,7 @@ class MedicationsCard:
     def show_patient(self, patient_id: str) -> None:
         """Show this patient's medications."""
         self._patient_id = patient_id
+        self._update_buttons()
         self._read()
 
     def clear(self) -> None:
@@ -278,6 +280,12 @@ class MedicationsCard:
             self._open(
                 MedicationDialog(self._operations, self._records, self._patient_id, self.frame)
             )
+
+    def reopen(self, draft: dict[str, str | None]) -> None:
+        """Open the start form again with a draft kept across a sign-out."""
+        self.start_medication()
+        if isinstance(self.dialog, MedicationDialog):
+            self.dialog.restore(draft)
 
     def change_selected(self) -> None:
         """Open the change-dose form for the selected active medication."""

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -145,6 +145,11 @@ class AllergyDialog(QDialog):
             self.substance.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             self.reaction.setText(allergy.reaction or "")
             self.severity.setCurrentIndex(max(self.severity.findData(allergy.severity), 0))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Editing starts in the reaction (the substance is not edited)."""
+        super().showEvent(event)
+        if self._editing is not None:
             self.reaction.setFocus()
 
     def draft(self) -> dict[str, str | None] | None:

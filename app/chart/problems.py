@@ -56,8 +56,10 @@ class IcdSearchDialog(SavingDialog):
         self.search = QLineEdit()
         self.search.setPlaceholderText("e.g. type 2 diabetes, asthma, I10")
         self.search.installEventFilter(self)
+        self.first_field = self.search
         self.results = list_table(("Code", "Description"), "icdResults")
         self.results.setWordWrap(True)
+        self.results.setTabKeyNavigation(False)  # Tab leaves the list, on to the next field
         self.results.setMinimumHeight(300)
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -101,9 +103,8 @@ class IcdSearchDialog(SavingDialog):
         key = event.key()
         enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.rowCount():
-            self.results.setFocus()
-            if self.results.currentRow() < 0:
-                self.results.selectRow(0)
+            self.results.setFocus()  # (which may make row 0 current without selecting it)
+            self.results.selectRow(max(self.results.currentRow(), 0))
             return True
         if watched is self.results and enter and self.chosen_code() is not None:
             self.onset.setFocus()
@@ -190,6 +191,7 @@ class ProblemsCard:
 
     COLUMNS = ("Code", "Problem", "Onset", "Status")
     READ = "problems"
+    DRAFT_KIND = "icdSearchDialog"  # its typed search and onset survive a sign-out
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
         self._operations = operations
@@ -229,6 +231,7 @@ class ProblemsCard:
     def show_patient(self, patient_id: str) -> None:
         """Show this patient's problems."""
         self._patient_id = patient_id
+        self._update_buttons()
         self._read()
 
     def clear(self) -> None:
@@ -320,6 +323,12 @@ class ProblemsCard:
         if self._patient_id is not None:
             dialog = IcdSearchDialog(self._operations, self._records, self._patient_id, self.frame)
             self._open(dialog)
+
+    def reopen(self, draft: dict[str, str | None]) -> None:
+        """Open the add-problem form again with a draft kept across a sign-out."""
+        self.add_problem()
+        if isinstance(self.dialog, IcdSearchDialog):
+            self.dialog.restore(draft)
 
     def resolve_selected(self) -> None:
         """Ask for the date the selected problem resolved, and record it."""

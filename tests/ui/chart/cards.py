@@ -1,0 +1,25 @@
+"""Finding the chart's cards and reading their tables, for the card tests."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from PySide6.QtWidgets import QTableWidget
+
+from app.chart.page import ChartPage
+
+T = TypeVar("T")
+
+
+def card_of(chart: ChartPage, kind: type[T]) -> T:
+    """The chart's section of this class (each is registered once)."""
+    [found] = [s for s in chart.sections if isinstance(s, kind)]
+    return found
+
+
+def rows(table: QTableWidget) -> list[list[str]]:
+    """Every cell's text, row by row."""
+    return [
+        [table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
+        for r in range(table.rowCount())
+    ]
