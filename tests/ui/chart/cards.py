@@ -19,7 +19,8 @@ def card_of(chart: ChartPage, kind: type[T]) -> T:
 
 def rows(table: QTableWidget) -> list[list[str]]:
     """Every cell's text, row by row."""
-    return [
-        [table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
-        for r in range(table.rowCount())
-    ]
+    out = []
+    for r in range(table.rowCount()):
+        items = [table.item(r, c) for c in range(table.columnCount())]
+        out.append([item.text() if item is not None else "" for item in items])
+    return out
