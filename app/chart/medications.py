@@ -10,13 +10,12 @@ from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushButton, QWidget
 
-from app.chart.cards import card, fill, list_table
+from app.chart.cards import ListCard
 from app.chart.list_dialogs import DateDialog, SavingDialog
-from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
-from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.medications import DOSE_FIELDS, AllergyWarning, Medication, Medications
 from core.records.types import MEDICATIONS
 
@@ -147,138 +146,58 @@ class MedicationDialog(SavingDialog):
             self.save(confirm_allergy=True)
 
 
-class MedicationsCard:
+class MedicationsCard(ListCard[Medication]):
     """Active medications (Start, Change dose, Stop); "Show past" adds the history."""
 
     COLUMNS = ("Medication", "Strength and dose", "Start", "Stop", "Reason")
     READ = "medications"
+    NOUN = "medications"
     DRAFT_KIND = "medicationDialog"  # a half-typed prescription survives a sign-out
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
-        self._operations = operations
-        self._records = records
-        self._patient_id: str | None = None
-        self._medications: list[Medication] = []
-        operations.changed.connect(self._changed)
         self.start_button = QPushButton("Start…")
-        self.start_button.clicked.connect(self.start_medication)
         self.change_button = QPushButton("Change dose…")
-        self.change_button.clicked.connect(self.change_selected)
         self.stop_button = QPushButton("Stop…")
-        self.stop_button.clicked.connect(self.stop_selected)
         self.show_past = QCheckBox("Show past")
-        self.show_past.toggled.connect(lambda _on: self._read())
-        self.frame, layout = card(
-            "Medications", self.show_past, self.start_button, self.change_button, self.stop_button
-        )
-        self.table = list_table(self.COLUMNS, "medicationTable")
-        self.table.itemSelectionChanged.connect(self._update_buttons)
-        self.empty = QLabel("No medications recorded.")
-        self.empty.setObjectName("hint")
-        self.message = QLabel()
-        self.message.setObjectName("statusText")
-        self.message.setWordWrap(True)
-        layout.addWidget(self.empty)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.message)
-        self.dialog: SavingDialog | None = None
+        super().__init__(
+            operations, records, "Medications", self.show_past,
+            (self.start_button, self.change_button, self.stop_button),
+        )  # fmt: skip
+        self.start_button.clicked.connect(self.start_medication)
+        self.change_button.clicked.connect(self.change_selected)
+        self.stop_button.clicked.connect(self.stop_selected)
         self.clear()
-
-    # ----- ChartSection -----------------------------------------------------------------
-
-    def widget(self) -> QWidget:
-        """The card."""
-        return self.frame
-
-    def show_patient(self, patient_id: str) -> None:
-        """Show this patient's medications."""
-        self._patient_id = patient_id
-        self._update_buttons()
-        self._read()
-
-    def clear(self) -> None:
-        """Forget the patient: cancel the read, close a dialog, empty the table."""
-        self._operations.cancel(self.READ)
-        self._patient_id = None
-        if self.dialog is not None:
-            self.dialog.reject()
-        self._medications = []
-        self.table.setRowCount(0)
-        self.table.hide()
-        self.empty.hide()
-        self.message.hide()
-        self.show_past.setChecked(False)
-        self._update_buttons()
-
-    # ----- reading ----------------------------------------------------------------------
 
     @property
     def medications(self) -> list[Medication]:
         """The medications shown, in order."""
-        return list(self._medications)
+        return self.items
 
-    def _changed(self, changes: Changes) -> None:
-        if self._patient_id is not None and changes.touches(self._patient_id):
-            self._read()
+    def fetch(self, records: ClinicRecords, patient_id: str, history: bool) -> list[Medication]:
+        """Active medications, and past ones when asked."""
+        return Medications(records).list(patient_id, include_past=history)
 
-    def _read(self) -> None:
-        patient_id, records = self._patient_id, self._records
-        if patient_id is None:
-            return
-        past = self.show_past.isChecked()
-        self._operations.read(
-            self.READ,
-            lambda: Medications(records()).list(patient_id, include_past=past),
-            self._arrived,
-            self._failed,
-        )
+    def cells(self, item: Medication) -> list[str]:
+        """Name, strength and dose, start, stop, reason."""
+        return [item.name, item.instructions, item.start or "", item.stop or "", item.reason or ""]
 
-    def _arrived(self, medications: list[Medication]) -> None:
-        self._medications = medications
-        rows = [
-            (m.id, [m.name, m.instructions, m.start or "", m.stop or "", m.reason or ""])
-            for m in medications
-        ]
-        fill(self.table, rows, {i for i, m in enumerate(medications) if not m.active})
-        self.table.setVisible(bool(medications))
-        self.empty.setVisible(not medications)
-        self._update_buttons()
+    def is_history(self, item: Medication) -> bool:
+        """Stopped."""
+        return not item.active
 
-    def _failed(self, exc: Exception) -> None:
-        self.message.setText(f"The medications could not be read. {describe_error(exc)}")
-        self.message.show()
-
-    def selected(self) -> Medication | None:
-        """The medication whose row is selected."""
-        rows = self.table.selectionModel().selectedRows()
-        if not rows or rows[0].row() >= len(self._medications):
-            return None
-        return self._medications[rows[0].row()]
-
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
+        """Start needs a chart; Change dose and Stop an active medication selected."""
         chosen = self.selected()
         active = chosen is not None and chosen.active
-        self.start_button.setEnabled(self._patient_id is not None)
+        self.start_button.setEnabled(self.patient_id is not None)
         self.change_button.setEnabled(active)
         self.stop_button.setEnabled(active)
 
-    # ----- actions ----------------------------------------------------------------------
-
-    def _open(self, dialog: SavingDialog) -> None:
-        dialog.finished.connect(self._forget_dialog)
-        self.dialog = dialog
-        dialog.open()
-
-    def _forget_dialog(self) -> None:
-        if self.dialog is not None:
-            self.dialog.deleteLater()
-            self.dialog = None
-
     def start_medication(self) -> None:
         """Open the start-medication form."""
-        if self._patient_id is not None:
-            self._open(
-                MedicationDialog(self._operations, self._records, self._patient_id, self.frame)
+        if self.patient_id is not None:
+            self.open_dialog(
+                MedicationDialog(self._operations, self._records, self.patient_id, self.frame)
             )
 
     def reopen(self, draft: dict[str, str | None]) -> None:
@@ -290,10 +209,10 @@ class MedicationsCard:
     def change_selected(self) -> None:
         """Open the change-dose form for the selected active medication."""
         chosen = self.selected()
-        if chosen is not None and chosen.active and self._patient_id is not None:
-            self._open(
+        if chosen is not None and chosen.active and self.patient_id is not None:
+            self.open_dialog(
                 MedicationDialog(
-                    self._operations, self._records, self._patient_id, self.frame, chosen
+                    self._operations, self._records, self.patient_id, self.frame, chosen
                 )
             )
 
@@ -303,7 +222,7 @@ class MedicationsCard:
         if chosen is None or not chosen.active:
             return
         records = self._records
-        self._open(
+        self.open_dialog(
             DateDialog(
                 self._operations,
                 "Stop medication",

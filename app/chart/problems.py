@@ -21,14 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chart.cards import card, fill, list_table
+from app.chart.cards import ListCard, list_table
 from app.chart.list_dialogs import DateDialog, SavingDialog
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records import icd10
-from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.problems import Problem, Problems
 
 
@@ -185,144 +185,57 @@ class IcdSearchDialog(SavingDialog):
         self.run(lambda: Problems(records()).add(patient_id, code=code, onset=onset), "add problem")
 
 
-class ProblemsCard:
+class ProblemsCard(ListCard[Problem]):
     """The problem list on the Overview: Add (ICD-10-CM search), Resolve, and resolved
     problems on request."""
 
     COLUMNS = ("Code", "Problem", "Onset", "Status")
     READ = "problems"
+    NOUN = "problems"
     DRAFT_KIND = "icdSearchDialog"  # its typed search and onset survive a sign-out
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
-        self._operations = operations
-        self._records = records
-        self._patient_id: str | None = None
-        self._problems: list[Problem] = []
-        operations.changed.connect(self._changed)
         self.add_button = QPushButton("Add problem…")
-        self.add_button.clicked.connect(self.add_problem)
         self.resolve_button = QPushButton("Resolve…")
-        self.resolve_button.clicked.connect(self.resolve_selected)
         self.show_resolved = QCheckBox("Show resolved")
-        self.show_resolved.toggled.connect(lambda _on: self._read())
-        self.frame, layout = card("Problems", self.show_resolved, self.add_button,
-                                  self.resolve_button)  # fmt: skip
-        self.frame.setObjectName("card")
-        self.table = list_table(self.COLUMNS, "problemTable")
-        self.table.itemSelectionChanged.connect(self._update_buttons)
-        self.empty = QLabel("No problems recorded.")
-        self.empty.setObjectName("hint")
-        self.message = QLabel()
-        self.message.setObjectName("statusText")
-        self.message.setWordWrap(True)
-        self.message.hide()
-        layout.addWidget(self.empty)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.message)
-        self.dialog: SavingDialog | None = None
+        super().__init__(
+            operations, records, "Problems", self.show_resolved,
+            (self.add_button, self.resolve_button),
+        )  # fmt: skip
+        self.add_button.clicked.connect(self.add_problem)
+        self.resolve_button.clicked.connect(self.resolve_selected)
         self.clear()
-
-    # ----- ChartSection -----------------------------------------------------------------
-
-    def widget(self) -> QWidget:
-        """The card."""
-        return self.frame
-
-    def show_patient(self, patient_id: str) -> None:
-        """Show this patient's problems."""
-        self._patient_id = patient_id
-        self._update_buttons()
-        self._read()
-
-    def clear(self) -> None:
-        """Forget the patient: cancel the read, close a dialog, empty the table."""
-        self._operations.cancel(self.READ)
-        self._patient_id = None
-        if self.dialog is not None:
-            self.dialog.reject()
-        self._problems = []
-        self.table.setRowCount(0)
-        self.table.hide()
-        self.empty.hide()
-        self.message.hide()
-        self.show_resolved.setChecked(False)
-        self._update_buttons()
-
-    # ----- reading ----------------------------------------------------------------------
 
     @property
     def problems(self) -> list[Problem]:
         """The problems shown, in order."""
-        return list(self._problems)
+        return self.items
 
-    def _changed(self, changes: Changes) -> None:
-        if self._patient_id is not None and changes.touches(self._patient_id):
-            self._read()
+    def fetch(self, records: ClinicRecords, patient_id: str, history: bool) -> list[Problem]:
+        """Active problems, and resolved ones when asked."""
+        return Problems(records).list(patient_id, include_resolved=history)
 
-    def _read(self) -> None:
-        patient_id, records = self._patient_id, self._records
-        if patient_id is None:
-            return
-        everything = self.show_resolved.isChecked()
-        self._operations.read(
-            self.READ,
-            lambda: Problems(records()).list(patient_id, include_resolved=everything),
-            self._arrived,
-            self._failed,
-        )
+    def cells(self, item: Problem) -> list[str]:
+        """Code, description, onset, status."""
+        status = "Active" if item.status != "resolved" else f"Resolved {item.resolved or ''}"
+        return [item.code or "(uncoded)", item.description, item.onset or "", status]
 
-    def _arrived(self, problems: list[Problem]) -> None:
-        self._problems = problems
-        rows = [
-            (
-                p.id,
-                [
-                    p.code or "(uncoded)",
-                    p.description,
-                    p.onset or "",
-                    "Active" if p.status != "resolved" else f"Resolved {p.resolved or ''}",
-                ],
-            )
-            for p in problems
-        ]
-        fill(self.table, rows, {i for i, p in enumerate(problems) if p.status == "resolved"})
-        self.table.setVisible(bool(problems))
-        self.empty.setVisible(not problems)
-        self._update_buttons()
+    def is_history(self, item: Problem) -> bool:
+        """Resolved."""
+        return item.status == "resolved"
 
-    def _failed(self, exc: Exception) -> None:
-        self.message.setText(f"The problems could not be read. {describe_error(exc)}")
-        self.message.show()
-
-    def selected(self) -> Problem | None:
-        """The problem whose row is selected."""
-        rows = self.table.selectionModel().selectedRows()
-        if not rows or rows[0].row() >= len(self._problems):
-            return None
-        return self._problems[rows[0].row()]
-
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
+        """Add needs a chart; Resolve an active problem selected."""
         chosen = self.selected()
-        self.add_button.setEnabled(self._patient_id is not None)
+        self.add_button.setEnabled(self.patient_id is not None)
         self.resolve_button.setEnabled(chosen is not None and chosen.status != "resolved")
-
-    # ----- actions ----------------------------------------------------------------------
-
-    def _open(self, dialog: SavingDialog) -> None:
-        dialog.finished.connect(self._forget_dialog)
-        self.dialog = dialog
-        dialog.open()
-
-    def _forget_dialog(self) -> None:
-        if self.dialog is not None:
-            self.dialog.deleteLater()
-            self.dialog = None
 
     def add_problem(self) -> None:
         """Open the ICD-10-CM search dialog."""
-        if self._patient_id is not None:
-            dialog = IcdSearchDialog(self._operations, self._records, self._patient_id, self.frame)
-            self._open(dialog)
+        if self.patient_id is not None:
+            self.open_dialog(
+                IcdSearchDialog(self._operations, self._records, self.patient_id, self.frame)
+            )
 
     def reopen(self, draft: dict[str, str | None]) -> None:
         """Open the add-problem form again with a draft kept across a sign-out."""
@@ -336,7 +249,7 @@ class ProblemsCard:
         if problem is None or problem.status == "resolved":
             return
         records = self._records
-        self._open(
+        self.open_dialog(
             DateDialog(
                 self._operations,
                 "Resolve problem",
