@@ -13,11 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QShowEvent
+from PySide6.QtGui import QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -28,7 +26,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTextEdit,
@@ -37,12 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.allergy_banner import AllergyBanner
-from app.chart.cards import fit_rows
+from app.chart.cards import card, fit_rows, list_table
+from app.chart.list_dialogs import SavingDialog
 from app.chart.medications import MedicationsCard
 from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
 from app.conflicts.dialog import field_label
-from app.messages import describe_error, validation_text
+from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
@@ -51,7 +49,6 @@ from app.worker import Job
 from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
-from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
 
@@ -84,12 +81,10 @@ def describe_birth(birth_date: str) -> str:
     return f"{birth_date} ({age})" if age else birth_date
 
 
-class AllergyDialog(QDialog):
+class AllergyDialog(SavingDialog):
     """Record an allergy: substance (required), reaction and severity; or, given
     ``allergy``, edit its reaction and severity (the substance stays: another substance is
     another allergy)."""
-
-    added = Signal(object)  # Allergy
 
     def __init__(
         self,
@@ -99,12 +94,10 @@ class AllergyDialog(QDialog):
         parent: QWidget | None = None,
         allergy: Allergy | None = None,
     ) -> None:
-        super().__init__(parent)
-        self._operations = operations
+        super().__init__(operations, parent)
         self._records = records
         self._patient = patient
         self._editing = allergy
-        self._job: Job[Allergy] | None = None
         self.setObjectName("allergyDialog" if allergy is None else "allergyEditDialog")
         self.setWindowTitle("Add allergy" if allergy is None else "Edit allergy")
         self.setMinimumWidth(420)
@@ -126,8 +119,6 @@ class AllergyDialog(QDialog):
             self.severity.addItem(value.capitalize(), value)
         ignore_wheel(self.severity)
         self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
-        self.general_error = error_label()
-
         form = form_layout()
         for field, widget in (
             ("substance", self.substance),
@@ -145,12 +136,7 @@ class AllergyDialog(QDialog):
             self.substance.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             self.reaction.setText(allergy.reaction or "")
             self.severity.setCurrentIndex(max(self.severity.findData(allergy.severity), 0))
-
-    def showEvent(self, event: QShowEvent) -> None:
-        """Editing starts in the reaction (the substance is not edited)."""
-        super().showEvent(event)
-        if self._editing is not None:
-            self.reaction.setFocus()
+        self.first_field = self.substance if allergy is None else self.reaction
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
@@ -171,53 +157,20 @@ class AllergyDialog(QDialog):
 
     def save(self) -> None:
         """Store through core on the worker; close when stored."""
-        if self._job is not None:
-            return
-        for label in (*self.errors.values(), self.general_error):
-            label.hide()
         records, patient_id = self._records, self._patient.id
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
-        self.save_button.setEnabled(False)
         editing = self._editing
         if editing is not None:
-            self._job = self._operations.submit(
+            self.run(
                 lambda: AllergyRecords(records()).edit(editing.id, reaction, severity),
-                self._stored,
-                self._failed,
-                label="edit allergy",
+                "edit allergy",
             )
-            return
-        self._job = self._operations.submit(
-            lambda: records().add_allergy(patient_id, substance, reaction, severity),
-            self._stored,
-            self._failed,
-            label="add allergy",
-        )
-
-    def done(self, result: int) -> None:
-        """Close; a save still in flight is not reported back to a closed dialog."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-        super().done(result)
-
-    def _stored(self, allergy: Allergy) -> None:
-        self._job = None
-        self.save_button.setEnabled(True)
-        self.added.emit(allergy)
-        self.accept()
-
-    def _failed(self, exc: Exception) -> None:
-        self._job = None
-        self.save_button.setEnabled(True)
-        if isinstance(exc, ValidationError) and exc.field in self.errors:
-            label = self.errors[exc.field]
-            label.setText(validation_text(exc))
         else:
-            label = self.general_error
-            label.setText(describe_error(exc))
-        label.show()
+            self.run(
+                lambda: records().add_allergy(patient_id, substance, reaction, severity),
+                "add allergy",
+            )
 
 
 class ChartPage(QWidget):
@@ -300,24 +253,12 @@ class ChartPage(QWidget):
             details.addWidget(label, row, 0)
             details.addWidget(value, row, 1)
         details.setColumnStretch(1, 1)
-        demo_card, demo_layout = self._card("Demographics", self.edit_button)
+        demo_card, demo_layout = card("Demographics", self.edit_button)
         demo_layout.addLayout(details)
 
         # Allergies card.
-        self.allergy_table = QTableWidget(0, len(self.ALLERGY_COLUMNS))
-        self.allergy_table.setObjectName("allergyTable")
-        self.allergy_table.setHorizontalHeaderLabels(list(self.ALLERGY_COLUMNS))
-        self.allergy_table.verticalHeader().hide()
-        self.allergy_table.setShowGrid(False)
-        self.allergy_table.setAlternatingRowColors(True)
-        self.allergy_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.allergy_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.allergy_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.allergy_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 16)
-        header = self.allergy_table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.allergy_table = list_table(self.ALLERGY_COLUMNS, "allergyTable")
+        self.allergy_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.allergy_table.itemSelectionChanged.connect(self._update_buttons)
         self.no_allergies = QLabel("No allergies recorded.")
         self.no_allergies.setObjectName("hint")
@@ -332,7 +273,7 @@ class ChartPage(QWidget):
         self.remove_allergy_button = QPushButton("Remove…")
         self.remove_allergy_button.setObjectName("danger")
         self.remove_allergy_button.clicked.connect(self.confirm_remove_allergy)
-        allergy_card, allergy_layout = self._card(
+        allergy_card, allergy_layout = card(
             "Allergies",
             self.no_known_button,
             self.add_allergy_button,
@@ -389,23 +330,6 @@ class ChartPage(QWidget):
         """A part of the chart shown as a card on the Overview tab."""
         self.sections.append(section)
         self.overview_layout.addWidget(section.widget(), stretch)
-
-    @staticmethod
-    def _card(title: str, *buttons: QPushButton) -> tuple[QFrame, QVBoxLayout]:
-        card = QFrame()
-        card.setObjectName("card")
-        layout = QVBoxLayout(card)
-        layout.setContentsMargins(18, 14, 18, 16)
-        layout.setSpacing(10)
-        head = QHBoxLayout()
-        heading = QLabel(title)
-        heading.setObjectName("cardHeading")
-        head.addWidget(heading)
-        head.addStretch(1)
-        for button in buttons:
-            head.addWidget(button)
-        layout.addLayout(head)
-        return card, layout
 
     # ----- state ------------------------------------------------------------------------
 
