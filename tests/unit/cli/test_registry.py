@@ -15,7 +15,7 @@ from core.sync.join import NoAccountError
 from core.sync.session import SyncError
 
 CONTRACT = {
-    "init", "patient", "allergy", "conflicts", "enroll", "pair", "serve", "peers", "sync",
+    "init", "patient", "allergy", "problem", "med", "conflicts", "enroll", "pair", "serve", "peers", "sync",
     "password", "keys", "audit", "db",
 }  # fmt: skip
 
@@ -30,6 +30,8 @@ def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
             ["init", "--clinic", "C", "--user", "u"],
             ["patient", "search", "smith"],
             ["allergy", "add", "p", "peanut"],
+            ["problem", "codes", "asthma"],
+            ["med", "list", "p"],
             ["conflicts", "list"],
             ["enroll", "--server", "https://s", "--code", "c"],
             ["pair", "code"],
