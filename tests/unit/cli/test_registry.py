@@ -15,8 +15,8 @@ from core.sync.join import NoAccountError
 from core.sync.session import SyncError
 
 CONTRACT = {
-    "init", "patient", "allergy", "problem", "med", "conflicts", "enroll", "pair", "serve", "peers", "sync",
-    "password", "keys", "audit", "db",
+    "init", "patient", "allergy", "problem", "med", "conflicts", "enroll", "pair", "serve",
+    "peers", "sync", "password", "keys", "audit", "db",
 }  # fmt: skip
 
 
