@@ -89,7 +89,11 @@ def test_medications_start_change_stop_with_history_and_an_allergy_warning(clini
 
 def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path) -> None:
     pid = _patient(clinic, "Alergias")
+    asked = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")
+    assert "allergies: not recorded yet" in asked.stdout
     assert as_admin(clinic, "allergy", "none", pid)["allergy_status"] == "nka"
+    nka = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")
+    assert "allergies: no known allergies" in nka.stdout
     as_admin(clinic, "allergy", "add", pid, "Latex")
     shown = as_admin(clinic, "patient", "show", pid)
     assert shown["allergy_status"] == "allergies"
