@@ -8,6 +8,7 @@ import json
 import pytest
 
 from core.records.allergy_status import AllergyRecords, AllergyState, allergy_state
+from core.records.entries import ClinicalEntries
 from core.records.errors import ValidationError
 from core.records.medications import AllergyWarning, Medications
 from core.records.problems import Problems
@@ -162,3 +163,20 @@ def test_nka_on_one_workstation_and_an_allergy_on_another_is_a_register_conflict
         # Whatever the register shows, the banner shows the allergy: it is on the list.
         shown = allergy_state(replica.get_patient(p.id), replica.allergies(p.id))
         assert shown is AllergyState.ALLERGIES
+
+
+def test_a_problem_and_a_medication_name_the_visit_they_were_made_in() -> None:
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    other = a.add_patient("Roe", "Ana", "1970-01-01")
+    entries = ClinicalEntries(a)
+    visit = entries.add("encounter", p.id, {"started_at": "2026-12-01T09:05"})
+    elsewhere = entries.add("encounter", other.id, {"started_at": "2026-12-01T10:00"})
+    problem = Problems(a).add(p.id, code="J45.909", encounter_id=visit)
+    med = Medications(a).start(p.id, {"name": "Salbutamol", "encounter_id": visit})
+    assert problem.encounter_id == med.encounter_id == visit
+    with pytest.raises(ValidationError, match="is not a visit of this patient"):
+        Problems(a).add(p.id, code="I10", encounter_id=elsewhere)
+    with pytest.raises(ValidationError, match="is not a visit of this patient"):
+        Medications(a).start(p.id, {"name": "Aspirin", "encounter_id": "nope"})
+    assert [x.code for x in Problems(a).list(p.id)] == ["J45.909"]
