@@ -72,7 +72,15 @@ class Problems:
             typed = {"code": found.code, "description": found.description}
         else:
             typed = {"code": None, "description": uncoded}
-        value = clean_item(PROBLEMS, {**typed, "onset": onset, "encounter_id": encounter_id})
+        value = clean_item(
+            PROBLEMS,
+            {**typed, "description": typed["description"] if code is None else found.code,
+             "onset": onset, "encounter_id": encounter_id},
+        )  # fmt: skip
+        if code is not None:
+            # The code list's own text, as it is: a few exceed the 200 characters typed text
+            # may have (S06.815D has 228).
+            value["description"] = found.description
 
         def add(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             check_visit(tx, patient_id, encounter_id)

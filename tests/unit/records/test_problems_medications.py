@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from core.records import icd10
 from core.records.allergy_status import AllergyRecords, AllergyState, allergy_state
 from core.records.entries import ClinicalEntries
 from core.records.errors import ValidationError
@@ -180,3 +181,13 @@ def test_a_problem_and_a_medication_name_the_visit_they_were_made_in() -> None:
     with pytest.raises(ValidationError, match="is not a visit of this patient"):
         Medications(a).start(p.id, {"name": "Aspirin", "encounter_id": "nope"})
     assert [x.code for x in Problems(a).list(p.id)] == ["J45.909"]
+
+
+def test_the_longest_code_descriptions_are_stored_whole() -> None:
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    problem = Problems(a).add(p.id, code="S06.815D")
+    assert len(problem.description) > 200  # longer than typed text may be
+    assert problem.description.endswith("pre-existing conscious level, subsequent encounter")
+    longest = max((e for e, _ in icd10._catalogue()), key=lambda e: len(e.description))
+    assert Problems(a).add(p.id, code=longest.code).description == longest.description
