@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
@@ -412,6 +413,14 @@ class Workspace(QWidget):
         drafts.reopen_with("bookingDialog", lambda draft: reopen_booking(self, draft))
         drafts.reopen_with(VITALS_FORM, draft_reopener(self._in_chart, lambda: self.chart.sections))
         reopen_visit_drafts_with(drafts, self._in_chart, self.chart.sections)
+        # Chart sections with a form of their own name it (DRAFT_KIND) and reopen it.
+        for section in self.chart.sections:
+            kind = getattr(section, "DRAFT_KIND", None)
+            if kind is not None:
+                drafts.reopen_with(kind, partial(self._reopen_section_form, section))
+
+    def _reopen_section_form(self, section: Any, draft: Draft) -> None:
+        self._in_chart(str(draft.values["patient_id"]), lambda: section.reopen(draft.values))
 
     def _reopen_patient_form(self, draft: Draft) -> None:
         patient_id = draft.values.get("patient_id")

@@ -92,6 +92,10 @@ class Operations(QObject):
             operation, on_done, on_error, label or getattr(fn, "__name__", "operation")
         )
 
+    def catch_up(self) -> None:
+        """Broadcast writes made outside :meth:`submit` (e.g. by another connection)."""
+        self._worker.submit(self._collect, label="catch up")
+
     def publish(self, changes: Changes) -> None:
         """Broadcast changes that arrived another way (a sync session), on the GUI thread."""
         self._deliver(changes)

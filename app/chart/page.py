@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -27,7 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
-    QTableWidget,
+    QScrollArea,
     QTableWidgetItem,
     QTabWidget,
     QTextEdit,
@@ -35,20 +33,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.allergy_banner import AllergyBanner
+from app.chart.cards import card, fit_rows, list_table
+from app.chart.list_dialogs import SavingDialog
+from app.chart.medications import MedicationsCard
 from app.chart.printing import PrintSummary
+from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
 from app.chart.visits import VisitsSection
 from app.chart.vitals import VitalsSection
 from app.conflicts.dialog import field_label
-from app.messages import describe_error, validation_text
+from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job
+from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
-from core.records.errors import ValidationError
 from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
 
@@ -81,10 +84,10 @@ def describe_birth(birth_date: str) -> str:
     return f"{birth_date} ({age})" if age else birth_date
 
 
-class AllergyDialog(QDialog):
-    """Record an allergy: substance (required), reaction and severity."""
-
-    added = Signal(object)  # Allergy
+class AllergyDialog(SavingDialog):
+    """Record an allergy: substance (required), reaction and severity; or, given
+    ``allergy``, edit its reaction and severity (the substance stays: another substance is
+    another allergy)."""
 
     def __init__(
         self,
@@ -92,17 +95,21 @@ class AllergyDialog(QDialog):
         records: RecordsProvider,
         patient: Patient,
         parent: QWidget | None = None,
+        allergy: Allergy | None = None,
     ) -> None:
-        super().__init__(parent)
-        self._operations = operations
+        super().__init__(operations, parent)
         self._records = records
         self._patient = patient
-        self._job: Job[Allergy] | None = None
-        self.setObjectName("allergyDialog")
-        self.setWindowTitle("Add allergy")
+        self._editing = allergy
+        self.setObjectName("allergyDialog" if allergy is None else "allergyEditDialog")
+        self.setWindowTitle("Add allergy" if allergy is None else "Edit allergy")
         self.setMinimumWidth(420)
 
-        heading = QLabel(f"Add an allergy for {patient.display_name}")
+        heading = QLabel(
+            f"Add an allergy for {patient.display_name}"
+            if allergy is None
+            else f"Edit the allergy to {allergy.substance} of {patient.display_name}"
+        )
         heading.setObjectName("dialogHeading")
         heading.setWordWrap(True)
         self.substance = QLineEdit()
@@ -115,8 +122,6 @@ class AllergyDialog(QDialog):
             self.severity.addItem(value.capitalize(), value)
         ignore_wheel(self.severity)
         self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
-        self.general_error = error_label()
-
         form = form_layout()
         for field, widget in (
             ("substance", self.substance),
@@ -128,6 +133,13 @@ class AllergyDialog(QDialog):
 
         self.buttons, self.save_button = action_buttons(self, self.save)
         dialog_layout(self, heading, form, self.general_error, self.buttons)
+        if allergy is not None:
+            self.substance.setText(allergy.substance)
+            self.substance.setReadOnly(True)
+            self.substance.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            self.reaction.setText(allergy.reaction or "")
+            self.severity.setCurrentIndex(max(self.severity.findData(allergy.severity), 0))
+        self.first_field = self.substance if allergy is None else self.reaction
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
@@ -136,7 +148,9 @@ class AllergyDialog(QDialog):
             "reaction": self.reaction.text(),
             "severity": self.severity.currentData(),
         }
-        return {**values, "patient_id": self._patient.id} if any(values.values()) else None
+        if self._editing is not None or not any(values.values()):
+            return None  # an edit is not kept: the allergy may have changed meanwhile
+        return {**values, "patient_id": self._patient.id}
 
     def restore(self, draft: dict[str, str | None]) -> None:
         """Fill the form with a kept draft."""
@@ -146,44 +160,20 @@ class AllergyDialog(QDialog):
 
     def save(self) -> None:
         """Store through core on the worker; close when stored."""
-        if self._job is not None:
-            return
-        for label in (*self.errors.values(), self.general_error):
-            label.hide()
         records, patient_id = self._records, self._patient.id
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
-        self.save_button.setEnabled(False)
-        self._job = self._operations.submit(
-            lambda: records().add_allergy(patient_id, substance, reaction, severity),
-            self._stored,
-            self._failed,
-            label="add allergy",
-        )
-
-    def done(self, result: int) -> None:
-        """Close; a save still in flight is not reported back to a closed dialog."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-        super().done(result)
-
-    def _stored(self, allergy: Allergy) -> None:
-        self._job = None
-        self.save_button.setEnabled(True)
-        self.added.emit(allergy)
-        self.accept()
-
-    def _failed(self, exc: Exception) -> None:
-        self._job = None
-        self.save_button.setEnabled(True)
-        if isinstance(exc, ValidationError) and exc.field in self.errors:
-            label = self.errors[exc.field]
-            label.setText(validation_text(exc))
+        editing = self._editing
+        if editing is not None:
+            self.run(
+                lambda: AllergyRecords(records()).edit(editing.id, reaction, severity),
+                "edit allergy",
+            )
         else:
-            label = self.general_error
-            label.setText(describe_error(exc))
-        label.show()
+            self.run(
+                lambda: records().add_allergy(patient_id, substance, reaction, severity),
+                "add allergy",
+            )
 
 
 class ChartPage(QWidget):
@@ -219,6 +209,7 @@ class ChartPage(QWidget):
         self.name = QLabel()
         self.name.setObjectName("chartName")
         self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.allergy_banner = AllergyBanner()
         self.message = QLabel()
         self.message.setObjectName("statusText")
         self.message.setWordWrap(True)
@@ -265,34 +256,32 @@ class ChartPage(QWidget):
             details.addWidget(label, row, 0)
             details.addWidget(value, row, 1)
         details.setColumnStretch(1, 1)
-        demo_card, demo_layout = self._card("Demographics", self.edit_button)
+        demo_card, demo_layout = card("Demographics", self.edit_button)
         demo_layout.addLayout(details)
 
         # Allergies card.
-        self.allergy_table = QTableWidget(0, len(self.ALLERGY_COLUMNS))
-        self.allergy_table.setObjectName("allergyTable")
-        self.allergy_table.setHorizontalHeaderLabels(list(self.ALLERGY_COLUMNS))
-        self.allergy_table.verticalHeader().hide()
-        self.allergy_table.setShowGrid(False)
-        self.allergy_table.setAlternatingRowColors(True)
-        self.allergy_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.allergy_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.allergy_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.allergy_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 16)
-        header = self.allergy_table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.allergy_table = list_table(self.ALLERGY_COLUMNS, "allergyTable")
+        self.allergy_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.allergy_table.itemSelectionChanged.connect(self._update_buttons)
         self.no_allergies = QLabel("No allergies recorded.")
         self.no_allergies.setObjectName("hint")
         self.add_allergy_button = QPushButton("Add allergy…")
         self.add_allergy_button.clicked.connect(self.add_allergy)
+        self.edit_allergy_button = QPushButton("Edit…")
+        self.edit_allergy_button.clicked.connect(self.edit_allergy)
+        self.allergy_table.itemDoubleClicked.connect(lambda _item: self.edit_allergy())
+        self.no_known_button = QPushButton("No known allergies")
+        self.no_known_button.setToolTip("The patient was asked and has no known allergies")
+        self.no_known_button.clicked.connect(self.record_no_known_allergies)
         self.remove_allergy_button = QPushButton("Remove…")
         self.remove_allergy_button.setObjectName("danger")
         self.remove_allergy_button.clicked.connect(self.confirm_remove_allergy)
-        allergy_card, allergy_layout = self._card(
-            "Allergies", self.add_allergy_button, self.remove_allergy_button
+        allergy_card, allergy_layout = card(
+            "Allergies",
+            self.no_known_button,
+            self.add_allergy_button,
+            self.edit_allergy_button,
+            self.remove_allergy_button,
         )
         allergy_layout.addWidget(self.no_allergies)
         allergy_layout.addWidget(self.allergy_table, 1)
@@ -307,6 +296,7 @@ class ChartPage(QWidget):
         layout.setSpacing(14)
         layout.addLayout(top)
         layout.addWidget(self.name)
+        layout.addWidget(self.allergy_banner)
         layout.addWidget(self.conflict_banner)
         layout.addWidget(self.message)
         # Overview (cards) first; other parts of the chart are tabs of their own.
@@ -315,13 +305,21 @@ class ChartPage(QWidget):
         self.overview_layout.setContentsMargins(0, 10, 0, 0)
         self.overview_layout.setSpacing(14)
         self.overview_layout.addWidget(demo_card)
-        self.overview_layout.addWidget(allergy_card, 1)
+        self.overview_layout.addWidget(allergy_card)
+        # Cards keep their natural height, packed at the top; the Overview scrolls.
+        self.overview_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("chartTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.overview, "Overview")
+        overview_scroll = QScrollArea()
+        overview_scroll.setWidgetResizable(True)
+        overview_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        overview_scroll.setWidget(self.overview)
+        self.tabs.addTab(overview_scroll, "Overview")
         layout.addWidget(self.tabs, 1)
         self.sections: list[ChartSection] = [self.print_summary]
+        self.add_card(ProblemsCard(operations, records))
+        self.add_card(MedicationsCard(operations, records))
         self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
 
@@ -339,23 +337,6 @@ class ChartPage(QWidget):
         """A part of the chart shown as a card on the Overview tab."""
         self.sections.append(section)
         self.overview_layout.addWidget(section.widget(), stretch)
-
-    @staticmethod
-    def _card(title: str, *buttons: QPushButton) -> tuple[QFrame, QVBoxLayout]:
-        card = QFrame()
-        card.setObjectName("card")
-        layout = QVBoxLayout(card)
-        layout.setContentsMargins(18, 14, 18, 16)
-        layout.setSpacing(10)
-        head = QHBoxLayout()
-        heading = QLabel(title)
-        heading.setObjectName("cardHeading")
-        head.addWidget(heading)
-        head.addStretch(1)
-        for button in buttons:
-            head.addWidget(button)
-        layout.addLayout(head)
-        return card, layout
 
     # ----- state ------------------------------------------------------------------------
 
@@ -444,6 +425,7 @@ class ChartPage(QWidget):
             label.clear()
         self.message.hide()
         self.conflict_banner.hide()
+        self.allergy_banner.clear()
         self.allergy_table.setRowCount(0)
         self.no_allergies.hide()
         self._update_buttons()
@@ -457,6 +439,7 @@ class ChartPage(QWidget):
         self._recorders = view.recorders
         self._show_patient(view.chart.patient)
         self._allergies = list(view.chart.allergies)
+        self.allergy_banner.show_allergies(view.chart.patient, view.chart.allergies)
         self._fill_allergies()
         if first:
             for section in self.sections:
@@ -500,6 +483,7 @@ class ChartPage(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                 table.setItem(row, column, item)
+        fit_rows(table)
         has_any = bool(self._allergies)
         table.setVisible(has_any)
         self.no_allergies.setVisible(not has_any)
@@ -511,6 +495,13 @@ class ChartPage(QWidget):
         self.add_allergy_button.setEnabled(has_patient)
         self.remove_allergy_button.setEnabled(
             has_patient and self.selected_allergy() is not None and self._remove_job is None
+        )
+        self.edit_allergy_button.setEnabled(has_patient and self.selected_allergy() is not None)
+        # "No known allergies" answers a question not yet answered: never over allergies.
+        self.no_known_button.setVisible(
+            has_patient
+            and not self._allergies
+            and self.allergy_banner.state is not AllergyState.NONE_KNOWN
         )
 
     def selected_allergy(self) -> Allergy | None:
@@ -546,6 +537,32 @@ class ChartPage(QWidget):
         dialog.finished.connect(self._forget_allergy_dialog)
         self.allergy_dialog = dialog
         dialog.open()
+
+    def edit_allergy(self) -> None:
+        """Open the selected allergy's reaction and severity for editing."""
+        allergy = self.selected_allergy()
+        if self._patient is None or allergy is None:
+            return
+        dialog = AllergyDialog(self._operations, self._records, self._patient, self, allergy)
+        dialog.finished.connect(self._forget_allergy_dialog)
+        self.allergy_dialog = dialog
+        dialog.open()
+
+    def record_no_known_allergies(self) -> None:
+        """Record that the patient was asked and has no known allergies."""
+        if self._patient is None:
+            return
+        records, patient_id = self._records, self._patient.id
+        self._operations.submit(
+            lambda: AllergyRecords(records()).record_no_known_allergies(patient_id),
+            None,
+            self._nka_failed,
+            label="record no known allergies",
+        )
+
+    def _nka_failed(self, exc: Exception) -> None:
+        self.message.setText(f"No known allergies was not recorded. {describe_error(exc)}")
+        self.message.show()
 
     def _forget_allergy_dialog(self) -> None:
         if self.allergy_dialog is not None:

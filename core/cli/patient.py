@@ -7,10 +7,17 @@ from typing import NoReturn
 
 from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
+from core.records.allergy_status import AllergyState, allergy_state
 from core.records.duplicates import DuplicatePatientError, describe
 from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
 from core.records.spec import spoken_list
 from core.records.types import PATIENT
+
+# What "allergies:" says when none is listed: an answer, or nobody asked yet.
+NO_ALLERGIES_SHOWN = {
+    AllergyState.NONE_KNOWN: "no known allergies",
+    AllergyState.NOT_RECORDED: "not recorded yet",
+}
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +70,7 @@ def run(ctx: Context) -> int:
         lines = [
             summary_line(p),
             f"  sex: {p.sex or '-'}   phone: {p.phone or '-'}",
-            "  allergies: " + ("none recorded" if not chart.allergies else ""),
+            "  allergies: " + NO_ALLERGIES_SHOWN.get(allergy_state(p, chart.allergies), ""),
         ]
         for a in chart.allergies:
             extra = ", ".join(x for x in (a.reaction, a.severity) if x)

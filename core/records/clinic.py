@@ -47,6 +47,9 @@ _SUMMARY_COLS = ", ".join(f"p.{f.name}" for f in dataclasses.fields(PatientSumma
 _ALLERGY_COLS = ", ".join(ALLERGIES.column_names)
 
 
+_NO_STATUS = crdt.RegisterEntry("", None, "", "", (), ())
+
+
 def new_id() -> str:
     """A random 64-bit record id, unique across replicas for practical purposes."""
     return secrets.token_hex(8)
@@ -336,6 +339,9 @@ class ClinicRecords:
 
         def add(doc: RecordDoc, hlc: str) -> None:
             holder.append(crdt.add(doc, ALLERGIES.name, value, hlc, self.actor))
+            # Ends "No known allergies" (core/records/allergy_status.py).
+            if (crdt.winner(doc, "allergy_status") or _NO_STATUS).value != "allergies":
+                crdt.write(doc, "allergy_status", "allergies", hlc, self.actor)
 
         details = {"patient_id": patient_id}
         with self.db.write(self.actor, "allergy.add", "patient", patient_id, details) as tx:

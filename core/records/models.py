@@ -27,6 +27,8 @@ class Patient:
     phone: str | None
     created_at: str
     updated_at: str
+    # "nka" (asked: no known allergies), "allergies" (some were recorded), None (not asked).
+    allergy_status: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -113,10 +115,16 @@ class ConflictCandidate:
 
 def item_label(list_field: str, value: dict[str, str | bool | None]) -> str:
     """``Penicillin (hives, severe)``: a list item as a person reads it (its fields in the
-    list's order: the first as the name, the rest in brackets)."""
+    list's order: the first as the name, the rest in brackets). A value equal to its
+    field's default (a medication's status "active") says nothing and is left out."""
     spec = list_spec(list_field)
     columns = tuple(f.name for f in spec.items) if spec is not None else tuple(sorted(value))
-    parts = [str(value[c]) for c in columns if value.get(c) not in (None, "")]
+    defaults = {f.name: f.default for f in spec.items} if spec is not None else {}
+    parts = [
+        str(value[c])
+        for c in columns
+        if value.get(c) not in (None, "") and (c not in defaults or value[c] != defaults[c])
+    ]
     if not parts:
         return "(empty item)"
     return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")

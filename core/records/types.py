@@ -36,6 +36,7 @@ ALLERGIES = ListSpec(
     key=("substance",),
     stamped=True,
 )
+PROBLEM_STATUSES = ("active", "resolved")
 PROBLEMS = ListSpec(
     "problems",
     "Problems",
@@ -44,12 +45,15 @@ PROBLEMS = ListSpec(
     (
         Field("description", "Problem", v.required_text, required=True),
         Field("code", "Code", v.optional_text),
-        Field("status", "Status", v.optional_text, default="active"),
-        Field("onset", "Onset", v.optional_text),
+        Field("status", "Status", default="active", choices=PROBLEM_STATUSES),
+        Field("onset", "Onset", v.partial_date),
+        Field("resolved", "Resolved", v.past_date),
+        Field("encounter_id", "Visit", v.optional_text),
     ),
     key=("code", "description"),
-    row_order=("code", "description", "status", "onset"),
+    row_order=("code", "description", "status", "onset", "resolved", "encounter_id"),
 )
+MEDICATION_STATUSES = ("active", "stopped")
 MEDICATIONS = ListSpec(
     "medications",
     "Medications",
@@ -57,11 +61,23 @@ MEDICATIONS = ListSpec(
     "patient_id",
     (
         Field("name", "Medication", v.required_text, required=True),
+        Field("strength", "Strength", v.optional_text),
         Field("dose", "Dose", v.optional_text),
         Field("route", "Route", v.optional_text),
         Field("frequency", "Frequency", v.optional_text),
+        Field("start", "Start", v.past_date),
+        Field("stop", "Stop", v.past_date),
+        Field("reason", "Reason", v.optional_text),
+        Field("prescriber", "Prescriber", v.optional_text),
+        Field("encounter_id", "Visit", v.optional_text),
+        Field("status", "Status", default="active", choices=MEDICATION_STATUSES),
     ),
     key=("name",),
+    # V1 fixed the first four; V6 appended the rest.
+    row_order=(
+        *("name", "dose", "route", "frequency"),
+        *("strength", "start", "stop", "reason", "prescriber", "encounter_id", "status"),
+    ),
     sql_only=("active",),  # V1 declared it; every materialized row keeps the default
 )
 
@@ -75,6 +91,9 @@ PATIENT = RecordType(
         Field("sex", "Sex", choices=v.SEX_VALUES),
         Field("mrn", "MRN", v.medical_record_number),
         Field("phone", "Phone", v.optional_text),
+        # Set by code (core/records/allergy_status.py): "nka" when the patient was asked
+        # and has no known allergies, "allergies" once one is recorded; unset: not asked.
+        Field("allergy_status", "Allergy status"),
     ),
     lists=(ALLERGIES, PROBLEMS, MEDICATIONS),
     columns=(
@@ -87,6 +106,7 @@ PATIENT = RecordType(
         Column("sort_key", compute=_patient_sort_key),
         Column("created_at", ""),
         Column("updated_at", ""),
+        "allergy_status",
     ),
     row_requires="family",
     search=("family", "given", "mrn", "birth_date"),

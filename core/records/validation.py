@@ -234,3 +234,52 @@ def one_of(*allowed: str) -> Check:
         return choice(field, value, allowed)
 
     return check
+
+
+_YEAR_MONTH = re.compile(r"^(\d{4})[-/.](\d{1,2})$")
+
+
+def past_date(field: str, value: str | None) -> str | None:
+    """A whole date (see ``calendar_date``) not in the future, as ``YYYY-MM-DD``; None
+    when blank. For dates something happened: a medication started or stopped."""
+    if not (value or "").strip():
+        return None
+    parsed = calendar_date(field, value)
+    if parsed > dt.date.today():
+        raise ValidationError(field, f"{parsed.isoformat()} is in the future")
+    if parsed.year < 1900:
+        raise ValidationError(field, f"{parsed.isoformat()} is before 1900")
+    return parsed.isoformat()
+
+
+def partial_date(field: str, value: str | None) -> str | None:
+    """When a problem began, as precisely as it is known: ``2019``, ``2019-05`` or a whole
+    date; None when blank. A patient often knows only the year their hypertension was
+    found, and storing ``2019-01-01`` would claim a precision nobody had, so the partial
+    forms are kept as typed (never completed). Not in the future, not before 1900."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    today = dt.date.today()
+    if re.fullmatch(r"\d{4}", raw):
+        year, month = int(raw), None
+    elif found := _YEAR_MONTH.match(raw):
+        year, month = int(found.group(1)), int(found.group(2))
+        if not 1 <= month <= 12:
+            raise ValidationError(field, f"{raw!r} is not a date: there is no month {month}")
+    else:
+        try:
+            return past_date(field, raw)
+        except ValidationError as exc:
+            if DATE_FORMAT_HINT not in str(exc):
+                raise
+            raise ValidationError(
+                field,
+                f"{raw!r} is not a date: type a year (2019), a month (2019-05) "
+                "or a whole date (2019-05-14)",
+            ) from None
+    if year < 1900:
+        raise ValidationError(field, f"{raw} is before 1900")
+    if (year, month or 0) > (today.year, today.month if month else 0):
+        raise ValidationError(field, f"{raw} is in the future")
+    return f"{year:04d}" if month is None else f"{year:04d}-{month:02d}"

@@ -317,10 +317,26 @@ CREATE INDEX observations_by_encounter ON observations (encounter_id)
     WHERE encounter_id IS NOT NULL;
 """
 
+# Problems, medications and allergies in use (issue #10, "meds"): a problem's resolved date
+# and the visit it was made in; a medication's strength, start and stop, reason, prescriber,
+# visit and status (a stopped one stays on the list as history); the patient's allergy
+# status ("No known allergies" is an answer, unlike nothing recorded). Added columns are
+# NULL on rows made before: items recorded then had none of these values.
+_V6 = """
+ALTER TABLE conditions ADD COLUMN resolved TEXT;
+ALTER TABLE conditions ADD COLUMN encounter_id TEXT;
+ALTER TABLE medications ADD COLUMN strength TEXT;
+ALTER TABLE medications ADD COLUMN start TEXT;
+ALTER TABLE medications ADD COLUMN stop TEXT;
+ALTER TABLE medications ADD COLUMN reason TEXT;
+ALTER TABLE medications ADD COLUMN prescriber TEXT;
+ALTER TABLE medications ADD COLUMN encounter_id TEXT;
+ALTER TABLE medications ADD COLUMN status TEXT;
+ALTER TABLE patients ADD COLUMN allergy_status TEXT;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-# Version 6 is assigned to a branch merged separately (meds); migrate() only needs
-# increasing numbers.
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
+MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6))
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

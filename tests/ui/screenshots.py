@@ -19,15 +19,20 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
-from PySide6.QtWidgets import QApplication, QWidget, QWizard
+from PySide6.QtWidgets import QApplication, QScrollArea, QWidget, QWizard
 
+from app.chart.medications import MedicationDialog, MedicationsCard
+from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.chart.visits import VisitsSection
 from app.main import set_up_application
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from core.crypto.kdf import FAST_PARAMS
+from core.records.allergy_status import AllergyRecords
 from core.records.entries import ClinicalEntries
+from core.records.medications import Medications
 from core.records.notes import Notes
+from core.records.problems import Problems
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
@@ -733,6 +738,98 @@ def printing(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def problems_and_medications(out: Path, tmp: Path) -> None:
+    """The Overview with problems and medications (active, then past), the ICD-10-CM
+    search, the allergy warning, and the allergy banner's three states."""
+    ws = sample_clinic(tmp / "meds", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    records = ws.records
+    patients = records.list_patients()
+    okafor = next(p for p in patients if p.family == "Okafor")
+    problems, meds = Problems(records), Medications(records)
+    problems.add(okafor.id, code="E11.9", onset="2016")
+    problems.add(okafor.id, code="I10", onset="2019-05")
+    sprain = problems.add(okafor.id, code="S93.401A", onset="2025-10-02")
+    problems.resolve(sprain.id, "2025-11-20")
+    metformin = meds.start(
+        okafor.id,
+        {"name": "Metformin", "strength": "500 mg", "dose": "1 tablet", "route": "by mouth",
+         "frequency": "twice daily", "start": "2016-03-01", "reason": "Type 2 diabetes"},
+    )  # fmt: skip
+    meds.change_dose(metformin.id, {"strength": "1000 mg"}, "2021-09-14")
+    meds.start(
+        okafor.id,
+        {"name": "Lisinopril", "strength": "10 mg", "dose": "1 tablet", "route": "by mouth",
+         "frequency": "once daily", "start": "2019-05-20", "reason": "Hypertension"},
+    )  # fmt: skip
+    naproxen = meds.start(
+        okafor.id, {"name": "Naproxen", "strength": "250 mg", "frequency": "as needed",
+                    "start": "2025-10-02", "reason": "Ankle sprain"},
+        confirm_allergy=True,
+    )  # fmt: skip
+    meds.stop(naproxen.id, "2025-10-16")
+    nka, unasked = [p for p in patients if p.id != okafor.id][:2]
+    AllergyRecords(records).record_no_known_allergies(nka.id)
+    ws.lock()
+
+    window = MainWindow(ws, auto_lock_ms=600_000)
+    window.resize(1280, 1000)
+    window.show()
+    window.start()
+    window.sign_in_page.username.setText("mgarcia")
+    window.sign_in_page.password.setText(PASSWORD)
+    window.sign_in_page.button.click()
+    wait_for(lambda: window.session is not None)
+    chart = window.workspace.chart
+    window.workspace.open_chart(okafor.id)
+    cards = [s for s in chart.sections if isinstance(s, ProblemsCard | MedicationsCard)]
+    problem_card, med_card = cards
+    assert isinstance(problem_card, ProblemsCard) and isinstance(med_card, MedicationsCard)
+    wait_for(lambda: chart.patient is not None and len(med_card.medications) == 2)
+    wait_for(lambda: len(problem_card.problems) == 2)
+    save(window, out, "meds-01-overview")
+    med_card.show_past.setChecked(True)
+    problem_card.show_resolved.setChecked(True)
+    wait_for(lambda: len(med_card.medications) == 4 and len(problem_card.problems) == 3)
+    save(window, out, "meds-02-history")
+    scroll = chart.tabs.currentWidget()
+    assert isinstance(scroll, QScrollArea)
+    settle()
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    save(window, out, "meds-02-history-medications")
+    scroll.verticalScrollBar().setValue(0)
+    problem_card.add_problem()
+    icd = problem_card.dialog
+    assert isinstance(icd, IcdSearchDialog)
+    icd.search.setText("diabetes type 2 kidney")
+    icd.search.textEdited.emit(icd.search.text())
+    wait_for(lambda: icd.results.rowCount() > 0, timeout=60)
+    icd.results.selectRow(0)
+    icd.onset.setText("2023")
+    save(icd, out, "meds-03-icd-search")
+    icd.reject()
+    med_card.start_medication()
+    start = med_card.dialog
+    assert isinstance(start, MedicationDialog)
+    start.fields["name"].setText("Amoxicillin")
+    start.fields["strength"].setText("500 mg")
+    start.fields["frequency"].setText("three times daily")
+    save(start, out, "meds-04-start-medication")
+    start.save()
+    wait_for(lambda: start.warning_box is not None)
+    assert start.warning_box is not None
+    save(start.warning_box, out, "meds-05-allergy-warning")
+    start.warning_box.reject()
+    start.reject()
+    save(chart.allergy_banner, out, "meds-06-banner-allergies")
+    for patient, name in ((nka, "meds-07-banner-nka"), (unasked, "meds-08-banner-not-recorded")):
+        window.workspace.open_chart(patient.id)
+        wait_for(lambda p=patient: chart.patient is not None and chart.patient.id == p.id)  # type: ignore[misc]
+        save(window, out, name)
+    window.shutdown()
+    window.close()
+
+
 SECTIONS = {
     "first_run": first_run,
     "daily_use": daily_use,
@@ -745,6 +842,7 @@ SECTIONS = {
     "visits": visits,
     "demo_clinic": demo_clinic,
     "printing": printing,
+    "problems_and_medications": problems_and_medications,
 }
 
 

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.chart.medications import MedicationDialog, MedicationsCard
 from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
 from core.records.workstation import Workstation
@@ -164,3 +165,31 @@ def test_an_edit_draft_never_undoes_a_colleagues_change_made_meanwhile(
     with qtbot.waitSignal(mine.saved, timeout=10_000) as saved:
         QTest.mouseClick(mine.save_button, Qt.MouseButton.LeftButton)
     assert (saved.args[0].mrn, saved.args[0].phone) == ("MRN-9001", "555 0111")
+
+
+def test_a_half_typed_prescription_and_problem_search_come_back_in_that_chart(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    workspace = desk.workspace
+    patient_id = workspace.patient_list.model.patient_id(0)
+    workspace.open_chart(patient_id)
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    meds = next(s for s in chart.sections if isinstance(s, MedicationsCard))
+    QTest.mouseClick(meds.start_button, Qt.MouseButton.LeftButton)
+    form = meds.dialog
+    assert isinstance(form, MedicationDialog)
+    QTest.keyClicks(form.fields["name"], "Metformin")
+    QTest.keyClicks(form.fields["strength"], "500 mg")
+    click_sign_out(desk)
+    assert chart.patient is None and meds.dialog is None
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: meds.dialog is not None, timeout=5_000)
+    restored = meds.dialog
+    assert isinstance(restored, MedicationDialog) and restored.isVisible()
+    assert chart.patient is not None and chart.patient.id == patient_id
+    assert (restored.fields["name"].text(), restored.fields["strength"].text()) == (
+        "Metformin", "500 mg",
+    )  # fmt: skip
+    assert workspace.notice.text() == "Your unsaved Start medication form was restored."

@@ -34,6 +34,8 @@ CONTRACT: dict[str, list[str]] = {
     "audit": ["audit", "verify"],
     "db": ["db", "check"],
     "print": ["print", "day", "-o", "day.pdf"],
+    "problem": ["problem", "codes", "asthma"],
+    "med": ["med", "list", "p"],
 }
 
 

@@ -12,7 +12,9 @@ def test_add_and_open_chart(workstation: Workstation) -> None:
     assert p.sex == "female" and p.mrn == "MRN-0042"
     records.add_allergy(p.id, "Penicillin", reaction="hives", severity="severe")
     chart = records.open_chart(p.id)
-    assert chart.patient == p
+    # Recording the allergy also answered "any allergies?" (allergy_status, issue #10).
+    assert chart.patient == records.get_patient(p.id)
+    assert (chart.patient.id, chart.patient.allergy_status) == (p.id, "allergies")
     assert [a.substance for a in chart.allergies] == ["Penicillin"]
     assert chart.allergies[0].recorded_by == "admin"
     audit = workstation.database.query(

@@ -22,6 +22,7 @@ ALTER TABLE patients ADD COLUMN preferred_name TEXT;
 UPDATE patients SET preferred_name = given;
 """
 _V3 = "CREATE INDEX referrals_by_patient ON referrals (patient_id);"
+# Versions are pre-assigned to parallel branches, so they increase without being contiguous.
 FUTURE: Migrations = (*MIGRATIONS, (LATEST_VERSION + 1, _V2), (LATEST_VERSION + 2, _V3))
 # The version numbers each migration list records (issue #10 pre-assigned numbers to
 # branches, so a branch may skip one: only increasing order is required).

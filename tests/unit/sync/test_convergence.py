@@ -23,10 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.records import crdt
+from core.records.allergy_status import AllergyRecords
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
-from core.records.errors import NotFoundError
+from core.records.errors import NotFoundError, ValidationError
+from core.records.medications import Medications
 from core.records.notes import Notes
+from core.records.problems import Problems
 from core.records.types import PATIENT
 from tests.unit.sync.replicas import (
     FAULTS,
@@ -56,6 +59,8 @@ a_value = st.sampled_from(VALUES)
 edit = st.tuples(st.just("edit"), replica, patient, st.sampled_from(FIELDS), a_value)
 add = st.tuples(st.just("add"), replica, patient, list_field, st.integers(0, 2))
 remove = st.tuples(st.just("remove"), replica, patient, list_field, st.integers(0, 3))
+# Resolve a problem, stop a medication, edit an allergy: remove + add in one change.
+replace = st.tuples(st.just("replace"), replica, patient, list_field, st.integers(0, 3))
 delete = st.tuples(st.just("delete"), replica, patient)
 create = st.tuples(st.just("create"), replica, st.sampled_from(VALUES))
 note = st.tuples(st.just("note"), replica, patient)
@@ -90,7 +95,8 @@ def race(draw: st.DrawFn) -> list[Action]:
         steps = [("delete", first, pid), ("edit", second, pid, fname, draw(a_value))]
     else:
         lname, item = draw(list_field), draw(st.integers(0, 2))
-        answer = draw(st.sampled_from(("add", "remove")))  # the same item added, or removed
+        # The same item added, removed, or replaced (resolved, stopped, edited).
+        answer = draw(st.sampled_from(("add", "remove", "replace")))
         steps = [("add", first, pid, lname, item), (answer, second, pid, lname, item)]
     then = draw(st.sampled_from(("leave", "sync", "settle", "settle")))
     if then != "leave":
@@ -102,7 +108,7 @@ def race(draw: st.DrawFn) -> list[Action]:
 
 
 single = st.one_of(
-    edit, edit, add, add, remove, delete, create, note, type_in, type_in, resolve, resolve,
+    edit, edit, add, add, remove, replace, delete, create, note, type_in, type_in, resolve, resolve,
     link, link, link, link,
 ).map(lambda action: [action])  # fmt: skip
 actions = st.lists(st.one_of(single, race()), min_size=6, max_size=30).map(
@@ -242,6 +248,8 @@ class Run:
             self._add(r, pid, str(action[3]), int(action[4]))
         elif kind == "remove":
             self._remove(r, pid, str(action[3]), int(action[4]))
+        elif kind == "replace":
+            self._replace(r, pid, str(action[3]), int(action[4]))
         elif kind == "delete":
             seen = _all_live_ids(r, pid)
             r.delete_patient(pid)
@@ -275,6 +283,29 @@ class Run:
             ClinicalEntries(r).remove_from_list(pid, lname, eid)
         self.oracle.removed.setdefault(lname, set()).add(eid)  # one this replica could see
         _track_list_change(self.oracle, r, pid, lname, before, key=value.casefold(), removed=eid)
+
+    def _replace(self, r: ClinicRecords, pid: str, lname: str, which: int) -> None:
+        present = _entries(r, pid, lname)
+        if not present:
+            return
+        eid, value = present[which % len(present)]
+        before = _history_ids(r, pid, lname)
+        try:
+            if lname == "allergies":
+                self.words += 1  # a new reaction each time: an edit that changes something
+                new = AllergyRecords(r).edit(eid, f"reaction {self.words}", None).id
+            elif lname == "problems":
+                new = Problems(r).resolve(eid, "2026-01-02").id
+            else:
+                new = Medications(r).stop(eid, "2026-01-02").id
+        except ValidationError:  # already resolved or stopped: nothing was written
+            assert _history_ids(r, pid, lname) == before
+            return
+        self.oracle.added.setdefault(lname, set()).add(new)
+        self.oracle.removed.setdefault(lname, set()).add(eid)
+        _track_list_change(
+            self.oracle, r, pid, lname, before, key=value.casefold(), added=new, removed=eid
+        )
 
     def _type(self, r: ClinicRecords, action: Action) -> None:
         """Insert a new word into an unsigned note, or delete one, as a person typing."""

@@ -1,0 +1,114 @@
+"""Dialogs shared by the problem and medication cards: a form that saves through core on
+the worker and shows core's errors next to the field they name, and a date dialog for
+resolving a problem or stopping a medication."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QPushButton, QWidget
+
+from app.messages import describe_error, validation_text
+from app.operations import Operations
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.worker import Job
+from core.records.errors import ValidationError
+
+
+class SavingDialog(QDialog):
+    """A dialog whose Save runs ``work()`` on the worker; core's ValidationError shows
+    next to its field (``self.errors``), anything else under the form."""
+
+    saved = Signal(object)  # what the work returned
+    save_button: QPushButton  # set by the subclass's form
+    first_field: QWidget | None = None  # focused when the dialog shows
+
+    def __init__(self, operations: Operations, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._operations = operations
+        self._job: Job[Any] | None = None
+        self.errors: dict[str, QLabel] = {}
+        self.general_error = error_label()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Start typing in the first field (focus set before showing does not stick)."""
+        super().showEvent(event)
+        if self.first_field is not None:
+            self.first_field.setFocus()
+
+    def run(self, work: Callable[[], Any], label: str) -> None:
+        """Save: run ``work`` (which writes through core); close when it succeeded."""
+        if self._job is not None:
+            return
+        for error in (*self.errors.values(), self.general_error):
+            error.hide()
+        self.save_button.setEnabled(False)
+        self._job = self._operations.submit(work, self._stored, self.failed, label=label)
+
+    def done(self, result: int) -> None:
+        """Close; a save still in flight is not reported back to a closed dialog."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        super().done(result)
+
+    def _stored(self, result: Any) -> None:
+        self._job = None
+        self.save_button.setEnabled(True)
+        self.saved.emit(result)
+        self.accept()
+
+    def failed(self, exc: Exception) -> None:
+        """Show what core refused, next to the field it names where there is one."""
+        self._job = None
+        self.save_button.setEnabled(True)
+        if isinstance(exc, ValidationError) and exc.field in self.errors:
+            label = self.errors[exc.field]
+            label.setText(validation_text(exc))
+        else:
+            label = self.general_error
+            label.setText(describe_error(exc))
+        label.show()
+
+
+class DateDialog(SavingDialog):
+    """Ask for the date something happened (today, typed as text), then save it."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        title: str,
+        heading: str,
+        field: tuple[str, str],  # (core's field name, label)
+        work: Callable[[str], Any],
+        accept_text: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(operations, parent)
+        self.setObjectName("dateDialog")
+        self.setWindowTitle(title)
+        self.setMinimumWidth(380)
+        self._work = work
+        text = QLabel(heading)
+        text.setObjectName("dialogHeading")
+        text.setWordWrap(True)
+        self.date = QLineEdit(dt.date.today().isoformat())
+        self.date.setPlaceholderText("YYYY-MM-DD")
+        self.date.selectAll()
+        self.first_field = self.date
+        name, label = field
+        self.errors[name] = error_label()
+        form = form_layout()
+        form.addRow(label, self.date)
+        form.addRow("", self.errors[name])
+        self.buttons, self.save_button = action_buttons(self, self.save, accept_text)
+        dialog_layout(self, text, form, self.general_error, self.buttons)
+
+    def save(self) -> None:
+        """Save with the date as typed (core reads it strictly)."""
+        typed, work = self.date.text(), self._work
+        self.run(lambda: work(typed), self.windowTitle().lower())

@@ -1,0 +1,235 @@
+"""The medications card on the chart's Overview: active list with Start, Change dose and
+Stop; "Show past" adds the stopped ones (history, greyed). Starting a medication whose
+name matches a recorded allergy shows the allergy warning; only "Start anyway" saves it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushButton, QWidget
+
+from app.chart.cards import ListCard
+from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records.clinic import ClinicRecords
+from core.records.medications import DOSE_FIELDS, AllergyWarning, Medication, Medications
+from core.records.types import MEDICATIONS
+
+PLACEHOLDERS = {
+    "name": "e.g. Metformin",
+    "strength": "e.g. 500 mg",
+    "dose": "e.g. 1 tablet",
+    "route": "e.g. by mouth",
+    "frequency": "e.g. twice daily",
+    "start": "YYYY-MM-DD",
+    "reason": "Optional, e.g. type 2 diabetes",
+    "prescriber": "Optional",
+}
+
+
+class MedicationDialog(SavingDialog):
+    """Start a medication, or (given ``changing``) change its dose: the old one stops and
+    the new one starts on the date typed."""
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        patient_id: str,
+        parent: QWidget | None = None,
+        changing: Medication | None = None,
+    ) -> None:
+        super().__init__(operations, parent)
+        self._records = records
+        self._patient_id = patient_id
+        self._changing = changing
+        self.warning_box: QMessageBox | None = None
+        starting = changing is None
+        self.setObjectName("medicationDialog" if starting else "doseDialog")
+        self.setWindowTitle("Start medication" if starting else "Change dose")
+        self.setMinimumWidth(460)
+        heading = QLabel(
+            "Start a medication"
+            if changing is None
+            else f"Change the dose of {changing.name}: it stops and starts again from the date"
+        )
+        heading.setObjectName("dialogHeading")
+        heading.setWordWrap(True)
+        names = ("name", *DOSE_FIELDS, "start", "reason", "prescriber") if starting else (
+            *DOSE_FIELDS, "start",
+        )  # fmt: skip
+        self.fields: dict[str, QLineEdit] = {}
+        form = form_layout()
+        for name in names:
+            edit = QLineEdit()
+            edit.setPlaceholderText(PLACEHOLDERS[name])
+            if changing is not None and name in DOSE_FIELDS:
+                edit.setText(getattr(changing, name) or "")
+            self.fields[name] = edit
+            self.errors[name] = error_label()
+            label = MEDICATIONS.item(name).label if name != "start" or starting else "From"
+            form.addRow(label, edit)
+            form.addRow("", self.errors[name])
+        self.errors["stop"] = self.errors["start"]  # a change's date is the old one's stop
+        self.fields["start"].setText(dt.date.today().isoformat())
+        self.buttons, self.save_button = action_buttons(
+            self, self.save, "Start" if starting else "Change dose"
+        )
+        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        self.first_field = self.fields[names[0]]
+
+    def values(self) -> dict[str, str | None]:
+        """What is typed, by field (blank: None)."""
+        return {name: edit.text().strip() or None for name, edit in self.fields.items()}
+
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
+        if self._changing is not None:
+            return None  # the medication may have changed meanwhile
+        values = self.values()
+        values.pop("start")
+        if not any(values.values()):
+            return None
+        return {**self.values(), "patient_id": self._patient_id}
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft."""
+        for name, edit in self.fields.items():
+            edit.setText(draft.get(name) or "")
+
+    def save(self, confirm_allergy: bool = False) -> None:
+        """Start (or change) through core; an allergy match asks first."""
+        records, patient_id, values = self._records, self._patient_id, self.values()
+        changing = self._changing
+        work: Callable[[], Any]
+        if changing is not None:
+            changes = {f: values[f] for f in DOSE_FIELDS}
+            date = values["start"]
+            work = lambda: Medications(records()).change_dose(changing.id, changes, date)  # noqa: E731
+        else:
+            work = lambda: Medications(records()).start(patient_id, values, confirm_allergy)  # noqa: E731
+        self.run(work, "start medication" if changing is None else "change dose")
+
+    def failed(self, exc: Exception) -> None:
+        """An allergy match asks the person; other errors show on the form."""
+        if not isinstance(exc, AllergyWarning):
+            super().failed(exc)
+            return
+        self._job = None
+        self.save_button.setEnabled(True)
+        box = QMessageBox(self)
+        box.setObjectName("allergyWarning")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Allergy warning")
+        box.setText(f"{exc.name} matches a recorded allergy of this patient.")
+        box.setInformativeText(
+            "\n".join(f"• {m.describe()}" for m in exc.matches)
+            + "\n\nStart it only if you have checked this with the patient or the allergy "
+            "record. Your decision is recorded in the audit log."
+        )
+        anyway = box.addButton("Start anyway", QMessageBox.ButtonRole.DestructiveRole)
+        dont = box.addButton("Don’t start", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(dont)
+        box.finished.connect(lambda _result: self._warned(box, anyway))
+        self.warning_box = box
+        box.open()
+
+    def _warned(self, box: QMessageBox, anyway: QPushButton) -> None:
+        confirmed = box.clickedButton() is anyway
+        self.warning_box = None
+        box.deleteLater()
+        if confirmed:
+            self.save(confirm_allergy=True)
+
+
+class MedicationsCard(ListCard[Medication]):
+    """Active medications (Start, Change dose, Stop); "Show past" adds the history."""
+
+    COLUMNS = ("Medication", "Strength and dose", "Start", "Stop", "Reason")
+    READ = "medications"
+    NOUN = "medications"
+    DRAFT_KIND = "medicationDialog"  # a half-typed prescription survives a sign-out
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self.start_button = QPushButton("Start…")
+        self.change_button = QPushButton("Change dose…")
+        self.stop_button = QPushButton("Stop…")
+        self.show_past = QCheckBox("Show past")
+        super().__init__(
+            operations, records, "Medications", self.show_past,
+            (self.start_button, self.change_button, self.stop_button),
+        )  # fmt: skip
+        self.start_button.clicked.connect(self.start_medication)
+        self.change_button.clicked.connect(self.change_selected)
+        self.stop_button.clicked.connect(self.stop_selected)
+        self.clear()
+
+    @property
+    def medications(self) -> list[Medication]:
+        """The medications shown, in order."""
+        return self.items
+
+    def fetch(self, records: ClinicRecords, patient_id: str, history: bool) -> list[Medication]:
+        """Active medications, and past ones when asked."""
+        return Medications(records).list(patient_id, include_past=history)
+
+    def cells(self, item: Medication) -> list[str]:
+        """Name, strength and dose, start, stop, reason."""
+        return [item.name, item.instructions, item.start or "", item.stop or "", item.reason or ""]
+
+    def is_history(self, item: Medication) -> bool:
+        """Stopped."""
+        return not item.active
+
+    def update_buttons(self) -> None:
+        """Start needs a chart; Change dose and Stop an active medication selected."""
+        chosen = self.selected()
+        active = chosen is not None and chosen.active
+        self.start_button.setEnabled(self.patient_id is not None)
+        self.change_button.setEnabled(active)
+        self.stop_button.setEnabled(active)
+
+    def start_medication(self) -> None:
+        """Open the start-medication form."""
+        if self.patient_id is not None:
+            self.open_dialog(
+                MedicationDialog(self._operations, self._records, self.patient_id, self.frame)
+            )
+
+    def reopen(self, draft: dict[str, str | None]) -> None:
+        """Open the start form again with a draft kept across a sign-out."""
+        self.start_medication()
+        if isinstance(self.dialog, MedicationDialog):
+            self.dialog.restore(draft)
+
+    def change_selected(self) -> None:
+        """Open the change-dose form for the selected active medication."""
+        chosen = self.selected()
+        if chosen is not None and chosen.active and self.patient_id is not None:
+            self.open_dialog(
+                MedicationDialog(
+                    self._operations, self._records, self.patient_id, self.frame, chosen
+                )
+            )
+
+    def stop_selected(self) -> None:
+        """Ask for the date the selected medication stopped, and record it."""
+        chosen = self.selected()
+        if chosen is None or not chosen.active:
+            return
+        records = self._records
+        self.open_dialog(
+            DateDialog(
+                self._operations,
+                "Stop medication",
+                f"Stop {chosen.name} {chosen.instructions} on:".replace("  ", " "),
+                ("stop", "Stopped on"),
+                lambda date: Medications(records()).stop(chosen.id, date),
+                "Stop",
+                self.frame,
+            )
+        )

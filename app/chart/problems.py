@@ -1,0 +1,262 @@
+"""The problem list card on the chart's Overview, and the ICD-10-CM search dialog.
+
+A problem is chosen from the ICD-10-CM code list (``core.records.icd10``): type words or a
+code, move down into the list with the arrow key, Enter picks; text is recorded without a
+code only when the person ticks "Record without a code". Resolve asks for the date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from app.chart.cards import ListCard, list_table
+from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.messages import describe_error
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records import icd10
+from core.records.clinic import ClinicRecords
+from core.records.problems import Problem, Problems
+
+
+class IcdSearchDialog(SavingDialog):
+    """Add a problem: search ICD-10-CM by words or code, pick one, give the onset."""
+
+    SEARCH = "icd search"
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        patient_id: str,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(operations, parent)
+        self._records = records
+        self._patient_id = patient_id
+        self.setObjectName("icdSearchDialog")
+        self.setWindowTitle("Add problem")
+        self.setMinimumSize(620, 520)
+        heading = QLabel("Add a problem: type words or an ICD-10-CM code, then pick one")
+        heading.setObjectName("dialogHeading")
+        heading.setWordWrap(True)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("e.g. type 2 diabetes, asthma, I10")
+        self.search.installEventFilter(self)
+        self.first_field = self.search
+        self.results = list_table(("Code", "Description"), "icdResults")
+        self.results.setWordWrap(True)
+        self.results.setTabKeyNavigation(False)  # Tab leaves the list, on to the next field
+        self.results.setMinimumHeight(300)
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.results.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.status = QLabel("Loading the code list…")
+        self.status.setObjectName("hint")
+        self.uncoded = QCheckBox("Record without a code (uses the text typed above)")
+        self.onset = QLineEdit()
+        self.onset.setPlaceholderText("Optional: 2019, 2019-05 or 2019-05-14")
+        self.results.installEventFilter(self)
+        self.results.itemDoubleClicked.connect(lambda _item: self.onset.setFocus())
+        self.errors = {name: error_label() for name in ("code", "description", "onset")}
+        form = form_layout()
+        form.addRow("Search", self.search)
+        form.addRow("", self.errors["description"])
+        form.addRow("", self.status)
+        form.addRow("Code", self.results)
+        form.addRow("", self.errors["code"])
+        form.addRow("", self.uncoded)
+        form.addRow("Onset", self.onset)
+        form.addRow("", self.errors["onset"])
+        self.buttons, self.save_button = action_buttons(self, self.save)
+        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        self.setTabOrder(self.search, self.results)
+        self.setTabOrder(self.results, self.uncoded)
+        self.setTabOrder(self.uncoded, self.onset)
+        # Search as the person types, once they pause (the list has 98,000 codes).
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._search)
+        self.search.textEdited.connect(lambda _text: self._timer.start())
+        self._ready = False
+        operations.read(self.SEARCH, icd10.load, self._loaded, self._search_failed)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        """Keyboard: Down or Enter in the search field goes into the list of codes; Enter
+        on a code picks it and goes on to the onset (Enter there saves)."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        key = event.key()
+        enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.rowCount():
+            self.results.setFocus()  # (which may make row 0 current without selecting it)
+            self.results.selectRow(max(self.results.currentRow(), 0))
+            return True
+        if watched is self.results and enter and self.chosen_code() is not None:
+            self.onset.setFocus()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _loaded(self, count: int) -> None:
+        self._ready = True
+        self.status.setText(f"{count:,} ICD-10-CM codes. Type to search.")
+        if self.search.text().strip():
+            self._search()
+
+    def _search(self) -> None:
+        if not self._ready:
+            return
+        typed = self.search.text()
+        self._operations.read(
+            self.SEARCH, lambda: icd10.search(typed), self._found, self._search_failed
+        )
+
+    def _found(self, codes: list[icd10.Icd10Code]) -> None:
+        self.results.setRowCount(len(codes))
+        for row, code in enumerate(codes):
+            for column, text in enumerate((code.code, code.description)):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, code.code)
+                if not code.billable:
+                    item.setToolTip("A category: a more specific code is usually wanted")
+                self.results.setItem(row, column, item)
+        typed = self.search.text().strip()
+        self.status.setText(
+            "No codes match: try other words, or record it without a code."
+            if typed and not codes
+            else f"{len(codes)} codes shown{' (the first 50)' if len(codes) == 50 else ''}."
+        )
+
+    def _search_failed(self, exc: Exception) -> None:
+        self.status.setText(f"The code list could not be searched. {describe_error(exc)}")
+
+    def chosen_code(self) -> str | None:
+        """The code picked in the list, if any."""
+        rows = self.results.selectionModel().selectedRows()
+        item = self.results.item(rows[0].row(), 0) if rows else None
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def draft(self) -> dict[str, str | None] | None:
+        """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
+        values = {"search": self.search.text(), "onset": self.onset.text()}
+        if not any(values.values()):
+            return None
+        return {**values, "uncoded": "yes" if self.uncoded.isChecked() else None,
+                "patient_id": self._patient_id}  # fmt: skip
+
+    def restore(self, draft: dict[str, str | None]) -> None:
+        """Fill the form with a kept draft (the code is searched for again)."""
+        self.search.setText(draft.get("search") or "")
+        self.onset.setText(draft.get("onset") or "")
+        self.uncoded.setChecked(draft.get("uncoded") == "yes")
+        self._timer.start()
+
+    def save(self) -> None:
+        """Record the picked code (or, ticked, the text without a code)."""
+        records, patient_id, onset = self._records, self._patient_id, self.onset.text()
+        if self.uncoded.isChecked():
+            text = self.search.text()
+            self.run(
+                lambda: Problems(records()).add(patient_id, uncoded=text, onset=onset),
+                "add problem",
+            )
+            return
+        code = self.chosen_code()
+        if code is None:
+            self.errors["code"].setText(
+                "Choose a code from the list, or tick “Record without a code”."
+            )
+            self.errors["code"].show()
+            return
+        self.run(lambda: Problems(records()).add(patient_id, code=code, onset=onset), "add problem")
+
+
+class ProblemsCard(ListCard[Problem]):
+    """The problem list on the Overview: Add (ICD-10-CM search), Resolve, and resolved
+    problems on request."""
+
+    COLUMNS = ("Code", "Problem", "Onset", "Status")
+    READ = "problems"
+    NOUN = "problems"
+    DRAFT_KIND = "icdSearchDialog"  # its typed search and onset survive a sign-out
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self.add_button = QPushButton("Add problem…")
+        self.resolve_button = QPushButton("Resolve…")
+        self.show_resolved = QCheckBox("Show resolved")
+        super().__init__(
+            operations, records, "Problems", self.show_resolved,
+            (self.add_button, self.resolve_button),
+        )  # fmt: skip
+        self.add_button.clicked.connect(self.add_problem)
+        self.resolve_button.clicked.connect(self.resolve_selected)
+        self.clear()
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The problems shown, in order."""
+        return self.items
+
+    def fetch(self, records: ClinicRecords, patient_id: str, history: bool) -> list[Problem]:
+        """Active problems, and resolved ones when asked."""
+        return Problems(records).list(patient_id, include_resolved=history)
+
+    def cells(self, item: Problem) -> list[str]:
+        """Code, description, onset, status."""
+        status = "Active" if item.status != "resolved" else f"Resolved {item.resolved or ''}"
+        return [item.code or "(uncoded)", item.description, item.onset or "", status]
+
+    def is_history(self, item: Problem) -> bool:
+        """Resolved."""
+        return item.status == "resolved"
+
+    def update_buttons(self) -> None:
+        """Add needs a chart; Resolve an active problem selected."""
+        chosen = self.selected()
+        self.add_button.setEnabled(self.patient_id is not None)
+        self.resolve_button.setEnabled(chosen is not None and chosen.status != "resolved")
+
+    def add_problem(self) -> None:
+        """Open the ICD-10-CM search dialog."""
+        if self.patient_id is not None:
+            self.open_dialog(
+                IcdSearchDialog(self._operations, self._records, self.patient_id, self.frame)
+            )
+
+    def reopen(self, draft: dict[str, str | None]) -> None:
+        """Open the add-problem form again with a draft kept across a sign-out."""
+        self.add_problem()
+        if isinstance(self.dialog, IcdSearchDialog):
+            self.dialog.restore(draft)
+
+    def resolve_selected(self) -> None:
+        """Ask for the date the selected problem resolved, and record it."""
+        problem = self.selected()
+        if problem is None or problem.status == "resolved":
+            return
+        records = self._records
+        self.open_dialog(
+            DateDialog(
+                self._operations,
+                "Resolve problem",
+                f"Mark “{problem.label}” resolved on:",
+                ("resolved", "Resolved on"),
+                lambda date: Problems(records()).resolve(problem.id, date),
+                "Resolve",
+                self.frame,
+            )
+        )

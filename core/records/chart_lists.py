@@ -1,0 +1,105 @@
+"""What problems, medications and allergies share: replacing a list item as one change.
+
+The patient's lists are add-wins sets (``crdt``): an item is never edited in place.
+Resolving a problem, stopping a medication or editing an allergy's reaction removes the
+item and adds its successor in one mutation, so the old item's values stay in the set's
+history and the new one (a resolved problem, a stopped medication) stays on the list as
+history a person can see. Two workstations replacing the same item before seeing each
+other's change raise a list conflict (``set_conflicts``), like any same-item change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+from core.records import crdt
+from core.records.changes import change
+from core.records.clinic import ClinicRecords
+from core.records.crdt import RecordDoc
+from core.records.errors import NotFoundError, ValidationError
+from core.records.spec import ListSpec
+from core.store.database import Transaction
+
+Values = dict[str, crdt.Value]
+
+
+def today() -> str:
+    """Today's date as stored (``YYYY-MM-DD``)."""
+    return dt.date.today().isoformat()
+
+
+def current_item(doc: RecordDoc, field: str, item_id: str, noun: str) -> Values:
+    """The value of an item on the list now; NotFoundError if it is not (any more)."""
+    for element in crdt.elements(doc, field):
+        if element.element_id == item_id:
+            return dict(element.value)
+    raise NotFoundError(f"no {noun} {item_id!r} on this patient's list (removed elsewhere?)")
+
+
+def check_visit(tx: Transaction, patient_id: str, encounter_id: str | None) -> None:
+    """Refuse a visit id that is not one of this patient's visits."""
+    if encounter_id is None:
+        return
+    rows = tx.query("SELECT patient_id FROM encounters WHERE id = ?", (encounter_id,))
+    if not rows or rows[0][0] != patient_id:
+        raise ValidationError("encounter_id", f"{encounter_id!r} is not a visit of this patient")
+
+
+class ListWriter:
+    """Writes to one of the patient's lists through the one write path."""
+
+    def __init__(self, records: ClinicRecords, spec: ListSpec) -> None:
+        self.records = records
+        self.spec = spec
+
+    def patient_of(self, item_id: str, noun: str) -> str:
+        """The patient whose list holds ``item_id``; NotFoundError names a missing item."""
+        rows = self.records.db.query(
+            f"SELECT {self.spec.parent} FROM {self.spec.table} WHERE id = ?", (item_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no {noun} with id {item_id!r}")
+        return str(rows[0][0])
+
+    def write(
+        self,
+        action: str,
+        patient_id: str,
+        details: Mapping[str, str],
+        mutate: Callable[[Transaction, RecordDoc, str], list[str]],
+    ) -> list[str]:
+        """Run ``mutate(tx, doc, hlc)`` on the patient's record as one audited change;
+        the ids of the items it added."""
+        records = self.records
+        records.get_patient(patient_id)
+        added: list[str] = []
+        with records.db.write(
+            records.actor, action, "patient", patient_id, {"patient_id": patient_id, **details}
+        ) as tx:
+
+            def apply(doc: RecordDoc, hlc: str) -> None:
+                added.extend(mutate(tx, doc, hlc))
+
+            change(tx, records.actor, patient_id, "patient", apply)
+        return added
+
+    def add(self, doc: RecordDoc, value: Values, hlc: str) -> str:
+        """Add an item (one recorded change); its id."""
+        return crdt.add(doc, self.spec.name, value, hlc, self.records.actor)
+
+    def replace(
+        self, doc: RecordDoc, item_id: str, successors: list[Values], hlc: str
+    ) -> list[str]:
+        """Remove ``item_id`` and add ``successors`` as one recorded change; their ids."""
+        field, actor = self.spec.name, self.records.actor
+        old = crdt.drop(doc, field, item_id)
+        if old is None:
+            raise NotFoundError(f"no item {item_id!r} on this patient's list")
+        added: dict[str, Values] = {}
+        for value in successors:
+            new_id = crdt.new_write_id()
+            crdt.restore(doc, field, new_id, value, hlc, actor)  # puts it under a new id
+            added[new_id] = value
+        crdt.record_change(doc, field, hlc, actor, added=added, removed={item_id: old})
+        return list(added)

@@ -1,0 +1,197 @@
+"""Medications on a patient's chart: start, stop, change dose; active and past lists.
+
+Stopping replaces the item by a stopped copy with the stop date; changing a dose stops the
+old item and starts a new one the same day, in one change, so the list shows the history
+(what was taken, from when to when). Starting a medication whose name matches a recorded
+allergy (``allergy_match``) is refused with ``AllergyWarning`` until the person confirms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.records.allergy_match import AllergyMatch, match
+from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
+from core.records.clinic import ClinicRecords, clean_item
+from core.records.crdt import RecordDoc
+from core.records.errors import RecordError, ValidationError
+from core.records.models import Allergy
+from core.records.types import ALLERGIES, MEDICATIONS
+from core.store.database import Transaction
+
+# What a person types when starting a medication (the rest is set by the operations).
+START_FIELDS = (
+    "name", "strength", "dose", "route", "frequency", "start", "reason", "prescriber",
+    "encounter_id",
+)  # fmt: skip
+# What a dose change may change; the rest is carried over from the medication changed.
+DOSE_FIELDS = ("strength", "dose", "route", "frequency")
+
+
+class AllergyWarning(RecordError):
+    """The medication matches a recorded allergy: nothing was saved; start it again with
+    the person's confirmation to save it."""
+
+    def __init__(self, name: str, matches: list[AllergyMatch]) -> None:
+        listed = "; ".join(m.describe() for m in matches)
+        super().__init__(f"{name} matches a recorded allergy: {listed}")
+        self.name = name
+        self.matches = matches
+
+
+@dataclass(frozen=True)
+class Medication:
+    """One medication as the chart shows it (active, or stopped: history)."""
+
+    id: str
+    patient_id: str
+    name: str
+    strength: str | None
+    dose: str | None
+    route: str | None
+    frequency: str | None
+    start: str | None
+    stop: str | None
+    reason: str | None
+    prescriber: str | None
+    encounter_id: str | None
+    status: str | None  # active or stopped (None: recorded before statuses, active)
+
+    @property
+    def active(self) -> bool:
+        """Still taken."""
+        return self.status != "stopped"
+
+    @property
+    def instructions(self) -> str:
+        """``500 mg, 1 tablet by mouth twice daily``."""
+        how = " ".join(x for x in (self.dose, self.route, self.frequency) if x)
+        return ", ".join(x for x in (self.strength, how) if x)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Medication))
+_ALLERGY_COLUMNS = ", ".join(ALLERGIES.column_names)
+
+
+class Medications:
+    """Medication operations on behalf of the signed-in person."""
+
+    def __init__(self, records: ClinicRecords) -> None:
+        self.records = records
+        self._list = ListWriter(records, MEDICATIONS)
+
+    def start(
+        self, patient_id: str, fields: Mapping[str, str | None], confirm_allergy: bool = False
+    ) -> Medication:
+        """Start a medication. A match with a recorded allergy raises ``AllergyWarning``
+        (nothing saved) unless ``confirm_allergy``: the person saw the warning and goes on."""
+        unknown = sorted(set(fields) - set(START_FIELDS))
+        if unknown:
+            raise ValidationError(unknown[0], "is not a medication field")
+        value = clean_item(MEDICATIONS, {**fields, "status": "active", "stop": None})
+        name = str(value["name"])
+
+        def start(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            check_visit(tx, patient_id, fields.get("encounter_id"))
+            if not confirm_allergy:
+                self._warn(tx, patient_id, name)
+            return [self._list.add(doc, value, hlc)]
+
+        details = {"confirmed_allergy": "yes" if confirm_allergy else "no"}
+        added = self._list.write("medication.start", patient_id, details, start)
+        return self.get(added[0])
+
+    @staticmethod
+    def _warn(tx: Transaction, patient_id: str, name: str) -> None:
+        rows = tx.query(
+            f"SELECT {_ALLERGY_COLUMNS} FROM allergies WHERE patient_id = ?", (patient_id,)
+        )
+        found = match(name, [Allergy(*r) for r in rows])
+        if found:
+            raise AllergyWarning(name, found)
+
+    def allergy_matches(self, patient_id: str, name: str) -> list[AllergyMatch]:
+        """The patient's recorded allergies ``name`` matches (for a form to warn early)."""
+        return match(name, self.records.allergies(patient_id))
+
+    def stop(self, item_id: str, date: str | None = None) -> Medication:
+        """Stop an active medication on ``date`` (default today); it stays as history."""
+        patient_id = self._list.patient_of(item_id, "medication")
+        stop = MEDICATIONS.item("stop").clean(date or today())
+
+        def stop_it(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            old = self._active_item(doc, item_id, stop)
+            stopped: Values = {**old, "status": "stopped", "stop": stop}
+            return self._list.replace(doc, item_id, [stopped], hlc)
+
+        added = self._list.write("medication.stop", patient_id, {"item_id": item_id}, stop_it)
+        return self.get(added[0])
+
+    def change_dose(
+        self, item_id: str, changes: Mapping[str, str | None], date: str | None = None
+    ) -> Medication:
+        """Stop the medication on ``date`` (default today) and start it again with the
+        changed strength, dose, route or frequency from that day, in one change; the new
+        medication. Whoever changes it is its prescriber only if they say so."""
+        unknown = sorted(set(changes) - set(DOSE_FIELDS))
+        if unknown:
+            raise ValidationError(
+                unknown[0], "a dose change changes strength, dose, route or frequency"
+            )
+        patient_id = self._list.patient_of(item_id, "medication")
+        when = MEDICATIONS.item("start").clean(date or today())
+
+        def change(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            old = self._active_item(doc, item_id, when)
+            new = {**old, **clean_item(MEDICATIONS, {**old, **changes})}  # type: ignore[dict-item]
+            new |= {"start": when, "stop": None, "status": "active"}
+            if all(new.get(f) == old.get(f) for f in DOSE_FIELDS):
+                raise ValidationError("dose", "nothing changed: type the new dose")
+            stopped: Values = {**old, "status": "stopped", "stop": when}
+            return self._list.replace(doc, item_id, [stopped, new], hlc)[1:]
+
+        details = {"item_id": item_id}
+        added = self._list.write("medication.change_dose", patient_id, details, change)
+        return self.get(added[0])
+
+    @staticmethod
+    def _active_item(doc: RecordDoc, item_id: str, when: str | None) -> Values:
+        old = current_item(doc, MEDICATIONS.name, item_id, "medication")
+        if old.get("status") == "stopped":
+            raise ValidationError("status", "this medication is already stopped")
+        start = old.get("start")
+        if isinstance(start, str) and when is not None and when < start:
+            raise ValidationError("stop", f"{when} is before the medication started ({start})")
+        return old
+
+    def get(self, item_id: str) -> Medication:
+        """One medication by its item id."""
+        rows = self.records.db.query(f"SELECT {_COLUMNS} FROM medications WHERE id = ?", (item_id,))
+        if not rows:
+            self._list.patient_of(item_id, "medication")  # raises NotFoundError
+        return Medication(*rows[0])
+
+    def list(self, patient_id: str, include_past: bool = False) -> list[Medication]:
+        """Active medications by name; with ``include_past``, then the stopped ones, most
+        recently stopped first."""
+        self.records.get_patient(patient_id)
+        rows = self.records.db.query(
+            f"SELECT {_COLUMNS} FROM medications WHERE patient_id = ?", (patient_id,)
+        )
+        meds = [Medication(*r) for r in rows]
+        active = sorted((m for m in meds if m.active), key=lambda m: (m.name.casefold(), m.id))
+        if not include_past:
+            return active
+        past = sorted(
+            (m for m in meds if not m.active),
+            key=lambda m: (m.stop or "", m.start or "", m.id),
+            reverse=True,
+        )
+        return active + past

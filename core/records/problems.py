@@ -1,0 +1,138 @@
+"""Problems (diagnoses) on a patient's chart, coded with ICD-10-CM.
+
+A problem's description is the code's own description, chosen from the shipped code list
+(``icd10``); text without a code is only stored when the person chose "uncoded".
+Resolving replaces the item by a resolved copy with the date (``chart_lists``), so the
+problem list's history keeps what was active and when it ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.records import icd10
+from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
+from core.records.clinic import ClinicRecords, clean_item
+from core.records.crdt import RecordDoc
+from core.records.errors import ValidationError
+from core.records.types import PROBLEMS
+from core.store.database import Transaction
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem as the chart shows it."""
+
+    id: str
+    patient_id: str
+    code: str | None
+    description: str
+    status: str  # active or resolved
+    onset: str | None  # 2019, 2019-05 or 2019-05-14
+    resolved: str | None
+    encounter_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """``I10 Essential (primary) hypertension`` or ``(uncoded) Back pain``."""
+        return f"{self.code or '(uncoded)'} {self.description}"
+
+
+_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Problem))
+
+
+class Problems:
+    """Problem-list operations on behalf of the signed-in person."""
+
+    def __init__(self, records: ClinicRecords) -> None:
+        self.records = records
+        self._list = ListWriter(records, PROBLEMS)
+
+    def add(
+        self,
+        patient_id: str,
+        code: str | None = None,
+        uncoded: str | None = None,
+        onset: str | None = None,
+        encounter_id: str | None = None,
+    ) -> Problem:
+        """Record a problem: an ICD-10-CM ``code`` (its description is the code list's), or
+        ``uncoded`` text the person chose to record without a code; never both."""
+        if (code is None) == (uncoded is None):
+            raise ValidationError("code", "give an ICD-10-CM code, or choose uncoded text")
+        typed: dict[str, str | None]
+        if code is not None:
+            found = icd10.lookup(code)
+            typed = {"code": found.code, "description": found.description}
+        else:
+            typed = {"code": None, "description": uncoded}
+        value = clean_item(
+            PROBLEMS,
+            {**typed, "description": typed["description"] if code is None else found.code,
+             "onset": onset, "encounter_id": encounter_id},
+        )  # fmt: skip
+        if code is not None:
+            # The code list's own text, as it is: a few exceed the 200 characters typed text
+            # may have (S06.815D has 228).
+            value["description"] = found.description
+
+        def add(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            check_visit(tx, patient_id, encounter_id)
+            return [self._list.add(doc, value, hlc)]
+
+        details = {"code": str(value["code"] or "uncoded")}
+        added = self._list.write("problem.add", patient_id, details, add)
+        return self.get(added[0])
+
+    def resolve(self, item_id: str, date: str | None = None) -> Problem:
+        """Mark an active problem resolved on ``date`` (default today); it stays on the
+        list, resolved."""
+        patient_id = self._list.patient_of(item_id, "problem")
+        resolved = PROBLEMS.item("resolved").clean(date or today())
+
+        def resolve(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            old = current_item(doc, PROBLEMS.name, item_id, "problem")
+            if old.get("status") == "resolved":
+                raise ValidationError("status", "this problem is already resolved")
+            onset = str(old.get("onset") or "")
+            if onset and resolved and resolved[: len(onset)] < onset:
+                raise ValidationError("resolved", f"{resolved} is before the onset ({onset})")
+            new: Values = {**old, "status": "resolved", "resolved": resolved}
+            return self._list.replace(doc, item_id, [new], hlc)
+
+        added = self._list.write("problem.resolve", patient_id, {"item_id": item_id}, resolve)
+        return self.get(added[0])
+
+    def get(self, item_id: str) -> Problem:
+        """One problem by its item id."""
+        rows = self.records.db.query(f"SELECT {_COLUMNS} FROM conditions WHERE id = ?", (item_id,))
+        if not rows:
+            self._list.patient_of(item_id, "problem")  # raises NotFoundError
+        return Problem(*rows[0])
+
+    def list(self, patient_id: str, include_resolved: bool = False) -> list[Problem]:
+        """The patient's problems: active ones by onset (unknown last), then resolved ones,
+        most recently resolved first."""
+        self.records.get_patient(patient_id)
+        rows = self.records.db.query(
+            f"SELECT {_COLUMNS} FROM conditions WHERE patient_id = ?", (patient_id,)
+        )
+        problems = [Problem(*r) for r in rows]
+        active = sorted(
+            (p for p in problems if p.status != "resolved"),
+            key=lambda p: (p.onset is None, p.onset or "", p.description.casefold()),
+        )
+        if not include_resolved:
+            return active
+        resolved = sorted(
+            (p for p in problems if p.status == "resolved"),
+            key=lambda p: (p.resolved or "", p.description.casefold()),
+            reverse=True,
+        )
+        return active + resolved

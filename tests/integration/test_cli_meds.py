@@ -1,0 +1,104 @@
+"""``careline problem``, ``med`` and ``allergy edit|none`` as operators script them: real
+processes, real SQLCipher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.integration.test_cli import PASSWORD, as_admin, careline
+from tests.integration.test_cli import clinic as clinic  # the shared module fixture
+
+
+def _patient(clinic: Path, family: str) -> str:
+    doc = as_admin(
+        clinic, "patient", "add", "--family", family, "--given", "Ana", "--birth-date", "1960-04-04"
+    )
+    return str(doc["id"])
+
+
+def test_problems_are_coded_listed_and_resolved(clinic: Path) -> None:
+    pid = _patient(clinic, "Problemas")
+    codes = as_admin(clinic, "problem", "codes", "diabetes type 2 without")
+    assert codes[0] == {
+        "code": "E11.9",
+        "description": "Type 2 diabetes mellitus without complications",
+        "billable": True,
+    }
+    added = as_admin(clinic, "problem", "add", pid, "--code", "e11.9", "--onset", "2019-05")
+    assert (added["code"], added["status"], added["onset"]) == ("E11.9", "active", "2019-05")
+    back = as_admin(clinic, "problem", "add", pid, "--uncoded", "Low back pain")
+    as_admin(clinic, "problem", "resolve", pid, back["id"], "--date", "2024-01-02")
+    assert [p["code"] for p in as_admin(clinic, "problem", "list", pid)] == ["E11.9"]
+    everything = as_admin(clinic, "problem", "list", pid, "--all")
+    assert [(p["description"], p["status"], p["resolved"]) for p in everything][1] == (
+        "Low back pain", "resolved", "2024-01-02",
+    )  # fmt: skip
+    plain = careline(clinic, "--password-stdin", "problem", "list", pid, "--all",
+                     stdin=PASSWORD + "\n")  # fmt: skip
+    assert "E11.9 Type 2 diabetes mellitus without complications  onset 2019-05" in plain.stdout
+    assert "(uncoded) Low back pain" in plain.stdout and "resolved 2024-01-02" in plain.stdout
+
+
+def test_problem_input_errors_name_the_problem_and_store_nothing(clinic: Path) -> None:
+    pid = _patient(clinic, "Errores")
+    for args, message in (
+        (("--code", "hypertension"), "'hypertension' is not an ICD-10-CM code"),
+        (("--code", "I10", "--onset", "2019-13"), "there is no month 13"),
+    ):
+        result = careline(clinic, "--password-stdin", "problem", "add", pid, *args,
+                          stdin=PASSWORD + "\n")  # fmt: skip
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+    neither = careline(clinic, "--password-stdin", "problem", "add", pid, stdin=PASSWORD + "\n")
+    assert neither.returncode == 2 and "one of the arguments --code --uncoded" in neither.stderr
+    assert as_admin(clinic, "problem", "list", pid, "--all") == []
+
+
+def test_medications_start_change_stop_with_history_and_an_allergy_warning(clinic: Path) -> None:
+    pid = _patient(clinic, "Medicamentos")
+    allergy = as_admin(clinic, "allergy", "add", pid, "Penicillin", "--severity", "mild")
+    edited = as_admin(clinic, "allergy", "edit", allergy["id"], "--reaction", "anaphylaxis",
+                      "--severity", "severe")  # fmt: skip
+    assert (edited["substance"], edited["reaction"], edited["severity"]) == (
+        "Penicillin", "anaphylaxis", "severe",
+    )  # fmt: skip
+    warned = careline(clinic, "--password-stdin", "med", "start", pid, "--name", "Amoxicillin",
+                      stdin=PASSWORD + "\n")  # fmt: skip
+    assert warned.returncode == 1
+    assert "amoxicillin is one of the penicillins" in warned.stderr
+    assert "--confirm-allergy" in warned.stderr
+    assert as_admin(clinic, "med", "list", pid) == []
+    amox = as_admin(clinic, "med", "start", pid, "--name", "Amoxicillin", "--confirm-allergy",
+                    "--start", "2025-03-01")  # fmt: skip
+    met = as_admin(clinic, "med", "start", pid, "--name", "Metformin", "--strength", "500 mg",
+                   "--frequency", "twice daily", "--start", "2025-01-10")  # fmt: skip
+    changed = as_admin(clinic, "med", "change", pid, met["id"], "--strength", "1000 mg",
+                       "--date", "2025-06-01")  # fmt: skip
+    assert (changed["strength"], changed["frequency"], changed["start"]) == (
+        "1000 mg", "twice daily", "2025-06-01",
+    )  # fmt: skip
+    as_admin(clinic, "med", "stop", pid, amox["id"], "--date", "2025-03-08")
+    assert [m["id"] for m in as_admin(clinic, "med", "list", pid)] == [changed["id"]]
+    history = as_admin(clinic, "med", "list", pid, "--all")
+    assert [(m["name"], m["strength"], m["status"], m["stop"]) for m in history] == [
+        ("Metformin", "1000 mg", "active", None),
+        ("Metformin", "500 mg", "stopped", "2025-06-01"),
+        ("Amoxicillin", None, "stopped", "2025-03-08"),
+    ]
+
+
+def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path) -> None:
+    pid = _patient(clinic, "Alergias")
+    asked = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")
+    assert "allergies: not recorded yet" in asked.stdout
+    assert as_admin(clinic, "allergy", "none", pid)["allergy_status"] == "nka"
+    nka = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")
+    assert "allergies: no known allergies" in nka.stdout
+    as_admin(clinic, "allergy", "add", pid, "Latex")
+    shown = as_admin(clinic, "patient", "show", pid)
+    assert shown["allergy_status"] == "allergies"
+    refused = careline(clinic, "--password-stdin", "allergy", "none", pid, stdin=PASSWORD + "\n")
+    assert refused.returncode == 1 and "has recorded allergies (Latex)" in refused.stderr
+    doc = json.loads(careline(clinic, "--json", "--password-stdin", "patient", "show", pid,
+                              stdin=PASSWORD + "\n").stdout)  # fmt: skip
+    assert [a["substance"] for a in doc["allergies"]] == ["Latex"]

@@ -1,0 +1,137 @@
+"""The medications card: start (with the allergy warning), change dose (stop + new, shown
+as history), stop with a date."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from app.chart.list_dialogs import DateDialog
+from app.chart.medications import MedicationDialog, MedicationsCard
+from app.main_window import MainWindow
+from core.records.medications import Medications
+from core.records.workstation import Workstation
+from tests.ui.chart.cards import card_of, rows
+from tests.ui.chart.test_page import open_first_chart
+
+
+def _button(box: QMessageBox, text: str) -> QMessageBox:
+    found = next(b for b in box.buttons() if b.text() == text)
+    QTest.mouseClick(found, Qt.MouseButton.LeftButton)
+    return box
+
+
+def test_a_medication_matching_an_allergy_is_saved_only_after_the_warning(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    clinic.records.add_allergy(patient.id, "Penicillin", "Anaphylaxis", "severe")
+    card = card_of(chart, MedicationsCard)
+    QTest.mouseClick(card.start_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, MedicationDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    # Field to field with Tab, as a person types the prescription.
+    QTest.keyClicks(dialog.fields["name"], "Amoxicillin")
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Tab)
+    assert dialog.fields["strength"].hasFocus()
+    QTest.keyClicks(dialog.fields["strength"], "500 mg")
+    for field in ("dose", "route", "frequency"):
+        QTest.keyClick(dialog.focusWidget(), Qt.Key.Key_Tab)
+        assert dialog.fields[field].hasFocus()
+    QTest.keyClicks(dialog.fields["frequency"], "three times daily")
+    QTest.keyClick(dialog.fields["frequency"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    box = dialog.warning_box
+    assert box is not None
+    assert "Penicillin (Anaphylaxis, severe): amoxicillin is one of the penicillins" in (
+        box.informativeText()
+    )
+    _button(box, "Don’t start")
+    qtbot.waitUntil(lambda: dialog.warning_box is None)
+    assert Medications(clinic.records).list(patient.id) == []  # nothing saved
+    assert dialog.isVisible()  # the form is still there, as typed
+    QTest.keyClick(dialog.fields["frequency"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    assert dialog.warning_box is not None
+    _button(dialog.warning_box, "Start anyway")
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.medications) == 1, timeout=5_000)
+    assert rows(card.table)[0][:2] == ["Amoxicillin", "500 mg, three times daily"]
+    [stored] = Medications(clinic.records).list(patient.id)
+    assert (stored.name, stored.strength, stored.frequency) == (
+        "Amoxicillin", "500 mg", "three times daily",
+    )  # fmt: skip
+
+
+def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, MedicationsCard)
+    Medications(clinic.records).start(
+        patient.id, {"name": "Metformin", "strength": "500 mg", "start": "2024-01-05"}
+    )
+    signed_in.operations.catch_up()
+    qtbot.waitUntil(lambda: len(card.medications) == 1, timeout=5_000)
+    assert not card.change_button.isEnabled() and not card.stop_button.isEnabled()
+    card.table.selectRow(0)
+    QTest.mouseClick(card.change_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, MedicationDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    strength = dialog.fields["strength"]
+    assert strength.text() == "500 mg" and strength.hasFocus()
+    strength.selectAll()
+    QTest.keyClicks(strength, "1000 mg")
+    dialog.fields["start"].selectAll()
+    QTest.keyClicks(dialog.fields["start"], "2023-12-31")  # before it started: refused
+    QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.errors["start"].isVisible(), timeout=5_000)
+    assert "before the medication started (2024-01-05)" in dialog.errors["start"].text()
+    dialog.fields["start"].selectAll()
+    QTest.keyClicks(dialog.fields["start"], "2024-06-01")
+    QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
+    qtbot.waitUntil(lambda: rows(card.table)[0][1] == "1000 mg", timeout=5_000)
+    assert [r[:4] for r in rows(card.table)] == [["Metformin", "1000 mg", "2024-06-01", ""]]
+    QTest.mouseClick(card.show_past, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(card.medications) == 2, timeout=5_000)
+    assert [r[:4] for r in rows(card.table)] == [
+        ["Metformin", "1000 mg", "2024-06-01", ""],
+        ["Metformin", "500 mg", "2024-01-05", "2024-06-01"],
+    ]
+    card.table.selectRow(1)  # history: nothing to stop or change
+    assert not card.stop_button.isEnabled() and not card.change_button.isEnabled()
+
+
+def test_stopping_asks_the_date_and_moves_it_to_the_past(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, MedicationsCard)
+    Medications(clinic.records).start(patient.id, {"name": "Lisinopril", "start": "2024-01-05"})
+    signed_in.operations.catch_up()
+    qtbot.waitUntil(lambda: len(card.medications) == 1, timeout=5_000)
+    card.table.selectRow(0)
+    QTest.mouseClick(card.stop_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, DateDialog)
+    QTest.keyClicks(dialog.date, "2024-02-30")
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.errors["stop"].isVisible(), timeout=5_000)
+    assert "February 2024 has 29 days" in dialog.errors["stop"].text()
+    dialog.date.selectAll()
+    QTest.keyClicks(dialog.date, "2024-02-29")
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.medications == [], timeout=5_000)
+    assert card.empty.isVisible()
+    [past] = Medications(clinic.records).list(patient.id, include_past=True)
+    assert (past.status, past.stop) == ("stopped", "2024-02-29")

@@ -1,0 +1,116 @@
+"""The problem list card: add from the ICD-10-CM search with the keyboard, uncoded only
+when chosen, resolve with a date, resolved ones on request."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.chart.list_dialogs import DateDialog
+from app.chart.problems import IcdSearchDialog, ProblemsCard
+from app.main_window import MainWindow
+from core.records.problems import Problems
+from core.records.workstation import Workstation
+from tests.ui.chart.cards import card_of, rows
+from tests.ui.chart.test_page import open_first_chart
+
+ICD_LOAD = 60_000  # the code list is read on first use (a few seconds on a busy machine)
+
+
+def _search_dialog(qtbot: QtBot, card: ProblemsCard) -> IcdSearchDialog:
+    QTest.mouseClick(card.add_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, IcdSearchDialog)
+    qtbot.waitUntil(lambda: dialog._ready, timeout=ICD_LOAD)
+    return dialog
+
+
+def test_a_problem_is_found_by_words_and_picked_with_the_keyboard(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    qtbot.waitUntil(lambda: card.empty.isVisible())
+    dialog = _search_dialog(qtbot, card)
+    assert dialog.search.hasFocus() or dialog.focusWidget() is dialog.search
+    QTest.keyClicks(dialog.search, "essential hypert")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() > 0, timeout=10_000)
+    assert rows(dialog.results)[0] == ["I10", "Essential (primary) hypertension"]
+    QTest.keyClick(dialog.search, Qt.Key.Key_Down)  # into the list, first code chosen
+    assert dialog.results.hasFocus() and dialog.chosen_code() == "I10"
+    QTest.keyClick(dialog.results, Qt.Key.Key_Return)  # picks it: on to the onset
+    assert dialog.onset.hasFocus()
+    QTest.keyClicks(dialog.onset, "2019-13")
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.errors["onset"].isVisible(), timeout=5_000)
+    assert "no month 13" in dialog.errors["onset"].text()
+    assert Problems(clinic.records).list(patient.id) == []  # nothing half-saved
+    dialog.onset.selectAll()
+    QTest.keyClicks(dialog.onset, "2019-05")
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
+    assert rows(card.table) == [["I10", "Essential (primary) hypertension", "2019-05", "Active"]]
+    [stored] = Problems(clinic.records).list(patient.id)
+    assert (stored.code, stored.onset, stored.status) == ("I10", "2019-05", "active")
+
+
+def test_text_without_a_code_is_stored_only_when_the_person_chooses_uncoded(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    dialog = _search_dialog(qtbot, card)
+    QTest.keyClicks(dialog.search, "Worried about memory qqq")
+    qtbot.waitUntil(lambda: "No codes match" in dialog.status.text(), timeout=10_000)
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert dialog.errors["code"].isVisible()
+    assert "Choose a code from the list" in dialog.errors["code"].text()
+    QTest.mouseClick(dialog.search, Qt.MouseButton.LeftButton)  # back to the search field
+    QTest.keyClick(dialog.search, Qt.Key.Key_Tab)  # the (empty) list
+    QTest.keyClick(dialog.results, Qt.Key.Key_Tab)  # the "without a code" box
+    assert dialog.uncoded.hasFocus()
+    QTest.keyClick(dialog.uncoded, Qt.Key.Key_Space)
+    assert dialog.uncoded.isChecked()
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    assert rows(card.table)[0][:2] == ["(uncoded)", "Worried about memory qqq"]
+    assert Problems(clinic.records).list(patient.id)[0].code is None
+
+
+def test_resolving_asks_the_date_and_keeps_the_problem_as_history(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    Problems(clinic.records).add(patient.id, code="J45.909", onset="2010")
+    signed_in.operations.catch_up()  # a write made outside the app's operations
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    assert not card.resolve_button.isEnabled()
+    card.table.selectRow(0)
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, DateDialog)
+    assert dialog.date.text() == dt.date.today().isoformat()
+    QTest.keyClicks(dialog.date, "2009-01-01")  # replaces the selected default
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.errors["resolved"].isVisible(), timeout=5_000)
+    assert "before the onset (2010)" in dialog.errors["resolved"].text()
+    dialog.date.selectAll()
+    QTest.keyClicks(dialog.date, "2024-03-15")
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and card.problems == [], timeout=5_000)
+    assert card.empty.isVisible()
+    QTest.mouseClick(card.show_resolved, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    assert rows(card.table)[0][0] == "J45.909"
+    assert rows(card.table)[0][3] == "Resolved 2024-03-15"
+    assert not card.resolve_button.isEnabled()
