@@ -1,6 +1,6 @@
 """A workstation's clinic replica: key file + encrypted database + the signed-in person.
 
-Three states (README, "What stays in memory"):
+Three states (README, "Security notes"):
 
 - closed: ``Workstation(data_dir)`` starts closed; ``lock`` returns to it (the database
   closes and every key in locked memory is zeroed).
