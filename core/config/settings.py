@@ -90,7 +90,8 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         "auto_lock_minutes",
         int,
         10,
-        "Minutes without keyboard or mouse input before the app signs the person out (HIPAA 164.312(a)(2)(iii)).",
+        "Minutes without keyboard or mouse input before the app signs the person out "
+        "(HIPAA 164.312(a)(2)(iii)).",
         "CARELINE_AUTO_LOCK_MINUTES",
         minimum=1,
         maximum=240,
