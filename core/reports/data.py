@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from core.records import vitals as vital_catalogue
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
@@ -340,9 +341,13 @@ def _vital_order(row: dict[str, Any]) -> tuple[int, str, str]:
 
 
 def _vital_line(row: dict[str, Any]) -> VitalLine:
+    """As the person entered it (``100.4 °F``), the unit by its symbol, not its UCUM code."""
     code = str(row["code"])
-    unit = row.get("unit") or ""
-    value = f"{row['value']} {unit}".strip()
+    unit = str(row.get("entered_unit") or row.get("unit") or "")
+    known = vital_catalogue.BY_CODE.get(code)
+    if known is not None:
+        unit = {u.ucum: u.symbol for u in known.units}.get(unit, unit)
+    value = f"{row.get('entered_value') or row['value']} {unit}".strip()
     return VitalLine(VITAL_LABELS.get(code, code), value, _when(str(row["observed_at"])) or "")
 
 
