@@ -118,7 +118,7 @@ def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
         "ORDER BY started_at DESC, id",
         (patient_id,),
     )
-    visits = [(str(r[0]), f"{r[1]} {r[2] or ''}".strip()) for r in rows]
+    visits = [(str(r[0]), f"{str(r[1]).replace('T', ' ')} {r[2] or ''}".strip()) for r in rows]
     open_visit = next((str(r[0]) for r in rows if r[3] == "open"), None)
     return VitalsView(patient_id, patient.birth_date, signs.sets(patient_id), visits, open_visit)
 

@@ -341,13 +341,8 @@ def _vital_order(row: dict[str, Any]) -> tuple[int, str, str]:
 
 
 def _vital_line(row: dict[str, Any]) -> VitalLine:
-    """As the person entered it (``100.4 °F``), the unit by its symbol, not its UCUM code."""
     code = str(row["code"])
-    unit = str(row.get("entered_unit") or row.get("unit") or "")
-    known = vital_catalogue.BY_CODE.get(code)
-    if known is not None:
-        unit = {u.ucum: u.symbol for u in known.units}.get(unit, unit)
-    value = f"{row.get('entered_value') or row['value']} {unit}".strip()
+    value = vital_catalogue.as_entered(code, row)
     return VitalLine(VITAL_LABELS.get(code, code), value, _when(str(row["observed_at"])) or "")
 
 

@@ -192,6 +192,7 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
     # The form files the set under the visit just started, without being told.
     [started] = Visits(desk.records).list_visits(patient.id)
     assert vitals.visit.currentData() == started.id
+    assert vitals.visit.currentText().endswith(" Wheeze") and "T" not in vitals.visit.currentText()
     assert f["temperature"].unit_code == "[degF]"
     shot(window, "03-vitals-typed")
     click(vitals.record_button)
@@ -332,6 +333,10 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
             pos=visits2.timeline.visualItemRect(item2).center(),
         )
         qtbot.waitUntil(lambda: NOTE in visits2.view.toPlainText(), timeout=10_000)
+        # The visit names its vitals and shows them as the nurse typed them.
+        shown_visit = visits2.view.toPlainText()
+        for line in ("Pulse: 88 /min", "Temperature: 100.4 °F", "Systolic", ": 128 mmHg"):
+            assert line in shown_visit, shown_visit
         shot(other, "10-second-visit")
         click_tab(chart2, "Vitals")
         vitals2 = card_of(chart2, VitalsSection)
