@@ -290,6 +290,7 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
         "Temperature 100.4 °F",  # as the nurse typed it
         NOTE,
         "Signed by Dr Sam Lee",
+        "Clinician Dr Sam Lee",  # the appointment's clinician, though the nurse started it
     ):
         assert expected in text, f"{expected!r} not in the printed visit note:\n{text}"
     printing.reject()
