@@ -9,6 +9,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+from core.records import vitals
 from core.records.clinic import ClinicRecords
 from core.records.notes import Note
 from core.records.visits import Visit, VisitContents, Visits
@@ -111,7 +112,11 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
 
 
 def _observation(o: dict[str, Any]) -> str:
-    return f"{o['code']}: {o['value']} {o.get('unit') or ''}".rstrip()
+    """``Temperature: 100.4 °F``: named and shown as the person typed it, not by LOINC
+    code and UCUM unit."""
+    code = str(o["code"])
+    known = vitals.BY_CODE.get(code)
+    return f"{known.label if known else code}: {vitals.as_entered(code, o)}"
 
 
 def _problem(p: dict[str, Any]) -> str:

@@ -107,18 +107,20 @@ class VitalsView:
     birth_date: str
     sets: list[VitalSet]
     visits: list[tuple[str, str]]  # (encounter id, description), newest first
+    open_visit: str | None = None  # the newest visit not closed yet: where vitals belong
 
 
 def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
     """The patient's vitals and visits (on the worker)."""
     patient = signs.records.get_patient(patient_id)
     rows = signs.records.db.query(
-        "SELECT id, started_at, reason FROM encounters WHERE patient_id = ? "
+        "SELECT id, started_at, reason, status FROM encounters WHERE patient_id = ? "
         "ORDER BY started_at DESC, id",
         (patient_id,),
     )
-    visits = [(str(r[0]), f"{r[1]} {r[2] or ''}".strip()) for r in rows]
-    return VitalsView(patient_id, patient.birth_date, signs.sets(patient_id), visits)
+    visits = [(str(r[0]), f"{str(r[1]).replace('T', ' ')} {r[2] or ''}".strip()) for r in rows]
+    open_visit = next((str(r[0]) for r in rows if r[3] == "open"), None)
+    return VitalsView(patient_id, patient.birth_date, signs.sets(patient_id), visits, open_visit)
 
 
 def age_now(birth_date: str) -> int:
@@ -270,6 +272,10 @@ class VitalsSection:
         self.visit = QComboBox()
         self.visit.setObjectName("vitalsVisit")
         ignore_wheel(self.visit)
+        # Until the person picks one, the visit follows the open visit (a nurse taking
+        # vitals in the visit just started must not file them as "Not in a visit").
+        self._visit_picked = False
+        self.visit.activated.connect(lambda _index: setattr(self, "_visit_picked", True))
         self.record_button = QPushButton("Record vitals")
         self.record_button.setObjectName("primary")
         self.record_button.clicked.connect(self.submit)
@@ -427,6 +433,7 @@ class VitalsSection:
         self.observed_at_error.hide()
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
+        self._visit_picked = False
         self.status.clear()
         self.general_error.hide()
         self.table.setRowCount(0)
@@ -464,7 +471,7 @@ class VitalsSection:
             return
         self._view = view
         self.record_button.setEnabled(True)
-        chosen = self.visit.currentData()
+        chosen = self.visit.currentData() if self._visit_picked else view.open_visit
         self.visit.blockSignals(True)
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)

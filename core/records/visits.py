@@ -110,13 +110,15 @@ class Visits:
     ) -> Visit:
         """Start a visit now: a walk-in, or from ``appointment_id`` (the patient's own
         appointment; its reason is the visit's unless another is given). The clinician
-        defaults to the signed-in person and must be a user of the clinic."""
+        defaults to the appointment's (a nurse starting the doctor's appointment starts the
+        doctor's visit), else to the signed-in person, and must be a user of the clinic."""
         self.records.get_patient(patient_id)
-        who = (clinician or "").strip() or self.records.actor
+        appointment = self.entries.get("appointment", appointment_id) if appointment_id else {}
+        booked_with = str(appointment.get("clinician") or "")
+        who = (clinician or "").strip() or booked_with or self.records.actor
         if who != self.records.actor and self.records.user(who) is None:
             raise ValidationError("clinician", f"{who!r} is not a user of this clinic")
         if appointment_id:
-            appointment = self.entries.get("appointment", appointment_id)
             if appointment["patient_id"] != patient_id:
                 raise ValidationError("appointment_id", "is another patient's appointment")
             taken = self.records.db.query(

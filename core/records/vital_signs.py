@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -57,12 +57,7 @@ class Reading:
     @property
     def text(self) -> str:
         """As entered (``102 °F``), or the stored value and unit for older records."""
-        vital = self.vital
-        shown_unit = self.entered_unit or self.unit or ""
-        if vital is not None:
-            known = {u.ucum: u.symbol for u in vital.units}
-            shown_unit = known.get(shown_unit, shown_unit)
-        return f"{self.entered_value or self.value} {shown_unit}".rstrip()
+        return cat.as_entered(self.code, asdict(self))
 
     def as_json(self) -> dict[str, Any]:
         """For ``--json`` output."""

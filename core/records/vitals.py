@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import Any
 
 from core.records.errors import ValidationError
 
@@ -217,6 +219,16 @@ def vital(key_or_code: str) -> Vital:
         names = ", ".join(v.key for v in VITALS)
         raise ValidationError("code", f"{key_or_code!r} is not a vital sign (one of {names})")
     return found
+
+
+def as_entered(code: str, row: Mapping[str, Any]) -> str:
+    """A stored observation row as staff entered it (``100.4 °F``), the unit by its symbol
+    (``mmHg``, not the UCUM ``mm[Hg]``); rows without an entered value show the stored one."""
+    unit = str(row.get("entered_unit") or row.get("unit") or "")
+    known = BY_CODE.get(code)
+    if known is not None:
+        unit = {u.ucum: u.symbol for u in known.units}.get(unit, unit)
+    return f"{row.get('entered_value') or row.get('value') or ''} {unit}".strip()
 
 
 def _plain(value: Decimal) -> str:

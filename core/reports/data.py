@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from core.records import vitals as vital_catalogue
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
@@ -341,8 +342,7 @@ def _vital_order(row: dict[str, Any]) -> tuple[int, str, str]:
 
 def _vital_line(row: dict[str, Any]) -> VitalLine:
     code = str(row["code"])
-    unit = row.get("unit") or ""
-    value = f"{row['value']} {unit}".strip()
+    value = vital_catalogue.as_entered(code, row)
     return VitalLine(VITAL_LABELS.get(code, code), value, _when(str(row["observed_at"])) or "")
 
 

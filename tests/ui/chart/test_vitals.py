@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from app.chart.page import ChartPage
 from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
 from app.main_window import MainWindow
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, wheel
@@ -180,3 +181,28 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     assert section.fields["temperature"].unit_code == "[degF]"
     assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
     assert stored(clinic) == []  # kept in memory only, never written
+
+
+def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visit = Visits(clinic.records).start(patient_id, "Cough")
+    _chart, section = open_vitals(qtbot, signed_in)
+    assert section.visit.currentData() == visit.id  # the visit just started, not "Not in a visit"
+    assert section.visit.currentText().endswith(" Cough") and "T" not in section.visit.currentText()
+    type_into(qtbot, section.fields["pulse"].edit, "72")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    rows = clinic.database.query("SELECT encounter_id FROM observations")
+    assert [r[0] for r in rows] == [visit.id]
+    # The person chooses "Not in a visit": the next read (after recording) keeps her choice.
+    section.visit.setFocus()
+    QTest.keyClick(section.visit, Qt.Key.Key_Up)
+    assert section.visit.currentData() is None
+    type_into(qtbot, section.fields["pulse"].edit, "80")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    assert section.visit.currentData() is None
+    rows = clinic.database.query("SELECT encounter_id FROM observations ORDER BY value")
+    assert [r[0] for r in rows] == [visit.id, None]

@@ -212,3 +212,17 @@ def test_merge_edits_keeps_ours_where_both_changed_the_same_words() -> None:
     assert crdt.merge_edits("BP normal.", "BP 150/95.", "BP high.") == "BP 150/95."
     assert crdt.merge_edits("a b", "a x b", "a b y") == "a x b y"
     assert crdt.merge_edits("a b", "a b", "a c") == "a c"
+
+
+def test_a_visit_from_an_appointment_is_the_booked_clinicians() -> None:
+    r = new_replica("nurse.jo")
+    r.add_user("dr.lee", "Dr Sam Lee", "clinician", "a long enough password")
+    pid = _patient(r)
+    appt = ClinicalEntries(r).add(
+        "appointment",
+        pid,
+        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:15",
+         "clinician": "dr.lee", "status": "arrived"},
+    )  # fmt: skip
+    # The nurse starts it (rooming the patient); it is still Dr Lee's visit.
+    assert Visits(r).start(pid, appointment_id=appt).clinician == "dr.lee"

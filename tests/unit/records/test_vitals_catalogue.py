@@ -182,3 +182,11 @@ def test_values_outside_the_normal_range_for_the_age_are_flagged(
 def test_bmi_is_weight_over_height_squared() -> None:
     assert cat.bmi(Decimal(70), Decimal(175)) == Decimal("22.9")
     assert cat.bmi(Decimal("69.853"), Decimal("170.18")) == Decimal("24.1")
+
+
+def test_a_stored_observation_shows_as_entered_with_the_unit_symbol() -> None:
+    typed_in_f = {"value": "38", "unit": "Cel", "entered_value": "100.4", "entered_unit": "[degF]"}
+    assert cat.as_entered("8310-5", typed_in_f) == "100.4 °F"
+    assert cat.as_entered("8480-6", {"value": "128", "unit": "mm[Hg]"}) == "128 mmHg"
+    # Not a catalogued vital: the stored value and unit as they are.
+    assert cat.as_entered("1234-5", {"value": "7", "unit": "mg/dL"}) == "7 mg/dL"
