@@ -7,9 +7,12 @@ so each function writes its audit entry (``print.summary``, ``print.visit``,
 ``print.day``) through the write path, in the same transaction as the reads: no report is
 produced without its entry, and a failed read leaves no entry.
 
-The problems, medications, vitals and visit fields are read from the derived tables as
-they stand, by column name, so fields the chart gains later (a medication's stop date, a
-visit's end) print once they exist without changes elsewhere; extend here.
+The problems, medications and visit fields are read from the derived tables as they
+stand, by column name, so fields the chart gains later (a medication's stop date, a
+visit's end) print once they exist without changes elsewhere; extend here. Vitals are read
+through ``VitalSigns`` and worded by ``core.reports.vital_text``: as typed (``102 °F ▲``),
+never as the stored code and converted value. A visit's diagnoses and medication changes
+are the list items carrying its id (``visit_list_items``).
 """
 
 from __future__ import annotations
