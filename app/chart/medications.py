@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushBu
 
 from app.chart.cards import ListCard
 from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
@@ -76,10 +77,15 @@ class MedicationDialog(SavingDialog):
             form.addRow("", self.errors[name])
         self.errors["stop"] = self.errors["start"]  # a change's date is the old one's stop
         self.fields["start"].setText(dt.date.today().isoformat())
+        # A medication started while the patient has an open visit is one of its changes.
+        # (A dose change keeps the visit it was started in: core's change_dose takes no
+        # visit yet, so this form does not claim one.)
+        self.visit_link = OpenVisitLink(operations, records, patient_id) if starting else None
         self.buttons, self.save_button = action_buttons(
             self, self.save, "Start" if starting else "Change dose"
         )
-        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        shown = (self.visit_link.label,) if self.visit_link else ()
+        dialog_layout(self, heading, form, *shown, self.general_error, self.buttons)
         self.first_field = self.fields[names[0]]
 
     def values(self) -> dict[str, str | None]:
@@ -101,8 +107,15 @@ class MedicationDialog(SavingDialog):
         for name, edit in self.fields.items():
             edit.setText(draft.get(name) or "")
 
+    def done(self, result: int) -> None:
+        """Close; the open-visit read still in flight is not delivered."""
+        if self.visit_link is not None:
+            self.visit_link.cancel()
+        super().done(result)
+
     def save(self, confirm_allergy: bool = False) -> None:
-        """Start (or change) through core; an allergy match asks first."""
+        """Start (or change) through core, in the patient's open visit if there is one;
+        an allergy match asks first."""
         records, patient_id, values = self._records, self._patient_id, self.values()
         changing = self._changing
         work: Callable[[], Any]
@@ -111,7 +124,11 @@ class MedicationDialog(SavingDialog):
             date = values["start"]
             work = lambda: Medications(records()).change_dose(changing.id, changes, date)  # noqa: E731
         else:
-            work = lambda: Medications(records()).start(patient_id, values, confirm_allergy)  # noqa: E731
+            visit = self.visit_link.encounter() if self.visit_link else lambda: None
+            work = lambda: Medications(records()).start(  # noqa: E731
+                patient_id, {**values, "encounter_id": visit()}, confirm_allergy
+            )
+
         self.run(work, "start medication" if changing is None else "change dose")
 
     def failed(self, exc: Exception) -> None:

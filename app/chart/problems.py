@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.chart.cards import ListCard, list_table
 from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.chart.visit_view import OpenVisitLink
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -81,8 +82,10 @@ class IcdSearchDialog(SavingDialog):
         form.addRow("", self.uncoded)
         form.addRow("Onset", self.onset)
         form.addRow("", self.errors["onset"])
+        # A problem added while the patient has an open visit is one of its diagnoses.
+        self.visit_link = OpenVisitLink(operations, records, patient_id)
         self.buttons, self.save_button = action_buttons(self, self.save)
-        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        dialog_layout(self, heading, form, self.visit_link.label, self.general_error, self.buttons)
         self.setTabOrder(self.search, self.results)
         self.setTabOrder(self.results, self.uncoded)
         self.setTabOrder(self.uncoded, self.onset)
@@ -165,13 +168,22 @@ class IcdSearchDialog(SavingDialog):
         self.uncoded.setChecked(draft.get("uncoded") == "yes")
         self._timer.start()
 
+    def done(self, result: int) -> None:
+        """Close; the open-visit read still in flight is not delivered."""
+        self.visit_link.cancel()
+        super().done(result)
+
     def save(self) -> None:
-        """Record the picked code (or, ticked, the text without a code)."""
+        """Record the picked code (or, ticked, the text without a code), in the patient's
+        open visit if there is one."""
         records, patient_id, onset = self._records, self._patient_id, self.onset.text()
+        visit = self.visit_link.encounter()
         if self.uncoded.isChecked():
             text = self.search.text()
             self.run(
-                lambda: Problems(records()).add(patient_id, uncoded=text, onset=onset),
+                lambda: Problems(records()).add(
+                    patient_id, uncoded=text, onset=onset, encounter_id=visit()
+                ),
                 "add problem",
             )
             return
@@ -182,7 +194,12 @@ class IcdSearchDialog(SavingDialog):
             )
             self.errors["code"].show()
             return
-        self.run(lambda: Problems(records()).add(patient_id, code=code, onset=onset), "add problem")
+        self.run(
+            lambda: Problems(records()).add(
+                patient_id, code=code, onset=onset, encounter_id=visit()
+            ),
+            "add problem",
+        )
 
 
 class ProblemsCard(ListCard[Problem]):

@@ -7,12 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from core.records import vitals
+from PySide6.QtWidgets import QLabel
+
+from app.operations import Operations
 from core.records.clinic import ClinicRecords
 from core.records.notes import Note
 from core.records.visits import Visit, VisitContents, Visits
+from core.records.vital_signs import Reading, VitalSigns
+from core.reports.vital_text import VitalText, set_texts, visit_texts
 
 
 def visit_title(visit: Visit) -> str:
@@ -84,10 +89,14 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
         + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
         + "</p>"
     )
+    vitals = contents.vitals if isinstance(contents, ShownVisit) else _vitals_of(contents)
+    if vitals:
+        parts.append("<h4>Vitals and observations</h4><ul>")
+        parts += [f"<li><b>{e(t.label)}:</b> {e(t.value)}</li>" for t in vitals]
+        parts.append("</ul>")
     sections: tuple[tuple[str, tuple[dict[str, Any], ...], Callable[[dict[str, Any]], str]], ...]
     sections = (
-        ("Vitals and observations", contents.observations, _observation),
-        ("Problems", contents.problems, _problem),
+        ("Diagnoses", contents.problems, _problem),
         ("Medication changes", contents.medications, _medication),
     )
     for title, items, describe in sections:
@@ -111,25 +120,131 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
     return "".join(parts)
 
 
-def _observation(o: dict[str, Any]) -> str:
-    """``Temperature: 100.4 °F``: named and shown as the person typed it, not by LOINC
-    code and UCUM unit."""
-    code = str(o["code"])
-    known = vitals.BY_CODE.get(code)
-    return f"{known.label if known else code}: {vitals.as_entered(code, o)}"
+@dataclass(frozen=True)
+class ShownVisit(VisitContents):
+    """A visit's contents with its vitals worded as entered (``102 °F ▲``, the BMI worked
+    out from the patient's heights), read on the worker by :func:`read_visit`."""
+
+    vitals: tuple[VitalText, ...] = ()
+
+
+def _vitals_of(contents: VisitContents) -> list[VitalText]:
+    """The vitals of contents read without :func:`read_visit`: as entered and flagged, the
+    BMI left out (it needs the patient's earlier heights)."""
+    readings = [Reading(**o) for o in contents.observations]
+    by_time: dict[str, dict[str, Reading]] = {}
+    for r in readings:
+        if r.vital is not None:
+            by_time.setdefault(r.observed_at, {})[r.vital.key] = r
+    texts = [t for _, found in sorted(by_time.items()) for t in set_texts(found)]
+    return texts + visit_texts((), readings)
 
 
 def _problem(p: dict[str, Any]) -> str:
     code = f"{p['code']} " if p.get("code") else ""
-    return f"{code}{p.get('description', '')}"
+    resolved = f" (resolved {p['resolved']})" if p.get("status") == "resolved" else ""
+    return f"{code}{p.get('description', '')}{resolved}"
 
 
 def _medication(m: dict[str, Any]) -> str:
-    rest = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
-    return f"{m.get('name', '')} {rest}".rstrip()
+    """``Metformin 500 mg, 1 tablet by mouth twice daily (from 2026-12-04)``."""
+    how = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
+    instructions = ", ".join(x for x in (str(m.get("strength") or ""), how) if x)
+    dates = f"from {m['start']}" if m.get("start") else ""
+    if m.get("status") == "stopped" or m.get("stop"):
+        dates = f"{dates}, stopped {m.get('stop') or ''}".strip(", ")
+    when = f" ({dates})" if dates else ""
+    return f"{m.get('name', '')} {instructions}".rstrip() + when
 
 
 def read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, dict[str, str]]:
-    """A visit's contents and the names of the staff in it (on the worker)."""
+    """A visit's contents (its vitals worded) and the names of the staff in it (on the
+    worker)."""
     contents = Visits(records).contents(visit_id)
-    return contents, staff_names(records, contents)
+    vital_signs = VitalSigns(records)
+    sets = [s for s in vital_signs.sets(contents.visit.patient_id) if s.encounter_id == visit_id]
+    vitals = visit_texts(sets, vital_signs.for_visit(visit_id))
+    shown = ShownVisit(
+        contents.visit,
+        contents.notes,
+        contents.observations,
+        contents.problems,
+        contents.medications,
+        tuple(vitals),
+    )
+    return shown, staff_names(records, shown)
+
+
+# ----- the visit a new problem or medication is recorded in -------------------------------
+
+
+def newest_open_visit(records: ClinicRecords, patient_id: str) -> Visit | None:
+    """The patient's newest open visit, if any: what a problem or medication recorded now
+    belongs to (on the worker)."""
+    found = Visits(records).list_visits(patient_id, open_only=True)
+    return found[0] if found else None
+
+
+class OpenVisitLink:
+    """Finds (on the worker) the patient's open visit when a problem or medication form
+    opens, and says on the form that what is saved is recorded in it: "Recorded in today's
+    visit (Cough)". What is saved carries that visit's id as ``encounter_id``."""
+
+    READ = "open visit"
+
+    def __init__(
+        self,
+        operations: Operations,
+        records: Callable[[], ClinicRecords],
+        patient_id: str,
+    ) -> None:
+        self.label = QLabel()
+        self.label.setObjectName("visitLink")
+        self.label.setWordWrap(True)
+        self.label.hide()
+        self._records = records
+        self._patient_id = patient_id
+        self.visit: Visit | None = None
+        self.known = False  # the read has come back
+        self._operations = operations
+        self._key = f"{self.READ} {id(self)}"
+        operations.read(
+            self._key,
+            lambda: newest_open_visit(records(), patient_id),
+            self._found,
+            self._failed,
+        )
+
+    def _found(self, visit: Visit | None) -> None:
+        self.visit, self.known = visit, True
+        if visit is not None:
+            self.label.setText(f"Recorded in {visit_name(visit)}")
+            self.label.show()
+
+    def _failed(self, _exc: Exception) -> None:
+        """Not shown: the open visit is looked up again when saving."""
+
+    def encounter(self) -> Callable[[], str | None]:
+        """What a save links to, for the worker: the visit the form names, or (if it was
+        not found yet) the patient's open visit then. Called on the GUI thread."""
+        known, visit = self.known, self.visit
+        records, patient_id = self._records, self._patient_id
+
+        def find() -> str | None:
+            found = visit if known else newest_open_visit(records(), patient_id)
+            return found.id if found is not None else None
+
+        return find
+
+    def cancel(self) -> None:
+        """The form closed: its read is not delivered."""
+        self._operations.cancel(self._key)
+
+
+def visit_name(visit: Visit) -> str:
+    """``today's visit (Cough)``, or ``the visit of 2026-12-03 09:30 (Cough)``."""
+    reason = f" ({visit.reason})" if visit.reason else ""
+    day = visit.started_at[:10]
+    if day == dt.date.today().isoformat():
+        return f"today's visit{reason}"
+    return f"the open visit of {visit.started_at.replace('T', ' ')}{reason}"

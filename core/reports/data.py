@@ -7,9 +7,12 @@ so each function writes its audit entry (``print.summary``, ``print.visit``,
 ``print.day``) through the write path, in the same transaction as the reads: no report is
 produced without its entry, and a failed read leaves no entry.
 
-The problems, medications, vitals and visit fields are read from the derived tables as
-they stand, by column name, so fields the chart gains later (a medication's stop date, a
-visit's end) print once they exist without changes elsewhere; extend here.
+The problems, medications and visit fields are read from the derived tables as they
+stand, by column name, so fields the chart gains later (a medication's stop date, a
+visit's end) print once they exist without changes elsewhere; extend here. Vitals are read
+through ``VitalSigns`` and worded by ``core.reports.vital_text``: as typed (``102 °F ▲``),
+never as the stored code and converted value. A visit's diagnoses and medication changes
+are the list items carrying its id (``visit_list_items``).
 """
 
 from __future__ import annotations
@@ -18,28 +21,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core.records import vitals as vital_catalogue
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
 from core.records.notes import Notes
 from core.records.validation import calendar_date
-
-# Vital signs by LOINC code, in the order a summary lists them (codes the vitals catalogue
-# uses; anything else prints under its own code, after these).
-VITAL_LABELS: dict[str, str] = {
-    "8480-6": "Systolic blood pressure",
-    "8462-4": "Diastolic blood pressure",
-    "8867-4": "Pulse",
-    "8310-5": "Temperature",
-    "9279-1": "Respiratory rate",
-    "59408-5": "SpO2",
-    "2708-6": "SpO2",
-    "29463-7": "Weight",
-    "8302-2": "Height",
-    "39156-5": "BMI",
-    "72514-3": "Pain score",
-}
+from core.records.visits import visit_list_items
+from core.records.vital_signs import VitalSigns
+from core.reports.vital_text import VitalText, latest_texts, visit_texts
 
 
 @dataclass(frozen=True)
@@ -91,11 +80,31 @@ class MedicationLine:
 
 @dataclass(frozen=True)
 class VitalLine:
-    """One measurement."""
+    """One measurement as entered: ``Temperature``, ``102 °F ▲`` (``core.reports.vital_text``)."""
 
     label: str
-    value: str  # with its unit
+    value: str  # as typed, with the unit symbol people read and the high/low mark
     measured_at: str
+    flag: str | None = None  # "high", "low" or None
+
+
+@dataclass(frozen=True)
+class DiagnosisLine:
+    """A problem recorded in a visit."""
+
+    description: str
+    code: str | None
+    status: str  # active or resolved
+
+
+@dataclass(frozen=True)
+class MedicationChangeLine:
+    """A medication started (or started again at a new dose) in a visit."""
+
+    name: str
+    how: str  # "500 mg, 1 tablet, by mouth, twice daily"
+    start: str | None
+    stop: str | None
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,8 @@ class NoteLine:
 
 @dataclass(frozen=True)
 class VisitReport:
-    """A visit note: the visit's reason, clinician and times, its notes and vitals."""
+    """A visit note: the visit's reason, clinician and times, its notes, vitals, the
+    diagnoses made and the medications started or changed in it."""
 
     context: PrintContext
     patient: PatientLine
@@ -143,6 +153,8 @@ class VisitReport:
     ended_at: str | None
     notes: tuple[NoteLine, ...]
     vitals: tuple[VitalLine, ...]
+    diagnoses: tuple[DiagnosisLine, ...] = ()
+    medications: tuple[MedicationChangeLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +197,7 @@ def summary_report(records: ClinicRecords, patient_id: str) -> PatientSummaryRep
         medications = [
             r for r in _rows(records, "medications", "patient_id = ?", (patient_id,)) if _active(r)
         ]
-        vitals = _latest_vitals(_rows(records, "observations", "patient_id = ?", (patient_id,)))
+        vitals = _vital_lines(latest_texts(VitalSigns(records).sets(patient_id)))
         return PatientSummaryReport(
             _context(records),
             _patient_line(patient),
@@ -241,7 +253,10 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                     ),
                 )
             )
-        observations = _rows(records, "observations", "encounter_id = ?", (visit_id,))
+        vital_signs = VitalSigns(records)
+        sets = [s for s in vital_signs.sets(patient_id) if s.encounter_id == visit_id]
+        vitals = visit_texts(sets, vital_signs.for_visit(visit_id))
+        items = visit_list_items(records, patient_id, visit_id)
         return VisitReport(
             _context(records),
             _patient_line(patient),
@@ -250,7 +265,24 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
             _when(row.get("started_at")) or "",
             _when(row.get("ended_at") or row.get("closed_at")),
             tuple(lines),
-            tuple(_vital_line(r) for r in sorted(observations, key=_vital_order)),
+            _vital_lines(vitals),
+            tuple(
+                DiagnosisLine(
+                    str(p.get("description") or ""),
+                    str(p["code"]) if p.get("code") else None,
+                    str(p.get("status") or "active"),
+                )
+                for p in sorted(items.get("problems", []), key=_by("description"))
+            ),
+            tuple(
+                MedicationChangeLine(
+                    str(m.get("name") or ""),
+                    _how(m),
+                    _date(m.get("start")),
+                    _date(m.get("stop")),
+                )
+                for m in sorted(items.get("medications", []), key=_by("name"))
+            ),
         )
 
 
@@ -334,26 +366,13 @@ def _how(row: dict[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _vital_order(row: dict[str, Any]) -> tuple[int, str, str]:
-    codes = list(VITAL_LABELS)
-    code = str(row["code"])
-    return (codes.index(code) if code in codes else len(codes), code, str(row["observed_at"]))
+def _vital_lines(texts: list[VitalText]) -> tuple[VitalLine, ...]:
+    return tuple(VitalLine(t.label, t.value, _when(t.observed_at) or "", t.flag) for t in texts)
 
 
-def _vital_line(row: dict[str, Any]) -> VitalLine:
-    code = str(row["code"])
-    value = vital_catalogue.as_entered(code, row)
-    return VitalLine(VITAL_LABELS.get(code, code), value, _when(str(row["observed_at"])) or "")
-
-
-def _latest_vitals(rows: list[dict[str, Any]]) -> tuple[VitalLine, ...]:
-    """The newest measurement of each kind."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        code = str(row["code"])
-        if code not in latest or str(row["observed_at"]) > str(latest[code]["observed_at"]):
-            latest[code] = row
-    return tuple(_vital_line(r) for r in sorted(latest.values(), key=_vital_order))
+def _by(name: str) -> Any:
+    """A sort key: an item's ``name`` field, case-insensitively."""
+    return lambda item: str(item.get(name) or "").casefold()
 
 
 def _when(value: Any) -> str | None:

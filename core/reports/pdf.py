@@ -189,7 +189,7 @@ def summary_pdf(report: PatientSummaryReport) -> bytes:
     pdf.section("Active medications")
     if report.medications:
         pdf.grid(
-            ("Medication", "Dose, route, frequency"),
+            ("Medication", "Strength, dose, route, frequency"),
             [(m.name, m.how) for m in report.medications],
             (4, 5),
         )
@@ -228,6 +228,24 @@ def visit_pdf(report: VisitReport) -> bytes:
         )
     else:
         pdf.none("No vital signs recorded in this visit.")
+    pdf.section("Diagnoses")
+    if report.diagnoses:
+        pdf.grid(
+            ("Diagnosis", "Code", "Status"),
+            [(d.description, d.code or "uncoded", d.status) for d in report.diagnoses],
+            (5, 2, 2),
+        )
+    else:
+        pdf.none("No diagnoses recorded in this visit.")
+    pdf.section("Medication changes")
+    if report.medications:
+        pdf.grid(
+            ("Medication", "Strength, dose, route, frequency", "From", "Stopped"),
+            [(m.name, m.how, m.start or "", m.stop or "") for m in report.medications],
+            (3, 5, 2, 2),
+        )
+    else:
+        pdf.none("No medications started or changed in this visit.")
     pdf.section("Notes")
     if not report.notes:
         pdf.none("No notes written in this visit.")

@@ -284,10 +284,11 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
     text = pdf_text(pdf)
     for expected in (
         "MENSAH, Akua",
-        "Systolic blood pressure 128 mmHg",
-        "Diastolic blood pressure 82 mmHg",
-        "Pulse 88 /min",
-        "Temperature 100.4 °F",  # as the nurse typed it
+        "Blood pressure 128/82 mmHg",
+        "Pulse 88/min",
+        "Temperature 100.4 °F ▲",  # as the nurse typed it, flagged high
+        "Asthma J45",  # the diagnosis and the medication made in this visit
+        "Salbutamol 100 mcg, as needed",
         NOTE,
         "Signed by Dr Sam Lee",
         "Clinician Dr Sam Lee",  # the appointment's clinician, though the nurse started it
@@ -336,7 +337,7 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
         qtbot.waitUntil(lambda: NOTE in visits2.view.toPlainText(), timeout=10_000)
         # The visit names its vitals and shows them as the nurse typed them.
         shown_visit = visits2.view.toPlainText()
-        for line in ("Pulse: 88 /min", "Temperature: 100.4 °F", "Systolic", ": 128 mmHg"):
+        for line in ("Pulse: 88/min", "Temperature: 100.4 °F ▲", "Blood pressure: 128/82 mmHg"):
             assert line in shown_visit, shown_visit
         shot(other, "10-second-visit")
         click_tab(chart2, "Vitals")

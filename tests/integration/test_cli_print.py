@@ -40,7 +40,7 @@ def test_print_summary_visit_and_day(charted: tuple[Path, SampleChart], tmp_path
     assert done == {"report": "summary", "file": str(summary), "bytes": summary.stat().st_size}
     assert summary.stat().st_mode & 0o777 == 0o600
     text = text_of(summary)
-    assert "ÑÚÑEZ-ØDEGÅRD, Zoë" in text and "Penicillin" in text and "78.4 kg" in text
+    assert "ÑÚÑEZ-ØDEGÅRD, Zoë" in text and "Penicillin" in text and "154 lb" in text
     assert "Harbour Clinic" in text
 
     visit = tmp_path / "visit.pdf"

@@ -34,6 +34,7 @@ from core.records.medications import Medications
 from core.records.notes import Notes
 from core.records.problems import Problems
 from core.records.visits import Visits
+from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -617,17 +618,18 @@ def visits(out: Path, tmp: Path) -> None:
         entries.update("encounter", old.id, {"started_at": when})
         visit_ops.close(old.id)
     today = visit_ops.start(patient_id, "Cough and fever for three days")
-    for code, value, unit in (("8310-5", "38.4", "Cel"), ("8867-4", "96", "/min")):
-        entries.add(
-            "observation",
-            patient_id,
-            {"encounter_id": today.id, "code": code, "value": value, "unit": unit,
-             "observed_at": today.started_at},
-        )  # fmt: skip
+    # Typed as the nurse would, through the catalogue (°F and lb, stored in Cel and kg).
+    VitalSigns(records).record(
+        patient_id,
+        {"temperature": "102", "pulse": "96", "weight": "154"},
+        {"temperature": "[degF]", "weight": "[lb_av]"},
+        today.started_at,
+        today.id,
+    )
     note = visit_ops.add_note(
         today.id,
         "Subjective:\nDry cough and fever for three days, no shortness of breath.\n\n"
-        "Objective:\nT 38.4 °C, pulse 96. Chest: scattered wheeze, no crackles.\n\n"
+        "Objective:\nT 102 °F, pulse 96. Chest: scattered wheeze, no crackles.\n\n"
         "Assessment:\nAcute bronchitis, likely viral.\n\n"
         "Plan:\nFluids, paracetamol, return if breathless or fever beyond five days.\n",
     )
@@ -640,6 +642,9 @@ def visits(out: Path, tmp: Path) -> None:
     chart.tabs.setCurrentWidget(section.widget())
     wait_for(lambda: len(section.visits) == 3 and section.contents is not None)
     wait_for(lambda: bool(section.contents and section.contents.notes))
+    shown = section.view.toPlainText()
+    for typed in ("Temperature: 102 °F ▲", "Pulse: 96/min", "Weight: 154 lb"):
+        assert typed in shown, f"the visit view does not show {typed!r}"
     save(window, out, "30-visits-signed-note")
     bar = section.view.verticalScrollBar()
     bar.setValue(bar.maximum())  # down to the addendum

@@ -80,7 +80,7 @@ def test_print_summary_from_the_chart_saves_a_pdf(
     save_through_dialog(qtbot, dialog, target)
     text = pdf_text(target)
     assert "ÑÚÑEZ-ØDEGÅRD, Zoë" in text and "Penicillin" in text and "Metformin" in text
-    assert "78.4 kg" in text and "Type 2 diabetes mellitus" in text
+    assert "154 lb" in text and "102 °F ▲" in text and "Type 2 diabetes mellitus" in text
     assert target.stat().st_mode & 0o777 == 0o600
     assert audited(window.workstation, "print.summary") == [chart.patient_id]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
+from core.records.vital_signs import VitalSigns
 
 DAY = "2026-11-30"
 
@@ -24,8 +25,9 @@ class SampleChart:
 
 def sample_chart(records: ClinicRecords) -> SampleChart:
     """Zoë Ñúñez-Ødegård with an allergy, problems (one resolved), medications (one
-    stopped), vitals (an older and a newer weight), a visit with a signed note and its
-    addendum, and a day of appointments for her and two others (one cancelled)."""
+    stopped), vitals (an older weight in kg; the visit's set typed in °F and lb, the
+    temperature high), a visit with a diagnosis, a medication started, a signed note and
+    its addendum, and a day of appointments for her and two others (one cancelled)."""
     p = records.add_patient("Ñúñez-Ødegård", "Zoë", "1984-03-02", "female", "RC-1001")
     records.add_allergy(p.id, "Penicillin", "hives", "severe")
     e = ClinicalEntries(records)
@@ -47,23 +49,29 @@ def sample_chart(records: ClinicRecords) -> SampleChart:
         p.id,
         {"started_at": f"{DAY}T09:05", "reason": "Diabetes review", "clinician": "admin"},
     )
-    for code, value, unit, at in (
-        ("29463-7", "80.0", "kg", "2026-10-01T10:00"),
-        ("29463-7", "78.4", "kg", f"{DAY}T09:10"),
-        ("8480-6", "128", "mmHg", f"{DAY}T09:10"),
-        ("8462-4", "82", "mmHg", f"{DAY}T09:10"),
-    ):
-        e.add(
-            "observation",
-            p.id,
-            {
-                "encounter_id": visit if at.startswith(DAY) else None,
-                "code": code,
-                "value": value,
-                "unit": unit,
-                "observed_at": at,
-            },
-        )
+    # Vitals as staff type them, through the catalogue: an older weight in kg, then the
+    # visit's set typed in °F and lb (stored as 38.89 Cel and 69.853 kg, printed as typed).
+    vitals = VitalSigns(records)
+    vitals.record(p.id, {"weight": "80.0"}, {"weight": "kg"}, "2026-10-01T10:00")
+    vitals.record(
+        p.id,
+        {"temperature": "102", "weight": "154", "systolic": "128", "diastolic": "82"},
+        {"temperature": "[degF]", "weight": "[lb_av]"},
+        f"{DAY}T09:10",
+        visit,
+    )
+    # What was decided in the visit: a diagnosis and a medication started, linked to it.
+    e.add_to_list(
+        p.id,
+        "problems",
+        {"description": "Essential (primary) hypertension", "code": "I10", "encounter_id": visit},
+    )
+    e.add_to_list(
+        p.id,
+        "medications",
+        {"name": "Lisinopril", "strength": "10 mg", "dose": "1 tablet", "route": "oral",
+         "frequency": "once daily", "start": DAY, "encounter_id": visit},
+    )  # fmt: skip
     notes = Notes(records)
     note = notes.create(
         p.id, "S: feels well.\nA: diabetes controlled.\nP: continue metformin.", visit

@@ -42,8 +42,13 @@ def test_summary_holds_demographics_allergies_active_problems_medications_latest
         "Metformin",
         "500 mg, oral, twice daily",
         "Weight",
-        "78.4 kg",
-        "128 mmHg",
+        "154 lb",  # as typed, not the stored 69.853 kg
+        "Temperature",
+        "102 °F ▲",  # as typed, flagged high for an adult
+        "Blood pressure",
+        "128/82 mmHg",
+        "Lisinopril",
+        "10 mg, 1 tablet, oral, once daily",
         "Printed ",
         "by Ada Admin (admin)",
         "Page 1 of 1",
@@ -52,7 +57,9 @@ def test_summary_holds_demographics_allergies_active_problems_medications_latest
         assert expected in text, expected
     assert "Sprained ankle" not in text  # resolved
     assert "Ibuprofen" not in text  # stopped
-    assert "80.0 kg" not in text  # an older weight: only the latest prints
+    assert "80.0 kg" not in text and "80 kg" not in text  # older: only the latest prints
+    for stored in ("69.853", "38.89", "Cel", "mm[Hg]", "[lb_av]", "[degF]"):
+        assert stored not in text, stored  # stored codes and converted values never print
 
 
 def test_printing_a_summary_is_audited_naming_the_patient(workstation: Workstation) -> None:
@@ -88,12 +95,45 @@ def test_visit_note_holds_the_signed_note_its_addendum_and_the_visit_vitals(
         "Signed by Ada Admin on",
         "Addendum by Ada Admin on",
         "HbA1c came back at 6.8 %.",
-        "78.4 kg",
+        "Temperature",
+        "102 °F ▲",
+        "Weight",
+        "154 lb",
+        "Blood pressure",
+        "128/82 mmHg",
+        "Diagnoses",
+        "Essential (primary) hypertension",
+        "I10",
+        "Medication changes",
+        "Lisinopril",
+        "10 mg, 1 tablet, oral, once daily",
     ):
         assert expected in text, expected
+    for stored in ("69.853", "38.89", "Cel", "mm[Hg]", "[lb_av]", "[degF]"):
+        assert stored not in text, stored
     assert "An unrelated note" not in text  # not written in this visit
-    assert "80.0 kg" not in text  # measured outside this visit
+    assert "80 kg" not in text  # measured outside this visit
+    # Diagnoses and medications recorded outside the visit are not its changes.
+    assert "Type 2 diabetes" not in text and "Metformin" not in text
+    assert [(d.description, d.code) for d in report.diagnoses] == [
+        ("Essential (primary) hypertension", "I10")
+    ]
+    assert [m.name for m in report.medications] == ["Lisinopril"]
     assert audit_actions(workstation)[-1] == ("print.visit", "patient", chart.patient_id)
+
+
+def test_visit_without_diagnoses_or_medication_changes_says_so(
+    workstation: Workstation,
+) -> None:
+    records = workstation.records
+    chart = sample_chart(records)
+    from core.records.visits import Visits
+
+    empty = Visits(records).start(chart.patient_id, "Blood pressure check")
+    (text,) = pdf_text(pdf.visit_pdf(data.visit_report(records, empty.id)))
+    assert "No diagnoses recorded in this visit." in text
+    assert "No medications started or changed in this visit." in text
+    assert "No vital signs recorded in this visit." in text
 
 
 def test_day_list_holds_the_days_patients_in_time_order(workstation: Workstation) -> None:

@@ -1,0 +1,157 @@
+"""What the visit view shows of a visit: vitals as they were typed (102 °F, 154 lb) with
+their high/low mark, medications with their strength, and the diagnoses and medications
+recorded on the chart while the visit is open, which the printed visit note lists too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.chart.medications import MedicationDialog, MedicationsCard
+from app.chart.problems import IcdSearchDialog, ProblemsCard
+from app.main_window import MainWindow
+from core.records.medications import Medications
+from core.records.problems import Problems
+from core.records.visits import Visits
+from core.records.vital_signs import VitalSigns
+from core.records.workstation import Workstation
+from tests.ui.chart.cards import card_of
+from tests.ui.chart.test_page import open_first_chart
+from tests.ui.chart.test_printing import pdf_text, save_through_dialog
+from tests.ui.chart.test_problems import ICD_LOAD
+from tests.ui.chart.test_visits import visits_tab
+
+STORED = ("8310-5", "29463-7", "Cel", "[degF]", "[lb_av]", "mm[Hg]", "38.89", "69.853")
+
+
+def test_vitals_show_as_typed_with_their_flag_and_medications_with_their_strength(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visit = Visits(records).start(patient_id, "Fever")
+    VitalSigns(records).record(
+        patient_id,
+        {"temperature": "102", "weight": "154", "height": "70", "systolic": "150",
+         "diastolic": "95", "pulse": "88", "spo2": "97"},
+        {"temperature": "[degF]", "weight": "[lb_av]", "height": "[in_i]"},
+        encounter_id=visit.id,
+    )  # fmt: skip
+    Medications(records).start(
+        patient_id,
+        {"name": "Metformin", "strength": "500 mg", "dose": "1 tablet", "route": "by mouth",
+         "frequency": "twice daily", "encounter_id": visit.id},
+    )  # fmt: skip
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Metformin" in section.view.toPlainText(), timeout=5_000)
+    shown = section.view.toPlainText()
+    for expected in (
+        "Temperature: 102 °F ▲",  # typed in °F, high for an adult
+        "Weight: 154 lb",
+        "Height: 70 in",
+        "Blood pressure: 150/95 mmHg ▲",
+        "Pulse: 88/min",
+        "Oxygen saturation: 97%",
+        "BMI: 22.1 kg/m²",  # worked out from 154 lb and 70 in
+        "Metformin 500 mg, 1 tablet by mouth twice daily",
+    ):
+        assert expected in shown, expected
+    for stored in STORED:
+        assert stored not in shown, stored
+
+
+def test_problems_and_medications_added_during_an_open_visit_are_the_visits(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    # Before the visit: a medication that is none of its changes.
+    Medications(records).start(patient_id, {"name": "Aspirin", "strength": "75 mg"})
+    visit = Visits(records).start(patient_id, "Cough")
+    chart = open_first_chart(qtbot, signed_in)
+
+    # A diagnosis, picked from ICD-10-CM with the keyboard; the form names the visit.
+    problems = card_of(chart, ProblemsCard)
+    QTest.mouseClick(problems.add_button, Qt.MouseButton.LeftButton)
+    search = problems.dialog
+    assert isinstance(search, IcdSearchDialog)
+    qtbot.waitUntil(lambda: search._ready and search.visit_link.label.isVisible(), timeout=ICD_LOAD)
+    assert search.visit_link.label.text() == "Recorded in today's visit (Cough)"
+    QTest.keyClicks(search.search, "acute bronchitis, unspec")
+    qtbot.waitUntil(lambda: search.results.rowCount() > 0, timeout=10_000)
+    QTest.keyClick(search.search, Qt.Key.Key_Down)
+    assert search.chosen_code() == "J20.9"
+    QTest.keyClick(search.results, Qt.Key.Key_Return)
+    QTest.keyClick(search.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: problems.dialog is None and len(problems.problems) == 1, timeout=5_000)
+    [problem] = Problems(records).list(patient_id)
+    assert problem.encounter_id == visit.id
+
+    # A medication started, typed field to field.
+    meds = card_of(chart, MedicationsCard)
+    QTest.mouseClick(meds.start_button, Qt.MouseButton.LeftButton)
+    form = meds.dialog
+    assert isinstance(form, MedicationDialog) and form.visit_link is not None
+    qtbot.waitUntil(lambda: form.visit_link is not None and form.visit_link.label.isVisible())
+    assert form.visit_link.label.text() == "Recorded in today's visit (Cough)"
+    for name, typed in (
+        ("name", "Salbutamol"),
+        ("strength", "100 micrograms"),
+        ("dose", "2 puffs"),
+        ("route", "inhaled"),
+        ("frequency", "as needed"),
+    ):
+        QTest.keyClicks(form.fields[name], typed)  # fmt: skip
+    QTest.keyClick(form.fields["frequency"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: meds.dialog is None and len(meds.medications) == 2, timeout=5_000)
+    started = next(m for m in Medications(records).list(patient_id) if m.name == "Salbutamol")
+    assert started.encounter_id == visit.id
+
+    # The visit view lists them; the medication taken before the visit is not its change.
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Salbutamol" in section.view.toPlainText(), timeout=5_000)
+    shown = section.view.toPlainText()
+    assert "Diagnoses" in shown and "J20.9 Acute bronchitis, unspecified" in shown
+    assert "Medication changes" in shown
+    assert "Salbutamol 100 micrograms, 2 puffs inhaled as needed" in shown
+    assert "Aspirin" not in shown
+
+    # And so does the printed visit note.
+    QTest.mouseClick(section.print_button, Qt.MouseButton.LeftButton)
+    printing = section.print_dialog
+    assert printing is not None
+    target = tmp_path / "visit.pdf"
+    save_through_dialog(qtbot, printing, target)
+    text = " ".join(pdf_text(target).split())  # the text layer may space words wider
+    assert "Diagnoses" in text and "Acute bronchitis, unspecified" in text and "J20.9" in text
+    assert "Medication changes" in text
+    assert "Salbutamol 100 micrograms, 2 puffs, inhaled, as needed" in text
+    assert "Aspirin" not in text
+    printing.reject()
+
+
+def test_without_an_open_visit_a_problem_belongs_to_no_visit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(records).close(Visits(records).start(patient_id, "Yesterday's review").id)
+    chart = open_first_chart(qtbot, signed_in)
+    problems = card_of(chart, ProblemsCard)
+    QTest.mouseClick(problems.add_button, Qt.MouseButton.LeftButton)
+    search = problems.dialog
+    assert isinstance(search, IcdSearchDialog)
+    qtbot.waitUntil(lambda: search._ready and search.visit_link.known, timeout=ICD_LOAD)
+    assert not search.visit_link.label.isVisible()  # a closed visit takes nothing new
+    QTest.keyClicks(search.search, "I10")
+    qtbot.waitUntil(lambda: search.results.rowCount() > 0, timeout=10_000)
+    QTest.keyClick(search.search, Qt.Key.Key_Down)
+    QTest.keyClick(search.results, Qt.Key.Key_Return)
+    QTest.keyClick(search.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: problems.dialog is None and len(problems.problems) == 1, timeout=5_000)
+    [problem] = Problems(records).list(patient_id)
+    assert problem.encounter_id is None
