@@ -263,3 +263,29 @@ def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
     # Typing goes on where the cursor was.
     QTest.keyClicks(editor.body, " Worse with cold air.")
     assert "Wheeze at night. Worse with cold air.\n" in editor.body.toPlainText()
+
+
+def test_signing_an_untouched_soap_note_is_refused_next_to_its_text(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Headache")
+    editor = open_editor(qtbot, section)
+    assert editor.body.toPlainText() == SOAP_TEMPLATE
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.error.isVisible(), timeout=5_000)
+    assert editor.error.text() == (
+        "Note text: the note holds only its headings; write the note before signing it."
+    )
+    # Nothing is frozen: the editor stays open for writing, and Sign works once it says
+    # something.
+    assert section.editor is editor and editor.isVisible()
+    assert Notes(clinic.records).get(editor.note.id).signed_at is None
+    assert editor.sign_button.isEnabled() and not editor.body.isReadOnly()
+    QTest.keyClicks(editor.body, "Tension headache, two days.")
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
+    note = Notes(clinic.records).get(editor.note.id)
+    assert note.signed_at is not None
+    assert note.body.startswith("Subjective:\nTension headache, two days.\n")
