@@ -289,3 +289,28 @@ def test_signing_an_untouched_soap_note_is_refused_next_to_its_text(
     note = Notes(clinic.records).get(editor.note.id)
     assert note.signed_at is not None
     assert note.body.startswith("Subjective:\nTension headache, two days.\n")
+
+
+def test_typing_on_while_a_merging_save_is_in_flight_keeps_the_other_edit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The save that merges a colleague's edit in returns while the person has typed on:
+    the screen cannot show the merge then, and the next save must not undo it."""
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Asthma")
+    editor = open_editor(qtbot, section)
+    note_id = editor.note.id
+    colleague = ClinicRecords(clinic.database, "nurse.ola")
+    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    QTest.keyClicks(editor.body, "Wheeze at night.")
+    editor.save()  # the pause's autosave, as its timer fires
+    QTest.keyClicks(editor.body, " Worse with cold air.")  # before the save comes back
+    records = clinic.records
+    expected = (
+        "Subjective:\nWheeze at night. Worse with cold air.\n\nObjective:\n\n\n"
+        "Assessment:\n\n\nPlan:\nSpacer technique reviewed.\n"
+    )
+    qtbot.waitUntil(lambda: Notes(records).get(note_id).body == expected, timeout=5_000)
+    qtbot.waitUntil(lambda: editor.body.toPlainText() == expected, timeout=5_000)
+    assert editor.status.text() == "Saved"
