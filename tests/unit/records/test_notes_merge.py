@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -105,3 +106,19 @@ def test_a_merge_never_holds_a_word_nobody_wrote(base: str, ours: str, theirs: s
 def test_with_no_edit_elsewhere_a_merge_is_exactly_this_persons_text(base: str, ours: str) -> None:
     assert crdt.merge_edits(base, ours, base) == ours
     assert crdt.merge_edits(base, base, ours) == ours
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known, not fixed here: two replicas each edit one value offline with "
+    "crdt.replace_text and the Yjs merge of their character edits splices it ('BP 130/90'). "
+    "Needs concurrent overlapping text edits detected at sync and shown as a conflict.",
+)
+def test_one_value_edited_offline_on_two_replicas_is_not_spliced_by_sync() -> None:
+    a, b = new_replica("ann"), new_replica("bob")
+    note = Notes(a).create(a.add_patient("Li", "Wei", "1990-01-01").id, "BP 120/80")
+    sync_pair(b, a)
+    Notes(a).edit(note.id, "BP 130/80")
+    Notes(b).edit(note.id, "BP 120/90")
+    sync_pair(b, a)
+    assert "130/90" not in Notes(a).get(note.id).body
