@@ -240,18 +240,26 @@ def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
     ]
 
 
-def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+def editor_with_a_colleagues_edit(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
-) -> None:
+) -> NoteEditor:
+    """A new SOAP note's editor, open, and a colleague's edit of its Plan made meanwhile,
+    as a sync would bring it in (written as another user to the same note, so the merged
+    text is what the core holds next)."""
     chart = open_first_chart(qtbot, signed_in)
     section = visits_tab(qtbot, chart)
     start_walk_in(qtbot, section, "Asthma")
     editor = open_editor(qtbot, section)
-    note_id = editor.note.id
-    # A colleague's edit of the Plan, as a sync would bring it in (written as another user
-    # to the same note, so the merged text is what the core holds next).
     colleague = ClinicRecords(clinic.database, "nurse.ola")
-    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    Notes(colleague).edit(editor.note.id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    return editor
+
+
+def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    editor = editor_with_a_colleagues_edit(qtbot, signed_in, clinic)
+    note_id = editor.note.id
     QTest.keyClicks(editor.body, "Wheeze at night.")
     expected = (
         "Subjective:\nWheeze at night.\n\nObjective:\n\n\nAssessment:\n\n\n"
@@ -296,13 +304,8 @@ def test_typing_on_while_a_merging_save_is_in_flight_keeps_the_other_edit(
 ) -> None:
     """The save that merges a colleague's edit in returns while the person has typed on:
     the screen cannot show the merge then, and the next save must not undo it."""
-    chart = open_first_chart(qtbot, signed_in)
-    section = visits_tab(qtbot, chart)
-    start_walk_in(qtbot, section, "Asthma")
-    editor = open_editor(qtbot, section)
+    editor = editor_with_a_colleagues_edit(qtbot, signed_in, clinic)
     note_id = editor.note.id
-    colleague = ClinicRecords(clinic.database, "nurse.ola")
-    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
     QTest.keyClicks(editor.body, "Wheeze at night.")
     editor.save()  # the pause's autosave, as its timer fires
     QTest.keyClicks(editor.body, " Worse with cold air.")  # before the save comes back
