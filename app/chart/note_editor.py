@@ -125,10 +125,15 @@ class NoteEditor(QDialog):
     def _stored(self, note: Note) -> None:
         self._saving = None
         self.note = note
-        if note.body != self._sent and self.body.toPlainText() == self._sent:
-            # Another workstation's edits were merged in: show them, cursor kept.
-            self._show_merged(note.body)
         self._saved = note.body
+        if note.body != self._sent:  # another workstation's edits were merged in
+            if self.body.toPlainText() == self._sent:
+                self._show_merged(note.body)  # show them, cursor kept
+            else:
+                # Typed on meanwhile, so the screen lacks them: the next save starts from
+                # the text sent, and core merges them in again (from the merged text, its
+                # diff would take them out).
+                self._saved = self._sent
         self.error.hide()
         self.status.setText("Saved" if not self.unsaved else "Not saved yet…")
 

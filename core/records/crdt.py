@@ -237,35 +237,106 @@ def _edits(base: list[str], new: list[str]) -> list[tuple[int, int, list[str]]]:
     return [(i1, i2, new[j1:j2]) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
 
 
-def _overlap(a: tuple[int, int, list[str]], b: tuple[int, int, list[str]]) -> bool:
-    if a[0] == a[1] and b[0] == b[1]:
-        return False  # two insertions at one place: both are kept
-    if a[0] == a[1]:
-        return b[0] < a[0] < b[1]
-    if b[0] == b[1]:
-        return a[0] < b[0] < a[1]
-    return a[0] < b[1] and b[0] < a[1]
+# Whole runs without whitespace, and runs of whitespace: the units a merge works in. A
+# number with its punctuation and unit ("120/80", "37.2", "5mg") is one unit, so a merge
+# can never take "130" from one person and "/90" from another.
+_MERGE_TOKEN = re.compile(r"\S+|\s+")
+
+# How the other side's text is kept where both people changed the same words.
+CONFLICT_MARK = "[also from {other}: {text}]"
+CONFLICT_REMOVED = "[{other} removed: {text}]"
 
 
-def merge_edits(base: str, ours: str, theirs: str) -> str:
-    """``theirs`` with the edits that turned ``base`` into ``ours`` made as well: a
-    three-way merge over words, for an editor whose text started from ``base`` while
-    another workstation's edits (``theirs``) arrived. Where both changed the same words,
-    ours is kept (what the person sees on their screen)."""
-    b = _tokens(base)
-    mine = _edits(b, _tokens(ours))
-    other = [e for e in _edits(b, _tokens(theirs)) if not any(_overlap(e, m) for m in mine)]
-    # At one position: insertions first (theirs, then ours), then a replacement.
-    tagged = [(e, 0) for e in other] + [(e, 1) for e in mine]
-    tagged.sort(key=lambda t: (t[0][0], t[0][0] != t[0][1], t[1]))
+def _reach(base: list[str], start: int, end: int) -> tuple[int, int]:
+    """The region [start, end) widened over the whitespace around it: two regions whose
+    widened reaches meet change the same or neighbouring words."""
+    while start > 0 and base[start - 1].isspace():
+        start -= 1
+    while end < len(base) and base[end].isspace():
+        end += 1
+    return start, end
+
+
+def _apply(base: list[str], start: int, end: int, edits: list[tuple[int, int, list[str]]]) -> str:
+    """Base tokens [start, end) with ``edits`` (all inside that region) made."""
     out: list[str] = []
-    pos = 0
-    for (start, end, replacement), _who in tagged:
-        out += b[pos:start]
+    pos = start
+    for s, e, replacement in sorted(edits, key=lambda x: (x[0], x[1])):
+        out += base[pos:s]
         out += replacement
-        pos = max(pos, end)
-    out += b[pos:]
+        pos = max(pos, e)
+    out += base[pos:end]
     return "".join(out)
+
+
+def _join(pieces: list[tuple[str, bool]]) -> str:
+    """Concatenate, with a space between a conflict mark and a word it would touch (a
+    mark glued to a word would make a new word out of both)."""
+    out = ""
+    previous_mark = False
+    for piece, mark in pieces:
+        if not piece:
+            continue
+        if out and (mark or previous_mark) and not out[-1].isspace() and not piece[0].isspace():
+            out += " "
+        out += piece
+        previous_mark = mark
+    return out
+
+
+def merge_edits(base: str, ours: str, theirs: str, other: str = "another workstation") -> str:
+    """``theirs`` with the edits that turned ``base`` into ``ours`` made as well: a
+    three-way merge over whole words, for an editor whose text started from ``base`` while
+    another workstation's edits (``theirs``) arrived.
+
+    Where both changed the same or neighbouring words (regions of ``base`` that overlap or
+    touch, whitespace aside), the two are never spliced: this person's text stands there,
+    followed by the other's in a mark, ``[also from <other>: ...]`` (or ``[<other>
+    removed: ...]``). Splicing is how "BP 130/80" and "BP 120/90" became "BP 130/90", a
+    value nobody typed. Keeping both, visibly, rather than refusing the save: the editor
+    saves as the clinician types and when it closes (signing out), so a refused save would
+    leave their typing unsaved, and the other person's edit hidden; the mark puts both on
+    the screen in the place they concern, loses neither, and signing refuses a note that
+    still holds one (``notes.sign``) until the clinician has chosen.
+    """
+    b = _MERGE_TOKEN.findall(base)
+    mine = [(e, 1) for e in _edits(b, _MERGE_TOKEN.findall(ours))]
+    other_edits = [(e, 0) for e in _edits(b, _MERGE_TOKEN.findall(theirs))]
+    # Group edits whose widened reaches meet (transitively); a group with both sides in
+    # it is a conflict. Sorted by reach start, a group is a run of overlapping reaches.
+    tagged = sorted(mine + other_edits, key=lambda t: (_reach(b, t[0][0], t[0][1]), t[1]))
+    groups: list[list[tuple[tuple[int, int, list[str]], int]]] = []
+    group_end = -1
+    for item in tagged:
+        reach_start, reach_end = _reach(b, item[0][0], item[0][1])
+        if groups and reach_start <= group_end:
+            groups[-1].append(item)
+            group_end = max(group_end, reach_end)
+        else:
+            groups.append([item])
+            group_end = reach_end
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for group in groups:
+        start = min(e[0] for e, _ in group)
+        end = max(e[1] for e, _ in group)
+        pieces.append(("".join(b[pos:start]), False))
+        ours_part = _apply(b, start, end, [e for e, who in group if who == 1])
+        theirs_part = _apply(b, start, end, [e for e, who in group if who == 0])
+        if len({who for _, who in group}) == 1:  # one side only: its edits, as it made them
+            pieces.append((_apply(b, start, end, [e for e, _ in group]), False))
+        elif ours_part == theirs_part:  # both made the same change
+            pieces.append((ours_part, False))
+        else:
+            kept = ours_part.rstrip()
+            if theirs_part.strip():
+                mark = CONFLICT_MARK.format(other=other, text=theirs_part.strip())
+            else:
+                mark = CONFLICT_REMOVED.format(other=other, text="".join(b[start:end]).strip())
+            pieces += [(kept, False), (mark, True), (ours_part[len(kept) :], False)]
+        pos = end
+    pieces.append(("".join(b[pos:]), False))
+    return _join(pieces)
 
 
 def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:

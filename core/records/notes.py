@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from core.records import crdt
@@ -13,6 +14,14 @@ from core.records.types import NOTE, NOTE_EDITED
 from core.store.database import utc_now
 
 MAX_NOTE = 100_000
+
+# A new note's body: the headings of a SOAP note, for the clinician to fill in.
+SOAP_TEMPLATE = "Subjective:\n\n\nObjective:\n\n\nAssessment:\n\n\nPlan:\n"
+# A body that is, whitespace aside, nothing but SOAP headings (any of them, any order): an
+# untouched template. Signing it would freeze an empty note as a finished one.
+_ONLY_HEADINGS = re.compile(r"(?:subjective:|objective:|assessment:|plan:)*", re.IGNORECASE)
+# A note still holding both people's text for one place (``crdt.merge_edits``).
+_CONFLICT_MARK = re.compile(r"\[also from [^\]\n]*?: |\[[^\]\n]*? removed: ")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,23 @@ def _body(text: str) -> str:
     if len(text) > MAX_NOTE:
         raise ValidationError("body", f"is longer than {MAX_NOTE} characters")
     return text
+
+
+def _signable(text: str) -> None:
+    """Refuse to sign a note that says nothing yet, or still holds two people's text for
+    one place."""
+    if not text.strip():
+        raise ValidationError("body", "the note is empty; write the note before signing it")
+    if _ONLY_HEADINGS.fullmatch(re.sub(r"\s+", "", text)):
+        raise ValidationError(
+            "body", "the note holds only its headings; write the note before signing it"
+        )
+    if _CONFLICT_MARK.search(text):
+        raise ValidationError(
+            "body",
+            "the note still holds text another workstation wrote at the same place, in "
+            "brackets ([also from ...]); choose what stays before signing it",
+        )
 
 
 class Notes:
@@ -102,10 +128,13 @@ class Notes:
         note = self.get(note_id)
         if note.signed_at is not None:
             raise ValidationError("signed_at", "the note is already signed")
+        _signable(note.body)
         actor = self.records.actor
 
         def sign(doc: RecordDoc, hlc: str) -> None:
-            crdt.write(doc, "signed_body", str(crdt.text(doc, "body")), hlc, actor)
+            body = str(crdt.text(doc, "body"))
+            _signable(body)  # the text frozen is the document's, checked again
+            crdt.write(doc, "signed_body", body, hlc, actor)
             crdt.write(doc, "signed_at", utc_now(), hlc, actor)
 
         with self.records.db.write(actor, "note.sign", "note", note_id) as tx:

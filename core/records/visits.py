@@ -18,12 +18,10 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
+from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.notes import Note, Notes
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now
-
-# A new note's body: the headings of a SOAP note, for the clinician to fill in.
-SOAP_TEMPLATE = "Subjective:\n\n\nObjective:\n\n\nAssessment:\n\n\nPlan:\n"
 
 
 @dataclass(frozen=True)

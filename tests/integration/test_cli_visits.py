@@ -98,3 +98,21 @@ def test_bad_input_is_named_and_nothing_is_written(clinic: Path) -> None:
     )  # fmt: skip
     assert empty.returncode == 1 and "body: is required" in empty.stderr
     assert as_admin(clinic, "note", "list", "--visit", visit["id"]) == []
+
+
+def test_an_untouched_soap_note_is_not_signed(clinic: Path) -> None:
+    patient = as_admin(
+        clinic, "patient", "add", "--family", "Berg", "--given", "Nils", "--birth-date",
+        "1966-02-11",
+    )  # fmt: skip
+    visit = as_admin(clinic, "visit", "start", patient["id"], "--reason", "Dizziness")
+    note = as_admin(clinic, "note", "add", patient["id"], "--visit", visit["id"], "--soap")
+    refused = careline(
+        clinic, "--password-stdin", "note", "sign", note["id"], stdin=PASSWORD + "\n"
+    )
+    assert refused.returncode == 1
+    assert "the note holds only its headings; write the note before signing it" in refused.stderr
+    [listed] = as_admin(clinic, "note", "list", "--visit", visit["id"])
+    assert listed["signed_at"] is None  # not frozen: it can still be written
+    written = with_text(clinic, "Subjective:\nDizzy on standing.\n", "note", "edit", note["id"])
+    assert as_admin(clinic, "note", "sign", written["id"])["signed_at"]

@@ -240,18 +240,26 @@ def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
     ]
 
 
-def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+def editor_with_a_colleagues_edit(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
-) -> None:
+) -> NoteEditor:
+    """A new SOAP note's editor, open, and a colleague's edit of its Plan made meanwhile,
+    as a sync would bring it in (written as another user to the same note, so the merged
+    text is what the core holds next)."""
     chart = open_first_chart(qtbot, signed_in)
     section = visits_tab(qtbot, chart)
     start_walk_in(qtbot, section, "Asthma")
     editor = open_editor(qtbot, section)
-    note_id = editor.note.id
-    # A colleague's edit of the Plan, as a sync would bring it in (written as another user
-    # to the same note, so the merged text is what the core holds next).
     colleague = ClinicRecords(clinic.database, "nurse.ola")
-    Notes(colleague).edit(note_id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    Notes(colleague).edit(editor.note.id, SOAP_TEMPLATE + "Spacer technique reviewed.\n")
+    return editor
+
+
+def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    editor = editor_with_a_colleagues_edit(qtbot, signed_in, clinic)
+    note_id = editor.note.id
     QTest.keyClicks(editor.body, "Wheeze at night.")
     expected = (
         "Subjective:\nWheeze at night.\n\nObjective:\n\n\nAssessment:\n\n\n"
@@ -263,3 +271,49 @@ def test_the_editor_keeps_an_edit_that_arrived_while_it_was_open(
     # Typing goes on where the cursor was.
     QTest.keyClicks(editor.body, " Worse with cold air.")
     assert "Wheeze at night. Worse with cold air.\n" in editor.body.toPlainText()
+
+
+def test_signing_an_untouched_soap_note_is_refused_next_to_its_text(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Headache")
+    editor = open_editor(qtbot, section)
+    assert editor.body.toPlainText() == SOAP_TEMPLATE
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.error.isVisible(), timeout=5_000)
+    assert editor.error.text() == (
+        "Note text: the note holds only its headings; write the note before signing it."
+    )
+    # Nothing is frozen: the editor stays open for writing, and Sign works once it says
+    # something.
+    assert section.editor is editor and editor.isVisible()
+    assert Notes(clinic.records).get(editor.note.id).signed_at is None
+    assert editor.sign_button.isEnabled() and not editor.body.isReadOnly()
+    QTest.keyClicks(editor.body, "Tension headache, two days.")
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
+    note = Notes(clinic.records).get(editor.note.id)
+    assert note.signed_at is not None
+    assert note.body.startswith("Subjective:\nTension headache, two days.\n")
+
+
+def test_typing_on_while_a_merging_save_is_in_flight_keeps_the_other_edit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The save that merges a colleague's edit in returns while the person has typed on:
+    the screen cannot show the merge then, and the next save must not undo it."""
+    editor = editor_with_a_colleagues_edit(qtbot, signed_in, clinic)
+    note_id = editor.note.id
+    QTest.keyClicks(editor.body, "Wheeze at night.")
+    editor.save()  # the pause's autosave, as its timer fires
+    QTest.keyClicks(editor.body, " Worse with cold air.")  # before the save comes back
+    records = clinic.records
+    expected = (
+        "Subjective:\nWheeze at night. Worse with cold air.\n\nObjective:\n\n\n"
+        "Assessment:\n\n\nPlan:\nSpacer technique reviewed.\n"
+    )
+    qtbot.waitUntil(lambda: Notes(records).get(note_id).body == expected, timeout=5_000)
+    qtbot.waitUntil(lambda: editor.body.toPlainText() == expected, timeout=5_000)
+    assert editor.status.text() == "Saved"

@@ -208,8 +208,11 @@ def test_an_editor_started_before_a_synced_edit_keeps_both_edits() -> None:
     assert Notes(b).get(note.id).body == saved.body
 
 
-def test_merge_edits_keeps_ours_where_both_changed_the_same_words() -> None:
-    assert crdt.merge_edits("BP normal.", "BP 150/95.", "BP high.") == "BP 150/95."
+def test_merge_edits_keeps_both_where_both_changed_the_same_words() -> None:
+    assert (
+        crdt.merge_edits("BP normal.", "BP 150/95.", "BP high.")
+        == "BP 150/95. [also from another workstation: high.]"
+    )
     assert crdt.merge_edits("a b", "a x b", "a b y") == "a x b y"
     assert crdt.merge_edits("a b", "a b", "a c") == "a c"
 
