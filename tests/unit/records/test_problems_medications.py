@@ -117,6 +117,24 @@ def test_a_dose_change_stores_only_the_prescriber_given_and_keeps_the_reason() -
     ]
 
 
+def test_the_v1_active_column_is_0_for_a_stopped_medication() -> None:
+    """A reader knowing only V1's columns (name, dose, route, frequency, active) must not
+    take history for a current medication."""
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    meds = Medications(a)
+    metformin = meds.start(p.id, {"name": "Metformin", "strength": "500 mg"})
+    lisinopril = meds.start(p.id, {"name": "Lisinopril", "strength": "10 mg"})
+    higher = meds.change_dose(metformin.id, {"strength": "1000 mg"})
+    meds.stop(lisinopril.id)
+    rows = a.db.query(
+        "SELECT id, active FROM medications WHERE patient_id = ? ORDER BY id", (p.id,)
+    )
+    stopped = {m.id for m in meds.list(p.id, include_past=True) if not m.active}
+    assert len(stopped) == 2
+    assert sorted(rows) == sorted([(higher.id, 1), *((i, 0) for i in stopped)])
+
+
 def test_a_medication_matching_an_allergy_is_saved_only_when_confirmed() -> None:
     a = new_replica("ann")
     p = a.add_patient("Soto", "Luis", "1961-01-01")
