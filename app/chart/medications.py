@@ -57,11 +57,13 @@ class MedicationDialog(SavingDialog):
             "Start a medication"
             if changing is None
             else f"Change the dose of {changing.name}: it stops and starts again from the date"
+            # The reason is carried over (the same indication); the prescriber is not.
+            + (f". Reason kept: {changing.reason}" if changing.reason else "")
         )
         heading.setObjectName("dialogHeading")
         heading.setWordWrap(True)
         names = ("name", *DOSE_FIELDS, "start", "reason", "prescriber") if starting else (
-            *DOSE_FIELDS, "start",
+            *DOSE_FIELDS, "start", "prescriber",
         )  # fmt: skip
         self.fields: dict[str, QLineEdit] = {}
         form = form_layout()
@@ -121,8 +123,10 @@ class MedicationDialog(SavingDialog):
         work: Callable[[], Any]
         if changing is not None:
             changes = {f: values[f] for f in DOSE_FIELDS}
-            date = values["start"]
-            work = lambda: Medications(records()).change_dose(changing.id, changes, date)  # noqa: E731
+            date, prescriber = values["start"], values["prescriber"]
+            work = lambda: Medications(records()).change_dose(  # noqa: E731
+                changing.id, changes, date, prescriber
+            )
         else:
             visit = self.visit_link.encounter() if self.visit_link else lambda: None
             work = lambda: Medications(records()).start(  # noqa: E731

@@ -34,6 +34,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     change.add_argument("item_id")
     for option in ("strength", "dose", "route", "frequency"):
         change.add_argument(f"--{option}")
+    change.add_argument(
+        "--prescriber",
+        help="who prescribed the new dose (not carried over: none unless given); the "
+        "reason is carried over, being the same indication",
+    )
     change.add_argument("--date", help="YYYY-MM-DD (default: today)")
     listing = med.add_parser("list", help="active medications (--all: past ones too)")
     listing.add_argument("patient_id")
@@ -88,7 +93,7 @@ def run(ctx: Context) -> int:
             for f in ("strength", "dose", "route", "frequency")
             if getattr(args, f) is not None
         }
-        m = meds.change_dose(args.item_id, changes, args.date)
+        m = meds.change_dose(args.item_id, changes, args.date, args.prescriber)
         ctx.emit(m.to_dict(), f"Changed: now {line(m)}")
     else:
         found = meds.list(args.patient_id, include_past=args.all)

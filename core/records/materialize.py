@@ -249,6 +249,7 @@ def _children(
             row = [element.element_id, record_id, *(element.value.get(c) for c in columns)]
             if stamped:
                 row += [hlc_time(element.hlc), element.author]
+            row += [c.compute(element.value) for c in child.computed if c.compute]
             rows.append(tuple(row))
         out[child.table] = rows
     return out

@@ -27,8 +27,11 @@ START_FIELDS = (
     "name", "strength", "dose", "route", "frequency", "start", "reason", "prescriber",
     "encounter_id",
 )  # fmt: skip
-# What a dose change may change; the rest is carried over from the medication changed.
+# What a dose change may change; the name and the reason (the same indication) are carried
+# over from the medication changed. The prescriber is whoever the person changing it names,
+# and the visit is not carried: neither is known to be the old one's.
 DOSE_FIELDS = ("strength", "dose", "route", "frequency")
+CARRIED_FIELDS = ("name", "reason")
 
 
 class AllergyWarning(RecordError):
@@ -135,11 +138,16 @@ class Medications:
         return self.get(added[0])
 
     def change_dose(
-        self, item_id: str, changes: Mapping[str, str | None], date: str | None = None
+        self,
+        item_id: str,
+        changes: Mapping[str, str | None],
+        date: str | None = None,
+        prescriber: str | None = None,
     ) -> Medication:
         """Stop the medication on ``date`` (default today) and start it again with the
         changed strength, dose, route or frequency from that day, in one change; the new
-        medication. Whoever changes it is its prescriber only if they say so."""
+        medication. It keeps the old one's name and reason; its prescriber is ``prescriber``
+        (none if not given, never the old one's) and it is in no visit."""
         unknown = sorted(set(changes) - set(DOSE_FIELDS))
         if unknown:
             raise ValidationError(
@@ -150,7 +158,9 @@ class Medications:
 
         def change(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             old = self._active_item(doc, item_id, when)
-            new = {**old, **clean_item(MEDICATIONS, {**old, **changes})}  # type: ignore[dict-item]
+            kept = {f: old.get(f) for f in (*CARRIED_FIELDS, *DOSE_FIELDS)}
+            typed = {**kept, **changes, "prescriber": prescriber}
+            new = clean_item(MEDICATIONS, typed)  # type: ignore[arg-type]
             new |= {"start": when, "stop": None, "status": "active"}
             if all(new.get(f) == old.get(f) for f in DOSE_FIELDS):
                 raise ValidationError("dose", "nothing changed: type the new dose")

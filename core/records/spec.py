@@ -77,13 +77,17 @@ class ListSpec:
     # row digests depend on it).
     row_order: tuple[str, ...] | None = None
     sql_only: tuple[str, ...] = ()  # columns left to their SQL default by the materializer
+    # Columns worked out from an item's values (after the stamps), for readers of the table
+    # that do not read the item's own fields.
+    computed: tuple[Column, ...] = ()
     column_names: tuple[str, ...] = field(init=False)
     value_columns: tuple[str, ...] = field(init=False)  # filled from an item's value
 
     def __post_init__(self) -> None:
         order = self.row_order or tuple(f.name for f in self.items)
         stamps = ("recorded_at", "recorded_by") if self.stamped else ()
-        object.__setattr__(self, "column_names", ("id", self.parent, *order, *stamps))
+        worked_out = tuple(c.name for c in self.computed)
+        object.__setattr__(self, "column_names", ("id", self.parent, *order, *stamps, *worked_out))
         object.__setattr__(self, "value_columns", order)
 
     def item(self, name: str) -> Field:

@@ -54,6 +54,12 @@ PROBLEMS = ListSpec(
     row_order=("code", "description", "status", "onset", "resolved", "encounter_id"),
 )
 MEDICATION_STATUSES = ("active", "stopped")
+
+
+def _medication_active(values: dict[str, Any]) -> int:
+    return 0 if values.get("status") == "stopped" else 1
+
+
 MEDICATIONS = ListSpec(
     "medications",
     "Medications",
@@ -78,7 +84,9 @@ MEDICATIONS = ListSpec(
         *("name", "dose", "route", "frequency"),
         *("strength", "start", "stop", "reason", "prescriber", "encounter_id", "status"),
     ),
-    sql_only=("active",),  # V1 declared it; every materialized row keeps the default
+    # V1's column, kept true for readers of the table that know only V1's columns: 0 once
+    # the medication is stopped.
+    computed=(Column("active", compute=_medication_active),),
 )
 
 PATIENT = RecordType(

@@ -10,7 +10,9 @@ boxes and are named in a warning of fpdf2's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -290,7 +292,22 @@ def day_pdf(report: DayReport) -> bytes:
 
 
 def save(path: Path, document: bytes) -> None:
-    """Write a report to ``path``, readable by its owner only: it holds patient data."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(document)
+    """Write a report to ``path``, readable by its owner only (mode 0600): it holds
+    patient data.
+
+    The report goes to a new file in the same folder (mkstemp: O_CREAT | O_EXCL |
+    O_NOFOLLOW, mode 0600), synced, then renamed onto ``path`` in one step: a file it
+    replaces does not pass on its mode, a symlink at ``path`` is replaced rather than
+    followed, and a failure leaves the old file whole.
+    """
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(document)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise

@@ -7,14 +7,17 @@ as the background, then one patient with ten years of history (200 visits, 2,000
 signs, 300 notes, 30 problems, 40 medications) and a day of 60 appointments among
 ``BACKGROUND_DAYS`` other busy days, all written through the one write path.
 
-1. Opening the chart: what opening a chart reads (:func:`chart_reads`: ``open_chart`` and
-   the reads of the chart's parts: visits, vitals, notes, problems, medications). Side by
-   side, interleaved: the same rows read with plain SELECTs on the same connection (the
-   floor any API pays); the ratio says what Careline's reads add.
-2. The day view: one day's appointments with the patient names (:func:`day_view`), and,
-   interleaved, the same 60 rows read by id (the floor).
-3. Recording vitals: sets of 8 vitals (each one ``ClinicalEntries.add``: document, rows,
-   op, audit entry) per second, beside registering patients per second in the same run.
+1. Opening the chart: the reads the chart's screens make (:func:`chart_reads`:
+   ``ClinicRecords.open_chart``, the Visits tab's ``Visits.list_visits`` and the contents
+   of the newest visit, the Vitals tab's ``VitalSigns.sets``, the Overview cards'
+   ``Problems.list`` and ``Medications.list``). Side by side, interleaved: the same tables'
+   rows read with plain SELECTs on the same connection (the floor any API pays); the
+   ratio says what Careline's reads add.
+2. The day view: ``Schedule.day`` (one day's appointments with the patient names, what the
+   schedule's day view reads), and, interleaved, the same 60 rows read by id (the floor).
+3. Recording vitals: full sets of 9 vitals through ``VitalSigns.record`` (the Vitals tab's
+   write: checked, converted, flagged, one transaction per set) per second, beside
+   registering patients per second in the same run.
 
 Standalone: ``python -m tests.bench.clinical_bench``.
 """
@@ -36,10 +39,16 @@ from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.records.demo_data import VITAL_CODES, generate
 from core.records.entries import ClinicalEntries
+from core.records.medications import Medications
 from core.records.notes import Notes
+from core.records.problems import Problems
+from core.records.schedule import Schedule
+from core.records.visits import Visits
+from core.records.vital_signs import VitalSigns
 from core.store.database import Database, Row
 
 from .store_bench import summarize
+from .vitals_bench import a_set
 
 CHART_TARGET_P95_MS = 100.0
 DAY_TARGET_P95_MS = 50.0
@@ -57,50 +66,35 @@ def _log(message: str) -> None:
 
 
 def chart_reads(records: ClinicRecords, patient_id: str) -> tuple[Any, ...]:
-    """What opening a chart reads, through the core reads the chart's parts use today.
-
-    One place: the lead points it at the sections' own reads (visits, vitals, problems,
-    medications) once they exist.
-    """
-    entries, notes = ClinicalEntries(records), Notes(records)
+    """What opening a chart reads: the core reads the chart's screens call on the worker
+    (app/chart/page.py, visits.py and visit_view.py, vitals.py, problems.py,
+    medications.py). The Vitals tab also lists the patient's visits for its visit picker:
+    the same rows as the Visits tab's, not read twice here; the staff names the screens
+    look up for a visit's notes are not read either."""
     chart = records.open_chart(patient_id)
-    visits = entries.for_patient("encounter", patient_id)
-    vitals = entries.for_patient("observation", patient_id)
-    written = notes.for_patient(patient_id)
-    # No core read lists problems and medications yet: their derived rows, as a card reads.
-    problems = records.db.query("SELECT * FROM conditions WHERE patient_id = ?", (patient_id,))
-    medications = records.db.query("SELECT * FROM medications WHERE patient_id = ?", (patient_id,))
-    return chart, visits, vitals, written, problems, medications
+    visit_list = Visits(records)
+    visits = visit_list.list_visits(patient_id)
+    newest = visit_list.contents(visits[0].id) if visits else None
+    vitals = VitalSigns(records).sets(patient_id)
+    problems = Problems(records).list(patient_id)
+    medications = Medications(records).list(patient_id)
+    return chart, visits, newest, vitals, problems, medications
 
 
-def _chart_floor(db: Database, patient_id: str) -> tuple[list[Row], ...]:
-    """The same rows with one plain SELECT per table (no audit entry, no objects)."""
-    by_patient = ("allergies", "encounters", "observations", "notes", "conditions")
+def _chart_floor(db: Database, patient_id: str, visit_id: str) -> tuple[list[Row], ...]:
+    """The same tables' rows with one plain SELECT each (no audit entry, no objects, no
+    grouping): the patient's, and the notes of the newest visit ``visit_id``."""
+    by_patient = ("allergies", "encounters", "observations", "conditions", "medications")
     return (
-        *(db.query(f"SELECT * FROM {t} WHERE patient_id = ?", (patient_id,)) for t in by_patient),
         db.query("SELECT * FROM patients WHERE id = ?", (patient_id,)),
-        db.query("SELECT * FROM medications WHERE patient_id = ?", (patient_id,)),
+        *(db.query(f"SELECT * FROM {t} WHERE patient_id = ?", (patient_id,)) for t in by_patient),
+        db.query("SELECT * FROM notes WHERE encounter_id = ?", (visit_id,)),
         db.query(
             "SELECT a.* FROM note_addenda a JOIN notes n ON n.id = a.note_id "
-            "WHERE n.patient_id = ?",
-            (patient_id,),
+            "WHERE n.encounter_id = ?",
+            (visit_id,),
         ),
     )
-
-
-def day_view(db: Database, day: dt.date) -> list[dict[str, Any]]:
-    """One day's appointments in time order, each with its patient's name: what the day
-    view reads. (The schedule's own read replaces this once merged.)"""
-    start = day.isoformat()
-    end = (day + dt.timedelta(days=1)).isoformat()
-    rows = db.query(
-        "SELECT a.id, a.starts_at, a.ends_at, a.status, a.reason, a.patient_id, "
-        "p.family, p.given FROM appointments a JOIN patients p ON p.id = a.patient_id "
-        "WHERE a.starts_at >= ? AND a.starts_at < ? ORDER BY a.starts_at, a.id",
-        (start, end),
-    )
-    keys = ("id", "starts_at", "ends_at", "status", "reason", "patient_id", "family", "given")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def _long_history(records: ClinicRecords, rng: random.Random) -> str:
@@ -191,13 +185,12 @@ def _ratio(a: float, b: float) -> float:
 
 def _vitals_rate(records: ClinicRecords, patient_id: str) -> dict[str, Any]:
     """Vital-sign sets per second through the write path, beside patients per second."""
-    entries = ClinicalEntries(records)
+    signs, rng = VitalSigns(records), random.Random(20)
+    typed = [a_set(rng) for _ in range(VITAL_SETS)]
+    per_set = len(typed[0][0])
     t0 = time.perf_counter()
-    for s in range(VITAL_SETS):
-        stamp = f"2026-12-04T{8 + s // 60:02d}:{s % 60:02d}"
-        for code, unit in VITAL_CODES.values():
-            fields = {"code": code, "value": "72", "unit": unit, "observed_at": stamp}
-            entries.add("observation", patient_id, fields)
+    for s, (values, units) in enumerate(typed):
+        signs.record(patient_id, values, units, f"2026-12-04T{8 + s // 60:02d}:{s % 60:02d}")
     vitals_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(VITAL_SETS):
@@ -205,13 +198,13 @@ def _vitals_rate(records: ClinicRecords, patient_id: str) -> dict[str, Any]:
     patients_s = time.perf_counter() - t0
     sets_per_s = VITAL_SETS / vitals_s
     return {
-        "vitals_per_set": len(VITAL_CODES),
+        "vitals_per_set": per_set,
         "sets": VITAL_SETS,
         "sets_per_s": round(sets_per_s, 1),
-        "vital_signs_per_s": round(sets_per_s * len(VITAL_CODES), 1),
+        "vital_signs_per_s": round(sets_per_s * per_set, 1),
         "patients_registered_per_s": round(VITAL_SETS / patients_s, 1),
         "ratio_vital_sign_to_patient_writes_per_s": _ratio(
-            sets_per_s * len(VITAL_CODES), VITAL_SETS / patients_s
+            sets_per_s * per_set, VITAL_SETS / patients_s
         ),
     }
 
@@ -235,26 +228,33 @@ def run() -> dict[str, Any]:
             _log(f"set-up written in {setup_s:.1f} s")
 
             reads = chart_reads(records, patient)
+            newest = reads[2]
             shown = {
                 "visits": len(reads[1]),
-                "vital_signs": len(reads[2]),
-                "notes": len(reads[3]),
+                "newest_visit_notes": len(newest.notes) if newest else 0,
+                "newest_visit_observations": len(newest.observations) if newest else 0,
+                "vital_sets": len(reads[3]),
+                "vital_signs_in_sets": sum(len(s.readings) for s in reads[3]),
                 "problems": len(reads[4]),
                 "medications": len(reads[5]),
             }
+            newest_id = newest.visit.id if newest else ""
             chart, chart_floor = _side_by_side(
-                lambda: chart_reads(records, patient), lambda: _chart_floor(db, patient), ROUNDS
+                lambda: chart_reads(records, patient),
+                lambda: _chart_floor(db, patient, newest_id),
+                ROUNDS,
             )
             _log(f"chart open p95 {chart['p95_ms']} ms (floor {chart_floor['p95_ms']} ms)")
 
-            day_rows = day_view(db, DAY)
-            ids = tuple(r["id"] for r in day_rows)
+            schedule = Schedule(records)
+            day_rows = schedule.day(DAY)
+            ids = tuple(a.id for a in day_rows)
             marks = ", ".join("?" for _ in ids)
 
             def day_floor() -> object:
                 return db.query(f"SELECT * FROM appointments WHERE id IN ({marks})", ids)
 
-            day, day_base = _side_by_side(lambda: day_view(db, DAY), day_floor, ROUNDS)
+            day, day_base = _side_by_side(lambda: schedule.day(DAY), day_floor, ROUNDS)
             _log(f"day view p95 {day['p95_ms']} ms (floor {day_base['p95_ms']} ms)")
             vitals = _vitals_rate(records, patient)
             _log(f"vitals: {vitals['sets_per_s']} sets/s")

@@ -31,7 +31,8 @@ PATIENTS = 20
 TARGET_SETS_PER_S = 30.0
 
 
-def _a_set(rng: random.Random) -> tuple[dict[str, str], dict[str, str]]:
+def a_set(rng: random.Random) -> tuple[dict[str, str], dict[str, str]]:
+    """A full set of vitals as a nurse types it (values, and the units typed)."""
     systolic = rng.randint(100, 160)
     values = {
         "systolic": str(systolic),
@@ -62,7 +63,7 @@ def run(sets: int = SETS) -> dict[str, Any]:
         latencies: list[float] = []
         started = time.perf_counter()
         for i in range(sets):
-            values, units = _a_set(rng)
+            values, units = a_set(rng)
             minute = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{8 + i % 9:02d}:{i % 60:02d}"
             t0 = time.perf_counter()
             signs.record(patients[i % PATIENTS], values, units, minute)

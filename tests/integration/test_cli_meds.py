@@ -87,6 +87,21 @@ def test_medications_start_change_stop_with_history_and_an_allergy_warning(clini
     ]
 
 
+def test_a_dose_change_has_the_prescriber_given_or_none_and_keeps_the_reason(
+    clinic: Path,
+) -> None:
+    pid = _patient(clinic, "Prescriptores")
+    met = as_admin(clinic, "med", "start", pid, "--name", "Metformin", "--strength", "500 mg",
+                   "--reason", "Type 2 diabetes", "--prescriber", "Dr Ann",
+                   "--start", "2025-01-10")  # fmt: skip
+    unnamed = as_admin(clinic, "med", "change", pid, met["id"], "--strength", "1000 mg",
+                       "--date", "2025-06-01")  # fmt: skip
+    assert (unnamed["prescriber"], unnamed["reason"]) == (None, "Type 2 diabetes")
+    named = as_admin(clinic, "med", "change", pid, unnamed["id"], "--strength", "850 mg",
+                     "--prescriber", "Dr Bo", "--date", "2025-09-01")  # fmt: skip
+    assert (named["prescriber"], named["reason"]) == ("Dr Bo", "Type 2 diabetes")
+
+
 def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path) -> None:
     pid = _patient(clinic, "Alergias")
     asked = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")

@@ -83,5 +83,7 @@ def test_print_refusals_name_the_problem(charted: tuple[Path, SampleChart], tmp_
     assert code == 1 and "30/11/2026" in err
     code, err = fails("visit", "v", "-o", str(tmp_path / "nofolder" / "v.pdf"))
     assert code == 2 and "does not exist" in err
+    existing.chmod(0o644)
     assert fails("summary", chart.patient_id, "-o", str(existing), "--force")[0] == 0
     assert "Penicillin" in text_of(existing)
+    assert existing.stat().st_mode & 0o777 == 0o600  # the replaced file's 0644 is not kept

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
@@ -75,8 +75,10 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     assert patient is not None
     card = card_of(chart, MedicationsCard)
     Medications(clinic.records).start(
-        patient.id, {"name": "Metformin", "strength": "500 mg", "start": "2024-01-05"}
-    )
+        patient.id,
+        {"name": "Metformin", "strength": "500 mg", "start": "2024-01-05",
+         "reason": "Type 2 diabetes", "prescriber": "Dr Ann"},
+    )  # fmt: skip
     signed_in.operations.catch_up()
     qtbot.waitUntil(lambda: len(card.medications) == 1, timeout=5_000)
     assert not card.change_button.isEnabled() and not card.stop_button.isEnabled()
@@ -85,6 +87,10 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     dialog = card.dialog
     assert isinstance(dialog, MedicationDialog)
     qtbot.waitUntil(dialog.isActiveWindow)
+    # The reason is said to be kept; the prescriber is whoever is typed, not Dr Ann.
+    heading = dialog.findChild(QLabel, "dialogHeading")
+    assert heading is not None and "Reason kept: Type 2 diabetes" in heading.text()
+    assert dialog.fields["prescriber"].text() == ""
     strength = dialog.fields["strength"]
     assert strength.text() == "500 mg" and strength.hasFocus()
     strength.selectAll()
@@ -94,10 +100,16 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dialog.errors["start"].isVisible(), timeout=5_000)
     assert "before the medication started (2024-01-05)" in dialog.errors["start"].text()
+    QTest.mouseClick(dialog.fields["start"], Qt.MouseButton.LeftButton)  # into the date
     dialog.fields["start"].selectAll()
     QTest.keyClicks(dialog.fields["start"], "2024-06-01")
-    QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Return)
+    QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Tab)
+    assert dialog.fields["prescriber"].hasFocus()
+    QTest.keyClicks(dialog.fields["prescriber"], "Dr Bo")
+    QTest.keyClick(dialog.fields["prescriber"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
+    [new] = Medications(clinic.records).list(patient.id)
+    assert (new.prescriber, new.reason) == ("Dr Bo", "Type 2 diabetes")
     qtbot.waitUntil(lambda: rows(card.table)[0][1] == "1000 mg", timeout=5_000)
     assert [r[:4] for r in rows(card.table)] == [["Metformin", "1000 mg", "2024-06-01", ""]]
     QTest.mouseClick(card.show_past, Qt.MouseButton.LeftButton)

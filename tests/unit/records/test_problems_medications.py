@@ -13,6 +13,7 @@ from core.records.entries import ClinicalEntries
 from core.records.errors import ValidationError
 from core.records.medications import AllergyWarning, Medications
 from core.records.problems import Problems
+from core.records.visits import Visits
 from tests.unit.sync.replicas import new_replica, sync_pair
 
 
@@ -88,6 +89,50 @@ def test_a_dose_change_is_stop_plus_new_and_both_stay_as_history() -> None:
     assert meds.list(p.id) == [] and stopped.stop == "2025-09-30"
     with pytest.raises(ValidationError, match="already stopped"):
         meds.stop(stopped.id)
+
+
+def test_a_dose_change_stores_only_the_prescriber_given_and_keeps_the_reason() -> None:
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    visit = Visits(a).start(p.id, "Diabetes review")
+    meds = Medications(a)
+    first = meds.start(
+        p.id,
+        {"name": "Metformin", "strength": "500 mg", "start": "2025-01-10",
+         "reason": "Type 2 diabetes", "prescriber": "Dr Ann", "encounter_id": visit.id},
+    )  # fmt: skip
+    # Nobody named a prescriber: the new prescription has none (not Dr Ann's), and it was
+    # not made in her visit; the indication is the same, so the reason stays.
+    second = meds.change_dose(first.id, {"strength": "1000 mg"}, "2025-06-01")
+    assert (second.prescriber, second.encounter_id, second.reason) == (
+        None, None, "Type 2 diabetes",
+    )  # fmt: skip
+    third = meds.change_dose(second.id, {"strength": "850 mg"}, "2025-09-01", "Dr Bo")
+    assert (third.prescriber, third.reason) == ("Dr Bo", "Type 2 diabetes")
+    history = meds.list(p.id, include_past=True)  # each stays as it was prescribed
+    assert [(m.strength, m.prescriber, m.encounter_id, m.stop) for m in history] == [
+        ("850 mg", "Dr Bo", None, None),
+        ("1000 mg", None, None, "2025-09-01"),
+        ("500 mg", "Dr Ann", visit.id, "2025-06-01"),
+    ]
+
+
+def test_the_v1_active_column_is_0_for_a_stopped_medication() -> None:
+    """A reader knowing only V1's columns (name, dose, route, frequency, active) must not
+    take history for a current medication."""
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    meds = Medications(a)
+    metformin = meds.start(p.id, {"name": "Metformin", "strength": "500 mg"})
+    lisinopril = meds.start(p.id, {"name": "Lisinopril", "strength": "10 mg"})
+    higher = meds.change_dose(metformin.id, {"strength": "1000 mg"})
+    meds.stop(lisinopril.id)
+    rows = a.db.query(
+        "SELECT id, active FROM medications WHERE patient_id = ? ORDER BY id", (p.id,)
+    )
+    stopped = {m.id for m in meds.list(p.id, include_past=True) if not m.active}
+    assert len(stopped) == 2
+    assert sorted(rows) == sorted([(higher.id, 1), *((i, 0) for i in stopped)])
 
 
 def test_a_medication_matching_an_allergy_is_saved_only_when_confirmed() -> None:

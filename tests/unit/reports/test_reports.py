@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -190,3 +191,31 @@ def test_day_list_names_clinicians_once_appointments_have_them() -> None:
     assert "Clinician" in text and "Dr Bello" in text
     without = data.DayReport(context, DAY, (dataclasses.replace(line, clinician=None),), 0)
     assert "Clinician" not in pdf_text(pdf.day_pdf(without))[0]
+
+
+def test_saving_over_a_0644_file_leaves_a_0600_file_and_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "summary.pdf"
+    target.write_bytes(b"an older report")
+    target.chmod(0o644)
+    pdf.save(target, b"%PDF- the new report")
+    assert target.read_bytes() == b"%PDF- the new report"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.pdf"]
+
+
+def test_saving_onto_a_symlink_replaces_the_link_and_leaves_its_target_alone(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"not a report")
+    elsewhere.chmod(0o644)
+    target = tmp_path / "summary.pdf"
+    target.symlink_to(elsewhere)
+    pdf.save(target, b"%PDF- the report")
+    assert not target.is_symlink()
+    assert target.read_bytes() == b"%PDF- the report"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert elsewhere.read_bytes() == b"not a report"
+    assert elsewhere.stat().st_mode & 0o777 == 0o644
