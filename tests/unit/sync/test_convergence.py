@@ -34,7 +34,7 @@ from core.records.problems import Problems
 from core.records.schedule import Schedule
 from core.records.types import APPOINTMENT_STATUSES, PATIENT
 from core.records.visits import Visits
-from core.records.vital_signs import VitalSigns
+from core.records.vital_signs import Reading, VitalSigns
 from tests.unit.sync.replicas import (
     FAULTS,
     Wire,
@@ -212,6 +212,9 @@ class Oracle:
     made: dict[str, set[str]] = field(default_factory=dict)
     signed: dict[str, set[str]] = field(default_factory=dict)  # note -> texts signed
     addenda: dict[str, int] = field(default_factory=dict)  # note -> addenda written
+    # What was written together: an appointment's (start, end) by a booking or a move, a
+    # reading's (value, as typed, unit typed, flag) by a recording or a correction.
+    together: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 def _doc(r: ClinicRecords, record_id: str) -> crdt.RecordDoc:
@@ -300,6 +303,10 @@ def _signed_body(r: ClinicRecords, note_id: str) -> str:
     return str(signed.value)
 
 
+def _reading(r: Reading) -> tuple[Any, ...]:
+    return (r.value, r.entered_value, r.entered_unit, r.flag)
+
+
 def _refused(r: ClinicRecords, do: Callable[[], T]) -> T | None:
     """``do()``, or None where it was refused (not synced here yet, not allowed now): a
     refused change writes nothing at all."""
@@ -377,6 +384,9 @@ class Run:
         self.made.setdefault(table, []).append(record_id)
         self.oracle.made.setdefault(table, set()).add(record_id)
 
+    def _together(self, record_id: str, values: tuple[Any, ...]) -> None:
+        self.oracle.together.setdefault(record_id, set()).add(values)
+
     def _pick(self, table: str, which: int) -> str | None:
         made = self.notes if table == "notes" else self.made.get(table, [])
         return made[which % len(made)] if made else None
@@ -393,6 +403,7 @@ class Run:
             made = _refused(r, lambda: Schedule(r).book(pid, when, "lee", 15, allow_overlap=True))
             if made is not None:
                 self._made("appointments", made.id)
+                self._together(made.id, (made.starts_at, made.ends_at))
         elif kind == "visit":
             started = _refused(r, lambda: Visits(r).start(pid, action[3]))
             if started is not None:
@@ -403,6 +414,7 @@ class Run:
             taken = _refused(r, lambda: VitalSigns(r).record(pid, pulse, encounter_id=visit))
             for reading in taken or []:
                 self._made("observations", reading.id)
+                self._together(reading.id, _reading(reading))
         elif kind == "dose":
             self._dose(r, pid, int(action[3]))
         elif kind == "none_known":
@@ -442,7 +454,9 @@ class Run:
         o = self.oracle
         if kind == "move":
             when = f"2026-12-07 {int(action[3]):02d}:30"
-            _refused(r, lambda: Schedule(r).move(target, when, allow_overlap=True))
+            moved = _refused(r, lambda: Schedule(r).move(target, when, allow_overlap=True))
+            if moved is not None:
+                self._together(target, (moved.starts_at, moved.ends_at))
         elif kind == "status":
             _refused(r, lambda: Schedule(r).set_status(target, str(action[3])))
         elif kind == "close":
@@ -463,7 +477,9 @@ class Run:
             if _refused(r, lambda: Notes(r).add_addendum(target, "Addendum.")) is not None:
                 o.addenda[target] = o.addenda.get(target, 0) + 1
         elif kind == "correct":
-            _refused(r, lambda: VitalSigns(r).correct(target, str(action[3])))
+            fixed = _refused(r, lambda: VitalSigns(r).correct(target, str(action[3])))
+            if fixed is not None:
+                self._together(target, _reading(fixed))
 
     def _settle(self, r: ClinicRecords, which: int, choice: int) -> None:
         """Resolve a conflict on a record of the clinic's day (patients' own are tracked
@@ -638,7 +654,8 @@ def _check_nothing_lost(run: Run) -> None:
 
 def _check_clinic_day(final: ClinicRecords, oracle: Oracle) -> None:
     """Appointments, visits and readings are never lost; a signed note stays signed with
-    a text someone signed, and keeps every addendum; an appointment keeps a whole move."""
+    a text someone signed, and keeps every addendum; appointments and readings show what
+    one booking, move, recording or correction wrote."""
     for table in ("appointments", "encounters", "observations"):
         kept = {str(i) for (i,) in final.db.query(f"SELECT id FROM {table}")}
         assert kept == oracle.made.get(table, set()), table
@@ -647,10 +664,15 @@ def _check_clinic_day(final: ClinicRecords, oracle: Oracle) -> None:
         assert _signed_body(final, note_id) in texts
     for note_id, count in oracle.addenda.items():
         assert len(Notes(final).get(note_id).addenda) == count
-    for starts, ends, state in final.db.query(
-        "SELECT starts_at, ends_at, status FROM appointments"
+    # Shown as written together (a conflict open or not): never one workstation's start
+    # with another's end, or one correction's value with another's flag.
+    for aid, starts, ends, state in final.db.query(
+        "SELECT id, starts_at, ends_at, status FROM appointments"
     ):
-        assert str(starts) < str(ends) and state in APPOINTMENT_STATUSES
+        assert (starts, ends) in oracle.together[aid] and state in APPOINTMENT_STATUSES
+    for observation_id in oracle.made.get("observations", set()):
+        reading = VitalSigns(final).get(observation_id)
+        assert _reading(reading) in oracle.together[observation_id]
 
 
 def _resolve_everything(run: Run) -> None:
@@ -675,6 +697,7 @@ def _resolve_everything(run: Run) -> None:
     for replica in run.replicas:
         assert replica.conflicts() == []
     assert_converged(run.replicas)
+    _check_clinic_day(r, run.oracle)  # the choices made keep each reading whole
 
 
 def _deleted_patients_entries(final: ClinicRecords, oracle: Oracle, lname: str) -> set[str]:
