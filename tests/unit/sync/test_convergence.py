@@ -6,7 +6,11 @@ allergies, problems and medications added and removed, unsigned notes typed into
 edit-vs-delete and list conflicts resolved; syncs between random pairs over links that drop,
 duplicate, replay and reorder requests, replies and the ops inside batches. "Races" (two
 replicas changing the same thing before either syncs) make a good share of the examples
-conflict. After every partition heals, every replica must hold byte-for-byte the same
+conflict. The clinic's day too: appointments booked, moved and their status changed (moved
+or changed on two replicas at once), visits started, closed and their reason edited, notes
+in visits signed (twice at once, or while typed into elsewhere) with addenda, vital signs
+recorded and corrected, doses changed (stop + new), "no known allergies" recorded, and
+their conflicts settled. After every partition heals, every replica must hold byte-for-byte the same
 derived state, and an oracle that watched the script (independently of the replicas) checks
 what must have survived. Finally every conflict is resolved and all inboxes must empty.
 
