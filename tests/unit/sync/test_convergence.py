@@ -391,9 +391,13 @@ class Run:
     def _together(self, record_id: str, values: tuple[Any, ...]) -> None:
         self.oracle.together.setdefault(record_id, set()).add(values)
 
-    def _pick(self, table: str, which: int) -> str | None:
+    def _pick(self, r: ClinicRecords, table: str, which: int) -> str | None:
+        """One of the records made so far that ``r`` holds (as a person picks from what
+        their screen shows), else one it does not hold yet (the change is then refused)."""
         made = self.notes if table == "notes" else self.made.get(table, [])
-        return made[which % len(made)] if made else None
+        held = {str(i) for (i,) in r.db.query(f"SELECT id FROM {table}")} if made else set()
+        shown = [i for i in made if i in held] or made
+        return shown[which % len(shown)] if shown else None
 
     def _day_patient(self, r: ClinicRecords, pid: str, action: Action) -> None:
         """Book, start a visit, record vitals, change a dose, record no known allergies."""
@@ -413,7 +417,7 @@ class Run:
             if started is not None:
                 self._made("encounters", started.id)
         elif kind == "vitals":
-            visit = self._pick("encounters", -1) if action[3] else None
+            visit = self._pick(r, "encounters", -1) if action[3] else None
             pulse = {"pulse": str(action[4])}
             taken = _refused(r, lambda: VitalSigns(r).record(pid, pulse, encounter_id=visit))
             for reading in taken or []:
@@ -452,7 +456,7 @@ class Run:
             self._settle(r, which, int(action[3]))
             return
         table = DAY_ITEMS[kind]
-        target = self._pick(table, which)
+        target = self._pick(r, table, which)
         if target is None:
             return
         o = self.oracle
