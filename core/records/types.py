@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.records import validation as v
-from core.records.reading_conflicts import settle_reading
+from core.records.reading_conflicts import settle_move, settle_reading
 from core.records.rows import sort_key
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
 from core.records.signed_notes import SignedNoteRules
@@ -198,6 +198,7 @@ APPOINTMENT = RecordType(
         Field("cancel_reason", "Reason for cancelling", v.optional_text),
     ),
     chart_entry=True,
+    settle_hook=settle_move,  # choosing one side of a move keeps that move's start and end
 )
 
 

@@ -45,10 +45,12 @@ def test_moving_one_appointment_on_two_workstations_is_a_conflict(
                 }
                 assert {c.record_id for c in found.values()} == {booked.id}
 
-            # A person settles both; the other workstation follows.
-            for conflict in a.records.conflicts():
-                chosen = max(conflict.candidates, key=lambda c: str(c.value))
-                a.records.resolve_conflict(conflict.id, choose=chosen.id)
+            # A person chooses the later start: that move's end comes with it (one choice
+            # settles the whole move), and the other workstation follows.
+            start = next(c for c in a.records.conflicts() if c.field == "starts_at")
+            chosen = max(start.candidates, key=lambda c: str(c.value))
+            a.records.resolve_conflict(start.id, choose=chosen.id)
+            assert a.records.conflicts() == []
             sync_at(a, cred_a)
             sync_at(b, cred_b)
             assert a.records.conflicts() == b.records.conflicts() == []
