@@ -8,9 +8,9 @@ workstations is a conflict like any other register's.
 
 A visit started from an appointment and the appointment's status move together: starting
 sets the (arrived) appointment in visit and creates the encounter in one transaction, and
-closing marks the appointment done in the closing's transaction, so the schedule never
-shows a patient waiting (or a cancellable booking) with a visit open, nor a visit without
-its appointment's change.
+closing marks the appointment done in the closing's transaction. A visit is never started
+from a booking that stays booked (and could be cancelled with the visit open), and neither
+write lands without the other.
 """
 
 from __future__ import annotations
