@@ -269,19 +269,22 @@ class VisitsSection:
         """What the visit opened holds."""
         return self._contents
 
-    def reload(self, select: str | None = None) -> None:
-        """Re-read the patient's visits (``select``: the visit to open then)."""
+    def reload(self, select: str | None = None, from_appointment: str | None = None) -> None:
+        """Re-read the patient's visits and open ``select`` (a visit id), or the visit
+        started from the appointment ``from_appointment``, else the one open now."""
         patient_id = self._patient_id
         if patient_id is None:
             return
         current = self.current_visit()
         chosen = select or (current.id if current else None)
         records = self._records
+
+        def arrived(visits: list[Visit]) -> None:
+            started = (v.id for v in visits if v.appointment_id == from_appointment)
+            self._visits_arrived(visits, next(started, None) if from_appointment else chosen)
+
         self._operations.read(
-            self.READ_LIST,
-            lambda: Visits(records()).list_visits(patient_id),
-            lambda visits: self._visits_arrived(visits, chosen),
-            self._failed,
+            self.READ_LIST, lambda: Visits(records()).list_visits(patient_id), arrived, self._failed
         )
 
     def records_changed(self, changes: Changes) -> None:
@@ -390,21 +393,10 @@ class VisitsSection:
         self.start_dialog = dialog
         dialog.open()
 
-    def start_from_appointment(self, appointment_id: str, patient_id: str) -> None:
-        """Start a visit from an arrived appointment (the schedule's
-        ``start_visit_requested``), then show it if this patient's chart is open."""
-        records = self._records
-
-        def started(visit: Visit) -> None:
-            if self._patient_id == visit.patient_id:
-                self.reload(select=visit.id)
-
-        self._operations.submit(
-            lambda: Visits(records()).start(patient_id, appointment_id=appointment_id),
-            started,
-            self._failed,
-            label="start visit from appointment",
-        )
+    def show_from_appointment(self, appointment_id: str) -> None:
+        """Open the visit the schedule's Start visit has just started from
+        ``appointment_id`` (core's ``Visits.start`` wrote it; this tab only shows it)."""
+        self.reload(from_appointment=appointment_id)
 
     def new_note(self) -> None:
         """Start a note from the SOAP template in the visit opened, and edit it."""

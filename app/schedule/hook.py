@@ -1,8 +1,8 @@
 """How the main window reaches the schedule: one call from ``Workspace.__init__``.
 
 Adds the "Schedule" toolbar button (Ctrl+D) before Conflicts and the schedule page to the
-workspace's page stack, and returns the page; Start visit opens the patient's chart on its
-Visits tab with the visit started from the appointment.
+workspace's page stack, and returns the page; once Start visit has started the visit from
+the appointment, the patient's chart opens on its Visits tab showing it.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ def add_schedule(workspace: Workspace) -> SchedulePage:
 
 
 def start_visit(workspace: Workspace, appointment_id: str, patient_id: str) -> None:
-    """An arrived patient goes in: open their chart on its Visits tab, and start the visit
-    there from the appointment (its reason and id go with it)."""
+    """An arrived patient has gone in (the schedule page started the visit from the
+    appointment): open their chart on its Visits tab, showing that visit."""
 
     def then() -> None:
         chart = workspace.chart
         for section in chart.sections:
             if isinstance(section, VisitsSection):
                 chart.tabs.setCurrentWidget(section.widget())
-                section.start_from_appointment(appointment_id, patient_id)
+                section.show_from_appointment(appointment_id)
 
     workspace._in_chart(patient_id, then)
 

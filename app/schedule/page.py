@@ -44,6 +44,7 @@ from core.records.schedule import (
     now_local,
     week_start,
 )
+from core.records.visits import Visits
 
 READ_KEY = "schedule.view"
 DAY, WEEK = "day", "week"
@@ -98,7 +99,8 @@ class SchedulePage(QWidget):
     """Day and week views with the waiting room beside them."""
 
     # The visits part connects here: the person chose "Start visit" on an arrived patient
-    # (core's Schedule.start_visit sets the status; they open the visit).
+    # and the visit has started (core's Visits.start set the appointment in visit and
+    # created the visit in one write); they show it.
     start_visit_requested = Signal(str, str)  # appointment id, patient id
     open_chart_requested = Signal(str)  # patient id
 
@@ -560,15 +562,20 @@ class SchedulePage(QWidget):
             self._write(lambda s: s.set_status(appointment_id, status))
 
     def start_visit(self) -> None:
-        """Set the selected arrived appointment in visit, then say so to whoever opens
-        visits (``start_visit_requested``)."""
+        """Start the visit from the selected arrived appointment (one write: in visit and
+        the visit itself), then say so to whoever shows visits (``start_visit_requested``);
+        a refusal shows here, where the person clicked."""
         a = self.selected()
         if a is None:
             return
         appointment_id, patient_id = a.id, a.patient_id
-        self._write(
-            lambda s: s.start_visit(appointment_id),
-            lambda _a: self.start_visit_requested.emit(appointment_id, patient_id),
+        records, clock = self._records, self.clock
+        self.error.hide()
+        self._operations.submit(
+            lambda: Visits(records(), clock).start(patient_id, appointment_id=appointment_id),
+            lambda _visit: self.start_visit_requested.emit(appointment_id, patient_id),
+            self._write_failed,
+            "start visit",
         )
 
     def _write(

@@ -14,7 +14,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     visit = actions(parser)
     start = visit.add_parser("start", help="start a visit (walk-in, or from an appointment)")
     start.add_argument("patient_id")
-    start.add_argument("--appointment", help="the appointment the visit is started from")
+    start.add_argument(
+        "--appointment",
+        help="the appointment the visit is started from (arrived, on its day); it becomes "
+        "in visit, and done when the visit is closed",
+    )
     start.add_argument("--reason")
     start.add_argument("--clinician", help="user name (default: the signed-in user)")
     listing = visit.add_parser("list", help="visits, newest first")

@@ -14,6 +14,10 @@ write path. This module adds what a schedule needs on top of the generic chart e
   cancelled appointment is reinstated, a no-show who turns up late is checked in, a visit
   started by mistake goes back to waiting). ``done`` is final here: only a person settling
   a conflict in the conflict inbox may put another value on a finished appointment.
+- **When**: a patient is checked in (arrived) or called in (in visit) only on the
+  appointment's own day by the clinic's clock, and marked a no-show only once the
+  appointment's start time has passed (``refuse_wrong_time``); a visit started from an
+  appointment (``Visits.start``) sets it in visit in the same transaction.
 - **Overlaps** (the same clinician, overlapping times, neither cancelled nor a no-show) are
   warned, not forbidden: ``book``/``move`` refuse with ``OverlapError`` naming the clashes
   unless the caller says the person has seen them (``allow_overlap=True``); the check and
@@ -135,6 +139,26 @@ def describe(a: Appointment, with_id: bool = True) -> str:
     who = a.patient_name or a.patient_id
     ident = f", id {a.id}" if with_id else ""
     return f"{day} {start}-{end} {who} ({a.status_label.lower()}{ident})"
+
+
+def refuse_wrong_time(a: Appointment, status: str, now: dt.datetime) -> None:
+    """TransitionError unless ``status`` may be set on ``a`` at ``now`` (the clinic's local
+    time): arrived and in visit only on the appointment's day, no-show only after it
+    started. Other statuses may be set at any time."""
+    day = a.starts_at[:10]
+    label = STATUS_LABELS.get(status, status).lower()
+    if status in ("arrived", "in_visit") and now.date().isoformat() != day:
+        raise TransitionError(
+            "status",
+            f"the appointment is on {day}: it can only be marked {label} on that day "
+            f"(today is {now.date().isoformat()})",
+        )
+    if status == "no_show" and now <= dt.datetime.fromisoformat(a.starts_at):
+        raise TransitionError(
+            "status",
+            f"the appointment starts at {a.starts_at.replace('T', ' ')}: it can only be "
+            "marked a no-show after that",
+        )
 
 
 def now_local() -> dt.datetime:
@@ -334,24 +358,33 @@ class Schedule:
 
     def set_status(self, appointment_id: str, status: str) -> Appointment:
         """Move an appointment to ``status`` along ``TRANSITIONS`` (TransitionError names
-        the statuses allowed from where it is). Arriving records the local time."""
+        the statuses allowed from where it is) at a time that status allows
+        (``refuse_wrong_time``). Arriving records the local time."""
         wanted = v.choice("status", status, APPOINTMENT_STATUSES)
         if wanted is None:
             raise ValidationError("status", "is required")
         if wanted == "cancelled":
             return self.cancel(appointment_id)
+        now = self.clock().replace(microsecond=0)
         extra: dict[str, str | None] = {}
         if wanted == "arrived":
-            extra["arrived_at"] = self.clock().replace(microsecond=0).isoformat()
+            extra["arrived_at"] = now.isoformat()
         elif wanted == "booked":
             extra |= {"arrived_at": None, "cancel_reason": None}
-        return self._set(appointment_id, wanted, extra)
+        return self._set(appointment_id, wanted, extra, now)
 
     def start_visit(self, appointment_id: str) -> Appointment:
-        """The clinician has called the patient in: status in_visit (from arrived)."""
+        """The clinician has called the patient in: status in_visit (from arrived), with no
+        visit record; ``Visits.start`` from the appointment does both in one transaction."""
         return self.set_status(appointment_id, "in_visit")
 
-    def _set(self, appointment_id: str, status: str, extra: dict[str, str | None]) -> Appointment:
+    def _set(
+        self,
+        appointment_id: str,
+        status: str,
+        extra: dict[str, str | None],
+        now: dt.datetime | None = None,
+    ) -> Appointment:
         current = self.get(appointment_id)
         if current.status == status:
             return current
@@ -368,6 +401,8 @@ class Schedule:
                     f"an appointment that is {current.status_label.lower()} cannot become "
                     f"{STATUS_LABELS[status].lower()} (it may become {names})",
                 )
+            if now is not None:
+                refuse_wrong_time(current, status, now)
             fields = {"status": status, **extra}
             change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
         return self.get(appointment_id)

@@ -5,11 +5,18 @@ An encounter is an ordinary chart entry (``ClinicalEntries``); this module adds 
 visit means: who the clinician is, which appointment it came from, and closing it. Every
 write goes through the one write path, so a concurrent edit of a visit's field on two
 workstations is a conflict like any other register's.
+
+A visit started from an appointment and the appointment's status move together: starting
+sets the (arrived) appointment in visit and creates the encounter in one transaction, and
+closing marks the appointment done in the closing's transaction. A visit is never started
+from a booking that stays booked (and could be cancelled with the visit open), and neither
+write lands without the other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +27,7 @@ from core.records.entries import PATIENT_LISTS, ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.notes import Note, Notes
+from core.records.schedule import Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now
 
@@ -94,10 +102,13 @@ def visit_list_items(
 class Visits:
     """Visit operations on behalf of the signed-in person."""
 
-    def __init__(self, records: ClinicRecords) -> None:
+    def __init__(
+        self, records: ClinicRecords, clock: Callable[[], dt.datetime] = now_local
+    ) -> None:
         self.records = records
         self.entries = ClinicalEntries(records)
         self.notes = Notes(records)
+        self.clock = clock  # the clinic's local time now (tests set their own)
 
     def start(
         self,
@@ -106,18 +117,36 @@ class Visits:
         clinician: str | None = None,
         appointment_id: str | None = None,
     ) -> Visit:
-        """Start a visit now: a walk-in, or from ``appointment_id`` (the patient's own
-        appointment; its reason is the visit's unless another is given). The clinician
-        defaults to the appointment's (a nurse starting the doctor's appointment starts the
-        doctor's visit), else to the signed-in person, and must be a user of the clinic."""
+        """Start a visit now: a walk-in, or from ``appointment_id`` (see ``_start_from``).
+        The clinician defaults to the appointment's (a nurse starting the doctor's
+        appointment starts the doctor's visit), else to the signed-in person, and must be a
+        user of the clinic."""
         self.records.get_patient(patient_id)
         appointment = self.entries.get("appointment", appointment_id) if appointment_id else {}
         booked_with = str(appointment.get("clinician") or "")
         who = (clinician or "").strip() or booked_with or self.records.actor
         if who != self.records.actor and self.records.user(who) is None:
             raise ValidationError("clinician", f"{who!r} is not a user of this clinic")
+        now = self.clock()
+        fields = {"started_at": now.isoformat(timespec="minutes"), "reason": reason,
+                  "clinician": who, "appointment_id": None}  # fmt: skip
         if appointment_id:
-            if appointment["patient_id"] != patient_id:
+            return self._start_from(appointment_id, patient_id, fields, now)
+        return self.get(self.entries.add("encounter", patient_id, fields))
+
+    def _start_from(
+        self, appointment_id: str, patient_id: str, fields: dict[str, str | None], now: dt.datetime
+    ) -> Visit:
+        """The patient's own appointment, today, arrived (or already set in visit by the
+        schedule, with no visit yet): in one transaction the appointment becomes in visit
+        and the encounter is created, taking the appointment's reason unless another is
+        given. Anything else is refused, naming the appointment's status."""
+        schedule = Schedule(self.records, lambda: now)
+        # One transaction for the checks and both writes (each keeps its own audit entry):
+        # nothing can change the appointment between them, and neither lands alone.
+        with self.records.db.batch():
+            appointment = schedule.get(appointment_id)
+            if appointment.patient_id != patient_id:
                 raise ValidationError("appointment_id", "is another patient's appointment")
             taken = self.records.db.query(
                 "SELECT id FROM encounters WHERE appointment_id = ?", (appointment_id,)
@@ -126,25 +155,47 @@ class Visits:
                 raise ValidationError(
                     "appointment_id", f"visit {taken[0][0]} was already started from it"
                 )
-            reason = reason or appointment["reason"]
-        started = dt.datetime.now().isoformat(timespec="minutes")
-        fields = {
-            "started_at": started,
-            "reason": reason,
-            "clinician": who,
-            "appointment_id": appointment_id or None,
-        }
-        return self.get(self.entries.add("encounter", patient_id, fields))
+            if appointment.status == "arrived":
+                schedule.set_status(appointment_id, "in_visit")
+            elif appointment.status == "in_visit":
+                refuse_wrong_time(appointment, "in_visit", now)
+            else:
+                raise ValidationError(
+                    "appointment_id",
+                    f"is {appointment.status_label.lower()}; a visit is started from an "
+                    "appointment only once the patient has arrived",
+                )
+            fields = {**fields, "appointment_id": appointment_id,
+                      "reason": fields["reason"] or appointment.reason}  # fmt: skip
+            visit_id = self.entries.add("encounter", patient_id, fields)
+        return self.get(visit_id)
 
     def close(self, visit_id: str) -> Visit:
-        """Close an open visit (who and when are recorded)."""
-        if not self.get(visit_id).is_open:
-            raise ValidationError("status", "the visit is already closed")
+        """Close an open visit (who and when are recorded); the appointment it was started
+        from, if it is in visit, becomes done in the same transaction."""
         actor = self.records.actor
         closing = self.records.setter({"closed_at": utc_now(), "closed_by": actor})
-        with self.records.db.write(actor, "encounter.close", "encounter", visit_id) as tx:
-            change(tx, actor, visit_id, "encounter", closing)
+        with self.records.db.batch():
+            visit = self.get(visit_id)
+            if not visit.is_open:
+                raise ValidationError("status", "the visit is already closed")
+            with self.records.db.write(actor, "encounter.close", "encounter", visit_id) as tx:
+                change(tx, actor, visit_id, "encounter", closing)
+            if visit.appointment_id:
+                self._finish(visit.appointment_id)
         return self.get(visit_id)
+
+    def _finish(self, appointment_id: str) -> None:
+        """The visit's appointment is done. Only from in visit: one the front desk has
+        since moved on (back to waiting, or settled in a conflict) is theirs to change,
+        and one not synced to this replica yet has nothing to mark."""
+        schedule = Schedule(self.records, self.clock)
+        try:
+            appointment = schedule.get(appointment_id)
+        except NotFoundError:
+            return
+        if appointment.status == "in_visit":
+            schedule.set_status(appointment_id, "done")
 
     def get(self, visit_id: str) -> Visit:
         """One visit."""

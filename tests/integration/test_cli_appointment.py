@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def test_book_list_move_status_cancel(clinic: tuple[Path, str, str]) -> None:
     week = as_admin(data, "appointment", "list", "--week", "2026-12-10", "--clinician", "admin")
     assert (week["from"], week["to"]) == ("2026-12-07", "2026-12-13")
     assert [a["id"] for a in week["appointments"]] == [booked["id"]]
-    moved = as_admin(data, "appointment", "move", booked["id"], "--start", "2026-12-08 14:00")
-    assert (moved["starts_at"], moved["ends_at"]) == ("2026-12-08T14:00", "2026-12-08T14:15")
+    # Checked in only on the appointment's day (the clinic's clock: today).
+    code, _, err = admin(data, "appointment", "status", booked["id"], "arrived")
+    assert code == 1 and "the appointment is on 2026-12-07: it can only be marked arrived" in err
+    today = dt.date.today().isoformat()
+    moved = as_admin(data, "appointment", "move", booked["id"], "--start", f"{today} 14:00")
+    assert (moved["starts_at"], moved["ends_at"]) == (f"{today}T14:00", f"{today}T14:15")
     arrived = as_admin(data, "appointment", "status", booked["id"], "arrived")
     assert arrived["status"] == "arrived" and arrived["arrived_at"]
     assert as_admin(data, "appointment", "status", booked["id"], "in_visit")["status"] == "in_visit"
@@ -56,7 +61,7 @@ def test_book_list_move_status_cancel(clinic: tuple[Path, str, str]) -> None:
     assert code == 1
     assert "done cannot become booked" in err
     # Plain output: one line per appointment.
-    code, out, _ = admin(data, "appointment", "list", "--date", "2026-12-08")
+    code, out, _ = admin(data, "appointment", "list", "--date", today)
     assert code == 0
     assert "14:00-14:15  admin  GARCIA, Maria  Done  Cough" in out
     other = as_admin(

@@ -3,6 +3,7 @@ real SQLCipher; note text from --text or standard input (after the password line
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,40 @@ def test_an_untouched_soap_note_is_not_signed(clinic: Path) -> None:
     assert listed["signed_at"] is None  # not frozen: it can still be written
     written = with_text(clinic, "Subjective:\nDizzy on standing.\n", "note", "edit", note["id"])
     assert as_admin(clinic, "note", "sign", written["id"])["signed_at"]
+
+
+def test_a_visit_from_an_appointment_moves_it_through_the_schedule(clinic: Path) -> None:
+    patient = as_admin(
+        clinic, "patient", "add", "--family", "Mensah", "--given", "Ama", "--birth-date",
+        "1965-02-11",
+    )  # fmt: skip
+    today, tomorrow = dt.date.today(), dt.date.today() + dt.timedelta(days=1)
+    later = as_admin(
+        clinic, "appointment", "add", patient["id"], "--start", f"{tomorrow} 10:00",
+        "--minutes", "20", "--clinician", "admin", "--reason", "BP check",
+    )  # fmt: skip
+    refused = careline(
+        clinic, "--password-stdin", "visit", "start", patient["id"], "--appointment",
+        later["id"], stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "appointment_id: is booked; a visit is started from an appointment only once the " \
+        "patient has arrived" in refused.stderr  # fmt: skip
+    assert as_admin(clinic, "visit", "list", "--patient", patient["id"]) == []
+    assert as_admin(clinic, "appointment", "cancel", later["id"])["status"] == "cancelled"
+
+    now = as_admin(
+        clinic, "appointment", "add", patient["id"], "--start", f"{today} 00:05",
+        "--minutes", "20", "--clinician", "admin", "--reason", "BP check",
+    )  # fmt: skip
+    as_admin(clinic, "appointment", "status", now["id"], "arrived")
+    visit = as_admin(clinic, "visit", "start", patient["id"], "--appointment", now["id"])
+    assert (visit["appointment_id"], visit["reason"]) == (now["id"], "BP check")
+
+    def status() -> str:
+        day = as_admin(clinic, "appointment", "list", "--date", today.isoformat())
+        return str(next(a["status"] for a in day["appointments"] if a["id"] == now["id"]))
+
+    assert status() == "in_visit"
+    as_admin(clinic, "visit", "close", visit["id"])
+    assert status() == "done"

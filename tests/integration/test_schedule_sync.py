@@ -58,7 +58,9 @@ def test_moving_one_appointment_on_two_workstations_is_a_conflict(
             assert (settled.starts_at, settled.ends_at) == ("2026-12-07T11:15", "2026-12-07T11:45")
 
             # Checking in on one workstation shows in the other's waiting room.
-            Schedule(b.records).set_status(booked.id, "arrived")
+            # (On the appointment's day, by the clinic's clock.)
+            morning = dt.datetime(2026, 12, 7, 11, 10)
+            Schedule(b.records, lambda: morning).set_status(booked.id, "arrived")
             sync_at(b, cred_b)
             sync_at(a, cred_a)
             waiting = Schedule(a.records).waiting(dt.date(2026, 12, 7))

@@ -501,7 +501,9 @@ def schedule(out: Path, tmp: Path) -> None:
         Schedule(records, clock=arrived_at.replace).set_status(appointment.id, "arrived")
     Schedule(records).set_status(booked[1].id, "arrived")
     Schedule(records).start_visit(booked[1].id)
-    Schedule(records).set_status(booked[0].id, "no_show")
+    # A no-show only once its time has passed: the clinic's clock just after it started.
+    no_show_at = dt.datetime.fromisoformat(booked[0].starts_at) + dt.timedelta(minutes=1)
+    Schedule(records, clock=no_show_at.replace).set_status(booked[0].id, "no_show")
     Schedule(records).cancel(booked[8].id, "Patient called")
     ws.lock()
 

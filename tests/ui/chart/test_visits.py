@@ -4,6 +4,7 @@ not lost when the person signs out mid-sentence."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -18,11 +19,12 @@ from app.main_window import MainWindow
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
+from core.records.schedule import Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.conftest import sign_in
+from tests.ui.conftest import ADMIN, sign_in
 
 
 def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
@@ -186,25 +188,28 @@ def test_an_empty_note_is_refused_and_the_last_text_kept(
     assert Notes(clinic.records).get(editor.note.id).body == SOAP_TEMPLATE
 
 
-def test_a_visit_started_from_an_appointment_opens_on_the_chart(
+def test_the_visit_started_from_an_appointment_opens_on_the_chart(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
     chart = open_first_chart(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
     section = visits_tab(qtbot, chart)
-    appointment = ClinicalEntries(clinic.records).add(
-        "appointment",
-        patient.id,
-        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:20",
-         "reason": "Diabetes review", "status": "arrived"},
-    )  # fmt: skip
-    section.start_from_appointment(appointment, patient.id)
-    qtbot.waitUntil(lambda: len(section.visits) == 1 and section.contents is not None)
+    records = clinic.records
+    schedule = Schedule(records)
+    booked = schedule.book(
+        patient.id, f"{dt.date.today()} 00:00", ADMIN, minutes=20, reason="Diabetes review"
+    )
+    schedule.set_status(booked.id, "arrived")
+    # The schedule's Start visit wrote it; a walk-in after it is the newest in the timeline.
+    started = Visits(records).start(patient.id, appointment_id=booked.id)
+    Visits(records).start(patient.id, "Walk-in")
+    section.show_from_appointment(booked.id)
+    qtbot.waitUntil(lambda: len(section.visits) == 2 and section.contents is not None)
     contents = section.contents
     assert contents is not None
-    assert contents.visit.appointment_id == appointment
-    assert contents.visit.reason == "Diabetes review"
+    assert contents.visit.id == started.id and contents.visit.reason == "Diabetes review"
+    assert section.timeline.currentRow() == 1
     assert "From appointment" in section.view.toPlainText()
 
 

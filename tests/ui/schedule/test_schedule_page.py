@@ -260,7 +260,9 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
 ) -> None:
     page = open_schedule(qtbot, schedule_window)
     assert page.waiting_empty.isVisible() and page.waiting_texts() == []
-    started = dt.datetime.now()
+    # The clinic's clock: Astrid (10:00) arrives at 10:05 today; it moves on from there
+    # within the day (arrivals and visits belong to the appointment's day).
+    started = dt.datetime.combine(TODAY, dt.time(10, 5))
     page.clock = lambda: started
     select_row(page, 2)
     assert not page.start_visit_button.isEnabled()
@@ -306,12 +308,52 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
 
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(9, 1))  # Maria's 09:00 has begun
     select_row(page, 0)
     click(page.no_show_button)
     qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
     select_row(page, 0)
     assert page.arrived_button.isEnabled()  # a late arrival is still checked in
     assert not page.no_show_button.isEnabled()
+
+
+def test_a_no_show_before_its_time_is_refused_on_the_page(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(8, 30))  # before Maria's 09:00
+    select_row(page, 0)
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=10_000)
+    assert "starts at" in page.error.text() and "no-show after that" in page.error.text()
+    records = schedule_window.workstation.records
+    assert Schedule(records).get(page.appointments[0].id).status == "booked"
+
+
+def test_start_visit_on_an_appointment_changed_meanwhile_is_refused_where_clicked(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(10, 5))
+    select_row(page, 2)
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
+    select_row(page, 2)
+    assert page.start_visit_button.isEnabled()
+    # Another workstation put the arrival back to booked before this page heard of it.
+    records = schedule_window.workstation.records
+    appointment_id = page.appointments[2].id
+    Schedule(records).set_status(appointment_id, "booked")
+    with qtbot.assertNotEmitted(page.start_visit_requested, wait=500):
+        click(page.start_visit_button)
+        qtbot.waitUntil(lambda: page.error.isVisible(), timeout=10_000)
+    assert page.error.text() == (
+        "Appointment is booked; a visit is started from an appointment only once the patient "
+        "has arrived."
+    )
+    assert Schedule(records).get(appointment_id).status == "booked"
+    assert Visits(records).list_visits(page.appointments[2].patient_id) == []
+    assert schedule_window.workspace.pages.currentWidget() is page  # the chart did not open
 
 
 def test_signing_out_empties_the_schedule(qtbot: QtBot, schedule_window: MainWindow) -> None:

@@ -4,6 +4,7 @@ concurrent edits from two workstations."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,12 @@ from core.records.types import APPOINTMENT_STATUSES
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
 
 PASSWORD = "long enough password"
+
+
+def at(text: str) -> Callable[[], dt.datetime]:
+    """A clinic clock stopped at ``text`` (``2026-12-07 12:00``)."""
+    moment = dt.datetime.fromisoformat(text)
+    return lambda: moment
 
 
 def clinic(actor: str = "ann") -> tuple[ClinicRecords, str]:
@@ -108,7 +115,7 @@ def test_an_overlap_is_named_then_booked_when_the_person_confirms() -> None:
 
 def test_move_keeps_the_length_and_warns_of_overlaps() -> None:
     r, pid = clinic()
-    s = Schedule(r)
+    s = Schedule(r, at("2026-12-07 08:00"))
     a = s.book(pid, "2026-12-07 09:30", "lee", minutes=20)
     b = s.book(pid, "2026-12-07 11:00", "lee", minutes=15)
     moved = s.move(a.id, "2026-12-08 14:00")
@@ -126,8 +133,8 @@ def test_move_keeps_the_length_and_warns_of_overlaps() -> None:
 
 def test_status_transitions_follow_the_table() -> None:
     r, pid = clinic()
-    s = Schedule(r)
-    a = s.book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    s = Schedule(r, at("2026-12-09 10:00"))  # the day of these, after they started
+    a = s.book(pid, "2026-12-09 09:30", "lee", minutes=15)
     arrived = s.set_status(a.id, "arrived")
     assert arrived.arrived_at is not None
     assert s.start_visit(a.id).status == "in_visit"
@@ -166,6 +173,49 @@ def _at_status(s: Schedule, pid: str, status: str) -> str:
     for step in path:
         s.set_status(a.id, step)
     return a.id
+
+
+@pytest.mark.parametrize("now", ["2026-12-06 09:35", "2026-12-08 09:35", "2027-06-01 09:35"])
+def test_arrived_and_in_visit_only_on_the_appointment_s_day(now: str) -> None:
+    r, pid = clinic()
+    a = Schedule(r, at("2026-12-07 09:35")).book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    other_day = Schedule(r, at(now))
+    with pytest.raises(
+        TransitionError,
+        match=rf"status: the appointment is on 2026-12-07: it can only be marked arrived on "
+        rf"that day \(today is {now[:10]}\)",
+    ):
+        other_day.set_status(a.id, "arrived")
+    assert other_day.get(a.id).status == "booked" and other_day.get(a.id).arrived_at is None
+    on_the_day = Schedule(r, at("2026-12-07 23:59"))
+    on_the_day.set_status(a.id, "arrived")
+    with pytest.raises(TransitionError, match="can only be marked in visit on that day"):
+        other_day.start_visit(a.id)
+    assert other_day.get(a.id).status == "arrived"
+    # Booked and cancelled are not tied to the day: the desk corrects and cancels any time.
+    assert other_day.set_status(a.id, "booked").status == "booked"
+    assert other_day.cancel(a.id, "Moved away").status == "cancelled"
+    assert other_day.set_status(a.id, "booked").status == "booked"
+
+
+def test_a_no_show_only_after_the_start_time() -> None:
+    r, pid = clinic()
+    a = Schedule(r).book(pid, "2027-06-01 09:30", "lee", minutes=15)
+    for now in ("2026-12-04 10:00", "2027-06-01 09:00", "2027-06-01 09:30"):
+        with pytest.raises(
+            TransitionError,
+            match="the appointment starts at 2027-06-01 09:30: it can only be marked a "
+            "no-show after that",
+        ):
+            Schedule(r, at(now)).set_status(a.id, "no_show")
+    assert Schedule(r).get(a.id).status == "booked"
+    # The reviewer's case: marked a no-show early, then arrived on another day. Neither.
+    with pytest.raises(TransitionError, match="only be marked arrived on that day"):
+        Schedule(r, at("2026-12-04 10:00")).set_status(a.id, "arrived")
+    late = Schedule(r, at("2027-06-01 09:31"))
+    assert late.set_status(a.id, "no_show").status == "no_show"
+    assert late.set_status(a.id, "arrived").status == "arrived"  # turned up late, same day
+    assert Schedule(r, at("2027-06-02 09:00")).set_status(a.id, "no_show").status == "no_show"
 
 
 def test_cancel_keeps_the_reason_and_rebooking_clears_it() -> None:
@@ -240,12 +290,13 @@ def test_two_workstations_moving_one_appointment_make_a_conflict() -> None:
 def test_a_person_resolving_a_conflict_may_reopen_a_finished_appointment() -> None:
     a, pid = clinic("ann")
     b = new_replica("bob")
-    appt = Schedule(a).book(pid, "2026-12-07 09:30", "lee", minutes=15)
-    Schedule(a).set_status(appt.id, "arrived")
-    Schedule(a).set_status(appt.id, "in_visit")
+    on_the_day = at("2026-12-07 09:40")
+    appt = Schedule(a, on_the_day).book(pid, "2026-12-07 09:30", "lee", minutes=15)
+    Schedule(a, on_the_day).set_status(appt.id, "arrived")
+    Schedule(a, on_the_day).set_status(appt.id, "in_visit")
     sync_pair(b, a)
-    Schedule(a).set_status(appt.id, "done")
-    Schedule(b).set_status(appt.id, "arrived")  # visit started by mistake, on b
+    Schedule(a, on_the_day).set_status(appt.id, "done")
+    Schedule(b, on_the_day).set_status(appt.id, "arrived")  # visit started by mistake, on b
     sync_pair(b, a)
     [conflict] = a.conflicts()
     assert conflict.field == "status"

@@ -3,6 +3,7 @@ migration on data of the previous schema; concurrent edits between replicas."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.notes import Notes
+from core.records.schedule import Appointment, Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits, visit_list_items
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS
@@ -46,23 +48,140 @@ def test_named_clinician_must_be_a_user_of_the_clinic() -> None:
     assert len(Visits(r).list_visits(pid)) == 1  # the refused one wrote nothing
 
 
+# The clinic's clock in these tests: Friday 4 December 2026, mid-morning.
+NOW = dt.datetime(2026, 12, 4, 9, 10)
+
+
+def _booked(r: ClinicRecords, pid: str, starts: str = "2026-12-04 09:00") -> Appointment:
+    """Dr Ade's 15-minute appointment for ``pid`` about asthma."""
+    if r.user("dr.ade") is None:
+        r.add_user("dr.ade", "Ade Bello", "clinician", "a long password here")
+    return Schedule(r, lambda: NOW).book(
+        pid, starts, "dr.ade", minutes=15, reason="Asthma review", allow_overlap=True
+    )
+
+
+def _arrived(r: ClinicRecords, pid: str) -> Appointment:
+    """Today's appointment, the patient checked in."""
+    return Schedule(r, lambda: NOW).set_status(_booked(r, pid).id, "arrived")
+
+
+def _audit(r: ClinicRecords, entity_id: str) -> list[str]:
+    rows = r.db.query("SELECT action FROM audit_log WHERE entity_id = ? ORDER BY seq", (entity_id,))
+    return [str(row[0]) for row in rows]
+
+
 def test_visit_from_an_appointment_records_it_and_takes_its_reason() -> None:
     r = new_replica("dr.ade")
     pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
-    appt = ClinicalEntries(r).add(
+    appt = _arrived(r, pid).id
+    with pytest.raises(ValidationError, match="another patient's appointment"):
+        Visits(r, lambda: NOW).start(other, appointment_id=appt)
+    visit = Visits(r, lambda: NOW).start(pid, appointment_id=appt)
+    assert visit.appointment_id == appt and visit.reason == "Asthma review"
+    assert visit.started_at == "2026-12-04T09:10"
+    with pytest.raises(ValidationError, match="already started from it"):
+        Visits(r, lambda: NOW).start(pid, appointment_id=appt)
+    with pytest.raises(NotFoundError, match="no appointment with id 'nope'"):
+        Visits(r, lambda: NOW).start(pid, appointment_id="nope")
+
+
+def test_starting_from_an_appointment_sets_it_in_visit_in_the_same_transaction() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    appt = _arrived(r, pid).id
+    ops_before = r.db.query("SELECT count(*) FROM oplog")[0][0]
+    visit = Visits(r, lambda: NOW).start(pid, appointment_id=appt)
+    schedule = Schedule(r, lambda: NOW)
+    assert schedule.get(appt).status == "in_visit"
+    assert schedule.waiting() == []  # out of the waiting room
+    # Both changes are audited, each under its own record, and replicate as two ops.
+    assert _audit(r, appt)[-1] == "appointment.status"
+    assert _audit(r, visit.id) == ["encounter.create"]
+    assert r.db.query("SELECT count(*) FROM oplog")[0][0] == ops_before + 2
+    # The one operation cannot half-happen: a refused visit (here its reason) leaves the
+    # appointment arrived, with no visit.
+    second = _arrived(r, pid).id
+    with pytest.raises(ValidationError, match="reason: contains control characters"):
+        Visits(r, lambda: NOW).start(pid, "Wheeze\x07", appointment_id=second)
+    assert schedule.get(second).status == "arrived"
+    assert [v.appointment_id for v in Visits(r).list_visits(pid)] == [appt]
+    assert _audit(r, second)[-1] == "appointment.status"  # the arrival, nothing after
+
+
+@pytest.mark.parametrize("status", ["booked", "cancelled", "no_show", "done"])
+def test_only_an_arrived_appointment_starts_a_visit(status: str) -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    appt = _booked(r, pid).id
+    schedule = Schedule(r, lambda: NOW)
+    for step in {"booked": [], "cancelled": ["cancelled"], "no_show": ["no_show"],
+                 "done": ["arrived", "in_visit", "done"]}[status]:  # fmt: skip
+        schedule.set_status(appt, step)
+    label = {"no_show": "no-show"}.get(status, status)
+    with pytest.raises(
+        ValidationError, match=f"appointment_id: is {label}; a visit is started from an"
+    ):
+        Visits(r, lambda: NOW).start(pid, appointment_id=appt)
+    assert schedule.get(appt).status == status
+    assert Visits(r).list_visits(pid) == []
+
+
+def test_tomorrow_s_booking_cannot_start_a_visit_and_stays_cancellable() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    tomorrow = _booked(r, pid, "2026-12-05 09:00").id
+    with pytest.raises(ValidationError, match="appointment_id: is booked; a visit is started"):
+        Visits(r, lambda: NOW).start(pid, appointment_id=tomorrow)
+    with pytest.raises(ValidationError, match="only be marked arrived on that day"):
+        Schedule(r, lambda: NOW).set_status(tomorrow, "arrived")
+    assert Schedule(r, lambda: NOW).cancel(tomorrow, "Away").status == "cancelled"
+    assert Visits(r).list_visits(pid) == []
+
+
+def test_an_appointment_already_in_visit_without_a_visit_starts_one_on_its_day_only() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    appt = _arrived(r, pid).id
+    Schedule(r, lambda: NOW).start_visit(appt)  # called in at the desk (or by the CLI)
+    next_day = NOW + dt.timedelta(days=1)
+    with pytest.raises(ValidationError, match="is on 2026-12-04: it can only be marked in visit"):
+        Visits(r, lambda: next_day).start(pid, appointment_id=appt)
+    assert Visits(r).list_visits(pid) == []
+    visit = Visits(r, lambda: NOW).start(pid, appointment_id=appt)
+    assert visit.appointment_id == appt
+    assert Schedule(r).get(appt).status == "in_visit"
+    # An arrival written without the schedule (an older replica) is held to the day too.
+    stray = ClinicalEntries(r).add(
         "appointment",
         pid,
-        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:15",
-         "reason": "Asthma review", "status": "arrived"},
-    )  # fmt: skip
-    visit = Visits(r).start(pid, appointment_id=appt)
-    assert visit.appointment_id == appt and visit.reason == "Asthma review"
-    with pytest.raises(ValidationError, match="already started from it"):
-        Visits(r).start(pid, appointment_id=appt)
-    with pytest.raises(ValidationError, match="another patient's appointment"):
-        Visits(r).start(other, appointment_id=appt)
-    with pytest.raises(NotFoundError):
-        Visits(r).start(pid, appointment_id="nope")
+        {"starts_at": "2026-12-05T09:00", "ends_at": "2026-12-05T09:15", "status": "arrived"},
+    )
+    with pytest.raises(ValidationError, match="is on 2026-12-05: it can only be marked in visit"):
+        Visits(r, lambda: NOW).start(pid, appointment_id=stray)
+    assert Schedule(r).get(stray).status == "arrived"
+
+
+def test_closing_a_visit_marks_its_appointment_done_in_the_same_transaction() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    appt = _arrived(r, pid).id
+    visits = Visits(r, lambda: NOW)
+    visit = visits.start(pid, appointment_id=appt)
+    walk_in = visits.start(pid, "Cut finger")
+    ops_before = r.db.query("SELECT count(*) FROM oplog")[0][0]
+    assert visits.close(visit.id).status == "closed"
+    assert Schedule(r).get(appt).status == "done"
+    assert _audit(r, visit.id)[-1] == "encounter.close"
+    assert _audit(r, appt)[-1] == "appointment.status"
+    assert r.db.query("SELECT count(*) FROM oplog")[0][0] == ops_before + 2
+    assert visits.close(walk_in.id).status == "closed"  # no appointment, nothing else
+    # A visit whose appointment the desk moved back to waiting closes and leaves it so.
+    again = _arrived(r, pid).id
+    second = visits.start(pid, appointment_id=again)
+    Schedule(r, lambda: NOW).set_status(again, "arrived")
+    visits.close(second.id)
+    assert Schedule(r).get(again).status == "arrived"
 
 
 def test_visits_started_in_the_same_minute_list_newest_first() -> None:
