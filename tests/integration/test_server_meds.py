@@ -9,6 +9,7 @@ from pathlib import Path
 from core.records.allergy_status import AllergyRecords, AllergyState, allergy_state
 from core.records.medications import Medications
 from core.records.problems import Problems
+from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.sync.enroll import ServerCredential
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
@@ -78,5 +79,33 @@ def test_no_known_allergies_on_one_desk_and_an_allergy_on_the_other_is_a_conflic
         assert sorted(str(c.value) for c in conflict.candidates) == ["allergies", "nka"]
         shown = allergy_state(ws.records.get_patient(patient.id), ws.records.allergies(patient.id))
         assert shown is AllergyState.ALLERGIES  # the allergy is never hidden by the NKA
+    a.lock()
+    b.lock()
+
+
+def test_one_problem_resolved_on_two_desks_with_different_dates_is_a_list_conflict(
+    live: Live, tmp_path: Path
+) -> None:
+    a, b, desks = _desks(live, tmp_path)
+    patient = a.records.add_patient("Mensah", "Efua", "1975-03-03")
+    problem = Problems(a.records).add(patient.id, code="J45", onset="2020")
+    _sync_all(desks)
+    Problems(a.records).resolve(problem.id, "2026-01-05")
+    Problems(b.records).resolve(problem.id, "2026-01-09")
+    _sync_all(desks)
+    for ws in (a, b):
+        [conflict] = ws.records.conflicts()
+        assert (conflict.kind, conflict.field) == ("set", "problems")
+        assert len(conflict.sides) == 2  # both resolutions kept for a person to choose
+    # Desk b's date is the right one: choosing it is one op, and both desks agree.
+    conflict = b.records.conflicts()[0]
+    desk_b = replica_id(b.database)
+    chosen = next(s for s in conflict.sides if any(e.replica == desk_b for e in s.added))
+    b.records.resolve_conflict(conflict.id, choose=chosen.id)
+    _sync_all(desks)
+    for ws in (a, b):
+        assert ws.records.conflicts() == []
+        [kept] = Problems(ws.records).list(patient.id, include_resolved=True)
+        assert (kept.code, kept.status, kept.resolved) == ("J45", "resolved", "2026-01-09")
     a.lock()
     b.lock()
