@@ -196,9 +196,10 @@ class PatientListModel(QAbstractTableModel):
         self._start_fetch(offset=0)
 
     def refresh(self) -> None:
-        """Reload the current query (after a patient was added or changed)."""
+        """Reload the current query (after a patient was added or changed): as many rows as
+        are loaded now, so the view can keep its place."""
         if self._active:
-            self._start_fetch(offset=0)
+            self._start_fetch(offset=0, limit=max(self._page_size, len(self._rows)))
 
     def clear(self) -> None:
         """Forget every row and stop fetching (the workstation is locking)."""
@@ -211,24 +212,25 @@ class PatientListModel(QAbstractTableModel):
         self._loading = False
         self.endResetModel()
 
-    def _start_fetch(self, offset: int) -> None:
+    def _start_fetch(self, offset: int, limit: int | None = None) -> None:
         # Under one key: a first page supersedes whatever is in flight, first page or later
         # (a later page is only asked for while nothing is loading).
         self._loading = True
-        fetch, query, limit = self._fetch_page, self._query, self._page_size
+        fetch, query = self._fetch_page, self._query
+        size = limit or self._page_size
         self._operations.read(
             self.READ,
-            lambda: fetch(query, limit, offset),
-            lambda page: self._page_arrived(offset, page),
+            lambda: fetch(query, size, offset),
+            lambda page: self._page_arrived(offset, page, size),
             self._page_failed,
             label=f"patients page {offset}",
         )
 
-    def _page_arrived(self, offset: int, page: list[PatientSummary]) -> None:
+    def _page_arrived(self, offset: int, page: list[PatientSummary], size: int) -> None:
         self._loading = False
         today = dt.date.today()
         rows = [PatientRow.from_summary(p, today) for p in page]
-        self._has_more = len(page) >= self._page_size
+        self._has_more = len(page) >= size
         if offset == 0:
             self.beginResetModel()
             self._rows = rows
@@ -419,6 +421,8 @@ class PatientListPage(QWidget):
         self.table.open_requested.connect(self.open_requested)
         self.model.query_finished.connect(self._update_status)
         self.model.page_loaded.connect(self._update_status)
+        # (selected patient id, scroll position) to restore after a refresh's reset
+        self._keep: tuple[str | None, int] | None = None
         self.model.modelReset.connect(self._select_first_row)
         self.model.load_failed.connect(self.status.setText)
         operations.changed.connect(self.records_changed)
@@ -426,11 +430,14 @@ class PatientListPage(QWidget):
     def activate(self) -> None:
         """Load the first page and the patient count (just signed in)."""
         self._debounce.stop()
+        self._keep = None
         self.model.set_query(self.search.text())
         self.refresh_count()
 
     def refresh(self) -> None:
-        """Reload after a change, keeping the search text."""
+        """Reload after a change, keeping the search text, the selected patient and the
+        scroll position (a colleague's change arriving by sync must not move the list)."""
+        self._keep = (self.table.current_patient_id(), self.table.verticalScrollBar().value())
         self.model.refresh()
         self.refresh_count()
 
@@ -457,6 +464,7 @@ class PatientListPage(QWidget):
         self.status.clear()
 
     def _run_search(self) -> None:
+        self._keep = None  # a new search starts at its first match
         self.model.set_query(self.search.text())
         self.status.setText("Searching…")
 
@@ -468,6 +476,16 @@ class PatientListPage(QWidget):
         self.status.setText(describe_error(exc))
 
     def _select_first_row(self) -> None:
+        keep, self._keep = self._keep, None
+        if keep is not None:
+            patient_id, scrolled = keep
+            for row in range(self.model.rowCount()):
+                if self.model.patient_id(row) == patient_id:
+                    self.table.selectRow(row)
+                    break
+            # After the selection, which may have scrolled to show the row.
+            self.table.verticalScrollBar().setValue(scrolled)
+            return
         if self.model.rowCount() > 0:
             self.table.selectRow(0)
 

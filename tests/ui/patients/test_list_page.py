@@ -187,3 +187,28 @@ def test_down_from_the_search_box_moves_into_the_list(qtbot: QtBot, signed_in: M
     assert page.table.hasFocus()
     assert page.table.current_patient_id() == page.model.patient_id(0)
     assert names(page.model) == ["NGUYEN, Bao"]
+
+
+def test_a_change_elsewhere_keeps_the_list_where_the_person_left_it(
+    qtbot: QtBot, big_clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(big_clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    model, table = page.model, page.table
+    table.scrollToBottom()  # a second page loads
+    qtbot.waitUntil(lambda: model.rowCount() > PAGE_SIZE and not model.loading, timeout=5_000)
+    row = PAGE_SIZE + 5
+    table.selectRow(row)
+    chosen = model.patient_id(row)
+    scrolled = table.verticalScrollBar().value()
+    assert scrolled > 0
+    # A colleague changes the first patient (as a sync would bring it): the list reloads.
+    first = model.patient_id(0)
+    big_clinic.records.update_patient(first, {"phone": "555 0199"})
+    with qtbot.waitSignal(model.modelReset, timeout=5_000):
+        window.operations.catch_up()
+    qtbot.waitUntil(lambda: not model.loading, timeout=5_000)
+    assert model.rowCount() > PAGE_SIZE  # the rows loaded are still there
+    assert table.current_patient_id() == chosen
+    assert table.verticalScrollBar().value() == scrolled
