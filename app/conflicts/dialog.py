@@ -13,8 +13,8 @@ ticks the items to keep. Either way it is one op.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from PySide6.QtCore import Signal
@@ -53,6 +53,7 @@ class Inbox:
     conflicts: tuple[Conflict, ...]
     titles: dict[str, str]  # record id -> "Patient GARCIA, Maria"
     this_replica: str
+    names: dict[str, str] = field(default_factory=dict)  # user name -> full name
 
 
 def load_inbox(records: ClinicRecords) -> Inbox:
@@ -70,7 +71,19 @@ def load_inbox(records: ClinicRecords) -> Inbox:
             except Exception as exc:  # deleted or unreadable: the id still identifies it
                 log.info("no title for %s: %s", conflict.record_id, exc)
         titles[conflict.record_id] = title
-    return Inbox(conflicts, titles, identity(records.db).replica_id)
+    return Inbox(conflicts, titles, identity(records.db).replica_id, people_of(records, conflicts))
+
+
+def people_of(records: ClinicRecords, conflicts: Collection[Conflict]) -> dict[str, str]:
+    """The full name of everyone who made a value or a list change in ``conflicts`` (a user
+    name with no account, or no full name, stands for itself)."""
+    authors = {c.author for conflict in conflicts for c in conflict.candidates}
+    authors |= {e.author for conflict in conflicts for s in conflict.sides for e in s.edits}
+    names: dict[str, str] = {}
+    for author in sorted(a for a in authors if a):
+        user = records.user(author)
+        names[author] = (user.full_name if user else "") or author
+    return names
 
 
 def field_label(field: str, record_type: str | None = None) -> str:
@@ -108,11 +121,14 @@ def workstation_name(replica: str, this_replica: str) -> str:
     return "this workstation" if replica == this_replica else f"workstation {replica[:8]}"
 
 
-def describe_origin(candidate: Origin, this_replica: str) -> str:
-    """Who, where and when."""
+def describe_origin(
+    candidate: Origin, this_replica: str, names: Mapping[str, str] | None = None
+) -> str:
+    """Who (by full name when ``names`` knows them), where and when."""
     where = workstation_name(candidate.replica, this_replica)
     when = candidate.time.replace("T", " ")[:16]
-    return f"by {candidate.author or 'unknown'} on {where}, {when}"
+    who = (names or {}).get(candidate.author) or candidate.author or "unknown"
+    return f"by {who} on {where}, {when}"
 
 
 @dataclass(frozen=True)
@@ -153,7 +169,13 @@ class _Card(QFrame):
 class ConflictCard(_Card):
     """One conflict: its values as choices, a new-value box, and Resolve."""
 
-    def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
+    def __init__(
+        self,
+        conflict: Conflict,
+        title: str,
+        this_replica: str,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.conflict = conflict
         self.setObjectName("card")
@@ -168,7 +190,7 @@ class ConflictCard(_Card):
         for candidate in conflict.candidates:
             button = QRadioButton(describe_value(candidate))
             button.setAccessibleName(describe_value(candidate))
-            origin = QLabel(describe_origin(candidate, this_replica))
+            origin = QLabel(describe_origin(candidate, this_replica, names))
             origin.setObjectName("hint")
             origin.setContentsMargins(26, 0, 0, 4)
             self.group.addButton(button)
@@ -219,7 +241,13 @@ class ListConflictCard(_Card):
     """A list conflict: each workstation's additions and removals, then the choices (keep
     the merged list, apply one workstation's changes, or tick the items to keep)."""
 
-    def __init__(self, conflict: Conflict, title: str, this_replica: str) -> None:
+    def __init__(
+        self,
+        conflict: Conflict,
+        title: str,
+        this_replica: str,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.conflict = conflict
         self.setObjectName("card")
@@ -250,7 +278,7 @@ class ListConflictCard(_Card):
                 line.setObjectName(f"{edit.action}Item")
                 line.setContentsMargins(16, 0, 0, 0)
                 layout.addWidget(line)
-                layout.addWidget(_hint(describe_origin(edit, this_replica), 32))
+                layout.addWidget(_hint(describe_origin(edit, this_replica, names), 32))
                 lines.append(line)
             if not side.edits:
                 lines.append(_hint("Added and removed the same item (no net change).", 16))
@@ -399,9 +427,9 @@ class ConflictsDialog(QDialog):
         for conflict in inbox.conflicts:
             title = inbox.titles[conflict.record_id]
             new: AnyCard = (
-                ListConflictCard(conflict, title, inbox.this_replica)
+                ListConflictCard(conflict, title, inbox.this_replica, inbox.names)
                 if conflict.kind == "set"
-                else ConflictCard(conflict, title, inbox.this_replica)
+                else ConflictCard(conflict, title, inbox.this_replica, inbox.names)
             )
             new.resolve_requested.connect(self._resolve)
             self.list_layout.insertWidget(self.list_layout.count() - 1, new)

@@ -26,7 +26,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
 
 
 def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str]:
@@ -110,6 +110,9 @@ def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_
     headings = [w.text() for w in card.findChildren(type(card.side_edits[ours.id][0]))]
     assert "On this workstation:" in headings
     assert f"On workstation {theirs.id[:8]}:" in headings
+    # Who made each change, by the full name staff know each other by.
+    assert sum(text.startswith(f"by {ADMIN_NAME} on ") for text in headings) == 2
+    assert not any(text.startswith(f"by {ADMIN} on ") for text in headings)
 
     # The merged list is preselected, and each choice ticks the items it keeps.
     assert card.choices["merged"].isChecked()
