@@ -26,6 +26,7 @@ from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
 from core.records.schedule import Schedule
 from core.records.vital_signs import VitalSigns
+from core.records.vitals import BY_KEY
 
 DEFAULT_SEED = 2026
 DEFAULT_PATIENTS = 300
@@ -119,17 +120,11 @@ VISIT_REASONS = (
     ("Ear pain", "Otitis media, left ear."),
     ("Tiredness", "Fatigue; blood tests ordered."),
 )
-# LOINC code, UCUM unit: the vitals a nurse records at a visit.
-VITAL_CODES = {
-    "systolic": ("8480-6", "mm[Hg]"),
-    "diastolic": ("8462-4", "mm[Hg]"),
-    "pulse": ("8867-4", "/min"),
-    "temperature": ("8310-5", "Cel"),
-    "respiratory_rate": ("9279-1", "/min"),
-    "spo2": ("59408-5", "%"),
-    "weight": ("29463-7", "kg"),
-    "height": ("8302-2", "cm"),
-}
+# The vitals a nurse records at a visit: key -> (LOINC code, stored UCUM unit), from the
+# vitals catalogue (the one place that knows them).
+_VISIT_VITALS = ("systolic", "diastolic", "pulse", "temperature", "respiratory_rate", "spo2",
+                 "weight", "height")  # fmt: skip
+VITAL_CODES = {k: (BY_KEY[k].code, BY_KEY[k].canonical.ucum) for k in _VISIT_VITALS}
 # The units the demo's nurses type (the catalogue's codes for them).
 VITAL_UNITS = {"temperature": "Cel", "weight": "kg", "height": "cm"}
 SCHEDULE_DAYS = 3  # the schedule runs from today - 3 to today + 3 (weekdays)
