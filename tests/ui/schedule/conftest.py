@@ -19,12 +19,15 @@ from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, ADMIN_NAME, CLINIC_NAME, PASSWORD, PATIENTS, WindowFactory
 from tests.ui.conftest import sign_in as sign_in_window
 
-TODAY = dt.date.today()
+
+def today() -> dt.date:
+    """Today, when asked (not when this module was imported: a run may cross midnight)."""
+    return dt.date.today()
 
 
-def at(hhmm: str, day: dt.date = TODAY) -> str:
+def at(hhmm: str, day: dt.date | None = None) -> str:
     """``2026-12-07 09:30`` for today at ``09:30``."""
-    return f"{day.isoformat()} {hhmm}"
+    return f"{(day or today()).isoformat()} {hhmm}"
 
 
 def new_schedule_clinic(path: Path) -> Workstation:

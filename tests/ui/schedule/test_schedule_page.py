@@ -19,13 +19,13 @@ from tests.ui.chart.test_printing import pdf_text, save_through_dialog
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.conftest import wheel
 from tests.ui.schedule.conftest import (
-    TODAY,
     activate,
     at,
     click,
     day_rows,
     open_schedule,
     select_row,
+    today,
     wait_loaded,
 )
 
@@ -96,9 +96,9 @@ def test_day_and_week_switching(qtbot: QtBot, schedule_window: MainWindow) -> No
     click(page.week_button)
     wait_loaded(qtbot, page)
     assert page.views.currentWidget() is page.week_table
-    column = TODAY.weekday()
+    column = today().weekday()
     header = page.week_table.horizontalHeaderItem(column)
-    assert header is not None and header.text() == TODAY.strftime("%a %d %b")
+    assert header is not None and header.text() == today().strftime("%a %d %b")
     texts = [page.week_table.item(r, column) for r in range(page.week_table.rowCount())]
     assert [t.text() for t in texts if t is not None] == [
         "GARCIA, Maria\n09:00 · Dr Sam Lee",  # booked: no status line
@@ -115,7 +115,7 @@ def test_day_and_week_switching(qtbot: QtBot, schedule_window: MainWindow) -> No
     assert page.views.currentWidget() is page.day_table
     assert len(day_rows(page)) == 3
     QTest.keyClick(schedule_window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
-    qtbot.waitUntil(lambda: page.day == TODAY + dt.timedelta(days=1))  # a button's animated click
+    qtbot.waitUntil(lambda: page.day == today() + dt.timedelta(days=1))  # a button's animated click
     wait_loaded(qtbot, page)
     assert day_rows(page) == []
 
@@ -174,7 +174,7 @@ def test_an_overlap_is_shown_and_booked_once_confirmed(
     dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
     qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
     clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
-    assert clashes == [f"{TODAY.isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
+    assert clashes == [f"{today().isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
     assert len(day_rows(page)) == 3  # nothing written yet
     assert focused() is dialog.overlap.confirm_button
     QTest.keyClick(dialog.overlap.confirm_button, Qt.Key.Key_Space)  # Book anyway
@@ -262,7 +262,7 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
     assert page.waiting_empty.isVisible() and page.waiting_texts() == []
     # The clinic's clock: Astrid (10:00) arrives at 10:05 today; it moves on from there
     # within the day (arrivals and visits belong to the appointment's day).
-    started = dt.datetime.combine(TODAY, dt.time(10, 5))
+    started = dt.datetime.combine(today(), dt.time(10, 5))
     page.clock = lambda: started
     select_row(page, 2)
     assert not page.start_visit_button.isEnabled()
@@ -308,7 +308,7 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
 
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
-    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(9, 1))  # Maria's 09:00 has begun
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 1))  # Maria's 09:00 has begun
     select_row(page, 0)
     click(page.no_show_button)
     qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
@@ -321,7 +321,7 @@ def test_a_no_show_before_its_time_is_refused_on_the_page(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
     page = open_schedule(qtbot, schedule_window)
-    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(8, 30))  # before Maria's 09:00
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(8, 30))  # before Maria's 09:00
     select_row(page, 0)
     click(page.no_show_button)
     qtbot.waitUntil(lambda: page.error.isVisible(), timeout=10_000)
@@ -334,7 +334,7 @@ def test_start_visit_on_an_appointment_changed_meanwhile_is_refused_where_clicke
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
     page = open_schedule(qtbot, schedule_window)
-    page.clock = lambda: dt.datetime.combine(TODAY, dt.time(10, 5))
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
     select_row(page, 2)
     click(page.arrived_button)
     qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
