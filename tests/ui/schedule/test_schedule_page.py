@@ -15,7 +15,7 @@ from app.main_window import MainWindow
 from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
 from core.records.visits import Visits
-from tests.ui.chart.test_printing import pdf_text, save_through_dialog
+from tests.ui.chart.test_printing import pdf_text
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.conftest import wheel
 from tests.ui.schedule.conftest import (
@@ -396,9 +396,12 @@ def test_the_day_list_prints_in_time_order(
     click(page.print_button)
     dialog = page.print_dialog
     assert dialog is not None and dialog.isVisible()
+    # The file dialog's own flow is driven in tests/ui/chart/test_printing.py.
     target = tmp_path / "day.pdf"
-    save_through_dialog(qtbot, dialog, target)
+    dialog.save_to(str(target))
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Saved to"), timeout=10_000)
     text = pdf_text(target)
     names = ("GARCIA, Maria", "OKAFOR, Chinedu", "LINDQVIST, Astrid")
     assert all(name in text for name in names)
     assert [text.index(name) for name in names] == sorted(text.index(name) for name in names)
+    dialog.reject()
