@@ -340,11 +340,14 @@ def test_a_visit_from_an_appointment_is_the_booked_clinicians() -> None:
     r = new_replica("nurse.jo")
     r.add_user("dr.lee", "Dr Sam Lee", "clinician", "a long enough password")
     pid = _patient(r)
+    today = dt.date.today()
     appt = ClinicalEntries(r).add(
         "appointment",
         pid,
-        {"starts_at": "2026-12-04T09:00", "ends_at": "2026-12-04T09:15",
+        {"starts_at": f"{today}T09:00", "ends_at": f"{today}T09:15",
          "clinician": "dr.lee", "status": "arrived"},
     )  # fmt: skip
     # The nurse starts it (rooming the patient); it is still Dr Lee's visit.
-    assert Visits(r).start(pid, appointment_id=appt).clinician == "dr.lee"
+    at_nine = dt.datetime.combine(today, dt.time(9, 5))
+    visits = Visits(r, clock=lambda: at_nine)
+    assert visits.start(pid, appointment_id=appt).clinician == "dr.lee"
