@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 from core.records import crdt
 from core.records.crdt import RecordDoc
-from core.records.materialize import Writes, materialize
+from core.records.materialize import (
+    UNKNOWN_KEY,
+    UNKNOWN_TYPE,
+    Writes,
+    mark_unknown,
+    materialize,
+)
 from core.records.spec import Mutation
-from core.records.types import record_type
+from core.records.types import RECORD_TYPES
 from core.store import oplog
 from core.store.database import Row, Transaction
 
@@ -97,12 +103,19 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
     stored: list[tuple[Loaded, dict[str, str]]] = []
     for record_id, type_name, loaded in records:
         doc = loaded.doc
-        # Deriving and encoding read the same document: one pycrdt transaction for both.
-        with doc.transaction():
-            digests = materialize(
-                tx, record_id, record_type(type_name), doc, loaded.derived, writes
-            )
+        rtype = RECORD_TYPES.get(type_name)
+        if rtype is None:
+            # A newer version's record type: kept and relayed as it came, derived once
+            # this replica is upgraded (unknown.refresh).
+            digests = {UNKNOWN_KEY: UNKNOWN_TYPE}
+            if loaded.derived.get(UNKNOWN_KEY) != UNKNOWN_TYPE:
+                mark_unknown(writes, record_id, type_name, UNKNOWN_TYPE)
             state = doc.get_update()
+        else:
+            # Deriving and encoding read the same document: one pycrdt transaction for both.
+            with doc.transaction():
+                digests = materialize(tx, record_id, rtype, doc, loaded.derived, writes)
+                state = doc.get_update()
         row = (record_id, type_name, state, _digests_json(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))

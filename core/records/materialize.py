@@ -30,13 +30,17 @@ class MalformedRecordError(ValueError):
 Live = dict[str, list[crdt.RegisterEntry]]
 
 
-def read_live(doc: RecordDoc, rtype: RecordType) -> Live:
-    """Every register's live values, read once (within ``derive``'s pycrdt transaction)."""
+def read_live(doc: RecordDoc, rtype: RecordType) -> tuple[Live, list[str]]:
+    """Every register's live values, read once (within ``derive``'s pycrdt transaction),
+    and the registers present that ``rtype`` does not declare (a newer version's fields)."""
     try:
         found = crdt.all_live(doc, in_transaction=True)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
-    return {field: found.get(field, []) for field in _live_fields(rtype)}
+    live = {field: found.get(field, []) for field in _live_fields(rtype)}
+    return live, [
+        f"field:{name}" for name in found if name not in live and name not in rtype.bookkeeping
+    ]
 
 
 @functools.cache
@@ -70,14 +74,27 @@ class Derived:
     main: Rows
     children: dict[str, Rows]
     conflicts: Rows
+    # Parts of the document this version of Careline does not know (written by a newer
+    # one): kept in the state and relayed, shown once this replica is upgraded.
+    unknown: tuple[str, ...] = ()
 
     def digests(self) -> dict[str, str]:
-        """One short hash per part, stored with the state so unchanged parts are skipped."""
-        return {
+        """One short hash per part, stored with the state so unchanged parts are skipped
+        (and, under ``unknown``, the parts this version could not show)."""
+        digests = {
             "main": _digest(repr(self.main)),
             "children": _digest(repr(self.children)),
             "conflicts": _digest(repr(self.conflicts)),
         }
+        if self.unknown:
+            digests[UNKNOWN_KEY] = ",".join(self.unknown)
+        return digests
+
+
+# The key of a record's stored digests naming what this version could not show of it.
+UNKNOWN_KEY = "unknown"
+# What ``unknown`` says of a record whose whole type this version does not know.
+UNKNOWN_TYPE = "type"
 
 
 def _digest(text: str) -> str:
@@ -168,10 +185,11 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
 
 
 def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
-    # Listed before any root is read (cheap then): most records have no lists, and a list
-    # root that does not exist is known empty without reading it.
-    roots = crdt.root_names(doc) if rtype.lists else None
-    live = read_live(doc, rtype)
+    # Listed before any root is read (cheap then): a list root that does not exist is known
+    # empty without reading it, and a root no field of the type uses is a newer version's.
+    roots = crdt.root_names(doc)
+    live, unknown = read_live(doc, rtype)
+    unknown += [f"part:{root}" for root in roots if root not in _known_roots(rtype)]
     values = _values(live)
     deleted, unseen = deletion_state(live, rtype)
     # Edit-vs-delete keeps the record visible (with its conflict) until a person decides.
@@ -189,7 +207,37 @@ def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
         sets = _read_sets(doc, roots)
         children = _children(record_id, rtype, sets)
         conflicts += _set_conflict_rows(record_id, rtype, doc, sets, roots)
-    return Derived(main, children, conflicts)
+        unknown += _unknown_in_lists(rtype, sets)
+    elif "s" in roots and not rtype.lists:
+        unknown.append("lists")
+    return Derived(main, children, conflicts, tuple(sorted(unknown)))
+
+
+@functools.cache
+def _known_roots(rtype: RecordType) -> frozenset[str]:
+    """The document roots a type's fields are kept under (registers, sets and their
+    history, one per text field)."""
+    return frozenset({"r", "s", "h", *(f"t:{text.name}" for text in rtype.texts)})
+
+
+@functools.cache
+def _list_values(rtype: RecordType) -> dict[str, frozenset[str]]:
+    return {child.name: frozenset(f.name for f in child.items) for child in rtype.lists}
+
+
+def _unknown_in_lists(rtype: RecordType, sets: dict[str, list[crdt.SetElement]]) -> list[str]:
+    """Lists, and values of list items, this version does not know."""
+    known = _list_values(rtype)
+    unknown: set[str] = set()
+    for name, elements in sets.items():
+        values = known.get(name)
+        if values is None:
+            unknown.add(f"list:{name}")
+            continue
+        for element in elements:
+            extra = element.value.keys() - values if isinstance(element.value, dict) else ()
+            unknown.update(f"list:{name}.{key}" for key in extra)
+    return sorted(unknown)
 
 
 def _read_sets(doc: RecordDoc, roots: set[str] | None = None) -> dict[str, list[crdt.SetElement]]:
@@ -342,6 +390,21 @@ class Writes:
             self._tx.executemany(group.sql, group.rows)
 
 
+def mark_unknown(writes: Writes, record_id: str, type_name: str, unknown: str) -> None:
+    """Queue the record's entry among those this version cannot fully show (or its removal
+    when ``unknown`` is empty): the count behind "Update Careline to see N newer records"."""
+    writes.add(
+        "unknown_records", record_id, "DELETE FROM unknown_records WHERE id = ?", (record_id,)
+    )
+    if unknown:
+        writes.add(
+            "unknown_records",
+            record_id,
+            "INSERT INTO unknown_records (id, type, parts) VALUES (?, ?, ?)",
+            (record_id, type_name, unknown),
+        )
+
+
 def materialize(
     tx: Transaction,
     record_id: str,
@@ -385,6 +448,8 @@ def materialize(
         for child in tables:
             rows = derived.children.get(child.table, [])
             _insert(out, child.table, record_id, child.column_names, rows)
+    if old.get(UNKNOWN_KEY, "") != digests.get(UNKNOWN_KEY, ""):
+        mark_unknown(out, record_id, rtype.name, digests.get(UNKNOWN_KEY, ""))
     if old.get("conflicts") != digests["conflicts"]:
         out.add("conflicts", record_id, "DELETE FROM conflicts WHERE record_id = ?", (record_id,))
         columns = ("id", "record_id", "record_type", "field", "candidates")

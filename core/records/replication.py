@@ -3,7 +3,9 @@ idempotent application of remote ops, and snapshots for bootstrapping.
 
 Applying a batch is one transaction: every op is checked (duplicate -> skipped, gap or
 missing dependency -> the whole batch is refused) before anything commits, so a refused
-or interrupted batch changes nothing.
+or interrupted batch changes nothing. Ops and snapshot records of record types this
+version does not know, and fields it does not know, are stored and relayed unchanged
+(``core.records.unknown`` counts them and derives them once the replica is upgraded).
 """
 
 from __future__ import annotations
@@ -146,8 +148,8 @@ def check_batch(
     fresh: list[oplog.Op] = []
     duplicates = 0
     for op in ops:
-        if op.record_type not in RECORD_TYPES:
-            raise ApplyError(f"op {op.origin}:{op.seq} has unknown record type {op.record_type!r}")
+        # An op of a record type this version does not know (a newer replica's) is kept
+        # and relayed like any other: refusing it would stop sync with every newer replica.
         have = held.get(op.origin, 0)
         if op.seq <= have:
             same_as_held(op)
@@ -183,7 +185,8 @@ def check_batch(
             )
         # A type's own rule on remote changes (a signed note stays signed): what must
         # survive, read before the op.
-        rule = RECORD_TYPES[type_name].remote_check
+        known = RECORD_TYPES.get(type_name)
+        rule = known.remote_check if known is not None else None
         protected = rule.protect(doc) if rule is not None else None
         before = doc.get_state() if protected is not None else b""
         try:
@@ -233,6 +236,15 @@ def snapshot_size(db: Database) -> int:
     return int(rows[0][0])
 
 
+def holds_types_beyond(db: Database, types: frozenset[str]) -> bool:
+    """Whether any record held is of a type not in ``types``."""
+    marks = ", ".join("?" for _ in types)
+    rows = db.query(
+        f"SELECT 1 FROM record_states WHERE type NOT IN ({marks}) LIMIT 1", tuple(sorted(types))
+    )
+    return bool(rows)
+
+
 def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) -> int:
     """Merge a snapshot page's record states (idempotent); returns the records touched."""
     details = {"records": len(page.records)}
@@ -240,10 +252,9 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
         with db.write(session_actor, "sync.snapshot", "record_states", "page", details) as tx:
             me = oplog.identity(tx)
             for rec in page.records:
-                if rec.record_type not in RECORD_TYPES:
-                    raise ApplyError(f"snapshot record has unknown type {rec.record_type!r}")
                 loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
-                rule = RECORD_TYPES[rec.record_type].remote_check
+                known = RECORD_TYPES.get(rec.record_type)  # None: a newer version's, kept
+                rule = known.remote_check if known is not None else None
                 protected = rule.protect(loaded.doc) if rule is not None else None
                 try:
                     loaded.doc.apply_update(rec.state)

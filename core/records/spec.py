@@ -165,6 +165,9 @@ class RecordType:
     derive_hook: DeriveHook | None = None
     settle_hook: SettleHook | None = None
     remote_check: RemoteCheck | None = None
+    # Registers the type's own rules write and read (a note's "edited"), neither shown nor
+    # conflict-checked; declared so a replica can tell them from a newer version's fields.
+    bookkeeping: tuple[str, ...] = ()
     # Derived from the above.
     registers: tuple[str, ...] = field(init=False)
     sets: tuple[str, ...] = field(init=False)

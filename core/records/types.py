@@ -159,6 +159,7 @@ NOTE = RecordType(
         Field("signed_body", "Signed text"),
     ),
     texts=(Field("body", "Note text"),),
+    bookkeeping=(NOTE_EDITED,),
     lists=(
         ListSpec(
             "addenda",

@@ -25,6 +25,7 @@ from core.keys.errors import (
     WrongSecretError,
 )
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
+from core.records import unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
@@ -197,6 +198,8 @@ class Workstation:
             raise
         self._keys, self._db = keys, db
         self._remember_database(chain)
+        # After an upgrade: rows of records kept for this (now newer) version are derived.
+        unknown.refresh(db)
 
     def _remember_database(self, chain: Keychain) -> None:
         """Record the database's salt in the key file once the file holds one (a new

@@ -47,6 +47,7 @@ from core.errors import CarelineError
 from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
+from core.records import unknown
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
@@ -407,6 +408,8 @@ class ClinicServer:
                 db = Database.open(path, key, True)
             else:
                 db = self._open_mid_reencryption(clinic_id, path, key)
+            # After an upgrade: records kept for a newer version get their rows now.
+            unknown.refresh(db, actor="server")
             self._replicas[clinic_id] = db
             return db
 

@@ -335,8 +335,28 @@ ALTER TABLE medications ADD COLUMN status TEXT;
 ALTER TABLE patients ADD COLUMN allergy_status TEXT;
 """
 
+# Upgrades without a flag day (issue #11): records this version cannot fully show (a newer
+# version's record type, fields, lists or list values), kept in record_states and relayed,
+# are listed here with what was not understood ("Update Careline to see N newer records").
+# Releases before this one neither kept such records nor listed them, and may have derived
+# rows from documents holding values they did not know (a medication's status written by a
+# newer workstation): every record is listed for one re-derivation by the upgraded code
+# ('recheck'), which core.records.unknown.refresh runs after the database is opened. Every
+# later migration that changes what a record type derives (a new column, a value read
+# differently) lists that type's records the same way, so their rows and digests follow.
+_V7 = """
+CREATE TABLE unknown_records (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    parts TEXT NOT NULL
+);
+INSERT INTO unknown_records (id, type, parts) SELECT id, type, 'recheck' FROM record_states;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
-MIGRATIONS: Migrations = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6))
+MIGRATIONS: Migrations = (
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7),
+)  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

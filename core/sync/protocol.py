@@ -1,4 +1,4 @@
-"""The sync wire format, version 1: JSON documents, binary fields in base64.
+"""The sync wire format, versions 1 and 2: JSON documents, binary fields in base64.
 
 Every message is checked before anything acts on it: size, version, type, and the shape
 and bounds of each field. A malformed, oversized or wrong-version message raises
@@ -15,6 +15,23 @@ Any request may get ``error {code, message}``.
 whole snapshot holds: a hint for a progress bar, never used to decide what is applied.
 Older responders leave it out; a receiver treats a missing or null value as "not said".
 
+Versions (negotiated, so clinics upgrade one machine at a time). Every message states the
+version it is written in (``v``), and since version 2 the versions its sender speaks
+(``speaks``) and its release (``release``). A responder answers in the version of the
+request; a request in a version it does not speak gets ``error {code: "version"}`` written
+in the request's own version, with ``speaks`` and ``needs_release``, and the requester falls
+back to the newest version both speak (a version-1 responder sends no ``speaks``: it
+speaks 1 only) or, with none in common, stops with a message naming the release it needs.
+Nothing is applied before the version is agreed: it is checked before anything else.
+
+- Version 1 (Careline 0.1.0): a receiver refuses ops and snapshot records of record types
+  it does not know, so a version-1 peer is sent only record types 0.1.0 knew: ops of an
+  origin stop before its first op of a newer type (its later ops would leave a gap), and
+  a snapshot holding newer types is refused with a message naming the release needed.
+- Version 2 (Careline 0.2.0): the same messages; a receiver keeps and relays record types
+  and fields it does not know (``core.records.unknown``).
+A wire change keeps the previous version readable for at least one release.
+
 Audit anchoring (optional, on a pull; see core.sync.audit_anchor): ``audit_query: true``
 asks for the head the responder keeps for this device, ``audit_head {seq, hash}`` offers
 this replica's last audit entry for it to keep. A responder that anchors (the clinic
@@ -28,16 +45,25 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from core import __version__
 from core.errors import CarelineError
 from core.records.replication import RecordState
 from core.store.audit_chain import Head
 from core.store.oplog import Op, parse_hlc
 
 PROTOCOL = "careline-sync"
-VERSION = 1
+VERSION = 2  # the newest version this side speaks, used first
+SPEAKS = (1, 2)
+RELEASE = __version__
+# The first release that spoke each version (the release a too-old replica needs).
+FIRST_RELEASE = {1: "0.1.0", 2: "0.2.0"}
+# The record types a version-1 receiver accepts (Careline 0.1.0's), frozen here for ever.
+V1_RECORD_TYPES = frozenset(
+    {"patient", "user", "note", "appointment", "encounter", "observation", "attachment", "clinic"}
+)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_OPS_PER_MESSAGE = 1000
 MAX_RECORDS_PER_PAGE = 2000
@@ -69,9 +95,15 @@ def fit(items: Sequence[_Item], budget: int = BATCH_BYTES) -> list[_Item]:
 class ProtocolError(CarelineError, ValueError):
     """A message that must be refused; ``code`` is machine-readable, the text is for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(
+        self, code: str, message: str, requested: object = None, needs: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        # For a ``version`` error: the version the refused message was written in, and the
+        # release its sender needs (None: the sender is the newer side).
+        self.requested = requested
+        self.needs = needs
 
 
 def _b64(data: bytes) -> str:
@@ -99,11 +131,91 @@ def _count(value: Any, where: str, maximum: int = 2**62) -> int:
     return value
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """Serialise a message, stamping protocol and version."""
-    return json.dumps(
-        {"protocol": PROTOCOL, "v": VERSION, **message}, separators=(",", ":")
-    ).encode("utf-8")
+def encode(message: dict[str, Any], version: int = VERSION) -> bytes:
+    """Serialise a message in ``version``, stamping protocol, version, the versions this
+    side speaks and its release (a version-1 reader ignores the last two)."""
+    envelope = {"protocol": PROTOCOL, "v": version, "speaks": list(SPEAKS), "release": RELEASE}
+    return json.dumps({**envelope, **message}, separators=(",", ":")).encode("utf-8")
+
+
+def version_refused(version: object) -> ProtocolError:
+    """The error for a message in a version this side does not speak, naming what to do."""
+    newest, oldest = max(SPEAKS), min(SPEAKS)
+    needs = None
+    if isinstance(version, int) and not isinstance(version, bool) and version < oldest:
+        needs = FIRST_RELEASE[oldest]
+        advice = f"update Careline there to {needs} or newer"
+    else:
+        advice = "update Careline here to talk to it"
+    return ProtocolError(
+        "version",
+        f"sync protocol version {version!r} is not supported: this side (Careline {RELEASE}) "
+        f"speaks versions {oldest} to {newest}; {advice}",
+        version,
+        needs,
+    )
+
+
+def version_error_reply(exc: ProtocolError) -> tuple[dict[str, Any], int]:
+    """An ``error`` reply to a request in a version this side does not speak, and the
+    version to write it in: the request's own, so that its sender can read why."""
+    requested = exc.requested
+    version = (
+        requested
+        if isinstance(requested, int) and not isinstance(requested, bool) and 0 < requested < 1000
+        else min(SPEAKS)
+    )
+    reply = {"type": "error", "code": exc.code, "message": str(exc)}
+    if exc.needs is not None:
+        reply["needs_release"] = exc.needs
+    return reply, version
+
+
+def common_version(reply: dict[str, Any]) -> int | None:
+    """The newest version both sides speak, from a ``version`` error's ``speaks`` (absent:
+    a version-1 responder, which speaks 1 only); None when there is none."""
+    theirs = reply.get("speaks", [1])
+    if not isinstance(theirs, list):
+        return None
+    both = set(SPEAKS) & {v for v in theirs if isinstance(v, int) and not isinstance(v, bool)}
+    return max(both) if both else None
+
+
+def carries(record_type: str, version: int) -> bool:
+    """Whether a receiver speaking ``version`` accepts ops of ``record_type``."""
+    return version >= 2 or record_type in V1_RECORD_TYPES
+
+
+def sendable(
+    fetch: Callable[[dict[str, int]], list[Op]], vector: dict[str, int], version: int
+) -> tuple[list[Op], dict[str, int]]:
+    """Ops after ``vector`` (``fetch(vector)``, in log order) that a receiver speaking
+    ``version`` accepts, and per origin the first seq held back from it.
+
+    An origin's ops stop before its first op of a record type the receiver refuses: its
+    later ops would leave a gap. Origins held back are skipped and the log read again, so
+    ops of other origins queued behind them still go.
+    """
+    skip = dict(vector)
+    held: dict[str, int] = {}
+    while True:
+        kept: list[Op] = []
+        newly_held = False
+        for op in fetch(skip):
+            if op.origin in held:
+                continue
+            if carries(op.record_type, version):
+                kept.append(op)
+            else:
+                held[op.origin] = op.seq
+                newly_held = True
+        # Each round holds back at least one more origin, so this ends.
+        if kept or not newly_held:
+            return kept, held
+        skip.update({origin: _PAST for origin in held})
+
+
+_PAST = 2**62  # a sequence number beyond any real one: "send nothing more of this origin"
 
 
 def decode(data: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -118,12 +230,8 @@ def decode(data: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
         raise ProtocolError("malformed", f"message is not valid JSON: {exc}") from None
     if not isinstance(message, dict) or message.get("protocol") != PROTOCOL:
         raise ProtocolError("malformed", "message is not a Careline sync message")
-    if message.get("v") != VERSION:
-        raise ProtocolError(
-            "version",
-            f"sync protocol version {message.get('v')!r} is not supported (this side speaks "
-            f"{VERSION})",
-        )
+    if message.get("v") not in SPEAKS or isinstance(message.get("v"), bool):
+        raise version_refused(message.get("v"))
     if message.get("type") not in allowed:
         raise ProtocolError(
             "malformed", f"message type {message.get('type')!r} is not one of {', '.join(allowed)}"

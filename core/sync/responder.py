@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.records import replication
+from core.store import oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
@@ -41,13 +42,19 @@ class Responder:
         self._audit_anchor = audit_anchor
 
     def handle(self, request: bytes) -> bytes:
-        """Process one request; always returns a reply (possibly an error)."""
+        """Process one request; always returns a reply (possibly an error), written in the
+        request's protocol version."""
+        version = p.VERSION
         try:
             message = p.decode(request, p.REQUEST_TYPES)
-            reply = getattr(self, f"_on_{message['type']}")(message)
+            version = int(message["v"])
+            reply = getattr(self, f"_on_{message['type']}")(message, version)
         except p.ProtocolError as exc:
             log.info("refused sync request: %s", exc)
-            reply = {"type": "error", "code": exc.code, "message": str(exc)}
+            if exc.code == "version":
+                reply, version = p.version_error_reply(exc)
+            else:
+                reply = {"type": "error", "code": exc.code, "message": str(exc)}
         except replication.ApplyError as exc:
             log.info("refused sync batch: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
@@ -60,23 +67,39 @@ class Responder:
                 "code": "malformed",
                 "message": f"the message's content could not be processed ({type(exc).__name__})",
             }
-        return p.encode(reply)
+        return p.encode(reply, version)
 
-    def _on_pull(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _on_pull(self, message: dict[str, Any], version: int) -> dict[str, Any]:
         remote = p.vv_from_wire(message.get("vv"))
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
         head = p.head_from_wire(message.get("audit_head"), "audit_head")
         query = message.get("audit_query") is True
+        vectors: list[dict[str, int]] = []
+
+        def fetch(after: dict[str, int]) -> list[oplog.Op]:
+            ops, vector = self.store.pull(after, limit + 1)
+            vectors.append(vector)
+            return ops
+
         try:
-            ops, vector = self.store.pull(remote, limit + 1)
+            ops, held_back = p.sendable(fetch, remote, version)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
+        if held_back:
+            log.info(
+                "a replica speaking sync protocol %s is not sent ops of newer record types "
+                "(from origins %s); it needs Careline %s or newer to receive them",
+                version,
+                ", ".join(sorted(held_back)),
+                p.FIRST_RELEASE[2],
+            )
         sent = p.fit(ops[:limit])
         reply: dict[str, Any] = {
             "type": "ops",
-            "vv": p.vv_to_wire(vector),
+            "vv": p.vv_to_wire(vectors[0]),
             "ops": [p.op_to_wire(op) for op in sent],
-            "more": len(ops) > len(sent),
+            # Held-back origins may leave a short batch with more to come from the others.
+            "more": len(ops) > len(sent) or bool(held_back and sent),
         }
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
@@ -87,7 +110,7 @@ class Responder:
                 reply["audit_anchor"] = p.head_to_wire(recorded)
         return reply
 
-    def _on_push(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _on_push(self, message: dict[str, Any], version: int) -> dict[str, Any]:
         ops = p.ops_from_wire(message.get("ops"))
         result, vector = self.store.push(ops, self.actor)
         return {
@@ -97,12 +120,16 @@ class Responder:
             "duplicates": result.duplicates,
         }
 
-    def _on_snapshot(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _on_snapshot(self, message: dict[str, Any], version: int) -> dict[str, Any]:
         after = message.get("after")
         if after is not None and not isinstance(after, str):
             raise p.ProtocolError("malformed", "after must be a record id or null")
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
+        if version < 2 and after is None and self.store.holds_types_beyond(p.V1_RECORD_TYPES):
+            raise _too_old_for_snapshot()
         page = self.store.snapshot_page(after, limit)
+        if version < 2 and any(not p.carries(r.record_type, version) for r in page.records):
+            raise _too_old_for_snapshot()  # a newer record arrived during the download
         sent = p.fit(page.records)
         # A page cut short by size goes on after its last record, like a full one.
         next_after = sent[-1].record_id if len(sent) < len(page.records) else page.next_after
@@ -117,3 +144,16 @@ class Responder:
             # it has come; later pages would only repeat it at the cost of a table scan.
             reply["total_records"] = self.store.snapshot_size()
         return reply
+
+
+def _too_old_for_snapshot() -> p.ProtocolError:
+    # Records left out of a snapshot would be lost to the receiver for good (its version
+    # vector would say it holds them): refuse the whole download instead, before any page.
+    return p.ProtocolError(
+        "version",
+        "this clinic holds records that Careline before "
+        f"{p.FIRST_RELEASE[2]} cannot store; update Careline on this workstation to "
+        f"{p.FIRST_RELEASE[2]} or newer to join it",
+        requested=1,
+        needs=p.FIRST_RELEASE[2],
+    )

@@ -55,6 +55,10 @@ class SyncReport:
     # Set when this replica's audit log contradicts the head the clinic server recorded for
     # it at an earlier sync: the log was altered (core.sync.audit_anchor). Sync goes on.
     audit_problem: str | None = None
+    # The sync protocol version agreed with the other side, and how many of our ops wait
+    # because it runs an older Careline that cannot store their record types.
+    protocol: int = p.VERSION
+    held_back: int = 0
     # The records this session changed here (pulled ops and snapshot pages), by type; set
     # when the session ends.
     changes: Changes = field(default_factory=Changes)
@@ -70,6 +74,8 @@ class SyncReport:
             "expected_records": self.expected_records,
             "expected_ops": self.expected_ops,
             "audit_problem": self.audit_problem,
+            "protocol": self.protocol,
+            "held_back": self.held_back,
             "changed": self.changes.counts(),
         }
 
@@ -107,18 +113,30 @@ class SyncSession:
         self.report.rounds += 1
         if self.report.rounds > MAX_ROUNDS:
             raise SyncError("the session did not converge; stopping")
-        reply = p.decode(self.transport.request(p.encode(message)), (*expect, "error"))
+        reply = p.decode(
+            self.transport.request(p.encode(message, self.report.protocol)), (*expect, "error")
+        )
+        if reply["type"] == "error" and reply.get("code") == "version":
+            common = p.common_version(reply)
+            if common is not None and common < self.report.protocol:
+                # An older Careline on the other side: speak its version from now on.
+                log.info("the other side speaks sync protocol %s; falling back to it", common)
+                self.report.protocol = common
+                return self._ask(message, expect)
+            raise SyncError(_version_problem(reply))
         if reply["type"] == "error":
             raise SyncError(f"the other side refused: {reply.get('message', 'no reason given')}")
         return reply
 
-    def run(self) -> SyncReport:
-        """Pull then push until both sides hold the same ops."""
+    def run(self, push: bool = True) -> SyncReport:
+        """Pull then push until both sides hold the same ops (``push=False``: only bring
+        the other side's changes here, as a read-only replica would)."""
         try:
             if not version_vector(self.db):
                 self._bootstrap()
             self._pull()
-            self._push()
+            if push:
+                self._push()
         except p.ProtocolError as exc:
             raise SyncError(f"the other side sent an invalid message: {exc}") from exc
         except replication.ApplyError as exc:
@@ -221,15 +239,30 @@ class SyncSession:
         # altered log is reported at every sync until someone looks.
         self._offer_head = problem is None
 
+    def _note_held_back(self, held: dict[str, int]) -> None:
+        """Count the ops of origins held back from an older other side (those from the
+        first it cannot store to the last we hold): they wait until it is updated."""
+        if not held:
+            return
+        mine = version_vector(self.db)
+        waiting = sum(max(mine.get(origin, 0) - first + 1, 0) for origin, first in held.items())
+        self.report.held_back = max(self.report.held_back, waiting)
+
     def _push(self) -> None:
         remote = self._remote_vv
         while True:
             try:
-                ops = p.fit(replication.ops_for(self.db, remote, self.batch))
+                found, held = p.sendable(
+                    lambda after: replication.ops_for(self.db, after, self.batch),
+                    remote,
+                    self.report.protocol,
+                )
             except replication.SnapshotRequiredError:
                 # The other side will ask us for a snapshot when it pulls from us.
                 log.info("the other side lacks history we only hold as a snapshot")
                 return
+            self._note_held_back(held)
+            ops = p.fit(found)
             if not ops:
                 return
             reply = self._ask({"type": "push", "ops": [p.op_to_wire(o) for o in ops]}, ("ack",))
@@ -238,6 +271,22 @@ class SyncSession:
             if new_remote == remote:
                 raise SyncError("the other side accepted none of our ops; stopping")
             remote = new_remote
+
+
+def _version_problem(reply: dict[str, Any]) -> str:
+    """What to tell a person when the two sides share no sync protocol version."""
+    theirs = reply.get("release")
+    other = f"Careline {theirs}" if isinstance(theirs, str) and len(theirs) < 40 else "Careline"
+    needs = reply.get("needs_release")
+    if isinstance(needs, str) and len(needs) < 40:
+        return (
+            f"the other side runs {other}, which no longer talks to Careline {p.RELEASE}: "
+            f"update Careline on this computer to {needs} or newer"
+        )
+    return (
+        f"the other side runs an older {other} that cannot talk to Careline {p.RELEASE} "
+        f"({reply.get('message', 'no reason given')}): update Careline there"
+    )
 
 
 def _count(value: Any) -> int:

@@ -52,6 +52,10 @@ class SyncStore(Protocol):
         """How many records a full snapshot holds."""
         ...
 
+    def holds_types_beyond(self, types: frozenset[str]) -> bool:
+        """Whether any record held is of a type not in ``types`` (an older peer's)."""
+        ...
+
     def anchor_audit(self, device: str, head: Head | None) -> Head | None:
         """The audit head recorded for ``device``, then (unless ``head`` is None, a query)
         record ``head`` instead, never moving backwards."""
@@ -83,6 +87,10 @@ class DatabaseStore:
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""
         return replication.snapshot_size(self.db)
+
+    def holds_types_beyond(self, types: frozenset[str]) -> bool:
+        """Whether any record held is of a type not in ``types``."""
+        return replication.holds_types_beyond(self.db, types)
 
     def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
         """:meth:`ops_for` and the version vector to report with them."""

@@ -38,7 +38,7 @@ from core.records.replication import (
     apply_snapshot_page,
     check_batch,
 )
-from core.records.types import record_type
+from core.records.types import RECORD_TYPES
 from core.server.postgres.columns import ColumnCipher
 from core.server.postgres.connection import PgStore
 from core.store import audit_chain, oplog
@@ -212,6 +212,16 @@ class PgReplica:
             row = cur.execute("SELECT count(*) FROM replica_records").fetchone()
         return int(row[0]) if row else 0
 
+    def holds_types_beyond(self, types: frozenset[str]) -> bool:
+        """Whether any record held is of a type not in ``types`` (an older peer's)."""
+        c = self._cipher()
+        known = [c.blind_index(f"type:{t}") for t in sorted(types)]
+        with self.store.tenant(self.tenant) as cur:
+            row = cur.execute(
+                "SELECT 1 FROM replica_records WHERE NOT (type_ix = ANY(%s)) LIMIT 1", (known,)
+            ).fetchone()
+        return row is not None
+
     # ----- writes -------------------------------------------------------------------------
 
     def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
@@ -264,7 +274,8 @@ class PgReplica:
         if not checked.fresh:
             return ApplyResult(0, checked.duplicates, ())
         for record_id, (type_name, loaded) in checked.docs.items():
-            derive(record_id, record_type(type_name), loaded.doc)  # refuses malformed content
+            if type_name in RECORD_TYPES:  # a newer version's type is kept as it came
+                derive(record_id, RECORD_TYPES[type_name], loaded.doc)  # refuses malformed
             ix = c.blind_index(record_id)
             state = pack(record_id.encode(), type_name.encode(), loaded.doc.get_update())
             gen, sealed = c.seal(RECORDS, ix, state)

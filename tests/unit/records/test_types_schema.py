@@ -27,9 +27,10 @@ from core.store.database import Database
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
 
 # Tables that are not derived from record documents: replica bookkeeping, the op log, the
-# record states themselves, the conflict inbox and the audit chain.
+# record states themselves, the conflict inbox, the audit chain and the records kept for a
+# newer version.
 BOOKKEEPING = {"meta", "record_states", "oplog", "version_vector", "conflicts", "audit_log",
-               "schema_version"}  # fmt: skip
+               "schema_version", "unknown_records"}  # fmt: skip
 
 
 def _migrated(migrations: Migrations = MIGRATIONS) -> Database:

@@ -11,7 +11,7 @@ from core.records.clinic import ClinicRecords
 from core.records.medications import Medications
 from core.records.problems import Problems
 from core.store.database import Database
-from core.store.migrations import MIGRATIONS
+from core.store.migrations import LATEST_VERSION, MIGRATIONS
 
 
 def test_problems_and_medications_recorded_before_v6_keep_their_values_and_read_as_active(
@@ -37,7 +37,9 @@ def test_problems_and_medications_recorded_before_v6_keep_their_values_and_read_
     old.close()
 
     db = Database.open(path, key)
-    assert [r[0] for r in db.query("SELECT version FROM schema_version ORDER BY version")][-1] == 6
+    assert [r[0] for r in db.query("SELECT version FROM schema_version ORDER BY version")][
+        -1
+    ] == LATEST_VERSION
     assert db.integrity_problems() == []
     records = ClinicRecords(db, "t")
     [med] = Medications(records).list("p1")

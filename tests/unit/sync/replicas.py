@@ -20,7 +20,7 @@ from core.records import crdt
 from core.records.clinic import ClinicRecords
 from core.store.database import Database, Row
 from core.sync.responder import Responder
-from core.sync.session import SyncError, SyncReport, sync
+from core.sync.session import SyncError, SyncReport, SyncSession, sync
 from core.sync.transport import LocalTransport, TransportError
 
 Dump = dict[str, list[Row]]
@@ -260,3 +260,15 @@ def faulty_sync(
     with contextlib.suppress(SyncError, TransportError):
         sync(client.db, transport, client.actor)
     wire.keep_recent()
+
+
+def pull_from(
+    into: ClinicRecords, source: ClinicRecords, protocol: int | None = None
+) -> SyncReport:
+    """``into`` brings ``source``'s changes here and sends nothing back (so each side
+    applies ops under its own code: see tests/newer_release.py), optionally speaking an
+    older sync ``protocol`` version."""
+    session = SyncSession(into.db, LocalTransport(Responder(source.db, "peer")), into.actor)
+    if protocol is not None:
+        session.report.protocol = protocol
+    return session.run(push=False)

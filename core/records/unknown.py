@@ -1,0 +1,85 @@
+"""Records this version of Careline cannot fully show, kept for a newer one.
+
+Clinics upgrade one workstation at a time, so a replica receives ops of record types, and
+fields of known types, that only a newer release understands. They are stored and relayed
+unchanged (``core.records.replication``) and listed in ``unknown_records`` with the parts
+that were not understood. Once the replica runs a release that knows them, ``refresh``
+derives their rows from the stored documents: nothing has to be synced again.
+"""
+
+from __future__ import annotations
+
+from core.records.changes import loaded_from, store_records, stored_records
+from core.records.materialize import UNKNOWN_TYPE
+from core.records.types import RECORD_TYPES
+from core.store import oplog
+from core.store.database import Database
+
+# Records re-derived per transaction: an upgrade of a large replica proceeds in steps that
+# each commit, so an interrupted one resumes where it stopped.
+REFRESH_BATCH = 500
+RECHECK = "recheck"
+
+
+def count(db: Database) -> int:
+    """How many records hold something this version cannot show."""
+    rows = db.query("SELECT count(*) FROM unknown_records WHERE parts != ?", (RECHECK,))
+    return int(rows[0][0])
+
+
+def by_type(db: Database) -> dict[str, int]:
+    """``count`` by record type (a type this version does not know is named as sent)."""
+    rows = db.query(
+        "SELECT type, count(*) FROM unknown_records WHERE parts != ? GROUP BY type ORDER BY type",
+        (RECHECK,),
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def notice(held: int) -> str | None:
+    """What to tell a person when ``held`` records need a newer Careline (None: none do)."""
+    if held <= 0:
+        return None
+    noun = "record" if held == 1 else "records"
+    return f"Update Careline to see {held} newer {noun}: newer workstations made them"
+
+
+def refresh(db: Database, actor: str = "upgrade") -> int:
+    """Derive every listed record this version now understands, in committed steps;
+    returns how many were re-derived. Cheap when nothing is listed (one query)."""
+    done = 0
+    after = ""
+    known = tuple(RECORD_TYPES)
+    marks = ", ".join("?" for _ in known)
+    while True:
+        rows = db.query(
+            f"SELECT id FROM unknown_records WHERE id > ? AND type IN ({marks}) "
+            "ORDER BY id LIMIT ?",
+            (after, *known, REFRESH_BATCH),
+        )
+        ids = [str(r[0]) for r in rows]
+        if not ids:
+            return done
+        details = {"records": len(ids)}
+        with db.write(actor, "records.rederive", "record_states", ids[0], details) as tx:
+            me = oplog.identity(tx)
+            stored = stored_records(tx, ids)
+            loaded = []
+            for record_id in ids:
+                row = stored.get(record_id)
+                if row is None:  # listed but gone: nothing to derive
+                    tx.execute("DELETE FROM unknown_records WHERE id = ?", (record_id,))
+                    continue
+                # The stored digests stay: a part this code derives differently from the
+                # older code (a new column, a value it now reads) has another digest and
+                # is rewritten; the rest is left alone. Listed again only if still not
+                # understood.
+                item = loaded_from(record_id, str(row[0]), row, me.client_id)
+                loaded.append((record_id, str(row[0]), item))
+                tx.execute("DELETE FROM unknown_records WHERE id = ?", (record_id,))
+            store_records(tx, loaded)
+        done += len(ids)
+        after = ids[-1]
+
+
+__all__ = ["RECHECK", "UNKNOWN_TYPE", "by_type", "count", "notice", "refresh"]
