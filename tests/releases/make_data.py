@@ -118,7 +118,7 @@ finally:
     ws.lock()
 """
 
-NOTES = (
+NOTES: tuple[dict[str, Any], ...] = (
     {"patient": 0, "body": "Seen for a cough.", "edit": "Seen for a dry cough; no fever."},
     {"patient": 1, "body": "Blood pressure reviewed — stable.", "sign": True,
      "addendum": "Patient asked for a follow-up in März."},
@@ -156,7 +156,8 @@ class Old:
             cwd=self.scratch, env=self.env(env), timeout=300, check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"{exe.name} {' '.join(args)}: exit {done.returncode}\n{done.stderr}")
+            command = " ".join([exe.name, *args])
+            raise RuntimeError(f"{command}: exit {done.returncode}\n{done.stderr}")
         return done.stdout
 
     def careline(self, data_dir: Path, *args: str, stdin: str = PASSWORD + "\n") -> Any:
