@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -48,8 +49,11 @@ def careline(
 class ServerProcess:
     """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
 
-    def __init__(self, data: Path, port: int) -> None:
+    def __init__(self, data: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+        """``env``: server settings by their environment names (e.g. DATABASE_URL); none
+        by default, so the embedded store and local key file."""
         self.data = data
+        self.env = {**child_env(), **(env or {})}
         self.port = port
         self.url = f"https://127.0.0.1:{port}"
         self.log = data.parent / f"server-{port}.log"
@@ -67,7 +71,7 @@ class ServerProcess:
                 [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                env=child_env(),
+                env=self.env,
             )  # fmt: skip
         cert = self.data / "tls" / "server.pem"
         deadline = time.monotonic() + 30

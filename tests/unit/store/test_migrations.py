@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlcipher3
 
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.records.vital_signs import VitalSigns
 from core.store.database import Database
 from core.store.errors import MigrationError, SchemaTooNewError
-from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
+from core.store.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    Migrations,
+    current_version,
+    migrate,
+)
 from tests.unit.store.disk import snapshot
 
 # Test-only later versions, passed in as the code of a future Careline would ship them.
@@ -96,6 +104,102 @@ def test_failed_migration_rolls_back_entirely(current_file: Path, key: SecureMem
     assert "referrals" not in _tables(db)
     assert db.query("SELECT given FROM patients") == [("Ngozi",)]
     db.close()
+
+
+# Columns whose CHECK constraint a placeholder value would break.
+_FILL_OVERRIDES = {("users", "role"): "admin"}
+
+
+def _at_version(path: Path, key: SecureMemory, version: int) -> Any:
+    """A raw connection to an encrypted file migrated by the shipped list up to ``version``
+    (0: a new file, nothing but the version table)."""
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    conn.execute("PRAGMA foreign_keys = ON")
+    earlier = tuple(m for m in MIGRATIONS if m[0] <= version)
+    if earlier:
+        migrate(conn, earlier)
+    else:
+        current_version(conn)
+    return conn
+
+
+def _data_tables(conn: Any) -> list[str]:
+    """Ordinary tables holding rows (full-text shadow tables included, the virtual table
+    itself left out), in creation order, so a referenced table comes first."""
+    kinds = {row[1]: row[2] for row in conn.execute("PRAGMA table_list")}
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY rowid"
+        )
+        if kinds.get(name) in ("table", "shadow")
+    ]
+
+
+def _fill(conn: Any) -> None:
+    """One row in every table the schema has at this version, whatever the version: a
+    placeholder per column by its declared type, the same text in every text column (so
+    references between tables hold)."""
+    kinds = {row[1]: row[2] for row in conn.execute("PRAGMA table_list")}
+    for table in _data_tables(conn):
+        if kinds[table] != "table" or table == "schema_version":
+            continue
+        columns = list(conn.execute(f'PRAGMA table_info("{table}")'))
+        values: list[object] = []
+        for column in columns:
+            name, declared = column[1], str(column[2]).upper()
+            if (table, name) in _FILL_OVERRIDES:
+                values.append(_FILL_OVERRIDES[(table, name)])
+            elif "INT" in declared:
+                values.append(1)
+            elif "REAL" in declared or "FLOA" in declared:
+                values.append(1.5)
+            elif "BLOB" in declared:
+                values.append(b"\x01")
+            else:
+                values.append("r1")
+        names = ", ".join(f'"{c[1]}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        conn.execute(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', values)
+
+
+def _state(conn: Any) -> tuple[list[Any], list[Any], dict[str, list[Any]]]:
+    """Schema, recorded versions and every table's rows."""
+    schema = list(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"))
+    versions = list(conn.execute("SELECT version FROM schema_version ORDER BY version"))
+    rows = {
+        table: sorted(map(repr, conn.execute(f'SELECT * FROM "{table}"')))
+        for table in _data_tables(conn)
+    }
+    return schema, versions, rows
+
+
+@pytest.mark.parametrize("target", [v for v, _ in MIGRATIONS], ids=lambda v: f"V{v}")
+def test_a_migration_that_fails_midway_leaves_the_database_as_it_was(
+    tmp_path: Path, key: SecureMemory, target: int
+) -> None:
+    """Every shipped migration, failing after its own last statement ran, on a file at the
+    version before it with a row in every table: schema, version and data are unchanged,
+    and the error names the version that failed."""
+    previous = max((v for v, _ in MIGRATIONS if v < target), default=0)
+    conn = _at_version(tmp_path / "clinic.db", key, previous)
+    _fill(conn)
+    before = _state(conn)
+    assert all(before[2][t] for t in _data_tables(conn) if t != "schema_version" and "fts" not in t)
+    script = dict(MIGRATIONS)[target]
+    broken: Migrations = (
+        *(m for m in MIGRATIONS if m[0] < target),
+        (target, script + "\nINSERT INTO no_such_table VALUES (1);"),
+    )
+    with pytest.raises(MigrationError) as caught:
+        migrate(conn, broken)
+    assert f"migration to schema version {target} failed and was rolled back" in str(caught.value)
+    assert f"(the schema is still at version {previous})" in str(caught.value)
+    assert not conn.in_transaction
+    assert _state(conn) == before
+    conn.close()
 
 
 def _open_error(path: Path, key: SecureMemory) -> str:

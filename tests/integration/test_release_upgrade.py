@@ -1,0 +1,259 @@
+"""Every release opens the previous ones' data (issue #11 section 2).
+
+The data under ``tests/releases/data/<tag>/`` was written by that release itself (see
+``tests/releases/make_data.py``), with what it read back in ``manifest.json``. Here the
+current code, run as operators run it (real ``careline`` and ``careline-server``
+processes), opens a copy of it: the workstation by password and by recovery key, the
+embedded server's data dir, and a PostgreSQL server restored from a dump; and reads every
+record back as the old release did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from core.records.workstation import Workstation
+from core.server.postgres.connection import MIGRATIONS as POSTGRES_MIGRATIONS
+from core.server.postgres.connection import TENANT_ROLE
+from core.store.migrations import LATEST_VERSION
+from tests.integration.server_process import REPO, ServerProcess, careline, child_env
+from tests.integration.test_cli import careline as careline_with_stdin
+from tests.releases import TAGS
+from tests.releases.make_data import DATA
+from tests.services import free_port
+
+
+@dataclass(frozen=True)
+class OldData:
+    """A copy of one release's data sets, and what that release read back from them."""
+
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def password(self) -> str:
+        """The (test-only) password every set was made with."""
+        return str(self.manifest["password"])
+
+
+@pytest.fixture(params=TAGS)
+def old(request: pytest.FixtureRequest, tmp_path: Path) -> OldData:
+    """A fresh copy of a release's committed data: the committed files are never opened.
+
+    Absent data skips with the command that makes it; CI (CARELINE_REQUIRE_RELEASE_DATA=1,
+    set by .ci/run) fails instead, so a missing set is never skipped unnoticed."""
+    tag = str(request.param)
+    source = DATA / tag
+    if not (source / "manifest.json").exists():
+        reason = (
+            f"no data made by {tag} in {source}: run "
+            f"'.venv/bin/python -m tests.releases.make_data --tag {tag}' and commit it"
+        )
+        if os.environ.get("CARELINE_REQUIRE_RELEASE_DATA") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path / tag
+    shutil.copytree(source, folder)
+    for path in folder.rglob("*"):
+        # Git keeps no file modes; key files must be private again, as a restore makes them.
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tag"] == tag
+    return OldData(folder, manifest)
+
+
+def assert_reads_as(old: Any, new: Any, where: str = "") -> None:
+    """``new`` shows everything ``old`` showed, with the same values (fields added since
+    are allowed; nothing may go missing or change)."""
+    if isinstance(old, dict):
+        assert isinstance(new, dict), where
+        for key, value in old.items():
+            assert key in new, f"{where}.{key} is gone"
+            assert_reads_as(value, new[key], f"{where}.{key}")
+    elif isinstance(old, list):
+        assert isinstance(new, list) and len(new) == len(old), f"{where}: {old!r} != {new!r}"
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            assert_reads_as(a, b, f"{where}[{index}]")
+    else:
+        assert new == old, f"{where}: {new!r}, was {old!r}"
+
+
+def current(data_dir: Path, *args: str) -> Any:
+    """A current ``careline --json`` command as admin; its JSON document."""
+    result = careline(data_dir, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def server_admin(data_dir: Path, env: Mapping[str, str], *args: str) -> Any:
+    """A current ``careline-server --json admin ...`` command; its JSON document."""
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data_dir), "--json",
+         "admin", *args],
+        capture_output=True, text=True, cwd=REPO, env={**child_env(), **env}, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in id order (listing order is not part of what is compared)."""
+    return sorted(rows, key=lambda row: str(row["id"]))
+
+
+def assert_same_records(seen: Mapping[str, Any], desk: Path) -> None:
+    """The workstation at ``desk`` shows every patient, allergy, note, search result and
+    open conflict as the old release showed them (``seen``: its manifest section)."""
+    for pid in seen["patient_ids"]:
+        assert_reads_as(seen["charts"][pid], current(desk, "patient", "show", pid), pid)
+        assert_reads_as(
+            seen["notes"][pid], current(desk, "note", "list", "--patient", pid), f"notes {pid}"
+        )
+    for text, found in seen["search"].items():
+        assert_reads_as(found, current(desk, "patient", "search", text), f"search {text!r}")
+    assert len(seen["conflicts"]) >= 2  # the register and the list conflict were made
+    assert_reads_as(
+        by_id(seen["conflicts"]), by_id(current(desk, "conflicts", "list")), "conflicts"
+    )
+
+
+def schema_version(data_dir: Path, unlock: str, secret: str) -> int:
+    """The schema version of a workstation's database, opened by the current code with its
+    password (``unlock="password"``) or recovery key (``"recovery"``)."""
+    ws = Workstation(data_dir)
+    if unlock == "password":
+        ws.unlock_with_password("admin", secret)
+    else:
+        ws.unlock_with_recovery_key(secret)
+    try:
+        return int(ws.database.query("SELECT max(version) FROM schema_version")[0][0])
+    finally:
+        ws.lock()
+
+
+# --- workstation ---------------------------------------------------------------------------
+
+
+def test_current_cli_opens_the_old_workstation_migrates_it_and_checks_pass(
+    old: OldData, no_keyring: None
+) -> None:
+    desk, seen = old.folder / "workstation", old.manifest["workstation"]
+    assert schema_version(desk, "password", old.password) == LATEST_VERSION
+    check = current(desk, "db", "check")
+    assert (check["ok"], check["problems"]) == (True, [])
+    audit = current(desk, "audit", "verify")
+    assert (audit["ok"], audit["problems"]) == (True, [])
+    # Entries the old release wrote are still in the chain (reading adds more).
+    assert audit["entries"] >= seen["audit_verify"]["entries"]
+
+
+def test_the_old_recovery_key_still_opens_the_workstation(old: OldData, no_keyring: None) -> None:
+    desk, seen = old.folder / "workstation", old.manifest["workstation"]
+    assert schema_version(desk, "recovery", seen["recovery_key"]) == LATEST_VERSION
+    # And as a person who forgot the password uses it: a new password, then sign in.
+    recovered = careline_with_stdin(
+        desk, "--json", "keys", "recover", "--user", "admin", "--recovery-key-stdin",
+        stdin=f"{seen['recovery_key']}\nnew password after upgrade\n",
+    )  # fmt: skip
+    assert recovered.returncode == 0, recovered.stderr
+    assert schema_version(desk, "password", "new password after upgrade") == LATEST_VERSION
+
+
+def test_every_old_record_reads_back_as_the_old_release_read_it(
+    old: OldData, no_keyring: None
+) -> None:
+    assert_same_records(old.manifest["workstation"], old.folder / "workstation")
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+def join_and_compare(
+    data: Path, env: Mapping[str, str], seen: Mapping[str, Any], desk: Path
+) -> None:
+    """Serve the old server's data with the current ``careline-server``, enroll a new
+    current workstation in the old clinic, and compare what it receives."""
+    code = server_admin(data, env, "enroll-code", seen["clinic_id"])["code"]
+    running = ServerProcess(data, free_port(), env)
+    running.start()
+    try:
+        (data.parent / "ca.pem").write_text(running.ca_pem)
+        enrolled = careline(
+            desk, "--json", "enroll", "--server", running.url, "--code", code,
+            "--ca-file", str(data.parent / "ca.pem"),
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        assert json.loads(enrolled.stdout)["clinic"] == seen["clinic"]
+        assert_same_records(seen["desk"], desk)
+    finally:
+        running.stop()
+
+
+def assert_server_admin_reads_as_before(
+    data: Path, env: Mapping[str, str], seen: Mapping[str, Any]
+) -> None:
+    """Clinics and devices list as before; every audit chain verifies."""
+    assert_reads_as(by_id(seen["server_clinics"]), by_id(server_admin(data, env, "clinic", "list")))
+    assert_reads_as(
+        by_id(seen["server_devices"]), by_id(server_admin(data, env, "device", "list")), "devices"
+    )
+    audit = server_admin(data, env, "audit", "verify")
+    assert set(audit) >= set(seen["server_audit_verify"])
+    assert all(report["ok"] for report in audit.values()), audit
+
+
+def test_current_server_opens_the_old_embedded_server_and_a_new_workstation_syncs(
+    old: OldData, tmp_path: Path, no_keyring: None
+) -> None:
+    data, seen = old.folder / "server", old.manifest["server"]
+    assert_server_admin_reads_as_before(data, {}, seen)
+    join_and_compare(data, {}, seen, tmp_path / "new-desk")
+
+
+@pytest.fixture
+def restored(old: OldData, postgres_url: str) -> tuple[OldData, str]:
+    """The old server's PostgreSQL dump restored into a fresh database (dropped after).
+
+    A dump holds no roles: the tenant role the old server created is made first, as an
+    operator restoring onto a new cluster would (``pg_dumpall --roles-only``)."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (TENANT_ROLE,)).fetchone():
+            conn.execute(f"CREATE ROLE {TENANT_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS")
+    subprocess.run(
+        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f",
+         str(old.folder / "postgres" / "dump.sql"), postgres_url.split("?", 1)[0]],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return old, postgres_url  # postgres_url drops the database after the test
+
+
+def test_current_server_migrates_the_old_postgres_database_and_a_new_workstation_syncs(
+    restored: tuple[OldData, str], tmp_path: Path, no_keyring: None
+) -> None:
+    old, url = restored
+    seen = old.manifest["postgres"]
+    env = {
+        "DATABASE_URL": url,
+        "DATABASE_SSL_MODE": "disable",
+        "KMS_PROVIDER": seen["kms_provider"],
+        "MASTER_ENCRYPTION_KEY": seen["master_encryption_key"],
+    }
+    data = tmp_path / "pg-server"
+    data.mkdir(mode=0o700)
+    assert_server_admin_reads_as_before(data, env, seen)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    assert row is not None and row[0] == POSTGRES_MIGRATIONS[-1][0]
+    join_and_compare(data, env, seen, tmp_path / "new-desk")
