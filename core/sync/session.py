@@ -278,15 +278,25 @@ def _version_problem(reply: dict[str, Any]) -> str:
     theirs = reply.get("release")
     other = f"Careline {theirs}" if isinstance(theirs, str) and len(theirs) < 40 else "Careline"
     needs = reply.get("needs_release")
-    if isinstance(needs, str) and len(needs) < 40:
+    if isinstance(needs, str) and _release_key(needs) > _release_key(p.RELEASE):
         return (
             f"the other side runs {other}, which no longer talks to Careline {p.RELEASE}: "
             f"update Careline on this computer to {needs} or newer"
         )
+    if needs is not None:  # the other side's own words say what is needed, and where
+        return f"the other side refused: {reply.get('message', 'no reason given')}"
     return (
         f"the other side runs an older {other} that cannot talk to Careline {p.RELEASE} "
         f"({reply.get('message', 'no reason given')}): update Careline there"
     )
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    """``"0.10.2"`` -> ``(0, 10, 2)`` for comparing releases; nonsense sorts first."""
+    try:
+        return tuple(int(part) for part in release.split(".")[:4])
+    except ValueError:
+        return ()
 
 
 def _count(value: Any) -> int:
