@@ -127,9 +127,19 @@ def test_the_previous_release_and_this_one_serve_one_database_at_once(
         admin.close()
     assert old.process.poll() is None, old.log.read_text()
     assert new.process is not None
-    assert new.process.pid in _live_pids(postgres_url)  # the previous release never registers
+    assert _live_pids(postgres_url) == {new.process.pid}  # the previous release never registers
+    # ... but its sessions are there: a breaking migration waits for them too.
+    breaking = _server(processes, data, postgres_url, command("breaking"))
+    refused = breaking.run("run", "--port", str(breaking.port))
+    assert refused.returncode != 0
+    assert "an unregistered PostgreSQL session from 127.0.0.1" in refused.stderr
+    assert "careline-server 0.1.0, or another client" in refused.stderr
+    old.stop()
+    new.stop()
+    breaking.start()
+    assert _schema(postgres_url) == (NEXT, NEXT)
     # A fact of the previous release's code: it refuses any schema newer than its own, so
-    # once upgraded, none of its processes can start again (running ones keep serving).
+    # once upgraded, none of its processes can start again (running ones kept serving).
     again = old.run("admin", "clinic", "list")
     assert again.returncode != 0
     assert "newer than this careline-server understands" in again.stderr

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x43524C31  # "CRL1": one process migrates at a time
 _REGISTRY_LOCK = 0x43524C32
 _TENANT_LOCK_SPACE = 0x43524C33
+# Every session of this code says so: a breaking migration treats any other session on the
+# database as possibly older code (see _refuse_if_old_nodes).
+APPLICATION_NAME = "careline-server"
 
 
 class PgStore:
@@ -63,7 +66,7 @@ class PgStore:
         self._beat_s = nodes.HEARTBEAT_S if heartbeat_s is None else heartbeat_s
         self.node: nodes.Registration | None = None
         self.url = url
-        kwargs: dict[str, Any] = {"autocommit": False}
+        kwargs: dict[str, Any] = {"autocommit": False, "application_name": APPLICATION_NAME}
         if "sslmode=" not in url:
             kwargs["sslmode"] = ssl_mode
         self.pool = ConnectionPool(
@@ -130,17 +133,33 @@ class PgStore:
         state: schema.SchemaState,
         steps: list[tuple[Migration, int]],
     ) -> None:
-        """A breaking step waits until no live process runs code it would break."""
+        """A breaking step waits until no live process runs code it would break: neither a
+        registered node of older code, nor a session that is not a registered process's
+        (release 0.1.0 never registers; its pool keeps a session open all the time)."""
         floor = steps[-1][1]
-        old = [n for n in nodes.live_nodes(conn) if n.schema_understood < floor]
+        old = [n.describe() for n in nodes.live_nodes(conn) if n.schema_understood < floor]
+        old += [
+            f"an unregistered PostgreSQL session from {addr or 'a local socket'}"
+            f"{f':{port}' if port else ''} (application name {app!r}, connected "
+            f"{since:%Y-%m-%d %H:%M:%S %Z}: careline-server 0.1.0, or another client)"
+            for addr, port, app, since in conn.execute(
+                "SELECT host(client_addr), client_port, application_name, backend_start "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND application_name <> %s ORDER BY backend_start",
+                (APPLICATION_NAME,),
+            )
+        ]
         if not old:
             return
-        breaking = ", ".join(f"{m.version} ({m.summary})" for m, _ in steps if m.breaking)
+        breaking = [f"{m.version} ({m.summary})" for m, _ in steps if m.breaking]
         raise SchemaRefusedError(
             f"this careline-server {nodes.release()} would migrate the database from schema "
-            f"version {state.version} to {steps[-1][0].version}, and version {breaking} "
-            f"breaks code older than schema {floor}, which these live server processes run: "
-            + "; ".join(n.describe() for n in old)
+            f"version {state.version} to {steps[-1][0].version}, and "
+            f"{'version' if len(breaking) == 1 else 'versions'} {', '.join(breaking)} "
+            f"{'breaks' if len(breaking) == 1 else 'break'} code older than schema {floor}, "
+            "which these may run: "
+            + "; ".join(old)
             + ". Stop (or upgrade) them, then start this one again (a process that died "
             f"without stopping is forgotten {nodes.MISSED_BEATS} missed heartbeats later, "
             f"{nodes.HEARTBEAT_S * nodes.MISSED_BEATS:.0f} s by default)"

@@ -9,8 +9,10 @@ expires. Times come from the database's clock, so hosts with skewed clocks agree
 
 A process about to apply a breaking migration (:mod:`.schema`) reads the live rows and
 refuses while any of them runs code older than the migration allows. Releases before
-schema version 2 (0.1.0) do not register: a breaking migration cannot see them, so stop
-every 0.1.0 process before the first release that brings one.
+schema version 2 (0.1.0) do not register; their connection pool keeps a session open,
+though, and this code names its own sessions (``application_name``), so a breaking
+migration also waits while any other session is open on the database (a 0.1.0 process,
+or a client such as psql: the message names its address and port).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ by a release before this scheme) counts as its own version. A process whose code
 schema ``K`` starts on a database at version ``V > K`` only if ``min_compatible(V) <= K``;
 one that would apply a breaking migration first checks the live server processes
 (:mod:`.nodes`) and refuses while any of them runs code older than the new
-``min_compatible``.
+``min_compatible``, or while a session that is no registered process's is open.
 
 Version 2 adds that node table (additive). Release 0.1.0 predates all this and refuses any
 schema newer than version 1: its processes already running keep running after the upgrade
