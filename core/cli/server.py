@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from core.cli.passwords import read_password
@@ -115,6 +117,10 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
         f"careline-server: serving https://{args.host}:{args.port} "
         f"(certificate {cert}, SHA-256 {certs.fingerprint(Path(cert).read_text())})\n"
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: with the
+    # default action the process would die right there, before closing the server (which,
+    # on PostgreSQL, also takes this process out of the live node table).
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         uvicorn.run(
             create_app(server),
@@ -126,7 +132,12 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
         )
     finally:
         server.close()
+        signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _exit_quietly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 def ensure_tls(data_dir: Path, host: str) -> tuple[Path, Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +14,13 @@ import uvicorn
 from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.providers import provider_from_settings
+from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.server.api import create_app
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 from core.store import audit_chain
+from core.store.oplog import version_vector
 from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
@@ -95,6 +97,14 @@ def join_clinic(
 ) -> tuple[Workstation, ServerCredential]:
     """A workstation enrolled in ``clinic_id`` at ``url``, synced and signed in as admin."""
     code, _ = server.registry.issue_enroll_code(clinic_id, 10)
+    return enroll_desk(url, ca_pem, code, folder, name)
+
+
+def enroll_desk(
+    url: str, ca_pem: str, code: str, folder: Path, name: str = "desk"
+) -> tuple[Workstation, ServerCredential]:
+    """A workstation enrolled with ``code`` (from any server or its admin command) at
+    ``url``, synced and signed in as admin."""
     ws = Workstation(folder, FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
     credential = enroll(url, code, ca_pem, name)
@@ -114,6 +124,25 @@ def sync_at(ws: Workstation, credential: ServerCredential, url: str | None = Non
         return sync(ws.database, transport, "admin")
     finally:
         transport.close()
+
+
+def check_replica(admin: ClinicServer, clinic: str, desks: Sequence[Workstation]) -> dict[str, int]:
+    """The server's replica of ``clinic`` holds every op each of ``desks`` made, each once,
+    with no gap, and nothing else but the server's own ops; returns its version vector."""
+    store = admin.sync_store(clinic)
+    vv = store.version_vector()
+    made = {replica_id(ws.database): version_vector(ws.database)[replica_id(ws.database)]
+            for ws in desks}  # fmt: skip
+    # Every op each workstation made, and nothing else beyond the server's own set-up ops.
+    server_origins = set(vv) - set(made)
+    assert len(server_origins) == 1, vv
+    assert {o: s for o, s in vv.items() if o not in server_origins} == made
+    held = store.ops_for({}, 1_000_000)
+    assert len({(op.origin, op.seq) for op in held}) == len(held), "an op is stored twice"
+    for origin, top in vv.items():
+        assert sorted(op.seq for op in held if op.origin == origin) == list(range(1, top + 1))
+    assert len(held) == sum(vv.values())
+    return vv
 
 
 def rewrite_audit_tail(ws: Workstation, seq: int) -> None:

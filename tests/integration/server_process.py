@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -46,15 +46,27 @@ def careline(
     )  # fmt: skip
 
 
-class ServerProcess:
-    """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
+SERVER = (sys.executable, "-m", "core.cli.server")
 
-    def __init__(self, data: Path, port: int, env: Mapping[str, str] | None = None) -> None:
-        """``env``: server settings by their environment names (e.g. DATABASE_URL); none
-        by default, so the embedded store and local key file."""
+
+class ServerProcess:
+    """``careline-server run`` on a fixed 127.0.0.1 port, restartable.
+
+    ``program``: the command that is ``careline-server`` (default: this code's); ``env``:
+    settings added to :func:`child_env` (e.g. DATABASE_URL).
+    """
+
+    def __init__(
+        self,
+        data: Path,
+        port: int,
+        program: Sequence[str] = SERVER,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.data = data
-        self.env = {**child_env(), **(env or {})}
         self.port = port
+        self.program = tuple(program)
+        self.env = {**child_env(), **(env or {})}
         self.url = f"https://127.0.0.1:{port}"
         self.log = data.parent / f"server-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -68,7 +80,7 @@ class ServerProcess:
         """Start and wait until ``/ready`` answers over TLS (at most 30 s)."""
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
+                [*self.program, "--data-dir", str(self.data), "run",
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                 env=self.env,
@@ -87,6 +99,15 @@ class ServerProcess:
             time.sleep(0.05)
         self.stop()  # no process left running behind a failed start
         raise AssertionError(f"server not ready:\n{self.log.read_text(errors='replace')}")
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """One other command of the same program on the same data dir and settings (an
+        admin command, or ``run`` expected to stop by itself), PASSWORD on stdin."""
+        return subprocess.run(
+            [*self.program, "--data-dir", str(self.data), *args],
+            input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=self.env,
+            timeout=timeout, check=False,
+        )  # fmt: skip
 
     def kill(self) -> None:
         """SIGKILL, as a crash or power cut would."""

@@ -186,7 +186,7 @@ def join_and_compare(
     """Serve the old server's data with the current ``careline-server``, enroll a new
     current workstation in the old clinic, and compare what it receives."""
     code = server_admin(data, env, "enroll-code", seen["clinic_id"])["code"]
-    running = ServerProcess(data, free_port(), env)
+    running = ServerProcess(data, free_port(), env=env)
     running.start()
     try:
         (data.parent / "ca.pem").write_text(running.ca_pem)

@@ -15,7 +15,7 @@ from core.config.settings import ConfigError
 from core.records.notes import Notes
 from core.records.workstation import Workstation
 from core.server.postgres.columns import SealedValueError
-from core.server.postgres.connection import TENANT_ROLE, TENANT_TABLES
+from core.server.postgres.schema import TENANT_ROLE, TENANT_TABLES
 from core.server.settings import load_server_settings
 from core.store.oplog import version_vector
 from core.sync import protocol

@@ -20,13 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.records.replication import replica_id
 from core.records.workstation import Workstation
-from core.server.service import ClinicServer
 from core.server.settings import SERVER_SCHEMA
 from core.store.oplog import version_vector
 from core.sync.enroll import ServerCredential, enroll, tls_trust
-from tests.integration.server_fixtures import add_clinic, join_clinic, make_server, sync_at
+from tests.integration.server_fixtures import (
+    add_clinic,
+    check_replica,
+    join_clinic,
+    make_server,
+    sync_at,
+)
 from tests.services import create_postgres_database, drop_postgres_database, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,25 +169,6 @@ def _work(desk: Desk, urls: list[str], start: threading.Barrier, until: float) -
         desk.error = exc
 
 
-def _check_replica(admin: ClinicServer, clinic: str, desks: list[Desk]) -> dict[str, int]:
-    store = admin.sync_store(clinic)
-    vv = store.version_vector()
-    made = {
-        replica_id(d.ws.database): version_vector(d.ws.database)[replica_id(d.ws.database)]
-        for d in desks
-    }
-    # Every op each workstation made, and nothing else beyond the server's own set-up ops.
-    server_origins = set(vv) - set(made)
-    assert len(server_origins) == 1, vv
-    assert {o: s for o, s in vv.items() if o not in server_origins} == made
-    held = store.ops_for({}, 1_000_000)
-    assert len({(op.origin, op.seq) for op in held}) == len(held), "an op is stored twice"
-    for origin, top in vv.items():
-        assert sorted(op.seq for op in held if op.origin == origin) == list(range(1, top + 1))
-    assert len(held) == sum(vv.values())
-    return vv
-
-
 def test_two_processes_serve_one_data_dir_under_concurrent_pushes(
     servers: Servers, tmp_path: Path, no_keyring: None
 ) -> None:
@@ -218,7 +203,7 @@ def test_two_processes_serve_one_data_dir_under_concurrent_pushes(
 
         for clinic in clinics:
             members = [d for d in desks if d.clinic == clinic]
-            vv = _check_replica(admin, clinic, members)
+            vv = check_replica(admin, clinic, [d.ws for d in members])
             states = []
             for desk in members:
                 assert version_vector(desk.ws.database) == vv

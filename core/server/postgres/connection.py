@@ -9,14 +9,15 @@ tenant filter, or names another clinic's id, still sees only the current tenant'
 
 Several server processes may share one database: pushes to a clinic are serialised by a
 transaction-scoped advisory lock on the tenant, the registry's writes by one on the
-registry, and migrations by a session lock, so no op is lost or stored twice.
+registry, and migrations by a session lock, so no op is lost or stored twice. Processes of
+different releases may share it during a rolling upgrade: :mod:`.schema` says which code
+runs on which schema, :mod:`.nodes` which processes are live.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,81 +26,27 @@ from psycopg import IsolationLevel, errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.config.settings import ConfigError
+from core.server.postgres import nodes, schema
+from core.server.postgres.schema import TENANT_ROLE, Migration, SchemaRefusedError
 from core.server.postgres.urls import check_url, redact
 
 log = logging.getLogger(__name__)
 
-TENANT_ROLE = "careline_tenant"
 _MIGRATION_LOCK = 0x43524C31  # "CRL1": one process migrates at a time
 _REGISTRY_LOCK = 0x43524C32
 _TENANT_LOCK_SPACE = 0x43524C33
-TENANT_TABLES = ("replica_vectors", "replica_ops", "replica_records", "replica_meta",
-                 "replica_audit")  # fmt: skip
-
-_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE audit_log (
-    rowid BIGSERIAL UNIQUE, seq BIGINT PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL,
-    details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE TABLE clinics (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
-    ca_cert TEXT NOT NULL, ca_key_wrapped BYTEA NOT NULL
-);
-CREATE TABLE data_keys (
-    clinic_id TEXT NOT NULL, purpose TEXT NOT NULL, wrapped BYTEA NOT NULL,
-    key_version TEXT NOT NULL, PRIMARY KEY (clinic_id, purpose)
-);
-CREATE TABLE devices (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics (id),
-    name TEXT NOT NULL, token_sha256 TEXT NOT NULL, certificate TEXT NOT NULL,
-    enrolled_at TEXT NOT NULL, revoked_at TEXT
-);
-CREATE INDEX devices_by_clinic ON devices (clinic_id);
-CREATE TABLE enroll_codes (
-    code_sha256 TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics (id),
-    expires_at TEXT NOT NULL, used_at TEXT
-);
-
--- Clinic replicas. Ids (tenant, origin replica, blind-indexed record) are random values;
--- everything clinical is in ``sealed`` (AES-256-GCM, see columns.py).
-CREATE TABLE replica_vectors (
-    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    origin TEXT NOT NULL, seq BIGINT NOT NULL, floor BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, origin)
-);
-CREATE TABLE replica_ops (
-    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    origin TEXT NOT NULL, seq BIGINT NOT NULL, pos BIGSERIAL NOT NULL,
-    record_ix TEXT NOT NULL, key_gen INTEGER NOT NULL, sealed BYTEA NOT NULL,
-    PRIMARY KEY (tenant, origin, seq)
-);
-CREATE INDEX replica_ops_arrival ON replica_ops (tenant, pos);
-CREATE TABLE replica_records (
-    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    record_ix TEXT NOT NULL, type_ix TEXT NOT NULL, key_gen INTEGER NOT NULL,
-    sealed BYTEA NOT NULL, PRIMARY KEY (tenant, record_ix)
-);
-CREATE INDEX replica_records_by_type ON replica_records (tenant, type_ix);
-CREATE TABLE replica_meta (
-    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (tenant, key)
-);
-CREATE TABLE replica_audit (
-    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    rowid BIGSERIAL NOT NULL, seq BIGINT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL,
-    details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-    PRIMARY KEY (tenant, seq)
-);
-"""
-
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+# Every session of this code says so: a breaking migration treats any other session on the
+# database as possibly older code (see _refuse_if_old_nodes).
+APPLICATION_NAME = "careline-server"
 
 
 class PgStore:
-    """A connection pool on one PostgreSQL database, migrated on open."""
+    """A connection pool on one PostgreSQL database, migrated on open.
+
+    Opening it, under a session advisory lock that every release takes: refuse a schema
+    this code cannot run on; apply the migrations it lacks, unless one is breaking and a
+    live process runs code it would break; register this process in ``server_nodes``.
+    """
 
     def __init__(
         self,
@@ -108,10 +55,18 @@ class PgStore:
         *,
         max_size: int = 8,
         connect_timeout: float = 15,
+        migrations: Sequence[Migration] | None = None,
+        heartbeat_s: float | None = None,
     ) -> None:
+        """``migrations``: the schema this code knows (default :data:`schema.MIGRATIONS`;
+        tests pass a longer or shorter list to play a newer or older release);
+        ``heartbeat_s``: how often this process's node row is refreshed."""
         check_url(url)
+        self.migrations = tuple(schema.MIGRATIONS if migrations is None else migrations)
+        self._beat_s = nodes.HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+        self.node: nodes.Registration | None = None
         self.url = url
-        kwargs: dict[str, Any] = {"autocommit": False}
+        kwargs: dict[str, Any] = {"autocommit": False, "application_name": APPLICATION_NAME}
         if "sslmode=" not in url:
             kwargs["sslmode"] = ssl_mode
         self.pool = ConnectionPool(
@@ -125,10 +80,17 @@ class PgStore:
                 f"DATABASE_URL: cannot connect to {redact(url)} (is PostgreSQL running, and "
                 f"does DATABASE_SSL_MODE={kwargs.get('sslmode', 'as in the URL')} suit it?)"
             ) from exc
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.pool.close()
+            raise
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Leave the node table, then close every pooled connection."""
+        if self.node is not None:
+            self.node.close()
+            self.node = None
         self.pool.close()
 
     # ----- schema ---------------------------------------------------------------------
@@ -146,24 +108,62 @@ class PgStore:
                 conn.autocommit = False
 
     def _migrate_locked(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0]) if row and row[0] is not None else 0
-        newest = MIGRATIONS[-1][0]
-        if current > newest:
-            raise ConfigError(
-                f"DATABASE_URL: the database schema is version {current}, newer than this "
-                f"careline-server understands ({newest}); upgrade careline-server"
+        state = schema.read_state(conn)
+        schema.check_runnable(state, self.migrations, nodes.release())
+        steps = schema.plan(state, self.migrations)
+        if steps:
+            _ensure_role(conn)
+            if steps[-1][1] > state.min_compatible and nodes.table_exists(conn):
+                self._refuse_if_old_nodes(conn, state, steps)
+        for migration, floor in steps:
+            schema.apply(conn, migration, floor)
+            log.info(
+                "PostgreSQL schema migrated to version %s (%s, %s)",
+                migration.version,
+                migration.summary,
+                "breaking" if migration.breaking else "additive",
             )
-        _ensure_role(conn)
-        for version, ddl in MIGRATIONS:
-            if version <= current:
-                continue
-            with conn.transaction():
-                conn.execute(ddl)  # fixed DDL text, no input
-                _secure_tenant_tables(conn)
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-            log.info("PostgreSQL schema migrated to version %s", version)
+        if nodes.table_exists(conn):
+            self.node = nodes.Registration(self.pool, self.migrations[-1].version, self._beat_s)
+            self.node.register(conn)
+
+    def _refuse_if_old_nodes(
+        self,
+        conn: psycopg.Connection[Any],
+        state: schema.SchemaState,
+        steps: list[tuple[Migration, int]],
+    ) -> None:
+        """A breaking step waits until no live process runs code it would break: neither a
+        registered node of older code, nor a session that is not a registered process's
+        (release 0.1.0 never registers; its pool keeps a session open all the time)."""
+        floor = steps[-1][1]
+        old = [n.describe() for n in nodes.live_nodes(conn) if n.schema_understood < floor]
+        old += [
+            f"an unregistered PostgreSQL session from {addr or 'a local socket'}"
+            f"{f':{port}' if port else ''} (application name {app!r}, connected "
+            f"{since:%Y-%m-%d %H:%M:%S %Z}: careline-server 0.1.0, or another client)"
+            for addr, port, app, since in conn.execute(
+                "SELECT host(client_addr), client_port, application_name, backend_start "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND application_name <> %s ORDER BY backend_start",
+                (APPLICATION_NAME,),
+            )
+        ]
+        if not old:
+            return
+        breaking = [f"{m.version} ({m.summary})" for m, _ in steps if m.breaking]
+        raise SchemaRefusedError(
+            f"this careline-server {nodes.release()} would migrate the database from schema "
+            f"version {state.version} to {steps[-1][0].version}, and "
+            f"{'version' if len(breaking) == 1 else 'versions'} {', '.join(breaking)} "
+            f"{'breaks' if len(breaking) == 1 else 'break'} code older than schema {floor}, "
+            "which these may run: "
+            + "; ".join(old)
+            + ". Stop (or upgrade) them, then start this one again (a process that died "
+            f"without stopping is forgotten {nodes.MISSED_BEATS} missed heartbeats later, "
+            f"{nodes.HEARTBEAT_S * nodes.MISSED_BEATS:.0f} s by default)"
+        )
 
     # ----- transactions ---------------------------------------------------------------
 
@@ -231,26 +231,3 @@ def _ensure_role(conn: psycopg.Connection[Any]) -> None:
             f"row-level security runs under; create it once as an administrator: CREATE ROLE "
             f"{TENANT_ROLE} NOLOGIN; GRANT {TENANT_ROLE} TO <careline user>"
         ) from exc
-
-
-_IDENT = re.compile(r"[a-z_]+")
-
-
-def _secure_tenant_tables(conn: psycopg.Connection[Any]) -> None:
-    user = conn.execute("SELECT current_user").fetchone()
-    assert user is not None
-    conn.execute(f'GRANT {TENANT_ROLE} TO "{user[0]}"')
-    for table in TENANT_TABLES:
-        assert _IDENT.fullmatch(table)  # fixed names; never input
-        statements = (
-            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
-            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-            f"CREATE POLICY tenant_only ON {table} "
-            "USING (tenant = current_setting('careline.tenant', true)) "
-            "WITH CHECK (tenant = current_setting('careline.tenant', true))",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {TENANT_ROLE}",
-        )
-        for sql in statements:
-            conn.execute(sql)
-    for sequence in ("replica_ops_pos_seq", "replica_audit_rowid_seq"):
-        conn.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {TENANT_ROLE}")
