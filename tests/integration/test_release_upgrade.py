@@ -24,8 +24,8 @@ import psycopg
 import pytest
 
 from core.records.workstation import Workstation
-from core.server.postgres.connection import MIGRATIONS as POSTGRES_MIGRATIONS
-from core.server.postgres.connection import TENANT_ROLE
+from core.server.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from core.server.postgres.schema import TENANT_ROLE
 from core.store.migrations import LATEST_VERSION
 from tests.integration.server_process import REPO, ServerProcess, careline, child_env
 from tests.integration.test_cli import careline as careline_with_stdin
@@ -255,5 +255,5 @@ def test_current_server_migrates_the_old_postgres_database_and_a_new_workstation
     assert_server_admin_reads_as_before(data, env, seen)
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    assert row is not None and row[0] == POSTGRES_MIGRATIONS[-1][0]
+    assert row is not None and row[0] == POSTGRES_MIGRATIONS[-1].version
     join_and_compare(data, env, seen, tmp_path / "new-desk")
