@@ -45,7 +45,7 @@ from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
-from core.records import changeset
+from core.records import changeset, unknown
 from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
@@ -126,6 +126,10 @@ class SyncStatus:
     # The clinic server's record of this workstation's audit log contradicts the log here
     # (core.sync.audit_anchor): records still sync, but an administrator must look.
     audit_warning: str = ""
+    # Records newer workstations made that this version cannot show (core.records.unknown),
+    # and our changes an older clinic server cannot store yet (they wait for its update).
+    newer_records: int = 0
+    held_back: int = 0
 
 
 class _Stopped(TransportError):
@@ -162,6 +166,7 @@ class SessionOutcome:
     # What other replicas changed here since the last session: this session's pulls and
     # snapshot, and what LAN peers pushed to this workstation meanwhile.
     changes: Changes = field(default_factory=Changes)
+    newer_records: int = 0  # held here for a newer Careline (core.records.unknown)
 
 
 class _SyncRunner(QObject):
@@ -267,6 +272,7 @@ class _SyncRunner(QObject):
                 lan_peers=lan.peers,
                 lan_reports=lan.reports,
                 changes=self._changes(db, (report, *lan.reports)),
+                newer_records=unknown.count(db),
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
@@ -531,6 +537,8 @@ class SyncController(QObject):
                     lan=lan,
                     lan_peers=peers,
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
+                    newer_records=outcome.newer_records,
+                    held_back=outcome.report.held_back if outcome.report else 0,
                 )
             )
             if outcome.report is not None:

@@ -33,6 +33,7 @@ from app.sync.controller import (
     SyncStatus,
 )
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from core.records import unknown
 
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
@@ -40,6 +41,12 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     text = _describe_state(status, now)
     if status.audit_warning:
         text += " Audit log warning: tell your administrator."
+    newer = unknown.notice(status.newer_records)
+    if newer:
+        text += f" {newer}."
+    if status.held_back:
+        noun = "change waits" if status.held_back == 1 else "changes wait"
+        text += f" {status.held_back} {noun} until the clinic server's Careline is updated."
     if not status.lan:
         return text
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"

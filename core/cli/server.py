@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from core import __version__
 from core.cli.passwords import read_password
 from core.config.settings import ConfigError
 from core.crypto import certs
@@ -27,6 +28,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     """The full ``careline-server`` grammar."""
     parser = argparse.ArgumentParser(prog="careline-server", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the release"
+    )
     parser.add_argument("--data-dir", type=Path, help="server data folder")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -13,6 +13,7 @@ from core.cli.context import EXIT_CHECK_FAILED, EXIT_OK, CliError, Context
 from core.cli.pair import peer_address
 from core.cli.registry import CommandGroup
 from core.errors import plain_words
+from core.records import unknown
 from core.records.clinic import ClinicRecords
 from core.sync.backoff import backoff
 from core.sync.session import SyncReport
@@ -54,8 +55,10 @@ def run(ctx: Context) -> int:
                     on_revoked=lambda serials: merge_revoked(records.db, serials, records.actor),
                     on_progress=_progress_printer() if args.progress else None,
                 )
+                newer = unknown.count(records.db)
                 ctx.emit(
-                    report.to_dict(), f"Synced: {report.pulled} received, {report.pushed} sent."
+                    {**report.to_dict(), "newer_records": newer},
+                    _summary(report, newer),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -76,6 +79,18 @@ def run(ctx: Context) -> int:
             time.sleep(delay)
     finally:
         transport.close()
+
+
+def _summary(report: SyncReport, newer: int) -> str:
+    """The human line: what went each way, and what waits for an update on either side."""
+    text = f"Synced: {report.pulled} received, {report.pushed} sent."
+    if report.held_back:
+        text += (
+            f" {report.held_back} change(s) wait until the other side's Careline is updated"
+            f" (it speaks sync protocol {report.protocol})."
+        )
+    notice = unknown.notice(newer)
+    return f"{text} {notice}." if notice else text
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from core import __version__
 from core.cli import (
     allergy,
     appointment,
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="careline",
         description="Careline clinic records. With no command, opens the desktop app.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the release"
     )
     parser.add_argument("--data-dir", type=Path, help="folder of the clinic database")
     parser.add_argument(

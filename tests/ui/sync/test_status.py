@@ -283,6 +283,11 @@ def test_status_text_for_each_state() -> None:
     assert describe_status(SyncStatus(SYNCED, last_sync=now)) == "Synced at 09:30."
     offline = SyncStatus(OFFLINE, retry_at=later, pending=2)
     assert describe_status(offline, now).startswith("Offline — retrying in 12 s. 2 change(s)")
+    mixed = SyncStatus(SYNCED, last_sync=now, newer_records=12, held_back=1)
+    assert describe_status(mixed) == (
+        "Synced at 09:30. Update Careline to see 12 newer records: newer workstations made "
+        "them. 1 change waits until the clinic server's Careline is updated."
+    )
 
 
 def test_network_coming_back_syncs_at_once_instead_of_at_the_next_backoff(

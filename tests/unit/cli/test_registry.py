@@ -71,3 +71,14 @@ def test_a_group_refuses_a_missing_action(capsys: pytest.CaptureFixture[str]) ->
 )
 def test_exit_codes_follow_the_contract(exc: CarelineError, code: int) -> None:
     assert exit_code(exc) == code
+
+
+def test_both_commands_print_the_release(capsys: pytest.CaptureFixture[str]) -> None:
+    from core import __version__
+    from core.cli import server, workstation
+
+    for module, name in ((workstation, "careline"), (server, "careline-server")):
+        with pytest.raises(SystemExit) as done:
+            module.build_parser().parse_args(["--version"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out == f"{name} {__version__}\n"
