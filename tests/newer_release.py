@@ -12,16 +12,19 @@ call time, so a replica used inside it behaves as the newer release, outside as 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core.crypto.kdf import FAST_PARAMS
+from core.crypto.secure_memory import SecureMemory
 from core.records import crdt
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.spec import Field
 from core.records.types import MEDICATIONS, PATIENT, RECORD_TYPES, RecordType
-from core.store.database import utc_now
+from core.store.database import Database, utc_now
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
 
 REFERRAL = RecordType(
@@ -98,3 +101,20 @@ def add_medication(records: ClinicRecords, patient_id: str, name: str, pharmacy:
 
     with records.db.write(records.actor, "medication.add", "patient", patient_id) as tx:
         change(tx, records.actor, patient_id, "patient", mutate)
+
+
+def newer_replica(actor: str) -> ClinicRecords:
+    """An in-memory replica of the newer release (its schema included)."""
+    key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
+    return ClinicRecords(Database.in_memory(key, NEWER_MIGRATIONS), actor, FAST_PARAMS)
+
+
+def newer_chart(records: ClinicRecords) -> str:
+    """A patient with everything the newer release adds: a preferred name, a referral and a
+    medication with its pharmacy. Returns the patient's id."""
+    with newer_code():
+        pid = records.add_patient("Okafor", "Ada", "1980-02-03").id
+        set_preferred_name(records, pid, "Dee")
+        refer(records, pid, "Cardiology", "Murmur heard at the visit")
+        add_medication(records, pid, "Metformin", "Main Street Pharmacy")
+    return pid

@@ -36,8 +36,10 @@ from tests.integration.server_fixtures import (
     rewrite_audit_tail,
     sync_at,
 )
+from tests.newer_release import newer_chart, newer_replica
 from tests.services import free_port
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.unit.sync.replicas import pull_from
 
 FAST_SYNC = {"debounce_ms": 400, "interval_ms": 60_000, "backoff_base_ms": 1_000}
 
@@ -324,3 +326,26 @@ def test_an_altered_audit_log_shows_in_the_status_bar_and_sync_goes_on(
     assert window.sync.status.state in (SYNCED, PENDING)  # the records still sync
     assert "Audit log warning: tell your administrator." in status.text.text()
     assert "differs from what the clinic server recorded" in status.toolTip()
+
+
+def test_a_workstation_holding_newer_releases_records_tells_its_user_to_update(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws, clinic_id, _ = joined(live, tmp_path / "desk", "Harbour Clinic")
+    # Another workstation of the clinic relays a newer release's records to the server.
+    other, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "o")
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
+    pull_from(other.records, newer)
+    sync_at(other, credential)
+
+    window = make_window(ws, sync_options=FAST_SYNC)
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: window.sync.status.newer_records == 2, timeout=10_000)
+
+    assert window.sync.status.state == SYNCED
+    assert "Update Careline to see 2 newer records: newer workstations made them." in (
+        window.sync_status.text.text()
+    )
+    # What this release understands of them is shown as usual.
+    assert ws.records.get_patient(pid).family == "Okafor"

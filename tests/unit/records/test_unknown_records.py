@@ -22,20 +22,15 @@ from core.store.database import Database
 from tests.newer_release import (
     NEWER_MIGRATIONS,
     NEWER_PATIENT,
-    add_medication,
+    newer_chart,
     newer_code,
-    refer,
-    set_preferred_name,
+    newer_replica,
 )
 from tests.unit.sync.replicas import assert_converged, new_replica, pull_from
 
 
 def _key() -> SecureMemory:
     return SecureMemory.from_bytes(bytearray(os.urandom(32)))
-
-
-def _newer(actor: str) -> ClinicRecords:
-    return ClinicRecords(Database.in_memory(_key(), NEWER_MIGRATIONS), actor, FAST_PARAMS)
 
 
 def _ops(records: ClinicRecords, origin: str) -> list[tuple[int, str, bytes, bytes]]:
@@ -46,20 +41,11 @@ def _ops(records: ClinicRecords, origin: str) -> list[tuple[int, str, bytes, byt
     return [(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
 
 
-def _newer_chart(records: ClinicRecords) -> str:
-    with newer_code():
-        pid = records.add_patient("Okafor", "Ada", "1980-02-03").id
-        set_preferred_name(records, pid, "Dee")
-        refer(records, pid, "Cardiology", "Murmur heard at the visit")
-        add_medication(records, pid, "Metformin", "Main Street Pharmacy")
-    return pid
-
-
 def test_an_older_replica_keeps_relays_and_after_upgrading_shows_a_newer_ones_records(
     tmp_path: Path,
 ) -> None:
-    newer = _newer("newer")
-    pid = _newer_chart(newer)
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
     key = _key()
     path = tmp_path / "older.db"
     older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
@@ -82,7 +68,7 @@ def test_an_older_replica_keeps_relays_and_after_upgrading_shows_a_newer_ones_re
 
     # Relayed through the older replica to another newer one: everything arrives, and the
     # older replica's own edit merges with the fields it could not read.
-    third = _newer("third")
+    third = newer_replica("third")
     with newer_code():
         pull_from(third, older)
         pull_from(newer, older)
@@ -112,8 +98,8 @@ def test_an_older_replica_keeps_relays_and_after_upgrading_shows_a_newer_ones_re
 
 
 def test_a_snapshot_holding_a_newer_releases_records_is_kept_whole() -> None:
-    newer = _newer("newer")
-    pid = _newer_chart(newer)
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
     fresh = new_replica("fresh")
 
     report = pull_from(fresh, newer)  # an empty replica bootstraps from a snapshot
@@ -126,8 +112,8 @@ def test_a_snapshot_holding_a_newer_releases_records_is_kept_whole() -> None:
 
 
 def test_the_parts_a_version_does_not_know_are_named() -> None:
-    newer = _newer("newer")
-    pid = _newer_chart(newer)
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
     [state] = newer.db.query("SELECT state FROM record_states WHERE id = ?", (pid,))
     doc = load(bytes(state[0]), 1)
 

@@ -16,14 +16,13 @@ from core.records.clinic import ClinicRecords
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncSession
-from tests.newer_release import newer_code, refer
-from tests.unit.records.test_unknown_records import _newer
+from tests.newer_release import newer_code, newer_replica, refer
 from tests.unit.sync.replicas import full_dump, new_replica, pull_from
 
 
 def _newer_clinic() -> tuple[ClinicRecords, str]:
     """A newer replica whose log holds a patient, then a referral, then an edit."""
-    newer = _newer("newer")
+    newer = newer_replica("newer")
     with newer_code():
         pid = newer.add_patient("Okafor", "Ada", "1980-02-03").id
         refer(newer, pid, "Cardiology", "Murmur")
