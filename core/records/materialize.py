@@ -225,6 +225,23 @@ def _list_values(rtype: RecordType) -> dict[str, frozenset[str]]:
     return {child.name: frozenset(f.name for f in child.items) for child in rtype.lists}
 
 
+def understands(rtype: RecordType, part: str) -> bool:
+    """Whether ``rtype`` (as this version declares it) knows a part that ``Derived.unknown``
+    once named for a record of its type (under an older version)."""
+    kind, _, name = part.partition(":")
+    if kind == "field":
+        return name in rtype.registers or name in rtype.bookkeeping
+    if kind == "part":
+        return name in _known_roots(rtype)
+    if kind == "list":
+        list_name, _, value = name.partition(".")
+        values = _list_values(rtype).get(list_name)
+        return values is not None and (not value or value in values)
+    if part == "lists":
+        return bool(rtype.lists)
+    return part == UNKNOWN_TYPE  # the type itself: known, since rtype is it
+
+
 def _unknown_in_lists(rtype: RecordType, sets: dict[str, list[crdt.SetElement]]) -> list[str]:
     """Lists, and values of list items, this version does not know."""
     known = _list_values(rtype)

@@ -10,7 +10,7 @@ derives their rows from the stored documents: nothing has to be synced again.
 from __future__ import annotations
 
 from core.records.changes import loaded_from, store_records, stored_records
-from core.records.materialize import UNKNOWN_TYPE
+from core.records.materialize import UNKNOWN_KEY, UNKNOWN_TYPE, understands
 from core.records.types import RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database
@@ -53,13 +53,18 @@ def refresh(db: Database, actor: str = "upgrade") -> int:
     marks = ", ".join("?" for _ in known)
     while True:
         rows = db.query(
-            f"SELECT id FROM unknown_records WHERE id > ? AND type IN ({marks}) "
+            f"SELECT id, type, parts FROM unknown_records WHERE id > ? AND type IN ({marks}) "
             "ORDER BY id LIMIT ?",
             (after, *known, REFRESH_BATCH),
         )
-        ids = [str(r[0]) for r in rows]
-        if not ids:
+        if not rows:
             return done
+        after = str(rows[-1][0])
+        # Only records of which this version now understands something more: the rest
+        # would derive exactly as before.
+        ids = [str(r[0]) for r in rows if _worth_deriving(str(r[1]), str(r[2]))]
+        if not ids:
+            continue
         details = {"records": len(ids)}
         with db.write(actor, "records.rederive", "record_states", ids[0], details) as tx:
             me = oplog.identity(tx)
@@ -75,11 +80,20 @@ def refresh(db: Database, actor: str = "upgrade") -> int:
                 # is rewritten; the rest is left alone. Listed again only if still not
                 # understood.
                 item = loaded_from(record_id, str(row[0]), row, me.client_id)
+                # Forgotten, so that what is still not understood is listed again.
+                item.derived.pop(UNKNOWN_KEY, None)
                 loaded.append((record_id, str(row[0]), item))
                 tx.execute("DELETE FROM unknown_records WHERE id = ?", (record_id,))
             store_records(tx, loaded)
         done += len(ids)
-        after = ids[-1]
+
+
+def _worth_deriving(type_name: str, parts: str) -> bool:
+    """A record listed for a recheck, or one part of which this version now understands."""
+    if parts == RECHECK:
+        return True
+    rtype = RECORD_TYPES[type_name]
+    return any(understands(rtype, part) for part in parts.split(","))
 
 
 __all__ = ["RECHECK", "UNKNOWN_TYPE", "by_type", "count", "notice", "refresh"]

@@ -4,6 +4,7 @@ is resumable, and bad settings are refused by name."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,17 +13,24 @@ import psycopg
 import pytest
 
 from core.config.settings import ConfigError
+from core.crypto.secure_memory import SecureMemory
+from core.records import unknown
 from core.records.notes import Notes
 from core.records.workstation import Workstation
 from core.server.postgres.columns import SealedValueError
 from core.server.postgres.schema import TENANT_ROLE, TENANT_TABLES
 from core.server.settings import load_server_settings
+from core.store.database import Database
 from core.store.oplog import version_vector
 from core.sync import protocol
 from core.sync.enroll import ServerCredential, tls_trust
+from core.sync.http_transport import HttpTransport
+from core.sync.session import SyncError, SyncSession
 from core.sync.transport import TransportError
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.newer_release import newer_chart, newer_replica
 from tests.services import free_port
+from tests.unit.sync.replicas import pull_from
 
 SECRETS = ("Quetzalcoatl", "Xiomara", "Penicillinase-Zeta", "confided a tremor")
 
@@ -244,3 +252,34 @@ def test_a_clinic_whose_keys_cannot_be_unwrapped_gets_a_clear_503(
         sync_at(ws, credential)
         assert live.server.sync_store(clinic).version_vector() == version_vector(ws.database)
     ws.lock()
+
+
+def test_postgres_keeps_and_serves_a_newer_releases_records_and_spares_older_replicas(
+    live: Live, tmp_path: Path
+) -> None:
+    clinic = add_clinic(live.server, "Harbour Clinic")
+    relay, credential = _desk(live, clinic, tmp_path / "relay")
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
+    pull_from(relay.records, newer)  # a current workstation relays a newer one's records
+    assert sync_at(relay, credential).pushed > 0
+
+    # A current workstation joining later receives them whole, and lists them as newer.
+    fresh, _ = _desk(live, clinic, tmp_path / "fresh")
+    assert unknown.by_type(fresh.database) == {"patient": 1, "referral": 1}
+    assert fresh.records.get_patient(pid).family == "Okafor"
+
+    # A replica speaking version 1 (Careline 0.1.0) cannot store a referral: joining is
+    # refused before anything is applied, with the release it needs.
+    empty = Database.in_memory(SecureMemory.from_bytes(bytearray(os.urandom(32))))
+    transport = HttpTransport(
+        credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
+    )
+    try:
+        session = SyncSession(empty, transport, "admin")
+        session.report.protocol = 1
+        with pytest.raises(SyncError, match=r"to 0\.2\.0 or newer"):
+            session.run()
+    finally:
+        transport.close()
+    assert not empty.query("SELECT 1 FROM record_states")

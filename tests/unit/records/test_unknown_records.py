@@ -7,8 +7,11 @@ code as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+
+import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
@@ -17,7 +20,7 @@ from core.records.clinic import ClinicRecords
 from core.records.crdt import load
 from core.records.materialize import derive
 from core.records.medications import Medications
-from core.records.types import PATIENT
+from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database
 from tests.newer_release import (
     NEWER_MIGRATIONS,
@@ -122,3 +125,34 @@ def test_the_parts_a_version_does_not_know_are_named() -> None:
         "field:preferred_name",
         "list:medications.pharmacy",
     )
+
+
+def test_an_upgrade_that_understands_part_of_a_record_shows_that_part_and_keeps_the_rest_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newer = newer_replica("newer")
+    pid = newer_chart(newer)
+    key = _key()
+    path = tmp_path / "older.db"
+    older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
+    pull_from(older, newer)
+    assert unknown.refresh(older.db) == 0  # nothing more is understood: nothing re-derived
+    older.db.close()
+
+    # A release between the two: it knows the preferred name, not yet the pharmacy.
+    between = dataclasses.replace(
+        PATIENT,
+        fields=NEWER_PATIENT.fields,
+        columns=NEWER_PATIENT.columns,
+    )
+    monkeypatch.setitem(RECORD_TYPES, "patient", between)
+    upgraded = Database.open(path, key, migrations=NEWER_MIGRATIONS)
+
+    assert unknown.refresh(upgraded) == 1
+    row = upgraded.query("SELECT preferred_name FROM patients WHERE id = ?", (pid,))
+    assert row[0][0] == "Dee"
+    listed = upgraded.query("SELECT type, parts FROM unknown_records ORDER BY type")
+    assert [tuple(r) for r in listed] == [
+        ("patient", "list:medications.pharmacy"),
+        ("referral", "type"),
+    ]
