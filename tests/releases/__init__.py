@@ -20,7 +20,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Tagged releases, oldest first. The newest is "the previous release" of the code here.
-TAGS = ("v0.1.0",)
+# Each with the commit it names, so a clone that did not fetch tags (a CI checkout with
+# --no-tags, a mirror) still finds the release; where the tag is present it must agree.
+COMMITS = {"v0.1.0": "21764c8dcdc3513ac0b7d02842bf3badd8cced48"}
+TAGS = tuple(COMMITS)
 PREVIOUS = TAGS[-1]
 
 
@@ -60,8 +63,18 @@ def _git(*args: str) -> str:
 
 
 def commit_of(tag: str) -> str:
-    """The commit a release tag names (the tag must be in this clone)."""
-    return _git("rev-list", "-n", "1", tag)
+    """The commit of a release: its tag's, or the one recorded in ``COMMITS`` when this
+    clone lacks the tag. A tag that names another commit than recorded is an error."""
+    recorded = COMMITS.get(tag)
+    try:
+        tagged = _git("rev-list", "-n", "1", f"refs/tags/{tag}")
+    except subprocess.CalledProcessError:
+        if recorded is None:
+            raise LookupError(f"release tag {tag} is not in this clone") from None
+        return recorded
+    if recorded is not None and tagged != recorded:
+        raise LookupError(f"tag {tag} names {tagged}, but {recorded} is recorded as {tag}")
+    return tagged
 
 
 def cache_dir() -> Path:
