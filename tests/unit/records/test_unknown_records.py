@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,17 +45,34 @@ def _ops(records: ClinicRecords, origin: str) -> list[tuple[int, str, bytes, byt
     return [(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
 
 
-def test_an_older_replica_keeps_relays_and_after_upgrading_shows_a_newer_ones_records(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Mixed:
+    """A newer replica with a chart of everything new, and an older file-backed replica
+    (with a patient of its own, so it pulls ops rather than a snapshot) that pulled it."""
+
+    newer: ClinicRecords
+    older: ClinicRecords
+    pid: str
+    path: Path
+    key: SecureMemory
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Mixed:
     newer = newer_replica("newer")
     pid = newer_chart(newer)
     key = _key()
     path = tmp_path / "older.db"
     older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
-    older.add_patient("Brun", "Lea", "1975-06-07")  # a replica with history pulls ops
-
+    older.add_patient("Brun", "Lea", "1975-06-07")
     pull_from(older, newer)
+    return Mixed(newer, older, pid, path, key)
+
+
+def test_an_older_replica_keeps_relays_and_after_upgrading_shows_a_newer_ones_records(
+    mixed: Mixed,
+) -> None:
+    newer, older, pid, path, key = mixed.newer, mixed.older, mixed.pid, mixed.path, mixed.key
 
     # Nothing refused, nothing lost: every op is held byte for byte, ready to relay.
     origin = newer.db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
@@ -128,14 +146,9 @@ def test_the_parts_a_version_does_not_know_are_named() -> None:
 
 
 def test_an_upgrade_that_understands_part_of_a_record_shows_that_part_and_keeps_the_rest_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mixed: Mixed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    newer = newer_replica("newer")
-    pid = newer_chart(newer)
-    key = _key()
-    path = tmp_path / "older.db"
-    older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
-    pull_from(older, newer)
+    older, pid, path, key = mixed.older, mixed.pid, mixed.path, mixed.key
     assert unknown.refresh(older.db) == 0  # nothing more is understood: nothing re-derived
     older.db.close()
 
