@@ -331,7 +331,7 @@ def test_an_altered_audit_log_shows_in_the_status_bar_and_sync_goes_on(
 def test_a_workstation_holding_newer_releases_records_tells_its_user_to_update(
     qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
 ) -> None:
-    ws, clinic_id, _ = joined(live, tmp_path / "desk", "Harbour Clinic")
+    ws, clinic_id, _ = joined(live, tmp_path / "desk", "Newer Records Clinic")
     # Another workstation of the clinic relays a newer release's records to the server.
     other, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "o")
     newer = newer_replica("newer")
