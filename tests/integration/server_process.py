@@ -6,14 +6,16 @@ desktop app's own process too).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,12 +48,39 @@ def careline(
     )  # fmt: skip
 
 
+def current(data_dir: Path, *args: str) -> Any:
+    """A current ``careline --json`` command as admin; its JSON document (exit 0 asserted)."""
+    result = careline(data_dir, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def server_admin(data_dir: Path, env: Mapping[str, str], *args: str, stdin: str = "") -> Any:
+    """A current ``careline-server --json admin ...`` command; its JSON document."""
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data_dir), "--json",
+         "admin", *args],
+        input=stdin, capture_output=True, text=True, cwd=REPO, env={**child_env(), **env},
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 class ServerProcess:
     """``careline-server run`` on a fixed 127.0.0.1 port, restartable."""
 
-    def __init__(self, data: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "core.cli.server"),
+    ) -> None:
         """``env``: server settings by their environment names (e.g. DATABASE_URL); none
-        by default, so the embedded store and local key file."""
+        by default, so the embedded store and local key file. ``command``: the server
+        program (default this code's; an earlier release's ``careline-server`` too)."""
+        self.command = list(command)
         self.data = data
         self.env = {**child_env(), **(env or {})}
         self.port = port
@@ -68,7 +97,7 @@ class ServerProcess:
         """Start and wait until ``/ready`` answers over TLS (at most 30 s)."""
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "core.cli.server", "--data-dir", str(self.data), "run",
+                [*self.command, "--data-dir", str(self.data), "run",
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                 env=self.env,
