@@ -206,3 +206,64 @@ def new_side(desk: Path, patient: str) -> dict[str, Any]:
         "vitals": current(desk, "vitals", "list", patient),
         "visits": current(desk, "visit", "list", "--patient", patient),
     }
+
+
+@pytest.fixture
+def old_server(old: Old, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """The previous release's ``careline-server`` (embedded store), one clinic and admin."""
+    data = tmp_path / "old-server"
+    clinic = old.server(data, {}, "admin", "clinic", "create", "Harbour Clinic")["id"]
+    old.server(data, {}, "admin", "user", "add", clinic, "admin", "--role", "admin",
+               stdin=PASSWORD + "\n")  # fmt: skip
+    running = ServerProcess(data, free_port(), command=[str(old.rel.careline_server)])
+    running.start()
+    try:
+        yield running, clinic
+    finally:
+        running.stop()
+
+
+def test_new_workstation_on_an_old_server_falls_back_and_reaches_old_workstations(
+    old: Old, old_server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
+) -> None:
+    server, clinic = old_server
+    ca = tmp_path / "old-server-ca.pem"
+    ca.write_text(server.ca_pem)
+    codes = [old.server(server.data, {}, "admin", "enroll-code", clinic)["code"] for _ in range(3)]
+    enroll = ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
+    new_desk, old_desk, second_new = (tmp_path / n for n in ("new-desk", "old-desk", "new-2"))
+    current(new_desk, *enroll, codes[0])
+
+    # The new workstation's first sync falls back to the old server's protocol.
+    shared = register(current, new_desk, NEW_PATIENT)
+    current(new_desk, "problem", "add", shared, "--code", "E11.9")
+    current(new_desk, "med", "start", shared, "--name", "Metformin", "--dose", "500 mg")
+    started = current(new_desk, "med", "start", shared, "--name", "Gliclazide")
+    current(new_desk, "med", "stop", shared, started["id"])
+    report = new_sync(new_desk)
+    assert (report["protocol"], report["pushed"] > 0, report["held_back"]) == (1, True, 0)
+
+    # An old workstation on the old server receives the patient and edits it.
+    old.careline(old_desk, *enroll, codes[1])
+    assert found(old.careline, old_desk, NEW_PATIENT) == [shared]
+    old.careline(old_desk, "patient", "set", shared, "phone", OLD_PHONE)
+    old.careline(old_desk, "allergy", "add", shared, "Sulfonamides")
+    old_only = register(old.careline, old_desk, OLD_PATIENT)
+    old_sync(old, old_desk)
+
+    # The new workstation receives the old one's patient and edits, keeping its own.
+    assert new_sync(new_desk)["protocol"] == 1
+    assert found(current, new_desk, OLD_PATIENT) == [old_only]
+    chart = current(new_desk, "patient", "show", shared)
+    assert chart["phone"] == OLD_PHONE
+    assert [a["substance"] for a in chart["allergies"]] == ["Sulfonamides"]
+    shown = new_side(new_desk, shared)
+    assert [p["code"] for p in shown["problems"]] == ["E11.9"]
+    assert sorted((m["name"], m["status"]) for m in shown["meds"]) == [
+        ("Gliclazide", "stopped"), ("Metformin", "active"),
+    ]  # fmt: skip
+    # And the old server relayed all of it: a new workstation joining there shows the
+    # same chart, problems and medications.
+    current(second_new, *enroll, codes[2])
+    assert current(second_new, "patient", "show", shared) == chart
+    assert new_side(second_new, shared) == shown
