@@ -267,3 +267,54 @@ def test_new_workstation_on_an_old_server_falls_back_and_reaches_old_workstation
     current(second_new, *enroll, codes[2])
     assert current(second_new, "patient", "show", shared) == chart
     assert new_side(second_new, shared) == shown
+
+
+def newer(desk: Path, *args: str) -> Any:
+    """A ``careline --json`` command as the next release (tests.releases.newer_cli)."""
+    return current(desk, *args, module="tests.releases.newer_cli")
+
+
+def test_a_record_of_a_type_the_old_release_lacks_holds_back_only_what_follows_it(
+    old: Old, new_server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
+) -> None:
+    server, clinic = new_server
+    ca = tmp_path / "new-server-ca.pem"
+    ca.write_text(server.ca_pem)
+    newer_desk, old_desk = tmp_path / "newer-desk", tmp_path / "old-desk"
+    codes = [server_admin(server.data, {}, "enroll-code", clinic)["code"] for _ in range(2)]
+    enroll = ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
+    newer(newer_desk, *enroll, codes[0])
+    old.careline(old_desk, *enroll, codes[1])
+
+    shared = register(newer, newer_desk, NEW_PATIENT)
+    newer(newer_desk, "sync", "--once")
+    old_sync(old, old_desk)
+    assert found(old.careline, old_desk, NEW_PATIENT) == [shared]
+
+    # A referral (a type 0.1.0 lacks), then an edit of a type it knows.
+    referral = newer(newer_desk, "referral", "add", shared, "--to", "Eye clinic",
+                     "--reason", "Retinopathy screening")["id"]  # fmt: skip
+    newer(newer_desk, "patient", "set", shared, "phone", NEW_PHONE)
+    report = newer(newer_desk, "sync", "--once")
+    assert (report["protocol"], report["pushed"], report["held_back"]) == (VERSION, 2, 0)
+    # The old workstation keeps syncing (exit 0) and its edits go out; the referral and
+    # the newer workstation's edits after it wait for its upgrade (a gap is never left).
+    old.careline(old_desk, "patient", "set", shared, "mrn", "HC-7731")
+    assert old_sync(old, old_desk)["pushed"] == 1
+    old_chart = old.careline(old_desk, "patient", "show", shared)
+    assert (old_chart["mrn"], old_chart["phone"]) == ("HC-7731", None)
+    newer(newer_desk, "sync", "--once")
+    newer_chart = newer(newer_desk, "patient", "show", shared)
+    assert (newer_chart["mrn"], newer_chart["phone"]) == ("HC-7731", NEW_PHONE)
+
+    # Upgraded to this release, it receives the rest: the edit, and the referral, kept
+    # (this release cannot show it) so the next release shows it on this data dir.
+    report = current(old_desk, "sync", "--once")
+    assert (report["protocol"], report["changed"]) == (VERSION, {"patient": 1, "referral": 1})
+    upgraded_chart = current(old_desk, "patient", "show", shared)
+    assert (upgraded_chart["mrn"], upgraded_chart["phone"]) == ("HC-7731", NEW_PHONE)
+    check = current(old_desk, "db", "check")
+    assert (check["ok"], check["problems"]) == (True, [])
+    assert newer(old_desk, "referral", "list", shared) == [
+        {"id": referral, "to_clinic": "Eye clinic", "reason": "Retinopathy screening"}
+    ]

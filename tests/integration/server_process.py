@@ -37,20 +37,22 @@ def child_env() -> dict[str, str]:
 
 
 def careline(
-    data_dir: Path, *args: str, user: str = "admin", timeout: float = 120
+    data_dir: Path, *args: str, user: str = "admin", timeout: float = 120, module: str = "app.entry"
 ) -> subprocess.CompletedProcess[str]:
-    """One ``careline`` command as ``user`` (password PASSWORD on stdin)."""
+    """One ``careline`` command as ``user`` (password PASSWORD on stdin). ``module``: the
+    program (``tests.releases.newer_cli`` runs it as the next release would)."""
     return subprocess.run(
-        [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir), "--user", user,
+        [sys.executable, "-m", module, "--data-dir", str(data_dir), "--user", user,
          "--password-stdin", *args],
         input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=child_env(),
         timeout=timeout, check=False,
     )  # fmt: skip
 
 
-def current(data_dir: Path, *args: str) -> Any:
-    """A current ``careline --json`` command as admin; its JSON document (exit 0 asserted)."""
-    result = careline(data_dir, "--json", *args)
+def current(data_dir: Path, *args: str, module: str = "app.entry") -> Any:
+    """A current ``careline --json`` command as admin; its JSON document (exit 0 asserted).
+    ``module``: as for :func:`careline`."""
+    result = careline(data_dir, "--json", *args, module=module)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
