@@ -22,7 +22,12 @@ import pytest
 
 from core.sync.protocol import VERSION
 from tests.conftest import PASSWORD
-from tests.integration.server_process import ServerProcess, current, server_admin
+from tests.integration.server_process import (
+    ServerProcess,
+    clinic_server,
+    current,
+    server_admin,
+)
 from tests.releases import PREVIOUS, Release, release
 from tests.releases.make_data import Old
 from tests.services import free_port
@@ -75,16 +80,27 @@ def found(run: Any, desk: Path, person: tuple[str, str, str]) -> list[str]:
 @pytest.fixture
 def new_server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
     """A current ``careline-server`` (embedded store) with one clinic and its admin."""
-    data = tmp_path / "new-server"
-    clinic = server_admin(data, {}, "clinic", "create", "Harbour Clinic")["id"]
-    server_admin(data, {}, "user", "add", clinic, "admin", "--role", "admin",
-                 stdin=PASSWORD + "\n")  # fmt: skip
-    running = ServerProcess(data, free_port())
-    running.start()
-    try:
-        yield running, clinic
-    finally:
-        running.stop()
+    with clinic_server(tmp_path / "new-server", "Harbour Clinic") as running:
+        yield running
+
+
+def enroll_command(server: ServerProcess, folder: Path) -> tuple[str, ...]:
+    """``enroll`` at ``server`` pinning its CA (saved in ``folder``), up to ``--code``."""
+    ca = folder / f"ca-{server.port}.pem"
+    ca.write_text(server.ca_pem)
+    return ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
+
+
+def enroll_beside_old(
+    new_server: tuple[ServerProcess, str], run: Any, desk: Path, old: Old, old_desk: Path
+) -> None:
+    """Enroll a workstation run by ``run`` (this code or the next release) and one of the
+    previous release at the new server, each with a one-time code."""
+    server, clinic = new_server
+    codes = [server_admin(server.data, {}, "enroll-code", clinic)["code"] for _ in range(2)]
+    enroll = enroll_command(server, desk.parent)
+    run(desk, *enroll, codes[0], "--device-name", "Consulting room")
+    old.careline(old_desk, *enroll, codes[1], "--device-name", "Front desk")
 
 
 def old_sync(old: Old, desk: Path) -> dict[str, Any]:
@@ -104,14 +120,8 @@ def new_sync(desk: Path) -> dict[str, Any]:
 def test_old_workstation_on_a_new_server_keeps_syncing_loses_nothing_and_upgrades(
     old: Old, new_server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
 ) -> None:
-    server, clinic = new_server
-    ca = tmp_path / "new-server-ca.pem"
-    ca.write_text(server.ca_pem)
     new_desk, old_desk = tmp_path / "new-desk", tmp_path / "old-desk"
-    codes = [server_admin(server.data, {}, "enroll-code", clinic)["code"] for _ in range(2)]
-    enroll = ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
-    current(new_desk, *enroll, codes[0], "--device-name", "Consulting room")
-    old.careline(old_desk, *enroll, codes[1], "--device-name", "Front desk")
+    enroll_beside_old(new_server, current, new_desk, old, old_desk)
 
     # Each registers a patient; a few rounds later both have both.
     shared = register(current, new_desk, NEW_PATIENT)
@@ -227,10 +237,8 @@ def test_new_workstation_on_an_old_server_falls_back_and_reaches_old_workstation
     old: Old, old_server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
 ) -> None:
     server, clinic = old_server
-    ca = tmp_path / "old-server-ca.pem"
-    ca.write_text(server.ca_pem)
     codes = [old.server(server.data, {}, "admin", "enroll-code", clinic)["code"] for _ in range(3)]
-    enroll = ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
+    enroll = enroll_command(server, tmp_path)
     new_desk, old_desk, second_new = (tmp_path / n for n in ("new-desk", "old-desk", "new-2"))
     current(new_desk, *enroll, codes[0])
 
@@ -277,14 +285,8 @@ def newer(desk: Path, *args: str) -> Any:
 def test_a_record_of_a_type_the_old_release_lacks_holds_back_only_what_follows_it(
     old: Old, new_server: tuple[ServerProcess, str], tmp_path: Path, no_keyring: None
 ) -> None:
-    server, clinic = new_server
-    ca = tmp_path / "new-server-ca.pem"
-    ca.write_text(server.ca_pem)
     newer_desk, old_desk = tmp_path / "newer-desk", tmp_path / "old-desk"
-    codes = [server_admin(server.data, {}, "enroll-code", clinic)["code"] for _ in range(2)]
-    enroll = ("enroll", "--server", server.url, "--ca-file", str(ca), "--code")
-    newer(newer_desk, *enroll, codes[0])
-    old.careline(old_desk, *enroll, codes[1])
+    enroll_beside_old(new_server, newer, newer_desk, old, old_desk)
 
     shared = register(newer, newer_desk, NEW_PATIENT)
     newer(newer_desk, "sync", "--once")

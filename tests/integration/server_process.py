@@ -13,7 +13,8 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 
 from core.server.settings import SERVER_SCHEMA
 from tests.conftest import PASSWORD
+from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,3 +136,17 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
+
+
+@contextmanager
+def clinic_server(data: Path, clinic_name: str) -> Iterator[tuple[ServerProcess, str]]:
+    """A current server set up with its admin CLI (a clinic, an ``admin`` account with
+    password PASSWORD), running on a free port until the block ends; the clinic id."""
+    clinic = server_admin(data, {}, "clinic", "create", clinic_name)["id"]
+    server_admin(data, {}, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n")
+    running = ServerProcess(data, free_port())
+    running.start()
+    try:
+        yield running, clinic
+    finally:
+        running.stop()
