@@ -7,7 +7,9 @@ share a new server; the new one writes what the old release cannot show (problem
 started and a stopped medication, vital signs, a visit) and both edit the same patient.
 The old one keeps syncing, loses nothing, and once upgraded shows all of it. A new
 workstation on an old server falls back to the old protocol and still reaches the old
-workstations there.
+workstations there. And a record of a type the old release lacks (written by the next
+release, ``tests.releases.newer_cli``) holds back only what follows it from the old
+workstation, which receives the rest once upgraded.
 """
 
 from __future__ import annotations
