@@ -6,19 +6,23 @@ desktop app's own process too).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from core.server.settings import SERVER_SCHEMA
 from tests.conftest import PASSWORD
+from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,15 +39,36 @@ def child_env() -> dict[str, str]:
 
 
 def careline(
-    data_dir: Path, *args: str, user: str = "admin", timeout: float = 120
+    data_dir: Path, *args: str, user: str = "admin", timeout: float = 120, module: str = "app.entry"
 ) -> subprocess.CompletedProcess[str]:
-    """One ``careline`` command as ``user`` (password PASSWORD on stdin)."""
+    """One ``careline`` command as ``user`` (password PASSWORD on stdin). ``module``: the
+    program (``tests.releases.newer_cli`` runs it as the next release would)."""
     return subprocess.run(
-        [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir), "--user", user,
+        [sys.executable, "-m", module, "--data-dir", str(data_dir), "--user", user,
          "--password-stdin", *args],
         input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO, env=child_env(),
         timeout=timeout, check=False,
     )  # fmt: skip
+
+
+def current(data_dir: Path, *args: str, module: str = "app.entry") -> Any:
+    """A current ``careline --json`` command as admin; its JSON document (exit 0 asserted).
+    ``module``: as for :func:`careline`."""
+    result = careline(data_dir, "--json", *args, module=module)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def server_admin(data_dir: Path, env: Mapping[str, str], *args: str, stdin: str = "") -> Any:
+    """A current ``careline-server --json admin ...`` command; its JSON document."""
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data_dir), "--json",
+         "admin", *args],
+        input=stdin, capture_output=True, text=True, cwd=REPO, env={**child_env(), **env},
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 SERVER = (sys.executable, "-m", "core.cli.server")
@@ -124,3 +149,17 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
+
+
+@contextmanager
+def clinic_server(data: Path, clinic_name: str) -> Iterator[tuple[ServerProcess, str]]:
+    """A current server set up with its admin CLI (a clinic, an ``admin`` account with
+    password PASSWORD), running on a free port until the block ends; the clinic id."""
+    clinic = server_admin(data, {}, "clinic", "create", clinic_name)["id"]
+    server_admin(data, {}, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n")
+    running = ServerProcess(data, free_port())
+    running.start()
+    try:
+        yield running, clinic
+    finally:
+        running.stop()

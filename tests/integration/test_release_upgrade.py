@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from core.records.workstation import Workstation
 from core.server.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from core.server.postgres.schema import TENANT_ROLE
 from core.store.migrations import LATEST_VERSION
-from tests.integration.server_process import REPO, ServerProcess, careline, child_env
+from tests.integration.server_process import ServerProcess, careline, current, server_admin
 from tests.integration.test_cli import careline as careline_with_stdin
 from tests.releases import TAGS
 from tests.releases.make_data import DATA
@@ -87,25 +86,6 @@ def assert_reads_as(old: Any, new: Any, where: str = "") -> None:
             assert_reads_as(a, b, f"{where}[{index}]")
     else:
         assert new == old, f"{where}: {new!r}, was {old!r}"
-
-
-def current(data_dir: Path, *args: str) -> Any:
-    """A current ``careline --json`` command as admin; its JSON document."""
-    result = careline(data_dir, "--json", *args)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def server_admin(data_dir: Path, env: Mapping[str, str], *args: str) -> Any:
-    """A current ``careline-server --json admin ...`` command; its JSON document."""
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data_dir), "--json",
-         "admin", *args],
-        capture_output=True, text=True, cwd=REPO, env={**child_env(), **env}, timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -32,23 +32,18 @@ from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
 from tests.integration.seed import bulk_patients
 from tests.integration.server_fixtures import join_clinic, make_server, rewrite_audit_tail, sync_at
-from tests.integration.server_process import REPO, ServerProcess, careline, child_env
-from tests.services import free_port
+from tests.integration.server_process import (
+    REPO,
+    ServerProcess,
+    careline,
+    child_env,
+    clinic_server,
+    server_admin,
+)
 
 LOCAL_PATIENTS = 3000  # pushed in batches of 500: the session lasts long enough to cut
 REMOTE_PATIENTS = 3000  # pulled by the workstation that gets killed
 KILLS = 5
-
-
-def _server_admin(data: Path, *args: str, stdin: str | None = None) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli.server", "--data-dir", str(data), "--json",
-         "admin", *args],
-        input=stdin, capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def _start_sync(ws: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
@@ -69,19 +64,12 @@ def _start_sync(ws: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
     """A server set up with the admin CLI (clinic, admin user), running; the clinic id."""
-    data = tmp_path / "server"
-    clinic = _server_admin(data, "clinic", "create", "Resilience Clinic")["id"]
-    _server_admin(data, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n")
-    running = ServerProcess(data, free_port())
-    running.start()
-    try:
-        yield running, clinic
-    finally:
-        running.stop()
+    with clinic_server(tmp_path / "server", "Resilience Clinic") as running:
+        yield running
 
 
 def _enroll(server: ServerProcess, clinic: str, ws: Path) -> None:
-    code = _server_admin(server.data, "enroll-code", clinic, "--ttl", "10")["code"]
+    code = server_admin(server.data, {}, "enroll-code", clinic, "--ttl", "10")["code"]
     done = careline(
         ws, "enroll", "--server", server.url, "--code", code,
         "--ca-file", str(server.data / "tls" / "server.pem"),
