@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import socket
 import sys
@@ -14,15 +15,19 @@ from typing import Any
 
 from core import __version__
 from core.cli.passwords import read_password
+from core.config.logs import configure_logging
 from core.config.settings import ConfigError
 from core.crypto import certs
-from core.crypto.secure_memory import disable_core_dumps
+from core.crypto.secure_memory import SecureMemory, disable_core_dumps, set_memory_locking
 from core.errors import CarelineError, plain_words
 from core.keys.files import exclusive_lock, replace_private
+from core.server import security_log
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("careline.server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,12 +137,42 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
             port=args.port,
             ssl_certfile=str(cert),
             ssl_keyfile=str(key),
-            log_level="info",
+            # No logging config of uvicorn's own: its records reach the one handler
+            # start_up installed (JSON lines or text). The API logs every request itself.
+            log_config=None,
+            log_level=settings["LOG_LEVEL"],
+            access_log=False,
         )
     finally:
         server.close()
         signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def start_up(settings: dict[str, Any], *, serving: bool) -> None:
+    """Logging, the security event log and memory locking, as the settings say.
+
+    ``serving`` (``run``): every log record goes to stderr as LOG_FORMAT says. Admin
+    commands keep stderr for their own messages; their security events go to
+    SECURITY_AUDIT_LOG only.
+    """
+    if serving:
+        configure_logging(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
+    else:
+        logging.getLogger(security_log.LOGGER).propagate = False
+    path = settings["SECURITY_AUDIT_LOG"]
+    try:
+        security_log.install(path)
+    except OSError as exc:
+        raise ConfigError(f"SECURITY_AUDIT_LOG: cannot open {path}: {exc.strerror}") from None
+    if settings["ENABLE_MEMORY_LOCKING"]:
+        set_memory_locking("require")
+        SecureMemory(1).close()  # fail now, naming the limit, not at the first key
+    else:
+        set_memory_locking("off")
+        log.warning(
+            "ENABLE_MEMORY_LOCKING=false: key memory is not locked, so keys may be swapped to disk"
+        )
 
 
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -165,12 +200,23 @@ def ensure_tls(data_dir: Path, host: str) -> tuple[Path, Path]:
 
 
 def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:
-    """Every ``admin`` command."""
-    server = open_server(settings)
+    """Every ``admin`` command, each recorded as a security event (ids, never passwords)."""
+    action = " ".join(a for a in (args.area, getattr(args, "action", None)) if a)
+    target: dict[str, Any] = {k: str(v) for k in ("clinic", "name", "id", "user", "version", "role")
+              if (v := getattr(args, k, None)) is not None}  # fmt: skip
     try:
-        return _admin(args, server, out)
-    finally:
-        server.close()
+        server = open_server(settings)
+        try:
+            code = _admin(args, server, out)
+        finally:
+            server.close()
+    except Exception as exc:
+        security_log.event(
+            "admin.failed", failed=True, action=action, error=type(exc).__name__, **target
+        )
+        raise
+    security_log.event("admin", action=action, exit_code=code, **target)
+    return code
 
 
 def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
@@ -244,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(args.json)
     try:
         settings = load_server_settings(cli={"data_dir": args.data_dir})
+        start_up(settings, serving=args.command == "run")
         return COMMANDS[args.command](args, settings, out)
     except ConfigError as exc:
         sys.stderr.write(f"careline-server: {plain_words(exc)}\n")

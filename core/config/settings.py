@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] = ()
+    # Other spellings operators write (e.g. the seed's ``aws_kms``), each mapped to its
+    # choice; matched without regard to case.
+    aliases: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def parse(self, raw: Any, source: str) -> Any:
         """Convert ``raw`` to this setting's type, or raise ConfigError naming it."""
@@ -51,6 +54,7 @@ class Setting:
                 value = Path(str(raw)).expanduser()
             else:
                 value = str(raw)
+                value = self.aliases.get(value.strip().lower(), value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: {raw!r} is not a valid {self.type.__name__}") from None
         if self.minimum is not None and value < self.minimum:
@@ -58,7 +62,8 @@ class Setting:
         if self.maximum is not None and value > self.maximum:
             raise ConfigError(f"{where}: {value} is above the maximum {self.maximum}")
         if self.choices and value not in self.choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(self.choices)}")
+            spellings = [*self.choices, *(a for a in self.aliases if a not in self.choices)]
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(spellings)}")
         return value
 
 

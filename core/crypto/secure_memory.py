@@ -13,8 +13,10 @@ What Python cannot protect, stated plainly:
 * The C libraries we hand keys to (OpenSSL via ``cryptography``, SQLCipher) keep their own
   copies. SQLCipher wipes its copy on close and mlocks it where allowed; OpenSSL clears its
   key schedule when the context is freed.
-* ``mlock`` is bounded by ``RLIMIT_MEMLOCK``. When the limit is hit we warn and carry on
-  with unlocked memory rather than refuse to open the clinic's records.
+* ``mlock`` is bounded by ``RLIMIT_MEMLOCK``. By default (the desktop) when the limit is
+  hit we warn and carry on with unlocked memory rather than refuse to open the clinic's
+  records. The server chooses with ENABLE_MEMORY_LOCKING (:func:`set_memory_locking`):
+  a failure to lock is then an error, or locking is skipped altogether.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import resource
 import sys
 import warnings
 import weakref
+from typing import Literal
+
+from core.errors import CarelineError
 
 _PAGE = mmap.PAGESIZE
 _PR_SET_DUMPABLE = 4
@@ -35,6 +40,35 @@ _PR_SET_DUMPABLE = 4
 
 class MemoryLockWarning(UserWarning):
     """mlock failed (usually RLIMIT_MEMLOCK); the key may be swapped to disk."""
+
+
+class MemoryLockError(CarelineError, OSError):
+    """mlock failed while memory locking is required (ENABLE_MEMORY_LOCKING=true)."""
+
+    plain_template = "{detail}"
+
+
+LockPolicy = Literal["warn", "require", "off"]
+_policy: LockPolicy = "warn"
+
+RAISE_LIMIT_HINT = (
+    "raise the locked-memory limit RLIMIT_MEMLOCK (`ulimit -l` in the shell that starts it, "
+    "LimitMEMLOCK= in its systemd unit, memlock in /etc/security/limits.conf; root needs "
+    "CAP_IPC_LOCK)"
+)
+
+
+def set_memory_locking(policy: LockPolicy) -> None:
+    """How key buffers made from now on treat ``mlock``: ``warn`` on failure and carry on
+    (the default), ``require`` it (a failure raises :class:`MemoryLockError`), or ``off``
+    (no locking attempted; the caller warns once)."""
+    global _policy  # one process-wide choice, made at start-up from the settings
+    _policy = policy
+
+
+def memory_locking() -> LockPolicy:
+    """The current policy (see :func:`set_memory_locking`)."""
+    return _policy
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -89,13 +123,26 @@ class SecureMemory:
             self._map
         )
         self._addr = ctypes.addressof(self._cbuf)
-        self.locked = self._lock()
+        try:
+            self.locked = self._lock()
+        except MemoryLockError:
+            self._cbuf = None
+            self._map.close()
+            self._map = None
+            raise
         if hasattr(mmap, "MADV_DONTDUMP"):
             self._map.madvise(mmap.MADV_DONTDUMP)
         _LIVE.add(self)
 
     def _lock(self) -> bool:
+        if _policy == "off":
+            return False
         if _LIBC is None:
+            if _policy == "require":
+                raise MemoryLockError(
+                    "memory locking is not available on this platform; set "
+                    "ENABLE_MEMORY_LOCKING=false to run without it"
+                )
             warnings.warn(
                 "memory locking is not available on this platform; keys may reach swap",
                 MemoryLockWarning,
@@ -105,6 +152,12 @@ class SecureMemory:
         if _LIBC.mlock(self._addr, self._length) == 0:
             return True
         err = ctypes.get_errno()
+        if _policy == "require":
+            raise MemoryLockError(
+                f"could not lock key memory in RAM ({os.strerror(err)}; RLIMIT_MEMLOCK is "
+                f"{_limit_text()}): {RAISE_LIMIT_HINT}, or set ENABLE_MEMORY_LOCKING=false "
+                "to run with keys that may be swapped to disk"
+            )
         warnings.warn(
             f"could not lock key memory ({os.strerror(err)}); the key may be swapped to disk. "
             "Raise the memlock limit (ulimit -l / LimitMEMLOCK=) to fix this.",
@@ -193,6 +246,11 @@ class SecureMemory:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self._size} bytes, locked={self.locked}"
         return f"<SecureMemory {state}>"
+
+
+def _limit_text() -> str:
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft} bytes"
 
 
 @atexit.register

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.crypto.errors import DecryptionError
 from core.keys.errors import KeyError_
+from core.server import security_log
 from core.server.postgres.columns import SealedValueError
 from core.server.registry import Device
 from core.server.service import ClinicServer, ServerError
@@ -260,6 +261,9 @@ def create_app(server: ClinicServer) -> FastAPI:
             raise HTTPException(401, "a device token is required (Authorization: Bearer ...)")
         device = server.authenticate(token.strip())
         if device is None:
+            # A failed device sign-in (a wrong token, or a revoked device's).
+            client = request.client.host if request.client else None
+            security_log.event("device.sign_in_refused", failed=True, client=client)
             raise HTTPException(401, "the device token is not valid, or the device was revoked")
         request.state.device_id = device.id
         return device
@@ -359,6 +363,11 @@ def create_app(server: ClinicServer) -> FastAPI:
         status = 200
         if parsed.get("type") == "error":
             status = _ERROR_STATUS.get(str(parsed.get("code")), 400)
+            # The code only: the message may quote the refused content.
+            security_log.event(
+                "sync.refused", failed=True, device=device.id, clinic=device.clinic_id,
+                code=str(parsed.get("code")),
+            )  # fmt: skip
         return Response(reply, status_code=status, media_type="application/json")
 
     @app.post(

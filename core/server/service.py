@@ -50,6 +50,7 @@ from core.keys.providers import KeyProvider
 from core.records import unknown
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
+from core.server import security_log
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
 from core.store.blobs import (
     BlobIntegrityError,
@@ -511,7 +512,21 @@ class ClinicServer:
     # ----- enrollment and devices -----------------------------------------------------
 
     def enroll(self, code: str, device_name: str, csr_pem: str) -> Enrollment:
-        """Redeem a one-time code: sign the device's CSR and issue its bearer token."""
+        """Redeem a one-time code: sign the device's CSR and issue its bearer token.
+
+        Both outcomes are security events (the code itself is never recorded)."""
+        try:
+            done = self._enroll(code, device_name, csr_pem)
+        except ServerError as exc:
+            security_log.event("enroll.refused", failed=True, reason=str(exc))
+            raise
+        security_log.event(
+            "device.enrolled", device=done.device_id, clinic=done.clinic_id,
+            device_name=device_name.strip(),
+        )  # fmt: skip
+        return done
+
+    def _enroll(self, code: str, device_name: str, csr_pem: str) -> Enrollment:
         name = device_name.strip()
         if not 1 <= len(name) <= 64 or not name.isprintable():
             raise ServerError("device_name must be 1-64 printable characters")

@@ -8,6 +8,7 @@ from typing import Any
 
 import platformdirs
 
+from core.config.logs import log_settings
 from core.config.settings import ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
 from core.server.postgres.urls import check_url
@@ -40,7 +41,15 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         minimum=5 * 1024 * 1024, maximum=5 * 1024**3,
     ),
     Setting(
-        "ENABLE_MEMORY_LOCKING", bool, True, "mlock key material.", "ENABLE_MEMORY_LOCKING"
+        "ENABLE_MEMORY_LOCKING", bool, True,
+        "Lock key memory in RAM (mlock); true: failing to is a start-up error naming the "
+        "limit to raise (RLIMIT_MEMLOCK); false: keys may be swapped to disk (a warning is "
+        "logged).", "ENABLE_MEMORY_LOCKING",
+    ),
+    Setting(
+        "ENABLE_CONSTANT_TIME_OPS", bool, True,
+        "Secrets are always compared with hmac.compare_digest; only true is accepted.",
+        "ENABLE_CONSTANT_TIME_OPS",
     ),
     Setting(
         "METRICS_TOKEN", str, None,
@@ -48,9 +57,12 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "clients on this machine (loopback) only.", "METRICS_TOKEN",
     ),
     Setting(
-        "SECURITY_AUDIT_LOG", Path, None, "Also append security events to this file.",
+        "SECURITY_AUDIT_LOG", Path, None,
+        "Append security events (failed sign-ins, enrollments, revocations, key changes, "
+        "admin actions, refused sync requests) to this file, one JSON line each, mode 0600.",
         "SECURITY_AUDIT_LOG",
     ),
+    *log_settings(""),
     *SERVER_KEY_SETTINGS,
 )  # fmt: skip
 
@@ -72,6 +84,13 @@ def load_server_settings(
         raise ConfigError(
             "ENABLE_DATABASE_TDE=false is not allowed: Careline never stores clinical data "
             "unencrypted"
+        )
+    if not settings["ENABLE_CONSTANT_TIME_OPS"]:
+        raise ConfigError(
+            "ENABLE_CONSTANT_TIME_OPS=false is not allowed: Careline always compares secrets "
+            "(tokens, codes, verifiers) with hmac.compare_digest, and that cannot be turned "
+            "off. (Python promises no more than that: compare_digest does not stop at the "
+            "first difference, but no Python code is guaranteed constant-time.)"
         )
     if settings["STORAGE_BACKEND"] == "s3" and not settings["S3_BUCKET"]:
         raise ConfigError("S3_BUCKET is required when STORAGE_BACKEND=s3")

@@ -14,6 +14,12 @@ from core.keys.providers.base import KeyProvider
 from core.keys.providers.local import local_provider
 
 PROVIDERS = ("local", "aws-kms", "vault-transit")
+# The seed document's spellings (DESIGN.md 3), accepted as well as the ones above.
+PROVIDER_ALIASES = {
+    "aws_kms": "aws-kms",
+    "vault": "vault-transit",
+    "vault_transit": "vault-transit",
+}
 
 SERVER_KEY_SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -21,9 +27,10 @@ SERVER_KEY_SETTINGS: tuple[Setting, ...] = (
         str,
         "local",
         "Where master keys live: local (key file in the data directory, a systemd "
-        "credential or MASTER_ENCRYPTION_KEY), aws-kms or vault-transit.",
+        "credential or MASTER_ENCRYPTION_KEY), aws-kms (or aws_kms) or vault-transit (or vault).",
         "KMS_PROVIDER",
         choices=PROVIDERS,
+        aliases=PROVIDER_ALIASES,
     ),
     Setting(
         "AWS_KMS_KEY_ID",
@@ -69,7 +76,8 @@ SERVER_KEY_SETTINGS: tuple[Setting, ...] = (
         "MASTER_ENCRYPTION_KEY",
         str,
         None,
-        "local only: base64 of 32 random bytes (openssl rand -base64 32). Prefer the key "
+        "local only: base64 of 32 random bytes (openssl rand -base64 32), with or without "
+        "a base64: prefix. Prefer the key "
         "file or a systemd credential: the environment keeps an unwipeable copy.",
         "MASTER_ENCRYPTION_KEY",
     ),

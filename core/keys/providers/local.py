@@ -2,7 +2,8 @@
 
 Sources, in the order :func:`core.keys.providers.provider_from_settings` tries them:
 
-1. ``MASTER_ENCRYPTION_KEY``: base64 of 32 random bytes (``openssl rand -base64 32``).
+1. ``MASTER_ENCRYPTION_KEY``: base64 of 32 random bytes (``openssl rand -base64 32``),
+   optionally written ``base64:...``.
    One version, read-only.
 2. A systemd credential, ``$CREDENTIALS_DIRECTORY/careline-master-key`` (``LoadCredential=``
    or ``LoadCredentialEncrypted=``): either a key file exported from Careline (JSON, every
@@ -71,10 +72,14 @@ def master_key_version(key: SecureMemory) -> str:
 def parse_master_key_value(value: str, name: str = ENV_NAME) -> SecureMemory:
     """Decode base64 of exactly 32 bytes into SecureMemory; ConfigError naming ``name``.
 
+    A ``base64:`` prefix (as the seed document and other tools write keys) is accepted.
     The message never repeats the value. ``value`` itself is an immutable ``str``.
     """
+    text = value.strip()
+    if text[:7].lower() == "base64:":
+        text = text[7:].strip()
     try:
-        raw = base64.b64decode(value.strip(), validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(
             f"{name} is not valid base64; it must be the base64 encoding of exactly "
