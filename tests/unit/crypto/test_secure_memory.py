@@ -15,6 +15,7 @@ import pytest
 from core.crypto.secure_memory import SecureMemory
 from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
+from tests.memlock import no_memlock_prefix
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -153,8 +154,7 @@ def test_from_bytes_makes_no_python_copy() -> None:
 def test_lock_limit_gives_a_warning_not_a_crash() -> None:
     script = textwrap.dedent(
         """
-        import resource, warnings
-        resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
+        import warnings
         from core.crypto.secure_memory import SecureMemory, MemoryLockWarning
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -165,21 +165,45 @@ def test_lock_limit_gives_a_warning_not_a_crash() -> None:
         print(caught[0].message)
         """
     )
-    # root holds CAP_IPC_LOCK, which ignores RLIMIT_MEMLOCK: drop it for the child.
-    prefix = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: cannot drop CAP_IPC_LOCK")
-        prefix = [setpriv, "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock"]
     out = subprocess.run(
-        [*prefix, sys.executable, "-c", script],
+        [*no_memlock_prefix(), sys.executable, "-c", script],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
     assert "could not lock key memory" in out.stdout
+
+
+def test_required_locking_fails_naming_the_limit_and_off_skips_it() -> None:
+    script = textwrap.dedent(
+        """
+        import warnings
+        from core.crypto import secure_memory as sm
+        sm.set_memory_locking("require")
+        try:
+            sm.SecureMemory(32)
+        except sm.MemoryLockError as exc:
+            print(exc)
+        else:
+            raise SystemExit("locking did not fail")
+        sm.set_memory_locking("off")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning per buffer: the server warns once
+            mem = sm.SecureMemory.from_bytes(b"y" * 32)
+        assert not mem.locked and mem.read() == b"y" * 32
+        """
+    )
+    out = subprocess.run(
+        [*no_memlock_prefix(), sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "could not lock key memory" in out.stdout
+    assert "RLIMIT_MEMLOCK is 0 bytes" in out.stdout
+    assert "ulimit -l" in out.stdout and "LimitMEMLOCK=" in out.stdout
 
 
 def test_disable_core_dumps() -> None:
