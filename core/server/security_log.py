@@ -31,7 +31,7 @@ _MAX_FIELD = 256
 log = logging.getLogger(LOGGER)
 
 
-def event(name: str, *, failed: bool = False, **fields: Any) -> None:
+def event(name: str, /, *, failed: bool = False, **fields: Any) -> None:
     """Record one security event ``name`` (e.g. ``device.revoked``) with id-like ``fields``.
 
     ``failed`` events (refusals, failed attempts) are logged at WARNING, others at INFO.

@@ -152,12 +152,18 @@ class ServerProcess:
 
 
 @contextmanager
-def clinic_server(data: Path, clinic_name: str) -> Iterator[tuple[ServerProcess, str]]:
+def clinic_server(
+    data: Path, clinic_name: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[ServerProcess, str]]:
     """A current server set up with its admin CLI (a clinic, an ``admin`` account with
-    password PASSWORD), running on a free port until the block ends; the clinic id."""
-    clinic = server_admin(data, {}, "clinic", "create", clinic_name)["id"]
-    server_admin(data, {}, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n")
-    running = ServerProcess(data, free_port())
+    password PASSWORD), running on a free port until the block ends; the clinic id.
+    ``env``: server settings for the admin commands and the server alike."""
+    env = dict(env or {})
+    clinic = server_admin(data, env, "clinic", "create", clinic_name)["id"]
+    server_admin(
+        data, env, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n"
+    )
+    running = ServerProcess(data, free_port(), env=env)
     running.start()
     try:
         yield running, clinic

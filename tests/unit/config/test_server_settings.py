@@ -83,6 +83,7 @@ def test_log_settings_default_to_json_at_info_and_are_checked() -> None:
 
 def test_memory_locking_is_on_unless_turned_off() -> None:
     assert load_server_settings(env={})["ENABLE_MEMORY_LOCKING"] is True
-    assert load_server_settings(env={"ENABLE_MEMORY_LOCKING": "false"})[
-        "ENABLE_MEMORY_LOCKING"
-    ] is False
+    assert (
+        load_server_settings(env={"ENABLE_MEMORY_LOCKING": "false"})["ENABLE_MEMORY_LOCKING"]
+        is False
+    )

@@ -60,8 +60,7 @@ def test_concurrent_processes_append_only_whole_lines(tmp_path: Path) -> None:
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", writer, name], cwd=REPO)
-        for name in ("a", "b", "c")
+        subprocess.Popen([sys.executable, "-c", writer, name], cwd=REPO) for name in ("a", "b", "c")
     ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0
