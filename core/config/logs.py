@@ -22,7 +22,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # The attributes every LogRecord has; anything else was passed as ``extra=``.
 _STANDARD = frozenset(
     set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)))
-    | {"message", "asctime"}
+    | {"message", "asctime", "color_message"}  # uvicorn adds a copy with terminal colours
 )
 
 

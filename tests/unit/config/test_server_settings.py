@@ -77,7 +77,7 @@ def test_log_settings_default_to_json_at_info_and_are_checked() -> None:
     settings = load_server_settings(env={})
     assert (settings["LOG_FORMAT"], settings["LOG_LEVEL"]) == ("json", "info")
     assert load_server_settings(env={"LOG_LEVEL": "WARN"})["LOG_LEVEL"] == "warning"
-    with pytest.raises(ConfigError, match="LOG_FORMAT.*'xml' is not one of json, text"):
+    with pytest.raises(ConfigError, match=r"LOG_FORMAT.*'xml' is not one of json, text"):
         load_server_settings(env={"LOG_FORMAT": "xml"})
 
 
