@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from core.cli.context import EXIT_OK, CliError, Context
@@ -27,6 +28,13 @@ def run(ctx: Context) -> int:
     from core.sync.lan import identity as lan_id
     from core.sync.lan.server import PeerServer
 
+    from core.config.logs import configure_logging, log_settings
+    from core.config.settings import load_settings
+
+    # A long-running service: its log (refused peers, pairings) goes to stderr, as JSON
+    # lines unless CARELINE_LOG_FORMAT=text; CARELINE_LOG_LEVEL sets the level.
+    logs = load_settings(log_settings("CARELINE_"))
+    configure_logging(logs["LOG_FORMAT"], logs["LOG_LEVEL"])
     args = ctx.args
     records = ctx.open_records()
     identity = lan_id.ensure_identity(records.db, records.actor)
@@ -40,7 +48,7 @@ def run(ctx: Context) -> int:
     try:
         advertiser = discovery.Advertiser(server.port, announce, [announce] if announce else None)
     except OSError as exc:
-        sys.stderr.write(f"careline: mDNS announcement unavailable: {exc}\n")
+        logging.getLogger(__name__).warning("mDNS announcement unavailable: %s", exc)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

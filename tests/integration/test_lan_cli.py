@@ -59,4 +59,9 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
         _, err = serve.communicate(timeout=20)
     assert serve.returncode == 0, err
     assert "Harbour" not in err and "Nightingale" not in err
+    # serve's log: one JSON object a line, the refused and the accepted pairing among them.
+    logged = [json.loads(line) for line in err.splitlines()]
+    lan = [(d["level"], d["message"]) for d in logged if d["logger"] == "core.sync.lan.server"]
+    assert any(level == "warning" and m.startswith("refused pairing") for level, m in lan), err
+    assert any(level == "info" and m.startswith("paired device") for level, m in lan), err
     assert len(as_admin(a, "patient", "search", "Seacole")) == 1
