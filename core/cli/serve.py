@@ -24,12 +24,11 @@ def run(ctx: Context) -> int:
     import signal
     import threading
 
+    from core.config.logs import configure_logging, log_settings
+    from core.config.settings import load_settings
     from core.sync.lan import discovery
     from core.sync.lan import identity as lan_id
     from core.sync.lan.server import PeerServer
-
-    from core.config.logs import configure_logging, log_settings
-    from core.config.settings import load_settings
 
     # A long-running service: its log (refused peers, pairings) goes to stderr, as JSON
     # lines unless CARELINE_LOG_FORMAT=text; CARELINE_LOG_LEVEL sets the level.

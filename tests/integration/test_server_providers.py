@@ -28,6 +28,7 @@ from tests.integration.server_fixtures import (
     make_server,
     sync_at,
 )
+from tests.integration.server_process import ServerProcess, server_admin
 from tests.services import Service, free_port
 
 REGION = "eu-west-1"
@@ -263,3 +264,20 @@ def test_a_misspelt_kms_provider_is_refused_by_name(tmp_path: Path) -> None:
     assert "'vualt'" in cli.stderr
     assert "Traceback" not in cli.stderr
     assert not data.exists()
+
+
+SEED_SPELLING = {"aws-kms": "aws_kms", "vault-transit": "vault"}
+
+
+def test_the_seed_spelling_of_kms_provider_runs_a_server(
+    provider_env: dict[str, str], tmp_path: Path, aws_credentials: dict[str, str]
+) -> None:
+    env = {**aws_credentials, **provider_env}
+    env["KMS_PROVIDER"] = SEED_SPELLING[provider_env["KMS_PROVIDER"]]
+    data = tmp_path / "server"
+    clinic = server_admin(data, env, "clinic", "create", "Seed Spelling Clinic")
+    running = ServerProcess(data, free_port(), env=env)
+    running.start()
+    running.stop()
+    assert server_admin(data, env, "clinic", "list") == [clinic]
+    assert not (data / "master-keys.json").exists()  # the remote provider held the keys
