@@ -13,6 +13,7 @@ import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from tests.postgres_tls import TlsPostgres, start_tls_postgres
 from tests.secret_service import (
     secret_service_available,
     start_secret_service,
@@ -104,3 +105,14 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def tls_postgres() -> Iterator[TlsPostgres]:
+    """A private PostgreSQL accepting only TLS, its certificate from a test CA (see
+    tests.postgres_tls); stopped when the session ends."""
+    server = start_tls_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ import platformdirs
 from core.config.logs import log_settings
 from core.config.settings import ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
-from core.server.postgres.urls import check_url
+from core.server.postgres.urls import check_url, ssl_mode
 
 SERVER_SCHEMA: tuple[Setting, ...] = (
     Setting("data_dir", Path, None, "Server data folder.", "CARELINE_DATA_DIR"),
@@ -25,7 +25,9 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "ENABLE_DATABASE_TDE",
     ),
     Setting(
-        "DATABASE_SSL_MODE", str, "verify-full", "libpq sslmode for DATABASE_URL.",
+        "DATABASE_SSL_MODE", str, None,
+        "libpq sslmode for DATABASE_URL (default verify-full); an sslmode in the URL "
+        "itself must agree with it. The CA to verify against: sslrootcert= in the URL.",
         "DATABASE_SSL_MODE",
         choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     ),
@@ -80,6 +82,9 @@ def load_server_settings(
     settings["data_dir"] = settings["data_dir"] or default_server_dir()
     if settings["DATABASE_URL"]:
         check_url(settings["DATABASE_URL"])
+        settings["DATABASE_SSL_MODE"] = ssl_mode(
+            settings["DATABASE_URL"], settings["DATABASE_SSL_MODE"]
+        )
     if not settings["ENABLE_DATABASE_TDE"]:
         raise ConfigError(
             "ENABLE_DATABASE_TDE=false is not allowed: Careline never stores clinical data "

@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.config.settings import ConfigError
 from core.server.postgres import nodes, schema
 from core.server.postgres.schema import TENANT_ROLE, Migration, SchemaRefusedError
-from core.server.postgres.urls import check_url, redact
+from core.server.postgres.urls import check_url, redact, ssl_mode
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class PgStore:
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=30
         )
+        _refuse_misconfigured(url, kwargs, connect_timeout)
         try:
             self.pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
@@ -215,6 +216,42 @@ class PgStore:
                         (TENANT_ROLE, tenant_id),
                     )
                 yield cur
+
+
+# libpq errors no retry can cure: TLS verification and set-up, authentication, a missing
+# database. (A server still starting, or unreachable for a moment, is waited for instead.)
+_PERMANENT = ("SSL", "certificate", "authentication failed", "no pg_hba.conf entry",
+              "does not exist", "server does not support SSL")  # fmt: skip
+
+
+def _refuse_misconfigured(url: str, kwargs: dict[str, Any], timeout: float) -> None:
+    """One direct connection first: a permanent failure (a wrong CA, TLS refused, a bad
+    password) is reported at once with libpq's own reason, rather than after the pool
+    has retried for ``timeout`` seconds and can only say it timed out."""
+    try:
+        psycopg.connect(url, connect_timeout=max(1, int(timeout)), **kwargs).close()
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if any(marker in reason for marker in _PERMANENT):
+            raise ConfigError(
+                f"DATABASE_URL: cannot connect to {redact(url)} with "
+                f"sslmode={kwargs.get('sslmode') or _url_sslmode(url)}: {_reason(reason)}"
+            ) from None
+
+
+def _url_sslmode(url: str) -> str:
+    return ssl_mode(url, None)
+
+
+def _reason(text: str) -> str:
+    # libpq's line is "connection to server at ... failed: <reason>"; keep the reason.
+    reason = text.rsplit(" failed: ", 1)[-1].strip()
+    if "certificate verify failed" in reason:
+        reason += (
+            " (the server's certificate is not signed by the CA in sslrootcert=, or its "
+            "name does not match the host)"
+        )
+    return reason
 
 
 def _ensure_role(conn: psycopg.Connection[Any]) -> None:

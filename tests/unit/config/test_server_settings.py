@@ -87,3 +87,19 @@ def test_memory_locking_is_on_unless_turned_off() -> None:
         load_server_settings(env={"ENABLE_MEMORY_LOCKING": "false"})["ENABLE_MEMORY_LOCKING"]
         is False
     )
+
+
+def test_sslmode_in_the_url_and_the_setting_must_agree() -> None:
+    bare = "postgresql://careline@db.example:5432/careline"
+    url = bare + "?sslmode=require"
+    # Only in the URL: the URL's; both and equal: fine.
+    assert load_server_settings(env={"DATABASE_URL": url})["DATABASE_SSL_MODE"] == "require"
+    both = {"DATABASE_URL": url, "DATABASE_SSL_MODE": "require"}
+    assert load_server_settings(env=both)["DATABASE_SSL_MODE"] == "require"
+    # Only the setting: the setting's; neither: verify-full.
+    only = {"DATABASE_URL": bare, "DATABASE_SSL_MODE": "verify-ca"}
+    assert load_server_settings(env=only)["DATABASE_SSL_MODE"] == "verify-ca"
+    assert load_server_settings(env={"DATABASE_URL": bare})["DATABASE_SSL_MODE"] == "verify-full"
+    # Both and different: refused, naming both.
+    with pytest.raises(ConfigError, match="sslmode=require but DATABASE_SSL_MODE=verify-full"):
+        load_server_settings(env={"DATABASE_URL": url, "DATABASE_SSL_MODE": "verify-full"})
