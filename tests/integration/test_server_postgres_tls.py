@@ -61,5 +61,5 @@ def test_without_tls_a_tls_only_server_refuses_with_its_reason(
     tls_postgres: TlsPostgres, tmp_path: Path
 ) -> None:
     settings = {"DATABASE_URL": tls_postgres.url(), "DATABASE_SSL_MODE": "disable"}
-    with pytest.raises(ConfigError, match="no pg_hba.conf entry.*no encryption"):
+    with pytest.raises(ConfigError, match=r"no pg_hba\.conf entry.*no encryption"):
         make_server(tmp_path / "server", settings)
