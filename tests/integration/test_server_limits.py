@@ -10,13 +10,16 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from core.sync import protocol
 from core.sync.enroll import EnrollmentError, enroll, tls_trust
+from tests.conftest import PASSWORD
 from tests.integration.server_process import ServerProcess, clinic_server, server_admin
+from tests.integration.test_cli import careline as workstation_cli
 
 MiB = 1024 * 1024
 _SYNC_COUNT = r'careline_http_requests_total\{route="/v1/sync",status="(\d+)"\} (\S+)'
@@ -188,3 +191,28 @@ def _sync_outcomes(client: httpx.Client, server: ServerProcess) -> Counter[str]:
         if found:
             outcomes[found[1]] = int(float(found[2]))
     return outcomes
+
+
+@pytest.mark.parametrize("source", ["--code-stdin", "--code-file"])
+def test_enroll_takes_the_code_from_stdin_or_a_file(
+    running: tuple[ServerProcess, str], tmp_path: Path, source: str
+) -> None:
+    """Out of the process list: the code on the line after the password, or in a file."""
+    server, clinic = running
+    code = _code(server, clinic)
+    ca = str(server.data / "tls" / "server.pem")
+    base = ["--json", "--user", "admin", "--password-stdin", "enroll", "--server", server.url,
+            "--ca-file", ca]  # fmt: skip
+    if source == "--code-stdin":
+        args, stdin = [*base, "--code-stdin"], f"{PASSWORD}\n{code}\n"
+    else:
+        (tmp_path / "code.txt").write_text(code + "\n")
+        args, stdin = [*base, "--code-file", str(tmp_path / "code.txt")], PASSWORD + "\n"
+    done = workstation_cli(tmp_path / "desk", *args, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert code not in " ".join(args)
+    assert json.loads(done.stdout)["clinic"] == "Limits Clinic"
+    missing = workstation_cli(tmp_path / "other", *base, "--code-stdin", stdin=PASSWORD + "\n")
+    assert missing.returncode == 2
+    assert "--code-stdin: standard input has no code line" in missing.stderr
+    assert not (tmp_path / "other" / "clinic.db").exists()
