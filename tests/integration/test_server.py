@@ -335,6 +335,18 @@ def _recorded(live: Live, credential: ServerCredential) -> audit_chain.Head:
     return held.recorded
 
 
+def _reported_and_kept(
+    live: Live, ws: Workstation, credential: ServerCredential, problem: str
+) -> audit_chain.Head:
+    """A sync reports ``problem`` with the audit log and leaves the server's anchor where
+    it was; returns that anchor."""
+    before = _recorded(live, credential)
+    report = _sync(ws)
+    assert report.audit_problem is not None and problem in report.audit_problem
+    assert _recorded(live, credential) == before
+    return before
+
+
 def _offer(
     credential: ServerCredential,
     head: audit_chain.Head,
@@ -397,10 +409,7 @@ def test_a_forged_pull_cannot_move_the_anchor_to_a_rewritten_log(
         assert reply["audit_anchor_moved"] is False
         assert reply["audit_anchor"] == protocol.head_to_wire(recorded)
         assert _recorded(live, credential) == recorded
-        report = _sync(ws)
-        assert report.audit_problem is not None
-        assert "differs from what the clinic server recorded" in report.audit_problem
-        assert _recorded(live, credential) == recorded
+        _reported_and_kept(live, ws, credential, "differs from what the clinic server recorded")
     finally:
         ws.lock()
 
@@ -417,10 +426,7 @@ def test_an_altered_entry_after_the_anchor_is_reported_when_the_server_refuses_i
         ws.database._conn.execute(
             "UPDATE audit_log SET actor = 'someone-else' WHERE seq = ?", (recorded.seq + 1,)
         )
-        report = _sync(ws)
-        assert report.audit_problem is not None
-        assert "did not accept this workstation's audit log" in report.audit_problem
-        assert _recorded(live, credential) == recorded
+        assert _reported_and_kept(live, ws, credential, "did not accept") == recorded
     finally:
         ws.lock()
 
