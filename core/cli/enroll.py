@@ -6,14 +6,15 @@ import argparse
 from pathlib import Path
 
 from core.cli.context import EXIT_OK, CliError, Context
-from core.cli.joining import join, recovery_text
+from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """enroll --server URL --code CODE [--ca-file PEM] [--device-name NAME]."""
+    """enroll --server URL (--code CODE | --code-stdin | --code-file FILE) [--ca-file PEM]
+    [--device-name NAME]."""
     parser.add_argument("--server", required=True, help="https://host:port")
-    parser.add_argument("--code", required=True)
+    code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'")
     parser.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
     parser.add_argument("--device-name", help="how the server lists this workstation")
 
@@ -29,8 +30,8 @@ def run(ctx: Context) -> int:
             raise CliError(f"--ca-file: cannot read {args.ca_file}: {exc.strerror}") from None
     result = join(
         ctx,
+        "enroll_code",
         server_url=args.server,
-        enroll_code=args.code,
         ca_pem=ca_pem,
         device_name=args.device_name,
     )

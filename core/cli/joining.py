@@ -3,22 +3,70 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
 
 from core.cli.context import EXIT_USAGE, CliError, Context
 from core.sync.join import JoinRequest, JoinResult, join_clinic
 
 
-def join(ctx: Context, **where: Any) -> JoinResult:
-    """Join with ``where`` (the server or peer fields of :class:`JoinRequest`).
+def code_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The one-time code, from exactly one of ``--code``, ``--code-stdin``, ``--code-file``.
+
+    ``--code`` stays for scripts, but a command line is visible to every user of the
+    computer (``ps``) while the command runs: the other two keep the code out of it.
+    """
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--code",
+        help=f"the {what} (visible to other users in the process list while this runs: "
+        "prefer --code-stdin or --code-file)",
+    )
+    given.add_argument(
+        "--code-stdin",
+        action="store_true",
+        help="read the code from standard input (the line after the password when "
+        "--password-stdin is given too)",
+    )
+    given.add_argument(
+        "--code-file", type=Path, metavar="FILE", help="read the code from the first line of FILE"
+    )
+
+
+def read_code(args: argparse.Namespace) -> str:
+    """The code from ``--code``, ``--code-stdin`` or ``--code-file`` (see
+    :func:`code_arguments`); surrounding spaces are dropped."""
+    from core.cli.passwords import read_stdin_line
+
+    if args.code_stdin:
+        return read_stdin_line("--code-stdin", "code").strip()
+    if args.code_file is not None:
+        try:
+            lines = args.code_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not a text file"
+            message = f"--code-file: cannot read {args.code_file}: {reason}"
+            raise CliError(message, EXIT_USAGE) from None
+        if not lines or not lines[0].strip():
+            raise CliError(f"--code-file: {args.code_file} holds no code", EXIT_USAGE)
+        return str(lines[0]).strip()
+    return str(args.code).strip()
+
+
+def join(ctx: Context, code_field: str, **where: Any) -> JoinResult:
+    """Join with ``where`` (the server or peer fields of :class:`JoinRequest`) and the
+    one-time code (read with :func:`read_code`, into the field ``code_field``).
 
     A workstation that holds a clinic joins as the person who unlocks it; an empty data
     folder gets a new database for ``--user`` (password from --password-stdin or
-    CARELINE_PASSWORD_FILE), removed again if joining fails.
+    CARELINE_PASSWORD_FILE), removed again if joining fails. The password is read before
+    the code: with both on standard input, the password comes first.
     """
     ws = ctx.workstation
     if ws.is_initialized():
         records = ctx.open_records()
+        where[code_field] = read_code(ctx.args)
         return join_clinic(ws, JoinRequest(records.actor, **where))
     if not ctx.args.user:
         raise CliError("--user is required to create this workstation's database", EXIT_USAGE)
@@ -27,6 +75,7 @@ def join(ctx: Context, **where: Any) -> JoinResult:
         raise CliError(
             "give the password with --password-stdin or CARELINE_PASSWORD_FILE", EXIT_USAGE
         )
+    where[code_field] = read_code(ctx.args)
     return join_clinic(ws, JoinRequest(ctx.args.user, password, **where))
 
 

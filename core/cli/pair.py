@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
-from core.cli.joining import join, recovery_text
+from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup, actions
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """pair code [--ttl MINUTES] | pair join --code CODE [--peer HOST:PORT]."""
+    """pair code [--ttl MINUTES] | pair join (--code CODE | --code-stdin | --code-file FILE)
+    [--peer HOST:PORT]."""
     pair = actions(parser, dest="pair_command")
     pcode = pair.add_parser("code", help="print a one-time code that lets a LAN workstation join")
     pcode.add_argument("--ttl", type=float, default=10.0, help="minutes the code stays valid")
     pjoin = pair.add_parser("join", help="join the clinic of the peer that showed the code")
-    pjoin.add_argument("--code", required=True)
+    code_arguments(pjoin, "pairing code shown by 'careline pair code' on the other workstation")
     pjoin.add_argument("--peer", metavar="HOST:PORT", help="the peer (default: found over mDNS)")
 
 
@@ -62,7 +63,7 @@ def _join(ctx: Context) -> int:
         if not seen:
             raise CliError("no LAN peer found over mDNS; give --peer HOST:PORT")
         peer = f"{seen[0].host}:{seen[0].port}"
-    result = join(ctx, pair_code=args.code, peer=peer)
+    result = join(ctx, "pair_code", peer=peer)
     doc = {
         "device_id": result.device_id,
         "records": result.records,

@@ -9,6 +9,13 @@ client.
 Attachments stream both ways: an upload is encrypted as its body arrives (only ciphertext
 is spooled, on the data disk) and a download is decrypted chunk by chunk into the response,
 so no whole file is ever held in memory.
+
+Every endpoint has a body limit fitting what it takes (:data:`ENROLL_MAX_BODY` for
+enrollment, the sync protocol's message limit for sync, the attachment limit for uploads,
+nothing for the rest), enforced while the body arrives: a declared length past it is refused
+with 413 before a byte is read, a body that runs past it as soon as it does. Error replies
+name the field and the problem, never the input. Failed enrollments are counted per source
+address (:data:`ENROLL_FAILURES` in :data:`ENROLL_WINDOW` seconds, then 429) and logged.
 Logs are structured (one JSON object a line) and carry ids, never request bodies or names.
 """
 
@@ -18,14 +25,16 @@ import hmac
 import io
 import json
 import logging
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO, cast
 
 import anyio.from_thread
 import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -49,8 +58,16 @@ from core.store.blobs import (
     validate_blob_id,
 )
 from core.sync import protocol
+from core.sync.lan.server import AttemptLimiter
 
 log = logging.getLogger("careline.server")
+
+# An enrollment request: a code, a device name and a CSR of at most 8 KiB, as JSON.
+ENROLL_MAX_BODY = 16 * 1024
+# Endpoints that take no body (health, metrics, downloads) accept at most this.
+NO_BODY = 1024
+ENROLL_FAILURES = 5  # failed enrollments per source address ...
+ENROLL_WINDOW = 60.0  # ... in any this many seconds; then 429 until the window passes
 
 _ERROR_STATUS = {"malformed": 400, "version": 400, "too_large": 413, "refused": 409}
 
@@ -156,6 +173,55 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"the attachment is larger than the limit of {limit} bytes")
 
 
+def _body_too_large(path: str, limit: int) -> HTTPException:
+    # Connection: close, so that the server stops reading the rest of the body.
+    return HTTPException(
+        413,
+        f"the request body of {path} is larger than the limit of {limit} bytes",
+        headers={"Connection": "close"},
+    )
+
+
+class BodyLimit:
+    """Plain ASGI middleware refusing a request body past its endpoint's limit.
+
+    A ``Content-Length`` past the limit gets 413 at once, before any of the body is read;
+    a body (chunked, or longer than declared) that runs past it raises 413 from ``receive``
+    the moment it does, so no more than the limit is ever read. ``limit_of(method, path)``
+    gives the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit_of: Callable[[str, str], int]) -> None:
+        self.app = app
+        self.limit_of = limit_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        limit = self.limit_of(str(scope.get("method", "")), path)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            problem = _body_too_large(path, limit)
+            reply = JSONResponse({"detail": problem.detail}, 413, problem.headers)
+            await reply(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _body_too_large(path, limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_app(server: ClinicServer) -> FastAPI:
     """The ASGI application serving ``server``."""
     app = FastAPI(
@@ -220,7 +286,19 @@ def create_app(server: ClinicServer) -> FastAPI:
                     )
                 )
 
-    app.add_middleware(Observe)
+    def limit_of(method: str, path: str) -> int:
+        if method != "POST":
+            return NO_BODY
+        if path == "/v1/enroll":
+            return ENROLL_MAX_BODY
+        if path == "/v1/sync":
+            return protocol.MAX_MESSAGE_BYTES
+        if path == "/v1/attachments":
+            return server.max_attachment_bytes
+        return NO_BODY
+
+    app.add_middleware(BodyLimit, limit_of=limit_of)
+    app.add_middleware(Observe)  # outermost: refusals are counted and logged too
 
     async def keys_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The key service (KMS, Vault, the local key file) could not give a clinic's keys.
@@ -249,6 +327,28 @@ def create_app(server: ClinicServer) -> FastAPI:
             500,
         )  # fmt: skip
 
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own reply echoes each invalid value back ("input"): a 5 MB field would
+        # come back whole, and a code or a name would reach whatever logs the reply. Name
+        # the field and the problem only.
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        problems = [
+            {
+                "field": ".".join(str(part) for part in error.get("loc", ())),
+                "problem": str(error.get("msg", "invalid"))[:200],
+            }
+            for error in errors[:20]
+        ]
+        return JSONResponse({"detail": problems}, 422)
+
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # The client dropped the connection mid-body: nobody reads a reply, nothing was
+        # changed (bodies are read whole before anything acts on them). Not a server error.
+        log.info(json.dumps({"event": "http.client_disconnected", "route": request.url.path}))
+        return Response(status_code=400)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(KeyError_, keys_unavailable)
     app.add_exception_handler(psycopg.OperationalError, store_unavailable)
     app.add_exception_handler(PoolTimeout, store_unavailable)
@@ -283,6 +383,7 @@ def create_app(server: ClinicServer) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     metrics_token: str | None = server.settings.get("METRICS_TOKEN")
+    enroll_failures = AttemptLimiter(ENROLL_FAILURES, ENROLL_WINDOW)
 
     @app.get(
         "/metrics",
@@ -314,14 +415,34 @@ def create_app(server: ClinicServer) -> FastAPI:
         "/v1/enroll",
         status_code=201,
         response_model=EnrollResponse,
-        responses={400: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            400: {"model": Problem},
+            413: {"model": Problem},
+            429: {"model": Problem},
+            503: {"model": Problem},
+        },
     )
-    def enroll(body: EnrollRequest) -> EnrollResponse:
-        """Join a clinic with a one-time code; returns the device token and certificate."""
+    def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
+        """Join a clinic with a one-time code; returns the device token and certificate.
+        Too many failed attempts from one address are refused (429) for a while."""
+        address = request.client.host if request.client is not None else "unknown"
+        # Counted before the code is checked (so concurrent guesses cannot slip past the
+        # limit), and taken back when the enrollment succeeds: only failures count.
+        wait = enroll_failures.admit(address)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise HTTPException(
+                429,
+                f"too many failed enrollment attempts from this address; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
         try:
             result = server.enroll(body.code, body.device_name, body.csr)
         except ServerError as exc:
+            log.warning(json.dumps({"event": "enroll.failed", "address": address,
+                                    "reason": str(exc)[:200]}))  # fmt: skip
             raise HTTPException(400, str(exc)) from None
+        enroll_failures.forgive(address)
         return EnrollResponse(**result.__dict__)
 
     @app.post(
@@ -344,18 +465,11 @@ def create_app(server: ClinicServer) -> FastAPI:
     async def sync(request: Request) -> Response:
         """One request of the sync protocol, for the calling device's own clinic."""
         device = device_of(request)
-        declared = request.headers.get("content-length")
-        if (
-            declared is not None
-            and declared.isdigit()
-            and int(declared) > protocol.MAX_MESSAGE_BYTES
-        ):
-            raise HTTPException(413, "sync message exceeds the size limit")
         body = bytearray()
+        # BodyLimit stops the body at protocol.MAX_MESSAGE_BYTES; a client dropping
+        # mid-body raises ClientDisconnect, answered by client_gone (no traceback).
         async for chunk in request.stream():
             body += chunk
-            if len(body) > protocol.MAX_MESSAGE_BYTES:
-                raise HTTPException(413, "sync message exceeds the size limit")
         # The store work is blocking: run it on the thread pool, not on the event loop.
         reply = await run_in_threadpool(server.sync, device, bytes(body))
         parsed: dict[str, Any] = json.loads(reply)

@@ -64,6 +64,10 @@ CREATE TABLE enroll_codes (
 
 REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA),)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
+# A clinic id: 16 lowercase hex digits (core.records.clinic.new_id). A name that looks like
+# one (in any case) is refused, so that a reference is an id or a name, never both.
+CLINIC_ID = re.compile(r"^[0-9a-f]{16}$")
+_ID_LIKE = re.compile(r"^[0-9a-f]{16}$", re.IGNORECASE)
 
 
 class RegistryError(CarelineError, ValueError):
@@ -135,6 +139,11 @@ class Registry:
             raise RegistryError(
                 f"clinic name {name!r} must be 1-80 letters, digits, spaces or .,'&()-"
             )
+        if _ID_LIKE.match(cleaned):
+            raise RegistryError(
+                f"clinic name {cleaned!r} looks like a clinic id (16 hex digits); choose a "
+                "name with other characters, so that names and ids cannot be confused"
+            )
         if self.db.query("SELECT 1 FROM clinics WHERE name = ?", (cleaned,)):
             raise RegistryError(f"a clinic named {cleaned!r} already exists")
         return cleaned
@@ -153,13 +162,15 @@ class Registry:
         return clinic
 
     def clinic(self, ref: str) -> Clinic:
-        """A clinic by id or exact name."""
+        """A clinic by id (16 hex digits) or else by exact name: never one for the other
+        (names that look like ids are refused; an older one is reached by its id)."""
+        column = "id" if CLINIC_ID.match(ref) else "name"
         rows = self.db.query(
-            "SELECT id, name, created_at, ca_cert FROM clinics WHERE id = ? OR name = ?",
-            (ref, ref),
+            f"SELECT id, name, created_at, ca_cert FROM clinics WHERE {column} = ?", (ref,)
         )
         if not rows:
-            raise RegistryError(f"no clinic {ref!r}")
+            kind = "with id" if column == "id" else "named"
+            raise RegistryError(f"no clinic {kind} {ref!r}")
         return Clinic(*rows[0])
 
     def clinics(self) -> list[Clinic]:

@@ -566,7 +566,7 @@ class ClinicServer:
             store,
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
-            audit_anchor=lambda head: store.anchor_audit(device.id, head),
+            audit_anchor=lambda head, proof: store.anchor_audit(device.id, head, proof),
         ).handle(request)
 
     # ----- attachments ---------------------------------------------------------------

@@ -37,6 +37,12 @@ asks for the head the responder keeps for this device, ``audit_head {seq, hash}`
 this replica's last audit entry for it to keep. A responder that anchors (the clinic
 server) replies ``audit_anchoring: true`` and, if it holds one, ``audit_anchor {seq, hash}``
 (the head it held before this request).
+
+Since version 2 a pull offering ``audit_head`` over a recorded anchor also carries
+``audit_proof``: the canonical bytes (base64) of each audit entry after the anchor up to the
+offered head, from which the responder recomputes the chain. The responder moves its anchor
+only on that proof (or for a device's first head) and replies ``audit_anchor_moved``
+(true or false). A request without a proof (Careline 0.1.0) never moves a recorded anchor.
 """
 
 from __future__ import annotations
@@ -372,3 +378,19 @@ def head_from_wire(value: Any, where: str) -> Head | None:
     if seq < 1:
         raise ProtocolError("malformed", f"{where}.seq must be at least 1")
     return Head(seq, digest)
+
+
+def proof_to_wire(entries: Sequence[bytes]) -> list[str]:
+    """An audit proof (canonical entries) as sent."""
+    return [_b64(entry) for entry in entries]
+
+
+def proof_from_wire(value: Any, max_entries: int, max_entry_bytes: int) -> list[bytes] | None:
+    """An optional audit proof as received: None if absent or null, else checked."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > max_entries:
+        raise ProtocolError(
+            "malformed", f"audit_proof must be a list of at most {max_entries} entries"
+        )
+    return [_unb64(item, f"audit_proof[{i}]", max_entry_bytes) for i, item in enumerate(value)]

@@ -16,6 +16,7 @@ from core.store import oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
+from core.sync.audit_anchor import MAX_ENTRY_BYTES, MAX_PROOF_ENTRIES, Anchoring
 from core.sync.stores import DatabaseStore, SyncStore
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class Responder:
         db: Database | SyncStore,
         actor: str = "sync",
         revoked_serials: Callable[[], list[int]] | None = None,
-        audit_anchor: Callable[[Head | None], Head | None] | None = None,
+        audit_anchor: Callable[[Head | None, list[bytes] | None], Anchoring] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         self.actor = actor
@@ -38,7 +39,7 @@ class Responder:
         self._revoked_serials = revoked_serials
         # The clinic server keeps each device's audit head, an anchor outside the
         # workstation's database (core.sync.audit_anchor): it answers a query with the head
-        # it holds, and records a head the device offers.
+        # it holds, and records a head the device offers with proof that it extends it.
         self._audit_anchor = audit_anchor
 
     def handle(self, request: bytes) -> bytes:
@@ -74,6 +75,7 @@ class Responder:
         limit = p.limit_from_wire(message.get("max_ops"), "max_ops", p.MAX_OPS_PER_MESSAGE)
         head = p.head_from_wire(message.get("audit_head"), "audit_head")
         query = message.get("audit_query") is True
+        proof = p.proof_from_wire(message.get("audit_proof"), MAX_PROOF_ENTRIES, MAX_ENTRY_BYTES)
         vectors: list[dict[str, int]] = []
 
         def fetch(after: dict[str, int]) -> list[oplog.Op]:
@@ -105,9 +107,11 @@ class Responder:
             reply["revoked_serials"] = self._revoked_serials()
         if self._audit_anchor is not None and (head is not None or query):
             reply["audit_anchoring"] = True
-            recorded = self._audit_anchor(head)
-            if recorded is not None:
-                reply["audit_anchor"] = p.head_to_wire(recorded)
+            anchoring = self._audit_anchor(head, proof)
+            if anchoring.recorded is not None:
+                reply["audit_anchor"] = p.head_to_wire(anchoring.recorded)
+            if head is not None:
+                reply["audit_anchor_moved"] = anchoring.moved
         return reply
 
     def _on_push(self, message: dict[str, Any], version: int) -> dict[str, Any]:

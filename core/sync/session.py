@@ -20,6 +20,7 @@ from typing import Any
 from core.errors import CarelineError
 from core.records import changeset, replication
 from core.records.changeset import Changes
+from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
 from core.sync import audit_anchor
@@ -107,6 +108,7 @@ class SyncSession:
         self._anchor_checked = False
         self._offer_head = False
         self._head_sent = False
+        self._anchor: Head | None = None  # the head the other side recorded, once checked
         self._touched: set[str] = set()
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
@@ -192,6 +194,10 @@ class SyncSession:
             if offering and head is None:
                 self._head_sent = True  # an empty log: nothing to offer
             elif head is not None:
+                if self._anchor is not None:
+                    # Prove that our log extends the recorded head (so far as fits).
+                    head, entries = audit_anchor.proof(self.db, self._anchor, head)
+                    request["audit_proof"] = p.proof_to_wire(entries)
                 request["audit_head"] = p.head_to_wire(head)
             elif not self._anchor_checked:
                 request["audit_query"] = True
@@ -227,10 +233,15 @@ class SyncSession:
         anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
         if offered:
             self._head_sent = True
+            if anchor is not None and reply.get("audit_anchor_moved") is False:
+                # The server found our entries do not lead on from the head it recorded.
+                self.report.audit_problem = audit_anchor.refusal(anchor)
+                log.error("audit log check failed: %s", self.report.audit_problem)
         if self._anchor_checked or not anchoring:
             self._anchor_checked = True
             return
         self._anchor_checked = True
+        self._anchor = anchor
         problem = None if anchor is None else audit_anchor.anchor_problem(self.db, anchor)
         self.report.audit_problem = problem
         if problem is not None:

@@ -7,12 +7,13 @@ A workstation or the embedded server serves from its SQLCipher :class:`Database`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from core.records import replication
 from core.store import oplog
 from core.store.audit_chain import Head
-from core.store.database import Database
+from core.store.database import Database, Transaction
 from core.sync import audit_anchor
 
 # meta key prefix under which a serving replica keeps each device's audit head.
@@ -56,9 +57,12 @@ class SyncStore(Protocol):
         """Whether any record held is of a type not in ``types`` (an older peer's)."""
         ...
 
-    def anchor_audit(self, device: str, head: Head | None) -> Head | None:
-        """The audit head recorded for ``device``, then (unless ``head`` is None, a query)
-        record ``head`` instead, never moving backwards."""
+    def anchor_audit(
+        self, device: str, head: Head | None, proof: Sequence[bytes] | None = None
+    ) -> audit_anchor.Anchoring:
+        """The audit head recorded for ``device``; then (unless ``head`` is None, a query)
+        record ``head`` instead if it is the first or ``proof`` shows that it extends the
+        recorded one (core.sync.audit_anchor)."""
         ...
 
 
@@ -102,21 +106,42 @@ class DatabaseStore:
         """:meth:`apply_ops` and the version vector after it."""
         return self.apply_ops(ops, session_actor), self.version_vector()
 
-    def anchor_audit(self, device: str, head: Head | None) -> Head | None:
-        """The head recorded for ``device`` in ``meta``; then records ``head`` (audited when
-        it moves, never backwards) unless it is None."""
+    def anchor_audit(
+        self, device: str, head: Head | None, proof: Sequence[bytes] | None = None
+    ) -> audit_anchor.Anchoring:
+        """The head recorded for ``device`` in ``meta``; then records ``head`` (audited)
+        if it is the first or ``proof`` shows it extends the recorded one; a refusal is
+        logged and audited. A head moved by another session meanwhile is not overwritten."""
         key = f"{ANCHOR_META_PREFIX}{device}"
-        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (key,))
-        recorded = Head.parse(str(rows[0][0])) if rows else None
+        recorded = self._recorded(key, self.db)
         if head is None or recorded == head:
-            return recorded
-        if recorded is not None and not audit_anchor.advance(recorded, head):
-            audit_anchor.log_refused(device, head, recorded)
-            return recorded
-        with self.db.write("sync", "audit.anchor", "device", device, {"seq": head.seq}) as tx:
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, str(head)),
-            )
-        return recorded
+            return audit_anchor.Anchoring(recorded, head is not None)
+        if audit_anchor.advance(recorded, head, proof):
+            details = {"seq": head.seq}
+            try:
+                with self.db.write("sync", "audit.anchor", "device", device, details) as tx:
+                    if self._recorded(key, tx) != recorded:
+                        raise _MovedMeanwhile  # rolls back: another session moved it
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, str(head)),
+                    )
+                return audit_anchor.Anchoring(recorded, True)
+            except _MovedMeanwhile:
+                return audit_anchor.Anchoring(recorded, False)
+        assert recorded is not None  # advance() refuses only when a head is recorded
+        audit_anchor.log_refused(device, head, recorded, proof is not None)
+        details = {"offered": head.seq, "recorded": recorded.seq}
+        with self.db.write("sync", "audit.anchor_refused", "device", device, details):
+            pass
+        return audit_anchor.Anchoring(recorded, False)
+
+    @staticmethod
+    def _recorded(key: str, db: Database | Transaction) -> Head | None:
+        rows = db.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return Head.parse(str(rows[0][0])) if rows else None
+
+
+class _MovedMeanwhile(Exception):
+    """The recorded head changed between reading it and moving it."""

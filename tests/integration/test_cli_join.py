@@ -65,3 +65,19 @@ def test_a_refused_code_into_a_new_folder_leaves_no_folder(
     assert code_ == 1 and out == ""
     assert "the peer refused pairing" in err
     assert not joiner.exists()
+
+
+def test_pair_join_takes_the_code_from_stdin(workstation: Workstation, tmp_path: Path) -> None:
+    """``--code-stdin``: the code on the line after the password, out of the process list."""
+    workstation.records.add_patient("Lovelace", "Ada", "1915-12-10")
+    identity = lan_id.ensure_identity(workstation.database, "admin")
+    code = lan_id.new_pair_code(workstation.database, "admin")
+    joiner = tmp_path / "joiner"
+    with PeerServer(workstation.database, identity, "127.0.0.1", free_port_pair()) as server:
+        result = careline(
+            joiner, "--json", "--password-stdin", "--user", "admin", "pair", "join",
+            "--peer", f"127.0.0.1:{server.port}", "--code-stdin", stdin=f"{PASSWORD}\n{code}\n",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["records"] > 0
+    assert [p["family"] for p in as_admin(joiner, "patient", "search", "Lovelace")] == ["Lovelace"]

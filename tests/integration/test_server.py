@@ -18,7 +18,7 @@ from core.records.workstation import Workstation
 from core.server.registry import Registry
 from core.store import audit_chain
 from core.store.oplog import version_vector
-from core.sync import protocol
+from core.sync import audit_anchor, protocol
 from core.sync.audit_anchor import local_head
 from core.sync.enroll import (
     EnrollmentError,
@@ -328,16 +328,121 @@ def test_a_rewritten_audit_log_is_caught_at_the_next_sync(live: Live, tmp_path: 
         ws.lock()
 
 
+def _recorded(live: Live, credential: ServerCredential) -> audit_chain.Head:
+    """The audit head the server holds for the credential's device."""
+    held = live.server.sync_store(credential.clinic_id).anchor_audit(credential.device_id, None)
+    assert held.recorded is not None
+    return held.recorded
+
+
+def _reported_and_kept(
+    live: Live, ws: Workstation, credential: ServerCredential, problem: str
+) -> audit_chain.Head:
+    """A sync reports ``problem`` with the audit log and leaves the server's anchor where
+    it was; returns that anchor."""
+    before = _recorded(live, credential)
+    report = _sync(ws)
+    assert report.audit_problem is not None and problem in report.audit_problem
+    assert _recorded(live, credential) == before
+    return before
+
+
+def _offer(
+    credential: ServerCredential,
+    head: audit_chain.Head,
+    proof: list[bytes] | None = None,
+    version: int = protocol.VERSION,
+) -> dict[str, object]:
+    """A hand-made pull offering ``head``, sent with the device's own token (which whoever
+    holds the database key can read), as an attacker would."""
+    request: dict[str, object] = {"type": "pull", "vv": {}, "max_ops": 1}
+    request["audit_head"] = protocol.head_to_wire(head)
+    if proof is not None:
+        request["audit_proof"] = protocol.proof_to_wire(proof)
+    transport = credential.transport()
+    try:
+        return protocol.decode(transport.request(protocol.encode(request, version)), ("ops",))
+    finally:
+        transport.close()
+
+
+def test_each_sync_moves_the_anchor_on_proof_that_the_log_extends_it(
+    live: Live, tmp_path: Path
+) -> None:
+    ws, credential = _workstation(live, _clinic(live, "Moving Clinic"), tmp_path / "desk")
+    try:
+        first = _recorded(live, credential)
+        ws.records.add_patient("Lee", "Roy", "1960-01-01")
+        assert _sync(ws).audit_problem is None
+        moved = _recorded(live, credential)
+        assert moved.seq > first.seq
+        # The anchor is an entry of this log, as it stands.
+        assert ws.database.query("SELECT hash FROM audit_log WHERE seq = ?", (moved.seq,)) == [
+            (moved.hash,)
+        ]
+    finally:
+        ws.lock()
+
+
+@pytest.mark.parametrize("forgery", ["no proof", "version 1, as 0.1.0 sends", "a forged proof"])
+def test_a_forged_pull_cannot_move_the_anchor_to_a_rewritten_log(
+    live: Live, tmp_path: Path, forgery: str
+) -> None:
+    """Someone holding the database key rewrites the log, then offers its new head with the
+    device token: the server keeps its anchor, and the next sync still reports the log."""
+    ws, credential = _workstation(live, _clinic(live, "Forged Clinic"), tmp_path / "desk")
+    try:
+        ws.records.open_chart(ws.records.add_patient("Lee", "Roy", "1960-01-01").id)
+        assert _sync(ws).audit_problem is None
+        recorded = _recorded(live, credential)
+        ws.records.add_patient("Kim", "Ann", "1970-01-01")  # entries beyond the anchor
+        rewrite_audit_tail(ws, recorded.seq - 1)
+        forged = local_head(ws.database)
+        assert forged is not None and forged.seq > recorded.seq
+        if forgery == "no proof":
+            reply = _offer(credential, forged)
+        elif forgery == "a forged proof":  # the rewritten entries after the anchor
+            reached, entries = audit_anchor.proof(ws.database, recorded, forged)
+            reply = _offer(credential, reached, entries)
+        else:
+            reply = _offer(credential, forged, version=1)
+        assert reply["audit_anchor_moved"] is False
+        assert reply["audit_anchor"] == protocol.head_to_wire(recorded)
+        assert _recorded(live, credential) == recorded
+        _reported_and_kept(live, ws, credential, "differs from what the clinic server recorded")
+    finally:
+        ws.lock()
+
+
+def test_an_altered_entry_after_the_anchor_is_reported_when_the_server_refuses_it(
+    live: Live, tmp_path: Path
+) -> None:
+    """An entry after the anchor edited without recomputing the chain: the server refuses
+    the proof and the workstation reports it (the anchor itself still checks out)."""
+    ws, credential = _workstation(live, _clinic(live, "Edited Clinic"), tmp_path / "desk")
+    try:
+        recorded = _recorded(live, credential)
+        ws.records.add_patient("Lee", "Roy", "1960-01-01")
+        ws.database._conn.execute(
+            "UPDATE audit_log SET actor = 'someone-else' WHERE seq = ?", (recorded.seq + 1,)
+        )
+        assert _reported_and_kept(live, ws, credential, "did not accept") == recorded
+    finally:
+        ws.lock()
+
+
 def test_the_server_never_moves_a_recorded_audit_head_backwards(live: Live, tmp_path: Path) -> None:
     ws, credential = _workstation(live, _clinic(live, "Rollback Clinic"), tmp_path / "desk")
     try:
-        _sync(ws)
-        store = live.server.sync_store(credential.clinic_id)
-        device = credential.device_id
-        recorded = store.anchor_audit(device, audit_chain.Head(10**6, "a" * 64))
-        assert recorded is not None and recorded.seq < 10**6
+        recorded = _recorded(live, credential)
+        ahead = local_head(ws.database)
+        assert ahead is not None and ahead.seq > recorded.seq
+        _, entries = audit_anchor.proof(ws.database, recorded, ahead)
+        assert _offer(credential, ahead, entries)["audit_anchor_moved"] is True
         # An older head (a restored backup, a cut log) does not replace the newer one.
-        assert store.anchor_audit(device, recorded) == audit_chain.Head(10**6, "a" * 64)
+        assert _offer(credential, recorded, [])["audit_anchor_moved"] is False
+        assert _recorded(live, credential) == ahead
+        ws.database._conn.execute("DELETE FROM audit_log WHERE seq >= ?", (ahead.seq,))
         report = _sync(ws)
         assert report.audit_problem is not None and "is missing" in report.audit_problem
     finally:

@@ -66,9 +66,30 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     assert "already exists" in twice.stderr
     missing = server_cli(data, "admin", "enroll-code", "Nowhere")
     assert missing.returncode == 1
-    assert "no clinic 'Nowhere'" in missing.stderr
+    assert "no clinic named 'Nowhere'" in missing.stderr
     weak = server_cli(
         data, "admin", "user", "add", "Twice", "bob", "--role", "admin", stdin="short\n"
     )
     assert weak.returncode == 1
     assert "password" in weak.stderr
+
+
+def test_clinic_ids_and_names_cannot_be_confused(tmp_path: Path) -> None:
+    """A clinic named with another clinic's id would make ``enroll-code NAME`` issue a
+    code for the other clinic: such names are refused, and ids and names resolve apart."""
+    data = tmp_path / "server"
+    north = ok(data, "admin", "clinic", "create", "Northside Clinic")
+    for lookalike in (north["id"], north["id"].upper(), "0123456789abcdef"):
+        refused = server_cli(data, "admin", "clinic", "create", lookalike)
+        assert refused.returncode == 1, refused.stdout
+        assert "looks like a clinic id" in refused.stderr
+    assert ok(data, "admin", "clinic", "list") == [north]
+    # A name holding hex digits among other characters is a name like any other.
+    south = ok(data, "admin", "clinic", "create", "Clinic 0123456789abcdef")
+    assert ok(data, "admin", "enroll-code", north["id"])["clinic"] == north["id"]
+    assert ok(data, "admin", "enroll-code", "Northside Clinic")["clinic"] == north["id"]
+    assert ok(data, "admin", "enroll-code", south["name"])["clinic"] == south["id"]
+    assert ok(data, "admin", "enroll-code", south["id"])["clinic"] == south["id"]
+    unknown = server_cli(data, "admin", "enroll-code", "fedcba9876543210")
+    assert unknown.returncode == 1
+    assert "no clinic with id 'fedcba9876543210'" in unknown.stderr

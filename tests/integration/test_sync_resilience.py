@@ -29,6 +29,9 @@ from core.records.workstation import Workstation
 from core.server.service import ClinicServer
 from core.store.database import Database
 from core.store.oplog import version_vector
+from core.sync import protocol as p
+from core.sync.audit_anchor import local_head
+from core.sync.enroll import load_credential
 from tests.conftest import PASSWORD
 from tests.integration.seed import bulk_patients
 from tests.integration.server_fixtures import join_clinic, make_server, rewrite_audit_tail, sync_at
@@ -230,6 +233,14 @@ def test_cli_sync_warns_and_exits_4_when_the_audit_log_was_altered(
     desk.sign_in("admin", PASSWORD)
     try:
         rewrite_audit_tail(desk, 2)  # consistent again: audit verify alone would pass
+        # and the rewritten head offered with the device token read from the database
+        forged, credential = local_head(desk.database), load_credential(desk.database)
+        assert forged is not None and credential is not None
+        transport = credential.transport()
+        pull = {"type": "pull", "vv": {}, "max_ops": 1, "audit_head": p.head_to_wire(forged)}
+        reply = p.decode(transport.request(p.encode(pull)), ("ops",))
+        transport.close()
+        assert reply["audit_anchor_moved"] is False
     finally:
         desk.lock()
     once = careline(ws, "--json", "sync", "--once")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -179,32 +179,35 @@ class PgReplica:
         next_after = str(rows[-1][0]) if len(rows) == limit else None
         return SnapshotPage(vector, records, next_after)
 
-    def anchor_audit(self, device: str, head: audit_chain.Head | None) -> audit_chain.Head | None:
+    def anchor_audit(
+        self, device: str, head: audit_chain.Head | None, proof: Sequence[bytes] | None = None
+    ) -> audit_anchor.Anchoring:
         """The audit head recorded for ``device``; then records ``head`` unless it is None,
-        never backwards. Heads are a number and a hash: not sealed.
+        if it is the first or ``proof`` shows that it extends the recorded one
+        (core.sync.audit_anchor). Heads are a number and a hash: not sealed.
 
-        Moving forward is one conditional upsert, atomic without the tenant's write lock
-        (which every push of the clinic waits on): a concurrent offer of an older head
-        cannot overwrite a newer one. A backward offer is logged and audited."""
+        Moving is one compare-and-swap upsert, atomic without the tenant's write lock
+        (which every push of the clinic waits on): a head another session moved meanwhile
+        is not overwritten. A refusal is logged and audited."""
         key = f"{ANCHOR_META_PREFIX}{device}"
         with self.store.tenant(self.tenant) as cur:
             recorded = audit_chain.Head.parse(self._meta(cur, key))
             if head is None or recorded == head:
-                return recorded
-            if audit_anchor.advance(recorded, head):
-                cur.execute(
+                return audit_anchor.Anchoring(recorded, head is not None)
+            if audit_anchor.advance(recorded, head, proof):
+                moved = cur.execute(
                     "INSERT INTO replica_meta (key, value) VALUES (%s, %s) "
                     "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value "
-                    "WHERE split_part(replica_meta.value, ':', 1)::bigint <= %s",
-                    (key, str(head), head.seq),
-                )
-                return recorded
+                    "WHERE replica_meta.value = %s RETURNING key",
+                    (key, str(head), str(recorded)),
+                ).fetchone()
+                return audit_anchor.Anchoring(recorded, moved is not None)
         assert recorded is not None  # advance() refuses only when a head is recorded
-        audit_anchor.log_refused(device, head, recorded)
+        audit_anchor.log_refused(device, head, recorded, proof is not None)
         with self.store.tenant(self.tenant, write=True) as cur:
             self._audit(cur, "sync", "audit.anchor_refused", "device", device,
                         {"offered": head.seq, "recorded": recorded.seq})  # fmt: skip
-        return recorded
+        return audit_anchor.Anchoring(recorded, False)
 
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""

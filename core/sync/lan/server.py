@@ -82,6 +82,14 @@ class AttemptLimiter:
             stamps.append(now)
             return None
 
+    def forgive(self, address: str) -> None:
+        """Take back ``address``'s latest counted attempt (it succeeded: only failures are
+        meant to count)."""
+        with self._lock:
+            stamps = self._seen.get(address)
+            if stamps:
+                stamps.pop()
+
     def __len__(self) -> int:
         """How many addresses are tracked now."""
         with self._lock:

@@ -82,3 +82,19 @@ def test_both_commands_print_the_release(capsys: pytest.CaptureFixture[str]) -> 
             module.build_parser().parse_args(["--version"])
         assert done.value.code == 0
         assert capsys.readouterr().out == f"{name} {__version__}\n"
+
+
+@pytest.mark.parametrize("command", [["enroll", "--server", "https://s"], ["pair", "join"]])
+def test_a_join_code_comes_from_exactly_one_of_three_places(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--code`` (seen in the process list), ``--code-stdin`` or ``--code-file``."""
+    parser = build_parser()
+    assert parser.parse_args([*command, "--code", "c"]).code == "c"
+    assert parser.parse_args([*command, "--code-stdin"]).code_stdin is True
+    assert str(parser.parse_args([*command, "--code-file", "f"]).code_file) == "f"
+    for wrong in ([], ["--code", "c", "--code-stdin"]):
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args([*command, *wrong])
+        assert exited.value.code == EXIT_USAGE
+    assert "--code-stdin" in capsys.readouterr().err

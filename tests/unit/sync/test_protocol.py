@@ -11,8 +11,10 @@ import json
 
 import pytest
 
+from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
+from core.sync.audit_anchor import Anchoring
 from core.sync.responder import Responder
 from core.sync.stores import DatabaseStore
 from tests.unit.sync.replicas import Dump, full_dump, new_replica
@@ -208,8 +210,13 @@ def test_a_malformed_audit_head_is_refused_before_anything_is_recorded(
     head: object, message: str
 ) -> None:
     recorded: list[object] = []
+
+    def anchor(head: Head | None, _proof: list[bytes] | None) -> Anchoring:
+        recorded.append(head)
+        return Anchoring(None, True)
+
     r = new_replica("server")
-    responder = Responder(r.db, audit_anchor=lambda h: recorded.append(h))
+    responder = Responder(r.db, audit_anchor=anchor)
     reply = _ask(responder, p.encode({"type": "pull", "vv": {}, "max_ops": 1, "audit_head": head}))
     assert reply["type"] == "error" and reply["code"] == "malformed"
     assert message in str(reply["message"])
@@ -219,9 +226,11 @@ def test_a_malformed_audit_head_is_refused_before_anything_is_recorded(
 def test_a_responder_answers_with_the_head_it_recorded_before() -> None:
     r = new_replica("server")
     heads = iter([None, p.head_from_wire({"seq": 4, "hash": "b" * 64}, "x")])
-    responder = Responder(r.db, audit_anchor=lambda _h: next(heads))
+    responder = Responder(r.db, audit_anchor=lambda _h, _p: Anchoring(next(heads), False))
     ask = {"type": "pull", "vv": {}, "max_ops": 1, "audit_head": {"seq": 5, "hash": "c" * 64}}
     assert "audit_anchor" not in _ask(responder, p.encode(ask))  # nothing recorded yet
-    assert _ask(responder, p.encode(ask))["audit_anchor"] == {"seq": 4, "hash": "b" * 64}
+    second = _ask(responder, p.encode(ask))
+    assert second["audit_anchor"] == {"seq": 4, "hash": "b" * 64}
+    assert second["audit_anchor_moved"] is False
     plain = Responder(r.db)  # a LAN peer anchors nothing and says nothing about it
     assert "audit_anchor" not in _ask(plain, p.encode(ask))
