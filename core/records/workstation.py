@@ -244,7 +244,7 @@ class Workstation:
             self._unlock_for_sign_in(chain, name, password, previous_password)
         try:
             records = ClinicRecords(self._require_db(), name, self.kdf_params)
-            user = records.authenticate(name, password)
+            user, digest = records.authenticate_against(name, password)
         except AuthenticationError:
             if opened_here:
                 self.lock()
@@ -260,15 +260,11 @@ class Workstation:
             if opened_here:
                 self.lock()
             raise
-        digest = records.verifier_digest(name)
-        if chain.password_slot(name) is None or chain.slot_verifier(name) != digest:
-            assert self._keys is not None
-            first = chain.password_slot(name) is None
-            chain.add_password_slot(self._keys, name, password, self.kdf_params, digest)
+        made = self._store_slot(records, name, password, digest)
+        if made is not None:
             # Who can open this computer's copy while it is closed changed: audited.
-            with records.db.write(
-                name, "keys.slot_add" if first else "keys.slot_rewrap", "user", user.id
-            ):
+            action = "keys.slot_add" if made == "added" else "keys.slot_rewrap"
+            with records.db.write(name, action, "user", user.id):
                 pass
         self._records = records
         return user
@@ -378,15 +374,25 @@ class Workstation:
         """Change a password: the synced verifier and this workstation's slot."""
         records = self.records
         records.authenticate(username, old_password)
-        records.change_password(username, new_password)
-        self._store_slot(records, username, new_password)
+        digest = records.change_password(username, new_password)
+        self._store_slot(records, username, new_password, digest)
 
-    def _store_slot(self, records: ClinicRecords, username: str, password: str) -> None:
-        """(Re-)wrap ``username``'s slot under ``password``, noting the verifier it matches."""
+    def _store_slot(
+        self, records: ClinicRecords, username: str, password: str, digest: str
+    ) -> str | None:
+        """(Re-)wrap ``username``'s slot under ``password``, which matches the synced
+        verifier with ``digest``, unless that verifier is no longer the current one (another
+        process changed the password meanwhile: its newer slot stays). Returns "added",
+        "rewrapped" or None (see :meth:`Keychain.set_password_slot`)."""
         assert self._keys is not None
         name = username.strip().lower()
-        self.keychain().add_password_slot(
-            self._keys, name, password, self.kdf_params, records.verifier_digest(name)
+        return self.keychain().set_password_slot(
+            self._keys,
+            name,
+            password,
+            digest,
+            lambda: records.verifier_digest(name) == digest,
+            self.kdf_params,
         )
 
     def require_admin(self, what: str) -> ClinicRecords:
@@ -410,8 +416,8 @@ class Workstation:
         records = self.records
         if records.user(name) is None:
             raise NotFoundError(f"no user {name!r} in this clinic")
-        records.change_password(name, new_password)
-        self._store_slot(records, name, new_password)
+        digest = records.change_password(name, new_password)
+        self._store_slot(records, name, new_password, digest)
 
     def recover_password(self, recovery_key: str, username: str, new_password: str) -> None:
         """Forgotten password: prove the recovery key, then set ``username``'s new password.
