@@ -69,6 +69,12 @@ def fill(mount: Path) -> Path:
     return filler
 
 
+def add_until_refused(ws: Workstation) -> None:
+    """Add patients until a write fails (the WAL outgrows the pages it already holds)."""
+    for n in range(200):
+        ws.records.add_patient(f"Full{n}", "Ann", "1980-02-03")
+
+
 def families(data: Path) -> set[str]:
     found = careline(data, "--json", "--password-stdin", "patient", "search", "Ann",
                      stdin=PASSWORD + "\n")  # fmt: skip
@@ -116,8 +122,7 @@ def test_a_full_disk_is_named_and_nothing_committed_is_lost(tmpfs: Path) -> None
     try:
         filler = fill(tmpfs)
         with pytest.raises(StoreEnvironmentError, match=r"is full \(\d+ bytes free\)") as err:
-            for n in range(200):  # until the WAL outgrows the pages it already holds
-                ws.records.add_patient(f"Full{n}", "Ann", "1980-02-03")
+            add_until_refused(ws)
         assert "rollback" not in str(err.value)
     finally:
         ws.lock()
