@@ -16,16 +16,28 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context) -> int:
-    """db check: SQLite's and SQLCipher's integrity checks; a file too damaged to open is a
-    failed check too (exit 4), named in the report."""
+    """db check: SQLite's and SQLCipher's integrity checks, then every record derived again
+    from its document and compared with the tables (rows edited directly under the documents
+    are named); a file too damaged to open is a failed check too (exit 4)."""
+    from core.records.derived_check import derived_differences
+
     try:
         ctx.open_database()
         problems = ctx.workstation.database.integrity_problems()
+        if not problems:
+            problems = [
+                f"differs from its record document: {p}"
+                for p in derived_differences(ctx.workstation.database)
+            ]
     except (DamagedDatabaseError, NotCarelineDatabaseError, DriverError) as exc:
         problems = [str(exc)]
     doc = {"ok": not problems, "problems": problems, "path": str(ctx.workstation.db_path)}
     if not problems:
-        ctx.emit(doc, f"Database {ctx.workstation.db_path}: integrity and cipher checks passed.")
+        ctx.emit(
+            doc,
+            f"Database {ctx.workstation.db_path}: integrity and cipher checks passed; "
+            "every table row matches its record document.",
+        )
         return EXIT_OK
     ctx.emit(doc, "Database check FAILED:\n" + "\n".join(f"  {p}" for p in problems))
     return EXIT_CHECK_FAILED

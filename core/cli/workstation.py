@@ -54,6 +54,7 @@ from core.crypto.secure_memory import disable_core_dumps
 from core.errors import CarelineError, plain_words
 from core.records.errors import AuthenticationError
 from core.store.database import DriverError
+from core.store.environment import diagnose, from_os_error
 from core.store.errors import WrongKeyError
 
 __all__ = [
@@ -150,11 +151,18 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
     except CarelineError as exc:
         return _fail(plain_words(exc), exit_code(exc))
     except DriverError as exc:
+        if ctx is not None and (problem := diagnose(ctx.workstation.db_path)) is not None:
+            return _fail(plain_words(problem), EXIT_ERROR)
         return _fail(
             f"the clinic database {ctx.workstation.db_path if ctx else ''} could not be read "
             f"({exc}). Run 'careline db check' for a full report",
             EXIT_ERROR,
         )
+    except OSError as exc:
+        # A read-only folder, a full disk, missing permission: named, never a traceback.
+        if (named := from_os_error(exc, ctx.data_dir if ctx else None)) is not None:
+            return _fail(plain_words(named), EXIT_ERROR)
+        return _fail(plain_words(exc), EXIT_ERROR)
     except Exception as exc:  # a bug: logged in full, named only in general terms
         return _fail(plain_words(exc), EXIT_ERROR)
     finally:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,17 +21,48 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
+    import msvcrt
+
+    def _lock_fd(fd: int) -> None:
+        # Lock the file's first byte; LK_LOCK gives up after about ten seconds, so retry:
+        # the holder releases it when done (or when its process ends).
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                continue
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``lock_path`` (created, mode 0600) for the block: serialises
-    processes that create or replace the same files (released if the process dies)."""
+    """Hold an exclusive lock on ``lock_path`` (created, mode 0600) for the block: serialises
+    processes that create or replace the same files. POSIX: ``flock``; Windows:
+    ``msvcrt.locking`` on the first byte. Either is released if the process dies."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _lock_fd(fd)
+        try:
+            yield
+        finally:
+            _unlock_fd(fd)
     finally:
-        os.close(fd)  # releases the flock
+        os.close(fd)
 
 
 def write_private_temp(directory: Path, data: bytes, prefix: str) -> str:

@@ -6,6 +6,10 @@ database (``PRAGMA rekey``) then only re-wraps one blob, and every staff member'
 slot keeps working. Slots still have LUKS semantics: any one secret opens the workstation.
 
 The file (``keyslots.json``, mode 0600) is written atomically (temp file, fsync, rename).
+Every change is a read-modify-write under a cross-process lock (``keyslots.json.lock``
+beside it): the file is re-read under the lock and the change applied to what is on disk
+then, so two processes (a password change and a sign-in) never overwrite each other's slot
+with a stale copy.
 It holds no plaintext key: only AES-256-GCM blobs, salts, Argon2id parameters, user names
 used as slot labels, and a check value (HMAC-SHA256 of a constant under the database key)
 that tells "wrong key" apart from "damaged database" without revealing the key.
@@ -14,10 +18,13 @@ that tells "wrong key" apart from "damaged database" without revealing the key.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,7 @@ from core.crypto.keyslots import KeySlot, make_slot, open_slot
 from core.crypto.secure_memory import SecureMemory
 from core.keys import keyring_store
 from core.keys.errors import NoSlotError, SlotFileError, WrongSecretError
-from core.keys.files import parse_versioned_json, replace_private
+from core.keys.files import exclusive_lock, parse_versioned_json, replace_private
 from core.keys.recovery import new_recovery_key, normalize_recovery_key
 
 FILE_FORMAT = "careline-keyslots"
@@ -37,6 +44,19 @@ FILE_VERSION = 1
 KEYSLOT_FILE_NAME = "keyslots.json"
 # Recovery keys carry 160 random bits; Argon2id adds little, so use the light profile.
 RECOVERY_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
+
+
+def lock_path_for(path: Path) -> Path:
+    """The lock file serialising changes to the key file at ``path`` (kept beside it)."""
+    return path.with_name(path.name + ".lock")
+
+
+@dataclass
+class _Edit:
+    """One locked change to the key file; ``save=False`` when it turned out to change
+    nothing."""
+
+    save: bool = True
 
 
 def key_check_value(db_key: bytes) -> bytes:
@@ -150,8 +170,28 @@ class Keychain:
             slot_verifiers=dict(verifiers),
         )
 
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[_Edit]:
+        """Hold the key file's cross-process lock, re-read the file into this object, and
+        save it after the block (unless the block sets ``save`` False or raises). Every
+        change goes through here, so it applies to the file as it is now, never to a copy
+        another process has since replaced."""
+        with exclusive_lock(lock_path_for(self.path)):
+            self.reload()
+            edit = _Edit()
+            yield edit
+            if edit.save:
+                self.save()
+
+    def reload(self) -> None:
+        """Re-read the file (without the lock: writes replace it atomically)."""
+        fresh = Keychain.load(self.path)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
+
     def save(self) -> None:
-        """Write the file atomically with mode 0600."""
+        """Write the file atomically with mode 0600 (callers hold the lock: see
+        ``_editing``)."""
         data = {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
@@ -192,7 +232,12 @@ class Keychain:
             make_slot(kek.read(), db_id, "password", admin_user, admin_password.encode(), params)
         )
         recovery = chain._new_recovery_slot(kek)
-        chain.save()
+        with exclusive_lock(lock_path_for(path)):
+            if path.exists():  # another process set up here meanwhile
+                kek.close()
+                db_key.close()
+                raise SlotFileError(f"key file {path} already exists; refusing to overwrite it")
+            chain.save()
         return chain, UnlockedKeys(kek, db_key), recovery
 
     @staticmethod
@@ -316,14 +361,51 @@ class Keychain:
         """Add (or replace) ``user``'s password slot; ``verifier``: digest of the synced
         password verifier the password was checked against (see ``slot_verifier``)."""
         slot = make_slot(keys.kek.read(), self.db_id, "password", user, password.encode(), params)
+        with self._editing():
+            self._put_password_slot(slot, verifier)
+        return slot
+
+    def _put_password_slot(self, slot: KeySlot, verifier: str | None) -> None:
+        user = slot.label
         self.slots = [s for s in self.slots if not (s.kind == "password" and s.label == user)]
         self.slots.append(slot)
         if verifier is None:
             self.slot_verifiers.pop(user, None)
         else:
             self.slot_verifiers[user] = verifier
-        self.save()
-        return slot
+
+    def set_password_slot(
+        self,
+        keys: UnlockedKeys,
+        user: str,
+        password: str,
+        verifier: str,
+        still_current: Callable[[], bool],
+        params: Argon2Params = DEFAULT_PARAMS,
+    ) -> str | None:
+        """Make ``user``'s slot open with ``password``, which was checked against (or just
+        made) the synced verifier whose digest is ``verifier``: a compare-and-swap.
+
+        Under the key file's lock the file is re-read; nothing is written if the slot is
+        already made for ``verifier``, or if ``still_current()`` (asked under the lock) says
+        the synced verifier has changed since (another process changed the password: its
+        slot, for the newer password, must not be overwritten with this older one).
+        Returns ``"added"`` or ``"rewrapped"``, or None when nothing was written.
+        """
+        self.reload()
+        if self.password_slot(user) is not None and self.slot_verifier(user) == verifier:
+            return None
+        # Argon2id is slow: the slot is made before taking the lock, which it does not need.
+        slot = make_slot(keys.kek.read(), self.db_id, "password", user, password.encode(), params)
+        with self._editing() as edit:
+            existing = self.password_slot(user)
+            if (existing is not None and self.slot_verifier(user) == verifier) or not (
+                still_current()
+            ):
+                edit.save = False
+                return None
+            self._put_password_slot(slot, verifier)
+            return "added" if existing is None else "rewrapped"
 
     def slot_verifier(self, user: str) -> str | None:
         """Digest of the synced verifier ``user``'s slot was made for (None: unknown)."""
@@ -337,41 +419,45 @@ class Keychain:
         params: Argon2Params = DEFAULT_PARAMS,
     ) -> None:
         """Re-wrap ``user``'s slot under a new password, after proving the old one."""
-        keys = self.unlock_with_password(user, old_password)
-        try:
-            self.add_password_slot(keys, user, new_password, params)
-        finally:
-            keys.close()
+        with self._editing():
+            keys = self.unlock_with_password(user, old_password)
+            try:
+                slot = make_slot(
+                    keys.kek.read(), self.db_id, "password", user, new_password.encode(), params
+                )
+                self._put_password_slot(slot, None)
+            finally:
+                keys.close()
 
     def add_keyring_slot(self, keys: UnlockedKeys) -> KeySlot:
         """Store a random secret in the OS keyring and a slot it opens."""
         secret = aead.generate_key()
         keyring_store.store_secret(self.keyring_account, secret)
         slot = make_slot(keys.kek.read(), self.db_id, "keyring", "os-keyring", secret, None)
-        self.slots = [s for s in self.slots if s.kind != "keyring"]
-        self.slots.append(slot)
-        self.save()
+        with self._editing():
+            self.slots = [s for s in self.slots if s.kind != "keyring"]
+            self.slots.append(slot)
         return slot
 
     def new_recovery_key(self, keys: UnlockedKeys) -> str:
         """Replace the recovery slot; returns the new key, to be shown once."""
-        recovery = self._new_recovery_slot(keys.kek)
-        self.save()
+        with self._editing():
+            recovery = self._new_recovery_slot(keys.kek)
         return recovery
 
     def remove_slot(self, slot_id: str) -> None:
         """Remove a slot; the last password or recovery slot cannot go."""
-        slot = next((s for s in self.slots if s.slot_id == slot_id), None)
-        if slot is None:
-            raise NoSlotError(f"no key slot with id {slot_id!r}")
-        remaining = [s for s in self.slots if s.slot_id != slot_id]
-        if not any(s.kind in ("password", "recovery") for s in remaining):
-            raise NoSlotError(
-                "refusing to remove the last password or recovery slot: "
-                "the database could no longer be opened without the OS keyring"
-            )
-        self.slots = remaining
-        self.save()
+        with self._editing():
+            slot = next((s for s in self.slots if s.slot_id == slot_id), None)
+            if slot is None:
+                raise NoSlotError(f"no key slot with id {slot_id!r}")
+            remaining = [s for s in self.slots if s.slot_id != slot_id]
+            if not any(s.kind in ("password", "recovery") for s in remaining):
+                raise NoSlotError(
+                    "refusing to remove the last password or recovery slot: "
+                    "the database could no longer be opened without the OS keyring"
+                )
+            self.slots = remaining
         if slot.kind == "keyring":
             keyring_store.delete_secret(self.keyring_account)
 
@@ -384,27 +470,28 @@ class Keychain:
         the middle of ``PRAGMA rekey`` never strands the database.
         """
         new_key = SecureMemory.from_bytes(bytearray(aead.generate_key()))
-        self.pending_db_key = self._wrap_db_key(
-            keys.kek, new_key, self.db_id, self.db_key.generation + 1
-        )
-        self.save()
+        with self._editing():
+            self.pending_db_key = self._wrap_db_key(
+                keys.kek, new_key, self.db_id, self.db_key.generation + 1
+            )
         keys.pending_db_key = new_key
         return new_key
 
     def commit_new_db_key(self, keys: UnlockedKeys) -> None:
         """Step 2 of a re-key: the database now uses the pending key; make it current."""
-        if self.pending_db_key is None or keys.pending_db_key is None:
-            raise NoSlotError("no re-key is in progress")
-        self.db_key, self.pending_db_key = self.pending_db_key, None
-        self.save()
+        with self._editing():
+            if self.pending_db_key is None or keys.pending_db_key is None:
+                raise NoSlotError("no re-key is in progress")
+            self.db_key, self.pending_db_key = self.pending_db_key, None
         keys.db_key.close()
         keys.db_key, keys.pending_db_key = keys.pending_db_key, None
 
     def remember_database(self, salt: bytes) -> None:
         """Record which database file this key file belongs to (by its salt)."""
         if self.db_salt != salt.hex():
-            self.db_salt = salt.hex()
-            self.save()
+            with self._editing() as edit:
+                edit.save = self.db_salt != salt.hex()
+                self.db_salt = salt.hex()
 
     def belongs_to(self, salt: bytes | None) -> bool | None:
         """Whether this key file was made for the database with ``salt``; None if unknown

@@ -91,6 +91,11 @@ def _summary(row: Row) -> PatientSummary:
     return PatientSummary(*row)
 
 
+def verifier_digest(verifier: str) -> str:
+    """SHA-256 of a synced password verifier (what a key slot is labelled with)."""
+    return hashlib.sha256(verifier.encode()).hexdigest()
+
+
 class ClinicRecords:
     """Operations on one unlocked clinic database, on behalf of one signed-in person."""
 
@@ -163,6 +168,13 @@ class ClinicRecords:
 
     def authenticate(self, username: str, password: str) -> User:
         """Check a password against the user's synced Argon2id verifier, and audit sign-in."""
+        return self.authenticate_against(username, password)[0]
+
+    def authenticate_against(self, username: str, password: str) -> tuple[User, str]:
+        """:meth:`authenticate`, also returning the digest of the verifier the password
+        matched (read once, before the slow check: another process may change it meanwhile,
+        and a key slot made from this password must be labelled with what it really matched).
+        """
         name = username.strip().lower()
         rows = self.db.query(
             "SELECT id, username, full_name, role, active, verifier FROM users WHERE username = ?",
@@ -175,7 +187,7 @@ class ClinicRecords:
             raise AuthenticationError(f"the account {name!r} is disabled")
         with self.db.write(name, "user.sign_in", "user", r[0]):
             pass
-        return User(r[0], r[1], r[2], r[3], True)
+        return User(r[0], r[1], r[2], r[3], True), verifier_digest(str(r[5]))
 
     def verifier_digest(self, username: str) -> str | None:
         """SHA-256 of the user's synced password verifier: changes whenever their password
@@ -185,10 +197,11 @@ class ClinicRecords:
         )
         if not rows or rows[0][0] is None:
             return None
-        return hashlib.sha256(str(rows[0][0]).encode()).hexdigest()
+        return verifier_digest(str(rows[0][0]))
 
-    def change_password(self, username: str, new_password: str) -> None:
-        """Replace a user's verifier (the caller re-wraps their key slot)."""
+    def change_password(self, username: str, new_password: str) -> str:
+        """Replace a user's verifier (the caller re-wraps their key slot); returns the new
+        verifier's digest."""
         v.password(new_password)
         user = self.user(username)
         if user is None:
@@ -196,6 +209,7 @@ class ClinicRecords:
         verifier = hash_password(new_password, self._kdf_params)
         with self.db.write(self.actor, "user.password_change", "user", user.id) as tx:
             change(tx, self.actor, user.id, "user", self.setter({"verifier": verifier}))
+        return verifier_digest(verifier)
 
     # ----- patients ---------------------------------------------------------------------
 

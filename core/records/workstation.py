@@ -14,7 +14,9 @@ Three states (README, "Security notes"):
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
@@ -24,13 +26,14 @@ from core.keys.errors import (
     SlotFileError,
     WrongSecretError,
 )
-from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys
+from core.keys.files import exclusive_lock
+from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys, lock_path_for
 from core.records import unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
 from core.records.models import User
-from core.store.database import DB_FILE_NAME, Database, file_salt
+from core.store.database import DB_FILE_NAME, Database, file_salt, utc_now
 from core.store.errors import StoreError, WrongKeyError
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,11 @@ RECOVERY_ACTOR = "recovery-key"
 
 # The audit actor of a failed sign-in: nobody is known to be at the keyboard.
 FAILED_SIGN_IN_ACTOR = "(unknown)"
+
+# Failed sign-ins while the clinic is closed here (the encrypted audit log cannot be written
+# without a key): one JSON line each (account tried, time; never the password), moved into
+# the audit chain at the next successful sign-in.
+FAILED_SIGN_INS_FILE = "failed-sign-ins.jsonl"
 
 
 class WorkstationLockedError(StoreError):
@@ -241,37 +249,84 @@ class Workstation:
         chain = self.keychain()
         opened_here = not self.is_unlocked
         if opened_here:
-            self._unlock_for_sign_in(chain, name, password, previous_password)
+            try:
+                self._unlock_for_sign_in(chain, name, password, previous_password)
+            except AuthenticationError:
+                self._note_failed_sign_in(name)
+                raise
         try:
             records = ClinicRecords(self._require_db(), name, self.kdf_params)
-            user = records.authenticate(name, password)
+            user, digest = records.authenticate_against(name, password)
         except AuthenticationError:
+            # Audited, naming the account tried (never the password typed), also when this
+            # attempt opened the clinic only to be refused by the synced verifier.
+            with self._require_db().write(
+                FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "user", name
+            ):
+                pass
             if opened_here:
                 self.lock()
-            else:
-                # The clinic was open (a colleague signed out): the failed attempt is
-                # audited, naming the account tried (never the password typed).
-                with self._require_db().write(
-                    FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "user", name
-                ):
-                    pass
             raise
         except BaseException:
             if opened_here:
                 self.lock()
             raise
-        digest = records.verifier_digest(name)
-        if chain.password_slot(name) is None or chain.slot_verifier(name) != digest:
-            assert self._keys is not None
-            first = chain.password_slot(name) is None
-            chain.add_password_slot(self._keys, name, password, self.kdf_params, digest)
+        self._audit_noted_failures(records.db)
+        made = self._store_slot(records, name, password, digest)
+        if made is not None:
             # Who can open this computer's copy while it is closed changed: audited.
-            with records.db.write(
-                name, "keys.slot_add" if first else "keys.slot_rewrap", "user", user.id
-            ):
+            action = "keys.slot_add" if made == "added" else "keys.slot_rewrap"
+            with records.db.write(name, action, "user", user.id):
                 pass
         self._records = records
         return user
+
+    @property
+    def failed_sign_ins_path(self) -> Path:
+        """Failed sign-ins noted while the clinic was closed, not yet in the audit log."""
+        return self.data_dir / FAILED_SIGN_INS_FILE
+
+    def _note_failed_sign_in(self, name: str) -> None:
+        """Note a sign-in refused while the clinic is closed (no key opens the audit log)."""
+        line = json.dumps({"user": name, "at": utc_now()}) + "\n"
+        try:
+            with exclusive_lock(lock_path_for(self.keyfile_path)):
+                fd = os.open(
+                    self.failed_sign_ins_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+                )
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+        except OSError as exc:  # a read-only folder: the refusal itself still stands
+            log.warning("could not note a failed sign-in: %s", exc)
+
+    def _audit_noted_failures(self, db: Database) -> None:
+        """Move the failed sign-ins noted while closed into the audit chain (each with the
+        time it happened), then forget the note."""
+        path = self.failed_sign_ins_path
+        if not path.exists():
+            return
+        with exclusive_lock(lock_path_for(self.keyfile_path)):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                return
+            for line in lines:
+                try:
+                    noted = json.loads(line)
+                    name, at = str(noted["user"]), str(noted["at"])
+                except (ValueError, KeyError, TypeError):
+                    name, at = "(unreadable note)", ""
+                with db.write(
+                    FAILED_SIGN_IN_ACTOR,
+                    "user.sign_in_failed",
+                    "user",
+                    name,
+                    {"at": at, "while": "closed"},
+                ):
+                    pass
+            path.unlink()
 
     def _unlock_for_sign_in(
         self, chain: Keychain, name: str, password: str, previous_password: str | None
@@ -378,15 +433,25 @@ class Workstation:
         """Change a password: the synced verifier and this workstation's slot."""
         records = self.records
         records.authenticate(username, old_password)
-        records.change_password(username, new_password)
-        self._store_slot(records, username, new_password)
+        digest = records.change_password(username, new_password)
+        self._store_slot(records, username, new_password, digest)
 
-    def _store_slot(self, records: ClinicRecords, username: str, password: str) -> None:
-        """(Re-)wrap ``username``'s slot under ``password``, noting the verifier it matches."""
+    def _store_slot(
+        self, records: ClinicRecords, username: str, password: str, digest: str
+    ) -> str | None:
+        """(Re-)wrap ``username``'s slot under ``password``, which matches the synced
+        verifier with ``digest``, unless that verifier is no longer the current one (another
+        process changed the password meanwhile: its newer slot stays). Returns "added",
+        "rewrapped" or None (see :meth:`Keychain.set_password_slot`)."""
         assert self._keys is not None
         name = username.strip().lower()
-        self.keychain().add_password_slot(
-            self._keys, name, password, self.kdf_params, records.verifier_digest(name)
+        return self.keychain().set_password_slot(
+            self._keys,
+            name,
+            password,
+            digest,
+            lambda: records.verifier_digest(name) == digest,
+            self.kdf_params,
         )
 
     def require_admin(self, what: str) -> ClinicRecords:
@@ -410,8 +475,8 @@ class Workstation:
         records = self.records
         if records.user(name) is None:
             raise NotFoundError(f"no user {name!r} in this clinic")
-        records.change_password(name, new_password)
-        self._store_slot(records, name, new_password)
+        digest = records.change_password(name, new_password)
+        self._store_slot(records, name, new_password, digest)
 
     def recover_password(self, recovery_key: str, username: str, new_password: str) -> None:
         """Forgotten password: prove the recovery key, then set ``username``'s new password.

@@ -7,6 +7,7 @@ dropped as soon as the statement has run.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import sqlcipher3
 
 from core.crypto.secure_memory import SecureMemory
-from core.store import audit_chain
+from core.store import audit_chain, environment
 from core.store.errors import (
     DamagedDatabaseError,
     DatabaseMissingError,
@@ -27,6 +28,8 @@ from core.store.errors import (
     WrongKeyError,
 )
 from core.store.migrations import MIGRATIONS, Migrations, migrate
+
+log = logging.getLogger(__name__)
 
 DB_FILE_NAME = "clinic.db"
 PAGE_SIZE = 4096  # SQLCipher 4 default
@@ -208,9 +211,14 @@ class Database:
         """Create a new encrypted database at ``path`` (which must not exist)."""
         if path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path} already exists; refusing to overwrite it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path, key, read_only=False)
-        os.chmod(path, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = _connect(path, key, read_only=False)
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise environment.from_os_error(exc) or exc from exc
+        except sqlcipher3.DatabaseError as exc:
+            raise environment.diagnose(path) or exc from exc
         return cls._configure(path, conn, migrations)
 
     @classmethod
@@ -250,6 +258,10 @@ class Database:
             migrate(conn, migrations)
         except sqlcipher3.DatabaseError as exc:
             conn.close()
+            # A read-only folder or a full disk fails here in SQLite's words for damage
+            # ("unable to open database file", "disk I/O error"): look before blaming the file.
+            if (problem := environment.diagnose(path)) is not None:
+                raise problem from exc
             raise DamagedDatabaseError(f"database file {path} is damaged: {exc}") from exc
         except BaseException:
             # A refused or failed open leaves nothing open: no key copy in SQLCipher, no
@@ -307,9 +319,9 @@ class Database:
                 self.append_audit(conn, actor, action, entity, entity_id, details)
                 for sql in end:
                     conn.execute(sql)
-            except BaseException:
-                for sql in undo:
-                    conn.execute(sql)
+            except BaseException as exc:
+                self._undo(conn, undo)
+                self._raise_environment_problem(exc)
                 raise
 
     @contextmanager
@@ -332,11 +344,31 @@ class Database:
             try:
                 yield
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._undo(conn, ("ROLLBACK",))
+                self._raise_environment_problem(exc)
                 raise
             finally:
                 self._batch_depth = 0
+
+    @staticmethod
+    def _undo(conn: Any, statements: tuple[str, ...]) -> None:
+        """Roll back a failed unit. SQLite ends the transaction itself on some failures (a
+        full disk, an I/O error), and then the rollback fails with "no transaction is
+        active": that must not hide the failure that matters, so it is only logged."""
+        try:
+            for sql in statements:
+                conn.execute(sql)
+        except sqlcipher3.DatabaseError as exc:
+            log.info("rollback after a failed write: %s", exc)
+
+    def _raise_environment_problem(self, exc: BaseException) -> None:
+        """Re-raise a driver failure caused by the computer (read-only folder, full disk)
+        as that problem, named; anything else is left to the caller to re-raise."""
+        if isinstance(exc, sqlcipher3.DatabaseError) and self.path != Path(":memory:"):
+            problem = environment.diagnose(self.path)
+            if problem is not None:
+                raise problem from exc
 
     @contextmanager
     def read_audited(

@@ -35,3 +35,10 @@ class SchemaTooNewError(StoreError):
 
 class MigrationError(StoreError):
     """A schema migration failed; it was rolled back and the file keeps its old schema."""
+
+
+class StoreEnvironmentError(StoreError):
+    """The computer, not the database, is the problem: a read-only folder, a full disk,
+    missing permission. The file itself may be perfectly healthy."""
+
+    plain_template = "{detail}"

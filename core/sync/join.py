@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.errors import CarelineError
 from core.keys import keyring_store
-from core.keys.keychain import Keychain
+from core.keys.keychain import Keychain, lock_path_for
 from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
@@ -166,7 +166,11 @@ class _Made:
     @staticmethod
     def paths(ws: Workstation) -> list[Path]:
         db = ws.db_path
-        return [ws.keyfile_path, db] + [db.with_name(db.name + s) for s in _SIDE_FILES]
+        # The key file's lock file is made with it (core.keys.keychain).
+        keyfile_lock = lock_path_for(ws.keyfile_path)
+        return [ws.keyfile_path, keyfile_lock, db] + [
+            db.with_name(db.name + s) for s in _SIDE_FILES
+        ]
 
     @classmethod
     def before(cls, ws: Workstation) -> _Made:

@@ -15,7 +15,7 @@ import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
-from core.records.workstation import RECOVERY_ACTOR, Workstation
+from core.records.workstation import FAILED_SIGN_INS_FILE, RECOVERY_ACTOR, Workstation
 from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
 from tests.integration.test_cli import PASSWORD, careline
@@ -137,8 +137,16 @@ def test_password_change_failures_change_nothing(tmp_path: Path) -> None:
     assert "--password-stdin" in no_terminal.stderr
     for result in (wrong, missing, short, same, no_terminal):
         assert result.stdout == ""
-    assert snapshot(data) == before
+    # Only the note of the refused sign-in (the clinic was closed) was written.
+    after = snapshot(data)
+    noted = {k for k in after if k.startswith(FAILED_SIGN_INS_FILE)}
+    assert {k: v for k, v in after.items() if k not in noted} == before
+    note = (data / FAILED_SIGN_INS_FILE).read_text()
+    assert '"user": "admin"' in note and "not it at all" not in note
     assert opens_with(data, PASSWORD) == 0
+    # Folded into the audit chain at that sign-in, and the note is gone.
+    assert ("(unknown)", "user.sign_in_failed", "admin") in audit_entries(data, PASSWORD)
+    assert not (data / FAILED_SIGN_INS_FILE).exists()
 
 
 # ----- keys recover -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from core.keys.errors import WrongSecretError
 from core.records.errors import AuthenticationError
-from core.records.workstation import FAILED_SIGN_IN_ACTOR, Workstation
+from core.records.workstation import FAILED_SIGN_IN_ACTOR, FAILED_SIGN_INS_FILE, Workstation
 from tests.conftest import PASSWORD
 from tests.unit.store.disk import snapshot
 
@@ -24,8 +24,10 @@ def test_wrong_password_sign_in_changes_nothing_on_disk(workstation: Workstation
     with pytest.raises(WrongSecretError, match="recovery key is not correct"):
         workstation.unlock_with_recovery_key("AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA")
     assert not workstation.is_unlocked
-    # No -wal/-shm appeared, the key file was not rewritten, the database is byte-identical.
-    assert snapshot(workstation.data_dir) == before
+    # No -wal/-shm appeared, the key file was not rewritten, the database is byte-identical:
+    # only the note of the refused sign-ins (audited at the next sign-in) was written.
+    after = snapshot(workstation.data_dir)
+    assert {k: v for k, v in after.items() if not k.startswith(FAILED_SIGN_INS_FILE)} == before
     workstation.sign_in("admin", PASSWORD)
     assert workstation.records.search_patients("unchanged")[0].given == "Files"
 
@@ -50,3 +52,28 @@ def test_wrong_password_while_unlocked_writes_only_its_audit_entry(
         (FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "admin")
     ]
     assert "not the password" not in str(entries)
+
+
+def test_failed_sign_ins_on_a_closed_workstation_are_audited_at_the_next_sign_in(
+    workstation: Workstation,
+) -> None:
+    """The app and the CLI sign in through ``Workstation.sign_in``: a wrong password on a
+    closed clinic (no key opens the audit log) is noted, and audited once someone signs in;
+    a password that opens the slot but fails the synced verifier is audited at once."""
+    workstation.lock()
+    for tried in ("admin", "mallory"):
+        with pytest.raises(AuthenticationError):
+            workstation.sign_in(tried, "not the password")
+    assert not workstation.is_unlocked
+    workstation.sign_in("admin", PASSWORD)
+    rows = workstation.database.query(
+        "SELECT actor, action, entity_id, details FROM audit_log ORDER BY seq"
+    )
+    failed = [r for r in rows if r[1] == "user.sign_in_failed"]
+    assert [(r[0], r[2]) for r in failed] == [
+        (FAILED_SIGN_IN_ACTOR, "admin"),
+        (FAILED_SIGN_IN_ACTOR, "mallory"),
+    ]
+    assert all("closed" in str(r[3]) for r in failed)
+    assert "not the password" not in str(rows)
+    assert not workstation.failed_sign_ins_path.exists()
