@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,10 +52,36 @@ def crowd(*ports: int) -> Iterator[None]:
                 held.append(s)
                 if stalled:
                     s.sendall(STALLED_HELLO)
+        for port in ports:
+            taken_up(port)
         yield
     finally:
         for s in held:
             s.close()
+
+
+def taken_up(port: int) -> None:
+    """Wait until the listener on ``port`` has accepted every connection made to it, so
+    the crowd holds the listener before the genuine peer arrives (as a real attacker's
+    does): nothing waits in its accept queue, no handshake is half-done in the kernel."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        waiting = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    local, state, queues = row.split()[1], row.split()[3], row.split()[4]
+                    if int(local.rpartition(":")[2], 16) != port:
+                        continue
+                    if state == "03":  # SYN_RECV: the kernel has not queued it yet
+                        waiting += 1
+                    elif state == "0A":  # LISTEN: rx_queue is the accept queue's length
+                        waiting += int(queues.split(":")[1], 16)
+        if waiting == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the listener on port {port} did not accept the crowd")
 
 
 def flood(port: int, connections: int) -> None:
