@@ -81,5 +81,5 @@ def test_anything_but_the_exact_format_is_refused(hlc: str) -> None:
 def test_a_clock_that_could_not_be_read_back_is_never_written(
     wall: int, counter: int, replica: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="HLC"):
         oplog.format_hlc(wall, counter, replica)
