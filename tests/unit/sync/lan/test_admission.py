@@ -10,16 +10,7 @@ import pytest
 
 from core.sync.lan.admission import ConnectionGate
 from core.sync.lan.refusal_log import RefusalLog
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.integration.test_pairing_limit import Clock
 
 
 @pytest.fixture
