@@ -58,7 +58,11 @@ def run(ctx: Context) -> int:
     )
     sys.stdout.flush()
     try:
-        stop.wait()
+        # Wake up now and then: a signal the kernel hands to another thread (the listener
+        # has one per connection) only runs its Python handler once the main thread runs
+        # bytecode, and an untimed wait never returns to do so.
+        while not stop.wait(0.5):
+            pass
     finally:
         if advertiser is not None:
             advertiser.close()

@@ -7,14 +7,25 @@ before the change, so a receiver can tell whether it holds everything the update
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from core.store.database import Database, Transaction
 
+HLC_WALL_DIGITS = 13
+HLC_MAX_WALL = 10**HLC_WALL_DIGITS - 1
 HLC_COUNTER_DIGITS = 6
 HLC_MAX_COUNTER = 10**HLC_COUNTER_DIGITS - 1
+HLC_MAX_REPLICA = 64
+# Exactly what format_hlc writes: ASCII digits only (int() would also take "-1", " 1", "1_0"
+# and Arabic-Indic digits) and a bounded replica id of the characters replica ids use.
+_HLC = re.compile(r"([0-9]{13})\.([0-9]{6})\.([A-Za-z0-9_-]{1,64})", re.ASCII)
+HLC_FORMAT = (
+    f"WALL.COUNTER.REPLICA: {HLC_WALL_DIGITS} digits, {HLC_COUNTER_DIGITS} digits and a "
+    f"replica id of 1 to {HLC_MAX_REPLICA} ASCII letters, digits, '_' or '-'"
+)
 # A remote clock this far ahead of ours is refused: one bad op would otherwise drag every
 # replica's clock (and every last-writer decision) into the future for good.
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -58,16 +69,27 @@ def identity(tx: Transaction | Database) -> Identity:
 
 
 def format_hlc(wall_ms: int, counter: int, replica_id: str) -> str:
-    """Fixed-width text so HLCs sort as strings: ``wall.counter.replica``."""
-    return f"{wall_ms:013d}.{counter:0{HLC_COUNTER_DIGITS}d}.{replica_id}"
+    """Fixed-width text so HLCs sort as strings: ``wall.counter.replica``.
+
+    Raises ValueError for parts parse_hlc would refuse, so no replica writes an HLC that
+    another replica cannot read.
+    """
+    hlc = f"{wall_ms:0{HLC_WALL_DIGITS}d}.{counter:0{HLC_COUNTER_DIGITS}d}.{replica_id}"
+    if not 0 <= wall_ms <= HLC_MAX_WALL or not 0 <= counter <= HLC_MAX_COUNTER:
+        raise ValueError(f"HLC parts out of range: wall {wall_ms}, counter {counter}")
+    if _HLC.fullmatch(hlc) is None:
+        raise ValueError(f"replica id {replica_id[:80]!r} cannot be written into an HLC")
+    return hlc
 
 
 def parse_hlc(hlc: str) -> tuple[int, int, str]:
-    """Split an HLC string; raises ValueError when malformed."""
-    wall, counter, replica = hlc.split(".", 2)
-    if len(wall) != 13 or len(counter) != HLC_COUNTER_DIGITS or not replica:
-        raise ValueError(f"malformed HLC {hlc!r}")
-    return int(wall), int(counter), replica
+    """Split an HLC string exactly as format_hlc writes it; raises ValueError otherwise."""
+    match = _HLC.fullmatch(hlc)
+    if match is None:
+        # repr() escapes control characters; the cut keeps a 1 MB value out of messages.
+        shown = repr(hlc[:40]) + ("..." if len(hlc) > 40 else "")
+        raise ValueError(f"malformed HLC {shown} (expected {HLC_FORMAT})")
+    return int(match[1]), int(match[2]), match[3]
 
 
 def _last_hlc(tx: Transaction) -> tuple[int, int]:

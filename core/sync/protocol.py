@@ -51,6 +51,7 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -58,7 +59,7 @@ from core import __version__
 from core.errors import CarelineError
 from core.records.replication import RecordState
 from core.store.audit_chain import Head
-from core.store.oplog import Op, parse_hlc
+from core.store.oplog import HLC_FORMAT, Op, parse_hlc
 
 PROTOCOL = "careline-sync"
 VERSION = 2  # the newest version this side speaks, used first
@@ -79,7 +80,10 @@ MAX_ORIGINS = 10_000
 # and the JSON around each item, a message stays well under MAX_MESSAGE_BYTES even when
 # every op is a large note edit. Counts alone (MAX_OPS_PER_MESSAGE) would not bound it.
 BATCH_BYTES = 8 * 1024 * 1024
-_ID = re.compile(r"^[A-Za-z0-9:_.\-]{1,128}$")
+# Ids (origins, records, record types) are ASCII only; fullmatch, because "$" would let a
+# trailing newline through.
+_ID = re.compile(r"[A-Za-z0-9:_.\-]{1,128}", re.ASCII)
+MAX_AUTHOR_CHARS = 64
 REQUEST_TYPES = ("pull", "push", "snapshot")
 REPLY_TYPES = ("ops", "ack", "snapshot_page", "snapshot_required", "error")
 
@@ -126,8 +130,28 @@ def _unb64(value: Any, where: str, limit: int) -> bytes:
 
 
 def _ident(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
-        raise ProtocolError("malformed", f"{where} must be an id of 1-128 safe characters")
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise ProtocolError(
+            "malformed",
+            f"{where} must be an id of 1-128 ASCII letters, digits or the characters : _ . -",
+        )
+    return value
+
+
+def _author(value: Any, where: str) -> str:
+    # A user name as shown in histories and audit views: printable, so it can neither hide
+    # nor fake a line there (control, format and unassigned characters are category C*).
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_AUTHOR_CHARS
+        or value != value.strip()
+        or any(unicodedata.category(ch).startswith("C") for ch in value)
+    ):
+        raise ProtocolError(
+            "malformed",
+            f"{where} must be a user name of 1-{MAX_AUTHOR_CHARS} printable characters "
+            "without surrounding spaces",
+        )
     return value
 
 
@@ -283,10 +307,10 @@ def op_from_wire(value: Any, index: int) -> Op:
     try:
         parse_hlc(hlc if isinstance(hlc, str) else "")
     except ValueError:
-        raise ProtocolError("malformed", f"{where}.hlc is not a hybrid logical clock") from None
-    author = value.get("author")
-    if not isinstance(author, str) or not 0 < len(author) <= 64:
-        raise ProtocolError("malformed", f"{where}.author must be a user name")
+        raise ProtocolError(
+            "malformed", f"{where}.hlc is not a hybrid logical clock ({HLC_FORMAT})"
+        ) from None
+    author = _author(value.get("author"), f"{where}.author")
     seq = _count(value.get("seq"), f"{where}.seq")
     if seq == 0:
         raise ProtocolError("malformed", f"{where}.seq must be at least 1")
@@ -335,6 +359,11 @@ def records_from_wire(value: Any) -> list[RecordState]:
             )
         )
     return out
+
+
+def after_from_wire(value: Any, where: str) -> str | None:
+    """A snapshot position (the last record id of the previous page) or None to start."""
+    return None if value is None else _ident(value, where)
 
 
 def total_from_wire(value: Any, where: str = "total_records") -> int | None:

@@ -125,9 +125,7 @@ class Responder:
         }
 
     def _on_snapshot(self, message: dict[str, Any], version: int) -> dict[str, Any]:
-        after = message.get("after")
-        if after is not None and not isinstance(after, str):
-            raise p.ProtocolError("malformed", "after must be a record id or null")
+        after = p.after_from_wire(message.get("after"), "after")
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
         if version < 2 and after is None and self.store.holds_types_beyond(p.V1_RECORD_TYPES):
             raise _too_old_for_snapshot()

@@ -173,10 +173,10 @@ class SyncSession:
             )
             self._touched.update(r.record_id for r in records)
             self._progress()
-            nxt = reply.get("next_after")
+            nxt = p.after_from_wire(reply.get("next_after"), "next_after")
             if nxt is None:
                 break
-            if not isinstance(nxt, str) or (after is not None and nxt <= after):
+            if after is not None and nxt <= after:
                 raise p.ProtocolError("malformed", "snapshot paging did not advance")
             after = nxt
         replication.finish_snapshot(self.db, vector or {}, self.actor)

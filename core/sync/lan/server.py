@@ -9,6 +9,12 @@ only, never names).
 The pairing listener needs no certificate, so anyone on the LAN can reach it: each source
 address gets a few pairing attempts per minute (:class:`AttemptLimiter`); more are refused
 with 429 and a message saying when to try again, before any code is checked.
+
+Neither listener can be held by strangers who merely connect: connections that have not
+authenticated are bounded per address and in total, the oldest giving way to a newcomer
+(:mod:`core.sync.lan.admission`); handshakes and idle reads time out within seconds; and
+refusals are logged at most once per address and kind every few seconds, with a count of
+those left out (:mod:`core.sync.lan.refusal_log`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from core.crypto import certs
 from core.store.database import Database
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
+from core.sync.lan.admission import ConnectionGate, Ticket
 from core.sync.lan.identity import LanIdentity
+from core.sync.lan.refusal_log import RefusalLog
 from core.sync.responder import Responder
 
 log = logging.getLogger(__name__)
@@ -40,8 +48,9 @@ PROTOCOL_VERSION = 1
 MAX_BODY = 64 * 1024 * 1024
 # The pairing listener is reachable without a certificate: a CSR and a proof fit in 16 KiB.
 MAX_PAIRING_BODY = 16 * 1024
-HANDSHAKE_TIMEOUT = 10.0
-MAX_CONNECTIONS = 32
+# A genuine handshake or request on a LAN takes milliseconds; a stalled one is dropped soon.
+HANDSHAKE_TIMEOUT = 5.0
+IDLE_TIMEOUT = 5.0
 
 
 PAIRING_ATTEMPTS = 5  # per source address ...
@@ -114,6 +123,7 @@ def device_id_of(cert_pem: str) -> str:
 class _TlsServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a burst of connections waits in the backlog, not dropped
 
     def __init__(
         self,
@@ -126,48 +136,118 @@ class _TlsServer(ThreadingHTTPServer):
         self.peer = peer
         self.context = context
         self.mutual = mutual
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.gate = ConnectionGate()
+        self._workers: set[threading.Thread] = set()
+        self._workers_lock = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.warning("refused LAN peer %s: too many connections", client_address[0])
+        # Runs in the accept loop: no I/O with the peer here (the handshake is done in the
+        # connection's own thread), so a stalled peer cannot hold the loop.
+        address = str(client_address[0])
+        try:
+            conn = self.context.wrap_socket(
+                request, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError:
             self.shutdown_request(request)
             return
+        # A deadline for the whole handshake (CPython applies the socket timeout to the
+        # handshake as a whole, not to each read).
+        conn.settimeout(HANDSHAKE_TIMEOUT)
+        ticket, cut = self.gate.admit(address, conn)
+        for old in cut:
+            self.peer.refusals.warning(
+                old.address,
+                "cut",
+                "cut a connection from %s that had not authenticated: too many pending "
+                "connections (at most %d from one address, %d in all)",
+                old.address,
+                self.gate.pending_per_address,
+                self.gate.pending_total,
+            )
+        worker = threading.Thread(
+            target=self._serve, args=(ticket, client_address), daemon=True, name="lan-peer-conn"
+        )
+        with self._workers_lock:
+            self._workers.add(worker)
         try:
-            super().process_request(request, client_address)
+            worker.start()
         except BaseException:
-            self._slots.release()
+            with self._workers_lock:
+                self._workers.discard(worker)
+            self.gate.release(ticket)
+            conn.close()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _serve(self, ticket: Ticket, client_address: Any) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            self._serve_connection(ticket, client_address)
+        except Exception:
+            self.handle_error(ticket.sock, client_address)
         finally:
-            self._slots.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        where = f"{client_address[0]}:{client_address[1]}"
-        request.settimeout(HANDSHAKE_TIMEOUT)
-        try:
-            conn = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc.__class__.__name__
-            if self.mutual:
-                log.warning("refused LAN peer %s: TLS handshake failed (%s)", where, reason)
-            return
-        try:
-            if self.mutual and self.peer.check_client(conn, where) is None:
-                return
-            conn.settimeout(60)
-            _Handler(conn, client_address, self)
-        finally:
+            # Released before the socket is closed: the gate may shut down only open sockets.
+            self.gate.release(ticket)
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
+                socket.socket.shutdown(ticket.sock, socket.SHUT_RDWR)
+            ticket.sock.close()
+            with self._workers_lock:
+                self._workers.discard(threading.current_thread())
+
+    def _serve_connection(self, ticket: Ticket, client_address: Any) -> None:
+        conn = ticket.sock
+        assert isinstance(conn, ssl.SSLSocket)
+        where = f"{client_address[0]}:{client_address[1]}"
+        try:
+            conn.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            if self.mutual and not ticket.cut:
+                reason = getattr(exc, "reason", None) or exc.__class__.__name__
+                self.peer.refusals.warning(
+                    ticket.address,
+                    "handshake",
+                    "refused LAN peer %s: TLS handshake failed (%s)",
+                    where,
+                    reason,
+                )
+            return
+        if self.mutual:
+            device = self.peer.check_client(conn, where)
+            if device is None:
+                return
+            if not self.gate.promote(ticket, device):
+                if not ticket.cut:
+                    self.peer.refusals.warning(
+                        ticket.address,
+                        "sessions",
+                        "refused LAN peer %s (device %s): too many open sessions "
+                        "(at most %d per device, %d in all)",
+                        where,
+                        device,
+                        self.gate.sessions_per_device,
+                        self.gate.sessions_total,
+                    )
+                return
+        # Between requests (and inside one) a quiet peer is dropped quickly; a LAN client
+        # reconnects for its next request (LanTransport does).
+        conn.settimeout(IDLE_TIMEOUT)
+        _Handler(conn, client_address, self)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.gate.close_all()
+        with self._workers_lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.join(timeout=5)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.info("LAN peer connection from %s ended with an error", client_address[0])
+        self.peer.refusals.warning(
+            str(client_address[0]),
+            "error",
+            "LAN peer connection from %s ended with an error",
+            client_address[0],
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -230,7 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
             wait = peer.pairing_limit.admit(self.client_address[0])
             if wait is not None:
                 seconds = max(1, math.ceil(wait))
-                log.warning(
+                peer.refusals.warning(
+                    self.client_address[0],
+                    "pairing-limit",
                     "refused pairing from %s: more than %d attempts in %g s from this address",
                     where,
                     peer.pairing_limit.attempts,
@@ -258,9 +340,12 @@ class PeerServer:
         port: int = 0,
         pairing_port: int | None = None,
         pairing_limit: AttemptLimiter | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.db = db
         self.pairing_limit = AttemptLimiter() if pairing_limit is None else pairing_limit
+        # Refusals are logged at most once per address and kind every few seconds.
+        self.refusals = RefusalLog(log) if refusals is None else refusals
         self.identity = identity
         self.device_id = identity.device_id
         self.host = host
@@ -305,6 +390,7 @@ class PeerServer:
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
+        self.refusals.flush()
 
     def __enter__(self) -> PeerServer:
         return self.start()
@@ -315,14 +401,19 @@ class PeerServer:
     def check_client(self, conn: ssl.SSLSocket, where: str) -> str | None:
         """The peer's device id if its certificate is ours and not revoked, else None (logged)."""
         der = conn.getpeercert(binary_form=True)
+        address = where.rpartition(":")[0]
         if der is None:
-            log.warning("refused LAN peer %s: no client certificate", where)
+            self.refusals.warning(
+                address, "certificate", "refused LAN peer %s: no client certificate", where
+            )
             return None
         pem = tls.der_to_pem(der)
         try:
             certs.verify_device(pem, self.identity.ca_certificate, ident.revoked_serials(self.db))
         except certs.CertificateError as exc:
-            log.warning(
+            self.refusals.warning(
+                address,
+                "certificate",
                 "refused LAN peer %s (device %s, serial %d): %s",
                 where,
                 device_id_of(pem),
@@ -344,7 +435,12 @@ class PeerServer:
             return 400, {"detail": "malformed pairing request"}
         secret = ident.redeem(self.db, proof, self._fingerprint, csr, where)
         if secret is None:
-            log.warning("refused pairing from %s: wrong, expired or used code", where)
+            self.refusals.warning(
+                where.rpartition(":")[0],
+                "pairing-code",
+                "refused pairing from %s: wrong, expired or used code",
+                where,
+            )
             return 403, {"detail": "the pairing code is wrong, expired or already used"}
         try:
             device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer")
