@@ -340,6 +340,11 @@ class Schedule:
         changed = {f: x for f, x in fields.items() if getattr(current, f) != x}
         if not changed:
             return current
+        if "starts_at" in changed or "ends_at" in changed:
+            # The slot is one choice: its start and end are always written together, so
+            # moves made on two workstations at once never show one's start with the
+            # other's end (each register's winner is then the same move).
+            changed.update(starts_at=fields["starts_at"], ends_at=fields["ends_at"])
         actor = self.records.actor
         details = {"fields": sorted(changed)}
         with self.records.db.write(

@@ -332,10 +332,13 @@ def create_app(server: ClinicServer) -> FastAPI:
         # come back whole, and a code or a name would reach whatever logs the reply. Name
         # the field and the problem only.
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        # FastAPI's documented shape (loc, msg, type) without ``input`` or ``ctx``: the
+        # OpenAPI document stays true and nothing a client sent is echoed back.
         problems = [
             {
-                "field": ".".join(str(part) for part in error.get("loc", ())),
-                "problem": str(error.get("msg", "invalid"))[:200],
+                "loc": [str(part)[:64] for part in error.get("loc", ())][:8],
+                "msg": str(error.get("msg", "invalid"))[:200],
+                "type": str(error.get("type", "invalid"))[:64],
             }
             for error in errors[:20]
         ]

@@ -118,11 +118,15 @@ def test_an_invalid_field_is_named_and_never_echoed(running: tuple[ServerProcess
     assert reply.status_code == 422
     assert "CSR-SECRET-MARKER" not in reply.text
     assert reply.json()["detail"] == [
-        {"field": "body.csr", "problem": "String should have at most 8192 characters"}
+        {
+            "loc": ["body", "csr"],
+            "msg": "String should have at most 8192 characters",
+            "type": "string_too_long",
+        }
     ]
     assert wrong_type.status_code == 422
     assert "not-a-real-code" not in wrong_type.text and "CSR-SECRET" not in wrong_type.text
-    assert [p["field"] for p in wrong_type.json()["detail"]] == ["body.code"]
+    assert [p["loc"] for p in wrong_type.json()["detail"]] == [["body", "code"]]
 
 
 def test_guessing_enrollment_codes_is_slowed_per_address(

@@ -4,6 +4,8 @@ nobody booked (found by the convergence property test)."""
 
 from __future__ import annotations
 
+import time
+
 from core.records.schedule import Schedule
 from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
 
@@ -32,4 +34,28 @@ def test_settling_concurrent_moves_keeps_one_whole_move() -> None:
     assert (moved.starts_at, moved.ends_at) in {
         ("2026-12-07T10:30", "2026-12-07T10:45"),
         ("2026-12-07T11:30", "2026-12-07T11:45"),
+    }
+
+
+def test_concurrent_moves_never_show_one_moves_start_with_anothers_end() -> None:
+    ann, bob = new_replica("ann"), new_replica("bob")
+    ann.add_user("lee", "Dr Lee", "clinician", "correct horse battery")
+    pid = ann.add_patient("Garcia", "Maria", "1984-03-02").id
+    booked = Schedule(ann).book(pid, "2026-12-07 08:00", "lee", 10)
+    sync_pair(bob, ann)
+
+    # In this order in time (a few ms apart, so their clocks order them): Bob moves it,
+    # Ann moves it elsewhere, Bob lengthens his.
+    Schedule(bob).move(booked.id, "2026-12-07 09:30", 10)
+    time.sleep(0.005)
+    Schedule(ann).move(booked.id, "2026-12-07 08:30", 10)
+    time.sleep(0.005)
+    Schedule(bob).move(booked.id, "2026-12-07 09:30", 20)
+    sync_pair(bob, ann)
+
+    assert_converged([ann, bob])
+    shown = Schedule(ann).get(booked.id)
+    assert (shown.starts_at, shown.ends_at) in {
+        ("2026-12-07T08:30", "2026-12-07T08:40"),
+        ("2026-12-07T09:30", "2026-12-07T09:50"),
     }
