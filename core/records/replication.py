@@ -10,7 +10,8 @@ version does not know, and fields it does not know, are stored and relayed uncha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from core.records import crdt
@@ -187,7 +188,8 @@ def check_batch(
         # survive, read before the op.
         known = RECORD_TYPES.get(type_name)
         rule = known.remote_check if known is not None else None
-        protected = rule.protect(doc) if rule is not None else None
+        with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+            protected = rule.protect(doc) if rule is not None else None
         before = doc.get_state() if protected is not None else b""
         try:
             doc.apply_update(op.update)
@@ -195,12 +197,24 @@ def check_batch(
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
         if rule is not None and protected is not None:
             # The dependencies were decoded once above, so they are well formed.
-            broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
             if broken is not None:
                 raise ApplyError(f"op {op.origin}:{op.seq} {broken} ({op.record_id}); refusing it")
         held[op.origin] = op.seq
         fresh.append(op)
     return CheckedBatch(fresh, duplicates, docs)
+
+
+@contextlib.contextmanager
+def _refusing_malformed(what: str) -> Iterator[None]:
+    """A record type's rule reads the document's entries, which an earlier op of the batch
+    (or a snapshot state) may have left malformed: refuse that like a malformed update,
+    rather than raising whatever parsing the entry raised."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ApplyError(f"{what} leaves a malformed entry in its record: {exc}") from exc
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -255,7 +269,8 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
                 known = RECORD_TYPES.get(rec.record_type)  # None: a newer version's, kept
                 rule = known.remote_check if known is not None else None
-                protected = rule.protect(loaded.doc) if rule is not None else None
+                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+                    protected = rule.protect(loaded.doc) if rule is not None else None
                 try:
                     loaded.doc.apply_update(rec.state)
                 except ValueError as exc:
@@ -264,11 +279,12 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                     ) from exc
                 # A snapshot's state carries no dependencies: only what it removes or
                 # rewrites can be told apart from a concurrent change.
-                broken = (
-                    rule.violation(protected, loaded.doc, False)
-                    if rule is not None and protected is not None
-                    else None
-                )
+                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+                    broken = (
+                        rule.violation(protected, loaded.doc, False)
+                        if rule is not None and protected is not None
+                        else None
+                    )
                 if broken:
                     raise ApplyError(f"snapshot state {broken} ({rec.record_id}); refusing it")
                 store_record(tx, rec.record_id, rec.record_type, loaded)
