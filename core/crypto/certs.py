@@ -102,9 +102,15 @@ def sign_device(
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
         raise CertificateError(f"the certificate request is malformed: {exc}") from None
-    if not csr.is_signature_valid:
+    try:
+        # Both decode the request's key, which parsing the request did not check.
+        signed = csr.is_signature_valid
+        key = csr.public_key()
+    except ValueError as exc:
+        raise CertificateError(f"the certificate request's key is malformed: {exc}") from None
+    if not signed:
         raise CertificateError("the certificate request's signature is not valid")
-    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
+    if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CertificateError("the certificate request must carry an elliptic-curve key")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
     now = dt.datetime.now(dt.UTC)
@@ -112,7 +118,7 @@ def sign_device(
         x509.CertificateBuilder()
         .subject_name(_name(f"careline-device-{device_id}"))
         .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
+        .public_key(key)
         .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=DEVICE_DAYS))

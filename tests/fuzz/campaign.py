@@ -67,10 +67,13 @@ def run_target(
 def main(argv: list[str] | None = None) -> int:
     """Run the named targets (all by default); print each outcome; 1 if any crashed."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("targets", nargs="*", default=list(NAMES), choices=[*NAMES, []])
+    parser.add_argument("targets", nargs="*", help=f"default: all of {', '.join(NAMES)}")
     parser.add_argument("--seconds", type=int, default=60, help="per target")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(NAMES)
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}; targets: {', '.join(NAMES)}")
     failed = []
     for name in args.targets or NAMES:
         outcome = run_target(name, args.seconds, args.work)

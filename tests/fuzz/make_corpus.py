@@ -71,7 +71,9 @@ def crdt_update_seeds() -> Seeds:
     source = seeded_replica("source")
     rows = source.db.query("SELECT id, type FROM record_states")
     types = {str(i): str(t) for i, t in rows}
-    signed = {str(r[0]) for r in source.db.query("SELECT id FROM notes WHERE signed_at IS NOT NULL")}
+    signed = {
+        str(r[0]) for r in source.db.query("SELECT id FROM notes WHERE signed_at IS NOT NULL")
+    }
     for n, op in enumerate(replication.ops_for(source.db, {}, 100)):
         kind = types[op.record_id]
         # Creations as new records, later changes against the target's existing ones.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from core.crypto.keyslots import open_slot
 from core.crypto.errors import DecryptionError
+from core.crypto.keyslots import open_slot
 from core.keys.errors import KeyError_
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 
@@ -37,8 +37,7 @@ class Target:
             return
         for slot in chain.slots:
             cheap = slot.params is None or (
-                slot.params.memory_kib <= _CHEAP_KIB
-                and slot.params.iterations <= _CHEAP_ITERATIONS
+                slot.params.memory_kib <= _CHEAP_KIB and slot.params.iterations <= _CHEAP_ITERATIONS
             )
             if not cheap:
                 continue

@@ -48,9 +48,11 @@ class Target:
         if not (isinstance(request, dict) and request.get("proof") == PLACEHOLDER):
             return data
         csr = request.get("csr")
+        if not isinstance(csr, str):
+            return data
         try:
             request["proof"] = ident.client_proof(self.secret, self.fingerprint, csr)
-        except (TypeError, AttributeError, UnicodeEncodeError):
+        except UnicodeEncodeError:
             return data  # no proof can be made for this csr: leave the placeholder
         return json.dumps(request).encode()
 

@@ -169,7 +169,6 @@ def test_a_snapshot_page_that_unsigns_a_note_is_refused() -> None:
     assert materialized(a) == before
 
 
-
 def _entry_with_bad_json(doc: RecordDoc) -> None:
     doc.get("r", type=Map)["signed_at/forged"] = "{not json"
 
