@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -106,7 +106,7 @@ def sign_device(
         # Both decode the request's key, which parsing the request did not check.
         signed = csr.is_signature_valid
         key = csr.public_key()
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise CertificateError(f"the certificate request's key is malformed: {exc}") from None
     if not signed:
         raise CertificateError("the certificate request's signature is not valid")

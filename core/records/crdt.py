@@ -90,6 +90,21 @@ def new_write_id() -> str:
     return secrets.token_hex(8)
 
 
+def apply_update(doc: RecordDoc, update: bytes) -> None:
+    """Apply a peer's Yjs update; ValueError if it is malformed.
+
+    pycrdt raises ValueError for most malformed updates, but some make its Rust core panic
+    (e.g. a division by zero in yrs 0.28's block store), which surfaces as pyo3's
+    PanicException, a BaseException that nothing would otherwise catch: it becomes a
+    ValueError too. The document must then be discarded, as after any failed update."""
+    try:
+        doc.apply_update(update)
+    except BaseException as exc:
+        if type(exc).__name__ == "PanicException":
+            raise ValueError(f"the update could not be decoded ({exc})") from None
+        raise
+
+
 def load(state: bytes | None, client_id: int) -> RecordDoc:
     """A document with this replica's Yjs client id, from its encoded state."""
     doc: RecordDoc = Doc(client_id=client_id)

@@ -192,7 +192,7 @@ def check_batch(
             protected = rule.protect(doc) if rule is not None else None
         before = doc.get_state() if protected is not None else b""
         try:
-            doc.apply_update(op.update)
+            crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
         if rule is not None and protected is not None:
@@ -272,7 +272,7 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
                     protected = rule.protect(loaded.doc) if rule is not None else None
                 try:
-                    loaded.doc.apply_update(rec.state)
+                    crdt.apply_update(loaded.doc, rec.state)
                 except ValueError as exc:
                     raise ApplyError(
                         f"snapshot state of {rec.record_id!r} is malformed: {exc}"

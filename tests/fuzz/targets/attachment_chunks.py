@@ -59,6 +59,10 @@ class Target:
             return None
         return out.getvalue()
 
+    def close(self) -> None:
+        """Remove the temporary folder (and stop what uses it)."""
+        self._dir.cleanup()
+
     def __call__(self, data: bytes) -> None:
         mode, body = (data[0], data[1:]) if data else (0, b"")
         if mode % 2 == 0:

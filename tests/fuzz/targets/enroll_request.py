@@ -36,6 +36,11 @@ class Target:
     def _new_code(self) -> None:
         self.code, _ = self.server.registry.issue_enroll_code(self.clinic.id, 60)
 
+    def close(self) -> None:
+        """Remove the temporary folder (and stop what uses it)."""
+        self.server.close()
+        self._dir.cleanup()
+
     def __call__(self, data: bytes) -> None:
         body = data.replace(PLACEHOLDER, self.code.encode())
         try:

@@ -29,6 +29,10 @@ class Target:
         self._dir = tempfile.TemporaryDirectory(prefix="careline-fuzz-keys-")
         self.path = Path(self._dir.name) / KEYSLOT_FILE_NAME
 
+    def close(self) -> None:
+        """Remove the temporary folder (and stop what uses it)."""
+        self._dir.cleanup()
+
     def __call__(self, data: bytes) -> None:
         self.path.write_bytes(data)
         try:

@@ -20,11 +20,15 @@ OFF_CURVE_CSR = (
     "-----END CERTIFICATE REQUEST-----\n"
 )
 
+# The same request naming a curve that does not exist (.../crash-csr-unsupported-curve).
+UNKNOWN_CURVE_CSR = OFF_CURVE_CSR.replace("KoZIzj0DAQcDQgAEVFz8wLJk", "KnZIzj0DAQcDQgAEVFz8wLJo")
 
-def test_a_request_whose_key_is_not_on_the_curve_is_refused_by_name() -> None:
+
+@pytest.mark.parametrize("csr", [OFF_CURVE_CSR, UNKNOWN_CURVE_CSR], ids=["off-curve", "no-curve"])
+def test_a_request_whose_key_cannot_be_decoded_is_refused_by_name(csr: str) -> None:
     ca_key, ca_pem = certs.create_ca("clinic")
     with pytest.raises(certs.CertificateError, match="request's key is malformed"):
-        certs.sign_device(ca_key, ca_pem, OFF_CURVE_CSR, "device")
+        certs.sign_device(ca_key, ca_pem, csr, "device")
 
 
 def test_a_valid_request_is_signed() -> None:
