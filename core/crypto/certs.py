@@ -100,7 +100,7 @@ def sign_device(
     """Issue a device certificate (client and server auth) for a valid CSR."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise CertificateError(f"the certificate request is malformed: {exc}") from None
     try:
         # Both decode the request's key, which parsing the request did not check.
@@ -142,7 +142,7 @@ def verify_device(cert_pem: str, ca_cert_pem: str, revoked_serials: set[int]) ->
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
         ca = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise CertificateError(f"the certificate is malformed: {exc}") from None
     if cert.issuer != ca.subject:
         raise CertificateError("the certificate was not issued by this clinic's CA")

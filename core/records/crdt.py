@@ -23,11 +23,13 @@ A pycrdt Doc is only ever used on the thread that made it, and only within one f
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,19 +92,27 @@ def new_write_id() -> str:
     return secrets.token_hex(8)
 
 
-def apply_update(doc: RecordDoc, update: bytes) -> None:
-    """Apply a peer's Yjs update; ValueError if it is malformed.
+@contextlib.contextmanager
+def refusing_panics(
+    error: type[Exception] = ValueError, what: str = "the update"
+) -> Iterator[None]:
+    """Raise ``error`` where pycrdt's Rust core panics on a malformed document.
 
-    pycrdt raises ValueError for most malformed updates, but some make its Rust core panic
-    (e.g. a division by zero in yrs 0.28's block store), which surfaces as pyo3's
-    PanicException, a BaseException that nothing would otherwise catch: it becomes a
-    ValueError too. The document must then be discarded, as after any failed update."""
+    Some malformed updates make yrs (0.28) panic, on applying them or later on encoding the
+    document (a division by zero in its block store); pyo3 raises that as PanicException, a
+    BaseException nothing would otherwise catch. The document must then be discarded."""
     try:
-        doc.apply_update(update)
+        yield
     except BaseException as exc:
-        if type(exc).__name__ == "PanicException":
-            raise ValueError(f"the update could not be decoded ({exc})") from None
-        raise
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise error(f"{what} could not be decoded ({exc})") from None
+
+
+def apply_update(doc: RecordDoc, update: bytes) -> None:
+    """Apply a peer's Yjs update; ValueError if it is malformed (pycrdt's own, or a panic)."""
+    with refusing_panics():
+        doc.apply_update(update)
 
 
 def load(state: bytes | None, client_id: int) -> RecordDoc:

@@ -31,6 +31,16 @@ def test_a_request_whose_key_cannot_be_decoded_is_refused_by_name(csr: str) -> N
         certs.sign_device(ca_key, ca_pem, csr, "device")
 
 
+# A request claiming version 3 of the format (.../crash-csr-invalid-version).
+BAD_VERSION_CSR = OFF_CURVE_CSR.replace("MIHdMIGEAgEA", "MIHdMIGEAgEC")
+
+
+def test_a_request_of_an_unknown_version_is_refused_by_name() -> None:
+    ca_key, ca_pem = certs.create_ca("clinic")
+    with pytest.raises(certs.CertificateError, match="request is malformed"):
+        certs.sign_device(ca_key, ca_pem, BAD_VERSION_CSR, "device")
+
+
 def test_a_valid_request_is_signed() -> None:
     ca_key, ca_pem = certs.create_ca("clinic")
     csr = certs.make_csr(certs.new_private_key(), "pending")

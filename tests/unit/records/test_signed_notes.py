@@ -29,6 +29,7 @@ from core.records.replication import (
 )
 from core.store.oplog import Op, format_hlc
 from core.sync.session import SyncError
+from tests.fuzz.campaign import CORPUS
 from tests.unit.sync.replicas import dump_diff, full_dump, materialized, new_replica, sync_pair
 
 Forgery = Callable[[RecordDoc, str], object]
@@ -213,5 +214,17 @@ def test_a_snapshot_state_with_a_malformed_entry_is_refused() -> None:
     page = SnapshotPage({}, (RecordState(note_id, "note", doc.get_update()),), None)
     before = full_dump(a)
     with pytest.raises(ApplyError, match="malformed entry"):
+        apply_snapshot_page(a.db, page, "peer")
+    assert dump_diff(before, full_dump(a)) == {}
+
+
+def test_a_snapshot_state_that_pycrdt_cannot_encode_is_refused() -> None:
+    # Found by fuzzing (tests/fuzz/corpus/crdt_update/crash-state-panics-pycrdt-on-encoding):
+    # this note state applies, but encoding the document again makes pycrdt panic.
+    data = (CORPUS / "crdt_update" / "crash-state-panics-pycrdt-on-encoding").read_bytes()
+    a = new_replica("ann")
+    page = SnapshotPage({}, (RecordState("fuzz-note", "note", data[2:]),), None)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="could not be decoded"):
         apply_snapshot_page(a.db, page, "peer")
     assert dump_diff(before, full_dump(a)) == {}
