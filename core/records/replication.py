@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import sqlcipher3
+
 from core.records import crdt
 from core.records.changes import (
     Loaded,
@@ -96,6 +98,8 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
             return _apply(tx, ops)
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
+    except sqlcipher3.IntegrityError as exc:
+        raise ApplyError(_unstorable(exc)) from exc
 
 
 def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
@@ -290,7 +294,15 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 store_record(tx, rec.record_id, rec.record_type, loaded)
     except (RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
+    except sqlcipher3.IntegrityError as exc:
+        raise ApplyError(_unstorable(exc)) from exc
     return len(page.records)
+
+
+def _unstorable(exc: Exception) -> str:
+    # The derived rows broke a table's constraint (e.g. a note left without its author by a
+    # peer's update): the record is malformed; the transaction was rolled back.
+    return f"a record's content cannot be stored ({exc}); refusing it"
 
 
 def finish_snapshot(db: Database, vector: dict[str, int], session_actor: str) -> None:

@@ -228,3 +228,19 @@ def test_a_snapshot_state_that_pycrdt_cannot_encode_is_refused() -> None:
     with pytest.raises(ApplyError, match="could not be decoded"):
         apply_snapshot_page(a.db, page, "peer")
     assert dump_diff(before, full_dump(a)) == {}
+
+
+def test_a_note_state_without_its_author_is_refused() -> None:
+    # Found by fuzzing (tests/fuzz/corpus/crdt_update/crash-note-state-without-author): the
+    # note's derived row broke the notes table's NOT NULL author, an IntegrityError.
+    a, b, note_id, _ = _signed_note_on_two_replicas()
+    [(state,)] = b.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
+    doc = crdt.load(bytes(state), 4244)
+    registers = doc.get("r", type=Map)
+    for key in [k for k in registers if k.startswith("author/")]:
+        del registers[key]
+    page = SnapshotPage({}, (RecordState("another-note", "note", doc.get_update()),), None)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="cannot be stored"):
+        apply_snapshot_page(a.db, page, "peer")
+    assert dump_diff(before, full_dump(a)) == {}
