@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: lint
 soak: $(STAMP)
 	CARELINE_PROPERTY_EXAMPLES=10000 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q \
 		tests/unit/sync/test_convergence.py
+
+# Coverage-guided fuzzing (tests/fuzz): each target for FUZZ_SECONDS; finds go to .fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.campaign --seconds $(FUZZ_SECONDS)
 
 bench: $(STAMP)
 	@$(BIN)/python -m tests.bench

@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -100,11 +100,17 @@ def sign_device(
     """Issue a device certificate (client and server auth) for a valid CSR."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise CertificateError(f"the certificate request is malformed: {exc}") from None
-    if not csr.is_signature_valid:
+    try:
+        # Both decode the request's key, which parsing the request did not check.
+        signed = csr.is_signature_valid
+        key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertificateError(f"the certificate request's key is malformed: {exc}") from None
+    if not signed:
         raise CertificateError("the certificate request's signature is not valid")
-    if not isinstance(csr.public_key(), ec.EllipticCurvePublicKey):
+    if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CertificateError("the certificate request must carry an elliptic-curve key")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
     now = dt.datetime.now(dt.UTC)
@@ -112,7 +118,7 @@ def sign_device(
         x509.CertificateBuilder()
         .subject_name(_name(f"careline-device-{device_id}"))
         .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
+        .public_key(key)
         .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=DEVICE_DAYS))
@@ -136,7 +142,7 @@ def verify_device(cert_pem: str, ca_cert_pem: str, revoked_serials: set[int]) ->
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
         ca = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise CertificateError(f"the certificate is malformed: {exc}") from None
     if cert.issuer != ca.subject:
         raise CertificateError("the certificate was not issued by this clinic's CA")

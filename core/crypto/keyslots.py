@@ -70,6 +70,10 @@ class KeySlot:
             raise ValueError("key slot id and label must be strings")
         kdf = data.get("kdf")
         params = None if kdf is None else Argon2Params.from_dict(kdf)
+        if params is None and kind != "keyring":
+            # Only the keyring's secret is a random 32-byte key; a password or recovery key
+            # must be stretched, so a slot claiming otherwise is damaged, not openable.
+            raise ValueError(f"a {kind} key slot must have Argon2id parameters")
         return cls(
             slot_id=slot_id,
             kind=kind,

@@ -16,6 +16,7 @@ from core.records.crdt import RecordDoc
 from core.records.materialize import (
     UNKNOWN_KEY,
     UNKNOWN_TYPE,
+    MalformedRecordError,
     Writes,
     mark_unknown,
     materialize,
@@ -104,18 +105,20 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
     for record_id, type_name, loaded in records:
         doc = loaded.doc
         rtype = RECORD_TYPES.get(type_name)
-        if rtype is None:
-            # A newer version's record type: kept and relayed as it came, derived once
-            # this replica is upgraded (unknown.refresh).
-            digests = {UNKNOWN_KEY: UNKNOWN_TYPE}
-            if loaded.derived.get(UNKNOWN_KEY) != UNKNOWN_TYPE:
-                mark_unknown(writes, record_id, type_name, UNKNOWN_TYPE)
-            state = doc.get_update()
-        else:
-            # Deriving and encoding read the same document: one pycrdt transaction for both.
-            with doc.transaction():
-                digests = materialize(tx, record_id, rtype, doc, loaded.derived, writes)
+        # A peer's update may have left a document that pycrdt panics on reading.
+        with crdt.refusing_panics(MalformedRecordError, f"the document of record {record_id}"):
+            if rtype is None:
+                # A newer version's record type: kept and relayed as it came, derived once
+                # this replica is upgraded (unknown.refresh).
+                digests = {UNKNOWN_KEY: UNKNOWN_TYPE}
+                if loaded.derived.get(UNKNOWN_KEY) != UNKNOWN_TYPE:
+                    mark_unknown(writes, record_id, type_name, UNKNOWN_TYPE)
                 state = doc.get_update()
+            else:
+                # Deriving and encoding read the same document: one pycrdt transaction.
+                with doc.transaction():
+                    digests = materialize(tx, record_id, rtype, doc, loaded.derived, writes)
+                    state = doc.get_update()
         row = (record_id, type_name, state, _digests_json(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))

@@ -23,11 +23,13 @@ A pycrdt Doc is only ever used on the thread that made it, and only within one f
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +90,29 @@ class SetChange:
 def new_write_id() -> str:
     """Unique id for a register write or set element."""
     return secrets.token_hex(8)
+
+
+@contextlib.contextmanager
+def refusing_panics(
+    error: type[Exception] = ValueError, what: str = "the update"
+) -> Iterator[None]:
+    """Raise ``error`` where pycrdt's Rust core panics on a malformed document.
+
+    Some malformed updates make yrs (0.28) panic, on applying them or later on encoding the
+    document (a division by zero in its block store); pyo3 raises that as PanicException, a
+    BaseException nothing would otherwise catch. The document must then be discarded."""
+    try:
+        yield
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise error(f"{what} could not be decoded ({exc})") from None
+
+
+def apply_update(doc: RecordDoc, update: bytes) -> None:
+    """Apply a peer's Yjs update; ValueError if it is malformed (pycrdt's own, or a panic)."""
+    with refusing_panics():
+        doc.apply_update(update)
 
 
 def load(state: bytes | None, client_id: int) -> RecordDoc:

@@ -181,7 +181,14 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     """Compute (without writing) every row one record document stands for."""
     # Every read below shares one pycrdt transaction instead of opening one per call.
     with doc.transaction():
-        return _derive(record_id, rtype, doc)
+        try:
+            return _derive(record_id, rtype, doc)
+        except MalformedRecordError:
+            raise
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # A peer's update can put anything in an entry (an HLC that is not one, a value
+            # of the wrong kind): whatever deriving it raised, the record is malformed.
+            raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
 
 
 def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:

@@ -10,8 +10,11 @@ version does not know, and fields it does not know, are stored and relayed uncha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import sqlcipher3
 
 from core.records import crdt
 from core.records.changes import (
@@ -95,6 +98,8 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
             return _apply(tx, ops)
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
+    except sqlcipher3.IntegrityError as exc:
+        raise ApplyError(_unstorable(exc)) from exc
 
 
 def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
@@ -187,20 +192,33 @@ def check_batch(
         # survive, read before the op.
         known = RECORD_TYPES.get(type_name)
         rule = known.remote_check if known is not None else None
-        protected = rule.protect(doc) if rule is not None else None
+        with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+            protected = rule.protect(doc) if rule is not None else None
         before = doc.get_state() if protected is not None else b""
         try:
-            doc.apply_update(op.update)
+            crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
         if rule is not None and protected is not None:
             # The dependencies were decoded once above, so they are well formed.
-            broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
             if broken is not None:
                 raise ApplyError(f"op {op.origin}:{op.seq} {broken} ({op.record_id}); refusing it")
         held[op.origin] = op.seq
         fresh.append(op)
     return CheckedBatch(fresh, duplicates, docs)
+
+
+@contextlib.contextmanager
+def _refusing_malformed(what: str) -> Iterator[None]:
+    """A record type's rule reads the document's entries, which an earlier op of the batch
+    (or a snapshot state) may have left malformed: refuse that like a malformed update,
+    rather than raising whatever parsing the entry raised."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ApplyError(f"{what} leaves a malformed entry in its record: {exc}") from exc
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -255,26 +273,36 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
                 known = RECORD_TYPES.get(rec.record_type)  # None: a newer version's, kept
                 rule = known.remote_check if known is not None else None
-                protected = rule.protect(loaded.doc) if rule is not None else None
+                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+                    protected = rule.protect(loaded.doc) if rule is not None else None
                 try:
-                    loaded.doc.apply_update(rec.state)
+                    crdt.apply_update(loaded.doc, rec.state)
                 except ValueError as exc:
                     raise ApplyError(
                         f"snapshot state of {rec.record_id!r} is malformed: {exc}"
                     ) from exc
                 # A snapshot's state carries no dependencies: only what it removes or
                 # rewrites can be told apart from a concurrent change.
-                broken = (
-                    rule.violation(protected, loaded.doc, False)
-                    if rule is not None and protected is not None
-                    else None
-                )
+                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+                    broken = (
+                        rule.violation(protected, loaded.doc, False)
+                        if rule is not None and protected is not None
+                        else None
+                    )
                 if broken:
                     raise ApplyError(f"snapshot state {broken} ({rec.record_id}); refusing it")
                 store_record(tx, rec.record_id, rec.record_type, loaded)
     except (RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
+    except sqlcipher3.IntegrityError as exc:
+        raise ApplyError(_unstorable(exc)) from exc
     return len(page.records)
+
+
+def _unstorable(exc: Exception) -> str:
+    # The derived rows broke a table's constraint (e.g. a note left without its author by a
+    # peer's update): the record is malformed; the transaction was rolled back.
+    return f"a record's content cannot be stored ({exc}); refusing it"
 
 
 def finish_snapshot(db: Database, vector: dict[str, int], session_actor: str) -> None:

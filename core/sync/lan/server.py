@@ -431,6 +431,8 @@ class PeerServer:
             proof = request["proof"]
             if not isinstance(csr, str) or not isinstance(proof, str):
                 raise TypeError
+            if not (csr.isascii() and proof.isascii()):
+                raise ValueError  # a PEM request and a hex proof are ASCII; the HMAC needs it
         except (ValueError, KeyError, TypeError):
             return 400, {"detail": "malformed pairing request"}
         secret = ident.redeem(self.db, proof, self._fingerprint, csr, where)

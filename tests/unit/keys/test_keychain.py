@@ -107,6 +107,18 @@ def test_damaged_key_file_is_named(tmp_path: Path, content: bytes, message: str)
     assert path.read_bytes() == content
 
 
+def test_a_password_slot_without_argon2_parameters_is_a_damaged_file(tmp_path: Path) -> None:
+    # Found by fuzzing (tests/fuzz/corpus/keyslot_file/crash-password-slot-without-kdf):
+    # such a file loaded, then signing in raised a bare ValueError instead of naming it.
+    chain, _ = _create(tmp_path)
+    data = json.loads(chain.path.read_text())
+    [slot] = [s for s in data["slots"] if s["kind"] == "password"]
+    slot["kdf"] = None
+    chain.path.write_text(json.dumps(data))
+    with pytest.raises(SlotFileError, match="password key slot must have Argon2id parameters"):
+        Keychain.load(chain.path)
+
+
 def test_altered_wrapped_key_is_detected(tmp_path: Path) -> None:
     chain, _ = _create(tmp_path)
     data = json.loads(chain.path.read_text())

@@ -7,6 +7,9 @@ changed, or two people's concurrent edits merge into text neither of them wrote.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,3 +72,18 @@ def test_concurrent_edits_of_accented_text_merge_letter_for_letter() -> None:
     sync_pair(b, a)
     for r in (a, b):
         assert Notes(r).get(note.id).body == "Douleur thoracique aiguë. Fièvre modérée. 痛み."
+
+
+# A patient's snapshot state with bytes changed by fuzzing
+# (tests/fuzz/corpus/crdt_update/crash-update-panics-pycrdt): yrs 0.28 divides by zero on it
+# and pycrdt raises pyo3's PanicException, a BaseException.
+# (The input's first two bytes choose the record and the dependencies' length, 0.)
+PANICKING_UPDATE = (
+    Path(__file__).parents[2] / "fuzz/corpus/crdt_update/crash-update-panics-pycrdt"
+).read_bytes()[2:]
+
+
+def test_an_update_that_makes_pycrdt_panic_is_a_malformed_update() -> None:
+    doc = crdt.load(None, 7)
+    with pytest.raises(ValueError, match="could not be decoded"):
+        crdt.apply_update(doc, PANICKING_UPDATE)

@@ -7,6 +7,8 @@ and check that the receiving replica refuses them by name and keeps the note unc
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -21,11 +23,14 @@ from core.records.replication import (
     ApplyError,
     RecordState,
     SnapshotPage,
+    apply_ops,
     apply_snapshot_page,
     replica_id,
 )
+from core.store.oplog import Op, format_hlc
 from core.sync.session import SyncError
-from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+from tests.fuzz.campaign import CORPUS
+from tests.unit.sync.replicas import dump_diff, full_dump, materialized, new_replica, sync_pair
 
 Forgery = Callable[[RecordDoc, str], object]
 
@@ -163,3 +168,79 @@ def test_a_snapshot_page_that_unsigns_a_note_is_refused() -> None:
     with pytest.raises(ApplyError, match=f"signed_at of a signed note \\({note_id}\\)"):
         apply_snapshot_page(a.db, page, "peer")
     assert materialized(a) == before
+
+
+def _entry_with_bad_json(doc: RecordDoc) -> None:
+    doc.get("r", type=Map)["signed_at/forged"] = "{not json"
+
+
+def _entry_with_bad_hlc(doc: RecordDoc) -> None:
+    entry = {"v": "x", "h": "12345;789.0000.zz", "a": "mallory"}
+    doc.get("r", type=Map)["patient_id/forged"] = json.dumps(entry)
+
+
+def _forged_note(r: ClinicRecords, note_id: str, forgery: Callable[[RecordDoc], None]) -> Op:
+    """An op of another replica's that puts what no Careline writes into the note (the local
+    write path would refuse to store it, so the update is made on the document itself)."""
+    [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
+    doc = crdt.load(bytes(state), 4242)
+    deps = doc.get_state()
+    forgery(doc)
+    hlc = format_hlc(int(time.time() * 1000), 0, "forger")
+    return Op("forger", 1, note_id, "note", doc.get_update(deps), deps, hlc, "mallory")
+
+
+@pytest.mark.parametrize("forgery", [_entry_with_bad_json, _entry_with_bad_hlc])
+def test_an_op_leaving_a_malformed_entry_in_a_signed_note_is_refused(
+    forgery: Callable[[RecordDoc], None],
+) -> None:
+    # Found by fuzzing (tests/fuzz/corpus/sync_client/crash-signed-note-malformed-entry and
+    # .../sync_responder/crash-push-entry-with-bad-hlc): the signed-note check, or deriving
+    # the note's rows, raised the parser's own error (stopping sync with a traceback).
+    a, _, note_id, _ = _signed_note_on_two_replicas()
+    op = _forged_note(a, note_id, forgery)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="malformed entry"):
+        apply_ops(a.db, [op], "peer")
+    assert dump_diff(before, full_dump(a)) == {}
+
+
+def test_a_snapshot_state_with_a_malformed_entry_is_refused() -> None:
+    a, _, note_id, _ = _signed_note_on_two_replicas()
+    op = _forged_note(a, note_id, _entry_with_bad_hlc)
+    [(state,)] = a.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
+    doc = crdt.load(bytes(state), 4243)
+    doc.apply_update(op.update)
+    page = SnapshotPage({}, (RecordState(note_id, "note", doc.get_update()),), None)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="malformed entry"):
+        apply_snapshot_page(a.db, page, "peer")
+    assert dump_diff(before, full_dump(a)) == {}
+
+
+def test_a_snapshot_state_that_pycrdt_cannot_encode_is_refused() -> None:
+    # Found by fuzzing (tests/fuzz/corpus/crdt_update/crash-state-panics-pycrdt-on-encoding):
+    # this note state applies, but encoding the document again makes pycrdt panic.
+    data = (CORPUS / "crdt_update" / "crash-state-panics-pycrdt-on-encoding").read_bytes()
+    a = new_replica("ann")
+    page = SnapshotPage({}, (RecordState("fuzz-note", "note", data[2:]),), None)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="could not be decoded"):
+        apply_snapshot_page(a.db, page, "peer")
+    assert dump_diff(before, full_dump(a)) == {}
+
+
+def test_a_note_state_without_its_author_is_refused() -> None:
+    # Found by fuzzing (tests/fuzz/corpus/crdt_update/crash-note-state-without-author): the
+    # note's derived row broke the notes table's NOT NULL author, an IntegrityError.
+    a, b, note_id, _ = _signed_note_on_two_replicas()
+    [(state,)] = b.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
+    doc = crdt.load(bytes(state), 4244)
+    registers = doc.get("r", type=Map)
+    for key in [k for k in registers if k.startswith("author/")]:
+        del registers[key]
+    page = SnapshotPage({}, (RecordState("another-note", "note", doc.get_update()),), None)
+    before = full_dump(a)
+    with pytest.raises(ApplyError, match="cannot be stored"):
+        apply_snapshot_page(a.db, page, "peer")
+    assert dump_diff(before, full_dump(a)) == {}
