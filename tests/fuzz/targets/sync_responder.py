@@ -36,7 +36,7 @@ class Target:
             store,
             "device:fuzz",
             revoked_serials=lambda: [7, 11],
-            audit_anchor=lambda head: store.anchor_audit("fuzz-device", head),
+            audit_anchor=lambda head, proof: store.anchor_audit("fuzz-device", head, proof),
         )
         self.before = full_dump(self.replica)
 
