@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli.context import EXIT_USAGE, CliError, Context
-from core.sync.join import JoinRequest, JoinResult, join_clinic
+
+if TYPE_CHECKING:
+    from core.sync.join import JoinResult
 
 
 def code_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -63,6 +65,10 @@ def join(ctx: Context, code_field: str, **where: Any) -> JoinResult:
     CARELINE_PASSWORD_FILE), removed again if joining fails. The password is read before
     the code: with both on standard input, the password comes first.
     """
+    # Imported here: the join machinery (HTTP, TLS, certificates) would otherwise load
+    # with every ``careline`` command.
+    from core.sync.join import JoinRequest, join_clinic
+
     ws = ctx.workstation
     if ws.is_initialized():
         records = ctx.open_records()

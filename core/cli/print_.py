@@ -8,7 +8,6 @@ from pathlib import Path
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
-from core.reports import data, pdf
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +26,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: Context) -> int:
     """Gather (and audit), lay out, and write the PDF."""
+    # Imported here: the PDF library would otherwise load with every command.
+    from core.reports import data, pdf
+
     args = ctx.args
     output: Path = args.output
     if output.exists() and not args.force:
