@@ -34,6 +34,7 @@ from app.sync.controller import (
 )
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from core.records import unknown
+from core.sync.session import held_back_notice
 
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
@@ -44,9 +45,9 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     newer = unknown.notice(status.newer_records)
     if newer:
         text += f" {newer}."
-    if status.held_back:
-        noun = "change waits" if status.held_back == 1 else "changes wait"
-        text += f" {status.held_back} {noun} until the clinic server's Careline is updated."
+    waiting = held_back_notice(status.held_back)
+    if waiting:
+        text += f" {waiting}."
     if not status.lan:
         return text
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"

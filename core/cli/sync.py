@@ -16,7 +16,7 @@ from core.errors import plain_words
 from core.records import unknown
 from core.records.clinic import ClinicRecords
 from core.sync.backoff import backoff
-from core.sync.session import SyncReport
+from core.sync.session import SyncReport, held_back_notice
 
 RETRY_CAP_SECONDS = 600.0
 
@@ -84,11 +84,9 @@ def run(ctx: Context) -> int:
 def _summary(report: SyncReport, newer: int) -> str:
     """The human line: what went each way, and what waits for an update on either side."""
     text = f"Synced: {report.pulled} received, {report.pushed} sent."
-    if report.held_back:
-        text += (
-            f" {report.held_back} change(s) wait until the other side's Careline is updated"
-            f" (it speaks sync protocol {report.protocol})."
-        )
+    waiting = held_back_notice(report.held_back)
+    if waiting:
+        text += f" {waiting} (it speaks sync protocol {report.protocol})."
     notice = unknown.notice(newer)
     return f"{text} {notice}." if notice else text
 

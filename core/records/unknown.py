@@ -10,7 +10,7 @@ derives their rows from the stored documents: nothing has to be synced again.
 from __future__ import annotations
 
 from core.records.changes import loaded_from, store_records, stored_records
-from core.records.materialize import UNKNOWN_KEY, UNKNOWN_TYPE, understands
+from core.records.materialize import UNKNOWN_KEY, understands
 from core.records.types import RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database
@@ -69,21 +69,17 @@ def refresh(db: Database, actor: str = "upgrade") -> int:
         with db.write(actor, "records.rederive", "record_states", ids[0], details) as tx:
             me = oplog.identity(tx)
             stored = stored_records(tx, ids)
+            # Unlisted here; store_records lists again what is still not understood (its
+            # digest of the unknown parts is forgotten below so it compares against none).
+            tx.executemany("DELETE FROM unknown_records WHERE id = ?", [(i,) for i in ids])
             loaded = []
-            for record_id in ids:
-                row = stored.get(record_id)
-                if row is None:  # listed but gone: nothing to derive
-                    tx.execute("DELETE FROM unknown_records WHERE id = ?", (record_id,))
-                    continue
-                # The stored digests stay: a part this code derives differently from the
-                # older code (a new column, a value it now reads) has another digest and
-                # is rewritten; the rest is left alone. Listed again only if still not
-                # understood.
+            for record_id, row in stored.items():
+                # The other stored digests stay: a part this code derives differently from
+                # the older code's (a new column, a value it now reads) has another digest
+                # and is rewritten; the rest is left alone.
                 item = loaded_from(record_id, str(row[0]), row, me.client_id)
-                # Forgotten, so that what is still not understood is listed again.
                 item.derived.pop(UNKNOWN_KEY, None)
                 loaded.append((record_id, str(row[0]), item))
-                tx.execute("DELETE FROM unknown_records WHERE id = ?", (record_id,))
             store_records(tx, loaded)
         done += len(ids)
 
@@ -94,6 +90,3 @@ def _worth_deriving(type_name: str, parts: str) -> bool:
         return True
     rtype = RECORD_TYPES[type_name]
     return any(understands(rtype, part) for part in parts.split(","))
-
-
-__all__ = ["RECHECK", "UNKNOWN_TYPE", "by_type", "count", "notice", "refresh"]

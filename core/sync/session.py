@@ -284,6 +284,15 @@ class SyncSession:
             remote = new_remote
 
 
+def held_back_notice(held_back: int) -> str | None:
+    """What to tell a person when ``held_back`` of our changes wait because the other side
+    runs an older Careline that cannot store them (None: none wait)."""
+    if held_back <= 0:
+        return None
+    noun = "change waits" if held_back == 1 else "changes wait"
+    return f"{held_back} {noun} until the other side's Careline is updated"
+
+
 def _version_problem(reply: dict[str, Any]) -> str:
     """What to tell a person when the two sides share no sync protocol version."""
     theirs = reply.get("release")

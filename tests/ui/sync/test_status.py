@@ -288,7 +288,7 @@ def test_status_text_for_each_state() -> None:
     mixed = SyncStatus(SYNCED, last_sync=now, newer_records=12, held_back=1)
     assert describe_status(mixed) == (
         "Synced at 09:30. Update Careline to see 12 newer records: newer workstations made "
-        "them. 1 change waits until the clinic server's Careline is updated."
+        "them. 1 change waits until the other side's Careline is updated."
     )
 
 
