@@ -7,7 +7,9 @@ discovery is never trust). Subjects carry ids only, never clinic, user or patien
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -84,14 +86,81 @@ def create_ca(clinic_id: str) -> tuple[ec.EllipticCurvePrivateKey, str]:
     return key, cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
-def make_csr(key: ec.EllipticCurvePrivateKey, device_id: str) -> str:
-    """A certificate signing request for a device key."""
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(_name(f"careline-device-{device_id}"))
-        .sign(key, hashes.SHA256())
+@dataclass(frozen=True)
+class ReplicaBinding:
+    """The replica a device certificate speaks for: the origin of the ops it signs, and
+    the Yjs client id those ops' document changes are made under."""
+
+    replica_id: str
+    yjs_client: int
+
+    def uris(self) -> list[x509.GeneralName]:
+        """As subject-alternative-name URIs."""
+        return [
+            x509.UniformResourceIdentifier(f"{_REPLICA_URI}{self.replica_id}"),
+            x509.UniformResourceIdentifier(f"{_YJS_URI}{self.yjs_client}"),
+        ]
+
+
+_REPLICA_URI = "urn:careline:replica:"
+_YJS_URI = "urn:careline:yjs:"
+_REPLICA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+
+def _binding(extensions: x509.Extensions) -> ReplicaBinding | None:
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    replicas = [u.removeprefix(_REPLICA_URI) for u in uris if u.startswith(_REPLICA_URI)]
+    clients = [u.removeprefix(_YJS_URI) for u in uris if u.startswith(_YJS_URI)]
+    if not replicas and not clients:
+        return None
+    if len(replicas) != 1 or len(clients) != 1:
+        raise CertificateError("the certificate must name exactly one replica and Yjs client")
+    if _REPLICA_ID.fullmatch(replicas[0]) is None or not clients[0].isdigit():
+        raise CertificateError("the certificate names a malformed replica or Yjs client")
+    client = int(clients[0])
+    if not 0 < client < 2**53:
+        raise CertificateError("the certificate names a Yjs client id out of range")
+    return ReplicaBinding(replicas[0], client)
+
+
+def make_csr(
+    key: ec.EllipticCurvePrivateKey, device_id: str, binding: ReplicaBinding | None = None
+) -> str:
+    """A certificate signing request for a device key, naming the replica it will sign for."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        _name(f"careline-device-{device_id}")
     )
+    if binding is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(binding.uris()), False)
+    csr = builder.sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def csr_binding(csr_pem: str) -> ReplicaBinding | None:
+    """The replica a certificate request asks to be bound to (None: an older Careline's
+    request, which names none); CertificateError if malformed."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
+        return _binding(csr.extensions)
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
+        raise CertificateError(f"the certificate request is malformed: {exc}") from None
+
+
+def binding_of(cert: x509.Certificate) -> ReplicaBinding | None:
+    """The replica a device certificate is bound to (None: issued before op signing)."""
+    return _binding(cert.extensions)
+
+
+def load_certificate(cert_pem: str) -> x509.Certificate:
+    """Parse a PEM certificate; CertificateError if malformed."""
+    try:
+        return x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
+        raise CertificateError(f"the certificate is malformed: {exc}") from None
 
 
 def sign_device(
@@ -112,9 +181,10 @@ def sign_device(
         raise CertificateError("the certificate request's signature is not valid")
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CertificateError("the certificate request must carry an elliptic-curve key")
+    binding = _binding(csr.extensions)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(f"careline-device-{device_id}"))
         .issuer_name(ca_cert.subject)
@@ -129,8 +199,12 @@ def sign_device(
             ),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if binding is not None:
+        # The replica whose ops this key signs (core.crypto.op_signature); the CA checks
+        # that no other device is bound to it before calling this.
+        builder = builder.add_extension(x509.SubjectAlternativeName(binding.uris()), False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
@@ -201,3 +275,70 @@ def fingerprint(cert_pem: str) -> str:
     """SHA-256 fingerprint, colon-separated hex, as operators compare them."""
     cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+# ----- revocation lists ------------------------------------------------------------------
+
+CRL_DAYS = 3650  # a clinic CRL is replaced at every revocation, not on a schedule
+
+
+@dataclass(frozen=True)
+class Revocations:
+    """A clinic CA's signed list of revoked device certificates: serial -> revoked at."""
+
+    number: int
+    revoked: dict[int, dt.datetime]
+    pem: str
+
+
+def make_crl(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert_pem: str,
+    revoked: dict[int, dt.datetime],
+    number: int,
+) -> str:
+    """An X.509 CRL signed by the clinic CA, numbered so a newer one replaces an older one.
+
+    Relays pass it on unchanged; every replica checks the CA's signature, so a relay can
+    neither forge a revocation nor hide one it passed on.
+    """
+    ca = load_certificate(ca_cert_pem)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=CRL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    crl = builder.sign(ca_key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def read_crl(crl_pem: str, ca_cert_pem: str) -> Revocations:
+    """Check a CRL's signature against the clinic CA and read it; CertificateError if it is
+    malformed or was not signed by this CA."""
+    ca = load_certificate(ca_cert_pem)
+    try:
+        crl = x509.load_pem_x509_crl(crl_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise CertificateError(f"the revocation list is malformed: {exc}") from None
+    key = ca.public_key()
+    if crl.issuer != ca.subject or not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CertificateError("the revocation list was not issued by this clinic's CA")
+    try:
+        signed = crl.is_signature_valid(key)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        signed = False
+    if not signed:
+        raise CertificateError("the revocation list's signature does not verify against this CA")
+    try:
+        number = int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except x509.ExtensionNotFound:
+        raise CertificateError("the revocation list carries no number") from None
+    revoked = {int(r.serial_number): r.revocation_date_utc for r in crl}
+    return Revocations(number, revoked, crl_pem)

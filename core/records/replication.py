@@ -11,12 +11,12 @@ version does not know, and fields it does not know, are stored and relayed uncha
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import sqlcipher3
 
-from core.records import crdt
+from core.records import crdt, op_trust
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
@@ -47,6 +47,9 @@ class ApplyResult:
     applied: int
     duplicates: int
     records: tuple[str, ...]
+    # Ops refused by verification (core.records.op_trust), kept aside: (origin, seq, why).
+    # Their origins' later ops in the batch wait (not applied, not counted).
+    quarantined: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,17 @@ def ops_for(db: Database, remote_vv: dict[str, int], limit: int) -> list[oplog.O
     return oplog.ops_after(db, remote_vv, limit)
 
 
-def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
-    """Apply remote ops idempotently, all or nothing."""
+def apply_ops(
+    db: Database,
+    ops: list[oplog.Op],
+    session_actor: str,
+    certificates: Sequence[str] = (),
+    source: str = "",
+) -> ApplyResult:
+    """Apply remote ops idempotently, all or nothing, each verified first
+    (core.records.op_trust): an op that fails is quarantined with its reason, and its
+    origin's later ops in the batch wait. ``certificates`` are device certificates sent
+    with the ops; ``source`` names where they came from, for the quarantine."""
     held = oplog.version_vector(db)
     fresh = [op for op in ops if op.seq > held.get(op.origin, 0)]
     if not fresh:
@@ -95,15 +107,25 @@ def apply_ops(db: Database, ops: list[oplog.Op], session_actor: str) -> ApplyRes
     details = {"ops": len(fresh), "origins": origins}
     try:
         with db.write(session_actor, "sync.apply", "oplog", ",".join(origins), details) as tx:
-            return _apply(tx, ops)
+            return _apply(tx, ops, certificates, source or session_actor)
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     except sqlcipher3.IntegrityError as exc:
         raise ApplyError(_unstorable(exc)) from exc
 
 
-def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
+def _apply(
+    tx: Transaction, ops: list[oplog.Op], certificates: Sequence[str], source: str
+) -> ApplyResult:
     me = oplog.identity(tx)
+    trust = op_trust.replica_trust(tx)
+    if trust is None:
+        raise ApplyError(
+            "this workstation has joined no clinic (it holds no clinic certificate to "
+            "check the ops' signatures against): enroll with the clinic server or pair "
+            "with a clinic workstation first"
+        )
+    op_trust.keep_certificates(tx, trust.learn_certificates(certificates))
     held = oplog.version_vector(tx)
     # Every record the new ops touch, read up front in a few queries (nothing in this
     # transaction writes record_states before the ops are checked).
@@ -116,12 +138,18 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
             record_id, type_name, stored.get(record_id), me.client_id
         ),
         lambda op: _check_same_as_held(tx, op),
+        trust,
     )
     if checked.fresh:
         oplog.insert_remote(tx, checked.fresh)
         oplog.observe(tx, max(op.hlc for op in checked.fresh), me.replica_id)
+        op_trust.release(tx, checked.fresh)
+    op_trust.quarantine(tx, checked.quarantined, source)
     store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in checked.docs.items()))
-    return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
+    return ApplyResult(
+        len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)),
+        checked.refusals(),
+    )  # fmt: skip
 
 
 @dataclass
@@ -131,6 +159,12 @@ class CheckedBatch:
     fresh: list[oplog.Op]
     duplicates: int
     docs: dict[str, tuple[str, Loaded]]
+    # Ops refused by verification, with why: kept aside by the caller, never applied.
+    quarantined: list[tuple[oplog.Op, str]] = field(default_factory=list)
+
+    def refusals(self) -> tuple[tuple[str, int, str], ...]:
+        """(origin, seq, why) of each quarantined op."""
+        return tuple((op.origin, op.seq, why) for op, why in self.quarantined)
 
 
 def check_batch(
@@ -139,19 +173,26 @@ def check_batch(
     own_origin: str | None,
     load: Callable[[str, str], Loaded],
     same_as_held: Callable[[oplog.Op], None],
+    trust: op_trust.Trust,
 ) -> CheckedBatch:
     """Check a batch against what a replica holds and apply it to the loaded documents.
 
     Storage-independent (SQLCipher replicas and the server's PostgreSQL store share it):
     ``held`` is the replica's version vector, ``load(record_id, type)`` its document of a
     record (raising RecordTypeMismatchError for another type), ``same_as_held(op)`` refuses
-    a duplicate that differs from the op held. Raises ApplyError or GapError; the caller
-    then rolls back, so a refused batch changes nothing.
+    a duplicate that differs from the op held, ``trust`` verifies each op's signature and
+    author (core.records.op_trust). Raises ApplyError or GapError for a batch that breaks
+    the protocol; the caller then rolls back, so a refused batch changes nothing. An op
+    that fails verification is returned in ``quarantined`` and its origin stops there for
+    this batch (its later ops build on it, so they wait for it).
     """
     held = dict(held)
     docs: dict[str, tuple[str, Loaded]] = {}
     fresh: list[oplog.Op] = []
     duplicates = 0
+    verdicts = op_trust.verify([op for op in ops if op.seq > held.get(op.origin, 0)], trust)
+    stopped: set[str] = set()
+    quarantined: list[tuple[oplog.Op, str]] = []
     for op in ops:
         # An op of a record type this version does not know (a newer replica's) is kept
         # and relayed like any other: refusing it would stop sync with every newer replica.
@@ -165,10 +206,17 @@ def check_batch(
             raise ApplyError(f"op {op.origin}:{op.seq} is refused: {skew}")
         if op.origin == own_origin:
             raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
+        if op.origin in stopped:
+            continue
         if op.seq != have + 1:
             raise oplog.GapError(
                 f"op {op.origin}:{op.seq} arrived before {op.origin}:{have + 1}; refusing the gap"
             )
+        refused = verdicts.get((op.origin, op.seq)) or op_trust.author_problem(op, trust)
+        if refused is not None:
+            quarantined.append((op, refused))
+            stopped.add(op.origin)
+            continue
         if op.record_id not in docs:
             docs[op.record_id] = (op.record_type, load(op.record_id, op.record_type))
         type_name, loaded = docs[op.record_id]
@@ -205,9 +253,15 @@ def check_batch(
                 broken = rule.violation(protected, doc, crdt.covers(op.deps, before))
             if broken is not None:
                 raise ApplyError(f"op {op.origin}:{op.seq} {broken} ({op.record_id}); refusing it")
+        if type_name == "user":
+            # An account made earlier in the batch may author the batch's later ops.
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                name = crdt.winner(doc, "username")
+            if name is not None and isinstance(name.value, str):
+                op_trust.note_batch_users(trust, [name.value])
         held[op.origin] = op.seq
         fresh.append(op)
-    return CheckedBatch(fresh, duplicates, docs)
+    return CheckedBatch(fresh, duplicates, docs, quarantined)
 
 
 @contextlib.contextmanager

@@ -353,9 +353,53 @@ CREATE TABLE unknown_records (
 INSERT INTO unknown_records (id, type, parts) SELECT id, type, 'recheck' FROM record_states;
 """
 
+# V8: device-signed ops (core.crypto.op_signature, core.records.op_trust). Each op keeps
+# the chain value before it, its signature and who signed it ('' for ops made before
+# signing: their origin signs its own once it holds a bound certificate, and the clinic
+# CA vouches for the rest; see README "Signed ops"). Certificates of the clinic's devices
+# travel with the ops they signed and are kept here; ops refused by verification are
+# kept aside with their reason, and refusals of our own ops reported by the other side.
+_V8 = """
+ALTER TABLE oplog ADD COLUMN prev BLOB NOT NULL DEFAULT x'';
+ALTER TABLE oplog ADD COLUMN sig BLOB NOT NULL DEFAULT x'';
+ALTER TABLE oplog ADD COLUMN signer TEXT NOT NULL DEFAULT '';
+CREATE TABLE device_certs (
+    replica_id TEXT PRIMARY KEY,
+    yjs_client INTEGER NOT NULL,
+    serial TEXT NOT NULL,
+    certificate TEXT NOT NULL
+);
+CREATE TABLE quarantine (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    doc_update BLOB NOT NULL,
+    deps BLOB NOT NULL,
+    hlc TEXT NOT NULL,
+    author TEXT NOT NULL,
+    prev BLOB NOT NULL,
+    sig BLOB NOT NULL,
+    signer TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    received_from TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (origin, seq)
+);
+CREATE TABLE refused_elsewhere (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    refused_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (origin, seq, refused_by)
+);
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
-    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7),
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.store import op_signer
 from core.store.database import Database, Transaction
 
 HLC_WALL_DIGITS = 13
@@ -47,6 +48,13 @@ class Op:
     deps: bytes
     hlc: str
     author: str
+    # Signature (core.crypto.op_signature): the chain value before this op, the raw
+    # signature over this op's chain value, and who signed: "device" (the origin's device
+    # key), "clinic-ca" (the clinic CA: the server's own ops, and ops it vouches for), or
+    # "" (made before signing; see core.store.op_signer).
+    prev: bytes = b""
+    sig: bytes = b""
+    signer: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,12 +168,21 @@ def _set_seq(tx: Transaction, origin: str, seq: int) -> None:
     )
 
 
+_INSERT_OP = (
+    "INSERT INTO oplog (origin, seq, record_id, record_type, doc_update, deps, hlc, author, "
+    "prev, sig, signer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+OP_COLUMNS = "origin, seq, record_id, record_type, doc_update, deps, hlc, author, prev, sig, signer"
+
+
+def op_row(o: Op) -> tuple[Any, ...]:
+    """An op as the values of :data:`OP_COLUMNS`."""
+    return (o.origin, o.seq, o.record_id, o.record_type, o.update, o.deps, o.hlc, o.author,
+            o.prev, o.sig, o.signer)  # fmt: skip
+
+
 def _insert(tx: Transaction, op: Op) -> None:
-    tx.execute(
-        "INSERT INTO oplog (origin, seq, record_id, record_type, doc_update, deps, hlc, author) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (op.origin, op.seq, op.record_id, op.record_type, op.update, op.deps, op.hlc, op.author),
-    )
+    tx.execute(_INSERT_OP, op_row(op))
     _set_seq(tx, op.origin, op.seq)
 
 
@@ -182,21 +199,14 @@ def append_local(
     """Append a local change with the next seq of this replica."""
     rows = tx.query("SELECT seq FROM version_vector WHERE origin = ?", (origin,))
     seq = int(rows[0][0]) + 1 if rows else 1
-    op = Op(origin, seq, record_id, record_type, update, deps, hlc, author)
+    op = op_signer.sign_new(tx, Op(origin, seq, record_id, record_type, update, deps, hlc, author))
     _insert(tx, op)
     return op
 
 
 def insert_remote(tx: Transaction, ops: list[Op]) -> None:
     """Record ops received from other replicas (already checked to be the next ones)."""
-    tx.executemany(
-        "INSERT INTO oplog (origin, seq, record_id, record_type, doc_update, deps, hlc, author) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (o.origin, o.seq, o.record_id, o.record_type, o.update, o.deps, o.hlc, o.author)
-            for o in ops
-        ],
-    )
+    tx.executemany(_INSERT_OP, [op_row(o) for o in ops])
     top: dict[str, int] = {}
     for o in ops:
         top[o.origin] = max(top.get(o.origin, 0), o.seq)
@@ -221,7 +231,7 @@ def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:
         if seq <= since:
             continue
         for row in db.query(
-            "SELECT rowid, origin, seq, record_id, record_type, doc_update, deps, hlc, author "
+            f"SELECT rowid, {OP_COLUMNS} "
             "FROM oplog WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (origin, since, seq, limit),
         ):
@@ -230,11 +240,15 @@ def ops_after(db: Database, remote_vv: dict[str, int], limit: int) -> list[Op]:
     return [op for _, op in picked[:limit]]
 
 
-def _op(row: Any) -> Op:
+def op_from_row(row: Any) -> Op:
+    """An op from the values of :data:`OP_COLUMNS`."""
     return Op(
         str(row[0]), int(row[1]), str(row[2]), str(row[3]), bytes(row[4]), bytes(row[5]),
-        str(row[6]), str(row[7]),
+        str(row[6]), str(row[7]), bytes(row[8]), bytes(row[9]), str(row[10]),
     )  # fmt: skip
+
+
+_op = op_from_row
 
 
 def raise_floor(tx: Transaction, origin: str, seq: int) -> None:

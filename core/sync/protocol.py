@@ -155,6 +155,12 @@ def _author(value: Any, where: str) -> str:
     return value
 
 
+def _printable(text: str) -> str:
+    """``text`` with control and format characters replaced: a reason from the other side
+    is shown to people and must not be able to fake a line."""
+    return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
+
+
 def _count(value: Any, where: str, maximum: int = 2**62) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
         raise ProtocolError("malformed", f"{where} must be an integer from 0 to {maximum}")
@@ -295,6 +301,9 @@ def op_to_wire(op: Op) -> dict[str, Any]:
         "deps": _b64(op.deps),
         "hlc": op.hlc,
         "author": op.author,
+        "prev": _b64(op.prev),
+        "sig": _b64(op.sig),
+        "signer": op.signer,
     }
 
 
@@ -323,7 +332,77 @@ def op_from_wire(value: Any, index: int) -> Op:
         deps=_unb64(value.get("deps"), f"{where}.deps", 64 * 1024),
         hlc=str(hlc),
         author=author,
+        # Absent in version 1 (Careline 0.1.0 signs nothing): the op is then unsigned.
+        prev=_unb64(value.get("prev", ""), f"{where}.prev", 32),
+        sig=_unb64(value.get("sig", ""), f"{where}.sig", 64),
+        signer=_signer(value.get("signer", ""), f"{where}.signer"),
     )
+
+
+def _signer(value: Any, where: str) -> str:
+    if value not in ("", "device", "clinic-ca"):
+        raise ProtocolError("malformed", f'{where} must be "", "device" or "clinic-ca"')
+    return str(value)
+
+
+MAX_CERTIFICATES = 1000
+MAX_PEM_CHARS = 16 * 1024
+MAX_CRL_CHARS = 4 * 1024 * 1024
+
+
+def certificates_from_wire(value: Any, where: str = "certificates") -> list[str]:
+    """Device certificates (PEM) sent with ops; each is checked against the clinic CA
+    before use, so here only the shape is checked."""
+    if value is None:
+        return []
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_CERTIFICATES
+        or not all(isinstance(v, str) and v.isascii() and len(v) <= MAX_PEM_CHARS for v in value)
+    ):
+        raise ProtocolError(
+            "malformed", f"{where} must be a list of at most {MAX_CERTIFICATES} PEM certificates"
+        )
+    return list(value)
+
+
+def crl_from_wire(value: Any, where: str = "crl") -> str | None:
+    """The clinic CA's revocation list (PEM), checked against the CA before use."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isascii() or len(value) > MAX_CRL_CHARS:
+        raise ProtocolError("malformed", f"{where} must be a PEM revocation list")
+    return value
+
+
+def refusals_to_wire(refusals: Sequence[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """Ops the sender refused and keeps aside: (origin, seq, why)."""
+    return [{"origin": o, "seq": s, "reason": r} for o, s, r in refusals]
+
+
+def refusals_from_wire(value: Any, where: str = "quarantined") -> list[tuple[str, int, str]]:
+    """The other side's refusals of ops (bounded, each reason cut to 500 characters)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_OPS_PER_MESSAGE:
+        raise ProtocolError("malformed", f"{where} must be a list of refused ops")
+    out: list[tuple[str, int, str]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("reason"), str):
+            raise ProtocolError("malformed", f"{where}[{i}] must name an op and a reason")
+        origin = _ident(item.get("origin"), f"{where}[{i}].origin")
+        seq = _count(item.get("seq"), f"{where}[{i}].seq")
+        out.append((origin, seq, _printable(item["reason"])[:500]))
+    return out
+
+
+def origins_from_wire(value: Any, where: str) -> list[str]:
+    """A list of replica ids."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_ORIGINS:
+        raise ProtocolError("malformed", f"{where} must be a list of replica ids")
+    return [_ident(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
 def ops_from_wire(value: Any) -> list[Op]:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from core.crypto import certs
 from core.records import replication
 from core.store import oplog
 from core.store.audit_chain import Head
@@ -31,6 +32,8 @@ class Responder:
         actor: str = "sync",
         revoked_serials: Callable[[], list[int]] | None = None,
         audit_anchor: Callable[[Head | None, list[bytes] | None], Anchoring] | None = None,
+        vouch: Callable[[list[oplog.Op]], list[oplog.Op]] | None = None,
+        peer: str = "",
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         self.actor = actor
@@ -41,6 +44,11 @@ class Responder:
         # workstation's database (core.sync.audit_anchor): it answers a query with the head
         # it holds, and records a head the device offers with proof that it extends it.
         self._audit_anchor = audit_anchor
+        # The clinic server vouches (signs with the clinic CA) for the unsigned ops a
+        # device running Careline 0.1.0 pushes over its authenticated connection; None:
+        # unsigned ops are verified like any other, so they are quarantined.
+        self._vouch = vouch
+        self._peer = peer or actor  # where pushed ops came from, for the quarantine
 
     def handle(self, request: bytes) -> bytes:
         """Process one request; always returns a reply (possibly an error), written in the
@@ -56,6 +64,9 @@ class Responder:
                 reply, version = p.version_error_reply(exc)
             else:
                 reply = {"type": "error", "code": exc.code, "message": str(exc)}
+        except certs.CertificateError as exc:
+            log.info("refused sync request: %s", exc)
+            reply = {"type": "error", "code": "refused", "message": str(exc)}
         except replication.ApplyError as exc:
             log.info("refused sync batch: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
@@ -76,6 +87,10 @@ class Responder:
         head = p.head_from_wire(message.get("audit_head"), "audit_head")
         query = message.get("audit_query") is True
         proof = p.proof_from_wire(message.get("audit_proof"), MAX_PROOF_ENTRIES, MAX_ENTRY_BYTES)
+        requester = message.get("replica")
+        # Origins the requester quarantined this session: their next ops would only wait
+        # behind the refused one, and would crowd out every other origin's.
+        skip = p.origins_from_wire(message.get("skip"), "skip")
         vectors: list[dict[str, int]] = []
 
         def fetch(after: dict[str, int]) -> list[oplog.Op]:
@@ -83,8 +98,11 @@ class Responder:
             vectors.append(vector)
             return ops
 
+        asked = dict(remote)
+        for origin in skip:
+            asked[origin] = 2**62
         try:
-            ops, held_back = p.sendable(fetch, remote, version)
+            ops, held_back = p.sendable(fetch, asked, version)
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
         if held_back:
@@ -103,6 +121,11 @@ class Responder:
             # Held-back origins may leave a short batch with more to come from the others.
             "more": len(ops) > len(sent) or bool(held_back and sent),
         }
+        self._add_trust(reply, [op.origin for op in sent])
+        if isinstance(requester, str):
+            refusals = self.store.refusals_of(p.origins_from_wire([requester], "replica")[0])
+            if refusals:
+                reply["quarantined"] = p.refusals_to_wire(refusals[: p.MAX_OPS_PER_MESSAGE])
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
         if self._audit_anchor is not None and (head is not None or query):
@@ -114,15 +137,33 @@ class Responder:
                 reply["audit_anchor_moved"] = anchoring.moved
         return reply
 
+    def _add_trust(self, reply: dict[str, Any], origins: list[str]) -> None:
+        """Certificates of the ops' origins and the clinic's revocation list, so the
+        receiver can verify them (and relay them on) whoever it later meets."""
+        pems, crl = self.store.trust_material(sorted(set(origins)))
+        if pems:
+            reply["certificates"] = pems
+        if crl is not None:
+            reply["crl"] = crl
+
     def _on_push(self, message: dict[str, Any], version: int) -> dict[str, Any]:
         ops = p.ops_from_wire(message.get("ops"))
-        result, vector = self.store.push(ops, self.actor)
-        return {
+        pems = p.certificates_from_wire(message.get("certificates"))
+        crl = p.crl_from_wire(message.get("crl"))
+        if crl is not None:
+            self.store.keep_crl(crl)
+        if self._vouch is not None and version < 2:
+            ops = self._vouch(ops)
+        result, vector = self.store.push(ops, self.actor, pems, self._peer)
+        reply: dict[str, Any] = {
             "type": "ack",
             "vv": p.vv_to_wire(vector),
             "applied": result.applied,
             "duplicates": result.duplicates,
         }
+        if result.quarantined:
+            reply["quarantined"] = p.refusals_to_wire(result.quarantined)
+        return reply
 
     def _on_snapshot(self, message: dict[str, Any], version: int) -> dict[str, Any]:
         after = p.after_from_wire(message.get("after"), "after")

@@ -17,14 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.crypto.certs import CertificateError
 from core.errors import CarelineError
-from core.records import changeset, replication
+from core.records import changeset, op_trust, replication
 from core.records.changeset import Changes
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
 from core.sync import audit_anchor
 from core.sync import protocol as p
+from core.sync.stores import keep_crl
 from core.sync.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,10 @@ class SyncReport:
     # because it runs an older Careline that cannot store their record types.
     protocol: int = p.VERSION
     held_back: int = 0
+    # Ops the other side sent that failed verification, kept aside here (core.records.
+    # op_trust); and ops of ours the other side refused (it says why).
+    quarantined: int = 0
+    refused: list[tuple[str, int, str]] = field(default_factory=list)
     # The records this session changed here (pulled ops and snapshot pages), by type; set
     # when the session ends.
     changes: Changes = field(default_factory=Changes)
@@ -77,6 +83,8 @@ class SyncReport:
             "audit_problem": self.audit_problem,
             "protocol": self.protocol,
             "held_back": self.held_back,
+            "quarantined": self.quarantined,
+            "refused": [{"origin": o, "seq": s, "reason": r} for o, s, r in self.refused],
             "changed": self.changes.counts(),
         }
 
@@ -92,10 +100,13 @@ class SyncSession:
         batch: int = DEFAULT_BATCH,
         on_revoked: Callable[[list[int]], object] | None = None,
         on_progress: Callable[[SyncReport], object] | None = None,
+        peer: str = "the other side",
     ) -> None:
         self.db = db
         self.transport = transport
         self.actor = actor
+        self.peer = peer  # who the other side is, as quarantine and refusal notes name it
+        self._skip: set[str] = set()  # origins quarantined here this session
         self.batch = max(1, min(batch, p.MAX_OPS_PER_MESSAGE))
         self.report = SyncReport()
         self._remote_vv: dict[str, int] = {}
@@ -188,7 +199,10 @@ class SyncSession:
                 "type": "pull",
                 "vv": p.vv_to_wire(held),
                 "max_ops": self.batch,
+                "replica": replication.replica_id(self.db),
             }
+            if self._skip:
+                request["skip"] = sorted(self._skip)
             offering = self._offer_head and not self._head_sent
             head = audit_anchor.local_head(self.db) if offering else None
             if offering and head is None:
@@ -212,17 +226,28 @@ class SyncSession:
             remote_vv = p.vv_from_wire(reply.get("vv"))
             if self._on_revoked is not None and "revoked_serials" in reply:
                 self._on_revoked(p.serials_from_wire(reply["revoked_serials"]))
+            self._keep_trust(reply)
+            self._note_refused(reply)
             # Everything the other side holds beyond what we held when asking is on its way
             # (this batch included); our own unpushed ops do not count against it.
             self.report.expected_ops = self.report.pulled + sum(
                 max(seq - held.get(origin, 0), 0) for origin, seq in remote_vv.items()
             )
-            result = replication.apply_ops(self.db, ops, self.actor)
+            result = replication.apply_ops(
+                self.db, ops, self.actor, p.certificates_from_wire(reply.get("certificates")),
+                self.peer,
+            )  # fmt: skip
             self.report.pulled += result.applied
             self.report.duplicates += result.duplicates
             self._touched.update(result.records)
             self._remote_vv = remote_vv
             self._progress()
+            if result.quarantined:
+                self.report.quarantined += len(result.quarantined)
+                self._skip.update(origin for origin, _, _ in result.quarantined)
+                for origin, seq, why in result.quarantined:
+                    log.warning("quarantined op %s:%s from %s: %s", origin, seq, self.peer, why)
+                continue  # ask again without those origins: the others may have more
             if self._offer_head and not self._head_sent:
                 continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:
@@ -276,12 +301,46 @@ class SyncSession:
             ops = p.fit(found)
             if not ops:
                 return
-            reply = self._ask({"type": "push", "ops": [p.op_to_wire(o) for o in ops]}, ("ack",))
+            message: dict[str, Any] = {"type": "push", "ops": [p.op_to_wire(o) for o in ops]}
+            pems = op_trust.certificates_for(self.db, [o.origin for o in ops])
+            if pems:
+                message["certificates"] = pems
+            crl = op_trust.crl_of(self.db)
+            if crl is not None:
+                message["crl"] = crl
+            reply = self._ask(message, ("ack",))
             self.report.pushed += _count(reply.get("applied"))
             new_remote = p.vv_from_wire(reply.get("vv"))
+            refused = self._note_refused(reply)
+            for origin, _, _ in refused:
+                # The rest of that origin's ops wait behind the refused one: not resent now.
+                new_remote[origin] = max(new_remote.get(origin, 0), 2**62)
             if new_remote == remote:
                 raise SyncError("the other side accepted none of our ops; stopping")
             remote = new_remote
+
+    def _keep_trust(self, reply: dict[str, Any]) -> None:
+        """Keep the clinic's revocation list the other side sent, if it is newer and the
+        clinic CA's; a forged one is refused loudly."""
+        crl = p.crl_from_wire(reply.get("crl"))
+        if crl is None:
+            return
+        try:
+            keep_crl(self.db, crl, self.actor)
+        except CertificateError as exc:
+            problem = f"the other side sent a revocation list that is not valid: {exc}"
+            raise SyncError(problem) from None
+
+    def _note_refused(self, reply: dict[str, Any]) -> list[tuple[str, int, str]]:
+        """Refusals the other side reports; those of our own ops are kept and shown."""
+        refused = p.refusals_from_wire(reply.get("quarantined"))
+        if refused:
+            op_trust.note_refused_elsewhere(self.db, refused, self.peer, self.actor)
+            mine = replication.replica_id(self.db)
+            for item in refused:
+                if item[0] == mine and item not in self.report.refused:
+                    self.report.refused.append(item)
+        return refused
 
 
 def held_back_notice(held_back: int) -> str | None:

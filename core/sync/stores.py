@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from core.records import replication
+from core.crypto import certs
+from core.records import op_trust, replication
 from core.store import oplog
 from core.store.audit_chain import Head
 from core.store.database import Database, Transaction
@@ -44,9 +45,28 @@ class SyncStore(Protocol):
         ...
 
     def push(
-        self, ops: list[oplog.Op], session_actor: str
+        self,
+        ops: list[oplog.Op],
+        session_actor: str,
+        certificates: Sequence[str] = (),
+        source: str = "",
     ) -> tuple[replication.ApplyResult, dict[str, int]]:
-        """:meth:`apply_ops` and the version vector after it."""
+        """:meth:`apply_ops` (verifying each op, with the device ``certificates`` sent along)
+        and the version vector after it."""
+        ...
+
+    def trust_material(self, origins: Sequence[str]) -> tuple[list[str], str | None]:
+        """Device certificates of ``origins`` held here, and the clinic's revocation list,
+        to send with ops (relays pass them on; receivers check them against the CA)."""
+        ...
+
+    def keep_crl(self, crl_pem: str) -> None:
+        """Keep the clinic CA's revocation list if newer than the one held (CertificateError
+        if it is not the CA's)."""
+        ...
+
+    def refusals_of(self, origin: str) -> list[tuple[str, int, str]]:
+        """Ops of ``origin`` this replica quarantined: (origin, seq, why)."""
         ...
 
     def snapshot_size(self) -> int:
@@ -80,9 +100,15 @@ class DatabaseStore:
         """Ops the holder of ``remote_vv`` lacks."""
         return replication.ops_for(self.db, remote_vv, limit)
 
-    def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> replication.ApplyResult:
-        """Apply a batch idempotently, all or nothing."""
-        return replication.apply_ops(self.db, ops, session_actor)
+    def apply_ops(
+        self,
+        ops: list[oplog.Op],
+        session_actor: str,
+        certificates: Sequence[str] = (),
+        source: str = "",
+    ) -> replication.ApplyResult:
+        """Apply a batch idempotently, all or nothing, each op verified first."""
+        return replication.apply_ops(self.db, ops, session_actor, certificates, source)
 
     def snapshot_page(self, after: str | None, limit: int) -> replication.SnapshotPage:
         """A page of record states in id order."""
@@ -101,10 +127,29 @@ class DatabaseStore:
         return self.ops_for(remote_vv, limit), self.version_vector()
 
     def push(
-        self, ops: list[oplog.Op], session_actor: str
+        self,
+        ops: list[oplog.Op],
+        session_actor: str,
+        certificates: Sequence[str] = (),
+        source: str = "",
     ) -> tuple[replication.ApplyResult, dict[str, int]]:
         """:meth:`apply_ops` and the version vector after it."""
-        return self.apply_ops(ops, session_actor), self.version_vector()
+        result = self.apply_ops(ops, session_actor, certificates, source)
+        return result, self.version_vector()
+
+    def trust_material(self, origins: Sequence[str]) -> tuple[list[str], str | None]:
+        """Certificates of ``origins`` and the revocation list held here."""
+        return op_trust.certificates_for(self.db, origins), op_trust.crl_of(self.db)
+
+    def keep_crl(self, crl_pem: str) -> None:
+        """Keep a newer revocation list of this replica's clinic CA (audited when kept)."""
+        keep_crl(self.db, crl_pem, "sync")
+
+    def refusals_of(self, origin: str) -> list[tuple[str, int, str]]:
+        """Ops of ``origin`` quarantined here."""
+        return [
+            (q.origin, q.seq, q.reason) for q in op_trust.quarantined(self.db) if q.origin == origin
+        ]
 
     def anchor_audit(
         self, device: str, head: Head | None, proof: Sequence[bytes] | None = None
@@ -141,6 +186,20 @@ class DatabaseStore:
     def _recorded(key: str, db: Database | Transaction) -> Head | None:
         rows = db.query("SELECT value FROM meta WHERE key = ?", (key,))
         return Head.parse(str(rows[0][0])) if rows else None
+
+
+def keep_crl(db: Database, crl_pem: str, actor: str) -> bool:
+    """Keep ``crl_pem`` if it is this replica's clinic CA's and newer than the one held
+    (audited); CertificateError if it is not the CA's. True if kept."""
+    trust_ca = op_trust.clinic_ca(db)
+    if trust_ca is None:
+        raise certs.CertificateError("this replica has joined no clinic")
+    number = certs.read_crl(crl_pem, trust_ca).number
+    held = op_trust.crl_of(db)
+    if held is not None and certs.read_crl(held, trust_ca).number >= number:
+        return False
+    with db.write(actor, "device.revocations", "crl", str(number)) as tx:
+        return op_trust.keep_crl(tx, crl_pem, trust_ca)
 
 
 class _MovedMeanwhile(Exception):
