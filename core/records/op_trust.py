@@ -35,6 +35,7 @@ from core.records import crdt
 from core.store import op_signer
 from core.store.database import Database, Transaction, utc_now
 from core.store.oplog import Op, parse_hlc
+from core.store.oplog import identity as oplog_identity
 
 CA_KEY = "clinic_ca"  # meta: the clinic CA certificate this replica trusts
 CRL_KEY = "clinic_crl"  # meta: the newest revocation list seen (PEM)
@@ -126,8 +127,8 @@ def _identity_problem(op: Op, trust: Trust) -> str | None:
         return f"its device was revoked on {revoked_at:%Y-%m-%d %H:%M} UTC, before the op"
     try:
         clients = crdt.decode_state_vector(pycrdt.get_state(op.update))
-    except (ValueError, RuntimeError) as exc:
-        return f"its update cannot be read ({exc})"
+    except (ValueError, RuntimeError):
+        return None  # malformed: check_batch refuses the whole batch, naming it
     others = sorted(c for c in clients if c != device.yjs_client)
     if others:
         return "it carries changes made by another replica (copied under a new origin)"
@@ -400,3 +401,31 @@ def refused_elsewhere(db: Database) -> list[tuple[str, int, str, str, str]]:
             "ORDER BY seen_at, seq"
         )
     ]
+
+
+def install_device(
+    db: Database, certificate: str, private_key_pem: str, ca_certificate: str, actor: str
+) -> int:
+    """Make this replica a device of the clinic whose CA is ``ca_certificate``: trust that
+    CA, and sign this replica's ops with ``private_key_pem`` when ``certificate`` is bound
+    to this replica (else ops stay unsigned until a bound one is installed). Ops made
+    before are signed now; returns how many (audited)."""
+    me = oplog_identity(db)
+    device = device_key(certificate, ca_certificate)
+    bound = device is not None and device.replica_id == me.replica_id
+    if bound and device is not None and device.yjs_client != me.client_id:
+        raise certs.CertificateError(
+            "the device certificate names another Yjs client than this replica's"
+        )
+    with db.write(actor, "device.signing", "device", me.replica_id, {"bound": bound}) as tx:
+        join_clinic(tx, ca_certificate)
+        if bound and device is not None:
+            op_signer.install(tx, "device", private_key_pem, ca_certificate)
+            keep_certificates(tx, [device])
+    return op_signer.sign_pending(db, actor)
+
+
+def binding_for(db: Database) -> certs.ReplicaBinding:
+    """What this replica's device certificate must be bound to."""
+    me = oplog_identity(db)
+    return certs.ReplicaBinding(me.replica_id, me.client_id)

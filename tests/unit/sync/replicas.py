@@ -22,6 +22,7 @@ from core.store.database import Database, Row
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncReport, SyncSession, sync
 from core.sync.transport import LocalTransport, TransportError
+from tests.clinic_identity import join_test_clinic
 
 Dump = dict[str, list[Row]]
 
@@ -40,13 +41,20 @@ PER_REPLICA: dict[str, str] = {
     # are compared by :func:`assert_converged`.
     "version_vector": "per-replica snapshot floors",
     "schema_version": "migration bookkeeping of this file, not clinic data",
+    # Certificates learnt along the way, ops kept aside and refusals reported: each replica
+    # meets different peers.
+    "device_certs": "certificates this replica has seen",
+    "quarantine": "ops refused here",
+    "refused_elsewhere": "this replica's ops others refused",
 }
 
 
 def new_replica(actor: str) -> ClinicRecords:
     """A fresh replica acting as ``actor``."""
     key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
-    return ClinicRecords(Database.in_memory(key), actor, FAST_PARAMS)
+    db = Database.in_memory(key)
+    join_test_clinic(db)
+    return ClinicRecords(db, actor, FAST_PARAMS)
 
 
 def _db(replica: ClinicRecords | Database) -> Database:
