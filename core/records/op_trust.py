@@ -66,6 +66,9 @@ class Trust:
     ca_key: ec.EllipticCurvePublicKey | None = None
     # Authors that may appear on ops signed by the clinic CA (the server's admin).
     server_authors: frozenset[str] = frozenset({"server-admin"})
+    # False while the replica holds no staff account at all: the clinic's first account is
+    # made by the person it is for (``careline init``), before any account exists.
+    any_users: bool = True
     _batch_users: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -194,7 +197,9 @@ def author_problem(op: Op, trust: Trust) -> str | None:
     """Why the op's author may not make it, or None."""
     if op.signer == "clinic-ca" and op.author in trust.server_authors:
         return None
-    if op.author == RECOVERY_AUTHOR and op.record_type == "user":
+    if op.record_type == "user" and (
+        op.author == RECOVERY_AUTHOR or (not trust.any_users and not trust._batch_users)
+    ):
         return None
     if op.author in trust._batch_users or trust.is_active_user(op.author):
         return None
@@ -242,7 +247,8 @@ def replica_trust(db: Database | Transaction) -> Trust | None:
         except certs.CertificateError:
             revoked = {}
     active = {str(u) for (u,) in db.query("SELECT username FROM users WHERE active = 1")}
-    return Trust(ca, devices, revoked, active.__contains__)
+    anyone = bool(db.query("SELECT 1 FROM users LIMIT 1"))
+    return Trust(ca, devices, revoked, active.__contains__, any_users=anyone)
 
 
 def clinic_ca(db: Database | Transaction) -> str | None:

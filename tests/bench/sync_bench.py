@@ -12,28 +12,34 @@ Every database is a real SQLCipher file in a temporary folder, opened as the app
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc
 
+from core.crypto import certs, op_signature
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
+from core.records import op_trust
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc, write
 from core.records.replication import apply_ops, ops_for
+from core.store import op_signer
 from core.store.database import Database
 from core.store.oplog import Op
 from core.sync import protocol
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic, test_ca
 
 APPLY_TARGET_OPS_PER_S = 5000
 HISTORIES = (1_000, 10_000, 100_000)
@@ -46,7 +52,54 @@ def _log(message: str) -> None:
 
 
 def _db(folder: Path, name: str) -> Database:
-    return Database.create(folder / name, SecureMemory.from_bytes(bytearray(os.urandom(32))))
+    """A SQLCipher replica that is a signing device of the (test) clinic, as an enrolled
+    workstation is: its ops are signed, and it verifies every op it receives."""
+    db = Database.create(folder / name, SecureMemory.from_bytes(bytearray(os.urandom(32))))
+    join_test_clinic(db, "bench")
+    return db
+
+
+@contextlib.contextmanager
+def _verification_off() -> Iterator[None]:
+    """For the side-by-side figure only: apply as if every op passed verification."""
+    saved = op_trust.verify, op_trust.author_problem
+    op_trust.verify = lambda ops, trust: {}
+    op_trust.author_problem = lambda op, trust: None
+    try:
+        yield
+    finally:
+        op_trust.verify, op_trust.author_problem = saved
+
+
+def signing_cost(ops: list[Op], certificates: list[str]) -> dict[str, Any]:
+    """Microseconds per op to sign, to verify one op on its own, and to verify a batch of
+    linked ops (one signature per run of an origin, SHA-256 per op)."""
+    key = certs.new_private_key()
+    clinic_ca = test_ca()[1]
+    clinic = op_signature.clinic_tag(clinic_ca)
+    chains = [op_signer.op_chain(clinic, op, op.prev) for op in ops]
+    start = time.perf_counter()
+    sigs = [op_signature.sign(key, c) for c in chains]
+    sign_s = time.perf_counter() - start
+    public = key.public_key()
+    start = time.perf_counter()
+    assert all(op_signature.verify(public, c, s) for c, s in zip(chains, sigs, strict=True))
+    verify_s = time.perf_counter() - start
+    trust = op_trust.Trust(clinic_ca, {}, {}, lambda author: True)
+    trust.learn_certificates(certificates)
+    start = time.perf_counter()
+    for i in range(0, len(ops), 500):
+        refused = op_trust.verify(ops[i : i + 500], trust)
+        assert not refused, refused
+    batch_s = time.perf_counter() - start
+    n = len(ops)
+    return {
+        "ops": n,
+        "sign_us_per_op": round(sign_s / n * 1e6, 1),
+        "verify_one_us_per_op": round(verify_s / n * 1e6, 1),
+        "verify_batch_us_per_op": round(batch_s / n * 1e6, 1),
+        "batch_vs_one_ratio": round(batch_s / verify_s, 3),
+    }
 
 
 def _bulk_history(db: Database, count: int, start: int) -> None:
@@ -98,11 +151,14 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
     """Remote apply into SQLCipher vs raw pycrdt apply of the same updates."""
     source = _db(folder, "apply-source.db")
     records = ClinicRecords(source, "bench", FAST_PARAMS)
+    records.add_user("bench", "Bench Author", "admin", "bench horse battery")  # a real author
     ids = [records.add_patient(f"Apply{i}", "G", "1980-01-01").id for i in range(patients)]
     for round_ in range(edits_each):
         for pid in ids:
             records.update_patient(pid, {"phone": f"555-{round_}"})
     ops: list[Op] = ops_for(source, {}, 10**9)
+    certificates = op_trust.certificates_for(source, [op.origin for op in ops])
+    signing = signing_cost(ops, certificates)
     source.close()
 
     start = time.perf_counter()
@@ -114,12 +170,19 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
         doc.apply_update(op.update)
     raw_s = time.perf_counter() - start
 
-    target = _db(folder, "apply-target.db")
-    start = time.perf_counter()
-    for i in range(0, len(ops), 500):
-        apply_ops(target, ops[i : i + 500], "bench")
-    careline_s = time.perf_counter() - start
-    target.close()
+    def timed_apply(name: str) -> float:
+        target = _db(folder, name)
+        start = time.perf_counter()
+        for i in range(0, len(ops), 500):
+            result = apply_ops(target, ops[i : i + 500], "bench", certificates)
+            assert result.applied == len(ops[i : i + 500]), result.quarantined[:3]
+        elapsed = time.perf_counter() - start
+        target.close()
+        return elapsed
+
+    careline_s = timed_apply("apply-target.db")
+    with _verification_off():
+        unverified_s = timed_apply("apply-target-unverified.db")
 
     wire_bytes = sum(
         len(
@@ -134,6 +197,10 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
     return {
         "ops": len(ops),
         "careline_ops_per_s": round(rate),
+        "verification": "on: every op's signature, device, revocation, Yjs client, author",
+        "without_verification_ops_per_s": round(len(ops) / unverified_s),
+        "verified_vs_unverified_ratio": round(careline_s / unverified_s, 3),
+        "signing": signing,
         "raw_pycrdt_ops_per_s": round(len(ops) / raw_s),
         "careline_vs_raw_ratio": round(careline_s / raw_s, 2),
         "target_ops_per_s": APPLY_TARGET_OPS_PER_S,
