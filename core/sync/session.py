@@ -244,10 +244,14 @@ class SyncSession:
             self._progress()
             if result.quarantined:
                 self.report.quarantined += len(result.quarantined)
+                skipped = len(self._skip)
                 self._skip.update(origin for origin, _, _ in result.quarantined)
                 for origin, seq, why in result.quarantined:
                     log.warning("quarantined op %s:%s from %s: %s", origin, seq, self.peer, why)
-                continue  # ask again without those origins: the others may have more
+                if len(self._skip) > skipped:
+                    continue  # ask again without those origins: the others may have more
+                if result.applied == 0:
+                    return  # an older peer resends them regardless: nothing more to get
             if self._offer_head and not self._head_sent:
                 continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:
