@@ -52,9 +52,6 @@ _PAGE_PROTECTION = {Access.NONE: 0x01, Access.READ: 0x02, Access.READ_WRITE: 0x0
 class PageCalls(Protocol):
     """Locking and protecting whole pages of this process's memory."""
 
-    lock_call: str
-    """The system call's name, for messages (``mlock``, ``VirtualLock``)."""
-
     raise_limit_hint: str
     """How to let the process lock more memory, for messages."""
 
@@ -74,7 +71,6 @@ class PageCalls(Protocol):
 class _PosixCalls:
     """libc's ``mlock``/``munlock``/``mprotect`` (Linux, macOS)."""
 
-    lock_call = "mlock"
     raise_limit_hint = POSIX_LIMIT_HINT
 
     def __init__(self, libc: ctypes.CDLL) -> None:
@@ -121,7 +117,6 @@ if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
     class _WindowsCalls:
         """kernel32's ``VirtualLock``/``VirtualUnlock``/``VirtualProtect``."""
 
-        lock_call = "VirtualLock"
         raise_limit_hint = WINDOWS_LIMIT_HINT
 
         def __init__(self, kernel32: ctypes.WinDLL) -> None:
