@@ -11,9 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.platform.file_lock import lock_fd, unlock_fd
+
 
 def fsync_dir(directory: Path) -> None:
-    """Make a rename or link in ``directory`` durable."""
+    """Make a rename or link in ``directory`` durable. Windows cannot open a directory to
+    fsync it (NTFS journals the rename itself), so there this does nothing."""
+    if sys.platform == "win32":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -21,46 +26,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
-    import msvcrt
-
-    def _lock_fd(fd: int) -> None:
-        # Lock the file's first byte; LK_LOCK gives up after about ten seconds, so retry:
-        # the holder releases it when done (or when its process ends).
-        while True:
-            try:
-                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                return
-            except OSError:
-                continue
-
-    def _unlock_fd(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def _unlock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 @contextlib.contextmanager
 def exclusive_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path`` (created, mode 0600) for the block: serialises
     processes that create or replace the same files. POSIX: ``flock``; Windows:
-    ``msvcrt.locking`` on the first byte. Either is released if the process dies."""
+    ``msvcrt.locking`` on the first byte (see :mod:`core.platform.file_lock`). Either is
+    released if the process dies."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        _lock_fd(fd)
+        lock_fd(fd)
         try:
             yield
         finally:
-            _unlock_fd(fd)
+            unlock_fd(fd)
     finally:
         os.close(fd)
 
@@ -69,7 +48,8 @@ def write_private_temp(directory: Path, data: bytes, prefix: str) -> str:
     """``data`` in a new mode-0600 temp file in ``directory``, fsync'd; returns its path."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # mkstemp made it 0600 already; Windows lacks fchmod (<3.13)
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

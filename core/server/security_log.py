@@ -9,20 +9,22 @@ Events go to the ``careline.security`` logger, so they also reach the ordinary l
 SECURITY_AUDIT_LOG set, :func:`install` adds a handler appending them to that file. The file
 is created with mode 0600 (a wider mode found on an existing file is narrowed). Several
 server processes may append to it at once: each line is written by one ``write`` on an
-``O_APPEND`` descriptor under an exclusive ``flock``, and lines are kept under
+``O_APPEND`` descriptor under an exclusive lock (``flock``; on Windows ``msvcrt.locking``,
+see :mod:`core.platform.file_lock`), and lines are kept under
 :data:`MAX_LINE_BYTES` by shortening long field values, so lines never interleave.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
 import socket
 from pathlib import Path
 from typing import Any
+
+from core.platform.file_lock import lock_fd, unlock_fd
 
 LOGGER = "careline.security"
 MAX_LINE_BYTES = 4096
@@ -79,19 +81,28 @@ class SecurityLogHandler(logging.Handler):
         super().__init__(logging.INFO)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        if os.fstat(self._fd).st_mode & 0o077:
-            os.fchmod(self._fd, 0o600)  # security events are nobody else's business
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)  # Windows: no "\r\n"
+        self._fd = os.open(path, flags, 0o600)
+        try:
+            # Windows has no owner/group/other bits to narrow (its ACLs decide).
+            if os.name == "posix" and os.fstat(self._fd).st_mode & 0o077:
+                os.fchmod(self._fd, 0o600)  # security events are nobody else's business
+            lock_fd(self._fd)  # fail now, not at the first event, where locks are unavailable
+            unlock_fd(self._fd)
+        except OSError:
+            os.close(self._fd)
+            raise
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write the record's line in one ``write`` under an exclusive lock."""
         try:
             line = line_for(record)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            lock_fd(self._fd)
             try:
                 os.write(self._fd, line)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                unlock_fd(self._fd)
         except Exception:  # a logging failure must not take a request down
             self.handleError(record)
 

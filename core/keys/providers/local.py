@@ -32,14 +32,13 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -47,7 +46,12 @@ from core.config.settings import ConfigError
 from core.crypto import aead
 from core.crypto.errors import DecryptionError
 from core.crypto.secure_memory import SecureMemory
-from core.keys.files import fsync_dir, parse_versioned_json, write_private_temp
+from core.keys.files import (
+    exclusive_lock,
+    fsync_dir,
+    parse_versioned_json,
+    write_private_temp,
+)
 from core.keys.providers.base import DATA_KEY_SIZE, KeyProvider, WrappedKey, secure_key
 from core.keys.providers.errors import (
     KeyVersionError,
@@ -107,10 +111,18 @@ def _stamp(info: os.stat_result) -> _Stamp:
 def _read_private_file(path: Path) -> tuple[bytes, _Stamp]:
     """Read ``path`` (no symlinks), refusing it when group or others have any access.
 
-    Also returns the file's identity (inode, mtime, size) to notice later changes.
+    Also returns the file's identity (inode, mtime, size) to notice later changes. Windows
+    has neither ``O_NOFOLLOW`` nor owner/group/other bits (its ACLs decide who may read, and
+    Python cannot read ACLs): there a symlink is refused by an ``lstat`` beforehand, and
+    the access check is left to the folder's ACL.
     """
+    if os.name != "posix" and path.is_symlink():
+        raise MasterKeyFileError(
+            f"master key file {path} cannot be opened: it must be a regular file, not a symlink"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -123,7 +135,7 @@ def _read_private_file(path: Path) -> tuple[bytes, _Stamp]:
         if not stat.S_ISREG(info.st_mode):
             raise MasterKeyFileError(f"master key file {path} is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
+        if os.name == "posix" and mode & 0o077:
             raise MasterKeyFileError(
                 f"master key file {path} has mode {mode:04o}: group or other users can access "
                 f"it. Refusing to start; restrict it to its owner with `chmod 600 {path}`"
@@ -131,16 +143,9 @@ def _read_private_file(path: Path) -> tuple[bytes, _Stamp]:
         return fh.read(), _stamp(info)
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def _exclusive(path: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise rotate/retire across processes sharing ``path`` (a sibling lock file)."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+    return exclusive_lock(path.with_name(path.name + ".lock"))
 
 
 class _KeySet:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +22,8 @@ _TMP_PREFIX = ".tmp-"
 
 
 def _fsync_dir(path: Path) -> None:
+    if sys.platform == "win32":  # a directory cannot be opened to fsync; NTFS journals renames
+        return
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

@@ -1,27 +1,23 @@
 """TLS contexts for LAN peers, built from PEM held in memory.
 
-``ssl.SSLContext.load_cert_chain`` only reads files. The device key is handed to it through
-an anonymous in-memory file (``memfd_create``), closed right after loading, so it never
-touches the disk. Python cannot wipe its own copies of the PEM strings.
+``ssl.SSLContext.load_cert_chain`` only reads files. The device key is handed to it by
+:func:`core.platform.tls_keys.load_cert_chain`: on Linux through an anonymous in-memory
+file, on macOS through a named pipe, so it never touches the disk; on Windows through a
+short-lived private temporary file, zeroed and deleted right after loading. Python cannot
+wipe its own copies of the PEM strings.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 
 from core.crypto import certs
+from core.platform import tls_keys
 from core.sync.lan.identity import LanIdentity
 
 
 def _load_chain(context: ssl.SSLContext, identity: LanIdentity) -> None:
-    fd = os.memfd_create("careline-device", os.MFD_CLOEXEC)
-    try:
-        pem = identity.certificate + identity.private_key_pem
-        os.write(fd, pem.encode("ascii"))
-        context.load_cert_chain(f"/proc/self/fd/{fd}")
-    finally:
-        os.close(fd)
+    tls_keys.load_cert_chain(context, identity.certificate, identity.private_key_pem)
 
 
 def _base(purpose: ssl.Purpose) -> ssl.SSLContext:

@@ -41,7 +41,7 @@ def test_buffer_is_locked_and_excluded_from_dumps() -> None:
     mem = SecureMemory.from_bytes(b"k" * 32)
     assert mem.locked
     assert _vmlck_kb() >= before + 4
-    vmflags = _vmflags(mem._addr)
+    vmflags = _vmflags(mem._pages)
     assert " dd" in vmflags  # MADV_DONTDUMP
     assert " lo" in vmflags  # mlock'd
     mem.close()
@@ -69,7 +69,7 @@ def test_close_itself_zeroes_the_buffer() -> None:
     mem = SecureMemory.from_bytes(bytearray(b"\xaa" * 32))
     view = (ctypes.c_char * 32).from_address(mem._addr)
     assert view.raw == b"\xaa" * 32
-    assert " sh" in _vmflags(mem._addr), "the observation below needs a shared mapping"
+    assert " sh" in _vmflags(mem._pages), "the observation below needs a shared mapping"
     pid = os.fork()
     if pid == 0:  # child: close and leave at once, running no pytest machinery
         code = 1
@@ -100,7 +100,8 @@ def test_atexit_hook_zeroes_live_buffers() -> None:
         view = (ctypes.c_char * 32).from_address(mem._addr)
         seen = {}
         for exit_how in ("os._exit", "sys.exit"):
-            ctypes.memset(mem._addr, 0xAA, 32)
+            with mem._writable():
+                ctypes.memset(mem._addr, 0xAA, 32)
             pid = os.fork()
             if pid == 0:
                 if exit_how == "os._exit":
