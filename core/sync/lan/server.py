@@ -448,6 +448,8 @@ class PeerServer:
             device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer")
         except certs.CertificateError as exc:
             return 400, {"detail": str(exc)}
+        except ident.LanIdentityError as exc:
+            return 409, {"detail": str(exc)}
         log.info("paired device %s from %s", device_id, where)
         return 201, {
             "device_id": device_id,

@@ -13,6 +13,7 @@ from app.sync.controller import NOT_ENROLLED, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
 from app.sync.status import describe_status
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
@@ -49,7 +50,7 @@ def paired_clinics(tmp_path: Path) -> tuple[Workstation, Workstation]:
     with PeerServer(ws_a.database, identity) as server:
         assert server.pairing_port is not None
         ws_b.prepare_join(ADMIN, PASSWORD)
-        joined = join("127.0.0.1", server.pairing_port, code)
+        joined = join("127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database))
         lan_id.save_identity(ws_b.database, joined, ADMIN)
         with LanTransport(f"127.0.0.1:{server.port}", joined) as transport:
             sync(ws_b.database, transport, ADMIN)
