@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
@@ -55,9 +55,10 @@ from core.sync.backoff import backoff
 from core.sync.enroll import ServerCredential, enroll, load_credential
 from core.sync.enroll import save_credential as store_credential
 from core.sync.http_transport import DeviceRejectedError
-from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked
+from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
 from core.sync.session import SyncReport, sync
 from core.sync.transport import Transport, TransportError
+from core.sync.trust_notice import quarantine_state
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,11 @@ class SyncStatus:
     # and our changes an older clinic server cannot store yet (they wait for its update).
     newer_records: int = 0
     held_back: int = 0
+    # Ops from elsewhere held aside here by signature checks (core.records.op_trust), with
+    # the latest reason; and this workstation's ops another replica refused this session.
+    quarantined: int = 0
+    quarantine_reason: str = ""
+    refused: tuple[tuple[str, int, str], ...] = ()
 
 
 class _Stopped(TransportError):
@@ -167,6 +173,9 @@ class SessionOutcome:
     # snapshot, and what LAN peers pushed to this workstation meanwhile.
     changes: Changes = field(default_factory=Changes)
     newer_records: int = 0  # held here for a newer Careline (core.records.unknown)
+    quarantined: int = 0  # held aside here by signature checks, and the latest reason
+    quarantine_reason: str = ""
+    refused: tuple[tuple[str, int, str], ...] = ()  # our ops refused by the other side
 
 
 class _SyncRunner(QObject):
@@ -238,12 +247,13 @@ class _SyncRunner(QObject):
         try:
             db = self._ws.database
             credential = load_credential(db)
-            identity = load_identity(db) if self._lan is not None else None
+            actor = self._actor()
+            # ready_identity: the CA holder's certificate from before op signing is bound.
+            identity = ready_identity(db, actor) if self._lan is not None else None
             if credential is None and identity is None:
                 return SessionOutcome(not_enrolled=True)
             start_seq = self._own_seq()
             self.started.emit(not version_vector(db))
-            actor = self._actor()
             report: SyncReport | None = None
             error: Exception | None = None
             if credential is not None:
@@ -259,6 +269,7 @@ class _SyncRunner(QObject):
                 except Exception as exc:
                     error = exc
             lan = self._lan_round(db, identity, actor)
+            held, why = quarantine_state(db)
             acked = None
             if (credential is not None and error is None) or (credential is None and lan.peers):
                 acked = start_seq
@@ -273,6 +284,9 @@ class _SyncRunner(QObject):
                 lan_reports=lan.reports,
                 changes=self._changes(db, (report, *lan.reports)),
                 newer_records=unknown.count(db),
+                quarantined=held,
+                quarantine_reason=why or "",
+                refused=_refused((report, *lan.reports)),
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
@@ -308,6 +322,15 @@ class _SyncRunner(QObject):
         return self._lan.sync_peers(
             db, identity, actor, wrap=lambda t: _StoppableTransport(t, self._stop)
         )
+
+
+def _refused(reports: Iterable[SyncReport | None]) -> tuple[tuple[str, int, str], ...]:
+    """Our ops refused by the other sides of this round's sessions, each once."""
+    seen: dict[tuple[str, int], tuple[str, int, str]] = {}
+    for report in reports:
+        for origin, seq, why in report.refused if report is not None else ():
+            seen[(origin, seq)] = (origin, seq, why)
+    return tuple(seen.values())
 
 
 def _watch_network(
@@ -539,6 +562,9 @@ class SyncController(QObject):
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                     newer_records=outcome.newer_records,
                     held_back=outcome.report.held_back if outcome.report else 0,
+                    quarantined=outcome.quarantined,
+                    quarantine_reason=outcome.quarantine_reason,
+                    refused=outcome.refused,
                 )
             )
             if outcome.report is not None:

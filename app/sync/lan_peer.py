@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from core.store.database import Database
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
+from core.sync.lan.certify import certify_if_unbound
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
@@ -137,6 +138,8 @@ class LanNode:
                 peer.address, identity, revoked, timeout=self.options.peer_timeout
             )
             try:
+                # A certificate from before op signing is bound first (by the CA holder).
+                certify_if_unbound(db, transport, actor)
                 target: Transport = wrap(transport) if wrap is not None else transport
                 report = sync(db, target, actor)
             except Exception as exc:  # an untrusted or unreachable peer is skipped

@@ -35,6 +35,7 @@ from app.sync.controller import (
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from core.records import unknown
 from core.sync.session import held_back_notice
+from core.sync.trust_notice import trust_notice
 
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
@@ -48,10 +49,18 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     waiting = held_back_notice(status.held_back)
     if waiting:
         text += f" {waiting}."
+    refused = refusal_notice(status)
+    if refused:
+        text += f" {refused}"
     if not status.lan:
         return text
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
     return f"{text} {status.lan_peers} {noun} in reach."
+
+
+def refusal_notice(status: SyncStatus) -> str | None:
+    """What signature checks refused: changes held aside here, ours refused elsewhere."""
+    return trust_notice(status.quarantined, status.quarantine_reason or None, status.refused)
 
 
 def describe_progress(progress: SyncProgress) -> str:
@@ -143,11 +152,12 @@ class SyncStatusWidget(QWidget):
         progress = status.progress if status.state == SYNCING else None
         self._show_progress(progress, status.state == SYNCING and status.bootstrapping)
         self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
-        colour = self.COLOURS[ERROR] if status.audit_warning else None
+        refused = refusal_notice(status)
+        colour = self.COLOURS[ERROR] if status.audit_warning or refused else None
         colour = colour or self.COLOURS.get(status.state, "#8a8f98")
         self.dot.setStyleSheet(f"color: {colour};")
         tip = status.message if status.state in (OFFLINE, ERROR) else ""
-        self.setToolTip(status.audit_warning or tip)
+        self.setToolTip(status.audit_warning or refused or tip)
         if status.state == OFFLINE:
             self._tick.start()
         else:

@@ -17,6 +17,7 @@ from core.records import unknown
 from core.records.clinic import ClinicRecords
 from core.sync.backoff import backoff
 from core.sync.session import SyncReport, held_back_notice
+from core.sync.trust_notice import quarantine_state, trust_notice
 
 RETRY_CAP_SECONDS = 600.0
 
@@ -56,9 +57,10 @@ def run(ctx: Context) -> int:
                     on_progress=_progress_printer() if args.progress else None,
                 )
                 newer = unknown.count(records.db)
+                reason = quarantine_state(records.db)[1] if report.quarantined else None
                 ctx.emit(
                     {**report.to_dict(), "newer_records": newer},
-                    _summary(report, newer),
+                    _summary(report, newer, reason),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -81,14 +83,18 @@ def run(ctx: Context) -> int:
         transport.close()
 
 
-def _summary(report: SyncReport, newer: int) -> str:
-    """The human line: what went each way, and what waits for an update on either side."""
+def _summary(report: SyncReport, newer: int, quarantine_reason: str | None = None) -> str:
+    """The human line: what went each way, what waits for an update on either side, and
+    what signature checks refused this session (here, or ours on the other side)."""
     text = f"Synced: {report.pulled} received, {report.pushed} sent."
     waiting = held_back_notice(report.held_back)
     if waiting:
         text += f" {waiting} (it speaks sync protocol {report.protocol})."
     notice = unknown.notice(newer)
-    return f"{text} {notice}." if notice else text
+    if notice:
+        text += f" {notice}."
+    refused = trust_notice(report.quarantined, quarantine_reason, report.refused)
+    return f"{text} {refused}" if refused else text
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:
@@ -110,10 +116,16 @@ def _peer_transport(records: ClinicRecords, address: str) -> Any:
     from core.sync.lan.transport import LanTransport
 
     peer_address(address)
-    identity = lan_id.load_identity(records.db)
+    from core.sync.lan.certify import certify_if_unbound
+
+    # The CA holder's certificate from before op signing is bound here; a paired
+    # workstation's is bound by the CA holder, asked over this connection.
+    identity = lan_id.ready_identity(records.db, records.actor)
     if identity is None:
         raise CliError("this workstation has no LAN identity: run 'careline pair join' first")
-    return LanTransport(address, identity, lan_id.revoked_serials(records.db))
+    transport = LanTransport(address, identity, lan_id.revoked_serials(records.db))
+    certify_if_unbound(records.db, transport, records.actor)
+    return transport
 
 
 def _progress_printer() -> Callable[[SyncReport], None]:

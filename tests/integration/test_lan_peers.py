@@ -13,6 +13,7 @@ import pytest
 
 from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.lan import discovery, tls
 from core.sync.lan import identity as lan_id
@@ -42,7 +43,7 @@ def _joined(tmp_path: Path, server: PeerServer, ws_a: Workstation) -> Workstatio
     ws_b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
     ws_b.prepare_join("admin", PASSWORD)
     assert server.pairing_port is not None
-    identity = join("127.0.0.1", server.pairing_port, code)
+    identity = join("127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database))
     lan_id.save_identity(ws_b.database, identity, "admin")
     with LanTransport(f"127.0.0.1:{server.port}", identity) as transport:
         sync(ws_b.database, transport, "admin")

@@ -5,7 +5,11 @@ Everything lives in the ``meta`` table of the SQLCipher database (never in a pla
 - ``lan_identity``: this device's id, certificate, private key and the clinic CA certificate;
 - ``lan_ca_key``: the clinic CA's private key, only on the workstation that created the CA
   (the first workstation of a clinic with no server);
-- ``lan_revoked``: serial numbers of revoked device certificates;
+- ``lan_revoked``: serial numbers of revoked device certificates (and, on the CA holder,
+  ``lan_crl``: when each was revoked and the number of the last signed revocation list);
+- ``lan_bindings``: on the CA holder, which device each replica id (and Yjs client) is
+  bound to: one device per replica, so no device can be issued a certificate to sign ops
+  under another workstation's origin;
 - ``lan_pair_codes``: pairing codes, stored as hashes with their expiry.
 
 ``meta`` is local to this replica: it is never synced.
@@ -24,12 +28,16 @@ from typing import Any
 from core.crypto import certs
 from core.crypto.kdf import Argon2Params, derive_key
 from core.errors import CarelineError
+from core.records import op_trust
 from core.records.demo import refuse_if_demo
+from core.store import op_signer
 from core.store.database import Database, Transaction
 
 IDENTITY_KEY = "lan_identity"
 CA_KEY_KEY = "lan_ca_key"
 REVOKED_KEY = "lan_revoked"
+CRL_STATE_KEY = "lan_crl"
+BINDINGS_KEY = "lan_bindings"
 CODES_KEY = "lan_pair_codes"
 CODE_TTL_MINUTES = 10
 MAX_FAILED_ATTEMPTS = 5
@@ -83,10 +91,25 @@ def load_identity(db: Database) -> LanIdentity | None:
 
 
 def save_identity(db: Database, identity: LanIdentity, actor: str) -> None:
-    """Keep a device identity received at pairing (audited)."""
+    """Keep a device identity received at pairing (audited), and sign this replica's ops
+    with its key when the certificate is bound to this replica (ops made before are signed
+    now)."""
     refuse_if_demo("pair with a LAN workstation", db=db)
     with db.write(actor, "lan.identity.save", "device", identity.device_id) as tx:
         _put(tx, IDENTITY_KEY, asdict(identity))
+    _install(db, identity, actor)
+
+
+def _install(db: Database, identity: LanIdentity, actor: str) -> None:
+    op_trust.install_device(
+        db, identity.certificate, identity.private_key_pem, identity.ca_certificate, actor
+    )
+
+
+def is_bound(identity: LanIdentity) -> bool:
+    """True if the identity's certificate names the replica whose ops it signs (issued by
+    Careline 0.2.0 or later); False for an older certificate."""
+    return certs.binding_of(certs.load_certificate(identity.certificate)) is not None
 
 
 def has_ca_key(db: Database) -> bool:
@@ -95,15 +118,18 @@ def has_ca_key(db: Database) -> bool:
 
 
 def ensure_identity(db: Database, actor: str) -> LanIdentity:
-    """The LAN identity, creating a clinic CA and this device's certificate if there is none."""
+    """The LAN identity, creating a clinic CA and this device's certificate (bound to this
+    replica, so its ops are signed) if there is none; an existing one is made ready as
+    :func:`ready_identity` says."""
     refuse_if_demo("pair with a LAN workstation", db=db)
-    existing = load_identity(db)
+    existing = ready_identity(db, actor)
     if existing is not None:
         return existing
     ca_key, ca_pem = certs.create_ca(secrets.token_hex(8))
     device_id = secrets.token_hex(8)
     key = certs.new_private_key()
-    cert = certs.sign_device(ca_key, ca_pem, certs.make_csr(key, device_id), device_id)
+    binding = op_trust.binding_for(db)
+    cert = certs.sign_device(ca_key, ca_pem, certs.make_csr(key, device_id, binding), device_id)
     identity = LanIdentity(
         device_id=device_id,
         certificate=cert,
@@ -113,6 +139,37 @@ def ensure_identity(db: Database, actor: str) -> LanIdentity:
     with db.write(actor, "lan.ca.create", "device", device_id) as tx:
         _put(tx, CA_KEY_KEY, {"private_key_pem": certs.private_key_pem(ca_key).decode("ascii")})
         _put(tx, IDENTITY_KEY, asdict(identity))
+        _claim(tx, binding, device_id)
+    _install(db, identity, actor)
+    return identity
+
+
+def ready_identity(db: Database, actor: str) -> LanIdentity | None:
+    """This device's LAN identity, ready to sign ops (None: it has none).
+
+    On the CA holder, a certificate from before op signing (Careline 0.1.0) is re-issued
+    bound to this replica, with the same key and device id, and the replica starts signing
+    (its unsigned ops are signed now). A paired workstation cannot do that itself: it asks
+    the CA holder at its next LAN sync (:mod:`core.sync.lan.certify`). A workstation whose
+    LAN identity is its server enrollment is left to the server.
+    """
+    identity = load_identity(db)
+    if identity is None or _get(db, IDENTITY_KEY) is None:
+        return identity
+    if not is_bound(identity):
+        if not has_ca_key(db):
+            return identity
+        key = certs.load_private_key(identity.private_key_pem.encode("ascii"))
+        csr = certs.make_csr(key, identity.device_id, op_trust.binding_for(db))
+        _, cert, _ = issue_device(db, csr, actor, device_id=identity.device_id)
+        identity = LanIdentity(
+            identity.device_id, cert, identity.private_key_pem, identity.ca_certificate
+        )
+        with db.write(actor, "lan.identity.bind", "device", identity.device_id) as tx:
+            _put(tx, IDENTITY_KEY, asdict(identity))
+        _install(db, identity, actor)
+    elif op_signer.current(db) is None:
+        _install(db, identity, actor)  # kept before this replica could sign
     return identity
 
 
@@ -122,11 +179,33 @@ def revoked_serials(db: Database) -> set[int]:
 
 
 def revoke(db: Database, serial: int, actor: str) -> None:
-    """Refuse this device certificate from now on (audited)."""
+    """Refuse this device certificate from now on (audited).
+
+    Every workstation refuses it on TLS connections. On the CA holder the revocation is
+    also signed into a new revocation list (CRL), kept like one received, so it travels
+    with every sync: every replica then quarantines the device's ops made from now on.
+    Elsewhere only TLS refusal applies here; revoke on the CA holder for the clinic.
+    """
+    ca = _get(db, CA_KEY_KEY)
+    identity = load_identity(db)
     with db.write(actor, "lan.device.revoke", "device", str(serial)) as tx:
         current = {str(s) for s in _get(tx, REVOKED_KEY) or []}
         current.add(str(serial))
         _put(tx, REVOKED_KEY, sorted(current))
+        if ca is None or identity is None:
+            return
+        state = _get(tx, CRL_STATE_KEY) or {"number": 0, "revoked": {}}
+        when = dict(state["revoked"])
+        when.setdefault(str(serial), dt.datetime.now(dt.UTC).isoformat())
+        number = int(state["number"]) + 1
+        crl = certs.make_crl(
+            certs.load_private_key(ca["private_key_pem"].encode("ascii")),
+            identity.ca_certificate,
+            {int(s): dt.datetime.fromisoformat(t) for s, t in when.items()},
+            number,
+        )
+        _put(tx, CRL_STATE_KEY, {"number": number, "revoked": when})
+        op_trust.keep_crl(tx, crl, identity.ca_certificate)
 
 
 def merge_revoked(db: Database, serials: list[int], actor: str) -> int:
@@ -235,16 +314,44 @@ def redeem(
     return found
 
 
-def issue_device(db: Database, csr_pem: str, actor: str) -> tuple[str, str, str]:
-    """Sign a joining device's CSR with the clinic CA: (device id, certificate, CA PEM)."""
+def issue_device(
+    db: Database, csr_pem: str, actor: str, device_id: str | None = None
+) -> tuple[str, str, str]:
+    """Sign a device's CSR with the clinic CA: (device id, certificate, CA PEM).
+
+    A new device gets a new id; ``device_id`` re-issues an existing device's certificate
+    (bound to its replica). A request bound to a replica id or Yjs client already bound to
+    another device is refused (LanIdentityError): no device may sign as another's origin.
+    """
     ca = _get(db, CA_KEY_KEY)
     identity = load_identity(db)
     if ca is None or identity is None:
         raise LanIdentityError("this workstation does not hold the clinic CA")
     ca_key = certs.load_private_key(ca["private_key_pem"].encode("ascii"))
-    device_id = secrets.token_hex(8)
+    binding = certs.csr_binding(csr_pem)
+    device_id = device_id or secrets.token_hex(8)
     cert = certs.sign_device(ca_key, identity.ca_certificate, csr_pem, device_id)
-    details = {"serial": str(certs.serial_of(cert))}
-    with db.write(actor, "lan.device.issue", "device", device_id, details):
-        pass
+    details = {"serial": str(certs.serial_of(cert)), "bound": binding is not None}
+    with db.write(actor, "lan.device.issue", "device", device_id, details) as tx:
+        if binding is not None:
+            _claim(tx, binding, device_id)  # raises: the write and its audit roll back
     return device_id, cert, identity.ca_certificate
+
+
+def _claim(tx: Transaction, binding: certs.ReplicaBinding, device_id: str) -> None:
+    """Record that ``device_id`` signs for this replica; refuse if another device does."""
+    bound = _get(tx, BINDINGS_KEY) or {}
+    held = bound.get(binding.replica_id)
+    if held is not None and held["device"] != device_id:
+        raise LanIdentityError(
+            f"replica {binding.replica_id} is already bound to device {held['device']}; "
+            "a certificate for it cannot be issued to another device"
+        )
+    for replica, entry in bound.items():
+        if replica != binding.replica_id and int(entry["yjs"]) == binding.yjs_client:
+            raise LanIdentityError(
+                f"Yjs client {binding.yjs_client} is already bound to replica {replica}; "
+                "a certificate for it cannot be issued to another replica"
+            )
+    bound[binding.replica_id] = {"device": device_id, "yjs": binding.yjs_client}
+    _put(tx, BINDINGS_KEY, bound)

@@ -26,6 +26,7 @@ from cryptography import x509
 
 from core.crypto import certs
 from core.errors import CarelineError
+from core.records import op_trust
 from core.store.database import Database
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
@@ -49,10 +50,20 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanIdentity:
-    """Redeem ``code`` at the peer's pairing listener; returns this device's new identity."""
+def join(
+    host: str,
+    pairing_port: int,
+    code: str,
+    binding: certs.ReplicaBinding | None = None,
+    timeout: float = 30.0,
+) -> LanIdentity:
+    """Redeem ``code`` at the peer's pairing listener; returns this device's new identity.
+
+    ``binding`` names the replica the certificate will sign ops for (the replica exists
+    before pairing); the peer refuses it if another device is already bound to it.
+    """
     key = certs.new_private_key()
-    csr = certs.make_csr(key, "pending")
+    csr = certs.make_csr(key, "pending", binding)
     conn = http.client.HTTPSConnection(
         host, pairing_port, timeout=timeout, context=tls.tofu_client_context()
     )
@@ -103,6 +114,8 @@ def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanI
         raise PairingError(f"the peer sent an unusable certificate: {exc}") from None
     if issued != key.public_key():
         raise PairingError("the peer's certificate is not for this workstation's key")
+    if binding is not None and certs.binding_of(certs.load_certificate(cert)) != binding:
+        raise PairingError("the peer's certificate is not bound to this workstation's replica")
     return LanIdentity(
         device_id=device_id,
         certificate=cert,
@@ -140,7 +153,7 @@ def pair_and_sync(
     ``SyncError``/``TransportError`` if only the first sync failed (the identity is kept,
     so a later ``careline sync --peer`` can finish the job).
     """
-    identity = join(host, port + PAIRING_PORT_OFFSET, code)
+    identity = join(host, port + PAIRING_PORT_OFFSET, code, op_trust.binding_for(db))
     ident.save_identity(db, identity, actor)
     with LanTransport(f"{host}:{port}", identity) as transport:
         report = sync(db, transport, actor, on_progress=on_progress)

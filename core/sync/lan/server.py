@@ -1,4 +1,6 @@
-"""The LAN peer server: ``POST /v1/sync`` over mutual TLS, and the pairing listener.
+"""The LAN peer server: ``POST /v1/sync`` (and, on the clinic CA holder, ``POST
+/v1/certify``: a device paired before op signing gets its certificate bound to its
+replica) over mutual TLS, and the pairing listener.
 
 Every connection is handshaken in its own thread. The sync listener requires a client
 certificate chained to the clinic CA (OpenSSL checks the chain during the handshake), then
@@ -305,6 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
             der = self.connection.getpeercert(binary_form=True)
             actor = f"peer:{device_id_of(tls.der_to_pem(der))}"
             self._reply(200, Responder(peer.db, actor).handle(body))
+        elif self.server.mutual and self.path == "/v1/certify":
+            der = self.connection.getpeercert(binary_form=True)
+            status, doc = peer.certify(tls.der_to_pem(der), body)
+            self._json(status, doc)
         elif not self.server.mutual and self.path == "/v1/pair":
             where = f"{self.client_address[0]}:{self.client_address[1]}"
             wait = peer.pairing_limit.admit(self.client_address[0])
@@ -423,6 +429,37 @@ class PeerServer:
             return None
         return device_id_of(pem)
 
+    def certify(self, client_pem: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Re-issue a paired device's certificate bound to its replica (it was issued before
+        op signing). The request is authenticated by the mutual-TLS client certificate: the
+        new certificate keeps that device's id and key, and is refused if another device is
+        already bound to the replica it names."""
+        if not ident.has_ca_key(self.db):
+            return 409, {"detail": "this workstation does not hold the clinic CA"}
+        try:
+            request = json.loads(body)
+            csr = request["csr"]
+            if not isinstance(csr, str) or not csr.isascii():
+                raise TypeError
+            binding = certs.csr_binding(csr)
+            asked = x509.load_pem_x509_csr(csr.encode("ascii")).public_key()
+        except (ValueError, KeyError, TypeError, certs.CertificateError):
+            return 400, {"detail": "malformed certification request"}
+        client = x509.load_pem_x509_certificate(client_pem.encode("ascii"))
+        if binding is None:
+            return 400, {"detail": "the request names no replica to bind the certificate to"}
+        if asked != client.public_key():
+            return 400, {"detail": "the request's key is not this device's key"}
+        device = device_id_of(client_pem)
+        try:
+            _, cert, _ = ident.issue_device(self.db, csr, f"peer:{device}", device_id=device)
+        except certs.CertificateError as exc:
+            return 400, {"detail": str(exc)}
+        except ident.LanIdentityError as exc:
+            return 409, {"detail": str(exc)}
+        log.info("bound device %s to replica %s", device, binding.replica_id)
+        return 200, {"certificate": cert}
+
     def pair(self, body: bytes, where: str) -> tuple[int, dict[str, Any]]:
         """Redeem a pairing request: a CSR and the code's proof bound to our certificate."""
         try:
@@ -448,6 +485,8 @@ class PeerServer:
             device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer")
         except certs.CertificateError as exc:
             return 400, {"detail": str(exc)}
+        except ident.LanIdentityError as exc:
+            return 409, {"detail": str(exc)}
         log.info("paired device %s from %s", device_id, where)
         return 201, {
             "device_id": device_id,

@@ -104,6 +104,21 @@ class LanTransport:
             raise TransportError(f"the peer {self.address} failed ({status})")
         return body
 
+    def certify(self, csr_pem: str) -> str:
+        """Ask the peer (the clinic CA holder) for a certificate bound to this replica;
+        TransportError with the peer's reason if it refuses."""
+        status, body = self._exchange("POST", "/v1/certify", json.dumps({"csr": csr_pem}).encode())
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        if status != 200 or not isinstance(doc.get("certificate"), str):
+            detail = doc.get("detail") if isinstance(doc.get("detail"), str) else status
+            raise TransportError(f"the peer {self.address} did not certify this device: {detail}")
+        return str(doc["certificate"])
+
     def close(self) -> None:
         """Close the connection."""
         if self._conn is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -13,6 +14,7 @@ from app.sync.controller import NOT_ENROLLED, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
 from app.sync.status import describe_status
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
@@ -49,7 +51,7 @@ def paired_clinics(tmp_path: Path) -> tuple[Workstation, Workstation]:
     with PeerServer(ws_a.database, identity) as server:
         assert server.pairing_port is not None
         ws_b.prepare_join(ADMIN, PASSWORD)
-        joined = join("127.0.0.1", server.pairing_port, code)
+        joined = join("127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database))
         lan_id.save_identity(ws_b.database, joined, ADMIN)
         with LanTransport(f"127.0.0.1:{server.port}", joined) as transport:
             sync(ws_b.database, transport, ADMIN)
@@ -109,3 +111,52 @@ def test_status_line_for_lan_peers() -> None:
         "No clinic server; syncing with LAN peers. 0 LAN peers in reach."
     )
     assert describe_status(SyncStatus(state=NOT_ENROLLED)).startswith("Not connected")
+
+
+@pytest.mark.strict_authors
+def test_the_status_bar_says_when_changes_were_refused_here_and_elsewhere(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws_a, ws_b = paired_clinics(tmp_path)
+    # B turns hostile: it changes the author of its newest op after signing it.
+    ws_b.sign_in(ADMIN, PASSWORD)
+    ws_b.records.add_patient("Hopper", "Grace", "1906-12-09")
+    db = ws_b.database
+    mine = str(db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0])
+    with db.write(ADMIN, "test.forge", "oplog", mine) as tx:
+        tx.execute(
+            "UPDATE oplog SET author = 'someone-else' WHERE origin = ? AND seq = "
+            "(SELECT max(seq) FROM oplog WHERE origin = ?)",
+            (mine, mine),
+        )
+    ws_b.lock()
+    window_a = make_window(ws_a, sync_options=lan_sync_options())
+    window_b = make_window(ws_b, sync_options=lan_sync_options())
+    sign_in(qtbot, window_a)
+    sign_in(qtbot, window_b)
+
+    def says(window: MainWindow, text: str) -> bool:
+        return text in window.sync_status.text.text()
+
+    here = "1 change from another workstation was refused and not applied here: its signature"
+    qtbot.waitUntil(lambda: says(window_a, here), timeout=30_000)
+    assert says(window_a, "See 'careline quarantine list'.")
+    elsewhere = "1 change made on this computer was refused by another workstation"
+    qtbot.waitUntil(lambda: says(window_b, elsewhere), timeout=30_000)
+    assert "Hopper" not in names(window_a)
+
+
+def test_refusal_notice_wording() -> None:
+    status = SyncStatus(
+        state=SYNCED,
+        quarantined=2,
+        quarantine_reason="its origin x is not a device of this clinic (no certificate)",
+        refused=(("me", 4, "its author 'bo' is not an active staff account of this clinic"),),
+    )
+    assert describe_status(status) == (
+        "Synced. 2 changes from another workstation were refused and not applied here. "
+        "Latest reason: its origin x is not a device of this clinic (no certificate). See "
+        "'careline quarantine list'. 1 change made on this computer was refused by another "
+        "workstation: its author 'bo' is not an active staff account of this clinic. Tell "
+        "your administrator; see 'careline quarantine list'."
+    )

@@ -36,6 +36,7 @@ CONTRACT: dict[str, list[str]] = {
     "print": ["print", "day", "-o", "day.pdf"],
     "problem": ["problem", "codes", "asthma"],
     "med": ["med", "list", "p"],
+    "quarantine": ["quarantine", "list"],
 }
 
 
