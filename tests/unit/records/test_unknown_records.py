@@ -30,6 +30,7 @@ from tests.newer_release import (
     newer_code,
     newer_replica,
 )
+from tests.clinic_identity import join_test_clinic
 from tests.unit.sync.replicas import assert_converged, new_replica, pull_from
 
 
@@ -64,6 +65,7 @@ def mixed(tmp_path: Path) -> Mixed:
     key = _key()
     path = tmp_path / "older.db"
     older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
+    join_test_clinic(older.db)
     older.add_patient("Brun", "Lea", "1975-06-07")
     pull_from(older, newer)
     return Mixed(newer, older, pid, path, key)
