@@ -23,6 +23,7 @@ from core.records.materialize import derive
 from core.records.medications import Medications
 from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database
+from tests.clinic_identity import join_test_clinic
 from tests.newer_release import (
     NEWER_MIGRATIONS,
     NEWER_PATIENT,
@@ -30,7 +31,6 @@ from tests.newer_release import (
     newer_code,
     newer_replica,
 )
-from tests.clinic_identity import join_test_clinic
 from tests.unit.sync.replicas import assert_converged, new_replica, pull_from
 
 
