@@ -341,6 +341,38 @@ def test_a_pull_reply_op_altered_in_transit_is_quarantined() -> None:
     assert materialized(client) == materialized(server)
 
 
+class DeafPeer:
+    """A peer that ignores ``skip`` (as Careline 0.1.0 does, or a hostile peer could) and
+    sends the ops it relays unsigned, as a 0.1.0 peer holds them."""
+
+    def __init__(self, responder: Responder) -> None:
+        self.responder, self.pulls = responder, 0
+
+    def request(self, message: bytes) -> bytes:
+        asked = json.loads(message)
+        self.pulls += asked["type"] == "pull"
+        asked.pop("skip", None)
+        reply = json.loads(self.responder.handle(json.dumps(asked).encode()))
+        if "ops" in reply:
+            reply["ops"] = [{**op, "prev": "", "sig": "", "signer": ""} for op in reply["ops"]]
+        return json.dumps(reply).encode()
+
+
+def test_a_peer_that_sends_a_refused_op_again_does_not_keep_the_session_asking() -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")
+    server.add_patient("Ann", "Own", "1990-01-01")
+    peer = DeafPeer(Responder(server.db))
+
+    report = sync(client.db, peer, "bob")
+
+    # Unsigned ops are kept aside (a 0.1.0 peer's must reach us vouched by the clinic
+    # server), and the session ends once asking again brings nothing new.
+    assert report.quarantined >= 1 and peer.pulls <= 3
+    assert [q.reason for q in op_trust.quarantined(client.db)] == ["it carries no signature"]
+    assert client.search_patients("ann") == []
+
+
 def _altered_author(index: int, op: dict[str, Any]) -> dict[str, Any]:
     return {**op, "author": "mallory"}
 
