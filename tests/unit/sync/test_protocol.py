@@ -162,7 +162,9 @@ def test_an_op_altered_in_transit_is_quarantined_not_applied(
     reply = _ask(target, source.push([altered]))
     # Not a broken exchange: the op is kept aside, with why, and the sender is told.
     assert reply["type"] == "ack" and reply["applied"] == 0
-    [refusal] = reply["quarantined"]  # type: ignore[misc]
+    refusals = reply["quarantined"]
+    assert isinstance(refusals, list)
+    [refusal] = refusals
     assert (refusal["origin"], refusal["seq"]) == (altered["origin"], 1)
     assert "signature" in refusal["reason"]
     assert materialized(_db(target)) == before
