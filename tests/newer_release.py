@@ -26,6 +26,7 @@ from core.records.spec import Field
 from core.records.types import MEDICATIONS, PATIENT, RECORD_TYPES, RecordType
 from core.store.database import Database, utc_now
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
+from tests.clinic_identity import join_test_clinic
 
 REFERRAL = RecordType(
     "referral",
@@ -104,9 +105,12 @@ def add_medication(records: ClinicRecords, patient_id: str, name: str, pharmacy:
 
 
 def newer_replica(actor: str) -> ClinicRecords:
-    """An in-memory replica of the newer release (its schema included)."""
+    """An in-memory replica of the newer release (its schema included), a signing device
+    of the test clinic like any replica of this release (tests/clinic_identity.py)."""
     key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
-    return ClinicRecords(Database.in_memory(key, NEWER_MIGRATIONS), actor, FAST_PARAMS)
+    db = Database.in_memory(key, NEWER_MIGRATIONS)
+    join_test_clinic(db)
+    return ClinicRecords(db, actor, FAST_PARAMS)
 
 
 def newer_chart(records: ClinicRecords) -> str:

@@ -244,14 +244,16 @@ class SyncSession:
             self._progress()
             if result.quarantined:
                 self.report.quarantined += len(result.quarantined)
-                skipped = len(self._skip)
-                self._skip.update(origin for origin, _, _ in result.quarantined)
+                refused = {origin for origin, _, _ in result.quarantined}
+                new = refused - self._skip
+                self._skip.update(refused)
                 for origin, seq, why in result.quarantined:
                     log.warning("quarantined op %s:%s from %s: %s", origin, seq, self.peer, why)
-                if len(self._skip) > skipped:
+                if new or result.applied:
                     continue  # ask again without those origins: the others may have more
-                if result.applied == 0:
-                    return  # an older peer resends them regardless: nothing more to get
+                # The other side sends the refused ops again whatever we ask (Careline 0.1.0
+                # ignores ``skip``, and so may a hostile peer): asking again would loop.
+                return
             if self._offer_head and not self._head_sent:
                 continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from core.records import crdt
+from core.records import crdt, op_trust
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
@@ -32,6 +32,12 @@ def statements(r: ClinicRecords) -> Iterator[list[str]]:
         yield seen
     finally:
         conn.set_trace_callback(None)
+
+
+def _trust(r: ClinicRecords) -> op_trust.Trust:
+    trust = op_trust.replica_trust(r.db)
+    assert trust is not None
+    return trust
 
 
 def _record_doc(r: ClinicRecords, record_id: str) -> RecordDoc:
@@ -73,7 +79,7 @@ def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> N
     # Exactly one op-log row, every part of it right.
     added, removed = changed["oplog"]
     assert removed == []
-    [(_rowid, origin, seq, record_id, record_type, update, deps, hlc, author)] = added
+    [(_rowid, origin, seq, record_id, record_type, update, deps, hlc, author, *signature)] = added
     assert (origin, seq, record_id, record_type, author) == (
         me, seq_before + 1, pid, "patient", "dr.ade",
     )  # fmt: skip
@@ -86,6 +92,11 @@ def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> N
     assert crdt.all_live(replayed) == crdt.all_live(_record_doc(r, pid))
     assert [e.value for e in crdt.live(replayed, "given")] == ["Chinedu"]
     assert changed["version_vector"][0] == [(1, me, seq_before + 1, 0)]
+    # Signed by this replica's device key, chained onto its previous op, in the same write.
+    op = oplog.op_from_row(added[0][1:])
+    assert signature[2] == "device" and not op_trust.verify([op], _trust(r))
+    chain_before = {str(row[1]): str(row[2]) for row in before["meta"]}["op_chain"]
+    assert op.prev.hex() == chain_before
 
     # One record state, one materialized row: the patient's.
     assert [row[1] for row in changed["record_states"][0]] == [pid]
@@ -100,8 +111,9 @@ def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> N
     _rowid, seq_no, _ts, *what, prev_hash, _hash = entry
     assert what == ["dr.ade", "patient.update", "patient", pid, '{"fields":["given"]}']
     assert f"{seq_no - 1}:{prev_hash}" == head_before
-    # The replica's clock and audit head moved on; nothing else of its own settings did.
-    assert {row[1] for row in changed["meta"][0]} == {"hlc", "audit_head"}
+    # The replica's clock, audit head and signature chain moved on; nothing else of its own
+    # settings did.
+    assert {row[1] for row in changed["meta"][0]} == {"hlc", "audit_head", "op_chain"}
     clock_before = {str(row[1]): str(row[2]) for row in before["meta"]}["hlc"]
     assert wall >= parse_hlc(clock_before)[0]
 

@@ -51,7 +51,7 @@ def _resolve(r: ClinicRecords, conflict: Conflict, **how: Any) -> Row:
     ops_added, ops_removed = changed["oplog"]
     assert ops_removed == [] and len(ops_added) == 1
     [op] = ops_added
-    _rowid, origin, _seq, record_id, record_type, _update, _deps, _hlc, author = op
+    _rowid, origin, _seq, record_id, record_type, _update, _deps, _hlc, author, *_sig = op
     assert (origin, record_id, record_type, author) == (
         oplog.identity(r.db).replica_id, conflict.record_id, conflict.record_type, r.actor,
     )  # fmt: skip

@@ -20,10 +20,18 @@ from core.records.workstation import FAILED_SIGN_INS_FILE, Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.conftest import PASSWORD
 from tests.unit.store.disk import snapshot
 
 NEW = "a new password, changed on desk A"
+
+
+def _enroll(*desks: Workstation) -> None:
+    """Both desks are devices of one clinic (as enrollment or pairing makes them), so the
+    ops they exchange are signed and verified."""
+    for desk in desks:
+        join_test_clinic(desk.database)
 
 
 @pytest.fixture
@@ -34,6 +42,7 @@ def desks(tmp_path: Path, no_keyring: None) -> Iterator[tuple[Workstation, Works
     a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
     b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
     b.prepare_join("admin", PASSWORD)
+    _enroll(a, b)
     sync(b.database, LocalTransport(Responder(a.database)), "admin")
     a.sign_in("admin", PASSWORD)
     a.change_password("admin", PASSWORD, NEW)
@@ -94,6 +103,7 @@ def test_with_an_os_keyring_the_new_password_just_works(
     a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
     b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
     b.prepare_join("admin", PASSWORD)
+    _enroll(a, b)
     try:
         assert b.keyring_note is None  # desk B has a keyring slot
         sync(b.database, LocalTransport(Responder(a.database)), "admin")

@@ -27,8 +27,9 @@ from core.records.replication import (
     apply_snapshot_page,
     replica_id,
 )
-from core.store.oplog import Op, format_hlc
+from core.store.oplog import Op, format_hlc, identity
 from core.sync.session import SyncError
+from tests.clinic_identity import certificate_of, signed_as
 from tests.fuzz.campaign import CORPUS
 from tests.unit.sync.replicas import dump_diff, full_dump, materialized, new_replica, sync_pair
 
@@ -179,15 +180,23 @@ def _entry_with_bad_hlc(doc: RecordDoc) -> None:
     doc.get("r", type=Map)["patient_id/forged"] = json.dumps(entry)
 
 
-def _forged_note(r: ClinicRecords, note_id: str, forgery: Callable[[RecordDoc], None]) -> Op:
+def _forged_note(
+    r: ClinicRecords, note_id: str, forgery: Callable[[RecordDoc], None]
+) -> tuple[Op, str]:
     """An op of another replica's that puts what no Careline writes into the note (the local
-    write path would refuse to store it, so the update is made on the document itself)."""
+    write path would refuse to store it, so the update is made on the document itself),
+    and the forger's certificate: it is a device of the clinic and signs the op, so only
+    the content is wrong."""
+    forger_db = new_replica("mallory").db
+    forger = identity(forger_db)
     [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), 4242)
+    doc = crdt.load(bytes(state), forger.client_id)
     deps = doc.get_state()
     forgery(doc)
-    hlc = format_hlc(int(time.time() * 1000), 0, "forger")
-    return Op("forger", 1, note_id, "note", doc.get_update(deps), deps, hlc, "mallory")
+    hlc = format_hlc(int(time.time() * 1000), 0, forger.replica_id)
+    op = Op(forger.replica_id, 1, note_id, "note", doc.get_update(deps), deps, hlc, "mallory")
+    [signed] = signed_as(forger_db, [op])
+    return signed, certificate_of(forger_db)
 
 
 @pytest.mark.parametrize("forgery", [_entry_with_bad_json, _entry_with_bad_hlc])
@@ -198,16 +207,16 @@ def test_an_op_leaving_a_malformed_entry_in_a_signed_note_is_refused(
     # .../sync_responder/crash-push-entry-with-bad-hlc): the signed-note check, or deriving
     # the note's rows, raised the parser's own error (stopping sync with a traceback).
     a, _, note_id, _ = _signed_note_on_two_replicas()
-    op = _forged_note(a, note_id, forgery)
+    op, certificate = _forged_note(a, note_id, forgery)
     before = full_dump(a)
     with pytest.raises(ApplyError, match="malformed entry"):
-        apply_ops(a.db, [op], "peer")
+        apply_ops(a.db, [op], "peer", [certificate])
     assert dump_diff(before, full_dump(a)) == {}
 
 
 def test_a_snapshot_state_with_a_malformed_entry_is_refused() -> None:
     a, _, note_id, _ = _signed_note_on_two_replicas()
-    op = _forged_note(a, note_id, _entry_with_bad_hlc)
+    op, _ = _forged_note(a, note_id, _entry_with_bad_hlc)
     [(state,)] = a.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
     doc = crdt.load(bytes(state), 4243)
     doc.apply_update(op.update)

@@ -27,10 +27,12 @@ from core.store.database import Database
 from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
 
 # Tables that are not derived from record documents: replica bookkeeping, the op log, the
-# record states themselves, the conflict inbox, the audit chain and the records kept for a
-# newer version.
+# record states themselves, the conflict inbox, the audit chain, the records kept for a
+# newer version, and op trust (device certificates, quarantined ops, our ops refused
+# elsewhere: core.records.op_trust).
 BOOKKEEPING = {"meta", "record_states", "oplog", "version_vector", "conflicts", "audit_log",
-               "schema_version", "unknown_records"}  # fmt: skip
+               "schema_version", "unknown_records", "device_certs", "quarantine",
+               "refused_elsewhere"}  # fmt: skip
 
 
 def _migrated(migrations: Migrations = MIGRATIONS) -> Database:

@@ -23,6 +23,7 @@ from core.records.materialize import derive
 from core.records.medications import Medications
 from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database
+from tests.clinic_identity import join_test_clinic
 from tests.newer_release import (
     NEWER_MIGRATIONS,
     NEWER_PATIENT,
@@ -64,6 +65,7 @@ def mixed(tmp_path: Path) -> Mixed:
     key = _key()
     path = tmp_path / "older.db"
     older = ClinicRecords(Database.create(path, key), "older", FAST_PARAMS)
+    join_test_clinic(older.db)
     older.add_patient("Brun", "Lea", "1975-06-07")
     pull_from(older, newer)
     return Mixed(newer, older, pid, path, key)

@@ -28,6 +28,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS
+from tests.clinic_identity import join_test_clinic
 from tests.newer_release import NEWER_MIGRATIONS, newer_code, refer, set_preferred_name
 from tests.unit.sync.replicas import assert_converged, pull_from
 
@@ -73,6 +74,7 @@ def test_two_releases_converge_and_lose_nothing_once_all_are_upgraded(
         key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
         paths = [Path(folder) / f"r{i}.db" for i in range(4)]
         seed = Database.create(paths[0], key)
+        join_test_clinic(seed)  # every replica is a signing device of one clinic
         seed_records = ClinicRecords(seed, "r0", FAST_PARAMS)
         pids = [seed_records.add_patient(n, "Pat", "1980-01-01").id for n in VALUES]
         seed.close()
@@ -81,6 +83,7 @@ def test_two_releases_converge_and_lose_nothing_once_all_are_upgraded(
             copy = Database.create(
                 paths[i], key, migrations=NEWER_MIGRATIONS if i in NEWER else MIGRATIONS
             )
+            join_test_clinic(copy)
             copy.close()
         replicas = [_open(p, key, f"r{i}", i in NEWER) for i, p in enumerate(paths)]
         for i in range(1, 4):

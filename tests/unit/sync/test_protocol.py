@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from core.crypto.op_signature import GENESIS
+from core.records import op_trust
 from core.store.audit_chain import Head
 from core.store.database import Database
+from core.store.oplog import identity
 from core.sync import protocol as p
 from core.sync.audit_anchor import Anchoring
 from core.sync.responder import Responder
 from core.sync.stores import DatabaseStore
-from tests.unit.sync.replicas import Dump, full_dump, new_replica
+from tests.clinic_identity import signed_as
+from tests.unit.sync.replicas import Dump, full_dump, materialized, new_replica
 
 
 @pytest.fixture
@@ -28,13 +35,40 @@ def target() -> Responder:
     return Responder(r.db)
 
 
-def _valid_op(responder: Responder) -> dict[str, object]:
+@dataclass
+class Source:
+    """Another device of the clinic, and what it sent: its ops as on the wire and the
+    certificates that came with them (a push hand-built from a pull reply carries them)."""
+
+    db: Database
+    ops: list[dict[str, Any]]
+    certificates: list[str]
+
+    def push(self, ops: list[dict[str, Any]]) -> bytes:
+        """A push of ``ops`` with this device's certificates."""
+        return p.encode({"type": "push", "ops": ops, "certificates": self.certificates})
+
+    def signed(self, ops: list[dict[str, Any]], prev: bytes = GENESIS) -> list[dict[str, Any]]:
+        """``ops`` as this device signs them (chained from ``prev``): whatever is wrong with
+        them, it is not the signature."""
+        parsed = [p.op_from_wire(op, i) for i, op in enumerate(ops)]
+        return [p.op_to_wire(op) for op in signed_as(self.db, parsed, prev)]
+
+
+def _source(*edits: str) -> Source:
+    """A device that added a patient (and gave it ``edits`` as new given names)."""
     source = new_replica("eve")
-    source.add_patient("Pushed", "Op", "1990-01-01")
+    pid = source.add_patient("Pushed", "Op", "1990-01-01").id
+    for given in edits:
+        source.update_patient(pid, {"given": given})
     reply = json.loads(
         Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 10}))
     )
-    op: dict[str, object] = reply["ops"][0]
+    return Source(source.db, reply["ops"], reply["certificates"])
+
+
+def _valid_op(responder: Responder) -> dict[str, object]:
+    op: dict[str, object] = _source().ops[0]
     return op
 
 
@@ -84,7 +118,7 @@ def everything_in(responder: Responder) -> Dump:
         # A newer version's record type is kept, but not under an id this record holds.
         ("type", "spaceship", "as a spaceship"),
         ("seq", 0, "seq must be at least 1"),
-        ("seq", 5, "refusing the gap"),
+        ("seq", 5, "the gap"),
         ("author", "", "author must be a user name"),
         ("update", base64.b64encode(b"x" * (p.MAX_UPDATE_BYTES + 10)).decode(), "at most"),
     ],
@@ -92,38 +126,77 @@ def everything_in(responder: Responder) -> Dump:
 def test_bad_ops_are_refused_whole(
     target: Responder, field: str, value: object, message: str
 ) -> None:
-    good = _valid_op(target)
+    source = _source()
+    good = source.ops[0]
     bad = {**good, "seq": 2, field: value}  # the next op of the same origin
+    if message in ("malformed update", "malformed dependencies", "as a spaceship", "the gap"):
+        # Well-formed on the wire, so signed by its origin as it is: broken by the device
+        # that made it, not in transit (an op altered after signing is quarantined instead:
+        # test_an_op_altered_in_transit_is_quarantined_not_applied).
+        good, bad = source.signed([good, bad])
     before = everything_in(target)
-    reply = _ask(target, p.encode({"type": "push", "ops": [good, bad]}))
+    reply = _ask(target, source.push([good, bad]))
     assert reply["type"] == "error", reply
     assert message in str(reply["message"])
     # The good op in the same batch was not applied either: all or nothing.
     assert everything_in(target) == before
 
 
+ALTERATIONS = [
+    ("update", lambda op: {**op, "update": base64.b64encode(b"\x01\x02\x03").decode()}),
+    ("deps", lambda op: {**op, "deps": base64.b64encode(b"\x01\x07\x01").decode()}),
+    ("author", lambda op: {**op, "author": "mallory"}),
+    ("record id", lambda op: {**op, "record": "someone-else"}),
+    ("clock", lambda op: {**op, "hlc": str(op["hlc"]).replace(".000000.", ".000001.", 1)}),
+    ("signature dropped", lambda op: {**op, "sig": "", "signer": ""}),
+]
+
+
+@pytest.mark.parametrize("alter", [a[1] for a in ALTERATIONS], ids=[a[0] for a in ALTERATIONS])
+def test_an_op_altered_in_transit_is_quarantined_not_applied(
+    target: Responder, alter: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    source = _source()
+    altered = alter(source.ops[0])
+    before = materialized(_db(target))
+    reply = _ask(target, source.push([altered]))
+    # Not a broken exchange: the op is kept aside, with why, and the sender is told.
+    assert reply["type"] == "ack" and reply["applied"] == 0
+    refusals = reply["quarantined"]
+    assert isinstance(refusals, list)
+    [refusal] = refusals
+    assert (refusal["origin"], refusal["seq"]) == (altered["origin"], 1)
+    assert "signature" in refusal["reason"]
+    assert materialized(_db(target)) == before
+    assert _db(target).query(
+        "SELECT count(*) FROM oplog WHERE origin = ?", (altered["origin"],)
+    ) == [(0,)]
+    [held] = op_trust.quarantined(_db(target))
+    assert (held.origin, held.seq, held.reason) == (altered["origin"], 1, refusal["reason"])
+    # The genuine op, when it comes, is applied and leaves the quarantine.
+    assert _ask(target, source.push(source.ops))["applied"] == 1
+    assert op_trust.quarantined(_db(target)) == []
+
+
 def test_missing_dependency_is_refused(target: Responder) -> None:
-    source = new_replica("eve")
-    pat = source.add_patient("Dep", "Chain", "1990-01-01")
-    source.update_patient(pat.id, {"given": "Changed"})
-    reply = json.loads(
-        Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 10}))
-    )
-    second = reply["ops"][1]
-    # Claim it is seq 1 of its origin so only the dependency check can catch it.
-    forged = {**second, "seq": 1}
+    source = _source("Changed")
+    second = source.ops[1]
+    # Claim it is seq 1 of its origin (signed so by the device itself) so only the
+    # dependency check can catch it.
+    [forged] = source.signed([{**second, "seq": 1}])
     before = everything_in(target)
-    answer = _ask(target, p.encode({"type": "push", "ops": [forged]}))
+    answer = _ask(target, source.push([forged]))
     assert answer["type"] == "error"
     assert "does not hold yet" in str(answer["message"])
     assert everything_in(target) == before
 
 
 def test_duplicates_are_no_ops(target: Responder) -> None:
-    op = _valid_op(target)
-    first = _ask(target, p.encode({"type": "push", "ops": [op]}))
+    source = _source()
+    op = source.ops[0]
+    first = _ask(target, source.push([op]))
     after_first = everything_in(target)
-    again = _ask(target, p.encode({"type": "push", "ops": [op, op]}))
+    again = _ask(target, source.push([op, op]))
     assert (first["applied"], again["applied"], again["duplicates"]) == (1, 0, 2)
     assert _db(target).query("SELECT count(*) FROM patients")[0][0] == 2
     # A replayed batch writes nothing at all: no row, no audit entry, no clock change.
@@ -151,12 +224,13 @@ def test_op_from_the_future_is_refused(target: Responder) -> None:
 
 
 def test_forged_op_under_a_held_sequence_is_refused_not_dropped(target: Responder) -> None:
-    genuine = _valid_op(target)
-    assert _ask(target, p.encode({"type": "push", "ops": [genuine]}))["type"] == "ack"
+    source = _source()
+    genuine = source.ops[0]
+    assert _ask(target, source.push([genuine]))["applied"] == 1
     other = _valid_op(target)  # a different replica's op, relabelled as the genuine one
     forged = {**other, "origin": genuine["origin"], "seq": genuine["seq"]}
     before = everything_in(target)
-    reply = _ask(target, p.encode({"type": "push", "ops": [forged]}))
+    reply = _ask(target, source.push([forged]))
     assert reply["type"] == "error"
     assert "differs from the op this replica already holds" in str(reply["message"])
     assert everything_in(target) == before
@@ -176,16 +250,19 @@ def test_absurdly_nested_content_is_an_error_reply_not_a_crash() -> None:
         Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 5}))
     )
     victim = new_replica("ann")
-    # Re-encode the op with a register value nested far beyond Python's recursion limit.
+    # Re-encode the op with a register value nested far beyond Python's recursion limit
+    # (made and signed by the device itself: only the content is hostile).
     from pycrdt import Doc, Map
 
-    doc: Doc[Map[str]] = Doc()
+    doc: Doc[Map[str]] = Doc(client_id=identity(source.db).client_id)
     doc.get("r", type=Map)["family/x"] = (
         '{"v":' + "[" * 100_000 + "]" * 100_000 + ',"h":"0","a":"e"}'
     )
     op = {**raw["ops"][0], "update": base64.b64encode(doc.get_update()).decode(), "deps": "AA=="}
+    sender = Source(source.db, [], raw["certificates"])
+    [op] = sender.signed([op])
     before = full_dump(victim)
-    reply = json.loads(Responder(victim.db).handle(p.encode({"type": "push", "ops": [op]})))
+    reply = json.loads(Responder(victim.db).handle(sender.push([op])))
     assert reply["type"] == "error"
     assert full_dump(victim) == before
 

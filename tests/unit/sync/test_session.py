@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 
+from core.records import op_trust
 from core.records.errors import NotFoundError, ValidationError
+from core.records.replication import replica_id
 from core.store.oplog import version_vector
 from core.sync import protocol
 from core.sync.responder import Responder
 from core.sync.session import SyncError, sync
+from core.sync.stores import DatabaseStore
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import signed_as
 from tests.unit.sync.replicas import (
     PER_REPLICA,
     full_dump,
@@ -239,12 +243,20 @@ class HostilePeer:
     responder: Responder
     request_type: str
     rewrite: Rewrite
+    # The peer signs the rewritten ops as its own (a device sending what it broke itself),
+    # rather than altering them in transit.
+    resign: bool = False
 
     def request(self, message: bytes) -> bytes:
         reply = self.responder.handle(message)
         if json.loads(message)["type"] != self.request_type:
             return reply
         out = self.rewrite(json.loads(reply))
+        if self.resign and isinstance(out, dict):
+            assert isinstance(self.responder.store, DatabaseStore)
+            ops = [protocol.op_from_wire(op, i) for i, op in enumerate(out["ops"])]
+            signed = signed_as(self.responder.store.db, ops)
+            out = {**out, "ops": [protocol.op_to_wire(op) for op in signed]}
         return out if isinstance(out, bytes) else json.dumps(out).encode()
 
 
@@ -270,6 +282,7 @@ PULL_REPLIES: list[tuple[str, Rewrite, str]] = [
     ("ops not a list", lambda r: {**r, "ops": "all of them"}, "ops must be a list"),
     ("bad vector", lambda r: {**r, "vv": {"a": -1}}, "vv[a]"),
     ("bad base64", lambda r: _ops(r, lambda i, op: {**op, "update": "!!!"}), "not valid base64"),
+    # Signed so by the peer (see SIGNED_BY_PEER): broken at the source, not in transit.
     ("bad update bytes", lambda r: _ops(r, lambda i, op: _garbage_update(op)), "malformed update"),
     # All or nothing: the good first op of the batch is not kept either.
     ("second op bad", lambda r: _ops(r, lambda i, op: _garbage_update(op) if i else op),
@@ -281,20 +294,87 @@ PULL_REPLIES: list[tuple[str, Rewrite, str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("rewrite", "message"), [c[1:] for c in PULL_REPLIES],
+# Ops the hostile peer signs itself after breaking them (an op altered after signing is
+# quarantined instead: test_a_pull_reply_op_altered_in_transit_is_quarantined).
+SIGNED_BY_PEER = {"bad update bytes", "second op bad"}
+
+
+@pytest.mark.parametrize(("name", "rewrite", "message"), PULL_REPLIES,
                          ids=[c[0] for c in PULL_REPLIES])  # fmt: skip
-def test_a_bad_pull_reply_is_refused_and_changes_nothing(rewrite: Rewrite, message: str) -> None:
+def test_a_bad_pull_reply_is_refused_and_changes_nothing(
+    name: str, rewrite: Rewrite, message: str
+) -> None:
     server, client = new_replica("ann"), new_replica("bob")
     client.add_patient("Bob", "Own", "1990-01-01")  # has history: pulls ops, no snapshot
     pid = server.add_patient("Ann", "Own", "1990-01-01").id
     server.add_allergy(pid, "Latex")  # two ops in the reply
     before = full_dump(client)
+    peer = HostilePeer(Responder(server.db), "pull", rewrite, resign=name in SIGNED_BY_PEER)
     with pytest.raises(SyncError, match=re.escape(message)):
-        sync(client.db, HostilePeer(Responder(server.db), "pull", rewrite), "bob")
+        sync(client.db, peer, "bob")
     assert full_dump(client) == before
     # The same session against an honest peer then completes.
     sync_pair(client, server)
     assert materialized(client) == materialized(server)
+
+
+def test_a_pull_reply_op_altered_in_transit_is_quarantined() -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")
+    pid = server.add_patient("Ann", "Own", "1990-01-01").id
+    server.add_allergy(pid, "Latex")
+    before = materialized(client)
+    altered = HostilePeer(Responder(server.db), "pull", lambda r: _ops(r, _altered_author))
+
+    report = sync(client.db, altered, "bob")  # the session goes on: our ops still go
+
+    # Nothing of the altered origin is applied; its first op is kept aside with why (the
+    # second waits behind it), and the session pushed our own ops all the same.
+    assert materialized(client) == before
+    assert report.quarantined == 1 and report.pushed == 1
+    [held] = op_trust.quarantined(client.db)
+    assert (held.origin, held.seq) == (replica_id(server.db), 1)
+    assert "signature does not verify" in held.reason
+    # The honest copy, when it comes, is applied and releases it.
+    sync_pair(client, server)
+    assert op_trust.quarantined(client.db) == []
+    assert materialized(client) == materialized(server)
+
+
+class DeafPeer:
+    """A peer that ignores ``skip`` (as Careline 0.1.0 does, or a hostile peer could) and
+    sends the ops it relays unsigned, as a 0.1.0 peer holds them."""
+
+    def __init__(self, responder: Responder) -> None:
+        self.responder, self.pulls = responder, 0
+
+    def request(self, message: bytes) -> bytes:
+        asked = json.loads(message)
+        self.pulls += asked["type"] == "pull"
+        asked.pop("skip", None)
+        reply = json.loads(self.responder.handle(json.dumps(asked).encode()))
+        if "ops" in reply:
+            reply["ops"] = [{**op, "prev": "", "sig": "", "signer": ""} for op in reply["ops"]]
+        return json.dumps(reply).encode()
+
+
+def test_a_peer_that_sends_a_refused_op_again_does_not_keep_the_session_asking() -> None:
+    server, client = new_replica("ann"), new_replica("bob")
+    client.add_patient("Bob", "Own", "1990-01-01")
+    server.add_patient("Ann", "Own", "1990-01-01")
+    peer = DeafPeer(Responder(server.db))
+
+    report = sync(client.db, peer, "bob")
+
+    # Unsigned ops are kept aside (a 0.1.0 peer's must reach us vouched by the clinic
+    # server), and the session ends once asking again brings nothing new.
+    assert report.quarantined >= 1 and peer.pulls <= 3
+    assert [q.reason for q in op_trust.quarantined(client.db)] == ["it carries no signature"]
+    assert client.search_patients("ann") == []
+
+
+def _altered_author(index: int, op: dict[str, Any]) -> dict[str, Any]:
+    return {**op, "author": "mallory"}
 
 
 def test_a_reply_op_claiming_to_come_from_the_client_itself_is_refused() -> None:

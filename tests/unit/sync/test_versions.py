@@ -8,16 +8,24 @@ its exact refusal; the real release is run in tests/e2e/test_mixed_releases.py).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 
+from core.crypto import certs
+from core.crypto.kdf import FAST_PARAMS
+from core.crypto.secure_memory import SecureMemory
+from core.records import op_trust
 from core.records.clinic import ClinicRecords
+from core.store import op_signer
+from core.store.database import Database
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncSession
+from tests import clinic_identity
 from tests.newer_release import newer_code, newer_replica, refer
-from tests.unit.sync.replicas import full_dump, new_replica, pull_from
+from tests.unit.sync.replicas import full_dump, new_replica, pull_from, sync_pair
 
 
 def _newer_clinic() -> tuple[ClinicRecords, str]:
@@ -32,7 +40,8 @@ def _newer_clinic() -> tuple[ClinicRecords, str]:
 
 class Release010Transport:
     """A 0.1.0 responder as seen on the wire: it speaks version 1 only and refuses any
-    other with its own words, in a version-1 envelope without ``speaks``."""
+    other with its own words, in a version-1 envelope without ``speaks``; it keeps no
+    signatures, so the ops it sends carry none, and it sends no certificates."""
 
     def __init__(self, responder: Responder) -> None:
         self.responder = responder
@@ -47,7 +56,15 @@ class Release010Transport:
                 "message": f"sync protocol version {version!r} is not supported (this side "
                 "speaks 1)",
             }).encode()  # fmt: skip
-        return self.responder.handle(message)
+        reply = json.loads(self.responder.handle(message))
+        for unknown_to_0_1_0 in ("certificates", "crl", "quarantined"):
+            reply.pop(unknown_to_0_1_0, None)
+        if "ops" in reply:
+            reply["ops"] = [
+                {k: v for k, v in op.items() if k not in ("prev", "sig", "signer")}
+                for op in reply["ops"]
+            ]
+        return json.dumps(reply).encode()
 
 
 def test_a_version_1_peer_gets_every_op_it_can_store_and_is_never_sent_a_newer_type() -> None:
@@ -82,8 +99,18 @@ def test_a_version_1_peer_joining_a_clinic_with_newer_types_is_told_which_releas
     assert full_dump(fresh) == before
 
 
+def _release_010_server() -> ClinicRecords:
+    """A clinic server's replica as Careline 0.1.0 left it: its ops unsigned. (It trusts the
+    test clinic's CA only so that, standing in for 0.1.0 here, it accepts the pushes.)"""
+    key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
+    server = ClinicRecords(Database.in_memory(key), "server", FAST_PARAMS)
+    with server.db.write("admin", "test.setup", "device", "server") as tx:
+        op_trust.join_clinic(tx, clinic_identity.test_ca()[1])
+    return server
+
+
 def test_a_current_client_falls_back_to_version_1_with_a_0_1_0_server() -> None:
-    server = new_replica("server")
+    server = _release_010_server()
     server.add_patient("Brun", "Lea", "1975-06-07")
     newer, pid = _newer_clinic()
     client = new_replica("client")
@@ -101,7 +128,25 @@ def test_a_current_client_falls_back_to_version_1_with_a_0_1_0_server() -> None:
     assert server.get_patient(pid).phone is None
     assert not server.db.query("SELECT 1 FROM record_states WHERE type = 'referral'")
     assert report.held_back == 2
+    # What the old server sends is unsigned: kept aside here, not applied, until the
+    # server, upgraded, vouches for the ops it holds (signed by the clinic CA).
+    assert {p.family for p in client.list_patients()} == {"Okafor", "Chen"}
+    assert report.quarantined == 1
+    [held] = op_trust.quarantined(client.db)
+    assert (held.record_type, held.reason) == ("patient", "it carries no signature")
+    _upgrade_to_clinic_server(server)
+    sync_pair(client, server)
     assert {p.family for p in client.list_patients()} == {"Okafor", "Brun", "Chen"}
+    assert op_trust.quarantined(client.db) == []
+
+
+def _upgrade_to_clinic_server(replica: ClinicRecords) -> None:
+    """The replica becomes the clinic server of the test clinic, holding its CA key: it
+    signs what it holds unsigned (core.store.op_signer.sign_pending)."""
+    ca_key, ca_pem = clinic_identity.test_ca()
+    with replica.db.write("admin", "test.upgrade", "device", "server") as tx:
+        op_signer.install(tx, "clinic-ca", certs.private_key_pem(ca_key).decode(), ca_pem)
+    assert op_signer.sign_pending(replica.db, "admin") > 0
 
 
 class _Replies:
