@@ -41,6 +41,9 @@ CA_KEY = "clinic_ca"  # meta: the clinic CA certificate this replica trusts
 CRL_KEY = "clinic_crl"  # meta: the newest revocation list seen (PEM)
 # The recovery-key path writes only a user's own password verifier, with nobody signed in.
 RECOVERY_AUTHOR = "recovery-key"
+# ``careline init`` writes the clinic record and then its first admin's account, both
+# authored by that admin: accepted only on a replica that holds no account at all yet.
+SETUP_TYPES = frozenset({"clinic", "user"})
 
 
 @dataclass(frozen=True)
@@ -197,10 +200,10 @@ def author_problem(op: Op, trust: Trust) -> str | None:
     """Why the op's author may not make it, or None."""
     if op.signer == "clinic-ca" and op.author in trust.server_authors:
         return None
-    if op.record_type == "user" and (
-        op.author == RECOVERY_AUTHOR or (not trust.any_users and not trust._batch_users)
-    ):
+    if op.record_type == "user" and op.author == RECOVERY_AUTHOR:
         return None
+    if op.record_type in SETUP_TYPES and not trust.any_users and not trust._batch_users:
+        return None  # a clinic's set-up, before its first account exists
     if op.author in trust._batch_users or trust.is_active_user(op.author):
         return None
     return f"its author {op.author[:64]!r} is not an active staff account of this clinic"

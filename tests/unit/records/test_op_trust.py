@@ -201,12 +201,6 @@ def test_an_op_by_an_unknown_author_is_refused_and_one_by_a_staff_account_accept
 
 
 @pytest.mark.strict_authors
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a clinic set up on a workstation (careline init) begins with ops "
-    "authored by its first admin before that account exists (the clinic record, then the "
-    "account itself), so a replica checking authors refuses the clinic's first ops",
-)
 def test_a_clinic_set_up_on_a_workstation_is_accepted_by_another_desk() -> None:
     first = new_replica("admin")
     first.set_up_clinic("Riverside", "admin", "Ada Admin", "correct horse battery")
