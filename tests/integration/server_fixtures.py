@@ -14,6 +14,7 @@ import uvicorn
 from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.providers import provider_from_settings
+from core.records import op_trust
 from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.server.api import create_app
@@ -21,7 +22,7 @@ from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 from core.store import audit_chain
 from core.store.oplog import version_vector
-from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
+from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
@@ -107,8 +108,8 @@ def enroll_desk(
     ``url``, synced and signed in as admin."""
     ws = Workstation(folder, FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
-    credential = enroll(url, code, ca_pem, name)
-    save_credential(ws.database, credential)
+    credential = enroll(url, code, ca_pem, name, op_trust.binding_for(ws.database))
+    adopt_credential(ws.database, credential, "admin")
     sync_at(ws, credential)
     ws.lock()
     ws.sign_in("admin", PASSWORD)
