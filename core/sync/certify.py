@@ -20,6 +20,7 @@ from core.errors import CarelineError
 from core.records import op_trust
 from core.store.database import Database
 from core.sync.enroll import ServerCredential, adopt_credential, tls_trust
+from core.sync.transport import TransportError
 
 
 class CertifyError(CarelineError):
@@ -38,8 +39,10 @@ def is_bound_here(db: Database, credential: ServerCredential) -> bool:
 def ensure_bound(db: Database, credential: ServerCredential, actor: str) -> ServerCredential:
     """The credential, re-certified first if its certificate is not bound to this replica
     (see the module docstring). CertifyError if the server refuses (a replica another
-    device is bound to, for one); a server without the endpoint changes nothing."""
-    if is_bound_here(db, credential):
+    device is bound to, for one), TransportError if it cannot be reached (as a sync would
+    fail: offline); a server without the endpoint changes nothing. A credential holding
+    no certificate at all has nothing to re-certify."""
+    if not credential.certificate or is_bound_here(db, credential):
         return credential
     key = certs.new_private_key()
     csr = certs.make_csr(key, credential.device_id, op_trust.binding_for(db))
@@ -50,7 +53,7 @@ def ensure_bound(db: Database, credential: ServerCredential, actor: str) -> Serv
                 url, json={"csr": csr}, headers={"Authorization": f"Bearer {credential.token}"}
             )
     except httpx.HTTPError as exc:
-        raise CertifyError(f"cannot reach the server at {credential.server_url}: {exc}") from exc
+        raise TransportError(f"cannot reach the server at {credential.server_url}: {exc}") from exc
     if response.status_code in (404, 405):
         return credential  # a server that predates op signing
     if response.status_code != 200:
