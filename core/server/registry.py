@@ -140,6 +140,11 @@ def _utc(stamp: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def _ceil_second(when: datetime) -> datetime:
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
+
+
 def _refuse_bound_elsewhere(tx: Any, clinic_id: str, replica_id: str, device_id: str) -> None:
     rows = tx.query(
         "SELECT id FROM devices WHERE clinic_id = ? AND replica_id = ? AND id != ?",
@@ -376,13 +381,17 @@ class Registry:
         return [(str(r), str(c)) for r, c in rows]
 
     def revocations(self, clinic_id: str) -> dict[int, datetime]:
-        """Certificate serial -> when it was revoked, for the clinic's revoked devices."""
+        """Certificate serial -> when it was revoked, for the clinic's revoked devices,
+        rounded up to the whole second: a revocation list (X.509) holds whole seconds, and
+        an op made in the second before the revocation must not be refused for it (one
+        made within that second after it is accepted: the device's token was refused at
+        once, so only a relay could bring such an op)."""
         rows = self.db.query(
             "SELECT certificate, revoked_at FROM devices WHERE clinic_id = ? "
             "AND revoked_at IS NOT NULL",
             (clinic_id,),
         )
-        return {certs.serial_of(str(c)): _utc(str(at)) for c, at in rows}
+        return {certs.serial_of(str(c)): _ceil_second(_utc(str(at))) for c, at in rows}
 
     def code_clinic(self, code: str) -> str:
         """The clinic a still-valid code belongs to (to sign the device certificate)."""
