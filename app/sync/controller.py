@@ -45,15 +45,15 @@ from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
-from core.records import changeset, unknown
+from core.records import changeset, op_trust, unknown
 from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
 from core.sync.backoff import backoff
-from core.sync.enroll import ServerCredential, enroll, load_credential
-from core.sync.enroll import save_credential as store_credential
+from core.sync.certify import ensure_bound
+from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
 from core.sync.session import SyncReport, sync
@@ -233,8 +233,9 @@ class _SyncRunner(QObject):
         try:
             # Refused before the code is redeemed (a used code is gone for good).
             refuse_if_demo("enroll with a clinic server", self._ws.data_dir, self._ws.database)
-            credential = enroll(url, code, ca_pem, device)
-            store_credential(self._ws.database, credential)
+            db = self._ws.database
+            credential = enroll(url, code, ca_pem, device, op_trust.binding_for(db))
+            adopt_credential(db, credential, self._actor())
         except Exception as exc:
             self.finished.emit(SessionOutcome(error=exc))
             return
@@ -258,6 +259,8 @@ class _SyncRunner(QObject):
             error: Exception | None = None
             if credential is not None:
                 try:
+                    # Enrolled before ops were signed: a bound certificate first.
+                    credential = ensure_bound(db, credential, actor)
                     transport = self._factory(credential)
                     report = sync(
                         db,

@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     reencrypt.add_argument("--clinic", help="only this clinic")
     retire = keys.add_parser("retire", help="retire a master key version nothing uses any more")
     retire.add_argument("version")
+    quarantine = admin.add_parser(
+        "quarantine", help="ops refused by verification and kept aside"
+    ).add_subparsers(dest="action", required=True)
+    held = quarantine.add_parser(
+        "list", help="what the server quarantined: origin, seq, record type, author, why, "
+        "from which device, when"
+    )  # fmt: skip
+    held.add_argument("clinic", nargs="?", help="only this clinic (id or name)")
+    held.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
     audit = admin.add_parser("audit", help="audit logs").add_subparsers(
         dest="action", required=True
     )
@@ -254,7 +265,7 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         ]
         out.emit(rows, "\n".join(lines) or "No devices.")
     elif area == "device":
-        device = server.registry.revoke(args.id)
+        device = server.revoke_device(args.id)
         out.emit(device.__dict__, f"Revoked device {device.id}; it is refused from now on.")
     elif area == "keys" and action == "reencrypt":
         result = server.reencrypt_replicas(args.clinic)
@@ -266,6 +277,18 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         result = server.rotate_keys()
         out.emit(result, f"Now on key version {result['key_version']}; "
                  f"re-wrapped {result['rewrapped']} data keys.")  # fmt: skip
+    elif area == "quarantine":
+        registry = server.registry
+        clinics = [registry.clinic(args.clinic)] if args.clinic else registry.clinics()
+        held: list[dict[str, object]] = [
+            {"clinic": c.id, **q.to_dict()} for c in clinics for q in server.quarantined(c.id)
+        ]
+        lines = [
+            f"{r['clinic']}  {r['origin']}:{r['seq']}  {r['record_type']}  by {r['author']}  "
+            f"from {r['received_from']}  at {r['last_seen']}: {r['reason']}"
+            for r in held
+        ]
+        out.emit(held, "\n".join(lines) or "Nothing quarantined.")
     elif area == "audit":
         report = server.audit_report()
         ok = all(r["ok"] for r in report.values())

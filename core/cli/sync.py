@@ -101,6 +101,7 @@ def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> 
     """The enrolled server's transport, or a LAN peer's."""
     if peer:
         return _peer_transport(records, peer)
+    from core.sync.certify import ensure_bound
     from core.sync.enroll import load_credential
 
     credential = load_credential(records.db)
@@ -108,7 +109,8 @@ def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> 
         raise CliError("this workstation is not enrolled: run 'careline enroll' first")
     if server and server.rstrip("/") != credential.server_url:
         raise CliError(f"this workstation is enrolled with {credential.server_url}, not {server}")
-    return credential.transport()
+    # Enrolled before ops were signed: a certificate bound to this replica first.
+    return ensure_bound(records.db, credential, records.actor).transport()
 
 
 def _peer_transport(records: ClinicRecords, address: str) -> Any:

@@ -91,6 +91,22 @@ class EnrollResponse(BaseModel):
     ca_certificate: str
 
 
+class CertifyRequest(BaseModel):
+    """An enrolled device asking for a certificate bound to its replica."""
+
+    csr: str = Field(
+        min_length=100, max_length=8192,
+        description="PEM certificate request naming the replica (urn:careline:replica:...)",
+    )  # fmt: skip
+
+
+class CertifyResponse(BaseModel):
+    """The device's new certificate, bound to its replica."""
+
+    certificate: str
+    ca_certificate: str
+
+
 class SyncErrorReply(BaseModel):
     """A refused sync request: the protocol's ``error`` message (nothing was changed)."""
 
@@ -447,6 +463,27 @@ def create_app(server: ClinicServer) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         enroll_failures.forgive(address)
         return EnrollResponse(**result.__dict__)
+
+    @app.post(
+        "/v1/certify",
+        response_model=CertifyResponse,
+        responses={
+            400: {"model": Problem},
+            401: {"model": Problem},
+            413: {"model": Problem},
+            503: {"model": Problem},
+        },
+    )
+    def certify(body: CertifyRequest, request: Request) -> CertifyResponse:
+        """Re-certify the calling device (enrolled before ops were signed): a certificate
+        bound to the replica its request names. Refused (400) for a replica another device
+        of the clinic is bound to, or one other than the device's own binding."""
+        device = device_of(request)
+        try:
+            result = server.certify(device, body.csr)
+        except ServerError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return CertifyResponse(certificate=result.certificate, ca_certificate=result.ca_certificate)
 
     @app.post(
         "/v1/sync",

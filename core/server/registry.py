@@ -16,6 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.crypto import certs
 from core.errors import CarelineError
@@ -62,7 +63,15 @@ CREATE TABLE enroll_codes (
 );
 """
 
-REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA),)
+# Device-signed ops: the replica a device's certificate is bound to (NULL: enrolled by
+# Careline 0.1.0, before certificates named one). One device per replica in a clinic.
+_V2_BINDINGS = """
+ALTER TABLE devices ADD COLUMN replica_id TEXT;
+CREATE UNIQUE INDEX devices_by_replica ON devices (clinic_id, replica_id)
+    WHERE replica_id IS NOT NULL;
+"""
+
+REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA), (2, _V2_BINDINGS))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
 # A clinic id: 16 lowercase hex digits (core.records.clinic.new_id). A name that looks like
 # one (in any case) is refused, so that a reference is an id or a name, never both.
@@ -101,6 +110,9 @@ class Device:
     name: str
     enrolled_at: str
     revoked_at: str | None
+    # The replica its certificate is bound to (None: enrolled by Careline 0.1.0, not yet
+    # re-certified; the server vouches for what such a device pushes, see service.sync).
+    replica_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -121,6 +133,29 @@ def new_enroll_code() -> str:
 def normalize_code(code: str) -> str:
     """Tolerate case, spaces and dashes in a typed code."""
     return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _utc(stamp: str) -> datetime:
+    when = datetime.fromisoformat(stamp)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _ceil_second(when: datetime) -> datetime:
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
+
+
+def _refuse_bound_elsewhere(tx: Any, clinic_id: str, replica_id: str, device_id: str) -> None:
+    rows = tx.query(
+        "SELECT id FROM devices WHERE clinic_id = ? AND replica_id = ? AND id != ?",
+        (clinic_id, replica_id, device_id),
+    )
+    if rows:
+        raise RegistryError(
+            f"replica {replica_id} is already bound to device {rows[0][0]} of this clinic; "
+            "a replica speaks through one device only (a copied data folder must be set up "
+            "as a new workstation)"
+        )
 
 
 class Registry:
@@ -271,8 +306,17 @@ class Registry:
             )
         return code, expires
 
-    def redeem(self, code: str, device_name: str, certificate: str, device_id: str) -> str:
-        """Use a code once: registers the device and returns its bearer token."""
+    def redeem(
+        self,
+        code: str,
+        device_name: str,
+        certificate: str,
+        device_id: str,
+        replica_id: str | None = None,
+    ) -> str:
+        """Use a code once: registers the device (bound to ``replica_id``, if its certificate
+        names one) and returns its bearer token. A replica already bound to another device
+        of the clinic is refused (RegistryError), and the code stays unused."""
         digest = _digest(normalize_code(code))
         token = f"{device_id}.{secrets.token_urlsafe(32)}"
         now = utc_now()
@@ -288,13 +332,66 @@ class Registry:
                 raise RegistryError("the enrollment code has already been used")
             if datetime.fromisoformat(expires_at) < datetime.now(UTC):
                 raise RegistryError("the enrollment code has expired")
+            if replica_id is not None:
+                _refuse_bound_elsewhere(tx, str(clinic_id), replica_id, device_id)
             tx.execute("UPDATE enroll_codes SET used_at = ? WHERE code_sha256 = ?", (now, digest))
             tx.execute(
                 "INSERT INTO devices (id, clinic_id, name, token_sha256, certificate, "
-                "enrolled_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (device_id, clinic_id, device_name, _digest(token), certificate, now),
+                "enrolled_at, replica_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (device_id, clinic_id, device_name, _digest(token), certificate, now, replica_id),
             )
         return token
+
+    def certify(self, device_id: str, certificate: str, replica_id: str) -> None:
+        """Replace an active device's certificate by one bound to ``replica_id`` (a device
+        enrolled before op signing, re-certified). Refused (RegistryError) if another
+        device of the clinic is bound to that replica, or this one to another replica."""
+        details = {"replica": replica_id}
+        with self.db.write(self.actor, "device.certify", "device", device_id, details) as tx:
+            rows = tx.query(
+                "SELECT clinic_id, revoked_at, replica_id FROM devices WHERE id = ?", (device_id,)
+            )
+            if not rows or rows[0][1] is not None:
+                raise RegistryError(f"no active device {device_id!r}")
+            if rows[0][2] is not None and rows[0][2] != replica_id:
+                raise RegistryError(
+                    f"device {device_id!r} is already bound to replica {rows[0][2]}; a device "
+                    "speaks for one replica only (enroll the other replica as a new device)"
+                )
+            _refuse_bound_elsewhere(tx, str(rows[0][0]), replica_id, device_id)
+            tx.execute(
+                "UPDATE devices SET certificate = ?, replica_id = ? WHERE id = ?",
+                (certificate, replica_id, device_id),
+            )
+
+    def device_binding(self, device_id: str) -> str | None:
+        """The replica a device's certificate is bound to (None: enrolled before op
+        signing, by Careline 0.1.0)."""
+        rows = self.db.query("SELECT replica_id FROM devices WHERE id = ?", (device_id,))
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    def bound_certificates(self, clinic_id: str) -> list[tuple[str, str]]:
+        """(replica id, certificate) of every device of the clinic bound to a replica,
+        revoked ones included (their ops made before the revocation stay valid)."""
+        rows = self.db.query(
+            "SELECT replica_id, certificate FROM devices WHERE clinic_id = ? "
+            "AND replica_id IS NOT NULL ORDER BY enrolled_at, id",
+            (clinic_id,),
+        )
+        return [(str(r), str(c)) for r, c in rows]
+
+    def revocations(self, clinic_id: str) -> dict[int, datetime]:
+        """Certificate serial -> when it was revoked, for the clinic's revoked devices,
+        rounded up to the whole second: a revocation list (X.509) holds whole seconds, and
+        an op made in the second before the revocation must not be refused for it (one
+        made within that second after it is accepted: the device's token was refused at
+        once, so only a relay could bring such an op)."""
+        rows = self.db.query(
+            "SELECT certificate, revoked_at FROM devices WHERE clinic_id = ? "
+            "AND revoked_at IS NOT NULL",
+            (clinic_id,),
+        )
+        return {certs.serial_of(str(c)): _ceil_second(_utc(str(at))) for c, at in rows}
 
     def code_clinic(self, code: str) -> str:
         """The clinic a still-valid code belongs to (to sign the device certificate)."""
@@ -314,18 +411,18 @@ class Registry:
         """The active device a bearer token belongs to, or None."""
         device_id = token.split(".", 1)[0]
         rows = self.db.query(
-            "SELECT id, clinic_id, name, enrolled_at, revoked_at, token_sha256 FROM devices "
-            "WHERE id = ?",
+            "SELECT id, clinic_id, name, enrolled_at, revoked_at, replica_id, token_sha256 "
+            "FROM devices WHERE id = ?",
             (device_id,),
         )
-        if not rows or not hmac.compare_digest(str(rows[0][5]), _digest(token)):
+        if not rows or not hmac.compare_digest(str(rows[0][6]), _digest(token)):
             return None
-        device = Device(*rows[0][:5])
+        device = Device(*rows[0][:6])
         return device if device.active else None
 
     def devices(self, clinic_id: str | None = None) -> list[Device]:
         """Enrolled devices (of one clinic, or all)."""
-        sql = "SELECT id, clinic_id, name, enrolled_at, revoked_at FROM devices"
+        sql = "SELECT id, clinic_id, name, enrolled_at, revoked_at, replica_id FROM devices"
         params: tuple[str, ...] = ()
         if clinic_id is not None:
             sql += " WHERE clinic_id = ?"

@@ -23,6 +23,7 @@ security on the tenant column. Several server processes may share that database.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hmac
 import json
@@ -39,7 +40,7 @@ import blake3
 
 from core.audit.verify import verify_audit_log
 from core.config.settings import ConfigError
-from core.crypto import aead, certs
+from core.crypto import aead, certs, op_signature
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.crypto.streaming import content_id, iter_decrypt
@@ -47,11 +48,12 @@ from core.errors import CarelineError
 from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
-from core.records import unknown
+from core.records import op_trust, unknown
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
-from core.server import security_log
+from core.server import security_log, vouching
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
+from core.store import op_signer
 from core.store.blobs import (
     BlobIntegrityError,
     BlobStore,
@@ -62,6 +64,7 @@ from core.store.blobs import (
 )
 from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
+from core.store.oplog import Op
 from core.sync.responder import Responder
 from core.sync.stores import DatabaseStore, SyncStore
 
@@ -217,6 +220,7 @@ class ClinicServer:
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}
         self._pg_replicas: dict[str, PgReplica] = {}
+        self._ca_signers: dict[str, op_signer.Signer] = {}  # parsed clinic CA keys
         # PostgreSQL column keys per clinic, with when they were unwrapped: rebuilt after
         # KEY_MAX_AGE_S; a replaced one is zeroed one more period later (a request that
         # fetched it just before may still be using it).
@@ -347,7 +351,12 @@ class ClinicServer:
             replica = self._pg_replicas.get(clinic_id)
             if replica is None:
                 self.registry.clinic(clinic_id)
-                replica = PgReplica(self.pg, clinic_id, functools.partial(self._cipher, clinic_id))
+                replica = PgReplica(
+                    self.pg,
+                    clinic_id,
+                    functools.partial(self._cipher, clinic_id),
+                    _RegistryAuthority(self, clinic_id),
+                )
                 self._pg_replicas[clinic_id] = replica
             return replica
 
@@ -411,6 +420,7 @@ class ClinicServer:
                 db = self._open_mid_reencryption(clinic_id, path, key)
             # After an upgrade: records kept for a newer version get their rows now.
             unknown.refresh(db, actor="server")
+            self._keep_trust(clinic_id, db)
             self._replicas[clinic_id] = db
             return db
 
@@ -537,37 +547,185 @@ class ClinicServer:
         except RegistryError as exc:
             raise ServerError(str(exc)) from None
         clinic = self.registry.clinic(clinic_id)
-        wrap_key = self._data_key(clinic_id, "ca")
-        ca_pem = aead.decrypt(
-            wrap_key.read(), self.registry.ca_key_wrapped(clinic_id), f"ca|{clinic_id}".encode()
-        )
         device_id = new_id()
+        cert, binding = self._issue(clinic_id, clinic.ca_cert, csr_pem, device_id)
         try:
-            cert = certs.sign_device(
-                certs.load_private_key(ca_pem), clinic.ca_cert, csr_pem, device_id
+            token = self.registry.redeem(
+                code, name, cert, device_id, binding.replica_id if binding else None
             )
-        except certs.CertificateError as exc:
-            raise ServerError(str(exc)) from None
-        try:
-            token = self.registry.redeem(code, name, cert, device_id)
         except RegistryError as exc:
             raise ServerError(str(exc)) from None
+        if binding is not None:
+            self._refresh_trust(clinic_id)
         log.info("device enrolled", extra={"device": device_id, "clinic": clinic_id})
         return Enrollment(device_id, clinic_id, clinic.name, token, cert, clinic.ca_cert)
+
+    def _issue(
+        self, clinic_id: str, ca_cert: str, csr_pem: str, device_id: str
+    ) -> tuple[str, certs.ReplicaBinding | None]:
+        """A device certificate for ``csr_pem`` and the replica it is bound to. A binding
+        to a replica another device of the clinic speaks for is refused before signing."""
+        try:
+            binding = certs.csr_binding(csr_pem)
+            if binding is not None:
+                for replica_id, _ in self.registry.bound_certificates(clinic_id):
+                    if replica_id == binding.replica_id:
+                        raise ServerError(
+                            f"replica {replica_id} is already bound to another device of this "
+                            "clinic; a replica speaks through one device only (a copied data "
+                            "folder must be set up as a new workstation)"
+                        )
+            key = certs.load_private_key(self._ca_key_pem(clinic_id).encode("ascii"))
+            return certs.sign_device(key, ca_cert, csr_pem, device_id), binding
+        except certs.CertificateError as exc:
+            raise ServerError(str(exc)) from None
+
+    def certify(self, device: Device, csr_pem: str) -> Enrollment:
+        """Re-certify a device enrolled before op signing (Careline 0.1.0): a certificate
+        bound to the replica its CSR names (same refusal rules as enrollment). The token
+        stays; the registry records the binding (audited, and a security event)."""
+        clinic = self.registry.clinic(device.clinic_id)
+        try:
+            binding = certs.csr_binding(csr_pem)
+            if binding is None:
+                raise ServerError(
+                    "the certificate request names no replica (urn:careline:replica:...); "
+                    "a certificate for signing ops must be bound to one"
+                )
+            cert, _ = self._issue(clinic.id, clinic.ca_cert, csr_pem, device.id)
+            try:
+                self.registry.certify(device.id, cert, binding.replica_id)
+            except RegistryError as exc:
+                raise ServerError(str(exc)) from None
+        except (ServerError, certs.CertificateError) as exc:
+            security_log.event("certify.refused", failed=True, device=device.id, reason=str(exc))
+            raise ServerError(str(exc)) from None
+        self._refresh_trust(clinic.id)
+        security_log.event(
+            "device.certified", device=device.id, clinic=clinic.id, replica=binding.replica_id
+        )
+        return Enrollment(device.id, clinic.id, clinic.name, "", cert, clinic.ca_cert)
+
+    def revoke_device(self, device_id: str) -> Device:
+        """Revoke a device: its token stops working at once, and the clinic CA's new
+        revocation list reaches every replica with the next sync (their verification
+        refuses the device's ops made after now)."""
+        device = self.registry.revoke(device_id)
+        self._refresh_trust(device.clinic_id)
+        return device
+
+    # ----- signed ops: the clinic CA as the server's signer --------------------------
+
+    def _ca_key_pem(self, clinic_id: str) -> str:
+        """The clinic CA's private key (PEM), unwrapped. Python cannot wipe the copy."""
+        with self._data_key(clinic_id, "ca") as wrap_key:
+            pem = aead.decrypt(
+                wrap_key.read(),
+                self.registry.ca_key_wrapped(clinic_id),
+                f"ca|{clinic_id}".encode(),
+            )
+        return pem.decode("ascii")
+
+    def _ca_signer(self, clinic_id: str) -> op_signer.Signer:
+        with self._lock:
+            found = self._ca_signers.get(clinic_id)
+            if found is None:
+                ca_cert = self.registry.clinic(clinic_id).ca_cert
+                key = certs.load_private_key(self._ca_key_pem(clinic_id).encode("ascii"))
+                found = op_signer.Signer("clinic-ca", key, op_signature.clinic_tag(ca_cert))
+                self._ca_signers[clinic_id] = found
+            return found
+
+    def crl(self, clinic_id: str) -> str | None:
+        """The clinic CA's revocation list of the registry's revoked devices (None: none
+        revoked). Numbered by how many are revoked: revocations are never undone, so a
+        later list always carries a higher number."""
+        revoked = self.registry.revocations(clinic_id)
+        if not revoked:
+            return None
+        ca_cert = self.registry.clinic(clinic_id).ca_cert
+        return certs.make_crl(self._ca_signer(clinic_id).key, ca_cert, revoked, len(revoked))
+
+    def _refresh_trust(self, clinic_id: str) -> None:
+        """Keep the clinic replica's trust in step with the registry (the truth): device
+        certificates and the revocation list."""
+        if self.pg is not None:
+            crl = self.crl(clinic_id)
+            if crl is not None:
+                self.pg_replica(clinic_id).keep_crl(crl)
+            return
+        with self._lock:
+            db = self._replicas.get(clinic_id)
+        if db is not None:  # else: done when it is opened
+            self._keep_trust(clinic_id, db)
+
+    def _keep_trust(self, clinic_id: str, db: Database) -> None:
+        """Make the embedded replica verify as the registry says: trust the clinic CA, sign
+        the server's own ops with its key, know every bound device certificate, hold the
+        newest revocation list; then vouch (CA-sign, audited) for unsigned ops it holds:
+        everything accepted before ops were signed (README "Signed ops")."""
+        ca_cert = self.registry.clinic(clinic_id).ca_cert
+        known = {(str(r), str(c)) for r, c in db.query(
+            "SELECT replica_id, certificate FROM device_certs")}  # fmt: skip
+        devices = [
+            d for rid, pem in self.registry.bound_certificates(clinic_id)
+            if (rid, pem) not in known and (d := op_trust.device_key(pem, ca_cert)) is not None
+        ]  # fmt: skip
+        crl = self.crl(clinic_id)
+        signer = op_signer.current(db)
+        fresh_crl = crl is not None and crl != op_trust.crl_of(db)
+        trusted = op_trust.clinic_ca(db) == ca_cert and signer is not None
+        if not trusted or devices or fresh_crl:
+            details = {"devices": len(devices), "crl": fresh_crl}
+            with db.write("server", "server.trust", "clinic", clinic_id, details) as tx:
+                if not trusted:
+                    op_trust.join_clinic(tx, ca_cert)
+                    op_signer.install(tx, "clinic-ca", self._ca_key_pem(clinic_id), ca_cert)
+                op_trust.keep_certificates(tx, devices)
+                if fresh_crl and crl is not None:
+                    op_trust.keep_crl(tx, crl, ca_cert)
+        op_signer.sign_pending(db, "server")
+
+    def _vouch(self, device: Device, ops: list[Op]) -> list[Op]:
+        """CA-sign the unsigned ops a device running Careline 0.1.0 pushed over its
+        authenticated connection (audited, naming the device). Ops of a replica bound to a
+        device are never vouched for: only that device's own signature proves them."""
+        bound = {rid for rid, _ in self.registry.bound_certificates(device.clinic_id)}
+        mine = [op for op in ops if not op.signer and op.origin not in bound]
+        if not mine:
+            return ops
+        signed = iter(vouching.vouch(self._ca_signer(device.clinic_id), mine))
+        out = [next(signed) if not op.signer and op.origin not in bound else op for op in ops]
+        details = {"ops": len(mine), "origins": sorted({op.origin for op in mine}),
+                   "device": device.id}  # fmt: skip
+        self._audit(device.clinic_id, f"device:{device.id}", "oplog.vouch", "device",
+                    device.id, details)  # fmt: skip
+        return out
 
     def authenticate(self, token: str) -> Device | None:
         """The active device holding ``token``."""
         return self.registry.authenticate(token)
 
     def sync(self, device: Device, request: bytes) -> bytes:
-        """Serve one sync request for the device's own clinic only."""
+        """Serve one sync request for the device's own clinic only. A device whose
+        certificate is bound to no replica (Careline 0.1.0) has the unsigned ops it pushes
+        vouched for by the clinic CA (:meth:`_vouch`); a bound device never does."""
         store = self.sync_store(device.clinic_id)
+        vouch = None if device.replica_id else functools.partial(self._vouch, device)
         return Responder(
             store,
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
             audit_anchor=lambda head, proof: store.anchor_audit(device.id, head, proof),
+            vouch=vouch,
+            peer=f"device:{device.id}",
         ).handle(request)
+
+    def quarantined(self, clinic_id: str) -> list[op_trust.Quarantined]:
+        """Ops the clinic replica refused and keeps aside, oldest first."""
+        if self.pg is not None:
+            return self.pg_replica(clinic_id).quarantined()
+        return op_trust.quarantined(self.replica(clinic_id))
 
     # ----- attachments ---------------------------------------------------------------
 
@@ -672,6 +830,35 @@ class ClinicServer:
             self._pg_replicas.clear()
             if self.pg is not None:
                 self.pg.close()
+
+
+@dataclass(frozen=True)
+class _RegistryAuthority:
+    """A clinic's CA, devices and revocations as the registry holds them (the truth the
+    PostgreSQL replica verifies against)."""
+
+    server: ClinicServer
+    clinic_id: str
+
+    def ca_certificate(self) -> str:
+        """The clinic CA certificate."""
+        return self.server.registry.clinic(self.clinic_id).ca_cert
+
+    def ca_signer(self) -> op_signer.Signer:
+        """The clinic CA's key as a signer."""
+        return self.server._ca_signer(self.clinic_id)
+
+    def ca_key_pem(self) -> str:
+        """The clinic CA's private key."""
+        return self.server._ca_key_pem(self.clinic_id)
+
+    def bound_certificates(self) -> list[tuple[str, str]]:
+        """(replica id, certificate) of the clinic's bound devices."""
+        return self.server.registry.bound_certificates(self.clinic_id)
+
+    def revocations(self) -> dict[int, dt.datetime]:
+        """Revoked serial -> when."""
+        return self.server.registry.revocations(self.clinic_id)
 
 
 def _verified_chunks(

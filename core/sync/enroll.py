@@ -16,6 +16,7 @@ import httpx
 
 from core.crypto import certs
 from core.errors import CarelineError
+from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.store.database import Database
 from core.sync.http_transport import HttpTransport, require_https
@@ -56,15 +57,23 @@ def tls_trust(server_ca_pem: str | None) -> ssl.SSLContext | bool:
 
 
 def enroll(
-    server_url: str, code: str, server_ca_pem: str | None, device_name: str | None = None
+    server_url: str,
+    code: str,
+    server_ca_pem: str | None,
+    device_name: str | None = None,
+    binding: certs.ReplicaBinding | None = None,
 ) -> ServerCredential:
-    """Redeem a one-time code at the server; returns the new device credential."""
+    """Redeem a one-time code at the server; returns the new device credential.
+
+    ``binding`` names the replica that will sign its ops with the certificate
+    (``op_trust.binding_for(db)``); the server refuses a replica another device is bound
+    to. Without it the certificate is unbound, as Careline 0.1.0's were."""
     try:
         require_https(server_url)
     except TransportError as exc:
         raise EnrollmentError(str(exc)) from None
     key = certs.new_private_key()
-    csr = certs.make_csr(key, "pending")
+    csr = certs.make_csr(key, "pending", binding)
     body = {
         "code": code,
         "device_name": device_name or platform.node() or "workstation",
@@ -104,6 +113,17 @@ def save_credential(db: Database, credential: ServerCredential) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (_META_KEY, json.dumps(asdict(credential))),
         )
+
+
+def adopt_credential(db: Database, credential: ServerCredential, actor: str) -> int:
+    """Keep the credential (:func:`save_credential`), then make this replica a device of
+    the clinic (op_trust.install_device): it trusts the clinic CA and, if the certificate
+    is bound to it, signs its ops from now on, its pending own ops included (returns how
+    many were signed)."""
+    save_credential(db, credential)
+    return op_trust.install_device(
+        db, credential.certificate, credential.private_key_pem, credential.ca_certificate, actor
+    )
 
 
 def load_credential(db: Database) -> ServerCredential | None:

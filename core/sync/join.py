@@ -25,10 +25,11 @@ from pathlib import Path
 from core.errors import CarelineError
 from core.keys import keyring_store
 from core.keys.keychain import Keychain, lock_path_for
+from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
-from core.sync.enroll import enroll, save_credential
+from core.sync.enroll import adopt_credential, enroll
 from core.sync.lan.identity import merge_revoked
 from core.sync.lan.pairing import pair_and_sync, split_address
 from core.sync.session import SyncError, SyncReport, sync
@@ -131,9 +132,13 @@ def _join(
             joined = pair_and_sync(db, host, port, request.pair_code, actor, on_progress)
             return JoinResult(joined.identity.device_id, "", joined.records, recovery)
         credential = enroll(
-            request.server_url, request.enroll_code, request.ca_pem, request.device_name
+            request.server_url,
+            request.enroll_code,
+            request.ca_pem,
+            request.device_name,
+            op_trust.binding_for(db),
         )
-        save_credential(db, credential)
+        adopt_credential(db, credential, actor)
         with contextlib.closing(credential.transport()) as server:
             report = sync(
                 db,

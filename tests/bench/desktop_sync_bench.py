@@ -34,13 +34,14 @@ from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
 
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.providers import provider_from_settings
+from core.records import op_trust
 from core.records.changes import change
 from core.records.crdt import RecordDoc, write
 from core.records.workstation import Workstation
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 from core.store.database import Database
-from core.sync.enroll import enroll, save_credential, tls_trust
+from core.sync.enroll import adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
@@ -99,8 +100,10 @@ def first_download(folder: Path, records: int) -> dict[str, Any]:
     with server_process(data_dir) as running:
         ws = Workstation(folder / "desk", FAST_PARAMS)
         ws.prepare_join("admin", PASSWORD)
-        credential = enroll(running.url, code, running.ca_pem, "bench desk")
-        save_credential(ws.database, credential)
+        credential = enroll(
+            running.url, code, running.ca_pem, "bench desk", op_trust.binding_for(ws.database)
+        )
+        adopt_credential(ws.database, credential, "admin")
         transport = HttpTransport(
             credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
         )

@@ -58,11 +58,12 @@ import keyring
 import keyring.backends.fail
 
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
 from core.server.settings import SERVER_SCHEMA
 from core.store.oplog import version_vector
 from core.sync import protocol
-from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
+from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import sync
 from tests.services import create_postgres_database, drop_postgres_database
@@ -529,8 +530,10 @@ def _new_device(index: int, folder: Path, url: str, ca_pem: str, code: str) -> D
     ws = Workstation(folder / f"ws{index:03d}", FAST_PARAMS)
     ws.prepare_join("admin", BENCH_PASSWORD)
     try:
-        credential = enroll(url, code, ca_pem, f"bench-{index:03d}")
-        save_credential(ws.database, credential)
+        credential = enroll(
+            url, code, ca_pem, f"bench-{index:03d}", op_trust.binding_for(ws.database)
+        )
+        adopt_credential(ws.database, credential, "admin")
         transport = credential.transport()
         sync(ws.database, transport, "admin")  # bootstrap: the clinic's records
         patient = ws.records.add_patient(f"Load{index:03d}", "Bench", "1980-01-01")

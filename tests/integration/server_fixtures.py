@@ -12,16 +12,19 @@ from pathlib import Path
 import uvicorn
 
 from core.cli.server import ensure_tls
+from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.providers import provider_from_settings
+from core.records import op_trust
 from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.server.api import create_app
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 from core.store import audit_chain
+from core.store.database import Database
 from core.store.oplog import version_vector
-from core.sync.enroll import ServerCredential, enroll, save_credential, tls_trust
+from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
@@ -100,6 +103,18 @@ def join_clinic(
     return enroll_desk(url, ca_pem, code, folder, name)
 
 
+def clinic_device(server: ClinicServer, clinic_id: str, db: Database, name: str = "peer") -> None:
+    """Make ``db`` a signing device of the clinic, its certificate issued by the clinic CA
+    but unknown to the registry (as a LAN-paired workstation's is)."""
+    ca_cert = server.registry.clinic(clinic_id).ca_cert
+    ca_key = certs.load_private_key(server._ca_key_pem(clinic_id).encode("ascii"))
+    key = certs.new_private_key()
+    cert = certs.sign_device(
+        ca_key, ca_cert, certs.make_csr(key, name, op_trust.binding_for(db)), name
+    )
+    op_trust.install_device(db, cert, certs.private_key_pem(key).decode("ascii"), ca_cert, name)
+
+
 def enroll_desk(
     url: str, ca_pem: str, code: str, folder: Path, name: str = "desk"
 ) -> tuple[Workstation, ServerCredential]:
@@ -107,8 +122,8 @@ def enroll_desk(
     ``url``, synced and signed in as admin."""
     ws = Workstation(folder, FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
-    credential = enroll(url, code, ca_pem, name)
-    save_credential(ws.database, credential)
+    credential = enroll(url, code, ca_pem, name, op_trust.binding_for(ws.database))
+    adopt_credential(ws.database, credential, "admin")
     sync_at(ws, credential)
     ws.lock()
     ws.sign_in("admin", PASSWORD)

@@ -14,6 +14,7 @@ import pytest
 from core.audit.verify import verify_audit_log
 from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
 from core.server.registry import Registry
 from core.store import audit_chain
@@ -23,9 +24,9 @@ from core.sync.audit_anchor import local_head
 from core.sync.enroll import (
     EnrollmentError,
     ServerCredential,
+    adopt_credential,
     enroll,
     load_credential,
-    save_credential,
     tls_trust,
 )
 from core.sync.http_transport import DeviceRejectedError
@@ -60,8 +61,8 @@ def _workstation(live: Live, clinic_id: str, folder: Path) -> tuple[Workstation,
     code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
     ws = Workstation(folder, FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
-    credential = enroll(live.url, code, live.ca_pem, "desk")
-    save_credential(ws.database, credential)
+    credential = enroll(live.url, code, live.ca_pem, "desk", op_trust.binding_for(ws.database))
+    adopt_credential(ws.database, credential, "admin")
     _sync(ws)
     ws.lock()
     ws.sign_in("admin", PASSWORD)

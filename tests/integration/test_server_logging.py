@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
 from core.records.workstation import Workstation
-from core.sync.enroll import EnrollmentError, enroll, save_credential, tls_trust
+from core.sync.enroll import EnrollmentError, adopt_credential, enroll, tls_trust
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import sync_at
 from tests.integration.server_process import ServerProcess, clinic_server, server_admin
@@ -90,8 +91,10 @@ def test_security_events_of_server_and_admin_commands(
     # A workstation enrolls, records a patient and syncs it to the server.
     ws = Workstation(tmp_path / "desk", FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
-    credential = enroll(running.url, code, running.ca_pem, "front desk")
-    save_credential(ws.database, credential)
+    credential = enroll(
+        running.url, code, running.ca_pem, "front desk", op_trust.binding_for(ws.database)
+    )
+    adopt_credential(ws.database, credential, "admin")
     sync_at(ws, credential)
     ws.lock()
     ws.sign_in("admin", PASSWORD)

@@ -18,7 +18,7 @@ from core.records import unknown
 from core.records.notes import Notes
 from core.records.workstation import Workstation
 from core.server.postgres.columns import SealedValueError
-from core.server.postgres.schema import TENANT_ROLE, TENANT_TABLES
+from core.server.postgres.schema import ALL_TENANT_TABLES, TENANT_ROLE, TENANT_TABLES
 from core.server.settings import load_server_settings
 from core.store.database import Database
 from core.store.oplog import version_vector
@@ -27,7 +27,14 @@ from core.sync.enroll import ServerCredential, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncError, SyncSession
 from core.sync.transport import TransportError
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.integration.server_fixtures import (
+    Live,
+    add_clinic,
+    clinic_device,
+    join_clinic,
+    live_server,
+    sync_at,
+)
 from tests.newer_release import newer_chart, newer_replica
 from tests.services import free_port
 from tests.unit.sync.replicas import pull_from
@@ -110,7 +117,7 @@ def test_row_level_security_walls_off_each_clinic(
 ) -> None:
     north, south = _two_clinics_with_records(live, tmp_path)
     with _tenant_session(postgres_url, north) as conn:
-        for table in TENANT_TABLES:
+        for table in TENANT_TABLES:  # each holds rows of both clinics
             tenants = {r[0] for r in conn.execute(f"SELECT tenant FROM {table}")}
             assert tenants == {north}, table  # no WHERE clause, still only North's rows
         assert conn.execute(
@@ -121,7 +128,7 @@ def test_row_level_security_walls_off_each_clinic(
                 "INSERT INTO replica_meta (tenant, key, value) VALUES (%s, 'x', 'y')", (south,)
             )
     with _tenant_session(postgres_url, None) as conn:  # no tenant named: nothing at all
-        for table in TENANT_TABLES:
+        for table in ALL_TENANT_TABLES:
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     # And the registry is out of a tenant session's reach.
     with (
@@ -261,6 +268,7 @@ def test_postgres_keeps_and_serves_a_newer_releases_records_and_spares_older_rep
     relay, credential = _desk(live, clinic, tmp_path / "relay")
     newer = newer_replica("newer")
     pid = newer_chart(newer)
+    clinic_device(live.server, clinic, newer.db)  # a LAN-paired workstation of the clinic
     pull_from(relay.records, newer)  # a current workstation relays a newer one's records
     assert sync_at(relay, credential).pushed > 0
 

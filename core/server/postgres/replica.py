@@ -15,17 +15,19 @@ the resulting ops are applied here like any device's, in the same transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
 from core.audit.verify import AuditReport, verify_chain
+from core.crypto import certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
-from core.records import crdt
+from core.records import crdt, op_trust
 from core.records.changes import Loaded, RecordTypeMismatchError
 from core.records.clinic import ClinicRecords
 from core.records.materialize import MalformedRecordError, derive
@@ -39,15 +41,19 @@ from core.records.replication import (
     check_batch,
 )
 from core.records.types import RECORD_TYPES
+from core.server import vouching
 from core.server.postgres.columns import ColumnCipher
 from core.server.postgres.connection import PgStore
-from core.store import audit_chain, oplog
+from core.store import audit_chain, op_signer, oplog
 from core.store.database import Database, utc_now
 from core.sync import audit_anchor
 from core.sync.stores import ANCHOR_META_PREFIX
 
 OPS = "replica_ops"
 RECORDS = "replica_records"
+QUARANTINE = "replica_quarantine"
+_CRL_KEY = "clinic_crl"
+_LEARNT_CERT = "device_cert:"  # meta prefix: a bound certificate learnt from a push
 _ORIGIN_KEY = "server_origin"
 _CLIENT_KEY = "server_client_id"
 _HLC_KEY = "hlc"
@@ -62,10 +68,12 @@ def pack(*parts: bytes) -> bytes:
     return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
-def unpack(data: bytes, count: int) -> list[bytes]:
-    """Inverse of :func:`pack`; ValueError if ``data`` does not hold ``count`` parts."""
-    parts, at = [], 0
-    for _ in range(count):
+def unpack(data: bytes, count: int | None) -> list[bytes]:
+    """Inverse of :func:`pack`; ValueError if ``data`` does not hold ``count`` parts (any
+    number when ``count`` is None)."""
+    parts: list[bytes] = []
+    at = 0
+    while (count is None and at < len(data)) or (count is not None and len(parts) < count):
         if at + 4 > len(data):
             raise ValueError("sealed row is truncated")
         (size,) = struct.unpack_from(">I", data, at)
@@ -79,15 +87,51 @@ def unpack(data: bytes, count: int) -> list[bytes]:
     return parts
 
 
+class ClinicAuthority(Protocol):
+    """What the registry (the truth about a clinic's devices) tells its replica."""
+
+    def ca_certificate(self) -> str:
+        """The clinic CA certificate."""
+        ...
+
+    def ca_signer(self) -> op_signer.Signer:
+        """The clinic CA's key, as the signer of the server's own ops."""
+        ...
+
+    def ca_key_pem(self) -> str:
+        """The clinic CA's private key (PEM), for the admin writes' scratch replica."""
+        ...
+
+    def bound_certificates(self) -> list[tuple[str, str]]:
+        """(replica id, certificate) of every device bound to a replica."""
+        ...
+
+    def revocations(self) -> dict[int, dt.datetime]:
+        """Revoked certificate serial -> when."""
+        ...
+
+
 class PgReplica:
     """One clinic's replica in the shared PostgreSQL database (tenant = clinic id)."""
 
-    def __init__(self, store: PgStore, tenant: str, cipher: Callable[[bool], ColumnCipher]) -> None:
+    def __init__(
+        self,
+        store: PgStore,
+        tenant: str,
+        cipher: Callable[[bool], ColumnCipher],
+        authority: ClinicAuthority,
+    ) -> None:
         """``cipher(fresh)`` returns the clinic's column keys; ``fresh`` reloads them (a row
-        sealed under a generation another server process added was met)."""
+        sealed under a generation another server process added was met). ``authority``:
+        the registry's word on the clinic's CA, devices and revocations."""
         self.store = store
         self.tenant = tenant
         self._keys = cipher
+        self.authority = authority
+        # Parsed device certificates by PEM, and user accounts by their sealed state:
+        # verification needs both at every push, and both rarely change.
+        self._device_keys: dict[str, op_trust.DeviceKey | None] = {}
+        self._users: dict[str, tuple[bytes, str, bool]] = {}
 
     def _cipher(self) -> ColumnCipher:
         return self._keys(False)
@@ -100,16 +144,29 @@ class PgReplica:
     # ----- sealing ----------------------------------------------------------------------
 
     @staticmethod
-    def _seal_op(c: ColumnCipher, op: oplog.Op) -> tuple[int, bytes]:
-        plain = pack(op.record_id.encode(), op.record_type.encode(), op.update, op.deps,
-                     op.hlc.encode(), op.author.encode())  # fmt: skip
-        return c.seal(OPS, f"{op.origin}:{op.seq}", plain)
+    def _op_plain(op: oplog.Op) -> bytes:
+        return pack(op.record_id.encode(), op.record_type.encode(), op.update, op.deps,
+                    op.hlc.encode(), op.author.encode(), op.prev, op.sig,
+                    op.signer.encode())  # fmt: skip
+
+    @staticmethod
+    def _op_of(origin: str, seq: int, plain: bytes) -> oplog.Op:
+        """An op from its sealed plaintext: 9 parts, or 6 (sealed before ops were signed,
+        by release 0.1.0: unsigned)."""
+        parts = unpack(plain, None)
+        if len(parts) not in (6, 9):
+            raise ValueError("sealed op has an unknown number of parts")
+        rid, rtype, update, deps, hlc, author = parts[:6]
+        prev, sig, signer = parts[6:] if len(parts) == 9 else (b"", b"", b"")
+        return oplog.Op(origin, seq, rid.decode(), rtype.decode(), update, deps, hlc.decode(),
+                        author.decode(), prev, sig, signer.decode())  # fmt: skip
+
+    def _seal_op(self, c: ColumnCipher, op: oplog.Op) -> tuple[int, bytes]:
+        return c.seal(OPS, f"{op.origin}:{op.seq}", self._op_plain(op))
 
     def _open_op(self, c: ColumnCipher, origin: str, seq: int, gen: int, sealed: bytes) -> oplog.Op:
         plain = self._open(c, OPS, f"{origin}:{seq}", gen, sealed)
-        rid, rtype, update, deps, hlc, author = unpack(plain, 6)
-        return oplog.Op(origin, seq, rid.decode(), rtype.decode(), update, deps, hlc.decode(),
-                        author.decode())  # fmt: skip
+        return self._op_of(origin, seq, plain)
 
     def _open_record(self, c: ColumnCipher, ix: str, gen: int, sealed: bytes) -> RecordState:
         rid, rtype, state = unpack(self._open(c, RECORDS, ix, gen, sealed), 3)
@@ -131,7 +188,9 @@ class PgReplica:
         return self.pull(remote_vv, limit)[0]
 
     def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
-        """:meth:`ops_for` and the vector they were read at, from one snapshot."""
+        """:meth:`ops_for` and the vector they were read at, from one snapshot. Ops stored
+        unsigned (by release 0.1.0 code) are vouched for first (:meth:`vouch_pending`)."""
+        self.vouch_pending()
         c = self._cipher()
         with self.store.tenant(self.tenant, snapshot=True) as cur:
             rows = cur.execute("SELECT origin, seq, floor FROM replica_vectors").fetchall()
@@ -155,12 +214,25 @@ class PgReplica:
         vector = {str(o): int(s) for o, s, _ in rows}
         return [op for _, op in picked[:limit]], vector
 
-    def push(self, ops: list[oplog.Op], session_actor: str) -> tuple[ApplyResult, dict[str, int]]:
-        """:meth:`apply_ops` and the vector after it, in the same transaction."""
+    def push(
+        self,
+        ops: list[oplog.Op],
+        session_actor: str,
+        certificates: Sequence[str] = (),
+        source: str = "",
+    ) -> tuple[ApplyResult, dict[str, int]]:
+        """:meth:`apply_ops` and the vector after it, in the same transaction. Each op is
+        verified (core.records.op_trust) against the registry's devices and revocations
+        and the clinic's active accounts; refused ops are quarantined, never applied."""
         c = self._cipher()
+        devices = self._registry_devices()
         try:
             with self.store.tenant(self.tenant, write=True) as cur:
-                result = self._apply(cur, c, ops, session_actor)
+                trust = self._trust(cur, c, devices)
+                learnt = trust.learn_certificates(certificates)
+                self._keep_learnt(cur, learnt)
+                result = self._apply(cur, c, ops, session_actor, trust=trust,
+                                     source=source or session_actor)  # fmt: skip
                 return result, self._vector(cur)
         except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
             raise ApplyError(str(exc)) from exc
@@ -227,12 +299,26 @@ class PgReplica:
 
     # ----- writes -------------------------------------------------------------------------
 
-    def apply_ops(self, ops: list[oplog.Op], session_actor: str) -> ApplyResult:
+    def apply_ops(
+        self,
+        ops: list[oplog.Op],
+        session_actor: str,
+        certificates: Sequence[str] = (),
+        source: str = "",
+    ) -> ApplyResult:
         """Apply a device's batch idempotently, all or nothing (serialised per clinic)."""
-        return self.push(ops, session_actor)[0]
+        return self.push(ops, session_actor, certificates, source)[0]
 
     def _apply(
-        self, cur: Cursor, c: ColumnCipher, ops: list[oplog.Op], actor: str, local: bool = False
+        self,
+        cur: Cursor,
+        c: ColumnCipher,
+        ops: list[oplog.Op],
+        actor: str,
+        local: bool = False,
+        *,
+        trust: op_trust.Trust,
+        source: str = "",
     ) -> ApplyResult:
         held = self._vector(cur)
         meta: dict[str, str] = {
@@ -273,9 +359,10 @@ class PgReplica:
                 )
 
         # Ops of the server's own origin are made here (admin writes), never by devices.
-        checked = check_batch(ops, held, None if local else own, load, same_as_held)
+        checked = check_batch(ops, held, None if local else own, load, same_as_held, trust)
+        self._quarantine(cur, c, checked.quarantined, source or actor)
         if not checked.fresh:
-            return ApplyResult(0, checked.duplicates, ())
+            return ApplyResult(0, checked.duplicates, (), checked.refusals())
         for record_id, (type_name, loaded) in checked.docs.items():
             if type_name in RECORD_TYPES:  # a newer version's type is kept as it came
                 derive(record_id, RECORD_TYPES[type_name], loaded.doc)  # refuses malformed
@@ -291,11 +378,15 @@ class PgReplica:
         rows = []
         for op in checked.fresh:
             gen, sealed = self._seal_op(c, op)
-            rows.append((op.origin, op.seq, c.blind_index(op.record_id), gen, sealed))
+            rows.append((op.origin, op.seq, c.blind_index(op.record_id), gen, sealed, op.signer))
         cur.executemany(
-            "INSERT INTO replica_ops (origin, seq, record_ix, key_gen, sealed) "
-            "VALUES (%s, %s, %s, %s, %s)",
+            "INSERT INTO replica_ops (origin, seq, record_ix, key_gen, sealed, signer) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
             rows,
+        )
+        cur.executemany(  # ops that now passed leave the quarantine
+            "DELETE FROM replica_quarantine WHERE origin = %s AND seq = %s",
+            [(op.origin, op.seq) for op in checked.fresh],
         )
         top: dict[str, int] = {}
         for op in checked.fresh:
@@ -318,7 +409,8 @@ class PgReplica:
             "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
             heads,
         )
-        return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
+        return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)),
+                           checked.refusals())  # fmt: skip
 
     def run_admin(
         self,
@@ -328,12 +420,17 @@ class PgReplica:
     ) -> T:
         """Run an admin write (``work`` on a ClinicRecords) as the clinic server's origin."""
         c = self._cipher()
+        devices = self._registry_devices()
+        ca_cert, ca_key = self.authority.ca_certificate(), self.authority.ca_key_pem()
         with self.store.tenant(self.tenant, write=True) as cur:
             origin, client_id = self._server_identity(cur)
             held = self._vector(cur).get(origin, 0)
             scratch = Database.in_memory(SecureMemory.from_bytes(secrets.token_bytes(32)))
             try:
                 with scratch.write(actor, "server.identity", "meta", origin) as tx:
+                    # The server's own ops are signed with the clinic CA's key.
+                    op_trust.join_clinic(tx, ca_cert)
+                    op_signer.install(tx, "clinic-ca", ca_key, ca_cert)
                     tx.execute("UPDATE meta SET value = ? WHERE key = 'replica_id'", (origin,))
                     tx.execute(
                         "UPDATE meta SET value = ? WHERE key = 'yjs_client_id'", (str(client_id),)
@@ -349,7 +446,10 @@ class PgReplica:
                 made = [o for o in oplog.ops_after(scratch, {origin: held}, 10_000)
                         if o.origin == origin]  # fmt: skip
                 if made:
-                    self._apply(cur, c, made, actor, local=True)
+                    trust = self._trust(cur, c, devices)
+                    applied = self._apply(cur, c, made, actor, local=True, trust=trust)
+                    if applied.quarantined:  # never: the CA signs them; but never store it
+                        raise ApplyError(f"the server's own ops were refused: {applied}")
             finally:
                 scratch.close()
         return result
@@ -372,6 +472,175 @@ class PgReplica:
             self._set_meta(cur, _ORIGIN_KEY, origin)
             self._set_meta(cur, _CLIENT_KEY, client)
         return origin, int(client)
+
+    # ----- verification: trust, quarantine, vouching ---------------------------------------
+
+    def _registry_devices(self) -> dict[str, op_trust.DeviceKey]:
+        """The registry's bound devices (read before the tenant transaction: the registry
+        has its own connection), parsed once per certificate."""
+        ca = self.authority.ca_certificate()
+        devices: dict[str, op_trust.DeviceKey] = {}
+        for replica_id, pem in self.authority.bound_certificates():
+            if pem not in self._device_keys:
+                self._device_keys[pem] = op_trust.device_key(pem, ca)
+            device = self._device_keys[pem]
+            if device is not None and device.replica_id == replica_id:
+                devices[replica_id] = device
+        return devices
+
+    def _trust(
+        self, cur: Cursor, c: ColumnCipher, registry: dict[str, op_trust.DeviceKey]
+    ) -> op_trust.Trust:
+        """What this clinic's ops are verified against: the registry's CA, devices and
+        revocations (the truth), certificates learnt from pushes (LAN-paired devices the
+        registry does not know; the CA's signature on each was checked), and the active
+        accounts among the user records held here."""
+        ca = self.authority.ca_certificate()
+        devices: dict[str, op_trust.DeviceKey] = {}
+        for key, pem in cur.execute(
+            "SELECT key, value FROM replica_meta WHERE key LIKE %s", (f"{_LEARNT_CERT}%",)
+        ):
+            device = op_trust.device_key(str(pem), ca)
+            if device is not None and f"{_LEARNT_CERT}{device.replica_id}" == key:
+                devices[device.replica_id] = device
+        devices.update(registry)
+        active = self._active_users(cur, c)
+        return op_trust.Trust(ca, devices, self.authority.revocations(), active.__contains__)
+
+    def _active_users(self, cur: Cursor, c: ColumnCipher) -> set[str]:
+        """Usernames of the active accounts held here. The server keeps no derived tables:
+        each user record's state is opened and read (cached by its sealed bytes)."""
+        rows = cur.execute(
+            "SELECT record_ix, key_gen, sealed FROM replica_records WHERE type_ix = %s",
+            (c.blind_index("type:user"),),
+        ).fetchall()
+        active: set[str] = set()
+        for ix, gen, sealed in rows:
+            sealed = bytes(sealed)
+            cached = self._users.get(str(ix))
+            if cached is None or cached[0] != sealed:
+                state = self._open_record(c, str(ix), int(gen), sealed)
+                doc = crdt.load(state.state, 1)
+                name, on = crdt.winner(doc, "username"), crdt.winner(doc, "active")
+                username = name.value if name is not None and isinstance(name.value, str) else ""
+                cached = (sealed, username, on is None or on.value is not False)
+                self._users[str(ix)] = cached
+            if cached[1] and cached[2]:
+                active.add(cached[1])
+        return active
+
+    def _keep_learnt(self, cur: Cursor, devices: Iterable[op_trust.DeviceKey]) -> None:
+        """Remember bound certificates learnt from a push, to send with their ops."""
+        cur.executemany(
+            "INSERT INTO replica_meta (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
+            [(f"{_LEARNT_CERT}{d.replica_id}", d.certificate) for d in devices],
+        )
+
+    def _quarantine(
+        self, cur: Cursor, c: ColumnCipher, held: Sequence[tuple[oplog.Op, str]], source: str
+    ) -> None:
+        """Keep refused ops aside, sealed like ops, with why (the reason names the author,
+        so it is sealed too)."""
+        now = utc_now()
+        rows = []
+        for op, reason in held:
+            gen, sealed = c.seal(QUARANTINE, f"{op.origin}:{op.seq}",
+                                 pack(self._op_plain(op), reason.encode()))  # fmt: skip
+            rows.append((op.origin, op.seq, gen, sealed, source, now, now))
+        cur.executemany(
+            "INSERT INTO replica_quarantine (origin, seq, key_gen, sealed, received_from, "
+            "first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (tenant, origin, seq) DO UPDATE SET key_gen = excluded.key_gen, "
+            "sealed = excluded.sealed, received_from = excluded.received_from, "
+            "last_seen = excluded.last_seen",
+            rows,
+        )
+
+    def quarantined(self, origin: str | None = None) -> list[op_trust.Quarantined]:
+        """Ops held aside (of ``origin``, or all), oldest first."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant) as cur:
+            rows = cur.execute(
+                "SELECT origin, seq, key_gen, sealed, received_from, first_seen, last_seen "
+                "FROM replica_quarantine WHERE %s::text IS NULL OR origin = %s "
+                "ORDER BY first_seen, origin, seq",
+                (origin, origin),
+            ).fetchall()
+        held = []
+        for o, seq, gen, sealed, source, first, last in rows:
+            plain = self._open(c, QUARANTINE, f"{o}:{seq}", int(gen), sealed)
+            op_plain, reason = unpack(plain, 2)
+            op = self._op_of(str(o), int(seq), op_plain)
+            held.append(op_trust.Quarantined(
+                op.origin, op.seq, op.record_id, op.record_type, op.author, op.hlc,
+                reason.decode(), str(source), str(first), str(last),
+            ))  # fmt: skip
+        return held
+
+    def refusals_of(self, origin: str) -> list[tuple[str, int, str]]:
+        """Ops of ``origin`` quarantined here: (origin, seq, why)."""
+        return [(q.origin, q.seq, q.reason) for q in self.quarantined(origin)]
+
+    def trust_material(self, origins: Sequence[str]) -> tuple[list[str], str | None]:
+        """Certificates of ``origins`` (registry and learnt) and the clinic's revocation
+        list, to send with their ops."""
+        wanted = set(origins)
+        pems = [d.certificate for rid, d in self._registry_devices().items() if rid in wanted]
+        found = {d.replica_id for rid, d in self._registry_devices().items() if rid in wanted}
+        keys = [f"{_LEARNT_CERT}{o}" for o in sorted(wanted - found)]
+        with self.store.tenant(self.tenant) as cur:
+            if keys:
+                pems += [str(v) for (v,) in cur.execute(
+                    "SELECT value FROM replica_meta WHERE key = ANY(%s)", (keys,))]  # fmt: skip
+            crl = self._meta(cur, _CRL_KEY)
+        return pems, crl
+
+    def keep_crl(self, crl_pem: str) -> None:
+        """Keep the clinic CA's revocation list if newer than the one held (CertificateError
+        if it is not the CA's). The server issues them itself (on ``admin device revoke``);
+        one a workstation relays back is checked and kept only if newer."""
+        ca = self.authority.ca_certificate()
+        number = certs.read_crl(crl_pem, ca).number
+        with self.store.tenant(self.tenant, write=True) as cur:
+            held = self._meta(cur, _CRL_KEY)
+            if held is not None and certs.read_crl(held, ca).number >= number:
+                return
+            self._set_meta(cur, _CRL_KEY, crl_pem)
+            self._audit(cur, "server", "device.revocations", "crl", str(number))
+
+    def vouch_pending(self) -> int:
+        """Sign, as the clinic CA, every op stored unsigned (held before ops were signed,
+        or stored by a release 0.1.0 process during a rolling upgrade); audited. Returns
+        how many. Cheap when there are none (a partial index finds them)."""
+        with self.store.tenant(self.tenant) as cur:
+            found = cur.execute("SELECT 1 FROM replica_ops WHERE signer IS NULL LIMIT 1")
+            if found.fetchone() is None:
+                return 0
+        c = self._cipher()
+        signer = self.authority.ca_signer()
+        with self.store.tenant(self.tenant, write=True) as cur:
+            rows = cur.execute(
+                "SELECT origin, seq, key_gen, sealed FROM replica_ops WHERE signer IS NULL "
+                "ORDER BY origin, seq"
+            ).fetchall()
+            if not rows:
+                return 0  # another process vouched for them meanwhile
+            ops = [self._open_op(c, str(o), int(q), int(g), sealed) for o, q, g, sealed in rows]
+            signed = vouching.vouch(signer, ops)
+            updates = []
+            for op in signed:
+                gen, sealed = self._seal_op(c, op)
+                updates.append((gen, sealed, op.signer, op.origin, op.seq))
+            cur.executemany(
+                "UPDATE replica_ops SET key_gen = %s, sealed = %s, signer = %s "
+                "WHERE origin = %s AND seq = %s",
+                updates,
+            )
+            origins = sorted({op.origin for op in signed})
+            details = {"signer": "clinic-ca", "ops": len(signed), "origins": origins}
+            self._audit(cur, "server", "oplog.sign", "oplog", "clinic-ca", details)
+        return len(signed)
 
     # ----- meta and audit -----------------------------------------------------------------
 

@@ -39,6 +39,8 @@ from core.errors import CarelineError
 TENANT_ROLE = "careline_tenant"
 TENANT_TABLES = ("replica_vectors", "replica_ops", "replica_records", "replica_meta",
                  "replica_audit")  # fmt: skip
+# Every clinic table now (schema 3 added the quarantine, secured by its own migration).
+ALL_TENANT_TABLES = (*TENANT_TABLES, "replica_quarantine")
 
 
 class SchemaRefusedError(CarelineError):
@@ -135,6 +137,26 @@ CREATE TABLE server_nodes (
 );
 """
 
+# Device-signed ops (additive: release 0.1.0 code never reads the new columns or table, and
+# leaves them NULL where it writes). ``devices.replica_id``: the replica a device's
+# certificate is bound to, one device per replica in a clinic. ``replica_ops.signer``:
+# who signed the op ("device" or "clinic-ca"; NULL: stored unsigned, by release 0.1.0 code,
+# so the server vouches for it before serving it). ``replica_quarantine``: ops refused by
+# verification, sealed like ops, with who sent them and when.
+_V3 = """
+ALTER TABLE devices ADD COLUMN replica_id TEXT;
+CREATE UNIQUE INDEX devices_by_replica ON devices (clinic_id, replica_id)
+    WHERE replica_id IS NOT NULL;
+ALTER TABLE replica_ops ADD COLUMN signer TEXT;
+CREATE INDEX replica_ops_unsigned ON replica_ops (tenant) WHERE signer IS NULL;
+CREATE TABLE replica_quarantine (
+    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
+    origin TEXT NOT NULL, seq BIGINT NOT NULL, key_gen INTEGER NOT NULL,
+    sealed BYTEA NOT NULL, received_from TEXT NOT NULL, first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL, PRIMARY KEY (tenant, origin, seq)
+);
+"""
+
 _IDENT = re.compile(r"[a-z_]+")
 
 
@@ -143,7 +165,17 @@ def secure_tenant_tables(conn: psycopg.Connection[Any]) -> None:
     user = conn.execute("SELECT current_user").fetchone()
     assert user is not None
     conn.execute(f'GRANT {TENANT_ROLE} TO "{user[0]}"')
-    for table in TENANT_TABLES:
+    _secure(conn, TENANT_TABLES)
+    for sequence in ("replica_ops_pos_seq", "replica_audit_rowid_seq"):
+        conn.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {TENANT_ROLE}")
+
+
+def _secure_quarantine(conn: psycopg.Connection[Any]) -> None:
+    _secure(conn, ("replica_quarantine",))
+
+
+def _secure(conn: psycopg.Connection[Any], tables: Sequence[str]) -> None:
+    for table in tables:
         assert _IDENT.fullmatch(table)  # fixed names; never input
         statements = (
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
@@ -155,14 +187,13 @@ def secure_tenant_tables(conn: psycopg.Connection[Any]) -> None:
         )
         for sql in statements:
             conn.execute(sql)
-    for sequence in ("replica_ops_pos_seq", "replica_audit_rowid_seq"):
-        conn.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {TENANT_ROLE}")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     # Breaking by definition: no code ran on the empty database before it.
     Migration(1, _V1, True, "registry and clinic replicas", secure_tenant_tables),
     Migration(2, _V2, False, "server_nodes: live server processes"),
+    Migration(3, _V3, False, "device bindings, op signers and quarantine", _secure_quarantine),
 )
 
 
