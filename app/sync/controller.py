@@ -51,6 +51,7 @@ from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
+from core.sync import clock
 from core.sync.backoff import backoff
 from core.sync.enroll import ServerCredential, enroll, load_credential
 from core.sync.enroll import save_credential as store_credential
@@ -130,6 +131,9 @@ class SyncStatus:
     # and our changes an older clinic server cannot store yet (they wait for its update).
     newer_records: int = 0
     held_back: int = 0
+    # This computer's clock is far off the server's (or, with no server, every LAN peer's):
+    # the sentence saying by how much (core.sync.clock). Changes still sync.
+    clock_warning: str = ""
 
 
 class _Stopped(TransportError):
@@ -167,6 +171,7 @@ class SessionOutcome:
     # snapshot, and what LAN peers pushed to this workstation meanwhile.
     changes: Changes = field(default_factory=Changes)
     newer_records: int = 0  # held here for a newer Careline (core.records.unknown)
+    clock_warning: str = ""  # this computer's clock is far off (core.sync.clock)
 
 
 class _SyncRunner(QObject):
@@ -255,6 +260,7 @@ class _SyncRunner(QObject):
                         actor,
                         on_revoked=lambda serials: merge_revoked(db, serials, actor),
                         on_progress=self._report_progress,
+                        clock_reference=True,
                     )
                 except Exception as exc:
                     error = exc
@@ -273,6 +279,11 @@ class _SyncRunner(QObject):
                 lan_reports=lan.reports,
                 changes=self._changes(db, (report, *lan.reports)),
                 newer_records=unknown.count(db),
+                clock_warning=clock.session_notice(
+                    report.clock_offset_ms if report is not None else None,
+                    [r.clock_offset_ms for r in lan.reports],
+                )
+                or "",
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
@@ -539,6 +550,7 @@ class SyncController(QObject):
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                     newer_records=outcome.newer_records,
                     held_back=outcome.report.held_back if outcome.report else 0,
+                    clock_warning=outcome.clock_warning,
                 )
             )
             if outcome.report is not None:

@@ -36,6 +36,11 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout,
 from core.records import unknown
 from core.sync.session import held_back_notice
 
+CLOCK_ADVICE = (
+    "Changes made here still sync, but this computer's clock should be set right: "
+    "tell whoever looks after it."
+)
+
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     """One calm line for the status bar (and, for a LAN peer, how many peers are in reach)."""
@@ -48,6 +53,8 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     waiting = held_back_notice(status.held_back)
     if waiting:
         text += f" {waiting}."
+    if status.clock_warning:
+        text += f" {status.clock_warning}."
     if not status.lan:
         return text
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
@@ -147,6 +154,8 @@ class SyncStatusWidget(QWidget):
         colour = colour or self.COLOURS.get(status.state, "#8a8f98")
         self.dot.setStyleSheet(f"color: {colour};")
         tip = status.message if status.state in (OFFLINE, ERROR) else ""
+        if status.clock_warning:
+            tip = tip or CLOCK_ADVICE
         self.setToolTip(status.audit_warning or tip)
         if status.state == OFFLINE:
             self._tick.start()

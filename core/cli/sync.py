@@ -15,6 +15,7 @@ from core.cli.registry import CommandGroup
 from core.errors import plain_words
 from core.records import unknown
 from core.records.clinic import ClinicRecords
+from core.sync import clock
 from core.sync.backoff import backoff
 from core.sync.session import SyncReport, held_back_notice
 
@@ -54,11 +55,16 @@ def run(ctx: Context) -> int:
                     # Devices the server revoked are refused on the LAN too.
                     on_revoked=lambda serials: merge_revoked(records.db, serials, records.actor),
                     on_progress=_progress_printer() if args.progress else None,
+                    # The server's clock is the clinic's; a LAN peer's is only compared with.
+                    clock_reference=not args.peer,
                 )
                 newer = unknown.count(records.db)
+                notice = clock.clock_notice(
+                    report.clock_offset_ms, clock.PEER if args.peer else clock.SERVER
+                )
                 ctx.emit(
-                    {**report.to_dict(), "newer_records": newer},
-                    _summary(report, newer),
+                    {**report.to_dict(), "newer_records": newer, "clock_notice": notice},
+                    _summary(report, newer, notice),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -81,14 +87,19 @@ def run(ctx: Context) -> int:
         transport.close()
 
 
-def _summary(report: SyncReport, newer: int) -> str:
-    """The human line: what went each way, and what waits for an update on either side."""
+def _summary(report: SyncReport, newer: int, clock_text: str | None = None) -> str:
+    """The human line: what went each way, what waits for an update on either side, and
+    how far this computer's clock is off when that is worth saying."""
     text = f"Synced: {report.pulled} received, {report.pushed} sent."
     waiting = held_back_notice(report.held_back)
     if waiting:
         text += f" {waiting} (it speaks sync protocol {report.protocol})."
     notice = unknown.notice(newer)
-    return f"{text} {notice}." if notice else text
+    if notice:
+        text += f" {notice}."
+    if clock_text:
+        text += f" {clock_text}."
+    return text
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:

@@ -160,9 +160,6 @@ def check_batch(
             same_as_held(op)
             duplicates += 1
             continue
-        skew = oplog.check_skew(op.hlc)
-        if skew is not None:
-            raise ApplyError(f"op {op.origin}:{op.seq} is refused: {skew}")
         if op.origin == own_origin:
             raise ApplyError(f"op {op.origin}:{op.seq} claims to come from this replica")
         if op.seq != have + 1:

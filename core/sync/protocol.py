@@ -38,6 +38,12 @@ this replica's last audit entry for it to keep. A responder that anchors (the cl
 server) replies ``audit_anchoring: true`` and, if it holds one, ``audit_anchor {seq, hash}``
 (the head it held before this request).
 
+Clock (optional, on every reply; releases before it leave it out): ``now_ms``, the responder's
+clock when it wrote the reply (milliseconds since the epoch; a workstation sends its clinic
+time, core.store.clinic_time). The requester measures how far its own clock is off
+(core.sync.clock); an older requester ignores it. Any integer is accepted: a clock, however
+wrong, is never a reason to refuse a message.
+
 Since version 2 a pull offering ``audit_head`` over a recorded anchor also carries
 ``audit_proof``: the canonical bytes (base64) of each audit entry after the anchor up to the
 offered head, from which the responder recomputes the chain. The responder moves its anchor
@@ -372,6 +378,16 @@ def total_from_wire(value: Any, where: str = "total_records") -> int | None:
     if value is None:
         return None
     return _count(value, where)
+
+
+def now_from_wire(value: Any, where: str = "now_ms") -> int | None:
+    """A reply's clock (``now_ms``): None if absent or null, else an integer (any: a wrong
+    clock is reported, never refused); anything else is malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > 2**62:
+        raise ProtocolError("malformed", f"{where} must be an integer (milliseconds)")
+    return value
 
 
 def limit_from_wire(value: Any, where: str, maximum: int) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.records import replication
-from core.store import oplog
+from core.store import clinic_time, oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
@@ -33,6 +33,15 @@ class Responder:
         audit_anchor: Callable[[Head | None, list[bytes] | None], Anchoring] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
+        # Replies carry this side's clock, so the requester can tell how far off its own is.
+        # A workstation (a LAN peer) sends its clinic time: corrected by the offset it last
+        # measured against the server, if its own clock is known to be wrong. The server's
+        # clock is the reference: it sends its clock as it is.
+        self._now_ms: Callable[[], int] = (
+            (lambda: clinic_time.now_ms(db))
+            if isinstance(db, Database)
+            else (lambda: clinic_time.wall_ms())
+        )
         self.actor = actor
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
@@ -68,6 +77,7 @@ class Responder:
                 "code": "malformed",
                 "message": f"the message's content could not be processed ({type(exc).__name__})",
             }
+        reply["now_ms"] = self._now_ms()
         return p.encode(reply, version)
 
     def _on_pull(self, message: dict[str, Any], version: int) -> dict[str, Any]:

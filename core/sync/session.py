@@ -23,7 +23,7 @@ from core.records.changeset import Changes
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
-from core.sync import audit_anchor
+from core.sync import audit_anchor, clock
 from core.sync import protocol as p
 from core.sync.transport import Transport
 
@@ -63,6 +63,9 @@ class SyncReport:
     # The records this session changed here (pulled ops and snapshot pages), by type; set
     # when the session ends.
     changes: Changes = field(default_factory=Changes)
+    # How far this computer's clock is ahead of the other side's (negative: behind), from
+    # the clock its replies carry (core.sync.clock); None when it sends none (older).
+    clock_offset_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (changed records as counts per type, not ids)."""
@@ -78,6 +81,7 @@ class SyncReport:
             "protocol": self.protocol,
             "held_back": self.held_back,
             "changed": self.changes.counts(),
+            "clock_offset_ms": self.clock_offset_ms,
         }
 
 
@@ -92,6 +96,7 @@ class SyncSession:
         batch: int = DEFAULT_BATCH,
         on_revoked: Callable[[list[int]], object] | None = None,
         on_progress: Callable[[SyncReport], object] | None = None,
+        clock_reference: bool = False,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -110,14 +115,21 @@ class SyncSession:
         self._head_sent = False
         self._anchor: Head | None = None  # the head the other side recorded, once checked
         self._touched: set[str] = set()
+        # The other side is the clinic server: keep the offset measured against its clock,
+        # so this replica stamps its changes in clinic time (core.store.clinic_time).
+        self._clock_reference = clock_reference
+        self._meter = clock.OffsetMeter()
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
         self.report.rounds += 1
         if self.report.rounds > MAX_ROUNDS:
             raise SyncError("the session did not converge; stopping")
-        reply = p.decode(
-            self.transport.request(p.encode(message, self.report.protocol)), (*expect, "error")
-        )
+        request = p.encode(message, self.report.protocol)
+        self._meter.start()
+        reply = p.decode(self.transport.request(request), (*expect, "error"))
+        self._meter.reply(p.now_from_wire(reply.get("now_ms")))
+        if self._meter.best is not None:
+            self.report.clock_offset_ms = self._meter.best.offset_ms
         if reply["type"] == "error" and reply.get("code") == "version":
             common = p.common_version(reply)
             if common is not None and common < self.report.protocol:
@@ -144,6 +156,8 @@ class SyncSession:
         except replication.ApplyError as exc:
             raise SyncError(f"refused a batch from the other side: {exc}") from exc
         self.report.changes = changeset.describe(self.db, self._touched)
+        if self._clock_reference and self.report.clock_offset_ms is not None:
+            clock.remember_server_offset(self.db, self.report.clock_offset_ms, self.actor)
         return self.report
 
     def _progress(self) -> None:
@@ -329,7 +343,17 @@ def sync(
     actor: str = "sync",
     on_revoked: Callable[[list[int]], object] | None = None,
     on_progress: Callable[[SyncReport], object] | None = None,
+    clock_reference: bool = False,
 ) -> SyncReport:
     """Run one full session; ``on_revoked`` receives the server's revoked device serials,
-    ``on_progress`` the running report after every applied batch or snapshot page."""
-    return SyncSession(db, transport, actor, on_revoked=on_revoked, on_progress=on_progress).run()
+    ``on_progress`` the running report after every applied batch or snapshot page.
+    ``clock_reference``: the other side is the clinic server, whose clock this replica's
+    changes are stamped by (core.sync.clock); a LAN peer is not."""
+    return SyncSession(
+        db,
+        transport,
+        actor,
+        on_revoked=on_revoked,
+        on_progress=on_progress,
+        clock_reference=clock_reference,
+    ).run()
