@@ -14,6 +14,7 @@ is right?): its offset is only reported.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _amount(ms: int) -> str:
     """``2 hours``, ``45 minutes``, ``3 days``, ``24 years``: the largest unit that still
     reads as a number a person can picture, rounded to it."""
     minutes = round(ms / 60_000)
-    for size, unit, below in ((1, "minute", 120), (60, "hour", 48 * 60),
+    for size, unit, below in ((1, "minute", 120), (60, "hour", 24 * 60),
                               (24 * 60, "day", 730 * 24 * 60)):  # fmt: skip
         if minutes < below:
             n = round(minutes / size)
@@ -130,3 +131,19 @@ def remember_server_offset(db: Database, offset_ms: int, actor: str) -> bool:
                   {"offset_ms": offset_ms}) as tx:  # fmt: skip
         clinic_time.remember(tx, None if wanted is None else clinic_time.Offset(wanted, now))
     return True
+
+
+# How OpenSSL and core.crypto.certs word a certificate refused for its dates.
+_DATE_REFUSALS = ("certificate has expired", "not yet valid", "certificate is expired")
+
+
+def clock_hint(exc: BaseException) -> str:
+    """For a certificate refused as expired or not yet valid, which a wrong clock on this
+    computer causes too: what the clock says, so a person can tell ("" otherwise)."""
+    if not any(words in str(exc) for words in _DATE_REFUSALS):
+        return ""
+    now = dt.datetime.fromtimestamp(clinic_time.wall_ms() / 1000).astimezone()
+    return (
+        f" (this computer's clock says {now:%Y-%m-%d %H:%M %Z}: "
+        "if that is wrong, set it right and try again)"
+    )

@@ -18,7 +18,8 @@ from core.crypto import certs
 from core.errors import CarelineError
 from core.records.demo import refuse_if_demo
 from core.store.database import Database
-from core.sync.http_transport import HttpTransport, clock_hint, require_https
+from core.sync.clock import clock_hint
+from core.sync.http_transport import HttpTransport, require_https
 from core.sync.transport import TransportError
 
 _META_KEY = "server_credential"

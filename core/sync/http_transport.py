@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 
 import httpx
 
+from core.sync.clock import clock_hint
 from core.sync.transport import TransportError
 
 
@@ -60,19 +60,6 @@ def require_https(server_url: str) -> None:
     """Refuse anything but https: tokens, codes and records never travel in clear text."""
     if not server_url.lower().startswith("https://"):
         raise TransportError(f"the server address must start with https:// (got {server_url!r})")
-
-
-def clock_hint(exc: Exception) -> str:
-    """For a certificate refused as expired or not yet valid, which a wrong clock on this
-    computer also causes: what the clock says, so a person can tell ("" otherwise)."""
-    text = str(exc)
-    if "certificate has expired" not in text and "certificate is not yet valid" not in text:
-        return ""
-    now = dt.datetime.now().astimezone()
-    return (
-        f" (this computer's clock says {now:%Y-%m-%d %H:%M %Z}: "
-        "if that is wrong, set it right and try again)"
-    )
 
 
 def _detail(response: httpx.Response) -> str:

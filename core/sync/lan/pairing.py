@@ -27,6 +27,7 @@ from cryptography import x509
 from core.crypto import certs
 from core.errors import CarelineError
 from core.store.database import Database
+from core.sync.clock import clock_hint
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
@@ -100,7 +101,9 @@ def join(host: str, pairing_port: int, code: str, timeout: float = 30.0) -> LanI
         certs.verify_device(server_pem, ca_pem, set())
         issued = x509.load_pem_x509_certificate(cert.encode("ascii")).public_key()
     except (certs.CertificateError, ValueError, UnicodeEncodeError) as exc:
-        raise PairingError(f"the peer sent an unusable certificate: {exc}") from None
+        raise PairingError(
+            f"the peer sent an unusable certificate: {exc}{clock_hint(exc)}"
+        ) from None
     if issued != key.public_key():
         raise PairingError("the peer's certificate is not for this workstation's key")
     return LanIdentity(
