@@ -119,7 +119,7 @@ def _apply(tx: Transaction, ops: list[oplog.Op]) -> ApplyResult:
     )
     if checked.fresh:
         oplog.insert_remote(tx, checked.fresh)
-        oplog.observe(tx, max(op.hlc for op in checked.fresh), me.replica_id)
+        oplog.observe(tx, [op.hlc for op in checked.fresh], me.replica_id)
     store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in checked.docs.items()))
     return ApplyResult(len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)))
 

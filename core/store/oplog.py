@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,8 +141,8 @@ def tick(tx: Transaction, replica_id: str, now_ms: int | None = None) -> str:
         return _store_hlc(tx, wall, 0, replica_id)
     if last_wall > wall + MAX_CLOCK_LEAD_MS:
         log.warning(
-            "this replica's clock was %s ahead of its clock now (it was set back); "
-            "its changes are stamped with its clock again",
+            "this replica's last timestamp is %s ahead of its clock (the clock was set "
+            "back); its changes are stamped from the clock again",
             _minutes(last_wall - wall),
         )
         return _store_hlc(tx, wall, 0, replica_id)
@@ -150,27 +151,30 @@ def tick(tx: Transaction, replica_id: str, now_ms: int | None = None) -> str:
     return _store_hlc(tx, last_wall, last_counter + 1, replica_id)
 
 
-def observe(tx: Transaction, remote_hlc: str, replica_id: str, now_ms: int | None = None) -> int:
-    """Advance the clock past a remote event so that later local writes sort after it, unless
-    it is more than MAX_CLOCK_LEAD_MS ahead of this replica's clinic time (``now_ms``
-    overrides it): then the clock stays where it is, and the remote op still applies.
+def observe(
+    tx: Transaction, remote: str | Iterable[str], replica_id: str, now_ms: int | None = None
+) -> int:
+    """Advance the clock past remote events (one HLC, or a batch's) so that later local
+    writes sort after them; an HLC more than MAX_CLOCK_LEAD_MS ahead of this replica's
+    clinic time (``now_ms`` overrides it) is not followed, and its op still applies.
 
-    Returns how far the remote HLC was ahead of clinic time when it was not followed, else 0.
+    Returns how far the furthest HLC not followed was ahead of clinic time, else 0.
     """
-    wall, counter, origin = parse_hlc(remote_hlc)
+    stamps = [parse_hlc(h) for h in ([remote] if isinstance(remote, str) else remote)]
     now, last_wall, last_counter = _clock(tx, now_ms)
-    if (wall, counter) <= (last_wall, last_counter):
-        return 0
-    if wall > now + MAX_CLOCK_LEAD_MS:
+    beyond = [s for s in stamps if s[0] > now + MAX_CLOCK_LEAD_MS]
+    if beyond:
+        wall, _, origin = max(beyond)
         log.warning(
             "a change from replica %s is stamped %s ahead of this replica's clock; it is "
             "applied, and this replica's clock does not follow it",
             origin,
             _minutes(wall - now),
         )
-        return wall - now
-    _store_hlc(tx, wall, counter, replica_id)
-    return 0
+    followed = max((s[:2] for s in stamps if s[0] <= now + MAX_CLOCK_LEAD_MS), default=None)
+    if followed is not None and followed > (last_wall, last_counter):
+        _store_hlc(tx, followed[0], followed[1], replica_id)
+    return max(beyond)[0] - now if beyond else 0
 
 
 def _minutes(ms: int) -> str:

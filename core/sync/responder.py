@@ -94,13 +94,14 @@ class Responder:
             return ops
 
         try:
-            ops, held_back = p.sendable(fetch, remote, version)
+            ops, held_back = p.sendable(fetch, remote, version, self._now_ms())
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
         if held_back:
             log.info(
                 "a replica speaking sync protocol %s is not sent ops of newer record types "
-                "(from origins %s); it needs Careline %s or newer to receive them",
+                "or stamped ahead of its clock (from origins %s); it needs Careline %s or "
+                "newer to receive them",
                 version,
                 ", ".join(sorted(held_back)),
                 p.FIRST_RELEASE[2],

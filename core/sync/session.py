@@ -20,6 +20,7 @@ from typing import Any
 from core.errors import CarelineError
 from core.records import changeset, replication
 from core.records.changeset import Changes
+from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
@@ -281,6 +282,7 @@ class SyncSession:
                     lambda after: replication.ops_for(self.db, after, self.batch),
                     remote,
                     self.report.protocol,
+                    clinic_time.now_ms(self.db),
                 )
             except replication.SnapshotRequiredError:
                 # The other side will ask us for a snapshot when it pulls from us.

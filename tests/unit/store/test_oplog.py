@@ -112,6 +112,17 @@ def test_a_remote_clock_within_five_minutes_ahead_is_followed_and_one_further_is
     assert parse_hlc(not_dragged) == (t + lead, 5, me)
 
 
+def test_a_batch_holding_one_op_days_ahead_is_still_followed_as_far_as_the_bound() -> None:
+    r = new_replica("ann")
+    me = _replica_id(r)
+    t = 1_800_000_000_000
+    batch = [format_hlc(t + 3 * 86_400_000, 0, "c" * 16), format_hlc(t + 60_000, 2, "b" * 16)]
+    with r.db.write("test", "clock", "meta", "hlc") as tx:
+        assert oplog.observe(tx, batch, me, now_ms=t) == 3 * 86_400_000
+        after = oplog.tick(tx, me, now_ms=t)
+    assert parse_hlc(after) == (t + 60_000, 3, me)  # after the op a minute ahead
+
+
 def test_a_clock_set_back_by_more_than_five_minutes_stamps_from_the_clock_again() -> None:
     r = new_replica("ann")
     me = _replica_id(r)

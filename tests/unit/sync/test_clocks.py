@@ -25,7 +25,7 @@ from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
+from tests.unit.sync.replicas import assert_converged, new_replica, pull_from, sync_pair
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -112,6 +112,31 @@ def test_a_change_made_after_seeing_one_stamped_days_ahead_still_replaces_it(
     for r in (ahead, other):
         assert r.get_patient(pid).phone == "555-0199"
         assert r.conflicts() == []
+
+
+def test_a_0_1_0_peer_is_sent_no_op_stamped_ahead_of_the_clock_it_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Careline 0.1.0 refused an op stamped more than 5 minutes ahead, and with it the whole
+    # batch: such an op (and what its origin made after it) waits for that peer, while
+    # everything else still goes; newer peers get it at once.
+    ahead, server, old = new_replica("ann"), new_replica("srv"), new_replica("old")
+    pid = server.add_patient("Li", "Wei", "1990-01-01").id
+    old.add_patient("Chen", "Wei", "1990-01-01")  # has history: pulls ops, no snapshot
+    sync_pair(ahead, server)
+    with clock_off(monkeypatch, 3 * DAY):
+        ahead.update_patient(pid, {"phone": "555-0100"})
+    ahead.update_patient(pid, {"mrn": "MRN-7"})  # the clock set right: stamped now
+    sync_pair(ahead, server)
+    server.add_patient("Osei", "Kofi", "1988-02-02")
+
+    report = pull_from(old, server, protocol=1)
+    assert {p.family for p in old.list_patients()} == {"Chen", "Li", "Osei"}
+    assert (old.get_patient(pid).phone, old.get_patient(pid).mrn) == (None, None)
+    assert report.pulled == 2  # the patient's creation and the other patient
+    with clock_off(monkeypatch, 3 * DAY):  # three days on, the clock has come round to it
+        pull_from(old, server, protocol=1)
+    assert (old.get_patient(pid).phone, old.get_patient(pid).mrn) == ("555-0100", "MRN-7")
 
 
 def test_every_reply_carries_the_responders_clock() -> None:
