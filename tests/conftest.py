@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keyring
@@ -14,6 +14,7 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.records import op_trust
 from core.records.workstation import Workstation
+from tests import faketime as libfaketime
 from tests.postgres_tls import TlsPostgres, start_tls_postgres
 from tests.secret_service import (
     secret_service_available,
@@ -91,6 +92,19 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         keyring.set_keyring(previous)
         stop_secret_service(env)
+
+
+@pytest.fixture(scope="session")
+def faketime() -> Callable[[str], dict[str, str]]:
+    """``faketime("+2h")``: environment variables that run a program with its clock that
+    far off (libfaketime preloaded; see tests.faketime). CI sets CARELINE_REQUIRE_FAKETIME=1
+    so a missing or ineffective libfaketime fails instead of skipping."""
+    reason = libfaketime.faketime_problem()
+    if reason is not None:
+        if os.environ.get("CARELINE_REQUIRE_FAKETIME") == "1":
+            pytest.fail(f"libfaketime required but unusable: {reason}")
+        pytest.skip(reason)
+    return libfaketime.shifted
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,7 @@ from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
+from core.sync import clock
 from core.sync.backoff import backoff
 from core.sync.certify import ensure_bound
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
@@ -136,6 +137,9 @@ class SyncStatus:
     quarantined: int = 0
     quarantine_reason: str = ""
     refused: tuple[tuple[str, int, str], ...] = ()
+    # This computer's clock is far off the server's (or, with no server, every LAN peer's):
+    # the sentence saying by how much (core.sync.clock). Changes still sync.
+    clock_warning: str = ""
 
 
 class _Stopped(TransportError):
@@ -176,6 +180,7 @@ class SessionOutcome:
     quarantined: int = 0  # held aside here by signature checks, and the latest reason
     quarantine_reason: str = ""
     refused: tuple[tuple[str, int, str], ...] = ()  # our ops refused by the other side
+    clock_warning: str = ""  # this computer's clock is far off (core.sync.clock)
 
 
 class _SyncRunner(QObject):
@@ -268,6 +273,7 @@ class _SyncRunner(QObject):
                         actor,
                         on_revoked=lambda serials: merge_revoked(db, serials, actor),
                         on_progress=self._report_progress,
+                        clock_reference=True,
                     )
                 except Exception as exc:
                     error = exc
@@ -290,6 +296,11 @@ class _SyncRunner(QObject):
                 quarantined=held,
                 quarantine_reason=why or "",
                 refused=_refused((report, *lan.reports)),
+                clock_warning=clock.session_notice(
+                    report.clock_offset_ms if report is not None else None,
+                    [r.clock_offset_ms for r in lan.reports],
+                )
+                or "",
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
@@ -568,6 +579,7 @@ class SyncController(QObject):
                     quarantined=outcome.quarantined,
                     quarantine_reason=outcome.quarantine_reason,
                     refused=outcome.refused,
+                    clock_warning=outcome.clock_warning,
                 )
             )
             if outcome.report is not None:

@@ -37,6 +37,11 @@ from core.records import unknown
 from core.sync.session import held_back_notice
 from core.sync.trust_notice import trust_notice
 
+CLOCK_ADVICE = (
+    "Changes made here still sync, but this computer's clock should be set right: "
+    "tell whoever looks after it."
+)
+
 
 def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     """One calm line for the status bar (and, for a LAN peer, how many peers are in reach)."""
@@ -49,6 +54,8 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     waiting = held_back_notice(status.held_back)
     if waiting:
         text += f" {waiting}."
+    if status.clock_warning:
+        text += f" {status.clock_warning}."
     refused = refusal_notice(status)
     if refused:
         text += f" {refused}"
@@ -157,6 +164,8 @@ class SyncStatusWidget(QWidget):
         colour = colour or self.COLOURS.get(status.state, "#8a8f98")
         self.dot.setStyleSheet(f"color: {colour};")
         tip = status.message if status.state in (OFFLINE, ERROR) else ""
+        if status.clock_warning:
+            tip = tip or CLOCK_ADVICE
         self.setToolTip(status.audit_warning or refused or tip)
         if status.state == OFFLINE:
             self._tick.start()

@@ -15,6 +15,7 @@ from core.cli.registry import CommandGroup
 from core.errors import plain_words
 from core.records import unknown
 from core.records.clinic import ClinicRecords
+from core.sync import clock
 from core.sync.backoff import backoff
 from core.sync.session import SyncReport, held_back_notice
 from core.sync.trust_notice import quarantine_state, trust_notice
@@ -55,12 +56,17 @@ def run(ctx: Context) -> int:
                     # Devices the server revoked are refused on the LAN too.
                     on_revoked=lambda serials: merge_revoked(records.db, serials, records.actor),
                     on_progress=_progress_printer() if args.progress else None,
+                    # The server's clock is the clinic's; a LAN peer's is only compared with.
+                    clock_reference=not args.peer,
                 )
                 newer = unknown.count(records.db)
                 reason = quarantine_state(records.db)[1] if report.quarantined else None
+                notice = clock.clock_notice(
+                    report.clock_offset_ms, clock.PEER if args.peer else clock.SERVER
+                )
                 ctx.emit(
-                    {**report.to_dict(), "newer_records": newer},
-                    _summary(report, newer, reason),
+                    {**report.to_dict(), "newer_records": newer, "clock_notice": notice},
+                    _summary(report, newer, reason, notice),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -83,9 +89,15 @@ def run(ctx: Context) -> int:
         transport.close()
 
 
-def _summary(report: SyncReport, newer: int, quarantine_reason: str | None = None) -> str:
-    """The human line: what went each way, what waits for an update on either side, and
-    what signature checks refused this session (here, or ours on the other side)."""
+def _summary(
+    report: SyncReport,
+    newer: int,
+    quarantine_reason: str | None = None,
+    clock_text: str | None = None,
+) -> str:
+    """The human line: what went each way, what waits for an update on either side, what
+    signature checks refused this session (here, or ours on the other side), and how far
+    this computer's clock is off when that is worth saying."""
     text = f"Synced: {report.pulled} received, {report.pushed} sent."
     waiting = held_back_notice(report.held_back)
     if waiting:
@@ -93,6 +105,8 @@ def _summary(report: SyncReport, newer: int, quarantine_reason: str | None = Non
     notice = unknown.notice(newer)
     if notice:
         text += f" {notice}."
+    if clock_text:
+        text += f" {clock_text}."
     refused = trust_notice(report.quarantined, quarantine_reason, report.refused)
     return f"{text} {refused}" if refused else text
 

@@ -7,13 +7,16 @@ before the change, so a receiver can tell whether it holds everything the update
 
 from __future__ import annotations
 
+import logging
 import re
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.store import op_signer
+from core.store import clinic_time, op_signer
 from core.store.database import Database, Transaction
+
+log = logging.getLogger(__name__)
 
 HLC_WALL_DIGITS = 13
 HLC_MAX_WALL = 10**HLC_WALL_DIGITS - 1
@@ -27,9 +30,13 @@ HLC_FORMAT = (
     f"WALL.COUNTER.REPLICA: {HLC_WALL_DIGITS} digits, {HLC_COUNTER_DIGITS} digits and a "
     f"replica id of 1 to {HLC_MAX_REPLICA} ASCII letters, digits, '_' or '-'"
 )
-# A remote clock this far ahead of ours is refused: one bad op would otherwise drag every
-# replica's clock (and every last-writer decision) into the future for good.
-MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+# A replica's clock follows no HLC (a peer's, or its own from before its wall clock was
+# set back) further than this ahead of its own clinic time: one workstation whose clock is
+# days ahead would otherwise drag every replica's timestamps (and every "newest value"
+# shown) days into the future with it. Ops are never refused for their clock: the CRDT,
+# not the HLC, says which change saw which (a register write lists the ids it supersedes,
+# a list change its parents); the HLC only orders concurrent values for display.
+MAX_CLOCK_LEAD_MS = 5 * 60 * 1000
 
 
 class GapError(Exception):
@@ -100,12 +107,22 @@ def parse_hlc(hlc: str) -> tuple[int, int, str]:
     return int(match[1]), int(match[2]), match[3]
 
 
-def _last_hlc(tx: Transaction) -> tuple[int, int]:
-    rows = tx.query("SELECT value FROM meta WHERE key = 'hlc'")
-    if not rows:
-        return 0, 0
-    wall, counter, _ = parse_hlc(str(rows[0][0]))
-    return wall, counter
+def _clock(tx: Transaction, now_ms: int | None) -> tuple[int, int, int]:
+    """(clinic time now, last wall, last counter) in one read of ``meta``."""
+    rows: dict[str, str] = {
+        str(k): str(v)
+        for k, v in tx.query(
+            "SELECT key, value FROM meta WHERE key IN ('hlc', ?)", (clinic_time.OFFSET_META_KEY,)
+        )
+    }
+    if now_ms is None:
+        now_ms = clinic_time.corrected(clinic_time.wall_ms(), rows.get(clinic_time.OFFSET_META_KEY))
+    # A clock before 1970 or after 2286 still writes: clamped to what an HLC can hold.
+    now = min(max(now_ms, 0), HLC_MAX_WALL - 1)
+    if "hlc" not in rows:
+        return now, 0, 0
+    wall, counter, _ = parse_hlc(rows["hlc"])
+    return now, wall, counter
 
 
 def _store_hlc(tx: Transaction, wall: int, counter: int, replica_id: str) -> str:
@@ -119,32 +136,62 @@ def _store_hlc(tx: Transaction, wall: int, counter: int, replica_id: str) -> str
 
 
 def tick(tx: Transaction, replica_id: str, now_ms: int | None = None) -> str:
-    """Next HLC for a local event: never behind the wall clock or anything seen before."""
-    wall = int(time.time() * 1000) if now_ms is None else now_ms
-    last_wall, last_counter = _last_hlc(tx)
+    """Next HLC for a local event: after everything this replica wrote or followed before,
+    and never behind its clinic time (``core.store.clinic_time``; ``now_ms`` overrides it).
+
+    When the last HLC stands more than MAX_CLOCK_LEAD_MS ahead (this computer's clock was
+    ahead and has been set right), the clock starts again from clinic time: staying ahead
+    would stamp every change made here with that one future moment until it came round.
+    """
+    wall, last_wall, last_counter = _clock(tx, now_ms)
     if wall > last_wall:
+        return _store_hlc(tx, wall, 0, replica_id)
+    if last_wall > wall + MAX_CLOCK_LEAD_MS:
+        log.warning(
+            "this replica's last timestamp is %s ahead of its clock (the clock was set "
+            "back); its changes are stamped from the clock again",
+            _minutes(last_wall - wall),
+        )
         return _store_hlc(tx, wall, 0, replica_id)
     if last_counter >= HLC_MAX_COUNTER:  # carry into the wall part rather than widen
         return _store_hlc(tx, last_wall + 1, 0, replica_id)
     return _store_hlc(tx, last_wall, last_counter + 1, replica_id)
 
 
-def check_skew(remote_hlc: str, now_ms: int | None = None) -> str | None:
-    """Why a remote HLC is unacceptable (too far in the future), or None."""
-    wall, _, _ = parse_hlc(remote_hlc)
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    if wall > now + MAX_CLOCK_SKEW_MS:
-        minutes = (wall - now) // 60_000
-        return f"its clock is {minutes} minutes ahead of this replica's (limit 5)"
-    return None
+def observe(
+    tx: Transaction, remote: str | Iterable[str], replica_id: str, now_ms: int | None = None
+) -> int:
+    """Advance the clock past remote events (one HLC, or a batch's) so that later local
+    writes sort after them; an HLC more than MAX_CLOCK_LEAD_MS ahead of this replica's
+    clinic time (``now_ms`` overrides it) is not followed, and its op still applies.
+
+    Returns how far the furthest HLC not followed was ahead of clinic time, else 0.
+    """
+    stamps = [parse_hlc(h) for h in ([remote] if isinstance(remote, str) else remote)]
+    now, last_wall, last_counter = _clock(tx, now_ms)
+    beyond = [s for s in stamps if s[0] > now + MAX_CLOCK_LEAD_MS]
+    if beyond:
+        wall, _, origin = max(beyond)
+        log.warning(
+            "a change from replica %s is stamped %s ahead of this replica's clock; it is "
+            "applied, and this replica's clock does not follow it",
+            origin,
+            _minutes(wall - now),
+        )
+    followed = max((s[:2] for s in stamps if s[0] <= now + MAX_CLOCK_LEAD_MS), default=None)
+    if followed is not None and followed > (last_wall, last_counter):
+        _store_hlc(tx, followed[0], followed[1], replica_id)
+    return max(beyond)[0] - now if beyond else 0
 
 
-def observe(tx: Transaction, remote_hlc: str, replica_id: str) -> None:
-    """Advance the clock past a remote event so later local writes sort after it."""
-    wall, counter, _ = parse_hlc(remote_hlc)
-    last_wall, last_counter = _last_hlc(tx)
-    if (wall, counter) > (last_wall, last_counter):
-        _store_hlc(tx, wall, counter, replica_id)
+def _minutes(ms: int) -> str:
+    """A lead for a log line: ``"3 days 2 hours 5 minutes"`` style, to the minute."""
+    minutes = ms // 60_000
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in
+             ((days, "day"), (hours, "hour"), (minutes, "minute")) if n]  # fmt: skip
+    return " ".join(parts) or "less than a minute"
 
 
 # ----- version vectors and the log --------------------------------------------------------

@@ -19,6 +19,7 @@ from core.errors import CarelineError
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.store.database import Database
+from core.sync.clock import clock_hint
 from core.sync.http_transport import HttpTransport, require_https
 from core.sync.transport import TransportError
 
@@ -48,11 +49,26 @@ class ServerCredential:
         return HttpTransport(self.server_url, self.token, verify=tls_trust(self.server_ca_pem))
 
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME, which Python's ssl module has no name for.
+_NO_CHECK_TIME = 0x200000
+
+
 def tls_trust(server_ca_pem: str | None) -> ssl.SSLContext | bool:
-    """TLS verification: the pinned CA if there is one, else the system's CAs."""
+    """TLS verification: the pinned CA if there is one, else the system's CAs.
+
+    With a pinned certificate, the dates on the server's certificates are not checked
+    against this computer's clock: the pin, not the calendar, says this is the clinic's
+    server, and a workstation whose clock is wrong (a flat CMOS battery resets it to years
+    ago) would otherwise refuse its own server and keep every change made on it to itself.
+    The server must still prove it holds a key certified by the pinned certificate, for its
+    host name. The cost: a certificate issued under the pinned CA and since expired is
+    still accepted (change the pin to retire one). With the system's CAs (a public
+    certificate) OpenSSL checks the dates as usual.
+    """
     if server_ca_pem is None:
         return True
     context = ssl.create_default_context(cadata=server_ca_pem)
+    context.verify_flags |= _NO_CHECK_TIME
     return context
 
 
@@ -83,7 +99,9 @@ def enroll(
         with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
             response = client.post(server_url.rstrip("/") + "/v1/enroll", json=body)
     except httpx.HTTPError as exc:
-        raise EnrollmentError(f"cannot reach the server at {server_url}: {exc}") from exc
+        raise EnrollmentError(
+            f"cannot reach the server at {server_url}: {exc}{clock_hint(exc)}"
+        ) from exc
     if response.status_code != 201:
         try:
             detail = response.json().get("detail")

@@ -6,6 +6,7 @@ import ssl
 
 import httpx
 
+from core.sync.clock import clock_hint
 from core.sync.transport import TransportError
 
 
@@ -41,7 +42,7 @@ class HttpTransport:
                 "/v1/sync", content=message, headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach the server: {exc}") from exc
+            raise TransportError(f"cannot reach the server: {exc}{clock_hint(exc)}") from exc
         if response.status_code == 401:
             raise DeviceRejectedError(_detail(response))
         if response.status_code >= 500:

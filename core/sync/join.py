@@ -147,6 +147,7 @@ def _join(
                 # Devices the server revoked are refused on the LAN too.
                 on_revoked=lambda serials: merge_revoked(db, serials, actor),
                 on_progress=on_progress,
+                clock_reference=True,
             )
         records = report.snapshot_records + report.pulled
         return JoinResult(credential.device_id, credential.clinic_name, records, recovery)

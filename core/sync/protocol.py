@@ -38,6 +38,12 @@ this replica's last audit entry for it to keep. A responder that anchors (the cl
 server) replies ``audit_anchoring: true`` and, if it holds one, ``audit_anchor {seq, hash}``
 (the head it held before this request).
 
+Clock (optional, on every reply; releases before it leave it out): ``now_ms``, the responder's
+clock when it wrote the reply (milliseconds since the epoch; a workstation sends its clinic
+time, core.store.clinic_time). The requester measures how far its own clock is off
+(core.sync.clock); an older requester ignores it. Any integer is accepted: a clock, however
+wrong, is never a reason to refuse a message.
+
 Since version 2 a pull offering ``audit_head`` over a recorded anchor also carries
 ``audit_proof``: the canonical bytes (base64) of each audit entry after the anchor up to the
 offered head, from which the responder recomputes the chain. The responder moves its anchor
@@ -58,6 +64,7 @@ from typing import Any, TypeVar
 from core import __version__
 from core.errors import CarelineError
 from core.records.replication import RecordState
+from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.oplog import HLC_FORMAT, Op, parse_hlc
 
@@ -68,6 +75,10 @@ RELEASE = __version__
 # The first release that spoke each version (the release a too-old replica needs).
 FIRST_RELEASE = {1: "0.1.0", 2: "0.2.0"}
 # The record types a version-1 receiver accepts (Careline 0.1.0's), frozen here for ever.
+# Careline 0.1.0 refused an op stamped more than 5 minutes ahead of its own clock; a
+# version-1 receiver is sent none stamped more than this ahead of this side's clock (a
+# minute's margin for the difference between the two clocks).
+V1_MAX_LEAD_MS = 4 * 60_000
 V1_RECORD_TYPES = frozenset(
     {"patient", "user", "note", "appointment", "encounter", "observation", "attachment", "clinic"}
 )
@@ -222,16 +233,30 @@ def carries(record_type: str, version: int) -> bool:
     return version >= 2 or record_type in V1_RECORD_TYPES
 
 
+def _v1_refuses_clock(op: Op, now_ms: int) -> bool:
+    """Whether Careline 0.1.0 would refuse ``op`` for its clock (and, with it, the whole
+    batch): it refused an op stamped more than 5 minutes ahead of its own clock."""
+    return parse_hlc(op.hlc)[0] > now_ms + V1_MAX_LEAD_MS
+
+
 def sendable(
-    fetch: Callable[[dict[str, int]], list[Op]], vector: dict[str, int], version: int
+    fetch: Callable[[dict[str, int]], list[Op]],
+    vector: dict[str, int],
+    version: int,
+    now_ms: int | None = None,
 ) -> tuple[list[Op], dict[str, int]]:
     """Ops after ``vector`` (``fetch(vector)``, in log order) that a receiver speaking
     ``version`` accepts, and per origin the first seq held back from it.
 
     An origin's ops stop before its first op of a record type the receiver refuses: its
     later ops would leave a gap. Origins held back are skipped and the log read again, so
-    ops of other origins queued behind them still go.
+    ops of other origins queued behind them still go. A version-1 receiver (Careline 0.1.0)
+    also refuses ops stamped more than 5 minutes ahead of its clock: such an op waits, here
+    judged by this side's clock ``now_ms`` (default: this computer's), until the clock has
+    come round to it or the receiver is updated. No newer receiver refuses an op for its
+    clock.
     """
+    now = clinic_time.wall_ms() if now_ms is None else now_ms
     skip = dict(vector)
     held: dict[str, int] = {}
     while True:
@@ -240,7 +265,9 @@ def sendable(
         for op in fetch(skip):
             if op.origin in held:
                 continue
-            if carries(op.record_type, version):
+            if carries(op.record_type, version) and not (
+                version < 2 and _v1_refuses_clock(op, now)
+            ):
                 kept.append(op)
             else:
                 held[op.origin] = op.seq
@@ -451,6 +478,16 @@ def total_from_wire(value: Any, where: str = "total_records") -> int | None:
     if value is None:
         return None
     return _count(value, where)
+
+
+def now_from_wire(value: Any, where: str = "now_ms") -> int | None:
+    """A reply's clock (``now_ms``): None if absent or null, else an integer (any: a wrong
+    clock is reported, never refused); anything else is malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > 2**62:
+        raise ProtocolError("malformed", f"{where} must be an integer (milliseconds)")
+    return value
 
 
 def limit_from_wire(value: Any, where: str, maximum: int) -> int:

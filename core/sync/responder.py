@@ -13,7 +13,7 @@ from typing import Any
 
 from core.crypto import certs
 from core.records import replication
-from core.store import oplog
+from core.store import clinic_time, oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.sync import protocol as p
@@ -36,6 +36,15 @@ class Responder:
         peer: str = "",
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
+        # Replies carry this side's clock, so the requester can tell how far off its own is.
+        # A workstation (a LAN peer) sends its clinic time: corrected by the offset it last
+        # measured against the server, if its own clock is known to be wrong. The server's
+        # clock is the reference: it sends its clock as it is.
+        self._now_ms: Callable[[], int] = (
+            (lambda: clinic_time.now_ms(db))
+            if isinstance(db, Database)
+            else (lambda: clinic_time.wall_ms())
+        )
         self.actor = actor
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
@@ -79,6 +88,7 @@ class Responder:
                 "code": "malformed",
                 "message": f"the message's content could not be processed ({type(exc).__name__})",
             }
+        reply["now_ms"] = self._now_ms()
         return p.encode(reply, version)
 
     def _on_pull(self, message: dict[str, Any], version: int) -> dict[str, Any]:
@@ -102,13 +112,14 @@ class Responder:
         for origin in skip:
             asked[origin] = 2**62
         try:
-            ops, held_back = p.sendable(fetch, asked, version)
+            ops, held_back = p.sendable(fetch, asked, version, self._now_ms())
         except replication.SnapshotRequiredError as exc:
             return {"type": "snapshot_required", "reason": str(exc)}
         if held_back:
             log.info(
                 "a replica speaking sync protocol %s is not sent ops of newer record types "
-                "(from origins %s); it needs Careline %s or newer to receive them",
+                "or stamped ahead of its clock (from origins %s); it needs Careline %s or "
+                "newer to receive them",
                 version,
                 ", ".join(sorted(held_back)),
                 p.FIRST_RELEASE[2],

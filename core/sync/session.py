@@ -21,10 +21,11 @@ from core.crypto.certs import CertificateError
 from core.errors import CarelineError
 from core.records import changeset, op_trust, replication
 from core.records.changeset import Changes
+from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
-from core.sync import audit_anchor
+from core.sync import audit_anchor, clock
 from core.sync import protocol as p
 from core.sync.stores import keep_crl
 from core.sync.transport import Transport
@@ -69,6 +70,9 @@ class SyncReport:
     # The records this session changed here (pulled ops and snapshot pages), by type; set
     # when the session ends.
     changes: Changes = field(default_factory=Changes)
+    # How far this computer's clock is ahead of the other side's (negative: behind), from
+    # the clock its replies carry (core.sync.clock); None when it sends none (older).
+    clock_offset_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (changed records as counts per type, not ids)."""
@@ -86,6 +90,7 @@ class SyncReport:
             "quarantined": self.quarantined,
             "refused": [{"origin": o, "seq": s, "reason": r} for o, s, r in self.refused],
             "changed": self.changes.counts(),
+            "clock_offset_ms": self.clock_offset_ms,
         }
 
 
@@ -101,6 +106,7 @@ class SyncSession:
         on_revoked: Callable[[list[int]], object] | None = None,
         on_progress: Callable[[SyncReport], object] | None = None,
         peer: str = "the other side",
+        clock_reference: bool = False,
     ) -> None:
         self.db = db
         self.transport = transport
@@ -121,14 +127,21 @@ class SyncSession:
         self._head_sent = False
         self._anchor: Head | None = None  # the head the other side recorded, once checked
         self._touched: set[str] = set()
+        # The other side is the clinic server: keep the offset measured against its clock,
+        # so this replica stamps its changes in clinic time (core.store.clinic_time).
+        self._clock_reference = clock_reference
+        self._meter = clock.OffsetMeter()
 
     def _ask(self, message: dict[str, Any], expect: tuple[str, ...]) -> dict[str, Any]:
         self.report.rounds += 1
         if self.report.rounds > MAX_ROUNDS:
             raise SyncError("the session did not converge; stopping")
-        reply = p.decode(
-            self.transport.request(p.encode(message, self.report.protocol)), (*expect, "error")
-        )
+        request = p.encode(message, self.report.protocol)
+        self._meter.start()
+        reply = p.decode(self.transport.request(request), (*expect, "error"))
+        self._meter.reply(p.now_from_wire(reply.get("now_ms")))
+        if self._meter.best is not None:
+            self.report.clock_offset_ms = self._meter.best.offset_ms
         if reply["type"] == "error" and reply.get("code") == "version":
             common = p.common_version(reply)
             if common is not None and common < self.report.protocol:
@@ -155,6 +168,8 @@ class SyncSession:
         except replication.ApplyError as exc:
             raise SyncError(f"refused a batch from the other side: {exc}") from exc
         self.report.changes = changeset.describe(self.db, self._touched)
+        if self._clock_reference and self.report.clock_offset_ms is not None:
+            clock.remember_server_offset(self.db, self.report.clock_offset_ms, self.actor)
         return self.report
 
     def _progress(self) -> None:
@@ -298,6 +313,7 @@ class SyncSession:
                     lambda after: replication.ops_for(self.db, after, self.batch),
                     remote,
                     self.report.protocol,
+                    clinic_time.now_ms(self.db),
                 )
             except replication.SnapshotRequiredError:
                 # The other side will ask us for a snapshot when it pulls from us.
@@ -394,7 +410,17 @@ def sync(
     actor: str = "sync",
     on_revoked: Callable[[list[int]], object] | None = None,
     on_progress: Callable[[SyncReport], object] | None = None,
+    clock_reference: bool = False,
 ) -> SyncReport:
     """Run one full session; ``on_revoked`` receives the server's revoked device serials,
-    ``on_progress`` the running report after every applied batch or snapshot page."""
-    return SyncSession(db, transport, actor, on_revoked=on_revoked, on_progress=on_progress).run()
+    ``on_progress`` the running report after every applied batch or snapshot page.
+    ``clock_reference``: the other side is the clinic server, whose clock this replica's
+    changes are stamped by (core.sync.clock); a LAN peer is not."""
+    return SyncSession(
+        db,
+        transport,
+        actor,
+        on_revoked=on_revoked,
+        on_progress=on_progress,
+        clock_reference=clock_reference,
+    ).run()

@@ -28,6 +28,7 @@ from core.crypto import certs
 from core.errors import CarelineError
 from core.records import op_trust
 from core.store.database import Database
+from core.sync.clock import clock_hint
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
@@ -111,7 +112,9 @@ def join(
         certs.verify_device(server_pem, ca_pem, set())
         issued = x509.load_pem_x509_certificate(cert.encode("ascii")).public_key()
     except (certs.CertificateError, ValueError, UnicodeEncodeError) as exc:
-        raise PairingError(f"the peer sent an unusable certificate: {exc}") from None
+        raise PairingError(
+            f"the peer sent an unusable certificate: {exc}{clock_hint(exc)}"
+        ) from None
     if issued != key.public_key():
         raise PairingError("the peer's certificate is not for this workstation's key")
     if binding is not None and certs.binding_of(certs.load_certificate(cert)) != binding:

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from core.crypto import certs
+from core.sync.clock import clock_hint
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
 from core.sync.transport import TransportError
@@ -56,7 +57,9 @@ class LanTransport:
             conn.connect()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
+            raise TransportError(
+                f"cannot reach the peer {self.address}: {exc}{clock_hint(exc)}"
+            ) from exc
         sock: Any = conn.sock
         der = sock.getpeercert(True) if sock is not None else None
         if der is None:
@@ -67,7 +70,9 @@ class LanTransport:
             certs.verify_device(pem, self.identity.ca_certificate, self.revoked)
         except certs.CertificateError as exc:
             conn.close()
-            raise PeerRejectedError(f"{self.address} is not trusted: {exc}") from None
+            raise PeerRejectedError(
+                f"{self.address} is not trusted: {exc}{clock_hint(exc)}"
+            ) from None
         from core.sync.lan.server import device_id_of
 
         self.peer_device = device_id_of(pem)

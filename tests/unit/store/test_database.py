@@ -178,7 +178,7 @@ def test_hlc_counter_carries_instead_of_widening(db_file: tuple[Path, SecureMemo
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (oplog.format_hlc(far, oplog.HLC_MAX_COUNTER, "r"),),
         )
-        nxt = oplog.tick(tx, "r", now_ms=1)
+        nxt = oplog.tick(tx, "r", now_ms=far - 1)  # the wall clock a moment behind
     assert nxt == oplog.format_hlc(far + 1, 0, "r")
     oplog.parse_hlc(nxt)
     db.close()

@@ -27,7 +27,8 @@ def db() -> Database:
 @given(
     replica=REPLICA_IDS,
     # Wall clocks from the epoch to the last 13-digit millisecond (in 2286), in any order:
-    # a clock stepped back by NTP ticks on from the newest time seen.
+    # a clock stepped back a little (NTP) ticks on from the newest time seen; one set back
+    # further than MAX_CLOCK_LEAD_MS starts again from itself.
     walls=st.lists(st.integers(0, oplog.HLC_MAX_WALL - 10), min_size=1, max_size=8),
     counter=st.integers(0, oplog.HLC_MAX_COUNTER),
 )
@@ -37,14 +38,17 @@ def test_every_tick_parses_and_round_trips(
     with db.write("test", "hlc.test", "meta", "hlc") as tx:
         # Start from a clock some other replica's op left, as observe() does.
         tx.execute("DELETE FROM meta WHERE key = 'hlc'")
-        oplog.observe(tx, oplog.format_hlc(walls[0], counter, "seen"), replica)
+        oplog.observe(tx, oplog.format_hlc(walls[0], counter, "seen"), replica, now_ms=walls[0])
         previous = ""
         for wall in walls:
             hlc = oplog.tick(tx, replica, now_ms=wall)
             parsed = oplog.parse_hlc(hlc)
             assert oplog.format_hlc(*parsed) == hlc
             assert parsed[2] == replica
-            assert hlc > previous  # and the text sorts as the clock
+            if previous and oplog.parse_hlc(previous)[0] > wall + oplog.MAX_CLOCK_LEAD_MS:
+                assert parsed[:2] == (wall, 0)  # set back: starts again from the clock
+            else:
+                assert hlc > previous  # and the text sorts as the clock
             previous = hlc
 
 

@@ -75,21 +75,76 @@ def test_an_older_remote_op_never_moves_the_clock_back() -> None:
 def test_the_clock_counts_on_within_a_millisecond_and_when_the_wall_clock_steps_back() -> None:
     r = new_replica("ann")
     me = _replica_id(r)
+    t = 1_800_000_000_000
     with r.db.write("test", "clock", "meta", "hlc") as tx:
-        first = oplog.tick(tx, me, now_ms=1_800_000_000_000)
-        same_ms = oplog.tick(tx, me, now_ms=1_800_000_000_000)
-        stepped_back = oplog.tick(tx, me, now_ms=1_700_000_000_000)  # NTP moved the clock
-        oplog.observe(tx, format_hlc(1_800_000_000_500, 41, "f" * 16), me)
-        after_remote = oplog.tick(tx, me, now_ms=1_800_000_000_100)
-        oplog.observe(tx, format_hlc(1_000_000_000_000, 0, "0" * 16), me)  # old: ignored
-        after_old = oplog.tick(tx, me, now_ms=1_000_000_000_000)
+        first = oplog.tick(tx, me, now_ms=t)
+        same_ms = oplog.tick(tx, me, now_ms=t)
+        stepped_back = oplog.tick(tx, me, now_ms=t - 60_000)  # NTP moved the clock a minute
+        oplog.observe(tx, format_hlc(t + 500, 41, "f" * 16), me, now_ms=t + 100)
+        after_remote = oplog.tick(tx, me, now_ms=t + 100)
+        oplog.observe(tx, format_hlc(1_000_000_000_000, 0, "0" * 16), me, now_ms=t)  # old
+        after_old = oplog.tick(tx, me, now_ms=t - 60_000)
     assert first < same_ms < stepped_back < after_remote < after_old
-    assert parse_hlc(after_remote) == (1_800_000_000_500, 42, me)
-    assert parse_hlc(after_old) == (1_800_000_000_500, 43, me)
+    assert parse_hlc(after_remote) == (t + 500, 42, me)
+    assert parse_hlc(after_old) == (t + 500, 43, me)
     with r.db.write("test", "clock", "meta", "hlc") as tx:
-        oplog.observe(tx, format_hlc(1_800_000_000_600, oplog.HLC_MAX_COUNTER, "f" * 16), me)
-        carried = oplog.tick(tx, me, now_ms=1_800_000_000_000)
-    assert parse_hlc(carried) == (1_800_000_000_601, 0, me)  # carries instead of widening
+        oplog.observe(tx, format_hlc(t + 600, oplog.HLC_MAX_COUNTER, "f" * 16), me, now_ms=t)
+        carried = oplog.tick(tx, me, now_ms=t)
+    assert parse_hlc(carried) == (t + 601, 0, me)  # carries instead of widening
+
+
+def test_a_remote_clock_within_five_minutes_ahead_is_followed_and_one_further_is_not() -> None:
+    r = new_replica("ann")
+    me = _replica_id(r)
+    t = 1_800_000_000_000
+    lead = oplog.MAX_CLOCK_LEAD_MS
+    with r.db.write("test", "clock", "meta", "hlc") as tx:
+        assert oplog.observe(tx, format_hlc(t + lead, 3, "b" * 16), me, now_ms=t) == 0
+        followed = oplog.tick(tx, me, now_ms=t)
+        days_ahead = t + 3 * 86_400_000
+        assert oplog.observe(tx, format_hlc(days_ahead, 0, "c" * 16), me, now_ms=t) == (
+            days_ahead - t
+        )
+        assert oplog.observe(tx, format_hlc(t + lead + 1, 0, "c" * 16), me, now_ms=t) == lead + 1
+        not_dragged = oplog.tick(tx, me, now_ms=t + 1)
+    # Causally after the op within the bound; the ones beyond it left the clock alone.
+    assert parse_hlc(followed) == (t + lead, 4, me)
+    assert parse_hlc(not_dragged) == (t + lead, 5, me)
+
+
+def test_a_batch_holding_one_op_days_ahead_is_still_followed_as_far_as_the_bound() -> None:
+    r = new_replica("ann")
+    me = _replica_id(r)
+    t = 1_800_000_000_000
+    batch = [format_hlc(t + 3 * 86_400_000, 0, "c" * 16), format_hlc(t + 60_000, 2, "b" * 16)]
+    with r.db.write("test", "clock", "meta", "hlc") as tx:
+        assert oplog.observe(tx, batch, me, now_ms=t) == 3 * 86_400_000
+        after = oplog.tick(tx, me, now_ms=t)
+    assert parse_hlc(after) == (t + 60_000, 3, me)  # after the op a minute ahead
+
+
+def test_a_clock_set_back_by_more_than_five_minutes_stamps_from_the_clock_again() -> None:
+    r = new_replica("ann")
+    me = _replica_id(r)
+    t = 1_800_000_000_000
+    with r.db.write("test", "clock", "meta", "hlc") as tx:
+        oplog.tick(tx, me, now_ms=t + 2 * 3_600_000)  # the clock ran two hours ahead
+        back = oplog.tick(tx, me, now_ms=t)  # and was set right
+        on = oplog.tick(tx, me, now_ms=t)
+    # Not frozen at the wrong moment until real time came round to it.
+    assert parse_hlc(back) == (t, 0, me)
+    assert parse_hlc(on) == (t, 1, me)
+
+
+def test_a_clock_before_1970_or_after_2286_still_stamps_a_write() -> None:
+    r = new_replica("ann")
+    me = _replica_id(r)
+    with r.db.write("test", "clock", "meta", "hlc") as tx:
+        before = oplog.tick(tx, me, now_ms=-86_400_000)
+        tx.execute("DELETE FROM meta WHERE key = 'hlc'")
+        after = oplog.tick(tx, me, now_ms=10**14)
+    assert parse_hlc(before)[0] == 0
+    assert parse_hlc(after)[0] == oplog.HLC_MAX_WALL - 1
 
 
 def _conflicted_given(*replicas: ClinicRecords) -> list[str]:

@@ -288,8 +288,7 @@ PULL_REPLIES: list[tuple[str, Rewrite, str]] = [
     ("second op bad", lambda r: _ops(r, lambda i, op: _garbage_update(op) if i else op),
      "malformed update"),
     ("gap", lambda r: _ops(r, lambda i, op: {**op, "seq": op["seq"] + 1}), "refusing the gap"),
-    ("from the future", lambda r: _ops(r, lambda i, op: {**op, "hlc": "9999999999999.000000.x"}),
-     "minutes ahead"),
+    ("clock not a number", lambda r: {**r, "now_ms": "noon"}, "now_ms must be an integer"),
     ("error reply", lambda r: {**r, "type": "error", "message": "go away"}, "go away"),
 ]  # fmt: skip
 
