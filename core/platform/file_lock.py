@@ -15,14 +15,18 @@ import errno
 import os
 import sys
 
+from core.errors import CarelineError
 
-class FileLockUnavailable(OSError):
+
+class FileLockUnavailable(CarelineError, OSError):
     """This platform offers neither ``flock`` nor ``msvcrt.locking``."""
 
+    plain_template = "{detail}"
+
     def __init__(self) -> None:
-        super().__init__(
-            errno.ENOSYS, "file locking is not available on this platform (no fcntl or msvcrt)"
-        )
+        problem = "file locking is not available on this platform (no fcntl or msvcrt)"
+        super().__init__(problem)
+        self.errno, self.strerror = errno.ENOSYS, problem
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
