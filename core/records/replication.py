@@ -92,11 +92,14 @@ def apply_ops(
     session_actor: str,
     certificates: Sequence[str] = (),
     source: str = "",
+    unsigned_ok: bool = False,
 ) -> ApplyResult:
     """Apply remote ops idempotently, all or nothing, each verified first
     (core.records.op_trust): an op that fails is quarantined with its reason, and its
     origin's later ops in the batch wait. ``certificates`` are device certificates sent
-    with the ops; ``source`` names where they came from, for the quarantine."""
+    with the ops; ``source`` names where they came from, for the quarantine; ``unsigned_ok``
+    accepts unsigned ops (only from a clinic server running Careline 0.1.0, see
+    op_trust.Trust.unsigned_ok)."""
     held = oplog.version_vector(db)
     fresh = [op for op in ops if op.seq > held.get(op.origin, 0)]
     if not fresh:
@@ -107,7 +110,7 @@ def apply_ops(
     details = {"ops": len(fresh), "origins": origins}
     try:
         with db.write(session_actor, "sync.apply", "oplog", ",".join(origins), details) as tx:
-            return _apply(tx, ops, certificates, source or session_actor)
+            return _apply(tx, ops, certificates, source or session_actor, unsigned_ok)
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     except sqlcipher3.IntegrityError as exc:
@@ -115,7 +118,11 @@ def apply_ops(
 
 
 def _apply(
-    tx: Transaction, ops: list[oplog.Op], certificates: Sequence[str], source: str
+    tx: Transaction,
+    ops: list[oplog.Op],
+    certificates: Sequence[str],
+    source: str,
+    unsigned_ok: bool = False,
 ) -> ApplyResult:
     me = oplog.identity(tx)
     trust = op_trust.replica_trust(tx)
@@ -126,6 +133,7 @@ def _apply(
             "with a clinic workstation first"
         )
     op_trust.keep_certificates(tx, trust.learn_certificates(certificates))
+    trust.unsigned_ok = unsigned_ok
     held = oplog.version_vector(tx)
     # Every record the new ops touch, read up front in a few queries (nothing in this
     # transaction writes record_states before the ops are checked).

@@ -82,7 +82,7 @@ class Responder:
         except (RecursionError, ValueError, TypeError, KeyError) as exc:
             # Hostile input that slipped past validation (e.g. absurdly nested JSON inside a
             # record): refuse it like any other bad batch; the transaction was rolled back.
-            log.warning("refused malformed sync content: %s", type(exc).__name__)
+            log.warning("refused malformed sync content: %s", type(exc).__name__, exc_info=True)
             reply = {
                 "type": "error",
                 "code": "malformed",

@@ -136,7 +136,7 @@ def sync_at(ws: Workstation, credential: ServerCredential, url: str | None = Non
         url or credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
     )
     try:
-        return sync(ws.database, transport, "admin")
+        return sync(ws.database, transport, "admin", clock_reference=True)
     finally:
         transport.close()
 

@@ -267,8 +267,8 @@ def test_postgres_keeps_and_serves_a_newer_releases_records_and_spares_older_rep
     clinic = add_clinic(live.server, "Harbour Clinic")
     relay, credential = _desk(live, clinic, tmp_path / "relay")
     newer = newer_replica("newer")
-    pid = newer_chart(newer)
     clinic_device(live.server, clinic, newer.db)  # a LAN-paired workstation of the clinic
+    pid = newer_chart(newer)
     pull_from(relay.records, newer)  # a current workstation relays a newer one's records
     assert sync_at(relay, credential).pushed > 0
 

@@ -15,6 +15,7 @@ the resulting ops are applied here like any device's, in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 import struct
@@ -145,9 +146,19 @@ class PgReplica:
 
     @staticmethod
     def _op_plain(op: oplog.Op) -> bytes:
+        """All of an op, signature included (the quarantine keeps ops this way)."""
         return pack(op.record_id.encode(), op.record_type.encode(), op.update, op.deps,
                     op.hlc.encode(), op.author.encode(), op.prev, op.sig,
                     op.signer.encode())  # fmt: skip
+
+    @staticmethod
+    def _op_content(op: oplog.Op) -> bytes:
+        """What ``replica_ops.sealed`` holds: the six parts release 0.1.0 reads too (its
+        processes serve the same table during a rolling upgrade); the signature lives in
+        the ``prev``/``sig``/``signer`` columns beside it (nothing secret: it is checked
+        against public keys, and reveals no content)."""
+        return pack(op.record_id.encode(), op.record_type.encode(), op.update, op.deps,
+                    op.hlc.encode(), op.author.encode())  # fmt: skip
 
     @staticmethod
     def _op_of(origin: str, seq: int, plain: bytes) -> oplog.Op:
@@ -162,11 +173,27 @@ class PgReplica:
                         author.decode(), prev, sig, signer.decode())  # fmt: skip
 
     def _seal_op(self, c: ColumnCipher, op: oplog.Op) -> tuple[int, bytes]:
-        return c.seal(OPS, f"{op.origin}:{op.seq}", self._op_plain(op))
+        return c.seal(OPS, f"{op.origin}:{op.seq}", self._op_content(op))
 
-    def _open_op(self, c: ColumnCipher, origin: str, seq: int, gen: int, sealed: bytes) -> oplog.Op:
+    def _open_op(
+        self,
+        c: ColumnCipher,
+        origin: str,
+        seq: int,
+        gen: int,
+        sealed: bytes,
+        signature: tuple[Any, Any, Any] = (None, None, None),
+    ) -> oplog.Op:
+        """An op from its sealed row and its ``(prev, sig, signer)`` columns (NULL:
+        stored unsigned)."""
         plain = self._open(c, OPS, f"{origin}:{seq}", gen, sealed)
-        return self._op_of(origin, seq, plain)
+        op = self._op_of(origin, seq, plain)
+        prev, sig, signer = signature
+        if signer is None or op.signer:
+            return op
+        return dataclasses.replace(
+            op, prev=bytes(prev or b""), sig=bytes(sig or b""), signer=str(signer)
+        )
 
     def _open_record(self, c: ColumnCipher, ix: str, gen: int, sealed: bytes) -> RecordState:
         rid, rtype, state = unpack(self._open(c, RECORDS, ix, gen, sealed), 3)
@@ -204,12 +231,14 @@ class PgReplica:
                 since = remote_vv.get(origin, 0)
                 if seq <= since:
                     continue
-                for o, s, pos, gen, sealed in cur.execute(
-                    "SELECT origin, seq, pos, key_gen, sealed FROM replica_ops "
-                    "WHERE origin = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
+                for o, s, pos, gen, sealed, *signature in cur.execute(
+                    "SELECT origin, seq, pos, key_gen, sealed, prev, sig, signer FROM "
+                    "replica_ops WHERE origin = %s AND seq > %s AND seq <= %s ORDER BY seq "
+                    "LIMIT %s",
                     (origin, since, seq, limit),
                 ):
-                    picked.append((int(pos), self._open_op(c, str(o), int(s), int(gen), sealed)))
+                    op = self._open_op(c, str(o), int(s), int(gen), sealed, tuple(signature))
+                    picked.append((int(pos), op))
         picked.sort(key=lambda item: item[0])
         vector = {str(o): int(s) for o, s, _ in rows}
         return [op for _, op in picked[:limit]], vector
@@ -378,10 +407,11 @@ class PgReplica:
         rows = []
         for op in checked.fresh:
             gen, sealed = self._seal_op(c, op)
-            rows.append((op.origin, op.seq, c.blind_index(op.record_id), gen, sealed, op.signer))
+            rows.append((op.origin, op.seq, c.blind_index(op.record_id), gen, sealed,
+                         op.prev, op.sig, op.signer or None))  # fmt: skip
         cur.executemany(
-            "INSERT INTO replica_ops (origin, seq, record_ix, key_gen, sealed, signer) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO replica_ops (origin, seq, record_ix, key_gen, sealed, prev, sig, "
+            "signer) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
         cur.executemany(  # ops that now passed leave the quarantine
@@ -628,14 +658,10 @@ class PgReplica:
                 return 0  # another process vouched for them meanwhile
             ops = [self._open_op(c, str(o), int(q), int(g), sealed) for o, q, g, sealed in rows]
             signed = vouching.vouch(signer, ops)
-            updates = []
-            for op in signed:
-                gen, sealed = self._seal_op(c, op)
-                updates.append((gen, sealed, op.signer, op.origin, op.seq))
             cur.executemany(
-                "UPDATE replica_ops SET key_gen = %s, sealed = %s, signer = %s "
+                "UPDATE replica_ops SET prev = %s, sig = %s, signer = %s "
                 "WHERE origin = %s AND seq = %s",
-                updates,
+                [(op.prev, op.sig, op.signer, op.origin, op.seq) for op in signed],
             )
             origins = sorted({op.origin for op in signed})
             details = {"signer": "clinic-ca", "ops": len(signed), "origins": origins}

@@ -139,7 +139,9 @@ CREATE TABLE server_nodes (
 
 # Device-signed ops (additive: release 0.1.0 code never reads the new columns or table, and
 # leaves them NULL where it writes). ``devices.replica_id``: the replica a device's
-# certificate is bound to, one device per replica in a clinic. ``replica_ops.signer``:
+# certificate is bound to, one device per replica in a clinic. ``replica_ops.prev``/``sig``:
+# the op's signature, beside the sealed op (which keeps the six parts 0.1.0 reads).
+# ``replica_ops.signer``:
 # who signed the op ("device" or "clinic-ca"; NULL: stored unsigned, by release 0.1.0 code,
 # so the server vouches for it before serving it). ``replica_quarantine``: ops refused by
 # verification, sealed like ops, with who sent them and when.
@@ -147,6 +149,8 @@ _V3 = """
 ALTER TABLE devices ADD COLUMN replica_id TEXT;
 CREATE UNIQUE INDEX devices_by_replica ON devices (clinic_id, replica_id)
     WHERE replica_id IS NOT NULL;
+ALTER TABLE replica_ops ADD COLUMN prev BYTEA;
+ALTER TABLE replica_ops ADD COLUMN sig BYTEA;
 ALTER TABLE replica_ops ADD COLUMN signer TEXT;
 CREATE INDEX replica_ops_unsigned ON replica_ops (tenant) WHERE signer IS NULL;
 CREATE TABLE replica_quarantine (
