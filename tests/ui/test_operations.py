@@ -28,6 +28,7 @@ from core.sync.enroll import ServerCredential, save_credential
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 
 WAIT_MS = 10_000
@@ -101,8 +102,10 @@ def other_desk(clinic: Workstation, tmp_path: Path) -> Iterator[Workstation]:
     """A second workstation of the clinic, signed in; the window's workstation syncs with it
     (its "server" is this desk, through core's responder)."""
     clinic.sign_in(ADMIN, PASSWORD)
+    join_test_clinic(clinic.database)
     desk = Workstation(tmp_path / "other-desk", FAST_PARAMS)
     desk.prepare_join(ADMIN, PASSWORD)
+    join_test_clinic(desk.database)
     sync(desk.database, LocalTransport(Responder(clinic.database)), ADMIN)
     desk.lock()
     desk.sign_in(ADMIN, PASSWORD)

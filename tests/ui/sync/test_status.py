@@ -28,9 +28,11 @@ from core.sync.enroll import ServerCredential, load_credential, save_credential
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.integration.server_fixtures import (
     Live,
     add_clinic,
+    clinic_device,
     join_clinic,
     live_server,
     rewrite_audit_tail,
@@ -187,8 +189,10 @@ def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: Main
 def make_conflicts(a: Workstation, tmp_path: Path) -> str:
     """Two conflicting edits of Maria Garcia (phone, birth date) on two replicas of ``a``."""
     a.sign_in(ADMIN, PASSWORD)
+    join_test_clinic(a.database)
     b = Workstation(tmp_path / "other-desk", FAST_PARAMS)
     b.prepare_join(ADMIN, PASSWORD)
+    join_test_clinic(b.database)
     peer = LocalTransport(Responder(a.database))
     sync(b.database, peer, ADMIN)
     b.lock()
@@ -335,6 +339,7 @@ def test_a_workstation_holding_newer_releases_records_tells_its_user_to_update(
     # Another workstation of the clinic relays a newer release's records to the server.
     other, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "o")
     newer = newer_replica("newer")
+    clinic_device(live.server, clinic_id, newer.db)  # a LAN-paired workstation of the clinic
     pid = newer_chart(newer)
     pull_from(other.records, newer)
     sync_at(other, credential)
