@@ -164,9 +164,14 @@ def load_certificate(cert_pem: str) -> x509.Certificate:
 
 
 def sign_device(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert_pem: str, csr_pem: str, device_id: str
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert_pem: str,
+    csr_pem: str,
+    device_id: str,
+    issued_at: dt.datetime | None = None,
 ) -> str:
-    """Issue a device certificate (client and server auth) for a valid CSR."""
+    """Issue a device certificate (client and server auth) for a valid CSR, valid from
+    ``issued_at`` (default: now, by the CA's clock) for DEVICE_DAYS."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
@@ -183,7 +188,7 @@ def sign_device(
         raise CertificateError("the certificate request must carry an elliptic-curve key")
     binding = _binding(csr.extensions)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem.encode("ascii"))
-    now = dt.datetime.now(dt.UTC)
+    now = issued_at or dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(f"careline-device-{device_id}"))
@@ -226,9 +231,15 @@ def verify_device(cert_pem: str, ca_cert_pem: str, revoked_serials: set[int]) ->
         raise CertificateError(
             "the certificate's signature does not verify against this CA"
         ) from exc
+    # Only expiry is checked. "Not yet valid" would mean this computer's clock is behind the
+    # CA's (a flat CMOS battery): refusing would leave its clinical writes behind, while a
+    # certificate dated ahead can only come from the clinic CA, which is trusted anyway.
     now = dt.datetime.now(dt.UTC)
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise CertificateError("the certificate is expired or not yet valid")
+    if now > cert.not_valid_after_utc:
+        raise CertificateError(
+            f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d} (this computer's "
+            f"clock reads {now:%Y-%m-%d %H:%M} UTC)"
+        )
     if cert.serial_number in revoked_serials:
         raise CertificateError("the certificate has been revoked")
     return int(cert.serial_number)
