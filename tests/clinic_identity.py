@@ -37,7 +37,10 @@ def issue(db: Database, device_id: str = "test-device") -> tuple[str, str]:
 
 
 def join_test_clinic(db: Database, actor: str = "setup") -> None:
-    """Make ``db`` a signing device of the test clinic."""
+    """Make ``db`` a signing device of the test clinic (once: a device keeps its key, so
+    ops it signed before keep verifying)."""
+    if op_signer.current(db) is not None:
+        return
     cert, key = issue(db)
     op_trust.install_device(db, cert, key, test_ca()[1], actor)
 

@@ -331,10 +331,14 @@ def _sync_data_dirs(client: Path, server: Path) -> None:
     from core.sync.responder import Responder
     from core.sync.session import sync
     from core.sync.transport import LocalTransport
+    from tests.clinic_identity import join_test_clinic
 
     a, b = Workstation(client, FAST_PARAMS), Workstation(server, FAST_PARAMS)
     a.unlock_with_password("admin", PASSWORD)
     b.unlock_with_password("admin", PASSWORD)
+    # As paired workstations of one clinic: each signs its ops, each verifies the other's.
+    join_test_clinic(a.database)
+    join_test_clinic(b.database)
     try:
         sync(a.database, LocalTransport(Responder(b.database)), "admin")
     finally:
