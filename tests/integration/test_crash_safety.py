@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
+from core.records import op_trust
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.replication import apply_ops, ops_for
@@ -30,6 +31,7 @@ from core.store.oplog import Op, version_vector
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
 
 KILLS = 50
@@ -65,9 +67,17 @@ def _desk_work(r: ClinicRecords, rng: random.Random, tag: str) -> None:
         entries.remove_from_list(str(pid), "medications", str(mid))
 
 
+def _certificates(source: Database) -> list[str]:
+    """The device certificates of every origin the source holds, sent along with its ops."""
+    return op_trust.certificates_for(source, list(version_vector(source)))
+
+
 def _clinic_history(source: ClinicRecords) -> None:
     """Two workstations (``source`` and another) working offline and syncing each round."""
     rng = random.Random(20261128)
+    # Their staff accounts first: the crash worker is a real process, which checks authors.
+    source.add_user("ann", "Ann Source", "clinician", "ann horse battery")
+    source.add_user("bob", "Bob Other", "clinician", "bob horse battery")
     other = new_replica("bob")
     other.add_patient("Bob's", "First", "1970-01-01")
     for i in range(PATIENTS):
@@ -107,14 +117,16 @@ def _oplog(db: Database) -> list[tuple[object, ...]]:
 def test_sigkill_during_sync_loses_nothing(tmp_path: Path) -> None:
     source_key, target_key = _key(), _key()
     source = Database.create(tmp_path / "source.db", source_key)
+    join_test_clinic(source)
     _clinic_history(ClinicRecords(source, "ann", FAST_PARAMS))
     total = len(_oplog(source))
     # The target starts from the source's first few ops, so the session pulls ops (a brand
     # new replica would download a snapshot instead) and has nothing of its own to push.
     target = Database.create(tmp_path / "target.db", target_key)
+    join_test_clinic(target)
     reference = new_replica("reference")  # applies exactly what the target holds
     for db in (target, reference.db):
-        apply_ops(db, ops_for(source, {}, BATCH), "seed")
+        apply_ops(db, ops_for(source, {}, BATCH), "seed", _certificates(source))
     held = version_vector(target)
     target.close()
 
@@ -149,7 +161,9 @@ def test_sigkill_during_sync_loses_nothing(tmp_path: Path) -> None:
                 assert now.get(origin, 0) >= seq, "a batch reported as committed was lost"
             # Atomic batches: the target holds exactly the source's ops up to its vector,
             # and every derived row is what applying exactly those ops gives.
-            apply_ops(reference.db, _ops_up_to(source, held, now), "reference")
+            apply_ops(
+                reference.db, _ops_up_to(source, held, now), "reference", _certificates(source)
+            )
             held = now
             assert _oplog(db) == _ops_in(source, held)
             assert materialized(db) == materialized(reference)

@@ -39,6 +39,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 
 PASSWORD = "correct horse battery"
 FAMILIES = [
@@ -297,6 +298,8 @@ def conflicts(out: Path, tmp: Path) -> None:
     [okafor] = [p for p in ws.records.list_patients(100) if p.family == "Okafor"][:1]
     other = Workstation(tmp / "desk-b", kdf_params=FAST_PARAMS)
     other.prepare_join("mgarcia", PASSWORD)
+    join_test_clinic(ws.database)
+    join_test_clinic(other.database)
     peer = LocalTransport(Responder(ws.database))
     sync(other.database, peer, "mgarcia")
     other.lock()

@@ -26,6 +26,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
 
 
@@ -37,6 +38,8 @@ def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str
     old = a.records.add_allergy(maria.id, "Penicillin", reaction="rash")
     b = Workstation(tmp_path / "other-desk", FAST_PARAMS)
     b.prepare_join(ADMIN, PASSWORD)
+    join_test_clinic(a.database)
+    join_test_clinic(b.database)
     peer = LocalTransport(Responder(a.database))
     sync(b.database, peer, ADMIN)
     b.lock()

@@ -26,6 +26,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.ui.conftest import (
     ADMIN,
     ADMIN_NAME,
@@ -159,6 +160,8 @@ def test_a_nurse_from_another_workstation_signs_in_after_a_colleague_signs_out(
     front.records.add_user(NURSE, NURSE_NAME, "clinician", NURSE_PASSWORD)
     desk = Workstation(tmp_path / "back-desk", kdf_params=FAST_PARAMS)
     desk.prepare_join(ADMIN, PASSWORD)
+    join_test_clinic(front.database)
+    join_test_clinic(desk.database)
     sync(desk.database, LocalTransport(Responder(front.database)), ADMIN)
     front.lock()
     desk.lock()

@@ -14,6 +14,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
 from tests.ui.conftest import (
     ADMIN,
     ADMIN_NAME,
@@ -127,6 +128,8 @@ def test_a_password_changed_on_another_desk_signs_in_here_with_the_previous_one_
     other = Workstation(tmp_path / "front-desk", kdf_params=FAST_PARAMS)
     other.prepare_join(ADMIN, PASSWORD)
     clinic.sign_in(ADMIN, PASSWORD)
+    join_test_clinic(clinic.database)
+    join_test_clinic(other.database)
     sync(other.database, LocalTransport(Responder(clinic.database)), ADMIN)
     other.sign_in(ADMIN, PASSWORD)
     other.change_password(ADMIN, PASSWORD, new)
