@@ -15,7 +15,8 @@ import pytest
 from core.crypto import certs, op_signature
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
-from core.records import op_trust
+from core.records import crdt, op_trust
+from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.replication import ApplyError, apply_ops
 from core.store import op_signer, oplog
@@ -207,6 +208,29 @@ def test_a_clinic_set_up_on_a_workstation_is_accepted_by_another_desk() -> None:
     other = new_replica("other")
     result = apply_ops(other.db, _own_ops(first), "sync", [certificate_of(first.db)])
     assert result.quarantined == ()
+
+
+@pytest.mark.strict_authors
+def test_an_op_by_a_deactivated_account_is_refused() -> None:
+    bob = new_replica("admin")
+    bob.set_up_clinic("Riverside", "admin", "Ada Admin", "correct horse battery")
+    nurse = bob.add_user("nurse", "Nia Nurse", "clinician", "nurse horse battery")
+
+    def deactivate(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "active", False, hlc, "admin")
+
+    with bob.db.write("admin", "user.deactivate", "user", nurse.id) as tx:
+        change(tx, "admin", nurse.id, "user", deactivate)
+    deactivated = bob.user("nurse")
+    assert deactivated is not None and not deactivated.active
+    desk = _with_patients("nurse", 1)  # a desk where she is still signed in
+
+    result = apply_ops(bob.db, _own_ops(desk), "sync", [certificate_of(desk.db)])
+
+    assert result.applied == 0
+    [(_, _, why)] = result.quarantined
+    assert why == "its author 'nurse' is not an active staff account of this clinic"
+    assert bob.list_patients() == []
 
 
 # ----- signing one's own ops ----------------------------------------------------------------
