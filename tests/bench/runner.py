@@ -52,8 +52,8 @@ def sync_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         _target(
             "sync.remote_apply_ops_per_s",
-            "remote ops applied per second into SQLCipher (apply_ops), at least "
-            f"{sync_bench.APPLY_TARGET_OPS_PER_S:,}",
+            "remote ops applied per second into SQLCipher (apply_ops), every op's signature "
+            f"and author verified, at least {sync_bench.APPLY_TARGET_OPS_PER_S:,}",
             applied["careline_ops_per_s"],
             sync_bench.APPLY_TARGET_OPS_PER_S,
             applied["careline_ops_per_s"] >= sync_bench.APPLY_TARGET_OPS_PER_S,
