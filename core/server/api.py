@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -89,6 +89,20 @@ class EnrollResponse(BaseModel):
     token: str
     certificate: str
     ca_certificate: str
+
+
+class ValidationProblem(BaseModel):
+    """One problem with a request body: where and what (never the value sent)."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ValidationProblems(BaseModel):
+    """A request body that does not match its schema."""
+
+    detail: list[ValidationProblem]
 
 
 class CertifyRequest(BaseModel):
@@ -307,7 +321,9 @@ def create_app(server: ClinicServer) -> FastAPI:
             return NO_BODY
         if path == "/v1/enroll":
             return ENROLL_MAX_BODY
-        if path == "/v1/sync":
+        if path in ("/v1/sync", "/v1/certify"):
+            # Both read their body only after the device token checked out (a caller without
+            # one gets 401 and nothing is read); certify's model bounds its CSR to 8 KiB.
             return protocol.MAX_MESSAGE_BYTES
         if path == "/v1/attachments":
             return server.max_attachment_bytes
@@ -471,14 +487,27 @@ def create_app(server: ClinicServer) -> FastAPI:
             400: {"model": Problem},
             401: {"model": Problem},
             413: {"model": Problem},
+            422: {"model": ValidationProblems},
             503: {"model": Problem},
         },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": CertifyRequest.model_json_schema()}},
+            }
+        },
     )
-    def certify(body: CertifyRequest, request: Request) -> CertifyResponse:
+    async def certify(request: Request) -> CertifyResponse:
         """Re-certify the calling device (enrolled before ops were signed): a certificate
         bound to the replica its request names. Refused (400) for a replica another device
         of the clinic is bound to, or one other than the device's own binding."""
+        # The device first (401), then its body (422): like /v1/sync, a caller without a
+        # token learns nothing about what a valid body looks like.
         device = device_of(request)
+        try:
+            body = CertifyRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
         try:
             result = server.certify(device, body.csr)
         except ServerError as exc:
