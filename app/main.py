@@ -15,6 +15,7 @@ from PySide6.QtCore import QDir, QTimer
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.garbage import GuiThreadCollector
 from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
 from app.session.auto_lock import hours_to_ms, minutes_to_ms
@@ -152,9 +153,11 @@ def run_app(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sys.excepthook = _report_unexpected
     quit_on_termination(app)
+    collector = GuiThreadCollector(app)
     window.show()
     window.start()
     try:
         return app.exec()
     finally:
         window.shutdown()
+        collector.stop()

@@ -16,6 +16,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.garbage import GuiThreadCollector
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.worker import Worker
@@ -68,6 +69,15 @@ def no_os_keyring() -> Iterator[None]:
 def _no_keyring() -> Iterator[None]:
     with no_os_keyring():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_gui_thread(qapp: QApplication) -> Iterator[None]:
+    """As the app does (app/garbage.py): no collection on the database worker, where a Qt
+    object left over from an earlier test would be destroyed off the GUI thread."""
+    collector = GuiThreadCollector(qapp)
+    yield
+    collector.stop()
 
 
 def new_clinic(data_dir: Path, patients: int = 0) -> Workstation:
