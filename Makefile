@@ -27,7 +27,8 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no test: treat that as a failure, not a pass.
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests --ignore=tests/bench --durations=25; \
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests --ignore=tests/bench --durations=25 \
+		-n auto --dist worksteal; \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The convergence property test with 10,000 examples instead of 300.

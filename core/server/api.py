@@ -12,8 +12,9 @@ so no whole file is ever held in memory.
 
 Every endpoint has a body limit fitting what it takes (:data:`ENROLL_MAX_BODY` for
 enrollment, the sync protocol's message limit for sync, the attachment limit for uploads,
-nothing for the rest), enforced while the body arrives: a declared length past it is refused
-with 413 before a byte is read, a body that runs past it as soon as it does. Error replies
+nothing for the rest), enforced while the body arrives: a declared length far past it is
+refused with 413 before a byte is read (one only a little past it is read and dropped first,
+so the client sees the 413), a body that runs past it as soon as it does. Error replies
 name the field and the problem, never the input. Failed enrollments are counted per source
 address (:data:`ENROLL_FAILURES` in :data:`ENROLL_WINDOW` seconds, then 429) and logged.
 Logs are structured (one JSON object a line) and carry ids, never request bodies or names.
@@ -66,6 +67,8 @@ log = logging.getLogger("careline.server")
 ENROLL_MAX_BODY = 16 * 1024
 # Endpoints that take no body (health, metrics, downloads) accept at most this.
 NO_BODY = 1024
+# A declared body past its limit by no more than this is read and dropped before the 413.
+LINGER_BYTES = 1024 * 1024
 ENROLL_FAILURES = 5  # failed enrollments per source address ...
 ENROLL_WINDOW = 60.0  # ... in any this many seconds; then 429 until the window passes
 
@@ -212,10 +215,19 @@ def _body_too_large(path: str, limit: int) -> HTTPException:
     )
 
 
+async def _discard_body(receive: Receive) -> None:
+    """Read a request body to its end (or the client's disconnect), keeping none of it."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class BodyLimit:
     """Plain ASGI middleware refusing a request body past its endpoint's limit.
 
-    A ``Content-Length`` past the limit gets 413 at once, before any of the body is read;
+    A ``Content-Length`` past the limit (by more than :data:`LINGER_BYTES`) gets 413 at
+    once, before any of the body is read; one closer to it is read and dropped first;
     a body (chunked, or longer than declared) that runs past it raises 413 from ``receive``
     the moment it does, so no more than the limit is ever read. ``limit_of(method, path)``
     gives the limit.
@@ -234,6 +246,12 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            if declared.isdigit() and int(declared) <= limit + LINGER_BYTES:
+                # A body only a little too large is read and dropped first: answering
+                # while the client is still sending closes the connection under it, and it
+                # sees a reset instead of the 413 that names the limit (nginx's lingering
+                # close, bounded). A larger one is refused before a byte is read.
+                await _discard_body(receive)
             problem = _body_too_large(path, limit)
             reply = JSONResponse({"detail": problem.detail}, 413, problem.headers)
             await reply(scope, receive, send)

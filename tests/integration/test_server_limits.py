@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import requests
 import pytest
 
 from core.sync import protocol
@@ -220,3 +221,21 @@ def test_enroll_takes_the_code_from_stdin_or_a_file(
     assert missing.returncode == 2
     assert "--code-stdin: standard input has no code line" in missing.stderr
     assert not (tmp_path / "other" / "clinic.db").exists()
+
+
+def test_a_body_a_little_too_large_gets_the_413_not_a_reset(
+    running: tuple[ServerProcess, str],
+) -> None:
+    """A client that sends its whole (slightly oversized) body before reading the reply, as
+    HTTP libraries do, reads the 413 naming the limit instead of a connection reset."""
+    server, _ = running
+    body = json.dumps({"code": "x", "device_name": "x", "csr": "y" * 1_000_000}).encode()
+    ca_file = server.data / "tls" / "server.pem"
+    # requests (urllib3) gives up on a reply once its send fails, unlike httpx.
+    with requests.Session() as session:
+        replies = [
+            session.post(server.url + "/v1/enroll", data=body, verify=str(ca_file), timeout=30)
+            for _ in range(5)
+        ]
+    assert [r.status_code for r in replies] == [413] * 5
+    assert "larger than the limit of 16384 bytes" in replies[0].json()["detail"]

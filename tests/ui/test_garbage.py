@@ -30,12 +30,12 @@ def test_cycles_made_garbage_are_freed_on_the_gui_thread_while_the_worker_alloca
     collector = GuiThreadCollector(interval_ms=20)
     _Cycle.freed_on.clear()
     _Cycle()  # unreachable at once: only a collection frees it
-    done: list[int] = []
+    done: list[list[list[int]]] = []
 
-    def allocate() -> int:
+    def allocate() -> list[list[int]]:
         # Far past the first generation's threshold: Python's own collection would run here.
-        junk = [[i] for i in range(50 * gc.get_threshold()[0])]
-        return len(junk)
+        # The lists outlive the job, so the count stays past the threshold afterwards.
+        return [[i] for i in range(50 * gc.get_threshold()[0])]
 
     worker.submit(allocate, done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=10_000)
