@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
 
+from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.types import RECORD_TYPES
 from core.store.database import Database, Row
@@ -117,6 +118,16 @@ class AuditRow:
             "break_glass": self.break_glass,
             "details": self.details,
         }
+
+
+def require_reviewer(records: ClinicRecords) -> None:
+    """Refuse the clinic's whole audit log to anyone but an administrator (a chart's own
+    history, :func:`chart_history`, is for whoever may open the chart)."""
+    from core.records.workstation import NotAllowedError  # workstation imports much of core
+
+    user = records.user(records.actor)
+    if user is None or user.role != "admin":
+        raise NotAllowedError("Only an administrator can read the clinic's audit log")
 
 
 def _bound(name: str, text: str, end: bool) -> str:
