@@ -11,9 +11,11 @@ opening (:meth:`BreakGlass.mark_reviewed`); until then it waits in :meth:`BreakG
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from core.records import crdt
-from core.records.break_glass_audit import Clock, Grant, grants, stamp, system_clock
+from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, load_settings
+from core.records import break_glass_audit, crdt
+from core.records.break_glass_audit import Clock, Grant, grants, stamp
 from core.records.break_glass_audit import active_grants as active_grants
 from core.records.break_glass_audit import grant_for as grant_for
 from core.records.changes import change
@@ -27,12 +29,23 @@ DEFAULT_MINUTES = 60
 MIN_MINUTES, MAX_MINUTES = 5, 720  # as the break_glass_minutes setting allows
 
 
+def configured_minutes(data_dir: Path) -> int:
+    """How long an opening lasts on the workstation whose data folder is ``data_dir``: the
+    ``break_glass_minutes`` setting (environment, then the folder's careline.toml)."""
+    settings = load_settings(
+        DESKTOP_SCHEMA, cli={"data_dir": data_dir}, config_file=data_dir / CONFIG_FILE_NAME
+    )
+    return int(settings["break_glass_minutes"])
+
+
 class BreakGlass:
     """Break-glass openings and their review, as the signed-in person."""
 
-    def __init__(self, records: ClinicRecords, clock: Clock = system_clock) -> None:
+    def __init__(self, records: ClinicRecords, clock: Clock | None = None) -> None:
         self.records = records
-        self.clock = clock
+        # The database's one break-glass clock (what its audit entries are marked by),
+        # unless a clock is given.
+        self.clock = clock or break_glass_audit.install(records.db).clock
 
     def open(self, patient_id: str, reason: str, minutes: int = DEFAULT_MINUTES) -> Grant:
         """Open ``patient_id``'s chart in an emergency for ``minutes`` (audited as
