@@ -11,6 +11,7 @@ their chart. Dates given as ``YYYY-MM-DD`` are days on this computer's clock (lo
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -217,6 +218,20 @@ def list_entries(db: Database, f: AuditFilter = AuditFilter()) -> list[AuditRow]
     )
     name = workstation_name(db)
     return [_row(r, name) for r in rows]
+
+
+def entries_about(records: ClinicRecords, f: AuditFilter) -> list[AuditRow]:
+    """Like :func:`list_entries`, but ``f.patient`` may also be a name (as the patient
+    search finds it): the entries about every patient it finds, newest first."""
+    if not f.patient or records.db.query("SELECT 1 FROM patients WHERE id = ?", (f.patient,)):
+        return list_entries(records.db, f)
+    found = records.search_patients(f.patient, limit=20)
+    merged: dict[int, AuditRow] = {}
+    for p in found:
+        for row in list_entries(records.db, dataclasses.replace(f, patient=p.id)):
+            merged[row.seq] = row
+    rows = sorted(merged.values(), key=lambda r: r.seq, reverse=True)
+    return rows[: f.limit] if f.limit else rows
 
 
 def chart_history(db: Database, patient_id: str) -> list[AuditRow]:
