@@ -62,10 +62,10 @@ def test_an_admin_marks_break_glass_openings_reviewed(
     assert dialog.status.text() == "2 openings waiting for review."
     assert not dialog.review_button.isEnabled()  # nothing selected
 
+    garcia = table.item(1, 0)
+    assert garcia is not None
     QTest.mouseClick(
-        table.viewport(),
-        Qt.MouseButton.LeftButton,
-        pos=table.visualItemRect(table.item(1, 0)).center(),
+        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(garcia).center()
     )
     assert dialog.review_button.isEnabled()
     QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
