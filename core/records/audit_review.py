@@ -131,7 +131,7 @@ def require_reviewer(records: ClinicRecords) -> None:
         raise NotAllowedError("Only an administrator can read the clinic's audit log")
 
 
-def _bound(name: str, text: str, end: bool) -> str:
+def bound(name: str, text: str, end: bool) -> str:
     """The UTC stamp a ``since``/``until`` value stands for (ValidationError if neither a
     date nor a time)."""
     text = text.strip()
@@ -189,10 +189,10 @@ def _where(f: AuditFilter) -> tuple[str, list[Any]]:
             params += [f.action, f"{f.action}.%"]
     if f.since:
         clauses.append("ts >= ?")
-        params.append(_bound("since", f.since, end=False))
+        params.append(bound("since", f.since, end=False))
     if f.until:
         clauses.append("ts < ?")
-        params.append(_bound("until", f.until, end=True))
+        params.append(bound("until", f.until, end=True))
     return (" AND ".join(clauses) or "1 = 1"), params
 
 

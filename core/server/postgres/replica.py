@@ -302,6 +302,17 @@ class PgReplica:
                     "WHERE replica_meta.value = %s RETURNING key",
                     (key, str(head), str(recorded)),
                 ).fetchone()
+                if moved is not None:  # kept for the clinic's admins (README "Audit review")
+                    now = utc_now()
+                    for e in audit_anchor.proven_entries(recorded, proof):
+                        cur.execute(
+                            "INSERT INTO replica_device_audit (device, seq, ts, actor, action, "
+                            "entity, entity_id, details, received_at) VALUES "
+                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                            "ON CONFLICT (tenant, device, seq) DO NOTHING",
+                            (device, e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id,
+                             e.details, now),
+                        )  # fmt: skip
                 return audit_anchor.Anchoring(recorded, moved is not None)
         assert recorded is not None  # advance() refuses only when a head is recorded
         audit_anchor.log_refused(device, head, recorded, proof is not None)
@@ -729,6 +740,15 @@ class PgReplica:
             return list(cur.execute(
                 "SELECT seq, ts, actor, action, entity, entity_id, details FROM replica_audit "
                 "ORDER BY seq"
+            ).fetchall())  # fmt: skip
+
+    def device_audit_entries(self) -> list[tuple[Any, ...]]:
+        """Workstation audit entries kept: (device, seq, ts, actor, action, entity,
+        entity_id, details), oldest first."""
+        with self.store.tenant(self.tenant) as cur:
+            return list(cur.execute(
+                "SELECT device, seq, ts, actor, action, entity, entity_id, details "
+                "FROM replica_device_audit ORDER BY ts, device, seq"
             ).fetchall())  # fmt: skip
 
     def audit_report(self) -> AuditReport:
