@@ -15,6 +15,7 @@ from core.server import security_log
 from tests.integration.server_fixtures import Live, live_server
 from tests.integration.server_process import server_admin
 from tests.integration.test_server import _clinic, _sync, _workstation
+from tests.integration.test_server_postgres import _every_table_as_bytes
 from tests.services import create_postgres_database, drop_postgres_database
 
 Served = tuple[Live, Path, dict[str, str]]
@@ -84,5 +85,15 @@ def test_workstation_entries_reach_the_server_and_break_glass_its_security_log(
         everything = server_admin(data, env, "audit", "list", clinic)
         assert {"server", device} <= {e["source"] for e in everything}
         assert server_admin(data, env, "audit", "list", clinic, "--until", "2000-01-01") == []
+        if "DATABASE_URL" in env:  # kept sealed: PostgreSQL never sees a record id
+            dump = _every_table_as_bytes(env["DATABASE_URL"])
+            assert patient.id.encode() not in dump and grant.id.encode() not in dump
+        # Re-encrypting the clinic under a fresh data key keeps every entry readable.
+        before = live.server.device_audit_entries(clinic)
+        live.server.reencrypt_replicas(clinic)
+        assert live.server.device_audit_entries(clinic) == before
+        if "DATABASE_URL" in env:
+            replica = live.server.pg_replica(clinic)
+            assert len(replica.generations_in_use()) == 1
     finally:
         ws.lock()

@@ -163,15 +163,15 @@ CREATE TABLE replica_quarantine (
 
 # Workstation audit entries the server keeps (issue #14, audit review): the entries each
 # device proved at sync to extend the audit head the server had recorded for it
-# (core.sync.audit_anchor), so the clinic's admins can list them. Additive.
+# (core.sync.audit_anchor), so the clinic's admins can list them. Each entry (it names
+# people and record ids) is sealed like ops; the device and the entry's number are not.
+# Additive.
 _V5 = """
 CREATE TABLE replica_device_audit (
     tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
-    device TEXT NOT NULL, seq BIGINT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, entity TEXT NOT NULL, entity_id TEXT NOT NULL,
-    details TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (tenant, device, seq)
+    device TEXT NOT NULL, seq BIGINT NOT NULL, key_gen INTEGER NOT NULL,
+    sealed BYTEA NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (tenant, device, seq)
 );
-CREATE INDEX replica_device_audit_by_ts ON replica_device_audit (tenant, ts);
 """
 
 _IDENT = re.compile(r"[a-z_]+")
