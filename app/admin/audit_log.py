@@ -52,7 +52,7 @@ class AuditLogDialog(QDialog):
         self._export_job: Job[int] | None = None
         self.setObjectName("auditLogDialog")
         self.setWindowTitle("Audit log")
-        self.resize(1040, 620)
+        self.resize(1180, 640)
         heading = QLabel("The clinic's audit log on this workstation")
         heading.setObjectName("dialogHeading")
         self.person = QLineEdit()
@@ -73,6 +73,8 @@ class AuditLogDialog(QDialog):
         self.until = QLineEdit()
         self.until.setObjectName("auditUntil")
         self.until.setPlaceholderText("YYYY-MM-DD")
+        for day in (self.since, self.until):
+            day.setMinimumWidth(day.fontMetrics().horizontalAdvance("YYYY-MM-DD") + 24)
         self.show_button = QPushButton("Show")
         self.show_button.setObjectName("primary")
         self.show_button.clicked.connect(self.refresh)
@@ -96,6 +98,8 @@ class AuditLogDialog(QDialog):
             title.setObjectName("caption")
             grid.addWidget(title, 0, column)
             grid.addWidget(widget, 1, column)
+        for column, stretch in enumerate((2, 3, 3, 1, 1)):
+            grid.setColumnStretch(column, stretch)
         grid.addWidget(self.show_button, 1, 5)
         grid.addWidget(self.export_button, 1, 6)
         self.status = QLabel()

@@ -57,7 +57,9 @@ def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
         person = entries.people.get(r.actor, r.actor)
         if r.actor != person:
             person = f"{person} ({r.actor})"
-        cells = [r.local_time, person, r.workstation, r.description]
+        # This workstation's entries all say so; its replica id is in the tooltip and CSV.
+        here = r.workstation.startswith("this workstation")
+        cells = [r.local_time, person, "This workstation" if here else r.workstation, r.description]
         if with_patient:
             cells.append(entries.patients.get(r.patient or "", r.patient or ""))
         cells += [f"{r.entity} {r.entity_id}", "Yes" if r.break_glass else ""]
@@ -70,4 +72,6 @@ def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
                 font.setBold(True)
                 item.setFont(font)
                 item.setToolTip(f"Done under break-glass opening {r.break_glass}")
+            elif column == 2:
+                item.setToolTip(r.workstation)
             table.setItem(row, column, item)

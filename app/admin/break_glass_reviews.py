@@ -70,6 +70,12 @@ def _local(stamp: str | None) -> str:
         return stamp
 
 
+def _until(opened: str, expires: str) -> str:
+    """The expiry, as a time alone when it falls on the day of the opening."""
+    start, end = _local(opened), _local(expires)
+    return end[11:] if start[:10] == end[:10] else end
+
+
 class BreakGlassReviewsDialog(QDialog):
     """The openings waiting for review (or all of them), and Mark reviewed."""
 
@@ -86,7 +92,7 @@ class BreakGlassReviewsDialog(QDialog):
         self._job: Job[Grant] | None = None
         self.setObjectName("breakGlassReviewsDialog")
         self.setWindowTitle("Break-glass reviews")
-        self.resize(980, 480)
+        self.resize(1080, 480)
         heading = QLabel("Emergency openings of charts waiting for review")
         heading.setObjectName("dialogHeading")
         explain = QLabel(
@@ -140,7 +146,7 @@ class BreakGlassReviewsDialog(QDialog):
                 openings.people.get(g.username, g.username),
                 openings.patients.get(g.patient_id, g.patient_id),
                 g.reason,
-                _local(g.expires_at),
+                _until(g.opened_at, g.expires_at),
                 reviewed,
             )
             for column, text in enumerate(cells):

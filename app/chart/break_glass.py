@@ -88,7 +88,6 @@ class BreakGlassDialog(SavingDialog):
         self.reason.setFixedHeight(80)
         self.errors["reason"] = error_label()
         buttons, self.save_button = action_buttons(self, self.save, "Break the glass")
-        self.save_button.setObjectName("danger")
         self.first_field = self.reason
         reason_label = QLabel("Reason")
         reason_label.setObjectName("caption")

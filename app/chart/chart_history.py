@@ -34,7 +34,7 @@ class ChartHistoryDialog(QDialog):
         self._operations = operations
         self.setObjectName("chartHistoryDialog")
         self.setWindowTitle("Who has seen or changed this chart")
-        self.resize(860, 480)
+        self.resize(960, 480)
         heading = QLabel(f"Who has seen or changed the chart of {patient.display_name}")
         heading.setObjectName("dialogHeading")
         self.status = QLabel("Reading the audit log…")

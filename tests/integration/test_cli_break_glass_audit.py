@@ -8,8 +8,10 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.integration.test_cli import PASSWORD, as_admin, careline
+from tests.integration.test_release_upgrade import OldData, old  # noqa: F401 (the fixture)
 
 
 def _clinic(tmp_path: Path) -> tuple[Path, str]:
@@ -105,3 +107,27 @@ def test_audit_list_filters_and_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [r["action"] for r in rows] == ["allergy.add", "patient.create"]
     assert {r["patient"] for r in rows} == {pid} and {r["person"] for r in rows} == {"admin"}
+
+
+def test_an_old_release_workstation_gains_break_glass_and_lists_its_old_entries(
+    old: OldData,  # noqa: F811 (the fixture imported above)
+    no_keyring: None,
+) -> None:
+    """Migration V11 on data the previous release made: its audit entries list, filtered
+    by patient, and a break-glass opening works there."""
+    desk, seen = old.folder / "workstation", old.manifest["workstation"]
+    pid = seen["patient_ids"][0]
+    env = {"CARELINE_PASSWORD_FILE": str(old.folder / "password.txt")}
+    (old.folder / "password.txt").write_text(old.password + "\n", encoding="utf-8")
+
+    def run(*args: str) -> Any:
+        result = careline(desk, "--json", "--user", "admin", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    everything = run("audit", "list")["entries"]
+    assert len(everything) >= seen["audit_verify"]["entries"]
+    about = run("audit", "list", "--patient", pid)["entries"]
+    assert about and "patient.create" in {e["action"] for e in about}
+    grant = run("break-glass", pid, "--reason", "after the upgrade")
+    assert run("break-glass", "list", "--pending")["openings"][0]["id"] == grant["id"]
