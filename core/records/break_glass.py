@@ -119,3 +119,24 @@ class BreakGlass:
         user = self.records.user(self.records.actor)
         if user is None or user.role != "admin":
             raise NotAllowedError("Only an administrator can review break-glass openings")
+
+
+# The calls as the issue names them, for callers that hold a ClinicRecords.
+def open_break_glass(
+    records: ClinicRecords, patient_id: str, reason: str, minutes: int | None = None
+) -> Grant:
+    """Open ``patient_id``'s chart in an emergency as the signed-in person (see
+    :meth:`BreakGlass.open`; ``minutes`` defaults to the workstation's setting)."""
+    if minutes is None:
+        minutes = configured_minutes(records.db.path.parent)
+    return BreakGlass(records).open(patient_id, reason, minutes)
+
+
+def pending_reviews(records: ClinicRecords) -> list[Grant]:
+    """Openings waiting for an administrator's review, newest first."""
+    return BreakGlass(records).pending()
+
+
+def mark_reviewed(records: ClinicRecords, grant_id: str) -> Grant:
+    """Mark an opening reviewed as the signed-in administrator."""
+    return BreakGlass(records).mark_reviewed(grant_id)

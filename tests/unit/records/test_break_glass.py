@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from core.config.settings import ConfigError
 from core.records import break_glass_audit
-from core.records.break_glass import BreakGlass, active_grants
+from core.records.break_glass import (
+    BreakGlass,
+    active_grants,
+    configured_minutes,
+    mark_reviewed,
+    open_break_glass,
+    pending_reviews,
+)
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
@@ -126,3 +135,21 @@ def test_a_grant_and_its_review_sync_to_other_replicas() -> None:
     sync_pair(b, a)
     assert BreakGlass(b, clock).pending() == []
     assert BreakGlass(b, clock).get(grant.id).reviewed_by == "ann"
+
+
+def test_the_setting_decides_how_long_an_opening_lasts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ann, bob, _clock = _clinic()
+    p = ann.add_patient("Reyes", "Maria", "1970-02-03")
+    monkeypatch.setenv("CARELINE_BREAK_GLASS_MINUTES", "15")
+    grant = open_break_glass(bob, p.id, "emergency")
+    assert grant.expires - datetime.fromisoformat(grant.opened_at) == timedelta(minutes=15)
+    assert [g.id for g in pending_reviews(ann)] == [grant.id]
+    assert mark_reviewed(ann, grant.id).reviewed_by == "ann"
+    monkeypatch.setenv("CARELINE_BREAK_GLASS_MINUTES", "1")
+    with pytest.raises(ConfigError, match="break_glass_minutes"):
+        configured_minutes(tmp_path)
+    monkeypatch.delenv("CARELINE_BREAK_GLASS_MINUTES")
+    (tmp_path / "careline.toml").write_text("break_glass_minutes = 30\n", encoding="utf-8")
+    assert configured_minutes(tmp_path) == 30
