@@ -282,7 +282,7 @@ BREAK_GLASS = RecordType(
     "break_glass",
     (
         _PATIENT_ID,
-        Field("username", "Opened by"),
+        Field("username", "User name"),  # who opened it; labelled as the user type does
         Field("reason", "Reason", v.required_text, required=True),
         Field("opened_at", "Opened at"),
         Field("expires_at", "Expires at"),

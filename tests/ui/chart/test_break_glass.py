@@ -116,7 +116,9 @@ def test_who_has_seen_this_chart_lists_views_and_changes(
     whats = [row(r)[3] for r in range(3)]
     assert whats == ["Recorded an allergy", "Opened the chart", "Registered the patient"]
     assert {row(r)[1] for r in range(3)} == {f"{ADMIN_NAME} ({ADMIN})"}
-    assert all(row(r)[2].startswith("this workstation") for r in range(3))
+    assert {row(r)[2] for r in range(3)} == {"This workstation"}
+    replica = clinic.database.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
+    assert table.item(0, 2).toolTip() == f"this workstation ({replica})"  # type: ignore[union-attr]
     assert dialog.status.text() == "3 entries on this workstation, 1 of them views."
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: chart.history_dialog is None, timeout=5_000)
