@@ -31,8 +31,8 @@ from core.records.audit_review import (
     ACTION_LABELS,
     AuditFilter,
     entries_about,
+    export_csv,
     require_reviewer,
-    write_csv,
 )
 
 SHOWN = 2000
@@ -182,9 +182,8 @@ class AuditLogDialog(QDialog):
         def work() -> int:
             clinic = records()
             require_reviewer(clinic)
-            rows = entries_about(clinic, wanted)
             with path.open("w", encoding="utf-8", newline="") as fh:
-                return write_csv(rows, fh)
+                return export_csv(clinic, wanted, fh)
 
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting to {path}…")

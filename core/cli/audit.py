@@ -12,9 +12,9 @@ from core.cli.registry import CommandGroup, actions
 from core.records.audit_review import (
     AuditFilter,
     AuditRow,
-    list_entries,
+    entries_about,
+    export_csv,
     require_reviewer,
-    write_csv,
 )
 
 
@@ -24,7 +24,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     audit = actions(parser)
     audit.add_parser("verify", help="check the hash chain; name any altered entry")
     listing = audit.add_parser("list", help="this workstation's audit entries, newest first")
-    listing.add_argument("--patient", help="entries about this patient's chart")
+    listing.add_argument("--patient", help="entries about this patient's chart (id or name)")
     listing.add_argument("--user", dest="person", metavar="USER", help="entries by this person")
     listing.add_argument(
         "--action",
@@ -53,16 +53,15 @@ def _list(ctx: Context) -> int:
     wanted = AuditFilter(
         args.patient, args.person, args.action_filter, args.since, args.until, args.limit
     )
-    rows = list_entries(records.db, wanted)
     if args.csv is not None:
-        out = sys.stdout if str(args.csv) == "-" else None
-        if out is not None:
-            write_csv(rows, out)
+        if str(args.csv) == "-":
+            export_csv(records, wanted, sys.stdout)
             return EXIT_OK
         with args.csv.open("w", encoding="utf-8", newline="") as fh:
-            count = write_csv(rows, fh)
+            count = export_csv(records, wanted, fh)
         ctx.emit({"written": count, "file": str(args.csv)}, f"Wrote {count} entries to {args.csv}")
         return EXIT_OK
+    rows = entries_about(records, wanted)
     text = "\n".join(_line(r) for r in rows) or "No audit entries match."
     ctx.emit({"entries": [r.to_dict() for r in rows]}, text)
     return EXIT_OK

@@ -107,6 +107,11 @@ def test_audit_list_filters_and_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [r["action"] for r in rows] == ["allergy.add", "patient.create"]
     assert {r["patient"] for r in rows} == {pid} and {r["person"] for r in rows} == {"admin"}
+    # The export is audited, naming the filters used, not what they held.
+    [export] = as_admin(data, "audit", "list", "--action", "audit.export")["entries"]
+    assert export["details"] == {"filters": ["patient"], "entries": 2}
+    by_name = as_admin(data, "audit", "list", "--patient", "reyes ana")["entries"]
+    assert {e["action"] for e in by_name} == {"patient.create", "allergy.add"}
 
 
 def test_an_old_release_workstation_gains_break_glass_and_lists_its_old_entries(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -154,3 +155,5 @@ def test_the_audit_log_filters_and_exports_csv(
     assert [r["person"] for r in rows] == [NURSE, NURSE, ADMIN]
     assert rows[0]["break_glass"] and rows[0]["break_glass"] == rows[1]["break_glass"]
     assert rows[2]["break_glass"] == ""
+    exports = clinic.database.query("SELECT details FROM audit_log WHERE action = 'audit.export'")
+    assert [json.loads(r[0]) for r in exports] == [{"filters": ["patient"], "entries": 3}]
