@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.admin.hook import AdminTools
 from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
@@ -224,6 +225,7 @@ class Workspace(QWidget):
         self.pages.addWidget(self.patient_list)
         self.pages.addWidget(self.chart)
         self.schedule = add_schedule(self)  # the Schedule button (Ctrl+D) and page
+        self.admin_tools = AdminTools(self)  # Settings → Audit log…, Break-glass reviews…
 
         # Says when unsaved forms were restored after a sign-in.
         self.notice = QLabel()
@@ -292,6 +294,7 @@ class Workspace(QWidget):
         is_admin = session.user.role == "admin"
         for admin_only in (self.admin_separator, self.new_recovery_key_action, self.rekey_action):
             admin_only.setVisible(is_admin)
+        self.admin_tools.set_admin(is_admin)
         # A demo never syncs (core refuses it too): no sync set-up to offer.
         self.demo_banner.setVisible(session.demo)
         self.enroll_action.setVisible(not session.demo)
@@ -366,6 +369,7 @@ class Workspace(QWidget):
         self.conflicts_action.setText("Conflicts")
         self.chart.clear()
         self.schedule.clear()
+        self.admin_tools.close()
         self.patient_list.clear()
         self.user_label.clear()
         self.pages.setCurrentWidget(self.patient_list)

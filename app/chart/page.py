@@ -34,7 +34,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.allergy_banner import AllergyBanner
+from app.chart.break_glass import BreakGlassSection
 from app.chart.cards import card, fit_rows, list_table
+from app.chart.chart_history import ChartHistoryDialog
 from app.chart.list_dialogs import SavingDialog
 from app.chart.medications import MedicationsCard
 from app.chart.printing import PrintSummary
@@ -291,11 +293,23 @@ class ChartPage(QWidget):
         top.addStretch(1)
         self.print_summary = PrintSummary(operations, records)  # app/chart/printing.py
         top.addWidget(self.print_summary.widget())
+        # Who has seen or changed this chart (app/chart/chart_history.py), and emergency
+        # access with its banner across the chart (app/chart/break_glass.py).
+        self.history_button = QPushButton("Who has seen this chart…")
+        self.history_button.setObjectName("chartHistoryButton")
+        self.history_button.setToolTip("Who has seen or changed this chart, and when")
+        self.history_button.clicked.connect(self.show_history)
+        top.insertWidget(2, self.history_button)
+        self.break_glass = BreakGlassSection(
+            operations, records, lambda: self._patient, self, self.load
+        )
+        top.insertWidget(3, self.break_glass.button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(14)
         layout.addLayout(top)
         layout.addWidget(self.name)
+        layout.addWidget(self.break_glass.widget())
         layout.addWidget(self.allergy_banner)
         layout.addWidget(self.conflict_banner)
         layout.addWidget(self.message)
@@ -317,7 +331,7 @@ class ChartPage(QWidget):
         overview_scroll.setWidget(self.overview)
         self.tabs.addTab(overview_scroll, "Overview")
         layout.addWidget(self.tabs, 1)
-        self.sections: list[ChartSection] = [self.print_summary]
+        self.sections: list[ChartSection] = [self.print_summary, self.break_glass]
         self.add_card(ProblemsCard(operations, records))
         self.add_card(MedicationsCard(operations, records))
         self.add_tab("Visits", VisitsSection(operations, records))
@@ -326,6 +340,7 @@ class ChartPage(QWidget):
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
         self.confirm_box: QMessageBox | None = None
+        self.history_dialog: ChartHistoryDialog | None = None
         self.clear()
 
     def add_tab(self, title: str, section: ChartSection) -> None:
@@ -414,7 +429,12 @@ class ChartPage(QWidget):
             self._remove_job.cancel()
         self._remove_job = None
         self._patient_id = None
-        for dialog in (self.patient_dialog, self.allergy_dialog, self.confirm_box):
+        for dialog in (
+            self.patient_dialog,
+            self.allergy_dialog,
+            self.confirm_box,
+            self.history_dialog,
+        ):
             if dialog is not None:
                 dialog.reject()
         self._patient = None
@@ -492,6 +512,7 @@ class ChartPage(QWidget):
     def _update_buttons(self) -> None:
         has_patient = self._patient is not None
         self.edit_button.setEnabled(has_patient)
+        self.history_button.setEnabled(has_patient)
         self.add_allergy_button.setEnabled(has_patient)
         self.remove_allergy_button.setEnabled(
             has_patient and self.selected_allergy() is not None and self._remove_job is None
@@ -523,6 +544,20 @@ class ChartPage(QWidget):
         dialog.finished.connect(self._forget_patient_dialog)
         self.patient_dialog = dialog
         dialog.open()
+
+    def show_history(self) -> None:
+        """Who has seen or changed this chart (a dialog reading the audit log)."""
+        if self._patient is None or self.history_dialog is not None:
+            return
+        dialog = ChartHistoryDialog(self._operations, self._records, self._patient, self)
+        dialog.finished.connect(self._forget_history_dialog)
+        self.history_dialog = dialog
+        dialog.open()
+
+    def _forget_history_dialog(self) -> None:
+        if self.history_dialog is not None:
+            self.history_dialog.deleteLater()
+            self.history_dialog = None
 
     def _forget_patient_dialog(self) -> None:
         if self.patient_dialog is not None:

@@ -21,7 +21,9 @@ from core.crypto import certs
 from core.crypto.secure_memory import SecureMemory, disable_core_dumps, set_memory_locking
 from core.errors import CarelineError, plain_words
 from core.keys.files import exclusive_lock, replace_private
+from core.records.audit_review import AuditFilter
 from core.server import security_log
+from core.server.audit_list import held_entries
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 
@@ -96,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     audit.add_parser("verify", help="verify every hash chain")
+    listing = audit.add_parser(
+        "list", help="a clinic's audit entries: the server's and its workstations'"
+    )
+    listing.add_argument("clinic", help="the clinic (id or name)")
+    listing.add_argument("--device", help="only this workstation's entries (device id)")
+    listing.add_argument("--user", help="only entries by this person")
+    listing.add_argument("--patient", help="only entries naming this patient")
+    listing.add_argument("--action", dest="action_filter", metavar="ACTION",
+                         help="an action (chart.open) or a kind (chart)")  # fmt: skip
+    listing.add_argument("--since", help="from this day (YYYY-MM-DD) or time")
+    listing.add_argument("--until", help="up to the end of this day or this time")
+    listing.add_argument("--limit", type=int, help="at most N entries")
+    listing.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
     return parser
 
 
@@ -289,6 +306,18 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
             for r in held
         ]
         out.emit(held, "\n".join(lines) or "Nothing quarantined.")
+    elif area == "audit" and action == "list":
+        clinic = server.registry.clinic(args.clinic)
+        wanted = AuditFilter(args.patient, args.user, args.action_filter, args.since,
+                             args.until, args.limit)  # fmt: skip
+        entries = held_entries(
+            server.audit_entries(clinic.id),
+            server.device_audit_entries(clinic.id),
+            wanted,
+            args.device,
+        )
+        out.emit([e.to_dict() for e in entries],
+                 "\n".join(e.line() for e in entries) or "No audit entries match.")  # fmt: skip
     elif area == "audit":
         report = server.audit_report()
         ok = all(r["ok"] for r in report.values())

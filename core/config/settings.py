@@ -112,6 +112,15 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         maximum=72,
     ),
     Setting(
+        "break_glass_minutes",
+        int,
+        60,
+        "Minutes an emergency (break-glass) opening of a chart lasts on this workstation.",
+        "CARELINE_BREAK_GLASS_MINUTES",
+        minimum=5,
+        maximum=720,
+    ),
+    Setting(
         "password_file",
         Path,
         None,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import crdt, set_conflicts
+from core.records import break_glass_audit, crdt, set_conflicts
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -103,6 +103,8 @@ class ClinicRecords:
         self.db = db
         self.actor = actor
         self._kdf_params = kdf_params
+        # Work on a chart opened by break-glass is audited as such, whoever calls.
+        break_glass_audit.install(db)
 
     # ----- clinic and users -------------------------------------------------------------
 

@@ -274,9 +274,30 @@ ATTACHMENT = RecordType(
 
 CLINIC = RecordType("clinic", "clinic", (Field("name", "Clinic name", v.required_text, True),))
 
+# Emergency access to a chart (core/records/break_glass.py): who opened which patient's chart,
+# why, until when, and the admin who reviewed the opening. Times are UTC ISO-8601, set by
+# code; the grant counts while opened_at <= now < expires_at (expiry is read, not stored).
+BREAK_GLASS = RecordType(
+    "break_glass",
+    "break_glass",
+    (
+        _PATIENT_ID,
+        Field("username", "User name"),  # who opened it; labelled as the user type does
+        Field("reason", "Reason", v.required_text, required=True),
+        Field("opened_at", "Opened at"),
+        Field("expires_at", "Expires at"),
+        Field("reviewed_by", "Reviewed by"),
+        Field("reviewed_at", "Reviewed at"),
+    ),
+    row_requires="patient_id",
+)
+
 RECORD_TYPES: dict[str, RecordType] = {
     t.name: t
-    for t in (PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC)
+    for t in (
+        *(PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC),
+        BREAK_GLASS,
+    )
 }
 SYSTEM_REGISTERS = ("created_at", "deleted")
 

@@ -1,9 +1,11 @@
 """The server's security event log (SECURITY_AUDIT_LOG): one JSON object a line.
 
 Events: failed device sign-ins (bad or revoked tokens), enrollments and failed enrollment
-attempts, refused sync requests, and every ``careline-server admin`` action (clinics,
+attempts, refused sync requests, every ``careline-server admin`` action (clinics,
 staff accounts, enrollment codes, device revocations, key rotations, re-encryptions and
-retirements), each with ids, never clinical values or secrets.
+retirements), and break-glass work on the clinic's workstations as their audit entries
+arrive at sync (``break_glass.open``, ``break_glass.access``: see
+``core.server.service.break_glass_event``), each with ids, never clinical values or secrets.
 
 Events go to the ``careline.security`` logger, so they also reach the ordinary log; with
 SECURITY_AUDIT_LOG set, :func:`install` adds a handler appending them to that file. The file

@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
@@ -54,6 +54,7 @@ from core.records.models import User
 from core.server import security_log, vouching
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
 from core.store import op_signer
+from core.store.audit_chain import AuditEntry, Head
 from core.store.blobs import (
     BlobIntegrityError,
     BlobStore,
@@ -65,6 +66,7 @@ from core.store.blobs import (
 from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
 from core.store.oplog import Op
+from core.sync import audit_anchor
 from core.sync.responder import Responder
 from core.sync.stores import DatabaseStore, SyncStore
 
@@ -716,7 +718,7 @@ class ClinicServer:
             store,
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
-            audit_anchor=lambda head, proof: store.anchor_audit(device.id, head, proof),
+            audit_anchor=lambda head, proof: self._anchor(store, device, head, proof),
             vouch=vouch,
             peer=f"device:{device.id}",
         ).handle(request)
@@ -793,6 +795,31 @@ class ClinicServer:
             chunks.close()
             raise
         return _prepend(first, chunks)
+
+    def _anchor(
+        self,
+        store: SyncStore,
+        device: Device,
+        head: Head | None,
+        proof: Sequence[bytes] | None,
+    ) -> audit_anchor.Anchoring:
+        """Record the device's audit head (the store keeps the entries it proved); work done
+        under break-glass among them goes to the security event log too."""
+        result = store.anchor_audit(device.id, head, proof)
+        if result.moved:
+            for entry in audit_anchor.proven_entries(result.recorded, proof):
+                break_glass_event(device, entry)
+        return result
+
+    def device_audit_entries(self, clinic_id: str) -> list[tuple[Any, ...]]:
+        """Workstation audit entries the server keeps for the clinic: (device, seq, ts,
+        actor, action, entity, entity_id, details), oldest first."""
+        if self.pg is not None:
+            return self.pg_replica(clinic_id).device_audit_entries()
+        return self.replica(clinic_id).query(
+            "SELECT device, seq, ts, actor, action, entity, entity_id, details "
+            "FROM device_audit ORDER BY ts, device, seq"
+        )
 
     def audit_entries(self, clinic_id: str) -> list[tuple[Any, ...]]:
         """The clinic's audit log: (seq, ts, actor, action, entity, entity_id, details)."""
@@ -875,6 +902,31 @@ def _verified_chunks(
         raise BlobIntegrityError(
             blob_id, "decrypted content does not match the blob id (object swapped or misfiled)"
         )
+
+
+def break_glass_event(device: Device, entry: AuditEntry) -> None:
+    """A security event for a workstation's break-glass opening, or for a view or change
+    made under one (ids only: the reason stays in the synced record)."""
+    try:
+        details = json.loads(entry.details)
+    except ValueError:
+        return
+    grant = details.get("break_glass") if isinstance(details, dict) else None
+    if not grant:
+        return
+    name = "break_glass.open" if entry.action == "break_glass.open" else "break_glass.access"
+    security_log.event(
+        name,
+        clinic=device.clinic_id,
+        device=device.id,
+        user=entry.actor,
+        action=entry.action,
+        entity=entry.entity,
+        entity_id=entry.entity_id,
+        grant=str(grant),
+        at=entry.ts,
+        seq=entry.seq,
+    )
 
 
 def _prepend(first: bytes, rest: Generator[bytes, None, None]) -> Iterator[bytes]:

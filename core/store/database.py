@@ -195,12 +195,32 @@ class Transaction:
         return list(self._conn.execute(sql, params).fetchall())
 
 
+class AuditAnnotator(Protocol):
+    """Adds to a unit of work's audit details from what the unit wrote (it runs inside the
+    transaction, after the change): ``core.records.break_glass_audit`` marks work on a chart
+    opened by break-glass. Returns the details to record."""
+
+    def __call__(
+        self,
+        tx: Transaction,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """The details to record."""
+        ...
+
+
 class Database:
     """An open, unlocked replica store. All writes go through :meth:`write`."""
 
     def __init__(self, path: Path, conn: Any) -> None:
         self.path = path
         self._conn = conn
+        # Set by the records layer (core.store cannot know about charts); None: as given.
+        self.annotate_audit: AuditAnnotator | None = None
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
         self._lock = threading.RLock()
@@ -315,7 +335,10 @@ class Database:
             )
             conn.execute(begin)
             try:
-                yield Transaction(conn)
+                tx = Transaction(conn)
+                yield tx
+                if self.annotate_audit is not None:
+                    details = self.annotate_audit(tx, actor, action, entity, entity_id, details)
                 self.append_audit(conn, actor, action, entity, entity_id, details)
                 for sql in end:
                     conn.execute(sql)

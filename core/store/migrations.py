@@ -397,9 +397,46 @@ CREATE TABLE refused_elsewhere (
 );
 """
 
+# V11 (issue #14, break-glass and audit review): emergency openings of a chart
+# (core/records/break_glass.py), synced like any record; the audit log gains indexes for the
+# audit review screens and ``careline audit list`` (by patient or record, by person, by time)
+# and a table of the audit entries other workstations proved to the clinic server at sync
+# (core/sync/audit_anchor.py): the server keeps them so the clinic's admins can list them.
+_V11 = """
+CREATE TABLE break_glass (
+    id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    username TEXT,
+    reason TEXT,
+    opened_at TEXT,
+    expires_at TEXT,
+    reviewed_by TEXT,
+    reviewed_at TEXT
+);
+CREATE INDEX break_glass_by_patient ON break_glass (patient_id, username, expires_at);
+CREATE INDEX break_glass_pending ON break_glass (opened_at) WHERE reviewed_at IS NULL;
+CREATE INDEX audit_log_by_entity ON audit_log (entity_id, seq);
+CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+CREATE INDEX audit_log_by_ts ON audit_log (ts);
+CREATE TABLE device_audit (
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    details TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE INDEX device_audit_by_ts ON device_audit (ts);
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
+    (11, _V11),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

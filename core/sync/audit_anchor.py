@@ -105,6 +105,27 @@ def extends(recorded: Head, offered: Head, entries: Sequence[bytes]) -> bool:
     return hmac.compare_digest(digest, offered.hash)
 
 
+def proven_entries(recorded: Head | None, entries: Sequence[bytes] | None) -> list[AuditEntry]:
+    """The entries of a proof that moved a recorded head (checked by :func:`extends`), as
+    entries the server keeps; none for a first head (nothing proves what came before)."""
+    if recorded is None or not entries:
+        return []
+    out: list[AuditEntry] = []
+    for raw in entries:
+        doc = json.loads(raw)
+        text = {k: str(doc.get(k, "")) for k in ("ts", "actor", "action", "entity", "entity_id")}
+        details = str(doc.get("details", "{}"))
+        out.append(AuditEntry(int(doc["seq"]), **text, details=details))
+    return out
+
+
+# The kept entries of other workstations (``device_audit``, V11), as the server stores them.
+KEEP_ENTRY_SQL = (
+    "INSERT INTO device_audit (device, seq, ts, actor, action, entity, entity_id, details, "
+    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING"
+)
+
+
 def advance(recorded: Head | None, offered: Head, entries: Sequence[bytes] | None) -> bool:
     """Whether the server should record ``offered`` over ``recorded``: a first head as
     offered; after that only with ``entries`` proving that ``offered`` extends ``recorded``

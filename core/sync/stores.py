@@ -14,7 +14,7 @@ from core.crypto import certs
 from core.records import op_trust, replication
 from core.store import oplog
 from core.store.audit_chain import Head
-from core.store.database import Database, Transaction
+from core.store.database import Database, Transaction, utc_now
 from core.sync import audit_anchor
 
 # meta key prefix under which a serving replica keeps each device's audit head.
@@ -172,6 +172,15 @@ class DatabaseStore:
                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         (key, str(head)),
                     )
+                    # The proved entries are kept for the clinic's admins (README "Audit
+                    # review"): what the workstation's log says, checked against its chain.
+                    now = utc_now()
+                    for e in audit_anchor.proven_entries(recorded, proof):
+                        tx.execute(
+                            audit_anchor.KEEP_ENTRY_SQL,
+                            (device, e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id,
+                             e.details, now),
+                        )  # fmt: skip
                 return audit_anchor.Anchoring(recorded, True)
             except _MovedMeanwhile:
                 return audit_anchor.Anchoring(recorded, False)

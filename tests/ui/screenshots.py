@@ -840,6 +840,66 @@ def problems_and_medications(out: Path, tmp: Path) -> None:
     window.close()
 
 
+def break_glass_and_audit(out: Path, tmp: Path) -> None:
+    """Break the glass (the button, the reason, the banner), who has seen a chart, and the
+    administrators' break-glass reviews and audit log."""
+    from app.admin.audit_log import AuditLogDialog
+    from app.admin.break_glass_reviews import BreakGlassReviewsDialog
+    from core.records.break_glass import BreakGlass
+
+    ws = sample_clinic(tmp / "breakglass", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    ws.records.add_user("akim", "Dr Ana Kim", "clinician", PASSWORD)
+    patients = ws.records.list_patients()
+    okafor = next(p for p in patients if p.family == "Okafor")
+    others = [p for p in patients if p.family != "Okafor"][:2]
+    ws.sign_in("akim", PASSWORD)
+    for p, reason in zip(
+        others, ("Unresponsive in the waiting room", "Chest pain; own GP away"), strict=True
+    ):
+        BreakGlass(ws.records).open(p.id, reason)
+        ws.records.open_chart(p.id)
+    ws.lock()
+    window = signed_in_window(ws, (1280, 820))
+    workspace = window.workspace
+    chart = workspace.chart
+    workspace.open_chart(okafor.id)
+    wait_for(lambda: chart.patient is not None)
+    save(window, out, "90-chart-break-glass-button")
+    chart.break_glass.ask()
+    dialog = chart.break_glass.dialog
+    assert dialog is not None
+    dialog.reason.setPlainText("Anaphylaxis at reception; need the allergy list now")
+    save(dialog, out, "91-break-glass-dialog")
+    dialog.save()
+    wait_for(lambda: chart.break_glass.banner.isVisible())
+    save(window, out, "92-chart-break-glass-banner")
+    chart.show_history()
+    history = chart.history_dialog
+    assert history is not None
+    wait_for(lambda: history.table.rowCount() > 0)
+    save(history, out, "93-chart-history")
+    history.reject()
+    tools = workspace.admin_tools
+    tools.show_reviews()
+    reviews = tools.dialog
+    assert isinstance(reviews, BreakGlassReviewsDialog)
+    wait_for(lambda: reviews.table.rowCount() == 3)
+    save(reviews, out, "94-break-glass-reviews")
+    tools.show_audit_log()
+    log_dialog = tools.dialog
+    assert isinstance(log_dialog, AuditLogDialog)
+    wait_for(lambda: log_dialog.table.rowCount() > 0)
+    save(log_dialog, out, "95-audit-log")
+    log_dialog.person.setText("akim")
+    log_dialog.refresh()
+    wait_for(lambda: "under break-glass" in log_dialog.status.text())
+    save(log_dialog, out, "96-audit-log-filtered")
+    log_dialog.reject()
+    window.shutdown()
+    window.close()
+
+
 SECTIONS = {
     "first_run": first_run,
     "daily_use": daily_use,
@@ -853,6 +913,7 @@ SECTIONS = {
     "demo_clinic": demo_clinic,
     "printing": printing,
     "problems_and_medications": problems_and_medications,
+    "break_glass_and_audit": break_glass_and_audit,
 }
 
 

@@ -53,6 +53,7 @@ from core.sync.stores import ANCHOR_META_PREFIX
 OPS = "replica_ops"
 RECORDS = "replica_records"
 QUARANTINE = "replica_quarantine"
+DEVICE_AUDIT = "replica_device_audit"
 _CRL_KEY = "clinic_crl"
 _LEARNT_CERT = "device_cert:"  # meta prefix: a bound certificate learnt from a push
 _ORIGIN_KEY = "server_origin"
@@ -302,6 +303,10 @@ class PgReplica:
                     "WHERE replica_meta.value = %s RETURNING key",
                     (key, str(head), str(recorded)),
                 ).fetchone()
+                if moved is not None:  # kept for the clinic's admins (README "Audit review")
+                    self._keep_device_audit(
+                        cur, device, audit_anchor.proven_entries(recorded, proof)
+                    )
                 return audit_anchor.Anchoring(recorded, moved is not None)
         assert recorded is not None  # advance() refuses only when a head is recorded
         audit_anchor.log_refused(device, head, recorded, proof is not None)
@@ -731,6 +736,40 @@ class PgReplica:
                 "ORDER BY seq"
             ).fetchall())  # fmt: skip
 
+    def _keep_device_audit(
+        self, cur: Cursor, device: str, entries: Sequence[audit_chain.AuditEntry]
+    ) -> None:
+        """Keep a device's proved audit entries, each sealed (its canonical bytes)."""
+        if not entries:
+            return
+        c, now = self._cipher(), utc_now()
+        rows = []
+        for e in entries:
+            gen, sealed = c.seal(DEVICE_AUDIT, f"{device}:{e.seq}", e.canonical())
+            rows.append((device, e.seq, gen, sealed, now))
+        cur.executemany(
+            "INSERT INTO replica_device_audit (device, seq, key_gen, sealed, received_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant, device, seq) DO NOTHING",
+            rows,
+        )
+
+    def device_audit_entries(self) -> list[tuple[Any, ...]]:
+        """Workstation audit entries kept: (device, seq, ts, actor, action, entity,
+        entity_id, details), oldest first."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant) as cur:
+            rows = cur.execute(
+                "SELECT device, seq, key_gen, sealed FROM replica_device_audit "
+                "ORDER BY received_at, device, seq"
+            ).fetchall()
+        out: list[tuple[Any, ...]] = []
+        for device, seq, gen, sealed in rows:
+            plain = self._open(c, DEVICE_AUDIT, f"{device}:{seq}", int(gen), sealed)
+            [e] = audit_anchor.proven_entries(audit_chain.Head(0, ""), [plain])
+            out.append((str(device), e.seq, e.ts, e.actor, e.action, e.entity, e.entity_id,
+                        e.details))  # fmt: skip
+        return sorted(out, key=lambda r: (r[2], r[0], r[1]))
+
     def audit_report(self) -> AuditReport:
         """Verify the clinic's audit chain."""
         with self.store.tenant(self.tenant, snapshot=True) as cur:
@@ -748,7 +787,11 @@ class PgReplica:
         transaction: resumable, and it never holds the clinic's write lock for long.
         ``max_batches`` stops early (the rest stays readable under its old generation)."""
         moved, batches = 0, 0
-        for table, key_col in ((OPS, "origin, seq"), (RECORDS, "record_ix")):
+        for table, key_col in (
+            (OPS, "origin, seq"),
+            (RECORDS, "record_ix"),
+            (DEVICE_AUDIT, "device || ':' || seq"),
+        ):
             while max_batches is None or batches < max_batches:
                 batches += 1
                 c = self._cipher()
@@ -769,6 +812,16 @@ class PgReplica:
                                 "WHERE origin = %s AND seq = %s",
                                 (new_gen, new, origin, seq),
                             )
+                        elif table == DEVICE_AUDIT:
+                            row_id, gen, sealed = row
+                            plain = self._open(c, DEVICE_AUDIT, str(row_id), int(gen), sealed)
+                            new_gen, new = c.seal(DEVICE_AUDIT, str(row_id), plain)
+                            device, _, seq = str(row_id).rpartition(":")
+                            cur.execute(
+                                "UPDATE replica_device_audit SET key_gen = %s, sealed = %s "
+                                "WHERE device = %s AND seq = %s",
+                                (new_gen, new, device, int(seq)),
+                            )
                         else:
                             ix, gen, sealed = row
                             plain = self._open(c, RECORDS, str(ix), int(gen), sealed)
@@ -787,6 +840,7 @@ class PgReplica:
         with self.store.tenant(self.tenant) as cur:
             rows = cur.execute(
                 "SELECT DISTINCT key_gen FROM replica_ops UNION "
-                "SELECT DISTINCT key_gen FROM replica_records"
+                "SELECT DISTINCT key_gen FROM replica_records UNION "
+                "SELECT DISTINCT key_gen FROM replica_device_audit"
             ).fetchall()
         return {int(r[0]) for r in rows}

@@ -40,7 +40,7 @@ TENANT_ROLE = "careline_tenant"
 TENANT_TABLES = ("replica_vectors", "replica_ops", "replica_records", "replica_meta",
                  "replica_audit")  # fmt: skip
 # Every clinic table now (schema 3 added the quarantine, secured by its own migration).
-ALL_TENANT_TABLES = (*TENANT_TABLES, "replica_quarantine")
+ALL_TENANT_TABLES = (*TENANT_TABLES, "replica_quarantine", "replica_device_audit")
 
 
 class SchemaRefusedError(CarelineError):
@@ -161,6 +161,19 @@ CREATE TABLE replica_quarantine (
 );
 """
 
+# Workstation audit entries the server keeps (issue #14, audit review): the entries each
+# device proved at sync to extend the audit head the server had recorded for it
+# (core.sync.audit_anchor), so the clinic's admins can list them. Each entry (it names
+# people and record ids) is sealed like ops; the device and the entry's number are not.
+# Additive.
+_V5 = """
+CREATE TABLE replica_device_audit (
+    tenant TEXT NOT NULL DEFAULT current_setting('careline.tenant', true),
+    device TEXT NOT NULL, seq BIGINT NOT NULL, key_gen INTEGER NOT NULL,
+    sealed BYTEA NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (tenant, device, seq)
+);
+"""
+
 _IDENT = re.compile(r"[a-z_]+")
 
 
@@ -176,6 +189,10 @@ def secure_tenant_tables(conn: psycopg.Connection[Any]) -> None:
 
 def _secure_quarantine(conn: psycopg.Connection[Any]) -> None:
     _secure(conn, ("replica_quarantine",))
+
+
+def _secure_device_audit(conn: psycopg.Connection[Any]) -> None:
+    _secure(conn, ("replica_device_audit",))
 
 
 def _secure(conn: psycopg.Connection[Any], tables: Sequence[str]) -> None:
@@ -198,6 +215,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, _V1, True, "registry and clinic replicas", secure_tenant_tables),
     Migration(2, _V2, False, "server_nodes: live server processes"),
     Migration(3, _V3, False, "device bindings, op signers and quarantine", _secure_quarantine),
+    Migration(5, _V5, False, "workstation audit entries kept", _secure_device_audit),
 )
 
 

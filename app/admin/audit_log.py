@@ -1,0 +1,217 @@
+"""Settings → Audit log… (administrators): the clinic's audit log on this workstation,
+filtered by person, patient, action and dates, and exported as CSV.
+
+Reads and the export run on the worker: the window never waits for the log. The table shows
+the newest :data:`SHOWN` entries that match; the export writes every one of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from app.admin.audit_table import Entries, audit_table, fill, with_names
+from app.messages import describe_error
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import dialog_layout
+from app.worker import Job
+from core.records.audit_review import (
+    ACTION_LABELS,
+    AuditFilter,
+    entries_about,
+    export_csv,
+    require_reviewer,
+)
+
+SHOWN = 2000
+
+
+class AuditLogDialog(QDialog):
+    """The audit log with its filters and CSV export."""
+
+    READ = "audit log"
+
+    def __init__(
+        self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._operations = operations
+        self._records = records
+        self._export_job: Job[int] | None = None
+        self.setObjectName("auditLogDialog")
+        self.setWindowTitle("Audit log")
+        self.resize(1180, 640)
+        heading = QLabel("The clinic's audit log on this workstation")
+        heading.setObjectName("dialogHeading")
+        self.person = QLineEdit()
+        self.person.setObjectName("auditPerson")
+        self.person.setPlaceholderText("User name")
+        self.patient = QLineEdit()
+        self.patient.setObjectName("auditPatient")
+        self.patient.setPlaceholderText("Name or patient id")
+        self.action = QComboBox()
+        self.action.setObjectName("auditAction")
+        self.action.setEditable(True)
+        self.action.addItem("Any action", "")
+        for action, label in ACTION_LABELS.items():
+            self.action.addItem(label, action)
+        self.since = QLineEdit()
+        self.since.setObjectName("auditSince")
+        self.since.setPlaceholderText("YYYY-MM-DD")
+        self.until = QLineEdit()
+        self.until.setObjectName("auditUntil")
+        self.until.setPlaceholderText("YYYY-MM-DD")
+        for day in (self.since, self.until):
+            day.setMinimumWidth(day.fontMetrics().horizontalAdvance("YYYY-MM-DD") + 24)
+        self.show_button = QPushButton("Show")
+        self.show_button.setObjectName("primary")
+        self.show_button.clicked.connect(self.refresh)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setObjectName("auditExport")
+        self.export_button.clicked.connect(self.ask_export_file)
+        for line in (self.person, self.patient, self.since, self.until):
+            line.returnPressed.connect(self.refresh)
+        filters = QWidget()
+        grid = QGridLayout(filters)
+        grid.setContentsMargins(0, 0, 0, 0)
+        parts: tuple[tuple[str, QWidget], ...] = (
+            ("Person", self.person),
+            ("Patient", self.patient),
+            ("Action", self.action),
+            ("From", self.since),
+            ("To", self.until),
+        )
+        for column, (caption, widget) in enumerate(parts):
+            title = QLabel(caption)
+            title.setObjectName("caption")
+            grid.addWidget(title, 0, column)
+            grid.addWidget(widget, 1, column)
+        for column, stretch in enumerate((2, 3, 3, 1, 1)):
+            grid.setColumnStretch(column, stretch)
+        grid.addWidget(self.show_button, 1, 5)
+        grid.addWidget(self.export_button, 1, 6)
+        self.status = QLabel()
+        self.status.setObjectName("hint")
+        self.status.setWordWrap(True)
+        self.table = audit_table("auditLogTable", with_patient=True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        dialog_layout(self, heading, filters, self.status, self.table, buttons)
+        self.file_dialog: QFileDialog | None = None
+        self.refresh()
+
+    def current_filter(self, limit: int | None = SHOWN) -> AuditFilter:
+        """The filter as typed (an action typed by hand is used as typed)."""
+        data = self.action.currentData()
+        typed = self.action.currentText().strip()
+        action = data if data is not None and self.action.findText(typed) >= 0 else typed
+        return AuditFilter(
+            patient=self.patient.text().strip() or None,
+            user=self.person.text().strip().lower() or None,
+            action=action or None,
+            since=self.since.text().strip() or None,
+            until=self.until.text().strip() or None,
+            limit=limit,
+        )
+
+    def refresh(self) -> None:
+        """Read the entries matching the filters (on the worker)."""
+        wanted, records = self.current_filter(), self._records
+        self.status.setText("Reading the audit log…")
+
+        def read() -> Entries:
+            clinic = records()
+            require_reviewer(clinic)
+            return with_names(clinic, entries_about(clinic, wanted))
+
+        self._operations.read(self.READ, read, self._arrived, self._failed)
+
+    def _arrived(self, entries: Entries) -> None:
+        fill(self.table, entries, with_patient=True)
+        count = len(entries.rows)
+        more = f" (the newest {SHOWN}; export to get them all)" if count >= SHOWN else ""
+        emergency = sum(1 for r in entries.rows if r.break_glass)
+        text = f"{count} entries{more}."
+        if emergency:
+            text += f" {emergency} under break-glass (in red)."
+        self.status.setText(text)
+
+    def _failed(self, exc: Exception) -> None:
+        self.table.setRowCount(0)
+        self.status.setText(describe_error(exc))
+
+    # ----- export -----------------------------------------------------------------------
+
+    def ask_export_file(self) -> None:
+        """Ask where to save the CSV (without blocking: the dialog reports back)."""
+        if self._export_job is not None or self.file_dialog is not None:
+            return
+        chooser = QFileDialog(self, "Export the audit log", str(Path.home() / "audit-log.csv"))
+        chooser.setObjectName("auditExportFile")
+        chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        chooser.setNameFilter("CSV files (*.csv)")
+        chooser.setDefaultSuffix("csv")
+        chooser.fileSelected.connect(lambda name: self.export(Path(name)))
+        chooser.finished.connect(self._forget_file_dialog)
+        self.file_dialog = chooser
+        chooser.open()
+
+    def _forget_file_dialog(self) -> None:
+        if self.file_dialog is not None:
+            self.file_dialog.deleteLater()
+            self.file_dialog = None
+
+    def export(self, path: Path) -> None:
+        """Write every entry matching the filters to ``path`` as CSV, on the worker."""
+        if self._export_job is not None:
+            return
+        wanted, records = self.current_filter(limit=None), self._records
+
+        def work() -> int:
+            clinic = records()
+            require_reviewer(clinic)
+            with path.open("w", encoding="utf-8", newline="") as fh:
+                return export_csv(clinic, wanted, fh)
+
+        self.export_button.setEnabled(False)
+        self.status.setText(f"Exporting to {path}…")
+        self._export_job = self._operations.worker.submit(
+            work,
+            lambda count: self._exported(path, count),
+            self._export_failed,
+            label="export audit log",
+        )
+
+    def _exported(self, path: Path, count: int) -> None:
+        self._export_job = None
+        self.export_button.setEnabled(True)
+        self.status.setText(f"Exported {count} entries to {path}.")
+
+    def _export_failed(self, exc: Exception) -> None:
+        self._export_job = None
+        self.export_button.setEnabled(True)
+        self.status.setText(f"The audit log was not exported. {describe_error(exc)}")
+
+    @property
+    def exporting(self) -> bool:
+        """True while an export runs."""
+        return self._export_job is not None
+
+    def done(self, result: int) -> None:
+        """Close; reads in flight are dropped (an export still finishes its file)."""
+        self._operations.cancel(self.READ)
+        if self.file_dialog is not None:
+            self.file_dialog.reject()
+        super().done(result)

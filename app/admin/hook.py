@@ -1,0 +1,70 @@
+"""How the main window reaches the administrators' review screens: one call from
+``Workspace.__init__`` adds Settings → "Audit log…" and "Break-glass reviews…" (shown to
+administrators only: core refuses them to anyone else too)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDialog
+
+from app.admin.audit_log import AuditLogDialog
+from app.admin.break_glass_reviews import BreakGlassReviewsDialog
+
+if TYPE_CHECKING:  # the main window imports this module
+    from app.main_window import Workspace
+
+
+class AdminTools:
+    """The Settings menu's review actions and the dialog open from them."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+        menu = workspace.settings_menu
+        self.audit_log_action = QAction("Audit log…", workspace)
+        self.audit_log_action.setToolTip(
+            "Who did what on this workstation, filtered and exported (administrators only)"
+        )
+        self.audit_log_action.triggered.connect(self.show_audit_log)
+        self.reviews_action = QAction("Break-glass reviews…", workspace)
+        self.reviews_action.setToolTip(
+            "Emergency openings of charts waiting for review (administrators only)"
+        )
+        self.reviews_action.triggered.connect(self.show_reviews)
+        before = workspace.new_recovery_key_action
+        menu.insertAction(before, self.audit_log_action)
+        menu.insertAction(before, self.reviews_action)
+        self.dialog: QDialog | None = None
+
+    def set_admin(self, is_admin: bool) -> None:
+        """Show the actions to administrators only."""
+        self.audit_log_action.setVisible(is_admin)
+        self.reviews_action.setVisible(is_admin)
+
+    def show_audit_log(self) -> None:
+        """Settings → Audit log…"""
+        ws = self._workspace
+        self._open(AuditLogDialog(ws._operations, ws._records, ws))
+
+    def show_reviews(self) -> None:
+        """Settings → Break-glass reviews…"""
+        ws = self._workspace
+        self._open(BreakGlassReviewsDialog(ws._operations, ws._records, ws))
+
+    def _open(self, dialog: QDialog) -> None:
+        if self.dialog is not None:
+            self.dialog.reject()
+        dialog.finished.connect(lambda _result: self._forget(dialog))
+        self.dialog = dialog
+        dialog.open()
+
+    def _forget(self, dialog: QDialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
+
+    def close(self) -> None:
+        """Signing out: close the dialog open from here."""
+        if self.dialog is not None:
+            self.dialog.reject()

@@ -1,0 +1,276 @@
+"""Reading the audit log for people: who saw or changed a chart, the clinic's log with
+filters, and its CSV export.
+
+The log holds who did what to which record (record ids, actions, field names), never
+clinical values. A patient's entries are those naming the patient, a record on their chart
+(a note, a visit, a reading, an attachment, an appointment) or a break-glass opening of
+their chart. Dates given as ``YYYY-MM-DD`` are days on this computer's clock (local time);
+``since`` includes its whole day and so does ``until``. Entries are stamped in UTC.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import IO, Any
+
+from core.records.clinic import ClinicRecords
+from core.records.errors import ValidationError
+from core.records.types import RECORD_TYPES
+from core.store.database import Database, Row
+
+# Audited actions as a person reads them (others are shown as recorded).
+ACTION_LABELS = {
+    "chart.open": "Opened the chart",
+    "patient.create": "Registered the patient",
+    "patient.update": "Changed demographics",
+    "patient.delete": "Deleted the patient",
+    "allergy.add": "Recorded an allergy",
+    "allergy.remove": "Removed an allergy",
+    "break_glass.open": "Broke the glass (emergency access)",
+    "break_glass.review": "Reviewed a break-glass opening",
+    "user.sign_in": "Signed in",
+    "user.sign_in_failed": "Failed sign-in",
+    "action.refused": "Refused action",
+    "conflict.resolve": "Resolved a conflict",
+    "audit.export": "Exported the audit log",
+}
+
+CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",
+               "patient", "break_glass", "details")  # fmt: skip
+
+
+def describe(action: str) -> str:
+    """``chart.open`` -> ``Opened the chart``; an action without a label as it is."""
+    if action in ACTION_LABELS:
+        return ACTION_LABELS[action]
+    kind, _, verb = action.partition(".")
+    return f"{kind.replace('_', ' ').capitalize()}: {verb.replace('_', ' ')}" if verb else action
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What to list: every given criterion must hold. ``action`` matches the action or,
+    without a dot, every action of that kind (``chart`` finds ``chart.open``)."""
+
+    patient: str | None = None
+    user: str | None = None
+    action: str | None = None
+    since: str | None = None  # YYYY-MM-DD (local day) or an ISO-8601 time
+    until: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One audit entry as the review screens and the CLI show it."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    details: dict[str, Any] = field(hash=False)
+    workstation: str
+
+    @property
+    def break_glass(self) -> str | None:
+        """The break-glass grant this was done under, or None."""
+        value = self.details.get("break_glass")
+        return str(value) if value else None
+
+    @property
+    def patient(self) -> str | None:
+        """The patient named by the entry itself (not worked out from a record)."""
+        if self.entity == "patient":
+            return self.entity_id
+        value = self.details.get("patient")
+        return str(value) if value else None
+
+    @property
+    def local_time(self) -> str:
+        """The entry's time on this computer's clock, to the second."""
+        try:
+            moment = datetime.fromisoformat(self.ts)
+        except ValueError:
+            return self.ts
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def description(self) -> str:
+        """What was done, in words."""
+        return describe(self.action)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "actor": self.actor,
+            "workstation": self.workstation,
+            "action": self.action,
+            "entity": self.entity,
+            "entity_id": self.entity_id,
+            "patient": self.patient,
+            "break_glass": self.break_glass,
+            "details": self.details,
+        }
+
+
+def require_reviewer(records: ClinicRecords) -> None:
+    """Refuse the clinic's whole audit log to anyone but an administrator (a chart's own
+    history, :func:`chart_history`, is for whoever may open the chart)."""
+    from core.records.workstation import NotAllowedError  # workstation imports much of core
+
+    user = records.user(records.actor)
+    if user is None or user.role != "admin":
+        raise NotAllowedError("Only an administrator can read the clinic's audit log")
+
+
+def bound(name: str, text: str, end: bool) -> str:
+    """The UTC stamp a ``since``/``until`` value stands for (ValidationError if neither a
+    date nor a time)."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(name, f"{text!r} is not a date (YYYY-MM-DD) or time") from None
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    start = datetime.combine(day + timedelta(days=1) if end else day, time()).astimezone()
+    return start.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _chart_tables() -> list[str]:
+    return [
+        t.table
+        for t in RECORD_TYPES.values()
+        if "patient_id" in t.column_names and t.name != "patient"
+    ]
+
+
+def workstation_name(db: Database) -> str:
+    """How this replica is named in the log's ``workstation`` column."""
+    rows = db.query("SELECT value FROM meta WHERE key = 'replica_id'")
+    return f"this workstation ({rows[0][0]})" if rows else "this workstation"
+
+
+def _where(f: AuditFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.patient:
+        records = " UNION ".join(
+            f"SELECT id FROM {t} WHERE patient_id = ?" for t in _chart_tables()
+        )
+        clauses.append(
+            "((entity = 'patient' AND entity_id = ?) "
+            "OR json_extract(details, '$.patient') = ? "
+            f"OR entity_id IN ({records}))"
+        )
+        params += [f.patient, f.patient, *([f.patient] * len(_chart_tables()))]
+    if f.user:
+        # A failed sign-in is recorded by no one, naming the account tried.
+        clauses.append("(actor = ? OR (action = 'user.sign_in_failed' AND entity_id = ?))")
+        params += [f.user, f.user]
+    if f.action:
+        if "." in f.action:
+            clauses.append("action = ?")
+            params.append(f.action)
+        else:
+            clauses.append("(action = ? OR action LIKE ?)")
+            params += [f.action, f"{f.action}.%"]
+    if f.since:
+        clauses.append("ts >= ?")
+        params.append(bound("since", f.since, end=False))
+    if f.until:
+        clauses.append("ts < ?")
+        params.append(bound("until", f.until, end=True))
+    return (" AND ".join(clauses) or "1 = 1"), params
+
+
+def _row(r: Row, workstation: str) -> AuditRow:
+    try:
+        details = json.loads(str(r[6]))
+    except ValueError:
+        details = {"unreadable": str(r[6])}
+    if not isinstance(details, dict):
+        details = {"value": details}
+    return AuditRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), details,
+                    workstation)  # fmt: skip
+
+
+def list_entries(db: Database, f: AuditFilter = AuditFilter()) -> list[AuditRow]:
+    """This workstation's audit entries matching ``f``, newest first."""
+    where, params = _where(f)
+    limit = f" LIMIT {int(f.limit)}" if f.limit else ""
+    rows = db.query(
+        "SELECT seq, ts, actor, action, entity, entity_id, details FROM audit_log "
+        f"WHERE {where} ORDER BY seq DESC{limit}",
+        tuple(params),
+    )
+    name = workstation_name(db)
+    return [_row(r, name) for r in rows]
+
+
+def entries_about(records: ClinicRecords, f: AuditFilter) -> list[AuditRow]:
+    """Like :func:`list_entries`, but ``f.patient`` may also be a name (as the patient
+    search finds it): the entries about every patient it finds, newest first."""
+    if not f.patient or records.db.query("SELECT 1 FROM patients WHERE id = ?", (f.patient,)):
+        return list_entries(records.db, f)
+    found = records.search_patients(f.patient, limit=20)
+    merged: dict[int, AuditRow] = {}
+    for p in found:
+        for row in list_entries(records.db, dataclasses.replace(f, patient=p.id)):
+            merged[row.seq] = row
+    rows = sorted(merged.values(), key=lambda r: r.seq, reverse=True)
+    return rows[: f.limit] if f.limit else rows
+
+
+def chart_history(db: Database, patient_id: str) -> list[AuditRow]:
+    """Who has seen or changed ``patient_id``'s chart here, views included, newest first."""
+    return list_entries(db, AuditFilter(patient=patient_id))
+
+
+def write_csv(rows: Iterable[AuditRow], out: IO[str]) -> int:
+    """Write ``rows`` as CSV (a header, then one line each); returns the number written.
+
+    Cells a spreadsheet would run as a formula (starting with ``= + - @``) are prefixed
+    with ``'``: the log holds names people typed (a user name, a failed sign-in's).
+    """
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for r in rows:
+        cells = (r.seq, r.ts, r.actor, r.workstation, r.action, r.entity, r.entity_id,
+                 r.patient or "", r.break_glass or "",
+                 json.dumps(r.details, sort_keys=True, ensure_ascii=False))  # fmt: skip
+        writer.writerow([_safe_cell(c) for c in cells])
+        count += 1
+    return count
+
+
+def export_csv(records: ClinicRecords, f: AuditFilter, out: IO[str]) -> int:
+    """Write every entry matching ``f`` to ``out`` as CSV (see :func:`write_csv`) and audit
+    the export (``audit.export``, naming which filters were used, not what was typed: a
+    patient's name typed as a filter stays out of the log). Returns the entries written."""
+    count = write_csv(entries_about(records, f), out)
+    used = sorted(k for k, v in dataclasses.asdict(f).items() if v is not None and k != "limit")
+    details = {"filters": used, "entries": count}
+    with records.db.write(records.actor, "audit.export", "audit_log", "csv", details):
+        pass
+    return count
+
+
+def _safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
