@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import requests
 import pytest
+import requests
 
 from core.sync import protocol
 from core.sync.enroll import EnrollmentError, enroll, tls_trust

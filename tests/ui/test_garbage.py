@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from typing import ClassVar
 
 from pytestqt.qtbot import QtBot
 
@@ -14,7 +15,7 @@ from app.worker import Worker
 class _Cycle:
     """Garbage only the cyclic collector frees; notes the thread that freed it."""
 
-    freed_on: list[str] = []
+    freed_on: ClassVar[list[str]] = []
 
     def __init__(self) -> None:
         self.me = self
