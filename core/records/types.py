@@ -126,6 +126,10 @@ def _active(values: dict[str, Any]) -> int:
     return 0 if values["active"] is False else 1
 
 
+def _must_change_password(values: dict[str, Any]) -> int:
+    return 1 if values.get("must_change_password") is True else 0
+
+
 USER = RecordType(
     "user",
     "users",
@@ -135,6 +139,11 @@ USER = RecordType(
         Field("role", "Role"),
         Field("verifier", "Password verifier"),
         Field("active", "Active"),
+        # V9 (staff management): a password someone else set (a new account's first one, an
+        # admin's reset) must be changed at the next sign-in; an admin's TOTP secret (base32,
+        # "" or absent: no second factor), which syncs inside the encrypted database.
+        Field("must_change_password", "Must change password"),
+        Field("totp_secret", "Two-factor secret"),
     ),
     columns=(
         "username",
@@ -144,6 +153,8 @@ USER = RecordType(
         Column("active", compute=_active),
         Column("created_at", ""),
         Column("updated_at", ""),
+        Column("must_change_password", compute=_must_change_password),
+        Column("totp_secret", ""),
     ),
     row_requires="username",
 )

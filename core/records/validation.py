@@ -5,17 +5,19 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core.records.errors import ValidationError
 
 SEX_VALUES = ("female", "male", "other", "unknown")
 SEVERITY_VALUES = ("mild", "moderate", "severe", "unknown")
-ROLES = ("admin", "clinician", "front_desk")
+# ``nurse`` since schema V9 (migration widens the users table's CHECK).
+ROLES = ("admin", "clinician", "nurse", "front_desk")
 
 _MRN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,31}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MAX_TEXT = 200
+MIN_PASSWORD_LENGTH = 10
 
 
 def text(field: str, value: str | None, required: bool = True) -> str | None:
@@ -134,10 +136,18 @@ def username(value: str) -> str:
     return cleaned
 
 
-def password(value: str) -> str:
-    """A password long enough to resist guessing against a stolen key file."""
-    if len(value) < 10:
-        raise ValidationError("password", "must be at least 10 characters")
+def password(value: str, user_inputs: Sequence[str] = ()) -> str:
+    """A password hard enough to guess against a stolen key file: at least 10 characters,
+    and rated strong enough by zxcvbn (core/records/password_strength.py), whose warning,
+    suggestions and estimated cracking time make up the refusal. ``user_inputs`` (the user
+    name, full name, clinic name) count as easy guesses."""
+    from core.records.password_strength import assess
+
+    if len(value) < MIN_PASSWORD_LENGTH:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    verdict = assess(value, user_inputs)
+    if not verdict.acceptable:
+        raise ValidationError("password", verdict.explanation())
     return value
 
 
