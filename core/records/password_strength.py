@@ -72,7 +72,9 @@ class Strength:
 def assess(password: str, user_inputs: Sequence[str] = ()) -> Strength:
     """zxcvbn's verdict; ``user_inputs`` (user name, full name, clinic) count as guessable
     words, so ``riverside-clinic-2024`` is weak for Riverside Clinic."""
+    # Each word, and the words run together ("wesweak" for "Wes Weak").
     inputs = [word for value in user_inputs for word in value.lower().split() if word]
+    inputs += ["".join(value.lower().split()) for value in user_inputs if value.strip()]
     result = zxcvbn(password[:_MAX_RATED], user_inputs=inputs)
     feedback = result.get("feedback") or {}
     crack = result["crack_times_display"]["offline_slow_hashing_1e4_per_second"]
