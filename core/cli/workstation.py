@@ -37,6 +37,7 @@ from core.cli import (
     quarantine,
     serve,
     sync,
+    user,
     visit,
     vitals,
 )
@@ -94,6 +95,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     db.GROUP,
     vitals.GROUP,
     print_.GROUP,
+    user.GROUP,
 )
 
 

@@ -606,6 +606,20 @@ class Workstation:
         """Staff management as the signed-in person (each operation checks who may)."""
         return Staff(self.records)
 
+    def add_staff(self, username: str, full_name: str, role: str, first_password: str) -> User:
+        """An administrator adds a staff member (core/records/staff.py) with a first password
+        they must change at first sign-in, and gives them a password slot here: with no OS
+        keyring, they can then sign in on this computer while the clinic is closed."""
+        records = self.records
+        Staff(records).add(username, full_name, role, first_password)
+        name = v.username(username)
+        digest = records.verifier_digest(name)
+        assert digest is not None  # just written
+        self._store_slot(records, name, first_password, digest)
+        user = records.user(name)
+        assert user is not None
+        return user
+
     def reset_staff_password(self, username: str, new_password: str) -> None:
         """An administrator sets a staff member's password; they must change it at their
         next sign-in (audited ``user.password_reset``). This workstation's slot for them is

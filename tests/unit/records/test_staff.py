@@ -70,7 +70,7 @@ def test_only_an_administrator_manages_staff(workstation: Workstation) -> None:
         lambda: workstation.reset_staff_password("admin", FIRST),
         lambda: workstation.staff().members(),
     ):
-        with pytest.raises(NotAllowedError, match="only an administrator can .*signed in as"):
+        with pytest.raises(NotAllowedError, match=r"only an administrator can .*signed in as"):
             attempt()
     assert workstation.records.user("eve") is None
 
@@ -161,7 +161,7 @@ def test_an_admin_reset_forces_a_change_and_is_audited(workstation: Workstation)
 
 def test_weak_passwords_are_refused_with_zxcvbn_s_reasons(workstation: Workstation) -> None:
     staff = workstation.staff()
-    with pytest.raises(ValidationError, match="too easy to guess.*common password"):
+    with pytest.raises(ValidationError, match=r"too easy to guess.*common password"):
         staff.add("wes", "Wes Weak", "nurse", "password123")
     with pytest.raises(ValidationError, match="too easy to guess"):
         staff.add("wes", "Wes Weak", "nurse", "wesweak2024")  # the person's own name
