@@ -8,12 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.integration.server_process import (
-    PASSWORD,
-    ServerProcess,
-    clinic_server,
-    server_admin,
-)
+from tests.conftest import PASSWORD
+from tests.integration.server_process import ServerProcess, clinic_server, server_admin
 from tests.integration.test_cli import careline as careline_stdin
 from tests.integration.test_server_cli import ok, server_cli
 
