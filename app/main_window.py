@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.admin.staff import StaffDialog
 from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
@@ -170,6 +171,11 @@ class Workspace(QWidget):
         self.change_password_action.setToolTip("Change the password you sign in with")
         self.settings_menu.addAction(self.change_password_action)
         self.admin_separator = self.settings_menu.addSeparator()
+        self.staff_action = QAction("Staff…", self)
+        self.staff_action.setToolTip(
+            "Add staff, change roles, deactivate, reset passwords (administrators only)"
+        )
+        self.settings_menu.addAction(self.staff_action)
         self.new_recovery_key_action = QAction("New recovery key…", self)
         self.new_recovery_key_action.setToolTip(
             "Replace this computer's recovery key (administrators only)"
@@ -290,8 +296,14 @@ class Workspace(QWidget):
         self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
         # Core refuses these to anyone else too; hiding them spares a pointless refusal.
         is_admin = session.user.role == "admin"
-        for admin_only in (self.admin_separator, self.new_recovery_key_action, self.rekey_action):
-            admin_only.setVisible(is_admin)
+        admin_only = (
+            self.admin_separator,
+            self.staff_action,
+            self.new_recovery_key_action,
+            self.rekey_action,
+        )
+        for action in admin_only:
+            action.setVisible(is_admin)
         # A demo never syncs (core refuses it too): no sync set-up to offer.
         self.demo_banner.setVisible(session.demo)
         self.enroll_action.setVisible(not session.demo)
@@ -518,6 +530,7 @@ class MainWindow(QMainWindow):
         self.workspace.change_password_action.triggered.connect(self.show_change_password)
         self.workspace.new_recovery_key_action.triggered.connect(self.show_new_recovery_key)
         self.workspace.rekey_action.triggered.connect(self.show_rekey)
+        self.workspace.staff_action.triggered.connect(self.show_staff)
         self.key_dialog: QDialog | None = None
         self.notice_box: QMessageBox | None = None
 
@@ -782,6 +795,11 @@ class MainWindow(QMainWindow):
         """Settings → New recovery key… (administrators)."""
         if self._session is not None:
             self._open_key_dialog(NewRecoveryKeyDialog(self.worker, self.workstation, self))
+
+    def show_staff(self) -> None:
+        """Settings → Staff… (administrators)."""
+        if self._session is not None:
+            self._open_key_dialog(StaffDialog(self.worker, self.workstation, self))
 
     def show_rekey(self) -> None:
         """Settings → Re-encrypt database… (administrators)."""

@@ -522,6 +522,11 @@ class Workstation:
             )
         return records
 
+    def clinic_name(self) -> str:
+        """The clinic's name (readable while a forced password change is pending: the
+        screen asking for it names the clinic)."""
+        return self._signed_in_records().clinic_name()
+
     @property
     def password_change_required(self) -> bool:
         """The signed-in person must change their password before anything else."""
