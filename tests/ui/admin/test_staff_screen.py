@@ -26,7 +26,7 @@ def click(widget: QWidget) -> None:
 
 def type_into(qtbot: QtBot, widget: QWidget, text: str) -> None:
     widget.setFocus()
-    qtbot.keyClicks(widget, text)
+    QTest.keyClicks(widget, text)
 
 
 def open_staff(qtbot: QtBot, window: MainWindow) -> StaffDialog:
@@ -43,7 +43,8 @@ def row_of(dialog: StaffDialog, username: str) -> list[str]:
     for r in range(dialog.table.rowCount()):
         item = dialog.table.item(r, 0)
         if item is not None and item.text() == username:
-            return [dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())]
+            cells = (dialog.table.item(r, c) for c in range(dialog.table.columnCount()))
+            return [cell.text() if cell is not None else "" for cell in cells]
     raise AssertionError(f"{username} is not in the staff table")
 
 
