@@ -106,7 +106,7 @@ class StaffDialog(QDialog):
         self.child: QDialog | None = None
         self.setObjectName("staffDialog")
         self.setWindowTitle("Staff")
-        self.setMinimumSize(860, 460)
+        self.setMinimumSize(980, 460)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("staffTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -116,7 +116,7 @@ class StaffDialog(QDialog):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.add_button = QPushButton("Add…")
         self.add_button.setObjectName("addStaff")
@@ -278,7 +278,7 @@ class _StaffForm(FormDialog):
         super().__init__(worker, parent)
         self._workstation = workstation
         self._username = ""
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(580)
 
     def finish(self, accept_text: str, *parts: QWidget | QFormLayout) -> None:
         """Lay out ``parts`` with the dialog's buttons."""

@@ -35,7 +35,7 @@ class ForcedPasswordChangeDialog(FormDialog):
         self._given = given_password
         self.setObjectName("forcedPasswordChangeDialog")
         self.setWindowTitle("Choose your password")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(580)
         self.new = password_field("newPassword", "A few words only you would put together")
         self.confirm = password_field("confirmPassword")
         form = self.add_rows(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
 from core.records.password_strength import assess
@@ -23,6 +24,10 @@ class StrengthHint(QLabel):
         self.setWordWrap(True)
         self._field = field
         self._inputs = user_inputs
+        # Room for zxcvbn's longest explanations, so the form does not jump (or clip the
+        # hint) as the verdict changes while the person types.
+        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 4 + 4)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.acceptable = False
         field.textChanged.connect(self.update_hint)
         self.update_hint()
