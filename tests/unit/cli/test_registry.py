@@ -37,6 +37,7 @@ CONTRACT: dict[str, list[str]] = {
     "problem": ["problem", "codes", "asthma"],
     "med": ["med", "list", "p"],
     "quarantine": ["quarantine", "list"],
+    "user": ["user", "role", "nina", "nurse"],
 }
 
 
