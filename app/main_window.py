@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.admin.staff import StaffDialog
+from app.admin.two_factor import TwoFactorDialog
 from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
@@ -176,6 +177,11 @@ class Workspace(QWidget):
             "Add staff, change roles, deactivate, reset passwords (administrators only)"
         )
         self.settings_menu.addAction(self.staff_action)
+        self.two_factor_action = QAction("Two-factor sign-in…", self)
+        self.two_factor_action.setToolTip(
+            "Ask for a code from an authenticator app at your sign-in (administrators only)"
+        )
+        self.settings_menu.addAction(self.two_factor_action)
         self.new_recovery_key_action = QAction("New recovery key…", self)
         self.new_recovery_key_action.setToolTip(
             "Replace this computer's recovery key (administrators only)"
@@ -299,6 +305,7 @@ class Workspace(QWidget):
         admin_only = (
             self.admin_separator,
             self.staff_action,
+            self.two_factor_action,
             self.new_recovery_key_action,
             self.rekey_action,
         )
@@ -531,6 +538,7 @@ class MainWindow(QMainWindow):
         self.workspace.new_recovery_key_action.triggered.connect(self.show_new_recovery_key)
         self.workspace.rekey_action.triggered.connect(self.show_rekey)
         self.workspace.staff_action.triggered.connect(self.show_staff)
+        self.workspace.two_factor_action.triggered.connect(self.show_two_factor)
         self.key_dialog: QDialog | None = None
         self.notice_box: QMessageBox | None = None
 
@@ -800,6 +808,25 @@ class MainWindow(QMainWindow):
         """Settings → Staff… (administrators)."""
         if self._session is not None:
             self._open_key_dialog(StaffDialog(self.worker, self.workstation, self))
+
+    def show_two_factor(self) -> None:
+        """Settings → Two-factor sign-in… (administrators): reads whether it is on first."""
+        session = self._session
+        if session is None:
+            return
+        ws, name = self.workstation, session.user.username
+
+        def enrolled() -> bool:
+            user = ws.records.user(name)
+            return user is not None and user.two_factor
+
+        def show(on: bool) -> None:
+            if self._session is session:
+                self._open_key_dialog(
+                    TwoFactorDialog(self.worker, ws, name, on, session.clinic_name, self)
+                )
+
+        self.worker.submit(enrolled, show, label="two-factor state")
 
     def show_rekey(self) -> None:
         """Settings → Re-encrypt database… (administrators)."""

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
+from app.admin.two_factor import TwoFactorDialog
 from app.main_window import MainWindow
 from app.session.forced_change import ForcedPasswordChangeDialog
 from core.records import two_factor
@@ -256,3 +257,55 @@ def test_failed_sign_ins_show_on_the_staff_screen(
     assert cell.startswith("4 failed, waits ") and "second" in cell
     assert row_of(staff, ADMIN)[6] == "OK"
     QApplication.processEvents()
+
+
+def test_an_admin_turns_two_factor_on_with_a_code_from_the_app(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    window = signed_in
+    assert window.workspace.two_factor_action.isVisible()
+    window.workspace.two_factor_action.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.key_dialog, TwoFactorDialog), timeout=5_000)
+    dialog = window.key_dialog
+    assert isinstance(dialog, TwoFactorDialog) and not dialog.enrolled
+    secret = dialog.secret
+    assert dialog.secret_label.text().replace(" ", "") == secret
+    assert dialog.uri_label.text().startswith("otpauth://totp/")
+    now = two_factor.current_code(secret)
+    type_into(qtbot, dialog.code, "000000" if now != "000000" else "111111")
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: dialog.errors["code"].isVisible(), timeout=10_000)
+    assert "does not match" in dialog.errors["code"].text()
+    type_into(qtbot, dialog.code, two_factor.current_code(secret))
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: window.key_dialog is None, timeout=10_000)
+    user = window.workstation.records.user(ADMIN)
+    assert user is not None and user.two_factor
+    # Open again: it offers to turn it off.
+    window.workspace.two_factor_action.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.key_dialog, TwoFactorDialog), timeout=5_000)
+    again = window.key_dialog
+    assert isinstance(again, TwoFactorDialog) and again.enrolled
+    click(again.save_button)
+    qtbot.waitUntil(lambda: window.key_dialog is None, timeout=10_000)
+    user = window.workstation.records.user(ADMIN)
+    assert user is not None and not user.two_factor
+
+
+def test_the_sign_in_screen_says_how_long_an_account_must_wait(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    for _ in range(4):
+        page.username.setText(ADMIN)
+        type_into(qtbot, page.password, "not the password")
+        click(page.button)
+        qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    page.username.setText(ADMIN)
+    type_into(qtbot, page.password, PASSWORD)
+    click(page.button)
+    qtbot.waitUntil(lambda: "try again in" in page.error.text(), timeout=10_000)
+    assert "Other staff can sign in meanwhile" in page.error.text()
+    assert window.session is None
