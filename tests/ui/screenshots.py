@@ -23,6 +23,7 @@ import keyring.backends.fail
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget, QWizard
 
 from app.admin.staff import AddStaffDialog, StaffDialog
+from app.admin.two_factor import TwoFactorDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.chart.visits import VisitsSection
@@ -893,6 +894,13 @@ def staff(out: Path, tmp: Path) -> None:
     save(add, out, "staff-03-add-strong-password")
     add.reject()
     dialog.reject()
+    window.show_two_factor()
+    wait_for(lambda: isinstance(window.key_dialog, TwoFactorDialog))
+    enrol = window.key_dialog
+    assert isinstance(enrol, TwoFactorDialog)
+    enrol.code.setText("123 456")
+    save(enrol, out, "staff-07-two-factor-enrol")
+    enrol.reject()
     window.sign_out()
     page = window.sign_in_page
     wait_for(lambda: window.stack.currentWidget() is page)
