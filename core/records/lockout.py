@@ -36,6 +36,7 @@ DELAYS_FILE = "sign-in-delays.json"
 FREE_FAILURES = 3
 FIRST_DELAY = 5.0
 MAX_DELAY = 300.0
+MAX_ACCOUNTS = 500  # user names kept in the file at most
 
 Clock = Callable[[], float]
 
@@ -148,6 +149,11 @@ class SignInDelays:
                 data = self._read()
                 failures = int(data.get(user, {}).get("failures", 0)) + 1
                 data[user] = {"failures": failures, "last": now}
+                if len(data) > MAX_ACCOUNTS:
+                    # Names typed at random must not grow the file without bound: the
+                    # accounts that failed longest ago are forgotten first.
+                    keep = sorted(data, key=lambda name: data[name]["last"])[-MAX_ACCOUNTS:]
+                    data = {name: data[name] for name in keep}
                 self._write(data)
         except OSError as exc:  # a read-only folder: the refusal itself still stands
             log.warning("could not count a failed sign-in: %s", exc)

@@ -15,7 +15,7 @@ from core.records.errors import (
     SignInDelayedError,
     ValidationError,
 )
-from core.records.lockout import MAX_DELAY, delay_after
+from core.records.lockout import MAX_ACCOUNTS, MAX_DELAY, SignInDelays, delay_after
 from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
 
@@ -158,3 +158,16 @@ def test_an_admin_with_two_factor_needs_the_code_and_a_wrong_one_counts(
     assert not shared.staff().disable_totp().two_factor
     shared.lock()
     shared.sign_in("admin", PASSWORD)
+
+
+def test_names_typed_at_random_do_not_grow_the_file_without_bound(
+    tmp_path: Path, clock: Clock
+) -> None:
+    delays = SignInDelays(tmp_path / "delays.json", tmp_path / "delays.lock", clock)
+    for i in range(MAX_ACCOUNTS + 20):
+        clock.now += 1
+        delays.failed(f"guess{i}")
+    kept = delays.all()
+    assert len(kept) == MAX_ACCOUNTS
+    assert "guess0" not in {lock.user for lock in kept}  # the oldest went first
+    assert delays.lockout(f"guess{MAX_ACCOUNTS + 19}") is not None
