@@ -16,7 +16,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     """password change."""
     actions(parser).add_parser(
         "change",
-        help="change --user's password (--password-stdin: old, then new, one per line)",
+        help="change --user's password (--password-stdin: old, then new, then the two-factor "
+        "code if the account has one, one per line)",
     )
 
 
