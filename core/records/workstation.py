@@ -34,7 +34,6 @@ from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import (
     AuthenticationError,
-    NotAllowedError,
     NotFoundError,
     PasswordChangeRequiredError,
     SecondFactorRequiredError,
@@ -42,6 +41,7 @@ from core.records.errors import (
     StaleSlotError,
     ValidationError,
 )
+from core.records.errors import NotAllowedError as NotAllowedError  # re-exported: it was here
 from core.records.lockout import DELAYS_FILE, Clock, Lockout, SignInDelays
 from core.records.models import User
 from core.records.staff import Staff, require_staff_manager
@@ -70,9 +70,6 @@ class WorkstationLockedError(StoreError):
 
     plain_template = "{detail}"  # the message says it all
 
-
-# Re-exported: callers that knew it here keep working (it lives in core.records.errors).
-__all__ = ["NotAllowedError"]
 
 # The audit actor of what a workstation does by itself at open (no person asked for it).
 WORKSTATION_ACTOR = "(workstation)"
@@ -209,7 +206,9 @@ class Workstation:
         """True while the database is open."""
         return self._db is not None and not self._db.closed
 
-    def _open(self, chain: Keychain, keys: UnlockedKeys) -> None:
+    def _open(self, chain: Keychain, keys: UnlockedKeys, tidy: bool = True) -> None:
+        """Open the database with ``keys``; ``tidy``: also drop deactivated accounts' key
+        slots (not when the database is opened only to be examined, which writes nothing)."""
         try:
             # While a re-key is pending, a failure may just mean the new key is in force.
             known_good = keys.pending_db_key is None and chain.matches(keys.db_key.read())
@@ -234,7 +233,8 @@ class Workstation:
         self._remember_database(chain)
         # After an upgrade: rows of records kept for this (now newer) version are derived.
         unknown.refresh(db)
-        self._drop_deactivated_slots(chain, db)
+        if tidy:
+            self._drop_deactivated_slots(chain, db)
 
     def _drop_deactivated_slots(self, chain: Keychain, db: Database) -> None:
         """Remove the password slots of accounts deactivated since (here or, synced, on
@@ -278,7 +278,9 @@ class Workstation:
         joined workstation holds no accounts until its first sync)."""
         chain = self.keychain()
         try:
-            self._open(chain, chain.unlock_with_password(username.strip().lower(), password))
+            self._open(
+                chain, chain.unlock_with_password(username.strip().lower(), password), tidy=False
+            )
         except (WrongSecretError, NoSlotError):
             raise AuthenticationError("wrong user name or password") from None
 
