@@ -146,12 +146,14 @@ class ClinicRecords:
             for field, value in (
                 ("username", user.username),
                 ("full_name", user.full_name),
-                ("role", user.role),
+                ("role", v.legacy_role(user.role)),
                 ("verifier", verifier),
                 ("active", True),
                 ("created_at", now),
             ):
                 crdt.write(doc, field, value, hlc, self.actor)
+            if user.role != v.legacy_role(user.role):  # see types.USER's staff_role
+                crdt.write(doc, "staff_role", user.role, hlc, self.actor)
             if must_change_password:  # older accounts have no such field: False
                 crdt.write(doc, "must_change_password", True, hlc, self.actor)
 

@@ -132,7 +132,10 @@ class Staff:
         with self.records.db.write(
             self.records.actor, "user.role_change", "user", user.id, details
         ) as tx:
-            self.records.apply(tx, user.id, "user", {"role": new_role})
+            # Both registers in one op: earlier releases read ``role``, this one
+            # ``staff_role`` first (types.USER), and concurrent changes settle alike on both.
+            fields = {"role": v.legacy_role(new_role), "staff_role": new_role}
+            self.records.apply(tx, user.id, "user", fields)
         return StaffMember.of(self._existing(username))
 
     def deactivate(self, username: str) -> StaffMember:

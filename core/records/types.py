@@ -126,6 +126,10 @@ def _active(values: dict[str, Any]) -> int:
     return 0 if values["active"] is False else 1
 
 
+def _role(values: dict[str, Any]) -> str:
+    return str(values.get("staff_role") or values.get("role") or "front_desk")
+
+
 def _must_change_password(values: dict[str, Any]) -> int:
     return 1 if values.get("must_change_password") is True else 0
 
@@ -144,11 +148,15 @@ USER = RecordType(
         # "" or absent: no second factor), which syncs inside the encrypted database.
         Field("must_change_password", "Must change password"),
         Field("totp_secret", "Two-factor secret"),
+        # V9: the role when it is one earlier releases do not know (``nurse``), which they
+        # would refuse to store; ``role`` then holds the nearest role they know
+        # (validation.legacy_role). The users table's role column shows this one.
+        Field("staff_role", "Role"),
     ),
     columns=(
         "username",
         Column("full_name", ""),
-        Column("role", "front_desk"),
+        Column("role", compute=_role),
         Column("verifier", ""),
         Column("active", compute=_active),
         Column("created_at", ""),

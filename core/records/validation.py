@@ -108,6 +108,18 @@ def severity(value: str | None) -> str | None:
     return choice("severity", value, SEVERITY_VALUES)
 
 
+# Roles earlier releases store (their users table refuses others): what a record's
+# ``role`` field holds for them, the real role going in ``staff_role`` (types.USER). A nurse
+# shows there as front desk, the role with the least rights (earlier releases check a role
+# only for key management, which needs an administrator).
+LEGACY_ROLES = ("admin", "clinician", "front_desk")
+
+
+def legacy_role(value: str) -> str:
+    """The role an earlier release is given for ``value``."""
+    return value if value in LEGACY_ROLES else "front_desk"
+
+
 def role(value: str) -> str:
     """Staff role."""
     result = choice("role", value, ROLES)

@@ -186,3 +186,25 @@ def test_a_deactivated_account_is_not_opened_unattended(tmp_path: Path, no_keyri
     with pytest.raises(AuthenticationError, match="deactivated"):
         ws.unlock_for("zed")
     ws.lock()
+
+
+def test_earlier_releases_read_a_nurse_as_front_desk_and_role_changes_keep_both(
+    workstation: Workstation,
+) -> None:
+    from core.records import crdt
+
+    def registers(name: str) -> tuple[object, object]:
+        state = workstation.database.query(
+            "SELECT state FROM record_states WHERE id = ?", (f"user:{name}",)
+        )[0][0]
+        doc = crdt.load(bytes(state), 1)
+        role, staff_role = crdt.winner(doc, "role"), crdt.winner(doc, "staff_role")
+        return (role.value if role else None, staff_role.value if staff_role else None)
+
+    staff = workstation.staff()
+    staff.add("nina", "Nina Nurse", "nurse", FIRST)
+    assert registers("nina") == ("front_desk", "nurse")  # what an earlier release stores
+    assert staff.set_role("nina", "clinician").role == "clinician"
+    assert registers("nina") == ("clinician", "clinician")
+    assert staff.set_role("nina", "nurse").role == "nurse"
+    assert registers("nina") == ("front_desk", "nurse")
