@@ -37,6 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.admin.hook import AdminTools
+from app.admin.staff import StaffDialog
+from app.admin.two_factor import TwoFactorDialog
 from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
@@ -171,6 +173,16 @@ class Workspace(QWidget):
         self.change_password_action.setToolTip("Change the password you sign in with")
         self.settings_menu.addAction(self.change_password_action)
         self.admin_separator = self.settings_menu.addSeparator()
+        self.staff_action = QAction("Staff…", self)
+        self.staff_action.setToolTip(
+            "Add staff, change roles, deactivate, reset passwords (administrators only)"
+        )
+        self.settings_menu.addAction(self.staff_action)
+        self.two_factor_action = QAction("Two-factor sign-in…", self)
+        self.two_factor_action.setToolTip(
+            "Ask for a code from an authenticator app at your sign-in (administrators only)"
+        )
+        self.settings_menu.addAction(self.two_factor_action)
         self.new_recovery_key_action = QAction("New recovery key…", self)
         self.new_recovery_key_action.setToolTip(
             "Replace this computer's recovery key (administrators only)"
@@ -292,8 +304,15 @@ class Workspace(QWidget):
         self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
         # Core refuses these to anyone else too; hiding them spares a pointless refusal.
         is_admin = session.user.role == "admin"
-        for admin_only in (self.admin_separator, self.new_recovery_key_action, self.rekey_action):
-            admin_only.setVisible(is_admin)
+        admin_only = (
+            self.admin_separator,
+            self.staff_action,
+            self.two_factor_action,
+            self.new_recovery_key_action,
+            self.rekey_action,
+        )
+        for action in admin_only:
+            action.setVisible(is_admin)
         self.admin_tools.set_admin(is_admin)
         # A demo never syncs (core refuses it too): no sync set-up to offer.
         self.demo_banner.setVisible(session.demo)
@@ -522,6 +541,8 @@ class MainWindow(QMainWindow):
         self.workspace.change_password_action.triggered.connect(self.show_change_password)
         self.workspace.new_recovery_key_action.triggered.connect(self.show_new_recovery_key)
         self.workspace.rekey_action.triggered.connect(self.show_rekey)
+        self.workspace.staff_action.triggered.connect(self.show_staff)
+        self.workspace.two_factor_action.triggered.connect(self.show_two_factor)
         self.key_dialog: QDialog | None = None
         self.notice_box: QMessageBox | None = None
 
@@ -786,6 +807,30 @@ class MainWindow(QMainWindow):
         """Settings → New recovery key… (administrators)."""
         if self._session is not None:
             self._open_key_dialog(NewRecoveryKeyDialog(self.worker, self.workstation, self))
+
+    def show_staff(self) -> None:
+        """Settings → Staff… (administrators)."""
+        if self._session is not None:
+            self._open_key_dialog(StaffDialog(self.worker, self.workstation, self))
+
+    def show_two_factor(self) -> None:
+        """Settings → Two-factor sign-in… (administrators): reads whether it is on first."""
+        session = self._session
+        if session is None:
+            return
+        ws, name = self.workstation, session.user.username
+
+        def enrolled() -> bool:
+            user = ws.records.user(name)
+            return user is not None and user.two_factor
+
+        def show(on: bool) -> None:
+            if self._session is session:
+                self._open_key_dialog(
+                    TwoFactorDialog(self.worker, ws, name, on, session.clinic_name, self)
+                )
+
+        self.worker.submit(enrolled, show, label="two-factor state")
 
     def show_rekey(self) -> None:
         """Settings → Re-encrypt database… (administrators)."""

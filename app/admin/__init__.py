@@ -1,0 +1,1 @@
+"""Screens for the clinic's administrators (Settings → Staff)."""

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.session.recovery_sheet import RecoveryKeyActions
+from app.session.strength_hint import StrengthHint
 from app.sync.controller import SyncProgress, download_progress
 from app.sync.join import JoinRequest, join_clinic
 from app.sync.status import describe_progress
@@ -204,6 +205,10 @@ class AdminPage(QWizardPage):
         ):
             form.addRow(caption, self.inputs[field])
             form.addRow("", self.errors[field])
+        self.strength = StrengthHint(
+            self.password, lambda: (self.username.text(), self.full_name.text())
+        )
+        form.insertRow(6, "", self.strength)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(12)

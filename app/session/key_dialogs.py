@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.session.first_run import ClinicCreated, RecoveryPage
+from app.session.strength_hint import StrengthHint
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from app.worker import Job, Worker
 from core.keys.errors import NoSlotError, WrongSecretError
@@ -66,7 +67,7 @@ def busy_bar() -> QProgressBar:
     return bar
 
 
-class _FormDialog(QDialog):
+class FormDialog(QDialog):
     """A form whose fields each have an error line, submitted once to the worker."""
 
     def __init__(self, worker: Worker, parent: QWidget | None) -> None:
@@ -188,7 +189,7 @@ class _FormDialog(QDialog):
         super().done(result)
 
 
-class ChangePasswordDialog(_FormDialog):
+class ChangePasswordDialog(FormDialog):
     """The signed-in person changes their own password (Settings → Change password…)."""
 
     changed = Signal()
@@ -212,6 +213,8 @@ class ChangePasswordDialog(_FormDialog):
                 ("Repeat new password", "confirm", self.confirm),
             ]
         )
+        self.strength = StrengthHint(self.new, lambda: (username,))
+        form.insertRow(4, "", self.strength)
         intro = paragraph(
             "Choose a password of at least 10 characters that you do not use anywhere else. "
             "Your password also unlocks the clinic's records on this computer.",
@@ -271,7 +274,7 @@ class ChangePasswordDialog(_FormDialog):
             super().failed(exc)
 
 
-class RecoverPasswordDialog(_FormDialog):
+class RecoverPasswordDialog(FormDialog):
     """From the sign-in screen: open with the recovery key and set a new password."""
 
     recovered = Signal(str)  # the user name whose password was set
@@ -300,6 +303,8 @@ class RecoverPasswordDialog(_FormDialog):
                 ("Repeat password", "confirm", self.confirm),
             ]
         )
+        self.strength = StrengthHint(self.new, lambda: (self.username.text(),))
+        form.insertRow(6, "", self.strength)
         intro = paragraph(
             "The recovery key was shown once when Careline was set up on this computer, as "
             "eight groups of letters and digits. It is usually kept on paper, for example in "

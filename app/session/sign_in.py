@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
@@ -16,11 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error
+from app.session.forced_change import ForcedPasswordChangeDialog
 from app.session.key_dialogs import RecoverPasswordDialog
 from app.widgets import form_layout
 from app.worker import Job, Worker
 from core.records.demo import is_demo_folder
-from core.records.errors import StaleSlotError
+from core.records.errors import SecondFactorRequiredError, StaleSlotError
 from core.records.models import User
 from core.records.workstation import Workstation, describe_openers
 
@@ -69,13 +71,18 @@ def describe_state(state: ClinicState) -> str:
 
 
 def sign_in(
-    workstation: Workstation, username: str, password: str, previous: str | None = None
+    workstation: Workstation,
+    username: str,
+    password: str,
+    previous: str | None = None,
+    totp_code: str | None = None,
 ) -> Session:
-    """Runs on the worker: unlock if needed, check the password, read the clinic name
-    (``previous``: the password this workstation last knew, after a change elsewhere)."""
-    user = workstation.sign_in(username, password, previous)
+    """Runs on the worker: unlock if needed, check the password (and an admin's two-factor
+    code), read the clinic name (``previous``: the password this workstation last knew,
+    after a change elsewhere)."""
+    user = workstation.sign_in(username, password, previous, totp_code)
     demo = is_demo_folder(workstation.data_dir)
-    return Session(user, workstation.records.clinic_name(), demo)
+    return Session(user, workstation.clinic_name(), demo)
 
 
 class SignInPage(QWidget):
@@ -93,6 +100,9 @@ class SignInPage(QWidget):
         self._job: Job[Session] | None = None
         self._clinic_name = ""
         self.recover_dialog: RecoverPasswordDialog | None = None
+        self.change_dialog: ForcedPasswordChangeDialog | None = None
+        # The password of the sign-in in flight: kept only until a forced change is done.
+        self._typed = ""
 
         title = QLabel("Careline")
         title.setObjectName("appTitle")
@@ -131,6 +141,13 @@ class SignInPage(QWidget):
         self.previous.setAccessibleName("Previous password")
         self.previous.setEchoMode(QLineEdit.EchoMode.Password)
         self.previous.returnPressed.connect(self.submit)
+        # Asked for only when the account has two-factor sign-in (core says so).
+        self.code = QLineEdit()
+        self.code.setObjectName("totpCode")
+        self.code.setAccessibleName("Two-factor code")
+        self.code.setPlaceholderText("6 digits from your authenticator app")
+        self.code.setMaxLength(7)
+        self.code.returnPressed.connect(self.submit)
         self.error = QLabel()
         self.error.setObjectName("fieldError")
         self.error.setWordWrap(True)
@@ -163,6 +180,8 @@ class SignInPage(QWidget):
         form.addRow("Password", self.password)
         form.addRow("Previous password", self.previous)
         form.setRowVisible(self.previous, False)
+        form.addRow("Two-factor code", self.code)
+        form.setRowVisible(self.code, False)
         self._form = form
 
         card = QFrame()
@@ -205,6 +224,8 @@ class SignInPage(QWidget):
         self.username.setText(username)
         self.password.clear()
         self._show_previous(False)
+        self._show_code(False)
+        self._typed = ""
         self.error.hide()
         self.error.clear()
         self._clinic_name = clinic_name
@@ -236,11 +257,16 @@ class SignInPage(QWidget):
             self._show_error("Enter your user name and password.")
             return
         previous = self.previous.text() if self.previous_hint.isVisibleTo(self) else ""
+        code = self.code.text().strip() if self._form.isRowVisible(self.code) else ""
+        if self._form.isRowVisible(self.code) and not code:
+            self._show_error("Enter the 6-digit code your authenticator app shows.")
+            return
         self.error.hide()
         self._set_busy(True)
         ws = self._workstation
+        self._typed = password
         self._job = self._worker.submit(
-            lambda: sign_in(ws, username, password, previous or None),
+            lambda: sign_in(ws, username, password, previous or None, code or None),
             self._succeeded,
             self._failed,
             label="sign in",
@@ -253,6 +279,9 @@ class SignInPage(QWidget):
             self._job = None
         if self.recover_dialog is not None:
             self.recover_dialog.reject()
+        if self.change_dialog is not None:
+            self.change_dialog.reject()
+        self._typed = ""
         self._set_busy(False)
 
     def show_recovery(self) -> None:
@@ -286,6 +315,7 @@ class SignInPage(QWidget):
             self.username,
             self.password,
             self.previous,
+            self.code,
             self.button,
             self.forgot_button,
             self.close_button,
@@ -298,18 +328,71 @@ class SignInPage(QWidget):
         self._job = None
         self.password.clear()
         self._show_previous(False)
+        self._show_code(False)
         self._set_busy(False)
+        if session.user.must_change_password:
+            self._ask_for_own_password(session)
+            return
+        self._typed = ""
         self.signed_in.emit(session)
+
+    def _ask_for_own_password(self, session: Session) -> None:
+        """Someone else set this password: the person chooses theirs before the session
+        starts (cancelling signs them out)."""
+        user = session.user
+        dialog = ForcedPasswordChangeDialog(
+            self._worker, self._workstation, user.username, user.full_name, self._typed, self
+        )
+        self._typed = ""
+        self.change_dialog = dialog
+
+        def changed() -> None:
+            self._forget_change_dialog()
+            done = dataclasses.replace(user, must_change_password=False)
+            self.signed_in.emit(dataclasses.replace(session, user=done))
+
+        def refused() -> None:
+            self._forget_change_dialog()
+            self._worker.submit(self._workstation.sign_out, label="sign out")
+            self.prepare(
+                user.username,
+                "You need to choose your own password before using Careline. Sign in again "
+                "when you are ready.",
+                self._clinic_name,
+            )
+
+        dialog.accepted.connect(changed)
+        dialog.rejected.connect(refused)
+        dialog.open()
+
+    def _forget_change_dialog(self) -> None:
+        if self.change_dialog is not None:
+            self.change_dialog.deleteLater()
+            self.change_dialog = None
 
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self._set_busy(False)
+        if isinstance(exc, SecondFactorRequiredError):
+            # The password was right: keep it, and ask for the code.
+            self._show_code(True)
+            self.code.clear()
+            self._show_error(describe_error(exc))
+            self.code.setFocus()
+            return
+        self._typed = ""
         self.password.clear()
         self.previous.clear()
+        self.code.clear()
         if isinstance(exc, StaleSlotError):
             self._show_previous(True)
         self._show_error(describe_error(exc))
         self.password.setFocus()
+
+    def _show_code(self, shown: bool) -> None:
+        if not shown:
+            self.code.clear()
+        self._form.setRowVisible(self.code, shown)
 
     def _show_previous(self, shown: bool) -> None:
         if not shown:

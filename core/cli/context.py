@@ -14,7 +14,7 @@ from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
 from core.records.clinic import ClinicRecords
 from core.records.demo import DEMO_NOTICE, DEMO_PASSWORD, demo_folder, is_demo_folder
-from core.records.errors import AuthenticationError
+from core.records.errors import AuthenticationError, SecondFactorRequiredError
 from core.records.workstation import Workstation
 
 # The contract (DESIGN.md section 4, README "Command line").
@@ -104,7 +104,7 @@ class Context:
             if password is None:
                 ws.unlock_with_keyring()
             elif sign_in:
-                ws.sign_in(user, password)
+                self.sign_in_with(user, password)
             else:
                 ws.unlock_with_password(user, password)
         except AuthenticationError as exc:
@@ -138,7 +138,26 @@ class Context:
             f"--password-stdin or set {PASSWORD_FILE_ENV} (the OS keyring is not enough here)",
         )
         try:
-            ws.sign_in(user, password)
+            self.sign_in_with(user, password)
         except AuthenticationError as exc:
             raise CliError(str(exc), EXIT_AUTH) from None
         return ws.records
+
+    def sign_in_with(self, user: str, password: str) -> None:
+        """Sign ``user`` in; an account with two-factor sign-in is then asked for its code:
+        the next line of standard input with ``--password-stdin``, else a prompt (never the
+        command line)."""
+        from core.cli.passwords import prompt_secret, read_stdin_line
+
+        try:
+            self.workstation.sign_in(user, password)
+        except SecondFactorRequiredError:
+            if self.args.password_stdin:
+                code = read_stdin_line("--password-stdin", "two-factor code (after the password)")
+            else:
+                code = prompt_secret(
+                    f"Two-factor code for {user}: ",
+                    "two-factor code",
+                    "--password-stdin (the code on the line after the password)",
+                )
+            self.workstation.sign_in(user, password, totp_code=code)

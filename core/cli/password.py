@@ -16,7 +16,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     """password change."""
     actions(parser).add_parser(
         "change",
-        help="change --user's password (--password-stdin: old, then new, one per line)",
+        help="change --user's password (--password-stdin: old, then new, then the two-factor "
+        "code if the account has one, one per line)",
     )
 
 
@@ -43,11 +44,11 @@ def run(ctx: Context) -> int:
         new = read_stdin_line("--password-stdin", "second (new password)")
     else:
         new = prompt_new_password()
-    validation.password(new)
+    validation.password(new, (user,))
     if new == old:
         raise CliError("the new password is the same as the current one")
     try:
-        ws.sign_in(user, old)
+        ctx.sign_in_with(user, old)
         ws.change_password(user, old, new)
     except AuthenticationError as exc:
         raise CliError(str(exc), EXIT_AUTH) from None

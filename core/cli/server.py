@@ -22,6 +22,8 @@ from core.crypto.secure_memory import SecureMemory, disable_core_dumps, set_memo
 from core.errors import CarelineError, plain_words
 from core.keys.files import exclusive_lock, replace_private
 from core.records.audit_review import AuditFilter
+from core.records.staff import Staff, StaffMember
+from core.records.validation import ROLES
 from core.server import security_log
 from core.server.audit_list import held_entries
 from core.server.service import ClinicServer
@@ -58,11 +60,29 @@ def build_parser() -> argparse.ArgumentParser:
     user = admin.add_parser("user", help="staff accounts").add_subparsers(
         dest="action", required=True
     )
-    add = user.add_parser("add", help="add a staff account (password on stdin)")
+    add = user.add_parser(
+        "add",
+        help="add a staff account (first password on stdin; changed at first sign-in, except "
+        "for the clinic's first account, its founding admin)",
+    )
     add.add_argument("clinic")
     add.add_argument("user")
-    add.add_argument("--role", required=True, choices=("admin", "clinician", "front_desk"))
+    add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--full-name")
+    ulist = user.add_parser("list", help="the clinic's staff accounts and their roles")
+    ulist.add_argument("clinic")
+    urole = user.add_parser("role", help="change a staff member's role")
+    urole.add_argument("clinic")
+    urole.add_argument("user")
+    urole.add_argument("role", choices=ROLES)
+    for name, what in (
+        ("deactivate", "stop an account signing in on every workstation (once synced)"),
+        ("reactivate", "let a deactivated account sign in again"),
+        ("reset-password", "new password on stdin; the person changes it at next sign-in"),
+    ):
+        one = user.add_parser(name, help=what)
+        one.add_argument("clinic")
+        one.add_argument("user")
     code = admin.add_parser("enroll-code", help="print a one-time enrollment code")
     code.add_argument("clinic")
     code.add_argument("--ttl", type=int, default=60, help="minutes the code stays valid")
@@ -258,14 +278,7 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         rows = [{"id": c.id, "name": c.name} for c in server.registry.clinics()]
         out.emit(rows, "\n".join(f"{r['id']}  {r['name']}" for r in rows) or "No clinics.")
     elif area == "user":
-        password = read_password(True, None)
-        if password is None:
-            raise ConfigError("the password is read from standard input")
-        user = server.add_user(
-            args.clinic, args.user, args.full_name or args.user, args.role, password
-        )
-        out.emit({"id": user.id, "username": user.username, "role": user.role},
-                 f"Added {user.username} ({user.role}).")  # fmt: skip
+        _admin_user(args, server, out)
     elif area == "enroll-code":
         clinic = server.registry.clinic(args.clinic)
         code, expires = server.registry.issue_enroll_code(clinic.id, args.ttl)
@@ -327,6 +340,56 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         out.emit(report, "\n".join(lines))
         return EXIT_OK if ok else 4
     return EXIT_OK
+
+
+def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> None:
+    """admin user add|list|role|deactivate|reactivate|reset-password (core/records/staff.py
+    as the server's operator)."""
+    action = args.action
+    if action == "add":
+        password = read_password(True, None)
+        if password is None:
+            raise ConfigError("the password is read from standard input")
+        user = server.add_user(
+            args.clinic, args.user, args.full_name or args.user, args.role, password
+        )
+        forced = " They must change this password at their first sign-in." * bool(
+            user.must_change_password
+        )
+        out.emit({"id": user.id, "username": user.username, "role": user.role,
+                  "must_change_password": user.must_change_password},
+                 f"Added {user.username} ({user.role}).{forced}")  # fmt: skip
+        return
+    if action == "list":
+        members = server.staff(args.clinic, lambda staff: staff.members())
+        out.emit(
+            [m.to_dict() for m in members],
+            "\n".join(
+                f"{m.username:<16} {m.role:<11} {m.full_name}"
+                + ("" if m.active else "  (DEACTIVATED)")
+                + ("  (must change password)" if m.must_change_password else "")
+                for m in members
+            ),
+        )
+        return
+    if action == "reset-password":
+        password = read_password(True, None)
+        if password is None:
+            raise ConfigError("the new password is read from standard input")
+        server.staff(args.clinic, lambda staff: staff.reset_password(args.user, password))
+        out.emit(
+            {"username": args.user, "must_change_password": True},
+            f"Password reset for {args.user}; they must change it at their next sign-in.",
+        )
+        return
+    work: dict[str, Callable[[Staff], StaffMember]] = {
+        "role": lambda staff: staff.set_role(args.user, args.role),
+        "deactivate": lambda staff: staff.deactivate(args.user),
+        "reactivate": lambda staff: staff.reactivate(args.user),
+    }
+    member = server.staff(args.clinic, work[action])
+    state = "active" if member.active else "deactivated"
+    out.emit(member.to_dict(), f"{member.username}: {member.role}, {state}.")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, dict[str, Any], Output], int]] = {

@@ -38,6 +38,7 @@ from core.cli import (
     quarantine,
     serve,
     sync,
+    user,
     visit,
     vitals,
 )
@@ -96,6 +97,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     db.GROUP,
     vitals.GROUP,
     print_.GROUP,
+    user.GROUP,
 )
 
 

@@ -20,7 +20,12 @@ from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
 from core.records.duplicates import DuplicatePatientError, find_possible_duplicates
-from core.records.errors import AuthenticationError, NotFoundError, ValidationError
+from core.records.errors import (
+    AccountDeactivatedError,
+    AuthenticationError,
+    NotFoundError,
+    ValidationError,
+)
 from core.records.materialize import hlc_time
 from core.records.models import (
     PATIENT_EDITABLE,
@@ -61,8 +66,8 @@ def new_user(username: str, full_name: str, role: str, password: str) -> User:
     The id derives from the login name, so the same account created on two offline
     workstations is one record (its fields merge) rather than two clashing ones.
     """
-    v.password(password)
     name = v.username(username)
+    v.password(password, (name, full_name))
     return User(
         id=f"user:{name}",
         username=v.username(username),
@@ -89,6 +94,17 @@ def _patient(row: Row) -> Patient:
 
 def _summary(row: Row) -> PatientSummary:
     return PatientSummary(*row)
+
+
+_USER_COLS = "id, username, full_name, role, active, must_change_password, totp_secret != ''"
+_N_USER_COLS = 7
+
+# Checks an enrolled account's second factor at sign-in: (user, TOTP secret) -> None or raises.
+SecondFactor = Callable[[User, str], None]
+
+
+def _user(r: Row) -> User:
+    return User(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), bool(r[6]))
 
 
 def verifier_digest(verifier: str) -> str:
@@ -120,7 +136,9 @@ class ClinicRecords:
             self._insert_user(tx, user, password)
         return user
 
-    def _insert_user(self, tx: Transaction, user: User, password: str) -> None:
+    def _insert_user(
+        self, tx: Transaction, user: User, password: str, must_change_password: bool = False
+    ) -> None:
         if tx.query("SELECT 1 FROM users WHERE username = ?", (user.username,)):
             raise ValidationError("username", f"{user.username!r} already exists")
         verifier = hash_password(password, self._kdf_params)
@@ -130,20 +148,35 @@ class ClinicRecords:
             for field, value in (
                 ("username", user.username),
                 ("full_name", user.full_name),
-                ("role", user.role),
+                ("role", v.legacy_role(user.role)),
                 ("verifier", verifier),
                 ("active", True),
                 ("created_at", now),
             ):
                 crdt.write(doc, field, value, hlc, self.actor)
+            if user.role != v.legacy_role(user.role):  # see types.USER's staff_role
+                crdt.write(doc, "staff_role", user.role, hlc, self.actor)
+            if must_change_password:  # older accounts have no such field: False
+                crdt.write(doc, "must_change_password", True, hlc, self.actor)
 
         change(tx, self.actor, user.id, "user", create)
 
-    def add_user(self, username: str, full_name: str, role: str, password: str) -> User:
-        """Create a staff account."""
+    def add_user(
+        self,
+        username: str,
+        full_name: str,
+        role: str,
+        password: str,
+        must_change_password: bool = False,
+    ) -> User:
+        """Create a staff account (no permission check: core/records/staff.py is the way
+        people add staff; this is its write, and the way tests and set-up make accounts).
+        ``must_change_password``: the password is a first one someone else chose."""
         user = new_user(username, full_name, role, password)
-        with self.db.write(self.actor, "user.create", "user", user.id, {"role": user.role}) as tx:
-            self._insert_user(tx, user, password)
+        user = dataclasses.replace(user, must_change_password=must_change_password)
+        details = {"role": user.role, "must_change_password": must_change_password}
+        with self.db.write(self.actor, "user.create", "user", user.id, details) as tx:
+            self._insert_user(tx, user, password, must_change_password)
         return user
 
     def set_clinic_name(self, name: str) -> None:
@@ -160,36 +193,53 @@ class ClinicRecords:
     def user(self, username: str) -> User | None:
         """Look up an account by login name."""
         rows = self.db.query(
-            "SELECT id, username, full_name, role, active FROM users WHERE username = ?",
-            (username.strip().lower(),),
+            f"SELECT {_USER_COLS} FROM users WHERE username = ?", (username.strip().lower(),)
         )
-        if not rows:
-            return None
-        r = rows[0]
-        return User(r[0], r[1], r[2], r[3], bool(r[4]))
+        return _user(rows[0]) if rows else None
+
+    def users(self) -> list[User]:
+        """Every account, active or not, by user name."""
+        rows = self.db.query(f"SELECT {_USER_COLS} FROM users ORDER BY username")
+        return [_user(r) for r in rows]
+
+    def totp_secret(self, username: str) -> str:
+        """The account's TOTP secret ("" if none enrolled)."""
+        rows = self.db.query(
+            "SELECT totp_secret FROM users WHERE username = ?", (username.strip().lower(),)
+        )
+        return str(rows[0][0] or "") if rows else ""
 
     def authenticate(self, username: str, password: str) -> User:
         """Check a password against the user's synced Argon2id verifier, and audit sign-in."""
         return self.authenticate_against(username, password)[0]
 
-    def authenticate_against(self, username: str, password: str) -> tuple[User, str]:
+    def authenticate_against(
+        self, username: str, password: str, second_factor: SecondFactor | None = None
+    ) -> tuple[User, str]:
         """:meth:`authenticate`, also returning the digest of the verifier the password
         matched (read once, before the slow check: another process may change it meanwhile,
         and a key slot made from this password must be labelled with what it really matched).
+
+        ``second_factor(user, totp_secret)`` is called for an account with TOTP enrolled,
+        after the password is checked and before the sign-in is audited; it raises to refuse.
         """
         name = username.strip().lower()
         rows = self.db.query(
-            "SELECT id, username, full_name, role, active, verifier FROM users WHERE username = ?",
-            (name,),
+            f"SELECT {_USER_COLS}, verifier, totp_secret FROM users WHERE username = ?", (name,)
         )
-        if not rows or not verify_password(password, rows[0][5]):
+        if not rows or not verify_password(password, rows[0][_N_USER_COLS]):
             raise AuthenticationError("wrong user name or password")
         r = rows[0]
-        if not r[4]:
-            raise AuthenticationError(f"the account {name!r} is disabled")
+        user = _user(r)
+        if not user.active:
+            raise AccountDeactivatedError(
+                f"the account {name!r} has been deactivated by the clinic's administrator"
+            )
+        if user.two_factor and second_factor is not None:
+            second_factor(user, str(r[_N_USER_COLS + 1]))
         with self.db.write(name, "user.sign_in", "user", r[0]):
             pass
-        return User(r[0], r[1], r[2], r[3], True), verifier_digest(str(r[5]))
+        return user, verifier_digest(str(r[_N_USER_COLS]))
 
     def verifier_digest(self, username: str) -> str | None:
         """SHA-256 of the user's synced password verifier: changes whenever their password
@@ -201,16 +251,24 @@ class ClinicRecords:
             return None
         return verifier_digest(str(rows[0][0]))
 
-    def change_password(self, username: str, new_password: str) -> str:
+    def change_password(
+        self, username: str, new_password: str, must_change_password: bool = False
+    ) -> str:
         """Replace a user's verifier (the caller re-wraps their key slot); returns the new
-        verifier's digest."""
-        v.password(new_password)
+        verifier's digest. ``must_change_password``: someone else chose it (an admin's
+        reset, audited as ``user.password_reset``), so the person must change it at their
+        next sign-in; otherwise a pending forced change is done."""
         user = self.user(username)
         if user is None:
             raise NotFoundError(f"no user {username!r}")
+        v.password(new_password, (user.username, user.full_name))
         verifier = hash_password(new_password, self._kdf_params)
-        with self.db.write(self.actor, "user.password_change", "user", user.id) as tx:
-            change(tx, self.actor, user.id, "user", self.setter({"verifier": verifier}))
+        fields: dict[str, crdt.Value] = {"verifier": verifier}
+        if must_change_password or user.must_change_password:
+            fields["must_change_password"] = must_change_password
+        action = "user.password_reset" if must_change_password else "user.password_change"
+        with self.db.write(self.actor, action, "user", user.id) as tx:
+            change(tx, self.actor, user.id, "user", self.setter(fields))
         return verifier_digest(verifier)
 
     # ----- patients ---------------------------------------------------------------------
@@ -248,6 +306,12 @@ class ClinicRecords:
             self._check_mrn_free(tx, fields["mrn"], pid)
             change(tx, self.actor, pid, "patient", self.setter(fields))
         return self.get_patient(pid)
+
+    def apply(
+        self, tx: Transaction, record_id: str, type_name: str, fields: Mapping[str, crdt.Value]
+    ) -> None:
+        """Set registers of an existing record as one op inside ``tx`` (a ``db.write``)."""
+        change(tx, self.actor, record_id, type_name, self.setter(fields))
 
     def setter(self, fields: Mapping[str, crdt.Value]) -> Callable[[RecordDoc, str], None]:
         """A mutation writing each field, superseding every value this replica has seen."""

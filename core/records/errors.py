@@ -23,6 +23,33 @@ class AuthenticationError(RecordError):
     """Wrong user name or password, or the account is disabled."""
 
 
+class NotAllowedError(RecordError):
+    """The signed-in person's role does not allow this operation."""
+
+
+class AccountDeactivatedError(AuthenticationError):
+    """The password is right but the clinic's administrator deactivated the account."""
+
+
+class SignInDelayedError(AuthenticationError):
+    """Too many failed sign-ins for this account on this workstation: the next try must wait
+    (core/records/lockout.py)."""
+
+    def __init__(self, message: str, seconds_left: float) -> None:
+        super().__init__(message)
+        self.seconds_left = seconds_left
+
+
+class SecondFactorRequiredError(AuthenticationError):
+    """The password is right and the account has two-factor sign-in: a TOTP code is needed
+    (asked for, then the sign-in is tried again with it)."""
+
+
+class PasswordChangeRequiredError(AuthenticationError):
+    """The signed-in person's password was set by someone else: they must choose their own
+    before anything else."""
+
+
 class StaleSlotError(AuthenticationError):
     """The password did not open this workstation's slot for the user, and nothing else
     could open the database to check it: either the password is wrong, or it was changed

@@ -94,6 +94,10 @@ class User:
     full_name: str
     role: str
     active: bool
+    # Someone else set the current password (a first password, an admin's reset): the person
+    # must choose their own before doing anything else.
+    must_change_password: bool = False
+    two_factor: bool = False  # a TOTP secret is enrolled: sign-in asks for a code
 
 
 @dataclass(frozen=True)

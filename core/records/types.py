@@ -126,6 +126,14 @@ def _active(values: dict[str, Any]) -> int:
     return 0 if values["active"] is False else 1
 
 
+def _role(values: dict[str, Any]) -> str:
+    return str(values.get("staff_role") or values.get("role") or "front_desk")
+
+
+def _must_change_password(values: dict[str, Any]) -> int:
+    return 1 if values.get("must_change_password") is True else 0
+
+
 USER = RecordType(
     "user",
     "users",
@@ -135,15 +143,26 @@ USER = RecordType(
         Field("role", "Role"),
         Field("verifier", "Password verifier"),
         Field("active", "Active"),
+        # V9 (staff management): a password someone else set (a new account's first one, an
+        # admin's reset) must be changed at the next sign-in; an admin's TOTP secret (base32,
+        # "" or absent: no second factor), which syncs inside the encrypted database.
+        Field("must_change_password", "Must change password"),
+        Field("totp_secret", "Two-factor secret"),
+        # V9: the role when it is one earlier releases do not know (``nurse``), which they
+        # would refuse to store; ``role`` then holds the nearest role they know
+        # (validation.legacy_role). The users table's role column shows this one.
+        Field("staff_role", "Role"),
     ),
     columns=(
         "username",
         Column("full_name", ""),
-        Column("role", "front_desk"),
+        Column("role", compute=_role),
         Column("verifier", ""),
         Column("active", compute=_active),
         Column("created_at", ""),
         Column("updated_at", ""),
+        Column("must_change_password", compute=_must_change_password),
+        Column("totp_secret", ""),
     ),
     row_requires="username",
 )

@@ -5,17 +5,19 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core.records.errors import ValidationError
 
 SEX_VALUES = ("female", "male", "other", "unknown")
 SEVERITY_VALUES = ("mild", "moderate", "severe", "unknown")
-ROLES = ("admin", "clinician", "front_desk")
+# ``nurse`` since schema V9 (migration widens the users table's CHECK).
+ROLES = ("admin", "clinician", "nurse", "front_desk")
 
 _MRN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,31}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MAX_TEXT = 200
+MIN_PASSWORD_LENGTH = 10
 
 
 def text(field: str, value: str | None, required: bool = True) -> str | None:
@@ -106,6 +108,18 @@ def severity(value: str | None) -> str | None:
     return choice("severity", value, SEVERITY_VALUES)
 
 
+# Roles earlier releases store (their users table refuses others): what a record's
+# ``role`` field holds for them, the real role going in ``staff_role`` (types.USER). A nurse
+# shows there as front desk, the role with the least rights (earlier releases check a role
+# only for key management, which needs an administrator).
+LEGACY_ROLES = ("admin", "clinician", "front_desk")
+
+
+def legacy_role(value: str) -> str:
+    """The role an earlier release is given for ``value``."""
+    return value if value in LEGACY_ROLES else "front_desk"
+
+
 def role(value: str) -> str:
     """Staff role."""
     result = choice("role", value, ROLES)
@@ -134,10 +148,18 @@ def username(value: str) -> str:
     return cleaned
 
 
-def password(value: str) -> str:
-    """A password long enough to resist guessing against a stolen key file."""
-    if len(value) < 10:
-        raise ValidationError("password", "must be at least 10 characters")
+def password(value: str, user_inputs: Sequence[str] = ()) -> str:
+    """A password hard enough to guess against a stolen key file: at least 10 characters,
+    and rated strong enough by zxcvbn (core/records/password_strength.py), whose warning,
+    suggestions and estimated cracking time make up the refusal. ``user_inputs`` (the user
+    name, full name, clinic name) count as easy guesses."""
+    from core.records.password_strength import assess
+
+    if len(value) < MIN_PASSWORD_LENGTH:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    verdict = assess(value, user_inputs)
+    if not verdict.acceptable:
+        raise ValidationError("password", verdict.explanation())
     return value
 
 

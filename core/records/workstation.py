@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
@@ -28,11 +29,22 @@ from core.keys.errors import (
 )
 from core.keys.files import exclusive_lock
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys, lock_path_for
-from core.records import unknown
+from core.records import two_factor, unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
-from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
+from core.records.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PasswordChangeRequiredError,
+    SecondFactorRequiredError,
+    SignInDelayedError,
+    StaleSlotError,
+    ValidationError,
+)
+from core.records.errors import NotAllowedError as NotAllowedError  # re-exported: it was here
+from core.records.lockout import DELAYS_FILE, Clock, Lockout, SignInDelays
 from core.records.models import User
+from core.records.staff import Staff, require_staff_manager
 from core.store.database import DB_FILE_NAME, Database, file_salt, utc_now
 from core.store.errors import StoreError, WrongKeyError
 
@@ -59,8 +71,13 @@ class WorkstationLockedError(StoreError):
     plain_template = "{detail}"  # the message says it all
 
 
-class NotAllowedError(RecordError):
-    """The signed-in person's role does not allow this operation."""
+# The audit actor of what a workstation does by itself at open (no person asked for it).
+WORKSTATION_ACTOR = "(workstation)"
+
+
+class NotOpenableHereError(AuthenticationError):
+    """Nothing this person has opens this closed workstation (not a wrong password: such a
+    refusal does not count towards the account's sign-in delay)."""
 
 
 def describe_openers(users: list[str]) -> str:
@@ -74,9 +91,15 @@ def describe_openers(users: list[str]) -> str:
 class Workstation:
     """The clinic replica held in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, kdf_params: Argon2Params = DEFAULT_PARAMS) -> None:
+    def __init__(
+        self, data_dir: Path, kdf_params: Argon2Params = DEFAULT_PARAMS, clock: Clock = time.time
+    ) -> None:
         self.data_dir = data_dir
         self.kdf_params = kdf_params
+        # Time for sign-in delays and TOTP codes (injectable: tests move it).
+        self.clock = clock
+        # The signed-in person must choose a new password before anything else.
+        self._must_change_password = False
         self._keys: UnlockedKeys | None = None
         self._db: Database | None = None
         self._records: ClinicRecords | None = None
@@ -183,7 +206,9 @@ class Workstation:
         """True while the database is open."""
         return self._db is not None and not self._db.closed
 
-    def _open(self, chain: Keychain, keys: UnlockedKeys) -> None:
+    def _open(self, chain: Keychain, keys: UnlockedKeys, tidy: bool = True) -> None:
+        """Open the database with ``keys``; ``tidy``: also drop deactivated accounts' key
+        slots (not when the database is opened only to be examined, which writes nothing)."""
         try:
             # While a re-key is pending, a failure may just mean the new key is in force.
             known_good = keys.pending_db_key is None and chain.matches(keys.db_key.read())
@@ -208,6 +233,33 @@ class Workstation:
         self._remember_database(chain)
         # After an upgrade: rows of records kept for this (now newer) version are derived.
         unknown.refresh(db)
+        if tidy:
+            self._drop_deactivated_slots(chain, db)
+
+    def _drop_deactivated_slots(self, chain: Keychain, db: Database) -> None:
+        """Remove the password slots of accounts deactivated since (here or, synced, on
+        another workstation): their password no longer opens this closed workstation.
+        Audited; the account's records and past work are untouched."""
+        labelled = set(chain.password_users())
+        if not labelled:
+            return
+        inactive = [
+            str(name)
+            for (name,) in db.query("SELECT username FROM users WHERE active = 0")
+            if str(name) in labelled
+        ]
+        for name in inactive:
+            slot = chain.password_slot(name)
+            if slot is None:
+                continue
+            try:
+                chain.remove_slot(slot.slot_id)
+            except (NoSlotError, SlotFileError, OSError) as exc:
+                log.warning("could not remove the key slot of deactivated %r: %s", name, exc)
+                continue
+            details = {"reason": "account deactivated"}
+            with db.write(WORKSTATION_ACTOR, "keys.slot_remove", "user", f"user:{name}", details):
+                pass
 
     def _remember_database(self, chain: Keychain) -> None:
         """Record the database's salt in the key file once the file holds one (a new
@@ -226,7 +278,9 @@ class Workstation:
         joined workstation holds no accounts until its first sync)."""
         chain = self.keychain()
         try:
-            self._open(chain, chain.unlock_with_password(username.strip().lower(), password))
+            self._open(
+                chain, chain.unlock_with_password(username.strip().lower(), password), tidy=False
+            )
         except (WrongSecretError, NoSlotError):
             raise AuthenticationError("wrong user name or password") from None
 
@@ -235,7 +289,47 @@ class Workstation:
         chain = self.keychain()
         self._open(chain, chain.unlock_with_recovery_key(recovery_key))
 
-    def sign_in(self, username: str, password: str, previous_password: str | None = None) -> User:
+    @property
+    def sign_in_delays(self) -> SignInDelays:
+        """This workstation's per-account sign-in delays (core/records/lockout.py)."""
+        return SignInDelays(
+            self.data_dir / DELAYS_FILE, lock_path_for(self.keyfile_path), self.clock
+        )
+
+    def lockouts(self) -> list[Lockout]:
+        """Accounts with failed sign-ins counted on this workstation (for the admin)."""
+        return self.sign_in_delays.all()
+
+    def sign_in(
+        self,
+        username: str,
+        password: str,
+        previous_password: str | None = None,
+        totp_code: str | None = None,
+    ) -> User:
+        """Sign a person in (see :meth:`_sign_in`), unless the account must still wait after
+        repeated failures here (SignInDelayedError, checked before anything else: no
+        password is even tried). A wrong password or code counts towards the delay; a
+        successful sign-in ends it. An account with two-factor sign-in needs ``totp_code``:
+        without one, SecondFactorRequiredError (the password was right: ask for the code).
+        """
+        name = username.strip().lower()
+        delays = self.sign_in_delays
+        delays.check(name)
+        try:
+            user = self._sign_in(name, password, previous_password, totp_code)
+        except (SignInDelayedError, SecondFactorRequiredError, NotOpenableHereError):
+            raise
+        except AuthenticationError:
+            delays.failed(name)
+            raise
+        delays.succeeded(name)
+        self._must_change_password = user.must_change_password
+        return user
+
+    def _sign_in(
+        self, username: str, password: str, previous_password: str | None, totp_code: str | None
+    ) -> User:
         """Sign a person in, unlocking the database if needed.
 
         With the database closed, the user's password slot opens it; if this workstation
@@ -254,9 +348,24 @@ class Workstation:
             except AuthenticationError:
                 self._note_failed_sign_in(name)
                 raise
+
+        def second_factor(user: User, secret: str) -> None:
+            if totp_code is None or not totp_code.strip():
+                raise SecondFactorRequiredError(
+                    f"{user.username!r} signs in with two-factor authentication: enter the "
+                    "6-digit code the authenticator app shows"
+                )
+            if not two_factor.verify(secret, totp_code, self.clock()):
+                raise AuthenticationError("wrong two-factor code")
+
         try:
             records = ClinicRecords(self._require_db(), name, self.kdf_params)
-            user, digest = records.authenticate_against(name, password)
+            user, digest = records.authenticate_against(name, password, second_factor)
+        except SecondFactorRequiredError:
+            # Not a failure: the password was right and the code is asked for next.
+            if opened_here:
+                self.lock()
+            raise
         except AuthenticationError:
             # Audited, naming the account tried (never the password typed), also when this
             # attempt opened the clinic only to be refused by the synced verifier.
@@ -351,7 +460,7 @@ class Workstation:
                 # Indistinguishable here from a wrong password: the message stays the same,
                 # the type lets the app offer the "previous password" field.
                 raise StaleSlotError("wrong user name or password") from None
-            raise AuthenticationError(self._closed_to(name, chain)) from None
+            raise NotOpenableHereError(self._closed_to(name, chain)) from None
 
     @staticmethod
     def _closed_to(name: str, chain: Keychain) -> str:
@@ -383,11 +492,18 @@ class Workstation:
                 pass
 
     def unlock_for(self, username: str) -> ClinicRecords:
-        """Records acting as ``username`` after an unattended unlock (keyring or recovery)."""
+        """Records acting as ``username`` after an unattended unlock (keyring or recovery);
+        never a deactivated account."""
         records = ClinicRecords(self._require_db(), username.strip().lower(), self.kdf_params)
-        if records.user(username) is None:
+        user = records.user(username)
+        if user is None:
             raise AuthenticationError(f"no user {username!r} in this clinic")
+        if not user.active:
+            raise AuthenticationError(
+                f"the account {user.username!r} has been deactivated by the clinic's administrator"
+            )
         self._records = records
+        self._must_change_password = False
         return records
 
     def _require_db(self) -> Database:
@@ -397,7 +513,28 @@ class Workstation:
 
     @property
     def records(self) -> ClinicRecords:
-        """Operations as the signed-in person."""
+        """Operations as the signed-in person; refused (PasswordChangeRequiredError) until a
+        person whose password someone else set has chosen their own."""
+        records = self._signed_in_records()
+        if self._must_change_password:
+            raise PasswordChangeRequiredError(
+                f"{records.actor!r} must choose a new password before anything else: the "
+                "current one was set by an administrator (in the app: the sign-in asks for it; "
+                f"on the command line: careline --user {records.actor} password change)"
+            )
+        return records
+
+    def clinic_name(self) -> str:
+        """The clinic's name (readable while a forced password change is pending: the
+        screen asking for it names the clinic)."""
+        return self._signed_in_records().clinic_name()
+
+    @property
+    def password_change_required(self) -> bool:
+        """The signed-in person must change their password before anything else."""
+        return self._records is not None and self._must_change_password
+
+    def _signed_in_records(self) -> ClinicRecords:
         if self._records is None or not self.is_unlocked:
             raise WorkstationLockedError("nobody is signed in")
         return self._records
@@ -426,15 +563,23 @@ class Workstation:
         if self._keys is not None:
             self._keys.close()
         self._db = self._keys = self._records = None
+        self._must_change_password = False
 
     # ----- key management ---------------------------------------------------------------
 
     def change_password(self, username: str, old_password: str, new_password: str) -> None:
-        """Change a password: the synced verifier and this workstation's slot."""
-        records = self.records
+        """Change a password: the synced verifier and this workstation's slot. This is also
+        how a person whose password someone else set chooses their own (it must differ)."""
+        records = self._signed_in_records()
+        if self._must_change_password and new_password == old_password:
+            raise ValidationError(
+                "password", "choose a password of your own, not the one you were given"
+            )
         records.authenticate(username, old_password)
         digest = records.change_password(username, new_password)
         self._store_slot(records, username, new_password, digest)
+        if username.strip().lower() == records.actor:
+            self._must_change_password = False
 
     def _store_slot(
         self, records: ClinicRecords, username: str, password: str, digest: str
@@ -456,15 +601,42 @@ class Workstation:
 
     def require_admin(self, what: str) -> ClinicRecords:
         """The signed-in person's records if they are an administrator; ``what`` names the
-        operation in the refusal (e.g. "issue a new recovery key")."""
+        operation in the refusal (e.g. "issue a new recovery key"). The check itself is
+        :func:`core.records.staff.require_staff_manager`, the one place it lives."""
         records = self.records
-        user = records.user(records.actor)
-        if user is None or user.role != "admin":
-            role = user.role.replace("_", " ") if user else "unknown"
-            raise NotAllowedError(
-                f"only an administrator can {what}; {records.actor!r} is signed in as {role}"
-            )
+        require_staff_manager(records, what)
         return records
+
+    # ----- staff (core/records/staff.py) ------------------------------------------------
+
+    def staff(self) -> Staff:
+        """Staff management as the signed-in person (each operation checks who may)."""
+        return Staff(self.records)
+
+    def add_staff(self, username: str, full_name: str, role: str, first_password: str) -> User:
+        """An administrator adds a staff member (core/records/staff.py) with a first password
+        they must change at first sign-in, and gives them a password slot here: with no OS
+        keyring, they can then sign in on this computer while the clinic is closed."""
+        records = self.records
+        Staff(records).add(username, full_name, role, first_password)
+        name = v.username(username)
+        digest = records.verifier_digest(name)
+        assert digest is not None  # just written
+        self._store_slot(records, name, first_password, digest)
+        user = records.user(name)
+        assert user is not None
+        return user
+
+    def reset_staff_password(self, username: str, new_password: str) -> None:
+        """An administrator sets a staff member's password; they must change it at their
+        next sign-in (audited ``user.password_reset``). This workstation's slot for them is
+        re-wrapped (their old password no longer opens it here) and their sign-in delay
+        here is lifted."""
+        records = self.records
+        name = v.username(username)
+        digest = Staff(records).reset_password(name, new_password)
+        self._store_slot(records, name, new_password, digest)
+        self.sign_in_delays.clear(name)
 
     def reset_password(self, username: str, new_password: str) -> None:
         """Set ``username``'s password without their old one: the synced verifier (audited as

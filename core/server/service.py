@@ -51,6 +51,7 @@ from core.keys.providers import KeyProvider
 from core.records import op_trust, unknown
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
+from core.records.staff import Staff
 from core.server import security_log, vouching
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
 from core.store import op_signer
@@ -513,13 +514,35 @@ class ClinicServer:
             return {"retired": version}
 
     def add_user(
-        self, clinic_ref: str, username: str, full_name: str, role: str, password: str
+        self,
+        clinic_ref: str,
+        username: str,
+        full_name: str,
+        role: str,
+        password: str,
+        must_change_password: bool | None = None,
     ) -> User:
-        """Create a staff account in the clinic; it reaches workstations with the next sync."""
+        """Create a staff account in the clinic; it reaches workstations with the next sync.
+
+        ``must_change_password`` (default): the person must change this first password at
+        their first sign-in, except for the clinic's very first account, its founding
+        admin, who chooses their own password as ``careline init`` does."""
         clinic = self.registry.clinic(clinic_ref)
-        return self._admin_write(
-            clinic.id, lambda records: records.add_user(username, full_name, role, password)
-        )
+
+        def add(records: ClinicRecords) -> User:
+            forced = must_change_password
+            if forced is None:
+                forced = bool(records.users())
+            return records.add_user(username, full_name, role, password, forced)
+
+        return self._admin_write(clinic.id, add)
+
+    def staff(self, clinic_ref: str, work: Callable[[Staff], T]) -> T:
+        """Run staff management (core/records/staff.py) on the clinic as the server's
+        operator, whose shell access to the server is the trust it needs; the changes
+        reach workstations with their next sync."""
+        clinic = self.registry.clinic(clinic_ref)
+        return self._admin_write(clinic.id, lambda records: work(Staff(records, operator=True)))
 
     # ----- enrollment and devices -----------------------------------------------------
 

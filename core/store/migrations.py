@@ -397,6 +397,32 @@ CREATE TABLE refused_elsewhere (
 );
 """
 
+# V9: staff management (issue #14). The role CHECK gains ``nurse``: SQLite cannot alter a
+# CHECK, so the users table is rebuilt with the same rows (nothing references it by rowid).
+# A person whose password someone else set must change it at the next sign-in
+# (must_change_password; 0 on every older account), and an admin's TOTP secret ('' for
+# none). User records are listed for re-derivation, as V7 says every such change must be.
+_V9 = """
+CREATE TABLE users_v9 (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'nurse', 'front_desk')),
+    verifier TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    must_change_password INTEGER NOT NULL DEFAULT 0,
+    totp_secret TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO users_v9 (id, username, full_name, role, verifier, active, created_at, updated_at)
+    SELECT id, username, full_name, role, verifier, active, created_at, updated_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_v9 RENAME TO users;
+INSERT INTO unknown_records (id, type, parts) SELECT id, type, 'recheck' FROM record_states
+    WHERE type = 'user' ON CONFLICT (id) DO NOTHING;
+"""
+
 # V11 (issue #14, break-glass and audit review): emergency openings of a chart
 # (core/records/break_glass.py), synced like any record; the audit log gains indexes for the
 # audit review screens and ``careline audit list`` (by patient or record, by person, by time)
@@ -435,7 +461,7 @@ CREATE INDEX device_audit_by_ts ON device_audit (ts);
 
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
-    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
+    (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
     (11, _V11),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -174,7 +174,9 @@ class _Made:
         db = ws.db_path
         # The key file's lock file is made with it (core.keys.keychain).
         keyfile_lock = lock_path_for(ws.keyfile_path)
-        return [ws.keyfile_path, keyfile_lock, db] + [
+        # A refused sign-in in the attempt counts towards the account's sign-in delay.
+        delays = ws.sign_in_delays.path
+        return [ws.keyfile_path, keyfile_lock, db, delays] + [
             db.with_name(db.name + s) for s in _SIDE_FILES
         ]
 

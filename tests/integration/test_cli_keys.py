@@ -15,6 +15,7 @@ import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
+from core.records.lockout import DELAYS_FILE
 from core.records.workstation import FAILED_SIGN_INS_FILE, RECOVERY_ACTOR, Workstation
 from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
@@ -137,9 +138,10 @@ def test_password_change_failures_change_nothing(tmp_path: Path) -> None:
     assert "--password-stdin" in no_terminal.stderr
     for result in (wrong, missing, short, same, no_terminal):
         assert result.stdout == ""
-    # Only the note of the refused sign-in (the clinic was closed) was written.
+    # Only the note of the refused sign-in (the clinic was closed) and the account's
+    # failure count (core/records/lockout.py) were written.
     after = snapshot(data)
-    noted = {k for k in after if k.startswith(FAILED_SIGN_INS_FILE)}
+    noted = {k for k in after if k.startswith((FAILED_SIGN_INS_FILE, DELAYS_FILE))}
     assert {k: v for k, v in after.items() if k not in noted} == before
     note = (data / FAILED_SIGN_INS_FILE).read_text()
     assert '"user": "admin"' in note and "not it at all" not in note

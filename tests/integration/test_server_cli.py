@@ -34,7 +34,10 @@ def test_admin_commands(tmp_path: Path) -> None:
     assert ok(data, "admin", "clinic", "list") == [clinic]
     user = ok(data, "admin", "user", "add", clinic["id"], "nurse.li", "--role", "clinician",
               stdin=PASSWORD + "\n")  # fmt: skip
-    assert user == {"id": "user:nurse.li", "username": "nurse.li", "role": "clinician"}
+    # The clinic's first account keeps its password (later ones change theirs at first
+    # sign-in: tests/integration/test_server_cli_users.py).
+    assert user == {"id": "user:nurse.li", "username": "nurse.li", "role": "clinician",
+                    "must_change_password": False}  # fmt: skip
     code = ok(data, "admin", "enroll-code", "Northside Clinic", "--ttl", "15")
     assert len(code["code"].split("-")) == 8 and code["clinic"] == clinic["id"]
     assert ok(data, "admin", "device", "list") == []

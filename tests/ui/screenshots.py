@@ -10,6 +10,7 @@ Not a test (pytest collects only ``test_*.py``); it never touches an OS keyring.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import tempfile
@@ -21,6 +22,8 @@ import keyring
 import keyring.backends.fail
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget, QWizard
 
+from app.admin.staff import AddStaffDialog, StaffDialog
+from app.admin.two_factor import TwoFactorDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.chart.visits import VisitsSection
@@ -28,8 +31,10 @@ from app.main import set_up_application
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from core.crypto.kdf import FAST_PARAMS
+from core.records import two_factor
 from core.records.allergy_status import AllergyRecords
 from core.records.entries import ClinicalEntries
+from core.records.errors import AuthenticationError
 from core.records.medications import Medications
 from core.records.notes import Notes
 from core.records.problems import Problems
@@ -915,6 +920,83 @@ SECTIONS = {
     "problems_and_medications": problems_and_medications,
     "break_glass_and_audit": break_glass_and_audit,
 }
+
+
+def staff(out: Path, tmp: Path) -> None:
+    """Settings → Staff (with a deactivated account, one to change their password and a
+    sign-in delay), adding a staff member with the strength hint, the forced password
+    change at first sign-in, and the two-factor code at an admin's sign-in."""
+    ws = sample_clinic(tmp / "staff", count=6)
+    ws.sign_in("mgarcia", PASSWORD)
+    ws.add_staff("nokafor", "Nina Okafor", "nurse", "tulip window seventeen")
+    ws.add_staff("jlee", "James Lee", "clinician", "harbour lamp winter")
+    ws.add_staff("pdesk", "Priya Desai", "front_desk", "orchid paper station")
+    ws.staff().deactivate("pdesk")
+    ws.lock()
+    for _ in range(5):
+        with contextlib.suppress(AuthenticationError):
+            ws.sign_in("jlee", "wrong guess")
+    window = signed_in_window(ws, (1100, 720))
+    window.show_staff()
+    dialog = window.key_dialog
+    assert isinstance(dialog, StaffDialog)
+    wait_for(lambda: dialog.table.rowCount() == 4)
+    dialog.table.selectRow(1)
+    save(dialog, out, "staff-01-list")
+    dialog.show_add()
+    add = dialog.child
+    assert isinstance(add, AddStaffDialog)
+    add.user.setText("tnguyen")
+    add.full_name.setText("Thanh Nguyen")
+    add.role.setCurrentIndex(add.role.findData("nurse"))
+    add.new.setText("password2024")
+    save(add, out, "staff-02-add-weak-password")
+    add.new.setText("lantern under blue hills")
+    save(add, out, "staff-03-add-strong-password")
+    add.reject()
+    dialog.reject()
+    window.show_two_factor()
+    wait_for(lambda: isinstance(window.key_dialog, TwoFactorDialog))
+    enrol = window.key_dialog
+    assert isinstance(enrol, TwoFactorDialog)
+    enrol.code.setText("123 456")
+    save(enrol, out, "staff-07-two-factor-enrol")
+    enrol.reject()
+    window.sign_out()
+    page = window.sign_in_page
+    wait_for(lambda: window.stack.currentWidget() is page)
+    page.username.setText("nokafor")
+    page.password.setText("tulip window seventeen")
+    page.button.click()
+    wait_for(lambda: page.change_dialog is not None)
+    forced = page.change_dialog
+    assert forced is not None
+    forced.new.setText("quiet river lantern")
+    save(forced, out, "staff-04-forced-password-change")
+    forced.reject()
+    wait_for(lambda: page.notice.isVisible())
+    save(window, out, "staff-05-declined-change")
+    ws2 = Workstation(ws.data_dir, kdf_params=FAST_PARAMS)
+    window.shutdown()
+    window.close()
+    ws2.sign_in("mgarcia", PASSWORD)
+    secret = two_factor.new_secret()
+    ws2.staff().enrol_totp(secret, two_factor.current_code(secret))
+    ws2.lock()
+    again = MainWindow(ws2, auto_lock_ms=600_000)
+    again.show()
+    again.start()
+    page = again.sign_in_page
+    page.username.setText("mgarcia")
+    page.password.setText(PASSWORD)
+    page.button.click()
+    wait_for(lambda: page.code.isVisibleTo(page))
+    save(again, out, "staff-06-two-factor-code")
+    again.shutdown()
+    again.close()
+
+
+SECTIONS["staff"] = staff
 
 
 def main(argv: list[str]) -> int:

@@ -38,6 +38,7 @@ CONTRACT: dict[str, list[str]] = {
     "med": ["med", "list", "p"],
     "quarantine": ["quarantine", "list"],
     "break-glass": ["break-glass", "p", "--reason", "emergency"],
+    "user": ["user", "role", "nina", "nurse"],
 }
 
 

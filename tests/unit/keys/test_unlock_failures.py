@@ -6,6 +6,7 @@ import pytest
 
 from core.keys.errors import WrongSecretError
 from core.records.errors import AuthenticationError
+from core.records.lockout import DELAYS_FILE
 from core.records.workstation import FAILED_SIGN_IN_ACTOR, FAILED_SIGN_INS_FILE, Workstation
 from tests.conftest import PASSWORD
 from tests.unit.store.disk import snapshot
@@ -25,9 +26,12 @@ def test_wrong_password_sign_in_changes_nothing_on_disk(workstation: Workstation
         workstation.unlock_with_recovery_key("AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA")
     assert not workstation.is_unlocked
     # No -wal/-shm appeared, the key file was not rewritten, the database is byte-identical:
-    # only the note of the refused sign-ins (audited at the next sign-in) was written.
+    # only the note of the refused sign-ins (audited at the next sign-in) and the wrong
+    # password's count towards a sign-in delay were written.
     after = snapshot(workstation.data_dir)
-    assert {k: v for k, v in after.items() if not k.startswith(FAILED_SIGN_INS_FILE)} == before
+    noted = (FAILED_SIGN_INS_FILE, DELAYS_FILE)
+    assert {k: v for k, v in after.items() if not k.startswith(noted)} == before
+    assert [(lock.user, lock.failures) for lock in workstation.lockouts()] == [("admin", 1)]
     workstation.sign_in("admin", PASSWORD)
     assert workstation.records.search_patients("unchanged")[0].given == "Files"
 

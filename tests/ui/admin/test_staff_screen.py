@@ -1,0 +1,311 @@
+"""Settings → Staff, the forced password change at sign-in and the two-factor code, driven
+as a person does (clicks and typing) on a real clinic, real worker thread."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
+from app.admin.two_factor import TwoFactorDialog
+from app.main_window import MainWindow
+from app.session.forced_change import ForcedPasswordChangeDialog
+from core.records import two_factor
+from core.records.errors import AuthenticationError
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+
+FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def type_into(qtbot: QtBot, widget: QWidget, text: str) -> None:
+    widget.setFocus()
+    QTest.keyClicks(widget, text)
+
+
+def open_staff(qtbot: QtBot, window: MainWindow) -> StaffDialog:
+    assert window.workspace.staff_action.isVisible()
+    window.workspace.staff_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, StaffDialog)
+    qtbot.waitExposed(dialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() > 0, timeout=10_000)
+    return dialog
+
+
+def row_of(dialog: StaffDialog, username: str) -> list[str]:
+    for r in range(dialog.table.rowCount()):
+        item = dialog.table.item(r, 0)
+        if item is not None and item.text() == username:
+            cells = (dialog.table.item(r, c) for c in range(dialog.table.columnCount()))
+            return [cell.text() if cell is not None else "" for cell in cells]
+    raise AssertionError(f"{username} is not in the staff table")
+
+
+def select(dialog: StaffDialog, username: str) -> None:
+    for r in range(dialog.table.rowCount()):
+        item = dialog.table.item(r, 0)
+        if item is not None and item.text() == username:
+            rect = dialog.table.visualItemRect(item)
+            QTest.mouseClick(dialog.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+            assert dialog.selected() is not None
+            return
+    raise AssertionError(username)
+
+
+def child(qtbot: QtBot, dialog: StaffDialog, kind: type) -> object:
+    qtbot.waitUntil(lambda: isinstance(dialog.child, kind), timeout=5_000)
+    return dialog.child
+
+
+def test_an_admin_adds_a_nurse_changes_the_role_deactivates_and_resets(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    window = signed_in
+    staff = open_staff(qtbot, window)
+    assert row_of(staff, ADMIN)[2:4] == ["Admin", "Active"]
+
+    click(staff.add_button)
+    add = child(qtbot, staff, AddStaffDialog)
+    assert isinstance(add, AddStaffDialog)
+    type_into(qtbot, add.user, "nina")
+    type_into(qtbot, add.full_name, "Nina Okafor")
+    add.role.setCurrentIndex(add.role.findData("nurse"))
+    type_into(qtbot, add.new, "password123")
+    assert "Too easy to guess" in add.strength.text()
+    assert "common password" in add.strength.text()
+    type_into(qtbot, add.confirm, "password123")
+    click(add.save_button)
+    qtbot.waitUntil(lambda: add.errors["password"].isVisible(), timeout=10_000)
+    assert "too easy to guess" in add.errors["password"].text()
+    add.new.clear()
+    add.confirm.clear()
+    type_into(qtbot, add.new, FIRST)
+    assert add.strength.acceptable and "guessing it offline would take" in add.strength.text()
+    type_into(qtbot, add.confirm, FIRST)
+    click(add.save_button)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    qtbot.waitUntil(lambda: staff.table.rowCount() == 2, timeout=10_000)
+    assert row_of(staff, "nina")[1:5] == ["Nina Okafor", "Nurse", "Active", "Must change"]
+
+    select(staff, "nina")
+    click(staff.role_button)
+    role = child(qtbot, staff, RoleDialog)
+    assert isinstance(role, RoleDialog)
+    role.role.setCurrentIndex(role.role.findData("clinician"))
+    click(role.save_button)
+    qtbot.waitUntil(lambda: row_of(staff, "nina")[2] == "Clinician", timeout=10_000)
+
+    select(staff, "nina")
+    assert staff.active_button.text() == "Deactivate"
+    click(staff.active_button)
+    box = child(qtbot, staff, QMessageBox)
+    assert isinstance(box, QMessageBox) and "Everything they recorded stays theirs" in box.text()
+    confirm = box.findChild(QWidget, "confirmDeactivateButton")
+    assert confirm is not None
+    click(confirm)
+    qtbot.waitUntil(lambda: row_of(staff, "nina")[3] == "Deactivated", timeout=10_000)
+    select(staff, "nina")
+    assert staff.active_button.text() == "Reactivate"
+    click(staff.active_button)
+    qtbot.waitUntil(lambda: row_of(staff, "nina")[3] == "Active", timeout=10_000)
+
+    select(staff, "nina")
+    click(staff.reset_button)
+    reset = child(qtbot, staff, ResetPasswordDialog)
+    assert isinstance(reset, ResetPasswordDialog)
+    type_into(qtbot, reset.new, "fresh start lantern")
+    type_into(qtbot, reset.confirm, "fresh start lantern")
+    click(reset.save_button)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    user = window.workstation.records.user("nina")
+    assert user is not None and user.role == "clinician" and user.must_change_password
+    audit = window.workstation.database.query(
+        "SELECT action FROM audit_log WHERE entity_id = 'user:nina' ORDER BY seq"
+    )
+    assert [str(a) for (a,) in audit] == [
+        "user.create", "user.role_change", "user.deactivate", "user.reactivate",
+        "user.password_reset",
+    ]  # fmt: skip
+
+
+def test_the_last_admin_cannot_be_deactivated_and_the_screen_says_why(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    staff = open_staff(qtbot, signed_in)
+    select(staff, ADMIN)
+    click(staff.active_button)
+    box = child(qtbot, staff, QMessageBox)
+    assert isinstance(box, QMessageBox)
+    confirm = box.findChild(QWidget, "confirmDeactivateButton")
+    assert confirm is not None
+    click(confirm)
+    qtbot.waitUntil(lambda: staff.error.isVisible(), timeout=10_000)
+    assert "last active administrator" in staff.error.text()
+    assert row_of(staff, ADMIN)[3] == "Active"
+
+
+def clinic_with(ws: Workstation, *accounts: tuple[str, str, str]) -> None:
+    """Add ``(user, role, first password)`` accounts with a slot here, then lock."""
+    ws.sign_in(ADMIN, PASSWORD)
+    for name, role, password in accounts:
+        ws.add_staff(name, name.capitalize(), role, password)
+    ws.lock()
+
+
+def test_staff_is_offered_to_admins_only(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic_with(clinic, ("dora", "front_desk", FIRST))
+    clinic.sign_in("dora", FIRST)
+    clinic.change_password("dora", FIRST, OWN)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window, "dora", OWN)
+    assert not window.workspace.staff_action.isVisible()
+    with pytest.raises(Exception, match="only an administrator"):
+        window.workstation.staff().members()
+
+
+def test_a_first_password_is_changed_before_the_session_starts(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, "nina")
+    type_into(qtbot, page.password, FIRST)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert isinstance(dialog, ForcedPasswordChangeDialog)
+    assert window.session is None  # nothing opens before the change
+    type_into(qtbot, dialog.new, FIRST)
+    type_into(qtbot, dialog.confirm, FIRST)
+    click(dialog.save_button)
+    assert "of your own" in dialog.errors["new"].text()
+    dialog.new.clear()
+    dialog.confirm.clear()
+    type_into(qtbot, dialog.new, OWN)
+    type_into(qtbot, dialog.confirm, OWN)
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert window.session is not None and not window.session.user.must_change_password
+    assert window.workstation.records.user("nina") is not None
+
+
+def test_declining_the_change_signs_the_person_out(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, "nina")
+    type_into(qtbot, page.password, FIRST)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert dialog is not None
+    dialog.reject()
+    qtbot.waitUntil(lambda: page.notice.isVisible(), timeout=5_000)
+    assert "choose your own password" in page.notice.text()
+    assert window.session is None
+    qtbot.waitUntil(lambda: not window.workstation.is_signed_in, timeout=5_000)
+
+
+def test_an_admin_with_two_factor_types_the_code_after_the_password(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic.sign_in(ADMIN, PASSWORD)
+    secret = two_factor.new_secret()
+    clinic.staff().enrol_totp(secret, two_factor.current_code(secret))
+    clinic.lock()
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, ADMIN)
+    type_into(qtbot, page.password, PASSWORD)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.code.isVisibleTo(page), timeout=10_000)
+    assert "6-digit code" in page.error.text()
+    assert window.session is None
+    type_into(qtbot, page.code, two_factor.current_code(secret))
+    click(page.button)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+
+
+def test_failed_sign_ins_show_on_the_staff_screen(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    for _ in range(4):
+        with pytest.raises(AuthenticationError):
+            clinic.sign_in("nina", "not her password")
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    staff = open_staff(qtbot, window)
+    cell = row_of(staff, "nina")[6]
+    assert cell.startswith("4 failed, waits ") and "second" in cell
+    assert row_of(staff, ADMIN)[6] == "OK"
+    QApplication.processEvents()
+
+
+def test_an_admin_turns_two_factor_on_with_a_code_from_the_app(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    window = signed_in
+    assert window.workspace.two_factor_action.isVisible()
+    window.workspace.two_factor_action.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.key_dialog, TwoFactorDialog), timeout=5_000)
+    dialog = window.key_dialog
+    assert isinstance(dialog, TwoFactorDialog) and not dialog.enrolled
+    secret = dialog.secret
+    assert dialog.secret_label.text().replace(" ", "") == secret
+    assert dialog.uri_label.text().startswith("otpauth://totp/")
+    now = two_factor.current_code(secret)
+    type_into(qtbot, dialog.code, "000000" if now != "000000" else "111111")
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: dialog.errors["code"].isVisible(), timeout=10_000)
+    assert "does not match" in dialog.errors["code"].text()
+    type_into(qtbot, dialog.code, two_factor.current_code(secret))
+    click(dialog.save_button)
+    qtbot.waitUntil(lambda: window.key_dialog is None, timeout=10_000)
+    user = window.workstation.records.user(ADMIN)
+    assert user is not None and user.two_factor
+    # Open again: it offers to turn it off.
+    window.workspace.two_factor_action.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.key_dialog, TwoFactorDialog), timeout=5_000)
+    again = window.key_dialog
+    assert isinstance(again, TwoFactorDialog) and again.enrolled
+    click(again.save_button)
+    qtbot.waitUntil(lambda: window.key_dialog is None, timeout=10_000)
+    user = window.workstation.records.user(ADMIN)
+    assert user is not None and not user.two_factor
+
+
+def test_the_sign_in_screen_says_how_long_an_account_must_wait(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    for _ in range(4):
+        page.username.setText(ADMIN)
+        type_into(qtbot, page.password, "not the password")
+        click(page.button)
+        qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    page.username.setText(ADMIN)
+    type_into(qtbot, page.password, PASSWORD)
+    click(page.button)
+    qtbot.waitUntil(lambda: "try again in" in page.error.text(), timeout=10_000)
+    assert "Other staff can sign in meanwhile" in page.error.text()
+    assert window.session is None
