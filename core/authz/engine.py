@@ -82,6 +82,12 @@ class Engine:
         self.model = model
         self.tuples = tuples
         self.reaching = subject_kinds(model)
+        # The kinds of direct subject each relation accepts: "user", "user:*", "group#member".
+        self.accepts = {
+            (t.name, r.name): frozenset(str(x) for x in r.directly_related)
+            for t in model.types.values()
+            for r in t.relations.values()
+        }
         self._recursive: dict[str, frozenset[tuple[str, str]]] = {}
 
     def recursive_relations(self, subject_type: str) -> frozenset[tuple[str, str]]:
@@ -374,6 +380,15 @@ def _all_edges(
     return out
 
 
+def subject_kind(subject: str) -> str:
+    """What kind of subject a tuple names: ``user``, ``user:*`` or ``group#member``."""
+    obj, _, rel = subject.partition("#")
+    type_name, _, ident = obj.partition(":")
+    if rel:
+        return subject if ident == "*" else f"{type_name}#{rel}"
+    return f"{type_name}:*" if ident == "*" else type_name
+
+
 def _valid_direct(tuples: TupleReader, obj: str, rel: RelationDef) -> list[str]:
     """The subjects of ``obj#rel`` that fit its type restrictions (others are ignored)."""
     out = []
@@ -419,11 +434,13 @@ class _Check:
             else {self.subject_type, f"{self.subject_type}:*"}
         )
         self.reaching = engine.reaching
+        self.accepts = engine.accepts
+        self.kind = subject_kind(subject)
         # Where OpenFGA walks recursively, a cycle is plain "not allowed" (see
         # recursive_relations); usersets always get the default strategy.
         self.recursive = frozenset() if s_rel else engine.recursive_relations(self.subject_type)
         self.memo: dict[tuple[str, str], bool] = {}
-        self.reads: dict[tuple[str, str], list[str]] = {}
+        self.reads: dict[tuple[str, str], tuple[str, ...]] = {}
         # Bumped whenever a cycle is met; an answer reached while it moved depended on the
         # path it was asked from, so it is not memoized.
         self.cycles = 0
@@ -448,11 +465,12 @@ class _Check:
             self.memo[key] = result[0]
         return result
 
-    def direct(self, obj: str, rel: RelationDef) -> list[str]:
-        key = (obj, rel.name)
+    def read(self, obj: str, relation: str) -> tuple[str, ...]:
+        """The subjects of ``obj#relation``, read once per question."""
+        key = (obj, relation)
         subjects = self.reads.get(key)
         if subjects is None:
-            subjects = self.reads[key] = _valid_direct(self.tuples, obj, rel)
+            subjects = self.reads[key] = tuple(self.tuples.read(obj, relation))
         return subjects
 
     def rewrite(
@@ -493,18 +511,20 @@ class _Check:
         return _DENIED if sub else _ALLOWED
 
     def this(self, obj: str, rel: RelationDef, visited: frozenset[tuple[str, str]]) -> _Result:
-        subjects = self.direct(obj, rel)
-        if self.subject in subjects:
+        # Only subjects that fit the relation's type restrictions count, as in OpenFGA.
+        accepts = self.accepts[(obj.partition(":")[0], rel.name)]
+        subjects = self.read(obj, rel.name)
+        if self.kind in accepts and self.subject in subjects:
             return _ALLOWED
-        cycle = False
         usersets = []
         for s in subjects:
-            s_obj, _, s_rel = s.partition("#")
-            if s_rel:
-                usersets.append((s_obj, s_rel))
-            elif s_obj.endswith(":*") and s_obj[:-2] == self.subject_type:
+            if "#" in s:
+                if subject_kind(s) in accepts:
+                    usersets.append(s.partition("#"))
+            elif s.endswith(":*") and s in accepts and s[:-2] == self.subject_type:
                 return _ALLOWED
-        for s_obj, s_rel in usersets:
+        cycle = False
+        for s_obj, _, s_rel in usersets:
             allowed, child_cycle = self.resolve(s_obj, s_rel, visited)
             if allowed:
                 return _ALLOWED
@@ -514,12 +534,18 @@ class _Check:
     def tuple_to_userset(
         self, obj: str, rw: TupleToUserset, visited: frozenset[tuple[str, str]]
     ) -> _Result:
-        tupleset = self.model.relation(obj.partition(":")[0], rw.tupleset)
-        if tupleset is None:
-            return _DENIED
+        # Only plain objects of the tupleset's types are followed, and only to types that
+        # define the computed relation.
+        accepts = self.accepts[(obj.partition(":")[0], rw.tupleset)]
         cycle = False
-        for parent in self.direct(obj, tupleset):
-            if "#" in parent or self.model.relation(parent.partition(":")[0], rw.computed) is None:
+        for parent in self.read(obj, rw.tupleset):
+            parent_type = parent.partition(":")[0]
+            if (
+                "#" in parent
+                or parent.endswith(":*")
+                or parent_type not in accepts
+                or self.model.relation(parent_type, rw.computed) is None
+            ):
                 continue
             allowed, child_cycle = self.resolve(parent, rw.computed, visited)
             if allowed:
