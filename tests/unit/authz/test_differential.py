@@ -38,6 +38,7 @@ FGA = shutil.which("fga", path=str(Path(sys.executable).parent)) or shutil.which
 BATCHES = max(int(os.environ.get("CARELINE_PROPERTY_EXAMPLES", "300")) // 100, 2)
 CASES_PER_BATCH = 30
 CHECKS_PER_CASE = 30
+LISTS_PER_CASE = 3
 # OpenFGA refuses more than 100 contextual tuples in one check.
 MAX_TUPLES = 16
 
@@ -135,10 +136,11 @@ type doc
 
 @dataclass(frozen=True)
 class Case:
-    """One generated situation: its tuples and the checks asked of it."""
+    """One generated situation: its tuples, the checks and the list_objects asked of it."""
 
     tuples: tuple[RelationTuple, ...]
     checks: tuple[tuple[str, str, str], ...]  # (object, relation, subject)
+    lists: tuple[tuple[str, str, str], ...] = ()  # (object type, relation, user)
 
     def __repr__(self) -> str:
         # Hypothesis prints the failing batch; the assertion message already lists each
@@ -206,6 +208,18 @@ def check_strategy(model: AuthorizationModel) -> st.SearchStrategy[tuple[str, st
     )
 
 
+def list_strategy(model: AuthorizationModel) -> st.SearchStrategy[tuple[str, str, str]]:
+    """list_objects questions: every relation of every type, for people."""
+    questions = [
+        (t.name, r, u)
+        for t in model.types.values()
+        if t.name != "user"
+        for r in t.relations
+        for u in [*ids("user"), "user:u9"]
+    ]
+    return st.sampled_from(questions)
+
+
 def case_strategy(model: AuthorizationModel) -> st.SearchStrategy[Case]:
     return st.builds(
         Case,
@@ -213,10 +227,19 @@ def case_strategy(model: AuthorizationModel) -> st.SearchStrategy[Case]:
         st.lists(
             check_strategy(model), min_size=CHECKS_PER_CASE // 2, max_size=CHECKS_PER_CASE
         ).map(tuple),
+        st.lists(list_strategy(model), min_size=1, max_size=LISTS_PER_CASE).map(tuple),
     )
 
 
-def run_openfga(model_text: str, cases: list[Case], ours: list[list[bool]]) -> list[str]:
+@dataclass(frozen=True)
+class Answers:
+    """Our engine's answers to one case."""
+
+    checks: list[bool]
+    lists: list[list[str]]
+
+
+def run_openfga(model_text: str, cases: list[Case], ours: list[Answers]) -> list[str]:
     """Run every case through OpenFGA with our answers as the expectations; the
     disagreements (or errors), described."""
     assert FGA is not None
@@ -231,7 +254,11 @@ def run_openfga(model_text: str, cases: list[Case], ours: list[list[bool]]) -> l
                 ],
                 "check": [
                     {"user": s, "object": o, "assertions": {r: a}}
-                    for (o, r, s), a in zip(case.checks, answers, strict=True)
+                    for (o, r, s), a in zip(case.checks, answers.checks, strict=True)
+                ],
+                "list_objects": [
+                    {"user": u, "type": t, "assertions": {r: found}}
+                    for (t, r, u), found in zip(case.lists, answers.lists, strict=True)
                 ],
             }
         )
@@ -258,14 +285,19 @@ def run_openfga(model_text: str, cases: list[Case], ours: list[list[bool]]) -> l
         pytest.fail(f"fga model test gave no results (rc {proc.returncode}): {proc.stderr}")
     problems = []
     for test, case in zip(results, cases, strict=True):
-        for res in test["check_results"]:
+        for res in test["check_results"] + test["list_objects_results"]:
             if res["test_result"] and res["error"] is None:
                 continue
             req = res["request"]
             tuples = ", ".join(str(t) for t in case.tuples) or "(none)"
             problems.append(
-                f"{test['name']}: check({req['object']}, {req['relation']}, {req['user']}): "
-                f"ours={res['expected']} openfga={res['got']} error={res['error']}; "
+                f"{test['name']}: "
+                + (
+                    f"check({req['object']}, {req['relation']}, {req['user']}): "
+                    if "object" in req
+                    else f"list_objects({req['type']}, {req['relation']}, {req['user']}): "
+                )
+                + f"ours={res['expected']} openfga={res['got']} error={res['error']}; "
                 f"tuples: {tuples}"
             )
     return problems
@@ -273,10 +305,15 @@ def run_openfga(model_text: str, cases: list[Case], ours: list[list[bool]]) -> l
 
 def differential(model_text: str, cases: list[Case]) -> None:
     model = parse_model(model_text)
-    ours = [
-        [Engine(model, MemoryTuples(case.tuples)).check(o, r, s) for (o, r, s) in case.checks]
-        for case in cases
-    ]
+    ours = []
+    for case in cases:
+        engine = Engine(model, MemoryTuples(case.tuples))
+        ours.append(
+            Answers(
+                [engine.check(o, r, s) for (o, r, s) in case.checks],
+                [engine.list_objects(t, r, u) for (t, r, u) in case.lists],
+            )
+        )
     problems = run_openfga(model_text, cases, ours)
     assert not problems, "the engine disagrees with OpenFGA:\n" + "\n".join(problems[:20])
 
