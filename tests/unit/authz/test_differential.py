@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from core.authz.engine import Engine
 from core.authz.model import AuthorizationModel, load_clinic_model, parse_model
 from core.authz.tuples import MemoryTuples, RelationTuple
+from tests.unit.authz.test_model import ERRORS, UNSUPPORTED
 
 FGA = shutil.which("fga", path=str(Path(sys.executable).parent)) or shutil.which("fga")
 BATCHES = max(int(os.environ.get("CARELINE_PROPERTY_EXAMPLES", "300")) // 100, 2)
@@ -427,3 +428,35 @@ TRICKY[TTU_CHAIN] = [
 @pytest.mark.parametrize("text", [CYCLES, EXCLUSION, TTU_CHAIN], ids=["cycles", "exclusion", "ttu"])
 def test_known_tricky_cases_agree_with_openfga(text: str) -> None:
     differential(text, TRICKY[text])
+
+
+def openfga_accepts(text: str) -> bool:
+    """Whether ``fga model validate`` accepts the model."""
+    assert FGA is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.fga"
+        path.write_text(text, encoding="utf-8")
+        proc = subprocess.run(
+            [FGA, "model", "validate", "--file", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "HOME": tmp},
+            check=False,
+        )
+    return proc.returncode == 0 and json.loads(proc.stdout)["is_valid"] is True
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [(text, words) for text, _, words in ERRORS if not words.startswith(UNSUPPORTED)],
+)
+def test_models_the_parser_refuses_openfga_refuses_too(text: str, words: str) -> None:
+    assert not openfga_accepts(text), f"OpenFGA accepts a model refused for {words!r}"
+
+
+@pytest.mark.parametrize("name", [*sorted(MODELS), "clinic"])
+def test_models_the_parser_accepts_openfga_accepts_too(name: str) -> None:
+    text = MODELS.get(name, CLINIC_TEXT)
+    parse_model(text)
+    assert openfga_accepts(text)
