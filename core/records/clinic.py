@@ -15,7 +15,9 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import crdt, set_conflicts
+from core.authz.tuples import RelationTuple
+from core.records import authorize, crdt, relations, set_conflicts
+from core.records.permissions import CLINIC_OBJECT
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -23,6 +25,7 @@ from core.records.duplicates import DuplicatePatientError, find_possible_duplica
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
 from core.records.materialize import hlc_time
 from core.records.models import (
+    CLINICAL_HIDDEN as CLINICAL_HIDDEN,
     PATIENT_EDITABLE,
     Allergy,
     Chart,
@@ -103,6 +106,16 @@ class ClinicRecords:
         self.db = db
         self.actor = actor
         self._kdf_params = kdf_params
+        authorize.install(db)
+
+    def require(self, read: str, patient_id: str | None = None) -> None:
+        """Refuse (audited) a read the signed-in person may not make (permission matrix
+        name, such as ``notes.list``)."""
+        authorize.require(self.db, self.actor, read, patient_id)
+
+    def may(self, permission: str, patient_id: str | None = None) -> bool:
+        """Whether the signed-in person holds ``permission`` on the patient (or clinic)."""
+        return authorize.may(self.db, self.actor, permission, patient_id)
 
     # ----- clinic and users -------------------------------------------------------------
 
@@ -116,6 +129,12 @@ class ClinicRecords:
         with self.db.write(user.username, "clinic.create", "clinic", "clinic") as tx:
             change(tx, self.actor, "clinic", "clinic", self.setter({"name": name}))
             self._insert_user(tx, user, password)
+            # A small clinic's founder is its admin AND a clinician (an explicit role
+            # tuple, which an admin can revoke once the clinic has other clinicians).
+            relations.write_tuple(
+                tx, self.actor, RelationTuple(CLINIC_OBJECT, "clinician", user.id), True
+            )
+            relations.mark_authorized(tx)
         return user
 
     def _insert_user(self, tx: Transaction, user: User, password: str) -> None:
@@ -304,12 +323,17 @@ class ClinicRecords:
             rows = tx.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (patient_id,))
             if not rows:
                 raise NotFoundError(f"no patient with id {patient_id!r}")
-            allergies = tx.query(
-                f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
-                "ORDER BY recorded_at, id",
-                (patient_id,),
+            clinical = authorize.may(tx, self.actor, "view_clinical", patient_id)
+            allergies = (
+                tx.query(
+                    f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
+                    "ORDER BY recorded_at, id",
+                    (patient_id,),
+                )
+                if clinical
+                else []
             )
-        return Chart(_patient(rows[0]), tuple(Allergy(*a) for a in allergies))
+        return Chart(_patient(rows[0]), tuple(Allergy(*a) for a in allergies), clinical)
 
     def count_patients(self) -> int:
         """Number of patients in the clinic."""
@@ -325,6 +349,7 @@ class ClinicRecords:
 
     def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
         """Prefix search over family and given names, MRN and birth date, in name order."""
+        self.require("patients.search")
         query = fts_prefix_query(text)
         if query is None:
             return self.list_patients(limit, offset)
@@ -378,6 +403,7 @@ class ClinicRecords:
 
     def allergies(self, patient_id: str) -> list[Allergy]:
         """A patient's allergies, oldest first."""
+        self.require("allergies.list", patient_id)
         rows = self.db.query(
             f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? ORDER BY recorded_at, id",
             (patient_id,),

@@ -11,7 +11,7 @@ from core.records.errors import ValidationError
 
 SEX_VALUES = ("female", "male", "other", "unknown")
 SEVERITY_VALUES = ("mild", "moderate", "severe", "unknown")
-ROLES = ("admin", "clinician", "front_desk")
+ROLES = ("admin", "clinician", "nurse", "front_desk")
 
 _MRN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,31}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")

@@ -28,10 +28,11 @@ from core.keys.errors import (
 )
 from core.keys.files import exclusive_lock
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys, lock_path_for
-from core.records import unknown
+from core.records import authorize, relations, unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
+from core.records.errors import NotAllowedError as NotAllowedError
 from core.records.models import User
 from core.store.database import DB_FILE_NAME, Database, file_salt, utc_now
 from core.store.errors import StoreError, WrongKeyError
@@ -57,10 +58,6 @@ class WorkstationLockedError(StoreError):
     """An operation needs the clinic database open (or someone signed in), and it is not."""
 
     plain_template = "{detail}"  # the message says it all
-
-
-class NotAllowedError(RecordError):
-    """The signed-in person's role does not allow this operation."""
 
 
 def describe_openers(users: list[str]) -> str:
@@ -208,6 +205,9 @@ class Workstation:
         self._remember_database(chain)
         # After an upgrade: rows of records kept for this (now newer) version are derived.
         unknown.refresh(db)
+        # After an upgrade from a release without authorization: admins who did clinical
+        # work keep doing it (core/records/relations.py upgrade_clinicians).
+        relations.upgrade_clinicians(db)
 
     def _remember_database(self, chain: Keychain) -> None:
         """Record the database's salt in the key file once the file holds one (a new
@@ -454,16 +454,11 @@ class Workstation:
             self.kdf_params,
         )
 
-    def require_admin(self, what: str) -> ClinicRecords:
-        """The signed-in person's records if they are an administrator; ``what`` names the
-        operation in the refusal (e.g. "issue a new recovery key")."""
+    def require(self, action: str) -> ClinicRecords:
+        """The signed-in person's records if the permission matrix lets them do ``action``
+        (``keys.rekey``); NotAllowedError (audited) names who may."""
         records = self.records
-        user = records.user(records.actor)
-        if user is None or user.role != "admin":
-            role = user.role.replace("_", " ") if user else "unknown"
-            raise NotAllowedError(
-                f"only an administrator can {what}; {records.actor!r} is signed in as {role}"
-            )
+        authorize.require(records.db, records.actor, action)
         return records
 
     def reset_password(self, username: str, new_password: str) -> None:
@@ -507,7 +502,7 @@ class Workstation:
     def new_recovery_key(self) -> str:
         """Admin only: replace this workstation's recovery slot; returns the new key, to be
         shown once (the old key stops opening the workstation). Audited."""
-        records = self.require_admin("issue a new recovery key")
+        records = self.require("keys.recovery_replace")
         assert self._keys is not None
         chain = self.keychain()
         # Audited first: if replacing the slot then fails, the old key still works, and the
@@ -519,7 +514,7 @@ class Workstation:
     def rekey(self) -> None:
         """Admin only: re-encrypt the database under a fresh key (crash-safe: the new key is
         staged first). Audited."""
-        records = self.require_admin("re-encrypt the database")
+        records = self.require("keys.rekey")
         assert self._keys is not None
         chain = self.keychain()
         with records.db.write(records.actor, "keys.rekey", "workstation", chain.db_id):

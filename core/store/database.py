@@ -195,12 +195,42 @@ class Transaction:
         return list(self._conn.execute(sql, params).fetchall())
 
 
+class WriteGate(Protocol):
+    """Decides whether a unit of work may happen (installed by the records layer, which
+    knows permissions: core.records.authorize). Called inside the unit's transaction before
+    the change (``after`` False) and, if it returned False (not decided yet: the record the
+    unit concerns does not exist yet), again after it. Raises to refuse."""
+
+    def __call__(
+        self,
+        tx: Transaction,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None,
+        after: bool,
+    ) -> bool:
+        """True once decided (allowed)."""
+        ...
+
+    def refusal(self, exc: BaseException, action: str) -> dict[str, Any] | None:
+        """Audit details when ``exc`` is a refusal by this gate, else None."""
+        ...
+
+
+# The audit action a refusal is recorded as (its details name the action refused).
+REFUSED_ACTION = "action.refused"
+
+
 class Database:
     """An open, unlocked replica store. All writes go through :meth:`write`."""
 
     def __init__(self, path: Path, conn: Any) -> None:
         self.path = path
         self._conn = conn
+        # Set by the records layer (core.store knows nothing of permissions); None: open.
+        self.gate: WriteGate | None = None
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
         self._lock = threading.RLock()
@@ -314,14 +344,24 @@ class Database:
                 else ("BEGIN IMMEDIATE", ("COMMIT",), ("ROLLBACK",))
             )
             conn.execute(begin)
+            gate = self.gate
             try:
-                yield Transaction(conn)
+                tx = Transaction(conn)
+                decided = gate is None or gate(tx, actor, action, entity, entity_id, details, False)
+                yield tx
+                if not decided and gate is not None:
+                    gate(tx, actor, action, entity, entity_id, details, True)
                 self.append_audit(conn, actor, action, entity, entity_id, details)
                 for sql in end:
                     conn.execute(sql)
             except BaseException as exc:
                 self._undo(conn, undo)
                 self._raise_environment_problem(exc)
+                refused = gate.refusal(exc, action) if gate is not None else None
+                if refused is not None and action != REFUSED_ACTION:
+                    # The refusal is part of the audit trail (the refused change is not).
+                    with self.write(actor, REFUSED_ACTION, entity, entity_id, refused):
+                        pass
                 raise
 
     @contextmanager

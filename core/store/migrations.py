@@ -397,9 +397,51 @@ CREATE TABLE refused_elsewhere (
 );
 """
 
+# Authorization (issue #14): relation tuples are records (type ``relation``, derived into
+# ``relations``), and every value a user's role/active or a tuple's ``granted`` register
+# has held on this replica is kept in ``authz_writes`` with its HLC, so a remote op is
+# judged against the permissions as of its own time (core/records/remote_authz.py).
+_V10 = """
+CREATE TABLE relations (
+    id TEXT PRIMARY KEY,
+    object TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    granted INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    updated_at TEXT
+);
+CREATE INDEX relations_object ON relations (object, relation);
+CREATE TABLE authz_writes (
+    write_id TEXT PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT,
+    hlc TEXT NOT NULL
+);
+CREATE INDEX authz_writes_record ON authz_writes (record_id, field, hlc);
+-- The schema's fourth role: a users table that accepts ``nurse`` (the same rebuild as the
+-- staff branch's V9, harmless when that ran first).
+CREATE TABLE users_v10 (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'nurse', 'front_desk')),
+    verifier TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+INSERT INTO users_v10 (id, username, full_name, role, verifier, active, created_at, updated_at)
+    SELECT id, username, full_name, role, verifier, active, created_at, updated_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_v10 RENAME TO users;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
+    (10, _V10),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 
