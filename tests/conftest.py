@@ -47,15 +47,21 @@ def _any_author(op: object, trust: object) -> None:
     return None
 
 
+# In-process tests written before authorization act as whoever they like (a test clinic's
+# admin writes notes, made-up authors sync): permission checks (the write gate, read checks
+# and remote-apply authorization, core/records/authorize.py) are off in this process,
+# module-scoped fixtures included. Tests marked ``strict_authz`` turn them on, and every
+# test that runs real processes (the CLI, the app's worker, the server) enforces exactly as
+# a clinic does.
+authorize.ENFORCING = False
+
+
 @pytest.fixture(autouse=True)
 def any_permission(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process tests written before authorization act as whoever they like (a test
-    clinic's admin writes notes, made-up authors sync): permission checks (the write gate,
-    read checks and remote-apply authorization, core/records/authorize.py) are off for
-    them. Tests marked ``strict_authz``, and every test that runs real processes (the CLI,
-    the server), enforce exactly as a clinic does."""
-    if request.node.get_closest_marker("strict_authz") is None:
-        monkeypatch.setattr(authorize, "ENFORCING", False)
+    """``strict_authz`` tests enforce permissions in-process (see ``authorize.ENFORCING``
+    above)."""
+    if request.node.get_closest_marker("strict_authz") is not None:
+        monkeypatch.setattr(authorize, "ENFORCING", True)
 
 
 @pytest.fixture

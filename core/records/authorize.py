@@ -24,8 +24,7 @@ from typing import Any
 from core.authz.engine import Engine
 from core.authz.model import AuthorizationModel, load_clinic_model
 from core.records.errors import NotAllowedError
-from core.records.permissions import CLINIC_OBJECT, Rule, field_permission, rule_for, WHO
-from core.records.permissions import UnknownActionError
+from core.records.permissions import CLINIC_OBJECT, WHO, Rule, field_permission, rule_for
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, StoreTuples
 from core.records.types import RECORD_TYPES
 from core.store.database import Database, Transaction
@@ -63,8 +62,10 @@ def patient_of(
     their chart, or the one named in its details; None if not (yet) known."""
     if entity == "patient":
         return entity_id
-    if entity == "relation" and details and str(details.get("object", "")).startswith(
-        PATIENT_PREFIX
+    if (
+        entity == "relation"
+        and details
+        and str(details.get("object", "")).startswith(PATIENT_PREFIX)
     ):
         return str(details["object"])[len(PATIENT_PREFIX) :]
     rtype = RECORD_TYPES.get(entity)
@@ -129,10 +130,7 @@ class Gate:
         NotAllowedError."""
         if not ENFORCING:
             return True
-        try:
-            rule = _rule(action, entity, details)
-        except UnknownActionError as exc:
-            raise NotAllowedError(str(exc)) from None
+        rule = _rule(action, entity, details)  # UnknownActionError: not in the matrix
         if rule is None:
             return True
         obj = _object(tx, rule, entity, entity_id, details)
@@ -174,7 +172,9 @@ def require(db: Database, actor: str, read: str, patient_id: str | None = None) 
     if allowed(db, actor, rule.permission, obj):
         return
     message = rule.refusal()
-    entity, entity_id = ("patient", str(patient_id)) if rule.on == "patient" else ("clinic", "clinic")
+    entity, entity_id = (
+        ("patient", str(patient_id)) if rule.on == "patient" else ("clinic", "clinic")
+    )
     with db.write(actor, REFUSED, entity, entity_id, {"action": read, "reason": message}):
         pass
     raise NotAllowedError(message)

@@ -14,10 +14,9 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
 from core.authz.tuples import RelationTuple
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
 from core.records import authorize, crdt, relations, set_conflicts
-from core.records.permissions import CLINIC_OBJECT
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -26,6 +25,8 @@ from core.records.errors import AuthenticationError, NotFoundError, ValidationEr
 from core.records.materialize import hlc_time
 from core.records.models import (
     CLINICAL_HIDDEN as CLINICAL_HIDDEN,
+)
+from core.records.models import (
     PATIENT_EDITABLE,
     Allergy,
     Chart,
@@ -39,6 +40,7 @@ from core.records.models import (
     User,
     item_label,
 )
+from core.records.permissions import CLINIC_OBJECT
 from core.records.spec import ListSpec
 from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
 from core.store.database import Database, Row, Transaction, utc_now

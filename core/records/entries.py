@@ -28,6 +28,7 @@ _LIST_READS = {
     "appointment": "schedule.view",
 }
 
+
 class ClinicalEntries:
     """Operations on the chart's other records, as the signed-in person."""
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.records.errors import NotAllowedError
+
 CLINIC_OBJECT = "clinic:clinic"
 ROLES = ("admin", "clinician", "nurse", "front_desk")
 
 # Who holds each permission, as a refusal names them ("Only <who> can <what>").
 WHO = {
+    "member": "clinic staff",
     "view_demographics": "clinic staff",
     "register_patient": "clinic staff",
     "edit_demographics": "front desk staff, or a nurse or clinician with access to the chart",
@@ -98,12 +101,12 @@ ACTIONS: dict[str, Rule | None] = {
     "medications.add": _p("prescribe", "start a medication"),
     "medications.remove": _p("prescribe", "stop a medication"),
     # Schedule
-    "appointment.create": _p("schedule", "book an appointment"),
-    "appointment.move": _p("schedule", "move an appointment"),
-    "appointment.status": _p("schedule", "check a patient in or change an appointment"),
-    "appointment.cancel": _p("schedule", "cancel an appointment"),
-    "appointment.update": _p("schedule", "change an appointment"),
-    "appointment.delete": _p("schedule", "delete an appointment"),
+    "appointment.create": _c("schedule", "book an appointment"),
+    "appointment.move": _c("schedule", "move an appointment"),
+    "appointment.status": _c("schedule", "check a patient in or change an appointment"),
+    "appointment.cancel": _c("schedule", "cancel an appointment"),
+    "appointment.update": _c("schedule", "change an appointment"),
+    "appointment.delete": _c("schedule", "delete an appointment"),
     # Access to a chart (relation tuples on a patient) and staff roles (on the clinic):
     # decided by the tuple's object (core/records/relations.py).
     "access.grant": _p("manage_access", "change who may see a chart"),
@@ -127,7 +130,7 @@ ACTIONS: dict[str, Rule | None] = {
     "break_glass.review": _c("review_audit", "review break-glass openings"),
     # The conflict inbox lists values of any record: clinic staff see it; resolving one
     # needs the permission of the record's type and field (conflict_rule below).
-    "conflicts.view": _c("view_demographics", "see the conflict inbox"),
+    "conflicts.view": _c("member", "see the conflict inbox"),
     # A person's own password (anyone else's: user.reset_password) and session.
     "user.password_change": None,
     "user.sign_in": None,
@@ -154,7 +157,7 @@ ACTIONS: dict[str, Rule | None] = {
 # Reads of clinical data (named like actions; core/records read methods check them).
 READS: dict[str, Rule] = {
     "chart.open": _p("view_demographics", "open a chart"),
-    "patients.search": _c("view_demographics", "search patients"),
+    "patients.search": _c("member", "search patients"),
     "allergies.list": _p("view_clinical", "see a patient's allergies"),
     "notes.list": _p("view_clinical", "read a patient's notes"),
     "vitals.list": _p("view_clinical", "see a patient's vital signs"),
@@ -171,7 +174,7 @@ READS: dict[str, Rule] = {
 MATRIX: dict[str, Rule | None] = {**ACTIONS, **READS}
 
 
-class UnknownActionError(LookupError):
+class UnknownActionError(NotAllowedError):
     """An action the matrix does not list: refused, so a new action cannot slip past."""
 
 
@@ -209,10 +212,9 @@ OP_FIELDS: dict[str, dict[str, str]] = {
     "observation": {"*": "record_vitals"},
     "encounter": {"*": "manage_visit"},
     "attachment": {"*": "write_note"},
-    "appointment": {"*": "schedule"},
 }
 # Types on the clinic: needs this permission on clinic:clinic.
-OP_CLINIC = {"user": "manage_staff", "clinic": "manage_staff"}
+OP_CLINIC = {"user": "manage_staff", "clinic": "manage_staff", "appointment": "schedule"}
 
 
 def field_permission(type_name: str, field: str) -> tuple[str, str] | None:

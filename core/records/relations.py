@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from core.records.clinic import ClinicRecords
 
 USER_PREFIX = "user:"
+WILDCARD = "user:*"  # every user (``restricted`` is written with it)
 PATIENT_PREFIX = "patient:"
 PATIENT_RELATIONS = ("care_team", "restricted")
 
@@ -136,7 +137,10 @@ def explicit_tuples(db: Database | Transaction, object_: str | None = None) -> l
     if object_ is not None:
         sql += " AND object = ?"
         params = (object_,)
-    return [RelationTuple(str(o), str(r), str(s)) for o, r, s in db.query(sql + " ORDER BY 1, 2, 3", params)]
+    return [
+        RelationTuple(str(o), str(r), str(s))
+        for o, r, s in db.query(sql + " ORDER BY 1, 2, 3", params)
+    ]
 
 
 def _has_table(db: Database | Transaction, name: str) -> bool:
@@ -180,16 +184,20 @@ class StoreTuples:
     def _keep(self, subjects: Iterable[str]) -> list[str]:
         active = self.active_users()
         return [
-            s for s in subjects if not s.startswith(USER_PREFIX) or s[len(USER_PREFIX):] in active
+            s
+            for s in subjects
+            if s == WILDCARD or not s.startswith(USER_PREFIX) or s[len(USER_PREFIX) :] in active
         ]
 
-    def read(self, object: str, relation: str) -> Iterable[str]:  # noqa: A002 (contract name)
+    def read(self, object: str, relation: str) -> Iterable[str]:
         """Subjects of ``object#relation``."""
         found: list[str] = []
         if object == CLINIC_OBJECT and relation in ROLES:
-            found += [USER_PREFIX + u for u, role in self.active_users().items() if role == relation]
+            found += [
+                USER_PREFIX + u for u, role in self.active_users().items() if role == relation
+            ]
         elif object.startswith(PATIENT_PREFIX):
-            patient_id = object[len(PATIENT_PREFIX):]
+            patient_id = object[len(PATIENT_PREFIX) :]
             if relation == "clinic":
                 return [CLINIC_OBJECT]
             if relation == "break_glass":

@@ -40,7 +40,7 @@ from core.authz.tuples import MemoryTuples, RelationTuple
 from core.records import authorize, crdt
 from core.records.crdt import RecordDoc
 from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
-from core.records.relations import PATIENT_PREFIX, USER_PREFIX
+from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
 from core.store.oplog import Op
@@ -131,7 +131,11 @@ class History:
             if not all(isinstance(p, str) and p for p in parts):
                 continue
             obj, rel, sub = (str(p) for p in parts)
-            if sub.startswith(USER_PREFIX) and sub[len(USER_PREFIX) :] not in active:
+            if (
+                sub != WILDCARD
+                and sub.startswith(USER_PREFIX)
+                and sub[len(USER_PREFIX) :] not in active
+            ):
                 continue
             found.append(RelationTuple(obj, rel, sub))
         return found
@@ -158,7 +162,9 @@ def load_history(db: Database | Transaction) -> History:
     ):
         kind = types.get(str(rid))
         if kind is not None:
-            history.add(str(rid), kind, str(fld), Write(str(hlc), str(wid), json.loads(value)), False)
+            history.add(
+                str(rid), kind, str(fld), Write(str(hlc), str(wid), json.loads(value)), False
+            )
     for rid, state in db.query(
         "SELECT id, state FROM record_states WHERE type IN ('user', 'relation')"
     ):
@@ -200,7 +206,9 @@ def summary(doc: RecordDoc) -> Summary:
 
 def changed_fields(before: Summary, after: Summary) -> list[str]:
     """Field and list names whose content the op changed."""
-    names = {k.split(":", 1)[1] for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    names = {
+        k.split(":", 1)[1] for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+    }
     return sorted(names)
 
 
@@ -211,9 +219,7 @@ class RemotePermissions:
     history: History
     break_glass: Any = None  # callable (patient_id, username, hlc) -> bool, when known
 
-    def problem(
-        self, op: Op, type_name: str, before: Summary, doc: RecordDoc
-    ) -> str | None:
+    def problem(self, op: Op, type_name: str, before: Summary, doc: RecordDoc) -> str | None:
         """Why ``op`` (already applied to ``doc``) may not be made by its author, or None."""
         fields = changed_fields(before, summary(doc))
         if not fields:

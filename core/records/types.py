@@ -317,7 +317,15 @@ AUTHZ_HISTORY: dict[str, tuple[str, ...]] = {
 RECORD_TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (
-        PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC, RELATION
+        PATIENT,
+        USER,
+        NOTE,
+        APPOINTMENT,
+        ENCOUNTER,
+        OBSERVATION,
+        ATTACHMENT,
+        CLINIC,
+        RELATION,
     )
 }
 SYSTEM_REGISTERS = ("created_at", "deleted")

@@ -31,7 +31,7 @@ from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys, lock_p
 from core.records import authorize, relations, unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
-from core.records.errors import AuthenticationError, NotFoundError, RecordError, StaleSlotError
+from core.records.errors import AuthenticationError, NotFoundError, StaleSlotError
 from core.records.errors import NotAllowedError as NotAllowedError
 from core.records.models import User
 from core.store.database import DB_FILE_NAME, Database, file_salt, utc_now

@@ -231,6 +231,7 @@ class Database:
         self._conn = conn
         # Set by the records layer (core.store knows nothing of permissions); None: open.
         self.gate: WriteGate | None = None
+        self._refusals: list[tuple[str, str, str, dict[str, Any]]] = []  # inside a batch
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
         self._lock = threading.RLock()
@@ -359,10 +360,19 @@ class Database:
                 self._raise_environment_problem(exc)
                 refused = gate.refusal(exc, action) if gate is not None else None
                 if refused is not None and action != REFUSED_ACTION:
-                    # The refusal is part of the audit trail (the refused change is not).
-                    with self.write(actor, REFUSED_ACTION, entity, entity_id, refused):
-                        pass
+                    # The refusal is part of the audit trail (the refused change is not);
+                    # inside a batch, once the batch has been rolled back.
+                    if self._batch_depth:
+                        self._refusals.append((actor, entity, entity_id, refused))
+                    else:
+                        self._audit_refusal(actor, entity, entity_id, refused)
                 raise
+
+    def _audit_refusal(
+        self, actor: str, entity: str, entity_id: str, details: dict[str, Any]
+    ) -> None:
+        with self.write(actor, REFUSED_ACTION, entity, entity_id, details):
+            pass
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -390,6 +400,9 @@ class Database:
                 raise
             finally:
                 self._batch_depth = 0
+                refusals, self._refusals = self._refusals, []
+                for refusal in refusals:
+                    self._audit_refusal(*refusal)
 
     @staticmethod
     def _undo(conn: Any, statements: tuple[str, ...]) -> None:
