@@ -136,7 +136,6 @@ class ClinicRecords:
             relations.write_tuple(
                 tx, self.actor, RelationTuple(CLINIC_OBJECT, "clinician", user.id), True
             )
-            relations.mark_authorized(tx)
         return user
 
     def _insert_user(self, tx: Transaction, user: User, password: str) -> None:

@@ -151,7 +151,31 @@ ACTIONS: dict[str, Rule | None] = {
     "device.signing": None,
     "oplog.sign": None,
     "action.refused": None,
-    "authz.upgrade": None,
+    "sync.clock_offset": None,
+    "sync.refused": None,
+    # Device identity, enrollment, pairing and the server's own records: the device's or
+    # the server's bookkeeping (enrollment codes and pairing codes are their own proof).
+    # Not yet gated by role: README "Authorization" says so.
+    "device.enroll": None,
+    "device.certify": None,
+    "device.revoke": None,
+    "device.revocations": None,
+    "enroll_code.issue": None,
+    "lan.identity.save": None,
+    "lan.ca.create": None,
+    "lan.identity.bind": None,
+    "lan.device.revoke": None,
+    "lan.pair.code": None,
+    "lan.pair.redeem": None,
+    "key.store": None,
+    "key.promote": None,
+    "server.identity": None,
+    "server.trust": None,
+    "oplog.vouch": None,
+    "audit.anchor": None,
+    "audit.anchor_refused": None,
+    "attachment.read": None,
+    "attachment.upload": None,
 }
 
 # Reads of clinical data (named like actions; core/records read methods check them).

@@ -216,26 +216,25 @@ class StoreTuples:
 
 # ----- clinics from releases without authorization -----------------------------------
 
-UPGRADE_KEY = "authz_upgrade"  # meta: set once this replica has authorization
-CLINICAL_TYPES = ("note", "observation", "encounter")
+CLINICAL_TYPES = ("patient", "note", "observation", "encounter", "attachment")
 SINCE_START = "0"  # sorts before every HLC: "from the clinic's start"
-
-
-def mark_authorized(tx: Transaction) -> None:
-    """Record that this replica was set up (or upgraded) with authorization."""
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        (UPGRADE_KEY, utc_now()),
-    )
+_AUTHORED_ON_CHARTS = (
+    "SELECT 1 FROM notes WHERE author = ? LIMIT 1",
+    "SELECT 1 FROM allergies WHERE recorded_by = ? LIMIT 1",
+    "SELECT 1 FROM encounters WHERE clinician = ? OR closed_by = ? LIMIT 1",
+)
 
 
 def upgrade_clinicians(db: Database) -> list[str]:
-    """Once, on a replica made by a release without authorization: every active admin who
-    authored clinical records (notes, vitals, visits) is granted clinician, counting from
-    the clinic's start (``since``), so their past work stays authorized on every replica
-    and they keep doing it. Other admins are admins only. Each grant is authored by the
-    admin it is for (an admin holds manage_staff). Returns the names granted."""
-    if db.query("SELECT 1 FROM meta WHERE key = ?", (UPGRADE_KEY,)):
+    """On a replica of a clinic made by a release without authorization (it holds no
+    ``relation`` record at all, while ``careline init`` now writes one): every active admin
+    who authored chart records (patients, notes, vitals, visits) is granted clinician, counting
+    from the clinic's start (``since``), so their past work stays authorized on every
+    replica and they keep doing it. Other admins are admins only. Each grant is authored by
+    the admin it is for (an admin holds manage_staff). Run at every open: replicas that
+    upgrade separately grant the same tuples (one record each, no conflict); once any
+    relation record is held, never again. Returns the names granted."""
+    if db.query("SELECT 1 FROM record_states WHERE type = 'relation' LIMIT 1"):
         return []
     granted: list[str] = []
     admins = [str(r[0]) for r in db.query(
@@ -246,6 +245,8 @@ def upgrade_clinicians(db: Database) -> list[str]:
         did = db.query(
             f"SELECT 1 FROM oplog WHERE author = ? AND record_type IN ({marks}) LIMIT 1",
             (name, *CLINICAL_TYPES),
+        ) or any(  # a replica bootstrapped from a snapshot holds no old ops: the charts say
+            db.query(sql, (name,) * sql.count("?")) for sql in _AUTHORED_ON_CHARTS
         )
         if not did:
             continue
@@ -255,6 +256,4 @@ def upgrade_clinicians(db: Database) -> list[str]:
         with db.write(name, "role.grant", "relation", relation_id(t), details) as tx:
             write_tuple(tx, name, t, True, since=SINCE_START)
         granted.append(name)
-    with db.write("upgrade", "authz.upgrade", "meta", UPGRADE_KEY, {"clinicians": granted}) as tx:
-        mark_authorized(tx)
     return granted
