@@ -156,8 +156,10 @@ GATE = Gate()
 
 
 def install(db: Database) -> None:
-    """Make every unit of work on ``db`` pass the gate (idempotent)."""
-    db.gate = GATE
+    """Make every unit of work on ``db`` pass the gate (idempotent; not on the server's
+    own stores, ``Database.operator``)."""
+    if not db.operator:
+        db.gate = GATE
 
 
 def require(db: Database, actor: str, read: str, patient_id: str | None = None) -> None:

@@ -167,6 +167,7 @@ ACTIONS: dict[str, Rule | None] = {
     "lan.device.revoke": None,
     "lan.pair.code": None,
     "lan.pair.redeem": None,
+    "lan.device.issue": None,
     "key.store": None,
     "key.promote": None,
     "server.identity": None,

@@ -231,6 +231,9 @@ class Database:
         self._conn = conn
         # Set by the records layer (core.store knows nothing of permissions); None: open.
         self.gate: WriteGate | None = None
+        # True for the clinic server's own stores: its admin CLI is the operator's, and its
+        # bookkeeping nobody's, so no gate is installed (remote apply is still checked).
+        self.operator = False
         self._refusals: list[tuple[str, str, str, dict[str, Any]]] = []  # inside a batch
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
