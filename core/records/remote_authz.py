@@ -192,13 +192,16 @@ Summary = dict[str, Any]
 def summary(doc: RecordDoc) -> Summary:
     """What of a document an op can change, per field (compared before and after)."""
     out: Summary = {}
-    for fld, entries in crdt.all_live(doc).items():
-        out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
-    for fld, elements in crdt.all_elements(doc).items():
+    # Only roots that exist are read: reading one creates it, changing the document.
+    roots = crdt.root_names(doc)
+    if "r" in roots:
+        for fld, entries in crdt.all_live(doc).items():
+            out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
+    for fld, elements in crdt.all_elements(doc, roots=roots).items():
         out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
-    for fld, changes in crdt.all_history(doc).items():
+    for fld, changes in crdt.all_history(doc, roots=roots).items():
         out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
-    for root in crdt.root_names(doc):
+    for root in roots:
         if root.startswith("t:"):
             out[root] = str(crdt.text(doc, root[2:]))
     return out
@@ -234,7 +237,10 @@ class RemotePermissions:
             if found is None:
                 return None  # a type the matrix does not govern (a newer version's)
             permission, on = found
-            needed.add((permission, self._object(type_name, on, op, doc)))
+            obj = self._object(type_name, on, op, doc)
+            if type_name == "relation" and obj == CLINIC_OBJECT:
+                permission = "manage_staff"  # a role, not access to a chart
+            needed.add((permission, obj))
         tuples = self.history.tuples_at(op.hlc)
         for permission, obj in sorted(needed):
             if obj.startswith(PATIENT_PREFIX):
