@@ -115,6 +115,13 @@ class ClinicRecords:
         name, such as ``notes.list``)."""
         authorize.require(self.db, self.actor, read, patient_id)
 
+    def permitted(self, patient_id: str) -> frozenset[str]:
+        """Every permission the signed-in person holds on the patient's chart (``{"*"}``
+        while permissions are not enforced): what the screens enable."""
+        if not authorize.ENFORCING:
+            return frozenset({"*"})
+        return authorize.permitted(self.db, self.actor, f"patient:{patient_id}")
+
     def may(self, permission: str, patient_id: str | None = None) -> bool:
         """Whether the signed-in person holds ``permission`` on the patient (or clinic)."""
         return authorize.may(self.db, self.actor, permission, patient_id)
