@@ -12,7 +12,10 @@ against OpenFGA's own engine holds it to that, tests/unit/authz/test_differentia
   operand is "not allowed";
 - tuple-to-userset (``viewer from parent``) follows only the direct tuples of the tupleset
   relation, and skips parents whose type lacks the computed relation;
-- ``check(object, relation, object#relation)`` is true (a userset contains itself).
+- ``check(object, relation, object#relation)`` is true (a userset contains itself);
+- a relation that no subject of the asked subject's type can ever reach, judged from the
+  model alone, is "not allowed" without reading a tuple (OpenFGA's ``PathExists`` pruning, at
+  every step; this also means a cycle there is never met, which matters under ``but not``).
 
 Each call memoizes the sub-answers that did not depend on a cycle, so a check over the clinic
 schema reads each tuple list at most once.
@@ -27,6 +30,7 @@ from .errors import StaleReplicaError, UnknownRelationError
 from .model import (
     AuthorizationModel,
     ComputedUserset,
+    Exclusion,
     Intersection,
     RelationDef,
     Rewrite,
@@ -77,6 +81,24 @@ class Engine:
     def __init__(self, model: AuthorizationModel, tuples: TupleReader) -> None:
         self.model = model
         self.tuples = tuples
+        self.reaching = subject_kinds(model)
+        # The kinds of direct subject each relation accepts: "user", "user:*", "group#member".
+        self.accepts = {
+            (t.name, r.name): frozenset(str(x) for x in r.directly_related)
+            for t in model.types.values()
+            for r in t.relations.values()
+        }
+        self._recursive: dict[str, frozenset[tuple[str, str]]] = {}
+
+    def recursive_relations(self, subject_type: str) -> frozenset[tuple[str, str]]:
+        """The relations OpenFGA resolves for a ``subject_type`` subject with its recursive
+        strategy (memoized per subject type; see :func:`recursive_relations`)."""
+        found = self._recursive.get(subject_type)
+        if found is None:
+            found = self._recursive[subject_type] = recursive_relations(
+                self.model, self.reaching, subject_type
+            )
+        return found
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -220,6 +242,153 @@ class Engine:
         )
 
 
+def subject_kinds(model: AuthorizationModel) -> dict[tuple[str, str], frozenset[str]]:
+    """For each ``type#relation``, the kinds of subject that could ever hold it, whatever the
+    tuples: ``user`` (an object of that type), ``user:*`` (its wildcard) and usersets
+    ``group#member`` (including the relation itself, which holds itself).
+
+    This is reachability in the model's graph, as OpenFGA's ``PathExists`` computes it: every
+    operand of a rewrite counts, the subtracted one too.
+    """
+    kinds: dict[tuple[str, str], set[str]] = {
+        (t.name, r): {f"{t.name}#{r}"} for t in model.types.values() for r in t.relations
+    }
+
+    def gather(type_name: str, rel: RelationDef, rw: Rewrite, out: set[str]) -> None:
+        if isinstance(rw, This):
+            for r in rel.directly_related:
+                if r.relation is not None:
+                    out.add(f"{r.type}#{r.relation}")
+                    out |= kinds[(r.type, r.relation)]
+                else:
+                    out.add(f"{r.type}:*" if r.wildcard else r.type)
+        elif isinstance(rw, ComputedUserset):
+            out |= kinds[(type_name, rw.relation)]
+        elif isinstance(rw, TupleToUserset):
+            tupleset = model.relation(type_name, rw.tupleset)
+            for r in tupleset.directly_related if tupleset else ():
+                if (r.type, rw.computed) in kinds:
+                    out |= kinds[(r.type, rw.computed)]
+        elif isinstance(rw, Union | Intersection):
+            for child in rw.children:
+                gather(type_name, rel, child, out)
+        else:
+            gather(type_name, rel, rw.base, out)
+            gather(type_name, rel, rw.subtract, out)
+
+    changed = True
+    while changed:  # a fixed point: relations may reach each other in a cycle
+        changed = False
+        for t in model.types.values():
+            for rel in t.relations.values():
+                out = kinds[(t.name, rel.name)]
+                before = len(out)
+                gather(t.name, rel, rel.rewrite, out)
+                changed = changed or len(out) != before
+    return {key: frozenset(value) for key, value in kinds.items()}
+
+
+def _edges(model: AuthorizationModel, type_name: str, rw: Rewrite) -> list[tuple[str, str, bool]]:
+    """The relations ``rw`` leads to: ``(type, relation, through_tuples)``, where
+    ``through_tuples`` marks a userset restriction or tuple-to-userset (not a computed one)."""
+    rel_of = model.types[type_name].relations
+    out: list[tuple[str, str, bool]] = []
+    if isinstance(rw, ComputedUserset):
+        out.append((type_name, rw.relation, False))
+    elif isinstance(rw, TupleToUserset):
+        for r in rel_of[rw.tupleset].directly_related:
+            if model.relation(r.type, rw.computed) is not None:
+                out.append((r.type, rw.computed, True))
+    elif isinstance(rw, Union | Intersection):
+        for child in rw.children:
+            out += _edges(model, type_name, child)
+    elif isinstance(rw, Exclusion):
+        out += _edges(model, type_name, rw.base) + _edges(model, type_name, rw.subtract)
+    return out
+
+
+def recursive_relations(
+    model: AuthorizationModel,
+    reaching: Mapping[tuple[str, str], frozenset[str]],
+    subject_type: str,
+) -> frozenset[tuple[str, str]]:
+    """The relations OpenFGA answers, for a subject of ``subject_type``, with its recursive
+    strategy (a breadth-first walk that meets no "cycle"), rather than its default one.
+
+    OpenFGA uses it when a relation refers to itself through a userset
+    (``define member: [user, group#member]``), is in no cycle with other relations, and
+    reaches the subject's type in one step by every other way. A cycle of tuples met there
+    is then simply "not allowed", with no cycle reported upwards: under ``but not`` this is
+    the difference between allowed and not.
+    """
+    kinds = {subject_type, f"{subject_type}:*"}
+    nodes = [(t.name, r) for t in model.types.values() for r in t.relations]
+
+    def edges(node: tuple[str, str]) -> list[tuple[str, str, bool]]:
+        rel = model.types[node[0]].relations[node[1]]
+        out = [(r.type, r.relation, True) for r in rel.directly_related if r.relation]
+        return out + _edges(model, node[0], rel.rewrite)
+
+    graph = {node: edges(node) for node in nodes}
+    reach: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for node in nodes:  # plain reachability between relations, for "in a cycle with others"
+        seen: set[tuple[str, str]] = set()
+        stack = [node]
+        while stack:
+            for t, r, _ in graph[stack.pop()]:
+                if (t, r) not in seen:
+                    seen.add((t, r))
+                    stack.append((t, r))
+        reach[node] = seen
+
+    found = set()
+    for node in nodes:
+        if kinds.isdisjoint(reaching[node]):
+            continue
+        # A self-referring userset restriction ([group#member] on group#member). OpenFGA
+        # has a recursive strategy for tuple-to-userset too, but its planner starts from
+        # the default one there, and that is what it answers with (the differential test).
+        rel = model.types[node[0]].relations[node[1]]
+        if not rel.allows(node[0], node[1], wildcard=False):
+            continue
+        if any(node in reach[other] for other in reach[node] if other != node):
+            continue  # in a cycle with another relation: OpenFGA's default strategy
+        # Every other way must reach the subject's type in one step: no userset or
+        # tuple-to-userset that leads to it, directly or through computed relations.
+        if all(
+            not through or kinds.isdisjoint(reaching[(t, r)])
+            for t, r, through in _all_edges(graph, node)
+            if (t, r) != node
+        ):
+            found.add(node)
+    return frozenset(found)
+
+
+def _all_edges(
+    graph: Mapping[tuple[str, str], list[tuple[str, str, bool]]], node: tuple[str, str]
+) -> list[tuple[str, str, bool]]:
+    """The edges of ``node`` and of the relations it reaches through computed ones only."""
+    out: list[tuple[str, str, bool]] = []
+    seen = {node}
+    stack = [node]
+    while stack:
+        for t, r, through in graph[stack.pop()]:
+            out.append((t, r, through))
+            if not through and (t, r) not in seen:
+                seen.add((t, r))
+                stack.append((t, r))
+    return out
+
+
+def subject_kind(subject: str) -> str:
+    """What kind of subject a tuple names: ``user``, ``user:*`` or ``group#member``."""
+    obj, _, rel = subject.partition("#")
+    type_name, _, ident = obj.partition(":")
+    if rel:
+        return subject if ident == "*" else f"{type_name}#{rel}"
+    return f"{type_name}:*" if ident == "*" else type_name
+
+
 def _valid_direct(tuples: TupleReader, obj: str, rel: RelationDef) -> list[str]:
     """The subjects of ``obj#rel`` that fit its type restrictions (others are ignored)."""
     out = []
@@ -257,8 +426,21 @@ class _Check:
         self.tuples = engine.tuples
         self.subject = subject
         self.subject_type = subject.partition(":")[0]
+        s_rel = subject.partition("#")[2]
+        # The kinds of subject node the asked subject is, for the reachability pruning.
+        self.subject_kinds = (
+            {f"{self.subject_type}#{s_rel}"}
+            if s_rel
+            else {self.subject_type, f"{self.subject_type}:*"}
+        )
+        self.reaching = engine.reaching
+        self.accepts = engine.accepts
+        self.kind = subject_kind(subject)
+        # Where OpenFGA walks recursively, a cycle is plain "not allowed" (see
+        # recursive_relations); usersets always get the default strategy.
+        self.recursive = frozenset() if s_rel else engine.recursive_relations(self.subject_type)
         self.memo: dict[tuple[str, str], bool] = {}
-        self.reads: dict[tuple[str, str], list[str]] = {}
+        self.reads: dict[tuple[str, str], tuple[str, ...]] = {}
         # Bumped whenever a cycle is met; an answer reached while it moved depended on the
         # path it was asked from, so it is not memoized.
         self.cycles = 0
@@ -270,11 +452,12 @@ class _Check:
             return (cached, False)
         if key in visited:
             self.cycles += 1
-            return _CYCLE
+            return _DENIED if (obj.partition(":")[0], relation) in self.recursive else _CYCLE
         if self.subject == f"{obj}#{relation}":
             return _ALLOWED
-        rel = self.model.relation(obj.partition(":")[0], relation)
-        if rel is None:
+        type_name = obj.partition(":")[0]
+        rel = self.model.relation(type_name, relation)
+        if rel is None or self.subject_kinds.isdisjoint(self.reaching[(type_name, relation)]):
             return _DENIED
         before = self.cycles
         result = self.rewrite(obj, rel, rel.rewrite, visited | {key})
@@ -282,11 +465,12 @@ class _Check:
             self.memo[key] = result[0]
         return result
 
-    def direct(self, obj: str, rel: RelationDef) -> list[str]:
-        key = (obj, rel.name)
+    def read(self, obj: str, relation: str) -> tuple[str, ...]:
+        """The subjects of ``obj#relation``, read once per question."""
+        key = (obj, relation)
         subjects = self.reads.get(key)
         if subjects is None:
-            subjects = self.reads[key] = _valid_direct(self.tuples, obj, rel)
+            subjects = self.reads[key] = tuple(self.tuples.read(obj, relation))
         return subjects
 
     def rewrite(
@@ -327,18 +511,20 @@ class _Check:
         return _DENIED if sub else _ALLOWED
 
     def this(self, obj: str, rel: RelationDef, visited: frozenset[tuple[str, str]]) -> _Result:
-        subjects = self.direct(obj, rel)
-        if self.subject in subjects:
+        # Only subjects that fit the relation's type restrictions count, as in OpenFGA.
+        accepts = self.accepts[(obj.partition(":")[0], rel.name)]
+        subjects = self.read(obj, rel.name)
+        if self.kind in accepts and self.subject in subjects:
             return _ALLOWED
-        cycle = False
         usersets = []
         for s in subjects:
-            s_obj, _, s_rel = s.partition("#")
-            if s_rel:
-                usersets.append((s_obj, s_rel))
-            elif s_obj.endswith(":*") and s_obj[:-2] == self.subject_type:
+            if "#" in s:
+                if subject_kind(s) in accepts:
+                    usersets.append(s.partition("#"))
+            elif s.endswith(":*") and s in accepts and s[:-2] == self.subject_type:
                 return _ALLOWED
-        for s_obj, s_rel in usersets:
+        cycle = False
+        for s_obj, _, s_rel in usersets:
             allowed, child_cycle = self.resolve(s_obj, s_rel, visited)
             if allowed:
                 return _ALLOWED
@@ -348,12 +534,18 @@ class _Check:
     def tuple_to_userset(
         self, obj: str, rw: TupleToUserset, visited: frozenset[tuple[str, str]]
     ) -> _Result:
-        tupleset = self.model.relation(obj.partition(":")[0], rw.tupleset)
-        if tupleset is None:
-            return _DENIED
+        # Only plain objects of the tupleset's types are followed, and only to types that
+        # define the computed relation.
+        accepts = self.accepts[(obj.partition(":")[0], rw.tupleset)]
         cycle = False
-        for parent in self.direct(obj, tupleset):
-            if "#" in parent or self.model.relation(parent.partition(":")[0], rw.computed) is None:
+        for parent in self.read(obj, rw.tupleset):
+            parent_type = parent.partition(":")[0]
+            if (
+                "#" in parent
+                or parent.endswith(":*")
+                or parent_type not in accepts
+                or self.model.relation(parent_type, rw.computed) is None
+            ):
                 continue
             allowed, child_cycle = self.resolve(parent, rw.computed, visited)
             if allowed:

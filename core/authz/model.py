@@ -6,7 +6,8 @@ No maintained Python parser for that DSL exists, so this is a small hand-written
 recursive-descent parser for the part of the language Careline uses:
 
 - ``model`` / ``schema 1.1``, ``type NAME``, ``relations``, ``define NAME: EXPRESSION``;
-- direct type restrictions ``[user, user:*, group#member]`` (first operand only, as in OpenFGA);
+- direct type restrictions ``[user, user:*, group#member]`` (the first operand only, perhaps
+  inside opening parentheses, as in OpenFGA);
 - rewrites: computed userset ``editor``, tuple-to-userset ``viewer from parent``, union ``or``,
   intersection ``and``, exclusion ``but not``, parentheses;
 - ``#`` comments (at the start of a line, or after a space).
@@ -204,13 +205,8 @@ class _Expr:
         return tok
 
     def parse(self) -> Rewrite:
-        """relation-def := (direct | operand) tail?"""
-        if self.peek() == "[":
-            self.direct = self.restrictions()
-            first: Rewrite = This()
-        else:
-            first = self.operand()
-        result = self.tail(first)
+        """relation-def := operand tail?  (the first operand may be a type restriction)"""
+        result = self.tail(self.operand())
         if self.peek() is not None:
             tok = self.peek()
             if tok in ("or", "and", "but"):
@@ -243,8 +239,6 @@ class _Expr:
         tok = self.peek()
         if tok == "(":
             self.take()
-            if self.peek() == "[":
-                self.fail("a type restriction [...] may only come first, outside parentheses")
             inner = self.tail(self.operand())
             if self.peek() != ")":
                 if self.peek() in ("or", "and", "but"):
@@ -253,7 +247,11 @@ class _Expr:
             self.take()
             return inner
         if tok == "[":
-            self.fail("a type restriction [...] may only be the first operand")
+            # As in OpenFGA: only the very first operand, perhaps inside opening parentheses.
+            if any(t != "(" for t in self.tokens[: self.pos]):
+                self.fail("a type restriction [...] may only be the first operand")
+            self.direct = self.restrictions()
+            return This()
         relation = self.name("a relation name")
         if self.peek() == "from":
             self.take()
@@ -383,6 +381,46 @@ def _validate(model: AuthorizationModel) -> None:
                 if r.relation is not None and model.relation(r.type, r.relation) is None:
                     raise ModelError(f"{where}: type {r.type!r} has no relation {r.relation!r}")
             _validate_rewrite(model, type_def, rel, rel.rewrite, where)
+    _validate_entrypoints(model)
+
+
+def _validate_entrypoints(model: AuthorizationModel) -> None:
+    """Refuse a relation no user could ever hold, whatever the tuples (OpenFGA's "no
+    entrypoints"): for example ``define b: [doc#b]``, which only ever refers to itself."""
+    has: set[tuple[str, str]] = set()
+
+    def reachable(type_name: str, rel: RelationDef, rw: Rewrite) -> bool:
+        if isinstance(rw, This):
+            return any(
+                r.relation is None or (r.type, r.relation) in has for r in rel.directly_related
+            )
+        if isinstance(rw, ComputedUserset):
+            return (type_name, rw.relation) in has
+        if isinstance(rw, TupleToUserset):
+            tupleset = model.types[type_name].relations[rw.tupleset]
+            return any((r.type, rw.computed) in has for r in tupleset.directly_related)
+        if isinstance(rw, Union):
+            return any(reachable(type_name, rel, c) for c in rw.children)
+        if isinstance(rw, Intersection):
+            return all(reachable(type_name, rel, c) for c in rw.children)
+        return reachable(type_name, rel, rw.base)
+
+    changed = True
+    while changed:  # a least fixed point: relations may refer to each other
+        changed = False
+        for t in model.types.values():
+            for rel in t.relations.values():
+                if (t.name, rel.name) not in has and reachable(t.name, rel, rel.rewrite):
+                    has.add((t.name, rel.name))
+                    changed = True
+    for t in model.types.values():
+        for rel in t.relations.values():
+            if (t.name, rel.name) not in has:
+                raise ModelError(
+                    f"line {rel.line}: {t.name}#{rel.name} has no entrypoint: no user could "
+                    "ever hold it, whatever the tuples (it only refers to itself or to such "
+                    "relations)"
+                )
 
 
 def _validate_rewrite(

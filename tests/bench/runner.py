@@ -1,10 +1,11 @@
-"""``python -m tests.bench`` (``make bench``): the store, sync, attachment, server and
-desktop sync benchmarks, one JSON object.
+"""``python -m tests.bench`` (``make bench``): the store, sync, attachment, server, desktop
+sync, clinical and authorization engine benchmarks, one JSON object.
 
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals|clinical`` runs one part (its targets only).
+``--only store|sync|attachments|server|desktop|vitals|clinical|authz`` runs one part (its
+targets only).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from . import (
     attachment_bench,
+    authz_bench,
     clinical_bench,
     desktop_sync_bench,
     server_bench,
@@ -29,7 +31,7 @@ from . import (
     vitals_bench,
 )
 
-PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals", "clinical")
+PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals", "clinical", "authz")
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -181,8 +183,10 @@ def main(argv: Sequence[str]) -> int:
         results["clinical"] = clinical_bench.run()
         elapsed["clinical"] = round(time.perf_counter() - t0, 1)
         targets += desktop_targets(results["clinical"], "clinical")
+    targets += authz_bench.run_part(parts, results, elapsed)
     report: dict[str, Any] = {
-        "benchmark": "careline store, sync, attachments, server load, desktop sync and clinical",
+        "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical "
+        "and authorization",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

@@ -162,3 +162,24 @@ def test_expand_gives_one_level_of_the_rewrite() -> None:
     tree = e.expand("doc:1", "reader")
     assert tree.kind == "exclusion"
     assert [c.users for c in tree.children] == [("doc:1#viewer",), ("doc:1#blocked",)]
+
+
+def test_relation_tuples_read_and_write_the_usual_notation() -> None:
+    t = RelationTuple.parse("patient:p1#care_team@user:alice")
+    assert t == RelationTuple("patient:p1", "care_team", "user:alice")
+    assert str(RelationTuple("clinic:clinic", "clinician", "group:g#member")) == (
+        "clinic:clinic#clinician@group:g#member"
+    )
+    with pytest.raises(ValueError, match="not a relation tuple"):
+        RelationTuple.parse("patient:p1@user:alice")
+
+
+def test_memory_tuples_ignore_duplicates_and_know_their_objects() -> None:
+    tuples = MemoryTuples(
+        [RelationTuple.parse("doc:1#viewer@user:ann")] * 2
+        + [RelationTuple.parse("doc:2#viewer@group:g#member")]
+    )
+    assert list(tuples.read("doc:1", "viewer")) == ["user:ann"]
+    assert list(tuples.objects("group")) == ["group:g"]
+    assert list(tuples.objects("doc")) == ["doc:1", "doc:2"]
+    assert tuples.token() == {}
