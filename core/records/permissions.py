@@ -260,3 +260,44 @@ def field_permission(type_name: str, field: str) -> tuple[str, str] | None:
 def describe(permission: str) -> str:
     """``Only a clinician can`` style wording for a permission without an action."""
     return WHO.get(permission, permission)
+
+
+_ROLE_SETS = (
+    ("Admin", frozenset({"admin"})),
+    ("Clinician", frozenset({"clinician"})),
+    ("Nurse", frozenset({"nurse"})),
+    ("Front desk", frozenset({"front_desk"})),
+    ("Admin + clinician", frozenset({"admin", "clinician"})),
+)
+# Which plain roles hold each permission on an ordinary (not restricted) chart: the clinic
+# schema's rewrites spelled out for the README (tests/unit/records/test_permission_readme.py
+# checks them against the engine).
+HOLDERS: dict[str, frozenset[str]] = {
+    "member": frozenset(ROLES),
+    "view_demographics": frozenset(ROLES),
+    "register_patient": frozenset(ROLES),
+    "edit_demographics": frozenset({"clinician", "nurse", "front_desk"}),
+    "schedule": frozenset({"clinician", "nurse", "front_desk"}),
+    **{p: frozenset({"clinician", "nurse"}) for p in (
+        "view_clinical", "record_vitals", "record_allergy", "write_note", "manage_visit")},
+    **{p: frozenset({"clinician"}) for p in ("sign_note", "prescribe", "diagnose")},
+    "manage_access": frozenset({"clinician", "admin"}),
+    "delete_patient": frozenset({"admin"}),
+    "manage_staff": frozenset({"admin"}),
+    "review_audit": frozenset({"admin"}),
+}  # fmt: skip
+
+
+def markdown_table() -> str:
+    """The permission matrix as the README shows it (generated from ``MATRIX``)."""
+    head = "| Action | Permission (on) | " + " | ".join(n for n, _ in _ROLE_SETS) + " |"
+    rule = "|" + "---|" * (2 + len(_ROLE_SETS))
+    lines = [head, rule]
+    for action, found in MATRIX.items():
+        if found is None:
+            continue
+        cells = ["yes" if roles & HOLDERS[found.permission] else "-" for _, roles in _ROLE_SETS]
+        lines.append(
+            f"| `{action}` | {found.permission} ({found.on}) | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
