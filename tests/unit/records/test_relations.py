@@ -1,0 +1,86 @@
+"""Relation tuples as records: written through the one write path (audited, an op in the
+log), read back by the tuple reader with the implicit ones (roles from active accounts,
+each patient's clinic), a deactivated account with none, and a grant concurrent with a
+revoke a conflict in the inbox that a person settles."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.authz.tuples import RelationTuple
+from core.records.changes import change
+from core.records.clinic import ClinicRecords
+from core.records.errors import ValidationError
+from core.records.relations import Access, StoreTuples, relation_id
+from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
+
+PASSWORD = "correct horse battery"
+
+
+def _clinic() -> ClinicRecords:
+    founder = new_replica("admin")
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", PASSWORD)
+    founder.add_user("nina", "Nina Nurse", "nurse", PASSWORD)
+    return founder
+
+
+def test_a_grant_is_an_audited_op_and_the_reader_sees_it() -> None:
+    founder = _clinic()
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    t = RelationTuple(f"patient:{pid}", "care_team", "user:nina")
+    rid = Access(founder).grant(t)
+    assert rid == relation_id(t)
+    [(action, details)] = founder.db.query(
+        "SELECT action, details FROM audit_log WHERE entity_id = ?", (rid,)
+    )
+    assert action == "access.grant" and "care_team" in details
+    assert founder.db.query("SELECT record_type FROM oplog WHERE record_id = ?", (rid,)) == [
+        ("relation",)
+    ]
+    reader = StoreTuples(founder.db)
+    assert list(reader.read(f"patient:{pid}", "care_team")) == ["user:nina"]
+    assert list(reader.read(f"patient:{pid}", "clinic")) == ["clinic:clinic"]
+    assert sorted(reader.read("clinic:clinic", "clinician")) == ["user:admin"]  # the founder
+    assert list(reader.read("clinic:clinic", "nurse")) == ["user:nina"]  # from her role
+    assert list(reader.read(f"patient:{pid}", "break_glass")) == []  # no break-glass table
+    Access(founder).revoke(t)
+    assert list(StoreTuples(founder.db).read(f"patient:{pid}", "care_team")) == []
+
+
+def test_a_deactivated_account_has_no_tuples() -> None:
+    founder = _clinic()
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    Access(founder).grant(RelationTuple(f"patient:{pid}", "care_team", "user:nina"))
+    with founder.db.write("admin", "user.deactivate", "user", "user:nina") as tx:
+        change(tx, "admin", "user:nina", "user", founder.setter({"active": False}))
+    reader = StoreTuples(founder.db)
+    assert list(reader.read("clinic:clinic", "nurse")) == []
+    assert list(reader.read(f"patient:{pid}", "care_team")) == []
+
+
+def test_tuples_outside_the_schema_are_refused() -> None:
+    founder = _clinic()
+    with pytest.raises(ValidationError, match="clinic role"):
+        Access(founder).grant(RelationTuple("clinic:clinic", "owner", "user:nina"))
+    with pytest.raises(ValidationError, match="neither"):
+        Access(founder).grant(RelationTuple("ward:3", "care_team", "user:nina"))
+
+
+def test_a_grant_concurrent_with_a_revoke_is_a_conflict_a_person_settles() -> None:
+    a = _clinic()
+    b = new_replica("admin")
+    pid = a.add_patient("Ames", "Bo", "1970-01-01").id
+    t = RelationTuple(f"patient:{pid}", "care_team", "user:nina")
+    Access(a).grant(t)
+    sync_pair(b, a)
+    Access(a).revoke(t)  # on one workstation...
+    Access(b).grant(t)  # ...while another grants it again (a new write, concurrent)
+    sync_pair(b, a)
+    assert_converged([a, b])
+    [conflict] = [c for c in a.conflicts() if c.record_type == "relation"]
+    assert conflict.field == "granted"
+    assert sorted(c.value for c in conflict.candidates) == [False, True]
+    keep = next(c.id for c in conflict.candidates if c.value is False)
+    a.resolve_conflict(conflict.id, choose=keep)
+    assert [c for c in a.conflicts() if c.record_type == "relation"] == []
+    assert list(StoreTuples(a.db).read(f"patient:{pid}", "care_team")) == []
