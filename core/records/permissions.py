@@ -119,6 +119,10 @@ ACTIONS: dict[str, Rule | None] = {
     "user.deactivate": _c("manage_staff", "deactivate a staff member"),
     "user.reactivate": _c("manage_staff", "reactivate a staff member"),
     "user.reset_password": _c("manage_staff", "reset a staff member's password"),
+    # The names the staff branch writes (same rules).
+    "user.role_change": _c("manage_staff", "change a staff member's role"),
+    "user.password_reset": _c("manage_staff", "reset a staff member's password"),
+    "user.totp_disable": _c("manage_staff", "turn off a staff member's two-factor sign-in"),
     "clinic.rename": _c("manage_staff", "rename the clinic"),
     "settings.change": _c("manage_staff", "change the clinic's settings"),
     "keys.recovery_replace": _c("manage_staff", "issue a new recovery key"),
@@ -138,6 +142,8 @@ ACTIONS: dict[str, Rule | None] = {
     "user.sign_in_failed": None,
     "keys.slot_add": None,
     "keys.slot_rewrap": None,
+    "keys.slot_remove": None,  # a deactivated person's slot, removed at the next open
+    "user.totp_enrol": None,  # one's own second factor
     # Break-glass is for those without access: opening one needs a role on the clinic's
     # clinical side, checked by core/records/break_glass.py itself.
     "break_glass.open": None,
