@@ -112,6 +112,22 @@ def _object(
     return None if patient is None else PATIENT_PREFIX + patient
 
 
+def _tuple_rule(
+    tx: Transaction, rule: Rule, record_id: str, details: Mapping[str, Any] | None
+) -> tuple[Rule, str | None]:
+    """A tuple's grant, revoke or conflict: on a chart, ``manage_access`` there; a role on
+    the clinic, ``manage_staff``."""
+    obj = str((details or {}).get("object") or "")
+    if not obj:
+        rows = tx.query("SELECT object FROM relations WHERE id = ?", (record_id,))
+        obj = str(rows[0][0]) if rows else ""
+    if obj == CLINIC_OBJECT:
+        return Rule("manage_staff", "clinic", "change a staff member's roles"), obj
+    if obj.startswith(PATIENT_PREFIX):
+        return Rule("manage_access", "patient", "change who may see a chart"), obj
+    return rule, None
+
+
 class Gate:
     """The write gate installed on a Database (see the module docstring)."""
 
@@ -133,13 +149,14 @@ class Gate:
         rule = _rule(action, entity, details)  # UnknownActionError: not in the matrix
         if rule is None:
             return True
-        obj = _object(tx, rule, entity, entity_id, details)
+        if entity == "relation":
+            rule, obj = _tuple_rule(tx, rule, entity_id, details)
+        else:
+            obj = _object(tx, rule, entity, entity_id, details)
         if obj is None:
             if not after:
                 return False
             raise NotAllowedError(f"{rule.refusal()}: the {entity} {entity_id!r} has no patient")
-        if entity == "relation" and action.startswith("role."):
-            obj = CLINIC_OBJECT
         if not allowed(tx, actor, rule.permission, obj):
             raise NotAllowedError(rule.refusal())
         return True

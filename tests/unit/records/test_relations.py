@@ -10,7 +10,7 @@ import pytest
 from core.authz.tuples import RelationTuple
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
-from core.records.errors import ValidationError
+from core.records.errors import NotAllowedError, ValidationError
 from core.records.relations import Access, StoreTuples, relation_id
 from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
 
@@ -66,6 +66,7 @@ def test_tuples_outside_the_schema_are_refused() -> None:
         Access(founder).grant(RelationTuple("ward:3", "care_team", "user:nina"))
 
 
+@pytest.mark.strict_authz
 def test_a_grant_concurrent_with_a_revoke_is_a_conflict_a_person_settles() -> None:
     a = _clinic()
     b = new_replica("admin")
@@ -81,6 +82,9 @@ def test_a_grant_concurrent_with_a_revoke_is_a_conflict_a_person_settles() -> No
     assert conflict.field == "granted"
     assert sorted(c.value for c in conflict.candidates) == [False, True]
     keep = next(c.id for c in conflict.candidates if c.value is False)
-    a.resolve_conflict(conflict.id, choose=keep)
+    nina = ClinicRecords(a.db, "nina")
+    with pytest.raises(NotAllowedError, match="can change who may see a chart"):
+        nina.resolve_conflict(conflict.id, choose=keep)  # a nurse: not hers to settle
+    a.resolve_conflict(conflict.id, choose=keep)  # the founder, a clinician on the chart
     assert [c for c in a.conflicts() if c.record_type == "relation"] == []
     assert list(StoreTuples(a.db).read(f"patient:{pid}", "care_team")) == []
