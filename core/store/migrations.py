@@ -6,6 +6,7 @@ the server's registry has its own list and tests can inject newer versions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlcipher3
@@ -420,28 +421,34 @@ CREATE TABLE authz_writes (
     hlc TEXT NOT NULL
 );
 CREATE INDEX authz_writes_record ON authz_writes (record_id, field, hlc);
--- The schema's fourth role: a users table that accepts ``nurse`` (the same rebuild as the
--- staff branch's V9, harmless when that ran first).
-CREATE TABLE users_v10 (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    full_name TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'nurse', 'front_desk')),
-    verifier TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 1,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-INSERT INTO users_v10 (id, username, full_name, role, verifier, active, created_at, updated_at)
-    SELECT id, username, full_name, role, verifier, active, created_at, updated_at FROM users;
-DROP TABLE users;
-ALTER TABLE users_v10 RENAME TO users;
 """
 
-Migrations = tuple[tuple[int, str], ...]
+
+def _v10(conn: Any) -> str:
+    """V10's script, worked out from the schema it runs on: the schema's fourth role,
+    ``nurse``, needs a users table whose CHECK accepts it. The staff branch's V9 rebuilds
+    the table so (with columns of its own); after it, V10 leaves users alone. Without it,
+    V10 rebuilds the table with the columns it has (so nothing is dropped either way)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'users'").fetchone()
+    if row is None or "'nurse'" in str(row[0]):
+        return _V10
+    columns = [str(c[1]) for c in conn.execute("PRAGMA table_info(users)").fetchall()]
+    table = str(row[0]).replace("CREATE TABLE users", "CREATE TABLE users_v10", 1)
+    table = table.replace(
+        "'admin', 'clinician', 'front_desk'", "'admin', 'clinician', 'nurse', 'front_desk'"
+    )
+    names = ", ".join(columns)
+    return (
+        f"{_V10}{table};\nINSERT INTO users_v10 ({names}) SELECT {names} FROM users;\n"
+        "DROP TABLE users;\nALTER TABLE users_v10 RENAME TO users;\n"
+    )
+
+
+Script = str | Callable[[Any], str]  # a script, or one worked out from the schema it runs on
+Migrations = tuple[tuple[int, Script], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8),
-    (10, _V10),
+    (10, _v10),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -476,9 +483,10 @@ def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
             "Careline supports: it was written by a newer Careline. Update Careline to open "
             "it; the file was not changed"
         )
-    for target, script in migrations:
+    for target, given in migrations:
         if target <= version:
             continue
+        script = given(conn) if callable(given) else given
         # One script, one transaction: a failed migration leaves the previous schema intact.
         try:
             conn.executescript(
