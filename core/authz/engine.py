@@ -60,11 +60,10 @@ class UsersetTree:
     children: tuple[UsersetTree, ...] = ()
 
 
-# (allowed, cycle): cycle marks a "not allowed" that came from meeting a cycle.
-_Result = tuple[bool, bool]
-_ALLOWED: _Result = (True, False)
-_DENIED: _Result = (False, False)
-_CYCLE: _Result = (False, True)
+# (allowed, cycle, steps): cycle marks a "not allowed" that came from meeting a cycle; steps
+# estimates how soon OpenFGA, which evaluates operands concurrently, has that answer (see
+# _Check.rewrite).
+_Result = tuple[bool, bool, int]
 
 
 def split_object(obj: str) -> tuple[str, str]:
@@ -89,6 +88,9 @@ class Engine:
             for r in t.relations.values()
         }
         self._recursive: dict[str, frozenset[tuple[str, str]]] = {}
+        # With no relation that can reach itself, no tuples can make a cycle, and "and" /
+        # "but not" may stop at their first decisive operand (the clinic schema is so).
+        self.acyclic = all(node not in seen for node, seen in relation_graph(model)[1].items())
 
     def recursive_relations(self, subject_type: str) -> frozenset[tuple[str, str]]:
         """The relations OpenFGA resolves for a ``subject_type`` subject with its recursive
@@ -307,6 +309,35 @@ def _edges(model: AuthorizationModel, type_name: str, rw: Rewrite) -> list[tuple
     return out
 
 
+_Node = tuple[str, str]
+
+
+def relation_graph(
+    model: AuthorizationModel,
+) -> tuple[dict[_Node, list[tuple[str, str, bool]]], dict[_Node, set[_Node]]]:
+    """The model's relations as a graph (edges: userset restrictions, computed usersets,
+    tuple-to-userset targets) and, for each relation, every relation it reaches."""
+    nodes = [(t.name, r) for t in model.types.values() for r in t.relations]
+
+    def edges(node: _Node) -> list[tuple[str, str, bool]]:
+        rel = model.types[node[0]].relations[node[1]]
+        out = [(r.type, r.relation, True) for r in rel.directly_related if r.relation]
+        return out + _edges(model, node[0], rel.rewrite)
+
+    graph = {node: edges(node) for node in nodes}
+    reach: dict[_Node, set[_Node]] = {}
+    for node in nodes:
+        seen: set[_Node] = set()
+        stack = [node]
+        while stack:
+            for t, r, _ in graph[stack.pop()]:
+                if (t, r) not in seen:
+                    seen.add((t, r))
+                    stack.append((t, r))
+        reach[node] = seen
+    return graph, reach
+
+
 def recursive_relations(
     model: AuthorizationModel,
     reaching: Mapping[tuple[str, str], frozenset[str]],
@@ -323,23 +354,7 @@ def recursive_relations(
     """
     kinds = {subject_type, f"{subject_type}:*"}
     nodes = [(t.name, r) for t in model.types.values() for r in t.relations]
-
-    def edges(node: tuple[str, str]) -> list[tuple[str, str, bool]]:
-        rel = model.types[node[0]].relations[node[1]]
-        out = [(r.type, r.relation, True) for r in rel.directly_related if r.relation]
-        return out + _edges(model, node[0], rel.rewrite)
-
-    graph = {node: edges(node) for node in nodes}
-    reach: dict[tuple[str, str], set[tuple[str, str]]] = {}
-    for node in nodes:  # plain reachability between relations, for "in a cycle with others"
-        seen: set[tuple[str, str]] = set()
-        stack = [node]
-        while stack:
-            for t, r, _ in graph[stack.pop()]:
-                if (t, r) not in seen:
-                    seen.add((t, r))
-                    stack.append((t, r))
-        reach[node] = seen
+    graph, reach = relation_graph(model)
 
     found = set()
     for node in nodes:
@@ -439,7 +454,8 @@ class _Check:
         # Where OpenFGA walks recursively, a cycle is plain "not allowed" (see
         # recursive_relations); usersets always get the default strategy.
         self.recursive = frozenset() if s_rel else engine.recursive_relations(self.subject_type)
-        self.memo: dict[tuple[str, str], bool] = {}
+        self.acyclic = engine.acyclic
+        self.memo: dict[tuple[str, str], tuple[bool, int]] = {}
         self.reads: dict[tuple[str, str], tuple[str, ...]] = {}
         # Bumped whenever a cycle is met; an answer reached while it moved depended on the
         # path it was asked from, so it is not memoized.
@@ -449,21 +465,22 @@ class _Check:
         key = (obj, relation)
         cached = self.memo.get(key)
         if cached is not None:
-            return (cached, False)
+            return (cached[0], False, cached[1])
         if key in visited:
             self.cycles += 1
-            return _DENIED if (obj.partition(":")[0], relation) in self.recursive else _CYCLE
+            recursive = (obj.partition(":")[0], relation) in self.recursive
+            return (False, not recursive, 1)
         if self.subject == f"{obj}#{relation}":
-            return _ALLOWED
+            return (True, False, 1)
         type_name = obj.partition(":")[0]
         rel = self.model.relation(type_name, relation)
         if rel is None or self.subject_kinds.isdisjoint(self.reaching[(type_name, relation)]):
-            return _DENIED
+            return (False, False, 1)
         before = self.cycles
-        result = self.rewrite(obj, rel, rel.rewrite, visited | {key})
+        allowed, cycle, steps = self.rewrite(obj, rel, rel.rewrite, visited | {key})
         if self.cycles == before:
-            self.memo[key] = result[0]
-        return result
+            self.memo[key] = (allowed, steps + 1)
+        return (allowed, cycle, steps + 1)
 
     def read(self, obj: str, relation: str) -> tuple[str, ...]:
         """The subjects of ``obj#relation``, read once per question."""
@@ -483,53 +500,54 @@ class _Check:
         if isinstance(rw, TupleToUserset):
             return self.tuple_to_userset(obj, rw, visited)
         if isinstance(rw, Union):
-            cycle = False
-            for child in rw.children:
-                allowed, child_cycle = self.rewrite(obj, rel, child, visited)
-                if allowed:
-                    return _ALLOWED
-                cycle = cycle or child_cycle
-            return _CYCLE if cycle else _DENIED
+            return _any_of(self.rewrite(obj, rel, c, visited) for c in rw.children)
+        # Intersection and exclusion: OpenFGA evaluates the operands concurrently and the
+        # first decisive one wins: for "and", an operand that is "no" or met a cycle; for
+        # "but not", a base that is "no" or a subtracted set that is "yes", or either meeting
+        # a cycle. When a plain "no" races a cycle, which one OpenFGA reports depends on
+        # which arrives first, and that matters under an enclosing "but not": the engine
+        # takes the one reached in fewer steps (a cycle costs no read), as OpenFGA's
+        # goroutines in practice do.
+        if self.acyclic:  # no cycle can be met: plain short-circuits give the same answer
+            if isinstance(rw, Intersection):
+                for c in rw.children:
+                    if not self.rewrite(obj, rel, c, visited)[0]:
+                        return (False, False, 1)
+                return (True, False, 1)
+            if not self.rewrite(obj, rel, rw.base, visited)[0]:
+                return (False, False, 1)
+            return (not self.rewrite(obj, rel, rw.subtract, visited)[0], False, 1)
         if isinstance(rw, Intersection):
-            # OpenFGA: the first operand that is not allowed, or met a cycle, decides.
-            for child in rw.children:
-                allowed, child_cycle = self.rewrite(obj, rel, child, visited)
-                if child_cycle:
-                    return _CYCLE
-                if not allowed:
-                    return _DENIED
-            return _ALLOWED
-        # Exclusion. OpenFGA: a cycle in either operand makes the answer "not allowed".
-        base, base_cycle = self.rewrite(obj, rel, rw.base, visited)
-        if base_cycle:
-            return _CYCLE
-        if not base:
-            return _DENIED
-        sub, sub_cycle = self.rewrite(obj, rel, rw.subtract, visited)
-        if sub_cycle:
-            return _CYCLE
-        return _DENIED if sub else _ALLOWED
+            results = [self.rewrite(obj, rel, c, visited) for c in rw.children]
+            decisive = [r for r in results if r[1] or not r[0]]
+            if decisive:
+                first = min(decisive, key=lambda r: (r[2], not r[1]))
+                return (False, first[1], first[2])
+            return (True, False, max(r[2] for r in results))
+        base = self.rewrite(obj, rel, rw.base, visited)
+        sub = self.rewrite(obj, rel, rw.subtract, visited)
+        decisive = [r for r, d in ((base, base[1] or not base[0]), (sub, sub[1] or sub[0])) if d]
+        if decisive:
+            first = min(decisive, key=lambda r: (r[2], not r[1]))
+            return (False, first[1], first[2])
+        return (True, False, max(base[2], sub[2]))
 
     def this(self, obj: str, rel: RelationDef, visited: frozenset[tuple[str, str]]) -> _Result:
         # Only subjects that fit the relation's type restrictions count, as in OpenFGA.
         accepts = self.accepts[(obj.partition(":")[0], rel.name)]
         subjects = self.read(obj, rel.name)
         if self.kind in accepts and self.subject in subjects:
-            return _ALLOWED
+            return (True, False, 1)
         usersets = []
         for s in subjects:
             if "#" in s:
                 if subject_kind(s) in accepts:
                     usersets.append(s.partition("#"))
             elif s.endswith(":*") and s in accepts and s[:-2] == self.subject_type:
-                return _ALLOWED
-        cycle = False
-        for s_obj, _, s_rel in usersets:
-            allowed, child_cycle = self.resolve(s_obj, s_rel, visited)
-            if allowed:
-                return _ALLOWED
-            cycle = cycle or child_cycle
-        return _CYCLE if cycle else _DENIED
+                return (True, False, 1)
+        return _any_of(
+            (self.resolve(s_obj, s_rel, visited) for s_obj, _, s_rel in usersets), read=True
+        )
 
     def tuple_to_userset(
         self, obj: str, rw: TupleToUserset, visited: frozenset[tuple[str, str]]
@@ -537,18 +555,26 @@ class _Check:
         # Only plain objects of the tupleset's types are followed, and only to types that
         # define the computed relation.
         accepts = self.accepts[(obj.partition(":")[0], rw.tupleset)]
-        cycle = False
-        for parent in self.read(obj, rw.tupleset):
-            parent_type = parent.partition(":")[0]
-            if (
-                "#" in parent
-                or parent.endswith(":*")
-                or parent_type not in accepts
-                or self.model.relation(parent_type, rw.computed) is None
-            ):
-                continue
-            allowed, child_cycle = self.resolve(parent, rw.computed, visited)
-            if allowed:
-                return _ALLOWED
-            cycle = cycle or child_cycle
-        return _CYCLE if cycle else _DENIED
+        parents = [
+            parent
+            for parent in self.read(obj, rw.tupleset)
+            if "#" not in parent
+            and not parent.endswith(":*")
+            and parent.partition(":")[0] in accepts
+            and self.model.relation(parent.partition(":")[0], rw.computed) is not None
+        ]
+        return _any_of((self.resolve(p, rw.computed, visited) for p in parents), read=True)
+
+
+def _any_of(results: Iterable[_Result], read: bool = False) -> _Result:
+    """A union: the first "yes" ends it; else "no", with a cycle if any operand met one.
+    ``read`` adds the step of reading the tuples the operands came from."""
+    extra = 1 if read else 0
+    cycle = False
+    steps = extra
+    for allowed, child_cycle, child_steps in results:
+        if allowed:
+            return (True, False, child_steps + extra)
+        cycle = cycle or child_cycle
+        steps = max(steps, child_steps + extra)
+    return (False, cycle, steps)

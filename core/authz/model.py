@@ -385,41 +385,92 @@ def _validate(model: AuthorizationModel) -> None:
 
 
 def _validate_entrypoints(model: AuthorizationModel) -> None:
-    """Refuse a relation no user could ever hold, whatever the tuples (OpenFGA's "no
-    entrypoints"): for example ``define b: [doc#b]``, which only ever refers to itself."""
-    has: set[tuple[str, str]] = set()
+    """Refuse what OpenFGA refuses: a relation no user could ever hold whatever the tuples
+    ("no entrypoints", such as ``define b: [doc#b]``), and a cycle of computed usersets
+    (``define a: [user] or b`` with ``define b: a``).
 
-    def reachable(type_name: str, rel: RelationDef, rw: Rewrite) -> bool:
+    The entrypoint walk follows OpenFGA's own (typesystem ``hasEntrypoints``), visited set
+    and all, so that the two agree on which models are valid: an exclusion needs an
+    entrypoint on both sides, an intersection on every operand, a union on one.
+    """
+    relations = {t.name: t.relations for t in model.types.values()}
+
+    def has_entrypoints(
+        type_name: str, name: str, rw: Rewrite, visited: dict[str, dict[str, bool]]
+    ) -> bool:
+        v = dict(visited)  # shallow, like Go's maps.Clone: inner dicts are shared
+        if type_name in v:
+            v[type_name][name] = False
+        else:
+            v[type_name] = {name: False}
+        rel = relations[type_name][name]
         if isinstance(rw, This):
-            return any(
-                r.relation is None or (r.type, r.relation) in has for r in rel.directly_related
-            )
+            for r in rel.directly_related:
+                if r.relation is None:
+                    v[type_name][name] = True
+                    return True
+                if r.relation in v.get(r.type, {}):
+                    continue
+                target = relations[r.type][r.relation]
+                if has_entrypoints(r.type, r.relation, target.rewrite, v):
+                    return True
+            return False
         if isinstance(rw, ComputedUserset):
-            return (type_name, rw.relation) in has
+            known = v[type_name].get(rw.relation)
+            if known is not None:
+                return known
+            target = relations[type_name][rw.relation]
+            return has_entrypoints(type_name, rw.relation, target.rewrite, v)
         if isinstance(rw, TupleToUserset):
-            tupleset = model.types[type_name].relations[rw.tupleset]
-            return any((r.type, rw.computed) in has for r in tupleset.directly_related)
+            for r in relations[type_name][rw.tupleset].directly_related:
+                parent_rel = relations[r.type].get(rw.computed)
+                if parent_rel is None:
+                    continue
+                known = v.get(r.type, {}).get(rw.computed)
+                if known is not None:
+                    if known:
+                        return True
+                    continue
+                if has_entrypoints(r.type, rw.computed, parent_rel.rewrite, v):
+                    return True
+            return False
+        # The operators pass the visited set they were given, not their own copy.
         if isinstance(rw, Union):
-            return any(reachable(type_name, rel, c) for c in rw.children)
+            return any(has_entrypoints(type_name, name, c, visited) for c in rw.children)
         if isinstance(rw, Intersection):
-            return all(reachable(type_name, rel, c) for c in rw.children)
-        return reachable(type_name, rel, rw.base)
+            return all(has_entrypoints(type_name, name, c, visited) for c in rw.children)
+        return has_entrypoints(type_name, name, rw.base, visited) and has_entrypoints(
+            type_name, name, rw.subtract, visited
+        )
 
-    changed = True
-    while changed:  # a least fixed point: relations may refer to each other
-        changed = False
-        for t in model.types.values():
-            for rel in t.relations.values():
-                if (t.name, rel.name) not in has and reachable(t.name, rel, rel.rewrite):
-                    has.add((t.name, rel.name))
-                    changed = True
-    for t in model.types.values():
-        for rel in t.relations.values():
-            if (t.name, rel.name) not in has:
+    def computed_cycle(type_name: str, rw: Rewrite, path: tuple[str, ...]) -> bool:
+        if isinstance(rw, ComputedUserset):
+            if rw.relation in path:
+                return True
+            target = relations[type_name][rw.relation]
+            return computed_cycle(type_name, target.rewrite, (*path, rw.relation))
+        if isinstance(rw, Union | Intersection):
+            return any(computed_cycle(type_name, c, path) for c in rw.children)
+        if isinstance(rw, Exclusion):
+            return computed_cycle(type_name, rw.base, path) or computed_cycle(
+                type_name, rw.subtract, path
+            )
+        return False  # direct tuples and tuple-to-userset end a computed chain
+
+    # OpenFGA validates types and relations in sorted order and reports the first fault.
+    for type_name in sorted(relations):
+        for name in sorted(relations[type_name]):
+            rel = relations[type_name][name]
+            if not has_entrypoints(type_name, name, rel.rewrite, {}):
                 raise ModelError(
-                    f"line {rel.line}: {t.name}#{rel.name} has no entrypoint: no user could "
-                    "ever hold it, whatever the tuples (it only refers to itself or to such "
-                    "relations)"
+                    f"line {rel.line}: {type_name}#{name} has no entrypoint: no user could "
+                    "ever hold it, whatever the tuples (it only refers to itself, or to "
+                    "relations like that, or excludes or intersects with one)"
+                )
+            if computed_cycle(type_name, rel.rewrite, (name,)):
+                raise ModelError(
+                    f"line {rel.line}: {type_name}#{name} is defined in a cycle of relations "
+                    "that refer to each other by name"
                 )
 
 

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from core.authz.engine import Engine
+from core.authz.errors import ModelError
 from core.authz.model import AuthorizationModel, load_clinic_model, parse_model
 from core.authz.tuples import MemoryTuples, RelationTuple
 from tests.unit.authz.test_model import ERRORS, UNSUPPORTED
@@ -304,7 +305,7 @@ def run_openfga(model_text: str, cases: list[Case], ours: list[Answers]) -> list
     return problems
 
 
-def differential(model_text: str, cases: list[Case]) -> None:
+def differential(model_text: str, cases: list[Case], show_model: bool = False) -> None:
     model = parse_model(model_text)
     ours = []
     for case in cases:
@@ -316,7 +317,8 @@ def differential(model_text: str, cases: list[Case]) -> None:
             )
         )
     problems = run_openfga(model_text, cases, ours)
-    assert not problems, "the engine disagrees with OpenFGA:\n" + "\n".join(problems[:20])
+    shown = f"model:\n{model_text}\n" if show_model else ""
+    assert not problems, f"the engine disagrees with OpenFGA:\n{shown}" + "\n".join(problems[:20])
 
 
 def batch(model: AuthorizationModel) -> st.SearchStrategy[list[Case]]:
@@ -460,3 +462,87 @@ def test_models_the_parser_accepts_openfga_accepts_too(name: str) -> None:
     text = MODELS.get(name, CLINIC_TEXT)
     parse_model(text)
     assert openfga_accepts(text)
+
+
+RANDOM_MODELS = max(BATCHES * 4, 8)
+OBJECT_TYPES = ("a", "b")
+
+
+@st.composite
+def model_texts(draw: st.DrawFn) -> str:
+    """A random model over types user, a and b: direct restrictions (users, wildcards,
+    usersets), computed usersets, tuple-to-userset through ``parent``, and nested or / and /
+    but not. Some are invalid (a relation defined as itself, no entrypoint): the parser must
+    refuse exactly those OpenFGA refuses."""
+    counts = {t: draw(st.integers(1, 3)) for t in OBJECT_TYPES}
+    names = {t: [f"r{i}" for i in range(n)] for t, n in counts.items()}
+    restrictions = ["user", "user:*"] + [f"{t}#{r}" for t in OBJECT_TYPES for r in names[t]]
+    ttu_targets = sorted({r for t in OBJECT_TYPES for r in names[t]})
+
+    def leaf(type_name: str, relation: str) -> st.SearchStrategy[str]:
+        # Never the relation itself as a computed userset: both refuse that (test_model).
+        others = [r for r in names[type_name] if r != relation]
+        ttu = st.sampled_from(ttu_targets).map(lambda r: f"{r} from parent")
+        return st.one_of(st.sampled_from(others), ttu) if others else ttu
+
+    def expression(type_name: str, relation: str, depth: int) -> st.SearchStrategy[str]:
+        operand = leaf(type_name, relation)
+        if depth > 0:
+            operand = st.one_of(
+                operand, expression(type_name, relation, depth - 1).map(lambda e: f"({e})")
+            )
+        return st.one_of(
+            leaf(type_name, relation),
+            st.tuples(
+                st.sampled_from([" or ", " and "]), st.lists(operand, min_size=2, max_size=3)
+            ).map(lambda p: p[0].join(p[1])),
+            st.tuples(operand, operand).map(lambda p: f"{p[0]} but not {p[1]}"),
+        )
+
+    lines = ["model", "  schema 1.1", "type user"]
+    for t in OBJECT_TYPES:
+        lines += [f"type {t}", "  relations", "    define parent: [a, b]"]
+        for r in names[t]:
+            # Mostly with a direct restriction, and mostly people in it: otherwise most
+            # models have relations nobody can hold, which both sides refuse.
+            direct = draw(
+                st.lists(
+                    st.sampled_from(["user", "user", *restrictions]),
+                    min_size=0 if draw(st.integers(0, 4)) == 0 else 1,
+                    max_size=3,
+                    unique=True,
+                )
+            )
+            body = f"[{', '.join(direct)}]" if direct else ""
+            if not direct or draw(st.booleans()):
+                rest = draw(expression(t, r, 1))
+                if body:
+                    op = draw(st.sampled_from([" or ", " and ", " but not "]))
+                    rest = f"{body}{op}{rest if ' ' not in rest else f'({rest})'}"
+                body = rest
+            lines.append(f"    define {r}: {body}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(
+    max_examples=RANDOM_MODELS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(text=model_texts(), data=st.data())
+def test_random_models_agree_with_openfga(text: str, data: st.DataObject) -> None:
+    try:
+        model = parse_model(text)
+        refused = ""
+    except ModelError as exc:
+        refused = str(exc)
+    accepted = openfga_accepts(text)
+    assert accepted == (not refused), (
+        f"OpenFGA {'accepts' if accepted else 'refuses'} this model, the parser "
+        f"{'refuses it: ' + refused if refused else 'accepts it'}:\n{text}"
+    )
+    if refused:
+        return
+    cases = data.draw(st.lists(case_strategy(model), min_size=12, max_size=12), label="cases")
+    differential(text, cases, show_model=True)
