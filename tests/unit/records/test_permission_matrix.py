@@ -214,7 +214,7 @@ PERFORM: dict[str, Perform] = {
     "problems.list": lambda c, me: Problems(me).list(c.patient()),
     "visits.list": lambda c, me: Visits(me).list_visits(c.patient()),
     "attachments.list": lambda c, me: ClinicalEntries(me).for_patient("attachment", c.patient()),
-    "schedule.view": lambda c, me: ClinicalEntries(me).for_patient("appointment", c.patient()),
+    "schedule.view": lambda c, me: Schedule(me).day(dt.date(2030, 1, 7)),
     "print.summary": lambda c, me: reports.summary_report(me, c.patient()),
     "print.visit": lambda c, me: reports.visit_report(me, c.visit()),
     "print.day": lambda c, me: reports.day_report(me, "2030-01-07"),
