@@ -15,8 +15,12 @@ every value that a user's ``username``/``role``/``active`` or a tuple's
 with its HLC (table ``authz_writes``, plus the live values of the documents). As of HLC
 ``h``, each register has the value of its write with the greatest (HLC, write id) not
 after ``h``; concurrent writes are thus decided by their HLCs, a grant and a revoke alike.
-A user exists from their account's first write and has tuples only while ``active`` is
-not false; a tuple record's ``since`` (written by the upgrade from releases without
+An op is allowed if its author held the permission as of its HLC, or as of any permission
+write up to 24 hours after it (``GRANT_LEEWAY_MS``: clocks are hints, and a grant made where
+the clock is ahead must not lose the work of a person whose clock is behind; a revoke
+therefore stops ops stamped after it, and is undone for earlier ones only by a grant within
+that window). A user exists from their account's first write and has tuples only while
+``active`` is not false; a tuple record's ``since`` (written by the upgrade from releases without
 authorization) makes its first grant count from that time.
 
 Exempt: ops signed by the clinic CA (the server's own and those it vouched for: they
@@ -43,10 +47,22 @@ from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
-from core.store.oplog import Op
+from core.store.oplog import Op, parse_hlc
 
 HISTORY_FIELDS = AUTHZ_HISTORY
 _LATEST = "~"  # sorts after every HLC
+# An op is also allowed if its author held the permission at some permission write up to
+# this long after the op's HLC: clocks are hints (an HLC does not follow a clock more than
+# oplog.MAX_CLOCK_LEAD_MS ahead), so a person granted a role by an admin whose clock is
+# ahead of theirs makes ops stamped "before" the grant, which must not be lost.
+GRANT_LEEWAY_MS = 24 * 60 * 60 * 1000
+
+
+def _wall(hlc: str) -> int:
+    try:
+        return parse_hlc(hlc)[0]
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,20 @@ class History:
             if w.hlc <= hlc and (best is None or (w.hlc, w.write_id) > (best.hlc, best.write_id)):
                 best = w
         return (best is not None, None if best is None else best.value)
+
+    def moments(self, hlc: str) -> list[str]:
+        """The times an op stamped ``hlc`` is judged at: its own, and every permission
+        write up to ``GRANT_LEEWAY_MS`` after it (a grant made on a workstation whose clock
+        was ahead of the op's: see the module docstring)."""
+        wall = parse_hlc(hlc)[0]
+        later = {
+            w.hlc
+            for fields in self.writes.values()
+            for writes in fields.values()
+            for w in writes.values()
+            if w.hlc > hlc and _wall(w.hlc) <= wall + GRANT_LEEWAY_MS
+        }
+        return [hlc, *sorted(later)]
 
     def active_at(self, hlc: str) -> dict[str, str | None]:
         """username -> primary role of accounts that existed and were active at ``hlc``."""
@@ -241,17 +271,22 @@ class RemotePermissions:
             if type_name == "relation" and obj == CLINIC_OBJECT:
                 permission = "manage_staff"  # a role, not access to a chart
             needed.add((permission, obj))
-        tuples = self.history.tuples_at(op.hlc)
         for permission, obj in sorted(needed):
-            if obj.startswith(PATIENT_PREFIX):
-                tuples = [*tuples, RelationTuple(obj, "clinic", CLINIC_OBJECT)]
-            engine = Engine(authorize.clinic_model(), MemoryTuples(tuples))
-            if not engine.check(obj, permission, USER_PREFIX + op.author):
+            if not any(
+                self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
+            ):
                 return (
                     f"its author {op.author[:64]!r} was not allowed to make it at the op's "
                     f"time: {permission.replace('_', ' ')} needs {WHO.get(permission, permission)}"
                 )
         return None
+
+    def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
+        tuples = self.history.tuples_at(hlc)
+        if obj.startswith(PATIENT_PREFIX):
+            tuples = [*tuples, RelationTuple(obj, "clinic", CLINIC_OBJECT)]
+        engine = Engine(authorize.clinic_model(), MemoryTuples(tuples))
+        return engine.check(obj, permission, USER_PREFIX + author)
 
     @staticmethod
     def _object(type_name: str, on: str, op: Op, doc: RecordDoc) -> str:

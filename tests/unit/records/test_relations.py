@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from core.authz.tuples import RelationTuple
+from core.records import remote_authz
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError, ValidationError
 from core.records.relations import Access, StoreTuples, relation_id
+from core.store import oplog
 from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
 
 PASSWORD = "correct horse battery"
@@ -88,3 +90,34 @@ def test_a_grant_concurrent_with_a_revoke_is_a_conflict_a_person_settles() -> No
     a.resolve_conflict(conflict.id, choose=keep)  # the founder, a clinician on the chart
     assert [c for c in a.conflicts() if c.record_type == "relation"] == []
     assert list(StoreTuples(a.db).read(f"patient:{pid}", "care_team")) == []
+
+
+def _history_with_grant_at(grant_ms: int) -> remote_authz.History:
+    """nina, a front-desk account since time 0, granted clinician at ``grant_ms``."""
+    history = remote_authz.History()
+    at0 = oplog.format_hlc(1_000, 0, "a" * 16)
+    for fld, value in (("username", "nina"), ("role", "front_desk"), ("active", True)):
+        history.add("user:nina", "user", fld, remote_authz.Write(at0, f"u-{fld}", value), False)
+    then = oplog.format_hlc(grant_ms, 0, "a" * 16)
+    for fld, value in (("object", "clinic:clinic"), ("relation", "clinician"),
+                       ("subject", "user:nina"), ("granted", True)):  # fmt: skip
+        history.add("rel:n", "relation", fld, remote_authz.Write(then, f"r-{fld}", value), False)
+    return history
+
+
+@pytest.mark.parametrize(("grant_after_ms", "allowed"), [
+    (-1, True),  # granted before the op
+    (2 * 3600_000, True),  # the admin's clock two hours ahead of nina's: still hers
+    (25 * 3600_000, False),  # a grant a day later does not reach back
+])  # fmt: skip
+def test_an_op_is_judged_at_its_time_and_grants_shortly_after_it(
+    grant_after_ms: int, allowed: bool
+) -> None:
+    op_ms = 10 * 3600_000
+    history = _history_with_grant_at(op_ms + grant_after_ms)
+    permissions = remote_authz.RemotePermissions(history)
+    op_hlc = oplog.format_hlc(op_ms, 0, "b" * 16)
+    held = any(
+        permissions._held(at, "prescribe", "patient:p1", "nina") for at in history.moments(op_hlc)
+    )
+    assert held is allowed
