@@ -50,6 +50,8 @@ from core.store.database import Database, Transaction
 from core.store.oplog import Op, parse_hlc
 
 HISTORY_FIELDS = AUTHZ_HISTORY
+# What registering a patient writes besides ``created_at``: its demographics.
+PATIENT_REGISTRATION = frozenset({"family", "given", "birth_date", "sex", "mrn", "phone"})
 _LATEST = "~"  # sorts after every HLC
 # An op is also allowed if its author held the permission at some permission write up to
 # this long after the op's HLC: clocks are hints (an HLC does not follow a clock more than
@@ -261,6 +263,10 @@ class RemotePermissions:
             name = crdt.winner(doc, "username")
             if set(fields) <= {"verifier"} and name is not None and name.value == op.author:
                 return None  # one's own password
+        if type_name == "patient" and "created_at" in fields:
+            # Registering a patient (the op that creates the record) needs register_patient
+            # only, as locally: its demographics are part of the registration.
+            fields = [f for f in fields if f not in PATIENT_REGISTRATION]
         needed: set[tuple[str, str]] = set()
         for fld in fields:
             found = field_permission(type_name, fld)

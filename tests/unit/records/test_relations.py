@@ -121,3 +121,19 @@ def test_an_op_is_judged_at_its_time_and_grants_shortly_after_it(
         permissions._held(at, "prescribe", "patient:p1", "nina") for at in history.moments(op_hlc)
     )
     assert held is allowed
+
+
+@pytest.mark.strict_authz
+def test_an_admin_registers_a_patient_on_one_replica_and_every_replica_accepts_it() -> None:
+    """Registering needs register_patient (an admin has it), locally and at remote apply:
+    the registration's demographics are part of it, not an edit."""
+    a = _clinic()
+    a.add_user("adm", "Adam Admin", "admin", PASSWORD)
+    b = new_replica("admin")
+    sync_pair(b, a)
+    ClinicRecords(a.db, "adm").add_patient("Ames", "Bo", "1970-01-01")
+    with pytest.raises(NotAllowedError):  # but changing them later is not an admin's job
+        ClinicRecords(a.db, "adm").update_patient(a.list_patients()[0].id, {"phone": "1"})
+    sync_pair(b, a)
+    assert [p.family for p in b.list_patients()] == ["Ames"]
+    assert b.db.query("SELECT count(*) FROM quarantine") == [(0,)]
