@@ -40,6 +40,8 @@ from .model import (
 )
 from .tuples import ObjectIndex, TupleReader
 
+__all__ = ["Engine", "StaleReplicaError", "UnknownRelationError", "UsersetTree"]
+
 
 @dataclass(frozen=True)
 class UsersetTree:

@@ -30,6 +30,23 @@ from typing import NoReturn
 
 from .errors import ModelError
 
+__all__ = [
+    "AuthorizationModel",
+    "ComputedUserset",
+    "Exclusion",
+    "Intersection",
+    "ModelError",
+    "RelationDef",
+    "Rewrite",
+    "This",
+    "TupleToUserset",
+    "TypeDef",
+    "TypeRestriction",
+    "Union",
+    "load_clinic_model",
+    "parse_model",
+]
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 _TOKEN = re.compile(r"\s*(?:(?P<punct>[\[\](),:#*])|(?P<word>[A-Za-z0-9_\-]+)|(?P<bad>\S))")
 

