@@ -12,7 +12,7 @@ import keyring.backends.SecretService
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records import op_trust
+from core.records import authorize, op_trust
 from core.records.workstation import Workstation
 from tests import faketime as libfaketime
 from tests.postgres_tls import TlsPostgres, start_tls_postgres
@@ -45,6 +45,23 @@ def any_author(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 def _any_author(op: object, trust: object) -> None:
     return None
+
+
+# In-process tests written before authorization act as whoever they like (a test clinic's
+# admin writes notes, made-up authors sync): permission checks (the write gate, read checks
+# and remote-apply authorization, core/records/authorize.py) are off in this process,
+# module-scoped fixtures included. Tests marked ``strict_authz`` turn them on, and every
+# test that runs real processes (the CLI, the app's worker, the server) enforces exactly as
+# a clinic does.
+authorize.ENFORCING = False
+
+
+@pytest.fixture(autouse=True)
+def any_permission(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``strict_authz`` tests enforce permissions in-process (see ``authorize.ENFORCING``
+    above)."""
+    if request.node.get_closest_marker("strict_authz") is not None:
+        monkeypatch.setattr(authorize, "ENFORCING", True)
 
 
 @pytest.fixture

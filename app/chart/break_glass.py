@@ -7,8 +7,8 @@ Core decides what a grant allows and audits every view and change made under it
 counts, that everything is recorded. The banner goes at expiry by itself: a timer compares
 the grant's end with the clock (``clock``, which tests move).
 
-Until the authorization branch decides who lacks access to a restricted chart, the button
-is offered on every chart (core records the opening the same way).
+The button is offered only where it is needed: to a clinician or nurse on a restricted
+chart whose care team they are not on (:func:`core.records.break_glass.needs_break_glass`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from app.chart.list_dialogs import SavingDialog
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, dialog_layout, error_label
-from core.records.break_glass import BreakGlass, configured_minutes
+from core.records.break_glass import BreakGlass, configured_minutes, needs_break_glass
 from core.records.break_glass_audit import Clock, Grant, system_clock
 from core.records.changeset import Changes
 from core.records.models import Patient
@@ -47,6 +47,21 @@ def active_grant(provider: RecordsProvider, patient_id: str) -> ActiveGrant | No
         return None
     user = records.user(grant.username)
     return ActiveGrant(grant, (user.full_name if user else "") or grant.username)
+
+
+@dataclass(frozen=True)
+class GlassState:
+    """What the chart shows of break-glass: the grant that counts, or whether to offer one."""
+
+    active: ActiveGrant | None
+    offer: bool
+
+
+def glass_state(provider: RecordsProvider, patient_id: str) -> GlassState:
+    """Read on the worker: the signed-in person's grant here, and whether they need one."""
+    active = active_grant(provider, patient_id)
+    offer = active is None and needs_break_glass(provider(), patient_id)
+    return GlassState(active, offer)
 
 
 def banner_text(active: ActiveGrant) -> str:
@@ -197,7 +212,7 @@ class BreakGlassSection:
             "Emergency access to this chart for a stated reason; recorded and reviewed"
         )
         self.button.clicked.connect(self.ask)
-        self.button.setEnabled(False)
+        self.button.hide()  # offered only on a chart the person cannot otherwise read
         self.dialog: BreakGlassDialog | None = None
         operations.changed.connect(self._records_changed)
 
@@ -208,16 +223,17 @@ class BreakGlassSection:
     def show_patient(self, patient_id: str) -> None:
         """Show the signed-in person's grant on this chart, if one counts."""
         self._patient_id = patient_id
-        self.button.setEnabled(True)
         self._read()
 
     def _read(self) -> None:
         patient_id, records = self._patient_id, self._records
         if patient_id is None:
             return
-        self._operations.read(
-            self.READ, lambda: active_grant(records, patient_id), self.banner.show_grant
-        )
+        self._operations.read(self.READ, lambda: glass_state(records, patient_id), self._show)
+
+    def _show(self, state: GlassState) -> None:
+        self.banner.show_grant(state.active)
+        self.button.setVisible(state.offer)
 
     def _records_changed(self, changes: Changes) -> None:
         if self._patient_id is not None and changes.of_type(BREAK_GLASS.name):
@@ -227,7 +243,7 @@ class BreakGlassSection:
         """Forget the chart: no banner, no dialog."""
         self._operations.cancel(self.READ)
         self._patient_id = None
-        self.button.setEnabled(False)
+        self.button.hide()
         self.banner.clear()
         if self.dialog is not None:
             self.dialog.reject()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushBu
 
 from app.chart.cards import ListCard
 from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.chart.permits import ANY, restrict
 from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -168,6 +169,7 @@ class MedicationDialog(SavingDialog):
 
 
 class MedicationsCard(ListCard[Medication]):
+    permitted: frozenset[str] = ANY
     """Active medications (Start, Change dose, Stop); "Show past" adds the history."""
 
     COLUMNS = ("Medication", "Strength and dose", "Start", "Stop", "Reason")
@@ -213,6 +215,15 @@ class MedicationsCard(ListCard[Medication]):
         self.start_button.setEnabled(self.patient_id is not None)
         self.change_button.setEnabled(active)
         self.stop_button.setEnabled(active)
+        for button, action in ((self.start_button, "medication.start"),
+                               (self.change_button, "medication.change_dose"),
+                               (self.stop_button, "medication.stop")):  # fmt: skip
+            restrict(button, self.permitted, action)
+
+    def set_permitted(self, permitted: frozenset[str]) -> None:
+        """What the signed-in person may do on this chart (buttons follow)."""
+        self.permitted = permitted
+        self.update_buttons()
 
     def start_medication(self) -> None:
         """Open the start-medication form."""

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.permits import ANY, restrict
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -39,6 +40,7 @@ class NoteEditor(QDialog):
         records: RecordsProvider,
         note: Note,
         parent: QWidget | None = None,
+        permitted: frozenset[str] = ANY,
     ) -> None:
         super().__init__(parent)
         self._operations, self._records = operations, records
@@ -69,6 +71,7 @@ class NoteEditor(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
+        restrict(self.sign_button, permitted, "note.sign")  # a nurse writes, a clinician signs
         hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)

@@ -39,6 +39,7 @@ from app.chart.cards import card, fit_rows, list_table
 from app.chart.chart_history import ChartHistoryDialog
 from app.chart.list_dialogs import SavingDialog
 from app.chart.medications import MedicationsCard
+from app.chart.permits import ANY, restrict
 from app.chart.printing import PrintSummary
 from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
@@ -54,7 +55,7 @@ from app.worker import Job
 from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
-from core.records.models import SEVERITY_VALUES, Allergy, Chart, Patient
+from core.records.models import CLINICAL_HIDDEN, SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
 
 SEVERE_COLOUR = QColor("#9b1c1c")
@@ -67,6 +68,7 @@ class ChartView:
 
     chart: Chart
     recorders: dict[str, str]
+    permitted: frozenset[str] = ANY  # what the signed-in person may do on this chart
 
 
 def with_recorders(records: ClinicRecords, chart: Chart) -> ChartView:
@@ -77,7 +79,7 @@ def with_recorders(records: ClinicRecords, chart: Chart) -> ChartView:
         if allergy.recorded_by not in names:
             user = records.user(allergy.recorded_by)
             names[allergy.recorded_by] = (user.full_name if user else "") or allergy.recorded_by
-    return ChartView(chart, names)
+    return ChartView(chart, names, records.permitted(chart.patient.id))
 
 
 def describe_birth(birth_date: str) -> str:
@@ -199,6 +201,7 @@ class ChartPage(QWidget):
         self._records = records
         self._patient: Patient | None = None
         self._patient_id: str | None = None  # the chart opened (shown, or on its way)
+        self.permitted: frozenset[str] = ANY
         self._allergies: list[Allergy] = []
         self._recorders: dict[str, str] = {}
         self._remove_job: Job[None] | None = None
@@ -319,6 +322,13 @@ class ChartPage(QWidget):
         self.overview_layout.setContentsMargins(0, 10, 0, 0)
         self.overview_layout.setSpacing(14)
         self.overview_layout.addWidget(demo_card)
+        # For staff who see demographics only (front desk), instead of every clinical part.
+        self.clinical_hidden = QLabel(CLINICAL_HIDDEN)
+        self.clinical_hidden.setObjectName("clinicalHidden")
+        self.clinical_hidden.setWordWrap(True)
+        self.clinical_hidden.hide()
+        self.overview_layout.addWidget(self.clinical_hidden)
+        self.allergy_card = allergy_card
         self.overview_layout.addWidget(allergy_card)
         # Cards keep their natural height, packed at the top; the Overview scrolls.
         self.overview_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
@@ -408,7 +418,9 @@ class ChartPage(QWidget):
         def read() -> ChartView:
             clinic = records()
             patient = clinic.get_patient(patient_id)
-            return with_recorders(clinic, Chart(patient, tuple(clinic.allergies(patient_id))))
+            clinical = clinic.may("view_clinical", patient_id)
+            allergies = tuple(clinic.allergies(patient_id)) if clinical else ()
+            return with_recorders(clinic, Chart(patient, allergies, clinical))
 
         self._operations.read(self.READ, read, self._chart_arrived, self._chart_failed)
 
@@ -456,6 +468,15 @@ class ChartPage(QWidget):
     def _chart_arrived(self, view: ChartView) -> None:
         first = self._patient is None
         self.message.hide()
+        self.permitted = view.permitted
+        self._show_clinical(view.chart.clinical)
+        if not view.chart.clinical:
+            self._show_patient(view.chart.patient)
+            if first:
+                # A restricted chart: a clinician or nurse is offered break-glass.
+                self.break_glass.show_patient(view.chart.patient.id)
+                self.chart_shown.emit(view.chart.patient.id)
+            return
         self._recorders = view.recorders
         self._show_patient(view.chart.patient)
         self._allergies = list(view.chart.allergies)
@@ -463,8 +484,22 @@ class ChartPage(QWidget):
         self._fill_allergies()
         if first:
             for section in self.sections:
+                if hasattr(section, "set_permitted"):
+                    section.set_permitted(view.permitted)
                 section.show_patient(view.chart.patient.id)
             self.chart_shown.emit(view.chart.patient.id)
+
+    def _show_clinical(self, clinical: bool) -> None:
+        """Every clinical part of the chart, or (front desk) a plain sentence instead."""
+        self.clinical_hidden.setVisible(not clinical)
+        self.allergy_card.setVisible(clinical)
+        self.allergy_banner.setVisible(clinical)
+        self.print_summary.widget().setVisible(clinical)
+        for section in self.sections[1:]:  # after the summary printer: cards and tabs
+            if section is not self.break_glass:  # its banner shows itself while a grant counts
+                section.widget().setVisible(clinical)
+        for index in range(1, self.tabs.count()):
+            self.tabs.setTabVisible(index, clinical)
 
     def _chart_failed(self, exc: Exception) -> None:
         self.message.setText(f"The chart could not be opened. {describe_error(exc)}")
@@ -514,6 +549,7 @@ class ChartPage(QWidget):
         self.edit_button.setEnabled(has_patient)
         self.history_button.setEnabled(has_patient)
         self.add_allergy_button.setEnabled(has_patient)
+        restrict(self.edit_button, self.permitted, "patient.update")
         self.remove_allergy_button.setEnabled(
             has_patient and self.selected_allergy() is not None and self._remove_job is None
         )
@@ -524,6 +560,11 @@ class ChartPage(QWidget):
             and not self._allergies
             and self.allergy_banner.state is not AllergyState.NONE_KNOWN
         )
+        for button, action in ((self.add_allergy_button, "allergy.add"),
+                               (self.edit_allergy_button, "allergy.edit"),
+                               (self.remove_allergy_button, "allergy.remove"),
+                               (self.no_known_button, "allergy.none_known")):  # fmt: skip
+            restrict(button, self.permitted, action)
 
     def selected_allergy(self) -> Allergy | None:
         """The allergy whose row is selected."""

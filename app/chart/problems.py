@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.chart.cards import ListCard, list_table
 from app.chart.list_dialogs import DateDialog, SavingDialog
+from app.chart.permits import ANY, restrict
 from app.chart.visit_view import OpenVisitLink
 from app.messages import describe_error
 from app.operations import Operations
@@ -203,6 +204,7 @@ class IcdSearchDialog(SavingDialog):
 
 
 class ProblemsCard(ListCard[Problem]):
+    permitted: frozenset[str] = ANY
     """The problem list on the Overview: Add (ICD-10-CM search), Resolve, and resolved
     problems on request."""
 
@@ -246,6 +248,13 @@ class ProblemsCard(ListCard[Problem]):
         chosen = self.selected()
         self.add_button.setEnabled(self.patient_id is not None)
         self.resolve_button.setEnabled(chosen is not None and chosen.status != "resolved")
+        restrict(self.add_button, self.permitted, "problem.add")
+        restrict(self.resolve_button, self.permitted, "problem.resolve")
+
+    def set_permitted(self, permitted: frozenset[str]) -> None:
+        """What the signed-in person may do on this chart (buttons follow)."""
+        self.permitted = permitted
+        self.update_buttons()
 
     def add_problem(self) -> None:
         """Open the ICD-10-CM search dialog."""

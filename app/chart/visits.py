@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.note_editor import AddendumDialog, NoteEditor
+from app.chart.permits import ANY, restrict
 from app.chart.printing import PrintDialog, print_visit
 from app.chart.visit_view import contents_html, note_summary, read_visit, visit_title
 from app.messages import describe_error, validation_text
@@ -132,6 +133,7 @@ class VisitsSection:
 
     READ_LIST = "visits"
     READ_VISIT = "visit"
+    permitted: frozenset[str] = ANY
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
         self._operations, self._records = operations, records
@@ -366,6 +368,17 @@ class VisitsSection:
         self.open_note_button.setEnabled(note is not None and note.signed_at is None)
         self.addendum_button.setEnabled(note is not None and note.signed_at is not None)
         self.print_button.setEnabled(visit is not None)
+        for button, action in ((self.start_button, "encounter.create"),
+                               (self.new_note_button, "note.create"),
+                               (self.close_button, "encounter.close"),
+                               (self.open_note_button, "note.edit"),
+                               (self.addendum_button, "note.addendum")):  # fmt: skip
+            restrict(button, self.permitted, action)
+
+    def set_permitted(self, permitted: frozenset[str]) -> None:
+        """What the signed-in person may do on this chart (buttons follow)."""
+        self.permitted = permitted
+        self._update_buttons()
 
     def _failed(self, exc: Exception) -> None:
         self._job = None
@@ -421,7 +434,7 @@ class VisitsSection:
             self._edit(note)
 
     def _edit(self, note: Note) -> None:
-        editor = NoteEditor(self._operations, self._records, note, self.page)
+        editor = NoteEditor(self._operations, self._records, note, self.page, self.permitted)
         editor.finished.connect(lambda _r: setattr(self, "editor", None))
         self.editor = editor
         editor.open()

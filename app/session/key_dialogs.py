@@ -6,7 +6,8 @@ and runs the rest on the :class:`~app.worker.Worker`: every Argon2id derivation 
 ``PRAGMA rekey`` take long enough to freeze a screen. Dialogs are opened with ``open()``
 (window-modal, no nested event loop) so an auto-lock can close them, and a job still
 running when a dialog closes is not reported back to it. Core decides who may do what
-(``Workstation.require_admin``); the screens only hide actions a person cannot use.
+(``Workstation.require``, the permission matrix); the screens only hide actions a person
+cannot use.
 """
 
 from __future__ import annotations

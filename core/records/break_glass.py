@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, load_settings
-from core.records import break_glass_audit, crdt
+from core.records import authorize, break_glass_audit, crdt
 from core.records.break_glass_audit import Clock, Grant, grants, stamp
 from core.records.break_glass_audit import active_grants as active_grants
 from core.records.break_glass_audit import grant_for as grant_for
@@ -22,8 +22,10 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
+from core.records.errors import NotAllowedError
+from core.records.permissions import CLINIC_OBJECT
+from core.records.relations import PATIENT_PREFIX
 from core.records.types import BREAK_GLASS
-from core.records.workstation import NotAllowedError
 
 DEFAULT_MINUTES = 60
 MIN_MINUTES, MAX_MINUTES = 5, 720  # as the break_glass_minutes setting allows
@@ -36,6 +38,26 @@ def configured_minutes(data_dir: Path) -> int:
         DESKTOP_SCHEMA, cli={"data_dir": data_dir}, config_file=data_dir / CONFIG_FILE_NAME
     )
     return int(settings["break_glass_minutes"])
+
+
+def clinical_staff(records: ClinicRecords) -> bool:
+    """Whether the signed-in person is a clinician or a nurse: only they gain anything from
+    break-glass (the schema grants it clinical access with one of those roles only)."""
+    return any(
+        authorize.allowed(records.db, records.actor, role, CLINIC_OBJECT)
+        for role in ("clinician", "nurse")
+    )
+
+
+def needs_break_glass(records: ClinicRecords, patient_id: str) -> bool:
+    """Whether the chart is one the signed-in person could open only by breaking the glass:
+    they are clinical staff without clinical access to it (a restricted chart whose care
+    team they are not on). What the chart screen offers the button for."""
+    if not clinical_staff(records):
+        return False
+    return not authorize.allowed(
+        records.db, records.actor, "view_clinical", PATIENT_PREFIX + patient_id
+    )
 
 
 class BreakGlass:
@@ -56,6 +78,8 @@ class BreakGlass:
                 "minutes", f"must be between {MIN_MINUTES} and {MAX_MINUTES}, not {minutes}"
             )
         self.records.get_patient(patient_id)  # NotFoundError names a wrong id
+        if authorize.ENFORCING and not clinical_staff(self.records):
+            raise NotAllowedError("Only a clinician or a nurse can break the glass")
         now = self.clock()
         grant_id, actor = new_id(), self.records.actor
         values: dict[str, crdt.Value] = {

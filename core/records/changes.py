@@ -22,7 +22,7 @@ from core.records.materialize import (
     materialize,
 )
 from core.records.spec import Mutation
-from core.records.types import RECORD_TYPES
+from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Row, Transaction
 
@@ -139,5 +139,30 @@ def change(
     with doc.transaction():
         mutate(doc, hlc)
     update = doc.get_update(deps)
+    if type_name in AUTHZ_HISTORY:
+        keep_authz_writes(tx, record_id, type_name, doc)
     store_record(tx, record_id, type_name, loaded)
     return oplog.append_local(tx, me.replica_id, record_id, type_name, update, deps, hlc, author)
+
+
+def authz_writes(record_id: str, type_name: str, doc: RecordDoc) -> list[tuple[str, ...]]:
+    """Rows of ``authz_writes`` for the live values of a user or tuple document."""
+    fields = AUTHZ_HISTORY.get(type_name, ())
+    return [
+        (e.write_id, record_id, name, json.dumps(e.value), e.hlc)
+        for name, entries in crdt.all_live(doc).items()
+        if name in fields
+        for e in entries
+    ]
+
+
+def keep_authz_writes(tx: Transaction, record_id: str, type_name: str, doc: RecordDoc) -> None:
+    """Keep every value a user's role/active or a tuple's grant has held here, with its HLC
+    (superseded values too: remote apply judges ops by the permissions at their time)."""
+    rows = authz_writes(record_id, type_name, doc)
+    if rows:
+        tx.executemany(
+            "INSERT INTO authz_writes (write_id, record_id, field, value, hlc) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (write_id) DO NOTHING",
+            rows,
+        )

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from core.authz.tuples import RelationTuple
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import break_glass_audit, crdt, set_conflicts
+from core.records import authorize, break_glass_audit, crdt, relations, set_conflicts
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -27,6 +28,9 @@ from core.records.errors import (
     ValidationError,
 )
 from core.records.materialize import hlc_time
+from core.records.models import (
+    CLINICAL_HIDDEN as CLINICAL_HIDDEN,
+)
 from core.records.models import (
     PATIENT_EDITABLE,
     Allergy,
@@ -41,6 +45,7 @@ from core.records.models import (
     User,
     item_label,
 )
+from core.records.permissions import CLINIC_OBJECT
 from core.records.spec import ListSpec
 from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
 from core.store.database import Database, Row, Transaction, utc_now
@@ -121,6 +126,23 @@ class ClinicRecords:
         self._kdf_params = kdf_params
         # Work on a chart opened by break-glass is audited as such, whoever calls.
         break_glass_audit.install(db)
+        authorize.install(db)
+
+    def require(self, read: str, patient_id: str | None = None) -> None:
+        """Refuse (audited) a read the signed-in person may not make (permission matrix
+        name, such as ``notes.list``)."""
+        authorize.require(self.db, self.actor, read, patient_id)
+
+    def permitted(self, patient_id: str) -> frozenset[str]:
+        """Every permission the signed-in person holds on the patient's chart (``{"*"}``
+        while permissions are not enforced): what the screens enable."""
+        if not authorize.ENFORCING:
+            return frozenset({"*"})
+        return authorize.permitted(self.db, self.actor, f"patient:{patient_id}")
+
+    def may(self, permission: str, patient_id: str | None = None) -> bool:
+        """Whether the signed-in person holds ``permission`` on the patient (or clinic)."""
+        return authorize.may(self.db, self.actor, permission, patient_id)
 
     # ----- clinic and users -------------------------------------------------------------
 
@@ -134,6 +156,11 @@ class ClinicRecords:
         with self.db.write(user.username, "clinic.create", "clinic", "clinic") as tx:
             change(tx, self.actor, "clinic", "clinic", self.setter({"name": name}))
             self._insert_user(tx, user, password)
+            # A small clinic's founder is its admin AND a clinician (an explicit role
+            # tuple, which an admin can revoke once the clinic has other clinicians).
+            relations.write_tuple(
+                tx, self.actor, RelationTuple(CLINIC_OBJECT, "clinician", user.id), True
+            )
         return user
 
     def _insert_user(
@@ -370,12 +397,17 @@ class ClinicRecords:
             rows = tx.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (patient_id,))
             if not rows:
                 raise NotFoundError(f"no patient with id {patient_id!r}")
-            allergies = tx.query(
-                f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
-                "ORDER BY recorded_at, id",
-                (patient_id,),
+            clinical = authorize.may(tx, self.actor, "view_clinical", patient_id)
+            allergies = (
+                tx.query(
+                    f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
+                    "ORDER BY recorded_at, id",
+                    (patient_id,),
+                )
+                if clinical
+                else []
             )
-        return Chart(_patient(rows[0]), tuple(Allergy(*a) for a in allergies))
+        return Chart(_patient(rows[0]), tuple(Allergy(*a) for a in allergies), clinical)
 
     def count_patients(self) -> int:
         """Number of patients in the clinic."""
@@ -391,6 +423,7 @@ class ClinicRecords:
 
     def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
         """Prefix search over family and given names, MRN and birth date, in name order."""
+        self.require("patients.search")
         query = fts_prefix_query(text)
         if query is None:
             return self.list_patients(limit, offset)
@@ -444,6 +477,7 @@ class ClinicRecords:
 
     def allergies(self, patient_id: str) -> list[Allergy]:
         """A patient's allergies, oldest first."""
+        self.require("allergies.list", patient_id)
         rows = self.db.query(
             f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? ORDER BY recorded_at, id",
             (patient_id,),

@@ -20,6 +20,15 @@ CHART_ENTRIES = tuple(t.name for t in RECORD_TYPES.values() if t.chart_entry)
 PATIENT_LISTS = tuple(s.name for s in PATIENT.lists if s.name != "allergies")
 
 
+# The read a list of chart entries is (permission matrix names).
+_LIST_READS = {
+    "observation": "vitals.list",
+    "encounter": "visits.list",
+    "attachment": "attachments.list",
+    "appointment": "schedule.view",
+}
+
+
 class ClinicalEntries:
     """Operations on the chart's other records, as the signed-in person."""
 
@@ -84,6 +93,7 @@ class ClinicalEntries:
 
     def for_patient(self, type_name: str, patient_id: str) -> list[dict[str, Any]]:
         """A patient's records of one type."""
+        self.records.require(_LIST_READS.get(type_name, "notes.list"), patient_id)
         rtype = record_type(type_name)
         columns = rtype.column_names
         rows = self.records.db.query(

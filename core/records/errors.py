@@ -19,12 +19,13 @@ class NotFoundError(RecordError):
     """No record with that id."""
 
 
+class NotAllowedError(RecordError):
+    """The signed-in person may not do this; the message names who may ("Only a clinician
+    can sign a note"). Raised by core/records/authorize.py, audited as ``action.refused``."""
+
+
 class AuthenticationError(RecordError):
     """Wrong user name or password, or the account is disabled."""
-
-
-class NotAllowedError(RecordError):
-    """The signed-in person's role does not allow this operation."""
 
 
 class AccountDeactivatedError(AuthenticationError):

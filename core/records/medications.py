@@ -192,6 +192,7 @@ class Medications:
         """Active medications by name; with ``include_past``, then the stopped ones, most
         recently stopped first."""
         self.records.get_patient(patient_id)
+        self.records.require("medications.list", patient_id)
         rows = self.records.db.query(
             f"SELECT {_COLUMNS} FROM medications WHERE patient_id = ?", (patient_id,)
         )

@@ -79,10 +79,21 @@ class Chart:
 
     patient: Patient
     allergies: tuple[Allergy, ...]
+    # False for staff who see demographics only (front desk): ``allergies`` is then empty
+    # because it was not read, not because the patient has none.
+    clinical: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
+        if not self.clinical:
+            return {**self.patient.to_dict(), "clinical": CLINICAL_HIDDEN}
         return {**self.patient.to_dict(), "allergies": [a.to_dict() for a in self.allergies]}
+
+
+CLINICAL_HIDDEN = (
+    "Clinical information is visible only to clinical staff, and on a restricted chart only "
+    "to its care team"
+)
 
 
 @dataclass(frozen=True)

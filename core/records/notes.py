@@ -176,6 +176,7 @@ class Notes:
 
     def for_patient(self, patient_id: str) -> list[Note]:
         """A patient's notes, oldest first."""
+        self.records.require("notes.list", patient_id)
         ids = self.records.db.query(
             "SELECT n.id FROM notes n JOIN record_states s ON s.id = n.id "
             "WHERE n.patient_id = ? ORDER BY n.id",

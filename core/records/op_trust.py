@@ -26,6 +26,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pycrdt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,6 +78,9 @@ class Trust:
     # connection to the clinic's own server, as before signing, and kept unsigned, so no
     # other replica accepts them from us until the upgraded server vouches for them.
     unsigned_ok: bool = False
+    # Whether each op's author held the permission its change needs at the op's time
+    # (core.records.remote_authz.RemotePermissions); None: not checked (enforcement off).
+    permissions: Any = None
     _batch_users: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -217,6 +221,18 @@ def author_problem(op: Op, trust: Trust) -> str | None:
     return f"its author {op.author[:64]!r} is not an active staff account of this clinic"
 
 
+def permission_exempt(op: Op, trust: Trust) -> bool:
+    """Ops not checked against the permission matrix: the server's own and those it vouched
+    for (signed by the clinic CA: made before signing, hence before authorization), the
+    recovery-key path (a person's own password), and a clinic's set-up on a replica that
+    holds no account yet."""
+    if op.signer == "clinic-ca":
+        return True
+    if op.record_type == "user" and op.author == RECOVERY_AUTHOR:
+        return True
+    return op.record_type in SETUP_TYPES and not trust.any_users and not trust._batch_users
+
+
 def note_batch_users(trust: Trust, usernames: Iterable[str]) -> None:
     """Accounts created earlier in the same batch count as existing for later ops."""
     trust._batch_users.update(usernames)
@@ -259,7 +275,12 @@ def replica_trust(db: Database | Transaction) -> Trust | None:
             revoked = {}
     active = {str(u) for (u,) in db.query("SELECT username FROM users WHERE active = 1")}
     anyone = bool(db.query("SELECT 1 FROM users LIMIT 1"))
-    return Trust(ca, devices, revoked, active.__contains__, any_users=anyone)
+    from core.records import remote_authz  # it reads the records layer's types and engine
+
+    return Trust(
+        ca, devices, revoked, active.__contains__, any_users=anyone,
+        permissions=remote_authz.for_replica(db),
+    )  # fmt: skip
 
 
 def clinic_ca(db: Database | Transaction) -> str | None:

@@ -120,6 +120,7 @@ class Problems:
         """The patient's problems: active ones by onset (unknown last), then resolved ones,
         most recently resolved first."""
         self.records.get_patient(patient_id)
+        self.records.require("problems.list", patient_id)
         rows = self.records.db.query(
             f"SELECT {_COLUMNS} FROM conditions WHERE patient_id = ?", (patient_id,)
         )

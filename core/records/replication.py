@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import sqlcipher3
 
-from core.records import crdt, op_trust
+from core.records import crdt, op_trust, remote_authz
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
@@ -27,7 +27,7 @@ from core.records.changes import (
     stored_records,
 )
 from core.records.materialize import MalformedRecordError
-from core.records.types import RECORD_TYPES
+from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database, Transaction
 
@@ -148,6 +148,8 @@ def _apply(
         lambda op: _check_same_as_held(tx, op),
         trust,
     )
+    if trust.permissions is not None:
+        remote_authz.save_history(tx, trust.permissions.history)
     if checked.fresh:
         oplog.insert_remote(tx, checked.fresh)
         oplog.observe(tx, [op.hlc for op in checked.fresh], me.replica_id)
@@ -248,10 +250,33 @@ def check_batch(
         with _refusing_malformed(f"op {op.origin}:{op.seq}"):
             protected = rule.protect(doc) if rule is not None else None
         before = doc.get_state() if protected is not None else b""
+        permissions = trust.permissions
+        judged = (
+            permissions is not None
+            and remote_authz.governed(type_name)
+            and not op_trust.permission_exempt(op, trust)
+        )
+        if judged:
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                undo, was = doc.get_update(), remote_authz.summary(doc)
         try:
             crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
+        if judged:
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                refused = permissions.problem(op, type_name, was, doc)
+            if refused is not None:
+                # Never applied: the document goes back to what it was before the op.
+                loaded.doc = crdt.load(undo, doc.client_id)
+                if not undo_is_record(undo):
+                    del docs[op.record_id]
+                quarantined.append((op, refused))
+                stopped.add(op.origin)
+                continue
+        if permissions is not None and type_name in AUTHZ_HISTORY:
+            with _refusing_malformed(f"op {op.origin}:{op.seq}"):
+                permissions.learn(op.record_id, type_name, doc)
         if rule is not None and protected is not None:
             # The dependencies were decoded once above, so they are well formed.
             with _refusing_malformed(f"op {op.origin}:{op.seq}"):
@@ -267,6 +292,19 @@ def check_batch(
         held[op.origin] = op.seq
         fresh.append(op)
     return CheckedBatch(fresh, duplicates, docs, quarantined)
+
+
+def undo_is_record(state: bytes) -> bool:
+    """Whether a document state holds anything (an op refused on a record the batch was
+    creating leaves nothing to store)."""
+    return bool(crdt.decode_state_vector(pycrdt_state(state)))
+
+
+def pycrdt_state(update: bytes) -> bytes:
+    """The state vector of an encoded document update."""
+    import pycrdt
+
+    return bytes(pycrdt.get_state(update))
 
 
 @contextlib.contextmanager

@@ -221,6 +221,7 @@ class Schedule:
         self, first: dt.date, last: dt.date, clinician: str | None = None
     ) -> list[Appointment]:
         """Appointments starting on days ``first`` to ``last`` (inclusive), by start time."""
+        self.records.require("schedule.view")
         low = first.isoformat()
         high = (last + dt.timedelta(days=1)).isoformat()
         sql = (

@@ -311,11 +311,52 @@ BREAK_GLASS = RecordType(
     row_requires="patient_id",
 )
 
+
+def _granted(values: dict[str, Any]) -> int:
+    return 1 if values["granted"] is True else 0
+
+
+# A relation tuple of the authorization schema (core/authz/clinic.fga):
+# ``object#relation@subject``, such as ``patient:4f2a#care_team@user:alice``. The record id
+# is derived from the tuple (core/records/relations.py), so the same grant made on two
+# workstations is one record, and a grant concurrent with a revoke is a conflict on
+# ``granted`` shown in the conflict inbox.
+RELATION = RecordType(
+    "relation",
+    "relations",
+    (
+        Field("object", "Object"),
+        Field("relation", "Relation"),
+        Field("subject", "Who"),
+        Field("granted", "Granted"),
+        # Set only by the upgrade from releases without authorization: the first grant
+        # counts from this HLC (the clinic's start), not from its own.
+        Field("since", "Since"),
+    ),
+    columns=(
+        "object",
+        "relation",
+        "subject",
+        Column("granted", compute=_granted),
+        Column("created_at", ""),
+        Column("updated_at", ""),
+    ),
+    row_requires="object",
+)
+
+# Registers whose every value is kept with its HLC (table ``authz_writes``): remote apply
+# judges an op by the permissions at its own time (core/records/remote_authz.py).
+AUTHZ_HISTORY: dict[str, tuple[str, ...]] = {
+    "user": ("username", "role", "staff_role", "active"),
+    "relation": ("object", "relation", "subject", "granted", "since"),
+}
+
 RECORD_TYPES: dict[str, RecordType] = {
     t.name: t
     for t in (
         *(PATIENT, USER, NOTE, APPOINTMENT, ENCOUNTER, OBSERVATION, ATTACHMENT, CLINIC),
         BREAK_GLASS,
+        RELATION,
     )
 }
 SYSTEM_REGISTERS = ("created_at", "deleted")

@@ -209,6 +209,7 @@ class Visits:
         where, params = [], []
         if patient_id is not None:
             self.records.get_patient(patient_id)
+            self.records.require("visits.list", patient_id)
             where.append("patient_id = ?")
             params.append(patient_id)
         if open_only:

@@ -239,6 +239,7 @@ class VitalSigns:
 
     def readings(self, patient_id: str, code: str | None = None) -> list[Reading]:
         """A patient's vitals (of one code or all), newest first."""
+        self.records.require("vitals.list", patient_id)
         sql = f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE patient_id = ?"
         params: tuple[str, ...] = (patient_id,)
         if code is not None:

@@ -29,7 +29,7 @@ from core.keys.errors import (
 )
 from core.keys.files import exclusive_lock
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain, UnlockedKeys, lock_path_for
-from core.records import two_factor, unknown
+from core.records import authorize, relations, two_factor, unknown
 from core.records import validation as v
 from core.records.clinic import ClinicRecords, new_user
 from core.records.errors import (
@@ -235,6 +235,10 @@ class Workstation:
         unknown.refresh(db)
         if tidy:
             self._drop_deactivated_slots(chain, db)
+
+        # After an upgrade from a release without authorization: admins who did clinical
+        # work keep doing it (core/records/relations.py upgrade_clinicians).
+        relations.upgrade_clinicians(db)
 
     def _drop_deactivated_slots(self, chain: Keychain, db: Database) -> None:
         """Remove the password slots of accounts deactivated since (here or, synced, on
@@ -607,6 +611,13 @@ class Workstation:
         require_staff_manager(records, what)
         return records
 
+    def require(self, action: str) -> ClinicRecords:
+        """The signed-in person's records if the permission matrix lets them do ``action``
+        (``keys.rekey``); NotAllowedError (audited) names who may."""
+        records = self.records
+        authorize.require(records.db, records.actor, action)
+        return records
+
     # ----- staff (core/records/staff.py) ------------------------------------------------
 
     def staff(self) -> Staff:
@@ -679,7 +690,7 @@ class Workstation:
     def new_recovery_key(self) -> str:
         """Admin only: replace this workstation's recovery slot; returns the new key, to be
         shown once (the old key stops opening the workstation). Audited."""
-        records = self.require_admin("issue a new recovery key")
+        records = self.require("keys.recovery_replace")
         assert self._keys is not None
         chain = self.keychain()
         # Audited first: if replacing the slot then fails, the old key still works, and the
@@ -691,7 +702,7 @@ class Workstation:
     def rekey(self) -> None:
         """Admin only: re-encrypt the database under a fresh key (crash-safe: the new key is
         staged first). Audited."""
-        records = self.require_admin("re-encrypt the database")
+        records = self.require("keys.rekey")
         assert self._keys is not None
         chain = self.keychain()
         with records.db.write(records.actor, "keys.rekey", "workstation", chain.db_id):

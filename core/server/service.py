@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 import blake3
 
 from core.audit.verify import verify_audit_log
+from core.authz.tuples import RelationTuple
 from core.config.settings import ConfigError
 from core.crypto import aead, certs, op_signature
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
@@ -51,6 +52,8 @@ from core.keys.providers import KeyProvider
 from core.records import op_trust, unknown
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
+from core.records.permissions import CLINIC_OBJECT
+from core.records.relations import Access
 from core.records.staff import Staff
 from core.server import security_log, vouching
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
@@ -421,6 +424,7 @@ class ClinicServer:
                 db = Database.open(path, key, True)
             else:
                 db = self._open_mid_reencryption(clinic_id, path, key)
+            db.operator = True  # the server's admin CLI is the operator's: not gated
             # After an upgrade: records kept for a newer version get their rows now.
             unknown.refresh(db, actor="server")
             self._keep_trust(clinic_id, db)
@@ -530,10 +534,15 @@ class ClinicServer:
         clinic = self.registry.clinic(clinic_ref)
 
         def add(records: ClinicRecords) -> User:
+            founder = role == "admin" and not records.db.query("SELECT 1 FROM users LIMIT 1")
             forced = must_change_password
             if forced is None:
-                forced = bool(records.users())
-            return records.add_user(username, full_name, role, password, forced)
+                forced = not founder and bool(records.users())
+            user = records.add_user(username, full_name, role, password, forced)
+            if founder:
+                # The clinic's first admin is also a clinician, as with ``careline init``.
+                Access(records).grant(RelationTuple(CLINIC_OBJECT, "clinician", user.id))
+            return user
 
         return self._admin_write(clinic.id, add)
 

@@ -213,6 +213,34 @@ class AuditAnnotator(Protocol):
         ...
 
 
+class WriteGate(Protocol):
+    """Decides whether a unit of work may happen (installed by the records layer, which
+    knows permissions: core.records.authorize). Called inside the unit's transaction before
+    the change (``after`` False) and, if it returned False (not decided yet: the record the
+    unit concerns does not exist yet), again after it. Raises to refuse."""
+
+    def __call__(
+        self,
+        tx: Transaction,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: dict[str, Any] | None,
+        after: bool,
+    ) -> bool:
+        """True once decided (allowed)."""
+        ...
+
+    def refusal(self, exc: BaseException, action: str) -> dict[str, Any] | None:
+        """Audit details when ``exc`` is a refusal by this gate, else None."""
+        ...
+
+
+# The audit action a refusal is recorded as (its details name the action refused).
+REFUSED_ACTION = "action.refused"
+
+
 class Database:
     """An open, unlocked replica store. All writes go through :meth:`write`."""
 
@@ -221,6 +249,12 @@ class Database:
         self._conn = conn
         # Set by the records layer (core.store cannot know about charts); None: as given.
         self.annotate_audit: AuditAnnotator | None = None
+        # Set by the records layer (core.store knows nothing of permissions); None: open.
+        self.gate: WriteGate | None = None
+        # True for the clinic server's own stores: its admin CLI is the operator's, and its
+        # bookkeeping nobody's, so no gate is installed (remote apply is still checked).
+        self.operator = False
+        self._refusals: list[tuple[str, str, str, dict[str, Any]]] = []  # inside a batch
         # One connection, serialised: the UI runs store work on one worker thread, the CLI
         # on its main thread; the lock keeps a stray call from interleaving transactions.
         self._lock = threading.RLock()
@@ -334,9 +368,13 @@ class Database:
                 else ("BEGIN IMMEDIATE", ("COMMIT",), ("ROLLBACK",))
             )
             conn.execute(begin)
+            gate = self.gate
             try:
                 tx = Transaction(conn)
+                decided = gate is None or gate(tx, actor, action, entity, entity_id, details, False)
                 yield tx
+                if not decided and gate is not None:
+                    gate(tx, actor, action, entity, entity_id, details, True)
                 if self.annotate_audit is not None:
                     details = self.annotate_audit(tx, actor, action, entity, entity_id, details)
                 self.append_audit(conn, actor, action, entity, entity_id, details)
@@ -345,7 +383,21 @@ class Database:
             except BaseException as exc:
                 self._undo(conn, undo)
                 self._raise_environment_problem(exc)
+                refused = gate.refusal(exc, action) if gate is not None else None
+                if refused is not None and action != REFUSED_ACTION:
+                    # The refusal is part of the audit trail (the refused change is not);
+                    # inside a batch, once the batch has been rolled back.
+                    if self._batch_depth:
+                        self._refusals.append((actor, entity, entity_id, refused))
+                    else:
+                        self._audit_refusal(actor, entity, entity_id, refused)
                 raise
+
+    def _audit_refusal(
+        self, actor: str, entity: str, entity_id: str, details: dict[str, Any]
+    ) -> None:
+        with self.write(actor, REFUSED_ACTION, entity, entity_id, details):
+            pass
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -373,6 +425,9 @@ class Database:
                 raise
             finally:
                 self._batch_depth = 0
+                refusals, self._refusals = self._refusals, []
+                for refusal in refusals:
+                    self._audit_refusal(*refusal)
 
     @staticmethod
     def _undo(conn: Any, statements: tuple[str, ...]) -> None:

@@ -423,6 +423,32 @@ INSERT INTO unknown_records (id, type, parts) SELECT id, type, 'recheck' FROM re
     WHERE type = 'user' ON CONFLICT (id) DO NOTHING;
 """
 
+# Authorization (issue #14): relation tuples are records (type ``relation``, derived into
+# ``relations``), and every value a user's role/active or a tuple's ``granted`` register
+# has held on this replica is kept in ``authz_writes`` with its HLC, so a remote op is
+# judged against the permissions as of its own time (core/records/remote_authz.py).
+_V10 = """
+CREATE TABLE relations (
+    id TEXT PRIMARY KEY,
+    object TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    granted INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    updated_at TEXT
+);
+CREATE INDEX relations_object ON relations (object, relation);
+CREATE TABLE authz_writes (
+    write_id TEXT PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT,
+    hlc TEXT NOT NULL
+);
+CREATE INDEX authz_writes_record ON authz_writes (record_id, field, hlc);
+"""
+
+
 # V11 (issue #14, break-glass and audit review): emergency openings of a chart
 # (core/records/break_glass.py), synced like any record; the audit log gains indexes for the
 # audit review screens and ``careline audit list`` (by patient or record, by person, by time)
@@ -462,7 +488,7 @@ CREATE INDEX device_audit_by_ts ON device_audit (ts);
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (11, _V11),
+    (10, _V10), (11, _V11),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -151,6 +151,27 @@ def test_the_old_recovery_key_still_opens_the_workstation(old: OldData, no_keyri
     assert schema_version(desk, "password", "new password after upgrade") == LATEST_VERSION
 
 
+def test_the_old_clinics_admin_who_did_chart_work_becomes_a_clinician(
+    old: OldData, no_keyring: None
+) -> None:
+    """A clinic from before authorization: its admin, who registered patients and recorded
+    allergies, is granted clinician from the clinic's start at the first open (audited as
+    an upgrade), so that work stays theirs to do; the grant is a synced relation record."""
+    ws = Workstation(old.folder / "workstation")
+    ws.unlock_with_password("admin", old.password)
+    try:
+        db = ws.database
+        assert db.query(
+            "SELECT subject, granted FROM relations WHERE object = 'clinic:clinic' "
+            "AND relation = 'clinician'"
+        ) == [("user:admin", 1)]
+        [(details,)] = db.query("SELECT details FROM audit_log WHERE action = 'role.grant'")
+        assert json.loads(details)["upgrade"] is True
+        assert db.query("SELECT count(*) FROM oplog WHERE record_type = 'relation'") == [(1,)]
+    finally:
+        ws.lock()
+
+
 def test_every_old_record_reads_back_as_the_old_release_read_it(
     old: OldData, no_keyring: None
 ) -> None:

@@ -165,15 +165,17 @@ def sample_clinic(data_dir: Path, count: int = 48) -> Workstation:
     return ws
 
 
-def signed_in_window(ws: Workstation, size: tuple[int, int] | None = None) -> MainWindow:
-    """A main window on ``ws``, signed in as mgarcia, the patient list loaded."""
+def signed_in_window(
+    ws: Workstation, size: tuple[int, int] | None = None, username: str = "mgarcia"
+) -> MainWindow:
+    """A main window on ``ws``, signed in as ``username``, the patient list loaded."""
     window = MainWindow(ws, auto_lock_ms=600_000)
     if size is not None:
         window.resize(*size)
     window.show()
     window.start()
     page = window.sign_in_page
-    page.username.setText("mgarcia")
+    page.username.setText(username)
     page.password.setText(PASSWORD)
     page.button.click()
     wait_for(lambda: window.session is not None)
@@ -997,6 +999,48 @@ def staff(out: Path, tmp: Path) -> None:
 
 
 SECTIONS["staff"] = staff
+
+
+def permissions(out: Path, tmp: Path) -> None:
+    """The chart as the front desk sees it (no clinical part), and a nurse's note whose
+    Sign button says only a clinician signs."""
+    ws = sample_clinic(tmp / "permissions")
+    ws.sign_in("mgarcia", PASSWORD)
+    ws.records.add_user("jdesk", "Jo Desk", "front_desk", PASSWORD)
+    ws.records.add_user("nkim", "Nari Kim", "nurse", PASSWORD)
+    Visits(ws.records).start(ws.records.list_patients(1)[0].id, "Cough")
+    for name in ("jdesk", "nkim"):
+        ws.sign_in(name, PASSWORD)
+    ws.lock()
+    window = signed_in_window(ws, username="jdesk")
+    chart = window.workspace.chart
+    patients = window.workspace.patient_list
+    window.workspace.open_chart(patients.model.patient_id(0))
+    wait_for(lambda: chart.patient is not None)
+    settle()
+    save(window, out, "60-chart-front-desk")
+    window.shutdown()
+    window = signed_in_window(ws, username="nkim")
+    chart = window.workspace.chart
+    patient_id = window.workspace.patient_list.model.patient_id(0)
+    window.workspace.open_chart(patient_id)
+    wait_for(lambda: chart.patient is not None)
+    section = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    chart.tabs.setCurrentWidget(section.widget())
+    wait_for(lambda: section.new_note_button.isEnabled())
+    section.new_note_button.click()
+    wait_for(lambda: section.editor is not None)
+    editor = section.editor
+    assert editor is not None
+    editor.body.insertPlainText("Dry cough for a week, no fever.")
+    editor.sign_button.setFocus()
+    settle()
+    save(editor, out, "61-nurse-note-sign-disabled")
+    editor.reject()
+    window.shutdown()
+
+
+SECTIONS["permissions"] = permissions
 
 
 def main(argv: list[str]) -> int:

@@ -28,7 +28,7 @@ from core.audit.verify import AuditReport, verify_chain
 from core.crypto import certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
-from core.records import crdt, op_trust
+from core.records import authorize, crdt, op_trust, remote_authz
 from core.records.changes import Loaded, RecordTypeMismatchError
 from core.records.clinic import ClinicRecords
 from core.records.materialize import MalformedRecordError, derive
@@ -41,7 +41,7 @@ from core.records.replication import (
     apply_snapshot_page,
     check_batch,
 )
-from core.records.types import RECORD_TYPES
+from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.server import vouching
 from core.server.postgres.columns import ColumnCipher
 from core.server.postgres.connection import PgStore
@@ -461,6 +461,7 @@ class PgReplica:
             origin, client_id = self._server_identity(cur)
             held = self._vector(cur).get(origin, 0)
             scratch = Database.in_memory(SecureMemory.from_bytes(secrets.token_bytes(32)))
+            scratch.operator = True  # the server's admin CLI is the operator's: not gated
             try:
                 with scratch.write(actor, "server.identity", "meta", origin) as tx:
                     # The server's own ops are signed with the clinic CA's key.
@@ -540,7 +541,28 @@ class PgReplica:
                 devices[device.replica_id] = device
         devices.update(registry)
         active = self._active_users(cur, c)
-        return op_trust.Trust(ca, devices, self.authority.revocations(), active.__contains__)
+        return op_trust.Trust(
+            ca, devices, self.authority.revocations(), active.__contains__,
+            permissions=self._permissions(cur, c),
+        )  # fmt: skip
+
+    def _permissions(self, cur: Cursor, c: ColumnCipher) -> remote_authz.RemotePermissions | None:
+        """Remote-apply permissions from the user and tuple records held here. The server
+        keeps no ``authz_writes`` history: only the values live in each document count, so a
+        value superseded before it reached the server is not known (README, "Authorization
+        at remote apply")."""
+        if not authorize.ENFORCING:
+            return None
+        history = remote_authz.History()
+        for kind in AUTHZ_HISTORY:
+            rows = cur.execute(
+                "SELECT record_ix, key_gen, sealed FROM replica_records WHERE type_ix = %s",
+                (c.blind_index(f"type:{kind}"),),
+            ).fetchall()
+            for ix, gen, sealed in rows:
+                state = self._open_record(c, str(ix), int(gen), bytes(sealed))
+                history.add_doc(state.record_id, kind, crdt.load(state.state, 1), False)
+        return remote_authz.RemotePermissions(history)
 
     def _active_users(self, cur: Cursor, c: ColumnCipher) -> set[str]:
         """Usernames of the active accounts held here. The server keeps no derived tables:

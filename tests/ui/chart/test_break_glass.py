@@ -10,11 +10,28 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.chart.page import ChartPage
 from app.main_window import MainWindow
+from core.authz.tuples import RelationTuple
 from core.records import break_glass_audit
+from core.records.relations import Access
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import chart_openings, open_first_chart
 from tests.ui.conftest import ADMIN, ADMIN_NAME
+
+
+def restrict_every_chart(clinic: Workstation) -> None:
+    """Every sample patient's chart restricted (a staff member's own, say): only its care
+    team, which nobody is on, reads it without breaking the glass."""
+    access = Access(clinic.records)
+    for patient in clinic.records.list_patients(100):
+        access.grant(RelationTuple(f"patient:{patient.id}", "restricted", "user:*"))
+
+
+def offered(qtbot: QtBot, chart: ChartPage) -> bool:
+    """Whether the chart ends up offering break-glass (its read runs on the worker)."""
+    qtbot.wait(300)
+    return chart.break_glass.button.isVisible()
 
 
 class Clock:
@@ -32,11 +49,13 @@ def test_break_the_glass_asks_a_reason_shows_the_banner_and_hides_it_at_expiry(
 ) -> None:
     clock = Clock()
     break_glass_audit.install(clinic.database, clock)
+    restrict_every_chart(clinic)
     chart = open_first_chart(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
     section = chart.break_glass
     section.banner.clock = clock
+    qtbot.waitUntil(section.button.isVisible, timeout=5_000)
     assert not section.banner.isVisible()
 
     QTest.mouseClick(section.button, Qt.MouseButton.LeftButton)
@@ -51,6 +70,7 @@ def test_break_the_glass_asks_a_reason_shows_the_banner_and_hides_it_at_expiry(
     banner = section.banner
     qtbot.waitUntil(banner.isVisible, timeout=5_000)
     assert section.dialog is None
+    qtbot.waitUntil(lambda: not section.button.isVisible(), timeout=5_000)  # not needed now
     until = (clock.now + timedelta(minutes=60)).astimezone().strftime("%H:%M")
     assert banner.text.text() == (
         f"Emergency access by {ADMIN_NAME} until {until} — every view and change is recorded"
@@ -86,7 +106,9 @@ def test_break_the_glass_asks_a_reason_shows_the_banner_and_hides_it_at_expiry(
 def test_cancelling_the_dialog_opens_nothing(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
+    restrict_every_chart(clinic)
     chart = open_first_chart(qtbot, signed_in)
+    qtbot.waitUntil(chart.break_glass.button.isVisible, timeout=5_000)
     QTest.mouseClick(chart.break_glass.button, Qt.MouseButton.LeftButton)
     dialog = chart.break_glass.dialog
     assert dialog is not None
@@ -122,3 +144,23 @@ def test_who_has_seen_this_chart_lists_views_and_changes(
     assert dialog.status.text() == "3 entries on this workstation, 1 of them views."
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: chart.history_dialog is None, timeout=5_000)
+
+
+def test_break_glass_is_offered_only_on_a_chart_the_person_cannot_otherwise_read(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """An ordinary chart needs no emergency access; a restricted one does, until the person
+    joins its care team."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    assert not offered(qtbot, chart)
+    restrict_every_chart(clinic)
+    chart.load(patient.id)
+    qtbot.waitUntil(chart.break_glass.button.isVisible, timeout=5_000)
+    Access(clinic.records).grant(
+        RelationTuple(f"patient:{patient.id}", "care_team", f"user:{ADMIN}")
+    )
+    chart.load(patient.id)
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    assert not offered(qtbot, chart)

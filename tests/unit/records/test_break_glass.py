@@ -8,19 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from core.authz.tuples import RelationTuple
 from core.config.settings import ConfigError
-from core.records import break_glass_audit
+from core.records import authorize, break_glass_audit
 from core.records.break_glass import (
     BreakGlass,
     active_grants,
     configured_minutes,
     mark_reviewed,
+    needs_break_glass,
     open_break_glass,
     pending_reviews,
 )
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
+from core.records.relations import Access
 from core.records.workstation import NotAllowedError
 from tests.unit.sync.replicas import new_replica, sync_pair
 
@@ -153,3 +156,24 @@ def test_the_setting_decides_how_long_an_opening_lasts(
     monkeypatch.delenv("CARELINE_BREAK_GLASS_MINUTES")
     (tmp_path / "careline.toml").write_text("break_glass_minutes = 30\n", encoding="utf-8")
     assert configured_minutes(tmp_path) == 30
+
+
+@pytest.mark.strict_authz
+def test_only_clinical_staff_break_the_glass_and_it_opens_a_restricted_chart() -> None:
+    """Break-glass gives clinical access to a restricted chart to a clinician or nurse for
+    as long as it counts; the front desk gains nothing from it and may not open one."""
+    ann = new_replica("ann")
+    ann.set_up_clinic("Riverside", "ann", "Ann Founder", "correct horse battery staple")
+    ann.add_user("nia", "Nia Nurse", "nurse", "correct horse battery staple")
+    ann.add_user("fred", "Fred Desk", "front_desk", "correct horse battery staple")
+    p = ann.add_patient("Reyes", "Maria", "1970-02-03")
+    Access(ann).grant(RelationTuple(f"patient:{p.id}", "restricted", "user:*"))
+    nurse = ClinicRecords(ann.db, "nia")
+    desk = ClinicRecords(ann.db, "fred")
+    assert needs_break_glass(nurse, p.id) and not needs_break_glass(desk, p.id)
+    with pytest.raises(NotAllowedError, match="Only a clinician or a nurse"):
+        BreakGlass(desk).open(p.id, "curious")
+    assert not authorize.may(ann.db, "nia", "view_clinical", p.id)
+    BreakGlass(nurse).open(p.id, "collapsed in the waiting room")
+    assert authorize.may(ann.db, "nia", "view_clinical", p.id)
+    assert not needs_break_glass(nurse, p.id)

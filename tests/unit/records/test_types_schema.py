@@ -32,7 +32,8 @@ from core.store.migrations import LATEST_VERSION, MIGRATIONS, Migrations
 # elsewhere: core.records.op_trust).
 BOOKKEEPING = {"meta", "record_states", "oplog", "version_vector", "conflicts", "audit_log",
                "schema_version", "unknown_records", "device_certs", "quarantine",
-               "refused_elsewhere", "device_audit"}  # fmt: skip
+               "refused_elsewhere", "device_audit",
+               "authz_writes"}  # fmt: skip
 
 
 def _migrated(migrations: Migrations = MIGRATIONS) -> Database:

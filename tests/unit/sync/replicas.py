@@ -30,6 +30,10 @@ Dump = dict[str, list[Row]]
 # differ in them, so they are left out of the "materialized state" comparison. Every other
 # table of the schema is compared, so a table added later is covered without editing this.
 PER_REPLICA: dict[str, str] = {
+    # Values of role/active/grant registers this replica has seen with their HLCs, superseded
+    # ones included: which superseded values a replica saw depends on how ops reached it
+    # (remote apply judges permissions at an op's time from it, core/records/remote_authz).
+    "authz_writes": "the permission history seen here (superseded values depend on arrival)",
     # The replica's own id, its Yjs client id, its clock and its audit chain's head.
     "meta": "identity, clock and audit head of this replica",
     # Who did what on this replica and when: local sessions, local timestamps, local chain.

@@ -24,17 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.records import crdt
+from core.authz.tuples import RelationTuple
+from core.records import authorize, crdt
 from core.records.allergy_status import AllergyRecords
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
-from core.records.errors import NotFoundError, ValidationError
+from core.records.errors import NotAllowedError, NotFoundError, ValidationError
 from core.records.medications import Medications
 from core.records.notes import Notes
 from core.records.problems import Problems
+from core.records.relations import Access
 from core.records.schedule import Schedule
 from core.records.types import APPOINTMENT_STATUSES, PATIENT
 from core.records.visits import Visits
@@ -715,3 +718,108 @@ def _deleted_patients_entries(final: ClinicRecords, oracle: Oracle, lname: str) 
         if not _visible(final, pid):
             hidden |= {e.element_id for e in crdt.elements(_doc(final, pid), lname)}
     return hidden
+
+
+# ----- permissions granted and revoked while ops travel ---------------------------------
+
+_GRANT = st.tuples(st.sampled_from(("grant", "revoke")))
+_PRESCRIBE = st.tuples(st.just("prescribe"), st.integers(0, 2), st.sampled_from(VALUES))
+_SYNC = st.tuples(
+    st.just("sync"), st.integers(0, 2), st.integers(0, 2), st.sampled_from(LINK_FAULTS),
+    st.integers(0, 3), st.integers(0, 1000),
+)  # fmt: skip
+permission_script = st.lists(st.one_of(_GRANT, _PRESCRIBE, _PRESCRIBE, _SYNC, _SYNC), max_size=24)
+
+
+@pytest.mark.strict_authz
+@settings(
+    max_examples=max(20, EXAMPLES // 10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(script=permission_script)
+def test_grants_and_revokes_decide_every_op_alike_on_every_replica(script: list[Action]) -> None:
+    """A front-desk account (nina) is granted and revoked the clinician role on replica 0
+    while she prescribes on any replica and replicas sync over faulty links. Grants and
+    revokes are causally ordered with her ops (replica 0 syncs with everyone before and
+    after each change: the order README "Authorization at remote apply" handles), so every
+    replica judges each op by the role she held at its HLC, as her own workstation did:
+    all replicas converge, nothing is quarantined, and exactly the prescriptions made while
+    she held the role exist."""
+    replicas = [new_replica("admin") for _ in range(3)]
+    founder = replicas[0]
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", "correct horse battery")
+    founder.add_user("nina", "Nina Desk", "front_desk", "correct horse battery")
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    nina_role = RelationTuple("clinic:clinic", "clinician", "user:nina")
+
+    def barrier() -> None:
+        for other in replicas[1:]:
+            sync_pair(other, founder)
+        for other in replicas[1:]:
+            sync_pair(other, founder)
+
+    barrier()
+    granted = False
+    made: list[str] = []
+    wire = Wire()
+    for step in script:
+        if step[0] in ("grant", "revoke"):
+            barrier()
+            if step[0] == "grant":
+                Access(founder).grant(nina_role)
+            else:
+                Access(founder).revoke(nina_role)
+            granted = step[0] == "grant"
+            barrier()
+        elif step[0] == "prescribe":
+            nina = ClinicRecords(replicas[step[1]].db, "nina")
+            name = f"{step[2]}-{len(made)}"
+            if granted:
+                Medications(nina).start(pid, {"name": name})
+                made.append(name)
+            else:
+                with pytest.raises(NotAllowedError):
+                    Medications(nina).start(pid, {"name": name})
+        else:
+            _, i, j, fault, at, seed = step
+            if i != j:
+                faulty_sync(replicas[i], replicas[j], fault, wire, at, seed)
+    for _ in range(2):
+        for i in range(1, 3):
+            sync_pair(replicas[i], founder)
+    assert_converged(replicas)
+    for r in replicas:
+        assert r.db.query("SELECT count(*) FROM quarantine") == [(0,)]
+        names = [str(n) for (n,) in r.db.query("SELECT name FROM medications")]
+        assert sorted(names) == sorted(made)
+
+
+def test_an_op_made_after_a_revoke_it_had_seen_is_quarantined_everywhere() -> None:
+    """The rule's other half: a workstation that ignores its own gate prescribes after the
+    revoke reached it; every other replica refuses the op with the reason."""
+    replicas = [new_replica("admin") for _ in range(3)]
+    founder = replicas[0]
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", "correct horse battery")
+    founder.add_user("nina", "Nina Desk", "front_desk", "correct horse battery")
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    nina_role = RelationTuple("clinic:clinic", "clinician", "user:nina")
+    Access(founder).grant(nina_role)
+    for r in replicas[1:]:
+        sync_pair(r, founder)
+    Medications(ClinicRecords(replicas[1].db, "nina")).start(pid, {"name": "Statin"})
+    Access(founder).revoke(nina_role)
+    sync_pair(replicas[1], founder)  # the revoke reaches nina's workstation (and her op, 0)
+    Medications(ClinicRecords(replicas[1].db, "nina")).start(pid, {"name": "Insulin"})
+    authorize_on = authorize.ENFORCING
+    authorize.ENFORCING = True  # the receivers check (this test runs relaxed locally)
+    try:
+        for r in (founder, replicas[2]):
+            report = sync_pair(r, replicas[1])
+            assert len(report.refused) == 0  # refusals are told to the op's origin, not r
+            names = sorted(str(n) for (n,) in r.db.query("SELECT name FROM medications"))
+            assert names == ["Statin"]
+            [(reason,)] = r.db.query("SELECT reason FROM quarantine")
+            assert "prescribe needs a clinician" in str(reason)
+    finally:
+        authorize.ENFORCING = authorize_on

@@ -1,0 +1,215 @@
+"""Enforcement at the single choke points: every audited unit of work (``Database.write``,
+so also ``read_audited``) passes the gate installed here, and read methods of
+core/records call :func:`require` for the clinical reads that leave no audit entry.
+
+The gate looks the action up in the permission matrix (core/records/permissions.py),
+finds the object it concerns (the clinic, or the patient of the record written: read in the
+unit's own transaction, after the change when the record is new), and asks the engine
+(core/authz) whether ``user:<actor>`` holds the permission there. A refusal rolls the unit
+back and raises :class:`NotAllowedError` naming who may do it; the refusal itself is
+audited (``action.refused``, with the action and the reason).
+
+Because the app, the CLI and the server all write through ``Database.write``, they cannot
+disagree. ``ENFORCING`` is the switch the test suite turns off for in-process tests written
+before authorization (like ``any_author`` for op authors); tests marked ``strict_authz`` and
+every real process enforce.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from core.authz.engine import Engine
+from core.authz.model import AuthorizationModel, load_clinic_model
+from core.records.errors import NotAllowedError
+from core.records.permissions import CLINIC_OBJECT, WHO, Rule, field_permission, rule_for
+from core.records.relations import PATIENT_PREFIX, USER_PREFIX, StoreTuples
+from core.records.types import RECORD_TYPES
+from core.store.database import Database, Transaction
+
+ENFORCING = True  # tests written before authorization turn this off (tests/conftest.py)
+
+REFUSED = "action.refused"
+
+
+@functools.cache
+def clinic_model() -> AuthorizationModel:
+    """The clinic schema, parsed once."""
+    return load_clinic_model()
+
+
+def subject_of(actor: str) -> str:
+    """``alice`` -> ``user:alice``."""
+    return actor if actor.startswith(USER_PREFIX) else USER_PREFIX + actor
+
+
+def allowed(db: Database | Transaction, actor: str, permission: str, obj: str) -> bool:
+    """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now."""
+    return Engine(clinic_model(), StoreTuples(db)).check(obj, permission, subject_of(actor))
+
+
+def permitted(db: Database | Transaction, actor: str, obj: str) -> frozenset[str]:
+    """Every permission ``actor`` holds on ``obj`` (what the screens enable)."""
+    return Engine(clinic_model(), StoreTuples(db)).permitted(obj, subject_of(actor))
+
+
+def patient_of(
+    db: Database | Transaction, entity: str, entity_id: str, details: Mapping[str, Any] | None
+) -> str | None:
+    """The patient a unit of work concerns: the patient itself, the patient of a record on
+    their chart, or the one named in its details; None if not (yet) known."""
+    if entity == "patient":
+        return entity_id
+    if (
+        entity == "relation"
+        and details
+        and str(details.get("object", "")).startswith(PATIENT_PREFIX)
+    ):
+        return str(details["object"])[len(PATIENT_PREFIX) :]
+    rtype = RECORD_TYPES.get(entity)
+    if rtype is not None and "patient_id" in rtype.column_names:
+        rows = db.query(f"SELECT patient_id FROM {rtype.table} WHERE id = ?", (entity_id,))
+        if rows and rows[0][0]:
+            return str(rows[0][0])
+        state = db.query("SELECT state FROM record_states WHERE id = ?", (entity_id,))
+        if state:  # deleted (no row): the document still names its patient
+            from core.records import crdt
+
+            doc = crdt.load(bytes(state[0][0]), 0)
+            found = crdt.winner(doc, "patient_id")
+            if found is not None and found.value:
+                return str(found.value)
+    if details and details.get("patient_id"):
+        return str(details["patient_id"])
+    return None
+
+
+def _conflict_rule(entity: str, details: Mapping[str, Any] | None) -> Rule | None:
+    """Resolving a conflict needs what writing its field needs."""
+    field = str((details or {}).get("field", ""))
+    found = field_permission(entity, field)
+    if found is None:
+        return None
+    permission, on = found
+    what = f"settle a conflict in {field.replace('_', ' ') or 'this record'}"
+    return Rule(permission, on, what)
+
+
+def _rule(action: str, entity: str, details: Mapping[str, Any] | None) -> Rule | None:
+    if action == "conflict.resolve":
+        return _conflict_rule(entity, details)
+    return rule_for(action)
+
+
+def _object(
+    tx: Transaction, rule: Rule, entity: str, entity_id: str, details: Mapping[str, Any] | None
+) -> str | None:
+    if rule.on == "clinic":
+        return CLINIC_OBJECT
+    patient = patient_of(tx, entity, entity_id, details)
+    return None if patient is None else PATIENT_PREFIX + patient
+
+
+def _tuple_rule(
+    tx: Transaction, rule: Rule, record_id: str, details: Mapping[str, Any] | None
+) -> tuple[Rule, str | None]:
+    """A tuple's grant, revoke or conflict: on a chart, ``manage_access`` there; a role on
+    the clinic, ``manage_staff``."""
+    obj = str((details or {}).get("object") or "")
+    if not obj:
+        rows = tx.query("SELECT object FROM relations WHERE id = ?", (record_id,))
+        obj = str(rows[0][0]) if rows else ""
+    if obj == CLINIC_OBJECT:
+        return Rule("manage_staff", "clinic", "change a staff member's roles"), obj
+    if obj.startswith(PATIENT_PREFIX):
+        return Rule("manage_access", "patient", "change who may see a chart"), obj
+    return rule, None
+
+
+class Gate:
+    """The write gate installed on a Database (see the module docstring)."""
+
+    def __call__(
+        self,
+        tx: Transaction,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        details: Mapping[str, Any] | None,
+        after: bool,
+    ) -> bool:
+        """Check one unit of work; True once decided (allowed), False to be asked again
+        after the change (the record it concerns does not exist yet). Raises
+        NotAllowedError."""
+        if not ENFORCING:
+            return True
+        rule = _rule(action, entity, details)  # UnknownActionError: not in the matrix
+        if rule is None:
+            return True
+        if entity == "relation":
+            rule, obj = _tuple_rule(tx, rule, entity_id, details)
+        else:
+            obj = _object(tx, rule, entity, entity_id, details)
+        if obj is None:
+            if not after:
+                return False
+            raise NotAllowedError(f"{rule.refusal()}: the {entity} {entity_id!r} has no patient")
+        if not allowed(tx, actor, rule.permission, obj):
+            raise NotAllowedError(rule.refusal())
+        return True
+
+    @staticmethod
+    def refusal(exc: BaseException, action: str) -> dict[str, Any] | None:
+        """The audit details of a refusal (None: ``exc`` is not one)."""
+        if isinstance(exc, NotAllowedError):
+            return {"action": action, "reason": str(exc)}
+        return None
+
+
+GATE = Gate()
+
+
+def install(db: Database) -> None:
+    """Make every unit of work on ``db`` pass the gate (idempotent; not on the server's
+    own stores, ``Database.operator``)."""
+    if not db.operator:
+        db.gate = GATE
+
+
+def require(db: Database, actor: str, read: str, patient_id: str | None = None) -> None:
+    """Refuse (audited) a read ``actor`` may not make: ``read`` names it in the matrix
+    (``notes.list``); ``patient_id`` is the chart it reads, for a read on a patient."""
+    if not ENFORCING:
+        return
+    rule = rule_for(read)
+    if rule is None:
+        return
+    obj = CLINIC_OBJECT if rule.on == "clinic" else PATIENT_PREFIX + str(patient_id)
+    if allowed(db, actor, rule.permission, obj):
+        return
+    message = rule.refusal()
+    entity, entity_id = (
+        ("patient", str(patient_id)) if rule.on == "patient" else ("clinic", "clinic")
+    )
+    with db.write(actor, REFUSED, entity, entity_id, {"action": read, "reason": message}):
+        pass
+    raise NotAllowedError(message)
+
+
+def may(
+    db: Database | Transaction, actor: str, permission: str, patient_id: str | None = None
+) -> bool:
+    """Whether ``actor`` holds ``permission`` (on the patient, or on the clinic): for screens
+    that hide or disable what a person may not do. Always True while not enforcing."""
+    if not ENFORCING:
+        return True
+    obj = CLINIC_OBJECT if patient_id is None else PATIENT_PREFIX + patient_id
+    return allowed(db, actor, permission, obj)
+
+
+def who_may(permission: str) -> str:
+    """Who holds ``permission``, in words (tooltips)."""
+    return WHO.get(permission, permission)

@@ -1,0 +1,333 @@
+"""Authorization at remote apply: is the op's verified author allowed to make the change it
+makes, with the permissions as they stood at the op's own time (its HLC)?
+
+Ops carry no action name, so the permission is derived from what the op changes: the
+fields, lists and texts of its record that differ before and after it is applied to this
+replica's document, each mapped by the matrix (``permissions.field_permission``): a note
+op that sets ``signed_at`` needs ``sign_note``; a patient op touching ``medications``
+needs ``prescribe``; a ``relation`` op needs ``manage_access`` on its patient (or
+``manage_staff`` for a role on the clinic); a ``user`` op ``manage_staff``, except a
+person changing their own password verifier.
+
+The permissions at an op's time (the rule every replica applies, so all decide alike):
+every value that a user's ``username``/``role``/``active`` or a tuple's
+``object``/``relation``/``subject``/``granted`` register ever held on this replica is kept
+with its HLC (table ``authz_writes``, plus the live values of the documents). As of HLC
+``h``, each register has the value of its write with the greatest (HLC, write id) not
+after ``h``; concurrent writes are thus decided by their HLCs, a grant and a revoke alike.
+An op is allowed if its author held the permission as of its HLC, or as of any permission
+write up to 24 hours after it (``GRANT_LEEWAY_MS``: clocks are hints, and a grant made where
+the clock is ahead must not lose the work of a person whose clock is behind; a revoke
+therefore stops ops stamped after it, and is undone for earlier ones only by a grant within
+that window). A user exists from their account's first write and has tuples only while
+``active`` is not false; a tuple record's ``since`` (written by the upgrade from releases without
+authorization) makes its first grant count from that time.
+
+Exempt: ops signed by the clinic CA (the server's own and those it vouched for: they
+predate signing, hence authorization), a clinic's set-up ops on a replica without accounts,
+and the recovery-key path (op_trust.author_problem decides those).
+
+Not handled (README "Authorization at remote apply"): a tuple change that arrives AFTER an
+op it should have refused (an earlier-HLC revoke delivered late) does not un-apply that
+op; an op quarantined for want of a grant that arrives late is released when it is sent
+again (every sync re-sends quarantined ops) and now passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.authz.engine import Engine
+from core.authz.tuples import MemoryTuples, RelationTuple
+from core.records import authorize, crdt
+from core.records.crdt import RecordDoc
+from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
+from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD
+from core.records.types import AUTHZ_HISTORY
+from core.store.database import Database, Transaction
+from core.store.oplog import Op, parse_hlc
+
+HISTORY_FIELDS = AUTHZ_HISTORY
+# What registering a patient writes besides ``created_at``: its demographics.
+PATIENT_REGISTRATION = frozenset({"family", "given", "birth_date", "sex", "mrn", "phone"})
+_LATEST = "~"  # sorts after every HLC
+# An op is also allowed if its author held the permission at some permission write up to
+# this long after the op's HLC: clocks are hints (an HLC does not follow a clock more than
+# oplog.MAX_CLOCK_LEAD_MS ahead), so a person granted a role by an admin whose clock is
+# ahead of theirs makes ops stamped "before" the grant, which must not be lost.
+GRANT_LEEWAY_MS = 24 * 60 * 60 * 1000
+
+
+def _wall(hlc: str) -> int:
+    try:
+        return parse_hlc(hlc)[0]
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Write:
+    """One value a register held."""
+
+    hlc: str
+    write_id: str
+    value: Any
+
+
+@dataclass
+class History:
+    """The values of user and tuple registers over time (see the module docstring)."""
+
+    writes: dict[str, dict[str, dict[str, Write]]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    new: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+    def add(self, record_id: str, type_name: str, fld: str, w: Write, fresh: bool) -> None:
+        """Remember one write (``fresh``: not yet in ``authz_writes``)."""
+        by_field = self.writes.setdefault(record_id, {}).setdefault(fld, {})
+        self.types[record_id] = type_name
+        if w.write_id in by_field:
+            return
+        by_field[w.write_id] = w
+        if fresh:
+            self.new.append((w.write_id, record_id, fld, crdt_json(w.value), w.hlc))
+
+    def add_doc(self, record_id: str, type_name: str, doc: RecordDoc, fresh: bool) -> None:
+        """Remember the document's live values of the fields that matter."""
+        fields = HISTORY_FIELDS.get(type_name)
+        if fields is None:
+            return
+        for fld, entries in crdt.all_live(doc).items():
+            if fld in fields:
+                for e in entries:
+                    self.add(record_id, type_name, fld, Write(e.hlc, e.write_id, e.value), fresh)
+
+    def value_at(self, record_id: str, fld: str, hlc: str) -> tuple[bool, Any]:
+        """(whether the register had been written by ``hlc``, its value then)."""
+        writes = self.writes.get(record_id, {}).get(fld, {})
+        if fld == "granted":
+            since = self.value_at(record_id, "since", _LATEST)[1]
+            if isinstance(since, str) and since and writes:
+                first = min(writes.values(), key=lambda w: (w.hlc, w.write_id))
+                if first.value is True and since < first.hlc:
+                    writes = {**writes, first.write_id: Write(since, first.write_id, True)}
+        best: Write | None = None
+        for w in writes.values():
+            if w.hlc <= hlc and (best is None or (w.hlc, w.write_id) > (best.hlc, best.write_id)):
+                best = w
+        return (best is not None, None if best is None else best.value)
+
+    def moments(self, hlc: str) -> list[str]:
+        """The times an op stamped ``hlc`` is judged at: its own, and every permission
+        write up to ``GRANT_LEEWAY_MS`` after it (a grant made on a workstation whose clock
+        was ahead of the op's: see the module docstring)."""
+        wall = parse_hlc(hlc)[0]
+        later = {
+            w.hlc
+            for fields in self.writes.values()
+            for writes in fields.values()
+            for w in writes.values()
+            if w.hlc > hlc and _wall(w.hlc) <= wall + GRANT_LEEWAY_MS
+        }
+        return [hlc, *sorted(later)]
+
+    def active_at(self, hlc: str) -> dict[str, str | None]:
+        """username -> primary role of accounts that existed and were active at ``hlc``."""
+        out: dict[str, str | None] = {}
+        for rid, kind in self.types.items():
+            if kind != "user":
+                continue
+            made, name = self.value_at(rid, "username", hlc)
+            if not made or not isinstance(name, str):
+                continue
+            if self.value_at(rid, "active", hlc)[1] is False:
+                continue
+            # A nurse's ``role`` says front_desk for releases that refuse nurse; the real
+            # role is ``staff_role`` where set (core/records/types.py, USER).
+            role = self.value_at(rid, "staff_role", hlc)[1] or self.value_at(rid, "role", hlc)[1]
+            out[name] = role if isinstance(role, str) else None
+        return out
+
+    def tuples_at(self, hlc: str) -> list[RelationTuple]:
+        """Role and explicit tuples as of ``hlc`` (deactivated users have none)."""
+        active = self.active_at(hlc)
+        found = [
+            RelationTuple(CLINIC_OBJECT, role, USER_PREFIX + name)
+            for name, role in active.items()
+            if role
+        ]
+        for rid, kind in self.types.items():
+            if kind != "relation" or self.value_at(rid, "granted", hlc)[1] is not True:
+                continue
+            parts = [self.value_at(rid, f, _LATEST)[1] for f in ("object", "relation", "subject")]
+            if not all(isinstance(p, str) and p for p in parts):
+                continue
+            obj, rel, sub = (str(p) for p in parts)
+            if (
+                sub != WILDCARD
+                and sub.startswith(USER_PREFIX)
+                and sub[len(USER_PREFIX) :] not in active
+            ):
+                continue
+            found.append(RelationTuple(obj, rel, sub))
+        return found
+
+
+def crdt_json(value: Any) -> str:
+    """A register value as stored in ``authz_writes``."""
+    import json
+
+    return json.dumps(value)
+
+
+def load_history(db: Database | Transaction) -> History:
+    """This replica's history: ``authz_writes`` and the live values of every user and
+    tuple document (which covers records held from before V10, or from a snapshot)."""
+    import json
+
+    history = History()
+    types = {str(r): str(t) for r, t in db.query(
+        "SELECT id, type FROM record_states WHERE type IN ('user', 'relation')"
+    )}  # fmt: skip
+    for wid, rid, fld, value, hlc in db.query(
+        "SELECT write_id, record_id, field, value, hlc FROM authz_writes"
+    ):
+        kind = types.get(str(rid))
+        if kind is not None:
+            history.add(
+                str(rid), kind, str(fld), Write(str(hlc), str(wid), json.loads(value)), False
+            )
+    for rid, state in db.query(
+        "SELECT id, state FROM record_states WHERE type IN ('user', 'relation')"
+    ):
+        doc = crdt.load(bytes(state), 0)
+        history.add_doc(str(rid), types[str(rid)], doc, True)
+    return history
+
+
+def save_history(tx: Transaction, history: History) -> None:
+    """Keep the writes seen since the history was loaded."""
+    if history.new:
+        tx.executemany(
+            "INSERT INTO authz_writes (write_id, record_id, field, value, hlc) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (write_id) DO NOTHING",
+            history.new,
+        )
+        history.new = []
+
+
+# ----- what an op changes ----------------------------------------------------------------
+
+Summary = dict[str, Any]
+
+
+def summary(doc: RecordDoc) -> Summary:
+    """What of a document an op can change, per field (compared before and after)."""
+    out: Summary = {}
+    # Only roots that exist are read: reading one creates it, changing the document.
+    roots = crdt.root_names(doc)
+    if "r" in roots:
+        for fld, entries in crdt.all_live(doc).items():
+            out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
+    for fld, elements in crdt.all_elements(doc, roots=roots).items():
+        out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
+    for fld, changes in crdt.all_history(doc, roots=roots).items():
+        out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
+    for root in roots:
+        if root.startswith("t:"):
+            out[root] = str(crdt.text(doc, root[2:]))
+    return out
+
+
+def changed_fields(before: Summary, after: Summary) -> list[str]:
+    """Field and list names whose content the op changed."""
+    names = {
+        k.split(":", 1)[1] for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+    }
+    return sorted(names)
+
+
+@dataclass
+class RemotePermissions:
+    """What a replica checks remote ops' permissions against (one per batch)."""
+
+    history: History
+    break_glass: Any = None  # callable (patient_id, username, hlc) -> bool, when known
+
+    def problem(self, op: Op, type_name: str, before: Summary, doc: RecordDoc) -> str | None:
+        """Why ``op`` (already applied to ``doc``) may not be made by its author, or None."""
+        fields = changed_fields(before, summary(doc))
+        if not fields:
+            return None
+        if type_name == "user":
+            name = crdt.winner(doc, "username")
+            if set(fields) <= {"verifier"} and name is not None and name.value == op.author:
+                return None  # one's own password
+        if type_name == "patient" and "created_at" in fields:
+            # Registering a patient (the op that creates the record) needs register_patient
+            # only, as locally: its demographics are part of the registration.
+            fields = [f for f in fields if f not in PATIENT_REGISTRATION]
+        needed: set[tuple[str, str]] = set()
+        for fld in fields:
+            found = field_permission(type_name, fld)
+            if found is None:
+                return None  # a type the matrix does not govern (a newer version's)
+            permission, on = found
+            obj = self._object(type_name, on, op, doc)
+            if type_name == "relation" and obj == CLINIC_OBJECT:
+                permission = "manage_staff"  # a role, not access to a chart
+            needed.add((permission, obj))
+        for permission, obj in sorted(needed):
+            if not any(
+                self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
+            ):
+                return (
+                    f"its author {op.author[:64]!r} was not allowed to make it at the op's "
+                    f"time: {permission.replace('_', ' ')} needs {WHO.get(permission, permission)}"
+                )
+        return None
+
+    def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
+        tuples = self.history.tuples_at(hlc)
+        if obj.startswith(PATIENT_PREFIX):
+            tuples = [*tuples, RelationTuple(obj, "clinic", CLINIC_OBJECT)]
+        engine = Engine(authorize.clinic_model(), MemoryTuples(tuples))
+        return engine.check(obj, permission, USER_PREFIX + author)
+
+    @staticmethod
+    def _object(type_name: str, on: str, op: Op, doc: RecordDoc) -> str:
+        if on == "clinic":
+            return CLINIC_OBJECT
+        if type_name == "patient":
+            return PATIENT_PREFIX + op.record_id
+        if type_name == "relation":
+            obj = crdt.winner(doc, "object")
+            value = str(obj.value) if obj is not None else ""
+            return value if value.startswith(PATIENT_PREFIX) else CLINIC_OBJECT
+        pid = crdt.winner(doc, "patient_id")
+        return PATIENT_PREFIX + (str(pid.value) if pid is not None else "")
+
+    def learn(self, record_id: str, type_name: str, doc: RecordDoc) -> None:
+        """An applied op of a user or tuple record: its values count for later ops."""
+        self.history.add_doc(record_id, type_name, doc, True)
+
+
+def governed(type_name: str) -> bool:
+    """Whether ops of this type are checked (types of this version, minus the clinic's
+    set-up types handled by op_trust)."""
+    return type_name in ("patient", "note", "observation", "encounter", "attachment",
+                         "appointment", "relation", "user", "clinic")  # fmt: skip
+
+
+def for_replica(db: Database | Transaction) -> RemotePermissions | None:
+    """A SQLCipher replica's remote permissions (None while enforcement is off)."""
+    if not authorize.ENFORCING:
+        return None
+    return RemotePermissions(load_history(db))
+
+
+def tuples_of(history: History, hlc: str) -> Iterable[RelationTuple]:
+    """The tuples as of ``hlc`` (tests and the README's rule)."""
+    return history.tuples_at(hlc)

@@ -1,0 +1,96 @@
+"""A hostile replica sends an op its author may not make: a front-desk account's
+workstation, its own checks removed, signs a medication (warfarin) with its genuine device
+key. The clinic server (embedded and PostgreSQL) and an honest LAN peer each quarantine it
+with the reason, never apply it, and an op the same person may make still arrives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.cli import server as server_cli
+from core.records import authorize
+from core.records.clinic import ClinicRecords
+from core.records.errors import NotAllowedError
+from core.records.medications import Medications
+from core.records.replication import replica_id
+from core.store import oplog
+from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
+from tests.integration.test_lan_hostile import Clinic, _quarantined_here, _sync
+from tests.integration.test_lan_hostile import clinic as clinic  # the LAN clinic fixture
+from tests.integration.test_server_signed_ops import live as live  # embedded and PostgreSQL
+
+pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
+
+WHY = "prescribe needs a clinician"
+
+
+def _hostile_prescription(db: Any, patient_id: str, monkeypatch: pytest.MonkeyPatch) -> oplog.Op:
+    """What a workstation whose own checks were removed writes as the front desk."""
+    monkeypatch.setattr(authorize, "ENFORCING", False)
+    try:
+        Medications(ClinicRecords(db, "desk")).start(patient_id, {"name": "warfarin"})
+    finally:
+        monkeypatch.setattr(authorize, "ENFORCING", True)
+    me = replica_id(db)
+    op = [o for o in oplog.ops_after(db, {}, 100_000) if o.origin == me][-1]
+    assert (op.author, op.signer) == ("desk", "device")
+    return op
+
+
+def test_a_lan_peer_quarantines_a_front_desk_prescription(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, m = clinic.a, clinic.b, clinic.m
+    a.ws.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    _sync(a, m)
+    _sync(a, b)
+    pid = a.ws.records.list_patients()[0].id
+    # The honest gate on M refuses it as the front desk would see it.
+    with pytest.raises(NotAllowedError, match="Only a clinician can start a medication"):
+        Medications(ClinicRecords(m.db, "desk")).start(pid, {"name": "warfarin"})
+    forged = _hostile_prescription(m.db, pid, monkeypatch)
+
+    for peer in (a, b):
+        report = _sync(m, peer)
+        assert [(o, s) for o, s, _ in report.refused] == [(forged.origin, forged.seq)]
+        assert WHY in report.refused[0][2]
+        assert oplog.version_vector(peer.db).get(forged.origin, 0) < forged.seq
+        assert Medications(peer.ws.records).list(pid) == []  # never applied
+    a.ws.lock()
+    reason = _quarantined_here(a.ws.data_dir, forged.origin, forged.seq)
+    assert "'desk'" in reason and WHY in reason
+
+
+def _quarantine_list(live: Live, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    data_dir = str(live.server.data_dir)
+    code = server_cli.main(["--data-dir", data_dir, "--json", "admin", "quarantine", "list"])
+    assert code == 0
+    rows: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return rows
+
+
+def test_the_server_quarantines_a_front_desk_prescription(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clinic_id = add_clinic(live.server, "Hostile Desk Clinic")
+    live.server.add_user(clinic_id, "desk", "Dee Desk", "front_desk", PASSWORD)
+    desk, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "d")
+    # The founder (admin and clinician) registers a patient from this workstation.
+    patient = desk.records.add_patient("Hopper", "Grace", "1906-12-09")
+    sync_at(desk, credential)
+    forged = _hostile_prescription(desk.database, patient.id, monkeypatch)
+    report = sync_at(desk, credential)
+    refused = [(o, s) for o, s, _ in report.refused]
+    assert refused == [(forged.origin, forged.seq)]
+    assert WHY in report.refused[0][2]
+    store = live.server.sync_store(clinic_id)
+    assert store.version_vector().get(forged.origin, 0) < forged.seq
+    [row] = _quarantine_list(live, capsys)
+    assert row["author"] == "desk" and WHY in row["reason"]
+    desk.lock()

@@ -1,0 +1,90 @@
+"""The chart as each role sees it (permissions enforced, as in a clinic): a nurse writes a
+note but its Sign button is disabled, saying only a clinician signs, and cannot start a
+medication; the front desk sees demographics, edits them, and in place of every clinical
+part reads that clinical information is visible to clinical staff; a clinician signs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.chart.medications import MedicationsCard
+from core.records.models import CLINICAL_HIDDEN
+from core.records.workstation import Workstation
+from tests.ui.chart.test_page import open_first_chart
+from tests.ui.chart.test_visits import open_editor, start_walk_in, visits_tab
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
+
+pytestmark = pytest.mark.strict_authz
+
+STAFF = {"nina": "nurse", "desk": "front_desk", "doc": "clinician"}
+
+
+@pytest.fixture
+def staffed(tmp_path: Path) -> Workstation:
+    """The sample clinic with a nurse, a front-desk account and a clinician, each of whom
+    has signed in here once (so the workstation opens with their password)."""
+    ws = new_clinic(tmp_path / "clinic")
+    ws.sign_in(ADMIN, PASSWORD)
+    for name, role in STAFF.items():
+        ws.records.add_user(name, name.title(), role, PASSWORD)
+    for name in STAFF:
+        ws.sign_in(name, PASSWORD)
+    ws.lock()
+    return ws
+
+
+def test_a_nurse_writes_a_note_but_only_a_clinician_signs_it(
+    qtbot: QtBot, staffed: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(staffed)
+    sign_in(qtbot, window, "nina")
+    chart = open_first_chart(qtbot, window)
+    meds = next(s for s in chart.sections if isinstance(s, MedicationsCard))
+    qtbot.waitUntil(lambda: meds.start_button.toolTip() != "", timeout=5_000)
+    assert not meds.start_button.isEnabled()
+    assert meds.start_button.toolTip() == "Only a clinician can start a medication"
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Cough")
+    editor = open_editor(qtbot, section)
+    QTest.keyClicks(editor.body, "Dry cough for a week.")
+    assert not editor.sign_button.isEnabled()
+    assert editor.sign_button.toolTip() == "Only a clinician can sign a note"
+    qtbot.waitUntil(lambda: not editor.unsaved, timeout=5_000)  # the nurse's text is saved
+    editor.reject()
+
+
+def test_the_front_desk_sees_no_clinical_part_of_the_chart(
+    qtbot: QtBot, staffed: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(staffed)
+    sign_in(qtbot, window, "desk")
+    chart = open_first_chart(qtbot, window)
+    assert chart.clinical_hidden.isVisible()
+    assert chart.clinical_hidden.text() == CLINICAL_HIDDEN
+    assert not chart.allergy_card.isVisible()
+    assert not chart.allergy_banner.isVisible()
+    assert [chart.tabs.isTabVisible(i) for i in range(chart.tabs.count())] == [
+        True,
+        *([False] * (chart.tabs.count() - 1)),
+    ]
+    assert chart.edit_button.isEnabled()  # the front desk edits demographics
+    assert chart.edit_button.toolTip() == ""
+
+
+def test_a_clinician_signs(qtbot: QtBot, staffed: Workstation, make_window: WindowFactory) -> None:
+    window = make_window(staffed)
+    sign_in(qtbot, window, "doc")
+    chart = open_first_chart(qtbot, window)
+    assert not chart.clinical_hidden.isVisible()
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Cough")
+    editor = open_editor(qtbot, section)
+    QTest.keyClicks(editor.body, "Dry cough.")
+    assert editor.sign_button.isEnabled()
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
