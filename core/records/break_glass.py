@@ -21,8 +21,7 @@ from core.records.break_glass_audit import grant_for as grant_for
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
-from core.records.errors import NotFoundError, ValidationError
-from core.records.errors import NotAllowedError
+from core.records.errors import NotAllowedError, NotFoundError, ValidationError
 from core.records.permissions import CLINIC_OBJECT
 from core.records.relations import PATIENT_PREFIX
 from core.records.types import BREAK_GLASS
