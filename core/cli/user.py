@@ -1,5 +1,5 @@
-"""``careline user add|list|role|deactivate|reactivate|reset-password|totp``: staff accounts
-(core/records/staff.py), as an administrator signed in with their password.
+"""``careline user add|list|role|roles|deactivate|reactivate|reset-password|totp``: staff
+accounts (core/records/staff.py), as an administrator signed in with their password.
 
 Secrets never go on the command line. With ``--password-stdin`` standard input holds, one per
 line: the administrator's password, their two-factor code if they enrolled one, then the
@@ -34,6 +34,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     role = user.add_parser("role", help="admin: change a staff member's role")
     role.add_argument("username")
     role.add_argument("role", choices=v.ROLES)
+    roles = user.add_parser(
+        "roles", help="admin: every role a staff member holds; --add/--remove an extra one"
+    )
+    roles.add_argument("username")
+    roles.add_argument("--add", choices=v.ROLES, metavar="ROLE", help="give an extra role")
+    roles.add_argument("--remove", choices=v.ROLES, metavar="ROLE", help="take back an extra role")
     for name, what in (
         ("deactivate", "admin: stop an account signing in (its past work stays its own)"),
         ("reactivate", "admin: let a deactivated account sign in again"),
@@ -71,7 +77,8 @@ def member_line(m: StaffMember, lockout: Lockout | None, now: float) -> str:
         wait = f", waits {describe_wait(left)}" if left > 0 else ""
         flags.append(f"{lockout.failures} failed sign-ins here{wait}")
     extra = f"  ({'; '.join(flags)})" if flags else ""
-    return f"{m.username:<16} {m.role.replace('_', ' '):<11} {m.full_name}{extra}"
+    roles = "+".join(r.replace("_", " ") for r in (m.roles or (m.role,)))
+    return f"{m.username:<16} {roles:<11} {m.full_name}{extra}"
 
 
 def member_dict(m: StaffMember, lockout: Lockout | None, now: float) -> dict[str, Any]:
@@ -110,6 +117,16 @@ def run(ctx: Context) -> int:
     elif args.action == "role":
         member = staff.set_role(args.username, args.role)
         ctx.emit(member.to_dict(), f"{member.username} is now {member.role.replace('_', ' ')}.")
+    elif args.action == "roles":
+        if args.add:
+            member = staff.add_role(args.username, args.add)
+        if args.remove:
+            member = staff.remove_role(args.username, args.remove)
+        if not (args.add or args.remove):
+            member = staff.roles(args.username)
+        named = ", ".join(r.replace("_", " ") for r in member.roles)
+        primary = member.role.replace("_", " ")
+        ctx.emit(member.to_dict(), f"{member.username}: {named} (primary role: {primary}).")
     elif args.action == "deactivate":
         member = staff.deactivate(args.username)
         ctx.emit(

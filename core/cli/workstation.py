@@ -18,6 +18,7 @@ from pathlib import Path
 
 from core import __version__
 from core.cli import (
+    access,
     allergy,
     appointment,
     audit,
@@ -94,6 +95,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     keys.GROUP,
     audit.GROUP,
     break_glass.GROUP,
+    access.GROUP,
     db.GROUP,
     vitals.GROUP,
     print_.GROUP,

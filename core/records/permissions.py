@@ -188,6 +188,7 @@ ACTIONS: dict[str, Rule | None] = {
 # Reads of clinical data (named like actions; core/records read methods check them).
 READS: dict[str, Rule] = {
     "chart.open": _p("view_demographics", "open a chart"),
+    "access.show": _p("view_demographics", "see who may read a chart"),
     "patients.search": _c("member", "search patients"),
     "allergies.list": _p("view_clinical", "see a patient's allergies"),
     "notes.list": _p("view_clinical", "read a patient's notes"),

@@ -14,15 +14,18 @@ access to the server already is the highest trust there.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from core.authz.tuples import RelationTuple
 from core.records import authorize, two_factor
 from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError, NotFoundError, RecordError, ValidationError
 from core.records.models import User
 from core.records.permissions import CLINIC_OBJECT
+from core.records.relations import USER_PREFIX, Access, explicit_tuples
 
 
 class LastAdminError(RecordError):
@@ -58,6 +61,8 @@ class StaffMember:
     active: bool
     must_change_password: bool
     two_factor: bool
+    # Every role held: the primary one first, then extra role tuples (empty: not read).
+    roles: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, user: User) -> StaffMember:
@@ -80,7 +85,23 @@ class StaffMember:
             "active": self.active,
             "must_change_password": self.must_change_password,
             "two_factor": self.two_factor,
+            "roles": list(self.roles or (self.role,)),
         }
+
+
+def extra_roles(records: ClinicRecords) -> dict[str, list[str]]:
+    """username -> roles held through explicit ``clinic:clinic#<role>@user:<name>`` tuples
+    (beyond the account's primary role, which may also appear), in ROLES order."""
+    found: dict[str, list[str]] = {}
+    for t in explicit_tuples(records.db, CLINIC_OBJECT):
+        if t.subject.startswith(USER_PREFIX) and t.relation in v.ROLES:
+            found.setdefault(t.subject[len(USER_PREFIX) :], []).append(t.relation)
+    return {name: sorted(roles, key=v.ROLES.index) for name, roles in found.items()}
+
+
+def all_roles(primary: str, extra: list[str]) -> tuple[str, ...]:
+    """The primary role first, then the others in ROLES order, each once."""
+    return (primary, *[r for r in v.ROLES if r in extra and r != primary])
 
 
 class Staff:
@@ -104,7 +125,57 @@ class Staff:
     def members(self) -> list[StaffMember]:
         """Every account, active or not (admins only: it shows who can sign in)."""
         self._authorize("list the staff")
-        return [StaffMember.of(u) for u in self.records.users()]
+        extra = extra_roles(self.records)
+        return [
+            self._with_roles(StaffMember.of(u), extra.get(u.username, []))
+            for u in self.records.users()
+        ]
+
+    @staticmethod
+    def _with_roles(member: StaffMember, extra: list[str]) -> StaffMember:
+        return dataclasses.replace(member, roles=all_roles(member.role, extra))
+
+    # ----- extra roles ------------------------------------------------------------------
+
+    def roles(self, username: str) -> StaffMember:
+        """A staff member with every role they hold."""
+        self._authorize("see a staff member's roles")
+        user = self._existing(username)
+        return self._with_roles(
+            StaffMember.of(user), extra_roles(self.records).get(user.username, [])
+        )
+
+    def add_role(self, username: str, role: str) -> StaffMember:
+        """Give an active staff member a role beyond their primary one (an admin who is also
+        a clinician). Audited as ``role.grant``; needs manage_staff."""
+        self._authorize("change a staff member's roles")
+        user = self._existing(username)
+        new = v.role(role)
+        if not user.active:
+            raise ValidationError(
+                "username", f"{user.username!r} is deactivated: reactivate them first"
+            )
+        member = self.roles(user.username)
+        if new not in member.roles:
+            Access(self.records).grant(RelationTuple(CLINIC_OBJECT, new, user.id))
+        return self.roles(user.username)
+
+    def remove_role(self, username: str, role: str) -> StaffMember:
+        """Take back an extra role. The primary role stays (change it with
+        :meth:`set_role`). Audited as ``role.revoke``."""
+        self._authorize("change a staff member's roles")
+        user = self._existing(username)
+        old = v.role(role)
+        if old == user.role:
+            raise ValidationError(
+                "role",
+                f"{old.replace('_', ' ')} is {user.username}'s primary role: change the "
+                "primary role instead (user role / Change role…)",
+            )
+        if old not in extra_roles(self.records).get(user.username, []):
+            raise NotFoundError(f"{user.username!r} does not hold the extra role {old!r}")
+        Access(self.records).revoke(RelationTuple(CLINIC_OBJECT, old, user.id))
+        return self.roles(user.username)
 
     def add(self, username: str, full_name: str, role: str, first_password: str) -> StaffMember:
         """A new staff member with a first password they must change at first sign-in."""

@@ -39,6 +39,7 @@ CONTRACT: dict[str, list[str]] = {
     "quarantine": ["quarantine", "list"],
     "break-glass": ["break-glass", "p", "--reason", "emergency"],
     "user": ["user", "role", "nina", "nurse"],
+    "access": ["access", "add", "p", "nina"],
 }
 
 
