@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -69,7 +70,7 @@ class StaffRow:
         return (
             m.username,
             m.full_name,
-            role_label(m.role),
+            ", ".join(role_label(r) for r in (m.roles or (m.role,))),
             "Active" if m.active else "Deactivated",
             "Must change" if m.must_change_password else "Set",
             "On" if m.two_factor else "Off",
@@ -122,16 +123,26 @@ class StaffDialog(QDialog):
         self.add_button.setObjectName("addStaff")
         self.role_button = QPushButton("Change role…")
         self.role_button.setObjectName("changeRole")
+        self.other_roles_button = QPushButton("Other roles…")
+        self.other_roles_button.setObjectName("otherRoles")
+        self.other_roles_button.setToolTip("Roles held beyond the primary one")
         self.active_button = QPushButton("Deactivate")
         self.active_button.setObjectName("toggleActive")
         self.reset_button = QPushButton("Reset password…")
         self.reset_button.setObjectName("resetPassword")
         self.add_button.clicked.connect(self.show_add)
         self.role_button.clicked.connect(self.show_role)
+        self.other_roles_button.clicked.connect(self.show_other_roles)
         self.active_button.clicked.connect(self.toggle_active)
         self.reset_button.clicked.connect(self.show_reset)
         actions = QHBoxLayout()
-        for button in (self.add_button, self.role_button, self.active_button, self.reset_button):
+        for button in (
+            self.add_button,
+            self.role_button,
+            self.other_roles_button,
+            self.active_button,
+            self.reset_button,
+        ):
             actions.addWidget(button)
         actions.addStretch(1)
         holder = QWidget()
@@ -192,6 +203,7 @@ class StaffDialog(QDialog):
         member = self.selected()
         for button in (self.role_button, self.active_button, self.reset_button):
             button.setEnabled(member is not None)
+        self.other_roles_button.setEnabled(member is not None and member.active)
         self.active_button.setText(
             "Reactivate" if member is not None and not member.active else "Deactivate"
         )
@@ -220,6 +232,14 @@ class StaffDialog(QDialog):
         member = self.selected()
         if member is not None:
             dialog = RoleDialog(self._worker, self._workstation, member, self)
+            dialog.saved.connect(self.reload)
+            self._open_child(dialog)
+
+    def show_other_roles(self) -> None:
+        """Other roles… of the selected account."""
+        member = self.selected()
+        if member is not None:
+            dialog = OtherRolesDialog(self._worker, self._workstation, member, self)
             dialog.saved.connect(self.reload)
             self._open_child(dialog)
 
@@ -401,6 +421,62 @@ class RoleDialog(_StaffForm):
             staff().set_role(name, role)
 
         self.run(change, "Changing the role…")
+
+
+class OtherRolesDialog(_StaffForm):
+    """Roles beyond the primary one: a checkbox per role (the primary one ticked and fixed)."""
+
+    def __init__(
+        self, worker: Worker, workstation: Workstation, member: StaffMember, parent: QWidget | None
+    ) -> None:
+        super().__init__(worker, workstation, parent)
+        self.setObjectName("otherRolesDialog")
+        self.setWindowTitle("Other roles")
+        self._username = member.username
+        self._held = set(member.roles or (member.role,))
+        self.boxes: dict[str, QCheckBox] = {}
+        form = self.add_rows([])
+        for role in ROLES:
+            box = QCheckBox(role_label(role))
+            box.setObjectName(f"role_{role}")
+            box.setChecked(role in self._held)
+            if role == member.role:
+                box.setEnabled(False)
+                box.setText(f"{role_label(role)} (primary role)")
+            self.boxes[role] = box
+            form.addRow("", box)
+        intro = paragraph(
+            "A person may hold several roles, such as an administrator who also sees "
+            "patients as a clinician. Each role adds what it allows. The primary role is "
+            "changed with “Change role…”. Changes reach the clinic's other computers with "
+            "the next sync and are recorded in the audit log.",
+            "hint",
+        )
+        self.finish(
+            "Save roles",
+            heading_label(f"Roles of {member.full_name or member.username}"),
+            intro,
+            form,
+        )
+
+    def save(self) -> None:
+        """Grant the newly ticked roles and take back the unticked ones, on the worker."""
+        if self.working:
+            return
+        self.clear_errors()
+        wanted = {role for role, box in self.boxes.items() if box.isChecked()}
+        add = [r for r in ROLES if r in wanted - self._held]
+        remove = [r for r in ROLES if r in self._held - wanted]
+        name, staff = self._username, self._workstation.staff
+
+        def change() -> None:
+            people = staff()
+            for role in add:
+                people.add_role(name, role)
+            for role in remove:
+                people.remove_role(name, role)
+
+        self.run(change, "Changing the roles…")
 
 
 class ResetPasswordDialog(_StaffForm):

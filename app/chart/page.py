@@ -33,13 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.access_dialog import ChartAccessDialog
 from app.chart.allergy_banner import AllergyBanner
 from app.chart.break_glass import BreakGlassSection
 from app.chart.cards import card, fit_rows, list_table
 from app.chart.chart_history import ChartHistoryDialog
 from app.chart.list_dialogs import SavingDialog
 from app.chart.medications import MedicationsCard
-from app.chart.permits import ANY, restrict
+from app.chart.permits import ANY, allows, restrict
 from app.chart.printing import PrintSummary
 from app.chart.problems import ProblemsCard
 from app.chart.section import ChartSection
@@ -54,6 +55,7 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout,
 from app.worker import Job
 from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
+from core.records.chart_access import RESTRICTED_MEANS, is_restricted
 from core.records.clinic import ClinicRecords
 from core.records.models import CLINICAL_HIDDEN, SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
@@ -69,6 +71,7 @@ class ChartView:
     chart: Chart
     recorders: dict[str, str]
     permitted: frozenset[str] = ANY  # what the signed-in person may do on this chart
+    restricted: bool = False  # a restricted chart (its header says so)
 
 
 def with_recorders(records: ClinicRecords, chart: Chart) -> ChartView:
@@ -79,7 +82,8 @@ def with_recorders(records: ClinicRecords, chart: Chart) -> ChartView:
         if allergy.recorded_by not in names:
             user = records.user(allergy.recorded_by)
             names[allergy.recorded_by] = (user.full_name if user else "") or allergy.recorded_by
-    return ChartView(chart, names, records.permitted(chart.patient.id))
+    pid = chart.patient.id
+    return ChartView(chart, names, records.permitted(pid), is_restricted(records.db, pid))
 
 
 def describe_birth(birth_date: str) -> str:
@@ -201,6 +205,7 @@ class ChartPage(QWidget):
         self._records = records
         self._patient: Patient | None = None
         self._patient_id: str | None = None  # the chart opened (shown, or on its way)
+        self._sections_shown = False
         self.permitted: frozenset[str] = ANY
         self._allergies: list[Allergy] = []
         self._recorders: dict[str, str] = {}
@@ -307,11 +312,32 @@ class ChartPage(QWidget):
             operations, records, lambda: self._patient, self, self.load
         )
         top.insertWidget(3, self.break_glass.button)
+        # The restricted flag and care team (app/chart/access_dialog.py), for those holding
+        # manage_access on the chart; everyone sees the header's marker.
+        self.access_button = QPushButton("Chart access…")
+        self.access_button.setObjectName("chartAccessButton")
+        self.access_button.setToolTip("Restrict this chart and choose its care team")
+        self.access_button.clicked.connect(self.show_access)
+        self.access_button.hide()
+        top.insertWidget(4, self.access_button)
+        self.restricted_marker = QLabel("Restricted chart")
+        self.restricted_marker.setObjectName("restrictedMarker")
+        self.restricted_marker.setToolTip(RESTRICTED_MEANS)
+        self.restricted_marker.setStyleSheet(
+            "#restrictedMarker { background: #eef2f7; color: #2d3f57; border: 1px solid"
+            " #b8c4d4; border-radius: 4px; padding: 2px 8px; font-weight: 600; }"
+        )
+        self.restricted_marker.hide()
+        header = QHBoxLayout()
+        header.setSpacing(12)
+        header.addWidget(self.name)
+        header.addWidget(self.restricted_marker, 0, Qt.AlignmentFlag.AlignVCenter)
+        header.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(14)
         layout.addLayout(top)
-        layout.addWidget(self.name)
+        layout.addLayout(header)
         layout.addWidget(self.break_glass.widget())
         layout.addWidget(self.allergy_banner)
         layout.addWidget(self.conflict_banner)
@@ -351,6 +377,7 @@ class ChartPage(QWidget):
         self.allergy_dialog: AllergyDialog | None = None
         self.confirm_box: QMessageBox | None = None
         self.history_dialog: ChartHistoryDialog | None = None
+        self.access_dialog: ChartAccessDialog | None = None
         self.clear()
 
     def add_tab(self, title: str, section: ChartSection) -> None:
@@ -431,7 +458,11 @@ class ChartPage(QWidget):
         """
         if self._patient is None:
             return
-        if changes.touches(self._patient.id) or (changes.of_type("user") and self._allergies):
+        if (
+            changes.touches(self._patient.id)
+            or (changes.of_type("user") and self._allergies)
+            or changes.of_type("relation")  # who may read it (restricted, care team, roles)
+        ):
             self.reload()
 
     def clear(self) -> None:
@@ -441,11 +472,13 @@ class ChartPage(QWidget):
             self._remove_job.cancel()
         self._remove_job = None
         self._patient_id = None
+        self._sections_shown = False  # the chart's sections were given the patient
         for dialog in (
             self.patient_dialog,
             self.allergy_dialog,
             self.confirm_box,
             self.history_dialog,
+            self.access_dialog,
         ):
             if dialog is not None:
                 dialog.reject()
@@ -457,6 +490,8 @@ class ChartPage(QWidget):
             label.clear()
         self.message.hide()
         self.conflict_banner.hide()
+        self.restricted_marker.hide()
+        self.access_button.hide()
         self.allergy_banner.clear()
         self.allergy_table.setRowCount(0)
         self.no_allergies.hide()
@@ -469,6 +504,8 @@ class ChartPage(QWidget):
         first = self._patient is None
         self.message.hide()
         self.permitted = view.permitted
+        self.restricted_marker.setVisible(view.restricted)
+        self.access_button.setVisible(allows(view.permitted, "access.grant"))
         self._show_clinical(view.chart.clinical)
         if not view.chart.clinical:
             self._show_patient(view.chart.patient)
@@ -482,11 +519,14 @@ class ChartPage(QWidget):
         self._allergies = list(view.chart.allergies)
         self.allergy_banner.show_allergies(view.chart.patient, view.chart.allergies)
         self._fill_allergies()
-        if first:
+        for section in self.sections:  # permissions change with roles and care teams
+            if hasattr(section, "set_permitted"):
+                section.set_permitted(view.permitted)
+        if not self._sections_shown:  # first arrival, or clinical access just gained
+            self._sections_shown = True
             for section in self.sections:
-                if hasattr(section, "set_permitted"):
-                    section.set_permitted(view.permitted)
                 section.show_patient(view.chart.patient.id)
+        if first:
             self.chart_shown.emit(view.chart.patient.id)
 
     def _show_clinical(self, clinical: bool) -> None:
@@ -594,6 +634,20 @@ class ChartPage(QWidget):
         dialog.finished.connect(self._forget_history_dialog)
         self.history_dialog = dialog
         dialog.open()
+
+    def show_access(self) -> None:
+        """Chart access…: the restricted flag and the care team."""
+        if self._patient is None or self.access_dialog is not None:
+            return
+        dialog = ChartAccessDialog(self._operations, self._records, self._patient, self)
+        dialog.finished.connect(self._forget_access_dialog)
+        self.access_dialog = dialog
+        dialog.open()
+
+    def _forget_access_dialog(self) -> None:
+        if self.access_dialog is not None:
+            self.access_dialog.deleteLater()
+            self.access_dialog = None
 
     def _forget_history_dialog(self) -> None:
         if self.history_dialog is not None:

@@ -23,6 +23,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError, ValidationError
 from core.records.models import Patient, User
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, Access
+from core.store.database import Database, Transaction
 
 RESTRICTED_MEANS = (
     "Only the people on this chart's care team (and anyone who breaks the glass in an "
@@ -74,6 +75,18 @@ class ChartAccess:
 
 def _object(patient_id: str) -> str:
     return PATIENT_PREFIX + patient_id
+
+
+def is_restricted(db: Database | Transaction, patient_id: str) -> bool:
+    """Whether the chart is restricted (for the chart header's marker; no check: whoever
+    opened the chart may know it)."""
+    return bool(
+        db.query(
+            "SELECT 1 FROM relations WHERE object = ? AND relation = 'restricted' "
+            "AND subject = ? AND granted = 1",
+            (_object(patient_id), WILDCARD),
+        )
+    )
 
 
 def chart_access(records: ClinicRecords, patient_id: str) -> ChartAccess:

@@ -4,16 +4,22 @@ as a person does (clicks and typing) on a real clinic, real worker thread."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
+from app.admin.staff import (
+    AddStaffDialog,
+    OtherRolesDialog,
+    ResetPasswordDialog,
+    RoleDialog,
+    StaffDialog,
+)
 from app.admin.two_factor import TwoFactorDialog
 from app.main_window import MainWindow
 from app.session.forced_change import ForcedPasswordChangeDialog
-from core.records import two_factor
+from core.records import authorize, two_factor
 from core.records.errors import AuthenticationError
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
@@ -23,6 +29,11 @@ FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
 
 def click(widget: QWidget) -> None:
     QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def tick(box: QCheckBox) -> None:
+    """Click a checkbox on its box (its widget may be wider than box and label)."""
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
 
 
 def type_into(qtbot: QtBot, widget: QWidget, text: str) -> None:
@@ -70,7 +81,7 @@ def test_an_admin_adds_a_nurse_changes_the_role_deactivates_and_resets(
 ) -> None:
     window = signed_in
     staff = open_staff(qtbot, window)
-    assert row_of(staff, ADMIN)[2:4] == ["Admin", "Active"]
+    assert row_of(staff, ADMIN)[2:4] == ["Admin, Clinician", "Active"]  # the founder
 
     click(staff.add_button)
     add = child(qtbot, staff, AddStaffDialog)
@@ -309,3 +320,38 @@ def test_the_sign_in_screen_says_how_long_an_account_must_wait(
     qtbot.waitUntil(lambda: "try again in" in page.error.text(), timeout=10_000)
     assert "Other staff can sign in meanwhile" in page.error.text()
     assert window.session is None
+
+
+def test_an_admin_gives_and_takes_back_other_roles(qtbot: QtBot, signed_in: MainWindow) -> None:
+    window = signed_in
+    ws = window.workstation
+    patient = ws.records.list_patients(1)[0].id
+    staff = open_staff(qtbot, window)
+    select(staff, ADMIN)
+    click(staff.other_roles_button)
+    roles = child(qtbot, staff, OtherRolesDialog)
+    assert isinstance(roles, OtherRolesDialog)
+    primary = roles.boxes["admin"]
+    assert primary.isChecked() and not primary.isEnabled()
+    assert primary.text() == "Admin (primary role)"
+    assert roles.boxes["clinician"].isChecked()  # the founder also sees patients
+    tick(roles.boxes["clinician"])
+    tick(roles.boxes["nurse"])
+    click(roles.save_button)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    qtbot.waitUntil(lambda: row_of(staff, ADMIN)[2] == "Admin, Nurse", timeout=10_000)
+    # The engine reads the role tuples: a nurse records vitals but never signs a note.
+    obj = f"patient:{patient}"
+    assert authorize.allowed(ws.database, ADMIN, "record_vitals", obj)
+    assert not authorize.allowed(ws.database, ADMIN, "sign_note", obj)
+    actions = ws.database.query(
+        "SELECT action FROM audit_log WHERE action LIKE 'role.%' ORDER BY seq"
+    )
+    assert [str(a) for (a,) in actions] == ["role.grant", "role.revoke"]
+
+    select(staff, ADMIN)
+    click(staff.other_roles_button)
+    again = child(qtbot, staff, OtherRolesDialog)
+    assert isinstance(again, OtherRolesDialog)
+    assert [r for r, box in again.boxes.items() if box.isChecked()] == ["admin", "nurse"]
+    again.reject()
