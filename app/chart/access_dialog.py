@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -92,25 +93,43 @@ class ChartAccessDialog(QDialog):
         self.team_hint = paragraph("", "hint")
         self.team = QListWidget()
         self.team.setObjectName("careTeamList")
-        self.team.setMaximumHeight(160)
+        self.team.setMaximumHeight(130)
         self.team.itemSelectionChanged.connect(self._update_buttons)
         self.remove_button = QPushButton("Remove from care team")
         self.remove_button.setObjectName("removeFromCareTeam")
         self.remove_button.clicked.connect(self.remove_selected)
+        self.remove_button.setAutoDefault(False)  # Enter is no way to take someone off
         self.person = QComboBox()
         self.person.setObjectName("careTeamPerson")
         self.person.setEditable(True)  # type a name to find a person in a long list
         self.person.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        edit = self.person.lineEdit()
+        if edit is not None:
+            edit.setPlaceholderText("Choose or type a staff member's name")
         ignore_wheel(self.person)
         self.add_button = QPushButton("Add to care team")
         self.add_button.setObjectName("addToCareTeam")
         self.add_button.clicked.connect(self.add_person)
+        self.add_button.setAutoDefault(False)
         add_row = QHBoxLayout()
         add_row.setContentsMargins(0, 0, 0, 0)
         add_row.addWidget(self.person, 1)
         add_row.addWidget(self.add_button)
         add_holder = QWidget()
         add_holder.setLayout(add_row)
+        remove_row = QHBoxLayout()
+        remove_row.setContentsMargins(0, 0, 0, 0)
+        remove_row.addWidget(self.remove_button)
+        remove_row.addStretch(1)
+        remove_holder = QWidget()
+        remove_holder.setLayout(remove_row)
+        # The caption and its one-line hint as one part (the dialog spaces parts widely).
+        team_head = QWidget()
+        head = QVBoxLayout(team_head)
+        head.setContentsMargins(0, 6, 0, 0)
+        head.setSpacing(2)
+        head.addWidget(team_label)
+        head.addWidget(self.team_hint)
         self.status = paragraph("Reading the chart's access…", "hint")
         self.error = error_label()
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -120,10 +139,9 @@ class ChartAccessDialog(QDialog):
             heading,
             self.restricted,
             explain,
-            team_label,
-            self.team_hint,
+            team_head,
             self.team,
-            self.remove_button,
+            remove_holder,
             add_holder,
             self.status,
             self.error,
@@ -156,7 +174,8 @@ class ChartAccessDialog(QDialog):
         self.restricted.setChecked(access.restricted)
         self.team.clear()
         for m in access.care_team:
-            text = f"{m.full_name or m.username} ({m.username}, {role_words(m.role)})"
+            roles = ", ".join(role_words(r) for r in m.roles)
+            text = f"{m.full_name or m.username} ({m.username}, {roles})"
             if not m.active:
                 text += " — deactivated"
             item = QListWidgetItem(text)
@@ -169,7 +188,7 @@ class ChartAccessDialog(QDialog):
                 label = f"{user.full_name or user.username} ({role_words(user.role)})"
                 self.person.addItem(label, user.username)
         self.person.setCurrentIndex(-1)
-        self.person.setPlaceholderText("Choose a staff member")
+        self.person.setEditText("")
         if not access.care_team:
             hint = "Nobody is on the care team."
         elif access.restricted:

@@ -42,9 +42,9 @@ def describe(access: ca.ChartAccess) -> str:
     if access.care_team:
         lines.append("Care team:")
         for m in access.care_team:
-            role = m.role.replace("_", " ") if m.role else "no such account"
+            roles = "+".join(r.replace("_", " ") for r in m.roles) or "no such account"
             flag = "" if m.active else "  (DEACTIVATED)"
-            lines.append(f"  {m.username:<16} {role:<11} {m.full_name}{flag}")
+            lines.append(f"  {m.username:<16} {roles:<11} {m.full_name}{flag}")
     else:
         lines.append("Care team: nobody.")
     if not access.restricted and access.care_team:

@@ -23,6 +23,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError, ValidationError
 from core.records.models import Patient, User
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, Access
+from core.records.staff import all_roles, extra_roles
 from core.store.database import Database, Transaction
 
 RESTRICTED_MEANS = (
@@ -38,7 +39,7 @@ class TeamMember:
 
     username: str
     full_name: str
-    role: str  # primary role
+    roles: tuple[str, ...]  # the primary role first (none: no such account)
     active: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,7 +47,7 @@ class TeamMember:
         return {
             "username": self.username,
             "full_name": self.full_name,
-            "role": self.role,
+            "roles": list(self.roles),
             "active": self.active,
         }
 
@@ -97,15 +98,17 @@ def chart_access(records: ClinicRecords, patient_id: str) -> ChartAccess:
     tuples = Access(records).explicit(_object(patient_id))
     restricted = any(t.relation == "restricted" and t.subject == WILDCARD for t in tuples)
     team: list[TeamMember] = []
+    extra = extra_roles(records)
     for t in tuples:
         if t.relation != "care_team" or not t.subject.startswith(USER_PREFIX):
             continue
         name = t.subject[len(USER_PREFIX) :]
         user = records.user(name)
         if user is None:
-            team.append(TeamMember(name, "", "", False))
+            team.append(TeamMember(name, "", (), False))
         else:
-            team.append(TeamMember(name, user.full_name, user.role, user.active))
+            roles = all_roles(user.role, extra.get(name, []))
+            team.append(TeamMember(name, user.full_name, roles, user.active))
     team.sort(key=lambda m: (m.full_name or m.username).lower())
     return ChartAccess(patient, restricted, tuple(team))
 

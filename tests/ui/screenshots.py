@@ -1043,6 +1043,61 @@ def permissions(out: Path, tmp: Path) -> None:
 SECTIONS["permissions"] = permissions
 
 
+def chart_access(out: Path, tmp: Path) -> None:
+    """Chart access… (a restricted chart and its care team), the header's "Restricted
+    chart" marker as a nurse not on the care team sees it, and Staff → Other roles…."""
+    from app.admin.staff import OtherRolesDialog
+    from core.records import chart_access as ca
+
+    ws = sample_clinic(tmp / "access", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    ws.records.add_user("jlee", "James Lee", "clinician", PASSWORD)
+    ws.records.add_user("nokafor", "Nina Okafor", "nurse", PASSWORD)
+    ws.records.add_user("tward", "Tom Ward", "nurse", PASSWORD)
+    okafor = next(p for p in ws.records.list_patients() if p.family == "Okafor")
+    ca.set_restricted(ws.records, okafor.id, True)  # mgarcia (also a clinician) joins it
+    ca.add_to_care_team(ws.records, okafor.id, "nokafor")
+    ws.staff().add_role("nokafor", "front_desk")
+    for name in ("jlee", "nokafor", "tward"):
+        ws.sign_in(name, PASSWORD)
+    ws.lock()
+    window = signed_in_window(ws, (1280, 820))
+    chart = window.workspace.chart
+    window.workspace.open_chart(okafor.id)
+    wait_for(lambda: chart.patient is not None and chart.restricted_marker.isVisible())
+    save(window, out, "70-chart-restricted-with-access-button")
+    chart.show_access()
+    dialog = chart.access_dialog
+    assert dialog is not None
+    wait_for(lambda: dialog.view is not None)
+    save(dialog, out, "71-chart-access-dialog")
+    dialog.reject()
+    window.show_staff()
+    staff = window.key_dialog
+    assert isinstance(staff, StaffDialog)
+    wait_for(lambda: staff.table.rowCount() == 4)
+    row = next(i for i, r in enumerate(staff.rows) if r.member.username == "nokafor")
+    staff.table.selectRow(row)
+    save(staff, out, "72-staff-all-roles")
+    staff.show_other_roles()
+    roles = staff.child
+    assert isinstance(roles, OtherRolesDialog)
+    save(roles, out, "73-staff-other-roles")
+    roles.reject()
+    staff.reject()
+    window.shutdown()
+    window = signed_in_window(ws, (1280, 820), username="tward")
+    chart = window.workspace.chart
+    window.workspace.open_chart(okafor.id)
+    wait_for(lambda: chart.patient is not None and chart.restricted_marker.isVisible())
+    wait_for(lambda: chart.break_glass.button.isVisible())
+    save(window, out, "74-restricted-chart-nurse-not-on-care-team")
+    window.shutdown()
+
+
+SECTIONS["chart_access"] = chart_access
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line (then, optionally, the
     names of the sections to render; default: all)."""
