@@ -52,7 +52,7 @@ def test_a_new_member_changes_the_first_password_before_doing_anything(tmp_path:
     )  # fmt: skip
     assert added == {
         "username": "nina", "full_name": "Nina Nurse", "role": "nurse", "active": True,
-        "must_change_password": True, "two_factor": False,
+        "must_change_password": True, "two_factor": False, "roles": ["nurse"],
     }  # fmt: skip
     refused = as_user(data, "nina", FIRST, "patient", "search", "x")
     assert refused.returncode == 3
