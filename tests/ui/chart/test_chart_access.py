@@ -18,6 +18,7 @@ from app.chart.page import ChartPage
 from core.records import chart_access
 from core.records.models import CLINICAL_HIDDEN
 from core.records.workstation import Workstation
+from tests.ui.chart.test_break_glass import restrict_every_chart
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, new_clinic, sign_in
 
@@ -146,3 +147,26 @@ def test_the_admin_is_offered_chart_access_with_every_active_staff_member(
     dialog = open_access(qtbot, chart)
     staff = [dialog.person.itemText(i) for i in range(dialog.person.count())]
     assert staff == [f"{ADMIN_NAME} (admin)", "Dana Chen (clinician)", "Nina Okafor (nurse)"]
+
+
+def test_an_admin_adds_herself_to_a_restricted_chart_and_it_opens_to_her(
+    qtbot: QtBot, staffed: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(staffed)
+    sign_in(qtbot, window)
+    restrict_every_chart(staffed)  # nobody on the care team
+    chart = open_first_chart(qtbot, window)
+    qtbot.waitUntil(chart.restricted_marker.isVisible, timeout=5_000)
+    assert chart.clinical_hidden.isVisible() and not chart.allergy_card.isVisible()
+    qtbot.waitUntil(chart.break_glass.button.isVisible, timeout=5_000)
+    dialog = open_access(qtbot, chart)  # an admin manages access without reading the chart
+    dialog.person.setFocus()
+    QTest.keyClicks(dialog.person, ADMIN_NAME)
+    click(dialog.add_button)
+    qtbot.waitUntil(lambda: team(dialog) == [f"{ADMIN_NAME} ({ADMIN}, admin, clinician)"],
+                    timeout=10_000)  # fmt: skip
+    # The chart behind the dialog re-reads who may see it: its clinical parts appear.
+    qtbot.waitUntil(chart.allergy_card.isVisible, timeout=10_000)
+    assert not chart.clinical_hidden.isVisible()
+    assert all(chart.tabs.isTabVisible(i) for i in range(chart.tabs.count()))
+    qtbot.waitUntil(lambda: not chart.break_glass.button.isVisible(), timeout=5_000)
