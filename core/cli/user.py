@@ -78,7 +78,7 @@ def member_line(m: StaffMember, lockout: Lockout | None, now: float) -> str:
         flags.append(f"{lockout.failures} failed sign-ins here{wait}")
     extra = f"  ({'; '.join(flags)})" if flags else ""
     roles = "+".join(r.replace("_", " ") for r in (m.roles or (m.role,)))
-    return f"{m.username:<16} {roles:<11} {m.full_name}{extra}"
+    return f"{m.username:<16} {roles:<16} {m.full_name}{extra}"
 
 
 def member_dict(m: StaffMember, lockout: Lockout | None, now: float) -> dict[str, Any]:
