@@ -97,10 +97,11 @@ class Access:
 
     def _set(self, t: RelationTuple, granted: bool) -> str:
         _check(t)
-        rid = relation_id(t)
+        rid = t.subject if t.object == CLINIC_OBJECT else relation_id(t)
+        entity = "user" if t.object == CLINIC_OBJECT else "relation"
         actor = self.records.actor
         details = {"object": t.object, "relation": t.relation, "subject": t.subject}
-        with self.records.db.write(actor, action_for(t, granted), "relation", rid, details) as tx:
+        with self.records.db.write(actor, action_for(t, granted), entity, rid, details) as tx:
             write_tuple(tx, actor, t, granted)
         return rid
 
@@ -109,11 +110,39 @@ class Access:
         return explicit_tuples(self.records.db, object_)
 
 
+def roles_of(value: object) -> list[str]:
+    """A user record's ``other_roles`` value as role names."""
+    return [r for r in str(value or "").split() if r in ROLES]
+
+
+def _write_role(
+    tx: Transaction, actor: str, t: RelationTuple, granted: bool, since: str | None
+) -> oplog.Op:
+    """A role beside the person's primary one, on their user record (``other_roles``, see
+    the ``user`` type): releases without ``relation`` records store and relay it."""
+    user_id = t.subject
+    if not tx.query("SELECT 1 FROM record_states WHERE id = ? AND type = 'user'", (user_id,)):
+        raise ValidationError("subject", f"{t.subject!r} is not a staff account")
+
+    def mutate(doc: RecordDoc, hlc: str) -> None:
+        held = crdt.winner(doc, "other_roles")
+        roles = set(roles_of(held.value if held is not None else ""))
+        roles = roles | {t.relation} if granted else roles - {t.relation}
+        crdt.write(doc, "other_roles", " ".join(sorted(roles)), hlc, actor)
+        if since is not None:
+            crdt.write(doc, "other_roles_since", since, hlc, actor)
+
+    return change(tx, actor, user_id, "user", mutate)
+
+
 def write_tuple(
     tx: Transaction, actor: str, t: RelationTuple, granted: bool, since: str | None = None
 ) -> oplog.Op:
     """The op granting (or revoking) ``t`` inside the caller's unit of work (``since``:
-    see the ``relation`` type)."""
+    see the ``relation`` type). A role on the clinic is written on the person's user
+    record instead (:func:`_write_role`)."""
+    if t.object == CLINIC_OBJECT:
+        return _write_role(tx, actor, t, granted, since)
     rid = relation_id(t)
     exists = tx.query("SELECT 1 FROM record_states WHERE id = ?", (rid,))
     fields: dict[str, crdt.Value] = {"granted": granted}
@@ -137,10 +166,19 @@ def explicit_tuples(db: Database | Transaction, object_: str | None = None) -> l
     if object_ is not None:
         sql += " AND object = ?"
         params = (object_,)
-    return [
+    found = [
         RelationTuple(str(o), str(r), str(s))
         for o, r, s in db.query(sql + " ORDER BY 1, 2, 3", params)
     ]
+    if object_ in (None, CLINIC_OBJECT):
+        found += [
+            RelationTuple(CLINIC_OBJECT, role, USER_PREFIX + str(name))
+            for name, value in db.query(
+                "SELECT username, other_roles FROM users WHERE other_roles != '' ORDER BY 1"
+            )
+            for role in roles_of(value)
+        ]
+    return sorted(found, key=lambda t: (t.object, t.relation, t.subject))
 
 
 def _has_table(db: Database | Transaction, name: str) -> bool:
@@ -172,13 +210,13 @@ class StoreTuples:
     def __init__(self, db: Database | Transaction, now: datetime | None = None) -> None:
         self.db = db
         self.now = now or datetime.now(UTC)
-        self._active: dict[str, str] | None = None
+        self._active: dict[str, frozenset[str]] | None = None
 
-    def active_users(self) -> Mapping[str, str]:
-        """username -> primary role, of active accounts."""
+    def active_users(self) -> Mapping[str, frozenset[str]]:
+        """username -> every role (primary and other), of active accounts."""
         if self._active is None:
-            rows = self.db.query("SELECT username, role FROM users WHERE active = 1")
-            self._active = {str(u): str(r) for u, r in rows}
+            rows = self.db.query("SELECT username, role, other_roles FROM users WHERE active = 1")
+            self._active = {str(u): frozenset({str(r), *roles_of(other)}) for u, r, other in rows}
         return self._active
 
     def _keep(self, subjects: Iterable[str]) -> list[str]:
@@ -194,7 +232,7 @@ class StoreTuples:
         found: list[str] = []
         if object == CLINIC_OBJECT and relation in ROLES:
             found += [
-                USER_PREFIX + u for u, role in self.active_users().items() if role == relation
+                USER_PREFIX + u for u, roles in self.active_users().items() if relation in roles
             ]
         elif object.startswith(PATIENT_PREFIX):
             patient_id = object[len(PATIENT_PREFIX) :]
@@ -234,7 +272,9 @@ def upgrade_clinicians(db: Database) -> list[str]:
     the admin it is for (an admin holds manage_staff). Run at every open: replicas that
     upgrade separately grant the same tuples (one record each, no conflict); once any
     relation record is held, never again. Returns the names granted."""
-    if db.query("SELECT 1 FROM record_states WHERE type = 'relation' LIMIT 1"):
+    if db.query("SELECT 1 FROM record_states WHERE type = 'relation' LIMIT 1") or db.query(
+        "SELECT 1 FROM users WHERE other_roles != '' LIMIT 1"
+    ):
         return []
     granted: list[str] = []
     admins = [str(r[0]) for r in db.query(
@@ -253,7 +293,7 @@ def upgrade_clinicians(db: Database) -> list[str]:
         t = RelationTuple(CLINIC_OBJECT, "clinician", USER_PREFIX + name)
         details = {"object": t.object, "relation": t.relation, "subject": t.subject,
                    "upgrade": True}  # fmt: skip
-        with db.write(name, "role.grant", "relation", relation_id(t), details) as tx:
+        with db.write(name, "role.grant", "user", t.subject, details) as tx:
             write_tuple(tx, name, t, True, since=SINCE_START)
         granted.append(name)
     return granted

@@ -44,7 +44,7 @@ from core.authz.tuples import MemoryTuples, RelationTuple
 from core.records import authorize, crdt
 from core.records.crdt import RecordDoc
 from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
-from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD
+from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_of
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
 from core.store.oplog import Op, parse_hlc
@@ -107,12 +107,13 @@ class History:
     def value_at(self, record_id: str, fld: str, hlc: str) -> tuple[bool, Any]:
         """(whether the register had been written by ``hlc``, its value then)."""
         writes = self.writes.get(record_id, {}).get(fld, {})
-        if fld == "granted":
-            since = self.value_at(record_id, "since", _LATEST)[1]
+        since_field = _SINCE_FIELDS.get(fld)
+        if since_field is not None:
+            since = self.value_at(record_id, since_field, _LATEST)[1]
             if isinstance(since, str) and since and writes:
                 first = min(writes.values(), key=lambda w: (w.hlc, w.write_id))
-                if first.value is True and since < first.hlc:
-                    writes = {**writes, first.write_id: Write(since, first.write_id, True)}
+                if first.value not in (None, False, "") and since < first.hlc:
+                    writes = {**writes, first.write_id: Write(since, first.write_id, first.value)}
         best: Write | None = None
         for w in writes.values():
             if w.hlc <= hlc and (best is None or (w.hlc, w.write_id) > (best.hlc, best.write_id)):
@@ -158,6 +159,15 @@ class History:
             for name, role in active.items()
             if role
         ]
+        for rid, kind in self.types.items():  # roles beside the primary one
+            if kind != "user":
+                continue
+            name = self.value_at(rid, "username", hlc)[1]
+            if isinstance(name, str) and name in active:
+                found += [
+                    RelationTuple(CLINIC_OBJECT, role, USER_PREFIX + name)
+                    for role in roles_of(self.value_at(rid, "other_roles", hlc)[1])
+                ]
         for rid, kind in self.types.items():
             if kind != "relation" or self.value_at(rid, "granted", hlc)[1] is not True:
                 continue
@@ -173,6 +183,11 @@ class History:
                 continue
             found.append(RelationTuple(obj, rel, sub))
         return found
+
+
+# A register whose first value counts from an earlier HLC written in another register
+# (the upgrade from releases without authorization: "from the clinic's start").
+_SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
 
 
 def crdt_json(value: Any) -> str:

@@ -152,6 +152,14 @@ USER = RecordType(
         # would refuse to store; ``role`` then holds the nearest role they know
         # (validation.legacy_role). The users table's role column shows this one.
         Field("staff_role", "Role"),
+        # V10 (authorization): roles held beside the primary one, space-separated (an admin
+        # who is also a clinician). On the user record rather than as ``relation`` records,
+        # so releases without ``relation`` keep syncing every clinic: they store and relay
+        # an unknown field of a known type, but cannot store a record of an unknown type.
+        # ``other_roles_since``: set by the upgrade from releases without authorization,
+        # the first value counts from that HLC (the clinic's start), not from its own.
+        Field("other_roles", "Other roles"),
+        Field("other_roles_since", "Other roles since"),
     ),
     columns=(
         "username",
@@ -163,6 +171,7 @@ USER = RecordType(
         Column("updated_at", ""),
         Column("must_change_password", compute=_must_change_password),
         Column("totp_secret", ""),
+        Column("other_roles", ""),
     ),
     row_requires="username",
 )
@@ -347,7 +356,7 @@ RELATION = RecordType(
 # Registers whose every value is kept with its HLC (table ``authz_writes``): remote apply
 # judges an op by the permissions at its own time (core/records/remote_authz.py).
 AUTHZ_HISTORY: dict[str, tuple[str, ...]] = {
-    "user": ("username", "role", "staff_role", "active"),
+    "user": ("username", "role", "staff_role", "active", "other_roles", "other_roles_since"),
     "relation": ("object", "relation", "subject", "granted", "since"),
 }
 

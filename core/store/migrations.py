@@ -426,7 +426,9 @@ INSERT INTO unknown_records (id, type, parts) SELECT id, type, 'recheck' FROM re
 # Authorization (issue #14): relation tuples are records (type ``relation``, derived into
 # ``relations``), and every value a user's role/active or a tuple's ``granted`` register
 # has held on this replica is kept in ``authz_writes`` with its HLC, so a remote op is
-# judged against the permissions as of its own time (core/records/remote_authz.py).
+# judged against the permissions as of its own time (core/records/remote_authz.py). Roles
+# beside a person's primary one live on the user record (``other_roles``, derived into
+# users.other_roles), which older releases can store.
 _V10 = """
 CREATE TABLE relations (
     id TEXT PRIMARY KEY,
@@ -446,6 +448,7 @@ CREATE TABLE authz_writes (
     hlc TEXT NOT NULL
 );
 CREATE INDEX authz_writes_record ON authz_writes (record_id, field, hlc);
+ALTER TABLE users ADD COLUMN other_roles TEXT NOT NULL DEFAULT '';
 """
 
 
