@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.records.models import CLINICAL_HIDDEN
 from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
 from tests.integration.test_cli import careline
@@ -91,6 +92,6 @@ def test_the_front_desk_sees_demographics_only(clinic: tuple[Path, str]) -> None
     shown = json.loads(out)
     assert shown["family"] == "Nakamura"
     assert "allergies" not in shown
-    assert shown["clinical"] == "Clinical information is visible to clinical staff"
+    assert shown["clinical"] == CLINICAL_HIDDEN
     code, out, err = _as(data, "nina", "patient", "show", pid)
     assert [a["substance"] for a in json.loads(out)["allergies"]][:1] == ["penicillin"]

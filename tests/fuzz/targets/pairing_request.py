@@ -61,5 +61,6 @@ class Target:
         if status not in (201, 400, 403):
             raise AssertionError(f"pairing answered {status}: {doc}")
         json.dumps(doc)
-        with self.db.write("fuzz", "fuzz.reset", "device", "pairing") as tx:
+        # Put back as a pairing code is made (an action the permission matrix lists).
+        with self.db.write("admin", "lan.pair.code", "device", "pairing") as tx:
             tx.execute("UPDATE meta SET value = ? WHERE key = ?", (self.codes, ident.CODES_KEY))
