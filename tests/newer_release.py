@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
-from core.records import crdt
+from core.records import crdt, permissions
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
@@ -68,13 +68,20 @@ NEWER_MIGRATIONS: Migrations = (
 def newer_code() -> Iterator[None]:
     """Run as the next release while entered."""
     saved = dict(RECORD_TYPES)
+    saved_actions = dict(permissions.MATRIX)
     RECORD_TYPES["patient"] = NEWER_PATIENT
     RECORD_TYPES["referral"] = REFERRAL
+    # The next release lists its new action in its permission matrix, as this one must.
+    permissions.MATRIX["referral.create"] = permissions.Rule(
+        "write_note", "patient", "refer a patient"
+    )
     try:
         yield
     finally:
         RECORD_TYPES.clear()
         RECORD_TYPES.update(saved)
+        permissions.MATRIX.clear()
+        permissions.MATRIX.update(saved_actions)
 
 
 def refer(records: ClinicRecords, patient_id: str, to_clinic: str, reason: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from core.records import authorize
 from core.records.workstation import Workstation
 from core.server.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from core.server.postgres.schema import TENANT_ROLE
@@ -156,18 +157,20 @@ def test_the_old_clinics_admin_who_did_chart_work_becomes_a_clinician(
 ) -> None:
     """A clinic from before authorization: its admin, who registered patients and recorded
     allergies, is granted clinician from the clinic's start at the first open (audited as
-    an upgrade), so that work stays theirs to do; the grant is a synced relation record."""
+    an upgrade), so that work stays theirs to do. The grant is on the synced user record,
+    which the previous release stores too: no record of a type it lacks is made."""
     ws = Workstation(old.folder / "workstation")
     ws.unlock_with_password("admin", old.password)
     try:
         db = ws.database
-        assert db.query(
-            "SELECT subject, granted FROM relations WHERE object = 'clinic:clinic' "
-            "AND relation = 'clinician'"
-        ) == [("user:admin", 1)]
+        assert db.query("SELECT username, other_roles FROM users WHERE other_roles != ''") == [
+            ("admin", "clinician")
+        ]
         [(details,)] = db.query("SELECT details FROM audit_log WHERE action = 'role.grant'")
         assert json.loads(details)["upgrade"] is True
-        assert db.query("SELECT count(*) FROM oplog WHERE record_type = 'relation'") == [(1,)]
+        assert db.query("SELECT count(*) FROM oplog WHERE record_type = 'relation'") == [(0,)]
+        [(patient_id,)] = db.query("SELECT id FROM patients LIMIT 1")
+        assert authorize.allowed(db, "admin", "view_clinical", f"patient:{patient_id}")
     finally:
         ws.lock()
 
