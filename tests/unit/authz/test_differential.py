@@ -600,7 +600,11 @@ def test_random_models_agree_with_openfga(text: str, data: st.DataObject) -> Non
         f"OpenFGA {'accepts' if accepted else 'refuses'} this model, the parser "
         f"{'refuses it: ' + refused if refused else 'accepts it'}:\n{text}"
     )
-    if refused:
+    if refused or not Engine(model, MemoryTuples()).acyclic:
+        # Where tuples can form cycles, OpenFGA's own answer can depend on timing (README,
+        # "Authorization engine"): a random model of that kind made this test flaky under a
+        # loaded CI. Cyclic models are compared in the contrived-model tests, which ask
+        # OpenFGA again before calling a disagreement; random ones are compared when acyclic.
         return
     cases = data.draw(st.lists(case_strategy(model), min_size=12, max_size=12), label="cases")
     differential(text, cases, show_model=True)
