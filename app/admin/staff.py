@@ -229,25 +229,22 @@ class StaffDialog(QDialog):
 
     def show_role(self) -> None:
         """Change role… of the selected account."""
-        member = self.selected()
-        if member is not None:
-            dialog = RoleDialog(self._worker, self._workstation, member, self)
-            dialog.saved.connect(self.reload)
-            self._open_child(dialog)
+        self._open_for_selected(RoleDialog)
 
     def show_other_roles(self) -> None:
         """Other roles… of the selected account."""
-        member = self.selected()
-        if member is not None:
-            dialog = OtherRolesDialog(self._worker, self._workstation, member, self)
-            dialog.saved.connect(self.reload)
-            self._open_child(dialog)
+        self._open_for_selected(OtherRolesDialog)
 
     def show_reset(self) -> None:
         """Reset password… of the selected account."""
+        self._open_for_selected(ResetPasswordDialog)
+
+    def _open_for_selected(
+        self, kind: Callable[[Worker, Workstation, StaffMember, QWidget | None], _StaffForm]
+    ) -> None:
         member = self.selected()
         if member is not None:
-            dialog = ResetPasswordDialog(self._worker, self._workstation, member, self)
+            dialog = kind(self._worker, self._workstation, member, self)
             dialog.saved.connect(self.reload)
             self._open_child(dialog)
 

@@ -9,43 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from core.records.staff import Staff
-from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
+from tests.integration.staff_clinic import make_staff_clinic, run_as
 from tests.integration.test_cli import careline
-
-STAFF = {"desk": "front_desk", "nina": "nurse", "doc": "clinician", "adm": "admin"}
 
 
 @pytest.fixture(scope="module")
 def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     data = tmp_path_factory.mktemp("cli-access") / "data"
-    made = careline(
-        data, "--json", "--password-stdin", "init", "--clinic", "Harbour Clinic", "--user",
-        "admin", stdin=PASSWORD + "\n",
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    ws = Workstation(data)
-    ws.sign_in("admin", PASSWORD)
-    try:
-        for name, role in STAFF.items():
-            ws.records.add_user(name, name.title(), role, PASSWORD)
-        ws.records.add_user("gone", "Gone Away", "nurse", PASSWORD)
-        Staff(ws.records).deactivate("gone")
-        pid = ws.records.add_patient("Nakamura", "Kei", "1961-04-05").id
-        ws.records.add_allergy(pid, "penicillin")
-        for name in STAFF:  # a first sign-in here gives each a key slot on this workstation
-            ws.sign_in(name, PASSWORD)
-    finally:
-        ws.lock()
-    return data, pid
+    return data, make_staff_clinic(data, deactivated=("gone",))
 
 
-def _as(data: Path, user: str, *args: str) -> tuple[int, str, str]:
-    done = careline(
-        data, "--json", "--user", user, "--password-stdin", *args, stdin=PASSWORD + "\n"
-    )
-    return done.returncode, done.stdout, done.stderr
+_as = run_as
 
 
 def test_a_restricted_chart_is_read_only_by_its_care_team(clinic: tuple[Path, str]) -> None:

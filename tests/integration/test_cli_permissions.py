@@ -11,40 +11,16 @@ from pathlib import Path
 import pytest
 
 from core.records.models import CLINICAL_HIDDEN
-from core.records.workstation import Workstation
-from tests.conftest import PASSWORD
-from tests.integration.test_cli import careline
-
-STAFF = {"desk": "front_desk", "nina": "nurse", "doc": "clinician", "adm": "admin"}
+from tests.integration.staff_clinic import make_staff_clinic, run_as
 
 
 @pytest.fixture(scope="module")
 def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     data = tmp_path_factory.mktemp("cli-permissions") / "data"
-    made = careline(
-        data, "--json", "--password-stdin", "init", "--clinic", "Harbour Clinic", "--user",
-        "admin", stdin=PASSWORD + "\n",
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    ws = Workstation(data)
-    ws.sign_in("admin", PASSWORD)
-    try:
-        for name, role in STAFF.items():
-            ws.records.add_user(name, name.title(), role, PASSWORD)
-        pid = ws.records.add_patient("Nakamura", "Kei", "1961-04-05").id
-        ws.records.add_allergy(pid, "penicillin")
-        for name in STAFF:  # a first sign-in here gives each a key slot on this workstation
-            ws.sign_in(name, PASSWORD)
-    finally:
-        ws.lock()
-    return data, pid
+    return data, make_staff_clinic(data)
 
 
-def _as(data: Path, user: str, *args: str) -> tuple[int, str, str]:
-    done = careline(
-        data, "--json", "--user", user, "--password-stdin", *args, stdin=PASSWORD + "\n"
-    )
-    return done.returncode, done.stdout, done.stderr
+_as = run_as
 
 
 @pytest.mark.parametrize(
