@@ -67,7 +67,7 @@ def _log(message: str) -> None:
 def _bulk_patients(db: Database, count: int) -> None:
     """``count`` new patients, one op each, 1,000 per transaction."""
     for start in range(0, count, 1000):
-        with db.write("bench", "bench.bulk", "patient", "many") as tx:
+        with db.write("bench", "patient.create", "patient", "many") as tx:
             for i in range(start, min(start + 1000, count)):
 
                 def create(doc: RecordDoc, hlc: str, i: int = i) -> None:

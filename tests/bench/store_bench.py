@@ -61,6 +61,7 @@ from typing import Any
 
 import sqlcipher3
 
+from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.store.database import DB_FILE_NAME, Database
@@ -146,7 +147,7 @@ class Store:
     @property
     def records(self) -> ClinicRecords:
         """Careline's record operations on this store."""
-        return ClinicRecords(self.db, actor="bench")
+        return ClinicRecords(self.db, actor="bench", kdf_params=FAST_PARAMS)
 
     def close(self) -> None:
         """Close the database, then release anything else it held (the key)."""
@@ -216,16 +217,22 @@ def _sqlcipher_unencrypted(directory: Path) -> Store:
 
 
 def open_store(name: str, directory: Path) -> Store:
-    """Create the named store, empty but migrated, in ``directory``."""
-    if name == "careline":
-        return _careline(directory)
-    if name == BASELINE:
-        return _plain(directory)
-    if name == MEMSEC_ON:
-        return _sqlcipher_memsec_on(directory)
-    if name == UNENCRYPTED:
-        return _sqlcipher_unencrypted(directory)
-    raise ValueError(f"unknown store {name!r}")
+    """Create the named store, migrated, in ``directory``, with the clinic set up by its
+    founder ``bench`` (admin and clinician): the author of every write measured, checked
+    against the permission matrix as a real workstation's writes are."""
+    makers = {
+        "careline": _careline,
+        BASELINE: _plain,
+        MEMSEC_ON: _sqlcipher_memsec_on,
+        UNENCRYPTED: _sqlcipher_unencrypted,
+    }
+    if name not in makers:
+        raise ValueError(f"unknown store {name!r}")
+    store = makers[name](directory)
+    ClinicRecords(store.db, "bench", FAST_PARAMS).set_up_clinic(
+        "Bench Clinic", "bench", "Bench Author", "bench horse battery"
+    )
+    return store
 
 
 def _pragma(db: Database, name: str) -> str | None:
@@ -306,7 +313,7 @@ def bulk_insert(
             rows = [p.row() for p in patients[start : start + batch]]
             for store in rotated(stores, turn):
                 t0 = time.perf_counter_ns()
-                with store.db.write("bench", "bench.bulk_insert", "patient", f"batch-{turn}") as tx:
+                with store.db.write("bench", "patient.create", "patient", f"batch-{turn}") as tx:
                     tx.executemany(INSERT_SQL, rows)
                 batch_ns[store.name].append(time.perf_counter_ns() - t0)
             if (turn + 1) % 10 == 0 or start + batch >= total:

@@ -27,7 +27,7 @@ from pycrdt import Doc
 from core.crypto import certs, op_signature
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
-from core.records import op_trust
+from core.records import authorize, op_trust
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc, write
@@ -59,16 +59,25 @@ def _db(folder: Path, name: str) -> Database:
     return db
 
 
+def _founder(db: Database) -> ClinicRecords:
+    """The clinic set up on ``db`` by ``bench``, its founder (admin and clinician): a real
+    author every replica checks the benchmark's ops against, permissions included."""
+    records = ClinicRecords(db, "bench", FAST_PARAMS)
+    records.set_up_clinic("Bench Clinic", "bench", "Bench Author", "bench horse battery")
+    return records
+
+
 @contextlib.contextmanager
 def _verification_off() -> Iterator[None]:
     """For the side-by-side figure only: apply as if every op passed verification."""
-    saved = op_trust.verify, op_trust.author_problem
+    saved = op_trust.verify, op_trust.author_problem, authorize.ENFORCING
     op_trust.verify = lambda ops, trust: {}
     op_trust.author_problem = lambda op, trust: None
+    authorize.ENFORCING = False  # nor is each op's author checked against the permissions
     try:
         yield
     finally:
-        op_trust.verify, op_trust.author_problem = saved
+        op_trust.verify, op_trust.author_problem, authorize.ENFORCING = saved
 
 
 def signing_cost(ops: list[Op], certificates: list[str]) -> dict[str, Any]:
@@ -107,7 +116,7 @@ def _bulk_history(db: Database, count: int, start: int) -> None:
     done = 0
     while done < count:
         n = min(1000, count - done)
-        with db.write("bench", "bench.bulk", "patient", "many") as tx:
+        with db.write("bench", "patient.create", "patient", "many") as tx:
             for i in range(start + done, start + done + n):
 
                 def create(doc: RecordDoc, hlc: str, i: int = i) -> None:
@@ -140,7 +149,7 @@ def _copy_ops(source: Database, target: Database) -> int:
 def local_write_rate(folder: Path, edits: int = 2000) -> dict[str, Any]:
     """Edits per second through the one write path."""
     db = _db(folder, "local.db")
-    records = ClinicRecords(db, "bench", FAST_PARAMS)
+    records = _founder(db)
     patients = [records.add_patient(f"Local{i}", "G", "1980-01-01").id for i in range(200)]
     start = time.perf_counter()
     for i in range(edits):
@@ -153,8 +162,7 @@ def local_write_rate(folder: Path, edits: int = 2000) -> dict[str, Any]:
 def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[str, Any]:
     """Remote apply into SQLCipher vs raw pycrdt apply of the same updates."""
     source = _db(folder, "apply-source.db")
-    records = ClinicRecords(source, "bench", FAST_PARAMS)
-    records.add_user("bench", "Bench Author", "admin", "bench horse battery")  # a real author
+    records = _founder(source)
     ids = [records.add_patient(f"Apply{i}", "G", "1980-01-01").id for i in range(patients)]
     for round_ in range(edits_each):
         for pid in ids:
@@ -200,7 +208,10 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
     return {
         "ops": len(ops),
         "careline_ops_per_s": round(rate),
-        "verification": "on: every op's signature, device, revocation, Yjs client, author",
+        "verification": (
+            "on: every op's signature, device, revocation, Yjs client, author and the "
+            "author's permission at the op's time"
+        ),
         "without_verification_ops_per_s": round(len(ops) / unverified_s),
         "verified_vs_unverified_ratio": round(careline_s / unverified_s, 3),
         "signing": signing,
@@ -219,10 +230,10 @@ def incremental_sync(folder: Path, repeats: int = 41) -> dict[str, Any]:
     sessions per size: each is about a millisecond, so a few must not decide it)."""
     source = _db(folder, "inc-source.db")
     target = _db(folder, "inc-target.db")
+    editor = _founder(source)
+    _copy_ops(source, target)  # the clinic and its founder, so the target knows its author
     # Give the target a local op so it syncs incrementally instead of bootstrapping.
     ClinicRecords(target, "bench", FAST_PARAMS).add_patient("Target", "Own", "1980-01-01")
-    editor = ClinicRecords(source, "bench", FAST_PARAMS)
-    editor.add_user("bench", "Bench Author", "admin", "bench horse battery")  # a real author
     transport = LocalTransport(Responder(source))
     results: dict[str, Any] = {}
     built = 0
