@@ -20,13 +20,8 @@ from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
 from app.session.auto_lock import hours_to_ms, minutes_to_ms
 from app.sync.lan_peer import LanOptions
-from core.config.settings import (
-    CONFIG_FILE_NAME,
-    DESKTOP_SCHEMA,
-    ConfigError,
-    default_data_dir,
-    load_settings,
-)
+from core.config import desktop
+from core.config.settings import ConfigError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.records.workstation import Workstation
 
@@ -39,14 +34,9 @@ MIN_POINT_SIZE = 10.5
 
 
 def load_desktop_settings(data_dir: Path | None) -> dict[str, Any]:
-    """Settings as the CLI resolves them: CLI > environment > data-dir config > default."""
-    base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": data_dir})
-    resolved_dir: Path = base["data_dir"] or default_data_dir()
-    return load_settings(
-        DESKTOP_SCHEMA,
-        cli={"data_dir": resolved_dir},
-        config_file=resolved_dir / CONFIG_FILE_NAME,
-    )
+    """Settings as the CLI resolves them (core.config.desktop): CLI > environment >
+    data-dir config > machine-wide config > default, locked machine settings first."""
+    return desktop.load_desktop_settings(desktop.resolve_data_dir(data_dir))
 
 
 def resources_dir() -> Path | None:
@@ -104,7 +94,7 @@ def create_main_window(
     """
     settings = load_desktop_settings(getattr(args, "data_dir", None))
     if workstation is None:
-        data_dir = settings["data_dir"] or default_data_dir()
+        data_dir = settings["data_dir"]
         workstation = Workstation(data_dir, kdf_params=kdf_params)
     timeout = auto_lock_ms or minutes_to_ms(int(settings["auto_lock_minutes"]))
     return MainWindow(

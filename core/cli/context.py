@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, default_data_dir, load_settings
+from core.config import desktop
+from core.config.machine import load_machine_config
 from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
 from core.records.clinic import ClinicRecords
@@ -34,18 +35,15 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        base = load_settings(DESKTOP_SCHEMA, cli={"data_dir": args.data_dir})
-        data_dir: Path = base["data_dir"] or default_data_dir()
+        # The machine-wide configuration IT deployed (read once per invocation).
+        self.machine = load_machine_config()
+        data_dir: Path = desktop.resolve_data_dir(args.data_dir, machine=self.machine)
         # The real clinic's folder; ``--demo`` works on the demo's folder beside it.
         self.clinic_data_dir = data_dir
         self.demo_requested = bool(getattr(args, "demo", False))
         if self.demo_requested:
             data_dir = demo_folder(data_dir)
-        self.settings = load_settings(
-            DESKTOP_SCHEMA,
-            cli={"data_dir": data_dir},
-            config_file=data_dir / CONFIG_FILE_NAME,
-        )
+        self.settings = desktop.load_desktop_settings(data_dir, machine=self.machine)
         self.data_dir = data_dir
         self.workstation = Workstation(data_dir)
         self.demo = is_demo_folder(data_dir)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from core.config.settings import CONFIG_FILE_NAME, DESKTOP_SCHEMA, load_settings
+from core.config.desktop import load_desktop_settings
 from core.records import authorize, break_glass_audit, crdt
 from core.records.break_glass_audit import Clock, Grant, grants, stamp
 from core.records.break_glass_audit import active_grants as active_grants
@@ -32,10 +32,9 @@ MIN_MINUTES, MAX_MINUTES = 5, 720  # as the break_glass_minutes setting allows
 
 def configured_minutes(data_dir: Path) -> int:
     """How long an opening lasts on the workstation whose data folder is ``data_dir``: the
-    ``break_glass_minutes`` setting (environment, then the folder's careline.toml)."""
-    settings = load_settings(
-        DESKTOP_SCHEMA, cli={"data_dir": data_dir}, config_file=data_dir / CONFIG_FILE_NAME
-    )
+    ``break_glass_minutes`` setting (environment, the folder's careline.toml, then the
+    machine-wide configuration, which may lock it)."""
+    settings = load_desktop_settings(data_dir)
     return int(settings["break_glass_minutes"])
 
 

@@ -1,0 +1,142 @@
+"""The machine-wide configuration IT deploys (silent install and mass enrollment).
+
+Where it is read from, first found value winning per setting:
+
+* Windows: the registry values under ``HKLM\\SOFTWARE\\Policies\\Careline`` (Group Policy),
+  then ``HKLM\\SOFTWARE\\Careline`` (the MSI writes these), then
+  ``%ProgramData%\\Careline\\careline.toml``;
+* macOS: ``/Library/Application Support/Careline/careline.toml``;
+* Linux and others: ``/etc/careline/careline.toml``;
+* ``CARELINE_MACHINE_CONFIG`` names another file instead of the platform's (and turns the
+  Windows registry off, so a test or a trial run sees that file alone).
+
+It holds any desktop setting of :data:`core.config.settings.DESKTOP_SCHEMA` (defaults a
+person's own ``careline.toml`` in the data folder may change) and ``locked``, a list of
+setting names a person may not change. The enrollment settings
+(:data:`core.config.settings.ENROLLMENT_SETTINGS`) are locked as a group as soon as the
+machine configuration sets any of them. A bad value stops start-up with an error naming
+the setting and the file (or registry key).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from core.config.settings import (
+    CONFIG_FILE_NAME,
+    DESKTOP_SCHEMA,
+    ENROLLMENT_SETTINGS,
+    ConfigError,
+    MachineLayer,
+    Setting,
+    read_toml_file,
+)
+
+MACHINE_CONFIG_ENV = "CARELINE_MACHINE_CONFIG"
+LOCKED_KEY = "locked"
+# The data folder holds the person's own config file; locking it would make no sense.
+UNLOCKABLE = frozenset({"data_dir"})
+
+
+def machine_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The machine-wide file for this platform (or the one ``CARELINE_MACHINE_CONFIG`` names)."""
+    env = os.environ if env is None else env
+    if env.get(MACHINE_CONFIG_ENV):
+        return Path(env[MACHINE_CONFIG_ENV]).expanduser()
+    if sys.platform == "win32":
+        program_data = env.get("ProgramData") or env.get("PROGRAMDATA") or r"C:\ProgramData"
+        return Path(program_data) / "Careline" / CONFIG_FILE_NAME
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/Careline") / CONFIG_FILE_NAME
+    return Path("/etc/careline") / CONFIG_FILE_NAME
+
+
+def load_machine_config(
+    env: Mapping[str, str] | None = None,
+    schema: tuple[Setting, ...] = DESKTOP_SCHEMA,
+    registry: Mapping[str, tuple[str, str]] | None = None,
+) -> MachineLayer:
+    """Read and validate the machine-wide configuration (empty if there is none).
+
+    ``registry`` maps a setting name to (value, registry key) as
+    :func:`core.config.windows_registry.read_values` returns them; by default it is read on
+    Windows only, and not when ``CARELINE_MACHINE_CONFIG`` names a file.
+    """
+    env = os.environ if env is None else env
+    path = machine_config_path(env)
+    if registry is None:
+        registry = {}
+        if sys.platform == "win32" and not env.get(MACHINE_CONFIG_ENV):
+            from core.config import windows_registry
+
+            registry = windows_registry.read_values([s.name for s in schema] + [LOCKED_KEY])
+    raw: dict[str, tuple[Any, str]] = {}
+    if path.is_file():
+        known = [s.name for s in schema] + [LOCKED_KEY]
+        for name, value in read_toml_file(path, known).items():
+            raw[name] = (value, str(path))
+    for name, (value, where) in registry.items():
+        raw[name] = (value, where)  # the registry (Group Policy first) beats the file
+    by_name = {s.name: s for s in schema}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (value, where) in raw.items():
+        if name == LOCKED_KEY:
+            continue
+        values[name] = by_name[name].parse(value, where)
+        sources[name] = where
+    locked = _locked(raw.get(LOCKED_KEY), set(by_name))
+    if any(name in values for name in ENROLLMENT_SETTINGS):
+        locked |= set(ENROLLMENT_SETTINGS)
+        for name in ENROLLMENT_SETTINGS:
+            sources.setdefault(name, _first_source(sources, ENROLLMENT_SETTINGS))
+    _check_enrollment(values, sources)
+    return MachineLayer(values, sources, frozenset(locked))
+
+
+def _locked(entry: tuple[Any, str] | None, known: set[str]) -> set[str]:
+    """The ``locked`` list: TOML array of names, or (registry) names separated by commas."""
+    if entry is None:
+        return set()
+    value, where = entry
+    if isinstance(value, str):
+        names: list[Any] = [n.strip() for n in value.replace("\n", ",").split(",") if n.strip()]
+    elif isinstance(value, list):
+        names = value
+    else:
+        raise ConfigError(f"{LOCKED_KEY} ({where}): must be a list of setting names")
+    for name in names:
+        if not isinstance(name, str) or name not in known:
+            raise ConfigError(
+                f"{LOCKED_KEY} ({where}): {name!r} is not a setting "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        if name in UNLOCKABLE:
+            raise ConfigError(
+                f"{LOCKED_KEY} ({where}): {name} cannot be locked (the person's own "
+                "config file lives in it); set it in the machine configuration as a default"
+            )
+    return set(names)
+
+
+def _first_source(sources: Mapping[str, str], names: tuple[str, ...]) -> str:
+    return next((sources[n] for n in names if n in sources), "machine configuration")
+
+
+def _check_enrollment(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """An enrollment code is useless without a server to redeem it at, and the server is
+    trusted only through a pinned CA: say which setting is missing."""
+    if "enroll_code" not in values:
+        return
+    where = sources["enroll_code"]
+    if "server_url" not in values:
+        raise ConfigError(f"server_url ({where}): missing; enroll_code needs the server's URL")
+    if "server_ca_file" not in values and "server_ca_fingerprint" not in values:
+        raise ConfigError(
+            f"server_ca_fingerprint ({where}): missing; give server_ca_fingerprint or "
+            "server_ca_file so the workstation knows the server before sending it the code"
+        )
