@@ -1,20 +1,30 @@
-"""``careline enroll``: join a server's clinic with a one-time code."""
+"""``careline enroll``: join a server's clinic with an enrollment code, given on the
+command line or (``--machine``, silent install) by the machine-wide configuration."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from core.cli.context import EXIT_OK, CliError, Context
+from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     """enroll --server URL (--code CODE | --code-stdin | --code-file FILE) [--ca-file PEM]
-    [--device-name NAME]."""
-    parser.add_argument("--server", required=True, help="https://host:port")
-    code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'")
+    [--device-name NAME] | enroll --machine."""
+    parser.add_argument("--server", help="https://host:port")
+    parser.add_argument(
+        "--machine",
+        action="store_true",
+        help="join the server named by the machine-wide configuration (server_url, "
+        "server_ca_file or server_ca_fingerprint, enroll_code) with nobody at the keyboard; "
+        "does nothing if this data folder already holds a clinic",
+    )
+    code_arguments(
+        parser, "enrollment code from 'careline-server admin enroll-code'", required=False
+    )
     parser.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
     parser.add_argument("--device-name", help="how the server lists this workstation")
 
@@ -22,6 +32,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context) -> int:
     """Join a server's clinic; on an empty data dir, create the local database first."""
     args = ctx.args
+    if args.machine:
+        return _run_machine(ctx)
+    if args.server is None:
+        raise CliError("give --server URL and a code, or --machine", EXIT_USAGE)
+    if not (args.code or args.code_stdin or args.code_file):
+        raise CliError("give the code with --code, --code-stdin or --code-file", EXIT_USAGE)
     ca_pem = None
     if args.ca_file is not None:
         try:
@@ -49,4 +65,49 @@ def run(ctx: Context) -> int:
     return EXIT_OK
 
 
-GROUP = CommandGroup("enroll", "join a clinic server with a one-time code", arguments, run)
+def _run_machine(ctx: Context) -> int:
+    """Silent enrollment from the machine-wide configuration (installers/README.md)."""
+    from core.sync.silent_join import MachineEnrollment, join_silently
+
+    args = ctx.args
+    given = [o for o, v in (("--server", args.server), ("--code", args.code),
+             ("--code-stdin", args.code_stdin), ("--code-file", args.code_file),
+             ("--ca-file", args.ca_file), ("--device-name", args.device_name)) if v]  # fmt: skip
+    if given:
+        raise CliError(
+            f"--machine takes everything from the machine-wide configuration; drop {given[0]}",
+            EXIT_USAGE,
+        )
+    if ctx.workstation.is_initialized():
+        # Idempotent for deployment scripts run again on the same workstation.
+        ctx.emit(
+            {"enrolled": False, "data_dir": str(ctx.data_dir)},
+            f"{ctx.data_dir} already holds a clinic; nothing to do.",
+        )
+        return EXIT_OK
+    enrollment = MachineEnrollment.from_settings(ctx.settings)
+    if enrollment is None:
+        raise CliError(
+            "the machine-wide configuration names no server_url and enroll_code "
+            "(see installers/README.md, 'Silent install and mass enrollment')",
+            EXIT_USAGE,
+        )
+    result = join_silently(ctx.workstation, enrollment)
+    ctx.emit(
+        {
+            "enrolled": True,
+            "device_id": result.device_id,
+            "clinic": result.clinic_name,
+            "records": result.records,
+        },
+        f"Enrolled as device {result.device_id} of {result.clinic_name}; "
+        f"{result.records} records received. Staff sign in with their Careline password; "
+        "an administrator makes this workstation's recovery key after signing in.",
+    )
+    return EXIT_OK
+
+
+GROUP = CommandGroup(
+    "enroll", "join a clinic server with an enrollment code (--machine: silent install)",
+    arguments, run,
+)  # fmt: skip

@@ -13,13 +13,13 @@ if TYPE_CHECKING:
     from core.sync.join import JoinResult
 
 
-def code_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+def code_arguments(parser: argparse.ArgumentParser, what: str, required: bool = True) -> None:
     """The one-time code, from exactly one of ``--code``, ``--code-stdin``, ``--code-file``.
 
     ``--code`` stays for scripts, but a command line is visible to every user of the
     computer (``ps``) while the command runs: the other two keep the code out of it.
     """
-    given = parser.add_mutually_exclusive_group(required=True)
+    given = parser.add_mutually_exclusive_group(required=required)
     given.add_argument(
         "--code",
         help=f"the {what} (visible to other users in the process list while this runs: "

@@ -83,9 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         one = user.add_parser(name, help=what)
         one.add_argument("clinic")
         one.add_argument("user")
-    code = admin.add_parser("enroll-code", help="print a one-time enrollment code")
+    code = admin.add_parser("enroll-code", help="print an enrollment code (one use by default)")
     code.add_argument("clinic")
     code.add_argument("--ttl", type=int, default=60, help="minutes the code stays valid")
+    code.add_argument(
+        "--uses", type=int, default=1, help="how many workstations it enrolls (mass enrollment)"
+    )
     device = admin.add_parser("device", help="enrolled devices").add_subparsers(
         dest="action", required=True
     )
@@ -281,9 +284,10 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         _admin_user(args, server, out)
     elif area == "enroll-code":
         clinic = server.registry.clinic(args.clinic)
-        code, expires = server.registry.issue_enroll_code(clinic.id, args.ttl)
-        out.emit({"code": code, "clinic": clinic.id, "expires_at": expires},
-                 f"{code}\n(one use, valid until {expires})")  # fmt: skip
+        code, expires = server.registry.issue_enroll_code(clinic.id, args.ttl, args.uses)
+        uses = "one use" if args.uses == 1 else f"{args.uses} uses"
+        out.emit({"code": code, "clinic": clinic.id, "expires_at": expires, "uses": args.uses},
+                 f"{code}\n({uses}, valid until {expires})")  # fmt: skip
     elif area == "device" and action == "list":
         clinic_id = server.registry.clinic(args.clinic).id if args.clinic else None
         devices = server.registry.devices(clinic_id)

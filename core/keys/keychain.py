@@ -240,6 +240,38 @@ class Keychain:
             chain.save()
         return chain, UnlockedKeys(kek, db_key), recovery
 
+    @classmethod
+    def create_for_keyring(cls, path: Path) -> tuple[Keychain, UnlockedKeys]:
+        """New KEK and database key behind an OS-keyring slot alone: a workstation joined
+        with no person present (silent enrollment). The first staff member to sign in adds
+        their password slot; an administrator makes a recovery key afterwards.
+
+        The keyring secret is stored before the key file is written, so without a keyring
+        (KeyringUnavailableError) nothing is made, and the key never touches the disk in
+        the clear either way."""
+        if path.exists():
+            raise SlotFileError(f"key file {path} already exists; refusing to overwrite it")
+        kek = SecureMemory.from_bytes(bytearray(aead.generate_key()))
+        db_key = SecureMemory.from_bytes(bytearray(aead.generate_key()))
+        db_id = secrets.token_hex(16)
+        chain = cls(path, db_id, "", cls._wrap_db_key(kek, db_key, db_id, 1))
+        secret = aead.generate_key()
+        try:
+            keyring_store.store_secret(chain.keyring_account, secret)
+        except BaseException:
+            kek.close()
+            db_key.close()
+            raise
+        chain.slots.append(make_slot(kek.read(), db_id, "keyring", "os-keyring", secret, None))
+        with exclusive_lock(lock_path_for(path)):
+            if path.exists():
+                kek.close()
+                db_key.close()
+                keyring_store.delete_secret(chain.keyring_account)
+                raise SlotFileError(f"key file {path} already exists; refusing to overwrite it")
+            chain.save()
+        return chain, UnlockedKeys(kek, db_key)
+
     @staticmethod
     def _wrap_db_key(
         kek: SecureMemory, db_key: SecureMemory, db_id: str, generation: int

@@ -199,6 +199,24 @@ class Workstation:
             self.keyring_note = str(exc)
         return recovery
 
+    def prepare_unattended_join(self) -> None:
+        """An empty encrypted replica, unlocked, whose key only the OS keyring opens (no
+        person is present: silent enrollment). Without a keyring, KeyringUnavailableError
+        and nothing is made: the key is never kept in the clear."""
+        if self.is_initialized():
+            raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _chain, keys = Keychain.create_for_keyring(self.keyfile_path)
+        try:
+            self._db = Database.create(self.db_path, keys.db_key)
+        except BaseException:
+            keys.close()
+            self.keyfile_path.unlink(missing_ok=True)
+            raise
+        self._keys = keys
+        self._records = ClinicRecords(self._db, WORKSTATION_ACTOR, self.kdf_params)
+        self.keyring_note = None
+
     # ----- unlocking --------------------------------------------------------------------
 
     @property

@@ -71,7 +71,17 @@ CREATE UNIQUE INDEX devices_by_replica ON devices (clinic_id, replica_id)
     WHERE replica_id IS NOT NULL;
 """
 
-REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA), (2, _V2_BINDINGS))
+# Multi-use enrollment codes (issue #15, mass enrollment): ``max_uses`` (NULL: one, as every
+# code issued before), ``uses`` counts redemptions; ``used_at`` is set when the last use
+# goes, so code that predates this reads a used-up code as used. PostgreSQL: schema 6.
+_V3_CODE_USES = """
+ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
+ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
+"""
+
+REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA), (2, _V2_BINDINGS), (3, _V3_CODE_USES))
+MAX_CODE_USES = 1000  # a code for a whole clinic's workstations, not an open door
+MAX_CODE_TTL_MINUTES = 7 * 24 * 60
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
 # A clinic id: 16 lowercase hex digits (core.records.clinic.new_id). A name that looks like
 # one (in any case) is refused, so that a reference is an id or a name, never both.
@@ -133,6 +143,29 @@ def new_enroll_code() -> str:
 def normalize_code(code: str) -> str:
     """Tolerate case, spaces and dashes in a typed code."""
     return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+_CODE_ROW = (
+    "SELECT clinic_id, expires_at, used_at, max_uses, uses FROM enroll_codes "
+    "WHERE code_sha256 = ?"
+)
+
+
+def _usable_code(rows: list[Any]) -> str:
+    """The clinic of a code row that still has a use and has not expired; otherwise a
+    RegistryError the workstation shows as it is (it says what to do)."""
+    if not rows:
+        raise RegistryError("the enrollment code is not valid")
+    clinic_id, expires_at, used_at, max_uses, uses = rows[0]
+    allowed = 1 if max_uses is None else int(max_uses)
+    if used_at is not None or int(uses) >= allowed:
+        times = "once" if allowed == 1 else f"{allowed} of {allowed} times"
+        raise RegistryError(
+            f"the enrollment code has been used {times}; ask IT for a new one"
+        )
+    if _utc(str(expires_at)) < datetime.now(UTC):
+        raise RegistryError(f"the enrollment code expired at {expires_at}; ask IT for a new one")
+    return str(clinic_id)
 
 
 def _utc(stamp: str) -> datetime:
@@ -293,16 +326,24 @@ class Registry:
 
     # ----- enrollment -----------------------------------------------------------------
 
-    def issue_enroll_code(self, clinic_id: str, ttl_minutes: int) -> tuple[str, str]:
-        """A one-time code and its expiry; only its digest is stored."""
-        if not 1 <= ttl_minutes <= 7 * 24 * 60:
+    def issue_enroll_code(
+        self, clinic_id: str, ttl_minutes: int, uses: int = 1
+    ) -> tuple[str, str]:
+        """A code that enrolls up to ``uses`` devices until it expires; returns it and its
+        expiry. Only its digest is stored."""
+        if not 1 <= ttl_minutes <= MAX_CODE_TTL_MINUTES:
             raise RegistryError("--ttl must be between 1 minute and 7 days")
+        if not 1 <= uses <= MAX_CODE_USES:
+            raise RegistryError(f"--uses must be between 1 and {MAX_CODE_USES}")
         code = new_enroll_code()
         expires = (datetime.now(UTC) + timedelta(minutes=ttl_minutes)).isoformat(timespec="seconds")
-        with self.db.write(self.actor, "enroll_code.issue", "clinic", clinic_id) as tx:
+        with self.db.write(
+            self.actor, "enroll_code.issue", "clinic", clinic_id, {"uses": uses}
+        ) as tx:
             tx.execute(
-                "INSERT INTO enroll_codes (code_sha256, clinic_id, expires_at) VALUES (?, ?, ?)",
-                (_digest(normalize_code(code)), clinic_id, expires),
+                "INSERT INTO enroll_codes (code_sha256, clinic_id, expires_at, max_uses) "
+                "VALUES (?, ?, ?, ?)",
+                (_digest(normalize_code(code)), clinic_id, expires, uses),
             )
         return code, expires
 
@@ -314,27 +355,29 @@ class Registry:
         device_id: str,
         replica_id: str | None = None,
     ) -> str:
-        """Use a code once: registers the device (bound to ``replica_id``, if its certificate
-        names one) and returns its bearer token. A replica already bound to another device
-        of the clinic is refused (RegistryError), and the code stays unused."""
+        """Use one of a code's uses: registers the device (bound to ``replica_id``, if its
+        certificate names one) and returns its bearer token. A replica already bound to
+        another device of the clinic is refused (RegistryError), and the use stays unused.
+
+        The use is taken by one conditional UPDATE inside the registry's write transaction
+        (serialised across server processes): of two devices racing for a code's last use,
+        exactly one enrolls."""
         digest = _digest(normalize_code(code))
         token = f"{device_id}.{secrets.token_urlsafe(32)}"
         now = utc_now()
         with self.db.write(self.actor, "device.enroll", "device", device_id) as tx:
-            rows = tx.query(
-                "SELECT clinic_id, expires_at, used_at FROM enroll_codes WHERE code_sha256 = ?",
-                (digest,),
-            )
-            if not rows:
-                raise RegistryError("the enrollment code is not valid")
-            clinic_id, expires_at, used_at = rows[0]
-            if used_at is not None:
-                raise RegistryError("the enrollment code has already been used")
-            if datetime.fromisoformat(expires_at) < datetime.now(UTC):
-                raise RegistryError("the enrollment code has expired")
+            clinic_id = _usable_code(tx.query(_CODE_ROW, (digest,)))
             if replica_id is not None:
-                _refuse_bound_elsewhere(tx, str(clinic_id), replica_id, device_id)
-            tx.execute("UPDATE enroll_codes SET used_at = ? WHERE code_sha256 = ?", (now, digest))
+                _refuse_bound_elsewhere(tx, clinic_id, replica_id, device_id)
+            taken = tx.execute(
+                "UPDATE enroll_codes SET uses = uses + 1, used_at = CASE "
+                "WHEN uses + 1 >= COALESCE(max_uses, 1) THEN ? ELSE used_at END "
+                "WHERE code_sha256 = ? AND used_at IS NULL AND uses < COALESCE(max_uses, 1)",
+                (now, digest),
+            )
+            if taken.rowcount != 1:  # another redemption took the last use meanwhile
+                _usable_code(tx.query(_CODE_ROW, (digest,)))
+                raise RegistryError("the enrollment code has no use left")
             tx.execute(
                 "INSERT INTO devices (id, clinic_id, name, token_sha256, certificate, "
                 "enrolled_at, replica_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -394,16 +437,8 @@ class Registry:
         return {certs.serial_of(str(c)): _ceil_second(_utc(str(at))) for c, at in rows}
 
     def code_clinic(self, code: str) -> str:
-        """The clinic a still-valid code belongs to (to sign the device certificate)."""
-        rows = self.db.query(
-            "SELECT clinic_id, expires_at, used_at FROM enroll_codes WHERE code_sha256 = ?",
-            (_digest(normalize_code(code)),),
-        )
-        if not rows or rows[0][2] is not None:
-            raise RegistryError("the enrollment code is not valid")
-        if datetime.fromisoformat(rows[0][1]) < datetime.now(UTC):
-            raise RegistryError("the enrollment code has expired")
-        return str(rows[0][0])
+        """The clinic a still-usable code belongs to (to sign the device certificate)."""
+        return _usable_code(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))
 
     # ----- devices --------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ class EnrollmentError(CarelineError):
     """Enrollment was refused or failed; the message says why."""
 
 
+class ServerUnreachableError(EnrollmentError):
+    """The server did not answer (down, or the network): trying again later may work, and
+    the code was not used."""
+
+
 @dataclass(frozen=True)
 class ServerCredential:
     """What this device needs to sync with the server."""
@@ -99,9 +104,9 @@ def enroll(
         with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
             response = client.post(server_url.rstrip("/") + "/v1/enroll", json=body)
     except httpx.HTTPError as exc:
-        raise EnrollmentError(
-            f"cannot reach the server at {server_url}: {exc}{clock_hint(exc)}"
-        ) from exc
+        # A TLS refusal (the pin does not match) will not mend by waiting; a dead server may.
+        kind = EnrollmentError if _tls_refusal(exc) else ServerUnreachableError
+        raise kind(f"cannot reach the server at {server_url}: {exc}{clock_hint(exc)}") from exc
     if response.status_code != 201:
         try:
             detail = response.json().get("detail")
@@ -120,6 +125,15 @@ def enroll(
         ca_certificate=data["ca_certificate"],
         server_ca_pem=server_ca_pem,
     )
+
+
+def _tls_refusal(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def save_credential(db: Database, credential: ServerCredential) -> None:

@@ -28,7 +28,8 @@ from core.keys.keychain import Keychain, lock_path_for
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
-from core.records.workstation import Workstation
+from core.records.workstation import WORKSTATION_ACTOR, Workstation
+from core.store.errors import StoreError
 from core.sync.enroll import adopt_credential, enroll
 from core.sync.lan.identity import merge_revoked
 from core.sync.lan.pairing import pair_and_sync, split_address
@@ -121,8 +122,48 @@ def join_clinic(
     return result
 
 
+def join_unattended(
+    ws: Workstation, request: JoinRequest, on_progress: Progress | None = None
+) -> JoinResult:
+    """Join the server's clinic with nobody at the keyboard (silent enrollment) into the
+    empty data folder of ``ws``, which is left locked.
+
+    The new database key is kept behind the OS-keyring slot alone
+    (:meth:`Workstation.prepare_unattended_join`); without a keyring this refuses before the
+    code is sent. The staff accounts arrive with the first sync, so any staff member can
+    then sign in, and their first sign-in adds their own password slot. There is no
+    recovery key yet: an administrator makes one after signing in. If anything fails,
+    what this attempt made is removed (as :func:`join_clinic` does).
+    """
+    refuse_if_demo(_JOINING, ws.data_dir)
+    if ws.is_initialized():
+        raise StoreError(f"a clinic already exists in {ws.data_dir}; nothing to enroll")
+    made = _Made.before(ws)
+    try:
+        ws.prepare_unattended_join()
+        unattended = JoinRequest(
+            WORKSTATION_ACTOR,
+            server_url=request.server_url,
+            enroll_code=request.enroll_code,
+            ca_pem=request.ca_pem,
+            device_name=request.device_name,
+        )
+        result = _join(ws, unattended, on_progress, None, new_replica=True)
+        if not ws.database.query("SELECT 1 FROM users WHERE active = 1 LIMIT 1"):
+            raise FirstSyncError(
+                "enrolled, but no staff account arrived with the clinic's records, so nobody "
+                "could sign in here; nothing was kept on this computer"
+            )
+        ws.lock()
+    except BaseException:
+        made.remove(ws)
+        raise
+    return result
+
+
 def _join(
-    ws: Workstation, request: JoinRequest, on_progress: Progress | None, recovery: str | None
+    ws: Workstation, request: JoinRequest, on_progress: Progress | None, recovery: str | None,
+    new_replica: bool = False,
 ) -> JoinResult:
     db, actor = ws.database, request.username.strip().lower()
     joined_as = "paired with the workstation" if request.via_peer else "enrolled"
@@ -152,7 +193,7 @@ def _join(
         records = report.snapshot_records + report.pulled
         return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
     except (SyncError, TransportError) as exc:
-        if recovery is not None:
+        if recovery is not None or new_replica:
             what = "nothing was kept on this computer; ask for a new code and try again"
         else:
             what = "the next sync finishes receiving the clinic's records"

@@ -189,7 +189,10 @@ def join_and_compare(
 ) -> None:
     """Serve the old server's data with the current ``careline-server``, enroll a new
     current workstation in the old clinic, and compare what it receives."""
-    code = server_admin(data, env, "enroll-code", seen["clinic_id"])["code"]
+    # A multi-use code (registry 3, PostgreSQL schema 6) on the migrated old registry.
+    issued = server_admin(data, env, "enroll-code", seen["clinic_id"], "--uses", "2")
+    assert issued["uses"] == 2
+    code = issued["code"]
     running = ServerProcess(data, free_port(), env=env)
     running.start()
     try:

@@ -174,6 +174,14 @@ CREATE TABLE replica_device_audit (
 );
 """
 
+# Multi-use enrollment codes (issue #15): as the embedded registry's version 3 (see
+# core/server/registry.py). Additive: older code never reads the columns, inserts codes
+# with max_uses NULL (one use) and marks a code used with used_at, which newer code honours.
+_V6 = """
+ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
+ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
+"""
+
 _IDENT = re.compile(r"[a-z_]+")
 
 
@@ -216,6 +224,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, _V2, False, "server_nodes: live server processes"),
     Migration(3, _V3, False, "device bindings, op signers and quarantine", _secure_quarantine),
     Migration(5, _V5, False, "workstation audit entries kept", _secure_device_audit),
+    Migration(6, _V6, False, "multi-use enrollment codes"),
 )
 
 

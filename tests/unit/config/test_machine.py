@@ -63,8 +63,8 @@ def test_machine_file_is_a_default_the_person_may_change_unless_locked(
 def test_enrollment_settings_are_locked_as_a_group(tmp_path: Path) -> None:
     env = machine_env(
         tmp_path,
-        f'server_url = "https://careline.clinic.lan:8443/"\nserver_ca_fingerprint = "{FINGERPRINT}"\n'
-        'enroll_code = "ABCD-EFGH"\n',
+        'server_url = "https://careline.clinic.lan:8443/"\n'
+        f'server_ca_fingerprint = "{FINGERPRINT}"\nenroll_code = "ABCD-EFGH"\n',
     )
     data = own_file(
         tmp_path / "data",

@@ -1,0 +1,83 @@
+"""Trusting a clinic server by the SHA-256 fingerprint of its CA certificate (silent
+enrollment: a fingerprint fits in an MSI property or a Group Policy string, a PEM file
+does not).
+
+The TLS handshake is made without verification only to see which certificates the server
+presents (no request is sent, so no enrollment code leaves this computer); the one whose
+fingerprint matches becomes the pinned CA, and the enrollment itself then runs over a fully
+verified connection that trusts that certificate alone (chain and host name checked), so a
+server that presents the right certificate but lacks its key is still refused.
+
+Python 3.11 has no public way to read the chain a server presents: the private
+``get_unverified_chain`` of the SSL object is used when present (CPython 3.10+), else the
+server's own certificate alone is compared (enough for ``careline-server``'s generated,
+self-signed certificate). A server that does not send its CA in the handshake (most send
+only their own certificate and intermediates) cannot be pinned by fingerprint: give the
+CA certificate as ``server_ca_file`` then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+from core.sync.enroll import EnrollmentError, ServerUnreachableError
+
+_DER = 2  # _ssl.ENCODING_DER, which the ssl module does not re-export
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 of a DER certificate, lowercase hex (as server_ca_fingerprint is normalised)."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def pem_fingerprint(pem: str) -> str:
+    """SHA-256 of the first certificate in ``pem``."""
+    try:
+        return fingerprint(ssl.PEM_cert_to_DER_cert(pem.strip()))
+    except ValueError as exc:
+        raise EnrollmentError(f"not a PEM certificate: {exc}") from None
+
+
+def presented_certificates(server_url: str, timeout: float = 10) -> list[bytes]:
+    """The DER certificates the server presents in its TLS handshake (not verified)."""
+    parts = urlsplit(server_url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            found: list[bytes] = []
+            leaf = tls.getpeercert(binary_form=True)
+            if leaf:
+                found.append(leaf)
+            chain = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+            for cert in chain() if callable(chain) else []:
+                der = bytes(cert.public_bytes(_DER))
+                if der not in found:
+                    found.append(der)
+            return found
+    except (OSError, ssl.SSLError) as exc:
+        raise ServerUnreachableError(f"cannot reach the server at {server_url}: {exc}") from exc
+
+
+def ca_for_fingerprint(server_url: str, expected: str) -> str:
+    """The PEM of the certificate the server presents whose SHA-256 is ``expected``
+    (normalised lowercase hex); EnrollmentError naming server_ca_fingerprint if none is."""
+    presented = presented_certificates(server_url)
+    for der in presented:
+        if fingerprint(der) == expected:
+            return ssl.DER_cert_to_PEM_cert(der)
+    seen = ", ".join(fingerprint(d)[:16] + "..." for d in presented) or "none"
+    raise EnrollmentError(
+        f"server_ca_fingerprint: the server at {server_url} presented no certificate with "
+        f"the SHA-256 fingerprint {expected} (it presented {seen}); nothing was sent to it. "
+        "Check the fingerprint with IT, or give the CA certificate as server_ca_file"
+    )
