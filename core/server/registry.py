@@ -146,8 +146,7 @@ def normalize_code(code: str) -> str:
 
 
 _CODE_ROW = (
-    "SELECT clinic_id, expires_at, used_at, max_uses, uses FROM enroll_codes "
-    "WHERE code_sha256 = ?"
+    "SELECT clinic_id, expires_at, used_at, max_uses, uses FROM enroll_codes WHERE code_sha256 = ?"
 )
 
 
@@ -160,9 +159,7 @@ def _usable_code(rows: list[Any]) -> str:
     allowed = 1 if max_uses is None else int(max_uses)
     if used_at is not None or int(uses) >= allowed:
         times = "once" if allowed == 1 else f"{allowed} of {allowed} times"
-        raise RegistryError(
-            f"the enrollment code has been used {times}; ask IT for a new one"
-        )
+        raise RegistryError(f"the enrollment code has been used {times}; ask IT for a new one")
     if _utc(str(expires_at)) < datetime.now(UTC):
         raise RegistryError(f"the enrollment code expired at {expires_at}; ask IT for a new one")
     return str(clinic_id)
@@ -326,9 +323,7 @@ class Registry:
 
     # ----- enrollment -----------------------------------------------------------------
 
-    def issue_enroll_code(
-        self, clinic_id: str, ttl_minutes: int, uses: int = 1
-    ) -> tuple[str, str]:
+    def issue_enroll_code(self, clinic_id: str, ttl_minutes: int, uses: int = 1) -> tuple[str, str]:
         """A code that enrolls up to ``uses`` devices until it expires; returns it and its
         expiry. Only its digest is stored."""
         if not 1 <= ttl_minutes <= MAX_CODE_TTL_MINUTES:

@@ -162,7 +162,10 @@ def join_unattended(
 
 
 def _join(
-    ws: Workstation, request: JoinRequest, on_progress: Progress | None, recovery: str | None,
+    ws: Workstation,
+    request: JoinRequest,
+    on_progress: Progress | None,
+    recovery: str | None,
     new_replica: bool = False,
 ) -> JoinResult:
     db, actor = ws.database, request.username.strip().lower()

@@ -69,7 +69,9 @@ class MachineEnrollment:
                 )
             return pem
         if self.ca_fingerprint is None:
-            raise EnrollmentError("give server_ca_fingerprint or server_ca_file to trust the server")
+            raise EnrollmentError(
+                "give server_ca_fingerprint or server_ca_file to trust the server"
+            )
         return ca_for_fingerprint(self.server_url, self.ca_fingerprint)
 
     def request(self) -> JoinRequest:
