@@ -24,6 +24,7 @@ from core.config import desktop
 from core.config.settings import ConfigError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.records.workstation import Workstation
+from core.sync.silent_join import MachineEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def create_main_window(
         initial_user=getattr(args, "user", None) or "",
         sync_options={"lan": LanOptions()},
         demo=bool(getattr(args, "demo", False)),
+        silent_enrollment=MachineEnrollment.from_settings(settings),
     )
 
 

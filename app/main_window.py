@@ -54,6 +54,7 @@ from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.session.sign_in import ClinicState, Session, SignInPage, sign_in
 from app.sync.controller import SyncController
+from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
 from core.keys.errors import KeyError_
@@ -70,8 +71,10 @@ from core.records.demo import (
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
+from core.sync.join import JoinResult
 from core.sync.lan import identity as lan_id
 from core.sync.lan.discovery import lan_address
+from core.sync.silent_join import MachineEnrollment, join_silently
 
 log = logging.getLogger(__name__)
 
@@ -494,9 +497,13 @@ class MainWindow(QMainWindow):
         close_after_ms: int = hours_to_ms(DEFAULT_CLOSE_AFTER_IDLE_HOURS),
         sync_options: dict[str, Any] | None = None,
         demo: bool = False,
+        silent_enrollment: MachineEnrollment | None = None,
     ) -> None:
         super().__init__()
         self.workstation = workstation
+        # From the machine-wide configuration: a first start joins with no wizard.
+        self._silent_enrollment = silent_enrollment
+        self.silent_join_page: SilentJoinPage | None = None
         self._demo_requested = demo  # careline --demo: the demo beside the data folder
         self._owns_worker = worker is None
         self.worker = worker or Worker()
@@ -580,7 +587,10 @@ class MainWindow(QMainWindow):
             ws.use_folder(found.folder)
             self._initial_user = found.username
         if not ws.is_initialized():
-            self._show_first_run()
+            if self._silent_enrollment is not None and not self._demo_requested:
+                self._join_silently(self._silent_enrollment)
+            else:
+                self._show_first_run()
             return
 
         def try_keyring() -> bool:
@@ -640,6 +650,46 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(page)
         self.stack.setCurrentWidget(page)
         wizard.clinic_page.clinic_name.setFocus()
+
+    def _join_silently(self, enrollment: MachineEnrollment) -> None:
+        """Join the clinic IT configured, then show the staff sign-in (no wizard)."""
+        page = self.silent_join_page
+        if page is None:
+            page = SilentJoinPage(enrollment)
+            page.retry_requested.connect(lambda: self._join_silently(enrollment))
+            page.manual_requested.connect(self._silent_join_by_hand)
+            self.silent_join_page = page
+            self.stack.addWidget(page)
+        self.stack.setCurrentWidget(page)
+        page.show_joining()
+        ws = self.workstation
+        self.worker.submit(
+            lambda: join_silently(ws, enrollment),
+            self._silently_joined,
+            page.show_failure,
+            label="silent enrollment",
+        )
+
+    def _drop_silent_join_page(self) -> None:
+        page, self.silent_join_page = self.silent_join_page, None
+        if page is not None:
+            page.timer.stop()
+            self.stack.removeWidget(page)
+            page.deleteLater()
+
+    def _silently_joined(self, result: JoinResult) -> None:
+        self._drop_silent_join_page()
+        self._clinic_name = result.clinic_name
+        self._show_sign_in(
+            "",
+            f"This workstation has joined {result.clinic_name}. Sign in with your Careline "
+            "user name and password.",
+        )
+        self._show_clinic_state()
+
+    def _silent_join_by_hand(self) -> None:
+        self._drop_silent_join_page()
+        self._show_first_run()
 
     def _open_demo(self, made: DemoClinic) -> None:
         """The wizard made (or found) the demo clinic: this window holds it from now on

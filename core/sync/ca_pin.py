@@ -77,7 +77,8 @@ def ca_for_fingerprint(server_url: str, expected: str) -> str:
             return ssl.DER_cert_to_PEM_cert(der)
     seen = ", ".join(fingerprint(d)[:16] + "..." for d in presented) or "none"
     raise EnrollmentError(
-        f"server_ca_fingerprint: the server at {server_url} presented no certificate with "
-        f"the SHA-256 fingerprint {expected} (it presented {seen}); nothing was sent to it. "
+        f"the server at {server_url} presented no certificate with the SHA-256 fingerprint "
+        f"given as server_ca_fingerprint ({expected}; it presented {seen}), so nothing was "
+        "sent to it. "
         "Check the fingerprint with IT, or give the CA certificate as server_ca_file"
     )
