@@ -15,15 +15,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     """enroll --server URL (--code CODE | --code-stdin | --code-file FILE) [--ca-file PEM]
     [--device-name NAME] | enroll --machine."""
     parser.add_argument("--server", help="https://host:port")
-    parser.add_argument(
+    # Instead of a code: everything from the machine-wide configuration.
+    code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'").add_argument(
         "--machine",
         action="store_true",
         help="join the server named by the machine-wide configuration (server_url, "
         "server_ca_file or server_ca_fingerprint, enroll_code) with nobody at the keyboard; "
         "does nothing if this data folder already holds a clinic",
-    )
-    code_arguments(
-        parser, "enrollment code from 'careline-server admin enroll-code'", required=False
     )
     parser.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
     parser.add_argument("--device-name", help="how the server lists this workstation")
@@ -35,9 +33,7 @@ def run(ctx: Context) -> int:
     if args.machine:
         return _run_machine(ctx)
     if args.server is None:
-        raise CliError("give --server URL and a code, or --machine", EXIT_USAGE)
-    if not (args.code or args.code_stdin or args.code_file):
-        raise CliError("give the code with --code, --code-stdin or --code-file", EXIT_USAGE)
+        raise CliError("give --server URL with the code, or --machine", EXIT_USAGE)
     ca_pem = None
     if args.ca_file is not None:
         try:
@@ -70,9 +66,8 @@ def _run_machine(ctx: Context) -> int:
     from core.sync.silent_join import MachineEnrollment, join_silently
 
     args = ctx.args
-    given = [o for o, v in (("--server", args.server), ("--code", args.code),
-             ("--code-stdin", args.code_stdin), ("--code-file", args.code_file),
-             ("--ca-file", args.ca_file), ("--device-name", args.device_name)) if v]  # fmt: skip
+    given = [o for o, v in (("--server", args.server), ("--ca-file", args.ca_file),
+             ("--device-name", args.device_name)) if v]  # fmt: skip
     if given:
         raise CliError(
             f"--machine takes everything from the machine-wide configuration; drop {given[0]}",

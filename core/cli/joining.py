@@ -13,13 +13,14 @@ if TYPE_CHECKING:
     from core.sync.join import JoinResult
 
 
-def code_arguments(parser: argparse.ArgumentParser, what: str, required: bool = True) -> None:
-    """The one-time code, from exactly one of ``--code``, ``--code-stdin``, ``--code-file``.
+def code_arguments(parser: argparse.ArgumentParser, what: str) -> Any:
+    """The one-time code, from exactly one of ``--code``, ``--code-stdin``, ``--code-file``;
+    returns that group.
 
     ``--code`` stays for scripts, but a command line is visible to every user of the
     computer (``ps``) while the command runs: the other two keep the code out of it.
     """
-    given = parser.add_mutually_exclusive_group(required=required)
+    given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument(
         "--code",
         help=f"the {what} (visible to other users in the process list while this runs: "
@@ -34,6 +35,7 @@ def code_arguments(parser: argparse.ArgumentParser, what: str, required: bool = 
     given.add_argument(
         "--code-file", type=Path, metavar="FILE", help="read the code from the first line of FILE"
     )
+    return given  # argparse's group (its class is private): a caller may add another choice
 
 
 def read_code(args: argparse.Namespace) -> str:

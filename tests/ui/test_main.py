@@ -52,6 +52,36 @@ def test_config_file_in_the_data_folder_is_read(
     assert load_desktop_settings(tmp_path)["auto_lock_minutes"] == 7
 
 
+def test_machine_configuration_locks_the_auto_lock_and_starts_a_silent_join(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = tmp_path / "machine.toml"
+    machine.write_text(
+        'auto_lock_minutes = 4\nlocked = ["auto_lock_minutes"]\n'
+        'server_url = "https://127.0.0.1:9"\nserver_ca_fingerprint = "'
+        + "ab" * 32
+        + '"\nenroll_code = "CODE-CODE"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CARELINE_MACHINE_CONFIG", str(machine))
+    monkeypatch.setenv("CARELINE_AUTO_LOCK_MINUTES", "30")  # the person's: ignored, locked
+    data = tmp_path / "data"
+    window = create_main_window(args(data), kdf_params=FAST_PARAMS)
+    qtbot.addWidget(window)
+    try:
+        assert window.idle.timeout_ms == 4 * 60_000
+        window.start()
+        # No wizard: the joining page, which reports the unreachable server and retries.
+        page = window.silent_join_page
+        assert window.first_run is None and page is not None
+        qtbot.waitUntil(lambda: not page.retry.isHidden(), timeout=20_000)
+        assert "cannot reach the server" in page.status.text().lower()
+        assert page.timer.isActive()
+        assert not data.exists() or not any(data.iterdir())
+    finally:
+        window.shutdown()
+
+
 def test_a_bad_setting_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARELINE_AUTO_LOCK_MINUTES", "0")
     with pytest.raises(ConfigError, match="auto_lock_minutes"):

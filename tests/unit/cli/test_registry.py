@@ -102,3 +102,11 @@ def test_a_join_code_comes_from_exactly_one_of_three_places(
             parser.parse_args([*command, *wrong])
         assert exited.value.code == EXIT_USAGE
     assert "--code-stdin" in capsys.readouterr().err
+
+
+def test_enroll_takes_a_code_or_the_machine_configuration_not_both() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["enroll", "--machine"]).machine is True
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["enroll", "--machine", "--code-stdin"])
+    assert exited.value.code == EXIT_USAGE
