@@ -87,7 +87,12 @@ def load_machine_config(
     for name, (value, where) in raw.items():
         if name == LOCKED_KEY:
             continue
-        values[name] = by_name[name].parse(value, where)
+        parsed = by_name[name].parse(value, where)
+        if isinstance(parsed, Path) and not parsed.is_absolute() and where == str(path):
+            # IT writes paths relative to the file it deploys, not to whatever folder the
+            # app happens to start in.
+            parsed = path.parent / parsed
+        values[name] = parsed
         sources[name] = where
     locked = _locked(raw.get(LOCKED_KEY), set(by_name))
     if any(name in values for name in ENROLLMENT_SETTINGS):

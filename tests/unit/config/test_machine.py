@@ -125,3 +125,19 @@ def test_registry_values_beat_the_file(tmp_path: Path) -> None:
     assert layer.values["auto_lock_minutes"] == 7 and layer.locked == {"auto_lock_minutes"}
     with pytest.raises(ConfigError, match=r"auto_lock_minutes \(HKLM.*Policies.*\)"):
         load_machine_config(env, registry={"auto_lock_minutes": ("soon", policy)})
+
+
+def test_a_relative_ca_file_is_read_beside_the_machine_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = machine_env(
+        tmp_path,
+        'server_url = "https://clinic.example:8443"\n'
+        'server_ca_file = "clinic-ca.pem"\n'
+        'enroll_code = "ABCD-EFGH"\n',
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    layer = load_machine_config(env)
+    assert layer.values["server_ca_file"] == tmp_path / "clinic-ca.pem"
