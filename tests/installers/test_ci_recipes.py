@@ -9,7 +9,6 @@ from __future__ import annotations
 import plistlib
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ def test_the_workflow_has_what_github_actions_requires(name: str, runner: str) -
     workflow = _workflow(name)
     assert workflow["name"]
     # YAML 1.1 reads the key `on` as True.
-    triggers = workflow.get("on", workflow.get(True))
+    triggers: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
     assert "workflow_dispatch" in triggers
     assert triggers["push"]["tags"] == ["v*"]
     assert workflow["permissions"] == {"contents": "read"}
