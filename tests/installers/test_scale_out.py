@@ -1,6 +1,6 @@
 """Scale-out as it is meant to run (installers/README.md, "Scale-out"): three stateless
 ``careline-server run`` processes, each with its own data folder, sharing one PostgreSQL
-database, one master key and one TLS certificate, behind HAProxy (the shipped
+database, one S3 store (moto), one master key and one TLS certificate, behind HAProxy (the shipped
 installers/scale-out/haproxy.cfg: TCP pass-through, round robin, /health checks).
 Workstations sync through the load balancer; a server process dies in the middle of a large
 push, another in the middle of a large pull, and the workstations carry on through the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import os
 import random
 import re
@@ -24,12 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 
 from core.crypto import certs
 from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.store.oplog import version_vector
+from core.sync import attachments_client
 from core.sync.backoff import backoff
 from core.sync.enroll import ServerCredential, tls_trust
 from core.sync.http_transport import HttpTransport
@@ -37,7 +40,12 @@ from core.sync.session import SyncError, SyncReport, SyncSession
 from core.sync.transport import TransportError
 from tests.integration.server_fixtures import add_clinic, check_replica, join_clinic, make_server
 from tests.integration.server_process import REPO, ServerProcess
-from tests.services import create_postgres_database, drop_postgres_database, free_port
+from tests.services import (
+    Service,
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+)
 
 HAPROXY_CFG = REPO / "installers" / "scale-out" / "haproxy.cfg"
 PATIENTS = 150
@@ -95,12 +103,23 @@ def _haproxy_config(lb_port: int, stats_port: int, ca_file: Path, ports: list[in
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    # What the processes share: the database, the master key and the TLS certificate
-    # (copied into each data folder, where the server looks for it).
+def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
+    # What the processes share: the database, the attachment store, the master key and the
+    # TLS certificate (copied into each data folder, where the server looks for it).
     url = create_postgres_database()
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    env = {"DATABASE_URL": url, "MASTER_ENCRYPTION_KEY": key}
+    bucket = f"careline-scale-{secrets.token_hex(6)}"
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    s3.close()
+    env = {
+        "DATABASE_URL": url, "MASTER_ENCRYPTION_KEY": key,
+        "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": moto.url,
+        "AWS_REGION": "us-east-1",
+        # moto's dummy credentials, for boto3 in each process (not Careline settings).
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    }  # fmt: skip
     key_pem, cert_pem = certs.self_signed_server(["127.0.0.1", "localhost"])
     servers = []
     for i in range(3):
@@ -210,6 +229,15 @@ def test_workstations_carry_on_through_another_process_when_one_dies_mid_sync(
         a, cred_a = join_clinic(admin, cluster.lb_url, cluster.ca_pem, clinic, tmp_path / "a", "a")
         b, cred_b = join_clinic(admin, cluster.lb_url, cluster.ca_pem, clinic, tmp_path / "b", "b")
         assert cred_a.server_url == cluster.lb_url
+
+        # An attachment uploaded through the load balancer is there for every process.
+        scan = tmp_path / "scan.pdf"
+        scan.write_bytes(secrets.token_bytes(200_000))
+        blob = attachments_client.upload(cred_a, scan)
+        for server in cluster.servers:
+            direct = dataclasses.replace(cred_a, server_url=server.url)
+            attachments_client.download(direct, blob, tmp_path / "copy.pdf")
+            assert (tmp_path / "copy.pdf").read_bytes() == scan.read_bytes(), server.url
         for n in range(PATIENTS):
             a.records.add_patient("Scale", f"Patient {n:03d}", "1970-01-01")
         made = version_vector(a.database)[replica_id(a.database)]
