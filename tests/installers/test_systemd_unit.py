@@ -109,6 +109,8 @@ def test_the_unit_runs_the_packaged_binary_sandboxed_on_its_state_directory() ->
     assert service["CapabilityBoundingSet"] == ""
     assert service["NoNewPrivileges"] == "yes"
     assert service["Restart"] == "on-failure"
+    # The template's security event log goes to the one other writable place.
+    assert service["LogsDirectory"] == "careline-server"
 
 
 def test_limit_memlock_covers_a_full_data_key_cache() -> None:
