@@ -190,3 +190,24 @@ def test_a_real_server_is_ready_for_systemd_only_once_health_answers(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_a_server_that_cannot_listen_never_says_it_is_ready(
+    tmp_path: Path, notify_socket: tuple[socket.socket, str]
+) -> None:
+    """The port is taken: the start fails (systemd reports a failed start), no READY=1."""
+    listener, address = notify_socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*SERVER, "--data-dir", str(tmp_path / "server"), "run", "--port", str(port)],
+            capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+            env={**child_env(), "NOTIFY_SOCKET": address},
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr.lower(), result.stderr
+    listener.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        listener.recv(4096)
