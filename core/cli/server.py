@@ -166,6 +166,7 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
     import uvicorn
 
     from core.server.api import create_app
+    from core.server.systemd_notify import NotifyingServer
 
     server = open_server(settings)
     cert, key = args.tls_cert, args.tls_key
@@ -182,7 +183,8 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
     # on PostgreSQL, also takes this process out of the live node table).
     previous = signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        uvicorn.run(
+        # uvicorn.run's own server, plus READY=1 to systemd once it listens (Type=notify).
+        config = uvicorn.Config(
             create_app(server),
             host=args.host,
             port=args.port,
@@ -194,6 +196,10 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
             log_level=settings["LOG_LEVEL"],
             access_log=False,
         )
+        web = NotifyingServer(config)
+        web.run()
+        if not web.started:
+            raise CarelineError(f"could not start serving on {args.host}:{args.port}")
     finally:
         server.close()
         signal.signal(signal.SIGTERM, previous)

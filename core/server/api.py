@@ -287,6 +287,11 @@ def create_app(server: ClinicServer) -> FastAPI:
     sync_ops = Counter(
         "careline_sync_requests_total", "Sync requests by type", ["type"], registry=metrics
     )
+    quarantined_ops = Counter(
+        "careline_sync_ops_quarantined_total",
+        "Pushed ops the server refused (failed signature or permission check) and kept aside",
+        registry=metrics,
+    )
 
     class Observe:
         """Metrics and one log line per request, as plain ASGI middleware.
@@ -561,6 +566,8 @@ def create_app(server: ClinicServer) -> FastAPI:
         reply = await run_in_threadpool(server.sync, device, bytes(body))
         parsed: dict[str, Any] = json.loads(reply)
         sync_ops.labels(str(parsed.get("type"))).inc()
+        if parsed.get("type") == "ack":  # a pull's reply repeats old refusals: not counted
+            quarantined_ops.inc(len(parsed.get("quarantined") or ()))
         status = 200
         if parsed.get("type") == "error":
             status = _ERROR_STATUS.get(str(parsed.get("code")), 400)

@@ -142,6 +142,9 @@ def test_hostile_pushes_are_quarantined_on_the_server_and_nothing_is_applied(
         assert reply["type"] == "ack" and reply["applied"] == 0, reply
         assert len(reply["quarantined"]) == 1
     assert store.version_vector() == before  # nothing applied
+    # What the operators' alert rule watches (installers/monitoring/careline-alerts.yml).
+    metrics = httpx.get(live.url + "/metrics", verify=tls_trust(live.ca_pem)).text
+    assert "\ncareline_sync_ops_quarantined_total 3.0\n" in metrics
 
     listed = _quarantine_list(live, capsys)
     reasons = {(r["origin"], r["received_from"]): r["reason"] for r in listed}

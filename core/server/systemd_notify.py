@@ -1,0 +1,63 @@
+"""Readiness for systemd (``Type=notify``): the sd_notify datagram, without libsystemd.
+
+systemd passes ``NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract namespace) to a
+``Type=notify`` service and treats it as started once the service sends ``READY=1`` there.
+The protocol is one datagram of newline-separated ``KEY=VALUE`` lines, so a socket send
+does it: no dependency. :class:`NotifyingServer` sends ``READY=1`` once uvicorn listens,
+i.e. once ``/health`` would answer, and ``STOPPING=1`` when it begins to shut down.
+Without ``NOTIFY_SOCKET`` (not under systemd, or another service type) nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+import uvicorn
+
+log = logging.getLogger("careline.server")
+
+
+def notify_address(environ: Mapping[str, str] | None = None) -> str | None:
+    """The socket address systemd gave (``@`` turned into the abstract namespace's NUL),
+    or None when there is none."""
+    value = (os.environ if environ is None else environ).get("NOTIFY_SOCKET", "")
+    if not value:
+        return None
+    if value[0] not in "/@":
+        raise ValueError(f"NOTIFY_SOCKET={value!r} is neither a path nor an @abstract name")
+    return "\0" + value[1:] if value[0] == "@" else value
+
+
+def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Send ``state`` (e.g. ``READY=1``) to systemd; False when not asked to (no
+    NOTIFY_SOCKET). A failed send is logged, not raised: the service keeps serving, and
+    systemd's start timeout reports the missing readiness."""
+    address = notify_address(environ)
+    if address is None:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(state.encode(), address)
+    except OSError as exc:
+        log.warning("could not notify systemd (%s): %s", state.split("\n")[0], exc)
+        return False
+    return True
+
+
+class NotifyingServer(uvicorn.Server):
+    """uvicorn's server, telling systemd when it listens and when it stops."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Bind and listen as uvicorn does; then READY=1 (unless start-up failed)."""
+        await super().startup(sockets)
+        if not self.should_exit:
+            config = self.config
+            notify(f"READY=1\nSTATUS=serving https://{config.host}:{config.port}")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """STOPPING=1, then uvicorn's graceful shutdown."""
+        notify("STOPPING=1")
+        await super().shutdown(sockets)
