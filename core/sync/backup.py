@@ -326,7 +326,7 @@ def _require_empty_target(data_dir: Path) -> None:
         raise BackupError(f"the folder {data_dir.parent} does not exist")
 
 
-SignIn = Callable[[Workstation], None]
+SignIn = Callable[[Workstation], object]
 
 
 def restore_backup(

@@ -4,6 +4,7 @@ SQLCipher, the recovery key printed at ``init``."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.backup import restored_identity
-from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.staff_clinic import make_staff_clinic, run_as
+from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli_keys import new_clinic
 
 PASSPHRASE = "a passphrase for the backup"
@@ -37,7 +38,9 @@ def _backup(
     return dict(json.loads(result.stdout))
 
 
-def _restore(backup: Path, target: Path, secret: str, *how: str) -> object:
+def _restore(
+    backup: Path, target: Path, secret: str, *how: str
+) -> subprocess.CompletedProcess[str]:
     return careline(
         target.parent / "unused", "--json", "--user", "admin", "--password-stdin", "backup",
         "restore", str(backup), "--data-dir", str(target), *how, stdin=f"{PASSWORD}\n{secret}\n",
@@ -65,8 +68,8 @@ def test_restore_with_the_recovery_key_gives_the_records_under_a_new_identity(
 
     restored = tmp_path / "restored"
     result = _restore(backup, restored, recovery, "--recovery-key-stdin")
-    assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
-    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
     assert doc["needs_join"] is True and doc["recovery_key"] != recovery
     assert doc["old_replica_id"] == _replica(data) != doc["replica_id"] == _replica(restored)
     found = as_admin(restored, "patient", "search", "okafor")
@@ -91,13 +94,13 @@ def test_a_passphrase_backup_opens_with_the_passphrase_and_not_another(
     assert json.loads(info.stdout)["opens_with"] == ["recovery", "passphrase"]
 
     wrong = _restore(backup, tmp_path / "wrong", "not the passphrase", "--passphrase-stdin")
-    assert wrong.returncode != 0  # type: ignore[attr-defined]
-    assert "passphrase does not open" in wrong.stderr  # type: ignore[attr-defined]
+    assert wrong.returncode != 0
+    assert "passphrase does not open" in wrong.stderr
     assert not (tmp_path / "wrong").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     right = _restore(backup, tmp_path / "right", PASSPHRASE, "--passphrase-stdin")
-    assert right.returncode == 0, right.stderr  # type: ignore[attr-defined]
+    assert right.returncode == 0, right.stderr
     assert len(as_admin(tmp_path / "right", "patient", "search", "okafor")) == 1
 
 
@@ -110,19 +113,19 @@ def test_a_damaged_backup_or_a_used_folder_is_refused_and_nothing_is_written(
     raw = backup.read_bytes()
     (tmp_path / "cut.clbackup").write_bytes(raw[: len(raw) // 2])
     cut = _restore(tmp_path / "cut.clbackup", tmp_path / "t1", recovery, "--recovery-key-stdin")
-    assert cut.returncode != 0 and "nothing was restored" in cut.stderr  # type: ignore[attr-defined]
+    assert cut.returncode != 0 and "nothing was restored" in cut.stderr
     assert not (tmp_path / "t1").exists()
 
     used = tmp_path / "used"
     used.mkdir()
     (used / "notes.txt").write_text("mine")
     refused = _restore(backup, used, recovery, "--recovery-key-stdin")
-    assert refused.returncode != 0 and "not an empty folder" in refused.stderr  # type: ignore[attr-defined]
+    assert refused.returncode != 0 and "not an empty folder" in refused.stderr
     assert [p.name for p in used.iterdir()] == ["notes.txt"]
 
     other = new_clinic(tmp_path / "other")  # another workstation's recovery key
     wrong = _restore(backup, tmp_path / "t2", other, "--recovery-key-stdin")
-    assert wrong.returncode != 0 and "recovery does not open" in wrong.stderr  # type: ignore[attr-defined]
+    assert wrong.returncode != 0 and "recovery does not open" in wrong.stderr
     assert not (tmp_path / "t2").exists()
 
 

@@ -18,9 +18,12 @@ CHUNK = 1024
 CONTENT = os.urandom(5 * CHUNK + 17)  # several chunks and a short final one
 
 
-def _seal(passphrase: str | None = "pass phrase", recovery: str | None = None) -> bytes:
+PHRASE = "pass phrase"
+
+
+def _seal(passphrase: str | None = PHRASE, recovery: str | None = None) -> bytes:
     key = sealed_file.new_content_key()
-    openers = []
+    openers: list[sealed_file.Opener] = []
     if recovery is not None:
         kek = aead.generate_key()
         slot = make_slot(kek, "db1", "recovery", "recovery", normalize_recovery_key(recovery),
