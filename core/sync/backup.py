@@ -43,12 +43,10 @@ anyone, and own ops never signed (made before it ever joined, never sent).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import secrets
 import shutil
-import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +55,7 @@ from typing import Any, BinaryIO, cast
 
 from core.config.settings import CONFIG_FILE_NAME
 from core.crypto import sealed_file
+from core.crypto.bundle import BundleError, Packer, Unpacker
 from core.crypto.errors import DecryptionError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
@@ -78,8 +77,6 @@ RESTORED_KEY = "restored_identity"  # meta: the old identity, and that a join is
 # meta rows that name or sign as the old identity (the clinic CA's own key stays).
 _OLD_IDENTITY_KEYS = ("op_signer", "op_chain", "server_credential", "lan_identity",
                       "lan_pair_codes")  # fmt: skip
-_MANIFEST = struct.Struct(">I")
-MAX_MANIFEST = 64 * 1024
 
 
 class BackupError(CarelineError):
@@ -110,36 +107,6 @@ class RestoreResult:
 
 
 # ----- creating ---------------------------------------------------------------------------
-
-
-class _Chain(io.RawIOBase):
-    """A readable stream over several parts (bytes, or files read in order)."""
-
-    def __init__(self, parts: list[bytes | Path]) -> None:
-        self._parts = iter(parts)
-        self._current: io.BufferedIOBase | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        while True:
-            if self._current is None:
-                part = next(self._parts, None)
-                if part is None:
-                    return 0
-                self._current = io.BytesIO(part) if isinstance(part, bytes) else part.open("rb")
-            n = int(self._current.readinto(view))
-            if n:
-                return n
-            self._current.close()
-            self._current = None
-
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
-        super().close()
 
 
 def create_backup(
@@ -177,18 +144,14 @@ def create_backup(
         config = ws.data_dir / CONFIG_FILE_NAME
         if config.is_file():
             files.append((CONFIG_FILE_NAME, config))
-        manifest = json.dumps({
-            "format": CONTENT_FORMAT, "version": CONTENT_VERSION, "db_key": copy_key.hex(),
-            "files": [{"name": n, "size": p.stat().st_size} for n, p in files],
-        }).encode()  # fmt: skip
+        manifest = {"format": CONTENT_FORMAT, "version": CONTENT_VERSION,
+                    "db_key": copy_key.hex()}  # fmt: skip
         openers = [sealed_file.recovery_opener(content_key, keys.kek.read(), slot, chain.db_id, 0)]
         if passphrase is not None:
             openers.append(sealed_file.passphrase_opener(content_key, passphrase, 1))
         info = {"replica_id": old_id, "schema_version": LATEST_VERSION}
         header = sealed_file.Header("workstation", created, openers, info)
-        parts: list[bytes | Path] = [_MANIFEST.pack(len(manifest)), manifest]
-        parts += [p for _, p in files]
-        with out_tmp.open("xb") as out, cast(BinaryIO, _Chain(parts)) as src:
+        with out_tmp.open("xb") as out, cast(BinaryIO, Packer(manifest, files)) as src:
             os.chmod(out_tmp, 0o600)
             sealed_file.write(out, src, content_key, header)
             out.flush()
@@ -209,91 +172,20 @@ def create_backup(
 # ----- restoring --------------------------------------------------------------------------
 
 
-class _Unpacker(io.RawIOBase):
-    """Writable: splits the decrypted content into the manifest and the files it lists."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.manifest: dict[str, Any] | None = None
-        self._head = bytearray()
-        self._files: list[tuple[Path, int]] = []
-        self._out: BinaryIO | None = None
-        self._left = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        total = len(view)
-        while len(view):
-            if self.manifest is None:
-                view = self._take_manifest(view)
-                continue
-            if self._out is None:
-                if not self._files:
-                    raise BackupError("the backup's content is longer than its manifest says")
-                path, self._left = self._files.pop(0)
-                self._out = _new_private(path)
-            n = min(self._left, len(view))
-            self._out.write(view[:n])
-            view = view[n:]
-            self._left -= n
-            self._next_if_done()
-        return total
-
-    def _next_if_done(self) -> None:
-        if self._out is not None and self._left == 0:
-            self._out.close()
-            self._out = None
-
-    def _take_manifest(self, view: memoryview) -> memoryview:
-        need = _MANIFEST.size
-        if len(self._head) >= _MANIFEST.size:
-            need += _MANIFEST.unpack_from(self._head)[0]
-            if need > _MANIFEST.size + MAX_MANIFEST:
-                raise BackupError("the backup's manifest is too large (damaged?)")
-        n = min(need - len(self._head), len(view))
-        self._head += view[:n]
-        if len(self._head) == need and need > _MANIFEST.size:
-            self.manifest = _parse_manifest(bytes(self._head[_MANIFEST.size :]))
-            for entry in self.manifest["files"]:
-                self._files.append((self.folder / entry["name"], int(entry["size"])))
-            # An empty file is written now: nothing more will arrive for it.
-            while self._files and self._files[0][1] == 0:
-                _new_private(self._files.pop(0)[0]).close()
-        return view[n:]
-
-    def finish(self) -> dict[str, Any]:
-        """The manifest, once every listed file is complete."""
-        self._next_if_done()
-        if self.manifest is None or self._files or self._out is not None:
-            raise BackupError("the backup's content ends before every file in it is complete")
-        return self.manifest
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-        super().close()
-
-
-def _new_private(path: Path) -> BinaryIO:
-    """A new file only this user can read (the database, the settings)."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
-
-
-def _parse_manifest(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-        if data.get("format") != CONTENT_FORMAT or data.get("version") != CONTENT_VERSION:
-            raise ValueError(f"format {data.get('format')!r} version {data.get('version')!r}")
-        names = [str(f["name"]) for f in data["files"]]
-        bytes.fromhex(str(data["db_key"]))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BackupError(f"the backup's manifest is not one this Careline reads: {exc}") from None
+def _check_manifest(data: dict[str, Any]) -> None:
+    """Refuse a manifest this Careline does not read (BundleError)."""
+    if data.get("format") != CONTENT_FORMAT or data.get("version") != CONTENT_VERSION:
+        raise BundleError(
+            f"the backup's content is {data.get('format')!r} version {data.get('version')!r}, "
+            f"not {CONTENT_FORMAT} version {CONTENT_VERSION}"
+        )
+    names = [str(f.get("name")) for f in data["files"]]
     if any(n not in (DB_FILE_NAME, CONFIG_FILE_NAME) for n in names) or DB_FILE_NAME not in names:
-        raise BackupError("the backup's manifest lists unexpected files")
-    return dict(data)
+        raise BundleError("the backup's manifest lists unexpected files")
+    try:
+        bytes.fromhex(str(data["db_key"]))
+    except (KeyError, ValueError):
+        raise BundleError("the backup's manifest holds no database key") from None
 
 
 def read_backup_header(path: Path) -> sealed_file.Header:
@@ -352,7 +244,7 @@ def restore_backup(
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
     try:
         os.chmod(staging, 0o700)
-        unpacker = _Unpacker(staging)
+        unpacker = Unpacker(staging, _check_manifest)
         try:
             with path.open("rb") as src, unpacker:
                 sealed_file.read_header(src, f"backup {path}")
@@ -360,7 +252,7 @@ def restore_backup(
                     src, cast(BinaryIO, unpacker), content_key, header, f"backup {path}"
                 )
                 manifest = unpacker.finish()
-        except DecryptionError as exc:
+        except (DecryptionError, BundleError) as exc:
             raise BackupError(f"{exc}; nothing was restored") from None
         finally:
             sealed_file.wipe(content_key)
