@@ -43,6 +43,8 @@ MAGIC = b"CLBACKUP"
 VERSION = 1
 MAX_HEADER = 1024 * 1024
 OPENER_KINDS = ("passphrase", "recovery", "operator")
+_SECRET_NAMES = {"passphrase": "backup passphrase", "recovery": "recovery key",
+                 "operator": "operator passphrase"}  # fmt: skip
 _PREFIX = struct.Struct(f">{len(MAGIC)}sBI")
 _CONTENT_LABEL = b"careline/backup/v1"
 _WRAP_LABEL = "careline/backup-key/v1"
@@ -220,11 +222,11 @@ def unwrap(header: Header, kind: str, secret: bytes, where: str) -> bytearray:
             return bytearray(aead.decrypt(key, opener.wrapped, _wrap_aad(kind, index)))
         except DecryptionError:
             continue
+    name = _SECRET_NAMES[kind]
     if not found:
-        raise WrongSecretError(
-            f"{where} cannot be opened with a {kind}: it opens with {' or '.join(header.kinds())}"
-        )
-    raise WrongSecretError(f"the {kind} does not open {where} (wrong {kind}, or an altered header)")
+        kinds = " or ".join(f"the {_SECRET_NAMES[k]}" for k in header.kinds())
+        raise WrongSecretError(f"{where} cannot be opened with a {name}: it opens with {kinds}")
+    raise WrongSecretError(f"the {name} does not open {where} (wrong {name}, or an altered header)")
 
 
 def read_content(src: BinaryIO, dst: BinaryIO, content_key: bytes | bytearray, header: Header,

@@ -125,7 +125,7 @@ def test_a_damaged_backup_or_a_used_folder_is_refused_and_nothing_is_written(
 
     other = new_clinic(tmp_path / "other")  # another workstation's recovery key
     wrong = _restore(backup, tmp_path / "t2", other, "--recovery-key-stdin")
-    assert wrong.returncode != 0 and "recovery does not open" in wrong.stderr
+    assert wrong.returncode != 0 and "recovery key does not open" in wrong.stderr
     assert not (tmp_path / "t2").exists()
 
 

@@ -59,14 +59,14 @@ def test_the_passphrase_or_the_recovery_key_opens_it() -> None:
 
 def test_a_wrong_secret_is_named_as_such() -> None:
     blob = _seal("pass phrase", new_recovery_key())
-    with pytest.raises(WrongSecretError, match="passphrase does not open backup x"):
+    with pytest.raises(WrongSecretError, match="backup passphrase does not open backup x"):
         _open(blob, "passphrase", b"other phrase")
-    with pytest.raises(WrongSecretError, match="recovery does not open"):
+    with pytest.raises(WrongSecretError, match="recovery key does not open"):
         _open(blob, "recovery", normalize_recovery_key(new_recovery_key()))
 
 
 def test_a_kind_of_secret_the_file_was_not_sealed_to_is_refused_naming_what_opens_it() -> None:
-    with pytest.raises(WrongSecretError, match="opens with passphrase"):
+    with pytest.raises(WrongSecretError, match="opens with the backup passphrase"):
         _open(_seal("pass phrase"), "recovery", normalize_recovery_key(new_recovery_key()))
 
 
