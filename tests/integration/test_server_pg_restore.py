@@ -71,8 +71,9 @@ def test_pg_dump_restored_into_a_new_database_serves_the_clinic(
         desk.records.add_patient("Dumped", "Ann", "1970-01-01")
         sync_at(desk, credential)
         # Online, while the server runs: pg_dump reads one consistent snapshot.
-        subprocess.run(["pg_dump", "-Fc", "-f", str(dump), _plain_url(production_env["DATABASE_URL"])],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        source = _plain_url(production_env["DATABASE_URL"])
+        subprocess.run(["pg_dump", "-Fc", "-f", str(dump), source], check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
         port = int(live.url.rsplit(":", 1)[1])
     desk.records.add_patient("Later", "Lou", "1971-01-01")  # made while the server is down
 
