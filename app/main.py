@@ -107,7 +107,7 @@ def create_main_window(
         data_dir = settings["data_dir"] or default_data_dir()
         workstation = Workstation(data_dir, kdf_params=kdf_params)
     timeout = auto_lock_ms or minutes_to_ms(int(settings["auto_lock_minutes"]))
-    return MainWindow(
+    window = MainWindow(
         workstation,
         auto_lock_ms=timeout,
         close_after_ms=hours_to_ms(int(settings["close_after_idle_hours"])),
@@ -115,6 +115,10 @@ def create_main_window(
         sync_options={"lan": LanOptions()},
         demo=bool(getattr(args, "demo", False)),
     )
+    window.backups.schedule.configure(
+        settings["backup_dir"], int(settings["backup_keep"]), int(settings["backup_every_hours"])
+    )
+    return window
 
 
 def _report_unexpected(

@@ -127,6 +127,32 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         "File holding the password used to unlock without a person at the keyboard.",
         "CARELINE_PASSWORD_FILE",
     ),
+    Setting(
+        "backup_dir",
+        Path,
+        None,
+        "Folder for this workstation's scheduled backups (sealed to its recovery key); "
+        "none: no scheduled backups.",
+        "CARELINE_BACKUP_DIR",
+    ),
+    Setting(
+        "backup_keep",
+        int,
+        7,
+        "How many scheduled backups to keep in backup_dir (the oldest are deleted).",
+        "CARELINE_BACKUP_KEEP",
+        minimum=1,
+        maximum=365,
+    ),
+    Setting(
+        "backup_every_hours",
+        int,
+        24,
+        "Hours between scheduled backups while the app is open.",
+        "CARELINE_BACKUP_EVERY_HOURS",
+        minimum=1,
+        maximum=720,
+    ),
 )
 
 CONFIG_FILE_NAME = "careline.toml"
