@@ -76,6 +76,8 @@ def test_restore_with_the_recovery_key_gives_the_records_under_a_new_identity(
     assert len(found) == 1
     verified = careline(restored, "--password-stdin", "audit", "verify", stdin=PASSWORD + "\n")
     assert verified.returncode == 0, verified.stderr
+    refused = careline(restored, "--password-stdin", "sync", "--once", stdin=PASSWORD + "\n")
+    assert refused.returncode != 0 and "restored from a backup" in refused.stderr
     ws = Workstation(restored, FAST_PARAMS)
     ws.unlock_with_recovery_key(doc["recovery_key"])  # the new key opens the new key file
     marker = restored_identity(ws.database)
