@@ -36,6 +36,11 @@ restored replica issuing seq N+1 under the old id again would collide with them.
   and then signs its new ops (those made meanwhile included) and syncs. A workstation that
   holds the clinic CA of a LAN-only clinic certifies its new identity itself at restore.
 
+What Python cannot wipe, stated plainly: the copy's random database key travels inside the
+sealed content as hex text in the manifest (a ``str``), and the passphrase and recovery key
+arrive as ``str``; those copies linger until the allocator reuses their memory. The restored
+database is re-keyed at once, so the copy's key opens nothing outside the backup file.
+
 What cannot be recovered: ops the old replica made after the backup and never sent to
 anyone, and own ops never signed (made before it ever joined, never sent).
 """
