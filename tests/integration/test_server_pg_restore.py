@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from core.records.workstation import Workstation
+from core.server.backup import ServerBackupError, backup_server
 from tests.integration.server_fixtures import add_clinic, join_clinic, live_server, sync_at
 from tests.services import Service, create_postgres_database, drop_postgres_database
 
@@ -75,6 +76,9 @@ def test_pg_dump_restored_into_a_new_database_serves_the_clinic(
         subprocess.run(["pg_dump", "-Fc", "-f", str(dump), source], check=True,
                        capture_output=True, timeout=60)  # fmt: skip
         port = int(live.url.rsplit(":", 1)[1])
+        # The embedded server's backup command is not the way here, and says which is.
+        with pytest.raises(ServerBackupError, match="pg_dump"):
+            backup_server(live.server, tmp_path / "x.clbackup", None, "passphrase")
     desk.records.add_patient("Later", "Lou", "1971-01-01")  # made while the server is down
 
     restored_url = create_postgres_database()
