@@ -96,7 +96,9 @@ def _other_files(data_dir: Path) -> list[tuple[str, Path]]:
     for root, dirs, names in os.walk(data_dir):
         here = Path(root)
         rel_root = here.relative_to(data_dir)
-        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and d in _SKIPPED_DIRS))
+        # At the top: uploads in progress, and the copies of backups being made (ours too).
+        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and (
+            d in _SKIPPED_DIRS or d.startswith(".backup-"))))  # fmt: skip
         for name in sorted(names):
             rel = (rel_root / name).as_posix()
             if (
@@ -151,7 +153,7 @@ def backup_server(
             copy.parent.mkdir(parents=True)
             server.replica(clinic_id).copy_to(copy)
             files.append((f"clinics/{clinic_id}/{DB_FILE_NAME}", copy))
-        files += [(n, p) for n, p in _other_files(server.data_dir) if not p.is_relative_to(work)]
+        files += _other_files(server.data_dir)
         info = {"clinics": len(clinics)}
         manifest = {"format": DATA_FORMAT, "version": VERSION}
         _seal(target, "server", manifest, files, passphrase, info)
