@@ -32,7 +32,13 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout,
 from app.worker import Job, Worker
 from core.crypto.kdf import Argon2Params
 from core.records.workstation import Workstation
-from core.sync.backup import BackupResult, RestoreResult, create_backup, restore_backup
+from core.sync.backup import (
+    BackupResult,
+    RestoreResult,
+    create_backup,
+    restore_backup,
+    restored_identity,
+)
 from core.sync.backup_schedule import backup_into, is_due
 
 if TYPE_CHECKING:  # the main window imports this module
@@ -374,6 +380,22 @@ class BackupTools:
         self.restore_action.setVisible(is_admin)
         if not session.demo:
             self.schedule.start(session.user.username)
+        ws = self._window.workstation
+        self._window.worker.submit(lambda: restored_identity(ws.database),
+                                   self._show_restored, label="restored identity")  # fmt: skip
+
+    def _show_restored(self, restored: dict[str, Any] | None) -> None:
+        """A restored workstation says, until it has joined again, that it must."""
+        if restored is None or self._window._session is None:
+            return
+        notice = self._window.workspace.notice
+        text = (
+            "This computer was restored from a backup and took a new identity: it does not "
+            "sync until it joins the clinic again (Settings → Connect to server…, or a "
+            "pairing code). Its records are kept."
+        )
+        notice.setText(f"{notice.text()}\n{text}".strip() if notice.isVisible() else text)
+        notice.show()
 
     def _signed_out(self) -> None:
         self.schedule.stop()

@@ -42,7 +42,7 @@ def _backup_via_dialog(qtbot: QtBot, window: MainWindow, target: Path) -> None:
 
 
 def test_an_admin_backs_up_and_restores_into_a_new_folder(
-    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+    qtbot: QtBot, signed_in: MainWindow, make_window: WindowFactory, tmp_path: Path
 ) -> None:
     target = tmp_path / "now.clbackup"
     _backup_via_dialog(qtbot, signed_in, target)
@@ -68,6 +68,12 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     assert len(restored.records.list_patients()) == 5
     assert restored_identity(restored.database) is not None
     restored.lock()
+    # Opened in the app, the restored computer says it must join the clinic again.
+    window = make_window(restored)
+    sign_in(qtbot, window)
+    notice = window.workspace.notice
+    qtbot.waitUntil(lambda: "restored from a backup" in notice.text(), timeout=5_000)
+    assert notice.isVisible()
 
 
 def test_a_clinician_is_not_offered_backups(
@@ -96,6 +102,8 @@ def test_the_schedule_backs_up_when_due_and_keeps_the_newest(
     sign_in(qtbot, window)
     qtbot.waitUntil(lambda: len([p for p in scheduled_backups(folder)
                                  if p.stat().st_size > 5]) == 1, timeout=10_000)  # fmt: skip
+    # (The worker ran the sign-in's identity read before the backup: no restore notice.)
+    assert "restored from a backup" not in window.workspace.notice.text()
     kept = scheduled_backups(folder)
     assert len(kept) == 2 and kept[-1].read_bytes()[:8] == b"CLBACKUP"
     window.backups.schedule.check()  # not due again: nothing new
