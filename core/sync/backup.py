@@ -42,7 +42,10 @@ arrive as ``str``; those copies linger until the allocator reuses their memory. 
 database is re-keyed at once, so the copy's key opens nothing outside the backup file.
 
 What cannot be recovered: ops the old replica made after the backup and never sent to
-anyone, and own ops never signed (made before it ever joined, never sent).
+anyone. Own ops the old replica never signed (it had never joined a server or a LAN) cannot
+be sent as ops any more (nothing may sign for the old identity now); their effect stays in
+this replica's record states, which a workstation joining it later receives in its first
+snapshot.
 """
 
 from __future__ import annotations
