@@ -98,7 +98,7 @@ def create_main_window(
         data_dir = settings["data_dir"]
         workstation = Workstation(data_dir, kdf_params=kdf_params)
     timeout = auto_lock_ms or minutes_to_ms(int(settings["auto_lock_minutes"]))
-    return MainWindow(
+    window = MainWindow(
         workstation,
         auto_lock_ms=timeout,
         close_after_ms=hours_to_ms(int(settings["close_after_idle_hours"])),
@@ -107,6 +107,10 @@ def create_main_window(
         demo=bool(getattr(args, "demo", False)),
         silent_enrollment=MachineEnrollment.from_settings(settings),
     )
+    window.backups.schedule.configure(
+        settings["backup_dir"], int(settings["backup_keep"]), int(settings["backup_every_hours"])
+    )
+    return window
 
 
 def _report_unexpected(

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.admin.backup import BackupTools
 from app.admin.hook import AdminTools
 from app.admin.staff import StaffDialog
 from app.admin.two_factor import TwoFactorDialog
@@ -552,6 +553,7 @@ class MainWindow(QMainWindow):
         self.workspace.two_factor_action.triggered.connect(self.show_two_factor)
         self.key_dialog: QDialog | None = None
         self.notice_box: QMessageBox | None = None
+        self.backups = BackupTools(self)  # Settings → Back up now…, Restore…; the schedule
 
         self.idle = IdleWatcher(auto_lock_ms, self)
         self.idle.timed_out.connect(self.sign_out_after_idle)

@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from core import __version__
+from core.cli import server_backup
 from core.cli.passwords import read_password
 from core.config.logs import configure_logging
 from core.config.settings import ConfigError
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     audit.add_parser("verify", help="verify every hash chain")
+    server_backup.add_arguments(admin)
     listing = audit.add_parser(
         "list", help="a clinic's audit entries: the server's and its workstations'"
     )
@@ -262,11 +264,14 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
     target: dict[str, Any] = {k: str(v) for k in ("clinic", "name", "id", "user", "version", "role")
               if (v := getattr(args, k, None)) is not None}  # fmt: skip
     try:
-        server = open_server(settings)
-        try:
-            code = _admin(args, server, out)
-        finally:
-            server.close()
+        if args.area == "restore":  # into a new data folder: no server to open there yet
+            code = server_backup.restore(args, settings, out)
+        else:
+            server = open_server(settings)
+            try:
+                code = _admin(args, server, out)
+            finally:
+                server.close()
     except Exception as exc:
         security_log.event(
             "admin.failed", failed=True, action=action, error=type(exc).__name__, **target
@@ -329,6 +334,8 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
             for r in held
         ]
         out.emit(held, "\n".join(lines) or "Nothing quarantined.")
+    elif area == "backup":
+        server_backup.backup(args, server, out)
     elif area == "audit" and action == "list":
         clinic = server.registry.clinic(args.clinic)
         wanted = AuditFilter(args.patient, args.user, args.action_filter, args.since,

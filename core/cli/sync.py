@@ -120,6 +120,14 @@ def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> 
 
     credential = load_credential(records.db)
     if credential is None:
+        from core.sync.backup import restored_identity
+
+        if (restored := restored_identity(records.db)) is not None:
+            raise CliError(
+                "this workstation was restored from a backup and took a new identity: join "
+                "the clinic again with a new code ('careline enroll --server "
+                f"{restored.get('server_url') or 'URL'} --code-stdin', or 'careline pair join')"
+            )
         raise CliError("this workstation is not enrolled: run 'careline enroll' first")
     if server and server.rstrip("/") != credential.server_url:
         raise CliError(f"this workstation is enrolled with {credential.server_url}, not {server}")

@@ -22,6 +22,7 @@ from core.cli import (
     allergy,
     appointment,
     audit,
+    backup,
     break_glass,
     conflicts,
     db,
@@ -100,6 +101,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     vitals.GROUP,
     print_.GROUP,
     user.GROUP,
+    backup.GROUP,
 )
 
 

@@ -195,6 +195,32 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         "How the server lists this workstation (default: the computer's host name).",
         "CARELINE_DEVICE_NAME", check=_not_blank,
     ),
+    Setting(
+        "backup_dir",
+        Path,
+        None,
+        "Folder for this workstation's scheduled backups (sealed to its recovery key); "
+        "none: no scheduled backups.",
+        "CARELINE_BACKUP_DIR",
+    ),
+    Setting(
+        "backup_keep",
+        int,
+        7,
+        "How many scheduled backups to keep in backup_dir (the oldest are deleted).",
+        "CARELINE_BACKUP_KEEP",
+        minimum=1,
+        maximum=365,
+    ),
+    Setting(
+        "backup_every_hours",
+        int,
+        24,
+        "Hours between scheduled backups while the app is open.",
+        "CARELINE_BACKUP_EVERY_HOURS",
+        minimum=1,
+        maximum=720,
+    ),
 )  # fmt: skip
 
 CONFIG_FILE_NAME = "careline.toml"

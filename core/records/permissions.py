@@ -127,6 +127,7 @@ ACTIONS: dict[str, Rule | None] = {
     "settings.change": _c("manage_staff", "change the clinic's settings"),
     "keys.recovery_replace": _c("manage_staff", "issue a new recovery key"),
     "keys.rekey": _c("manage_staff", "re-encrypt the database"),
+    "backup.create": _c("manage_staff", "back up the clinic's records"),
     "demo.create": _c("manage_staff", "fill the clinic with demo patients"),
     # Audit review and break-glass review
     "audit.list": _c("review_audit", "read the clinic's audit log"),
@@ -174,6 +175,10 @@ ACTIONS: dict[str, Rule | None] = {
     "lan.pair.code": None,
     "lan.pair.redeem": None,
     "lan.device.issue": None,
+    # A scheduled backup is the workstation's own (set up by an admin in the settings);
+    # a restore is checked by core.sync.backup itself (an admin's sign-in on the backup).
+    "backup.scheduled": None,
+    "backup.restore": None,
     "key.store": None,
     "key.promote": None,
     "server.identity": None,

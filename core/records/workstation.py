@@ -567,6 +567,14 @@ class Workstation:
         return self._require_db()
 
     @property
+    def unlocked_keys(self) -> UnlockedKeys:
+        """The open clinic's keys in locked memory (a backup seals to the recovery key
+        through the key-encryption key and copies the database with its key)."""
+        self._require_db()
+        assert self._keys is not None  # set whenever the database is open
+        return self._keys
+
+    @property
     def is_signed_in(self) -> bool:
         """True while someone is signed in (the database is then open)."""
         return self._records is not None and self.is_unlocked

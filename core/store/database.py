@@ -500,6 +500,32 @@ class Database:
                 problems += [f"{pragma}: {r[0]}" for r in rows if r[0] != "ok"]
             return problems
 
+    def copy_to(self, target: Path) -> None:
+        """A consistent copy at the new file ``target``, under this database's own key
+        (``sqlcipher_export`` into a database attached without a key clause, which SQLCipher
+        gives the main key): one read snapshot, while other connections keep writing (WAL).
+        Threads sharing this connection wait for the copy. core.store.online_copy copies
+        under another key without blocking them."""
+        if target.exists():
+            raise StoreError(f"{target} already exists; refusing to overwrite it")
+        with self._lock:
+            conn = self._require()
+            conn.execute("ATTACH DATABASE ? AS copy", (str(target),))
+            try:
+                conn.execute("BEGIN")
+                try:
+                    conn.execute("SELECT sqlcipher_export('copy')")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except BaseException:
+                conn.execute("DETACH DATABASE copy")
+                target.unlink(missing_ok=True)
+                raise
+            conn.execute("DETACH DATABASE copy")
+        os.chmod(target, 0o600)
+
     def rekey(self, new_key: SecureMemory) -> None:
         """Re-encrypt every page under ``new_key`` (``PRAGMA rekey``)."""
         with self._lock:

@@ -144,6 +144,28 @@ def ensure_identity(db: Database, actor: str) -> LanIdentity:
     return identity
 
 
+def recertify_ca_holder(db: Database, actor: str) -> LanIdentity:
+    """A new device identity for the holder of the clinic CA, after a restore gave its
+    replica a new id (core.sync.backup): a new key and device id, certified by the CA it
+    holds and bound to the new replica, which then signs its ops."""
+    ca = _get(db, CA_KEY_KEY)
+    ca_pem = op_trust.clinic_ca(db)
+    if ca is None or ca_pem is None:
+        raise LanIdentityError("this workstation does not hold the clinic CA")
+    ca_key = certs.load_private_key(ca["private_key_pem"].encode("ascii"))
+    device_id = secrets.token_hex(8)
+    key = certs.new_private_key()
+    binding = op_trust.binding_for(db)
+    cert = certs.sign_device(ca_key, ca_pem, certs.make_csr(key, device_id, binding), device_id)
+    identity = LanIdentity(device_id, cert, certs.private_key_pem(key).decode("ascii"), ca_pem)
+    details = {"serial": str(certs.serial_of(cert)), "bound": True}
+    with db.write(actor, "lan.device.issue", "device", device_id, details) as tx:
+        _claim(tx, binding, device_id)
+        _put(tx, IDENTITY_KEY, asdict(identity))
+    _install(db, identity, actor)
+    return identity
+
+
 def ready_identity(db: Database, actor: str) -> LanIdentity | None:
     """This device's LAN identity, ready to sign ops (None: it has none).
 

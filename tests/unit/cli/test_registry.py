@@ -40,6 +40,7 @@ CONTRACT: dict[str, list[str]] = {
     "break-glass": ["break-glass", "p", "--reason", "emergency"],
     "user": ["user", "role", "nina", "nurse"],
     "access": ["access", "add", "p", "nina"],
+    "backup": ["backup", "restore", "f.clbackup", "--data-dir", "new", "--passphrase-stdin"],
 }
 
 

@@ -1,0 +1,433 @@
+"""Settings → "Back up now…" and "Restore a backup…" (administrators), and the scheduled
+local backup (core.sync.backup and core.sync.backup_schedule do the work, on the worker).
+
+A restore never replaces the clinic open here: it fills a new, empty folder with a new
+workstation identity, which Careline then opens (``careline --data-dir FOLDER``) and which
+joins the clinic again (Settings → Connect to server…, or a pairing code).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QWidget,
+)
+
+from app.messages import describe_error
+from app.session.key_dialogs import busy_bar, heading_label
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from app.worker import Job, Worker
+from core.crypto.kdf import Argon2Params
+from core.records.workstation import Workstation
+from core.sync.backup import (
+    BackupResult,
+    RestoreResult,
+    create_backup,
+    restore_backup,
+    restored_identity,
+)
+from core.sync.backup_schedule import backup_into, is_due
+
+if TYPE_CHECKING:  # the main window imports this module
+    from app.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_CHECK_MS = 10 * 60 * 1000  # how often the timer looks whether a backup is due
+
+
+def _path_row(edit: QLineEdit, choose: QPushButton) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    layout.addWidget(choose)
+    return row
+
+
+class BackupDialog(QDialog):
+    """Back up now: a file, sealed to this computer's recovery key and, if wanted, a
+    passphrase. The backup runs on the worker; the dialog shows it is busy meanwhile."""
+
+    def __init__(self, worker: Worker, workstation: Workstation, actor: str,
+                 parent: QWidget | None) -> None:  # fmt: skip
+        super().__init__(parent)
+        self._worker, self._workstation, self._actor = worker, workstation, actor
+        self._job: Job[BackupResult] | None = None
+        self.setObjectName("backupDialog")
+        self.setWindowTitle("Back up now")
+        self.setMinimumWidth(560)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("Where to save the backup file")
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self._choose)
+        self.use_passphrase = QCheckBox("Also open it with a backup passphrase")
+        self.passphrase = QLineEdit()
+        self.passphrase.setEchoMode(QLineEdit.EchoMode.Password)
+        self.repeat = QLineEdit()
+        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        for field in (self.passphrase, self.repeat):
+            field.setEnabled(False)
+            self.use_passphrase.toggled.connect(field.setEnabled)
+        form = form_layout()
+        form.addRow("Backup file", _path_row(self.path, choose))
+        form.addRow("", self.use_passphrase)
+        form.addRow("Passphrase", self.passphrase)
+        form.addRow("Repeat", self.repeat)
+        self.error = error_label()
+        self.outcome = paragraph("", "notice")
+        self.outcome.hide()
+        self.busy = busy_bar()
+        self.buttons, self.start_button = action_buttons(self, self.start, "Back up")
+        dialog_layout(
+            self,
+            heading_label("Back up this computer's clinic records"),
+            paragraph(
+                "The backup is a copy of the encrypted clinic database, taken while Careline "
+                "keeps working. This computer's recovery key opens it (keep the key apart from "
+                "the backup); a passphrase can open it too. Without one of them the file "
+                "cannot be read."
+            ),
+            form,
+            self.error,
+            self.busy,
+            self.outcome,
+            self.buttons,
+        )
+
+    def _choose(self) -> None:
+        name = f"careline-backup-{dt.datetime.now():%Y-%m-%d}.clbackup"
+        chosen, _ = QFileDialog.getSaveFileName(self, "Save the backup as", name,
+                                                "Careline backups (*.clbackup)")  # fmt: skip
+        if chosen:
+            self.path.setText(chosen)
+
+    def start(self) -> None:
+        """Check the form, then back up on the worker."""
+        if self._job is not None:
+            return
+        self.error.hide()
+        text = self.path.text().strip()
+        passphrase: str | None = None
+        if not text:
+            return self._show_error("Choose where to save the backup file.")
+        if self.use_passphrase.isChecked():
+            passphrase = self.passphrase.text()
+            if len(passphrase) < 12:
+                return self._show_error("Choose a passphrase of at least 12 characters.")
+            if passphrase != self.repeat.text():
+                return self._show_error("The two passphrases differ.")
+        ws, actor, target = self._workstation, self._actor, Path(text)
+        self.start_button.setEnabled(False)
+        self.busy.show()
+        self._job = self._worker.submit(
+            lambda: create_backup(ws, target, passphrase, actor),
+            self._done, self._failed, label="backup",
+        )  # fmt: skip
+        return None
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _done(self, result: BackupResult) -> None:
+        self._job = None
+        self.busy.hide()
+        opens = " or ".join("the recovery key" if k == "recovery" else "the passphrase"
+                            for k in result.openers)  # fmt: skip
+        self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
+        self.outcome.show()
+        self.start_button.setEnabled(True)
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.busy.hide()
+        self.start_button.setEnabled(True)
+        self._show_error(describe_error(exc))
+
+    def done(self, result: int) -> None:
+        """Close; the backup, if running, finishes on the worker (its file appears whole
+        or not at all)."""
+        self._job = None
+        super().done(result)
+
+
+class RestoreDialog(QDialog):
+    """Restore a backup into a new, empty folder, as a new workstation identity."""
+
+    restored = Signal(object)  # RestoreResult
+
+    def __init__(self, worker: Worker, kdf_params: Argon2Params, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self._worker, self._kdf_params = worker, kdf_params
+        self._job: Job[RestoreResult] | None = None
+        self.setObjectName("restoreDialog")
+        self.setWindowTitle("Restore a backup")
+        self.setMinimumWidth(600)
+        self.backup = QLineEdit()
+        choose_file = QPushButton("Choose…")
+        choose_file.clicked.connect(self._choose_backup)
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("A new, empty folder")
+        choose_folder = QPushButton("Choose…")
+        choose_folder.clicked.connect(self._choose_folder)
+        self.with_recovery = QRadioButton("Recovery key")
+        self.with_recovery.setChecked(True)
+        self.with_passphrase = QRadioButton("Backup passphrase")
+        kinds = QWidget()
+        row = QHBoxLayout(kinds)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.with_recovery)
+        row.addWidget(self.with_passphrase)
+        row.addStretch(1)
+        self.secret = QLineEdit()
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.username = QLineEdit()
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        form = form_layout()
+        form.addRow("Backup file", _path_row(self.backup, choose_file))
+        form.addRow("Restore into", _path_row(self.folder, choose_folder))
+        form.addRow("Open it with", kinds)
+        form.addRow("Key or passphrase", self.secret)
+        form.addRow("Administrator", self.username)
+        form.addRow("Their password", self.password)
+        self.error = error_label()
+        self.outcome = paragraph("", "notice")
+        self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.outcome.hide()
+        self.busy = busy_bar()
+        self.buttons, self.start_button = action_buttons(self, self.start, "Restore")
+        dialog_layout(
+            self,
+            heading_label("Restore a backup into a new folder"),
+            paragraph(
+                "The backup is restored into a new, empty folder; the clinic open here is not "
+                "touched. The restored workstation takes a new identity: the clinic's other "
+                "computers already hold changes numbered under the old one. Open Careline on "
+                "the new folder, then join the clinic again (Settings → Connect to server…, or "
+                "a pairing code): it keeps its records, sends the changes only it held and "
+                "receives what was done elsewhere since the backup."
+            ),
+            form,
+            self.error,
+            self.busy,
+            self.outcome,
+            self.buttons,
+        )
+
+    def _choose_backup(self) -> None:
+        kinds = "Careline backups (*.clbackup);;All files (*)"
+        chosen, _ = QFileDialog.getOpenFileName(self, "Backup to restore", "", kinds)
+        if chosen:
+            self.backup.setText(chosen)
+
+    def _choose_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Restore into (a new, empty folder)")
+        if chosen:
+            self.folder.setText(chosen)
+
+    def start(self) -> None:
+        """Check the form, then restore on the worker."""
+        if self._job is not None:
+            return
+        self.error.hide()
+        fields = (self.backup, self.folder, self.secret, self.username, self.password)
+        if any(not f.text().strip() for f in fields):
+            self.error.setText("Fill in every field.")
+            self.error.show()
+            return
+        backup, folder = Path(self.backup.text().strip()), Path(self.folder.text().strip())
+        kind = "recovery" if self.with_recovery.isChecked() else "passphrase"
+        secret, user, password = (
+            self.secret.text(),
+            self.username.text().strip(),
+            self.password.text(),
+        )
+        params = self._kdf_params
+
+        def restore() -> RestoreResult:
+            return restore_backup(backup, folder, kind, secret, user, password,
+                                  lambda ws: ws.sign_in(user, password), params)  # fmt: skip
+
+        self.start_button.setEnabled(False)
+        self.busy.show()
+        self._job = self._worker.submit(restore, self._done, self._failed, label="restore")
+
+    def _done(self, result: RestoreResult) -> None:
+        self._job = None
+        self.busy.hide()
+        self.password.clear()
+        self.secret.clear()
+        join = ("It joins the clinic again once opened: Settings → Connect to server…, or a "
+                "pairing code." if result.needs_join else "It certified its new identity "
+                "itself (it holds the clinic's LAN certificate authority).")  # fmt: skip
+        self.outcome.setText(
+            f"Restored into {result.data_dir} as a new workstation identity. Open it with: "
+            f"careline --data-dir {result.data_dir}. {join}\n\nIts new RECOVERY KEY (write it "
+            f"down now, it is shown only once):\n{result.recovery_key}"
+        )
+        self.outcome.show()
+        self.restored.emit(result)
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        self.busy.hide()
+        self.start_button.setEnabled(True)
+        self.error.setText(describe_error(exc))
+        self.error.show()
+
+
+class BackupSchedule(QObject):
+    """The scheduled local backup: while someone is signed in, every ``SCHEDULE_CHECK_MS``
+    the timer looks whether the newest backup in the folder is older than the interval,
+    and if so backs up on the worker (sealed to the recovery key: no person is asked) and
+    keeps the newest ``keep``."""
+
+    finished = Signal(object)  # BackupResult, or the Exception it failed with
+
+    def __init__(self, worker: Worker, workstation: Workstation, parent: QObject | None) -> None:
+        super().__init__(parent)
+        self._worker, self._workstation = worker, workstation
+        self.folder: Path | None = None
+        self.keep = 7
+        self.every_hours = 24
+        self.actor = ""
+        self._job: Job[Any] | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(SCHEDULE_CHECK_MS)
+        self.timer.timeout.connect(self.check)
+
+    def configure(self, folder: Path | None, keep: int, every_hours: int) -> None:
+        """The settings backup_dir, backup_keep, backup_every_hours (None: no schedule)."""
+        self.folder, self.keep, self.every_hours = folder, keep, every_hours
+
+    def start(self, actor: str) -> None:
+        """Someone signed in: check now and then on the timer."""
+        self.actor = actor
+        if self.folder is not None:
+            self.timer.start()
+            self.check()
+
+    def stop(self) -> None:
+        """Signed out: no more backups until the next sign-in."""
+        self.timer.stop()
+
+    def check(self) -> None:
+        """Back up on the worker if one is due."""
+        folder = self.folder
+        if folder is None or self._job is not None:
+            return
+        if not is_due(folder, self.every_hours, dt.datetime.now(dt.UTC)):
+            return
+        ws, keep, actor = self._workstation, self.keep, self.actor
+        self._job = self._worker.submit(
+            lambda: backup_into(ws, folder, keep, actor)[0],
+            self._done, self._failed, label="scheduled backup",
+        )  # fmt: skip
+
+    def _done(self, result: BackupResult) -> None:
+        self._job = None
+        self.finished.emit(result)
+
+    def _failed(self, exc: Exception) -> None:
+        self._job = None
+        log.warning("scheduled backup failed: %s", exc)
+        self.finished.emit(exc)
+
+
+class BackupTools:
+    """Settings → "Back up now…" and "Restore a backup…" for administrators, and the
+    schedule, on the main window."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self._window = window
+        self._kdf_params = window.workstation.kdf_params
+        workspace = window.workspace
+        self.backup_action = QAction("Back up now…", workspace)
+        self.backup_action.setToolTip("Save an encrypted backup of this computer's clinic "
+                                      "records (administrators only)")  # fmt: skip
+        self.backup_action.triggered.connect(self.show_backup)
+        self.restore_action = QAction("Restore a backup…", workspace)
+        self.restore_action.setToolTip("Restore a backup into a new folder, as a new "
+                                       "workstation (administrators only)")  # fmt: skip
+        self.restore_action.triggered.connect(self.show_restore)
+        before = workspace.new_recovery_key_action
+        workspace.settings_menu.insertAction(before, self.backup_action)
+        workspace.settings_menu.insertAction(before, self.restore_action)
+        self.schedule = BackupSchedule(window.worker, window.workstation, window)
+        self.schedule.finished.connect(self._scheduled)
+        self.dialog: QDialog | None = None
+        window.sign_in_page.signed_in.connect(self._signed_in)
+        window.locked.connect(self._signed_out)
+
+    def _signed_in(self, session: Any) -> None:
+        is_admin = session.user.role == "admin"
+        self.backup_action.setVisible(is_admin)
+        self.restore_action.setVisible(is_admin)
+        if not session.demo:
+            self.schedule.start(session.user.username)
+        ws = self._window.workstation
+        self._window.worker.submit(lambda: restored_identity(ws.database),
+                                   self._show_restored, label="restored identity")  # fmt: skip
+
+    def _show_restored(self, restored: dict[str, Any] | None) -> None:
+        """A restored workstation says, until it has joined again, that it must."""
+        if restored is None or self._window._session is None:
+            return
+        notice = self._window.workspace.notice
+        text = (
+            "This computer was restored from a backup and took a new identity: it does not "
+            "sync until it joins the clinic again (Settings → Connect to server…, or a "
+            "pairing code). Its records are kept."
+        )
+        notice.setText(f"{notice.text()}\n{text}".strip() if notice.isVisible() else text)
+        notice.show()
+
+    def _signed_out(self) -> None:
+        self.schedule.stop()
+        if self.dialog is not None:
+            self.dialog.reject()
+
+    def _scheduled(self, outcome: object) -> None:
+        bar = self._window.statusBar()
+        if isinstance(outcome, Exception):
+            bar.showMessage(f"Scheduled backup failed: {describe_error(outcome)}", 60_000)
+        else:
+            bar.showMessage("Scheduled backup saved.", 10_000)
+
+    def show_backup(self) -> None:
+        """Settings → Back up now…"""
+        window = self._window
+        if window._session is not None:
+            actor = window._session.user.username
+            self._open(BackupDialog(window.worker, window.workstation, actor, window))
+
+    def show_restore(self) -> None:
+        """Settings → Restore a backup…"""
+        self._open(RestoreDialog(self._window.worker, self._kdf_params, self._window))
+
+    def _open(self, dialog: QDialog) -> None:
+        if self.dialog is not None:
+            self.dialog.reject()
+        dialog.finished.connect(lambda _result: self._forget(dialog))
+        self.dialog = dialog
+        dialog.open()
+
+    def _forget(self, dialog: QDialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()

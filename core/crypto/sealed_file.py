@@ -1,0 +1,244 @@
+"""Sealed backup files: a versioned header naming who may open the file, then the content
+encrypted in chunks (:mod:`core.crypto.streaming`), never whole in memory.
+
+Format, version 1 (integers big-endian)::
+
+    magic "CLBACKUP" (8) | version (1) | header length (4) | header (UTF-8 JSON)
+    content = core.crypto.streaming format under a random 32-byte content key,
+              AAD = "careline/backup/v1" | SHA-256(magic | version | length | header)
+
+The header holds the file's kind, its creation time and its openers; no patient data. Each
+opener wraps the content key (AES-256-GCM) under one secret:
+
+- ``passphrase``: Argon2id(passphrase, salt, parameters stored beside it);
+- ``recovery``: a copy of the workstation's recovery key slot (:mod:`core.crypto.keyslots`:
+  the recovery key, stretched with Argon2id, unwraps the workstation's key-encryption key),
+  and the content key wrapped under that key-encryption key. A workstation seals to its
+  recovery key with no person present (the key-encryption key is in locked memory while it
+  is unlocked), yet only the recovery key, kept offline, opens the file;
+- ``operator``: like ``passphrase``, for the server's operator passphrase.
+
+Every header byte is authenticated through the content's AAD: an altered header (an opener
+swapped for another file's, a changed kind) fails before any content is written. A wrong
+secret fails at the opener; truncation, altered, reordered or appended chunks fail as the
+streaming format says. Decrypted output must be discarded if opening raised (callers write
+to a staging place and move it into position only on success).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from core.crypto import aead, streaming
+from core.crypto.errors import DecryptionError
+from core.crypto.kdf import Argon2Params, derive_key, new_salt
+from core.crypto.keyslots import KeySlot, open_slot
+
+MAGIC = b"CLBACKUP"
+VERSION = 1
+MAX_HEADER = 1024 * 1024
+OPENER_KINDS = ("passphrase", "recovery", "operator")
+_SECRET_NAMES = {"passphrase": "backup passphrase", "recovery": "recovery key",
+                 "operator": "operator passphrase"}  # fmt: skip
+_PREFIX = struct.Struct(f">{len(MAGIC)}sBI")
+_CONTENT_LABEL = b"careline/backup/v1"
+_WRAP_LABEL = "careline/backup-key/v1"
+# Passphrases are chosen by people: the desktop's default Argon2id profile (64 MiB, 3 passes).
+PASSPHRASE_PARAMS = Argon2Params()
+
+
+class SealedFileError(DecryptionError):
+    """Not a Careline backup, an unsupported version, a damaged header, or no opener fits."""
+
+
+class WrongSecretError(SealedFileError):
+    """The secret given opens none of the file's openers."""
+
+
+@dataclass(frozen=True)
+class Opener:
+    """One way to unwrap the content key (see the module docstring)."""
+
+    kind: str  # "passphrase" | "recovery" | "operator"
+    wrapped: bytes
+    salt: bytes = b""
+    params: Argon2Params | None = None
+    slot: KeySlot | None = None  # recovery: the workstation's recovery slot
+    slot_db: str = ""  # recovery: the key file's database id the slot is bound to
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        data: dict[str, Any] = {"kind": self.kind, "wrapped": _b64(self.wrapped)}
+        if self.params is not None:
+            data |= {"salt": _b64(self.salt), "kdf": self.params.to_dict()}
+        if self.slot is not None:
+            data |= {"slot": self.slot.to_dict(), "slot_db": self.slot_db}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Opener:
+        """Parse, refusing anything malformed (ValueError)."""
+        if not isinstance(data, dict) or data.get("kind") not in (
+            "passphrase",
+            "recovery",
+            "operator",
+        ):
+            raise ValueError("an opener must be an object of kind passphrase, recovery or operator")
+        kind = str(data["kind"])
+        wrapped = _unb64(data.get("wrapped"))
+        if kind == "recovery":
+            return cls(kind, wrapped, slot=KeySlot.from_dict(data.get("slot")),
+                       slot_db=str(data.get("slot_db", "")))  # fmt: skip
+        return cls(kind, wrapped, _unb64(data.get("salt")), Argon2Params.from_dict(data.get("kdf")))
+
+
+@dataclass(frozen=True)
+class Header:
+    """The readable part of a sealed file."""
+
+    kind: str  # what the content is: "workstation" | "server"
+    created: str
+    openers: list[Opener]
+    info: dict[str, Any] = field(default_factory=dict)  # non-secret, non-PHI facts
+    raw: bytes = b""  # the exact prefix and header bytes, as authenticated
+
+    def kinds(self) -> list[str]:
+        """The kinds of secret that open this file."""
+        return [o.kind for o in self.openers]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected a base64 string")
+    return base64.b64decode(text, validate=True)
+
+
+def _wrap_aad(kind: str, index: int) -> bytes:
+    return f"{_WRAP_LABEL}|{kind}|{index}".encode()
+
+
+def wipe(key: bytearray) -> None:
+    """Zero a content key in place."""
+    streaming._wipe(key)
+
+
+def new_content_key() -> bytearray:
+    """A fresh random content key (the caller wipes it)."""
+    return bytearray(aead.generate_key())
+
+
+def passphrase_opener(
+    content_key: bytes | bytearray,
+    passphrase: str,
+    index: int,
+    kind: str = "passphrase",
+    params: Argon2Params = PASSPHRASE_PARAMS,
+) -> Opener:
+    """An opener for ``passphrase`` at position ``index`` of the header's openers."""
+    if not passphrase:
+        raise ValueError("the backup passphrase is empty")
+    salt = new_salt()
+    key = derive_key(passphrase.encode("utf-8"), salt, params)
+    return Opener(kind, aead.encrypt(key, bytes(content_key), _wrap_aad(kind, index)), salt, params)
+
+
+def recovery_opener(
+    content_key: bytes | bytearray, kek: bytes, slot: KeySlot, slot_db: str, index: int
+) -> Opener:
+    """An opener the recovery key opens through ``slot`` (which wraps ``kek``)."""
+    if slot.kind != "recovery":
+        raise ValueError("a recovery opener needs the recovery key slot")
+    wrapped = aead.encrypt(kek, bytes(content_key), _wrap_aad("recovery", index))
+    return Opener("recovery", wrapped, slot=slot, slot_db=slot_db)
+
+
+def write(dst: BinaryIO, src: BinaryIO, content_key: bytes | bytearray, header: Header,
+          chunk_size: int = streaming.DEFAULT_CHUNK_SIZE) -> streaming.EncryptResult:  # fmt: skip
+    """Write the sealed file: the header, then ``src`` encrypted in chunks."""
+    body = json.dumps({
+        "kind": header.kind, "created": header.created, "info": header.info,
+        "openers": [o.to_dict() for o in header.openers],
+    }).encode("utf-8")  # fmt: skip
+    raw = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
+    dst.write(raw)
+    return streaming.encrypt_stream(src, dst, content_key, _content_aad(raw), chunk_size)
+
+
+def _content_aad(raw_header: bytes) -> bytes:
+    return _CONTENT_LABEL + hashlib.sha256(raw_header).digest()
+
+
+def read_header(src: BinaryIO, where: str) -> Header:
+    """Read and parse the header at the start of ``src`` (which is left at the content)."""
+    prefix = src.read(_PREFIX.size)
+    if len(prefix) >= len(MAGIC) and prefix[: len(MAGIC)] != MAGIC:
+        raise SealedFileError(f"{where} is not a Careline backup (its first bytes are wrong)")
+    if len(prefix) < _PREFIX.size:
+        raise SealedFileError(f"{where} is truncated: it ends inside its header")
+    _, version, length = _PREFIX.unpack(prefix)
+    if version != VERSION:
+        raise SealedFileError(
+            f"{where} has backup format version {version}; this Careline reads version {VERSION}"
+        )
+    if length > MAX_HEADER:
+        raise SealedFileError(f"{where} is damaged: it declares a {length}-byte header")
+    body = src.read(length)
+    if len(body) < length:
+        raise SealedFileError(f"{where} is truncated: it ends inside its header")
+    try:
+        data = json.loads(body)
+        openers = [Opener.from_dict(o) for o in data["openers"]]
+        info = data.get("info", {})
+        if not isinstance(info, dict):
+            raise ValueError("info must be an object")
+        return Header(str(data["kind"]), str(data["created"]), openers, info, prefix + body)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SealedFileError(f"{where} is damaged: its header is malformed ({exc})") from None
+
+
+def unwrap(header: Header, kind: str, secret: bytes, where: str) -> bytearray:
+    """The content key from the opener of ``kind`` (``secret``: the passphrase's UTF-8
+    bytes, or the recovery key's normalised bytes). Raises WrongSecretError."""
+    found = False
+    for index, opener in enumerate(header.openers):
+        if opener.kind != kind:
+            continue
+        found = True
+        try:
+            if opener.slot is not None:
+                key = open_slot(opener.slot, opener.slot_db, secret)
+            else:
+                assert opener.params is not None  # parsed so
+                key = derive_key(secret, opener.salt, opener.params)
+            return bytearray(aead.decrypt(key, opener.wrapped, _wrap_aad(kind, index)))
+        except DecryptionError:
+            continue
+    name = _SECRET_NAMES[kind]
+    if not found:
+        kinds = " or ".join(f"the {_SECRET_NAMES[k]}" for k in header.kinds())
+        raise WrongSecretError(f"{where} cannot be opened with a {name}: it opens with {kinds}")
+    raise WrongSecretError(f"the {name} does not open {where} (wrong {name}, or an altered header)")
+
+
+def read_content(src: BinaryIO, dst: BinaryIO, content_key: bytes | bytearray, header: Header,
+                 where: str) -> streaming.DecryptResult:  # fmt: skip
+    """Decrypt the content after the header into ``dst``; a DecryptionError names the fault
+    (and ``dst`` must then be discarded)."""
+    try:
+        return streaming.decrypt_stream(src, dst, content_key, _content_aad(header.raw))
+    except streaming.HeaderAuthenticationError:
+        raise SealedFileError(
+            f"{where} is damaged or altered: its header does not match its content"
+        ) from None
+    except DecryptionError as exc:
+        text = str(exc).replace("attachment", "backup")
+        raise SealedFileError(f"{where}: {text}") from None

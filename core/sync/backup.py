@@ -1,0 +1,356 @@
+"""Backing up a workstation, and restoring it as a new replica (README "Backup and restore").
+
+What a backup holds: a consistent copy of the clinic database (:mod:`core.store.online_copy`,
+taken while the app keeps writing) under a random key of its own, and the workstation's
+settings file. Not the key file: a restored workstation gets a new one (new database key, a
+password slot for the person restoring, a new recovery key). Not the sign-in delays nor
+failed-sign-in notes: they belong to the lost machine.
+
+Sealing (:mod:`core.crypto.sealed_file`): always to the workstation's recovery key (shown at
+``init`` or at joining), and, if one is given, to a backup passphrase too. The workstation
+seals to its recovery key without anyone present: the key-encryption key that the recovery
+slot wraps is in locked memory while the clinic is open, and a copy of the recovery slot
+goes into the file's header. That key is never stored in the clear, so the backup is not
+sealed with a key kept beside it: the backup file alone, or with the workstation's key file,
+opens only with the recovery key (or a staff password slot on that workstation, which opens
+the live database anyway). A recovery key replaced later (``careline keys recovery``) still
+opens the backups made before: keep the old key as long as those backups.
+
+Restoring never reuses the old identity. Other replicas hold ops numbered ``(old replica
+id, seq)``, and the original may have made more after the backup (some of them synced): a
+restored replica issuing seq N+1 under the old id again would collide with them. So a restore
+
+- takes a new replica id and a new Yjs client id (new changes to a record document cannot
+  collide with the old client's items either);
+- drops the old device's credential and signing key (its certificate is bound to the old
+  replica id) and the LAN identity; keeps the clinic CA, the revocation list and the device
+  certificates of every origin, so ops can still be checked and passed on;
+- keeps the op log: the old replica's ops in the backup are the old replica's own, signed by
+  its device when they were made. Those others lack (made before the backup, never synced)
+  are still sent at the next sync, as the old origin, and verified against the old device's
+  certificate; the ones others hold are not sent twice (version vectors). Ops the old
+  replica made after the backup arrive back from the server or peers. Revoking the lost
+  device does not refuse them: revocation applies to ops timed after it;
+- marks the workstation as needing to join again (``restored_identity`` in ``meta``): it
+  enrolls with a new code or pairs again, which gives the new replica its own certificate,
+  and then signs its new ops (those made meanwhile included) and syncs. A workstation that
+  holds the clinic CA of a LAN-only clinic certifies its new identity itself at restore.
+
+What Python cannot wipe, stated plainly: the copy's random database key travels inside the
+sealed content as hex text in the manifest (a ``str``), and the passphrase and recovery key
+arrive as ``str``; those copies linger until the allocator reuses their memory. The restored
+database is re-keyed at once, so the copy's key opens nothing outside the backup file.
+
+What cannot be recovered: ops the old replica made after the backup and never sent to
+anyone. Own ops the old replica never signed (it had never joined a server or a LAN) cannot
+be sent as ops any more (nothing may sign for the old identity now); their effect stays in
+this replica's record states, which a workstation joining it later receives in its first
+snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from core.config.settings import CONFIG_FILE_NAME
+from core.crypto import sealed_file
+from core.crypto.bundle import BundleError, Packer, Unpacker
+from core.crypto.errors import DecryptionError
+from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
+from core.crypto.secure_memory import SecureMemory
+from core.errors import CarelineError
+from core.keys.errors import KeyringUnavailableError
+from core.keys.files import fsync_dir
+from core.keys.keychain import Keychain
+from core.keys.recovery import normalize_recovery_key
+from core.records import authorize
+from core.records.workstation import Workstation
+from core.store.database import DB_FILE_NAME, Database, utc_now
+from core.store.migrations import LATEST_VERSION
+from core.store.online_copy import export_copy
+from core.sync.lan import identity as lan
+
+CONTENT_FORMAT = "careline-workstation-backup"
+CONTENT_VERSION = 1
+RESTORED_KEY = "restored_identity"  # meta: the old identity, and that a join is needed
+# meta rows that name or sign as the old identity (the clinic CA's own key stays).
+_OLD_IDENTITY_KEYS = ("op_signer", "op_chain", "server_credential", "lan_identity",
+                      "lan_pair_codes")  # fmt: skip
+
+
+class BackupError(CarelineError):
+    """A backup or restore failed; the message names the problem and what was left."""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A backup written."""
+
+    path: Path
+    size: int
+    created: str
+    openers: list[str]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """A workstation restored into a new folder."""
+
+    data_dir: Path
+    old_replica_id: str
+    new_replica_id: str
+    recovery_key: str  # the new workstation's recovery key, to be shown once
+    backup_created: str
+    needs_join: bool  # False only for the holder of a LAN clinic's CA (it certified itself)
+    server_url: str | None  # the server the old identity was enrolled with
+
+
+# ----- creating ---------------------------------------------------------------------------
+
+
+def create_backup(
+    ws: Workstation,
+    target: Path,
+    passphrase: str | None,
+    actor: str,
+    action: str = "backup.create",
+) -> BackupResult:
+    """Back up the open clinic in ``ws`` to the new file ``target`` (see the module
+    docstring); audited as ``action`` ("backup.scheduled" for the workstation's own
+    timer), which the permission matrix is asked about first. ``target`` appears only once
+    complete."""
+    if target.exists():
+        raise BackupError(f"{target} already exists; choose a new file name")
+    if not target.parent.is_dir():
+        raise BackupError(f"the folder {target.parent} does not exist")
+    keys = ws.unlocked_keys
+    chain = ws.keychain()
+    slot = next((s for s in chain.slots if s.kind == "recovery"), None)
+    if slot is None:
+        raise BackupError("this workstation has no recovery key slot to seal the backup to")
+    db = ws.database
+    authorize.require(db, actor, action)
+    old_id = str(db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0])
+    created = utc_now()
+    copy_key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
+    content_key = sealed_file.new_content_key()
+    work = Path(tempfile.mkdtemp(prefix=".backup-", dir=ws.data_dir))
+    out_tmp = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    try:
+        copy = work / DB_FILE_NAME
+        export_copy(ws.db_path, keys.db_key, copy, copy_key)
+        files: list[tuple[str, Path]] = [(DB_FILE_NAME, copy)]
+        config = ws.data_dir / CONFIG_FILE_NAME
+        if config.is_file():
+            files.append((CONFIG_FILE_NAME, config))
+        manifest = {"format": CONTENT_FORMAT, "version": CONTENT_VERSION,
+                    "db_key": copy_key.hex()}  # fmt: skip
+        openers = [sealed_file.recovery_opener(content_key, keys.kek.read(), slot, chain.db_id, 0)]
+        if passphrase is not None:
+            openers.append(sealed_file.passphrase_opener(content_key, passphrase, 1))
+        info = {"replica_id": old_id, "schema_version": LATEST_VERSION}
+        header = sealed_file.Header("workstation", created, openers, info)
+        with out_tmp.open("xb") as out, cast(BinaryIO, Packer(manifest, files)) as src:
+            os.chmod(out_tmp, 0o600)
+            sealed_file.write(out, src, content_key, header)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(out_tmp, target)
+        fsync_dir(target.parent)
+    finally:
+        out_tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        copy_key.close()
+        sealed_file.wipe(content_key)
+    details = {"openers": [o.kind for o in openers], "file": target.name}
+    with db.write(actor, action, "clinic", old_id, details):
+        pass
+    return BackupResult(target, target.stat().st_size, created, [o.kind for o in openers])
+
+
+# ----- restoring --------------------------------------------------------------------------
+
+
+def _check_manifest(data: dict[str, Any]) -> None:
+    """Refuse a manifest this Careline does not read (BundleError)."""
+    if data.get("format") != CONTENT_FORMAT or data.get("version") != CONTENT_VERSION:
+        raise BundleError(
+            f"the backup's content is {data.get('format')!r} version {data.get('version')!r}, "
+            f"not {CONTENT_FORMAT} version {CONTENT_VERSION}"
+        )
+    names = [str(f.get("name")) for f in data["files"]]
+    if any(n not in (DB_FILE_NAME, CONFIG_FILE_NAME) for n in names) or DB_FILE_NAME not in names:
+        raise BundleError("the backup's manifest lists unexpected files")
+    try:
+        bytes.fromhex(str(data["db_key"]))
+    except (KeyError, ValueError):
+        raise BundleError("the backup's manifest holds no database key") from None
+
+
+def read_backup_header(path: Path) -> sealed_file.Header:
+    """The readable header of a backup file (which secrets open it, when it was made)."""
+    try:
+        with path.open("rb") as src:
+            return sealed_file.read_header(src, f"backup {path}")
+    except OSError as exc:
+        raise BackupError(f"cannot read backup {path}: {exc.strerror}") from None
+
+
+def _content_key(header: sealed_file.Header, path: Path, kind: str, secret: str) -> bytearray:
+    where = f"backup {path}"
+    if kind == "recovery":
+        try:
+            raw = normalize_recovery_key(secret)
+        except ValueError as exc:
+            raise BackupError(f"{exc}") from None
+    else:
+        raw = secret.encode("utf-8")
+    return sealed_file.unwrap(header, kind, raw, where)
+
+
+def _require_empty_target(data_dir: Path) -> None:
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise BackupError(
+            f"{data_dir} is not an empty folder: a backup is restored only into a new one"
+        )
+    if not data_dir.parent.is_dir():
+        raise BackupError(f"the folder {data_dir.parent} does not exist")
+
+
+SignIn = Callable[[Workstation], object]
+
+
+def restore_backup(
+    path: Path,
+    data_dir: Path,
+    secret_kind: str,
+    secret: str,
+    username: str,
+    password: str,
+    sign_in: SignIn,
+    kdf_params: Argon2Params = DEFAULT_PARAMS,
+) -> RestoreResult:
+    """Restore the backup at ``path`` into the new folder ``data_dir`` with a new identity
+    (module docstring). ``secret_kind`` is "recovery" or "passphrase". ``username`` and
+    ``password`` make the new key file's first password slot; ``sign_in`` then signs that
+    person in on the restored replica (their account must be in the backup, active, and an
+    administrator's). Nothing appears at ``data_dir`` unless all of it succeeded."""
+    _require_empty_target(data_dir)
+    header = read_backup_header(path)
+    if header.kind != "workstation":
+        raise BackupError(f"backup {path} is a {header.kind} backup, not a workstation's")
+    content_key = _content_key(header, path, secret_kind, secret)
+    staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
+    try:
+        os.chmod(staging, 0o700)
+        unpacker = Unpacker(staging, _check_manifest)
+        try:
+            with path.open("rb") as src, unpacker:
+                sealed_file.read_header(src, f"backup {path}")
+                sealed_file.read_content(
+                    src, cast(BinaryIO, unpacker), content_key, header, f"backup {path}"
+                )
+                manifest = unpacker.finish()
+        except (DecryptionError, BundleError) as exc:
+            raise BackupError(f"{exc}; nothing was restored") from None
+        finally:
+            sealed_file.wipe(content_key)
+        result = _adopt(staging, manifest, header, username, password, sign_in, kdf_params)
+        if data_dir.exists():
+            data_dir.rmdir()
+        os.replace(staging, data_dir)
+        fsync_dir(data_dir.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RestoreResult(data_dir, *result)
+
+
+def _adopt(
+    staging: Path,
+    manifest: dict[str, Any],
+    header: sealed_file.Header,
+    username: str,
+    password: str,
+    sign_in: SignIn,
+    kdf_params: Argon2Params,
+) -> tuple[str, str, str, str, bool, str | None]:
+    """Give the unpacked database a key file of its own and a new identity."""
+    copy_key = SecureMemory.from_bytes(bytearray(bytes.fromhex(manifest["db_key"])))
+    try:
+        db = Database.open(staging / DB_FILE_NAME, copy_key)
+    finally:
+        copy_key.close()
+    chain, keys, recovery = Keychain.create(
+        staging / "keyslots.json", username.strip().lower(), password, kdf_params
+    )
+    try:
+        db.rekey(keys.db_key)
+        with contextlib.suppress(KeyringUnavailableError):  # as at joining: optional
+            chain.add_keyring_slot(keys)
+    finally:
+        db.close()
+        keys.close()
+    ws = Workstation(staging, kdf_params)
+    try:
+        sign_in(ws)
+        records = ws.require_admin("restore a backup")
+        old, new, server_url = reset_identity(records.db, records.actor, header.created)
+        certified = lan.has_ca_key(records.db)
+        if certified:
+            lan.recertify_ca_holder(records.db, records.actor)
+    finally:
+        ws.lock()
+    return old, new, recovery, header.created, not certified, server_url
+
+
+def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, str, str | None]:
+    """Give the replica in ``db`` a new replica id and Yjs client id, forget the old
+    device's credential and signing key, and mark it as needing to join again (audited).
+    Returns (old replica id, new replica id, the server URL the old identity used)."""
+    meta: dict[str, str] = dict(db.query("SELECT key, value FROM meta"))
+    old = str(meta["replica_id"])
+    new = secrets.token_hex(8)
+    credential = json.loads(str(meta["server_credential"])) if "server_credential" in meta else {}
+    server_url = credential.get("server_url")
+    marker = {
+        "old_replica_id": old,
+        "old_device_id": credential.get("device_id"),
+        "server_url": server_url,
+        "backup_created": backup_created,
+        "restored_at": utc_now(),
+    }
+    details = {"old_replica_id": old, "new_replica_id": new, "backup_created": backup_created}
+    with db.write(actor, "backup.restore", "clinic", new, details) as tx:
+        for key in _OLD_IDENTITY_KEYS:
+            tx.execute("DELETE FROM meta WHERE key = ?", (key,))
+        for key, value in (
+            ("replica_id", new),
+            # 52 bits, as migration V1 draws it: Yjs client ids are JavaScript-safe integers.
+            ("yjs_client_id", str(secrets.randbits(52))),
+            (RESTORED_KEY, json.dumps(marker)),
+        ):
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+    return old, new, server_url
+
+
+def restored_identity(db: Database) -> dict[str, Any] | None:
+    """The old identity of a replica restored from a backup that has not joined since."""
+    meta: dict[str, str] = dict(db.query("SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                         (RESTORED_KEY, "server_credential", "lan_identity")))  # fmt: skip
+    if RESTORED_KEY not in meta or len(meta) > 1:
+        return None  # never restored, or it has joined again since
+    return dict(json.loads(str(meta[RESTORED_KEY])))

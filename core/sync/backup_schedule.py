@@ -1,0 +1,80 @@
+"""Scheduled backups into a folder, keeping the newest N (the app's timer and
+``careline backup create --dir D --keep N`` from cron or a systemd timer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from core.records.workstation import Workstation
+from core.sync.backup import BackupError, BackupResult, create_backup
+
+SUFFIX = ".clbackup"
+_NAME = re.compile(r"careline-backup-(\d{8}T\d{6}Z)(?:-\d+)?\.clbackup")
+
+
+def backup_name(now: dt.datetime) -> str:
+    """``careline-backup-20261205T102000Z.clbackup``: names sort by time."""
+    return f"careline-backup-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}{SUFFIX}"
+
+
+def scheduled_backups(folder: Path) -> list[Path]:
+    """The scheduled backups in ``folder``, oldest first (other files are not ours)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.fullmatch(p.name) and p.is_file())
+
+
+def last_backup_time(folder: Path) -> dt.datetime | None:
+    """When the newest scheduled backup in ``folder`` was made (from its name)."""
+    found = scheduled_backups(folder)
+    if not found:
+        return None
+    match = _NAME.fullmatch(found[-1].name)
+    assert match is not None
+    return dt.datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def is_due(folder: Path, every_hours: float, now: dt.datetime) -> bool:
+    """True when no scheduled backup in ``folder`` is younger than ``every_hours``."""
+    last = last_backup_time(folder)
+    return last is None or now - last >= dt.timedelta(hours=every_hours)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest scheduled backups; returns what was deleted."""
+    if keep < 1:
+        raise BackupError("keep at least one backup (--keep 1 or more)")
+    old = scheduled_backups(folder)[:-keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return old
+
+
+def backup_into(
+    ws: Workstation,
+    folder: Path,
+    keep: int,
+    actor: str,
+    passphrase: str | None = None,
+    now: dt.datetime | None = None,
+    action: str = "backup.scheduled",
+) -> tuple[BackupResult, list[Path]]:
+    """One scheduled backup into ``folder`` (made if missing, mode 0700), then pruning to
+    ``keep``. Returns the backup and the files pruned. ``action``: "backup.scheduled" for
+    the app's own timer (set up by an admin), "backup.create" when a person asks."""
+    if keep < 1:
+        raise BackupError("keep at least one backup (--keep 1 or more)")
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot make the backup folder {folder}: {exc.strerror}") from None
+    when = now or dt.datetime.now(dt.UTC)
+    target = folder / backup_name(when)
+    n = 1
+    while target.exists():  # two backups within a second
+        target = folder / backup_name(when).replace(SUFFIX, f"-{n}{SUFFIX}")
+        n += 1
+    result = create_backup(ws, target, passphrase, actor, action)
+    return result, prune(folder, keep)

@@ -1,0 +1,88 @@
+"""``careline-server admin backup|restore`` on the embedded server, with real processes:
+back up while it serves, lose the data folder, restore, serve again; the workstation that
+synced before syncs on, and a new one enrolls and receives everything."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import PASSWORD
+from tests.integration.server_process import ServerProcess, clinic_server, server_admin
+from tests.integration.test_cli import careline
+
+OPERATOR = "operator passphrase kept in the safe"
+
+
+def _enroll(server: ServerProcess, clinic: str, desk: Path) -> None:
+    code = server_admin(server.data, {}, "enroll-code", clinic, "--ttl", "10")["code"]
+    done = careline(
+        desk, "--user", "admin", "--password-stdin", "enroll", "--server", server.url,
+        "--code", code, "--ca-file", str(server.data / "tls" / "server.pem"), stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _desk(desk: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return careline(desk, "--json", "--password-stdin", *args, stdin=PASSWORD + "\n")
+
+
+def _admin(
+    server: ServerProcess, *args: str, stdin: str = OPERATOR + "\n"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*server.program, "--data-dir", str(server.data), "--json", "admin", *args],
+        input=stdin, capture_output=True, text=True, env=server.env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _found(desk: Path, text: str) -> int:
+    found = _desk(desk, "patient", "search", text)
+    assert found.returncode == 0, found.stderr
+    return len(json.loads(found.stdout))
+
+
+def test_an_embedded_server_restored_from_its_backup_serves_the_clinic(tmp_path: Path) -> None:
+    desk, data = tmp_path / "desk", tmp_path / "server"
+    backup, keys = tmp_path / "server.clbackup", tmp_path / "server-keys.clbackup"
+    with clinic_server(data, "Harbour Clinic") as (server, clinic):
+        _enroll(server, clinic, desk)
+        assert _desk(desk, "patient", "add", "--family", "Abara", "--given", "Ada",
+                     "--birth-date", "1970-01-01").returncode == 0  # fmt: skip
+        assert _desk(desk, "sync", "--once").returncode == 0
+        # Online: the server keeps serving while it is backed up.
+        made = _admin(server, "backup", str(backup), "--keys-out", str(keys))
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["clinics"] == 1
+        # A backup that leaves the key file behind would be unopenable: refused, not written.
+        keyless = _admin(server, "backup", str(tmp_path / "keyless.clbackup"))
+        assert keyless.returncode != 0 and "--keys-out" in keyless.stderr
+        assert not (tmp_path / "keyless.clbackup").exists()
+        port = server.port
+    for secret in (b"master-keys", b"Harbour", b"Abara"):
+        assert secret not in backup.read_bytes()
+    shutil.rmtree(data)  # the server's disk is lost
+
+    restored = ServerProcess(data, port)
+    wrong = _admin(restored, "restore", str(backup), "--keys-file", str(keys), stdin="nope\n")
+    assert wrong.returncode != 0 and "passphrase does not open" in wrong.stderr
+    assert not data.exists()
+    no_keys = _admin(restored, "restore", str(backup))  # the data without its master key
+    assert no_keys.returncode != 0
+    assert not data.exists()
+    done = _admin(restored, "restore", str(backup), "--keys-file", str(keys))
+    assert done.returncode == 0, done.stderr
+
+    restored.start()
+    try:
+        assert _desk(desk, "patient", "add", "--family", "Bello", "--given", "Ben",
+                     "--birth-date", "1971-01-01").returncode == 0  # fmt: skip
+        synced = _desk(desk, "sync", "--once")
+        assert synced.returncode == 0, synced.stderr
+        second = tmp_path / "second"
+        _enroll(restored, clinic, second)
+        assert (_found(second, "abara"), _found(second, "bello")) == (1, 1)
+    finally:
+        restored.stop()

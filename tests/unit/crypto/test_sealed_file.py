@@ -1,0 +1,104 @@
+"""Sealed backup files: only the secrets named in the header open them, and any damage is
+named before the content is trusted."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from core.crypto import aead, sealed_file
+from core.crypto.kdf import FAST_PARAMS
+from core.crypto.keyslots import make_slot
+from core.crypto.sealed_file import Header, SealedFileError, WrongSecretError
+from core.keys.recovery import new_recovery_key, normalize_recovery_key
+
+CHUNK = 1024
+CONTENT = os.urandom(5 * CHUNK + 17)  # several chunks and a short final one
+
+
+PHRASE = "pass phrase"
+
+
+def _seal(passphrase: str | None = PHRASE, recovery: str | None = None) -> bytes:
+    key = sealed_file.new_content_key()
+    openers: list[sealed_file.Opener] = []
+    if recovery is not None:
+        kek = aead.generate_key()
+        slot = make_slot(kek, "db1", "recovery", "recovery", normalize_recovery_key(recovery),
+                         FAST_PARAMS)  # fmt: skip
+        openers.append(sealed_file.recovery_opener(key, kek, slot, "db1", len(openers)))
+    if passphrase is not None:
+        openers.append(sealed_file.passphrase_opener(key, passphrase, len(openers),
+                                                     params=FAST_PARAMS))  # fmt: skip
+    out = io.BytesIO()
+    header = Header("workstation", "2026-01-01T00:00:00Z", openers, {"replica_id": "r1"})
+    sealed_file.write(out, io.BytesIO(CONTENT), key, header, chunk_size=CHUNK)
+    return out.getvalue()
+
+
+def _open(blob: bytes, kind: str, secret: bytes) -> bytes:
+    src = io.BytesIO(blob)
+    header = sealed_file.read_header(src, "backup x")
+    key = sealed_file.unwrap(header, kind, secret, "backup x")
+    out = io.BytesIO()
+    sealed_file.read_content(src, out, key, header, "backup x")
+    return out.getvalue()
+
+
+def test_the_passphrase_or_the_recovery_key_opens_it() -> None:
+    recovery = new_recovery_key()
+    blob = _seal("pass phrase", recovery)
+    assert _open(blob, "passphrase", b"pass phrase") == CONTENT
+    assert _open(blob, "recovery", normalize_recovery_key(recovery)) == CONTENT
+    header = sealed_file.read_header(io.BytesIO(blob), "backup x")
+    assert header.kinds() == ["recovery", "passphrase"]
+    assert CONTENT[:64] not in blob
+
+
+def test_a_wrong_secret_is_named_as_such() -> None:
+    blob = _seal("pass phrase", new_recovery_key())
+    with pytest.raises(WrongSecretError, match="backup passphrase does not open backup x"):
+        _open(blob, "passphrase", b"other phrase")
+    with pytest.raises(WrongSecretError, match="recovery key does not open"):
+        _open(blob, "recovery", normalize_recovery_key(new_recovery_key()))
+
+
+def test_a_kind_of_secret_the_file_was_not_sealed_to_is_refused_naming_what_opens_it() -> None:
+    with pytest.raises(WrongSecretError, match="opens with the backup passphrase"):
+        _open(_seal("pass phrase"), "recovery", normalize_recovery_key(new_recovery_key()))
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [(5, "ends inside its header"), (-1, "cut short"), (-CHUNK - 10, "cut short|truncated")],
+)
+def test_a_truncated_file_is_refused(cut: int, message: str) -> None:
+    blob = _seal()
+    with pytest.raises(SealedFileError, match=message):
+        _open(blob[:cut], "passphrase", b"pass phrase")
+
+
+def test_an_altered_header_or_content_is_refused() -> None:
+    blob = bytearray(_seal())
+    header_end = blob.index(b'"replica_id": "r1"')
+    altered_header = bytearray(blob)
+    altered_header[header_end + len('"replica_id": "r')] = ord("2")
+    with pytest.raises(SealedFileError, match="header does not match its content"):
+        _open(bytes(altered_header), "passphrase", b"pass phrase")
+    altered_content = bytearray(blob)
+    altered_content[-100] ^= 1
+    with pytest.raises(SealedFileError, match="failed authentication"):
+        _open(bytes(altered_content), "passphrase", b"pass phrase")
+    with pytest.raises(SealedFileError, match="failed authentication"):  # appended bytes
+        _open(bytes(blob) + b"x", "passphrase", b"pass phrase")
+
+
+def test_a_file_that_is_no_backup_or_a_newer_format_is_named() -> None:
+    with pytest.raises(SealedFileError, match="not a Careline backup"):
+        sealed_file.read_header(io.BytesIO(b"SQLite format 3\x00" + bytes(100)), "backup x")
+    newer = bytearray(_seal())
+    newer[len(sealed_file.MAGIC)] = 9
+    with pytest.raises(SealedFileError, match="format version 9"):
+        sealed_file.read_header(io.BytesIO(bytes(newer)), "backup x")

@@ -1,0 +1,79 @@
+"""Restoring a workstation backup gives the replica a new identity and never signs as the
+old one; the holder of a LAN clinic's CA certifies its new identity itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.errors import CarelineError
+from core.records.op_trust import device_key
+from core.records.workstation import Workstation
+from core.store import op_signer
+from core.store.oplog import identity
+from core.sync.backup import BackupError, create_backup, restore_backup
+from core.sync.lan import identity as lan
+from tests.conftest import PASSWORD
+
+PHRASE = "a long backup passphrase"
+
+
+def _restore(backup: Path, folder: Path) -> Workstation:
+    result = restore_backup(backup, folder, "passphrase", PHRASE, "admin", PASSWORD,
+                            lambda ws: ws.sign_in("admin", PASSWORD), FAST_PARAMS)  # fmt: skip
+    ws = Workstation(folder, FAST_PARAMS)
+    ws.sign_in("admin", PASSWORD)
+    assert result.new_replica_id == identity(ws.database).replica_id
+    return ws
+
+
+def test_the_lan_ca_holder_certifies_its_new_identity_and_signs_as_it(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    old = identity(workstation.database)
+    lan.ensure_identity(workstation.database, "admin")  # the clinic's first LAN workstation
+    old_ca = lan.load_identity(workstation.database)
+    assert old_ca is not None
+    workstation.records.add_patient("Before", "Backup", "1970-01-01")
+    backup = tmp_path / "ca.clbackup"
+    create_backup(workstation, backup, PHRASE, "admin")
+
+    restored = _restore(backup, tmp_path / "restored")
+    new = identity(restored.database)
+    assert new.replica_id != old.replica_id and new.client_id != old.client_id
+    mine = lan.load_identity(restored.database)
+    assert mine is not None and mine.device_id != old_ca.device_id
+    assert mine.ca_certificate == old_ca.ca_certificate  # the same clinic CA
+    bound = device_key(mine.certificate, mine.ca_certificate)
+    assert bound is not None and (bound.replica_id, bound.yjs_client) == (
+        new.replica_id, new.client_id,
+    )  # fmt: skip
+    signer = op_signer.current(restored.database)
+    assert signer is not None and signer.kind == "device"
+    restored.records.add_patient("After", "Restore", "1971-01-01")
+    last = restored.database.query("SELECT origin, signer FROM oplog ORDER BY rowid DESC LIMIT 1")
+    assert last == [(new.replica_id, "device")]
+    # The old replica's ops stay as they were: its origin, its signatures.
+    held = restored.database.query("SELECT DISTINCT origin FROM oplog ORDER BY origin")
+    assert {o for (o,) in held} == {old.replica_id, new.replica_id}
+    restored.lock()
+
+
+def test_a_restore_refuses_an_existing_file_or_folder(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    backup = tmp_path / "a.clbackup"
+    create_backup(workstation, backup, None, "admin")
+    with pytest.raises(BackupError, match="already exists"):
+        create_backup(workstation, backup, None, "admin")
+    with pytest.raises(CarelineError, match="cannot be opened with a backup passphrase"):
+        _restore(backup, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(BackupError, match="not an empty folder"):
+        _restore(backup, used)
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
