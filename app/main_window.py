@@ -663,12 +663,20 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(page)
         page.show_joining()
         ws = self.workstation
+        self.setWindowTitle(window_title("Joining the clinic"))
         self.worker.submit(
             lambda: join_silently(ws, enrollment),
             self._silently_joined,
-            page.show_failure,
+            self._silent_join_failed,
             label="silent enrollment",
         )
+
+    def _silent_join_failed(self, exc: Exception) -> None:
+        # The log is where IT looks when a workstation of twenty did not join.
+        log.warning("silent enrollment failed: %s", describe_error(exc))
+        self.setWindowTitle(window_title("Could not join the clinic"))
+        if self.silent_join_page is not None:
+            self.silent_join_page.show_failure(exc)
 
     def _drop_silent_join_page(self) -> None:
         page, self.silent_join_page = self.silent_join_page, None
@@ -680,6 +688,7 @@ class MainWindow(QMainWindow):
     def _silently_joined(self, result: JoinResult) -> None:
         self._drop_silent_join_page()
         self._clinic_name = result.clinic_name
+        self._update_title()
         self._show_sign_in(
             "",
             f"This workstation has joined {result.clinic_name}. Sign in with your Careline "
@@ -689,6 +698,7 @@ class MainWindow(QMainWindow):
 
     def _silent_join_by_hand(self) -> None:
         self._drop_silent_join_page()
+        self._update_title()
         self._show_first_run()
 
     def _open_demo(self, made: DemoClinic) -> None:
