@@ -94,6 +94,7 @@ def create_main_window(
     a temporary folder, cheap key derivation and a short idle timeout. Raises ConfigError.
     """
     settings = load_desktop_settings(getattr(args, "data_dir", None))
+    ignored = desktop.ignored_own_settings(settings["data_dir"])
     if workstation is None:
         data_dir = settings["data_dir"]
         workstation = Workstation(data_dir, kdf_params=kdf_params)
@@ -106,6 +107,7 @@ def create_main_window(
         sync_options={"lan": LanOptions()},
         demo=bool(getattr(args, "demo", False)),
         silent_enrollment=MachineEnrollment.from_settings(settings),
+        ignored_settings=ignored,
     )
 
 

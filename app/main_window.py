@@ -14,7 +14,7 @@ open for the next person until it is closed: by "Close the clinic on this comput
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -43,6 +43,7 @@ from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
 from app.conflicts.dialog import ConflictsDialog
+from app.locked_settings import LockedSettingsNotice
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
@@ -57,6 +58,7 @@ from app.sync.controller import SyncController
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
+from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
@@ -498,6 +500,7 @@ class MainWindow(QMainWindow):
         sync_options: dict[str, Any] | None = None,
         demo: bool = False,
         silent_enrollment: MachineEnrollment | None = None,
+        ignored_settings: Sequence[IgnoredValue] = (),
     ) -> None:
         super().__init__()
         self.workstation = workstation
@@ -533,6 +536,9 @@ class MainWindow(QMainWindow):
         self.statusBar().setObjectName("statusBar")
         self.statusBar().setSizeGripEnabled(False)
         self.statusBar().addPermanentWidget(self.sync_status, 1)
+        # The person's own settings IT's machine configuration overrides, said where they look.
+        self.locked_settings = LockedSettingsNotice(ignored_settings)
+        self.statusBar().addPermanentWidget(self.locked_settings)
         self.statusBar().hide()
         # Own writes wait to be synced: the status bar counts them. Idle also catches writes
         # made outside Operations (password and key dialogs).
