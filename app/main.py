@@ -21,6 +21,7 @@ from app.messages import describe_error
 from app.session.auto_lock import hours_to_ms, minutes_to_ms
 from app.sync.lan_peer import LanOptions
 from core.config import desktop
+from core.config.machine import load_machine_config
 from core.config.settings import ConfigError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.records.workstation import Workstation
@@ -106,9 +107,15 @@ def create_main_window(
         initial_user=getattr(args, "user", None) or "",
         sync_options={"lan": LanOptions()},
         demo=bool(getattr(args, "demo", False)),
-        silent_enrollment=MachineEnrollment.from_settings(settings),
+        silent_enrollment=MachineEnrollment.from_settings(settings, _enrollment_source()),
         ignored_settings=ignored,
     )
+
+
+def _enrollment_source() -> str:
+    """Where the enrollment settings come from (the file or registry key), for IT at the desk."""
+    found = load_machine_config().sources.get("enroll_code")
+    return found or "the machine-wide configuration"
 
 
 def _report_unexpected(

@@ -31,6 +31,7 @@ class SilentJoinPage(QWidget):
         self.enrollment = enrollment
         self.title = QLabel()
         self.title.setObjectName("appTitle")
+        self.title.setWordWrap(True)
         self.status = QLabel()
         self.status.setObjectName("silentJoinStatus")
         self.status.setWordWrap(True)
@@ -87,7 +88,7 @@ class SilentJoinPage(QWidget):
     def show_failure(self, exc: Exception) -> None:
         """Why joining failed, and what to do; retries by itself when the server was not
         reachable."""
-        self.title.setText("This workstation could not join the clinic")
+        self.title.setText("Could not join the clinic")
         text = describe_error(exc)
         if isinstance(exc, ServerUnreachableError):
             text += f" Trying again every {RETRY_MS // 1000} seconds."
