@@ -279,9 +279,11 @@ class RemotePermissions:
         if type_name == "user":
             name = crdt.winner(doc, "username")
             flag = crdt.winner(doc, "must_change_password")
-            # A forced change (a first password someone else chose) also clears the flag;
-            # only an administrator may set it.
-            cleared = "must_change_password" not in fields or (flag is not None and not flag.value)
+            # A forced change (a first password someone else chose) also clears the flag,
+            # with a new verifier; only an administrator may set it.
+            cleared = "must_change_password" not in fields or (
+                "verifier" in fields and flag is not None and not flag.value
+            )
             own = name is not None and name.value == op.author
             if own and set(fields) <= {"verifier", "must_change_password"} and cleared:
                 return None  # one's own password

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records import op_trust
+from core.records import crdt, op_trust
 from core.records.changes import change
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
@@ -21,6 +21,7 @@ from tests.clinic_identity import join_test_clinic
 from tests.conftest import PASSWORD
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
+NINA = "user:nina"  # her user record's id
 
 
 def _sync(b: Workstation, a: Workstation) -> None:
@@ -83,4 +84,24 @@ def test_a_nurse_clearing_someone_elses_flag_is_quarantined(
     assert [q.record_id for q in held] == [omar.id]
     assert "manage staff needs an admin" in held[0].reason
     still = a.records.user("omar")
+    assert still is not None and still.must_change_password is True
+
+
+@pytest.mark.strict_authors
+@pytest.mark.strict_authz
+def test_clearing_ones_own_flag_without_a_new_password_is_quarantined(
+    desks: tuple[Workstation, Workstation],
+) -> None:
+    a, b = desks
+    b.sign_in("nina", FIRST)
+    # A tampered workstation skipping the change: she would keep the password IT chose.
+
+    def clear_flag(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "must_change_password", False, hlc, "nina")
+
+    with b.database.write("nina", "user.password_change", "user", NINA) as tx:
+        change(tx, "nina", NINA, "user", clear_flag)
+    _sync(b, a)
+    assert [q.record_id for q in op_trust.quarantined(a.database)] == [NINA]
+    still = a.records.user("nina")
     assert still is not None and still.must_change_password is True
