@@ -13,13 +13,12 @@ from core.config.settings import IgnoredValue
 
 def locked_settings_text(ignored: Sequence[IgnoredValue]) -> str:
     """One sentence per ignored setting, e.g. ``auto_lock_minutes is set by your IT
-    department (machine configuration); your own value 30 is not used.``"""
+    department; your own value 30 is not used.`` (the tooltip names the files)"""
     seen: dict[str, IgnoredValue] = {}
     for item in ignored:
         seen.setdefault(item.name, item)  # the same setting from the file and the environment
     return " ".join(
-        f"{item.name} is set by your IT department (machine configuration); "
-        f"your own value {item.value} is not used."
+        f"{item.name} is set by your IT department; your own value {item.value} is not used."
         for item in seen.values()
     )
 
@@ -27,7 +26,8 @@ def locked_settings_text(ignored: Sequence[IgnoredValue]) -> str:
 def locked_settings_details(ignored: Sequence[IgnoredValue]) -> str:
     """Where each ignored value was given and where IT's value comes from (the tooltip)."""
     return "\n".join(
-        f"{item.name} = {item.value} in {item.given_in} is not used: {item.locked_by} locks it."
+        f"{item.name} = {item.value} in {item.given_in} is not used: the machine "
+        f"configuration {item.locked_by} locks it."
         for item in ignored
     )
 

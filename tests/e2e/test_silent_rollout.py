@@ -10,9 +10,10 @@ the code, and an auto-lock time staff may not change). Each workstation has an O
 Workstation 1 starts: no wizard, it joins by itself, the sign-in screen says so; the nurse
 types her name and the password IT gave her, chooses her own, and has her worklist.
 Workstation 2 does the same, and she signs in there with the password she chose on the
-first (it reached the server with workstation 1's sync). Workstation 3 finds the code used
-up: the app says so in plain words and offers to set it up by hand. The server's device
-list holds the two workstations and nothing of the third.
+first (it reached the server with workstation 1's sync); her own settings file there asks
+for a longer auto-lock than IT allows, which the app says it does not use. Workstation 3
+finds the code used up: the app says so in plain words and offers to set it up by hand.
+The server's device list holds the two workstations and nothing of the third.
 
 Screenshots of every step are kept in the test's folder (``CARELINE_E2E_SHOTS`` names a
 folder to keep them in instead) and their paths printed, so that a person can look at them.
@@ -147,18 +148,24 @@ def test_rollout_morning_two_workstations_join_from_one_code_and_a_third_is_told
         code = first.quit()
     assert code == 0, first.tail()
 
-    # Workstation 2: the same, and her own password works there at once.
+    # Workstation 2: the same, and her own password works there at once. Its data folder
+    # holds nothing of the clinic, only a settings file of her own (copied with her
+    # profile) asking for a longer auto-lock than IT allows: the status bar tells her.
+    own = tmp_path / "ws2" / "careline.toml"
+    own.parent.mkdir()
+    own.write_text("auto_lock_minutes = 30\n")
     second = start_joined(screen, tmp_path / "ws2", shots / "ws2", env, "ws2")
     try:
         sign_in(second, NURSE, OWN)
         second.pause(1)
         second.focus()
-        shot(second, "ws2-nurse-worklist")
+        shot(second, "ws2-nurse-worklist")  # the status bar: IT sets auto_lock_minutes
         assert "Choose your password" not in second.title()
         assert second.title() == f"{CLINIC} — Careline"
     finally:
         code = second.quit()
     assert code == 0, second.tail()
+    assert f"auto_lock_minutes from {own} is ignored" in second.tail()
 
     # Workstation 3: the code is used up; the app says so and offers a way on.
     third = Desktop(screen, tmp_path / "ws3", shots / "ws3", env)

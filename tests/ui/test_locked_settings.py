@@ -44,8 +44,7 @@ def test_the_status_bar_says_an_own_locked_setting_is_not_used(
         assert notice.isVisible()
         # Her unlocked setting (close_after_idle_hours) is used, and not mentioned.
         assert notice.text() == (
-            "auto_lock_minutes is set by your IT department (machine configuration); "
-            "your own value 30 is not used."
+            "auto_lock_minutes is set by your IT department; your own value 30 is not used."
         )
         assert f"in {own}" in notice.toolTip() and str(machine) in notice.toolTip()
     finally:
