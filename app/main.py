@@ -21,6 +21,7 @@ from app.messages import describe_error
 from app.session.auto_lock import hours_to_ms, minutes_to_ms
 from app.sync.lan_peer import LanOptions
 from core.config import desktop
+from core.config.machine import load_machine_config
 from core.config.settings import ConfigError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.records.workstation import Workstation
@@ -94,6 +95,7 @@ def create_main_window(
     a temporary folder, cheap key derivation and a short idle timeout. Raises ConfigError.
     """
     settings = load_desktop_settings(getattr(args, "data_dir", None))
+    ignored = desktop.ignored_own_settings(settings["data_dir"])
     if workstation is None:
         data_dir = settings["data_dir"]
         workstation = Workstation(data_dir, kdf_params=kdf_params)
@@ -105,12 +107,19 @@ def create_main_window(
         initial_user=getattr(args, "user", None) or "",
         sync_options={"lan": LanOptions()},
         demo=bool(getattr(args, "demo", False)),
-        silent_enrollment=MachineEnrollment.from_settings(settings),
+        silent_enrollment=MachineEnrollment.from_settings(settings, _enrollment_source()),
+        ignored_settings=ignored,
     )
     window.backups.schedule.configure(
         settings["backup_dir"], int(settings["backup_keep"]), int(settings["backup_every_hours"])
     )
     return window
+
+
+def _enrollment_source() -> str:
+    """Where the enrollment settings come from (the file or registry key), for IT at the desk."""
+    found = load_machine_config().sources.get("enroll_code")
+    return found or "the machine-wide configuration"
 
 
 def _report_unexpected(

@@ -14,7 +14,7 @@ open for the next person until it is closed: by "Close the clinic on this comput
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -44,6 +44,7 @@ from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
 from app.conflicts.dialog import ConflictsDialog
+from app.locked_settings import LockedSettingsNotice
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
@@ -58,6 +59,7 @@ from app.sync.controller import SyncController
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
+from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
@@ -499,6 +501,7 @@ class MainWindow(QMainWindow):
         sync_options: dict[str, Any] | None = None,
         demo: bool = False,
         silent_enrollment: MachineEnrollment | None = None,
+        ignored_settings: Sequence[IgnoredValue] = (),
     ) -> None:
         super().__init__()
         self.workstation = workstation
@@ -534,6 +537,9 @@ class MainWindow(QMainWindow):
         self.statusBar().setObjectName("statusBar")
         self.statusBar().setSizeGripEnabled(False)
         self.statusBar().addPermanentWidget(self.sync_status, 1)
+        # The person's own settings IT's machine configuration overrides, said where they look.
+        self.locked_settings = LockedSettingsNotice(ignored_settings)
+        self.statusBar().addPermanentWidget(self.locked_settings)
         self.statusBar().hide()
         # Own writes wait to be synced: the status bar counts them. Idle also catches writes
         # made outside Operations (password and key dialogs).
@@ -665,12 +671,20 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(page)
         page.show_joining()
         ws = self.workstation
+        self.setWindowTitle(window_title("Joining the clinic"))
         self.worker.submit(
             lambda: join_silently(ws, enrollment),
             self._silently_joined,
-            page.show_failure,
+            self._silent_join_failed,
             label="silent enrollment",
         )
+
+    def _silent_join_failed(self, exc: Exception) -> None:
+        # The log is where IT looks when a workstation of twenty did not join.
+        log.warning("silent enrollment failed: %s", describe_error(exc))
+        self.setWindowTitle(window_title("Could not join the clinic"))
+        if self.silent_join_page is not None:
+            self.silent_join_page.show_failure(exc)
 
     def _drop_silent_join_page(self) -> None:
         page, self.silent_join_page = self.silent_join_page, None
@@ -682,6 +696,7 @@ class MainWindow(QMainWindow):
     def _silently_joined(self, result: JoinResult) -> None:
         self._drop_silent_join_page()
         self._clinic_name = result.clinic_name
+        self._update_title()
         self._show_sign_in(
             "",
             f"This workstation has joined {result.clinic_name}. Sign in with your Careline "
@@ -691,6 +706,7 @@ class MainWindow(QMainWindow):
 
     def _silent_join_by_hand(self) -> None:
         self._drop_silent_join_page()
+        self._update_title()
         self._show_first_run()
 
     def _open_demo(self, made: DemoClinic) -> None:

@@ -54,9 +54,12 @@ def describe_state(state: ClinicState) -> str:
     if state.openers is None:
         return "The clinic is closed on this computer."
     if state.keyring:
+        # Staff sign in as if it were open; the keyring is for whoever looks after the
+        # computer, so it comes second, in words a non-technical reader can follow.
         return (
-            "The clinic is closed on this computer. Anyone on the clinic’s staff can sign in "
-            "here while this computer’s keyring is available; otherwise "
+            "The clinic is closed on this computer; anyone on the clinic’s staff opens it by "
+            "signing in with their own Careline password. Should this computer’s password "
+            "storage (its keyring) stop working, "
             f"{describe_openers(state.openers)}."
         )
     if state.closes_at_sign_out:

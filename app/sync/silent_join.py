@@ -9,8 +9,8 @@ used), the page tries again by itself every :data:`RETRY_MS`.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.messages import describe_error
 from core.sync.enroll import ServerUnreachableError
@@ -29,27 +29,45 @@ class SilentJoinPage(QWidget):
         super().__init__(parent)
         self.setObjectName("silentJoinPage")
         self.enrollment = enrollment
-        self.title = QLabel("Joining the clinic")
-        self.title.setObjectName("pageTitle")
+        self.title = QLabel()
+        self.title.setObjectName("appTitle")
+        self.title.setWordWrap(True)
         self.status = QLabel()
         self.status.setObjectName("silentJoinStatus")
         self.status.setWordWrap(True)
-        self.retry = QPushButton("Try again")
+        # For IT, who may be standing at the desk: where the set-up came from.
+        self.details = QLabel(f"Server: {enrollment.server_url}\nSettings: {enrollment.source}")
+        self.details.setObjectName("hint")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.retry = QPushButton("&Try again")
         self.retry.clicked.connect(self.retry_requested)
-        self.manual = QPushButton("Set up by hand")
+        self.manual = QPushButton("Set up by &hand")
         self.manual.setToolTip("The first-run wizard: join with a code or a LAN workstation")
         self.manual.clicked.connect(self.manual_requested)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.manual)
         buttons.addWidget(self.retry)
+        # A centred card like the sign-in screen that follows it.
+        card = QFrame()
+        card.setObjectName("card")
+        card.setFixedWidth(520)
+        inner = QVBoxLayout(card)
+        inner.setContentsMargins(32, 28, 32, 28)
+        inner.setSpacing(14)
+        inner.addWidget(self.title)
+        inner.addWidget(self.status)
+        inner.addWidget(self.details)
+        inner.addLayout(buttons)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(48, 48, 48, 48)
-        layout.addStretch(1)
-        layout.addWidget(self.title)
-        layout.addWidget(self.status)
-        layout.addLayout(buttons)
         layout.addStretch(2)
+        layout.addLayout(row)
+        layout.addStretch(3)
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(RETRY_MS)
@@ -59,10 +77,10 @@ class SilentJoinPage(QWidget):
     def show_joining(self) -> None:
         """Joining is under way: no buttons to press."""
         self.timer.stop()
+        self.title.setText("Joining the clinic")
         self.status.setText(
-            f"This workstation is joining the clinic at {self.enrollment.server_url}, as "
-            f"IT set it up ({self.enrollment.source}). Staff can sign in once it has "
-            "received the clinic's records."
+            "Your IT department has set this workstation up to join the clinic’s server. "
+            "This takes a moment; the sign-in screen appears as soon as it is done."
         )
         self.retry.hide()
         self.manual.hide()
@@ -70,12 +88,13 @@ class SilentJoinPage(QWidget):
     def show_failure(self, exc: Exception) -> None:
         """Why joining failed, and what to do; retries by itself when the server was not
         reachable."""
-        text = f"This workstation could not join the clinic: {describe_error(exc)}"
+        self.title.setText("Could not join the clinic")
+        text = describe_error(exc)
         if isinstance(exc, ServerUnreachableError):
             text += f" Trying again every {RETRY_MS // 1000} seconds."
             self.timer.start()
-        else:
-            text += " Ask IT to check the machine-wide configuration."
+        elif "ask it" not in text.lower():
+            text += " Ask your IT department to check this workstation’s Careline settings."
         self.status.setText(text)
         self.retry.show()
         self.manual.show()

@@ -12,8 +12,10 @@ from core.config.machine import load_machine_config
 from core.config.settings import (
     CONFIG_FILE_NAME,
     DESKTOP_SCHEMA,
+    IgnoredValue,
     MachineLayer,
     default_data_dir,
+    ignored_values,
     load_settings,
 )
 
@@ -46,3 +48,14 @@ def load_desktop_settings(
         config_file=data_dir / CONFIG_FILE_NAME,
         machine=machine,
     )
+
+
+def ignored_own_settings(
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    machine: MachineLayer | None = None,
+) -> list[IgnoredValue]:
+    """The person's own values (their ``careline.toml`` in ``data_dir``, the environment)
+    of settings the machine configuration locks: what :func:`load_desktop_settings` ignored."""
+    machine = load_machine_config(env) if machine is None else machine
+    return ignored_values(DESKTOP_SCHEMA, machine, env=env, config_file=data_dir / CONFIG_FILE_NAME)

@@ -294,6 +294,60 @@ def load_settings(
     return resolved
 
 
+@dataclass(frozen=True)
+class IgnoredValue:
+    """A person's own value of a setting the machine-wide configuration locks: not used."""
+
+    name: str
+    value: Any  # as the person gave it
+    given_in: str  # "the command line", "environment NAME" or their config file
+    locked_by: str  # where the machine's value comes from (file or registry key)
+
+
+def ignored_values(
+    schema: tuple[Setting, ...],
+    machine: MachineLayer,
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> list[IgnoredValue]:
+    """Every value the command line, the environment or the person's own config file gives
+    a setting that ``machine`` locks (so :func:`load_settings` does not use it)."""
+    env = os.environ if env is None else env
+    file_values: dict[str, Any] = {}
+    if config_file is not None and config_file.exists():
+        file_values = read_toml_file(config_file, {s.name for s in schema})
+    found: list[IgnoredValue] = []
+    for setting in schema:
+        if setting.name in machine.locked:
+            found += _overridden(setting, machine, cli or {}, env, file_values, config_file)
+    return found
+
+
+def _overridden(
+    setting: Setting,
+    machine: MachineLayer,
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    config_file: Path | None,
+) -> list[IgnoredValue]:
+    locked_by = machine.sources.get(setting.name, "machine configuration")
+    attempts = []
+    if cli.get(setting.name) is not None:
+        given = cli[setting.name]
+        attempts.append(IgnoredValue(setting.name, given, "the command line", locked_by))
+    if env.get(setting.env):
+        attempts.append(
+            IgnoredValue(setting.name, env[setting.env], f"environment {setting.env}", locked_by)
+        )
+    if setting.name in file_values:
+        attempts.append(
+            IgnoredValue(setting.name, file_values[setting.name], str(config_file), locked_by)
+        )
+    return attempts
+
+
 def _warn_overridden(
     setting: Setting,
     machine: MachineLayer,
@@ -303,17 +357,11 @@ def _warn_overridden(
     config_file: Path | None,
 ) -> None:
     """Log each attempt to change a locked setting (a person cannot fix the machine file,
-    so it is not an error: they are told why their value has no effect)."""
-    attempts = []
-    if cli.get(setting.name) is not None:
-        attempts.append("the command line")
-    if env.get(setting.env):
-        attempts.append(f"environment {setting.env}")
-    if setting.name in file_values:
-        attempts.append(str(config_file))
-    for where in attempts:
+    so it is not an error: they are told why their value has no effect; the app also says
+    so in its status bar, app/locked_settings.py)."""
+    for ignored in _overridden(setting, machine, cli, env, file_values, config_file):
         log.warning(
             "%s from %s is ignored: the machine-wide configuration (%s) locks it; "
             "ask IT to change it there",
-            setting.name, where, machine.sources.get(setting.name, "machine configuration"),
+            ignored.name, ignored.given_in, ignored.locked_by,
         )  # fmt: skip

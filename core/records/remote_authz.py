@@ -7,7 +7,7 @@ replica's document, each mapped by the matrix (``permissions.field_permission``)
 op that sets ``signed_at`` needs ``sign_note``; a patient op touching ``medications``
 needs ``prescribe``; a ``relation`` op needs ``manage_access`` on its patient (or
 ``manage_staff`` for a role on the clinic); a ``user`` op ``manage_staff``, except a
-person changing their own password verifier.
+person changing their own password verifier (clearing their must-change-password flag).
 
 The permissions at an op's time (the rule every replica applies, so all decide alike):
 every value that a user's ``username``/``role``/``active`` or a tuple's
@@ -278,7 +278,14 @@ class RemotePermissions:
             return None
         if type_name == "user":
             name = crdt.winner(doc, "username")
-            if set(fields) <= {"verifier"} and name is not None and name.value == op.author:
+            flag = crdt.winner(doc, "must_change_password")
+            # A forced change (a first password someone else chose) also clears the flag,
+            # with a new verifier; only an administrator may set it.
+            cleared = "must_change_password" not in fields or (
+                "verifier" in fields and flag is not None and not flag.value
+            )
+            own = name is not None and name.value == op.author
+            if own and set(fields) <= {"verifier", "must_change_password"} and cleared:
                 return None  # one's own password
         if type_name == "patient" and "created_at" in fields:
             # Registering a patient (the op that creates the record) needs register_patient

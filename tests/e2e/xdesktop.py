@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -100,14 +100,21 @@ class VirtualScreen:
 class Desktop:
     """``careline`` (no command: the desktop app) on a virtual screen, and a keyboard."""
 
-    def __init__(self, screen: VirtualScreen, data_dir: Path, shots: Path) -> None:
+    def __init__(
+        self,
+        screen: VirtualScreen,
+        data_dir: Path,
+        shots: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env``: added to the screen's environment (a machine configuration, a keyring)."""
         self.screen, self.shots, self._shot = screen, shots, 0
         self.log = shots / "app.log"
         shots.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir)],
-                stdout=err, stderr=err, cwd=REPO, env=screen.env(),
+                stdout=err, stderr=err, cwd=REPO, env={**screen.env(), **(env or {})},
             )  # fmt: skip
         self.window = self.wait(lambda: self._main_window(), "the app's window")
 

@@ -227,8 +227,9 @@ def test_with_close_after_zero_a_cold_start_stays_closed_but_anyone_can_sign_in(
     qtbot.waitUntil(lambda: page.state.isVisible())
     assert not keyring_desk.is_unlocked  # open only while someone is signed in
     assert page.state.text().startswith(
-        "The clinic is closed on this computer. Anyone on the clinic’s staff can sign in here "
-        "while this computer’s keyring is available"
+        "The clinic is closed on this computer; anyone on the clinic’s staff opens it by "
+        "signing in with their own Careline password. Should this computer’s password "
+        "storage (its keyring) stop working, it opens with"
     )
     signs_in(qtbot, window, NURSE, NURSE_PASSWORD)  # no slot here: the keyring opens it
     with qtbot.waitSignal(window.closed, timeout=5_000):

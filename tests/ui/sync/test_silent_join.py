@@ -64,6 +64,7 @@ def test_first_start_joins_and_shows_the_sign_in(
     assert window.first_run is None  # no wizard
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in_page, timeout=30_000)
     assert "has joined Silent Clinic" in window.sign_in_page.notice.text()
+    assert window.windowTitle() == "Silent Clinic — Careline"
     # Any staff member signs in (the keyring opens the clinic; the synced verifier checks
     # the password), and their first sign-in adds their own password slot.
     sign_in_empty(qtbot, window)
@@ -95,9 +96,11 @@ def test_a_used_up_code_is_shown_with_a_way_on(
     assert page is not None
     qtbot.waitUntil(lambda: page.retry.isVisible(), timeout=30_000)
     assert "has been used once; ask IT for a new one" in page.status.text()
+    assert page.title.text() == window.windowTitle().split(" — ")[0] == "Could not join the clinic"
     assert not window.workstation.is_initialized()  # nothing kept from the attempt
     page.manual.click()  # "Set up by hand": the first-run wizard
     assert window.first_run is not None and window.silent_join_page is None
+    assert window.windowTitle() == "Careline"
 
 
 def test_wrong_fingerprint_is_refused_before_the_code_is_sent(

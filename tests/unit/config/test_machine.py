@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config.desktop import load_desktop_settings, resolve_data_dir
+from core.config.desktop import ignored_own_settings, load_desktop_settings, resolve_data_dir
 from core.config.machine import MACHINE_CONFIG_ENV, load_machine_config, machine_config_path
-from core.config.settings import ConfigError
+from core.config.settings import ConfigError, IgnoredValue
 
 FINGERPRINT = "AB:" * 31 + "AB"
 
@@ -58,6 +58,14 @@ def test_machine_file_is_a_default_the_person_may_change_unless_locked(
     env_too = {**env, "CARELINE_BREAK_GLASS_MINUTES": "700", "CARELINE_AUTO_LOCK_MINUTES": "2"}
     settings = load_desktop_settings(data, env=env_too)
     assert (settings["break_glass_minutes"], settings["auto_lock_minutes"]) == (30, 2)
+    # What the app's status bar tells the person: each ignored value, where it was given.
+    machine_file = env[MACHINE_CONFIG_ENV]
+    assert ignored_own_settings(data, env=env_too) == [
+        IgnoredValue("break_glass_minutes", "700", "environment CARELINE_BREAK_GLASS_MINUTES",
+                     machine_file),
+        IgnoredValue("break_glass_minutes", 600, str(data / "careline.toml"), machine_file),
+    ]  # fmt: skip
+    assert ignored_own_settings(own_file(tmp_path / "d2", "auto_lock_minutes = 1\n"), env) == []
 
 
 def test_enrollment_settings_are_locked_as_a_group(tmp_path: Path) -> None:
