@@ -49,6 +49,10 @@ VERSION = 1
 REGISTRY_FILE = "registry.db"
 _SKIPPED_DIRS = {"spool"}
 _SKIPPED_SUFFIXES = (".lock", "-wal", "-shm", "-journal")
+# The local key provider writes the master key to ".master-keys-XXXX" (or
+# ".master-keys.json-XXXX") before renaming it into place; a crash or a concurrent rotation
+# can leave or show one, and it must never reach the data backup.
+_KEY_TEMP_PREFIX = "." + Path(KEY_FILE_NAME).stem
 
 
 class ServerBackupError(CarelineError):
@@ -90,8 +94,8 @@ def _seal(target: Path, kind: str, manifest: dict[str, Any], files: list[tuple[s
 
 
 def _other_files(data_dir: Path) -> list[tuple[str, Path]]:
-    """Every file to copy as it is: not the stores (copied live), the master key file,
-    uploads in progress, locks or SQLite side files."""
+    """Every file to copy as it is: not the stores (copied live), the master key file or
+    its temporary copies, uploads in progress, locks or SQLite side files."""
     found: list[tuple[str, Path]] = []
     for root, dirs, names in os.walk(data_dir):
         here = Path(root)
@@ -104,6 +108,7 @@ def _other_files(data_dir: Path) -> list[tuple[str, Path]]:
             if (
                 name.endswith(_SKIPPED_SUFFIXES)
                 or rel in (KEY_FILE_NAME, REGISTRY_FILE)
+                or name.startswith(_KEY_TEMP_PREFIX)
                 or (rel.startswith("clinics/") and name == DB_FILE_NAME)
                 or not (here / name).is_file()
             ):

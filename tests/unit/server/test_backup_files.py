@@ -1,0 +1,23 @@
+"""Which files of the embedded server's data folder go into the data backup as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.keys.providers.local import KEY_FILE_NAME
+from core.server.backup import _other_files
+
+
+def test_no_copy_of_the_master_key_reaches_the_data_backup(tmp_path: Path) -> None:
+    # A key rotation or first start interrupted between writing its temporary file and
+    # renaming it leaves the master key under another name: the data backup must hold
+    # none of them, or it would carry its own key.
+    for name in (KEY_FILE_NAME, ".master-keys-k2j4x", f".{KEY_FILE_NAME}-9f8e7d", "registry.db"):
+        (tmp_path / name).write_bytes(b"secret")
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "ab12").write_bytes(b"sealed attachment")
+    (tmp_path / "registry.key.json").write_text("{}")
+
+    listed = sorted(name for name, _ in _other_files(tmp_path))
+
+    assert listed == ["blobs/ab12", "registry.key.json"]
