@@ -7,8 +7,18 @@ Where it is read from, first found value winning per setting:
   ``%ProgramData%\\Careline\\careline.toml``;
 * macOS: ``/Library/Application Support/Careline/careline.toml``;
 * Linux and others: ``/etc/careline/careline.toml``;
-* ``CARELINE_MACHINE_CONFIG`` names another file instead of the platform's (and turns the
-  Windows registry off, so a test or a trial run sees that file alone).
+* ``CARELINE_MACHINE_CONFIG`` names another file, only on a computer IT does not manage:
+  where the platform's file exists (or, on Windows, the registry holds Careline values)
+  it is ignored with a warning, because anyone can set it in their own environment and it
+  would replace IT's locks with theirs. Otherwise that file alone is read (and the Windows
+  registry is not), for a test or a trial run.
+
+Locked settings win over a person's own ``careline.toml``, their environment and the
+command line alike (an admin script changes the machine file, not the lock). They are
+policy, not a sandbox: a person who may run programs of their own can run another copy
+of Careline. On Windows ``%ProgramData%`` is read from the process environment, which a
+person can change; IT that relies on locks there should use the registry values (Group
+Policy), which are read first.
 
 It holds any desktop setting of :data:`core.config.settings.DESKTOP_SCHEMA` (defaults a
 person's own ``careline.toml`` in the data folder may change) and ``locked``, a list of
@@ -20,6 +30,7 @@ the setting and the file (or registry key).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -36,6 +47,8 @@ from core.config.settings import (
     read_toml_file,
 )
 
+log = logging.getLogger(__name__)
+
 MACHINE_CONFIG_ENV = "CARELINE_MACHINE_CONFIG"
 LOCKED_KEY = "locked"
 # The data folder holds the person's own config file; locking it would make no sense.
@@ -43,10 +56,27 @@ UNLOCKABLE = frozenset({"data_dir"})
 
 
 def machine_config_path(env: Mapping[str, str] | None = None) -> Path:
-    """The machine-wide file for this platform (or the one ``CARELINE_MACHINE_CONFIG`` names)."""
+    """The machine-wide file: the platform's, or the one ``CARELINE_MACHINE_CONFIG`` names
+    when the platform has none (module docstring)."""
     env = os.environ if env is None else env
+    platform = platform_config_path(env)
     if env.get(MACHINE_CONFIG_ENV):
-        return Path(env[MACHINE_CONFIG_ENV]).expanduser()
+        if not platform.is_file():
+            return Path(env[MACHINE_CONFIG_ENV]).expanduser()
+        _ignore_override(platform)
+    return platform
+
+
+def _ignore_override(managed_by: object) -> None:
+    log.warning(
+        "%s is ignored: this computer's machine-wide configuration (%s) is IT's, and a "
+        "person's environment cannot replace it",
+        MACHINE_CONFIG_ENV, managed_by,
+    )  # fmt: skip
+
+
+def platform_config_path(env: Mapping[str, str]) -> Path:
+    """Where this platform keeps the machine-wide file IT deploys."""
     if sys.platform == "win32":
         program_data = env.get("ProgramData") or env.get("PROGRAMDATA") or r"C:\ProgramData"
         return Path(program_data) / "Careline" / CONFIG_FILE_NAME
@@ -64,16 +94,19 @@ def load_machine_config(
 
     ``registry`` maps a setting name to (value, registry key) as
     :func:`core.config.windows_registry.read_values` returns them; by default it is read on
-    Windows only, and not when ``CARELINE_MACHINE_CONFIG`` names a file.
+    Windows only; when it holds Careline values, ``CARELINE_MACHINE_CONFIG`` is ignored.
     """
     env = os.environ if env is None else env
-    path = machine_config_path(env)
     if registry is None:
         registry = {}
-        if sys.platform == "win32" and not env.get(MACHINE_CONFIG_ENV):
+        if sys.platform == "win32":
             from core.config import windows_registry
 
             registry = windows_registry.read_values([s.name for s in schema] + [LOCKED_KEY])
+            if registry and env.get(MACHINE_CONFIG_ENV):
+                _ignore_override(next(iter(registry.values()))[1])
+                env = {k: v for k, v in env.items() if k != MACHINE_CONFIG_ENV}
+    path = machine_config_path(env)
     raw: dict[str, tuple[Any, str]] = {}
     if path.is_file():
         known = [s.name for s in schema] + [LOCKED_KEY]

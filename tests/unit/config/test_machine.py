@@ -149,3 +149,34 @@ def test_a_relative_ca_file_is_read_beside_the_machine_file(
     monkeypatch.chdir(elsewhere)
     layer = load_machine_config(env)
     assert layer.values["server_ca_file"] == tmp_path / "clinic-ca.pem"
+
+
+def test_a_person_cannot_swap_the_machine_file_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # IT's file exists where the platform keeps it: CARELINE_MACHINE_CONFIG (which anyone
+    # can set in their own environment) must not replace it and its locks.
+    it_file = tmp_path / "etc" / "careline.toml"
+    it_file.parent.mkdir()
+    it_file.write_text('auto_lock_minutes = 2\nlocked = ["auto_lock_minutes"]\n')
+    monkeypatch.setattr("core.config.machine.platform_config_path", lambda env: it_file)
+    env = machine_env(tmp_path, "auto_lock_minutes = 600\n")
+    own = own_file(tmp_path / "data", "auto_lock_minutes = 600\n")
+
+    with caplog.at_level(logging.WARNING):
+        assert machine_config_path(env) == it_file
+        layer = load_machine_config(env)
+    assert layer.values["auto_lock_minutes"] == 2 and "auto_lock_minutes" in layer.locked
+    assert load_desktop_settings(own, env=env)["auto_lock_minutes"] == 2
+    assert "CARELINE_MACHINE_CONFIG" in caplog.text and str(it_file) in caplog.text
+
+
+def test_the_environment_names_the_machine_file_where_the_platform_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trial runs and tests on a computer IT does not manage.
+    monkeypatch.setattr(
+        "core.config.machine.platform_config_path", lambda env: tmp_path / "absent.toml"
+    )
+    env = machine_env(tmp_path, "auto_lock_minutes = 7\n")
+    assert load_machine_config(env).values["auto_lock_minutes"] == 7
