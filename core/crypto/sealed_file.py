@@ -42,6 +42,10 @@ from core.crypto.keyslots import KeySlot, open_slot
 MAGIC = b"CLBACKUP"
 VERSION = 1
 MAX_HEADER = 1024 * 1024
+# Opening tries each opener of the secret's kind, one Argon2id run each at the file's own
+# (bounded) parameters: a header listing thousands would keep a restore busy for hours.
+# Careline writes at most two.
+MAX_OPENERS = 4
 OPENER_KINDS = ("passphrase", "recovery", "operator")
 _SECRET_NAMES = {"passphrase": "backup passphrase", "recovery": "recovery key",
                  "operator": "operator passphrase"}  # fmt: skip
@@ -92,8 +96,10 @@ class Opener:
         kind = str(data["kind"])
         wrapped = _unb64(data.get("wrapped"))
         if kind == "recovery":
-            return cls(kind, wrapped, slot=KeySlot.from_dict(data.get("slot")),
-                       slot_db=str(data.get("slot_db", "")))  # fmt: skip
+            slot = KeySlot.from_dict(data.get("slot"))
+            if slot.kind != "recovery":  # another kind of slot could skip Argon2id
+                raise ValueError("a recovery opener must hold the recovery key slot")
+            return cls(kind, wrapped, slot=slot, slot_db=str(data.get("slot_db", "")))
         return cls(kind, wrapped, _unb64(data.get("salt")), Argon2Params.from_dict(data.get("kdf")))
 
 
@@ -196,6 +202,8 @@ def read_header(src: BinaryIO, where: str) -> Header:
         raise SealedFileError(f"{where} is truncated: it ends inside its header")
     try:
         data = json.loads(body)
+        if len(data["openers"]) > MAX_OPENERS:
+            raise ValueError(f"{len(data['openers'])} openers, more than {MAX_OPENERS}")
         openers = [Opener.from_dict(o) for o in data["openers"]]
         info = data.get("info", {})
         if not isinstance(info, dict):

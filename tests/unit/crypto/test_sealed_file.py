@@ -4,7 +4,9 @@ named before the content is trusted."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import struct
 
 import pytest
 
@@ -102,3 +104,33 @@ def test_a_file_that_is_no_backup_or_a_newer_format_is_named() -> None:
     newer[len(sealed_file.MAGIC)] = 9
     with pytest.raises(SealedFileError, match="format version 9"):
         sealed_file.read_header(io.BytesIO(bytes(newer)), "backup x")
+
+
+def _with_openers(openers: list[dict[str, object]]) -> bytes:
+    body = json.dumps({"kind": "workstation", "created": "2026-01-01T00:00:00Z",
+                       "info": {}, "openers": openers}).encode()  # fmt: skip
+    return b"CLBACKUP" + struct.pack(">BI", 1, len(body)) + body
+
+
+def test_a_hostile_header_cannot_make_the_reader_run_argon2_without_end() -> None:
+    # Each passphrase opener costs one Argon2id run at the file's own parameters (bounded
+    # at 1 GiB and 64 passes): thousands of them in a 1 MiB header would keep a restore
+    # busy for hours before saying the passphrase is wrong. Refused at the header.
+    header = sealed_file.read_header(io.BytesIO(_seal()), "backup x")
+    opener = header.openers[0].to_dict()
+    many = _with_openers([opener] * (sealed_file.MAX_OPENERS + 1))
+    with pytest.raises(SealedFileError, match="openers"):
+        sealed_file.read_header(io.BytesIO(many), "backup x")
+
+
+def test_a_recovery_opener_must_carry_a_recovery_slot() -> None:
+    # A "recovery" opener whose slot is a raw keyring slot would skip Argon2id: the file
+    # is damaged (or forged), not openable.
+    recovery = new_recovery_key()
+    header = sealed_file.read_header(io.BytesIO(_seal(None, recovery)), "backup x")
+    opener = header.openers[0].to_dict()
+    slot = dict(opener["slot"])
+    slot["kind"] = "keyring"
+    slot.pop("kdf")
+    with pytest.raises(SealedFileError, match="recovery key slot"):
+        sealed_file.read_header(io.BytesIO(_with_openers([opener | {"slot": slot}])), "backup x")
