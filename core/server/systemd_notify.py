@@ -34,8 +34,13 @@ def notify_address(environ: Mapping[str, str] | None = None) -> str | None:
 def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
     """Send ``state`` (e.g. ``READY=1``) to systemd; False when not asked to (no
     NOTIFY_SOCKET). A failed send is logged, not raised: the service keeps serving, and
-    systemd's start timeout reports the missing readiness."""
-    address = notify_address(environ)
+    systemd's start timeout reports the missing readiness. So is an address this cannot
+    use (e.g. systemd 254's ``vsock:``): this runs once the server already listens."""
+    try:
+        address = notify_address(environ)
+    except ValueError as exc:
+        log.warning("could not notify systemd (%s): %s", state.split("\n")[0], exc)
+        return False
     if address is None:
         return False
     try:

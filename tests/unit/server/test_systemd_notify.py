@@ -49,3 +49,15 @@ def test_a_socket_nobody_listens_on_is_logged_not_raised(
 def test_a_malformed_notify_socket_is_named() -> None:
     with pytest.raises(ValueError, match="NOTIFY_SOCKET='relative/sock' is neither"):
         notify_address({"NOTIFY_SOCKET": "relative/sock"})
+
+
+def test_an_address_it_cannot_use_does_not_stop_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # systemd 254+ may hand a VM's service "vsock:CID:PORT". notify() runs after uvicorn
+    # has bound its port: raising there would stop a working server (and Restart= would
+    # loop it); the start timeout reports the missing readiness instead.
+    with caplog.at_level(logging.WARNING, logger="careline.server"):
+        assert notify("READY=1", {"NOTIFY_SOCKET": "vsock:2:1234"}) is False
+    assert "could not notify systemd (READY=1)" in caplog.text
+    assert "vsock:2:1234" in caplog.text
