@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from core.cli.passwords import read_password
 from core.config.settings import ConfigError
-from core.server.backup import backup_server, restore_server
+from core.server.backup import adopt_restored, backup_server, restore_server
 from core.server.service import ClinicServer
 
 
@@ -72,18 +72,12 @@ def backup(args: argparse.Namespace, server: ClinicServer, out: Emitter) -> None
 
 def restore(args: argparse.Namespace, settings: dict[str, Any], out: Emitter) -> int:
     """admin restore FILE [--keys-file KEYS] into the configured data folder."""
-    from core.keys.providers import provider_from_settings
-
     data_dir: Path = settings["data_dir"]
 
     def opens(folder: Path) -> None:
-        # The restored stores must open with the keys at hand before anything is moved.
-        server = ClinicServer(folder, provider_from_settings(settings, folder), settings=settings)
-        try:
-            for clinic in server.registry.clinics():
-                server.replica(clinic.id)
-        finally:
-            server.close()
+        # The restored stores must open with the keys at hand before anything is moved,
+        # and take new identities before anything can write an op.
+        adopt_restored(folder, settings)
 
     count = restore_server(args.file, args.keys_file, data_dir, _passphrase(args), opens)
     out.emit(

@@ -17,6 +17,12 @@ passphrase:
   MASTER_ENCRYPTION_KEY, a systemd credential, AWS KMS or Vault is not in the data folder
   and is not exported: it is kept where it lives (README "Backup and restore").
 
+A restored server gives every clinic replica a new replica id and Yjs client id
+(:func:`adopt_restored`): the lost server may have made ops of its own (admin writes,
+signed by the clinic CA) after the backup that workstations already hold; numbering new
+ones ``(old id, seq)`` again would collide with them. Those ops still come back from the
+workstations under the old id, which stays in the version vector.
+
 Left out: ``spool/`` (attachment uploads in progress), lock files, SQLite side files.
 Attachments are copied after the stores, so every attachment a copied store names is in
 the backup (an upload stores its blob before its record refers to it).
@@ -29,7 +35,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -39,8 +45,10 @@ from core.crypto.bundle import BundleError, Packer, Unpacker
 from core.crypto.errors import DecryptionError
 from core.errors import CarelineError
 from core.keys.files import fsync_dir
+from core.keys.providers import provider_from_settings
 from core.keys.providers.local import KEY_FILE_NAME
 from core.server.service import ClinicServer
+from core.store import oplog
 from core.store.database import DB_FILE_NAME, Database
 
 DATA_FORMAT = "careline-server-backup"
@@ -230,3 +238,23 @@ def restore_server(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return count
+
+
+def adopt_restored(folder: Path, settings: Mapping[str, Any]) -> dict[str, str]:
+    """Open the server restored at ``folder`` with the keys ``settings`` name (proving they
+    open every store) and give each clinic replica a new identity (module docstring),
+    audited. Returns each clinic's new replica id."""
+    server = ClinicServer(folder, provider_from_settings(settings, folder), settings=settings)
+    renewed: dict[str, str] = {}
+    try:
+        for clinic in server.registry.clinics():
+            db = server.replica(clinic.id)
+            old = oplog.identity(db).replica_id
+            fresh = oplog.random_identity()
+            details = {"old_replica_id": old, "new_replica_id": fresh.replica_id}
+            with db.write("server", "backup.restore", "clinic", clinic.id, details) as tx:
+                oplog.take_identity(tx, fresh)
+            renewed[clinic.id] = fresh.replica_id
+    finally:
+        server.close()
+    return renewed

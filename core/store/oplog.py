@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,29 @@ def identity(tx: Transaction | Database) -> Identity:
         tx.query("SELECT key, value FROM meta WHERE key IN ('replica_id', 'yjs_client_id')")
     )
     return Identity(str(rows["replica_id"]), int(rows["yjs_client_id"]))
+
+
+def random_identity() -> Identity:
+    """A new replica id and Yjs client id (52 bits, as migration V1 draws it: Yjs client
+    ids are JavaScript-safe integers)."""
+    return Identity(secrets.token_hex(8), secrets.randbits(52))
+
+
+def take_identity(tx: Transaction, fresh: Identity) -> None:
+    """Make ``fresh`` this replica's identity and restart its own op chain.
+
+    For a copy restored from a backup: others hold ops numbered ``(old id, seq)`` beyond
+    the copy's, so it must never number an op of its own under the old id again (nor
+    make Yjs items under the old client id). The old origin's ops stay in the log and in
+    the version vector, so those made after the backup are still received.
+    """
+    tx.execute("DELETE FROM meta WHERE key = ?", (op_signer.CHAIN_KEY,))
+    for key, value in (("replica_id", fresh.replica_id), ("yjs_client_id", str(fresh.client_id))):
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
 
 # ----- hybrid logical clock ---------------------------------------------------------------

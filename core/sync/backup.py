@@ -74,6 +74,7 @@ from core.keys.keychain import Keychain
 from core.keys.recovery import normalize_recovery_key
 from core.records import authorize
 from core.records.workstation import Workstation
+from core.store import oplog
 from core.store.database import DB_FILE_NAME, Database, utc_now
 from core.store.migrations import LATEST_VERSION
 from core.store.online_copy import export_copy
@@ -319,7 +320,8 @@ def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, 
     Returns (old replica id, new replica id, the server URL the old identity used)."""
     meta: dict[str, str] = dict(db.query("SELECT key, value FROM meta"))
     old = str(meta["replica_id"])
-    new = secrets.token_hex(8)
+    fresh = oplog.random_identity()
+    new = fresh.replica_id
     credential = json.loads(str(meta["server_credential"])) if "server_credential" in meta else {}
     server_url = credential.get("server_url")
     marker = {
@@ -333,17 +335,12 @@ def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, 
     with db.write(actor, "backup.restore", "clinic", new, details) as tx:
         for key in _OLD_IDENTITY_KEYS:
             tx.execute("DELETE FROM meta WHERE key = ?", (key,))
-        for key, value in (
-            ("replica_id", new),
-            # 52 bits, as migration V1 draws it: Yjs client ids are JavaScript-safe integers.
-            ("yjs_client_id", str(secrets.randbits(52))),
+        oplog.take_identity(tx, fresh)
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (RESTORED_KEY, json.dumps(marker)),
-        ):
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        )
     return old, new, server_url
 
 

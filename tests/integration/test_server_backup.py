@@ -9,7 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from core.records.clinic import ClinicRecords
+from core.records.replication import replica_id
+from core.server.backup import adopt_restored, backup_server, restore_server
+from core.server.settings import load_server_settings
+from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import make_server
 from tests.integration.server_process import ServerProcess, clinic_server, server_admin
 from tests.integration.test_cli import careline
 
@@ -86,3 +92,31 @@ def test_an_embedded_server_restored_from_its_backup_serves_the_clinic(tmp_path:
         assert (_found(second, "abara"), _found(second, "bello")) == (1, 1)
     finally:
         restored.stop()
+
+
+def test_a_restored_server_numbers_its_own_ops_under_a_new_origin(tmp_path: Path) -> None:
+    # The lost server may have made ops of its own after the backup (admin writes) that
+    # workstations hold: a restored one numbering ops (old origin, seq) again would collide.
+    data, restored = tmp_path / "server", tmp_path / "restored"
+    backup, keys = tmp_path / "server.clbackup", tmp_path / "keys.clbackup"
+    server = make_server(data)
+    try:
+        clinic = server.create_clinic("Harbour Clinic")  # the server's own op, seq 1
+        old = replica_id(server.replica(clinic.id))
+        backup_server(server, backup, keys, OPERATOR)
+    finally:
+        server.close()
+    settings = load_server_settings(cli={"data_dir": restored}, env={})
+    restore_server(backup, keys, restored, OPERATOR, lambda f: adopt_restored(f, settings))
+
+    again = make_server(restored)
+    try:
+        db = again.replica(clinic.id)
+        new = replica_id(db)
+        ClinicRecords(db, "server").set_clinic_name("Harbour Clinic East")
+        own = db.query("SELECT origin, seq FROM oplog ORDER BY rowid DESC LIMIT 1")[0]
+        assert new != old and (own[0], own[1]) == (new, 1)
+        # The old origin's ops stay, so those made after the backup are still taken in.
+        assert version_vector(db)[old] == 1
+    finally:
+        again.close()
