@@ -29,17 +29,22 @@ def scheduled_backups(folder: Path) -> list[Path]:
 def last_backup_time(folder: Path) -> dt.datetime | None:
     """When the newest scheduled backup in ``folder`` was made (from its name)."""
     found = scheduled_backups(folder)
-    if not found:
-        return None
-    match = _NAME.fullmatch(found[-1].name)
-    assert match is not None
-    return dt.datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    return _made_at(found[-1]) if found else None
 
 
 def is_due(folder: Path, every_hours: float, now: dt.datetime) -> bool:
-    """True when no scheduled backup in ``folder`` is younger than ``every_hours``."""
-    last = last_backup_time(folder)
+    """True when no scheduled backup in ``folder`` is younger than ``every_hours``. One
+    named after ``now`` (made while the clock was wrong) does not count: waiting for its
+    date could mean no backup for years."""
+    made = [_made_at(p) for p in scheduled_backups(folder)]
+    last = max((t for t in made if t <= now), default=None)
     return last is None or now - last >= dt.timedelta(hours=every_hours)
+
+
+def _made_at(path: Path) -> dt.datetime:
+    match = _NAME.fullmatch(path.name)
+    assert match is not None  # scheduled_backups lists only such names
+    return dt.datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
