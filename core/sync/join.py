@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import CarelineError
@@ -62,12 +62,13 @@ class JoinRequest:
     """Who joins, and either the server fields or the LAN peer fields."""
 
     username: str
-    password: str | None = None  # needed only to make a new replica
+    # Secrets stay out of repr(): a log line or error report printing the request.
+    password: str | None = field(default=None, repr=False)  # only to make a new replica
     server_url: str = ""
-    enroll_code: str = ""
+    enroll_code: str = field(default="", repr=False)
     ca_pem: str | None = None
     device_name: str | None = None
-    pair_code: str = ""
+    pair_code: str = field(default="", repr=False)
     peer: str = ""  # HOST:PORT of the peer's sync listener (pairing: PORT+1)
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class MachineEnrollment:
     """What the machine-wide configuration says about joining the clinic server."""
 
     server_url: str
-    enroll_code: str
+    enroll_code: str = field(repr=False)  # never printed (logs, error reports)
     ca_file: Path | None
     ca_fingerprint: str | None
     device_name: str | None

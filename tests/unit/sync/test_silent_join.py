@@ -10,6 +10,7 @@ import pytest
 from core.crypto import certs
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import EnrollmentError
+from core.sync.join import JoinRequest
 from core.sync.silent_join import MachineEnrollment
 
 
@@ -38,3 +39,21 @@ def test_a_ca_file_is_pinned_and_checked_against_the_fingerprint(tmp_path: Path)
         enrollment(ca, "0" * 64).ca_pem()
     with pytest.raises(EnrollmentError, match=r"server_ca_file: cannot read .*missing\.pem"):
         enrollment(tmp_path / "missing.pem", None).ca_pem()
+
+
+def test_the_code_and_passwords_never_show_in_a_printed_request() -> None:
+    # A log line or error report that prints the enrollment (or the join request built
+    # from it) must not hand out the code, nor a password or pairing code.
+    found = MachineEnrollment.from_settings(
+        {
+            "server_url": "https://a",
+            "enroll_code": "WQ3K-SECRET",
+            "server_ca_fingerprint": "ab" * 32,
+        }
+    )
+    assert found is not None and "WQ3K-SECRET" not in repr(found)
+    request = JoinRequest("nurse", "hunter2-password", "https://a", "WQ3K-SECRET",
+                          pair_code="PAIR-SECRET")  # fmt: skip
+    shown = repr(request)
+    assert "WQ3K-SECRET" not in shown and "hunter2" not in shown and "PAIR-SECRET" not in shown
+    assert "https://a" in shown
