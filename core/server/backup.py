@@ -218,6 +218,10 @@ def restore_server(
     """Restore a server backup (and its master key file) into the new, empty ``data_dir``.
     ``check(folder)`` opens the restored server to prove the keys open it, before the folder
     is moved into place. Returns how many files were restored."""
+    if data_dir.is_symlink():
+        raise ServerBackupError(
+            f"{data_dir} is a symbolic link: restore into a new folder (name the folder itself)"
+        )
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise ServerBackupError(f"{data_dir} is not an empty folder: restore into a new one")
     if not data_dir.parent.is_dir():

@@ -219,6 +219,11 @@ def _content_key(header: sealed_file.Header, path: Path, kind: str, secret: str)
 
 
 def _require_empty_target(data_dir: Path) -> None:
+    if data_dir.is_symlink():
+        raise BackupError(
+            f"{data_dir} is a symbolic link: a backup is restored only into a new folder "
+            "(name the folder itself)"
+        )
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise BackupError(
             f"{data_dir} is not an empty folder: a backup is restored only into a new one"

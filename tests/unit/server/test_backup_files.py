@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.keys.providers.local import KEY_FILE_NAME
-from core.server.backup import _other_files
+from core.server.backup import ServerBackupError, _other_files, restore_server
 
 
 def test_no_copy_of_the_master_key_reaches_the_data_backup(tmp_path: Path) -> None:
@@ -21,3 +23,12 @@ def test_no_copy_of_the_master_key_reaches_the_data_backup(tmp_path: Path) -> No
     listed = sorted(name for name, _ in _other_files(tmp_path))
 
     assert listed == ["blobs/ab12", "registry.key.json"]
+
+
+def test_a_server_restore_target_that_is_a_symbolic_link_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "data").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ServerBackupError, match="symbolic link"):
+        restore_server(tmp_path / "none.clbackup", None, tmp_path / "data", "phrase")

@@ -77,3 +77,13 @@ def test_a_restore_refuses_an_existing_file_or_folder(
     with pytest.raises(BackupError, match="not an empty folder"):
         _restore(backup, used)
     assert [p.name for p in used.iterdir()] == ["keep.txt"]
+
+
+def test_a_restore_target_that_is_a_symbolic_link_is_refused_by_name(tmp_path: Path) -> None:
+    # A link to an empty folder passed the "new, empty folder" check, then failed at the
+    # very end with a bare "Not a directory" after the whole backup had been decrypted.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "restored").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BackupError, match="symbolic link"):
+        restore_backup(tmp_path / "none.clbackup", tmp_path / "restored", "passphrase", PHRASE,
+                       "admin", PASSWORD, lambda ws: None, FAST_PARAMS)  # fmt: skip
