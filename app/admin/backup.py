@@ -30,6 +30,7 @@ from app.messages import describe_error
 from app.session.key_dialogs import busy_bar, heading_label
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
 from app.worker import Job, Worker
+from core.crypto import sealed_file
 from core.crypto.kdf import Argon2Params
 from core.records.workstation import Workstation
 from core.sync.backup import (
@@ -126,8 +127,10 @@ class BackupDialog(QDialog):
             return self._show_error("Choose where to save the backup file.")
         if self.use_passphrase.isChecked():
             passphrase = self.passphrase.text()
-            if len(passphrase) < 12:
-                return self._show_error("Choose a passphrase of at least 12 characters.")
+            if len(passphrase) < sealed_file.MIN_PASSPHRASE:
+                return self._show_error(
+                    f"Choose a passphrase of at least {sealed_file.MIN_PASSPHRASE} characters."
+                )
             if passphrase != self.repeat.text():
                 return self._show_error("The two passphrases differ.")
         ws, actor, target = self._workstation, self._actor, Path(text)

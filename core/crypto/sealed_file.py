@@ -54,6 +54,15 @@ _CONTENT_LABEL = b"careline/backup/v1"
 _WRAP_LABEL = "careline/backup-key/v1"
 # Passphrases are chosen by people: the desktop's default Argon2id profile (64 MiB, 3 passes).
 PASSPHRASE_PARAMS = Argon2Params()
+# The files travel (USB disks, cloud folders) and are attacked offline: a new backup's
+# passphrase has at least this many characters (opening one is not checked).
+MIN_PASSPHRASE = 12
+
+
+def check_new_passphrase(passphrase: str, name: str = "backup passphrase") -> None:
+    """Refuse (ValueError, naming it) a passphrase too short to seal a new backup with."""
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise ValueError(f"the {name} must have at least {MIN_PASSPHRASE} characters")
 
 
 class SealedFileError(DecryptionError):

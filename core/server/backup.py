@@ -135,8 +135,10 @@ def backup_server(
             "this server keeps its clinics in PostgreSQL: back it up with pg_dump, the bucket's "
             "versioning and the key service's own backup (README 'Backup and restore')"
         )
-    if not passphrase:
-        raise ServerBackupError("the operator passphrase is empty")
+    try:
+        sealed_file.check_new_passphrase(passphrase, "operator passphrase")
+    except ValueError as exc:
+        raise ServerBackupError(str(exc)) from None
     for path in (target, keys_target):
         if path is not None and path.exists():
             raise ServerBackupError(f"{path} already exists; choose a new file name")

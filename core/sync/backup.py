@@ -131,6 +131,11 @@ def create_backup(
     complete."""
     if target.exists():
         raise BackupError(f"{target} already exists; choose a new file name")
+    if passphrase is not None:
+        try:
+            sealed_file.check_new_passphrase(passphrase)
+        except ValueError as exc:
+            raise BackupError(str(exc)) from None
     if not target.parent.is_dir():
         raise BackupError(f"the folder {target.parent} does not exist")
     keys = ws.unlocked_keys

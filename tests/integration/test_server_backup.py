@@ -9,9 +9,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from core.records.clinic import ClinicRecords
 from core.records.replication import replica_id
-from core.server.backup import adopt_restored, backup_server, restore_server
+from core.server.backup import ServerBackupError, adopt_restored, backup_server, restore_server
 from core.server.settings import load_server_settings
 from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
@@ -120,3 +122,13 @@ def test_a_restored_server_numbers_its_own_ops_under_a_new_origin(tmp_path: Path
         assert version_vector(db)[old] == 1
     finally:
         again.close()
+
+
+def test_a_short_operator_passphrase_is_refused(tmp_path: Path) -> None:
+    server = make_server(tmp_path / "server")
+    try:
+        with pytest.raises(ServerBackupError, match="at least 12 characters"):
+            backup_server(server, tmp_path / "b.clbackup", tmp_path / "k.clbackup", "short")
+        assert not (tmp_path / "b.clbackup").exists()
+    finally:
+        server.close()

@@ -87,3 +87,11 @@ def test_a_restore_target_that_is_a_symbolic_link_is_refused_by_name(tmp_path: P
     with pytest.raises(BackupError, match="symbolic link"):
         restore_backup(tmp_path / "none.clbackup", tmp_path / "restored", "passphrase", PHRASE,
                        "admin", PASSWORD, lambda ws: None, FAST_PARAMS)  # fmt: skip
+
+
+def test_a_short_backup_passphrase_is_refused(workstation: Workstation, tmp_path: Path) -> None:
+    # The file travels (USB disks, cloud folders): a short passphrase is guessed offline,
+    # whatever Argon2id costs per guess. The app's dialog and the CLI ask the same.
+    with pytest.raises(BackupError, match="at least 12 characters"):
+        create_backup(workstation, tmp_path / "short.clbackup", "eleven char", "admin")
+    assert not (tmp_path / "short.clbackup").exists()
