@@ -9,6 +9,7 @@ from pathlib import Path
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup
+from core.config.settings import check_server_url
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,7 @@ def run(ctx: Context) -> int:
         return _run_machine(ctx)
     if args.server is None:
         raise CliError("give --server URL with the code, or --machine", EXIT_USAGE)
+    _refuse_other_server(ctx, args.server)
     ca_pem = None
     if args.ca_file is not None:
         try:
@@ -59,6 +61,27 @@ def run(ctx: Context) -> int:
         f"{result.records} records received." + recovery_text(result),
     )
     return EXIT_OK
+
+
+def _refuse_other_server(ctx: Context, server: str) -> None:
+    """IT's machine-wide configuration that locks server_url decides which server this
+    computer joins: a person's own file and environment cannot change it, nor can this
+    command's --server (it would send the clinic held here to another server)."""
+    machine = ctx.machine
+    locked = machine.values.get("server_url") if "server_url" in machine.locked else None
+    if locked is None:
+        return
+    try:
+        same = check_server_url(server) == locked
+    except ValueError:
+        same = False
+    if not same:
+        raise CliError(
+            f"this computer joins only {locked}, which the machine-wide configuration "
+            f"({machine.sources.get('server_url', 'machine configuration')}) locks; --server "
+            f"{server} is refused (ask IT, or use 'careline enroll --machine')",
+            EXIT_USAGE,
+        )
 
 
 def _run_machine(ctx: Context) -> int:

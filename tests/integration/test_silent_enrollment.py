@@ -156,3 +156,26 @@ def test_bad_machine_config_names_the_setting_and_the_file(tmp_path: Path) -> No
     )  # fmt: skip
     assert bad.returncode == 2, bad.stderr
     assert "server_url" in bad.stderr and str(machine) in bad.stderr
+
+
+def test_a_managed_workstation_is_not_enrolled_with_another_server_by_hand(
+    tmp_path: Path,
+) -> None:
+    # IT's machine file names the clinic server (the enrollment settings are then locked):
+    # 'careline enroll --server' elsewhere would send this computer's clinic to another
+    # server. Refused before anything is made or sent.
+    machine = tmp_path / "careline.toml"
+    machine.write_text(
+        f'server_url = "https://careline.clinic.lan:8443"\nserver_ca_fingerprint = "{"ab" * 32}"\n'
+    )
+    env = {**child_env(), "CARELINE_MACHINE_CONFIG": str(machine)}
+    desk = tmp_path / "desk"
+    other = subprocess.run(
+        [sys.executable, "-m", "app.entry", "--data-dir", str(desk), "--user", "admin",
+         "--password-stdin", "enroll", "--server", "https://127.0.0.1:9", "--code", "X"],
+        input="correct horse battery\n", capture_output=True, text=True, cwd=REPO, env=env,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert other.returncode == 2, other.stderr
+    assert "https://careline.clinic.lan:8443" in other.stderr and str(machine) in other.stderr
+    assert not desk.exists()
