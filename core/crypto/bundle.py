@@ -28,7 +28,10 @@ class BundleError(CarelineError):
 
 def _checked_name(name: Any) -> str:
     path = PurePosixPath(str(name))
-    if not str(name) or path.is_absolute() or any(p in ("..", "") for p in path.parts):
+    # Backslashes and drive letters ("C:") are separators or roots on Windows, where the
+    # folder / name join would follow them out of the folder.
+    if (not str(name) or path.is_absolute() or any(p in ("..", "") for p in path.parts)
+            or any(ch in str(name) for ch in "\\:")):  # fmt: skip
         raise BundleError(f"the backup lists a file outside its folder: {str(name)[:80]!r}")
     return str(path)
 
