@@ -336,6 +336,11 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
         out.emit(held, "\n".join(lines) or "Nothing quarantined.")
     elif area == "backup":
         server_backup.backup(args, server, out)
+    elif area == "new-identity":
+        clinics = server.take_new_identities()
+        out.emit({"clinics": clinics},
+                 f"{len(clinics)} clinic(s) will number the server's own ops under a new "
+                 "identity.")  # fmt: skip
     elif area == "audit" and action == "list":
         clinic = server.registry.clinic(args.clinic)
         wanted = AuditFilter(args.patient, args.user, args.action_filter, args.since,

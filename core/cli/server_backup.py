@@ -37,6 +37,12 @@ def add_arguments(admin: Any) -> None:
     restore.add_argument("file", type=Path, help="the backup file")
     restore.add_argument("--keys-file", type=Path, help="the master key file made with it")
     _passphrase_file(restore)
+    admin.add_parser(
+        "new-identity",
+        help="PostgreSQL: run once after pg_restore of the server's database, before serving "
+        "it: the server takes new op identities, so it never reuses op numbers the lost "
+        "server handed out after the dump",
+    )
 
 
 def _passphrase_file(parser: argparse.ArgumentParser) -> None:

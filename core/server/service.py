@@ -347,6 +347,20 @@ class ClinicServer:
             return self.pg_replica(clinic_id)
         return DatabaseStore(self.replica(clinic_id))
 
+    def take_new_identities(self) -> list[str]:
+        """After ``pg_restore`` of this server's database: every clinic's server replica
+        takes a new origin (see :meth:`PgReplica.take_new_identity`); returns the clinic ids.
+        The embedded server's ``admin restore`` does this itself."""
+        if self.pg is None:
+            raise ServerError(
+                "this server keeps its clinics in SQLCipher files: 'admin restore' already "
+                "gives a restored server new identities"
+            )
+        clinics = [c.id for c in self.registry.clinics()]
+        for clinic_id in clinics:
+            self.pg_replica(clinic_id).take_new_identity()
+        return clinics
+
     def pg_replica(self, clinic_id: str) -> PgReplica:
         """The clinic's replica in PostgreSQL (only with DATABASE_URL)."""
         from core.server.postgres.replica import PgReplica

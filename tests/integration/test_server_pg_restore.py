@@ -17,7 +17,9 @@ import pytest
 
 from core.records.workstation import Workstation
 from core.server.backup import ServerBackupError, backup_server
+from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import add_clinic, join_clinic, live_server, sync_at
+from tests.integration.server_process import server_admin
 from tests.services import Service, create_postgres_database, drop_postgres_database
 
 REGION = "us-east-1"
@@ -71,6 +73,7 @@ def test_pg_dump_restored_into_a_new_database_serves_the_clinic(
         desk, credential = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "a")
         desk.records.add_patient("Dumped", "Ann", "1970-01-01")
         sync_at(desk, credential)
+        dumped = live.server.pg_replica(clinic).version_vector()
         # Online, while the server runs: pg_dump reads one consistent snapshot.
         source = _plain_url(production_env["DATABASE_URL"])
         subprocess.run(["pg_dump", "-Fc", "-f", str(dump), source], check=True,
@@ -90,7 +93,15 @@ def test_pg_dump_restored_into_a_new_database_serves_the_clinic(
         # workstations pinned it), nothing else of the server lives on its disk.
         shutil.copytree(tmp_path / "server" / "tls", tmp_path / "server2" / "tls")
         env = production_env | {"DATABASE_URL": restored_url}
+        # The lost server may have numbered ops of its own after the dump: the restored one
+        # must never number ops under its old origin again.
+        taken = server_admin(tmp_path / "server2", env, "new-identity")
+        assert taken["clinics"] == [clinic]
         with live_server(tmp_path / "server2", env, port=port) as live:
+            live.server.add_user(clinic, "nurse", "Nora Nurse", "nurse", PASSWORD)
+            now = live.server.pg_replica(clinic).version_vector()
+            assert {o: now[o] for o in dumped} == dumped
+            assert len(set(now) - set(dumped)) == 1
             sync_at(desk, credential)
             other, _ = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b")
             assert _families(other) == _families(desk) == ["Dumped", "Later"]

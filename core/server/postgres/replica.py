@@ -500,6 +500,20 @@ class PgReplica:
         ).fetchall()
         return [self._open_record(c, str(ix), int(g), s) for ix, g, s in rows]
 
+    def take_new_identity(self) -> None:
+        """After the database was restored from a dump: forget the server's own origin and
+        Yjs client id, so its next admin write draws new ones.
+
+        The lost server may have numbered ops ``(old origin, seq)`` after the dump that
+        workstations already hold; numbering new ones under the old origin would clash.
+        Ops already stored under the old origin stay, and are still served.
+        """
+        with self.store.tenant(self.tenant, write=True) as cur:
+            cur.execute(
+                "DELETE FROM replica_meta WHERE key = ANY(%s)", ([_ORIGIN_KEY, _CLIENT_KEY],)
+            )
+            self._audit(cur, "server", "server.new_identity", "meta", self.tenant, {})
+
     def _server_identity(self, cur: Cursor) -> tuple[str, int]:
         origin = self._meta(cur, _ORIGIN_KEY)
         client = self._meta(cur, _CLIENT_KEY)
