@@ -337,9 +337,9 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
     elif area == "backup":
         server_backup.backup(args, server, out)
     elif area == "new-identity":
-        clinics = server.take_new_identities()
-        out.emit({"clinics": clinics},
-                 f"{len(clinics)} clinic(s) will number the server's own ops under a new "
+        renewed = server.take_new_identities()
+        out.emit({"clinics": renewed},
+                 f"{len(renewed)} clinic(s) will number the server's own ops under a new "
                  "identity.")  # fmt: skip
     elif area == "audit" and action == "list":
         clinic = server.registry.clinic(args.clinic)
