@@ -54,8 +54,8 @@ package: $(PACKAGE_STAMP)
 # Builds the packages (reusing dist/ when current), installs them with dpkg on this
 # machine (as root: CI), runs the installed app and CLI, upgrades from v0.1.0, removes.
 package-test: $(PACKAGE_STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/package -p no:xdist \
-		--run-package --durations=10
+	CARELINE_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/package \
+		--durations=10
 
 bench: $(STAMP)
 	@$(BIN)/python -m tests.bench
