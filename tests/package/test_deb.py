@@ -237,6 +237,8 @@ def test_upgrade_from_previous_release_keeps_the_data(debs: Debs, tmp_path: Path
     purge_all()
     dpkg_install(old.desktop)
     assert installed("careline").startswith("0.1.0-")  # type: ignore[union-attr]
+    # The release's own code was frozen (0.1.0 had no --version), not this checkout's.
+    assert debs.version not in run("/usr/bin/careline", "--version", check=False)
     data = tmp_path / "clinic"
     patient = new_clinic(data)  # by the 0.1.0 command line
     assert "Lucia" in careline(data, "patient", "search", "marchetti")
