@@ -5,6 +5,7 @@ checkout's recipe and cached per tag and commit (``~/.cache/careline/packages``)
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,12 @@ BUILDER = REPO / "installers" / "linux" / "build_deb.py"
 DIST = REPO / "dist"
 # What goes into a package: a change in any of these makes dist/'s packages stale.
 SOURCES = ("core", "app", "resources", "installers", "pyproject.toml")
+# The recipe: an earlier release's cached packages are rebuilt when it changes.
+RECIPE = (
+    REPO / "installers" / "pyinstaller",
+    REPO / "installers" / "linux",
+    REPO / "resources" / "linux",
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,17 @@ def current_debs() -> Debs:
     return found
 
 
+def recipe_digest() -> str:
+    """A short hash of the packaging recipe's files."""
+    digest = hashlib.sha256()
+    for top in RECIPE:
+        for path in sorted(top.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(REPO).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def cache_dir() -> Path:
     """Where earlier releases' packages are kept between runs."""
     return Path.home() / ".cache" / "careline" / "packages"
@@ -67,9 +85,9 @@ def cache_dir() -> Path:
 
 def release_debs(tag: str, version: str) -> Debs:
     """Release ``tag`` (source version ``version``) frozen and packaged with this checkout's
-    recipe; built once per tag and commit, then taken from the cache."""
+    recipe; built once per tag, commit and recipe, then taken from the cache."""
     commit = commit_of(tag)
-    folder = cache_dir() / f"{tag}-{commit[:12]}"
+    folder = cache_dir() / f"{tag}-{commit[:12]}-{recipe_digest()}"
     found = _debs_in(folder, version)
     if found is not None:
         return found
@@ -97,6 +115,10 @@ def release_debs(tag: str, version: str) -> Debs:
             folder.mkdir(parents=True, exist_ok=True)
             for deb in out.glob("*.deb"):
                 shutil.move(deb, folder / deb.name)
+        # Packages of the same release made by an older recipe are of no further use.
+        for stale in cache_dir().glob(f"{tag}-*"):
+            if stale != folder:
+                shutil.rmtree(stale, ignore_errors=True)
     found = _debs_in(folder, version)
     assert found is not None, f"no careline {version} packages were built from {tag}"
     return found
