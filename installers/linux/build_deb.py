@@ -174,6 +174,7 @@ def _tidy(lib: Path) -> None:
             ).stdout.strip()
             if runpath and "$ORIGIN" not in runpath:
                 subprocess.run(["patchelf", "--remove-rpath", str(path)], check=True)
+            _strip(path)
     for font in (lib / "_internal" / "core" / "reports" / "fonts").glob("*.ttf"):
         system_font = DEJAVU / font.name
         if system_font.is_file():
@@ -181,6 +182,34 @@ def _tidy(lib: Path) -> None:
             # Relative, as Debian policy wants links within /usr.
             installed = Path("/usr/lib/careline") / font.parent.relative_to(lib)
             font.symlink_to(os.path.relpath(system_font, installed))
+
+
+def _strip(path: Path) -> None:
+    """Strip symbols the wheels left in, unless stripping would break the file: binutils'
+    strip misplaces the segments of some libraries auditwheel rewrote (numpy's OpenBLAS
+    then fails to load: "ELF load command address/offset not page-aligned"). Those keep
+    their symbols (lintian override, with this reason)."""
+    sections = subprocess.run(["readelf", "-SW", str(path)], capture_output=True, text=True)
+    if ".symtab" not in sections.stdout and ".debug_" not in sections.stdout:
+        return
+    stripped = path.with_name(path.name + ".stripped")
+    subprocess.run(["strip", "--strip-unneeded", "-o", str(stripped), str(path)], check=True)
+    if _segments_aligned(stripped):
+        stripped.replace(path)
+    else:
+        stripped.unlink()
+
+
+def _segments_aligned(path: Path) -> bool:
+    # The loader needs each LOAD segment's file offset and address equal modulo its alignment.
+    headers = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True)
+    for line in headers.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] == ["LOAD"]:
+            offset, vaddr, align = int(fields[1], 16), int(fields[2], 16), int(fields[-1], 16)
+            if align > 1 and offset % align != vaddr % align:
+                return False
+    return headers.returncode == 0
 
 
 def stage_desktop(root: Path, frozen: Path, version: str) -> None:
