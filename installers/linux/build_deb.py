@@ -144,7 +144,7 @@ def _gzip(source: bytes, target: Path) -> None:
 
 def _doc(root: Path, package: str, version: str) -> None:
     doc = root / "usr" / "share" / "doc" / package
-    _write(doc / "copyright", (LINUX / "copyright").read_text(encoding="utf-8"))
+    _write(doc / "copyright", (LINUX / f"{package}.copyright").read_text(encoding="utf-8"))
     changelog = (LINUX / "changelog").read_text(encoding="utf-8")
     if f"({version}-" not in changelog:
         raise SystemExit(f"build_deb: installers/linux/changelog has no entry for {version}")
