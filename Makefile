@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak fuzz clean
+.PHONY: run test lint bench soak fuzz clean package package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ soak: $(STAMP)
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.campaign --seconds $(FUZZ_SECONDS)
+
+# The frozen build (PyInstaller) and the Debian packages careline and careline-server, in
+# dist/ (installers/linux/build_deb.py; a few minutes on two cores).
+PACKAGE_STAMP := $(VENV)/.installed-package
+$(PACKAGE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[gui,server,dev,package]'
+	touch $(PACKAGE_STAMP)
+
+package: $(PACKAGE_STAMP)
+	$(BIN)/python installers/linux/build_deb.py
+
+# Builds the packages (reusing dist/ when current), installs them with dpkg on this
+# machine (as root: CI), runs the installed app and CLI, upgrades from v0.1.0, removes.
+package-test: $(PACKAGE_STAMP)
+	CARELINE_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/package \
+		--durations=10
 
 bench: $(STAMP)
 	@$(BIN)/python -m tests.bench

@@ -25,8 +25,11 @@ def _open_gui(args: argparse.Namespace) -> int:
     try:
         from app.main import run_app
     except ImportError as exc:
+        # A missing module has a name; a library that fails to load (a missing system
+        # library, a broken install) only a message.
+        missing = f"{exc.name} is missing" if exc.name else str(exc)
         sys.stderr.write(
-            f"careline: error: the desktop app needs PySide6 ({exc.name} is missing); "
+            f"careline: error: the desktop app needs PySide6 ({missing}); "
             "install the 'gui' extra: pip install 'careline[gui]'\n"
         )
         return EXIT_USAGE

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from PySide6.QtCore import QDir, QTimer
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtGui import QFont, QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.garbage import GuiThreadCollector
@@ -30,6 +30,9 @@ from core.sync.silent_join import MachineEnrollment
 log = logging.getLogger(__name__)
 
 STYLESHEET_NAME = "careline.qss"
+# The reverse-DNS id naming the .desktop entry, icon and metainfo (resources/linux).
+DESKTOP_APP_ID = "org.careline.Careline"
+ICON_NAME = "careline.svg"
 EXIT_USAGE = 2  # as the CLI: bad configuration
 PREFERRED_FONTS = ["Inter", "Segoe UI", "Noto Sans", "Cantarell", "DejaVu Sans"]
 MIN_POINT_SIZE = 10.5
@@ -69,7 +72,7 @@ def set_up_application(app: QApplication) -> None:
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName(APP_NAME)
-    app.setDesktopFileName("careline")
+    app.setDesktopFileName(DESKTOP_APP_ID)
     font = QFont(QGuiApplication.font())
     font.setFamilies(PREFERRED_FONTS)
     if font.pointSizeF() < MIN_POINT_SIZE:
@@ -80,7 +83,15 @@ def set_up_application(app: QApplication) -> None:
     if folder is not None:
         # The stylesheet names its images as careline:NAME, wherever it is installed.
         QDir.addSearchPath("careline", str(folder))
+    app.setWindowIcon(window_icon(folder))
     app.setStyleSheet(stylesheet())
+
+
+def window_icon(folder: Path | None) -> QIcon:
+    """The app icon: the installed icon theme's (the .deb puts it in hicolor), else the SVG
+    beside the stylesheet (a source tree, a wheel, a frozen build on another system)."""
+    fallback = QIcon(str(folder / "icons" / ICON_NAME)) if folder is not None else QIcon()
+    return QIcon.fromTheme(DESKTOP_APP_ID, fallback)
 
 
 def create_main_window(

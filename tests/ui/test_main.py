@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QIcon
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
@@ -96,9 +97,13 @@ def test_stylesheet_is_found_and_applied(qapp: QApplication) -> None:
         set_up_application(qapp)
         assert qapp.styleSheet() == sheet
         assert qapp.font().pointSizeF() >= 10.5
+        # The window (and task bar) shows Careline's icon, the one the .desktop entry names.
+        assert not qapp.windowIcon().isNull()
+        assert qapp.desktopFileName() == "org.careline.Careline"
     finally:
         qapp.setStyleSheet(previous_sheet)
         qapp.setFont(previous_font)
+        qapp.setWindowIcon(QIcon())
 
 
 def test_window_title_names_careline_once_and_last() -> None:

@@ -1,0 +1,58 @@
+"""The app icon and desktop integration files agree with each other and with the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from app.main import DESKTOP_APP_ID
+
+REPO = Path(__file__).resolve().parents[2]
+LINUX = REPO / "resources" / "linux"
+
+
+def _render_icons() -> ModuleType:
+    path = REPO / "installers" / "linux" / "render_icons.py"
+    spec = importlib.util.spec_from_file_location("render_icons", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("render_icons", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _channel_gap(a: int, b: int) -> int:
+    """The largest difference of one channel (A, R, G, B) between two ARGB pixels."""
+    return max(abs(((a >> shift) & 0xFF) - ((b >> shift) & 0xFF)) for shift in (0, 8, 16, 24))
+
+
+def test_committed_pngs_are_the_svg_rendered(qapp: QApplication) -> None:
+    # Compared by pixels, with a little slack for another Qt version's anti-aliasing:
+    # an edited SVG without re-rendered PNGs fails here (installers/linux/render_icons.py).
+    icons = _render_icons()
+    for size in icons.SIZES:
+        committed = QImage(str(icons.png_path(size)))
+        assert (committed.width(), committed.height()) == (size, size)
+        fresh = QImage.fromData(icons.render(size))
+        differing = sum(
+            1
+            for y in range(size)
+            for x in range(size)
+            if _channel_gap(committed.pixel(x, y), fresh.pixel(x, y)) > 10
+        )
+        assert differing <= size * size // 50, f"careline-{size}.png is stale"
+
+
+def test_desktop_entry_and_metainfo_name_the_app_id() -> None:
+    entry = (LINUX / f"{DESKTOP_APP_ID}.desktop").read_text(encoding="utf-8")
+    assert re.search(rf"^Icon={re.escape(DESKTOP_APP_ID)}$", entry, re.M)
+    assert re.search(r"^Exec=careline$", entry, re.M)
+    metainfo = (LINUX / f"{DESKTOP_APP_ID}.metainfo.xml").read_text(encoding="utf-8")
+    assert f"<id>{DESKTOP_APP_ID}</id>" in metainfo
+    assert f'<launchable type="desktop-id">{DESKTOP_APP_ID}.desktop</launchable>' in metainfo
