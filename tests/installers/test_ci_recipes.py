@@ -130,7 +130,12 @@ class _Built:
         self.kind, self.args, self.kwargs = kind, args, kwargs
         self.pure: list[Any] = []
         self.scripts: list[Any] = [args[0] if args else []]
-        self.binaries: list[Any] = []
+        # A library of the system's and a Qt plugin the Linux build leaves out, and one it keeps.
+        self.binaries: list[Any] = [
+            ("libxcb.so.1", "/usr/lib/x86_64-linux-gnu/libxcb.so.1", "BINARY"),
+            ("PySide6/Qt/plugins/generic/libqtuiotouchplugin.so", "/venv/x.so", "BINARY"),
+            ("PySide6/Qt/lib/libQt6Core.so.6", "/venv/libQt6Core.so.6", "BINARY"),
+        ]
         self.datas: list[Any] = []
 
 
@@ -174,6 +179,9 @@ def test_the_spec_makes_the_linux_folder_with_two_console_programs(
     [folder] = [s for s in steps if s.kind == "COLLECT"]
     assert folder.kwargs["name"] == "careline"  # dist/careline, as build_deb.py reads it
     assert not [s for s in steps if s.kind == "BUNDLE"]
+    # The .deb depends on the system's libraries instead of carrying them.
+    shipped = {name for s in steps if s.kind == "Analysis" for name, _src, _kind in s.binaries}
+    assert shipped == {"PySide6/Qt/lib/libQt6Core.so.6"}
 
 
 def test_on_windows_the_spec_adds_a_windowed_app_with_the_icon(
@@ -192,6 +200,8 @@ def test_on_windows_the_spec_adds_a_windowed_app_with_the_icon(
     assert 'Target="[INSTALLDIR]careline-app.exe"' in wxs
     [folder] = [s for s in steps if s.kind == "COLLECT"]
     assert folder.kwargs["name"] == "careline"  # dist/careline, as the workflow harvests it
+    # The Linux-only filtering leaves Windows' files alone.
+    assert all(len(s.binaries) == 3 for s in steps if s.kind == "Analysis")
     runs = (WORKFLOWS / "windows-msi.yml").read_text()
     assert "harvest.py dist/careline " in runs and r"dist\careline\careline-app.exe" in runs
 
