@@ -7,7 +7,7 @@ Qt's own SVG renderer (PySide6's QtSvg, already a dependency of the app) draws e
 so no other tool is needed. The .ico and .icns hold the committed PNGs as they are (both
 formats take PNG entries), written here with the standard library: no Windows or Mac, no
 iconutil. Everything is committed; ``--check`` exits 1 when a file no longer matches the
-SVG (the package build runs it).
+SVG (tests/ui/test_app_icon.py checks the same).
 """
 
 from __future__ import annotations
