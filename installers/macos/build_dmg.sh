@@ -3,10 +3,11 @@
 # dist/Careline-VERSION.dmg, and notarize and staple the disk image.
 # installers/README.md, "macOS (.app and .dmg)". Run on macOS from the repository root,
 # with Careline and PyInstaller installed in the current Python:
-#   python -m pip install ".[gui,server]" "pyinstaller>=6.10" pyinstaller-hooks-contrib
+#   python -m pip install ".[gui,server,package]"
 #   installers/macos/build_dmg.sh
 # Environment:
-#   PYINSTALLER_SPEC      the spec making dist/Careline.app (default installers/careline.spec)
+#   PYINSTALLER_SPEC      the spec making dist/Careline.app (default
+#                         installers/pyinstaller/careline.spec, the one `make package` uses)
 #   MACOS_SIGN_IDENTITY   "Developer ID Application: NAME (TEAMID)"; unset: ad-hoc signing
 #                         (this machine only: Gatekeeper refuses it elsewhere)
 #   APPLE_ID, APPLE_TEAM_ID, APPLE_APP_PASSWORD
@@ -20,7 +21,7 @@ if [ "$(uname -s)" != Darwin ]; then
 fi
 
 APP_NAME=Careline
-SPEC=${PYINSTALLER_SPEC:-installers/careline.spec}
+SPEC=${PYINSTALLER_SPEC:-installers/pyinstaller/careline.spec}
 ENTITLEMENTS=installers/macos/entitlements.plist
 IDENTITY=${MACOS_SIGN_IDENTITY:-}
 VERSION=$(python -c 'import core; print(core.__version__)')

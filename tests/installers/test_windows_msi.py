@@ -33,7 +33,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 STAND_IN = {
-    "careline.exe": b"MZ desktop app",
+    # The programs installers/pyinstaller/careline.spec makes on Windows.
+    "careline-app.exe": b"MZ desktop app, windowed",
+    "careline.exe": b"MZ desktop app and CLI, console",
     "careline-server.exe": b"MZ clinic server",
     "_internal/python311.dll": b"MZ python",
     "_internal/PySide6/plugins/platforms/qwindows.dll": b"MZ qt platform",
@@ -161,8 +163,10 @@ def test_the_msi_has_a_start_menu_entry_for_the_app(msi: Path) -> None:
     [shortcut] = _table(msi, "Shortcut")
     assert shortcut["Directory_"] == "ProgramMenuFolder"
     assert shortcut["Name"] == "Careline"
-    assert shortcut["Target"] == "[INSTALLDIR]careline.exe"
+    # The windowed app (no console window beside it), a file the MSI installs.
+    assert shortcut["Target"] == "[INSTALLDIR]careline-app.exe"
     assert shortcut["WkDir"] == "INSTALLDIR"
+    assert "careline-app.exe" in {r["FileName"] for r in _table(msi, "File")}
 
 
 def test_silent_install_properties_become_hklm_values_the_app_reads(msi: Path) -> None:

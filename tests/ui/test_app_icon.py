@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QImageReader
 from PySide6.QtWidgets import QApplication
 
 from app.main import DESKTOP_APP_ID
@@ -47,6 +47,24 @@ def test_committed_pngs_are_the_svg_rendered(qapp: QApplication) -> None:
             if _channel_gap(committed.pixel(x, y), fresh.pixel(x, y)) > 10
         )
         assert differing <= size * size // 50, f"careline-{size}.png is stale"
+
+
+def test_windows_and_macos_icons_hold_the_committed_pngs(qapp: QApplication) -> None:
+    # careline.ico (the Windows .exe and Start-menu icon) and careline.icns (the macOS
+    # .app's) are packed from the PNGs checked above: stale ones fail here.
+    icons = _render_icons()
+    for path, packed in icons.containers().items():
+        assert path.read_bytes() == packed, f"{path.name} is stale; run render_icons.py"
+    for path, sizes in ((icons.ICO, icons.ICO_SIZES),
+                        (icons.ICNS, [size for _kind, size in icons.ICNS_TYPES])):  # fmt: skip
+        reader = QImageReader(str(path))
+        read = []
+        for index in range(reader.imageCount()):
+            reader.jumpToImage(index)
+            image = reader.read()
+            assert not image.isNull(), f"{path.name} #{index}: {reader.errorString()}"
+            read.append(image.width())
+        assert read == list(sizes), path.name
 
 
 def test_desktop_entry_and_metainfo_name_the_app_id() -> None:
