@@ -76,10 +76,6 @@ class ImportPlan:
     already_present: list[AlreadyPresent] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
 
-    def problem_rows(self) -> int:
-        """How many rows have at least one problem."""
-        return len({p.row for p in self.problems})
-
     def to_dict(self) -> dict[str, Any]:
         """For ``--json``."""
         return {
