@@ -11,8 +11,10 @@ future is refused anyway).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.records import validation as v
 from core.records.clinic import clean_item
@@ -39,10 +41,27 @@ FIELD_LABELS = {
 _SYNONYMS = {
     "family": ("family", "familyname", "surname", "lastname", "last", "nom", "apellido"),
     "given": ("given", "givenname", "firstname", "first", "forename", "prenom", "nombre"),
-    "birth_date": ("birthdate", "dateofbirth", "dob", "born", "birthday", "datenaissance"),
+    "birth_date": (
+        "birthdate",
+        "dateofbirth",
+        "dob",
+        "born",
+        "birthday",
+        "datenaissance",
+        "datedenaissance",
+    ),
     "sex": ("sex", "gender", "sexe"),
     "phone": ("phone", "telephone", "tel", "mobile", "phonenumber", "cell"),
-    "mrn": ("mrn", "medicalrecordnumber", "recordnumber", "patientid", "chartnumber", "id"),
+    "mrn": (
+        "mrn",
+        "medicalrecordnumber",
+        "recordnumber",
+        "patientid",
+        "chartnumber",
+        "id",
+        "dossier",
+        "ndossier",
+    ),
     "allergies": ("allergies", "allergy", "allergens", "knownallergies"),
 }
 
@@ -61,7 +80,9 @@ class MappingError(RecordError):
 
 
 def _fold(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    """``Prénom`` -> ``prenom``, ``D.O.B.`` -> ``dob``: letters and digits, no accents."""
+    bare = unicodedata.normalize("NFKD", name.lower())
+    return re.sub(r"[^a-z0-9]", "", "".join(c for c in bare if not unicodedata.combining(c)))
 
 
 def suggest_mapping(header: Sequence[str]) -> dict[str, str]:
@@ -218,7 +239,7 @@ def read_row(
         if target != IGNORE:
             values[target] = cells[position] if position < len(cells) else ""
             columns[target] = column
-    read: dict[str, object] = {}
+    read: dict[str, Any] = {}
     for target, raw in values.items():
         try:
             read[target] = _read_cell(target, raw, options)
@@ -229,12 +250,10 @@ def read_row(
         return problems
     allergies = read.pop("allergies", ())
     nka = allergies == (NO_KNOWN_ALLERGIES[0],)
-    return PatientRow(  # type: ignore[arg-type]
-        number, **read, allergies=() if nka else allergies, no_known_allergies=nka
-    )
+    return PatientRow(number, **read, allergies=() if nka else allergies, no_known_allergies=nka)
 
 
-def _read_cell(target: str, raw: str, options: ReadOptions) -> object:
+def _read_cell(target: str, raw: str, options: ReadOptions) -> Any:
     if target in ("family", "given"):
         return v.text(target, raw)
     if target == "birth_date":

@@ -63,5 +63,5 @@ def test_a_file_that_is_not_a_table_is_refused_by_name(data: bytes, message: str
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(CsvFileError, match="cannot read .*nope.csv"):
+    with pytest.raises(CsvFileError, match=r"cannot read .*nope\.csv"):
         read(tmp_path / "nope.csv")

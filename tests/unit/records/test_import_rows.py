@@ -83,7 +83,16 @@ def test_two_digit_years_read_only_with_a_pivot() -> None:
 
 
 def test_a_good_row_becomes_a_patient() -> None:
-    cells = ["Okafor", "Chinedu", "1990-12-31", "M", "555 0101", "A-1", "peanut; latex;;peanut", "x"]
+    cells = [
+        "Okafor",
+        "Chinedu",
+        "1990-12-31",
+        "M",
+        "555 0101",
+        "A-1",
+        "peanut; latex;;peanut",
+        "x",
+    ]
     assert read_row(0, cells, HEADER, MAPPING, ReadOptions()) == PatientRow(
         2, "Okafor", "Chinedu", "1990-12-31", "male", "555 0101", "A-1", ("peanut", "latex")
     )
