@@ -47,15 +47,16 @@ def test_an_admin_imports_a_patient_list(
     preview = dialog.preview
     assert preview.rowCount() == 4  # the combos' row, then the first rows
     assert _text(preview, 1, 0) == "Haddad" and _text(preview, 2, 1) == "Zoé"
-    combos = [preview.cellWidget(0, c) for c in range(5)]
-    assert all(isinstance(c, QComboBox) for c in combos)
-    assert [c.currentData() for c in combos] == [  # type: ignore[union-attr]
+    cells = [preview.cellWidget(0, c) for c in range(5)]
+    assert cells == dialog.combos and all(isinstance(c, QComboBox) for c in cells)
+    combos = dialog.combos
+    assert [c.currentData() for c in combos] == [
         "family", "given", "ignore", "sex", "allergies",
     ]  # fmt: skip
     QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)  # no birth date column
     assert dialog.error.text() == "No column is mapped to Birth date."
     assert dialog.pages.currentIndex() == dialog.MAPPING
-    combos[2].setCurrentIndex(combos[2].findData("birth_date"))  # type: ignore[union-attr]
+    combos[2].setCurrentIndex(combos[2].findData("birth_date"))
     dialog.separator.setText(",")
     # The default, year first, reads none of these dates: the dry run says so for each.
     QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
