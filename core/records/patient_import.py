@@ -118,6 +118,7 @@ def plan_import(
     plan = ImportPlan(table.encoding, 0)
     in_file: dict[str, list[PatientRow]] = {}  # birth date -> rows of this file
     mrns: dict[str, int] = {}
+    mrn_column = next((c for c, f in mapping.items() if f == "mrn"), "")
     for index, cells in enumerate(table.rows):
         if not any(cell.strip() for cell in cells):
             continue
@@ -126,7 +127,6 @@ def plan_import(
         if isinstance(read, list):
             plan.problems.extend(read)
             continue
-        mrn_column = next((c for c, f in mapping.items() if f == "mrn"), "")
         if read.mrn is not None and read.mrn in mrns:
             plan.problems.append(
                 RowProblem(read.row, mrn_column, read.mrn, f"row {mrns[read.mrn]} has this MRN too")

@@ -65,3 +65,12 @@ def test_a_file_that_is_not_a_table_is_refused_by_name(data: bytes, message: str
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(CsvFileError, match=r"cannot read .*nope\.csv"):
         read(tmp_path / "nope.csv")
+
+
+def test_semicolons_inside_cells_do_not_fool_the_sniffer() -> None:
+    data = (
+        b"Family,Given,DOB,Allergies\nSmith,Ann,1970-01-01,peanut;latex;egg\nLee,Bo,1980-02-02,\n"
+    )
+    table = parse(data)
+    assert table.delimiter == ","
+    assert table.rows[0] == ["Smith", "Ann", "1970-01-01", "peanut;latex;egg"]
