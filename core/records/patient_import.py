@@ -13,8 +13,8 @@ rules (core/records/duplicates.py), is reported as already present. So an import
 half-way (a crash, a closed laptop) is finished by running it again.
 
 The import is one audited batch: a ``patient.import`` entry when it starts and one when it
-ends (the counts, no names), which only an admin may write; every registration and allergy
-keeps its own entry and op as usual.
+ends (the counts, no names), which only an admin may write; every registration keeps its
+own entry (naming the import's id) and op, every allergy its own entry and op, as usual.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def _import_row(
     try:
         patient = records.add_patient(
             row.family, row.given, row.birth_date, row.sex, row.mrn, row.phone,
-            allow_duplicate=False,
+            allow_duplicate=False, audit_details={"import_id": result.import_id},
         )  # fmt: skip
     except DuplicatePatientError as exc:  # registered elsewhere since the lookup
         result.already_present.append(

@@ -104,6 +104,10 @@ def test_the_import_is_audited_as_one_batch_without_names(workstation: Workstati
     assert {d["import_id"] for d in details} == {result.import_id}
     assert details[1]["added"] == 3 and details[1]["problem_rows"] == 2
     assert "Okafor" not in json.dumps(details)
+    registered = records.db.query(
+        "SELECT details FROM audit_log WHERE action = 'patient.create' ORDER BY seq"
+    )
+    assert [json.loads(row[0]) for row in registered] == [{"import_id": result.import_id}] * 3
 
 
 @pytest.mark.strict_authz
