@@ -23,6 +23,7 @@ schema reads each tuple list at most once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -93,6 +94,13 @@ class Engine:
         # With no relation that can reach itself, no tuples can make a cycle, and "and" /
         # "but not" may stop at their first decisive operand (the clinic schema is so).
         self.acyclic = all(node not in seen for node, seen in relation_graph(model)[1].items())
+
+    def with_tuples(self, tuples: TupleReader) -> Engine:
+        """This engine over other tuples, sharing its analysis of the model (which costs more
+        than a typical check: a bulk write checks thousands of times)."""
+        other = copy.copy(self)
+        other.tuples = tuples
+        return other
 
     def recursive_relations(self, subject_type: str) -> frozenset[tuple[str, str]]:
         """The relations OpenFGA resolves for a ``subject_type`` subject with its recursive

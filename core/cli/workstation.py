@@ -27,6 +27,7 @@ from core.cli import (
     conflicts,
     db,
     enroll,
+    import_,
     init,
     keys,
     med,
@@ -102,6 +103,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     print_.GROUP,
     user.GROUP,
     backup.GROUP,
+    import_.GROUP,
 )
 
 

@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "action.refused": "Refused action",
     "conflict.resolve": "Resolved a conflict",
     "audit.export": "Exported the audit log",
+    "patient.import": "Imported a patient list",
 }
 
 CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.authz.engine import Engine
 from core.authz.model import AuthorizationModel, load_clinic_model
+from core.authz.tuples import MemoryTuples
 from core.records.errors import NotAllowedError
 from core.records.permissions import CLINIC_OBJECT, WHO, Rule, field_permission, rule_for
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, StoreTuples
@@ -40,6 +41,12 @@ def clinic_model() -> AuthorizationModel:
     return load_clinic_model()
 
 
+@functools.cache
+def _model_engine() -> Engine:
+    """An engine over no tuples: its model analysis, shared by every check."""
+    return Engine(clinic_model(), MemoryTuples(()))
+
+
 def subject_of(actor: str) -> str:
     """``alice`` -> ``user:alice``."""
     return actor if actor.startswith(USER_PREFIX) else USER_PREFIX + actor
@@ -47,12 +54,12 @@ def subject_of(actor: str) -> str:
 
 def allowed(db: Database | Transaction, actor: str, permission: str, obj: str) -> bool:
     """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now."""
-    return Engine(clinic_model(), StoreTuples(db)).check(obj, permission, subject_of(actor))
+    return _model_engine().with_tuples(StoreTuples(db)).check(obj, permission, subject_of(actor))
 
 
 def permitted(db: Database | Transaction, actor: str, obj: str) -> frozenset[str]:
     """Every permission ``actor`` holds on ``obj`` (what the screens enable)."""
-    return Engine(clinic_model(), StoreTuples(db)).permitted(obj, subject_of(actor))
+    return _model_engine().with_tuples(StoreTuples(db)).permitted(obj, subject_of(actor))
 
 
 def patient_of(

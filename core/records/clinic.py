@@ -309,8 +309,10 @@ class ClinicRecords:
         mrn: str | None = None,
         phone: str | None = None,
         allow_duplicate: bool = True,
+        audit_details: dict[str, str] | None = None,
     ) -> Patient:
-        """Register a new patient.
+        """Register a new patient (``audit_details``: more for the audit entry, such as the
+        import it belongs to).
 
         With ``allow_duplicate=False`` (what a person registering someone gets: the desktop
         dialog and ``careline patient add``), a patient born the same day under the same or a
@@ -327,7 +329,7 @@ class ClinicRecords:
         }
         pid = new_id()
         fields["created_at"] = utc_now()
-        with self.db.write(self.actor, "patient.create", "patient", pid) as tx:
+        with self.db.write(self.actor, "patient.create", "patient", pid, audit_details) as tx:
             if not allow_duplicate:
                 self._check_not_registered(tx, fields)
             self._check_mrn_free(tx, fields["mrn"], pid)

@@ -129,6 +129,7 @@ ACTIONS: dict[str, Rule | None] = {
     "keys.rekey": _c("manage_staff", "re-encrypt the database"),
     "backup.create": _c("manage_staff", "back up the clinic's records"),
     "demo.create": _c("manage_staff", "fill the clinic with demo patients"),
+    "patient.import": _c("manage_staff", "import a patient list"),
     # Audit review and break-glass review
     "audit.list": _c("review_audit", "read the clinic's audit log"),
     "audit.export": _c("review_audit", "export the clinic's audit log"),

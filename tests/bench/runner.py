@@ -4,7 +4,7 @@ sync, clinical and authorization engine benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals|clinical|authz`` runs one part (its
+``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv`` runs one part (its
 targets only).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
@@ -24,6 +24,7 @@ from . import (
     attachment_bench,
     authz_bench,
     clinical_bench,
+    csv_bench,
     desktop_sync_bench,
     server_bench,
     store_bench,
@@ -31,7 +32,9 @@ from . import (
     vitals_bench,
 )
 
-PARTS = ("store", "sync", "attachments", "server", "desktop", "vitals", "clinical", "authz")
+PARTS = (
+    "store", "sync", "attachments", "server", "desktop", "vitals", "clinical", "authz", "csv",
+)  # fmt: skip
 
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
@@ -184,9 +187,10 @@ def main(argv: Sequence[str]) -> int:
         elapsed["clinical"] = round(time.perf_counter() - t0, 1)
         targets += desktop_targets(results["clinical"], "clinical")
     targets += authz_bench.run_part(parts, results, elapsed)
+    targets += csv_bench.run_part(parts, results, elapsed)
     report: dict[str, Any] = {
-        "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical "
-        "and authorization",
+        "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical, "
+        "authorization and CSV import",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

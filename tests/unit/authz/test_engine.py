@@ -183,3 +183,14 @@ def test_memory_tuples_ignore_duplicates_and_know_their_objects() -> None:
     assert list(tuples.objects("group")) == ["group:g"]
     assert list(tuples.objects("doc")) == ["doc:1", "doc:2"]
     assert tuples.token() == {}
+
+
+def test_an_engine_over_other_tuples_answers_from_those_tuples_only() -> None:
+    first = engine("doc:1#owner@user:ann", "group:g#member@group:h#member")
+    first.check("doc:1", "viewer", "user:ann")  # fills the shared per-subject-type memo
+    other = first.with_tuples(MemoryTuples([RelationTuple.parse("doc:1#owner@user:bob")]))
+    assert other.check("doc:1", "viewer", "user:bob")
+    assert not other.check("doc:1", "viewer", "user:ann")
+    assert first.check("doc:1", "viewer", "user:ann") and not first.check(
+        "doc:1", "viewer", "user:bob"
+    )

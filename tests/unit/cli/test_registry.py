@@ -41,6 +41,7 @@ CONTRACT: dict[str, list[str]] = {
     "user": ["user", "role", "nina", "nurse"],
     "access": ["access", "add", "p", "nina"],
     "backup": ["backup", "restore", "f.clbackup", "--data-dir", "new", "--passphrase-stdin"],
+    "import": ["import", "patients", "list.csv", "--map", "DOB=birth_date", "--dry-run"],
 }
 
 

@@ -1,0 +1,127 @@
+"""A spreadsheet row becomes a patient only as the registration form would accept it, and
+dates are read in the format the person chose, never guessed."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.records.errors import ValidationError
+from core.records.import_rows import (
+    IGNORE,
+    MappingError,
+    PatientRow,
+    ReadOptions,
+    RowProblem,
+    check_mapping,
+    override_mapping,
+    read_date,
+    read_row,
+    suggest_mapping,
+)
+
+HEADER = ["Last Name", "First name", "D.O.B.", "Gender", "Tel", "MRN", "Allergies", "Notes"]
+MAPPING = suggest_mapping(HEADER)
+
+
+def test_columns_are_mapped_from_the_names_clinics_use() -> None:
+    assert MAPPING == {
+        "Last Name": "family", "First name": "given", "D.O.B.": "birth_date", "Gender": "sex",
+        "Tel": "phone", "MRN": "mrn", "Allergies": "allergies", "Notes": IGNORE,
+    }  # fmt: skip
+
+
+def test_an_override_moves_a_field_and_bad_overrides_are_named() -> None:
+    moved = override_mapping(MAPPING, HEADER, ["Notes=phone"])
+    assert (moved["Notes"], moved["Tel"]) == ("phone", IGNORE)
+    with pytest.raises(MappingError, match="no column 'Surname'"):
+        override_mapping(MAPPING, HEADER, ["Surname=family"])
+    with pytest.raises(MappingError, match="'nickname' is not one of"):
+        override_mapping(MAPPING, HEADER, ["Notes=nickname"])
+    with pytest.raises(MappingError, match="not COLUMN=FIELD"):
+        override_mapping(MAPPING, HEADER, ["Notes"])
+    with pytest.raises(MappingError, match="no column is mapped to Birth date"):
+        check_mapping(override_mapping(MAPPING, HEADER, ["D.O.B.=ignore"]))
+
+
+@pytest.mark.parametrize(
+    ("value", "date_format", "expected"),
+    [
+        ("1984-03-02", "YYYY-MM-DD", "1984-03-02"),
+        ("1984/3/2", "YYYY-MM-DD", "1984-03-02"),
+        ("02/03/1984", "DD/MM/YYYY", "1984-03-02"),
+        ("2.3.1984", "DD/MM/YYYY", "1984-03-02"),
+        ("02/03/1984", "MM/DD/YYYY", "1984-02-03"),  # the same cell, the other format
+        ("12-31-1990", "MM/DD/YYYY", "1990-12-31"),
+    ],
+)
+def test_dates_read_in_the_chosen_format(value: str, date_format: str, expected: str) -> None:
+    assert read_date(value, date_format) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "date_format", "reason"),
+    [
+        ("31/12/1990", "MM/DD/YYYY", "there is no month 31"),
+        ("1990-12-31", "DD/MM/YYYY", "not a date in the format DD/MM/YYYY"),
+        ("02/03/1984", "YYYY-MM-DD", "not a date in the format YYYY-MM-DD"),
+        ("29/02/1985", "DD/MM/YYYY", "February 1985 has 28 days"),
+        ("02/03/84", "DD/MM/YYYY", "two-digit year"),
+        ("01/01/2999", "DD/MM/YYYY", "in the future"),
+        ("March 2 1984", "DD/MM/YYYY", "not a date"),
+    ],
+)
+def test_a_date_that_does_not_read_is_refused(value: str, date_format: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        read_date(value, date_format)
+
+
+def test_two_digit_years_read_only_with_a_pivot() -> None:
+    assert read_date("02/03/84", "DD/MM/YYYY", year_pivot=30) == "1984-03-02"
+    assert read_date("02/03/07", "DD/MM/YYYY", year_pivot=30) == "2007-03-02"
+    with pytest.raises(MappingError, match="between 0 and 99"):
+        ReadOptions(year_pivot=100)
+
+
+def test_a_good_row_becomes_a_patient() -> None:
+    cells = [
+        "Okafor",
+        "Chinedu",
+        "1990-12-31",
+        "M",
+        "555 0101",
+        "A-1",
+        "peanut; latex;;peanut",
+        "x",
+    ]
+    assert read_row(0, cells, HEADER, MAPPING, ReadOptions()) == PatientRow(
+        2, "Okafor", "Chinedu", "1990-12-31", "male", "555 0101", "A-1", ("peanut", "latex")
+    )
+
+
+def test_no_known_allergies_is_an_answer_not_a_substance() -> None:
+    cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", "NKDA", ""]
+    row = read_row(0, cells, HEADER, MAPPING, ReadOptions())
+    assert isinstance(row, PatientRow) and row.no_known_allergies and row.allergies == ()
+
+
+def test_every_problem_of_a_row_is_named() -> None:
+    cells = ["", "Chinedu", "31/12/1990", "robot", "", "A 1", "none; peanut", ""]
+    problems = read_row(3, cells, HEADER, MAPPING, ReadOptions())
+    assert problems == [
+        RowProblem(5, "Last Name", "", "is required"),
+        RowProblem(5, "D.O.B.", "31/12/1990", "is not a date in the format YYYY-MM-DD"),
+        RowProblem(5, "Gender", "robot", "'robot' is not one of female, male, other, unknown"),
+        RowProblem(5, "MRN", "A 1", "'A 1' is not a valid medical record number"),
+        RowProblem(5, "Allergies", "none; peanut", "lists allergies and says there are none"),
+    ]
+    assert str(problems[1]) == (
+        "row 5, column 'D.O.B.': '31/12/1990': is not a date in the format YYYY-MM-DD"
+    )
+
+
+def test_a_short_row_is_read_and_a_long_one_is_a_problem() -> None:
+    short = read_row(0, ["Okafor", "Chinedu", "1990-12-31"], HEADER, MAPPING, ReadOptions())
+    assert isinstance(short, PatientRow) and short.mrn is None
+    long = read_row(0, ["Okafor", "Chinedu", "1990-12-31", *[""] * 5, "extra"], HEADER,
+                    MAPPING, ReadOptions())  # fmt: skip
+    assert long == [RowProblem(2, "", "", "has 9 cells, the header 8")]

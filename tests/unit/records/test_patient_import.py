@@ -1,0 +1,127 @@
+"""Importing a patient list: the dry run finds every problem and everyone already here; the
+import registers the rest through the registration's own checks, in batches, and can be run
+again (after a crash half-way, or by mistake) without registering anyone twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records.clinic import ClinicRecords
+from core.records.csv_table import parse
+from core.records.errors import NotAllowedError
+from core.records.import_rows import ReadOptions, suggest_mapping
+from core.records.patient_import import ImportPlan, plan_import, run_import
+from core.records.workstation import Workstation
+
+LIST = (
+    "Family,Given,DOB,Sex,MRN,Allergies\n"
+    "Okafor,Chinedu,1990-12-31,M,A-1,peanut;latex\n"
+    "Lefèvre,Zoé,1984-03-02,F,A-2,NKA\n"
+    "Okafur,Chinedu,1990-12-31,M,,\n"  # row 2's person again, one slip in the name
+    "Smith,Ann,1970-01-01,F,A-1,\n"  # row 2's MRN
+    "Haddad,Rami,1955-05-05,M,,\n"
+)
+
+
+def plan(records: ClinicRecords, text: str = LIST) -> ImportPlan:
+    table = parse(text.encode())
+    return plan_import(records, table, suggest_mapping(table.header), ReadOptions())
+
+
+def test_the_dry_run_names_duplicates_within_the_file(workstation: Workstation) -> None:
+    found = plan(workstation.records)
+    assert [r.row for r in found.to_add] == [2, 3, 6]
+    assert [(p.row, p.reason) for p in found.problems] == [
+        (4, "the same patient as row 2"),
+        (5, "row 2 has this MRN too"),
+    ]
+    assert workstation.records.count_patients() == 0
+
+
+def test_import_registers_with_allergies_and_a_rerun_adds_nobody(
+    workstation: Workstation,
+) -> None:
+    records = workstation.records
+    seen: list[tuple[int, int]] = []
+    result = run_import(records, plan(records), lambda done, total: seen.append((done, total)))
+    assert (result.added, result.allergies) == (3, 2)
+    assert seen == [(3, 3)]
+    okafor = records.search_patients("Okafor")[0]
+    assert sorted(a.substance for a in records.allergies(okafor.id)) == ["latex", "peanut"]
+    zoe = records.open_chart(records.search_patients("Lefèvre")[0].id)
+    assert zoe.patient.allergy_status == "nka" and not zoe.allergies
+
+    again = plan(records)
+    assert again.to_add == []
+    assert [(a.row, a.why) for a in again.already_present] == [
+        (2, "same MRN"),
+        (3, "same MRN"),
+        (6, "same name and birth date"),
+    ]
+    assert run_import(records, again).added == 0
+    assert records.count_patients() == 3
+
+
+def test_an_mrn_of_another_patient_is_a_problem_not_a_match(workstation: Workstation) -> None:
+    records = workstation.records
+    records.add_patient("Brown", "Tom", "1960-06-06", mrn="A-1")
+    found = plan(records)
+    assert (2, "MRN", "A-1") in [(p.row, p.column, p.value) for p in found.problems]
+    reason = next(p.reason for p in found.problems if p.row == 2)
+    assert "already used by BROWN, Tom" in reason
+
+
+def test_an_import_stopped_half_way_is_finished_by_running_it_again(
+    workstation: Workstation,
+) -> None:
+    records = workstation.records
+    rows = "".join(f"Fam{i},Giv{i},1980-01-{i % 28 + 1:02d},,M{i},\n" for i in range(25))
+    text = "Family,Given,DOB,Sex,MRN,Allergies\n" + rows
+
+    def crash(done: int, total: int) -> None:
+        if done == 10:
+            raise KeyboardInterrupt  # the laptop closed after the first batch
+
+    with pytest.raises(KeyboardInterrupt):
+        run_import(records, plan(records, text), crash, batch_rows=10)
+    assert records.count_patients() == 10
+    finished = run_import(records, plan(records, text), batch_rows=10)
+    assert (finished.added, len(finished.already_present)) == (15, 10)
+    assert records.count_patients() == 25
+
+
+def test_the_import_is_audited_as_one_batch_without_names(workstation: Workstation) -> None:
+    records = workstation.records
+    result = run_import(records, plan(records))
+    entries = records.db.query(
+        "SELECT details FROM audit_log WHERE action = 'patient.import' ORDER BY seq"
+    )
+    details = [json.loads(row[0]) for row in entries]
+    assert [d["stage"] for d in details] == ["started", "ended"]
+    assert {d["import_id"] for d in details} == {result.import_id}
+    assert details[1]["added"] == 3 and details[1]["problem_rows"] == 2
+    assert "Okafor" not in json.dumps(details)
+    registered = records.db.query(
+        "SELECT details FROM audit_log WHERE action = 'patient.create' ORDER BY seq"
+    )
+    assert [json.loads(row[0]) for row in registered] == [{"import_id": result.import_id}] * 3
+
+
+@pytest.mark.strict_authz
+def test_only_an_admin_imports_and_allergies_need_clinical_staff(
+    workstation: Workstation,
+) -> None:
+    records = workstation.records
+    records.add_user("fay", "Fay Desk", "front_desk", "a long enough password")
+    records.add_user("ben", "Ben Admin", "admin", "a long enough password")
+    with pytest.raises(NotAllowedError, match="Only an admin can import a patient list"):
+        plan(ClinicRecords(records.db, "fay", FAST_PARAMS))
+    ben = ClinicRecords(records.db, "ben", FAST_PARAMS)
+    with pytest.raises(NotAllowedError, match="also a nurse or a clinician"):
+        run_import(ben, plan(ben))
+    assert records.count_patients() == 0
+    without_allergies = "\n".join(line.rsplit(",", 1)[0] for line in LIST.splitlines())
+    assert run_import(ben, plan(ben, without_allergies)).added == 3
