@@ -41,7 +41,9 @@ FROM_FHIR = {fhir: ours for ours, fhir in TO_FHIR.items()} | {
 
 def to_fhir(appointment: Appointment) -> FhirAppointment:
     """An appointment as a FHIR Appointment (the patient and clinician as participants)."""
-    participants = [AppointmentParticipant(actor=ref("Patient", appointment.patient_id), status="accepted")]
+    participants = [
+        AppointmentParticipant(actor=ref("Patient", appointment.patient_id), status="accepted")
+    ]
     clinician = staff(appointment.clinician)
     if clinician is not None:
         participants.append(AppointmentParticipant(actor=clinician, status="accepted"))
@@ -90,4 +92,6 @@ def from_fhir(resource: FhirAppointment, where: str) -> AppointmentFields:
     }
     if values["starts_at"] is None or values["ends_at"] is None:
         raise FhirError(f"{where}.start", "an appointment needs its start and end")
-    return AppointmentFields(values, tuple(patients), extension_value(resource.extension, "arrived-at"))
+    return AppointmentFields(
+        values, tuple(patients), extension_value(resource.extension, "arrived-at")
+    )

@@ -140,8 +140,8 @@ def extension_value(extensions: list[Extension] | None, name: str) -> str | None
 
 
 def partial(value: str | None) -> Any:
-    """A partial date (``2019``, ``2019-05``) for a FHIR dateTime element: the library
-    keeps such strings as they are (its type hints name only full datetimes)."""
+    """A partial date (``2019``, ``2019-05``) for a FHIR dateTime element, or base64 text
+    for a base64Binary one: the library takes such strings (its type hints do not say so)."""
     return cast(Any, value)
 
 
@@ -172,7 +172,7 @@ def as_local(value: Any, where: str) -> str | None:
         raise FhirError(where, f"{value!r} is a date, not a date and time")
     if value.tzinfo is not None:
         value = value.astimezone().replace(tzinfo=None)
-    return value.isoformat(timespec="minutes")
+    return str(value.isoformat(timespec="minutes"))
 
 
 def as_utc(value: Any) -> str | None:
@@ -184,7 +184,7 @@ def as_utc(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.astimezone()
-        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+        return str(value.astimezone(dt.UTC).isoformat(timespec="milliseconds"))
     return str(value)
 
 

@@ -16,8 +16,8 @@ from core.records.fhir.common import (
     code_in,
     concept,
     partial,
-    reference_text,
     ref,
+    reference_text,
     text_of,
 )
 from core.records.problems import Problem

@@ -21,6 +21,7 @@ from core.records.fhir.common import (
     as_utc,
     code_in,
     concept,
+    partial,
     ref,
     reference_text,
     staff,
@@ -40,7 +41,7 @@ def _text(body: str, title: str | None = None, when: str | None = None) -> Docum
     return DocumentReferenceContent(
         attachment=Attachment(
             contentType="text/plain; charset=utf-8",
-            data=data,
+            data=partial(data),  # the library takes the base64 text, and decodes it
             title=title,
             creation=utc_time(when),
         )

@@ -18,8 +18,8 @@ from core.records.fhir.common import (
     extension,
     extension_value,
     local_time,
-    reference_text,
     ref,
+    reference_text,
     staff,
     staff_name,
     text_of,
@@ -36,7 +36,7 @@ def to_fhir(visit: Visit) -> Encounter:
     return Encounter(
         id=visit.id,
         status="finished" if visit.closed_at else "in-progress",
-        class_fhir=_AMBULATORY,
+        class_fhir=_AMBULATORY,  # type: ignore[call-arg]  # FHIR's "class", by its alias
         subject=ref("Patient", visit.patient_id),
         period=Period(start=local_time(visit.started_at), end=utc_time(visit.closed_at)),
         reasonCode=[concept(visit.reason)] if visit.reason else None,
@@ -76,5 +76,7 @@ def from_fhir(resource: Encounter, where: str) -> EncounterFields:
         "clinician": clinician,
     }
     appointment = reference_text(resource.appointment[0]) if resource.appointment else None
-    closed_by = extension_value(resource.extension, "closed-by") or (clinician if closed_at else None)
+    closed_by = extension_value(resource.extension, "closed-by") or (
+        clinician if closed_at else None
+    )
     return EncounterFields(values, closed_at, closed_by, appointment)

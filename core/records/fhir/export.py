@@ -24,8 +24,17 @@ from fhir.resources.R4B.resource import Resource
 
 from core.records import authorize, crdt
 from core.records.clinic import ClinicRecords
-from core.records.fhir import allergy, appointment, condition, document, encounter
-from core.records.fhir import medication, observation, patient, provenance
+from core.records.fhir import (
+    allergy,
+    appointment,
+    condition,
+    document,
+    encounter,
+    medication,
+    observation,
+    patient,
+    provenance,
+)
 from core.records.fhir.common import RECORD_ID, check
 from core.records.medications import Medication
 from core.records.models import Allergy, Patient

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,8 +40,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.resource import Resource
 
-from core.records import crdt
-from core.records import vitals
+from core.records import crdt, vitals
 from core.records import validation as v
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, clean_item, new_id
@@ -49,8 +48,16 @@ from core.records.crdt import RecordDoc
 from core.records.duplicates import describe, find_possible_duplicates
 from core.records.entries import ClinicalEntries
 from core.records.errors import ValidationError
-from core.records.fhir import allergy, appointment, condition, document, encounter
-from core.records.fhir import medication, observation, patient
+from core.records.fhir import (
+    allergy,
+    appointment,
+    condition,
+    document,
+    encounter,
+    medication,
+    observation,
+    patient,
+)
 from core.records.fhir.common import FhirError, parse, reference_text, source_key, staff_name
 from core.records.models import PatientSummary
 from core.records.notes import MAX_NOTE
@@ -141,7 +148,9 @@ def _load(data: bytes | str) -> dict[str, Any]:
         found = doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__
         raise FhirError("bundle.resourceType", f"is {found!r}, not a FHIR Bundle")
     if doc.get("type") not in BUNDLE_TYPES:
-        raise FhirError("Bundle.type", f"{doc.get('type')!r}: only a transaction or a collection is imported")
+        raise FhirError(
+            "Bundle.type", f"{doc.get('type')!r}: only a transaction or a collection is imported"
+        )
     if not isinstance(doc.get("entry", []), list):
         raise FhirError("Bundle.entry", "is not a list")
     return doc
@@ -186,18 +195,20 @@ def _map(entry: _Entry) -> None:
             entry.fields = o
         elif isinstance(r, Encounter):
             e = encounter.from_fhir(r, where)
-            for f in ENCOUNTER.writable:
-                f.clean(e.values.get(f.name))
+            for spec in ENCOUNTER.writable:
+                spec.clean(e.values.get(spec.name))
             entry.fields = e
         elif isinstance(r, FhirAppointment):
             ap = appointment.from_fhir(r, where)
-            for f in APPOINTMENT.writable:
-                f.clean(ap.values.get(f.name))
+            for spec in APPOINTMENT.writable:
+                spec.clean(ap.values.get(spec.name))
             entry.fields = ap
         elif isinstance(r, DocumentReference) and document.is_note(r):
             n = document.note_from_fhir(r, where)
             if not n.body.strip() or len(n.body) > MAX_NOTE:
-                raise FhirError(f"{where}.content", f"a note's text must be 1 to {MAX_NOTE} characters")
+                raise FhirError(
+                    f"{where}.content", f"a note's text must be 1 to {MAX_NOTE} characters"
+                )
             entry.fields = n
     except FhirError:
         raise
@@ -271,15 +282,24 @@ class _Importer:
         if done is not None:
             reason = f"already imported by an earlier run of this bundle (patient {done})"
             for e in (chart.entry, *chart.entries):
-                self.report.skipped.append(Outcome(e.name, done if e is chart.entry else None, reason))
+                self.report.skipped.append(
+                    Outcome(e.name, done if e is chart.entry else None, reason)
+                )
             return
         found = self.match(chart.entry.fields)
         if found is not None:
             existing, why = found
             self.report.matched.append(
-                Outcome(chart.entry.name, existing, f"already registered ({why}): offered for merge, not duplicated")
+                Outcome(
+                    chart.entry.name,
+                    existing,
+                    f"already registered ({why}): offered for merge, not duplicated",
+                )
             )
-            reason = f"its patient {chart.entry.name} matched patient {existing}: review and merge them first"
+            reason = (
+                f"its patient {chart.entry.name} matched patient {existing}: "
+                "review and merge them first"
+            )
             self.report.skipped += [Outcome(e.name, None, reason) for e in chart.entries]
             return
         created: list[Outcome] = []
@@ -327,22 +347,30 @@ class _Importer:
         vital_signs = VitalSigns(self.records)
         for group in _vital_sets(by_type.get("Observation", [])):
             first: observation.ObservationFields = group[0].fields
-            values, units = _vital_values(group)
+            typed, units = _vital_values(group)
             readings = vital_signs.record(
-                p.id, values, units, first.observed_at, ids.get(first.encounter or "")
+                p.id, typed, units, first.observed_at, ids.get(first.encounter or "")
             )
             by_code = {r.code: r.id for r in readings}
             for e in group:
                 made(e, by_code[vitals.vital(e.fields.key).code])
         for e in by_type.get("DocumentReference", []):
             if e.fields is None:
-                skipped.append(Outcome(e.name, None, "an attached file's content is not in a FHIR bundle: attach the file itself"))
+                skipped.append(
+                    Outcome(
+                        e.name,
+                        None,
+                        "an attached file's content is not in a FHIR bundle: attach the file",
+                    )
+                )
                 continue
             made(e, self._note(p.id, e.fields, ids))
         for e in by_type.get("Provenance", []):
             prov = e.resource
-            assert isinstance(prov, Provenance)  # noqa: S101 (grouped by type)
-            targets = [ids.get(reference_text(t) or "", reference_text(t) or "") for t in prov.target]
+            assert isinstance(prov, Provenance)
+            targets = [
+                ids.get(reference_text(t) or "", reference_text(t) or "") for t in prov.target
+            ]
             who = [staff_name(a.who) or "" for a in prov.agent]
             provenance.append([*targets[:1], ", ".join(who), str(prov.recorded)])
             out.append(Outcome(e.name, None, "kept in the import's audit entry (fhir.import)"))
@@ -353,11 +381,15 @@ class _Importer:
             "provenance": provenance,
         }
         with self.db.write(self.actor, "fhir.import", "patient", p.id, details) as tx:
-            tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (META_PREFIX + chart.key, p.id))
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)", (META_PREFIX + chart.key, p.id)
+            )
         self.report.skipped += skipped
         return out
 
-    def _set(self, action: str, type_name: str, record_id: str, fields: dict[str, crdt.Value]) -> None:
+    def _set(
+        self, action: str, type_name: str, record_id: str, fields: Mapping[str, crdt.Value]
+    ) -> None:
         with self.db.write(self.actor, action, type_name, record_id) as tx:
             change(tx, self.actor, record_id, type_name, self.records.setter(fields))
 
@@ -425,7 +457,7 @@ def read_bundle(data: bytes | str) -> tuple[list[_Chart], list[Outcome]]:
     for e in entries:
         if e.rtype == "Patient":
             f: patient.PatientFields = e.fields
-            assert isinstance(e.resource, FhirPatient)  # noqa: S101 (by its type)
+            assert isinstance(e.resource, FhirPatient)
             identity = next(
                 (f"{i.system}|{i.value}" for i in e.resource.identifier or [] if i.value),
                 min(e.refs) if e.refs else e.name,
@@ -435,10 +467,12 @@ def read_bundle(data: bytes | str) -> tuple[list[_Chart], list[Outcome]]:
         if e.rtype == "Patient":
             continue
         if e.rtype == "Provenance":
-            assert isinstance(e.resource, Provenance)  # noqa: S101
+            assert isinstance(e.resource, Provenance)
             target = by_ref.get(reference_text(e.resource.target[0]) or "")
-            owner = None if target is None else (
-                target if target.rtype == "Patient" else _owner(target, by_ref)
+            owner = (
+                None
+                if target is None
+                else (target if target.rtype == "Patient" else _owner(target, by_ref))
             )
         else:
             owner = _owner(e, by_ref)

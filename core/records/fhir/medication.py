@@ -18,8 +18,8 @@ from core.records.fhir.common import (
     extension,
     extension_value,
     partial,
-    reference_text,
     ref,
+    reference_text,
     text_of,
 )
 from core.records.medications import Medication
@@ -70,7 +70,7 @@ def from_fhir(resource: MedicationStatement, where: str) -> MedicationFields:
         name = resource.medicationReference.display
     if not name:
         raise FhirError(f"{where}.medicationCodeableConcept", "the medication has no name")
-    first = (resource.dosage or [None])[0]
+    first = resource.dosage[0] if resource.dosage else None
     period = resource.effectivePeriod
     stopped = resource.status in ("stopped", "completed")
     values: dict[str, str | None] = {

@@ -23,8 +23,8 @@ from core.records.fhir.common import (
     concept,
     decimal_text,
     local_time,
-    reference_text,
     ref,
+    reference_text,
 )
 from core.records.vital_signs import Reading
 
@@ -72,7 +72,9 @@ def from_fhir(resource: Observation, where: str) -> ObservationFields:
     code = code_in(resource.code if isinstance(resource.code, CodeableConcept) else None, LOINC)
     vital = cat.BY_CODE.get(code or "")
     if vital is None or vital.computed:
-        raise FhirError(f"{where}.code", f"LOINC {code or '(none)'} is not a vital sign recorded here")
+        raise FhirError(
+            f"{where}.code", f"LOINC {code or '(none)'} is not a vital sign recorded here"
+        )
     quantity = resource.valueQuantity
     if quantity is None or quantity.value is None:
         raise FhirError(f"{where}.valueQuantity", "a vital sign needs a value")
@@ -81,5 +83,9 @@ def from_fhir(resource: Observation, where: str) -> ObservationFields:
         raise FhirError(f"{where}.effectiveDateTime", "a vital sign needs the time measured")
     unit = str(quantity.code) if quantity.code and quantity.system == UCUM else None
     return ObservationFields(
-        vital.key, decimal_text(quantity.value) or "", unit, observed, reference_text(resource.encounter)
+        vital.key,
+        decimal_text(quantity.value) or "",
+        unit,
+        observed,
+        reference_text(resource.encounter),
     )

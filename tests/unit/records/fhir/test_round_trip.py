@@ -41,11 +41,12 @@ def source() -> tuple[ClinicRecords, str]:
     # strength, an addendum on a signed note, an attachment's metadata.
     pid = records.list_patients(1)[0].id
     entries = ClinicalEntries(records)
-    entries.add_to_list(pid, "problems", {"description": "Back pain", "status": "resolved",
-                                          "onset": "2019-05", "resolved": "2020-01-10"})  # fmt: skip
-    entries.add_to_list(pid, "medications", {"name": "Naproxen", "strength": "250 mg",
-                                             "status": "stopped", "start": "2019-05-02",
-                                             "stop": "2019-06-01", "reason": "Back pain"})  # fmt: skip
+    problem = {"description": "Back pain", "status": "resolved", "onset": "2019-05",
+               "resolved": "2020-01-10"}  # fmt: skip
+    entries.add_to_list(pid, "problems", problem)
+    medication = {"name": "Naproxen", "strength": "250 mg", "status": "stopped",
+                  "start": "2019-05-02", "stop": "2019-06-01", "reason": "Back pain"}  # fmt: skip
+    entries.add_to_list(pid, "medications", medication)
     notes = Notes(records)
     note = notes.create(pid, "Seen for back pain. Better.")
     notes.sign(note.id)
@@ -93,17 +94,23 @@ def _content(bundle_json: str) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def test_every_exported_resource_parses_back_with_the_library(source: tuple[ClinicRecords, str]) -> None:
+def test_every_exported_resource_parses_back_with_the_library(
+    source: tuple[ClinicRecords, str],
+) -> None:
     _, exported = source
     bundle = Bundle.model_validate_json(exported)
-    kinds = {e.resource.get_resource_type() for e in bundle.entry or []}
+    resources: list[Any] = [e.resource for e in bundle.entry or []]
+    kinds = {r.get_resource_type() for r in resources}
     assert kinds == set(MODELS)  # every resource type the brief names is exported
-    for entry in bundle.entry or []:
-        data = entry.resource.model_dump()
+    for resource in resources:
+        data = resource.model_dump()
         again = MODELS[data["resourceType"]].model_validate(data)
         assert again.model_dump() == data
-    observations = [e.resource for e in bundle.entry or [] if e.resource.get_resource_type() == "Observation"]
-    assert all(o.meta.profile == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"] for o in observations)
+    observations = [r for r in resources if r.get_resource_type() == "Observation"]
+    assert all(
+        o.meta.profile == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]
+        for o in observations
+    )
     assert {o.valueQuantity.system for o in observations} == {"http://unitsofmeasure.org"}
     assert {c.system for o in observations for c in o.code.coding} == {"http://loinc.org"}
 
@@ -123,13 +130,31 @@ def test_a_clinic_survives_export_import_export(source: tuple[ClinicRecords, str
     assert after == before
 
 
-def test_running_the_same_bundle_again_duplicates_nothing(source: tuple[ClinicRecords, str]) -> None:
+def test_running_the_same_bundle_again_duplicates_nothing(
+    source: tuple[ClinicRecords, str],
+) -> None:
     _, exported = source
     target = _clinic("Target")
     first = import_bundle(target, exported)
-    counts = {t: target.db.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("patients", "notes", "observations", "encounters", "appointments", "conditions", "medications", "allergies")}
+    counts = {
+        t: target.db.query(f"SELECT count(*) FROM {t}")[0][0]
+        for t in (
+            "patients",
+            "notes",
+            "observations",
+            "encounters",
+            "appointments",
+            "conditions",
+            "medications",
+            "allergies",
+        )
+    }
     second = import_bundle(target, exported)
     assert {t: target.db.query(f"SELECT count(*) FROM {t}")[0][0] for t in counts} == counts
     assert not second.created
-    assert all("already imported" in (o.reason or "") for o in second.skipped if o.resource.startswith("Patient/"))
+    assert all(
+        "already imported" in (o.reason or "")
+        for o in second.skipped
+        if o.resource.startswith("Patient/")
+    )
     assert len(first.created) > 0
