@@ -1,0 +1,164 @@
+"""FHIR import: bad input is refused naming the resource and field with nothing written;
+unknown resource types are reported; a patient already registered is matched and offered
+for merge, not duplicated; an interrupted import resumes without duplicates; only an
+admin imports or exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from core.records.clinic import ClinicRecords
+from core.records.errors import NotAllowedError
+from core.records.fhir import importer
+from core.records.fhir.common import FhirError
+from core.records.fhir.export import export_bundle
+from core.records.fhir.importer import import_bundle
+from core.records.vital_signs import VitalSigns
+from tests.unit.sync.replicas import new_replica
+
+pytestmark = pytest.mark.strict_authz
+
+PASSWORD = "correct horse battery"
+
+
+def _clinic(name: str) -> ClinicRecords:
+    founder = new_replica("admin")
+    founder.set_up_clinic(name, "admin", "Ada Admin", PASSWORD)
+    return founder
+
+
+@pytest.fixture(scope="module")
+def exported() -> str:
+    """Three patients, each with an allergy and a set of vitals."""
+    source = _clinic("Source")
+    for family, given, born in (("Okafor", "Chinedu", "1984-02-02"), ("Ames", "Bo", "1970-01-01"),
+                                ("Silva", "Rosa", "1990-07-15")):  # fmt: skip
+        p = source.add_patient(family, given, born, "female", mrn=f"M-{family}")
+        source.add_allergy(p.id, "Penicillin", "Hives", "moderate")
+        VitalSigns(source).record(p.id, {"systolic": "120", "diastolic": "80", "pulse": "70"})
+    return export_bundle(source).json()
+
+
+def _counts(records: ClinicRecords) -> dict[str, int]:
+    tables = ("patients", "allergies", "observations", "audit_log")
+    return {t: int(records.db.query(f"SELECT count(*) FROM {t}")[0][0]) for t in tables}
+
+
+def _edited(exported: str, change: Any) -> str:
+    doc = json.loads(exported)
+    change(doc)
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda text: "{not json", "bundle: is not JSON"),
+        (lambda text: json.dumps({"resourceType": "Patient"}), "not a FHIR Bundle"),
+        (
+            lambda text: _edited(text, lambda d: d.update(type="searchset")),
+            "Bundle.type",
+        ),
+        (
+            lambda text: _edited(
+                text, lambda d: d["entry"][-1]["resource"].update(birthDate="1984-13-45")
+            ),
+            ".birthDate",
+        ),
+        (
+            lambda text: _edited(
+                text,
+                lambda d: next(
+                    e for e in d["entry"] if e["resource"]["resourceType"] == "Observation"
+                )["resource"]["valueQuantity"].update(value=900),
+            ),
+            "Observation/",
+        ),
+    ],
+    ids=["not-json", "not-a-bundle", "wrong-bundle-type", "bad-birth-date", "impossible-pulse"],
+)
+def test_bad_input_is_refused_by_name_and_nothing_is_written(
+    exported: str, make: Any, named: str
+) -> None:
+    target = _clinic("Target")
+    before = _counts(target)
+    with pytest.raises(FhirError) as refused:
+        import_bundle(target, make(exported))
+    assert named in str(refused.value)
+    assert _counts(target) == before
+
+
+def test_a_refused_resource_is_named_with_its_element(exported: str) -> None:
+    doc = json.loads(exported)
+    patient = next(
+        e["resource"] for e in doc["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    patient["gender"] = 7
+    with pytest.raises(FhirError) as refused:
+        import_bundle(_clinic("Target"), json.dumps(doc))
+    assert str(refused.value).startswith(f"Patient/{patient['id']}.gender")
+
+
+def test_unknown_resource_types_are_reported_not_dropped(exported: str) -> None:
+    doc = json.loads(exported)
+    doc["entry"].append({"resource": {"resourceType": "Immunization", "id": "imm1"}})
+    report = import_bundle(_clinic("Target"), json.dumps(doc))
+    assert ("Immunization/imm1", "Immunization resources are not imported") in [
+        (o.resource, o.reason) for o in report.skipped
+    ]
+
+
+def test_a_patient_already_registered_is_matched_not_duplicated(exported: str) -> None:
+    target = _clinic("Target")
+    # Same person, typed with a slip and another MRN: the registration rules match them.
+    existing = target.add_patient("Okafur", "Chinedu", "1984-02-02", mrn="LOCAL-1")
+    same_mrn = target.add_patient("Someone", "Else", "2001-01-01", mrn="M-Ames")
+    report = import_bundle(target, exported)
+    matched = {o.record_id: o.reason or "" for o in report.matched}
+    assert set(matched) == {existing.id, same_mrn.id}
+    assert "offered for merge" in matched[existing.id]
+    assert "MRN" in matched[same_mrn.id]
+    assert target.count_patients() == 3  # only Silva was created
+    assert len(target.allergies(existing.id)) == 0  # nothing written into a matched chart
+    # Each matched chart's allergy, three vitals and five Provenance entries: skipped.
+    assert sum("matched patient" in (o.reason or "") for o in report.skipped) == 2 * 9
+
+
+def test_an_interrupted_import_resumes_without_duplicates(
+    exported: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _clinic("Target")
+    real = importer._Importer._create
+    calls = {"n": 0}
+
+    def crash_on_second(self: importer._Importer, chart: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the person closed the app mid-import
+        return real(self, chart)
+
+    monkeypatch.setattr(importer._Importer, "_create", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        import_bundle(target, exported)
+    assert target.count_patients() == 1  # the first chart whole, nothing of the second
+    monkeypatch.setattr(importer._Importer, "_create", real)
+    report = import_bundle(target, exported)
+    assert target.count_patients() == 3
+    assert _counts(target)["allergies"] == 3 and _counts(target)["observations"] == 9
+    resumed = [o for o in report.skipped if o.resource.startswith("Patient/")]
+    assert len(resumed) == 1 and "already imported" in (resumed[0].reason or "")
+
+
+@pytest.mark.parametrize("role", ["clinician", "nurse", "front_desk"])
+def test_only_an_admin_imports_or_exports(exported: str, role: str) -> None:
+    target = _clinic("Target")
+    target.add_user("someone", "Some One", role, PASSWORD)
+    them = ClinicRecords(target.db, "someone")
+    with pytest.raises(NotAllowedError, match="Only an admin can import"):
+        import_bundle(them, exported)
+    with pytest.raises(NotAllowedError, match="Only an admin can export"):
+        export_bundle(them)
+    assert target.count_patients() == 0
