@@ -27,6 +27,7 @@ from core.cli import (
     conflicts,
     db,
     enroll,
+    fhir,
     init,
     keys,
     med,
@@ -102,6 +103,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     print_.GROUP,
     user.GROUP,
     backup.GROUP,
+    fhir.GROUP,
 )
 
 

@@ -34,10 +34,16 @@ _FLAGS = {"high": ("H", "High"), "low": ("L", "Low")}
 
 
 def to_fhir(reading: Reading) -> Observation:
-    """A stored vital sign as a vital-signs Observation (canonical value and UCUM unit)."""
+    """A stored vital sign as a vital-signs Observation: the value as it was entered, in
+    the UCUM unit it was entered in (``102 [degF]``: the profile allows it, and it is
+    exact; the canonical ``38.89 Cel`` is rounded), else the canonical value and unit."""
     vital = reading.vital
     label = vital.label if vital is not None else reading.code
-    unit = vital.canonical.symbol if vital is not None else reading.unit
+    value, ucum = reading.value, reading.unit
+    if reading.entered_value and reading.entered_unit:
+        value, ucum = reading.entered_value, reading.entered_unit
+    symbols = {u.ucum: u.symbol for u in vital.units} if vital is not None else {}
+    unit = symbols.get(ucum or "") or ucum
     flag = _FLAGS.get(reading.flag or "")
     return Observation(
         id=reading.id,
@@ -48,9 +54,7 @@ def to_fhir(reading: Reading) -> Observation:
         subject=ref("Patient", reading.patient_id),
         encounter=ref("Encounter", reading.encounter_id) if reading.encounter_id else None,
         effectiveDateTime=local_time(reading.observed_at),
-        valueQuantity=Quantity(
-            value=Decimal(reading.value), unit=unit or reading.unit, system=UCUM, code=reading.unit
-        ),
+        valueQuantity=Quantity(value=Decimal(value), unit=unit, system=UCUM, code=ucum),
         interpretation=[concept(flag[1], _INTERPRETATION, flag[0])] if flag else None,
     )
 

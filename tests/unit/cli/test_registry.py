@@ -41,6 +41,7 @@ CONTRACT: dict[str, list[str]] = {
     "user": ["user", "role", "nina", "nurse"],
     "access": ["access", "add", "p", "nina"],
     "backup": ["backup", "restore", "f.clbackup", "--data-dir", "new", "--passphrase-stdin"],
+    "fhir": ["fhir", "export", "--patient", "p", "-o", "bundle.json"],
 }
 
 
