@@ -1,6 +1,6 @@
 """How the main window reaches the administrators' review screens: one call from
-``Workspace.__init__`` adds Settings → "Audit log…" and "Break-glass reviews…" (shown to
-administrators only: core refuses them to anyone else too)."""
+``Workspace.__init__`` adds Settings → "Audit log…", "Break-glass reviews…" and "FHIR export
+and import…" (shown to administrators only: core refuses them to anyone else too)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog
 
 from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
+from app.admin.fhir import FhirDialog
 
 if TYPE_CHECKING:  # the main window imports this module
     from app.main_window import Workspace
@@ -32,15 +33,22 @@ class AdminTools:
             "Emergency openings of charts waiting for review (administrators only)"
         )
         self.reviews_action.triggered.connect(self.show_reviews)
+        self.fhir_action = QAction("FHIR export and import…", workspace)
+        self.fhir_action.setToolTip(
+            "The clinic's charts out as a FHIR R4 bundle, or a bundle in (administrators only)"
+        )
+        self.fhir_action.triggered.connect(self.show_fhir)
         before = workspace.new_recovery_key_action
         menu.insertAction(before, self.audit_log_action)
         menu.insertAction(before, self.reviews_action)
+        menu.insertAction(before, self.fhir_action)
         self.dialog: QDialog | None = None
 
     def set_admin(self, is_admin: bool) -> None:
         """Show the actions to administrators only."""
         self.audit_log_action.setVisible(is_admin)
         self.reviews_action.setVisible(is_admin)
+        self.fhir_action.setVisible(is_admin)
 
     def show_audit_log(self) -> None:
         """Settings → Audit log…"""
@@ -51,6 +59,11 @@ class AdminTools:
         """Settings → Break-glass reviews…"""
         ws = self._workspace
         self._open(BreakGlassReviewsDialog(ws._operations, ws._records, ws))
+
+    def show_fhir(self) -> None:
+        """Settings → FHIR export and import…"""
+        ws = self._workspace
+        self._open(FhirDialog(ws._operations, ws._records, ws))
 
     def _open(self, dialog: QDialog) -> None:
         if self.dialog is not None:
