@@ -38,6 +38,8 @@ ACTION_LABELS = {
     "action.refused": "Refused action",
     "conflict.resolve": "Resolved a conflict",
     "audit.export": "Exported the audit log",
+    "fhir.export": "Exported charts as FHIR",
+    "fhir.import": "Imported from a FHIR bundle",
 }
 
 CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",

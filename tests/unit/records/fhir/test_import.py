@@ -162,3 +162,16 @@ def test_only_an_admin_imports_or_exports(exported: str, role: str) -> None:
     with pytest.raises(NotAllowedError, match="Only an admin can export"):
         export_bundle(them)
     assert target.count_patients() == 0
+
+
+def test_an_admin_without_clinical_access_exports_demographics_only(exported: str) -> None:
+    target = _clinic("Target")
+    import_bundle(target, exported)
+    target.add_user("boss", "Bo Admin", "admin", PASSWORD)
+    result = export_bundle(ClinicRecords(target.db, "boss"))
+    assert len(result.withheld) == 3  # an admin who is not a clinician or nurse
+    assert set(result.counts) == {"Patient", "Provenance"}
+    audited = target.db.query(
+        "SELECT count(*) FROM audit_log WHERE actor = 'boss' AND action = 'fhir.export'"
+    )
+    assert audited[0][0] == 1
