@@ -135,12 +135,19 @@ class _Builder:
             (pid,),
         ):
             self.add(encounter.to_fhir(Visit(*row)))
-        for row in self.rows(
-            f"SELECT {', '.join(OBSERVATION.column_names)} FROM observations "
-            "WHERE patient_id = ? ORDER BY id",
-            (pid,),
-        ):
-            self.add(observation.to_fhir(Reading(*row)))
+        readings = [
+            Reading(*row)
+            for row in self.rows(
+                f"SELECT {', '.join(OBSERVATION.column_names)} FROM observations "
+                "WHERE patient_id = ? ORDER BY id",
+                (pid,),
+            )
+        ]
+        for found in observation.pair_pressures(readings):
+            if isinstance(found, tuple):
+                self.add(observation.blood_pressure_to_fhir(*found))
+            else:
+                self.add(observation.to_fhir(found))
         notes = Notes(self.records)
         for (note_id,) in self.rows(
             "SELECT id FROM notes WHERE patient_id = ? ORDER BY id", (pid,)

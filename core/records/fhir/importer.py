@@ -190,9 +190,10 @@ def _map(entry: _Entry) -> None:
             clean_item(LISTS["medications"], m.values)
             entry.fields = m
         elif isinstance(r, Observation):
-            o = observation.from_fhir(r, where)
-            vitals.measure(vitals.vital(o.key), o.value, o.unit)  # blood pressure: _vital_sets
-            entry.fields = o
+            found = observation.from_fhir(r, where)
+            for o in found:  # blood pressure: checked with its set (_check_vital_sets)
+                vitals.measure(vitals.vital(o.key), o.value, o.unit)
+            entry.fields = found
         elif isinstance(r, Encounter):
             e = encounter.from_fhir(r, where)
             for spec in ENCOUNTER.writable:
@@ -216,22 +217,25 @@ def _map(entry: _Entry) -> None:
         raise FhirError(where, str(exc)) from None
 
 
-def _vital_sets(entries: list[_Entry]) -> list[list[_Entry]]:
-    """Observations measured together (same time and visit) as the sets a nurse records:
+_Vital = tuple[_Entry, observation.ObservationFields]
+
+
+def _vital_sets(entries: list[_Entry]) -> list[list[_Vital]]:
+    """Vital signs measured together (same time and visit) as the sets a nurse records:
     both blood pressure numbers go in one (a set repeating a vital is split)."""
-    sets: dict[tuple[str, str | None], list[list[_Entry]]] = {}
+    sets: dict[tuple[str, str | None], list[list[_Vital]]] = {}
     for e in entries:
-        o: observation.ObservationFields = e.fields
-        groups = sets.setdefault((o.observed_at, o.encounter), [[]])
-        if any(other.fields.key == o.key for other in groups[-1]):
-            groups.append([])
-        groups[-1].append(e)
+        for o in e.fields:
+            groups = sets.setdefault((o.observed_at, o.encounter), [[]])
+            if any(other.key == o.key for _, other in groups[-1]):
+                groups.append([])
+            groups[-1].append((e, o))
     return [group for groups in sets.values() for group in groups]
 
 
-def _vital_values(group: list[_Entry]) -> tuple[dict[str, str], dict[str, str]]:
-    values = {e.fields.key: e.fields.value for e in group}
-    units = {e.fields.key: e.fields.unit for e in group if e.fields.unit}
+def _vital_values(group: list[_Vital]) -> tuple[dict[str, str], dict[str, str]]:
+    values = {o.key: o.value for _, o in group}
+    units = {o.key: o.unit for _, o in group if o.unit}
     return values, units
 
 
@@ -240,7 +244,7 @@ def _check_vital_sets(chart: _Chart) -> None:
     for group in _vital_sets([e for e in chart.entries if e.rtype == "Observation"]):
         _, errors = measure_all(*_vital_values(group))
         if errors:
-            raise FhirError(group[0].name, str(next(iter(errors.values()))))
+            raise FhirError(group[0][0].name, str(next(iter(errors.values()))))
 
 
 class _Importer:
@@ -345,15 +349,18 @@ class _Importer:
                 values = {**item.values, "encounter_id": ids.get(item.encounter or "")}
                 made(e, self.entries.add_to_list(p.id, list_name, values))
         vital_signs = VitalSigns(self.records)
+        recorded: set[str] = set()
         for group in _vital_sets(by_type.get("Observation", [])):
-            first: observation.ObservationFields = group[0].fields
+            first = group[0][1]
             typed, units = _vital_values(group)
             readings = vital_signs.record(
                 p.id, typed, units, first.observed_at, ids.get(first.encounter or "")
             )
             by_code = {r.code: r.id for r in readings}
-            for e in group:
-                made(e, by_code[vitals.vital(e.fields.key).code])
+            for e, o in group:
+                if e.name not in recorded:  # a blood-pressure entry: its systolic's record
+                    recorded.add(e.name)
+                    made(e, by_code[vitals.vital(o.key).code])
         for e in by_type.get("DocumentReference", []):
             if e.fields is None:
                 skipped.append(
@@ -448,10 +455,14 @@ def read_bundle(data: bytes | str) -> tuple[list[_Chart], list[Outcome]]:
         if isinstance(full, str) and full:
             refs.add(full)
         entry = _Entry(name, rtype, parse(MODELS[rtype], resource, name), refs)
+        if rtype != "Provenance":
+            try:
+                _map(entry)
+            except observation.NotAVitalSign as exc:
+                skipped.append(Outcome(name, None, f"{exc}: not imported"))
+                continue
         for ref in refs:
             by_ref[ref] = entry
-        if rtype != "Provenance":
-            _map(entry)
         entries.append(entry)
     charts: dict[str, _Chart] = {}
     for e in entries:

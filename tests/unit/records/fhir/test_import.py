@@ -123,8 +123,9 @@ def test_a_patient_already_registered_is_matched_not_duplicated(exported: str) -
     assert "MRN" in matched[same_mrn.id]
     assert target.count_patients() == 3  # only Silva was created
     assert len(target.allergies(existing.id)) == 0  # nothing written into a matched chart
-    # Each matched chart's allergy, three vitals and five Provenance entries: skipped.
-    assert sum("matched patient" in (o.reason or "") for o in report.skipped) == 2 * 9
+    # Each matched chart's allergy, blood pressure and pulse, and their four Provenance
+    # entries (the patient's too): skipped.
+    assert sum("matched patient" in (o.reason or "") for o in report.skipped) == 2 * 7
 
 
 def test_an_interrupted_import_resumes_without_duplicates(

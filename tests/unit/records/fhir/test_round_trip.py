@@ -107,12 +107,20 @@ def test_every_exported_resource_parses_back_with_the_library(
         again = MODELS[data["resourceType"]].model_validate(data)
         assert again.model_dump() == data
     observations = [r for r in resources if r.get_resource_type() == "Observation"]
-    assert all(
-        o.meta.profile == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]
-        for o in observations
+    profiles = {p for o in observations for p in o.meta.profile}
+    assert profiles == {
+        "http://hl7.org/fhir/StructureDefinition/vitalsigns",
+        "http://hl7.org/fhir/StructureDefinition/bp",  # both pressures: one panel
+    }
+    values = [o for o in observations if o.valueQuantity] + [
+        c for o in observations for c in o.component or []
+    ]
+    assert {v.valueQuantity.system for v in values} == {"http://unitsofmeasure.org"}
+    assert {c.system for v in values for c in v.code.coding} == {"http://loinc.org"}
+    panels = [o for o in observations if o.component]
+    assert panels and all(
+        [c.code.coding[0].code for c in o.component] == ["8480-6", "8462-4"] for o in panels
     )
-    assert {o.valueQuantity.system for o in observations} == {"http://unitsofmeasure.org"}
-    assert {c.system for o in observations for c in o.code.coding} == {"http://loinc.org"}
 
 
 def test_a_clinic_survives_export_import_export(source: tuple[ClinicRecords, str]) -> None:
