@@ -71,9 +71,9 @@ def _edited(exported: str, change: Any) -> str:
         (
             lambda text: _edited(
                 text,
-                lambda d: next(
-                    e for e in d["entry"] if e["resource"]["resourceType"] == "Observation"
-                )["resource"]["valueQuantity"].update(value=900),
+                lambda d: next(e for e in d["entry"] if "valueQuantity" in e["resource"])[
+                    "resource"
+                ]["valueQuantity"].update(value=900),
             ),
             "Observation/",
         ),
@@ -176,3 +176,65 @@ def test_an_admin_without_clinical_access_exports_demographics_only(exported: st
         "SELECT count(*) FROM audit_log WHERE actor = 'boss' AND action = 'fhir.export'"
     )
     assert audited[0][0] == 1
+
+
+def _foreign_bundle() -> str:
+    """A transaction bundle as another system writes one: urn:uuid references, its own
+    MRN, a blood-pressure panel, a lab result, a coded diagnosis made in a visit."""
+    from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleEntryRequest
+
+    def entry(uuid: str, resource: dict[str, Any]) -> BundleEntry:
+        return BundleEntry(
+            fullUrl=f"urn:uuid:{uuid}",
+            resource=importer.MODELS[resource["resourceType"]].model_validate(resource),
+            request=BundleEntryRequest(method="POST", url=resource["resourceType"]),
+        )
+
+    patient = {"resourceType": "Patient", "identifier": [
+        {"system": "https://hospital.example/mrn", "value": "H-77",
+         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                              "code": "MR"}]}}],
+        "name": [{"family": "Mensah", "given": ["Ama", "Serwa"]}],
+        "gender": "female", "birthDate": "1988-03-14"}  # fmt: skip
+    subject = {"reference": "urn:uuid:p"}
+    visit = {"resourceType": "Encounter", "status": "finished",
+             "class": {"code": "AMB"}, "subject": subject,
+             "period": {"start": "2026-11-02T09:30:00+00:00", "end": "2026-11-02T10:00:00+00:00"},
+             "reasonCode": [{"text": "Thirsty all the time"}]}  # fmt: skip
+    mmhg = {"system": "http://unitsofmeasure.org", "code": "mm[Hg]", "unit": "mmHg"}
+    bp = {"resourceType": "Observation", "status": "final", "subject": subject,
+          "encounter": {"reference": "urn:uuid:e"},
+          "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+          "effectiveDateTime": "2026-11-02T09:35:00+00:00", "component": [
+              {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+               "valueQuantity": {"value": 150, **mmhg}},
+              {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+               "valueQuantity": {"value": 95, **mmhg}}]}  # fmt: skip
+    glucose = {"resourceType": "Observation", "status": "final", "subject": subject,
+               "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+               "valueQuantity": {"value": 11.2, "system": "http://unitsofmeasure.org",
+                                 "code": "mmol/L"}}  # fmt: skip
+    diabetes = {"resourceType": "Condition", "subject": subject,
+                "encounter": {"reference": "urn:uuid:e"},
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                     "code": "E119", "display": "Type 2 diabetes"}]}}  # fmt: skip
+    bundle = Bundle(type="transaction", entry=[
+        entry("p", patient), entry("e", visit), entry("bp", bp), entry("g", glucose),
+        entry("c", diabetes)])  # fmt: skip
+    return str(bundle.model_dump_json())
+
+
+def test_a_transaction_bundle_from_another_system_is_imported() -> None:
+    target = _clinic("Target")
+    report = import_bundle(target, _foreign_bundle())
+    assert [o.resource for o in report.skipped] == ["Observation (entry 3)"]
+    assert "LOINC 2345-7 is not a vital sign" in (report.skipped[0].reason or "")
+    (patient,) = target.list_patients()
+    assert (patient.family, patient.given, patient.mrn) == ("Mensah", "Ama Serwa", "H-77")
+    rows = target.db.query(
+        "SELECT c.code, c.description, e.reason FROM conditions c "
+        "JOIN encounters e ON e.id = c.encounter_id"
+    )
+    assert [tuple(r) for r in rows] == [("E11.9", "Type 2 diabetes", "Thirsty all the time")]
+    pressures = target.db.query("SELECT code, value, flag FROM observations ORDER BY code")
+    assert [tuple(r) for r in pressures] == [("8462-4", "95", "high"), ("8480-6", "150", "high")]
