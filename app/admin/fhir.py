@@ -28,7 +28,8 @@ from app.session.key_dialogs import heading_label
 from app.widgets import dialog_layout, error_label, paragraph
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
-from core.records.fhir.importer import ImportReport, import_bundle
+from core.records.fhir.importer import import_bundle
+from core.records.fhir.report import ImportReport
 from core.reports.pdf import save
 
 

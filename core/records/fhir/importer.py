@@ -1,11 +1,10 @@
 """A FHIR Bundle (``transaction`` or ``collection``) into the clinic, through the normal
 write path, as one audited, resumable batch.
 
-First the whole bundle is read and checked without writing anything: every entry is parsed
-by the library's models and mapped to Careline's fields, and every value is put through
-the same checks the write path makes. A bundle that is not JSON, not a Bundle, or has a
-resource that fails is refused with an error naming the resource and element, and nothing
-is written. Entries of other resource types are reported as skipped, never dropped silently.
+First the whole bundle is read and checked without writing anything (``reader.py``): a
+bundle that is not JSON, not a Bundle, or has a resource that fails is refused with an
+error naming the resource and element, and nothing is written. Entries of other resource
+types are reported as skipped, never dropped silently.
 
 Then each patient of the bundle is written with everything on their chart in one
 transaction (``Database.batch``): the registration, allergies, problems, medications,
@@ -24,30 +23,17 @@ offered for merge, and their chart's entries as skipped for that reason.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
-from fhir.resources.R4B.appointment import Appointment as FhirAppointment
-from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.documentreference import DocumentReference
-from fhir.resources.R4B.encounter import Encounter
-from fhir.resources.R4B.medicationstatement import MedicationStatement
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.provenance import Provenance
-from fhir.resources.R4B.resource import Resource
 
 from core.records import crdt, vitals
 from core.records import validation as v
 from core.records.changes import change
-from core.records.clinic import ClinicRecords, clean_item, new_id
+from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.duplicates import describe, find_possible_duplicates
 from core.records.entries import ClinicalEntries
-from core.records.errors import ValidationError
 from core.records.fhir import (
     allergy,
     appointment,
@@ -55,196 +41,18 @@ from core.records.fhir import (
     document,
     encounter,
     medication,
-    observation,
     patient,
 )
-from core.records.fhir.common import FhirError, parse, reference_text, source_key, staff_name
+from core.records.fhir.common import reference_text, staff_name
+from core.records.fhir.reader import Chart, Entry, read_bundle, vital_sets, vital_values
+from core.records.fhir.report import ImportReport, Outcome
 from core.records.models import PatientSummary
-from core.records.notes import MAX_NOTE
-from core.records.types import ALLERGIES, APPOINTMENT, ENCOUNTER, LISTS
-from core.records.vital_signs import VitalSigns, measure_all
+from core.records.vital_signs import VitalSigns
 from core.store.database import utc_now
 
-MODELS: dict[str, type[Resource]] = {
-    "Patient": FhirPatient,
-    "AllergyIntolerance": AllergyIntolerance,
-    "Condition": Condition,
-    "MedicationStatement": MedicationStatement,
-    "Observation": Observation,
-    "Encounter": Encounter,
-    "Appointment": FhirAppointment,
-    "DocumentReference": DocumentReference,
-    "Provenance": Provenance,
-}
-BUNDLE_TYPES = ("transaction", "collection")
 META_PREFIX = "fhir.import:"
 
 Progress = Callable[[int, int], object]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one entry: the resource (``Patient/p1``), the record it is now (or
-    matched), and why when it was matched or skipped."""
-
-    resource: str
-    record_id: str | None = None
-    reason: str | None = None
-
-
-@dataclass
-class ImportReport:
-    """What an import created, matched and skipped (with reasons)."""
-
-    batch: str  # the bundle's digest: the audit entries of the import name it
-    created: list[Outcome] = field(default_factory=list)
-    matched: list[Outcome] = field(default_factory=list)
-    skipped: list[Outcome] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For ``--json`` output."""
-        return {
-            "batch": self.batch,
-            "created": [asdict(o) for o in self.created],
-            "matched": [asdict(o) for o in self.matched],
-            "skipped": [asdict(o) for o in self.skipped],
-        }
-
-    def text(self) -> str:
-        """A person's summary: counts, then each match and skip with its reason."""
-        lines = [
-            f"Created {len(self.created)}, matched {len(self.matched)}, "
-            f"skipped {len(self.skipped)} (batch {self.batch})."
-        ]
-        lines += [f"matched  {o.resource} -> {o.record_id}: {o.reason}" for o in self.matched]
-        lines += [f"skipped  {o.resource}: {o.reason}" for o in self.skipped]
-        return "\n".join(lines)
-
-
-@dataclass
-class _Entry:
-    name: str  # Patient/p1, for messages
-    rtype: str
-    resource: Resource
-    refs: set[str] = field(default_factory=set)  # how other entries may reference it
-    fields: Any = None  # what the resource's mapping module read from it
-
-
-@dataclass
-class _Chart:
-    """A bundle patient and the entries on their chart."""
-
-    entry: _Entry
-    key: str  # source key (meta)
-    entries: list[_Entry] = field(default_factory=list)
-
-
-def _load(data: bytes | str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FhirError("bundle", f"is not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
-        found = doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__
-        raise FhirError("bundle.resourceType", f"is {found!r}, not a FHIR Bundle")
-    if doc.get("type") not in BUNDLE_TYPES:
-        raise FhirError(
-            "Bundle.type", f"{doc.get('type')!r}: only a transaction or a collection is imported"
-        )
-    if not isinstance(doc.get("entry", []), list):
-        raise FhirError("Bundle.entry", "is not a list")
-    return doc
-
-
-def _patient_ref(entry: _Entry) -> list[str]:
-    """The references by which an entry names its patient."""
-    r = entry.resource
-    if isinstance(r, AllergyIntolerance):
-        return [t for t in (reference_text(r.patient),) if t]
-    if isinstance(r, FhirAppointment):
-        return list(entry.fields.patients)
-    subject = getattr(r, "subject", None)
-    return [t for t in (reference_text(subject),) if t]
-
-
-def _map(entry: _Entry) -> None:
-    """Read the entry's fields with its mapping module and put them through the write
-    path's own checks (FhirError names the resource and element)."""
-    r, where = entry.resource, entry.name
-    try:
-        if isinstance(r, FhirPatient):
-            f = patient.from_fhir(r, where)
-            v.text("family", f.family), v.text("given", f.given), v.birth_date(f.birth_date)
-            v.sex(f.sex), v.mrn(f.mrn), v.text("phone", f.phone, required=False)
-            entry.fields = f
-        elif isinstance(r, AllergyIntolerance):
-            a = allergy.from_fhir(r)
-            clean_item(ALLERGIES, asdict(a))
-            entry.fields = a
-        elif isinstance(r, Condition):
-            c = condition.from_fhir(r, where)
-            clean_item(LISTS["problems"], c.values)
-            entry.fields = c
-        elif isinstance(r, MedicationStatement):
-            m = medication.from_fhir(r, where)
-            clean_item(LISTS["medications"], m.values)
-            entry.fields = m
-        elif isinstance(r, Observation):
-            found = observation.from_fhir(r, where)
-            for o in found:  # blood pressure: checked with its set (_check_vital_sets)
-                vitals.measure(vitals.vital(o.key), o.value, o.unit)
-            entry.fields = found
-        elif isinstance(r, Encounter):
-            e = encounter.from_fhir(r, where)
-            for spec in ENCOUNTER.writable:
-                spec.clean(e.values.get(spec.name))
-            entry.fields = e
-        elif isinstance(r, FhirAppointment):
-            ap = appointment.from_fhir(r, where)
-            for spec in APPOINTMENT.writable:
-                spec.clean(ap.values.get(spec.name))
-            entry.fields = ap
-        elif isinstance(r, DocumentReference) and document.is_note(r):
-            n = document.note_from_fhir(r, where)
-            if not n.body.strip() or len(n.body) > MAX_NOTE:
-                raise FhirError(
-                    f"{where}.content", f"a note's text must be 1 to {MAX_NOTE} characters"
-                )
-            entry.fields = n
-    except FhirError:
-        raise
-    except ValidationError as exc:
-        raise FhirError(where, str(exc)) from None
-
-
-_Vital = tuple[_Entry, observation.ObservationFields]
-
-
-def _vital_sets(entries: list[_Entry]) -> list[list[_Vital]]:
-    """Vital signs measured together (same time and visit) as the sets a nurse records:
-    both blood pressure numbers go in one (a set repeating a vital is split)."""
-    sets: dict[tuple[str, str | None], list[list[_Vital]]] = {}
-    for e in entries:
-        for o in e.fields:
-            groups = sets.setdefault((o.observed_at, o.encounter), [[]])
-            if any(other.key == o.key for _, other in groups[-1]):
-                groups.append([])
-            groups[-1].append((e, o))
-    return [group for groups in sets.values() for group in groups]
-
-
-def _vital_values(group: list[_Vital]) -> tuple[dict[str, str], dict[str, str]]:
-    values = {o.key: o.value for _, o in group}
-    units = {o.key: o.unit for _, o in group if o.unit}
-    return values, units
-
-
-def _check_vital_sets(chart: _Chart) -> None:
-    """Each set as the write path will check it (FhirError names its first Observation)."""
-    for group in _vital_sets([e for e in chart.entries if e.rtype == "Observation"]):
-        _, errors = measure_all(*_vital_values(group))
-        if errors:
-            raise FhirError(group[0][0].name, str(next(iter(errors.values()))))
 
 
 class _Importer:
@@ -280,7 +88,7 @@ class _Importer:
 
     # ----- writing one chart ----------------------------------------------------------
 
-    def chart(self, chart: _Chart) -> None:
+    def chart(self, chart: Chart) -> None:
         """One bundle patient: skipped (already imported), matched, or created."""
         done = self.already_imported(chart.key)
         if done is not None:
@@ -311,18 +119,18 @@ class _Importer:
             created = self._create(chart)
         self.report.created += created
 
-    def _create(self, chart: _Chart) -> list[Outcome]:
+    def _create(self, chart: Chart) -> list[Outcome]:
         f: patient.PatientFields = chart.entry.fields
         p = self.records.add_patient(f.family, f.given, f.birth_date, f.sex, f.mrn, f.phone)
         out = [Outcome(chart.entry.name, p.id)]
         ids: dict[str, str] = {}  # a bundle reference -> the record made from it
         provenance: list[list[str]] = []
         skipped: list[Outcome] = []
-        by_type: dict[str, list[_Entry]] = {}
+        by_type: dict[str, list[Entry]] = {}
         for e in chart.entries:
             by_type.setdefault(e.rtype, []).append(e)
 
-        def made(e: _Entry, record_id: str) -> None:
+        def made(e: Entry, record_id: str) -> None:
             ids.update({ref: record_id for ref in e.refs})
             out.append(Outcome(e.name, record_id))
 
@@ -350,9 +158,9 @@ class _Importer:
                 made(e, self.entries.add_to_list(p.id, list_name, values))
         vital_signs = VitalSigns(self.records)
         recorded: set[str] = set()
-        for group in _vital_sets(by_type.get("Observation", [])):
+        for group in vital_sets(by_type.get("Observation", [])):
             first = group[0][1]
-            typed, units = _vital_values(group)
+            typed, units = vital_values(group)
             readings = vital_signs.record(
                 p.id, typed, units, first.observed_at, ids.get(first.encounter or "")
             )
@@ -432,76 +240,6 @@ def _addendum(text: str, actor: str) -> Callable[[RecordDoc, str], None]:
         crdt.add(doc, "addenda", {"body": text}, hlc, actor)
 
     return add
-
-
-def read_bundle(data: bytes | str) -> tuple[list[_Chart], list[Outcome]]:
-    """The bundle's charts (each patient with the entries on their chart), checked, and
-    the entries that will not be imported (other types, no patient in the bundle)."""
-    doc = _load(data)
-    skipped: list[Outcome] = []
-    entries: list[_Entry] = []
-    by_ref: dict[str, _Entry] = {}
-    for i, raw in enumerate(doc.get("entry") or []):
-        resource = raw.get("resource") if isinstance(raw, dict) else None
-        if not isinstance(resource, dict):
-            raise FhirError(f"Bundle.entry[{i}].resource", "is missing")
-        rtype, rid = str(resource.get("resourceType")), resource.get("id")
-        name = f"{rtype}/{rid}" if rid else f"{rtype} (entry {i})"
-        if rtype not in MODELS:
-            skipped.append(Outcome(name, None, f"{rtype} resources are not imported"))
-            continue
-        refs = {f"{rtype}/{rid}"} if rid else set()
-        full = raw.get("fullUrl")
-        if isinstance(full, str) and full:
-            refs.add(full)
-        entry = _Entry(name, rtype, parse(MODELS[rtype], resource, name), refs)
-        if rtype != "Provenance":
-            try:
-                _map(entry)
-            except observation.NotAVitalSign as exc:
-                skipped.append(Outcome(name, None, f"{exc}: not imported"))
-                continue
-        for ref in refs:
-            by_ref[ref] = entry
-        entries.append(entry)
-    charts: dict[str, _Chart] = {}
-    for e in entries:
-        if e.rtype == "Patient":
-            f: patient.PatientFields = e.fields
-            assert isinstance(e.resource, FhirPatient)
-            identity = next(
-                (f"{i.system}|{i.value}" for i in e.resource.identifier or [] if i.value),
-                min(e.refs) if e.refs else e.name,
-            )
-            charts[e.name] = _Chart(e, source_key("Patient", identity, f.birth_date))
-    for e in entries:
-        if e.rtype == "Patient":
-            continue
-        if e.rtype == "Provenance":
-            assert isinstance(e.resource, Provenance)
-            target = by_ref.get(reference_text(e.resource.target[0]) or "")
-            owner = (
-                None
-                if target is None
-                else (target if target.rtype == "Patient" else _owner(target, by_ref))
-            )
-        else:
-            owner = _owner(e, by_ref)
-        if owner is None or owner.name not in charts:
-            skipped.append(Outcome(e.name, None, "its patient is not in the bundle"))
-            continue
-        charts[owner.name].entries.append(e)
-    for chart in charts.values():
-        _check_vital_sets(chart)
-    return list(charts.values()), skipped
-
-
-def _owner(e: _Entry, by_ref: dict[str, _Entry]) -> _Entry | None:
-    for ref in _patient_ref(e):
-        found = by_ref.get(ref)
-        if found is not None and found.rtype == "Patient":
-            return found
-    return None
 
 
 def import_bundle(

@@ -12,7 +12,7 @@ import pytest
 
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError
-from core.records.fhir import importer
+from core.records.fhir import importer, reader
 from core.records.fhir.common import FhirError
 from core.records.fhir.export import export_bundle
 from core.records.fhir.importer import import_bundle
@@ -186,7 +186,7 @@ def _foreign_bundle() -> str:
     def entry(uuid: str, resource: dict[str, Any]) -> BundleEntry:
         return BundleEntry(
             fullUrl=f"urn:uuid:{uuid}",
-            resource=importer.MODELS[resource["resourceType"]].model_validate(resource),
+            resource=reader.MODELS[resource["resourceType"]].model_validate(resource),
             request=BundleEntryRequest(method="POST", url=resource["resourceType"]),
         )
 

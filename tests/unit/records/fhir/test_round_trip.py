@@ -16,7 +16,8 @@ from core.records.demo_data import generate
 from core.records.entries import ClinicalEntries
 from core.records.fhir.common import RECORD_ID
 from core.records.fhir.export import export_bundle
-from core.records.fhir.importer import MODELS, import_bundle
+from core.records.fhir.importer import import_bundle
+from core.records.fhir.reader import MODELS
 from core.records.notes import Notes
 from tests.unit.sync.replicas import new_replica
 
