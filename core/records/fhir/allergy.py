@@ -13,6 +13,7 @@ from fhir.resources.R4B.allergyintolerance import (
 from core.records.fhir.common import (
     ALLERGY_CLINICAL,
     absent,
+    code_in,
     concept,
     ref,
     staff,
@@ -22,6 +23,8 @@ from core.records.fhir.common import (
 from core.records.models import Allergy
 
 _ACTIVE = concept("Active", ALLERGY_CLINICAL, "active")
+SNOMED = "http://snomed.info/sct"
+NO_KNOWN_ALLERGY = "716186003"  # SNOMED CT "No known allergy", as FHIR's IPS records it
 
 
 def to_fhir(allergy: Allergy) -> AllergyIntolerance:
@@ -43,17 +46,31 @@ def to_fhir(allergy: Allergy) -> AllergyIntolerance:
     )
 
 
+def no_known_allergies(patient_id: str) -> AllergyIntolerance:
+    """The patient was asked and has no known allergies (Careline's ``nka`` status)."""
+    return AllergyIntolerance(
+        id=f"nka-{patient_id}",
+        patient=ref("Patient", patient_id),
+        clinicalStatus=_ACTIVE,
+        code=concept("No known allergy", SNOMED, NO_KNOWN_ALLERGY),
+    )
+
+
 @dataclass(frozen=True)
 class AllergyFields:
-    """What an AllergyIntolerance gives ``ClinicRecords.add_allergy``."""
+    """What an AllergyIntolerance gives ``ClinicRecords.add_allergy`` (or, for ``none_known``,
+    the "No known allergies" answer)."""
 
     substance: str | None
     reaction: str | None
     severity: str | None
+    none_known: bool = False
 
 
 def from_fhir(resource: AllergyIntolerance) -> AllergyFields:
     """The allergy's substance, first reaction and its severity."""
+    if code_in(resource.code, SNOMED) == NO_KNOWN_ALLERGY:
+        return AllergyFields(None, None, None, none_known=True)
     reaction = severity = None
     if resource.reaction:
         first = resource.reaction[0]

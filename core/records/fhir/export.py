@@ -102,6 +102,8 @@ class _Builder:
     def chart(self, p: Patient) -> None:
         """Everything on one patient's chart."""
         pid = p.id
+        if p.allergy_status == "nka":
+            self.add(allergy.no_known_allergies(pid))
         for row in self.rows(
             f"SELECT {', '.join(ALLERGIES.column_names)} FROM allergies WHERE patient_id = ? "
             "ORDER BY recorded_at, id",

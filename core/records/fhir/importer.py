@@ -29,6 +29,7 @@ from fhir.resources.R4B.provenance import Provenance
 
 from core.records import crdt, vitals
 from core.records import validation as v
+from core.records.allergy_status import AllergyRecords
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
@@ -134,9 +135,16 @@ class _Importer:
             ids.update({ref: record_id for ref in e.refs})
             out.append(Outcome(e.name, record_id))
 
-        for e in by_type.get("AllergyIntolerance", []):
+        allergies = by_type.get("AllergyIntolerance", [])
+        for e in allergies:  # first: a recorded allergy ends "No known allergies"
+            if e.fields.none_known:
+                AllergyRecords(self.records).record_no_known_allergies(p.id)
+                made(e, p.id)
+        for e in allergies:
             a: allergy.AllergyFields = e.fields
-            made(e, self.records.add_allergy(p.id, a.substance or "", a.reaction, a.severity).id)
+            if not a.none_known:
+                added = self.records.add_allergy(p.id, a.substance or "", a.reaction, a.severity)
+                made(e, added.id)
         for e in by_type.get("Appointment", []):
             ap: appointment.AppointmentFields = e.fields
             rid = self.entries.add("appointment", p.id, ap.values)

@@ -122,7 +122,8 @@ def _map(entry: Entry) -> None:
             entry.fields = f
         elif isinstance(r, AllergyIntolerance):
             a = allergy.from_fhir(r)
-            clean_item(ALLERGIES, asdict(a))
+            if not a.none_known:
+                clean_item(ALLERGIES, asdict(a))
             entry.fields = a
         elif isinstance(r, Condition):
             c = condition.from_fhir(r, where)

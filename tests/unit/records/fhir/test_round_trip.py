@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from core.records.allergy_status import AllergyRecords
 from core.records.clinic import ClinicRecords
 from core.records.demo_data import generate
 from core.records.entries import ClinicalEntries
@@ -41,6 +42,9 @@ def source() -> tuple[ClinicRecords, str]:
     # What the demo does not make: a resolved problem, a stopped medication with its
     # strength, an addendum on a signed note, an attachment's metadata.
     pid = records.list_patients(1)[0].id
+    # A patient asked about allergies who has none ("No known allergies").
+    asked = records.add_patient("Nkaperson", "Ola", "1999-09-09", "female", mrn="NKA-1")
+    AllergyRecords(records).record_no_known_allergies(asked.id)
     entries = ClinicalEntries(records)
     problem = {"description": "Back pain", "status": "resolved", "onset": "2019-05",
                "resolved": "2020-01-10"}  # fmt: skip
@@ -85,7 +89,7 @@ def _content(bundle_json: str) -> dict[str, list[str]]:
         r.pop("id")
         r["identifier"] = [i for i in r.get("identifier", []) if i["system"] != RECORD_ID]
         if r["resourceType"] == "AllergyIntolerance":
-            r.pop("recordedDate"), r.pop("recorder")  # stamped by the write itself
+            r.pop("recordedDate", None), r.pop("recorder", None)  # stamped by the write
         if r["resourceType"] == "DocumentReference":
             for c in r["content"]:
                 c["attachment"].pop("creation", None)  # an addendum's stamp
@@ -133,6 +137,8 @@ def test_a_clinic_survives_export_import_export(source: tuple[ClinicRecords, str
     assert [o.resource.split("/")[0] for o in report.skipped] == ["DocumentReference"]
     assert "file" in (report.skipped[0].reason or "")
     assert target.count_patients() == records.count_patients()
+    nka = target.db.query("SELECT allergy_status FROM patients WHERE family = 'Nkaperson'")
+    assert nka[0][0] == "nka"
     again = export_bundle(target).json()
     before, after = _content(exported), _content(again)
     before["DocumentReference"] = [d for d in before["DocumentReference"] if "letter.pdf" not in d]
