@@ -143,10 +143,10 @@ class FhirDialog(QDialog):
             return self._show_error("Choose where to save the bundle.")
         if not self._begin():
             return None
-        records, target, moved = self._records(), Path(text), self._progress.moved.emit
+        records, target, moved = self._records, Path(text), self._progress.moved.emit
 
-        def run() -> ExportResult:
-            result = export_bundle(records, on_progress=moved)
+        def run() -> ExportResult:  # on the worker, where the records live
+            result = export_bundle(records(), on_progress=moved)
             save(target, result.json().encode())
             return result
 
@@ -160,10 +160,10 @@ class FhirDialog(QDialog):
             return self._show_error("Choose a bundle to import.")
         if not self._begin():
             return None
-        records, source, moved = self._records(), Path(text), self._progress.moved.emit
+        records, source, moved = self._records, Path(text), self._progress.moved.emit
 
-        def run() -> ImportReport:
-            return import_bundle(records, source.read_bytes(), moved)
+        def run() -> ImportReport:  # on the worker, where the records live
+            return import_bundle(records(), source.read_bytes(), moved)
 
         self._job = self._operations.submit(run, self._imported, self._failed, label="fhir import")
         return None
