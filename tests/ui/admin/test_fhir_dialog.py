@@ -33,6 +33,8 @@ def test_an_admin_exports_and_imports_a_bundle(
     QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Exported"), timeout=10_000)
     assert not dialog.progress.isVisible() and dialog.export_button.isEnabled()
+    # The bar followed the worker chart by chart (5 patients).
+    assert (dialog.progress.value(), dialog.progress.maximum()) == (5, 5)
     bundle = Bundle.model_validate_json(target.read_text(encoding="utf-8"))
     patients = [e for e in bundle.entry or [] if e.resource.get_resource_type() == "Patient"]  # type: ignore[union-attr]
     assert len(patients) == 5
