@@ -238,3 +238,13 @@ def test_a_transaction_bundle_from_another_system_is_imported() -> None:
     assert [tuple(r) for r in rows] == [("E11.9", "Type 2 diabetes", "Thirsty all the time")]
     pressures = target.db.query("SELECT code, value, flag FROM observations ORDER BY code")
     assert [tuple(r) for r in pressures] == [("8462-4", "95", "high"), ("8480-6", "150", "high")]
+
+
+def test_an_admin_without_clinical_permissions_imports_nothing(exported: str) -> None:
+    """Each record needs its own permission (other workstations check it too): a chart
+    refused part-way is rolled back whole."""
+    target = _clinic("Target")
+    target.add_user("boss", "Bo Admin", "admin", PASSWORD)
+    with pytest.raises(NotAllowedError, match="record an allergy"):
+        import_bundle(ClinicRecords(target.db, "boss"), exported)
+    assert target.count_patients() == 0
