@@ -248,3 +248,18 @@ def test_an_admin_without_clinical_permissions_imports_nothing(exported: str) ->
     with pytest.raises(NotAllowedError, match="record an allergy"):
         import_bundle(ClinicRecords(target.db, "boss"), exported)
     assert target.count_patients() == 0
+
+
+def test_the_import_is_audited_with_the_sources_provenance(exported: str) -> None:
+    target = _clinic("Target")
+    report = import_bundle(target, exported)
+    rows = target.db.query(
+        "SELECT entity, details FROM audit_log WHERE action = 'fhir.import' ORDER BY seq"
+    )
+    details = [(str(r[0]), json.loads(r[1])) for r in rows]
+    assert [d["phase"] for e, d in details if e == "clinic"] == ["start", "done"]
+    charts = [d for e, d in details if e == "patient"]
+    assert len(charts) == 3 and {d["batch"] for d in charts} == {report.batch}
+    # Who recorded each record at the source: the allergy, the vitals and the patient.
+    assert all(len(d["provenance"]) == 4 for d in charts)
+    assert {who for d in charts for _, who, _ in d["provenance"]} == {"admin"}
