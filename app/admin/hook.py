@@ -1,6 +1,7 @@
 """How the main window reaches the administrators' review screens: one call from
-``Workspace.__init__`` adds Settings → "Audit log…", "Break-glass reviews…" and "Import
-patients…" (shown to administrators only: core refuses them to anyone else too)."""
+``Workspace.__init__`` adds Settings → "Audit log…", "Break-glass reviews…", "Import
+patients…" and "FHIR export and import…" (shown to administrators only: core refuses them
+to anyone else too)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QDialog
 
 from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
+from app.admin.fhir import FhirDialog
 from app.admin.import_patients import ImportPatientsDialog
 
 if TYPE_CHECKING:  # the main window imports this module
@@ -38,10 +40,16 @@ class AdminTools:
             "Move a clinic in: a patient list from a spreadsheet (administrators only)"
         )
         self.import_action.triggered.connect(self.show_import)
+        self.fhir_action = QAction("FHIR export and import…", workspace)
+        self.fhir_action.setToolTip(
+            "The clinic's charts out as a FHIR R4 bundle, or a bundle in (administrators only)"
+        )
+        self.fhir_action.triggered.connect(self.show_fhir)
         before = workspace.new_recovery_key_action
         menu.insertAction(before, self.audit_log_action)
         menu.insertAction(before, self.reviews_action)
         menu.insertAction(before, self.import_action)
+        menu.insertAction(before, self.fhir_action)
         self.dialog: QDialog | None = None
 
     def set_admin(self, is_admin: bool) -> None:
@@ -49,6 +57,7 @@ class AdminTools:
         self.audit_log_action.setVisible(is_admin)
         self.reviews_action.setVisible(is_admin)
         self.import_action.setVisible(is_admin)
+        self.fhir_action.setVisible(is_admin)
 
     def show_audit_log(self) -> None:
         """Settings → Audit log…"""
@@ -64,6 +73,11 @@ class AdminTools:
         """Settings → Import patients…"""
         ws = self._workspace
         self._open(ImportPatientsDialog(ws._operations, ws._records, ws))
+
+    def show_fhir(self) -> None:
+        """Settings → FHIR export and import…"""
+        ws = self._workspace
+        self._open(FhirDialog(ws._operations, ws._records, ws))
 
     def _open(self, dialog: QDialog) -> None:
         if self.dialog is not None:

@@ -27,6 +27,7 @@ from core.cli import (
     conflicts,
     db,
     enroll,
+    fhir,
     import_,
     init,
     keys,
@@ -104,6 +105,7 @@ GROUPS: tuple[CommandGroup, ...] = (
     user.GROUP,
     backup.GROUP,
     import_.GROUP,
+    fhir.GROUP,
 )
 
 

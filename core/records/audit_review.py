@@ -39,6 +39,8 @@ ACTION_LABELS = {
     "conflict.resolve": "Resolved a conflict",
     "audit.export": "Exported the audit log",
     "patient.import": "Imported a patient list",
+    "fhir.export": "Exported charts as FHIR",
+    "fhir.import": "Imported from a FHIR bundle",
 }
 
 CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",

@@ -130,6 +130,10 @@ ACTIONS: dict[str, Rule | None] = {
     "backup.create": _c("manage_staff", "back up the clinic's records"),
     "demo.create": _c("manage_staff", "fill the clinic with demo patients"),
     "patient.import": _c("manage_staff", "import a patient list"),
+    # FHIR bundles (core/records/fhir): each record an import writes also needs its own
+    # permission (the importing admin must hold the clinical ones: other replicas check them).
+    "fhir.export": _c("manage_staff", "export the clinic's records as FHIR"),
+    "fhir.import": _c("manage_staff", "import records from a FHIR bundle"),
     # Audit review and break-glass review
     "audit.list": _c("review_audit", "read the clinic's audit log"),
     "audit.export": _c("review_audit", "export the clinic's audit log"),

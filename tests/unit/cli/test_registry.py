@@ -42,6 +42,7 @@ CONTRACT: dict[str, list[str]] = {
     "access": ["access", "add", "p", "nina"],
     "backup": ["backup", "restore", "f.clbackup", "--data-dir", "new", "--passphrase-stdin"],
     "import": ["import", "patients", "list.csv", "--map", "DOB=birth_date", "--dry-run"],
+    "fhir": ["fhir", "export", "--patient", "p", "-o", "bundle.json"],
 }
 
 

@@ -1,0 +1,280 @@
+"""A FHIR Bundle (``transaction`` or ``collection``) into the clinic, through the normal
+write path, as one audited, resumable batch.
+
+First the whole bundle is read and checked without writing anything (``reader.py``): a
+bundle that is not JSON, not a Bundle, or has a resource that fails is refused with an
+error naming the resource and element, and nothing is written. Entries of other resource
+types are reported as skipped, never dropped silently.
+
+Then each patient of the bundle is written with everything on their chart in one
+transaction (``Database.batch``): the registration, allergies, problems, medications,
+appointments, visits, vital signs and notes, each through its own audited write (so each
+passes the permission gate), and a ``fhir.import`` audit entry that records the source key
+in the ``meta`` table. A re-run of the same bundle (after an interruption, or twice) finds
+that key and skips the patient: nothing is duplicated, and the run goes on where the last
+one stopped.
+
+A patient already in the clinic (the same Careline record id, the same MRN, or born the
+same day with the same or a similar name: the rules registration uses,
+core/records/duplicates.py) is not registered again: the report lists them as matched and
+offered for merge, and their chart's entries as skipped for that reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+from fhir.resources.R4B.provenance import Provenance
+
+from core.records import crdt, vitals
+from core.records import validation as v
+from core.records.allergy_status import AllergyRecords
+from core.records.changes import change
+from core.records.clinic import ClinicRecords, new_id
+from core.records.crdt import RecordDoc
+from core.records.duplicates import describe, find_possible_duplicates
+from core.records.entries import ClinicalEntries
+from core.records.fhir import (
+    allergy,
+    appointment,
+    condition,
+    document,
+    encounter,
+    medication,
+    patient,
+)
+from core.records.fhir.common import reference_text, staff_name
+from core.records.fhir.reader import Chart, Entry, read_bundle, vital_sets, vital_values
+from core.records.fhir.report import ImportReport, Outcome
+from core.records.models import PatientSummary
+from core.records.vital_signs import VitalSigns
+from core.store.database import utc_now
+
+META_PREFIX = "fhir.import:"
+
+Progress = Callable[[int, int], object]
+
+
+class _Importer:
+    def __init__(self, records: ClinicRecords, batch: str, report: ImportReport) -> None:
+        self.records = records
+        self.db = records.db
+        self.actor = records.actor
+        self.entries = ClinicalEntries(records)
+        self.batch = batch
+        self.report = report
+
+    # ----- matching ------------------------------------------------------------------
+
+    def already_imported(self, key: str) -> str | None:
+        rows = self.db.query("SELECT value FROM meta WHERE key = ?", (META_PREFIX + key,))
+        return str(rows[0][0]) if rows else None
+
+    def match(self, f: patient.PatientFields) -> tuple[str, str] | None:
+        """(existing patient id, why) when the patient is already in the clinic."""
+        if f.record_id and self.db.query("SELECT 1 FROM patients WHERE id = ?", (f.record_id,)):
+            return f.record_id, "the same Careline record"
+        if f.mrn:
+            rows = self.db.query(
+                "SELECT id, family, given, birth_date, mrn, sex FROM patients WHERE mrn = ?",
+                (v.mrn(f.mrn),),
+            )
+            if rows:
+                return str(rows[0][0]), f"the same MRN: {describe(PatientSummary(*rows[0]))}"
+        found = find_possible_duplicates(self.db, f.family, f.given, v.birth_date(f.birth_date))
+        if found:
+            return found[0].id, f"born the same day with a similar name: {describe(found[0])}"
+        return None
+
+    # ----- writing one chart ----------------------------------------------------------
+
+    def chart(self, chart: Chart) -> None:
+        """One bundle patient: skipped (already imported), matched, or created."""
+        done = self.already_imported(chart.key)
+        if done is not None:
+            reason = f"already imported by an earlier run of this bundle (patient {done})"
+            for e in (chart.entry, *chart.entries):
+                self.report.skipped.append(
+                    Outcome(e.name, done if e is chart.entry else None, reason)
+                )
+            return
+        found = self.match(chart.entry.fields)
+        if found is not None:
+            existing, why = found
+            self.report.matched.append(
+                Outcome(
+                    chart.entry.name,
+                    existing,
+                    f"already registered ({why}): offered for merge, not duplicated",
+                )
+            )
+            reason = (
+                f"its patient {chart.entry.name} matched patient {existing}: "
+                "review and merge them first"
+            )
+            self.report.skipped += [Outcome(e.name, None, reason) for e in chart.entries]
+            return
+        created: list[Outcome] = []
+        with self.db.batch():  # the whole chart, or nothing of it
+            created = self._create(chart)
+        self.report.created += created
+
+    def _create(self, chart: Chart) -> list[Outcome]:
+        f: patient.PatientFields = chart.entry.fields
+        p = self.records.add_patient(f.family, f.given, f.birth_date, f.sex, f.mrn, f.phone)
+        out = [Outcome(chart.entry.name, p.id)]
+        ids: dict[str, str] = {}  # a bundle reference -> the record made from it
+        provenance: list[list[str]] = []
+        skipped: list[Outcome] = []
+        by_type: dict[str, list[Entry]] = {}
+        for e in chart.entries:
+            by_type.setdefault(e.rtype, []).append(e)
+
+        def made(e: Entry, record_id: str) -> None:
+            ids.update({ref: record_id for ref in e.refs})
+            out.append(Outcome(e.name, record_id))
+
+        allergies = by_type.get("AllergyIntolerance", [])
+        for e in allergies:  # first: a recorded allergy ends "No known allergies"
+            if e.fields.none_known:
+                AllergyRecords(self.records).record_no_known_allergies(p.id)
+                made(e, p.id)
+        for e in allergies:
+            a: allergy.AllergyFields = e.fields
+            if not a.none_known:
+                added = self.records.add_allergy(p.id, a.substance or "", a.reaction, a.severity)
+                made(e, added.id)
+        for e in by_type.get("Appointment", []):
+            ap: appointment.AppointmentFields = e.fields
+            rid = self.entries.add("appointment", p.id, ap.values)
+            if ap.arrived_at:
+                self._set("appointment.status", "appointment", rid, {"arrived_at": ap.arrived_at})
+            made(e, rid)
+        for e in by_type.get("Encounter", []):
+            en: encounter.EncounterFields = e.fields
+            values = {**en.values, "appointment_id": ids.get(en.appointment or "")}
+            rid = self.entries.add("encounter", p.id, values)
+            if en.closed_at:
+                closing = {"closed_at": en.closed_at, "closed_by": en.closed_by}
+                self._set("encounter.close", "encounter", rid, closing)
+            made(e, rid)
+        for rtype, list_name in (("Condition", "problems"), ("MedicationStatement", "medications")):
+            for e in by_type.get(rtype, []):
+                item: condition.ConditionFields | medication.MedicationFields = e.fields
+                values = {**item.values, "encounter_id": ids.get(item.encounter or "")}
+                made(e, self.entries.add_to_list(p.id, list_name, values))
+        vital_signs = VitalSigns(self.records)
+        recorded: set[str] = set()
+        for group in vital_sets(by_type.get("Observation", [])):
+            first = group[0][1]
+            typed, units = vital_values(group)
+            readings = vital_signs.record(
+                p.id, typed, units, first.observed_at, ids.get(first.encounter or "")
+            )
+            by_code = {r.code: r.id for r in readings}
+            for e, o in group:
+                if e.name not in recorded:  # a blood-pressure entry: its systolic's record
+                    recorded.add(e.name)
+                    made(e, by_code[vitals.vital(o.key).code])
+        for e in by_type.get("DocumentReference", []):
+            if e.fields is None:
+                skipped.append(
+                    Outcome(
+                        e.name,
+                        None,
+                        "an attached file's content is not in a FHIR bundle: attach the file",
+                    )
+                )
+                continue
+            made(e, self._note(p.id, e.fields, ids))
+        for e in by_type.get("Provenance", []):
+            prov = e.resource
+            assert isinstance(prov, Provenance)
+            targets = [
+                ids.get(reference_text(t) or "", reference_text(t) or "") for t in prov.target
+            ]
+            who = [staff_name(a.who) or "" for a in prov.agent]
+            provenance.append([*targets[:1], ", ".join(who), str(prov.recorded)])
+            out.append(Outcome(e.name, None, "kept in the import's audit entry (fhir.import)"))
+        details = {
+            "batch": self.batch,
+            "source": chart.key,
+            "records": len(out),
+            "provenance": provenance,
+        }
+        with self.db.write(self.actor, "fhir.import", "patient", p.id, details) as tx:
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)", (META_PREFIX + chart.key, p.id)
+            )
+        self.report.skipped += skipped
+        return out
+
+    def _set(
+        self, action: str, type_name: str, record_id: str, fields: Mapping[str, crdt.Value]
+    ) -> None:
+        with self.db.write(self.actor, action, type_name, record_id) as tx:
+            change(tx, self.actor, record_id, type_name, self.records.setter(fields))
+
+    def _note(self, patient_id: str, n: document.NoteFields, ids: dict[str, str]) -> str:
+        """A note with its author, then its signature and addenda, each its own write
+        (so each passes the permission its action needs)."""
+        note_id, actor = new_id(), self.actor
+        encounter_id = ids.get(n.encounter or "")
+
+        def create(doc: RecordDoc, hlc: str) -> None:
+            for name, value in (
+                ("patient_id", patient_id),
+                ("encounter_id", encounter_id),
+                ("author", n.author or actor),
+                ("created_at", utc_now()),
+            ):
+                crdt.write(doc, name, value, hlc, actor)
+            crdt.text(doc, "body").insert(0, n.body)
+
+        with self.db.write(actor, "note.create", "note", note_id) as tx:
+            change(tx, actor, note_id, "note", create)
+        if n.signed_at is not None:
+            signature = {"signed_body": n.body, "signed_at": n.signed_at or utc_now()}
+            self._set("note.sign", "note", note_id, signature)
+        for text in n.addenda:
+            with self.db.write(actor, "note.addendum", "note", note_id) as tx:
+                change(tx, actor, note_id, "note", _addendum(text, actor))
+        return note_id
+
+
+def _addendum(text: str, actor: str) -> Callable[[RecordDoc, str], None]:
+    def add(doc: RecordDoc, hlc: str) -> None:
+        crdt.add(doc, "addenda", {"body": text}, hlc, actor)
+
+    return add
+
+
+def import_bundle(
+    records: ClinicRecords, data: bytes | str, on_progress: Progress | None = None
+) -> ImportReport:
+    """Import a FHIR Bundle into the clinic; see the module docstring. FhirError for a
+    bundle that cannot be read (nothing written), NotAllowedError (audited) for anyone but
+    an admin."""
+    raw = data.encode() if isinstance(data, str) else data
+    batch = hashlib.sha256(raw).hexdigest()[:16]
+    charts, skipped = read_bundle(raw)
+    report = ImportReport(batch, skipped=skipped)
+    start = {"batch": batch, "patients": len(charts), "phase": "start"}
+    with records.db.write(records.actor, "fhir.import", "clinic", "clinic", start):
+        pass  # the gate refuses anyone but an admin before anything is written
+    importer = _Importer(records, batch, report)
+    for done, chart in enumerate(charts, 1):
+        importer.chart(chart)
+        if on_progress is not None:
+            on_progress(done, len(charts))
+    end = {
+        "batch": batch,
+        "phase": "done",
+        "created": len(report.created),
+        "matched": len(report.matched),
+        "skipped": len(report.skipped),
+    }
+    with records.db.write(records.actor, "fhir.import", "clinic", "clinic", end):
+        pass
+    return report
