@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.records import merged
-from core.records import crdt
+from core.records import crdt, merged
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc

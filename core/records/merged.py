@@ -44,6 +44,19 @@ def resolve(links: dict[str, str], patient_id: str) -> str:
     return current
 
 
+def loop_of(links: dict[str, str], patient_id: str) -> list[str]:
+    """The patients of the loop ``patient_id`` is part of (none when it is in no loop)."""
+    path = [patient_id]
+    while path[-1] in links:
+        following = links[path[-1]]
+        if following == patient_id:
+            return sorted(path)
+        if following in path:
+            return []  # a loop further on, which this patient only points into
+        path.append(following)
+    return []
+
+
 def survivor(db: Reader, patient_id: str) -> str:
     """The chart ``patient_id`` now lives in (itself when not merged)."""
     return resolve(pointers(db), patient_id)

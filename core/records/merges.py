@@ -147,7 +147,11 @@ class Merges:
 
     def unmerge(self, duplicate: str) -> Merge:
         """Undo the merge of ``duplicate``: its chart is its own again (what was recorded on
-        it, before or since, goes with it). Returns the merge undone."""
+        it, before or since, goes with it). Returns the merge undone.
+
+        A duplicate in a loop (opposite merges made at once) undoes the whole loop: the
+        surviving side's own pointer, ignored while the loop stood, would otherwise take
+        over and hide the survivor behind the chart just split off."""
         self.records.get_patient(duplicate)
         current = merge_of(self.records.db, duplicate)
         if current is None:
@@ -156,7 +160,8 @@ class Merges:
         with self.records.db.write(
             self.records.actor, "patient.unmerge", "patient", duplicate, details
         ) as tx:
-            self._write(tx, duplicate, "", None)
+            for pid in merged.loop_of(merged.pointers(tx), duplicate) or [duplicate]:
+                self._write(tx, pid, "", None)
         return current
 
     def merged_from(self, patient_id: str) -> list[tuple[Patient, Merge]]:
@@ -190,4 +195,3 @@ class Merges:
 def describe_pair(pair: DuplicatePair) -> str:
     """Both charts of a pair, for the CLI's text output."""
     return f"{describe(pair.first)}  <->  {describe(pair.second)}"
-

@@ -12,8 +12,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.records import merged
-from core.records import icd10
+from core.records import icd10, merged
 from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc

@@ -58,7 +58,10 @@ def test_patient_merge_commands_parse() -> None:
     parser = build_parser()
     merge = parser.parse_args(["patient", "merge", "d", "--into", "s", "--reason", "same person"])
     assert (merge.action, merge.duplicate, merge.into, merge.reason) == (
-        "merge", "d", "s", "same person"
+        "merge",
+        "d",
+        "s",
+        "same person",
     )
     assert parser.parse_args(["patient", "unmerge", "d"]).id == "d"
     assert parser.parse_args(["--json", "patient", "duplicates"]).action == "duplicates"
