@@ -4,9 +4,22 @@ the duplicate (issue #16 section 4)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records import crdt, op_trust
+from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.merges import Merges
 from core.records.notes import Notes
+from core.records.workstation import Workstation
+from core.sync.responder import Responder
+from core.sync.session import sync
+from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
+from tests.conftest import PASSWORD
 from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
 
 
@@ -87,3 +100,48 @@ def test_a_duplicate_merged_into_two_survivors_at_once_is_a_conflict_to_settle()
     _settle(a, b)
     for r in (a, b):
         assert r.open_chart(second).patient.id == first
+
+
+@pytest.mark.strict_authors
+@pytest.mark.strict_authz
+def test_a_merge_by_someone_without_the_merge_permission_is_quarantined(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    """Remote apply checks an op setting ``merged_into`` against ``merge_patients``: a
+    front-desk account's merge (from a tampered workstation) is held, not applied; a
+    clinician's is applied."""
+    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
+    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    b.prepare_join("admin", PASSWORD)
+    for desk in (a, b):
+        join_test_clinic(desk.database)
+    a.sign_in("admin", PASSWORD)
+    a.add_staff("desk", "Dee Desk", "front_desk", PASSWORD)
+    a.add_staff("lee", "Dr Lee", "clinician", PASSWORD)
+    first = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    second = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    third = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+
+    def merge(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "merged_into", first, hlc, "desk")
+        crdt.write(doc, "merge_reason", "same", hlc, "desk")
+
+    # Written as the front desk, bypassing the records API that would refuse it.
+    with b.database.write("desk", "patient.update", "patient", second) as tx:
+        change(tx, "desk", second, "patient", merge)
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    held = op_trust.quarantined(a.database)
+    assert [q.record_id for q in held] == [second]
+    assert "merge patients needs a clinician" in held[0].reason
+    assert len(a.records.list_patients()) == 3
+
+    # A clinician's merge, made on desk A, is applied on desk B (authorized there too).
+    lee = ClinicRecords(a.database, "lee", FAST_PARAMS)
+    Merges(lee).merge(third, first, "same person")
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    assert b.database.query("SELECT merged_into FROM patients WHERE id = ?", (third,)) == [(first,)]
+    assert op_trust.quarantined(b.database) == []
+    a.lock()
+    b.lock()
