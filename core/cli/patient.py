@@ -85,7 +85,13 @@ def run(ctx: Context) -> int:
         for a in chart.allergies:
             extra = ", ".join(x for x in (a.reaction, a.severity) if x)
             lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
-        ctx.emit(chart.to_dict(), "\n".join(lines))
+        shown = chart.to_dict()
+        merges = Merges(records).merged_from(p.id)
+        if merges:  # the duplicates whose records this chart gathers, as they stand now
+            shown["merged_from"] = [{**d.to_dict(), "merge": m.to_dict()} for d, m in merges]
+            lines.append("  merged from:")
+            lines += [f"    {summary_line(d)}  ({m.by}, {m.at}: {m.reason})" for d, m in merges]
+        ctx.emit(shown, "\n".join(lines))
     elif args.action == "search":
         if not 1 <= args.limit <= 1000:
             raise CliError("--limit must be between 1 and 1000", EXIT_USAGE)

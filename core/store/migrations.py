@@ -490,10 +490,13 @@ CREATE INDEX device_audit_by_ts ON device_audit (ts);
 
 # V12 (issue #16, duplicate patients): a duplicate merged into another patient keeps its
 # record, pointing at the survivor (core/records/merges.py); reads follow the pointer.
-# Existing patients are unmerged (''), which is what re-deriving them writes too.
+# Patients are listed for one re-derivation (core.records.unknown.refresh): one merged on a
+# newer workstation and relayed to this one before its upgrade gets its column filled.
 _V12 = """
 ALTER TABLE patients ADD COLUMN merged_into TEXT NOT NULL DEFAULT '';
 CREATE INDEX patients_merged ON patients (merged_into) WHERE merged_into != '';
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'patient';
 """
 
 Migrations = tuple[tuple[int, str], ...]
