@@ -4,16 +4,20 @@ the duplicate (issue #16 section 4)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records import crdt, op_trust
+from core.records import crdt, op_trust, unknown
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.merges import Merges
 from core.records.notes import Notes
+from core.records.types import PATIENT, RECORD_TYPES
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -145,3 +149,48 @@ def test_a_merge_by_someone_without_the_merge_permission_is_quarantined(
     assert op_trust.quarantined(b.database) == []
     a.lock()
     b.lock()
+
+
+@contextmanager
+def previous_code() -> Iterator[None]:
+    """Run as the previous release while entered: a patient without the merge fields (its
+    lists and everything else as now). Record types are looked up at call time."""
+    saved = RECORD_TYPES["patient"]
+    older = dataclasses.replace(
+        PATIENT,
+        fields=tuple(f for f in PATIENT.fields if f.name not in MERGE_FIELDS),
+        columns=tuple(c for c in PATIENT.columns or () if getattr(c, "name", c) != "merged_into"),
+    )
+    RECORD_TYPES["patient"] = older
+    try:
+        yield
+    finally:
+        RECORD_TYPES["patient"] = saved
+
+
+MERGE_FIELDS = ("merged_into", "merge_reason")
+
+
+def test_a_workstation_on_the_previous_release_relays_a_merge() -> None:
+    """A merge made on an upgraded workstation reaches another one through a workstation
+    still on the previous release, which keeps the fields it does not know and shows them
+    once upgraded."""
+    new, relay, far = new_replica("admin"), new_replica("admin"), new_replica("admin")
+    first = new.add_patient("Okafor", "Chinedu", "1984-02-02").id
+    second = new.add_patient("Okafur", "Chinedu", "1984-02-02").id
+    Merges(new).merge(second, first, "same person")
+    with previous_code():
+        sync_pair(relay, new)
+        # The old release shows both charts and lists the record as not fully understood.
+        assert len(relay.list_patients()) == 2
+        assert relay.db.query("SELECT type FROM unknown_records WHERE id = ?", (second,))
+    sync_pair(far, relay)
+    assert [p.id for p in far.list_patients()] == [first]
+    # The relay is upgraded: migration V12 lists its patients, which are re-derived.
+    with relay.db.write("upgrade", "records.rederive", "record_states", "patients") as tx:
+        tx.execute(
+            "INSERT OR IGNORE INTO unknown_records (id, type, parts) "
+            "SELECT id, type, 'recheck' FROM record_states WHERE type = 'patient'"
+        )
+    unknown.refresh(relay.db)
+    assert_converged([new, relay, far])
