@@ -83,8 +83,12 @@ def test_merge_moves_everything_and_undo_gives_it_back(clinic: ClinicRecords) ->
     assert [p.id for p in clinic.search_patients("chinedu")] == [survivor]
     assert [p.id for p in clinic.list_patients()] == [survivor]
     assert clinic.count_patients() == 1
-    [(shown, merge)] = Merges(clinic).merged_from(survivor)
-    assert (shown.id, shown.family, merge.survivor) == (duplicate, "Okafur", survivor)
+    [(duplicate_now, merge)] = Merges(clinic).merged_from(survivor)
+    assert (duplicate_now.id, duplicate_now.family, merge.survivor) == (
+        duplicate,
+        "Okafur",
+        survivor,
+    )
     actions = [r[0] for r in clinic.db.query("SELECT action FROM audit_log ORDER BY seq")]
     assert "patient.merge" in actions
 
