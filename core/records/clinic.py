@@ -415,32 +415,48 @@ class ClinicRecords:
 
     def count_patients(self) -> int:
         """Number of patients in the clinic."""
-        rows = self.db.query(f"SELECT count(*) FROM patients p WHERE {_SHOWN}", (self._hidden(),))
+        hidden = self._hidden()
+        rows = self.db.query(f"SELECT count(*) FROM patients p{hidden[0]}", hidden[1])
         return int(rows[0][0])
 
-    def _hidden(self) -> str:
-        """The merged duplicates lists leave out (their survivors stand for them)."""
-        return merged.hidden_json(self.db)
+    def _hidden(self) -> tuple[str, tuple[str, ...]]:
+        """A WHERE clause leaving out merged duplicates (their survivors stand for them)
+        and its parameters; none while nothing is merged, the usual case."""
+        if not merged.pointers(self.db):
+            return "", ()
+        return f" WHERE {_SHOWN}", (merged.hidden_json(self.db),)
 
     def list_patients(self, limit: int = 200, offset: int = 0) -> list[PatientSummary]:
         """Patients in name order, a page at a time."""
+        where, params = self._hidden()
         rows = self.db.query(
-            f"SELECT {_SUMMARY_COLS} FROM patients p WHERE {_SHOWN} "
+            f"SELECT {_SUMMARY_COLS} FROM patients p{where} "
             "ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
-            (self._hidden(), limit, offset),
+            (*params, limit, offset),
         )
         return [_summary(r) for r in rows]
 
     def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
-        """Prefix search over family and given names, MRN and birth date, in name order."""
+        """Prefix search over family and given names, MRN and birth date, in name order.
+        A merged duplicate's name or MRN finds its survivor (core/records/merged.py)."""
         self.require("patients.search")
         query = fts_prefix_query(text)
         if query is None:
             return self.list_patients(limit, offset)
+        where, params = self._hidden()
+        if not where:
+            rows = self.db.query(
+                f"SELECT {_SUMMARY_COLS} FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
+                "WHERE patients_fts MATCH ? ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+                (query, limit, offset),
+            )
+            return [_summary(r) for r in rows]
         rows = self.db.query(
-            f"SELECT {_SUMMARY_COLS} FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
-            f"WHERE patients_fts MATCH ? AND {_SHOWN} ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
-            (query, self._hidden(), limit, offset),
+            f"SELECT {_SUMMARY_COLS} FROM patients p WHERE p.id IN ("
+            "SELECT coalesce(json_extract(?, '$.\"' || q.id || '\"'), q.id) "
+            "FROM patients_fts f JOIN patients q ON q.rowid = f.rowid WHERE patients_fts MATCH ?"
+            f") AND {_SHOWN} ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+            (merged.survivors_json(self.db), query, *params, limit, offset),
         )
         return [_summary(r) for r in rows]
 

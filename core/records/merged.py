@@ -85,6 +85,14 @@ def hidden(db: Reader) -> list[str]:
     return sorted(d for d in links if resolve(links, d) != d)
 
 
+def survivors_json(db: Reader) -> str:
+    """``{duplicate: survivor}`` of every hidden patient, as a JSON object (ids are hex, so
+    ``json_extract(?, '$."' || id || '"')`` reads one)."""
+    links = pointers(db)
+    found = {d: resolve(links, d) for d in links}
+    return json.dumps({d: s for d, s in found.items() if s != d})
+
+
 def hidden_json(db: Reader) -> str:
     """``hidden`` as a JSON array, for ``id NOT IN (SELECT value FROM json_each(?))``."""
     return json.dumps(hidden(db))

@@ -81,6 +81,7 @@ def test_merge_moves_everything_and_undo_gives_it_back(clinic: ClinicRecords) ->
         "Latex dup",
     }
     assert [p.id for p in clinic.search_patients("chinedu")] == [survivor]
+    assert [p.id for p in clinic.search_patients("okafur")] == [survivor]  # the duplicate's
     assert [p.id for p in clinic.list_patients()] == [survivor]
     assert clinic.count_patients() == 1
     [(duplicate_now, merge)] = Merges(clinic).merged_from(survivor)
