@@ -53,6 +53,7 @@ from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job
+from core.records import merged
 from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.chart_access import RESTRICTED_MEANS, is_restricted
@@ -196,6 +197,7 @@ class ChartPage(QWidget):
 
     # The key of this page's reads (see Operations.read): a newer one supersedes the last.
     READ = "chart"
+    GROUP = "chart merged"  # the key of the check for a merge or unmerge touching the chart
 
     def __init__(
         self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
@@ -204,6 +206,9 @@ class ChartPage(QWidget):
         self._operations = operations
         self._records = records
         self._patient: Patient | None = None
+        # The patients whose records this chart gathers (core/records/merged.py); None
+        # until read for the chart shown.
+        self._group: frozenset[str] | None = None
         self._patient_id: str | None = None  # the chart opened (shown, or on its way)
         self._sections_shown = False
         self.permitted: frozenset[str] = ANY
@@ -444,7 +449,8 @@ class ChartPage(QWidget):
 
         def read() -> ChartView:
             clinic = records()
-            patient = clinic.get_patient(patient_id)
+            # A merge or unmerge may have changed whose chart this id opens.
+            patient = clinic.get_patient(merged.survivor(clinic.db, patient_id))
             clinical = clinic.may("view_clinical", patient_id)
             allergies = tuple(clinic.allergies(patient_id)) if clinical else ()
             return with_recorders(clinic, Chart(patient, allergies, clinical))
@@ -460,18 +466,40 @@ class ChartPage(QWidget):
             return
         if (
             changes.touches(self._patient.id)
+            or any(changes.touches(pid) for pid in self._group or ())
             or (changes.of_type("user") and self._allergies)
             or changes.of_type("relation")  # who may read it (restricted, care team, roles)
         ):
             self.reload()
+        elif changes.patients:  # another patient changed: merged into this chart, perhaps
+            self._check_group()
+
+    def _check_group(self) -> None:
+        """Reload if the patients merged into this chart changed (on the worker)."""
+        if self._patient is None:
+            return
+        records, shown = self._records, self._patient.id
+
+        def read() -> frozenset[str]:
+            return frozenset(merged.chart_ids(records().db, shown))
+
+        self._operations.read(self.GROUP, read, self._group_arrived, lambda _exc: None)
+
+    def _group_arrived(self, group: frozenset[str]) -> None:
+        if self._patient is None or group == self._group:
+            return
+        known, self._group = self._group is not None, group
+        if known:  # a merge or unmerge since the chart was read
+            self.reload()
 
     def clear(self) -> None:
         """Remove every patient detail from the page (leaving it, or locking)."""
-        self._operations.cancel(self.READ)
+        self._operations.cancel(self.READ, self.GROUP)
         if self._remove_job is not None:
             self._remove_job.cancel()
         self._remove_job = None
         self._patient_id = None
+        self._group = None
         self._sections_shown = False  # the chart's sections were given the patient
         for dialog in (
             self.patient_dialog,
@@ -546,7 +574,11 @@ class ChartPage(QWidget):
         self.message.show()
 
     def _show_patient(self, patient: Patient) -> None:
+        new_chart = self._patient is None or self._patient.id != patient.id
         self._patient = patient
+        if new_chart:  # which patients' records it gathers, to notice a merge or unmerge
+            self._group = None
+            self._check_group()
         self.name.setText(patient.display_name)
         self._update_conflict_banner()
         self.birth.setText(describe_birth(patient.birth_date))

@@ -26,13 +26,17 @@ from app.widgets import dialog_layout
 from app.worker import Job
 from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
-from core.records.models import PatientSummary
+from core.records.models import Patient, PatientSummary
 
 # Roles that review and merge duplicates (core/records/permissions.py: merge_patients).
 MERGING_ROLES = frozenset({"clinician", "admin"})
 
 
-def _name(p: PatientSummary) -> str:
+# Read on the worker: the likely pairs, the merges made, the survivors' names by id.
+Found = tuple[list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str]]
+
+
+def _name(p: PatientSummary | Patient) -> str:
     mrn = f", MRN {p.mrn}" if p.mrn else ""
     return f"{p.family.upper()}, {p.given}{mrn}"
 
@@ -42,6 +46,7 @@ class DuplicatesDialog(QDialog):
 
     READ = "patient duplicates"
     COLUMNS = ("Born", "One chart", "The other chart")
+    MERGED_COLUMNS = ("Merged chart", "Into", "By", "When", "Why")
 
     def __init__(
         self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
@@ -50,6 +55,7 @@ class DuplicatesDialog(QDialog):
         self._operations = operations
         self._records = records
         self._pairs: list[DuplicatePair] = []
+        self._merges: list[tuple[PatientSummary, Merge]] = []
         self._job: Job[Merge] | None = None
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
@@ -80,11 +86,21 @@ class DuplicatesDialog(QDialog):
         self.status = QLabel()
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
+        # Merges made (here or on any workstation), newest first, and undoing one.
+        merged_heading = QLabel("Merged charts")
+        merged_heading.setObjectName("dialogHeading")
+        self.merged_table = list_table(self.MERGED_COLUMNS, "mergedTable")
+        self.merged_table.itemSelectionChanged.connect(self._update_buttons)
+        self.undo_button = QPushButton("Undo merge")
+        self.undo_button.setObjectName("undoMerge")
+        self.undo_button.setToolTip("The merged chart is its own again, with its records")
+        self.undo_button.clicked.connect(self.undo)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         dialog_layout(
             self, heading, explain, self.table, self.keep_first, self.keep_second,
-            self.reason, self.merge_button, self.status, buttons,
+            self.reason, self.merge_button, self.status, merged_heading, self.merged_table,
+            self.undo_button, buttons,
         )  # fmt: skip
         operations.changed.connect(self._records_changed)
         self._selection_changed()
@@ -93,16 +109,30 @@ class DuplicatesDialog(QDialog):
     def refresh(self) -> None:
         """Read the pairs again (on the worker)."""
         records = self._records
-        self._operations.read(
-            self.READ, lambda: Merges(records()).candidates(), self._arrived, self._failed
-        )
+
+        def read() -> Found:
+            merges = Merges(records())
+            done = merges.merged()
+            into = {m.survivor for _, m in done}
+            names = {pid: _name(merges.records.get_patient(pid)) for pid in into}
+            return merges.candidates(), done, names
+
+        self._operations.read(self.READ, read, self._arrived, self._failed)
 
     def _records_changed(self, changes: Changes) -> None:
         if changes.patients:
             self.refresh()
 
-    def _arrived(self, pairs: list[DuplicatePair]) -> None:
+    def _arrived(self, found: Found) -> None:
+        pairs, self._merges, names = found
         self._pairs = pairs
+        self.merged_table.setRowCount(len(self._merges))
+        for r, (duplicate, merge) in enumerate(self._merges):
+            when = merge.at[:16].replace("T", " ")  # UTC, to the minute
+            into = names.get(merge.survivor, merge.survivor)
+            row = (_name(duplicate), into, merge.by, f"{when} UTC", merge.reason)
+            for column, text in enumerate(row):
+                self.merged_table.setItem(r, column, QTableWidgetItem(text))
         self.table.setRowCount(len(pairs))
         for r, pair in enumerate(pairs):
             cells = (pair.first.birth_date, _name(pair.first), _name(pair.second))
@@ -143,6 +173,34 @@ class DuplicatesDialog(QDialog):
     def _update_buttons(self) -> None:
         ready = self.selected() is not None and bool(self.reason.text().strip())
         self.merge_button.setEnabled(ready and self._job is None)
+        undoable = self.selected_merge() is not None
+        self.undo_button.setEnabled(undoable and self._job is None)
+
+    def selected_merge(self) -> Merge | None:
+        """The merge whose row is selected in Merged charts."""
+        rows = self.merged_table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self._merges):
+            return None
+        return self._merges[rows[0].row()][1]
+
+    def undo(self) -> None:
+        """Undo the selected merge (the chart and its records are its own again)."""
+        merge = self.selected_merge()
+        if merge is None or self._job is not None:
+            return
+        records, duplicate = self._records, merge.duplicate
+        self._job = self._operations.submit(
+            lambda: Merges(records()).unmerge(duplicate),
+            self._undone,
+            self._merge_failed,
+            label="undo a merge of duplicate patients",
+        )
+        self._update_buttons()
+
+    def _undone(self, done: Merge) -> None:
+        self._job = None
+        self.status.setText(f"Merge undone: chart {done.duplicate} is its own again.")
+        self._update_buttons()
 
     def merge(self) -> None:
         """Merge the selected pair: the chart not kept goes into the one kept."""

@@ -18,7 +18,7 @@ entry (``patient.merge``) records it too. Nothing else is rewritten, so:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -45,10 +45,13 @@ class Merge:
     by: str
     at: str  # ISO-8601 UTC, from the op's clock
     reason: str
+    hlc: str = field(default="", compare=False)  # the merge op's clock: orders merges
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
-        return asdict(self)
+        found = asdict(self)
+        del found["hlc"]
+        return found
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def merge_of(tx: Any, patient_id: str) -> Merge | None:
         by=into.author,
         at=hlc_time(into.hlc),
         reason=str(reason.value) if reason is not None and reason.value else "",
+        hlc=into.hlc,
     )
 
 
@@ -163,6 +167,19 @@ class Merges:
             for pid in merged.loop_of(merged.pointers(tx), duplicate) or [duplicate]:
                 self._write(tx, pid, "", None)
         return current
+
+    def merged(self) -> list[tuple[PatientSummary, Merge]]:
+        """Every patient merged into another, with its merge, newest merge first (what the
+        review screen offers to undo)."""
+        self.records.require("patients.duplicates")
+        db = self.records.db
+        found = []
+        for pid in merged.pointers(db):
+            merge = merge_of(db, pid)
+            rows = db.query(f"SELECT {_SUMMARY} FROM patients WHERE id = ?", (pid,))
+            if merge is not None and rows:
+                found.append((PatientSummary(*rows[0]), merge))
+        return sorted(found, key=lambda pair: (pair[1].hlc, pair[0].id), reverse=True)
 
     def merged_from(self, patient_id: str) -> list[tuple[Patient, Merge]]:
         """The duplicates whose records show on ``patient_id``'s chart, with their own

@@ -59,6 +59,18 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: chart.patient is not None and chart.patient.id == first)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() == "Penicillin", timeout=5_000)
 
+    # Merged charts lists it (newest first); Undo merge gives the chart back.
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    cells = [dialog.merged_table.item(0, c).text() for c in range(3)]  # type: ignore[union-attr]
+    assert cells == ["OKAFUR, Chinedu", "OKAFOR, Chinedu, MRN MRN-1003", ADMIN]
+    assert not dialog.undo_button.isEnabled()  # nothing selected
+    dialog.merged_table.selectRow(0)
+    QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)  # a pair again
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
+
 
 def test_a_nurse_has_no_duplicates_button(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory

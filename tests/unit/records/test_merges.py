@@ -168,3 +168,16 @@ def test_pointers_resolve_through_chains_and_loops() -> None:
     assert {merged.resolve(links, p) for p in ("x", "y", "z", "w")} == {"x"}
     assert merged.loop_of(links, "y") == ["x", "y", "z"]
     assert merged.loop_of(links, "w") == [] and merged.loop_of(links, "d") == []
+
+
+def test_merges_are_listed_newest_first_for_undoing(clinic: ClinicRecords) -> None:
+    a = clinic.add_patient("Ames", "Bo", "1984-02-02").id
+    b = clinic.add_patient("Ames", "Bo", "1984-02-02").id
+    c = clinic.add_patient("Ames", "Bo", "1984-02-02").id
+    merges = Merges(clinic)
+    assert merges.merged() == []
+    merges.merge(a, c, "first")
+    merges.merge(b, c, "second")
+    assert [(p.id, m.reason) for p, m in merges.merged()] == [(b, "second"), (a, "first")]
+    merges.unmerge(b)
+    assert [p.id for p, _ in merges.merged()] == [a]
