@@ -471,7 +471,7 @@ class ChartPage(QWidget):
             or changes.of_type("relation")  # who may read it (restricted, care team, roles)
         ):
             self.reload()
-        elif changes.patients:  # another patient changed: merged into this chart, perhaps
+        if changes.patients - {self._patient.id}:  # merged into this chart or out, perhaps
             self._check_group()
 
     def _check_group(self) -> None:
@@ -489,8 +489,11 @@ class ChartPage(QWidget):
         if self._patient is None or group == self._group:
             return
         known, self._group = self._group is not None, group
-        if known:  # a merge or unmerge since the chart was read
+        if known:  # a merge or unmerge since the chart was read: every part reads again
             self.reload()
+            if self._sections_shown:
+                for section in self.sections:
+                    section.show_patient(self._patient.id)
 
     def clear(self) -> None:
         """Remove every patient detail from the page (leaving it, or locking)."""

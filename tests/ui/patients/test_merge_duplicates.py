@@ -8,7 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.chart.visits import VisitsSection
 from app.patients.duplicates import DuplicatesDialog
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 
@@ -22,6 +24,7 @@ def _second_registration(ws: Workstation) -> tuple[str, str]:
     first = next(p.id for p in ws.records.list_patients() if p.family == "Okafor")
     second = ws.records.add_patient("Okafur", "Chinedu", "1990-06-15").id
     ws.records.add_allergy(second, "Penicillin")
+    Visits(ws.records).start(second, "Cough on the other workstation")
     ws.records.add_user(NURSE, "Jo Mensah", "nurse", NURSE_PASSWORD)
     ws.sign_in(NURSE, NURSE_PASSWORD)  # her first sign-in here adds her password slot
     ws.lock()
@@ -58,6 +61,8 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     chart = window.workspace.chart
     qtbot.waitUntil(lambda: chart.patient is not None and chart.patient.id == first)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() == "Penicillin", timeout=5_000)
+    visits = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    qtbot.waitUntil(lambda: visits.timeline.count() > 0, timeout=5_000)  # the other's visit
 
     # Merged charts lists it (newest first); Undo merge gives the chart back.
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
@@ -70,6 +75,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)  # a pair again
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
+    qtbot.waitUntil(lambda: visits.timeline.count() == 0, timeout=5_000)
 
 
 def test_a_nurse_has_no_duplicates_button(
