@@ -58,6 +58,7 @@ from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.chart_access import RESTRICTED_MEANS, is_restricted
 from core.records.clinic import ClinicRecords
+from core.records.merges import Merge, Merges
 from core.records.models import CLINICAL_HIDDEN, SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
 
@@ -353,6 +354,13 @@ class ChartPage(QWidget):
         self.overview_layout.setContentsMargins(0, 10, 0, 0)
         self.overview_layout.setSpacing(14)
         self.overview_layout.addWidget(demo_card)
+        # The charts merged into this one, as they stand (an edit made to one elsewhere
+        # during the merge shows here); hidden when there are none.
+        self.merged_note = QLabel()
+        self.merged_note.setObjectName("mergedFrom")
+        self.merged_note.setWordWrap(True)
+        self.merged_note.hide()
+        self.overview_layout.addWidget(self.merged_note)
         # For staff who see demographics only (front desk), instead of every clinical part.
         self.clinical_hidden = QLabel(CLINICAL_HIDDEN)
         self.clinical_hidden.setObjectName("clinicalHidden")
@@ -480,13 +488,25 @@ class ChartPage(QWidget):
             return
         records, shown = self._records, self._patient.id
 
-        def read() -> frozenset[str]:
-            return frozenset(merged.chart_ids(records().db, shown))
+        def read() -> list[tuple[Patient, Merge]]:
+            return Merges(records()).merged_from(shown)
 
         self._operations.read(self.GROUP, read, self._group_arrived, lambda _exc: None)
 
-    def _group_arrived(self, group: frozenset[str]) -> None:
-        if self._patient is None or group == self._group:
+    def _group_arrived(self, found: list[tuple[Patient, Merge]]) -> None:
+        if self._patient is None:
+            return
+        self.merged_note.setText(
+            "\n".join(
+                f"Holds the records of {p.display_name}, born {p.birth_date}"
+                + (f", phone {p.phone}" if p.phone else "")
+                + f" (merged by {m.by} on {m.at[:10]}: {m.reason})"
+                for p, m in found
+            )
+        )
+        self.merged_note.setVisible(bool(found))
+        group = frozenset({self._patient.id, *(p.id for p, _ in found)})
+        if group == self._group:
             return
         known, self._group = self._group is not None, group
         if known:  # a merge or unmerge since the chart was read: every part reads again
@@ -503,6 +523,8 @@ class ChartPage(QWidget):
         self._remove_job = None
         self._patient_id = None
         self._group = None
+        self.merged_note.clear()
+        self.merged_note.hide()
         self._sections_shown = False  # the chart's sections were given the patient
         for dialog in (
             self.patient_dialog,

@@ -63,6 +63,11 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() == "Penicillin", timeout=5_000)
     visits = next(s for s in chart.sections if isinstance(s, VisitsSection))
     qtbot.waitUntil(lambda: visits.timeline.count() > 0, timeout=5_000)  # the other's visit
+    qtbot.waitUntil(chart.merged_note.isVisible, timeout=5_000)
+    assert chart.merged_note.text().startswith(
+        "Holds the records of OKAFUR, Chinedu, born 1990-06-15 (merged by admin on "
+    )
+    assert chart.merged_note.text().endswith(": same person, registered twice)")
 
     # Merged charts lists it (newest first); Undo merge gives the chart back.
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
@@ -76,6 +81,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
     qtbot.waitUntil(lambda: visits.timeline.count() == 0, timeout=5_000)
+    assert not chart.merged_note.isVisible()
 
 
 def test_a_nurse_has_no_duplicates_button(
