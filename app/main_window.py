@@ -48,6 +48,7 @@ from app.locked_settings import LockedSettingsNotice
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
+from app.patients.duplicates import MERGING_ROLES, DuplicatesDialog
 from app.patients.list_page import PatientListPage
 from app.schedule.hook import add_schedule, reopen_booking
 from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
@@ -274,6 +275,7 @@ class Workspace(QWidget):
         self.conflicted: dict[str, list[str]] = {}  # record id -> fields in conflict
         self.chart.review_conflicts.connect(self.show_conflicts)
         self.patient_list.open_requested.connect(self.open_chart)
+        self.patient_list.duplicates_requested.connect(self.show_duplicates)
         self.chart.back_requested.connect(self.show_list)
         self.chart.title_changed.connect(self.title_changed)
         operations.changed.connect(self.records_changed)
@@ -320,6 +322,7 @@ class Workspace(QWidget):
         for action in admin_only:
             action.setVisible(is_admin)
         self.admin_tools.set_admin(is_admin)
+        self.patient_list.duplicates_button.setVisible(session.user.role in MERGING_ROLES)
         # A demo never syncs (core refuses it too): no sync set-up to offer.
         self.demo_banner.setVisible(session.demo)
         self.enroll_action.setVisible(not session.demo)
@@ -372,6 +375,10 @@ class Workspace(QWidget):
         self.conflicts_dialog = dialog
         dialog.open()
         dialog.refresh()
+
+    def show_duplicates(self) -> None:
+        """Possible duplicates… from the patient list (a dialog like Settings' reviews)."""
+        self.admin_tools.open(DuplicatesDialog(self._operations, self._records, self))
 
     def _forget_conflicts_dialog(self) -> None:
         if self.conflicts_dialog is not None:

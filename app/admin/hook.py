@@ -62,24 +62,25 @@ class AdminTools:
     def show_audit_log(self) -> None:
         """Settings → Audit log…"""
         ws = self._workspace
-        self._open(AuditLogDialog(ws._operations, ws._records, ws))
+        self.open(AuditLogDialog(ws._operations, ws._records, ws))
 
     def show_reviews(self) -> None:
         """Settings → Break-glass reviews…"""
         ws = self._workspace
-        self._open(BreakGlassReviewsDialog(ws._operations, ws._records, ws))
+        self.open(BreakGlassReviewsDialog(ws._operations, ws._records, ws))
 
     def show_import(self) -> None:
         """Settings → Import patients…"""
         ws = self._workspace
-        self._open(ImportPatientsDialog(ws._operations, ws._records, ws))
+        self.open(ImportPatientsDialog(ws._operations, ws._records, ws))
 
     def show_fhir(self) -> None:
         """Settings → FHIR export and import…"""
         ws = self._workspace
-        self._open(FhirDialog(ws._operations, ws._records, ws))
+        self.open(FhirDialog(ws._operations, ws._records, ws))
 
-    def _open(self, dialog: QDialog) -> None:
+    def open(self, dialog: QDialog) -> None:
+        """Open ``dialog`` as the one dialog of these tools (closed at sign-out)."""
         if self.dialog is not None:
             self.dialog.reject()
         dialog.finished.connect(lambda _result: self._forget(dialog))

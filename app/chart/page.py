@@ -53,10 +53,12 @@ from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job
+from core.records import merged
 from core.records.allergy_status import AllergyRecords, AllergyState
 from core.records.changeset import Changes
 from core.records.chart_access import RESTRICTED_MEANS, is_restricted
 from core.records.clinic import ClinicRecords
+from core.records.merges import Merge, Merges
 from core.records.models import CLINICAL_HIDDEN, SEVERITY_VALUES, Allergy, Chart, Patient
 from core.records.types import ALLERGIES
 
@@ -196,6 +198,7 @@ class ChartPage(QWidget):
 
     # The key of this page's reads (see Operations.read): a newer one supersedes the last.
     READ = "chart"
+    GROUP = "chart merged"  # the key of the check for a merge or unmerge touching the chart
 
     def __init__(
         self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
@@ -204,6 +207,9 @@ class ChartPage(QWidget):
         self._operations = operations
         self._records = records
         self._patient: Patient | None = None
+        # The patients whose records this chart gathers (core/records/merged.py); None
+        # until read for the chart shown.
+        self._group: frozenset[str] | None = None
         self._patient_id: str | None = None  # the chart opened (shown, or on its way)
         self._sections_shown = False
         self.permitted: frozenset[str] = ANY
@@ -348,6 +354,13 @@ class ChartPage(QWidget):
         self.overview_layout.setContentsMargins(0, 10, 0, 0)
         self.overview_layout.setSpacing(14)
         self.overview_layout.addWidget(demo_card)
+        # The charts merged into this one, as they stand (an edit made to one elsewhere
+        # during the merge shows here); hidden when there are none.
+        self.merged_note = QLabel()
+        self.merged_note.setObjectName("mergedFrom")
+        self.merged_note.setWordWrap(True)
+        self.merged_note.hide()
+        self.overview_layout.addWidget(self.merged_note)
         # For staff who see demographics only (front desk), instead of every clinical part.
         self.clinical_hidden = QLabel(CLINICAL_HIDDEN)
         self.clinical_hidden.setObjectName("clinicalHidden")
@@ -444,7 +457,8 @@ class ChartPage(QWidget):
 
         def read() -> ChartView:
             clinic = records()
-            patient = clinic.get_patient(patient_id)
+            # A merge or unmerge may have changed whose chart this id opens.
+            patient = clinic.get_patient(merged.survivor(clinic.db, patient_id))
             clinical = clinic.may("view_clinical", patient_id)
             allergies = tuple(clinic.allergies(patient_id)) if clinical else ()
             return with_recorders(clinic, Chart(patient, allergies, clinical))
@@ -460,18 +474,57 @@ class ChartPage(QWidget):
             return
         if (
             changes.touches(self._patient.id)
+            or any(changes.touches(pid) for pid in self._group or ())
             or (changes.of_type("user") and self._allergies)
             or changes.of_type("relation")  # who may read it (restricted, care team, roles)
         ):
             self.reload()
+        if changes.patients - {self._patient.id}:  # merged into this chart or out, perhaps
+            self._check_group()
+
+    def _check_group(self) -> None:
+        """Reload if the patients merged into this chart changed (on the worker)."""
+        if self._patient is None:
+            return
+        records, shown = self._records, self._patient.id
+
+        def read() -> list[tuple[Patient, Merge]]:
+            return Merges(records()).merged_from(shown)
+
+        self._operations.read(self.GROUP, read, self._group_arrived, lambda _exc: None)
+
+    def _group_arrived(self, found: list[tuple[Patient, Merge]]) -> None:
+        if self._patient is None:
+            return
+        self.merged_note.setText(
+            "\n".join(
+                f"Holds the records of {p.display_name}, born {p.birth_date}"
+                + (f", phone {p.phone}" if p.phone else "")
+                + f" (merged by {m.by} on {m.at[:10]}: {m.reason})"
+                for p, m in found
+            )
+        )
+        self.merged_note.setVisible(bool(found))
+        group = frozenset({self._patient.id, *(p.id for p, _ in found)})
+        if group == self._group:
+            return
+        known, self._group = self._group is not None, group
+        if known:  # a merge or unmerge since the chart was read: every part reads again
+            self.reload()
+            if self._sections_shown:
+                for section in self.sections:
+                    section.show_patient(self._patient.id)
 
     def clear(self) -> None:
         """Remove every patient detail from the page (leaving it, or locking)."""
-        self._operations.cancel(self.READ)
+        self._operations.cancel(self.READ, self.GROUP)
         if self._remove_job is not None:
             self._remove_job.cancel()
         self._remove_job = None
         self._patient_id = None
+        self._group = None
+        self.merged_note.clear()
+        self.merged_note.hide()
         self._sections_shown = False  # the chart's sections were given the patient
         for dialog in (
             self.patient_dialog,
@@ -546,7 +599,11 @@ class ChartPage(QWidget):
         self.message.show()
 
     def _show_patient(self, patient: Patient) -> None:
+        new_chart = self._patient is None or self._patient.id != patient.id
         self._patient = patient
+        if new_chart:  # which patients' records it gathers, to notice a merge or unmerge
+            self._group = None
+            self._check_group()
         self.name.setText(patient.display_name)
         self._update_conflict_banner()
         self.birth.setText(describe_birth(patient.birth_date))

@@ -44,6 +44,7 @@ from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft
 from app.widgets import error_label, ignore_wheel
 from app.worker import Job
+from core.records import merged
 from core.records import vitals as cat
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
@@ -114,9 +115,9 @@ def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
     """The patient's vitals and visits (on the worker)."""
     patient = signs.records.get_patient(patient_id)
     rows = signs.records.db.query(
-        "SELECT id, started_at, reason, status FROM encounters WHERE patient_id = ? "
+        f"SELECT id, started_at, reason, status FROM encounters WHERE {merged.IN_CHART} "
         "ORDER BY started_at DESC, id",
-        (patient_id,),
+        (merged.chart_ids_json(signs.records.db, patient_id),),
     )
     visits = [(str(r[0]), f"{str(r[1]).replace('T', ' ')} {r[2] or ''}".strip()) for r in rows]
     open_visit = next((str(r[0]) for r in rows if r[3] == "open"), None)

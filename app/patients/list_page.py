@@ -28,9 +28,11 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -373,6 +375,7 @@ class PatientListPage(QWidget):
     """Search box, status line and the lazy patient table."""
 
     open_requested = Signal(str)
+    duplicates_requested = Signal()  # Possible duplicates… (clinicians and admins)
 
     COUNT = "patients.count"  # the key of the count's reads
 
@@ -409,7 +412,19 @@ class PatientListPage(QWidget):
         layout.setSpacing(10)
         layout.addWidget(self.search)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.status)
+        # Below the list: the status line, and for those who merge charts, the way to the
+        # likely duplicates (app/patients/duplicates.py); hidden until a sign-in shows it.
+        self.duplicates_button = QPushButton("Possible duplicates…")
+        self.duplicates_button.setObjectName("duplicatesButton")
+        self.duplicates_button.setToolTip(
+            "Charts that may be one person's, to merge (clinicians and administrators)"
+        )
+        self.duplicates_button.hide()
+        self.duplicates_button.clicked.connect(self.duplicates_requested)
+        footer = QHBoxLayout()
+        footer.addWidget(self.status, 1)
+        footer.addWidget(self.duplicates_button)
+        layout.addLayout(footer)
 
         # Debounce: search once typing pauses, not on every keystroke.
         self._debounce = QTimer(self)

@@ -1,4 +1,4 @@
-"""``careline patient add|show|search|set``."""
+"""``careline patient add|show|search|set|duplicates|merge|unmerge``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.allergy_status import AllergyState, allergy_state
 from core.records.duplicates import DuplicatePatientError, describe
+from core.records.merges import Merges, describe_pair
 from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
 from core.records.spec import spoken_list
 from core.records.types import PATIENT
@@ -44,6 +45,15 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     setp.add_argument("id")
     setp.add_argument("field", choices=PATIENT_EDITABLE)
     setp.add_argument("value")
+    patient.add_parser(
+        "duplicates", help="pairs of charts that may be one person's (clinicians and admins)"
+    )
+    merge = patient.add_parser("merge", help="merge a duplicate chart into another (undoable)")
+    merge.add_argument("duplicate", help="the chart that goes (its records move)")
+    merge.add_argument("--into", required=True, metavar="SURVIVOR", help="the chart that stays")
+    merge.add_argument("--reason", required=True, help="why they are one person")
+    unmerge = patient.add_parser("unmerge", help="undo a merge: the duplicate's chart is back")
+    unmerge.add_argument("id")
 
 
 def summary_line(p: PatientSummary | Patient) -> str:
@@ -53,7 +63,7 @@ def summary_line(p: PatientSummary | Patient) -> str:
 
 
 def run(ctx: Context) -> int:
-    """patient add/show/search/set."""
+    """patient add/show/search/set/duplicates/merge/unmerge."""
     args, records = ctx.args, ctx.open_records()
     if args.action == "add":
         try:
@@ -75,7 +85,13 @@ def run(ctx: Context) -> int:
         for a in chart.allergies:
             extra = ", ".join(x for x in (a.reaction, a.severity) if x)
             lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
-        ctx.emit(chart.to_dict(), "\n".join(lines))
+        shown = chart.to_dict()
+        merges = Merges(records).merged_from(p.id)
+        if merges:  # the duplicates whose records this chart gathers, as they stand now
+            shown["merged_from"] = [{**d.to_dict(), "merge": m.to_dict()} for d, m in merges]
+            lines.append("  merged from:")
+            lines += [f"    {summary_line(d)}  ({m.by}, {m.at}: {m.reason})" for d, m in merges]
+        ctx.emit(shown, "\n".join(lines))
     elif args.action == "search":
         if not 1 <= args.limit <= 1000:
             raise CliError("--limit must be between 1 and 1000", EXIT_USAGE)
@@ -88,6 +104,21 @@ def run(ctx: Context) -> int:
         value = args.value if args.value != "" else None
         p = records.update_patient(args.id, {args.field: value})
         ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
+    elif args.action == "duplicates":
+        pairs = Merges(records).candidates()
+        ctx.emit(
+            {"pairs": [pair.to_dict() for pair in pairs]},
+            "\n".join(describe_pair(pair) for pair in pairs) or "No likely duplicates.",
+        )
+    elif args.action == "merge":
+        done = Merges(records).merge(args.duplicate, args.into, args.reason)
+        ctx.emit(done.to_dict(), f"Merged {done.duplicate} into {done.survivor}")
+    elif args.action == "unmerge":
+        undone = Merges(records).unmerge(args.id)
+        ctx.emit(
+            {"unmerged": undone.duplicate, "was_into": undone.survivor},
+            f"Unmerged {undone.duplicate} (was merged into {undone.survivor})",
+        )
     return EXIT_OK
 
 

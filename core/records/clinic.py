@@ -16,7 +16,7 @@ from typing import Any
 
 from core.authz.tuples import RelationTuple
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import authorize, break_glass_audit, crdt, relations, set_conflicts
+from core.records import authorize, break_glass_audit, crdt, merged, relations, set_conflicts
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -55,6 +55,8 @@ from core.store.search import fts_prefix_query
 _PATIENT_COLS = ", ".join(f.name for f in dataclasses.fields(Patient))
 _SUMMARY_COLS = ", ".join(f"p.{f.name}" for f in dataclasses.fields(PatientSummary))
 _ALLERGY_COLS = ", ".join(ALLERGIES.column_names)
+# Lists and searches show a merged duplicate's survivor only (core/records/merged.py).
+_SHOWN = "p.id NOT IN (SELECT value FROM json_each(?))"
 
 
 _NO_STATUS = crdt.RegisterEntry("", None, "", "", (), ())
@@ -396,15 +398,17 @@ class ClinicRecords:
     def open_chart(self, patient_id: str) -> Chart:
         """Open a patient's chart: demographics and allergies, audited as a chart opening."""
         with self.db.read_audited(self.actor, "chart.open", "patient", patient_id) as tx:
-            rows = tx.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (patient_id,))
+            # A merged duplicate's chart is its survivor's (core/records/merged.py).
+            shown = merged.survivor(tx, patient_id)
+            rows = tx.query(f"SELECT {_PATIENT_COLS} FROM patients WHERE id = ?", (shown,))
             if not rows:
                 raise NotFoundError(f"no patient with id {patient_id!r}")
             clinical = authorize.may(tx, self.actor, "view_clinical", patient_id)
             allergies = (
                 tx.query(
-                    f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? "
+                    f"SELECT {_ALLERGY_COLS} FROM allergies WHERE {merged.IN_CHART} "
                     "ORDER BY recorded_at, id",
-                    (patient_id,),
+                    (merged.chart_ids_json(tx, shown),),
                 )
                 if clinical
                 else []
@@ -413,26 +417,48 @@ class ClinicRecords:
 
     def count_patients(self) -> int:
         """Number of patients in the clinic."""
-        return int(self.db.query("SELECT count(*) FROM patients")[0][0])
+        hidden = self._hidden()
+        rows = self.db.query(f"SELECT count(*) FROM patients p{hidden[0]}", hidden[1])
+        return int(rows[0][0])
+
+    def _hidden(self) -> tuple[str, tuple[str, ...]]:
+        """A WHERE clause leaving out merged duplicates (their survivors stand for them)
+        and its parameters; none while nothing is merged, the usual case."""
+        if not merged.pointers(self.db):
+            return "", ()
+        return f" WHERE {_SHOWN}", (merged.hidden_json(self.db),)
 
     def list_patients(self, limit: int = 200, offset: int = 0) -> list[PatientSummary]:
         """Patients in name order, a page at a time."""
+        where, params = self._hidden()
         rows = self.db.query(
-            f"SELECT {_SUMMARY_COLS} FROM patients p ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
-            (limit, offset),
+            f"SELECT {_SUMMARY_COLS} FROM patients p{where} "
+            "ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
         )
         return [_summary(r) for r in rows]
 
     def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
-        """Prefix search over family and given names, MRN and birth date, in name order."""
+        """Prefix search over family and given names, MRN and birth date, in name order.
+        A merged duplicate's name or MRN finds its survivor (core/records/merged.py)."""
         self.require("patients.search")
         query = fts_prefix_query(text)
         if query is None:
             return self.list_patients(limit, offset)
+        where, params = self._hidden()
+        if not where:
+            rows = self.db.query(
+                f"SELECT {_SUMMARY_COLS} FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
+                "WHERE patients_fts MATCH ? ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+                (query, limit, offset),
+            )
+            return [_summary(r) for r in rows]
         rows = self.db.query(
-            f"SELECT {_SUMMARY_COLS} FROM patients_fts f JOIN patients p ON p.rowid = f.rowid "
-            "WHERE patients_fts MATCH ? ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
-            (query, limit, offset),
+            f"SELECT {_SUMMARY_COLS} FROM patients p WHERE p.id IN ("
+            "SELECT coalesce(json_extract(?, '$.\"' || q.id || '\"'), q.id) "
+            "FROM patients_fts f JOIN patients q ON q.rowid = f.rowid WHERE patients_fts MATCH ?"
+            f") AND {_SHOWN} ORDER BY p.sort_key, p.id LIMIT ? OFFSET ?",
+            (merged.survivors_json(self.db), query, *params, limit, offset),
         )
         return [_summary(r) for r in rows]
 
@@ -481,8 +507,9 @@ class ClinicRecords:
         """A patient's allergies, oldest first."""
         self.require("allergies.list", patient_id)
         rows = self.db.query(
-            f"SELECT {_ALLERGY_COLS} FROM allergies WHERE patient_id = ? ORDER BY recorded_at, id",
-            (patient_id,),
+            f"SELECT {_ALLERGY_COLS} FROM allergies WHERE {merged.IN_CHART} "
+            "ORDER BY recorded_at, id",
+            (merged.chart_ids_json(self.db, patient_id),),
         )
         return [Allergy(*r) for r in rows]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.records import crdt
+from core.records import crdt, merged
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc
@@ -97,8 +97,8 @@ class ClinicalEntries:
         rtype = record_type(type_name)
         columns = rtype.column_names
         rows = self.records.db.query(
-            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE patient_id = ? ORDER BY id",
-            (patient_id,),
+            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE {merged.IN_CHART} ORDER BY id",
+            (merged.chart_ids_json(self.records.db, patient_id),),
         )
         return [dict(zip(columns, r, strict=True)) for r in rows]
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.records import merged
 from core.records.allergy_match import AllergyMatch, match
 from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
 from core.records.clinic import ClinicRecords, clean_item
@@ -114,7 +115,8 @@ class Medications:
     @staticmethod
     def _warn(tx: Transaction, patient_id: str, name: str) -> None:
         rows = tx.query(
-            f"SELECT {_ALLERGY_COLUMNS} FROM allergies WHERE patient_id = ?", (patient_id,)
+            f"SELECT {_ALLERGY_COLUMNS} FROM allergies WHERE {merged.IN_CHART}",
+            (merged.chart_ids_json(tx, patient_id),),
         )
         found = match(name, [Allergy(*r) for r in rows])
         if found:
@@ -194,7 +196,8 @@ class Medications:
         self.records.get_patient(patient_id)
         self.records.require("medications.list", patient_id)
         rows = self.records.db.query(
-            f"SELECT {_COLUMNS} FROM medications WHERE patient_id = ?", (patient_id,)
+            f"SELECT {_COLUMNS} FROM medications WHERE {merged.IN_CHART}",
+            (merged.chart_ids_json(self.records.db, patient_id),),
         )
         meds = [Medication(*r) for r in rows]
         active = sorted((m for m in meds if m.active), key=lambda m: (m.name.casefold(), m.id))

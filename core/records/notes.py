@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.records import crdt
+from core.records import crdt, merged
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
@@ -179,8 +179,8 @@ class Notes:
         self.records.require("notes.list", patient_id)
         ids = self.records.db.query(
             "SELECT n.id FROM notes n JOIN record_states s ON s.id = n.id "
-            "WHERE n.patient_id = ? ORDER BY n.id",
-            (patient_id,),
+            f"WHERE n.{merged.IN_CHART} ORDER BY n.id",
+            (merged.chart_ids_json(self.records.db, patient_id),),
         )
         return [self.get(str(r[0])) for r in ids]
 

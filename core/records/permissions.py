@@ -34,6 +34,7 @@ WHO = {
     "diagnose": "a clinician",
     "manage_access": "a clinician with access to the chart, or an admin",
     "delete_patient": "an admin",
+    "merge_patients": "a clinician with access to the charts, or an admin",
     "manage_staff": "an admin",
     "review_audit": "an admin",
 }
@@ -71,6 +72,9 @@ ACTIONS: dict[str, Rule | None] = {
     "patient.create": _c("register_patient", "register a patient"),
     "patient.update": _p("edit_demographics", "change a patient's details"),
     "patient.delete": _p("delete_patient", "delete a patient"),
+    # Duplicates (core/records/merges.py): checked on both patients of a merge.
+    "patient.merge": _p("merge_patients", "merge duplicate patients"),
+    "patient.unmerge": _p("merge_patients", "undo a merge of duplicate patients"),
     # Clinical: allergies, vitals, notes, visits, problems, medications
     "allergy.add": _p("record_allergy", "record an allergy"),
     "allergy.remove": _p("record_allergy", "remove an allergy"),
@@ -200,6 +204,7 @@ READS: dict[str, Rule] = {
     "chart.open": _p("view_demographics", "open a chart"),
     "access.show": _p("view_demographics", "see who may read a chart"),
     "patients.search": _c("member", "search patients"),
+    "patients.duplicates": _c("merge_patients", "review likely duplicate patients"),
     "allergies.list": _p("view_clinical", "see a patient's allergies"),
     "notes.list": _p("view_clinical", "read a patient's notes"),
     "vitals.list": _p("view_clinical", "see a patient's vital signs"),
@@ -240,6 +245,8 @@ _PATIENT_FIELDS = {
     "problems": "diagnose",
     "medications": "prescribe",
     "deleted": "delete_patient",
+    "merged_into": "merge_patients",
+    "merge_reason": "merge_patients",
     "*": "edit_demographics",
 }
 _NOTE_FIELDS = {
@@ -300,6 +307,7 @@ HOLDERS: dict[str, frozenset[str]] = {
     **{p: frozenset({"clinician"}) for p in ("sign_note", "prescribe", "diagnose")},
     "manage_access": frozenset({"clinician", "admin"}),
     "delete_patient": frozenset({"admin"}),
+    "merge_patients": frozenset({"clinician", "admin"}),
     "manage_staff": frozenset({"admin"}),
     "review_audit": frozenset({"admin"}),
 }  # fmt: skip

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.records import icd10
+from core.records import icd10, merged
 from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
@@ -122,7 +122,8 @@ class Problems:
         self.records.get_patient(patient_id)
         self.records.require("problems.list", patient_id)
         rows = self.records.db.query(
-            f"SELECT {_COLUMNS} FROM conditions WHERE patient_id = ?", (patient_id,)
+            f"SELECT {_COLUMNS} FROM conditions WHERE {merged.IN_CHART}",
+            (merged.chart_ids_json(self.records.db, patient_id),),
         )
         problems = [Problem(*r) for r in rows]
         active = sorted(

@@ -102,6 +102,11 @@ PATIENT = RecordType(
         # Set by code (core/records/allergy_status.py): "nka" when the patient was asked
         # and has no known allergies, "allergies" once one is recorded; unset: not asked.
         Field("allergy_status", "Allergy status"),
+        # V12 (merging duplicates, core/records/merges.py): the survivor's id on a duplicate
+        # merged into it ("" once unmerged), and why; set by code, in one op. Older releases
+        # store and relay these as fields they do not know.
+        Field("merged_into", "Merged into"),
+        Field("merge_reason", "Reason for merging"),
     ),
     lists=(ALLERGIES, PROBLEMS, MEDICATIONS),
     columns=(
@@ -115,6 +120,7 @@ PATIENT = RecordType(
         Column("created_at", ""),
         Column("updated_at", ""),
         "allergy_status",
+        Column("merged_into", ""),
     ),
     row_requires="family",
     search=("family", "given", "mrn", "birth_date"),

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.records import crdt
+from core.records import crdt, merged
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries
@@ -210,8 +210,8 @@ class Visits:
         if patient_id is not None:
             self.records.get_patient(patient_id)
             self.records.require("visits.list", patient_id)
-            where.append("patient_id = ?")
-            params.append(patient_id)
+            where.append(merged.IN_CHART)
+            params.append(merged.chart_ids_json(self.records.db, patient_id))
         if open_only:
             where.append("status = 'open'")
         clause = f" WHERE {' AND '.join(where)}" if where else ""

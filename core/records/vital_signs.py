@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from core.records import merged
 from core.records import validation as v
 from core.records import vitals as cat
 from core.records.changes import change
@@ -240,8 +241,8 @@ class VitalSigns:
     def readings(self, patient_id: str, code: str | None = None) -> list[Reading]:
         """A patient's vitals (of one code or all), newest first."""
         self.records.require("vitals.list", patient_id)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE patient_id = ?"
-        params: tuple[str, ...] = (patient_id,)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE {merged.IN_CHART}"
+        params: tuple[str, ...] = (merged.chart_ids_json(self.records.db, patient_id),)
         if code is not None:
             sql += " AND code = ?"
             params += (code,)

@@ -21,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from core.records import merged
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
@@ -189,13 +190,14 @@ def summary_report(records: ClinicRecords, patient_id: str) -> PatientSummaryRep
     with records.db.write(records.actor, "print.summary", "patient", patient_id):
         patient = records.get_patient(patient_id)
         allergies = records.allergies(patient_id)
+        chart = (merged.chart_ids_json(records.db, patient_id),)
         problems = [
             r
-            for r in _rows(records, "conditions", "patient_id = ?", (patient_id,))
+            for r in _rows(records, "conditions", merged.IN_CHART, chart)
             if (r.get("status") or "active") == "active"
         ]
         medications = [
-            r for r in _rows(records, "medications", "patient_id = ?", (patient_id,)) if _active(r)
+            r for r in _rows(records, "medications", merged.IN_CHART, chart) if _active(r)
         ]
         vitals = _vital_lines(latest_texts(VitalSigns(records).sets(patient_id)))
         return PatientSummaryReport(

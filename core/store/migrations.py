@@ -488,10 +488,21 @@ CREATE TABLE device_audit (
 CREATE INDEX device_audit_by_ts ON device_audit (ts);
 """
 
+# V12 (issue #16, duplicate patients): a duplicate merged into another patient keeps its
+# record, pointing at the survivor (core/records/merges.py); reads follow the pointer.
+# Patients are listed for one re-derivation (core.records.unknown.refresh): one merged on a
+# newer workstation and relayed to this one before its upgrade gets its column filled.
+_V12 = """
+ALTER TABLE patients ADD COLUMN merged_into TEXT NOT NULL DEFAULT '';
+CREATE INDEX patients_merged ON patients (merged_into) WHERE merged_into != '';
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'patient';
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10), (11, _V11),
+    (10, _V10), (11, _V11), (12, _V12),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -272,10 +272,27 @@ def test_new_workstation_on_an_old_server_falls_back_and_reaches_old_workstation
     assert sorted((m["name"], m["status"]) for m in shown["meds"]) == [
         ("Gliclazide", "stopped"), ("Metformin", "active"),
     ]  # fmt: skip
+    # A duplicate registered and merged on the new workstation (issue #16): the old server
+    # and workstation store and relay the merge, fields of a known type they do not know.
+    family, given, born = NEW_PATIENT
+    twin = current(new_desk, "patient", "add", "--family", family, "--given", given,
+                   "--birth-date", born, "--allow-duplicate")["id"]  # fmt: skip
+    current(new_desk, "patient", "merge", twin, "--into", shared, "--reason", "same person")
+    assert new_sync(new_desk)["protocol"] == 1
+    old_sync(old, old_desk)
+    assert sorted(found(old.careline, old_desk, NEW_PATIENT)) == sorted((shared, twin))
+    old.careline(old_desk, "patient", "set", twin, "phone", OLD_PHONE)  # the old one edits it
+    old_sync(old, old_desk)
+    assert new_sync(new_desk)["protocol"] == 1
+    chart = current(new_desk, "patient", "show", shared)
+    assert [(m["id"], m["phone"]) for m in chart.pop("merged_from")] == [(twin, OLD_PHONE)]
+
     # And the old server relayed all of it: a new workstation joining there shows the
-    # same chart, problems and medications.
+    # same chart, problems and medications, and the merge.
     current(second_new, *enroll, codes[2])
-    assert current(second_new, "patient", "show", shared) == chart
+    relayed = current(second_new, "patient", "show", twin)
+    assert [m["id"] for m in relayed.pop("merged_from")] == [twin]
+    assert relayed == chart
     assert new_side(second_new, shared) == shown
 
 

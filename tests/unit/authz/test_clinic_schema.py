@@ -46,13 +46,15 @@ def clinic_engine() -> Engine:
 CLINICAL = {"view_clinical", "record_vitals", "record_allergy", "write_note", "manage_visit"}
 CLINICIAN_ONLY = {"sign_note", "prescribe", "diagnose"}
 PATIENT_ACTIONS = {"view_demographics", "edit_demographics", "manage_access", "delete_patient"}
+PATIENT_ACTIONS.add("merge_patients")
 PATIENT_ACTIONS |= CLINICAL | CLINICIAN_ONLY
-CLINIC_ACTIONS = {"manage_staff", "review_audit", "register_patient", "schedule"}
+CLINIC_ACTIONS = {"manage_staff", "review_audit", "register_patient", "schedule", "merge_patients"}
 
-CLINICIAN = {"view_demographics", "edit_demographics", "manage_access"} | CLINICAL | CLINICIAN_ONLY
+CLINICIAN = {"view_demographics", "edit_demographics", "manage_access", "merge_patients"}
+CLINICIAN |= CLINICAL | CLINICIAN_ONLY
 NURSE = {"view_demographics", "edit_demographics"} | CLINICAL
 FRONT_DESK = {"view_demographics", "edit_demographics"}
-ADMIN = {"view_demographics", "manage_access", "delete_patient"}
+ADMIN = {"view_demographics", "manage_access", "delete_patient", "merge_patients"}
 
 PATIENT_MATRIX = [
     (OPEN, "carol", CLINICIAN),
@@ -83,10 +85,10 @@ def test_patient_permissions(patient: str, user: str, allowed: set[str]) -> None
 @pytest.mark.parametrize(
     ("user", "allowed"),
     [
-        ("carol", {"register_patient", "schedule"}),
+        ("carol", {"register_patient", "schedule", "merge_patients"}),
         ("nina", {"register_patient", "schedule"}),
         ("fran", {"register_patient", "schedule"}),
-        ("adam", {"register_patient", "manage_staff", "review_audit"}),
+        ("adam", {"register_patient", "manage_staff", "review_audit", "merge_patients"}),
         ("alex", CLINIC_ACTIONS),
         ("olga", set()),
     ],

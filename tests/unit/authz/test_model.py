@@ -129,10 +129,10 @@ def test_the_clinic_model_is_packaged_and_defines_the_contract_names() -> None:
     clinic = set(model.types["clinic"].relations)
     patient = set(model.types["patient"].relations)
     assert {"admin", "clinician", "nurse", "front_desk", "member", "manage_staff"} <= clinic
-    assert {"review_audit", "register_patient", "schedule"} <= clinic
+    assert {"review_audit", "register_patient", "schedule", "merge_patients"} <= clinic
     assert {
         "clinic", "care_team", "restricted", "break_glass", "view_demographics",
         "edit_demographics", "clinical_access", "view_clinical", "record_vitals",
         "record_allergy", "write_note", "manage_visit", "sign_note", "prescribe", "diagnose",
-        "manage_access", "delete_patient",
+        "manage_access", "delete_patient", "merge_patients",
     } == patient  # fmt: skip

@@ -55,6 +55,22 @@ def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
         assert args.command == group.name and args.handler is group.run and args.json
 
 
+def test_patient_merge_commands_parse() -> None:
+    """The duplicate review and merge commands (issue #16) are part of ``patient``."""
+    parser = build_parser()
+    merge = parser.parse_args(["patient", "merge", "d", "--into", "s", "--reason", "same person"])
+    assert (merge.action, merge.duplicate, merge.into, merge.reason) == (
+        "merge",
+        "d",
+        "s",
+        "same person",
+    )
+    assert parser.parse_args(["patient", "unmerge", "d"]).id == "d"
+    assert parser.parse_args(["--json", "patient", "duplicates"]).action == "duplicates"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["patient", "merge", "d", "--reason", "no survivor named"])
+
+
 def test_a_group_refuses_a_missing_action(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["patient"])

@@ -28,6 +28,7 @@ from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError
 from core.records.medications import Medications
+from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.problems import Problems
 from core.records.relations import Access
@@ -65,6 +66,7 @@ HOLDERS: dict[str, set[str]] = {
     "diagnose": CLINICIANS,
     "manage_access": CLINICIANS | ADMINS,
     "delete_patient": ADMINS,
+    "merge_patients": CLINICIANS | ADMINS,
     "manage_staff": ADMINS,
     "review_audit": ADMINS,
 }
@@ -90,6 +92,11 @@ class Clinic:
         if signed:
             notes.sign(note.id)
         return pid, note.id
+
+    def merged(self) -> str:
+        duplicate = self.patient()
+        Merges(self.setup).merge(duplicate, self.patient(), "same person")
+        return duplicate
 
     def visit(self) -> str:
         return Visits(self.setup).start(self.patient(), "cough").id
@@ -169,6 +176,9 @@ PERFORM: dict[str, Perform] = {
     "patient.create": lambda c, me: me.add_patient("Roe", "Rita", "1975-05-06"),
     "patient.update": lambda c, me: me.update_patient(c.patient(), {"phone": "555-0100"}),
     "patient.delete": lambda c, me: me.delete_patient(c.patient()),
+    "patient.merge": lambda c, me: Merges(me).merge(c.patient(), c.patient(), "same person"),
+    "patient.unmerge": lambda c, me: Merges(me).unmerge(c.merged()),
+    "patients.duplicates": lambda c, me: Merges(me).candidates(),
     "allergy.add": lambda c, me: me.add_allergy(c.patient(), "latex"),
     "allergy.remove": lambda c, me: me.remove_allergy(c.allergy()),
     "allergy.edit": lambda c, me: AllergyRecords(me).edit(c.allergy(), "rash", "mild"),

@@ -10,9 +10,12 @@ conflict. The clinic's day too: appointments booked, moved and their status chan
 or changed on two replicas at once), visits started, closed and their reason edited, notes
 in visits signed (twice at once, or while typed into elsewhere) with addenda, vital signs
 recorded and corrected, doses changed (stop + new), "no known allergies" recorded, and
-their conflicts settled. After every partition heals, every replica must hold byte-for-byte the same
-derived state, and an oracle that watched the script (independently of the replicas) checks
-what must have survived. Finally every conflict is resolved and all inboxes must empty.
+their conflicts settled. Duplicate patients merged and unmerged (the same pair on two
+replicas at once, in opposite directions at once, or while another replica edits the
+duplicate or adds to its lists). After every partition heals, every replica must hold
+byte-for-byte the same derived state, and an oracle that watched the script (independently
+of the replicas) checks what must have survived, and every chart shows what was recorded on
+the patients merged into it. Finally every conflict is resolved and all inboxes must empty.
 
 `make test` runs 300 examples; `make soak` runs 10,000 (CARELINE_PROPERTY_EXAMPLES).
 """
@@ -29,12 +32,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.authz.tuples import RelationTuple
-from core.records import authorize, crdt
+from core.records import authorize, crdt, merged
 from core.records.allergy_status import AllergyRecords
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError, NotFoundError, ValidationError
 from core.records.medications import Medications
+from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.problems import Problems
 from core.records.relations import Access
@@ -96,6 +100,9 @@ correct = st.tuples(st.just("correct"), replica, item, st.integers(40, 180))
 dose = st.tuples(st.just("dose"), replica, patient, st.integers(0, 3))
 none_known = st.tuples(st.just("none_known"), replica, patient)
 settle = st.tuples(st.just("settle"), replica, st.integers(0, 3), st.integers(0, 3))
+# Merge patient i into patient i + offset; undo a patient's merge.
+merge = st.tuples(st.just("merge"), replica, patient, st.integers(1, 3))
+unmerge = st.tuples(st.just("unmerge"), replica, patient)
 # The second replica is drawn as an offset from the first: drawn independently, both would
 # mostly be replica 0 (hypothesis favours small numbers) and the action would do nothing.
 apart = st.integers(1, 2)  # fewer than 3 replicas apart: never the same replica
@@ -112,7 +119,7 @@ def race(draw: st.DrawFn) -> list[Action]:
     two then sync and one of them settles what it sees, as a person at that desk would."""
     first, pid = draw(replica), draw(patient)
     second = first + draw(apart)
-    kind = draw(st.sampled_from(("register", "edit_delete", "list", "day")))
+    kind = draw(st.sampled_from(("register", "edit_delete", "list", "day", "merge")))
     if kind == "register":
         fname = draw(st.sampled_from(FIELDS))
         one, other = draw(st.lists(st.sampled_from(VALUES), min_size=2, max_size=2, unique=True))
@@ -128,6 +135,25 @@ def race(draw: st.DrawFn) -> list[Action]:
         # The same item added, removed, or replaced (resolved, stopped, edited).
         answer = draw(st.sampled_from(("add", "remove", "replace")))
         steps = [("add", first, pid, lname, item), (answer, second, pid, lname, item)]
+    elif kind == "merge":
+        # Merged on one replica while the other merges the same pair (either way round),
+        # edits the duplicate, adds to its list or undoes an earlier merge.
+        off = draw(st.integers(1, 3))
+        steps = [("merge", first, pid, off)]
+        answer = draw(st.sampled_from(("same", "opposite", "edit", "add", "unmerge", "undo")))
+        if answer == "same":
+            steps.append(("merge", second, pid, off))
+        elif answer == "opposite":
+            steps.append(("merge", second, pid + off, 4 - off))
+        elif answer == "edit":
+            steps.append(("edit", second, pid, draw(st.sampled_from(FIELDS)), draw(a_value)))
+        elif answer == "add":
+            steps.append(("add", second, pid, draw(list_field), draw(st.integers(0, 2))))
+        elif answer == "undo":  # undone on the second once synced, while added to here
+            steps += [("sync", second, first, "none", 1, 0), ("unmerge", second, pid)]
+            steps.append(("add", first, pid, draw(list_field), draw(st.integers(0, 2))))
+        else:
+            steps.append(("unmerge", second, pid))
     else:
         steps = draw(_day_race(first, second, pid))
     then = draw(st.sampled_from(("leave", "sync", "settle", "settle")))
@@ -184,7 +210,7 @@ single = st.one_of(
     edit, edit, add, add, remove, replace, delete, create, note, type_in, type_in, resolve, resolve,
     link, link, link, link,
     book, move, status, visit, close, reason, visit_note, sign, addendum, vitals, correct,
-    dose, none_known, settle,
+    dose, none_known, settle, merge, merge, unmerge,
 ).map(lambda action: [action])  # fmt: skip
 actions = st.lists(st.one_of(single, race()), min_size=6, max_size=30).map(
     lambda groups: [action for group in groups for action in group]
@@ -384,6 +410,12 @@ class Run:
             o.notes.add(self.notes[-1])
         elif kind == "resolve":
             self._resolve(r, pid, int(action[3]), int(action[4]))
+        elif kind == "merge":
+            into = self.patients[(int(action[2]) + int(action[3])) % len(self.patients)]
+            if into != pid and _visible(r, into):
+                _refused(r, lambda: Merges(r).merge(pid, into, "same person"))
+        elif kind == "unmerge":
+            _refused(r, lambda: Merges(r).unmerge(pid))
         else:
             self._day_patient(r, pid, action)
 
@@ -661,6 +693,24 @@ def _check_nothing_lost(run: Run) -> None:
     # Notes are never deleted: every note typed anywhere is on every replica.
     assert {str(i) for (i,) in final.db.query("SELECT id FROM notes")} == oracle.notes
     _check_clinic_day(final, oracle)
+    _check_merges(final, run.patients)
+
+
+def _check_merges(final: ClinicRecords, patients: list[str]) -> None:
+    """Every chart shows what was recorded on the patients merged into it, and lists show
+    exactly the patients merged into no one (chains and loops resolved)."""
+    shown = {p.id for p in final.list_patients(limit=1000)}
+    for pid in patients:
+        if not _visible(final, pid):
+            continue
+        survivor = merged.survivor(final.db, pid)
+        assert survivor in shown and (pid in shown) == (survivor == pid)
+        assert final.open_chart(pid).patient.id == survivor
+        on_chart = {a.id for a in final.allergies(survivor)}
+        assert {i for i, _ in _entries(final, pid, "allergies")} <= on_chart
+        notes = {n.id for n in Notes(final).for_patient(survivor)}
+        own = final.db.query("SELECT id FROM notes WHERE patient_id = ?", (pid,))
+        assert {str(i) for (i,) in own} <= notes
 
 
 def _check_clinic_day(final: ClinicRecords, oracle: Oracle) -> None:

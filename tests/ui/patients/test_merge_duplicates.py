@@ -1,0 +1,93 @@
+"""Possible duplicates…, from the patient list, as a person uses it: the pair found after two
+registrations of one person, merged by an administrator; the button is shown to clinicians
+and administrators only."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from app.chart.visits import VisitsSection
+from app.patients.duplicates import DuplicatesDialog
+from core.records.visits import Visits
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+
+NURSE, NURSE_PASSWORD = "nurse.jo", "jo's own long password"
+
+
+def _second_registration(ws: Workstation) -> tuple[str, str]:
+    """Okafor registered again (as another workstation did offline), with an allergy there;
+    returns (the sample chart's id, the second one's)."""
+    ws.sign_in(ADMIN, PASSWORD)
+    first = next(p.id for p in ws.records.list_patients() if p.family == "Okafor")
+    second = ws.records.add_patient("Okafur", "Chinedu", "1990-06-15").id
+    ws.records.add_allergy(second, "Penicillin")
+    Visits(ws.records).start(second, "Cough on the other workstation")
+    ws.records.add_user(NURSE, "Jo Mensah", "nurse", NURSE_PASSWORD)
+    ws.sign_in(NURSE, NURSE_PASSWORD)  # her first sign-in here adds her password slot
+    ws.lock()
+    return first, second
+
+
+def test_an_admin_merges_the_duplicate_found_after_sync(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    first, second = _second_registration(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    assert page.duplicates_button.isVisible()
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    assert dialog.status.text() == "1 possible duplicate."
+    assert not dialog.merge_button.isEnabled()  # no reason given yet
+    # The sample chart sorts first (OKAFOR before OKAFUR): keep it.
+    assert dialog.keep_first.text().startswith("Keep OKAFOR, Chinedu, MRN MRN-1003")
+    QTest.keyClicks(dialog.reason, "same person, registered twice")
+    assert dialog.merge_button.isEnabled()
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 5, timeout=5_000)
+    assert clinic.database.query("SELECT merged_into FROM patients WHERE id = ?", (second,)) == [
+        (first,)
+    ]
+    # The kept chart shows the allergy recorded on the other one.
+    window.workspace.open_chart(first)
+    chart = window.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None and chart.patient.id == first)
+    qtbot.waitUntil(lambda: chart.allergy_banner.text.text() == "Penicillin", timeout=5_000)
+    visits = next(s for s in chart.sections if isinstance(s, VisitsSection))
+    qtbot.waitUntil(lambda: visits.timeline.count() > 0, timeout=5_000)  # the other's visit
+    qtbot.waitUntil(chart.merged_note.isVisible, timeout=5_000)
+    assert chart.merged_note.text().startswith(
+        "Holds the records of OKAFUR, Chinedu, born 1990-06-15 (merged by admin on "
+    )
+    assert chart.merged_note.text().endswith(": same person, registered twice)")
+
+    # Merged charts lists it (newest first); Undo merge gives the chart back.
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    cells = [dialog.merged_table.item(0, c).text() for c in range(3)]  # type: ignore[union-attr]
+    assert cells == ["OKAFUR, Chinedu", "OKAFOR, Chinedu, MRN MRN-1003", ADMIN]
+    assert not dialog.undo_button.isEnabled()  # nothing selected
+    dialog.merged_table.selectRow(0)
+    QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)  # a pair again
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
+    qtbot.waitUntil(lambda: visits.timeline.count() == 0, timeout=5_000)
+    assert not chart.merged_note.isVisible()
+
+
+def test_a_nurse_has_no_duplicates_button(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    _second_registration(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    assert not window.workspace.patient_list.duplicates_button.isVisible()
