@@ -56,6 +56,7 @@ from core.records.permissions import CLINIC_OBJECT
 from core.records.relations import Access
 from core.records.staff import Staff
 from core.server import security_log, vouching
+from core.server.blob_uploads import BlobUploads, UploadState
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
 from core.store import op_signer
 from core.store.audit_chain import AuditEntry, Head
@@ -841,6 +842,38 @@ class ClinicServer:
             chunks.close()
             raise
         return _prepend(first, chunks)
+
+    def blob_uploads(self, device: Device) -> BlobUploads:
+        """Resumable uploads of client-encrypted attachments for the device's clinic."""
+        clinic_id = device.clinic_id
+        return BlobUploads(
+            self.data_dir / "uploads" / _namespace(clinic_id),
+            self.blob_stores.for_clinic(clinic_id),
+            self.max_attachment_bytes,
+        )
+
+    def append_blob(
+        self, device: Device, blob_id: str, *, start: int, size: int, sha256: str, src: BinaryIO
+    ) -> UploadState:
+        """Take one piece of a client-encrypted upload (:class:`BlobUploads`), audited once
+        the blob is stored."""
+        state = self.blob_uploads(device).append(
+            blob_id, start=start, size=size, sha256=sha256, src=src
+        )
+        if state.complete:
+            self._audit(
+                device.clinic_id, f"device:{device.id}", "attachment.upload", "attachment",
+                blob_id, {"size": size, "client_encrypted": True},
+            )  # fmt: skip
+        return state
+
+    def open_blob(self, device: Device, blob_id: str, start: int = 0) -> BinaryIO:
+        """A client-encrypted blob's ciphertext from byte ``start`` (audited as a read)."""
+        stream = self.blob_uploads(device).open(blob_id, start)
+        if start == 0:
+            self._audit(device.clinic_id, f"device:{device.id}", "attachment.read",
+                        "attachment", blob_id)  # fmt: skip
+        return stream
 
     def _anchor(
         self,

@@ -488,10 +488,22 @@ CREATE TABLE device_audit (
 CREATE INDEX device_audit_by_ts ON device_audit (ts);
 """
 
+# Attachments in the chart (issue #16): title, date and category, the blob id of the file
+# the workstation encrypted and the clinic attachment key it is wrapped for. (V12 is another
+# branch's; numbers only need to rise.)
+_V13 = """
+ALTER TABLE attachments ADD COLUMN title TEXT;
+ALTER TABLE attachments ADD COLUMN date TEXT;
+ALTER TABLE attachments ADD COLUMN category TEXT;
+ALTER TABLE attachments ADD COLUMN blob_id TEXT;
+ALTER TABLE attachments ADD COLUMN key_id TEXT;
+ALTER TABLE attachments ADD COLUMN added_by TEXT;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10), (11, _V11),
+    (10, _V10), (11, _V11), (13, _V13),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -1,0 +1,207 @@
+"""Attachments in the chart (issue #16) through a live server: the workstation encrypts,
+the server only ever holds ciphertext it verifies without the key, an upload cut off
+mid-way resumes where it stopped, a second workstation fetches and opens the file, and
+damaged or truncated blobs are refused with a clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.crypto.streaming import HEADER_SIZE, TAG_SIZE
+from core.records.workstation import Workstation
+from core.sync import blob_client
+from core.sync.attachments import (
+    HERE,
+    PENDING,
+    REMOTE,
+    AttachmentProblem,
+    Attachments,
+    export_key,
+    import_key,
+)
+from core.sync.attachments_client import AttachmentError
+from core.sync.enroll import ServerCredential, tls_trust
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+
+MiB = 1024 * 1024
+MARKER = b"PLAINTEXT-MARKER-Quillon-Vesper-"
+SIZE = 20 * MiB
+
+
+@dataclass
+class Clinic:
+    live: Live
+    a: Workstation
+    a_cred: ServerCredential
+    b: Workstation
+    b_cred: ServerCredential
+    patient: str
+    folder: Path
+
+    def attachments(self, ws: Workstation, cred: ServerCredential | None, name: str) -> Attachments:
+        return Attachments(ws.records, self.folder / name, credential=cred)
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
+    folder = tmp_path_factory.mktemp("attachments")
+    with live_server(folder / "server") as live:
+        clinic_id = add_clinic(live.server, "Riverside")
+        a, a_cred = join_clinic(live.server, live.url, live.ca_pem, clinic_id, folder / "a", "a")
+        b, b_cred = join_clinic(live.server, live.url, live.ca_pem, clinic_id, folder / "b", "b")
+        patient = a.records.add_patient(family="Okafor", given="Ada", birth_date="1980-02-03").id
+        yield Clinic(live, a, a_cred, b, b_cred, patient, folder)
+
+
+def _letter(path: Path, size: int) -> Path:
+    with path.open("wb") as out:
+        out.write(MARKER)
+        remaining = size - len(MARKER)
+        while remaining > 0:
+            piece = min(remaining, MiB)
+            out.write((MARKER * (piece // len(MARKER) + 1))[:piece])
+            remaining -= piece
+    return path
+
+
+def _holds_marker(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and MARKER in p.read_bytes()]
+
+
+class _Cut(Exception):
+    """The connection 'drops' after a number of bytes."""
+
+
+def test_added_offline_cut_mid_upload_resumed_and_opened_elsewhere(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    source = _letter(tmp_path / "scan.pdf", SIZE)
+    # Added while not connected: no credential, so nothing leaves this workstation.
+    offline = clinic.attachments(clinic.a, None, "a")
+    added = offline.add(
+        clinic.patient, source, title="Cardiology letter", date="2026-11-30", category="letter"
+    )
+    assert added.availability == PENDING and offline.push_pending() == 0
+    assert not _holds_marker(clinic.folder / "a" / "attachments")  # the cache is ciphertext
+
+    # The record syncs at once; the file is not on the server yet.
+    sync_at(clinic.a, clinic.a_cred)
+    sync_at(clinic.b, clinic.b_cred)
+    on_b = clinic.attachments(clinic.b, clinic.b_cred, "b")
+    [listed] = on_b.for_patient(clinic.patient)
+    assert (listed.title, listed.availability, listed.size) == ("Cardiology letter", REMOTE, SIZE)
+    with pytest.raises(AttachmentProblem, match="available when connected"):
+        on_b.fetch(listed.id)
+
+    # Reconnected: the upload is cut off after about 6 MiB...
+    online = clinic.attachments(clinic.a, clinic.a_cred, "a")
+    [blob_id] = online.pending()
+    path = online.cache.path_for(blob_id)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def cut(done: int, total: int) -> None:
+        if done > 6 * MiB:
+            raise _Cut
+
+    with pytest.raises(_Cut):
+        blob_client.push(clinic.a_cred, blob_id, path, sha, cut)
+    held, complete = blob_client.upload_offset(clinic.a_cred, blob_id)
+    assert 0 < held < path.stat().st_size and not complete
+    # ... and the next sync sends only the rest.
+    sent = blob_client.push(clinic.a_cred, blob_id, path, sha)
+    assert sent == path.stat().st_size - held
+    assert online.push_pending() == 1 and online.pending() == []
+
+    # The second workstation needs the clinic attachment key to open it.
+    out = tmp_path / "copy.pdf"
+    with pytest.raises(AttachmentProblem, match="does not hold the clinic attachment key"):
+        on_b.open_to(listed.id, out)
+    assert not out.exists()
+    import_key(clinic.b.records, export_key(clinic.a.records))
+    on_b.open_to(listed.id, out)
+    assert out.read_bytes() == source.read_bytes()
+    assert on_b.get(listed.id).availability == HERE
+
+    # Only ciphertext at rest on the server (blobs and upload staging alike).
+    assert not _holds_marker(clinic.folder / "server")
+
+
+def test_a_download_cut_off_resumes(clinic: Clinic, tmp_path: Path) -> None:
+    a = clinic.attachments(clinic.a, clinic.a_cred, "a")
+    item = a.add(clinic.patient, _letter(tmp_path / "lab.pdf", 3 * MiB), title="Lab results")
+    a.push_pending()
+    sync_at(clinic.a, clinic.a_cred)
+    sync_at(clinic.b, clinic.b_cred)
+    b = clinic.attachments(clinic.b, clinic.b_cred, "b")
+    assert item.blob_id is not None
+    dest = b.cache.path_for(item.blob_id)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    row = b.entries.get("attachment", item.id)
+
+    def cut(done: int, total: int) -> None:
+        if done > MiB:
+            raise _Cut
+
+    with pytest.raises(_Cut):
+        blob_client.fetch(clinic.b_cred, item.blob_id, dest, row["sha256"], cut)
+    part = dest.with_name(dest.name + ".part")
+    assert part.stat().st_size > 0 and not dest.exists()
+    b.open_to(item.id, tmp_path / "lab-copy.pdf")
+    assert (tmp_path / "lab-copy.pdf").read_bytes() == (tmp_path / "lab.pdf").read_bytes()
+
+
+def test_a_damaged_blob_on_the_server_is_refused(clinic: Clinic, tmp_path: Path) -> None:
+    a = clinic.attachments(clinic.a, clinic.a_cred, "a")
+    item = a.add(clinic.patient, _letter(tmp_path / "x.jpg", 2 * MiB), title="Photo")
+    a.push_pending()
+    assert item.blob_id is not None
+    stored = next((clinic.folder / "server" / "blobs").rglob(item.blob_id))
+    data = bytearray(stored.read_bytes())
+    data[HEADER_SIZE + 10] ^= 1
+    stored.write_bytes(bytes(data))
+    sync_at(clinic.a, clinic.a_cred)
+    sync_at(clinic.b, clinic.b_cred)
+    b = clinic.attachments(clinic.b, clinic.b_cred, "b")
+    with pytest.raises(AttachmentProblem, match="arrived damaged or is not the file"):
+        b.open_to(item.id, tmp_path / "x-copy.jpg")
+    assert not (tmp_path / "x-copy.jpg").exists()
+
+
+def _put(clinic: Clinic, blob_id: str, body: bytes, sha: str) -> httpx.Response:
+    with httpx.Client(base_url=clinic.live.url, verify=tls_trust(clinic.live.ca_pem)) as http:
+        return http.put(
+            f"/v1/blobs/{blob_id}",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {clinic.a_cred.token}",
+                "Upload-Offset": "0",
+                "Upload-Length": str(len(body)),
+                "X-Ciphertext-SHA256": sha,
+            },
+        )
+
+
+def test_the_server_refuses_truncated_or_mislabelled_uploads(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    a = Attachments(clinic.a.records, tmp_path, credential=None)
+    item = a.add(clinic.patient, _letter(tmp_path / "t.pdf", MiB + 100), title="T")
+    assert item.blob_id is not None
+    whole = a.cache.path_for(item.blob_id).read_bytes()
+    truncated = whole[: HEADER_SIZE + MiB + TAG_SIZE]  # the final chunk is missing
+    refused = _put(clinic, item.blob_id, truncated, hashlib.sha256(truncated).hexdigest())
+    assert refused.status_code == 422
+    assert "truncated" in refused.json()["detail"]
+    mislabelled = _put(clinic, item.blob_id, whole, hashlib.sha256(b"other").hexdigest())
+    assert mislabelled.status_code == 422
+    assert "not the declared" in mislabelled.json()["detail"]
+    assert not blob_client.upload_offset(clinic.a_cred, item.blob_id)[1]  # nothing stored
+    not_ours = _put(clinic, item.blob_id, os.urandom(4096), "0" * 64)
+    assert not_ours.status_code == 422
