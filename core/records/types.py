@@ -320,7 +320,7 @@ ATTACHMENT = RecordType(
         "blob_id",
         "key_id",
         "added_by",
-    ),  # fmt: skip
+    ),
     chart_entry=True,
 )
 

@@ -26,7 +26,6 @@ from core.sync.attachments import (
     export_key,
     import_key,
 )
-from core.sync.attachments_client import AttachmentError
 from core.sync.enroll import ServerCredential, tls_trust
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
 
