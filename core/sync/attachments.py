@@ -166,6 +166,17 @@ class Attachments:
         self.budget = cache_mb * 1024 * 1024
         self.credential = credential
 
+    @classmethod
+    def for_records(cls, records: ClinicRecords, cache_mb: int = 2048) -> Attachments:
+        """This workstation's attachments: its data folder (where the database is) and its
+        server credential, if enrolled."""
+        from core.sync.enroll import load_credential
+
+        return cls(
+            records, records.db.path.parent, cache_mb=cache_mb,
+            credential=load_credential(records.db),
+        )  # fmt: skip
+
     def _pending_mark(self, blob_id: str) -> Path:
         return self.folder / "pending" / blob_id
 
