@@ -18,7 +18,6 @@ from core.records.clinic import ClinicRecords
 from core.sync import clock
 from core.sync.backoff import backoff
 from core.sync.session import SyncReport, held_back_notice
-from core.sync.transport import TransportError
 from core.sync.trust_notice import quarantine_state, trust_notice
 
 RETRY_CAP_SECONDS = 600.0
@@ -40,6 +39,7 @@ def run(ctx: Context) -> int:
     the same backoff as the desktop app (:func:`core.sync.backoff.backoff`)."""
     from core.sync.lan.identity import merge_revoked
     from core.sync.session import SyncError, sync
+    from core.sync.transport import TransportError
 
     args = ctx.args
     records = ctx.open_records()
@@ -130,8 +130,9 @@ def _push_attachments(ctx: Context, records: ClinicRecords) -> int:
             records, ctx.data_dir, cache_mb=cache_mb, credential=credential
         ).push_pending()
     except CarelineError as exc:
-        # The records did sync; the file goes up at the next sync, from where it stopped.
-        raise TransportError(str(exc)) from exc
+        # The records did sync; files go up at the next sync, from where they stopped.
+        sys.stderr.write(f"careline: warning: {plain_words(exc)}\n")
+        return 0
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:

@@ -353,6 +353,8 @@ def create_app(server: ClinicServer) -> FastAPI:
     def limit_of(method: str, path: str) -> int:
         if method == "PUT" and path.startswith("/v1/blobs/"):
             return server.max_attachment_bytes
+        if method == "PUT" and path.startswith("/v1/attachment-keys/grants/"):
+            return 4096
         if method != "POST":
             return NO_BODY
         if path == "/v1/enroll":
@@ -776,6 +778,44 @@ def create_app(server: ClinicServer) -> FastAPI:
             raise HTTPException(503, "attachment storage is unavailable; try again") from None
         response.status_code = 201 if state.complete else 202
         return BlobUploadState(offset=state.offset, size=state.size, complete=state.complete)
+
+    @app.get("/v1/attachment-keys/devices", responses={401: {"model": Problem}})
+    def key_grant_devices(request: Request) -> list[dict[str, Any]]:
+        """The clinic's active devices, their certificates and the attachment key ids
+        already sealed for each (a workstation seals the keys it holds for the others)."""
+        device = device_of(request)
+        return [
+            {"device_id": d, "certificate": cert, "granted": granted}
+            for d, cert, granted in server.key_grant_devices(device)
+        ]
+
+    @app.put(
+        "/v1/attachment-keys/grants/{target}/{key_id}",
+        status_code=204,
+        responses={400: {"model": Problem}, 401: {"model": Problem}},
+    )
+    async def put_key_grant(target: str, key_id: str, request: Request) -> Response:
+        """Keep a clinic attachment key sealed for another device of the clinic (the server
+        cannot open it: only that device's private key can)."""
+        device = device_of(request)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+        try:
+            sealed = str(json.loads(bytes(body))["sealed"])
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(400, "expected a JSON object with the sealed grant") from None
+        try:
+            await run_in_threadpool(server.put_key_grant, device, target, key_id, sealed)
+        except ServerError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return Response(status_code=204)
+
+    @app.get("/v1/attachment-keys/grants", responses={401: {"model": Problem}})
+    def my_key_grants(request: Request) -> dict[str, str]:
+        """The attachment keys sealed for the calling device: key id -> sealed grant."""
+        device = device_of(request)
+        return server.key_grants_of(device.clinic_id, device.id)
 
     @app.get(
         "/v1/blobs/{blob_id}",

@@ -103,6 +103,11 @@ def key_for(records: ClinicRecords, key_id: str) -> ClinicAttachmentKey | None:
     return ClinicAttachmentKey(key_id, bytes.fromhex(secret)) if secret else None
 
 
+def held_keys(records: ClinicRecords) -> dict[str, bytes]:
+    """Every clinic attachment key this workstation holds: key id -> secret."""
+    return {k: bytes.fromhex(v) for k, v in _keys(records)["keys"].items()}
+
+
 def current_key(records: ClinicRecords) -> ClinicAttachmentKey:
     """The key new files are wrapped for; made (and audited) on first use."""
     value = _keys(records)
@@ -283,6 +288,13 @@ class Attachments:
         assert item.blob_id is not None  # fetch refused the old scheme
         row = self.entries.get("attachment", record_id)
         key = key_for(self.records, row["key_id"] or "")
+        if key is None and self.credential is not None:
+            # Sealed for this device by a workstation that holds it (core.sync.key_grants).
+            from core.sync.key_grants import exchange_keys
+
+            with contextlib.suppress(AttachmentError):
+                exchange_keys(self.records, self.credential)
+            key = key_for(self.records, row["key_id"] or "")
         if key is None:
             raise AttachmentProblem(
                 f"{item.title}: this workstation does not hold the clinic attachment key "
@@ -318,6 +330,12 @@ class Attachments:
         many went up. Raises AttachmentProblem on the first that fails."""
         if self.credential is None:
             return 0
+        from core.sync.key_grants import exchange_keys
+
+        try:
+            exchange_keys(self.records, self.credential)  # the others can open what goes up
+        except AttachmentError as exc:
+            raise AttachmentProblem(f"attachment key exchange stopped: {exc}") from exc
         done = 0
         for blob_id in self.pending():
             path = self.cache.path_for(blob_id)

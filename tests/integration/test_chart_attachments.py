@@ -24,6 +24,7 @@ from core.sync.attachments import (
     AttachmentProblem,
     Attachments,
     export_key,
+    held_keys,
     import_key,
 )
 from core.sync.enroll import ServerCredential, tls_trust
@@ -118,13 +119,12 @@ def test_added_offline_cut_mid_upload_resumed_and_opened_elsewhere(
     assert sent == path.stat().st_size - held
     assert online.push_pending() == 1 and online.pending() == []
 
-    # The second workstation needs the clinic attachment key to open it.
+    # The second workstation gets the clinic attachment key sealed for its device
+    # certificate (the first sealed it when it synced the file up) and opens the file.
+    assert held_keys(clinic.b.records) == {}
     out = tmp_path / "copy.pdf"
-    with pytest.raises(AttachmentProblem, match="does not hold the clinic attachment key"):
-        on_b.open_to(listed.id, out)
-    assert not out.exists()
-    import_key(clinic.b.records, export_key(clinic.a.records))
     on_b.open_to(listed.id, out)
+    assert held_keys(clinic.b.records) == held_keys(clinic.a.records)
     assert out.read_bytes() == source.read_bytes()
     assert on_b.get(listed.id).availability == HERE
 
@@ -204,3 +204,25 @@ def test_the_server_refuses_truncated_or_mislabelled_uploads(
     assert not blob_client.upload_offset(clinic.a_cred, item.blob_id)[1]  # nothing stored
     not_ours = _put(clinic, item.blob_id, os.urandom(4096), "0" * 64)
     assert not_ours.status_code == 422
+
+
+def test_a_workstation_without_the_key_is_told_how_to_get_it(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    a = clinic.attachments(clinic.a, clinic.a_cred, "a")
+    item = a.add(clinic.patient, _letter(tmp_path / "k.pdf", 4096), title="Key test")
+    a.push_pending()
+    sync_at(clinic.a, clinic.a_cred)
+    # A copy of b's records with no server to ask and no key: the refusal names the way out.
+    b = clinic.attachments(clinic.b, None, "b")
+    sync_at(clinic.b, clinic.b_cred)
+    b_cache = b.cache.path_for(item.blob_id or "")
+    b_cache.parent.mkdir(parents=True, exist_ok=True)
+    b_cache.write_bytes(a.cache.path_for(item.blob_id or "").read_bytes())
+    with clinic.b.database.write("admin", "test.forget", "attachment_key", "all") as tx:
+        tx.execute("DELETE FROM meta WHERE key = 'attachment_keys'")
+    with pytest.raises(AttachmentProblem, match="attachment key import"):
+        b.open_to(item.id, tmp_path / "k-copy.pdf")
+    import_key(clinic.b.records, export_key(clinic.a.records))
+    b.open_to(item.id, tmp_path / "k-copy.pdf")
+    assert (tmp_path / "k-copy.pdf").read_bytes() == (tmp_path / "k.pdf").read_bytes()
