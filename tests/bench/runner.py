@@ -189,7 +189,7 @@ def main(argv: Sequence[str]) -> int:
                 1 if ok else 0,
                 1,
                 ok,
-            )  # fmt: skip
+            )
         )
     if "server" in parts:
         store_bench.log("server load benchmark")
