@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
@@ -29,6 +31,7 @@ from core.sync.attachments import (
 )
 from core.sync.enroll import ServerCredential, tls_trust
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import Service
 
 MiB = 1024 * 1024
 MARKER = b"PLAINTEXT-MARKER-Quillon-Vesper-"
@@ -226,3 +229,49 @@ def test_a_workstation_without_the_key_is_told_how_to_get_it(
     import_key(clinic.b.records, export_key(clinic.a.records))
     b.open_to(item.id, tmp_path / "k-copy.pdf")
     assert (tmp_path / "k-copy.pdf").read_bytes() == (tmp_path / "k.pdf").read_bytes()
+
+
+def test_on_s3_only_ciphertext_is_stored_and_a_cut_upload_resumes(
+    tmp_path: Path, moto: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # moto's dummy credentials
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bucket = f"careline-chart-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    env = {
+        "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": moto.url,
+        "S3_ENCRYPTION_THRESHOLD": str(5 * MiB), "AWS_REGION": "us-east-1",
+    }  # fmt: skip
+    with live_server(tmp_path / "server", env) as live:
+        clinic_id = add_clinic(live.server, "Bucket Clinic")
+        a, a_cred = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "a")
+        b, b_cred = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "b")
+        patient = a.records.add_patient(family="Lind", given="Sven", birth_date="1950-01-01").id
+        source = _letter(tmp_path / "ct.pdf", 12 * MiB)
+        on_a = Attachments(a.records, tmp_path / "a", credential=a_cred)
+        item = on_a.add(patient, source, title="CT report", category="imaging")
+        assert item.blob_id is not None
+        path = on_a.cache.path_for(item.blob_id)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+        def cut(done: int, total: int) -> None:
+            if done > 7 * MiB:
+                raise _Cut
+
+        with pytest.raises(_Cut):
+            blob_client.push(a_cred, item.blob_id, path, sha, cut)
+        assert on_a.push_pending() == 1
+        sync_at(a, a_cred)
+        sync_at(b, b_cred)
+        out = tmp_path / "ct-copy.pdf"
+        Attachments(b.records, tmp_path / "b", credential=b_cred).open_to(item.id, out)
+        assert out.read_bytes() == source.read_bytes()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert any(k.endswith(f"/attachments/{item.blob_id}") for k in keys)
+        for key in keys:
+            assert MARKER not in s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert not _holds_marker(tmp_path / "server")
+        a.lock()
+        b.lock()
+    s3.close()
