@@ -27,6 +27,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     get = attachment.add_parser("get", help="save a copy of a file (fetched if needed)")
     get.add_argument("attachment_id")
     get.add_argument("-o", "--output", type=Path, required=True)
+    get.add_argument("--peer", metavar="HOST:PORT",
+                     help="also ask this LAN workstation (mutual TLS) for the file")  # fmt: skip
     key = attachment.add_parser("key", help="the clinic attachment key between workstations")
     key.add_argument("key_action", choices=("export", "import"),
                      help="export: print it; import: read it from standard input")  # fmt: skip
@@ -55,11 +57,23 @@ def run(ctx: Context) -> int:
             key_id = import_key(records, read_stdin_line("key import", "attachment key"))
             ctx.emit({"key_id": key_id}, f"Kept clinic attachment key {key_id}.")
         return EXIT_OK
+    peers = []
+    if getattr(args, "peer", None):
+        from core.cli.pair import peer_address
+        from core.sync.lan import identity as lan_id
+        from core.sync.lan.transport import LanTransport
+
+        peer_address(args.peer)
+        identity = lan_id.ready_identity(records.db, records.actor)
+        if identity is None:
+            raise CliError("this workstation has no LAN identity: run 'careline pair join' first")
+        peers.append(LanTransport(args.peer, identity, lan_id.revoked_serials(records.db)))
     attachments = Attachments(
         records,
         ctx.data_dir,
         cache_mb=int(ctx.settings["attachment_cache_mb"]),
         credential=load_credential(records.db),
+        peers=peers,
     )
     if args.action == "add":
         if not args.file.is_file():

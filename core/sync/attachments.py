@@ -25,12 +25,13 @@ used files are dropped, never one still waiting for upload.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import mimetypes
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
 from core.store.blobs.errors import BlobIntegrityError
+from core.store.database import Database
 from core.sync import blob_client
 from core.sync.attachments_client import AttachmentError
 from core.sync.enroll import ServerCredential
+from core.sync.lan.transport import LanTransport
+from core.sync.transport import TransportError
 
 _META_KEYS = "attachment_keys"  # {"current": key id, "keys": {key id: hex secret}}
 _EXPORT_PREFIX = "careline-attachment-key:v1:"
@@ -84,8 +88,17 @@ class Attachment:
 
 
 def _keys(records: ClinicRecords) -> dict[str, Any]:
-    rows = records.db.query("SELECT value FROM meta WHERE key = ?", (_META_KEYS,))
+    return _keys_in(records.db)
+
+
+def _keys_in(db: Database) -> dict[str, Any]:
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (_META_KEYS,))
     return dict(json.loads(rows[0][0])) if rows else {"current": None, "keys": {}}
+
+
+def keys_in(db: Database) -> dict[str, bytes]:
+    """Every clinic attachment key held in ``db`` (for a LAN peer sealing them)."""
+    return {k: bytes.fromhex(v) for k, v in _keys_in(db)["keys"].items()}
 
 
 def _save_keys(records: ClinicRecords, value: dict[str, Any], action: str, key_id: str) -> None:
@@ -163,8 +176,10 @@ class Attachments:
         *,
         cache_mb: int = 2048,
         credential: ServerCredential | None = None,
+        peers: Sequence[LanTransport] = (),
     ) -> None:
         self.records = records
+        self.peers = tuple(peers)
         self.entries = ClinicalEntries(records)
         self.folder = data_dir / "attachments"
         self.cache = FilesystemBlobStore(self.folder)
@@ -266,19 +281,34 @@ class Attachments:
             )
         if self.cache.exists(item.blob_id):
             return item
-        if self.credential is None:
+        if self.credential is None and not self.peers:
             raise AttachmentProblem(
                 f"{item.title}: available when connected (this workstation has not fetched "
-                "it and is not enrolled with a server)"
+                "it and has no server or LAN peer to ask)"
             )
         dest = self.cache.path_for(item.blob_id)
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            blob_client.fetch(
-                self.credential, item.blob_id, dest, row["sha256"], progress or _quiet
+        problems: list[str] = []
+        sha256, report = row["sha256"], progress or _quiet
+        sources: list[Callable[[], None]] = []
+        if self.credential is not None:
+            sources.append(
+                functools.partial(
+                    blob_client.fetch, self.credential, item.blob_id, dest, sha256, report
+                )
             )
-        except AttachmentError as exc:
-            raise AttachmentProblem(f"{item.title}: available when connected ({exc})") from exc
+        for peer in self.peers:
+            sources.append(functools.partial(peer.fetch_blob, item.blob_id, dest, sha256, report))
+        for source in sources:
+            try:
+                source()
+                break
+            except (AttachmentError, TransportError) as exc:
+                problems.append(str(exc))
+        else:
+            raise AttachmentProblem(
+                f"{item.title}: available when connected ({'; '.join(problems)})"
+            )
         self.evict()
         return self.get(record_id)
 
@@ -294,6 +324,12 @@ class Attachments:
 
             with contextlib.suppress(AttachmentError):
                 exchange_keys(self.records, self.credential)
+            key = key_for(self.records, row["key_id"] or "")
+        for peer in self.peers if key is None else ():
+            from core.sync.key_grants import keys_from_peer
+
+            with contextlib.suppress(TransportError):
+                keys_from_peer(self.records, peer)
             key = key_for(self.records, row["key_id"] or "")
         if key is None:
             raise AttachmentProblem(

@@ -137,6 +137,12 @@ def fetch(
             ) from exc
         out.flush()
         os.fsync(out.fileno())
+    finish_part(part, dest, blob_id, sha256)
+
+
+def finish_part(part: Path, dest: Path, blob_id: str, sha256: str) -> None:
+    """Move a whole download into place if its ciphertext has SHA-256 ``sha256``; else
+    delete it and raise AttachmentError."""
     digest = hashlib.sha256()
     with part.open("rb") as src:
         while piece := src.read(PIECE):

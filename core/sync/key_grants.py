@@ -34,6 +34,8 @@ from core.sync.attachments import held_keys, import_key
 from core.sync.attachments_client import AttachmentError, _client, _refusal
 from core.sync.enroll import ServerCredential
 from core.sync.lan.identity import revoked_serials
+from core.sync.lan.server import device_id_of
+from core.sync.lan.transport import LanTransport
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class Exchanged:
     skipped: list[str]
 
 
-def _aad(device_id: str, key_id: str) -> bytes:
+def grant_aad(device_id: str, key_id: str) -> bytes:
+    """What a grant of key ``key_id`` for device ``device_id`` is bound to."""
     return f"careline/attachment-key-grant|{device_id}|{key_id}".encode()
 
 
@@ -67,7 +70,7 @@ def exchange_keys(records: ClinicRecords, credential: ServerCredential) -> Excha
                     continue
                 try:
                     secret = open_sealed(
-                        private, base64.b64decode(sealed), _aad(credential.device_id, key_id)
+                        private, base64.b64decode(sealed), grant_aad(credential.device_id, key_id)
                     )
                 except (DecryptionError, ValueError):
                     skipped.append(f"grant of key {key_id} for this device did not open")
@@ -96,7 +99,7 @@ def exchange_keys(records: ClinicRecords, credential: ServerCredential) -> Excha
                     skipped.append(f"device {device_id}: not an elliptic-curve key")
                     continue
                 for key_id in missing:
-                    sealed = seal(public, held[key_id], _aad(device_id, key_id))
+                    sealed = seal(public, held[key_id], grant_aad(device_id, key_id))
                     put = client.put(
                         f"/v1/attachment-keys/grants/{device_id}/{key_id}",
                         json={"sealed": base64.b64encode(sealed).decode("ascii")},
@@ -109,3 +112,22 @@ def exchange_keys(records: ClinicRecords, credential: ServerCredential) -> Excha
             f"attachment key exchange with {credential.server_url}: {exc}"
         ) from exc
     return Exchanged(received, granted, skipped)
+
+
+def keys_from_peer(records: ClinicRecords, peer: LanTransport) -> list[str]:
+    """Take the attachment keys a LAN peer sealed for this device (over mutual TLS);
+    returns the ids of those kept."""
+    private = certs.load_private_key(peer.identity.private_key_pem.encode("ascii"))
+    me = device_id_of(peer.identity.certificate)
+    held = held_keys(records)
+    kept: list[str] = []
+    for key_id, sealed in peer.attachment_keys().items():
+        if key_id in held:
+            continue
+        try:
+            secret = open_sealed(private, base64.b64decode(sealed), grant_aad(me, key_id))
+        except (DecryptionError, ValueError):
+            continue
+        import_key(records, f"careline-attachment-key:v1:{key_id}:{secret.hex()}")
+        kept.append(key_id)
+    return kept
