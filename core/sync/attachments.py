@@ -156,11 +156,17 @@ def import_key(records: ClinicRecords, text: str) -> str:
             "not a clinic attachment key: expected the line 'careline attachment key export' "
             f"printed ({_EXPORT_PREFIX}<id>:<{KEY_SIZE * 2} hex digits>)"
         ) from None
+    keep_key(records, key)
+    return key.key_id
+
+
+def keep_key(records: ClinicRecords, key: ClinicAttachmentKey) -> None:
+    """Keep a key (audited); it becomes the current one if there is none. The device's own
+    bookkeeping: also done by sync for whoever is signed in (core/sync/key_grants.py)."""
     value = _keys(records)
     value["keys"][key.key_id] = key.secret.hex()
     value["current"] = value["current"] or key.key_id
     _save_keys(records, value, "attachment_key.import", key.key_id)
-    return key.key_id
 
 
 # ----- the chart's attachments -----------------------------------------------------------

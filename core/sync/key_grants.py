@@ -3,7 +3,7 @@
 Each workstation, when it syncs with the server (:func:`exchange_keys`):
 
 * opens the grants sealed for its own device certificate key and keeps the keys in them
-  (:func:`core.sync.attachments.import_key`);
+  (:func:`core.sync.attachments.keep_key`);
 * seals every attachment key it holds for each other active device of the clinic that
   lacks it, after checking that device's certificate was issued by the clinic CA (the one
   pinned at enrollment) and is in date: ``PUT /v1/attachment-keys/grants/{device}/{key}``.
@@ -27,10 +27,11 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.crypto import certs
+from core.crypto.attachment_keys import ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
 from core.crypto.key_grant import open_sealed, seal
 from core.records.clinic import ClinicRecords
-from core.sync.attachments import held_keys, import_key
+from core.sync.attachments import held_keys, keep_key
 from core.sync.attachments_client import AttachmentError, _client, _refusal
 from core.sync.enroll import ServerCredential
 from core.sync.lan.identity import revoked_serials
@@ -75,7 +76,7 @@ def exchange_keys(records: ClinicRecords, credential: ServerCredential) -> Excha
                 except (DecryptionError, ValueError):
                     skipped.append(f"grant of key {key_id} for this device did not open")
                     continue
-                import_key(records, f"careline-attachment-key:v1:{key_id}:{secret.hex()}")
+                keep_key(records, ClinicAttachmentKey(key_id, secret))
                 received.append(key_id)
             held = held_keys(records)
             if not held:
@@ -128,6 +129,6 @@ def keys_from_peer(records: ClinicRecords, peer: LanTransport) -> list[str]:
             secret = open_sealed(private, base64.b64decode(sealed), grant_aad(me, key_id))
         except (DecryptionError, ValueError):
             continue
-        import_key(records, f"careline-attachment-key:v1:{key_id}:{secret.hex()}")
+        keep_key(records, ClinicAttachmentKey(key_id, secret))
         kept.append(key_id)
     return kept
