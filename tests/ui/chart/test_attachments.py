@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QColor, QDropEvent, QImage
+from PySide6.QtGui import QColor, QDesktopServices, QDropEvent, QImage
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.chart.attachments import AttachmentsSection, ImageViewer
+from app.chart.attachments import AttachmentsSection, ImageViewer, has_qt_pdf
 from app.chart.page import ChartPage
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
@@ -97,3 +98,31 @@ def test_a_file_without_a_title_is_not_added(
     QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
     assert dialog.isVisible() and dialog.error.text() == "Give the file a title."
     assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
+
+
+def test_a_pdf_opens_in_the_system_viewer_and_its_copy_goes_with_the_chart(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if has_qt_pdf():
+        pytest.skip("PySide6-Addons is installed: PDFs open inside the app")
+    opened: list[Path] = []
+
+    def open_url(url: QUrl) -> bool:
+        opened.append(Path(url.toLocalFile()))
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    chart, section = open_attachments(qtbot, signed_in)
+    letter = tmp_path / "lab.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER * 1000)
+    section.add_file(letter)
+    assert section.add_dialog is not None
+    QTest.mouseClick(section.add_dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+    section.table.selectRow(0)
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(opened), timeout=10_000)
+    assert opened[0].read_bytes() == letter.read_bytes()
+    assert "system's viewer" in section.status.text()
+    QTest.mouseClick(chart.back_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not opened[0].exists(), timeout=5_000)  # gone with the chart
