@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
@@ -176,6 +177,8 @@ class AttachmentsSection:
         self._patient_id: str | None = None
         self._items: list[Attachment] = []
         self._opened = Path(tempfile.mkdtemp(prefix="careline-opened-"))  # mode 0700
+        # Decrypted copies handed to the system viewer go when the app does, at the latest.
+        weakref.finalize(self, shutil.rmtree, self._opened, True)
         self.add_dialog: AddAttachmentDialog | None = None
         self.viewer: QDialog | None = None
         self.progress_signal = _Progress()

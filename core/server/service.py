@@ -884,9 +884,13 @@ class ClinicServer:
         try:
             with store.get(self._grants_id(device_id)) as src:
                 value = json.loads(src.read(MAX_KEY_GRANT_BYTES * 64))
+            return {str(k): str(v) for k, v in dict(value).items()}
         except BlobNotFoundError:
             return {}
-        return {str(k): str(v) for k, v in dict(value).items()}
+        except (ValueError, TypeError):
+            # Not grants (an object some device stored under this name): replaced by the
+            # next grant, and meanwhile no grants rather than a failure.
+            return {}
 
     def key_grant_devices(self, device: Device) -> list[tuple[str, str, list[str]]]:
         """(device id, certificate, key ids granted) of the clinic's active devices."""
