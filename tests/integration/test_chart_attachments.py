@@ -31,7 +31,7 @@ from core.sync.attachments import (
 )
 from core.sync.enroll import ServerCredential, tls_trust
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
-from tests.services import Service
+from tests.services import Service, free_port
 
 MiB = 1024 * 1024
 MARKER = b"PLAINTEXT-MARKER-Quillon-Vesper-"
@@ -275,3 +275,34 @@ def test_on_s3_only_ciphertext_is_stored_and_a_cut_upload_resumes(
         a.lock()
         b.lock()
     s3.close()
+
+
+def test_an_upload_resumes_after_the_server_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    with live_server(tmp_path / "server", port=port) as live:
+        clinic_id = add_clinic(live.server, "Restart Clinic")
+        a, a_cred = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "a")
+        patient = a.records.add_patient(family="Rest", given="Art", birth_date="1966-06-16").id
+        on_a = Attachments(a.records, tmp_path / "a", credential=a_cred)
+        item = on_a.add(patient, _letter(tmp_path / "mri.pdf", 10 * MiB), title="MRI")
+        assert item.blob_id is not None
+        path = on_a.cache.path_for(item.blob_id)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+        def cut(done: int, total: int) -> None:
+            if done > 6 * MiB:
+                raise _Cut
+
+        with pytest.raises(_Cut):
+            blob_client.push(a_cred, item.blob_id, path, sha, cut)
+    with pytest.raises(AttachmentProblem, match="Connection refused"):
+        on_a.push_pending()  # the server is down: the file stays queued
+    assert on_a.pending() == [item.blob_id]
+    with live_server(tmp_path / "server", port=port):
+        held, _ = blob_client.upload_offset(a_cred, item.blob_id)
+        assert 0 < held < path.stat().st_size  # what arrived before the restart was kept
+        assert blob_client.push(a_cred, item.blob_id, path, sha) == path.stat().st_size - held
+        assert blob_client.upload_offset(a_cred, item.blob_id) == (0, True)
+        on_a.push_pending()
+        assert on_a.pending() == []
+    a.lock()
