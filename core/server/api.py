@@ -165,6 +165,9 @@ class BlobUploadState(BaseModel):
     offset: int = Field(description="Bytes the server holds; the next piece starts here")
     size: int | None = Field(description="The declared total size, if an upload is under way")
     complete: bool = Field(description="The blob is stored and verified")
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the stored ciphertext, once complete"
+    )
 
 
 class _TooLarge(Exception):
@@ -721,7 +724,9 @@ def create_app(server: ClinicServer) -> FastAPI:
         """How much of an upload the server holds, so a cut-off upload carries on there."""
         device = device_of(request)
         state = server.blob_uploads(device).offset(_checked_blob_id(blob_id))
-        return BlobUploadState(offset=state.offset, size=state.size, complete=state.complete)
+        return BlobUploadState(
+            offset=state.offset, size=state.size, complete=state.complete, sha256=state.sha256
+        )
 
     @app.put(
         "/v1/blobs/{blob_id}",
@@ -777,7 +782,9 @@ def create_app(server: ClinicServer) -> FastAPI:
             log.error(json.dumps({"event": "attachment.store_failed", "error": str(exc)}))
             raise HTTPException(503, "attachment storage is unavailable; try again") from None
         response.status_code = 201 if state.complete else 202
-        return BlobUploadState(offset=state.offset, size=state.size, complete=state.complete)
+        return BlobUploadState(
+            offset=state.offset, size=state.size, complete=state.complete, sha256=state.sha256
+        )
 
     @app.get("/v1/attachment-keys/devices", responses={401: {"model": Problem}})
     def key_grant_devices(request: Request) -> list[dict[str, Any]]:

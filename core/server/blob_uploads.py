@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -29,10 +30,15 @@ from core.crypto.attachment_framing import check_framing
 from core.crypto.errors import DecryptionError
 from core.crypto.streaming import HEADER_SIZE
 from core.platform.file_lock import lock_fd
-from core.store.blobs import BlobStore, validate_blob_id
+from core.store.blobs import BlobNotFoundError, BlobStore, validate_blob_id
 from core.store.blobs.base import copy_stream
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha_id(blob_id: str) -> str:
+    """Where a blob's checked ciphertext SHA-256 is kept (a name of the same form)."""
+    return hashlib.sha256(f"careline/blob-sha256|{blob_id}".encode()).hexdigest()
 
 
 class UploadRefusedError(ValueError):
@@ -54,6 +60,7 @@ class UploadState:
     offset: int
     size: int | None
     complete: bool
+    sha256: str | None = None  # of the stored ciphertext, as its uploader declared and we checked
 
 
 class BlobUploads:
@@ -98,7 +105,7 @@ class BlobUploads:
     def _offset(self, blob_id: str) -> UploadState:
         part, _ = self._paths(blob_id)
         if self.store.exists(blob_id):
-            return UploadState(0, None, True)
+            return UploadState(0, None, True, self.stored_sha256(blob_id))
         declared = self._declared(blob_id)
         if declared is None or not part.exists():
             return UploadState(0, None, False)
@@ -131,7 +138,9 @@ class BlobUploads:
             )
         part, meta = self._paths(blob_id)
         if self.store.exists(blob_id):
-            return UploadState(size, size, True)  # content-addressed: already here
+            # Content-addressed: already here. Say what is stored, so an uploader whose
+            # file differs (another device stored other bytes under this id) notices.
+            return UploadState(size, size, True, self.stored_sha256(blob_id))
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._declared(blob_id) != (size, sha256):
             self.discard(blob_id)
@@ -153,7 +162,7 @@ class BlobUploads:
             self._finish(blob_id, part, size, sha256)
         finally:
             self.discard(blob_id)
-        return UploadState(size, size, True)
+        return UploadState(size, size, True, sha256)
 
     def _finish(self, blob_id: str, part: Path, size: int, sha256: str) -> None:
         digest = hashlib.sha256()
@@ -172,6 +181,17 @@ class BlobUploads:
             raise UploadRefusedError(f"not a well-formed encrypted attachment: {exc}") from exc
         with part.open("rb") as src:
             self.store.put(blob_id, src)
+        self.store.put(_sha_id(blob_id), io.BytesIO(sha256.encode("ascii")))
+
+    def stored_sha256(self, blob_id: str) -> str | None:
+        """The checked ciphertext SHA-256 kept beside a stored blob (None: stored before
+        it was kept)."""
+        try:
+            with self.store.get(_sha_id(blob_id)) as src:
+                value = src.read(64).decode("ascii", "replace")
+        except BlobNotFoundError:
+            return None
+        return value if SHA256_PATTERN.fullmatch(value) else None
 
     def open(self, blob_id: str, start: int = 0) -> BinaryIO:
         """The stored ciphertext from byte ``start`` (for resumed downloads)."""

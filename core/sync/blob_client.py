@@ -40,6 +40,13 @@ def _pieces(src: BinaryIO, sent: list[int], total: int, progress: Progress) -> I
 
 def upload_offset(credential: ServerCredential, blob_id: str) -> tuple[int, bool]:
     """(bytes the server holds, whether the blob is complete there)."""
+    offset, complete, _ = upload_state(credential, blob_id)
+    return offset, complete
+
+
+def upload_state(credential: ServerCredential, blob_id: str) -> tuple[int, bool, str | None]:
+    """(bytes the server holds, whether the blob is complete there, the stored
+    ciphertext's SHA-256 once complete)."""
     try:
         with _client(credential) as client:
             response = client.get(f"/v1/blobs/{blob_id}/upload")
@@ -48,7 +55,8 @@ def upload_offset(credential: ServerCredential, blob_id: str) -> tuple[int, bool
     if response.status_code != 200:
         raise _refusal(response, f"upload state of attachment {blob_id}")
     body = response.json()
-    return int(body["offset"]), bool(body["complete"])
+    stored = body.get("sha256")
+    return int(body["offset"]), bool(body["complete"]), str(stored) if stored else None
 
 
 def push(
@@ -62,8 +70,14 @@ def push(
     returns the bytes sent by this call. Raises AttachmentError if the connection drops
     (call again to carry on) or the server refuses the file (the message says why)."""
     size = path.stat().st_size
-    offset, complete = upload_offset(credential, blob_id)
+    offset, complete, stored = upload_state(credential, blob_id)
     if complete:
+        if stored is not None and not hmac.compare_digest(stored, sha256):
+            raise AttachmentError(
+                f"the server holds other bytes under attachment id {blob_id} (ciphertext "
+                f"SHA-256 {stored}, this file's is {sha256}); ask the administrator to "
+                "remove that blob"
+            )
         progress(size, size)
         return 0
     with path.open("rb") as src:

@@ -306,3 +306,18 @@ def test_an_upload_resumes_after_the_server_restarts(tmp_path: Path) -> None:
         on_a.push_pending()
         assert on_a.pending() == []
     a.lock()
+
+
+def test_other_bytes_stored_under_a_files_id_are_noticed_by_its_uploader(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    a = Attachments(clinic.a.records, tmp_path, credential=clinic.a_cred)
+    real = a.add(clinic.patient, _letter(tmp_path / "real.pdf", 5000), title="Real")
+    other = a.add(clinic.patient, _letter(tmp_path / "other.pdf", 7000), title="Other")
+    assert real.blob_id is not None and other.blob_id is not None
+    squatted = a.cache.path_for(other.blob_id).read_bytes()  # well-formed, but not "real"
+    stored = _put(clinic, real.blob_id, squatted, hashlib.sha256(squatted).hexdigest())
+    assert stored.status_code == 201
+    with pytest.raises(AttachmentProblem, match="the server holds other bytes under"):
+        a.push_pending()
+    assert real.blob_id in a.pending()  # still queued, not marked as uploaded
