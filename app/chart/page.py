@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.chart.access_dialog import ChartAccessDialog
 from app.chart.allergy_banner import AllergyBanner
+from app.chart.attachments import AttachmentsSection
 from app.chart.break_glass import BreakGlassSection
 from app.chart.cards import card, fit_rows, list_table
 from app.chart.chart_history import ChartHistoryDialog
@@ -385,6 +386,7 @@ class ChartPage(QWidget):
         self.add_card(MedicationsCard(operations, records))
         self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
+        self.add_tab("Attachments", AttachmentsSection(operations, records))
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None

@@ -52,6 +52,7 @@ from core.records.workstation import Workstation
 from core.store.database import Database
 from core.store.oplog import identity, version_vector
 from core.sync import clock
+from core.sync.attachments import Attachments
 from core.sync.backoff import backoff
 from core.sync.certify import ensure_bound
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
@@ -277,6 +278,8 @@ class _SyncRunner(QObject):
                     )
                 except Exception as exc:
                     error = exc
+            if credential is not None and error is None and not self._stop.is_set():
+                self._push_attachments(credential)
             lan = self._lan_round(db, identity, actor)
             held, why = quarantine_state(db)
             acked = None
@@ -308,6 +311,16 @@ class _SyncRunner(QObject):
             close = getattr(transport, "close", None)
             if callable(close):
                 close()
+
+    def _push_attachments(self, credential: ServerCredential) -> None:
+        """Upload files added here since the last sync, each from where it stopped, and
+        pass the clinic attachment key on to new devices (core.sync.attachments). A failure
+        leaves them queued for the next session; the records synced all the same."""
+        try:
+            records = self._ws.records  # the signed-in person's (refused while locked)
+            Attachments(records, self._ws.data_dir, credential=credential).push_pending()
+        except Exception as exc:  # logged; retried at the next session
+            log.warning("attachments wait for the next sync: %s", exc)
 
     def _report_progress(self, report: SyncReport) -> None:
         # The session keeps mutating its report on this thread: send the GUI a copy.

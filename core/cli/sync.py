@@ -12,7 +12,7 @@ from typing import Any
 from core.cli.context import EXIT_CHECK_FAILED, EXIT_OK, CliError, Context
 from core.cli.pair import peer_address
 from core.cli.registry import CommandGroup
-from core.errors import plain_words
+from core.errors import CarelineError, plain_words
 from core.records import unknown
 from core.records.clinic import ClinicRecords
 from core.sync import clock
@@ -59,14 +59,21 @@ def run(ctx: Context) -> int:
                     # The server's clock is the clinic's; a LAN peer's is only compared with.
                     clock_reference=not args.peer,
                 )
+                uploaded = _push_attachments(ctx, records) if not args.peer else 0
                 newer = unknown.count(records.db)
                 reason = quarantine_state(records.db)[1] if report.quarantined else None
                 notice = clock.clock_notice(
                     report.clock_offset_ms, clock.PEER if args.peer else clock.SERVER
                 )
                 ctx.emit(
-                    {**report.to_dict(), "newer_records": newer, "clock_notice": notice},
-                    _summary(report, newer, reason, notice),
+                    {
+                        **report.to_dict(),
+                        "newer_records": newer,
+                        "clock_notice": notice,
+                        "attachments_uploaded": uploaded,
+                    },
+                    _summary(report, newer, reason, notice)
+                    + (f" {uploaded} attachment(s) uploaded." if uploaded else ""),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -109,6 +116,23 @@ def _summary(
         text += f" {clock_text}."
     refused = trust_notice(report.quarantined, quarantine_reason, report.refused)
     return f"{text} {refused}" if refused else text
+
+
+def _push_attachments(ctx: Context, records: ClinicRecords) -> int:
+    """Upload the files added here since the last sync (each resumes where it stopped)."""
+    from core.sync.attachments import Attachments
+    from core.sync.enroll import load_credential
+
+    cache_mb = int(ctx.settings["attachment_cache_mb"])
+    credential = load_credential(records.db)
+    try:
+        return Attachments(
+            records, ctx.data_dir, cache_mb=cache_mb, credential=credential
+        ).push_pending()
+    except CarelineError as exc:
+        # The records did sync; files go up at the next sync, from where they stopped.
+        sys.stderr.write(f"careline: warning: {plain_words(exc)}\n")
+        return 0
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:

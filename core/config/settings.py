@@ -145,6 +145,16 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         maximum=240,
     ),
     Setting(
+        "attachment_cache_mb",
+        int,
+        2048,
+        "Megabytes of disk the workstation's encrypted copies of chart attachments may use; "
+        "the least recently opened files past it are dropped (files not yet uploaded never).",
+        "CARELINE_ATTACHMENT_CACHE_MB",
+        minimum=0,
+        maximum=1_000_000,
+    ),
+    Setting(
         "close_after_idle_hours",
         int,
         12,

@@ -197,6 +197,10 @@ ACTIONS: dict[str, Rule | None] = {
     "audit.anchor_refused": None,
     "attachment.read": None,
     "attachment.upload": None,
+    # The clinic attachment key is the workstation's own (core/sync/attachments.py); using
+    # it is gated by the attachments.list read where files are added, listed or opened.
+    "attachment_key.create": None,
+    "attachment_key.import": None,
 }
 
 # Reads of clinical data (named like actions; core/records read methods check them).

@@ -300,9 +300,33 @@ ATTACHMENT = RecordType(
         Field("filename", "File name", v.required_text, required=True),
         Field("media_type", "File type", v.required_text, required=True),
         Field("size", "Size", v.whole_number, required=True),
+        # SHA-256 of the ciphertext the workstation uploaded (what the server verifies); the
+        # file itself is encrypted on the workstation (core/sync/attachments.py).
         Field("sha256", "SHA-256", v.sha256_hex, required=True),
+        # Issue #16 (schema V13): what the chart shows, and where the encrypted file is:
+        # its blob id (keyed content id) and the clinic attachment key its data key is
+        # wrapped for. Older replicas keep and relay these as unknown fields.
+        Field("title", "Title", v.optional_text),
+        Field("date", "Date", v.past_date),
+        Field("category", "Category", v.optional_text),
+        Field("blob_id", "Blob id", v.sha256_hex),
+        Field("key_id", "Attachment key", v.optional_text),
+        Field("added_by", "Added by", v.optional_text),
     ),
-    columns=("patient_id", "filename", "media_type", "size", "sha256", Column("created_at", "")),
+    columns=(
+        "patient_id",
+        "filename",
+        "media_type",
+        "size",
+        "sha256",
+        Column("created_at", ""),
+        "title",
+        "date",
+        "category",
+        "blob_id",
+        "key_id",
+        "added_by",
+    ),
     chart_entry=True,
 )
 

@@ -27,8 +27,9 @@ import io
 import json
 import logging
 import math
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, BinaryIO, cast
 
 import anyio.from_thread
@@ -49,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.crypto.errors import DecryptionError
 from core.keys.errors import KeyError_
 from core.server import security_log
+from core.server.blob_uploads import UploadOffsetError, UploadRefusedError, UploadState
 from core.server.postgres.columns import SealedValueError
 from core.server.registry import Device
 from core.server.service import ClinicServer, ServerError
@@ -154,6 +156,18 @@ class AttachmentStored(BaseModel):
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _NO_ATTACHMENT = "no attachment with this id in this clinic"
+_RANGE = re.compile(r"bytes=(\d+)-")
+
+
+class BlobUploadState(BaseModel):
+    """How far an upload of a client-encrypted blob got."""
+
+    offset: int = Field(description="Bytes the server holds; the next piece starts here")
+    size: int | None = Field(description="The declared total size, if an upload is under way")
+    complete: bool = Field(description="The blob is stored and verified")
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the stored ciphertext, once complete"
+    )
 
 
 class _TooLarge(Exception):
@@ -340,6 +354,10 @@ def create_app(server: ClinicServer) -> FastAPI:
                 )
 
     def limit_of(method: str, path: str) -> int:
+        if method == "PUT" and path.startswith("/v1/blobs/"):
+            return server.max_attachment_bytes
+        if method == "PUT" and path.startswith("/v1/attachment-keys/grants/"):
+            return 4096
         if method != "POST":
             return NO_BODY
         if path == "/v1/enroll":
@@ -679,6 +697,175 @@ def create_app(server: ClinicServer) -> FastAPI:
             media_type="application/octet-stream",
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
             background=BackgroundTask(close) if close is not None else None,
+        )
+
+    # ----- client-encrypted attachments (issue #16): the server holds only ciphertext -----
+
+    def _checked_blob_id(blob_id: str) -> str:
+        try:
+            return validate_blob_id(blob_id)
+        except InvalidBlobIdError:
+            raise HTTPException(
+                400, "malformed attachment id: expected 64 lowercase hex digits"
+            ) from None
+
+    def _header_int(request: Request, name: str) -> int:
+        value = request.headers.get(name, "")
+        if not value.isdigit():
+            raise HTTPException(400, f"the {name} header must be a whole number of bytes")
+        return int(value)
+
+    @app.get(
+        "/v1/blobs/{blob_id}/upload",
+        response_model=BlobUploadState,
+        responses={400: {"model": Problem}, 401: {"model": Problem}},
+    )
+    def blob_upload_state(blob_id: str, request: Request) -> BlobUploadState:
+        """How much of an upload the server holds, so a cut-off upload carries on there."""
+        device = device_of(request)
+        state = server.blob_uploads(device).offset(_checked_blob_id(blob_id))
+        return BlobUploadState(
+            offset=state.offset, size=state.size, complete=state.complete, sha256=state.sha256
+        )
+
+    @app.put(
+        "/v1/blobs/{blob_id}",
+        response_model=BlobUploadState,
+        responses={
+            400: {"model": Problem}, 401: {"model": Problem}, 409: {"model": Problem},
+            413: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "Ciphertext bytes from Upload-Offset on (the workstation "
+                "encrypted the file; Upload-Length and X-Ciphertext-SHA256 declare the "
+                "whole ciphertext, which the server checks before storing it).",
+                "content": {"application/octet-stream": _BINARY},
+            }
+        },
+    )  # fmt: skip
+    async def put_blob(blob_id: str, request: Request, response: Response) -> BlobUploadState:
+        """Store (a piece of) a file the workstation encrypted, under its keyed content id.
+
+        Answers 201 once the whole blob is stored and verified, 202 while more is expected,
+        409 (with the offset to continue from) when the piece starts elsewhere.
+        """
+        device = device_of(request)
+        blob_id = _checked_blob_id(blob_id)
+        start = _header_int(request, "Upload-Offset")
+        size = _header_int(request, "Upload-Length")
+        if size > server.max_attachment_bytes:
+            raise _too_large(server.max_attachment_bytes)
+        sha256 = request.headers.get("X-Ciphertext-SHA256", "").lower()
+        reader = _BodyReader(request.stream(), server.max_attachment_bytes)
+
+        def append() -> UploadState:
+            return server.append_blob(
+                device, blob_id, start=start, size=size, sha256=sha256,
+                src=cast(BinaryIO, reader),
+            )  # fmt: skip
+
+        try:
+            state = await anyio.to_thread.run_sync(append)
+        except UploadOffsetError as exc:
+            raise HTTPException(409, str(exc), headers={"Upload-Offset": str(exc.offset)}) from None
+        except UploadRefusedError as exc:
+            security_log.event("attachment.refused", failed=True, device=device.id,
+                               clinic=device.clinic_id)  # fmt: skip
+            raise HTTPException(422, str(exc)) from None
+        except _TooLarge:
+            raise _too_large(server.max_attachment_bytes) from None
+        except ClientDisconnect:
+            raise HTTPException(400, "the upload was interrupted") from None
+        except BlobStoreError as exc:
+            log.error(json.dumps({"event": "attachment.store_failed", "error": str(exc)}))
+            raise HTTPException(503, "attachment storage is unavailable; try again") from None
+        response.status_code = 201 if state.complete else 202
+        return BlobUploadState(
+            offset=state.offset, size=state.size, complete=state.complete, sha256=state.sha256
+        )
+
+    @app.get("/v1/attachment-keys/devices", responses={401: {"model": Problem}})
+    def key_grant_devices(request: Request) -> list[dict[str, Any]]:
+        """The clinic's active devices, their certificates and the attachment key ids
+        already sealed for each (a workstation seals the keys it holds for the others)."""
+        device = device_of(request)
+        return [
+            {"device_id": d, "certificate": cert, "granted": granted}
+            for d, cert, granted in server.key_grant_devices(device)
+        ]
+
+    @app.put(
+        "/v1/attachment-keys/grants/{target}/{key_id}",
+        status_code=204,
+        responses={400: {"model": Problem}, 401: {"model": Problem}},
+    )
+    async def put_key_grant(target: str, key_id: str, request: Request) -> Response:
+        """Keep a clinic attachment key sealed for another device of the clinic (the server
+        cannot open it: only that device's private key can)."""
+        device = device_of(request)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+        try:
+            sealed = str(json.loads(bytes(body))["sealed"])
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(400, "expected a JSON object with the sealed grant") from None
+        try:
+            await run_in_threadpool(server.put_key_grant, device, target, key_id, sealed)
+        except ServerError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return Response(status_code=204)
+
+    @app.get("/v1/attachment-keys/grants", responses={401: {"model": Problem}})
+    def my_key_grants(request: Request) -> dict[str, str]:
+        """The attachment keys sealed for the calling device: key id -> sealed grant."""
+        device = device_of(request)
+        return server.key_grants_of(device.clinic_id, device.id)
+
+    @app.get(
+        "/v1/blobs/{blob_id}",
+        response_class=StreamingResponse,
+        responses={
+            200: {"description": "The ciphertext, as the workstation encrypted it",
+                  "content": {"application/octet-stream": _BINARY}},
+            206: {"description": "The ciphertext from the Range start on"},
+            400: {"model": Problem}, 401: {"model": Problem}, 404: {"model": Problem},
+            503: {"model": Problem},
+        },
+    )  # fmt: skip
+    def get_blob(blob_id: str, request: Request) -> StreamingResponse:
+        """Stream a client-encrypted blob (from ``Range: bytes=N-`` on, to resume)."""
+        device = device_of(request)
+        blob_id = _checked_blob_id(blob_id)
+        start = 0
+        wanted = request.headers.get("Range")
+        if wanted is not None:
+            match = _RANGE.fullmatch(wanted.strip())
+            if match is None:
+                raise HTTPException(400, "only a Range of the form bytes=N- is supported")
+            start = int(match.group(1))
+        try:
+            stream = server.open_blob(device, blob_id, start)
+        except BlobNotFoundError:
+            raise HTTPException(404, _NO_ATTACHMENT) from None
+        except BlobStoreError as exc:
+            log.error(json.dumps({"event": "attachment.store_failed", "error": str(exc)}))
+            raise HTTPException(503, "attachment storage is unavailable; try again") from None
+
+        def pieces() -> Iterator[bytes]:
+            with stream:
+                while piece := stream.read(1024 * 1024):
+                    yield piece
+
+        return StreamingResponse(
+            pieces(),
+            status_code=206 if start else 200,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+            # A client that drops mid-download leaves the generator unfinished.
+            background=BackgroundTask(stream.close),
         )
 
     return app

@@ -418,6 +418,15 @@ class Registry:
         )
         return [(str(r), str(c)) for r, c in rows]
 
+    def active_certificates(self, clinic_id: str) -> list[tuple[str, str]]:
+        """(device id, certificate) of the clinic's devices not revoked."""
+        rows = self.db.query(
+            "SELECT id, certificate FROM devices WHERE clinic_id = ? AND revoked_at IS NULL "
+            "ORDER BY enrolled_at, id",
+            (clinic_id,),
+        )
+        return [(str(d), str(c)) for d, c in rows]
+
     def revocations(self, clinic_id: str) -> dict[int, datetime]:
         """Certificate serial -> when it was revoked, for the clinic's revoked devices,
         rounded up to the whole second: a revocation list (X.509) holds whole seconds, and

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import hmac
+import io
 import json
 import logging
 import re
@@ -56,11 +58,13 @@ from core.records.permissions import CLINIC_OBJECT
 from core.records.relations import Access
 from core.records.staff import Staff
 from core.server import security_log, vouching
+from core.server.blob_uploads import BlobUploads, UploadState
 from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
 from core.store import op_signer
 from core.store.audit_chain import AuditEntry, Head
 from core.store.blobs import (
     BlobIntegrityError,
+    BlobNotFoundError,
     BlobStore,
     FilesystemBlobStore,
     StoredAttachment,
@@ -87,6 +91,7 @@ REGISTRY_KEY_FILE = "registry.key.json"
 ATTACHMENT_KEY_PURPOSE = "attachments"  # per-clinic KEK wrapping each attachment's DEK
 ATTACHMENT_ID_PURPOSE = "attachment-ids"  # per-clinic key naming blobs (content ids)
 MAX_ATTACHMENT_BYTES = 512 * 1024 * 1024
+MAX_KEY_GRANT_BYTES = 1024
 DEFAULT_S3_THRESHOLD = 8 * 1024 * 1024
 _CLINIC_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 ADMIN_ACTOR = "server-admin"
@@ -841,6 +846,79 @@ class ClinicServer:
             chunks.close()
             raise
         return _prepend(first, chunks)
+
+    def blob_uploads(self, device: Device) -> BlobUploads:
+        """Resumable uploads of client-encrypted attachments for the device's clinic."""
+        clinic_id = device.clinic_id
+        return BlobUploads(
+            self.data_dir / "uploads" / _namespace(clinic_id),
+            self.blob_stores.for_clinic(clinic_id),
+            self.max_attachment_bytes,
+        )
+
+    def append_blob(
+        self, device: Device, blob_id: str, *, start: int, size: int, sha256: str, src: BinaryIO
+    ) -> UploadState:
+        """Take one piece of a client-encrypted upload (:class:`BlobUploads`), audited once
+        the blob is stored."""
+        state = self.blob_uploads(device).append(
+            blob_id, start=start, size=size, sha256=sha256, src=src
+        )
+        if state.complete:
+            self._audit(
+                device.clinic_id, f"device:{device.id}", "attachment.upload", "attachment",
+                blob_id, {"size": size, "client_encrypted": True},
+            )  # fmt: skip
+        return state
+
+    # The clinic attachment key travels between workstations sealed for each device's
+    # certificate key (core.crypto.key_grant); the server keeps the sealed grants, one
+    # object per device in the clinic's blob store, and cannot open them.
+
+    def _grants_id(self, device_id: str) -> str:
+        return hashlib.sha256(f"careline/attachment-key-grants|{device_id}".encode()).hexdigest()
+
+    def key_grants_of(self, clinic_id: str, device_id: str) -> dict[str, str]:
+        """key id -> sealed grant (base64) held for one device."""
+        store = self.blob_stores.for_clinic(clinic_id)
+        try:
+            with store.get(self._grants_id(device_id)) as src:
+                value = json.loads(src.read(MAX_KEY_GRANT_BYTES * 64))
+            return {str(k): str(v) for k, v in dict(value).items()}
+        except BlobNotFoundError:
+            return {}
+        except (ValueError, TypeError):
+            # Not grants (an object some device stored under this name): replaced by the
+            # next grant, and meanwhile no grants rather than a failure.
+            return {}
+
+    def key_grant_devices(self, device: Device) -> list[tuple[str, str, list[str]]]:
+        """(device id, certificate, key ids granted) of the clinic's active devices."""
+        return [
+            (d, cert, sorted(self.key_grants_of(device.clinic_id, d)))
+            for d, cert in self.registry.active_certificates(device.clinic_id)
+        ]
+
+    def put_key_grant(self, device: Device, target: str, key_id: str, sealed: str) -> None:
+        """Keep a grant ``device`` sealed for ``target`` (an active device of its clinic)."""
+        if target not in {d for d, _ in self.registry.active_certificates(device.clinic_id)}:
+            raise ServerError(f"no active device {target[:80]!r} in this clinic")
+        if not re.fullmatch(r"[0-9a-f]{16}", key_id) or len(sealed) > MAX_KEY_GRANT_BYTES:
+            raise ServerError("a key grant needs a 16-hex-digit key id and at most 1 KiB")
+        grants = self.key_grants_of(device.clinic_id, target) | {key_id: sealed}
+        self.blob_stores.for_clinic(device.clinic_id).put(
+            self._grants_id(target), io.BytesIO(json.dumps(grants).encode())
+        )
+        self._audit(device.clinic_id, f"device:{device.id}", "attachment_key.grant",
+                    "device", target, {"key_id": key_id})  # fmt: skip
+
+    def open_blob(self, device: Device, blob_id: str, start: int = 0) -> BinaryIO:
+        """A client-encrypted blob's ciphertext from byte ``start`` (audited as a read)."""
+        stream = self.blob_uploads(device).open(blob_id, start)
+        if start == 0:
+            self._audit(device.clinic_id, f"device:{device.id}", "attachment.read",
+                        "attachment", blob_id)  # fmt: skip
+        return stream
 
     def _anchor(
         self,

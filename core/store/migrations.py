@@ -499,10 +499,21 @@ INSERT OR IGNORE INTO unknown_records (id, type, parts)
     SELECT id, type, 'recheck' FROM record_states WHERE type = 'patient';
 """
 
+# Attachments in the chart (issue #16): title, date and category, the blob id of the file
+# the workstation encrypted and the clinic attachment key it is wrapped for.
+_V13 = """
+ALTER TABLE attachments ADD COLUMN title TEXT;
+ALTER TABLE attachments ADD COLUMN date TEXT;
+ALTER TABLE attachments ADD COLUMN category TEXT;
+ALTER TABLE attachments ADD COLUMN blob_id TEXT;
+ALTER TABLE attachments ADD COLUMN key_id TEXT;
+ALTER TABLE attachments ADD COLUMN added_by TEXT;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10), (11, _V11), (12, _V12),
+    (10, _V10), (11, _V11), (12, _V12), (13, _V13),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -23,6 +23,7 @@ from typing import Any
 from . import (
     attachment_bench,
     authz_bench,
+    chart_attachment_bench,
     clinical_bench,
     csv_bench,
     desktop_sync_bench,
@@ -33,7 +34,8 @@ from . import (
 )
 
 PARTS = (
-    "store", "sync", "attachments", "server", "desktop", "vitals", "clinical", "authz", "csv",
+    "store", "sync", "attachments", "chart_attachments", "server", "desktop", "vitals",
+    "clinical", "authz", "csv",
 )  # fmt: skip
 
 
@@ -165,6 +167,22 @@ def main(argv: Sequence[str]) -> int:
                 ratio,
                 attachment_bench.TARGET_RATIO,
                 ratio is not None and ratio >= attachment_bench.TARGET_RATIO,
+            )
+        )
+    if "chart_attachments" in parts:
+        store_bench.log("chart attachment benchmark (200 MB, cut and resumed)")
+        t0 = time.perf_counter()
+        results["chart_attachments"] = chart = chart_attachment_bench.run()
+        elapsed["chart_attachments"] = round(time.perf_counter() - t0, 1)
+        ok = chart["opened_intact"] and not chart["plaintext_on_server"]
+        targets.append(
+            _target(
+                "chart_attachments.intact_and_ciphertext_only",
+                "a 200 MB file cut mid-upload, resumed, opens intact on a second "
+                "workstation; no plaintext on the server (1 = yes)",
+                1 if ok else 0,
+                1,
+                ok,
             )
         )
     if "server" in parts:

@@ -21,10 +21,13 @@ those left out (:mod:`core.sync.lan.refusal_log`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import math
+import os
+import re
 import socket
 import ssl
 import threading
@@ -32,11 +35,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.crypto import certs
+from core.crypto.key_grant import seal
+from core.store.blobs import BLOB_ID_PATTERN, FilesystemBlobStore
 from core.store.database import Database
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
@@ -295,8 +302,38 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.server.mutual and self.path == "/v1/hello":
             self._json(200, {"protocol": PROTOCOL_VERSION, "device_id": self.server.peer.device_id})
+        elif self.server.mutual and self.path == "/v1/attachment-keys":
+            der = self.connection.getpeercert(binary_form=True)
+            self._json(200, self.server.peer.sealed_keys_for(tls.der_to_pem(der)))
+        elif self.server.mutual and self.path.startswith("/v1/blobs/"):
+            self._send_blob(self.path.removeprefix("/v1/blobs/"))
         else:
             self._json(404, {"detail": "not found"})
+
+    def _send_blob(self, blob_id: str) -> None:
+        """An encrypted attachment from this workstation's cache (ciphertext only: the
+        asking peer opens it with its own copy of the clinic attachment key)."""
+        if BLOB_ID_PATTERN.fullmatch(blob_id) is None:
+            self._json(400, {"detail": "malformed attachment id"})
+            return
+        path = self.server.peer.attachments.path_for(blob_id)
+        wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "") or "")
+        start = int(wanted.group(1)) if wanted else 0
+        try:
+            src = path.open("rb")
+        except OSError:
+            self._json(404, {"detail": "this workstation does not have that attachment"})
+            return
+        with src:
+            size = os.fstat(src.fileno()).st_size
+            start = min(start, size)
+            src.seek(start)
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size - start))
+            self.end_headers()
+            while piece := src.read(1024 * 1024):
+                self.wfile.write(piece)
 
     def do_POST(self) -> None:
         body = self._body()
@@ -361,6 +398,26 @@ class PeerServer:
         self.port = 0
         self.pairing_port: int | None = None
         self._fingerprint = certs.fingerprint(identity.certificate)
+
+    @property
+    def attachments(self) -> FilesystemBlobStore:
+        """This workstation's encrypted attachment cache (core.sync.attachments)."""
+        return FilesystemBlobStore(Path(self.db.path).parent / "attachments")
+
+    def sealed_keys_for(self, client_pem: str) -> dict[str, str]:
+        """The clinic attachment keys held here, each sealed for the asking peer's
+        certificate key (already verified by the mutual TLS handshake)."""
+        from core.sync.attachments import keys_in
+        from core.sync.key_grants import grant_aad
+
+        public = certs.load_certificate(client_pem).public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            return {}
+        device = device_id_of(client_pem)
+        return {
+            key_id: base64.b64encode(seal(public, secret, grant_aad(device, key_id))).decode()
+            for key_id, secret in keys_in(self.db).items()
+        }
 
     def start(self) -> PeerServer:
         """Bind and serve in background threads."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from core.crypto import certs
@@ -123,6 +126,55 @@ class LanTransport:
             detail = doc.get("detail") if isinstance(doc.get("detail"), str) else status
             raise TransportError(f"the peer {self.address} did not certify this device: {detail}")
         return str(doc["certificate"])
+
+    def attachment_keys(self) -> dict[str, str]:
+        """The clinic attachment keys the peer holds, sealed for this device's certificate
+        key (key id -> base64); see core.sync.key_grants.keys_from_peer."""
+        status, body = self._exchange("GET", "/v1/attachment-keys", None)
+        if status != 200:
+            raise TransportError(f"the peer {self.address} gave no attachment keys ({status})")
+        return {str(k): str(v) for k, v in dict(json.loads(body)).items()}
+
+    def fetch_blob(
+        self, blob_id: str, dest: Path, sha256: str, progress: Callable[[int, int], None]
+    ) -> None:
+        """Download an encrypted attachment the peer has cached into ``dest`` (through
+        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``."""
+        from core.sync.blob_client import finish_part
+
+        part = dest.with_name(dest.name + ".part")
+        have = part.stat().st_size if part.exists() else 0
+        conn = self._connect()  # its own connection: the body is streamed
+        try:
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            conn.request("GET", f"/v1/blobs/{blob_id}", headers=headers)
+            response = conn.getresponse()
+            if response.status not in (200, 206):
+                response.read()
+                raise TransportError(
+                    f"the peer {self.address} does not have attachment {blob_id} "
+                    f"({response.status})"
+                )
+            total = int(response.getheader("Content-Length") or 0) + have
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as out:
+                if response.status == 200 and have:
+                    out.truncate(0)
+                    have = 0
+                done = have
+                while piece := response.read(1024 * 1024):
+                    out.write(piece)
+                    done += len(piece)
+                    progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransportError(
+                f"download of attachment {blob_id} from {self.address} was cut off: {exc}"
+            ) from exc
+        finally:
+            conn.close()
+        finish_part(part, dest, blob_id, sha256)
 
     def close(self) -> None:
         """Close the connection."""

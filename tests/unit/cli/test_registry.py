@@ -36,6 +36,7 @@ CONTRACT: dict[str, list[str]] = {
     "print": ["print", "day", "-o", "day.pdf"],
     "problem": ["problem", "codes", "asthma"],
     "med": ["med", "list", "p"],
+    "attachment": ["attachment", "get", "a", "-o", "letter.pdf"],
     "quarantine": ["quarantine", "list"],
     "break-glass": ["break-glass", "p", "--reason", "emergency"],
     "user": ["user", "role", "nina", "nurse"],

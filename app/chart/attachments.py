@@ -1,0 +1,411 @@
+"""The chart's Attachments tab: the patient's files (scanned letters, lab PDFs, photos),
+added from a file dialog or by dropping files on the tab, opened inside the app (images; PDFs
+through Qt's PDF module when PySide6-Addons is installed, else the system's viewer) and
+saved out as a copy.
+
+Every file operation (encrypting, uploading, downloading, decrypting) runs on the worker;
+a progress bar follows it, so the window never waits. Files are encrypted on this
+workstation (:mod:`core.sync.attachments`); a file another workstation added and this one
+has not fetched yet is listed as "available when connected".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chart.cards import list_table
+from app.messages import describe_error
+from app.operations import Operations
+from app.patients.dialog import RecordsProvider
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records.changeset import Changes
+from core.records.errors import ValidationError
+from core.sync.attachments import Attachment, Attachments
+
+COLUMNS = ("Date", "Title", "Category", "File", "Where")
+CATEGORIES = ("letter", "lab", "imaging", "photo", "referral", "other")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+
+
+def has_qt_pdf() -> bool:
+    """True when PySide6-Addons' Qt PDF module is installed (PDFs open inside the app)."""
+    return importlib.util.find_spec("PySide6.QtPdf") is not None
+
+
+class _Progress(QObject):
+    """Carries (bytes done, bytes in all) from the worker thread to the progress bar."""
+
+    moved = Signal(int, int)
+
+    def report(self, done: int, total: int) -> None:
+        """Called on the worker thread; Qt queues the signal to the GUI thread."""
+        self.moved.emit(done, total)
+
+
+class AddAttachmentDialog(QDialog):
+    """Title, date and category of a file about to be added."""
+
+    def __init__(self, path: Path | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("addAttachmentDialog")
+        self.setWindowTitle("Add a file to the chart")
+        self.path = path
+        self.file_label = QLabel(path.name if path else "No file chosen")
+        self.browse = QPushButton("Choose file…")
+        self.browse.clicked.connect(self.choose_file)
+        self.title = QLineEdit(path.stem if path else "")
+        self.date = QLineEdit()
+        self.date.setPlaceholderText("YYYY-MM-DD (the document's date, optional)")
+        self.category = QComboBox()
+        self.category.setEditable(True)
+        self.category.addItems(["", *CATEGORIES])
+        self.error = error_label()
+        row = QHBoxLayout()
+        row.addWidget(self.file_label, 1)
+        row.addWidget(self.browse)
+        holder = QWidget()
+        holder.setLayout(row)
+        form = form_layout()
+        form.addRow("File", holder)
+        form.addRow("Title", self.title)
+        form.addRow("Date", self.date)
+        form.addRow("Category", self.category)
+        form.addRow("", self.error)
+        buttons, self.add_button = action_buttons(self, self.accept, "Add")
+        dialog_layout(self, form, buttons)
+
+    def choose_file(self) -> None:
+        """Pick the file with the system's file dialog."""
+        name, _ = QFileDialog.getOpenFileName(self, "Add a file to the chart")
+        if name:
+            self.set_path(Path(name))
+
+    def set_path(self, path: Path) -> None:
+        """Use this file (and its name as the title if none was typed)."""
+        self.path = path
+        self.file_label.setText(path.name)
+        if not self.title.text().strip():
+            self.title.setText(path.stem)
+
+    def values(self) -> tuple[Path, str, str | None, str | None] | None:
+        """(file, title, date, category), or None with the problem shown."""
+        if self.path is None or not self.path.is_file():
+            self.error.setText("Choose a file to add.")
+            self.error.show()
+            return None
+        title = self.title.text().strip()
+        if not title:
+            self.error.setText("Give the file a title.")
+            self.error.show()
+            return None
+        return (self.path, title, self.date.text().strip() or None,
+                self.category.currentText().strip() or None)  # fmt: skip
+
+    def accept(self) -> None:
+        """Close only with a file and a title."""
+        if self.values() is not None:
+            super().accept()
+
+
+class ImageViewer(QDialog):
+    """An image attachment, shown inside the app (scrollable at full size)."""
+
+    def __init__(self, title: str, pixmap: QPixmap, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageViewer")
+        self.setWindowTitle(title)
+        self.image = QLabel()
+        self.image.setPixmap(pixmap)
+        scroll = QScrollArea()
+        scroll.setWidget(self.image)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll)
+        self.resize(min(pixmap.width() + 40, 1000), min(pixmap.height() + 40, 800))
+
+
+class _DropArea(QWidget):
+    """The tab's page: accepts files dropped on it."""
+
+    dropped = Signal(object)  # Path
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAcceptDrops(True)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.dropped.emit(Path(url.toLocalFile()))
+                event.acceptProposedAction()
+                return
+
+
+class AttachmentsSection:
+    """The Attachments tab (a :class:`app.chart.section.ChartSection`)."""
+
+    READ = "chart.attachments"
+
+    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+        self._operations = operations
+        self._records = records
+        self._patient_id: str | None = None
+        self._items: list[Attachment] = []
+        self._opened = Path(tempfile.mkdtemp(prefix="careline-opened-"))  # mode 0700
+        # Decrypted copies handed to the system viewer go when the app does, at the latest.
+        weakref.finalize(self, shutil.rmtree, self._opened, True)
+        self.add_dialog: AddAttachmentDialog | None = None
+        self.viewer: QDialog | None = None
+        self.progress_signal = _Progress()
+        operations.changed.connect(self.records_changed)
+
+        self.page = _DropArea()
+        self.page.setObjectName("attachmentsTab")
+        self.page.dropped.connect(self.add_file)
+        self.table = list_table(COLUMNS, "attachmentsTable")
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.itemDoubleClicked.connect(lambda _item: self.open_selected())
+        self.add_button = QPushButton("Add file…")
+        self.add_button.clicked.connect(lambda: self.add_file(None))
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(self.open_selected)
+        self.save_button = QPushButton("Save a copy…")
+        self.save_button.clicked.connect(self.ask_save_copy)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("attachmentProgress")
+        self.progress.hide()
+        self.progress_signal.moved.connect(self._moved)
+        self.status = QLabel()
+        self.status.setObjectName("statusText")
+        self.status.setWordWrap(True)
+        hint = QLabel("Drop files here to add them to the chart.")
+        hint.setObjectName("hint")
+        buttons = QHBoxLayout()
+        for button in (self.add_button, self.open_button, self.save_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self.page)
+        layout.addLayout(buttons)
+        layout.addWidget(hint)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    # ----- ChartSection ------------------------------------------------------------------
+
+    def widget(self) -> QWidget:
+        """The tab's page."""
+        return self.page
+
+    def show_patient(self, patient_id: str) -> None:
+        """List this patient's files."""
+        self.clear()
+        self._patient_id = patient_id
+        self.reload()
+
+    def clear(self) -> None:
+        """Forget the patient: cancel reads, close dialogs, remove opened copies."""
+        self._operations.cancel(self.READ)
+        self._patient_id = None
+        self._items = []
+        self.table.setRowCount(0)
+        self.status.clear()
+        self.progress.hide()
+        for dialog in (self.add_dialog, self.viewer):
+            if dialog is not None:
+                dialog.close()
+        self.add_dialog = self.viewer = None
+        # Decrypted copies handed to the system viewer: gone when the chart is left.
+        shutil.rmtree(self._opened, ignore_errors=True)
+        self._opened.mkdir(mode=0o700, exist_ok=True)
+        self._update_buttons()
+
+    # ----- reading -----------------------------------------------------------------------
+
+    def _attachments(self) -> Attachments:
+        return Attachments.for_records(self._records())
+
+    def reload(self) -> None:
+        """Read the list again (on the worker)."""
+        patient_id = self._patient_id
+        if patient_id is None:
+            return
+        self._operations.read(
+            self.READ,
+            lambda: self._attachments().for_patient(patient_id),
+            lambda items: self._arrived(patient_id, items),
+            self._failed,
+        )
+
+    def records_changed(self, changes: Changes) -> None:
+        """Attachment records changed (here or by sync): read again."""
+        if self._patient_id is not None and changes.of_type("attachment"):
+            self.reload()
+
+    def _arrived(self, patient_id: str, items: list[Attachment]) -> None:
+        if patient_id != self._patient_id:
+            return
+        self._items = items
+        self.table.setRowCount(len(items))
+        for row, a in enumerate(items):
+            cells = (a.date or a.created_at[:10], a.title, a.category or "", a.filename,
+                     a.availability)  # fmt: skip
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        if not items:
+            self.status.setText("No files in this chart yet.")
+        self._update_buttons()
+
+    def _failed(self, exc: Exception) -> None:
+        self.progress.hide()
+        self.status.setText(describe_error(exc))
+        self._update_buttons()
+
+    def selected(self) -> Attachment | None:
+        """The highlighted file."""
+        rows = {index.row() for index in self.table.selectedIndexes()}
+        return self._items[rows.pop()] if len(rows) == 1 else None
+
+    def _update_buttons(self) -> None:
+        self.add_button.setEnabled(self._patient_id is not None)
+        chosen = self.selected() is not None
+        self.open_button.setEnabled(chosen)
+        self.save_button.setEnabled(chosen)
+
+    def _moved(self, done: int, total: int) -> None:
+        self.progress.show()
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(min(done, total))
+
+    # ----- adding ------------------------------------------------------------------------
+
+    def add_file(self, path: Path | None) -> None:
+        """Ask for the title, date and category of a file (dropped, or to be chosen)."""
+        if self._patient_id is None:
+            return
+        self.add_dialog = AddAttachmentDialog(path, self.page)
+        self.add_dialog.accepted.connect(self._add_accepted)
+        self.add_dialog.open()
+
+    def _add_accepted(self) -> None:
+        dialog, patient_id = self.add_dialog, self._patient_id
+        values = dialog.values() if dialog is not None else None
+        if values is None or patient_id is None:
+            return
+        path, title, date, category = values
+        self.status.setText(f"Encrypting {path.name}…")
+
+        def add() -> Attachment:
+            return self._attachments().add(
+                patient_id, path, title=title, date=date, category=category
+            )
+
+        self._operations.submit(add, self._added, self._add_failed, label="add attachment")
+
+    def _added(self, item: Attachment) -> None:
+        self.status.setText(f"Added {item.title}; it is uploaded at the next sync.")
+
+    def _add_failed(self, exc: Exception) -> None:
+        text = describe_error(exc)
+        if isinstance(exc, ValidationError):
+            text = f"{exc.field}: {exc}"
+        self.status.setText(f"Not added: {text}")
+
+    # ----- opening and saving ------------------------------------------------------------
+
+    def _decrypt_to(self, item: Attachment, dest: Path, then: object) -> None:
+        progress = self.progress_signal.report
+        self.status.setText(f"Opening {item.title}…")
+
+        def work() -> Path:
+            return self._attachments().open_to(item.id, dest, progress)
+
+        self._operations.submit(work, then, self._failed, label="open attachment")  # type: ignore[arg-type]
+
+    def open_selected(self) -> None:
+        """Open the highlighted file inside the app (or with the system's viewer)."""
+        item = self.selected()
+        if item is None:
+            return
+        dest = self._opened / f"{item.id}-{Path(item.filename).name}"
+        self._decrypt_to(item, dest, lambda path: self._show(item, path))
+
+    def _show(self, item: Attachment, path: Path) -> None:
+        self.progress.hide()
+        self.status.clear()
+        if item.media_type in IMAGE_TYPES:
+            pixmap = QPixmap(str(path))
+            path.unlink(missing_ok=True)  # the pixmap holds it now
+            self.viewer = ImageViewer(item.title, pixmap, self.page)
+            self.viewer.show()
+        elif item.media_type == "application/pdf" and has_qt_pdf():
+            self.viewer = _pdf_viewer(item.title, path, self.page)
+            self.viewer.show()
+        else:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+            self.status.setText(
+                f"{item.title} opened in the system's viewer (a decrypted copy is kept until "
+                "you leave this chart)."
+            )
+
+    def ask_save_copy(self) -> None:
+        """Ask where to save a decrypted copy of the highlighted file."""
+        item = self.selected()
+        if item is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(self.page, "Save a copy", item.filename)
+        if name:
+            self.save_copy(item, Path(name))
+
+    def save_copy(self, item: Attachment, dest: Path) -> None:
+        """Decrypt the file into ``dest`` (on the worker)."""
+        self._decrypt_to(item, dest, self._saved)
+
+    def _saved(self, path: Path) -> None:
+        self.progress.hide()
+        self.status.setText(f"Saved a copy to {path}.")
+
+
+def _pdf_viewer(title: str, path: Path, parent: QWidget) -> QDialog:
+    """A PDF inside the app (PySide6-Addons' Qt PDF module)."""
+    from PySide6.QtPdf import QPdfDocument  # type: ignore[import-not-found,unused-ignore]
+    from PySide6.QtPdfWidgets import QPdfView  # type: ignore[import-not-found,unused-ignore]
+
+    dialog = QDialog(parent)
+    dialog.setWindowTitle(title)
+    document = QPdfDocument(dialog)
+    document.load(str(path))
+    view = QPdfView(dialog)
+    view.setDocument(document)
+    view.setPageMode(QPdfView.PageMode.MultiPage)
+    QVBoxLayout(dialog).addWidget(view)
+    dialog.resize(800, 900)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    return dialog

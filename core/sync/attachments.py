@@ -1,0 +1,419 @@
+"""Attachments in the chart, on the workstation: encrypted here, before anything leaves.
+
+Adding a file (:meth:`Attachments.add`) encrypts it in chunks (:mod:`core.crypto.streaming`)
+under a fresh data key wrapped by the clinic attachment key
+(:class:`core.crypto.attachment_keys.ClinicAttachmentKey`), names it by its keyed content
+id, keeps the ciphertext in the workstation's cache (``<data dir>/attachments/``, the same
+layout as the server's filesystem store) and records its metadata as an ``attachment``
+record of the patient, which replicates like any other record. The file is marked for
+upload; :meth:`Attachments.push_pending` (run after each sync) sends it to the server,
+resuming a cut-off upload where it stopped. Another workstation lists the record at once
+and shows the file as "available when connected" until it has fetched the ciphertext
+(resumable too) and opened it with its own copy of the clinic attachment key.
+
+The clinic attachment key lives in each workstation's encrypted database (table ``meta``),
+never on the server: the server and S3 only ever hold ciphertext, and check its SHA-256 and
+chunk framing, not its content. The first workstation to add a file makes the key; the
+others get it with ``careline attachment key export`` on one and ``... key import`` (stdin)
+on the other. (Carrying it automatically, wrapped for each device's certificate key, is
+not done yet.)
+
+The cache holds at most the ``attachment_cache_mb`` setting: past it, the least recently
+used files are dropped, never one still waiting for upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
+from core.crypto.errors import DecryptionError
+from core.errors import CarelineError
+from core.records.clinic import ClinicRecords
+from core.records.entries import ClinicalEntries
+from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
+from core.store.blobs.errors import BlobIntegrityError
+from core.store.database import Database
+from core.sync import blob_client
+from core.sync.attachments_client import AttachmentError
+from core.sync.enroll import ServerCredential
+from core.sync.lan.transport import LanTransport
+from core.sync.transport import TransportError
+
+_META_KEYS = "attachment_keys"  # {"current": key id, "keys": {key id: hex secret}}
+_EXPORT_PREFIX = "careline-attachment-key:v1:"
+HERE = "here"
+PENDING = "waiting to upload"
+REMOTE = "available when connected"
+Progress = Callable[[int, int], None]
+
+
+class AttachmentProblem(CarelineError):
+    """An attachment could not be added, fetched or opened; the message says why."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One file in a chart, as the chart lists it."""
+
+    id: str
+    patient_id: str
+    title: str
+    date: str | None
+    category: str | None
+    filename: str
+    media_type: str
+    size: int
+    added_by: str | None
+    created_at: str
+    blob_id: str | None
+    availability: str  # HERE, PENDING or REMOTE
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+# ----- the clinic attachment key ---------------------------------------------------------
+
+
+def _keys(records: ClinicRecords) -> dict[str, Any]:
+    return _keys_in(records.db)
+
+
+def _keys_in(db: Database) -> dict[str, Any]:
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (_META_KEYS,))
+    return dict(json.loads(rows[0][0])) if rows else {"current": None, "keys": {}}
+
+
+def keys_in(db: Database) -> dict[str, bytes]:
+    """Every clinic attachment key held in ``db`` (for a LAN peer sealing them)."""
+    return {k: bytes.fromhex(v) for k, v in _keys_in(db)["keys"].items()}
+
+
+def _save_keys(records: ClinicRecords, value: dict[str, Any], action: str, key_id: str) -> None:
+    with records.db.write(records.actor, action, "attachment_key", key_id) as tx:
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (_META_KEYS, json.dumps(value)),
+        )
+
+
+def key_for(records: ClinicRecords, key_id: str) -> ClinicAttachmentKey | None:
+    """The clinic attachment key with this id, if this workstation holds it."""
+    secret = _keys(records)["keys"].get(key_id)
+    return ClinicAttachmentKey(key_id, bytes.fromhex(secret)) if secret else None
+
+
+def held_keys(records: ClinicRecords) -> dict[str, bytes]:
+    """Every clinic attachment key this workstation holds: key id -> secret."""
+    return {k: bytes.fromhex(v) for k, v in _keys(records)["keys"].items()}
+
+
+def current_key(records: ClinicRecords) -> ClinicAttachmentKey:
+    """The key new files are wrapped for; made (and audited) on first use."""
+    value = _keys(records)
+    if value["current"]:
+        found = key_for(records, value["current"])
+        if found is not None:
+            return found
+    key = ClinicAttachmentKey.generate()
+    value["keys"][key.key_id] = key.secret.hex()
+    value["current"] = key.key_id
+    _save_keys(records, value, "attachment_key.create", key.key_id)
+    return key
+
+
+def export_key(records: ClinicRecords) -> str:
+    """The current clinic attachment key as one line for ``key import`` on another
+    workstation of the clinic (a secret: pass it on stdin, never on a command line)."""
+    records.require("attachments.list", None)
+    key = current_key(records)
+    return f"{_EXPORT_PREFIX}{key.key_id}:{key.secret.hex()}"
+
+
+def import_key(records: ClinicRecords, text: str) -> str:
+    """Keep a key exported by another workstation; it becomes the current one if this
+    workstation has none. Returns its id."""
+    records.require("attachments.list", None)
+    raw = text.strip()
+    parts = raw[len(_EXPORT_PREFIX) :].split(":") if raw.startswith(_EXPORT_PREFIX) else []
+    try:
+        key = ClinicAttachmentKey(parts[0], bytes.fromhex(parts[1]))
+    except (IndexError, ValueError):
+        raise AttachmentProblem(
+            "not a clinic attachment key: expected the line 'careline attachment key export' "
+            f"printed ({_EXPORT_PREFIX}<id>:<{KEY_SIZE * 2} hex digits>)"
+        ) from None
+    keep_key(records, key)
+    return key.key_id
+
+
+def keep_key(records: ClinicRecords, key: ClinicAttachmentKey) -> None:
+    """Keep a key (audited); it becomes the current one if there is none. The device's own
+    bookkeeping: also done by sync for whoever is signed in (core/sync/key_grants.py)."""
+    value = _keys(records)
+    value["keys"][key.key_id] = key.secret.hex()
+    value["current"] = value["current"] or key.key_id
+    _save_keys(records, value, "attachment_key.import", key.key_id)
+
+
+# ----- the chart's attachments -----------------------------------------------------------
+
+
+class Attachments:
+    """A workstation's attachments: add, list, open, and move them to and from the server."""
+
+    def __init__(
+        self,
+        records: ClinicRecords,
+        data_dir: Path,
+        *,
+        cache_mb: int = 2048,
+        credential: ServerCredential | None = None,
+        peers: Sequence[LanTransport] = (),
+    ) -> None:
+        self.records = records
+        self.peers = tuple(peers)
+        self.entries = ClinicalEntries(records)
+        self.folder = data_dir / "attachments"
+        self.cache = FilesystemBlobStore(self.folder)
+        self.budget = cache_mb * 1024 * 1024
+        self.credential = credential
+
+    @classmethod
+    def for_records(cls, records: ClinicRecords, cache_mb: int = 2048) -> Attachments:
+        """This workstation's attachments: its data folder (where the database is) and its
+        server credential, if enrolled."""
+        from core.sync.enroll import load_credential
+
+        return cls(
+            records, records.db.path.parent, cache_mb=cache_mb,
+            credential=load_credential(records.db),
+        )  # fmt: skip
+
+    def _pending_mark(self, blob_id: str) -> Path:
+        return self.folder / "pending" / blob_id
+
+    def _availability(self, blob_id: str | None) -> str:
+        if blob_id and self._pending_mark(blob_id).exists():
+            return PENDING
+        if blob_id and self.cache.exists(blob_id):
+            return HERE
+        return REMOTE
+
+    def _attachment(self, row: dict[str, Any]) -> Attachment:
+        return Attachment(
+            id=row["id"], patient_id=row["patient_id"],
+            title=row["title"] or row["filename"], date=row["date"], category=row["category"],
+            filename=row["filename"], media_type=row["media_type"], size=int(row["size"]),
+            added_by=row["added_by"], created_at=row["created_at"], blob_id=row["blob_id"],
+            availability=self._availability(row["blob_id"]),
+        )  # fmt: skip
+
+    def add(
+        self,
+        patient_id: str,
+        path: Path,
+        *,
+        title: str,
+        date: str | None = None,
+        category: str | None = None,
+    ) -> Attachment:
+        """Encrypt the file at ``path`` into the cache and record it in the chart; it is
+        uploaded at the next sync."""
+        self.records.get_patient(patient_id)
+        self.records.require("attachments.list", patient_id)
+        key = current_key(self.records)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            with path.open("rb") as src:
+                stored = put_attachment(
+                    self.cache, src, kek=key.kek, aad=key.aad(), id_key=key.id_key,
+                    spool_dir=self.folder,
+                )  # fmt: skip
+        except OSError as exc:
+            raise AttachmentProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+        sha256 = _file_sha256(self.cache.path_for(stored.blob_id))
+        mark = self._pending_mark(stored.blob_id)
+        mark.parent.mkdir(mode=0o700, exist_ok=True)
+        mark.touch()
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        record_id = self.entries.add(
+            "attachment", patient_id,
+            {
+                "filename": path.name, "media_type": media_type,
+                "size": str(stored.plaintext_size), "sha256": sha256, "title": title,
+                "date": date, "category": category, "blob_id": stored.blob_id,
+                "key_id": key.key_id, "added_by": self.records.actor,
+            },
+        )  # fmt: skip
+        self.evict()
+        return self.get(record_id)
+
+    def get(self, record_id: str) -> Attachment:
+        """One attachment's metadata."""
+        row = self.entries.get("attachment", record_id)
+        self.records.require("attachments.list", row["patient_id"])
+        return self._attachment({"id": record_id, **row})
+
+    def for_patient(self, patient_id: str) -> list[Attachment]:
+        """A patient's attachments, newest first."""
+        self.records.get_patient(patient_id)
+        found = [self._attachment(r) for r in self.entries.for_patient("attachment", patient_id)]
+        return sorted(
+            found, key=lambda a: (a.date or a.created_at[:10], a.created_at), reverse=True
+        )
+
+    def fetch(self, record_id: str, progress: Progress | None = None) -> Attachment:
+        """Make sure the encrypted file is in the cache, downloading (resumably) if not."""
+        item = self.get(record_id)
+        row = self.entries.get("attachment", record_id)
+        if item.blob_id is None:
+            raise AttachmentProblem(
+                f"attachment {record_id} was stored by the server's old scheme; open it "
+                "with the release that added it"
+            )
+        if self.cache.exists(item.blob_id):
+            return item
+        if self.credential is None and not self.peers:
+            raise AttachmentProblem(
+                f"{item.title}: available when connected (this workstation has not fetched "
+                "it and has no server or LAN peer to ask)"
+            )
+        dest = self.cache.path_for(item.blob_id)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problems: list[str] = []
+        sha256, report = row["sha256"], progress or _quiet
+        sources: list[Callable[[], None]] = []
+        if self.credential is not None:
+            sources.append(
+                functools.partial(
+                    blob_client.fetch, self.credential, item.blob_id, dest, sha256, report
+                )
+            )
+        for peer in self.peers:
+            sources.append(functools.partial(peer.fetch_blob, item.blob_id, dest, sha256, report))
+        for source in sources:
+            try:
+                source()
+                break
+            except (AttachmentError, TransportError) as exc:
+                problems.append(str(exc))
+        else:
+            raise AttachmentProblem(
+                f"{item.title}: available when connected ({'; '.join(problems)})"
+            )
+        self.evict()
+        return self.get(record_id)
+
+    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
+        item = self.fetch(record_id, progress)
+        assert item.blob_id is not None  # fetch refused the old scheme
+        row = self.entries.get("attachment", record_id)
+        key = key_for(self.records, row["key_id"] or "")
+        if key is None and self.credential is not None:
+            # Sealed for this device by a workstation that holds it (core.sync.key_grants).
+            from core.sync.key_grants import exchange_keys
+
+            with contextlib.suppress(AttachmentError):
+                exchange_keys(self.records, self.credential)
+            key = key_for(self.records, row["key_id"] or "")
+        for peer in self.peers if key is None else ():
+            from core.sync.key_grants import keys_from_peer
+
+            with contextlib.suppress(TransportError):
+                keys_from_peer(self.records, peer)
+            key = key_for(self.records, row["key_id"] or "")
+        if key is None:
+            raise AttachmentProblem(
+                f"{item.title}: this workstation does not hold the clinic attachment key "
+                f"{row['key_id']!r}; import it from a workstation that does "
+                "('careline attachment key export' there, 'careline attachment key import' here)"
+            )
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                get_attachment(
+                    self.cache, item.blob_id, out, kek=key.kek, aad=key.aad(), id_key=key.id_key
+                )
+            os.replace(tmp, dest)
+        except (DecryptionError, BlobIntegrityError) as exc:
+            tmp.unlink(missing_ok=True)
+            self.cache.delete(item.blob_id)  # fetch it again next time
+            raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with contextlib.suppress(OSError):
+            os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
+        return dest
+
+    def pending(self) -> list[str]:
+        """Blob ids added here and not yet on the server."""
+        folder = self.folder / "pending"
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def push_pending(self, progress: Progress | None = None) -> int:
+        """Upload every file waiting for it (each resumes where it stopped); returns how
+        many went up. Raises AttachmentProblem on the first that fails."""
+        if self.credential is None:
+            return 0
+        from core.sync.key_grants import exchange_keys
+
+        try:
+            exchange_keys(self.records, self.credential)  # the others can open what goes up
+        except AttachmentError as exc:
+            raise AttachmentProblem(f"attachment key exchange stopped: {exc}") from exc
+        done = 0
+        for blob_id in self.pending():
+            path = self.cache.path_for(blob_id)
+            try:
+                blob_client.push(
+                    self.credential, blob_id, path, _file_sha256(path), progress or _quiet
+                )
+            except AttachmentError as exc:
+                raise AttachmentProblem(f"attachment upload stopped: {exc}") from exc
+            self._pending_mark(blob_id).unlink(missing_ok=True)
+            done += 1
+        return done
+
+    def evict(self) -> int:
+        """Drop the least recently used cached files past the size budget (never one
+        waiting for upload); returns how many were dropped."""
+        waiting = set(self.pending())
+        files = [p for p in self.folder.glob("??/*") if p.is_file() and p.name not in waiting]
+        total = sum(p.stat().st_size for p in self.folder.glob("??/*") if p.is_file())
+        dropped = 0
+        for path in sorted(files, key=lambda p: p.stat().st_mtime):
+            if total <= self.budget:
+                break
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)
+            dropped += 1
+        return dropped
+
+
+def _quiet(done: int, total: int) -> None:
+    """Ignore progress."""
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while piece := src.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()

@@ -1,0 +1,170 @@
+"""Client-encrypted attachments to and from the clinic server, resumable both ways.
+
+The workstation encrypts a file before it leaves (:mod:`core.sync.attachments`); this
+module only moves ciphertext. :func:`push` asks the server how much of the blob it already
+holds (``GET /v1/blobs/{id}/upload``) and sends the rest (``PUT /v1/blobs/{id}`` with
+``Upload-Offset``), so an upload cut off by a dropped connection, or by the workstation
+being switched off, carries on where it stopped. :func:`fetch` appends to a partial file
+and asks for the rest with ``Range: bytes=N-``; the finished file must have the ciphertext
+SHA-256 the attachment record names, else it is deleted and refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+
+from core.sync.attachments_client import AttachmentError, _client, _refusal
+from core.sync.enroll import ServerCredential
+
+PIECE = 1024 * 1024
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Progress sink that ignores reports."""
+
+
+def _pieces(src: BinaryIO, sent: list[int], total: int, progress: Progress) -> Iterator[bytes]:
+    while piece := src.read(PIECE):
+        sent[0] += len(piece)
+        progress(sent[0], total)
+        yield piece
+
+
+def upload_offset(credential: ServerCredential, blob_id: str) -> tuple[int, bool]:
+    """(bytes the server holds, whether the blob is complete there)."""
+    offset, complete, _ = upload_state(credential, blob_id)
+    return offset, complete
+
+
+def upload_state(credential: ServerCredential, blob_id: str) -> tuple[int, bool, str | None]:
+    """(bytes the server holds, whether the blob is complete there, the stored
+    ciphertext's SHA-256 once complete)."""
+    try:
+        with _client(credential) as client:
+            response = client.get(f"/v1/blobs/{blob_id}/upload")
+    except httpx.HTTPError as exc:
+        raise AttachmentError(f"cannot reach {credential.server_url}: {exc}") from exc
+    if response.status_code != 200:
+        raise _refusal(response, f"upload state of attachment {blob_id}")
+    body = response.json()
+    stored = body.get("sha256")
+    return int(body["offset"]), bool(body["complete"]), str(stored) if stored else None
+
+
+def push(
+    credential: ServerCredential,
+    blob_id: str,
+    path: Path,
+    sha256: str,
+    progress: Progress = _no_progress,
+) -> int:
+    """Send the encrypted file at ``path`` as blob ``blob_id``, resuming a partial upload;
+    returns the bytes sent by this call. Raises AttachmentError if the connection drops
+    (call again to carry on) or the server refuses the file (the message says why)."""
+    size = path.stat().st_size
+    offset, complete, stored = upload_state(credential, blob_id)
+    if complete:
+        if stored is not None and not hmac.compare_digest(stored, sha256):
+            raise AttachmentError(
+                f"the server holds other bytes under attachment id {blob_id} (ciphertext "
+                f"SHA-256 {stored}, this file's is {sha256}); ask the administrator to "
+                "remove that blob"
+            )
+        progress(size, size)
+        return 0
+    with path.open("rb") as src:
+        src.seek(offset)
+        sent = [offset]
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size - offset),
+            "Upload-Offset": str(offset),
+            "Upload-Length": str(size),
+            "X-Ciphertext-SHA256": sha256,
+        }
+        try:
+            with _client(credential) as client:
+                response = client.put(
+                    f"/v1/blobs/{blob_id}",
+                    content=_pieces(src, sent, size, progress),
+                    headers=headers,
+                )
+        except httpx.HTTPError as exc:
+            raise AttachmentError(
+                f"upload of attachment {blob_id} was cut off after {sent[0]} of {size} bytes "
+                f"(the next sync carries on from what the server received): {exc}"
+            ) from exc
+    if response.status_code not in (201, 202):
+        raise _refusal(response, f"upload of attachment {blob_id} refused")
+    if response.status_code == 202:
+        raise AttachmentError(f"upload of attachment {blob_id} ended early; will resume")
+    return size - offset
+
+
+def fetch(
+    credential: ServerCredential,
+    blob_id: str,
+    dest: Path,
+    sha256: str,
+    progress: Progress = _no_progress,
+    size: int | None = None,
+) -> None:
+    """Download blob ``blob_id`` into ``dest`` (via ``dest.part``, resumed if present).
+
+    The whole file must have ciphertext SHA-256 ``sha256``; otherwise the partial file is
+    deleted and AttachmentError says so. A dropped connection leaves the part for the next
+    call to continue.
+    """
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    total = size or 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as out:
+        try:
+            with (
+                _client(credential) as client,
+                client.stream("GET", f"/v1/blobs/{blob_id}", headers=headers) as response,
+            ):
+                if response.status_code not in (200, 206):
+                    response.read()
+                    raise _refusal(response, f"download of attachment {blob_id}")
+                if response.status_code == 200 and have:
+                    out.truncate(0)  # the server sent it all again
+                    have = 0
+                done = have
+                for piece in response.iter_bytes(PIECE):
+                    out.write(piece)
+                    done += len(piece)
+                    progress(done, total or done)
+        except httpx.HTTPError as exc:
+            raise AttachmentError(
+                f"download of attachment {blob_id} was cut off (the next try continues): {exc}"
+            ) from exc
+        out.flush()
+        os.fsync(out.fileno())
+    finish_part(part, dest, blob_id, sha256)
+
+
+def finish_part(part: Path, dest: Path, blob_id: str, sha256: str) -> None:
+    """Move a whole download into place if its ciphertext has SHA-256 ``sha256``; else
+    delete it and raise AttachmentError."""
+    digest = hashlib.sha256()
+    with part.open("rb") as src:
+        while piece := src.read(PIECE):
+            digest.update(piece)
+    if not hmac.compare_digest(digest.hexdigest(), sha256):
+        part.unlink(missing_ok=True)
+        raise AttachmentError(
+            f"attachment {blob_id} arrived damaged or is not the file its record names "
+            f"(ciphertext SHA-256 {digest.hexdigest()}, expected {sha256}); it was discarded"
+        )
+    os.replace(part, dest)

@@ -1,0 +1,63 @@
+"""``careline attachment add|list|get|key`` as operators script them: real processes, real
+SQLCipher, a workstation with no server (the file waits for upload, opens from the
+encrypted cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.test_cli import PASSWORD, as_admin, careline
+
+
+def test_add_list_get_offline_and_refusals(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    pid = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    letter = tmp_path / "discharge letter.pdf"
+    letter.write_bytes(b"%PDF-1.4 HARBOUR-MARKER " * 50_000)
+    added = as_admin(
+        data, "attachment", "add", pid, str(letter), "--title", "Discharge letter",
+        "--date", "2026-11-28", "--category", "letter",
+    )  # fmt: skip
+    assert (added["title"], added["media_type"], added["size"]) == (
+        "Discharge letter", "application/pdf", letter.stat().st_size,
+    )  # fmt: skip
+    assert added["availability"] == "waiting to upload"
+    cached = [p for p in (data / "attachments").rglob("*") if p.is_file()]
+    assert cached and all(b"HARBOUR-MARKER" not in p.read_bytes() for p in cached)
+
+    [listed] = as_admin(data, "attachment", "list", pid)
+    assert (listed["id"], listed["category"]) == (added["id"], "letter")
+    out = tmp_path / "copy.pdf"
+    got = as_admin(data, "attachment", "get", added["id"], "-o", str(out))
+    assert got["output"] == str(out) and out.read_bytes() == letter.read_bytes()
+    text = careline(data, "--password-stdin", "attachment", "list", pid, stdin=PASSWORD + "\n")
+    assert "2026-11-28  Discharge letter [letter]  discharge letter.pdf" in text.stdout
+
+    missing = careline(
+        data, "--password-stdin", "attachment", "add", pid, str(tmp_path / "nope.pdf"),
+        "--title", "X", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert missing.returncode != 0 and "no file" in missing.stderr
+    future = careline(
+        data, "--password-stdin", "attachment", "add", pid, str(letter), "--title", "X",
+        "--date", "2999-01-01", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert future.returncode != 0 and "in the future" in future.stderr
+    bad_key = careline(
+        data, "--password-stdin", "attachment", "key", "import",
+        stdin=PASSWORD + "\nnot a key\n",
+    )  # fmt: skip
+    assert bad_key.returncode != 0 and "not a clinic attachment key" in bad_key.stderr
+
+    exported = as_admin(data, "attachment", "key", "export")["key"]
+    other = tmp_path / "other"
+    as_admin(other, "init", "--clinic", "Other", "--user", "admin")
+    imported = careline(
+        other, "--json", "--password-stdin", "attachment", "key", "import",
+        stdin=f"{PASSWORD}\n{exported}\n",
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert exported.split(":")[2] in imported.stdout

@@ -1,0 +1,81 @@
+"""LAN peers fetch attachments from each other over the clinic's mutual TLS (issue #16):
+a workstation with no server gets the file a peer added (ciphertext from the peer's cache)
+and the clinic attachment key sealed for its own certificate, and opens it; a peer that
+does not have the file says so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records import op_trust
+from core.records.workstation import Workstation
+from core.sync.attachments import REMOTE, AttachmentProblem, Attachments, held_keys
+from core.sync.lan import identity as lan_id
+from core.sync.lan.pairing import join
+from core.sync.lan.server import PeerServer
+from core.sync.lan.transport import LanTransport
+from core.sync.session import sync
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def peers(
+    workstation: Workstation, tmp_path: Path
+) -> Iterator[tuple[Workstation, Workstation, PeerServer]]:
+    """Two workstations of a clinic with no server: A serves, B paired with it."""
+    identity = lan_id.ensure_identity(workstation.database, "admin")
+    server = PeerServer(workstation.database, identity).start()
+    try:
+        code = lan_id.new_pair_code(workstation.database, "admin")
+        ws_b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+        ws_b.prepare_join("admin", PASSWORD)
+        assert server.pairing_port is not None
+        joined = join("127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database))
+        lan_id.save_identity(ws_b.database, joined, "admin")
+        with LanTransport(f"127.0.0.1:{server.port}", joined) as transport:
+            sync(ws_b.database, transport, "admin")
+        ws_b.sign_in("admin", PASSWORD)
+        yield workstation, ws_b, server
+        ws_b.lock()
+    finally:
+        server.stop()
+
+
+def test_a_peer_fetches_and_opens_a_file_another_peer_added(
+    peers: tuple[Workstation, Workstation, PeerServer], tmp_path: Path
+) -> None:
+    ws_a, ws_b, server = peers
+    patient = ws_a.records.add_patient("Peer", "Pat", "1960-06-06").id
+    source = tmp_path / "ecg.pdf"
+    source.write_bytes(b"%PDF-1.4 ECG " * 200_000)  # 2.6 MB: several chunks
+    item = Attachments(ws_a.records, ws_a.data_dir).add(patient, source, title="ECG")
+    identity = lan_id.load_identity(ws_b.database)
+    assert identity is not None
+    with LanTransport(f"127.0.0.1:{server.port}", identity) as peer:
+        sync(ws_b.database, peer, "admin")
+        on_b = Attachments(ws_b.records, ws_b.data_dir, peers=[peer])
+        [listed] = on_b.for_patient(patient)
+        assert listed.availability == REMOTE and held_keys(ws_b.records) == {}
+        out = tmp_path / "ecg-copy.pdf"
+        on_b.open_to(item.id, out)
+        assert out.read_bytes() == source.read_bytes()
+        assert held_keys(ws_b.records) == held_keys(ws_a.records)
+
+        # A file the peer does not hold (removed from its cache): refused, nothing written.
+        other = Attachments(ws_a.records, ws_a.data_dir).add(
+            patient,
+            tmp_path.joinpath("x.txt")
+            if (tmp_path / "x.txt").write_text("x")
+            else tmp_path / "x.txt",
+            title="X",
+        )
+        assert other.blob_id is not None
+        Attachments(ws_a.records, ws_a.data_dir).cache.delete(other.blob_id)
+        sync(ws_b.database, peer, "admin")
+        with pytest.raises(AttachmentProblem, match="does not have attachment"):
+            on_b.open_to(other.id, tmp_path / "x-copy.txt")
+        assert not (tmp_path / "x-copy.txt").exists()
