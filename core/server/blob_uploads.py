@@ -29,6 +29,7 @@ from typing import BinaryIO
 from core.crypto.attachment_framing import check_framing
 from core.crypto.errors import DecryptionError
 from core.crypto.streaming import HEADER_SIZE
+from core.errors import CarelineError
 from core.platform.file_lock import lock_fd
 from core.store.blobs import BlobNotFoundError, BlobStore, validate_blob_id
 from core.store.blobs.base import copy_stream
@@ -41,11 +42,11 @@ def _sha_id(blob_id: str) -> str:
     return hashlib.sha256(f"careline/blob-sha256|{blob_id}".encode()).hexdigest()
 
 
-class UploadRefusedError(ValueError):
+class UploadRefusedError(CarelineError, ValueError):
     """The upload does not match what was declared, or is not a well-framed attachment."""
 
 
-class UploadOffsetError(ValueError):
+class UploadOffsetError(CarelineError, ValueError):
     """The piece does not start where the stored part ends; ``offset`` says where it does."""
 
     def __init__(self, offset: int, got: int) -> None:

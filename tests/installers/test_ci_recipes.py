@@ -154,6 +154,7 @@ def _spec_steps(monkeypatch: pytest.MonkeyPatch, platform: str) -> list[_Built]:
 
     hooks = types.ModuleType("PyInstaller.utils.hooks")
     hooks.collect_data_files = lambda package: []  # type: ignore[attr-defined]
+    hooks.collect_submodules = lambda package: []  # type: ignore[attr-defined]
     for name in ("PyInstaller", "PyInstaller.utils"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "PyInstaller.utils.hooks", hooks)

@@ -121,6 +121,8 @@ INTERNAL = {
     "core.records.changes.RecordTypeMismatchError",
     "core.store.oplog.GapError",
     "core.server.postgres.columns.SealedValueError",
+    # Control flow inside the FHIR reader: caught there and reported as a skipped resource.
+    "core.records.fhir.observation.NotAVitalSign",
 }
 
 

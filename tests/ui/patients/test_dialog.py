@@ -127,7 +127,7 @@ def test_files_on_disk_hold_no_plaintext_of_a_name_typed_in(
     workspace = signed_in.workspace
     qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
     # While the app is open the newest pages sit in the WAL: check every file there is.
-    files = sorted(clinic.data_dir.iterdir())
+    files = sorted(f for f in clinic.data_dir.rglob("*") if f.is_file())
     assert any(f.name.endswith("-wal") for f in files)
     for f in files:
         content = f.read_bytes()
