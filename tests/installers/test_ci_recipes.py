@@ -6,10 +6,12 @@ valid bash that signs with the hardened runtime and notarizes."""
 
 from __future__ import annotations
 
+import io
 import plistlib
 import re
 import subprocess
 import sys
+import tarfile
 import types
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,22 @@ def test_on_macos_the_spec_bundles_careline_app_with_the_app_id(
     assert "careline" in _programs(steps)
     workflow = (WORKFLOWS / "macos-dmg.yml").read_text()
     assert "= org.careline.Careline" in workflow and "= careline-app" in workflow
+
+
+def test_the_spec_freezes_release_0_1_0_which_kept_its_version_in_pyproject(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The package test's upgrade freezes the v0.1.0 source with this spec: that release's
+    # core/__init__.py had no __version__ line.
+    from tests.releases import commit_of
+
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit_of("v0.1.0")],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    monkeypatch.setenv("CARELINE_SOURCE", str(tmp_path))
+    steps = _spec_steps(monkeypatch, "darwin")
+    [bundle] = [s for s in steps if s.kind == "BUNDLE"]
+    assert bundle.kwargs["version"] == "0.1.0"
