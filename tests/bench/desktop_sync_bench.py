@@ -199,7 +199,11 @@ def lan_edit_arrival(folder: Path, edits: int = LAN_EDITS) -> dict[str, Any]:
         assert server.pairing_port is not None
         code = lan_id.new_pair_code(ws_a.database, "admin")
         ws_b.prepare_join("admin", PASSWORD)
-        identity_b = join("127.0.0.1", server.pairing_port, code)
+        # Bound to B's op-signing key, as pair_and_sync does: without the binding, A
+        # quarantines B's edits as unsigned and none arrives.
+        identity_b = join(
+            "127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database)
+        )
         lan_id.save_identity(ws_b.database, identity_b, "admin")
         address = f"127.0.0.1:{server.port}"
         with LanTransport(address, identity_b) as transport:
