@@ -39,6 +39,9 @@ class Loaded:
     doc: RecordDoc
     derived: dict[str, str]
     vector: bytes | None = None
+    # True while nothing of the record is stored (no state, so no derived rows either):
+    # storing it then only inserts, with no DELETE of rows that cannot exist.
+    fresh: bool = False
 
 
 def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> Loaded:
@@ -72,7 +75,7 @@ def loaded_from(record_id: str, type_name: str, row: Row | None, client_id: int)
         raise RecordTypeMismatchError(f"record {record_id!r} is a {row[0]}, not a {type_name}")
     if row is None:
         doc, vector = crdt.load_with_vector(None, client_id)
-        return Loaded(doc, {}, vector)
+        return Loaded(doc, {}, vector, fresh=True)
     doc, vector = crdt.load_with_vector(bytes(row[1]), client_id)
     return Loaded(doc, crdt.parse_json(row[2]), vector)
 
@@ -112,12 +115,14 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
                 # this replica is upgraded (unknown.refresh).
                 digests = {UNKNOWN_KEY: UNKNOWN_TYPE}
                 if loaded.derived.get(UNKNOWN_KEY) != UNKNOWN_TYPE:
-                    mark_unknown(writes, record_id, type_name, UNKNOWN_TYPE)
+                    mark_unknown(writes, record_id, type_name, UNKNOWN_TYPE, loaded.fresh)
                 state = doc.get_update()
             else:
                 # Deriving and encoding read the same document: one pycrdt transaction.
                 with doc.transaction():
-                    digests = materialize(tx, record_id, rtype, doc, loaded.derived, writes)
+                    digests = materialize(
+                        tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh
+                    )
                     state = doc.get_update()
         row = (record_id, type_name, state, _digests_json(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
@@ -125,6 +130,7 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
     writes.flush()
     for loaded, digests in stored:
         loaded.derived = digests
+        loaded.fresh = False
 
 
 def change(
