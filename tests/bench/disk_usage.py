@@ -63,7 +63,7 @@ def breakdown(db: Database, records: int, scratch: Path) -> dict[str, Any]:
             conn.close()
     finally:
         plain.unlink(missing_ok=True)
-    by_table: dict[str, dict[str, int]] = {}
+    by_table: dict[str, dict[str, float]] = {}
     by_btree: dict[str, int] = {}
     for name, size, payload, unused, pages in stats:
         owner = _owner(str(name), tables, virtual)
