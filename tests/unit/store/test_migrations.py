@@ -380,3 +380,45 @@ def test_v9_and_v10_accept_nurses_keep_users_and_add_the_relations_tables(
     assert rows == [("ada", "admin", 0, ""), ("nina", "nurse", 0, "")]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"relations", "authz_writes"} <= tables
+
+
+def test_v14_shrinks_the_search_index_and_search_finds_the_same_on_v13_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V13 clinic file upgrades in place: the full-text index is rebuilt without
+    positions and token counts, and every search finds what it found before."""
+    path = tmp_path / "v13.db"
+    v13 = Database.create(path, key, migrations=MIGRATIONS[:13])
+    assert _versions(v13)[-1] == 13
+    old = ClinicRecords(v13, "t")
+    for family, given, born, mrn in (
+        ("O'Brien", "Siobhán", "1984-02-02", "MRN-1"),
+        ("Jean-Baptiste", "Marie Claire", "1990-05-06", None),
+        ("Okafor", "Chinedu", "1984-02-02", "MRN-3"),
+        ("Smith", "Anna", "1970-01-01", None),
+        ("Smithers", "Ann", "1971-01-01", None),
+    ):
+        old.add_patient(family, given, born, mrn=mrn)
+    searches = ("obrien", "o brien", "siob", "jeanbaptiste", "jean baptiste", "marie cl",
+                "okafor", "MRN-3", "mrn", "1984-02-02", "1984", "s", "sm", "smi", "smith",
+                "smith ann", "ann smith", "an", "zzz")  # fmt: skip
+
+    def found(records: ClinicRecords) -> dict[str, list[str]]:
+        return {text: [p.id for p in records.search_patients(text)] for text in searches}
+
+    before = found(old)
+    assert before["smi"] and before["1984"] and not before["zzz"]
+    v13.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    [(sql,)] = db.query("SELECT sql FROM sqlite_master WHERE name = 'patients_fts'")
+    assert "detail = column" in sql and "columnsize = 0" in sql
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+    assert db.integrity_problems() == []
+    records = ClinicRecords(db, "t")
+    assert found(records) == before
+    # And the triggers keep the rebuilt index current.
+    records.add_patient("Smithson", "Ada", "1960-01-01")
+    assert len(records.search_patients("smith")) == len(before["smith"]) + 1
+    db.close()

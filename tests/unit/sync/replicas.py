@@ -17,6 +17,7 @@ from pycrdt import Map, Text
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
 from core.records import crdt
+from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
 from core.store.database import Database, Row
 from core.sync.responder import Responder
@@ -127,9 +128,10 @@ def materialized(replica: ClinicRecords | Database) -> Dump:
     plain, shadows = _tables(db)
     out = {t: _all_rows(db, t) for t in plain if t not in PER_REPLICA}
     # Record states are compared by the documents they hold (see document_content), and
-    # by the digests of what was derived from them.
+    # by the digests of what was derived from them (whichever way they are stored: JSON
+    # text before schema V14 and for unusual shapes, 24 bytes since).
     out["record_states"] = [
-        (rid, rtype, document_content(bytes(state)), derived)
+        (rid, rtype, document_content(bytes(state)), tuple(sorted(parse_digests(derived).items())))
         for rid, rtype, state, derived in out["record_states"]
     ]
     for fts in shadows:
