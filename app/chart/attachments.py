@@ -1,7 +1,8 @@
 """The chart's Attachments tab: the patient's files (scanned letters, lab PDFs, photos),
-added from a file dialog or by dropping files on the tab, opened inside the app (images; PDFs
-through Qt's PDF module when PySide6-Addons is installed, else the system's viewer) and
-saved out as a copy.
+added from a file dialog or by dropping files on the tab, opened inside the app (images, and
+PDFs through Qt's PDF module from PySide6-Addons: :mod:`app.chart.pdf_viewer`; both are
+decrypted into memory, never onto the disk) or in the system's viewer, and saved out as a
+copy.
 
 Every file operation (encrypting, uploading, downloading, decrypting) runs on the worker;
 a progress bar follows it, so the window never waits. Files are encrypted on this
@@ -17,7 +18,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -350,30 +351,58 @@ class AttachmentsSection:
         self._operations.submit(work, then, self._failed, label="open attachment")  # type: ignore[arg-type]
 
     def open_selected(self) -> None:
-        """Open the highlighted file inside the app (or with the system's viewer)."""
+        """Open the highlighted file inside the app (images, and PDFs through Qt's PDF
+        module: decrypted into memory, never onto the disk), else with the system's viewer."""
         item = self.selected()
         if item is None:
             return
-        dest = self._opened / f"{item.id}-{Path(item.filename).name}"
-        self._decrypt_to(item, dest, lambda path: self._show(item, path))
+        if not _shown_inside(item):
+            self.open_in_system_viewer(item)
+            return
+        progress = self.progress_signal.report
+        self.status.setText(f"Opening {item.title}…")
 
-    def _show(self, item: Attachment, path: Path) -> None:
+        def work() -> bytes:
+            return self._attachments().read(item.id, progress)
+
+        self._operations.submit(
+            work, lambda data: self._show(item, data), self._failed, label="open attachment"
+        )
+
+    def open_in_system_viewer(self, item: Attachment) -> None:
+        """Hand a decrypted copy (kept until the chart is left) to the system's viewer."""
+        dest = self._opened / f"{item.id}-{Path(item.filename).name}"
+        self._decrypt_to(item, dest, lambda path: self._to_system_viewer(item, path))
+
+    def _to_system_viewer(self, item: Attachment, path: Path) -> None:
+        self.progress.hide()
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        self.status.setText(
+            f"{item.title} opened in the system's viewer (a decrypted copy is kept until "
+            "you leave this chart)."
+        )
+
+    def _show(self, item: Attachment, data: bytes) -> None:
         self.progress.hide()
         self.status.clear()
         if item.media_type in IMAGE_TYPES:
-            pixmap = QPixmap(str(path))
-            path.unlink(missing_ok=True)  # the pixmap holds it now
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(data):
+                self.status.setText(f"{item.filename} cannot be shown: damaged or not an image")
+                return
             self.viewer = ImageViewer(item.title, pixmap, self.page)
             self.viewer.show()
-        elif item.media_type == "application/pdf" and has_qt_pdf():
-            self.viewer = _pdf_viewer(item.title, path, self.page)
-            self.viewer.show()
-        else:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-            self.status.setText(
-                f"{item.title} opened in the system's viewer (a decrypted copy is kept until "
-                "you leave this chart)."
-            )
+            return
+        from app.chart.pdf_viewer import PdfUnreadable, PdfViewer
+
+        try:
+            viewer = PdfViewer(item.title, item.filename, data, self.page)
+        except PdfUnreadable as exc:
+            self.status.setText(str(exc))
+            return
+        viewer.system_viewer_wanted.connect(lambda: self.open_in_system_viewer(item))
+        self.viewer = viewer
+        viewer.show()
 
     def ask_save_copy(self) -> None:
         """Ask where to save a decrypted copy of the highlighted file."""
@@ -393,19 +422,6 @@ class AttachmentsSection:
         self.status.setText(f"Saved a copy to {path}.")
 
 
-def _pdf_viewer(title: str, path: Path, parent: QWidget) -> QDialog:
-    """A PDF inside the app (PySide6-Addons' Qt PDF module)."""
-    from PySide6.QtPdf import QPdfDocument  # type: ignore[import-not-found,unused-ignore]
-    from PySide6.QtPdfWidgets import QPdfView  # type: ignore[import-not-found,unused-ignore]
-
-    dialog = QDialog(parent)
-    dialog.setWindowTitle(title)
-    document = QPdfDocument(dialog)
-    document.load(str(path))
-    view = QPdfView(dialog)
-    view.setDocument(document)
-    view.setPageMode(QPdfView.PageMode.MultiPage)
-    QVBoxLayout(dialog).addWidget(view)
-    dialog.resize(800, 900)
-    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    return dialog
+def _shown_inside(item: Attachment) -> bool:
+    """Images, and PDFs when Qt's PDF module is installed, open inside the app."""
+    return item.media_type in IMAGE_TYPES or (item.media_type == "application/pdf" and has_qt_pdf())

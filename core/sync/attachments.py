@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import mimetypes
 import os
@@ -34,7 +35,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
@@ -318,48 +319,69 @@ class Attachments:
         self.evict()
         return self.get(record_id)
 
-    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
-        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
-        item = self.fetch(record_id, progress)
-        assert item.blob_id is not None  # fetch refused the old scheme
-        row = self.entries.get("attachment", record_id)
-        key = key_for(self.records, row["key_id"] or "")
+    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+        """The clinic attachment key ``key_id``: held here, or sealed for this device by a
+        workstation that holds it (core.sync.key_grants), from the server or a LAN peer."""
+        key = key_for(self.records, key_id)
         if key is None and self.credential is not None:
-            # Sealed for this device by a workstation that holds it (core.sync.key_grants).
             from core.sync.key_grants import exchange_keys
 
             with contextlib.suppress(AttachmentError):
                 exchange_keys(self.records, self.credential)
-            key = key_for(self.records, row["key_id"] or "")
+            key = key_for(self.records, key_id)
         for peer in self.peers if key is None else ():
             from core.sync.key_grants import keys_from_peer
 
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
-            key = key_for(self.records, row["key_id"] or "")
+            key = key_for(self.records, key_id)
         if key is None:
             raise AttachmentProblem(
                 f"{item.title}: this workstation does not hold the clinic attachment key "
-                f"{row['key_id']!r}; import it from a workstation that does "
+                f"{key_id!r}; import it from a workstation that does "
                 "('careline attachment key export' there, 'careline attachment key import' here)"
             )
+        return key
+
+    def decrypt_into(
+        self, record_id: str, out: BinaryIO, progress: Progress | None = None
+    ) -> Attachment:
+        """Fetch the attachment if need be and write its plaintext to ``out`` (a file, or
+        memory: the app's PDF and image viewers never put the plaintext on disk). A damaged
+        or forged file raises AttachmentProblem naming it; ``out`` may then hold part of
+        the plaintext, which the caller discards."""
+        item = self.fetch(record_id, progress)
+        assert item.blob_id is not None  # fetch refused the old scheme
+        row = self.entries.get("attachment", record_id)
+        key = self._key_of(item, row["key_id"] or "")
+        try:
+            get_attachment(
+                self.cache, item.blob_id, out, kek=key.kek, aad=key.aad(), id_key=key.id_key
+            )
+        except (DecryptionError, BlobIntegrityError) as exc:
+            self.cache.delete(item.blob_id)  # fetch it again next time
+            raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
+        with contextlib.suppress(OSError):
+            os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
+        return item
+
+    def read(self, record_id: str, progress: Progress | None = None) -> bytes:
+        """The attachment's plaintext, in memory only (for viewers inside the app)."""
+        buffer = io.BytesIO()
+        self.decrypt_into(record_id, buffer, progress)
+        return buffer.getvalue()
+
+    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                get_attachment(
-                    self.cache, item.blob_id, out, kek=key.kek, aad=key.aad(), id_key=key.id_key
-                )
+                self.decrypt_into(record_id, out, progress)
             os.replace(tmp, dest)
-        except (DecryptionError, BlobIntegrityError) as exc:
-            tmp.unlink(missing_ok=True)
-            self.cache.delete(item.blob_id)  # fetch it again next time
-            raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        with contextlib.suppress(OSError):
-            os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
         return dest
 
     def pending(self) -> list[str]:
