@@ -16,7 +16,9 @@ import importlib.util
 import shutil
 import tempfile
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QPixmap
@@ -40,11 +42,13 @@ from app.chart.cards import list_table
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.sync.transfers import DOWNLOAD, AttachmentTransfers
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.sync.attachments import Attachment, Attachments
+from core.sync.attachments import HERE, Attachment, Attachments
 
+T = TypeVar("T")
 COLUMNS = ("Date", "Title", "Category", "File", "Where")
 CATEGORIES = ("letter", "lab", "imaging", "photo", "referral", "other")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
@@ -59,6 +63,7 @@ class _Progress(QObject):
     """Carries (bytes done, bytes in all) from the worker thread to the progress bar."""
 
     moved = Signal(int, int)
+    fetched = Signal()  # a file arrived in the cache (no sync controller to say so)
 
     def report(self, done: int, total: int) -> None:
         """Called on the worker thread; Qt queues the signal to the GUI thread."""
@@ -183,6 +188,7 @@ class AttachmentsSection:
         self.add_dialog: AddAttachmentDialog | None = None
         self.viewer: QDialog | None = None
         self.progress_signal = _Progress()
+        self.transfers: AttachmentTransfers | None = None
         operations.changed.connect(self.records_changed)
 
         self.page = _DropArea()
@@ -201,6 +207,7 @@ class AttachmentsSection:
         self.progress.setObjectName("attachmentProgress")
         self.progress.hide()
         self.progress_signal.moved.connect(self._moved)
+        self.progress_signal.fetched.connect(self.reload)
         self.status = QLabel()
         self.status.setObjectName("statusText")
         self.status.setWordWrap(True)
@@ -250,8 +257,37 @@ class AttachmentsSection:
 
     # ----- reading -----------------------------------------------------------------------
 
+    def use_transfers(self, transfers: AttachmentTransfers) -> None:
+        """Follow attachment transfers (the sync thread's uploads, fetches) in the "Where"
+        column, and fetch from the LAN peers the sync thread reached when the server
+        cannot be."""
+        self.transfers = transfers
+        transfers.progressed.connect(self._transfer_progressed)
+        transfers.finished.connect(self._transfer_finished)
+
     def _attachments(self) -> Attachments:
-        return Attachments.for_records(self._records())
+        # Called on the worker: building LAN transports reads the database, not the net.
+        records = self._records()
+        peers = self.transfers.peers_for(records.db) if self.transfers is not None else []
+        return Attachments.for_records(records, peers=peers)
+
+    def _with_attachments(self, use: Callable[[Attachments], T]) -> T:
+        """Run ``use`` on the worker with this workstation's attachments, then close the
+        LAN peer connections it opened."""
+        with self._attachments() as attachments:
+            return use(attachments)
+
+    def _rows_of(self, blob_id: str) -> list[int]:
+        return [row for row, a in enumerate(self._items) if a.blob_id == blob_id]
+
+    def _transfer_progressed(self, blob_id: str, direction: str, percent: int) -> None:
+        for row in self._rows_of(blob_id):
+            self.table.setItem(row, 4, QTableWidgetItem(f"{direction} {percent}%"))
+
+    def _transfer_finished(self, blob_id: str) -> None:
+        """An upload reached the server or a fetch completed: "Where" changed."""
+        if self._rows_of(blob_id):
+            self.reload()
 
     def reload(self) -> None:
         """Read the list again (on the worker)."""
@@ -260,7 +296,7 @@ class AttachmentsSection:
             return
         self._operations.read(
             self.READ,
-            lambda: self._attachments().for_patient(patient_id),
+            lambda: self._with_attachments(lambda a: a.for_patient(patient_id)),
             lambda items: self._arrived(patient_id, items),
             self._failed,
         )
@@ -324,8 +360,8 @@ class AttachmentsSection:
         self.status.setText(f"Encrypting {path.name}…")
 
         def add() -> Attachment:
-            return self._attachments().add(
-                patient_id, path, title=title, date=date, category=category
+            return self._with_attachments(
+                lambda a: a.add(patient_id, path, title=title, date=date, category=category)
             )
 
         self._operations.submit(add, self._added, self._add_failed, label="add attachment")
@@ -341,12 +377,35 @@ class AttachmentsSection:
 
     # ----- opening and saving ------------------------------------------------------------
 
+    def _fetch_progress(self, item: Attachment) -> Callable[[int, int], None]:
+        """Progress of opening ``item``: the bar, and its "Where" cell while it downloads."""
+        bar = self.progress_signal.report
+        if self.transfers is None or item.availability == HERE or item.blob_id is None:
+            return bar
+        cell = self.transfers.progress(item.blob_id, DOWNLOAD)
+
+        def both(done: int, total: int) -> None:
+            bar(done, total)
+            cell(done, total)
+
+        return both
+
+    def _fetched(self, item: Attachment) -> None:
+        """Called on the worker once ``item`` is in the cache: its "Where" changes."""
+        if item.availability != HERE and item.blob_id is not None:
+            if self.transfers is not None:
+                self.transfers.done(item.blob_id)
+            else:
+                self.progress_signal.fetched.emit()
+
     def _decrypt_to(self, item: Attachment, dest: Path, then: object) -> None:
-        progress = self.progress_signal.report
+        progress = self._fetch_progress(item)
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> Path:
-            return self._attachments().open_to(item.id, dest, progress)
+            path = self._with_attachments(lambda a: a.open_to(item.id, dest, progress))
+            self._fetched(item)
+            return path
 
         self._operations.submit(work, then, self._failed, label="open attachment")  # type: ignore[arg-type]
 
@@ -359,11 +418,13 @@ class AttachmentsSection:
         if not _shown_inside(item):
             self.open_in_system_viewer(item)
             return
-        progress = self.progress_signal.report
+        progress = self._fetch_progress(item)
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> bytes:
-            return self._attachments().read(item.id, progress)
+            data = self._with_attachments(lambda a: a.read(item.id, progress))
+            self._fetched(item)
+            return data
 
         self._operations.submit(
             work, lambda data: self._show(item, data), self._failed, label="open attachment"

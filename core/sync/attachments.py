@@ -194,15 +194,29 @@ class Attachments:
         self.credential = credential
 
     @classmethod
-    def for_records(cls, records: ClinicRecords, cache_mb: int = 2048) -> Attachments:
-        """This workstation's attachments: its data folder (where the database is) and its
-        server credential, if enrolled."""
+    def for_records(
+        cls, records: ClinicRecords, cache_mb: int = 2048, peers: Sequence[LanTransport] = ()
+    ) -> Attachments:
+        """This workstation's attachments: its data folder (where the database is), its
+        server credential, if enrolled, and LAN peers to fetch from when the server
+        cannot be reached."""
         from core.sync.enroll import load_credential
 
         return cls(
             records, records.db.path.parent, cache_mb=cache_mb,
-            credential=load_credential(records.db),
+            credential=load_credential(records.db), peers=peers,
         )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the connections to LAN peers (the server's are per call)."""
+        for peer in self.peers:
+            peer.close()
+
+    def __enter__(self) -> Attachments:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _pending_mark(self, blob_id: str) -> Path:
         return self.folder / "pending" / blob_id
@@ -389,9 +403,18 @@ class Attachments:
         folder = self.folder / "pending"
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
-    def push_pending(self, progress: Progress | None = None) -> int:
+    def push_pending(
+        self,
+        progress: Progress | None = None,
+        *,
+        progress_of: Callable[[str], Progress] | None = None,
+        uploaded: Callable[[str], None] | None = None,
+    ) -> int:
         """Upload every file waiting for it (each resumes where it stopped); returns how
-        many went up. Raises AttachmentProblem on the first that fails."""
+        many went up. Raises AttachmentProblem on the first that fails.
+
+        ``progress_of(blob_id)`` gives a progress sink per file (else ``progress`` takes
+        them all); ``uploaded(blob_id)`` is called as each file reaches the server."""
         if self.credential is None:
             return 0
         from core.sync.key_grants import exchange_keys
@@ -403,13 +426,14 @@ class Attachments:
         done = 0
         for blob_id in self.pending():
             path = self.cache.path_for(blob_id)
+            report = progress_of(blob_id) if progress_of is not None else progress or _quiet
             try:
-                blob_client.push(
-                    self.credential, blob_id, path, _file_sha256(path), progress or _quiet
-                )
+                blob_client.push(self.credential, blob_id, path, _file_sha256(path), report)
             except AttachmentError as exc:
                 raise AttachmentProblem(f"attachment upload stopped: {exc}") from exc
             self._pending_mark(blob_id).unlink(missing_ok=True)
+            if uploaded is not None:
+                uploaded(blob_id)
             done += 1
         return done
 

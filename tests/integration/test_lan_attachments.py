@@ -14,12 +14,14 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.attachments import REMOTE, AttachmentProblem, Attachments, held_keys
+from core.sync.enroll import ServerCredential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
 from tests.conftest import PASSWORD
+from tests.services import free_port
 
 
 @pytest.fixture
@@ -79,3 +81,31 @@ def test_a_peer_fetches_and_opens_a_file_another_peer_added(
         with pytest.raises(AttachmentProblem, match="does not have attachment"):
             on_b.open_to(other.id, tmp_path / "x-copy.txt")
         assert not (tmp_path / "x-copy.txt").exists()
+
+
+def test_with_the_server_unreachable_the_file_comes_from_a_peer(
+    peers: tuple[Workstation, Workstation, PeerServer], tmp_path: Path
+) -> None:
+    """B is enrolled with a clinic server that does not answer (a closed port): alone, the
+    file stays "available when connected"; with a LAN peer, it comes from the peer."""
+    ws_a, ws_b, server = peers
+    patient = ws_a.records.add_patient("Peer", "Pat", "1960-06-06").id
+    source = tmp_path / "letter.txt"
+    source.write_bytes(b"referral letter " * 5000)
+    item = Attachments(ws_a.records, ws_a.data_dir).add(patient, source, title="Letter")
+    identity = lan_id.load_identity(ws_b.database)
+    assert identity is not None
+    gone = ServerCredential(
+        server_url=f"https://127.0.0.1:{free_port()}", device_id="dev-b", clinic_id="c",
+        clinic_name="Clinic", token="t", certificate="", private_key_pem="",
+        ca_certificate="", server_ca_pem=None,
+    )  # fmt: skip
+    with LanTransport(f"127.0.0.1:{server.port}", identity) as peer:
+        sync(ws_b.database, peer, "admin")
+        with pytest.raises(AttachmentProblem, match="available when connected"):
+            Attachments(ws_b.records, ws_b.data_dir, credential=gone).fetch(item.id)
+        out = tmp_path / "copy.txt"
+        Attachments(ws_b.records, ws_b.data_dir, credential=gone, peers=[peer]).open_to(
+            item.id, out
+        )
+        assert out.read_bytes() == source.read_bytes()
