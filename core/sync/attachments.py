@@ -48,6 +48,8 @@ from core.store.database import Database
 from core.sync import blob_client
 from core.sync.attachments_client import AttachmentError
 from core.sync.enroll import ServerCredential
+from core.sync.http_transport import DeviceRejectedError
+from core.sync.lan.identity import revoked_serials
 from core.sync.lan.transport import LanTransport
 from core.sync.transport import TransportError
 
@@ -123,16 +125,26 @@ def held_keys(records: ClinicRecords) -> dict[str, bytes]:
 
 
 def current_key(records: ClinicRecords) -> ClinicAttachmentKey:
-    """The key new files are wrapped for; made (and audited) on first use."""
+    """The key new files are wrapped for; made (and audited) on first use, and made anew
+    once this workstation has learnt of a device revoked since the current key was made.
+
+    A revoked device keeps every key it was given (on its own disk, which nobody can take
+    back); it gets no key made after the revocation, because the server no longer lists it
+    for grants and LAN peers refuse its certificate. So files added here after this
+    workstation heard of the revocation are under a key the revoked device never held.
+    Files wrapped before stay under the old keys (not re-encrypted)."""
     value = _keys(records)
+    revoked = sorted(revoked_serials(records.db))
     if value["current"]:
         found = key_for(records, value["current"])
-        if found is not None:
+        if found is not None and set(revoked) <= set(value.get("revoked", [])):
             return found
     key = ClinicAttachmentKey.generate()
+    action = "attachment_key.rotate" if value["current"] else "attachment_key.create"
     value["keys"][key.key_id] = key.secret.hex()
     value["current"] = key.key_id
-    _save_keys(records, value, "attachment_key.create", key.key_id)
+    value["revoked"] = revoked  # the revocations this key was made after
+    _save_keys(records, value, action, key.key_id)
     return key
 
 
@@ -324,6 +336,11 @@ class Attachments:
             try:
                 source()
                 break
+            except DeviceRejectedError as exc:
+                problems.append(
+                    f"the clinic server refused this device ({exc}): it may have been "
+                    "revoked; ask the clinic's administrator"
+                )
             except (AttachmentError, TransportError) as exc:
                 problems.append(str(exc))
         else:

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.attachments import REMOTE, AttachmentProblem, Attachments, held_keys
 from core.sync.enroll import ServerCredential
+from core.sync.key_grants import keys_from_peer
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
+from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
 from tests.services import free_port
 
@@ -109,3 +112,30 @@ def test_with_the_server_unreachable_the_file_comes_from_a_peer(
             item.id, out
         )
         assert out.read_bytes() == source.read_bytes()
+
+
+def test_a_revoked_peer_fetches_nothing_from_the_others(
+    peers: tuple[Workstation, Workstation, PeerServer], tmp_path: Path
+) -> None:
+    """A revokes B's certificate: B's mutual-TLS connections are refused, so it gets
+    neither the ciphertext nor the clinic attachment key from A."""
+    ws_a, ws_b, server = peers
+    patient = ws_a.records.add_patient("Peer", "Pat", "1960-06-06").id
+    source = tmp_path / "scan.txt"
+    source.write_bytes(b"scan " * 10_000)
+    item = Attachments(ws_a.records, ws_a.data_dir).add(patient, source, title="Scan")
+    identity = lan_id.load_identity(ws_b.database)
+    assert identity is not None
+    with LanTransport(f"127.0.0.1:{server.port}", identity) as peer:
+        sync(ws_b.database, peer, "admin")  # B lists the file; it has not fetched it
+    lan_id.revoke(
+        ws_a.database, certs.load_certificate(identity.certificate).serial_number, "admin"
+    )
+    with LanTransport(f"127.0.0.1:{server.port}", identity, timeout=5.0) as peer:
+        on_b = Attachments(ws_b.records, ws_b.data_dir, peers=[peer])
+        with pytest.raises(AttachmentProblem, match="available when connected"):
+            on_b.open_to(item.id, tmp_path / "copy.txt")
+        with pytest.raises(TransportError):
+            keys_from_peer(ws_b.records, peer)
+    assert not (tmp_path / "copy.txt").exists() and held_keys(ws_b.records) == {}
+    assert item.blob_id is not None and not on_b.cache.exists(item.blob_id)
