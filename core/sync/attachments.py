@@ -15,8 +15,10 @@ The clinic attachment key lives in each workstation's encrypted database (table 
 never on the server: the server and S3 only ever hold ciphertext, and check its SHA-256 and
 chunk framing, not its content. The first workstation to add a file makes the key; the
 others get it with ``careline attachment key export`` on one and ``... key import`` (stdin)
-on the other. (Carrying it automatically, wrapped for each device's certificate key, is
-not done yet.)
+on the other; with a server or a LAN peer it is carried sealed for each device's
+certificate key (:mod:`core.sync.key_grants`). After a device revocation, the next file
+added here is wrapped under a new key the revoked device never receives
+(:func:`current_key`).
 
 The cache holds at most the ``attachment_cache_mb`` setting: past it, the least recently
 used files are dropped, never one still waiting for upload.
