@@ -265,16 +265,19 @@ class AttachmentsSection:
         transfers.progressed.connect(self._transfer_progressed)
         transfers.finished.connect(self._transfer_finished)
 
-    def _attachments(self) -> Attachments:
-        # Called on the worker: building LAN transports reads the database, not the net.
+    def _attachments(self, fetching: bool) -> Attachments:
+        # Called on the worker. Only a fetch may ask LAN peers (building their transports
+        # reads the database and loads this device's TLS key; connecting waits for a use).
         records = self._records()
-        peers = self.transfers.peers_for(records.db) if self.transfers is not None else []
+        peers = []
+        if fetching and self.transfers is not None:
+            peers = self.transfers.peers_for(records.db)
         return Attachments.for_records(records, peers=peers)
 
-    def _with_attachments(self, use: Callable[[Attachments], T]) -> T:
+    def _with_attachments(self, use: Callable[[Attachments], T], fetching: bool = False) -> T:
         """Run ``use`` on the worker with this workstation's attachments, then close the
         LAN peer connections it opened."""
-        with self._attachments() as attachments:
+        with self._attachments(fetching) as attachments:
             return use(attachments)
 
     def _rows_of(self, blob_id: str) -> list[int]:
@@ -403,7 +406,9 @@ class AttachmentsSection:
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> Path:
-            path = self._with_attachments(lambda a: a.open_to(item.id, dest, progress))
+            path = self._with_attachments(
+                lambda a: a.open_to(item.id, dest, progress), fetching=True
+            )
             self._fetched(item)
             return path
 
@@ -422,7 +427,7 @@ class AttachmentsSection:
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> bytes:
-            data = self._with_attachments(lambda a: a.read(item.id, progress))
+            data = self._with_attachments(lambda a: a.read(item.id, progress), fetching=True)
             self._fetched(item)
             return data
 
