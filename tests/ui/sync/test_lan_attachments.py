@@ -1,7 +1,8 @@
 """The app fetches an attachment from a LAN peer when no server can give it: two windows on
 two paired workstations (no clinic server) find each other over mDNS on 127.0.0.1; a PDF
 added in A's chart opens in B's chart, fetched from A over the clinic's mutual TLS with the
-clinic attachment key sealed for B, and B's "Where" column then says it is here."""
+clinic attachment key sealed for B; B's "Where" column shows the download's progress, then
+says it is here."""
 
 from __future__ import annotations
 
@@ -47,8 +48,11 @@ def test_a_file_added_on_one_peer_opens_on_the_other_without_a_server(
     assert where(on_b) == REMOTE
     assert window_b.sync.transfers.peer_addresses() == (f"127.0.0.1:{window_a.sync.lan.port}",)  # type: ignore[union-attr]
     on_b.table.selectRow(0)
+    shown: list[str] = []  # the "Where" cell as the fetch reports progress
+    window_b.sync.transfers.progressed.connect(lambda *_: shown.append(where(on_b)))
     QTest.mouseClick(on_b.open_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: isinstance(on_b.viewer, PdfViewer), timeout=WAIT_MS)
     assert isinstance(on_b.viewer, PdfViewer) and on_b.viewer.page_count == 2
     qtbot.waitUntil(lambda: where(on_b) == HERE, timeout=WAIT_MS)
+    assert shown and shown[-1] == "downloading 100%", shown
     assert held_keys(ws_b.records) == held_keys(ws_a.records)
