@@ -541,6 +541,8 @@ class MainWindow(QMainWindow):
         # Background sync on its own thread; its state is always in the status bar.
         self.sync = SyncController(workstation, parent=self, **(sync_options or {}))
         self.sync_status = SyncStatusWidget(self.sync)
+        # The chart follows attachment uploads and fetches from the LAN peers sync reached.
+        self.workspace.chart.attachments.use_transfers(self.sync.transfers)
         self.statusBar().setObjectName("statusBar")
         self.statusBar().setSizeGripEnabled(False)
         self.statusBar().addPermanentWidget(self.sync_status, 1)

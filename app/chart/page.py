@@ -386,7 +386,8 @@ class ChartPage(QWidget):
         self.add_card(MedicationsCard(operations, records))
         self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
-        self.add_tab("Attachments", AttachmentsSection(operations, records))
+        self.attachments = AttachmentsSection(operations, records)
+        self.add_tab("Attachments", self.attachments)
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
