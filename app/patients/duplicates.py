@@ -2,7 +2,7 @@
 charts that may be one person's, found by the rules of registration after sync brought in
 another workstation's registrations; merging keeps one chart and shows the other's
 records on it (core/records/merges.py). Core refuses anyone else too; the button is shown
-to those roles only to spare a pointless refusal."""
+to those holding merge_patients (Session.may_merge) only, to spare a pointless refusal."""
 
 from __future__ import annotations
 
@@ -27,10 +27,6 @@ from app.worker import Job
 from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
-
-# Roles that review and merge duplicates (core/records/permissions.py: merge_patients).
-MERGING_ROLES = frozenset({"clinician", "admin"})
-
 
 # Read on the worker: the likely pairs, the merges made, the survivors' names by id.
 Found = tuple[list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str]]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records import crdt, op_trust, unknown
+from core.records import chart_access, crdt, op_trust, unknown
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
+from core.records.errors import NotAllowedError
 from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.types import PATIENT, RECORD_TYPES
@@ -149,6 +150,62 @@ def test_a_merge_by_someone_without_the_merge_permission_is_quarantined(
     assert op_trust.quarantined(b.database) == []
     a.lock()
     b.lock()
+
+
+@pytest.mark.strict_authors
+@pytest.mark.strict_authz
+def test_a_merge_into_a_chart_its_author_may_not_touch_is_quarantined(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    """Remote apply checks merge_patients on both charts, as the local merge does: a
+    clinician's merge of an ordinary chart into a restricted one whose care team she is not
+    on (made on a tampered workstation) is held; the same merge by the care team's
+    clinician is applied."""
+    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
+    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    b.prepare_join("admin", PASSWORD)
+    for desk in (a, b):
+        join_test_clinic(desk.database)
+    a.sign_in("admin", PASSWORD)
+    a.add_staff("lee", "Dr Lee", "clinician", PASSWORD)
+    a.add_staff("kim", "Dr Kim", "clinician", PASSWORD)
+    survivor = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    duplicate = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    chart_access.add_to_care_team(a.records, survivor, "kim")
+    chart_access.set_restricted(a.records, survivor, True)
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    with pytest.raises(NotAllowedError):  # refused locally
+        Merges(ClinicRecords(b.database, "lee", FAST_PARAMS)).merge(duplicate, survivor, "same")
+
+    def merge(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "merged_into", survivor, hlc, "lee")
+        crdt.write(doc, "merge_reason", "same", hlc, "lee")
+
+    # Lee may merge the duplicate's chart, not the restricted survivor's: written bypassing
+    # the records API (a tampered workstation), as an op on the duplicate only.
+    with b.database.write("lee", "patient.update", "patient", duplicate) as tx:
+        change(tx, "lee", duplicate, "patient", merge)
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    held = op_trust.quarantined(a.database)
+    assert [q.record_id for q in held] == [duplicate]
+    assert "merge patients needs a clinician" in held[0].reason
+    assert a.database.query("SELECT merged_into FROM patients WHERE id = ?", (duplicate,)) == [
+        ("",)
+    ]
+
+    kim = ClinicRecords(a.database, "kim", FAST_PARAMS)
+    Merges(kim).merge(duplicate, survivor, "same person")
+    c = Workstation(tmp_path / "c", kdf_params=FAST_PARAMS)
+    c.prepare_join("admin", PASSWORD)
+    join_test_clinic(c.database)
+    sync(c.database, LocalTransport(Responder(a.database)), "admin")
+    assert c.database.query("SELECT merged_into FROM patients WHERE id = ?", (duplicate,)) == [
+        (survivor,)
+    ]
+    assert op_trust.quarantined(c.database) == []
+    for w in (a, b, c):
+        w.lock()
 
 
 @contextmanager
