@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
 from app.patients.duplicates import DuplicatesDialog
+from core.records.merges import Merges
 from core.records.staff import Staff
 from core.records.visits import Visits
 from core.records.workstation import Workstation
@@ -108,3 +109,30 @@ def test_the_button_follows_the_permission_not_the_primary_role(
     window = make_window(clinic)
     sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
     assert window.workspace.patient_list.duplicates_button.isVisible()
+
+
+def test_not_a_duplicate_takes_the_pair_off_the_list(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    first, second = _second_registration(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    assert dialog.dismiss_button.isEnabled()  # no reason needed: nothing moves
+    QTest.mouseClick(dialog.dismiss_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.status.text() == "No likely duplicates.", timeout=5_000)
+    assert Merges(clinic.records).candidates() == []
+    assert page.model.rowCount() == 6  # both charts stay
+    assert {first, second} == {
+        str(p)[len("patient:") :]
+        for row in clinic.database.query(
+            "SELECT object, subject FROM relations WHERE relation = 'not_duplicate'"
+        )
+        for p in row
+    }
