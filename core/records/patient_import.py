@@ -248,8 +248,8 @@ def _import_row(
         )
         return
     result.added += 1
-    for substance in row.allergies:
-        records.add_allergy(patient.id, substance)
+    for allergy in row.allergies:
+        records.add_allergy(patient.id, allergy.substance, allergy.reaction, allergy.severity)
         result.allergies += 1
     if row.no_known_allergies:
         nka.record_no_known_allergies(patient.id)
