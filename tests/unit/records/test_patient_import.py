@@ -147,3 +147,25 @@ def test_allergies_come_with_their_reaction_and_severity(workstation: Workstatio
     shown = sorted((a.substance, a.reaction, a.severity) for a in records.allergies(okafor.id))
     assert shown == [("latex", None, None), ("penicillin", "rash", "severe")]
     assert records.count_patients() == 1
+
+
+def test_a_stopped_import_keeps_whole_batches_and_is_audited(workstation: Workstation) -> None:
+    records = workstation.records
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # after the first batch
+
+    result = run_import(records, plan(records), batch_rows=2, stop=stop)
+    assert (result.cancelled, result.added, result.rows_left) == (True, 2, 1)
+    assert records.count_patients() == 2
+    [ended] = [
+        json.loads(d)
+        for (d,) in records.db.query(
+            "SELECT details FROM audit_log WHERE action = 'patient.import' ORDER BY seq"
+        )
+        if json.loads(d)["stage"] == "ended"
+    ]
+    assert ended["cancelled"] is True and ended["added"] == 2
+    assert run_import(records, plan(records)).added == 1  # the rest, nobody twice
