@@ -19,7 +19,6 @@ entry (``patient.merge``) records it too. Nothing else is rewritten, so:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from itertools import combinations
 from typing import Any
 
 from core.records import crdt, merged
@@ -28,7 +27,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
 from core.records.dismissals import dismissed_pairs, set_dismissed
-from core.records.duplicates import describe, names_match
+from core.records.duplicates import describe, matching_pairs
 from core.records.errors import ValidationError
 from core.records.models import Patient, PatientSummary
 from core.records.rows import hlc_time
@@ -114,12 +113,8 @@ class Merges:
         by_date: dict[str, list[PatientSummary]] = {}
         for r in rows:
             by_date.setdefault(str(r[3]), []).append(PatientSummary(*r))
-        found = [
-            (a, b)
-            for same_day in by_date.values()
-            for a, b in combinations(same_day, 2)
-            if names_match(a.family, a.given, b.family, b.given)
-        ]
+        # Registration's rules, through the name keys rather than every pair of a day.
+        found = [pair for same_day in by_date.values() for pair in matching_pairs(same_day)]
         found += self._flagged(hidden)
         dismissed = dismissed_pairs(db)
         seen: set[tuple[str, str]] = set()
