@@ -2,10 +2,11 @@
 
 Each allergy is a substance, optionally followed by what is known of it in parentheses:
 the reaction, and a severity (one of mild, moderate, severe, unknown, in any case) in any
-order, separated by commas. ``NKA``, ``NKDA``, ``none`` or ``No known allergies`` alone
-says the patient was asked and has none. A cell that cannot be read raises
-ValidationError (field ``allergies``) saying which allergy and why, so the dry run lists
-the row with that reason and nothing of it is imported.
+order, separated by commas (a separator inside brackets does not split the cell).
+``NKA``, ``NKDA``, ``none`` or ``No known allergies`` alone says the patient was asked and
+has none. A cell that cannot be read raises ValidationError (field ``allergies``) saying
+which allergy and why, so the dry run lists the row with that reason and nothing of it is
+imported.
 """
 
 from __future__ import annotations
@@ -72,10 +73,28 @@ def read_allergy(text: str) -> AllergyCell:
     return found
 
 
+def _split(raw: str, separator: str) -> list[str]:
+    """The cell's allergies: split at ``separator`` outside brackets (so a ``,`` separator
+    leaves ``penicillin (rash, severe)`` whole)."""
+    parts, depth, current = [], 0, []
+    i = 0
+    while i < len(raw):
+        if depth == 0 and raw.startswith(separator, i):
+            parts.append("".join(current))
+            current, i = [], i + len(separator)
+            continue
+        ch = raw[i]
+        depth += (ch == "(") - (ch == ")" and depth > 0)
+        current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
 def read_allergies(raw: str, separator: str) -> tuple[AllergyCell, ...] | None:
     """The cell's allergies (one per substance, the first kept), or None for "No known
     allergies"; ValidationError names the allergy that cannot be read and why."""
-    parts = [s.strip() for s in raw.split(separator) if s.strip()]
+    parts = _split(raw, separator)
     if len(parts) == 1 and parts[0].lower() in NO_KNOWN_ALLERGIES:
         return None
     if any(s.lower() in NO_KNOWN_ALLERGIES for s in parts):

@@ -113,6 +113,13 @@ def test_an_allergy_brings_its_reaction_and_severity() -> None:
     )
 
 
+def test_a_comma_separator_does_not_split_inside_brackets() -> None:
+    cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", "penicillin (rash, severe), latex", ""]
+    row = read_row(0, cells, HEADER, MAPPING, ReadOptions(allergy_separator=","))
+    assert isinstance(row, PatientRow)
+    assert row.allergies == (AllergyCell("penicillin", "rash", "severe"), AllergyCell("latex"))
+
+
 @pytest.mark.parametrize(
     ("cell", "why"),
     [
