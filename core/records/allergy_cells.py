@@ -76,8 +76,9 @@ def read_allergy(text: str) -> AllergyCell:
 def _split(raw: str, separator: str) -> list[str]:
     """The cell's allergies: split at ``separator`` outside brackets (so a ``,`` separator
     leaves ``penicillin (rash, severe)`` whole)."""
-    parts, depth, current = [], 0, []
-    i = 0
+    parts: list[str] = []
+    current: list[str] = []
+    depth = i = 0
     while i < len(raw):
         if depth == 0 and raw.startswith(separator, i):
             parts.append("".join(current))
