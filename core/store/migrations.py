@@ -530,10 +530,25 @@ CREATE VIRTUAL TABLE patients_fts USING fts5 (
 INSERT INTO patients_fts (patients_fts) VALUES ('rebuild');
 """
 
+# V15 (issue #16, FHIR import): an imported patient names its source (the bundle patient's
+# identity, core/records/fhir/importer.py), so a re-run of the same bundle, here or on
+# another workstation after sync, finds it; a bundle patient that matched one already
+# registered is created beside it naming it in ``duplicate_of``, for the review list.
+# Patients are listed for one re-derivation, as in V12 (a newer workstation's import relayed
+# here before the upgrade gets its columns filled).
+_V15 = """
+ALTER TABLE patients ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE patients ADD COLUMN duplicate_of TEXT NOT NULL DEFAULT '';
+CREATE INDEX patients_source ON patients (source) WHERE source != '';
+CREATE INDEX patients_duplicate_of ON patients (duplicate_of) WHERE duplicate_of != '';
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'patient';
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
-    (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14),
+    (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14), (15, _V15),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -4,12 +4,15 @@ and administrators only."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
 from app.patients.duplicates import DuplicatesDialog
+from core.records.merges import Merges
+from core.records.staff import Staff
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
@@ -84,6 +87,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     assert not chart.merged_note.isVisible()
 
 
+@pytest.mark.strict_authz  # the button follows the permission check
 def test_a_nurse_has_no_duplicates_button(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -91,3 +95,44 @@ def test_a_nurse_has_no_duplicates_button(
     window = make_window(clinic)
     sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
     assert not window.workspace.patient_list.duplicates_button.isVisible()
+
+
+@pytest.mark.strict_authz
+def test_the_button_follows_the_permission_not_the_primary_role(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """A nurse given the clinician role beside her own holds merge_patients: she sees it."""
+    _second_registration(clinic)
+    clinic.sign_in(ADMIN, PASSWORD)
+    Staff(clinic.records).add_role(NURSE, "clinician")
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    assert window.workspace.patient_list.duplicates_button.isVisible()
+
+
+def test_not_a_duplicate_takes_the_pair_off_the_list(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    first, second = _second_registration(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    assert dialog.dismiss_button.isEnabled()  # no reason needed: nothing moves
+    QTest.mouseClick(dialog.dismiss_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.status.text() == "No likely duplicates.", timeout=5_000)
+    assert Merges(clinic.records).candidates() == []
+    assert page.model.rowCount() == 6  # both charts stay
+    assert {first, second} == {
+        str(p)[len("patient:") :]
+        for row in clinic.database.query(
+            "SELECT object, subject FROM relations WHERE relation = 'not_duplicate'"
+        )
+        for p in row
+    }

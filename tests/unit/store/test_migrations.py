@@ -421,4 +421,33 @@ def test_v14_shrinks_the_search_index_and_search_finds_the_same_on_v13_data(
     # And the triggers keep the rebuilt index current.
     records.add_patient("Smithson", "Ada", "1960-01-01")
     assert len(records.search_patients("smith")) == len(before["smith"]) + 1
+
+
+def test_v15_fills_an_imports_source_relayed_before_the_upgrade(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V13 workstation (the previous release) stores a patient imported on a newer one,
+    keeping the fields it does not know; V15 adds the columns and its re-derivation fills
+    them, so the re-run of that import skips the patient and the pair is listed."""
+    from core.records import unknown
+    from core.records.merges import Merges
+    from tests.unit.sync.replicas import before_v15
+
+    previous = MIGRATIONS[: SHIPPED.index(15)]
+    db = Database.create(tmp_path / "clinic.db", key, previous)
+    with before_v15():
+        records = ClinicRecords(db, "admin")
+        first = records.add_patient("Okafor", "Chinedu", "1984-02-02").id
+        extra = {"source": "fhir:abc", "duplicate_of": first}
+        second = records.add_patient("Someone", "Else", "1990-01-01", extra=extra).id
+    assert "source" not in _columns(db, "patients")
+    db.close()
+    db = Database.open(tmp_path / "clinic.db", key)
+    assert _versions(db)[-1] == 15
+    unknown.refresh(db)
+    assert db.query("SELECT source, duplicate_of FROM patients WHERE id = ?", (second,)) == [
+        ("fhir:abc", first)
+    ]
+    [pair] = Merges(ClinicRecords(db, "admin")).candidates()
+    assert (pair.first.id, pair.second.id) == (first, second)
     db.close()

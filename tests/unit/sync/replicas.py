@@ -4,11 +4,13 @@ dumps of what a replica holds (its derived state, or every byte of every table).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ from core.crypto.secure_memory import SecureMemory
 from core.records import crdt
 from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
+from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database, Row
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncReport, SyncSession, sync
@@ -286,3 +289,22 @@ def pull_from(
     if protocol is not None:
         session.report.protocol = protocol
     return session.run(push=False)
+
+
+@contextlib.contextmanager
+def before_v15() -> Iterator[None]:
+    """Run as a release without V15's patient fields (``source``, ``duplicate_of``)."""
+    saved = RECORD_TYPES["patient"]
+    older = dataclasses.replace(
+        PATIENT,
+        fields=tuple(f for f in PATIENT.fields if f.name not in V15_FIELDS),
+        columns=tuple(c for c in PATIENT.columns or () if getattr(c, "name", c) not in V15_FIELDS),
+    )
+    RECORD_TYPES["patient"] = older
+    try:
+        yield
+    finally:
+        RECORD_TYPES["patient"] = saved
+
+
+V15_FIELDS = ("source", "duplicate_of")
