@@ -22,6 +22,7 @@ from core.store.migrations import (
     migrate,
 )
 from tests.unit.store.disk import snapshot
+from tests.unit.sync.replicas import before_v15
 
 # Test-only later versions, passed in as the code of a future Careline would ship them.
 _V2 = """
@@ -391,14 +392,15 @@ def test_v14_shrinks_the_search_index_and_search_finds_the_same_on_v13_data(
     v13 = Database.create(path, key, migrations=MIGRATIONS[:13])
     assert _versions(v13)[-1] == 13
     old = ClinicRecords(v13, "t")
-    for family, given, born, mrn in (
-        ("O'Brien", "Siobhán", "1984-02-02", "MRN-1"),
-        ("Jean-Baptiste", "Marie Claire", "1990-05-06", None),
-        ("Okafor", "Chinedu", "1984-02-02", "MRN-3"),
-        ("Smith", "Anna", "1970-01-01", None),
-        ("Smithers", "Ann", "1971-01-01", None),
-    ):
-        old.add_patient(family, given, born, mrn=mrn)
+    with before_v15():  # V13's release had no patient source fields
+        for family, given, born, mrn in (
+            ("O'Brien", "Siobhán", "1984-02-02", "MRN-1"),
+            ("Jean-Baptiste", "Marie Claire", "1990-05-06", None),
+            ("Okafor", "Chinedu", "1984-02-02", "MRN-3"),
+            ("Smith", "Anna", "1970-01-01", None),
+            ("Smithers", "Ann", "1971-01-01", None),
+        ):
+            old.add_patient(family, given, born, mrn=mrn)
     searches = ("obrien", "o brien", "siob", "jeanbaptiste", "jean baptiste", "marie cl",
                 "okafor", "MRN-3", "mrn", "1984-02-02", "1984", "s", "sm", "smi", "smith",
                 "smith ann", "ann smith", "an", "zzz")  # fmt: skip
@@ -406,7 +408,8 @@ def test_v14_shrinks_the_search_index_and_search_finds_the_same_on_v13_data(
     def found(records: ClinicRecords) -> dict[str, list[str]]:
         return {text: [p.id for p in records.search_patients(text)] for text in searches}
 
-    before = found(old)
+    with before_v15():
+        before = found(old)
     assert before["smi"] and before["1984"] and not before["zzz"]
     v13.close()
 
@@ -431,7 +434,6 @@ def test_v15_fills_an_imports_source_relayed_before_the_upgrade(
     them, so the re-run of that import skips the patient and the pair is listed."""
     from core.records import unknown
     from core.records.merges import Merges
-    from tests.unit.sync.replicas import before_v15
 
     previous = MIGRATIONS[: SHIPPED.index(15)]
     db = Database.create(tmp_path / "clinic.db", key, previous)
