@@ -81,6 +81,7 @@ class FhirDialog(QDialog):
         self._progress.moved.connect(self._moved)
         self.error = error_label()
         self.status = paragraph("", "notice")
+        self.status.hide()  # an empty notice is an empty coloured box
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
         self.report.hide()
@@ -103,6 +104,14 @@ class FhirDialog(QDialog):
             self.report,
             buttons,
         )
+        # Return in a path field starts that field's action; it pressed the first Choose…
+        # (the dialog's default button) and opened a file dialog instead.
+        close = buttons.button(QDialogButtonBox.StandardButton.Close)
+        for button in (choose_export, self.export_button, choose_import, self.import_button,
+                       close):  # fmt: skip
+            button.setAutoDefault(False)
+        self.export_path.returnPressed.connect(self.start_export)
+        self.import_path.returnPressed.connect(self.start_import)
 
     def _choose_export(self) -> None:
         name = f"careline-fhir-{dt.date.today():%Y-%m-%d}.json"
@@ -120,6 +129,7 @@ class FhirDialog(QDialog):
             return False
         self.error.hide()
         self.status.setText("")
+        self.status.hide()
         self.export_button.setEnabled(False)
         self.import_button.setEnabled(False)
         self.progress.setRange(0, 0)
@@ -177,10 +187,12 @@ class FhirDialog(QDialog):
                 f" {len(result.withheld)} chart(s) without clinical content: you may not see it."
             )
         self.status.setText(text)
+        self.status.show()
 
     def _imported(self, report: ImportReport) -> None:
         self._end()
         self.status.setText(report.text().splitlines()[0])
+        self.status.show()
         self.report.setPlainText(report.text())
         self.report.show()
 

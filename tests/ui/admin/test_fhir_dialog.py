@@ -10,6 +10,7 @@ from pathlib import Path
 from fhir.resources.R4B.bundle import Bundle
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.fhir import FhirDialog
@@ -62,3 +63,25 @@ def test_a_bad_file_is_named_and_the_dialog_stays_usable(
     qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
     assert "not a FHIR Bundle" in dialog.error.text()
     assert dialog.import_button.isEnabled()
+
+
+def test_return_in_the_export_field_exports(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    # Return pressed the first Choose… (a file dialog opened instead); an empty status was
+    # shown as an empty coloured box.
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    tools = window.workspace.admin_tools
+    tools.fhir_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, FhirDialog)
+    assert not dialog.status.isVisible()
+    target = tmp_path / "bundle.json"
+    dialog.export_path.setText(str(target))
+    QTest.keyClick(dialog.export_path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.status.isVisible(), timeout=10_000)
+    assert dialog.status.text().startswith("Exported") and target.is_file()
+    assert dialog.isVisible() and not any(
+        w.isWindow() and w.isVisible() for w in dialog.findChildren(QWidget) if w is not dialog
+    )
