@@ -57,6 +57,9 @@ class DuplicatesDialog(QDialog):
         self._pairs: list[DuplicatePair] = []
         self._merges: list[tuple[PatientSummary, Merge]] = []
         self._job: Job[Merge] | None = None
+        self._outcome = ""  # what the last merge or undo did, kept over the list's refresh
+        self._merging = ("", "")  # the names of the charts merged (gone, kept)
+        self._undoing = ""  # the name of the chart whose merge is undone
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
         self.resize(900, 460)
@@ -66,7 +69,7 @@ class DuplicatesDialog(QDialog):
             "Born the same day under the same or a similar name (often registered on two "
             "workstations while they were offline). Merging keeps one chart: the other's "
             "allergies, problems, medications, vitals, notes, visits, appointments and "
-            "attachments show on it. A merge can be undone (careline patient unmerge)."
+            "attachments show on it. A merge can be undone below, under Merged charts."
         )
         explain.setWordWrap(True)
         self.table = list_table(self.COLUMNS, "duplicatesTable")
@@ -141,11 +144,10 @@ class DuplicatesDialog(QDialog):
                 item.setData(Qt.ItemDataRole.UserRole, pair.first.id)
                 self.table.setItem(r, column, item)
         count = len(pairs)
-        self.status.setText(
-            f"{count} possible duplicate{'s' if count != 1 else ''}."
-            if count
-            else "No likely duplicates."
-        )
+        counted = f"{count} possible duplicate{'s' if count != 1 else ''}." if count else (
+            "No likely duplicates.")  # fmt: skip
+        merged = "" if self._merges else " No merged charts."
+        self.status.setText(f"{self._outcome} {counted}{merged}".strip())
         if count and not self.table.selectionModel().selectedRows():
             self.table.selectRow(0)
         self._selection_changed()
@@ -189,6 +191,7 @@ class DuplicatesDialog(QDialog):
         if merge is None or self._job is not None:
             return
         records, duplicate = self._records, merge.duplicate
+        self._undoing = next(_name(p) for p, m in self._merges if m is merge)
         self._job = self._operations.submit(
             lambda: Merges(records()).unmerge(duplicate),
             self._undone,
@@ -199,7 +202,9 @@ class DuplicatesDialog(QDialog):
 
     def _undone(self, done: Merge) -> None:
         self._job = None
-        self.status.setText(f"Merge undone: chart {done.duplicate} is its own again.")
+        # Named as the list names charts (an id means nothing to the person who merged).
+        self._outcome = f"Merge undone: {self._undoing} is a chart of its own again."
+        self.status.setText(self._outcome)
         self._update_buttons()
 
     def merge(self) -> None:
@@ -211,6 +216,7 @@ class DuplicatesDialog(QDialog):
         if self.keep_second.isChecked():
             keep, go = go, keep
         records, reason = self._records, self.reason.text()
+        self._merging = (_name(go), _name(keep))
         self._job = self._operations.submit(
             lambda: Merges(records()).merge(go.id, keep.id, reason),
             self._merged,
@@ -222,7 +228,9 @@ class DuplicatesDialog(QDialog):
     def _merged(self, done: Merge) -> None:
         self._job = None
         self.reason.clear()
-        self.status.setText(f"Merged: chart {done.duplicate} now shows on {done.survivor}.")
+        gone, kept = self._merging
+        self._outcome = f"Merged: the records of {gone} now show on {kept}."
+        self.status.setText(self._outcome)
         self._update_buttons()  # the list refreshes from the change broadcast
 
     def _merge_failed(self, exc: Exception) -> None:
