@@ -111,6 +111,7 @@ class FhirDialog(QDialog):
                        close):  # fmt: skip
             button.setAutoDefault(False)
         self.export_path.returnPressed.connect(self.start_export)
+
         self.import_path.returnPressed.connect(self.start_import)
 
     def _choose_export(self) -> None:
@@ -188,18 +189,30 @@ class FhirDialog(QDialog):
             )
         self.status.setText(text)
         self.status.show()
+        self._grow()
 
     def _imported(self, report: ImportReport) -> None:
         self._end()
         self.status.setText(report.text().splitlines()[0])
         self.status.show()
+        self._grow()
         self.report.setPlainText(report.text())
         self.report.show()
 
     def _failed(self, exc: Exception) -> None:
         self._end()
+        if isinstance(exc, OSError):  # a path typed wrong: said as such, not "unexpected"
+            where = f" ({exc.filename})" if exc.filename else ""
+            return self._show_error(f"The file could not be used: {exc.strerror or exc}{where}.")
         self._show_error(describe_error(exc))
+        return None
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        self._grow()
+
+    def _grow(self) -> None:
+        """Make room for a line just shown: the open window kept its height and squeezed
+        the explanation above it, cut off mid-sentence, and the Close button."""
+        self.resize(self.width(), max(self.height(), self.heightForWidth(self.width())))

@@ -297,7 +297,8 @@ class ImportPatientsDialog(QDialog):
                 self.preview.setItem(row, column, QTableWidgetItem(value))
         self.preview.resizeColumnsToContents()
         for column, combo in enumerate(self.combos):  # the field names read whole
-            wide = max(self.preview.columnWidth(column), combo.sizeHint().width())
+            combo.ensurePolished()  # the stylesheet's padding counts in its size hint
+            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8)
             self.preview.setColumnWidth(column, wide)
         self._show(self.MAPPING)
 
