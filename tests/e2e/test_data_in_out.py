@@ -275,7 +275,7 @@ def hospital_bundle(root: Path) -> Path:
 def test_an_administrator_undoes_a_merge_and_moves_records_in_and_out(
     screen: VirtualScreen, tmp_path: Path, no_keyring: None
 ) -> None:
-    data, at_a, at_b, recovery_key = two_desks(tmp_path)
+    data, at_a, at_b, _ = two_desks(tmp_path)
     ws = Workstation(data)
     ws.sign_in(DOCTOR, PASSWORD)
     Merges(ws.records).merge(at_b, at_a, REASON)  # the doctor's merge, since found wrong

@@ -140,7 +140,8 @@ def test_only_the_chosen_tab_of_the_chart_is_on_screen(qtbot: QtBot, signed_in: 
     tabs = chart.tabs
     titles = [tabs.tabText(i) for i in range(tabs.count())]
     assert titles == ["Overview", "Visits", "Vitals", "Attachments"]
+    pages = [tabs.widget(i) for i in range(tabs.count())]
     for index, title in enumerate(titles):
         tabs.setCurrentIndex(index)
-        on_screen = [tabs.tabText(i) for i in range(tabs.count()) if tabs.widget(i).isVisible()]
+        on_screen = [titles[i] for i, page in enumerate(pages) if page and page.isVisible()]
         assert on_screen == [title]
