@@ -25,7 +25,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import heading_label
-from app.widgets import dialog_layout, error_label, paragraph
+from app.widgets import dialog_layout, error_label, grow_to_fit, paragraph
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
 from core.records.fhir.importer import import_bundle
@@ -195,9 +195,9 @@ class FhirDialog(QDialog):
         self._end()
         self.status.setText(report.text().splitlines()[0])
         self.status.show()
-        self._grow()
         self.report.setPlainText(report.text())
         self.report.show()
+        self._grow()
 
     def _failed(self, exc: Exception) -> None:
         self._end()
@@ -213,6 +213,6 @@ class FhirDialog(QDialog):
         self._grow()
 
     def _grow(self) -> None:
-        """Make room for a line just shown: the open window kept its height and squeezed
-        the explanation above it, cut off mid-sentence, and the Close button."""
-        self.resize(self.width(), max(self.height(), self.heightForWidth(self.width())))
+        # The open window kept its height and squeezed the explanation above a line just
+        # shown, cut off mid-sentence, and the Close button.
+        grow_to_fit(self)
