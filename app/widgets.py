@@ -150,3 +150,12 @@ class WarningPanel(QFrame):
         frame = 2 * self.items.frameWidth()
         self.items.setFixedHeight(rows * self.items.sizeHintForRow(0) + frame)
         self.show()
+
+
+def grow_to_fit(dialog: QWidget) -> None:
+    """Give an open window the height its contents now need (call after showing a line in
+    it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
+    sentences, fields and buttons off."""
+    needed = dialog.heightForWidth(dialog.width())
+    if needed > dialog.height():
+        dialog.resize(dialog.width(), needed)

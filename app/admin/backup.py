@@ -28,7 +28,14 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error
 from app.session.key_dialogs import busy_bar, heading_label
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from app.widgets import (
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    grow_to_fit,
+    paragraph,
+)
 from app.worker import Job, Worker
 from core.crypto import sealed_file
 from core.crypto.kdf import Argon2Params
@@ -145,6 +152,7 @@ class BackupDialog(QDialog):
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        grow_to_fit(self)
 
     def _done(self, result: BackupResult) -> None:
         self._job = None
@@ -153,6 +161,7 @@ class BackupDialog(QDialog):
                             for k in result.openers)  # fmt: skip
         self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
         self.outcome.show()
+        grow_to_fit(self)
         self.start_button.setEnabled(True)
 
     def _failed(self, exc: Exception) -> None:
@@ -252,6 +261,7 @@ class RestoreDialog(QDialog):
         if any(not f.text().strip() for f in fields):
             self.error.setText("Fill in every field.")
             self.error.show()
+            grow_to_fit(self)
             return
         backup, folder = Path(self.backup.text().strip()), Path(self.folder.text().strip())
         kind = "recovery" if self.with_recovery.isChecked() else "passphrase"
@@ -284,6 +294,9 @@ class RestoreDialog(QDialog):
             f"down now, it is shown only once):\n{result.recovery_key}"
         )
         self.outcome.show()
+        # The new recovery key, shown only once, must be on screen whole (the open window
+        # squeezed it off, under the form's squashed fields).
+        grow_to_fit(self)
         self.restored.emit(result)
 
     def _failed(self, exc: Exception) -> None:
@@ -292,6 +305,7 @@ class RestoreDialog(QDialog):
         self.start_button.setEnabled(True)
         self.error.setText(describe_error(exc))
         self.error.show()
+        grow_to_fit(self)
 
 
 class BackupSchedule(QObject):

@@ -114,6 +114,9 @@ class ImportPatientsDialog(QDialog):
             self.busy,
             buttons,
         )
+        # Return goes on to the next step (not Choose…, which had focus after choosing);
+        # set once the button is in the dialog, which is what makes it its default.
+        self.next_button.setDefault(True)
         self._show(self.FILE)
 
     # ----- pages ------------------------------------------------------------------------
@@ -124,6 +127,7 @@ class ImportPatientsDialog(QDialog):
         self.path.setObjectName("importFile")
         self.path.setPlaceholderText("The CSV file saved from the spreadsheet")
         choose = QPushButton("Choose…")
+        choose.setAutoDefault(False)
         choose.clicked.connect(self._choose)
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
@@ -185,6 +189,7 @@ class ImportPatientsDialog(QDialog):
         self.problems.setHorizontalHeaderLabels(["Row", "Column", "Value", "Why"])
         self.problems.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.problems.horizontalHeader().setStretchLastSection(True)
+        self.problems.verticalHeader().hide()  # its own numbers read as a second "Row"
         layout = QVBoxLayout(page)
         layout.addWidget(self.check_summary)
         layout.addWidget(self.problems, 1)
@@ -322,6 +327,10 @@ class ImportPatientsDialog(QDialog):
                 value = cells[column] if column < len(cells) else ""
                 self.preview.setItem(row, column, QTableWidgetItem(value))
         self.preview.resizeColumnsToContents()
+        for column, combo in enumerate(self.combos):  # the field names read whole
+            combo.ensurePolished()  # the stylesheet's padding counts in its size hint
+            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8)
+            self.preview.setColumnWidth(column, wide)
         self._show(self.MAPPING)
 
     def mapping(self) -> dict[str, str]:

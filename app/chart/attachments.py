@@ -39,11 +39,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.cards import list_table
-from app.messages import describe_error
+from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.sync.transfers import DOWNLOAD, AttachmentTransfers
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
 from core.sync.attachments import HERE, Attachment, Attachments
@@ -77,6 +78,7 @@ class AddAttachmentDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("addAttachmentDialog")
         self.setWindowTitle("Add a file to the chart")
+        self.setMinimumWidth(520)  # the date's hint is read whole
         self.path = path
         self.file_label = QLabel(path.name if path else "No file chosen")
         self.browse = QPushButton("Choose file…")
@@ -126,8 +128,15 @@ class AddAttachmentDialog(QDialog):
             self.error.setText("Give the file a title.")
             self.error.show()
             return None
-        return (self.path, title, self.date.text().strip() or None,
-                self.category.currentText().strip() or None)  # fmt: skip
+        # Checked here, as core will: a wrong date keeps the dialog open with everything
+        # typed in it (refused after closing, the file, title and category were lost).
+        try:
+            date = validation.past_date("date", self.date.text())
+        except ValidationError as exc:
+            self.error.setText(validation_text(exc, "attachment"))
+            self.error.show()
+            return None
+        return (self.path, title, date, self.category.currentText().strip() or None)
 
     def accept(self) -> None:
         """Close only with a file and a title."""
@@ -373,10 +382,7 @@ class AttachmentsSection:
         self.status.setText(f"Added {item.title}; it is uploaded at the next sync.")
 
     def _add_failed(self, exc: Exception) -> None:
-        text = describe_error(exc)
-        if isinstance(exc, ValidationError):
-            text = f"{exc.field}: {exc}"
-        self.status.setText(f"Not added: {text}")
+        self.status.setText(f"Not added: {describe_error(exc)}")
 
     # ----- opening and saving ------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class DuplicatesDialog(QDialog):
         self._merges: ReviewTable[tuple[PatientSummary, Merge]] = ReviewTable(
             self.MERGED_COLUMNS, "mergedTable"
         )
+        self._outcome = ""  # what the last merge, undo or dismissal did, kept over the refresh
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
         self.resize(900, 460)
@@ -64,7 +65,7 @@ class DuplicatesDialog(QDialog):
             "workstations while they were offline), or imported as a likely duplicate. "
             "Merging keeps one chart: the other's allergies, problems, medications, vitals, "
             "notes, visits, appointments and attachments show on it. A merge can be undone "
-            "(careline patient unmerge). Not a duplicate takes the pair off this list on "
+            "below, under Merged charts. Not a duplicate takes the pair off this list on "
             "every workstation."
         )
         explain.setWordWrap(True)
@@ -144,7 +145,9 @@ class DuplicatesDialog(QDialog):
 
         self._merges.show(merges, merged_row)
         self._pairs.show(pairs, lambda p: (p.first.birth_date, _name(p.first), _name(p.second)))
-        self.status.setText(counted(len(pairs), "possible duplicate", "No likely duplicates."))
+        count = counted(len(pairs), "possible duplicate", "No likely duplicates.")
+        merged = "" if merges else " No merged charts."
+        self.status.setText(f"{self._outcome} {count}{merged}".strip())
         if pairs and not self.table.selectionModel().selectedRows():
             self.table.selectRow(0)
         self._selection_changed()
@@ -184,9 +187,11 @@ class DuplicatesDialog(QDialog):
         if merge is None:
             return
         records, duplicate = self._records, merge.duplicate
+        # Named as the list names charts (an id means nothing to the person who merged).
+        name = next(_name(p) for p, m in self._merges.items if m is merge)
 
-        def undone(done: Merge) -> None:
-            self.status.setText(f"Merge undone: chart {done.duplicate} is its own again.")
+        def undone(_: Merge) -> None:
+            self._said(f"Merge undone: {name} is a chart of its own again.")
 
         label = "undo a merge of duplicate patients"
         self._write.run(lambda: Merges(records()).unmerge(duplicate), undone, label)
@@ -200,10 +205,11 @@ class DuplicatesDialog(QDialog):
         if self.keep_second.isChecked():
             keep, go = go, keep
         records, reason = self._records, self.reason.text()
+        gone, kept = _name(go), _name(keep)
 
-        def merged(done: Merge) -> None:
+        def merged(_: Merge) -> None:
             self.reason.clear()
-            self.status.setText(f"Merged: chart {done.duplicate} now shows on {done.survivor}.")
+            self._said(f"Merged: the records of {gone} now show on {kept}.")
 
         label = "merge duplicate patients"
         self._write.run(lambda: Merges(records()).merge(go.id, keep.id, reason), merged, label)
@@ -216,7 +222,7 @@ class DuplicatesDialog(QDialog):
         records, first, second = self._records, pair.first.id, pair.second.id
 
         def dismissed(_: None) -> None:
-            self.status.setText(
+            self._said(
                 f"Marked as two people: {_name(pair.first)} and {_name(pair.second)} "
                 "(careline patient not-duplicate --undo to list them again)."
             )
@@ -224,3 +230,8 @@ class DuplicatesDialog(QDialog):
         self._write.run(
             lambda: Merges(records()).dismiss(first, second), dismissed, "dismiss a duplicate"
         )
+
+    def _said(self, outcome: str) -> None:
+        # Kept: the change broadcast refreshes the list at once, which rewrites the status.
+        self._outcome = outcome
+        self.status.setText(outcome)

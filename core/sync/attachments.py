@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
 from core.errors import CarelineError
+from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
@@ -264,6 +265,9 @@ class Attachments:
         uploaded at the next sync."""
         self.records.get_patient(patient_id)
         self.records.require("attachments.list", patient_id)
+        # The date is checked before the file is encrypted: refused afterwards, it left a
+        # blob marked for upload that no record refers to.
+        date = v.past_date("date", date)
         key = current_key(self.records)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:

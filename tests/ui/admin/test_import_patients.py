@@ -124,3 +124,23 @@ def test_stop_import_ends_it_between_batches_and_says_what_was_imported(
     added = database.query("SELECT count(*) FROM patients")[0][0] - before
     assert added == result.added
     assert dialog.close_button.text() == "Close"
+
+
+def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    # Return pressed the Choose… button (the dialog's first button) and opened the file
+    # dialog again; the column combos were cut to their column's width ("Family nar").
+    csv = tmp_path / "list.csv"
+    csv.write_text(LIST, encoding="utf-8")
+    tools = signed_in.workspace.admin_tools
+    tools.import_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    assert dialog.next_button.isDefault()
+    dialog.path.setText(str(csv))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    for column, combo in enumerate(dialog.combos):
+        assert dialog.preview.columnWidth(column) >= combo.sizeHint().width()
+    assert not dialog.problems.verticalHeader().isVisible()

@@ -210,6 +210,31 @@ def test_a_damaged_pdf_is_refused_with_its_name(
     assert section.viewer is None
 
 
+def test_a_wrong_date_keeps_the_dialog_open_with_what_was_typed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    # Refused after the dialog had closed, the file, title and category were lost, and the
+    # message said "date: date: ...".
+    _, section = open_attachments(qtbot, signed_in)
+    letter = tmp_path / "letter.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    section.add_file(letter)
+    dialog = section.add_dialog
+    assert dialog is not None
+    dialog.title.setText("Cardiology referral")
+    dialog.date.setText("2026-02-30")
+    dialog.category.setCurrentText("letter")
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible()
+    assert dialog.error.text() == "Date: '2026-02-30' is not a date: February 2026 has 28 days."
+    assert (dialog.title.text(), dialog.category.currentText()) == ("Cardiology referral", "letter")
+    assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
+    dialog.date.setText("2026-2-3")  # as typed, written out whole
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+    assert clinic.database.query("SELECT date FROM attachments")[0][0] == "2026-02-03"
+
+
 def test_a_file_the_app_cannot_show_opens_in_the_system_viewer_and_goes_with_the_chart(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,7 +47,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     dialog = window.workspace.admin_tools.dialog
     assert isinstance(dialog, DuplicatesDialog)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
-    assert dialog.status.text() == "1 possible duplicate."
+    assert dialog.status.text() == "1 possible duplicate. No merged charts."
     assert not dialog.merge_button.isEnabled()  # no reason given yet
     # The sample chart sorts first (OKAFOR before OKAFUR): keep it.
     assert dialog.keep_first.text().startswith("Keep OKAFOR, Chinedu, MRN MRN-1003")
@@ -56,6 +56,13 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
     qtbot.waitUntil(lambda: page.model.rowCount() == 5, timeout=5_000)
+    # What was done stays on screen after the lists refresh (it was replaced at once by
+    # "No likely duplicates."), naming the charts, not their ids.
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    assert dialog.status.text() == (
+        "Merged: the records of OKAFUR, Chinedu now show on OKAFOR, Chinedu, MRN MRN-1003. "
+        "No likely duplicates."
+    )
     assert clinic.database.query("SELECT merged_into FROM patients WHERE id = ?", (second,)) == [
         (first,)
     ]
@@ -81,6 +88,10 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 0, timeout=5_000)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)  # a pair again
+    assert dialog.status.text() == (
+        "Merge undone: OKAFUR, Chinedu is a chart of its own again. 1 possible duplicate. "
+        "No merged charts."
+    )
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
     qtbot.waitUntil(lambda: visits.timeline.count() == 0, timeout=5_000)
