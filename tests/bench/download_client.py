@@ -37,6 +37,7 @@ from core.server.settings import load_server_settings
 
 # The desktop benchmark's bulk writer and throwaway password: the same records everywhere.
 from .desktop_sync_bench import PASSWORD, _bulk_patients
+from .server_bench import _proc_cpu_s
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCH_PAGE = 200  # the patient list's page (app/patients/list_page.py PAGE_SIZE)
@@ -88,6 +89,7 @@ class ClientSpec:
     edits: int = 15
     queries: list[str] = field(default_factory=list)
     edited_patient: str = "p0000000"
+    server_pid: int | None = None  # to read the server's CPU time over the download
 
 
 def run_client(spec: ClientSpec) -> dict[str, Any]:
@@ -141,6 +143,15 @@ def _peak_kb() -> int:
     return found if found is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu_s(pid: int | None) -> float:
+    return _proc_cpu_s(pid) if pid else 0.0
+
+
 def _client(spec: ClientSpec) -> dict[str, Any]:
     import keyring
     import keyring.backends.fail
@@ -171,9 +182,13 @@ def _client(spec: ClientSpec) -> dict[str, Any]:
 
     try:
         rss_before = proc_status_kb("self", "VmRSS")
+        server_cpu = _server_cpu_s(spec.server_pid)
+        cpu = _cpu_s()
         t0 = time.perf_counter()
         report = sync(ws.database, transport, "admin", on_progress=progress)
         seconds = time.perf_counter() - t0
+        cpu = _cpu_s() - cpu
+        server_cpu = _server_cpu_s(spec.server_pid) - server_cpu
         peak_download = _peak_kb()
         received = report.snapshot_records + report.pulled
         _log(f"first download: {received:,} records in {seconds:.1f} s")
@@ -206,6 +221,10 @@ def _client(spec: ClientSpec) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "records_received": received,
         "records_per_s": round(received / seconds),
+        # CPU seconds over the download, this process's and the server's: what the work
+        # costs, which the machine's load moves far less than the wall time.
+        "cpu_s": round(cpu, 2),
+        "server_cpu_s": round(server_cpu, 2) if spec.server_pid else None,
         "patients_on_workstation": patients,
         "rss_before_download_kb": rss_before,
         "peak_rss_download_kb": peak_download,

@@ -18,8 +18,9 @@ leads on the first three (PouchDB / Careline above 1). Skipped, with the reason 
 report and no target, when Node, npm or the packages are missing or npm fails.
 
 ``scale`` (tests/bench/scale_bench.py): first download, search and the one-edit sync at 10 %,
-30 % and 100 % of ``--scale-records`` (1,000,000). Targets: seconds per record at every size
-within 1.3 x the smallest size's (linear growth); the client's peak RSS within 1.25 x (flat);
+30 % and 100 % of ``--scale-records`` (1,000,000). Targets: CPU seconds (workstation + server)
+per downloaded record at every size within 1.3 x the smallest size's (linear growth; the wall
+time's growth is reported beside it); the client's peak RSS within 1.25 x (flat);
 the one-edit sync within 2 x (flat); name search and an every-patient prefix search under
 100 ms at the largest size. The server's peak RSS is reported.
 """

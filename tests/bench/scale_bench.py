@@ -7,7 +7,9 @@ One ``careline-server`` data folder grows through a few sizes (by default 10 %, 
 ``careline-server run`` is started in its own process, and a brand-new workstation in a
 process of its own (``tests/bench/download_client.py``) enrolls and measures:
 
-* its first download: seconds and records per second (time should grow linearly);
+* its first download: seconds, records per second, and the CPU seconds of the workstation
+  and of the server over it (the cost should grow linearly; judged on CPU time, which the
+  shared machine's load moves far less than the wall time, reported beside it);
 * its peak RSS (``VmHWM``) over the download, and the RSS after every snapshot page (the
   download goes page by page, so memory should stay flat as the clinic grows);
 * the patient search the app's list makes (``search_patients``, first page of 200): a
@@ -102,13 +104,15 @@ def run(records: int = DEFAULT_RECORDS) -> dict[str, Any]:
             held = size
             desk = folder / f"desk-{size}"
             with server_process(data_dir) as running:
-                spec = ClientSpec(running.url, running.ca_pem, code, str(desk), queries=queries)
+                spec = ClientSpec(running.url, running.ca_pem, code, str(desk), queries=queries,
+                                  server_pid=running.process.pid)  # fmt: skip
                 client = run_client(spec)
                 server_peak = proc_status_kb(running.process.pid, "VmHWM")
             shutil.rmtree(desk, ignore_errors=True)  # the disk is shared too
             complete = client["patients_on_workstation"] == size
             _log(
-                f"{size:,}: {client['seconds']:.1f} s ({client['records_per_s']:,}/s), client "
+                f"{size:,}: {client['seconds']:.1f} s ({client['records_per_s']:,}/s; CPU "
+                f"{client['cpu_s']:.0f} s client, {client['server_cpu_s']:.0f} s server), client "
                 f"peak {client['peak_rss_download_kb'] / 1024:.0f} MB, server peak "
                 f"{(server_peak or 0) / 1024:.0f} MB, one-edit sync "
                 f"{client['incremental_median_ms']} ms, complete: {complete}"
@@ -122,6 +126,10 @@ def report(by_size: list[dict[str, Any]]) -> dict[str, Any]:
     """The judgements over the sizes' figures, and the targets."""
     sizes = [s["records"] for s in by_size]
     largest = by_size[-1]
+    # Linear growth is judged on CPU seconds (client + server) per record: on a shared
+    # machine the wall time follows the other work's load; it is judged beside, no target.
+    cpu = [s["cpu_s"] + s["server_cpu_s"] for s in by_size]
+    cpu_growth = judge_growth(sizes, cpu, LINEAR_TOLERANCE, True)
     time_growth = judge_growth(sizes, [s["seconds"] for s in by_size], LINEAR_TOLERANCE, True)
     rss_growth = judge_growth(
         sizes, [s["peak_rss_download_kb"] for s in by_size], RSS_TOLERANCE, False
@@ -136,17 +144,19 @@ def report(by_size: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "sizes": sizes,
         "by_size": by_size,
+        "download_cpu_growth": cpu_growth,
         "download_time_growth": time_growth,
         "client_peak_rss_growth": rss_growth,
         "incremental_sync_growth": incremental_growth,
         "targets": {
             "download_linear": {
-                "target": f"first download time grows linearly up to {n} records: seconds per "
-                f"record at every size at most {LINEAR_TOLERANCE} x the smallest size's "
-                f"({', '.join(f'{s:,}' for s in sizes)}), every download complete",
-                "value": time_growth["ratio"],
+                "target": f"first download cost grows linearly up to {n} records: CPU seconds "
+                f"(workstation + server) per record at every size at most {LINEAR_TOLERANCE} x "
+                f"the smallest size's ({', '.join(f'{s:,}' for s in sizes)}), every download "
+                "complete (wall time: download_time_growth)",
+                "value": cpu_growth["ratio"],
                 "limit": LINEAR_TOLERANCE,
-                "met": time_growth["within"] and complete,
+                "met": cpu_growth["within"] and complete,
             },
             "client_rss_flat": {
                 "target": f"the workstation's peak RSS over its first download stays flat up to "
