@@ -17,6 +17,8 @@ clients, each in a process of its own, take turns: Careline, PouchDB, Careline, 
 
 * first download: Careline's first sync session (``tests/bench/download_client.py``);
   PouchDB's ``replicate.from`` with ``batch_size`` 1000 (``tests/bench/peer/pouchdb_peer.js``);
+  its wall time, and the CPU seconds of client and server over it (on a shared machine the
+  wall time follows the other work's load; the CPU time far less);
 * incremental sync of one changed record: one patient's given name changed locally, then
   one session both ways (Careline ``sync``; ``PouchDB.sync``), median of the edits, after
   one untimed session that settles the first push;
@@ -169,10 +171,15 @@ def pouch_server(stack: NodeStack, folder: Path, records: int) -> Iterator[dict[
                 process.wait(timeout=20)
 
 
-def pouch_client(stack: NodeStack, url: str, folder: Path, edits: int = EDITS) -> dict[str, Any]:
+def pouch_client(
+    stack: NodeStack, url: str, folder: Path, server_pid: int, edits: int = EDITS
+) -> dict[str, Any]:
     """A fresh PouchDB's replication of ``url`` and its one-edit syncs, in a node process."""
+    ticks = str(os.sysconf("SC_CLK_TCK"))
     done = subprocess.run(
-        stack.command("replicate", url, str(folder), str(BATCH_SIZE), str(edits)),
+        stack.command(
+            "replicate", url, str(folder), str(BATCH_SIZE), str(edits), str(server_pid), ticks
+        ),
         capture_output=True,
         text=True,
         env=stack.env(),
@@ -187,6 +194,8 @@ def pouch_client(stack: NodeStack, url: str, folder: Path, edits: int = EDITS) -
         "seconds": round(figures["seconds"], 2),
         "records_received": figures["docs_written"],
         "records_per_s": round(figures["docs_written"] / figures["seconds"]),
+        "cpu_s": round(figures["cpu_s"], 2),
+        "server_cpu_s": round(figures["server_cpu_s"], 2),
         "doc_count": figures["doc_count"],
         "peak_rss_kb": figures["peak_rss_kb"],
         "incremental_ms": [round(t, 2) for t in incremental],
@@ -199,11 +208,20 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def _download_cpu(run: dict[str, Any]) -> dict[str, Any]:
+    """The run with ``download_cpu_s``: the client's and the server's CPU seconds over the
+    download (what the work costs, which the machine's load moves far less than the time)."""
+    return {**run, "download_cpu_s": round(run["cpu_s"] + run["server_cpu_s"], 2)}
+
+
 def summarize(careline: list[dict[str, Any]], pouch: list[dict[str, Any]]) -> dict[str, Any]:
     """Each system's medians over its runs, and PouchDB / Careline (above 1: Careline
     leads)."""
+    careline = [_download_cpu(r) for r in careline]
+    pouch = [_download_cpu(r) for r in pouch]
     measures = {
         "first_download_s": "seconds",
+        "first_download_cpu_s": "download_cpu_s",
         "incremental_sync_ms": "incremental_median_ms",
         "disk_bytes": "disk_bytes",
         "client_peak_rss_kb": "peak_rss_kb",
@@ -240,11 +258,12 @@ def run(records: int = DEFAULT_RECORDS, runs: int = DEFAULT_RUNS) -> dict[str, A
             _log(f"PouchDB: {records:,} patients loaded in {served['load_s']:.0f} s")
             for r in range(runs):
                 desk = folder / f"careline-{r}"
-                spec = ClientSpec(running.url, running.ca_pem, code, str(desk), f"desk {r}")
+                spec = ClientSpec(running.url, running.ca_pem, code, str(desk), f"desk {r}",
+                                  server_pid=running.process.pid)  # fmt: skip
                 careline.append(run_client(spec))
                 shutil.rmtree(desk, ignore_errors=True)
                 local = folder / f"pouchdb-{r}"
-                pouch.append(pouch_client(stack, served["url"], local))
+                pouch.append(pouch_client(stack, served["url"], local, served["pid"]))
                 shutil.rmtree(local, ignore_errors=True)
                 _log(
                     f"run {r + 1}: Careline {careline[-1]['seconds']:.1f} s, "

@@ -49,12 +49,14 @@ def test_scale_sizes_lead_up_to_the_records_asked_for() -> None:
 
 def test_pouchdb_over_careline_above_one_means_careline_leads() -> None:
     careline = [{"seconds": 10.0, "incremental_median_ms": 5.0, "disk_bytes": 100,
-                 "peak_rss_kb": 50}] * 2  # fmt: skip
+                 "peak_rss_kb": 50, "cpu_s": 6.0, "server_cpu_s": 2.0}] * 2  # fmt: skip
     pouch = [{"seconds": 20.0, "incremental_median_ms": 4.0, "disk_bytes": 100,
-              "peak_rss_kb": 100}] * 2  # fmt: skip
+              "peak_rss_kb": 100, "cpu_s": 3.0, "server_cpu_s": 3.0}] * 2  # fmt: skip
     medians = peer_bench.summarize(careline, pouch)
     assert medians["first_download_s"]["pouchdb_over_careline"] == 2.0
     assert medians["incremental_sync_ms"]["pouchdb_over_careline"] == 0.8
+    assert medians["first_download_cpu_s"] == {"careline": 8.0, "pouchdb": 6.0,
+                                               "pouchdb_over_careline": 0.75}  # fmt: skip
 
 
 def test_peer_part_is_skipped_with_the_reason_without_node(

@@ -5,10 +5,11 @@
 //     "clinic" gets RECORDS patients first, written straight into the store 1,000 per
 //     bulkDocs, as the Careline benchmark writes straight into its server's replica. Prints
 //     one JSON line {"ready": true, ...} once it listens.
-//   node pouchdb_peer.js replicate URL DIR BATCH EDITS
+//   node pouchdb_peer.js replicate URL DIR BATCH EDITS [SERVER_PID CLK_TCK]
 //     A fresh PouchDB (pouchdb-node, LevelDB in DIR) replicates URL (batch_size BATCH), then
 //     EDITS times: changes one patient locally and runs one PouchDB.sync with URL (both
-//     directions, as a Careline sync session), timed. Prints one JSON line of figures.
+//     directions, as a Careline sync session), timed. Prints one JSON line of figures: with
+//     SERVER_PID, the server's CPU seconds over the replication too (/proc, CLK_TCK ticks/s).
 //
 // The patients are the Careline benchmark's (tests/bench/desktop_sync_bench.py):
 // id p0000000..., family Fam000000..., given "G", birth_date "1980-01-01".
@@ -24,6 +25,18 @@ function patient(i) {
     given: 'G',
     birth_date: '1980-01-01',
   };
+}
+
+function serverCpuS(pid, ticks) {
+  if (!pid) return 0;
+  const stat = require('fs').readFileSync('/proc/' + pid + '/stat', 'utf8');
+  const fields = stat.split(')').pop().trim().split(/\s+/);
+  return (Number(fields[11]) + Number(fields[12])) / ticks; // utime, stime
+}
+
+function cpuS() {
+  const used = process.cpuUsage();
+  return (used.user + used.system) / 1e6;
 }
 
 function seconds(start) {
@@ -61,12 +74,16 @@ async function serve(dir, port, records) {
   process.on('SIGINT', stop);
 }
 
-async function replicate(url, dir, batchSize, edits) {
+async function replicate(url, dir, batchSize, edits, serverPid, ticks) {
   const local = new PouchDB(dir);
   const remote = new PouchDB(url);
+  let serverCpu = serverCpuS(serverPid, ticks);
+  let cpu = cpuS();
   let start = process.hrtime.bigint();
   const result = await local.replicate.from(remote, { batch_size: batchSize });
   const downloadS = seconds(start);
+  cpu = cpuS() - cpu;
+  serverCpu = serverCpuS(serverPid, ticks) - serverCpu;
   const docCount = (await local.info()).doc_count;
   // One sync both ways first, so the push side has its checkpoint (Careline's session
   // after a first download needs none), then the timed ones.
@@ -87,6 +104,8 @@ async function replicate(url, dir, batchSize, edits) {
   console.log(
     JSON.stringify({
       seconds: downloadS,
+      cpu_s: cpu,
+      server_cpu_s: serverPid ? serverCpu : null,
       docs_written: result.docs_written,
       doc_count: docCount,
       incremental_ms: incremental,
@@ -100,7 +119,8 @@ async function main(argv) {
   if (command === 'serve') {
     await serve(args[0], Number(args[1]), Number(args[2]));
   } else if (command === 'replicate') {
-    await replicate(args[0], args[1], Number(args[2]), Number(args[3]));
+    const [url, dir, batch, edits, serverPid, ticks] = args;
+    await replicate(url, dir, Number(batch), Number(edits), Number(serverPid || 0), Number(ticks || 100));
   } else {
     throw new Error('usage: pouchdb_peer.js serve DIR PORT RECORDS | replicate URL DIR BATCH EDITS');
   }
