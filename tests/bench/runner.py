@@ -173,6 +173,14 @@ def main(argv: Sequence[str]) -> int:
         return store_bench.main(argv)
     started = time.perf_counter()
     parts = [args.only] if args.only else list(PARTS)
+    # Bad sizes are refused before any part runs, not after an hour of the others.
+    if "peer" in parts and (args.peer_records < 1 or args.peer_runs < 1):
+        ap.error("--peer-records and --peer-runs must be at least 1")
+    if "scale" in parts:
+        try:
+            scale_bench.scale_sizes(args.scale_records)
+        except ValueError as exc:
+            ap.error(str(exc))
     loadavg_at_start = list(os.getloadavg())
     results: dict[str, Any] = {}
     elapsed: dict[str, float] = {}
