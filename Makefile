@@ -57,8 +57,12 @@ package-test: $(PACKAGE_STAMP)
 	CARELINE_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/package \
 		--durations=10
 
+# Every part; one part: `make bench ONLY=peer` (make takes no `--only` of its own), other
+# options: `make bench ONLY=scale BENCH_ARGS="--scale-records 300000"`.
+ONLY ?=
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@$(BIN)/python -m tests.bench
+	@$(BIN)/python -m tests.bench $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

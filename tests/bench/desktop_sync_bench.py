@@ -69,11 +69,13 @@ def _log(message: str) -> None:
     print(f"[desktop-bench] {message}", file=sys.stderr, flush=True)
 
 
-def _bulk_patients(db: Database, count: int) -> None:
-    """``count`` new patients, one op each, 1,000 per transaction."""
-    for start in range(0, count, 1000):
+def _bulk_patients(db: Database, count: int, first: int = 0) -> None:
+    """``count`` new patients, one op each, 1,000 per transaction; numbered from ``first``
+    (the scale benchmark grows one clinic: tests/bench/scale_bench.py)."""
+    end = first + count
+    for start in range(first, end, 1000):
         with db.write("bench", "patient.create", "patient", "many") as tx:
-            for i in range(start, min(start + 1000, count)):
+            for i in range(start, min(start + 1000, end)):
 
                 def create(doc: RecordDoc, hlc: str, i: int = i) -> None:
                     for f, v in (

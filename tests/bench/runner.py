@@ -4,10 +4,25 @@ sync, clinical and authorization engine benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv`` runs one part (its
-targets only).
+``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv|peer|scale`` runs one
+part (its targets only); ``make bench ONLY=peer`` passes it through make (``BENCH_ARGS`` any
+other options).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
+
+``peer`` (tests/bench/peer_bench.py, optional): the PouchDB comparison. express-pouchdb and
+pouchdb-node from npm, installed into ``.bench/peer``; the same ``--peer-records`` patients
+(100,000) on both sides, ``--peer-runs`` (2) interleaved runs of each; first download,
+incremental sync of one changed record, client bytes on disk, peak RSS. Targets: Careline
+leads on the first three (PouchDB / Careline above 1). Skipped, with the reason in the
+report and no target, when Node, npm or the packages are missing or npm fails.
+
+``scale`` (tests/bench/scale_bench.py): first download, search and the one-edit sync at 10 %,
+30 % and 100 % of ``--scale-records`` (1,000,000). Targets: CPU seconds (workstation + server)
+per downloaded record at every size within 1.3 x the smallest size's (linear growth; the wall
+time's growth is reported beside it); the client's peak RSS within 1.25 x (flat);
+the one-edit sync within 2 x (flat); name search and an every-patient prefix search under
+100 ms at the largest size. The server's peak RSS is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +42,8 @@ from . import (
     clinical_bench,
     csv_bench,
     desktop_sync_bench,
+    peer_bench,
+    scale_bench,
     server_bench,
     store_bench,
     sync_bench,
@@ -35,7 +52,7 @@ from . import (
 
 PARTS = (
     "store", "sync", "attachments", "chart_attachments", "server", "desktop", "vitals",
-    "clinical", "authz", "csv",
+    "clinical", "authz", "csv", "peer", "scale",
 )  # fmt: skip
 
 
@@ -133,11 +150,37 @@ def main(argv: Sequence[str]) -> int:
         default=server_bench.DEFAULT_SECONDS,
         help="length of the server load test",
     )
+    ap.add_argument(
+        "--peer-records",
+        type=int,
+        default=peer_bench.DEFAULT_RECORDS,
+        help="patients on both sides of the PouchDB comparison",
+    )
+    ap.add_argument(
+        "--peer-runs",
+        type=int,
+        default=peer_bench.DEFAULT_RUNS,
+        help="interleaved runs of each system in the PouchDB comparison",
+    )
+    ap.add_argument(
+        "--scale-records",
+        type=int,
+        default=scale_bench.DEFAULT_RECORDS,
+        help="the largest clinic of the scale benchmark (also measured at 10%% and 30%%)",
+    )
     args = ap.parse_args(argv)
     if args.diagnostics_child:  # the store benchmark's own child processes
         return store_bench.main(argv)
     started = time.perf_counter()
     parts = [args.only] if args.only else list(PARTS)
+    # Bad sizes are refused before any part runs, not after an hour of the others.
+    if "peer" in parts and (args.peer_records < 1 or args.peer_runs < 1):
+        ap.error("--peer-records and --peer-runs must be at least 1")
+    if "scale" in parts:
+        try:
+            scale_bench.scale_sizes(args.scale_records)
+        except ValueError as exc:
+            ap.error(str(exc))
     loadavg_at_start = list(os.getloadavg())
     results: dict[str, Any] = {}
     elapsed: dict[str, float] = {}
@@ -206,9 +249,11 @@ def main(argv: Sequence[str]) -> int:
         targets += desktop_targets(results["clinical"], "clinical")
     targets += authz_bench.run_part(parts, results, elapsed)
     targets += csv_bench.run_part(parts, results, elapsed)
+    targets += peer_bench.run_part(parts, results, elapsed, args.peer_records, args.peer_runs)
+    targets += scale_bench.run_part(parts, results, elapsed, args.scale_records)
     report: dict[str, Any] = {
         "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical, "
-        "authorization and CSV import",
+        "authorization, CSV import, PouchDB comparison and scale",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,
