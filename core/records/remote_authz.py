@@ -303,18 +303,23 @@ Summary = dict[str, Any]
 def summary(doc: RecordDoc) -> Summary:
     """What of a document an op can change, per field (compared before and after)."""
     out: Summary = {}
-    # Only roots that exist are read: reading one creates it, changing the document.
-    roots = crdt.root_names(doc)
-    if "r" in roots:
-        for fld, entries in crdt.all_live(doc).items():
-            out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
-    for fld, elements in crdt.all_elements(doc, roots=roots).items():
-        out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
-    for fld, changes in crdt.all_history(doc, roots=roots).items():
-        out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
-    for root in roots:
-        if root.startswith("t:"):
-            out[root] = str(crdt.text(doc, root[2:]))
+    # One pycrdt transaction for every read (each read would otherwise open its own: this
+    # runs twice per op at remote apply).
+    with doc.transaction():
+        # Only roots that exist are read: reading one creates it, changing the document.
+        roots = crdt.root_names(doc)
+        if "r" in roots:
+            for fld, entries in crdt.all_live(doc, in_transaction=True).items():
+                out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
+        if "s" in roots:
+            for fld, elements in crdt.all_elements(doc, True, roots).items():
+                out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
+        if "h" in roots:
+            for fld, changes in crdt.all_history(doc, True, roots).items():
+                out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
+        for root in roots:
+            if root.startswith("t:"):
+                out[root] = str(crdt.text(doc, root[2:]))
     return out
 
 

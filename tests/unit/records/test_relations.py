@@ -123,6 +123,28 @@ def test_an_op_is_judged_at_its_time_and_grants_shortly_after_it(
     assert held is allowed
 
 
+def test_answers_worked_out_once_per_permission_epoch_still_tell_charts_apart() -> None:
+    """Remote apply asks the engine once per permission, author and epoch for every chart
+    no tuple names; a chart that a tuple names (restricted) is still judged on its own, and
+    a new permission write (a revoke) makes every answer be worked out again."""
+    history = remote_authz.History()
+    at0 = oplog.format_hlc(1_000, 0, "a" * 16)
+    for fld, value in (("username", "nina"), ("role", "clinician"), ("active", True)):
+        history.add("user:nina", "user", fld, remote_authz.Write(at0, f"u-{fld}", value), False)
+    for fld, value in (("object", "patient:p2"), ("relation", "restricted"),
+                       ("subject", "user:*"), ("granted", True)):  # fmt: skip
+        history.add("rel:r", "relation", fld, remote_authz.Write(at0, f"r-{fld}", value), False)
+    permissions = remote_authz.RemotePermissions(history)
+    op_at = oplog.format_hlc(5_000, 0, "b" * 16)
+    asked = [(chart, permissions._held(op_at, "prescribe", chart, "nina"))
+             for chart in ("patient:p1", "patient:p2", "patient:p3")]  # fmt: skip
+    assert asked == [("patient:p1", True), ("patient:p2", False), ("patient:p3", True)]
+    revoked = oplog.format_hlc(4_000, 0, "a" * 16)
+    history.add("user:nina", "user", "active", remote_authz.Write(revoked, "u-off", False), False)
+    assert not permissions._held(op_at, "prescribe", "patient:p1", "nina")
+    assert permissions._held(oplog.format_hlc(3_000, 0, "b" * 16), "prescribe", "patient:p3", "nina")
+
+
 @pytest.mark.strict_authz
 def test_an_admin_registers_a_patient_on_one_replica_and_every_replica_accepts_it() -> None:
     """Registering needs register_patient (an admin has it), locally and at remote apply:
