@@ -248,6 +248,8 @@ class History:
 # (the upgrade from releases without authorization: "from the clinic's start").
 _SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
 _SINCE_VALUES = frozenset(_SINCE_FIELDS.values())
+# One epoch's tuples, the objects they name, and the answers worked out from them.
+_Epoch = tuple[list[RelationTuple], set[str], dict[tuple[str, str, str], bool]]
 # A record id that cannot be mistaken for a wildcard, a userset or another object.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -338,9 +340,12 @@ class RemotePermissions:
     history: History
     break_glass: Any = None  # callable (patient_id, username, hlc) -> bool, when known
 
-    def problem(self, op: Op, type_name: str, before: Summary, doc: RecordDoc) -> str | None:
-        """Why ``op`` (already applied to ``doc``) may not be made by its author, or None."""
-        fields = changed_fields(before, summary(doc))
+    def problem(
+        self, op: Op, type_name: str, before: Summary, doc: RecordDoc, after: Summary | None = None
+    ) -> str | None:
+        """Why ``op`` (already applied to ``doc``) may not be made by its author, or None
+        (``after``: ``summary(doc)``, when the caller has read it already)."""
+        fields = changed_fields(before, summary(doc) if after is None else after)
         if not fields:
             return None
         if type_name == "user":
@@ -384,7 +389,7 @@ class RemotePermissions:
             return self._check(self.history.tuples_at(hlc), permission, obj, author)
         memo = self.history._memo
         key = f"held:{at}"
-        seen = memo.get(key)
+        seen: _Epoch | None = memo.get(key)
         if seen is None:
             tuples = self.history.tuples_at(hlc)
             named = {t.object for t in tuples} | {t.subject.partition("#")[0] for t in tuples}
