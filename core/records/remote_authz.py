@@ -249,7 +249,7 @@ class History:
 _SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
 _SINCE_VALUES = frozenset(_SINCE_FIELDS.values())
 # One epoch's tuples, the objects they name, and the answers worked out from them.
-_Epoch = tuple[list[RelationTuple], set[str], dict[tuple[str, str, str], bool]]
+_Epoch = tuple[list[RelationTuple], set[str], dict[tuple[str, str | None, str], bool]]
 # A record id that cannot be mistaken for a wildcard, a userset or another object.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -400,7 +400,7 @@ class RemotePermissions:
         # so it is worked out once per permission, author and epoch, not once per op.
         ident = obj[len(PATIENT_PREFIX) :] if obj.startswith(PATIENT_PREFIX) else ""
         unnamed = obj not in named and _PLAIN_ID.fullmatch(ident) is not None
-        question = (permission, PATIENT_PREFIX if unnamed else obj, author)
+        question = (permission, None if unnamed else obj, author)  # None: any such chart
         answer = answers.get(question)
         if answer is None:
             answer = answers[question] = self._check(tuples, permission, obj, author)

@@ -3,7 +3,9 @@
 * local write rate: ``ClinicRecords.update_patient`` edits/s (document change, rows, FTS,
   op log and audit entry in one transaction each);
 * remote apply rate: ops/s through ``apply_ops`` into SQLCipher, materialization included,
-  against the raw ``pycrdt`` apply rate of the very same updates measured in the same run;
+  with every op verified and with verification off, against the raw ``pycrdt`` apply rate
+  of the very same updates, the three measured side by side (batches in turn), in wall
+  time and per CPU-second, with the floor no Python apply goes below here (issue 17);
 * bytes per op on the wire (a push message) against the raw Yjs update size;
 * incremental sync of one new op between replicas sharing 1k / 10k / 100k ops of history.
 
