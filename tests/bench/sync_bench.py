@@ -274,6 +274,9 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
         "careline_vs_raw_ratio": round(careline_s / raw_s, 2),
         "unverified_vs_raw_ratio": round(unverified_s / raw_s, 2),
         "measured": "side by side, batches of 500 ops in turn",
+        # False would mean the "verified" replica skipped the permission checks (see
+        # runner.enforcing): its figure would then not be what a clinic runs.
+        "permissions_enforced": authorize.ENFORCING,
         # CPU time is steadier than wall time on a loaded machine (the apply is one thread,
         # SQLite's work included); rates per CPU-second, and the same ratios.
         "per_cpu_second": {
