@@ -42,8 +42,9 @@ def clinic_model() -> AuthorizationModel:
 
 
 @functools.cache
-def _model_engine() -> Engine:
-    """An engine over no tuples: its model analysis, shared by every check."""
+def model_engine() -> Engine:
+    """An engine over no tuples: its model analysis (which costs more than most checks),
+    shared by every check through ``Engine.with_tuples``."""
     return Engine(clinic_model(), MemoryTuples(()))
 
 
@@ -54,12 +55,12 @@ def subject_of(actor: str) -> str:
 
 def allowed(db: Database | Transaction, actor: str, permission: str, obj: str) -> bool:
     """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now."""
-    return _model_engine().with_tuples(StoreTuples(db)).check(obj, permission, subject_of(actor))
+    return model_engine().with_tuples(StoreTuples(db)).check(obj, permission, subject_of(actor))
 
 
 def permitted(db: Database | Transaction, actor: str, obj: str) -> frozenset[str]:
     """Every permission ``actor`` holds on ``obj`` (what the screens enable)."""
-    return _model_engine().with_tuples(StoreTuples(db)).permitted(obj, subject_of(actor))
+    return model_engine().with_tuples(StoreTuples(db)).permitted(obj, subject_of(actor))
 
 
 def patient_of(

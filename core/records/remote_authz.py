@@ -35,11 +35,12 @@ again (every sync re-sends quarantined ops) and now passes.
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.authz.engine import Engine
 from core.authz.tuples import MemoryTuples, RelationTuple
 from core.records import authorize, crdt
 from core.records.crdt import RecordDoc
@@ -83,14 +84,19 @@ class History:
     writes: dict[str, dict[str, dict[str, Write]]] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     new: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    # What was worked out from the writes so far (``_boundaries``); emptied by every change.
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, record_id: str, type_name: str, fld: str, w: Write, fresh: bool) -> None:
         """Remember one write (``fresh``: not yet in ``authz_writes``)."""
         by_field = self.writes.setdefault(record_id, {}).setdefault(fld, {})
-        self.types[record_id] = type_name
+        if self.types.get(record_id) != type_name:
+            self.types[record_id] = type_name
+            self._memo.clear()
         if w.write_id in by_field:
             return
         by_field[w.write_id] = w
+        self._memo.clear()
         if fresh:
             self.new.append((w.write_id, record_id, fld, crdt_json(w.value), w.hlc))
 
@@ -125,6 +131,16 @@ class History:
         write up to ``GRANT_LEEWAY_MS`` after it (a grant made on a workstation whose clock
         was ahead of the op's: see the module docstring)."""
         wall = parse_hlc(hlc)[0]
+        marks = self._boundaries()
+        if marks is not None:
+            # The same set as below, from the writes' HLCs sorted once: only those after
+            # ``hlc`` are looked at (usually none: permissions change rarely).
+            stamps, walls = marks[1], marks[2]
+            start = bisect.bisect_right(stamps, hlc)
+            later_sorted = [
+                stamps[i] for i in range(start, len(stamps)) if walls[i] <= wall + GRANT_LEEWAY_MS
+            ]
+            return [hlc, *later_sorted]
         later = {
             w.hlc
             for fields in self.writes.values()
@@ -151,8 +167,51 @@ class History:
             out[name] = role if isinstance(role, str) else None
         return out
 
+    def _boundaries(self) -> tuple[list[str], list[str], list[int]] | None:
+        """Every HLC the permissions can change at, sorted: the writes' own and the
+        ``since`` values that move a first grant earlier (``value_at``); then the writes'
+        distinct HLCs, sorted, and their wall times (for ``moments``). None when a stamp is
+        not text (a malformed entry): callers then take the long way, which fails as before.
+
+        The permissions as of ``hlc`` depend only on which of these stamps are not after
+        ``hlc`` (every comparison ``value_at`` makes is one of them against ``hlc``), so
+        ``epoch(hlc)``, the count of such stamps, names them: equal epochs, equal tuples."""
+        if "marks" not in self._memo:
+            stamps = {
+                w.hlc for fields in self.writes.values() for ws in fields.values()
+                for w in ws.values()
+            }  # fmt: skip
+            since = {
+                w.value for fields in self.writes.values()
+                for name, ws in fields.items() if name in _SINCE_VALUES for w in ws.values()
+            }  # fmt: skip
+            marks: tuple[list[str], list[str], list[int]] | None = None
+            if all(isinstance(s, str) for s in stamps):
+                ordered = sorted(stamps)
+                every = sorted(stamps | {s for s in since if isinstance(s, str)})
+                marks = (every, ordered, [_wall(s) for s in ordered])
+            self._memo["marks"] = marks
+        found: tuple[list[str], list[str], list[int]] | None = self._memo["marks"]
+        return found
+
+    def epoch(self, hlc: str) -> int | None:
+        """How many permission stamps are not after ``hlc`` (see ``_boundaries``): ops
+        whose moments share an epoch are judged against the same tuples. None: unknown."""
+        marks = self._boundaries()
+        return None if marks is None else bisect.bisect_right(marks[0], hlc)
+
     def tuples_at(self, hlc: str) -> list[RelationTuple]:
         """Role and explicit tuples as of ``hlc`` (deactivated users have none)."""
+        at = self.epoch(hlc)
+        if at is None:
+            return self._tuples_at(hlc)
+        key = f"tuples:{at}"
+        if key not in self._memo:
+            self._memo[key] = self._tuples_at(hlc)
+        found: list[RelationTuple] = self._memo[key]
+        return found
+
+    def _tuples_at(self, hlc: str) -> list[RelationTuple]:
         active = self.active_at(hlc)
         found = [
             RelationTuple(CLINIC_OBJECT, role, USER_PREFIX + name)
@@ -188,6 +247,11 @@ class History:
 # A register whose first value counts from an earlier HLC written in another register
 # (the upgrade from releases without authorization: "from the clinic's start").
 _SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
+_SINCE_VALUES = frozenset(_SINCE_FIELDS.values())
+# One epoch's tuples, the objects they name, and the answers worked out from them.
+_Epoch = tuple[list[RelationTuple], set[str], dict[tuple[str, str | None, str], bool]]
+# A record id that cannot be mistaken for a wildcard, a userset or another object.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def crdt_json(value: Any) -> str:
@@ -241,18 +305,23 @@ Summary = dict[str, Any]
 def summary(doc: RecordDoc) -> Summary:
     """What of a document an op can change, per field (compared before and after)."""
     out: Summary = {}
-    # Only roots that exist are read: reading one creates it, changing the document.
-    roots = crdt.root_names(doc)
-    if "r" in roots:
-        for fld, entries in crdt.all_live(doc).items():
-            out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
-    for fld, elements in crdt.all_elements(doc, roots=roots).items():
-        out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
-    for fld, changes in crdt.all_history(doc, roots=roots).items():
-        out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
-    for root in roots:
-        if root.startswith("t:"):
-            out[root] = str(crdt.text(doc, root[2:]))
+    # One pycrdt transaction for every read (each read would otherwise open its own: this
+    # runs twice per op at remote apply).
+    with doc.transaction():
+        # Only roots that exist are read: reading one creates it, changing the document.
+        roots = crdt.root_names(doc)
+        if "r" in roots:
+            for fld, entries in crdt.all_live(doc, in_transaction=True).items():
+                out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
+        if "s" in roots:
+            for fld, elements in crdt.all_elements(doc, True, roots).items():
+                out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
+        if "h" in roots:
+            for fld, changes in crdt.all_history(doc, True, roots).items():
+                out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
+        for root in roots:
+            if root.startswith("t:"):
+                out[root] = str(crdt.text(doc, root[2:]))
     return out
 
 
@@ -271,9 +340,12 @@ class RemotePermissions:
     history: History
     break_glass: Any = None  # callable (patient_id, username, hlc) -> bool, when known
 
-    def problem(self, op: Op, type_name: str, before: Summary, doc: RecordDoc) -> str | None:
-        """Why ``op`` (already applied to ``doc``) may not be made by its author, or None."""
-        fields = changed_fields(before, summary(doc))
+    def problem(
+        self, op: Op, type_name: str, before: Summary, doc: RecordDoc, after: Summary | None = None
+    ) -> str | None:
+        """Why ``op`` (already applied to ``doc``) may not be made by its author, or None
+        (``after``: ``summary(doc)``, when the caller has read it already)."""
+        fields = changed_fields(before, summary(doc) if after is None else after)
         if not fields:
             return None
         if type_name == "user":
@@ -316,10 +388,33 @@ class RemotePermissions:
         return None
 
     def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
-        tuples = self.history.tuples_at(hlc)
+        at = self.history.epoch(hlc)
+        if at is None:  # a malformed stamp: judged the long way (which then fails)
+            return self._check(self.history.tuples_at(hlc), permission, obj, author)
+        memo = self.history._memo
+        key = f"held:{at}"
+        seen: _Epoch | None = memo.get(key)
+        if seen is None:
+            tuples = self.history.tuples_at(hlc)
+            named = {t.object for t in tuples} | {t.subject.partition("#")[0] for t in tuples}
+            seen = memo[key] = (tuples, named, {})
+        tuples, named, answers = seen
+        # Every chart belongs to the clinic, and a chart no tuple names is like any other:
+        # the answer for one holds for all of them (the engine reads tuples by name only),
+        # so it is worked out once per permission, author and epoch, not once per op.
+        ident = obj[len(PATIENT_PREFIX) :] if obj.startswith(PATIENT_PREFIX) else ""
+        unnamed = obj not in named and _PLAIN_ID.fullmatch(ident) is not None
+        question = (permission, None if unnamed else obj, author)  # None: any such chart
+        answer = answers.get(question)
+        if answer is None:
+            answer = answers[question] = self._check(tuples, permission, obj, author)
+        return answer
+
+    @staticmethod
+    def _check(tuples: list[RelationTuple], permission: str, obj: str, author: str) -> bool:
         if obj.startswith(PATIENT_PREFIX):
             tuples = [*tuples, RelationTuple(obj, "clinic", CLINIC_OBJECT)]
-        engine = Engine(authorize.clinic_model(), MemoryTuples(tuples))
+        engine = authorize.model_engine().with_tuples(MemoryTuples(tuples))
         return engine.check(obj, permission, USER_PREFIX + author)
 
     @staticmethod

@@ -201,6 +201,8 @@ def check_batch(
     verdicts = op_trust.verify([op for op in ops if op.seq > held.get(op.origin, 0)], trust)
     stopped: set[str] = set()
     quarantined: list[tuple[oplog.Op, str]] = []
+    # record id -> (its document, the permission summary of that document as it is now).
+    summaries: dict[str, tuple[crdt.RecordDoc, remote_authz.Summary]] = {}
     for op in ops:
         # An op of a record type this version does not know (a newer replica's) is kept
         # and relayed like any other: refusing it would stop sync with every newer replica.
@@ -255,16 +257,24 @@ def check_batch(
             and not op_trust.permission_exempt(op, trust)
         )
         if judged:
+            # What the document held after the batch's previous op on it, when that op was
+            # judged too (the document has not changed since): read once, not twice.
+            kept = summaries.get(op.record_id)
             with _refusing_malformed(f"op {op.origin}:{op.seq}"):
-                undo, was = doc.get_update(), remote_authz.summary(doc)
+                was = kept[1] if kept is not None and kept[0] is doc else remote_authz.summary(doc)
+                undo = doc.get_update()
+        summaries.pop(op.record_id, None)
         try:
             crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
         if judged:
             with _refusing_malformed(f"op {op.origin}:{op.seq}"):
-                refused = permissions.problem(op, type_name, was, doc)
-            if refused is not None:
+                now = remote_authz.summary(doc)
+                refused = permissions.problem(op, type_name, was, doc, now)
+            if refused is None:
+                summaries[op.record_id] = (doc, now)
+            else:
                 # Never applied: the document goes back to what it was before the op.
                 loaded.doc = crdt.load(undo, doc.client_id)
                 if not undo_is_record(undo):

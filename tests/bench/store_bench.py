@@ -107,6 +107,7 @@ COMPARED_SETTINGS = (
 
 TARGET_SEARCH_P95_MS = 10.0
 TARGET_MAX_RATIO = 1.3
+TARGET_LOCAL_WRITE_RATIO = 1.2
 # Patients in the memory-security-ON diagnostic; 0 means as many as the main run. Measured
 # at 100,000 on 2 cores it takes about 2 minutes (inserts ~8.5x slower), which fits `make
 # bench`; --memsec-patients=20000 shortens it (the report then says so).
@@ -123,6 +124,11 @@ CHILD_STORES = {
 }
 # What cipher_memory_security must read back as ("1" on, "0" off) in each SQLCipher store.
 EXPECTED_MEMORY_SECURITY = {"careline": "0", MEMSEC_ON: "1", UNENCRYPTED: "0"}
+
+# The pages-written sample (write_pages_phase): patients added beyond --per-op.
+PAGE_SAMPLE = 20
+PAGE_BYTES = 4096
+WAL_FRAME_HEADER = 24
 
 _START = time.perf_counter()
 
@@ -483,6 +489,29 @@ def add_patient_phase(
     return results
 
 
+def write_pages_phase(
+    stores: Sequence[Store], patients: Sequence[SyntheticPatient]
+) -> dict[str, float]:
+    """Database pages one ``ClinicRecords.add_patient`` writes (WAL frames per unit of work,
+    after the timed phases, with checkpoints held off meanwhile): SQLCipher encrypts and
+    authenticates each page it writes, so this count times its per-page cost is what the
+    full write path pays over plain SQLite."""
+    frames: dict[str, float] = {}
+    for store in stores:
+        conn = store.db._require()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        wal = Path(f"{store.db.path}-wal")
+        before = wal.stat().st_size if wal.exists() else 0
+        add = store.records.add_patient
+        for p in patients:
+            add(p.family, p.given, p.birth_date, p.sex, p.mrn, p.phone)
+        written = (wal.stat().st_size - before) / (PAGE_BYTES + WAL_FRAME_HEADER)
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default, as opened
+        frames[store.name] = round(written / len(patients), 1)
+    return frames
+
+
 def query_plan(store: Store) -> list[str]:
     """EXPLAIN QUERY PLAN of the search statement."""
     rows = store.db.query("EXPLAIN QUERY PLAN " + SEARCH_SQL, ('"smi"*', SEARCH_LIMIT, 0))
@@ -507,9 +536,11 @@ class Config:
 
 def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> dict[str, Any]:
     """Build every named store, run every phase, and return their numbers."""
-    log(f"generating {cfg.patients + cfg.per_op:,} synthetic patients (seed {cfg.seed})")
-    everyone = make_patients(cfg.patients + cfg.per_op, cfg.seed)
-    bulk, extra = everyone[: cfg.patients], everyone[cfg.patients :]
+    total = cfg.patients + cfg.per_op + PAGE_SAMPLE
+    log(f"generating {total:,} synthetic patients (seed {cfg.seed})")
+    everyone = make_patients(total, cfg.seed)
+    bulk, extra = everyone[: cfg.patients], everyone[cfg.patients : cfg.patients + cfg.per_op]
+    sample = everyone[cfg.patients + cfg.per_op :]
     queries = make_queries(bulk, cfg.queries, cfg.seed + 1)
     warmup = make_queries(bulk, cfg.warmup_queries, cfg.seed + 2)
     lookup_ids = [p.id for p in random.Random(cfg.seed + 3).choices(bulk, k=cfg.lookups)]
@@ -535,6 +566,8 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
             pages = list_page_phase(stores, cfg.patients)
             log(f"add_patient: {cfg.per_op} patients per store, one transaction each")
             adds = add_patient_phase(stores, extra)
+            log(f"pages written per add_patient ({PAGE_SAMPLE} more patients per store)")
+            write_pages = write_pages_phase(stores, sample)
             final_counts = {s.name: s.records.count_patients() for s in stores}
         finally:
             for store in stores:
@@ -549,6 +582,7 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
             "lookup": lookups[name],
             "list_page": pages[name],
             "add_patient": adds[name],
+            "pages_written_per_add_patient": write_pages[name],
             "search_query_plan": plans[name],
         }
         for name in store_names
@@ -558,7 +592,7 @@ def run_suite(store_names: Sequence[str], cfg: Config, tmpdir: str | None) -> di
         "patient_count_after_bulk_insert": counts,
         "patient_count_at_end": final_counts,
         "counts_ok": all(c == cfg.patients for c in counts.values())
-        and all(c == cfg.patients + cfg.per_op for c in final_counts.values()),
+        and all(c == total for c in final_counts.values()),
         "settings_identical": all(v == common[store_names[0]] for v in common.values()),
         "cipher_memory_security": {
             n: settings[n].get("cipher_memory_security") for n in store_names if n != BASELINE
@@ -627,6 +661,13 @@ def targets(stores: dict[str, Any], name: str, patients: int) -> dict[str, dict[
             r["search_p50"],
             TARGET_MAX_RATIO,
             "search p50 (same SQL), store / plain SQLite, at most 1.3",
+        ),
+        "add_patient_mean_ratio": (
+            r["add_patient_mean"],
+            TARGET_LOCAL_WRITE_RATIO,
+            "a local write through the full write path (ClinicRecords.add_patient: document, "
+            "derived rows and FTS, op log, audit entry; one transaction), mean time, store / "
+            "plain SQLite, at most 1.2 (issue 17)",
         ),
     }
     out: dict[str, dict[str, Any]] = {}

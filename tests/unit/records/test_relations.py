@@ -8,13 +8,14 @@ from __future__ import annotations
 import pytest
 
 from core.authz.tuples import RelationTuple
-from core.records import remote_authz
+from core.records import authorize, remote_authz
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError, ValidationError
+from core.records.medications import Medications
 from core.records.relations import Access, StoreTuples, relation_id
 from core.store import oplog
-from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
+from tests.unit.sync.replicas import assert_converged, new_replica, pull_from, sync_pair
 
 PASSWORD = "correct horse battery"
 
@@ -123,6 +124,29 @@ def test_an_op_is_judged_at_its_time_and_grants_shortly_after_it(
     assert held is allowed
 
 
+def test_answers_worked_out_once_per_permission_epoch_still_tell_charts_apart() -> None:
+    """Remote apply asks the engine once per permission, author and epoch for every chart
+    no tuple names; a chart that a tuple names (restricted) is still judged on its own, and
+    a new permission write (a revoke) makes every answer be worked out again."""
+    history = remote_authz.History()
+    at0 = oplog.format_hlc(1_000, 0, "a" * 16)
+    for fld, value in (("username", "nina"), ("role", "clinician"), ("active", True)):
+        history.add("user:nina", "user", fld, remote_authz.Write(at0, f"u-{fld}", value), False)
+    for fld, value in (("object", "patient:p2"), ("relation", "restricted"),
+                       ("subject", "user:*"), ("granted", True)):  # fmt: skip
+        history.add("rel:r", "relation", fld, remote_authz.Write(at0, f"r-{fld}", value), False)
+    permissions = remote_authz.RemotePermissions(history)
+    op_at = oplog.format_hlc(5_000, 0, "b" * 16)
+    asked = [(chart, permissions._held(op_at, "prescribe", chart, "nina"))
+             for chart in ("patient:p1", "patient:p2", "patient:p3")]  # fmt: skip
+    assert asked == [("patient:p1", True), ("patient:p2", False), ("patient:p3", True)]
+    revoked = oplog.format_hlc(4_000, 0, "a" * 16)
+    history.add("user:nina", "user", "active", remote_authz.Write(revoked, "u-off", False), False)
+    assert not permissions._held(op_at, "prescribe", "patient:p1", "nina")
+    before_revoke = oplog.format_hlc(3_000, 0, "b" * 16)
+    assert permissions._held(before_revoke, "prescribe", "patient:p3", "nina")
+
+
 @pytest.mark.strict_authz
 def test_an_admin_registers_a_patient_on_one_replica_and_every_replica_accepts_it() -> None:
     """Registering needs register_patient (an admin has it), locally and at remote apply:
@@ -137,3 +161,31 @@ def test_an_admin_registers_a_patient_on_one_replica_and_every_replica_accepts_i
     sync_pair(b, a)
     assert [p.family for p in b.list_patients()] == ["Ames"]
     assert b.db.query("SELECT count(*) FROM quarantine") == [(0,)]
+
+
+@pytest.mark.strict_authz
+def test_each_op_of_a_batch_is_judged_by_what_it_changes_after_the_ops_before_it() -> None:
+    """One batch brings a clinician's prescription and then a front-desk phone change to
+    the same chart: the second op is judged on what it changed after the first (the phone),
+    not on the prescription before it, and a front-desk prescription in the same batch is
+    quarantined while the ops before it apply."""
+    founder = new_replica("admin")
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", PASSWORD)
+    founder.add_user("fay", "Fay Desk", "front_desk", PASSWORD)
+    desk, target = new_replica("fay"), new_replica("admin")
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    for r in (desk, target):
+        sync_pair(r, founder)
+    Medications(founder).start(pid, {"name": "Statin"})
+    sync_pair(desk, founder)
+    ClinicRecords(desk.db, "fay").update_patient(pid, {"phone": "555-0101"})
+    authorize.ENFORCING = False  # fay's workstation ignores its own gate (a forged client)
+    Medications(ClinicRecords(desk.db, "fay")).start(pid, {"name": "Opioid"})
+    authorize.ENFORCING = True
+    report = pull_from(target, desk)  # one batch: prescription, phone, forged prescription
+    assert report.pulled == 2  # the forged one is kept aside
+    assert target.get_patient(pid).phone == "555-0101"
+    names = [str(n) for (n,) in target.db.query("SELECT name FROM medications")]
+    assert names == ["Statin"]
+    [(reason,)] = target.db.query("SELECT reason FROM quarantine")
+    assert "its author 'fay' was not allowed" in str(reason)
