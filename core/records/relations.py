@@ -272,7 +272,9 @@ def upgrade_clinicians(db: Database) -> list[str]:
     the admin it is for (an admin holds manage_staff). Run at every open: replicas that
     upgrade separately grant the same tuples (one record each, no conflict); once any
     relation record is held, never again. Returns the names granted."""
-    if db.query("SELECT 1 FROM record_states WHERE type = 'relation' LIMIT 1") or db.query(
+    # Written so that V16's partial index answers it (no scan of every record at each open).
+    held = "SELECT 1 FROM record_states WHERE type IN ('user', 'relation') AND type = 'relation'"
+    if db.query(held + " LIMIT 1") or db.query(
         "SELECT 1 FROM users WHERE other_roles != '' LIMIT 1"
     ):
         return []

@@ -445,7 +445,7 @@ def test_v15_fills_an_imports_source_relayed_before_the_upgrade(
     assert "source" not in _columns(db, "patients")
     db.close()
     db = Database.open(tmp_path / "clinic.db", key)
-    assert _versions(db)[-1] == 15
+    assert 15 in _versions(db)
     unknown.refresh(db)
     assert db.query("SELECT source, duplicate_of FROM patients WHERE id = ?", (second,)) == [
         ("fhir:abc", first)
@@ -453,3 +453,40 @@ def test_v15_fills_an_imports_source_relayed_before_the_upgrade(
     [pair] = Merges(ClinicRecords(db, "admin")).candidates()
     assert (pair.first.id, pair.second.id) == (first, second)
     db.close()
+
+
+def test_v16_lets_the_permission_history_load_without_reading_every_record(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V15 clinic (this release before V16) upgrades: the reads of user and tuple records
+    that every remote batch makes (remote_authz.load_history) and every open makes
+    (relations) use the new index instead of scanning the patients' record states."""
+    from core.records import relations, remote_authz
+
+    path = tmp_path / "v15.db"
+    v15 = Database.create(path, key, migrations=MIGRATIONS[: SHIPPED.index(16)])
+    records = ClinicRecords(v15, "t")
+    records.set_up_clinic("Clinic", "ada", "Ada Admin", "correct horse battery staple")
+    for i in range(20):
+        records.add_patient(f"Fam{i}", "G", "1980-01-01")
+    held = sorted(
+        v15.query("SELECT id, type FROM record_states WHERE type IN ('user', 'relation')")
+    )
+    v15.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    remote_authz.load_history(db)
+    relations.upgrade_clinicians(db)
+    db._conn.set_trace_callback(None)
+    reads = [s for s in statements if "FROM record_states" in s]
+    assert len(reads) >= 3
+    for sql in reads:
+        plan = " ".join(str(row[-1]) for row in db.query("EXPLAIN QUERY PLAN " + sql))
+        assert "INDEX record_states_authz" in plan, (sql, plan)
+    assert (
+        sorted(db.query("SELECT id, type FROM record_states WHERE type IN ('user', 'relation')"))
+        == held
+    )
