@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.server.service import ClinicServer
-from tests.integration.server_fixtures import Live, add_clinic, live_server, make_server
+from tests.integration.server_fixtures import Live, live_server, server_process_with_admin
 from tests.integration.server_process import ServerProcess
-from tests.services import free_port
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +24,5 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, ClinicServer, str]]:
     """A running server process; this process's admin view of its data; the clinic id."""
-    data = tmp_path / "server"
-    admin = make_server(data)
-    clinic = add_clinic(admin, "Two Desks Clinic")
-    running = ServerProcess(data, free_port())
-    running.start()
-    try:
-        yield running, admin, clinic
-    finally:
-        running.stop()
-        admin.close()
+    with server_process_with_admin(tmp_path / "server", "Two Desks Clinic") as running:
+        yield running
