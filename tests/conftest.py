@@ -32,9 +32,6 @@ from tests.services import (
 
 PASSWORD = "correct horse battery"
 
-# Every process the tests start derives keys at FAST_PARAMS (see tests.cheap_kdf).
-os.environ["PYTHONPATH"] = with_cheap_kdf(os.environ.get("PYTHONPATH"))
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests marked ``slow`` (tens of seconds each) run first, in their order: xdist's
@@ -42,6 +39,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     alone at the end of ``make test`` (each worker takes a slice of this order and steals
     the other's queued tests when it runs out)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_kdf() -> Iterator[None]:
+    """Every process the tests start derives keys at FAST_PARAMS (see tests.cheap_kdf).
+    Set here, in the process running the tests, not at import: xdist's workers start from
+    the controller's environment and must keep the real ``DEFAULT_PARAMS`` themselves."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = with_cheap_kdf(before)
+    yield
+    if before is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = before
 
 
 @pytest.fixture
