@@ -48,7 +48,7 @@ from app.locked_settings import LockedSettingsNotice
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
-from app.patients.duplicates import MERGING_ROLES, DuplicatesDialog
+from app.patients.duplicates import DuplicatesDialog
 from app.patients.list_page import PatientListPage
 from app.schedule.hook import add_schedule, reopen_booking
 from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
@@ -322,7 +322,7 @@ class Workspace(QWidget):
         for action in admin_only:
             action.setVisible(is_admin)
         self.admin_tools.set_admin(is_admin)
-        self.patient_list.duplicates_button.setVisible(session.user.role in MERGING_ROLES)
+        self.patient_list.duplicates_button.setVisible(session.may_merge)
         # A demo never syncs (core refuses it too): no sync set-up to offer.
         self.demo_banner.setVisible(session.demo)
         self.enroll_action.setVisible(not session.demo)
@@ -541,6 +541,8 @@ class MainWindow(QMainWindow):
         # Background sync on its own thread; its state is always in the status bar.
         self.sync = SyncController(workstation, parent=self, **(sync_options or {}))
         self.sync_status = SyncStatusWidget(self.sync)
+        # The chart follows attachment uploads and fetches from the LAN peers sync reached.
+        self.workspace.chart.attachments.use_transfers(self.sync.transfers)
         self.statusBar().setObjectName("statusBar")
         self.statusBar().setSizeGripEnabled(False)
         self.statusBar().addPermanentWidget(self.sync_status, 1)

@@ -176,3 +176,12 @@ class OneDialog:
         """Close the dialog open from here, if any."""
         if self.dialog is not None:
             self.dialog.reject()
+
+
+def grow_to_fit(dialog: QWidget) -> None:
+    """Give an open window the height its contents now need (call after showing a line in
+    it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
+    sentences, fields and buttons off."""
+    needed = dialog.heightForWidth(dialog.width())
+    if needed > dialog.height():
+        dialog.resize(dialog.width(), needed)

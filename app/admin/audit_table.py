@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
 from app.chart.cards import list_table
+from core.records import merged
 from core.records.audit_review import AuditRow
 from core.records.clinic import ClinicRecords
 
@@ -30,15 +31,19 @@ def with_names(records: ClinicRecords, rows: list[AuditRow]) -> Entries:
     for actor in {r.actor for r in rows}:
         user = records.user(actor)
         people[actor] = (user.full_name if user else "") or actor
-    ids = sorted({p for r in rows if (p := r.patient)})
-    patients: dict[str, str] = {}
+    # A merged duplicate's entries show the name of the chart that holds them now.
+    links = merged.pointers(records.db)
+    chart_of = {p: merged.resolve(links, p) for r in rows if (p := r.patient)}
+    ids = sorted(set(chart_of.values()))
+    names: dict[str, str] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
         for pid, family, given in records.db.query(
             f"SELECT id, family, given FROM patients WHERE id IN ({marks})", tuple(chunk)
         ):
-            patients[str(pid)] = f"{str(family).upper()}, {given}"
+            names[str(pid)] = f"{str(family).upper()}, {given}"
+    patients = {p: names[c] for p, c in chart_of.items() if c in names}
     return Entries(rows, people, patients)
 
 

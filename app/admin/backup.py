@@ -34,6 +34,7 @@ from app.widgets import (
     dialog_layout,
     error_label,
     form_layout,
+    grow_to_fit,
     paragraph,
 )
 from app.worker import Job, Worker
@@ -152,6 +153,7 @@ class BackupDialog(QDialog):
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        grow_to_fit(self)
 
     def _done(self, result: BackupResult) -> None:
         self._job = None
@@ -160,6 +162,7 @@ class BackupDialog(QDialog):
                             for k in result.openers)  # fmt: skip
         self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
         self.outcome.show()
+        grow_to_fit(self)
         self.start_button.setEnabled(True)
 
     def _failed(self, exc: Exception) -> None:
@@ -259,6 +262,7 @@ class RestoreDialog(QDialog):
         if any(not f.text().strip() for f in fields):
             self.error.setText("Fill in every field.")
             self.error.show()
+            grow_to_fit(self)
             return
         backup, folder = Path(self.backup.text().strip()), Path(self.folder.text().strip())
         kind = "recovery" if self.with_recovery.isChecked() else "passphrase"
@@ -291,6 +295,9 @@ class RestoreDialog(QDialog):
             f"down now, it is shown only once):\n{result.recovery_key}"
         )
         self.outcome.show()
+        # The new recovery key, shown only once, must be on screen whole (the open window
+        # squeezed it off, under the form's squashed fields).
+        grow_to_fit(self)
         self.restored.emit(result)
 
     def _failed(self, exc: Exception) -> None:
@@ -299,6 +306,7 @@ class RestoreDialog(QDialog):
         self.start_button.setEnabled(True)
         self.error.setText(describe_error(exc))
         self.error.show()
+        grow_to_fit(self)
 
 
 class BackupSchedule(QObject):

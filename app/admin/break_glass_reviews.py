@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -15,16 +14,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTableWidgetItem,
     QWidget,
 )
 
-from app.chart.cards import list_table
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.review_list import OneWrite, ReviewTable, counted
 from app.widgets import dialog_layout
-from app.worker import Job
 from core.records.break_glass import BreakGlass
 from core.records.break_glass_audit import Grant
 from core.records.changeset import Changes
@@ -88,8 +85,7 @@ class BreakGlassReviewsDialog(QDialog):
         super().__init__(parent)
         self._operations = operations
         self._records = records
-        self._grants: list[Grant] = []
-        self._job: Job[Grant] | None = None
+        self._grants: ReviewTable[Grant] = ReviewTable(self.COLUMNS, "breakGlassTable")
         self.setObjectName("breakGlassReviewsDialog")
         self.setWindowTitle("Break-glass reviews")
         self.resize(1080, 480)
@@ -104,11 +100,12 @@ class BreakGlassReviewsDialog(QDialog):
         self.show_all = QCheckBox("Show reviewed openings too")
         self.show_all.setObjectName("showReviewed")
         self.show_all.toggled.connect(self.refresh)
-        self.table = list_table(self.COLUMNS, "breakGlassTable")
+        self.table = self._grants.table
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.status = QLabel()
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
+        self._write = OneWrite(operations, self.status, self._update_buttons)
         self.review_button = QPushButton("Mark reviewed")
         self.review_button.setObjectName("primary")
         self.review_button.clicked.connect(self.mark_reviewed)
@@ -136,12 +133,10 @@ class BreakGlassReviewsDialog(QDialog):
             self.refresh()
 
     def _arrived(self, openings: Openings) -> None:
-        self._grants = openings.grants
-        self.table.setRowCount(len(openings.grants))
-        for r, g in enumerate(openings.grants):
+        def cells(g: Grant) -> tuple[str, ...]:
             reviewer = openings.people.get(g.reviewed_by or "", g.reviewed_by or "")
             reviewed = f"{_local(g.reviewed_at)} by {reviewer}" if g.reviewed_at else "Waiting"
-            cells = (
+            return (
                 _local(g.opened_at),
                 openings.people.get(g.username, g.username),
                 openings.patients.get(g.patient_id, g.patient_id),
@@ -149,15 +144,12 @@ class BreakGlassReviewsDialog(QDialog):
                 _until(g.opened_at, g.expires_at),
                 reviewed,
             )
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, g.id)
-                self.table.setItem(r, column, item)
+
+        self._grants.show(openings.grants, cells)
         waiting = sum(1 for g in openings.grants if not g.reviewed_at)
         self.status.setText(
-            f"{waiting} opening{'s' if waiting != 1 else ''} waiting for review."
-            if waiting
-            else "No openings waiting for review."
+            counted(waiting, "opening", "No openings waiting for review.")[:-1]
+            + (" waiting for review." if waiting else ".")
         )
         self._update_buttons()
 
@@ -166,39 +158,26 @@ class BreakGlassReviewsDialog(QDialog):
 
     def selected(self) -> Grant | None:
         """The opening whose row is selected."""
-        rows = self.table.selectionModel().selectedRows()
-        if not rows or rows[0].row() >= len(self._grants):
-            return None
-        return self._grants[rows[0].row()]
+        return self._grants.selected()
 
     def _update_buttons(self) -> None:
         grant = self.selected()
         self.review_button.setEnabled(
-            grant is not None and not grant.reviewed_at and self._job is None
+            grant is not None and not grant.reviewed_at and not self._write.busy
         )
 
     def mark_reviewed(self) -> None:
         """Mark the selected opening reviewed (core refuses anyone but an administrator)."""
         grant = self.selected()
-        if grant is None or self._job is not None:
+        if grant is None:
             return
         records, grant_id = self._records, grant.id
-        self._job = self._operations.submit(
+        self._write.run(
             lambda: BreakGlass(records()).mark_reviewed(grant_id),
-            self._reviewed,
-            self._review_failed,
-            label="mark break-glass reviewed",
+            lambda _grant: None,  # the list refreshes from the change broadcast
+            "mark break-glass reviewed",
+            failed_prefix="Not marked reviewed. ",
         )
-        self._update_buttons()
-
-    def _reviewed(self, _grant: Grant) -> None:
-        self._job = None
-        self._update_buttons()  # the list refreshes from the change broadcast
-
-    def _review_failed(self, exc: Exception) -> None:
-        self._job = None
-        self._update_buttons()
-        self.status.setText(f"Not marked reviewed. {describe_error(exc)}")
 
     def done(self, result: int) -> None:
         """Close; a read in flight is dropped."""

@@ -25,7 +25,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import heading_label
-from app.widgets import dialog_layout, error_label, paragraph
+from app.widgets import dialog_layout, error_label, grow_to_fit, paragraph
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
 from core.records.fhir.importer import import_bundle
@@ -81,6 +81,7 @@ class FhirDialog(QDialog):
         self._progress.moved.connect(self._moved)
         self.error = error_label()
         self.status = paragraph("", "notice")
+        self.status.hide()  # an empty notice is an empty coloured box
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
         self.report.hide()
@@ -103,6 +104,15 @@ class FhirDialog(QDialog):
             self.report,
             buttons,
         )
+        # Return in a path field starts that field's action; it pressed the first Choose…
+        # (the dialog's default button) and opened a file dialog instead.
+        close = buttons.button(QDialogButtonBox.StandardButton.Close)
+        for button in (choose_export, self.export_button, choose_import, self.import_button,
+                       close):  # fmt: skip
+            button.setAutoDefault(False)
+        self.export_path.returnPressed.connect(self.start_export)
+
+        self.import_path.returnPressed.connect(self.start_import)
 
     def _choose_export(self) -> None:
         name = f"careline-fhir-{dt.date.today():%Y-%m-%d}.json"
@@ -120,6 +130,7 @@ class FhirDialog(QDialog):
             return False
         self.error.hide()
         self.status.setText("")
+        self.status.hide()
         self.export_button.setEnabled(False)
         self.import_button.setEnabled(False)
         self.progress.setRange(0, 0)
@@ -177,17 +188,31 @@ class FhirDialog(QDialog):
                 f" {len(result.withheld)} chart(s) without clinical content: you may not see it."
             )
         self.status.setText(text)
+        self.status.show()
+        self._grow()
 
     def _imported(self, report: ImportReport) -> None:
         self._end()
         self.status.setText(report.text().splitlines()[0])
+        self.status.show()
         self.report.setPlainText(report.text())
         self.report.show()
+        self._grow()
 
     def _failed(self, exc: Exception) -> None:
         self._end()
+        if isinstance(exc, OSError):  # a path typed wrong: said as such, not "unexpected"
+            where = f" ({exc.filename})" if exc.filename else ""
+            return self._show_error(f"The file could not be used: {exc.strerror or exc}{where}.")
         self._show_error(describe_error(exc))
+        return None
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        self._grow()
+
+    def _grow(self) -> None:
+        # The open window kept its height and squeezed the explanation above a line just
+        # shown, cut off mid-sentence, and the Close button.
+        grow_to_fit(self)

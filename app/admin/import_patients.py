@@ -9,6 +9,7 @@ Reading the file, the dry run and the import run on the worker
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -45,7 +46,13 @@ from core.records.import_rows import (
     check_mapping,
     suggest_mapping,
 )
-from core.records.patient_import import ImportPlan, ImportResult, plan_import, run_import
+from core.records.patient_import import (
+    BATCH_ROWS,
+    ImportPlan,
+    ImportResult,
+    plan_import,
+    run_import,
+)
 
 PREVIEW_ROWS = 10
 _CHOICES = (*FIELDS, IGNORE)
@@ -61,6 +68,8 @@ class ImportPatientsDialog(QDialog):
     """The import wizard; ``pages`` holds its five pages in order."""
 
     FILE, MAPPING, CHECK, IMPORTING, SUMMARY = range(5)
+    # Rows per transaction: Stop takes effect between two of them.
+    BATCH_ROWS = BATCH_ROWS
 
     def __init__(
         self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
@@ -87,7 +96,8 @@ class ImportPatientsDialog(QDialog):
         self.next_button.setObjectName("primary")
         self.next_button.clicked.connect(self.next)
         self.close_button = QPushButton("Cancel")
-        self.close_button.clicked.connect(self.reject)
+        self.close_button.clicked.connect(self._close_or_stop)
+        self._stop = threading.Event()  # set by Stop; the worker reads it between batches
         buttons = QWidget()
         row = QHBoxLayout(buttons)
         row.setContentsMargins(0, 0, 0, 0)
@@ -104,6 +114,9 @@ class ImportPatientsDialog(QDialog):
             self.busy,
             buttons,
         )
+        # Return goes on to the next step (not Choose…, which had focus after choosing);
+        # set once the button is in the dialog, which is what makes it its default.
+        self.next_button.setDefault(True)
         self._show(self.FILE)
 
     # ----- pages ------------------------------------------------------------------------
@@ -114,6 +127,7 @@ class ImportPatientsDialog(QDialog):
         self.path.setObjectName("importFile")
         self.path.setPlaceholderText("The CSV file saved from the spreadsheet")
         choose = QPushButton("Choose…")
+        choose.setAutoDefault(False)
         choose.clicked.connect(self._choose)
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
@@ -175,6 +189,7 @@ class ImportPatientsDialog(QDialog):
         self.problems.setHorizontalHeaderLabels(["Row", "Column", "Value", "Why"])
         self.problems.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.problems.horizontalHeader().setStretchLastSection(True)
+        self.problems.verticalHeader().hide()  # its own numbers read as a second "Row"
         layout = QVBoxLayout(page)
         layout.addWidget(self.check_summary)
         layout.addWidget(self.problems, 1)
@@ -210,8 +225,9 @@ class ImportPatientsDialog(QDialog):
         self.back_button.setVisible(page in (self.MAPPING, self.CHECK))
         self.next_button.setVisible(page not in (self.IMPORTING, self.SUMMARY))
         self.next_button.setEnabled(True)
-        self.close_button.setText("Close" if page == self.SUMMARY else "Cancel")
-        self.close_button.setEnabled(page != self.IMPORTING)
+        texts = {self.SUMMARY: "Close", self.IMPORTING: "Stop import"}
+        self.close_button.setText(texts.get(page, "Cancel"))
+        self.close_button.setEnabled(True)
         labels = {self.FILE: "Next", self.MAPPING: "Check the rows", self.CHECK: "Import"}
         self.next_button.setText(labels.get(page, "Next"))
         if page == self.CHECK and self.plan is not None:
@@ -237,6 +253,26 @@ class ImportPatientsDialog(QDialog):
             self._dry_run()
         elif page == self.CHECK:
             self._import()
+
+    def _close_or_stop(self) -> None:
+        if self.pages.currentIndex() == self.IMPORTING:
+            self.stop_import()
+        else:
+            self.reject()
+
+    def stop_import(self) -> None:
+        """Stop the running import after the batch being written (whole batches only)."""
+        self._stop.set()
+        self.close_button.setEnabled(False)
+        self.close_button.setText("Stopping…")
+
+    def reject(self) -> None:
+        """Escape or the window's close button: during the import, Stop instead (the
+        summary then says what was imported)."""
+        if self.pages.currentIndex() == self.IMPORTING:
+            self.stop_import()
+            return
+        super().reject()
 
     def back(self) -> None:
         """One step back (the mapping from the check page, the file from the mapping)."""
@@ -291,6 +327,10 @@ class ImportPatientsDialog(QDialog):
                 value = cells[column] if column < len(cells) else ""
                 self.preview.setItem(row, column, QTableWidgetItem(value))
         self.preview.resizeColumnsToContents()
+        for column, combo in enumerate(self.combos):  # the field names read whole
+            combo.ensurePolished()  # the stylesheet's padding counts in its size hint
+            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8)
+            self.preview.setColumnWidth(column, wide)
         self._show(self.MAPPING)
 
     def mapping(self) -> dict[str, str]:
@@ -347,8 +387,10 @@ class ImportPatientsDialog(QDialog):
         self.progress.setRange(0, max(1, len(plan.to_add)))
         self.progress.setValue(0)
         self._show(self.IMPORTING)
+        stop, rows = self._stop, self.BATCH_ROWS
+        stop.clear()
         self._operations.submit(
-            lambda: run_import(records(), plan, progress.moved.emit),
+            lambda: run_import(records(), plan, progress.moved.emit, rows, stop.is_set),
             self._imported,
             self._import_failed,
             label="import patients",
@@ -361,8 +403,14 @@ class ImportPatientsDialog(QDialog):
     def _imported(self, result: ImportResult) -> None:
         self.outcome = result
         rows = len({p.row for p in result.problems})
+        stopped = (
+            f"Stopped on request: {result.rows_left} row{'s' * (result.rows_left != 1)} "
+            "not imported (import the same file again to add them; nobody is added twice). "
+            if result.cancelled
+            else ""
+        )
         self.summary.setText(
-            f"Imported {result.added} patients ({result.allergies} allergies). "
+            f"{stopped}Imported {result.added} patients ({result.allergies} allergies). "
             f"{len(result.already_present)} were already present and were not added again. "
             f"{rows} row{'s' * (rows != 1)} could not be read and {'were' if rows != 1 else 'was'} "
             "left out."

@@ -1,7 +1,8 @@
 """The chart's Attachments tab: the patient's files (scanned letters, lab PDFs, photos),
-added from a file dialog or by dropping files on the tab, opened inside the app (images; PDFs
-through Qt's PDF module when PySide6-Addons is installed, else the system's viewer) and
-saved out as a copy.
+added from a file dialog or by dropping files on the tab, opened inside the app (images, and
+PDFs through Qt's PDF module from PySide6-Addons: :mod:`app.chart.pdf_viewer`; both are
+decrypted into memory, never onto the disk) or in the system's viewer, and saved out as a
+copy.
 
 Every file operation (encrypting, uploading, downloading, decrypting) runs on the worker;
 a progress bar follows it, so the window never waits. Files are encrypted on this
@@ -15,9 +16,11 @@ import importlib.util
 import shutil
 import tempfile
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -36,14 +39,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.cards import list_table
-from app.messages import describe_error
+from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.sync.transfers import DOWNLOAD, AttachmentTransfers
 from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.sync.attachments import Attachment, Attachments
+from core.sync.attachments import HERE, Attachment, Attachments
 
+T = TypeVar("T")
 COLUMNS = ("Date", "Title", "Category", "File", "Where")
 CATEGORIES = ("letter", "lab", "imaging", "photo", "referral", "other")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
@@ -58,6 +64,7 @@ class _Progress(QObject):
     """Carries (bytes done, bytes in all) from the worker thread to the progress bar."""
 
     moved = Signal(int, int)
+    fetched = Signal()  # a file arrived in the cache (no sync controller to say so)
 
     def report(self, done: int, total: int) -> None:
         """Called on the worker thread; Qt queues the signal to the GUI thread."""
@@ -71,6 +78,7 @@ class AddAttachmentDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("addAttachmentDialog")
         self.setWindowTitle("Add a file to the chart")
+        self.setMinimumWidth(520)  # the date's hint is read whole
         self.path = path
         self.file_label = QLabel(path.name if path else "No file chosen")
         self.browse = QPushButton("Choose file…")
@@ -120,8 +128,15 @@ class AddAttachmentDialog(QDialog):
             self.error.setText("Give the file a title.")
             self.error.show()
             return None
-        return (self.path, title, self.date.text().strip() or None,
-                self.category.currentText().strip() or None)  # fmt: skip
+        # Checked here, as core will: a wrong date keeps the dialog open with everything
+        # typed in it (refused after closing, the file, title and category were lost).
+        try:
+            date = validation.past_date("date", self.date.text())
+        except ValidationError as exc:
+            self.error.setText(validation_text(exc, "attachment"))
+            self.error.show()
+            return None
+        return (self.path, title, date, self.category.currentText().strip() or None)
 
     def accept(self) -> None:
         """Close only with a file and a title."""
@@ -182,6 +197,7 @@ class AttachmentsSection:
         self.add_dialog: AddAttachmentDialog | None = None
         self.viewer: QDialog | None = None
         self.progress_signal = _Progress()
+        self.transfers: AttachmentTransfers | None = None
         operations.changed.connect(self.records_changed)
 
         self.page = _DropArea()
@@ -200,6 +216,7 @@ class AttachmentsSection:
         self.progress.setObjectName("attachmentProgress")
         self.progress.hide()
         self.progress_signal.moved.connect(self._moved)
+        self.progress_signal.fetched.connect(self.reload)
         self.status = QLabel()
         self.status.setObjectName("statusText")
         self.status.setWordWrap(True)
@@ -249,8 +266,40 @@ class AttachmentsSection:
 
     # ----- reading -----------------------------------------------------------------------
 
-    def _attachments(self) -> Attachments:
-        return Attachments.for_records(self._records())
+    def use_transfers(self, transfers: AttachmentTransfers) -> None:
+        """Follow attachment transfers (the sync thread's uploads, fetches) in the "Where"
+        column, and fetch from the LAN peers the sync thread reached when the server
+        cannot be."""
+        self.transfers = transfers
+        transfers.progressed.connect(self._transfer_progressed)
+        transfers.finished.connect(self._transfer_finished)
+
+    def _attachments(self, fetching: bool) -> Attachments:
+        # Called on the worker. Only a fetch may ask LAN peers (building their transports
+        # reads the database and loads this device's TLS key; connecting waits for a use).
+        records = self._records()
+        peers = []
+        if fetching and self.transfers is not None:
+            peers = self.transfers.peers_for(records.db)
+        return Attachments.for_records(records, peers=peers)
+
+    def _with_attachments(self, use: Callable[[Attachments], T], fetching: bool = False) -> T:
+        """Run ``use`` on the worker with this workstation's attachments, then close the
+        LAN peer connections it opened."""
+        with self._attachments(fetching) as attachments:
+            return use(attachments)
+
+    def _rows_of(self, blob_id: str) -> list[int]:
+        return [row for row, a in enumerate(self._items) if a.blob_id == blob_id]
+
+    def _transfer_progressed(self, blob_id: str, direction: str, percent: int) -> None:
+        for row in self._rows_of(blob_id):
+            self.table.setItem(row, 4, QTableWidgetItem(f"{direction} {percent}%"))
+
+    def _transfer_finished(self, blob_id: str) -> None:
+        """An upload reached the server or a fetch completed: "Where" changed."""
+        if self._rows_of(blob_id):
+            self.reload()
 
     def reload(self) -> None:
         """Read the list again (on the worker)."""
@@ -259,7 +308,7 @@ class AttachmentsSection:
             return
         self._operations.read(
             self.READ,
-            lambda: self._attachments().for_patient(patient_id),
+            lambda: self._with_attachments(lambda a: a.for_patient(patient_id)),
             lambda items: self._arrived(patient_id, items),
             self._failed,
         )
@@ -323,8 +372,8 @@ class AttachmentsSection:
         self.status.setText(f"Encrypting {path.name}…")
 
         def add() -> Attachment:
-            return self._attachments().add(
-                patient_id, path, title=title, date=date, category=category
+            return self._with_attachments(
+                lambda a: a.add(patient_id, path, title=title, date=date, category=category)
             )
 
         self._operations.submit(add, self._added, self._add_failed, label="add attachment")
@@ -333,47 +382,99 @@ class AttachmentsSection:
         self.status.setText(f"Added {item.title}; it is uploaded at the next sync.")
 
     def _add_failed(self, exc: Exception) -> None:
-        text = describe_error(exc)
-        if isinstance(exc, ValidationError):
-            text = f"{exc.field}: {exc}"
-        self.status.setText(f"Not added: {text}")
+        self.status.setText(f"Not added: {describe_error(exc)}")
 
     # ----- opening and saving ------------------------------------------------------------
 
+    def _fetch_progress(self, item: Attachment) -> Callable[[int, int], None]:
+        """Progress of opening ``item``: the bar, and its "Where" cell while it downloads."""
+        bar = self.progress_signal.report
+        if self.transfers is None or item.availability == HERE or item.blob_id is None:
+            return bar
+        cell = self.transfers.progress(item.blob_id, DOWNLOAD)
+
+        def both(done: int, total: int) -> None:
+            bar(done, total)
+            cell(done, total)
+
+        return both
+
+    def _fetched(self, item: Attachment) -> None:
+        """Called on the worker once ``item`` is in the cache: its "Where" changes."""
+        if item.availability != HERE and item.blob_id is not None:
+            if self.transfers is not None:
+                self.transfers.done(item.blob_id)
+            else:
+                self.progress_signal.fetched.emit()
+
     def _decrypt_to(self, item: Attachment, dest: Path, then: object) -> None:
-        progress = self.progress_signal.report
+        progress = self._fetch_progress(item)
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> Path:
-            return self._attachments().open_to(item.id, dest, progress)
+            path = self._with_attachments(
+                lambda a: a.open_to(item.id, dest, progress), fetching=True
+            )
+            self._fetched(item)
+            return path
 
         self._operations.submit(work, then, self._failed, label="open attachment")  # type: ignore[arg-type]
 
     def open_selected(self) -> None:
-        """Open the highlighted file inside the app (or with the system's viewer)."""
+        """Open the highlighted file inside the app (images, and PDFs through Qt's PDF
+        module: decrypted into memory, never onto the disk), else with the system's viewer."""
         item = self.selected()
         if item is None:
             return
-        dest = self._opened / f"{item.id}-{Path(item.filename).name}"
-        self._decrypt_to(item, dest, lambda path: self._show(item, path))
+        if not _shown_inside(item):
+            self.open_in_system_viewer(item)
+            return
+        progress = self._fetch_progress(item)
+        self.status.setText(f"Opening {item.title}…")
 
-    def _show(self, item: Attachment, path: Path) -> None:
+        def work() -> bytes:
+            data = self._with_attachments(lambda a: a.read(item.id, progress), fetching=True)
+            self._fetched(item)
+            return data
+
+        self._operations.submit(
+            work, lambda data: self._show(item, data), self._failed, label="open attachment"
+        )
+
+    def open_in_system_viewer(self, item: Attachment) -> None:
+        """Hand a decrypted copy (kept until the chart is left) to the system's viewer."""
+        dest = self._opened / f"{item.id}-{Path(item.filename).name}"
+        self._decrypt_to(item, dest, lambda path: self._to_system_viewer(item, path))
+
+    def _to_system_viewer(self, item: Attachment, path: Path) -> None:
+        self.progress.hide()
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        self.status.setText(
+            f"{item.title} opened in the system's viewer (a decrypted copy is kept until "
+            "you leave this chart)."
+        )
+
+    def _show(self, item: Attachment, data: bytes) -> None:
         self.progress.hide()
         self.status.clear()
         if item.media_type in IMAGE_TYPES:
-            pixmap = QPixmap(str(path))
-            path.unlink(missing_ok=True)  # the pixmap holds it now
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(data):
+                self.status.setText(f"{item.filename} cannot be shown: damaged or not an image")
+                return
             self.viewer = ImageViewer(item.title, pixmap, self.page)
             self.viewer.show()
-        elif item.media_type == "application/pdf" and has_qt_pdf():
-            self.viewer = _pdf_viewer(item.title, path, self.page)
-            self.viewer.show()
-        else:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-            self.status.setText(
-                f"{item.title} opened in the system's viewer (a decrypted copy is kept until "
-                "you leave this chart)."
-            )
+            return
+        from app.chart.pdf_viewer import PdfUnreadable, PdfViewer
+
+        try:
+            viewer = PdfViewer(item.title, item.filename, data, self.page)
+        except PdfUnreadable as exc:
+            self.status.setText(str(exc))
+            return
+        viewer.system_viewer_wanted.connect(lambda: self.open_in_system_viewer(item))
+        self.viewer = viewer
+        viewer.show()
 
     def ask_save_copy(self) -> None:
         """Ask where to save a decrypted copy of the highlighted file."""
@@ -393,19 +494,6 @@ class AttachmentsSection:
         self.status.setText(f"Saved a copy to {path}.")
 
 
-def _pdf_viewer(title: str, path: Path, parent: QWidget) -> QDialog:
-    """A PDF inside the app (PySide6-Addons' Qt PDF module)."""
-    from PySide6.QtPdf import QPdfDocument  # type: ignore[import-not-found,unused-ignore]
-    from PySide6.QtPdfWidgets import QPdfView  # type: ignore[import-not-found,unused-ignore]
-
-    dialog = QDialog(parent)
-    dialog.setWindowTitle(title)
-    document = QPdfDocument(dialog)
-    document.load(str(path))
-    view = QPdfView(dialog)
-    view.setDocument(document)
-    view.setPageMode(QPdfView.PageMode.MultiPage)
-    QVBoxLayout(dialog).addWidget(view)
-    dialog.resize(800, 900)
-    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    return dialog
+def _shown_inside(item: Attachment) -> bool:
+    """Images, and PDFs when Qt's PDF module is installed, open inside the app."""
+    return item.media_type in IMAGE_TYPES or (item.media_type == "application/pdf" and has_qt_pdf())

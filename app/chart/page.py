@@ -386,7 +386,8 @@ class ChartPage(QWidget):
         self.add_card(MedicationsCard(operations, records))
         self.add_tab("Visits", VisitsSection(operations, records))
         self.add_tab("Vitals", VitalsSection(operations, records))
-        self.add_tab("Attachments", AttachmentsSection(operations, records))
+        self.attachments = AttachmentsSection(operations, records)
+        self.add_tab("Attachments", self.attachments)
 
         self.patient_dialog: PatientDialog | None = None
         self.allergy_dialog: AllergyDialog | None = None
@@ -590,8 +591,12 @@ class ChartPage(QWidget):
         self.allergy_card.setVisible(clinical)
         self.allergy_banner.setVisible(clinical)
         self.print_summary.widget().setVisible(clinical)
+        tab_pages = {self.tabs.widget(i) for i in range(self.tabs.count())}
         for section in self.sections[1:]:  # after the summary printer: cards and tabs
-            if section is not self.break_glass:  # its banner shows itself while a grant counts
+            # Its banner shows itself while a grant counts; a tab's page is shown by its tab
+            # alone (shown here, a page not current would lie visible under the current
+            # one, and take Tab-key focus unseen).
+            if section is not self.break_glass and section.widget() not in tab_pages:
                 section.widget().setVisible(clinical)
         for index in range(1, self.tabs.count()):
             self.tabs.setTabVisible(index, clinical)

@@ -1,36 +1,32 @@
 """Possible duplicates… (clinicians and administrators, from the patient list): pairs of
 charts that may be one person's, found by the rules of registration after sync brought in
 another workstation's registrations; merging keeps one chart and shows the other's
-records on it (core/records/merges.py). Core refuses anyone else too; the button is shown
-to those roles only to spare a pointless refusal."""
+records on it (core/records/merges.py); "Not a duplicate" takes a pair off the list on every
+workstation until undone (core/records/dismissals.py). Core refuses anyone else too; the
+button is shown to those holding merge_patients (Session.may_merge) only, to spare a
+pointless refusal."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
-    QTableWidgetItem,
     QWidget,
 )
 
-from app.chart.cards import list_table
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.review_list import OneWrite, ReviewTable, counted
 from app.widgets import dialog_layout
-from app.worker import Job
 from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
-
-# Roles that review and merge duplicates (core/records/permissions.py: merge_patients).
-MERGING_ROLES = frozenset({"clinician", "admin"})
-
 
 # Read on the worker: the likely pairs, the merges made, the survivors' names by id.
 Found = tuple[list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str]]
@@ -42,7 +38,7 @@ def _name(p: PatientSummary | Patient) -> str:
 
 
 class DuplicatesDialog(QDialog):
-    """The likely duplicates, and Merge (which chart stays, and why)."""
+    """The likely duplicates, Merge (which chart stays, and why) and Not a duplicate."""
 
     READ = "patient duplicates"
     COLUMNS = ("Born", "One chart", "The other chart")
@@ -54,9 +50,11 @@ class DuplicatesDialog(QDialog):
         super().__init__(parent)
         self._operations = operations
         self._records = records
-        self._pairs: list[DuplicatePair] = []
-        self._merges: list[tuple[PatientSummary, Merge]] = []
-        self._job: Job[Merge] | None = None
+        self._pairs: ReviewTable[DuplicatePair] = ReviewTable(self.COLUMNS, "duplicatesTable")
+        self._merges: ReviewTable[tuple[PatientSummary, Merge]] = ReviewTable(
+            self.MERGED_COLUMNS, "mergedTable"
+        )
+        self._outcome = ""  # what the last merge, undo or dismissal did, kept over the refresh
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
         self.resize(900, 460)
@@ -64,12 +62,14 @@ class DuplicatesDialog(QDialog):
         heading.setObjectName("dialogHeading")
         explain = QLabel(
             "Born the same day under the same or a similar name (often registered on two "
-            "workstations while they were offline). Merging keeps one chart: the other's "
-            "allergies, problems, medications, vitals, notes, visits, appointments and "
-            "attachments show on it. A merge can be undone (careline patient unmerge)."
+            "workstations while they were offline), or imported as a likely duplicate. "
+            "Merging keeps one chart: the other's allergies, problems, medications, vitals, "
+            "notes, visits, appointments and attachments show on it. A merge can be undone "
+            "below, under Merged charts. Not a duplicate takes the pair off this list on "
+            "every workstation."
         )
         explain.setWordWrap(True)
-        self.table = list_table(self.COLUMNS, "duplicatesTable")
+        self.table = self._pairs.table
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.keep_first = QRadioButton()
         self.keep_first.setObjectName("keepFirst")
@@ -83,13 +83,24 @@ class DuplicatesDialog(QDialog):
         self.merge_button = QPushButton("Merge")
         self.merge_button.setObjectName("primary")
         self.merge_button.clicked.connect(self.merge)
+        self.dismiss_button = QPushButton("Not a duplicate")
+        self.dismiss_button.setObjectName("notDuplicate")
+        self.dismiss_button.setToolTip("Two people: the pair leaves this list everywhere")
+        self.dismiss_button.clicked.connect(self.dismiss)
+        row = QWidget()
+        bar = QHBoxLayout(row)
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.merge_button)
+        bar.addWidget(self.dismiss_button)
+        bar.addStretch(1)
         self.status = QLabel()
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
+        self._write = OneWrite(operations, self.status, self._update_buttons)
         # Merges made (here or on any workstation), newest first, and undoing one.
         merged_heading = QLabel("Merged charts")
         merged_heading.setObjectName("dialogHeading")
-        self.merged_table = list_table(self.MERGED_COLUMNS, "mergedTable")
+        self.merged_table = self._merges.table
         self.merged_table.itemSelectionChanged.connect(self._update_buttons)
         self.undo_button = QPushButton("Undo merge")
         self.undo_button.setObjectName("undoMerge")
@@ -99,7 +110,7 @@ class DuplicatesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         dialog_layout(
             self, heading, explain, self.table, self.keep_first, self.keep_second,
-            self.reason, self.merge_button, self.status, merged_heading, self.merged_table,
+            self.reason, row, self.status, merged_heading, self.merged_table,
             self.undo_button, buttons,
         )  # fmt: skip
         operations.changed.connect(self._records_changed)
@@ -120,33 +131,24 @@ class DuplicatesDialog(QDialog):
         self._operations.read(self.READ, read, self._arrived, self._failed)
 
     def _records_changed(self, changes: Changes) -> None:
-        if changes.patients:
+        if changes.patients or changes.of_type("relation"):
             self.refresh()
 
     def _arrived(self, found: Found) -> None:
-        pairs, self._merges, names = found
-        self._pairs = pairs
-        self.merged_table.setRowCount(len(self._merges))
-        for r, (duplicate, merge) in enumerate(self._merges):
+        pairs, merges, names = found
+
+        def merged_row(entry: tuple[PatientSummary, Merge]) -> tuple[str, ...]:
+            duplicate, merge = entry
             when = merge.at[:16].replace("T", " ")  # UTC, to the minute
             into = names.get(merge.survivor, merge.survivor)
-            row = (_name(duplicate), into, merge.by, f"{when} UTC", merge.reason)
-            for column, text in enumerate(row):
-                self.merged_table.setItem(r, column, QTableWidgetItem(text))
-        self.table.setRowCount(len(pairs))
-        for r, pair in enumerate(pairs):
-            cells = (pair.first.birth_date, _name(pair.first), _name(pair.second))
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, pair.first.id)
-                self.table.setItem(r, column, item)
-        count = len(pairs)
-        self.status.setText(
-            f"{count} possible duplicate{'s' if count != 1 else ''}."
-            if count
-            else "No likely duplicates."
-        )
-        if count and not self.table.selectionModel().selectedRows():
+            return (_name(duplicate), into, merge.by, f"{when} UTC", merge.reason)
+
+        self._merges.show(merges, merged_row)
+        self._pairs.show(pairs, lambda p: (p.first.birth_date, _name(p.first), _name(p.second)))
+        count = counted(len(pairs), "possible duplicate", "No likely duplicates.")
+        merged = "" if merges else " No merged charts."
+        self.status.setText(f"{self._outcome} {count}{merged}".strip())
+        if pairs and not self.table.selectionModel().selectedRows():
             self.table.selectRow(0)
         self._selection_changed()
 
@@ -155,10 +157,7 @@ class DuplicatesDialog(QDialog):
 
     def selected(self) -> DuplicatePair | None:
         """The pair whose row is selected."""
-        rows = self.table.selectionModel().selectedRows()
-        if not rows or rows[0].row() >= len(self._pairs):
-            return None
-        return self._pairs[rows[0].row()]
+        return self._pairs.selected()
 
     def _selection_changed(self) -> None:
         pair = self.selected()
@@ -171,61 +170,68 @@ class DuplicatesDialog(QDialog):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        ready = self.selected() is not None and bool(self.reason.text().strip())
-        self.merge_button.setEnabled(ready and self._job is None)
-        undoable = self.selected_merge() is not None
-        self.undo_button.setEnabled(undoable and self._job is None)
+        idle = not self._write.busy
+        chosen = self.selected() is not None
+        self.merge_button.setEnabled(chosen and bool(self.reason.text().strip()) and idle)
+        self.dismiss_button.setEnabled(chosen and idle)
+        self.undo_button.setEnabled(self.selected_merge() is not None and idle)
 
     def selected_merge(self) -> Merge | None:
         """The merge whose row is selected in Merged charts."""
-        rows = self.merged_table.selectionModel().selectedRows()
-        if not rows or rows[0].row() >= len(self._merges):
-            return None
-        return self._merges[rows[0].row()][1]
+        found = self._merges.selected()
+        return None if found is None else found[1]
 
     def undo(self) -> None:
         """Undo the selected merge (the chart and its records are its own again)."""
         merge = self.selected_merge()
-        if merge is None or self._job is not None:
+        if merge is None:
             return
         records, duplicate = self._records, merge.duplicate
-        self._job = self._operations.submit(
-            lambda: Merges(records()).unmerge(duplicate),
-            self._undone,
-            self._merge_failed,
-            label="undo a merge of duplicate patients",
-        )
-        self._update_buttons()
+        # Named as the list names charts (an id means nothing to the person who merged).
+        name = next(_name(p) for p, m in self._merges.items if m is merge)
 
-    def _undone(self, done: Merge) -> None:
-        self._job = None
-        self.status.setText(f"Merge undone: chart {done.duplicate} is its own again.")
-        self._update_buttons()
+        def undone(_: Merge) -> None:
+            self._said(f"Merge undone: {name} is a chart of its own again.")
+
+        label = "undo a merge of duplicate patients"
+        self._write.run(lambda: Merges(records()).unmerge(duplicate), undone, label)
 
     def merge(self) -> None:
         """Merge the selected pair: the chart not kept goes into the one kept."""
         pair = self.selected()
-        if pair is None or self._job is not None:
+        if pair is None:
             return
         keep, go = (pair.first, pair.second)
         if self.keep_second.isChecked():
             keep, go = go, keep
         records, reason = self._records, self.reason.text()
-        self._job = self._operations.submit(
-            lambda: Merges(records()).merge(go.id, keep.id, reason),
-            self._merged,
-            self._merge_failed,
-            label="merge duplicate patients",
+        gone, kept = _name(go), _name(keep)
+
+        def merged(_: Merge) -> None:
+            self.reason.clear()
+            self._said(f"Merged: the records of {gone} now show on {kept}.")
+
+        label = "merge duplicate patients"
+        self._write.run(lambda: Merges(records()).merge(go.id, keep.id, reason), merged, label)
+
+    def dismiss(self) -> None:
+        """Mark the selected pair as two people (replicated; undone from the CLI)."""
+        pair = self.selected()
+        if pair is None:
+            return
+        records, first, second = self._records, pair.first.id, pair.second.id
+
+        def dismissed(_: None) -> None:
+            self._said(
+                f"Marked as two people: {_name(pair.first)} and {_name(pair.second)} "
+                "(careline patient not-duplicate --undo to list them again)."
+            )
+
+        self._write.run(
+            lambda: Merges(records()).dismiss(first, second), dismissed, "dismiss a duplicate"
         )
-        self._update_buttons()
 
-    def _merged(self, done: Merge) -> None:
-        self._job = None
-        self.reason.clear()
-        self.status.setText(f"Merged: chart {done.duplicate} now shows on {done.survivor}.")
-        self._update_buttons()  # the list refreshes from the change broadcast
-
-    def _merge_failed(self, exc: Exception) -> None:
-        self._job = None
-        self.status.setText(describe_error(exc))
-        self._update_buttons()
+    def _said(self, outcome: str) -> None:
+        # Kept: the change broadcast refreshes the list at once, which rewrites the status.
+        self._outcome = outcome
+        self.status.setText(outcome)

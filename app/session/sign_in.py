@@ -34,6 +34,10 @@ class Session:
     user: User
     clinic_name: str
     demo: bool = False  # the demo clinic of sample data (core.records.demo)
+    # Whether the person may review and merge duplicate charts (the authorization model's
+    # merge_patients on the clinic, whatever their primary role): read at sign-in, on the
+    # worker, so the patient list shows the button without a query on the UI thread.
+    may_merge: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ def sign_in(
     after a change elsewhere)."""
     user = workstation.sign_in(username, password, previous, totp_code)
     demo = is_demo_folder(workstation.data_dir)
-    return Session(user, workstation.clinic_name(), demo)
+    may_merge = workstation.records.may("merge_patients")
+    return Session(user, workstation.clinic_name(), demo, may_merge)
 
 
 class SignInPage(QWidget):

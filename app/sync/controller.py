@@ -45,6 +45,7 @@ from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
+from app.sync.transfers import UPLOAD, AttachmentTransfers
 from core.records import changeset, op_trust, unknown
 from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
@@ -198,12 +199,14 @@ class _SyncRunner(QObject):
         transport_factory: TransportFactory,
         stop: threading.Event,
         lan: LanNode | None = None,
+        transfers: AttachmentTransfers | None = None,
     ) -> None:
         super().__init__()
         self._ws = workstation
         self._factory = transport_factory
         self._stop = stop
         self._lan = lan
+        self._transfers = transfers or AttachmentTransfers()
         self._remote_vv: dict[str, int] | None = None
 
     def _own_seq(self) -> int:
@@ -314,11 +317,16 @@ class _SyncRunner(QObject):
 
     def _push_attachments(self, credential: ServerCredential) -> None:
         """Upload files added here since the last sync, each from where it stopped, and
-        pass the clinic attachment key on to new devices (core.sync.attachments). A failure
-        leaves them queued for the next session; the records synced all the same."""
+        pass the clinic attachment key on to new devices (core.sync.attachments). Progress
+        and each finished upload reach the chart as signals (``AttachmentTransfers``). A
+        failure leaves them queued for the next session; the records synced all the same."""
+        transfers = self._transfers
         try:
             records = self._ws.records  # the signed-in person's (refused while locked)
-            Attachments(records, self._ws.data_dir, credential=credential).push_pending()
+            Attachments(records, self._ws.data_dir, credential=credential).push_pending(
+                progress_of=lambda blob_id: transfers.progress(blob_id, UPLOAD),
+                uploaded=transfers.done,
+            )
         except Exception as exc:  # logged; retried at the next session
             log.warning("attachments wait for the next sync: %s", exc)
 
@@ -346,9 +354,11 @@ class _SyncRunner(QObject):
             self._lan.ensure_serving(db, identity)
         except Exception as exc:  # e.g. an unusable certificate: peers are optional
             log.warning("cannot serve LAN peers: %s", exc)
-        return self._lan.sync_peers(
+        lan_round = self._lan.sync_peers(
             db, identity, actor, wrap=lambda t: _StoppableTransport(t, self._stop)
         )
+        self._transfers.set_peers(lan_round.addresses)  # where the chart may fetch files
+        return lan_round
 
 
 def _refused(reports: Iterable[SyncReport | None]) -> tuple[tuple[str, int, str], ...]:
@@ -408,7 +418,13 @@ class SyncController(QObject):
         self._stop = threading.Event()
         self._thread = QThread()
         self._thread.setObjectName("careline-sync")
-        self._runner = _SyncRunner(workstation, transport_factory, self._stop, self.lan)
+        # Attachment uploads' progress, and the LAN peers a fetch may ask, for the chart.
+        self.transfers = AttachmentTransfers(
+            self, peer_timeout=lan.peer_timeout if lan is not None else 10.0
+        )
+        self._runner = _SyncRunner(
+            workstation, transport_factory, self._stop, self.lan, self.transfers
+        )
         self._runner.moveToThread(self._thread)
         self._run.connect(self._runner.run_session)
         self._count.connect(self._runner.count)

@@ -51,6 +51,7 @@ class LanRound:
 
     peers: int = 0  # trusted peers synced with
     reports: tuple[SyncReport, ...] = ()
+    addresses: tuple[str, ...] = ()  # theirs (host:port), where attachments can be fetched
 
 
 class LanNode:
@@ -131,6 +132,7 @@ class LanNode:
         revoked = lan_id.revoked_serials(db)
         peers = 0
         reports: list[SyncReport] = []
+        addresses: list[str] = []
         for peer in seen:
             if peer.instance == own or self._stopping.is_set():
                 continue
@@ -151,7 +153,8 @@ class LanNode:
                 continue  # ourselves, announced on another address
             peers += 1
             reports.append(report)
-        return LanRound(peers, tuple(reports))
+            addresses.append(peer.address)
+        return LanRound(peers, tuple(reports), tuple(addresses))
 
     def _seen(self) -> list[discovery.SeenPeer]:
         advertiser = self._advertiser

@@ -1,4 +1,4 @@
-"""``careline patient add|show|search|set|duplicates|merge|unmerge``."""
+"""``careline patient add|show|search|set|duplicates|merge|unmerge|not-duplicate``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("--reason", required=True, help="why they are one person")
     unmerge = patient.add_parser("unmerge", help="undo a merge: the duplicate's chart is back")
     unmerge.add_argument("id")
+    dismiss = patient.add_parser(
+        "not-duplicate", help="two people: take a pair off the duplicates list (everywhere)"
+    )
+    dismiss.add_argument("first")
+    dismiss.add_argument("second")
+    dismiss.add_argument("--undo", action="store_true", help="list the pair again")
 
 
 def summary_line(p: PatientSummary | Patient) -> str:
@@ -63,7 +69,7 @@ def summary_line(p: PatientSummary | Patient) -> str:
 
 
 def run(ctx: Context) -> int:
-    """patient add/show/search/set/duplicates/merge/unmerge."""
+    """patient add/show/search/set/duplicates/merge/unmerge/not-duplicate."""
     args, records = ctx.args, ctx.open_records()
     if args.action == "add":
         try:
@@ -118,6 +124,14 @@ def run(ctx: Context) -> int:
         ctx.emit(
             {"unmerged": undone.duplicate, "was_into": undone.survivor},
             f"Unmerged {undone.duplicate} (was merged into {undone.survivor})",
+        )
+    elif args.action == "not-duplicate":
+        reviewing = Merges(records)
+        (reviewing.undismiss if args.undo else reviewing.dismiss)(args.first, args.second)
+        ctx.emit(
+            {"pair": [args.first, args.second], "dismissed": not args.undo},
+            f"{'Listed again' if args.undo else 'Marked as two people'}: "
+            f"{args.first} and {args.second}",
         )
     return EXIT_OK
 

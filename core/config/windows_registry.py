@@ -5,7 +5,8 @@ settings, under ``HKLM\\SOFTWARE\\Policies\\Careline`` (Group Policy, wins) and
 ``HKLM\\SOFTWARE\\Careline`` (written by the MSI from its SERVER_URL, SERVER_CA_FINGERPRINT
 and ENROLL_CODE properties). Only this module touches ``winreg``.
 
-Untested here: the project's tests run on Linux, where this module is never imported;
+Tested against a real registry by tests/unit/config/test_windows_registry.py, which the
+Windows MSI workflow runs (skipped on Linux, where this module is never imported);
 :func:`core.config.machine.load_machine_config` takes the values as a plain mapping, and
 that part is tested.
 """

@@ -41,6 +41,10 @@ ACTION_LABELS = {
     "patient.import": "Imported a patient list",
     "fhir.export": "Exported charts as FHIR",
     "fhir.import": "Imported from a FHIR bundle",
+    "patient.merge": "Merged a duplicate chart",
+    "patient.unmerge": "Undid a merge",
+    "patient.not_duplicate": "Marked as not a duplicate",
+    "patient.not_duplicate_undo": "Undid a not-a-duplicate mark",
 }
 
 CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",

@@ -312,9 +312,11 @@ class ClinicRecords:
         phone: str | None = None,
         allow_duplicate: bool = True,
         audit_details: dict[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> Patient:
         """Register a new patient (``audit_details``: more for the audit entry, such as the
-        import it belongs to).
+        import it belongs to; ``extra``: fields set by code in the same op, such as an
+        import's ``source`` and ``duplicate_of``).
 
         With ``allow_duplicate=False`` (what a person registering someone gets: the desktop
         dialog and ``careline patient add``), a patient born the same day under the same or a
@@ -331,6 +333,7 @@ class ClinicRecords:
         }
         pid = new_id()
         fields["created_at"] = utc_now()
+        fields |= {k: val for k, val in (extra or {}).items() if val}
         with self.db.write(self.actor, "patient.create", "patient", pid, audit_details) as tx:
             if not allow_duplicate:
                 self._check_not_registered(tx, fields)

@@ -123,6 +123,12 @@ def load(state: bytes | None, client_id: int) -> RecordDoc:
     return doc
 
 
+def empty(client_id: int) -> RecordDoc:
+    """A new, empty document with this replica's Yjs client id."""
+    doc: RecordDoc = Doc(client_id=client_id)
+    return doc
+
+
 def load_with_vector(state: bytes | None, client_id: int) -> tuple[RecordDoc, bytes]:
     """``load``, and the loaded document's state vector, in one pycrdt transaction (the
     vector is complete as soon as the update is integrated; commit only tidies)."""

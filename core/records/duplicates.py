@@ -9,6 +9,9 @@ entered the other way round (given name as family name).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from itertools import combinations
+
 from core.records.errors import RecordError
 from core.records.models import PatientSummary
 from core.store.database import Database, Transaction
@@ -88,3 +91,43 @@ def find_possible_duplicates(
     )
     found = [PatientSummary(*row) for row in rows]
     return [p for p in found if p.id != exclude and names_match(family, given, p.family, p.given)]
+
+
+def _deletions(name: str) -> set[str]:
+    """``name`` and what deleting up to the slips ``similar`` allows leaves of it: two
+    names one or two slips apart leave a string in common (the symmetric-delete rule)."""
+    if len(name) < 4:
+        return {name}  # very short names must be equal
+    found, frontier = {name}, {name}
+    for _ in range(1 if len(name) < 8 else 2):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        found |= frontier
+    return found
+
+
+def _keys(p: PatientSummary) -> set[str]:
+    f, g = fold_name(p.family), fold_name(p.given)
+    # Either name may be the other's (entered the other way round), and the same letters
+    # may be split differently between them.
+    return {"n:" + k for k in _deletions(f) | _deletions(g)} | {"c:" + f + g, "c:" + g + f}
+
+
+def matching_pairs(
+    patients: Sequence[PatientSummary],
+) -> Iterator[tuple[PatientSummary, PatientSummary]]:
+    """The pairs of ``patients`` (all born the same day) that registration would call
+    possible duplicates (``names_match``), in the order given. Only pairs sharing a name key
+    are compared, not every pair: a day with many births costs little more than its
+    matches (the keys find every pair ``names_match`` accepts; tests/unit/records/
+    test_duplicates.py checks that against comparing every pair)."""
+    by_key: dict[str, list[int]] = {}
+    for index, p in enumerate(patients):
+        for key in _keys(p):
+            by_key.setdefault(key, []).append(index)
+    candidates: set[tuple[int, int]] = set()
+    for indexes in by_key.values():
+        candidates.update(combinations(indexes, 2))  # each list is in ascending order
+    for i, j in sorted(candidates):
+        a, b = patients[i], patients[j]
+        if names_match(a.family, a.given, b.family, b.given):
+            yield a, b

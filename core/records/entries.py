@@ -11,7 +11,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
-from core.records.types import LISTS, PATIENT, RECORD_TYPES, record_type
+from core.records.types import LISTS, PATIENT, RECORD_TYPES, SOURCE, record_type
 from core.store.database import utc_now
 
 # The types added to a chart here, and the patient's lists, as their specs declare
@@ -52,11 +52,20 @@ class ClinicalEntries:
                 raise ValidationError(field.name, "is required")
         return cleaned
 
-    def add(self, type_name: str, patient_id: str, fields: Mapping[str, str | None]) -> str:
-        """Create an appointment, encounter, observation or attachment record."""
+    def add(
+        self,
+        type_name: str,
+        patient_id: str,
+        fields: Mapping[str, str | None],
+        source: str | None = None,
+    ) -> str:
+        """Create an appointment, encounter, observation or attachment record (``source``:
+        the import it came from, kept on the record: core/records/types.py ``SOURCE``)."""
         self.records.get_patient(patient_id)
         cleaned = self._clean(type_name, fields, creating=True)
         cleaned |= {"patient_id": patient_id, "created_at": utc_now()}
+        if source is not None:
+            cleaned[SOURCE] = source
         record_id, actor = new_id(), self.records.actor
         with self.records.db.write(actor, f"{type_name}.create", type_name, record_id) as tx:
             change(tx, actor, record_id, type_name, self.records.setter(cleaned))

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.records import validation as v
-from core.records.clinic import clean_item
+from core.records.allergy_cells import AllergyCell, read_allergies
 from core.records.csv_table import CsvTable
 from core.records.errors import RecordError, ValidationError
-from core.records.types import ALLERGIES
 
 # What a column can become; IGNORE leaves it out.
 FIELDS = ("family", "given", "birth_date", "sex", "phone", "mrn", "allergies")
@@ -71,8 +70,6 @@ _YEAR_LAST = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})$")
 
 # Spreadsheet spellings of the form's sex values (the form's own words pass as they are).
 _SEX_WORDS = {"f": "female", "m": "male", "o": "other", "u": "unknown", "w": "female"}
-# An allergies cell saying the patient was asked and has none: "No known allergies".
-NO_KNOWN_ALLERGIES = ("nka", "nkda", "none", "no known allergies")
 
 
 class MappingError(RecordError):
@@ -184,7 +181,7 @@ class PatientRow:
     sex: str | None = None
     phone: str | None = None
     mrn: str | None = None
-    allergies: tuple[str, ...] = field(default=())
+    allergies: tuple[AllergyCell, ...] = field(default=())
     no_known_allergies: bool = False
 
 
@@ -249,8 +246,8 @@ def read_row(
     if problems:
         return problems
     allergies = read.pop("allergies", ())
-    nka = allergies == (NO_KNOWN_ALLERGIES[0],)
-    return PatientRow(number, **read, allergies=() if nka else allergies, no_known_allergies=nka)
+    nka = allergies is None
+    return PatientRow(number, **read, allergies=allergies or (), no_known_allergies=nka)
 
 
 def _read_cell(target: str, raw: str, options: ReadOptions) -> Any:
@@ -266,11 +263,4 @@ def _read_cell(target: str, raw: str, options: ReadOptions) -> Any:
         return v.text("phone", raw, required=False)
     if target == "mrn":
         return v.mrn(raw)
-    substances = [s.strip() for s in raw.split(options.allergy_separator) if s.strip()]
-    if len(substances) == 1 and substances[0].lower() in NO_KNOWN_ALLERGIES:
-        return (NO_KNOWN_ALLERGIES[0],)
-    if any(s.lower() in NO_KNOWN_ALLERGIES for s in substances):
-        raise ValidationError("allergies", "lists allergies and says there are none")
-    for substance in substances:
-        clean_item(ALLERGIES, {"substance": substance, "reaction": None, "severity": None})
-    return tuple(dict.fromkeys(substances))
+    return read_allergies(raw, options.allergy_separator)

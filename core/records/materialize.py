@@ -414,12 +414,16 @@ class Writes:
             self._tx.executemany(group.sql, group.rows)
 
 
-def mark_unknown(writes: Writes, record_id: str, type_name: str, unknown: str) -> None:
+def mark_unknown(
+    writes: Writes, record_id: str, type_name: str, unknown: str, fresh: bool = False
+) -> None:
     """Queue the record's entry among those this version cannot fully show (or its removal
-    when ``unknown`` is empty): the count behind "Update Careline to see N newer records"."""
-    writes.add(
-        "unknown_records", record_id, "DELETE FROM unknown_records WHERE id = ?", (record_id,)
-    )
+    when ``unknown`` is empty): the count behind "Update Careline to see N newer records".
+    ``fresh``: the record was never stored, so it has no entry to remove."""
+    if not fresh:
+        writes.add(
+            "unknown_records", record_id, "DELETE FROM unknown_records WHERE id = ?", (record_id,)
+        )
     if unknown:
         writes.add(
             "unknown_records",
@@ -436,12 +440,15 @@ def materialize(
     doc: RecordDoc,
     previous: dict[str, str] | None = None,
     writes: Writes | None = None,
+    fresh: bool = False,
 ) -> dict[str, str]:
     """Bring the derived rows of one record up to date; returns the new part digests.
 
     ``previous`` holds the digests stored after the last materialization: parts whose
     digest did not change are left alone, which keeps remote apply fast. With ``writes``
     the statements are only queued there (the caller flushes them, with other records').
+    ``fresh``: nothing was ever derived from the record (it was never stored), so no row
+    is deleted before the new ones are inserted (a first download's records).
     """
     own = writes is None
     out = Writes(tx) if writes is None else writes
@@ -450,7 +457,7 @@ def materialize(
     old = previous or {}
     tables: tuple[ListSpec, ...] = rtype.lists
     children_changed = old.get("children") != digests["children"]
-    if children_changed:
+    if children_changed and not fresh:
         for child in tables:
             out.add(
                 child.table,
@@ -466,16 +473,19 @@ def materialize(
                 _upsert_sql(rtype.table, rtype.column_names),
                 derived.main[0],
             )
-        else:
+        elif not fresh:
             out.add(rtype.table, record_id, f"DELETE FROM {rtype.table} WHERE id = ?", (record_id,))
     if children_changed:
         for child in tables:
             rows = derived.children.get(child.table, [])
             _insert(out, child.table, record_id, child.column_names, rows)
     if old.get(UNKNOWN_KEY, "") != digests.get(UNKNOWN_KEY, ""):
-        mark_unknown(out, record_id, rtype.name, digests.get(UNKNOWN_KEY, ""))
+        mark_unknown(out, record_id, rtype.name, digests.get(UNKNOWN_KEY, ""), fresh)
     if old.get("conflicts") != digests["conflicts"]:
-        out.add("conflicts", record_id, "DELETE FROM conflicts WHERE record_id = ?", (record_id,))
+        if not fresh:
+            out.add(
+                "conflicts", record_id, "DELETE FROM conflicts WHERE record_id = ?", (record_id,)
+            )
         columns = ("id", "record_id", "record_type", "field", "candidates")
         _insert(out, "conflicts", record_id, columns, derived.conflicts)
     if own:

@@ -93,6 +93,13 @@ def survivors_json(db: Reader) -> str:
     return json.dumps({d: s for d, s in found.items() if s != d})
 
 
+def survivor_sql(column: str) -> str:
+    """SQL for the survivor of the patient id in ``column`` (itself when not merged), with
+    ``survivors_json``'s value as its one parameter: a join on it shows a merged
+    duplicate's records under the chart that holds them now."""
+    return f"coalesce(json_extract(?, '$.\"' || {column} || '\"'), {column})"
+
+
 def hidden_json(db: Reader) -> str:
     """``hidden`` as a JSON array, for ``id NOT IN (SELECT value FROM json_each(?))``."""
     return json.dumps(hidden(db))

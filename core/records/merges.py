@@ -19,7 +19,6 @@ entry (``patient.merge``) records it too. Nothing else is rewritten, so:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from itertools import combinations
 from typing import Any
 
 from core.records import crdt, merged
@@ -27,7 +26,8 @@ from core.records import validation as v
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
-from core.records.duplicates import describe, names_match
+from core.records.dismissals import dismissed_pairs, set_dismissed
+from core.records.duplicates import describe, matching_pairs
 from core.records.errors import ValidationError
 from core.records.models import Patient, PatientSummary
 from core.records.rows import hlc_time
@@ -97,8 +97,9 @@ class Merges:
         self.records = records
 
     def candidates(self) -> list[DuplicatePair]:
-        """Pairs of charts (neither merged) that may be one person's, by birth date then
-        name. An indexed query per shared birth date, never a scan of every pair."""
+        """Pairs of charts (neither merged, not dismissed as two people) that may be one
+        person's, by birth date then name: born the same day under the same or a similar
+        name, or one imported as a likely duplicate of the other (``duplicate_of``)."""
         self.records.require("patients.duplicates")
         db = self.records.db
         hidden = merged.hidden_json(db)
@@ -112,12 +113,38 @@ class Merges:
         by_date: dict[str, list[PatientSummary]] = {}
         for r in rows:
             by_date.setdefault(str(r[3]), []).append(PatientSummary(*r))
-        return [
-            DuplicatePair(a, b)
-            for same_day in by_date.values()
-            for a, b in combinations(same_day, 2)
-            if names_match(a.family, a.given, b.family, b.given)
-        ]
+        # Registration's rules, through the name keys rather than every pair of a day.
+        found = [pair for same_day in by_date.values() for pair in matching_pairs(same_day)]
+        found += self._flagged(hidden)
+        dismissed = dismissed_pairs(db)
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for a, b in found:
+            key = (min(a.id, b.id), max(a.id, b.id))
+            if key not in dismissed and key not in seen:
+                seen.add(key)
+                out.append(DuplicatePair(a, b))
+        return out
+
+    def _flagged(self, hidden: str) -> list[tuple[PatientSummary, PatientSummary]]:
+        """Pairs an import flagged (``duplicate_of``), the existing chart first."""
+        cols = ", ".join(f"{side}.{c}" for side in ("o", "d") for c in _SUMMARY.split(", "))
+        rows = self.records.db.query(
+            f"SELECT {cols} FROM patients d JOIN patients o ON o.id = d.duplicate_of "
+            "WHERE d.duplicate_of != '' AND d.id NOT IN (SELECT value FROM json_each(?)) "
+            "AND o.id NOT IN (SELECT value FROM json_each(?))",
+            (hidden, hidden),
+        )
+        return [(PatientSummary(*r[:6]), PatientSummary(*r[6:])) for r in rows]
+
+    def dismiss(self, first: str, second: str) -> None:
+        """Mark a pair as two people: it leaves the review list on every workstation until
+        undone (core/records/dismissals.py)."""
+        set_dismissed(self.records, first, second, True)
+
+    def undismiss(self, first: str, second: str) -> None:
+        """Undo ``dismiss``: the pair is listed again (if it still matches)."""
+        set_dismissed(self.records, first, second, False)
 
     def merge(self, duplicate: str, survivor: str, reason: str) -> Merge:
         """Merge ``duplicate`` into ``survivor`` (one replicated, audited op on the

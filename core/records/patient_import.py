@@ -96,6 +96,10 @@ class ImportResult:
     allergies: int = 0
     already_present: list[AlreadyPresent] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
+    # Stopped on request between two batches: what was added is whole, the rest was not
+    # attempted (``rows_left`` of the plan's rows to add).
+    cancelled: bool = False
+    rows_left: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """For ``--json``."""
@@ -103,6 +107,8 @@ class ImportResult:
             "import_id": self.import_id,
             "added": self.added,
             "allergies": self.allergies,
+            "cancelled": self.cancelled,
+            "rows_left": self.rows_left,
             "already_present": [a.to_dict() for a in self.already_present],
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -187,10 +193,15 @@ def run_import(
     plan: ImportPlan,
     on_progress: Progress | None = None,
     batch_rows: int = BATCH_ROWS,
+    stop: Callable[[], bool] | None = None,
 ) -> ImportResult:
     """Register the plan's patients (see the module docstring); rows found present since the
     dry run are reported as such, not added. NotAllowedError if the signed-in person is not
-    an admin, or (for a list with allergies) neither a nurse nor a clinician."""
+    an admin, or (for a list with allergies) neither a nurse nor a clinician.
+
+    ``stop`` is asked before each batch: once it says so the import ends there (each batch
+    is one transaction, so nothing is half-written), ``cancelled`` set and the ended audit
+    entry saying so; importing the same file again adds the rest."""
     result = ImportResult(uuid.uuid4().hex)
     result.already_present.extend(plan.already_present)
     result.problems.extend(plan.problems)
@@ -207,6 +218,9 @@ def run_import(
     total = len(plan.to_add)
     try:
         for start in range(0, total, batch_rows):
+            if stop is not None and stop():
+                result.cancelled, result.rows_left = True, total - start
+                break
             with records.db.batch():
                 for row in plan.to_add[start : start + batch_rows]:
                     _import_row(records, nka, row, result)
@@ -220,6 +234,7 @@ def run_import(
             "allergies": result.allergies,
             "already_present": len(result.already_present),
             "problem_rows": len({p.row for p in result.problems}),
+            "cancelled": result.cancelled,
         }
         with records.db.write(records.actor, IMPORT_ACTION, "clinic", "clinic", ended):
             pass
@@ -248,8 +263,8 @@ def _import_row(
         )
         return
     result.added += 1
-    for substance in row.allergies:
-        records.add_allergy(patient.id, substance)
+    for allergy in row.allergies:
+        records.add_allergy(patient.id, allergy.substance, allergy.reaction, allergy.severity)
         result.allergies += 1
     if row.no_known_allergies:
         nka.record_no_known_allergies(patient.id)

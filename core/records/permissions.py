@@ -75,6 +75,9 @@ ACTIONS: dict[str, Rule | None] = {
     # Duplicates (core/records/merges.py): checked on both patients of a merge.
     "patient.merge": _p("merge_patients", "merge duplicate patients"),
     "patient.unmerge": _p("merge_patients", "undo a merge of duplicate patients"),
+    # "Not a duplicate" (core/records/dismissals.py): checked on both patients too.
+    "patient.not_duplicate": _p("merge_patients", "dismiss a possible duplicate"),
+    "patient.not_duplicate_undo": _p("merge_patients", "undo a duplicate's dismissal"),
     # Clinical: allergies, vitals, notes, visits, problems, medications
     "allergy.add": _p("record_allergy", "record an allergy"),
     "allergy.remove": _p("record_allergy", "remove an allergy"),

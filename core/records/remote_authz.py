@@ -301,6 +301,10 @@ class RemotePermissions:
             if type_name == "relation" and obj == CLINIC_OBJECT:
                 permission = "manage_staff"  # a role, not access to a chart
             needed.add((permission, obj))
+        if type_name == "patient" and "merged_into" in fields:
+            # A merge moves the duplicate's records onto the survivor's chart: as locally
+            # (Merges.merge), the author needs merge_patients on both charts.
+            needed |= {("merge_patients", PATIENT_PREFIX + s) for s in _merged_into(before, doc)}
         for permission, obj in sorted(needed):
             if not any(
                 self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
@@ -334,6 +338,14 @@ class RemotePermissions:
     def learn(self, record_id: str, type_name: str, doc: RecordDoc) -> None:
         """An applied op of a user or tuple record: its values count for later ops."""
         self.history.add_doc(record_id, type_name, doc, True)
+
+
+def _merged_into(before: Summary, doc: RecordDoc) -> set[str]:
+    """The survivors an op just applied to ``doc`` named in ``merged_into`` (its own
+    writes: the live values that were not there before it; an undo writes ``""``)."""
+    had = before.get("r:merged_into", frozenset())
+    live = crdt.all_live(doc).get("merged_into", [])
+    return {str(e.value) for e in live if e.write_id not in had and e.value}
 
 
 def governed(type_name: str) -> bool:

@@ -20,16 +20,14 @@ from core.records import crdt, op_trust, remote_authz
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
-    load_record,
     loaded_from,
-    store_record,
     store_records,
     stored_records,
 )
 from core.records.materialize import MalformedRecordError
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
-from core.store.database import Database, Transaction
+from core.store.database import Database, Row, Transaction
 
 
 class ApplyError(ValueError):
@@ -361,39 +359,69 @@ def holds_types_beyond(db: Database, types: frozenset[str]) -> bool:
 
 
 def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) -> int:
-    """Merge a snapshot page's record states (idempotent); returns the records touched."""
+    """Merge a snapshot page's record states (idempotent); returns the records touched.
+
+    Stored like a batch of ops (``apply_ops``): the page's records already held are read
+    in a few queries, and the page is written with one ``executemany`` per statement
+    (``store_records``), which leaves every table as storing the records one by one would.
+    """
     details = {"records": len(page.records)}
     try:
         with db.write(session_actor, "sync.snapshot", "record_states", "page", details) as tx:
             me = oplog.identity(tx)
+            stored = stored_records(tx, (rec.record_id for rec in page.records))
+            docs: dict[str, tuple[str, Loaded]] = {}
             for rec in page.records:
-                loaded = load_record(tx, rec.record_id, rec.record_type, me.client_id)
-                known = RECORD_TYPES.get(rec.record_type)  # None: a newer version's, kept
-                rule = known.remote_check if known is not None else None
-                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
-                    protected = rule.protect(loaded.doc) if rule is not None else None
-                try:
-                    crdt.apply_update(loaded.doc, rec.state)
-                except ValueError as exc:
-                    raise ApplyError(
-                        f"snapshot state of {rec.record_id!r} is malformed: {exc}"
-                    ) from exc
-                # A snapshot's state carries no dependencies: only what it removes or
-                # rewrites can be told apart from a concurrent change.
-                with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
-                    broken = (
-                        rule.violation(protected, loaded.doc, False)
-                        if rule is not None and protected is not None
-                        else None
+                held = docs.get(rec.record_id)
+                if held is None:
+                    row = stored.get(rec.record_id)
+                    loaded = _snapshot_loaded(rec, row, me.client_id)
+                    docs[rec.record_id] = (rec.record_type, loaded)
+                elif held[0] != rec.record_type:  # the same id twice in a page, as two types
+                    raise RecordTypeMismatchError(
+                        f"record {rec.record_id!r} is a {held[0]}, not a {rec.record_type}"
                     )
-                if broken:
-                    raise ApplyError(f"snapshot state {broken} ({rec.record_id}); refusing it")
-                store_record(tx, rec.record_id, rec.record_type, loaded)
+                else:
+                    loaded = held[1]
+                _merge_snapshot_state(loaded, rec)
+            store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in docs.items()))
     except (RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     except sqlcipher3.IntegrityError as exc:
         raise ApplyError(_unstorable(exc)) from exc
     return len(page.records)
+
+
+def _snapshot_loaded(rec: RecordState, row: Row | None, client_id: int) -> Loaded:
+    """The document a snapshot state merges into: the one held, or for a record this
+    replica has never seen, the state itself (nothing to merge it with, and no derived
+    rows to replace: ``Loaded.fresh``)."""
+    if row is not None:
+        return loaded_from(rec.record_id, rec.record_type, row, client_id)
+    return Loaded(crdt.empty(client_id), {}, fresh=True)
+
+
+def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:
+    """Merge one snapshot state into ``loaded``'s document, refusing a malformed state or
+    one its type's rule forbids (a signed note made unsigned)."""
+    known = RECORD_TYPES.get(rec.record_type)  # None: a newer version's, kept
+    rule = known.remote_check if known is not None else None
+    with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+        protected = rule.protect(loaded.doc) if rule is not None else None
+    try:
+        crdt.apply_update(loaded.doc, rec.state)
+    except ValueError as exc:
+        raise ApplyError(f"snapshot state of {rec.record_id!r} is malformed: {exc}") from exc
+    # A snapshot's state carries no dependencies: only what it removes or rewrites can be
+    # told apart from a concurrent change.
+    with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
+        broken = (
+            rule.violation(protected, loaded.doc, False)
+            if rule is not None and protected is not None
+            else None
+        )
+    if broken:
+        raise ApplyError(f"snapshot state {broken} ({rec.record_id}); refusing it")
 
 
 def _unstorable(exc: Exception) -> str:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.records import merged
 from core.records import validation as v
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
@@ -62,6 +63,9 @@ INACTIVE = ("cancelled", "no_show")
 MAX_MINUTES = 12 * 60
 CLINICIAN_ROLES = ("clinician", "admin")
 
+# The patient's name is the chart's that holds the appointment now (a merged duplicate's
+# appointment shows its survivor's name: core/records/merged.py).
+_PATIENT_JOIN = f"LEFT JOIN patients p ON p.id = {merged.survivor_sql('a.patient_id')}"
 _COLUMNS = (
     "a.id, a.patient_id, p.family, p.given, a.starts_at, a.ends_at, a.reason, a.status, "
     "a.clinician, a.arrived_at, a.cancel_reason"
@@ -209,9 +213,8 @@ class Schedule:
     def get(self, appointment_id: str) -> Appointment:
         """One appointment; NotFoundError names a missing id."""
         rows = self.records.db.query(
-            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
-            "WHERE a.id = ?",
-            (appointment_id,),
+            f"SELECT {_COLUMNS} FROM appointments a {_PATIENT_JOIN} WHERE a.id = ?",
+            (merged.survivors_json(self.records.db), appointment_id),
         )
         if not rows:
             raise NotFoundError(f"no appointment with id {appointment_id!r}")
@@ -225,10 +228,10 @@ class Schedule:
         low = first.isoformat()
         high = (last + dt.timedelta(days=1)).isoformat()
         sql = (
-            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
+            f"SELECT {_COLUMNS} FROM appointments a {_PATIENT_JOIN} "
             "WHERE a.starts_at >= ? AND a.starts_at < ?"
         )
-        params: tuple[Any, ...] = (low, high)
+        params: tuple[Any, ...] = (merged.survivors_json(self.records.db), low, high)
         if clinician is not None:
             sql += " AND a.clinician = ?"
             params += (clinician,)
@@ -272,10 +275,10 @@ class Schedule:
     ) -> list[Appointment]:
         marks = ", ".join("?" for _ in INACTIVE)
         rows = db.query(
-            f"SELECT {_COLUMNS} FROM appointments a LEFT JOIN patients p ON p.id = a.patient_id "
+            f"SELECT {_COLUMNS} FROM appointments a {_PATIENT_JOIN} "
             f"WHERE a.clinician = ? AND a.starts_at < ? AND a.ends_at > ? "
             f"AND a.status NOT IN ({marks}) AND a.id IS NOT ? ORDER BY a.starts_at, a.id",
-            (clinician, ends_at, starts_at, *INACTIVE, excluding),
+            (merged.survivors_json(db), clinician, ends_at, starts_at, *INACTIVE, excluding),
         )
         return [_row(r) for r in rows]
 

@@ -17,6 +17,10 @@ from core.records.spec import RecordType as RecordType
 # patients table by the API, so no check here).
 _PATIENT_ID = Field("patient_id", "Patient")
 _REASON = Field("reason", "Reason", v.optional_text)
+# The import a record came from (``fhir:<bundle patient>|<resource type>/<id>``, written by
+# core/records/fhir/importer.py in the op creating it): kept and replicated, not shown.
+# Older releases store and relay it as a field they do not know.
+SOURCE = "source"
 
 
 def _patient_sort_key(values: dict[str, Any]) -> str:
@@ -107,6 +111,11 @@ PATIENT = RecordType(
         # store and relay these as fields they do not know.
         Field("merged_into", "Merged into"),
         Field("merge_reason", "Reason for merging"),
+        # V15 (FHIR import, core/records/fhir/importer.py): the bundle patient a record was
+        # imported from (re-runs skip it), and the patient it likely duplicates (a bundle
+        # patient matching one already registered, offered for merge). Set by code.
+        Field("source", "Imported from"),
+        Field("duplicate_of", "Likely duplicate of"),
     ),
     lists=(ALLERGIES, PROBLEMS, MEDICATIONS),
     columns=(
@@ -121,6 +130,8 @@ PATIENT = RecordType(
         Column("updated_at", ""),
         "allergy_status",
         Column("merged_into", ""),
+        Column("source", ""),
+        Column("duplicate_of", ""),
     ),
     row_requires="family",
     search=("family", "given", "mrn", "birth_date"),
@@ -193,7 +204,7 @@ NOTE = RecordType(
         Field("signed_body", "Signed text"),
     ),
     texts=(Field("body", "Note text"),),
-    bookkeeping=(NOTE_EDITED,),
+    bookkeeping=(NOTE_EDITED, SOURCE),
     lists=(
         ListSpec(
             "addenda",
@@ -233,6 +244,7 @@ APPOINTMENT = RecordType(
         Field("cancel_reason", "Reason for cancelling", v.optional_text),
     ),
     chart_entry=True,
+    bookkeeping=(SOURCE,),
     settle_hook=settle_move,  # choosing one side of a move keeps that move's start and end
 )
 
@@ -270,6 +282,7 @@ ENCOUNTER = RecordType(
         Column("created_at", ""),
     ),
     chart_entry=True,
+    bookkeeping=(SOURCE,),
 )
 
 OBSERVATION = RecordType(
@@ -289,6 +302,7 @@ OBSERVATION = RecordType(
         Field("flag", "Outside the normal range"),
     ),
     chart_entry=True,
+    bookkeeping=(SOURCE,),
     settle_hook=settle_reading,  # choosing one side of a reading keeps all of that side
 )
 

@@ -24,7 +24,7 @@ from core.records import vitals as cat
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotFoundError, ValidationError
-from core.records.types import OBSERVATION
+from core.records.types import OBSERVATION, SOURCE
 from core.store.database import utc_now
 
 _COLUMNS = OBSERVATION.column_names
@@ -148,13 +148,15 @@ class VitalSigns:
         units: Mapping[str, str] | None = None,
         observed_at: str | None = None,
         encounter_id: str | None = None,
+        sources: Mapping[str, str] | None = None,
     ) -> list[Reading]:
         """Store a set of vitals (by vital key: ``{"temperature": "102"}`` with
         ``units={"temperature": "[degF]"}``, or ``"102F"``) in one transaction.
 
         Refuses the whole set (ValidationError naming the first field) if any value is
         impossible, and an empty set; flags each value outside the normal range for the
-        patient's age on the day measured.
+        patient's age on the day measured. ``sources``: by LOINC code, the import each
+        reading came from (kept on its record: core/records/types.py ``SOURCE``).
         """
         patient = self.records.get_patient(patient_id)
         measurements, errors = measure_all(values, units)
@@ -183,6 +185,7 @@ class VitalSigns:
                 "entered_unit": m.entered_unit.ucum,
                 "flag": cat.flag(m.vital, m.value, years),
                 "created_at": created,
+                SOURCE: (sources or {}).get(m.vital.code),
             }
             rows.append((new_id(), {k: val for k, val in fields.items() if val is not None}))
         details = {"codes": [f["code"] for _, f in rows], "observations": [i for i, _ in rows]}

@@ -10,6 +10,14 @@ the server checks the SHA-256 of everything received against the declaration and
 framing against the size (:func:`core.crypto.attachment_framing.check_framing`), and only
 then stores the blob under its id. Anything else is refused with a message naming the fault,
 and the partial file is dropped so the next attempt starts clean.
+
+Scale-out (several server processes sharing PostgreSQL and S3): the partial file is on the
+disk of the process that received the upload's start, not in the shared store. A resumed
+upload that the load balancer sends to another process is told there to start at byte 0
+(HTTP 409 with ``Upload-Offset: 0``, logged as ``attachment.upload_restarted``), and the
+client starts again at once, so the upload completes, at the cost of sending the bytes
+again. The partial file left on the first process stays until that process's uploads
+folder is cleared.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -35,6 +44,7 @@ from core.store.blobs import BlobNotFoundError, BlobStore, validate_blob_id
 from core.store.blobs.base import copy_stream
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("careline.server")
 
 
 def _sha_id(blob_id: str) -> str:
@@ -148,6 +158,17 @@ class BlobUploads:
             meta.write_text(json.dumps({"size": size, "sha256": sha256}), "utf-8")
         held = part.stat().st_size if part.exists() else 0
         if start != held:
+            if held == 0 and start > 0:
+                # Partial uploads live on each server process's own disk: behind a load
+                # balancer, a resumed upload may reach a process that never saw its start.
+                # The client is told to start again at byte 0 (and does, at once).
+                log.warning(json.dumps({
+                    "event": "attachment.upload_restarted", "blob": blob_id,
+                    "asked_offset": start, "held_offset": 0,
+                    "reason": "this server process holds no partial upload of this blob "
+                              "(another process received its start, or it was discarded); "
+                              "the client restarts from byte 0",
+                }))  # fmt: skip
             raise UploadOffsetError(held, start)
         with part.open("ab") as out:
             written = copy_stream(src, out.write, limit=size - held)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Letters and digits: what the index's tokenizer (unicode61) keeps as word characters. Not
+# the underscore (\w has it, unicode61 splits on it): a quoted term the tokenizer splits in
+# two is a phrase, which the index (detail=column since migration V14) cannot answer.
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_TERMS = 8
 
 # Marks a name may be written with or without (O'Brien, OBrien, O Brien; Jean-Luc, Jeanluc):

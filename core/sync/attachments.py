@@ -15,8 +15,10 @@ The clinic attachment key lives in each workstation's encrypted database (table 
 never on the server: the server and S3 only ever hold ciphertext, and check its SHA-256 and
 chunk framing, not its content. The first workstation to add a file makes the key; the
 others get it with ``careline attachment key export`` on one and ``... key import`` (stdin)
-on the other. (Carrying it automatically, wrapped for each device's certificate key, is
-not done yet.)
+on the other; with a server or a LAN peer it is carried sealed for each device's
+certificate key (:mod:`core.sync.key_grants`). After a device revocation, the next file
+added here is wrapped under a new key the revoked device never receives
+(:func:`current_key`).
 
 The cache holds at most the ``attachment_cache_mb`` setting: past it, the least recently
 used files are dropped, never one still waiting for upload.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import mimetypes
 import os
@@ -34,11 +37,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
 from core.errors import CarelineError
+from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
@@ -47,6 +51,8 @@ from core.store.database import Database
 from core.sync import blob_client
 from core.sync.attachments_client import AttachmentError
 from core.sync.enroll import ServerCredential
+from core.sync.http_transport import DeviceRejectedError
+from core.sync.lan.identity import revoked_serials
 from core.sync.lan.transport import LanTransport
 from core.sync.transport import TransportError
 
@@ -122,16 +128,26 @@ def held_keys(records: ClinicRecords) -> dict[str, bytes]:
 
 
 def current_key(records: ClinicRecords) -> ClinicAttachmentKey:
-    """The key new files are wrapped for; made (and audited) on first use."""
+    """The key new files are wrapped for; made (and audited) on first use, and made anew
+    once this workstation has learnt of a device revoked since the current key was made.
+
+    A revoked device keeps every key it was given (on its own disk, which nobody can take
+    back); it gets no key made after the revocation, because the server no longer lists it
+    for grants and LAN peers refuse its certificate. So files added here after this
+    workstation heard of the revocation are under a key the revoked device never held.
+    Files wrapped before stay under the old keys (not re-encrypted)."""
     value = _keys(records)
+    revoked = sorted(revoked_serials(records.db))
     if value["current"]:
         found = key_for(records, value["current"])
-        if found is not None:
+        if found is not None and set(revoked) <= set(value.get("revoked", [])):
             return found
     key = ClinicAttachmentKey.generate()
+    action = "attachment_key.rotate" if value["current"] else "attachment_key.create"
     value["keys"][key.key_id] = key.secret.hex()
     value["current"] = key.key_id
-    _save_keys(records, value, "attachment_key.create", key.key_id)
+    value["revoked"] = revoked  # the revocations this key was made after
+    _save_keys(records, value, action, key.key_id)
     return key
 
 
@@ -193,15 +209,29 @@ class Attachments:
         self.credential = credential
 
     @classmethod
-    def for_records(cls, records: ClinicRecords, cache_mb: int = 2048) -> Attachments:
-        """This workstation's attachments: its data folder (where the database is) and its
-        server credential, if enrolled."""
+    def for_records(
+        cls, records: ClinicRecords, cache_mb: int = 2048, peers: Sequence[LanTransport] = ()
+    ) -> Attachments:
+        """This workstation's attachments: its data folder (where the database is), its
+        server credential, if enrolled, and LAN peers to fetch from when the server
+        cannot be reached."""
         from core.sync.enroll import load_credential
 
         return cls(
             records, records.db.path.parent, cache_mb=cache_mb,
-            credential=load_credential(records.db),
+            credential=load_credential(records.db), peers=peers,
         )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the connections to LAN peers (the server's are per call)."""
+        for peer in self.peers:
+            peer.close()
+
+    def __enter__(self) -> Attachments:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _pending_mark(self, blob_id: str) -> Path:
         return self.folder / "pending" / blob_id
@@ -235,6 +265,9 @@ class Attachments:
         uploaded at the next sync."""
         self.records.get_patient(patient_id)
         self.records.require("attachments.list", patient_id)
+        # The date is checked before the file is encrypted: refused afterwards, it left a
+        # blob marked for upload that no record refers to.
+        date = v.past_date("date", date)
         key = current_key(self.records)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -309,6 +342,11 @@ class Attachments:
             try:
                 source()
                 break
+            except DeviceRejectedError as exc:
+                problems.append(
+                    f"the clinic server refused this device ({exc}): it may have been "
+                    "revoked; ask the clinic's administrator"
+                )
             except (AttachmentError, TransportError) as exc:
                 problems.append(str(exc))
         else:
@@ -318,48 +356,69 @@ class Attachments:
         self.evict()
         return self.get(record_id)
 
-    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
-        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
-        item = self.fetch(record_id, progress)
-        assert item.blob_id is not None  # fetch refused the old scheme
-        row = self.entries.get("attachment", record_id)
-        key = key_for(self.records, row["key_id"] or "")
+    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+        """The clinic attachment key ``key_id``: held here, or sealed for this device by a
+        workstation that holds it (core.sync.key_grants), from the server or a LAN peer."""
+        key = key_for(self.records, key_id)
         if key is None and self.credential is not None:
-            # Sealed for this device by a workstation that holds it (core.sync.key_grants).
             from core.sync.key_grants import exchange_keys
 
             with contextlib.suppress(AttachmentError):
                 exchange_keys(self.records, self.credential)
-            key = key_for(self.records, row["key_id"] or "")
+            key = key_for(self.records, key_id)
         for peer in self.peers if key is None else ():
             from core.sync.key_grants import keys_from_peer
 
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
-            key = key_for(self.records, row["key_id"] or "")
+            key = key_for(self.records, key_id)
         if key is None:
             raise AttachmentProblem(
                 f"{item.title}: this workstation does not hold the clinic attachment key "
-                f"{row['key_id']!r}; import it from a workstation that does "
+                f"{key_id!r}; import it from a workstation that does "
                 "('careline attachment key export' there, 'careline attachment key import' here)"
             )
+        return key
+
+    def decrypt_into(
+        self, record_id: str, out: BinaryIO, progress: Progress | None = None
+    ) -> Attachment:
+        """Fetch the attachment if need be and write its plaintext to ``out`` (a file, or
+        memory: the app's PDF and image viewers never put the plaintext on disk). A damaged
+        or forged file raises AttachmentProblem naming it; ``out`` may then hold part of
+        the plaintext, which the caller discards."""
+        item = self.fetch(record_id, progress)
+        assert item.blob_id is not None  # fetch refused the old scheme
+        row = self.entries.get("attachment", record_id)
+        key = self._key_of(item, row["key_id"] or "")
+        try:
+            get_attachment(
+                self.cache, item.blob_id, out, kek=key.kek, aad=key.aad(), id_key=key.id_key
+            )
+        except (DecryptionError, BlobIntegrityError) as exc:
+            self.cache.delete(item.blob_id)  # fetch it again next time
+            raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
+        with contextlib.suppress(OSError):
+            os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
+        return item
+
+    def read(self, record_id: str, progress: Progress | None = None) -> bytes:
+        """The attachment's plaintext, in memory only (for viewers inside the app)."""
+        buffer = io.BytesIO()
+        self.decrypt_into(record_id, buffer, progress)
+        return buffer.getvalue()
+
+    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
+        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                get_attachment(
-                    self.cache, item.blob_id, out, kek=key.kek, aad=key.aad(), id_key=key.id_key
-                )
+                self.decrypt_into(record_id, out, progress)
             os.replace(tmp, dest)
-        except (DecryptionError, BlobIntegrityError) as exc:
-            tmp.unlink(missing_ok=True)
-            self.cache.delete(item.blob_id)  # fetch it again next time
-            raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        with contextlib.suppress(OSError):
-            os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
         return dest
 
     def pending(self) -> list[str]:
@@ -367,9 +426,18 @@ class Attachments:
         folder = self.folder / "pending"
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
-    def push_pending(self, progress: Progress | None = None) -> int:
+    def push_pending(
+        self,
+        progress: Progress | None = None,
+        *,
+        progress_of: Callable[[str], Progress] | None = None,
+        uploaded: Callable[[str], None] | None = None,
+    ) -> int:
         """Upload every file waiting for it (each resumes where it stopped); returns how
-        many went up. Raises AttachmentProblem on the first that fails."""
+        many went up. Raises AttachmentProblem on the first that fails.
+
+        ``progress_of(blob_id)`` gives a progress sink per file (else ``progress`` takes
+        them all); ``uploaded(blob_id)`` is called as each file reaches the server."""
         if self.credential is None:
             return 0
         from core.sync.key_grants import exchange_keys
@@ -381,13 +449,14 @@ class Attachments:
         done = 0
         for blob_id in self.pending():
             path = self.cache.path_for(blob_id)
+            report = progress_of(blob_id) if progress_of is not None else progress or _quiet
             try:
-                blob_client.push(
-                    self.credential, blob_id, path, _file_sha256(path), progress or _quiet
-                )
+                blob_client.push(self.credential, blob_id, path, _file_sha256(path), report)
             except AttachmentError as exc:
                 raise AttachmentProblem(f"attachment upload stopped: {exc}") from exc
             self._pending_mark(blob_id).unlink(missing_ok=True)
+            if uploaded is not None:
+                uploaded(blob_id)
             done += 1
         return done
 

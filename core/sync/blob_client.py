@@ -80,6 +80,39 @@ def push(
             )
         progress(size, size)
         return 0
+    response = _send_from(credential, blob_id, path, size, sha256, offset, progress)
+    if response.status_code == 409:
+        # The server holds less than it said (behind a load balancer, another server
+        # process may answer: partial uploads live on each one's disk). Carry on from what
+        # this one holds, once; usually byte 0, as its log says.
+        held = _header_offset(response)
+        if held is not None and held < offset:
+            offset = held
+            response = _send_from(credential, blob_id, path, size, sha256, offset, progress)
+    if response.status_code not in (201, 202):
+        raise _refusal(response, f"upload of attachment {blob_id} refused")
+    if response.status_code == 202:
+        raise AttachmentError(f"upload of attachment {blob_id} ended early; will resume")
+    return size - offset
+
+
+def _header_offset(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers.get("Upload-Offset", ""))
+    except ValueError:
+        return None
+
+
+def _send_from(
+    credential: ServerCredential,
+    blob_id: str,
+    path: Path,
+    size: int,
+    sha256: str,
+    offset: int,
+    progress: Progress,
+) -> httpx.Response:
+    """One ``PUT`` of the file's bytes from ``offset``; the server's answer."""
     with path.open("rb") as src:
         src.seek(offset)
         sent = [offset]
@@ -92,7 +125,7 @@ def push(
         }
         try:
             with _client(credential) as client:
-                response = client.put(
+                return client.put(
                     f"/v1/blobs/{blob_id}",
                     content=_pieces(src, sent, size, progress),
                     headers=headers,
@@ -102,11 +135,6 @@ def push(
                 f"upload of attachment {blob_id} was cut off after {sent[0]} of {size} bytes "
                 f"(the next sync carries on from what the server received): {exc}"
             ) from exc
-    if response.status_code not in (201, 202):
-        raise _refusal(response, f"upload of attachment {blob_id} refused")
-    if response.status_code == 202:
-        raise AttachmentError(f"upload of attachment {blob_id} ended early; will resume")
-    return size - offset
 
 
 def fetch(

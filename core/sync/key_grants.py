@@ -14,8 +14,9 @@ device's private key). What this does not protect against, stated plainly: the s
 holds the clinic CA, so a server under an attacker's control could enroll a device of its
 own and be granted the key at the next sync, just as such a device would receive every
 record; the protection is against the stored data (disks, S3, backups), not against the
-CA itself. Revoked devices are no longer listed, so they get no new keys (they keep what
-they had; rotating the key after a revocation is not built yet).
+CA itself. Revoked devices are no longer listed, so they get no new keys: they keep what
+they had, and a workstation that learns of a revocation wraps its next files under a new
+key (:func:`core.sync.attachments.current_key`), which only the active devices receive.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,35 +177,54 @@ class SyncSession:
         if self._on_progress is not None:
             self._on_progress(self.report)
 
+    def _snapshot_request(
+        self, pool: ThreadPoolExecutor, after: str | None
+    ) -> Future[dict[str, Any]]:
+        """Ask for the snapshot page after ``after`` on the prefetch thread."""
+        message = {"type": "snapshot", "after": after, "max_records": p.MAX_RECORDS_PER_PAGE}
+        return pool.submit(self._ask, message, ("snapshot_page",))
+
     def _bootstrap(self) -> None:
         self._bootstrapped = True
-        after: str | None = None
-        vector: dict[str, int] | None = None
         # A session may bootstrap twice (the peer asks again): count this download on top.
         already = self.report.snapshot_records
-        while True:
-            reply = self._ask(
-                {"type": "snapshot", "after": after, "max_records": p.MAX_RECORDS_PER_PAGE},
-                ("snapshot_page",),
-            )
-            page_vv = p.vv_from_wire(reply.get("vv"))
-            vector = page_vv if vector is None else vector
-            records = p.records_from_wire(reply.get("records"))
-            total = p.total_from_wire(reply.get("total_records"))
-            if total is not None:
-                self.report.expected_records = already + total
-            page = replication.SnapshotPage(vector, tuple(records), None)
-            self.report.snapshot_records += replication.apply_snapshot_page(
-                self.db, page, self.actor
-            )
-            self._touched.update(r.record_id for r in records)
-            self._progress()
-            nxt = p.after_from_wire(reply.get("next_after"), "next_after")
-            if nxt is None:
-                break
-            if after is not None and nxt <= after:
-                raise p.ProtocolError("malformed", "snapshot paging did not advance")
-            after = nxt
+        # The next page is asked for as soon as this one has arrived, so the other side
+        # reads and sends it (and TLS and JSON decode it) while this page is stored: only
+        # the prefetch thread uses the transport, only this one the database. Pages are
+        # still applied one after another, in order.
+        with ThreadPoolExecutor(1, thread_name_prefix="careline-snapshot") as pool:
+            self._download(pool, already)
+
+    def _download(self, pool: ThreadPoolExecutor, already: int) -> None:
+        after: str | None = None
+        vector: dict[str, int] | None = None
+        pending = self._snapshot_request(pool, after)
+        try:
+            while True:
+                reply = pending.result()
+                page_vv = p.vv_from_wire(reply.get("vv"))
+                vector = page_vv if vector is None else vector
+                records = p.records_from_wire(reply.get("records"))
+                total = p.total_from_wire(reply.get("total_records"))
+                nxt = p.after_from_wire(reply.get("next_after"), "next_after")
+                if nxt is not None and after is not None and nxt <= after:
+                    raise p.ProtocolError("malformed", "snapshot paging did not advance")
+                if nxt is not None:
+                    pending = self._snapshot_request(pool, nxt)
+                if total is not None:
+                    self.report.expected_records = already + total
+                page = replication.SnapshotPage(vector, tuple(records), None)
+                self.report.snapshot_records += replication.apply_snapshot_page(
+                    self.db, page, self.actor
+                )
+                self._touched.update(r.record_id for r in records)
+                self._progress()
+                if nxt is None:
+                    break
+                after = nxt
+        finally:
+            # A page refused or a session stopped: the request in flight only reads.
+            pending.cancel()
         replication.finish_snapshot(self.db, vector or {}, self.actor)
 
     def _pull(self) -> None:

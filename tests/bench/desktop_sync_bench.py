@@ -20,6 +20,7 @@ whatever happens. Standalone: ``python -m tests.bench.desktop_sync_bench [record
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,10 +51,14 @@ from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
 
+from .disk_usage import breakdown
 from .server_bench import server_process
 
 DEFAULT_RECORDS = 100_000
-FIRST_DOWNLOAD_TARGET_S = 60.0
+# Issue #17: 100,000 records downloaded in 5 s or less (scaled linearly for other counts),
+# into a database of at most 250 bytes per record, full-text index included.
+FIRST_DOWNLOAD_TARGET_S_PER_100K = 5.0
+DISK_TARGET_BYTES_PER_RECORD = 250.0
 LAN_EDIT_TARGET_S = 2.0
 DISCOVERY_ROUNDS = 3
 LAN_EDITS = 10
@@ -79,6 +84,15 @@ def _bulk_patients(db: Database, count: int) -> None:
                         write(doc, f, v, hlc, "bench")
 
                 change(tx, "bench", f"p{i:07d}", "patient", create)
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """A process's CPU seconds so far (user + system, Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def first_download(folder: Path, records: int) -> dict[str, Any]:
@@ -107,12 +121,23 @@ def first_download(folder: Path, records: int) -> dict[str, Any]:
         transport = HttpTransport(
             credential.server_url, credential.token, verify=tls_trust(credential.server_ca_pem)
         )
+        progress: list[int] = []
         try:
+            server_cpu0 = _process_cpu_s(running.process.pid)
             t0 = time.perf_counter()
-            report = sync(ws.database, transport, "admin")
+            cpu0 = time.process_time()
+            report = sync(
+                ws.database,
+                transport,
+                "admin",
+                on_progress=lambda r: progress.append(r.snapshot_records),
+            )
             seconds = time.perf_counter() - t0
+            client_cpu_s = time.process_time() - cpu0
+            server_cpu1 = _process_cpu_s(running.process.pid)
         finally:
             transport.close()
+        disk = breakdown(ws.database, records, folder)
         ws.lock()
         ws.sign_in("admin", PASSWORD)
         patients = ws.records.count_patients()
@@ -133,6 +158,16 @@ def first_download(folder: Path, records: int) -> dict[str, Any]:
         "verification": "snapshot trusted on the pinned TLS connection; later ops verified",
         "rounds": report.rounds,
         "records_per_s": round(received / seconds),
+        # The client's own CPU time (this process; the server runs in another): on a
+        # loaded machine, wall time also counts waiting for a core.
+        "client_cpu_s": round(client_cpu_s, 2),
+        "server_cpu_s": (
+            round(server_cpu1 - server_cpu0, 2)
+            if server_cpu0 is not None and server_cpu1 is not None
+            else None
+        ),
+        "progress_reports": len(progress),
+        "disk": disk,
         "patients_on_workstation": patients,
         "complete": patients == records and server_alive,
     }
@@ -199,7 +234,11 @@ def lan_edit_arrival(folder: Path, edits: int = LAN_EDITS) -> dict[str, Any]:
         assert server.pairing_port is not None
         code = lan_id.new_pair_code(ws_a.database, "admin")
         ws_b.prepare_join("admin", PASSWORD)
-        identity_b = join("127.0.0.1", server.pairing_port, code)
+        # Bound to B's op-signing key, as pair_and_sync does: without the binding, A
+        # quarantines B's edits as unsigned and none arrives.
+        identity_b = join(
+            "127.0.0.1", server.pairing_port, code, op_trust.binding_for(ws_b.database)
+        )
         lan_id.save_identity(ws_b.database, identity_b, "admin")
         address = f"127.0.0.1:{server.port}"
         with LanTransport(address, identity_b) as transport:
@@ -245,6 +284,8 @@ def run(records: int = DEFAULT_RECORDS) -> dict[str, Any]:
             lan = lan_edit_arrival(folder)
     finally:
         keyring.set_keyring(previous_keyring)
+    limit_s = FIRST_DOWNLOAD_TARGET_S_PER_100K * records / 100_000
+    disk_per_record = download["disk"]["bytes_per_record"]
     return {
         "store": "embedded SQLCipher on both sides",
         "first_download": download,
@@ -252,11 +293,21 @@ def run(records: int = DEFAULT_RECORDS) -> dict[str, Any]:
         "lan_edit_arrival": lan,
         "targets": {
             "first_download_s": {
-                "target": f"first download of {records:,} records at most "
-                f"{FIRST_DOWNLOAD_TARGET_S:g} s, complete",
+                "target": f"first download of {records:,} records at most {limit_s:g} s "
+                f"({FIRST_DOWNLOAD_TARGET_S_PER_100K:g} s per 100,000), complete, progress "
+                "reported after every page",
                 "value": download["seconds"],
-                "limit": FIRST_DOWNLOAD_TARGET_S,
-                "met": download["complete"] and download["seconds"] <= FIRST_DOWNLOAD_TARGET_S,
+                "limit": limit_s,
+                "met": download["complete"]
+                and download["progress_reports"] > 0
+                and download["seconds"] <= limit_s,
+            },
+            "disk_bytes_per_record": {
+                "target": "workstation database file after the first download, full-text "
+                f"index included: at most {DISK_TARGET_BYTES_PER_RECORD:g} bytes per record",
+                "value": disk_per_record,
+                "limit": DISK_TARGET_BYTES_PER_RECORD,
+                "met": disk_per_record <= DISK_TARGET_BYTES_PER_RECORD,
             },
             "lan_edit_arrival_s": {
                 "target": f"local edit to arrival on a LAN peer under {LAN_EDIT_TARGET_S:g} s "

@@ -23,15 +23,18 @@ from typing import TypeVar
 
 from tests.integration.server_process import REPO, child_env
 
-# What a grab of the screen needs: a Qt client of the same display (no ImageMagick here).
 T = TypeVar("T")
 
+# What a grab of the screen needs: a Qt client of the same display (no ImageMagick here).
+# One per screen, started at the first screenshot: it saves a PNG for each path it reads
+# (starting Qt for every picture took a second each).
 _GRAB = (
     "import sys\n"
     "from PySide6.QtGui import QGuiApplication\n"
     "app = QGuiApplication([sys.argv[0], '-platform', 'xcb'])\n"
-    "ok = QGuiApplication.primaryScreen().grabWindow(0).save(sys.argv[1])\n"
-    "sys.exit(0 if ok else 1)\n"
+    "for line in sys.stdin:\n"
+    "    ok = QGuiApplication.primaryScreen().grabWindow(0).save(line.rstrip('\\n'))\n"
+    "    print('ok' if ok else 'failed', flush=True)\n"
 )
 
 
@@ -57,6 +60,7 @@ class VirtualScreen:
             self.process.kill()
             raise RuntimeError("Xvfb did not start")
         self.display = f":{number}"
+        self._grabber: subprocess.Popen[str] | None = None
 
     def env(self) -> dict[str, str]:
         """The environment of a program shown on this screen."""
@@ -78,13 +82,26 @@ class VirtualScreen:
     def screenshot(self, path: Path) -> Path:
         """The whole screen as a PNG."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-c", _GRAB, str(path)], env=self.env(), check=True, timeout=60
-        )
+        if self._grabber is None:
+            self._grabber = subprocess.Popen(
+                [sys.executable, "-c", _GRAB], env=self.env(), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        assert self._grabber.stdin is not None and self._grabber.stdout is not None
+        self._grabber.stdin.write(f"{path}\n")
+        self._grabber.stdin.flush()
+        answer = self._grabber.stdout.readline().strip()
+        if answer != "ok":
+            raise RuntimeError(f"the screenshot {path} was not saved ({answer or 'no answer'})")
         return path
 
     def close(self) -> None:
-        """Stop the X server."""
+        """Stop the screenshot grabber and the X server."""
+        if self._grabber is not None:
+            assert self._grabber.stdin is not None and self._grabber.stdout is not None
+            self._grabber.stdin.close()  # its loop ends: it exits
+            self._grabber.wait(timeout=10)
+            self._grabber.stdout.close()
         self.process.terminate()
         self.process.wait(timeout=10)
 

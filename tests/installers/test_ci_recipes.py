@@ -256,3 +256,25 @@ def test_the_spec_freezes_release_0_1_0_which_kept_its_version_in_pyproject(
     steps = _spec_steps(monkeypatch, "darwin")
     [bundle] = [s for s in steps if s.kind == "BUNDLE"]
     assert bundle.kwargs["version"] == "0.1.0"
+
+
+def test_the_spec_ships_qt_pdf_and_none_of_the_other_addons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PDF attachments open inside the app through PySide6-Addons' Qt PDF module; every
+    other module that package installs (QtWebEngine, Qt3D, QtMultimedia, ...) stays out."""
+    from importlib import metadata
+
+    files = metadata.files("PySide6-Addons") or []
+    addons = {
+        f"PySide6.{Path(str(f)).name.split('.')[0]}"
+        for f in files
+        if Path(str(f)).parent.name == "PySide6" and Path(str(f)).suffix in (".so", ".pyd")
+    }
+    wanted = {"PySide6.QtPdf", "PySide6.QtPdfWidgets"}
+    assert wanted < addons and len(addons) > 20  # the installed Addons, read from its RECORD
+    for platform in ("linux", "win32", "darwin"):
+        [analysis, *_] = [s for s in _spec_steps(monkeypatch, platform) if s.kind == "Analysis"]
+        excluded = set(analysis.kwargs["excludes"])
+        assert wanted <= set(analysis.kwargs["hiddenimports"]) and not wanted & excluded
+        assert addons - wanted <= excluded, sorted(addons - wanted - excluded)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import csv
 import dataclasses
+import hashlib
+import json
 import os
 import random
 import re
@@ -105,10 +107,9 @@ def _haproxy_config(lb_port: int, stats_port: int, ca_file: Path, ports: list[in
     return text.replace("\n".join(shipped), servers)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
-    # What the processes share: the database, the attachment store, the master key and the
-    # TLS certificate (copied into each data folder, where the server looks for it).
+def _shared(moto: Service) -> dict[str, str]:
+    """A new PostgreSQL database and S3 bucket, and the environment that points server
+    processes at them with one master key."""
     url = create_postgres_database()
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     bucket = f"careline-scale-{secrets.token_hex(6)}"
@@ -116,22 +117,37 @@ def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
     s3.create_bucket(Bucket=bucket)
     s3.close()
-    env = {
+    return {
         "DATABASE_URL": url, "MASTER_ENCRYPTION_KEY": key,
         "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": moto.url,
         "AWS_REGION": "us-east-1",
         # moto's dummy credentials, for boto3 in each process (not Careline settings).
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     }  # fmt: skip
+
+
+def _nodes(tmp_path: Path, env: dict[str, str], count: int) -> tuple[list[ServerProcess], str]:
+    """``count`` server processes (not started) on ``env``, with one TLS certificate
+    (returned, PEM) copied into each data folder, where the server looks for it."""
     key_pem, cert_pem = certs.self_signed_server(["127.0.0.1", "localhost"])
     servers = []
-    for i in range(3):
+    for i in range(count):
         tls = tmp_path / f"node{i}" / "data" / "tls"
         tls.mkdir(parents=True)
         (tls / "server.key").write_bytes(key_pem)
         (tls / "server.key").chmod(0o600)
         (tls / "server.pem").write_text(cert_pem)
         servers.append(ServerProcess(tls.parent, free_port(), env=env))
+    return servers, cert_pem
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
+    # What the processes share: the database, the attachment store, the master key and the
+    # TLS certificate.
+    env = _shared(moto)
+    url = env["DATABASE_URL"]
+    servers, cert_pem = _nodes(tmp_path, env, 3)
     lb_port, stats_port = free_port(), free_port()
     config = tmp_path / "haproxy.cfg"
     ca_file = tmp_path / "ca.pem"
@@ -294,3 +310,81 @@ def test_workstations_carry_on_through_another_process_when_one_dies_mid_sync(
     finally:
         admin.close()
     assert time.monotonic() - started < 60
+
+
+class _Cut(Exception):
+    """The connection drops mid-upload."""
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
+    """Two server processes on one PostgreSQL database and one S3 bucket, no balancer
+    (tests address each directly; ``lb_url`` is the first)."""
+    env = _shared(moto)
+    servers, cert_pem = _nodes(tmp_path, env, 2)
+    try:
+        for server in servers:
+            server.start()
+        yield Cluster(servers, servers[0].url, 0, cert_pem, env)
+    finally:
+        for server in servers:
+            server.stop()
+        drop_postgres_database(env["DATABASE_URL"])
+
+
+def test_an_upload_resumed_on_another_process_restarts_cleanly(
+    two_nodes: Cluster, tmp_path: Path, no_keyring: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partial uploads live on the disk of the process that received their start. A resume
+    that reaches another process (as a load balancer may send it) is told to start again at
+    byte 0, logged there as attachment.upload_restarted, and the client does so at once:
+    the file is stored whole, in the shared S3 store, for every process."""
+    from core.sync import blob_client
+    from core.sync.attachments import Attachments
+
+    admin = make_server(tmp_path / "admin", two_nodes.env)
+    try:
+        clinic = add_clinic(admin, "Scaled Clinic")
+        a, cred = join_clinic(
+            admin, two_nodes.lb_url, two_nodes.ca_pem, clinic, tmp_path / "a", "a"
+        )
+        node0, node1 = (dataclasses.replace(cred, server_url=s.url) for s in two_nodes.servers[:2])
+        patient = a.records.add_patient("Scale", "Upload", "1970-01-01").id
+        source = tmp_path / "scan.bin"
+        source.write_bytes(secrets.token_bytes(6 * 1024 * 1024))
+        item = Attachments(a.records, a.data_dir).add(patient, source, title="Scan")
+        assert item.blob_id is not None
+        blob = item.blob_id
+        path = Attachments(a.records, a.data_dir).cache.path_for(blob)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+        def cut(done: int, total: int) -> None:
+            if done > 4 * 1024 * 1024:
+                raise _Cut
+
+        with pytest.raises(_Cut):
+            blob_client.push(node0, blob, path, sha, cut)
+        deadline = time.monotonic() + 10  # the cut-off request may still be being written
+        while (held := blob_client.upload_offset(node0, blob)[0]) == 0:
+            assert time.monotonic() < deadline, "node 0 kept nothing of the cut-off upload"
+            time.sleep(0.1)
+        assert 0 < held < path.stat().st_size
+        assert blob_client.upload_offset(node1, blob) == (0, False)  # not shared
+
+        # The client asks node 0 how far it got, and its PUT lands on node 1.
+        state_on_node0 = blob_client.upload_state
+        monkeypatch.setattr(blob_client, "upload_state", lambda _c, b: state_on_node0(node0, b))
+        sent = blob_client.push(node1, blob, path, sha)
+        assert sent == path.stat().st_size  # all of it again, from byte 0
+        log = two_nodes.servers[1].log.read_text(errors="replace")
+        [event] = [json.loads(x) for x in log.splitlines() if "upload_restarted" in x]
+        assert event["message"] == "attachment.upload_restarted" and event["blob"] == blob
+        assert (event["asked_offset"], event["held_offset"]) == (held, 0)
+        monkeypatch.undo()
+        for server in two_nodes.servers:
+            direct = dataclasses.replace(cred, server_url=server.url)
+            assert blob_client.upload_offset(direct, blob) == (0, True), server.url
+            blob_client.fetch(direct, blob, tmp_path / "copy.bin", sha)  # checks the SHA-256
+            (tmp_path / "copy.bin").unlink()
+    finally:
+        admin.close()

@@ -76,3 +76,19 @@ def test_an_old_release_workstation_merges_after_the_upgrade(
     run("patient", "unmerge", dup)
     assert {p["id"] for p in run("patient", "search", "")} == before
     assert run("db", "check")["ok"] is True
+
+
+def test_not_duplicate_and_its_undo(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    one, other = _add(data, "Okafor", "Chinedu"), _add(data, "Okafur", "Chinedu")
+    shown = as_admin(data, "patient", "not-duplicate", one, other)
+    assert shown == {"pair": [one, other], "dismissed": True}
+    assert as_admin(data, "patient", "duplicates")["pairs"] == []
+    as_admin(data, "patient", "not-duplicate", other, one, "--undo")
+    assert len(as_admin(data, "patient", "duplicates")["pairs"]) == 1
+    actions = [
+        e["action"]
+        for e in as_admin(data, "audit", "list", "--patient", min(one, other))["entries"]
+    ]
+    assert "patient.not_duplicate" in actions and "patient.not_duplicate_undo" in actions

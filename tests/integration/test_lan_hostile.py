@@ -24,7 +24,9 @@ from core.sync.lan.identity import LanIdentity
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
+from core.sync.responder import Responder
 from core.sync.session import SyncReport, sync
+from core.sync.transport import LocalTransport, TransportError
 from tests.conftest import PASSWORD
 from tests.integration.test_cli import as_admin
 
@@ -198,7 +200,13 @@ def test_ops_signed_with_a_revoked_certificate_are_refused(clinic: Clinic) -> No
     _sync(b, a)  # the CA's signed revocation list reaches B with the sync
     assert op_trust.crl_of(b.db) is not None
     m.ws.records.add_patient("Hopper", "Grace", "1906-12-09")  # signed after the revocation
-    report = _sync(m, b)  # B does not know M's serial for TLS: only the signed list tells
+    # B refuses M's certificate itself now (revoked_serials reads the signed list)...
+    assert certs.serial_of(m.identity.certificate) in lan_id.revoked_serials(b.db)
+    with pytest.raises(TransportError):
+        _sync(m, b)
+    # ... and M's ops carried to B another way (a relay that never heard of the revocation)
+    # are refused one by one all the same: only the signed list tells.
+    report = sync(m.db, LocalTransport(Responder(b.db, "peer")), "admin")
     assert report.refused and all("revoked" in why for _, _, why in report.refused)
     assert _patients(b.ws) == ["Lovelace"]
     b.server.stop()

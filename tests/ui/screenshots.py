@@ -1098,6 +1098,100 @@ def chart_access(out: Path, tmp: Path) -> None:
 SECTIONS["chart_access"] = chart_access
 
 
+def data_in_out(out: Path, tmp: Path) -> None:
+    """Issue #16's screens: the chart's Attachments tab (two files, the Add dialog), the
+    Possible duplicates review (a pair, then a merge listed), the Import patients wizard
+    (mapping, the dry run's refusal), the FHIR dialog and the backup dialogs."""
+    from PySide6.QtGui import QColor, QImage
+
+    from app.admin.backup import BackupDialog, RestoreDialog
+    from app.admin.fhir import FhirDialog
+    from app.admin.import_patients import ImportPatientsDialog
+    from app.chart.attachments import AttachmentsSection
+    from app.patients.duplicates import DuplicatesDialog
+    from core.sync.attachments import Attachments
+
+    ws = sample_clinic(tmp / "data", count=12)
+    ws.sign_in("mgarcia", PASSWORD)
+    okafor = next(p for p in ws.records.list_patients(100) if p.family == "Okafor")
+    twin = ws.records.add_patient("Okafor", okafor.given, okafor.birth_date, "male", None, None)
+    ws.records.add_allergy(twin.id, "Sulfa", "Rash", "mild")
+    image = QImage(320, 200, QImage.Format.Format_RGB32)
+    image.fill(QColor("#c0504d"))
+    photo = tmp / "IMG_20261203_0942.png"
+    image.save(str(photo))
+    letter = tmp / "Referral letter Dr Boateng.pdf"
+    letter.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    files = Attachments.for_records(ws.records)
+    files.add(okafor.id, letter, title="Cardiology referral", date="2026-12-01", category="letter")
+    files.add(okafor.id, photo, title="Rash, left forearm", date="2026-12-03", category="photo")
+    ws.lock()
+    window = signed_in_window(ws, (1200, 800))
+    workspace = window.workspace
+    workspace.open_chart(okafor.id)
+    chart = workspace.chart
+    wait_for(lambda: chart.patient is not None)
+    section = next(s for s in chart.sections if isinstance(s, AttachmentsSection))
+    chart.tabs.setCurrentWidget(section.widget())
+    wait_for(lambda: section.table.rowCount() == 2)
+    save(window, out, "80-attachments")
+    section.add_file(photo)
+    assert section.add_dialog is not None
+    section.add_dialog.date.setText("2026-02-30")
+    section.add_dialog.accept()
+    save(section.add_dialog, out, "81-add-attachment-wrong-date")
+    section.add_dialog.reject()
+    workspace.show_list()
+    dialog = DuplicatesDialog(workspace._operations, workspace._records, window)
+    dialog.show()
+    wait_for(lambda: dialog.table.rowCount() == 1)
+    save(dialog, out, "82-possible-duplicates")
+    dialog.reason.setText("Same phone and birth date")
+    dialog.merge()
+    wait_for(lambda: dialog.merged_table.rowCount() == 1)
+    save(dialog, out, "83-duplicates-merged")
+    dialog.close()
+    csv = tmp / "patients.csv"
+    csv.write_text(
+        "Surname,First name,Chart no,DOB,Sex,Allergies\n"
+        "Lindqvist,Astrid,OLD-1001,03/11/1957,F,Penicillin; Latex\n"
+        "Nguyen,Bao,OLD-1003,31/02/1990,M,Sulfa\n",
+        encoding="utf-8",
+    )
+    wizard = ImportPatientsDialog(workspace._operations, workspace._records, window)
+    wizard.show()
+    wizard.path.setText(str(csv))
+    wizard.next()
+    wait_for(lambda: wizard.pages.currentIndex() == wizard.MAPPING)
+    wizard.date_format.setCurrentIndex(wizard.date_format.findData("DD/MM/YYYY"))
+    save(wizard, out, "84-import-mapping")
+    wizard.next()
+    wait_for(lambda: wizard.pages.currentIndex() == wizard.CHECK)
+    save(wizard, out, "85-import-dry-run")
+    wizard.close()
+    fhir = FhirDialog(workspace._operations, workspace._records, window)
+    fhir.show()
+    save(fhir, out, "86-fhir")
+    fhir.export_path.setText(str(tmp / "no such folder" / "bundle.json"))
+    fhir.start_export()
+    wait_for(fhir.error.isVisible)
+    save(fhir, out, "87-fhir-path-refused")
+    fhir.close()
+    backup = BackupDialog(window.worker, ws, "mgarcia", window)
+    backup.show()
+    save(backup, out, "88-backup")
+    backup.close()
+    restore = RestoreDialog(window.worker, ws.kdf_params, window)
+    restore.show()
+    save(restore, out, "89-restore")
+    restore.close()
+    window.shutdown()
+    window.close()
+
+
+SECTIONS["data_in_out"] = data_in_out
+
+
 def main(argv: list[str]) -> int:
     """Write the PNGs into the folder named on the command line (then, optionally, the
     names of the sections to render; default: all)."""

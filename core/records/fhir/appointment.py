@@ -10,15 +10,15 @@ from fhir.resources.R4B.appointment import AppointmentParticipant
 
 from core.records.fhir.common import (
     FhirError,
-    as_local,
+    clinician_in,
     concept,
     extension,
     extension_value,
     local_time,
     ref,
     reference_text,
+    required_local,
     staff,
-    staff_name,
     text_of,
 )
 from core.records.schedule import Appointment
@@ -59,6 +59,9 @@ def to_fhir(appointment: Appointment) -> FhirAppointment:
     )
 
 
+_NEEDS_TIMES = "an appointment needs its start and end"
+
+
 @dataclass(frozen=True)
 class AppointmentFields:
     """An appointment's values, its participants and check-in time."""
@@ -74,24 +77,17 @@ def from_fhir(resource: FhirAppointment, where: str) -> AppointmentFields:
     status = FROM_FHIR.get(str(resource.status))
     if status is None:
         raise FhirError(f"{where}.status", f"{resource.status!r} is not a status kept here")
-    patients: list[str] = []
-    clinician = None
-    for participant in resource.participant or []:
-        text = reference_text(participant.actor)
-        if text is not None:  # the importer finds which of these is the bundle's patient
-            patients.append(text)
-        elif clinician is None:
-            clinician = staff_name(participant.actor)
+    actors = [participant.actor for participant in resource.participant or []]
+    # The importer finds which of the references is the bundle's patient.
+    patients = [text for text in map(reference_text, actors) if text is not None]
     values: dict[str, str | None] = {
-        "starts_at": as_local(resource.start, f"{where}.start"),
-        "ends_at": as_local(resource.end, f"{where}.end"),
+        "starts_at": required_local(resource.start, f"{where}.start", _NEEDS_TIMES),
+        "ends_at": required_local(resource.end, f"{where}.end", _NEEDS_TIMES),
         "reason": str(resource.description) if resource.description else None,
         "status": status,
-        "clinician": clinician,
+        "clinician": clinician_in(actors),
         "cancel_reason": text_of(resource.cancelationReason),
     }
-    if values["starts_at"] is None or values["ends_at"] is None:
-        raise FhirError(f"{where}.start", "an appointment needs its start and end")
     return AppointmentFields(
         values, tuple(patients), extension_value(resource.extension, "arrived-at")
     )

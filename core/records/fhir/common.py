@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, cast
 
@@ -93,6 +94,25 @@ def staff_name(reference: Reference | None) -> str | None:
     if ident is not None and ident.value:
         return str(ident.value)
     return str(reference.display) if reference.display else None
+
+
+def clinician_in(actors: Iterable[Reference | None]) -> str | None:
+    """The first staff member among a visit's or a booking's participants (the actors that
+    reference no resource: a patient's is a reference, a staff member's an identifier)."""
+    for actor in actors:
+        if reference_text(actor) is None:
+            name = staff_name(actor)
+            if name:
+                return name
+    return None
+
+
+def required_local(value: Any, where: str, needed: str) -> str:
+    """``as_local`` of a time a record cannot do without (FhirError says ``needed``)."""
+    found = as_local(value, where)
+    if found is None:
+        raise FhirError(where, needed)
+    return found
 
 
 def concept(text: str, system: str | None = None, code: str | None = None) -> CodeableConcept:

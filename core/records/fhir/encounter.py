@@ -11,17 +11,16 @@ from fhir.resources.R4B.period import Period
 
 from core.records.fhir.common import (
     ACT_CODE,
-    FhirError,
-    as_local,
     as_utc,
+    clinician_in,
     concept,
     extension,
     extension_value,
     local_time,
     ref,
     reference_text,
+    required_local,
     staff,
-    staff_name,
     text_of,
     utc_time,
 )
@@ -59,14 +58,12 @@ class EncounterFields:
 def from_fhir(resource: Encounter, where: str) -> EncounterFields:
     """The visit's values; an Encounter with no start is refused."""
     period = resource.period
-    started = as_local(period.start if period else None, f"{where}.period.start")
-    if started is None:
-        raise FhirError(f"{where}.period.start", "a visit needs the time it started")
-    clinician = None
-    for participant in resource.participant or []:
-        clinician = staff_name(participant.individual)
-        if clinician:
-            break
+    started = required_local(
+        period.start if period else None,
+        f"{where}.period.start",
+        "a visit needs the time it started",
+    )
+    clinician = clinician_in(p.individual for p in resource.participant or [])
     closed_at = as_utc(period.end) if period and period.end else None
     if closed_at is None and resource.status == "finished":
         closed_at = as_utc(period.start) if period else None

@@ -6,18 +6,28 @@ bundle that is not JSON, not a Bundle, or has a resource that fails is refused w
 error naming the resource and element, and nothing is written. Entries of other resource
 types are reported as skipped, never dropped silently.
 
+Before anything is written, the importing person must hold every permission the bundle's
+records need (``needed_permissions``): the import is an admin's (``fhir.import``) and each
+record it writes passes its own gate (other workstations check its op's author too), so an
+admin who is not also a clinician is refused up front, with the permissions named.
+
 Then each patient of the bundle is written with everything on their chart in one
 transaction (``Database.batch``): the registration, allergies, problems, medications,
-appointments, visits, vital signs and notes, each through its own audited write (so each
-passes the permission gate), and a ``fhir.import`` audit entry that records the source key
-in the ``meta`` table. A re-run of the same bundle (after an interruption, or twice) finds
-that key and skips the patient: nothing is duplicated, and the run goes on where the last
-one stopped.
+appointments, visits, vital signs and notes, each through its own audited write, and a
+``fhir.import`` audit entry. Each record carries its source (the patient record's
+``source`` column; a note, visit, appointment or vital sign's ``source`` register,
+``fhir:<bundle patient>|<Type>/<id>``), replicated with it: a re-run of the same bundle,
+after an interruption or on another workstation once synced, finds the patient by its
+source and skips the chart, so nothing is created twice. (Allergies, problems and
+medications are items of the patient's record, whose source names the bundle patient.)
 
 A patient already in the clinic (the same Careline record id, the same MRN, or born the
 same day with the same or a similar name: the rules registration uses,
-core/records/duplicates.py) is not registered again: the report lists them as matched and
-offered for merge, and their chart's entries as skipped for that reason.
+core/records/duplicates.py) is offered for merge rather than duplicated: the bundle's chart
+is imported onto a new record naming the existing one in ``duplicate_of``, which puts the
+pair on the "Possible duplicates" review list (core/records/merges.py) where a person
+merges it into the existing chart (or dismisses it). The MRN stays with the existing chart
+(an MRN is unique); the report lists the patient as matched.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from collections.abc import Callable, Mapping
 
 from fhir.resources.R4B.provenance import Provenance
 
-from core.records import crdt, vitals
+from core.records import authorize, crdt, vitals
 from core.records import validation as v
 from core.records.allergy_status import AllergyRecords
 from core.records.changes import change
@@ -35,6 +45,7 @@ from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.duplicates import describe, find_possible_duplicates
 from core.records.entries import ClinicalEntries
+from core.records.errors import NotAllowedError
 from core.records.fhir import (
     allergy,
     appointment,
@@ -48,10 +59,27 @@ from core.records.fhir.common import reference_text, staff_name
 from core.records.fhir.reader import Chart, Entry, read_bundle, vital_sets, vital_values
 from core.records.fhir.report import ImportReport, Outcome
 from core.records.models import PatientSummary
+from core.records.permissions import WHO
+from core.records.types import SOURCE
 from core.records.vital_signs import VitalSigns
 from core.store.database import utc_now
 
-META_PREFIX = "fhir.import:"
+META_PREFIX = "fhir.import:"  # the resume key of imports made before V15 (local meta)
+SOURCE_PREFIX = "fhir:"
+
+# What each resource type's records need (core/records/permissions.py), on a new chart or
+# on the clinic; a signed note or addendum also needs sign_note (``needed_permissions``).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "Patient": ("register_patient",),
+    "AllergyIntolerance": ("record_allergy",),
+    "Condition": ("diagnose",),
+    "MedicationStatement": ("prescribe",),
+    "Observation": ("record_vitals",),
+    "Encounter": ("manage_visit",),
+    "Appointment": ("schedule",),
+    "DocumentReference": ("write_note",),
+}
+_ON_CLINIC = frozenset({"register_patient", "schedule"})
 
 Progress = Callable[[int, int], object]
 
@@ -68,13 +96,18 @@ class _Importer:
     # ----- matching ------------------------------------------------------------------
 
     def already_imported(self, key: str) -> str | None:
+        """The patient an earlier run made from this bundle patient (here, or on another
+        workstation and synced), or None."""
+        rows = self.db.query(
+            "SELECT id FROM patients WHERE source = ? ORDER BY id LIMIT 1", (SOURCE_PREFIX + key,)
+        )
+        if rows:
+            return str(rows[0][0])
         rows = self.db.query("SELECT value FROM meta WHERE key = ?", (META_PREFIX + key,))
         return str(rows[0][0]) if rows else None
 
     def match(self, f: patient.PatientFields) -> tuple[str, str] | None:
         """(existing patient id, why) when the patient is already in the clinic."""
-        if f.record_id and self.db.query("SELECT 1 FROM patients WHERE id = ?", (f.record_id,)):
-            return f.record_id, "the same Careline record"
         if f.mrn:
             rows = self.db.query(
                 "SELECT id, family, given, birth_date, mrn, sex FROM patients WHERE mrn = ?",
@@ -99,31 +132,47 @@ class _Importer:
                     Outcome(e.name, done if e is chart.entry else None, reason)
                 )
             return
-        found = self.match(chart.entry.fields)
+        f: patient.PatientFields = chart.entry.fields
+        if f.record_id and self.db.query("SELECT 1 FROM patients WHERE id = ?", (f.record_id,)):
+            # This clinic's own record (a bundle exported here, or from a replica of it).
+            reason = "the same Careline record is already in this clinic: nothing imported"
+            self.report.matched.append(Outcome(chart.entry.name, f.record_id, reason))
+            self.report.skipped += [Outcome(e.name, None, reason) for e in chart.entries]
+            return
+        found = self.match(f)
+        created: list[Outcome] = []
+        with self.db.batch():  # the whole chart, or nothing of it
+            created = self._create(chart, None if found is None else found[0])
         if found is not None:
             existing, why = found
             self.report.matched.append(
                 Outcome(
                     chart.entry.name,
                     existing,
-                    f"already registered ({why}): offered for merge, not duplicated",
+                    f"already registered ({why}): imported as {created[0].record_id}, "
+                    "listed under Possible duplicates to merge",
                 )
             )
-            reason = (
-                f"its patient {chart.entry.name} matched patient {existing}: "
-                "review and merge them first"
-            )
-            self.report.skipped += [Outcome(e.name, None, reason) for e in chart.entries]
-            return
-        created: list[Outcome] = []
-        with self.db.batch():  # the whole chart, or nothing of it
-            created = self._create(chart)
         self.report.created += created
 
-    def _create(self, chart: Chart) -> list[Outcome]:
+    def _create(self, chart: Chart, duplicate_of: str | None) -> list[Outcome]:
         f: patient.PatientFields = chart.entry.fields
-        p = self.records.add_patient(f.family, f.given, f.birth_date, f.sex, f.mrn, f.phone)
+        # A likely duplicate leaves the MRN to the chart already holding it (MRNs are unique).
+        mrn = f.mrn if duplicate_of is None else None
+        p = self.records.add_patient(
+            f.family,
+            f.given,
+            f.birth_date,
+            f.sex,
+            mrn,
+            f.phone,
+            extra={"source": SOURCE_PREFIX + chart.key, "duplicate_of": duplicate_of or ""},
+        )
         out = [Outcome(chart.entry.name, p.id)]
+
+        def source(e: Entry) -> str:
+            return f"{SOURCE_PREFIX}{chart.key}|{e.name}"
+
         ids: dict[str, str] = {}  # a bundle reference -> the record made from it
         provenance: list[list[str]] = []
         skipped: list[Outcome] = []
@@ -147,14 +196,14 @@ class _Importer:
                 made(e, added.id)
         for e in by_type.get("Appointment", []):
             ap: appointment.AppointmentFields = e.fields
-            rid = self.entries.add("appointment", p.id, ap.values)
+            rid = self.entries.add("appointment", p.id, ap.values, source(e))
             if ap.arrived_at:
                 self._set("appointment.status", "appointment", rid, {"arrived_at": ap.arrived_at})
             made(e, rid)
         for e in by_type.get("Encounter", []):
             en: encounter.EncounterFields = e.fields
             values = {**en.values, "appointment_id": ids.get(en.appointment or "")}
-            rid = self.entries.add("encounter", p.id, values)
+            rid = self.entries.add("encounter", p.id, values, source(e))
             if en.closed_at:
                 closing = {"closed_at": en.closed_at, "closed_by": en.closed_by}
                 self._set("encounter.close", "encounter", rid, closing)
@@ -169,8 +218,9 @@ class _Importer:
         for group in vital_sets(by_type.get("Observation", [])):
             first = group[0][1]
             typed, units = vital_values(group)
+            sources = {vitals.vital(o.key).code: source(e) for e, o in group}
             readings = vital_signs.record(
-                p.id, typed, units, first.observed_at, ids.get(first.encounter or "")
+                p.id, typed, units, first.observed_at, ids.get(first.encounter or ""), sources
             )
             by_code = {r.code: r.id for r in readings}
             for e, o in group:
@@ -187,7 +237,7 @@ class _Importer:
                     )
                 )
                 continue
-            made(e, self._note(p.id, e.fields, ids))
+            made(e, self._note(p.id, e.fields, ids, source(e)))
         for e in by_type.get("Provenance", []):
             prov = e.resource
             assert isinstance(prov, Provenance)
@@ -203,10 +253,8 @@ class _Importer:
             "records": len(out),
             "provenance": provenance,
         }
-        with self.db.write(self.actor, "fhir.import", "patient", p.id, details) as tx:
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)", (META_PREFIX + chart.key, p.id)
-            )
+        with self.db.write(self.actor, "fhir.import", "patient", p.id, details):
+            pass  # the resume key is the patient's replicated ``source``
         self.report.skipped += skipped
         return out
 
@@ -216,7 +264,9 @@ class _Importer:
         with self.db.write(self.actor, action, type_name, record_id) as tx:
             change(tx, self.actor, record_id, type_name, self.records.setter(fields))
 
-    def _note(self, patient_id: str, n: document.NoteFields, ids: dict[str, str]) -> str:
+    def _note(
+        self, patient_id: str, n: document.NoteFields, ids: dict[str, str], source: str
+    ) -> str:
         """A note with its author, then its signature and addenda, each its own write
         (so each passes the permission its action needs)."""
         note_id, actor = new_id(), self.actor
@@ -228,6 +278,7 @@ class _Importer:
                 ("encounter_id", encounter_id),
                 ("author", n.author or actor),
                 ("created_at", utc_now()),
+                (SOURCE, source),
             ):
                 crdt.write(doc, name, value, hlc, actor)
             crdt.text(doc, "body").insert(0, n.body)
@@ -250,6 +301,45 @@ def _addendum(text: str, actor: str) -> Callable[[RecordDoc, str], None]:
     return add
 
 
+def needed_permissions(charts: list[Chart]) -> list[str]:
+    """The permissions writing these charts needs (``NEEDS``), in the matrix's order."""
+    found: set[str] = set()
+    for chart in charts:
+        for e in (chart.entry, *chart.entries):
+            found.update(NEEDS.get(e.rtype, ()))
+            n = e.fields if e.rtype == "DocumentReference" else None
+            if isinstance(n, document.NoteFields) and (n.signed_at is not None or n.addenda):
+                found.add("sign_note")
+    return [p for p in WHO if p in found]
+
+
+def _require_record_permissions(records: ClinicRecords, charts: list[Chart]) -> None:
+    """Refuse (audited, nothing written) an importer who could not write every record:
+    each imported record passes its own gate here and is checked again by every other
+    workstation, so an import must be made by someone who may record it all (an admin who
+    is also a clinician, or a clinician given the admin role)."""
+    if not authorize.ENFORCING:
+        return
+    chart = new_id()  # an ordinary new chart: what each bundle patient becomes
+    missing = [
+        p
+        for p in needed_permissions(charts)
+        if not records.may(p, None if p in _ON_CLINIC else chart)
+    ]
+    if not missing:
+        return
+    wants = "; ".join(f"{p.replace('_', ' ')} ({WHO[p]})" for p in missing)
+    message = (
+        f"{records.actor} may not write the records this bundle holds: importing them needs "
+        f"{wants}. Import as someone holding those roles (an admin who is also a clinician), "
+        "or have an admin add the clinician role to this account"
+    )
+    details = {"action": "fhir.import", "reason": message}
+    with records.db.write(records.actor, authorize.REFUSED, "clinic", "clinic", details):
+        pass
+    raise NotAllowedError(message)
+
+
 def import_bundle(
     records: ClinicRecords, data: bytes | str, on_progress: Progress | None = None
 ) -> ImportReport:
@@ -263,6 +353,7 @@ def import_bundle(
     start = {"batch": batch, "patients": len(charts), "phase": "start"}
     with records.db.write(records.actor, "fhir.import", "clinic", "clinic", start):
         pass  # the gate refuses anyone but an admin before anything is written
+    _require_record_permissions(records, charts)
     importer = _Importer(records, batch, report)
     for done, chart in enumerate(charts, 1):
         importer.chart(chart)

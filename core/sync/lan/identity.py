@@ -17,6 +17,7 @@ Everything lives in the ``meta`` table of the SQLCipher database (never in a pla
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -196,8 +197,17 @@ def ready_identity(db: Database, actor: str) -> LanIdentity | None:
 
 
 def revoked_serials(db: Database) -> set[int]:
-    """Serials of revoked device certificates."""
-    return {int(s) for s in _get(db, REVOKED_KEY) or []}
+    """Serials of revoked device certificates: revoked here, learnt from the clinic server,
+    or listed in the clinic CA's signed revocation list this replica holds (which travels
+    with every sync), so every peer refuses a revoked device, not only the one that
+    revoked it."""
+    serials = {int(s) for s in _get(db, REVOKED_KEY) or []}
+    crl, ca = op_trust.crl_of(db), op_trust.clinic_ca(db)
+    if crl is not None and ca is not None:
+        # A list not signed by our CA adds nothing (op_trust reports it where it reads it).
+        with contextlib.suppress(certs.CertificateError):
+            serials |= set(certs.read_crl(crl, ca).revoked)
+    return serials
 
 
 def revoke(db: Database, serial: int, actor: str) -> None:

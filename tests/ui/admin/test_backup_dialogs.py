@@ -62,6 +62,11 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     assert dialog.outcome.isVisible(), dialog.error.text()
     assert "new workstation identity" in dialog.outcome.text()
     assert dialog.password.text() == "" and dialog.secret.text() == ""
+    # The new recovery key, shown only once, is on screen whole: the open window grew
+    # (it squeezed the key off, under squashed fields).
+    qtbot.waitUntil(lambda: dialog.outcome.height() >= dialog.outcome.heightForWidth(
+        dialog.outcome.width()), timeout=2_000)  # fmt: skip
+    assert dialog.username.height() >= dialog.username.sizeHint().height()
     dialog.reject()
     restored = Workstation(folder, FAST_PARAMS)
     restored.sign_in(ADMIN, PASSWORD)

@@ -10,6 +10,7 @@ from pathlib import Path
 from fhir.resources.R4B.bundle import Bundle
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.fhir import FhirDialog
@@ -43,7 +44,7 @@ def test_an_admin_exports_and_imports_a_bundle(
     QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.report.isVisible(), timeout=10_000)
     assert dialog.status.text().startswith("Created 0, matched 5")
-    assert dialog.report.toPlainText().count("offered for merge") == 5
+    assert dialog.report.toPlainText().count("matched  Patient/") == 5  # this clinic's own
     assert clinic.database.query("SELECT count(*) FROM patients")[0][0] == 5
 
 
@@ -62,3 +63,54 @@ def test_a_bad_file_is_named_and_the_dialog_stays_usable(
     qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
     assert "not a FHIR Bundle" in dialog.error.text()
     assert dialog.import_button.isEnabled()
+
+
+def test_return_in_the_export_field_exports(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    # Return pressed the first Choose… (a file dialog opened instead); an empty status was
+    # shown as an empty coloured box.
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    tools = window.workspace.admin_tools
+    tools.fhir_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, FhirDialog)
+    assert not dialog.status.isVisible()
+    target = tmp_path / "bundle.json"
+    dialog.export_path.setText(str(target))
+    QTest.keyClick(dialog.export_path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.status.isVisible(), timeout=10_000)
+    assert dialog.status.text().startswith("Exported") and target.is_file()
+    assert dialog.isVisible() and not any(
+        w.isWindow() and w.isVisible() for w in dialog.findChildren(QWidget) if w is not dialog
+    )
+
+
+def test_a_path_that_cannot_be_used_is_named(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    # Was "Something went wrong that Careline did not expect … may not have been saved".
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    tools = window.workspace.admin_tools
+    tools.fhir_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, FhirDialog)
+    dialog.export_path.setText(str(tmp_path / "no such folder" / "bundle.json"))
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.error.isVisible, timeout=10_000)
+    assert dialog.error.text().startswith("The file could not be used: No such file or directory")
+    assert "no such folder" in dialog.error.text()
+    # The window grew with the error line: no text squeezed and cut off above it.
+    qtbot.waitUntil(lambda: all(
+        label.height() >= label.heightForWidth(label.width())
+        for label in dialog.findChildren(QLabel) if label.isVisible() and label.wordWrap()
+    ), timeout=2_000)  # fmt: skip
+    missing = tmp_path / "from-hospital.json"
+    dialog.import_path.setText(str(missing))
+    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: str(missing) in dialog.error.text(), timeout=10_000)
+    assert (
+        dialog.error.text() == f"The file could not be used: No such file or directory ({missing})."
+    )

@@ -84,3 +84,63 @@ def test_an_admin_imports_a_patient_list(
     assert [(p.birth_date, p.sex) for p in haddad] == [("1955-06-05", "male")]
     assert sorted(a.substance for a in records.allergies(haddad[0].id)) == ["Latex", "Penicillin"]
     assert records.search_patients("Lefèvre") == []
+
+
+def test_stop_import_ends_it_between_batches_and_says_what_was_imported(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """Stop during the import: the worker ends after the batch it is writing (each batch one
+    transaction, so no patient is half-written), the summary says how many rows were left,
+    and what was imported is in the clinic."""
+    rows = [f"Family{i:03d},Given,19{50 + i % 50:02d}-01-{1 + i % 28:02d}" for i in range(80)]
+    csv = tmp_path / "list.csv"
+    csv.write_text("Family,Given,DOB\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    database = signed_in.workstation.database
+    before = database.query("SELECT count(*) FROM patients")[0][0]
+    signed_in.workspace.admin_tools.import_action.trigger()
+    dialog = signed_in.workspace.admin_tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    dialog.BATCH_ROWS = 2
+    dialog.path.setText(str(csv))
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.CHECK, timeout=10_000)
+    assert dialog.plan is not None and len(dialog.plan.to_add) == 80
+
+    def stop_once(done: int, _total: int) -> None:
+        if done and dialog.close_button.isEnabled():
+            QTest.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
+
+    dialog._progress.moved.connect(stop_once)
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    assert dialog.close_button.text() == "Stop import"
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.SUMMARY, timeout=30_000)
+    result = dialog.outcome
+    assert result is not None and result.cancelled
+    assert 0 < result.added < 80 and result.added % 2 == 0  # whole batches only
+    assert result.rows_left == 80 - result.added
+    assert dialog.summary.text().startswith(f"Stopped on request: {result.rows_left} rows")
+    added = database.query("SELECT count(*) FROM patients")[0][0] - before
+    assert added == result.added
+    assert dialog.close_button.text() == "Close"
+
+
+def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    # Return pressed the Choose… button (the dialog's first button) and opened the file
+    # dialog again; the column combos were cut to their column's width ("Family nar").
+    csv = tmp_path / "list.csv"
+    csv.write_text(LIST, encoding="utf-8")
+    tools = signed_in.workspace.admin_tools
+    tools.import_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    assert dialog.next_button.isDefault()
+    dialog.path.setText(str(csv))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    for column, combo in enumerate(dialog.combos):
+        assert dialog.preview.columnWidth(column) >= combo.sizeHint().width()
+    assert not dialog.problems.verticalHeader().isVisible()

@@ -5,22 +5,33 @@ title is not added."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QDropEvent, QImage
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QDropEvent,
+    QImage,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+)
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.chart.attachments import AttachmentsSection, ImageViewer, has_qt_pdf
+from app.chart.attachments import AttachmentsSection, ImageViewer
 from app.chart.page import ChartPage
+from app.chart.pdf_viewer import PdfViewer
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
 from core.sync.attachments import PENDING
 from tests.ui.chart.test_page import open_first_chart
 
 MARKER = b"ATTACHMENT-UI-MARKER"
+PDF_MARKER = b"PDF-ATTACHMENT-UI-MARKER"
 
 
 def open_attachments(qtbot: QtBot, window: MainWindow) -> tuple[ChartPage, AttachmentsSection]:
@@ -100,11 +111,133 @@ def test_a_file_without_a_title_is_not_added(
     assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
 
 
-def test_a_pdf_opens_in_the_system_viewer_and_its_copy_goes_with_the_chart(
+def add_and_select(qtbot: QtBot, section: AttachmentsSection, path: Path) -> None:
+    """Add ``path`` through the dialog, wait for it in the list, and highlight it."""
+    rows = section.table.rowCount()
+    section.add_file(path)
+    assert section.add_dialog is not None
+    QTest.mouseClick(section.add_dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == rows + 1, timeout=10_000)
+    row = next(i for i, a in enumerate(section._items) if a.filename == path.name)
+    section.table.selectRow(row)
+
+
+def a_pdf(path: Path, pages: int) -> bytes:
+    """A real PDF of ``pages`` pages, drawn by Qt's own PDF writer."""
+    writer = QPdfWriter(str(path))
+    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A6))
+    writer.setTitle(PDF_MARKER.decode())  # kept as plain text in the file
+    painter = QPainter(writer)
+    for page in range(pages):
+        if page:
+            writer.newPage()
+        painter.drawText(100, 100, f"lab result, page {page + 1}")
+    painter.end()
+    return path.read_bytes()
+
+
+def files_holding(folder: Path, needle: bytes) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_a_pdf_opens_inside_the_app_from_memory_with_pages_and_zoom(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    opened: list[Path] = []
+
+    def open_url(url: QUrl) -> bool:
+        opened.append(Path(url.toLocalFile()))
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # what a spill would use
+    chart, section = open_attachments(qtbot, signed_in)
+    source = tmp_path / "in" / "labs.pdf"
+    source.parent.mkdir()
+    plaintext = a_pdf(source, 3)
+    assert PDF_MARKER in plaintext
+    add_and_select(qtbot, section, source)
+    source.unlink()  # from here on, only Careline's encrypted copy exists
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: isinstance(section.viewer, PdfViewer), timeout=10_000)
+    viewer = section.viewer
+    assert isinstance(viewer, PdfViewer)
+    assert viewer.page_count == 3 and viewer.pages_label.text() == "of 3"
+    assert viewer.page.value() == 1 and not viewer.previous_button.isEnabled()
+    # Shown without the plaintext touching the disk: not beside the database, not in the
+    # folder system-viewer copies go to, not in the temporary folder.
+    for folder in (clinic.data_dir, section._opened, temporary):
+        assert files_holding(folder, PDF_MARKER) == [], folder
+
+    QTest.mouseClick(viewer.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: viewer.current_page == 1, timeout=5_000)
+    assert viewer.page.value() == 2
+    viewer.page.setValue(3)
+    qtbot.waitUntil(lambda: viewer.current_page == 2, timeout=5_000)
+    assert not viewer.next_button.isEnabled()
+    assert viewer.zoom_label.text() == "fit width"
+    QTest.mouseClick(viewer.fit_button, Qt.MouseButton.LeftButton)
+    factor = viewer.view.zoomFactor()
+    QTest.mouseClick(viewer.zoom_in_button, Qt.MouseButton.LeftButton)
+    assert viewer.view.zoomFactor() == pytest.approx(factor * 1.25)
+    assert viewer.zoom_label.text() == f"{round(factor * 125)}%"
+    for _ in range(30):
+        QTest.mouseClick(viewer.zoom_out_button, Qt.MouseButton.LeftButton)
+    assert viewer.view.zoomFactor() == pytest.approx(0.25)  # no zooming away to nothing
+
+    # The person may still hand a copy to the system's viewer; it goes with the chart.
+    QTest.mouseClick(viewer.system_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(opened), timeout=10_000)
+    assert opened[0].read_bytes() == plaintext
+    QTest.mouseClick(chart.back_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not opened[0].exists(), timeout=5_000)
+
+
+def test_a_damaged_pdf_is_refused_with_its_name(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    whole = a_pdf(tmp_path / "whole.pdf", 2)
+    damaged = tmp_path / "scan-2024.pdf"
+    damaged.write_bytes(whole[: len(whole) // 3])  # cut off, as a failed scan leaves it
+    add_and_select(qtbot, section, damaged)
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "cannot be shown" in section.status.text(), timeout=10_000)
+    assert section.status.text() == "scan-2024.pdf cannot be shown: it is damaged or not a PDF"
+    assert section.viewer is None
+
+
+def test_a_wrong_date_keeps_the_dialog_open_with_what_was_typed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    # Refused after the dialog had closed, the file, title and category were lost, and the
+    # message said "date: date: ...".
+    _, section = open_attachments(qtbot, signed_in)
+    letter = tmp_path / "letter.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    section.add_file(letter)
+    dialog = section.add_dialog
+    assert dialog is not None
+    dialog.title.setText("Cardiology referral")
+    dialog.date.setText("2026-02-30")
+    dialog.category.setCurrentText("letter")
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible()
+    assert dialog.error.text() == "Date: '2026-02-30' is not a date: February 2026 has 28 days."
+    assert (dialog.title.text(), dialog.category.currentText()) == ("Cardiology referral", "letter")
+    assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
+    dialog.date.setText("2026-2-3")  # as typed, written out whole
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+    assert clinic.database.query("SELECT date FROM attachments")[0][0] == "2026-02-03"
+
+
+def test_a_file_the_app_cannot_show_opens_in_the_system_viewer_and_goes_with_the_chart(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if has_qt_pdf():
-        pytest.skip("PySide6-Addons is installed: PDFs open inside the app")
     opened: list[Path] = []
 
     def open_url(url: QUrl) -> bool:
@@ -113,13 +246,9 @@ def test_a_pdf_opens_in_the_system_viewer_and_its_copy_goes_with_the_chart(
 
     monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
     chart, section = open_attachments(qtbot, signed_in)
-    letter = tmp_path / "lab.pdf"
-    letter.write_bytes(b"%PDF-1.4 " + MARKER * 1000)
-    section.add_file(letter)
-    assert section.add_dialog is not None
-    QTest.mouseClick(section.add_dialog.add_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
-    section.table.selectRow(0)
+    letter = tmp_path / "referral.txt"
+    letter.write_bytes(b"Referral " + MARKER * 1000)
+    add_and_select(qtbot, section, letter)
     QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(opened), timeout=10_000)
     assert opened[0].read_bytes() == letter.read_bytes()

@@ -131,3 +131,17 @@ def test_leaving_the_chart_clears_it(qtbot: QtBot, signed_in: MainWindow) -> Non
     QTest.mouseClick(chart.back_button, Qt.MouseButton.LeftButton)
     assert chart.patient is None
     assert chart.name.text() == "" and chart.birth.text() == "" and chart.mrn.text() == ""
+
+
+def test_only_the_chosen_tab_of_the_chart_is_on_screen(qtbot: QtBot, signed_in: MainWindow) -> None:
+    # A page left visible under the current one showed through the Attachments tab (its
+    # background is not painted) and took Tab-key focus while out of sight.
+    chart = open_first_chart(qtbot, signed_in)
+    tabs = chart.tabs
+    titles = [tabs.tabText(i) for i in range(tabs.count())]
+    assert titles == ["Overview", "Visits", "Vitals", "Attachments"]
+    pages = [tabs.widget(i) for i in range(tabs.count())]
+    for index, title in enumerate(titles):
+        tabs.setCurrentIndex(index)
+        on_screen = [titles[i] for i, page in enumerate(pages) if page and page.isVisible()]
+        assert on_screen == [title]

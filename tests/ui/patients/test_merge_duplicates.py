@@ -4,12 +4,15 @@ and administrators only."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
 from app.patients.duplicates import DuplicatesDialog
+from core.records.merges import Merges
+from core.records.staff import Staff
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
@@ -44,7 +47,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     dialog = window.workspace.admin_tools.dialog
     assert isinstance(dialog, DuplicatesDialog)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
-    assert dialog.status.text() == "1 possible duplicate."
+    assert dialog.status.text() == "1 possible duplicate. No merged charts."
     assert not dialog.merge_button.isEnabled()  # no reason given yet
     # The sample chart sorts first (OKAFOR before OKAFUR): keep it.
     assert dialog.keep_first.text().startswith("Keep OKAFOR, Chinedu, MRN MRN-1003")
@@ -53,6 +56,13 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
     qtbot.waitUntil(lambda: page.model.rowCount() == 5, timeout=5_000)
+    # What was done stays on screen after the lists refresh (it was replaced at once by
+    # "No likely duplicates."), naming the charts, not their ids.
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    assert dialog.status.text() == (
+        "Merged: the records of OKAFUR, Chinedu now show on OKAFOR, Chinedu, MRN MRN-1003. "
+        "No likely duplicates."
+    )
     assert clinic.database.query("SELECT merged_into FROM patients WHERE id = ?", (second,)) == [
         (first,)
     ]
@@ -78,12 +88,17 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 0, timeout=5_000)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)  # a pair again
+    assert dialog.status.text() == (
+        "Merge undone: OKAFUR, Chinedu is a chart of its own again. 1 possible duplicate. "
+        "No merged charts."
+    )
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
     qtbot.waitUntil(lambda: chart.allergy_banner.text.text() != "Penicillin", timeout=5_000)
     qtbot.waitUntil(lambda: visits.timeline.count() == 0, timeout=5_000)
     assert not chart.merged_note.isVisible()
 
 
+@pytest.mark.strict_authz  # the button follows the permission check
 def test_a_nurse_has_no_duplicates_button(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -91,3 +106,44 @@ def test_a_nurse_has_no_duplicates_button(
     window = make_window(clinic)
     sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
     assert not window.workspace.patient_list.duplicates_button.isVisible()
+
+
+@pytest.mark.strict_authz
+def test_the_button_follows_the_permission_not_the_primary_role(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """A nurse given the clinician role beside her own holds merge_patients: she sees it."""
+    _second_registration(clinic)
+    clinic.sign_in(ADMIN, PASSWORD)
+    Staff(clinic.records).add_role(NURSE, "clinician")
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    assert window.workspace.patient_list.duplicates_button.isVisible()
+
+
+def test_not_a_duplicate_takes_the_pair_off_the_list(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    first, second = _second_registration(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    assert dialog.dismiss_button.isEnabled()  # no reason needed: nothing moves
+    QTest.mouseClick(dialog.dismiss_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 0, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.status.text() == "No likely duplicates.", timeout=5_000)
+    assert Merges(clinic.records).candidates() == []
+    assert page.model.rowCount() == 6  # both charts stay
+    assert {first, second} == {
+        str(p)[len("patient:") :]
+        for row in clinic.database.query(
+            "SELECT object, subject FROM relations WHERE relation = 'not_duplicate'"
+        )
+        for p in row
+    }

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from core.records import crdt, op_trust
-from core.records.changes import change
+from core.records.changes import change, digests_value, parse_digests
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
 from core.records.entries import ClinicalEntries
@@ -175,3 +175,19 @@ def test_a_write_that_fails_midway_changes_nothing(
     assert json.loads(r.db.query("SELECT details FROM audit_log ORDER BY seq DESC")[0][0]) == {
         "fields": ["phone"]
     }
+
+
+def test_digests_are_stored_in_24_bytes_and_older_json_text_still_reads() -> None:
+    """Schema V14 stores a record's three part digests as their bytes; rows written before
+    (JSON text) and unusual shapes (a newer version's parts) read back as they were."""
+
+    usual = {"main": "0123456789abcdef", "children": "fedcba9876543210", "conflicts": "00ff" * 4}
+    packed = digests_value(usual)
+    assert isinstance(packed, bytes) and len(packed) == 24
+    assert parse_digests(packed) == parse_digests(memoryview(packed)) == usual
+    assert parse_digests(json.dumps(usual, sort_keys=True)) == usual  # a pre-V14 row
+    for unusual in ({**usual, "unknown": "field:x"}, {**usual, "main": "0123456789ABCDEF"}):
+        stored = digests_value(unusual)
+        assert isinstance(stored, str) and parse_digests(stored) == unusual
+    with pytest.raises(ValueError, match="not 24"):
+        parse_digests(b"\x00" * 5)

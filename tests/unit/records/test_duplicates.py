@@ -100,3 +100,43 @@ def test_registration_refuses_a_possible_duplicate_unless_allowed(
     # A different person born the same day is registered without a question.
     r.add_patient("Okafor", "Chidi", "1984-02-02", allow_duplicate=False)
     assert r.count_patients() == 3
+
+
+def test_the_review_lists_keys_find_every_pair_registration_would() -> None:
+    """``matching_pairs`` (the review list's, through name keys) finds exactly the pairs that
+    comparing every pair with registration's ``names_match`` finds: names with slips,
+    swapped, split differently, accented, short and long."""
+    import random
+    from itertools import combinations
+
+    from core.records.duplicates import matching_pairs
+    from core.records.models import PatientSummary
+
+    rng = random.Random(16)
+    stems = ["okafor", "chinedu", "lefevre", "zoe", "nguyen", "ann", "vandenberg", "mariaelena",
+             "obrien", "li", "haddad", "rami", "katarzyna", "abdulrahman"]  # fmt: skip
+
+    def slip(name: str) -> str:
+        i = rng.randrange(len(name) + 1)
+        letter = rng.choice("aeiouklmnrst")
+        return rng.choice([name[:i] + letter + name[i:], name[:i] + name[i + 1 :],
+                           name[:i] + letter + name[i + 1 :], name])  # fmt: skip
+
+    people = []
+    for n in range(300):
+        family, given = rng.sample(stems, 2)
+        for _ in range(rng.choice([0, 1, 2])):
+            family, given = slip(family), slip(given)
+        if rng.random() < 0.1:
+            family, given = given, family
+        if rng.random() < 0.05:
+            family, given = family + given[:2], given[2:] or given
+        people.append(PatientSummary(f"p{n:03d}", family.title() or "X", given or "Y",
+                                     "2001-01-01", None, None))  # fmt: skip
+    every = [
+        (a, b)
+        for a, b in combinations(people, 2)
+        if names_match(a.family, a.given, b.family, b.given)
+    ]
+    assert len(every) > 50  # the sample has many near-matches to find
+    assert list(matching_pairs(people)) == every

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.records.allergy_cells import AllergyCell
 from core.records.errors import ValidationError
 from core.records.import_rows import (
     IGNORE,
@@ -94,8 +95,47 @@ def test_a_good_row_becomes_a_patient() -> None:
         "x",
     ]
     assert read_row(0, cells, HEADER, MAPPING, ReadOptions()) == PatientRow(
-        2, "Okafor", "Chinedu", "1990-12-31", "male", "555 0101", "A-1", ("peanut", "latex")
+        2, "Okafor", "Chinedu", "1990-12-31", "male", "555 0101", "A-1",
+        (AllergyCell("peanut"), AllergyCell("latex")),
+    )  # fmt: skip
+
+
+def test_an_allergy_brings_its_reaction_and_severity() -> None:
+    cell = "Penicillin (rash, SEVERE); latex; aspirin (wheeze, hives); sulfa (mild)"
+    cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", cell, ""]
+    row = read_row(0, cells, HEADER, MAPPING, ReadOptions())
+    assert isinstance(row, PatientRow)
+    assert row.allergies == (
+        AllergyCell("Penicillin", "rash", "severe"),
+        AllergyCell("latex"),
+        AllergyCell("aspirin", "wheeze, hives"),
+        AllergyCell("sulfa", None, "mild"),
     )
+
+
+def test_a_comma_separator_does_not_split_inside_brackets() -> None:
+    cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", "penicillin (rash, severe), latex", ""]
+    row = read_row(0, cells, HEADER, MAPPING, ReadOptions(allergy_separator=","))
+    assert isinstance(row, PatientRow)
+    assert row.allergies == (AllergyCell("penicillin", "rash", "severe"), AllergyCell("latex"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ("penicillin (rash", "'penicillin (rash' has a '(' without its ')'"),
+        ("penicillin rash)", "'penicillin rash)' has a ')' without its '('"),
+        ("(rash, severe)", "'(rash, severe)' gives a reaction or severity but no substance"),
+        ("penicillin (mild, severe)", "'penicillin (mild, severe)' gives two severities"),
+        ("penicillin (rash) daily", "'penicillin (rash) daily' has text after its ')'"),
+        ("penicillin (rash (bad))", "has brackets inside its brackets"),
+    ],
+)
+def test_an_allergy_that_cannot_be_read_is_a_problem_of_its_row(cell: str, why: str) -> None:
+    cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", f"latex; {cell}", ""]
+    [problem] = read_row(0, cells, HEADER, MAPPING, ReadOptions())  # type: ignore[misc]
+    assert (problem.row, problem.column, problem.value) == (2, "Allergies", f"latex; {cell}")
+    assert why in problem.reason
 
 
 def test_no_known_allergies_is_an_answer_not_a_substance() -> None:

@@ -4,6 +4,8 @@ record back (issue #16 section 4)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
@@ -181,3 +183,24 @@ def test_merges_are_listed_newest_first_for_undoing(clinic: ClinicRecords) -> No
     assert [(p.id, m.reason) for p, m in merges.merged()] == [(b, "second"), (a, "first")]
     merges.unmerge(b)
     assert [p.id for p, _ in merges.merged()] == [a]
+
+
+def test_the_schedule_and_audit_log_name_the_surviving_chart(clinic: ClinicRecords) -> None:
+    """A merged duplicate's appointment is listed under the survivor's name, and so are the
+    audit log's entries about it; undoing the merge gives the duplicate its name back."""
+    from app.admin.audit_table import with_names
+    from core.records.audit_review import list_entries
+
+    survivor = clinic.add_patient("Okafor", "Chinedu", "1984-02-02").id
+    duplicate = clinic.add_patient("Okafur", "Chinedu", "1984-02-02").id
+    booked = Schedule(clinic).book(duplicate, "2026-12-07T09:30", "lee", 15, reason="Review")
+    Merges(clinic).merge(duplicate, survivor, "same person")
+    schedule = Schedule(clinic)
+    [shown] = schedule.day(dt.date(2026, 12, 7))
+    assert (shown.id, shown.patient_name) == (booked.id, "OKAFOR, Chinedu")
+    assert schedule.get(booked.id).patient_name == "OKAFOR, Chinedu"
+    names = with_names(clinic, list_entries(clinic.db)).patients
+    assert names[duplicate] == names[survivor] == "OKAFOR, Chinedu"
+    Merges(clinic).unmerge(duplicate)
+    assert Schedule(clinic).get(booked.id).patient_name == "OKAFUR, Chinedu"
+    assert with_names(clinic, list_entries(clinic.db)).patients[duplicate] == "OKAFUR, Chinedu"

@@ -125,3 +125,47 @@ def test_only_an_admin_imports_and_allergies_need_clinical_staff(
     assert records.count_patients() == 0
     without_allergies = "\n".join(line.rsplit(",", 1)[0] for line in LIST.splitlines())
     assert run_import(ben, plan(ben, without_allergies)).added == 3
+
+
+def test_allergies_come_with_their_reaction_and_severity(workstation: Workstation) -> None:
+    """``penicillin (rash, severe); latex`` records both, the first with what it does and
+    how badly; a cell that cannot be read is a problem of its row in the dry run, which
+    says why, and that row is not imported."""
+    records = workstation.records
+    text = (
+        "Family,Given,DOB,Allergies\n"
+        'Okafor,Chinedu,1990-12-31,"penicillin (rash, severe); latex"\n'
+        "Haddad,Rami,1955-05-05,penicillin (rash\n"
+    )
+    found = plan(records, text)
+    assert [r.row for r in found.to_add] == [2]
+    assert [(p.row, p.column, p.reason) for p in found.problems] == [
+        (3, "Allergies", "'penicillin (rash' has a '(' without its ')'")
+    ]
+    assert run_import(records, found).allergies == 2
+    okafor = records.search_patients("Okafor")[0]
+    shown = sorted((a.substance, a.reaction, a.severity) for a in records.allergies(okafor.id))
+    assert shown == [("latex", None, None), ("penicillin", "rash", "severe")]
+    assert records.count_patients() == 1
+
+
+def test_a_stopped_import_keeps_whole_batches_and_is_audited(workstation: Workstation) -> None:
+    records = workstation.records
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # after the first batch
+
+    result = run_import(records, plan(records), batch_rows=2, stop=stop)
+    assert (result.cancelled, result.added, result.rows_left) == (True, 2, 1)
+    assert records.count_patients() == 2
+    [ended] = [
+        json.loads(d)
+        for (d,) in records.db.query(
+            "SELECT details FROM audit_log WHERE action = 'patient.import' ORDER BY seq"
+        )
+        if json.loads(d)["stage"] == "ended"
+    ]
+    assert ended["cancelled"] is True and ended["added"] == 2
+    assert run_import(records, plan(records)).added == 1  # the rest, nobody twice

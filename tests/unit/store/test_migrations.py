@@ -22,6 +22,7 @@ from core.store.migrations import (
     migrate,
 )
 from tests.unit.store.disk import snapshot
+from tests.unit.sync.replicas import before_v15
 
 # Test-only later versions, passed in as the code of a future Careline would ship them.
 _V2 = """
@@ -380,3 +381,75 @@ def test_v9_and_v10_accept_nurses_keep_users_and_add_the_relations_tables(
     assert rows == [("ada", "admin", 0, ""), ("nina", "nurse", 0, "")]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"relations", "authz_writes"} <= tables
+
+
+def test_v14_shrinks_the_search_index_and_search_finds_the_same_on_v13_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V13 clinic file upgrades in place: the full-text index is rebuilt without
+    positions and token counts, and every search finds what it found before."""
+    path = tmp_path / "v13.db"
+    v13 = Database.create(path, key, migrations=MIGRATIONS[:13])
+    assert _versions(v13)[-1] == 13
+    old = ClinicRecords(v13, "t")
+    with before_v15():  # V13's release had no patient source fields
+        for family, given, born, mrn in (
+            ("O'Brien", "Siobhán", "1984-02-02", "MRN-1"),
+            ("Jean-Baptiste", "Marie Claire", "1990-05-06", None),
+            ("Okafor", "Chinedu", "1984-02-02", "MRN-3"),
+            ("Smith", "Anna", "1970-01-01", None),
+            ("Smithers", "Ann", "1971-01-01", None),
+        ):
+            old.add_patient(family, given, born, mrn=mrn)
+    searches = ("obrien", "o brien", "siob", "jeanbaptiste", "jean baptiste", "marie cl",
+                "okafor", "MRN-3", "mrn", "1984-02-02", "1984", "s", "sm", "smi", "smith",
+                "smith ann", "ann smith", "an", "zzz")  # fmt: skip
+
+    def found(records: ClinicRecords) -> dict[str, list[str]]:
+        return {text: [p.id for p in records.search_patients(text)] for text in searches}
+
+    with before_v15():
+        before = found(old)
+    assert before["smi"] and before["1984"] and not before["zzz"]
+    v13.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    [(sql,)] = db.query("SELECT sql FROM sqlite_master WHERE name = 'patients_fts'")
+    assert "detail = column" in sql and "columnsize = 0" in sql
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+    assert db.integrity_problems() == []
+    records = ClinicRecords(db, "t")
+    assert found(records) == before
+    # And the triggers keep the rebuilt index current.
+    records.add_patient("Smithson", "Ada", "1960-01-01")
+    assert len(records.search_patients("smith")) == len(before["smith"]) + 1
+
+
+def test_v15_fills_an_imports_source_relayed_before_the_upgrade(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V13 workstation (the previous release) stores a patient imported on a newer one,
+    keeping the fields it does not know; V15 adds the columns and its re-derivation fills
+    them, so the re-run of that import skips the patient and the pair is listed."""
+    from core.records import unknown
+    from core.records.merges import Merges
+
+    previous = MIGRATIONS[: SHIPPED.index(15)]
+    db = Database.create(tmp_path / "clinic.db", key, previous)
+    with before_v15():
+        records = ClinicRecords(db, "admin")
+        first = records.add_patient("Okafor", "Chinedu", "1984-02-02").id
+        extra = {"source": "fhir:abc", "duplicate_of": first}
+        second = records.add_patient("Someone", "Else", "1990-01-01", extra=extra).id
+    assert "source" not in _columns(db, "patients")
+    db.close()
+    db = Database.open(tmp_path / "clinic.db", key)
+    assert _versions(db)[-1] == 15
+    unknown.refresh(db)
+    assert db.query("SELECT source, duplicate_of FROM patients WHERE id = ?", (second,)) == [
+        ("fhir:abc", first)
+    ]
+    [pair] = Merges(ClinicRecords(db, "admin")).candidates()
+    assert (pair.first.id, pair.second.id) == (first, second)
+    db.close()

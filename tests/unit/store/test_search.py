@@ -53,3 +53,22 @@ def test_query_quotes_every_term() -> None:
         '("smi"* "OR"* "jones"* "NEAR"*) OR names : "smiORjonesNEAR"*'
     )
     assert fts_prefix_query(" -'. ") is None
+
+
+def test_words_joined_by_an_underscore_are_searched_as_two_words(records: ClinicRecords) -> None:
+    """The index splits ``Smith_Jones`` into two words; the query must too (a quoted term
+    the index splits would be a phrase, which the index does not answer)."""
+    p = records.add_patient("Smith_Jones", "Ann", "1970-01-01")
+    records.add_patient("Smith", "Bo", "1970-01-01")
+    assert fts_prefix_query("smith_jo") == '("smith"* "jo"*) OR names : "smithjo"*'
+    for text in ("smith_jones", "smith_jo", "jones smith", "smith_jones ann"):
+        assert [x.id for x in records.search_patients(text)] == [p.id], text
+
+
+def test_the_index_stores_no_positions_and_no_token_counts(records: ClinicRecords) -> None:
+    """Migration V14: columns per term, no positions (detail=column), no per-row sizes
+    (columnsize=0); the prefix indexes that keep short prefixes fast stay."""
+    [(sql,)] = records.db.query("SELECT sql FROM sqlite_master WHERE name = 'patients_fts'")
+    assert "detail = column" in sql and "columnsize = 0" in sql and "prefix = '1 2 3'" in sql
+    tables = {r[0] for r in records.db.query("SELECT name FROM sqlite_master")}
+    assert "patients_fts_docsize" not in tables

@@ -4,11 +4,13 @@ dumps of what a replica holds (its derived state, or every byte of every table).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from pycrdt import Map, Text
 from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
 from core.records import crdt
+from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
+from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database, Row, _apply_key
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncReport, SyncSession, sync
@@ -163,9 +167,10 @@ def materialized(replica: ClinicRecords | Database) -> Dump:
     plain, shadows = _tables(db)
     out = {t: _all_rows(db, t) for t in plain if t not in PER_REPLICA}
     # Record states are compared by the documents they hold (see document_content), and
-    # by the digests of what was derived from them.
+    # by the digests of what was derived from them (whichever way they are stored: JSON
+    # text before schema V14 and for unusual shapes, 24 bytes since).
     out["record_states"] = [
-        (rid, rtype, document_content(bytes(state)), derived)
+        (rid, rtype, document_content(bytes(state)), tuple(sorted(parse_digests(derived).items())))
         for rid, rtype, state, derived in out["record_states"]
     ]
     for fts in shadows:
@@ -320,3 +325,22 @@ def pull_from(
     if protocol is not None:
         session.report.protocol = protocol
     return session.run(push=False)
+
+
+@contextlib.contextmanager
+def before_v15() -> Iterator[None]:
+    """Run as a release without V15's patient fields (``source``, ``duplicate_of``)."""
+    saved = RECORD_TYPES["patient"]
+    older = dataclasses.replace(
+        PATIENT,
+        fields=tuple(f for f in PATIENT.fields if f.name not in V15_FIELDS),
+        columns=tuple(c for c in PATIENT.columns or () if getattr(c, "name", c) not in V15_FIELDS),
+    )
+    RECORD_TYPES["patient"] = older
+    try:
+        yield
+    finally:
+        RECORD_TYPES["patient"] = saved
+
+
+V15_FIELDS = ("source", "duplicate_of")

@@ -61,3 +61,7 @@ def test_the_clinic_key_is_made_once_and_bad_input_is_refused(
     with pytest.raises(ValidationError):
         files.add(patient, _file(tmp_path, "c.pdf", 10), title="Later", date="2999-01-01")
     assert files.for_patient(patient) == []
+    # Refused before anything is encrypted: no blob left waiting for an upload that no
+    # record refers to (the budget never drops a pending one).
+    assert files.pending() == []
+    assert not [p for p in files.folder.rglob("*") if p.is_file()]

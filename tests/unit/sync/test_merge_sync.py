@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records import crdt, op_trust, unknown
+from core.records import chart_access, crdt, op_trust, unknown
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
+from core.records.dismissals import dismissed_pairs
+from core.records.errors import NotAllowedError, ValidationError
 from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.types import PATIENT, RECORD_TYPES
@@ -24,7 +26,7 @@ from core.sync.session import sync
 from core.sync.transport import LocalTransport
 from tests.clinic_identity import join_test_clinic
 from tests.conftest import PASSWORD
-from tests.unit.sync.replicas import assert_converged, new_replica, sync_pair
+from tests.unit.sync.replicas import assert_converged, before_v15, new_replica, sync_pair
 
 
 def _two_workstations() -> tuple[ClinicRecords, ClinicRecords, str, str]:
@@ -151,6 +153,62 @@ def test_a_merge_by_someone_without_the_merge_permission_is_quarantined(
     b.lock()
 
 
+@pytest.mark.strict_authors
+@pytest.mark.strict_authz
+def test_a_merge_into_a_chart_its_author_may_not_touch_is_quarantined(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    """Remote apply checks merge_patients on both charts, as the local merge does: a
+    clinician's merge of an ordinary chart into a restricted one whose care team she is not
+    on (made on a tampered workstation) is held; the same merge by the care team's
+    clinician is applied."""
+    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
+    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    b.prepare_join("admin", PASSWORD)
+    for desk in (a, b):
+        join_test_clinic(desk.database)
+    a.sign_in("admin", PASSWORD)
+    a.add_staff("lee", "Dr Lee", "clinician", PASSWORD)
+    a.add_staff("kim", "Dr Kim", "clinician", PASSWORD)
+    survivor = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    duplicate = a.records.add_patient("Ames", "Bo", "1984-02-02").id
+    chart_access.add_to_care_team(a.records, survivor, "kim")
+    chart_access.set_restricted(a.records, survivor, True)
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    with pytest.raises(NotAllowedError):  # refused locally
+        Merges(ClinicRecords(b.database, "lee", FAST_PARAMS)).merge(duplicate, survivor, "same")
+
+    def merge(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "merged_into", survivor, hlc, "lee")
+        crdt.write(doc, "merge_reason", "same", hlc, "lee")
+
+    # Lee may merge the duplicate's chart, not the restricted survivor's: written bypassing
+    # the records API (a tampered workstation), as an op on the duplicate only.
+    with b.database.write("lee", "patient.update", "patient", duplicate) as tx:
+        change(tx, "lee", duplicate, "patient", merge)
+    sync(b.database, LocalTransport(Responder(a.database)), "admin")
+    held = op_trust.quarantined(a.database)
+    assert [q.record_id for q in held] == [duplicate]
+    assert "merge patients needs a clinician" in held[0].reason
+    assert a.database.query("SELECT merged_into FROM patients WHERE id = ?", (duplicate,)) == [
+        ("",)
+    ]
+
+    kim = ClinicRecords(a.database, "kim", FAST_PARAMS)
+    Merges(kim).merge(duplicate, survivor, "same person")
+    c = Workstation(tmp_path / "c", kdf_params=FAST_PARAMS)
+    c.prepare_join("admin", PASSWORD)
+    join_test_clinic(c.database)
+    sync(c.database, LocalTransport(Responder(a.database)), "admin")
+    assert c.database.query("SELECT merged_into FROM patients WHERE id = ?", (duplicate,)) == [
+        (survivor,)
+    ]
+    assert op_trust.quarantined(c.database) == []
+    for w in (a, b, c):
+        w.lock()
+
+
 @contextmanager
 def previous_code() -> Iterator[None]:
     """Run as the previous release while entered: a patient without the merge fields (its
@@ -194,3 +252,58 @@ def test_a_workstation_on_the_previous_release_relays_a_merge() -> None:
         )
     unknown.refresh(relay.db)
     assert_converged([new, relay, far])
+
+
+def test_a_workstation_before_v15_relays_an_imports_source_and_flag() -> None:
+    """A likely duplicate imported on an upgraded workstation reaches another through one
+    still on the release before, which keeps the fields it does not know: the far side
+    lists the pair for review and skips the bundle patient on a re-run."""
+    new, relay, far = new_replica("admin"), new_replica("admin"), new_replica("admin")
+    first = new.add_patient("Okafor", "Chinedu", "1984-02-02", mrn="M-1").id
+    extra = {"source": "fhir:abc", "duplicate_of": first}
+    second = new.add_patient("Someone", "Else", "1990-01-01", extra=extra).id
+    with before_v15():
+        sync_pair(relay, new)
+        assert len(relay.list_patients()) == 2
+        assert relay.db.query("SELECT type FROM unknown_records WHERE id = ?", (second,))
+    sync_pair(far, relay)
+    assert far.db.query("SELECT source, duplicate_of FROM patients WHERE id = ?", (second,)) == [
+        ("fhir:abc", first)
+    ]
+    [pair] = Merges(far).candidates()
+    assert (pair.first.id, pair.second.id) == (first, second)
+    assert_converged([new, far])
+
+
+def test_not_a_duplicate_leaves_the_list_on_every_workstation_until_undone() -> None:
+    """Dismissing a pair is a replicated, audited op: the pair stays off the review list on
+    the other workstation too (and after both dismiss it at once), until one undoes it."""
+    a, b, first, second = _two_workstations()
+    assert len(Merges(b).candidates()) == 1
+    Merges(a).dismiss(first, second)
+    Merges(b).dismiss(second, first)  # the same pair, the other way round, at once
+    _settle(a, b)
+    assert Merges(a).candidates() == [] and Merges(b).candidates() == []
+    assert a.db.query("SELECT count(*) FROM relations WHERE relation = 'not_duplicate'") == [(1,)]
+    Merges(b).undismiss(first, second)
+    _settle(a, b)
+    assert [(p.first.id, p.second.id) for p in Merges(a).candidates()] == [(first, second)]
+    actions = [
+        str(r[0])
+        for r in b.db.query("SELECT action FROM audit_log WHERE action LIKE 'patient.not_dup%'")
+    ]
+    assert actions == ["patient.not_duplicate", "patient.not_duplicate_undo"]
+    with pytest.raises(ValidationError, match="are not dismissed"):
+        Merges(a).undismiss(first, second)
+
+
+@pytest.mark.strict_authz
+def test_only_those_who_may_merge_dismiss_a_pair() -> None:
+    a = new_replica("admin")
+    a.set_up_clinic("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    first = a.add_patient("Okafor", "Chinedu", "1984-02-02").id
+    second = a.add_patient("Okafur", "Chinedu", "1984-02-02").id
+    a.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    with pytest.raises(NotAllowedError, match="Only a clinician with access to the charts"):
+        Merges(ClinicRecords(a.db, "desk", FAST_PARAMS)).dismiss(first, second)
+    assert dismissed_pairs(a.db) == set()

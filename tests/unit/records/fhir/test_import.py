@@ -12,10 +12,12 @@ import pytest
 
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError
-from core.records.fhir import importer, reader
+from core.records.fhir import reader
 from core.records.fhir.common import FhirError
 from core.records.fhir.export import export_bundle
 from core.records.fhir.importer import import_bundle
+from core.records.merges import Merges
+from core.records.staff import Staff
 from core.records.vital_signs import VitalSigns
 from tests.unit.sync.replicas import new_replica
 
@@ -111,7 +113,12 @@ def test_unknown_resource_types_are_reported_not_dropped(exported: str) -> None:
     ]
 
 
-def test_a_patient_already_registered_is_matched_not_duplicated(exported: str) -> None:
+def test_a_patient_already_registered_is_offered_for_merge_not_duplicated(
+    exported: str,
+) -> None:
+    """A bundle patient matching one already here (a similar name and the same birth date,
+    or the same MRN) comes in as a new chart flagged as its likely duplicate: everything on
+    it is imported, the pair is on the review list, and merging it gives one chart."""
     target = _clinic("Target")
     # Same person, typed with a slip and another MRN: the registration rules match them.
     existing = target.add_patient("Okafur", "Chinedu", "1984-02-02", mrn="LOCAL-1")
@@ -119,38 +126,46 @@ def test_a_patient_already_registered_is_matched_not_duplicated(exported: str) -
     report = import_bundle(target, exported)
     matched = {o.record_id: o.reason or "" for o in report.matched}
     assert set(matched) == {existing.id, same_mrn.id}
-    assert "offered for merge" in matched[existing.id]
-    assert "MRN" in matched[same_mrn.id]
-    assert target.count_patients() == 3  # only Silva was created
+    assert "listed under Possible duplicates to merge" in matched[existing.id]
+    assert "the same MRN" in matched[same_mrn.id]
+    assert target.count_patients() == 5  # three imported, two of them flagged
+    flagged = dict(
+        (str(d), str(o))
+        for d, o in target.db.query(
+            "SELECT id, duplicate_of FROM patients WHERE duplicate_of != ''"
+        )
+    )
+    assert sorted(flagged.values()) == sorted([existing.id, same_mrn.id])
     assert len(target.allergies(existing.id)) == 0  # nothing written into a matched chart
-    # Each matched chart's allergy, blood pressure and pulse, and their four Provenance
-    # entries (the patient's too): skipped.
-    assert sum("matched patient" in (o.reason or "") for o in report.skipped) == 2 * 7
+    new_okafor = next(d for d, o in flagged.items() if o == existing.id)
+    assert [a.substance for a in target.allergies(new_okafor)] == ["Penicillin"]
+    # The MRN stays with the chart holding it; the new one has none.
+    assert target.get_patient(next(d for d, o in flagged.items() if o == same_mrn.id)).mrn is None
+    merges = Merges(target)
+    pairs = {frozenset((p.first.id, p.second.id)) for p in merges.candidates()}
+    assert {frozenset(pair) for pair in flagged.items()} <= pairs
+    merges.merge(new_okafor, existing.id, "imported twice")
+    assert [a.substance for a in target.allergies(existing.id)] == ["Penicillin"]
+    assert frozenset((new_okafor, existing.id)) not in {
+        frozenset((p.first.id, p.second.id)) for p in merges.candidates()
+    }
+    # Importing the bundle again creates nothing: each chart names its source.
+    again = import_bundle(target, exported)
+    assert again.created == [] and target.count_patients() == 4  # one merged away
 
 
-def test_an_interrupted_import_resumes_without_duplicates(
-    exported: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_same_careline_record_is_not_imported_into_its_own_clinic(exported: str) -> None:
+    source_doc = json.loads(exported)
+    first = next(
+        e["resource"] for e in source_doc["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
     target = _clinic("Target")
-    real = importer._Importer._create
-    calls = {"n": 0}
-
-    def crash_on_second(self: importer._Importer, chart: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # the person closed the app mid-import
-        return real(self, chart)
-
-    monkeypatch.setattr(importer._Importer, "_create", crash_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        import_bundle(target, exported)
-    assert target.count_patients() == 1  # the first chart whole, nothing of the second
-    monkeypatch.setattr(importer._Importer, "_create", real)
-    report = import_bundle(target, exported)
-    assert target.count_patients() == 3
-    assert _counts(target)["allergies"] == 3 and _counts(target)["observations"] == 9
-    resumed = [o for o in report.skipped if o.resource.startswith("Patient/")]
-    assert len(resumed) == 1 and "already imported" in (resumed[0].reason or "")
+    import_bundle(target, exported)
+    again = export_bundle(target).json()
+    report = import_bundle(target, again)
+    assert report.created == [] and target.count_patients() == 3
+    assert all("the same Careline record" in (o.reason or "") for o in report.matched)
+    assert first["name"][0]["family"] in {p.family for p in target.list_patients()}
 
 
 @pytest.mark.parametrize("role", ["clinician", "nurse", "front_desk"])
@@ -240,14 +255,30 @@ def test_a_transaction_bundle_from_another_system_is_imported() -> None:
     assert [tuple(r) for r in pressures] == [("8462-4", "95", "high"), ("8480-6", "150", "high")]
 
 
-def test_an_admin_without_clinical_permissions_imports_nothing(exported: str) -> None:
-    """Each record needs its own permission (other workstations check it too): a chart
-    refused part-way is rolled back whole."""
+def test_an_admin_without_clinical_permissions_is_refused_up_front(exported: str) -> None:
+    """Each record needs its own permission (other workstations check it too): an admin who
+    is not a clinician is refused before anything is written, told which permissions the
+    bundle needs and how to get them; the refusal is audited."""
     target = _clinic("Target")
     target.add_user("boss", "Bo Admin", "admin", PASSWORD)
-    with pytest.raises(NotAllowedError, match="record an allergy"):
+    before = target.db.query("SELECT count(*) FROM record_states")[0][0]
+    with pytest.raises(NotAllowedError) as refused:
         import_bundle(ClinicRecords(target.db, "boss"), exported)
+    message = str(refused.value)
+    assert message.startswith("boss may not write the records this bundle holds")
+    assert "record allergy (a nurse or a clinician" in message
+    assert "record vitals" in message and "register patient" not in message
+    assert "an admin who is also a clinician" in message
     assert target.count_patients() == 0
+    assert target.db.query("SELECT count(*) FROM record_states")[0][0] == before
+    audited = target.db.query(
+        "SELECT details FROM audit_log WHERE actor = 'boss' AND action = 'action.refused'"
+    )
+    assert [json.loads(d)["action"] for (d,) in audited] == ["fhir.import"]
+    # Given the clinician role beside admin, the same person imports it.
+    Staff(target).add_role("boss", "clinician")
+    import_bundle(ClinicRecords(target.db, "boss"), exported)
+    assert target.count_patients() == 3
 
 
 def test_the_import_is_audited_with_the_sources_provenance(exported: str) -> None:

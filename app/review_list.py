@@ -1,0 +1,89 @@
+"""What the review dialogs share (Possible duplicates, Break-glass reviews): a table of items
+read on the worker with a count line, the selected item, and one write at a time on the
+worker whose buttons wait for it and whose failure shows in the status line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
+
+from app.chart.cards import list_table
+from app.messages import describe_error
+from app.operations import Operations
+from app.worker import Job
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def counted(count: int, thing: str, none: str) -> str:
+    """``2 possible duplicates.`` / ``1 possible duplicate.`` / ``none``."""
+    return f"{count} {thing}{'s' if count != 1 else ''}." if count else none
+
+
+class ReviewTable(Generic[T]):
+    """A read-only table of items, one row each, and which one is selected."""
+
+    def __init__(self, columns: tuple[str, ...], name: str) -> None:
+        self.table: QTableWidget = list_table(columns, name)
+        self.items: list[T] = []
+
+    def show(self, items: Sequence[T], cells: Callable[[T], Sequence[str]]) -> None:
+        """Fill the table (each row's items carry the row's index as their data)."""
+        self.items = list(items)
+        self.table.setRowCount(len(self.items))
+        for r, item in enumerate(self.items):
+            for column, text in enumerate(cells(item)):
+                cell = QTableWidgetItem(text)
+                cell.setData(Qt.ItemDataRole.UserRole, r)
+                self.table.setItem(r, column, cell)
+
+    def selected(self) -> T | None:
+        """The item whose row is selected."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self.items):
+            return None
+        return self.items[rows[0].row()]
+
+
+class OneWrite:
+    """One write at a time on the worker: ``busy`` while it runs (buttons wait), then
+    ``after`` (enable buttons again), with a failure's message in ``status``."""
+
+    def __init__(self, operations: Operations, status: QLabel, after: Callable[[], None]) -> None:
+        self._operations = operations
+        self._status = status
+        self._after = after
+        self._job: Job[Any] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a write is running."""
+        return self._job is not None
+
+    def run(
+        self,
+        fn: Callable[[], R],
+        done: Callable[[R], None],
+        label: str,
+        failed_prefix: str = "",
+    ) -> None:
+        """Run ``fn`` on the worker unless a write is running; ``done`` with its result."""
+        if self._job is not None:
+            return
+
+        def finished(result: R) -> None:
+            self._job = None
+            done(result)
+            self._after()
+
+        def failed(exc: Exception) -> None:
+            self._job = None
+            self._after()
+            self._status.setText(f"{failed_prefix}{describe_error(exc)}")
+
+        self._job = self._operations.submit(fn, finished, failed, label=label)
+        self._after()
