@@ -89,8 +89,15 @@ def sign_in(
     after a change elsewhere)."""
     user = workstation.sign_in(username, password, previous, totp_code)
     demo = is_demo_folder(workstation.data_dir)
-    may_merge = workstation.records.may("merge_patients")
+    # Until a person whose password an admin set chooses their own, records are refused:
+    # asked again once they have (SignInPage._ask_for_own_password).
+    may_merge = not user.must_change_password and may_merge_patients(workstation)
     return Session(user, workstation.clinic_name(), demo, may_merge)
+
+
+def may_merge_patients(workstation: Workstation) -> bool:
+    """Runs on the worker: whether the signed-in person holds merge_patients."""
+    return workstation.records.may("merge_patients")
 
 
 class SignInPage(QWidget):
@@ -357,7 +364,17 @@ class SignInPage(QWidget):
         def changed() -> None:
             self._forget_change_dialog()
             done = dataclasses.replace(user, must_change_password=False)
-            self.signed_in.emit(dataclasses.replace(session, user=done))
+            workstation = self._workstation
+
+            def start(may_merge: bool) -> None:
+                self.signed_in.emit(dataclasses.replace(session, user=done, may_merge=may_merge))
+
+            self._worker.submit(
+                lambda: may_merge_patients(workstation),
+                start,
+                lambda exc: self.prepare(user.username, describe_error(exc), self._clinic_name),
+                label="read what you may do",
+            )
 
         def refused() -> None:
             self._forget_change_dialog()

@@ -185,10 +185,12 @@ def test_staff_is_offered_to_admins_only(
         window.workstation.staff().members()
 
 
+@pytest.mark.strict_authz  # may_merge is read from the authorization model
+@pytest.mark.parametrize(("role", "may_merge"), [("nurse", False), ("clinician", True)])
 def test_a_first_password_is_changed_before_the_session_starts(
-    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, role: str, may_merge: bool
 ) -> None:
-    clinic_with(clinic, ("nina", "nurse", FIRST))
+    clinic_with(clinic, ("nina", role, FIRST))
     window = make_window(clinic)
     page = window.sign_in_page
     qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
@@ -211,6 +213,8 @@ def test_a_first_password_is_changed_before_the_session_starts(
     qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
     assert window.session is not None and not window.session.user.must_change_password
     assert window.workstation.records.user("nina") is not None
+    # Read once the records open to her: a clinician is offered Possible duplicates.
+    assert window.session.may_merge is may_merge
 
 
 def test_declining_the_change_signs_the_person_out(
