@@ -152,6 +152,32 @@ class WarningPanel(QFrame):
         self.show()
 
 
+class OneDialog:
+    """The one dialog a menu's tools have open at a time (``dialog``; None when none is):
+    opening another closes it first, a finished one is forgotten and deleted, and signing
+    out closes it (:meth:`close`)."""
+
+    def __init__(self) -> None:
+        self.dialog: QDialog | None = None
+
+    def open(self, dialog: QDialog) -> None:
+        """Open ``dialog`` (window-modal) in place of the one open from here."""
+        self.close()
+        dialog.finished.connect(lambda _result: self._forget(dialog))
+        self.dialog = dialog
+        dialog.open()
+
+    def _forget(self, dialog: QDialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
+
+    def close(self) -> None:
+        """Close the dialog open from here, if any."""
+        if self.dialog is not None:
+            self.dialog.reject()
+
+
 def grow_to_fit(dialog: QWidget) -> None:
     """Give an open window the height its contents now need (call after showing a line in
     it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting

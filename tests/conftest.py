@@ -15,6 +15,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records import authorize, op_trust
 from core.records.workstation import Workstation
 from tests import faketime as libfaketime
+from tests.cheap_kdf import with_cheap_kdf, without_cheap_kdf
 from tests.postgres_tls import TlsPostgres, start_tls_postgres
 from tests.secret_service import (
     secret_service_available,
@@ -30,6 +31,39 @@ from tests.services import (
 )
 
 PASSWORD = "correct horse battery"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` (tens of seconds each) run first, in their order: xdist's
+    workers then finish together on short tests instead of one core running a long test
+    alone at the end of ``make test`` (each worker takes a slice of this order and steals
+    the other's queued tests when it runs out)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_kdf() -> Iterator[None]:
+    """Every process the tests start derives keys at FAST_PARAMS (see tests.cheap_kdf).
+    Set here, in the process running the tests, not at import: xdist's workers start from
+    the controller's environment and must keep the real ``DEFAULT_PARAMS`` themselves."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = with_cheap_kdf(before)
+    yield
+    if before is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture
+def production_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes started by this test derive keys at the production parameters
+    (``DEFAULT_PARAMS``), as a clinic's do: tests/cheap_kdf_site is taken off ``PYTHONPATH``."""
+    rest = without_cheap_kdf(os.environ.get("PYTHONPATH"))
+    if rest is None:
+        monkeypatch.delenv("PYTHONPATH", raising=False)
+    else:
+        monkeypatch.setenv("PYTHONPATH", rest)
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error
 from app.session.key_dialogs import busy_bar, heading_label
 from app.widgets import (
+    OneDialog,
     action_buttons,
     dialog_layout,
     error_label,
@@ -366,11 +367,12 @@ class BackupSchedule(QObject):
         self.finished.emit(exc)
 
 
-class BackupTools:
+class BackupTools(OneDialog):
     """Settings → "Back up now…" and "Restore a backup…" for administrators, and the
-    schedule, on the main window."""
+    schedule, on the main window; ``dialog``: the one open from here."""
 
     def __init__(self, window: MainWindow) -> None:
+        super().__init__()
         self._window = window
         self._kdf_params = window.workstation.kdf_params
         workspace = window.workspace
@@ -387,7 +389,6 @@ class BackupTools:
         workspace.settings_menu.insertAction(before, self.restore_action)
         self.schedule = BackupSchedule(window.worker, window.workstation, window)
         self.schedule.finished.connect(self._scheduled)
-        self.dialog: QDialog | None = None
         window.sign_in_page.signed_in.connect(self._signed_in)
         window.locked.connect(self._signed_out)
 
@@ -416,8 +417,7 @@ class BackupTools:
 
     def _signed_out(self) -> None:
         self.schedule.stop()
-        if self.dialog is not None:
-            self.dialog.reject()
+        self.close()
 
     def _scheduled(self, outcome: object) -> None:
         bar = self._window.statusBar()
@@ -431,20 +431,8 @@ class BackupTools:
         window = self._window
         if window._session is not None:
             actor = window._session.user.username
-            self._open(BackupDialog(window.worker, window.workstation, actor, window))
+            self.open(BackupDialog(window.worker, window.workstation, actor, window))
 
     def show_restore(self) -> None:
         """Settings → Restore a backup…"""
-        self._open(RestoreDialog(self._window.worker, self._kdf_params, self._window))
-
-    def _open(self, dialog: QDialog) -> None:
-        if self.dialog is not None:
-            self.dialog.reject()
-        dialog.finished.connect(lambda _result: self._forget(dialog))
-        self.dialog = dialog
-        dialog.open()
-
-    def _forget(self, dialog: QDialog) -> None:
-        if self.dialog is dialog:
-            self.dialog = None
-        dialog.deleteLater()
+        self.open(RestoreDialog(self._window.worker, self._kdf_params, self._window))

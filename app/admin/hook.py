@@ -8,21 +8,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDialog
 
 from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
 from app.admin.fhir import FhirDialog
 from app.admin.import_patients import ImportPatientsDialog
+from app.widgets import OneDialog
 
 if TYPE_CHECKING:  # the main window imports this module
     from app.main_window import Workspace
 
 
-class AdminTools:
-    """The Settings menu's review actions and the dialog open from them."""
+class AdminTools(OneDialog):
+    """The Settings menu's review actions and the dialog open from them (``dialog``)."""
 
     def __init__(self, workspace: Workspace) -> None:
+        super().__init__()
         self._workspace = workspace
         menu = workspace.settings_menu
         self.audit_log_action = QAction("Audit log…", workspace)
@@ -50,7 +51,6 @@ class AdminTools:
         menu.insertAction(before, self.reviews_action)
         menu.insertAction(before, self.import_action)
         menu.insertAction(before, self.fhir_action)
-        self.dialog: QDialog | None = None
 
     def set_admin(self, is_admin: bool) -> None:
         """Show the actions to administrators only."""
@@ -78,21 +78,3 @@ class AdminTools:
         """Settings → FHIR export and import…"""
         ws = self._workspace
         self.open(FhirDialog(ws._operations, ws._records, ws))
-
-    def open(self, dialog: QDialog) -> None:
-        """Open ``dialog`` as the one dialog of these tools (closed at sign-out)."""
-        if self.dialog is not None:
-            self.dialog.reject()
-        dialog.finished.connect(lambda _result: self._forget(dialog))
-        self.dialog = dialog
-        dialog.open()
-
-    def _forget(self, dialog: QDialog) -> None:
-        if self.dialog is dialog:
-            self.dialog = None
-        dialog.deleteLater()
-
-    def close(self) -> None:
-        """Signing out: close the dialog open from here."""
-        if self.dialog is not None:
-            self.dialog.reject()

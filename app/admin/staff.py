@@ -302,10 +302,6 @@ class _StaffForm(FormDialog):
         self.buttons, self.save_button = action_buttons(self, self.save, accept_text)
         dialog_layout(self, *parts, self.general_error, self.progress, self.busy, self.buttons)
 
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """No second save while the first runs."""
-        self.save_button.setEnabled(enabled)
-
     def save(self) -> None:
         """Subclasses check their form and call :meth:`run`."""
 

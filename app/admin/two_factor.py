@@ -100,10 +100,6 @@ class TwoFactorDialog(FormDialog):
         )
         self.code.setFocus()
 
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """No second save while the first runs."""
-        self.save_button.setEnabled(enabled)
-
     def save(self) -> None:
         """Enrol with the typed code, or turn it off, on the worker."""
         if self.working:

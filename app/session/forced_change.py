@@ -61,10 +61,6 @@ class ForcedPasswordChangeDialog(FormDialog):
         )
         self.new.setFocus()
 
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """No second save while the first runs."""
-        self.save_button.setEnabled(enabled)
-
     def save(self) -> None:
         """Check the form, then change the password on the worker."""
         if self.working:

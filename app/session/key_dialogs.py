@@ -69,7 +69,13 @@ def busy_bar() -> QProgressBar:
 
 
 class FormDialog(QDialog):
-    """A form whose fields each have an error line, submitted once to the worker."""
+    """A form whose fields each have an error line, submitted once to the worker.
+
+    Subclasses make ``save_button`` (their primary button, with
+    :func:`app.widgets.action_buttons`); it is disabled while the job runs, so the form is
+    not submitted twice."""
+
+    save_button: QPushButton
 
     def __init__(self, worker: Worker, parent: QWidget | None) -> None:
         super().__init__(parent)
@@ -150,10 +156,7 @@ class FormDialog(QDialog):
         self.progress.setText(text)
         self.progress.setVisible(busy)
         self.busy.setVisible(busy)
-        self.set_buttons_enabled(not busy)
-
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """Subclasses disable their primary button while working."""
+        self.save_button.setEnabled(not busy)  # no second save while the first runs
 
     def _finished(self, _result: None) -> None:
         self._job = None
@@ -234,10 +237,6 @@ class ChangePasswordDialog(FormDialog):
             self.buttons,
         )
         self.current.setFocus()
-
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """Save is refused while the change runs."""
-        self.save_button.setEnabled(enabled)
 
     def save(self) -> None:
         """Check the form, then change the password on the worker."""
@@ -330,10 +329,6 @@ class RecoverPasswordDialog(FormDialog):
             self.buttons,
         )
         self.recovery_key.setFocus()
-
-    def set_buttons_enabled(self, enabled: bool) -> None:
-        """Saving is refused while the key is checked."""
-        self.save_button.setEnabled(enabled)
 
     def save(self) -> None:
         """Check the form, then prove the key and set the password on the worker."""

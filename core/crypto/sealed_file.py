@@ -30,14 +30,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import secrets
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 from core.crypto import aead, streaming
+from core.crypto.bundle import Packer
 from core.crypto.errors import DecryptionError
 from core.crypto.kdf import Argon2Params, derive_key, new_salt
 from core.crypto.keyslots import KeySlot, open_slot
+from core.platform.files import fsync_dir
 
 MAGIC = b"CLBACKUP"
 VERSION = 1
@@ -186,6 +191,25 @@ def write(dst: BinaryIO, src: BinaryIO, content_key: bytes | bytearray, header: 
     raw = _PREFIX.pack(MAGIC, VERSION, len(body)) + body
     dst.write(raw)
     return streaming.encrypt_stream(src, dst, content_key, _content_aad(raw), chunk_size)
+
+
+def write_bundle_file(target: Path, header: Header, content_key: bytes | bytearray,
+                      manifest: dict[str, Any], files: list[tuple[str, Path]]) -> None:  # fmt: skip
+    """Seal ``files`` with ``manifest`` (a :mod:`core.crypto.bundle`) at ``target``, all or
+    nothing: written to a private partial file beside it, synced, then renamed into place
+    and the rename synced, so a crash leaves the previous ``target`` (or none), never half a
+    backup. The partial file is removed if anything fails."""
+    partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    try:
+        with partial.open("xb") as out, cast(BinaryIO, Packer(manifest, files)) as src:
+            os.chmod(partial, 0o600)
+            write(out, src, content_key, header)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+        fsync_dir(target.parent)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _content_aad(raw_header: bytes) -> bytes:

@@ -5,25 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from core.platform.file_lock import lock_fd, unlock_fd
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or link in ``directory`` durable. Windows cannot open a directory to
-    fsync it (NTFS journals the rename itself), so there this does nothing."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from core.platform.files import fsync_dir
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -41,12 +40,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from core.crypto import sealed_file
-from core.crypto.bundle import BundleError, Packer, Unpacker
+from core.crypto.bundle import BundleError, Unpacker
 from core.crypto.errors import DecryptionError
 from core.errors import CarelineError
-from core.keys.files import fsync_dir
 from core.keys.providers import provider_from_settings
 from core.keys.providers.local import KEY_FILE_NAME
+from core.platform.files import fsync_dir
 from core.server.service import ClinicServer
 from core.store import oplog
 from core.store.database import DB_FILE_NAME, Database
@@ -85,19 +84,11 @@ def _seal(target: Path, kind: str, manifest: dict[str, Any], files: list[tuple[s
           passphrase: str, info: dict[str, Any]) -> None:  # fmt: skip
     """Write ``files`` sealed to ``passphrase`` at the new file ``target``, atomically."""
     key = sealed_file.new_content_key()
-    partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
     try:
         opener = sealed_file.passphrase_opener(key, passphrase, 0, kind="operator")
         header = sealed_file.Header(kind, _now(), [opener], info)
-        with partial.open("xb") as out, cast(BinaryIO, Packer(manifest, files)) as src:
-            os.chmod(partial, 0o600)
-            sealed_file.write(out, src, key, header)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-        fsync_dir(target.parent)
+        sealed_file.write_bundle_file(target, header, key, manifest, files)
     finally:
-        partial.unlink(missing_ok=True)
         sealed_file.wipe(key)
 
 

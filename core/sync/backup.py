@@ -53,7 +53,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -63,15 +62,15 @@ from typing import Any, BinaryIO, cast
 
 from core.config.settings import CONFIG_FILE_NAME
 from core.crypto import sealed_file
-from core.crypto.bundle import BundleError, Packer, Unpacker
+from core.crypto.bundle import BundleError, Unpacker
 from core.crypto.errors import DecryptionError
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError
-from core.keys.files import fsync_dir
 from core.keys.keychain import Keychain
 from core.keys.recovery import normalize_recovery_key
+from core.platform.files import fsync_dir
 from core.records import authorize
 from core.records.workstation import Workstation
 from core.store import oplog
@@ -150,7 +149,6 @@ def create_backup(
     copy_key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
     content_key = sealed_file.new_content_key()
     work = Path(tempfile.mkdtemp(prefix=".backup-", dir=ws.data_dir))
-    out_tmp = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
     try:
         copy = work / DB_FILE_NAME
         export_copy(ws.db_path, keys.db_key, copy, copy_key)
@@ -165,15 +163,8 @@ def create_backup(
             openers.append(sealed_file.passphrase_opener(content_key, passphrase, 1))
         info = {"replica_id": old_id, "schema_version": LATEST_VERSION}
         header = sealed_file.Header("workstation", created, openers, info)
-        with out_tmp.open("xb") as out, cast(BinaryIO, Packer(manifest, files)) as src:
-            os.chmod(out_tmp, 0o600)
-            sealed_file.write(out, src, content_key, header)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(out_tmp, target)
-        fsync_dir(target.parent)
+        sealed_file.write_bundle_file(target, header, content_key, manifest, files)
     finally:
-        out_tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
         copy_key.close()
         sealed_file.wipe(content_key)

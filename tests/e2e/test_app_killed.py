@@ -31,9 +31,12 @@ from core.store.database import Database
 from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
 from tests.integration.seed import bulk_patients
-from tests.integration.server_fixtures import add_clinic, join_clinic, make_server, sync_at
+from tests.integration.server_fixtures import (
+    join_clinic,
+    server_process_with_admin,
+    sync_at,
+)
 from tests.integration.server_process import REPO, ServerProcess, careline, child_env
-from tests.services import free_port
 
 REMOTE_PATIENTS = 3_000  # six batches of 500: a pull the app shows a progress bar for
 
@@ -103,16 +106,8 @@ class AppProcess:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, ClinicServer, str]]:
     """A running server process; this process's admin view of its data; the clinic id."""
-    data = tmp_path / "server"
-    admin = make_server(data)
-    clinic = add_clinic(admin, "Killed App Clinic")
-    running = ServerProcess(data, free_port())
-    running.start()
-    try:
-        yield running, admin, clinic
-    finally:
-        running.stop()
-        admin.close()
+    with server_process_with_admin(tmp_path / "server", "Killed App Clinic") as running:
+        yield running
 
 
 def _held_ops(db: Database) -> dict[str, tuple[int, int, int]]:

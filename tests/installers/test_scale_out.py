@@ -53,10 +53,13 @@ HAPROXY_CFG = REPO / "installers" / "scale-out" / "haproxy.cfg"
 PATIENTS = 150
 BATCH = 30  # small batches: a session of many requests, so a process can die mid-way
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("haproxy") is None and not os.environ.get("CARELINE_REQUIRE_INSTALLER_TOOLS"),
-    reason="haproxy is not installed (Debian package haproxy; .ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("haproxy") is None and not os.environ.get("CARELINE_REQUIRE_INSTALLER_TOOLS"),
+        reason="haproxy is not installed (Debian package haproxy; .ci/run installs it)",
+    ),
+    pytest.mark.slow,
+]
 
 
 @dataclass

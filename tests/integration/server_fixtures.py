@@ -28,6 +28,7 @@ from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_tru
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
+from tests.integration.server_process import ServerProcess
 from tests.services import free_port
 
 
@@ -93,6 +94,24 @@ def add_clinic(server: ClinicServer, name: str) -> str:
     clinic = server.create_clinic(name)
     server.add_user(clinic.id, "admin", "Ada Admin", "admin", PASSWORD)
     return clinic.id
+
+
+@contextmanager
+def server_process_with_admin(
+    data: Path, clinic_name: str
+) -> Iterator[tuple[ServerProcess, ClinicServer, str]]:
+    """A ``careline-server`` process on ``data`` holding one clinic, ``clinic_name``, added
+    through this process's admin view of the same data (:func:`make_server`), until the
+    block ends; the process, the admin view and the clinic id."""
+    admin = make_server(data)
+    clinic = add_clinic(admin, clinic_name)
+    running = ServerProcess(data, free_port())
+    running.start()
+    try:
+        yield running, admin, clinic
+    finally:
+        running.stop()
+        admin.close()
 
 
 def join_clinic(

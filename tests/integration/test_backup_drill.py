@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,26 +23,11 @@ from core.sync.enroll import load_credential
 from core.sync.join import JoinRequest, join_clinic
 from core.sync.session import sync
 from tests.conftest import PASSWORD
-from tests.integration.server_fixtures import Live, add_clinic, live_server
-from tests.integration.server_fixtures import join_clinic as enrolled_desk
-from tests.services import create_postgres_database, drop_postgres_database
+from tests.integration.server_fixtures import Live
 
 PASSPHRASE = "drill passphrase for the safe"
 
-
-@pytest.fixture(params=["embedded", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path: Path, no_keyring: None) -> Iterator[Live]:
-    """A live server on the embedded SQLCipher store, and again on PostgreSQL."""
-    if request.param == "embedded":
-        with live_server(tmp_path / "server") as running:
-            yield running
-        return
-    url = create_postgres_database()
-    try:
-        with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
-            yield running
-    finally:
-        drop_postgres_database(url)
+pytestmark = pytest.mark.slow
 
 
 def _sync(ws: Workstation) -> None:
@@ -92,11 +76,9 @@ def _quiet(ws: Workstation) -> None:
 
 
 def test_a_lost_workstation_restored_from_its_backup_rejoins_and_loses_only_unsent_work(
-    live: Live, tmp_path: Path
+    live: Live, two_desks: tuple[str, Workstation, Workstation], tmp_path: Path
 ) -> None:
-    clinic = add_clinic(live.server, "Harbour Clinic")
-    a, _ = enrolled_desk(live.server, live.url, live.ca_pem, clinic, tmp_path / "a", "desk-a")
-    b, _ = enrolled_desk(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "desk-b")
+    clinic, a, b = two_desks
     first = a.records.add_patient("Before", "Synced", "1970-01-01")
     b.records.add_patient("Bee", "One", "1971-01-01")
     for ws in (a, b, a):
@@ -137,15 +119,12 @@ def test_a_lost_workstation_restored_from_its_backup_rejoins_and_loses_only_unse
     new_ops = restored.database.query(newest)
     assert new_ops == [(new_id,)]
     restored.lock()
-    b.lock()
 
 
 def test_changes_only_in_the_backup_are_sent_by_the_restored_workstation_as_the_old_origin(
-    live: Live, tmp_path: Path
+    live: Live, two_desks: tuple[str, Workstation, Workstation], tmp_path: Path
 ) -> None:
-    clinic = add_clinic(live.server, "Harbour Clinic")
-    a, _ = enrolled_desk(live.server, live.url, live.ca_pem, clinic, tmp_path / "a", "desk-a")
-    b, _ = enrolled_desk(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "desk-b")
+    clinic, a, b = two_desks
     old_id = replica_id(a.database)
     a.records.add_patient("Only", "InBackup", "1970-01-01")  # never synced by the old machine
     backup = tmp_path / "a.clbackup"
@@ -161,4 +140,3 @@ def test_changes_only_in_the_backup_are_sent_by_the_restored_workstation_as_the_
     for ws in (restored, b):
         _quiet(ws)
     restored.lock()
-    b.lock()

@@ -64,7 +64,10 @@ def actions_after_change(data: Path, recovery_key: str) -> list[str]:
     return actions[actions.index("user.password_change") + 1 :]
 
 
-def test_password_change_racing_a_sign_in_never_locks_the_person_out(tmp_path: Path) -> None:
+def test_password_change_racing_a_sign_in_never_locks_the_person_out(
+    tmp_path: Path, production_kdf: None
+) -> None:
+    # Production Argon2id cost: B's check of the old password is the window aimed at.
     base = tmp_path / "base"
     recovery_key = new_clinic(base)
     # One sign-in first, so the slot is labelled with the verifier (as on a used workstation).

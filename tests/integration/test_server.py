@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,22 +32,6 @@ from core.sync.http_transport import DeviceRejectedError
 from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, live_server, rewrite_audit_tail
-from tests.services import create_postgres_database, drop_postgres_database
-
-
-@pytest.fixture(params=["embedded", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path: Path, no_keyring: None) -> Iterator[Live]:
-    """A live server on the embedded SQLCipher store, and again on PostgreSQL."""
-    if request.param == "embedded":
-        with live_server(tmp_path / "server") as running:
-            yield running
-        return
-    url = create_postgres_database()
-    try:
-        with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
-            yield running
-    finally:
-        drop_postgres_database(url)
 
 
 def _clinic(live: Live, name: str) -> str:

@@ -13,7 +13,6 @@ from core.records.replication import replica_id
 from core.records.workstation import Workstation
 from core.sync.enroll import ServerCredential
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
-from tests.integration.test_server import live as live  # embedded and PostgreSQL stores
 
 Desks = list[tuple[Workstation, ServerCredential]]
 

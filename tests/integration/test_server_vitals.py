@@ -8,9 +8,7 @@ from pathlib import Path
 
 from core.records.vital_signs import VitalSigns
 from tests.integration.server_fixtures import Live
-from tests.integration.test_server import _clinic, _sync, _workstation, live
-
-__all__ = ["live"]  # the fixture: the embedded server, then on PostgreSQL
+from tests.integration.test_server import _clinic, _sync, _workstation
 
 
 def test_vitals_sync_and_a_concurrent_correction_is_a_conflict(live: Live, tmp_path: Path) -> None:

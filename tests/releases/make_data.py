@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from tests.cheap_kdf import CHEAP_KDF_SITE, is_cheap
 from tests.releases import PREVIOUS, Release, release
 from tests.services import (
     create_postgres_database,
@@ -142,6 +143,8 @@ class Old:
         this repository on the path."""
         env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
         env.pop("PYTHONPATH", None)
+        if is_cheap(os.environ.get("PYTHONPATH")):
+            env["PYTHONPATH"] = CHEAP_KDF_SITE  # its sitecustomize only (tests.cheap_kdf)
         env.update(PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", PYTHONSAFEPATH="1")
         env["PYTHONUNBUFFERED"] = "1"
         env.update(extra or {})

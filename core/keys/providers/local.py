@@ -48,7 +48,6 @@ from core.crypto.errors import DecryptionError
 from core.crypto.secure_memory import SecureMemory
 from core.keys.files import (
     exclusive_lock,
-    fsync_dir,
     parse_versioned_json,
     write_private_temp,
 )
@@ -58,6 +57,7 @@ from core.keys.providers.errors import (
     MasterKeyFileError,
     ReadOnlyKeySourceError,
 )
+from core.platform.files import fsync_dir
 
 KEY_FILE_NAME = "master-keys.json"
 CREDENTIAL_NAME = "careline-master-key"

@@ -22,9 +22,7 @@ from core.sync.attachments import HERE, PENDING, REMOTE
 from tests.integration.server_fixtures import join_clinic, sync_at
 from tests.integration.server_process import ServerProcess
 from tests.ui.conftest import WindowFactory, sign_in
-from tests.ui.sync.test_server import SYNC_OPTIONS, WAIT_MS, open_chart, server, synced
-
-__all__ = ["server"]  # the fixture
+from tests.ui.sync.test_server import SYNC_OPTIONS, WAIT_MS, open_chart, synced
 
 
 def section_of(window: MainWindow) -> AttachmentsSection:

@@ -4,10 +4,8 @@ this process) and through a LAN peer showing a pairing code."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
@@ -21,17 +19,11 @@ from core.records.workstation import Workstation
 from core.sync.enroll import load_credential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.server import PeerServer
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
 
 COMMIT = QWizard.WizardButton.CommitButton
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with live_server(tmp_path_factory.mktemp("server")) as running:
-        yield running
 
 
 def click(wizard: FirstRunWizard, which: QWizard.WizardButton) -> None:

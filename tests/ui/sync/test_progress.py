@@ -6,11 +6,9 @@ records or changes of how many arrived; a small incremental sync shows no bar at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from pytestqt.qtbot import QtBot
 
 from app.sync.controller import (
@@ -28,7 +26,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.session import SyncReport
 from tests.integration.seed import bulk_patients
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 
 BIG_CLINIC = 4_100  # three snapshot pages of at most 2,000 records
@@ -58,12 +56,6 @@ def recorder(widget: SyncStatusWidget, controller: SyncController) -> list[Shot]
 
     controller.status_changed.connect(take)  # after the widget's own slot: it has updated
     return shots
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with live_server(tmp_path_factory.mktemp("server")) as running:
-        yield running
 
 
 def test_first_download_fills_a_determinate_bar_then_hides_it(

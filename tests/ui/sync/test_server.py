@@ -8,11 +8,9 @@ both apps' inboxes; resolving it on one app clears it on both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
@@ -22,29 +20,13 @@ from app.main_window import MainWindow
 from app.sync.controller import STOPPED, SYNCED
 from core.server.service import ClinicServer
 from core.store.oplog import version_vector
-from tests.integration.server_fixtures import add_clinic, join_clinic, make_server, sync_at
+from tests.integration.server_fixtures import join_clinic, sync_at
 from tests.integration.server_process import ServerProcess
-from tests.services import free_port
 from tests.ui.conftest import WindowFactory, sign_in
 
 # Fast schedule: push 0.3 s after a change, pull every second.
 SYNC_OPTIONS = {"debounce_ms": 300, "interval_ms": 1_000, "backoff_base_ms": 500}
 WAIT_MS = 20_000
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[ServerProcess, ClinicServer, str]]:
-    """A running server process; this process's admin view of its data; the clinic id."""
-    data = tmp_path / "server"
-    admin = make_server(data)
-    clinic = add_clinic(admin, "Two Desks Clinic")
-    running = ServerProcess(data, free_port())
-    running.start()
-    try:
-        yield running, admin, clinic
-    finally:
-        running.stop()
-        admin.close()
 
 
 def names(window: MainWindow) -> list[str]:

@@ -15,14 +15,8 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.silent_join import MachineEnrollment
-from tests.integration.server_fixtures import Live, add_clinic, live_server
+from tests.integration.server_fixtures import Live, add_clinic
 from tests.ui.conftest import ADMIN, PASSWORD
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    with live_server(tmp_path / "server") as running:
-        yield running
 
 
 @pytest.fixture

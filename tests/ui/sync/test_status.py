@@ -7,10 +7,8 @@ by syncing two real workstation databases through core's responder.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
@@ -51,12 +49,6 @@ def screenshot_dir(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("CARELINE_SCREENSHOTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with live_server(tmp_path_factory.mktemp("server")) as running:
-        yield running
 
 
 def joined(live: Live, folder: Path, name: str) -> tuple[Workstation, str, ServerCredential]:

@@ -12,8 +12,10 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import sqlcipher3
 from pycrdt import Map, Text
 
 from core.crypto.kdf import FAST_PARAMS
@@ -22,7 +24,7 @@ from core.records import crdt
 from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
 from core.records.types import PATIENT, RECORD_TYPES
-from core.store.database import Database, Row
+from core.store.database import Database, Row, _apply_key
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncReport, SyncSession, sync
 from core.sync.transport import LocalTransport, TransportError
@@ -59,10 +61,44 @@ PER_REPLICA: dict[str, str] = {
 
 def new_replica(actor: str) -> ClinicRecords:
     """A fresh replica acting as ``actor``."""
-    key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
-    db = Database.in_memory(key)
+    db = new_store(SecureMemory.from_bytes(bytearray(os.urandom(32))))
     join_test_clinic(db)
     return ClinicRecords(db, actor, FAST_PARAMS)
+
+
+# What a freshly migrated store holds: its identity (meta) and bookkeeping, no records.
+_IDENTITY = {"replica_id", "yjs_client_id"}
+_BOOKKEEPING = {"meta", "schema_version", "patients_fts_data", "patients_fts_config"}
+
+
+@functools.cache
+def _migrated() -> Any:
+    """The connection of one in-memory store migrated to the latest schema (this process's
+    template). Checked to hold nothing but a replica's identity, so a migration that adds
+    other per-replica state fails here instead of being shared by every copy."""
+    db = Database.in_memory(SecureMemory.from_bytes(bytearray(os.urandom(32))))
+    meta = {str(k) for (k,) in db.query("SELECT key FROM meta")}
+    tables = [str(n) for (n,) in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    filled = {t for t in tables if db.query(f'SELECT count(*) FROM "{t}"')[0][0]}
+    assert (meta, filled <= _BOOKKEEPING) == (_IDENTITY, True), (meta, filled)
+    return db._conn
+
+
+def new_store(key: SecureMemory) -> Database:
+    """``Database.in_memory(key)``, copied from :func:`_migrated` instead of migrated again
+    (the migrations were most of a replica's cost, and the convergence property test makes
+    3 to 5 replicas per example), with its own identity drawn as migration V1 draws it."""
+    conn = sqlcipher3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    _apply_key(conn, key)
+    _migrated().backup(conn)
+    conn.execute("UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'replica_id'")
+    conn.execute(
+        "UPDATE meta SET value = CAST(abs(random()) % 4503599627370496 AS TEXT) "
+        "WHERE key = 'yjs_client_id'"
+    )
+    # The same pragmas as any store; the migrations find the schema current.
+    return Database._configure(Path(":memory:"), conn)
 
 
 def _db(replica: ClinicRecords | Database) -> Database:

@@ -631,6 +631,7 @@ class Run:
                 sync_pair(r, self.replicas[0])
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -782,6 +783,7 @@ permission_script = st.lists(st.one_of(_GRANT, _PRESCRIBE, _PRESCRIBE, _SYNC, _S
 
 
 @pytest.mark.strict_authz
+@pytest.mark.slow
 @settings(
     max_examples=max(20, EXAMPLES // 10),
     deadline=None,
