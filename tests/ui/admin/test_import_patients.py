@@ -79,6 +79,11 @@ def test_an_admin_imports_a_patient_list(
     qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.SUMMARY, timeout=10_000)
     assert dialog.progress.value() == dialog.progress.maximum() == 2
     assert dialog.summary.text().startswith("Imported 2 patients (2 allergies).")
+    # The row left out is listed with why, to fix in the spreadsheet, quoted as typed.
+    left_out = dialog.left_out
+    assert left_out.isVisibleTo(dialog) and left_out.rowCount() == 1
+    assert [_text(left_out, 0, c) for c in range(3)] == ["3", "DN", "31/02/1984"]
+    assert "February 1984 has 29 days" in _text(left_out, 0, 3)
     records = signed_in.workstation.records
     haddad = records.search_patients("Haddad Rami")
     assert [(p.birth_date, p.sex) for p in haddad] == [("1955-06-05", "male")]
@@ -141,6 +146,11 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     dialog.path.setText(str(csv))
     QTest.keyClick(dialog.path, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    dialog.show()
+    qtbot.waitExposed(dialog)
     for column, combo in enumerate(dialog.combos):
         assert dialog.preview.columnWidth(column) >= combo.sizeHint().width()
+        # Shown, each combo is wide enough for the longest field name and its arrow.
+        longest = combo.fontMetrics().horizontalAdvance("Family name")
+        assert combo.width() >= longest + 40, (column, combo.width(), longest)
     assert not dialog.problems.verticalHeader().isVisible()
