@@ -355,6 +355,9 @@ class ImportPatientsDialog(QDialog):
             longest = max(combo.fontMetrics().horizontalAdvance(t) for t in FIELD_LABELS.values())
             wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8, longest + 64)
             self.preview.setColumnWidth(column, wide)
+        if self.combos:  # the combos' row as tall as they are, not the rows' default
+            tall = max(combo.sizeHint().height() for combo in self.combos)
+            self.preview.setRowHeight(0, max(self.preview.rowHeight(0), tall))
         self._show(self.MAPPING)
 
     def mapping(self) -> dict[str, str]:

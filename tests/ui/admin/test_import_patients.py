@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDir, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.import_patients import ImportPatientsDialog
+from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
 
 LIST = (
@@ -143,6 +144,11 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     dialog = tools.dialog
     assert isinstance(dialog, ImportPatientsDialog)
     assert dialog.next_button.isDefault()
+    # The app's stylesheet (its padding is what cut the names), on this dialog only.
+    folder = resources_dir()
+    assert folder is not None
+    QDir.addSearchPath("careline", str(folder))  # its images, as the app names them
+    dialog.setStyleSheet(stylesheet())
     dialog.path.setText(str(csv))
     QTest.keyClick(dialog.path, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
@@ -153,4 +159,6 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
         # Shown, each combo is wide enough for the longest field name and its arrow.
         longest = combo.fontMetrics().horizontalAdvance("Family name")
         assert combo.width() >= longest + 40, (column, combo.width(), longest)
+        # ... and its row is tall enough for it (the text was cut at the bottom).
+        assert dialog.preview.rowHeight(0) >= combo.sizeHint().height()
     assert not dialog.problems.verticalHeader().isVisible()
