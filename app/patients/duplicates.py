@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QTableWidget,
     QWidget,
 )
 
@@ -52,6 +53,13 @@ def _chart(p: Patient) -> str:
     return f"{_name(p)} · {_details(p)}"
 
 
+def _show_rows(table: QTableWidget, rows: int) -> None:
+    """At least ``rows`` rows tall (the dialog's column squashed each list to one)."""
+    row = table.verticalHeader().defaultSectionSize()
+    header = table.horizontalHeader().sizeHint().height()
+    table.setMinimumHeight(header + rows * row + 2 * table.frameWidth())
+
+
 class DuplicatesDialog(QDialog):
     """The likely duplicates, Merge (which chart stays, and why) and Not a duplicate."""
 
@@ -85,7 +93,7 @@ class DuplicatesDialog(QDialog):
         )
         explain.setWordWrap(True)
         self.table = self._pairs.table
-        self.table.setMinimumHeight(150)  # a few pairs, not one squashed row
+        _show_rows(self.table, 4)  # a few pairs, not one squashed row
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.keep_first = QRadioButton()
         self.keep_first.setObjectName("keepFirst")
@@ -121,7 +129,7 @@ class DuplicatesDialog(QDialog):
         merged_heading = QLabel("Merged charts")
         merged_heading.setObjectName("dialogHeading")
         self.merged_table = self._merges.table
-        self.merged_table.setMinimumHeight(120)
+        _show_rows(self.merged_table, 4)
         self.merged_table.itemSelectionChanged.connect(self._update_buttons)
         self.undo_button = QPushButton("Undo merge")
         self.undo_button.setObjectName("undoMerge")

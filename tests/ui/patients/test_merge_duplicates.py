@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.visit_view import local_time
 from app.chart.visits import VisitsSection
+from app.main import stylesheet
 from app.patients.duplicates import DuplicatesDialog
 from core.records.merges import Merges
 from core.records.staff import Staff
@@ -179,6 +180,12 @@ def test_the_pair_shows_what_tells_two_namesakes_apart(
         f"BANDA, Grace · female · 0966 222 · registered {local_time(two.created_at)}",
     }
     assert dialog.keep_first.isVisible() and "registered" in dialog.keep_first.text()
+    # Both lists show a few rows, not one squashed row (under the app's stylesheet too).
+    dialog.setStyleSheet(stylesheet())
+    qtbot.waitUntil(dialog.isVisible)
+    for table in (dialog.table, dialog.merged_table):
+        rows = table.verticalHeader().defaultSectionSize()
+        assert table.height() >= table.horizontalHeader().height() + 3 * rows
     assert one.id not in dialog.keep_first.text() + dialog.keep_second.text()
     assert not dialog.select_hint.isVisible()
     dialog.table.clearSelection()
