@@ -85,6 +85,15 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
     cells = [dialog.merged_table.item(0, c).text() for c in range(3)]  # type: ignore[union-attr]
     assert cells == ["OKAFUR, Chinedu", "OKAFOR, Chinedu, MRN MRN-1003", ADMIN]
+    # The reason is read whole (it was cut off at the dialog's edge), in local time.
+    table = dialog.merged_table
+    why = table.item(0, 4)
+    assert why is not None and why.text() == "same person, registered twice"
+    assert why.toolTip() == why.text()
+    right = table.columnViewportPosition(4) + table.columnWidth(4)
+    assert table.columnWidth(4) >= table.fontMetrics().horizontalAdvance(why.text())
+    assert right <= table.viewport().width()
+    assert "UTC" not in table.item(0, 3).text()  # type: ignore[union-attr]
     assert not dialog.undo_button.isEnabled()  # nothing selected
     dialog.merged_table.selectRow(0)
     QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
