@@ -38,6 +38,7 @@ class ReviewTable(Generic[T]):
         for r, item in enumerate(self.items):
             for column, text in enumerate(cells(item)):
                 cell = QTableWidgetItem(text)
+                cell.setToolTip(text)  # a long cell (a merge's reason) is read whole
                 cell.setData(Qt.ItemDataRole.UserRole, r)
                 self.table.setItem(r, column, cell)
 

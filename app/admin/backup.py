@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QLineEdit,
@@ -298,6 +299,9 @@ class RestoreDialog(QDialog):
         # The new recovery key, shown only once, must be on screen whole (the open window
         # squeezed it off, under the form's squashed fields).
         grow_to_fit(self)
+        # Done: nothing left to restore or to cancel, only to close.
+        self.start_button.hide()
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
         self.restored.emit(result)
 
     def _failed(self, exc: Exception) -> None:

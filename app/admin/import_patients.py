@@ -10,6 +10,7 @@ Reading the file, the dry run and the import run on the worker
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -43,6 +44,7 @@ from core.records.import_rows import (
     IGNORE,
     MappingError,
     ReadOptions,
+    RowProblem,
     check_mapping,
     suggest_mapping,
 )
@@ -56,6 +58,26 @@ from core.records.patient_import import (
 
 PREVIEW_ROWS = 10
 _CHOICES = (*FIELDS, IGNORE)
+
+
+def _problems_table(name: str) -> QTableWidget:
+    """A read-only table of rows that cannot be read: row, column, value, why."""
+    table = QTableWidget(0, 4)
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(["Row", "Column", "Value", "Why"])
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.verticalHeader().hide()  # its own numbers read as a second "Row"
+    return table
+
+
+def _fill_problems(table: QTableWidget, problems: Sequence[RowProblem]) -> None:
+    table.setRowCount(len(problems))
+    for index, problem in enumerate(problems):
+        cells = (str(problem.row), problem.column, problem.value, problem.reason)
+        for column, text in enumerate(cells):
+            table.setItem(index, column, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
 
 
 class _Progress(QObject):
@@ -184,12 +206,7 @@ class ImportPatientsDialog(QDialog):
         page = QWidget()
         self.check_summary = paragraph("")
         self.check_summary.setObjectName("importCheckSummary")
-        self.problems = QTableWidget(0, 4)
-        self.problems.setObjectName("importProblems")
-        self.problems.setHorizontalHeaderLabels(["Row", "Column", "Value", "Why"])
-        self.problems.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.problems.horizontalHeader().setStretchLastSection(True)
-        self.problems.verticalHeader().hide()  # its own numbers read as a second "Row"
+        self.problems = _problems_table("importProblems")
         layout = QVBoxLayout(page)
         layout.addWidget(self.check_summary)
         layout.addWidget(self.problems, 1)
@@ -214,8 +231,12 @@ class ImportPatientsDialog(QDialog):
         page = QWidget()
         self.summary = paragraph("")
         self.summary.setObjectName("importSummary")
+        # The rows left out, with why, to fix in the spreadsheet (hidden when none were).
+        self.left_out = _problems_table("importLeftOut")
+        self.left_out.hide()
         layout = QVBoxLayout(page)
         layout.addWidget(self.summary)
+        layout.addWidget(self.left_out, 1)
         layout.addStretch(1)
         return page
 
@@ -329,8 +350,14 @@ class ImportPatientsDialog(QDialog):
         self.preview.resizeColumnsToContents()
         for column, combo in enumerate(self.combos):  # the field names read whole
             combo.ensurePolished()  # the stylesheet's padding counts in its size hint
-            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8)
+            # The size hint alone still cut "Family name" under the stylesheet: leave room
+            # for the longest label's text plus the drop-down arrow and padding as well.
+            longest = max(combo.fontMetrics().horizontalAdvance(t) for t in FIELD_LABELS.values())
+            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8, longest + 64)
             self.preview.setColumnWidth(column, wide)
+        if self.combos:  # the combos' row as tall as they are, not the rows' default
+            tall = max(combo.sizeHint().height() for combo in self.combos)
+            self.preview.setRowHeight(0, max(self.preview.rowHeight(0), tall))
         self._show(self.MAPPING)
 
     def mapping(self) -> dict[str, str]:
@@ -373,12 +400,7 @@ class ImportPatientsDialog(QDialog):
             f"{rows} row{'s' * (rows != 1)} that cannot be read (left out; fix them in the "
             "spreadsheet and import the file again later: nobody is added twice)."
         )
-        self.problems.setRowCount(len(plan.problems))
-        for index, problem in enumerate(plan.problems):
-            cells = (str(problem.row), problem.column, problem.value, problem.reason)
-            for column, text in enumerate(cells):
-                self.problems.setItem(index, column, QTableWidgetItem(text))
-        self.problems.resizeColumnsToContents()
+        _fill_problems(self.problems, plan.problems)
         self._show(self.CHECK)
 
     def _import(self) -> None:
@@ -413,8 +435,11 @@ class ImportPatientsDialog(QDialog):
             f"{stopped}Imported {result.added} patients ({result.allergies} allergies). "
             f"{len(result.already_present)} were already present and were not added again. "
             f"{rows} row{'s' * (rows != 1)} could not be read and {'were' if rows != 1 else 'was'} "
-            "left out."
+            "left out"
+            + (" (below: fix them in the spreadsheet and import the file again)." if rows else ".")
         )
+        _fill_problems(self.left_out, result.problems)
+        self.left_out.setVisible(bool(result.problems))
         self._show(self.SUMMARY)
 
     def _import_failed(self, exc: Exception) -> None:

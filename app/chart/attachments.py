@@ -47,7 +47,7 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.sync.attachments import HERE, Attachment, Attachments
+from core.sync.attachments import HERE, PENDING, Attachment, Attachments
 
 T = TypeVar("T")
 COLUMNS = ("Date", "Title", "Category", "File", "Where")
@@ -181,6 +181,22 @@ class _DropArea(QWidget):
                 return
 
 
+# Without a server an added file has nowhere to upload to: it stays here, and LAN peers
+# fetch it from this workstation.
+NO_SERVER_WHERE = "on this workstation (no server)"
+NO_SERVER_ADDED = "it stays on this workstation, where LAN peers can fetch it (no server is set)"
+
+
+def _has_server(attachments: Attachments) -> bool:
+    """Whether this workstation is enrolled with a server to upload files to."""
+    return attachments.credential is not None
+
+
+def _where(availability: str, has_server: bool) -> str:
+    """The "Where" column: "waiting to upload" only where there is a server to wait for."""
+    return NO_SERVER_WHERE if availability == PENDING and not has_server else availability
+
+
 class AttachmentsSection:
     """The Attachments tab (a :class:`app.chart.section.ChartSection`)."""
 
@@ -308,8 +324,8 @@ class AttachmentsSection:
             return
         self._operations.read(
             self.READ,
-            lambda: self._with_attachments(lambda a: a.for_patient(patient_id)),
-            lambda items: self._arrived(patient_id, items),
+            lambda: self._with_attachments(lambda a: (a.for_patient(patient_id), _has_server(a))),
+            lambda found: self._arrived(patient_id, *found),
             self._failed,
         )
 
@@ -318,14 +334,14 @@ class AttachmentsSection:
         if self._patient_id is not None and changes.of_type("attachment"):
             self.reload()
 
-    def _arrived(self, patient_id: str, items: list[Attachment]) -> None:
+    def _arrived(self, patient_id: str, items: list[Attachment], has_server: bool) -> None:
         if patient_id != self._patient_id:
             return
         self._items = items
         self.table.setRowCount(len(items))
         for row, a in enumerate(items):
             cells = (a.date or a.created_at[:10], a.title, a.category or "", a.filename,
-                     a.availability)  # fmt: skip
+                     _where(a.availability, has_server))  # fmt: skip
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         if not items:
@@ -371,15 +387,20 @@ class AttachmentsSection:
         path, title, date, category = values
         self.status.setText(f"Encrypting {path.name}…")
 
-        def add() -> Attachment:
+        def add() -> tuple[Attachment, bool]:
             return self._with_attachments(
-                lambda a: a.add(patient_id, path, title=title, date=date, category=category)
+                lambda a: (
+                    a.add(patient_id, path, title=title, date=date, category=category),
+                    _has_server(a),
+                )
             )
 
         self._operations.submit(add, self._added, self._add_failed, label="add attachment")
 
-    def _added(self, item: Attachment) -> None:
-        self.status.setText(f"Added {item.title}; it is uploaded at the next sync.")
+    def _added(self, added: tuple[Attachment, bool]) -> None:
+        item, has_server = added
+        where = "it is uploaded at the next sync" if has_server else NO_SERVER_ADDED
+        self.status.setText(f"Added {item.title}; {where}.")
 
     def _add_failed(self, exc: Exception) -> None:
         self.status.setText(f"Not added: {describe_error(exc)}")

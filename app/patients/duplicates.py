@@ -16,9 +16,11 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QTableWidget,
     QWidget,
 )
 
+from app.chart.visit_view import local_time
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -28,13 +30,34 @@ from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
 
-# Read on the worker: the likely pairs, the merges made, the survivors' names by id.
-Found = tuple[list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str]]
+# Read on the worker: the likely pairs, the merges made, the survivors' names by id, and
+# the pairs' charts by id (their phone and registration time tell two namesakes apart).
+Found = tuple[
+    list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str], dict[str, Patient]
+]
 
 
 def _name(p: PatientSummary | Patient) -> str:
     mrn = f", MRN {p.mrn}" if p.mrn else ""
     return f"{p.family.upper()}, {p.given}{mrn}"
+
+
+def _details(p: Patient) -> str:
+    """What tells two charts of one name apart: sex, phone, when registered (local)."""
+    parts = [p.sex or "sex not recorded", p.phone or "no phone"]
+    parts.append(f"registered {local_time(p.created_at)}")
+    return " · ".join(parts)
+
+
+def _chart(p: Patient) -> str:
+    return f"{_name(p)} · {_details(p)}"
+
+
+def _show_rows(table: QTableWidget, rows: int) -> None:
+    """At least ``rows`` rows tall (the dialog's column squashed each list to one)."""
+    row = table.verticalHeader().defaultSectionSize()
+    header = table.horizontalHeader().sizeHint().height()
+    table.setMinimumHeight(header + rows * row + 2 * table.frameWidth())
 
 
 class DuplicatesDialog(QDialog):
@@ -57,7 +80,7 @@ class DuplicatesDialog(QDialog):
         self._outcome = ""  # what the last merge, undo or dismissal did, kept over the refresh
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
-        self.resize(900, 460)
+        self.resize(1100, 640)  # two charts' details side by side, and a merge's reason
         heading = QLabel("Charts that may be one person's")
         heading.setObjectName("dialogHeading")
         explain = QLabel(
@@ -70,12 +93,17 @@ class DuplicatesDialog(QDialog):
         )
         explain.setWordWrap(True)
         self.table = self._pairs.table
+        _show_rows(self.table, 4)  # a few pairs, not one squashed row
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.keep_first = QRadioButton()
         self.keep_first.setObjectName("keepFirst")
         self.keep_second = QRadioButton()
         self.keep_second.setObjectName("keepSecond")
         self.keep_first.setChecked(True)
+        # Shown instead of the Keep choices while no pair is selected.
+        self.select_hint = QLabel("Select a pair above to merge it.")
+        self.select_hint.setObjectName("hint")
+        self._charts: dict[str, Patient] = {}
         self.reason = QLineEdit()
         self.reason.setObjectName("mergeReason")
         self.reason.setPlaceholderText("Why they are one person (required)")
@@ -101,6 +129,7 @@ class DuplicatesDialog(QDialog):
         merged_heading = QLabel("Merged charts")
         merged_heading.setObjectName("dialogHeading")
         self.merged_table = self._merges.table
+        _show_rows(self.merged_table, 4)
         self.merged_table.itemSelectionChanged.connect(self._update_buttons)
         self.undo_button = QPushButton("Undo merge")
         self.undo_button.setObjectName("undoMerge")
@@ -109,7 +138,8 @@ class DuplicatesDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         dialog_layout(
-            self, heading, explain, self.table, self.keep_first, self.keep_second,
+            self, heading, explain, self.table, self.select_hint, self.keep_first,
+            self.keep_second,
             self.reason, row, self.status, merged_heading, self.merged_table,
             self.undo_button, buttons,
         )  # fmt: skip
@@ -126,7 +156,10 @@ class DuplicatesDialog(QDialog):
             done = merges.merged()
             into = {m.survivor for _, m in done}
             names = {pid: _name(merges.records.get_patient(pid)) for pid in into}
-            return merges.candidates(), done, names
+            pairs = merges.candidates()
+            ids = {p.id for pair in pairs for p in (pair.first, pair.second)}
+            charts = {pid: merges.records.get_patient(pid) for pid in ids}
+            return pairs, done, names, charts
 
         self._operations.read(self.READ, read, self._arrived, self._failed)
 
@@ -135,16 +168,17 @@ class DuplicatesDialog(QDialog):
             self.refresh()
 
     def _arrived(self, found: Found) -> None:
-        pairs, merges, names = found
+        pairs, merges, names, charts = found
+        self._charts = charts
 
         def merged_row(entry: tuple[PatientSummary, Merge]) -> tuple[str, ...]:
             duplicate, merge = entry
-            when = merge.at[:16].replace("T", " ")  # UTC, to the minute
             into = names.get(merge.survivor, merge.survivor)
-            return (_name(duplicate), into, merge.by, f"{when} UTC", merge.reason)
+            return (_name(duplicate), into, merge.by, local_time(merge.at), merge.reason)
 
         self._merges.show(merges, merged_row)
-        self._pairs.show(pairs, lambda p: (p.first.birth_date, _name(p.first), _name(p.second)))
+        self._pairs.show(pairs, lambda p: (p.first.birth_date, self._described(p.first),
+                                           self._described(p.second)))  # fmt: skip
         count = counted(len(pairs), "possible duplicate", "No likely duplicates.")
         merged = "" if merges else " No merged charts."
         self.status.setText(f"{self._outcome} {count}{merged}".strip())
@@ -154,6 +188,10 @@ class DuplicatesDialog(QDialog):
 
     def _failed(self, exc: Exception) -> None:
         self.status.setText(describe_error(exc))
+
+    def _described(self, p: PatientSummary) -> str:
+        chart = self._charts.get(p.id)
+        return _name(p) if chart is None else _chart(chart)
 
     def selected(self) -> DuplicatePair | None:
         """The pair whose row is selected."""
@@ -165,8 +203,9 @@ class DuplicatesDialog(QDialog):
             (self.keep_first, pair and pair.first),
             (self.keep_second, pair and pair.second),
         ):
-            button.setText(f"Keep {_name(p)} (id {p.id})" if p else "Keep")
-            button.setEnabled(p is not None)
+            button.setText(f"Keep {self._described(p)}" if p else "Keep")
+            button.setVisible(p is not None)
+        self.select_hint.setVisible(pair is None)
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -57,6 +57,15 @@ _SYNONYMS = {
         "recordnumber",
         "patientid",
         "chartnumber",
+        "chartno",
+        "chart",
+        "patientno",
+        "patientnumber",
+        "recordno",
+        "fileno",
+        "filenumber",
+        "hospitalnumber",
+        "hospitalno",
         "id",
         "dossier",
         "ndossier",
@@ -206,10 +215,12 @@ def read_date(value: str, date_format: str, year_pivot: int | None = None) -> st
                     "birth_date", "has a two-digit year: give the whole year, or a pivot"
                 )
             year = ("20" if int(year) < year_pivot else "19") + year
+    normalised = f"{year}-{int(month):02d}-{int(day):02d}"
     try:
-        return v.birth_date(f"{year}-{int(month):02d}-{int(day):02d}")
+        return v.birth_date(normalised)
     except ValidationError as exc:
-        reason = str(exc).removeprefix("birth_date: ")
+        # The reason quotes the cell as the file has it, which the person can find there.
+        reason = str(exc).removeprefix("birth_date: ").replace(normalised, raw)
         raise ValidationError("birth_date", reason) from None
 
 

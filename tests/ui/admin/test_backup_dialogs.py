@@ -67,7 +67,11 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     qtbot.waitUntil(lambda: dialog.outcome.height() >= dialog.outcome.heightForWidth(
         dialog.outcome.width()), timeout=2_000)  # fmt: skip
     assert dialog.username.height() >= dialog.username.sizeHint().height()
-    dialog.reject()
+    # Restored: the only way on is Close (no greyed Restore, nothing left to cancel).
+    shown = [b for b in dialog.buttons.buttons() if b.isVisible()]
+    assert [b.text() for b in shown] == ["Close"]
+    QTest.mouseClick(shown[0], Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
     restored = Workstation(folder, FAST_PARAMS)
     restored.sign_in(ADMIN, PASSWORD)
     assert len(restored.records.list_patients()) == 5

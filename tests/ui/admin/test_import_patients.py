@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QDir, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.import_patients import ImportPatientsDialog
+from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
 
 LIST = (
@@ -79,6 +80,11 @@ def test_an_admin_imports_a_patient_list(
     qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.SUMMARY, timeout=10_000)
     assert dialog.progress.value() == dialog.progress.maximum() == 2
     assert dialog.summary.text().startswith("Imported 2 patients (2 allergies).")
+    # The row left out is listed with why, to fix in the spreadsheet, quoted as typed.
+    left_out = dialog.left_out
+    assert left_out.isVisibleTo(dialog) and left_out.rowCount() == 1
+    assert [_text(left_out, 0, c) for c in range(3)] == ["3", "DN", "31/02/1984"]
+    assert "February 1984 has 29 days" in _text(left_out, 0, 3)
     records = signed_in.workstation.records
     haddad = records.search_patients("Haddad Rami")
     assert [(p.birth_date, p.sex) for p in haddad] == [("1955-06-05", "male")]
@@ -138,9 +144,21 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     dialog = tools.dialog
     assert isinstance(dialog, ImportPatientsDialog)
     assert dialog.next_button.isDefault()
+    # The app's stylesheet (its padding is what cut the names), on this dialog only.
+    folder = resources_dir()
+    assert folder is not None
+    QDir.addSearchPath("careline", str(folder))  # its images, as the app names them
+    dialog.setStyleSheet(stylesheet())
     dialog.path.setText(str(csv))
     QTest.keyClick(dialog.path, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    dialog.show()
+    qtbot.waitExposed(dialog)
     for column, combo in enumerate(dialog.combos):
         assert dialog.preview.columnWidth(column) >= combo.sizeHint().width()
+        # Shown, each combo is wide enough for the longest field name and its arrow.
+        longest = combo.fontMetrics().horizontalAdvance("Family name")
+        assert combo.width() >= longest + 40, (column, combo.width(), longest)
+        # ... and its row is tall enough for it (the text was cut at the bottom).
+        assert dialog.preview.rowHeight(0) >= combo.sizeHint().height()
     assert not dialog.problems.verticalHeader().isVisible()

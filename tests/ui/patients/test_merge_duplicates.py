@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.chart.visit_view import local_time
 from app.chart.visits import VisitsSection
+from app.main import stylesheet
 from app.patients.duplicates import DuplicatesDialog
 from core.records.merges import Merges
 from core.records.staff import Staff
@@ -83,6 +85,15 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
     cells = [dialog.merged_table.item(0, c).text() for c in range(3)]  # type: ignore[union-attr]
     assert cells == ["OKAFUR, Chinedu", "OKAFOR, Chinedu, MRN MRN-1003", ADMIN]
+    # The reason is read whole (it was cut off at the dialog's edge), in local time.
+    table = dialog.merged_table
+    why = table.item(0, 4)
+    assert why is not None and why.text() == "same person, registered twice"
+    assert why.toolTip() == why.text()
+    right = table.columnViewportPosition(4) + table.columnWidth(4)
+    assert table.columnWidth(4) >= table.fontMetrics().horizontalAdvance(why.text())
+    assert right <= table.viewport().width()
+    assert "UTC" not in table.item(0, 3).text()  # type: ignore[union-attr]
     assert not dialog.undo_button.isEnabled()  # nothing selected
     dialog.merged_table.selectRow(0)
     QTest.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
@@ -151,3 +162,42 @@ def test_not_a_duplicate_takes_the_pair_off_the_list(
         )
         for p in row
     }
+
+
+def test_the_pair_shows_what_tells_two_namesakes_apart(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Two charts of one name: the list and the Keep choices show sex, phone and when each
+    was registered (local time, as the rest of the app), not ids; with no pair selected
+    there are no empty Keep choices."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    one = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0977 111")
+    two = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0966 222")
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    cells = {dialog.table.item(0, c).text() for c in (1, 2)}  # type: ignore[union-attr]
+    registered = local_time(one.created_at)
+    assert cells == {
+        f"BANDA, Grace · female · 0977 111 · registered {registered}",
+        f"BANDA, Grace · female · 0966 222 · registered {local_time(two.created_at)}",
+    }
+    assert dialog.keep_first.isVisible() and "registered" in dialog.keep_first.text()
+    # Both lists show a few rows, not one squashed row (under the app's stylesheet too).
+    dialog.setStyleSheet(stylesheet())
+    qtbot.waitUntil(dialog.isVisible)
+    for table in (dialog.table, dialog.merged_table):
+        rows = table.verticalHeader().defaultSectionSize()
+        assert table.height() >= table.horizontalHeader().height() + 3 * rows
+    assert one.id not in dialog.keep_first.text() + dialog.keep_second.text()
+    assert not dialog.select_hint.isVisible()
+    dialog.table.clearSelection()
+    assert not dialog.keep_first.isVisible() and not dialog.keep_second.isVisible()
+    assert dialog.select_hint.isVisible()
+    assert not dialog.merge_button.isEnabled()

@@ -31,6 +31,19 @@ def test_columns_are_mapped_from_the_names_clinics_use() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "heading", ["Chart no", "Chart No.", "Chart number", "Patient no", "Patient number", "File no"]
+)
+def test_a_chart_or_patient_number_column_is_the_mrn(heading: str) -> None:
+    assert suggest_mapping(["Surname", "Forename", "DOB", heading])[heading] == "mrn"
+
+
+def test_a_bad_date_is_quoted_as_the_file_has_it() -> None:
+    with pytest.raises(ValidationError) as refused:
+        read_date("31/02/1990", "DD/MM/YYYY")
+    assert "'31/02/1990'" in str(refused.value) and "1990-02-31" not in str(refused.value)
+
+
 def test_an_override_moves_a_field_and_bad_overrides_are_named() -> None:
     moved = override_mapping(MAPPING, HEADER, ["Notes=phone"])
     assert (moved["Notes"], moved["Tel"]) == ("phone", IGNORE)
