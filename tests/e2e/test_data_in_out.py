@@ -196,7 +196,7 @@ def test_a_doctor_merges_a_duplicate_and_files_a_letter_and_a_photo(
         app.key("Tab", "Tab", "space")
         duplicates = person.dialog("Possible duplicates")
         app.shot("possible-duplicates")
-        person.click(400, 273, duplicates)  # the reason
+        person.click(400, 375, duplicates)  # the reason
         app.type(REASON)
         app.key("Tab", "space")  # Merge
         app.pause(1.5)
@@ -303,9 +303,9 @@ def test_an_administrator_undoes_a_merge_moves_records_in_and_out_and_backs_up(
         # Undo the merge: its row under Merged charts, then Undo merge.
         app.key("Tab", "Tab", "space")
         duplicates = person.dialog("Possible duplicates")
-        person.click(200, 461, duplicates)  # the merge's row
+        person.click(200, 511, duplicates)  # the merge's row
         app.shot("merge-chosen")
-        person.click(450, 499, duplicates)  # Undo merge
+        person.click(550, 636, duplicates)  # Undo merge
         app.pause(1.5)
         app.shot("merge-undone")
         person.close_dialog()
