@@ -30,10 +30,13 @@ from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
 
-# Read on the worker: the likely pairs, the merges made, the survivors' names by id, and
-# the pairs' charts by id (their phone and registration time tell two namesakes apart).
+# Read on the worker: the likely pairs, the merges made, both charts of each merge by id,
+# and the pairs' charts by id (their phone and registration time tell two namesakes apart).
 Found = tuple[
-    list[DuplicatePair], list[tuple[PatientSummary, Merge]], dict[str, str], dict[str, Patient]
+    list[DuplicatePair],
+    list[tuple[PatientSummary, Merge]],
+    dict[str, Patient],
+    dict[str, Patient],
 ]
 
 
@@ -154,8 +157,10 @@ class DuplicatesDialog(QDialog):
         def read() -> Found:
             merges = Merges(records())
             done = merges.merged()
-            into = {m.survivor for _, m in done}
-            names = {pid: _name(merges.records.get_patient(pid)) for pid in into}
+            # Both charts of each merge, whole: two charts of one name are told apart by
+            # their details, as in the pairs above.
+            ids_merged = {pid for _, m in done for pid in (m.survivor, m.duplicate)}
+            names = {pid: merges.records.get_patient(pid) for pid in ids_merged}
             pairs = merges.candidates()
             ids = {p.id for pair in pairs for p in (pair.first, pair.second)}
             charts = {pid: merges.records.get_patient(pid) for pid in ids}
@@ -173,8 +178,12 @@ class DuplicatesDialog(QDialog):
 
         def merged_row(entry: tuple[PatientSummary, Merge]) -> tuple[str, ...]:
             duplicate, merge = entry
-            into = names.get(merge.survivor, merge.survivor)
-            return (_name(duplicate), into, merge.by, local_time(merge.at), merge.reason)
+            survivor, whole = names.get(merge.survivor), names.get(merge.duplicate)
+            gone = _name(duplicate)
+            into = merge.survivor if survivor is None else _name(survivor)
+            if into == gone and survivor is not None and whole is not None:
+                gone, into = _chart(whole), _chart(survivor)
+            return (gone, into, merge.by, local_time(merge.at), merge.reason)
 
         self._merges.show(merges, merged_row)
         self._pairs.show(pairs, lambda p: (p.first.birth_date, self._described(p.first),

@@ -201,3 +201,34 @@ def test_the_pair_shows_what_tells_two_namesakes_apart(
     assert not dialog.keep_first.isVisible() and not dialog.keep_second.isVisible()
     assert dialog.select_hint.isVisible()
     assert not dialog.merge_button.isEnabled()
+
+
+def test_merged_namesakes_are_told_apart_in_merged_charts(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """A merge of two charts of one name lists each chart with its details (which one went
+    into which), not the same name twice; a merge of two different names stays short."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    one = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0977 111")
+    two = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0966 222")
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    pair = dialog.selected()
+    assert pair is not None
+    kept = one if pair.first.id == one.id else two
+    gone = two if kept is one else one
+    QTest.keyClicks(dialog.reason, "same woman, new phone")
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    cells = [dialog.merged_table.item(0, c).text() for c in (0, 1)]  # type: ignore[union-attr]
+    assert cells == [
+        f"BANDA, Grace · female · {gone.phone} · registered {local_time(gone.created_at)}",
+        f"BANDA, Grace · female · {kept.phone} · registered {local_time(kept.created_at)}",
+    ]
