@@ -47,7 +47,7 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.sync.attachments import HERE, PENDING, Attachment, Attachments
+from core.sync.attachments import HERE, Attachment, Attachments, where_shown
 
 T = TypeVar("T")
 COLUMNS = ("Date", "Title", "Category", "File", "Where")
@@ -183,18 +183,12 @@ class _DropArea(QWidget):
 
 # Without a server an added file has nowhere to upload to: it stays here, and LAN peers
 # fetch it from this workstation.
-NO_SERVER_WHERE = "on this workstation (no server)"
 NO_SERVER_ADDED = "it stays on this workstation, where LAN peers can fetch it (no server is set)"
 
 
 def _has_server(attachments: Attachments) -> bool:
     """Whether this workstation is enrolled with a server to upload files to."""
     return attachments.credential is not None
-
-
-def _where(availability: str, has_server: bool) -> str:
-    """The "Where" column: "waiting to upload" only where there is a server to wait for."""
-    return NO_SERVER_WHERE if availability == PENDING and not has_server else availability
 
 
 class AttachmentsSection:
@@ -341,7 +335,7 @@ class AttachmentsSection:
         self.table.setRowCount(len(items))
         for row, a in enumerate(items):
             cells = (a.date or a.created_at[:10], a.title, a.category or "", a.filename,
-                     _where(a.availability, has_server))  # fmt: skip
+                     where_shown(a.availability, has_server))  # fmt: skip
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         if not items:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.cli.context import EXIT_OK, CliError, Context
 from core.cli.registry import CommandGroup, actions
-from core.sync.attachments import Attachment, Attachments, export_key, import_key
+from core.sync.attachments import Attachment, Attachments, export_key, import_key, where_shown
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +34,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
                      help="export: print it; import: read it from standard input")  # fmt: skip
 
 
-def line(a: Attachment) -> str:
-    """One line naming an attachment."""
+def line(a: Attachment, has_server: bool) -> str:
+    """One line naming an attachment and where it is."""
     when = a.date or a.created_at[:10]
     kind = f" [{a.category}]" if a.category else ""
-    return f"{a.id}  {when}  {a.title}{kind}  {a.filename} ({a.size} bytes, {a.availability})"
+    where = where_shown(a.availability, has_server)
+    return f"{a.id}  {when}  {a.title}{kind}  {a.filename} ({a.size} bytes, {where})"
 
 
 def run(ctx: Context) -> int:
@@ -75,17 +76,18 @@ def run(ctx: Context) -> int:
         credential=load_credential(records.db),
         peers=peers,
     )
+    server = attachments.credential is not None
     if args.action == "add":
         if not args.file.is_file():
             raise CliError(f"no file {args.file}")
         a = attachments.add(
             args.patient_id, args.file, title=args.title, date=args.date, category=args.category
         )
-        ctx.emit(a.to_dict(), f"Added {line(a)}")
+        ctx.emit(a.to_dict(), f"Added {line(a, server)}")
     elif args.action == "list":
         found = attachments.for_patient(args.patient_id)
         ctx.emit([a.to_dict() for a in found],
-                 "\n".join(line(a) for a in found) or "No attachments.")  # fmt: skip
+                 "\n".join(line(a, server) for a in found) or "No attachments.")  # fmt: skip
     else:
 
         def show(done: int, total: int) -> None:

@@ -61,7 +61,15 @@ _EXPORT_PREFIX = "careline-attachment-key:v1:"
 HERE = "here"
 PENDING = "waiting to upload"
 REMOTE = "available when connected"
+# Shown for PENDING where no server is set: nothing will upload it, LAN peers fetch it here.
+NO_SERVER = "on this workstation (no server)"
 Progress = Callable[[int, int], None]
+
+
+def where_shown(availability: str, has_server: bool) -> str:
+    """Where a file is, as people read it: "waiting to upload" only where there is a server
+    to wait for (the JSON output keeps the state itself)."""
+    return NO_SERVER if availability == PENDING and not has_server else availability
 
 
 class AttachmentProblem(CarelineError):

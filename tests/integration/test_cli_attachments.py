@@ -35,6 +35,9 @@ def test_add_list_get_offline_and_refusals(tmp_path: Path) -> None:
     assert got["output"] == str(out) and out.read_bytes() == letter.read_bytes()
     text = careline(data, "--password-stdin", "attachment", "list", pid, stdin=PASSWORD + "\n")
     assert "2026-11-28  Discharge letter [letter]  discharge letter.pdf" in text.stdout
+    # No server is set: the text says the file stays here, not that it waits to upload
+    # (the JSON keeps the state itself, above).
+    assert "bytes, on this workstation (no server))" in text.stdout
 
     missing = careline(
         data, "--password-stdin", "attachment", "add", pid, str(tmp_path / "nope.pdf"),

@@ -22,11 +22,12 @@ from PySide6.QtGui import (
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.chart.attachments import NO_SERVER_WHERE, AttachmentsSection, ImageViewer
+from app.chart.attachments import AttachmentsSection, ImageViewer
 from app.chart.page import ChartPage
 from app.chart.pdf_viewer import PdfViewer
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
+from core.sync.attachments import NO_SERVER
 from tests.ui.chart.test_page import open_first_chart
 
 MARKER = b"ATTACHMENT-UI-MARKER"
@@ -74,7 +75,7 @@ def test_a_dropped_image_is_added_opened_and_saved_out(
     cells = [section.table.item(0, c).text() for c in range(5)]  # type: ignore[union-attr]
     # No server is set here: the file stays on this workstation (LAN peers fetch it), it
     # is not said to wait for an upload that has nowhere to go.
-    assert cells == ["2026-12-01", "Wound, day 3", "photo", "wound.png", NO_SERVER_WHERE]
+    assert cells == ["2026-12-01", "Wound, day 3", "photo", "wound.png", NO_SERVER]
     qtbot.waitUntil(lambda: "Added Wound, day 3" in section.status.text(), timeout=5_000)
     assert "stays on this workstation" in section.status.text()
     assert "next sync" not in section.status.text()
