@@ -75,7 +75,7 @@ from core.records.demo import (
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
-from core.sync.join import JoinResult
+from core.sync.join import JoinResult, first_sync_pending
 from core.sync.lan import identity as lan_id
 from core.sync.lan.discovery import lan_address
 from core.sync.silent_join import MachineEnrollment, join_silently
@@ -603,7 +603,9 @@ class MainWindow(QMainWindow):
                 return
             ws.use_folder(found.folder)
             self._initial_user = found.username
-        if not ws.is_initialized():
+        # Silent enrollment whose first sync failed: finished now, with no code.
+        unfinished = self._silent_enrollment is not None and first_sync_pending(ws)
+        if not ws.is_initialized() or unfinished:
             if self._silent_enrollment is not None and not self._demo_requested:
                 self._join_silently(self._silent_enrollment)
             else:

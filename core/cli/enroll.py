@@ -86,6 +86,7 @@ def _refuse_other_server(ctx: Context, server: str) -> None:
 
 def _run_machine(ctx: Context) -> int:
     """Silent enrollment from the machine-wide configuration (installers/README.md)."""
+    from core.sync.join import first_sync_pending
     from core.sync.silent_join import MachineEnrollment, join_silently
 
     args = ctx.args
@@ -96,8 +97,9 @@ def _run_machine(ctx: Context) -> int:
             f"--machine takes everything from the machine-wide configuration; drop {given[0]}",
             EXIT_USAGE,
         )
-    if ctx.workstation.is_initialized():
-        # Idempotent for deployment scripts run again on the same workstation.
+    if ctx.workstation.is_initialized() and not first_sync_pending(ctx.workstation):
+        # Idempotent for deployment scripts run again on the same workstation (one enrolled
+        # whose first sync failed is finished instead, without a code).
         ctx.emit(
             {"enrolled": False, "data_dir": str(ctx.data_dir)},
             f"{ctx.data_dir} already holds a clinic; nothing to do.",

@@ -12,6 +12,13 @@ what this attempt made is removed (the key file, the database and its side files
 OS-keyring secret, the folder if it was made), so the next attempt starts clean. Nothing
 that existed before is touched. A workstation that already holds a clinic keeps all of it:
 a failed first sync there is finished by the next sync.
+
+A silent (unattended) join is the exception once the server has accepted the code: the
+code's use is spent, and nobody is at the keyboard to ask IT for a new one. So from then on
+a failed first sync keeps the replica, its device credential and a marker file
+(:data:`PENDING_MARKER`); the next :func:`join_unattended` on that folder (the app's next
+start or Retry, or ``careline enroll --machine`` run again) finishes the first sync with the
+credential it holds, and no code.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
 from core.records.workstation import WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
-from core.sync.enroll import adopt_credential, enroll
+from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.lan.identity import merge_revoked
 from core.sync.lan.pairing import pair_and_sync, split_address
 from core.sync.session import SyncError, SyncReport, sync
@@ -40,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # SQLite/SQLCipher files that travel with a database file.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+# In the data folder from an unattended join's accepted enrollment until its first sync and
+# account check are done; it holds nothing (the credential is in the encrypted database).
+PENDING_MARKER = "first-sync-pending"
 _JOINING = "join a clinic (enroll with a clinic server or pair with a LAN workstation)"
 
 
@@ -55,6 +65,10 @@ class NoAccountError(AuthenticationError):
 class FirstSyncError(CarelineError):
     """Enrollment or pairing worked, but the first sync did not; the message says what
     happened to this workstation and what to do next."""
+
+
+class FirstSyncUnfinishedError(FirstSyncError):
+    """An unattended join was enrolled and kept; its next attempt finishes the first sync."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,12 @@ class JoinResult:
 
 
 Progress = Callable[[SyncReport], object]
+
+
+def first_sync_pending(ws: Workstation) -> bool:
+    """True when an unattended join here was enrolled but its first sync is unfinished:
+    :func:`join_unattended` finishes it without a code."""
+    return (ws.data_dir / PENDING_MARKER).exists() and ws.is_initialized()
 
 
 def join_clinic(
@@ -133,10 +153,14 @@ def join_unattended(
     (:meth:`Workstation.prepare_unattended_join`); without a keyring this refuses before the
     code is sent. The staff accounts arrive with the first sync, so any staff member can
     then sign in, and their first sign-in adds their own password slot. There is no
-    recovery key yet: an administrator makes one after signing in. If anything fails,
-    what this attempt made is removed (as :func:`join_clinic` does).
+    recovery key yet: an administrator makes one after signing in. If anything fails
+    before the server accepts the code, what this attempt made is removed (as
+    :func:`join_clinic` does); a first sync that fails after it is finished by the next
+    call (:class:`FirstSyncUnfinishedError`, :func:`first_sync_pending`).
     """
     refuse_if_demo(_JOINING, ws.data_dir)
+    if first_sync_pending(ws):
+        return _finish_unattended(ws, on_progress)
     if ws.is_initialized():
         raise StoreError(f"a clinic already exists in {ws.data_dir}; nothing to enroll")
     made = _Made.before(ws)
@@ -150,16 +174,48 @@ def join_unattended(
             device_name=request.device_name,
         )
         result = _join(ws, unattended, on_progress, None, new_replica=True)
-        if not ws.database.query("SELECT 1 FROM users WHERE active = 1 LIMIT 1"):
+        if not _has_staff(ws):
             raise FirstSyncError(
                 "enrolled, but no staff account arrived with the clinic's records, so nobody "
                 "could sign in here; nothing was kept on this computer"
             )
         ws.lock()
+    except FirstSyncUnfinishedError:
+        ws.lock()  # enrolled, first sync unfinished: kept for the next attempt
+        raise
     except BaseException:
         made.remove(ws)
         raise
     return result
+
+
+def _has_staff(ws: Workstation) -> bool:
+    """Whether an active staff account arrived with the clinic's records."""
+    return bool(ws.database.query("SELECT 1 FROM users WHERE active = 1 LIMIT 1"))
+
+
+def _finish_unattended(ws: Workstation, on_progress: Progress | None) -> JoinResult:
+    """The first sync of an unattended join enrolled earlier (:func:`first_sync_pending`),
+    with the device credential it keeps; the folder is kept whatever happens."""
+    ws.unlock_with_keyring()
+    try:
+        credential = load_credential(ws.database)
+        if credential is None:
+            raise FirstSyncUnfinishedError(
+                f"{ws.data_dir} holds an unfinished enrollment without its device credential; "
+                "move the folder aside and enroll again with a new code"
+            )
+        records = _first_sync(ws, credential, WORKSTATION_ACTOR, on_progress, "enrolled", _KEPT)
+        if not _has_staff(ws):
+            raise FirstSyncUnfinishedError(
+                "enrolled, but no staff account has arrived with the clinic's records, so "
+                "nobody could sign in here; this workstation keeps its enrollment: once an "
+                "administrator has added staff on the server, start Careline again"
+            )
+        (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
+    finally:
+        ws.lock()
+    return JoinResult(credential.device_id, credential.clinic_name, records, None)
 
 
 def _join(
@@ -184,6 +240,43 @@ def _join(
             op_trust.binding_for(db),
         )
         adopt_credential(db, credential, actor)
+        if new_replica:
+            (ws.data_dir / PENDING_MARKER).touch(mode=0o600)
+    except (SyncError, TransportError) as exc:
+        raise _first_sync_failed(joined_as, exc, _next_step(recovery, False)) from exc
+    next_step = _next_step(recovery, new_replica)
+    records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
+    (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
+    return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
+
+
+_REMOVED = "nothing was kept on this computer; ask for a new code and try again"
+_NEXT_SYNC = "the next sync finishes receiving the clinic's records"
+_KEPT = (
+    "this workstation keeps its enrollment: start Careline again (or run 'careline enroll "
+    "--machine' again) to finish receiving the clinic's records; no new code is needed"
+)
+
+
+def _next_step(recovery: str | None, unattended: bool) -> str:
+    """What a failed first sync leaves, in words: an attended new replica is removed, an
+    unattended one kept for the next attempt, an existing replica's next sync finishes."""
+    if unattended:
+        return _KEPT
+    return _REMOVED if recovery is not None else _NEXT_SYNC
+
+
+def _first_sync(
+    ws: Workstation,
+    credential: ServerCredential,
+    actor: str,
+    on_progress: Progress | None,
+    joined_as: str,
+    next_step: str,
+) -> int:
+    """The first sync with the clinic server; returns the records received."""
+    db = ws.database
+    try:
         with contextlib.closing(credential.transport()) as server:
             report = sync(
                 db,
@@ -194,16 +287,16 @@ def _join(
                 on_progress=on_progress,
                 clock_reference=True,
             )
-        records = report.snapshot_records + report.pulled
-        return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
     except (SyncError, TransportError) as exc:
-        if recovery is not None or new_replica:
-            what = "nothing was kept on this computer; ask for a new code and try again"
-        else:
-            what = "the next sync finishes receiving the clinic's records"
-        raise FirstSyncError(
-            f"{joined_as}, but the first sync failed: {exc.plain_words()}; {what}"
-        ) from exc
+        raise _first_sync_failed(joined_as, exc, next_step) from exc
+    return report.snapshot_records + report.pulled
+
+
+def _first_sync_failed(
+    joined_as: str, exc: SyncError | TransportError, next_step: str
+) -> FirstSyncError:
+    kind = FirstSyncUnfinishedError if next_step == _KEPT else FirstSyncError
+    return kind(f"{joined_as}, but the first sync failed: {exc.plain_words()}; {next_step}")
 
 
 @dataclass(frozen=True)
@@ -221,7 +314,7 @@ class _Made:
         keyfile_lock = lock_path_for(ws.keyfile_path)
         # A refused sign-in in the attempt counts towards the account's sign-in delay.
         delays = ws.sign_in_delays.path
-        return [ws.keyfile_path, keyfile_lock, db, delays] + [
+        return [ws.keyfile_path, keyfile_lock, db, delays, ws.data_dir / PENDING_MARKER] + [
             db.with_name(db.name + s) for s in _SIDE_FILES
         ]
 

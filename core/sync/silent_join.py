@@ -88,7 +88,8 @@ class MachineEnrollment:
 def join_silently(
     ws: Workstation, enrollment: MachineEnrollment, on_progress: Progress | None = None
 ) -> JoinResult:
-    """Join the configured clinic into the empty data folder of ``ws`` (left locked).
+    """Join the configured clinic into the empty data folder of ``ws`` (left locked), or
+    finish the first sync of an earlier join there that was enrolled (no code needed).
 
     Without an OS keyring this refuses, after pinning the CA and before sending the code:
     the new database key would have nothing to keep it but a plaintext file (never), or

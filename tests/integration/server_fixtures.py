@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -41,13 +42,19 @@ def make_server(data_dir: Path, env: Mapping[str, str] | None = None) -> ClinicS
     )
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass
 class Live:
-    """A running server: its URL, the CA to pin, and the service object."""
+    """A running server: its URL, the CA to pin, and the service object; ``halt()`` stops
+    serving at once (a server gone mid-session), the block's end closes it."""
 
     url: str
     ca_pem: str
     server: ClinicServer
+    halt: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
 
 
 @contextmanager
@@ -81,8 +88,23 @@ def live_server(
             server.close()
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
+
+    def halt() -> None:
+        # Returns once nothing listens any more, without waiting for the server thread:
+        # a client calling this from its own session still holds a TLS connection whose
+        # close the server waits for.
+        web.should_exit = True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("the test server did not stop listening")
+
     try:
-        yield Live(f"https://127.0.0.1:{port}", cert.read_text(), server)
+        yield Live(f"https://127.0.0.1:{port}", cert.read_text(), server, halt)
     finally:
         web.should_exit = True
         thread.join(timeout=20)

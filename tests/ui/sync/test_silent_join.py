@@ -14,8 +14,10 @@ from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.ca_pin import pem_fingerprint
-from core.sync.silent_join import MachineEnrollment
-from tests.integration.server_fixtures import Live, add_clinic
+from core.sync.join import FirstSyncUnfinishedError
+from core.sync.silent_join import MachineEnrollment, join_silently
+from tests.integration.server_fixtures import Live, add_clinic, live_server
+from tests.services import free_port
 from tests.ui.conftest import ADMIN, PASSWORD
 
 
@@ -115,3 +117,27 @@ def test_wrong_fingerprint_is_refused_before_the_code_is_sent(
     # The code kept its one use: a workstation with the right pin joins with it.
     other = start(qtbot, windows, tmp_path / "other", enrollment(live, code))
     qtbot.waitUntil(lambda: other.stack.currentWidget() is other.sign_in_page, timeout=30_000)
+
+
+def test_a_start_after_an_unfinished_join_finishes_it_without_the_code(
+    qtbot: QtBot, tmp_path: Path, secret_service: dict[str, str], windows: list[MainWindow]
+) -> None:
+    """The first sync of the silent join failed after the server had accepted the one-use
+    code (the server went away): the next start of the app finishes it, then the sign-in."""
+    data, port, desk = tmp_path / "server", free_port(), tmp_path / "desk"
+    with live_server(data, port=port) as first:
+        clinic = add_clinic(first.server, "Resumed Clinic")
+        code, _ = first.server.registry.issue_enroll_code(clinic, 10)
+        with pytest.raises(FirstSyncUnfinishedError):
+            join_silently(
+                Workstation(desk, kdf_params=FAST_PARAMS),
+                enrollment(first, code),
+                on_progress=lambda _report: first.halt(),
+            )
+    with live_server(data, port=port) as again:
+        window = start(qtbot, windows, desk, enrollment(again, code))
+        assert window.first_run is None  # not the wizard, nor a sign-in to an empty clinic
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.sign_in_page, timeout=30_000)
+        assert "has joined Resumed Clinic" in window.sign_in_page.notice.text()
+        sign_in_empty(qtbot, window)
+        assert window.session is not None and window.session.user.username == ADMIN
