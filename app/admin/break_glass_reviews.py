@@ -129,7 +129,7 @@ class BreakGlassReviewsDialog(QDialog):
         )
 
     def _records_changed(self, changes: Changes) -> None:
-        if changes.of_type(BREAK_GLASS.name):
+        if changes.changed(BREAK_GLASS.name):
             self.refresh()
 
     def _arrived(self, openings: Openings) -> None:

@@ -325,7 +325,7 @@ class AttachmentsSection:
 
     def records_changed(self, changes: Changes) -> None:
         """Attachment records changed (here or by sync): read again."""
-        if self._patient_id is not None and changes.of_type("attachment"):
+        if self._patient_id is not None and changes.changed("attachment"):
             self.reload()
 
     def _arrived(self, patient_id: str, items: list[Attachment], has_server: bool) -> None:

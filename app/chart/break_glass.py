@@ -236,7 +236,7 @@ class BreakGlassSection:
         self.button.setVisible(state.offer)
 
     def _records_changed(self, changes: Changes) -> None:
-        if self._patient_id is not None and changes.of_type(BREAK_GLASS.name):
+        if self._patient_id is not None and changes.changed(BREAK_GLASS.name):
             self._read()
 
     def clear(self) -> None:

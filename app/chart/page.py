@@ -478,11 +478,12 @@ class ChartPage(QWidget):
         if (
             changes.touches(self._patient.id)
             or any(changes.touches(pid) for pid in self._group or ())
-            or (changes.of_type("user") and self._allergies)
-            or changes.of_type("relation")  # who may read it (restricted, care team, roles)
+            or (changes.changed("user") and self._allergies)
+            or changes.changed("relation")  # who may read it (restricted, care team, roles)
         ):
             self.reload()
-        if changes.patients - {self._patient.id}:  # merged into this chart or out, perhaps
+        # Another patient changed: merged into this chart or out of it, perhaps.
+        if changes.changed_besides("patient", {self._patient.id}):
             self._check_group()
 
     def _check_group(self) -> None:

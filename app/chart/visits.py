@@ -294,7 +294,7 @@ class VisitsSection:
         if self._patient_id is None:
             return
         types = ("encounter", "note", "observation")
-        if changes.touches(self._patient_id) or any(changes.of_type(t) for t in types):
+        if changes.touches(self._patient_id) or any(changes.changed(t) for t in types):
             self.reload()
 
     def _visits_arrived(self, visits: list[Visit], chosen: str | None) -> None:

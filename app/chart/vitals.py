@@ -462,9 +462,9 @@ class VitalsSection:
         """Observations or visits changed (here or by sync): read again."""
         if self._patient_id is None:
             return
-        if changes.of_type("observation") or changes.of_type("encounter"):
+        if changes.changed("observation") or changes.changed("encounter"):
             self.reload()
-        elif self._patient_id in changes.patients:
+        elif changes.touches(self._patient_id):
             self.reload()  # the birth date decides the normal ranges shown
 
     def _arrived(self, view: VitalsView) -> None:

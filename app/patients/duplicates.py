@@ -169,7 +169,7 @@ class DuplicatesDialog(QDialog):
         self._operations.read(self.READ, read, self._arrived, self._failed)
 
     def _records_changed(self, changes: Changes) -> None:
-        if changes.patients or changes.of_type("relation"):
+        if changes.changed("patient") or changes.changed("relation"):
             self.refresh()
 
     def _arrived(self, found: Found) -> None:

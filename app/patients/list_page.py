@@ -458,7 +458,7 @@ class PatientListPage(QWidget):
 
     def records_changed(self, changes: Changes) -> None:
         """Reload when any patient was added, changed or deleted (a list row may differ)."""
-        if changes.patients:
+        if changes.changed("patient"):
             self.refresh()
 
     def refresh_count(self) -> None:

@@ -311,7 +311,7 @@ class SchedulePage(QWidget):
 
     def records_changed(self, changes: Changes) -> None:
         """Read again when an appointment or a patient changed (here or by sync)."""
-        if self.isVisible() and (changes.of_type("appointment") or changes.patients):
+        if self.isVisible() and (changes.changed("appointment") or changes.changed("patient")):
             self.refresh()
 
     def print_day(self) -> None:

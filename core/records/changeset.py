@@ -2,6 +2,9 @@
 
 Worked out from the ids a write or a sync touched, never by comparing record contents: the
 op log says which record (and type) each op changed, and a snapshot page names its records.
+A snapshot download of a whole clinic brings too many records to list them all (a million
+ids would be most of a new workstation's memory): past a bound it is reported as counts per
+type, and every record of those types may have changed (``unlisted``).
 The idea follows Anki's ``OpChanges`` (an operation reports what it changed; each screen
 decides whether that concerns it).
 """
@@ -26,28 +29,45 @@ class Changes:
     patient's allergies and other lists live in the patient record, so they count as a
     change of that patient. ``conflicted`` holds the changed records that have open
     conflicts afterwards; ``local`` is True when this replica's own writes are among them.
+    ``unlisted`` maps a record type to how many more of its records changed than
+    ``records`` lists (a large snapshot download's): any record of that type may have
+    changed, so :meth:`changed` and :meth:`touches` answer yes for it.
     """
 
     records: Mapping[str, frozenset[str]] = field(default_factory=dict)
     conflicted: frozenset[str] = frozenset()
     local: bool = False
+    unlisted: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ids(self) -> frozenset[str]:
-        """Every changed record id, of any type."""
+        """Every listed changed record id, of any type (see ``unlisted``)."""
         return frozenset().union(*self.records.values())
 
     def of_type(self, type_name: str) -> frozenset[str]:
-        """The changed ids of one record type."""
+        """The listed changed ids of one record type; when the type is ``unlisted``, others
+        may have changed too: ask :meth:`changed` whether any did."""
         return self.records.get(type_name, frozenset())
 
     @property
     def patients(self) -> frozenset[str]:
-        """Patients whose record (demographics, allergies, lists) changed."""
+        """Listed patients whose record (demographics, allergies, lists) changed."""
         return self.of_type("patient")
 
+    def changed(self, type_name: str) -> bool:
+        """True if any record of ``type_name`` changed (listed or not)."""
+        return bool(self.records.get(type_name)) or self.unlisted.get(type_name, 0) > 0
+
+    def changed_besides(self, type_name: str, record_ids: Collection[str]) -> bool:
+        """True if a record of ``type_name`` other than ``record_ids`` changed."""
+        if self.unlisted.get(type_name, 0) > 0:
+            return True
+        return any(rid not in record_ids for rid in self.of_type(type_name))
+
     def touches(self, record_id: str) -> bool:
-        """True if ``record_id`` changed."""
+        """True if ``record_id`` changed (or may have: a record type is ``unlisted``)."""
+        if any(n > 0 for n in self.unlisted.values()):
+            return True
         return any(record_id in ids for ids in self.records.values())
 
     def may_change_conflicts(self, open_conflicts: Collection[str]) -> bool:
@@ -56,15 +76,23 @@ class Changes:
         return bool(self.conflicted) or any(self.touches(r) for r in open_conflicts)
 
     def __bool__(self) -> bool:
-        return any(self.records.values())
+        return any(self.records.values()) or any(n > 0 for n in self.unlisted.values())
 
     def __or__(self, other: Changes) -> Changes:
         merged = {t: self.of_type(t) | other.of_type(t) for t in {*self.records, *other.records}}
-        return Changes(merged, self.conflicted | other.conflicted, self.local or other.local)
+        unlisted = {t: self.unlisted.get(t, 0) + other.unlisted.get(t, 0)
+                    for t in {*self.unlisted, *other.unlisted}}  # fmt: skip
+        return Changes(
+            merged, self.conflicted | other.conflicted, self.local or other.local, unlisted
+        )
 
     def counts(self) -> dict[str, int]:
-        """``{type: how many changed}``, for reports and logs."""
-        return {t: len(ids) for t, ids in sorted(self.records.items()) if ids}
+        """``{type: how many changed}``, for reports and logs (a record both listed and
+        among a type's ``unlisted``, e.g. brought by a snapshot and changed again by a pull
+        of the same session, counts twice)."""
+        found = {t: len(self.of_type(t)) + self.unlisted.get(t, 0)
+                 for t in {*self.records, *self.unlisted}}  # fmt: skip
+        return {t: n for t, n in sorted(found.items()) if n}
 
 
 def _chunks(ids: list[str]) -> Iterable[tuple[str, ...]]:
@@ -88,8 +116,12 @@ def _changes(db: Database, typed: Mapping[str, set[str]], local: bool) -> Change
     return Changes(records, _conflicted(db, every), local)
 
 
-def describe(db: Database, record_ids: Iterable[str]) -> Changes:
-    """The changes made to ``record_ids`` (by a sync: not this replica's own writes)."""
+def describe(
+    db: Database, record_ids: Iterable[str], unlisted: Mapping[str, int] | None = None
+) -> Changes:
+    """The changes made to ``record_ids`` (by a sync: not this replica's own writes), and
+    to ``unlisted`` records, counted per type (a large snapshot download's, too many to
+    list): of those, the ones with open conflicts are named all the same."""
     typed: dict[str, set[str]] = {}
     for chunk in _chunks(list(dict.fromkeys(record_ids))):
         marks = ", ".join("?" for _ in chunk)
@@ -97,7 +129,18 @@ def describe(db: Database, record_ids: Iterable[str]) -> Changes:
             f"SELECT id, type FROM record_states WHERE id IN ({marks})", chunk
         ):
             typed.setdefault(str(rtype), set()).add(str(rid))
-    return _changes(db, typed, local=False)
+    listed = _changes(db, typed, local=False)
+    counted = {t: n for t, n in (unlisted or {}).items() if n > 0}
+    if not counted:
+        return listed
+    types = tuple(sorted(counted))
+    marks = ", ".join("?" for _ in types)
+    # Open conflicts are few whatever the clinic's size: name every one of those types.
+    rows = db.query(
+        f"SELECT DISTINCT record_id FROM conflicts WHERE record_type IN ({marks})", types
+    )
+    conflicted = listed.conflicted | {str(r[0]) for r in rows}
+    return Changes(listed.records, frozenset(conflicted), False, counted)
 
 
 def mark(db: Database) -> dict[str, int]:

@@ -34,6 +34,11 @@ from core.sync.transport import Transport
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
 MAX_ROUNDS = 100_000  # a session always ends, even against a misbehaving peer
+# A snapshot download names the records it brought in its report up to this many; past it,
+# it counts them per type (Changes.unlisted): a clinic network's million ids, kept to the
+# end of the session and described then, were what grew a first download's memory with
+# the clinic (README, Performance: a clinic network).
+LIST_SNAPSHOT_RECORDS = 10_000
 
 
 class SyncError(CarelineError):
@@ -69,7 +74,7 @@ class SyncReport:
     quarantined: int = 0
     refused: list[tuple[str, int, str]] = field(default_factory=list)
     # The records this session changed here (pulled ops and snapshot pages), by type; set
-    # when the session ends.
+    # when the session ends (a large snapshot's as counts per type: Changes.unlisted).
     changes: Changes = field(default_factory=Changes)
     # How far this computer's clock is ahead of the other side's (negative: behind), from
     # the clock its replies carry (core.sync.clock); None when it sends none (older).
@@ -127,7 +132,10 @@ class SyncSession:
         self._offer_head = False
         self._head_sent = False
         self._anchor: Head | None = None  # the head the other side recorded, once checked
-        self._touched: set[str] = set()
+        self._touched: set[str] = set()  # records of pulled ops (and of small snapshots)
+        # Records of snapshot pages per type, and their ids until there are too many.
+        self._snapshot_types: dict[str, int] = {}
+        self._snapshot_ids: set[str] | None = set()
         # The other side is the clinic server: keep the offset measured against its clock,
         # so this replica stamps its changes in clinic time (core.store.clinic_time).
         self._clock_reference = clock_reference
@@ -168,7 +176,10 @@ class SyncSession:
             raise SyncError(f"the other side sent an invalid message: {exc}") from exc
         except replication.ApplyError as exc:
             raise SyncError(f"refused a batch from the other side: {exc}") from exc
-        self.report.changes = changeset.describe(self.db, self._touched)
+        if self._snapshot_ids is not None:
+            self.report.changes = changeset.describe(self.db, self._touched | self._snapshot_ids)
+        else:
+            self.report.changes = changeset.describe(self.db, self._touched, self._snapshot_types)
         if self._clock_reference and self.report.clock_offset_ms is not None:
             clock.remember_server_offset(self.db, self.report.clock_offset_ms, self.actor)
         return self.report
@@ -217,7 +228,7 @@ class SyncSession:
                 self.report.snapshot_records += replication.apply_snapshot_page(
                     self.db, page, self.actor
                 )
-                self._touched.update(r.record_id for r in records)
+                self._note_snapshot(records)
                 self._progress()
                 if nxt is None:
                     break
@@ -226,6 +237,15 @@ class SyncSession:
             # A page refused or a session stopped: the request in flight only reads.
             pending.cancel()
         replication.finish_snapshot(self.db, vector or {}, self.actor)
+
+    def _note_snapshot(self, records: list[replication.RecordState]) -> None:
+        """Count a stored page's records for the report; list them while they are few."""
+        for r in records:
+            self._snapshot_types[r.record_type] = self._snapshot_types.get(r.record_type, 0) + 1
+        if self._snapshot_ids is not None:
+            self._snapshot_ids.update(r.record_id for r in records)
+            if len(self._snapshot_ids) > LIST_SNAPSHOT_RECORDS:
+                self._snapshot_ids = None  # counted per type from here on
 
     def _pull(self) -> None:
         while True:

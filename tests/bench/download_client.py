@@ -5,8 +5,8 @@ Its own process, so that the peak memory measured (``VmHWM``) is this workstatio
 as it would be on a clinic's computer. The parent side:
 
 * :func:`seed_clinic` / :func:`grow_clinic`: a clinic on a ``careline-server`` data folder,
-  its patients written in bulk straight into the server's replica (the desktop benchmark's
-  writer, ``desktop_sync_bench._bulk_patients``), before the server process starts;
+  its patients written in bulk straight into the server's replica (``bulk_seed``: the rows
+  the desktop benchmark's writer makes, signed ops included), before the server starts;
 * :func:`run_client`: this module as a child (``python -m tests.bench.download_client``),
   given a :class:`ClientSpec` as JSON on stdin, its figures as JSON on stdout.
 
@@ -35,8 +35,10 @@ from core.keys.providers import provider_from_settings
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 
-# The desktop benchmark's bulk writer and throwaway password: the same records everywhere.
-from .desktop_sync_bench import PASSWORD, _bulk_patients
+# The desktop benchmark's throwaway password and patients (written here in bulk by
+# bulk_seed: the same rows as its one-write-per-patient writer, far faster).
+from .bulk_seed import bulk_patients
+from .desktop_sync_bench import PASSWORD
 from .server_bench import _proc_cpu_s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,7 @@ def grow_clinic(data_dir: Path, clinic: str, start: int, count: int, devices: in
     server = _server(data_dir)
     try:
         t0 = time.perf_counter()
-        _bulk_patients(server.replica(clinic), count, start)
+        bulk_patients(server.replica(clinic), count, start)
         seconds = time.perf_counter() - t0
         code, _ = server.registry.issue_enroll_code(clinic, CODE_TTL_MINUTES, devices)
     finally:

@@ -68,3 +68,20 @@ def test_changes_merge_and_count() -> None:
     assert both.counts() == {"patient": 2, "user": 1}
     assert both.ids == {"p1", "p2", "u1"}
     assert not Changes()
+
+
+def test_unlisted_changes_may_touch_any_record_of_their_type() -> None:
+    # A large snapshot download: 1,000 patients counted, not listed.
+    snapshot = Changes(unlisted={"patient": 1000})
+    assert snapshot and not snapshot.patients
+    assert snapshot.changed("patient") and not snapshot.changed("appointment")
+    assert snapshot.touches("any-patient")
+    assert snapshot.changed_besides("patient", {"p1"})
+    assert snapshot.may_change_conflicts({"p1"})
+    pulled = Changes({"patient": frozenset({"p1"}), "user": frozenset({"u1"})})
+    assert not pulled.changed_besides("patient", {"p1"})
+    assert pulled.changed_besides("patient", {"p2"})
+    both = snapshot | pulled
+    assert both.counts() == {"patient": 1001, "user": 1}
+    assert both.unlisted == {"patient": 1000} and both.patients == {"p1"}
+    assert not Changes(unlisted={"patient": 0})

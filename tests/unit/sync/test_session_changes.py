@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from core.sync import protocol as p
+from core.sync import session
 from tests.unit.sync.replicas import new_replica, sync_pair
 
 
@@ -45,3 +49,50 @@ def test_a_pulled_conflict_is_named_and_the_report_is_json() -> None:
     document = json.loads(json.dumps(report.to_dict()))
     assert document["changed"] == {"patient": 1}
     assert document["pulled"] == report.pulled == 1
+
+
+def test_a_large_first_download_reports_counts_per_type_not_every_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A clinic network's snapshot: more records than a report lists (scaled down here, and
+    # brought in pages of four). Its report stays small and still says what changed.
+    monkeypatch.setattr(session, "LIST_SNAPSHOT_RECORDS", 5)
+    monkeypatch.setattr(p, "MAX_RECORDS_PER_PAGE", 4)
+    a, b, c = new_replica("ann"), new_replica("bob"), new_replica("cid")
+    patients = [a.add_patient(f"Fam{i}", "G", "1980-01-01") for i in range(9)]
+    sync_pair(c, a)
+    a.update_patient(patients[0].id, {"phone": "555-0001"})
+    c.update_patient(patients[0].id, {"phone": "555-0002"})
+    sync_pair(c, a)  # a now holds an open conflict on the first patient
+    rows = a.db.query("SELECT type, count(*) FROM record_states GROUP BY type")
+    held = {str(t): int(n) for t, n in rows}
+
+    report = sync_pair(b, a)
+
+    assert report.snapshot_records == sum(held.values()) > session.LIST_SNAPSHOT_RECORDS
+    changes = report.changes
+    assert not changes.patients  # not listed: counted
+    assert changes.counts() == held and report.to_dict()["changed"] == held
+    assert changes.changed("patient") and changes.touches(patients[5].id)
+    assert changes.changed_besides("patient", {patients[5].id})
+    assert not changes.changed("appointment")  # none in the clinic
+    assert changes.conflicted == {patients[0].id}  # named all the same
+    assert changes.may_change_conflicts(set())
+    # A screen refreshes from it, and the next session lists again.
+    assert changes
+    b.update_patient(patients[3].id, {"phone": "555-0003"})
+    sync_pair(b, a)
+    a.update_patient(patients[4].id, {"phone": "555-0004"})
+    again = sync_pair(b, a).changes
+    assert again.records == {"patient": frozenset({patients[4].id})} and not again.unlisted
+
+
+def test_a_first_download_within_the_bound_lists_its_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session, "LIST_SNAPSHOT_RECORDS", 50)
+    monkeypatch.setattr(p, "MAX_RECORDS_PER_PAGE", 4)
+    a, b = new_replica("ann"), new_replica("bob")
+    patients = {a.add_patient(f"Fam{i}", "G", "1980-01-01").id for i in range(9)}
+    report = sync_pair(b, a)
+    assert report.changes.patients == patients and not report.changes.unlisted
