@@ -219,7 +219,7 @@ def test_a_snapshot_state_with_a_malformed_entry_is_refused() -> None:
     a, _, note_id, _ = _signed_note_on_two_replicas()
     op, _ = _forged_note(a, note_id, _entry_with_bad_hlc)
     [(state,)] = a.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), 4243)
+    doc = crdt.load(unpack_state(state), 4243)
     doc.apply_update(op.update)
     page = SnapshotPage({}, (RecordState(note_id, "note", doc.get_update()),), None)
     before = full_dump(a)
@@ -245,7 +245,7 @@ def test_a_note_state_without_its_author_is_refused() -> None:
     # note's derived row broke the notes table's NOT NULL author, an IntegrityError.
     a, b, note_id, _ = _signed_note_on_two_replicas()
     [(state,)] = b.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), 4244)
+    doc = crdt.load(unpack_state(state), 4244)
     registers = doc.get("r", type=Map)
     for key in [k for k in registers if k.startswith("author/")]:
         del registers[key]

@@ -492,12 +492,13 @@ def test_v16_lets_the_permission_history_load_without_reading_every_record(
     )
 
 
-def test_v17_deflates_every_record_state_of_v16_data_and_reads_them_back_the_same(
+def test_v17_stores_v16_record_states_deflated_by_id_and_reads_them_back_the_same(
     tmp_path: Path, key: SecureMemory
 ) -> None:
     """A V16 clinic (the previous release, which stored each state as its plain Yjs update)
     upgrades: every state is stored deflated, reads back as exactly the same update, the
     charts, search and the snapshot pages peers receive are as before, and it keeps working."""
+    from core.records.audit_review import AuditFilter, list_entries
     from core.records.derived_check import derived_differences
     from core.records.replication import apply_snapshot_page, snapshot_page
     from core.store.state_codec import DEFLATED, unpack_state
@@ -510,6 +511,11 @@ def test_v17_deflates_every_record_state_of_v16_data_and_reads_them_back_the_sam
     ids = [records.add_patient(f"Fam{i}", "Given", "1980-01-01", mrn=f"M{i}").id for i in range(30)]
     records.add_allergy(ids[0], "Penicillin", "hives", "severe")
     records.update_patient(ids[1], {"phone": "555-0101"})
+    with v16.write("(unknown)", "user.sign_in_failed", "user", "ada"):
+        pass  # as a mistyped password is audited (core.records.workstation)
+    with v16.write("(unknown)", "user.sign_in_failed", "user", "bob"):
+        pass
+    ada_audit = list_entries(v16, AuditFilter(user="ada"))
     # What the previous release stored: the plain update (this code writes it deflated).
     plain = {
         str(rid): unpack_state(s) for rid, s in v16.query("SELECT id, state FROM record_states")
@@ -535,6 +541,21 @@ def test_v17_deflates_every_record_state_of_v16_data_and_reads_them_back_the_sam
     assert materialized(db) == before
     assert snapshot_page(db, None, 1000) == page  # peers receive the same plain states
     assert derived_differences(db) == []
+    # Stored by id alone, with no second b-tree of ids.
+    [(sql,)] = db.query("SELECT sql FROM sqlite_master WHERE name = 'record_states'")
+    assert sql.rstrip().endswith("WITHOUT ROWID")
+    assert not db.query("SELECT 1 FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_record%'")
+    # An account's audit entries (its own and failed sign-ins naming it) are found as before,
+    # through indexes: the failed sign-ins' partial index replaced the index by entity id.
+    assert [e.seq for e in list_entries(db, AuditFilter(user="ada"))] == [e.seq for e in ada_audit]
+    assert any(e.action == "user.sign_in_failed" for e in ada_audit)
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    list_entries(db, AuditFilter(user="ada"))
+    db._conn.set_trace_callback(None)
+    [sql] = [s for s in statements if "FROM audit_log" in s]
+    plan = " ".join(str(row[-1]) for row in db.query("EXPLAIN QUERY PLAN " + sql))
+    assert "INDEX audit_log_by_actor" in plan and "INDEX audit_log_failed_sign_ins" in plan
     upgraded = ClinicRecords(db, "ada")
     assert upgraded.allergies(ids[0]) == chart
     assert [p.id for p in upgraded.search_patients("fam1")][:1] == [ids[1]]
