@@ -556,6 +556,7 @@ def test_v17_stores_v16_record_states_deflated_by_id_and_reads_them_back_the_sam
     [sql] = [s for s in statements if "FROM audit_log" in s]
     plan = " ".join(str(row[-1]) for row in db.query("EXPLAIN QUERY PLAN " + sql))
     assert "INDEX audit_log_by_actor" in plan and "INDEX audit_log_failed_sign_ins" in plan
+    assert db.query("SELECT v FROM patients_fts_config WHERE k = 'automerge'") == [(2,)]
     upgraded = ClinicRecords(db, "ada")
     assert upgraded.allergies(ids[0]) == chart
     assert [p.id for p in upgraded.search_patients("fam1")][:1] == [ids[1]]
