@@ -558,7 +558,7 @@ CREATE INDEX record_states_authz ON record_states (type) WHERE type IN ('user', 
 
 # V17 (issue #17, a workstation a third the size, and fewer pages per local write):
 # - Record states are kept deflated with a preset dictionary of Careline's field names and
-#   entry shape (core.store.state_codec): 341 -> about 145 bytes for a three-field patient.
+#   entry shape (core.store.state_codec): 341 -> about 146 bytes for a three-field patient.
 #   Only the at-rest form changes: every reader inflates, and snapshot pages, ops and peers
 #   still see the plain Yjs state. ``careline_pack_state`` is that codec, registered on the
 #   connection by ``migrate`` (it leaves a state already packed as it is).

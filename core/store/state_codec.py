@@ -2,7 +2,7 @@ r"""How a record document's state is kept at rest in ``record_states.state`` (sc
 
 A record's state is its full Yjs (v1) update. Stored as is, a three-field patient takes
 about 340 bytes, most of it the same JSON shape and field names in every register entry.
-At rest it is deflated with a preset dictionary of that shape (about 160 bytes: README,
+At rest it is deflated with a preset dictionary of that shape (about 146 bytes: README,
 Performance). Everything else stays plain Yjs: snapshot pages, ops, backups' exports and
 every peer see exactly the bytes ``unpack_state`` returns, so older replicas sync as before.
 
