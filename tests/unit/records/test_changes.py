@@ -100,7 +100,7 @@ def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> N
     assert op.prev.hex() == chain_before
 
     # One record state, one materialized row: the patient's.
-    assert [row[0] for row in changed["record_states"][0]] == [pid]  # WITHOUT ROWID: id first
+    assert [row[1] for row in changed["record_states"][0]] == [pid]
     [new_row] = changed["patients"][0]
     assert new_row[1] == pid and new_row[4] == "Chinedu"
     assert [p.id for p in r.search_patients("chinedu")] == [pid]
