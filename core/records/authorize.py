@@ -29,6 +29,7 @@ from core.records.permissions import CLINIC_OBJECT, WHO, Rule, field_permission,
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, StoreTuples
 from core.records.types import RECORD_TYPES
 from core.store.database import Database, Transaction
+from core.store.state_codec import unpack_state
 
 ENFORCING = True  # tests written before authorization turn this off (tests/conftest.py)
 
@@ -85,7 +86,7 @@ def patient_of(
         if state:  # deleted (no row): the document still names its patient
             from core.records import crdt
 
-            doc = crdt.load(bytes(state[0][0]), 0)
+            doc = crdt.load(unpack_state(state[0][0]), 0)
             found = crdt.winner(doc, "patient_id")
             if found is not None and found.value:
                 return str(found.value)

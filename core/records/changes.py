@@ -25,6 +25,7 @@ from core.records.spec import Mutation
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Row, Transaction
+from core.store.state_codec import pack_state, unpack_state
 
 
 class RecordTypeMismatchError(ValueError):
@@ -76,7 +77,7 @@ def loaded_from(record_id: str, type_name: str, row: Row | None, client_id: int)
     if row is None:
         doc, vector = crdt.load_with_vector(None, client_id)
         return Loaded(doc, {}, vector, fresh=True)
-    doc, vector = crdt.load_with_vector(bytes(row[1]), client_id)
+    doc, vector = crdt.load_with_vector(unpack_state(row[1]), client_id)
     return Loaded(doc, parse_digests(row[2]), vector)
 
 
@@ -147,7 +148,7 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
                         tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh
                     )
                     state = doc.get_update()
-        row = (record_id, type_name, state, digests_value(digests))
+        row = (record_id, type_name, pack_state(state), digests_value(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))
     writes.flush()

@@ -16,6 +16,7 @@ from core.records.materialize import derive
 from core.records.rows import Rows
 from core.records.types import RECORD_TYPES, RecordType
 from core.store.database import Database
+from core.store.state_codec import unpack_state
 
 BATCH = 500
 # A document is only read here; a client id is needed to load one, never used to write.
@@ -106,7 +107,7 @@ def derived_differences(db: Database, batch_size: int = BATCH) -> list[str]:
             break
         after = str(rows[-1][0])
         batch = [
-            (str(r[0]), RECORD_TYPES[str(r[1])], bytes(r[2]))
+            (str(r[0]), RECORD_TYPES[str(r[1])], unpack_state(r[2]))
             for r in rows
             if str(r[1]) in RECORD_TYPES  # a newer version's type has no table here
         ]

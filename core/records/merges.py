@@ -32,6 +32,7 @@ from core.records.errors import ValidationError
 from core.records.models import Patient, PatientSummary
 from core.records.rows import hlc_time
 from core.store.database import Transaction
+from core.store.state_codec import unpack_state
 
 _SUMMARY = "id, family, given, birth_date, mrn, sex"
 
@@ -68,7 +69,7 @@ class DuplicatePair:
 
 def _state(tx: Any, patient_id: str) -> RecordDoc | None:
     rows = tx.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
-    return crdt.load(bytes(rows[0][0]), 0) if rows else None
+    return crdt.load(unpack_state(rows[0][0]), 0) if rows else None
 
 
 def merge_of(tx: Any, patient_id: str) -> Merge | None:

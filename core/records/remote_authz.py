@@ -49,6 +49,7 @@ from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
 from core.store.oplog import Op, parse_hlc
+from core.store.state_codec import unpack_state
 
 HISTORY_FIELDS = AUTHZ_HISTORY
 # What registering a patient writes besides ``created_at``: its demographics.
@@ -281,7 +282,7 @@ def load_history(db: Database | Transaction) -> History:
     for rid, state in db.query(
         "SELECT id, state FROM record_states WHERE type IN ('user', 'relation')"
     ):
-        doc = crdt.load(bytes(state), 0)
+        doc = crdt.load(unpack_state(state), 0)
         history.add_doc(str(rid), types[str(rid)], doc, True)
     return history
 

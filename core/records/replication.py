@@ -28,6 +28,7 @@ from core.records.materialize import MalformedRecordError
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database, Row, Transaction
+from core.store.state_codec import unpack_state
 
 
 class ApplyError(ValueError):
@@ -347,7 +348,7 @@ def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:
         "SELECT id, type, state FROM record_states WHERE id > ? ORDER BY id LIMIT ?",
         (after or "", limit),
     )
-    records = tuple(RecordState(str(r[0]), str(r[1]), bytes(r[2])) for r in rows)
+    records = tuple(RecordState(str(r[0]), str(r[1]), unpack_state(r[2])) for r in rows)
     next_after = records[-1].record_id if len(records) == limit else None
     return SnapshotPage(vector, records, next_after)
 

@@ -30,6 +30,7 @@ from core.records.notes import Note, Notes
 from core.records.schedule import Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now
+from core.store.state_codec import unpack_state
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def visit_list_items(
     rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
     if not rows:
         return {name: [] for name in PATIENT_LISTS}
-    sets = crdt.all_elements(crdt.load(rows[0][0], 1))
+    sets = crdt.all_elements(crdt.load(unpack_state(rows[0][0]), 1))
     return {
         name: [
             {"id": e.element_id, **e.value}
@@ -261,6 +262,6 @@ def _created_at(records: ClinicRecords, record_ids: list[str]) -> dict[str, tupl
     for record_id in record_ids:
         rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
         if rows:
-            entry = crdt.winner(crdt.load(rows[0][0], 1), "created_at")
+            entry = crdt.winner(crdt.load(unpack_state(rows[0][0]), 1), "created_at")
             found[record_id] = (str(entry.value), entry.hlc) if entry is not None else ("", "")
     return found

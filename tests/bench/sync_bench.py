@@ -37,6 +37,7 @@ from core.records.replication import apply_ops, ops_for
 from core.store import op_signer
 from core.store.database import Database
 from core.store.oplog import Op
+from core.store.state_codec import unpack_state
 from core.sync import protocol
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -226,7 +227,9 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
     ops: list[Op] = ops_for(source, {}, 10**9)
     certificates = op_trust.certificates_for(source, [op.origin for op in ops])
     signing = signing_cost(ops, certificates)
-    states = {str(r): bytes(s) for r, s in source.query("SELECT id, state FROM record_states")}
+    states = {
+        str(r): unpack_state(s) for r, s in source.query("SELECT id, state FROM record_states")
+    }
     source.close()
 
     verified_db = _db(folder, "apply-target.db")

@@ -21,6 +21,7 @@ from core.crypto.keyslots import make_slot
 from core.crypto.streaming import MIN_CHUNK_SIZE, encrypt_stream
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records import replication
+from core.store.state_codec import unpack_state
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from tests.fuzz.campaign import CORPUS
@@ -90,7 +91,10 @@ def crdt_update_seeds() -> Seeds:
         source.db.query("SELECT id, state FROM record_states ORDER BY id")
     ):
         selector = 0 if types[str(record_id)] == "patient" else 4
-        yield f"state-{n}", crdt_update.join(crdt_update.SNAPSHOT | selector, b"", bytes(state))
+        yield (
+            f"state-{n}",
+            crdt_update.join(crdt_update.SNAPSHOT | selector, b"", unpack_state(state)),
+        )
 
 
 def keyslot_file() -> Seeds:

@@ -45,6 +45,7 @@ from core.records.schedule import Appointment
 from core.records.types import ALLERGIES, ENCOUNTER, MEDICATIONS, OBSERVATION, PROBLEMS
 from core.records.visits import Visit
 from core.records.vital_signs import Reading
+from core.store.state_codec import unpack_state
 
 # Not a server anyone can reach (.invalid is reserved): a base for the entries' full URLs,
 # so the relative references between them resolve as FHIR's bundle rules say.
@@ -167,7 +168,7 @@ class _Builder:
         rows = self.db.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
         if not rows:
             return {}
-        doc = crdt.load(bytes(rows[0][0]), 0)
+        doc = crdt.load(unpack_state(rows[0][0]), 0)
         found = crdt.all_elements(doc)
         return {
             e.element_id: (e.author, hlc_time(e.hlc))

@@ -18,6 +18,7 @@ from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.store import oplog
 from core.store.oplog import parse_hlc
+from core.store.state_codec import unpack_state
 from tests.unit.sync.replicas import dump_diff, full_dump, new_replica
 
 
@@ -43,7 +44,7 @@ def _trust(r: ClinicRecords) -> op_trust.Trust:
 def _record_doc(r: ClinicRecords, record_id: str) -> RecordDoc:
     """The record's stored document, read without writing anything."""
     [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
-    return crdt.load(bytes(state), 1)
+    return crdt.load(unpack_state(state), 1)
 
 
 def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> None:
@@ -87,7 +88,7 @@ def test_one_edit_is_one_transaction_writing_state_row_index_op_and_audit() -> N
     wall, _, replica = parse_hlc(hlc)
     assert replica == me and hlc > max(str(row[7]) for row in before["oplog"])
     # The update bytes are the change: applied to the old state they give the new one.
-    replayed = crdt.load(bytes(state_before), 7)
+    replayed = crdt.load(unpack_state(state_before), 7)
     replayed.apply_update(bytes(update))
     assert crdt.all_live(replayed) == crdt.all_live(_record_doc(r, pid))
     assert [e.value for e in crdt.live(replayed, "given")] == ["Chinedu"]

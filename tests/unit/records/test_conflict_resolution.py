@@ -20,6 +20,7 @@ from core.records.models import Conflict
 from core.records.notes import Notes
 from core.store import oplog
 from core.store.database import Row
+from core.store.state_codec import unpack_state
 from tests.unit.sync.replicas import assert_converged, dump_diff, full_dump, new_replica, sync_pair
 
 
@@ -66,7 +67,7 @@ def _resolve(r: ClinicRecords, conflict: Conflict, **how: Any) -> Row:
 
 def _live(r: ClinicRecords, record_id: str, field: str) -> list[crdt.RegisterEntry]:
     [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
-    return crdt.live(crdt.load(bytes(state), 1), field)
+    return crdt.live(crdt.load(unpack_state(state), 1), field)
 
 
 @pytest.mark.parametrize("how", ["choose bob's", "new value"])

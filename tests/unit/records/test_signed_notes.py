@@ -28,6 +28,7 @@ from core.records.replication import (
     replica_id,
 )
 from core.store.oplog import Op, format_hlc, identity
+from core.store.state_codec import unpack_state
 from core.sync.session import SyncError
 from tests.clinic_identity import certificate_of, signed_as
 from tests.fuzz.campaign import CORPUS
@@ -164,7 +165,7 @@ def test_a_snapshot_page_that_unsigns_a_note_is_refused() -> None:
     a, b, note_id, _ = _signed_note_on_two_replicas()
     _forge(b, note_id, FORGERIES["unsign"][0])
     [(state,)] = b.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    page = SnapshotPage({}, (RecordState(note_id, "note", bytes(state)),), None)
+    page = SnapshotPage({}, (RecordState(note_id, "note", unpack_state(state)),), None)
     before = materialized(a)
     with pytest.raises(ApplyError, match=f"signed_at of a signed note \\({note_id}\\)"):
         apply_snapshot_page(a.db, page, "peer")
@@ -190,7 +191,7 @@ def _forged_note(
     forger_db = new_replica("mallory").db
     forger = identity(forger_db)
     [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), forger.client_id)
+    doc = crdt.load(unpack_state(state), forger.client_id)
     deps = doc.get_state()
     forgery(doc)
     hlc = format_hlc(int(time.time() * 1000), 0, forger.replica_id)
@@ -218,7 +219,7 @@ def test_a_snapshot_state_with_a_malformed_entry_is_refused() -> None:
     a, _, note_id, _ = _signed_note_on_two_replicas()
     op, _ = _forged_note(a, note_id, _entry_with_bad_hlc)
     [(state,)] = a.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), 4243)
+    doc = crdt.load(unpack_state(state), 4243)
     doc.apply_update(op.update)
     page = SnapshotPage({}, (RecordState(note_id, "note", doc.get_update()),), None)
     before = full_dump(a)
@@ -244,7 +245,7 @@ def test_a_note_state_without_its_author_is_refused() -> None:
     # note's derived row broke the notes table's NOT NULL author, an IntegrityError.
     a, b, note_id, _ = _signed_note_on_two_replicas()
     [(state,)] = b.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
-    doc = crdt.load(bytes(state), 4244)
+    doc = crdt.load(unpack_state(state), 4244)
     registers = doc.get("r", type=Map)
     for key in [k for k in registers if k.startswith("author/")]:
         del registers[key]

@@ -20,6 +20,7 @@ from core.records.errors import (
 )
 from core.records.staff import LastAdminError
 from core.records.workstation import Workstation
+from core.store.state_codec import unpack_state
 from tests.conftest import PASSWORD
 
 FIRST = "tulip window seventeen"
@@ -197,7 +198,7 @@ def test_earlier_releases_read_a_nurse_as_front_desk_and_role_changes_keep_both(
         state = workstation.database.query(
             "SELECT state FROM record_states WHERE id = ?", (f"user:{name}",)
         )[0][0]
-        doc = crdt.load(bytes(state), 1)
+        doc = crdt.load(unpack_state(state), 1)
         role, staff_role = crdt.winner(doc, "role"), crdt.winner(doc, "staff_role")
         return (role.value if role else None, staff_role.value if staff_role else None)
 

@@ -23,6 +23,7 @@ from core.records.materialize import derive
 from core.records.medications import Medications
 from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database
+from core.store.state_codec import unpack_state
 from tests.clinic_identity import join_test_clinic
 from tests.newer_release import (
     NEWER_MIGRATIONS,
@@ -138,7 +139,7 @@ def test_the_parts_a_version_does_not_know_are_named() -> None:
     newer = newer_replica("newer")
     pid = newer_chart(newer)
     [state] = newer.db.query("SELECT state FROM record_states WHERE id = ?", (pid,))
-    doc = load(bytes(state[0]), 1)
+    doc = load(unpack_state(state[0]), 1)
 
     assert derive(pid, NEWER_PATIENT, doc).unknown == ()
     assert derive(pid, PATIENT, doc).unknown == (

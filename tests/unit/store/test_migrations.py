@@ -490,3 +490,76 @@ def test_v16_lets_the_permission_history_load_without_reading_every_record(
         sorted(db.query("SELECT id, type FROM record_states WHERE type IN ('user', 'relation')"))
         == held
     )
+
+
+def test_v17_deflates_every_record_state_of_v16_data_and_reads_them_back_the_same(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V16 clinic (the previous release, which stored each state as its plain Yjs update)
+    upgrades: every state is stored deflated, reads back as exactly the same update, the
+    charts, search and the snapshot pages peers receive are as before, and it keeps working."""
+    from core.records.audit_review import AuditFilter, list_entries
+    from core.records.derived_check import derived_differences
+    from core.records.replication import apply_snapshot_page, snapshot_page
+    from core.store.state_codec import DEFLATED, unpack_state
+    from tests.unit.sync.replicas import materialized, new_replica
+
+    path = tmp_path / "v16.db"
+    v16 = Database.create(path, key, migrations=MIGRATIONS[: SHIPPED.index(17)])
+    records = ClinicRecords(v16, "ada")
+    records.set_up_clinic("Clinic", "ada", "Ada Admin", "correct horse battery staple")
+    ids = [records.add_patient(f"Fam{i}", "Given", "1980-01-01", mrn=f"M{i}").id for i in range(30)]
+    records.add_allergy(ids[0], "Penicillin", "hives", "severe")
+    records.update_patient(ids[1], {"phone": "555-0101"})
+    with v16.write("(unknown)", "user.sign_in_failed", "user", "ada"):
+        pass  # as a mistyped password is audited (core.records.workstation)
+    with v16.write("(unknown)", "user.sign_in_failed", "user", "bob"):
+        pass
+    ada_audit = list_entries(v16, AuditFilter(user="ada"))
+    # What the previous release stored: the plain update (this code writes it deflated).
+    plain = {
+        str(rid): unpack_state(s) for rid, s in v16.query("SELECT id, state FROM record_states")
+    }
+    with v16.write("t", "test.previous_release", "record_states", "all") as tx:
+        for rid, state in plain.items():
+            tx.execute("UPDATE record_states SET state = ? WHERE id = ?", (state, rid))
+    [(plain_bytes,)] = v16.query("SELECT sum(length(state)) FROM record_states")
+    before = materialized(v16)
+    page = snapshot_page(v16, None, 1000)
+    chart = records.allergies(ids[0])
+    v16.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    stored = {str(rid): bytes(s) for rid, s in db.query("SELECT id, state FROM record_states")}
+    assert stored.keys() == plain.keys()
+    assert all(
+        s.startswith(DEFLATED) and unpack_state(s) == plain[rid] for rid, s in stored.items()
+    )
+    [(packed_bytes,)] = db.query("SELECT sum(length(state)) FROM record_states")
+    assert packed_bytes * 2 < plain_bytes
+    assert materialized(db) == before
+    assert snapshot_page(db, None, 1000) == page  # peers receive the same plain states
+    assert derived_differences(db) == []
+    # An account's audit entries (its own and failed sign-ins naming it) are found as before,
+    # through indexes: the failed sign-ins' partial index replaced the index by entity id.
+    assert [e.seq for e in list_entries(db, AuditFilter(user="ada"))] == [e.seq for e in ada_audit]
+    assert any(e.action == "user.sign_in_failed" for e in ada_audit)
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    list_entries(db, AuditFilter(user="ada"))
+    db._conn.set_trace_callback(None)
+    [sql] = [s for s in statements if "FROM audit_log" in s]
+    plan = " ".join(str(row[-1]) for row in db.query("EXPLAIN QUERY PLAN " + sql))
+    assert "INDEX audit_log_by_actor" in plan and "INDEX audit_log_failed_sign_ins" in plan
+    assert db.query("SELECT v FROM patients_fts_config WHERE k = 'automerge'") == [(2,)]
+    upgraded = ClinicRecords(db, "ada")
+    assert upgraded.allergies(ids[0]) == chart
+    assert [p.id for p in upgraded.search_patients("fam1")][:1] == [ids[1]]
+    upgraded.update_patient(ids[2], {"given": "Changed"})
+    assert upgraded.get_patient(ids[2]).given == "Changed"
+    # A new workstation bootstrapped from the upgraded one's pages holds the same charts.
+    fresh = new_replica("ada")
+    apply_snapshot_page(fresh.db, snapshot_page(db, None, 1000), "peer")
+    assert fresh.allergies(ids[0]) == chart and fresh.get_patient(ids[2]).given == "Changed"
+    db.close()

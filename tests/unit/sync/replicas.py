@@ -25,6 +25,7 @@ from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
 from core.records.types import PATIENT, RECORD_TYPES
 from core.store.database import Database, Row, _apply_key
+from core.store.state_codec import unpack_state
 from core.sync.responder import Responder
 from core.sync.session import SyncError, SyncReport, SyncSession, sync
 from core.sync.transport import LocalTransport, TransportError
@@ -170,7 +171,12 @@ def materialized(replica: ClinicRecords | Database) -> Dump:
     # by the digests of what was derived from them (whichever way they are stored: JSON
     # text before schema V14 and for unusual shapes, 24 bytes since).
     out["record_states"] = [
-        (rid, rtype, document_content(bytes(state)), tuple(sorted(parse_digests(derived).items())))
+        (
+            rid,
+            rtype,
+            document_content(unpack_state(state)),
+            tuple(sorted(parse_digests(derived).items())),
+        )
         for rid, rtype, state, derived in out["record_states"]
     ]
     for fts in shadows:

@@ -46,6 +46,7 @@ from core.records.schedule import Schedule
 from core.records.types import APPOINTMENT_STATUSES, PATIENT
 from core.records.visits import Visits
 from core.records.vital_signs import Reading, VitalSigns
+from core.store.state_codec import unpack_state
 from tests.unit.sync.replicas import (
     FAULTS,
     Wire,
@@ -253,7 +254,7 @@ class Oracle:
 def _doc(r: ClinicRecords, record_id: str) -> crdt.RecordDoc:
     """A record's stored document, read without writing anything."""
     [(state,)] = r.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
-    return crdt.load(bytes(state), 1)
+    return crdt.load(unpack_state(state), 1)
 
 
 def _history_ids(r: ClinicRecords, pid: str, lname: str) -> set[str]:

@@ -28,6 +28,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS
+from core.store.state_codec import unpack_state
 from tests.clinic_identity import join_test_clinic
 from tests.newer_release import NEWER_MIGRATIONS, newer_code, refer, set_preferred_name
 from tests.unit.sync.replicas import assert_converged, pull_from
@@ -133,7 +134,7 @@ def test_two_releases_converge_and_lose_nothing_once_all_are_upgraded(
             for pid in preferred:
                 [state] = held.query("SELECT state FROM record_states WHERE id = ?", (pid,))
                 # Deletion is its own register: the new field's value is never dropped.
-                doc = crdt.load(bytes(state[0]), 1)
+                doc = crdt.load(unpack_state(state[0]), 1)
                 assert crdt.live(doc, "preferred_name"), f"preferred name of {pid} lost"
         for r in replicas:
             r.db.close()

@@ -16,6 +16,7 @@ from core.records.fhir.export import export_bundle
 from core.records.fhir.importer import import_bundle
 from core.records.vital_signs import VitalSigns
 from core.store.database import Database
+from core.store.state_codec import unpack_state
 from tests.clinic_identity import join_test_clinic
 from tests.unit.sync.replicas import new_replica, sync_pair
 
@@ -70,7 +71,7 @@ def test_an_import_killed_midway_resumes_here_and_elsewhere_without_duplicates(
     sources = [str(s) for (s,) in db.query("SELECT source FROM patients ORDER BY source")]
     assert len(set(sources)) == 3 and all(s.startswith("fhir:") for s in sources)
     (state,) = db.query("SELECT state FROM record_states WHERE type = 'observation' LIMIT 1")[0]
-    reading = crdt.winner(crdt.load(bytes(state), 0), "source")
+    reading = crdt.winner(crdt.load(unpack_state(state), 0), "source")
     assert reading is not None and "|Observation/" in str(reading.value)
 
     # Another workstation, once synced, creates nothing either: the sources came with it.

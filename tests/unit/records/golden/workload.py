@@ -32,6 +32,7 @@ from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
 from core.records.replication import apply_ops
 from core.store import oplog
+from core.store.state_codec import unpack_state
 from tests.clinic_identity import vouched
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
 
@@ -191,7 +192,7 @@ def canonical_dump(replica: ClinicRecords) -> str:
     for table, rows in sorted(materialized(replica).items()):
         lines += [f"{table}\t{json.dumps(list(row), default=_plain)}" for row in rows]
     for rid, state in replica.db.query("SELECT id, state FROM record_states ORDER BY id"):
-        lines.append(f"record_state_bytes\t{json.dumps([rid, _plain(state)])}")
+        lines.append(f"record_state_bytes\t{json.dumps([rid, _plain(unpack_state(state))])}")
     for conflict in replica.conflicts():
         lines.append(f"inbox\t{json.dumps(conflict.to_dict(), sort_keys=True)}")
     return "\n".join(lines) + "\n"
