@@ -28,8 +28,8 @@ from core.store.database import Database, Transaction
 BROAD_MATCHES = 20_000
 # Walking and checking one candidate costs about as much as this many matches cost the
 # sorted query (join, sort); measured with tests/bench/search_bench.py.
-WALK_COST = 15
-FIRST_CHUNK = 256
+WALK_COST = 25
+MIN_CHUNK = 32
 MAX_CHUNK = 8_192
 
 # Same columns and tokenizer as ``patients_fts`` (store migrations V2, V14; a test checks they
@@ -94,7 +94,7 @@ def first_rowids(db: Database, query: str, need: int, broad_at: int) -> list[int
         clinic = int(rows[0][0] or 0)
         found: list[int] = []
         walked = 0
-        chunk = FIRST_CHUNK
+        chunk = max(MIN_CHUNK, min(need, MAX_CHUNK))  # as if every patient matched
         after: tuple[str, str] | None = None
         while len(found) < need:
             batch = (
@@ -109,10 +109,11 @@ def first_rowids(db: Database, query: str, need: int, broad_at: int) -> list[int
             walked += len(batch)
             if len(found) >= need or len(batch) < chunk:
                 break
-            # Go on only while finishing the walk looks cheaper than sorting every match.
+            # Go on only while finishing the walk looks cheaper than sorting every match;
+            # the next chunk is what the share found so far says is left (and a little).
             share = max(len(found), 1) / walked
             to_walk = (need - len(found)) / share
             if to_walk * WALK_COST > max(broad_at, share * clinic):
                 return None
-            chunk = min(chunk * 2, MAX_CHUNK)
+            chunk = max(MIN_CHUNK, min(round(to_walk * 1.1) + MIN_CHUNK, MAX_CHUNK))
         return found[:need]
