@@ -16,7 +16,15 @@ from typing import Any
 
 from core.authz.tuples import RelationTuple
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params, hash_password, verify_password
-from core.records import authorize, break_glass_audit, crdt, merged, relations, set_conflicts
+from core.records import (
+    authorize,
+    break_glass_audit,
+    crdt,
+    merged,
+    patient_search,
+    relations,
+    set_conflicts,
+)
 from core.records import validation as v
 from core.records.changes import change
 from core.records.crdt import RecordDoc
@@ -441,13 +449,35 @@ class ClinicRecords:
         )
         return [_summary(r) for r in rows]
 
-    def search_patients(self, text: str, limit: int = 50, offset: int = 0) -> list[PatientSummary]:
+    def search_patients(
+        self,
+        text: str,
+        limit: int = 50,
+        offset: int = 0,
+        broad_at: int = patient_search.BROAD_MATCHES,
+    ) -> list[PatientSummary]:
         """Prefix search over family and given names, MRN and birth date, in name order.
-        A merged duplicate's name or MRN finds its survivor (core/records/merged.py)."""
+        A merged duplicate's name or MRN finds its survivor (core/records/merged.py).
+        A query matching more than ``broad_at`` patients walks the name order for its page
+        instead of sorting every match (core/records/patient_search.py); same results."""
         self.require("patients.search")
         query = fts_prefix_query(text)
         if query is None:
             return self.list_patients(limit, offset)
+        if limit > 0 and offset >= 0 and patient_search.broad(self.db, query, broad_at):
+            found = patient_search.first_rowids(self.db, query, offset + limit, broad_at)
+            if found is not None:
+                page = found[offset:]
+                rows = self.db.query(
+                    f"SELECT {_SUMMARY_COLS} FROM patients p WHERE p.rowid IN "
+                    "(SELECT value FROM json_each(?)) ORDER BY p.sort_key, p.id",
+                    (json.dumps(page),),
+                )
+                return [_summary(r) for r in rows]
+        return self._sorted_search(query, limit, offset)
+
+    def _sorted_search(self, query: str, limit: int, offset: int) -> list[PatientSummary]:
+        """Every match of the FTS5 ``query`` sorted by name, then the page."""
         where, params = self._hidden()
         if not where:
             rows = self.db.query(

@@ -347,6 +347,14 @@ class Database:
             return list(self._require().execute(sql, params).fetchall())
 
     @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """Several statements with no other thread's in between and no transaction of their
+        own (each is its own, or joins a batch this thread has open): for a read that fills
+        and empties a temporary table (``temp_store`` is MEMORY: nothing reaches the disk)."""
+        with self._lock:
+            yield Transaction(self._require())
+
+    @contextmanager
     def write(
         self,
         actor: str,
