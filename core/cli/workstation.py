@@ -13,40 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from core import __version__
-from core.cli import (
-    access,
-    allergy,
-    appointment,
-    attachment,
-    audit,
-    backup,
-    break_glass,
-    conflicts,
-    db,
-    enroll,
-    fhir,
-    import_,
-    init,
-    keys,
-    med,
-    note,
-    pair,
-    password,
-    patient,
-    peers,
-    print_,
-    problem,
-    quarantine,
-    serve,
-    sync,
-    user,
-    visit,
-    vitals,
-)
 from core.cli.context import (
     EXIT_AUTH,
     EXIT_CHECK_FAILED,
@@ -56,7 +26,7 @@ from core.cli.context import (
     CliError,
     Context,
 )
-from core.cli.registry import CommandGroup
+from core.cli.registry import CommandGroup, LazyGroup
 from core.config.settings import ConfigError
 from core.crypto.secure_memory import disable_core_dumps
 from core.errors import CarelineError, plain_words
@@ -75,44 +45,56 @@ __all__ = [
     "CliError",
     "build_parser",
     "exit_code",
+    "parse",
     "run",
 ]
 
-# In the order ``careline --help`` lists them.
-GROUPS: tuple[CommandGroup, ...] = (
-    init.GROUP,
-    patient.GROUP,
-    allergy.GROUP,
-    appointment.GROUP,
-    visit.GROUP,
-    note.GROUP,
-    problem.GROUP,
-    med.GROUP,
-    attachment.GROUP,
-    conflicts.GROUP,
-    quarantine.GROUP,
-    enroll.GROUP,
-    pair.GROUP,
-    serve.GROUP,
-    peers.GROUP,
-    sync.GROUP,
-    password.GROUP,
-    keys.GROUP,
-    audit.GROUP,
-    break_glass.GROUP,
-    access.GROUP,
-    db.GROUP,
-    vitals.GROUP,
-    print_.GROUP,
-    user.GROUP,
-    backup.GROUP,
-    import_.GROUP,
-    fhir.GROUP,
+# In the order ``careline --help`` lists them. Each is imported only when it runs (its
+# module's GROUP has the same name and help; a unit test holds them equal).
+GROUPS: tuple[CommandGroup | LazyGroup, ...] = (
+    LazyGroup("init", "create a new encrypted clinic database (or --demo)", "core.cli.init"),
+    LazyGroup("patient", "patients", "core.cli.patient"),
+    LazyGroup("allergy", "allergies", "core.cli.allergy"),
+    LazyGroup("appointment", "the schedule", "core.cli.appointment"),
+    LazyGroup("visit", "visits (encounters)", "core.cli.visit"),
+    LazyGroup("note", "clinical notes", "core.cli.note"),
+    LazyGroup("problem", "problems (diagnoses) coded with ICD-10-CM", "core.cli.problem"),
+    LazyGroup("med", "medications: start, stop, change dose, list", "core.cli.med"),
+    LazyGroup("attachment", "files in a chart (letters, lab PDFs, photos)", "core.cli.attachment"),
+    LazyGroup("conflicts", "concurrent edits waiting for a decision", "core.cli.conflicts"),
+    LazyGroup("quarantine", "changes refused by signature checks", "core.cli.quarantine"),
+    LazyGroup(
+        "enroll",
+        "join a clinic server with an enrollment code (--machine: silent install)",
+        "core.cli.enroll",
+    ),
+    LazyGroup("pair", "pair LAN workstations", "core.cli.pair"),
+    LazyGroup("serve", "run headless as a LAN peer until stopped", "core.cli.serve"),
+    LazyGroup("peers", "LAN peers seen over mDNS, and which are trusted", "core.cli.peers"),
+    LazyGroup("sync", "sync with the clinic server", "core.cli.sync"),
+    LazyGroup("password", "your password", "core.cli.password"),
+    LazyGroup("keys", "recovery key, re-keying, forgotten passwords", "core.cli.keys"),
+    LazyGroup("audit", "audit log", "core.cli.audit"),
+    LazyGroup("break-glass", "emergency access to a chart, and its review", "core.cli.break_glass"),
+    LazyGroup("access", "who may read a chart: restricted charts, care teams", "core.cli.access"),
+    LazyGroup("db", "database", "core.cli.db"),
+    LazyGroup("vitals", "vital signs", "core.cli.vitals"),
+    LazyGroup("print", "print reports as PDF (summary, visit, day)", "core.cli.print_"),
+    LazyGroup("user", "staff accounts (administrators)", "core.cli.user"),
+    LazyGroup(
+        "backup", "sealed backups, and restoring one as a new workstation", "core.cli.backup"
+    ),
+    LazyGroup("import", "move a clinic in: import a patient list", "core.cli.import_"),
+    LazyGroup("fhir", "FHIR R4 bundles: export charts, import a bundle", "core.cli.fhir"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``careline`` grammar: the global options, then every command group."""
+def build_parser(loaded: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``careline`` grammar: the global options, then the command groups.
+
+    ``loaded``: the groups whose own grammar is loaded (the others are listed by name and
+    help only); by default all of them, the full grammar.
+    """
     parser = argparse.ArgumentParser(
         prog="careline",
         description="Careline clinic records. With no command, opens the desktop app.",
@@ -138,8 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
-        group.add_to(sub)
+        if isinstance(group, CommandGroup):
+            group.add_to(sub)
+        elif loaded is None or group.name in loaded:
+            group.load().add_to(sub)
+        else:
+            group.add_stub_to(sub)
     return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed as :func:`build_parser`'s full grammar would, importing only the
+    named command's group: a first pass with every group a stub finds the command (and
+    handles ``--help``, ``--version`` and a mistyped command as the full grammar does);
+    the second parses the whole line with that group's real grammar."""
+    command = build_parser(loaded=()).parse_known_args(argv)[0].command
+    return build_parser(loaded=() if command is None else (command,)).parse_args(argv)
 
 
 def exit_code(exc: CarelineError) -> int:
@@ -155,7 +151,7 @@ def exit_code(exc: CarelineError) -> int:
 
 def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int]) -> int:
     """Parse and run; ``open_gui`` is called when no command is given."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     disable_core_dumps()
     if args.command is None:
         return open_gui(args)

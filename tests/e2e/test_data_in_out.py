@@ -132,6 +132,7 @@ class Person:
     def __init__(self, app: Desktop) -> None:
         self.app = app
         self.screen = app.screen
+        self.dialog_title: str | None = None  # the dialog opened last
 
     def click(self, x: int, y: int, window: str | None = None, double: bool = False) -> None:
         """Click at (x, y) in ``window`` (default: the main window, at the screen's corner)."""
@@ -144,6 +145,7 @@ class Person:
         """Wait for a window titled ``title``; click its margin so it has the keyboard (as a
         window manager would give it); its id."""
         window = self.app.wait_title(title)
+        self.dialog_title = title
         self.app.pause(0.4)
         self.click(4, 4, window)
         return window
@@ -165,9 +167,12 @@ class Person:
         self.app.key(*["Down"] * item, "Return")
 
     def close_dialog(self) -> None:
-        """Escape, and the keyboard back to the main window."""
+        """Escape, wait for the dialog opened last to close, and the keyboard back to the
+        main window."""
+        assert self.dialog_title is not None, "no dialog was opened"
         self.app.key("Escape")
-        self.app.pause(0.4)
+        self.app.wait_gone(self.dialog_title)
+        self.dialog_title = None
         self.app.focus()
 
 

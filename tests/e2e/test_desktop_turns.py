@@ -71,11 +71,17 @@ def sign_in(app: Desktop, user: str, password: str) -> None:
     app.pause(3)  # the password's Argon2id check runs on the worker
 
 
-def close_dialog(app: Desktop) -> None:
-    """Escape, then hand the keyboard back to the main window, which a window manager
-    would do (the virtual screen has none)."""
+def new_patient(app: Desktop) -> None:
+    """Ctrl+N, and wait for the New patient form (its first field has the keyboard)."""
+    app.key("ctrl+n")
+    app.wait_title("New patient")
+
+
+def close_dialog(app: Desktop, title: str = "New patient") -> None:
+    """Escape, wait for the dialog to close, then hand the keyboard back to the main
+    window, which a window manager would do (the virtual screen has none)."""
     app.key("Escape")
-    app.pause(0.5)
+    app.wait_gone(title)
     app.focus()
 
 
@@ -91,8 +97,7 @@ def test_a_morning_at_the_front_desk_then_a_colleague_takes_over(
         app.shot("signed-in")
 
         # Two dates nobody could have been born on, typed and Tabbed past: refused.
-        app.key("ctrl+n")
-        app.pause(1)
+        new_patient(app)
         app.type("Future")
         app.key("Tab")
         app.type("Baby")
@@ -109,8 +114,7 @@ def test_a_morning_at_the_front_desk_then_a_colleague_takes_over(
         close_dialog(app)
 
         # The same patient again: the possible match is shown instead of a second chart.
-        app.key("ctrl+n")
-        app.pause(1)
+        new_patient(app)
         app.type("okafor")
         app.key("Tab")
         app.type("chinedu")
@@ -141,8 +145,7 @@ def test_a_morning_at_the_front_desk_then_a_colleague_takes_over(
         # A colleague who has never used this computer signs in and registers a baby.
         sign_in(app, NURSE, NURSE_PASSWORD)
         app.shot("nurse-signed-in")
-        app.key("ctrl+n")
-        app.pause(1)
+        new_patient(app)
         app.type("Mensah")
         app.key("Tab")
         app.type("Ama")

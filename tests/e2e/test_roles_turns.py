@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_desktop_turns import screen, sign_in
+from tests.e2e.test_desktop_turns import new_patient, screen, sign_in
 from tests.e2e.xdesktop import Desktop, VirtualScreen
 from tests.integration.test_cli import careline
 from tests.integration.test_cli_keys import new_clinic
@@ -91,8 +91,7 @@ def test_the_front_desk_then_a_nurse_at_one_workstation(
         sign_in(app, DESK, DESK_PASSWORD)
 
         # The front desk registers a walk-in; the new chart opens at once.
-        app.key("ctrl+n")
-        app.pause(1)
+        new_patient(app)
         app.type("Haddad")
         app.key("Tab")
         app.type("Leila")

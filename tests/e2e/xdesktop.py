@@ -176,6 +176,18 @@ class Desktop:
 
         return self.wait(probe, f"a window titled {text!r}", timeout)
 
+    def wait_gone(self, text: str, timeout: float = 30) -> None:
+        """Wait until no visible window's title contains ``text`` (a dialog has closed)."""
+
+        def probe() -> bool:
+            try:
+                found = self.screen.xdotool("search", "--onlyvisible", "--name", text)
+            except RuntimeError:  # xdotool exits 1 when nothing matches
+                return True
+            return not found.split()
+
+        self.wait(probe, f"no window titled {text!r}", timeout)
+
     def focus(self) -> None:
         """Give the app's visible top-level window the keyboard (there is no window manager)."""
         window = self._main_window()

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,12 +84,46 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "careline" / "releases"
 
 
+def _shared_libraries() -> list[str]:
+    """Where this interpreter's installed libraries are."""
+    return list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+
+
+def _share_libraries(venv: Path) -> None:
+    """Let the release's venv see this interpreter's installed libraries, behind its own.
+
+    pip then installs only what the release needs and this environment lacks (or has at
+    a version the release refuses) into the release's venv, where it comes first on the
+    path; the release's own code is always its own (this environment's ``careline`` is an
+    editable install, whose import hook a ``.pth`` path does not run). Installing every
+    dependency from nothing cost some 20 s of CPU and the downloads on a machine with an
+    empty cache (the suite's first upgrade test waited for it).
+    """
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", where], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    Path(found).mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"{path}\n" for path in _shared_libraries())
+    (Path(found) / "careline-shared-libraries.pth").write_text(lines)
+
+
+def _usable(done: Path) -> bool:
+    """A finished install whose shared libraries (listed after its first line) are still
+    there: a recreated environment elsewhere means building the release again."""
+    try:
+        lines = done.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return all(Path(path).is_dir() for path in lines[1:])
+
+
 def release(tag: str = PREVIOUS) -> Release:
     """The release ``tag`` installed in its own venv (built on first use, then cached)."""
     commit = commit_of(tag)
     root = cache_dir() / f"{tag}-{commit[:12]}"
     done = root / ".installed"
-    if done.exists():
+    if _usable(done):
         return Release(tag, commit, root)
     root.parent.mkdir(parents=True, exist_ok=True)
     # Built in place (a venv's scripts name their interpreter by absolute path, so it cannot
@@ -96,7 +131,7 @@ def release(tag: str = PREVIOUS) -> Release:
     # started again from nothing.
     with open(root.parent / f".{tag}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
+        if _usable(done):
             return Release(tag, commit, root)
         shutil.rmtree(root, ignore_errors=True)
         src = root / "src"
@@ -107,9 +142,22 @@ def release(tag: str = PREVIOUS) -> Release:
             capture_output=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-        subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
-        pip = [str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        # No pip of its own (bootstrapping one cost seconds): this environment's installs
+        # into it (``--python``).
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True
+        )
+        _share_libraries(root / "venv")
+        pip = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(root / "venv" / "bin" / "python"),
+            "install",
+            "--quiet",
+        ]
         # Not editable: the release's code lives in the venv, whatever happens to src.
         subprocess.run([*pip, f"{src}[server]"], check=True, capture_output=True)
-        done.write_text(f"{tag} {commit}\n")
+        done.write_text(f"{tag} {commit}\n" + "".join(f"{p}\n" for p in _shared_libraries()))
     return Release(tag, commit, root)

@@ -3,10 +3,15 @@ exit codes follow the contract (DESIGN.md section 4)."""
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import pytest
 
 from core.cli.context import EXIT_AUTH, EXIT_ERROR, EXIT_USAGE, CliError
-from core.cli.workstation import GROUPS, build_parser, exit_code
+from core.cli.registry import CommandGroup, LazyGroup
+from core.cli.workstation import GROUPS, build_parser, exit_code, parse
 from core.config.settings import ConfigError
 from core.errors import CarelineError
 from core.records.errors import AuthenticationError, StaleSlotError
@@ -52,8 +57,52 @@ def test_every_command_is_declared_once_and_dispatches_to_its_group() -> None:
     assert sorted(names) == sorted(CONTRACT)  # each once, none missing, none extra
     parser = build_parser()
     for group in GROUPS:
+        loaded = group.load() if isinstance(group, LazyGroup) else group
+        assert (loaded.name, loaded.help) == (group.name, group.help)
         args = parser.parse_args(["--json", *CONTRACT[group.name]])
-        assert args.command == group.name and args.handler is group.run and args.json
+        assert args.command == group.name and args.handler is loaded.run and args.json
+        # A command run loads only its own group, and parses as the full grammar does.
+        assert vars(parse(["--json", *CONTRACT[group.name]])) == vars(args)
+
+
+def test_a_command_imports_only_its_own_group() -> None:
+    """Each ``careline`` process runs one command; importing every group's code (sync,
+    attachments, FHIR, printing) made each one start a third of a second slower."""
+    script = (
+        "import sys\n"
+        "from core.cli.workstation import parse\n"
+        "parse(['patient', 'search', 'smith'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('core.cli.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    groups = {g.run.__module__ for g in GROUPS if isinstance(g, CommandGroup)}
+    groups |= {g.module for g in GROUPS if isinstance(g, LazyGroup)}
+    imported = set(ast.literal_eval(done.stdout))
+    assert imported & groups == {"core.cli.patient"}
+
+
+def test_a_lazy_group_that_is_not_the_one_listed_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="is not the group 'pets'"):
+        LazyGroup("pets", "patients", "core.cli.patient").load()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["bogus"], ["--bogus"], ["patient"], ["--json", "patient", "--bogus"],
+     ["patient", "--json", "search", "x"], ["--data-dir"], ["-h", "patient"],
+     ["patient", "add", "--help"], ["sync", "--help"]],
+)  # fmt: skip
+def test_help_and_usage_errors_are_those_of_the_full_grammar(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcomes = []
+    for parse_line in (build_parser().parse_args, parse):
+        with pytest.raises(SystemExit) as exited:
+            parse_line(argv)
+        outcomes.append((exited.value.code, capsys.readouterr()))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_patient_merge_commands_parse() -> None:
