@@ -93,15 +93,17 @@ _STORE_STATE = (
 # before schema V14 all are: ``parse_digests`` reads both.
 _DIGEST_PARTS = ("main", "children", "conflicts")
 _DIGEST_BYTES = 8 * len(_DIGEST_PARTS)
+_DIGEST_KEYS = frozenset(_DIGEST_PARTS)
 
 
 def digests_value(digests: dict[str, str]) -> bytes | str:
     """What the ``derived`` column stores for a record's digests."""
-    if digests.keys() == set(_DIGEST_PARTS):
+    if digests.keys() == _DIGEST_KEYS:
         hexes = [digests[part] for part in _DIGEST_PARTS]
         if all(len(h) == 16 for h in hexes):
-            packed = bytes.fromhex("".join(hexes))
-            if packed.hex() == "".join(hexes):  # lowercase hex only: reads back the same
+            joined = "".join(hexes)
+            packed = bytes.fromhex(joined)
+            if packed.hex() == joined:  # lowercase hex only: reads back the same
                 return packed
     return json.dumps(digests, sort_keys=True)
 

@@ -129,6 +129,16 @@ def empty(client_id: int) -> RecordDoc:
     return doc
 
 
+def load_update(state: bytes, client_id: int) -> RecordDoc:
+    """A document with this replica's Yjs client id, from a peer's encoded state: ``empty``
+    then ``apply_update`` (the same one pycrdt transaction, the same ValueError for a
+    malformed state), minus pycrdt's Python wrapper around the update call."""
+    doc: RecordDoc = Doc(client_id=client_id)
+    with refusing_panics(), doc.transaction() as txn:
+        doc._doc.apply_update(txn._txn, state)
+    return doc
+
+
 def load_with_vector(state: bytes | None, client_id: int) -> tuple[RecordDoc, bytes]:
     """``load``, and the loaded document's state vector, in one pycrdt transaction (the
     vector is complete as soon as the update is integrated; commit only tidies)."""
@@ -151,6 +161,7 @@ def _sets(doc: RecordDoc) -> Map[Any]:
 
 
 _DECODER = json.JSONDecoder()  # configured as json.loads' own default decoder
+_SCAN = _DECODER.scan_once
 
 
 def parse_json(raw: Any) -> Any:
@@ -158,9 +169,11 @@ def parse_json(raw: Any) -> Any:
     the small strings read here) when ``raw`` is one compact JSON object; anything else
     goes through json.loads itself, so every result and error is exactly json.loads'."""
     if type(raw) is str and raw[:1] == "{":
+        # raw_decode's own scanner, called directly (raw_decode only adds a Python frame
+        # and turns StopIteration into its error, which json.loads below raises anyway).
         try:
-            value, end = _DECODER.raw_decode(raw)
-        except ValueError:
+            value, end = _SCAN(raw, 0)
+        except (ValueError, StopIteration):
             return json.loads(raw)  # raises json.loads' own error
         if end == len(raw):
             return value
@@ -202,19 +215,21 @@ def _entry(write_id: str, raw: str) -> RegisterEntry:
     # Entries never change once written, and each record is re-derived after every change,
     # so the same entries are parsed over and over: cache them (immutable results).
     data = parse_json(raw)
-    fields = {
-        "write_id": write_id,
-        "value": data["v"],
-        "hlc": data["h"],
-        "author": data["a"],
-        "supersedes": tuple(data.get("s", ())),
-        "observes": tuple(data.get("o", ())),
-    }
     # The frozen dataclass's __init__ costs more than the parse; filling the instance's
-    # dict makes the very same object (every field, in declaration order).
-    entry: RegisterEntry = object.__new__(RegisterEntry)
-    entry.__dict__.update(fields)
+    # dict makes the very same object (every field, in declaration order; a first
+    # download parses every entry once, so this runs for each).
+    entry: RegisterEntry = _new(RegisterEntry)
+    fields = entry.__dict__
+    fields["write_id"] = write_id
+    fields["value"] = data["v"]
+    fields["hlc"] = data["h"]
+    fields["author"] = data["a"]
+    fields["supersedes"] = tuple(data.get("s", ()))
+    fields["observes"] = tuple(data.get("o", ()))
     return entry
+
+
+_new = object.__new__
 
 
 # Words, runs of spaces and single punctuation marks: the units a text edit is diffed in.
@@ -376,9 +391,19 @@ def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
 
 def root_names(doc: RecordDoc) -> set[str]:
     """Names of the document's root types. A root nothing was ever written under does not
-    exist (in a document loaded from its state): reading it would find nothing. Cheapest
-    before any root is read, as pycrdt then wraps none of them."""
-    return set(doc.keys())
+    exist (in a document loaded from its state): reading it would find nothing."""
+    # Straight from pycrdt's Rust document: ``doc.keys()`` wraps every root in a Python
+    # shared type first, only for its name to be kept.
+    with doc.transaction() as txn:
+        return set(doc._doc.roots(txn._txn))
+
+
+def text_value(doc: RecordDoc, field: str) -> str:
+    """``str(text(doc, field))``, without building pycrdt's Python wrapper of the root."""
+    with doc.transaction() as txn:
+        native = txn._txn
+        result: str = doc._doc.get_or_insert_text(native, f"t:{field}").get_string(native)
+        return result
 
 
 def _read_root(
@@ -389,13 +414,18 @@ def _read_root(
     ``root_names``, to skip a root that does not exist (reading it would create it empty)."""
     if roots is not None and root not in roots:
         return {}
-    shared: Map[Any]
-    if in_transaction:
-        shared = doc.get(root, type=Map)
-        return _read_map(shared, maybe_empty=root != "r")
-    with doc.transaction():  # one pycrdt transaction for the root lookup and the read
-        shared = doc.get(root, type=Map)
-        return _read_map(shared, maybe_empty=root != "r")
+    # One pycrdt transaction for the root lookup and the read (the caller's, if it holds
+    # one), made on pycrdt's Rust objects: ``doc.get(root, type=Map)`` would build a Python
+    # wrapper around the very same ``get_or_insert_map`` call, costing more than the read.
+    with doc.transaction() as txn:
+        native = txn._txn
+        shared = doc._doc.get_or_insert_map(native, root)
+        if root != "r" and not shared.len(native):  # cheaper than serialising it empty
+            return {}
+        data = parse_json(shared.to_json(native))
+    if not isinstance(data, dict):
+        raise ValueError("shared map did not serialise to an object")
+    return data
 
 
 def all_live(doc: RecordDoc, in_transaction: bool = False) -> dict[str, list[RegisterEntry]]:

@@ -205,7 +205,7 @@ def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     children: dict[str, Rows] = {}
     conflicts = _conflict_rows(record_id, rtype, live, deleted, unseen)
     for text in rtype.texts:
-        values[text.name] = str(crdt.text(doc, text.name))
+        values[text.name] = crdt.text_value(doc, text.name)
     if rtype.derive_hook is not None:
         conflicts += rtype.derive_hook(record_id, doc, values)
     if visible and (rtype.row_requires is None or values[rtype.row_requires] is not None):
