@@ -321,7 +321,7 @@ def summary(doc: RecordDoc) -> Summary:
                 out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
         for root in roots:
             if root.startswith("t:"):
-                out[root] = str(crdt.text(doc, root[2:]))
+                out[root] = crdt.text_value(doc, root[2:])
     return out
 
 
