@@ -104,9 +104,19 @@ def refusing_panics(
     try:
         yield
     except BaseException as exc:
-        if type(exc).__name__ != "PanicException":
+        if not is_panic(exc):
             raise
-        raise error(f"{what} could not be decoded ({exc})") from None
+        raise error(panic_message(what, exc)) from None
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is pycrdt's PanicException (see ``refusing_panics``)."""
+    return type(exc).__name__ == "PanicException"
+
+
+def panic_message(what: str, exc: BaseException) -> str:
+    """What ``refusing_panics`` says of a panic while working on ``what``."""
+    return f"{what} could not be decoded ({exc})"
 
 
 def apply_update(doc: RecordDoc, update: bytes) -> None:
@@ -129,13 +139,25 @@ def empty(client_id: int) -> RecordDoc:
     return doc
 
 
+def _native(txn: Any) -> Any:
+    """The Rust transaction inside an entered pycrdt transaction: reads made on pycrdt's
+    Rust objects with it skip the Python wrappers (pycrdt's own methods make the very same
+    calls), which cost more than the reads on the hot paths below."""
+    return txn._txn
+
+
 def load_update(state: bytes, client_id: int) -> RecordDoc:
     """A document with this replica's Yjs client id, from a peer's encoded state: ``empty``
     then ``apply_update`` (the same one pycrdt transaction, the same ValueError for a
     malformed state), minus pycrdt's Python wrapper around the update call."""
     doc: RecordDoc = Doc(client_id=client_id)
-    with refusing_panics(), doc.transaction() as txn:
-        doc._doc.apply_update(txn._txn, state)
+    try:  # ``refusing_panics``, inlined: this runs for every record of a first download
+        with doc.transaction() as txn:
+            doc._doc.apply_update(_native(txn), state)
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise ValueError(panic_message("the update", exc)) from None
     return doc
 
 
@@ -161,7 +183,7 @@ def _sets(doc: RecordDoc) -> Map[Any]:
 
 
 _DECODER = json.JSONDecoder()  # configured as json.loads' own default decoder
-_SCAN = _DECODER.scan_once
+_SCAN: Any = _DECODER.scan_once  # type: ignore[attr-defined]  # set by its __init__
 
 
 def parse_json(raw: Any) -> Any:
@@ -210,10 +232,7 @@ def text(doc: RecordDoc, field: str) -> Text:
     return shared
 
 
-@functools.lru_cache(maxsize=32_768)
-def _entry(write_id: str, raw: str) -> RegisterEntry:
-    # Entries never change once written, and each record is re-derived after every change,
-    # so the same entries are parsed over and over: cache them (immutable results).
+def _parse_entry(write_id: str, raw: str) -> RegisterEntry:
     data = parse_json(raw)
     # The frozen dataclass's __init__ costs more than the parse; filling the instance's
     # dict makes the very same object (every field, in declaration order; a first
@@ -230,6 +249,9 @@ def _entry(write_id: str, raw: str) -> RegisterEntry:
 
 
 _new = object.__new__
+# Entries never change once written, and each record is re-derived after every change, so
+# the same entries are parsed over and over: cache them (immutable results).
+_cached_entry = functools.lru_cache(maxsize=32_768)(_parse_entry)
 
 
 # Words, runs of spaces and single punctuation marks: the units a text edit is diffed in.
@@ -395,13 +417,13 @@ def root_names(doc: RecordDoc) -> set[str]:
     # Straight from pycrdt's Rust document: ``doc.keys()`` wraps every root in a Python
     # shared type first, only for its name to be kept.
     with doc.transaction() as txn:
-        return set(doc._doc.roots(txn._txn))
+        return set(doc._doc.roots(_native(txn)))
 
 
 def text_value(doc: RecordDoc, field: str) -> str:
     """``str(text(doc, field))``, without building pycrdt's Python wrapper of the root."""
     with doc.transaction() as txn:
-        native = txn._txn
+        native = _native(txn)
         result: str = doc._doc.get_or_insert_text(native, f"t:{field}").get_string(native)
         return result
 
@@ -418,7 +440,7 @@ def _read_root(
     # one), made on pycrdt's Rust objects: ``doc.get(root, type=Map)`` would build a Python
     # wrapper around the very same ``get_or_insert_map`` call, costing more than the read.
     with doc.transaction() as txn:
-        native = txn._txn
+        native = _native(txn)
         shared = doc._doc.get_or_insert_map(native, root)
         if root != "r" and not shared.len(native):  # cheaper than serialising it empty
             return {}
@@ -428,9 +450,14 @@ def _read_root(
     return data
 
 
-def all_live(doc: RecordDoc, in_transaction: bool = False) -> dict[str, list[RegisterEntry]]:
-    """Every register's live values, newest first, read in one call."""
+def all_live(
+    doc: RecordDoc, in_transaction: bool = False, cache: bool = True
+) -> dict[str, list[RegisterEntry]]:
+    """Every register's live values, newest first, read in one call. ``cache=False``: a
+    document read once (a first download's record) parses its entries without keeping
+    them (the same entries; caching them would only evict entries read again)."""
     data = _read_root(doc, "r", in_transaction)
+    _entry = _cached_entry if cache else _parse_entry
     by_field: dict[str, list[RegisterEntry]] = {}
     for key, raw in data.items():
         field, _, write_id = key.partition("/")  # _split, inlined: this loop is hot
