@@ -202,18 +202,6 @@ def parse_json(raw: Any) -> Any:
     return json.loads(raw)
 
 
-def _read_map(shared: Map[Any], maybe_empty: bool = False) -> dict[str, Any]:
-    """The whole map in one call: pycrdt serialises it to JSON in Rust, far faster than
-    reading key by key (each read opens its own transaction). ``maybe_empty``: ask for
-    the size first, which is cheaper than serialising an empty map (lists usually are)."""
-    if maybe_empty and not len(shared):
-        return {}
-    data = parse_json(str(shared))
-    if not isinstance(data, dict):
-        raise ValueError("shared map did not serialise to an object")
-    return data
-
-
 def _history(doc: RecordDoc) -> Map[Any]:
     changes: Map[Any] = doc.get("h", type=Map)
     return changes
@@ -432,7 +420,7 @@ def _read_root(
     doc: RecordDoc, root: str, in_transaction: bool, roots: set[str] | None = None
 ) -> dict[str, Any]:
     """One root map's content. ``in_transaction``: the caller holds a pycrdt transaction
-    (a hint only: entering a nested one just costs time). ``roots``: the document's
+    (a hint only: the read joins the transaction held, if any). ``roots``: the document's
     ``root_names``, to skip a root that does not exist (reading it would create it empty)."""
     if roots is not None and root not in roots:
         return {}
