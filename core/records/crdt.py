@@ -462,6 +462,19 @@ def all_live(
     return by_field
 
 
+def live_ids(doc: RecordDoc) -> dict[str, frozenset[str]]:
+    """Every register's live write ids, without parsing the entries (``all_live`` parses
+    them, and refuses a malformed one: this is for comparing a document before and after
+    a change, which is derived, and so checked, afterwards)."""
+    by_field: dict[str, set[str]] = {}
+    for key in _read_root(doc, "r", True):
+        field, _, write_id = key.partition("/")
+        if not write_id:
+            raise ValueError(f"malformed key {key!r}")
+        by_field.setdefault(field, set()).add(write_id)
+    return {field: frozenset(ids) for field, ids in by_field.items()}
+
+
 def live(doc: RecordDoc, field: str) -> list[RegisterEntry]:
     """Live values of a register, newest first (the first one is the displayed winner)."""
     return all_live(doc).get(field, [])
