@@ -94,15 +94,17 @@ _STORE_STATE = (
 # before schema V14 all are: ``parse_digests`` reads both.
 _DIGEST_PARTS = ("main", "children", "conflicts")
 _DIGEST_BYTES = 8 * len(_DIGEST_PARTS)
+_DIGEST_KEYS = frozenset(_DIGEST_PARTS)
 
 
 def digests_value(digests: dict[str, str]) -> bytes | str:
     """What the ``derived`` column stores for a record's digests."""
-    if digests.keys() == set(_DIGEST_PARTS):
+    if digests.keys() == _DIGEST_KEYS:
         hexes = [digests[part] for part in _DIGEST_PARTS]
         if all(len(h) == 16 for h in hexes):
-            packed = bytes.fromhex("".join(hexes))
-            if packed.hex() == "".join(hexes):  # lowercase hex only: reads back the same
+            joined = "".join(hexes)
+            packed = bytes.fromhex(joined)
+            if packed.hex() == joined:  # lowercase hex only: reads back the same
                 return packed
     return json.dumps(digests, sort_keys=True)
 
@@ -132,8 +134,9 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
     for record_id, type_name, loaded in records:
         doc = loaded.doc
         rtype = RECORD_TYPES.get(type_name)
-        # A peer's update may have left a document that pycrdt panics on reading.
-        with crdt.refusing_panics(MalformedRecordError, f"the document of record {record_id}"):
+        # A peer's update may have left a document that pycrdt panics on reading
+        # (``crdt.refusing_panics``, inlined: this runs for every record stored).
+        try:
             if rtype is None:
                 # A newer version's record type: kept and relayed as it came, derived once
                 # this replica is upgraded (unknown.refresh).
@@ -148,6 +151,11 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
                         tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh
                     )
                     state = doc.get_update()
+        except BaseException as exc:
+            if not crdt.is_panic(exc):
+                raise
+            what = f"the document of record {record_id}"
+            raise MalformedRecordError(crdt.panic_message(what, exc)) from None
         row = (record_id, type_name, pack_state(state), digests_value(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))

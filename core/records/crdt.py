@@ -104,9 +104,19 @@ def refusing_panics(
     try:
         yield
     except BaseException as exc:
-        if type(exc).__name__ != "PanicException":
+        if not is_panic(exc):
             raise
-        raise error(f"{what} could not be decoded ({exc})") from None
+        raise error(panic_message(what, exc)) from None
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is pycrdt's PanicException (see ``refusing_panics``)."""
+    return type(exc).__name__ == "PanicException"
+
+
+def panic_message(what: str, exc: BaseException) -> str:
+    """What ``refusing_panics`` says of a panic while working on ``what``."""
+    return f"{what} could not be decoded ({exc})"
 
 
 def apply_update(doc: RecordDoc, update: bytes) -> None:
@@ -126,6 +136,28 @@ def load(state: bytes | None, client_id: int) -> RecordDoc:
 def empty(client_id: int) -> RecordDoc:
     """A new, empty document with this replica's Yjs client id."""
     doc: RecordDoc = Doc(client_id=client_id)
+    return doc
+
+
+def _native(txn: Any) -> Any:
+    """The Rust transaction inside an entered pycrdt transaction: reads made on pycrdt's
+    Rust objects with it skip the Python wrappers (pycrdt's own methods make the very same
+    calls), which cost more than the reads on the hot paths below."""
+    return txn._txn
+
+
+def load_update(state: bytes, client_id: int) -> RecordDoc:
+    """A document with this replica's Yjs client id, from a peer's encoded state: ``empty``
+    then ``apply_update`` (the same one pycrdt transaction, the same ValueError for a
+    malformed state), minus pycrdt's Python wrapper around the update call."""
+    doc: RecordDoc = Doc(client_id=client_id)
+    try:  # ``refusing_panics``, inlined: this runs for every record of a first download
+        with doc.transaction() as txn:
+            doc._doc.apply_update(_native(txn), state)
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise ValueError(panic_message("the update", exc)) from None
     return doc
 
 
@@ -151,6 +183,7 @@ def _sets(doc: RecordDoc) -> Map[Any]:
 
 
 _DECODER = json.JSONDecoder()  # configured as json.loads' own default decoder
+_SCAN: Any = _DECODER.scan_once  # type: ignore[attr-defined]  # set by its __init__
 
 
 def parse_json(raw: Any) -> Any:
@@ -158,25 +191,15 @@ def parse_json(raw: Any) -> Any:
     the small strings read here) when ``raw`` is one compact JSON object; anything else
     goes through json.loads itself, so every result and error is exactly json.loads'."""
     if type(raw) is str and raw[:1] == "{":
+        # raw_decode's own scanner, called directly (raw_decode only adds a Python frame
+        # and turns StopIteration into its error, which json.loads below raises anyway).
         try:
-            value, end = _DECODER.raw_decode(raw)
-        except ValueError:
+            value, end = _SCAN(raw, 0)
+        except (ValueError, StopIteration):
             return json.loads(raw)  # raises json.loads' own error
         if end == len(raw):
             return value
     return json.loads(raw)
-
-
-def _read_map(shared: Map[Any], maybe_empty: bool = False) -> dict[str, Any]:
-    """The whole map in one call: pycrdt serialises it to JSON in Rust, far faster than
-    reading key by key (each read opens its own transaction). ``maybe_empty``: ask for
-    the size first, which is cheaper than serialising an empty map (lists usually are)."""
-    if maybe_empty and not len(shared):
-        return {}
-    data = parse_json(str(shared))
-    if not isinstance(data, dict):
-        raise ValueError("shared map did not serialise to an object")
-    return data
 
 
 def _history(doc: RecordDoc) -> Map[Any]:
@@ -197,24 +220,26 @@ def text(doc: RecordDoc, field: str) -> Text:
     return shared
 
 
-@functools.lru_cache(maxsize=32_768)
-def _entry(write_id: str, raw: str) -> RegisterEntry:
-    # Entries never change once written, and each record is re-derived after every change,
-    # so the same entries are parsed over and over: cache them (immutable results).
+def _parse_entry(write_id: str, raw: str) -> RegisterEntry:
     data = parse_json(raw)
-    fields = {
-        "write_id": write_id,
-        "value": data["v"],
-        "hlc": data["h"],
-        "author": data["a"],
-        "supersedes": tuple(data.get("s", ())),
-        "observes": tuple(data.get("o", ())),
-    }
     # The frozen dataclass's __init__ costs more than the parse; filling the instance's
-    # dict makes the very same object (every field, in declaration order).
-    entry: RegisterEntry = object.__new__(RegisterEntry)
-    entry.__dict__.update(fields)
+    # dict makes the very same object (every field, in declaration order; a first
+    # download parses every entry once, so this runs for each).
+    entry: RegisterEntry = _new(RegisterEntry)
+    fields = entry.__dict__
+    fields["write_id"] = write_id
+    fields["value"] = data["v"]
+    fields["hlc"] = data["h"]
+    fields["author"] = data["a"]
+    fields["supersedes"] = tuple(data.get("s", ()))
+    fields["observes"] = tuple(data.get("o", ()))
     return entry
+
+
+_new = object.__new__
+# Entries never change once written, and each record is re-derived after every change, so
+# the same entries are parsed over and over: cache them (immutable results).
+_cached_entry = functools.lru_cache(maxsize=32_768)(_parse_entry)
 
 
 # Words, runs of spaces and single punctuation marks: the units a text edit is diffed in.
@@ -376,31 +401,51 @@ def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
 
 def root_names(doc: RecordDoc) -> set[str]:
     """Names of the document's root types. A root nothing was ever written under does not
-    exist (in a document loaded from its state): reading it would find nothing. Cheapest
-    before any root is read, as pycrdt then wraps none of them."""
-    return set(doc.keys())
+    exist (in a document loaded from its state): reading it would find nothing."""
+    # Straight from pycrdt's Rust document: ``doc.keys()`` wraps every root in a Python
+    # shared type first, only for its name to be kept.
+    with doc.transaction() as txn:
+        return set(doc._doc.roots(_native(txn)))
+
+
+def text_value(doc: RecordDoc, field: str) -> str:
+    """``str(text(doc, field))``, without building pycrdt's Python wrapper of the root."""
+    with doc.transaction() as txn:
+        native = _native(txn)
+        result: str = doc._doc.get_or_insert_text(native, f"t:{field}").get_string(native)
+        return result
 
 
 def _read_root(
     doc: RecordDoc, root: str, in_transaction: bool, roots: set[str] | None = None
 ) -> dict[str, Any]:
     """One root map's content. ``in_transaction``: the caller holds a pycrdt transaction
-    (a hint only: entering a nested one just costs time). ``roots``: the document's
+    (a hint only: the read joins the transaction held, if any). ``roots``: the document's
     ``root_names``, to skip a root that does not exist (reading it would create it empty)."""
     if roots is not None and root not in roots:
         return {}
-    shared: Map[Any]
-    if in_transaction:
-        shared = doc.get(root, type=Map)
-        return _read_map(shared, maybe_empty=root != "r")
-    with doc.transaction():  # one pycrdt transaction for the root lookup and the read
-        shared = doc.get(root, type=Map)
-        return _read_map(shared, maybe_empty=root != "r")
+    # One pycrdt transaction for the root lookup and the read (the caller's, if it holds
+    # one), made on pycrdt's Rust objects: ``doc.get(root, type=Map)`` would build a Python
+    # wrapper around the very same ``get_or_insert_map`` call, costing more than the read.
+    with doc.transaction() as txn:
+        native = _native(txn)
+        shared = doc._doc.get_or_insert_map(native, root)
+        if root != "r" and not shared.len(native):  # cheaper than serialising it empty
+            return {}
+        data = parse_json(shared.to_json(native))
+    if not isinstance(data, dict):
+        raise ValueError("shared map did not serialise to an object")
+    return data
 
 
-def all_live(doc: RecordDoc, in_transaction: bool = False) -> dict[str, list[RegisterEntry]]:
-    """Every register's live values, newest first, read in one call."""
+def all_live(
+    doc: RecordDoc, in_transaction: bool = False, cache: bool = True
+) -> dict[str, list[RegisterEntry]]:
+    """Every register's live values, newest first, read in one call. ``cache=False``: a
+    document read once (a first download's record) parses its entries without keeping
+    them (the same entries; caching them would only evict entries read again)."""
     data = _read_root(doc, "r", in_transaction)
+    _entry = _cached_entry if cache else _parse_entry
     by_field: dict[str, list[RegisterEntry]] = {}
     for key, raw in data.items():
         field, _, write_id = key.partition("/")  # _split, inlined: this loop is hot
@@ -415,6 +460,19 @@ def all_live(doc: RecordDoc, in_transaction: bool = False) -> dict[str, list[Reg
         if len(entries) > 1:  # a one-element sort compares nothing: skip it
             by_field[field] = _newest_first(entries)
     return by_field
+
+
+def live_ids(doc: RecordDoc) -> dict[str, frozenset[str]]:
+    """Every register's live write ids, without parsing the entries (``all_live`` parses
+    them, and refuses a malformed one: this is for comparing a document before and after
+    a change, which is derived, and so checked, afterwards)."""
+    by_field: dict[str, set[str]] = {}
+    for key in _read_root(doc, "r", True):
+        field, _, write_id = key.partition("/")
+        if not write_id:
+            raise ValueError(f"malformed key {key!r}")
+        by_field.setdefault(field, set()).add(write_id)
+    return {field: frozenset(ids) for field, ids in by_field.items()}
 
 
 def live(doc: RecordDoc, field: str) -> list[RegisterEntry]:

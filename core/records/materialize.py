@@ -30,11 +30,12 @@ class MalformedRecordError(ValueError):
 Live = dict[str, list[crdt.RegisterEntry]]
 
 
-def read_live(doc: RecordDoc, rtype: RecordType) -> tuple[Live, list[str]]:
+def read_live(doc: RecordDoc, rtype: RecordType, cache: bool = True) -> tuple[Live, list[str]]:
     """Every register's live values, read once (within ``derive``'s pycrdt transaction),
-    and the registers present that ``rtype`` does not declare (a newer version's fields)."""
+    and the registers present that ``rtype`` does not declare (a newer version's fields).
+    ``cache``: see ``crdt.all_live``."""
     try:
-        found = crdt.all_live(doc, in_transaction=True)
+        found = crdt.all_live(doc, in_transaction=True, cache=cache)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
     live = {field: found.get(field, []) for field in _live_fields(rtype)}
@@ -177,12 +178,13 @@ def _values(live: Live) -> dict[str, Any]:
     return values
 
 
-def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
-    """Compute (without writing) every row one record document stands for."""
+def derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True) -> Derived:
+    """Compute (without writing) every row one record document stands for. ``cache=False``
+    for a document derived once (see ``crdt.all_live``): the same rows."""
     # Every read below shares one pycrdt transaction instead of opening one per call.
     with doc.transaction():
         try:
-            return _derive(record_id, rtype, doc)
+            return _derive(record_id, rtype, doc, cache)
         except MalformedRecordError:
             raise
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -191,11 +193,11 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
             raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
 
 
-def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
+def _derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True) -> Derived:
     # Listed before any root is read (cheap then): a list root that does not exist is known
     # empty without reading it, and a root no field of the type uses is a newer version's.
     roots = crdt.root_names(doc)
-    live, unknown = read_live(doc, rtype)
+    live, unknown = read_live(doc, rtype, cache)
     unknown += [f"part:{root}" for root in roots if root not in _known_roots(rtype)]
     values = _values(live)
     deleted, unseen = deletion_state(live, rtype)
@@ -205,7 +207,7 @@ def _derive(record_id: str, rtype: RecordType, doc: RecordDoc) -> Derived:
     children: dict[str, Rows] = {}
     conflicts = _conflict_rows(record_id, rtype, live, deleted, unseen)
     for text in rtype.texts:
-        values[text.name] = str(crdt.text(doc, text.name))
+        values[text.name] = crdt.text_value(doc, text.name)
     if rtype.derive_hook is not None:
         conflicts += rtype.derive_hook(record_id, doc, values)
     if visible and (rtype.row_requires is None or values[rtype.row_requires] is not None):
@@ -452,7 +454,9 @@ def materialize(
     """
     own = writes is None
     out = Writes(tx) if writes is None else writes
-    derived = derive(record_id, rtype, doc)
+    # A record never stored (a first download's) is derived once here: its entries are
+    # parsed without filling the cache that edits of records already held are read through.
+    derived = derive(record_id, rtype, doc, cache=not fresh)
     digests = derived.digests()
     old = previous or {}
     tables: tuple[ListSpec, ...] = rtype.lists

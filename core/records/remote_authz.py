@@ -312,8 +312,8 @@ def summary(doc: RecordDoc) -> Summary:
         # Only roots that exist are read: reading one creates it, changing the document.
         roots = crdt.root_names(doc)
         if "r" in roots:
-            for fld, entries in crdt.all_live(doc, in_transaction=True).items():
-                out[f"r:{fld}"] = frozenset(e.write_id for e in entries)
+            for fld, ids in crdt.live_ids(doc).items():
+                out[f"r:{fld}"] = ids
         if "s" in roots:
             for fld, elements in crdt.all_elements(doc, True, roots).items():
                 out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
@@ -322,7 +322,7 @@ def summary(doc: RecordDoc) -> Summary:
                 out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
         for root in roots:
             if root.startswith("t:"):
-                out[root] = str(crdt.text(doc, root[2:]))
+                out[root] = crdt.text_value(doc, root[2:])
     return out
 
 

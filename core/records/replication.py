@@ -386,6 +386,11 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
                 held = docs.get(rec.record_id)
                 if held is None:
                     row = stored.get(rec.record_id)
+                    if row is None and _unprotected(rec.record_type):
+                        # Never seen (a first download's every record): the state is the
+                        # whole document, and an empty document has nothing to protect.
+                        docs[rec.record_id] = (rec.record_type, _fresh_loaded(rec, me.client_id))
+                        continue
                     loaded = _snapshot_loaded(rec, row, me.client_id)
                     docs[rec.record_id] = (rec.record_type, loaded)
                 elif held[0] != rec.record_type:  # the same id twice in a page, as two types
@@ -410,6 +415,23 @@ def _snapshot_loaded(rec: RecordState, row: Row | None, client_id: int) -> Loade
     if row is not None:
         return loaded_from(rec.record_id, rec.record_type, row, client_id)
     return Loaded(crdt.empty(client_id), {}, fresh=True)
+
+
+def _unprotected(type_name: str) -> bool:
+    """Whether records of this type have no rule on remote changes (most types): merging
+    their state into an empty document is then just loading it."""
+    known = RECORD_TYPES.get(type_name)
+    return known is None or known.remote_check is None
+
+
+def _fresh_loaded(rec: RecordState, client_id: int) -> Loaded:
+    """``_snapshot_loaded`` and ``_merge_snapshot_state`` for a record never seen, of an
+    unprotected type: the same document, loaded in one step."""
+    try:
+        doc = crdt.load_update(rec.state, client_id)
+    except ValueError as exc:
+        raise ApplyError(f"snapshot state of {rec.record_id!r} is malformed: {exc}") from exc
+    return Loaded(doc, {}, fresh=True)
 
 
 def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:

@@ -25,6 +25,8 @@ def sort_key(family: str, given: str) -> str:
 def _sort_key(family: str, given: str) -> str:
     # Pure, and the same names are re-derived after every change of a record: cache.
     text = f"{family}\x1f{given}".casefold()
+    if text.isascii():  # no ASCII character decomposes or combines: NFKD leaves it as is
+        return text
     return "".join(
         ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
     )

@@ -5,17 +5,29 @@ revoke a conflict in the inbox that a person settles."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from pycrdt import Map
 
 from core.authz.tuples import RelationTuple
-from core.records import authorize, remote_authz
+from core.records import authorize, crdt, remote_authz
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError, ValidationError
 from core.records.medications import Medications
 from core.records.relations import Access, StoreTuples, relation_id
+from core.records.replication import ApplyError, apply_ops
 from core.store import oplog
-from tests.unit.sync.replicas import assert_converged, new_replica, pull_from, sync_pair
+from tests.clinic_identity import certificate_of, signed_as
+from tests.unit.sync.replicas import (
+    assert_converged,
+    dump_diff,
+    full_dump,
+    new_replica,
+    pull_from,
+    sync_pair,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -189,3 +201,31 @@ def test_each_op_of_a_batch_is_judged_by_what_it_changes_after_the_ops_before_it
     assert names == ["Statin"]
     [(reason,)] = target.db.query("SELECT reason FROM quarantine")
     assert "its author 'fay' was not allowed" in str(reason)
+
+
+@pytest.mark.strict_authz
+@pytest.mark.parametrize("entry", ["{not json", '{"v": "x", "h": "12345;789.0000.zz", "a": "x"}'])
+def test_an_op_leaving_a_malformed_entry_in_a_chart_is_refused_under_permission_checks(
+    entry: str,
+) -> None:
+    """The permission check compares an op's document before and after by its register
+    keys only (remote_authz.summary): a malformed entry the op leaves is refused when the
+    record is derived, and the batch changes nothing."""
+    founder = new_replica("admin")
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", PASSWORD)
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    target, forger_replica = new_replica("admin"), new_replica("admin")
+    for r in (target, forger_replica):
+        sync_pair(r, founder)
+    forger = oplog.identity(forger_replica.db)
+    [(state,)] = target.db.query("SELECT state FROM record_states WHERE id = ?", (pid,))
+    doc = crdt.load(bytes(state), forger.client_id)
+    deps = doc.get_state()
+    doc.get("r", type=Map)["phone/forged"] = entry
+    hlc = oplog.format_hlc(int(time.time() * 1000), 0, forger.replica_id)
+    op = oplog.Op(forger.replica_id, 1, pid, "patient", doc.get_update(deps), deps, hlc, "admin")
+    [signed] = signed_as(forger_replica.db, [op])
+    before = full_dump(target)
+    with pytest.raises(ApplyError, match="malformed entry"):
+        apply_ops(target.db, [signed], "peer", [certificate_of(forger_replica.db)])
+    assert dump_diff(before, full_dump(target)) == {}
