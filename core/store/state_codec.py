@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import zlib
 
+from core.store.errors import StoreError
+
 DEFLATED = b"\x81\x00"
 
 # The field names of every record type and the shape of a register entry as ``crdt``
@@ -66,8 +68,9 @@ _DICTIONARY = (
 )
 
 
-class StoredStateError(ValueError):
-    """A stored record state that is not in a form this version can read."""
+class StoredStateError(StoreError, ValueError):
+    """A stored record state that is not in a form this version can read (a ValueError
+    too: the readers that refuse a malformed state catch that)."""
 
 
 def _prefix(raw: bytes) -> bytes | None:

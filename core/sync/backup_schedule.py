@@ -11,7 +11,7 @@ from core.records.workstation import Workstation
 from core.sync.backup import BackupError, BackupResult, create_backup
 
 SUFFIX = ".clbackup"
-_NAME = re.compile(r"careline-backup-(\d{8}T\d{6}Z)(?:-\d+)?\.clbackup")
+_NAME = re.compile(r"careline-backup-(\d{8}T\d{6}Z)(?:-(\d+))?\.clbackup")
 
 
 def backup_name(now: dt.datetime) -> str:
@@ -20,10 +20,22 @@ def backup_name(now: dt.datetime) -> str:
 
 
 def scheduled_backups(folder: Path) -> list[Path]:
-    """The scheduled backups in ``folder``, oldest first (other files are not ours)."""
+    """The scheduled backups in ``folder``, oldest first (other files are not ours).
+
+    Ordered by the time in the name, then by the number a second backup within the same
+    second gets (``...Z-1.clbackup``): by name alone, ``-`` sorts before ``.``, which put the
+    first backup of a second after the later ones."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if _NAME.fullmatch(p.name) and p.is_file())
+    return sorted(
+        (p for p in folder.iterdir() if _NAME.fullmatch(p.name) and p.is_file()), key=_order
+    )
+
+
+def _order(path: Path) -> tuple[str, int]:
+    match = _NAME.fullmatch(path.name)
+    assert match is not None  # scheduled_backups lists only such names
+    return match[1], int(match[2] or 0)
 
 
 def last_backup_time(folder: Path) -> dt.datetime | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from core.records import crdt, op_trust
 from core.store import oplog
 from core.store.database import Database
+from core.store.state_codec import unpack_state
 from tests.bench.bulk_seed import bulk_patients
 from tests.bench.desktop_sync_bench import _bulk_patients
 from tests.bench.download_client import _server, seed_clinic
@@ -21,7 +22,7 @@ def _rows(db: Database, sql: str) -> list[tuple[object, ...]]:
 def _live(db: Database) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
     for rid, state in db.query("SELECT id, state FROM record_states WHERE type = 'patient'"):
-        doc = crdt.load(bytes(state), 1)
+        doc = crdt.load(unpack_state(state), 1)
         found[str(rid)] = {f: e[0].value for f, e in crdt.all_live(doc).items()}
     return found
 

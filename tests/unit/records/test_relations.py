@@ -19,6 +19,7 @@ from core.records.medications import Medications
 from core.records.relations import Access, StoreTuples, relation_id
 from core.records.replication import ApplyError, apply_ops
 from core.store import oplog
+from core.store.state_codec import unpack_state
 from tests.clinic_identity import certificate_of, signed_as
 from tests.unit.sync.replicas import (
     assert_converged,
@@ -219,7 +220,7 @@ def test_an_op_leaving_a_malformed_entry_in_a_chart_is_refused_under_permission_
         sync_pair(r, founder)
     forger = oplog.identity(forger_replica.db)
     [(state,)] = target.db.query("SELECT state FROM record_states WHERE id = ?", (pid,))
-    doc = crdt.load(bytes(state), forger.client_id)
+    doc = crdt.load(unpack_state(state), forger.client_id)
     deps = doc.get_state()
     doc.get("r", type=Map)["phone/forged"] = entry
     hlc = oplog.format_hlc(int(time.time() * 1000), 0, forger.replica_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from core.sync.backup_schedule import backup_name, is_due
+from core.sync.backup_schedule import backup_name, is_due, prune
 
 NOW = dt.datetime(2026, 12, 5, 11, 0, tzinfo=dt.UTC)
 
@@ -25,3 +25,16 @@ def test_a_backup_named_in_the_future_does_not_stop_the_schedule(tmp_path: Path)
     # Then the one made now counts: not due again at every tick of the timer.
     (tmp_path / backup_name(NOW)).write_bytes(b"x")
     assert not is_due(tmp_path, 24, NOW + dt.timedelta(minutes=5))
+
+
+def test_backups_made_within_one_second_are_kept_newest_first(tmp_path: Path) -> None:
+    """Three backups in one second are named ...Z, ...Z-1, ...Z-2: keeping two keeps the
+    last two made, not the first (by name alone, '-' sorts before '.')."""
+    second = backup_name(dt.datetime(2026, 12, 5, 17, 53, 29, tzinfo=dt.UTC))
+    earlier = backup_name(dt.datetime(2026, 12, 5, 17, 53, 28, tzinfo=dt.UTC))
+    names = [earlier, second] + [second.replace(".clbackup", f"-{n}.clbackup") for n in (1, 2)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    deleted = prune(tmp_path, 2)
+    assert sorted(p.name for p in deleted) == sorted(names[:2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
