@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -24,6 +24,9 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QStackedWidget,
+    QStyle,
+    QStyleOptionComboBox,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -349,16 +352,35 @@ class ImportPatientsDialog(QDialog):
                 self.preview.setItem(row, column, QTableWidgetItem(value))
         self.preview.resizeColumnsToContents()
         for column, combo in enumerate(self.combos):  # the field names read whole
-            combo.ensurePolished()  # the stylesheet's padding counts in its size hint
-            # The size hint alone still cut "Family name" under the stylesheet: leave room
-            # for the longest label's text plus the drop-down arrow and padding as well.
-            longest = max(combo.fontMetrics().horizontalAdvance(t) for t in FIELD_LABELS.values())
-            wide = max(self.preview.columnWidth(column), combo.sizeHint().width() + 8, longest + 64)
+            wide = max(self.preview.columnWidth(column), self._column_for(combo))
             self.preview.setColumnWidth(column, wide)
         if self.combos:  # the combos' row as tall as they are, not the rows' default
             tall = max(combo.sizeHint().height() for combo in self.combos)
             self.preview.setRowHeight(0, max(self.preview.rowHeight(0), tall))
         self._show(self.MAPPING)
+
+    def _column_for(self, combo: QComboBox) -> int:
+        """The column width at which ``combo`` shows its longest field name whole: the text
+        plus what the style takes around it, measured as the style lays them out (the
+        stylesheet's padding and arrow inside the combo, the cell's padding around it).
+        Sizing from the combo's outer width cut "Family name" to "Family nam"."""
+        combo.ensurePolished()
+        self.preview.ensurePolished()
+        style = combo.style()
+        longest = max(combo.fontMetrics().horizontalAdvance(t) for t in FIELD_LABELS.values())
+        box = QStyleOptionComboBox()
+        combo.initStyleOption(box)
+        box.rect = QRect(0, 0, 1000, combo.sizeHint().height())
+        field = style.subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, box, QStyle.SubControl.SC_ComboBoxEditField, combo
+        )
+        cell = QStyleOptionViewItem()
+        cell.initFrom(self.preview)
+        cell.rect = QRect(0, 0, 1000, 30)
+        inner = self.preview.style().subElementRect(
+            QStyle.SubElement.SE_ItemViewItemText, cell, self.preview
+        )
+        return longest + (1000 - field.width()) + (1000 - inner.width()) + 4
 
     def mapping(self) -> dict[str, str]:
         """Column name -> field, as the combos say."""

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QDir, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QComboBox, QTableWidget
+from PySide6.QtWidgets import QComboBox, QStyle, QStyleOptionComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.import_patients import ImportPatientsDialog
 from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
+from core.records.import_rows import FIELD_LABELS
 
 LIST = (
     "Surname;First name;DN;Sex;Allergies\n"  # DN: a header the wizard does not know
@@ -138,7 +139,11 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     # Return pressed the Choose… button (the dialog's first button) and opened the file
     # dialog again; the column combos were cut to their column's width ("Family nar").
     csv = tmp_path / "list.csv"
-    csv.write_text(LIST, encoding="utf-8")
+    # Short headings make narrow columns, as in a real practice's export.
+    csv.write_text(
+        "Surname,First name,DOB,Sex\nHaddad,Rami,05/06/1955,M\nTanaka,Yuki,07/08/2001,F\n",
+        encoding="utf-8",
+    )
     tools = signed_in.workspace.admin_tools
     tools.import_action.trigger()
     dialog = tools.dialog
@@ -157,8 +162,19 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     for column, combo in enumerate(dialog.combos):
         assert dialog.preview.columnWidth(column) >= combo.sizeHint().width()
         # Shown, each combo is wide enough for the longest field name and its arrow.
-        longest = combo.fontMetrics().horizontalAdvance("Family name")
-        assert combo.width() >= longest + 40, (column, combo.width(), longest)
+        # Where the style draws the text (inside the stylesheet's padding, beside the
+        # arrow), not the combo's outer width: the outer width passed while the real app
+        # under X still showed "Family nam".
+        option = QStyleOptionComboBox()
+        combo.initStyleOption(option)
+        field = combo.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            combo,
+        )
+        longest = max(combo.fontMetrics().horizontalAdvance(t) for t in FIELD_LABELS.values())
+        assert field.width() >= longest, (column, field.width(), longest)
         # ... and its row is tall enough for it (the text was cut at the bottom).
         assert dialog.preview.rowHeight(0) >= combo.sizeHint().height()
     assert not dialog.problems.verticalHeader().isVisible()
