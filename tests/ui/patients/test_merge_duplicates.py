@@ -14,6 +14,7 @@ from app.chart.visits import VisitsSection
 from app.main import stylesheet
 from app.patients.duplicates import DuplicatesDialog
 from core.records.merges import Merges
+from core.records.models import Patient
 from core.records.staff import Staff
 from core.records.visits import Visits
 from core.records.workstation import Workstation
@@ -164,12 +165,11 @@ def test_not_a_duplicate_takes_the_pair_off_the_list(
     }
 
 
-def test_the_pair_shows_what_tells_two_namesakes_apart(
+def _namesakes_listed(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
-) -> None:
-    """Two charts of one name: the list and the Keep choices show sex, phone and when each
-    was registered (local time, as the rest of the app), not ids; with no pair selected
-    there are no empty Keep choices."""
+) -> tuple[DuplicatesDialog, Patient, Patient]:
+    """Two charts of Grace Banda, one birth date, two phones; Possible duplicates open on
+    the pair as an admin; returns the dialog and both charts."""
     clinic.sign_in(ADMIN, PASSWORD)
     one = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0977 111")
     two = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0966 222")
@@ -182,6 +182,16 @@ def test_the_pair_shows_what_tells_two_namesakes_apart(
     dialog = window.workspace.admin_tools.dialog
     assert isinstance(dialog, DuplicatesDialog)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    return dialog, one, two
+
+
+def test_the_pair_shows_what_tells_two_namesakes_apart(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Two charts of one name: the list and the Keep choices show sex, phone and when each
+    was registered (local time, as the rest of the app), not ids; with no pair selected
+    there are no empty Keep choices."""
+    dialog, one, two = _namesakes_listed(qtbot, clinic, make_window)
     cells = {dialog.table.item(0, c).text() for c in (1, 2)}  # type: ignore[union-attr]
     registered = local_time(one.created_at)
     assert cells == {
@@ -208,18 +218,7 @@ def test_merged_namesakes_are_told_apart_in_merged_charts(
 ) -> None:
     """A merge of two charts of one name lists each chart with its details (which one went
     into which), not the same name twice; a merge of two different names stays short."""
-    clinic.sign_in(ADMIN, PASSWORD)
-    one = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0977 111")
-    two = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0966 222")
-    clinic.lock()
-    window = make_window(clinic)
-    sign_in(qtbot, window)
-    page = window.workspace.patient_list
-    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
-    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, DuplicatesDialog)
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    dialog, one, two = _namesakes_listed(qtbot, clinic, make_window)
     pair = dialog.selected()
     assert pair is not None
     kept = one if pair.first.id == one.id else two
