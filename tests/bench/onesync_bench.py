@@ -41,7 +41,9 @@ def _log(message: str) -> None:
     print(f"[onesync-bench] {message}", file=sys.stderr, flush=True)
 
 
-def _summary(wall: list[float], cpu: list[float], server_cpu: float, rounds: list[int]) -> dict[str, Any]:
+def _summary(
+    wall: list[float], cpu: list[float], server_cpu: float, rounds: list[int]
+) -> dict[str, Any]:
     n = len(wall)
     ordered = sorted(wall)
     return {

@@ -101,7 +101,10 @@ def test_with_nothing_to_push_the_head_goes_in_a_pull() -> None:
     before = local_head(desk.db)
     report = wire.session(desk.db)
     assert (report.pulled, report.pushed, report.rounds) == (1, 0, 2)
-    assert wire.audit_fields() == [("pull", ["audit_query"]), ("pull", ["audit_head", "audit_proof"])]
+    assert wire.audit_fields() == [
+        ("pull", ["audit_query"]),
+        ("pull", ["audit_head", "audit_proof"]),
+    ]
     head = local_head(desk.db)
     assert before is not None and head is not None and head.seq > before.seq
     assert wire.recorded() == head
