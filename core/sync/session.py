@@ -176,11 +176,12 @@ class SyncSession:
                 self._bootstrap()
             self._pull()
             if push:
-                self._push()
-                if self._offer_on_push and self._head_pending() is not None:
-                    # Nothing was pushed: the checked head still goes, in a small pull.
-                    self._offer_on_push = False
-                    self._pull()
+                try:
+                    self._push()
+                except SyncError:
+                    self._head_in_pull()  # a refused push does not hold the anchor back
+                    raise
+                self._head_in_pull()
         except p.ProtocolError as exc:
             raise SyncError(f"the other side sent an invalid message: {exc}") from exc
         except replication.ApplyError as exc:
@@ -317,6 +318,13 @@ class SyncSession:
                 continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:
                 return
+
+    def _head_in_pull(self) -> None:
+        """After the push: the checked head, if no push carried it (nothing to push, or
+        the push refused), goes in a small pull of its own."""
+        if self._offer_on_push and self._head_pending() is not None:
+            self._offer_on_push = False
+            self._pull()
 
     def _head_pending(self) -> Head | None:
         """Our checked audit head if it is still to be offered; None when there is

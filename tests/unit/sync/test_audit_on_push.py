@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from core.records import op_trust
 from core.records.replication import ops_for
 from core.store.audit_chain import Head
@@ -16,7 +18,7 @@ from core.store.oplog import version_vector
 from core.sync import protocol as p
 from core.sync.audit_anchor import Anchoring, local_head
 from core.sync.responder import Responder
-from core.sync.session import SyncReport, SyncSession
+from core.sync.session import SyncError, SyncReport, SyncSession
 from core.sync.stores import DatabaseStore
 from tests.unit.sync.replicas import new_replica
 
@@ -27,6 +29,8 @@ class Wire:
     """The clinic server's responder (anchoring ``DEVICE``'s audit head in its replica) as
     seen on the wire; ``earlier=True``: as a server of the release before, which never says
     ``audit_on_push`` (and would ignore a head on a push)."""
+
+    refuse_pushes = False  # answer every push with the error a refused batch gets
 
     def __init__(self, server: Database, earlier: bool = False) -> None:
         self.store = DatabaseStore(server)
@@ -44,6 +48,9 @@ class Wire:
         self.sent.append(request)
         if self.earlier and request["type"] == "push":
             assert not {"audit_head", "audit_proof"} & set(request), "a head on a push"
+        if self.refuse_pushes and request["type"] == "push":
+            refusal = {"type": "error", "code": "refused", "message": "the batch was refused"}
+            return p.encode(refusal)
         reply = json.loads(self.responder.handle(message))
         if self.earlier:
             reply.pop("audit_on_push", None)
@@ -197,3 +204,20 @@ def test_a_responder_that_anchors_nothing_ignores_a_head_on_a_push() -> None:
     pulled = json.loads(plain.handle(p.encode({"type": "pull", "vv": {}, "max_ops": 1,
                                                "audit_query": True})))  # fmt: skip
     assert "audit_on_push" not in pulled and "audit_anchoring" not in pulled
+
+
+def test_a_refused_push_still_leaves_the_head_with_the_server() -> None:
+    """The push carrying the head is refused (nothing of it was done): the session offers
+    the head in a pull of its own before it reports the refusal, so a batch the server keeps
+    refusing never holds the anchor back."""
+    _, desk, wire = _desk()
+    desk.add_patient("Own", "Refused", "1991-01-01")
+    wire.refuse_pushes = True
+    with pytest.raises(SyncError, match="the batch was refused"):
+        wire.session(desk.db)
+    assert wire.audit_fields() == [
+        ("pull", ["audit_query"]),
+        ("push", ["audit_head", "audit_proof"]),
+        ("pull", ["audit_head", "audit_proof"]),
+    ]
+    assert wire.recorded() == local_head(desk.db)
