@@ -107,6 +107,11 @@ class Trust:
 
 def device_key(pem: str, ca_certificate: str) -> DeviceKey | None:
     """A bound device certificate issued by this CA, parsed; None for anything else."""
+    checked = _checked_devices.get((pem, ca_certificate))
+    if checked is not None:
+        # Parsed and its signature checked before: only its expiry can have changed.
+        device, expires = checked
+        return device if dt.datetime.now(dt.UTC) <= expires else None
     try:
         certs.verify_device(pem, ca_certificate, set())
         cert = certs.load_certificate(pem)
@@ -116,7 +121,20 @@ def device_key(pem: str, ca_certificate: str) -> DeviceKey | None:
     key = cert.public_key()
     if binding is None or not isinstance(key, ec.EllipticCurvePublicKey):
         return None
-    return DeviceKey(binding.replica_id, binding.yjs_client, int(cert.serial_number), key, pem)
+    device = DeviceKey(binding.replica_id, binding.yjs_client, int(cert.serial_number), key, pem)
+    if len(_checked_devices) >= _CHECKED_DEVICES_MAX:
+        _checked_devices.clear()
+    _checked_devices[(pem, ca_certificate)] = (device, cert.not_valid_after_utc)
+    return device
+
+
+# Device certificates that passed device_key, by (certificate, CA certificate): every batch
+# of ops a replica applies builds its trust from every device certificate it holds, and
+# parsing and checking each again was most of that work (README, "one-edit sync"). Only
+# successes are kept (a certificate refused for its dates may pass once the clock is right),
+# and their expiry is checked again at each use; a revocation is the CRL's, checked apart.
+_checked_devices: dict[tuple[str, str], tuple[DeviceKey, dt.datetime]] = {}
+_CHECKED_DEVICES_MAX = 4096
 
 
 # ----- verification ----------------------------------------------------------------------

@@ -49,6 +49,16 @@ Since version 2 a pull offering ``audit_head`` over a recorded anchor also carri
 offered head, from which the responder recomputes the chain. The responder moves its anchor
 only on that proof (or for a device's first head) and replies ``audit_anchor_moved``
 (true or false). A request without a proof (Careline 0.1.0) never moves a recorded anchor.
+
+Head on a push (optional; releases before it leave it out and ignore it): a responder that
+anchors and also takes the head on a push says ``audit_on_push: true`` in its reply to an
+audit query. A requester that pushes ops may then offer ``audit_head`` and ``audit_proof`` on
+its (first) push instead of in a pull of its own, after checking the anchor the query
+returned, as before; the ``ack`` answers as a pull would (``audit_anchoring``,
+``audit_anchor``, ``audit_anchor_moved``), the ops being applied first. A requester with no
+ops to push, or told nothing, offers it in a pull. A requester whose head is the very one
+the responder recorded offers nothing. So a session carrying one edit takes two round trips
+(pull, push), an idle one one.
 """
 
 from __future__ import annotations

@@ -140,13 +140,23 @@ class Responder:
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
         if self._audit_anchor is not None and (head is not None or query):
-            reply["audit_anchoring"] = True
-            anchoring = self._audit_anchor(head, proof)
-            if anchoring.recorded is not None:
-                reply["audit_anchor"] = p.head_to_wire(anchoring.recorded)
-            if head is not None:
-                reply["audit_anchor_moved"] = anchoring.moved
+            self._anchor_reply(reply, head, proof)
+            # This side also takes the head on a push: a session with ops to push offers
+            # it there instead of in a pull of its own (older requesters ignore this).
+            reply["audit_on_push"] = True
         return reply
+
+    def _anchor_reply(
+        self, reply: dict[str, Any], head: Head | None, proof: list[bytes] | None
+    ) -> None:
+        """Answer an audit query or offered head (``head`` None: a query) in ``reply``."""
+        assert self._audit_anchor is not None
+        reply["audit_anchoring"] = True
+        anchoring = self._audit_anchor(head, proof)
+        if anchoring.recorded is not None:
+            reply["audit_anchor"] = p.head_to_wire(anchoring.recorded)
+        if head is not None:
+            reply["audit_anchor_moved"] = anchoring.moved
 
     def _add_trust(self, reply: dict[str, Any], origins: list[str]) -> None:
         """Certificates of the ops' origins and the clinic's revocation list, so the
@@ -161,6 +171,10 @@ class Responder:
         ops = p.ops_from_wire(message.get("ops"))
         pems = p.certificates_from_wire(message.get("certificates"))
         crl = p.crl_from_wire(message.get("crl"))
+        # An audit head offered with the ops (to a side that said it takes one: see
+        # _on_pull), checked with the rest before anything is applied, recorded after.
+        head = p.head_from_wire(message.get("audit_head"), "audit_head")
+        proof = p.proof_from_wire(message.get("audit_proof"), MAX_PROOF_ENTRIES, MAX_ENTRY_BYTES)
         if crl is not None:
             self.store.keep_crl(crl)
         if self._vouch is not None and version < 2:
@@ -174,6 +188,8 @@ class Responder:
         }
         if result.quarantined:
             reply["quarantined"] = p.refusals_to_wire(result.quarantined)
+        if self._audit_anchor is not None and head is not None:
+            self._anchor_reply(reply, head, proof)
         return reply
 
     def _on_snapshot(self, message: dict[str, Any], version: int) -> dict[str, Any]:

@@ -132,6 +132,10 @@ class SyncSession:
         self._offer_head = False
         self._head_sent = False
         self._anchor: Head | None = None  # the head the other side recorded, once checked
+        # The other side takes the head on a push (it said so: ``audit_on_push``), so a
+        # session that pushes offers it there instead of in a pull of its own.
+        self._offer_on_push = False
+        self._pushing = True
         self._touched: set[str] = set()  # records of pulled ops (and of small snapshots)
         # Records of snapshot pages per type, and their ids until there are too many.
         self._snapshot_types: dict[str, int] = {}
@@ -167,11 +171,17 @@ class SyncSession:
         """Pull then push until both sides hold the same ops (``push=False``: only bring
         the other side's changes here, as a read-only replica would)."""
         try:
+            self._pushing = push
             if not version_vector(self.db):
                 self._bootstrap()
             self._pull()
             if push:
-                self._push()
+                try:
+                    self._push()
+                except SyncError:
+                    self._head_in_pull()  # a refused push does not hold the anchor back
+                    raise
+                self._head_in_pull()
         except p.ProtocolError as exc:
             raise SyncError(f"the other side sent an invalid message: {exc}") from exc
         except replication.ApplyError as exc:
@@ -258,18 +268,11 @@ class SyncSession:
             }
             if self._skip:
                 request["skip"] = sorted(self._skip)
-            offering = self._offer_head and not self._head_sent
-            head = audit_anchor.local_head(self.db) if offering else None
-            if offering and head is None:
-                self._head_sent = True  # an empty log: nothing to offer
-            elif head is not None:
-                if self._anchor is not None:
-                    # Prove that our log extends the recorded head (so far as fits).
-                    head, entries = audit_anchor.proof(self.db, self._anchor, head)
-                    request["audit_proof"] = p.proof_to_wire(entries)
-                request["audit_head"] = p.head_to_wire(head)
-            elif not self._anchor_checked:
+            head = None
+            if not self._anchor_checked:
                 request["audit_query"] = True
+            elif not self._offer_on_push:
+                head = self._add_head(request)
             reply = self._ask(request, ("ops", "snapshot_required"))
             if reply["type"] == "ops":  # a snapshot_required reply skipped the anchoring
                 self._check_anchor(reply, offered=head is not None)
@@ -311,10 +314,42 @@ class SyncSession:
                 # The other side sends the refused ops again whatever we ask (Careline 0.1.0
                 # ignores ``skip``, and so may a hostile peer): asking again would loop.
                 return
-            if self._offer_head and not self._head_sent:
+            if not self._offer_on_push and self._head_pending() is not None:
                 continue  # one more (small) pull, carrying our checked head
             if not reply.get("more") or not ops:
                 return
+
+    def _head_in_pull(self) -> None:
+        """After the push: the checked head, if no push carried it (nothing to push, or
+        the push refused), goes in a small pull of its own."""
+        if self._offer_on_push and self._head_pending() is not None:
+            self._offer_on_push = False
+            self._pull()
+
+    def _head_pending(self) -> Head | None:
+        """Our checked audit head if it is still to be offered; None when there is
+        nothing to offer (none checked yet, already sent, an empty log, or the very head
+        the other side recorded: it holds that already, so no round trip is spent on it)."""
+        if not self._offer_head or self._head_sent:
+            return None
+        head = audit_anchor.local_head(self.db)
+        if head is None or head == self._anchor:
+            self._head_sent = True
+            return None
+        return head
+
+    def _add_head(self, request: dict[str, Any]) -> Head | None:
+        """Put our checked audit head (and its proof) into ``request`` if it is still to be
+        offered (:meth:`_head_pending`); the head offered, or None."""
+        head = self._head_pending()
+        if head is None:
+            return None
+        if self._anchor is not None:
+            # Prove that our log extends the recorded head (so far as fits).
+            head, entries = audit_anchor.proof(self.db, self._anchor, head)
+            request["audit_proof"] = p.proof_to_wire(entries)
+        request["audit_head"] = p.head_to_wire(head)
+        return head
 
     def _check_anchor(self, reply: dict[str, Any], offered: bool) -> None:
         anchoring = reply.get("audit_anchoring") is True
@@ -337,6 +372,9 @@ class SyncSession:
         # Offered only when it checks out: the anchor stays at the last good head, so an
         # altered log is reported at every sync until someone looks.
         self._offer_head = problem is None
+        # A server that takes the head on a push says so (releases before leave it out):
+        # a session with ops to push offers it there, one round trip fewer.
+        self._offer_on_push = self._pushing and reply.get("audit_on_push") is True
 
     def _note_held_back(self, held: dict[str, int]) -> None:
         """Count the ops of origins held back from an older other side (those from the
@@ -372,7 +410,10 @@ class SyncSession:
             crl = op_trust.crl_of(self.db)
             if crl is not None:
                 message["crl"] = crl
+            head = self._add_head(message) if self._offer_on_push else None
             reply = self._ask(message, ("ack",))
+            if head is not None:
+                self._check_anchor(reply, offered=True)
             self.report.pushed += _count(reply.get("applied"))
             new_remote = p.vv_from_wire(reply.get("vv"))
             refused = self._note_refused(reply)

@@ -4,9 +4,9 @@ sync, clinical and authorization engine benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv|peer|scale`` runs one
-part (its targets only); ``make bench ONLY=peer`` passes it through make (``BENCH_ARGS`` any
-other options).
+``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv|peer|scale|onesync``
+runs one part (its targets only); ``make bench ONLY=peer`` passes it through make
+(``BENCH_ARGS`` any other options).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
 
@@ -23,6 +23,12 @@ per downloaded record at every size within 1.3 x the smallest size's (linear gro
 time's growth is reported beside it); the client's peak RSS within 1.25 x (flat);
 the one-edit sync within 2 x (flat); name search and an every-patient prefix search under
 100 ms at the largest size. The server's peak RSS is reported.
+
+``onesync`` (tests/bench/onesync_bench.py): an up-to-date workstation of a clinic of
+``--onesync-records`` patients (20,000) against a ``careline-server`` process: sync sessions
+carrying one edit (the transport kept, and a new one per session as the app makes), and idle
+ones, interleaved; wall median, workstation and server CPU per session, round trips. Target:
+a one-edit session takes at most 2 round trips.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from . import (
     clinical_bench,
     csv_bench,
     desktop_sync_bench,
+    onesync_bench,
     peer_bench,
     scale_bench,
     server_bench,
@@ -55,7 +62,7 @@ from . import (
 
 PARTS = (
     "store", "sync", "attachments", "chart_attachments", "server", "desktop", "vitals",
-    "clinical", "authz", "csv", "peer", "scale",
+    "clinical", "authz", "csv", "peer", "scale", "onesync",
 )  # fmt: skip
 
 
@@ -184,6 +191,12 @@ def main(argv: Sequence[str]) -> int:
         default=scale_bench.DEFAULT_RECORDS,
         help="the largest clinic of the scale benchmark (also measured at 10%% and 30%%)",
     )
+    ap.add_argument(
+        "--onesync-records",
+        type=int,
+        default=onesync_bench.DEFAULT_RECORDS,
+        help="patients on the server in the one-edit sync benchmark",
+    )
     args = ap.parse_args(argv)
     if args.diagnostics_child:  # the store benchmark's own child processes
         with enforcing():
@@ -270,9 +283,10 @@ def main(argv: Sequence[str]) -> int:
     targets += csv_bench.run_part(parts, results, elapsed)
     targets += peer_bench.run_part(parts, results, elapsed, args.peer_records, args.peer_runs)
     targets += scale_bench.run_part(parts, results, elapsed, args.scale_records)
+    targets += onesync_bench.run_part(parts, results, elapsed, args.onesync_records)
     report: dict[str, Any] = {
         "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical, "
-        "authorization, CSV import, PouchDB comparison and scale",
+        "authorization, CSV import, PouchDB comparison, scale and one-edit sync",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

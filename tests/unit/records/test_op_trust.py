@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import os
+import time
 
 import pytest
 
@@ -18,7 +19,7 @@ from core.crypto.secure_memory import SecureMemory
 from core.records import crdt, op_trust
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
-from core.records.replication import ApplyError, apply_ops
+from core.records.replication import ApplyError, apply_ops, replica_id
 from core.store import op_signer, oplog
 from core.store.database import Database
 from core.sync.stores import keep_crl
@@ -304,3 +305,23 @@ def test_an_older_revocation_list_does_not_replace_a_newer_one() -> None:
     assert op_trust.crl_of(bob.db) == newer
     [op] = _own_ops(ann)
     assert "revoked" in op_trust.verify([op], _trust_of(bob, ann))[(op.origin, 1)]
+
+
+def test_a_device_certificate_checked_before_is_refused_once_it_expires() -> None:
+    """device_key keeps the certificates it checked (every batch builds its trust from all of
+    them), but a kept one still stops counting at its expiry."""
+    ca_key, ca_pem = clinic_identity.test_ca()
+    db = new_replica("ann").db
+    key = certs.new_private_key()
+    csr = certs.make_csr(key, "short-lived", op_trust.binding_for(db))
+    expires_in = 1.5  # seconds (x509 dates are whole seconds)
+    issued = dt.datetime.now(dt.UTC) - dt.timedelta(days=certs.DEVICE_DAYS, seconds=-expires_in)
+    pem = certs.sign_device(ca_key, ca_pem, csr, "short-lived", issued_at=issued)
+    first = op_trust.device_key(pem, ca_pem)
+    assert first is not None and first.replica_id == replica_id(db)
+    assert op_trust.device_key(pem, ca_pem) == first  # the kept check
+    time.sleep(expires_in + 1)
+    assert op_trust.device_key(pem, ca_pem) is None
+    # Nor does a kept certificate count under another CA.
+    _, other_pem = certs.create_ca("otherclinic")
+    assert op_trust.device_key(pem, other_pem) is None
