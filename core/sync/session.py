@@ -12,6 +12,7 @@ Each batch is applied atomically and idempotently, so a session can stop at any 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -179,7 +180,10 @@ class SyncSession:
                 try:
                     self._push()
                 except SyncError:
-                    self._head_in_pull()  # a refused push does not hold the anchor back
+                    # A refused push does not hold the anchor back; but the refusal is what
+                    # the person is told, not a failure of this extra pull.
+                    with contextlib.suppress(CarelineError, p.ProtocolError):
+                        self._head_in_pull()
                     raise
                 self._head_in_pull()
         except p.ProtocolError as exc:
