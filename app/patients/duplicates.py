@@ -254,6 +254,8 @@ class DuplicatesDialog(QDialog):
             keep, go = go, keep
         records, reason = self._records, self.reason.text()
         gone, kept = _name(go), _name(keep)
+        if gone == kept:  # namesakes: which went where, as the pair's row shows them
+            gone, kept = self._described(go), self._described(keep)
 
         def merged(_: Merge) -> None:
             self.reason.clear()

@@ -231,3 +231,8 @@ def test_merged_namesakes_are_told_apart_in_merged_charts(
         f"BANDA, Grace · female · {gone.phone} · registered {local_time(gone.created_at)}",
         f"BANDA, Grace · female · {kept.phone} · registered {local_time(kept.created_at)}",
     ]
+    # The outcome line names them so too ("the records of BANDA, Grace now show on
+    # BANDA, Grace" told nobody anything).
+    assert dialog.status.text().startswith(
+        f"Merged: the records of {cells[0]} now show on {cells[1]}."
+    )
