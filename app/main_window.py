@@ -57,6 +57,7 @@ from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.session.sign_in import ClinicState, Session, SignInPage, sign_in
 from app.sync.controller import SyncController
+from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
@@ -75,7 +76,7 @@ from core.records.demo import (
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
-from core.sync.join import JoinResult, PendingJoin, first_sync_pending, pending_join
+from core.sync.join import JoinResult, PendingJoin, first_sync_pending
 from core.sync.lan import identity as lan_id
 from core.sync.lan.discovery import lan_address
 from core.sync.silent_join import MachineEnrollment, join_silently
@@ -605,8 +606,8 @@ class MainWindow(QMainWindow):
             self._initial_user = found.username
         # A person's join whose first sync failed after the code was spent: the wizard
         # offers Try again with their password (no code), or discarding it.
-        pending = None if self._demo_requested else pending_join(ws)
-        if pending is not None and pending.attended:
+        pending = None if self._demo_requested else kept_join(ws)
+        if pending is not None:
             self._show_first_run(resume=pending)
             return
         # Silent enrollment whose first sync failed: finished now, with no code.

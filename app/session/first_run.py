@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -42,7 +43,7 @@ from app.sync.join import (
     PendingJoin,
     discard_unfinished_join,
     join_clinic,
-    pending_join,
+    kept_join,
 )
 from app.sync.status import describe_progress
 from app.widgets import error_label, form_layout, paragraph
@@ -543,6 +544,7 @@ class JoinPage(QWizardPage):
         # An enrollment kept after its first sync failed (the code is spent): Try again
         # finishes it with the password alone (core/sync/join.py).
         self.resuming: PendingJoin | None = None
+        self.confirm_box: QMessageBox | None = None  # Discard this attempt's question
         self.setTitle(
             heading(
                 2,
@@ -726,6 +728,33 @@ class JoinPage(QWizardPage):
         self._wizard.setButtonLayout(_ALL_BUTTONS)
 
     def _discard(self) -> None:
+        """Ask, then discard the kept attempt: joining again needs a new code."""
+        if self.resuming is None or self._job is not None or self._discard_job is not None:
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Discard this attempt",
+            "Remove what this join kept on this computer? Joining again then needs a new "
+            "enrollment code from your administrator, and the device it enrolled stays "
+            "listed on the server until an administrator revokes it.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirmDiscardJoin")
+        confirm = box.addButton("Discard", QMessageBox.ButtonRole.AcceptRole)
+        confirm.setObjectName("confirmDiscardJoinButton")
+
+        def answered() -> None:
+            self.confirm_box = None
+            box.deleteLater()
+            if box.clickedButton() is confirm:
+                self._discard_now()
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+
+    def _discard_now(self) -> None:
         """Discard the kept attempt (on the worker): the page asks for a new code again."""
         if self.resuming is None or self._job is not None or self._discard_job is not None:
             return
@@ -838,8 +867,8 @@ class JoinPage(QWizardPage):
         self.show_error(describe_error(exc))
         # The server accepted the code before the first sync failed: the attempt is kept
         # (a small file read, on the GUI thread), and Try again finishes it.
-        pending = pending_join(self._wizard.workstation)
-        if pending is not None and pending.attended:
+        pending = kept_join(self._wizard.workstation)
+        if pending is not None:
             self.resume(pending)
 
 

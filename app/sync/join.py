@@ -5,8 +5,10 @@ join``), for a computer that holds no clinic yet. Runs on the worker.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from core.errors import CarelineError
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
 from core.sync import join
@@ -25,8 +27,22 @@ __all__ = [
     "PendingJoin",
     "discard_unfinished_join",
     "join_clinic",
-    "pending_join",
+    "kept_join",
 ]
+
+log = logging.getLogger(__name__)
+
+
+def kept_join(ws: Workstation) -> PendingJoin | None:
+    """A person's join kept here after its first sync failed (the wizard offers Try
+    again), or None: none, a silent one, or a key file that cannot be read (the sign-in
+    screen then says what is wrong with it)."""
+    try:
+        pending = pending_join(ws)
+    except CarelineError as exc:
+        log.warning("an unfinished join here cannot be read: %s", exc)
+        return None
+    return pending if pending is not None and pending.attended else None
 
 
 def join_clinic(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -144,7 +144,21 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(
         _fill_and_join(qtbot, wizard, live, code, ca)
     page = wizard.join_page
     _shows_try_again(wizard)
+    # Asked first: Cancel keeps it...
     QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
+    box = page.confirm_box
+    assert box is not None and box.isVisible()
+    cancel = box.button(QMessageBox.StandardButton.Cancel)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.confirm_box is None)
+    assert first_sync_pending(ws) and page.discard_button.isVisible()
+    # ...Discard removes it.
+    QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
+    box = page.confirm_box
+    assert box is not None
+    discard = box.findChild(QPushButton, "confirmDiscardJoinButton")
+    assert discard is not None
+    QTest.mouseClick(discard, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not page.discard_button.isVisible(), timeout=5_000)
     assert not ws.is_initialized() and not first_sync_pending(ws)
     assert wizard.button(COMMIT).text() == "Join clinic"
