@@ -196,6 +196,32 @@ def fit_to_screen(window: QWidget) -> None:
     window.resize(window.size().boundedTo(room).expandedTo(window.minimumSizeHint()))
 
 
+class _HeightFloor(QObject):
+    """Keeps a window's minimum height at what its layout needs at its current width (see
+    ``keep_min_height_for_width``)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """On every resize, the minimum height for the new width; the event goes on."""
+        if event.type() == QEvent.Type.Resize and isinstance(watched, QWidget):
+            layout = watched.layout()
+            if layout is not None and layout.hasHeightForWidth():
+                needed = layout.minimumHeightForWidth(watched.width())
+                if needed > 0 and needed != watched.minimumHeight():
+                    watched.setMinimumHeight(needed)
+        return False
+
+
+def keep_min_height_for_width(window: QWidget) -> None:
+    """A window holding word-wrapped text can never be made lower than its contents need.
+
+    Qt gives a window the minimum height of its parts as if each wrapped label were one of
+    a few lines, so a person (or the window system, on a small screen) could shrink the
+    window until the lists ran over the buttons under them: the minimum now follows the
+    width, as the lines of the wrapped text do.
+    """
+    window.installEventFilter(_HeightFloor(window))
+
+
 def grow_to_fit(dialog: QWidget) -> None:
     """Give an open window the height its contents now need (call after showing a line in
     it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting

@@ -25,7 +25,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable, counted
-from app.widgets import dialog_layout
+from app.widgets import dialog_layout, keep_min_height_for_width
 from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
@@ -162,6 +162,7 @@ class DuplicatesDialog(QDialog):
         # Spare height goes to the lists (they scroll), never between the buttons.
         layout.setStretchFactor(self.table, 1)
         layout.setStretchFactor(self.merged_table, 1)
+        keep_min_height_for_width(self)
         operations.changed.connect(self._records_changed)
         self._selection_changed()
         self.refresh()

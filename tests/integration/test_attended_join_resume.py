@@ -20,6 +20,7 @@ from core.sync.enroll import EnrollmentError
 from core.sync.join import (
     FirstSyncUnfinishedError,
     JoinRequest,
+    NoAccountError,
     PendingJoin,
     UnfinishedJoinError,
     discard_unfinished_join,
@@ -128,3 +129,21 @@ def test_an_unfinished_attended_join_is_resumed_or_discarded_from_the_command_li
     assert sorted(p.name for p in folder.iterdir()) == []
     nothing = careline(folder, "enroll", "--discard-unfinished")
     assert nothing.returncode != 0 and "holds no unfinished join" in nothing.stderr
+
+
+def test_records_without_the_persons_account_leave_nothing_even_once_enrolled(
+    tmp_path: Path,
+) -> None:
+    """The code is spent, but a replica of the clinic is not left behind a password the
+    clinic does not know: the attempt is removed, as before."""
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(tmp_path / "server") as live:
+        clinic = add_clinic(live.server, "Hillside Clinic")
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        ghost = JoinRequest(
+            "ghost", PASSWORD, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem
+        )
+        with pytest.raises(NoAccountError):
+            join_clinic(desk, ghost)
+    assert not folder.exists() and not first_sync_pending(desk)

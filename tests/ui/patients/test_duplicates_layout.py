@@ -78,13 +78,30 @@ def test_the_dialog_fits_a_1024x740_screen(
         dialog.grab().save(str(Path(shot) / "duplicates-1024x740.png"))
     frame = dialog.frameGeometry()
     assert frame.width() <= SMALL.width() and frame.height() <= SMALL.height()
+    _nothing_overlaps(dialog)
     # Its contents fit in less than the screen's height, so the window system never has
     # to squeeze them over each other (the title bar and borders take some 40 pixels).
-    assert dialog.minimumSizeHint().height() <= SMALL.height() - 40
+    lowest = max(dialog.minimumSizeHint().height(), dialog.minimumHeight())
+    assert lowest <= SMALL.height() - 40
+    # Shrunk as far as it goes (a person dragging its edge), with a two-line outcome:
+    # still nothing overlaps.
+    dialog.status.setText("Merged: the records of " + "MWALE00, Grace · female · " * 8 + ".")
+    dialog.resize(dialog.width(), 200)
+    QApplication.processEvents()
+    assert dialog.height() <= SMALL.height() - 40
+    if shot:
+        dialog.grab().save(str(Path(shot) / "duplicates-smallest.png"))
+    _nothing_overlaps(dialog)
+
+
+def _nothing_overlaps(dialog: DuplicatesDialog) -> None:
+    """Every button whole inside the dialog and clear of both lists; the lists show three
+    rows at least and scroll (mouse wheel)."""
     area = dialog.rect()
     buttons = [b for b in dialog.findChildren(QAbstractButton) if b.isVisible()]
     tables = [dialog.table, dialog.merged_table]
     assert {dialog.merge_button, dialog.dismiss_button, dialog.undo_button} <= set(buttons)
+    choices = [dialog.keep_first, dialog.keep_second]
     for button in buttons:
         box = _inside(button, dialog)
         assert area.contains(box), f"{button.text()!r} is cut off: {box} not in {area}"
@@ -100,6 +117,13 @@ def test_the_dialog_fits_a_1024x740_screen(
         assert table.viewport().height() >= 3 * rows, f"{table.objectName()} squeezed"
         wheel(table.viewport(), -2)  # the mouse wheel over the list brings more rows
         assert bar.value() > 0, f"{table.objectName()} did not scroll"
+        bar.setValue(0)
+        for choice in choices:  # the Keep choices clear of the lists
+            assert not _inside(table, dialog).intersects(_inside(choice, dialog)), choice.text()
+        # The outcome line whole, all its lines, clear of the lists.
+        status = _inside(dialog.status, dialog)
+        assert not _inside(table, dialog).intersects(status)
+        assert status.height() >= dialog.status.heightForWidth(status.width())
 
 
 @pytest.mark.usefixtures("small_screen")
