@@ -119,6 +119,13 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     _shows_try_again(wizard)
     page = wizard.join_page
     assert page.password.text() == ""
+    # A wrong password opens nothing (the credential is behind the person's password).
+    QTest.keyClicks(page.password, "not my password")
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    assert "opens only with the user name and password it was started with" in page.error.text()
+    _shows_try_again(wizard)
+    page.password.clear()
     QTest.keyClicks(page.password, PASSWORD)
     with _server(data, port):
         click(wizard, COMMIT)
