@@ -57,6 +57,7 @@ from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
 from app.session.sign_in import ClinicState, Session, SignInPage, sign_in
 from app.sync.controller import SyncController
+from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
 from app.worker import Worker
@@ -75,7 +76,7 @@ from core.records.demo import (
 from core.records.models import Patient, PatientSummary
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
-from core.sync.join import JoinResult, first_sync_pending
+from core.sync.join import JoinResult, PendingJoin, first_sync_pending
 from core.sync.lan import identity as lan_id
 from core.sync.lan.discovery import lan_address
 from core.sync.silent_join import MachineEnrollment, join_silently
@@ -603,6 +604,12 @@ class MainWindow(QMainWindow):
                 return
             ws.use_folder(found.folder)
             self._initial_user = found.username
+        # A person's join whose first sync failed after the code was spent: the wizard
+        # offers Try again with their password (no code), or discarding it.
+        pending = None if self._demo_requested else kept_join(ws)
+        if pending is not None:
+            self._show_first_run(resume=pending)
+            return
         # Silent enrollment whose first sync failed: finished now, with no code.
         unfinished = self._silent_enrollment is not None and first_sync_pending(ws)
         if not ws.is_initialized() or unfinished:
@@ -639,12 +646,15 @@ class MainWindow(QMainWindow):
 
     # ----- screens ----------------------------------------------------------------------
 
-    def _show_first_run(self, demo_only: bool = False) -> None:
+    def _show_first_run(self, demo_only: bool = False, resume: PendingJoin | None = None) -> None:
         wizard = FirstRunWizard(self.worker, self.workstation)
         wizard.setup_finished.connect(self._setup_finished)
         wizard.demo_ready.connect(self._open_demo)
         if demo_only:
             wizard.setStartId(wizard.demo_page_id)
+        if resume is not None:
+            wizard.setStartId(wizard.join_page_id)
+            wizard.join_page.resume(resume)
         self.first_run = wizard
         # A centred card of reading width: set-up text is long, and full-width lines on a
         # large screen are hard to follow.
@@ -668,7 +678,8 @@ class MainWindow(QMainWindow):
         self.first_run_page = page
         self.stack.addWidget(page)
         self.stack.setCurrentWidget(page)
-        wizard.clinic_page.clinic_name.setFocus()
+        focus = wizard.join_page.password if resume is not None else wizard.clinic_page.clinic_name
+        focus.setFocus()
 
     def _join_silently(self, enrollment: MachineEnrollment) -> None:
         """Join the clinic IT configured, then show the staff sign-in (no wizard)."""

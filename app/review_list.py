@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem
 
 from app.chart.cards import list_table
 from app.messages import describe_error
@@ -29,6 +29,11 @@ class ReviewTable(Generic[T]):
 
     def __init__(self, columns: tuple[str, ...], name: str) -> None:
         self.table: QTableWidget = list_table(columns, name)
+        # A cell wrapped on a narrow screen (a chart's details in the last column) gets the
+        # lines it needs instead of being cut in half; a row is never lower than usual.
+        rows = self.table.verticalHeader()
+        rows.setMinimumSectionSize(rows.defaultSectionSize())
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.items: list[T] = []
 
     def show(self, items: Sequence[T], cells: Callable[[T], Sequence[str]]) -> None:

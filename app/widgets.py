@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -165,6 +165,7 @@ class OneDialog:
         self.close()
         dialog.finished.connect(lambda _result: self._forget(dialog))
         self.dialog = dialog
+        fit_to_screen(dialog)
         dialog.open()
 
     def _forget(self, dialog: QDialog) -> None:
@@ -176,6 +177,49 @@ class OneDialog:
         """Close the dialog open from here, if any."""
         if self.dialog is not None:
             self.dialog.reject()
+
+
+# Room left for the window's title bar and borders, which are not known before it is shown.
+_FRAME_ALLOWANCE = QSize(16, 40)
+
+
+def fit_to_screen(window: QWidget) -> None:
+    """Shrink a window not yet shown to fit the screen it opens on (its parent's): a size
+    chosen for a large screen was wider and taller than a 1024x740 laptop's, and the window
+    system then squeezed the contents over each other. The window's layout decides how
+    small it can go (its lists scroll)."""
+    parent = window.parentWidget()
+    screen = (parent or window).screen()
+    if screen is None:
+        return
+    room = screen.availableGeometry().size() - _FRAME_ALLOWANCE
+    window.resize(window.size().boundedTo(room).expandedTo(window.minimumSizeHint()))
+
+
+class _HeightFloor(QObject):
+    """Keeps a window's minimum height at what its layout needs at its current width (see
+    ``keep_min_height_for_width``)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """On every resize, the minimum height for the new width; the event goes on."""
+        if event.type() == QEvent.Type.Resize and isinstance(watched, QWidget):
+            layout = watched.layout()
+            if layout is not None and layout.hasHeightForWidth():
+                needed = layout.minimumHeightForWidth(watched.width())
+                if needed > 0 and needed != watched.minimumHeight():
+                    watched.setMinimumHeight(needed)
+        return False
+
+
+def keep_min_height_for_width(window: QWidget) -> None:
+    """A window holding word-wrapped text can never be made lower than its contents need.
+
+    Qt gives a window the minimum height of its parts as if each wrapped label were one of
+    a few lines, so a person (or the window system, on a small screen) could shrink the
+    window until the lists ran over the buttons under them: the minimum now follows the
+    width, as the lines of the wrapped text do.
+    """
+    window.installEventFilter(_HeightFloor(window))
 
 
 def grow_to_fit(dialog: QWidget) -> None:

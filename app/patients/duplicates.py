@@ -25,7 +25,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable, counted
-from app.widgets import dialog_layout
+from app.widgets import dialog_layout, keep_min_height_for_width
 from core.records.changeset import Changes
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
@@ -57,10 +57,25 @@ def _chart(p: Patient) -> str:
 
 
 def _show_rows(table: QTableWidget, rows: int) -> None:
-    """At least ``rows`` rows tall (the dialog's column squashed each list to one)."""
+    """At least ``rows`` rows tall (the dialog's column squashed each list to one), with
+    room for the scroll bar under them that a wide list (a merge's details) shows."""
     row = table.verticalHeader().defaultSectionSize()
     header = table.horizontalHeader().sizeHint().height()
-    table.setMinimumHeight(header + rows * row + 2 * table.frameWidth())
+    bar = table.horizontalScrollBar().sizeHint().height()
+    table.setMinimumHeight(header + rows * row + bar + 2 * table.frameWidth())
+
+
+def _row(*parts: QWidget, stretch_after: int | None = None) -> QWidget:
+    """``parts`` side by side; the spare width goes after part ``stretch_after``, or (None)
+    to the parts that grow (a line edit)."""
+    row = QWidget()
+    bar = QHBoxLayout(row)
+    bar.setContentsMargins(0, 0, 0, 0)
+    for i, part in enumerate(parts):
+        bar.addWidget(part)
+        if i == stretch_after:
+            bar.addStretch(1)
+    return row
 
 
 class DuplicatesDialog(QDialog):
@@ -83,7 +98,9 @@ class DuplicatesDialog(QDialog):
         self._outcome = ""  # what the last merge, undo or dismissal did, kept over the refresh
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")
-        self.resize(1100, 640)  # two charts' details side by side, and a merge's reason
+        # Two charts' details side by side, and a merge's reason; smaller on a small screen
+        # (OneDialog.open fits it to the screen, down to 1024x740).
+        self.resize(1100, 720)
         heading = QLabel("Charts that may be one person's")
         heading.setObjectName("dialogHeading")
         explain = QLabel(
@@ -96,7 +113,7 @@ class DuplicatesDialog(QDialog):
         )
         explain.setWordWrap(True)
         self.table = self._pairs.table
-        _show_rows(self.table, 4)  # a few pairs, not one squashed row
+        _show_rows(self.table, 3)  # a few pairs, not one squashed row
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.keep_first = QRadioButton()
         self.keep_first.setObjectName("keepFirst")
@@ -118,12 +135,9 @@ class DuplicatesDialog(QDialog):
         self.dismiss_button.setObjectName("notDuplicate")
         self.dismiss_button.setToolTip("Two people: the pair leaves this list everywhere")
         self.dismiss_button.clicked.connect(self.dismiss)
-        row = QWidget()
-        bar = QHBoxLayout(row)
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.merge_button)
-        bar.addWidget(self.dismiss_button)
-        bar.addStretch(1)
+        # The reason and its buttons share a line, as Undo merge shares the Merged charts
+        # heading's: a line each squeezed the lists over the buttons on a 740-pixel screen.
+        merge_row = _row(self.reason, self.merge_button, self.dismiss_button)
         self.status = QLabel()
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
@@ -132,20 +146,23 @@ class DuplicatesDialog(QDialog):
         merged_heading = QLabel("Merged charts")
         merged_heading.setObjectName("dialogHeading")
         self.merged_table = self._merges.table
-        _show_rows(self.merged_table, 4)
+        _show_rows(self.merged_table, 3)
         self.merged_table.itemSelectionChanged.connect(self._update_buttons)
         self.undo_button = QPushButton("Undo merge")
         self.undo_button.setObjectName("undoMerge")
         self.undo_button.setToolTip("The merged chart is its own again, with its records")
         self.undo_button.clicked.connect(self.undo)
+        merged_row = _row(merged_heading, self.undo_button, stretch_after=0)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
-        dialog_layout(
+        layout = dialog_layout(
             self, heading, explain, self.table, self.select_hint, self.keep_first,
-            self.keep_second,
-            self.reason, row, self.status, merged_heading, self.merged_table,
-            self.undo_button, buttons,
+            self.keep_second, merge_row, self.status, merged_row, self.merged_table, buttons,
         )  # fmt: skip
+        # Spare height goes to the lists (they scroll), never between the buttons.
+        layout.setStretchFactor(self.table, 1)
+        layout.setStretchFactor(self.merged_table, 1)
+        keep_min_height_for_width(self)
         operations.changed.connect(self._records_changed)
         self._selection_changed()
         self.refresh()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -36,7 +37,14 @@ from app.messages import describe_error, validation_text
 from app.session.recovery_sheet import RecoveryKeyActions
 from app.session.strength_hint import StrengthHint
 from app.sync.controller import SyncProgress, download_progress
-from app.sync.join import JoinRequest, join_clinic
+from app.sync.join import (
+    DISCARDED,
+    JoinRequest,
+    PendingJoin,
+    discard_unfinished_join,
+    join_clinic,
+    kept_join,
+)
 from app.sync.status import describe_progress
 from app.widgets import error_label, form_layout, paragraph
 from app.worker import Job, Worker
@@ -476,6 +484,16 @@ class FirstRunWizard(QWizard):
         return self._worker.submit(run, on_done, on_error, label="find peers")
 
     @property
+    def workstation(self) -> Workstation:
+        """This computer's workstation (the clinic folder being set up)."""
+        return self._workstation
+
+    @property
+    def worker(self) -> Worker:
+        """The database worker the wizard's jobs run on."""
+        return self._worker
+
+    @property
     def created(self) -> ClinicCreated | None:
         """The clinic created or joined on this computer, once it exists."""
         return self.admin_page.created or self.join_page.created
@@ -502,6 +520,17 @@ class FirstRunWizard(QWizard):
         self.setup_finished.emit(created.username)
 
 
+_STRETCH = QWizard.WizardButton.Stretch
+# The wizard's usual buttons (Cancel is off: NoCancelButton).
+_ALL_BUTTONS = [
+    _STRETCH,
+    QWizard.WizardButton.BackButton,
+    QWizard.WizardButton.NextButton,
+    QWizard.WizardButton.CommitButton,
+    QWizard.WizardButton.FinishButton,
+]
+
+
 class JoinPage(QWizardPage):
     """Step 2 (joining): through the clinic server, or through a LAN peer's pairing code."""
 
@@ -510,7 +539,12 @@ class JoinPage(QWizardPage):
         self._wizard = wizard
         self._job: Job[ClinicCreated] | None = None
         self._find_job: Job[list[str]] | None = None
+        self._discard_job: Job[bool] | None = None
         self.created: ClinicCreated | None = None
+        # An enrollment kept after its first sync failed (the code is spent): Try again
+        # finishes it with the password alone (core/sync/join.py).
+        self.resuming: PendingJoin | None = None
+        self.confirm_box: QMessageBox | None = None  # Discard this attempt's question
         self.setTitle(
             heading(
                 2,
@@ -574,6 +608,21 @@ class JoinPage(QWizardPage):
         account.addRow("Your user name", self.username)
         account.addRow("Password", self.password)
         self.error = error_label()
+        self.resume_note = paragraph(
+            "This computer is enrolled with the clinic server, but receiving the clinic's "
+            "records did not finish. Enter your password and choose Try again: no new code "
+            "is needed. To join another clinic or server instead, discard this attempt (you "
+            "will then need a new enrollment code).",
+            "hint",
+        )
+        self.resume_note.hide()
+        self.discard_button = QPushButton("Discard this attempt")
+        self.discard_button.setObjectName("discardJoin")
+        self.discard_button.setToolTip(
+            "Remove what this attempt kept on this computer; joining again needs a new code"
+        )
+        self.discard_button.clicked.connect(self._discard)
+        self.discard_button.hide()
         self.progress = paragraph("", "hint")
         self.progress.hide()
         self.download_bar = QProgressBar()
@@ -585,6 +634,7 @@ class JoinPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(10)
+        layout.addWidget(self.resume_note)
         layout.addWidget(self.via_server)
         layout.addWidget(self.via_peer)
         layout.addWidget(self.server_form)
@@ -598,6 +648,10 @@ class JoinPage(QWizardPage):
             )
         )
         layout.addWidget(self.error)
+        discard_row = QHBoxLayout()
+        discard_row.addWidget(self.discard_button)
+        discard_row.addStretch(1)
+        layout.addLayout(discard_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.download_bar)
         layout.addStretch(1)
@@ -647,10 +701,89 @@ class JoinPage(QWizardPage):
         self.error.setText(text)
         self.error.show()
 
+    def resume(self, pending: PendingJoin) -> None:
+        """Offer to finish the kept enrollment ``pending``: the person who started it, their
+        password, Try again; the server fields (and the spent code) are not asked again."""
+        self.resuming = pending
+        self.username.setText(pending.username)
+        self.username.setReadOnly(True)
+        for widget in (self.via_server, self.via_peer, self.server_form, self.peer_form):
+            widget.hide()
+        self.resume_note.show()
+        self.discard_button.show()
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Try again")
+        # Back would offer to create a clinic in a folder that holds this attempt.
+        self._wizard.setButtonLayout([_STRETCH, QWizard.WizardButton.CommitButton])
+
+    def _start_afresh(self) -> None:
+        self.resuming = None
+        self.username.setReadOnly(False)
+        self.enroll_code.clear()
+        for widget in (self.via_server, self.via_peer):
+            widget.show()
+        self._via_changed(self.via_peer.isChecked())
+        self.resume_note.hide()
+        self.discard_button.hide()
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Join clinic")
+        self._wizard.setButtonLayout(_ALL_BUTTONS)
+
+    def _discard(self) -> None:
+        """Ask, then discard the kept attempt: joining again needs a new code."""
+        if self.resuming is None or self._job is not None or self._discard_job is not None:
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Discard this attempt",
+            "Remove what this join kept on this computer? Joining again then needs a new "
+            "enrollment code from your administrator, and the device it enrolled stays "
+            "listed on the server until an administrator revokes it.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirmDiscardJoin")
+        confirm = box.addButton("Discard", QMessageBox.ButtonRole.AcceptRole)
+        confirm.setObjectName("confirmDiscardJoinButton")
+
+        def answered() -> None:
+            self.confirm_box = None
+            box.deleteLater()
+            if box.clickedButton() is confirm:
+                self._discard_now()
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+
+    def _discard_now(self) -> None:
+        """Discard the kept attempt (on the worker): the page asks for a new code again."""
+        if self.resuming is None or self._job is not None or self._discard_job is not None:
+            return
+        ws = self._wizard.workstation
+        self.discard_button.setEnabled(False)
+
+        def done(removed: bool) -> None:
+            self._discard_job = None
+            self.discard_button.setEnabled(True)
+            self._start_afresh()
+            if removed:
+                self.show_error(DISCARDED[0].upper() + DISCARDED[1:] + ".")
+
+        def failed(exc: Exception) -> None:
+            self._discard_job = None
+            self.discard_button.setEnabled(True)
+            self.show_error(describe_error(exc))
+
+        self._discard_job = self._wizard.worker.submit(
+            lambda: discard_unfinished_join(ws), done, failed, label="discard unfinished join"
+        )
+
     def request(self) -> JoinRequest | str:
         """The join request from the form, or what is missing."""
         if not self.username.text().strip() or not self.password.text():
             return "Enter your user name and password in the clinic."
+        if self.resuming is not None:
+            # The kept credential names the server: nothing else is sent (no code).
+            return JoinRequest(self.username.text(), self.password.text())
         if self.via_peer.isChecked():
             if not self.pair_code.text().strip():
                 return "Enter the pairing code shown on the other workstation."
@@ -688,7 +821,7 @@ class JoinPage(QWizardPage):
         """Refuse while joining; start joining; accept once this computer holds the clinic."""
         if self.created is not None:
             return True
-        if self._job is not None:
+        if self._job is not None or self._discard_job is not None:
             return False
         self.error.hide()
         request = self.request()
@@ -704,6 +837,7 @@ class JoinPage(QWizardPage):
             widget.setEnabled(not busy)
         for radio in (self.via_server, self.via_peer):
             radio.setEnabled(not busy)
+        self.discard_button.setEnabled(not busy)
         self.progress.setText("Joining and receiving the clinic's records…" if busy else "")
         self.progress.setVisible(busy)
         if busy:
@@ -731,6 +865,11 @@ class JoinPage(QWizardPage):
         self._job = None
         self._set_busy(False)
         self.show_error(describe_error(exc))
+        # The server accepted the code before the first sync failed: the attempt is kept
+        # (a small file read, on the GUI thread), and Try again finishes it.
+        pending = kept_join(self._wizard.workstation)
+        if pending is not None:
+            self.resume(pending)
 
 
 class DemoPage(QWizardPage):

@@ -5,15 +5,44 @@ join``), for a computer that holds no clinic yet. Runs on the worker.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from core.errors import CarelineError
 from core.records.workstation import Workstation
 from core.store.errors import StoreError
 from core.sync import join
-from core.sync.join import JoinRequest
+from core.sync.join import (
+    DISCARDED,
+    JoinRequest,
+    PendingJoin,
+    discard_unfinished_join,
+    pending_join,
+)
 from core.sync.session import SyncReport
 
-__all__ = ["JoinRequest", "join_clinic"]
+__all__ = [
+    "DISCARDED",
+    "JoinRequest",
+    "PendingJoin",
+    "discard_unfinished_join",
+    "join_clinic",
+    "kept_join",
+]
+
+log = logging.getLogger(__name__)
+
+
+def kept_join(ws: Workstation) -> PendingJoin | None:
+    """A person's join kept here after its first sync failed (the wizard offers Try
+    again), or None: none, a silent one, or a key file that cannot be read (the sign-in
+    screen then says what is wrong with it)."""
+    try:
+        pending = pending_join(ws)
+    except CarelineError as exc:
+        log.warning("an unfinished join here cannot be read: %s", exc)
+        return None
+    return pending if pending is not None and pending.attended else None
 
 
 def join_clinic(
@@ -24,9 +53,12 @@ def join_clinic(
     """Create this workstation's replica of an existing clinic; returns its recovery key.
 
     ``on_progress`` is called on the worker after every page or batch of the first
-    download. Leaves the workstation locked; on failure nothing of the attempt is left.
+    download. Leaves the workstation locked. On failure nothing of the attempt is left,
+    unless the server had accepted the code: then the enrollment is kept
+    (:func:`core.sync.join.pending_join`) and the next call with the same user name and
+    password finishes it, or :func:`discard_unfinished_join` removes it.
     """
-    if ws.is_initialized():
+    if ws.is_initialized() and not join.first_sync_pending(ws):
         # The first run only ever makes a new replica; never join into existing data.
         raise StoreError(f"a clinic already exists in {ws.data_dir}; refusing to overwrite")
     recovery = join.join_clinic(ws, request, on_progress).recovery_key

@@ -5,24 +5,42 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup
 from core.config.settings import check_server_url
 
+if TYPE_CHECKING:
+    from core.sync.join import JoinResult
+
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     """enroll --server URL (--code CODE | --code-stdin | --code-file FILE) [--ca-file PEM]
-    [--device-name NAME] | enroll --machine."""
+    [--device-name NAME] | enroll --machine | enroll --resume | enroll --discard-unfinished."""
     parser.add_argument("--server", help="https://host:port")
     # Instead of a code: everything from the machine-wide configuration.
-    code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'").add_argument(
+    given = code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'")
+    given.add_argument(
         "--machine",
         action="store_true",
         help="join the server named by the machine-wide configuration (server_url, "
         "server_ca_file or server_ca_fingerprint, enroll_code) with nobody at the keyboard; "
         "does nothing if this data folder already holds a clinic",
+    )
+    # After a first sync that failed once the server accepted the code (its use is spent).
+    given.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the unfinished join in this data folder with no code, as --user with "
+        "their password (running the same enroll command again does the same)",
+    )
+    given.add_argument(
+        "--discard-unfinished",
+        action="store_true",
+        help="remove the unfinished join in this data folder (its records, device credential "
+        "and key file), to enroll again with a new code; a finished clinic is never removed",
     )
     parser.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
     parser.add_argument("--device-name", help="how the server lists this workstation")
@@ -33,6 +51,10 @@ def run(ctx: Context) -> int:
     args = ctx.args
     if args.machine:
         return _run_machine(ctx)
+    if args.discard_unfinished:
+        return _discard(ctx)
+    if args.resume:
+        return _resume(ctx)
     if args.server is None:
         raise CliError("give --server URL with the code, or --machine", EXIT_USAGE)
     _refuse_other_server(ctx, args.server)
@@ -49,6 +71,10 @@ def run(ctx: Context) -> int:
         ca_pem=ca_pem,
         device_name=args.device_name,
     )
+    return _enrolled(ctx, result)
+
+
+def _enrolled(ctx: Context, result: JoinResult) -> int:
     doc = {
         "device_id": result.device_id,
         "clinic": result.clinic_name,
@@ -60,6 +86,29 @@ def run(ctx: Context) -> int:
         f"Enrolled as device {result.device_id} of {result.clinic_name}; "
         f"{result.records} records received." + recovery_text(result),
     )
+    return EXIT_OK
+
+
+def _resume(ctx: Context) -> int:
+    """``enroll --resume``: finish the kept, unfinished join here (no code is sent)."""
+    from core.sync.join import first_sync_pending
+
+    if not first_sync_pending(ctx.workstation):
+        raise CliError(f"{ctx.data_dir} holds no unfinished join to resume", EXIT_USAGE)
+    return _enrolled(ctx, join(ctx, "enroll_code", server_url=ctx.args.server or ""))
+
+
+def _discard(ctx: Context) -> int:
+    """``enroll --discard-unfinished``: remove the kept, unfinished join here."""
+    from core.sync.join import DISCARDED, discard_unfinished_join
+
+    if not discard_unfinished_join(ctx.workstation):
+        raise CliError(
+            f"{ctx.data_dir} holds no unfinished join (a finished clinic is never removed)",
+            EXIT_USAGE,
+        )
+    text = DISCARDED[0].upper() + DISCARDED[1:] + "."
+    ctx.emit({"discarded": True, "data_dir": str(ctx.data_dir)}, text)
     return EXIT_OK
 
 

@@ -64,26 +64,34 @@ def join(ctx: Context, code_field: str, **where: Any) -> JoinResult:
 
     A workstation that holds a clinic joins as the person who unlocks it; an empty data
     folder gets a new database for ``--user`` (password from --password-stdin or
-    CARELINE_PASSWORD_FILE), removed again if joining fails. The password is read before
-    the code: with both on standard input, the password comes first.
+    CARELINE_PASSWORD_FILE), removed again if joining fails before the server accepted the
+    code and kept after (the same command run again, or ``--resume``, finishes it). The
+    password is read before the code: with both on standard input, the password comes
+    first.
     """
     # Imported here: the join machinery (HTTP, TLS, certificates) would otherwise load
     # with every ``careline`` command.
-    from core.sync.join import JoinRequest, join_clinic
+    from core.sync.join import JoinRequest, first_sync_pending, join_clinic
 
     ws = ctx.workstation
-    if ws.is_initialized():
+    # An unfinished join kept here (the code was spent) is finished as the person who
+    # started it, with their password: nobody can sign in before its records arrive.
+    unfinished = first_sync_pending(ws)
+    if ws.is_initialized() and not unfinished:
         records = ctx.open_records()
         where[code_field] = read_code(ctx.args)
         return join_clinic(ws, JoinRequest(records.actor, **where))
     if not ctx.args.user:
-        raise CliError("--user is required to create this workstation's database", EXIT_USAGE)
+        what = "finish the join started here" if unfinished else "create the database here"
+        raise CliError(f"--user is required to {what}", EXIT_USAGE)
     password = ctx.password()
     if password is None:
         raise CliError(
             "give the password with --password-stdin or CARELINE_PASSWORD_FILE", EXIT_USAGE
         )
-    where[code_field] = read_code(ctx.args)
+    # A resume sends no code (the server already accepted it): --resume reads none.
+    resume = unfinished and getattr(ctx.args, "resume", False)
+    where[code_field] = "" if resume else read_code(ctx.args)
     return join_clinic(ws, JoinRequest(ctx.args.user, password, **where))
 
 

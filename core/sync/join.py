@@ -7,18 +7,26 @@ and first sync over mutual TLS (:func:`core.sync.lan.pairing.pair_and_sync`).
 
 On an empty data folder the local replica is made first (``Workstation.prepare_join``:
 key file and empty encrypted database for the joining person) and, once the records have
-arrived, the person's account is checked: it must have come with them. If anything fails,
-what this attempt made is removed (the key file, the database and its side files, the
-OS-keyring secret, the folder if it was made), so the next attempt starts clean. Nothing
-that existed before is touched. A workstation that already holds a clinic keeps all of it:
-a failed first sync there is finished by the next sync.
+arrived, the person's account is checked: it must have come with them. If anything fails
+before the server accepts the code, what this attempt made is removed (the key file, the
+database and its side files, the OS-keyring secret, the folder if it was made), so the next
+attempt starts clean. Nothing that existed before is touched. A workstation that already
+holds a clinic keeps all of it: a failed first sync there is finished by the next sync.
 
-A silent (unattended) join is the exception once the server has accepted the code: the
-code's use is spent, and nobody is at the keyboard to ask IT for a new one. So from then on
-a failed first sync keeps the replica, its device credential and a marker file
-(:data:`PENDING_MARKER`); the next :func:`join_unattended` on that folder (the app's next
-start or Retry, or ``careline enroll --machine`` run again) finishes the first sync with the
-credential it holds, and no code.
+Once the server has accepted an enrollment code, the code's use is spent, so a failed
+first sync keeps the replica, its device credential (in the encrypted database, behind the
+joining person's password slot, or the OS-keyring slot alone for a silent join) and a
+marker file (:data:`PENDING_MARKER`). The next attempt on that folder finishes the first
+sync with the credential it holds, and no code: :func:`join_clinic` with the same user name
+and password (the wizard's Try again, the app's next start, ``careline enroll`` run again),
+or :func:`join_unattended` for a silent join (the app's next start or Retry, ``careline
+enroll --machine`` run again). It never mixes: a resume names the same server (and CA, if
+one is given) as the kept credential, an attended attempt is resumed by the person whose
+password opens it only, a silent one by the silent path only. :func:`discard_unfinished_join`
+removes a kept attempt on request (the wizard's Start over, ``careline enroll
+--discard-unfinished``). A LAN pairing is not kept: its code is shown again on the peer.
+An attended join whose records hold no account for the person is removed, as before: a
+replica of the clinic is not left behind a password the clinic does not know.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError
 from core.records.workstation import WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
+from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.lan.identity import merge_revoked
 from core.sync.lan.pairing import pair_and_sync, split_address
@@ -68,7 +77,20 @@ class FirstSyncError(CarelineError):
 
 
 class FirstSyncUnfinishedError(FirstSyncError):
-    """An unattended join was enrolled and kept; its next attempt finishes the first sync."""
+    """A join was enrolled and kept; its next attempt finishes the first sync."""
+
+
+class UnfinishedJoinError(CarelineError):
+    """This folder holds another unfinished join (another server, another way of joining):
+    finish that one or discard it first; nothing was sent and nothing changed."""
+
+
+@dataclass(frozen=True)
+class PendingJoin:
+    """An unfinished join kept in a data folder (:func:`pending_join`)."""
+
+    attended: bool  # a person's password opens it (else the OS keyring alone: silent)
+    username: str  # the person whose password opens it ("" for a silent join)
 
 
 @dataclass(frozen=True)
@@ -105,9 +127,37 @@ Progress = Callable[[SyncReport], object]
 
 
 def first_sync_pending(ws: Workstation) -> bool:
-    """True when an unattended join here was enrolled but its first sync is unfinished:
-    :func:`join_unattended` finishes it without a code."""
+    """True when a join here was enrolled but its first sync is unfinished: the next
+    :func:`join_clinic` or :func:`join_unattended` finishes it without a code."""
     return (ws.data_dir / PENDING_MARKER).exists() and ws.is_initialized()
+
+
+def pending_join(ws: Workstation) -> PendingJoin | None:
+    """The unfinished join here, if any (:func:`first_sync_pending`), and whose it is: the
+    key file's password slot names the person of an attended join (read without opening
+    anything)."""
+    if not first_sync_pending(ws):
+        return None
+    users = Keychain.load(ws.keyfile_path).password_users()
+    return PendingJoin(bool(users), users[0] if users else "")
+
+
+DISCARDED = (
+    "the unfinished join was removed from this computer (its records, device credential and "
+    "key file); the device it enrolled stays listed on the server until an administrator "
+    "revokes it ('careline-server admin device revoke ID'); join again with a new code"
+)
+
+
+def discard_unfinished_join(ws: Workstation) -> bool:
+    """Remove a kept, unfinished join (:func:`first_sync_pending`): the replica and its side
+    files, the device credential in it, the key file and its OS-keyring secret, the marker.
+    The data folder stays. Returns False (and touches nothing) when there is none: a
+    finished clinic is never removed here. See :data:`DISCARDED` for what is left."""
+    if not first_sync_pending(ws):
+        return False
+    _Made(folder_existed=True, existed=frozenset()).remove(ws)
+    return True
 
 
 def join_clinic(
@@ -123,6 +173,9 @@ def join_clinic(
     """
     # Refused before any code is redeemed (a used code is gone for good).
     refuse_if_demo(_JOINING, ws.data_dir, ws.database if ws.is_unlocked else None)
+    pending = pending_join(ws)
+    if pending is not None:
+        return _resume_attended(ws, request, pending, on_progress)
     if ws.is_initialized():
         return _join(ws, request, on_progress, None)
     if request.password is None:
@@ -130,17 +183,72 @@ def join_clinic(
     made = _Made.before(ws)
     try:
         recovery = ws.prepare_join(request.username, request.password)
-        result = _join(ws, request, on_progress, recovery)
-        ws.lock()
-        try:
-            ws.sign_in(request.username, request.password)
-        except AuthenticationError:
-            raise NoAccountError(request.username.strip().lower()) from None
-        ws.lock()
-    except BaseException:
+        result = _join(ws, request, on_progress, recovery, new_replica=True)
+        _check_account(ws, request)
+    except NoAccountError:
         made.remove(ws)
         raise
+    except BaseException:
+        if first_sync_pending(ws):
+            ws.lock()  # enrolled (the code is spent), first sync unfinished: kept
+        else:
+            made.remove(ws)
+        raise
+    (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)  # none after a LAN pairing
     return result
+
+
+def _check_account(ws: Workstation, request: JoinRequest) -> None:
+    """The joining person's account arrived with the records (a sign-in works); left
+    locked."""
+    assert request.password is not None
+    ws.lock()
+    try:
+        ws.sign_in(request.username, request.password)
+    except AuthenticationError:
+        raise NoAccountError(request.username.strip().lower()) from None
+    finally:
+        ws.lock()
+
+
+def _resume_attended(
+    ws: Workstation, request: JoinRequest, pending: PendingJoin, on_progress: Progress | None
+) -> JoinResult:
+    """Finish the first sync of a join enrolled earlier here, opened with the joining
+    person's password; a new recovery key replaces the one never shown."""
+    if not pending.attended:
+        raise UnfinishedJoinError(
+            f"{ws.data_dir} holds a silent enrollment whose first sync is unfinished; finish "
+            "it with 'careline enroll --machine' (or by starting Careline), or discard it "
+            "with 'careline enroll --discard-unfinished'"
+        )
+    if request.via_peer or request.password is None:
+        raise UnfinishedJoinError(
+            f"{ws.data_dir} holds a join with a clinic server whose first sync is "
+            "unfinished; finish it (the same user name and password, no new code) or "
+            "discard it first"
+        )
+    try:
+        ws.unlock_with_password(request.username, request.password)
+    except AuthenticationError:
+        raise AuthenticationError(
+            "this computer's unfinished join opens only with the user name and password it "
+            f"was started with ({pending.username})"
+        ) from None
+    try:
+        actor = request.username.strip().lower()
+        credential, records = _finish_first_sync(ws, request, actor, on_progress, _KEPT_ATTENDED)
+        # The first attempt's recovery key was never shown: this one replaces it.
+        recovery = ws.keychain().new_recovery_key(ws.unlocked_keys)
+    finally:
+        ws.lock()
+    try:
+        _check_account(ws, request)
+    except NoAccountError:
+        discard_unfinished_join(ws)
+        raise
+    (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
+    return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
 
 
 def join_unattended(
@@ -159,8 +267,16 @@ def join_unattended(
     call (:class:`FirstSyncUnfinishedError`, :func:`first_sync_pending`).
     """
     refuse_if_demo(_JOINING, ws.data_dir)
-    if first_sync_pending(ws):
-        return _finish_unattended(ws, on_progress)
+    pending = pending_join(ws)
+    if pending is not None:
+        if pending.attended:
+            raise UnfinishedJoinError(
+                f"{ws.data_dir} holds a join started by {pending.username} whose first sync "
+                "is unfinished; they finish it in Careline's set-up (or with 'careline "
+                "enroll') with their password, or it is discarded with 'careline enroll "
+                "--discard-unfinished' before enrolling silently"
+            )
+        return _finish_unattended(ws, request, on_progress)
     if ws.is_initialized():
         raise StoreError(f"a clinic already exists in {ws.data_dir}; nothing to enroll")
     made = _Made.before(ws)
@@ -186,6 +302,7 @@ def join_unattended(
     except BaseException:
         made.remove(ws)
         raise
+    (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
     return result
 
 
@@ -194,18 +311,55 @@ def _has_staff(ws: Workstation) -> bool:
     return bool(ws.database.query("SELECT 1 FROM users WHERE active = 1 LIMIT 1"))
 
 
-def _finish_unattended(ws: Workstation, on_progress: Progress | None) -> JoinResult:
+def _finish_first_sync(
+    ws: Workstation,
+    request: JoinRequest,
+    actor: str,
+    on_progress: Progress | None,
+    next_step: str,
+) -> tuple[ServerCredential, int]:
+    """The first sync of a join enrolled earlier here (unlocked by the caller), with the
+    device credential it keeps and no code; refused if ``request`` names another server or
+    CA than the credential's. Returns the credential and the records received."""
+    credential = load_credential(ws.database)
+    if credential is None:
+        raise FirstSyncUnfinishedError(
+            f"{ws.data_dir} holds an unfinished enrollment without its device credential; "
+            "discard it ('careline enroll --discard-unfinished') and enroll again with a new "
+            "code"
+        )
+    _refuse_other_server(credential, request)
+    records = _first_sync(ws, credential, actor, on_progress, "enrolled", next_step)
+    return credential, records
+
+
+def _refuse_other_server(credential: ServerCredential, request: JoinRequest) -> None:
+    """A resume goes to the server (and pinned CA) the code was spent with, never another."""
+    url = request.server_url.strip().rstrip("/")
+    other_url = bool(url) and url.lower() != credential.server_url.lower()
+    other_ca = (
+        request.ca_pem is not None
+        and credential.server_ca_pem is not None
+        and pem_fingerprint(request.ca_pem) != pem_fingerprint(credential.server_ca_pem)
+    )
+    if other_url or other_ca:
+        what = f"the server at {url}" if other_url else "another server CA"
+        raise UnfinishedJoinError(
+            f"this computer holds an unfinished join with {credential.clinic_name} at "
+            f"{credential.server_url}; {what} was not contacted. Finish that join (no new "
+            "code is needed), or discard it first ('careline enroll --discard-unfinished', "
+            "or Start over in Careline's set-up)"
+        )
+
+
+def _finish_unattended(
+    ws: Workstation, request: JoinRequest, on_progress: Progress | None
+) -> JoinResult:
     """The first sync of an unattended join enrolled earlier (:func:`first_sync_pending`),
     with the device credential it keeps; the folder is kept whatever happens."""
     ws.unlock_with_keyring()
     try:
-        credential = load_credential(ws.database)
-        if credential is None:
-            raise FirstSyncUnfinishedError(
-                f"{ws.data_dir} holds an unfinished enrollment without its device credential; "
-                "move the folder aside and enroll again with a new code"
-            )
-        records = _first_sync(ws, credential, WORKSTATION_ACTOR, on_progress, "enrolled", _KEPT)
+        credential, records = _finish_first_sync(ws, request, WORKSTATION_ACTOR, on_progress, _KEPT)
         if not _has_staff(ws):
             raise FirstSyncUnfinishedError(
                 "enrolled, but no staff account has arrived with the clinic's records, so "
@@ -243,10 +397,9 @@ def _join(
         if new_replica:
             (ws.data_dir / PENDING_MARKER).touch(mode=0o600)
     except (SyncError, TransportError) as exc:
-        raise _first_sync_failed(joined_as, exc, _next_step(recovery, False)) from exc
-    next_step = _next_step(recovery, new_replica)
+        raise _first_sync_failed(joined_as, exc, _next_step(new_replica, False, recovery)) from exc
+    next_step = _next_step(new_replica, True, recovery)
     records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
-    (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
     return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
 
 
@@ -256,14 +409,22 @@ _KEPT = (
     "this workstation keeps its enrollment: start Careline again (or run 'careline enroll "
     "--machine' again) to finish receiving the clinic's records; no new code is needed"
 )
+_KEPT_ATTENDED = (
+    "this computer keeps its enrollment: try again with the same user name and password "
+    "(Try again, or start Careline again, or run 'careline enroll' again) to finish "
+    "receiving the clinic's records; no new code is needed"
+)
 
 
-def _next_step(recovery: str | None, unattended: bool) -> str:
-    """What a failed first sync leaves, in words: an attended new replica is removed, an
-    unattended one kept for the next attempt, an existing replica's next sync finishes."""
-    if unattended:
-        return _KEPT
-    return _REMOVED if recovery is not None else _NEXT_SYNC
+def _next_step(new_replica: bool, accepted: bool, recovery: str | None) -> str:
+    """What a failed first sync leaves, in words: an existing replica's next sync finishes;
+    a new one is removed before the server accepted the code, and kept for the next
+    attempt after (attended: it has a recovery key; silent: it has none)."""
+    if not new_replica:
+        return _NEXT_SYNC
+    if not accepted:
+        return _REMOVED
+    return _KEPT if recovery is None else _KEPT_ATTENDED
 
 
 def _first_sync(
@@ -295,7 +456,7 @@ def _first_sync(
 def _first_sync_failed(
     joined_as: str, exc: SyncError | TransportError, next_step: str
 ) -> FirstSyncError:
-    kind = FirstSyncUnfinishedError if next_step == _KEPT else FirstSyncError
+    kind = FirstSyncUnfinishedError if next_step in (_KEPT, _KEPT_ATTENDED) else FirstSyncError
     return kind(f"{joined_as}, but the first sync failed: {exc.plain_words()}; {next_step}")
 
 

@@ -1,0 +1,149 @@
+"""An attended join (a person's password; the wizard or ``careline enroll``) whose first
+sync fails after the server accepted the code: the computer keeps its enrollment behind
+that person's password and the next attempt finishes it without a code (whose use is
+spent); another server, another person or the silent path are refused, and the attempt
+can be discarded on request. Real TLS server (stopped mid-download), real SQLCipher, the
+real ``careline`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records.errors import AuthenticationError
+from core.records.workstation import Workstation
+from core.sync.ca_pin import pem_fingerprint
+from core.sync.enroll import EnrollmentError
+from core.sync.join import (
+    FirstSyncUnfinishedError,
+    JoinRequest,
+    NoAccountError,
+    PendingJoin,
+    UnfinishedJoinError,
+    discard_unfinished_join,
+    first_sync_pending,
+    join_clinic,
+    pending_join,
+)
+from core.sync.silent_join import MachineEnrollment, join_silently
+from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import Live, add_clinic, live_server
+from tests.integration.test_cli import careline
+from tests.services import free_port
+
+
+def _request(live: Live, code: str, password: str = PASSWORD, url: str = "") -> JoinRequest:
+    return JoinRequest(
+        "admin", password, server_url=url or live.url, enroll_code=code, ca_pem=live.ca_pem,
+        device_name="Front desk",
+    )  # fmt: skip
+
+
+def _halted_join(live: Live, desk: Workstation) -> str:
+    """An attended join of a one-use code whose server goes away after the first page of
+    the download; returns the spent code."""
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)  # one use
+    with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed") as failed:
+        join_clinic(desk, _request(live, code), on_progress=lambda _report: live.halt())
+    assert "enrolled, but the first sync failed" in str(failed.value)
+    assert "same user name and password" in str(failed.value)
+    return code
+
+
+def test_an_attended_join_whose_first_sync_failed_is_finished_without_a_code(
+    tmp_path: Path,
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(data, port=port) as live:
+        code = _halted_join(live, desk)
+    assert first_sync_pending(desk) and not desk.is_unlocked
+    assert pending_join(desk) == PendingJoin(True, "admin")
+
+    with live_server(data, port=port) as live:
+        # The code is spent: a second computer cannot use it.
+        other = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
+        with pytest.raises(EnrollmentError, match="refused enrollment"):
+            join_clinic(other, _request(live, code))
+        assert not other.is_initialized()
+        # Never mixed: another server, the silent path, a LAN peer, another password.
+        elsewhere = live.url.replace("127.0.0.1", "localhost")
+        with pytest.raises(UnfinishedJoinError, match="was not contacted"):
+            join_clinic(desk, _request(live, "", url=elsewhere))
+        silent = MachineEnrollment(
+            live.url, code, None, pem_fingerprint(live.ca_pem), "Front desk", "machine.toml"
+        )
+        with pytest.raises(UnfinishedJoinError, match="started by admin"):
+            join_silently(desk, silent)
+        with pytest.raises(UnfinishedJoinError, match="unfinished"):
+            join_clinic(desk, JoinRequest("admin", PASSWORD, pair_code="X", peer="h:1"))
+        with pytest.raises(AuthenticationError, match=r"started with \(admin\)"):
+            join_clinic(desk, _request(live, "", password="not the password"))
+        assert first_sync_pending(desk) and not desk.is_unlocked
+        # ``careline enroll`` run again (the same command; the spent code is not sent)
+        # finishes it as the person who started it.
+        ca = tmp_path / "ca.pem"
+        ca.write_text(live.ca_pem)
+        done = careline(
+            folder, "--json", "--password-stdin", "--user", "admin", "enroll",
+            "--server", live.url, "--ca-file", str(ca), "--code", code, stdin=PASSWORD + "\n",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["clinic"] == "Hillside Clinic" and result["recovery_key"]
+    assert not first_sync_pending(desk) and not desk.is_unlocked
+    desk.sign_in("admin", PASSWORD)
+    desk.lock()
+    # The recovery key shown now opens it (the first attempt's was never shown).
+    desk.unlock_with_recovery_key(result["recovery_key"])
+    desk.lock()
+    assert not discard_unfinished_join(desk)  # a finished clinic is never removed
+    assert desk.is_initialized()
+
+
+def test_an_unfinished_attended_join_is_resumed_or_discarded_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(data, port=port) as live:
+        _halted_join(live, desk)
+    # --resume needs no code; with the server still away it keeps the attempt.
+    again = careline(
+        folder, "--password-stdin", "--user", "admin", "enroll", "--resume",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "no new code is needed" in again.stderr and "Traceback" not in again.stderr
+    assert first_sync_pending(desk)
+    gone = careline(folder, "--json", "enroll", "--discard-unfinished")
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["discarded"] is True
+    assert not desk.is_initialized() and not first_sync_pending(desk)
+    assert sorted(p.name for p in folder.iterdir()) == []
+    nothing = careline(folder, "enroll", "--discard-unfinished")
+    assert nothing.returncode != 0 and "holds no unfinished join" in nothing.stderr
+
+
+def test_records_without_the_persons_account_leave_nothing_even_once_enrolled(
+    tmp_path: Path,
+) -> None:
+    """The code is spent, but a replica of the clinic is not left behind a password the
+    clinic does not know: the attempt is removed, as before."""
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(tmp_path / "server") as live:
+        clinic = add_clinic(live.server, "Hillside Clinic")
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        ghost = JoinRequest(
+            "ghost", PASSWORD, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem
+        )
+        with pytest.raises(NoAccountError):
+            join_clinic(desk, ghost)
+    assert not folder.exists() and not first_sync_pending(desk)

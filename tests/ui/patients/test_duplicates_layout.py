@@ -1,0 +1,150 @@
+"""Possible duplicates on a small screen (1024x740, a common clinic laptop): the dialog fits
+its screen, nothing overlaps, every button is reachable and both lists scroll."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QDir, QRect, Qt
+from PySide6.QtGui import QScreen
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.main import resources_dir, stylesheet
+from app.main_window import MainWindow
+from app.patients.duplicates import DuplicatesDialog
+from core.records.merges import Merges
+from core.records.workstation import Workstation
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+
+SMALL = QRect(0, 0, 1024, 740)
+PAIRS, MERGED = 14, 14
+
+
+@pytest.fixture
+def small_screen(monkeypatch: pytest.MonkeyPatch, qapp: QApplication) -> Iterator[None]:
+    """Every screen says it has 1024x740 available (the offscreen platform has 800x800),
+    and the app's stylesheet is on, as in the app."""
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(SMALL))
+    before, paths = qapp.styleSheet(), QDir.searchPaths("careline")
+    QDir.setSearchPaths("careline", [str(resources_dir())])  # the stylesheet's images
+    qapp.setStyleSheet(stylesheet())
+    yield
+    qapp.setStyleSheet(before)
+    QDir.setSearchPaths("careline", paths)
+
+
+def _many_duplicates(ws: Workstation) -> None:
+    """PAIRS pairs still to review and MERGED merges made."""
+    ws.sign_in(ADMIN, PASSWORD)
+    records = ws.records
+    for i in range(PAIRS + MERGED):
+        born = f"19{60 + i}-02-03"
+        one = records.add_patient(f"Mwale{i:02d}", "Grace", born, "female", None, "0977 111")
+        two = records.add_patient(f"Mwale{i:02d}", "Grace", born, "female", None, "0966 222")
+        if i >= PAIRS:
+            Merges(records).merge(two.id, one.id, f"same woman, new phone ({i})")
+    ws.lock()
+
+
+def _inside(child: QWidget, dialog: QWidget) -> QRect:
+    """``child``'s rectangle in ``dialog``'s coordinates."""
+    return QRect(child.mapTo(dialog, child.rect().topLeft()), child.size())
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_the_dialog_fits_a_1024x740_screen(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    _many_duplicates(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    page = window.workspace.patient_list
+    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
+    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    qtbot.waitExposed(dialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == PAIRS, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == MERGED, timeout=10_000)
+    dialog.merged_table.selectRow(0)
+    QApplication.processEvents()
+    shot = os.environ.get("CARELINE_SCREENSHOTS")
+    if shot:
+        dialog.grab().save(str(Path(shot) / "duplicates-1024x740.png"))
+    frame = dialog.frameGeometry()
+    assert frame.width() <= SMALL.width() and frame.height() <= SMALL.height()
+    _nothing_overlaps(dialog)
+    # Its contents fit in less than the screen's height, so the window system never has
+    # to squeeze them over each other (the title bar and borders take some 40 pixels).
+    lowest = max(dialog.minimumSizeHint().height(), dialog.minimumHeight())
+    assert lowest <= SMALL.height() - 40
+    # Shrunk as far as it goes (a person dragging its edge), with a two-line outcome:
+    # still nothing overlaps.
+    dialog.status.setText("Merged: the records of " + "MWALE00, Grace · female · " * 8 + ".")
+    dialog.resize(dialog.width(), 200)
+    QApplication.processEvents()
+    assert dialog.height() <= SMALL.height() - 40
+    if shot:
+        dialog.grab().save(str(Path(shot) / "duplicates-smallest.png"))
+    _nothing_overlaps(dialog)
+
+
+def _nothing_overlaps(dialog: DuplicatesDialog) -> None:
+    """Every button whole inside the dialog and clear of both lists; the lists show three
+    rows at least and scroll (mouse wheel)."""
+    area = dialog.rect()
+    buttons = [b for b in dialog.findChildren(QAbstractButton) if b.isVisible()]
+    tables = [dialog.table, dialog.merged_table]
+    assert {dialog.merge_button, dialog.dismiss_button, dialog.undo_button} <= set(buttons)
+    choices = [dialog.keep_first, dialog.keep_second]
+    for button in buttons:
+        box = _inside(button, dialog)
+        assert area.contains(box), f"{button.text()!r} is cut off: {box} not in {area}"
+        assert box.height() >= button.minimumSizeHint().height(), button.text()
+        for table in tables:
+            on = f"{table.objectName()} over {button.text()!r}"
+            assert not _inside(table, dialog).intersects(box), on
+    for table in tables:
+        assert area.contains(_inside(table, dialog))
+        bar = table.verticalScrollBar()
+        assert bar.isVisible() and bar.maximum() > 0, f"{table.objectName()} does not scroll"
+        rows = table.verticalHeader().defaultSectionSize()
+        assert table.viewport().height() >= 3 * rows, f"{table.objectName()} squeezed"
+        wheel(table.viewport(), -2)  # the mouse wheel over the list brings more rows
+        assert bar.value() > 0, f"{table.objectName()} did not scroll"
+        bar.setValue(0)
+        for choice in choices:  # the Keep choices clear of the lists
+            assert not _inside(table, dialog).intersects(_inside(choice, dialog)), choice.text()
+        # The outcome line whole, all its lines, clear of the lists.
+        status = _inside(dialog.status, dialog)
+        assert not _inside(table, dialog).intersects(status)
+        assert status.height() >= dialog.status.heightForWidth(status.width())
+
+
+@pytest.mark.usefixtures("small_screen")
+@pytest.mark.parametrize("tool", ["show_audit_log", "show_reviews", "show_import", "show_fhir"])
+def test_the_other_review_dialogs_fit_a_1024x740_screen(
+    qtbot: QtBot, signed_in: MainWindow, tool: str
+) -> None:
+    """Settings' review dialogs open from the same place: sized for a large screen too (the
+    audit log was 1180 pixels wide), they fit the small one."""
+    tools = signed_in.workspace.admin_tools
+    getattr(tools, tool)()
+    dialog = tools.dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    shot = os.environ.get("CARELINE_SCREENSHOTS")
+    if shot:
+        dialog.grab().save(str(Path(shot) / f"{tool}-1024x740.png"))
+    frame = dialog.frameGeometry()
+    assert frame.width() <= SMALL.width() and frame.height() <= SMALL.height()
+    assert dialog.minimumSizeHint().height() <= SMALL.height() - 40
+    area = dialog.rect()
+    for button in dialog.findChildren(QAbstractButton):
+        if button.isVisible():
+            assert area.contains(_inside(button, dialog)), button.text()

@@ -1,0 +1,175 @@
+"""First run, "Join an existing clinic" through the server, when the first sync fails after
+the server accepted the one-time code: the wizard keeps the attempt and offers Try again
+(no new code), the app's next start does too, and the attempt can be discarded. A real TLS
+server in this process, stopped during the first download and started again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from app.session.first_run import FirstRunWizard
+from app.sync.controller import SyncProgress
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.sync.join import PendingJoin, first_sync_pending, pending_join
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.sync.test_join import COMMIT, click, finish, to_join_page
+
+
+@contextmanager
+def _server(data: Path, port: int) -> Iterator[Live]:
+    with live_server(data, port=port) as live:
+        yield live
+
+
+def _shot(widget: MainWindow, name: str) -> None:
+    folder = os.environ.get("CARELINE_SCREENSHOTS")
+    if folder:
+        widget.grab().save(str(Path(folder) / f"{name}.png"))
+
+
+def _fill_and_join(qtbot: QtBot, wizard: FirstRunWizard, live: Live, code: str, ca: Path) -> None:
+    """Type the server, the code and the account as a person does; Join clinic; the server
+    goes away after the first page of the download; the failure is shown."""
+    to_join_page(wizard)
+    page = wizard.join_page
+    QTest.keyClicks(page.server_url, live.url)
+    QTest.keyClicks(page.enroll_code, code)
+    QTest.keyClicks(page.ca_path, str(ca))
+    QTest.keyClicks(page.username, ADMIN)
+    QTest.keyClicks(page.password, PASSWORD)
+    halted: list[SyncProgress] = []
+
+    def halt(progress: SyncProgress) -> None:  # on the worker, during the download
+        if not halted:
+            halted.append(progress)
+            live.halt()
+
+    wizard.download_progressed.connect(halt, Qt.ConnectionType.DirectConnection)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    wizard.download_progressed.disconnect(halt)
+    assert halted
+
+
+def _clinic_with_a_patient(live: Live, tmp_path: Path) -> tuple[str, str]:
+    """A clinic another workstation filled; a one-use code for it; returns (id, code)."""
+    clinic_id = add_clinic(live.server, "Harbour Clinic")
+    first, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "a")
+    first.records.add_patient("Mensah", "Ama", "1979-05-05")
+    sync_at(first, credential)
+    first.lock()
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)  # one use
+    return clinic_id, code
+
+
+def _shows_try_again(wizard: FirstRunWizard) -> None:
+    page = wizard.join_page
+    assert wizard.currentPage() is page
+    assert wizard.button(COMMIT).text() == "Try again"
+    assert page.resume_note.isVisible() and page.discard_button.isVisible()
+    assert not page.server_form.isVisible() and not page.enroll_code.isVisible()
+    assert page.username.text() == ADMIN and page.username.isReadOnly()
+    # No Back: the start page would offer to create a clinic in this folder.
+    assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
+
+
+def test_a_failed_first_sync_is_tried_again_without_a_new_code(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    ca = tmp_path / "ca.pem"
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws, sync_options={"debounce_ms": 400, "interval_ms": 60_000})
+    wizard = window.first_run
+    assert wizard is not None
+    with _server(data, port) as live:
+        ca.write_text(live.ca_pem)
+        _, code = _clinic_with_a_patient(live, tmp_path)
+        _fill_and_join(qtbot, wizard, live, code, ca)
+    page = wizard.join_page
+    assert "no new code is needed" in page.error.text()
+    _shows_try_again(wizard)
+    assert pending_join(ws) == PendingJoin(True, ADMIN) and not ws.is_unlocked
+    _shot(window, "join-failed-try-again")
+
+    # Try again while the server is still away: it fails again, and is still kept.
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    _shows_try_again(wizard)
+    assert first_sync_pending(ws)
+
+    # The app is closed and started again: it offers the same, the password typed anew.
+    window.shutdown()
+    window = make_window(ws, sync_options={"debounce_ms": 400, "interval_ms": 60_000})
+    wizard = window.first_run
+    assert wizard is not None
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run_page)
+    _shows_try_again(wizard)
+    page = wizard.join_page
+    assert page.password.text() == ""
+    # A wrong password opens nothing (the credential is behind the person's password).
+    QTest.keyClicks(page.password, "not my password")
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    assert "opens only with the user name and password it was started with" in page.error.text()
+    _shows_try_again(wizard)
+    page.password.clear()
+    QTest.keyClicks(page.password, PASSWORD)
+    with _server(data, port):
+        click(wizard, COMMIT)
+        finish(qtbot, wizard)  # a new recovery key, shown once
+        assert not first_sync_pending(ws)
+        sign_in(qtbot, window, ADMIN, PASSWORD)
+        model = window.workspace.patient_list.model
+        qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=20_000)
+
+
+def test_a_kept_attempt_can_be_discarded_for_a_new_code(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    ca = tmp_path / "ca.pem"
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    with _server(data, port) as live:
+        ca.write_text(live.ca_pem)
+        _, code = _clinic_with_a_patient(live, tmp_path)
+        _fill_and_join(qtbot, wizard, live, code, ca)
+    page = wizard.join_page
+    _shows_try_again(wizard)
+    # Asked first: Cancel keeps it...
+    QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
+    box = page.confirm_box
+    assert box is not None and box.isVisible()
+    cancel = box.button(QMessageBox.StandardButton.Cancel)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.confirm_box is None)
+    assert first_sync_pending(ws) and page.discard_button.isVisible()
+    # ...Discard removes it.
+    QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
+    box = page.confirm_box
+    assert box is not None
+    discard = box.findChild(QPushButton, "confirmDiscardJoinButton")
+    assert discard is not None
+    QTest.mouseClick(discard, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.discard_button.isVisible(), timeout=5_000)
+    assert not ws.is_initialized() and not first_sync_pending(ws)
+    assert wizard.button(COMMIT).text() == "Join clinic"
+    assert page.server_form.isVisible() and page.enroll_code.text() == ""
+    assert not page.username.isReadOnly()
+    assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
+    assert "join again with a new code" in page.error.text()
