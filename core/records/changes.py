@@ -122,13 +122,17 @@ def parse_digests(raw: object) -> dict[str, str]:
 
 
 def store_record(tx: Transaction, record_id: str, type_name: str, loaded: Loaded) -> None:
-    """Persist the document's full encoded state and re-derive its changed rows."""
-    store_records(tx, [(record_id, type_name, loaded)])
+    """Persist the document's full encoded state and re-derive its changed rows (the
+    record's own row updated in its changed columns only: fewer index pages written)."""
+    store_records(tx, [(record_id, type_name, loaded)], narrow=True)
 
 
-def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -> None:
+def store_records(
+    tx: Transaction, records: Iterable[tuple[str, str, Loaded]], narrow: bool = False
+) -> None:
     """``store_record`` for several records, in order, with their SQL batched: the same
-    rows as storing them one by one (see ``materialize.Writes``)."""
+    rows as storing them one by one (see ``materialize.Writes``). ``narrow``: see
+    ``materialize.materialize``; only for one record stored alone."""
     writes = Writes(tx)
     stored: list[tuple[Loaded, dict[str, str]]] = []
     for record_id, type_name, loaded in records:
@@ -148,7 +152,7 @@ def store_records(tx: Transaction, records: Iterable[tuple[str, str, Loaded]]) -
                 # Deriving and encoding read the same document: one pycrdt transaction.
                 with doc.transaction():
                     digests = materialize(
-                        tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh
+                        tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh, narrow
                     )
                     state = doc.get_update()
         except BaseException as exc:

@@ -354,6 +354,51 @@ def _upsert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"{_insert_sql(table, columns)} ON CONFLICT (id) DO UPDATE SET {updates}"
 
 
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    return f"UPDATE {table} SET {sets} WHERE id = ?"
+
+
+@functools.lru_cache(maxsize=64)
+def _select_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE id = ?"
+
+
+def _same(new: Any, stored: Any) -> bool:
+    """True when storing ``new`` would leave the stored value exactly as it is: equal and of
+    the same kind (1 and 1.0, or '1' and 1, are stored differently, so they count as a
+    change; a bool is stored as the integer SQLite reads back)."""
+    if isinstance(new, bool):
+        new = int(new)
+    if isinstance(new, memoryview):
+        new = bytes(new)
+    return type(new) is type(stored) and new == stored
+
+
+def _queue_main_row(
+    tx: Transaction, writes: Writes, rtype: RecordType, record_id: str, row: tuple[Any, ...]
+) -> None:
+    """Queue the record's own row, rewriting only the columns whose value changed.
+
+    SQLite rewrites the entry of every index on a column an UPDATE sets, even to the value
+    it holds, and each entry rewritten dirties a page that is then written (and, on the
+    encrypted file, encrypted and authenticated). Setting every column, as the upsert does,
+    made a phone number edit write a page of each of the patients' name, birth date and MRN
+    indexes (README, Performance: local writes). Same row afterwards either way; reads the
+    row first, so only for a record stored alone (the rows queued before it in ``writes``
+    are its own list rows, which never change its own row)."""
+    columns = rtype.column_names
+    current = tx.query(_select_sql(rtype.table, columns[1:]), (record_id,))
+    if not current:
+        writes.add(rtype.table, record_id, _upsert_sql(rtype.table, columns), row)
+        return
+    changed = [i for i, stored in enumerate(current[0], 1) if not _same(row[i], stored)]
+    if changed:
+        sql = _update_sql(rtype.table, tuple(columns[i] for i in changed))
+        writes.add(rtype.table, record_id, sql, (*(row[i] for i in changed), record_id))
+
+
 def _insert(
     writes: Writes, table: str, record_id: str, columns: tuple[str, ...], rows: Rows
 ) -> None:
@@ -443,6 +488,7 @@ def materialize(
     previous: dict[str, str] | None = None,
     writes: Writes | None = None,
     fresh: bool = False,
+    narrow: bool = False,
 ) -> dict[str, str]:
     """Bring the derived rows of one record up to date; returns the new part digests.
 
@@ -451,6 +497,8 @@ def materialize(
     the statements are only queued there (the caller flushes them, with other records').
     ``fresh``: nothing was ever derived from the record (it was never stored), so no row
     is deleted before the new ones are inserted (a first download's records).
+    ``narrow``: the record is stored alone (a local change); its own row, if it exists,
+    is updated in the columns that changed only (see ``_queue_main_row``).
     """
     own = writes is None
     out = Writes(tx) if writes is None else writes
@@ -470,7 +518,9 @@ def materialize(
                 (record_id,),
             )
     if old.get("main") != digests["main"]:
-        if derived.main:
+        if derived.main and narrow and not fresh:
+            _queue_main_row(tx, out, rtype, record_id, derived.main[0])
+        elif derived.main:
             out.add(
                 rtype.table,
                 record_id,
