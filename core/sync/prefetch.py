@@ -26,9 +26,11 @@ chunk's tag and the blob id, as opening does: a damaged or forged blob is delete
 shown) and not asked for again for a while. Only ciphertext is stored.
 
 Stopping: ``should_stop`` is asked between files and at each downloaded piece (1 MiB); a
-stopped download keeps its partial file for the next round. Errors back off: a round that
-ends on connection trouble waits (30 s doubling to 30 min) before the next, a file no
-source has yet or that arrived damaged waits on its own (5 min and 1 h, doubling to a day).
+stopped download keeps its partial file for the next round. Errors back off: after a round
+with connection trouble or a server error (it ends at the third in a row, or at once when
+the server refuses this device) the next round waits, 30 s doubling to 30 min; a file no
+source has yet, or that arrived damaged, waits on its own (5 min and 1 h, doubling to a
+day).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class PrefetchReport:
     over_share: int = 0  # useful, but past the share or the free room
     dropped: int = 0  # own earlier prefetches dropped for more useful files
     stopped: bool = False  # told to stop (the partial file is kept)
-    error: str | None = None  # the round ended on this (the next waits: backoff)
+    error: str | None = None  # the last connection or server failure (the next round waits)
     remaining: int = 0  # wanted files within the share still to fetch
     # Blobs whose download stopped or failed part-way (their progress shown is stale).
     interrupted: list[str] = field(default_factory=list)
@@ -284,11 +286,11 @@ class Prefetcher:
             elif isinstance(outcome, BlobMissing):
                 report.missing += 1
                 self._wait_blob(item.blob_id, self._missing_backoff)
-            else:
+            else:  # connection trouble, a server error, a refused device: back off
                 failures += 1
+                report.error = str(outcome)
                 report.interrupted.append(item.blob_id)
                 if isinstance(outcome, DeviceRefused) or failures >= _ROUND_FAILURES:
-                    report.error = str(outcome)
                     report.remaining = len(todo) - index
                     break
         self._after_round(report)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ from core.records.workstation import Workstation
 from core.sync.attachments import HERE, REMOTE, Attachments
 from core.sync.enroll import ServerCredential
 from core.sync.prefetch import BOOKED, NEWEST, VISIT, Prefetcher, plan
+from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.integration.test_cli import careline
 
 KiB = 1024
 MARKER = b"PLAINTEXT-MARKER-Prefetch-Oriole-"
@@ -244,3 +247,43 @@ def test_a_stopped_prefetch_keeps_its_part_and_resumes(desks: Desks) -> None:
     done = Prefetcher().run(on_b, _today(), progress_of=progress_of)
     assert done.fetched == [big.blob_id] and pieces[0] > 1024 * KiB
     assert on_b.read(big.id) == (desks.folder / "big.pdf").read_bytes()
+
+
+def test_the_network_gone_ends_the_round_and_the_next_waits(desks: Desks) -> None:
+    patient = desks.patient("Gone")
+    first = desks.add(patient, "first.pdf", 100 * KiB)
+    desks.add(patient, "second.pdf", 100 * KiB)
+    desks.sync_both()
+    desks.live.halt()
+    now = [1000.0]
+    prefetcher = Prefetcher(clock=lambda: now[0])
+    on_b = desks.on_b()
+    report = prefetcher.run(on_b, _today())
+    assert report.fetched == [] and report.error is not None and report.remaining == 0
+    assert "cannot be reached" in report.error or "cut off" in report.error, report.error
+    assert not prefetcher.due()  # backing off: 15 to 30 s at first
+    assert prefetcher.run(on_b, _today()).error is None  # skipped, nothing tried
+    now[0] += 31
+    assert prefetcher.due()
+    assert on_b.get(first.id).availability == REMOTE
+
+
+def test_careline_sync_prefetch(desks: Desks) -> None:
+    patient = desks.patient("Cli")
+    _book(desks.a, patient, _today())
+    letter = desks.add(patient, "cli.pdf", 200 * KiB)
+    sync_at(desks.a, desks.a_cred)
+    data = desks.folder / "b"
+    bad = careline(
+        data, "--password-stdin", "sync", "--once", "--prefetch", stdin=PASSWORD + "\n",
+        env={"CARELINE_ATTACHMENT_PREFETCH_PERCENT": "120"},
+    )  # fmt: skip
+    assert bad.returncode != 0 and "attachment_prefetch_percent" in bad.stderr, bad.stderr
+    assert "above the maximum 90" in bad.stderr
+    done = careline(
+        data, "--json", "--password-stdin", "sync", "--once", "--prefetch", stdin=PASSWORD + "\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["attachments_prefetched"] == 1
+    on_b = desks.on_b()
+    assert on_b.get(letter.id).availability == HERE and letter.blob_id in on_b.prefetched()
