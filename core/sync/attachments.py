@@ -429,9 +429,10 @@ class Attachments:
             kind = BlobMissing
         raise kind(f"{title}: available when connected ({'; '.join(problems)})")
 
-    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+    def obtain_key(self, key_id: str) -> ClinicAttachmentKey | None:
         """The clinic attachment key ``key_id``: held here, or sealed for this device by a
-        workstation that holds it (core.sync.key_grants), from the server or a LAN peer."""
+        workstation that holds it (core.sync.key_grants), from the server or a LAN peer;
+        None when none of them gives it."""
         key = key_for(self.records, key_id)
         if key is None and self.credential is not None:
             from core.sync.key_grants import exchange_keys
@@ -445,6 +446,10 @@ class Attachments:
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
             key = key_for(self.records, key_id)
+        return key
+
+    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+        key = self.obtain_key(key_id)
         if key is None:
             raise AttachmentProblem(
                 f"{item.title}: this workstation does not hold the clinic attachment key "

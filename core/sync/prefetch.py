@@ -252,6 +252,7 @@ class Prefetcher:
         todo = [w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes]
         report.over_share = sum(1 for w in wanted if w.blob_id not in keep)
         failures = 0
+        asked: set[str] = set()  # keys asked for this round (each once)
         for index, item in enumerate(todo):
             if should_stop():
                 report.stopped = True
@@ -265,7 +266,7 @@ class Prefetcher:
             if not cache.fits(item, share, budget):
                 report.over_share += 1
                 continue
-            outcome = self._fetch_one(attachments, item, should_stop, progress_of)
+            outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
             if outcome is None:
                 failures = 0
                 cache.add(attachments, item.blob_id)
@@ -302,8 +303,11 @@ class Prefetcher:
         item: Wanted,
         should_stop: Callable[[], bool],
         progress_of: Callable[[str], Progress] | None,
+        asked: set[str],
     ) -> Exception | None:
-        """Download and check one file; None when it is in the cache, else why not."""
+        """Download and check one file; None when it is in the cache, else why not. Its
+        clinic attachment key is asked of the server or the peers if not held here (once a
+        round), so it opens offline too; without it, opening checks the file."""
         lock = fetch_lock(item.blob_id)
         if not lock.acquire(blocking=False):
             return _Busy(item.blob_id)
@@ -324,6 +328,9 @@ class Prefetcher:
             mark.touch()
             try:
                 attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
+                if item.key_id and item.key_id not in asked:
+                    asked.add(item.key_id)
+                    attachments.obtain_key(item.key_id)
                 attachments.check_cached(item.blob_id, item.key_id)
             except (Stopped, AttachmentProblem) as exc:
                 if not attachments.cache.exists(item.blob_id):
