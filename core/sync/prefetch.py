@@ -20,10 +20,11 @@ cache overflows, never-opened prefetched files go first (``Attachments.evict``).
 
 Each download goes through :meth:`Attachments.download` like a chart's: the server
 first, then the trusted LAN peers, resumed with ``Range`` from a partial file, the
-ciphertext's SHA-256 checked against the attachment record. Then, when this workstation
-holds the file's clinic attachment key, the file is decrypted into nothing to check every
-chunk's tag and the blob id, as opening does: a damaged or forged blob is deleted (never
-shown) and not asked for again for a while. Only ciphertext is stored.
+ciphertext's SHA-256 checked against the attachment record. Then the file's clinic
+attachment key is asked of the server or the peers if this workstation does not hold it
+(so the file opens offline), and the file is decrypted into nothing to check every chunk's
+tag and the blob id, as opening does: a damaged or forged blob is deleted (never shown)
+and not asked for again for a while. Only ciphertext is stored.
 
 Stopping: ``should_stop`` is asked between files and at each downloaded piece (1 MiB); a
 stopped download keeps its partial file for the next round. Errors back off: after a round
