@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,3 +288,27 @@ def test_careline_sync_prefetch(desks: Desks) -> None:
     assert json.loads(done.stdout)["attachments_prefetched"] == 1
     on_b = desks.on_b()
     assert on_b.get(letter.id).availability == HERE and letter.blob_id in on_b.prefetched()
+
+
+def test_an_overflowing_cache_drops_never_opened_prefetched_files_first(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    adding = Attachments(workstation.records, tmp_path)
+    patient = workstation.records.add_patient(family="Evict", given="Eve", birth_date="1990-01-01")
+    ids = []
+    for age, name in enumerate(("opened-long-ago", "prefetched", "opened-lately")):
+        (tmp_path / name).write_bytes(name.encode() * (400 * KiB // len(name)))
+        item = adding.add(patient.id, tmp_path / name, title=name)
+        assert item.blob_id is not None
+        ids.append(item.blob_id)
+        (tmp_path / "attachments" / "pending" / item.blob_id).unlink()  # as if uploaded
+        os.utime(adding.cache.path_for(item.blob_id), (1000 + age, 1000 + age))
+    old, guessed, recent = ids
+    attachments = Attachments(workstation.records, tmp_path, cache_mb=1)
+    attachments.prefetched_mark(guessed).parent.mkdir()
+    attachments.prefetched_mark(guessed).touch()
+    # 1.2 MiB in a 1 MiB cache: the never-opened guess goes, though opened long after the
+    # oldest file was; both opened files stay.
+    assert attachments.evict() == 1
+    assert not attachments.cache.exists(guessed) and attachments.prefetched() == []
+    assert attachments.cache.exists(old) and attachments.cache.exists(recent)

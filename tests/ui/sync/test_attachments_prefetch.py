@@ -92,18 +92,17 @@ def test_signing_out_stops_the_prefetch_and_signing_in_finishes_it(
     transfers.progressed.connect(lambda _blob, _way, percent: moving.append(percent))
     sign_in(qtbot, window)
     qtbot.waitUntil(lambda: bool(moving), timeout=WAIT_MS)
-    signed_out = time.monotonic()
     window.sign_out()
-    prefetch = window.sync.prefetch
-    assert prefetch is not None
-    qtbot.waitUntil(lambda: prefetch.last is not None and prefetch.last.stopped, timeout=5_000)
-    assert time.monotonic() - signed_out < 2.0
+    # Left alone, the download ends within about a second: stopped, it never does.
+    qtbot.wait(1_500)
     cache = tmp_path / "b" / "attachments"
-    part = next(cache.glob(f"??/{item.blob_id}.part"))
-    held = part.stat().st_size
-    qtbot.wait(300)
-    assert part.stat().st_size == held and held > 0  # nothing more arrives
     assert not list(cache.glob(f"??/{item.blob_id}"))
+    part = next(cache.glob(f"??/{item.blob_id}.part"))  # kept for the next round
+    held = part.stat().st_size
+    assert 0 < held < big.stat().st_size
+    prefetch = window.sync.prefetch
+    assert prefetch is not None and prefetch.last is not None and prefetch.last.stopped
+    assert prefetch.last.interrupted == [item.blob_id]
 
     sign_in(qtbot, window)
     qtbot.waitUntil(lambda: bool(list(cache.glob(f"??/{item.blob_id}"))), timeout=WAIT_MS)
