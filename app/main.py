@@ -20,6 +20,7 @@ from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
 from app.session.auto_lock import hours_to_ms, minutes_to_ms
 from app.sync.lan_peer import LanOptions
+from app.sync.transfers import AttachmentSettings
 from core.config import desktop
 from core.config.machine import load_machine_config
 from core.config.settings import ConfigError
@@ -116,7 +117,12 @@ def create_main_window(
         auto_lock_ms=timeout,
         close_after_ms=hours_to_ms(int(settings["close_after_idle_hours"])),
         initial_user=getattr(args, "user", None) or "",
-        sync_options={"lan": LanOptions()},
+        sync_options={
+            "lan": LanOptions(),
+            "attachments": AttachmentSettings(
+                int(settings["attachment_cache_mb"]), int(settings["attachment_prefetch_percent"])
+            ),
+        },
         demo=bool(getattr(args, "demo", False)),
         silent_enrollment=MachineEnrollment.from_settings(settings, _enrollment_source()),
         ignored_settings=ignored,

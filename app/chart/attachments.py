@@ -291,7 +291,8 @@ class AttachmentsSection:
         peers = []
         if fetching and self.transfers is not None:
             peers = self.transfers.peers_for(records.db)
-        return Attachments.for_records(records, peers=peers)
+        cache_mb = self.transfers.settings.cache_mb if self.transfers is not None else 2048
+        return Attachments.for_records(records, cache_mb, peers=peers)
 
     def _with_attachments(self, use: Callable[[Attachments], T], fetching: bool = False) -> T:
         """Run ``use`` on the worker with this workstation's attachments, then close the

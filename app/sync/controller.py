@@ -26,6 +26,11 @@ thread. A first download (snapshot) and a large pull (at least ``LARGE_PULL_OPS`
 missing, per the server's version vector) get a determinate bar; small incremental syncs
 show none.
 
+Attachments: after each session the sync thread uploads files added here; after a session
+that reached the clinic it also fetches files not cached here ahead of need, in short
+slices between sessions (:mod:`app.sync.prefetching`, ``attachment_prefetch_percent``). A
+session asked for pauses the prefetch (``_pause``), which resumes after it.
+
 "Pending" counts this workstation's own ops the server has not acknowledged: this
 replica's sequence number now, minus what it was when the last successful session began
 (every op up to that point was pushed and acknowledged by the end of the session).
@@ -45,7 +50,8 @@ from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
-from app.sync.transfers import UPLOAD, AttachmentTransfers
+from app.sync.prefetching import BackgroundPrefetch
+from app.sync.transfers import UPLOAD, AttachmentSettings, AttachmentTransfers
 from core.records import changeset, op_trust, unknown
 from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
@@ -200,6 +206,7 @@ class _SyncRunner(QObject):
         stop: threading.Event,
         lan: LanNode | None = None,
         transfers: AttachmentTransfers | None = None,
+        pause: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self._ws = workstation
@@ -208,6 +215,12 @@ class _SyncRunner(QObject):
         self._lan = lan
         self._transfers = transfers or AttachmentTransfers()
         self._remote_vv: dict[str, int] | None = None
+        # Set by the GUI thread when it asks for a session: the prefetch yields to it.
+        self._pause = pause or threading.Event()
+        self.prefetch: BackgroundPrefetch | None = None
+        if self._transfers.settings.prefetch_percent > 0:
+            self.prefetch = BackgroundPrefetch(workstation, self._transfers, stop, self._pause)
+            self.prefetch.setParent(self)  # moves to the sync thread with the runner
 
     def _own_seq(self) -> int:
         db = self._ws.database
@@ -234,7 +247,12 @@ class _SyncRunner(QObject):
 
     @Slot()
     def run_session(self) -> None:
-        self.finished.emit(self._session())
+        self._pause.clear()  # before the outcome goes out: a later request pauses again
+        outcome = self._session()
+        self.finished.emit(outcome)
+        reached = outcome.error is None and outcome.acked_seq is not None
+        if self.prefetch is not None and reached and not self._stop.is_set():
+            self.prefetch.start()
 
     @Slot(object)
     def enroll(self, request: tuple[str, str, str | None, str]) -> None:
@@ -408,6 +426,7 @@ class SyncController(QObject):
         backoff_base_ms: int = BACKOFF_BASE_MS,
         backoff_cap_ms: int = BACKOFF_CAP_MS,
         lan: LanOptions | None = None,
+        attachments: AttachmentSettings | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -416,14 +435,16 @@ class SyncController(QObject):
         self._backoff = (backoff_base_ms, backoff_cap_ms)
         self._rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
         self._stop = threading.Event()
+        self._pause = threading.Event()  # a session is wanted: the prefetch yields
         self._thread = QThread()
         self._thread.setObjectName("careline-sync")
         # Attachment uploads' progress, and the LAN peers a fetch may ask, for the chart.
         self.transfers = AttachmentTransfers(
-            self, peer_timeout=lan.peer_timeout if lan is not None else 10.0
-        )
+            self, peer_timeout=lan.peer_timeout if lan is not None else 10.0,
+            settings=attachments,
+        )  # fmt: skip
         self._runner = _SyncRunner(
-            workstation, transport_factory, self._stop, self.lan, self.transfers
+            workstation, transport_factory, self._stop, self.lan, self.transfers, self._pause
         )
         self._runner.moveToThread(self._thread)
         self._run.connect(self._runner.run_session)
@@ -509,6 +530,7 @@ class SyncController(QObject):
             self._again = True
             return
         self._busy = True
+        self._pause.set()  # a prefetch slice running on the sync thread ends at once
         self._run.emit()
 
     def local_change(self) -> None:
@@ -651,12 +673,19 @@ class SyncController(QObject):
             QNetworkInformation.Reachability.Site,
             QNetworkInformation.Reachability.Local,
         )
+        if not back:
+            self._pause.set()  # the prefetch stops now; the next session that works resumes it
         if back and self._active and self._retry.isActive():
             log.info("network back (%s): syncing now", reachability.name)
             self._failures = 0
             self.sync_now()
 
     # For tests and the status bar.
+    @property
+    def prefetch(self) -> BackgroundPrefetch | None:
+        """The background prefetch of attachments (None when the setting turns it off)."""
+        return self._runner.prefetch
+
     def retry_in_ms(self) -> int:
         """Milliseconds until the next retry (0 when none is scheduled)."""
         return self._retry.remainingTime() if self._retry.isActive() else 0

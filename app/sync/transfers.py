@@ -1,10 +1,11 @@
 """Attachment transfers as the chart sees them: progress and completion as Qt signals, and
 the LAN peers a file can be fetched from.
 
-Uploads run on the sync thread (after each server session) and fetches on the database
-worker; both report here from their own thread, and Qt queues the signals to the GUI
-thread, where the chart's Attachments tab shows "uploading 45%" in its "Where" column and
-reads the list again once a transfer has finished.
+Uploads and the prefetch (:mod:`app.sync.prefetching`) run on the sync thread (after each
+session) and fetches someone asked for on the database worker; all report here from their
+own thread, and Qt queues the signals to the GUI thread, where the chart's Attachments tab
+shows "uploading 45%" in its "Where" column and reads the list again once a transfer has
+finished.
 
 The sync thread records the trusted LAN peers it synced with in its last round; a fetch
 tries the clinic server first and then those peers, over the same mutual TLS as peer sync
@@ -16,12 +17,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
 from core.store.database import Database
 from core.sync.lan import identity as lan_id
 from core.sync.lan.transport import LanTransport
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    """The cache budget (``attachment_cache_mb``) and the share of it files fetched ahead
+    of need may take (``attachment_prefetch_percent``; 0: no prefetch, as without the
+    app's settings, e.g. in tests that build a window themselves)."""
+
+    cache_mb: int = 2048
+    prefetch_percent: int = 0
+
 
 UPLOAD = "uploading"
 DOWNLOAD = "downloading"
@@ -34,11 +47,17 @@ class AttachmentTransfers(QObject):
     progressed = Signal(str, str, int)  # blob id, UPLOAD or DOWNLOAD, percent done
     finished = Signal(str)  # blob id: uploaded, or fetched into this workstation's cache
 
-    def __init__(self, parent: QObject | None = None, peer_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        peer_timeout: float = 10.0,
+        settings: AttachmentSettings | None = None,
+    ) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
         self._peers: tuple[str, ...] = ()
         self.peer_timeout = peer_timeout
+        self.settings = settings or AttachmentSettings()
 
     def progress(self, blob_id: str, direction: str) -> Progress:
         """A progress sink for one transfer: emits when the whole percent changes."""

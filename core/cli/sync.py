@@ -7,7 +7,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cli.context import EXIT_CHECK_FAILED, EXIT_OK, CliError, Context
 from core.cli.pair import peer_address
@@ -20,16 +20,25 @@ from core.sync.backoff import backoff
 from core.sync.session import SyncReport, held_back_notice
 from core.sync.trust_notice import quarantine_state, trust_notice
 
+if TYPE_CHECKING:  # imported when --prefetch asks (the CLI starts quicker without it)
+    from core.sync.prefetch import Prefetcher
+
 RETRY_CAP_SECONDS = 600.0
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """sync [--server URL | --peer HOST:PORT] [--once] [--progress]."""
+    """sync [--server URL | --peer HOST:PORT] [--once] [--progress] [--prefetch]."""
     parser.add_argument("--server", help="server URL (default: the one enrolled with)")
     parser.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
     parser.add_argument("--once", action="store_true", help="one session, then exit")
     parser.add_argument(
         "--progress", action="store_true", help="report each applied batch on stderr"
+    )
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="after each session, also fetch chart attachments not cached here (booked and "
+        "in-visit patients' first), within attachment_prefetch_percent of the cache",
     )
     parser.add_argument("--interval", type=float, default=30.0, help=argparse.SUPPRESS)
 
@@ -46,6 +55,7 @@ def run(ctx: Context) -> int:
     transport = _transport(records, args.server, args.peer)
     rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
     failures = 0
+    prefetcher = _prefetcher(ctx) if args.prefetch else None
     try:
         while True:
             try:
@@ -60,20 +70,28 @@ def run(ctx: Context) -> int:
                     clock_reference=not args.peer,
                 )
                 uploaded = _push_attachments(ctx, records) if not args.peer else 0
+                prefetched = (
+                    _prefetch(ctx, records, prefetcher, transport if args.peer else None)
+                    if prefetcher is not None
+                    else None
+                )
                 newer = unknown.count(records.db)
                 reason = quarantine_state(records.db)[1] if report.quarantined else None
                 notice = clock.clock_notice(
                     report.clock_offset_ms, clock.PEER if args.peer else clock.SERVER
                 )
+                extra = {} if prefetched is None else {"attachments_prefetched": prefetched}
                 ctx.emit(
                     {
                         **report.to_dict(),
                         "newer_records": newer,
                         "clock_notice": notice,
                         "attachments_uploaded": uploaded,
+                        **extra,
                     },
                     _summary(report, newer, reason, notice)
-                    + (f" {uploaded} attachment(s) uploaded." if uploaded else ""),
+                    + (f" {uploaded} attachment(s) uploaded." if uploaded else "")
+                    + (f" {prefetched} attachment(s) fetched ahead." if prefetched else ""),
                 )
                 if report.audit_problem is not None:
                     # A security finding, not a sync failure: the records did sync.
@@ -133,6 +151,40 @@ def _push_attachments(ctx: Context, records: ClinicRecords) -> int:
         # The records did sync; files go up at the next sync, from where they stopped.
         sys.stderr.write(f"careline: warning: {plain_words(exc)}\n")
         return 0
+
+
+def _prefetcher(ctx: Context) -> Prefetcher:
+    """The prefetch of ``--prefetch``, with this workstation's share setting."""
+    from core.sync.prefetch import Prefetcher
+
+    percent = int(ctx.settings["attachment_prefetch_percent"])
+    if percent == 0:
+        sys.stderr.write(
+            "careline: warning: --prefetch does nothing: attachment_prefetch_percent is 0\n"
+        )
+    return Prefetcher(percent)
+
+
+def _prefetch(ctx: Context, records: ClinicRecords, prefetcher: Prefetcher, peer: Any) -> int:
+    """Fetch attachments ahead of need from the server (or the ``--peer``); returns how
+    many arrived. Failures are warnings: the records did sync."""
+    import datetime as dt
+
+    from core.sync.attachments import Attachments
+    from core.sync.enroll import load_credential
+
+    attachments = Attachments(
+        records, ctx.data_dir, cache_mb=int(ctx.settings["attachment_cache_mb"]),
+        credential=None if peer is not None else load_credential(records.db),
+        peers=() if peer is None else (peer,),
+    )  # fmt: skip
+    # The clinic's local date, as the schedule's (core.records.schedule.now_local).
+    found = prefetcher.run(attachments, dt.datetime.now().date())
+    if found.error is not None:
+        sys.stderr.write(f"careline: warning: prefetch stopped: {found.error}\n")
+    for blob_id in found.refused:
+        sys.stderr.write(f"careline: warning: attachment {blob_id} arrived damaged: dropped\n")
+    return len(found.fetched)
 
 
 def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:

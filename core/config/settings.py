@@ -155,6 +155,17 @@ DESKTOP_SCHEMA: tuple[Setting, ...] = (
         maximum=1_000_000,
     ),
     Setting(
+        "attachment_prefetch_percent",
+        int,
+        50,
+        "Percent of attachment_cache_mb that files fetched ahead of need may take (booked "
+        "and in-visit patients' first, then the newest), so they open offline; 0 turns the "
+        "prefetch off. It uses only free room: it never evicts an opened file.",
+        "CARELINE_ATTACHMENT_PREFETCH_PERCENT",
+        minimum=0,
+        maximum=90,
+    ),
+    Setting(
         "close_after_idle_hours",
         int,
         12,

@@ -20,8 +20,9 @@ certificate key (:mod:`core.sync.key_grants`). After a device revocation, the ne
 added here is wrapped under a new key the revoked device never receives
 (:func:`current_key`).
 
-The cache holds at most the ``attachment_cache_mb`` setting: past it, the least recently
-used files are dropped, never one still waiting for upload.
+The cache holds at most the ``attachment_cache_mb`` setting: past it, files fetched ahead
+of need and never opened (:mod:`core.sync.prefetch`) go first, then the least recently
+opened; never one still waiting for upload.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ import json
 import mimetypes
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
+
+import httpx
 
 from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
@@ -49,7 +53,12 @@ from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
 from core.store.blobs.errors import BlobIntegrityError
 from core.store.database import Database
 from core.sync import blob_client
-from core.sync.attachments_client import AttachmentError
+from core.sync.attachments_client import (
+    TIMEOUT,
+    AttachmentError,
+    AttachmentNotFoundError,
+    BlobDamagedError,
+)
 from core.sync.enroll import ServerCredential
 from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import revoked_serials
@@ -65,6 +74,17 @@ REMOTE = "available when connected"
 NO_SERVER = "on this workstation (no server)"
 Progress = Callable[[int, int], None]
 
+# One lock per blob id in this process, so the chart's fetch (on the worker) and the
+# prefetch (on the sync thread) never append to the same partial download at once.
+_FETCH_LOCKS: dict[str, threading.Lock] = {}
+_FETCH_LOCKS_GUARD = threading.Lock()
+
+
+def fetch_lock(blob_id: str) -> threading.Lock:
+    """The lock held while ``blob_id`` is downloaded into this process's caches."""
+    with _FETCH_LOCKS_GUARD:
+        return _FETCH_LOCKS.setdefault(blob_id, threading.Lock())
+
 
 def where_shown(availability: str, has_server: bool) -> str:
     """Where a file is, as people read it: "waiting to upload" only where there is a server
@@ -74,6 +94,18 @@ def where_shown(availability: str, has_server: bool) -> str:
 
 class AttachmentProblem(CarelineError):
     """An attachment could not be added, fetched or opened; the message says why."""
+
+
+class DeviceRefused(AttachmentProblem):
+    """The clinic server refused this device (revoked?) and no LAN peer gave the file."""
+
+
+class BlobRefused(AttachmentProblem):
+    """What arrived is not the file its record names (damaged or forged); discarded."""
+
+
+class BlobMissing(AttachmentProblem):
+    """No source has the file yet (the workstation that added it has not uploaded it)."""
 
 
 @dataclass(frozen=True)
@@ -328,45 +360,79 @@ class Attachments:
             )
         if self.cache.exists(item.blob_id):
             return item
-        if self.credential is None and not self.peers:
+        if not self.can_fetch():
             raise AttachmentProblem(
                 f"{item.title}: available when connected (this workstation has not fetched "
                 "it and has no server or LAN peer to ask)"
             )
-        dest = self.cache.path_for(item.blob_id)
+        # Waits for a prefetch of the same file on the sync thread, then finds it here.
+        with fetch_lock(item.blob_id):
+            if not self.cache.exists(item.blob_id):
+                self.download(item.blob_id, row["sha256"], item.title, progress or _quiet)
+        self.evict()
+        return self.get(record_id)
+
+    def can_fetch(self) -> bool:
+        """Whether there is a server or a LAN peer to fetch files from."""
+        return self.credential is not None or bool(self.peers)
+
+    def download(
+        self,
+        blob_id: str,
+        sha256: str,
+        title: str,
+        report: Progress,
+        timeout: httpx.Timeout = TIMEOUT,
+    ) -> None:
+        """Download blob ``blob_id`` into the cache from the server, else from the LAN
+        peers, resuming a partial download; its ciphertext must have SHA-256 ``sha256``
+        (the attachment record's), else it is deleted. The caller holds
+        :func:`fetch_lock`. ``timeout``: how long a silent server is waited for.
+
+        Raises AttachmentProblem naming what each source said: DeviceRefused when the
+        server refused this device, BlobRefused when damaged bytes arrived, BlobMissing
+        when no source has the file yet. An exception raised by ``report`` (a prefetch
+        told to stop) passes through, the partial file kept for the next try."""
+        dest = self.cache.path_for(blob_id)
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        problems: list[str] = []
-        sha256, report = row["sha256"], progress or _quiet
         sources: list[Callable[[], None]] = []
         if self.credential is not None:
             sources.append(
                 functools.partial(
-                    blob_client.fetch, self.credential, item.blob_id, dest, sha256, report
+                    blob_client.fetch, self.credential, blob_id, dest, sha256, report,
+                    timeout=timeout,
                 )
-            )
+            )  # fmt: skip
         for peer in self.peers:
-            sources.append(functools.partial(peer.fetch_blob, item.blob_id, dest, sha256, report))
+            sources.append(functools.partial(peer.fetch_blob, blob_id, dest, sha256, report))
+        problems: list[str] = []
+        failures: list[Exception] = []
         for source in sources:
             try:
                 source()
-                break
+                return
             except DeviceRejectedError as exc:
+                failures.append(exc)
                 problems.append(
                     f"the clinic server refused this device ({exc}): it may have been "
                     "revoked; ask the clinic's administrator"
                 )
             except (AttachmentError, TransportError) as exc:
+                failures.append(exc)
                 problems.append(str(exc))
-        else:
-            raise AttachmentProblem(
-                f"{item.title}: available when connected ({'; '.join(problems)})"
-            )
-        self.evict()
-        return self.get(record_id)
+        kind: type[AttachmentProblem] = AttachmentProblem
+        if any(isinstance(e, DeviceRejectedError) for e in failures):
+            kind = DeviceRefused
+        elif any(isinstance(e, BlobDamagedError) for e in failures):
+            kind = BlobRefused
+        elif failures and all(isinstance(e, AttachmentNotFoundError) for e in failures):
+            kind = BlobMissing
+        raise kind(f"{title}: available when connected ({'; '.join(problems)})")
 
-    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+    def obtain_key(self, key_id: str) -> ClinicAttachmentKey | None:
         """The clinic attachment key ``key_id``: held here, or sealed for this device by a
-        workstation that holds it (core.sync.key_grants), from the server or a LAN peer."""
+        workstation that holds it (core.sync.key_grants), from the server or a LAN peer;
+        None when none of them gives it."""
         key = key_for(self.records, key_id)
         if key is None and self.credential is not None:
             from core.sync.key_grants import exchange_keys
@@ -380,6 +446,10 @@ class Attachments:
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
             key = key_for(self.records, key_id)
+        return key
+
+    def _key_of(self, item: Attachment, key_id: str) -> ClinicAttachmentKey:
+        key = self.obtain_key(key_id)
         if key is None:
             raise AttachmentProblem(
                 f"{item.title}: this workstation does not hold the clinic attachment key "
@@ -397,6 +467,10 @@ class Attachments:
         the plaintext, which the caller discards."""
         item = self.fetch(record_id, progress)
         assert item.blob_id is not None  # fetch refused the old scheme
+        with fetch_lock(item.blob_id):
+            # Opened: no longer a guess of the prefetch, which drops only its guesses, so
+            # the file stays while it is read, and is kept as an opened file after.
+            self.prefetched_mark(item.blob_id).unlink(missing_ok=True)
         row = self.entries.get("attachment", record_id)
         key = self._key_of(item, row["key_id"] or "")
         try:
@@ -468,20 +542,68 @@ class Attachments:
             done += 1
         return done
 
+    def prefetched_mark(self, blob_id: str) -> Path:
+        """The mark of a file the prefetch fetched and nobody has opened here since."""
+        return self.folder / "prefetched" / blob_id
+
+    def prefetched(self) -> list[str]:
+        """Blob ids fetched ahead of need and not opened since."""
+        folder = self.folder / "prefetched"
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def cached_files(self) -> list[Path]:
+        """The cache's encrypted files, partial downloads included."""
+        return [p for p in self.folder.glob("??/*") if p.is_file()]
+
+    def check_cached(self, blob_id: str, key_id: str | None) -> bool:
+        """Decrypt a cached blob into nothing, checking every chunk's tag and the blob id
+        (the checks opening makes). True when it passed; False when this workstation does
+        not hold its key yet (opening checks it then). A damaged or forged blob is
+        deleted and AttachmentProblem says so."""
+        key = key_for(self.records, key_id or "")
+        if key is None:
+            return False
+        try:
+            get_attachment(
+                self.cache, blob_id, _discard(), kek=key.kek, aad=key.aad(), id_key=key.id_key
+            )
+        except (DecryptionError, BlobIntegrityError) as exc:
+            self.cache.delete(blob_id)
+            raise BlobRefused(f"attachment {blob_id} was refused: {exc}") from exc
+        return True
+
     def evict(self) -> int:
-        """Drop the least recently used cached files past the size budget (never one
-        waiting for upload); returns how many were dropped."""
+        """Drop cached files past the size budget: first those the prefetch fetched and
+        nobody opened, then the least recently opened; never one waiting for upload.
+        Returns how many were dropped."""
         waiting = set(self.pending())
-        files = [p for p in self.folder.glob("??/*") if p.is_file() and p.name not in waiting]
-        total = sum(p.stat().st_size for p in self.folder.glob("??/*") if p.is_file())
+        guessed = set(self.prefetched())
+        every = self.cached_files()
+        total = sum(p.stat().st_size for p in every)
+        files = [p for p in every if p.name not in waiting]
         dropped = 0
-        for path in sorted(files, key=lambda p: p.stat().st_mtime):
+        for path in sorted(files, key=lambda p: (p.name not in guessed, p.stat().st_mtime)):
             if total <= self.budget:
                 break
             total -= path.stat().st_size
             path.unlink(missing_ok=True)
+            self.prefetched_mark(path.name).unlink(missing_ok=True)
             dropped += 1
         return dropped
+
+
+class _Discard(io.RawIOBase):
+    """A sink for plaintext nobody needs (a prefetched file is checked, never kept)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(memoryview(data))
+
+
+def _discard() -> BinaryIO:
+    return cast(BinaryIO, _Discard())
 
 
 def _quiet(done: int, total: int) -> None:

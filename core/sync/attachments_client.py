@@ -44,6 +44,11 @@ class AttachmentNotFoundError(AttachmentError):
     """The server has no attachment with that id for this device's clinic."""
 
 
+class BlobDamagedError(AttachmentError):
+    """A download arrived whole but is not the file its record names (its ciphertext
+    SHA-256 differs); it was discarded."""
+
+
 class AttachmentTooLargeError(AttachmentError):
     """The server refused the file as larger than its limit."""
 
@@ -56,12 +61,12 @@ class Downloaded:
     digest: str
 
 
-def _client(credential: ServerCredential) -> httpx.Client:
+def _client(credential: ServerCredential, timeout: httpx.Timeout = TIMEOUT) -> httpx.Client:
     return httpx.Client(
         base_url=credential.server_url.rstrip("/"),
         headers={"Authorization": f"Bearer {credential.token}"},
         verify=tls_trust(credential.server_ca_pem),
-        timeout=TIMEOUT,
+        timeout=timeout,
     )
 
 

@@ -20,7 +20,13 @@ from typing import BinaryIO
 
 import httpx
 
-from core.sync.attachments_client import AttachmentError, _client, _refusal
+from core.sync.attachments_client import (
+    TIMEOUT,
+    AttachmentError,
+    BlobDamagedError,
+    _client,
+    _refusal,
+)
 from core.sync.enroll import ServerCredential
 
 PIECE = 1024 * 1024
@@ -144,12 +150,15 @@ def fetch(
     sha256: str,
     progress: Progress = _no_progress,
     size: int | None = None,
+    timeout: httpx.Timeout = TIMEOUT,
 ) -> None:
     """Download blob ``blob_id`` into ``dest`` (via ``dest.part``, resumed if present).
 
     The whole file must have ciphertext SHA-256 ``sha256``; otherwise the partial file is
-    deleted and AttachmentError says so. A dropped connection leaves the part for the next
-    call to continue.
+    deleted and BlobDamagedError says so. A dropped connection leaves the part for the next
+    call to continue, and so does an exception raised by ``progress`` (a caller stopping).
+    ``timeout``: how long a silent server is waited for (the prefetch waits less, so it
+    stops promptly when the network drops).
     """
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -159,7 +168,7 @@ def fetch(
     with os.fdopen(fd, "ab") as out:
         try:
             with (
-                _client(credential) as client,
+                _client(credential, timeout) as client,
                 client.stream("GET", f"/v1/blobs/{blob_id}", headers=headers) as response,
             ):
                 if response.status_code not in (200, 206):
@@ -184,14 +193,14 @@ def fetch(
 
 def finish_part(part: Path, dest: Path, blob_id: str, sha256: str) -> None:
     """Move a whole download into place if its ciphertext has SHA-256 ``sha256``; else
-    delete it and raise AttachmentError."""
+    delete it and raise BlobDamagedError."""
     digest = hashlib.sha256()
     with part.open("rb") as src:
         while piece := src.read(PIECE):
             digest.update(piece)
     if not hmac.compare_digest(digest.hexdigest(), sha256):
         part.unlink(missing_ok=True)
-        raise AttachmentError(
+        raise BlobDamagedError(
             f"attachment {blob_id} arrived damaged or is not the file its record names "
             f"(ciphertext SHA-256 {digest.hexdigest()}, expected {sha256}); it was discarded"
         )

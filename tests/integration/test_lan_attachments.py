@@ -5,6 +5,7 @@ does not have the file says so."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
+from core.sync.prefetch import Prefetcher
 from core.sync.session import sync
 from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
@@ -186,3 +188,25 @@ def test_a_peer_that_synced_the_revocation_list_refuses_the_revoked_device_too(
                 keys_from_peer(ws_b.records, b_to_c)
     assert held_keys(ws_b.records) == {}
     ws_c.lock()
+
+
+def test_with_no_server_the_prefetch_fetches_from_a_peer(
+    peers: tuple[Workstation, Workstation, PeerServer], tmp_path: Path
+) -> None:
+    """In a clinic with no server, the prefetch (core/sync/prefetch.py) takes the file and
+    its clinic attachment key from the peer, so the file opens with nobody to ask."""
+    ws_a, ws_b, server = peers
+    patient = ws_a.records.add_patient("Peer", "Pat", "1960-06-06").id
+    source = tmp_path / "xray.pdf"
+    source.write_bytes(b"%PDF-1.4 XRAY " * 100_000)
+    item = Attachments(ws_a.records, ws_a.data_dir).add(patient, source, title="X-ray")
+    identity = lan_id.load_identity(ws_b.database)
+    assert identity is not None
+    with LanTransport(f"127.0.0.1:{server.port}", identity) as peer:
+        sync(ws_b.database, peer, "admin")
+        on_b = Attachments(ws_b.records, ws_b.data_dir, peers=[peer])
+        report = Prefetcher().run(on_b, dt.date.today())
+        assert report.fetched == [item.blob_id] and report.error is None
+    assert held_keys(ws_b.records) == held_keys(ws_a.records)
+    alone = Attachments(ws_b.records, ws_b.data_dir)  # no server, no peer
+    assert alone.read(item.id) == source.read_bytes()

@@ -140,6 +140,7 @@ class LanTransport:
     ) -> None:
         """Download an encrypted attachment the peer has cached into ``dest`` (through
         ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``."""
+        from core.sync.attachments_client import AttachmentNotFoundError
         from core.sync.blob_client import finish_part
 
         part = dest.with_name(dest.name + ".part")
@@ -151,7 +152,9 @@ class LanTransport:
             response = conn.getresponse()
             if response.status not in (200, 206):
                 response.read()
-                raise TransportError(
+                # 404: the peer has not cached it (a prefetch tries it again later).
+                missing = AttachmentNotFoundError if response.status == 404 else TransportError
+                raise missing(
                     f"the peer {self.address} does not have attachment {blob_id} "
                     f"({response.status})"
                 )

@@ -1,0 +1,104 @@
+"""The app's background prefetch of chart attachments (:mod:`core.sync.prefetch`), on the
+sync thread, between sessions.
+
+After a session that reached the clinic server (or, with no server, LAN peers), the sync
+thread fetches files not cached here in short slices (``SLICE_S``): each slice is one call
+into the thread's event loop, so a pending-count or a session asked for meanwhile waits at
+most one slice, and a session asked for (``pause``) or a lock, sign-out or quit (``stop``)
+ends the slice at its next downloaded piece, the partial file kept for the next slice to
+resume with ``Range``. The next slice is queued behind whatever else the thread was asked
+to do; after the last, nothing runs until the next session's round.
+
+Each file's progress and arrival reach the chart as :class:`AttachmentTransfers` signals,
+so its "Where" column shows "downloading 45%", then "here".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Slot
+
+from app.sync.transfers import DOWNLOAD, AttachmentTransfers
+from core.records.schedule import now_local
+from core.records.workstation import Workstation
+from core.sync.attachments import Attachments
+from core.sync.enroll import load_credential
+from core.sync.prefetch import Prefetcher, PrefetchReport
+
+log = logging.getLogger(__name__)
+
+SLICE_S = 3.0  # seconds one slice may run before yielding the sync thread
+
+
+class BackgroundPrefetch(QObject):
+    """Lives on the sync thread; :meth:`start` after a successful session."""
+
+    def __init__(
+        self,
+        workstation: Workstation,
+        transfers: AttachmentTransfers,
+        stop: threading.Event,
+        pause: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._ws = workstation
+        self._transfers = transfers
+        self._stop = stop
+        self._pause = pause
+        self._clock = clock
+        self.prefetcher = Prefetcher(transfers.settings.prefetch_percent)
+        self._queued = False
+        self.last: PrefetchReport | None = None  # the last slice's report (tests, logs)
+
+    def start(self) -> None:
+        """Begin a round (on the sync thread, after a session reached the clinic)."""
+        if self.prefetcher.due() and not self._queued:
+            self._queued = True
+            QTimer.singleShot(0, self._slice)
+
+    def _halted(self) -> bool:
+        return self._stop.is_set() or self._pause.is_set()
+
+    @Slot()
+    def _slice(self) -> None:
+        self._queued = False
+        if self._halted():
+            return
+        deadline = self._clock() + SLICE_S
+        try:
+            report = self._run(lambda: self._halted() or self._clock() > deadline)
+        except Exception as exc:  # signed out meanwhile, a disk problem: next round
+            log.warning("attachment prefetch stopped: %s", exc)
+            return
+        self.last = report
+        if report.error is not None:
+            log.warning("attachment prefetch backs off: %s", report.error)
+        # The chart shows where these are now (not the progress of a download that ended).
+        for blob_id in report.refused:
+            log.warning("attachment %s arrived damaged and was dropped", blob_id)
+            self._transfers.done(blob_id)
+        for blob_id in report.interrupted:
+            self._transfers.done(blob_id)
+        if report.stopped and report.remaining and not self._halted():
+            self.start()  # the slice's time was up: carry on after what else is queued
+
+    def _run(self, should_stop: Callable[[], bool]) -> PrefetchReport:
+        records = self._ws.records  # the signed-in person's (refused while locked)
+        db = records.db
+        transfers = self._transfers
+        with Attachments(
+            records, self._ws.data_dir, cache_mb=transfers.settings.cache_mb,
+            credential=load_credential(db), peers=transfers.peers_for(db),
+        ) as attachments:  # fmt: skip
+            return self.prefetcher.run(
+                attachments,
+                now_local().date(),  # the clinic's date, as the schedule's
+                should_stop,
+                progress_of=lambda blob_id: transfers.progress(blob_id, DOWNLOAD),
+                fetched=transfers.done,
+            )

@@ -1,0 +1,439 @@
+"""Fetching chart attachments ahead of need, so a workstation can open them offline.
+
+Without this, a workstation downloads a file's ciphertext only when someone opens it, so
+when the network or the server goes down, files added elsewhere (or never opened here)
+cannot be seen. After a sync round that reached the clinic server (or, in a clinic with no
+server, LAN peers), :class:`Prefetcher` fetches the ciphertext of files not yet cached,
+most useful first (:func:`plan`):
+
+1. patients booked today, then on the next day the schedule has bookings (its next working
+   day, whatever days the clinic works), in the order of their appointments;
+2. patients with a visit open today;
+3. the clinic's newest files.
+
+Bounds: prefetched files (fetched here, never opened since) take at most ``share_percent``
+of the cache budget (``attachment_cache_mb``), and only room that is free: the prefetch
+never evicts a file someone opened or one waiting to upload. To make room for a more
+useful file it drops only files it fetched itself that are no longer among the most
+useful ones. Opening a prefetched file makes it an opened file (kept as such); when the
+cache overflows, never-opened prefetched files go first (``Attachments.evict``).
+
+Each download goes through :meth:`Attachments.download` like a chart's: the server
+first, then the trusted LAN peers, resumed with ``Range`` from a partial file, the
+ciphertext's SHA-256 checked against the attachment record. Then the file's clinic
+attachment key is asked of the server or the peers if this workstation does not hold it
+(so the file opens offline), and the file is decrypted into nothing to check every chunk's
+tag and the blob id, as opening does: a damaged or forged blob is deleted (never shown)
+and not asked for again for a while. Only ciphertext is stored.
+
+Stopping: ``should_stop`` is asked between files and at each downloaded piece (1 MiB); a
+stopped download keeps its partial file for the next round. Errors back off: after a round
+with connection trouble or a server error (it ends at the third in a row, or at once when
+the server refuses this device) the next round waits, 30 s doubling to 30 min; a file no
+source has yet, or that arrived damaged, waits on its own (5 min and 1 h, doubling to a
+day).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from core.crypto.streaming import ciphertext_size
+from core.records import merged
+from core.store.database import Database
+from core.sync.attachments import (
+    AttachmentProblem,
+    Attachments,
+    BlobMissing,
+    BlobRefused,
+    DeviceRefused,
+    fetch_lock,
+)
+from core.sync.backoff import backoff
+
+DEFAULT_SHARE_PERCENT = 50
+BOOKED = "booked"  # booked today or on the next day with bookings
+VISIT = "visit"  # a visit open today
+NEWEST = "newest"  # the clinic's newest files
+# Appointments that still bring the patient in (cancelled, no-show and done ones do not).
+_COMING = ("booked", "arrived", "in_visit")
+_LOOK_AHEAD_DAYS = 7  # how far the next day with bookings is looked for
+_NEWEST_LIMIT = 5_000  # newest files considered (the share fills long before, usually)
+# A silent server or peer is given up on sooner than an opened file's download would, so a
+# dropped network stops the prefetch promptly.
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Consecutive connection failures that end a round (each file is tried on every source).
+_ROUND_FAILURES = 3
+
+Progress = Callable[[int, int], None]
+
+
+class Stopped(Exception):
+    """Raised from a download's progress report when the prefetch was told to stop."""
+
+
+class _Busy(Exception):
+    """The chart is fetching this file right now (it will be here without the prefetch)."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One file worth having here, and why."""
+
+    record_id: str
+    blob_id: str
+    sha256: str
+    key_id: str | None
+    title: str
+    size: int  # ciphertext bytes, from the record's plaintext size
+    why: str  # BOOKED, VISIT or NEWEST
+
+
+@dataclass
+class PrefetchReport:
+    """What one round did."""
+
+    fetched: list[str] = field(default_factory=list)  # blob ids, in the order fetched
+    fetched_bytes: int = 0
+    refused: list[str] = field(default_factory=list)  # damaged or forged: deleted
+    missing: int = 0  # no source has them yet
+    over_share: int = 0  # useful, but past the share or the free room
+    dropped: int = 0  # own earlier prefetches dropped for more useful files
+    stopped: bool = False  # told to stop (the partial file is kept)
+    error: str | None = None  # the last connection or server failure (the next round waits)
+    remaining: int = 0  # wanted files within the share still to fetch
+    # Blobs whose download stopped or failed part-way (their progress shown is stale).
+    interrupted: list[str] = field(default_factory=list)
+
+
+def next_booked_day(db: Database, today: dt.date) -> dt.date | None:
+    """The first day after ``today`` (within a week) with an appointment that still
+    brings a patient in: the clinic's next working day, as its schedule says."""
+    first = (today + dt.timedelta(days=1)).isoformat()
+    last = (today + dt.timedelta(days=_LOOK_AHEAD_DAYS + 1)).isoformat()
+    marks = ", ".join("?" for _ in _COMING)
+    rows = db.query(
+        "SELECT min(substr(starts_at, 1, 10)) FROM appointments "
+        f"WHERE starts_at >= ? AND starts_at < ? AND status IN ({marks})",
+        (first, last, *_COMING),
+    )
+    return dt.date.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+
+
+def _booked(db: Database, today: dt.date) -> list[str]:
+    """Patients booked today, then on the next day with bookings, by appointment time."""
+    days = [today, next_booked_day(db, today)]
+    marks = ", ".join("?" for _ in _COMING)
+    found: list[str] = []
+    for day in (d for d in days if d is not None):
+        rows = db.query(
+            "SELECT patient_id FROM appointments WHERE starts_at >= ? AND starts_at < ? "
+            f"AND status IN ({marks}) ORDER BY starts_at, id",
+            (day.isoformat(), (day + dt.timedelta(days=1)).isoformat(), *_COMING),
+        )
+        found += [str(r[0]) for r in rows]
+    return found
+
+
+def _in_visit(db: Database, today: dt.date) -> list[str]:
+    """Patients with a visit open that started today, latest first."""
+    rows = db.query(
+        "SELECT patient_id FROM encounters WHERE status = 'open' AND started_at >= ? "
+        "ORDER BY started_at DESC, id",
+        (today.isoformat(),),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def plan(db: Database, today: dt.date) -> list[Wanted]:
+    """Every file stored as a blob (cached or not), most useful first: booked patients'
+    (today, then the next day with bookings), then those of patients in a visit open today,
+    each patient's newest first, then the clinic's newest. A merged duplicate's files count
+    as its survivor's chart's."""
+    links = merged.pointers(db)
+    rows = db.query(
+        "SELECT id, patient_id, blob_id, sha256, key_id, coalesce(title, filename), size "
+        "FROM attachments WHERE blob_id IS NOT NULL AND blob_id != '' "
+        "ORDER BY created_at DESC, id LIMIT ?",
+        (_NEWEST_LIMIT,),
+    )
+    newest = [
+        (merged.resolve(links, str(r[1])),
+         Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
+                ciphertext_size(int(r[6] or 0)), NEWEST))
+        for r in rows
+    ]  # fmt: skip
+    by_chart: dict[str, list[Wanted]] = {}
+    for chart, wanted in newest:
+        by_chart.setdefault(chart, []).append(wanted)
+    ordered: list[Wanted] = []
+    for why, patients in ((BOOKED, _booked(db, today)), (VISIT, _in_visit(db, today))):
+        for patient in dict.fromkeys(merged.resolve(links, p) for p in patients):
+            ordered += [_because(w, why) for w in by_chart.pop(patient, [])]
+    ordered += [w for _, w in newest]
+    once: dict[str, Wanted] = {}
+    for wanted in ordered:
+        once.setdefault(wanted.blob_id, wanted)
+    return list(once.values())
+
+
+def _because(wanted: Wanted, why: str) -> Wanted:
+    return Wanted(
+        wanted.record_id, wanted.blob_id, wanted.sha256, wanted.key_id, wanted.title,
+        wanted.size, why,
+    )  # fmt: skip
+
+
+class Prefetcher:
+    """Fetches attachments ahead of need, round after round; remembers what failed, so
+    errors back off (one per workstation process: the app's sync thread, ``careline
+    sync --prefetch``)."""
+
+    def __init__(
+        self,
+        share_percent: int = DEFAULT_SHARE_PERCENT,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        round_backoff: tuple[float, float] = (30.0, 1800.0),
+        missing_backoff: tuple[float, float] = (300.0, 86400.0),
+        refused_backoff: tuple[float, float] = (3600.0, 86400.0),
+    ) -> None:
+        self.share_percent = share_percent
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 (retry jitter, not a secret)
+        self._round_backoff = round_backoff
+        self._missing_backoff = missing_backoff
+        self._refused_backoff = refused_backoff
+        self._failures = 0
+        self._next_round = 0.0
+        self._blob_waits: dict[str, tuple[int, float]] = {}  # blob id -> (failures, until)
+
+    @property
+    def enabled(self) -> bool:
+        """False when the setting turned the prefetch off (0 %)."""
+        return self.share_percent > 0
+
+    def due(self) -> bool:
+        """Whether a round may run now (not backing off after a failed one)."""
+        return self.enabled and self._clock() >= self._next_round
+
+    def share(self, attachments: Attachments) -> int:
+        """The bytes prefetched files may take."""
+        return attachments.budget * self.share_percent // 100
+
+    def run(
+        self,
+        attachments: Attachments,
+        today: dt.date,
+        should_stop: Callable[[], bool] = lambda: False,
+        progress_of: Callable[[str], Progress] | None = None,
+        fetched: Callable[[str], None] | None = None,
+    ) -> PrefetchReport:
+        """One round: fetch the most useful files not cached here, within the share.
+
+        ``progress_of(blob_id)``: a progress sink per file; ``fetched(blob_id)``: called
+        as each file is in the cache, checked. Never raises for a failed download (the
+        report says what happened)."""
+        report = PrefetchReport()
+        if not self.due() or not attachments.can_fetch():
+            return report
+        budget, share = attachments.budget, self.share(attachments)
+        cache = _CacheState.read(attachments)
+        wanted = [w for w in plan(attachments.records.db, today) if cache.ours(w.blob_id)]
+        keep = _within(wanted, cache, share)
+        spare = [b for b in cache.oldest_guesses() if b not in keep]
+        todo = [w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes]
+        report.over_share = sum(1 for w in wanted if w.blob_id not in keep)
+        failures = 0
+        asked: set[str] = set()  # keys asked for this round (each once)
+        for index, item in enumerate(todo):
+            if should_stop():
+                report.stopped = True
+                report.remaining = len(todo) - index
+                break
+            if not self._may_try(item.blob_id):
+                continue
+            while spare and not cache.fits(item, share, budget):
+                cache.drop(attachments, spare.pop(0))
+                report.dropped += 1
+            if not cache.fits(item, share, budget):
+                report.over_share += 1
+                continue
+            outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
+            if outcome is None:
+                failures = 0
+                cache.add(attachments, item.blob_id)
+                report.fetched.append(item.blob_id)
+                report.fetched_bytes += cache.sizes[item.blob_id]
+                if fetched is not None:
+                    fetched(item.blob_id)
+            elif isinstance(outcome, _Busy):
+                continue
+            elif isinstance(outcome, Stopped):
+                report.stopped = True
+                report.remaining = len(todo) - index
+                report.interrupted.append(item.blob_id)
+                break
+            elif isinstance(outcome, BlobRefused):
+                report.refused.append(item.blob_id)
+                self._wait_blob(item.blob_id, self._refused_backoff)
+            elif isinstance(outcome, BlobMissing):
+                report.missing += 1
+                self._wait_blob(item.blob_id, self._missing_backoff)
+            else:  # connection trouble, a server error, a refused device: back off
+                failures += 1
+                report.error = str(outcome)
+                report.interrupted.append(item.blob_id)
+                if isinstance(outcome, DeviceRefused) or failures >= _ROUND_FAILURES:
+                    report.remaining = len(todo) - index
+                    break
+        self._after_round(report)
+        return report
+
+    def _fetch_one(
+        self,
+        attachments: Attachments,
+        item: Wanted,
+        should_stop: Callable[[], bool],
+        progress_of: Callable[[str], Progress] | None,
+        asked: set[str],
+    ) -> Exception | None:
+        """Download and check one file; None when it is in the cache, else why not. Its
+        clinic attachment key is asked of the server or the peers if not held here (once a
+        round), so it opens offline too; without it, opening checks the file."""
+        lock = fetch_lock(item.blob_id)
+        if not lock.acquire(blocking=False):
+            return _Busy(item.blob_id)
+        try:
+            if attachments.cache.exists(item.blob_id):  # opened meanwhile
+                return None
+            report = progress_of(item.blob_id) if progress_of is not None else None
+
+            def progress(done: int, total: int) -> None:
+                if should_stop():
+                    raise Stopped("prefetch stopped")
+                if report is not None:
+                    report(done, total)
+
+            # Marked first: a file that lands in the cache is never taken for an opened one.
+            mark = attachments.prefetched_mark(item.blob_id)
+            mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mark.touch()
+            try:
+                attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
+                if item.key_id and item.key_id not in asked:
+                    asked.add(item.key_id)
+                    attachments.obtain_key(item.key_id)
+                attachments.check_cached(item.blob_id, item.key_id)
+            except (Stopped, AttachmentProblem) as exc:
+                if not attachments.cache.exists(item.blob_id):
+                    mark.unlink(missing_ok=True)
+                return exc
+            return None
+        finally:
+            lock.release()
+
+    def _may_try(self, blob_id: str) -> bool:
+        waiting = self._blob_waits.get(blob_id)
+        return waiting is None or self._clock() >= waiting[1]
+
+    def _wait_blob(self, blob_id: str, rule: tuple[float, float]) -> None:
+        count = self._blob_waits.get(blob_id, (0, 0.0))[0] + 1
+        delay = backoff(count, rule[0], rule[1], self._rng)
+        self._blob_waits[blob_id] = (count, self._clock() + delay)
+
+    def _after_round(self, report: PrefetchReport) -> None:
+        for blob_id in report.fetched:
+            self._blob_waits.pop(blob_id, None)
+        if report.error is None:
+            self._failures = 0
+            return
+        self._failures += 1
+        delay = backoff(self._failures, *self._round_backoff, self._rng)
+        self._next_round = self._clock() + delay
+
+
+@dataclass
+class _CacheState:
+    """The cache as one round sees it: each file's size, which ones the prefetch fetched
+    (and nobody opened since), and which wait for upload."""
+
+    sizes: dict[str, int]  # file name (blob id, or blob id + ".part") -> bytes
+    guesses: dict[str, float]  # prefetched blob id -> its file's mtime
+    pending: set[str]
+
+    @classmethod
+    def read(cls, attachments: Attachments) -> _CacheState:
+        sizes: dict[str, int] = {}
+        times: dict[str, float] = {}
+        for path in attachments.cached_files():
+            with contextlib.suppress(OSError):  # dropped meanwhile
+                info = path.stat()
+                sizes[path.name], times[path.name] = info.st_size, info.st_mtime
+        guesses: dict[str, float] = {}
+        for blob_id in attachments.prefetched():
+            if blob_id in times:
+                guesses[blob_id] = times[blob_id]
+            elif blob_id + ".part" not in sizes:  # its file was evicted: forget the mark
+                attachments.prefetched_mark(blob_id).unlink(missing_ok=True)
+        return cls(sizes, guesses, set(attachments.pending()))
+
+    def ours(self, blob_id: str) -> bool:
+        """Whether the prefetch deals with this file: not waiting for upload, and not one
+        someone opened (or added) here."""
+        return blob_id not in self.pending and (
+            blob_id not in self.sizes or blob_id in self.guesses
+        )
+
+    def oldest_guesses(self) -> list[str]:
+        return sorted(self.guesses, key=lambda b: self.guesses[b])
+
+    def prefetched_bytes(self) -> int:
+        return sum(self.sizes[b] for b in self.guesses)
+
+    def fits(self, item: Wanted, share: int, budget: int) -> bool:
+        """Whether fetching ``item`` keeps the prefetch within its share and the cache
+        within its budget (a partial download of it is already counted)."""
+        rest = max(item.size - self.sizes.get(item.blob_id + ".part", 0), 0)
+        total = sum(self.sizes.values())
+        return self.prefetched_bytes() + item.size <= share and total + rest <= budget
+
+    def drop(self, attachments: Attachments, blob_id: str) -> None:
+        """Delete a file the prefetch fetched (less useful now than what it makes room for)."""
+        lock = fetch_lock(blob_id)
+        with lock:
+            if attachments.prefetched_mark(blob_id).exists():  # not opened meanwhile
+                attachments.cache.delete(blob_id)
+                attachments.prefetched_mark(blob_id).unlink(missing_ok=True)
+        self.sizes.pop(blob_id, None)
+        self.guesses.pop(blob_id, None)
+
+    def add(self, attachments: Attachments, blob_id: str) -> None:
+        """A file arrived: count it."""
+        self.sizes.pop(blob_id + ".part", None)
+        path = attachments.cache.path_for(blob_id)
+        info = path.stat()
+        self.sizes[blob_id] = info.st_size
+        if attachments.prefetched_mark(blob_id).exists():
+            self.guesses[blob_id] = info.st_mtime
+
+
+def _within(wanted: list[Wanted], cache: _CacheState, share: int) -> set[str]:
+    """The most useful files whose sizes add up to at most ``share`` (one too large is
+    passed over for smaller ones after it)."""
+    keep: set[str] = set()
+    room = share
+    for item in wanted:
+        cost = cache.sizes.get(item.blob_id, item.size)
+        if cost <= room:
+            keep.add(item.blob_id)
+            room -= cost
+    return keep
