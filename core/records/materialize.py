@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -447,7 +448,7 @@ def _insert_rows(tx: Transaction, group: _Group) -> None:
     per = max(1, _MAX_VARIABLES // width)
     for start in range(0, len(group.rows), per):
         chunk = group.rows[start : start + per]
-        params = tuple(value for row in chunk for value in row)
+        params = tuple(itertools.chain.from_iterable(chunk))
         tx.execute(_many_rows_sql(group.sql, width, len(chunk)), params)
 
 
