@@ -97,11 +97,6 @@ def pack_state(plain: bytes) -> bytes:
     return packed if len(packed) < len(plain) else plain
 
 
-def is_packed(stored: bytes) -> bool:
-    """Whether ``stored`` is in a packed form (of any prefix), not a plain Yjs update."""
-    return _prefix(stored) is not None
-
-
 def unpack_state(stored: bytes | memoryview, limit: int | None = None) -> bytes:
     """The plain Yjs state of a stored ``record_states.state`` value. ``limit``: refuse
     (StoredStateError) a state that inflates to more bytes than this (one received from
