@@ -43,6 +43,10 @@ class Loaded:
     # True while nothing of the record is stored (no state, so no derived rows either):
     # storing it then only inserts, with no DELETE of rows that cannot exist.
     fresh: bool = False
+    # (plain, stored form) of the snapshot state the document was loaded from, when it
+    # arrived in its stored form: kept as it came if the document still encodes to exactly
+    # that plain state, instead of being deflated again (state_codec, ``state_forms``).
+    received: tuple[bytes, bytes] | None = None
 
 
 def load_record(tx: Transaction, record_id: str, type_name: str, client_id: int) -> Loaded:
@@ -160,13 +164,18 @@ def store_records(
                 raise
             what = f"the document of record {record_id}"
             raise MalformedRecordError(crdt.panic_message(what, exc)) from None
-        row = (record_id, type_name, pack_state(state), digests_value(digests))
+        # The sender's stored form of ``state`` (inflates to exactly it), or deflated here.
+        received = loaded.received
+        same = received is not None and received[0] == state
+        packed = received[1] if received is not None and same else pack_state(state)
+        row = (record_id, type_name, packed, digests_value(digests))
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))
     writes.flush()
     for loaded, digests in stored:
         loaded.derived = digests
         loaded.fresh = False
+        loaded.received = None
 
 
 def change(

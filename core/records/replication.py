@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import sqlcipher3
 
+from core.platform import collector
 from core.records import crdt, op_trust, remote_authz
 from core.records.changes import (
     Loaded,
@@ -28,7 +29,7 @@ from core.records.materialize import MalformedRecordError
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database, Row, Transaction
-from core.store.state_codec import unpack_state
+from core.store.state_codec import FORMS, StoredStateError, state_in_forms, unpack_state
 
 
 class ApplyError(ValueError):
@@ -67,6 +68,9 @@ class SnapshotPage:
     vector: dict[str, int]
     records: tuple[RecordState, ...]
     next_after: str | None
+    # The stored forms (``state_codec.FORMS`` names) its states may be in besides plain
+    # Yjs; empty: every state is a plain Yjs update.
+    forms: frozenset[str] = frozenset()
 
 
 def replica_id(db: Database) -> str:
@@ -340,17 +344,27 @@ def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
         )
 
 
-def snapshot_page(db: Database, after: str | None, limit: int) -> SnapshotPage:
+def snapshot_page(
+    db: Database, after: str | None, limit: int, forms: frozenset[str] = frozenset()
+) -> SnapshotPage:
     """Record states in id order after ``after``; the vector is read first, so the states
-    are at least as new as it says (CRDT merges make newer states harmless)."""
+    are at least as new as it says (CRDT merges make newer states harmless). ``forms``:
+    the stored forms the receiver reads (``state_codec.FORMS``): states held in one of
+    them are sent as held, not inflated first."""
     vector = oplog.version_vector(db)
     rows = db.query(
         "SELECT id, type, state FROM record_states WHERE id > ? ORDER BY id LIMIT ?",
         (after or "", limit),
     )
-    records = tuple(RecordState(str(r[0]), str(r[1]), unpack_state(r[2])) for r in rows)
+    forms = forms & FORMS.keys()
+    if forms:
+        records = tuple(
+            RecordState(str(r[0]), str(r[1]), state_in_forms(r[2], forms)) for r in rows
+        )
+    else:
+        records = tuple(RecordState(str(r[0]), str(r[1]), unpack_state(r[2])) for r in rows)
     next_after = records[-1].record_id if len(records) == limit else None
-    return SnapshotPage(vector, records, next_after)
+    return SnapshotPage(vector, records, next_after, forms)
 
 
 def snapshot_size(db: Database) -> int:
@@ -378,18 +392,30 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
     """
     details = {"records": len(page.records)}
     try:
-        with db.write(session_actor, "sync.snapshot", "record_states", "page", details) as tx:
+        # A page's thousands of short-lived objects would trigger collections that walk
+        # them all, again and again (core.platform.collector).
+        with (
+            collector.paused(),
+            db.write(session_actor, "sync.snapshot", "record_states", "page", details) as tx,
+        ):
             me = oplog.identity(tx)
             stored = stored_records(tx, (rec.record_id for rec in page.records))
             docs: dict[str, tuple[str, Loaded]] = {}
-            for rec in page.records:
+            inflated = _Inflated(page)
+            for received in page.records:
+                rec = inflated.plain(received)
                 held = docs.get(rec.record_id)
                 if held is None:
                     row = stored.get(rec.record_id)
                     if row is None and _unprotected(rec.record_type):
                         # Never seen (a first download's every record): the state is the
                         # whole document, and an empty document has nothing to protect.
-                        docs[rec.record_id] = (rec.record_type, _fresh_loaded(rec, me.client_id))
+                        loaded = _fresh_loaded(rec, me.client_id)
+                        if received.state is not rec.state:
+                            # Arrived deflated: kept as it came if the document encodes
+                            # back to exactly what it inflated to (changes.store_records).
+                            loaded.received = (rec.state, received.state)
+                        docs[rec.record_id] = (rec.record_type, loaded)
                         continue
                     loaded = _snapshot_loaded(rec, row, me.client_id)
                     docs[rec.record_id] = (rec.record_type, loaded)
@@ -406,6 +432,38 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
     except sqlcipher3.IntegrityError as exc:
         raise ApplyError(_unstorable(exc)) from exc
     return len(page.records)
+
+
+# At most this many bytes of plain state per snapshot page received deflated (a plain
+# page's states are bounded by its message size; deflate can stand for a thousand times
+# more): several times what a full page of the richest records inflates to.
+MAX_PAGE_PLAIN_BYTES = 128 * 1024 * 1024
+# And per state, as a plain one received is (``protocol.records_from_wire``).
+MAX_PLAIN_STATE_BYTES = 4 * 1024 * 1024
+
+
+class _Inflated:
+    """A page's states as plain Yjs updates: those of a page in stored forms inflated
+    (bounded), each refused with the record named if it does not inflate."""
+
+    def __init__(self, page: SnapshotPage) -> None:
+        self._packed = bool(page.forms)
+        self._left = MAX_PAGE_PLAIN_BYTES
+
+    def plain(self, rec: RecordState) -> RecordState:
+        """``rec`` with its state plain (``rec`` itself when it already was)."""
+        if not self._packed:
+            return rec
+        try:
+            state = unpack_state(rec.state, min(MAX_PLAIN_STATE_BYTES, self._left))
+        except StoredStateError as exc:
+            raise ApplyError(
+                f"snapshot state of {rec.record_id!r} is malformed: {exc}; refusing the page"
+            ) from exc
+        self._left -= len(state)
+        if state is rec.state or state == rec.state:
+            return rec
+        return RecordState(rec.record_id, rec.record_type, state)
 
 
 def _snapshot_loaded(rec: RecordState, row: Row | None, client_id: int) -> Loaded:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 Rows = list[tuple[Any, ...]]
@@ -43,7 +43,30 @@ def hlc_time(hlc: str) -> str:
 def _hlc_time(hlc: str) -> str:
     # Pure; list items keep their stamps, so the same HLCs are formatted over and over.
     wall = int(hlc.split(".", 1)[0])
+    if 0 <= wall < _YEAR_2100_MS:
+        # What the datetime below gives, by arithmetic (a first download formats as many
+        # stamps as it has records, none seen before): half the cost.
+        day, ms = divmod(wall, 86_400_000)
+        second, ms = divmod(ms, 1000)
+        hour, second = divmod(second, 3600)
+        minute, second = divmod(second, 60)
+        return f"{_utc_date(day)}T{hour:02d}:{minute:02d}:{second:02d}.{ms:03d}+00:00"
     return datetime.fromtimestamp(wall / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+# 2100-01-01T00:00:00Z. Up to there ``wall / 1000`` as a float, rounded to microseconds as
+# datetime does, is the exact millisecond; far beyond, float rounding shows (9999-12-31's
+# last millisecond formats as .998): stamps past it keep datetime's reading.
+_YEAR_2100_MS = 4_102_444_800_000
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_date(day: int) -> str:
+    """ISO date of the ``day``-th day after 1970-01-01."""
+    return (_EPOCH + timedelta(days=day)).isoformat()
+
+
+_EPOCH = date(1970, 1, 1)
 
 
 def conflict_id(record_id: str, field: str) -> str:

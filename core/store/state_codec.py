@@ -21,6 +21,12 @@ prefixes are left for later formats and refused with a clear error.
 
 The dictionary is part of the format: a state stored with ``\x81\x00`` inflates only with
 exactly these bytes, so it must never change. A better one would get a new prefix.
+
+Snapshot pages may also carry states in their stored form, when the receiver says it reads
+that form (the sync protocol's ``state_forms``, by the names in :data:`FORMS`): the server
+then sends what it holds without inflating it, and the receiver keeps what it received
+without deflating it again (``changes.store_records``), after inflating it to load and
+check it. A receiver that does not ask is sent plain Yjs, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import zlib
 from core.store.errors import StoreError
 
 DEFLATED = b"\x81\x00"
+# The stored forms a snapshot page may carry, by their names on the wire (never reused).
+FORMS: dict[str, bytes] = {"deflate1": DEFLATED}
 
 # The field names of every record type and the shape of a register entry as ``crdt``
 # writes it (``(\x01\x01r<len>field/<16 hex>\x01w<len>{"a":author,"h":hlc,"s":[],"v":...}``).
@@ -89,11 +97,15 @@ def pack_state(plain: bytes) -> bytes:
     return packed if len(packed) < len(plain) else plain
 
 
-def unpack_state(stored: bytes | memoryview) -> bytes:
-    """The plain Yjs state of a stored ``record_states.state`` value."""
+def unpack_state(stored: bytes | memoryview, limit: int | None = None) -> bytes:
+    """The plain Yjs state of a stored ``record_states.state`` value. ``limit``: refuse
+    (StoredStateError) a state that inflates to more bytes than this (one received from
+    another replica: a few bytes of deflate can stand for a thousand times more)."""
     raw = bytes(stored)
     prefix = _prefix(raw)
     if prefix is None:
+        if limit is not None and len(raw) > limit:
+            raise StoredStateError(f"a record state is larger than {limit} bytes")
         return raw
     if prefix != DEFLATED:
         raise StoredStateError(
@@ -102,9 +114,24 @@ def unpack_state(stored: bytes | memoryview) -> bytes:
         )
     inflate = zlib.decompressobj(-15, _DICTIONARY)
     try:
-        plain = inflate.decompress(raw[2:]) + inflate.flush()
+        if limit is None:
+            plain = inflate.decompress(raw[2:]) + inflate.flush()
+        else:
+            plain = inflate.decompress(raw[2:], limit + 1)
+            if len(plain) > limit or inflate.unconsumed_tail:
+                raise StoredStateError(f"a record state inflates to more than {limit} bytes")
     except zlib.error as exc:
         raise StoredStateError(f"a stored record state does not inflate: {exc}") from exc
     if not inflate.eof or inflate.unused_data:
         raise StoredStateError("a stored record state is cut short or has trailing bytes")
     return plain
+
+
+def state_in_forms(stored: bytes | memoryview, forms: frozenset[str]) -> bytes:
+    """A stored state as sent to a receiver that reads the stored ``forms`` (names of
+    :data:`FORMS`) besides plain Yjs: as stored if it can read that, else inflated."""
+    raw = bytes(stored)
+    prefix = _prefix(raw)
+    if prefix is None or any(FORMS.get(name) == prefix for name in forms):
+        return raw
+    return unpack_state(raw)

@@ -7,13 +7,22 @@ ProtocolError with a message naming the problem; nothing has been changed at tha
 Requests (client -> responder) and replies:
     pull {vv, max_ops}                  -> ops {vv, ops, more} | snapshot_required {reason}
     push {ops}                          -> ack {vv, applied, duplicates}
-    snapshot {after, max_records}       -> snapshot_page {vv, records, next_after,
-                                                          total_records?}
+    snapshot {after, max_records,       -> snapshot_page {vv, records, next_after,
+              state_forms?}                               total_records?, state_forms?}
 Any request may get ``error {code, message}``.
 
 ``total_records`` (optional, sent on the first page, ``after`` null) is how many records the
 whole snapshot holds: a hint for a progress bar, never used to decide what is applied.
 Older responders leave it out; a receiver treats a missing or null value as "not said".
+
+Stored forms of record states (optional, since Careline 0.2.0's schema V17): a snapshot
+request may carry ``state_forms``, the names of the stored forms it reads besides plain Yjs
+(core.store.state_codec.FORMS, e.g. ``"deflate1"``). A responder that knows some of them
+may then send each state as it holds it, in one of those forms or plain, and says so with
+``state_forms`` on the page (the forms its states may be in). Older responders ignore the
+request's field and send plain states without it; older requesters never ask. A receiver
+inflates each state (bounded) before loading it and refuses the page, naming the record, if
+one does not inflate; states of a page without ``state_forms`` are plain Yjs.
 
 Versions (negotiated, so clinics upgrade one machine at a time). Every message states the
 version it is written in (``v``), and since version 2 the versions its sender speaks
@@ -77,6 +86,7 @@ from core.records.replication import RecordState
 from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.oplog import HLC_FORMAT, Op, parse_hlc
+from core.store.state_codec import FORMS
 
 PROTOCOL = "careline-sync"
 VERSION = 2  # the newest version this side speaks, used first
@@ -475,6 +485,42 @@ def records_from_wire(value: Any) -> list[RecordState]:
             )
         )
     return out
+
+
+# The stored forms of record states this side reads in snapshot pages (``state_forms``).
+STATE_FORMS: tuple[str, ...] = tuple(FORMS)
+MAX_FORMS = 16
+
+
+def forms_from_wire(value: Any, where: str = "state_forms") -> frozenset[str]:
+    """The stored forms named in a message (absent or null: none); names this side does not
+    know are left out (a newer requester's), anything but a short list of names refused."""
+    if value is None:
+        return frozenset()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_FORMS
+        or not all(isinstance(v, str) and len(v) <= 64 for v in value)
+    ):
+        raise ProtocolError("malformed", f"{where} must be a list of at most {MAX_FORMS} names")
+    return frozenset(value) & frozenset(STATE_FORMS)
+
+
+def page_forms_from_wire(value: Any, asked: frozenset[str]) -> frozenset[str]:
+    """The stored forms a snapshot page says its states are in: only forms that were asked
+    for (a page claiming another is refused: its states could not be read as plain)."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProtocolError("malformed", "state_forms must be a list of names")
+    claimed = frozenset(value)
+    if not claimed <= asked:
+        raise ProtocolError(
+            "malformed",
+            f"the snapshot page's states are in forms that were not asked for: "
+            f"{', '.join(sorted(claimed - asked))[:200]}",
+        )
+    return claimed
 
 
 def after_from_wire(value: Any, where: str) -> str | None:

@@ -197,7 +197,10 @@ class Responder:
         limit = p.limit_from_wire(message.get("max_records"), "max_records", p.MAX_RECORDS_PER_PAGE)
         if version < 2 and after is None and self.store.holds_types_beyond(p.V1_RECORD_TYPES):
             raise _too_old_for_snapshot()
-        page = self.store.snapshot_page(after, limit)
+        # The stored forms of states the requester reads (version 2 on; 0.1.0 asks none):
+        # states held in one of them go as held, without inflating them here.
+        forms = p.forms_from_wire(message.get("state_forms")) if version >= 2 else frozenset()
+        page = self.store.snapshot_page(after, limit, forms)
         if version < 2 and any(not p.carries(r.record_type, version) for r in page.records):
             raise _too_old_for_snapshot()  # a newer record arrived during the download
         sent = p.fit(page.records)
@@ -209,6 +212,8 @@ class Responder:
             "records": [p.record_to_wire(r) for r in sent],
             "next_after": next_after,
         }
+        if page.forms:
+            reply["state_forms"] = sorted(page.forms)
         if after is None:
             # Counted once per download, on its first page, so a receiver can show how far
             # it has come; later pages would only repeat it at the cost of a table scan.

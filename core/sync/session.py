@@ -206,7 +206,15 @@ class SyncSession:
         self, pool: ThreadPoolExecutor, after: str | None
     ) -> Future[dict[str, Any]]:
         """Ask for the snapshot page after ``after`` on the prefetch thread."""
-        message = {"type": "snapshot", "after": after, "max_records": p.MAX_RECORDS_PER_PAGE}
+        message: dict[str, Any] = {
+            "type": "snapshot",
+            "after": after,
+            "max_records": p.MAX_RECORDS_PER_PAGE,
+        }
+        if self.report.protocol >= 2:
+            # States may come as the other side holds them (deflated): neither side then
+            # inflates and deflates them again, and the pages are smaller.
+            message["state_forms"] = list(p.STATE_FORMS)
         return pool.submit(self._ask, message, ("snapshot_page",))
 
     def _bootstrap(self) -> None:
@@ -230,6 +238,7 @@ class SyncSession:
                 page_vv = p.vv_from_wire(reply.get("vv"))
                 vector = page_vv if vector is None else vector
                 records = p.records_from_wire(reply.get("records"))
+                forms = p.page_forms_from_wire(reply.get("state_forms"), frozenset(p.STATE_FORMS))
                 total = p.total_from_wire(reply.get("total_records"))
                 nxt = p.after_from_wire(reply.get("next_after"), "next_after")
                 if nxt is not None and after is not None and nxt <= after:
@@ -238,7 +247,7 @@ class SyncSession:
                     pending = self._snapshot_request(pool, nxt)
                 if total is not None:
                     self.report.expected_records = already + total
-                page = replication.SnapshotPage(vector, tuple(records), None)
+                page = replication.SnapshotPage(vector, tuple(records), None, forms)
                 self.report.snapshot_records += replication.apply_snapshot_page(
                     self.db, page, self.actor
                 )

@@ -36,8 +36,12 @@ class SyncStore(Protocol):
         """Apply a batch idempotently, all or nothing (ApplyError says why not)."""
         ...
 
-    def snapshot_page(self, after: str | None, limit: int) -> replication.SnapshotPage:
-        """A page of record states after the cursor ``after``."""
+    def snapshot_page(
+        self, after: str | None, limit: int, forms: frozenset[str] = frozenset()
+    ) -> replication.SnapshotPage:
+        """A page of record states after the cursor ``after``; ``forms``: stored forms of
+        states the receiver reads (a store may send states in them, saying so in the
+        page's ``forms``, or send every state plain)."""
         ...
 
     def pull(self, remote_vv: dict[str, int], limit: int) -> tuple[list[oplog.Op], dict[str, int]]:
@@ -110,9 +114,11 @@ class DatabaseStore:
         """Apply a batch idempotently, all or nothing, each op verified first."""
         return replication.apply_ops(self.db, ops, session_actor, certificates, source)
 
-    def snapshot_page(self, after: str | None, limit: int) -> replication.SnapshotPage:
-        """A page of record states in id order."""
-        return replication.snapshot_page(self.db, after, limit)
+    def snapshot_page(
+        self, after: str | None, limit: int, forms: frozenset[str] = frozenset()
+    ) -> replication.SnapshotPage:
+        """A page of record states in id order (held deflated: sent so if ``forms`` allows)."""
+        return replication.snapshot_page(self.db, after, limit, forms)
 
     def snapshot_size(self) -> int:
         """How many records a full snapshot holds."""

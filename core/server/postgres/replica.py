@@ -267,8 +267,11 @@ class PgReplica:
         except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
             raise ApplyError(str(exc)) from exc
 
-    def snapshot_page(self, after: str | None, limit: int) -> SnapshotPage:
-        """Record states in blind-index order after the cursor ``after``."""
+    def snapshot_page(
+        self, after: str | None, limit: int, forms: frozenset[str] = frozenset()
+    ) -> SnapshotPage:
+        """Record states in blind-index order after the cursor ``after``, plain (``forms``
+        is not used: states are kept sealed here, not in SQLCipher's stored forms)."""
         c = self._cipher()
         with self.store.tenant(self.tenant, snapshot=True) as cur:
             vector = self._vector(cur)

@@ -1,9 +1,9 @@
 """The remote-apply fast paths give exactly what the plain paths give.
 
 Storing several records in one batch (``store_records``: SQL grouped into ``executemany``
-calls) must leave every table byte-for-byte as storing them one by one does, rowids and
-the full-text index included; the JSON and pycrdt shortcuts must read what the plain calls
-read.
+calls, patients in multi-row INSERTs) must leave every table byte-for-byte as storing them
+one by one does, rowids included, and the full-text index holding exactly the same entries;
+the JSON and pycrdt shortcuts must read what the plain calls read.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.records.changes import Loaded, load_record, store_record, store_record
 from core.records.crdt import RecordDoc
 from core.store.database import Database
 from core.store.oplog import format_hlc
+from tests.unit.sync.replicas import _fts_entries
 
 AUTHOR = "tester"
 
@@ -29,14 +30,21 @@ def _hlc(n: int, replica: str = "a") -> str:
     return format_hlc(1_790_000_000_000 + n, 0, replica)
 
 
+# The full-text index's segments and their directory: how they are laid out records how
+# many statements wrote the index (a batch inserts its patients in multi-row statements,
+# materialize._INDEXED, one record at a time takes one statement each), not what it holds.
+_FTS_SEGMENTS = ("patients_fts_data", "patients_fts_idx")
+
+
 def _dump(db: Database) -> dict[str, list[Any]]:
-    """Every table (the FTS index's own tables too), rowids included."""
+    """Every table, rowids included; the FTS index by every term of every column of every
+    row it holds, after checking it against its content (its config table byte for byte)."""
     tables = [
         str(r[0])
         for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        # patients_fts reads the patients table (its shadow tables are listed); meta and the
-        # audit log hold each database's own identity and times.
-        if r[0] not in ("patients_fts", "meta", "audit_log")
+        # patients_fts reads the patients table; meta and the audit log hold each
+        # database's own identity and times.
+        if r[0] not in ("patients_fts", "meta", "audit_log", *_FTS_SEGMENTS)
     ]
     out: dict[str, list[Any]] = {}
     for table in tables:
@@ -44,6 +52,7 @@ def _dump(db: Database) -> dict[str, list[Any]]:
             out[table] = db.query(f"SELECT rowid, * FROM {table} ORDER BY rowid")
         except Exception:  # WITHOUT ROWID shadow tables
             out[table] = db.query(f"SELECT * FROM {table} ORDER BY 1")
+    out["patients_fts entries"] = _fts_entries(db, "patients_fts", "patients")
     return out
 
 
