@@ -42,8 +42,8 @@ from core.keys import keyring_store
 from core.keys.keychain import Keychain, lock_path_for
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
-from core.records.errors import AuthenticationError
-from core.records.workstation import WORKSTATION_ACTOR, Workstation
+from core.records.errors import AuthenticationError, SecondFactorRequiredError
+from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
@@ -56,9 +56,9 @@ log = logging.getLogger(__name__)
 
 # SQLite/SQLCipher files that travel with a database file.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
-# In the data folder from an unattended join's accepted enrollment until its first sync and
-# account check are done; it holds nothing (the credential is in the encrypted database).
-PENDING_MARKER = "first-sync-pending"
+# In the data folder from a join's accepted enrollment until its first sync and account
+# check are done; it holds nothing (the credential is in the encrypted database).
+PENDING_MARKER = JOIN_PENDING_MARKER
 _JOINING = "join a clinic (enroll with a clinic server or pair with a LAN workstation)"
 
 
@@ -199,14 +199,27 @@ def join_clinic(
 
 
 def _check_account(ws: Workstation, request: JoinRequest) -> None:
-    """The joining person's account arrived with the records (a sign-in works); left
+    """The joining person's account arrived with the records (a sign-in works, or asks for
+    their two-factor code next); only then does the replica get its OS-keyring slot. Left
     locked."""
     assert request.password is not None
+    name = request.username.strip().lower()
     ws.lock()
     try:
-        ws.sign_in(request.username, request.password)
+        ws.sign_in(name, request.password)
+    except SecondFactorRequiredError:
+        # The password was right: the account exists. The person signs in with their code
+        # afterwards, as at every sign-in.
+        pass
     except AuthenticationError:
-        raise NoAccountError(request.username.strip().lower()) from None
+        raise NoAccountError(name) from None
+    finally:
+        ws.lock()
+    # Until now only the person's password opened the replica: the keyring slot opens it
+    # for anyone at this computer, which is right only once their account is proved here.
+    ws.unlock_with_password(name, request.password)
+    try:
+        ws.add_keyring_slot()
     finally:
         ws.lock()
 
