@@ -13,20 +13,23 @@ database and its side files, the OS-keyring secret, the folder if it was made), 
 attempt starts clean. Nothing that existed before is touched. A workstation that already
 holds a clinic keeps all of it: a failed first sync there is finished by the next sync.
 
-Once the server has accepted an enrollment code, the code's use is spent, so a failed
-first sync keeps the replica, its device credential (in the encrypted database, behind the
-joining person's password slot, or the OS-keyring slot alone for a silent join) and a
-marker file (:data:`PENDING_MARKER`). The next attempt on that folder finishes the first
-sync with the credential it holds, and no code: :func:`join_clinic` with the same user name
-and password (the wizard's Try again, the app's next start, ``careline enroll`` run again),
-or :func:`join_unattended` for a silent join (the app's next start or Retry, ``careline
-enroll --machine`` run again). It never mixes: a resume names the same server (and CA, if
-one is given) as the kept credential, an attended attempt is resumed by the person whose
-password opens it only, a silent one by the silent path only. :func:`discard_unfinished_join`
-removes a kept attempt on request (the wizard's Start over, ``careline enroll
---discard-unfinished``). A LAN pairing is not kept: its code is shown again on the peer.
-An attended join whose records hold no account for the person is removed, as before: a
-replica of the clinic is not left behind a password the clinic does not know.
+Once the server has accepted an enrollment code, the code's use is spent, so a failed first
+sync keeps the replica, its device credential (in the encrypted database, behind the joining
+person's password slot, or the OS-keyring slot alone for a silent join) and a marker file
+(:data:`PENDING_MARKER`). An attended replica gets its OS-keyring slot only once the
+person's account is checked (:func:`_check_account`): until then nothing but the join opens
+it (``Workstation.unfinished_join_by``; the CLI refuses other commands). The next attempt on
+that folder finishes the first sync with the credential it holds, and no code:
+:func:`join_clinic` with the same user name and password (the wizard's Try again, the app's
+next start, ``careline enroll`` run again), or :func:`join_unattended` for a silent join
+(the app's next start or Retry, ``careline enroll --machine`` run again). It never mixes: a
+resume names the same server (and CA, if one is given) as the kept credential, an attended
+attempt is resumed by the person whose password opens it only, a silent one by the silent
+path only. :func:`discard_unfinished_join` removes a kept attempt on request (the wizard's
+Start over, ``careline enroll --discard-unfinished``). A LAN pairing is not kept: its code
+is shown again on the peer. An attended join whose records hold no account for the person is
+removed, as before: a replica of the clinic is not left behind a password the clinic does
+not know.
 """
 
 from __future__ import annotations

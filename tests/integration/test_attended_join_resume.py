@@ -162,7 +162,9 @@ def test_a_person_with_two_factor_sign_in_joins_and_resumes(tmp_path: Path) -> N
     secret = two_factor.new_secret()
     with live_server(data, port=port) as live:
         clinic = add_clinic(live.server, "Hillside Clinic")
-        first, credential = enrolled_desk(live.server, live.url, live.ca_pem, clinic, tmp_path / "a")
+        first, credential = enrolled_desk(
+            live.server, live.url, live.ca_pem, clinic, tmp_path / "a"
+        )
         assert first.staff().enrol_totp(secret, two_factor.current_code(secret)).two_factor
         sync_at(first, credential)
         first.lock()
