@@ -209,19 +209,17 @@ def _check_account(ws: Workstation, request: JoinRequest) -> None:
     name = request.username.strip().lower()
     ws.lock()
     try:
-        ws.sign_in(name, request.password)
-    except SecondFactorRequiredError:
-        # The password was right: the account exists. The person signs in with their code
-        # afterwards, as at every sign-in.
-        pass
-    except AuthenticationError:
-        raise NoAccountError(name) from None
-    finally:
-        ws.lock()
-    # Until now only the person's password opened the replica: the keyring slot opens it
-    # for anyone at this computer, which is right only once their account is proved here.
-    ws.unlock_with_password(name, request.password)
-    try:
+        try:
+            ws.sign_in(name, request.password)
+        except SecondFactorRequiredError:
+            # The password was right: the account exists. The person signs in with their
+            # code afterwards, as at every sign-in; opened again (locked by the refusal) for
+            # the keyring slot.
+            ws.unlock_with_password(name, request.password)
+        except AuthenticationError:
+            raise NoAccountError(name) from None
+        # Until now only the person's password opened the replica: the keyring slot opens
+        # it for anyone at this computer, right only once their account is proved here.
         ws.add_keyring_slot()
     finally:
         ws.lock()
