@@ -870,6 +870,14 @@ class JoinPage(QWizardPage):
         pending = kept_join(self._wizard.workstation)
         if pending is not None:
             self.resume(pending)
+        elif self.resuming is not None:
+            # The kept attempt is gone (its records held no account for this person, so
+            # it was removed): joining again needs a new code, asked for on the fresh page.
+            self._start_afresh()
+            self.show_error(
+                f"{describe_error(exc)} What this attempt kept on this computer was removed: "
+                "join again with a new code."
+            )
 
 
 class DemoPage(QWizardPage):

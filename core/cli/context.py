@@ -68,9 +68,21 @@ class Context:
         return DEMO_PASSWORD if given is None and self.demo else given
 
     def require_clinic(self) -> None:
-        """Refuse a command that needs a clinic in a data folder without one."""
+        """Refuse a command that needs a clinic in a data folder without one, or with a
+        person's unfinished join (only that join opens it: its records may hold no account
+        of theirs yet, so neither a password nor the OS keyring proves who is here)."""
         if not self.workstation.is_initialized():
             raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+        joiner = self.workstation.unfinished_join_by()
+        if joiner is not None:
+            raise CliError(
+                f"{self.data_dir} holds {joiner}'s unfinished join (enrolled, but the clinic's "
+                "records have not all arrived): nothing opens it until it is finished. Finish "
+                f"it with 'careline --user {joiner} --password-stdin enroll --resume' (their "
+                "password, no new code), or remove it with 'careline enroll "
+                "--discard-unfinished'",
+                EXIT_AUTH,
+            )
 
     def user(self) -> str:
         """``--user``, else the admin named at ``init``."""

@@ -64,6 +64,10 @@ FAILED_SIGN_IN_ACTOR = "(unknown)"
 # the audit chain at the next successful sign-in.
 FAILED_SIGN_INS_FILE = "failed-sign-ins.jsonl"
 
+# In the data folder from a new replica's accepted enrollment until its first sync and the
+# joining person's account check are done (core.sync.join); it holds nothing.
+JOIN_PENDING_MARKER = "first-sync-pending"
+
 
 class WorkstationLockedError(StoreError):
     """An operation needs the clinic database open (or someone signed in), and it is not."""
@@ -133,6 +137,18 @@ class Workstation:
         """The key file, freshly read."""
         return Keychain.load(self.keyfile_path)
 
+    def unfinished_join_by(self) -> str | None:
+        """The person whose join into this folder is unfinished (enrolled, but its first
+        sync or their account check is not done: core.sync.join), read without opening
+        anything; None when there is none, or for a silent join (no password slot).
+
+        Until it is finished, only the join itself may open that replica: its records may
+        hold no account of that person, so nothing here has proved who they are."""
+        if not (self.data_dir / JOIN_PENDING_MARKER).exists() or not self.is_initialized():
+            return None
+        users = self.keychain().password_users()
+        return users[0] if users else None
+
     # ----- set-up -----------------------------------------------------------------------
 
     def init(
@@ -183,7 +199,7 @@ class Workstation:
             raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
         name = v.username(username)
         v.password(password)
-        chain, keys, recovery = Keychain.create(self.keyfile_path, name, password, self.kdf_params)
+        _chain, keys, recovery = Keychain.create(self.keyfile_path, name, password, self.kdf_params)
         try:
             self._db = Database.create(self.db_path, keys.db_key)
         except BaseException:
@@ -192,12 +208,22 @@ class Workstation:
             raise
         self._keys = keys
         self._records = ClinicRecords(self._db, name, self.kdf_params)
+        # No OS-keyring slot yet: until the person's account has arrived and been checked,
+        # their password alone opens this replica (add_keyring_slot, core.sync.join).
+        self.keyring_note = None
+        return recovery
+
+    def add_keyring_slot(self) -> None:
+        """Let the OS keyring open this (open) workstation too: a joined replica, once the
+        joining person's account has been checked. Without a keyring nothing changes and
+        ``keyring_note`` says why."""
+        if self._keys is None or not self.is_unlocked:
+            raise WorkstationLockedError("the clinic is closed on this computer")
         try:
-            chain.add_keyring_slot(keys)
+            self.keychain().add_keyring_slot(self._keys)
             self.keyring_note = None
         except KeyringUnavailableError as exc:
             self.keyring_note = str(exc)
-        return recovery
 
     def prepare_unattended_join(self) -> None:
         """An empty encrypted replica, unlocked, whose key only the OS keyring opens (no

@@ -13,20 +13,23 @@ database and its side files, the OS-keyring secret, the folder if it was made), 
 attempt starts clean. Nothing that existed before is touched. A workstation that already
 holds a clinic keeps all of it: a failed first sync there is finished by the next sync.
 
-Once the server has accepted an enrollment code, the code's use is spent, so a failed
-first sync keeps the replica, its device credential (in the encrypted database, behind the
-joining person's password slot, or the OS-keyring slot alone for a silent join) and a
-marker file (:data:`PENDING_MARKER`). The next attempt on that folder finishes the first
-sync with the credential it holds, and no code: :func:`join_clinic` with the same user name
-and password (the wizard's Try again, the app's next start, ``careline enroll`` run again),
-or :func:`join_unattended` for a silent join (the app's next start or Retry, ``careline
-enroll --machine`` run again). It never mixes: a resume names the same server (and CA, if
-one is given) as the kept credential, an attended attempt is resumed by the person whose
-password opens it only, a silent one by the silent path only. :func:`discard_unfinished_join`
-removes a kept attempt on request (the wizard's Start over, ``careline enroll
---discard-unfinished``). A LAN pairing is not kept: its code is shown again on the peer.
-An attended join whose records hold no account for the person is removed, as before: a
-replica of the clinic is not left behind a password the clinic does not know.
+Once the server has accepted an enrollment code, the code's use is spent, so a failed first
+sync keeps the replica, its device credential (in the encrypted database, behind the joining
+person's password slot, or the OS-keyring slot alone for a silent join) and a marker file
+(:data:`PENDING_MARKER`). An attended replica gets its OS-keyring slot only once the
+person's account is checked (:func:`_check_account`): until then nothing but the join opens
+it (``Workstation.unfinished_join_by``; the CLI refuses other commands). The next attempt on
+that folder finishes the first sync with the credential it holds, and no code:
+:func:`join_clinic` with the same user name and password (the wizard's Try again, the app's
+next start, ``careline enroll`` run again), or :func:`join_unattended` for a silent join
+(the app's next start or Retry, ``careline enroll --machine`` run again). It never mixes: a
+resume names the same server (and CA, if one is given) as the kept credential, an attended
+attempt is resumed by the person whose password opens it only, a silent one by the silent
+path only. :func:`discard_unfinished_join` removes a kept attempt on request (the wizard's
+Start over, ``careline enroll --discard-unfinished``). A LAN pairing is not kept: its code
+is shown again on the peer. An attended join whose records hold no account for the person is
+removed, as before: a replica of the clinic is not left behind a password the clinic does
+not know.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from core.keys import keyring_store
 from core.keys.keychain import Keychain, lock_path_for
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
-from core.records.errors import AuthenticationError
-from core.records.workstation import WORKSTATION_ACTOR, Workstation
+from core.records.errors import AuthenticationError, SecondFactorRequiredError
+from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
@@ -56,9 +59,9 @@ log = logging.getLogger(__name__)
 
 # SQLite/SQLCipher files that travel with a database file.
 _SIDE_FILES = ("-wal", "-shm", "-journal")
-# In the data folder from an unattended join's accepted enrollment until its first sync and
-# account check are done; it holds nothing (the credential is in the encrypted database).
-PENDING_MARKER = "first-sync-pending"
+# In the data folder from a join's accepted enrollment until its first sync and account
+# check are done; it holds nothing (the credential is in the encrypted database).
+PENDING_MARKER = JOIN_PENDING_MARKER
 _JOINING = "join a clinic (enroll with a clinic server or pair with a LAN workstation)"
 
 
@@ -199,14 +202,25 @@ def join_clinic(
 
 
 def _check_account(ws: Workstation, request: JoinRequest) -> None:
-    """The joining person's account arrived with the records (a sign-in works); left
+    """The joining person's account arrived with the records (a sign-in works, or asks for
+    their two-factor code next); only then does the replica get its OS-keyring slot. Left
     locked."""
     assert request.password is not None
+    name = request.username.strip().lower()
     ws.lock()
     try:
-        ws.sign_in(request.username, request.password)
-    except AuthenticationError:
-        raise NoAccountError(request.username.strip().lower()) from None
+        try:
+            ws.sign_in(name, request.password)
+        except SecondFactorRequiredError:
+            # The password was right: the account exists. The person signs in with their
+            # code afterwards, as at every sign-in; opened again (locked by the refusal) for
+            # the keyring slot.
+            ws.unlock_with_password(name, request.password)
+        except AuthenticationError:
+            raise NoAccountError(name) from None
+        # Until now only the person's password opened the replica: the keyring slot opens
+        # it for anyone at this computer, right only once their account is proved here.
+        ws.add_keyring_slot()
     finally:
         ws.lock()
 

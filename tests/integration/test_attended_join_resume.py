@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
-from core.records.errors import AuthenticationError
+from core.keys.errors import NoSlotError
+from core.records import two_factor
+from core.records.errors import AuthenticationError, SecondFactorRequiredError
 from core.records.workstation import Workstation
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import EnrollmentError
@@ -30,7 +32,8 @@ from core.sync.join import (
 )
 from core.sync.silent_join import MachineEnrollment, join_silently
 from tests.conftest import PASSWORD
-from tests.integration.server_fixtures import Live, add_clinic, live_server
+from tests.integration.server_fixtures import Live, add_clinic, live_server, sync_at
+from tests.integration.server_fixtures import join_clinic as enrolled_desk
 from tests.integration.test_cli import careline
 from tests.services import free_port
 
@@ -147,3 +150,72 @@ def test_records_without_the_persons_account_leave_nothing_even_once_enrolled(
         with pytest.raises(NoAccountError):
             join_clinic(desk, ghost)
     assert not folder.exists() and not first_sync_pending(desk)
+
+
+def test_a_person_with_two_factor_sign_in_joins_and_resumes(tmp_path: Path) -> None:
+    """Two-factor sign-in (admins, who set up workstations): the right password, with the
+    code asked for next, proves the account arrived; the person signs in with their code
+    afterwards. Neither the join nor its resume is discarded for it."""
+    data, port = tmp_path / "server", free_port()
+    desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+    other = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
+    secret = two_factor.new_secret()
+    with live_server(data, port=port) as live:
+        clinic = add_clinic(live.server, "Hillside Clinic")
+        first, credential = enrolled_desk(
+            live.server, live.url, live.ca_pem, clinic, tmp_path / "a"
+        )
+        assert first.staff().enrol_totp(secret, two_factor.current_code(secret)).two_factor
+        sync_at(first, credential)
+        first.lock()
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        result = join_clinic(desk, _request(live, code))
+        assert result.recovery_key and not first_sync_pending(desk) and desk.is_initialized()
+        # A resume after a failed first sync finishes too (the code was spent).
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        with pytest.raises(FirstSyncUnfinishedError):
+            join_clinic(other, _request(live, code), on_progress=lambda _report: live.halt())
+    with live_server(data, port=port) as live:
+        resumed = join_clinic(other, _request(live, ""))
+    assert resumed.recovery_key and not first_sync_pending(other)
+    for ws in (desk, other):
+        with pytest.raises(SecondFactorRequiredError):
+            ws.sign_in("admin", PASSWORD)
+        ws.sign_in("admin", PASSWORD, totp_code=two_factor.current_code(secret))
+        ws.lock()
+
+
+def test_nothing_but_the_join_opens_a_kept_attended_attempt(
+    tmp_path: Path, secret_service: dict[str, str]
+) -> None:
+    """A kept attempt holds records of a clinic that may not know the person who started
+    it: until the join finishes (with the account check), neither the OS keyring nor any
+    other command opens it; the keyring slot is added once the account is checked."""
+    data, port = tmp_path / "server", free_port()
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(data, port=port) as live:
+        _halted_join(live, desk)
+    assert not desk.has_keyring_slot()
+    with pytest.raises(NoSlotError):
+        desk.unlock_with_keyring()
+    assert desk.unfinished_join_by() == "admin"
+    env = {**secret_service, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring"}
+    for given, command in (
+        ((), ("sync",)),
+        ((), ("patient", "search", "x")),
+        (("--password-stdin", "--user", "admin"), ("patient", "search", "x")),
+        (("--password-stdin", "--user", "admin"), ("db", "check")),
+    ):
+        refused = careline(folder, *given, *command, stdin=PASSWORD + "\n", env=env)
+        assert refused.returncode == 3, (command, refused.stderr)
+        assert "admin's unfinished join" in refused.stderr
+        assert "enroll --resume" in refused.stderr and "--discard-unfinished" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert first_sync_pending(desk) and not desk.is_unlocked
+    with live_server(data, port=port) as live:
+        join_clinic(desk, _request(live, ""))
+    assert not first_sync_pending(desk) and desk.unfinished_join_by() is None
+    assert desk.has_keyring_slot()  # now that the account is checked
+    desk.unlock_with_keyring()
+    desk.lock()

@@ -39,7 +39,9 @@ def _shot(widget: MainWindow, name: str) -> None:
         widget.grab().save(str(Path(folder) / f"{name}.png"))
 
 
-def _fill_and_join(qtbot: QtBot, wizard: FirstRunWizard, live: Live, code: str, ca: Path) -> None:
+def _fill_and_join(
+    qtbot: QtBot, wizard: FirstRunWizard, live: Live, code: str, ca: Path, username: str = ADMIN
+) -> None:
     """Type the server, the code and the account as a person does; Join clinic; the server
     goes away after the first page of the download; the failure is shown."""
     to_join_page(wizard)
@@ -47,7 +49,7 @@ def _fill_and_join(qtbot: QtBot, wizard: FirstRunWizard, live: Live, code: str, 
     QTest.keyClicks(page.server_url, live.url)
     QTest.keyClicks(page.enroll_code, code)
     QTest.keyClicks(page.ca_path, str(ca))
-    QTest.keyClicks(page.username, ADMIN)
+    QTest.keyClicks(page.username, username)
     QTest.keyClicks(page.password, PASSWORD)
     halted: list[SyncProgress] = []
 
@@ -74,13 +76,13 @@ def _clinic_with_a_patient(live: Live, tmp_path: Path) -> tuple[str, str]:
     return clinic_id, code
 
 
-def _shows_try_again(wizard: FirstRunWizard) -> None:
+def _shows_try_again(wizard: FirstRunWizard, username: str = ADMIN) -> None:
     page = wizard.join_page
     assert wizard.currentPage() is page
     assert wizard.button(COMMIT).text() == "Try again"
     assert page.resume_note.isVisible() and page.discard_button.isVisible()
     assert not page.server_form.isVisible() and not page.enroll_code.isVisible()
-    assert page.username.text() == ADMIN and page.username.isReadOnly()
+    assert page.username.text() == username and page.username.isReadOnly()
     # No Back: the start page would offer to create a clinic in this folder.
     assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
 
@@ -173,3 +175,74 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(
     assert not page.username.isReadOnly()
     assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
     assert "join again with a new code" in page.error.text()
+
+
+def _shows_a_fresh_join_page(wizard: FirstRunWizard) -> None:
+    page = wizard.join_page
+    assert wizard.button(COMMIT).text() == "Join clinic"
+    assert not page.resume_note.isVisible() and not page.discard_button.isVisible()
+    assert page.server_form.isVisible() and page.enroll_code.text() == ""
+    assert not page.username.isReadOnly()
+    assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
+
+
+def test_a_resume_whose_records_hold_no_account_returns_to_a_fresh_join(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """Try again finishes the download, but the clinic has no account for the name typed:
+    the attempt is removed, and the page asks for a new code again, saying so."""
+    data, port = tmp_path / "server", free_port()
+    ca = tmp_path / "ca.pem"
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    with _server(data, port) as live:
+        ca.write_text(live.ca_pem)
+        _, code = _clinic_with_a_patient(live, tmp_path)
+        _fill_and_join(qtbot, wizard, live, code, ca, username="ghost")
+    _shows_try_again(wizard, "ghost")
+    page = wizard.join_page
+    with _server(data, port):
+        page.error.hide()
+        click(wizard, COMMIT)
+        qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    assert not ws.is_initialized() and not first_sync_pending(ws)
+    assert page.resuming is None
+    _shows_a_fresh_join_page(wizard)
+    assert "no account ghost" in page.error.text()
+    assert "was removed: join again with a new code" in page.error.text()
+    assert "no new code is needed" not in page.error.text()
+
+
+def test_a_kept_attempt_is_opened_only_by_the_wizard(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory, secret_service: dict[str, str]
+) -> None:
+    """With an OS keyring: a kept attempt gets no keyring slot (the keyring would open it
+    for whoever sits here) until Try again has checked the person's account; started
+    again, the app shows the wizard and opens nothing."""
+    data, port = tmp_path / "server", free_port()
+    ca = tmp_path / "ca.pem"
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    with _server(data, port) as live:
+        ca.write_text(live.ca_pem)
+        _, code = _clinic_with_a_patient(live, tmp_path)
+        _fill_and_join(qtbot, wizard, live, code, ca)
+    assert first_sync_pending(ws) and not ws.has_keyring_slot()
+    window.shutdown()
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run_page)
+    _shows_try_again(wizard)
+    qtbot.wait(300)  # a keyring unlock, were one started, runs on the worker
+    assert not ws.is_unlocked and window.session is None
+    page = wizard.join_page
+    QTest.keyClicks(page.password, PASSWORD)
+    with _server(data, port):
+        click(wizard, COMMIT)
+        finish(qtbot, wizard)
+    assert not first_sync_pending(ws) and ws.has_keyring_slot()
