@@ -31,13 +31,17 @@ stopped download keeps its partial file for the next round. Errors back off: aft
 with connection trouble or a server error (it ends at the third in a row, or at once when
 the server refuses this device) the next round waits, 30 s doubling to 30 min; a file no
 source has yet, or that arrived damaged, waits on its own (5 min and 1 h, doubling to a
-day).
+day). Any other problem of one file (a record naming a malformed blob id, a file removed
+meanwhile) skips that file, logged by name, and it waits on its own too; a full disk ends
+the round and the next one waits. A round never raises for a file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +51,7 @@ import httpx
 
 from core.crypto.streaming import ciphertext_size
 from core.records import merged
+from core.store.blobs.base import BLOB_ID_PATTERN
 from core.store.database import Database
 from core.sync.attachments import (
     AttachmentProblem,
@@ -58,6 +63,7 @@ from core.sync.attachments import (
 )
 from core.sync.backoff import backoff
 
+log = logging.getLogger(__name__)
 DEFAULT_SHARE_PERCENT = 50
 BOOKED = "booked"  # booked today or on the next day with bookings
 VISIT = "visit"  # a visit open today
@@ -111,6 +117,9 @@ class PrefetchReport:
     remaining: int = 0  # wanted files within the share still to fetch
     # Blobs whose download stopped or failed part-way (their progress shown is stale).
     interrupted: list[str] = field(default_factory=list)
+    # Files passed over for a problem of their own (a malformed record, a file removed
+    # meanwhile): each waits on its own, the round goes on.
+    skipped: list[str] = field(default_factory=list)
 
 
 def next_booked_day(db: Database, today: dt.date) -> dt.date | None:
@@ -169,6 +178,7 @@ def plan(db: Database, today: dt.date) -> list[Wanted]:
          Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
                 ciphertext_size(int(r[6] or 0)), NEWEST))
         for r in rows
+        if _valid(r[0], r[2])
     ]  # fmt: skip
     by_chart: dict[str, list[Wanted]] = {}
     for chart, wanted in newest:
@@ -182,6 +192,19 @@ def plan(db: Database, today: dt.date) -> list[Wanted]:
     for wanted in ordered:
         once.setdefault(wanted.blob_id, wanted)
     return list(once.values())
+
+
+def _valid(record_id: object, blob_id: object) -> bool:
+    """Whether a record names a well-formed blob id; a synced record's is not checked on
+    arrival, and a malformed one (a hostile or broken replica) must never become a path."""
+    if isinstance(blob_id, str) and BLOB_ID_PATTERN.fullmatch(blob_id):
+        return True
+    log.warning("attachment %s names no valid blob id: not fetched ahead", record_id)
+    return False
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _because(wanted: Wanted, why: str) -> Wanted:
@@ -267,14 +290,32 @@ class Prefetcher:
             if not cache.fits(item, share, budget):
                 report.over_share += 1
                 continue
-            outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
+            try:
+                outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
+                if outcome is None:
+                    cache.add(attachments, item.blob_id)
+            except Exception as exc:  # one file's problem never ends the loop
+                outcome = exc
             if outcome is None:
                 failures = 0
-                cache.add(attachments, item.blob_id)
                 report.fetched.append(item.blob_id)
                 report.fetched_bytes += cache.sizes[item.blob_id]
                 if fetched is not None:
                     fetched(item.blob_id)
+            elif _disk_full(outcome):  # nothing more fits: the next round waits
+                report.error = f"the disk is full (fetching {item.title!r}): {outcome}"
+                report.interrupted.append(item.blob_id)
+                report.remaining = len(todo) - index
+                break
+            elif not isinstance(outcome, (Stopped, AttachmentProblem, _Busy)):
+                # This file's own problem: skipped, it waits on its own.
+                log.warning(
+                    "attachment prefetch skipped %r (blob %s): %s", item.title, item.blob_id,
+                    outcome,
+                )  # fmt: skip
+                report.skipped.append(item.blob_id)
+                report.interrupted.append(item.blob_id)
+                self._wait_blob(item.blob_id, self._missing_backoff)
             elif isinstance(outcome, _Busy):
                 continue
             elif isinstance(outcome, Stopped):
@@ -333,9 +374,10 @@ class Prefetcher:
                     asked.add(item.key_id)
                     attachments.obtain_key(item.key_id)
                 attachments.check_cached(item.blob_id, item.key_id)
-            except (Stopped, AttachmentProblem) as exc:
-                if not attachments.cache.exists(item.blob_id):
-                    mark.unlink(missing_ok=True)
+            except Exception as exc:  # the caller sorts them out
+                with contextlib.suppress(Exception):
+                    if not attachments.cache.exists(item.blob_id):
+                        mark.unlink(missing_ok=True)
                 return exc
             return None
         finally:
@@ -353,6 +395,8 @@ class Prefetcher:
     def _after_round(self, report: PrefetchReport) -> None:
         for blob_id in report.fetched:
             self._blob_waits.pop(blob_id, None)
+        for blob_id in report.skipped:
+            log.warning("attachment %s not fetched ahead this round (it waits)", blob_id)
         if report.error is None:
             self._failures = 0
             return

@@ -1,0 +1,149 @@
+"""The prefetch (core/sync/prefetch.py) against failures other than a download's, with a
+fake LAN peer serving ciphertext: a bad file is skipped and waits on its own, a full disk
+ends the round and backs off; nothing escapes a round."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.records.workstation import Workstation
+from core.sync.attachments import Attachments
+from core.sync.attachments_client import AttachmentNotFoundError
+from core.sync.blob_client import finish_part
+from core.sync.prefetch import Prefetcher
+
+KiB = 1024
+
+
+class FakePeer:
+    """A LAN peer holding the given ciphertexts (``fetch_blob`` as LanTransport's)."""
+
+    address = "peer.test:1"
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.asked: list[str] = []
+        self.before_write: Callable[[str], None] | None = None
+
+    def fetch_blob(
+        self, blob_id: str, dest: Path, sha256: str, progress: Callable[[int, int], None]
+    ) -> None:
+        self.asked.append(blob_id)
+        if blob_id not in self.blobs:
+            raise AttachmentNotFoundError(f"the peer does not have attachment {blob_id}")
+        if self.before_write is not None:
+            self.before_write(blob_id)
+        part = dest.with_name(dest.name + ".part")
+        data = self.blobs[blob_id]
+        part.write_bytes(data)
+        progress(len(data), len(data))
+        finish_part(part, dest, blob_id, sha256)
+
+
+class Clinic:
+    def __init__(self, ws: Workstation, folder: Path) -> None:
+        self.ws = ws
+        self.folder = folder
+        self.patient = ws.records.add_patient(family="Pre", given="Fetch", birth_date="1980-01-01")
+        self.blobs: dict[str, bytes] = {}
+        self.ids: dict[str, str] = {}  # name -> record id
+
+    def add(self, name: str, size: int = 40 * KiB) -> str:
+        """A file added and uploaded, then dropped from this cache; its blob id."""
+        adding = Attachments(self.ws.records, self.folder)
+        source = self.folder / name
+        source.write_bytes((name.encode() * size)[:size])
+        item = adding.add(self.patient.id, source, title=name)
+        assert item.blob_id is not None
+        self.blobs[item.blob_id] = adding.cache.path_for(item.blob_id).read_bytes()
+        adding.cache.delete(item.blob_id)
+        (self.folder / "attachments" / "pending" / item.blob_id).unlink()
+        self.ids[name] = item.id
+        return item.blob_id
+
+    def attachments(self, peer: FakePeer) -> Attachments:
+        return Attachments(self.ws.records, self.folder, peers=(peer,))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clinic(workstation: Workstation, tmp_path: Path) -> Clinic:
+    return Clinic(workstation, tmp_path / "desk")
+
+
+def _today() -> dt.date:
+    return dt.date.today()
+
+
+def test_a_malformed_blob_id_is_skipped_and_the_rest_fetched(clinic: Clinic) -> None:
+    first = clinic.add("first.pdf")
+    clinic.add("hostile.pdf")
+    second = clinic.add("second.pdf")
+    # A synced record naming no valid blob (a hostile or broken replica).
+    db = clinic.ws.records.db
+    with db.write("admin", "test", "attachment", "x") as tx:
+        tx.execute(
+            "UPDATE attachments SET blob_id = ? WHERE id = ?",
+            ("../../../etc/passwd", clinic.ids["hostile.pdf"]),
+        )
+    peer = FakePeer(clinic.blobs)
+    report = Prefetcher().run(clinic.attachments(peer), _today())
+    assert sorted(report.fetched) == sorted([first, second]) and report.error is None
+    assert not (clinic.folder / "etc").exists()
+
+
+def test_a_file_that_fails_is_skipped_waits_and_the_round_goes_on(clinic: Clinic) -> None:
+    newest = clinic.add("b.pdf")
+    older = clinic.add("a.pdf")
+    peer = FakePeer(clinic.blobs)
+    now = [1000.0]
+    prefetcher = Prefetcher(clock=lambda: now[0])
+    attachments = clinic.attachments(peer)
+
+    def vanish(blob_id: str) -> None:  # as if evict() ran meanwhile
+        if blob_id == older:
+            raise FileNotFoundError(2, "No such file", "x.part")
+
+    peer.before_write = vanish
+    report = prefetcher.run(attachments, _today())
+    assert newest in report.fetched and older in report.skipped, report
+    assert older in report.interrupted and report.error is None and prefetcher.due()
+    # It waits on its own: not tried at once again.
+    peer.asked.clear()
+    assert prefetcher.run(attachments, _today()).fetched == [] and peer.asked == []
+
+
+def test_a_full_disk_ends_the_round_and_backs_off(clinic: Clinic) -> None:
+    clinic.add("a.pdf")
+    clinic.add("b.pdf")
+    peer = FakePeer(clinic.blobs)
+
+    def full(blob_id: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    peer.before_write = full
+    now = [1000.0]
+    prefetcher = Prefetcher(clock=lambda: now[0])
+    report = prefetcher.run(clinic.attachments(peer), _today())
+    assert report.fetched == [] and report.error is not None and "disk" in report.error
+    assert len(peer.asked) == 1 and not prefetcher.due()
+
+
+def test_careline_sync_prefetch_warns_instead_of_exiting(
+    clinic: Clinic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from core.cli.sync import _prefetch
+
+    class Broken(Prefetcher):
+        def run(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            raise OSError(errno.EIO, "Input/output error")
+
+    ctx = SimpleNamespace(data_dir=clinic.folder, settings={"attachment_cache_mb": 64})
+    assert _prefetch(ctx, clinic.ws.records, Broken(), FakePeer({})) == 0  # type: ignore[arg-type]
+    assert "warning: prefetch stopped" in capsys.readouterr().err
