@@ -404,7 +404,11 @@ class Attachments:
                 )
             )  # fmt: skip
         for peer in self.peers:
-            sources.append(functools.partial(peer.fetch_blob, blob_id, dest, sha256, report))
+            sources.append(
+                functools.partial(
+                    peer.fetch_blob, blob_id, dest, sha256, report, timeout=timeout.read
+                )
+            )
         problems: list[str] = []
         failures: list[Exception] = []
         for source in sources:
@@ -429,20 +433,28 @@ class Attachments:
             kind = BlobMissing
         raise kind(f"{title}: available when connected ({'; '.join(problems)})")
 
-    def obtain_key(self, key_id: str) -> ClinicAttachmentKey | None:
+    def obtain_key(
+        self,
+        key_id: str,
+        timeout: httpx.Timeout = TIMEOUT,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> ClinicAttachmentKey | None:
         """The clinic attachment key ``key_id``: held here, or sealed for this device by a
         workstation that holds it (core.sync.key_grants), from the server or a LAN peer;
-        None when none of them gives it."""
+        None when none of them gives it, or when ``should_stop`` says so between asking
+        one and the next (a prefetch told to stop). ``timeout``: for the server."""
         key = key_for(self.records, key_id)
-        if key is None and self.credential is not None:
+        if key is None and self.credential is not None and not should_stop():
             from core.sync.key_grants import exchange_keys
 
             with contextlib.suppress(AttachmentError):
-                exchange_keys(self.records, self.credential)
+                exchange_keys(self.records, self.credential, timeout)
             key = key_for(self.records, key_id)
         for peer in self.peers if key is None else ():
             from core.sync.key_grants import keys_from_peer
 
+            if should_stop():
+                return None
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
             key = key_for(self.records, key_id)

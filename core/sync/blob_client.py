@@ -30,6 +30,9 @@ from core.sync.attachments_client import (
 from core.sync.enroll import ServerCredential
 
 PIECE = 1024 * 1024
+# A download reports progress (where a caller may stop it) at each read: 64 KiB is a
+# fraction of a second even on a slow clinic line, where 1 MiB could take most of a minute.
+READ = 64 * 1024
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
@@ -178,7 +181,7 @@ def fetch(
                     out.truncate(0)  # the server sent it all again
                     have = 0
                 done = have
-                for piece in response.iter_bytes(PIECE):
+                for piece in response.iter_bytes(READ):
                     out.write(piece)
                     done += len(piece)
                     progress(done, total or done)

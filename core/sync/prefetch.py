@@ -26,14 +26,19 @@ attachment key is asked of the server or the peers if this workstation does not 
 tag and the blob id, as opening does: a damaged or forged blob is deleted (never shown)
 and not asked for again for a while. Only ciphertext is stored.
 
-Stopping: ``should_stop`` is asked between files and at each downloaded piece (1 MiB); a
-stopped download keeps its partial file for the next round. Errors back off: after a round
-with connection trouble or a server error (it ends at the third in a row, or at once when
-the server refuses this device) the next round waits, 30 s doubling to 30 min; a file no
-source has yet, or that arrived damaged, waits on its own (5 min and 1 h, doubling to a
-day). Any other problem of one file (a record naming a malformed blob id, a file removed
-meanwhile) skips that file, logged by name, and it waits on its own too; a full disk ends
-the round and the next one waits. A round never raises for a file.
+Stopping: ``should_stop`` is asked between files, at each read of a download (64 KiB),
+and before asking the server and each peer for a key; a stopped download keeps its
+partial file for the next round. The prefetch's requests give up on a silent server or
+peer after 10 s (5 s to connect), and the file's lock is not held while keys are asked
+for, so a chart opening the same file never waits on the network for it.
+
+Errors back off: after a round with connection trouble or a server error (it ends at the
+third in a row, or at once when the server refuses this device) the next round waits, 30
+s doubling to 30 min; a file no source has yet, or that arrived damaged, waits on its
+own (5 min and 1 h, doubling to a day). Any other problem of one file (a record naming a
+malformed blob id, a file removed meanwhile) skips that file, logged by name, and it
+waits on its own too; a full disk ends the round and the next one waits. A round never
+raises for a file.
 """
 
 from __future__ import annotations
@@ -353,6 +358,8 @@ class Prefetcher:
         lock = fetch_lock(item.blob_id)
         if not lock.acquire(blocking=False):
             return _Busy(item.blob_id)
+        # Marked first: a file that lands in the cache is never taken for an opened one.
+        mark = attachments.prefetched_mark(item.blob_id)
         try:
             if attachments.cache.exists(item.blob_id):  # opened meanwhile
                 return None
@@ -364,24 +371,30 @@ class Prefetcher:
                 if report is not None:
                     report(done, total)
 
-            # Marked first: a file that lands in the cache is never taken for an opened one.
-            mark = attachments.prefetched_mark(item.blob_id)
             mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             mark.touch()
-            try:
-                attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
-                if item.key_id and item.key_id not in asked:
-                    asked.add(item.key_id)
-                    attachments.obtain_key(item.key_id)
-                attachments.check_cached(item.blob_id, item.key_id)
-            except Exception as exc:  # the caller sorts them out
-                with contextlib.suppress(Exception):
-                    if not attachments.cache.exists(item.blob_id):
-                        mark.unlink(missing_ok=True)
-                return exc
-            return None
+            attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
+        except Exception as exc:  # the caller sorts them out
+            with contextlib.suppress(Exception):
+                if not attachments.cache.exists(item.blob_id):
+                    mark.unlink(missing_ok=True)
+            return exc
         finally:
             lock.release()
+        # The key is asked for without the file's lock (the chart opening this file must
+        # not wait on the network), with the prefetch's short timeouts, stopping between
+        # the server and each peer. Told to stop, the file stays: opening checks it.
+        if item.key_id and item.key_id not in asked and not should_stop():
+            asked.add(item.key_id)
+            attachments.obtain_key(item.key_id, TIMEOUT, should_stop)
+        with lock:
+            if attachments.cache.exists(item.blob_id):  # not dropped meanwhile
+                try:
+                    attachments.check_cached(item.blob_id, item.key_id)
+                except AttachmentProblem as exc:  # refused: deleted, so not ours any more
+                    mark.unlink(missing_ok=True)
+                    return exc
+        return None
 
     def _may_try(self, blob_id: str) -> bool:
         waiting = self._blob_waits.get(blob_id)

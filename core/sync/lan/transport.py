@@ -52,9 +52,9 @@ class LanTransport:
         self._context = tls.client_context(identity)
         self._conn: http.client.HTTPSConnection | None = None
 
-    def _connect(self) -> http.client.HTTPSConnection:
+    def _connect(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self._context, timeout=self._timeout
+            self._host, self._port, context=self._context, timeout=timeout or self._timeout
         )
         try:
             conn.connect()
@@ -136,16 +136,23 @@ class LanTransport:
         return {str(k): str(v) for k, v in dict(json.loads(body)).items()}
 
     def fetch_blob(
-        self, blob_id: str, dest: Path, sha256: str, progress: Callable[[int, int], None]
+        self,
+        blob_id: str,
+        dest: Path,
+        sha256: str,
+        progress: Callable[[int, int], None],
+        timeout: float | None = None,
     ) -> None:
         """Download an encrypted attachment the peer has cached into ``dest`` (through
-        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``."""
+        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``.
+        ``progress`` is called at each read (64 KiB), so a caller stopping from it stops
+        promptly; ``timeout``: how long a silent peer is waited for (else the transport's)."""
         from core.sync.attachments_client import AttachmentNotFoundError
-        from core.sync.blob_client import finish_part
+        from core.sync.blob_client import READ, finish_part
 
         part = dest.with_name(dest.name + ".part")
         have = part.stat().st_size if part.exists() else 0
-        conn = self._connect()  # its own connection: the body is streamed
+        conn = self._connect(timeout)  # its own connection: the body is streamed
         try:
             headers = {"Range": f"bytes={have}-"} if have else {}
             conn.request("GET", f"/v1/blobs/{blob_id}", headers=headers)
@@ -165,7 +172,7 @@ class LanTransport:
                     out.truncate(0)
                     have = 0
                 done = have
-                while piece := response.read(1024 * 1024):
+                while piece := response.read(READ):
                     out.write(piece)
                     done += len(piece)
                     progress(done, total)

@@ -31,7 +31,12 @@ class FakePeer:
         self.before_write: Callable[[str], None] | None = None
 
     def fetch_blob(
-        self, blob_id: str, dest: Path, sha256: str, progress: Callable[[int, int], None]
+        self,
+        blob_id: str,
+        dest: Path,
+        sha256: str,
+        progress: Callable[[int, int], None],
+        timeout: float | None = None,
     ) -> None:
         self.asked.append(blob_id)
         if blob_id not in self.blobs:
@@ -147,3 +152,63 @@ def test_careline_sync_prefetch_warns_instead_of_exiting(
     ctx = SimpleNamespace(data_dir=clinic.folder, settings={"attachment_cache_mb": 64})
     assert _prefetch(ctx, clinic.ws.records, Broken(), FakePeer({})) == 0  # type: ignore[arg-type]
     assert "warning: prefetch stopped" in capsys.readouterr().err
+
+
+def test_a_download_stops_within_one_small_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from core.sync import blob_client
+
+    body = b"x" * (3 * 1024 * KiB)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    monkeypatch.setattr(
+        blob_client,
+        "_client",
+        lambda credential, timeout=None: httpx.Client(transport=transport, base_url="http://s"),
+    )
+    dest = tmp_path / ("a" * 64)
+    reads: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        reads.append(done)
+        raise RuntimeError("stop")  # a prefetch told to stop
+
+    with pytest.raises(RuntimeError):
+        blob_client.fetch(None, "a" * 64, dest, "0" * 64, progress)  # type: ignore[arg-type]
+    assert reads == [64 * KiB]
+    assert dest.with_name(dest.name + ".part").stat().st_size == 64 * KiB
+
+
+def test_keys_are_asked_for_without_the_file_lock_briefly_and_not_when_stopping(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.sync import key_grants
+    from core.sync.attachments import fetch_lock
+    from core.sync.prefetch import TIMEOUT
+
+    blob = clinic.add("keyed.pdf")
+    attachments = clinic.attachments(FakePeer(clinic.blobs))
+    asked: list[bool] = []
+
+    def obtain_key(key_id: str, *args: object, **kwargs: object) -> None:
+        lock = fetch_lock(blob)
+        free = lock.acquire(blocking=False)  # a chart opening the file is not held up
+        if free:
+            lock.release()
+        asked.append(free)
+
+    monkeypatch.setattr(attachments, "obtain_key", obtain_key)
+    assert Prefetcher().run(attachments, _today()).fetched == [blob]
+    assert asked == [True]
+
+    # The server is asked with the prefetch's short timeout; told to stop, it is not.
+    timeouts: list[object] = []
+    monkeypatch.setattr(
+        key_grants, "exchange_keys", lambda records, credential, timeout: timeouts.append(timeout)
+    )
+    online = Attachments(clinic.ws.records, clinic.folder, credential=object())  # type: ignore[arg-type]
+    assert online.obtain_key("no-such-key", TIMEOUT) is None and timeouts == [TIMEOUT]
+    assert online.obtain_key("no-such-key", TIMEOUT, lambda: True) is None
+    assert timeouts == [TIMEOUT]
