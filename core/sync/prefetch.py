@@ -51,6 +51,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -166,37 +167,47 @@ def _in_visit(db: Database, today: dt.date) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+_COLUMNS = (
+    "SELECT id, patient_id, blob_id, sha256, key_id, coalesce(title, filename), size "
+    "FROM attachments WHERE blob_id IS NOT NULL AND blob_id != '' "
+)
+
+
 def plan(db: Database, today: dt.date) -> list[Wanted]:
     """Every file stored as a blob (cached or not), most useful first: booked patients'
     (today, then the next day with bookings), then those of patients in a visit open today,
     each patient's newest first, then the clinic's newest. A merged duplicate's files count
-    as its survivor's chart's."""
+    as its survivor's chart's. Each booked or visiting chart's files are read by patient
+    (indexed), so a chart's older files come first however many newer ones the clinic has;
+    the clinic's newest are only the first ``_NEWEST_LIMIT``."""
     links = merged.pointers(db)
-    rows = db.query(
-        "SELECT id, patient_id, blob_id, sha256, key_id, coalesce(title, filename), size "
-        "FROM attachments WHERE blob_id IS NOT NULL AND blob_id != '' "
-        "ORDER BY created_at DESC, id LIMIT ?",
-        (_NEWEST_LIMIT,),
-    )
-    newest = [
-        (merged.resolve(links, str(r[1])),
-         Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
-                ciphertext_size(int(r[6] or 0)), NEWEST))
-        for r in rows
-        if _valid(r[0], r[2])
-    ]  # fmt: skip
-    by_chart: dict[str, list[Wanted]] = {}
-    for chart, wanted in newest:
-        by_chart.setdefault(chart, []).append(wanted)
+    merged_into: dict[str, list[str]] = {}  # chart -> the duplicates merged into it
+    for duplicate in links:
+        merged_into.setdefault(merged.resolve(links, duplicate), []).append(duplicate)
     ordered: list[Wanted] = []
     for why, patients in ((BOOKED, _booked(db, today)), (VISIT, _in_visit(db, today))):
-        for patient in dict.fromkeys(merged.resolve(links, p) for p in patients):
-            ordered += [_because(w, why) for w in by_chart.pop(patient, [])]
-    ordered += [w for _, w in newest]
+        for chart in dict.fromkeys(merged.resolve(links, p) for p in patients):
+            ids = [chart, *merged_into.get(chart, [])]
+            marks = ", ".join("?" for _ in ids)
+            rows = db.query(
+                _COLUMNS + f"AND patient_id IN ({marks}) ORDER BY created_at DESC, id", tuple(ids)
+            )
+            ordered += _wanted(rows, why)
+    rows = db.query(_COLUMNS + "ORDER BY created_at DESC, id LIMIT ?", (_NEWEST_LIMIT,))
+    ordered += _wanted(rows, NEWEST)
     once: dict[str, Wanted] = {}
     for wanted in ordered:
         once.setdefault(wanted.blob_id, wanted)
     return list(once.values())
+
+
+def _wanted(rows: list[Any], why: str) -> list[Wanted]:
+    return [
+        Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
+               ciphertext_size(int(r[6] or 0)), why)
+        for r in rows
+        if _valid(r[0], r[2])
+    ]  # fmt: skip
 
 
 def _valid(record_id: object, blob_id: object) -> bool:
@@ -210,13 +221,6 @@ def _valid(record_id: object, blob_id: object) -> bool:
 
 def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def _because(wanted: Wanted, why: str) -> Wanted:
-    return Wanted(
-        wanted.record_id, wanted.blob_id, wanted.sha256, wanted.key_id, wanted.title,
-        wanted.size, why,
-    )  # fmt: skip
 
 
 class Prefetcher:

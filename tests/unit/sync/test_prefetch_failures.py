@@ -212,3 +212,25 @@ def test_keys_are_asked_for_without_the_file_lock_briefly_and_not_when_stopping(
     assert online.obtain_key("no-such-key", TIMEOUT) is None and timeouts == [TIMEOUT]
     assert online.obtain_key("no-such-key", TIMEOUT, lambda: True) is None
     assert timeouts == [TIMEOUT]
+
+
+def test_a_booked_patients_older_files_come_first_past_the_newest_limit(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.records.schedule import Schedule
+    from core.sync import prefetch
+
+    old = clinic.add("old-letter.pdf", 4 * KiB)  # the booked patient's, older than the rest
+    other = clinic.ws.records.add_patient(family="Other", given="O", birth_date="1970-01-01")
+    clinic.patient, booked = other, clinic.patient
+    newer = [clinic.add(f"newer-{n}.pdf", 4 * KiB) for n in range(3)]
+    Schedule(clinic.ws.records).book(
+        booked.id, f"{_today().isoformat()}T12:00", "admin", minutes=15
+    )
+    monkeypatch.setattr(prefetch, "_NEWEST_LIMIT", 2)  # the clinic has more than that
+    wanted = [(w.blob_id, w.why) for w in prefetch.plan(clinic.ws.records.db, _today())]
+    assert wanted == [
+        (old, prefetch.BOOKED),
+        (newer[2], prefetch.NEWEST),
+        (newer[1], prefetch.NEWEST),
+    ]
