@@ -391,7 +391,8 @@ class Attachments:
 
         Raises AttachmentProblem naming what each source said: DeviceRefused when the
         server refused this device, BlobRefused when damaged bytes arrived, BlobMissing
-        when no source has the file yet. An exception raised by ``report`` (a prefetch
+        when the server (else a peer) says it does not have the file yet, whatever the
+        other sources did. An exception raised by ``report`` (a prefetch
         told to stop) passes through, the partial file kept for the next try."""
         dest = self.cache.path_for(blob_id)
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -425,11 +426,20 @@ class Attachments:
                 failures.append(exc)
                 problems.append(str(exc))
         kind: type[AttachmentProblem] = AttachmentProblem
+        # The server's answer decides whether the file is missing or the network is at
+        # fault: its 404 says the file is not uploaded yet, whatever a silent peer did (so
+        # a prefetch waits on that file alone instead of backing off entirely). Without a
+        # server, one peer saying it lacks the file is enough.
+        said_missing = (
+            isinstance(failures[0], AttachmentNotFoundError)
+            if self.credential is not None and failures
+            else any(isinstance(e, AttachmentNotFoundError) for e in failures)
+        )
         if any(isinstance(e, DeviceRejectedError) for e in failures):
             kind = DeviceRefused
         elif any(isinstance(e, BlobDamagedError) for e in failures):
             kind = BlobRefused
-        elif failures and all(isinstance(e, AttachmentNotFoundError) for e in failures):
+        elif said_missing:
             kind = BlobMissing
         raise kind(f"{title}: available when connected ({'; '.join(problems)})")
 

@@ -234,3 +234,34 @@ def test_a_booked_patients_older_files_come_first_past_the_newest_limit(
         (newer[2], prefetch.NEWEST),
         (newer[1], prefetch.NEWEST),
     ]
+
+
+def test_files_not_on_the_server_yet_are_missing_not_a_connection_failure(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.sync import blob_client
+    from core.sync.transport import TransportError
+
+    oldest = clinic.add("uploaded.pdf")
+    absent = {clinic.add(f"not-yet-{n}.pdf") for n in range(3)}  # the newest three
+
+    def server_fetch(credential: object, blob_id: str, dest: Path, sha256: str,
+                     progress: Callable[[int, int], None], *args: object,
+                     **kwargs: object) -> None:  # fmt: skip
+        if blob_id in absent:
+            raise AttachmentNotFoundError(f"the server has no attachment {blob_id} (404)")
+        FakePeer(clinic.blobs).fetch_blob(blob_id, dest, sha256, progress)
+
+    class SilentPeer(FakePeer):
+        def fetch_blob(self, *args: object, **kwargs: object) -> None:
+            raise TransportError("cannot reach the peer: timed out")
+
+    monkeypatch.setattr(blob_client, "fetch", server_fetch)
+    attachments = Attachments(
+        clinic.ws.records,
+        clinic.folder,
+        credential=object(),  # type: ignore[arg-type]
+        peers=(SilentPeer({}),),  # type: ignore[arg-type]
+    )
+    report = Prefetcher().run(attachments, _today())
+    assert report.fetched == [oldest] and report.missing == 3 and report.error is None, report
