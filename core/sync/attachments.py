@@ -383,11 +383,13 @@ class Attachments:
         title: str,
         report: Progress,
         timeout: httpx.Timeout = TIMEOUT,
+        size: int | None = None,
     ) -> None:
         """Download blob ``blob_id`` into the cache from the server, else from the LAN
         peers, resuming a partial download; its ciphertext must have SHA-256 ``sha256``
         (the attachment record's), else it is deleted. The caller holds
-        :func:`fetch_lock`. ``timeout``: how long a silent server is waited for.
+        :func:`fetch_lock`. ``timeout``: how long a silent server is waited for;
+        ``size``: the ciphertext's bytes, when known, for the progress shown.
 
         Raises AttachmentProblem naming what each source said: DeviceRefused when the
         server refused this device, BlobRefused when damaged bytes arrived, BlobMissing
@@ -401,7 +403,7 @@ class Attachments:
             sources.append(
                 functools.partial(
                     blob_client.fetch, self.credential, blob_id, dest, sha256, report,
-                    timeout=timeout,
+                    size=size, timeout=timeout,
                 )
             )  # fmt: skip
         for peer in self.peers:

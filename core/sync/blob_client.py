@@ -11,6 +11,7 @@ SHA-256 the attachment record names, else it is deleted and refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -180,6 +181,9 @@ def fetch(
                 if response.status_code == 200 and have:
                     out.truncate(0)  # the server sent it all again
                     have = 0
+                if not total:  # the whole file's size, for the progress shown
+                    with contextlib.suppress(ValueError):
+                        total = have + int(response.headers.get("Content-Length", ""))
                 done = have
                 for piece in response.iter_bytes(READ):
                     out.write(piece)

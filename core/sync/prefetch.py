@@ -377,7 +377,9 @@ class Prefetcher:
 
             mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             mark.touch()
-            attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
+            attachments.download(
+                item.blob_id, item.sha256, item.title, progress, TIMEOUT, item.size
+            )
         except Exception as exc:  # the caller sorts them out
             with contextlib.suppress(Exception):
                 if not attachments.cache.exists(item.blob_id):
