@@ -10,7 +10,10 @@ resume with ``Range``. The next slice is queued behind whatever else the thread 
 to do; after the last, nothing runs until the next session's round.
 
 Each file's progress and arrival reach the chart as :class:`AttachmentTransfers` signals,
-so its "Where" column shows "downloading 45%", then "here".
+so its "Where" column shows "downloading 45%", then "here". A slice whose time was up
+mid-file does not report that file done (the chart would flicker back to "available when
+connected"), and the next slice carries on the same round, with its plan (one plan a
+round, not a slice).
 """
 
 from __future__ import annotations
@@ -53,10 +56,15 @@ class BackgroundPrefetch(QObject):
         self._clock = clock
         self.prefetcher = Prefetcher(transfers.settings.prefetch_percent)
         self._queued = False
+        self._resume = False  # the next slice carries on the round the last one began
         self.last: PrefetchReport | None = None  # the last slice's report (tests, logs)
 
     def start(self) -> None:
         """Begin a round (on the sync thread, after a session reached the clinic)."""
+        self._resume = False  # a new session: plan anew (new records, new bookings)
+        self._queue()
+
+    def _queue(self) -> None:
         if self.prefetcher.due() and not self._queued:
             self._queued = True
             QTimer.singleShot(0, self._slice)
@@ -75,6 +83,8 @@ class BackgroundPrefetch(QObject):
         except Exception as exc:  # signed out meanwhile, a disk problem: next round
             log.warning("attachment prefetch stopped: %s", exc)
             return
+        finally:
+            self._resume = False
         self.last = report
         if report.error is not None:
             log.warning("attachment prefetch backs off: %s", report.error)
@@ -82,10 +92,13 @@ class BackgroundPrefetch(QObject):
         for blob_id in report.refused:
             log.warning("attachment %s arrived damaged and was dropped", blob_id)
             self._transfers.done(blob_id)
+        carry_on = report.stopped and report.remaining > 0 and not self._halted()
         for blob_id in report.interrupted:
-            self._transfers.done(blob_id)
-        if report.stopped and report.remaining and not self._halted():
-            self.start()  # the slice's time was up: carry on after what else is queued
+            if not (carry_on and blob_id == report.stopped_in):  # still downloading
+                self._transfers.done(blob_id)
+        if carry_on:  # the slice's time was up: carry on after what else is queued
+            self._resume = True
+            self._queue()
 
     def _run(self, should_stop: Callable[[], bool]) -> PrefetchReport:
         records = self._ws.records  # the signed-in person's (refused while locked)
@@ -101,4 +114,5 @@ class BackgroundPrefetch(QObject):
                 should_stop,
                 progress_of=lambda blob_id: transfers.progress(blob_id, DOWNLOAD),
                 fetched=transfers.done,
+                resume=self._resume,
             )

@@ -123,6 +123,8 @@ class PrefetchReport:
     remaining: int = 0  # wanted files within the share still to fetch
     # Blobs whose download stopped or failed part-way (their progress shown is stale).
     interrupted: list[str] = field(default_factory=list)
+    # The file whose download was stopped part-way (resumed by the next slice).
+    stopped_in: str | None = None
     # Files passed over for a problem of their own (a malformed record, a file removed
     # meanwhile): each waits on its own, the round goes on.
     skipped: list[str] = field(default_factory=list)
@@ -247,6 +249,7 @@ class Prefetcher:
         self._failures = 0
         self._next_round = 0.0
         self._blob_waits: dict[str, tuple[int, float]] = {}  # blob id -> (failures, until)
+        self._round: _Round | None = None  # a round stopped part-way, to resume
 
     @property
     def enabled(self) -> bool:
@@ -268,28 +271,34 @@ class Prefetcher:
         should_stop: Callable[[], bool] = lambda: False,
         progress_of: Callable[[str], Progress] | None = None,
         fetched: Callable[[str], None] | None = None,
+        resume: bool = False,
     ) -> PrefetchReport:
         """One round: fetch the most useful files not cached here, within the share.
 
         ``progress_of(blob_id)``: a progress sink per file; ``fetched(blob_id)``: called
-        as each file is in the cache, checked. Never raises for a failed download (the
-        report says what happened)."""
+        as each file is in the cache, checked. ``resume``: carry on the round the last run
+        stopped (a slice whose time was up), with its plan, rather than plan a new one.
+        Never raises for a failed download (the report says what happened)."""
         report = PrefetchReport()
         if not self.due() or not attachments.can_fetch():
+            self._round = None
             return report
-        budget, share = attachments.budget, self.share(attachments)
-        cache = _CacheState.read(attachments)
-        wanted = [w for w in plan(attachments.records.db, today) if cache.ours(w.blob_id)]
-        keep = _within(wanted, cache, share)
-        spare = [b for b in cache.oldest_guesses() if b not in keep]
-        todo = [w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes]
-        report.over_share = sum(1 for w in wanted if w.blob_id not in keep)
+        current = self._round if resume and self._round is not None else None
+        if current is None:
+            current = _Round.begin(attachments, self.share(attachments), today)
+            report.over_share = current.over_share
+        self._round = None
+        todo, cache = current.todo, current.cache
+        share, budget, spare = current.share, current.budget, current.spare
+        asked = current.asked  # keys asked for this round (each once)
         failures = 0
-        asked: set[str] = set()  # keys asked for this round (each once)
-        for index, item in enumerate(todo):
+        for index in range(current.next, len(todo)):
+            item = todo[index]
             if should_stop():
                 report.stopped = True
                 report.remaining = len(todo) - index
+                current.next = index
+                self._round = current
                 break
             if not self._may_try(item.blob_id):
                 continue
@@ -331,6 +340,9 @@ class Prefetcher:
                 report.stopped = True
                 report.remaining = len(todo) - index
                 report.interrupted.append(item.blob_id)
+                report.stopped_in = item.blob_id
+                current.next = index  # resumed from its partial file
+                self._round = current
                 break
             elif isinstance(outcome, BlobRefused):
                 report.refused.append(item.blob_id)
@@ -425,6 +437,35 @@ class Prefetcher:
 
 
 @dataclass
+class _Round:
+    """A round's plan, kept across the slices of one round (planning reads the newest
+    files and stats the cache: done once a round, not once a slice)."""
+
+    todo: list[Wanted]
+    cache: _CacheState
+    spare: list[str]  # own earlier guesses no longer among the most useful, oldest first
+    share: int
+    budget: int
+    over_share: int
+    asked: set[str] = field(default_factory=set)
+    next: int = 0  # the index in ``todo`` to carry on from
+
+    @classmethod
+    def begin(cls, attachments: Attachments, share: int, today: dt.date) -> _Round:
+        cache = _CacheState.read(attachments)
+        wanted = [w for w in plan(attachments.records.db, today) if cache.ours(w.blob_id)]
+        keep = _within(wanted, cache, share)
+        return cls(
+            todo=[w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes],
+            cache=cache,
+            spare=[b for b in cache.oldest_guesses() if b not in keep],
+            share=share,
+            budget=attachments.budget,
+            over_share=sum(1 for w in wanted if w.blob_id not in keep),
+        )
+
+
+@dataclass
 class _CacheState:
     """The cache as one round sees it: each file's size, which ones the prefetch fetched
     (and nobody opened since), and which wait for upload."""
@@ -459,15 +500,16 @@ class _CacheState:
     def oldest_guesses(self) -> list[str]:
         return sorted(self.guesses, key=lambda b: self.guesses[b])
 
-    def prefetched_bytes(self) -> int:
-        return sum(self.sizes[b] for b in self.guesses)
+    def __post_init__(self) -> None:
+        # Kept as files come and go, so each file's room check is not a sum over the cache.
+        self.total = sum(self.sizes.values())
+        self.guessed = sum(self.sizes.get(b, 0) for b in self.guesses)
 
     def fits(self, item: Wanted, share: int, budget: int) -> bool:
         """Whether fetching ``item`` keeps the prefetch within its share and the cache
         within its budget (a partial download of it is already counted)."""
         rest = max(item.size - self.sizes.get(item.blob_id + ".part", 0), 0)
-        total = sum(self.sizes.values())
-        return self.prefetched_bytes() + item.size <= share and total + rest <= budget
+        return self.guessed + item.size <= share and self.total + rest <= budget
 
     def drop(self, attachments: Attachments, blob_id: str) -> None:
         """Delete a file the prefetch fetched (less useful now than what it makes room for)."""
@@ -476,17 +518,25 @@ class _CacheState:
             if attachments.prefetched_mark(blob_id).exists():  # not opened meanwhile
                 attachments.cache.delete(blob_id)
                 attachments.prefetched_mark(blob_id).unlink(missing_ok=True)
-        self.sizes.pop(blob_id, None)
-        self.guesses.pop(blob_id, None)
+        self._forget(blob_id)
+
+    def _forget(self, name: str) -> None:
+        size = self.sizes.pop(name, 0)
+        self.total -= size
+        if self.guesses.pop(name, None) is not None:
+            self.guessed -= size
 
     def add(self, attachments: Attachments, blob_id: str) -> None:
         """A file arrived: count it."""
-        self.sizes.pop(blob_id + ".part", None)
+        self._forget(blob_id + ".part")
+        self._forget(blob_id)
         path = attachments.cache.path_for(blob_id)
         info = path.stat()
         self.sizes[blob_id] = info.st_size
+        self.total += info.st_size
         if attachments.prefetched_mark(blob_id).exists():
             self.guesses[blob_id] = info.st_mtime
+            self.guessed += info.st_size
 
 
 def _within(wanted: list[Wanted], cache: _CacheState, share: int) -> set[str]:

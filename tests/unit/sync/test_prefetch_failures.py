@@ -8,6 +8,7 @@ import datetime as dt
 import errno
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -265,3 +266,27 @@ def test_files_not_on_the_server_yet_are_missing_not_a_connection_failure(
     )
     report = Prefetcher().run(attachments, _today())
     assert report.fetched == [oldest] and report.missing == 3 and report.error is None, report
+
+
+def test_a_round_stopped_part_way_resumes_with_its_plan(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.sync import prefetch
+
+    blobs = [clinic.add(f"f{n}.pdf") for n in range(3)]
+    planned: list[int] = []
+    real = prefetch.plan
+
+    def counted(*args: Any) -> list[prefetch.Wanted]:
+        planned.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(prefetch, "plan", counted)
+    attachments = clinic.attachments(FakePeer(clinic.blobs))
+    prefetcher = Prefetcher()
+    arrived: list[str] = []
+    first = prefetcher.run(attachments, _today(), lambda: bool(arrived), fetched=arrived.append)
+    assert first.stopped and first.remaining == 2 and len(arrived) == 1
+    rest = prefetcher.run(attachments, _today(), fetched=arrived.append, resume=True)
+    assert sorted(arrived) == sorted(blobs) and rest.remaining == 0
+    assert planned == [1]  # one plan for the round's two slices

@@ -1,0 +1,47 @@
+"""The app's prefetch slices (app/sync/prefetching.py) without a server: a slice whose
+time ran out mid-file leaves that file "downloading" in the chart (no flicker through
+"available when connected") and the next slice resumes the same round."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pytestqt.qtbot import QtBot
+
+from app.sync.prefetching import BackgroundPrefetch
+from app.sync.transfers import AttachmentSettings, AttachmentTransfers
+from core.sync.prefetch import PrefetchReport
+
+
+def test_a_slice_out_of_time_mid_file_does_not_report_it_done(qtbot: QtBot) -> None:
+    transfers = AttachmentTransfers(settings=AttachmentSettings(cache_mb=64, prefetch_percent=50))
+    stop, pause = threading.Event(), threading.Event()
+    prefetch = BackgroundPrefetch(Any, transfers, stop, pause)  # type: ignore[arg-type]
+    resumed: list[bool] = []
+    reports = [
+        PrefetchReport(stopped=True, remaining=1, interrupted=["b1"], stopped_in="b1"),
+        PrefetchReport(fetched=["b1"]),
+    ]
+
+    def run(should_stop: Callable[[], bool]) -> PrefetchReport:
+        resumed.append(prefetch._resume)
+        return reports[len(resumed) - 1]
+
+    prefetch._run = run  # type: ignore[method-assign]
+    finished: list[str] = []
+    transfers.finished.connect(finished.append)
+    prefetch.start()
+    qtbot.waitUntil(lambda: len(resumed) == 2, timeout=2_000)
+    assert resumed == [False, True] and finished == []
+    # Stopped by a sign-out or a session instead, the chart is told it is no longer moving.
+    reports[:] = [PrefetchReport(stopped=True, remaining=1, interrupted=["b2"], stopped_in="b2")]
+
+    def halted_run(should_stop: Callable[[], bool]) -> PrefetchReport:
+        pause.set()  # a session asked for during the slice
+        return reports[0]
+
+    prefetch._run = halted_run  # type: ignore[method-assign]
+    prefetch.start()
+    qtbot.waitUntil(lambda: finished == ["b2"], timeout=2_000)
