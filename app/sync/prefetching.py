@@ -37,6 +37,27 @@ log = logging.getLogger(__name__)
 SLICE_S = 3.0  # seconds one slice may run before yielding the sync thread
 
 
+class Generation:
+    """Counts the stops (sign-out, lock, quit) of a sync controller, so work begun before
+    one never carries on after it, even when a quick sign-in clears the stop again before
+    that work looked at it (it would go on with the signed-out person's records)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    @property
+    def value(self) -> int:
+        """The current generation (from any thread)."""
+        with self._lock:
+            return self._value
+
+    def bump(self) -> None:
+        """A stop: whatever began before it ends at its next check."""
+        with self._lock:
+            self._value += 1
+
+
 class BackgroundPrefetch(QObject):
     """Lives on the sync thread; :meth:`start` after a successful session."""
 
@@ -47,6 +68,7 @@ class BackgroundPrefetch(QObject):
         stop: threading.Event,
         pause: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        generation: Generation | None = None,
     ) -> None:
         super().__init__()
         self._ws = workstation
@@ -54,6 +76,8 @@ class BackgroundPrefetch(QObject):
         self._stop = stop
         self._pause = pause
         self._clock = clock
+        self._generation = generation or Generation()
+        self._queued_in = self._generation.value  # the generation a queued slice is of
         self.prefetcher = Prefetcher(transfers.settings.prefetch_percent)
         self._queued = False
         self._resume = False  # the next slice carries on the round the last one began
@@ -67,19 +91,26 @@ class BackgroundPrefetch(QObject):
     def _queue(self) -> None:
         if self.prefetcher.due() and not self._queued:
             self._queued = True
+            self._queued_in = self._generation.value
             QTimer.singleShot(0, self._slice)
 
-    def _halted(self) -> bool:
-        return self._stop.is_set() or self._pause.is_set()
+    def _halted(self, born: int | None = None) -> bool:
+        return (
+            self._stop.is_set()
+            or self._pause.is_set()
+            or (born is not None and self._generation.value != born)
+        )
 
     @Slot()
     def _slice(self) -> None:
         self._queued = False
-        if self._halted():
+        born = self._queued_in
+        if self._halted(born):  # stopped, or queued before a sign-out: that round is over
+            self._resume = False
             return
         deadline = self._clock() + SLICE_S
         try:
-            report = self._run(lambda: self._halted() or self._clock() > deadline)
+            report = self._run(lambda: self._halted(born) or self._clock() > deadline)
         except Exception as exc:  # signed out meanwhile, a disk problem: next round
             log.warning("attachment prefetch stopped: %s", exc)
             return
@@ -92,7 +123,7 @@ class BackgroundPrefetch(QObject):
         for blob_id in report.refused:
             log.warning("attachment %s arrived damaged and was dropped", blob_id)
             self._transfers.done(blob_id)
-        carry_on = report.stopped and report.remaining > 0 and not self._halted()
+        carry_on = report.stopped and report.remaining > 0 and not self._halted(born)
         for blob_id in report.interrupted:
             if not (carry_on and blob_id == report.stopped_in):  # still downloading
                 self._transfers.done(blob_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pytestqt.qtbot import QtBot
 
-from app.sync.prefetching import BackgroundPrefetch
+from app.sync.prefetching import BackgroundPrefetch, Generation
 from app.sync.transfers import AttachmentSettings, AttachmentTransfers
 from core.sync.prefetch import PrefetchReport
 
@@ -45,3 +45,27 @@ def test_a_slice_out_of_time_mid_file_does_not_report_it_done(qtbot: QtBot) -> N
     prefetch._run = halted_run  # type: ignore[method-assign]
     prefetch.start()
     qtbot.waitUntil(lambda: finished == ["b2"], timeout=2_000)
+
+
+def test_a_slice_begun_before_a_sign_out_never_runs_on_after_a_quick_sign_in(
+    qtbot: QtBot,
+) -> None:
+    transfers = AttachmentTransfers(settings=AttachmentSettings(cache_mb=64, prefetch_percent=50))
+    stop, pause, generation = threading.Event(), threading.Event(), Generation()
+    prefetch = BackgroundPrefetch(Any, transfers, stop, pause, generation=generation)  # type: ignore[arg-type]
+    seen: list[bool] = []
+
+    def run(should_stop: Callable[[], bool]) -> PrefetchReport:
+        seen.append(should_stop())
+        stop.set()  # signed out (SyncController.stop) ...
+        generation.bump()
+        stop.clear()  # ... and straight back in (SyncController.start)
+        seen.append(should_stop())
+        return PrefetchReport(stopped=True, remaining=1, interrupted=["b"], stopped_in="b")
+
+    prefetch._run = run  # type: ignore[method-assign]
+    prefetch.start()
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=2_000)
+    assert seen == [False, True]
+    qtbot.wait(50)
+    assert len(seen) == 2  # the old round does not carry on either
