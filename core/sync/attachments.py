@@ -349,8 +349,12 @@ class Attachments:
             found, key=lambda a: (a.date or a.created_at[:10], a.created_at), reverse=True
         )
 
-    def fetch(self, record_id: str, progress: Progress | None = None) -> Attachment:
-        """Make sure the encrypted file is in the cache, downloading (resumably) if not."""
+    def fetch(
+        self, record_id: str, progress: Progress | None = None, *, opening: bool = False
+    ) -> Attachment:
+        """Make sure the encrypted file is in the cache, downloading (resumably) if not.
+        ``opening``: it is being opened, so it becomes an opened file (no longer one the
+        prefetch guessed, which eviction takes first) before anything may evict it."""
         item = self.get(record_id)
         row = self.entries.get("attachment", record_id)
         if item.blob_id is None:
@@ -358,18 +362,28 @@ class Attachments:
                 f"attachment {record_id} was stored by the server's old scheme; open it "
                 "with the release that added it"
             )
-        if self.cache.exists(item.blob_id):
+        cached = self.cache.exists(item.blob_id)
+        if cached and not opening:
             return item
-        if not self.can_fetch():
+        if not cached and not self.can_fetch():
             raise AttachmentProblem(
                 f"{item.title}: available when connected (this workstation has not fetched "
                 "it and has no server or LAN peer to ask)"
             )
         # Waits for a prefetch of the same file on the sync thread, then finds it here.
         with fetch_lock(item.blob_id):
-            if not self.cache.exists(item.blob_id):
+            downloaded = not self.cache.exists(item.blob_id)
+            if downloaded:
                 self.download(item.blob_id, row["sha256"], item.title, progress or _quiet)
-        self.evict()
+            if opening:
+                # Under the lock, before any eviction: the prefetch drops only its guesses,
+                # so the file stays while it is read, and is kept as an opened file after;
+                # recently used, it is evicted last.
+                self.prefetched_mark(item.blob_id).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.utime(self.cache.path_for(item.blob_id))
+        if downloaded:
+            self.evict()
         return self.get(record_id)
 
     def can_fetch(self) -> bool:
@@ -489,12 +503,8 @@ class Attachments:
         memory: the app's PDF and image viewers never put the plaintext on disk). A damaged
         or forged file raises AttachmentProblem naming it; ``out`` may then hold part of
         the plaintext, which the caller discards."""
-        item = self.fetch(record_id, progress)
+        item = self.fetch(record_id, progress, opening=True)
         assert item.blob_id is not None  # fetch refused the old scheme
-        with fetch_lock(item.blob_id):
-            # Opened: no longer a guess of the prefetch, which drops only its guesses, so
-            # the file stays while it is read, and is kept as an opened file after.
-            self.prefetched_mark(item.blob_id).unlink(missing_ok=True)
         row = self.entries.get("attachment", record_id)
         key = self._key_of(item, row["key_id"] or "")
         try:

@@ -290,3 +290,40 @@ def test_a_round_stopped_part_way_resumes_with_its_plan(
     rest = prefetcher.run(attachments, _today(), fetched=arrived.append, resume=True)
     assert sorted(arrived) == sorted(blobs) and rest.remaining == 0
     assert planned == [1]  # one plan for the round's two slices
+
+
+def test_opening_a_prefetched_file_is_never_evicted_under_it(
+    workstation: Workstation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    adding = Attachments(workstation.records, tmp_path)
+    patient = workstation.records.add_patient(family="Open", given="O", birth_date="1990-01-01")
+    items = []
+    for age, name in enumerate(("opened-long-ago", "prefetched")):
+        (tmp_path / name).write_bytes(name.encode() * (600 * KiB // len(name)))
+        item = adding.add(patient.id, tmp_path / name, title=name)
+        assert item.blob_id is not None
+        items.append(item)
+        (tmp_path / "attachments" / "pending" / item.blob_id).unlink()  # as if uploaded
+        os.utime(adding.cache.path_for(item.blob_id), (1000 + age, 1000 + age))
+    old, guessed = items
+    assert old.blob_id is not None and guessed.blob_id is not None
+    attachments = Attachments(workstation.records, tmp_path, cache_mb=1, peers=(FakePeer({}),))  # type: ignore[arg-type]
+    attachments.prefetched_mark(guessed.blob_id).parent.mkdir()
+    attachments.prefetched_mark(guessed.blob_id).touch()
+    # The chart asks while the prefetch still downloads the file: it waits for the lock,
+    # then finds the file (marked, over the 1 MiB budget with the other) in the cache.
+    real = attachments.cache.exists
+    from core.sync.attachments import fetch_lock
+
+    downloading = [True]
+
+    def exists(blob_id: str) -> bool:
+        if fetch_lock(blob_id).locked():
+            downloading[0] = False  # the chart holds the lock: the prefetch has finished
+        return not downloading[0] and real(blob_id)
+
+    monkeypatch.setattr(attachments.cache, "exists", exists)
+    assert attachments.read(guessed.id) == (tmp_path / "prefetched").read_bytes()
+    assert guessed.blob_id not in attachments.prefetched()
