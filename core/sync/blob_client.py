@@ -16,11 +16,13 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
+from core.platform.file_lock import lock_fd
 from core.sync.attachments_client import (
     TIMEOUT,
     AttachmentError,
@@ -164,12 +166,13 @@ def fetch(
     ``timeout``: how long a silent server is waited for (the prefetch waits less, so it
     stops promptly when the network drops).
     """
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
     total = size or 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as out:
+    with locked_part(dest) as held:
+        if held is None:  # another process fetched it meanwhile
+            return
+        out, have = held
+        part = dest.with_name(dest.name + ".part")
+        headers = {"Range": f"bytes={have}-"} if have else {}
         try:
             with (
                 _client(credential, timeout) as client,
@@ -195,7 +198,36 @@ def fetch(
             ) from exc
         out.flush()
         os.fsync(out.fileno())
-    finish_part(part, dest, blob_id, sha256)
+        finish_part(part, dest, blob_id, sha256)
+
+
+@contextmanager
+def locked_part(dest: Path) -> Iterator[tuple[BinaryIO, int] | None]:
+    """``dest.part`` opened for appending, with a lock between processes (the app's
+    prefetch and ``careline sync --prefetch`` or ``careline attachment get`` beside it
+    never append to the same partial file), and its size; None when ``dest`` arrived
+    meanwhile (another process finished it). Held until the block ends, so the finished
+    part is moved into place under the lock."""
+    part = dest.with_name(dest.name + ".part")
+    while True:
+        if dest.exists():
+            yield None
+            return
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        out = os.fdopen(fd, "ab")
+        try:
+            lock_fd(fd)  # waits while another process downloads into it
+            try:
+                current = os.stat(part)
+            except FileNotFoundError:
+                current = None
+            held = os.fstat(fd)
+            if current is None or (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev):
+                continue  # finished (moved into place) or dropped while we waited: look again
+            yield out, held.st_size
+            return
+        finally:
+            out.close()  # releases the lock
 
 
 def finish_part(part: Path, dest: Path, blob_id: str, sha256: str) -> None:

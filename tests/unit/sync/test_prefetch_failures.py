@@ -327,3 +327,55 @@ def test_opening_a_prefetched_file_is_never_evicted_under_it(
     monkeypatch.setattr(attachments.cache, "exists", exists)
     assert attachments.read(guessed.id) == (tmp_path / "prefetched").read_bytes()
     assert guessed.blob_id not in attachments.prefetched()
+
+
+def test_a_download_waits_for_another_process_on_the_same_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+    import threading
+
+    import httpx
+
+    from core.platform.file_lock import lock_fd
+    from core.sync import blob_client
+
+    body = b"y" * (200 * KiB)
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("Range", ""))
+        return httpx.Response(200, content=body)
+
+    transport = httpx.MockTransport(answer)
+    monkeypatch.setattr(
+        blob_client,
+        "_client",
+        lambda credential, timeout=None: httpx.Client(transport=transport, base_url="http://s"),
+    )
+    dest = tmp_path / ("b" * 64)
+    part = dest.with_name(dest.name + ".part")
+    # Another process (careline sync --prefetch beside the app) is downloading it.
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    lock_fd(fd)
+    os.write(fd, body[:1000])
+    sha = hashlib.sha256(body).hexdigest()
+    failed: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            blob_client.fetch(None, "b" * 64, dest, sha)  # type: ignore[arg-type]
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive() and asked == []  # it waits rather than append to the part
+    os.write(fd, body[1000:])
+    os.replace(part, dest)  # the other process finished
+    os.close(fd)
+    thread.join(5)
+    assert not thread.is_alive() and not failed and asked == []
+    assert dest.read_bytes() == body and not part.exists()
