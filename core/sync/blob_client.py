@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import BinaryIO
 
 import httpx
 
-from core.platform.file_lock import lock_fd
+from core.platform.file_lock import try_lock_fd
 from core.sync.attachments_client import (
     TIMEOUT,
     AttachmentError,
@@ -167,7 +168,7 @@ def fetch(
     stops promptly when the network drops).
     """
     total = size or 0
-    with locked_part(dest) as held:
+    with locked_part(dest, lambda: progress(0, total)) as held:
         if held is None:  # another process fetched it meanwhile
             return
         out, have = held
@@ -202,12 +203,15 @@ def fetch(
 
 
 @contextmanager
-def locked_part(dest: Path) -> Iterator[tuple[BinaryIO, int] | None]:
+def locked_part(
+    dest: Path, waiting: Callable[[], None] = lambda: None
+) -> Iterator[tuple[BinaryIO, int] | None]:
     """``dest.part`` opened for appending, with a lock between processes (the app's
     prefetch and ``careline sync --prefetch`` or ``careline attachment get`` beside it
     never append to the same partial file), and its size; None when ``dest`` arrived
     meanwhile (another process finished it). Held until the block ends, so the finished
-    part is moved into place under the lock."""
+    part is moved into place under the lock. ``waiting`` is called every 100 ms while
+    another process holds it (a caller stopping raises from it, as from its progress)."""
     part = dest.with_name(dest.name + ".part")
     while True:
         if dest.exists():
@@ -216,7 +220,9 @@ def locked_part(dest: Path) -> Iterator[tuple[BinaryIO, int] | None]:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         out = os.fdopen(fd, "ab")
         try:
-            lock_fd(fd)  # waits while another process downloads into it
+            while not try_lock_fd(fd):  # another process downloads into it
+                waiting()
+                time.sleep(0.1)
             try:
                 current = os.stat(part)
             except FileNotFoundError:

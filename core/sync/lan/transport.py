@@ -151,7 +151,7 @@ class LanTransport:
         from core.sync.blob_client import READ, finish_part, locked_part
 
         part = dest.with_name(dest.name + ".part")
-        with locked_part(dest) as held:
+        with locked_part(dest, lambda: progress(0, 0)) as held:
             if held is None:  # another process fetched it meanwhile
                 return
             out, have = held

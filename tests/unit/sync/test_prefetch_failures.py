@@ -369,6 +369,12 @@ def test_a_download_waits_for_another_process_on_the_same_part(
         except BaseException as exc:  # reported below
             failed.append(exc)
 
+    # A prefetch told to stop while it waits stops at once (raised from its progress).
+    def stopping(done: int, total: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        blob_client.fetch(None, "b" * 64, dest, sha, stopping)  # type: ignore[arg-type]
     thread = threading.Thread(target=fetch)
     thread.start()
     thread.join(0.3)
