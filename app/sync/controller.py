@@ -50,7 +50,7 @@ from PySide6.QtNetwork import QNetworkInformation
 
 from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
-from app.sync.prefetching import BackgroundPrefetch
+from app.sync.prefetching import BackgroundPrefetch, Generation
 from app.sync.transfers import UPLOAD, AttachmentSettings, AttachmentTransfers
 from core.records import changeset, op_trust, unknown
 from core.records.changeset import Changes
@@ -207,6 +207,7 @@ class _SyncRunner(QObject):
         lan: LanNode | None = None,
         transfers: AttachmentTransfers | None = None,
         pause: threading.Event | None = None,
+        generation: Generation | None = None,
     ) -> None:
         super().__init__()
         self._ws = workstation
@@ -219,7 +220,9 @@ class _SyncRunner(QObject):
         self._pause = pause or threading.Event()
         self.prefetch: BackgroundPrefetch | None = None
         if self._transfers.settings.prefetch_percent > 0:
-            self.prefetch = BackgroundPrefetch(workstation, self._transfers, stop, self._pause)
+            self.prefetch = BackgroundPrefetch(
+                workstation, self._transfers, stop, self._pause, generation=generation
+            )
             self.prefetch.setParent(self)  # moves to the sync thread with the runner
 
     def _own_seq(self) -> int:
@@ -436,6 +439,9 @@ class SyncController(QObject):
         self._rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
         self._stop = threading.Event()
         self._pause = threading.Event()  # a session is wanted: the prefetch yields
+        # Bumped at each stop, so a prefetch slice begun before a sign-out never carries
+        # on after a quick sign-in (which clears _stop again).
+        self._generation = Generation()
         self._thread = QThread()
         self._thread.setObjectName("careline-sync")
         # Attachment uploads' progress, and the LAN peers a fetch may ask, for the chart.
@@ -444,8 +450,9 @@ class SyncController(QObject):
             settings=attachments,
         )  # fmt: skip
         self._runner = _SyncRunner(
-            workstation, transport_factory, self._stop, self.lan, self.transfers, self._pause
-        )
+            workstation, transport_factory, self._stop, self.lan, self.transfers, self._pause,
+            self._generation,
+        )  # fmt: skip
         self._runner.moveToThread(self._thread)
         self._run.connect(self._runner.run_session)
         self._count.connect(self._runner.count)
@@ -499,6 +506,7 @@ class SyncController(QObject):
         """Stop syncing (locking): no new sessions; the running one ends at its next request."""
         self._active = False
         self._stop.set()
+        self._generation.bump()
         if self.lan is not None:
             self.lan.stop()  # in a background thread
         for timer in (self._debounce, self._periodic, self._retry):

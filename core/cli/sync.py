@@ -179,11 +179,20 @@ def _prefetch(ctx: Context, records: ClinicRecords, prefetcher: Prefetcher, peer
         peers=() if peer is None else (peer,),
     )  # fmt: skip
     # The clinic's local date, as the schedule's (core.records.schedule.now_local).
-    found = prefetcher.run(attachments, dt.datetime.now().date())
+    try:
+        found = prefetcher.run(attachments, dt.datetime.now().date())
+    except Exception as exc:  # promised: a prefetch failure is a warning
+        sys.stderr.write(f"careline: warning: prefetch stopped: {plain_words(exc)}\n")
+        return 0
     if found.error is not None:
         sys.stderr.write(f"careline: warning: prefetch stopped: {found.error}\n")
     for blob_id in found.refused:
         sys.stderr.write(f"careline: warning: attachment {blob_id} arrived damaged: dropped\n")
+    for blob_id in found.skipped:
+        sys.stderr.write(
+            f"careline: warning: attachment {blob_id} was not fetched ahead (see the log); "
+            "it is tried again later\n"
+        )
     return len(found.fetched)
 
 

@@ -46,6 +46,19 @@ if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
             except OSError:
                 continue  # the holder releases it when done, or when its process ends
 
+    def try_lock_fd(fd: int) -> bool:
+        """Take an exclusive lock on the open file ``fd`` if it is free; whether it was."""
+        try:
+            import msvcrt
+        except ImportError:
+            raise FileLockUnavailable from None
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
     def unlock_fd(fd: int) -> None:
         """Release the lock :func:`lock_fd` took."""
         import msvcrt
@@ -62,6 +75,18 @@ else:
         except ImportError:
             raise FileLockUnavailable from None
         fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def try_lock_fd(fd: int) -> bool:
+        """Take an exclusive lock on the open file ``fd`` if it is free; whether it was."""
+        try:
+            import fcntl
+        except ImportError:
+            raise FileLockUnavailable from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def unlock_fd(fd: int) -> None:
         """Release the lock :func:`lock_fd` took."""

@@ -349,8 +349,12 @@ class Attachments:
             found, key=lambda a: (a.date or a.created_at[:10], a.created_at), reverse=True
         )
 
-    def fetch(self, record_id: str, progress: Progress | None = None) -> Attachment:
-        """Make sure the encrypted file is in the cache, downloading (resumably) if not."""
+    def fetch(
+        self, record_id: str, progress: Progress | None = None, *, opening: bool = False
+    ) -> Attachment:
+        """Make sure the encrypted file is in the cache, downloading (resumably) if not.
+        ``opening``: it is being opened, so it becomes an opened file (no longer one the
+        prefetch guessed, which eviction takes first) before anything may evict it."""
         item = self.get(record_id)
         row = self.entries.get("attachment", record_id)
         if item.blob_id is None:
@@ -358,18 +362,28 @@ class Attachments:
                 f"attachment {record_id} was stored by the server's old scheme; open it "
                 "with the release that added it"
             )
-        if self.cache.exists(item.blob_id):
+        cached = self.cache.exists(item.blob_id)
+        if cached and not opening:
             return item
-        if not self.can_fetch():
+        if not cached and not self.can_fetch():
             raise AttachmentProblem(
                 f"{item.title}: available when connected (this workstation has not fetched "
                 "it and has no server or LAN peer to ask)"
             )
         # Waits for a prefetch of the same file on the sync thread, then finds it here.
         with fetch_lock(item.blob_id):
-            if not self.cache.exists(item.blob_id):
+            downloaded = not self.cache.exists(item.blob_id)
+            if downloaded:
                 self.download(item.blob_id, row["sha256"], item.title, progress or _quiet)
-        self.evict()
+            if opening:
+                # Under the lock, before any eviction: the prefetch drops only its guesses,
+                # so the file stays while it is read, and is kept as an opened file after;
+                # recently used, it is evicted last.
+                self.prefetched_mark(item.blob_id).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.utime(self.cache.path_for(item.blob_id))
+        if downloaded:
+            self.evict()
         return self.get(record_id)
 
     def can_fetch(self) -> bool:
@@ -383,15 +397,18 @@ class Attachments:
         title: str,
         report: Progress,
         timeout: httpx.Timeout = TIMEOUT,
+        size: int | None = None,
     ) -> None:
         """Download blob ``blob_id`` into the cache from the server, else from the LAN
         peers, resuming a partial download; its ciphertext must have SHA-256 ``sha256``
         (the attachment record's), else it is deleted. The caller holds
-        :func:`fetch_lock`. ``timeout``: how long a silent server is waited for.
+        :func:`fetch_lock`. ``timeout``: how long a silent server is waited for;
+        ``size``: the ciphertext's bytes, when known, for the progress shown.
 
         Raises AttachmentProblem naming what each source said: DeviceRefused when the
         server refused this device, BlobRefused when damaged bytes arrived, BlobMissing
-        when no source has the file yet. An exception raised by ``report`` (a prefetch
+        when the server (else a peer) says it does not have the file yet, whatever the
+        other sources did. An exception raised by ``report`` (a prefetch
         told to stop) passes through, the partial file kept for the next try."""
         dest = self.cache.path_for(blob_id)
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -400,11 +417,15 @@ class Attachments:
             sources.append(
                 functools.partial(
                     blob_client.fetch, self.credential, blob_id, dest, sha256, report,
-                    timeout=timeout,
+                    size=size, timeout=timeout,
                 )
             )  # fmt: skip
         for peer in self.peers:
-            sources.append(functools.partial(peer.fetch_blob, blob_id, dest, sha256, report))
+            sources.append(
+                functools.partial(
+                    peer.fetch_blob, blob_id, dest, sha256, report, timeout=timeout.read
+                )
+            )
         problems: list[str] = []
         failures: list[Exception] = []
         for source in sources:
@@ -421,28 +442,45 @@ class Attachments:
                 failures.append(exc)
                 problems.append(str(exc))
         kind: type[AttachmentProblem] = AttachmentProblem
+        # The server's answer decides whether the file is missing or the network is at
+        # fault: its 404 says the file is not uploaded yet, whatever a silent peer did (so
+        # a prefetch waits on that file alone instead of backing off entirely). Without a
+        # server, one peer saying it lacks the file is enough.
+        said_missing = (
+            isinstance(failures[0], AttachmentNotFoundError)
+            if self.credential is not None and failures
+            else any(isinstance(e, AttachmentNotFoundError) for e in failures)
+        )
         if any(isinstance(e, DeviceRejectedError) for e in failures):
             kind = DeviceRefused
         elif any(isinstance(e, BlobDamagedError) for e in failures):
             kind = BlobRefused
-        elif failures and all(isinstance(e, AttachmentNotFoundError) for e in failures):
+        elif said_missing:
             kind = BlobMissing
         raise kind(f"{title}: available when connected ({'; '.join(problems)})")
 
-    def obtain_key(self, key_id: str) -> ClinicAttachmentKey | None:
+    def obtain_key(
+        self,
+        key_id: str,
+        timeout: httpx.Timeout = TIMEOUT,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> ClinicAttachmentKey | None:
         """The clinic attachment key ``key_id``: held here, or sealed for this device by a
         workstation that holds it (core.sync.key_grants), from the server or a LAN peer;
-        None when none of them gives it."""
+        None when none of them gives it, or when ``should_stop`` says so between asking
+        one and the next (a prefetch told to stop). ``timeout``: for the server."""
         key = key_for(self.records, key_id)
-        if key is None and self.credential is not None:
+        if key is None and self.credential is not None and not should_stop():
             from core.sync.key_grants import exchange_keys
 
             with contextlib.suppress(AttachmentError):
-                exchange_keys(self.records, self.credential)
+                exchange_keys(self.records, self.credential, timeout)
             key = key_for(self.records, key_id)
         for peer in self.peers if key is None else ():
             from core.sync.key_grants import keys_from_peer
 
+            if should_stop():
+                return None
             with contextlib.suppress(TransportError):
                 keys_from_peer(self.records, peer)
             key = key_for(self.records, key_id)
@@ -465,12 +503,8 @@ class Attachments:
         memory: the app's PDF and image viewers never put the plaintext on disk). A damaged
         or forged file raises AttachmentProblem naming it; ``out`` may then hold part of
         the plaintext, which the caller discards."""
-        item = self.fetch(record_id, progress)
+        item = self.fetch(record_id, progress, opening=True)
         assert item.blob_id is not None  # fetch refused the old scheme
-        with fetch_lock(item.blob_id):
-            # Opened: no longer a guess of the prefetch, which drops only its guesses, so
-            # the file stays while it is read, and is kept as an opened file after.
-            self.prefetched_mark(item.blob_id).unlink(missing_ok=True)
         row = self.entries.get("attachment", record_id)
         key = self._key_of(item, row["key_id"] or "")
         try:

@@ -11,15 +11,19 @@ SHA-256 the attachment record names, else it is deleted and refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
+from core.platform.file_lock import try_lock_fd
 from core.sync.attachments_client import (
     TIMEOUT,
     AttachmentError,
@@ -30,6 +34,9 @@ from core.sync.attachments_client import (
 from core.sync.enroll import ServerCredential
 
 PIECE = 1024 * 1024
+# A download reports progress (where a caller may stop it) at each read: 64 KiB is a
+# fraction of a second even on a slow clinic line, where 1 MiB could take most of a minute.
+READ = 64 * 1024
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
@@ -160,12 +167,13 @@ def fetch(
     ``timeout``: how long a silent server is waited for (the prefetch waits less, so it
     stops promptly when the network drops).
     """
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
     total = size or 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "ab") as out:
+    with locked_part(dest, lambda: progress(0, total)) as held:
+        if held is None:  # another process fetched it meanwhile
+            return
+        out, have = held
+        part = dest.with_name(dest.name + ".part")
+        headers = {"Range": f"bytes={have}-"} if have else {}
         try:
             with (
                 _client(credential, timeout) as client,
@@ -177,8 +185,11 @@ def fetch(
                 if response.status_code == 200 and have:
                     out.truncate(0)  # the server sent it all again
                     have = 0
+                if not total:  # the whole file's size, for the progress shown
+                    with contextlib.suppress(ValueError):
+                        total = have + int(response.headers.get("Content-Length", ""))
                 done = have
-                for piece in response.iter_bytes(PIECE):
+                for piece in response.iter_bytes(READ):
                     out.write(piece)
                     done += len(piece)
                     progress(done, total or done)
@@ -188,7 +199,41 @@ def fetch(
             ) from exc
         out.flush()
         os.fsync(out.fileno())
-    finish_part(part, dest, blob_id, sha256)
+        finish_part(part, dest, blob_id, sha256)
+
+
+@contextmanager
+def locked_part(
+    dest: Path, waiting: Callable[[], None] = lambda: None
+) -> Iterator[tuple[BinaryIO, int] | None]:
+    """``dest.part`` opened for appending, with a lock between processes (the app's
+    prefetch and ``careline sync --prefetch`` or ``careline attachment get`` beside it
+    never append to the same partial file), and its size; None when ``dest`` arrived
+    meanwhile (another process finished it). Held until the block ends, so the finished
+    part is moved into place under the lock. ``waiting`` is called every 100 ms while
+    another process holds it (a caller stopping raises from it, as from its progress)."""
+    part = dest.with_name(dest.name + ".part")
+    while True:
+        if dest.exists():
+            yield None
+            return
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        out = os.fdopen(fd, "ab")
+        try:
+            while not try_lock_fd(fd):  # another process downloads into it
+                waiting()
+                time.sleep(0.1)
+            try:
+                current = os.stat(part)
+            except FileNotFoundError:
+                current = None
+            held = os.fstat(fd)
+            if current is None or (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev):
+                continue  # finished (moved into place) or dropped while we waited: look again
+            yield out, held.st_size
+            return
+        finally:
+            out.close()  # releases the lock
 
 
 def finish_part(part: Path, dest: Path, blob_id: str, sha256: str) -> None:

@@ -33,7 +33,7 @@ from core.crypto.errors import DecryptionError
 from core.crypto.key_grant import open_sealed, seal
 from core.records.clinic import ClinicRecords
 from core.sync.attachments import held_keys, keep_key
-from core.sync.attachments_client import AttachmentError, _client, _refusal
+from core.sync.attachments_client import TIMEOUT, AttachmentError, _client, _refusal
 from core.sync.enroll import ServerCredential
 from core.sync.lan.identity import revoked_serials
 from core.sync.lan.server import device_id_of
@@ -55,13 +55,16 @@ def grant_aad(device_id: str, key_id: str) -> bytes:
     return f"careline/attachment-key-grant|{device_id}|{key_id}".encode()
 
 
-def exchange_keys(records: ClinicRecords, credential: ServerCredential) -> Exchanged:
-    """Take the keys sealed for this device; seal the keys held here for the others."""
+def exchange_keys(
+    records: ClinicRecords, credential: ServerCredential, timeout: httpx.Timeout = TIMEOUT
+) -> Exchanged:
+    """Take the keys sealed for this device; seal the keys held here for the others.
+    ``timeout``: how long a silent server is waited for (the prefetch waits less)."""
     received: list[str] = []
     skipped: list[str] = []
     granted = 0
     try:
-        with _client(credential) as client:
+        with _client(credential, timeout) as client:
             mine = client.get("/v1/attachment-keys/grants")
             if mine.status_code != 200:
                 raise _refusal(mine, "attachment key grants")

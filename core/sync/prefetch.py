@@ -26,27 +26,38 @@ attachment key is asked of the server or the peers if this workstation does not 
 tag and the blob id, as opening does: a damaged or forged blob is deleted (never shown)
 and not asked for again for a while. Only ciphertext is stored.
 
-Stopping: ``should_stop`` is asked between files and at each downloaded piece (1 MiB); a
-stopped download keeps its partial file for the next round. Errors back off: after a round
-with connection trouble or a server error (it ends at the third in a row, or at once when
-the server refuses this device) the next round waits, 30 s doubling to 30 min; a file no
-source has yet, or that arrived damaged, waits on its own (5 min and 1 h, doubling to a
-day).
+Stopping: ``should_stop`` is asked between files, at each read of a download (64 KiB),
+and before asking the server and each peer for a key; a stopped download keeps its
+partial file for the next round. The prefetch's requests give up on a silent server or
+peer after 10 s (5 s to connect), and the file's lock is not held while keys are asked
+for, so a chart opening the same file never waits on the network for it.
+
+Errors back off: after a round with connection trouble or a server error (it ends at the
+third in a row, or at once when the server refuses this device) the next round waits, 30
+s doubling to 30 min; a file no source has yet, or that arrived damaged, waits on its
+own (5 min and 1 h, doubling to a day). Any other problem of one file (a record naming a
+malformed blob id, a file removed meanwhile) skips that file, logged by name, and it
+waits on its own too; a full disk ends the round and the next one waits. A round never
+raises for a file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from core.crypto.streaming import ciphertext_size
 from core.records import merged
+from core.store.blobs.base import BLOB_ID_PATTERN
 from core.store.database import Database
 from core.sync.attachments import (
     AttachmentProblem,
@@ -58,6 +69,7 @@ from core.sync.attachments import (
 )
 from core.sync.backoff import backoff
 
+log = logging.getLogger(__name__)
 DEFAULT_SHARE_PERCENT = 50
 BOOKED = "booked"  # booked today or on the next day with bookings
 VISIT = "visit"  # a visit open today
@@ -111,6 +123,11 @@ class PrefetchReport:
     remaining: int = 0  # wanted files within the share still to fetch
     # Blobs whose download stopped or failed part-way (their progress shown is stale).
     interrupted: list[str] = field(default_factory=list)
+    # The file whose download was stopped part-way (resumed by the next slice).
+    stopped_in: str | None = None
+    # Files passed over for a problem of their own (a malformed record, a file removed
+    # meanwhile): each waits on its own, the round goes on.
+    skipped: list[str] = field(default_factory=list)
 
 
 def next_booked_day(db: Database, today: dt.date) -> dt.date | None:
@@ -152,43 +169,60 @@ def _in_visit(db: Database, today: dt.date) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+_COLUMNS = (
+    "SELECT id, patient_id, blob_id, sha256, key_id, coalesce(title, filename), size "
+    "FROM attachments WHERE blob_id IS NOT NULL AND blob_id != '' "
+)
+
+
 def plan(db: Database, today: dt.date) -> list[Wanted]:
     """Every file stored as a blob (cached or not), most useful first: booked patients'
     (today, then the next day with bookings), then those of patients in a visit open today,
     each patient's newest first, then the clinic's newest. A merged duplicate's files count
-    as its survivor's chart's."""
+    as its survivor's chart's. Each booked or visiting chart's files are read by patient
+    (indexed), so a chart's older files come first however many newer ones the clinic has;
+    the clinic's newest are only the first ``_NEWEST_LIMIT``."""
     links = merged.pointers(db)
-    rows = db.query(
-        "SELECT id, patient_id, blob_id, sha256, key_id, coalesce(title, filename), size "
-        "FROM attachments WHERE blob_id IS NOT NULL AND blob_id != '' "
-        "ORDER BY created_at DESC, id LIMIT ?",
-        (_NEWEST_LIMIT,),
-    )
-    newest = [
-        (merged.resolve(links, str(r[1])),
-         Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
-                ciphertext_size(int(r[6] or 0)), NEWEST))
-        for r in rows
-    ]  # fmt: skip
-    by_chart: dict[str, list[Wanted]] = {}
-    for chart, wanted in newest:
-        by_chart.setdefault(chart, []).append(wanted)
+    merged_into: dict[str, list[str]] = {}  # chart -> the duplicates merged into it
+    for duplicate in links:
+        merged_into.setdefault(merged.resolve(links, duplicate), []).append(duplicate)
     ordered: list[Wanted] = []
     for why, patients in ((BOOKED, _booked(db, today)), (VISIT, _in_visit(db, today))):
-        for patient in dict.fromkeys(merged.resolve(links, p) for p in patients):
-            ordered += [_because(w, why) for w in by_chart.pop(patient, [])]
-    ordered += [w for _, w in newest]
+        for chart in dict.fromkeys(merged.resolve(links, p) for p in patients):
+            ids = [chart, *merged_into.get(chart, [])]
+            marks = ", ".join("?" for _ in ids)
+            rows = db.query(
+                _COLUMNS + f"AND patient_id IN ({marks}) ORDER BY created_at DESC, id", tuple(ids)
+            )
+            ordered += _wanted(rows, why)
+    rows = db.query(_COLUMNS + "ORDER BY created_at DESC, id LIMIT ?", (_NEWEST_LIMIT,))
+    ordered += _wanted(rows, NEWEST)
     once: dict[str, Wanted] = {}
     for wanted in ordered:
         once.setdefault(wanted.blob_id, wanted)
     return list(once.values())
 
 
-def _because(wanted: Wanted, why: str) -> Wanted:
-    return Wanted(
-        wanted.record_id, wanted.blob_id, wanted.sha256, wanted.key_id, wanted.title,
-        wanted.size, why,
-    )  # fmt: skip
+def _wanted(rows: list[Any], why: str) -> list[Wanted]:
+    return [
+        Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
+               ciphertext_size(int(r[6] or 0)), why)
+        for r in rows
+        if _valid(r[0], r[2])
+    ]  # fmt: skip
+
+
+def _valid(record_id: object, blob_id: object) -> bool:
+    """Whether a record names a well-formed blob id; a synced record's is not checked on
+    arrival, and a malformed one (a hostile or broken replica) must never become a path."""
+    if isinstance(blob_id, str) and BLOB_ID_PATTERN.fullmatch(blob_id):
+        return True
+    log.warning("attachment %s names no valid blob id: not fetched ahead", record_id)
+    return False
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Prefetcher:
@@ -215,6 +249,7 @@ class Prefetcher:
         self._failures = 0
         self._next_round = 0.0
         self._blob_waits: dict[str, tuple[int, float]] = {}  # blob id -> (failures, until)
+        self._round: _Round | None = None  # a round stopped part-way, to resume
 
     @property
     def enabled(self) -> bool:
@@ -236,28 +271,34 @@ class Prefetcher:
         should_stop: Callable[[], bool] = lambda: False,
         progress_of: Callable[[str], Progress] | None = None,
         fetched: Callable[[str], None] | None = None,
+        resume: bool = False,
     ) -> PrefetchReport:
         """One round: fetch the most useful files not cached here, within the share.
 
         ``progress_of(blob_id)``: a progress sink per file; ``fetched(blob_id)``: called
-        as each file is in the cache, checked. Never raises for a failed download (the
-        report says what happened)."""
+        as each file is in the cache, checked. ``resume``: carry on the round the last run
+        stopped (a slice whose time was up), with its plan, rather than plan a new one.
+        Never raises for a failed download (the report says what happened)."""
         report = PrefetchReport()
         if not self.due() or not attachments.can_fetch():
+            self._round = None
             return report
-        budget, share = attachments.budget, self.share(attachments)
-        cache = _CacheState.read(attachments)
-        wanted = [w for w in plan(attachments.records.db, today) if cache.ours(w.blob_id)]
-        keep = _within(wanted, cache, share)
-        spare = [b for b in cache.oldest_guesses() if b not in keep]
-        todo = [w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes]
-        report.over_share = sum(1 for w in wanted if w.blob_id not in keep)
+        current = self._round if resume and self._round is not None else None
+        if current is None:
+            current = _Round.begin(attachments, self.share(attachments), today)
+            report.over_share = current.over_share
+        self._round = None
+        todo, cache = current.todo, current.cache
+        share, budget, spare = current.share, current.budget, current.spare
+        asked = current.asked  # keys asked for this round (each once)
         failures = 0
-        asked: set[str] = set()  # keys asked for this round (each once)
-        for index, item in enumerate(todo):
+        for index in range(current.next, len(todo)):
+            item = todo[index]
             if should_stop():
                 report.stopped = True
                 report.remaining = len(todo) - index
+                current.next = index
+                self._round = current
                 break
             if not self._may_try(item.blob_id):
                 continue
@@ -267,20 +308,41 @@ class Prefetcher:
             if not cache.fits(item, share, budget):
                 report.over_share += 1
                 continue
-            outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
+            try:
+                outcome = self._fetch_one(attachments, item, should_stop, progress_of, asked)
+                if outcome is None:
+                    cache.add(attachments, item.blob_id)
+            except Exception as exc:  # one file's problem never ends the loop
+                outcome = exc
             if outcome is None:
                 failures = 0
-                cache.add(attachments, item.blob_id)
                 report.fetched.append(item.blob_id)
                 report.fetched_bytes += cache.sizes[item.blob_id]
                 if fetched is not None:
                     fetched(item.blob_id)
+            elif _disk_full(outcome):  # nothing more fits: the next round waits
+                report.error = f"the disk is full (fetching {item.title!r}): {outcome}"
+                report.interrupted.append(item.blob_id)
+                report.remaining = len(todo) - index
+                break
+            elif not isinstance(outcome, (Stopped, AttachmentProblem, _Busy)):
+                # This file's own problem: skipped, it waits on its own.
+                log.warning(
+                    "attachment prefetch skipped %r (blob %s): %s", item.title, item.blob_id,
+                    outcome,
+                )  # fmt: skip
+                report.skipped.append(item.blob_id)
+                report.interrupted.append(item.blob_id)
+                self._wait_blob(item.blob_id, self._missing_backoff)
             elif isinstance(outcome, _Busy):
                 continue
             elif isinstance(outcome, Stopped):
                 report.stopped = True
                 report.remaining = len(todo) - index
                 report.interrupted.append(item.blob_id)
+                report.stopped_in = item.blob_id
+                current.next = index  # resumed from its partial file
+                self._round = current
                 break
             elif isinstance(outcome, BlobRefused):
                 report.refused.append(item.blob_id)
@@ -312,6 +374,8 @@ class Prefetcher:
         lock = fetch_lock(item.blob_id)
         if not lock.acquire(blocking=False):
             return _Busy(item.blob_id)
+        # Marked first: a file that lands in the cache is never taken for an opened one.
+        mark = attachments.prefetched_mark(item.blob_id)
         try:
             if attachments.cache.exists(item.blob_id):  # opened meanwhile
                 return None
@@ -323,23 +387,32 @@ class Prefetcher:
                 if report is not None:
                     report(done, total)
 
-            # Marked first: a file that lands in the cache is never taken for an opened one.
-            mark = attachments.prefetched_mark(item.blob_id)
             mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             mark.touch()
-            try:
-                attachments.download(item.blob_id, item.sha256, item.title, progress, TIMEOUT)
-                if item.key_id and item.key_id not in asked:
-                    asked.add(item.key_id)
-                    attachments.obtain_key(item.key_id)
-                attachments.check_cached(item.blob_id, item.key_id)
-            except (Stopped, AttachmentProblem) as exc:
+            attachments.download(
+                item.blob_id, item.sha256, item.title, progress, TIMEOUT, item.size
+            )
+        except Exception as exc:  # the caller sorts them out
+            with contextlib.suppress(Exception):
                 if not attachments.cache.exists(item.blob_id):
                     mark.unlink(missing_ok=True)
-                return exc
-            return None
+            return exc
         finally:
             lock.release()
+        # The key is asked for without the file's lock (the chart opening this file must
+        # not wait on the network), with the prefetch's short timeouts, stopping between
+        # the server and each peer. Told to stop, the file stays: opening checks it.
+        if item.key_id and item.key_id not in asked and not should_stop():
+            asked.add(item.key_id)
+            attachments.obtain_key(item.key_id, TIMEOUT, should_stop)
+        with lock:
+            if attachments.cache.exists(item.blob_id):  # not dropped meanwhile
+                try:
+                    attachments.check_cached(item.blob_id, item.key_id)
+                except AttachmentProblem as exc:  # refused: deleted, so not ours any more
+                    mark.unlink(missing_ok=True)
+                    return exc
+        return None
 
     def _may_try(self, blob_id: str) -> bool:
         waiting = self._blob_waits.get(blob_id)
@@ -353,12 +426,43 @@ class Prefetcher:
     def _after_round(self, report: PrefetchReport) -> None:
         for blob_id in report.fetched:
             self._blob_waits.pop(blob_id, None)
+        for blob_id in report.skipped:
+            log.warning("attachment %s not fetched ahead this round (it waits)", blob_id)
         if report.error is None:
             self._failures = 0
             return
         self._failures += 1
         delay = backoff(self._failures, *self._round_backoff, self._rng)
         self._next_round = self._clock() + delay
+
+
+@dataclass
+class _Round:
+    """A round's plan, kept across the slices of one round (planning reads the newest
+    files and stats the cache: done once a round, not once a slice)."""
+
+    todo: list[Wanted]
+    cache: _CacheState
+    spare: list[str]  # own earlier guesses no longer among the most useful, oldest first
+    share: int
+    budget: int
+    over_share: int
+    asked: set[str] = field(default_factory=set)
+    next: int = 0  # the index in ``todo`` to carry on from
+
+    @classmethod
+    def begin(cls, attachments: Attachments, share: int, today: dt.date) -> _Round:
+        cache = _CacheState.read(attachments)
+        wanted = [w for w in plan(attachments.records.db, today) if cache.ours(w.blob_id)]
+        keep = _within(wanted, cache, share)
+        return cls(
+            todo=[w for w in wanted if w.blob_id in keep and w.blob_id not in cache.sizes],
+            cache=cache,
+            spare=[b for b in cache.oldest_guesses() if b not in keep],
+            share=share,
+            budget=attachments.budget,
+            over_share=sum(1 for w in wanted if w.blob_id not in keep),
+        )
 
 
 @dataclass
@@ -396,15 +500,16 @@ class _CacheState:
     def oldest_guesses(self) -> list[str]:
         return sorted(self.guesses, key=lambda b: self.guesses[b])
 
-    def prefetched_bytes(self) -> int:
-        return sum(self.sizes[b] for b in self.guesses)
+    def __post_init__(self) -> None:
+        # Kept as files come and go, so each file's room check is not a sum over the cache.
+        self.total = sum(self.sizes.values())
+        self.guessed = sum(self.sizes.get(b, 0) for b in self.guesses)
 
     def fits(self, item: Wanted, share: int, budget: int) -> bool:
         """Whether fetching ``item`` keeps the prefetch within its share and the cache
         within its budget (a partial download of it is already counted)."""
         rest = max(item.size - self.sizes.get(item.blob_id + ".part", 0), 0)
-        total = sum(self.sizes.values())
-        return self.prefetched_bytes() + item.size <= share and total + rest <= budget
+        return self.guessed + item.size <= share and self.total + rest <= budget
 
     def drop(self, attachments: Attachments, blob_id: str) -> None:
         """Delete a file the prefetch fetched (less useful now than what it makes room for)."""
@@ -413,17 +518,25 @@ class _CacheState:
             if attachments.prefetched_mark(blob_id).exists():  # not opened meanwhile
                 attachments.cache.delete(blob_id)
                 attachments.prefetched_mark(blob_id).unlink(missing_ok=True)
-        self.sizes.pop(blob_id, None)
-        self.guesses.pop(blob_id, None)
+        self._forget(blob_id)
+
+    def _forget(self, name: str) -> None:
+        size = self.sizes.pop(name, 0)
+        self.total -= size
+        if self.guesses.pop(name, None) is not None:
+            self.guessed -= size
 
     def add(self, attachments: Attachments, blob_id: str) -> None:
         """A file arrived: count it."""
-        self.sizes.pop(blob_id + ".part", None)
+        self._forget(blob_id + ".part")
+        self._forget(blob_id)
         path = attachments.cache.path_for(blob_id)
         info = path.stat()
         self.sizes[blob_id] = info.st_size
+        self.total += info.st_size
         if attachments.prefetched_mark(blob_id).exists():
             self.guesses[blob_id] = info.st_mtime
+            self.guessed += info.st_size
 
 
 def _within(wanted: list[Wanted], cache: _CacheState, share: int) -> set[str]:

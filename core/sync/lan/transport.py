@@ -52,9 +52,9 @@ class LanTransport:
         self._context = tls.client_context(identity)
         self._conn: http.client.HTTPSConnection | None = None
 
-    def _connect(self) -> http.client.HTTPSConnection:
+    def _connect(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self._context, timeout=self._timeout
+            self._host, self._port, context=self._context, timeout=timeout or self._timeout
         )
         try:
             conn.connect()
@@ -136,48 +136,56 @@ class LanTransport:
         return {str(k): str(v) for k, v in dict(json.loads(body)).items()}
 
     def fetch_blob(
-        self, blob_id: str, dest: Path, sha256: str, progress: Callable[[int, int], None]
+        self,
+        blob_id: str,
+        dest: Path,
+        sha256: str,
+        progress: Callable[[int, int], None],
+        timeout: float | None = None,
     ) -> None:
         """Download an encrypted attachment the peer has cached into ``dest`` (through
-        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``."""
+        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``.
+        ``progress`` is called at each read (64 KiB), so a caller stopping from it stops
+        promptly; ``timeout``: how long a silent peer is waited for (else the transport's)."""
         from core.sync.attachments_client import AttachmentNotFoundError
-        from core.sync.blob_client import finish_part
+        from core.sync.blob_client import READ, finish_part, locked_part
 
         part = dest.with_name(dest.name + ".part")
-        have = part.stat().st_size if part.exists() else 0
-        conn = self._connect()  # its own connection: the body is streamed
-        try:
-            headers = {"Range": f"bytes={have}-"} if have else {}
-            conn.request("GET", f"/v1/blobs/{blob_id}", headers=headers)
-            response = conn.getresponse()
-            if response.status not in (200, 206):
-                response.read()
-                # 404: the peer has not cached it (a prefetch tries it again later).
-                missing = AttachmentNotFoundError if response.status == 404 else TransportError
-                raise missing(
-                    f"the peer {self.address} does not have attachment {blob_id} "
-                    f"({response.status})"
-                )
-            total = int(response.getheader("Content-Length") or 0) + have
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "ab") as out:
+        with locked_part(dest, lambda: progress(0, 0)) as held:
+            if held is None:  # another process fetched it meanwhile
+                return
+            out, have = held
+            conn = self._connect(timeout)  # its own connection: the body is streamed
+            try:
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                conn.request("GET", f"/v1/blobs/{blob_id}", headers=headers)
+                response = conn.getresponse()
+                if response.status not in (200, 206):
+                    response.read()
+                    # 404: the peer has not cached it (a prefetch tries it again later).
+                    missing = AttachmentNotFoundError if response.status == 404 else TransportError
+                    raise missing(
+                        f"the peer {self.address} does not have attachment {blob_id} "
+                        f"({response.status})"
+                    )
+                total = int(response.getheader("Content-Length") or 0) + have
                 if response.status == 200 and have:
                     out.truncate(0)
                     have = 0
                 done = have
-                while piece := response.read(1024 * 1024):
+                while piece := response.read(READ):
                     out.write(piece)
                     done += len(piece)
                     progress(done, total)
                 out.flush()
                 os.fsync(out.fileno())
-        except (OSError, http.client.HTTPException) as exc:
-            raise TransportError(
-                f"download of attachment {blob_id} from {self.address} was cut off: {exc}"
-            ) from exc
-        finally:
-            conn.close()
-        finish_part(part, dest, blob_id, sha256)
+            except (OSError, http.client.HTTPException) as exc:
+                raise TransportError(
+                    f"download of attachment {blob_id} from {self.address} was cut off: {exc}"
+                ) from exc
+            finally:
+                conn.close()
+            finish_part(part, dest, blob_id, sha256)
 
     def close(self) -> None:
         """Close the connection."""
