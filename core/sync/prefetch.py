@@ -87,7 +87,7 @@ _ROUND_FAILURES = 3
 Progress = Callable[[int, int], None]
 
 
-class Stopped(Exception):
+class _Stopped(Exception):
     """Raised from a download's progress report when the prefetch was told to stop."""
 
 
@@ -325,7 +325,7 @@ class Prefetcher:
                 report.interrupted.append(item.blob_id)
                 report.remaining = len(todo) - index
                 break
-            elif not isinstance(outcome, (Stopped, AttachmentProblem, _Busy)):
+            elif not isinstance(outcome, (_Stopped, AttachmentProblem, _Busy)):
                 # This file's own problem: skipped, it waits on its own.
                 log.warning(
                     "attachment prefetch skipped %r (blob %s): %s", item.title, item.blob_id,
@@ -336,7 +336,7 @@ class Prefetcher:
                 self._wait_blob(item.blob_id, self._missing_backoff)
             elif isinstance(outcome, _Busy):
                 continue
-            elif isinstance(outcome, Stopped):
+            elif isinstance(outcome, _Stopped):
                 report.stopped = True
                 report.remaining = len(todo) - index
                 report.interrupted.append(item.blob_id)
@@ -383,7 +383,7 @@ class Prefetcher:
 
             def progress(done: int, total: int) -> None:
                 if should_stop():
-                    raise Stopped("prefetch stopped")
+                    raise _Stopped("prefetch stopped")
                 if report is not None:
                     report(done, total)
 
