@@ -552,6 +552,13 @@ def all_elements(
     return {f: sorted(es, key=lambda e: (e.hlc, e.element_id)) for f, es in by_field.items()}
 
 
+def raw_entries(doc: RecordDoc, root: str) -> dict[str, Any]:
+    """Every entry of a root map (``r``, ``s`` or ``h``) as stored (``<field>/<id>`` -> its
+    JSON text, or whatever a malformed update left there), unparsed: for telling whether
+    an op rewrote an entry in place (the same key with other content)."""
+    return _read_root(doc, root, in_transaction=True)
+
+
 def raw_set_entries(doc: RecordDoc) -> dict[str, Any]:
     """Every set element as stored (``<field>/<element id>`` -> its JSON text), unparsed:
     for checks that an element was neither removed nor rewritten."""

@@ -301,10 +301,15 @@ def save_history(tx: Transaction, history: History) -> None:
 # ----- what an op changes ----------------------------------------------------------------
 
 Summary = dict[str, Any]
+# One entry of a register, set or set history in a summary: its id and its content as
+# stored (an op may rewrite an entry in place, under the same id: that changes its field).
+SummaryEntry = tuple[str, str]
 
 
 def summary(doc: RecordDoc) -> Summary:
-    """What of a document an op can change, per field (compared before and after)."""
+    """What of a document an op can change, per field (compared before and after): each
+    field's entries with their content, so that an entry rewritten in place (its key kept,
+    which no Careline write does) counts as a change of its field like any other."""
     out: Summary = {}
     # One pycrdt transaction for every read (each read would otherwise open its own: this
     # runs twice per op at remote apply).
@@ -312,18 +317,39 @@ def summary(doc: RecordDoc) -> Summary:
         # Only roots that exist are read: reading one creates it, changing the document.
         roots = crdt.root_names(doc)
         if "r" in roots:
-            for fld, ids in crdt.live_ids(doc).items():
-                out[f"r:{fld}"] = ids
+            for fld, entries in _entries(crdt.raw_entries(doc, "r")).items():
+                out[f"r:{fld}"] = entries
         if "s" in roots:
-            for fld, elements in crdt.all_elements(doc, True, roots).items():
-                out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
+            # Parsed too, as before: a malformed element is refused here, naming the op.
+            crdt.all_elements(doc, True, roots)
+            for fld, entries in _entries(crdt.raw_entries(doc, "s")).items():
+                out[f"s:{fld}"] = entries
         if "h" in roots:
-            for fld, changes in crdt.all_history(doc, True, roots).items():
-                out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
+            crdt.all_history(doc, True, roots)
+            for fld, entries in _entries(crdt.raw_entries(doc, "h")).items():
+                out[f"h:{fld}"] = entries
         for root in roots:
             if root.startswith("t:"):
                 out[root] = crdt.text_value(doc, root[2:])
     return out
+
+
+def _entries(raw: dict[str, Any]) -> dict[str, frozenset[SummaryEntry]]:
+    """A root map's entries (``<field>/<id>`` -> content) by field, as (id, content) pairs.
+    Content that is not text (only a malformed update leaves it; deriving the record
+    refuses it) is compared by its repr."""
+    by_field: dict[str, set[SummaryEntry]] = {}
+    for key, content in raw.items():
+        fld, _, unique = key.partition("/")
+        if not unique:
+            raise ValueError(f"malformed key {key!r}")
+        text = content if type(content) is str else repr(content)
+        entries = by_field.get(fld)
+        if entries is None:
+            by_field[fld] = {(unique, text)}
+        else:
+            entries.add((unique, text))
+    return {fld: frozenset(entries) for fld, entries in by_field.items()}
 
 
 def changed_fields(before: Summary, after: Summary) -> list[str]:
@@ -439,7 +465,7 @@ class RemotePermissions:
 def _merged_into(before: Summary, doc: RecordDoc) -> set[str]:
     """The survivors an op just applied to ``doc`` named in ``merged_into`` (its own
     writes: the live values that were not there before it; an undo writes ``""``)."""
-    had = before.get("r:merged_into", frozenset())
+    had = {write_id for write_id, _ in before.get("r:merged_into", frozenset())}
     live = crdt.all_live(doc).get("merged_into", [])
     return {str(e.value) for e in live if e.write_id not in had and e.value}
 
