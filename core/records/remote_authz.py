@@ -301,9 +301,9 @@ def save_history(tx: Transaction, history: History) -> None:
 # ----- what an op changes ----------------------------------------------------------------
 
 Summary = dict[str, Any]
-# One entry of a register, set or set history in a summary: its id and its content as
-# stored (an op may rewrite an entry in place, under the same id: that changes its field).
-SummaryEntry = tuple[str, str]
+# A field's entries in a summary: id -> content as stored (an op may rewrite an entry in
+# place, under the same id: that changes its field).
+SummaryEntries = dict[str, str]
 
 
 def summary(doc: RecordDoc) -> Summary:
@@ -334,22 +334,20 @@ def summary(doc: RecordDoc) -> Summary:
     return out
 
 
-def _entries(raw: dict[str, Any]) -> dict[str, frozenset[SummaryEntry]]:
-    """A root map's entries (``<field>/<id>`` -> content) by field, as (id, content) pairs.
-    Content that is not text (only a malformed update leaves it; deriving the record
-    refuses it) is compared by its repr."""
-    by_field: dict[str, set[SummaryEntry]] = {}
+def _entries(raw: dict[str, Any]) -> dict[str, SummaryEntries]:
+    """A root map's entries (``<field>/<id>`` -> content) by field. Content that is not
+    text (only a malformed update leaves it; deriving the record refuses it) is compared
+    by its repr."""
+    by_field: dict[str, SummaryEntries] = {}
     for key, content in raw.items():
         fld, _, unique = key.partition("/")
         if not unique:
             raise ValueError(f"malformed key {key!r}")
-        text = content if type(content) is str else repr(content)
         entries = by_field.get(fld)
         if entries is None:
-            by_field[fld] = {(unique, text)}
-        else:
-            entries.add((unique, text))
-    return {fld: frozenset(entries) for fld, entries in by_field.items()}
+            entries = by_field[fld] = {}
+        entries[unique] = content if type(content) is str else repr(content)
+    return by_field
 
 
 def changed_fields(before: Summary, after: Summary) -> list[str]:
@@ -465,7 +463,7 @@ class RemotePermissions:
 def _merged_into(before: Summary, doc: RecordDoc) -> set[str]:
     """The survivors an op just applied to ``doc`` named in ``merged_into`` (its own
     writes: the live values that were not there before it; an undo writes ``""``)."""
-    had = {write_id for write_id, _ in before.get("r:merged_into", frozenset())}
+    had = before.get("r:merged_into", {})
     live = crdt.all_live(doc).get("merged_into", [])
     return {str(e.value) for e in live if e.write_id not in had and e.value}
 
