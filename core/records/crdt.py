@@ -121,8 +121,12 @@ def panic_message(what: str, exc: BaseException) -> str:
 
 def apply_update(doc: RecordDoc, update: bytes) -> None:
     """Apply a peer's Yjs update; ValueError if it is malformed (pycrdt's own, or a panic)."""
-    with refusing_panics():
+    try:  # ``refusing_panics``, inlined: this runs for every op applied
         doc.apply_update(update)
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise ValueError(panic_message("the update", exc)) from None
 
 
 def load(state: bytes | None, client_id: int) -> RecordDoc:
@@ -167,10 +171,13 @@ def load_with_vector(state: bytes | None, client_id: int) -> tuple[RecordDoc, by
     """``load``, and the loaded document's state vector, in one pycrdt transaction (the
     vector is complete as soon as the update is integrated; commit only tidies)."""
     doc: RecordDoc = Doc(client_id=client_id)
-    with doc.transaction():
+    # pycrdt's Rust calls under its Python wrappers (see ``_native``): this runs for every
+    # record an op of a remote batch touches.
+    with doc.transaction() as txn:
+        native = _native(txn)
         if state:
-            doc.apply_update(state)
-        vector = doc.get_state()
+            doc._doc.apply_update(native, state)
+        vector: bytes = doc._doc.get_state(native)
     return doc, vector
 
 
@@ -431,9 +438,16 @@ def _read_root(
     # wrapper around the very same ``get_or_insert_map`` call, costing more than the read.
     with doc.transaction() as txn:
         native = _native(txn)
-        shared = doc._doc.get_or_insert_map(native, root)
+        shared: Any = doc._doc.get_or_insert_map(native, root)  # ``keys``: not in its stub
         if root != "r" and not shared.len(native):  # cheaper than serialising it empty
             return {}
+        # Entry by entry: Careline writes every entry as a JSON string, which ``get``
+        # returns as it is (serialising the map to JSON escapes each of them only for
+        # ``parse_json`` to unescape it). Any other value (only a malformed update puts one
+        # there) is read through the JSON form as before, so it fails as it did.
+        data = {key: shared.get(native, key) for key in shared.keys(native)}
+        if all(type(value) is str for value in data.values()):
+            return data
         data = parse_json(shared.to_json(native))
     if not isinstance(data, dict):
         raise ValueError("shared map did not serialise to an object")
@@ -469,7 +483,14 @@ def live_ids(doc: RecordDoc) -> dict[str, frozenset[str]]:
     them, and refuses a malformed one: this is for comparing a document before and after
     a change, which is derived, and so checked, afterwards)."""
     by_field: dict[str, set[str]] = {}
-    for key in _read_root(doc, "r", True):
+    # The register map's keys straight from pycrdt's Rust map (what ``Map.keys`` reads):
+    # the same keys ``_read_root`` would return, without serialising and parsing every
+    # entry only to drop it (this runs twice per op at remote apply).
+    with doc.transaction() as txn:
+        native = _native(txn)
+        shared: Any = doc._doc.get_or_insert_map(native, "r")  # ``keys`` is not in its stub
+        keys: list[str] = list(shared.keys(native))
+    for key in keys:
         field, _, write_id = key.partition("/")
         if not write_id:
             raise ValueError(f"malformed key {key!r}")
@@ -529,6 +550,13 @@ def all_elements(
             SetElement(element_id, data["v"], data["h"], data["a"])
         )
     return {f: sorted(es, key=lambda e: (e.hlc, e.element_id)) for f, es in by_field.items()}
+
+
+def raw_entries(doc: RecordDoc, root: str) -> dict[str, Any]:
+    """Every entry of a root map (``r``, ``s`` or ``h``) as stored (``<field>/<id>`` -> its
+    JSON text, or whatever a malformed update left there), unparsed: for telling whether
+    an op rewrote an entry in place (the same key with other content)."""
+    return _read_root(doc, root, in_transaction=True)
 
 
 def raw_set_entries(doc: RecordDoc) -> dict[str, Any]:

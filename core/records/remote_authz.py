@@ -301,10 +301,15 @@ def save_history(tx: Transaction, history: History) -> None:
 # ----- what an op changes ----------------------------------------------------------------
 
 Summary = dict[str, Any]
+# A field's entries in a summary: id -> content as stored (an op may rewrite an entry in
+# place, under the same id: that changes its field).
+SummaryEntries = dict[str, str]
 
 
 def summary(doc: RecordDoc) -> Summary:
-    """What of a document an op can change, per field (compared before and after)."""
+    """What of a document an op can change, per field (compared before and after): each
+    field's entries with their content, so that an entry rewritten in place (its key kept,
+    which no Careline write does) counts as a change of its field like any other."""
     out: Summary = {}
     # One pycrdt transaction for every read (each read would otherwise open its own: this
     # runs twice per op at remote apply).
@@ -312,18 +317,37 @@ def summary(doc: RecordDoc) -> Summary:
         # Only roots that exist are read: reading one creates it, changing the document.
         roots = crdt.root_names(doc)
         if "r" in roots:
-            for fld, ids in crdt.live_ids(doc).items():
-                out[f"r:{fld}"] = ids
+            for fld, entries in _entries(crdt.raw_entries(doc, "r")).items():
+                out[f"r:{fld}"] = entries
         if "s" in roots:
-            for fld, elements in crdt.all_elements(doc, True, roots).items():
-                out[f"s:{fld}"] = frozenset(e.element_id for e in elements)
+            # Parsed too, as before: a malformed element is refused here, naming the op.
+            crdt.all_elements(doc, True, roots)
+            for fld, entries in _entries(crdt.raw_entries(doc, "s")).items():
+                out[f"s:{fld}"] = entries
         if "h" in roots:
-            for fld, changes in crdt.all_history(doc, True, roots).items():
-                out[f"h:{fld}"] = frozenset(c.change_id for c in changes)
+            crdt.all_history(doc, True, roots)
+            for fld, entries in _entries(crdt.raw_entries(doc, "h")).items():
+                out[f"h:{fld}"] = entries
         for root in roots:
             if root.startswith("t:"):
                 out[root] = crdt.text_value(doc, root[2:])
     return out
+
+
+def _entries(raw: dict[str, Any]) -> dict[str, SummaryEntries]:
+    """A root map's entries (``<field>/<id>`` -> content) by field. Content that is not
+    text (only a malformed update leaves it; deriving the record refuses it) is compared
+    by its repr."""
+    by_field: dict[str, SummaryEntries] = {}
+    for key, content in raw.items():
+        fld, _, unique = key.partition("/")
+        if not unique:
+            raise ValueError(f"malformed key {key!r}")
+        entries = by_field.get(fld)
+        if entries is None:
+            entries = by_field[fld] = {}
+        entries[unique] = content if type(content) is str else repr(content)
+    return by_field
 
 
 def changed_fields(before: Summary, after: Summary) -> list[str]:
@@ -439,7 +463,7 @@ class RemotePermissions:
 def _merged_into(before: Summary, doc: RecordDoc) -> set[str]:
     """The survivors an op just applied to ``doc`` named in ``merged_into`` (its own
     writes: the live values that were not there before it; an undo writes ``""``)."""
-    had = before.get("r:merged_into", frozenset())
+    had = before.get("r:merged_into", {})
     live = crdt.all_live(doc).get("merged_into", [])
     return {str(e.value) for e in live if e.write_id not in had and e.value}
 

@@ -5,6 +5,7 @@ revoke a conflict in the inbox that a person settles."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -210,8 +211,8 @@ def test_an_op_leaving_a_malformed_entry_in_a_chart_is_refused_under_permission_
     entry: str,
 ) -> None:
     """The permission check compares an op's document before and after by its register
-    keys only (remote_authz.summary): a malformed entry the op leaves is refused when the
-    record is derived, and the batch changes nothing."""
+    entries as stored, unparsed (remote_authz.summary): a malformed entry the op leaves is
+    refused when the record is derived, and the batch changes nothing."""
     founder = new_replica("admin")
     founder.set_up_clinic("Riverside", "admin", "Ada Admin", PASSWORD)
     pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
@@ -230,3 +231,44 @@ def test_an_op_leaving_a_malformed_entry_in_a_chart_is_refused_under_permission_
     with pytest.raises(ApplyError, match="malformed entry"):
         apply_ops(target.db, [signed], "peer", [certificate_of(forger_replica.db)])
     assert dump_diff(before, full_dump(target)) == {}
+
+
+@pytest.mark.strict_authz
+@pytest.mark.parametrize("root", ["s", "r"])
+def test_an_entry_rewritten_in_place_is_judged_as_a_change_of_its_field(root: str) -> None:
+    """A forged op keeps an entry's key and rewrites its content (no Careline write does:
+    each makes a new id): a front-desk account turning a chart's penicillin allergy into
+    latex (a list element), or its allergy status into "none known" (a register entry),
+    changes the allergies, which needs record_allergy. Quarantined, as a new entry would be;
+    the same person's phone change in the same batch still applies."""
+    founder = _clinic()
+    founder.add_user("fay", "Fay Desk", "front_desk", PASSWORD)
+    desk, target = new_replica("fay"), new_replica("admin")
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    founder.add_allergy(pid, "Penicillin", "hives", "severe")
+    for r in (desk, target):
+        sync_pair(r, founder)
+    ClinicRecords(desk.db, "fay").update_patient(pid, {"phone": "555-0101"})
+    field = "allergies" if root == "s" else "allergy_status"
+
+    def rewrite(doc: crdt.RecordDoc, hlc: str) -> None:
+        entries = doc.get(root, type=Map)
+        [key] = [k for k in entries if k.startswith(f"{field}/")]
+        entry = json.loads(entries[key])
+        if root == "s":
+            entry["v"]["substance"] = "Latex"
+        else:
+            entry["v"] = "none_known"
+        entries[key] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+
+    authorize.ENFORCING = False  # fay's workstation ignores its own gate (a forged client)
+    with desk.db.write("fay", "patient.update", "patient", pid) as tx:
+        change(tx, "fay", pid, "patient", rewrite)
+    authorize.ENFORCING = True
+    report = pull_from(target, desk)  # one batch: the phone change, then the rewrite
+    assert report.pulled == 1
+    assert target.get_patient(pid).phone == "555-0101"
+    assert [str(s) for (s,) in target.db.query("SELECT substance FROM allergies")] == ["Penicillin"]
+    [(reason,)] = target.db.query("SELECT reason FROM quarantine")
+    assert "its author 'fay' was not allowed" in str(reason)
+    assert "record allergy" in str(reason)
