@@ -193,7 +193,19 @@ def fit_to_screen(window: QWidget) -> None:
     if screen is None:
         return
     room = screen.availableGeometry().size() - _FRAME_ALLOWANCE
-    window.resize(window.size().boundedTo(room).expandedTo(window.minimumSizeHint()))
+    # A window nobody sized yet would open at its size hint: start from that, not from the
+    # default size a widget has before it is shown (resizing here stops Qt from using it).
+    wanted = (
+        window.size() if window.testAttribute(Qt.WidgetAttribute.WA_Resized) else window.sizeHint()
+    )
+    size = wanted.boundedTo(room).expandedTo(window.minimumSizeHint())
+    layout = window.layout()
+    if layout is not None and layout.hasHeightForWidth():
+        # Wrapped text needs more lines at a narrower width than the hint allowed for.
+        size.setHeight(
+            max(size.height(), min(layout.totalHeightForWidth(size.width()), room.height()))
+        )
+    window.resize(size)
 
 
 class _HeightFloor(QObject):

@@ -312,7 +312,7 @@ def test_an_administrator_undoes_a_merge_moves_records_in_and_out_and_backs_up(
         duplicates = person.dialog("Possible duplicates")
         person.click(200, 511, duplicates)  # the merge's row
         app.shot("merge-chosen")
-        person.click(550, 636, duplicates)  # Undo merge
+        person.click(1015, 437, duplicates)  # Undo merge, beside the Merged charts heading
         app.pause(1.5)
         app.shot("merge-undone")
         person.close_dialog()
@@ -343,6 +343,7 @@ def test_an_administrator_undoes_a_merge_moves_records_in_and_out_and_backs_up(
         # Settings → FHIR export and import…: every chart out, a hospital's bundle in.
         person.settings(9)
         fhir = person.dialog("FHIR export and import")
+        app.shot("fhir-dialog")
         bundle_out = out / "clinic.json"
         person.click(223, 149, fhir)  # where to save the bundle
         app.type(str(bundle_out))

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QDir, QRect, Qt
 from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main import resources_dir, stylesheet
@@ -148,3 +148,8 @@ def test_the_other_review_dialogs_fit_a_1024x740_screen(
     for button in dialog.findChildren(QAbstractButton):
         if button.isVisible():
             assert area.contains(_inside(button, dialog)), button.text()
+    # Its wrapped text has every line (sizing it from a widget's default size, before it
+    # was shown, cut the FHIR dialog's explanation to two lines).
+    for label in dialog.findChildren(QLabel):
+        if label.isVisible() and label.wordWrap() and label.text():
+            assert label.height() >= label.heightForWidth(label.width()), label.text()[:40]
