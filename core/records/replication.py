@@ -455,10 +455,12 @@ def apply_snapshot_page(db: Database, page: SnapshotPage, session_actor: str) ->
     return len(page.records)
 
 
-# At most this many bytes of plain state per snapshot page received deflated (a plain
+# At most this many bytes of plain state per snapshot page received deflated. A plain
 # page's states are bounded by its message size; deflate can stand for a thousand times
-# more): several times what a full page of the richest records inflates to.
-MAX_PAGE_PLAIN_BYTES = 128 * 1024 * 1024
+# more, and every state of a page is held in memory as a document (about 14 times its
+# bytes) until the page is stored. Senders fit a deflated page by what it inflates to,
+# as they fit a plain one (``core.sync.protocol.BATCH_BYTES``, 8 MiB): twice that here.
+MAX_PAGE_PLAIN_BYTES = 16 * 1024 * 1024
 # And per state, as a plain one received is (``protocol.records_from_wire``).
 MAX_PLAIN_STATE_BYTES = 4 * 1024 * 1024
 

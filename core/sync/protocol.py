@@ -122,12 +122,23 @@ REPLY_TYPES = ("ops", "ack", "snapshot_page", "snapshot_required", "error")
 _Item = TypeVar("_Item", Op, RecordState)
 
 
-def fit(items: Sequence[_Item], budget: int = BATCH_BYTES) -> list[_Item]:
+def fit(
+    items: Sequence[_Item],
+    budget: int = BATCH_BYTES,
+    inflate: Callable[[bytes], bytes] | None = None,
+) -> list[_Item]:
     """The longest leading run of ``items`` whose payload bytes stay within ``budget``
-    (always at least one item, which the per-item limits keep sendable)."""
+    (always at least one item, which the per-item limits keep sendable). With
+    ``inflate``, a record state counts as the bytes it inflates to (a state in a stored
+    form, whose plain bytes the receiver holds)."""
     total = 0
     for i, item in enumerate(items):
-        total += len(item.update) + len(item.deps) if isinstance(item, Op) else len(item.state)
+        if isinstance(item, Op):
+            total += len(item.update) + len(item.deps)
+        elif inflate is not None:
+            total += len(inflate(item.state))
+        else:
+            total += len(item.state)
         if total > budget and i > 0:
             return list(items[:i])
     return list(items)

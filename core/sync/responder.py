@@ -16,6 +16,7 @@ from core.records import replication
 from core.store import clinic_time, oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
+from core.store.state_codec import unpack_state
 from core.sync import protocol as p
 from core.sync.audit_anchor import MAX_ENTRY_BYTES, MAX_PROOF_ENTRIES, Anchoring
 from core.sync.stores import DatabaseStore, SyncStore
@@ -203,7 +204,12 @@ class Responder:
         page = self.store.snapshot_page(after, limit, forms)
         if version < 2 and any(not p.carries(r.record_type, version) for r in page.records):
             raise _too_old_for_snapshot()  # a newer record arrived during the download
-        sent = p.fit(page.records)
+        sent = p.fit(page.records, p.BATCH_BYTES)
+        if page.forms:
+            # Fitted by what the states inflate to as well, as a plain page is: the receiver
+            # holds a page's plain states in memory and refuses a page that inflates to
+            # more than replication.MAX_PAGE_PLAIN_BYTES (twice this budget).
+            sent = p.fit(sent, p.BATCH_BYTES, inflate=unpack_state)
         # A page cut short by size goes on after its last record, like a full one.
         next_after = sent[-1].record_id if len(sent) < len(page.records) else page.next_after
         reply: dict[str, Any] = {

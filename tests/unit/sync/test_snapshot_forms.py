@@ -144,3 +144,35 @@ def test_the_bounded_inflate_reads_exactly_what_the_unbounded_one_does() -> None
         unpack_state(packed, len(plain) - 1)
     with pytest.raises(StoredStateError, match="larger than"):
         unpack_state(plain, len(plain) - 1)
+
+
+def test_a_deflated_page_is_cut_where_a_plain_one_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender fits a page by what its states inflate to, so a page sent deflated holds no
+    more plain state (hence no more memory at the receiver) than the same page sent plain."""
+    responder = Responder(_source(6).db)
+    full = _states(_snapshot_reply(responder))
+    full_stored = _states(_snapshot_reply(responder, state_forms=["deflate1"]))
+    monkeypatch.setattr(p, "BATCH_BYTES", sum(len(s) for s in full) // 2)
+    plain = _states(_snapshot_reply(responder))
+    stored = _states(_snapshot_reply(responder, state_forms=["deflate1"]))
+    assert 0 < len(plain) < len(full)
+    assert [unpack_state(s) for s in stored] == plain
+    # Fitted by their deflated bytes, the same states would have filled more of the page.
+    deflated = [RecordState(f"r{i}", "patient", s) for i, s in enumerate(full_stored)]
+    assert len(p.fit(deflated, p.BATCH_BYTES)) > len(plain)
+
+
+def test_a_page_that_inflates_to_more_than_its_bound_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each state within its own bound, the page's states together past the page's: refused
+    whole, the record where the bound ran out named, nothing stored."""
+    page = snapshot_page(_source(4).db, None, 100, _STORED)
+    plain = [unpack_state(r.state) for r in page.records]
+    monkeypatch.setattr(
+        "core.records.replication.MAX_PAGE_PLAIN_BYTES", sum(len(s) for s in plain) - 1
+    )
+    target = new_replica("ws")
+    with pytest.raises(ApplyError, match=rf"{page.records[-1].record_id!r}.*inflates to more"):
+        apply_snapshot_page(target.db, page, "test")
+    assert target.db.query("SELECT count(*) FROM patients") == [(0,)]
