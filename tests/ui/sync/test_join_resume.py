@@ -6,17 +6,20 @@ server in this process, stopped during the first download and started again."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.session.first_run import FirstRunWizard
+from app.session.first_run import FirstRunWizard, JoinPage
 from app.sync.controller import SyncProgress
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
@@ -25,12 +28,6 @@ from tests.integration.server_fixtures import Live, add_clinic, join_clinic, liv
 from tests.services import free_port
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 from tests.ui.sync.test_join import COMMIT, click, finish, to_join_page
-
-
-@contextmanager
-def _server(data: Path, port: int) -> Iterator[Live]:
-    with live_server(data, port=port) as live:
-        yield live
 
 
 def _shot(widget: MainWindow, name: str) -> None:
@@ -76,6 +73,70 @@ def _clinic_with_a_patient(live: Live, tmp_path: Path) -> tuple[str, str]:
     return clinic_id, code
 
 
+@dataclass
+class KeptJoin:
+    """A first run whose join the server accepted and then left unfinished (it went away
+    during the first download): the new workstation, the app's window and wizard on it, and
+    what starts the same server again."""
+
+    qtbot: QtBot
+    make_window: WindowFactory
+    ws: Workstation
+    window: MainWindow
+    wizard: FirstRunWizard
+    data: Path
+    port: int
+    sync_options: dict[str, Any] | None
+
+    @property
+    def page(self) -> JoinPage:
+        """The wizard's join page (of the window shown now)."""
+        return self.wizard.join_page
+
+    def server_again(self) -> AbstractContextManager[Live]:
+        """The same server (its data, on its port) running again."""
+        return live_server(self.data, port=self.port)
+
+    def try_again_and_fail(self) -> None:
+        """Click Try again and wait for the error it ends with."""
+        self.page.error.hide()  # so the wait is for this attempt's error, not the last one's
+        click(self.wizard, COMMIT)
+        self.qtbot.waitUntil(lambda: self.page.error.isVisible(), timeout=30_000)
+
+    def restart_app(self) -> None:
+        """Close the app and start it again on the same folder; wait for the wizard."""
+        self.window.shutdown()
+        window = self.make_window(self.ws, sync_options=self.sync_options)
+        wizard = window.first_run
+        assert wizard is not None
+        self.window, self.wizard = window, wizard
+        self.qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run_page)
+
+
+KeepJoin = Callable[..., KeptJoin]
+
+
+@pytest.fixture
+def kept_join(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> KeepJoin:
+    """Call with (username=, sync_options=): a new workstation's app joins a clinic through
+    a real server as ``username``, and the server goes away during the first download."""
+
+    def start(username: str = ADMIN, sync_options: dict[str, Any] | None = None) -> KeptJoin:
+        data, port = tmp_path / "server", free_port()
+        ca = tmp_path / "ca.pem"
+        ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+        window = make_window(ws, sync_options=sync_options)
+        wizard = window.first_run
+        assert wizard is not None
+        with live_server(data, port=port) as live:
+            ca.write_text(live.ca_pem)
+            _, code = _clinic_with_a_patient(live, tmp_path)
+            _fill_and_join(qtbot, wizard, live, code, ca, username)
+        return KeptJoin(qtbot, make_window, ws, window, wizard, data, port, sync_options)
+
+    return start
+
+
 def _shows_try_again(wizard: FirstRunWizard, username: str = ADMIN) -> None:
     page = wizard.join_page
     assert wizard.currentPage() is page
@@ -88,70 +149,44 @@ def _shows_try_again(wizard: FirstRunWizard, username: str = ADMIN) -> None:
 
 
 def test_a_failed_first_sync_is_tried_again_without_a_new_code(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+    qtbot: QtBot, kept_join: KeepJoin
 ) -> None:
-    data, port = tmp_path / "server", free_port()
-    ca = tmp_path / "ca.pem"
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws, sync_options={"debounce_ms": 400, "interval_ms": 60_000})
-    wizard = window.first_run
-    assert wizard is not None
-    with _server(data, port) as live:
-        ca.write_text(live.ca_pem)
-        _, code = _clinic_with_a_patient(live, tmp_path)
-        _fill_and_join(qtbot, wizard, live, code, ca)
-    page = wizard.join_page
-    assert "no new code is needed" in page.error.text()
-    _shows_try_again(wizard)
+    kept = kept_join(sync_options={"debounce_ms": 400, "interval_ms": 60_000})
+    ws = kept.ws
+    assert "no new code is needed" in kept.page.error.text()
+    _shows_try_again(kept.wizard)
     assert pending_join(ws) == PendingJoin(True, ADMIN) and not ws.is_unlocked
-    _shot(window, "join-failed-try-again")
+    _shot(kept.window, "join-failed-try-again")
 
     # Try again while the server is still away: it fails again, and is still kept.
-    click(wizard, COMMIT)
-    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
-    _shows_try_again(wizard)
+    kept.try_again_and_fail()
+    _shows_try_again(kept.wizard)
     assert first_sync_pending(ws)
 
     # The app is closed and started again: it offers the same, the password typed anew.
-    window.shutdown()
-    window = make_window(ws, sync_options={"debounce_ms": 400, "interval_ms": 60_000})
-    wizard = window.first_run
-    assert wizard is not None
-    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run_page)
-    _shows_try_again(wizard)
-    page = wizard.join_page
+    kept.restart_app()
+    _shows_try_again(kept.wizard)
+    page = kept.page
     assert page.password.text() == ""
     # A wrong password opens nothing (the credential is behind the person's password).
     QTest.keyClicks(page.password, "not my password")
-    click(wizard, COMMIT)
-    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    kept.try_again_and_fail()
     assert "opens only with the user name and password it was started with" in page.error.text()
-    _shows_try_again(wizard)
+    _shows_try_again(kept.wizard)
     page.password.clear()
     QTest.keyClicks(page.password, PASSWORD)
-    with _server(data, port):
-        click(wizard, COMMIT)
-        finish(qtbot, wizard)  # a new recovery key, shown once
+    with kept.server_again():
+        click(kept.wizard, COMMIT)
+        finish(qtbot, kept.wizard)  # a new recovery key, shown once
         assert not first_sync_pending(ws)
-        sign_in(qtbot, window, ADMIN, PASSWORD)
-        model = window.workspace.patient_list.model
+        sign_in(qtbot, kept.window, ADMIN, PASSWORD)
+        model = kept.window.workspace.patient_list.model
         qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=20_000)
 
 
-def test_a_kept_attempt_can_be_discarded_for_a_new_code(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
-) -> None:
-    data, port = tmp_path / "server", free_port()
-    ca = tmp_path / "ca.pem"
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    with _server(data, port) as live:
-        ca.write_text(live.ca_pem)
-        _, code = _clinic_with_a_patient(live, tmp_path)
-        _fill_and_join(qtbot, wizard, live, code, ca)
-    page = wizard.join_page
+def test_a_kept_attempt_can_be_discarded_for_a_new_code(qtbot: QtBot, kept_join: KeepJoin) -> None:
+    kept = kept_join()
+    ws, wizard, page = kept.ws, kept.wizard, kept.page
     _shows_try_again(wizard)
     # Asked first: Cancel keeps it...
     QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
@@ -187,62 +222,38 @@ def _shows_a_fresh_join_page(wizard: FirstRunWizard) -> None:
 
 
 def test_a_resume_whose_records_hold_no_account_returns_to_a_fresh_join(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+    kept_join: KeepJoin,
 ) -> None:
     """Try again finishes the download, but the clinic has no account for the name typed:
     the attempt is removed, and the page asks for a new code again, saying so."""
-    data, port = tmp_path / "server", free_port()
-    ca = tmp_path / "ca.pem"
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    with _server(data, port) as live:
-        ca.write_text(live.ca_pem)
-        _, code = _clinic_with_a_patient(live, tmp_path)
-        _fill_and_join(qtbot, wizard, live, code, ca, username="ghost")
-    _shows_try_again(wizard, "ghost")
-    page = wizard.join_page
-    with _server(data, port):
-        page.error.hide()
-        click(wizard, COMMIT)
-        qtbot.waitUntil(lambda: page.error.isVisible(), timeout=30_000)
+    kept = kept_join(username="ghost")
+    ws, page = kept.ws, kept.page
+    _shows_try_again(kept.wizard, "ghost")
+    with kept.server_again():
+        kept.try_again_and_fail()
     assert not ws.is_initialized() and not first_sync_pending(ws)
     assert page.resuming is None
-    _shows_a_fresh_join_page(wizard)
+    _shows_a_fresh_join_page(kept.wizard)
     assert "no account ghost" in page.error.text()
     assert "was removed: join again with a new code" in page.error.text()
     assert "no new code is needed" not in page.error.text()
 
 
 def test_a_kept_attempt_is_opened_only_by_the_wizard(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory, secret_service: dict[str, str]
+    qtbot: QtBot, kept_join: KeepJoin, secret_service: dict[str, str]
 ) -> None:
     """With an OS keyring: a kept attempt gets no keyring slot (the keyring would open it
     for whoever sits here) until Try again has checked the person's account; started
     again, the app shows the wizard and opens nothing."""
-    data, port = tmp_path / "server", free_port()
-    ca = tmp_path / "ca.pem"
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    with _server(data, port) as live:
-        ca.write_text(live.ca_pem)
-        _, code = _clinic_with_a_patient(live, tmp_path)
-        _fill_and_join(qtbot, wizard, live, code, ca)
+    kept = kept_join()
+    ws = kept.ws
     assert first_sync_pending(ws) and not ws.has_keyring_slot()
-    window.shutdown()
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.first_run_page)
-    _shows_try_again(wizard)
+    kept.restart_app()
+    _shows_try_again(kept.wizard)
     qtbot.wait(300)  # a keyring unlock, were one started, runs on the worker
-    assert not ws.is_unlocked and window.session is None
-    page = wizard.join_page
-    QTest.keyClicks(page.password, PASSWORD)
-    with _server(data, port):
-        click(wizard, COMMIT)
-        finish(qtbot, wizard)
+    assert not ws.is_unlocked and kept.window.session is None
+    QTest.keyClicks(kept.page.password, PASSWORD)
+    with kept.server_again():
+        click(kept.wizard, COMMIT)
+        finish(qtbot, kept.wizard)
     assert not first_sync_pending(ws) and ws.has_keyring_slot()
