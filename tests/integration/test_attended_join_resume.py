@@ -8,6 +8,8 @@ real ``careline`` command."""
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,30 +47,47 @@ def _request(live: Live, code: str, password: str = PASSWORD, url: str = "") -> 
     )  # fmt: skip
 
 
-def _halted_join(live: Live, desk: Workstation) -> str:
-    """An attended join of a one-use code whose server goes away after the first page of
-    the download; returns the spent code."""
-    clinic = add_clinic(live.server, "Hillside Clinic")
-    code, _ = live.server.registry.issue_enroll_code(clinic, 10)  # one use
-    with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed") as failed:
-        join_clinic(desk, _request(live, code), on_progress=lambda _report: live.halt())
+@dataclass(frozen=True)
+class HaltedJoin:
+    """A desk's attended join whose server went away during the first download: the desk
+    (in ``folder``), the spent one-use code, and the server's data and port."""
+
+    desk: Workstation
+    folder: Path
+    code: str
+    data: Path
+    port: int
+
+    def server_again(self) -> AbstractContextManager[Live]:
+        """The same server (its data, on its port) running again."""
+        return live_server(self.data, port=self.port)
+
+
+def _halted_join(tmp_path: Path) -> HaltedJoin:
+    """A real server; a desk's attended join of a one-use code; the server stopped after the
+    first page of the download. The failure says the attempt is kept and how to finish it."""
+    data, port = tmp_path / "server", free_port()
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(data, port=port) as live:
+        clinic = add_clinic(live.server, "Hillside Clinic")
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)  # one use
+        with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed") as failed:
+            join_clinic(desk, _request(live, code), on_progress=lambda _report: live.halt())
     assert "enrolled, but the first sync failed" in str(failed.value)
     assert "same user name and password" in str(failed.value)
-    return code
+    return HaltedJoin(desk, folder, code, data, port)
 
 
 def test_an_attended_join_whose_first_sync_failed_is_finished_without_a_code(
     tmp_path: Path,
 ) -> None:
-    data, port = tmp_path / "server", free_port()
-    folder = tmp_path / "desk"
-    desk = Workstation(folder, kdf_params=FAST_PARAMS)
-    with live_server(data, port=port) as live:
-        code = _halted_join(live, desk)
+    halted = _halted_join(tmp_path)
+    desk, folder, code = halted.desk, halted.folder, halted.code
     assert first_sync_pending(desk) and not desk.is_unlocked
     assert pending_join(desk) == PendingJoin(True, "admin")
 
-    with live_server(data, port=port) as live:
+    with halted.server_again() as live:
         # The code is spent: a second computer cannot use it.
         other = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
         with pytest.raises(EnrollmentError, match="refused enrollment"):
@@ -112,11 +131,8 @@ def test_an_attended_join_whose_first_sync_failed_is_finished_without_a_code(
 def test_an_unfinished_attended_join_is_resumed_or_discarded_from_the_command_line(
     tmp_path: Path,
 ) -> None:
-    data, port = tmp_path / "server", free_port()
-    folder = tmp_path / "desk"
-    desk = Workstation(folder, kdf_params=FAST_PARAMS)
-    with live_server(data, port=port) as live:
-        _halted_join(live, desk)
+    halted = _halted_join(tmp_path)
+    desk, folder = halted.desk, halted.folder
     # --resume needs no code; with the server still away it keeps the attempt.
     again = careline(
         folder, "--password-stdin", "--user", "admin", "enroll", "--resume",
@@ -191,11 +207,8 @@ def test_nothing_but_the_join_opens_a_kept_attended_attempt(
     """A kept attempt holds records of a clinic that may not know the person who started
     it: until the join finishes (with the account check), neither the OS keyring nor any
     other command opens it; the keyring slot is added once the account is checked."""
-    data, port = tmp_path / "server", free_port()
-    folder = tmp_path / "desk"
-    desk = Workstation(folder, kdf_params=FAST_PARAMS)
-    with live_server(data, port=port) as live:
-        _halted_join(live, desk)
+    halted = _halted_join(tmp_path)
+    desk, folder = halted.desk, halted.folder
     assert not desk.has_keyring_slot()
     with pytest.raises(NoSlotError):
         desk.unlock_with_keyring()
@@ -213,7 +226,7 @@ def test_nothing_but_the_join_opens_a_kept_attended_attempt(
         assert "enroll --resume" in refused.stderr and "--discard-unfinished" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert first_sync_pending(desk) and not desk.is_unlocked
-    with live_server(data, port=port) as live:
+    with halted.server_again() as live:
         join_clinic(desk, _request(live, ""))
     assert not first_sync_pending(desk) and desk.unfinished_join_by() is None
     assert desk.has_keyring_slot()  # now that the account is checked
