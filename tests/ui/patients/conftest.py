@@ -1,4 +1,5 @@
-"""Opening the patient dialog as a person does: from the toolbar, or from a chart."""
+"""Opening the patient dialog as a person does: from the toolbar, or from a chart; two charts
+of one person, and Possible duplicates… opened on them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
+from app.patients.duplicates import DuplicatesDialog
+from core.records.clinic import ClinicRecords
+from core.records.models import Patient
 
 
 def open_new_dialog(qtbot: QtBot, window: MainWindow) -> PatientDialog:
@@ -39,6 +43,26 @@ def click(widget: QWidget) -> None:
 def save(qtbot: QtBot, dialog: PatientDialog) -> None:
     """Click Save."""
     click(dialog.save_button)
+
+
+def add_namesakes(
+    records: ClinicRecords, family: str = "Banda", born: str = "1985-03-02"
+) -> tuple[Patient, Patient]:
+    """Two charts of one woman, Grace ``family`` born ``born``, registered twice with two
+    phones (as two registrations of one person come to be): a possible duplicate."""
+    one = records.add_patient(family, "Grace", born, "female", None, "0977 111")
+    two = records.add_patient(family, "Grace", born, "female", None, "0966 222")
+    return one, two
+
+
+def open_duplicates(qtbot: QtBot, window: MainWindow) -> DuplicatesDialog:
+    """Click Possible duplicates… on the patient list once it shows (signed in)."""
+    page = window.workspace.patient_list
+    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
+    click(page.duplicates_button)
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, DuplicatesDialog)
+    return dialog
 
 
 EditDialog = Callable[[str], PatientDialog]

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QDir, QRect, Qt
+from PySide6.QtCore import QDir, QRect
 from PySide6.QtGui import QScreen
-from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -20,6 +19,7 @@ from app.patients.duplicates import DuplicatesDialog
 from core.records.merges import Merges
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.patients.conftest import add_namesakes, open_duplicates
 
 SMALL = QRect(0, 0, 1024, 740)
 PAIRS, MERGED = 14, 14
@@ -43,9 +43,7 @@ def _many_duplicates(ws: Workstation) -> None:
     ws.sign_in(ADMIN, PASSWORD)
     records = ws.records
     for i in range(PAIRS + MERGED):
-        born = f"19{60 + i}-02-03"
-        one = records.add_patient(f"Mwale{i:02d}", "Grace", born, "female", None, "0977 111")
-        two = records.add_patient(f"Mwale{i:02d}", "Grace", born, "female", None, "0966 222")
+        one, two = add_namesakes(records, f"Mwale{i:02d}", f"19{60 + i}-02-03")
         if i >= PAIRS:
             Merges(records).merge(two.id, one.id, f"same woman, new phone ({i})")
     ws.lock()
@@ -63,11 +61,7 @@ def test_the_dialog_fits_a_1024x740_screen(
     _many_duplicates(clinic)
     window = make_window(clinic)
     sign_in(qtbot, window)
-    page = window.workspace.patient_list
-    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
-    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, DuplicatesDialog)
+    dialog = open_duplicates(qtbot, window)
     qtbot.waitExposed(dialog)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == PAIRS, timeout=10_000)
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == MERGED, timeout=10_000)

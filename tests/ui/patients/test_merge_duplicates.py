@@ -19,6 +19,7 @@ from core.records.staff import Staff
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.patients.conftest import add_namesakes, open_duplicates
 
 NURSE, NURSE_PASSWORD = "nurse.jo", "jo's own long password"
 
@@ -46,9 +47,7 @@ def test_an_admin_merges_the_duplicate_found_after_sync(
     page = window.workspace.patient_list
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
     assert page.duplicates_button.isVisible()
-    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, DuplicatesDialog)
+    dialog = open_duplicates(qtbot, window)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
     assert dialog.status.text() == "1 possible duplicate. No merged charts."
     assert not dialog.merge_button.isEnabled()  # no reason given yet
@@ -142,9 +141,7 @@ def test_not_a_duplicate_takes_the_pair_off_the_list(
     sign_in(qtbot, window)
     page = window.workspace.patient_list
     qtbot.waitUntil(lambda: page.model.rowCount() == 6, timeout=5_000)
-    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, DuplicatesDialog)
+    dialog = open_duplicates(qtbot, window)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
     assert dialog.dismiss_button.isEnabled()  # no reason needed: nothing moves
     QTest.mouseClick(dialog.dismiss_button, Qt.MouseButton.LeftButton)
@@ -171,16 +168,11 @@ def _namesakes_listed(
     """Two charts of Grace Banda, one birth date, two phones; Possible duplicates open on
     the pair as an admin; returns the dialog and both charts."""
     clinic.sign_in(ADMIN, PASSWORD)
-    one = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0977 111")
-    two = clinic.records.add_patient("Banda", "Grace", "1985-03-02", "female", None, "0966 222")
+    one, two = add_namesakes(clinic.records)
     clinic.lock()
     window = make_window(clinic)
     sign_in(qtbot, window)
-    page = window.workspace.patient_list
-    qtbot.waitUntil(page.duplicates_button.isVisible, timeout=5_000)
-    QTest.mouseClick(page.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, DuplicatesDialog)
+    dialog = open_duplicates(qtbot, window)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
     return dialog, one, two
 
