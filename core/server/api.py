@@ -818,6 +818,23 @@ def create_app(server: ClinicServer) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         return Response(status_code=204)
 
+    @app.delete(
+        "/v1/attachment-keys/grants/{key_id}",
+        status_code=204,
+        responses={400: {"model": Problem}, 401: {"model": Problem}, 404: {"model": Problem}},
+    )
+    def drop_own_key_grant(key_id: str, request: Request) -> Response:
+        """Give back a grant held for the calling device whose secret is not that key's
+        (the devices holding the key then seal it for this one again)."""
+        device = device_of(request)
+        try:
+            dropped = server.drop_own_key_grant(device, key_id)
+        except ServerError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if not dropped:
+            raise HTTPException(404, f"no grant of key {key_id} is held for this device")
+        return Response(status_code=204)
+
     @app.get("/v1/attachment-keys/grants", responses={401: {"model": Problem}})
     def my_key_grants(request: Request) -> dict[str, str]:
         """The attachment keys sealed for the calling device: key id -> sealed grant."""

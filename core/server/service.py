@@ -912,6 +912,24 @@ class ClinicServer:
         self._audit(device.clinic_id, f"device:{device.id}", "attachment_key.grant",
                     "device", target, {"key_id": key_id})  # fmt: skip
 
+    def drop_own_key_grant(self, device: Device, key_id: str) -> bool:
+        """Remove a grant held for ``device`` itself, which it refused (its secret is not
+        key ``key_id``'s): the clinic's devices then list it as lacking the key and seal the
+        real one for it. Audited, naming the device, so a device that keeps sealing wrong
+        secrets for others shows in the log beside its ``attachment_key.grant`` entries.
+        False: there was no such grant."""
+        if not re.fullmatch(r"[0-9a-f]{16}", key_id):
+            raise ServerError("a key grant is named by a 16-hex-digit key id")
+        grants = self.key_grants_of(device.clinic_id, device.id)
+        if grants.pop(key_id, None) is None:
+            return False
+        self.blob_stores.for_clinic(device.clinic_id).put(
+            self._grants_id(device.id), io.BytesIO(json.dumps(grants).encode())
+        )
+        self._audit(device.clinic_id, f"device:{device.id}", "attachment_key.grant_refused",
+                    "device", device.id, {"key_id": key_id})  # fmt: skip
+        return True
+
     def open_blob(self, device: Device, blob_id: str, start: int = 0) -> BinaryIO:
         """A client-encrypted blob's ciphertext from byte ``start`` (audited as a read)."""
         stream = self.blob_uploads(device).open(blob_id, start)

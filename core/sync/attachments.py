@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, cast
 
 import httpx
 
-from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey
+from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey, looks_committed
 from core.crypto.errors import DecryptionError
 from core.errors import CarelineError
 from core.records import validation as v
@@ -143,8 +143,15 @@ def _keys_in(db: Database) -> dict[str, Any]:
 
 
 def keys_in(db: Database) -> dict[str, bytes]:
-    """Every clinic attachment key held in ``db`` (for a LAN peer sealing them)."""
-    return {k: bytes.fromhex(v) for k, v in _keys_in(db)["keys"].items()}
+    """The clinic attachment keys held in ``db`` that may be passed on to other devices
+    (for a LAN peer sealing them): see ``grantable_keys``."""
+    value = _keys_in(db)
+    given = set(value.get("given", ()))
+    return {
+        k: bytes.fromhex(v)
+        for k, v in value["keys"].items()
+        if k not in given or ClinicAttachmentKey(k, bytes.fromhex(v)).verified
+    }
 
 
 def _save_keys(records: ClinicRecords, value: dict[str, Any], action: str, key_id: str) -> None:
@@ -165,6 +172,13 @@ def key_for(records: ClinicRecords, key_id: str) -> ClinicAttachmentKey | None:
 def held_keys(records: ClinicRecords) -> dict[str, bytes]:
     """Every clinic attachment key this workstation holds: key id -> secret."""
     return {k: bytes.fromhex(v) for k, v in _keys(records)["keys"].items()}
+
+
+def grantable_keys(records: ClinicRecords) -> dict[str, bytes]:
+    """The keys this workstation seals for the clinic's other devices: every key it holds
+    except one another device gave it whose id cannot vouch for its secret (an older key's
+    random id): that one might be a wrong secret, and is not passed on."""
+    return keys_in(records.db)
 
 
 def current_key(records: ClinicRecords) -> ClinicAttachmentKey:
@@ -212,17 +226,58 @@ def import_key(records: ClinicRecords, text: str) -> str:
             "not a clinic attachment key: expected the line 'careline attachment key export' "
             f"printed ({_EXPORT_PREFIX}<id>:<{KEY_SIZE * 2} hex digits>)"
         ) from None
-    keep_key(records, key)
+    if keep_key(records, key, vouched=True) == REFUSED:
+        raise AttachmentProblem(
+            f"this workstation already holds key {key.key_id} with another secret, and that "
+            "key's id vouches for the one held; nothing was changed"
+        )
     return key.key_id
 
 
-def keep_key(records: ClinicRecords, key: ClinicAttachmentKey) -> None:
-    """Keep a key (audited); it becomes the current one if there is none. The device's own
-    bookkeeping: also done by sync for whoever is signed in (core/sync/key_grants.py)."""
+# What ``keep_key`` did with a key given to this workstation.
+KEPT, ALREADY_HELD, REFUSED = "kept", "already held", "refused"
+
+
+def needs_key(records: ClinicRecords, key_id: str) -> bool:
+    """Whether a key given under ``key_id`` could still be taken: not held, or held with a
+    secret its id does not vouch for (an older key's, or a wrong one an enrolled device
+    sealed for this one) that a secret matching the id would replace."""
+    held = key_for(records, key_id)
+    return held is None or not held.verified
+
+
+def keep_key(records: ClinicRecords, key: ClinicAttachmentKey, vouched: bool = False) -> str:
+    """Keep a key another device gave this workstation (audited); returns KEPT,
+    ALREADY_HELD or REFUSED. The device's own bookkeeping: also done by sync for whoever
+    is signed in (core/sync/key_grants.py).
+
+    A grant is sealed by whichever device of the clinic wrote it, and the server relays it
+    unchecked, so a key is trusted only as far as its id vouches for it: a secret its
+    committed id does not match is refused; an older key (random id) is kept, but only
+    a key whose id matches its secret, or one a person imports (``vouched``), becomes the
+    key this workstation wraps new files for. A wrong secret kept under an older id would
+    otherwise wrap every later file here so that no other workstation could open it. A held
+    key whose id does not vouch for it is replaced by a given secret that the id matches."""
     value = _keys(records)
+    verified = key.verified
+    if looks_committed(key.key_id) and not verified and not vouched:
+        return REFUSED
+    held = value["keys"].get(key.key_id)
+    if held is not None:
+        if held == key.secret.hex():
+            return ALREADY_HELD
+        if ClinicAttachmentKey(key.key_id, bytes.fromhex(held)).verified or not (
+            verified or vouched
+        ):
+            return REFUSED  # the held one is vouched for, or neither is
     value["keys"][key.key_id] = key.secret.hex()
-    value["current"] = value["current"] or key.key_id
-    _save_keys(records, value, "attachment_key.import", key.key_id)
+    given = [k for k in value.get("given", ()) if k != key.key_id]
+    value["given"] = given if verified or vouched else [*given, key.key_id]
+    if not value["current"] and (verified or vouched):
+        value["current"] = key.key_id
+    action = "attachment_key.import" if held is None else "attachment_key.replace"
+    _save_keys(records, value, action, key.key_id)
+    return KEPT
 
 
 # ----- the chart's attachments -----------------------------------------------------------

@@ -3,8 +3,10 @@
 Each workstation, when it syncs with the server (:func:`exchange_keys`):
 
 * opens the grants sealed for its own device certificate key and keeps the keys in them
-  (:func:`core.sync.attachments.keep_key`);
-* seals every attachment key it holds for each other active device of the clinic that
+  (:func:`core.sync.attachments.keep_key`), except a secret the key's id refuses (any
+  enrolled device may seal a grant for another): that grant is given back to the server,
+  so the devices holding the real key seal it again;
+* seals every attachment key it may pass on for each other active device of the clinic that
   lacks it, after checking that device's certificate was issued by the clinic CA (the one
   pinned at enrollment) and is in date: ``PUT /v1/attachment-keys/grants/{device}/{key}``.
 
@@ -32,7 +34,7 @@ from core.crypto.attachment_keys import ClinicAttachmentKey
 from core.crypto.errors import DecryptionError
 from core.crypto.key_grant import open_sealed, seal
 from core.records.clinic import ClinicRecords
-from core.sync.attachments import held_keys, keep_key
+from core.sync.attachments import KEPT, REFUSED, grantable_keys, keep_key, needs_key
 from core.sync.attachments_client import TIMEOUT, AttachmentError, _client, _refusal
 from core.sync.enroll import ServerCredential
 from core.sync.lan.identity import revoked_serials
@@ -68,21 +70,23 @@ def exchange_keys(
             mine = client.get("/v1/attachment-keys/grants")
             if mine.status_code != 200:
                 raise _refusal(mine, "attachment key grants")
-            held = held_keys(records)
             private = certs.load_private_key(credential.private_key_pem.encode("ascii"))
             for key_id, sealed in dict(mine.json()).items():
-                if key_id in held:
+                if not needs_key(records, key_id):
                     continue
                 try:
                     secret = open_sealed(
                         private, base64.b64decode(sealed), grant_aad(credential.device_id, key_id)
                     )
+                    outcome = keep_key(records, ClinicAttachmentKey(key_id, secret))
                 except (DecryptionError, ValueError):
                     skipped.append(f"grant of key {key_id} for this device did not open")
                     continue
-                keep_key(records, ClinicAttachmentKey(key_id, secret))
-                received.append(key_id)
-            held = held_keys(records)
+                if outcome == KEPT:
+                    received.append(key_id)
+                elif outcome == REFUSED:
+                    skipped.append(_refuse_grant(client, key_id))
+            held = grantable_keys(records)
             if not held:
                 return Exchanged(received, granted, skipped)
             devices = client.get("/v1/attachment-keys/devices")
@@ -119,20 +123,36 @@ def exchange_keys(
     return Exchanged(received, granted, skipped)
 
 
+def _refuse_grant(client: httpx.Client, key_id: str) -> str:
+    """Give back a grant whose secret key ``key_id``'s id refuses, so that the devices
+    holding the real key seal it for this one again (they skip a device the server lists
+    as granted); what to report."""
+    what = (
+        f"grant of key {key_id} for this device holds a secret that is not that key's "
+        "(sealed wrongly, or by a device that should not have): refused"
+    )
+    answer = client.delete(f"/v1/attachment-keys/grants/{key_id}")
+    if answer.status_code == 204:
+        return f"{what}, and asked for again"
+    # A server of an earlier release keeps the grant: the key comes from a LAN peer, or
+    # through ``careline attachment key import``.
+    return f"{what}; the server ({answer.status_code}) cannot drop it, so it stays missing here"
+
+
 def keys_from_peer(records: ClinicRecords, peer: LanTransport) -> list[str]:
     """Take the attachment keys a LAN peer sealed for this device (over mutual TLS);
-    returns the ids of those kept."""
+    returns the ids of those kept (one its id refuses is not: ``keep_key``)."""
     private = certs.load_private_key(peer.identity.private_key_pem.encode("ascii"))
     me = device_id_of(peer.identity.certificate)
-    held = held_keys(records)
     kept: list[str] = []
     for key_id, sealed in peer.attachment_keys().items():
-        if key_id in held:
+        if not needs_key(records, key_id):
             continue
         try:
             secret = open_sealed(private, base64.b64decode(sealed), grant_aad(me, key_id))
+            outcome = keep_key(records, ClinicAttachmentKey(key_id, secret))
         except (DecryptionError, ValueError):
             continue
-        keep_key(records, ClinicAttachmentKey(key_id, secret))
-        kept.append(key_id)
+        if outcome == KEPT:
+            kept.append(key_id)
     return kept
