@@ -50,11 +50,15 @@ from core.sync.lan import tls
 from core.sync.lan.admission import ConnectionGate, Ticket
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.refusal_log import RefusalLog
+from core.sync.protocol import MAX_MESSAGE_BYTES
 from core.sync.responder import Responder
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
-MAX_BODY = 64 * 1024 * 1024
+# A sync request is one protocol message, and nothing else posted here is larger (no
+# attachment is uploaded to a peer: peers only fetch). The margin lets the responder, not
+# the listener, refuse a message just over the protocol's limit, with the protocol's error.
+MAX_BODY = MAX_MESSAGE_BYTES + 64 * 1024
 # The pairing listener is reachable without a certificate: a CSR and a proof fit in 16 KiB.
 MAX_PAIRING_BODY = 16 * 1024
 # A genuine handshake or request on a LAN takes milliseconds; a stalled one is dropped soon.
