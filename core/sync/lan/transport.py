@@ -26,6 +26,8 @@ from core.sync.lan.identity import LanIdentity
 from core.sync.protocol import MAX_MESSAGE_BYTES
 from core.sync.transport import TransportError
 
+# A TCP connection and TLS handshake with a peer on the LAN take milliseconds.
+HANDSHAKE_TIMEOUT = 5.0
 # Replies are read in pieces of this size, never more than the limit (plus one byte, to
 # tell a body of exactly the limit from a longer one).
 _READ = 64 * 1024
@@ -78,7 +80,12 @@ class LanTransport:
         identity: LanIdentity,
         revoked: set[int] | None = None,
         timeout: float = 30.0,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
+        """``timeout``: how long a silent peer is waited for once connected;
+        ``handshake_timeout``: for the TCP connection, and again for the whole TLS
+        handshake (a peer on the LAN completes both in milliseconds; an address that
+        accepts TCP and never speaks TLS is given up on that soon)."""
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise TransportError(f"peer address {address!r} must be HOST:PORT")
@@ -87,21 +94,27 @@ class LanTransport:
         self.revoked = set(revoked or ())
         self.peer_device: str | None = None
         self._host, self._port, self._timeout = host.strip("[]"), int(port), timeout
+        self._handshake_timeout = min(handshake_timeout, timeout)
         self._context = tls.client_context(identity)
         self._conn: http.client.HTTPSConnection | None = None
 
     def _connect(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self._context, timeout=timeout or self._timeout
+            self._host, self._port, context=self._context, timeout=self._handshake_timeout
         )
+        # Never reconnect on its own (after a reply saying "Connection: close"): only
+        # here, where the peer's certificate is checked again.
+        conn.auto_open = 0
         try:
-            conn.connect()
+            conn.connect()  # CPython bounds the whole handshake, not each read, by it
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise TransportError(
                 f"cannot reach the peer {self.address}: {exc}{clock_hint(exc)}"
             ) from exc
         sock: Any = conn.sock
+        if sock is not None:
+            sock.settimeout(timeout or self._timeout)  # connected: requests get their own
         der = sock.getpeercert(True) if sock is not None else None
         if der is None:
             conn.close()
