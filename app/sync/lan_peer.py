@@ -5,16 +5,27 @@ Everything here runs off the GUI thread: :class:`LanNode` is driven by the sync 
 when the workstation locks, so neither a slow mDNS goodbye nor a listener shutdown ever
 blocks the window. A peer found over mDNS is only a hint: each session checks the peer's
 certificate against the clinic CA and the revoked serials (``LanTransport``).
+
+Anyone on the LAN can announce services, so a round of peer sessions is bounded whatever is
+announced: addresses where a clinic device was verified before are tried first; at most a
+few addresses never verified are tried a round, in random order, each given a few seconds
+to connect and finish the TLS handshake; such an address that failed is not tried again for
+a while (doubling); and no new peer is started once the round's deadline has passed, so the
+app's sync session, the next server sync included, never waits on a flood of fake
+announcements.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.store.database import Database
+from core.sync.backoff import backoff
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
 from core.sync.lan.certify import certify_if_unbound
@@ -29,6 +40,8 @@ log = logging.getLogger(__name__)
 # ``careline serve``'s default sync port (pairing listens on PORT+1). Core keeps it only as
 # the CLI's argparse default, not as an importable constant, so it is repeated here.
 DEFAULT_LAN_PORT = 47390
+# Failed addresses remembered at most (each is a few dozen bytes; announcing is free).
+_MAX_FAILED_TRACKED = 4096
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,14 @@ class LanOptions:
     announce_address: str | None = None  # default: the LAN route's source address
     interfaces: list[str] | None = field(default=None)  # mDNS interfaces (default: all)
     browse_seconds: float = 1.5
-    peer_timeout: float = 10.0
+    peer_timeout: float = 10.0  # a silent peer, once connected
+    handshake_timeout: float = 3.0  # to connect, and for the TLS handshake
+    round_seconds: float = 30.0  # no new peer is started after this (browsing included)
+    new_peers_per_round: int = 3  # addresses never verified tried in one round
+    # An address never verified that failed waits this long before it is tried again,
+    # doubling up to the cap (with jitter: between half and all of it).
+    retry_seconds: float = 120.0
+    retry_cap_seconds: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,13 @@ class LanNode:
         self._advertiser: discovery.Advertiser | None = None
         self._browser: discovery.PeerBrowser | None = None
         self._stopper: threading.Thread | None = None
+        # Peer bookkeeping, touched by the sync thread only: address -> when it last synced
+        # (a clinic device verified there; 0.0: verified, never synced), address ->
+        # (failures in a row, not before), and this workstation's own addresses.
+        self._verified: dict[str, float] = {}
+        self._failed: dict[str, tuple[int, float]] = {}
+        self._own: set[str] = set()
+        self._rng = random.Random()  # noqa: S311 (order and jitter, not a secret)
 
     @property
     def serving(self) -> bool:
@@ -124,20 +151,39 @@ class LanNode:
         actor: str,
         wrap: Callable[[LanTransport], Transport] | None = None,
     ) -> LanRound:
-        """Browse for peers and sync with each trusted one; failures are logged, not raised."""
+        """Browse for peers and sync with each trusted one; failures are logged, not raised.
+
+        Bounded whatever is announced: verified addresses first, then at most
+        ``new_peers_per_round`` others in random order (those that failed wait before
+        they are tried again); none is started after the round's deadline (a session
+        under way, with a verified clinic device, finishes)."""
         if not self.options.enabled or self._stopping.is_set():
             return LanRound()
-        seen = self._seen()
+        opts = self.options
+        deadline = time.monotonic() + opts.round_seconds
         own = self._advertiser.instance if self._advertiser is not None else None
+        candidates = self._candidates([p for p in self._seen(deadline) if p.instance != own])
         revoked = lan_id.revoked_serials(db)
         peers = 0
         reports: list[SyncReport] = []
         addresses: list[str] = []
-        for peer in seen:
-            if peer.instance == own or self._stopping.is_set():
-                continue
+        new_tried = 0
+        for address in candidates:
+            if self._stopping.is_set():
+                break
+            if time.monotonic() >= deadline:
+                log.info("LAN round deadline passed; %s and later peers wait", address)
+                break
+            if address not in self._verified:
+                if new_tried >= opts.new_peers_per_round:
+                    continue
+                new_tried += 1
             transport = LanTransport(
-                peer.address, identity, revoked, timeout=self.options.peer_timeout
+                address,
+                identity,
+                revoked,
+                timeout=opts.peer_timeout,
+                handshake_timeout=opts.handshake_timeout,
             )
             try:
                 # A certificate from before op signing is bound first (by the CA holder).
@@ -145,28 +191,74 @@ class LanNode:
                 target: Transport = wrap(transport) if wrap is not None else transport
                 report = sync(db, target, actor)
             except Exception as exc:  # an untrusted or unreachable peer is skipped
-                log.info("LAN peer %s skipped: %s", peer.address, exc)
+                log.info("LAN peer %s skipped: %s", address, exc)
+                self._note_failure(address, verified=transport.peer_device is not None)
                 continue
             finally:
                 transport.close()
+            self._failed.pop(address, None)
             if transport.peer_device == identity.device_id:
-                continue  # ourselves, announced on another address
+                self._own.add(address)  # ourselves, announced on another address
+                continue
+            self._verified[address] = time.monotonic()
             peers += 1
             reports.append(report)
-            addresses.append(peer.address)
+            addresses.append(address)
         return LanRound(peers, tuple(reports), tuple(addresses))
 
-    def _seen(self) -> list[discovery.SeenPeer]:
+    def _candidates(self, seen: list[discovery.SeenPeer]) -> list[str]:
+        """The addresses worth trying this round, in the order to try them: verified ones
+        (those whose last attempt worked first, the least recently synced first), then the
+        others not waiting after a failure, in random order."""
+        now = time.monotonic()
+        fresh = {p.address for p in seen if p.address not in self._own}
+        verified = sorted(
+            (a for a in fresh if a in self._verified),
+            key=lambda a: (a in self._failed, self._verified[a]),
+        )
+        others = sorted(
+            a for a in fresh if a not in self._verified and self._failed.get(a, (0, 0.0))[1] <= now
+        )
+        self._rng.shuffle(others)
+        return verified + others
+
+    def _note_failure(self, address: str, verified: bool) -> None:
+        """Count a failed attempt at ``address``; ``verified``: its certificate proved a
+        clinic device this time (the session failed after). An address never verified
+        waits before it is tried again (doubling); one where a clinic device was verified
+        does not (a workstation signing in again must not wait minutes for its peers),
+        but goes after those whose last attempt worked: only a clinic certificate makes
+        an address verified, so a flood cannot add to them."""
+        if verified:
+            self._verified.setdefault(address, 0.0)
+        failures = self._failed.pop(address, (0, 0.0))[0] + 1
+        if len(self._failed) >= _MAX_FAILED_TRACKED:  # a flood of addresses: forget the oldest
+            del self._failed[next(iter(self._failed))]
+        wait = 0.0
+        if address not in self._verified:
+            opts = self.options
+            wait = backoff(failures, opts.retry_seconds, opts.retry_cap_seconds, self._rng)
+        self._failed[address] = (failures, time.monotonic() + wait)
+
+    def announced(self) -> list[discovery.SeenPeer]:
+        """The peers announced over mDNS right now, unauthenticated, as a round finds them
+        (none while not serving: a round then browses anew)."""
+        browser = self._browser
+        return browser.peers(time.monotonic() + 1.0) if browser is not None else []
+
+    def _seen(self, deadline: float) -> list[discovery.SeenPeer]:
         advertiser = self._advertiser
         if advertiser is None:
             try:
-                return discovery.browse(self.options.browse_seconds, self.options.interfaces)
+                return discovery.browse(
+                    self.options.browse_seconds, self.options.interfaces, deadline
+                )
             except OSError as exc:
                 log.info("mDNS browse failed: %s", exc)
                 return []
         if self._browser is None:
             return []
-        return self._browser.peers()
+        return self._browser.peers(deadline)
 
     def stop(self) -> None:
         """Stop serving and announcing, in a background thread (see :meth:`wait_stopped`)."""

@@ -143,6 +143,13 @@ def ciphertext_size(plaintext_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -
     return HEADER_SIZE + plaintext_size + chunks * TAG_SIZE
 
 
+def largest_ciphertext_size(plaintext_size: int) -> int:
+    """The most bytes any valid encryption of ``plaintext_size`` bytes takes (with the
+    smallest chunk size allowed, so the most tags): a bound for a download whose plaintext
+    size is known, whatever chunk size its writer chose."""
+    return ciphertext_size(max(plaintext_size, 0), MIN_CHUNK_SIZE)
+
+
 def content_id(id_key: Key, plaintext_digest: bytes, aad: bytes) -> str:
     """The blob id (64 lowercase hex digits) of a plaintext, keyed per tenant.
 

@@ -45,6 +45,7 @@ import httpx
 
 from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey, looks_committed
 from core.crypto.errors import DecryptionError
+from core.crypto.streaming import ciphertext_size, largest_ciphertext_size
 from core.errors import CarelineError
 from core.records import validation as v
 from core.records.clinic import ClinicRecords
@@ -429,7 +430,10 @@ class Attachments:
         with fetch_lock(item.blob_id):
             downloaded = not self.cache.exists(item.blob_id)
             if downloaded:
-                self.download(item.blob_id, row["sha256"], item.title, progress or _quiet)
+                self.download(
+                    item.blob_id, row["sha256"], item.title, progress or _quiet,
+                    record_size=item.size,
+                )  # fmt: skip
             if opening:
                 # Under the lock, before any eviction: the prefetch drops only its guesses,
                 # so the file stays while it is read, and is kept as an opened file after;
@@ -452,13 +456,16 @@ class Attachments:
         title: str,
         report: Progress,
         timeout: httpx.Timeout = TIMEOUT,
-        size: int | None = None,
+        *,
+        record_size: int,
     ) -> None:
         """Download blob ``blob_id`` into the cache from the server, else from the LAN
         peers, resuming a partial download; its ciphertext must have SHA-256 ``sha256``
         (the attachment record's), else it is deleted. The caller holds
         :func:`fetch_lock`. ``timeout``: how long a silent server is waited for;
-        ``size``: the ciphertext's bytes, when known, for the progress shown.
+        ``record_size``: the file's size as its record states it: the progress shown
+        counts its ciphertext, and a LAN peer is refused once it sends more than any
+        ciphertext of that size can hold.
 
         Raises AttachmentProblem naming what each source said: DeviceRefused when the
         server refused this device, BlobRefused when damaged bytes arrived, BlobMissing
@@ -472,15 +479,16 @@ class Attachments:
             sources.append(
                 functools.partial(
                     blob_client.fetch, self.credential, blob_id, dest, sha256, report,
-                    size=size, timeout=timeout,
+                    size=ciphertext_size(max(record_size, 0)), timeout=timeout,
                 )
             )  # fmt: skip
         for peer in self.peers:
             sources.append(
                 functools.partial(
-                    peer.fetch_blob, blob_id, dest, sha256, report, timeout=timeout.read
+                    peer.fetch_blob, blob_id, dest, sha256, report, timeout=timeout.read,
+                    max_bytes=largest_ciphertext_size(record_size),
                 )
-            )
+            )  # fmt: skip
         problems: list[str] = []
         failures: list[Exception] = []
         for source in sources:

@@ -105,6 +105,7 @@ class Wanted:
     key_id: str | None
     title: str
     size: int  # ciphertext bytes, from the record's plaintext size
+    record_size: int  # the plaintext size the record states
     why: str  # BOOKED, VISIT or NEWEST
 
 
@@ -206,7 +207,7 @@ def plan(db: Database, today: dt.date) -> list[Wanted]:
 def _wanted(rows: list[Any], why: str) -> list[Wanted]:
     return [
         Wanted(str(r[0]), str(r[2]), str(r[3]), r[4], str(r[5]),
-               ciphertext_size(int(r[6] or 0)), why)
+               ciphertext_size(int(r[6] or 0)), int(r[6] or 0), why)
         for r in rows
         if _valid(r[0], r[2])
     ]  # fmt: skip
@@ -390,8 +391,9 @@ class Prefetcher:
             mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             mark.touch()
             attachments.download(
-                item.blob_id, item.sha256, item.title, progress, TIMEOUT, item.size
-            )
+                item.blob_id, item.sha256, item.title, progress, TIMEOUT,
+                record_size=item.record_size,
+            )  # fmt: skip
         except Exception as exc:  # the caller sorts them out
             with contextlib.suppress(Exception):
                 if not attachments.cache.exists(item.blob_id):

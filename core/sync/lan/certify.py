@@ -5,8 +5,9 @@ so it cannot sign its ops (core.records.op_trust refuses unsigned ops). Only the
 holder can issue a bound one: at the start of a LAN sync, such a workstation sends a
 request naming its replica and Yjs client, with its existing key, over the mutual-TLS sync
 connection (``POST /v1/certify``), which authenticates it. The CA holder keeps the device
-id and refuses a replica already bound to another device. A peer that is not the CA holder
-says so, and the workstation tries again with the next peer or sync.
+id, refuses a replica already bound to another device, and certifies a device once: asked
+again, it sends the same certificate, and a device already bound is refused. A peer that is
+not the CA holder says so, and the workstation tries again with the next peer or sync.
 """
 
 from __future__ import annotations

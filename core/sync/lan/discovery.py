@@ -6,6 +6,7 @@ protocol version and a random instance id: no clinic, user or patient names.
 
 from __future__ import annotations
 
+import random
 import secrets
 import socket
 import time
@@ -85,29 +86,48 @@ class PeerBrowser:
         self._collector = _Collector()
         self._browser = ServiceBrowser(zc, SERVICE_TYPE, self._collector)
 
-    def peers(self) -> list[SeenPeer]:
-        """The peers announced right now, resolved to address and port."""
+    def peers(self, deadline: float | None = None) -> list[SeenPeer]:
+        """The peers announced right now, resolved to address and port, in random order
+        (announced names are anyone's choice: their order must not decide who is asked
+        first). Names whose records are cached resolve at once; the others are asked for
+        over mDNS, each for up to a second, until ``deadline`` (``time.monotonic()``)."""
+        names = list(self._collector.names)
+        random.shuffle(names)
         found: list[SeenPeer] = []
-        for name in sorted(self._collector.names):
-            info = self._zc.get_service_info(SERVICE_TYPE, name, timeout=1000)
-            if info is None or not info.parsed_addresses() or not info.port:
-                continue
-            props = {
-                k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()
-            }
-            found.append(
-                SeenPeer(
-                    instance=props.get("id", name.split(".", 1)[0]),
-                    host=info.parsed_addresses()[0],
-                    port=int(info.port),
-                    version=props.get("v", "?"),
-                )
-            )
+        unresolved: list[str] = []
+        for name in names:
+            info = ServiceInfo(SERVICE_TYPE, name)
+            if info.load_from_cache(self._zc):
+                found += _seen(name, info)
+            else:
+                unresolved.append(name)
+        for name in unresolved:
+            left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if left <= 0:
+                break
+            resolved = self._zc.get_service_info(SERVICE_TYPE, name, timeout=int(left * 1000))
+            if resolved is not None:
+                found += _seen(name, resolved)
         return found
 
     def cancel(self) -> None:
         """Stop browsing."""
         self._browser.cancel()
+
+
+def _seen(name: str, info: ServiceInfo) -> list[SeenPeer]:
+    """The announced peer, if its records say where it is."""
+    if not info.parsed_addresses() or not info.port:
+        return []
+    props = {k.decode(): (v or b"").decode(errors="replace") for k, v in info.properties.items()}
+    return [
+        SeenPeer(
+            instance=props.get("id", name.split(".", 1)[0]),
+            host=info.parsed_addresses()[0],
+            port=int(info.port),
+            version=props.get("v", "?"),
+        )
+    ]
 
 
 def _zeroconf(interfaces: list[str] | None) -> Zeroconf:
@@ -124,14 +144,17 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
-def browse(seconds: float = 2.0, interfaces: list[str] | None = None) -> list[SeenPeer]:
-    """Peers announced within ``seconds`` (on ``interfaces``, default: all)."""
+def browse(
+    seconds: float = 2.0, interfaces: list[str] | None = None, deadline: float | None = None
+) -> list[SeenPeer]:
+    """Peers announced within ``seconds`` (on ``interfaces``, default: all), resolved
+    until ``deadline`` (``time.monotonic()``) as :meth:`PeerBrowser.peers` does."""
     zc = _zeroconf(interfaces)
     try:
         browser = PeerBrowser(zc)
         time.sleep(seconds)
         browser.cancel()
-        return browser.peers()
+        return browser.peers(deadline)
     finally:
         zc.close()
 

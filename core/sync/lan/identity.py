@@ -8,11 +8,15 @@ Everything lives in the ``meta`` table of the SQLCipher database (never in a pla
 - ``lan_revoked``: serial numbers of revoked device certificates (and, on the CA holder,
   ``lan_crl``: when each was revoked and the number of the last signed revocation list);
 - ``lan_bindings``: on the CA holder, which device each replica id (and Yjs client) is
-  bound to: one device per replica, so no device can be issued a certificate to sign ops
-  under another workstation's origin;
+  bound to: one device per replica and one replica per device, so no device can be issued a
+  certificate to sign ops under another workstation's origin;
 - ``lan_pair_codes``: pairing codes, stored as hashes with their expiry.
 
 ``meta`` is local to this replica: it is never synced.
+
+The certificates the CA holder issued are listed by its audit log (``lan.device.issue``,
+with the device id and the serial, since the first LAN release): revoking a device revokes
+every one of them (:func:`revoke`), not only the serial named.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from cryptography import x509
 
 from core.crypto import certs
 from core.crypto.kdf import Argon2Params, derive_key
@@ -137,10 +143,11 @@ def ensure_identity(db: Database, actor: str) -> LanIdentity:
         private_key_pem=certs.private_key_pem(key).decode("ascii"),
         ca_certificate=ca_pem,
     )
-    with db.write(actor, "lan.ca.create", "device", device_id) as tx:
+    details = {"serial": str(certs.serial_of(cert))}
+    with db.write(actor, "lan.ca.create", "device", device_id, details) as tx:
         _put(tx, CA_KEY_KEY, {"private_key_pem": certs.private_key_pem(ca_key).decode("ascii")})
         _put(tx, IDENTITY_KEY, asdict(identity))
-        _claim(tx, binding, device_id)
+        _claim(tx, binding, device_id, cert)
     _install(db, identity, actor)
     return identity
 
@@ -161,7 +168,7 @@ def recertify_ca_holder(db: Database, actor: str) -> LanIdentity:
     identity = LanIdentity(device_id, cert, certs.private_key_pem(key).decode("ascii"), ca_pem)
     details = {"serial": str(certs.serial_of(cert)), "bound": True}
     with db.write(actor, "lan.device.issue", "device", device_id, details) as tx:
-        _claim(tx, binding, device_id)
+        _claim(tx, binding, device_id, cert)
         _put(tx, IDENTITY_KEY, asdict(identity))
     _install(db, identity, actor)
     return identity
@@ -210,25 +217,93 @@ def revoked_serials(db: Database) -> set[int]:
     return serials
 
 
-def revoke(db: Database, serial: int, actor: str) -> None:
-    """Refuse this device certificate from now on (audited).
+def issued_serials(db: Database, device_id: str) -> set[int]:
+    """Serials of every certificate this workstation (the clinic CA holder) issued to
+    ``device_id``, from its audit log; empty on a workstation that issued none."""
+    rows = db.query(
+        "SELECT details FROM audit_log WHERE action IN (?, ?) AND entity = 'device' "
+        "AND entity_id = ?",
+        (*_ISSUE_ACTIONS, device_id),
+    )
+    return {serial for (details,) in rows if (serial := _serial_in(details)) is not None}
 
-    Every workstation refuses it on TLS connections. On the CA holder the revocation is
+
+def issued_to(db: Database, serial: int) -> str | None:
+    """The device this workstation (the clinic CA holder) issued certificate ``serial``
+    to, from its audit log; None if it issued no such certificate."""
+    rows = db.query(
+        "SELECT entity_id, details FROM audit_log WHERE action IN (?, ?) AND entity = 'device'",
+        _ISSUE_ACTIONS,
+    )
+    for device_id, details in rows:
+        if _serial_in(details) == serial:
+            return str(device_id)
+    return None
+
+
+# The audit actions that record a certificate issued by the CA holder (with its serial).
+_ISSUE_ACTIONS = ("lan.device.issue", "lan.ca.create")
+
+
+def _serial_in(details: str) -> int | None:
+    try:
+        value = json.loads(details).get("serial")
+        return int(value) if value is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def revoke(db: Database, serial: int, actor: str) -> set[int]:
+    """Refuse this device certificate from now on, and on the CA holder every other
+    certificate it issued to the same device (audited); returns the serials revoked.
+
+    Revocation is per device: a device re-certified after an upgrade from 0.1.0 holds an
+    older certificate with the same key, which must not outlive the revocation.
+
+    Every workstation refuses them on TLS connections. On the CA holder the revocation is
     also signed into a new revocation list (CRL), kept like one received, so it travels
     with every sync: every replica then quarantines the device's ops made from now on.
     Elsewhere only TLS refusal applies here; revoke on the CA holder for the clinic.
     """
+    device_id = issued_to(db, serial) if has_ca_key(db) else None
+    serials = {serial} | (issued_serials(db, device_id) if device_id is not None else set())
+    _revoke(db, serials, actor, str(serial), device_id)
+    return serials
+
+
+def revoke_device(db: Database, device_id: str, actor: str) -> set[int]:
+    """Revoke every certificate this workstation (the clinic CA holder) issued to
+    ``device_id``, as :func:`revoke` does; returns their serials. LanIdentityError if it
+    issued that device none."""
+    serials = issued_serials(db, device_id) if has_ca_key(db) else set()
+    if not serials:
+        raise LanIdentityError(
+            f"this workstation issued no certificate to device {device_id}; revoke it on "
+            "the workstation that holds the clinic's LAN CA"
+        )
+    _revoke(db, serials, actor, device_id, device_id)
+    return serials
+
+
+def _revoke(
+    db: Database, serials: set[int], actor: str, entity_id: str, device_id: str | None
+) -> None:
     ca = _get(db, CA_KEY_KEY)
     identity = load_identity(db)
-    with db.write(actor, "lan.device.revoke", "device", str(serial)) as tx:
+    details: dict[str, Any] = {"serials": sorted(str(s) for s in serials)}
+    if device_id is not None:
+        details["device"] = device_id
+    with db.write(actor, "lan.device.revoke", "device", entity_id, details) as tx:
         current = {str(s) for s in _get(tx, REVOKED_KEY) or []}
-        current.add(str(serial))
+        current |= {str(s) for s in serials}
         _put(tx, REVOKED_KEY, sorted(current))
         if ca is None or identity is None:
             return
         state = _get(tx, CRL_STATE_KEY) or {"number": 0, "revoked": {}}
         when = dict(state["revoked"])
-        when.setdefault(str(serial), dt.datetime.now(dt.UTC).isoformat())
+        now = dt.datetime.now(dt.UTC).isoformat()
+        for serial in serials:
+            when.setdefault(str(serial), now)
         number = int(state["number"]) + 1
         crl = certs.make_crl(
             certs.load_private_key(ca["private_key_pem"].encode("ascii")),
@@ -347,13 +422,26 @@ def redeem(
 
 
 def issue_device(
-    db: Database, csr_pem: str, actor: str, device_id: str | None = None
+    db: Database,
+    csr_pem: str,
+    actor: str,
+    device_id: str | None = None,
+    *,
+    unbound_only: bool = False,
 ) -> tuple[str, str, str]:
     """Sign a device's CSR with the clinic CA: (device id, certificate, CA PEM).
 
     A new device gets a new id; ``device_id`` re-issues an existing device's certificate
     (bound to its replica). A request bound to a replica id or Yjs client already bound to
-    another device is refused (LanIdentityError): no device may sign as another's origin.
+    another device, or for a device already bound to another replica, is refused
+    (LanIdentityError): no device may sign as another's origin, nor speak for two
+    replicas.
+
+    ``unbound_only`` (a device asking over the network): a device is certified for its
+    replica once. Asking again for the same replica with the same key gets the very
+    certificate issued then (its reply may have been lost), never a new serial: a spare
+    certificate would outlive a revocation by serial. Anything else from a device bound
+    already is refused.
     """
     ca = _get(db, CA_KEY_KEY)
     identity = load_identity(db)
@@ -362,16 +450,60 @@ def issue_device(
     ca_key = certs.load_private_key(ca["private_key_pem"].encode("ascii"))
     binding = certs.csr_binding(csr_pem)
     device_id = device_id or secrets.token_hex(8)
+    if unbound_only:
+        earlier = _issued_before(db, device_id, binding, csr_pem)
+        if earlier is not None:
+            return device_id, earlier, identity.ca_certificate
     cert = certs.sign_device(ca_key, identity.ca_certificate, csr_pem, device_id)
     details = {"serial": str(certs.serial_of(cert)), "bound": binding is not None}
     with db.write(actor, "lan.device.issue", "device", device_id, details) as tx:
+        if unbound_only:
+            held = bound_replica(tx, device_id)
+            if held is not None:
+                raise LanIdentityError(_already_bound(device_id, held))
         if binding is not None:
-            _claim(tx, binding, device_id)  # raises: the write and its audit roll back
+            _claim(tx, binding, device_id, cert)  # raises: the write and its audit roll back
     return device_id, cert, identity.ca_certificate
 
 
-def _claim(tx: Transaction, binding: certs.ReplicaBinding, device_id: str) -> None:
-    """Record that ``device_id`` signs for this replica; refuse if another device does."""
+def bound_replica(db: Database | Transaction, device_id: str) -> str | None:
+    """The replica this workstation (the clinic CA holder) bound ``device_id`` to, if any."""
+    bound = _get(db, BINDINGS_KEY) or {}
+    return next((r for r, entry in bound.items() if entry["device"] == device_id), None)
+
+
+def _already_bound(device_id: str, replica_id: str) -> str:
+    return (
+        f"device {device_id} is already bound to replica {replica_id}; a device is "
+        "certified for its replica once and speaks for one replica only (pair another "
+        "replica as a new device)"
+    )
+
+
+def _issued_before(
+    db: Database, device_id: str, binding: certs.ReplicaBinding | None, csr_pem: str
+) -> str | None:
+    """The bound certificate issued to ``device_id`` before, if the request asks for the
+    very same (replica, Yjs client and key); None if the device is not bound yet;
+    LanIdentityError if it is bound and asks for anything else."""
+    held = bound_replica(db, device_id)
+    if held is None:
+        return None
+    entry = (_get(db, BINDINGS_KEY) or {})[held]
+    kept = entry.get("certificate")
+    if binding is not None and binding.replica_id == held and isinstance(kept, str):
+        cert = certs.load_certificate(kept)
+        asked = x509.load_pem_x509_csr(csr_pem.encode("ascii")).public_key()
+        if certs.binding_of(cert) == binding and cert.public_key() == asked:
+            return kept
+    raise LanIdentityError(_already_bound(device_id, held))
+
+
+def _claim(
+    tx: Transaction, binding: certs.ReplicaBinding, device_id: str, certificate: str
+) -> None:
+    """Record that ``device_id`` signs for this replica with ``certificate``; refuse if
+    another device does, or if this device signs for another replica."""
     bound = _get(tx, BINDINGS_KEY) or {}
     held = bound.get(binding.replica_id)
     if held is not None and held["device"] != device_id:
@@ -379,11 +511,18 @@ def _claim(tx: Transaction, binding: certs.ReplicaBinding, device_id: str) -> No
             f"replica {binding.replica_id} is already bound to device {held['device']}; "
             "a certificate for it cannot be issued to another device"
         )
+    own = bound_replica(tx, device_id)
+    if own is not None and own != binding.replica_id:
+        raise LanIdentityError(_already_bound(device_id, own))
     for replica, entry in bound.items():
         if replica != binding.replica_id and int(entry["yjs"]) == binding.yjs_client:
             raise LanIdentityError(
                 f"Yjs client {binding.yjs_client} is already bound to replica {replica}; "
                 "a certificate for it cannot be issued to another replica"
             )
-    bound[binding.replica_id] = {"device": device_id, "yjs": binding.yjs_client}
+    bound[binding.replica_id] = {
+        "device": device_id,
+        "yjs": binding.yjs_client,
+        "certificate": certificate,
+    }
     _put(tx, BINDINGS_KEY, bound)

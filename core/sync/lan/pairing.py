@@ -32,11 +32,14 @@ from core.sync.clock import clock_hint
 from core.sync.lan import identity as ident
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
-from core.sync.lan.transport import LanTransport
+from core.sync.lan.transport import LanTransport, ReplyTooLargeError, read_reply
 from core.sync.session import SyncReport, sync
 
 # A peer's pairing listener is on the port after its sync port.
 PAIRING_PORT_OFFSET = 1
+# A pairing reply holds two certificates and a proof (a few KiB); the peer is not trusted
+# yet when it is read, so it is read no further than this.
+MAX_PAIRING_REPLY = 64 * 1024
 
 
 class PairingError(CarelineError):
@@ -83,7 +86,9 @@ def join(
                 "POST", "/v1/pair", body=body, headers={"Content-Type": "application/json"}
             )
             response = conn.getresponse()
-            payload = response.read()
+            payload = read_reply(response, MAX_PAIRING_REPLY, f"{host}:{pairing_port}")
+        except ReplyTooLargeError as exc:
+            raise PairingError(str(exc)) from None
         except (OSError, http.client.HTTPException) as exc:
             raise PairingError(f"cannot reach the peer at {host}:{pairing_port}: {exc}") from exc
     finally:

@@ -50,11 +50,15 @@ from core.sync.lan import tls
 from core.sync.lan.admission import ConnectionGate, Ticket
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.refusal_log import RefusalLog
+from core.sync.protocol import MAX_MESSAGE_BYTES
 from core.sync.responder import Responder
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
-MAX_BODY = 64 * 1024 * 1024
+# A sync request is one protocol message, and nothing else posted here is larger (no
+# attachment is uploaded to a peer: peers only fetch). The margin lets the responder, not
+# the listener, refuse a message just over the protocol's limit, with the protocol's error.
+MAX_BODY = MAX_MESSAGE_BYTES + 64 * 1024
 # The pairing listener is reachable without a certificate: a CSR and a proof fit in 16 KiB.
 MAX_PAIRING_BODY = 16 * 1024
 # A genuine handshake or request on a LAN takes milliseconds; a stalled one is dropped soon.
@@ -489,8 +493,11 @@ class PeerServer:
     def certify(self, client_pem: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Re-issue a paired device's certificate bound to its replica (it was issued before
         op signing). The request is authenticated by the mutual-TLS client certificate: the
-        new certificate keeps that device's id and key, and is refused if another device is
-        already bound to the replica it names."""
+        new certificate keeps that device's id and key. A device is certified once: one
+        whose certificate names a replica already is refused, and one this CA holder bound
+        before gets that same certificate again (its reply may have been lost), never a
+        spare with a serial that a revocation would not name. Binding to a replica another
+        device is bound to is refused too."""
         if not ident.has_ca_key(self.db):
             return 409, {"detail": "this workstation does not hold the clinic CA"}
         try:
@@ -503,19 +510,34 @@ class PeerServer:
         except (ValueError, KeyError, TypeError, certs.CertificateError):
             return 400, {"detail": "malformed certification request"}
         client = x509.load_pem_x509_certificate(client_pem.encode("ascii"))
+        device = device_id_of(client_pem)
+        held = certs.binding_of(client)
+        if held is not None:
+            return self._certify_refused(
+                device,
+                f"device {device} is already bound to replica {held.replica_id}; a bound "
+                "certificate is never re-issued, and a device speaks for one replica only "
+                "(pair another replica as a new device)",
+            )
         if binding is None:
             return 400, {"detail": "the request names no replica to bind the certificate to"}
         if asked != client.public_key():
             return 400, {"detail": "the request's key is not this device's key"}
-        device = device_id_of(client_pem)
         try:
-            _, cert, _ = ident.issue_device(self.db, csr, f"peer:{device}", device_id=device)
+            _, cert, _ = ident.issue_device(
+                self.db, csr, f"peer:{device}", device_id=device, unbound_only=True
+            )
         except certs.CertificateError as exc:
             return 400, {"detail": str(exc)}
         except ident.LanIdentityError as exc:
-            return 409, {"detail": str(exc)}
+            return self._certify_refused(device, str(exc))
         log.info("bound device %s to replica %s", device, binding.replica_id)
         return 200, {"certificate": cert}
+
+    def _certify_refused(self, device: str, reason: str) -> tuple[int, dict[str, Any]]:
+        # A paired device asking for what it must not have: worth the administrator's eye.
+        self.refusals.warning(device, "certify", "refused to certify device %s: %s", device, reason)
+        return 409, {"detail": reason}
 
     def pair(self, body: bytes, where: str) -> tuple[int, dict[str, Any]]:
         """Redeem a pairing request: a CSR and the code's proof bound to our certificate."""

@@ -4,6 +4,10 @@ The peer's certificate is a device certificate signed by the clinic CA, not a ho
 certificate: host names are not checked, the chain to the clinic CA is required, and the
 certificate is checked again with :func:`certs.verify_device` (dates, revocation) on every
 connection, right after the handshake and before any request is written on it.
+
+A peer's reply is read up to the sync protocol's message limit and no further (a declared
+length over it is refused before any of the body is read), and an attachment up to the size
+its record allows: a peer cannot make this workstation hold or store more than that.
 """
 
 from __future__ import annotations
@@ -19,11 +23,47 @@ from core.crypto import certs
 from core.sync.clock import clock_hint
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
+from core.sync.protocol import MAX_MESSAGE_BYTES
 from core.sync.transport import TransportError
+
+# A TCP connection and TLS handshake with a peer on the LAN take milliseconds.
+HANDSHAKE_TIMEOUT = 5.0
+# Replies are read in pieces of this size, never more than the limit (plus one byte, to
+# tell a body of exactly the limit from a longer one).
+_READ = 64 * 1024
 
 
 class PeerRejectedError(TransportError):
     """The peer's certificate is not one of this clinic's valid devices."""
+
+
+class ReplyTooLargeError(TransportError):
+    """The peer sent (or announced) more than this side accepts; the rest was not read."""
+
+
+def read_reply(response: http.client.HTTPResponse, limit: int, peer: str) -> bytes:
+    """The body of ``response``, refused (ReplyTooLargeError) past ``limit`` bytes: at once
+    if its Content-Length says so, else as soon as more arrives. ``peer`` names the sender
+    in the error. The caller closes the connection after a refusal (the rest is unread)."""
+    header = (response.getheader("Content-Length") or "").strip()
+    declared = int(header) if header.isdigit() else None
+    if declared is not None and declared > limit:
+        raise ReplyTooLargeError(
+            f"the peer {peer} announced a reply of {declared} bytes, over the "
+            f"{limit}-byte limit; not read"
+        )
+    body = bytearray()
+    while piece := response.read(min(_READ, limit + 1 - len(body))):
+        body += piece
+        if len(body) > limit:
+            raise ReplyTooLargeError(
+                f"the peer {peer} sent a reply of more than {limit} bytes, over the "
+                f"{limit}-byte limit; the rest was not read"
+            )
+    if declared is not None and len(body) < declared:
+        # read(amt) returns a cut-off body without a word, where read() raised this.
+        raise http.client.IncompleteRead(bytes(body), declared - len(body))
+    return bytes(body)
 
 
 class LanTransport:
@@ -40,7 +80,12 @@ class LanTransport:
         identity: LanIdentity,
         revoked: set[int] | None = None,
         timeout: float = 30.0,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
+        """``timeout``: how long a silent peer is waited for once connected;
+        ``handshake_timeout``: for the TCP connection, and again for the whole TLS
+        handshake (a peer on the LAN completes both in milliseconds; an address that
+        accepts TCP and never speaks TLS is given up on that soon)."""
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise TransportError(f"peer address {address!r} must be HOST:PORT")
@@ -49,21 +94,27 @@ class LanTransport:
         self.revoked = set(revoked or ())
         self.peer_device: str | None = None
         self._host, self._port, self._timeout = host.strip("[]"), int(port), timeout
+        self._handshake_timeout = min(handshake_timeout, timeout)
         self._context = tls.client_context(identity)
         self._conn: http.client.HTTPSConnection | None = None
 
     def _connect(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self._context, timeout=timeout or self._timeout
+            self._host, self._port, context=self._context, timeout=self._handshake_timeout
         )
+        # Never reconnect on its own (after a reply saying "Connection: close"): only
+        # here, where the peer's certificate is checked again.
+        conn.auto_open = 0
         try:
-            conn.connect()
+            conn.connect()  # CPython bounds the whole handshake, not each read, by it
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise TransportError(
                 f"cannot reach the peer {self.address}: {exc}{clock_hint(exc)}"
             ) from exc
         sock: Any = conn.sock
+        if sock is not None:
+            sock.settimeout(timeout or self._timeout)  # connected: requests get their own
         der = sock.getpeercert(True) if sock is not None else None
         if der is None:
             conn.close()
@@ -89,7 +140,11 @@ class LanTransport:
                 headers = {"Content-Type": "application/json"} if body is not None else {}
                 self._conn.request(method, path, body=body, headers=headers)
                 response = self._conn.getresponse()
-                return response.status, response.read()
+                # The protocol refuses a message over its limit: one is never read whole.
+                return response.status, read_reply(response, MAX_MESSAGE_BYTES, self.address)
+            except ReplyTooLargeError:
+                self.close()  # the rest of that reply is still on the connection
+                raise
             except (OSError, http.client.HTTPException) as exc:
                 self._conn.close()
                 self._conn = None
@@ -142,11 +197,15 @@ class LanTransport:
         sha256: str,
         progress: Callable[[int, int], None],
         timeout: float | None = None,
+        *,
+        max_bytes: int,
     ) -> None:
         """Download an encrypted attachment the peer has cached into ``dest`` (through
-        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256``.
-        ``progress`` is called at each read (64 KiB), so a caller stopping from it stops
-        promptly; ``timeout``: how long a silent peer is waited for (else the transport's)."""
+        ``dest.part``, resumed if present); it must have ciphertext SHA-256 ``sha256`` and
+        at most ``max_bytes`` bytes (what its record's size allows), else the peer is
+        refused before more is written (ReplyTooLargeError). ``progress`` is called at each
+        read (64 KiB), so a caller stopping from it stops promptly; ``timeout``: how long a
+        silent peer is waited for (else the transport's)."""
         from core.sync.attachments_client import AttachmentNotFoundError
         from core.sync.blob_client import READ, finish_part, locked_part
 
@@ -155,28 +214,37 @@ class LanTransport:
             if held is None:  # another process fetched it meanwhile
                 return
             out, have = held
+            if have > max_bytes:  # a partial file no whole one could extend
+                out.truncate(0)
+                have = 0
             conn = self._connect(timeout)  # its own connection: the body is streamed
             try:
                 headers = {"Range": f"bytes={have}-"} if have else {}
                 conn.request("GET", f"/v1/blobs/{blob_id}", headers=headers)
                 response = conn.getresponse()
                 if response.status not in (200, 206):
-                    response.read()
+                    response.read(_READ)  # the reason, if short; the rest is dropped
                     # 404: the peer has not cached it (a prefetch tries it again later).
                     missing = AttachmentNotFoundError if response.status == 404 else TransportError
                     raise missing(
                         f"the peer {self.address} does not have attachment {blob_id} "
                         f"({response.status})"
                     )
-                total = int(response.getheader("Content-Length") or 0) + have
                 if response.status == 200 and have:
                     out.truncate(0)
                     have = 0
+                declared = response.getheader("Content-Length") or ""
+                total = have + (int(declared) if declared.strip().isdigit() else 0)
+                if total > max_bytes:
+                    raise self._too_big(blob_id, f"announced {total} bytes", max_bytes)
                 done = have
                 while piece := response.read(READ):
+                    if done + len(piece) > max_bytes:
+                        out.truncate(have)  # what this peer sent is dropped, unread past it
+                        raise self._too_big(blob_id, f"sent over {max_bytes} bytes", max_bytes)
                     out.write(piece)
                     done += len(piece)
-                    progress(done, total)
+                    progress(done, max(total, done))
                 out.flush()
                 os.fsync(out.fileno())
             except (OSError, http.client.HTTPException) as exc:
@@ -186,6 +254,12 @@ class LanTransport:
             finally:
                 conn.close()
             finish_part(part, dest, blob_id, sha256)
+
+    def _too_big(self, blob_id: str, what: str, limit: int) -> ReplyTooLargeError:
+        return ReplyTooLargeError(
+            f"the peer {self.address} {what} for attachment {blob_id}, more than the "
+            f"{limit} its record allows; not downloaded"
+        )
 
     def close(self) -> None:
         """Close the connection."""

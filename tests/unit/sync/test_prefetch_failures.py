@@ -38,6 +38,8 @@ class FakePeer:
         sha256: str,
         progress: Callable[[int, int], None],
         timeout: float | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         self.asked.append(blob_id)
         if blob_id not in self.blobs:
@@ -46,6 +48,7 @@ class FakePeer:
             self.before_write(blob_id)
         part = dest.with_name(dest.name + ".part")
         data = self.blobs[blob_id]
+        assert max_bytes is None or len(data) <= max_bytes  # what its record allows
         part.write_bytes(data)
         progress(len(data), len(data))
         finish_part(part, dest, blob_id, sha256)
