@@ -136,7 +136,11 @@ def halted_join(
             join_through_the_wizard(app, relay.url, code, ca)
             app.wait(relay.cut.is_set, "the server to be stopped mid-join")
             relay.close()  # nothing listens at the workstation's address now
-            app.pause(2)  # the first sync fails at once: nothing answers
+            # The first sync fails at once (nothing answers); the attempt is kept, closed
+            # (its database's write-ahead log folded in), and the wizard says so.
+            wal = folder / "clinic.db-wal"
+            app.wait(lambda: not wal.exists(), "the failed attempt to be closed")
+            app.pause(1)
             return halted
 
         yield halt
