@@ -43,6 +43,10 @@ def list_table(columns: tuple[str, ...], name: str) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    # Tab leaves the list, on to the next control (as the patient list's does): walking
+    # the cells showed nothing, and past a row's first or last cell it moved the chosen
+    # row, so that a button reached from the list acted on another entry.
+    table.setTabKeyNavigation(False)
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 16)
     header = table.horizontalHeader()
     header.setHighlightSections(False)

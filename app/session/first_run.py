@@ -767,6 +767,8 @@ class JoinPage(QWizardPage):
             self._start_afresh()
             if removed:
                 self.show_error(DISCARDED[0].upper() + DISCARDED[1:] + ".")
+            # The button that had the keyboard is gone: on to the first field to fill in.
+            (self.enroll_code if self.server_url.text() else self.server_url).setFocus()
 
         def failed(exc: Exception) -> None:
             self._discard_job = None
@@ -865,6 +867,11 @@ class JoinPage(QWizardPage):
         self._job = None
         self._set_busy(False)
         self.show_error(describe_error(exc))
+        # The fields were disabled while joining, which took the keyboard from them: give it
+        # back to the password (all that Try again needs, and what a refused one needs
+        # typed again), selected so that typing replaces it and Return tries again.
+        self.password.setFocus()
+        self.password.selectAll()
         # The server accepted the code before the first sync failed: the attempt is kept
         # (a small file read, on the GUI thread), and Try again finishes it.
         pending = kept_join(self._wizard.workstation)

@@ -23,7 +23,6 @@ left: the virtual screen has no window manager to place it).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -44,7 +43,7 @@ from core.sync.transport import LocalTransport
 from tests.clinic_identity import join_test_clinic
 from tests.conftest import PASSWORD
 from tests.e2e.test_desktop_turns import screen, sign_in
-from tests.e2e.xdesktop import Desktop, VirtualScreen
+from tests.e2e.xdesktop import Desktop, VirtualScreen, shots_folder
 
 __all__ = ["screen"]  # the fixture, shared with the other desktop tests
 
@@ -82,11 +81,6 @@ def files() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="cl-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def shots_folder(tmp_path: Path, name: str) -> Path:
-    chosen = os.environ.get("CARELINE_E2E_SHOTS")
-    return Path(chosen) / name if chosen else tmp_path / "shots"
 
 
 def two_desks(root: Path) -> tuple[Path, str, str, str]:

@@ -22,7 +22,7 @@ import pytest
 
 from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
-from tests.e2e.xdesktop import Desktop, VirtualScreen, missing_tools
+from tests.e2e.xdesktop import Desktop, VirtualScreen, missing_tools, shots_folder
 
 CLINIC = "Riverside Family Practice"
 NURSE, NURSE_PASSWORD = "nurse.jo", "jo's own password 42"
@@ -57,11 +57,6 @@ def clinic(tmp_path: Path, no_keyring: None) -> Path:
     return data
 
 
-def shots_folder(tmp_path: Path) -> Path:
-    chosen = os.environ.get("CARELINE_E2E_SHOTS")
-    return Path(chosen) / "turns" if chosen else tmp_path / "shots"
-
-
 def sign_in(app: Desktop, user: str, password: str) -> None:
     """Type at the sign-in screen (the user name field has the focus)."""
     app.type(user)
@@ -88,7 +83,7 @@ def close_dialog(app: Desktop, title: str = "New patient") -> None:
 def test_a_morning_at_the_front_desk_then_a_colleague_takes_over(
     screen: VirtualScreen, clinic: Path, tmp_path: Path
 ) -> None:
-    app = Desktop(screen, clinic, shots_folder(tmp_path))
+    app = Desktop(screen, clinic, shots_folder(tmp_path, "turns"))
     try:
         app.pause(1.5)
         app.focus()

@@ -16,14 +16,13 @@ folder to keep them in instead) so that a person can look at them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_desktop_turns import new_patient, screen, sign_in
-from tests.e2e.xdesktop import Desktop, VirtualScreen
+from tests.e2e.xdesktop import Desktop, VirtualScreen, shots_folder
 from tests.integration.test_cli import careline
 from tests.integration.test_cli_keys import new_clinic
 from tests.integration.test_cli_user import admin, ok
@@ -65,11 +64,6 @@ def clinic(tmp_path: Path) -> Path:
     return data
 
 
-def shots_folder(tmp_path: Path) -> Path:
-    chosen = os.environ.get("CARELINE_E2E_SHOTS")
-    return Path(chosen) / "roles" if chosen else tmp_path / "shots"
-
-
 def chart_title(family: str, given: str) -> str:
     return f"{family.upper()}, {given} — {CLINIC} — Careline"
 
@@ -84,7 +78,7 @@ def leave_chart(app: Desktop) -> None:
 def test_the_front_desk_then_a_nurse_at_one_workstation(
     screen: VirtualScreen, clinic: Path, tmp_path: Path
 ) -> None:
-    app = Desktop(screen, clinic, shots_folder(tmp_path))
+    app = Desktop(screen, clinic, shots_folder(tmp_path, "roles"))
     try:
         app.pause(1.5)
         app.focus()

@@ -21,7 +21,6 @@ folder to keep them in instead) and their paths printed, so that a person can lo
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,7 +30,7 @@ import pytest
 
 from core.sync.ca_pin import pem_fingerprint
 from tests.e2e.test_desktop_turns import screen, sign_in
-from tests.e2e.xdesktop import Desktop, VirtualScreen
+from tests.e2e.xdesktop import Desktop, VirtualScreen, shots_folder
 from tests.integration.server_process import ServerProcess, clinic_server, server_admin
 
 __all__ = ["screen"]  # the fixture, shared with the other desktop tests
@@ -69,11 +68,6 @@ def machine_config(folder: Path, server: ServerProcess, code: str) -> Path:
         'locked = ["auto_lock_minutes"]\n'
     )
     return path
-
-
-def shots_folder(tmp_path: Path) -> Path:
-    chosen = os.environ.get("CARELINE_E2E_SHOTS")
-    return Path(chosen) / "rollout" if chosen else tmp_path / "shots"
 
 
 def shot(app: Desktop, name: str) -> None:
@@ -121,7 +115,7 @@ def test_rollout_morning_two_workstations_join_from_one_code_and_a_third_is_told
         "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
         "CARELINE_MACHINE_CONFIG": str(machine),
     }
-    shots = shots_folder(tmp_path)
+    shots = shots_folder(tmp_path, "rollout")
 
     # Workstation 1: joins by itself; the nurse signs in with IT's password, chooses hers.
     first = start_joined(screen, tmp_path / "ws1", shots / "ws1", env, "ws1")

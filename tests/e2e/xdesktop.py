@@ -38,6 +38,13 @@ _GRAB = (
 )
 
 
+def shots_folder(tmp_path: Path, name: str) -> Path:
+    """Where a test keeps its screenshots: ``CARELINE_E2E_SHOTS``/``name`` when that names
+    a folder (to look at them after the run), else the test's own temporary folder."""
+    chosen = os.environ.get("CARELINE_E2E_SHOTS")
+    return Path(chosen) / name if chosen else tmp_path / "shots"
+
+
 def missing_tools() -> list[str]:
     """Programs this module needs that the machine lacks."""
     return [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
@@ -125,9 +132,11 @@ class Desktop:
         env: Mapping[str, str] | None = None,
     ) -> None:
         """``env``: added to the screen's environment (a machine configuration, a keyring)."""
-        self.screen, self.shots, self._shot = screen, shots, 0
+        self.screen, self.shots = screen, shots
         self.log = shots / "app.log"
         shots.mkdir(parents=True, exist_ok=True)
+        # The app started again in the same folder numbers its pictures on from the last.
+        self._shot = len(list(shots.glob("*.png")))
         with self.log.open("a") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.entry", "--data-dir", str(data_dir)],

@@ -6,14 +6,17 @@ desktop app's own process too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -169,3 +172,91 @@ def clinic_server(
         yield running, clinic
     finally:
         running.stop()
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of a server: a client given the relay's address
+    reaches the server through it, byte for byte (TLS passes through untouched).
+
+    ``cut_when`` is asked as each new connection arrives: the first time it is true,
+    ``on_cut`` runs (e.g. the server process is stopped) and from then on every connection
+    is closed unanswered, as a server gone away would leave it. This is how a test makes a
+    server go away at an exact step of a client's work, between two of its connections
+    (e.g. once a marker file the client writes between them exists), on fast and slow
+    machines alike.
+    """
+
+    def __init__(
+        self,
+        upstream: int,
+        cut_when: Callable[[], bool] = lambda: False,
+        on_cut: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.upstream = upstream
+        self._cut_when, self._on_cut = cut_when, on_cut
+        self.cut = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed: the relay's work is over
+                return
+            if not self.cut.is_set() and self._cut_when():
+                self._on_cut()  # before this connection goes anywhere
+                self.cut.set()
+            if self.cut.is_set():
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._open += [client, server]
+                for source, sink in ((client, server), (server, client)):
+                    pump = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
+                    self._threads.append(pump)
+                    pump.start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+            sink.shutdown(socket.SHUT_WR)  # the other side's end of the stream
+        except OSError:  # either side closed meanwhile
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Stop listening and close every connection passed on (the port is free again)."""
+        with contextlib.suppress(OSError):  # wakes the accepting thread (close would not)
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._accepting.join(timeout=10)
+        with self._lock:
+            for end in self._open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            threads, self._threads, self._open = self._threads, [], []
+        for pump in threads:
+            pump.join(timeout=10)
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

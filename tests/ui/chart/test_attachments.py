@@ -127,6 +127,30 @@ def add_and_select(qtbot: QtBot, section: AttachmentsSection, path: Path) -> Non
     section.table.selectRow(row)
 
 
+def test_from_the_list_the_keyboard_goes_back_to_open_with_the_chosen_file(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    """Shift+Tab from the list reaches Save a copy…, then Open, the file chosen in the list
+    still the chosen one: Tab does not walk the list's cells (which moved the choice to
+    another file past the row's first cell)."""
+    _, section = open_attachments(qtbot, signed_in)
+    for name in ("first.pdf", "second.pdf"):
+        path = tmp_path / name
+        path.write_bytes(b"%PDF-1.4 " + name.encode())
+        add_and_select(qtbot, section, path)
+    table = section.table
+    table.setFocus()
+    QTest.keyClick(table, Qt.Key.Key_Home, Qt.KeyboardModifier.ControlModifier)  # first row
+    chosen = section.selected()
+    assert chosen is not None and table.currentRow() == 0
+    for reached in (section.save_button, section.open_button):
+        QTest.keyClick(
+            table.window().focusWidget(), Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier
+        )
+        assert table.window().focusWidget() is reached
+        assert section.selected() == chosen
+
+
 def a_pdf(path: Path, pages: int) -> bytes:
     """A real PDF of ``pages`` pages, drawn by Qt's own PDF writer."""
     writer = QPdfWriter(str(path))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox, QPushButton, QWizard
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -148,6 +148,20 @@ def _shows_try_again(wizard: FirstRunWizard, username: str = ADMIN) -> None:
     assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
 
 
+def _keyboard_goes_to(widget: QWidget) -> bool:
+    """Whether keys typed in the window go to ``widget`` (once the window is active again:
+    a message box just closed leaves none active offscreen)."""
+    return widget.window().focusWidget() is widget
+
+
+def _keyboard_in_the_password(qtbot: QtBot, page: JoinPage) -> None:
+    """After an attempt ended, the keyboard is back in the password field, its text
+    selected: typing replaces it, Return tries again (the fields were disabled while it
+    ran, which took the keyboard from them)."""
+    qtbot.waitUntil(lambda: _keyboard_goes_to(page.password), timeout=5_000)
+    assert page.password.text() and page.password.selectedText() == page.password.text()
+
+
 def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     qtbot: QtBot, kept_join: KeepJoin
 ) -> None:
@@ -155,6 +169,7 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     ws = kept.ws
     assert "no new code is needed" in kept.page.error.text()
     _shows_try_again(kept.wizard)
+    _keyboard_in_the_password(qtbot, kept.page)
     assert pending_join(ws) == PendingJoin(True, ADMIN) and not ws.is_unlocked
     _shot(kept.window, "join-failed-try-again")
 
@@ -173,6 +188,7 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     kept.try_again_and_fail()
     assert "opens only with the user name and password it was started with" in page.error.text()
     _shows_try_again(kept.wizard)
+    _keyboard_in_the_password(qtbot, page)
     page.password.clear()
     QTest.keyClicks(page.password, PASSWORD)
     with kept.server_again():
@@ -210,6 +226,10 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(qtbot: QtBot, kept_join:
     assert not page.username.isReadOnly()
     assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
     assert "join again with a new code" in page.error.text()
+    # The keyboard is in the first field left to fill in: the new code (the server's
+    # address was typed before).
+    assert page.server_url.text()
+    qtbot.waitUntil(lambda: _keyboard_goes_to(page.enroll_code), timeout=5_000)
 
 
 def _shows_a_fresh_join_page(wizard: FirstRunWizard) -> None:
