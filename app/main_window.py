@@ -754,13 +754,16 @@ class MainWindow(QMainWindow):
         if wizard is not None:
             wizard.demo_page.show_failure(exc)
 
-    def _setup_finished(self, username: str) -> None:
+    def _setup_finished(self, username: str, joined: bool) -> None:
         # Init leaves the database open; lock it so the first session starts with a real
         # sign-in, which also proves the new password works before anyone relies on it.
         self.worker.submit(self.workstation.lock, label="lock after set-up")
-        self._show_sign_in(
-            username, "Your clinic is ready. Sign in with the password you just chose."
+        notice = (
+            "This computer has joined the clinic. Sign in with your Careline password."
+            if joined
+            else "Your clinic is ready. Sign in with the password you just chose."
         )
+        self._show_sign_in(username, notice)
         page, self.first_run_page, self.first_run = self.first_run_page, None, None
         if page is not None:
             self.stack.removeWidget(page)

@@ -372,11 +372,12 @@ class RecoveryPage(QWizardPage):
 class FirstRunWizard(QWizard):
     """The set-up wizard, embedded as a page of the main window.
 
-    Emits :attr:`setup_finished` with the administrator's user name after the recovery
-    key was confirmed. There is no Cancel: closing the window quits the app instead.
+    Emits :attr:`setup_finished` with the user name, and whether this computer joined a
+    clinic rather than made one, after the recovery key was confirmed. There is no Cancel:
+    closing the window quits the app instead.
     """
 
-    setup_finished = Signal(str)
+    setup_finished = Signal(str, bool)  # user name; True when this computer joined
     download_progressed = Signal(object)  # SyncProgress of a join's first download
     demo_progressed = Signal(int, int)  # sample patients written, of how many
     demo_ready = Signal(object)  # DemoClinic: made (or found) and closed, ready to sign in
@@ -517,7 +518,7 @@ class FirstRunWizard(QWizard):
             return
         self.recovery_page.key.clear()
         super().accept()
-        self.setup_finished.emit(created.username)
+        self.setup_finished.emit(created.username, self.join_page.created is not None)
 
 
 _STRETCH = QWizard.WizardButton.Stretch

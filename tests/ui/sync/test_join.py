@@ -91,6 +91,9 @@ def test_join_through_the_server(
     assert seen and seen[-1].kind == RECORDS
     assert (seen[-1].done, seen[-1].total) == (total, total)
     assert (page.download_bar.value(), page.download_bar.maximum()) == (total, total)
+    # The person chose no password here: the sign-in screen says which one to use.
+    notice = window.sign_in_page.notice.text()
+    assert "joined the clinic" in notice and "you just chose" not in notice
     sign_in(qtbot, window, ADMIN, PASSWORD)
     qtbot.waitUntil(lambda: window.sync.status.state == SYNCED, timeout=20_000)
     model = window.workspace.patient_list.model
