@@ -256,7 +256,7 @@ def pre_fix_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 PRE_FIX_PROGRAM = (sys.executable, "-P", "-m", "core.cli.server")
 
 
-def _admin(data: Path, env: Mapping[str, str], *args: str) -> tuple[dict[str, Any], str]:
+def _admin(data: Path, env: Mapping[str, str], *args: str) -> tuple[Any, str]:
     """This release's ``careline-server --json admin ARGS``: its JSON and its stderr."""
     result = subprocess.run(
         [sys.executable, "-m", "core.cli.server", "--data-dir", str(data), "--json", "admin",
@@ -265,8 +265,7 @@ def _admin(data: Path, env: Mapping[str, str], *args: str) -> tuple[dict[str, An
         check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document, result.stderr
+    return json.loads(result.stdout), result.stderr
 
 
 @pytest.fixture(params=["embedded", "postgres"])

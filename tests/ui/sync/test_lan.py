@@ -136,7 +136,7 @@ def test_an_app_recertified_at_its_first_sync_serves_peers_with_its_new_certific
     credential = load_credential(ws_m.database)
     assert credential is not None and credential.certificate != first.certificate
 
-    revoked = set()
+    revoked: set[int] = set()
     transport = HttpTransport(cred_b.server_url, cred_b.token, verify=tls_trust(live.ca_pem))
     try:
         sync(ws_b.database, transport, ADMIN, on_revoked=revoked.update)
