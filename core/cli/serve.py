@@ -69,7 +69,11 @@ def run(ctx: Context) -> int:
             if ticks % IDENTITY_CHECK_TICKS == 0:
                 # `careline sync` may have re-certified this device meanwhile (the old
                 # certificate is then revoked): serve with the new one.
-                server.refresh_identity()
+                try:
+                    server.refresh_identity()
+                except Exception as exc:  # keep serving with the certificate it has
+                    logging.getLogger(__name__).warning("cannot take up a new certificate: %s",
+                                                        exc)  # fmt: skip
     finally:
         if advertiser is not None:
             advertiser.close()

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +52,13 @@ from tests.integration.server_fixtures import (
     make_server,
 )
 from tests.integration.server_process import REPO, ServerProcess, child_env
-from tests.services import create_postgres_database, drop_postgres_database, free_port
+from tests.integration.test_cli import careline
+from tests.services import (
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    free_port_pair,
+)
 
 pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
 
@@ -225,6 +232,56 @@ def test_a_recertified_device_keeps_syncing_with_lan_peers(live: Live, tmp_path:
             t.hello()  # the certificate replaced is refused, though the device is not
     m.lock()
     b.lock()
+
+
+def test_careline_serve_takes_up_the_certificate_careline_sync_got(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    """``careline serve`` started before the workstation's first sync after the upgrade
+    serves with the bound certificate that sync got (the old one is revoked)."""
+    with live_server(tmp_path / "server") as live:
+        clinic = add_clinic(live.server, "Headless Clinic")
+        b, cred_b = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "b")
+        m, first = _enrolled_as_0_1_0(live, clinic, tmp_path / "m")
+        m.lock()
+        port = free_port_pair()
+        env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "app.entry", "--data-dir", str(tmp_path / "m"), "--json",
+             "--password-stdin", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=REPO,
+        )  # fmt: skip
+        try:
+            assert serve.stdin is not None and serve.stdout is not None
+            serve.stdin.write(PASSWORD + "\n")
+            serve.stdin.flush()
+            assert json.loads(serve.stdout.readline() or "null") is not None
+            synced = careline(
+                tmp_path / "m", "--json", "--password-stdin", "sync", "--once",
+                stdin=PASSWORD + "\n",
+            )  # fmt: skip
+            assert synced.returncode == 0, synced.stderr
+            _sync(b, cred_b)
+            revoked = lan_id.revoked_serials(b.database)
+            assert certs.serial_of(first.certificate) in revoked
+            ident_b = lan_id.load_identity(b.database)
+            assert ident_b is not None
+            deadline = time.monotonic() + 20
+            while True:  # refused while serve still presents the first certificate
+                try:
+                    with LanTransport(f"127.0.0.1:{port}", ident_b, revoked) as peer:
+                        assert peer.hello()["device_id"] == first.device_id
+                    break
+                except PeerRejectedError:
+                    assert time.monotonic() < deadline, "serve kept the revoked certificate"
+                    time.sleep(0.5)
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            _, err = serve.communicate(timeout=20)
+        assert serve.returncode == 0, err
+        assert "LAN peer server now presents certificate serial" in err
+        b.lock()
 
 
 # ----- registries written before the registry kept earlier certificates -------------------
