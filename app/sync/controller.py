@@ -291,6 +291,10 @@ class _SyncRunner(QObject):
                 try:
                     # Enrolled before ops were signed: a bound certificate first.
                     credential = ensure_bound(db, credential, actor)
+                    if identity is not None:
+                        # The LAN identity may be that enrollment's: if the server just
+                        # replaced its certificate (and revoked the old one), use the new.
+                        identity = load_identity(db)
                     transport = self._factory(credential)
                     report = sync(
                         db,

@@ -116,12 +116,17 @@ class LanNode:
         self._stopping.clear()
 
     def ensure_serving(self, db: Database, identity: LanIdentity) -> None:
-        """Start the peer server and the mDNS announcement if they are not running."""
+        """Start the peer server and the mDNS announcement if they are not running; a
+        running server presents ``identity`` from now on (this device may have been
+        re-certified since it started, its old certificate revoked)."""
         if not self.options.enabled:
             return
         self.wait_stopped()
         with self._lock:
-            if self._stopping.is_set() or self._server is not None:
+            if self._server is not None:
+                self._server.use_identity(identity)
+                return
+            if self._stopping.is_set():
                 return
             opts = self.options
             server = PeerServer(db, identity, opts.host, opts.port, opts.pairing_port)

@@ -9,6 +9,8 @@ import sys
 from core.cli.context import EXIT_OK, CliError, Context
 from core.cli.registry import CommandGroup
 
+IDENTITY_CHECK_TICKS = 10  # of half a second: look for a replaced certificate every 5 s
+
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     """serve [--port P] [--host H] [--mdns-interface ADDRESS]."""
@@ -61,8 +63,17 @@ def run(ctx: Context) -> int:
         # Wake up now and then: a signal the kernel hands to another thread (the listener
         # has one per connection) only runs its Python handler once the main thread runs
         # bytecode, and an untimed wait never returns to do so.
+        ticks = 0
         while not stop.wait(0.5):
-            pass
+            ticks += 1
+            if ticks % IDENTITY_CHECK_TICKS == 0:
+                # `careline sync` may have re-certified this device meanwhile (the old
+                # certificate is then revoked): serve with the new one.
+                try:
+                    server.refresh_identity()
+                except Exception as exc:  # keep serving with the certificate it has
+                    logging.getLogger(__name__).warning("cannot take up a new certificate: %s",
+                                                        exc)  # fmt: skip
     finally:
         if advertiser is not None:
             advertiser.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import signal
@@ -27,6 +28,7 @@ from core.records.staff import Staff, StaffMember
 from core.records.validation import ROLES
 from core.server import security_log
 from core.server.audit_list import held_entries
+from core.server.registry import IssuedCertificate
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
 
@@ -95,8 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing = device.add_parser("list")
     listing.add_argument("--clinic")
-    revoke = device.add_parser("revoke")
+    revoke = device.add_parser(
+        "revoke", help="revoke a device: its token and every certificate it was issued"
+    )
     revoke.add_argument("id")
+    revoke.add_argument(
+        "--earlier-serial",
+        type=int,
+        action="append",
+        default=[],
+        metavar="SERIAL",
+        help="a certificate the device held before its current one that the registry does "
+        "not know (see README, Device certificates and revocation); revoked too, also on a "
+        "device already revoked (repeatable)",
+    )
     keys = admin.add_parser("keys", help="encryption keys").add_subparsers(
         dest="action", required=True
     )
@@ -281,6 +295,44 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
     return code
 
 
+_NOT_KNOWN_WARNING = (
+    "careline-server: warning: device {device} was re-certified on {when} by a server that "
+    "did not keep the certificate it replaced, so its serial is not known and that "
+    "certificate is NOT revoked: LAN peers still accept it until it expires, about "
+    "{expires} (825 days after the device enrolled). Find its serial in a registry backup "
+    "from before that day ('admin device list --json' on a restored copy: the device's "
+    "current certificate there), then run 'admin device revoke {device} --earlier-serial "
+    "SERIAL' (README, Device certificates and revocation).\n"
+)
+
+
+def _revoke_device(args: argparse.Namespace, server: ClinicServer, out: Output) -> None:
+    """``admin device revoke ID [--earlier-serial SERIAL]...``: warns on stderr when a
+    certificate of the device cannot be revoked (its serial is not known)."""
+    device = server.revoke_device(args.id, args.earlier_serial)
+    certificates = server.registry.issued_certificates(device.id)
+    serials = [str(c.serial) for c in certificates if c.serial is not None]
+    missing = _not_known(certificates)
+    out.emit(
+        device.__dict__ | {"revoked_serials": serials, "serials_not_known": len(missing)},
+        f"Revoked device {device.id} and its {len(serials)} certificate(s) "
+        f"(serials {', '.join(serials)}); it is refused from now on.",
+    )
+    if missing:
+        enrolled = dt.datetime.fromisoformat(device.enrolled_at)
+        expires = enrolled + dt.timedelta(days=certs.DEVICE_DAYS)
+        sys.stderr.write(
+            _NOT_KNOWN_WARNING.format(
+                device=device.id, when=missing[0], expires=f"{expires:%Y-%m-%d}"
+            )
+        )
+
+
+def _not_known(issued: list[IssuedCertificate]) -> list[str]:
+    """When each earlier certificate whose serial is not known was replaced."""
+    return [str(c.superseded_at) for c in issued if c.serial is None]
+
+
 def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
     area, action = args.area, getattr(args, "action", None)
     if area == "clinic" and action == "create":
@@ -302,16 +354,21 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
     elif area == "device" and action == "list":
         clinic_id = server.registry.clinic(args.clinic).id if args.clinic else None
         devices = server.registry.devices(clinic_id)
-        rows = [d.__dict__ | {"active": d.active} for d in devices]
+        issued = {d.id: server.registry.issued_certificates(d.id) for d in devices}
+        rows = [
+            d.__dict__ | {"active": d.active,
+                          "certificates": [c.to_dict() for c in issued[d.id]]}
+            for d in devices
+        ]  # fmt: skip
         lines = [
             f"{d.id}  {d.clinic_id}  {d.name}  "
             + ("active" if d.active else f"REVOKED {d.revoked_at}")
+            + ("  (an earlier certificate not known)" if _not_known(issued[d.id]) else "")
             for d in devices
         ]
         out.emit(rows, "\n".join(lines) or "No devices.")
     elif area == "device":
-        device = server.revoke_device(args.id)
-        out.emit(device.__dict__, f"Revoked device {device.id}; it is refused from now on.")
+        _revoke_device(args, server, out)
     elif area == "keys" and action == "reencrypt":
         result = server.reencrypt_replicas(args.clinic)
         out.emit(result, f"Re-encrypted {len(result['reencrypted'])} clinic replicas.")

@@ -79,7 +79,38 @@ ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
 ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 """
 
-REGISTRY_MIGRATIONS: Migrations = ((1, _SCHEMA), (2, _V2_BINDINGS), (3, _V3_CODE_USES))
+# Every certificate the clinic CA issued to a device stays revocable (README "Device
+# certificates and revocation"): re-certification replaces ``devices.certificate``, and the
+# one it replaces is kept here, revoked from ``superseded_at``. ``serial`` is the decimal
+# serial number (159 bits: too large for an INTEGER column).
+# Registries written before this table existed kept no earlier certificate: a device
+# re-certified then (its ``device.certify`` audit entry says so) gets a row whose serial and
+# certificate are NULL, "issued, replaced, not known", so that revoking it can say what
+# cannot be revoked (``admin device revoke --earlier-serial`` adds one found elsewhere).
+# Release 0.1.0 had no re-certification: a registry it wrote has no such device.
+# PostgreSQL: schema 7.
+_V4_EARLIER_CERTIFICATES = """
+CREATE TABLE earlier_certificates (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    serial TEXT,
+    certificate TEXT,
+    superseded_at TEXT NOT NULL
+);
+CREATE INDEX earlier_certificates_by_device ON earlier_certificates (device_id);
+INSERT INTO earlier_certificates (device_id, serial, certificate, superseded_at)
+    SELECT entity_id, NULL, NULL, ts FROM audit_log
+    WHERE action = 'device.certify' AND entity = 'device'
+        AND entity_id IN (SELECT id FROM devices)
+    ORDER BY seq;
+"""
+
+REGISTRY_MIGRATIONS: Migrations = (
+    (1, _SCHEMA),
+    (2, _V2_BINDINGS),
+    (3, _V3_CODE_USES),
+    (4, _V4_EARLIER_CERTIFICATES),
+)
 MAX_CODE_USES = 1000  # a code for a whole clinic's workstations, not an open door
 MAX_CODE_TTL_MINUTES = 7 * 24 * 60
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
@@ -128,6 +159,21 @@ class Device:
     def active(self) -> bool:
         """Not revoked."""
         return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """One certificate the clinic CA issued to a device: its current one, or one it held
+    before (replaced at re-certification, revoked since then)."""
+
+    serial: int | None  # None: replaced before the registry kept earlier certificates
+    current: bool
+    superseded_at: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """As ``--json`` prints it (the serial as a decimal string: it has 159 bits)."""
+        serial = None if self.serial is None else str(self.serial)
+        return {"serial": serial, "current": self.current, "superseded_at": self.superseded_at}
 
 
 def _digest(secret: str) -> str:
@@ -380,17 +426,29 @@ class Registry:
             )
         return token
 
-    def certify(self, device_id: str, certificate: str, replica_id: str) -> None:
+    def certify(self, device_id: str, certificate: str, replica_id: str) -> int:
         """Replace an active device's certificate by one bound to ``replica_id`` (a device
         enrolled before op signing, re-certified). Refused (RegistryError) if another
-        device of the clinic is bound to that replica, or this one to another replica."""
-        details = {"replica": replica_id}
+        device of the clinic is bound to that replica, or this one to another replica.
+
+        The certificate replaced is kept (``earlier_certificates``) and revoked from now
+        on: the device made a new key for the new one and no longer holds the old one's
+        (core.sync.certify), so whoever still presents it is not that device. Returns the
+        serial of the certificate replaced."""
+        held = self.db.query("SELECT certificate FROM devices WHERE id = ?", (device_id,))
+        earlier = str(held[0][0]) if held else ""
+        serial = certs.serial_of(earlier) if earlier else None
+        # The audit entry names the certificate replaced (and so revoked) as well.
+        details = {"replica": replica_id, "superseded_serial": str(serial)}
         with self.db.write(self.actor, "device.certify", "device", device_id, details) as tx:
             rows = tx.query(
-                "SELECT clinic_id, revoked_at, replica_id FROM devices WHERE id = ?", (device_id,)
+                "SELECT clinic_id, revoked_at, replica_id, certificate FROM devices WHERE id = ?",
+                (device_id,),
             )
             if not rows or rows[0][1] is not None:
                 raise RegistryError(f"no active device {device_id!r}")
+            if str(rows[0][3]) != earlier:  # another server process re-certified it just now
+                raise RegistryError(f"device {device_id!r} was re-certified meanwhile")
             if rows[0][2] is not None and rows[0][2] != replica_id:
                 raise RegistryError(
                     f"device {device_id!r} is already bound to replica {rows[0][2]}; a device "
@@ -398,9 +456,15 @@ class Registry:
                 )
             _refuse_bound_elsewhere(tx, str(rows[0][0]), replica_id, device_id)
             tx.execute(
+                "INSERT INTO earlier_certificates (device_id, serial, certificate, "
+                "superseded_at) VALUES (?, ?, ?, ?)",
+                (device_id, str(serial), earlier, utc_now()),
+            )
+            tx.execute(
                 "UPDATE devices SET certificate = ?, replica_id = ? WHERE id = ?",
                 (certificate, replica_id, device_id),
             )
+        return certs.serial_of(earlier)
 
     def device_binding(self, device_id: str) -> str | None:
         """The replica a device's certificate is bound to (None: enrolled before op
@@ -428,17 +492,96 @@ class Registry:
         return [(str(d), str(c)) for d, c in rows]
 
     def revocations(self, clinic_id: str) -> dict[int, datetime]:
-        """Certificate serial -> when it was revoked, for the clinic's revoked devices,
-        rounded up to the whole second: a revocation list (X.509) holds whole seconds, and
-        an op made in the second before the revocation must not be refused for it (one
-        made within that second after it is accepted: the device's token was refused at
-        once, so only a relay could bring such an op)."""
+        """Certificate serial -> when it was revoked, for every certificate of the clinic
+        that is revoked: each revoked device's current one, from the revocation, and every
+        certificate a device held before re-certification, from the re-certification (the
+        device no longer holds its key). Times are rounded up to the whole second: a
+        revocation list (X.509) holds whole seconds, and an op made in the second before
+        the revocation must not be refused for it (one made within that second after it is
+        accepted: the device's token was refused at once, so only a relay could bring such
+        an op). An earlier certificate whose serial is not known (see
+        :meth:`issued_certificates`) cannot be listed."""
         rows = self.db.query(
             "SELECT certificate, revoked_at FROM devices WHERE clinic_id = ? "
             "AND revoked_at IS NOT NULL",
             (clinic_id,),
         )
-        return {certs.serial_of(str(c)): _ceil_second(_utc(str(at))) for c, at in rows}
+        revoked = {certs.serial_of(str(c)): _ceil_second(_utc(str(at))) for c, at in rows}
+        earlier = self.db.query(
+            "SELECT e.serial, e.superseded_at FROM earlier_certificates e "
+            "JOIN devices d ON d.id = e.device_id "
+            "WHERE d.clinic_id = ? AND e.serial IS NOT NULL",
+            (clinic_id,),
+        )
+        for serial, at in earlier:
+            when = _ceil_second(_utc(str(at)))
+            revoked[int(serial)] = min(when, revoked.get(int(serial), when))
+        return revoked
+
+    def issued_certificates(self, device_id: str) -> list[IssuedCertificate]:
+        """Every certificate issued to a device, earliest first, its current one last.
+
+        An earlier one with no serial was replaced before the registry kept earlier
+        certificates (a registry of 0.2.0 development builds, before schema 4): it was
+        issued at enrollment, is valid for 825 days from then at LAN peers, and cannot be
+        revoked until its serial is recorded (:meth:`record_earlier_serial`)."""
+        earlier = self.db.query(
+            "SELECT serial, superseded_at FROM earlier_certificates WHERE device_id = ? "
+            "ORDER BY superseded_at, id",
+            (device_id,),
+        )
+        current = self.db.query("SELECT certificate FROM devices WHERE id = ?", (device_id,))
+        if not current:
+            raise RegistryError(f"no device {device_id!r}")
+        return [
+            IssuedCertificate(None if s is None else int(s), False, str(at)) for s, at in earlier
+        ] + [IssuedCertificate(certs.serial_of(str(current[0][0])), True)]
+
+    def record_earlier_serial(self, device_id: str, serial: int) -> bool:
+        """Record ``serial`` as a certificate the device held before its current one (found
+        in a registry backup from before its re-certification), so that it is revoked like
+        every earlier certificate. It takes the place of the device's oldest earlier
+        certificate not known, and its time; without one, it is revoked from now. Returns
+        False if the serial was already recorded for this device. Refused (RegistryError)
+        for a serial of another device's, or this device's current, certificate."""
+        if not 0 < serial < 2**160:
+            raise RegistryError(f"{serial} is not a certificate serial number")
+        issued = self.issued_certificates(device_id)
+        if serial == issued[-1].serial:
+            raise RegistryError(
+                f"{serial} is device {device_id}'s current certificate, not an earlier one"
+            )
+        if serial in {c.serial for c in issued}:
+            return False
+        for other, pem in self.db.query("SELECT id, certificate FROM devices WHERE id != ?",
+                                        (device_id,)):  # fmt: skip
+            if certs.serial_of(str(pem)) == serial:
+                raise RegistryError(f"{serial} is device {other}'s certificate")
+        if self.db.query(
+            "SELECT 1 FROM earlier_certificates WHERE serial = ? AND device_id != ?",
+            (str(serial), device_id),
+        ):
+            raise RegistryError(f"{serial} is an earlier certificate of another device")
+        details = {"serial": str(serial)}
+        with self.db.write(self.actor, "device.earlier_serial", "device", device_id,
+                           details) as tx:  # fmt: skip
+            unknown = tx.query(
+                "SELECT id FROM earlier_certificates WHERE device_id = ? AND serial IS NULL "
+                "ORDER BY superseded_at, id LIMIT 1",
+                (device_id,),
+            )
+            if unknown:
+                tx.execute(
+                    "UPDATE earlier_certificates SET serial = ? WHERE id = ?",
+                    (str(serial), unknown[0][0]),
+                )
+            else:
+                tx.execute(
+                    "INSERT INTO earlier_certificates (device_id, serial, certificate, "
+                    "superseded_at) VALUES (?, ?, NULL, ?)",
+                    (device_id, str(serial), utc_now()),
+                )
+        return True
 
     def code_clinic(self, code: str) -> str:
         """The clinic a still-usable code belongs to (to sign the device certificate)."""
@@ -469,21 +612,26 @@ class Registry:
         return [Device(*r) for r in self.db.query(sql + " ORDER BY enrolled_at, id", params)]
 
     def revoke(self, device_id: str) -> Device:
-        """Revoke a device: its token stops working at once."""
+        """Revoke a device: its token stops working at once, and every certificate it was
+        issued is revoked (:meth:`revocations`; the audit entry names their serials)."""
         rows = self.db.query("SELECT revoked_at FROM devices WHERE id = ?", (device_id,))
         if not rows:
             raise RegistryError(f"no device {device_id!r}")
         if rows[0][0] is not None:
             raise RegistryError(f"device {device_id!r} is already revoked")
-        with self.db.write(self.actor, "device.revoke", "device", device_id) as tx:
-            tx.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (utc_now(), device_id))
+        issued = self.issued_certificates(device_id)
+        details = {
+            "serials": [str(c.serial) for c in issued if c.serial is not None],
+            "serials_not_known": sum(c.serial is None for c in issued),
+        }
+        with self.db.write(self.actor, "device.revoke", "device", device_id, details) as tx:
+            tx.execute(
+                "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (utc_now(), device_id),
+            )
         return next(d for d in self.devices() if d.id == device_id)
 
     def revoked_serials(self, clinic_id: str) -> list[int]:
-        """Certificate serial numbers of the clinic's revoked devices (sent to workstations,
-        which refuse those certificates on the LAN too)."""
-        rows = self.db.query(
-            "SELECT certificate FROM devices WHERE clinic_id = ? AND revoked_at IS NOT NULL",
-            (clinic_id,),
-        )
-        return sorted(certs.serial_of(str(r[0])) for r in rows)
+        """Serial numbers of the clinic's revoked certificates, as :meth:`revocations` lists
+        them (sent to workstations, which refuse those certificates on the LAN too)."""
+        return sorted(self.revocations(clinic_id))

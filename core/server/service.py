@@ -636,7 +636,9 @@ class ClinicServer:
     def certify(self, device: Device, csr_pem: str) -> Enrollment:
         """Re-certify a device enrolled before op signing (Careline 0.1.0): a certificate
         bound to the replica its CSR names (same refusal rules as enrollment). The token
-        stays; the registry records the binding (audited, and a security event)."""
+        stays; the registry records the binding (audited, and a security event). The
+        certificate replaced is revoked from now on (Registry.certify): the clinic CA's
+        new revocation list names it, and so does every sync reply."""
         clinic = self.registry.clinic(device.clinic_id)
         try:
             binding = certs.csr_binding(csr_pem)
@@ -647,7 +649,7 @@ class ClinicServer:
                 )
             cert, _ = self._issue(clinic.id, clinic.ca_cert, csr_pem, device.id)
             try:
-                self.registry.certify(device.id, cert, binding.replica_id)
+                superseded = self.registry.certify(device.id, cert, binding.replica_id)
             except RegistryError as exc:
                 raise ServerError(str(exc)) from None
         except (ServerError, certs.CertificateError) as exc:
@@ -655,15 +657,26 @@ class ClinicServer:
             raise ServerError(str(exc)) from None
         self._refresh_trust(clinic.id)
         security_log.event(
-            "device.certified", device=device.id, clinic=clinic.id, replica=binding.replica_id
-        )
+            "device.certified", device=device.id, clinic=clinic.id, replica=binding.replica_id,
+            superseded_serial=str(superseded),
+        )  # fmt: skip
         return Enrollment(device.id, clinic.id, clinic.name, "", cert, clinic.ca_cert)
 
-    def revoke_device(self, device_id: str) -> Device:
+    def revoke_device(self, device_id: str, earlier_serials: Sequence[int] = ()) -> Device:
         """Revoke a device: its token stops working at once, and the clinic CA's new
-        revocation list reaches every replica with the next sync (their verification
-        refuses the device's ops made after now)."""
-        device = self.registry.revoke(device_id)
+        revocation list, naming every certificate the device was ever issued, reaches every
+        replica with the next sync (their verification refuses the device's ops made after
+        now, and LAN peers refuse those certificates).
+
+        ``earlier_serials``: certificates the device held before its current one that the
+        registry does not know (replaced before it kept them; see
+        Registry.issued_certificates), revoked too; with them, a device already revoked is
+        not refused but has them added."""
+        for serial in earlier_serials:
+            self.registry.record_earlier_serial(device_id, serial)
+        device = next((d for d in self.registry.devices() if d.id == device_id), None)
+        if device is None or device.active or not earlier_serials:
+            device = self.registry.revoke(device_id)
         self._refresh_trust(device.clinic_id)
         return device
 

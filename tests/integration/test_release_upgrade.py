@@ -22,11 +22,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from core.crypto import certs
 from core.records import authorize
 from core.records.workstation import Workstation
 from core.server.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from core.server.postgres.schema import TENANT_ROLE
 from core.store.migrations import LATEST_VERSION
+from tests.integration.server_fixtures import make_server
 from tests.integration.server_process import ServerProcess, careline, current, server_admin
 from tests.integration.test_cli import careline as careline_with_stdin
 from tests.releases import TAGS
@@ -221,6 +223,39 @@ def assert_server_admin_reads_as_before(
     assert all(report["ok"] for report in audit.values()), audit
 
 
+def assert_old_devices_are_revoked_with_every_certificate(
+    data: Path, env: Mapping[str, str], seen: Mapping[str, Any]
+) -> None:
+    """The registry upgrade (embedded 4, PostgreSQL schema 7: every certificate issued to
+    a device is kept) on the old release's registry: each device it enrolled has its one
+    certificate, known (0.1.0 never re-certified), and revoking one puts it on the clinic
+    CA's revocation list and in what sync replies name."""
+    devices = server_admin(data, env, "device", "list")
+    assert {d["id"] for d in devices} == {d["id"] for d in seen["server_devices"]}
+    for device in devices:
+        [certificate] = device["certificates"]
+        assert certificate["current"] and certificate["serial"] is not None
+    target = devices[0]
+    revoked = server_admin(data, env, "device", "revoke", target["id"])
+    serial = target["certificates"][0]["serial"]
+    assert revoked["revoked_serials"] == [serial] and revoked["serials_not_known"] == 0
+    server = make_server(data, env)
+    try:
+        assert server.registry.revoked_serials(seen["clinic_id"]) == [int(serial)]
+        crl = server.crl(seen["clinic_id"])
+        ca = server.registry.clinic(seen["clinic_id"]).ca_cert
+        assert crl is not None and set(certs.read_crl(crl, ca).revoked) == {int(serial)}
+    finally:
+        server.close()
+
+
+def test_revoking_a_device_the_old_server_enrolled_revokes_its_certificate(
+    old: OldData, no_keyring: None
+) -> None:
+    data, seen = old.folder / "server", old.manifest["server"]
+    assert_old_devices_are_revoked_with_every_certificate(data, {}, seen)
+
+
 def test_current_server_opens_the_old_embedded_server_and_a_new_workstation_syncs(
     old: OldData, tmp_path: Path, no_keyring: None
 ) -> None:
@@ -264,3 +299,19 @@ def test_current_server_migrates_the_old_postgres_database_and_a_new_workstation
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     assert row is not None and row[0] == POSTGRES_MIGRATIONS[-1].version
     join_and_compare(data, env, seen, tmp_path / "new-desk")
+
+
+def test_revoking_a_device_the_old_postgres_server_enrolled_revokes_its_certificate(
+    restored: tuple[OldData, str], tmp_path: Path, no_keyring: None
+) -> None:
+    old, url = restored
+    seen = old.manifest["postgres"]
+    env = {
+        "DATABASE_URL": url,
+        "DATABASE_SSL_MODE": "disable",
+        "KMS_PROVIDER": seen["kms_provider"],
+        "MASTER_ENCRYPTION_KEY": seen["master_encryption_key"],
+    }
+    data = tmp_path / "pg-server"
+    data.mkdir(mode=0o700)
+    assert_old_devices_are_revoked_with_every_certificate(data, env, seen)

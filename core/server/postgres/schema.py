@@ -182,6 +182,26 @@ ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
 ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 """
 
+# Every certificate issued to a device stays revocable: as the embedded registry's version 4
+# (see core/server/registry.py, where the columns are described). Additive: release 0.1.0
+# code never re-certifies a device, and a device it enrolls (or revokes) during a rolling
+# upgrade keeps its one certificate in ``devices``, which newer code reads as before.
+_V7 = """
+CREATE TABLE earlier_certificates (
+    id BIGSERIAL PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    serial TEXT,
+    certificate TEXT,
+    superseded_at TEXT NOT NULL
+);
+CREATE INDEX earlier_certificates_by_device ON earlier_certificates (device_id);
+INSERT INTO earlier_certificates (device_id, serial, certificate, superseded_at)
+    SELECT entity_id, NULL, NULL, ts FROM audit_log
+    WHERE action = 'device.certify' AND entity = 'device'
+        AND entity_id IN (SELECT id FROM devices)
+    ORDER BY seq;
+"""
+
 _IDENT = re.compile(r"[a-z_]+")
 
 
@@ -225,6 +245,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, _V3, False, "device bindings, op signers and quarantine", _secure_quarantine),
     Migration(5, _V5, False, "workstation audit entries kept", _secure_device_audit),
     Migration(6, _V6, False, "multi-use enrollment codes"),
+    Migration(7, _V7, False, "earlier device certificates kept, to revoke them"),
 )
 
 

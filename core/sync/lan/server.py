@@ -423,6 +423,36 @@ class PeerServer:
             for key_id, secret in keys_in(self.db).items()
         }
 
+    def use_identity(self, identity: LanIdentity) -> bool:
+        """Present ``identity`` from the next connection on (connections already open keep
+        the certificate they were made with); False if it is the one presented already.
+
+        For a device whose certificate was replaced while it served: re-certified by the
+        clinic server (core.sync.certify), which revokes the certificate replaced, so
+        peers that learnt of that would refuse this server until it presented the new one.
+        """
+        if identity == self.identity:
+            return False
+        contexts = [
+            tls.server_context(identity) if server.mutual else tls.pairing_server_context(identity)
+            for server in self._servers
+        ]  # made first: a certificate that cannot be used changes nothing
+        self.identity = identity
+        self.device_id = identity.device_id
+        self._fingerprint = certs.fingerprint(identity.certificate)
+        for server, context in zip(self._servers, contexts, strict=True):
+            server.context = context
+        log.info("LAN peer server now presents certificate serial %d",
+                 certs.serial_of(identity.certificate))  # fmt: skip
+        return True
+
+    def refresh_identity(self) -> bool:
+        """Take up this device's identity as its database holds it now (see
+        :meth:`use_identity`): for a long-running peer (``careline serve``) whose
+        certificate another process (``careline sync``) replaced."""
+        identity = ident.load_identity(self.db)
+        return identity is not None and self.use_identity(identity)
+
     def start(self) -> PeerServer:
         """Bind and serve in background threads."""
         port, pairing_port = self._requested

@@ -13,14 +13,18 @@ from app.main_window import MainWindow
 from app.sync.controller import NOT_ENROLLED, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
 from app.sync.status import describe_status
+from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.records import op_trust
 from core.records.workstation import Workstation
+from core.sync.enroll import adopt_credential, enroll, load_credential, tls_trust
+from core.sync.http_transport import HttpTransport
 from core.sync.lan import identity as lan_id
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, PATIENTS, WindowFactory, new_clinic, sign_in
 
@@ -103,6 +107,47 @@ def test_two_app_instances_find_each_other_and_converge(
     sign_in(qtbot, window_a)
     qtbot.waitUntil(lambda: lan_a.serving, timeout=10_000)
     qtbot.waitUntil(partial(synced_with_peers, window_b, 1), timeout=20_000)
+
+
+def test_an_app_recertified_at_its_first_sync_serves_peers_with_its_new_certificate(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # The server revokes the certificate a re-certification replaces, so the LAN server the
+    # app starts in that same session must present the new one, or peers refuse it.
+    clinic = add_clinic(live.server, "Upgrade Day Clinic")
+    ws_b, cred_b = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "B")
+    ws_b.records.add_patient("Lovelace", "Ada", "1915-12-10")
+    sync_at(ws_b, cred_b)
+    ws_m = Workstation(tmp_path / "m", kdf_params=FAST_PARAMS)
+    ws_m.prepare_join(ADMIN, PASSWORD)
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    first = enroll(live.url, code, live.ca_pem, "M")  # as Careline 0.1.0 enrolled: unbound
+    adopt_credential(ws_m.database, first, ADMIN)
+    sync_at(ws_m, first)
+    ws_m.lock()
+
+    options = lan_options()
+    window = make_window(ws_m, sync_options={"debounce_ms": 300, "interval_ms": 2_000,
+                                             "lan": options})  # fmt: skip
+    sign_in(qtbot, window)
+    lan = window.sync.lan
+    assert lan is not None
+    qtbot.waitUntil(lambda: window.sync.status.state == SYNCED and lan.serving, timeout=20_000)
+    credential = load_credential(ws_m.database)
+    assert credential is not None and credential.certificate != first.certificate
+
+    revoked: set[int] = set()
+    transport = HttpTransport(cred_b.server_url, cred_b.token, verify=tls_trust(live.ca_pem))
+    try:
+        sync(ws_b.database, transport, ADMIN, on_revoked=revoked.update)
+    finally:
+        transport.close()
+    assert certs.serial_of(first.certificate) in revoked
+    ident_b = lan_id.load_identity(ws_b.database)
+    assert ident_b is not None
+    with LanTransport(f"127.0.0.1:{lan.port}", ident_b, revoked) as peer:
+        assert peer.hello()["device_id"] == first.device_id  # the new certificate: accepted
+    ws_b.lock()
 
 
 def test_status_line_for_lan_peers() -> None:
