@@ -362,18 +362,16 @@ class VisitsSection:
         visit = self._contents.visit if self._contents else None
         note = self.selected_note()
         busy = self._job is not None
-        self.start_button.setEnabled(self._patient_id is not None)
-        self.new_note_button.setEnabled(visit is not None and visit.is_open and not busy)
-        self.close_button.setEnabled(visit is not None and visit.is_open and not busy)
-        self.open_note_button.setEnabled(note is not None and note.signed_at is None)
-        self.addendum_button.setEnabled(note is not None and note.signed_at is not None)
+        is_open = visit is not None and visit.is_open and not busy
         self.print_button.setEnabled(visit is not None)
-        for button, action in ((self.start_button, "encounter.create"),
-                               (self.new_note_button, "note.create"),
-                               (self.close_button, "encounter.close"),
-                               (self.open_note_button, "note.edit"),
-                               (self.addendum_button, "note.addendum")):  # fmt: skip
-            restrict(button, self.permitted, action)
+        for button, action, enabled in (
+            (self.start_button, "encounter.create", self._patient_id is not None),
+            (self.new_note_button, "note.create", is_open),
+            (self.close_button, "encounter.close", is_open),
+            (self.open_note_button, "note.edit", note is not None and note.signed_at is None),
+            (self.addendum_button, "note.addendum", note is not None and bool(note.signed_at)),
+        ):
+            restrict(button, self.permitted, action, enabled=enabled)
 
     def set_permitted(self, permitted: frozenset[str]) -> None:
         """What the signed-in person may do on this chart (buttons follow)."""
