@@ -759,16 +759,20 @@ class MainWindow(QMainWindow):
         # sign-in, which also proves the new password works before anyone relies on it.
         self.worker.submit(self.workstation.lock, label="lock after set-up")
         self._show_sign_in(
-            username, "Your clinic is ready. Sign in with the password you just chose."
+            username,
+            "Your clinic is ready. Sign in with the password you just chose.",
+            same_person=True,
         )
         page, self.first_run_page, self.first_run = self.first_run_page, None, None
         if page is not None:
             self.stack.removeWidget(page)
             page.deleteLater()
 
-    def _show_sign_in(self, username: str = "", notice: str = "") -> None:
+    def _show_sign_in(
+        self, username: str = "", notice: str = "", same_person: bool = False
+    ) -> None:
         self.stack.setCurrentWidget(self.sign_in_page)
-        self.sign_in_page.prepare(username, notice, self._clinic_name)
+        self.sign_in_page.prepare(username, notice, self._clinic_name, same_person=same_person)
 
     def _show_clinic_state(self) -> None:
         """Tell the sign-in screen (after the work queued so far) whether the clinic is open
