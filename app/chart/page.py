@@ -384,7 +384,7 @@ class ChartPage(QWidget):
         self.sections: list[ChartSection] = [self.print_summary, self.break_glass]
         self.add_card(ProblemsCard(operations, records))
         self.add_card(MedicationsCard(operations, records))
-        self.add_tab("Visits", VisitsSection(operations, records))
+        self.add_tab("Visits", VisitsSection(operations, records, self._shown_name))
         self.add_tab("Vitals", VitalsSection(operations, records))
         self.attachments = AttachmentsSection(operations, records)
         self.add_tab("Attachments", self.attachments)
@@ -395,6 +395,10 @@ class ChartPage(QWidget):
         self.history_dialog: ChartHistoryDialog | None = None
         self.access_dialog: ChartAccessDialog | None = None
         self.clear()
+
+    def _shown_name(self) -> str:
+        """The patient's name as the header shows it ("" with no chart shown)."""
+        return self._patient.display_name if self._patient is not None else ""
 
     def add_tab(self, title: str, section: ChartSection) -> None:
         """A part of the chart shown as a tab of its own (after those added before)."""
