@@ -763,15 +763,18 @@ class MainWindow(QMainWindow):
             if joined
             else "Your clinic is ready. Sign in with the password you just chose."
         )
-        self._show_sign_in(username, notice)
+        # The person at the keyboard has just set up (or joined) under this name.
+        self._show_sign_in(username, notice, same_person=True)
         page, self.first_run_page, self.first_run = self.first_run_page, None, None
         if page is not None:
             self.stack.removeWidget(page)
             page.deleteLater()
 
-    def _show_sign_in(self, username: str = "", notice: str = "") -> None:
+    def _show_sign_in(
+        self, username: str = "", notice: str = "", same_person: bool = False
+    ) -> None:
         self.stack.setCurrentWidget(self.sign_in_page)
-        self.sign_in_page.prepare(username, notice, self._clinic_name)
+        self.sign_in_page.prepare(username, notice, self._clinic_name, same_person=same_person)
 
     def _show_clinic_state(self) -> None:
         """Tell the sign-in screen (after the work queued so far) whether the clinic is open

@@ -212,13 +212,12 @@ class MedicationsCard(ListCard[Medication]):
         """Start needs a chart; Change dose and Stop an active medication selected."""
         chosen = self.selected()
         active = chosen is not None and chosen.active
-        self.start_button.setEnabled(self.patient_id is not None)
-        self.change_button.setEnabled(active)
-        self.stop_button.setEnabled(active)
-        for button, action in ((self.start_button, "medication.start"),
-                               (self.change_button, "medication.change_dose"),
-                               (self.stop_button, "medication.stop")):  # fmt: skip
-            restrict(button, self.permitted, action)
+        for button, action, enabled in (
+            (self.start_button, "medication.start", self.patient_id is not None),
+            (self.change_button, "medication.change_dose", active),
+            (self.stop_button, "medication.stop", active),
+        ):
+            restrict(button, self.permitted, action, enabled=enabled)
 
     def set_permitted(self, permitted: frozenset[str]) -> None:
         """What the signed-in person may do on this chart (buttons follow)."""

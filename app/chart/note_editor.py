@@ -71,7 +71,8 @@ class NoteEditor(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
-        restrict(self.sign_button, permitted, "note.sign")  # a nurse writes, a clinician signs
+        # A nurse writes, a clinician signs.
+        restrict(self.sign_button, permitted, "note.sign", enabled=True)
         hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)

@@ -384,7 +384,7 @@ class ChartPage(QWidget):
         self.sections: list[ChartSection] = [self.print_summary, self.break_glass]
         self.add_card(ProblemsCard(operations, records))
         self.add_card(MedicationsCard(operations, records))
-        self.add_tab("Visits", VisitsSection(operations, records))
+        self.add_tab("Visits", VisitsSection(operations, records, self._shown_name))
         self.add_tab("Vitals", VitalsSection(operations, records))
         self.attachments = AttachmentsSection(operations, records)
         self.add_tab("Attachments", self.attachments)
@@ -395,6 +395,10 @@ class ChartPage(QWidget):
         self.history_dialog: ChartHistoryDialog | None = None
         self.access_dialog: ChartAccessDialog | None = None
         self.clear()
+
+    def _shown_name(self) -> str:
+        """The patient's name as the header shows it ("" with no chart shown)."""
+        return self._patient.display_name if self._patient is not None else ""
 
     def add_tab(self, title: str, section: ChartSection) -> None:
         """A part of the chart shown as a tab of its own (after those added before)."""
@@ -651,25 +655,23 @@ class ChartPage(QWidget):
 
     def _update_buttons(self) -> None:
         has_patient = self._patient is not None
-        self.edit_button.setEnabled(has_patient)
+        selected = has_patient and self.selected_allergy() is not None
         self.history_button.setEnabled(has_patient)
-        self.add_allergy_button.setEnabled(has_patient)
-        restrict(self.edit_button, self.permitted, "patient.update")
-        self.remove_allergy_button.setEnabled(
-            has_patient and self.selected_allergy() is not None and self._remove_job is None
-        )
-        self.edit_allergy_button.setEnabled(has_patient and self.selected_allergy() is not None)
         # "No known allergies" answers a question not yet answered: never over allergies.
         self.no_known_button.setVisible(
             has_patient
             and not self._allergies
             and self.allergy_banner.state is not AllergyState.NONE_KNOWN
         )
-        for button, action in ((self.add_allergy_button, "allergy.add"),
-                               (self.edit_allergy_button, "allergy.edit"),
-                               (self.remove_allergy_button, "allergy.remove"),
-                               (self.no_known_button, "allergy.none_known")):  # fmt: skip
-            restrict(button, self.permitted, action)
+        # Each gated button's state is recomputed for the person signed in now.
+        for button, action, enabled in (
+            (self.edit_button, "patient.update", has_patient),
+            (self.add_allergy_button, "allergy.add", has_patient),
+            (self.edit_allergy_button, "allergy.edit", selected),
+            (self.remove_allergy_button, "allergy.remove", selected and self._remove_job is None),
+            (self.no_known_button, "allergy.none_known", has_patient),
+        ):
+            restrict(button, self.permitted, action, enabled=enabled)
 
     def selected_allergy(self) -> Allergy | None:
         """The allergy whose row is selected."""

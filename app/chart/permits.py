@@ -18,15 +18,25 @@ def allows(permitted: frozenset[str], action: str) -> bool:
     return rule is None or "*" in permitted or rule.permission in permitted
 
 
-def restrict(button: QAbstractButton, permitted: frozenset[str], action: str) -> None:
-    """Disable ``button`` when ``action`` is not permitted, saying who may (its tooltip);
-    call after the button's own enabling."""
+def restrict(
+    button: QAbstractButton, permitted: frozenset[str], action: str, *, enabled: bool
+) -> None:
+    """Enable ``button`` when the screen would (``enabled``: a row selected, a chart shown)
+    and ``action`` is permitted to the person signed in; else disable it, saying who may (its
+    tooltip) when the permission is what is missing.
+
+    The one place a gated button's enabled state is set, recomputed every time: a button
+    disabled for one person (the front desk) must work again for the next (a clinician)."""
     rule = ACTIONS.get(action)
-    if rule is None or allows(permitted, action):
-        if button.property("refusal"):
-            button.setToolTip("")
+    allowed = rule is None or allows(permitted, action)
+    button.setEnabled(enabled and allowed)
+    refused = button.property("refusal")
+    if allowed or rule is None:
+        if refused:  # the button's own tooltip again, in place of the refusal
+            button.setToolTip(button.property("own_tooltip") or "")
             button.setProperty("refusal", "")
         return
-    button.setEnabled(False)
+    if not refused:
+        button.setProperty("own_tooltip", button.toolTip())
     button.setToolTip(rule.refusal())
     button.setProperty("refusal", rule.refusal())

@@ -246,10 +246,10 @@ class ProblemsCard(ListCard[Problem]):
     def update_buttons(self) -> None:
         """Add needs a chart; Resolve an active problem selected."""
         chosen = self.selected()
-        self.add_button.setEnabled(self.patient_id is not None)
-        self.resolve_button.setEnabled(chosen is not None and chosen.status != "resolved")
-        restrict(self.add_button, self.permitted, "problem.add")
-        restrict(self.resolve_button, self.permitted, "problem.resolve")
+        active = chosen is not None and chosen.status != "resolved"
+        shown = self.patient_id is not None
+        restrict(self.add_button, self.permitted, "problem.add", enabled=shown)
+        restrict(self.resolve_button, self.permitted, "problem.resolve", enabled=active)
 
     def set_permitted(self, permitted: frozenset[str]) -> None:
         """What the signed-in person may do on this chart (buttons follow)."""

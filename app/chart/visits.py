@@ -1,6 +1,7 @@
 """The chart's Visits tab: the patient's visits as a timeline (newest first), the visit
 opened (its notes with their addenda, observations, problems and medication changes),
-starting a walk-in visit (or one from an appointment), and closing a visit. The note editor
+starting a walk-in visit (or one from an appointment), closing a visit (after asking) and
+reopening one closed by mistake. The note editor
 and the addendum form are in :mod:`app.chart.note_editor`, the visit's text in
 :mod:`app.chart.visit_view`.
 """
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTextBrowser,
@@ -135,8 +137,14 @@ class VisitsSection:
     READ_VISIT = "visit"
     permitted: frozenset[str] = ANY
 
-    def __init__(self, operations: Operations, records: RecordsProvider) -> None:
+    def __init__(
+        self,
+        operations: Operations,
+        records: RecordsProvider,
+        patient_name: Callable[[], str] = lambda: "",
+    ) -> None:
         self._operations, self._records = operations, records
+        self._patient_name = patient_name  # as the chart's header shows it
         self._patient_id: str | None = None
         self._visits: list[Visit] = []
         self._contents: VisitContents | None = None
@@ -144,6 +152,7 @@ class VisitsSection:
         self.start_dialog: StartVisitDialog | None = None
         self.editor: NoteEditor | None = None
         self.addendum_dialog: AddendumDialog | None = None
+        self.confirm_box: QMessageBox | None = None  # Close visit's question
         operations.changed.connect(self.records_changed)
 
         self.page = QWidget()
@@ -186,8 +195,12 @@ class VisitsSection:
         self.open_note_button.clicked.connect(self.open_note)
         self.addendum_button = QPushButton("Add addendum…")
         self.addendum_button.clicked.connect(self.add_addendum)
-        self.close_button = QPushButton("Close visit")
+        self.close_button = QPushButton("Close visit…")
         self.close_button.clicked.connect(self.close_visit)
+        # In Close's place once the visit is closed: a visit closed by mistake takes its
+        # note after all.
+        self.reopen_button = QPushButton("Reopen visit")
+        self.reopen_button.clicked.connect(self.reopen_visit)
         self.print_button = QPushButton("Print visit…")
         self.print_button.clicked.connect(self.print_visit)
         self.print_dialog: PrintDialog | None = None
@@ -204,6 +217,7 @@ class VisitsSection:
         buttons.addStretch(1)
         buttons.addWidget(self.print_button)
         buttons.addWidget(self.close_button)
+        buttons.addWidget(self.reopen_button)
         right = QFrame()
         right.setObjectName("card")
         right_layout = QVBoxLayout(right)
@@ -246,7 +260,9 @@ class VisitsSection:
         if self._job is not None:
             self._job.cancel()
             self._job = None
-        for dialog in (self.start_dialog, self.editor, self.addendum_dialog, self.print_dialog):
+        dialogs = (self.start_dialog, self.editor, self.addendum_dialog, self.print_dialog,
+                   self.confirm_box)  # fmt: skip
+        for dialog in dialogs:
             if dialog is not None:
                 dialog.reject()
         self._patient_id = None
@@ -362,18 +378,20 @@ class VisitsSection:
         visit = self._contents.visit if self._contents else None
         note = self.selected_note()
         busy = self._job is not None
-        self.start_button.setEnabled(self._patient_id is not None)
-        self.new_note_button.setEnabled(visit is not None and visit.is_open and not busy)
-        self.close_button.setEnabled(visit is not None and visit.is_open and not busy)
-        self.open_note_button.setEnabled(note is not None and note.signed_at is None)
-        self.addendum_button.setEnabled(note is not None and note.signed_at is not None)
+        is_open = visit is not None and visit.is_open and not busy
+        is_closed = visit is not None and not visit.is_open
         self.print_button.setEnabled(visit is not None)
-        for button, action in ((self.start_button, "encounter.create"),
-                               (self.new_note_button, "note.create"),
-                               (self.close_button, "encounter.close"),
-                               (self.open_note_button, "note.edit"),
-                               (self.addendum_button, "note.addendum")):  # fmt: skip
-            restrict(button, self.permitted, action)
+        self.close_button.setVisible(not is_closed)
+        self.reopen_button.setVisible(is_closed)
+        for button, action, enabled in (
+            (self.start_button, "encounter.create", self._patient_id is not None),
+            (self.new_note_button, "note.create", is_open),
+            (self.close_button, "encounter.close", is_open),
+            (self.reopen_button, "encounter.reopen", is_closed and not busy),
+            (self.open_note_button, "note.edit", note is not None and note.signed_at is None),
+            (self.addendum_button, "note.addendum", note is not None and bool(note.signed_at)),
+        ):
+            restrict(button, self.permitted, action, enabled=enabled)
 
     def set_permitted(self, permitted: frozenset[str]) -> None:
         """What the signed-in person may do on this chart (buttons follow)."""
@@ -470,17 +488,72 @@ class VisitsSection:
         self._operations.read("addendum draft", lambda: Notes(records()).get(note_id), reopened)
 
     def close_visit(self) -> None:
-        """Close the visit opened."""
+        """Ask before closing the visit opened (a closed visit takes no new notes), naming
+        the patient and the visit; Cancel is the default, so a stray Space or Return closes
+        nothing. A visit with no note yet is warned of in so many words."""
+        contents = self._contents
+        if contents is None or not contents.visit.is_open or self._job is not None:
+            return
+        if self.confirm_box is not None:
+            self.confirm_box.raise_()
+            return
+        visit = contents.visit
+        when = visit.started_at.replace("T", " ")
+        reason = f" ({visit.reason})" if visit.reason else ""
+        patient = self._patient_name() or "this patient"
+        box = QMessageBox(self.page)
+        box.setObjectName("confirmCloseVisit")
+        box.setWindowTitle("Close visit")
+        box.setText(f"Close {patient}’s visit of {when}{reason}?")
+        if contents.notes:
+            box.setIcon(QMessageBox.Icon.Question)
+            box.setInformativeText(
+                "A closed visit takes no new notes; signed notes still take addenda."
+            )
+        else:
+            box.setIcon(QMessageBox.Icon.Warning)
+            box.setInformativeText(
+                "This visit has no note. Once it is closed, no note can be written in it "
+                "unless someone reopens it."
+            )
+        close = box.addButton("Close visit", QMessageBox.ButtonRole.DestructiveRole)
+        close.setObjectName("confirmCloseVisitButton")
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        box.finished.connect(lambda _result: self._close_answered(box, close, visit.id))
+        self.confirm_box = box
+        box.open()
+        cancel.setFocus()  # Space presses the focused button: Cancel, not Close
+
+    def _close_answered(self, box: QMessageBox, close: QPushButton, visit_id: str) -> None:
+        chosen = box.clickedButton() is close
+        self.confirm_box = None
+        box.deleteLater()
         visit = self._contents.visit if self._contents else None
-        if visit is None or self._job is not None:
+        # The visit asked about, still shown and open (a sync may have closed it meanwhile).
+        if not chosen or visit is None or visit.id != visit_id or self._job is not None:
             return
         records = self._records
         self._job = self._operations.submit(
-            lambda: Visits(records()).close(visit.id), self._closed, self._failed
+            lambda: Visits(records()).close(visit_id), self._closed, self._failed
+        )
+        self._update_buttons()
+
+    def reopen_visit(self) -> None:
+        """Open the closed visit shown again, so that its note can be written (audited;
+        closing it again asks again)."""
+        visit = self._contents.visit if self._contents else None
+        if visit is None or visit.is_open or self._job is not None:
+            return
+        records = self._records
+        self._job = self._operations.submit(
+            lambda: Visits(records()).reopen(visit.id), self._closed, self._failed
         )
         self._update_buttons()
 
     def _closed(self, _visit: Visit) -> None:
+        """Closed or reopened: the change broadcast re-reads the visit."""
         self._job = None
         self._update_buttons()
 

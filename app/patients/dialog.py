@@ -30,6 +30,7 @@ from core.records.clinic import ClinicRecords
 from core.records.duplicates import DuplicatePatientError
 from core.records.errors import ValidationError
 from core.records.models import SEX_VALUES, Patient, PatientSummary
+from core.records.search_text import read_search
 from core.records.types import PATIENT
 
 RecordsProvider = Callable[[], ClinicRecords]
@@ -206,6 +207,15 @@ class PatientDialog(QDialog):
             "mrn": self.mrn.text().strip() or None,
             "phone": self.phone.text().strip() or None,
         }
+
+    def fill_from_search(self, text: str) -> None:
+        """A registration after a search found nobody: the name and date of birth typed
+        there, in their fields (``Lopez, Maria``: family ``Lopez``, given ``Maria``), for
+        the person to check before Save (core/records/search_text.py)."""
+        typed = read_search(text)
+        self.family.setText(typed.family)
+        self.given.setText(typed.given)
+        self.birth_date.setText(typed.birth_date)
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None. For an

@@ -258,9 +258,7 @@ class BookingDialog(QDialog):
     def register_patient(self) -> None:
         """The patient is new: the registration dialog, then book for them."""
         dialog = PatientDialog(self._operations, self._records, None, self)
-        family, _, given = self.patient_search.text().partition(" ")
-        dialog.family.setText(family.strip())
-        dialog.given.setText(given.strip())
+        dialog.fill_from_search(self.patient_search.text())
         dialog.saved.connect(self._registered)
         dialog.open_existing.connect(self._existing_chosen)
         self.patient_dialog = dialog

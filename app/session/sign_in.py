@@ -233,9 +233,24 @@ class SignInPage(QWidget):
         """True while a sign-in runs on the worker."""
         return self._job is not None
 
-    def prepare(self, username: str = "", notice: str = "", clinic_name: str = "") -> None:
+    def prepare(
+        self,
+        username: str = "",
+        notice: str = "",
+        clinic_name: str = "",
+        *,
+        same_person: bool = False,
+    ) -> None:
         """Reset for a new sign-in: optional user name, a notice (e.g. why the person was
-        signed out). Who can sign in is shown again once :meth:`show_state` is told."""
+        signed out). Who can sign in is shown again once :meth:`show_state` is told.
+
+        Focus starts in User name, the name given selected: at a shared workstation the
+        next person to sit down (after an auto-lock, say) may not be the one it names, and
+        typing their own name replaces it, where with focus in Password their name would be
+        typed as the named person's password and counted as a failed sign-in of theirs.
+        The person named goes on with Tab (or Return). Only ``same_person`` (whoever is at
+        the keyboard has just acted here as ``username``: set-up, a recovered password)
+        starts in Password."""
         self.username.setText(username)
         self.password.clear()
         self._show_previous(False)
@@ -255,7 +270,11 @@ class SignInPage(QWidget):
             else "Sign in to open the clinic’s records."
         )
         self._set_busy(False)
-        (self.password if username else self.username).setFocus()
+        if username and same_person:
+            self.password.setFocus()
+        else:
+            self.username.setFocus()
+            self.username.selectAll()
 
     def show_state(self, state: ClinicState) -> None:
         """Say who can sign in here; offer closing the clinic while it is open."""
@@ -323,6 +342,7 @@ class SignInPage(QWidget):
             username,
             f"A new password was set for {username}. Sign in with it now.",
             self._clinic_name,
+            same_person=True,
         )
 
     def _set_busy(self, busy: bool) -> None:
@@ -372,7 +392,9 @@ class SignInPage(QWidget):
             self._worker.submit(
                 lambda: may_merge_patients(workstation),
                 start,
-                lambda exc: self.prepare(user.username, describe_error(exc), self._clinic_name),
+                lambda exc: self.prepare(
+                    user.username, describe_error(exc), self._clinic_name, same_person=True
+                ),
                 label="read what you may do",
             )
 
@@ -384,6 +406,7 @@ class SignInPage(QWidget):
                 "You need to choose your own password before using Careline. Sign in again "
                 "when you are ready.",
                 self._clinic_name,
+                same_person=True,
             )
 
         dialog.accepted.connect(changed)

@@ -1,4 +1,4 @@
-"""``careline visit start|list|close``."""
+"""``careline visit start|list|close|reopen``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from core.records.visits import Visit, Visits
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """visit start PATIENT [--appointment ID] [--reason R] [--clinician U] | list | close."""
+    """visit start PATIENT [--appointment ID] [--reason R] [--clinician U] | list | close |
+    reopen."""
     visit = actions(parser)
     start = visit.add_parser("start", help="start a visit (walk-in, or from an appointment)")
     start.add_argument("patient_id")
@@ -26,6 +27,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--open", action="store_true", help="only visits not closed yet")
     close = visit.add_parser("close", help="close a visit")
     close.add_argument("id")
+    reopen = visit.add_parser("reopen", help="open a closed visit again (closed by mistake)")
+    reopen.add_argument("id")
 
 
 def visit_line(v: Visit) -> str:
@@ -38,7 +41,7 @@ def visit_line(v: Visit) -> str:
 
 
 def run(ctx: Context) -> int:
-    """visit start/list/close."""
+    """visit start/list/close/reopen."""
     args = ctx.args
     visits = Visits(ctx.open_records())
     if args.action == "start":
@@ -53,6 +56,9 @@ def run(ctx: Context) -> int:
     elif args.action == "close":
         v = visits.close(args.id)
         ctx.emit(v.to_dict(), f"Closed visit {visit_line(v)}")
+    elif args.action == "reopen":
+        v = visits.reopen(args.id)
+        ctx.emit(v.to_dict(), f"Reopened visit {visit_line(v)}")
     return EXIT_OK
 
 

@@ -31,6 +31,8 @@ ACTION_LABELS = {
     "patient.delete": "Deleted the patient",
     "allergy.add": "Recorded an allergy",
     "allergy.remove": "Removed an allergy",
+    "encounter.close": "Closed a visit",
+    "encounter.reopen": "Reopened a visit",
     "break_glass.open": "Broke the glass (emergency access)",
     "break_glass.review": "Reviewed a break-glass opening",
     "user.sign_in": "Signed in",

@@ -94,6 +94,7 @@ ACTIONS: dict[str, Rule | None] = {
     "encounter.create": _p("manage_visit", "start a visit"),
     "encounter.update": _p("manage_visit", "change a visit"),
     "encounter.close": _p("manage_visit", "close a visit"),
+    "encounter.reopen": _p("manage_visit", "reopen a visit"),
     "encounter.delete": _p("manage_visit", "delete a visit"),
     "attachment.create": _p("write_note", "attach a file to a chart"),
     "attachment.update": _p("write_note", "change an attachment"),

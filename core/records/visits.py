@@ -1,5 +1,6 @@
-"""Visits (encounters): started from an appointment or as a walk-in, closed when done, and
-what was done in them (notes, observations, problems and medication changes).
+"""Visits (encounters): started from an appointment or as a walk-in, closed when done (and
+reopened if closed by mistake), and what was done in them (notes, observations, problems
+and medication changes).
 
 An encounter is an ordinary chart entry (``ClinicalEntries``); this module adds what a
 visit means: who the clinician is, which appointment it came from, and closing it. Every
@@ -184,6 +185,25 @@ class Visits:
                 change(tx, actor, visit_id, "encounter", closing)
             if visit.appointment_id:
                 self._finish(visit.appointment_id)
+        return self.get(visit_id)
+
+    def reopen(self, visit_id: str) -> Visit:
+        """Open a closed visit again (one closed by mistake, before its note was written):
+        it takes new notes again. The audit entry names who reopened it and who had closed
+        it when; closing it again records the new closing. The appointment it came from
+        stays done: done is final on the schedule (the patient's appointment is over either
+        way), and closing again leaves it so."""
+        actor = self.records.actor
+        reopening = self.records.setter({"closed_at": None, "closed_by": None})
+        with self.records.db.batch():
+            visit = self.get(visit_id)
+            if visit.is_open:
+                raise ValidationError("status", "the visit is open")
+            details = {"closed_at": visit.closed_at, "closed_by": visit.closed_by}
+            with self.records.db.write(
+                actor, "encounter.reopen", "encounter", visit_id, details
+            ) as tx:
+                change(tx, actor, visit_id, "encounter", reopening)
         return self.get(visit_id)
 
     def _finish(self, appointment_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 
@@ -27,18 +28,92 @@ def fold_name(name: str) -> str:
     return bare.translate(_JOINERS).casefold()
 
 
+# A date as a person types it in a search: year first, whole (1984-03-02, 1984-3-2,
+# 1984/3/2, 19840302) or a month (1984-3), or year last (02/03/1984, 2/3/1984). Not part
+# of a longer run of digits and separators (an MRN such as 12-1984-3-2-7 stays as typed).
+_DATE = re.compile(
+    r"(?<![^\W_])(?<![0-9][-/.])"
+    r"(?:[0-9]{4}(?:[-/.][0-9]{1,2}){1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}|[0-9]{8})"
+    r"(?![^\W_])(?![-/.][0-9])"
+)
+_SEPARATOR = re.compile(r"[-/.]")
+
+
+def date_words(typed: str) -> list[str] | None:
+    """The words of the stored form (``YYYY-MM-DD``: the index holds ``1984``, ``03``,
+    ``02``) of a date typed with fewer digits, or None when ``typed`` is no such date.
+
+    ``1984-3-2`` and ``19840302`` give ``["1984", "03", "02"]``, a month ``1984-3`` gives
+    ``["1984", "03"]``, a year-last ``2/3/1984`` gives ``["02", "03", "1984"]`` (which
+    matches 2 March and 3 February alike, as ``02/03/1984`` always has: the search does
+    not guess which was meant). ``1984-03-02`` gives None: its words are already stored
+    ones. A month or day that cannot be (month 13, 30 February) gives None too.
+    """
+    if len(typed) == 8 and typed.isdigit():
+        parts = [typed[:4], typed[4:6], typed[6:]]
+    else:
+        parts = _SEPARATOR.split(typed)
+    numbers = [int(p) for p in parts]
+    if len(parts[0]) == 4:  # year first
+        year, month, day = numbers[0], numbers[1], numbers[2] if len(numbers) == 3 else 1
+        try:
+            dt.date(year, month, day)
+        except ValueError:
+            return None
+    elif not (all(1 <= n <= 31 for n in numbers[:2]) and min(numbers[:2]) <= 12):
+        return None
+    padded = [p if len(p) == 4 else p.zfill(2) for p in parts]
+    return padded if padded != _TOKEN.findall(typed) else None
+
+
+def _units(text: str) -> list[tuple[list[str], list[str] | None]]:
+    """The words typed, in order, each alone or (a date) with its stored form's words."""
+    units: list[tuple[list[str], list[str] | None]] = []
+    at = 0
+    for found in _DATE.finditer(text):
+        units.extend(([t], None) for t in _TOKEN.findall(text[at : found.start()]))
+        units.append((_TOKEN.findall(found.group()), date_words(found.group())))
+        at = found.end()
+    units.extend(([t], None) for t in _TOKEN.findall(text[at:]))
+    return units
+
+
+def _terms(words: list[str]) -> str:
+    return " ".join(f'"{word}"*' for word in words)
+
+
 def fts_prefix_query(text: str) -> str | None:
     """Every word becomes a quoted prefix term, ANDed: ``smi jo`` -> ``"smi"* "jo"*``.
 
     Words typed with a joining mark or a space between them (``o'brien``, ``o brien``)
     also match the name written as one word: ``(... AND ...) OR names:"obrien"*``.
+    A date typed with fewer digits than it is stored with (``1984-3-2``, ``19840302``,
+    ``1984-3``) also matches the birth date it names (``date_words``): its words are
+    ``(("1984"* "3"* "2"*) OR birth_date : ("1984"* "03"* "02"*))``, so what the typed
+    words matched before (an MRN) is still found.
     Quoting makes FTS5 operators in the input (``OR``, ``NEAR``, ``:``, ``*``) plain text,
     so user input can never change the query's structure. None when nothing searchable.
     """
-    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text))[:MAX_TERMS]
+    units: list[str] = []
+    tokens: list[str] = []
+    for typed, stored in _units(unicodedata.normalize("NFKC", text)):
+        room = MAX_TERMS - len(tokens)
+        if room <= 0:
+            break
+        if len(typed) > room:  # a date cut short is only its first words
+            typed, stored = typed[:room], None
+        tokens.extend(typed)
+        as_typed = _terms(typed)
+        if stored is None:
+            units.append(as_typed)
+        elif len(typed) == 1:
+            units.append(f"({as_typed} OR birth_date : ({_terms(stored)}))")
+        else:
+            units.append(f"(({as_typed}) OR birth_date : ({_terms(stored)}))")
     if not tokens:
         return None
-    words = " ".join(f'"{token}"*' for token in tokens)
+    # FTS5 reads two quoted words side by side as AND, but not a word beside a bracket.
+    words = (" AND " if any(u.startswith("(") for u in units) else " ").join(units)
     if len(tokens) == 1:
         return words
     return f'({words}) OR names : "{"".join(tokens)}"*'

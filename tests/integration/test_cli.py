@@ -82,6 +82,10 @@ def test_patient_round_trip(clinic: Path) -> None:
     found = as_admin(clinic, "patient", "search", "march luc")
     assert [p["id"] for p in found] == [added["id"]]
     assert as_admin(clinic, "patient", "search", "HC-7781")[0]["id"] == added["id"]
+    # The birth date as the README says search takes it: 1984-03-02, 1984-3-2 or 19840302.
+    for typed in ("1972-04-18", "1972-4-18", "19720418"):
+        found = as_admin(clinic, "patient", "search", typed)
+        assert [p["id"] for p in found] == [added["id"]], typed
     as_admin(clinic, "allergy", "add", added["id"], "Sulfonamides", "--severity", "moderate")
     updated = as_admin(clinic, "patient", "set", added["id"], "phone", "555-0199")
     assert updated["phone"] == "555-0199"

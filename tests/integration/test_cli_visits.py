@@ -74,6 +74,14 @@ def test_a_visit_with_a_signed_note_and_an_addendum(clinic: Path) -> None:
     assert [v["id"] for v in as_admin(clinic, "visit", "list", "--open")] == [second["id"]]
     again = careline(clinic, "--password-stdin", "visit", "close", visit["id"], stdin=PASSWORD)
     assert again.returncode == 1 and "already closed" in again.stderr
+    # Closed by mistake before a note was written: reopened, it takes one.
+    reopened = as_admin(clinic, "visit", "reopen", visit["id"])
+    assert reopened["status"] == "open" and reopened["closed_by"] is None
+    as_admin(clinic, "note", "add", patient["id"], "--visit", visit["id"], "--text", "Late.")
+    open_again = careline(
+        clinic, "--password-stdin", "visit", "reopen", second["id"], stdin=PASSWORD
+    )
+    assert open_again.returncode == 1 and "the visit is open" in open_again.stderr
 
 
 def test_bad_input_is_named_and_nothing_is_written(clinic: Path) -> None:

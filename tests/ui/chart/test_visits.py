@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.chart.note_editor import NoteEditor
@@ -60,6 +60,17 @@ def open_editor(qtbot: QtBot, section: VisitsSection) -> NoteEditor:
     editor = section.editor
     assert editor is not None
     return editor
+
+
+def confirm_button(box: QMessageBox) -> QAbstractButton:
+    """The Close visit question's button that closes the visit."""
+    return next(b for b in box.buttons() if b.text() == "Close visit")
+
+
+def focused() -> QWidget:
+    widget = QApplication.focusWidget()
+    assert widget is not None
+    return widget
 
 
 def test_a_walk_in_visit_from_start_to_close(
@@ -128,13 +139,17 @@ def test_a_walk_in_visit_from_start_to_close(
     assert [a.body for a in note.addenda] == ["Chest clear on review."]
     assert note.body.startswith("Subjective:\nDry cough")  # the signed text is unchanged
 
-    # Close the visit: no more new notes in it.
+    # Close the visit, once asked: no more new notes in it.
     QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
+    box = section.confirm_box
+    assert box is not None
+    assert "has no note" not in box.informativeText()  # it has one
+    QTest.mouseClick(confirm_button(box), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
         lambda: section.timeline.item(0).text().endswith(" · Closed\nCough"), timeout=5_000
     )
     qtbot.waitUntil(lambda: not section.new_note_button.isEnabled(), timeout=5_000)
-    assert not section.close_button.isEnabled()
+    assert not section.close_button.isVisible() and section.reopen_button.isVisible()
     assert Visits(records).get(visit.id).closed_by == "admin"
     assert "Closed" in section.view.toPlainText()
 
@@ -322,3 +337,60 @@ def test_typing_on_while_a_merging_save_is_in_flight_keeps_the_other_edit(
     qtbot.waitUntil(lambda: Notes(records).get(note_id).body == expected, timeout=5_000)
     qtbot.waitUntil(lambda: editor.body.toPlainText() == expected, timeout=5_000)
     assert editor.status.text() == "Saved"
+
+
+def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's slip: a stray Space on "Close visit…" closed a visit before its note was
+    written, for good. Now it asks, naming the patient and the visit, warns that there is no
+    note, and a stray Space or Return answers Cancel; a visit closed after all is reopened
+    and its note written."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Sore throat")
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    contents = section.contents
+    assert contents is not None
+    visit = contents.visit
+    when = visit.started_at.replace("T", " ")
+
+    for stray in (Qt.Key.Key_Space, Qt.Key.Key_Return):
+        section.close_button.setFocus()
+        QTest.keyClick(section.close_button, Qt.Key.Key_Space)
+        box = section.confirm_box
+        assert box is not None
+        qtbot.waitUntil(box.isVisible)
+        box.activateWindow()
+        qtbot.waitUntil(box.isActiveWindow)
+        assert box.text() == f"Close {patient.display_name}’s visit of {when} (Sore throat)?"
+        assert "This visit has no note." in box.informativeText()
+        assert focused() is box.defaultButton()
+        assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+        QTest.keyClick(focused(), stray)  # the stray key answers Cancel
+        qtbot.waitUntil(lambda: section.confirm_box is None)
+        qtbot.wait(100)
+        assert Visits(clinic.records).get(visit.id).is_open
+        assert section.new_note_button.isEnabled()
+
+    # Closed on purpose (a click on Close visit), then reopened: the note can be written.
+    QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
+    box = section.confirm_box
+    assert box is not None
+    QTest.mouseClick(confirm_button(box), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
+    assert not Visits(clinic.records).get(visit.id).is_open
+    assert not section.new_note_button.isEnabled() and not section.close_button.isVisible()
+    assert section.reopen_button.isEnabled()
+    QTest.mouseClick(section.reopen_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    assert section.timeline.item(0).text().endswith(" · Open\nSore throat")
+    assert section.close_button.isVisible() and not section.reopen_button.isVisible()
+    editor = open_editor(qtbot, section)
+    QTest.keyClicks(editor.body, "Red throat, no fever.")
+    qtbot.waitUntil(lambda: not editor.unsaved, timeout=5_000)
+    editor.reject()
+    [note] = Visits(clinic.records).visit_notes(visit.id)
+    assert "Red throat, no fever." in note.body

@@ -50,6 +50,27 @@ def test_typing_filters_the_list(qtbot: QtBot, signed_in: MainWindow) -> None:
     qtbot.waitUntil(lambda: model.query == "" and model.rowCount() == 5, timeout=5_000)
 
 
+def test_a_birth_date_typed_as_the_readme_says_finds_the_patient(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """Maria Garcia was born 1984-03-02; 1984-3-2 and 19840302 (README: "Dates are year
+    first: 1984-03-02, 1984-3-2 or 19840302") found nobody."""
+    page = signed_in.workspace.patient_list
+    model = page.model
+    for typed in ("1984-3-2", "19840302", "1984-03-02", "garcia 1984-3-2"):
+        page.search.setFocus()
+        page.search.selectAll()
+        QTest.keyClicks(page.search, typed)
+        QTest.keyClick(page.search, Qt.Key.Key_Return)  # searches at once, into the list
+
+        def found(typed: str = typed) -> bool:
+            return model.query == typed and not model.loading
+
+        qtbot.waitUntil(found, timeout=5_000)
+        assert names(model) == ["GARCIA, Maria"], typed
+        assert page.status.text() == f"1 patient matches “{typed}”"
+
+
 def test_search_is_debounced(qtbot: QtBot, signed_in: MainWindow) -> None:
     page = signed_in.workspace.patient_list
     queries: list[str] = []

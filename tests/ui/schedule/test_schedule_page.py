@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
@@ -218,6 +219,36 @@ def test_registering_a_new_patient_from_the_booking_dialog(
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3][1] == "FERREIRA, Ines"
+
+
+@pytest.mark.parametrize("typed", ["Lopez, Maria", "Maria LOPEZ"])
+def test_a_name_typed_as_the_list_shows_names_is_registered_as_typed(
+    qtbot: QtBot, schedule_window: MainWindow, typed: str
+) -> None:
+    """The list shows ``GARCIA, Maria``; a person searching ``Lopez, Maria`` (or naming the
+    family in capitals) finds nobody and registers her: family ``Lopez``, given ``Maria``,
+    not ``Lopez,`` (the comma separates, it is no part of the name), with no case changed."""
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, typed)
+    qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    assert dialog.patient_results.item(0).text() == "No patient found: register a new one"
+    click(dialog.new_patient_button)
+    qtbot.waitUntil(lambda: dialog.patient_dialog is not None)
+    registration = dialog.patient_dialog
+    assert registration is not None
+    activate(qtbot, registration)
+    family = "LOPEZ" if typed.endswith("LOPEZ") else "Lopez"
+    assert (registration.family.text(), registration.given.text()) == (family, "Maria")
+    registration.birth_date.setFocus()
+    QTest.keyClicks(registration.birth_date, "1982-06-14")
+    click(registration.save_button)
+    qtbot.waitUntil(lambda: dialog.patient_id is not None, timeout=10_000)
+    assert dialog.chosen.text() == "Booking for LOPEZ, Maria"
+    records = schedule_window.workstation.records
+    stored = records.get_patient(dialog.patient_id or "")
+    assert (stored.family, stored.given, stored.birth_date) == (family, "Maria", "1982-06-14")
+    dialog.reject()
 
 
 def test_moving_an_appointment(qtbot: QtBot, schedule_window: MainWindow) -> None:

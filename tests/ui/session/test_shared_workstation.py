@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.main import create_main_window
@@ -270,3 +271,58 @@ def test_close_after_idle_hours_comes_from_settings(
     monkeypatch.setenv("CARELINE_CLOSE_AFTER_IDLE_HOURS", "73")
     with pytest.raises(ConfigError, match=r"close_after_idle_hours .*above the maximum 72"):
         create_main_window(args, kdf_params=FAST_PARAMS)
+
+
+def type_where_focus_is(text: str, *keys: Qt.Key) -> None:
+    """Type ``text``, then press ``keys``, into whatever has keyboard focus, as a person who
+    sits down and starts typing does (no click first)."""
+    if text:
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        QTest.keyClicks(focused, text)
+    for key in keys:
+        focused = QApplication.focusWidget()
+        assert focused is not None
+        QTest.keyClick(focused, key)
+
+
+def test_after_an_auto_lock_the_next_person_types_her_name_over_the_previous_one(
+    qtbot: QtBot, shared: Workstation, make_window: WindowFactory
+) -> None:
+    """The admin walks away and the idle timer signs him out; his name stays on the screen.
+    The nurse sits down and types her user name, Return, her password, Return: she is signed
+    in, and nothing she typed was tried as the admin's password (no failed sign-in is
+    recorded against him, and he has no sign-in delay here). When the idle timer signs her
+    out in turn, she continues with Tab and her password."""
+    window = make_window(shared, auto_lock_ms=1_500)
+    page = window.sign_in_page
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    with qtbot.waitSignal(window.locked, timeout=5_000):
+        pass
+    assert_signed_out_and_blank(qtbot, window, shared, username=ADMIN)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    assert QApplication.focusWidget() is page.username
+    assert page.username.selectedText() == ADMIN
+
+    type_where_focus_is(NURSE, Qt.Key.Key_Return)
+    assert page.username.text() == NURSE
+    assert QApplication.focusWidget() is page.password
+    type_where_focus_is(NURSE_PASSWORD, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert window.session is not None and window.session.user.username == NURSE
+    failed = shared.database.query(
+        "SELECT entity_id FROM audit_log WHERE action = 'user.sign_in_failed'"
+    )
+    assert failed == []
+    assert shared.lockouts() == []
+
+    with qtbot.waitSignal(window.locked, timeout=5_000):
+        pass
+    assert_signed_out_and_blank(qtbot, window, shared, username=NURSE)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    type_where_focus_is("", Qt.Key.Key_Tab)  # the same person: on to Password
+    type_where_focus_is(NURSE_PASSWORD, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert window.session is not None and window.session.user.username == NURSE

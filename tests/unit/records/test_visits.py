@@ -4,6 +4,7 @@ migration on data of the previous schema; concurrent edits between replicas."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from core.records import crdt
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
-from core.records.errors import NotFoundError, ValidationError
+from core.records.errors import NotAllowedError, NotFoundError, ValidationError
 from core.records.notes import Notes
 from core.records.schedule import Appointment, Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits, visit_list_items
@@ -182,6 +183,53 @@ def test_closing_a_visit_marks_its_appointment_done_in_the_same_transaction() ->
     Schedule(r, lambda: NOW).set_status(again, "arrived")
     visits.close(second.id)
     assert Schedule(r).get(again).status == "arrived"
+
+
+def test_a_visit_closed_by_mistake_is_reopened_and_takes_its_note() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    appt = _arrived(r, pid).id
+    visits = Visits(r, lambda: NOW)
+    visit = visits.start(pid, appointment_id=appt)
+    closed = visits.close(visit.id)
+    with pytest.raises(ValidationError, match="visit is closed"):
+        visits.add_note(visit.id)
+
+    reopened = visits.reopen(visit.id)
+    assert reopened.status == "open" and reopened.is_open
+    assert (reopened.closed_at, reopened.closed_by) == (None, None)
+    assert visits.add_note(visit.id, "Wheeze, peak flow 300.").encounter_id == visit.id
+    # The audit entry says who reopened it, and who had closed it when.
+    [(actor, details)] = r.db.query(
+        "SELECT actor, details FROM audit_log WHERE action = 'encounter.reopen' AND entity_id = ?",
+        (visit.id,),
+    )
+    assert actor == "dr.ade"
+    assert json.loads(details) == {"closed_at": closed.closed_at, "closed_by": "dr.ade"}
+    assert Schedule(r).get(appt).status == "done"  # the appointment is over either way
+    with pytest.raises(ValidationError, match="the visit is open"):
+        visits.reopen(visit.id)
+
+    assert visits.close(visit.id).status == "closed"  # and closed again, once written
+    assert Schedule(r).get(appt).status == "done"
+    assert _audit(r, visit.id)[-3:] == ["encounter.close", "encounter.reopen", "encounter.close"]
+
+
+@pytest.mark.strict_authz
+def test_reopening_a_visit_needs_what_closing_it_needs() -> None:
+    """Clinicians and nurses close and reopen visits (manage_visit); the front desk neither."""
+    ann = new_replica("ann")
+    ann.set_up_clinic("Riverside", "ann", "Ann Founder", "correct horse battery staple")
+    ann.add_user("doc", "Dr Ade", "clinician", "correct horse battery staple")
+    ann.add_user("nia", "Nia Nurse", "nurse", "correct horse battery staple")
+    ann.add_user("fred", "Fred Desk", "front_desk", "correct horse battery staple")
+    pid = _patient(ClinicRecords(ann.db, "fred"))
+    visit = Visits(ClinicRecords(ann.db, "doc")).start(pid, "Cough")
+    Visits(ClinicRecords(ann.db, "doc")).close(visit.id)
+    with pytest.raises(NotAllowedError, match="reopen a visit"):
+        Visits(ClinicRecords(ann.db, "fred")).reopen(visit.id)
+    assert Visits(ann).get(visit.id).status == "closed"
+    assert Visits(ClinicRecords(ann.db, "nia")).reopen(visit.id).status == "open"
 
 
 def test_visits_started_in_the_same_minute_list_newest_first() -> None:

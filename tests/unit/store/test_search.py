@@ -9,7 +9,7 @@ import pytest
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.store.database import Database
-from core.store.search import NAME_JOINERS, fold_name, fts_prefix_query
+from core.store.search import NAME_JOINERS, date_words, fold_name, fts_prefix_query
 
 
 @pytest.fixture
@@ -72,3 +72,91 @@ def test_the_index_stores_no_positions_and_no_token_counts(records: ClinicRecord
     assert "detail = column" in sql and "columnsize = 0" in sql and "prefix = '1 2 3'" in sql
     tables = {r[0] for r in records.db.query("SELECT name FROM sqlite_master")}
     assert "patients_fts_docsize" not in tables
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "1982-06-14",
+        "1982-6-14",
+        "19820614",
+        "1982/6/14",
+        "1982.06.14",
+        "14/06/1982",
+        "14/6/1982",
+        "mensah 1982-6-14",
+        "1982-6-14 ama",
+        "ama 19820614",
+    ],
+)
+def test_a_birth_date_is_found_however_the_readme_says_it_may_be_typed(
+    records: ClinicRecords, typed: str
+) -> None:
+    """README: search takes dates as 1984-03-02, 1984-3-2 or 19840302 (1982-6-14 and
+    19820614 found nobody: their words 6 and 19820614 are not the stored 06, 1982)."""
+    ama = records.add_patient("Mensah", "Ama", "1982-06-14")
+    records.add_patient("Mensah", "Kofi", "1982-06-04")
+    records.add_patient("Osei", "Ama", "1983-06-14")
+    assert [p.id for p in records.search_patients(typed)] == [ama.id], typed
+    # The walk a broad search takes (core/records/patient_search.py) reads it alike.
+    assert [p.id for p in records.search_patients(typed, broad_at=0)] == [ama.id], typed
+
+
+def test_a_month_typed_with_one_digit_finds_that_month(records: ClinicRecords) -> None:
+    """``1982-6`` as ``1982-06`` finds it; the index keeps no word order, so a day of 6 in
+    1982 matches as well (as ``1982-06`` always has), and ``1982-1`` finds January besides
+    what its ``1`` finds as typed (the start of ``10``-``12`` and ``1x`` days)."""
+    june = records.add_patient("Mensah", "Ama", "1982-06-14")
+    sixth = records.add_patient("Mensah", "Kofi", "1982-11-06")
+    records.add_patient("Osei", "Ama", "1983-06-14")
+    january = records.add_patient("Boateng", "Yaw", "1982-01-20")
+    assert {p.id for p in records.search_patients("1982-6")} == {june.id, sixth.id}
+    assert {p.id for p in records.search_patients("1982-06")} == {june.id, sixth.id}
+    assert {p.id for p in records.search_patients("1982-1")} == {january.id, sixth.id, june.id}
+
+
+def test_what_a_date_s_words_found_before_is_still_found(records: ClinicRecords) -> None:
+    """An MRN written like a date, or eight digits, still finds its patient."""
+    compact = records.add_patient("Addo", "Efua", "1970-01-01", mrn="19820614")
+    dashed = records.add_patient("Addo", "Kwame", "1970-01-01", mrn="1982-6-14")
+    assert [p.id for p in records.search_patients("19820614")] == [compact.id]
+    assert [p.id for p in records.search_patients("1982-6-14")] == [dashed.id]
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("1984-3-2", ["1984", "03", "02"]),
+        ("19840302", ["1984", "03", "02"]),
+        ("1984/3/2", ["1984", "03", "02"]),
+        ("1984.03.2", ["1984", "03", "02"]),
+        ("1984-3", ["1984", "03"]),
+        ("2/3/1984", ["02", "03", "1984"]),  # either reading: the search does not guess
+        ("1984-03-02", None),  # already the stored words
+        ("02/03/1984", None),
+        ("1984-13-2", None),  # no month 13
+        ("1984-02-30", None),
+        ("19841302", None),  # eight digits that are no date: an MRN, searched as typed
+        ("40/3/1984", None),
+    ],
+)
+def test_date_words(typed: str, words: list[str] | None) -> None:
+    assert date_words(typed) == words
+
+
+def test_a_date_query_keeps_the_words_as_typed_beside_the_stored_ones() -> None:
+    compact = '("19820614"* OR birth_date : ("1982"* "06"* "14"*))'
+    assert fts_prefix_query("19820614") == compact
+    assert fts_prefix_query("ama 1982-6-14") == (
+        '("ama"* AND (("1982"* "6"* "14"*) OR birth_date : ("1982"* "06"* "14"*))) '
+        'OR names : "ama1982614"*'
+    )
+    assert fts_prefix_query("1982-06-14") == '("1982"* "06"* "14"*) OR names : "19820614"*'
+    # Inside a longer run of digits and separators (an MRN), no date is read.
+    assert fts_prefix_query("12-1984-3-2-7") == (
+        '("12"* "1984"* "3"* "2"* "7"*) OR names : "121984327"*'
+    )
+    # Past the word limit a date is cut to its first words, as typed.
+    assert fts_prefix_query("a b c d e f g 1982-6-14") == (
+        '("a"* "b"* "c"* "d"* "e"* "f"* "g"* "1982"*) OR names : "abcdefg1982"*'
+    )
