@@ -38,7 +38,7 @@ from core.records import validation as v
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotFoundError, RecordError, ValidationError
-from core.records.types import APPOINTMENT_STATUSES
+from core.records.types import APPOINTMENT_STATUSES, choice_label
 from core.store.database import Transaction, utc_now
 
 # Where each status may go from a schedule screen or command (see the module docstring).
@@ -50,14 +50,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "cancelled": ("booked",),
     "no_show": ("arrived", "booked"),
 }
-STATUS_LABELS = {
-    "booked": "Booked",
-    "arrived": "Arrived",
-    "in_visit": "In visit",
-    "done": "Done",
-    "cancelled": "Cancelled",
-    "no_show": "No-show",
-}
+# "In visit", "No-show": as every screen, command and printed day list names a status.
+STATUS_LABELS = {status: choice_label(status) for status in APPOINTMENT_STATUSES}
 # Statuses that no longer hold the clinician's time (they never clash).
 INACTIVE = ("cancelled", "no_show")
 MAX_MINUTES = 12 * 60

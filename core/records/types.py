@@ -462,3 +462,14 @@ def field_label(name: str, type_name: str | None = None) -> str:
     if rtype is not None and (rtype.field_named(name) or rtype.list_spec(name)):
         return rtype.label(name)
     return FIELD_LABELS.get(name) or default_label(name)
+
+
+# A coded choice whose label is not simply its word capitalised.
+_CHOICE_LABELS = {"no_show": "No-show"}
+
+
+def choice_label(value: str) -> str:
+    """How screens and printed reports word a coded choice: ``severe`` -> ``Severe``,
+    ``in_visit`` -> ``In visit``, ``no_show`` -> ``No-show`` (the one table of them, so a
+    code never reaches paper other than as the screen shows it)."""
+    return _CHOICE_LABELS.get(value) or value.replace("_", " ").capitalize()

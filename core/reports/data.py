@@ -26,6 +26,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
 from core.records.notes import Notes
+from core.records.types import choice_label
 from core.records.validation import calendar_date
 from core.records.visits import visit_list_items
 from core.records.vital_signs import VitalSigns
@@ -95,7 +96,7 @@ class DiagnosisLine:
 
     description: str
     code: str | None
-    status: str  # active or resolved
+    status: str  # "Active" or "Resolved", as the screen words it
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class AppointmentLine:
     birth_date: str
     mrn: str | None
     reason: str | None
-    status: str
+    status: str  # "Arrived", "No-show": as the schedule shows it
     clinician: str | None = None  # once appointments name one
 
 
@@ -272,7 +273,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                 DiagnosisLine(
                     str(p.get("description") or ""),
                     str(p["code"]) if p.get("code") else None,
-                    str(p.get("status") or "active"),
+                    _choice(p.get("status") or "active") or "",
                 )
                 for p in sorted(items.get("problems", []), key=_by("description"))
             ),
@@ -311,7 +312,7 @@ def day_report(records: ClinicRecords, day: str | None = None) -> DayReport:
                     patients[str(r["patient_id"])].birth_date,
                     patients[str(r["patient_id"])].mrn,
                     r.get("reason") or None,
-                    str(r.get("status") or ""),
+                    _choice(r.get("status")) or "",
                     _person(records, str(r["clinician"])) if r.get("clinician") else None,
                 )
                 for r in listed
@@ -349,11 +350,17 @@ def _person(records: ClinicRecords, username: str, with_login: bool = False) -> 
 
 
 def _patient_line(p: Patient) -> PatientLine:
-    return PatientLine(p.display_name, p.birth_date, p.sex, p.mrn, p.phone)
+    return PatientLine(p.display_name, p.birth_date, _choice(p.sex), p.mrn, p.phone)
 
 
 def _allergy_line(a: Allergy) -> AllergyLine:
-    return AllergyLine(a.substance, a.reaction, a.severity)
+    return AllergyLine(a.substance, a.reaction, _choice(a.severity))
+
+
+def _choice(value: Any) -> str | None:
+    """A coded choice (a status, a sex, a severity) worded as the screen shows it
+    (``no_show`` -> ``No-show``), never as its stored code."""
+    return choice_label(str(value)) if value else None
 
 
 def _active(row: dict[str, Any]) -> bool:

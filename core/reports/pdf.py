@@ -121,13 +121,23 @@ class _Page(FPDF):
             self.multi_cell(0, _LINE, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def grid(
-        self, headings: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
+        self,
+        headings: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        widths: Sequence[float | None],
     ) -> None:
-        """A table with a heading row (repeated on each page it runs onto)."""
+        """A table with a heading row (repeated on each page it runs onto).
+
+        ``widths`` per column: None sizes the column to its widest text, measured in the
+        table's fonts, so a date or a time never breaks over two lines (up to a quarter of
+        the page's width; a longer text wraps); a number is the column's share of the width
+        the measured columns leave.
+        """
         self.set_font(FONT, "", 9)
         with self.table(
-            col_widths=tuple(widths),
+            col_widths=self._column_widths(headings, rows, widths),
             line_height=_LINE,
+            text_align="LEFT",  # justified, a narrow column's words stood far apart
             headings_style=FontFace(emphasis="BOLD", fill_color=(235, 235, 235)),
             repeat_headings=TableHeadingsDisplay.ON_TOP_OF_EVERY_PAGE,
         ) as table:
@@ -139,6 +149,34 @@ class _Page(FPDF):
                 for v in values:
                     row.cell(v)
         self.set_font(FONT, "", 10)
+
+    def _column_widths(
+        self,
+        headings: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        widths: Sequence[float | None],
+    ) -> tuple[float, ...]:
+        """Each column's width in mm across the page (see :meth:`grid`)."""
+        # The table's cells keep the cell margin on either side of their text; a little
+        # more is left so rounding never pushes the last character onto a line of its own.
+        room = 2 * self.c_margin + 1
+        most = self.epw / 4
+        measured: dict[int, float] = {}
+        for column, share in enumerate(widths):
+            if share is not None:
+                continue
+            self.set_font(FONT, "B", 9)
+            widest = self.get_string_width(headings[column])
+            self.set_font(FONT, "", 9)
+            for values in rows:
+                widest = max(widest, self.get_string_width(values[column]))
+            measured[column] = min(widest + room, most)
+        left = self.epw - sum(measured.values())
+        shares = sum(share for share in widths if share is not None) or 1
+        return tuple(
+            measured[column] if share is None else left * share / shares
+            for column, share in enumerate(widths)
+        )
 
     def none(self, what: str) -> None:
         """An empty section says so."""
@@ -175,7 +213,7 @@ def summary_pdf(report: PatientSummaryReport) -> bytes:
         pdf.grid(
             ("Substance", "Reaction", "Severity"),
             [(a.substance, a.reaction or "", a.severity or "") for a in report.allergies],
-            (3, 4, 2),
+            (3, 4, None),
         )
     else:
         pdf.none("No allergies recorded.")
@@ -184,7 +222,7 @@ def summary_pdf(report: PatientSummaryReport) -> bytes:
         pdf.grid(
             ("Problem", "Code", "Onset"),
             [(p.description, p.code or "uncoded", p.onset or "") for p in report.problems],
-            (5, 2, 2),
+            (5, None, None),
         )
     else:
         pdf.none("No active problems recorded.")
@@ -202,7 +240,7 @@ def summary_pdf(report: PatientSummaryReport) -> bytes:
         pdf.grid(
             ("Measurement", "Value", "Measured"),
             [(v.label, v.value, v.measured_at) for v in report.vitals],
-            (4, 3, 3),
+            (4, 3, None),
         )
     else:
         pdf.none("No vital signs recorded.")
@@ -226,7 +264,7 @@ def visit_pdf(report: VisitReport) -> bytes:
         pdf.grid(
             ("Measurement", "Value", "Measured"),
             [(v.label, v.value, v.measured_at) for v in report.vitals],
-            (4, 3, 3),
+            (4, 3, None),
         )
     else:
         pdf.none("No vital signs recorded in this visit.")
@@ -235,7 +273,7 @@ def visit_pdf(report: VisitReport) -> bytes:
         pdf.grid(
             ("Diagnosis", "Code", "Status"),
             [(d.description, d.code or "uncoded", d.status) for d in report.diagnoses],
-            (5, 2, 2),
+            (5, None, None),
         )
     else:
         pdf.none("No diagnoses recorded in this visit.")
@@ -244,7 +282,7 @@ def visit_pdf(report: VisitReport) -> bytes:
         pdf.grid(
             ("Medication", "Strength, dose, route, frequency", "From", "Stopped"),
             [(m.name, m.how, m.start or "", m.stop or "") for m in report.medications],
-            (3, 5, 2, 2),
+            (3, 5, None, None),
         )
     else:
         pdf.none("No medications started or changed in this visit.")
@@ -281,7 +319,8 @@ def day_pdf(report: DayReport) -> bytes:
                 )
                 for a in report.appointments
             ],
-            (3, 5, 2, 2, 4, *((3,) if by_whom else ()), 2),
+            # Time, birth date, MRN and status sized to their text: never broken mid-date.
+            (None, 5, None, None, 4, *((3,) if by_whom else ()), None),
         )  # fmt: skip
     else:
         pdf.none("No appointments on this day.")

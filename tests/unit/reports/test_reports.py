@@ -10,6 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from core.records.errors import NotFoundError, ValidationError
+from core.records.schedule import STATUS_LABELS
 from core.records.workstation import Workstation
 from core.reports import data, pdf
 from tests.unit.reports.sample import DAY, sample_chart
@@ -37,7 +38,7 @@ def test_summary_holds_demographics_allergies_active_problems_medications_latest
         "RC-1001",
         "Penicillin",
         "hives",
-        "severe",
+        "Severe",  # as the chart shows it, not the stored code
         "Type 2 diabetes mellitus",
         "E11.9",
         "Metformin",
@@ -191,6 +192,52 @@ def test_day_list_names_clinicians_once_appointments_have_them() -> None:
     assert "Clinician" in text and "Dr Bello" in text
     without = data.DayReport(context, DAY, (dataclasses.replace(line, clinician=None),), 0)
     assert "Clinician" not in pdf_text(pdf.day_pdf(without))[0]
+
+
+def test_day_list_prints_each_status_as_the_schedule_shows_it(workstation: Workstation) -> None:
+    sample_chart(workstation.records)
+    report = data.day_report(workstation.records, DAY)
+    assert [a.status for a in report.appointments] == ["Booked", "Arrived", "Booked"]
+    (text,) = pdf_text(pdf.day_pdf(report))
+    assert "Arrived" in text and "Booked" in text
+    assert "arrived" not in text and "booked" not in text  # never the stored code
+
+
+def test_day_list_never_breaks_a_date_a_time_or_a_status_over_two_lines() -> None:
+    """Long names, reasons and clinicians take their lines; the birth date, the time, the MRN
+    and the status each stay whole on one line, whatever the status."""
+    context = data.PrintContext("Riverside Clinic", "2026-11-30 07:50", "Ada Admin (admin)")
+    lines = tuple(
+        data.AppointmentLine(
+            f"{9 + i:02d}:00",
+            f"{9 + i:02d}:15",
+            "ÑÚÑEZ-ØDEGÅRD-WILLIAMSON, Zoë Alexandra Maria",
+            f"198{i}-06-14",
+            f"MRN-00{i}2345",
+            "Review of blood pressure readings and the new medication's side effects",
+            label,
+            "Dr Samantha Lee-Montgomery",
+        )
+        for i, label in enumerate(STATUS_LABELS.values())
+    )
+    (text,) = pdf_text(pdf.day_pdf(data.DayReport(context, DAY, lines, 0)))
+    for line in lines:
+        for whole in (f"{line.starts}–{line.ends}", line.birth_date, str(line.mrn), line.status):
+            assert whole in text, f"{whole!r} is broken over two lines"
+    assert "No-show" in text and "no_show" not in text
+
+
+def test_summary_and_visit_note_word_coded_choices_as_the_chart_does(
+    workstation: Workstation,
+) -> None:
+    chart = sample_chart(workstation.records)
+    (summary,) = pdf_text(
+        pdf.summary_pdf(data.summary_report(workstation.records, chart.patient_id))
+    )
+    assert "Female" in summary and "female" not in summary
+    assert "Severe" in summary and "severe" not in summary
+    (visit,) = pdf_text(pdf.visit_pdf(data.visit_report(workstation.records, chart.visit_id)))
+    assert "Active" in visit and "active" not in visit
 
 
 def test_saving_over_a_0644_file_leaves_a_0600_file_and_no_temporary_file(
