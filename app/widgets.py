@@ -19,9 +19,31 @@ from PySide6.QtWidgets import (
 )
 
 
+class FieldError(QLabel):
+    """A field's validation message (see ``error_label``): shown in a dialog, the dialog
+    makes room for every line of it (``keep_room_for_contents``)."""
+
+    def setVisible(self, visible: bool) -> None:
+        """Show or hide; shown in an open dialog, the dialog grows to hold all its lines."""
+        super().setVisible(visible)
+        if visible:
+            window = self.window()
+            if isinstance(window, QDialog):
+                keep_room_for_contents(window)
+                grow_to_fit(window)
+
+    def setText(self, text: str) -> None:
+        """A new message: one that needs more lines than the last gets them at once."""
+        super().setText(text)
+        window = self.window()
+        if self.isVisible() and isinstance(window, QDialog):
+            grow_to_fit(window)
+
+
 def error_label() -> QLabel:
-    """A hidden, word-wrapped label for a field's validation message."""
-    label = QLabel()
+    """A hidden, word-wrapped label for a field's validation message; shown, its dialog
+    grows to hold every line of it rather than cut it or draw it over the next field."""
+    label = FieldError()
     label.setObjectName("fieldError")
     label.setWordWrap(True)
     label.hide()
@@ -98,7 +120,12 @@ def action_buttons(
 
 
 def dialog_layout(dialog: QDialog, *parts: QWidget | QFormLayout) -> QVBoxLayout:
-    """The dialogs' common column: generous margins, even spacing, parts top to bottom."""
+    """The dialogs' common column: generous margins, even spacing, parts top to bottom.
+
+    The dialog keeps room for what it holds (``keep_room_for_contents``): a message, a
+    panel or a chosen name shown once it is open lengthens it instead of being cut.
+    """
+    keep_room_for_contents(dialog)
     layout = QVBoxLayout(dialog)
     layout.setContentsMargins(24, 20, 24, 20)
     layout.setSpacing(12)
@@ -237,7 +264,43 @@ def keep_min_height_for_width(window: QWidget) -> None:
 def grow_to_fit(dialog: QWidget) -> None:
     """Give an open window the height its contents now need (call after showing a line in
     it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
-    sentences, fields and buttons off."""
+    sentences, fields and buttons off. It grows no taller than its screen (its lists
+    scroll), and never shrinks here."""
+    layout = dialog.layout()
+    if not dialog.isVisible() or layout is None:
+        return
+    # What was just shown or changed counts now, not at Qt's next layout pass: a nested
+    # layout keeps the heights it worked out before until the window's layout is redone.
+    layout.activate()
     needed = dialog.heightForWidth(dialog.width())
+    screen = dialog.screen()
+    if screen is not None:
+        needed = min(needed, screen.availableGeometry().height() - _FRAME_ALLOWANCE.height())
     if needed > dialog.height():
         dialog.resize(dialog.width(), needed)
+
+
+class _RoomForContents(QObject):
+    """Grows the window it watches whenever its layout changes (see
+    ``keep_room_for_contents``)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """On a layout request (something shown, hidden or worded anew), the height the
+        contents now need; the event goes on."""
+        if event.type() == QEvent.Type.LayoutRequest and isinstance(watched, QWidget):
+            grow_to_fit(watched)
+        return False
+
+
+def keep_room_for_contents(dialog: QDialog) -> None:
+    """From now on, whatever ``dialog`` comes to show once open (a validation message, a
+    warning panel, a line naming what was chosen) lengthens the dialog to hold all of it.
+
+    Qt sizes an open window's minimum from its parts as if each word-wrapped label had a
+    line or two, and keeps the window's size otherwise: a longer message was cut after its
+    second line, and a squeezed one was drawn over the field above it.
+    """
+    if dialog.property("keepsRoom"):
+        return
+    dialog.setProperty("keepsRoom", True)
+    dialog.installEventFilter(_RoomForContents(dialog))

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -343,7 +345,17 @@ class VitalsSection:
         form_layout.addLayout(buttons)
         form_layout.addWidget(self.status)
         form_layout.addStretch(1)
-        form_card.setFixedWidth(360)
+        # The form scrolls rather than squeeze: with messages under several fields it can
+        # need more than the window's height, and squeezed, the messages were cut to a
+        # line or two and drawn over the next row.
+        form_scroll = QScrollArea()
+        form_scroll.setObjectName("vitalsFormScroll")
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_scroll.setWidget(form_card)
+        bar = form_scroll.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        form_scroll.setFixedWidth(360 + bar)  # the card keeps its width beside its scroll bar
 
         # ----- the plot -----
         self.plot_choice = QComboBox()
@@ -399,7 +411,7 @@ class VitalsSection:
         layout = QHBoxLayout(self.page)
         layout.setContentsMargins(0, 10, 0, 0)
         layout.setSpacing(14)
-        layout.addWidget(form_card)
+        layout.addWidget(form_scroll)
         layout.addLayout(right, 1)
         # Field to field down the form, each unit right after its value (all are now in
         # one window, as setTabOrder needs).

@@ -11,12 +11,14 @@ from typing import Any
 import keyring
 import keyring.backends.fail
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QDir, QPoint, QPointF, QRect, Qt
+from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.garbage import GuiThreadCollector
+from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.worker import Worker
@@ -40,6 +42,10 @@ PATIENTS = (
 )
 
 WindowFactory = Callable[..., MainWindow]
+
+# A common clinic laptop's screen, and the main window's size when it first opens.
+SMALL = QRect(0, 0, 1024, 740)
+DEFAULT_SIZE = (1120, 740)
 
 # The offscreen platform (QT_QPA_PLATFORM=offscreen) says this whenever a dialog is shown;
 # it is about the test platform, not about Careline.
@@ -78,6 +84,24 @@ def _collect_on_gui_thread(qapp: QApplication) -> Iterator[None]:
     collector = GuiThreadCollector(qapp)
     yield
     collector.stop()
+
+
+@pytest.fixture
+def styled(qapp: QApplication) -> Iterator[None]:
+    """The app's stylesheet on, as in the app (its paddings and fonts decide what fits)."""
+    before, paths = qapp.styleSheet(), QDir.searchPaths("careline")
+    QDir.setSearchPaths("careline", [str(resources_dir())])  # the stylesheet's images
+    qapp.setStyleSheet(stylesheet())
+    yield
+    qapp.setStyleSheet(before)
+    QDir.setSearchPaths("careline", paths)
+
+
+@pytest.fixture
+def small_screen(monkeypatch: pytest.MonkeyPatch, styled: None) -> None:
+    """Every screen says it has 1024x740 available (the offscreen platform has 800x800),
+    and the app's stylesheet is on."""
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(SMALL))
 
 
 def new_clinic(data_dir: Path, patients: int = 0) -> Workstation:

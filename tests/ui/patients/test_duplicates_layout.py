@@ -4,38 +4,21 @@ its screen, nothing overlaps, every button is reachable and both lists scroll.""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QDir, QRect
-from PySide6.QtGui import QScreen
+from PySide6.QtCore import QRect
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
 from app.patients.duplicates import DuplicatesDialog
 from core.records.merges import Merges
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.conftest import ADMIN, PASSWORD, SMALL, WindowFactory, sign_in, wheel
 from tests.ui.patients.conftest import add_namesakes, open_duplicates
 
-SMALL = QRect(0, 0, 1024, 740)
 PAIRS, MERGED = 14, 14
-
-
-@pytest.fixture
-def small_screen(monkeypatch: pytest.MonkeyPatch, qapp: QApplication) -> Iterator[None]:
-    """Every screen says it has 1024x740 available (the offscreen platform has 800x800),
-    and the app's stylesheet is on, as in the app."""
-    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(SMALL))
-    before, paths = qapp.styleSheet(), QDir.searchPaths("careline")
-    QDir.setSearchPaths("careline", [str(resources_dir())])  # the stylesheet's images
-    qapp.setStyleSheet(stylesheet())
-    yield
-    qapp.setStyleSheet(before)
-    QDir.setSearchPaths("careline", paths)
 
 
 def _many_duplicates(ws: Workstation) -> None:

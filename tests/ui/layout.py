@@ -1,0 +1,88 @@
+"""What a person can read on a screen, checked on the real widgets: a label shows every line
+of its text, nothing is drawn over it, and a button's or heading's words fit its width."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QRect
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QComboBox,
+    QLabel,
+    QLineEdit,
+    QWidget,
+)
+
+# What a person reads or types into: the widgets that must not be drawn over each other.
+_CONTROLS = (QAbstractButton, QAbstractItemView, QComboBox, QLabel, QLineEdit)
+
+
+def rect_in(widget: QWidget, ancestor: QWidget) -> QRect:
+    """``widget``'s rectangle in ``ancestor``'s coordinates."""
+    return QRect(widget.mapTo(ancestor, widget.rect().topLeft()), widget.size())
+
+
+def _related(one: QWidget, other: QWidget) -> bool:
+    """One holds the other (a combo box's own line edit, a scroll area's viewport)."""
+    return one.isAncestorOf(other) or other.isAncestorOf(one)
+
+
+def controls(window: QWidget) -> list[QWidget]:
+    """The visible controls in ``window`` (labels with text only)."""
+    found = [w for w in window.findChildren(QWidget) if isinstance(w, _CONTROLS)]
+    return [
+        w
+        for w in found
+        if w.isVisible() and w.window() is window and not (isinstance(w, QLabel) and not w.text())
+    ]
+
+
+def assert_whole(label: QLabel) -> None:
+    """``label`` is shown with every line of its text, inside its window, and no other
+    control overlaps it."""
+    window = label.window()
+    where = label.text()[:50]
+    assert label.isVisible(), f"{where!r} is not shown"
+    lines = label.heightForWidth(label.width()) if label.wordWrap() else label.sizeHint().height()
+    assert label.height() >= lines, f"{where!r} is cut: {label.height()} < {lines} pixels"
+    if not label.wordWrap():
+        width = label.fontMetrics().horizontalAdvance(label.text())
+        assert label.width() >= width, f"{where!r} is cut: {label.width()} < {width} pixels"
+    box = rect_in(label, window)
+    assert window.rect().contains(box), f"{where!r} runs out of its window: {box}"
+    for other in controls(window):
+        if other is label or _related(other, label):
+            continue
+        assert not rect_in(other, window).intersects(box), (
+            f"{where!r} overlaps {type(other).__name__} {_name(other)!r}"
+        )
+
+
+def assert_text_fits(button: QAbstractButton) -> None:
+    """The button's whole label fits inside it: the text's width in the button's font plus
+    the padding its style gives it is no more than the button's width."""
+    text = button.text()
+    width = button.fontMetrics().horizontalAdvance(text)
+    padding = button.sizeHint().width() - width  # the style's frame and padding
+    assert width + padding <= button.width(), (
+        f"{text!r} needs {width} + {padding} pixels, its button has {button.width()}"
+    )
+
+
+def _name(widget: QWidget) -> str:
+    for attribute in ("text", "placeholderText", "currentText"):
+        value = getattr(widget, attribute, None)
+        if callable(value) and value():
+            return str(value())[:40]
+    return widget.objectName() or widget.accessibleName()
+
+
+def shot(widget: QWidget, name: str) -> None:
+    """Save a picture of ``widget``'s window as ``name``.png in the folder named by
+    CARELINE_SCREENSHOTS (nothing when unset), to look at what the test saw."""
+    folder = os.environ.get("CARELINE_SCREENSHOTS")
+    if folder:
+        widget.window().grab().save(str(Path(folder) / f"{name}.png"))
