@@ -74,11 +74,7 @@ def set_up_application(app: QApplication) -> None:
     app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName(DESKTOP_APP_ID)
-    font = QFont(QGuiApplication.font())
-    font.setFamilies(PREFERRED_FONTS)
-    if font.pointSizeF() < MIN_POINT_SIZE:
-        font.setPointSizeF(MIN_POINT_SIZE)
-    app.setFont(font)
+    app.setFont(readable_font(QGuiApplication.font()))
     app.setStyle("Fusion")  # the same look on every platform; the stylesheet builds on it
     folder = resources_dir()
     if folder is not None:
@@ -86,6 +82,15 @@ def set_up_application(app: QApplication) -> None:
         QDir.addSearchPath("careline", str(folder))
     app.setWindowIcon(window_icon(folder))
     app.setStyleSheet(stylesheet())
+
+
+def readable_font(system: QFont) -> QFont:
+    """The app's font: the first of PREFERRED_FONTS installed, at least MIN_POINT_SIZE."""
+    font = QFont(system)
+    font.setFamilies(PREFERRED_FONTS)
+    if font.pointSizeF() < MIN_POINT_SIZE:
+        font.setPointSizeF(MIN_POINT_SIZE)
+    return font
 
 
 def window_icon(folder: Path | None) -> QIcon:

@@ -60,6 +60,7 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
+from app.widgets import ElidedLabel
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -147,7 +148,8 @@ class Workspace(QWidget):
         self.toolbar.setMovable(False)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.toolbar.addWidget(self._gap(12))
-        self.clinic_label = QLabel()
+        # The clinic's and the person's names give way ("…") before any button does.
+        self.clinic_label = ElidedLabel()
         self.clinic_label.setObjectName("toolbarClinic")
         self.toolbar.addWidget(self.clinic_label)
         self.new_patient_action = QAction("New patient", self)
@@ -165,7 +167,7 @@ class Workspace(QWidget):
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
-        self.user_label = QLabel()
+        self.user_label = ElidedLabel()
         self.user_label.setObjectName("toolbarUser")
         self.toolbar.addWidget(self.user_label)
         self.enroll_action = QAction("Connect to server…", self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -74,6 +75,51 @@ def ignore_wheel(*widgets: QWidget) -> None:
         if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         widget.installEventFilter(_WheelGuard(widget))
+
+
+class ElidedLabel(QLabel):
+    """One line of text (a heading, a name) that, given less room than it needs, ends in
+    "…" with the whole text in its tooltip, rather than being cut mid-letter or pushing the
+    buttons beside it off the screen. ``text()`` is always the whole text."""
+
+    # Shown at the least: this many characters and the ellipsis.
+    KEEP = 8
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        # No automatic indent: the text starts where the contents do, so what fits is what
+        # the contents rectangle holds (a stylesheet padding made Qt indent the text).
+        self.setIndent(0)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for the first few characters and "…" (the whole text when shorter)."""
+        hint = super().minimumSizeHint()
+        margins = self.contentsMargins()
+        short = self.text()[: self.KEEP] + "…"
+        width = self.fontMetrics().horizontalAdvance(short) + margins.left() + margins.right()
+        return QSize(min(hint.width(), width), hint.height())
+
+    def elided(self) -> bool:
+        """True when the text does not fit and ends in "…"."""
+        return self.fontMetrics().horizontalAdvance(self.text()) > self.contentsRect().width()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The whole text in the tooltip while it is elided."""
+        super().resizeEvent(event)
+        self.setToolTip(self.text() if self.elided() else "")
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """The text, elided at the right when it does not fit."""
+        if not self.elided():
+            super().paintEvent(event)
+            return
+        rect = self.contentsRect()
+        painter = QPainter(self)
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        self.style().drawItemText(
+            painter, rect, int(self.alignment()), self.palette(), self.isEnabled(), text,
+            self.foregroundRole(),
+        )  # fmt: skip
 
 
 def paragraph(text: str, name: str = "") -> QLabel:

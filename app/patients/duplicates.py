@@ -159,6 +159,9 @@ class DuplicatesDialog(QDialog):
             self, heading, explain, self.table, self.select_hint, self.keep_first,
             self.keep_second, merge_row, self.status, merged_row, self.merged_table, buttons,
         )  # fmt: skip
+        # A little closer than other dialogs: with the app's font and a two-line outcome,
+        # its smallest height was 8 pixels more than a 1024x740 screen has room for.
+        layout.setSpacing(10)
         # Spare height goes to the lists (they scroll), never between the buttons.
         layout.setStretchFactor(self.table, 1)
         layout.setStretchFactor(self.merged_table, 1)

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -122,6 +121,7 @@ class BookingDialog(QDialog):
         self.new_patient_button = QPushButton("Register new patient…")
         self.chosen = QLabel()
         self.chosen.setObjectName("chosenPatient")
+        self.chosen.setWordWrap(True)  # a long name takes a second line, never cut
         self.start = QLineEdit(start)
         self.start.setPlaceholderText("YYYY-MM-DD HH:MM")
         self.start.setAccessibleName("Starts")
@@ -150,15 +150,15 @@ class BookingDialog(QDialog):
         }
         form = form_layout()
         if appointment is None:
-            finder = QVBoxLayout()
-            finder.setSpacing(6)
-            finder.addWidget(self.patient_search)
-            finder.addWidget(self.patient_results)
-            row = QHBoxLayout()
-            row.addWidget(self.chosen, 1)
-            row.addWidget(self.new_patient_button)
-            finder.addLayout(row)
-            form.addRow("Patient", finder)
+            # Register beside the search; the patient chosen on a row of its own under the
+            # list, where a long name wraps (beside the button it was cut, and squeezed
+            # into the list's row it was drawn over the list).
+            search = QHBoxLayout()
+            search.addWidget(self.patient_search, 1)
+            search.addWidget(self.new_patient_button)
+            form.addRow("Patient", search)
+            form.addRow("", self.patient_results)
+            form.addRow("", self.chosen)
         else:
             self.chosen.setText(appointment.patient_name)
             form.addRow("Patient", self.chosen)
@@ -176,9 +176,9 @@ class BookingDialog(QDialog):
         )
         dialog_layout(self, heading, intro, form, self.general_error, self.overlap, self.buttons)
         if appointment is None:
-            QWidget.setTabOrder(self.patient_search, self.patient_results)
-            QWidget.setTabOrder(self.patient_results, self.new_patient_button)
-            QWidget.setTabOrder(self.new_patient_button, self.start)
+            QWidget.setTabOrder(self.patient_search, self.new_patient_button)
+            QWidget.setTabOrder(self.new_patient_button, self.patient_results)
+            QWidget.setTabOrder(self.patient_results, self.start)
         QWidget.setTabOrder(self.start, self.minutes)
         QWidget.setTabOrder(self.minutes, self.clinician)
         QWidget.setTabOrder(self.clinician, self.reason)

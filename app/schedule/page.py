@@ -157,20 +157,23 @@ class SchedulePage(QWidget):
         self.print_button.setToolTip("The day's appointment list as a PDF or on paper")
         self.print_button.clicked.connect(self.print_day)
         self.print_dialog: PrintDialog | None = None
+        # Two rows, so every button keeps its whole label on a 1024-pixel screen: what the
+        # page does on top, and under it where in time it is (the day or week named whole).
         top = QHBoxLayout()
         top.addWidget(heading)
-        top.addSpacing(16)
-        top.addWidget(self.day_button)
-        top.addWidget(self.week_button)
-        top.addSpacing(12)
-        top.addWidget(self.previous_button)
-        top.addWidget(self.today_button)
-        top.addWidget(self.next_button)
-        top.addSpacing(12)
-        top.addWidget(self.span_label, 1)
+        top.addStretch(1)
         top.addWidget(self.clinician)
         top.addWidget(self.print_button)
         top.addWidget(self.book_button)
+        moves = QHBoxLayout()
+        moves.addWidget(self.day_button)
+        moves.addWidget(self.week_button)
+        moves.addSpacing(12)
+        moves.addWidget(self.previous_button)
+        moves.addWidget(self.today_button)
+        moves.addWidget(self.next_button)
+        moves.addSpacing(12)
+        moves.addWidget(self.span_label, 1)
 
         self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
         self.week_table = _table("weekTable", ("",) * 7, stretch=None)
@@ -204,8 +207,6 @@ class SchedulePage(QWidget):
 
         left = QVBoxLayout()
         left.addWidget(self.views, 1)
-        left.addLayout(actions)
-        left.addWidget(self.error)
 
         waiting_heading = QLabel("Waiting room")
         waiting_heading.setObjectName("cardHeading")
@@ -227,7 +228,12 @@ class SchedulePage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addLayout(moves)
         layout.addLayout(body, 1)
+        # The actions under both lists: they act on the appointment selected in either, and
+        # across the page's width their labels fit beside the waiting room.
+        layout.addLayout(actions)
+        layout.addWidget(self.error)
 
         # The waiting times move on by themselves (a minute at a time).
         self.tick = QTimer(self)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.garbage import GuiThreadCollector
-from app.main import resources_dir, stylesheet
+from app.main import readable_font, resources_dir, stylesheet
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.worker import Worker
@@ -88,12 +88,14 @@ def _collect_on_gui_thread(qapp: QApplication) -> Iterator[None]:
 
 @pytest.fixture
 def styled(qapp: QApplication) -> Iterator[None]:
-    """The app's stylesheet on, as in the app (its paddings and fonts decide what fits)."""
-    before, paths = qapp.styleSheet(), QDir.searchPaths("careline")
+    """The app's font and stylesheet on, as in the app (they decide what fits)."""
+    before, paths, font = qapp.styleSheet(), QDir.searchPaths("careline"), qapp.font()
     QDir.setSearchPaths("careline", [str(resources_dir())])  # the stylesheet's images
+    qapp.setFont(readable_font(font))
     qapp.setStyleSheet(stylesheet())
     yield
     qapp.setStyleSheet(before)
+    qapp.setFont(font)
     QDir.setSearchPaths("careline", paths)
 
 

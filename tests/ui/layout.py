@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QWidget,
 )
 
@@ -52,8 +53,16 @@ def assert_whole(label: QLabel) -> None:
         width = label.fontMetrics().horizontalAdvance(label.text())
         assert label.width() >= width, f"{where!r} is cut: {label.width()} < {width} pixels"
     box = rect_in(label, window)
-    assert window.rect().contains(box), f"{where!r} runs out of its window: {box}"
-    for other in controls(window):
+    area = _scroll_area(label)
+    if area is None:
+        assert window.rect().contains(box), f"{where!r} runs out of its window: {box}"
+        neighbours = controls(window)
+    else:  # it scrolls into view; what is outside the area is not drawn over it
+        content = area.widget()
+        assert content is not None
+        assert content.rect().contains(rect_in(label, content)), f"{where!r} runs out"
+        neighbours = [w for w in controls(window) if content.isAncestorOf(w)]
+    for other in neighbours:
         if other is label or _related(other, label):
             continue
         assert not rect_in(other, window).intersects(box), (
@@ -70,6 +79,14 @@ def assert_text_fits(button: QAbstractButton) -> None:
     assert width + padding <= button.width(), (
         f"{text!r} needs {width} + {padding} pixels, its button has {button.width()}"
     )
+
+
+def _scroll_area(widget: QWidget) -> QScrollArea | None:
+    """The scroll area ``widget`` is shown in within its window, if any."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = None if parent.isWindow() else parent.parentWidget()
+    return parent
 
 
 def _name(widget: QWidget) -> str:

@@ -17,8 +17,9 @@ from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
 from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
+from tests.ui.conftest import DEFAULT_SIZE, SMALL, wheel
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.conftest import wheel
+from tests.ui.layout import assert_text_fits, assert_whole, shot
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -436,3 +437,31 @@ def test_the_day_list_prints_in_time_order(
     assert all(name in text for name in names)
     assert [text.index(name) for name in names] == sorted(text.index(name) for name in names)
     dialog.reject()
+
+
+@pytest.mark.usefixtures("styled")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """A long name and a three-line refusal at once: the name wraps rather than being cut,
+    the dialog grows, and nothing is drawn over the list of patients found."""
+    schedule_window.resize(*size)
+    records = schedule_window.workstation.records
+    records.add_patient("Ñúñez-Ødegård-Williamson", "Zoë Alexandra Maria", "1975-03-21")
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "williamson")
+    assert dialog.chosen.text() == "Booking for ÑÚÑEZ-ØDEGÅRD-WILLIAMSON, Zoë Alexandra Maria"
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, "05/12/2026 14:30")
+    QTest.keyClick(dialog.start, Qt.Key.Key_Tab)
+    QApplication.processEvents()
+    shot(dialog, f"booking-{size[0]}x{size[1]}")
+    assert "either way round" in dialog.errors["starts_at"].text()
+    for label in (dialog.chosen, dialog.errors["starts_at"]):
+        assert_whole(label)
+    assert_text_fits(dialog.new_patient_button)
+    assert dialog.frameGeometry().height() <= size[1]
+    dialog.reject()
+    assert page.dialog is None or not page.dialog.isVisible()
