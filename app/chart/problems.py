@@ -142,7 +142,8 @@ class IcdSearchDialog(SavingDialog):
         self.status.setText(
             "No codes match: try other words, or record it without a code."
             if typed and not codes
-            else f"{len(codes)} codes shown{' (the first 50)' if len(codes) == 50 else ''}."
+            else f"{len(codes)} code{'' if len(codes) == 1 else 's'} shown"
+            f"{' (the first 50)' if len(codes) == 50 else ''}."
         )
 
     def _search_failed(self, exc: Exception) -> None:

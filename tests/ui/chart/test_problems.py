@@ -114,3 +114,12 @@ def test_resolving_asks_the_date_and_keeps_the_problem_as_history(
     assert rows(card.table)[0][0] == "J45.909"
     assert rows(card.table)[0][3] == "Resolved 2024-03-15"
     assert not card.resolve_button.isEnabled()
+
+
+def test_one_code_found_is_counted_in_the_singular(qtbot: QtBot, signed_in: MainWindow) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    dialog = _search_dialog(qtbot, card_of(chart, ProblemsCard))
+    QTest.keyClicks(dialog.search, "I10")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.status.text() == "1 code shown.", timeout=5_000)
+    dialog.reject()
