@@ -66,15 +66,16 @@ SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
 FLAG_ARROWS = {"high": "▲", "low": "▼"}
 
 # The form's fields, in Tab order (blood pressure is two fields on one row).
+# Labelled from the catalogue's table, which the messages under the fields use too.
 FORM_ROWS: tuple[tuple[str, tuple[cat.Vital, ...]], ...] = (
-    ("Blood pressure", (cat.SYSTOLIC, cat.DIASTOLIC)),
-    ("Pulse", (cat.PULSE,)),
-    ("Temperature", (cat.TEMPERATURE,)),
-    ("Respiratory rate", (cat.RESPIRATORY_RATE,)),
-    ("SpO2", (cat.SPO2,)),
-    ("Weight", (cat.WEIGHT,)),
-    ("Height", (cat.HEIGHT,)),
-    ("Pain (0-10)", (cat.PAIN,)),
+    (cat.FIELD_LABELS["bp"], (cat.SYSTOLIC, cat.DIASTOLIC)),
+    (cat.FIELD_LABELS["pulse"], (cat.PULSE,)),
+    (cat.FIELD_LABELS["temperature"], (cat.TEMPERATURE,)),
+    (cat.FIELD_LABELS["respiratory_rate"], (cat.RESPIRATORY_RATE,)),
+    (cat.FIELD_LABELS["spo2"], (cat.SPO2,)),
+    (cat.FIELD_LABELS["weight"], (cat.WEIGHT,)),
+    (cat.FIELD_LABELS["height"], (cat.HEIGHT,)),
+    (f"{cat.FIELD_LABELS['pain']} (0-10)", (cat.PAIN,)),
 )
 # The table's columns after the time: a vital key each ("bp" shows both pressures).
 TABLE_COLUMNS = (

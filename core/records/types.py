@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.records import validation as v
+from core.records import vitals
 from core.records.reading_conflicts import settle_move, settle_reading
 from core.records.rows import sort_key
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
@@ -449,7 +450,8 @@ def _labels() -> dict[str, str]:
             for f in s.items:
                 seen.setdefault(f.name, set()).add(f.label)
     labels = {name: next(iter(found)) for name, found in seen.items() if len(found) == 1}
-    return {**labels, **_FORM_LABELS}
+    # A vital's value is refused under its own name ("spo2"): the form's label for it.
+    return {**labels, **vitals.FIELD_LABELS, **_FORM_LABELS}
 
 
 FIELD_LABELS: dict[str, str] = _labels()

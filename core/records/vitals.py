@@ -210,6 +210,22 @@ VITALS: tuple[Vital, ...] = (
 BY_KEY = {v.key: v for v in VITALS}
 BY_CODE = {v.code: v for v in VITALS}
 TYPED = tuple(v for v in VITALS if not v.computed)
+# How the entry form and its messages name each vital and the blood-pressure pair (shorter
+# than ``label``, the full name reports print): one table, so a message names a field as
+# the form does ("SpO2", never "Spo2").
+FIELD_LABELS = {
+    "bp": "Blood pressure",
+    "systolic": "Systolic",
+    "diastolic": "Diastolic",
+    "pulse": "Pulse",
+    "temperature": "Temperature",
+    "respiratory_rate": "Respiratory rate",
+    "spo2": "SpO2",
+    "weight": "Weight",
+    "height": "Height",
+    "bmi": "BMI",
+    "pain": "Pain",
+}
 
 
 def vital(key_or_code: str) -> Vital:

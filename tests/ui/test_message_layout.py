@@ -124,3 +124,15 @@ def test_vitals_messages_at_the_first_window_size_show_whole_and_apart(
     for message in messages:
         assert message.text()
         assert_whole(message)
+
+
+def test_a_vital_is_named_in_its_message_as_the_form_names_it(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    _chart, section = open_vitals(qtbot, window)
+    spo2 = section.fields["spo2"]
+    type_into(qtbot, spo2.edit, "101")
+    leave(spo2.edit)
+    assert spo2.message.text().startswith("SpO2: 101 % is not possible")
+    captions = [label.text() for label in section.widget().findChildren(QLabel)]
+    assert "SpO2" in captions  # the form's own label for the field
