@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSizePolicy,
     QStackedWidget,
     QToolBar,
@@ -249,11 +250,23 @@ class Workspace(QWidget):
         self.schedule = add_schedule(self)  # the Schedule button (Ctrl+D) and page
         self.admin_tools = AdminTools(self)  # Settings → Audit log…, Break-glass reviews…
 
-        # Says when unsaved forms were restored after a sign-in.
+        # Says when unsaved forms were restored after a sign-in (until the person moves to
+        # another page) or that a restored computer must join again (show_notice).
         self.notice = QLabel()
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
-        self.notice.hide()
+        self.dismiss_notice = QPushButton("Dismiss")
+        self.dismiss_notice.setObjectName("link")
+        self.dismiss_notice.setToolTip("Hide this message")
+        self.dismiss_notice.clicked.connect(self.hide_notice)
+        self.notice_bar = QFrame()
+        self.notice_bar.setObjectName("noticeBar")
+        bar = QHBoxLayout(self.notice_bar)
+        bar.setContentsMargins(0, 0, 12, 0)
+        bar.addWidget(self.notice, 1)
+        bar.addWidget(self.dismiss_notice)
+        self.notice_bar.hide()
+        self._passing_notices: list[str] = []  # gone once the person moves on
         # Always in view while the demo clinic is open: nobody mistakes it for real records.
         self.demo_banner = QLabel(DEMO_NOTICE)
         self.demo_banner.setObjectName("demoBanner")
@@ -261,7 +274,7 @@ class Workspace(QWidget):
         self.demo_banner.hide()
         body = QVBoxLayout()
         body.setContentsMargins(24, 18, 24, 18)
-        body.addWidget(self.notice)
+        body.addWidget(self.notice_bar)
         body.addWidget(self.pages)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -277,11 +290,42 @@ class Workspace(QWidget):
         self.chart.chart_shown.connect(self._chart_shown)
         self.conflicted: dict[str, list[str]] = {}  # record id -> fields in conflict
         self.chart.review_conflicts.connect(self.show_conflicts)
+        self.pages.currentChanged.connect(lambda _index: self._moved_on())
         self.patient_list.open_requested.connect(self.open_chart)
         self.patient_list.duplicates_requested.connect(self.show_duplicates)
         self.chart.back_requested.connect(self.show_list)
         self.chart.title_changed.connect(self.title_changed)
         operations.changed.connect(self.records_changed)
+
+    def show_notice(self, text: str, passing: bool = False) -> None:
+        """Say ``text`` above the pages (after what is said there already) until dismissed;
+        ``passing``: only until the person moves to another page."""
+        shown = self.notice.text() if self.notice_bar.isVisibleTo(self) else ""
+        self.notice.setText(f"{shown}\n{text}".strip())
+        if passing:
+            self._passing_notices.append(text)
+        self.notice_bar.show()
+
+    def hide_notice(self) -> None:
+        """Dismiss: the notice goes, all of it."""
+        self._passing_notices = []
+        self.notice.clear()
+        self.notice_bar.hide()
+
+    def _moved_on(self) -> None:
+        """Another page: what was said only about the one left goes (a restored form's
+        notice); the rest stays."""
+        if not self._passing_notices:
+            return
+        passing, self._passing_notices = self._passing_notices, []
+        lines = self.notice.text().split("\n")
+        for text in passing:
+            if text in lines:
+                lines.remove(text)
+        if any(lines):
+            self.notice.setText("\n".join(lines))
+        else:
+            self.hide_notice()
 
     def toolbar_buttons(self) -> list[QToolButton]:
         """New patient, Schedule, Conflicts, Settings and Lock: the toolbar's buttons, in
@@ -391,8 +435,7 @@ class Workspace(QWidget):
     def clear(self) -> None:
         """Remove every patient detail and close every dialog (signing out)."""
         self._after_chart = None
-        self.notice.clear()
-        self.notice.hide()
+        self.hide_notice()
         if self.patient_dialog is not None:
             self.patient_dialog.reject()
         if self.conflicts_dialog is not None:
@@ -811,8 +854,7 @@ class MainWindow(QMainWindow):
         self.sync.start()
         restored = self.drafts.restore(session.user.username)
         if restored:
-            self.workspace.notice.setText(restored_notice(restored))
-            self.workspace.notice.show()
+            self.workspace.show_notice(restored_notice(restored), passing=True)
 
     # ----- sync -------------------------------------------------------------------------
 

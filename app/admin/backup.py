@@ -410,14 +410,11 @@ class BackupTools(OneDialog):
         """A restored workstation says, until it has joined again, that it must."""
         if restored is None or self._window._session is None:
             return
-        notice = self._window.workspace.notice
-        text = (
+        self._window.workspace.show_notice(
             "This computer was restored from a backup and took a new identity: it does not "
             "sync until it joins the clinic again (Settings → Connect to server…, or a "
             "pairing code). Its records are kept."
         )
-        notice.setText(f"{notice.text()}\n{text}".strip() if notice.isVisible() else text)
-        notice.show()
 
     def _signed_out(self) -> None:
         self.schedule.stop()

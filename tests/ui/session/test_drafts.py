@@ -101,6 +101,26 @@ def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
     assert restored is not None and restored.isVisible()
     assert (restored.substance.text(), restored.reaction.text()) == ("Latex", "Hives")
     assert workspace.notice.text() == "Your unsaved Add allergy form was restored."
+    # Said about this chart only: back on the list (or any other page), it has gone, and
+    # the page is where it was before the notice pushed it down.
+    restored.reject()
+    QTest.mouseClick(chart.back_button, Qt.MouseButton.LeftButton)
+    assert workspace.pages.currentWidget() is workspace.patient_list
+    assert not workspace.notice.isVisible() and not workspace.notice_bar.isVisible()
+    workspace.open_chart(patient_id)
+    assert not workspace.notice.isVisible()  # not back with the chart either
+
+
+def test_the_restored_notice_can_be_dismissed(qtbot: QtBot, desk: MainWindow) -> None:
+    type_new_patient(qtbot, desk)
+    click_sign_out(desk)
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    workspace = desk.workspace
+    assert workspace.notice.isVisible()
+    QTest.mouseClick(workspace.dismiss_notice, Qt.MouseButton.LeftButton)
+    assert not workspace.notice_bar.isVisible()
+    dialog = workspace.patient_dialog
+    assert dialog is not None and dialog.isVisible()  # the form itself stays
 
 
 def test_an_edit_left_unchanged_or_a_closed_clinic_keeps_no_draft(
