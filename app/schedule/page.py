@@ -58,6 +58,7 @@ class ScheduleView:
     appointments: list[Appointment]
     waiting: list[Appointment]
     clinicians: list[Clinician]
+    me: str = ""  # the signed-in person's user name
 
 
 def waiting_text(minutes: int) -> str:
@@ -121,6 +122,7 @@ class SchedulePage(QWidget):
         self.appointments: list[Appointment] = []
         self.waiting: list[Appointment] = []
         self.clinicians: list[Clinician] = []
+        self.me = ""  # who is signed in (read with the schedule)
         self.dialog: BookingDialog | CancelDialog | None = None
         self.action: QAction | None = None  # the main window's Schedule button, once added
         self._draft: dict[str, Any] | None = None  # a booking to reopen once the page is read
@@ -245,7 +247,7 @@ class SchedulePage(QWidget):
         self.previous_button.clicked.connect(lambda: self.step(-1))
         self.next_button.clicked.connect(lambda: self.step(1))
         self.today_button.clicked.connect(self.go_today)
-        self.clinician.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.clinician.currentIndexChanged.connect(lambda _i: self._moved())
         self.book_button.clicked.connect(lambda: self.book())
         self.arrived_button.clicked.connect(lambda: self.set_status("arrived"))
         self.done_button.clicked.connect(lambda: self.set_status("done"))
@@ -281,21 +283,27 @@ class SchedulePage(QWidget):
         self.views.setCurrentWidget(self.day_table if mode == DAY else self.week_table)
         # The week needs the width; the waiting room is about today (the day view).
         self.side.setVisible(mode == DAY)
-        self.refresh()
+        self._moved()
 
     def step(self, direction: int) -> None:
         """The next (1) or previous (-1) day or week."""
         self.day += dt.timedelta(days=direction * (1 if self.mode == DAY else 7))
-        self.refresh()
+        self._moved()
 
     def go_today(self) -> None:
         """Back to today."""
         self.day = self.clock().date()
-        self.refresh()
+        self._moved()
 
     def show_day(self, day: dt.date) -> None:
         """Show ``day`` (or its week)."""
         self.day = day
+        self._moved()
+
+    def _moved(self) -> None:
+        """Another day, week, view or clinician: read it. A refusal shown under the list
+        was about an appointment of the span left behind, and goes with it."""
+        self.error.hide()
         self.refresh()
 
     def refresh(self) -> None:
@@ -306,7 +314,9 @@ class SchedulePage(QWidget):
         def read() -> ScheduleView:
             schedule = Schedule(records())
             shown = schedule.day(day, clinician) if mode == DAY else schedule.week(day, clinician)
-            return ScheduleView(shown, schedule.waiting(today), schedule.clinicians())
+            return ScheduleView(
+                shown, schedule.waiting(today), schedule.clinicians(), records().actor
+            )
 
         self._show_span()
         self._operations.read(READ_KEY, read, self._arrived, self._read_failed)
@@ -352,6 +362,7 @@ class SchedulePage(QWidget):
 
     def _arrived(self, view: ScheduleView) -> None:
         self.appointments, self.waiting = view.appointments, view.waiting
+        self.me = view.me
         if [c.username for c in view.clinicians] != [c.username for c in self.clinicians]:
             self._set_clinicians(view.clinicians)
         if self.mode == DAY:
@@ -499,11 +510,13 @@ class SchedulePage(QWidget):
     # ----- actions ----------------------------------------------------------------------
 
     def book(self, start: str = "") -> BookingDialog:
-        """Open the booking dialog (at ``start`` if given, else the shown day at 09:00)."""
+        """Open the booking dialog (at ``start`` if given, else the shown day at 09:00), for
+        the clinician the page shows, else for the signed-in person if they see patients."""
         when = start or f"{self.day.isoformat()} 09:00"
+        mine = self.me if any(c.username == self.me for c in self.clinicians) else None
         dialog = BookingDialog(
-            self._operations, self._records, self.clinicians, when, self.clinician_filter,
-            parent=self,
+            self._operations, self._records, self.clinicians, when,
+            self.clinician_filter or mine, parent=self,
         )  # fmt: skip
         self._open_dialog(dialog)
         dialog.patient_search.setFocus()

@@ -17,7 +17,7 @@ from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
 from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
-from tests.ui.conftest import DEFAULT_SIZE, SMALL, wheel
+from tests.ui.conftest import DEFAULT_SIZE, PASSWORD, SMALL, wheel
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.layout import assert_text_fits, assert_whole, shot
 from tests.ui.schedule.conftest import (
@@ -437,6 +437,40 @@ def test_the_day_list_prints_in_time_order(
     assert all(name in text for name in names)
     assert [text.index(name) for name in names] == sorted(text.index(name) for name in names)
     dialog.reject()
+
+
+def test_a_refusal_under_the_list_goes_when_the_person_moves_to_another_day(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(8, 30))  # before Maria's 09:00
+    select_row(page, 0)
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=10_000)
+    click(page.next_button)  # tomorrow: the refusal was about today's 09:00
+    assert not page.error.isVisible()
+    wait_loaded(qtbot, page)
+    assert not page.error.isVisible()
+
+
+def test_a_clinician_signed_in_books_for_themselves_by_default(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    schedule_window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
+    sign_in_window(qtbot, schedule_window, "lee", PASSWORD)
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    assert dialog.clinician.currentText() == "Dr Sam Lee"  # not the first name on the list
+    dialog.reject()
+    page = schedule_window.workspace.schedule
+    page.clinician.setCurrentIndex(page.clinician.findData("kim"))  # Dr Kim's day shown
+    wait_loaded(qtbot, page)
+    click(page.book_button)
+    for_kim = page.dialog
+    assert isinstance(for_kim, BookingDialog)
+    assert for_kim.clinician.currentText() == "Dr Ana Kim"
+    for_kim.reject()
 
 
 @pytest.mark.usefixtures("styled")
