@@ -14,7 +14,9 @@ from PySide6.QtWidgets import QLabel
 
 from app.operations import Operations
 from core.records.clinic import ClinicRecords
+from core.records.errors import NotFoundError
 from core.records.notes import Note
+from core.records.schedule import Schedule
 from core.records.visits import Visit, VisitContents, Visits
 from core.records.vital_signs import Reading, VitalSigns
 from core.reports.vital_text import VitalText, set_texts, visit_texts
@@ -53,8 +55,12 @@ def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
         state = f"Signed {local_time(note.signed_at)} by {author}"
     else:
         state = f"Draft by {author}"
-    extra = f" · {len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}"
-    return f"{state}{extra if note.addenda else ''} · {first[:70]}"
+    parts = [state]
+    if note.addenda:
+        parts.append(f"{len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}")
+    if first:  # an empty draft has no first line to show
+        parts.append(first[:70])
+    return " · ".join(parts)
 
 
 def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, str]:
@@ -86,7 +92,7 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
         f"<p><b>Reason:</b> {e(v.reason or 'not recorded')}<br>"
         f"<b>Clinician:</b> {who(v.clinician) or 'not recorded'}<br>"
         f"<b>Status:</b> {'Open' if v.is_open else closed if v.closed_at else 'Closed'}"
-        + (f"<br><b>From appointment:</b> {e(v.appointment_id)}" if v.appointment_id else "")
+        + (f"<br><b>From appointment:</b> {e(_booked(contents))}" if v.appointment_id else "")
         + "</p>"
     )
     vitals = contents.vitals if isinstance(contents, ShownVisit) else _vitals_of(contents)
@@ -123,9 +129,36 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
 @dataclass(frozen=True)
 class ShownVisit(VisitContents):
     """A visit's contents with its vitals worded as entered (``102 °F ▲``, the BMI worked
-    out from the patient's heights), read on the worker by :func:`read_visit`."""
+    out from the patient's heights) and the appointment it was started from as booked,
+    read on the worker by :func:`read_visit`."""
 
     vitals: tuple[VitalText, ...] = ()
+    appointment: str = ""  # "2026-12-05 09:00–09:15 with Dr Sam Lee"
+
+
+# A visit's appointment that is not on this computer (not synced here yet, say).
+APPOINTMENT_NOT_HERE = "an appointment not on this computer yet"
+
+
+def _booked(contents: VisitContents) -> str:
+    """The appointment a visit was started from, as a person knows it: its time and
+    clinician (never its id)."""
+    shown = contents.appointment if isinstance(contents, ShownVisit) else ""
+    return shown or APPOINTMENT_NOT_HERE
+
+
+def appointment_text(records: ClinicRecords, appointment_id: str) -> str:
+    """``2026-12-05 09:00–09:15 with Dr Sam Lee``: the appointment as booked (on the
+    worker); "" when it is not on this computer."""
+    try:
+        a = Schedule(records).get(appointment_id)
+    except NotFoundError:
+        return ""
+    when = f"{a.starts_at[:10]} {a.starts_at[11:16]}–{a.ends_at[11:16]}"
+    if not a.clinician:
+        return when
+    user = records.user(a.clinician)
+    return f"{when} with {(user.full_name if user else '') or a.clinician}"
 
 
 def _vitals_of(contents: VisitContents) -> list[VitalText]:
@@ -164,6 +197,7 @@ def read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, di
     vital_signs = VitalSigns(records)
     sets = [s for s in vital_signs.sets(contents.visit.patient_id) if s.encounter_id == visit_id]
     vitals = visit_texts(sets, vital_signs.for_visit(visit_id))
+    appointment_id = contents.visit.appointment_id
     shown = ShownVisit(
         contents.visit,
         contents.notes,
@@ -171,6 +205,7 @@ def read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, di
         contents.problems,
         contents.medications,
         tuple(vitals),
+        appointment_text(records, appointment_id) if appointment_id else "",
     )
     return shown, staff_names(records, shown)
 

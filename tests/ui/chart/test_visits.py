@@ -394,3 +394,15 @@ def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
     editor.reject()
     [note] = Visits(clinic.records).visit_notes(visit.id)
     assert "Red throat, no fever." in note.body
+
+
+def test_a_note_of_only_its_headings_is_listed_without_a_dangling_separator(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Review")
+    editor = open_editor(qtbot, section)
+    assert editor.body.toPlainText() == SOAP_TEMPLATE  # nothing under the headings yet
+    qtbot.waitUntil(lambda: section.notes.count() == 1, timeout=5_000)
+    assert section.notes.item(0).text() == "Draft by Ada Adeyemi"

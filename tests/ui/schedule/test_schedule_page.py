@@ -336,6 +336,11 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
     assert chart.tabs.currentWidget() is visits.widget()
     [visit] = Visits(records).list_visits(patient_id)
     assert (visit.appointment_id, visit.status) == (appointment_id, "open")
+    # The visit names its appointment as the desk knows it: its time and clinician.
+    qtbot.waitUntil(lambda: "From appointment" in visits.view.toPlainText(), timeout=10_000)
+    shown = visits.view.toPlainText()
+    assert f"From appointment: {today().isoformat()} 10:00–10:20 with Dr Sam Lee" in shown
+    assert appointment_id not in shown
 
 
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
