@@ -9,10 +9,12 @@ and the addendum form are in :mod:`app.chart.note_editor`, the visit's text in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QFrame,
     QHBoxLayout,
@@ -36,19 +38,39 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
 from app.worker import Job
 from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import Note, Notes
+from core.records.schedule import Clinician, Schedule
 from core.records.types import ENCOUNTER
 from core.records.visits import Visit, VisitContents, Visits
 
 
+@dataclass(frozen=True)
+class ClinicianChoices:
+    """Whom a walk-in visit may be with: the clinic's clinicians, and the person signed in
+    (who may be a nurse starting it), by user name."""
+
+    clinicians: list[Clinician]
+    me: Clinician
+
+
+def clinician_choices(records: ClinicRecords) -> ClinicianChoices:
+    """The clinicians the booking dialog lists, and the signed-in person (on the worker)."""
+    user = records.user(records.actor)
+    me = Clinician(records.actor, (user.full_name if user else "") or "")
+    return ClinicianChoices(Schedule(records).clinicians(), me)
+
+
 class StartVisitDialog(QDialog):
-    """Start a walk-in visit: the reason, and the clinician (blank: the signed-in person)."""
+    """Start a walk-in visit: the reason, and the clinician, picked by name from the same
+    list as a booking's (the signed-in person until another is picked)."""
 
     started = Signal(object)  # Visit
+    CHOICES = "start visit clinicians"  # the key of the clinicians' read
 
     def __init__(
         self,
@@ -67,8 +89,19 @@ class StartVisitDialog(QDialog):
         heading.setObjectName("dialogHeading")
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("e.g. cough for three days")
-        self.clinician = QLineEdit()
-        self.clinician.setPlaceholderText("User name; blank: you")
+        self.clinician = QComboBox()
+        self.clinician.setAccessibleName("Clinician")
+        self.clinician.addItem("You", None)  # until the clinic's clinicians are read
+        ignore_wheel(self.clinician)
+        self._me: str | None = None
+        self._wanted: str | None = None  # a kept draft's choice, once the list is read
+        self._choices_key = f"{self.CHOICES} {id(self)}"
+        operations.read(
+            self._choices_key,
+            lambda: clinician_choices(records()),
+            self._choices_arrived,
+            lambda _exc: None,  # "You" stays: core starts the visit for the signed-in person
+        )
         self.errors = {name: error_label() for name in ("reason", "clinician")}
         self.general_error = error_label()
         form = form_layout()
@@ -79,15 +112,38 @@ class StartVisitDialog(QDialog):
         self.start_button.setDefault(True)
         dialog_layout(self, heading, form, self.general_error, self.buttons)
 
+    def _choices_arrived(self, choices: ClinicianChoices) -> None:
+        self._me = choices.me.username
+        listed = list(choices.clinicians)
+        if all(c.username != self._me for c in listed):
+            listed.insert(0, choices.me)  # a nurse starting a walk-in, say
+        wanted = self._wanted or self.clinician.currentData() or self._me
+        self.clinician.clear()
+        for c in listed:
+            self.clinician.addItem(c.label, c.username)
+        self.clinician.setCurrentIndex(max(self.clinician.findData(wanted), 0))
+
+    def _chosen_clinician(self) -> str | None:
+        """The user name picked (None: the signed-in person, the list not read yet)."""
+        data = self.clinician.currentData()
+        return self._wanted if data is None else str(data)
+
     def draft(self) -> dict[str, str | None] | None:
-        """Unsaved input (DraftForm), or None."""
-        values = {"reason": self.reason.text(), "clinician": self.clinician.text()}
+        """Unsaved input (DraftForm), or None: the reason typed, and the clinician when
+        another than the signed-in person was picked."""
+        chosen = self._chosen_clinician()
+        values = {
+            "reason": self.reason.text(),
+            "clinician": chosen if chosen != self._me else None,
+        }
         return {**values, "patient_id": self._patient_id} if any(values.values()) else None
 
     def restore(self, draft: dict[str, str | None]) -> None:
         """Fill the form with a kept draft."""
         self.reason.setText(draft.get("reason") or "")
-        self.clinician.setText(draft.get("clinician") or "")
+        self._wanted = draft.get("clinician") or None
+        if self._wanted is not None:
+            self.clinician.setCurrentIndex(max(self.clinician.findData(self._wanted), 0))
 
     def start(self) -> None:
         """Start the visit on the worker; close when it is recorded."""
@@ -97,7 +153,7 @@ class StartVisitDialog(QDialog):
             label.hide()
         records, patient_id = self._records, self._patient_id
         reason = self.reason.text().strip() or None
-        clinician = self.clinician.text().strip() or None
+        clinician = self._chosen_clinician()
         self.start_button.setEnabled(False)
         self._job = self._operations.submit(
             lambda: Visits(records()).start(patient_id, reason, clinician),
@@ -107,10 +163,12 @@ class StartVisitDialog(QDialog):
         )
 
     def done(self, result: int) -> None:
-        """Close; a start still in flight is not reported back to a closed dialog."""
+        """Close; a start or a read still in flight is not reported back to a closed
+        dialog."""
         if self._job is not None:
             self._job.cancel()
             self._job = None
+        self._operations.cancel(self._choices_key)
         super().done(result)
 
     def _started(self, visit: Visit) -> None:

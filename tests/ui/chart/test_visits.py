@@ -396,6 +396,35 @@ def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
     assert "Red throat, no fever." in note.body
 
 
+def test_a_walk_in_is_with_a_clinician_picked_by_name(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The booking dialog's list of full names, the signed-in person first chosen; a user
+    name is never typed (a full name typed there was refused as "not a user")."""
+    clinic.records.add_user("lee", "Dr Sam Lee", "clinician", "lee's own long password")
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    section = visits_tab(qtbot, chart)
+    QTest.mouseClick(section.start_button, Qt.MouseButton.LeftButton)
+    dialog = section.start_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.clinician.count() == 2, timeout=5_000)
+    names = [dialog.clinician.itemText(i) for i in range(dialog.clinician.count())]
+    assert names == ["Ada Adeyemi", "Dr Sam Lee"]
+    assert dialog.clinician.currentText() == "Ada Adeyemi"  # the person signed in
+    QTest.keyClicks(dialog.reason, "Rash")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Tab)
+    assert dialog.clinician.hasFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert dialog.clinician.currentText() == "Dr Sam Lee"
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+    [visit] = Visits(clinic.records).list_visits(patient.id)
+    assert (visit.reason, visit.clinician) == ("Rash", "lee")
+    qtbot.waitUntil(lambda: "Dr Sam Lee" in section.view.toPlainText(), timeout=5_000)
+
+
 def test_a_note_of_only_its_headings_is_listed_without_a_dangling_separator(
     qtbot: QtBot, signed_in: MainWindow
 ) -> None:
