@@ -275,6 +275,12 @@ class VitalsSection:
         self.observed_at_error = error_label()
         self.visit = QComboBox()
         self.visit.setObjectName("vitalsVisit")
+        # A visit's long reason is cut in the box (the list shows it whole), never widening
+        # the fixed-width form past its side.
+        self.visit.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.visit.setMinimumContentsLength(10)
         ignore_wheel(self.visit)
         # Until the person picks one, the visit follows the open visit (a nurse taking
         # vitals in the visit just started must not file them as "Not in a visit").
@@ -354,6 +360,7 @@ class VitalsSection:
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QFrame.Shape.NoFrame)
         form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_card.setFixedWidth(360)
         form_scroll.setWidget(form_card)
         bar = form_scroll.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
         form_scroll.setFixedWidth(360 + bar)  # the card keeps its width beside its scroll bar

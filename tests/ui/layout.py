@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -61,6 +61,10 @@ def assert_whole(label: QLabel) -> None:
         content = area.widget()
         assert content is not None
         assert content.rect().contains(rect_in(label, content)), f"{where!r} runs out"
+        if area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+            seen = rect_in(label, area.viewport())  # it scrolls up and down, never sideways
+            width = area.viewport().width()
+            assert seen.left() >= 0 and seen.right() < width, f"{where!r} is cut at the side"
         neighbours = [w for w in controls(window) if content.isAncestorOf(w)]
     for other in neighbours:
         if other is label or _related(other, label):

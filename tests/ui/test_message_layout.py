@@ -13,8 +13,10 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
+from app.chart.vitals import VitalsSection
 from app.main_window import MainWindow
 from core.records.medications import Medications
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
@@ -110,10 +112,18 @@ def test_a_stop_date_before_the_start_is_said_below_the_date_not_over_it(
 
 
 def test_vitals_messages_at_the_first_window_size_show_whole_and_apart(
-    qtbot: QtBot, window: MainWindow
+    qtbot: QtBot, window: MainWindow, clinic: Workstation
 ) -> None:
     """Three refusals at once in the fixed-width form: each shows every line, none runs
-    into the next row (the form scrolls when they need more than the window's height)."""
+    into the next row (the form scrolls when they need more than the window's height), and
+    a visit with a long reason in the Visit list does not widen the form past its side."""
+    patient_id = window.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Review of the blood pressure readings taken at home")
+    chart = open_first_chart(qtbot, window)
+    section = card_of(chart, VitalsSection)
+    # The visits are read before the tab is first shown, as when a person looks at the
+    # Overview first: the Visit list then sized itself to its longest entry.
+    qtbot.waitUntil(lambda: section.visit.count() == 2, timeout=5_000)
     _chart, section = open_vitals(qtbot, window)
     fields = section.fields
     for key, typed in (("systolic", "12O"), ("temperature", "37,5"), ("weight", "68,4")):
@@ -124,6 +134,11 @@ def test_vitals_messages_at_the_first_window_size_show_whole_and_apart(
     for message in messages:
         assert message.text()
         assert_whole(message)
+    form = section.record_button.parentWidget()  # the form's card: its captions too
+    assert form is not None
+    for label in form.findChildren(QLabel):
+        if label.isVisible() and label.text():
+            assert_whole(label)
 
 
 def test_a_vital_is_named_in_its_message_as_the_form_names_it(
