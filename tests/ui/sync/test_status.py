@@ -167,7 +167,12 @@ def test_enrollment_dialog_enrolls_and_downloads_the_clinic(
 
 
 def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: MainWindow) -> None:
-    assert signed_in.sync_status.text.text().startswith("Not connected to a clinic server")
+    # The sync thread reports its first state just after sign-in (on a busy machine, a
+    # moment later): "Sync paused." until then.
+    qtbot.waitUntil(
+        lambda: signed_in.sync_status.text.text().startswith("Not connected to a clinic server"),
+        timeout=10_000,
+    )
     signed_in.workspace.enroll_action.trigger()
     qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
     assert signed_in.enroll_dialog is not None
