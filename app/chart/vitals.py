@@ -504,8 +504,11 @@ class VitalsSection:
         flag: str | None = None
         tip = ""
         if key == "bp":
+            # Both numbers of a set are one recording's (VitalSigns.sets); a number stored
+            # without its partner (an older record) is shown, not hidden: "150/–".
             sys_r, dia_r = s.readings.get("systolic"), s.readings.get("diastolic")
-            text = f"{sys_r.entered_value}/{dia_r.entered_value}" if sys_r and dia_r else ""
+            parts = [(r.entered_value or r.value) if r else "–" for r in (sys_r, dia_r)]
+            text = "/".join(parts) if sys_r or dia_r else ""
             flags = [r.flag for r in (sys_r, dia_r) if r is not None and r.flag]
             flag = flags[0] if flags else None
         elif key == "bmi":

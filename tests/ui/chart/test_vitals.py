@@ -206,3 +206,42 @@ def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     assert section.visit.currentData() is None
     rows = clinic.database.query("SELECT encounter_id FROM observations ORDER BY value")
     assert [r[0] for r in rows] == [visit.id, None]
+
+
+def test_a_recheck_in_the_same_minute_is_its_own_row_and_its_own_point(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The nurse records a set, then from the same open form a recheck measured in the same
+    minute: two rows, each as it was measured, never one row mixing the two."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, section.observed_at, "2026-11-05 22:59")
+    for key, text in (("systolic", "120"), ("diastolic", "80"), ("pulse", "72"),
+                      ("temperature", "37.5")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+
+    type_into(qtbot, section.observed_at, "2026-11-05 22:59")
+    for key, text in (("systolic", "150"), ("diastolic", "95"), ("pulse", "112"),
+                      ("temperature", "102")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    unit = f["temperature"].unit
+    assert unit is not None
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # °F
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+
+    def row(r: int) -> dict[str, str]:
+        return {key: section.table.item(r, COLUMN[key]).text()  # type: ignore[union-attr]
+                for key in ("bp", "pulse", "temperature")}  # fmt: skip
+
+    assert row(0) == {"bp": "150/95 ▲", "pulse": "112 ▲", "temperature": "102 °F ▲"}
+    assert row(1) == {"bp": "120/80", "pulse": "72", "temperature": "37.5 °C"}
+    # The plot: a point per set on each line, the recheck's 150 over its own 95.
+    [(_, systolic), (_, diastolic)] = section.series("bp")
+    assert sorted(v for _, v, _ in systolic) == [120.0, 150.0]
+    assert sorted(v for _, v, _ in diastolic) == [80.0, 95.0]
+    [(_, temperatures)] = section.series("temperature")
+    assert sorted(v for _, v, _ in temperatures) == [37.5, 38.89]
