@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -53,7 +53,6 @@ from core.records.vital_signs import (
     VitalSet,
     VitalSigns,
     measure_all,
-    now_to_the_minute,
     observed_time,
 )
 
@@ -223,6 +222,18 @@ class VitalsPage(QWidget):
         self.setObjectName(VITALS_FORM)
         self.setWindowTitle("Vitals")
 
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown (its tab chosen, the chart opened): "Measured at" catches up with the
+        clock, and follows it while shown."""
+        super().showEvent(event)
+        self.section.follow_clock()
+        self.section.clock_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Hidden: nobody reads the time, so it need not follow the clock."""
+        super().hideEvent(event)
+        self.section.clock_timer.stop()
+
     def draft(self) -> dict[str, Any] | None:
         """See :meth:`VitalsSection.draft`."""
         return self.section.draft()
@@ -249,10 +260,18 @@ def draft_reopener(
     return reopen
 
 
+def local_now() -> dt.datetime:
+    """This workstation's local wall-clock time (the clinic's), without an offset."""
+    return dt.datetime.now()
+
+
 class VitalsSection:
     """The Vitals tab (a :class:`app.chart.section.ChartSection`)."""
 
     READ = "chart.vitals"
+    # How often a shown, empty form's "Measured at" catches up with the clock: it is kept
+    # to the minute, so a few seconds late at most.
+    CLOCK_INTERVAL_MS = 5_000
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
         self._operations = operations
@@ -261,14 +280,23 @@ class VitalsSection:
         self._view: VitalsView | None = None
         self._job: Job[list[Reading]] | None = None
         operations.changed.connect(self.records_changed)
+        self.clock: Callable[[], dt.datetime] = local_now  # tests set their own
 
         self.page = VitalsPage(self)
 
         # ----- the form -----
         self.fields: dict[str, VitalField] = {v.key: VitalField(v) for v in cat.TYPED}
+        # "Measured at" follows the clock (to the minute) while the form holds no values,
+        # so a set is never stored at the time the chart was opened; a time the person
+        # typed for the set they are entering is theirs until that set is recorded.
         self.observed_at = QLineEdit()
         self.observed_at.setObjectName("vitalsObservedAt")
         self.observed_at.setMaximumWidth(150)
+        self._time_typed = False
+        self.observed_at.textEdited.connect(lambda _t: setattr(self, "_time_typed", True))
+        self.clock_timer = QTimer(self.page)
+        self.clock_timer.setInterval(self.CLOCK_INTERVAL_MS)
+        self.clock_timer.timeout.connect(self.follow_clock)
         self.observed_at_error = error_label()
         self.visit = QComboBox()
         self.visit.setObjectName("vitalsVisit")
@@ -417,8 +445,21 @@ class VitalsSection:
         """Show this patient's vitals and a fresh form."""
         self.clear()
         self._patient_id = patient_id
-        self.observed_at.setText(now_to_the_minute().replace("T", " "))
+        self.follow_clock()
         self.reload()
+
+    def follow_clock(self) -> None:
+        """Set "Measured at" to now (to the minute), unless the person typed a time for the
+        set they are entering or has begun typing its values (the time shown is then the
+        one they will record, and it does not move under them)."""
+        if self._patient_id is None or self._time_typed:
+            return
+        if any(f.edit.text().strip() for f in self.fields.values()):
+            return
+        now = self.clock().strftime("%Y-%m-%d %H:%M")
+        if self.observed_at.text() != now:
+            self.observed_at.setText(now)
+            self.observed_at_error.hide()
 
     def clear(self) -> None:
         """Forget the patient: cancel reads, empty the form, the table and the plot."""
@@ -431,6 +472,7 @@ class VitalsSection:
         for f in self.fields.values():
             f.clear()
         self.observed_at.clear()
+        self._time_typed = False
         self.observed_at_error.hide()
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
@@ -662,6 +704,9 @@ class VitalsSection:
         self.record_button.setEnabled(True)
         for f in self.fields.values():
             f.clear()
+        # The next set is measured later: its time follows the clock again.
+        self._time_typed = False
+        self.follow_clock()
         flagged = sum(1 for r in readings if r.flag)
         note = f", {flagged} outside the normal range" if flagged else ""
         self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
@@ -679,11 +724,17 @@ class VitalsSection:
     # ----- drafts (DraftForm) -------------------------------------------------------------
 
     def draft(self) -> dict[str, Any] | None:
-        """What is typed and not recorded yet (None when nothing is)."""
+        """What is typed and not recorded yet (None when nothing is), with the time it was
+        measured at (typed, or the clock's when the values were typed)."""
         values, units = self.typed()
         if not values or self._patient_id is None:
             return None
-        return {"patient_id": self._patient_id, "values": values, "units": units}
+        return {
+            "patient_id": self._patient_id,
+            "values": values,
+            "units": units,
+            "observed_at": self.observed_at.text(),
+        }
 
     def restore(self, draft: dict[str, Any]) -> None:
         """Put a draft's values back into the form, and show the tab."""
@@ -692,6 +743,10 @@ class VitalsSection:
             tabs = tabs.parentWidget()
         if tabs is not None:
             tabs.setCurrentWidget(self.page)
+        if draft.get("observed_at"):
+            # The values were measured then, not when they are restored: kept as typed.
+            self.observed_at.setText(str(draft["observed_at"]))
+            self._time_typed = True
         for key, text in dict(draft.get("values", {})).items():
             if key in self.fields:
                 self.fields[key].edit.setText(str(text))

@@ -4,6 +4,8 @@ typed, a flagged value is highlighted, and the trend plot holds the readings."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
@@ -14,6 +16,7 @@ from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
 from app.main_window import MainWindow
 from core.records.visits import Visits
 from core.records.workstation import Workstation
+from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, wheel
 from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
@@ -161,9 +164,12 @@ def test_the_trend_plot_has_a_point_per_reading(
 def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
+    clock = Clock(10, 0)
+    with_clock(signed_in, clock)
     chart, section = open_vitals(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
+    measured = section.observed_at.text()
     type_into(qtbot, section.fields["pulse"].edit, "88")
     type_into(qtbot, section.fields["temperature"].edit, "101.2")
     unit = section.fields["temperature"].unit
@@ -173,12 +179,14 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     click_sign_out(signed_in)
     assert section.fields["pulse"].edit.text() == ""  # nothing left on screen
 
+    clock.at(10, 25)
     signs_in(qtbot, signed_in, ADMIN, PASSWORD)
     qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
     assert chart.patient is not None and chart.patient.id == patient.id
     assert chart.tabs.currentWidget() is section.widget()
     assert section.fields["temperature"].edit.text() == "101.2"
     assert section.fields["temperature"].unit_code == "[degF]"
+    assert section.observed_at.text() == measured  # measured then, not when signed in again
     assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
     assert stored(clinic) == []  # kept in memory only, never written
 
@@ -245,3 +253,106 @@ def test_a_recheck_in_the_same_minute_is_its_own_row_and_its_own_point(
     assert sorted(v for _, v, _ in diastolic) == [80.0, 95.0]
     [(_, temperatures)] = section.series("temperature")
     assert sorted(v for _, v, _ in temperatures) == [37.5, 38.89]
+
+
+class Clock:
+    """The clinic's clock as the Vitals tab reads it, moved by the test."""
+
+    def __init__(self, hour: int, minute: int) -> None:
+        self.now = dt.datetime.combine(dt.date.today(), dt.time(hour, minute))
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def at(self, hour: int, minute: int) -> str:
+        """Move to ``hour:minute`` today; the time as the form shows it."""
+        self.now = self.now.replace(hour=hour, minute=minute)
+        return self.now.strftime("%Y-%m-%d %H:%M")
+
+
+def with_clock(window: MainWindow, clock: Clock) -> VitalsSection:
+    """The chart's Vitals tab, reading ``clock`` (set before the chart is opened)."""
+    section = card_of(window.workspace.chart, VitalsSection)
+    section.clock = clock
+    return section
+
+
+def click_tab(chart: ChartPage, title: str) -> None:
+    bar = chart.tabs.tabBar()
+    index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == title)
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+
+
+def record(qtbot: QtBot, section: VitalsSection, clinic: Workstation, pulse: str) -> None:
+    """Type a pulse, click Record vitals, wait until it is stored."""
+    type_into(qtbot, section.fields["pulse"].edit, pulse)
+    wanted = len(observed(clinic)) + 1
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(observed(clinic)) >= wanted, timeout=5_000)
+    # Stored on the worker; then the form is emptied for the next set.
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "", timeout=5_000)
+
+
+def observed(ws: Workstation) -> list[tuple[str, str]]:
+    """(value, measured at) of each stored reading, in the order recorded."""
+    rows = ws.database.query(
+        "SELECT value, observed_at FROM observations ORDER BY created_at, code"
+    )
+    return [(str(v), str(t)) for v, t in rows]
+
+
+def test_measured_at_follows_the_clock_after_each_set_and_when_the_tab_is_shown(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(23, 0)
+    section = with_clock(signed_in, clock)
+    chart, _ = open_vitals(qtbot, signed_in)
+    today = clock.at(23, 0)[:10]
+    assert section.observed_at.text() == f"{today} 23:00"
+    record(qtbot, section, clinic, "72")
+
+    # A minute later, the recheck from the same open form: the time has caught up.
+    section.clock_timer.setInterval(10)  # instead of waiting seconds for its tick
+    now = clock.at(23, 1)
+    qtbot.waitUntil(lambda: section.observed_at.text() == now, timeout=2_000)
+    record(qtbot, section, clinic, "80")
+    # Away to another tab and back later: the time shown is the time then.
+    section.clock_timer.setInterval(VitalsSection.CLOCK_INTERVAL_MS)
+    click_tab(chart, "Overview")
+    later = clock.at(23, 20)
+    click_tab(chart, "Vitals")
+    assert section.observed_at.text() == later
+    record(qtbot, section, clinic, "76")
+    assert observed(clinic) == [
+        ("72", f"{today}T23:00"), ("80", f"{today}T23:01"), ("76", f"{today}T23:20"),
+    ]  # fmt: skip
+
+
+def test_a_time_the_person_typed_or_values_being_typed_hold_it_until_recorded(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(23, 0)
+    section = with_clock(signed_in, clock)
+    chart, _ = open_vitals(qtbot, signed_in)
+    today = clock.at(23, 0)[:10]
+    # Measured earlier, typed in: the clock moving on does not change it.
+    type_into(qtbot, section.observed_at, f"{today} 22:30")
+    clock.at(23, 5)
+    click_tab(chart, "Overview")
+    click_tab(chart, "Vitals")
+    section.follow_clock()  # as the timer's tick does
+    assert section.observed_at.text() == f"{today} 22:30"
+    record(qtbot, section, clinic, "72")
+    assert section.observed_at.text() == f"{today} 23:05"  # the next set: now again
+
+    # Values typed (not recorded yet): the time they show is the one they will be stored
+    # at; it does not move under the person.
+    type_into(qtbot, section.fields["spo2"].edit, "97")
+    clock.at(23, 9)
+    section.follow_clock()
+    click_tab(chart, "Overview")
+    click_tab(chart, "Vitals")
+    assert section.observed_at.text() == f"{today} 23:05"
+    record(qtbot, section, clinic, "74")
+    assert observed(clinic)[1:] == [("97", f"{today}T23:05"), ("74", f"{today}T23:05")]
+    assert section.observed_at.text() == f"{today} 23:09"
