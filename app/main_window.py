@@ -401,6 +401,7 @@ class Workspace(QWidget):
         self.chart.set_conflicted({})
         self.conflicts_action.setText("Conflicts")
         self.chart.clear()
+        self.chart.end_session()
         self.schedule.clear()
         self.admin_tools.close()
         self.patient_list.clear()

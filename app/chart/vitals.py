@@ -166,6 +166,8 @@ class VitalField:
             ignore_wheel(self.unit)
             # A value read in the other unit may become possible (102 as degF, not degC).
             self.unit.currentIndexChanged.connect(lambda _i: self.check())
+            self.unit.currentIndexChanged.connect(lambda _i: self._mark_unit())
+            self._mark_unit()
         self.unit_label = QLabel(vital.canonical.symbol or "/10")
         self.unit_label.setObjectName("caption")
         self.message = error_label()
@@ -179,6 +181,32 @@ class VitalField:
     def unit_code(self) -> str | None:
         """The UCUM code of the unit chosen (None: the vital's only unit)."""
         return str(self.unit.currentData()) if self.unit is not None else None
+
+    @property
+    def other_unit(self) -> bool:
+        """True while a unit other than the clinic's (the stored one: kg, °C, cm) is
+        chosen."""
+        return self.unit is not None and self.unit.currentIndex() > 0
+
+    def _mark_unit(self) -> None:
+        """A unit other than the clinic's stands out (amber, bold; the stylesheet's
+        ``otherUnit``), so a number is not typed in it by someone expecting kg."""
+        if self.unit is None:
+            return
+        canonical = self.vital.canonical.symbol
+        self.unit.setProperty("otherUnit", self.other_unit)
+        self.unit.setToolTip(
+            f"{self.vital.label} in {self.unit.currentText()}, not the clinic's {canonical}"
+            if self.other_unit
+            else f"{self.vital.label} in {canonical}"
+        )
+        self.unit.style().unpolish(self.unit)
+        self.unit.style().polish(self.unit)
+
+    def reset_unit(self) -> None:
+        """Back to the clinic's unit (the stored one)."""
+        if self.unit is not None:
+            self.unit.setCurrentIndex(0)
 
     def check(self) -> cat.Measurement | None:
         """Read the field: show what is wrong next to it, or the stored equivalent."""
@@ -203,7 +231,8 @@ class VitalField:
         self.message.show()
 
     def clear(self) -> None:
-        """Empty the field (the unit choice stays: staff keep using theirs)."""
+        """Empty the field. The unit chosen stays for the next patient of the same person
+        (a nurse weighing in lb all morning); signing out puts it back (``reset_unit``)."""
         self.edit.clear()
         self.message.hide()
         self.hint.hide()
@@ -447,6 +476,13 @@ class VitalsSection:
         self._patient_id = patient_id
         self.follow_clock()
         self.reload()
+
+    def end_session(self) -> None:
+        """The person signed out: the units they chose go back to the clinic's (kg, °C,
+        cm), so the next person's 64 is never stored as lb. Their own unsaved form, kept as
+        a draft, brings its units back with it."""
+        for f in self.fields.values():
+            f.reset_unit()
 
     def follow_clock(self) -> None:
         """Set "Measured at" to now (to the minute), unless the person typed a time for the

@@ -18,8 +18,14 @@ from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN, PASSWORD, wheel
-from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.session.test_shared_workstation import (
+    NURSE,
+    NURSE_PASSWORD,
+    add_nurse,
+    click_sign_out,
+    signs_in,
+)
 
 COLUMN = {key: i for i, (key, _) in enumerate(TABLE_COLUMNS, start=1)}
 
@@ -356,3 +362,41 @@ def test_a_time_the_person_typed_or_values_being_typed_hold_it_until_recorded(
     record(qtbot, section, clinic, "74")
     assert observed(clinic)[1:] == [("97", f"{today}T23:05"), ("74", f"{today}T23:05")]
     assert section.observed_at.text() == f"{today} 23:09"
+
+
+def test_units_chosen_by_one_person_are_the_clinics_again_for_the_next(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The nurse weighs in lb and signs out; the doctor who signs in next types 64 meaning
+    kg, and kg it is: the units went back to the clinic's at sign-out."""
+    add_nurse(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    _chart, section = open_vitals(qtbot, window)
+    weight = section.fields["weight"]
+    assert weight.unit is not None and not weight.other_unit
+    assert weight.unit.toolTip() == "Weight in kg"
+    type_into(qtbot, weight.edit, "154")
+    assert tab(qtbot, section) is weight.unit
+    QTest.keyClick(weight.unit, Qt.Key.Key_Down)  # kg -> lb
+    # Not only the "= 69.853 kg" after the number: the unit itself stands out.
+    assert weight.unit.currentText() == "lb" and weight.unit.property("otherUnit") is True
+    assert weight.unit.toolTip() == "Weight in lb, not the clinic's kg"
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: weight.edit.text() == "", timeout=5_000)
+    assert weight.unit_code == "[lb_av]"  # the same person's next patient: still lb
+
+    click_sign_out(window)
+    assert weight.unit_code == "kg" and weight.unit.property("otherUnit") is False
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    _chart, section = open_vitals(qtbot, window)
+    assert {k: f.unit_code for k, f in section.fields.items() if f.unit is not None} == {
+        "temperature": "Cel", "weight": "kg", "height": "cm",
+    }  # fmt: skip
+    type_into(qtbot, weight.edit, "64")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: weight.edit.text() == "", timeout=5_000)
+    stored_weights = clinic.database.query(
+        "SELECT entered_value, entered_unit, value FROM observations ORDER BY created_at"
+    )
+    assert stored_weights == [("154", "[lb_av]", "69.853"), ("64", "kg", "64")]
