@@ -9,6 +9,7 @@ from typing import Any
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records import vitals as cat
+from core.records.errors import ValidationError
 from core.records.vital_signs import Reading, VitalSigns
 
 # --option -> vital key (blood pressure is one option for two vitals).
@@ -30,7 +31,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="record a set of vital signs (one transaction)")
     add.add_argument("patient_id")
     add.add_argument("--visit", help="the visit (encounter id) they were taken in")
-    add.add_argument("--at", help="when measured, e.g. 2026-12-01T09:30 (default: now)")
+    add.add_argument(
+        "--at",
+        help="when measured: the date and the local time, e.g. 2026-12-01T09:30 "
+        "(default: now; a date alone or a time zone is refused)",
+    )
     add.add_argument("--bp", help="blood pressure, systolic/diastolic mmHg, e.g. 120/80")
     for option, key in OPTIONS.items():
         vital = cat.BY_KEY[key]
@@ -57,7 +62,13 @@ def run(ctx: Context) -> int:
         if args.bp is not None:
             values["systolic"], values["diastolic"] = cat.split_pressure(args.bp)
         values |= {key: getattr(args, o) for o, key in OPTIONS.items() if getattr(args, o)}
-        readings = signs.record(args.patient_id, values, None, args.at, args.visit)
+        try:
+            readings = signs.record(args.patient_id, values, None, args.at, args.visit)
+        except ValidationError as exc:
+            if exc.field != "observed_at":
+                raise
+            # Named as the person typed it: the option, not the stored field.
+            raise ValidationError("--at", str(exc).removeprefix("observed_at: ")) from None
         document: dict[str, Any] = {
             "patient_id": args.patient_id,
             "readings": [r.as_json() for r in readings],

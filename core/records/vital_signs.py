@@ -146,11 +146,10 @@ FUTURE_SLACK = dt.timedelta(days=1)
 
 
 def observed_time(typed: str | None) -> str:
-    """When a set was measured, as stored: what was typed (checked), or now."""
+    """When a set was measured, as stored: what was typed, or now. Checked as every local
+    time is (``validation.timestamp``: a date and a time to the minute, no time zone)."""
     when = v.timestamp("observed_at", typed or now_to_the_minute()) or ""
-    parsed = dt.datetime.fromisoformat(when)
-    now = dt.datetime.now(parsed.tzinfo) if parsed.tzinfo else dt.datetime.now()
-    if parsed > now + FUTURE_SLACK:
+    if dt.datetime.fromisoformat(when) > dt.datetime.now() + FUTURE_SLACK:
         raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
     return when
 

@@ -71,6 +71,16 @@ def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> 
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert future.returncode == 1 and "2999-01-01 09:00 is in the future" in future.stderr
+    for at, words in (
+        ("2026-12-05", "--at: '2026-12-05' has no time: type the date and the time"),
+        ("20261204", "--at: '20261204' has no time"),
+        ("2026-12-05T10:00+05:00", "--at: '2026-12-05T10:00+05:00' names a time zone"),
+    ):
+        made_up = careline(
+            data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--at", at,
+            stdin=PASSWORD + "\n",
+        )  # fmt: skip
+        assert made_up.returncode == 1 and words in made_up.stderr, made_up.stderr
     assert as_admin(data, "vitals", "list", pid)["readings"] == []
     unknown = careline(
         data, "--json", "--password-stdin", "vitals", "list", pid, "--code", "glucose",

@@ -400,3 +400,28 @@ def test_units_chosen_by_one_person_are_the_clinics_again_for_the_next(
         "SELECT entered_value, entered_unit, value FROM observations ORDER BY created_at"
     )
     assert stored_weights == [("154", "[lb_av]", "69.853"), ("64", "kg", "64")]
+
+
+def test_a_measured_at_with_no_time_or_a_time_zone_is_refused_next_to_the_field(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    type_into(qtbot, section.fields["pulse"].edit, "72")
+    for typed, message in (
+        ("2026-12-05", "Measured at: '2026-12-05' has no time: type the date and the time, "
+         "e.g. 2026-12-05 09:30."),
+        ("20261204", "Measured at: '20261204' has no time: type the date and the time, "
+         "e.g. 2026-12-04 09:30."),
+        ("2026-12-05T10:00+05:00", "Measured at: '2026-12-05T10:00+05:00' names a time zone: "
+         "give the clinic's local time, e.g. 2026-11-28 09:30."),
+    ):  # fmt: skip
+        type_into(qtbot, section.observed_at, typed)
+        QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+        assert section.observed_at_error.isVisible()
+        assert section.observed_at_error.text() == message
+        assert section.observed_at.hasFocus()  # where the person puts it right
+    type_into(qtbot, section.observed_at, "2026-01-05 10:00")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert not section.observed_at_error.isVisible()
+    assert clinic.database.query("SELECT observed_at FROM observations") == [("2026-01-05T10:00",)]
