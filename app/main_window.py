@@ -457,6 +457,19 @@ class Workspace(QWidget):
             if kind is not None:
                 drafts.reopen_with(kind, partial(self._reopen_section_form, section))
 
+    def keep_left_forms(self, drafts: DraftKeeper, who: Callable[[], str | None]) -> None:
+        """Chart forms left unsaved (another patient opened, back to the list) wait in
+        ``drafts`` for the person signed in (``who``), and come back with a notice when they
+        return to that patient."""
+        for section in self.chart.sections:
+            if hasattr(section, "keep_drafts_in"):
+                section.keep_drafts_in(drafts, who, self.show_notice)
+
+    def show_notice(self, text: str) -> None:
+        """A line above the page (kept until sign-out)."""
+        self.notice.setText(text)
+        self.notice.show()
+
     def _reopen_section_form(self, section: Any, draft: Draft) -> None:
         self._in_chart(str(draft.values["patient_id"]), lambda: section.reopen(draft.values))
 
@@ -581,6 +594,9 @@ class MainWindow(QMainWindow):
         self.close_timer.timeout.connect(self.close_after_idle)
         self.drafts = DraftKeeper()
         self.workspace.reopen_drafts_with(self.drafts)
+        self.workspace.keep_left_forms(
+            self.drafts, lambda: self._session.user.username if self._session else None
+        )
         self.sign_in_page.signed_in.connect(self._signed_in)
         self.sign_in_page.close_requested.connect(self.close_clinic)
         self.workspace.lock_requested.connect(self.sign_out)
@@ -804,8 +820,7 @@ class MainWindow(QMainWindow):
         self.sync.start()
         restored = self.drafts.restore(session.user.username)
         if restored:
-            self.workspace.notice.setText(restored_notice(restored))
-            self.workspace.notice.show()
+            self.workspace.show_notice(restored_notice(restored))
 
     # ----- sync -------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.session.drafts import Draft
+from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.widgets import error_label, ignore_wheel
 from app.worker import Job
 from core.records import merged
@@ -310,6 +310,11 @@ class VitalsSection:
         self._job: Job[list[Reading]] | None = None
         operations.changed.connect(self.records_changed)
         self.clock: Callable[[], dt.datetime] = local_now  # tests set their own
+        # Where a form left unsaved waits for its person (keep_drafts_in): None until the
+        # window wires it, and while nobody is signed in.
+        self._drafts: DraftKeeper | None = None
+        self._who: Callable[[], str | None] = lambda: None
+        self._notify: Callable[[str], None] = lambda _text: None
 
         self.page = VitalsPage(self)
 
@@ -470,12 +475,45 @@ class VitalsSection:
         """The tab's page."""
         return self.page
 
+    def keep_drafts_in(
+        self,
+        drafts: DraftKeeper,
+        who: Callable[[], str | None],
+        notify: Callable[[str], None],
+    ) -> None:
+        """Put a form left unsaved aside in ``drafts`` for the person signed in (``who``:
+        their user name, None while nobody is), and tell them (``notify``) when it is given
+        back."""
+        self._drafts, self._who, self._notify = drafts, who, notify
+
     def show_patient(self, patient_id: str) -> None:
-        """Show this patient's vitals and a fresh form."""
+        """Show this patient's vitals, and the form the person left unsaved on this chart
+        (put aside when they opened another) or a fresh one."""
+        if patient_id == self._patient_id:
+            self.reload()  # the same chart read again (a merge): the form stays as it is
+            return
         self.clear()
         self._patient_id = patient_id
         self.follow_clock()
         self.reload()
+        user = self._who()
+        if self._drafts is None or user is None:
+            return
+        left = self._drafts.take_back(user, VITALS_FORM, patient_id)
+        if left is not None:
+            self.restore(left.values)
+            self._notify(restored_notice([left]))
+
+    def _put_aside(self) -> None:
+        """Keep the form's unsaved values for the person signed in, by patient, before it is
+        emptied (leaving the chart). Not at sign-out, where nobody is signed in any more:
+        the sign-out's own drafts take the form then. Not while its set is being recorded:
+        those values are on their way to the database."""
+        user, draft = self._who(), self.draft()
+        if self._drafts is None or user is None or draft is None or self._job is not None:
+            return
+        kept = Draft(VITALS_FORM, self.page.windowTitle(), draft)
+        self._drafts.put_aside(user, str(draft["patient_id"]), kept)
 
     def end_session(self) -> None:
         """The person signed out: the units they chose go back to the clinic's (kg, °C,
@@ -498,7 +536,9 @@ class VitalsSection:
             self.observed_at_error.hide()
 
     def clear(self) -> None:
-        """Forget the patient: cancel reads, empty the form, the table and the plot."""
+        """Forget the patient: cancel reads, empty the form (its unsaved values put aside
+        for the person who typed them), the table and the plot."""
+        self._put_aside()
         self._operations.cancel(self.READ)
         if self._job is not None:
             self._job.cancel()

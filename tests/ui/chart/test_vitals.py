@@ -425,3 +425,103 @@ def test_a_measured_at_with_no_time_or_a_time_zone_is_refused_next_to_the_field(
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
     assert not section.observed_at_error.isVisible()
     assert clinic.database.query("SELECT observed_at FROM observations") == [("2026-01-05T10:00",)]
+
+
+def open_patient_from_list(qtbot: QtBot, window: MainWindow, row: int) -> ChartPage:
+    """Back to the list with the chart's back button, then double-click patient ``row``."""
+    workspace = window.workspace
+    if workspace.pages.currentWidget() is workspace.chart:
+        QTest.mouseClick(workspace.chart.back_button, Qt.MouseButton.LeftButton)
+    table, model = workspace.patient_list.table, workspace.patient_list.model
+    rect = table.visualRect(model.index(row, 0))
+    for click in (QTest.mouseClick, QTest.mouseDClick):  # a double click starts with a press
+        click(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+              rect.center())  # fmt: skip
+    chart = workspace.chart
+    qtbot.waitUntil(
+        lambda: chart.patient is not None and chart.patient.id == model.patient_id(row),
+        timeout=5_000,
+    )
+    return chart
+
+
+def show_vitals(qtbot: QtBot, chart: ChartPage) -> VitalsSection:
+    section = card_of(chart, VitalsSection)
+    click_tab(chart, "Vitals")
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    return section
+
+
+def test_vitals_left_unsaved_on_one_chart_wait_there_while_another_patient_is_seen(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(9, 0)
+    section = with_clock(signed_in, clock)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    first = chart.patient
+    assert first is not None
+    show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    assert tab(qtbot, section) is section.fields["temperature"].unit
+    QTest.keyClick(section.fields["temperature"].unit, Qt.Key.Key_Down)  # °F
+    measured = section.observed_at.text()
+
+    # Another patient: a fresh form, nothing of the first patient's values in it.
+    clock.at(9, 20)
+    chart = open_patient_from_list(qtbot, signed_in, 1)
+    show_vitals(qtbot, chart)
+    assert all(f.edit.text() == "" for f in section.fields.values())
+    assert not signed_in.workspace.notice.isVisible()
+
+    # Back to the first patient: the form is as it was left, and the person is told.
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert chart.tabs.currentWidget() is section.widget()
+    assert section.fields["temperature"].edit.text() == "101.2"
+    assert section.fields["temperature"].unit_code == "[degF]"
+    assert section.observed_at.text() == measured  # measured then, not at 09:20
+    assert signed_in.workspace.notice.isVisible()
+    assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    assert stored(clinic) == []  # in memory only, never written
+    # Given back once: recorded now, it is not offered again.
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    chart = open_patient_from_list(qtbot, signed_in, 1)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["pulse"].edit.text() == ""
+
+
+def test_vitals_left_unsaved_are_never_shown_to_the_next_person(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    add_nurse(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    chart = open_patient_from_list(qtbot, window, 0)
+    section = show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["spo2"].edit, "91")
+    open_patient_from_list(qtbot, window, 1)  # the form is put aside for the admin
+    click_sign_out(window)
+
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["spo2"].edit.text() == ""
+    assert not window.workspace.notice.isVisible()
+    click_sign_out(window)
+
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    qtbot.waitUntil(lambda: section.fields["spo2"].edit.text() == "91", timeout=5_000)
+    assert window.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    # Closing the clinic on this computer forgets it, as every kept draft.
+    open_patient_from_list(qtbot, window, 1)
+    window.close_clinic()
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["spo2"].edit.text() == ""
+    assert stored(clinic) == []
