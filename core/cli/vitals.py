@@ -10,7 +10,7 @@ from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records import vitals as cat
 from core.records.errors import ValidationError
-from core.records.vital_signs import Reading, VitalSigns
+from core.records.vital_signs import Reading, VitalSigns, recordings
 
 # --option -> vital key (blood pressure is one option for two vitals).
 OPTIONS = {
@@ -41,7 +41,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         vital = cat.BY_KEY[key]
         units = f" ({vital.unit_list}: e.g. 70kg)" if len(vital.units) > 1 else ""
         add.add_argument(f"--{option}", help=f"{vital.label.lower()}{units}")
-    listing = sub.add_parser("list", help="a patient's vital signs, newest first")
+    listing = sub.add_parser("list", help="a patient's vital signs, set by set, newest first")
     listing.add_argument("patient_id")
     listing.add_argument("--code", help="one vital: a LOINC code or a name such as pulse")
 
@@ -51,6 +51,20 @@ def _line(r: Reading) -> str:
     label = vital.label if vital else r.code
     flag = f" ({r.flag})" if r.flag else ""
     return f"{r.observed_at}  {label}: {r.text}{flag}"
+
+
+_ORDER = {v.code: i for i, v in enumerate(cat.VITALS)}
+
+
+def by_set(readings: list[Reading]) -> list[Reading]:
+    """The readings set by set as recorded (newest first; each set's set_id in --json),
+    each set in the catalogue's order: a recheck measured in the same minute is listed
+    after or before its own set, never interleaved with it."""
+    return [
+        r
+        for group in recordings(readings)
+        for r in sorted(group, key=lambda r: (_ORDER.get(r.code, len(_ORDER)), r.code))
+    ]
 
 
 def run(ctx: Context) -> int:
@@ -77,7 +91,7 @@ def run(ctx: Context) -> int:
         ctx.emit(document, text + "\n".join(_line(r) for r in readings))
         return EXIT_OK
     code = cat.vital(args.code).code if args.code else None
-    readings = signs.readings(args.patient_id, None if code == cat.BMI.code else code)
+    readings = by_set(signs.readings(args.patient_id, None if code == cat.BMI.code else code))
     bmi = [
         {"observed_at": s.observed_at, "value": str(s.bmi), "unit": "kg/m2", "flag": s.bmi_flag}
         for s in signs.sets(args.patient_id)
