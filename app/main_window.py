@@ -446,6 +446,7 @@ class Workspace(QWidget):
         self.chart.set_conflicted({})
         self.conflicts_action.setText("Conflicts")
         self.chart.clear()
+        self.chart.end_session()
         self.schedule.clear()
         self.admin_tools.close()
         self.patient_list.clear()
@@ -500,6 +501,17 @@ class Workspace(QWidget):
             kind = getattr(section, "DRAFT_KIND", None)
             if kind is not None:
                 drafts.reopen_with(kind, partial(self._reopen_section_form, section))
+
+    def keep_left_forms(self, drafts: DraftKeeper, who: Callable[[], str | None]) -> None:
+        """Chart forms left unsaved (another patient opened, back to the list) wait in
+        ``drafts`` for the person signed in (``who``), and come back with a notice when they
+        return to that patient."""
+        for section in self.chart.sections:
+            if hasattr(section, "keep_drafts_in"):
+                # The notice concerns this chart: it goes when the person moves on.
+                section.keep_drafts_in(
+                    drafts, who, lambda text: self.show_notice(text, passing=True)
+                )
 
     def _reopen_section_form(self, section: Any, draft: Draft) -> None:
         self._in_chart(str(draft.values["patient_id"]), lambda: section.reopen(draft.values))
@@ -625,6 +637,9 @@ class MainWindow(QMainWindow):
         self.close_timer.timeout.connect(self.close_after_idle)
         self.drafts = DraftKeeper()
         self.workspace.reopen_drafts_with(self.drafts)
+        self.workspace.keep_left_forms(
+            self.drafts, lambda: self._session.user.username if self._session else None
+        )
         self.sign_in_page.signed_in.connect(self._signed_in)
         self.sign_in_page.close_requested.connect(self.close_clinic)
         self.workspace.lock_requested.connect(self.sign_out)

@@ -561,6 +561,13 @@ class ChartPage(QWidget):
             section.clear()
         self.tabs.setCurrentIndex(0)
 
+    def end_session(self) -> None:
+        """The person signed out: after :meth:`clear`, sections forget what they kept for
+        that person across charts (the Vitals form's units)."""
+        for section in self.sections:
+            if hasattr(section, "end_session"):
+                section.end_session()
+
     def _chart_arrived(self, view: ChartView) -> None:
         first = self._patient is None
         self.message.hide()

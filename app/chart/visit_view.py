@@ -18,7 +18,7 @@ from core.records.errors import NotFoundError
 from core.records.notes import Note
 from core.records.schedule import Schedule
 from core.records.visits import Visit, VisitContents, Visits
-from core.records.vital_signs import Reading, VitalSigns
+from core.records.vital_signs import Reading, VitalSigns, recordings
 from core.reports.vital_text import VitalText, set_texts, visit_texts
 
 
@@ -165,11 +165,10 @@ def _vitals_of(contents: VisitContents) -> list[VitalText]:
     """The vitals of contents read without :func:`read_visit`: as entered and flagged, the
     BMI left out (it needs the patient's earlier heights)."""
     readings = [Reading(**o) for o in contents.observations]
-    by_time: dict[str, dict[str, Reading]] = {}
-    for r in readings:
-        if r.vital is not None:
-            by_time.setdefault(r.observed_at, {})[r.vital.key] = r
-    texts = [t for _, found in sorted(by_time.items()) for t in set_texts(found)]
+    texts: list[VitalText] = []
+    # One set per recording (two sets of the same minute are never merged), oldest first.
+    for group in reversed(recordings(r for r in readings if r.vital is not None)):
+        texts += set_texts({r.vital.key: r for r in group if r.vital is not None})
     return texts + visit_texts((), readings)
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.session.drafts import Draft
+from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.widgets import error_label, ignore_wheel
 from app.worker import Job
 from core.records import merged
@@ -55,7 +55,6 @@ from core.records.vital_signs import (
     VitalSet,
     VitalSigns,
     measure_all,
-    now_to_the_minute,
     observed_time,
 )
 
@@ -170,6 +169,8 @@ class VitalField:
             ignore_wheel(self.unit)
             # A value read in the other unit may become possible (102 as degF, not degC).
             self.unit.currentIndexChanged.connect(lambda _i: self.check())
+            self.unit.currentIndexChanged.connect(lambda _i: self._mark_unit())
+            self._mark_unit()
         self.unit_label = QLabel(vital.canonical.symbol or "/10")
         self.unit_label.setObjectName("caption")
         self.message = error_label()
@@ -183,6 +184,32 @@ class VitalField:
     def unit_code(self) -> str | None:
         """The UCUM code of the unit chosen (None: the vital's only unit)."""
         return str(self.unit.currentData()) if self.unit is not None else None
+
+    @property
+    def other_unit(self) -> bool:
+        """True while a unit other than the clinic's (the stored one: kg, °C, cm) is
+        chosen."""
+        return self.unit is not None and self.unit.currentIndex() > 0
+
+    def _mark_unit(self) -> None:
+        """A unit other than the clinic's stands out (amber, bold; the stylesheet's
+        ``otherUnit``), so a number is not typed in it by someone expecting kg."""
+        if self.unit is None:
+            return
+        canonical = self.vital.canonical.symbol
+        self.unit.setProperty("otherUnit", self.other_unit)
+        self.unit.setToolTip(
+            f"{self.vital.label} in {self.unit.currentText()}, not the clinic's {canonical}"
+            if self.other_unit
+            else f"{self.vital.label} in {canonical}"
+        )
+        self.unit.style().unpolish(self.unit)
+        self.unit.style().polish(self.unit)
+
+    def reset_unit(self) -> None:
+        """Back to the clinic's unit (the stored one)."""
+        if self.unit is not None:
+            self.unit.setCurrentIndex(0)
 
     def check(self) -> cat.Measurement | None:
         """Read the field: show what is wrong next to it, or the stored equivalent."""
@@ -207,7 +234,8 @@ class VitalField:
         self.message.show()
 
     def clear(self) -> None:
-        """Empty the field (the unit choice stays: staff keep using theirs)."""
+        """Empty the field. The unit chosen stays for the next patient of the same person
+        (a nurse weighing in lb all morning); signing out puts it back (``reset_unit``)."""
         self.edit.clear()
         self.message.hide()
         self.hint.hide()
@@ -225,6 +253,18 @@ class VitalsPage(QWidget):
         self.section = section
         self.setObjectName(VITALS_FORM)
         self.setWindowTitle("Vitals")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown (its tab chosen, the chart opened): "Measured at" catches up with the
+        clock, and follows it while shown."""
+        super().showEvent(event)
+        self.section.follow_clock()
+        self.section.clock_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Hidden: nobody reads the time, so it need not follow the clock."""
+        super().hideEvent(event)
+        self.section.clock_timer.stop()
 
     def draft(self) -> dict[str, Any] | None:
         """See :meth:`VitalsSection.draft`."""
@@ -252,10 +292,18 @@ def draft_reopener(
     return reopen
 
 
+def local_now() -> dt.datetime:
+    """This workstation's local wall-clock time (the clinic's), without an offset."""
+    return dt.datetime.now()
+
+
 class VitalsSection:
     """The Vitals tab (a :class:`app.chart.section.ChartSection`)."""
 
     READ = "chart.vitals"
+    # How often a shown, empty form's "Measured at" catches up with the clock: it is kept
+    # to the minute, so a few seconds late at most.
+    CLOCK_INTERVAL_MS = 5_000
 
     def __init__(self, operations: Operations, records: RecordsProvider) -> None:
         self._operations = operations
@@ -264,14 +312,28 @@ class VitalsSection:
         self._view: VitalsView | None = None
         self._job: Job[list[Reading]] | None = None
         operations.changed.connect(self.records_changed)
+        self.clock: Callable[[], dt.datetime] = local_now  # tests set their own
+        # Where a form left unsaved waits for its person (keep_drafts_in): None until the
+        # window wires it, and while nobody is signed in.
+        self._drafts: DraftKeeper | None = None
+        self._who: Callable[[], str | None] = lambda: None
+        self._notify: Callable[[str], None] = lambda _text: None
 
         self.page = VitalsPage(self)
 
         # ----- the form -----
         self.fields: dict[str, VitalField] = {v.key: VitalField(v) for v in cat.TYPED}
+        # "Measured at" follows the clock (to the minute) while the form holds no values,
+        # so a set is never stored at the time the chart was opened; a time the person
+        # typed for the set they are entering is theirs until that set is recorded.
         self.observed_at = QLineEdit()
         self.observed_at.setObjectName("vitalsObservedAt")
         self.observed_at.setMaximumWidth(150)
+        self._time_typed = False
+        self.observed_at.textEdited.connect(lambda _t: setattr(self, "_time_typed", True))
+        self.clock_timer = QTimer(self.page)
+        self.clock_timer.setInterval(self.CLOCK_INTERVAL_MS)
+        self.clock_timer.timeout.connect(self.follow_clock)
         self.observed_at_error = error_label()
         self.visit = QComboBox()
         self.visit.setObjectName("vitalsVisit")
@@ -433,15 +495,70 @@ class VitalsSection:
         """The tab's page."""
         return self.page
 
+    def keep_drafts_in(
+        self,
+        drafts: DraftKeeper,
+        who: Callable[[], str | None],
+        notify: Callable[[str], None],
+    ) -> None:
+        """Put a form left unsaved aside in ``drafts`` for the person signed in (``who``:
+        their user name, None while nobody is), and tell them (``notify``) when it is given
+        back."""
+        self._drafts, self._who, self._notify = drafts, who, notify
+
     def show_patient(self, patient_id: str) -> None:
-        """Show this patient's vitals and a fresh form."""
+        """Show this patient's vitals, and the form the person left unsaved on this chart
+        (put aside when they opened another) or a fresh one."""
+        if patient_id == self._patient_id:
+            self.reload()  # the same chart read again (a merge): the form stays as it is
+            return
         self.clear()
         self._patient_id = patient_id
-        self.observed_at.setText(now_to_the_minute().replace("T", " "))
+        self.follow_clock()
         self.reload()
+        user = self._who()
+        if self._drafts is None or user is None:
+            return
+        left = self._drafts.take_back(user, VITALS_FORM, patient_id)
+        if left is not None:
+            self.restore(left.values)
+            self._notify(restored_notice([left]))
+
+    def _put_aside(self) -> None:
+        """Keep the form's unsaved values for the person signed in, by patient, before it is
+        emptied (leaving the chart). Not at sign-out, where nobody is signed in any more:
+        the sign-out's own drafts take the form then. Not while its set is being recorded:
+        those values are on their way to the database."""
+        user, draft = self._who(), self.draft()
+        if self._drafts is None or user is None or draft is None or self._job is not None:
+            return
+        kept = Draft(VITALS_FORM, self.page.windowTitle(), draft)
+        self._drafts.put_aside(user, str(draft["patient_id"]), kept)
+
+    def end_session(self) -> None:
+        """The person signed out: the units they chose go back to the clinic's (kg, °C,
+        cm), so the next person's 64 is never stored as lb. Their own unsaved form, kept as
+        a draft, brings its units back with it."""
+        for f in self.fields.values():
+            f.reset_unit()
+
+    def follow_clock(self) -> None:
+        """Set "Measured at" to now (to the minute), unless the person typed a time for the
+        set they are entering or has begun typing its values (the time shown is then the
+        one they will record, and it does not move under them)."""
+        if self._patient_id is None or self._time_typed:
+            return
+        if any(f.edit.text().strip() for f in self.fields.values()):
+            return
+        now = self.clock().strftime("%Y-%m-%d %H:%M")
+        if self.observed_at.text() != now:
+            self.observed_at.setText(now)
+            self.observed_at_error.hide()
 
     def clear(self) -> None:
-        """Forget the patient: cancel reads, empty the form, the table and the plot."""
+        """Forget the patient: cancel reads, empty the form (its unsaved values put aside
+        for the person who typed them), the table and the plot."""
+        self._put_aside()
         self._operations.cancel(self.READ)
         if self._job is not None:
             self._job.cancel()
@@ -451,6 +568,7 @@ class VitalsSection:
         for f in self.fields.values():
             f.clear()
         self.observed_at.clear()
+        self._time_typed = False
         self.observed_at_error.hide()
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
@@ -524,8 +642,11 @@ class VitalsSection:
         flag: str | None = None
         tip = ""
         if key == "bp":
+            # Both numbers of a set are one recording's (VitalSigns.sets); a number stored
+            # without its partner (an older record) is shown, not hidden: "150/–".
             sys_r, dia_r = s.readings.get("systolic"), s.readings.get("diastolic")
-            text = f"{sys_r.entered_value}/{dia_r.entered_value}" if sys_r and dia_r else ""
+            parts = [(r.entered_value or r.value) if r else "–" for r in (sys_r, dia_r)]
+            text = "/".join(parts) if sys_r or dia_r else ""
             flags = [r.flag for r in (sys_r, dia_r) if r is not None and r.flag]
             flag = flags[0] if flags else None
         elif key == "bmi":
@@ -679,6 +800,9 @@ class VitalsSection:
         self.record_button.setEnabled(True)
         for f in self.fields.values():
             f.clear()
+        # The next set is measured later: its time follows the clock again.
+        self._time_typed = False
+        self.follow_clock()
         flagged = sum(1 for r in readings if r.flag)
         note = f", {flagged} outside the normal range" if flagged else ""
         self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
@@ -696,11 +820,17 @@ class VitalsSection:
     # ----- drafts (DraftForm) -------------------------------------------------------------
 
     def draft(self) -> dict[str, Any] | None:
-        """What is typed and not recorded yet (None when nothing is)."""
+        """What is typed and not recorded yet (None when nothing is), with the time it was
+        measured at (typed, or the clock's when the values were typed)."""
         values, units = self.typed()
         if not values or self._patient_id is None:
             return None
-        return {"patient_id": self._patient_id, "values": values, "units": units}
+        return {
+            "patient_id": self._patient_id,
+            "values": values,
+            "units": units,
+            "observed_at": self.observed_at.text(),
+        }
 
     def restore(self, draft: dict[str, Any]) -> None:
         """Put a draft's values back into the form, and show the tab."""
@@ -709,6 +839,10 @@ class VitalsSection:
             tabs = tabs.parentWidget()
         if tabs is not None:
             tabs.setCurrentWidget(self.page)
+        if draft.get("observed_at"):
+            # The values were measured then, not when they are restored: kept as typed.
+            self.observed_at.setText(str(draft["observed_at"]))
+            self._time_typed = True
         for key, text in dict(draft.get("values", {})).items():
             if key in self.fields:
                 self.fields[key].edit.setText(str(text))

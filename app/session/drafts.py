@@ -7,6 +7,12 @@ written to disk. When the same person signs in again, the dialogs are opened aga
 refilled with :meth:`DraftForm.restore`. A different person signing in never sees them, and
 closing the clinic on this computer drops them all. (The values are Python ``str`` objects:
 dropping them removes the references; Python cannot overwrite the strings themselves.)
+
+A form that belongs to one patient's chart (the Vitals tab) is also put aside when the
+person leaves that chart without saving (opening another patient, back to the list), and
+given back when the same person comes back to that patient (:meth:`DraftKeeper.put_aside`,
+:meth:`DraftKeeper.take_back`): kept the same way, per user and in memory only, across a
+sign-out too, and dropped with the rest when the clinic closes here.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class DraftKeeper:
     def __init__(self) -> None:
         self._drafts: dict[str, list[Draft]] = {}
         self._reopeners: dict[str, Reopener] = {}
+        # Forms left without saving, per user, by (kind, what they belong to: a patient id).
+        self._aside: dict[str, dict[tuple[str, str], Draft]] = {}
 
     def reopen_with(self, kind: str, reopener: Reopener) -> None:
         """How to open the dialog named ``kind`` (its object name) again."""
@@ -87,9 +95,24 @@ class DraftKeeper:
             self._reopeners[draft.kind](draft)
         return drafts
 
+    def put_aside(self, username: str, owner: str, draft: Draft) -> None:
+        """Keep ``username``'s unsaved ``draft`` of a form belonging to ``owner`` (a
+        patient's id) until they come back to it (replacing one kept before)."""
+        self._aside.setdefault(username, {})[(draft.kind, owner)] = draft
+
+    def take_back(self, username: str, kind: str, owner: str) -> Draft | None:
+        """``username``'s form of ``kind`` put aside for ``owner``, forgotten here; None if
+        there is none (another person's is never given)."""
+        mine = self._aside.get(username, {})
+        draft = mine.pop((kind, owner), None)
+        if not mine:
+            self._aside.pop(username, None)
+        return draft
+
     def drop_all(self) -> None:
         """Forget every draft (the clinic is closing on this computer)."""
         self._drafts.clear()
+        self._aside.clear()
 
 
 def restored_notice(drafts: list[Draft]) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records import vitals as cat
-from core.records.vital_signs import Reading, VitalSigns
+from core.records.errors import ValidationError
+from core.records.vital_signs import Reading, VitalSigns, recordings
 
 # --option -> vital key (blood pressure is one option for two vitals).
 OPTIONS = {
@@ -30,13 +31,17 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="record a set of vital signs (one transaction)")
     add.add_argument("patient_id")
     add.add_argument("--visit", help="the visit (encounter id) they were taken in")
-    add.add_argument("--at", help="when measured, e.g. 2026-12-01T09:30 (default: now)")
+    add.add_argument(
+        "--at",
+        help="when measured: the date and the local time, e.g. 2026-12-01T09:30 "
+        "(default: now; a date alone or a time zone is refused)",
+    )
     add.add_argument("--bp", help="blood pressure, systolic/diastolic mmHg, e.g. 120/80")
     for option, key in OPTIONS.items():
         vital = cat.BY_KEY[key]
         units = f" ({vital.unit_list}: e.g. 70kg)" if len(vital.units) > 1 else ""
         add.add_argument(f"--{option}", help=f"{vital.label.lower()}{units}")
-    listing = sub.add_parser("list", help="a patient's vital signs, newest first")
+    listing = sub.add_parser("list", help="a patient's vital signs, set by set, newest first")
     listing.add_argument("patient_id")
     listing.add_argument("--code", help="one vital: a LOINC code or a name such as pulse")
 
@@ -48,6 +53,20 @@ def _line(r: Reading) -> str:
     return f"{r.observed_at}  {label}: {r.text}{flag}"
 
 
+_ORDER = {v.code: i for i, v in enumerate(cat.VITALS)}
+
+
+def by_set(readings: list[Reading]) -> list[Reading]:
+    """The readings set by set as recorded (newest first; each set's set_id in --json),
+    each set in the catalogue's order: a recheck measured in the same minute is listed
+    after or before its own set, never interleaved with it."""
+    return [
+        r
+        for group in recordings(readings)
+        for r in sorted(group, key=lambda r: (_ORDER.get(r.code, len(_ORDER)), r.code))
+    ]
+
+
 def run(ctx: Context) -> int:
     """vitals add | vitals list."""
     args = ctx.args
@@ -57,7 +76,13 @@ def run(ctx: Context) -> int:
         if args.bp is not None:
             values["systolic"], values["diastolic"] = cat.split_pressure(args.bp)
         values |= {key: getattr(args, o) for o, key in OPTIONS.items() if getattr(args, o)}
-        readings = signs.record(args.patient_id, values, None, args.at, args.visit)
+        try:
+            readings = signs.record(args.patient_id, values, None, args.at, args.visit)
+        except ValidationError as exc:
+            if exc.field != "observed_at":
+                raise
+            # Named as the person typed it: the option, not the stored field.
+            raise ValidationError("--at", str(exc).removeprefix("observed_at: ")) from None
         document: dict[str, Any] = {
             "patient_id": args.patient_id,
             "readings": [r.as_json() for r in readings],
@@ -66,7 +91,7 @@ def run(ctx: Context) -> int:
         ctx.emit(document, text + "\n".join(_line(r) for r in readings))
         return EXIT_OK
     code = cat.vital(args.code).code if args.code else None
-    readings = signs.readings(args.patient_id, None if code == cat.BMI.code else code)
+    readings = by_set(signs.readings(args.patient_id, None if code == cat.BMI.code else code))
     bmi = [
         {"observed_at": s.observed_at, "value": str(s.bmi), "unit": "kg/m2", "flag": s.bmi_flag}
         for s in signs.sets(args.patient_id)

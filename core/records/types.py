@@ -286,22 +286,31 @@ ENCOUNTER = RecordType(
     bookkeeping=(SOURCE,),
 )
 
+_OBSERVATION_FIELDS = (
+    _PATIENT_ID,
+    Field("encounter_id", "Visit", v.optional_text),
+    Field("code", "Measurement", v.required_text, required=True),
+    Field("value", "Value", v.required_text, required=True),
+    Field("unit", "Unit", v.optional_text),
+    Field("observed_at", "Measured at", v.timestamp, required=True),
+    # Vitals (core/records/vital_signs.py) also keep what was typed, in the unit typed,
+    # and the flag for the patient's age (value and unit are the canonical ones).
+    Field("entered_value", "Value as entered"),
+    Field("entered_unit", "Unit as entered"),
+    Field("flag", "Outside the normal range"),
+    # V18: the id shared by the readings recorded together (one set of vitals), set by code;
+    # a chart shows a set as one row, so two sets taken in the same minute stay two rows.
+    # Older releases store and relay it as a field they do not know.
+    Field("set_id", "Recorded with"),
+)
 OBSERVATION = RecordType(
     "observation",
     "observations",
-    (
-        _PATIENT_ID,
-        Field("encounter_id", "Visit", v.optional_text),
-        Field("code", "Measurement", v.required_text, required=True),
-        Field("value", "Value", v.required_text, required=True),
-        Field("unit", "Unit", v.optional_text),
-        Field("observed_at", "Measured at", v.timestamp, required=True),
-        # Vitals (core/records/vital_signs.py) also keep what was typed, in the unit typed,
-        # and the flag for the patient's age (value and unit are the canonical ones).
-        Field("entered_value", "Value as entered"),
-        Field("entered_unit", "Unit as entered"),
-        Field("flag", "Outside the normal range"),
-    ),
+    _OBSERVATION_FIELDS,
+    # created_at (V18): when the reading was recorded. Readings made before set_id share it
+    # with the rest of their set (VitalSigns.record wrote one time for all), which is how
+    # they are told apart from another set measured in the same minute.
+    columns=(*(f.name for f in _OBSERVATION_FIELDS), "created_at"),
     chart_entry=True,
     bookkeeping=(SOURCE,),
     settle_hook=settle_reading,  # choosing one side of a reading keeps all of that side

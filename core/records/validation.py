@@ -183,16 +183,40 @@ def date_of_birth(field: str, value: str | None) -> str | None:
     return birth_date(value)
 
 
+_SECONDS = re.compile(r"^(.*[T ]\d{1,2}:\d{2}):\d{2}(?:\.\d+)?$")
+_TIME_ZONE = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
+
+
 def timestamp(field: str, value: str | None) -> str | None:
-    """A date and time, stored to the minute (``2026-11-28T09:30``)."""
+    """When something happened, in the clinic's local time to the minute: read as
+    ``local_datetime`` reads a time (``2026-11-28 09:30`` or ``2026-11-28T09:30``, stored
+    as ``2026-11-28T09:30``); seconds, if given, are dropped (a vital's or a visit's time is
+    kept to the minute).
+
+    Nothing is made up: a date alone (``2026-11-28``, ``20261128``) is refused rather than
+    stored as a midnight nobody typed, and a time zone or offset (``...T10:00+05:00``) is
+    refused rather than kept in a field every reader takes as local time.
+    """
     raw = (value or "").strip()
-    try:
-        parsed = dt.datetime.fromisoformat(raw)
-    except ValueError:
+    if not raw:
+        raise ValidationError(field, "is required")
+    if _TIME_ZONE.search(raw):
         raise ValidationError(
-            field, f"{raw!r} is not a date and time like 2026-11-28T09:30"
-        ) from None
-    return parsed.isoformat(timespec="minutes")
+            field, f"{raw!r} names a time zone: give the clinic's local time, e.g. "
+            "2026-11-28 09:30"
+        )  # fmt: skip
+    if " " not in raw and "T" not in raw.upper():
+        try:
+            day = calendar_date(field, raw)
+        except ValidationError:
+            pass  # not a date either: said below
+        else:
+            raise ValidationError(
+                field, f"{raw!r} has no time: type the date and the time, e.g. "
+                f"{day.isoformat()} 09:30"
+            )  # fmt: skip
+    minutes = _SECONDS.match(raw)
+    return local_datetime(field, minutes.group(1) if minutes else raw)
 
 
 _LOCAL_TIME = re.compile(r"^(\S+?)[T ](\d{1,2}):(\d{2})$")

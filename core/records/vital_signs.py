@@ -6,6 +6,12 @@ observation record per vital, each with its document, derived row and op, and on
 entry ``vitals.record`` naming the codes (never the values). Either the whole set is stored
 or none of it.
 
+The readings of one set share a ``set_id``, and a set is shown as one row (the chart's
+table and plot, the printed summary, the visit view, FHIR's blood-pressure Observation):
+two sets measured in the same minute (a recheck) stay two rows, and the two numbers of a
+blood pressure always come from the same recording (``recordings`` says how readings
+recorded before set ids existed are grouped, never combining two recordings).
+
 BMI is never stored: it is worked out when read, from each weight and the latest height
 measured at or before it, so correcting a weight or a height can never leave a stale BMI.
 """
@@ -13,7 +19,7 @@ measured at or before it, so correcting a weight or a height can never leave a s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -44,6 +50,8 @@ class Reading:
     entered_value: str | None
     entered_unit: str | None  # UCUM of the unit typed
     flag: str | None  # "high", "low" or None
+    set_id: str | None = None  # shared by the readings recorded together (None: older)
+    created_at: str | None = None  # when recorded (UTC); None only on rows not re-derived
 
     @property
     def vital(self) -> cat.Vital | None:
@@ -76,18 +84,55 @@ class Reading:
             "entered_unit": self.entered_unit,
             "flag": self.flag,
             "observed_at": self.observed_at,
+            "set_id": self.set_id,
         }
 
 
 @dataclass(frozen=True)
 class VitalSet:
-    """The vitals taken together at one time (and visit)."""
+    """The vitals recorded together (one recording: see ``recordings``)."""
 
     observed_at: str
     encounter_id: str | None
     readings: dict[str, Reading] = field(default_factory=dict)  # by vital key
     bmi: Decimal | None = None  # worked out, see the module docstring
     bmi_flag: str | None = None
+    recorded_at: str = ""  # when it was recorded (orders two sets of the same minute)
+
+
+def recordings(readings: Iterable[Reading]) -> list[list[Reading]]:
+    """The readings as they were recorded together, newest first (by the time measured,
+    then the time recorded): one list per recording.
+
+    Readings recorded together share a ``set_id``. Readings made before set ids existed
+    (an older release, or this one before V18) have none: those recorded by one
+    ``VitalSigns.record`` share their ``created_at`` (one time written for the whole set),
+    and one added alone has a time of its own. A group is also kept to one time measured
+    and one visit. Whatever the key, a group holding two readings of the same code cannot
+    be one recording (a set holds each vital once), and which of its readings belong
+    together is then unknown: each is shown alone rather than paired with a value from
+    another recording (never a systolic from one and a diastolic from another).
+    """
+    groups: dict[tuple[str, ...], list[Reading]] = {}
+    for r in readings:
+        where = (r.observed_at, r.encounter_id or "")
+        if r.set_id:
+            key: tuple[str, ...] = ("set", r.set_id, *where)
+        elif r.created_at:
+            key = ("recorded", r.created_at, *where)
+        else:
+            key = ("reading", r.id)
+        groups.setdefault(key, []).append(r)
+    out: list[list[Reading]] = []
+    for group in groups.values():
+        codes = [r.code for r in group]
+        if len(set(codes)) < len(codes):
+            out += [[r] for r in group]
+        else:
+            out.append(group)
+    out.sort(key=lambda g: (g[0].observed_at, g[0].created_at or "", g[0].set_id or g[0].id))
+    out.reverse()
+    return out
 
 
 def now_to_the_minute() -> str:
@@ -101,11 +146,10 @@ FUTURE_SLACK = dt.timedelta(days=1)
 
 
 def observed_time(typed: str | None) -> str:
-    """When a set was measured, as stored: what was typed (checked), or now."""
+    """When a set was measured, as stored: what was typed, or now. Checked as every local
+    time is (``validation.timestamp``: a date and a time to the minute, no time zone)."""
     when = v.timestamp("observed_at", typed or now_to_the_minute()) or ""
-    parsed = dt.datetime.fromisoformat(when)
-    now = dt.datetime.now(parsed.tzinfo) if parsed.tzinfo else dt.datetime.now()
-    if parsed > now + FUTURE_SLACK:
+    if dt.datetime.fromisoformat(when) > dt.datetime.now() + FUTURE_SLACK:
         raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
     return when
 
@@ -171,7 +215,8 @@ class VitalSigns:
         years = cat.age_in_years(
             dt.date.fromisoformat(patient.birth_date), dt.date.fromisoformat(when[:10])
         )
-        actor, created = self.records.actor, utc_now()
+        # One recording: one time and one set id for all its readings (see ``recordings``).
+        actor, created, set_id = self.records.actor, utc_now(), new_id()
         rows: list[tuple[str, dict[str, Any]]] = []
         for m in measurements:
             fields: dict[str, Any] = {
@@ -184,6 +229,7 @@ class VitalSigns:
                 "entered_value": m.entered_value,
                 "entered_unit": m.entered_unit.ucum,
                 "flag": cat.flag(m.vital, m.value, years),
+                "set_id": set_id,
                 "created_at": created,
                 SOURCE: (sources or {}).get(m.vital.code),
             }
@@ -262,30 +308,49 @@ class VitalSigns:
         return [Reading(*r) for r in rows]
 
     def sets(self, patient_id: str) -> list[VitalSet]:
-        """The patient's vitals grouped by time taken (and visit), newest first, each with
-        its BMI where a weight and an earlier or same-time height allow one."""
+        """The patient's vitals as recorded, one set per recording (``recordings``), newest
+        first, each with its BMI where a weight and an earlier or same-time height allow
+        one."""
         patient = self.records.get_patient(patient_id)
-        born = dt.date.fromisoformat(patient.birth_date)
-        readings = self.readings(patient_id)
-        groups: dict[tuple[str, str | None], dict[str, Reading]] = {}
-        for r in readings:
-            if r.vital is not None:
-                groups.setdefault((r.observed_at, r.encounter_id), {})[r.vital.key] = r
-        heights = [r for r in readings if r.code == cat.HEIGHT.code]  # newest first
-        out: list[VitalSet] = []
-        for (when, visit), found in groups.items():
-            value, flag = bmi_at(found.get("weight"), heights, born)
-            out.append(VitalSet(when, visit, found, value, flag))
-        return out
+        return vital_sets(self.readings(patient_id), dt.date.fromisoformat(patient.birth_date))
+
+
+def vital_sets(readings: Iterable[Reading], born: dt.date) -> list[VitalSet]:
+    """Readings (of one patient) as the sets they were recorded in, newest first, each with
+    its BMI; observations that are not vital signs of the catalogue are left out."""
+    vitals = [r for r in readings if r.vital is not None]
+    # Newest first; of two in the same minute, the one recorded later.
+    heights = sorted(
+        (r for r in vitals if r.code == cat.HEIGHT.code),
+        key=lambda r: (r.observed_at, r.created_at or ""),
+        reverse=True,
+    )
+    out: list[VitalSet] = []
+    for group in recordings(vitals):
+        found = {r.vital.key: r for r in group if r.vital is not None}
+        first = group[0]
+        value, flag = bmi_at(found.get("weight"), heights, born, found.get("height"))
+        out.append(
+            VitalSet(
+                first.observed_at, first.encounter_id, found, value, flag, first.created_at or ""
+            )
+        )
+    return out
 
 
 def bmi_at(
-    weight: Reading | None, heights_newest_first: list[Reading], born: dt.date
+    weight: Reading | None,
+    heights_newest_first: list[Reading],
+    born: dt.date,
+    same_set: Reading | None = None,
 ) -> tuple[Decimal | None, str | None]:
-    """The BMI for a weight reading from the latest height at or before it, and its flag."""
+    """The BMI for a weight reading from the height measured with it (``same_set``), else
+    the latest height at or before it, and its flag."""
     if weight is None:
         return None, None
-    height = next((h for h in heights_newest_first if h.observed_at <= weight.observed_at), None)
+    height = same_set or next(
+        (h for h in heights_newest_first if h.observed_at <= weight.observed_at), None
+    )
     if height is None:
         return None, None
     value = cat.bmi(weight.number, height.number)

@@ -110,10 +110,11 @@ def _text(reading: Reading, label: str) -> VitalText:
 
 
 def visit_texts(sets: Iterable[VitalSet], others: Iterable[Reading] = ()) -> list[VitalText]:
-    """The vitals of a visit: each set (oldest first) in the catalogue's order, then
-    observations that are not vital signs of the catalogue, under their own code."""
+    """The vitals of a visit: each set (oldest first; of two measured in the same minute,
+    the one recorded first) in the catalogue's order, then observations that are not vital
+    signs of the catalogue, under their own code."""
     out: list[VitalText] = []
-    for s in sorted(sets, key=lambda s: s.observed_at):
+    for s in sorted(sets, key=lambda s: (s.observed_at, s.recorded_at)):
         out += set_texts(s.readings, s.bmi, s.bmi_flag)
     out += [_text(r, r.code) for r in others if r.vital is None]
     return out

@@ -583,11 +583,24 @@ CREATE INDEX audit_log_failed_sign_ins ON audit_log (entity_id)
 INSERT INTO patients_fts (patients_fts, rank) VALUES ('automerge', 2);
 """
 
+# V18 (vitals taken in the same minute shown as one made-up set): a reading names the set it
+# was recorded in (``set_id``), and its row keeps when it was recorded (``created_at``, the
+# document's register): readings recorded before set_id existed share it with their set,
+# so core.records.vital_signs.recordings can tell two sets of one minute apart. Observations
+# are listed for one re-derivation (core.records.unknown.refresh), as V7 says, which fills
+# both columns from the documents.
+_V18 = """
+ALTER TABLE observations ADD COLUMN set_id TEXT;
+ALTER TABLE observations ADD COLUMN created_at TEXT;
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'observation';
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
     (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14), (15, _V15),
-    (16, _V16), (17, _V17),
+    (16, _V16), (17, _V17), (18, _V18),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

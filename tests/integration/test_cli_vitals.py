@@ -71,6 +71,16 @@ def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> 
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert future.returncode == 1 and "2999-01-01 09:00 is in the future" in future.stderr
+    for at, words in (
+        ("2026-12-05", "--at: '2026-12-05' has no time: type the date and the time"),
+        ("20261204", "--at: '20261204' has no time"),
+        ("2026-12-05T10:00+05:00", "--at: '2026-12-05T10:00+05:00' names a time zone"),
+    ):
+        made_up = careline(
+            data, "--password-stdin", "vitals", "add", pid, "--pulse", "70", "--at", at,
+            stdin=PASSWORD + "\n",
+        )  # fmt: skip
+        assert made_up.returncode == 1 and words in made_up.stderr, made_up.stderr
     assert as_admin(data, "vitals", "list", pid)["readings"] == []
     unknown = careline(
         data, "--json", "--password-stdin", "vitals", "list", pid, "--code", "glucose",
@@ -78,3 +88,28 @@ def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> 
     )  # fmt: skip
     assert unknown.returncode == 1 and "'glucose' is not a vital sign" in unknown.stderr
     assert json.loads(unknown.stdout or "null") is None
+
+
+def test_two_sets_of_the_same_minute_are_listed_set_by_set(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    pid = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    at = ("--at", "2026-11-05T22:59")
+    first = as_admin(data, "vitals", "add", pid, *at, "--bp", "120/80", "--temp", "37.5C")
+    recheck = as_admin(data, "vitals", "add", pid, *at, "--bp", "150/95", "--temp", "102F")
+    listed = as_admin(data, "vitals", "list", pid)["readings"]
+    sets = [first["readings"][0]["set_id"], recheck["readings"][0]["set_id"]]
+    assert sets[0] != sets[1]
+    assert [(r["set_id"], r["entered_value"]) for r in listed] == [
+        (sets[1], "150"), (sets[1], "95"), (sets[1], "102"),
+        (sets[0], "120"), (sets[0], "80"), (sets[0], "37.5"),
+    ]  # fmt: skip
+    text = careline(data, "--password-stdin", "vitals", "list", pid, stdin=PASSWORD + "\n")
+    assert text.stdout.splitlines()[:4] == [
+        "2026-11-05T22:59  Systolic blood pressure: 150 mmHg (high)",
+        "2026-11-05T22:59  Diastolic blood pressure: 95 mmHg (high)",
+        "2026-11-05T22:59  Temperature: 102 °F (high)",
+        "2026-11-05T22:59  Systolic blood pressure: 120 mmHg",
+    ]

@@ -146,11 +146,11 @@ class _Builder:
                 (pid,),
             )
         ]
-        for found in observation.pair_pressures(readings):
+        for found, set_key in observation.pair_pressures(readings):
             if isinstance(found, tuple):
-                self.add(observation.blood_pressure_to_fhir(*found))
+                self.add(observation.blood_pressure_to_fhir(*found, set_key))
             else:
-                self.add(observation.to_fhir(found))
+                self.add(observation.to_fhir(found, set_key))
         notes = Notes(self.records)
         for (note_id,) in self.rows(
             "SELECT id FROM notes WHERE patient_id = ? ORDER BY id", (pid,)

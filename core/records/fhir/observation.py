@@ -1,7 +1,12 @@
 """Observation: a vital sign, in FHIR's vital-signs profile (LOINC code, UCUM unit, the
 vital-signs category), from the vitals catalogue (core/records/vitals.py). Systolic and
 diastolic pressures taken together are one blood-pressure Observation (LOINC 85354-9) with
-two components, as the profile's blood-pressure rule has them."""
+two components, as the profile's blood-pressure rule has them.
+
+Each Observation names the set it was recorded in (the Careline extension ``vital-set``:
+the readings' set id), so an import rebuilds the sets as they were recorded, two sets
+measured in the same minute included; a bundle from elsewhere has none, and its vital signs
+of one time and visit are read as one set."""
 
 from __future__ import annotations
 
@@ -24,11 +29,13 @@ from core.records.fhir.common import (
     code_in,
     concept,
     decimal_text,
+    extension,
+    extension_value,
     local_time,
     ref,
     reference_text,
 )
-from core.records.vital_signs import Reading
+from core.records.vital_signs import Reading, recordings
 
 BLOOD_PRESSURE = "85354-9"
 BLOOD_PRESSURE_PROFILE = "http://hl7.org/fhir/StructureDefinition/bp"
@@ -64,10 +71,15 @@ def _label(reading: Reading) -> str:
     return reading.vital.label if reading.vital is not None else reading.code
 
 
-def to_fhir(reading: Reading) -> Observation:
-    """One stored vital sign as a vital-signs Observation."""
+SET_EXTENSION = "vital-set"
+
+
+def to_fhir(reading: Reading, set_key: str | None = None) -> Observation:
+    """One stored vital sign as a vital-signs Observation (``set_key``: the set it was
+    recorded in)."""
     return Observation(
         id=reading.id,
+        extension=extension(SET_EXTENSION, set_key),
         meta=Meta(profile=[VITAL_SIGNS_PROFILE]),
         status="final",
         category=_CATEGORY,
@@ -80,10 +92,13 @@ def to_fhir(reading: Reading) -> Observation:
     )
 
 
-def blood_pressure_to_fhir(systolic: Reading, diastolic: Reading) -> Observation:
+def blood_pressure_to_fhir(
+    systolic: Reading, diastolic: Reading, set_key: str | None = None
+) -> Observation:
     """Both pressures of one set as a blood-pressure Observation (the systolic's id)."""
     return Observation(
         id=systolic.id,
+        extension=extension(SET_EXTENSION, set_key),
         meta=Meta(profile=[BLOOD_PRESSURE_PROFILE]),
         status="final",
         category=_CATEGORY,
@@ -102,22 +117,28 @@ def blood_pressure_to_fhir(systolic: Reading, diastolic: Reading) -> Observation
     )
 
 
-def pair_pressures(readings: list[Reading]) -> list[Reading | tuple[Reading, Reading]]:
-    """The readings in order, each systolic paired with the diastolic of its set (same
-    time and visit) where there is one."""
-    diastolic: dict[tuple[str, str | None], Reading] = {}
-    for r in readings:
-        if r.code == cat.DIASTOLIC.code:
-            diastolic.setdefault((r.observed_at, r.encounter_id), r)
+def pair_pressures(
+    readings: list[Reading],
+) -> list[tuple[Reading | tuple[Reading, Reading], str]]:
+    """The readings in order, each with the key of the set it was recorded in (its set id,
+    or for a reading recorded before set ids existed its set's first reading's id), each
+    systolic paired with the diastolic recorded with it (``vital_signs.recordings``: one
+    recording, never two sets of the same minute)."""
     partners: dict[str, Reading] = {}  # systolic id -> its diastolic
-    for r in readings:
-        partner = diastolic.pop((r.observed_at, r.encounter_id), None)
-        if r.code == cat.SYSTOLIC.code and partner is not None:
-            partners[r.id] = partner
-        elif partner is not None:
-            diastolic[(r.observed_at, r.encounter_id)] = partner  # not this one's: put back
+    keys: dict[str, str] = {}  # reading id -> its set's key
+    for group in recordings(readings):
+        for r in group:
+            keys[r.id] = group[0].set_id or min(g.id for g in group)
+        by_code = {r.code: r for r in group}
+        systolic, diastolic = by_code.get(cat.SYSTOLIC.code), by_code.get(cat.DIASTOLIC.code)
+        if systolic is not None and diastolic is not None:
+            partners[systolic.id] = diastolic
     taken = {p.id for p in partners.values()}
-    return [(r, partners[r.id]) if r.id in partners else r for r in readings if r.id not in taken]
+    return [
+        ((r, partners[r.id]) if r.id in partners else r, keys[r.id])
+        for r in readings
+        if r.id not in taken
+    ]
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,7 @@ class ObservationFields:
     unit: str | None
     observed_at: str
     encounter: str | None
+    set_key: str | None = None  # the set it was recorded in (exported by Careline)
 
 
 def _vital(code: str | None, quantity: Quantity | None, where: str) -> tuple[str, str, str | None]:
@@ -166,4 +188,8 @@ def from_fhir(resource: Observation, where: str) -> list[ObservationFields]:
     if observed is None:
         raise FhirError(f"{where}.effectiveDateTime", "a vital sign needs the time measured")
     encounter = reference_text(resource.encounter)
-    return [ObservationFields(key, value, unit, observed, encounter) for key, value, unit in found]
+    set_key = extension_value(resource.extension, SET_EXTENSION)
+    return [
+        ObservationFields(key, value, unit, observed, encounter, set_key)
+        for key, value, unit in found
+    ]

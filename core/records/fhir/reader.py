@@ -165,12 +165,14 @@ Vital = tuple[Entry, observation.ObservationFields]
 
 
 def vital_sets(entries: list[Entry]) -> list[list[Vital]]:
-    """Vital signs measured together (same time and visit) as the sets a nurse records:
-    both blood pressure numbers go in one (a set repeating a vital is split)."""
-    sets: dict[tuple[str, str | None], list[list[Vital]]] = {}
+    """Vital signs recorded together as the sets a nurse records: those naming the same
+    set (a Careline export names each one's), else those of the same time and visit (a
+    bundle from elsewhere); both blood pressure numbers go in one (a set repeating a vital
+    is split)."""
+    sets: dict[tuple[str, str | None, str | None], list[list[Vital]]] = {}
     for e in entries:
         for o in e.fields:
-            groups = sets.setdefault((o.observed_at, o.encounter), [[]])
+            groups = sets.setdefault((o.observed_at, o.encounter, o.set_key), [[]])
             if any(other.key == o.key for _, other in groups[-1]):
                 groups.append([])
             groups[-1].append((e, o))

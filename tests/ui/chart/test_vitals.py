@@ -4,6 +4,8 @@ typed, a flagged value is highlighted, and the trend plot holds the readings."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
@@ -14,9 +16,16 @@ from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
 from app.main_window import MainWindow
 from core.records.visits import Visits
 from core.records.workstation import Workstation
+from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN, PASSWORD, wheel
-from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.session.test_shared_workstation import (
+    NURSE,
+    NURSE_PASSWORD,
+    add_nurse,
+    click_sign_out,
+    signs_in,
+)
 
 COLUMN = {key: i for i, (key, _) in enumerate(TABLE_COLUMNS, start=1)}
 
@@ -161,9 +170,12 @@ def test_the_trend_plot_has_a_point_per_reading(
 def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
+    clock = Clock(10, 0)
+    with_clock(signed_in, clock)
     chart, section = open_vitals(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
+    measured = section.observed_at.text()
     type_into(qtbot, section.fields["pulse"].edit, "88")
     type_into(qtbot, section.fields["temperature"].edit, "101.2")
     unit = section.fields["temperature"].unit
@@ -173,12 +185,14 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     click_sign_out(signed_in)
     assert section.fields["pulse"].edit.text() == ""  # nothing left on screen
 
+    clock.at(10, 25)
     signs_in(qtbot, signed_in, ADMIN, PASSWORD)
     qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
     assert chart.patient is not None and chart.patient.id == patient.id
     assert chart.tabs.currentWidget() is section.widget()
     assert section.fields["temperature"].edit.text() == "101.2"
     assert section.fields["temperature"].unit_code == "[degF]"
+    assert section.observed_at.text() == measured  # measured then, not when signed in again
     assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
     assert stored(clinic) == []  # kept in memory only, never written
 
@@ -206,3 +220,308 @@ def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     assert section.visit.currentData() is None
     rows = clinic.database.query("SELECT encounter_id FROM observations ORDER BY value")
     assert [r[0] for r in rows] == [visit.id, None]
+
+
+def test_a_recheck_in_the_same_minute_is_its_own_row_and_its_own_point(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The nurse records a set, then from the same open form a recheck measured in the same
+    minute: two rows, each as it was measured, never one row mixing the two."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, section.observed_at, "2026-11-05 22:59")
+    for key, text in (("systolic", "120"), ("diastolic", "80"), ("pulse", "72"),
+                      ("temperature", "37.5")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+
+    type_into(qtbot, section.observed_at, "2026-11-05 22:59")
+    for key, text in (("systolic", "150"), ("diastolic", "95"), ("pulse", "112"),
+                      ("temperature", "102")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    unit = f["temperature"].unit
+    assert unit is not None
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # °F
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+
+    def row(r: int) -> dict[str, str]:
+        return {key: section.table.item(r, COLUMN[key]).text()  # type: ignore[union-attr]
+                for key in ("bp", "pulse", "temperature")}  # fmt: skip
+
+    assert row(0) == {"bp": "150/95 ▲", "pulse": "112 ▲", "temperature": "102 °F ▲"}
+    assert row(1) == {"bp": "120/80", "pulse": "72", "temperature": "37.5 °C"}
+    # The plot: a point per set on each line, the recheck's 150 over its own 95.
+    [(_, systolic), (_, diastolic)] = section.series("bp")
+    assert sorted(v for _, v, _ in systolic) == [120.0, 150.0]
+    assert sorted(v for _, v, _ in diastolic) == [80.0, 95.0]
+    [(_, temperatures)] = section.series("temperature")
+    assert sorted(v for _, v, _ in temperatures) == [37.5, 38.89]
+
+
+class Clock:
+    """The clinic's clock as the Vitals tab reads it, moved by the test."""
+
+    def __init__(self, hour: int, minute: int) -> None:
+        self.now = dt.datetime.combine(dt.date.today(), dt.time(hour, minute))
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def at(self, hour: int, minute: int) -> str:
+        """Move to ``hour:minute`` today; the time as the form shows it."""
+        self.now = self.now.replace(hour=hour, minute=minute)
+        return self.now.strftime("%Y-%m-%d %H:%M")
+
+
+def with_clock(window: MainWindow, clock: Clock) -> VitalsSection:
+    """The chart's Vitals tab, reading ``clock`` (set before the chart is opened)."""
+    section = card_of(window.workspace.chart, VitalsSection)
+    section.clock = clock
+    return section
+
+
+def click_tab(chart: ChartPage, title: str) -> None:
+    bar = chart.tabs.tabBar()
+    index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == title)
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+
+
+def record(qtbot: QtBot, section: VitalsSection, clinic: Workstation, pulse: str) -> None:
+    """Type a pulse, click Record vitals, wait until it is stored."""
+    type_into(qtbot, section.fields["pulse"].edit, pulse)
+    wanted = len(observed(clinic)) + 1
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(observed(clinic)) >= wanted, timeout=5_000)
+    # Stored on the worker; then the form is emptied for the next set.
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "", timeout=5_000)
+
+
+def observed(ws: Workstation) -> list[tuple[str, str]]:
+    """(value, measured at) of each stored reading, in the order recorded."""
+    rows = ws.database.query(
+        "SELECT value, observed_at FROM observations ORDER BY created_at, code"
+    )
+    return [(str(v), str(t)) for v, t in rows]
+
+
+def test_measured_at_follows_the_clock_after_each_set_and_when_the_tab_is_shown(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(23, 0)
+    section = with_clock(signed_in, clock)
+    chart, _ = open_vitals(qtbot, signed_in)
+    today = clock.at(23, 0)[:10]
+    assert section.observed_at.text() == f"{today} 23:00"
+    record(qtbot, section, clinic, "72")
+
+    # A minute later, the recheck from the same open form: the time has caught up.
+    section.clock_timer.setInterval(10)  # instead of waiting seconds for its tick
+    now = clock.at(23, 1)
+    qtbot.waitUntil(lambda: section.observed_at.text() == now, timeout=2_000)
+    record(qtbot, section, clinic, "80")
+    # Away to another tab and back later: the time shown is the time then.
+    section.clock_timer.setInterval(VitalsSection.CLOCK_INTERVAL_MS)
+    click_tab(chart, "Overview")
+    later = clock.at(23, 20)
+    click_tab(chart, "Vitals")
+    assert section.observed_at.text() == later
+    record(qtbot, section, clinic, "76")
+    assert observed(clinic) == [
+        ("72", f"{today}T23:00"), ("80", f"{today}T23:01"), ("76", f"{today}T23:20"),
+    ]  # fmt: skip
+
+
+def test_a_time_the_person_typed_or_values_being_typed_hold_it_until_recorded(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(23, 0)
+    section = with_clock(signed_in, clock)
+    chart, _ = open_vitals(qtbot, signed_in)
+    today = clock.at(23, 0)[:10]
+    # Measured earlier, typed in: the clock moving on does not change it.
+    type_into(qtbot, section.observed_at, f"{today} 22:30")
+    clock.at(23, 5)
+    click_tab(chart, "Overview")
+    click_tab(chart, "Vitals")
+    section.follow_clock()  # as the timer's tick does
+    assert section.observed_at.text() == f"{today} 22:30"
+    record(qtbot, section, clinic, "72")
+    assert section.observed_at.text() == f"{today} 23:05"  # the next set: now again
+
+    # Values typed (not recorded yet): the time they show is the one they will be stored
+    # at; it does not move under the person.
+    type_into(qtbot, section.fields["spo2"].edit, "97")
+    clock.at(23, 9)
+    section.follow_clock()
+    click_tab(chart, "Overview")
+    click_tab(chart, "Vitals")
+    assert section.observed_at.text() == f"{today} 23:05"
+    record(qtbot, section, clinic, "74")
+    assert observed(clinic)[1:] == [("97", f"{today}T23:05"), ("74", f"{today}T23:05")]
+    assert section.observed_at.text() == f"{today} 23:09"
+
+
+def test_units_chosen_by_one_person_are_the_clinics_again_for_the_next(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The nurse weighs in lb and signs out; the doctor who signs in next types 64 meaning
+    kg, and kg it is: the units went back to the clinic's at sign-out."""
+    add_nurse(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    _chart, section = open_vitals(qtbot, window)
+    weight = section.fields["weight"]
+    assert weight.unit is not None and not weight.other_unit
+    assert weight.unit.toolTip() == "Weight in kg"
+    type_into(qtbot, weight.edit, "154")
+    assert tab(qtbot, section) is weight.unit
+    QTest.keyClick(weight.unit, Qt.Key.Key_Down)  # kg -> lb
+    # Not only the "= 69.853 kg" after the number: the unit itself stands out.
+    assert weight.unit.currentText() == "lb" and weight.unit.property("otherUnit") is True
+    assert weight.unit.toolTip() == "Weight in lb, not the clinic's kg"
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: weight.edit.text() == "", timeout=5_000)
+    assert weight.unit_code == "[lb_av]"  # the same person's next patient: still lb
+
+    click_sign_out(window)
+    assert weight.unit_code == "kg" and weight.unit.property("otherUnit") is False
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    _chart, section = open_vitals(qtbot, window)
+    assert {k: f.unit_code for k, f in section.fields.items() if f.unit is not None} == {
+        "temperature": "Cel", "weight": "kg", "height": "cm",
+    }  # fmt: skip
+    type_into(qtbot, weight.edit, "64")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: weight.edit.text() == "", timeout=5_000)
+    stored_weights = clinic.database.query(
+        "SELECT entered_value, entered_unit, value FROM observations ORDER BY created_at"
+    )
+    assert stored_weights == [("154", "[lb_av]", "69.853"), ("64", "kg", "64")]
+
+
+def test_a_measured_at_with_no_time_or_a_time_zone_is_refused_next_to_the_field(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    type_into(qtbot, section.fields["pulse"].edit, "72")
+    for typed, message in (
+        ("2026-12-05", "Measured at: '2026-12-05' has no time: type the date and the time, "
+         "e.g. 2026-12-05 09:30."),
+        ("20261204", "Measured at: '20261204' has no time: type the date and the time, "
+         "e.g. 2026-12-04 09:30."),
+        ("2026-12-05T10:00+05:00", "Measured at: '2026-12-05T10:00+05:00' names a time zone: "
+         "give the clinic's local time, e.g. 2026-11-28 09:30."),
+    ):  # fmt: skip
+        type_into(qtbot, section.observed_at, typed)
+        QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+        assert section.observed_at_error.isVisible()
+        assert section.observed_at_error.text() == message
+        assert section.observed_at.hasFocus()  # where the person puts it right
+    type_into(qtbot, section.observed_at, "2026-01-05 10:00")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert not section.observed_at_error.isVisible()
+    assert clinic.database.query("SELECT observed_at FROM observations") == [("2026-01-05T10:00",)]
+
+
+def open_patient_from_list(qtbot: QtBot, window: MainWindow, row: int) -> ChartPage:
+    """Back to the list with the chart's back button, then double-click patient ``row``."""
+    workspace = window.workspace
+    if workspace.pages.currentWidget() is workspace.chart:
+        QTest.mouseClick(workspace.chart.back_button, Qt.MouseButton.LeftButton)
+    table, model = workspace.patient_list.table, workspace.patient_list.model
+    rect = table.visualRect(model.index(row, 0))
+    for click in (QTest.mouseClick, QTest.mouseDClick):  # a double click starts with a press
+        click(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+              rect.center())  # fmt: skip
+    chart = workspace.chart
+    qtbot.waitUntil(
+        lambda: chart.patient is not None and chart.patient.id == model.patient_id(row),
+        timeout=5_000,
+    )
+    return chart
+
+
+def show_vitals(qtbot: QtBot, chart: ChartPage) -> VitalsSection:
+    section = card_of(chart, VitalsSection)
+    click_tab(chart, "Vitals")
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    return section
+
+
+def test_vitals_left_unsaved_on_one_chart_wait_there_while_another_patient_is_seen(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    clock = Clock(9, 0)
+    section = with_clock(signed_in, clock)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    first = chart.patient
+    assert first is not None
+    show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    assert tab(qtbot, section) is section.fields["temperature"].unit
+    QTest.keyClick(section.fields["temperature"].unit, Qt.Key.Key_Down)  # °F
+    measured = section.observed_at.text()
+
+    # Another patient: a fresh form, nothing of the first patient's values in it.
+    clock.at(9, 20)
+    chart = open_patient_from_list(qtbot, signed_in, 1)
+    show_vitals(qtbot, chart)
+    assert all(f.edit.text() == "" for f in section.fields.values())
+    assert not signed_in.workspace.notice.isVisible()
+
+    # Back to the first patient: the form is as it was left, and the person is told.
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert chart.tabs.currentWidget() is section.widget()
+    assert section.fields["temperature"].edit.text() == "101.2"
+    assert section.fields["temperature"].unit_code == "[degF]"
+    assert section.observed_at.text() == measured  # measured then, not at 09:20
+    assert signed_in.workspace.notice.isVisible()
+    assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    assert stored(clinic) == []  # in memory only, never written
+    # Given back once: recorded now, it is not offered again.
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    chart = open_patient_from_list(qtbot, signed_in, 1)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["pulse"].edit.text() == ""
+
+
+def test_vitals_left_unsaved_are_never_shown_to_the_next_person(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    add_nurse(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    chart = open_patient_from_list(qtbot, window, 0)
+    section = show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["spo2"].edit, "91")
+    open_patient_from_list(qtbot, window, 1)  # the form is put aside for the admin
+    click_sign_out(window)
+
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["spo2"].edit.text() == ""
+    assert not window.workspace.notice.isVisible()
+    click_sign_out(window)
+
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    qtbot.waitUntil(lambda: section.fields["spo2"].edit.text() == "91", timeout=5_000)
+    assert window.workspace.notice.text() == "Your unsaved Vitals form was restored."
+    # Closing the clinic on this computer forgets it, as every kept draft.
+    open_patient_from_list(qtbot, window, 1)
+    window.close_clinic()
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    chart = open_patient_from_list(qtbot, window, 0)
+    show_vitals(qtbot, chart)
+    assert section.fields["spo2"].edit.text() == ""
+    assert stored(clinic) == []

@@ -10,6 +10,7 @@ from pytestqt.qtbot import QtBot
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
+from app.session.drafts import Draft, DraftKeeper
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
 from tests.ui.session.test_shared_workstation import (
@@ -213,3 +214,22 @@ def test_a_half_typed_prescription_and_problem_search_come_back_in_that_chart(
         "Metformin", "500 mg",
     )  # fmt: skip
     assert workspace.notice.text() == "Your unsaved Start medication form was restored."
+
+
+def test_a_form_put_aside_is_given_back_once_to_its_author_only() -> None:
+    """DraftKeeper's forms left on a chart: per user and per patient, in memory."""
+    keeper = DraftKeeper()
+    form = Draft("vitalsForm", "Vitals", {"patient_id": "p1", "values": {"pulse": "88"}})
+    keeper.put_aside("ann", "p1", form)
+    assert keeper.take_back("bob", "vitalsForm", "p1") is None  # another person's: never
+    assert keeper.take_back("ann", "vitalsForm", "p2") is None  # another patient's form
+    assert keeper.take_back("ann", "vitalsForm", "p1") == form
+    assert keeper.take_back("ann", "vitalsForm", "p1") is None  # given back once
+    newer = Draft("vitalsForm", "Vitals", {"patient_id": "p1", "values": {"pulse": "90"}})
+    keeper.put_aside("ann", "p1", form)
+    keeper.put_aside("ann", "p1", newer)  # left again: the latest form is what is kept
+    assert keeper.take_back("ann", "vitalsForm", "p1") == newer
+    keeper.put_aside("ann", "p1", form)
+    keeper.drop_all()  # the clinic closed here
+    assert keeper.take_back("ann", "vitalsForm", "p1") is None
+    assert not keeper.has_drafts("ann")

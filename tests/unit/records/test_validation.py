@@ -58,3 +58,49 @@ def test_a_date_after_today_is_in_the_future() -> None:
     with pytest.raises(ValidationError) as caught:
         v.birth_date(tomorrow)
     assert str(caught.value) == f"birth_date: {tomorrow} is in the future"
+
+
+# ----- a time something happened (a vital's "measured at", a visit's start) --------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("2026-12-05 10:00", "2026-12-05T10:00"),
+        ("2026-12-05T10:00", "2026-12-05T10:00"),
+        (" 2026-12-05 9:05 ", "2026-12-05T09:05"),
+        ("2026/12/05 10:00", "2026-12-05T10:00"),  # the date as calendar_date reads one
+        ("2026-12-05T10:00:59", "2026-12-05T10:00"),  # kept to the minute, as before
+        ("2026-12-05T10:00:59.250", "2026-12-05T10:00"),
+    ],
+)
+def test_a_local_date_and_time_is_kept_to_the_minute(typed: str, stored: str) -> None:
+    assert v.timestamp("observed_at", typed) == stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        # A date alone was stored as 00:00, a midnight nobody typed.
+        ("2026-12-05", "'2026-12-05' has no time: type the date and the time, e.g. 2026-12-05 "
+         "09:30"),
+        ("20261204", "'20261204' has no time: type the date and the time, e.g. 2026-12-04 09:30"),
+        # An offset was kept in a field every reader takes as the clinic's local time.
+        ("2026-12-05T10:00+05:00", "'2026-12-05T10:00+05:00' names a time zone: give the "
+         "clinic's local time, e.g. 2026-11-28 09:30"),
+        ("2026-12-05 10:00Z", "'2026-12-05 10:00Z' names a time zone: give the clinic's local "
+         "time, e.g. 2026-11-28 09:30"),
+        ("2026-12-05T10:00:00-0300", "'2026-12-05T10:00:00-0300' names a time zone: give the "
+         "clinic's local time, e.g. 2026-11-28 09:30"),
+        ("2026-12-05 24:00", "'2026-12-05 24:00' is not a time: there is no hour 24"),
+        ("2026-02-29 10:00", "'2026-02-29' is not a date: February 2026 has 28 days"),
+        ("20261204T1000", "'20261204T1000' is not a date and time: type the date, then the "
+         "clinic's local time, e.g. 2026-12-07 09:30"),
+        ("", "is required"),
+    ],
+)  # fmt: skip
+def test_a_time_is_refused_rather_than_made_up(typed: str, message: str) -> None:
+    for field in ("observed_at", "started_at"):
+        with pytest.raises(ValidationError) as caught:
+            v.timestamp(field, typed)
+        assert str(caught.value) == f"{field}: {message}"

@@ -186,3 +186,30 @@ def test_a_typed_resolution_or_another_field_is_settled_as_usual() -> None:
     assert (value_conflict.field, entered.field) == ("entered_value", "value")
     a.resolve_conflict(entered.id, value="87")  # typed in: only that register
     assert [c.field for c in a.conflicts(pulse.id)] == ["entered_value"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("2026-12-01", "'2026-12-01' has no time"),
+        ("20261201", "'20261201' has no time"),
+        ("2026-12-01T10:00+05:00", "names a time zone"),
+    ],
+)
+def test_a_set_or_a_visit_with_a_time_nobody_typed_is_refused(typed: str, words: str) -> None:
+    """Every write of a local time reads it alike: the vitals' "measured at", a reading's
+    time changed later, and a visit's start."""
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    with pytest.raises(ValidationError) as caught:
+        VitalSigns(a).record(p.id, {"pulse": "72"}, observed_at=typed)
+    assert caught.value.field == "observed_at" and words in str(caught.value)
+    entries = ClinicalEntries(a)
+    with pytest.raises(ValidationError) as caught:
+        entries.add("encounter", p.id, {"started_at": typed})
+    assert caught.value.field == "started_at" and words in str(caught.value)
+    [pulse] = VitalSigns(a).record(p.id, {"pulse": "72"}, observed_at="2026-12-01T09:00")
+    with pytest.raises(ValidationError):
+        entries.update("observation", pulse.id, {"observed_at": typed})
+    assert a.db.query("SELECT observed_at FROM observations") == [("2026-12-01T09:00",)]
+    assert a.db.query("SELECT count(*) FROM encounters") == [(0,)]

@@ -81,6 +81,18 @@ def _content(bundle_json: str) -> dict[str, list[str]]:
             names[f"Encounter/{r['id']}"] = "encounter:" + r["period"]["start"]
         elif r["resourceType"] == "Appointment":
             names[f"Appointment/{r['id']}"] = "appointment:" + r["start"]
+    # A vital sign's set is named by its id, new on import: by its members' content instead.
+    members: dict[str, list[str]] = {}
+    for r in resources:
+        for ext in r.get("extension", []) if r["resourceType"] == "Observation" else []:
+            if ext["url"].endswith(":vital-set"):
+                codes = [c["code"]["coding"][0]["code"] for c in r.get("component", [])]
+                members.setdefault(ext["valueString"], []).extend(
+                    codes or [r["code"]["coding"][0]["code"]]
+                )
+                names[ext["valueString"]] = f"set:{r['effectiveDateTime']}"
+    for key, codes in members.items():
+        names[key] += ":" + ",".join(sorted(codes))
     out: dict[str, list[str]] = {}
     for r in resources:
         if r["resourceType"] == "Provenance":
