@@ -197,7 +197,7 @@ def test_a_doctor_merges_a_duplicate_and_files_a_letter_and_a_photo(
         app.key("Tab", "Tab", "space")
         duplicates = person.dialog("Possible duplicates")
         app.shot("possible-duplicates")
-        person.click(400, 375, duplicates)  # the reason
+        person.click(400, 393, duplicates)  # the reason
         app.type(REASON)
         app.key("Tab", "space")  # Merge
         app.pause(1.5)
