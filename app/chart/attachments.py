@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QObject, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -191,6 +192,34 @@ def _has_server(attachments: Attachments) -> bool:
     return attachments.credential is not None
 
 
+class _ListKeys(QObject):
+    """A list of files driven by the keyboard: reached with none chosen, the keyboard's row
+    is chosen (so Open works at once); Return or Enter opens the chosen file, as a double
+    click does."""
+
+    def __init__(self, table: QTableWidget, open_chosen: Callable[[], None]) -> None:
+        super().__init__(table)
+        self._table = table
+        self._open = open_chosen
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Qt's hook, on the list's own events."""
+        table = self._table
+        if watched is not table:
+            return False
+        kind = event.type()
+        if kind == QEvent.Type.FocusIn and not table.selectedIndexes() and table.rowCount():
+            table.selectRow(max(table.currentRow(), 0))
+        elif (
+            kind == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        ):
+            self._open()
+            return True
+        return False
+
+
 class AttachmentsSection:
     """The Attachments tab (a :class:`app.chart.section.ChartSection`)."""
 
@@ -216,6 +245,7 @@ class AttachmentsSection:
         self.table = list_table(COLUMNS, "attachmentsTable")
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.itemDoubleClicked.connect(lambda _item: self.open_selected())
+        self.table.installEventFilter(_ListKeys(self.table, self.open_selected))
         self.add_button = QPushButton("Add file…")
         self.add_button.clicked.connect(lambda: self.add_file(None))
         self.open_button = QPushButton("Open")

@@ -404,6 +404,12 @@ class VitalsSection:
             row += 2
         order.append(self.record_button)
         self.tab_order = order
+        # Return in any box of the form records the set, as a form's default button does:
+        # a nurse going round types the values and presses Return, never reaching for the
+        # mouse. The set is checked as on a click (nothing wrong is recorded).
+        for widget in order:
+            if isinstance(widget, QLineEdit):
+                widget.returnPressed.connect(self._record_by_return)
 
         form_card, form_layout, _head = card("Record vital signs")
         form_layout.addLayout(grid)
@@ -794,6 +800,10 @@ class VitalsSection:
             self._failed,
             label="record vitals",
         )
+
+    def _record_by_return(self) -> None:
+        if self.record_button.isEnabled():  # not while a set is being recorded
+            self.submit()
 
     def _recorded(self, readings: list[Reading]) -> None:
         self._job = None

@@ -151,6 +151,35 @@ def test_from_the_list_the_keyboard_goes_back_to_open_with_the_chosen_file(
         assert section.selected() == chosen
 
 
+def test_reached_by_tab_the_list_chooses_a_file_and_return_opens_it(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    image = QImage(24, 16, QImage.Format.Format_RGB32)
+    image.fill(QColor("teal"))
+    photo = tmp_path / "rash.png"
+    assert image.save(str(photo))
+    add_and_select(qtbot, section, photo)
+    table = section.table
+    table.clearSelection()
+    window = table.window()
+    window.activateWindow()  # focus events reach only the active window's widgets
+    qtbot.waitUntil(window.isActiveWindow, timeout=2_000)
+    section.open_button.setFocus()
+    assert section.selected() is None and not section.open_button.isEnabled()
+    # Shift+Tab from the buttons' row back into the list, as a person going round: the row
+    # the keyboard lands on is chosen, so Open works without an arrow key first ...
+    table.setFocus(Qt.FocusReason.BacktabFocusReason)
+    qtbot.waitUntil(lambda: section.selected() is not None, timeout=2_000)
+    assert section.open_button.isEnabled()
+    # ... and Return opens it, as a double click does.
+    QTest.keyClick(table, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: isinstance(section.viewer, ImageViewer), timeout=10_000)
+    assert isinstance(section.viewer, ImageViewer)
+    shown = section.viewer.image.pixmap()
+    assert (shown.width(), shown.height()) == (24, 16)
+
+
 def a_pdf(path: Path, pages: int) -> bytes:
     """A real PDF of ``pages`` pages, drawn by Qt's own PDF writer."""
     writer = QPdfWriter(str(path))

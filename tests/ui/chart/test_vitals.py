@@ -127,6 +127,28 @@ def test_a_set_typed_from_the_keyboard_is_checked_converted_and_flagged(
     assert pulse.background().color() != FLAG_BACKGROUND
 
 
+def test_return_in_the_form_records_the_set_once_it_is_right(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    # A typo and Return: refused next to the field, nothing recorded.
+    type_into(qtbot, f["pulse"].edit, "7200")
+    QTest.keyClick(f["pulse"].edit, Qt.Key.Key_Return)
+    assert f["pulse"].message.isVisible()
+    assert stored(clinic) == []
+    # Corrected, and Return again (no mouse, no Tab to the button): the set is recorded.
+    type_into(qtbot, f["pulse"].edit, "72")
+    type_into(qtbot, f["spo2"].edit, "98")
+    QTest.keyClick(f["spo2"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert [(code, value) for code, value, *_ in stored(clinic)] == [
+        ("59408-5", "98"),
+        ("8867-4", "72"),
+    ]
+    assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
+
+
 def test_the_trend_plot_has_a_point_per_reading(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
