@@ -381,7 +381,11 @@ class AttachmentsSection:
     def selected(self) -> Attachment | None:
         """The highlighted file."""
         rows = {index.row() for index in self.table.selectedIndexes()}
-        return self._items[rows.pop()] if len(rows) == 1 else None
+        if len(rows) != 1:
+            return None
+        # While the list is refilled, the table may still hold a row the new list has not.
+        row = rows.pop()
+        return self._items[row] if row < len(self._items) else None
 
     def _update_buttons(self) -> None:
         self.add_button.setEnabled(self._patient_id is not None)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QColor, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
 
 from core.crypto.kdf import FAST_PARAMS
 from core.records.fhir.export import export_bundle
@@ -114,7 +115,9 @@ def two_desks(root: Path) -> tuple[Path, str, str, str]:
 
 def photo(path: Path) -> Path:
     """A small PNG, as a phone camera's picture would be (only smaller)."""
-    app = QGuiApplication.instance() or QGuiApplication(["photo", "-platform", "offscreen"])
+    # A QApplication (not a bare QGuiApplication), so pytest-qt's tests that run after this
+    # in the same process find the kind of application they need.
+    app = QGuiApplication.instance() or QApplication(["photo", "-platform", "offscreen"])
     assert app is not None
     image = QImage(320, 200, QImage.Format.Format_RGB32)
     image.fill(QColor("#c0504d"))

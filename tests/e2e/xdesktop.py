@@ -230,4 +230,5 @@ class Desktop:
             return self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(timeout=30)  # reaped: no process left to the next test
             raise AssertionError(f"the app did not exit on SIGTERM: {self.tail()}") from None
