@@ -32,6 +32,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     key = attachment.add_parser("key", help="the clinic attachment key between workstations")
     key.add_argument("key_action", choices=("export", "import"),
                      help="export: print it; import: read it from standard input")  # fmt: skip
+    key.add_argument(
+        "--older-key",
+        action="store_true",
+        help="import: the key predates checked key ids and its id passes the check by chance "
+        "(the import says when this is needed)",
+    )
 
 
 def line(a: Attachment, has_server: bool) -> str:
@@ -55,7 +61,11 @@ def run(ctx: Context) -> int:
         else:
             from core.cli.passwords import read_stdin_line
 
-            key_id = import_key(records, read_stdin_line("key import", "attachment key"))
+            key_id = import_key(
+                records,
+                read_stdin_line("key import", "attachment key"),
+                older_key=args.older_key,
+            )
             ctx.emit({"key_id": key_id}, f"Kept clinic attachment key {key_id}.")
         return EXIT_OK
     peers = []

@@ -214,9 +214,15 @@ def export_key(records: ClinicRecords) -> str:
     return f"{_EXPORT_PREFIX}{key.key_id}:{key.secret.hex()}"
 
 
-def import_key(records: ClinicRecords, text: str) -> str:
+def import_key(records: ClinicRecords, text: str, *, older_key: bool = False) -> str:
     """Keep a key exported by another workstation; it becomes the current one if this
-    workstation has none. Returns its id."""
+    workstation has none. Returns its id.
+
+    A key whose id commits to its secret must match it: a line changed or cut on the way
+    (a typo in a copied secret) is refused with nothing stored, rather than kept and found
+    out only when a file fails to open. ``older_key`` is the person's word that the key was
+    made before ids committed and its random id passes the check by chance (one in
+    65,536): such a key is kept as typed, as every older key is."""
     records.require("attachments.list", None)
     raw = text.strip()
     parts = raw[len(_EXPORT_PREFIX) :].split(":") if raw.startswith(_EXPORT_PREFIX) else []
@@ -227,6 +233,13 @@ def import_key(records: ClinicRecords, text: str) -> str:
             "not a clinic attachment key: expected the line 'careline attachment key export' "
             f"printed ({_EXPORT_PREFIX}<id>:<{KEY_SIZE * 2} hex digits>)"
         ) from None
+    if looks_committed(key.key_id) and not key.verified and not older_key:
+        raise AttachmentProblem(
+            f"key {key.key_id}'s secret does not match its id: the line was changed or cut "
+            "on the way; copy what 'careline attachment key export' printed again. Nothing "
+            "was changed. (Only an older key, made before key ids were checked, whose "
+            "random id passes the check by chance, one in 65,536, needs --older-key.)"
+        )
     if keep_key(records, key, vouched=True) == REFUSED:
         raise AttachmentProblem(
             f"this workstation already holds key {key.key_id} with another secret, and that "

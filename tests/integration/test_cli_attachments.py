@@ -58,6 +58,13 @@ def test_add_list_get_offline_and_refusals(tmp_path: Path) -> None:
     exported = as_admin(data, "attachment", "key", "export")["key"]
     other = tmp_path / "other"
     as_admin(other, "init", "--clinic", "Other", "--user", "admin")
+    # One digit of the secret changed on the way: refused, named, and nothing kept.
+    damaged = exported[:-1] + ("0" if exported[-1] != "0" else "1")
+    refused = careline(
+        other, "--password-stdin", "attachment", "key", "import",
+        stdin=f"{PASSWORD}\n{damaged}\n",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "does not match its id" in refused.stderr
     imported = careline(
         other, "--json", "--password-stdin", "attachment", "key", "import",
         stdin=f"{PASSWORD}\n{exported}\n",

@@ -71,9 +71,9 @@ def test_a_key_its_id_cannot_vouch_for_never_wraps_new_files(workstation: Workst
 def test_a_secret_the_id_vouches_for_replaces_one_it_does_not(workstation: Workstation) -> None:
     records = workstation.records
     real = ClinicAttachmentKey.generate()
-    # A committed id's wrong secret kept under a person's import (they vouched for it) ...
+    # A committed id's wrong secret kept under a person's word that it is an older key ...
     wrong = f"careline-attachment-key:v1:{real.key_id}:{secrets.token_bytes(32).hex()}"
-    assert import_key(records, wrong) == real.key_id
+    assert import_key(records, wrong, older_key=True) == real.key_id
     assert needs_key(records, real.key_id)
     # ... is replaced by the real one when a device gives it.
     assert keep_key(records, real) == KEPT
@@ -92,8 +92,25 @@ def test_a_person_importing_an_older_key_vouches_for_it(workstation: Workstation
     real = current_key(records)
     again = ClinicAttachmentKey.generate()
     assert import_key(records, f"careline-attachment-key:v1:{again.key_id}:{again.secret.hex()}")
+    damaged = f"careline-attachment-key:v1:{again.key_id}:{'00' * 32}"
+    with pytest.raises(AttachmentProblem, match="does not match its id"):
+        import_key(records, damaged)
     with pytest.raises(AttachmentProblem, match="vouches for the one held"):
-        import_key(records, f"careline-attachment-key:v1:{again.key_id}:{'00' * 32}")
+        import_key(records, damaged, older_key=True)
     assert held_keys(records)[again.key_id] == again.secret
     assert real.key_id == older.key_id
     assert export_key(records).endswith(older.secret.hex())
+
+
+def test_a_damaged_export_line_is_refused_and_nothing_is_kept(workstation: Workstation) -> None:
+    records = workstation.records
+    real = ClinicAttachmentKey.generate()
+    secret = real.secret.hex()
+    typo = secret[:10] + ("0" if secret[10] != "0" else "1") + secret[11:]
+    with pytest.raises(AttachmentProblem, match=r"does not match its id.*copy"):
+        import_key(records, f"careline-attachment-key:v1:{real.key_id}:{typo}")
+    assert held_keys(records) == {}
+    assert "attachment_key.import" not in _audit_actions(workstation)
+    # The intact line is kept and becomes the key new files are wrapped for.
+    assert import_key(records, f"careline-attachment-key:v1:{real.key_id}:{secret}") == real.key_id
+    assert current_key(records) == real
