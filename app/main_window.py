@@ -358,7 +358,7 @@ class Workspace(QWidget):
         self.clinic_label.setText(session.clinic_name)
         self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
         # Core refuses these to anyone else too; hiding them spares a pointless refusal.
-        is_admin = session.user.role == "admin"
+        is_admin = session.may_administer
         admin_only = (
             self.admin_separator,
             self.staff_action,
@@ -863,6 +863,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.workspace)
         self.operations.start()
         self.workspace.start(session)
+        # A pairing code lets a computer join and receive every record: administrators'.
+        self.workspace.pair_action.setVisible(self.sync.lan is not None and session.may_administer)
         self.idle.start()
         self.sync_status.set_demo(session.demo)
         self.statusBar().show()

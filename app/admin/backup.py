@@ -397,7 +397,7 @@ class BackupTools(OneDialog):
         window.locked.connect(self._signed_out)
 
     def _signed_in(self, session: Any) -> None:
-        is_admin = session.user.role == "admin"
+        is_admin = session.may_administer
         self.backup_action.setVisible(is_admin)
         self.restore_action.setVisible(is_admin)
         if not session.demo:

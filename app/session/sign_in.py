@@ -38,6 +38,9 @@ class Session:
     # merge_patients on the clinic, whatever their primary role): read at sign-in, on the
     # worker, so the patient list shows the button without a query on the UI thread.
     may_merge: bool = False
+    # Whether the person administers the clinic (manage_staff: staff, keys, pairing and
+    # revoking workstations), whichever of their roles gives it.
+    may_administer: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,19 @@ def sign_in(
     demo = is_demo_folder(workstation.data_dir)
     # Until a person whose password an admin set chooses their own, records are refused:
     # asked again once they have (SignInPage._ask_for_own_password).
-    may_merge = not user.must_change_password and may_merge_patients(workstation)
-    return Session(user, workstation.clinic_name(), demo, may_merge)
+    session = Session(user, workstation.clinic_name(), demo)
+    return session if user.must_change_password else granted(session, workstation)
 
 
-def may_merge_patients(workstation: Workstation) -> bool:
-    """Runs on the worker: whether the signed-in person holds merge_patients."""
-    return workstation.records.may("merge_patients")
+def granted(session: Session, workstation: Workstation) -> Session:
+    """Runs on the worker: ``session`` with what the signed-in person may do that screens
+    show or hide (``may_merge``, ``may_administer``), read from the authorization model."""
+    records = workstation.records
+    return dataclasses.replace(
+        session,
+        may_merge=records.may("merge_patients"),
+        may_administer=records.may("manage_staff"),
+    )
 
 
 class SignInPage(QWidget):
@@ -386,11 +395,11 @@ class SignInPage(QWidget):
             done = dataclasses.replace(user, must_change_password=False)
             workstation = self._workstation
 
-            def start(may_merge: bool) -> None:
-                self.signed_in.emit(dataclasses.replace(session, user=done, may_merge=may_merge))
+            def start(ready: Session) -> None:
+                self.signed_in.emit(ready)
 
             self._worker.submit(
-                lambda: may_merge_patients(workstation),
+                lambda: granted(dataclasses.replace(session, user=done), workstation),
                 start,
                 lambda exc: self.prepare(
                     user.username, describe_error(exc), self._clinic_name, same_person=True

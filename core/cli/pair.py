@@ -1,4 +1,6 @@
-"""``careline pair code|join``: let a LAN workstation join, or join through one."""
+"""``careline pair code|join|devices|revoke``: let a LAN workstation join, join through
+one, and, on the clinic's LAN CA holder, list the workstations it certified and revoke
+one (a lost or retired computer)."""
 
 from __future__ import annotations
 
@@ -18,12 +20,24 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     pjoin = pair.add_parser("join", help="join the clinic of the peer that showed the code")
     code_arguments(pjoin, "pairing code shown by 'careline pair code' on the other workstation")
     pjoin.add_argument("--peer", metavar="HOST:PORT", help="the peer (default: found over mDNS)")
+    pair.add_parser(
+        "devices", help="the workstations this one (the clinic's LAN CA holder) certified"
+    )
+    prevoke = pair.add_parser(
+        "revoke", help="shut a lost or retired workstation out of the clinic's LAN sync"
+    )
+    prevoke.add_argument("device_id", help="as 'careline pair devices' lists it")
 
 
 def run(ctx: Context) -> int:
-    """pair code | pair join."""
-    if ctx.args.pair_command == "code":
+    """pair code | pair join | pair devices | pair revoke."""
+    command = ctx.args.pair_command
+    if command == "code":
         return _code(ctx)
+    if command == "devices":
+        return _devices(ctx)
+    if command == "revoke":
+        return _revoke(ctx)
     return _join(ctx)
 
 
@@ -37,6 +51,56 @@ def _code(ctx: Context) -> int:
         {"code": code, "ttl_minutes": args.ttl},
         f"Pairing code (valid {args.ttl:g} minutes, once): {code}\n"
         "Keep 'careline serve' running here while the other workstation joins.",
+    )
+    return EXIT_OK
+
+
+def _devices(ctx: Context) -> int:
+    from core.sync.lan import identity as lan_id
+
+    records = ctx.open_records()
+    records.require("lan.devices.list", None)
+    if not lan_id.has_ca_key(records.db):
+        raise CliError(
+            "this workstation does not hold the clinic's LAN CA, so it certified no "
+            "workstations; run this on the workstation that created it"
+        )
+    devices = lan_id.issued_devices(records.db)
+    lines = []
+    for d in devices:
+        state = "revoked" if d.revoked else "this workstation" if d.this_device else "active"
+        bound = f"replica {d.replica}" if d.replica else "no replica named (0.1.0)"
+        serials = ", ".join(str(s) for s in d.serials)
+        lines.append(f"{d.device_id}  {state}  since {d.first_issued[:16].replace('T', ' ')}"
+                     f" UTC  {bound}  certificate serials {serials}")  # fmt: skip
+    ctx.emit(
+        [
+            {
+                "device_id": d.device_id,
+                "state": "revoked" if d.revoked else "active",
+                "this_workstation": d.this_device,
+                "first_issued": d.first_issued,
+                "replica": d.replica,
+                "serials": [str(s) for s in d.serials],
+            }
+            for d in devices
+        ],
+        "\n".join(lines) or "No workstations certified yet.",
+    )
+    return EXIT_OK
+
+
+def _revoke(ctx: Context) -> int:
+    from core.sync.lan import identity as lan_id
+
+    records = ctx.open_records()
+    serials = lan_id.revoke_device(records.db, ctx.args.device_id, records.actor)
+    listed = ", ".join(str(s) for s in sorted(serials))
+    ctx.emit(
+        {"device_id": ctx.args.device_id, "revoked_serials": [str(s) for s in sorted(serials)]},
+        f"Revoked workstation {ctx.args.device_id} (certificate serials {listed}). Workstations "
+        "here refuse it now; the others at their next sync with this one or a workstation "
+        "that synced since, and every workstation refuses its changes made from now on.",
     )
     return EXIT_OK
 

@@ -132,6 +132,11 @@ ACTIONS: dict[str, Rule | None] = {
     "user.password_reset": _c("manage_staff", "reset a staff member's password"),
     "user.totp_disable": _c("manage_staff", "turn off a staff member's two-factor sign-in"),
     "clinic.rename": _c("manage_staff", "rename the clinic"),
+    # A pairing code lets a new workstation join and receive every record; revoking one
+    # shuts a lost or retired workstation out (the LAN CA holder's own bookkeeping else).
+    "lan.pair.code": _c("manage_staff", "let a new workstation join the clinic"),
+    "lan.device.revoke": _c("manage_staff", "revoke a workstation"),
+    "lan.devices.list": _c("manage_staff", "see which workstations were let join"),
     "settings.change": _c("manage_staff", "change the clinic's settings"),
     "keys.recovery_replace": _c("manage_staff", "issue a new recovery key"),
     "keys.rekey": _c("manage_staff", "re-encrypt the database"),
@@ -175,7 +180,8 @@ ACTIONS: dict[str, Rule | None] = {
     "sync.refused": None,
     # Device identity, enrollment, pairing and the server's own records: the device's or
     # the server's bookkeeping (enrollment codes and pairing codes are their own proof).
-    # Not yet gated by role: README "Authorization" says so.
+    # Issuing a LAN pairing code and revoking a LAN device are gated above (manage_staff);
+    # the server's enrollment codes are issued by its operator.
     "device.enroll": None,
     "device.certify": None,
     "device.revoke": None,
@@ -184,8 +190,7 @@ ACTIONS: dict[str, Rule | None] = {
     "lan.identity.save": None,
     "lan.ca.create": None,
     "lan.identity.bind": None,
-    "lan.device.revoke": None,
-    "lan.pair.code": None,
+    "lan.revocations.learn": None,
     "lan.pair.redeem": None,
     "lan.device.issue": None,
     # A scheduled backup is the workstation's own (set up by an admin in the settings);

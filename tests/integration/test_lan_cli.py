@@ -12,6 +12,8 @@ from pathlib import Path
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.services import free_port_pair
 
+NURSE_FIRST, NURSE = "first-time pass 4417", "nina's own words 7731"
+
 
 def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
@@ -60,6 +62,37 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
             if wanted in seen:
                 break
         assert wanted in seen
+
+        # The CA holder lists the workstations it let join, and an administrator revokes
+        # one (a lost laptop): its next sync is refused while the clinic's goes on.
+        devices = {d["device_id"]: d for d in as_admin(a, "pair", "devices")}
+        b_device = json.loads(joined.stdout)["device_id"]
+        assert devices[b_device]["state"] == "active" and devices[b_device]["replica"]
+        assert [d["this_workstation"] for d in devices.values()].count(True) == 1
+        revoked = as_admin(a, "pair", "revoke", b_device)
+        assert revoked["revoked_serials"] == devices[b_device]["serials"]
+        assert as_admin(a, "pair", "devices")[-1]["state"] == "revoked"
+        shut_out = careline(b, "--password-stdin", "sync", "--peer", peer, "--once",
+                            stdin=PASSWORD + "\n")  # fmt: skip
+        assert shut_out.returncode != 0
+        assert "refuses this workstation's certificate" in shut_out.stderr, shut_out.stderr
+        mine = next(d for d, v in devices.items() if v["this_workstation"])
+        itself = careline(a, "--password-stdin", "pair", "revoke", mine, stdin=PASSWORD + "\n")
+        assert itself.returncode != 0 and "cannot revoke itself" in itself.stderr
+
+        # Only an administrator lets a workstation join or sees which did.
+        added = careline(
+            a, "--password-stdin", "user", "add", "nina", "--full-name", "Nina N", "--role",
+            "nurse", stdin=f"{PASSWORD}\n{NURSE_FIRST}\n",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        careline(a, "--user", "nina", "--password-stdin", "password", "change",
+                 stdin=f"{NURSE_FIRST}\n{NURSE}\n")  # fmt: skip
+        for command in (("pair", "code"), ("pair", "devices"), ("pair", "revoke", b_device)):
+            refused = careline(a, "--user", "nina", "--password-stdin", *command,
+                               stdin=NURSE + "\n")  # fmt: skip
+            assert refused.returncode != 0, command
+            assert "Only an admin can" in refused.stderr, refused.stderr
     finally:
         serve.send_signal(signal.SIGTERM)
         _, err = serve.communicate(timeout=20)

@@ -245,6 +245,53 @@ def issued_to(db: Database, serial: int) -> str | None:
 _ISSUE_ACTIONS = ("lan.device.issue", "lan.ca.create")
 
 
+@dataclass(frozen=True)
+class IssuedDevice:
+    """A device the clinic's LAN CA holder issued certificates to, as its audit log and
+    revocation list tell: ``serials`` oldest first, ``first_issued`` the first one's time
+    (UTC, ISO), ``replica`` the replica it is bound to (None for a 0.1.0 certificate),
+    ``revoked`` true once every serial is, ``this_device`` for the CA holder itself."""
+
+    device_id: str
+    serials: tuple[int, ...]
+    first_issued: str
+    replica: str | None
+    revoked: bool
+    this_device: bool
+
+
+def issued_devices(db: Database) -> list[IssuedDevice]:
+    """Every device this workstation (the clinic's LAN CA holder) issued a certificate to,
+    in the order they were first issued; empty on a workstation that holds no CA."""
+    if not has_ca_key(db):
+        return []
+    rows = db.query(
+        "SELECT ts, entity_id, details FROM audit_log WHERE action IN (?, ?) "
+        "AND entity = 'device' ORDER BY seq",
+        _ISSUE_ACTIONS,
+    )
+    found: dict[str, tuple[str, list[int]]] = {}
+    for ts, device_id, details in rows:
+        serial = _serial_in(details)
+        if serial is None:
+            continue
+        found.setdefault(str(device_id), (str(ts), []))[1].append(serial)
+    revoked = revoked_serials(db)
+    identity = load_identity(db)
+    mine = identity.device_id if identity is not None else None
+    return [
+        IssuedDevice(
+            device_id,
+            tuple(serials),
+            first,
+            bound_replica(db, device_id),
+            set(serials) <= revoked,
+            device_id == mine,
+        )
+        for device_id, (first, serials) in found.items()
+    ]
+
+
 def _serial_in(details: str) -> int | None:
     try:
         value = json.loads(details).get("serial")
@@ -279,7 +326,14 @@ def revoke_device(db: Database, device_id: str, actor: str) -> set[int]:
     if not serials:
         raise LanIdentityError(
             f"this workstation issued no certificate to device {device_id}; revoke it on "
-            "the workstation that holds the clinic's LAN CA"
+            "the workstation that holds the clinic's LAN CA ('careline pair devices' there "
+            "lists the devices it certified)"
+        )
+    identity = load_identity(db)
+    if identity is not None and identity.device_id == device_id:
+        raise LanIdentityError(
+            f"device {device_id} is this workstation, the clinic's LAN CA holder: it cannot "
+            "revoke itself"
         )
     _revoke(db, serials, actor, device_id, device_id)
     return serials
@@ -324,7 +378,10 @@ def merge_revoked(db: Database, serials: list[int], actor: str) -> int:
     new = {int(s) for s in serials} - known
     if not new:
         return 0
-    with db.write(actor, "lan.device.revoke", "device", "from-server", {"count": len(new)}) as tx:
+    # Bookkeeping by whoever is signed in when sync brings the list (a nurse, say), so
+    # not ``lan.device.revoke``, which only an administrator may do.
+    with db.write(actor, "lan.revocations.learn", "device", "from-server",
+                  {"count": len(new)}) as tx:  # fmt: skip
         current = {str(s) for s in _get(tx, REVOKED_KEY) or []}
         current |= {str(s) for s in new}
         _put(tx, REVOKED_KEY, sorted(current))

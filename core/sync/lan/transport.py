@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,19 @@ HANDSHAKE_TIMEOUT = 5.0
 # Replies are read in pieces of this size, never more than the limit (plus one byte, to
 # tell a body of exactly the limit from a longer one).
 _READ = 64 * 1024
+
+
+def _closed_hint(exc: BaseException) -> str:
+    """What a peer that accepted TLS and then closed without answering means: it checks a
+    client's certificate after the handshake and closes on one it refuses (revoked by the
+    clinic), or on a device with too many sessions open already."""
+    if isinstance(exc, ssl.SSLEOFError | ConnectionResetError | http.client.RemoteDisconnected):
+        return (
+            ". The peer closed the connection without answering: it refuses this "
+            "workstation's certificate (revoked by the clinic's administrator: ask them) or "
+            "is busy with this workstation's other sessions (try again shortly)"
+        )
+    return ""
 
 
 class PeerRejectedError(TransportError):
@@ -149,7 +163,9 @@ class LanTransport:
                 self._conn.close()
                 self._conn = None
                 if attempt == 2:
-                    raise TransportError(f"cannot reach the peer {self.address}: {exc}") from exc
+                    raise TransportError(
+                        f"cannot reach the peer {self.address}: {exc}{_closed_hint(exc)}"
+                    ) from exc
         raise AssertionError("unreachable")
 
     def hello(self) -> dict[str, Any]:

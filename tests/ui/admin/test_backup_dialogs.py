@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
@@ -85,6 +86,7 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     assert notice.isVisible()
 
 
+@pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_a_clinician_is_not_offered_backups(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:

@@ -9,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QTableWidget
@@ -84,6 +85,7 @@ def test_an_admin_marks_break_glass_openings_reviewed(
     assert _texts(table, 0)[5] == "Waiting"
 
 
+@pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_a_clinician_sees_no_review_screens(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:

@@ -19,9 +19,12 @@ from app.admin.staff import (
 from app.admin.two_factor import TwoFactorDialog
 from app.main_window import MainWindow
 from app.session.forced_change import ForcedPasswordChangeDialog
+from app.sync.lan_peer import LanOptions
 from core.records import authorize, two_factor
-from core.records.errors import AuthenticationError
+from core.records.errors import AuthenticationError, NotAllowedError
 from core.records.workstation import Workstation
+from core.sync.lan import identity as lan_id
+from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
@@ -171,6 +174,7 @@ def clinic_with(ws: Workstation, *accounts: tuple[str, str, str]) -> None:
     ws.lock()
 
 
+@pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_staff_is_offered_to_admins_only(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -183,6 +187,36 @@ def test_staff_is_offered_to_admins_only(
     assert not window.workspace.staff_action.isVisible()
     with pytest.raises(Exception, match="only an administrator"):
         window.workstation.staff().members()
+
+
+@pytest.mark.strict_authz  # what is offered is read from the authorization model
+def test_administration_is_offered_by_the_admin_role_whichever_role_comes_first(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic_with(clinic, ("cleo", "clinician", FIRST), ("nina", "nurse", FIRST))
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.staff().add_role("cleo", "admin")
+    lan_id.ensure_identity(clinic.database, ADMIN)  # this computer holds the LAN CA
+    clinic.lock()
+    for name in ("cleo", "nina"):
+        clinic.sign_in(name, FIRST)
+        clinic.change_password(name, FIRST, OWN)
+        clinic.lock()
+    lan = LanOptions(host="127.0.0.1", port=free_port_pair(), announce_address="127.0.0.1",
+                     interfaces=["127.0.0.1"], browse_seconds=1.0)  # fmt: skip
+    window = make_window(clinic, sync_options={"lan": lan})
+    workspace = window.workspace
+    sign_in(qtbot, window, "cleo", OWN)
+    # A clinician who is also an administrator: Staff…, and pairing a new computer.
+    assert workspace.staff_action.isVisible() and workspace.pair_action.isVisible()
+    workspace.lock_action.trigger()
+    qtbot.waitUntil(lambda: window.session is None, timeout=5_000)
+    sign_in(qtbot, window, "nina", OWN)
+    # A nurse: neither (a pairing code lets a computer join and receive every record).
+    assert not workspace.staff_action.isVisible()
+    assert not workspace.pair_action.isVisible()
+    with pytest.raises(NotAllowedError, match="Only an admin can let a new workstation join"):
+        lan_id.new_pair_code(clinic.database, "nina")
 
 
 @pytest.mark.strict_authz  # may_merge is read from the authorization model

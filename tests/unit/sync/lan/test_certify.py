@@ -149,3 +149,14 @@ def test_a_device_is_revoked_by_its_id(holder: CaHolder) -> None:
     assert {certs.serial_of(bound.certificate)} <= lan_id.revoked_serials(holder.db)
     with pytest.raises(lan_id.LanIdentityError, match="issued no certificate to device x"):
         lan_id.revoke_device(holder.db, "x", "admin")
+    # The list an administrator chooses from: the device with both its certificates,
+    # revoked, and the CA holder itself, which cannot revoke itself.
+    listed = {d.device_id: d for d in lan_id.issued_devices(holder.db)}
+    device = listed[old.device_id]
+    assert device.serials == (certs.serial_of(old.certificate), certs.serial_of(bound.certificate))
+    assert device.revoked and not device.this_device
+    assert device.replica is not None
+    (mine,) = (d for d in listed.values() if d.this_device)
+    assert mine.device_id == holder.identity.device_id and not mine.revoked
+    with pytest.raises(lan_id.LanIdentityError, match="cannot revoke itself"):
+        lan_id.revoke_device(holder.db, mine.device_id, "admin")
