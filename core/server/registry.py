@@ -79,6 +79,7 @@ ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
 ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 """
 
+
 # Every certificate the clinic CA issued to a device stays revocable (README "Device
 # certificates and revocation"): re-certification replaces ``devices.certificate``, and the
 # one it replaces is kept here, revoked from ``superseded_at``. ``serial`` is the decimal
@@ -88,10 +89,15 @@ ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 # certificate are NULL, "issued, replaced, not known", so that revoking it can say what
 # cannot be revoked (``admin device revoke --earlier-serial`` adds one found elsewhere).
 # Release 0.1.0 had no re-certification: a registry it wrote has no such device.
-# PostgreSQL: schema 7.
-_V4_EARLIER_CERTIFICATES = """
+def earlier_certificates_ddl(key_type: str) -> str:
+    """The migration that adds ``earlier_certificates``: the embedded registry's version 4
+    and PostgreSQL's schema 7 (core/server/postgres/schema.py) run the same statements.
+
+    ``key_type``: the dialect's type for the row id, numbered by the database (SQLite
+    ``INTEGER``, PostgreSQL ``BIGSERIAL``); every other column is the same in both."""
+    return f"""
 CREATE TABLE earlier_certificates (
-    id INTEGER PRIMARY KEY,
+    id {key_type} PRIMARY KEY,
     device_id TEXT NOT NULL REFERENCES devices (id),
     serial TEXT,
     certificate TEXT,
@@ -104,6 +110,9 @@ INSERT INTO earlier_certificates (device_id, serial, certificate, superseded_at)
         AND entity_id IN (SELECT id FROM devices)
     ORDER BY seq;
 """
+
+
+_V4_EARLIER_CERTIFICATES = earlier_certificates_ddl("INTEGER")
 
 REGISTRY_MIGRATIONS: Migrations = (
     (1, _SCHEMA),

@@ -13,13 +13,23 @@ from tests.services import create_postgres_database, drop_postgres_database
 
 
 @pytest.fixture(params=["embedded", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path: Path, no_keyring: None) -> Iterator[Live]:
-    """A live server on the embedded SQLCipher store, and again on PostgreSQL."""
+def live(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    no_keyring: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Live]:
+    """A live server on the embedded SQLCipher store, and again on PostgreSQL.
+
+    Tests marked ``database_url_in_env`` also find the PostgreSQL server's ``DATABASE_URL``
+    in this process's environment, where the admin commands they run in-process read it."""
     if request.param == "embedded":
         with live_server(tmp_path / "server") as running:
             yield running
         return
     url = create_postgres_database()
+    if request.node.get_closest_marker("database_url_in_env") is not None:
+        monkeypatch.setenv("DATABASE_URL", url)
     try:
         with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
             yield running

@@ -22,9 +22,12 @@ from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 from tests.integration.test_lan_hostile import Clinic, _quarantined_here, _sync
 from tests.integration.test_lan_hostile import clinic as clinic  # the LAN clinic fixture
-from tests.integration.test_server_signed_ops import live as live  # embedded and PostgreSQL
 
-pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
+pytestmark = [
+    pytest.mark.strict_authors,
+    pytest.mark.strict_authz,
+    pytest.mark.database_url_in_env,  # live: embedded and PostgreSQL; admin commands run here
+]
 
 WHY = "prescribe needs a clinician"
 

@@ -49,6 +49,15 @@ class OldData:
         return str(self.manifest["password"])
 
 
+@dataclass(frozen=True)
+class OldServer:
+    """An old release's server data, and how the current ``careline-server`` reaches it."""
+
+    data: Path  # the data dir (the embedded store's; PostgreSQL's: an empty new one)
+    env: Mapping[str, str]  # the server's settings (none for the embedded store)
+    seen: Mapping[str, Any]  # what the old release read back (its manifest section)
+
+
 @pytest.fixture(params=TAGS)
 def old(request: pytest.FixtureRequest, tmp_path: Path) -> OldData:
     """A fresh copy of a release's committed data: the committed files are never opened.
@@ -186,11 +195,10 @@ def test_every_old_record_reads_back_as_the_old_release_read_it(
 # --- servers -------------------------------------------------------------------------------
 
 
-def join_and_compare(
-    data: Path, env: Mapping[str, str], seen: Mapping[str, Any], desk: Path
-) -> None:
+def join_and_compare(server: OldServer, desk: Path) -> None:
     """Serve the old server's data with the current ``careline-server``, enroll a new
     current workstation in the old clinic, and compare what it receives."""
+    data, env, seen = server.data, server.env, server.seen
     # A multi-use code (registry 3, PostgreSQL schema 6) on the migrated old registry.
     issued = server_admin(data, env, "enroll-code", seen["clinic_id"], "--uses", "2")
     assert issued["uses"] == 2
@@ -210,10 +218,9 @@ def join_and_compare(
         running.stop()
 
 
-def assert_server_admin_reads_as_before(
-    data: Path, env: Mapping[str, str], seen: Mapping[str, Any]
-) -> None:
+def assert_server_admin_reads_as_before(server: OldServer) -> None:
     """Clinics and devices list as before; every audit chain verifies."""
+    data, env, seen = server.data, server.env, server.seen
     assert_reads_as(by_id(seen["server_clinics"]), by_id(server_admin(data, env, "clinic", "list")))
     assert_reads_as(
         by_id(seen["server_devices"]), by_id(server_admin(data, env, "device", "list")), "devices"
@@ -223,13 +230,12 @@ def assert_server_admin_reads_as_before(
     assert all(report["ok"] for report in audit.values()), audit
 
 
-def assert_old_devices_are_revoked_with_every_certificate(
-    data: Path, env: Mapping[str, str], seen: Mapping[str, Any]
-) -> None:
+def assert_old_devices_are_revoked_with_every_certificate(old_server: OldServer) -> None:
     """The registry upgrade (embedded 4, PostgreSQL schema 7: every certificate issued to
     a device is kept) on the old release's registry: each device it enrolled has its one
     certificate, known (0.1.0 never re-certified), and revoking one puts it on the clinic
     CA's revocation list and in what sync replies name."""
+    data, env, seen = old_server.data, old_server.env, old_server.seen
     devices = server_admin(data, env, "device", "list")
     assert {d["id"] for d in devices} == {d["id"] for d in seen["server_devices"]}
     for device in devices:
@@ -249,24 +255,16 @@ def assert_old_devices_are_revoked_with_every_certificate(
         server.close()
 
 
-def test_revoking_a_device_the_old_server_enrolled_revokes_its_certificate(
-    old: OldData, no_keyring: None
-) -> None:
-    data, seen = old.folder / "server", old.manifest["server"]
-    assert_old_devices_are_revoked_with_every_certificate(data, {}, seen)
-
-
-def test_current_server_opens_the_old_embedded_server_and_a_new_workstation_syncs(
-    old: OldData, tmp_path: Path, no_keyring: None
-) -> None:
-    data, seen = old.folder / "server", old.manifest["server"]
-    assert_server_admin_reads_as_before(data, {}, seen)
-    join_and_compare(data, {}, seen, tmp_path / "new-desk")
+@pytest.fixture
+def old_embedded_server(old: OldData) -> OldServer:
+    """The old release's embedded server data dir (a copy)."""
+    return OldServer(old.folder / "server", {}, old.manifest["server"])
 
 
 @pytest.fixture
-def restored(old: OldData, postgres_url: str) -> tuple[OldData, str]:
-    """The old server's PostgreSQL dump restored into a fresh database (dropped after).
+def old_postgres_server(old: OldData, postgres_url: str, tmp_path: Path) -> OldServer:
+    """The old server's PostgreSQL dump restored into a fresh database (dropped after), with
+    the settings the old server ran with and a new, empty data dir.
 
     A dump holds no roles: the tenant role the old server created is made first, as an
     operator restoring onto a new cluster would (``pg_dumpall --roles-only``)."""
@@ -278,40 +276,42 @@ def restored(old: OldData, postgres_url: str) -> tuple[OldData, str]:
          str(old.folder / "postgres" / "dump.sql"), postgres_url.split("?", 1)[0]],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    return old, postgres_url  # postgres_url drops the database after the test
+    seen = old.manifest["postgres"]
+    env = {
+        "DATABASE_URL": postgres_url,  # postgres_url drops the database after the test
+        "DATABASE_SSL_MODE": "disable",
+        "KMS_PROVIDER": seen["kms_provider"],
+        "MASTER_ENCRYPTION_KEY": seen["master_encryption_key"],
+    }
+    data = tmp_path / "pg-server"
+    data.mkdir(mode=0o700)
+    return OldServer(data, env, seen)
+
+
+def test_revoking_a_device_the_old_server_enrolled_revokes_its_certificate(
+    old_embedded_server: OldServer, no_keyring: None
+) -> None:
+    assert_old_devices_are_revoked_with_every_certificate(old_embedded_server)
+
+
+def test_current_server_opens_the_old_embedded_server_and_a_new_workstation_syncs(
+    old_embedded_server: OldServer, tmp_path: Path, no_keyring: None
+) -> None:
+    assert_server_admin_reads_as_before(old_embedded_server)
+    join_and_compare(old_embedded_server, tmp_path / "new-desk")
 
 
 def test_current_server_migrates_the_old_postgres_database_and_a_new_workstation_syncs(
-    restored: tuple[OldData, str], tmp_path: Path, no_keyring: None
+    old_postgres_server: OldServer, tmp_path: Path, no_keyring: None
 ) -> None:
-    old, url = restored
-    seen = old.manifest["postgres"]
-    env = {
-        "DATABASE_URL": url,
-        "DATABASE_SSL_MODE": "disable",
-        "KMS_PROVIDER": seen["kms_provider"],
-        "MASTER_ENCRYPTION_KEY": seen["master_encryption_key"],
-    }
-    data = tmp_path / "pg-server"
-    data.mkdir(mode=0o700)
-    assert_server_admin_reads_as_before(data, env, seen)
-    with psycopg.connect(url) as conn:
+    assert_server_admin_reads_as_before(old_postgres_server)
+    with psycopg.connect(old_postgres_server.env["DATABASE_URL"]) as conn:
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     assert row is not None and row[0] == POSTGRES_MIGRATIONS[-1].version
-    join_and_compare(data, env, seen, tmp_path / "new-desk")
+    join_and_compare(old_postgres_server, tmp_path / "new-desk")
 
 
 def test_revoking_a_device_the_old_postgres_server_enrolled_revokes_its_certificate(
-    restored: tuple[OldData, str], tmp_path: Path, no_keyring: None
+    old_postgres_server: OldServer, no_keyring: None
 ) -> None:
-    old, url = restored
-    seen = old.manifest["postgres"]
-    env = {
-        "DATABASE_URL": url,
-        "DATABASE_SSL_MODE": "disable",
-        "KMS_PROVIDER": seen["kms_provider"],
-        "MASTER_ENCRYPTION_KEY": seen["master_encryption_key"],
-    }
-    data = tmp_path / "pg-server"
-    data.mkdir(mode=0o700)
-    assert_old_devices_are_revoked_with_every_certificate(data, env, seen)
+    assert_old_devices_are_revoked_with_every_certificate(old_postgres_server)

@@ -60,28 +60,11 @@ from tests.services import (
     free_port_pair,
 )
 
-pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
-
-
-@pytest.fixture(params=["embedded", "postgres"])
-def live(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    no_keyring: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Live]:
-    """A live server on the embedded SQLCipher registry, and again on PostgreSQL."""
-    if request.param == "embedded":
-        with live_server(tmp_path / "server") as running:
-            yield running
-        return
-    url = create_postgres_database()
-    monkeypatch.setenv("DATABASE_URL", url)
-    try:
-        with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
-            yield running
-    finally:
-        drop_postgres_database(url)
+pytestmark = [
+    pytest.mark.strict_authors,
+    pytest.mark.strict_authz,
+    pytest.mark.database_url_in_env,
+]
 
 
 def _sync(ws: Workstation, credential: ServerCredential) -> SyncReport:

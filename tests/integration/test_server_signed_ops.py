@@ -11,7 +11,6 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,31 +31,12 @@ from core.sync.enroll import EnrollmentError, ServerCredential, adopt_credential
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
 from tests.conftest import PASSWORD
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
-from tests.services import create_postgres_database, drop_postgres_database
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 
-pytestmark = pytest.mark.strict_authors  # the server runs in this process: check authors
-
-
-@pytest.fixture(params=["embedded", "postgres"])
-def live(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    no_keyring: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Live]:
-    """A live server on the embedded SQLCipher store, and again on PostgreSQL."""
-    if request.param == "embedded":
-        with live_server(tmp_path / "server") as running:
-            yield running
-        return
-    url = create_postgres_database()
-    monkeypatch.setenv("DATABASE_URL", url)  # for the admin command run in this process
-    try:
-        with live_server(tmp_path / "server", {"DATABASE_URL": url}) as running:
-            yield running
-    finally:
-        drop_postgres_database(url)
+pytestmark = [
+    pytest.mark.strict_authors,  # the server runs in this process: check authors
+    pytest.mark.database_url_in_env,  # for the admin command run in this process
+]
 
 
 def _desk(live: Live, clinic: str, folder: Path, name: str) -> tuple[Workstation, ServerCredential]:

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 
 from core.errors import CarelineError
+from core.server.registry import earlier_certificates_ddl
 
 TENANT_ROLE = "careline_tenant"
 TENANT_TABLES = ("replica_vectors", "replica_ops", "replica_records", "replica_meta",
@@ -182,25 +183,12 @@ ALTER TABLE enroll_codes ADD COLUMN max_uses INTEGER;
 ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 """
 
-# Every certificate issued to a device stays revocable: as the embedded registry's version 4
-# (see core/server/registry.py, where the columns are described). Additive: release 0.1.0
-# code never re-certifies a device, and a device it enrolls (or revokes) during a rolling
-# upgrade keeps its one certificate in ``devices``, which newer code reads as before.
-_V7 = """
-CREATE TABLE earlier_certificates (
-    id BIGSERIAL PRIMARY KEY,
-    device_id TEXT NOT NULL REFERENCES devices (id),
-    serial TEXT,
-    certificate TEXT,
-    superseded_at TEXT NOT NULL
-);
-CREATE INDEX earlier_certificates_by_device ON earlier_certificates (device_id);
-INSERT INTO earlier_certificates (device_id, serial, certificate, superseded_at)
-    SELECT entity_id, NULL, NULL, ts FROM audit_log
-    WHERE action = 'device.certify' AND entity = 'device'
-        AND entity_id IN (SELECT id FROM devices)
-    ORDER BY seq;
-"""
+# Every certificate issued to a device stays revocable: the embedded registry's version 4,
+# built by the same function (core/server/registry.py, where the columns are described) with
+# PostgreSQL's auto-numbered key type. Additive: release 0.1.0 code never re-certifies a
+# device, and a device it enrolls (or revokes) during a rolling upgrade keeps its one
+# certificate in ``devices``, which newer code reads as before.
+_V7 = earlier_certificates_ddl("BIGSERIAL")
 
 _IDENT = re.compile(r"[a-z_]+")
 

@@ -46,6 +46,14 @@ def open_attachments(qtbot: QtBot, window: MainWindow) -> tuple[ChartPage, Attac
     return chart, section
 
 
+def a_png(path: Path, width: int, height: int) -> Path:
+    """A real PNG image of ``width`` x ``height`` pixels (plain teal), saved by Qt at ``path``."""
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(QColor("teal"))
+    assert image.save(str(path))
+    return path
+
+
 def drop(section: AttachmentsSection, path: Path) -> None:
     data = QMimeData()
     data.setUrls([QUrl.fromLocalFile(str(path))])
@@ -60,10 +68,7 @@ def test_a_dropped_image_is_added_opened_and_saved_out(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
 ) -> None:
     _, section = open_attachments(qtbot, signed_in)
-    image = QImage(40, 30, QImage.Format.Format_RGB32)
-    image.fill(QColor("teal"))
-    photo = tmp_path / "wound.png"
-    assert image.save(str(photo))
+    photo = a_png(tmp_path / "wound.png", 40, 30)
     drop(section, photo)
     dialog = section.add_dialog
     assert dialog is not None and dialog.title.text() == "wound"
@@ -155,10 +160,7 @@ def test_reached_by_tab_the_list_chooses_a_file_and_return_opens_it(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
 ) -> None:
     _, section = open_attachments(qtbot, signed_in)
-    image = QImage(24, 16, QImage.Format.Format_RGB32)
-    image.fill(QColor("teal"))
-    photo = tmp_path / "rash.png"
-    assert image.save(str(photo))
+    photo = a_png(tmp_path / "rash.png", 24, 16)
     add_and_select(qtbot, section, photo)
     table = section.table
     table.clearSelection()

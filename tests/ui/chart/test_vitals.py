@@ -66,6 +66,25 @@ def stored(ws: Workstation) -> list[tuple[str, str, str | None, str | None, str 
     return [tuple(r) for r in rows]
 
 
+def type_an_unrecorded_set(qtbot: QtBot, section: VitalsSection) -> str:
+    """Type a pulse of 88 and a temperature of 101.2, Tab to its unit and choose °F by key,
+    recording nothing; the measured-at time the form shows."""
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    assert tab(qtbot, section) is section.fields["temperature"].unit
+    QTest.keyClick(section.fields["temperature"].unit, Qt.Key.Key_Down)  # °F
+    return section.observed_at.text()
+
+
+def assert_the_set_is_back(qtbot: QtBot, section: VitalsSection, measured: str) -> None:
+    """The set :func:`type_an_unrecorded_set` typed comes back into the form as it was left,
+    measured at ``measured``."""
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert section.fields["temperature"].edit.text() == "101.2"
+    assert section.fields["temperature"].unit_code == "[degF]"
+    assert section.observed_at.text() == measured
+
+
 def test_a_set_typed_from_the_keyboard_is_checked_converted_and_flagged(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -197,24 +216,15 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     chart, section = open_vitals(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
-    measured = section.observed_at.text()
-    type_into(qtbot, section.fields["pulse"].edit, "88")
-    type_into(qtbot, section.fields["temperature"].edit, "101.2")
-    unit = section.fields["temperature"].unit
-    assert unit is not None
-    unit.setFocus()
-    QTest.keyClick(unit, Qt.Key.Key_Down)  # °F
+    measured = type_an_unrecorded_set(qtbot, section)
     click_sign_out(signed_in)
     assert section.fields["pulse"].edit.text() == ""  # nothing left on screen
 
     clock.at(10, 25)
     signs_in(qtbot, signed_in, ADMIN, PASSWORD)
-    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert_the_set_is_back(qtbot, section, measured)  # measured then, not when signed in again
     assert chart.patient is not None and chart.patient.id == patient.id
     assert chart.tabs.currentWidget() is section.widget()
-    assert section.fields["temperature"].edit.text() == "101.2"
-    assert section.fields["temperature"].unit_code == "[degF]"
-    assert section.observed_at.text() == measured  # measured then, not when signed in again
     assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
     assert stored(clinic) == []  # kept in memory only, never written
 
@@ -483,11 +493,7 @@ def test_vitals_left_unsaved_on_one_chart_wait_there_while_another_patient_is_se
     first = chart.patient
     assert first is not None
     show_vitals(qtbot, chart)
-    type_into(qtbot, section.fields["pulse"].edit, "88")
-    type_into(qtbot, section.fields["temperature"].edit, "101.2")
-    assert tab(qtbot, section) is section.fields["temperature"].unit
-    QTest.keyClick(section.fields["temperature"].unit, Qt.Key.Key_Down)  # °F
-    measured = section.observed_at.text()
+    measured = type_an_unrecorded_set(qtbot, section)
 
     # Another patient: a fresh form, nothing of the first patient's values in it.
     clock.at(9, 20)
@@ -498,11 +504,8 @@ def test_vitals_left_unsaved_on_one_chart_wait_there_while_another_patient_is_se
 
     # Back to the first patient: the form is as it was left, and the person is told.
     chart = open_patient_from_list(qtbot, signed_in, 0)
-    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert_the_set_is_back(qtbot, section, measured)  # measured then, not at 09:20
     assert chart.tabs.currentWidget() is section.widget()
-    assert section.fields["temperature"].edit.text() == "101.2"
-    assert section.fields["temperature"].unit_code == "[degF]"
-    assert section.observed_at.text() == measured  # measured then, not at 09:20
     assert signed_in.workspace.notice.isVisible()
     assert signed_in.workspace.notice.text() == "Your unsaved Vitals form was restored."
     assert stored(clinic) == []  # in memory only, never written
