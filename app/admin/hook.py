@@ -13,6 +13,7 @@ from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
 from app.admin.fhir import FhirDialog
 from app.admin.import_patients import ImportPatientsDialog
+from app.admin.workstations import WorkstationsDialog
 from app.widgets import OneDialog
 
 if TYPE_CHECKING:  # the main window imports this module
@@ -46,11 +47,17 @@ class AdminTools(OneDialog):
             "The clinic's charts out as a FHIR R4 bundle, or a bundle in (administrators only)"
         )
         self.fhir_action.triggered.connect(self.show_fhir)
+        self.workstations_action = QAction("Paired workstations…", workspace)
+        self.workstations_action.setToolTip(
+            "Workstations this computer let join; revoke a lost one (administrators only)"
+        )
+        self.workstations_action.triggered.connect(self.show_workstations)
         before = workspace.new_recovery_key_action
         menu.insertAction(before, self.audit_log_action)
         menu.insertAction(before, self.reviews_action)
         menu.insertAction(before, self.import_action)
         menu.insertAction(before, self.fhir_action)
+        menu.insertAction(before, self.workstations_action)
 
     def set_admin(self, is_admin: bool) -> None:
         """Show the actions to administrators only."""
@@ -58,6 +65,7 @@ class AdminTools(OneDialog):
         self.reviews_action.setVisible(is_admin)
         self.import_action.setVisible(is_admin)
         self.fhir_action.setVisible(is_admin)
+        self.workstations_action.setVisible(is_admin)
 
     def show_audit_log(self) -> None:
         """Settings → Audit log…"""
@@ -73,6 +81,11 @@ class AdminTools(OneDialog):
         """Settings → Import patients…"""
         ws = self._workspace
         self.open(ImportPatientsDialog(ws._operations, ws._records, ws))
+
+    def show_workstations(self) -> None:
+        """Settings → Paired workstations…"""
+        ws = self._workspace
+        self.open(WorkstationsDialog(ws._operations, ws._records, ws))
 
     def show_fhir(self) -> None:
         """Settings → FHIR export and import…"""

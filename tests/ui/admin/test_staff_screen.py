@@ -209,12 +209,14 @@ def test_administration_is_offered_by_the_admin_role_whichever_role_comes_first(
     sign_in(qtbot, window, "cleo", OWN)
     # A clinician who is also an administrator: Staff…, and pairing a new computer.
     assert workspace.staff_action.isVisible() and workspace.pair_action.isVisible()
+    assert workspace.admin_tools.workstations_action.isVisible()
     workspace.lock_action.trigger()
     qtbot.waitUntil(lambda: window.session is None, timeout=5_000)
     sign_in(qtbot, window, "nina", OWN)
     # A nurse: neither (a pairing code lets a computer join and receive every record).
     assert not workspace.staff_action.isVisible()
     assert not workspace.pair_action.isVisible()
+    assert not workspace.admin_tools.workstations_action.isVisible()
     with pytest.raises(NotAllowedError, match="Only an admin can let a new workstation join"):
         lan_id.new_pair_code(clinic.database, "nina")
 

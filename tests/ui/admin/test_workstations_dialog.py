@@ -1,0 +1,107 @@
+"""Settings → Paired workstations… driven as an administrator does: the workstations the
+LAN CA holder let join, Revoke… on a lost one (Cancel first, then Revoke), and what the
+rest of the clinic then refuses. A computer that holds no CA says so."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractButton, QMessageBox, QTableWidget
+from pytestqt.qtbot import QtBot
+
+from app.admin.workstations import WorkstationsDialog
+from core.crypto import certs
+from core.records import op_trust
+from core.records.workstation import Workstation
+from core.sync.lan import identity as lan_id
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+
+
+def _texts(table: QTableWidget, row: int) -> list[str]:
+    return [table.item(row, c).text() for c in range(table.columnCount())]  # type: ignore[union-attr]
+
+
+def _button(box: QMessageBox, text: str) -> QAbstractButton:
+    return next(b for b in box.buttons() if b.text().replace("&", "") == text)
+
+
+def _open(qtbot: QtBot, window: object) -> WorkstationsDialog:
+    tools = window.workspace.admin_tools  # type: ignore[attr-defined]
+    assert tools.workstations_action.isVisible()
+    tools.workstations_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, WorkstationsDialog)
+    return dialog
+
+
+def test_an_admin_revokes_a_lost_workstation(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    clinic.sign_in(ADMIN, PASSWORD)
+    lan_id.ensure_identity(clinic.database, ADMIN)  # the clinic's first LAN workstation
+    laptop, _cert, _ca = lan_id.issue_device(
+        clinic.database, certs.make_csr(certs.new_private_key(), "laptop"), ADMIN
+    )
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    dialog = _open(qtbot, window)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    rows = {_texts(table, r)[0]: _texts(table, r) for r in range(2)}
+    assert rows[laptop][1] == "Active"
+    assert [r[1] for r in rows.values()].count("This workstation") == 1
+    assert dialog.status.text() == "1 other workstation may sync with the clinic."
+    assert not dialog.revoke_button.isEnabled()  # nothing chosen yet
+
+    def choose(device_id: str) -> None:
+        row = next(r for r in range(table.rowCount()) if _texts(table, r)[0] == device_id)
+        item = table.item(row, 0)
+        assert item is not None
+        QTest.mouseClick(
+            table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(item).center()
+        )
+
+    # This computer itself cannot be revoked.
+    mine = next(d for d, cells in rows.items() if cells[1] == "This workstation")
+    choose(mine)
+    assert not dialog.revoke_button.isEnabled()
+
+    # The laptop: asked first, and Cancel (the default, under the keyboard) changes nothing.
+    choose(laptop)
+    assert dialog.revoke_button.isEnabled()
+    QTest.mouseClick(dialog.revoke_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert box is not None and laptop in box.text()
+    QTest.keyClick(box.focusWidget(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: dialog.confirm_box is None, timeout=5_000)
+    assert lan_id.revoked_serials(clinic.database) == set()
+
+    QTest.mouseClick(dialog.revoke_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert box is not None
+    QTest.mouseClick(_button(box, "Revoke"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: any(_texts(table, r)[1] == "Revoked" for r in range(table.rowCount())),
+        timeout=5_000,
+    )
+    assert dialog.status.text() == "0 other workstations may sync with the clinic."
+    # Its certificates are on the clinic's signed revocation list, which every sync carries.
+    serials = lan_id.issued_serials(clinic.database, laptop)
+    assert serials and serials <= lan_id.revoked_serials(clinic.database)
+    crl = op_trust.crl_of(clinic.database)
+    identity = lan_id.load_identity(clinic.database)
+    assert crl is not None and identity is not None
+    assert serials <= set(certs.read_crl(crl, identity.ca_certificate).revoked)
+    assert not dialog.revoke_button.isEnabled()
+
+
+def test_a_computer_without_the_clinic_ca_says_where_to_go(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    dialog = _open(qtbot, window)
+    qtbot.waitUntil(lambda: "does not hold" in dialog.status.text(), timeout=5_000)
+    assert dialog.table.rowCount() == 0
+    assert not dialog.revoke_button.isEnabled()
