@@ -150,6 +150,44 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     assert day_rows(page)[3] == ("11:00–11:20", "OKAFOR, Chinedu", "Dr Sam Lee", "Rash", "Booked")
 
 
+def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    results = dialog.patient_results
+    QTest.keyClicks(dialog.patient_search, "garcia")
+    qtbot.waitUntil(lambda: results.count() == 2 and not dialog.searching())
+    names = [results.item(row).text().split("    ")[0] for row in range(2)]
+    assert sorted(names) == ["GARCIA, Luis", "GARCIA, Maria"]
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    assert focused() is results and results.currentRow() == 0
+    assert dialog.chosen.text() == f"Booking for {names[0]}"
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    assert results.currentRow() == 1 and dialog.chosen.text() == f"Booking for {names[1]}"
+    QTest.keyClick(results, Qt.Key.Key_Up)
+    assert results.currentRow() == 0
+    QTest.keyClick(results, Qt.Key.Key_Up)  # above the first: back to the search
+    assert focused() is dialog.patient_search
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Return)  # chooses, on to the time; books nothing
+    assert focused() is dialog.start and dialog.isVisible()
+    assert dialog.chosen.text() == f"Booking for {names[1]}"
+    assert dialog.patient_id is not None
+
+
+def test_down_with_no_patient_found_stays_in_the_search(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, "zzyzx")
+    qtbot.waitUntil(lambda: dialog.patient_results.count() == 1 and not dialog.searching())
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    assert focused() is dialog.patient_search and dialog.patient_id is None
+
+
 def test_an_impossible_time_is_named_next_to_the_field(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
