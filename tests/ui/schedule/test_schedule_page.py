@@ -19,7 +19,7 @@ from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
 from tests.ui.conftest import DEFAULT_SIZE, PASSWORD, SMALL, wheel
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.layout import assert_text_fits, assert_whole, shot
+from tests.ui.layout import assert_text_fits, assert_whole, rect_in, shot
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -542,3 +542,21 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.usefixtures("styled")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """The waiting room's right edge is the page's content edge, where the Book button and
+    Open chart end, and its heading starts level with the day list's top."""
+    schedule_window.resize(*size)
+    page = open_schedule(qtbot, schedule_window)
+    QApplication.processEvents()
+    waiting = rect_in(page.waiting_table, page)
+    heading = rect_in(page.waiting_heading, page)
+    assert waiting.right() == rect_in(page.book_button, page).right() == page.rect().right()
+    assert waiting.right() == rect_in(page.open_chart_button, page).right()
+    assert heading.top() == rect_in(page.day_table, page).top()
+    assert heading.left() == waiting.left()
