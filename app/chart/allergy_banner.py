@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from core.records.allergy_status import AllergyState, allergy_state
 from core.records.models import Allergy, Patient
+from core.records.types import choice_label
 
 # Background, border, text: red for allergies, neutral grey, amber for "not asked".
 STYLES = {
@@ -24,11 +25,13 @@ STYLES = {
 
 
 def describe(allergies: Sequence[Allergy]) -> str:
-    """``Penicillin (severe) · Latex (mild) · Peanuts``: substances, most severe first."""
+    """``Penicillin (Severe) · Latex (Mild) · Peanuts``: substances, most severe first, each
+    severity worded as the allergy table and the printed chart word it (one label table)."""
     order = {"severe": 0, "moderate": 1, "mild": 2}
     ranked = sorted(allergies, key=lambda a: (order.get(a.severity or "", 3), a.substance))
     return " · ".join(
-        a.substance + (f" ({a.severity})" if a.severity and a.severity != "unknown" else "")
+        a.substance
+        + (f" ({choice_label(a.severity)})" if a.severity and a.severity != "unknown" else "")
         for a in ranked
     )
 

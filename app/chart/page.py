@@ -61,7 +61,7 @@ from core.records.chart_access import RESTRICTED_MEANS, is_restricted
 from core.records.clinic import ClinicRecords
 from core.records.merges import Merge, Merges
 from core.records.models import CLINICAL_HIDDEN, SEVERITY_VALUES, Allergy, Chart, Patient
-from core.records.types import ALLERGIES
+from core.records.types import ALLERGIES, choice_label
 
 SEVERE_COLOUR = QColor("#9b1c1c")
 
@@ -130,7 +130,7 @@ class AllergyDialog(SavingDialog):
         self.severity = QComboBox()
         self.severity.addItem("Not recorded", None)
         for value in SEVERITY_VALUES:
-            self.severity.addItem(value.capitalize(), value)
+            self.severity.addItem(choice_label(value), value)
         ignore_wheel(self.severity)
         self.errors = {name: error_label() for name in ("substance", "reaction", "severity")}
         form = form_layout()
@@ -641,7 +641,7 @@ class ChartPage(QWidget):
             cells = (
                 allergy.substance,
                 allergy.reaction or "",
-                (allergy.severity or "").capitalize(),
+                choice_label(allergy.severity) if allergy.severity else "",
                 recorded,
             )
             for column, text in enumerate(cells):

@@ -62,6 +62,9 @@ FLAG_BACKGROUND = QColor("#fde2e1")
 FLAG_TEXT = QColor("#9b1c1c")
 LINE_COLOUR = "#2f6f9f"
 SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
+# Readings all at one time: the time axis spans this much either side of it (the day's
+# hours around the reading, under its date), not pyqtgraph's second with ms labels.
+ONE_TIME_HALF_SPAN = 12 * 3600.0
 FLAG_ARROWS = {"high": "▲", "low": "▼"}
 
 # The form's fields, in Tab order (blood pressure is two fields on one row).
@@ -724,6 +727,12 @@ class VitalsSection:
             return
         self.no_plot.hide()
         self.plot.show()
+        times = {t for _, points in lines for t, _, _ in points}
+        if len(times) == 1:
+            [only] = times
+            self.plot.setXRange(only - ONE_TIME_HALF_SPAN, only + ONE_TIME_HALF_SPAN, padding=0)
+        else:
+            self.plot.enableAutoRange(axis=pg.ViewBox.XAxis)  # setXRange turned it off
         vital = cat.BY_KEY["systolic" if key == "bp" else key]
         self.plot.setLabel("left", vital.canonical.symbol or "score")
         if self._view is not None:

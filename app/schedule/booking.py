@@ -184,8 +184,10 @@ class BookingDialog(QDialog):
         QWidget.setTabOrder(self.clinician, self.reason)
 
         self.patient_search.textEdited.connect(self._search)
-        # Enter in the search takes the first patient found (and does not book yet).
+        # Enter in the search takes the first patient found (and does not book yet); Down
+        # goes into the list (eventFilter).
         self.patient_search.installEventFilter(self)
+        self.patient_results.installEventFilter(self)
         self.patient_results.currentItemChanged.connect(self._picked)
         self.new_patient_button.clicked.connect(self.register_patient)
         self.start.editingFinished.connect(self._check_start)
@@ -228,19 +230,40 @@ class BookingDialog(QDialog):
         return self._operations.reading(SEARCH_KEY)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Enter in the patient search chooses the first patient found."""
-        if (
-            watched is self.patient_search
-            and event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        ):
+        """The keyboard, as in any search field: Enter in the patient search chooses the
+        first patient found; Down goes into the list with the first one chosen, where
+        Down and Up move through them (Up from the first back to the search) and Enter
+        takes the chosen one and goes on to the time (none of them books yet)."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        key = event.key()
+        enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        results = self.patient_results
+        if watched is self.patient_search and enter:
             self._take_first()
+            return True
+        if watched is self.patient_search and key == Qt.Key.Key_Down:
+            if self._first_selectable():
+                results.setFocus()
+                results.setCurrentRow(max(results.currentRow(), 0))
+            return True
+        if watched is results and enter:
+            # Unhandled, Enter would reach the dialog's default button and book at once.
+            if results.currentItem() is not None and self._patient_id is not None:
+                self.start.setFocus()
+            return True
+        if watched is results and key == Qt.Key.Key_Up and results.currentRow() <= 0:
+            self.patient_search.setFocus()
             return True
         return super().eventFilter(watched, event)
 
+    def _first_selectable(self) -> bool:
+        """A patient was found (not the "No patient found" line)."""
+        results = self.patient_results
+        return bool(results.count() and results.item(0).flags())
+
     def _take_first(self) -> None:
-        if self.patient_results.count() and self.patient_results.item(0).flags():
+        if self._first_selectable():
             self.patient_results.setCurrentRow(0)
             self.start.setFocus()
 

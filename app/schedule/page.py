@@ -210,13 +210,16 @@ class SchedulePage(QWidget):
         left = QVBoxLayout()
         left.addWidget(self.views, 1)
 
-        waiting_heading = QLabel("Waiting room")
-        waiting_heading.setObjectName("cardHeading")
+        self.waiting_heading = QLabel("Waiting room")
+        self.waiting_heading.setObjectName("cardHeading")
         self.waiting_table = _table("waitingTable", ("Patient", "Clinician", "Waiting"), stretch=0)
         self.waiting_empty = QLabel("Nobody is waiting.")
         self.waiting_empty.setObjectName("hint")
         right = QVBoxLayout()
-        right.addWidget(waiting_heading)
+        # No margins of its own: a widget's layout gets the style's (9 px), which left the
+        # waiting room 9 px short of the page's edge and below the day list's top.
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.waiting_heading)
         right.addWidget(self.waiting_table, 1)
         right.addWidget(self.waiting_empty)
         self.side = QWidget()

@@ -805,10 +805,14 @@ class JoinPage(QWizardPage):
             return "Enter the one-time enrollment code."
         ca_pem: str | None = None
         if self.ca_path.text().strip():
+            path = Path(self.ca_path.text().strip())
             try:
-                ca_pem = Path(self.ca_path.text().strip()).read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as exc:
-                return f"The CA certificate cannot be read: {exc}"
+                ca_pem = path.read_text(encoding="ascii")
+            except OSError as exc:
+                # The reason in words ("No such file or directory"), not "[Errno 2] ...".
+                return f"The CA certificate {path} cannot be read: {exc.strerror or exc}."
+            except UnicodeDecodeError:
+                return "That file is not a PEM certificate."
             if "BEGIN CERTIFICATE" not in ca_pem:
                 return "That file is not a PEM certificate."
         return JoinRequest(

@@ -24,6 +24,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from core.sync.enroll import EnrollmentError, ServerUnreachableError
+from core.sync.reach import unreachable
 
 _DER = 2  # _ssl.ENCODING_DER, which the ssl module does not re-export
 
@@ -65,7 +66,7 @@ def presented_certificates(server_url: str, timeout: float = 10) -> list[bytes]:
                     found.append(der)
             return found
     except (OSError, ssl.SSLError) as exc:
-        raise ServerUnreachableError(f"cannot reach the server at {server_url}: {exc}") from exc
+        raise ServerUnreachableError(unreachable(server_url, exc)) from exc
 
 
 def ca_for_fingerprint(server_url: str, expected: str) -> str:

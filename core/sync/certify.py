@@ -20,6 +20,7 @@ from core.errors import CarelineError
 from core.records import op_trust
 from core.store.database import Database
 from core.sync.enroll import ServerCredential, adopt_credential, tls_trust
+from core.sync.reach import unreachable
 from core.sync.transport import TransportError
 
 
@@ -53,7 +54,7 @@ def ensure_bound(db: Database, credential: ServerCredential, actor: str) -> Serv
                 url, json={"csr": csr}, headers={"Authorization": f"Bearer {credential.token}"}
             )
     except httpx.HTTPError as exc:
-        raise TransportError(f"cannot reach the server at {credential.server_url}: {exc}") from exc
+        raise TransportError(unreachable(credential.server_url, exc)) from exc
     if response.status_code in (404, 405):
         return credential  # a server that predates op signing
     if response.status_code != 200:

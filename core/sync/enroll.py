@@ -19,8 +19,8 @@ from core.errors import CarelineError
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.store.database import Database
-from core.sync.clock import clock_hint
 from core.sync.http_transport import HttpTransport, require_https
+from core.sync.reach import is_certificate_problem, unreachable
 from core.sync.transport import TransportError
 
 _META_KEY = "server_credential"
@@ -105,8 +105,9 @@ def enroll(
             response = client.post(server_url.rstrip("/") + "/v1/enroll", json=body)
     except httpx.HTTPError as exc:
         # A TLS refusal (the pin does not match) will not mend by waiting; a dead server may.
-        kind = EnrollmentError if _tls_refusal(exc) else ServerUnreachableError
-        raise kind(f"cannot reach the server at {server_url}: {exc}{clock_hint(exc)}") from exc
+        # The person reads what went wrong in words; the socket's own text is logged.
+        kind = EnrollmentError if is_certificate_problem(exc) else ServerUnreachableError
+        raise kind(unreachable(server_url, exc)) from exc
     if response.status_code != 201:
         try:
             detail = response.json().get("detail")
@@ -125,15 +126,6 @@ def enroll(
         ca_certificate=data["ca_certificate"],
         server_ca_pem=server_ca_pem,
     )
-
-
-def _tls_refusal(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def save_credential(db: Database, credential: ServerCredential) -> None:

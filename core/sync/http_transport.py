@@ -6,7 +6,7 @@ import ssl
 
 import httpx
 
-from core.sync.clock import clock_hint
+from core.sync.reach import unreachable
 from core.sync.transport import TransportError
 
 
@@ -28,6 +28,7 @@ class HttpTransport:
     ) -> None:
         # verify: True for the system CAs, or the CA certificate pinned at enrollment.
         require_https(server_url)
+        self._server_url = server_url.rstrip("/")
         self._client = httpx.Client(
             base_url=server_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -42,7 +43,7 @@ class HttpTransport:
                 "/v1/sync", content=message, headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach the server: {exc}{clock_hint(exc)}") from exc
+            raise TransportError(unreachable(self._server_url, exc)) from exc
         if response.status_code == 401:
             raise DeviceRejectedError(_detail(response))
         if response.status_code >= 500:

@@ -10,6 +10,7 @@ from app.chart.page import AllergyDialog
 from app.main_window import MainWindow
 from core.records.allergy_status import AllergyState
 from core.records.workstation import Workstation
+from core.reports.data import summary_report
 from tests.ui.chart.test_page import open_first_chart
 
 
@@ -53,7 +54,7 @@ def test_edit_changes_reaction_and_severity_and_the_banner_follows(
     clinic.records.add_allergy(patient.id, "Penicillin", "Rash", "mild")
     signed_in.operations.catch_up()
     qtbot.waitUntil(lambda: chart.allergy_table.rowCount() == 1, timeout=5_000)
-    assert chart.allergy_banner.text.text() == "Penicillin (mild)"
+    assert chart.allergy_banner.text.text() == "Penicillin (Mild)"
     assert not chart.edit_allergy_button.isEnabled()
     chart.allergy_table.selectRow(0)
     QTest.mouseClick(chart.edit_allergy_button, Qt.MouseButton.LeftButton)
@@ -72,9 +73,38 @@ def test_edit_changes_reaction_and_severity_and_the_banner_follows(
     assert dialog.severity.currentData() == "severe"
     QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(
-        lambda: chart.allergy_banner.text.text() == "Penicillin (severe)", timeout=5_000
+        lambda: chart.allergy_banner.text.text() == "Penicillin (Severe)", timeout=5_000
     )
     [stored] = clinic.records.allergies(patient.id)
     assert (stored.substance, stored.reaction, stored.severity) == (
         "Penicillin", "Anaphylaxis", "severe",
     )  # fmt: skip
+
+
+def test_the_banner_words_severity_as_the_table_and_the_printed_summary_do(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    dialog = chart.allergy_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isActiveWindow)
+    QTest.keyClicks(dialog.substance, "Latex")
+    QTest.keyClick(dialog.substance, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.reaction, "Hives")
+    QTest.keyClick(dialog.reaction, Qt.Key.Key_Tab)
+    assert dialog.severity.hasFocus()
+    QTest.keyClick(dialog.severity, Qt.Key.Key_Down)  # past "Not recorded": Mild
+    QTest.keyClick(dialog.severity, Qt.Key.Key_Down)  # Moderate
+    assert dialog.severity.currentText() == "Moderate"
+    QTest.keyClick(dialog.severity, Qt.Key.Key_Return)
+    banner = chart.allergy_banner
+    qtbot.waitUntil(lambda: banner.state is AllergyState.ALLERGIES, timeout=5_000)
+    # The person reads the label, never the stored code ("moderate").
+    assert banner.text.text() == "Latex (Moderate)"
+    table_cell = chart.allergy_table.item(0, 2)
+    assert table_cell is not None and table_cell.text() == "Moderate"
+    [printed] = summary_report(clinic.records, patient.id).allergies
+    assert printed.severity == "Moderate"

@@ -123,3 +123,25 @@ def test_one_code_found_is_counted_in_the_singular(qtbot: QtBot, signed_in: Main
     qtbot.waitUntil(lambda: dialog.results.rowCount() == 1, timeout=10_000)
     qtbot.waitUntil(lambda: dialog.status.text() == "1 code shown.", timeout=5_000)
     dialog.reject()
+
+
+def test_a_common_word_puts_the_likeliest_code_first_for_down_and_return(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    dialog = _search_dialog(qtbot, card)
+    QTest.keyClicks(dialog.search, "hypertension")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() == 50, timeout=10_000)
+    # The plain diagnosis is the first row, not below "Ocular" and "Portal hypertension".
+    assert rows(dialog.results)[0] == ["I10", "Essential (primary) hypertension"]
+    QTest.keyClick(dialog.search, Qt.Key.Key_Down)
+    assert dialog.chosen_code() == "I10"
+    QTest.keyClick(dialog.results, Qt.Key.Key_Return)
+    assert dialog.onset.hasFocus()
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
+    [stored] = Problems(clinic.records).list(patient.id)
+    assert stored.code == "I10"

@@ -208,6 +208,52 @@ def test_the_trend_plot_has_a_point_per_reading(
     assert section.no_plot.text() == "No blood pressure readings yet."
 
 
+def time_axis(section: VitalsSection) -> tuple[float, float, list[float], list[str]]:
+    """The plot's time axis as drawn: its range, and its ticks' spacings and labels."""
+    section.plot.grab()  # drawn as on screen (the axis picks its labels' zoom when drawn)
+    (low, high), _ = section.plot.getViewBox().viewRange()
+    axis = section.plot.getAxis("bottom")
+    spacings, labels = [], []
+    for spacing, values in axis.tickValues(low, high, axis.width()):
+        if values:
+            spacings.append(spacing)
+            labels += axis.tickStrings(values, 1, spacing)
+    return low, high, spacings, labels
+
+
+def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    _chart, section = open_vitals(qtbot, signed_in)
+    type_into(qtbot, section.observed_at, "2026-01-05 09:00")  # a Monday
+    type_into(qtbot, section.fields["pulse"].edit, "72")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    combo = section.plot_choice
+    combo.setFocus()
+    while combo.currentData() != "pulse":
+        QTest.keyClick(combo, Qt.Key.Key_Down)
+    [curve] = section.curves
+    [when] = curve.getData()[0]
+    low, high, spacings, labels = time_axis(section)
+    # Half a day either side of the reading, labelled with its date and the hours, not a
+    # second wide with "59.750", "00.250" under it.
+    assert (low, high) == (when - 12 * 3600, when + 12 * 3600)
+    assert min(spacings) >= 3600
+    assert "Mon 05" in labels and "12:00" in labels
+    assert len(labels) == len(set(labels))
+
+    # A second reading a month on: the axis spans the two again.
+    type_into(qtbot, section.observed_at, "2026-02-05 09:00")
+    type_into(qtbot, section.fields["pulse"].edit, "80")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    [curve] = section.curves
+    first, last = curve.getData()[0]
+    low, high, _spacings, _labels = time_axis(section)
+    assert low <= first < last <= high and high - low < (last - first) * 1.5
+
+
 def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:

@@ -19,7 +19,7 @@ from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
 from tests.ui.conftest import DEFAULT_SIZE, PASSWORD, SMALL, wheel
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.layout import assert_text_fits, assert_whole, shot
+from tests.ui.layout import assert_text_fits, assert_whole, rect_in, shot
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -148,6 +148,44 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     wait_loaded(qtbot, page)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3] == ("11:00–11:20", "OKAFOR, Chinedu", "Dr Sam Lee", "Rash", "Booked")
+
+
+def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    results = dialog.patient_results
+    QTest.keyClicks(dialog.patient_search, "garcia")
+    qtbot.waitUntil(lambda: results.count() == 2 and not dialog.searching())
+    names = [results.item(row).text().split("    ")[0] for row in range(2)]
+    assert sorted(names) == ["GARCIA, Luis", "GARCIA, Maria"]
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    assert focused() is results and results.currentRow() == 0
+    assert dialog.chosen.text() == f"Booking for {names[0]}"
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    assert results.currentRow() == 1 and dialog.chosen.text() == f"Booking for {names[1]}"
+    QTest.keyClick(results, Qt.Key.Key_Up)
+    assert results.currentRow() == 0
+    QTest.keyClick(results, Qt.Key.Key_Up)  # above the first: back to the search
+    assert focused() is dialog.patient_search
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Return)  # chooses, on to the time; books nothing
+    assert focused() is dialog.start and dialog.isVisible()
+    assert dialog.chosen.text() == f"Booking for {names[1]}"
+    assert dialog.patient_id is not None
+
+
+def test_down_with_no_patient_found_stays_in_the_search(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, "zzyzx")
+    qtbot.waitUntil(lambda: dialog.patient_results.count() == 1 and not dialog.searching())
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    assert focused() is dialog.patient_search and dialog.patient_id is None
 
 
 def test_an_impossible_time_is_named_next_to_the_field(
@@ -504,3 +542,21 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.usefixtures("styled")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """The waiting room's right edge is the page's content edge, where the Book button and
+    Open chart end, and its heading starts level with the day list's top."""
+    schedule_window.resize(*size)
+    page = open_schedule(qtbot, schedule_window)
+    QApplication.processEvents()
+    waiting = rect_in(page.waiting_table, page)
+    heading = rect_in(page.waiting_heading, page)
+    assert waiting.right() == rect_in(page.book_button, page).right() == page.rect().right()
+    assert waiting.right() == rect_in(page.open_chart_button, page).right()
+    assert heading.top() == rect_in(page.day_table, page).top()
+    assert heading.left() == waiting.left()

@@ -3,9 +3,11 @@ this process) and through a LAN peer showing a pairing code."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
@@ -20,7 +22,7 @@ from core.sync.enroll import load_credential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.server import PeerServer
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
-from tests.services import free_port_pair
+from tests.services import free_port, free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
 
 COMMIT = QWizard.WizardButton.CommitButton
@@ -179,3 +181,80 @@ def test_pair_in_the_app_then_join_from_the_first_run(
     window_b.worker.submit(lambda: ws_b.records.add_patient("Hopper", "Grace", "1906-12-09"))
     rows_a = window_a.workspace.patient_list.model.rowCount
     qtbot.waitUntil(lambda: rows_a() == 6, timeout=20_000)
+
+
+def _try_joining(qtbot: QtBot, wizard: FirstRunWizard, url: str) -> str:
+    """Type into the join page's fields, click Join clinic, and return the error the page
+    shows."""
+    page = wizard.join_page
+    typed = ((page.server_url, url), (page.enroll_code, "AAAA-BBBB-CCCC-DDDD"),
+             (page.username, ADMIN), (page.password, PASSWORD))  # fmt: skip
+    for field, text in typed:
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=20_000)
+    assert wizard.currentPage() is page
+    return page.error.text()
+
+
+def test_a_server_that_does_not_answer_is_named_in_plain_words(
+    qtbot: QtBot,
+    tmp_path: Path,
+    make_window: WindowFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    with caplog.at_level(logging.WARNING, logger="core.sync.reach"):
+        shown = _try_joining(qtbot, wizard, url)
+    assert shown == (
+        f"Cannot reach the server at {url}: nothing there accepted the connection (check "
+        "the server address and port, and that the server is running)."
+    )
+    assert "Errno" not in shown and "Connect" not in shown
+    # The socket's own words are kept for whoever looks into it.
+    assert "Connection refused" in caplog.text and url in caplog.text
+    assert not ws.is_initialized()
+
+
+def test_a_server_certificate_not_trusted_is_named_a_certificate_problem(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
+    window = make_window(ws)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    # No CA certificate given: the system's CAs do not know the clinic server's.
+    shown = _try_joining(qtbot, wizard, live.url)
+    assert shown.startswith(f"Cannot reach the server at {live.url}: a certificate problem")
+    assert "CA certificate" in shown
+    assert "SSL" not in shown and "_ssl.c" not in shown and "verify failed" not in shown
+    assert not ws.is_initialized()
+
+
+def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    missing = tmp_path / "ca.pem"
+    for field, text in ((page.server_url, "https://127.0.0.1:9"), (page.enroll_code, "CODE"),
+                        (page.ca_path, str(missing)), (page.username, ADMIN),
+                        (page.password, PASSWORD)):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(wizard, COMMIT)
+    assert page.error.isVisible()
+    assert (
+        page.error.text()
+        == f"The CA certificate {missing} cannot be read: No such file or directory."
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.records import icd10
@@ -27,12 +29,41 @@ def test_words_in_any_order_and_word_starts_find_the_description() -> None:
     assert found[0].billable
 
 
-def test_shorter_descriptions_come_first_so_the_plain_diagnoses_are_on_top() -> None:
-    # Hundreds of codes mention hypertension; the plain ones fit on the first screen.
+def test_a_common_clinical_word_gives_the_likeliest_code_first() -> None:
+    # Hundreds of codes mention hypertension; the plain diagnosis comes before "Ocular
+    # hypertension" and the "Hypertensive heart and chronic kidney disease with ..." codes.
     found = [c.code for c in icd10.search("hypertension")]
     assert len(found) == 50
-    assert "I10" in found[:20]
-    assert "I13.2" not in found  # "Hypertensive heart and chronic kidney disease with..."
+    assert found[0] == "I10"
+    assert "I13.2" not in found
+    asthma = [c.code for c in icd10.search("asthma")]
+    assert asthma[0] == "J45" and all(c.startswith("J45") for c in asthma[:6])
+    assert asthma.index("J45.90") < asthma.index("J45.909")  # the less specific first
+    # Type 1 and type 2 diabetes before the secondary and drug-induced kinds.
+    assert {c.code for c in icd10.search("diabetes")[:2]} == {"E10", "E11"}
+
+
+def test_a_description_that_is_just_the_words_typed_comes_first() -> None:
+    assert icd10.search("constipation")[0].code == "K59.0"  # before "Irritable bowel ..."
+    assert [c.code for c in icd10.search("headache")[:2]] == ["R51", "R51.9"]
+    assert icd10.search("obesity")[0].description == "Obesity, unspecified"
+
+
+def test_whole_words_come_before_word_starts() -> None:
+    found = [c.description for c in icd10.search("anemia", limit=200)]
+    whole = [re.search(r"\banemia\b", d, re.IGNORECASE) is not None for d in found]
+    # Every "... anemia ..." before the first "Other anemias" (which only starts with it).
+    assert whole.index(False) > 50 and not any(whole[whole.index(False) :])
+
+
+def test_pregnancy_newborn_and_circumstance_codes_follow_unless_their_words_are_typed() -> None:
+    found = [c.code for c in icd10.search("urinary tract infection")]
+    assert found[0] == "N39.0"
+    assert found.index("N39.0") < found.index("P39.3") < found.index("O86.20")
+    assert icd10.search("neonatal urinary tract infection")[0].code == "P39.3"
+    asthma = [c.code for c in icd10.search("asthma")]
+    assert "Z82.5" not in asthma[:10]  # "Family history of asthma ..."
+    assert icd10.search("family history asthma")[0].code == "Z82.5"
 
 
 def test_accents_and_case_do_not_matter() -> None:

@@ -234,5 +234,5 @@ def test_the_longest_code_descriptions_are_stored_whole() -> None:
     problem = Problems(a).add(p.id, code="S06.815D")
     assert len(problem.description) > 200  # longer than typed text may be
     assert problem.description.endswith("pre-existing conscious level, subsequent encounter")
-    longest = max((e for e, _ in icd10._catalogue()), key=lambda e: len(e.description))
+    longest = max((e.code for e in icd10._catalogue()), key=lambda c: len(c.description))
     assert Problems(a).add(p.id, code=longest.code).description == longest.description

@@ -1,0 +1,109 @@
+"""Why the clinic server could not be reached, in words a person can act on.
+
+A failed connection's own text ("[Errno 111] Connection refused", "[SSL:
+CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in
+certificate chain (_ssl.c:1006)", an httpx class name) means nothing at a front desk. Joining
+(enrollment), fetching the server's certificate for a pin and syncing all say instead which
+of a few things went wrong (nothing answered, the name was not found, no answer in time, the
+certificate was not accepted) and what to check; the exception itself goes to the log, for
+whoever looks into it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from core.sync.clock import clock_hint
+
+log = logging.getLogger(__name__)
+
+# How OpenSSL, the resolver and httpx word what the exception classes do not tell apart
+# (httpx wraps the socket's error in its own, and its message is all that is kept of some).
+_CERTIFICATE_WORDS = ("certificate_verify_failed", "certificate verify failed", "hostname mismatch")
+_REFUSED_WORDS = ("connection refused", "actively refused")
+_NAME_WORDS = (
+    "name or service not known",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "no address associated",
+    "temporary failure in name resolution",
+)
+_NO_ROUTE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from, outermost first."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def is_certificate_problem(exc: BaseException) -> bool:
+    """The TLS handshake refused the server's certificate (not trusted, expired, another
+    host's), or failed for TLS reasons: waiting will not mend it."""
+    return any(
+        isinstance(e, ssl.SSLError) or any(w in str(e).lower() for w in _CERTIFICATE_WORDS)
+        for e in _chain(exc)
+    )
+
+
+def unreachable(server_url: str, exc: BaseException) -> str:
+    """A phrase saying why the server at ``server_url`` could not be reached, naming the
+    address and what to check; ``exc``'s own text is logged, not returned."""
+    log.warning("cannot reach the server at %s: %s", server_url, _detail(exc))
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain).lower()
+    if is_certificate_problem(exc):
+        dates = clock_hint(exc)
+        if dates:
+            return (
+                f"cannot reach the server at {server_url}: a certificate problem, its "
+                f"certificate is not valid at this computer's date{dates}"
+            )
+        return (
+            f"cannot reach the server at {server_url}: a certificate problem, the server did "
+            "not present a certificate this computer trusts for that address (check the "
+            "server address and the clinic's CA certificate or fingerprint with your IT "
+            "contact)"
+        )
+    if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
+        return (
+            f"cannot reach the server at {server_url}: it did not answer in time (timed out); "
+            "check this computer's network connection and that the server is running, then "
+            "try again"
+        )
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(w in text for w in _NAME_WORDS):
+        host = urlsplit(server_url).hostname or server_url
+        return (
+            f"cannot reach the server at {server_url}: no computer named {host!r} was found "
+            "(check the server address, and this computer's network connection)"
+        )
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
+        w in text for w in _REFUSED_WORDS
+    ):
+        return (
+            f"cannot reach the server at {server_url}: nothing there accepted the connection "
+            "(check the server address and port, and that the server is running)"
+        )
+    if any(isinstance(e, OSError) and e.errno in _NO_ROUTE for e in chain):
+        return (
+            f"cannot reach the server at {server_url}: this computer has no network route to "
+            "it (check this computer's network connection)"
+        )
+    return (
+        f"cannot reach the server at {server_url} (check the server address and this "
+        "computer's network connection, then try again)"
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    """Every exception in the chain, class and text, for the log."""
+    return " <- ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
