@@ -52,7 +52,10 @@ def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
     first = next((x for x in lines if x and x.lower() not in _SOAP_HEADINGS), "")
     author = (names or {}).get(note.author, note.author)
     if note.signed_at:
-        state = f"Signed {local_time(note.signed_at)} by {author}"
+        signer = note.signed_by or note.author
+        state = f"Signed {local_time(note.signed_at)} by {(names or {}).get(signer, signer)}"
+        if signer != note.author:
+            state += f" · written by {author}"
     else:
         state = f"Draft by {author}"
     parts = [state]
@@ -68,6 +71,7 @@ def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, st
     user name with no account or no full name stands for itself."""
     people = {contents.visit.clinician or "", contents.visit.closed_by or ""}
     people |= {n.author for n in contents.notes}
+    people |= {n.signed_by or "" for n in contents.notes}
     people |= {a.recorded_by for n in contents.notes for a in n.addenda}
     names = {}
     for name in people - {""}:
@@ -114,7 +118,10 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
     if not contents.notes:
         parts.append("<p><i>No notes yet.</i></p>")
     for n in contents.notes:
-        state = f"signed {e(local_time(n.signed_at))}" if n.signed_at else "draft"
+        if n.signed_at:
+            state = f"signed {e(local_time(n.signed_at))} by {who(n.signed_by or n.author)}"
+        else:
+            state = "draft"
         parts.append(f"<p><b>Note by {who(n.author)}</b> ({state})</p>")
         parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
         for a in n.addenda:

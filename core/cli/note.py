@@ -41,7 +41,7 @@ def stdin_text(what: str) -> str:
 
 def note_text(n: Note) -> str:
     """A note as the terminal shows it: a heading line, the text, its addenda."""
-    state = f"signed {n.signed_at}" if n.signed_at else "unsigned"
+    state = f"signed {n.signed_at} by {n.signed_by or n.author}" if n.signed_at else "unsigned"
     lines = [f"{n.id}  patient {n.patient_id}  visit {n.encounter_id or '-'}  {n.author}  {state}"]
     lines += [f"  {line}" for line in n.body.splitlines()]
     for a in n.addenda:
@@ -69,7 +69,7 @@ def run(ctx: Context) -> int:
         ctx.emit(asdict(n), f"Saved note {n.id}")
     elif args.action == "sign":
         n = notes.sign(args.id)
-        ctx.emit(asdict(n), f"Signed note {n.id} at {n.signed_at}")
+        ctx.emit(asdict(n), f"Signed note {n.id} at {n.signed_at} as {n.signed_by}")
     elif args.action == "addendum":
         n = notes.add_addendum(args.id, stdin_text("addendum"))
         ctx.emit(asdict(n), f"Added an addendum to note {n.id}")

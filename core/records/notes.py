@@ -45,6 +45,8 @@ class Note:
     body: str
     signed_at: str | None
     addenda: tuple[Addendum, ...]
+    # Who signed it (None while a draft): a nurse may write a note a clinician signs.
+    signed_by: str | None = None
 
 
 def _body(text: str) -> str:
@@ -172,7 +174,7 @@ class Notes:
             (note_id,),
         )
         r = rows[0]
-        return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda))
+        return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda), r[6])
 
     def for_patient(self, patient_id: str) -> list[Note]:
         """A patient's notes, oldest first."""

@@ -110,13 +110,17 @@ class SignedNoteRules:
         text, becomes it); a text edited concurrently with the signing is a conflict a
         person settles (it can become an addendum)."""
         text = values["body"]
+        values["signed_by"] = None
         if values["signed_at"] is None:
             return []
         signed = values["signed_body"] if isinstance(values["signed_body"], str) else ""
         values["body"] = signed
+        live = crdt.all_live(doc, in_transaction=True)
+        # Whoever wrote the signature shown (the entry signed_at's value came from): the
+        # register's entries carry their author, checked at remote apply like every write.
+        values["signed_by"] = live["signed_at"][0].author
         if text == signed:
             return []
-        live = crdt.all_live(doc, in_transaction=True)
         candidates = [
             _body_candidate("signed", signed, _newest(live.get("signed_at", []))),
             _body_candidate("unsigned-edit", text, _newest(live.get(NOTE_EDITED, []))),

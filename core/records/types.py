@@ -216,8 +216,17 @@ NOTE = RecordType(
             stamped=True,
         ),
     ),
-    # ``body`` is the text as shown: the signed text once signed (SignedNoteRules.derive).
-    columns=("patient_id", "encounter_id", "author", "body", "signed_at"),
+    # ``body`` is the text as shown: the signed text once signed; ``signed_by`` who signed
+    # it, the author of the signature's entry (V19), which may not be the note's author
+    # (a nurse drafts, a clinician signs). Both from SignedNoteRules.derive.
+    columns=(
+        "patient_id",
+        "encounter_id",
+        "author",
+        "body",
+        "signed_at",
+        Column("signed_by", compute=lambda values: values["signed_by"]),
+    ),
     row_requires="patient_id",
     derive_hook=SignedNoteRules.derive,
     settle_hook=SignedNoteRules.settle,

@@ -137,7 +137,7 @@ class NoteLine:
 
     body: str
     author: str
-    signed_by: str | None  # the author signs their own note
+    signed_by: str | None  # who signed it (a nurse's note is signed by a clinician)
     signed_at: str | None
     addenda: tuple[AddendumLine, ...]
 
@@ -246,7 +246,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                 NoteLine(
                     note.body,
                     author,
-                    author if note.signed_at else None,
+                    _person(records, note.signed_by or note.author) if note.signed_at else None,
                     _when(note.signed_at),
                     tuple(
                         AddendumLine(

@@ -596,11 +596,21 @@ INSERT OR IGNORE INTO unknown_records (id, type, parts)
     SELECT id, type, 'recheck' FROM record_states WHERE type = 'observation';
 """
 
+# V19 (a note a nurse wrote and a clinician signed was shown and printed as signed by the
+# nurse): a note's row names who signed it (``signed_by``), the author of its signature's
+# register entry, which every replica already holds; notes are listed for one
+# re-derivation (core.records.unknown.refresh), as V18 does, which fills the column.
+_V19 = """
+ALTER TABLE notes ADD COLUMN signed_by TEXT;
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'note';
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
     (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14), (15, _V15),
-    (16, _V16), (17, _V17), (18, _V18),
+    (16, _V16), (17, _V17), (18, _V18), (19, _V19),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -60,7 +60,7 @@ def note_to_fhir(note: Note) -> DocumentReference:
         type=NOTE_TYPE,
         subject=ref("Patient", note.patient_id),
         author=[a for a in (staff(note.author),) if a is not None] or None,
-        authenticator=staff(note.author) if signed else None,
+        authenticator=staff(note.signed_by or note.author) if signed else None,
         date=utc_time(note.signed_at),
         content=content,
         context=(

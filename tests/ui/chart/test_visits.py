@@ -16,6 +16,7 @@ from app.chart.note_editor import NoteEditor
 from app.chart.page import ChartPage
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
+from core.crypto.kdf import FAST_PARAMS
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
@@ -435,3 +436,23 @@ def test_a_note_of_only_its_headings_is_listed_without_a_dangling_separator(
     assert editor.body.toPlainText() == SOAP_TEMPLATE  # nothing under the headings yet
     qtbot.waitUntil(lambda: section.notes.count() == 1, timeout=5_000)
     assert section.notes.item(0).text() == "Draft by Ada Adeyemi"
+
+
+def test_a_note_a_nurse_wrote_and_a_clinician_signed_names_the_signer(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    workspace = signed_in.workspace
+    patient_id = workspace.patient_list.model.patient_id(0)
+    db = signed_in.workstation.database
+    visit = Visits(signed_in.workstation.records).start(patient_id, reason="Cough")
+    nurse, doctor = (ClinicRecords(db, name, FAST_PARAMS) for name in ("nora", "doug"))
+    note = Visits(nurse).add_note(visit.id, "Cough for a week.")
+    Notes(doctor).sign(note.id)
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: section.notes.count() == 1, timeout=5_000)
+    listed = section.notes.item(0).text()
+    assert " by doug · written by nora · Cough for a week." in listed, listed
+    assert listed.startswith("Signed ")
+    qtbot.waitUntil(lambda: "Note by nora" in section.view.toPlainText(), timeout=5_000)
+    assert "by doug)" in section.view.toPlainText()
