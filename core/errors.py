@@ -34,6 +34,12 @@ class CarelineError(Exception):
 
     plain_template: ClassVar[str] = "{detail}"
 
+    def __init__(self, *args: object, log_text: str | None = None) -> None:
+        super().__init__(*args)
+        # What a log may say instead of the message, when the message names something
+        # only the person or the peer may read (an attachment's title, a peer's words).
+        self.log_text = log_text
+
     def plain_words(self) -> str:
         """What went wrong, as a phrase staff can act on."""
         # The detail is substituted, never parsed, so braces in a message are harmless.
@@ -46,6 +52,16 @@ def plain_words(exc: BaseException) -> str:
         return exc.plain_words()
     log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
     return UNEXPECTED
+
+
+def for_log(exc: BaseException) -> str:
+    """What a log line says of ``exc``: a Careline error's ``log_text`` where its message
+    may name patient data (see :class:`CarelineError`), else its message. Logs (stderr,
+    journald, the server's log) are read by whoever runs the machine, not only by staff
+    signed in to the clinic, so they carry ids, field names and kinds of problem only."""
+    if isinstance(exc, CarelineError) and exc.log_text is not None:
+        return exc.log_text
+    return str(exc)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -52,6 +52,7 @@ from app.messages import describe_error
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
 from app.sync.prefetching import BackgroundPrefetch, Generation
 from app.sync.transfers import UPLOAD, AttachmentSettings, AttachmentTransfers
+from core.errors import for_log
 from core.records import changeset, op_trust, unknown
 from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
@@ -353,7 +354,7 @@ class _SyncRunner(QObject):
                 uploaded=transfers.done,
             )
         except Exception as exc:  # logged; retried at the next session
-            log.warning("attachments wait for the next sync: %s", exc)
+            log.warning("attachments wait for the next sync: %s", for_log(exc))
 
     def _report_progress(self, report: SyncReport) -> None:
         # The session keeps mutating its report on this thread: send the GUI a copy.
@@ -673,7 +674,7 @@ class SyncController(QObject):
             retry_at = dt.datetime.now().astimezone() + dt.timedelta(milliseconds=delay)
             self._publish(replace(base, state=OFFLINE, retry_at=retry_at, message=str(exc)))
         else:
-            log.warning("sync failed: %s", exc)
+            log.warning("sync failed: %s", for_log(exc))  # the person sees the details
             self._publish(replace(base, state=ERROR, message=describe_error(exc)))
 
     @Slot(QNetworkInformation.Reachability)

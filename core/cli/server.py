@@ -17,7 +17,7 @@ from typing import Any
 from core import __version__
 from core.cli import server_backup
 from core.cli.passwords import read_password
-from core.config.logs import configure_logging
+from core.config.logs import configure_logging, withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto import certs
 from core.crypto.secure_memory import SecureMemory, disable_core_dumps, set_memory_locking
@@ -481,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``careline-server``."""
     args = build_parser().parse_args(argv)
     disable_core_dumps()
+    withhold_exception_messages()  # admin commands too: their stderr may reach journald
     out = Output(args.json)
     try:
         settings = load_server_settings(cli={"data_dir": args.data_dir})

@@ -27,6 +27,7 @@ from core.cli.context import (
     Context,
 )
 from core.cli.registry import CommandGroup, LazyGroup
+from core.config.logs import withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto.secure_memory import disable_core_dumps
 from core.errors import CarelineError, plain_words
@@ -153,6 +154,9 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
     """Parse and run; ``open_gui`` is called when no command is given."""
     args = parse(argv)
     disable_core_dumps()
+    # The desktop app and every command log a bug's traceback to stderr, which the
+    # desktop session or a service manager may keep (journald): never with its message.
+    withhold_exception_messages()
     if args.command is None:
         return open_gui(args)
     ctx: Context | None = None

@@ -3,7 +3,9 @@
 One JSON object a line on stderr by default (``time``, ``level``, ``logger``, ``message``
 and the record's structured extras), or plain text. Every logger (``careline.*``, ``core.*``,
 uvicorn's) reaches the one handler on the root logger. Messages carry ids and reasons,
-never clinical values: that is up to each call site, not this module.
+never clinical values: that is up to each call site (``core.errors.for_log``), except in
+tracebacks, where this module withholds every exception's message
+(:func:`withhold_exception_messages`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
+from types import TracebackType
 from typing import Any, TextIO
 
 from core.config.settings import Setting
@@ -40,6 +44,74 @@ def log_settings(prefix: str) -> tuple[Setting, Setting]:
             choices=LOG_LEVELS, aliases={"warn": "warning"},
         ),
     )  # fmt: skip
+
+
+# What a logged traceback says in place of each exception's message.
+WITHHELD = "(message not logged: it may quote patient data)"
+
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
+
+def redacted_traceback(exc_info: ExcInfo) -> str:
+    """A traceback as Python prints it (the chain of causes, each frame's file, line and
+    code) with every exception's message replaced by :data:`WITHHELD`.
+
+    An unexpected exception's message is whatever the code that raised it chose, often the
+    value that failed (``int()``'s "invalid literal for int() with base 10: 'Jane'", a
+    KeyError naming a dictionary key): frames and exception types say where and what went
+    wrong, which is what whoever reads the log needs to report a bug."""
+    value = exc_info[1]
+    if value is None:
+        return "NoneType: None"
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = value
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        cause = current.__cause__
+        current = (
+            cause if cause is not None or current.__suppress_context__ else current.__context__
+        )
+    parts: list[str] = []
+    for index, exc in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nThe above exception preceded the following one:\n\n")
+        if exc.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(exc.__traceback__))
+        kind = type(exc)
+        name = (
+            kind.__qualname__
+            if kind.__module__ == "builtins"
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        parts.append(f"{name}: {WITHHELD}\n")
+    return "".join(parts).rstrip("\n")
+
+
+_withholding = False
+
+
+def withhold_exception_messages() -> None:
+    """From now on, every log record of this process carrying an exception gets the
+    traceback :func:`redacted_traceback` makes, whichever handler formats it (ours, the
+    ``logging`` module's last-resort one on stderr the desktop app and CLI use, uvicorn's).
+    Called by every entry point; calling it again does nothing."""
+    global _withholding
+    if _withholding:
+        return
+    _withholding = True
+    make = logging.getLogRecordFactory()
+
+    def record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if made.exc_info:
+            # Formatters use ``exc_text`` when it is set, instead of formatting exc_info.
+            made.exc_text = redacted_traceback(made.exc_info)
+        return made
+
+    logging.setLogRecordFactory(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,7 +144,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in doc and not key.startswith("_"):
                 doc[key] = value
         if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+            doc["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
@@ -82,6 +154,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure_logging(fmt: str, level: str, stream: TextIO | None = None) -> logging.Handler:
     """Send every logger's records at ``level`` or above to ``stream`` (default stderr) in
     ``fmt`` (json or text), replacing any handler set up before; returns the handler."""
+    withhold_exception_messages()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()

@@ -159,6 +159,9 @@ def store_records(
                         tx, record_id, rtype, doc, loaded.derived, writes, loaded.fresh, narrow
                     )
                     state = doc.get_update()
+        except MalformedRecordError as exc:
+            # Named by record, for the refusal's reader (its log line, the peer).
+            raise MalformedRecordError(f"record {record_id}: {exc}") from exc
         except BaseException as exc:
             if not crdt.is_panic(exc):
                 raise

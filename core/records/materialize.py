@@ -22,10 +22,27 @@ from core.records.rows import sort_key as sort_key
 from core.records.spec import ListSpec
 from core.records.types import RECORD_TYPES, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction
+from core.store.state_codec import StoredStateError
 
 
 class MalformedRecordError(ValueError):
-    """A document holds entries that are not valid Careline values."""
+    """A document holds entries that are not valid Careline values. The message names the
+    part of the document and the kind of problem, never its content (``content_problem``)."""
+
+
+def content_problem(exc: BaseException) -> str:
+    """The kind of problem reading a document (a peer's op or snapshot state) raised, never
+    the content: Careline's own errors about stored content keep their words (they name
+    parts, records and sizes), any other exception gives its type only, since its message
+    may quote the value that failed (``int()``'s "invalid literal for int() with base 10:
+    'Jane Roe'").
+
+    Refusals built on this reach the log of the replica refusing, the peer's reply, and
+    from there the peer's log and screen: none of them may carry what the record holds.
+    """
+    if isinstance(exc, MalformedRecordError | StoredStateError):
+        return str(exc)
+    return type(exc).__name__
 
 
 Live = dict[str, list[crdt.RegisterEntry]]
@@ -38,7 +55,9 @@ def read_live(doc: RecordDoc, rtype: RecordType, cache: bool = True) -> tuple[Li
     try:
         found = crdt.all_live(doc, in_transaction=True, cache=cache)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
+        raise MalformedRecordError(
+            f"a register holds a malformed entry ({content_problem(exc)})"
+        ) from exc
     live = {field: found.get(field, []) for field in _live_fields(rtype)}
     return live, [
         f"field:{name}" for name in found if name not in live and name not in rtype.bookkeeping
@@ -191,7 +210,9 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             # A peer's update can put anything in an entry (an HLC that is not one, a value
             # of the wrong kind): whatever deriving it raised, the record is malformed.
-            raise MalformedRecordError(f"a register holds a malformed entry: {exc}") from exc
+            raise MalformedRecordError(
+                f"a register holds a malformed entry ({content_problem(exc)})"
+            ) from exc
 
 
 def _derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True) -> Derived:
@@ -271,7 +292,9 @@ def _read_sets(doc: RecordDoc, roots: set[str] | None = None) -> dict[str, list[
     try:
         return crdt.all_elements(doc, in_transaction=True, roots=roots)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedRecordError(f"a set holds a malformed element: {exc}") from exc
+        raise MalformedRecordError(
+            f"a set holds a malformed element ({content_problem(exc)})"
+        ) from exc
 
 
 def _set_conflict_rows(
@@ -287,7 +310,9 @@ def _set_conflict_rows(
     try:
         history = crdt.all_history(doc, in_transaction=True, roots=roots)
     except (ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
-        raise MalformedRecordError(f"a set's history holds a malformed entry: {exc}") from exc
+        raise MalformedRecordError(
+            f"a set's history holds a malformed entry ({content_problem(exc)})"
+        ) from exc
     if not history:  # no list ever changed: analyse() would find nothing on any field
         return []
     rows: Rows = []

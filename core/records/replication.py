@@ -25,7 +25,7 @@ from core.records.changes import (
     store_records,
     stored_records,
 )
-from core.records.materialize import MalformedRecordError
+from core.records.materialize import MalformedRecordError, content_problem
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
 from core.store.database import Database, Row, Transaction
@@ -33,7 +33,9 @@ from core.store.state_codec import FORMS, StoredStateError, state_in_forms, unpa
 
 
 class ApplyError(ValueError):
-    """A batch was refused; nothing from it was applied. The message says why."""
+    """A batch was refused; nothing from it was applied. The message says why, naming ops,
+    records and the kind of problem, never what the refused content holds
+    (``materialize.content_problem``): the refusing replica logs it and replies with it."""
 
 
 class SnapshotRequiredError(Exception):
@@ -242,7 +244,9 @@ def check_batch(
         try:
             missing = crdt.missing_dependencies(doc, op.deps, vector)
         except ValueError as exc:
-            raise ApplyError(f"op {op.origin}:{op.seq} has malformed dependencies: {exc}") from exc
+            raise ApplyError(
+                f"op {op.origin}:{op.seq} has malformed dependencies ({content_problem(exc)})"
+            ) from exc
         if missing:
             raise oplog.GapError(
                 f"op {op.origin}:{op.seq} builds on changes to record {op.record_id} "
@@ -275,7 +279,9 @@ def check_batch(
         try:
             crdt.apply_update(doc, op.update)
         except ValueError as exc:
-            raise ApplyError(f"op {op.origin}:{op.seq} carries a malformed update: {exc}") from exc
+            raise ApplyError(
+                f"op {op.origin}:{op.seq} carries a malformed update ({content_problem(exc)})"
+            ) from exc
         if judged:
             with _refusing_malformed(what):
                 now = remote_authz.summary(doc)
@@ -349,7 +355,9 @@ class _RefusingMalformed:
         trace: TracebackType | None,
     ) -> None:
         if isinstance(exc, ValueError | KeyError | TypeError | RecursionError):
-            raise ApplyError(f"{self.what} leaves a malformed entry in its record: {exc}") from exc
+            raise ApplyError(
+                f"{self.what} leaves a malformed entry in its record ({content_problem(exc)})"
+            ) from exc
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -481,7 +489,8 @@ class _Inflated:
             state = unpack_state(rec.state, min(MAX_PLAIN_STATE_BYTES, self._left))
         except StoredStateError as exc:
             raise ApplyError(
-                f"snapshot state of {rec.record_id!r} is malformed: {exc}; refusing the page"
+                f"snapshot state of {rec.record_id!r} is malformed ({content_problem(exc)}); "
+                "refusing the page"
             ) from exc
         self._left -= len(state)
         if state is rec.state or state == rec.state:
@@ -511,7 +520,9 @@ def _fresh_loaded(rec: RecordState, client_id: int) -> Loaded:
     try:
         doc = crdt.load_update(rec.state, client_id)
     except ValueError as exc:
-        raise ApplyError(f"snapshot state of {rec.record_id!r} is malformed: {exc}") from exc
+        raise ApplyError(
+            f"snapshot state of {rec.record_id!r} is malformed ({content_problem(exc)})"
+        ) from exc
     return Loaded(doc, {}, fresh=True)
 
 
@@ -525,7 +536,9 @@ def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:
     try:
         crdt.apply_update(loaded.doc, rec.state)
     except ValueError as exc:
-        raise ApplyError(f"snapshot state of {rec.record_id!r} is malformed: {exc}") from exc
+        raise ApplyError(
+            f"snapshot state of {rec.record_id!r} is malformed ({content_problem(exc)})"
+        ) from exc
     # A snapshot's state carries no dependencies: only what it removes or rewrites can be
     # told apart from a concurrent change.
     with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
@@ -540,7 +553,8 @@ def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:
 
 def _unstorable(exc: Exception) -> str:
     # The derived rows broke a table's constraint (e.g. a note left without its author by a
-    # peer's update): the record is malformed; the transaction was rolled back.
+    # peer's update): the record is malformed; the transaction was rolled back. SQLite's
+    # constraint messages name the constraint or table.column, never the value.
     return f"a record's content cannot be stored ({exc}); refusing it"
 
 

@@ -533,7 +533,12 @@ class Attachments:
             kind = BlobRefused
         elif said_missing:
             kind = BlobMissing
-        raise kind(f"{title}: available when connected ({'; '.join(problems)})")
+        said = "; ".join(problems)
+        # The person is told the title; a log (the prefetch's) names the blob only.
+        raise kind(
+            f"{title}: available when connected ({said})",
+            log_text=f"attachment {blob_id}: available when connected ({said})",
+        )
 
     def obtain_key(
         self,

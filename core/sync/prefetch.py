@@ -56,6 +56,7 @@ from typing import Any
 import httpx
 
 from core.crypto.streaming import ciphertext_size
+from core.errors import for_log
 from core.records import merged
 from core.store.blobs.base import BLOB_ID_PATTERN
 from core.store.database import Database
@@ -322,15 +323,16 @@ class Prefetcher:
                 if fetched is not None:
                     fetched(item.blob_id)
             elif _disk_full(outcome):  # nothing more fits: the next round waits
-                report.error = f"the disk is full (fetching {item.title!r}): {outcome}"
+                # report.error is logged (app/sync/prefetching.py): the record, not its title.
+                report.error = f"the disk is full (fetching attachment {item.record_id}): {outcome}"
                 report.interrupted.append(item.blob_id)
                 report.remaining = len(todo) - index
                 break
             elif not isinstance(outcome, (_Stopped, AttachmentProblem, _Busy)):
                 # This file's own problem: skipped, it waits on its own.
                 log.warning(
-                    "attachment prefetch skipped %r (blob %s): %s", item.title, item.blob_id,
-                    outcome,
+                    "attachment prefetch skipped attachment %s (blob %s): %s", item.record_id,
+                    item.blob_id, for_log(outcome),
                 )  # fmt: skip
                 report.skipped.append(item.blob_id)
                 report.interrupted.append(item.blob_id)
@@ -353,7 +355,7 @@ class Prefetcher:
                 self._wait_blob(item.blob_id, self._missing_backoff)
             else:  # connection trouble, a server error, a refused device: back off
                 failures += 1
-                report.error = str(outcome)
+                report.error = for_log(outcome)  # logged: the blob, not the title
                 report.interrupted.append(item.blob_id)
                 if isinstance(outcome, DeviceRefused) or failures >= _ROUND_FAILURES:
                     report.remaining = len(todo) - index

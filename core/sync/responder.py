@@ -78,11 +78,15 @@ class Responder:
             log.info("refused sync request: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
         except replication.ApplyError as exc:
+            # Names ops, records and the kind of problem, never the refused content
+            # (replication.ApplyError): fit for this log and for the peer, which logs it too.
             log.info("refused sync batch: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
         except (RecursionError, ValueError, TypeError, KeyError) as exc:
             # Hostile input that slipped past validation (e.g. absurdly nested JSON inside a
             # record): refuse it like any other bad batch; the transaction was rolled back.
+            # The traceback is logged without the exception's message, which may quote the
+            # content (core.config.logs.withhold_exception_messages); so is the reply.
             log.warning("refused malformed sync content: %s", type(exc).__name__, exc_info=True)
             reply = {
                 "type": "error",

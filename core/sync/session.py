@@ -165,7 +165,12 @@ class SyncSession:
                 return self._ask(message, expect)
             raise SyncError(_version_problem(reply))
         if reply["type"] == "error":
-            raise SyncError(f"the other side refused: {reply.get('message', 'no reason given')}")
+            # The person is told the other side's reason; the log only its code: a peer of
+            # an older release may quote the content it refused, and its words are its own.
+            raise SyncError(
+                f"the other side refused: {reply.get('message', 'no reason given')}",
+                log_text=f"the other side refused (code {str(reply.get('code'))[:40]!r})",
+            )
         return reply
 
     def run(self, push: bool = True) -> SyncReport:

@@ -15,7 +15,7 @@ from core.cli.context import EXIT_AUTH, CliError
 from core.config.settings import ConfigError
 from core.crypto.certs import CertificateError
 from core.crypto.errors import DecryptionError
-from core.errors import CarelineError, describe_error, plain_words
+from core.errors import UNEXPECTED, CarelineError, describe_error, plain_words
 from core.keys.errors import KeyringUnavailableError, SlotFileError, WrongSecretError
 from core.keys.providers.errors import ProviderUnavailableError
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
@@ -141,3 +141,58 @@ def test_every_public_error_class_in_core_has_the_root() -> None:
             ):
                 missing.append(f"{info.name}.{name}")
     assert missing == []
+
+
+def test_a_bugs_traceback_is_logged_without_the_value_its_message_quotes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import io
+
+    from core.config.logs import JsonFormatter, withhold_exception_messages
+
+    withhold_exception_messages()  # as every entry point does (app, CLI, server)
+    typed = "Jane Roe 1970-03-12"
+    try:
+        try:
+            int(typed)
+        except ValueError as exc:
+            raise KeyError(typed) from exc
+    except KeyError as bug:
+        with caplog.at_level(logging.ERROR):
+            said = plain_words(bug)
+        record = caplog.records[-1]
+    assert said == UNEXPECTED
+    # Where and what: the frames and both exceptions' types, for a bug report.
+    assert "int(typed)" in caplog.text and "ValueError" in caplog.text
+    assert "KeyError" in caplog.text
+    assert typed not in caplog.text
+    # The server's JSON lines, and the last-resort handler the app and CLI log to stderr.
+    assert typed not in JsonFormatter().format(record)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.handle(record)
+    assert "KeyError" in stream.getvalue() and typed not in stream.getvalue()
+
+
+def test_a_peers_refusal_reaches_the_person_but_only_its_code_the_log() -> None:
+    from core.errors import for_log
+    from core.sync.session import SyncSession
+    from core.sync.transport import LocalTransport
+    from tests.unit.sync.replicas import new_replica
+
+    class OlderPeer:
+        """A peer of an older release, whose refusal quotes what it refused."""
+
+        def handle(self, request: bytes) -> bytes:
+            return (
+                b'{"protocol": "careline-sync", "v": 2, "type": "error", "code": "refused", '
+                b'"message": "invalid literal for int() with base 10: \'Jane Roe\'"}'
+            )
+
+    desk = new_replica("ann")
+    desk.add_patient("Local", "Change", "1980-01-01")
+    with pytest.raises(SyncError) as caught:
+        SyncSession(desk.db, LocalTransport(OlderPeer()), "ann").run()  # type: ignore[arg-type]
+    assert "Jane Roe" in describe_error(caught.value)  # the person at the screen
+    assert "Jane Roe" not in for_log(caught.value)  # app/sync/controller.py logs this
+    assert "refused" in for_log(caught.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from core.sync.attachments import Attachments
 from core.sync.attachments_client import AttachmentNotFoundError
 from core.sync.blob_client import finish_part
 from core.sync.prefetch import Prefetcher
+from core.sync.transport import TransportError
 
 KiB = 1024
 
@@ -388,3 +390,32 @@ def test_a_download_waits_for_another_process_on_the_same_part(
     thread.join(5)
     assert not thread.is_alive() and not failed and asked == []
     assert dest.read_bytes() == body and not part.exists()
+
+
+# An attachment title as staff type them: a patient's name and what the file is.
+PHI_TITLE = "Jane Roe HIV result.pdf"
+
+
+@pytest.mark.parametrize("problem", ["file vanished", "disk full", "peer unreachable"])
+def test_the_prefetch_logs_attachments_by_id_never_by_title(
+    clinic: Clinic, caplog: pytest.LogCaptureFixture, problem: str
+) -> None:
+    blob = clinic.add(PHI_TITLE)
+    peer = FakePeer(clinic.blobs)
+
+    def fail(blob_id: str) -> None:
+        if problem == "file vanished":
+            raise FileNotFoundError(2, "No such file", "x.part")
+        if problem == "peer unreachable":
+            raise TransportError("the peer did not answer")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    peer.before_write = fail
+    with caplog.at_level(logging.DEBUG):
+        report = Prefetcher().run(clinic.attachments(peer), _today())
+    assert blob not in report.fetched
+    # A skipped file is logged, a full disk or an unreachable peer is the round's error,
+    # which the app logs (app/sync/prefetching.py): by record or blob, never by title.
+    said = caplog.text if problem == "file vanished" else str(report.error)
+    assert clinic.ids[PHI_TITLE] in said or blob in said
+    assert PHI_TITLE not in caplog.text and PHI_TITLE not in said

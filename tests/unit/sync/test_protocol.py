@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -301,3 +302,44 @@ def test_a_responder_answers_with_the_head_it_recorded_before() -> None:
     assert second["audit_anchor_moved"] is False
     plain = Responder(r.db)  # a LAN peer anchors nothing and says nothing about it
     assert "audit_anchor" not in _ask(plain, p.encode(ask))
+
+
+# A birth date and a name, where a broken or hostile peer put them: deriving the record
+# fails on them (int() quoting the text it could not read).
+PHI = "Jane Roe 1970-03-12"
+
+
+def _op_with_entry(entry: dict[str, object]) -> tuple[Source, dict[str, Any]]:
+    """A device's op whose update (signed by that device: only the content is wrong) leaves
+    ``entry`` as a register entry of a patient record."""
+    from pycrdt import Doc, Map
+
+    source = new_replica("eve")
+    source.add_patient("Pushed", "Op", "1990-01-01")
+    raw = json.loads(
+        Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 5}))
+    )
+    doc: Doc[Map[str]] = Doc(client_id=identity(source.db).client_id)
+    doc.get("r", type=Map)["family/x"] = json.dumps(entry)
+    op = {**raw["ops"][0], "update": base64.b64encode(doc.get_update()).decode(), "deps": "AA=="}
+    sender = Source(source.db, [], raw["certificates"])
+    [op] = sender.signed([op])
+    return sender, op
+
+
+def test_a_refused_batch_is_logged_and_answered_without_the_content_it_quotes(
+    target: Responder, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender, op = _op_with_entry({"v": "Roe", "h": PHI, "a": "eve"})
+    before = everything_in(target)
+    with caplog.at_level(logging.DEBUG):
+        reply = _ask(target, sender.push([op]))
+    assert reply["type"] == "error" and reply["code"] == "refused"
+    # What an operator needs: the record refused, the part and the kind of problem.
+    record = f"record {op['record']}: a register holds a malformed entry (ValueError)"
+    assert record in str(reply["message"])
+    assert f"refused sync batch: {record}" in caplog.text
+    # Never the value: not in this side's log, nor in the reply the peer logs and shows.
+    assert PHI not in caplog.text
+    assert PHI not in str(reply["message"])
+    assert everything_in(target) == before
