@@ -145,3 +145,23 @@ def test_a_common_word_puts_the_likeliest_code_first_for_down_and_return(
     qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
     [stored] = Problems(clinic.records).list(patient.id)
     assert stored.code == "I10"
+
+
+def test_an_abbreviation_finds_its_diagnosis_first_for_down_and_return(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    dialog = _search_dialog(qtbot, card)
+    QTest.keyClicks(dialog.search, "copd")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() > 0, timeout=10_000)
+    first = ["J44.9", "Chronic obstructive pulmonary disease, unspecified"]
+    assert rows(dialog.results)[0] == first  # "copd" used to find no code
+    QTest.keyClick(dialog.search, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.results, Qt.Key.Key_Return)
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
+    [stored] = Problems(clinic.records).list(patient.id)
+    assert stored.code == "J44.9"

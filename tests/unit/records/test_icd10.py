@@ -79,3 +79,80 @@ def test_a_category_is_not_billable_and_an_unknown_code_is_refused() -> None:
     assert not icd10.lookup("E11").billable
     with pytest.raises(ValidationError, match=r"'Z99\.999' is not an ICD-10-CM code"):
         icd10.lookup("Z99.999")
+
+
+def test_a_description_saying_only_what_is_unspecified_counts_as_just_the_words_typed() -> None:
+    # "Pneumonia, unspecified organism", not "Pneumonia due to Hemophilus influenzae".
+    assert [c.code for c in icd10.search("pneumonia")[:2]] == ["J18", "J18.9"]
+    # "Attention-deficit hyperactivity disorder, unspecified type"; "..., site not specified".
+    assert icd10.search("attention deficit hyperactivity disorder")[0].code == "F90.9"
+    assert icd10.search("urinary tract infection")[0].code == "N39.0"
+    # Unspecified before and after: "Unspecified osteoarthritis, unspecified site".
+    assert "M19.90" in [c.code for c in icd10.search("osteoarthritis")[:2]]
+    # A closing clause that says more is not filler: "Alcohol use, unspecified with ...".
+    assert icd10.search("alcohol use")[0].code == "F10.9"  # "Alcohol use, unspecified"
+
+
+@pytest.mark.parametrize(
+    ("typed", "first"),
+    [
+        ("uti", "N39.0"),  # not "Toxic effect of carbon monoxide from utility gas"
+        ("copd", "J44.9"),
+        ("htn", "I10"),
+        ("chf", "I50"),
+        ("t2dm", "E11"),  # looks like the start of a code (T2...): none is, so words
+        ("dm2", "E11"),
+        ("t1dm", "E10"),
+        ("afib", "I48.91"),
+        ("af", "I48.91"),
+        ("gerd", "K21"),
+        ("gord", "K21"),
+        ("covid", "U07.1"),  # "COVID-19" before "Post COVID-19 condition"
+        ("mi", "I21"),
+        ("heart attack", "I21"),
+        ("high blood pressure", "I10"),
+        ("uri", "J06.9"),
+        ("ckd", "N18.9"),
+        ("oa", "M19.9"),
+        ("ra", "M06.9"),
+        ("bph", "N40"),
+        ("dvt", "I82.4"),
+        ("pe", "I26"),
+        ("tia", "G45.9"),
+        ("cad", "I25.1"),
+        ("osa", "G47.33"),
+        ("adhd", "F90.9"),
+        ("ptsd", "F43.10"),
+        ("esrd", "N18.6"),
+    ],
+)
+def test_a_clinical_abbreviation_or_lay_term_finds_its_diagnosis_first(
+    typed: str, first: str
+) -> None:
+    assert icd10.search(typed)[0].code == first
+    assert icd10.search(typed.upper())[0].code == first
+
+
+def test_every_abbreviation_finds_the_codes_its_phrase_finds() -> None:
+    # The table's phrases are worded as the code list words them: each finds codes.
+    for typed, phrase in icd10.SYNONYMS.items():
+        by_phrase = icd10.search(phrase)[:5]
+        assert by_phrase, phrase
+        assert icd10.search(typed)[: len(by_phrase)] == by_phrase, typed
+
+
+def test_an_abbreviation_goes_with_other_words_and_only_as_a_whole_word() -> None:
+    assert icd10.search("copd exacerbation")[0].code == "J44.1"
+    assert icd10.search("old mi")[0].code == "I25.2"
+    assert icd10.search("dm 2")[0].code == "E11"
+    assert icd10.search("uti pregnancy")[0].code == "O23.4"
+    # "urin" is the start of "urinary", not an upper respiratory infection ("uri").
+    assert all(not c.code.startswith("J06") for c in icd10.search("urin"))
+
+
+def test_the_letters_as_typed_still_find_their_codes_after_the_abbreviations() -> None:
+    found = [c.description for c in icd10.search("uti", limit=200)]
+    utility = [i for i, d in enumerate(found) if "utility gas" in d]
+    infection = [i for i, d in enumerate(found) if "urinary tract" in d.lower()]
+    assert infection[0] == 0 and utility and max(infection) < min(utility)
+    assert len(found) == len(set(found))  # a code found both ways is listed once
