@@ -54,7 +54,7 @@ def read_live(doc: RecordDoc, rtype: RecordType, cache: bool = True) -> tuple[Li
     ``cache``: see ``crdt.all_live``."""
     try:
         found = crdt.all_live(doc, in_transaction=True, cache=cache)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise MalformedRecordError(
             f"a register holds a malformed entry ({content_problem(exc)})"
         ) from exc
@@ -207,7 +207,7 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True
             return _derive(record_id, rtype, doc, cache)
         except MalformedRecordError:
             raise
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             # A peer's update can put anything in an entry (an HLC that is not one, a value
             # of the wrong kind): whatever deriving it raised, the record is malformed.
             raise MalformedRecordError(
@@ -291,7 +291,7 @@ def _unknown_in_lists(rtype: RecordType, sets: dict[str, list[crdt.SetElement]])
 def _read_sets(doc: RecordDoc, roots: set[str] | None = None) -> dict[str, list[crdt.SetElement]]:
     try:
         return crdt.all_elements(doc, in_transaction=True, roots=roots)
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise MalformedRecordError(
             f"a set holds a malformed element ({content_problem(exc)})"
         ) from exc

@@ -354,7 +354,7 @@ class _RefusingMalformed:
         exc: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if isinstance(exc, ValueError | KeyError | TypeError | RecursionError):
+        if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | RecursionError):
             raise ApplyError(
                 f"{self.what} leaves a malformed entry in its record ({content_problem(exc)})"
             ) from exc

@@ -82,7 +82,7 @@ class Responder:
             # (replication.ApplyError): fit for this log and for the peer, which logs it too.
             log.info("refused sync batch: %s", exc)
             reply = {"type": "error", "code": "refused", "message": str(exc)}
-        except (RecursionError, ValueError, TypeError, KeyError) as exc:
+        except (RecursionError, ValueError, TypeError, KeyError, AttributeError) as exc:
             # Hostile input that slipped past validation (e.g. absurdly nested JSON inside a
             # record): refuse it like any other bad batch; the transaction was rolled back.
             # The traceback is logged without the exception's message, which may quote the

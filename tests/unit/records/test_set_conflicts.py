@@ -303,3 +303,15 @@ def test_a_malformed_set_history_entry_is_refused() -> None:
     doc.get("h", type=Map)["allergies/bad"] = json.dumps({"h": "1.0.x", "a": "x", "+": {"e": 1}})
     with pytest.raises(MalformedRecordError, match="malformed set history"):
         derive(pid, PATIENT, doc)
+
+
+def test_a_list_item_that_is_not_an_item_is_refused() -> None:
+    a, _, pid = two_desks()
+    with a.db.write("test", "inspect", "patient", pid) as tx:
+        doc = load_record(tx, pid, "patient", 1).doc
+    # A bare string where an allergy's fields belong (it once escaped as an AttributeError:
+    # a crash, a 500 from the server, instead of a refusal naming the record).
+    hlc = "1796421966426.000001.3b573299fe18acb0"
+    doc.get("s", type=Map)["allergies/bare"] = json.dumps({"v": "Peanut", "h": hlc, "a": "x"})
+    with pytest.raises(MalformedRecordError, match="malformed"):
+        derive(pid, PATIENT, doc)
