@@ -4,8 +4,13 @@ Every page carries the clinic's name, the report's title, the patient's name and
 date (a summary or visit note), the time it was printed and by whom, its page number of
 the total and a confidentiality footer. The text is set in DejaVu Sans, shipped with
 Careline (``fonts/``, its licence beside it) and embedded, so accented, Greek and Cyrillic
-names print as typed; scripts DejaVu Sans lacks (Chinese, Japanese, Korean) print as empty
-boxes and are named in a warning of fpdf2's.
+names print as typed. For the scripts DejaVu Sans lacks (Chinese, Japanese, Korean, ...)
+the first font found among those a clinic's computer commonly has (``fallback_font_files``:
+Debian's Droid Sans Fallback or WenQuanYi, Noto CJK, Windows' Microsoft YaHei, SimSun,
+Malgun Gothic, MS Gothic, macOS's PingFang) is embedded as a fallback. A character no font
+here can print is never dropped silently: it prints as a visible box (U+25A1) and that
+page's footer says so, since a name printed without one of its characters would be
+another person's name on paper.
 """
 
 from __future__ import annotations
@@ -39,6 +44,37 @@ _LINE = 5.0  # mm, body line height
 _GREY = (90, 90, 90)
 
 
+# Fonts with the scripts DejaVu Sans lacks, as common systems install them (TrueType or
+# TrueType collections, which fpdf2 embeds); CARELINE_REPORT_FALLBACK_FONTS (paths separated
+# by the system's path separator; empty: none) replaces the list.
+_FALLBACK_CANDIDATES = (
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "C:\\Windows\\Fonts\\msyh.ttc",
+    "C:\\Windows\\Fonts\\simsun.ttc",
+    "C:\\Windows\\Fonts\\malgun.ttf",
+    "C:\\Windows\\Fonts\\msgothic.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "/Library/Fonts/Arial Unicode.ttf",
+)
+FALLBACK_FONTS_VARIABLE = "CARELINE_REPORT_FALLBACK_FONTS"
+# What a character no embedded font has prints as (DejaVu Sans has it).
+MISSING_MARK = "\u25a1"
+MISSING_NOTE = (
+    f"Characters shown as {MISSING_MARK} could not be printed with the fonts on this "
+    "computer; Careline holds them as typed."
+)
+
+
+def fallback_font_files() -> list[Path]:
+    """The fallback font files this computer has (the first one found is used)."""
+    chosen = os.environ.get(FALLBACK_FONTS_VARIABLE)
+    names = _FALLBACK_CANDIDATES if chosen is None else [n for n in chosen.split(os.pathsep) if n]
+    return [Path(n) for n in names if Path(n).is_file()]
+
+
 class MissingFontError(CarelineError):
     """The report font is missing from the installation (its file is named)."""
 
@@ -58,11 +94,38 @@ class _Page(FPDF):
                     f"the report font {file} is missing from {FONT_DIR}; reinstall Careline"
                 )
             self.add_font(FONT, style, str(path))
+        self._printable = set(self.fonts[FONT.lower()].cmap)
+        self._add_fallback_font()
+        self.missing_on_page = False  # a character printed as MISSING_MARK on this page
         self.set_title(title)
         self.set_author(context.printed_by)
         self.set_creator("Careline")
         self.set_auto_page_break(auto=True, margin=22)
         self.set_margins(18, 16, 18)
+
+    def _add_fallback_font(self) -> None:
+        """Embed the first fallback font that loads (one that does not is skipped)."""
+        for path in fallback_font_files():
+            try:
+                for style in ("", "B"):  # no bold CJK face: the regular one for both
+                    self.add_font("Fallback", style, str(path))
+            except Exception:  # a damaged or unsupported font file: skip it
+                self.fonts.pop("fallback", None)
+                self.fonts.pop("fallbackb", None)
+                continue
+            self._printable |= set(self.fonts["fallback"].cmap)
+            self.set_fallback_fonts(["Fallback"], exact_match=False)
+            return
+
+    def normalize_text(self, text: str) -> str:
+        """Text as printed: a character no embedded font has becomes MISSING_MARK (noted
+        in the page's footer) instead of vanishing from the page."""
+        shown = "".join(
+            c if ord(c) in self._printable or c in "\n\r\t" else MISSING_MARK for c in text
+        )
+        if shown != text:
+            self.missing_on_page = True
+        return super().normalize_text(shown)
 
     def header(self) -> None:
         self.set_font(FONT, "B", 12)
@@ -93,6 +156,10 @@ class _Page(FPDF):
             new_x=XPos.LMARGIN, new_y=YPos.NEXT,
         )  # fmt: skip
         self.multi_cell(0, 4, CONFIDENTIAL, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if self.missing_on_page:
+            self.set_y(-22)
+            self.cell(0, 4, MISSING_NOTE, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.missing_on_page = False
         self.set_text_color(0, 0, 0)
 
     # ----- building blocks -------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,37 @@ def test_saving_onto_a_symlink_replaces_the_link_and_leaves_its_target_alone(
     assert target.stat().st_mode & 0o777 == 0o600
     assert elsewhere.read_bytes() == b"not a report"
     assert elsewhere.stat().st_mode & 0o777 == 0o644
+
+
+def _day_with(name: str) -> bytes:
+    context = data.PrintContext("Riverside Clinic", "2026-11-30 07:50", "Ada Admin (admin)")
+    line = data.AppointmentLine("09:00", "09:20", name, "1985-01-01", None, "Cough", "Booked", None)
+    return pdf.day_pdf(data.DayReport(context, DAY, (line,), 0))
+
+
+def test_a_character_no_font_here_has_prints_as_a_box_and_the_page_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(pdf.FALLBACK_FONTS_VARIABLE, "")  # a computer with no CJK font
+    (text,) = pdf_text(_day_with("NGUYỄN, Văn 李明"))
+    # Never a name with characters silently missing: the boxes show where they were.
+    assert f"NGUYỄN, Văn {pdf.MISSING_MARK}{pdf.MISSING_MARK}" in text
+    assert " ".join(pdf.MISSING_NOTE.split()) in " ".join(text.split())
+    (plain,) = pdf_text(_day_with("NGUYỄN, Văn"))
+    assert pdf.MISSING_MARK not in plain and "could not be printed" not in plain
+
+
+FALLBACK = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
+
+
+def test_a_name_in_chinese_prints_with_a_fallback_font_the_computer_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not FALLBACK.is_file():
+        if os.environ.get("CARELINE_REQUIRE_CJK_FONT"):
+            pytest.fail(f"{FALLBACK} is missing (Debian's fonts-droid-fallback)")
+        pytest.skip(f"{FALLBACK} is not installed (Debian's fonts-droid-fallback)")
+    monkeypatch.setenv(pdf.FALLBACK_FONTS_VARIABLE, str(FALLBACK))
+    (text,) = pdf_text(_day_with("LI, 李明"))
+    assert "LI, 李明" in text
+    assert pdf.MISSING_MARK not in text and "could not be printed" not in text
