@@ -301,7 +301,7 @@ def test_a_malformed_set_history_entry_is_refused() -> None:
         doc = load_record(tx, pid, "patient", 1).doc
     # A peer's update could carry anything: an item that is not an object is refused.
     doc.get("h", type=Map)["allergies/bad"] = json.dumps({"h": "1.0.x", "a": "x", "+": {"e": 1}})
-    with pytest.raises(MalformedRecordError, match="set.s history holds a malformed entry"):
+    with pytest.raises(MalformedRecordError, match=r"set.s history holds a malformed entry"):
         derive(pid, PATIENT, doc)
 
 
