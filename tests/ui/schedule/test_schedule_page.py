@@ -17,7 +17,7 @@ from app.schedule.booking import BookingDialog, CancelDialog
 from core.records.schedule import Schedule
 from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
-from tests.ui.conftest import DEFAULT_SIZE, PASSWORD, SMALL, wheel
+from tests.ui.conftest import ADMIN, DEFAULT_SIZE, PASSWORD, SMALL, WindowFactory, wheel
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.layout import assert_text_fits, assert_whole, shot
 from tests.ui.schedule.conftest import (
@@ -25,6 +25,7 @@ from tests.ui.schedule.conftest import (
     at,
     click,
     day_rows,
+    new_schedule_clinic,
     open_schedule,
     select_row,
     today,
@@ -504,3 +505,50 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.strict_authz
+def test_the_front_desk_is_told_who_starts_a_visit_and_a_clinician_starts_it(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The front desk checks Astrid in; Start visit is not theirs to press (disabled, its
+    tooltip says who may). The clinician who signs in next on this computer may."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    for name in ("desk", "lee"):  # each has signed in here before: the clinic opens for them
+        clinic.sign_in(name, PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
+    select_row(page, 2)
+    assert page.arrived_button.isEnabled() is False
+    assert not page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Only a nurse or a clinician (on the care team, for a restricted chart) can start a "
+        "visit"
+    )
+    select_row(page, 0)  # booked: nothing to start, and nothing to explain
+    assert not page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Start the patient's visit: they leave the waiting room"
+    )
+
+    window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: window.session is None, timeout=10_000)
+    sign_in_window(qtbot, window, "lee", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 6))
+    select_row(page, 2)
+    assert page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Start the patient's visit: they leave the waiting room"
+    )
+    with qtbot.waitSignal(page.start_visit_requested, timeout=10_000):
+        click(page.start_visit_button)
+    assert Schedule(clinic.records).get(page.appointments[2].id).status == "in_visit"
