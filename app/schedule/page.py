@@ -59,7 +59,6 @@ class ScheduleView:
     appointments: list[Appointment]
     waiting: list[Appointment]
     clinicians: list[Clinician]
-    me: str = ""  # the signed-in person's user name
     # What the signed-in person may do on the chart of each patient who has arrived (read
     # with the schedule, on the worker): Start visit is offered only where they may.
     permitted: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -126,7 +125,6 @@ class SchedulePage(QWidget):
         self.appointments: list[Appointment] = []
         self.waiting: list[Appointment] = []
         self.clinicians: list[Clinician] = []
-        self.me = ""  # who is signed in (read with the schedule)
         self.dialog: BookingDialog | CancelDialog | None = None
         self.action: QAction | None = None  # the main window's Schedule button, once added
         self._draft: dict[str, Any] | None = None  # a booking to reopen once the page is read
@@ -327,7 +325,6 @@ class SchedulePage(QWidget):
                 shown,
                 waiting,
                 schedule.clinicians(),
-                clinic.actor,
                 {patient_id: clinic.permitted(patient_id) for patient_id in arrived},
             )
 
@@ -376,7 +373,6 @@ class SchedulePage(QWidget):
 
     def _arrived(self, view: ScheduleView) -> None:
         self.appointments, self.waiting = view.appointments, view.waiting
-        self.me = view.me
         self.permitted = view.permitted
         if [c.username for c in view.clinicians] != [c.username for c in self.clinicians]:
             self._set_clinicians(view.clinicians)
@@ -536,12 +532,12 @@ class SchedulePage(QWidget):
 
     def book(self, start: str = "") -> BookingDialog:
         """Open the booking dialog (at ``start`` if given, else the shown day at 09:00), for
-        the clinician the page shows, else for the signed-in person if they see patients."""
+        the clinician whose day the page shows (the person chose it), else for whichever
+        clinician the person chooses in it (the only one, in a clinic of one)."""
         when = start or f"{self.day.isoformat()} 09:00"
-        mine = self.me if any(c.username == self.me for c in self.clinicians) else None
         dialog = BookingDialog(
-            self._operations, self._records, self.clinicians, when,
-            self.clinician_filter or mine, parent=self,
+            self._operations, self._records, self.clinicians, when, self.clinician_filter,
+            parent=self,
         )  # fmt: skip
         self._open_dialog(dialog)
         dialog.patient_search.setFocus()
