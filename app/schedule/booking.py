@@ -199,7 +199,8 @@ class BookingDialog(QDialog):
         self.new_patient_button.clicked.connect(self.register_patient)
         # Return on a button presses that button (Register again, Cancel), never Book.
         for button in (self.new_patient_button, *self.buttons.buttons()):
-            button.setAutoDefault(True)
+            if isinstance(button, QPushButton):
+                button.setAutoDefault(True)
         self.start.editingFinished.connect(self._check_start)
         self.overlap.confirm_button.clicked.connect(self._book_anyway)
         for edit in (self.start, self.minutes):

@@ -606,8 +606,7 @@ def test_the_front_desk_is_told_who_starts_a_visit_and_a_clinician_starts_it(
     assert page.arrived_button.isEnabled() is False
     assert not page.start_visit_button.isEnabled()
     assert page.start_visit_button.toolTip() == (
-        "Only a nurse or a clinician (on the care team, for a restricted chart) can start a "
-        "visit"
+        "Only a nurse or a clinician (on the care team, for a restricted chart) can start a visit"
     )
     select_row(page, 0)  # booked: nothing to start, and nothing to explain
     assert not page.start_visit_button.isEnabled()
