@@ -114,6 +114,7 @@ class VitalsView:
     sets: list[VitalSet]
     visits: list[tuple[str, str]]  # (encounter id, description), newest first
     open_visit: str | None = None  # the newest visit not closed yet: where vitals belong
+    open_visits: frozenset[str] = frozenset()  # every visit not closed yet
 
 
 def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
@@ -125,8 +126,15 @@ def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
         (merged.chart_ids_json(signs.records.db, patient_id),),
     )
     visits = [(str(r[0]), f"{str(r[1]).replace('T', ' ')} {r[2] or ''}".strip()) for r in rows]
-    open_visit = next((str(r[0]) for r in rows if r[3] == "open"), None)
-    return VitalsView(patient_id, patient.birth_date, signs.sets(patient_id), visits, open_visit)
+    open_visits = [str(r[0]) for r in rows if r[3] == "open"]
+    return VitalsView(
+        patient_id,
+        patient.birth_date,
+        signs.sets(patient_id),
+        visits,
+        open_visits[0] if open_visits else None,
+        frozenset(open_visits),
+    )
 
 
 def age_now(birth_date: str) -> int:
@@ -348,9 +356,16 @@ class VitalsSection:
         self.visit.setMinimumContentsLength(10)
         ignore_wheel(self.visit)
         # Until the person picks one, the visit follows the open visit (a nurse taking
-        # vitals in the visit just started must not file them as "Not in a visit").
+        # vitals in the visit just started must not file them as "Not in a visit"). Once
+        # picked (or brought back with a draft), the choice is theirs: a visit started
+        # meanwhile by someone else never takes their set.
         self._visit_picked = False
-        self.visit.activated.connect(lambda _index: setattr(self, "_visit_picked", True))
+        self._visit_choice: str | None = None
+        # A restored draft's visit is checked once against the next read: closed or gone
+        # since, the set is in no visit and the person is told (visit_notice).
+        self._check_restored_visit = False
+        self.visit.activated.connect(self._visit_activated)
+        self.visit_notice = error_label()
         self.record_button = QPushButton("Record vitals")
         self.record_button.setObjectName("primary")
         self.record_button.clicked.connect(self.submit)
@@ -375,7 +390,8 @@ class VitalsSection:
         row += 2
         grid.addWidget(caption("Visit"), row, 0)
         grid.addWidget(self.visit, row, 1, 1, 4)
-        row += 1
+        grid.addWidget(self.visit_notice, row + 1, 1, 1, 4)
+        row += 2
         order: list[QWidget] = [self.observed_at, self.visit]
         for title, vitals in FORM_ROWS:
             grid.addWidget(caption(title), row, 0)
@@ -582,6 +598,9 @@ class VitalsSection:
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
         self._visit_picked = False
+        self._visit_choice = None
+        self._check_restored_visit = False
+        self.visit_notice.hide()
         self.status.clear()
         self.general_error.hide()
         self.table.setRowCount(0)
@@ -619,7 +638,36 @@ class VitalsSection:
             return
         self._view = view
         self.record_button.setEnabled(True)
-        chosen = self.visit.currentData() if self._visit_picked else view.open_visit
+        self._fill_visits(view)
+        self._fill_table()
+        self._draw_plot()
+
+    def _visit_activated(self, _index: int) -> None:
+        """The person chose a visit (or "Not in a visit"): it stays theirs."""
+        self._visit_picked = True
+        self._visit_choice = self.visit.currentData()
+        self._check_restored_visit = False
+        self.visit_notice.hide()
+
+    def _fill_visits(self, view: VitalsView) -> None:
+        """List the patient's visits and select the one the set goes into: the person's
+        choice, else the open visit."""
+        chosen = self._visit_choice if self._visit_picked else view.open_visit
+        if self._check_restored_visit:
+            self._check_restored_visit = False
+            if chosen is not None and chosen not in view.open_visits:
+                # Closed (or merged away) since the values were typed: the set is not
+                # recorded into it, nor into another visit nobody chose.
+                described = dict(view.visits).get(chosen)
+                self.visit_notice.setText(
+                    f"The visit these values were typed for ({described}) is closed now: "
+                    "they are not in a visit. Choose a visit if they belong in one."
+                    if described
+                    else "The visit these values were typed for no longer exists: they are "
+                    "not in a visit. Choose a visit if they belong in one."
+                )
+                self.visit_notice.show()
+                chosen = self._visit_choice = None
         self.visit.blockSignals(True)
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
@@ -628,8 +676,6 @@ class VitalsSection:
         found = self.visit.findData(chosen)
         self.visit.setCurrentIndex(max(found, 0))
         self.visit.blockSignals(False)
-        self._fill_table()
-        self._draw_plot()
 
     def _read_failed(self, exc: Exception) -> None:
         self.general_error.setText(f"The vitals could not be read. {describe_error(exc)}")
@@ -849,6 +895,9 @@ class VitalsSection:
             "values": values,
             "units": units,
             "observed_at": self.observed_at.text(),
+            # The visit the form shows is the one the person meant the set for ("Not in a
+            # visit" included): it comes back with the values, never the open visit then.
+            "visit": self.visit.currentData(),
         }
 
     def restore(self, draft: dict[str, Any]) -> None:
@@ -869,3 +918,15 @@ class VitalsSection:
             combo = self.fields[key].unit if key in self.fields else None
             if combo is not None and combo.findData(ucum) >= 0:
                 combo.setCurrentIndex(combo.findData(ucum))
+        if "visit" in draft:
+            visit = draft["visit"]
+            self._visit_picked = True
+            self._visit_choice = None if visit is None else str(visit)
+            self._check_restored_visit = True
+            self.visit_notice.hide()
+            if self._view is not None and self._view.patient_id == self._patient_id:
+                self._fill_visits(self._view)  # read already: checked now
+        # Each value shows what it will be stored as ("= 38.44 °C" after 101.2 °F), as when
+        # it was typed.
+        for f in self.fields.values():
+            f.check()

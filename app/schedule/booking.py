@@ -1,9 +1,13 @@
 """Book an appointment (finding or registering the patient), move one, or cancel one.
 
 Times are typed as text and read by core (``validation.local_datetime``): nothing is
-guessed, an impossible time is refused next to its field. A booking that overlaps the
-clinician's other appointments is not refused: the dialog lists the clashes and the person
-confirms with "Book anyway" (core checks again in the same transaction as the write).
+guessed, an impossible time is refused next to its field. Nor is the clinician: the box
+reads "Choose the clinician…" until the person picks one (booking without one is refused
+under it), unless the page shows one clinician's day or the clinic has only one. Return
+books from the form's fields and the Book button only; on another button it presses that
+button, never Book. A booking that overlaps the clinician's other appointments is not
+refused: the dialog lists the clashes and the person confirms with "Book anyway" (core
+checks again in the same transaction as the write).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -128,11 +132,16 @@ class BookingDialog(QDialog):
         self.minutes = QLineEdit(str(appointment.minutes) if appointment else "15")
         self.minutes.setAccessibleName("Length in minutes")
         self.clinician = QComboBox()
+        self.clinician.setAccessibleName("Clinician")
+        self.clinician.setPlaceholderText("Choose the clinician…")
         for c in clinicians:
             self.clinician.addItem(c.label, c.username)
         wanted = appointment.clinician if appointment else clinician
-        if wanted is not None:
-            self.clinician.setCurrentIndex(max(self.clinician.findData(wanted), 0))
+        if wanted is None and len(clinicians) == 1:
+            wanted = clinicians[0].username  # nobody else to book with
+        # No silent first name on the list: an appointment booked with whoever sorts first
+        # looks deliberate on the schedule. Not found (or not given): chosen by the person.
+        self.clinician.setCurrentIndex(self.clinician.findData(wanted) if wanted else -1)
         ignore_wheel(self.clinician)
         self.reason = QLineEdit(appointment.reason or "" if appointment else "")
         self.reason.setPlaceholderText("Optional")
@@ -190,6 +199,10 @@ class BookingDialog(QDialog):
         self.patient_results.installEventFilter(self)
         self.patient_results.currentItemChanged.connect(self._picked)
         self.new_patient_button.clicked.connect(self.register_patient)
+        # Return on a button presses that button (Register again, Cancel), never Book.
+        for button in (self.new_patient_button, *self.buttons.buttons()):
+            if isinstance(button, QPushButton):
+                button.setAutoDefault(True)
         self.start.editingFinished.connect(self._check_start)
         self.overlap.confirm_button.clicked.connect(self._book_anyway)
         for edit in (self.start, self.minutes):
@@ -228,6 +241,26 @@ class BookingDialog(QDialog):
     def searching(self) -> bool:
         """True while a patient search is in flight."""
         return self._operations.reading(SEARCH_KEY)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Return books only from the form's fields (Starts, Minutes, Clinician, Reason),
+        as a form's default button does. From the list of patients found it takes the
+        patient highlighted; with nothing focused (the window given back by a dialog that
+        closed) it goes to Starts: neither books."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            focused = self.focusWidget()
+            fields = (self.start, self.minutes, self.clinician, self.reason, self.save_button)
+            if focused is self.patient_results:
+                self._picked(self.patient_results.currentItem())
+                if self._patient_id is not None:
+                    self.start.setFocus()
+                event.accept()
+                return
+            if focused not in fields:
+                self.start.setFocus()
+                event.accept()
+                return
+        super().keyPressEvent(event)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """The keyboard, as in any search field: Enter in the patient search chooses the
@@ -284,12 +317,26 @@ class BookingDialog(QDialog):
         dialog.fill_from_search(self.patient_search.text())
         dialog.saved.connect(self._registered)
         dialog.open_existing.connect(self._existing_chosen)
+        dialog.finished.connect(self._registration_closed)
         self.patient_dialog = dialog
         dialog.open()
 
     def _registered(self, patient: Patient) -> None:
         self.choose_patient(patient.id, patient.display_name)
-        self.start.setFocus()
+
+    def _registration_closed(self) -> None:
+        """Back from registering: on to the time (selected, so typing replaces the day's
+        09:00 offered). Once the dialog has gone: focus set while it was open was given
+        back to the Register button when it closed."""
+        if self._patient_id is None:
+            return
+
+        def to_start() -> None:
+            self.activateWindow()
+            self.start.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.start.selectAll()
+
+        QTimer.singleShot(0, self, to_start)
 
     def _existing_chosen(self, patient_id: str) -> None:
         self.choose_patient(patient_id, "the existing patient")
@@ -340,7 +387,7 @@ class BookingDialog(QDialog):
         self.minutes.setText(str(draft.get("minutes") or ""))
         self.reason.setText(str(draft.get("reason") or ""))
         if draft.get("clinician"):
-            self.clinician.setCurrentIndex(max(self.clinician.findData(draft["clinician"]), 0))
+            self.clinician.setCurrentIndex(self.clinician.findData(draft["clinician"]))
 
     def show_error(self, field: str | None, message: str) -> None:
         """``message`` under ``field`` (or below the form), focus there."""
@@ -357,11 +404,20 @@ class BookingDialog(QDialog):
         for label in (*self.errors.values(), self.general_error):
             label.hide()
         values = self.values()
+        # What is missing is said under each field at once, the first in the form focused.
+        missing: dict[str, str] = {}
         if values["patient_id"] is None:
-            self.show_error("patient_id", "Choose the patient (search above) or register one.")
-            return
+            missing["patient_id"] = "Choose the patient (search above) or register one."
+        if missing or values["clinician"] is None:
+            try:
+                validation.local_datetime("starts_at", values["starts_at"])
+            except ValidationError as exc:
+                missing["starts_at"] = validation_text(exc)
         if values["clinician"] is None:
-            self.show_error("clinician", "Clinician is required.")
+            missing["clinician"] = "Choose the clinician the appointment is with."
+        if missing:
+            for field, message in reversed(missing.items()):
+                self.show_error(field, message)
             return
         records, allow, current = self._records, self._allow_overlap, self._appointment
         store: Callable[[], Appointment]

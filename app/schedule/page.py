@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.permits import ANY, restrict
 from app.chart.printing import PrintDialog, print_day
 from app.messages import describe_error
 from app.operations import Operations
@@ -58,7 +59,9 @@ class ScheduleView:
     appointments: list[Appointment]
     waiting: list[Appointment]
     clinicians: list[Clinician]
-    me: str = ""  # the signed-in person's user name
+    # What the signed-in person may do on the chart of each patient who has arrived (read
+    # with the schedule, on the worker): Start visit is offered only where they may.
+    permitted: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def waiting_text(minutes: int) -> str:
@@ -122,7 +125,6 @@ class SchedulePage(QWidget):
         self.appointments: list[Appointment] = []
         self.waiting: list[Appointment] = []
         self.clinicians: list[Clinician] = []
-        self.me = ""  # who is signed in (read with the schedule)
         self.dialog: BookingDialog | CancelDialog | None = None
         self.action: QAction | None = None  # the main window's Schedule button, once added
         self._draft: dict[str, Any] | None = None  # a booking to reopen once the page is read
@@ -188,6 +190,8 @@ class SchedulePage(QWidget):
         self.arrived_button = QPushButton("Arrived")
         self.arrived_button.setToolTip("Check the patient in: they join the waiting room")
         self.start_visit_button = QPushButton("Start visit")
+        self.start_visit_button.setToolTip("Start the patient's visit: they leave the waiting room")
+        self.permitted: dict[str, frozenset[str]] = {}  # by patient id (ScheduleView)
         self.done_button = QPushButton("Done")
         self.no_show_button = QPushButton("No-show")
         self.move_button = QPushButton("Move…")
@@ -315,10 +319,16 @@ class SchedulePage(QWidget):
         today = self.clock().date()
 
         def read() -> ScheduleView:
-            schedule = Schedule(records())
+            clinic = records()
+            schedule = Schedule(clinic)
             shown = schedule.day(day, clinician) if mode == DAY else schedule.week(day, clinician)
+            waiting = schedule.waiting(today)
+            arrived = {a.patient_id for a in (*shown, *waiting) if a.status == "arrived"}
             return ScheduleView(
-                shown, schedule.waiting(today), schedule.clinicians(), records().actor
+                shown,
+                waiting,
+                schedule.clinicians(),
+                {patient_id: clinic.permitted(patient_id) for patient_id in arrived},
             )
 
         self._show_span()
@@ -349,6 +359,7 @@ class SchedulePage(QWidget):
             if dialog is not None:
                 dialog.reject()
         self.appointments, self.waiting = [], []
+        self.permitted = {}
         for table in (self.day_table, self.week_table, self.waiting_table):
             table.setRowCount(0)
         self.error.hide()
@@ -365,7 +376,7 @@ class SchedulePage(QWidget):
 
     def _arrived(self, view: ScheduleView) -> None:
         self.appointments, self.waiting = view.appointments, view.waiting
-        self.me = view.me
+        self.permitted = view.permitted
         if [c.username for c in view.clinicians] != [c.username for c in self.clinicians]:
             self._set_clinicians(view.clinicians)
         if self.mode == DAY:
@@ -499,7 +510,17 @@ class SchedulePage(QWidget):
         a = self.selected()
         status = a.status if a is not None else None
         self.arrived_button.setEnabled(status in ("booked", "no_show"))
-        self.start_visit_button.setEnabled(status == "arrived")
+        # Only a nurse or a clinician (on the care team, for a restricted chart) starts a
+        # visit: for anyone else (the front desk) the button says so instead of being
+        # pressed for a refusal.
+        restrict(
+            self.start_visit_button,
+            self.permitted.get(a.patient_id, frozenset())
+            if a is not None and a.status == "arrived"
+            else ANY,
+            "encounter.create",
+            enabled=status == "arrived",
+        )
         self.done_button.setEnabled(status == "in_visit")
         self.no_show_button.setEnabled(status == "booked")
         self.move_button.setEnabled(status == "booked")
@@ -514,12 +535,12 @@ class SchedulePage(QWidget):
 
     def book(self, start: str = "") -> BookingDialog:
         """Open the booking dialog (at ``start`` if given, else the shown day at 09:00), for
-        the clinician the page shows, else for the signed-in person if they see patients."""
+        the clinician whose day the page shows (the person chose it), else for whichever
+        clinician the person chooses in it (the only one, in a clinic of one)."""
         when = start or f"{self.day.isoformat()} 09:00"
-        mine = self.me if any(c.username == self.me for c in self.clinicians) else None
         dialog = BookingDialog(
-            self._operations, self._records, self.clinicians, when,
-            self.clinician_filter or mine, parent=self,
+            self._operations, self._records, self.clinicians, when, self.clinician_filter,
+            parent=self,
         )  # fmt: skip
         self._open_dialog(dialog)
         dialog.patient_search.setFocus()

@@ -5,6 +5,8 @@ that the drug was tolerated since). What matches, case and accents ignored:
 
 - the same word: allergy "Penicillin" and "Penicillin V potassium"; "amoxicillin" and
   "Amoxicillin 500 mg"; one name inside the other ("codeine" in "codeine phosphate");
+  singular or plural either way ("Peanuts" and "Peanut oil", "Peanut" and "Peanuts
+  extract", "berries"/"berry", "tomatoes"/"tomato": ``word_forms``);
 - a drug of a class the allergy names, from the small table ``CLASSES`` below: penicillins,
   cephalosporins, sulfonamides, NSAIDs (with aspirin), opioids, macrolides, tetracyclines,
   fluoroquinolones. It names the class and its common members; it is not a drug
@@ -74,6 +76,34 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^\w-]+", fold(text)) if w]
 
 
+# Plurals are only undone on words this long: "gas", "ds" (Bactrim DS) stay as they are.
+_SHORTEST_PLURAL = 4
+
+
+def word_forms(word: str) -> set[str]:
+    """A folded word and the singulars it may be the plural of ("peanuts": {"peanuts",
+    "peanut"}; "berries": {"berries", "berry", "berrie"}; "tomatoes": {"tomatoes",
+    "tomatoe", "tomato"}). Two words are the same when their forms meet, so singular and
+    plural match both ways. English plurals only, by their endings: a few extra forms
+    that are no word do no harm, as only forms of both names are compared. Words ending
+    "ss", "us" or "is" (glass, virus, iris) are not plurals."""
+    forms = {word}
+    if len(word) < _SHORTEST_PLURAL or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+        return forms
+    forms.add(word[:-1])  # peanuts, eggs, cheeses
+    if word.endswith("ies"):
+        forms.add(word[:-3] + "y")  # berries, cherries
+    elif word.endswith(("oes", "ses", "xes", "zes", "ches", "shes")):
+        forms.add(word[:-2])  # tomatoes, glasses, boxes, peaches
+    return forms
+
+
+def _same_word(substance: list[str], drug: list[str]) -> bool:
+    """True when a word of the allergy is a word of the drug, singular or plural."""
+    drug_forms = set().union(*(word_forms(w) for w in drug))
+    return any(word_forms(w) & drug_forms for w in substance)
+
+
 def _class_reason(substance: list[str], drug: list[str]) -> str | None:
     for label, (names, members) in CLASSES.items():
         if not any(word in names for word in substance):
@@ -95,7 +125,7 @@ def match(drug_name: str, allergies: Iterable[Allergy]) -> list[AllergyMatch]:
         folded = " ".join(substance)
         if not substance or not drug:
             continue
-        if set(substance) & set(drug) or folded in folded_drug or folded_drug in folded:
+        if _same_word(substance, drug) or folded in folded_drug or folded_drug in folded:
             found.append(AllergyMatch(allergy, "same name"))
             continue
         reason = _class_reason(substance, drug)

@@ -67,6 +67,30 @@ def test_a_medication_matching_an_allergy_is_saved_only_after_the_warning(
     )  # fmt: skip
 
 
+def test_a_singular_drug_name_is_warned_about_for_a_plural_allergy(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Allergy "Peanuts": "Peanut oil ear drops" is warned about too (the same word)."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    clinic.records.add_allergy(patient.id, "Peanuts", None, "severe")
+    card = card_of(chart, MedicationsCard)
+    QTest.mouseClick(card.start_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, MedicationDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    QTest.keyClicks(dialog.fields["name"], "Peanut oil ear drops")
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    box = dialog.warning_box
+    assert box is not None
+    assert "Peanuts (severe): same name" in box.informativeText()
+    _button(box, "Don’t start")
+    qtbot.waitUntil(lambda: dialog.warning_box is None)
+    assert Medications(clinic.records).list(patient.id) == []  # nothing saved
+
+
 def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:

@@ -81,7 +81,10 @@ def assert_the_set_is_back(qtbot: QtBot, section: VitalsSection, measured: str) 
     measured at ``measured``."""
     qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
     assert section.fields["temperature"].edit.text() == "101.2"
-    assert section.fields["temperature"].unit_code == "[degF]"
+    temperature = section.fields["temperature"]
+    assert temperature.unit_code == "[degF]"
+    # What 101.2 °F is stored as, shown beside it as when it was typed.
+    assert temperature.hint.isVisible() and temperature.hint.text() == "= 38.44 °C"
     assert section.observed_at.text() == measured
 
 
@@ -596,3 +599,99 @@ def test_vitals_left_unsaved_are_never_shown_to_the_next_person(
     show_vitals(qtbot, chart)
     assert section.fields["spo2"].edit.text() == ""
     assert stored(clinic) == []
+
+
+def type_a_draft_not_in_a_visit(qtbot: QtBot, section: VitalsSection) -> None:
+    """BP 128/84, pulse 99 and 101.2 °F typed in the form while it says "Not in a visit"."""
+    assert section.visit.currentData() is None
+    assert section.visit.currentText() == "Not in a visit"
+    type_into(qtbot, section.fields["systolic"].edit, "128")
+    type_into(qtbot, section.fields["diastolic"].edit, "84")
+    type_into(qtbot, section.fields["pulse"].edit, "99")
+    type_into(qtbot, section.fields["temperature"].edit, "101.2")
+    assert tab(qtbot, section) is section.fields["temperature"].unit
+    QTest.keyClick(section.fields["temperature"].unit, Qt.Key.Key_Down)  # °F
+    assert section.fields["temperature"].hint.text() == "= 38.44 °C"
+
+
+def press_sign_out_keys(window: MainWindow) -> None:
+    """Ctrl+L, as the tester signs out."""
+    focused = window.focusWidget() or window
+    QTest.keyClick(focused, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.session is None
+
+
+def test_a_restored_draft_keeps_not_in_a_visit_when_a_visit_was_started_meanwhile(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The admin types a set "Not in a visit" and signs out; the nurse starts a visit for
+    that patient; the admin's set comes back still "Not in a visit" (the visit started
+    after it was measured is not one she chose), with its °F shown in °C, and Return
+    records it outside any visit."""
+    add_nurse(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    chart = open_patient_from_list(qtbot, window, 0)
+    patient = chart.patient
+    assert patient is not None
+    section = show_vitals(qtbot, chart)
+    type_a_draft_not_in_a_visit(qtbot, section)
+    press_sign_out_keys(window)
+
+    signs_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    visit = Visits(clinic.records).start(patient.id, "Cough")
+    click_sign_out(window)
+
+    signs_in(qtbot, window, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "99", timeout=5_000)
+    qtbot.waitUntil(lambda: section.visit.count() == 2, timeout=5_000)  # the visit is listed
+    assert section.visit.findData(visit.id) == 1
+    assert section.visit.currentData() is None
+    assert section.visit.currentText() == "Not in a visit"
+    temperature = section.fields["temperature"]
+    assert temperature.unit_code == "[degF]"
+    assert temperature.hint.isVisible() and temperature.hint.text() == "= 38.44 °C"
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    rows = clinic.database.query("SELECT DISTINCT encounter_id FROM observations")
+    assert rows == [(None,)]
+
+
+def test_a_restored_draft_keeps_its_visit_while_open_and_says_so_when_it_closed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Values typed in the visit the form offered come back in that visit while it is open;
+    once it is closed they come back in no visit, and a notice under "Visit" says why."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visit = Visits(clinic.records).start(patient_id, "Cough")
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    section = show_vitals(qtbot, chart)
+    assert section.visit.currentData() == visit.id
+    type_into(qtbot, section.fields["pulse"].edit, "99")
+
+    open_patient_from_list(qtbot, signed_in, 1)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "99", timeout=5_000)
+    qtbot.waitUntil(lambda: section.visit.count() == 2, timeout=5_000)
+    assert section.visit.currentData() == visit.id
+    assert not section.visit_notice.isVisible()
+
+    open_patient_from_list(qtbot, signed_in, 1)
+    Visits(clinic.records).close(visit.id)  # closed by someone else meanwhile
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "99", timeout=5_000)
+    qtbot.waitUntil(lambda: section.visit_notice.isVisible(), timeout=5_000)
+    assert section.visit.currentData() is None
+    assert section.visit_notice.text() == (
+        f"The visit these values were typed for ({section.visit.itemText(1)}) is closed now: "
+        "they are not in a visit. Choose a visit if they belong in one."
+    )
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert clinic.database.query("SELECT encounter_id FROM observations") == [(None,)]
+    # Choosing a visit (here: the closed one, on purpose) puts the notice away.
+    type_into(qtbot, section.fields["pulse"].edit, "98")
+    section.visit.setFocus()
+    QTest.keyClick(section.visit, Qt.Key.Key_Down)
+    assert section.visit.currentData() == visit.id
+    assert not section.visit_notice.isVisible()

@@ -13,11 +13,13 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
+from app.operations import Operations
 from app.schedule.booking import BookingDialog, CancelDialog
-from core.records.schedule import Schedule
+from core.records.clinic import ClinicRecords
+from core.records.schedule import Clinician, Schedule
 from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
-from tests.ui.conftest import DEFAULT_SIZE, PASSWORD, SMALL, wheel
+from tests.ui.conftest import ADMIN, DEFAULT_SIZE, PASSWORD, SMALL, WindowFactory, wheel
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.layout import assert_text_fits, assert_whole, rect_in, shot
 from tests.ui.schedule.conftest import (
@@ -25,6 +27,7 @@ from tests.ui.schedule.conftest import (
     at,
     click,
     day_rows,
+    new_schedule_clinic,
     open_schedule,
     select_row,
     today,
@@ -137,9 +140,13 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     QTest.keyClicks(dialog.minutes, "20")
     QTest.keyClick(focused(), Qt.Key.Key_Tab)
     assert focused() is dialog.clinician
-    assert dialog.clinician.currentText() == "Ada Adeyemi"  # the whole clinic is shown
+    # The whole clinic is shown: nobody is chosen for the person.
+    assert dialog.clinician.currentIndex() == -1
+    assert dialog.clinician.placeholderText() == "Choose the clinician…"
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # Ada Adeyemi
     QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # Dr Ana Kim
     QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # Dr Sam Lee
+    assert dialog.clinician.currentText() == "Dr Sam Lee"
     QTest.keyClick(focused(), Qt.Key.Key_Tab)
     assert focused() is dialog.reason
     QTest.keyClicks(dialog.reason, "Rash")
@@ -254,10 +261,74 @@ def test_registering_a_new_patient_from_the_booking_dialog(
     assert dialog.chosen.text() == "Booking for FERREIRA, Ines"
     dialog.start.selectAll()
     QTest.keyClicks(dialog.start, at("15:00"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("kim"))
     click(dialog.save_button)
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3][1] == "FERREIRA, Ines"
+
+
+def test_after_registering_the_time_is_next_and_nothing_books_until_it_is_all_chosen(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Search, Register new patient…, Save: focus is in Starts (its 09:00 selected, typed
+    over). Return there does not book with a clinician nobody chose: it says to choose
+    one. Return on the Register button registers (not books); with nothing focused, or in
+    the list of patients found, it books nothing either. Chosen, Return books."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, "Maria LOPEZ 1984-03-02")
+    qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    click(dialog.new_patient_button)
+    qtbot.waitUntil(lambda: dialog.patient_dialog is not None)
+    registration = dialog.patient_dialog
+    assert registration is not None
+    activate(qtbot, registration)
+    assert registration.birth_date.text() == "1984-03-02"
+    click(registration.save_button)
+    qtbot.waitUntil(lambda: dialog.patient_id is not None, timeout=10_000)
+    assert dialog.chosen.text() == "Booking for LOPEZ, Maria"
+    qtbot.waitUntil(lambda: not registration.isVisible())
+    activate(qtbot, dialog)
+    qtbot.waitUntil(lambda: focused() is dialog.start)
+    assert dialog.start.selectedText() == at("09:00")
+
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    assert not dialog.saving() and dialog.isVisible()
+    assert dialog.errors["clinician"].isVisible()
+    assert dialog.errors["clinician"].text() == "Choose the clinician the appointment is with."
+    assert focused() is dialog.clinician
+    for _ in range(3):  # Ada Adeyemi, Dr Ana Kim, Dr Sam Lee
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert dialog.clinician.currentText() == "Dr Sam Lee"
+
+    # Return on the Register button registers another patient; it books nothing.
+    dialog.new_patient_button.setFocus()
+    QTest.keyClick(dialog.new_patient_button, Qt.Key.Key_Return)
+    assert not dialog.saving()
+    qtbot.waitUntil(lambda: dialog.patient_dialog is not registration)
+    again = dialog.patient_dialog
+    assert again is not None and again.isVisible()
+    again.reject()
+    # Nothing focused (a window given back without its focus) or the list: no booking.
+    activate(qtbot, dialog)
+    widget = focused()
+    widget.clearFocus()
+    QTest.keyClick(dialog, Qt.Key.Key_Return)
+    assert not dialog.saving() and dialog.isVisible()
+    assert focused() is dialog.start
+    dialog.patient_results.setFocus()
+    QTest.keyClick(dialog.patient_results, Qt.Key.Key_Return)
+    assert not dialog.saving() and dialog.isVisible()
+    assert len(day_rows(page)) == 3
+
+    dialog.start.setFocus()
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("11:30"))
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][:3] == ("11:30–11:45", "LOPEZ, Maria", "Dr Sam Lee")
 
 
 @pytest.mark.parametrize("typed", ["Lopez, Maria", "Maria LOPEZ"])
@@ -447,6 +518,7 @@ def test_an_unsaved_booking_is_kept_across_a_sign_out(
     find_patient(qtbot, dialog, "okafor")
     dialog.start.selectAll()
     QTest.keyClicks(dialog.start, at("16:10"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("kim"))
     QTest.keyClicks(dialog.reason, "Results")
     schedule_window.workspace.lock_requested.emit()
     qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
@@ -458,6 +530,7 @@ def test_an_unsaved_booking_is_kept_across_a_sign_out(
     assert schedule_window.workspace.pages.currentWidget() is page
     assert again.chosen.text() == "Booking for OKAFOR, Chinedu"
     assert (again.start.text(), again.reason.text()) == (at("16:10"), "Results")
+    assert again.clinician.currentText() == "Dr Ana Kim"
     click(again.save_button)
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
@@ -496,15 +569,19 @@ def test_a_refusal_under_the_list_goes_when_the_person_moves_to_another_day(
     assert not page.error.isVisible()
 
 
-def test_a_clinician_signed_in_books_for_themselves_by_default(
+def test_the_clinician_is_the_one_whose_day_is_shown_or_chosen_in_the_dialog(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
+    """Nobody is booked with a clinician nobody chose: not the first on the list, not the
+    person signed in (a clinician booking for a colleague), only the clinician whose day
+    the page shows."""
     schedule_window.workspace.lock_requested.emit()
     qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
     sign_in_window(qtbot, schedule_window, "lee", PASSWORD)
     open_schedule(qtbot, schedule_window)
     dialog = booking_dialog(qtbot, schedule_window)
-    assert dialog.clinician.currentText() == "Dr Sam Lee"  # not the first name on the list
+    assert dialog.clinician.currentIndex() == -1
+    assert dialog.clinician.currentText() == ""  # "Choose the clinician…" shows
     dialog.reject()
     page = schedule_window.workspace.schedule
     page.clinician.setCurrentIndex(page.clinician.findData("kim"))  # Dr Kim's day shown
@@ -560,3 +637,67 @@ def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
     assert waiting.right() == rect_in(page.open_chart_button, page).right()
     assert heading.top() == rect_in(page.day_table, page).top()
     assert heading.left() == waiting.left()
+
+
+@pytest.mark.strict_authz
+def test_the_front_desk_is_told_who_starts_a_visit_and_a_clinician_starts_it(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The front desk checks Astrid in; Start visit is not theirs to press (disabled, its
+    tooltip says who may). The clinician who signs in next on this computer may."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    for name in ("desk", "lee"):  # each has signed in here before: the clinic opens for them
+        clinic.sign_in(name, PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
+    select_row(page, 2)
+    assert page.arrived_button.isEnabled() is False
+    assert not page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Only a nurse or a clinician (on the care team, for a restricted chart) can start a visit"
+    )
+    select_row(page, 0)  # booked: nothing to start, and nothing to explain
+    assert not page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Start the patient's visit: they leave the waiting room"
+    )
+
+    window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: window.session is None, timeout=10_000)
+    sign_in_window(qtbot, window, "lee", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 6))
+    select_row(page, 2)
+    assert page.start_visit_button.isEnabled()
+    assert page.start_visit_button.toolTip() == (
+        "Start the patient's visit: they leave the waiting room"
+    )
+    with qtbot.waitSignal(page.start_visit_requested, timeout=10_000):
+        click(page.start_visit_button)
+    assert Schedule(clinic.records).get(page.appointments[2].id).status == "in_visit"
+
+
+def test_a_clinic_with_one_clinician_books_with_them(qtbot: QtBot, operations: Operations) -> None:
+    """Only one clinician: nobody else to choose, so the dialog starts with them; two, and
+    the person chooses."""
+    alone = BookingDialog(operations, _no_records, [Clinician("lee", "Dr Sam Lee")])
+    qtbot.addWidget(alone)
+    assert alone.clinician.currentText() == "Dr Sam Lee"
+    assert alone.values()["clinician"] == "lee"
+    two = BookingDialog(
+        operations, _no_records, [Clinician("kim", "Dr Ana Kim"), Clinician("lee", "Dr Sam Lee")]
+    )
+    qtbot.addWidget(two)
+    assert two.clinician.currentIndex() == -1 and two.values()["clinician"] is None
+
+
+def _no_records() -> ClinicRecords:
+    raise AssertionError("the dialog reads nothing when it opens")

@@ -30,3 +30,38 @@ def test_unrelated_drugs_and_other_classes_do_not_match() -> None:
     assert match("Metformin", allergies) == []
     assert match("Ceftriaxone", allergies) == []  # a cephalosporin, not a penicillin
     assert match("Ibuprofen", [_allergy("Penicillin")]) == []
+
+
+def test_singular_and_plural_are_the_same_word_both_ways() -> None:
+    for allergy, drug in (
+        ("Peanuts", "Peanut oil ear drops"),
+        ("Peanut", "Peanuts extract"),
+        ("Peanuts", "Peanuts extract"),
+        ("Strawberries", "Strawberry flavour syrup"),
+        ("Berry", "Mixed berries chewable"),
+        ("Tomatoes", "Tomato seed oil"),
+        ("Tomato", "tomatoes"),
+        ("Eggs", "Egg lecithin emulsion"),
+        ("Peaches", "Peach kernel"),
+        ("Cheese", "Cheeses"),
+        ("TREE NUTS", "Nut oil cream"),
+        ("Cacahuètes", "cacahuete"),  # accents and case as well
+    ):
+        assert [m.reason for m in match(drug, [_allergy(allergy)])] == ["same name"], (
+            allergy,
+            drug,
+        )
+
+
+def test_plurals_do_not_make_unrelated_words_match() -> None:
+    for allergy, drug in (
+        ("Peanuts", "Metformin"),
+        ("Peanuts", "Pea protein"),  # a shorter word is not a singular
+        ("Glass", "Glas ointment"),  # "glass" is no plural
+        ("Iris", "Iri drops"),
+        ("Latex", "Lates"),
+        ("Penicillin", "Pen V"),  # as before: a drug name inside the allergy's is not one
+    ):
+        assert match(drug, [_allergy(allergy)]) == [], (allergy, drug)
+    # Still as before: a name inside the other.
+    assert match("Penicillin V", [_allergy("Pen")]) != []
