@@ -7,6 +7,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -75,6 +76,19 @@ def ignore_wheel(*widgets: QWidget) -> None:
         if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         widget.installEventFilter(_WheelGuard(widget))
+
+
+def tab_leaves(*views: QAbstractItemView) -> None:
+    """Tab and Shift+Tab leave these lists and tables, on to the next control, as in any
+    form; the arrow keys still move within them.
+
+    Qt's tables walk their cells on Tab instead. That showed nothing (the whole row is
+    chosen), and past a row's last cell it moved the chosen row, wrapping round to the
+    first: a person who chose an appointment and tabbed towards its buttons acted on
+    another patient's, and could never Tab out of the table at all.
+    """
+    for view in views:
+        view.setTabKeyNavigation(False)
 
 
 class ElidedLabel(QLabel):

@@ -44,7 +44,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import error_label, ignore_wheel
+from app.widgets import error_label, ignore_wheel, tab_leaves
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -472,6 +472,7 @@ class VitalsSection:
         self.table.setAlternatingRowColors(True)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        tab_leaves(self.table)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
