@@ -396,6 +396,50 @@ def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
     assert "Red throat, no fever." in note.body
 
 
+def test_focus_stays_in_the_visit_view_when_it_is_closed_and_reopened_by_keyboard(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Space on Close visit… (and Close visit in the question), then Space on Reopen visit:
+    each time the button pressed gives way to the other, and focus stays in the visit view,
+    on Reopen visit, then on New note, instead of jumping to the toolbar's New patient (a
+    further Space registered a patient)."""
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Sprained ankle")
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    contents = section.contents
+    assert contents is not None
+    visit_id = contents.visit.id
+    new_patient = signed_in.workspace.toolbar.widgetForAction(
+        signed_in.workspace.new_patient_action
+    )
+
+    section.close_button.setFocus()
+    QTest.keyClick(section.close_button, Qt.Key.Key_Space)
+    box = section.confirm_box
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    box.activateWindow()
+    qtbot.waitUntil(box.isActiveWindow)
+    QTest.keyClick(focused(), Qt.Key.Key_Tab, Qt.KeyboardModifier.ShiftModifier)
+    assert focused() is confirm_button(box)
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
+    signed_in.activateWindow()  # the window system's part, once the question has gone
+    qtbot.waitUntil(signed_in.isActiveWindow)
+    qtbot.waitUntil(lambda: focused() is section.reopen_button, timeout=5_000)
+    assert not Visits(clinic.records).get(visit_id).is_open
+
+    QTest.keyClick(focused(), Qt.Key.Key_Space)  # Reopen visit
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    qtbot.waitUntil(lambda: focused() is section.new_note_button, timeout=5_000)
+    assert Visits(clinic.records).get(visit_id).is_open
+    assert focused() is not new_patient
+    QTest.keyClick(focused(), Qt.Key.Key_Space)  # and Space writes the note
+    qtbot.waitUntil(lambda: section.editor is not None, timeout=5_000)
+    assert signed_in.workspace.patient_dialog is None
+
+
 def test_a_walk_in_is_with_a_clinician_picked_by_name(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
