@@ -61,7 +61,7 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.widgets import ElidedLabel
+from app.widgets import ElidedLabel, reach_dialogs
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -225,6 +225,8 @@ class Workspace(QWidget):
         )
         self.lock_action.triggered.connect(self.lock_requested)
         self.toolbar.addAction(self.lock_action)
+        # Signing out works over an open dialog too (what it holds is kept as at auto-lock).
+        reach_dialogs(self.lock_action, self)
         self.toolbar.addWidget(self._gap(12))
         for action in (self.new_patient_action, self.conflicts_action, self.lock_action):
             button = self.toolbar.widgetForAction(action)

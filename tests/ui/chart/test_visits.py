@@ -188,6 +188,31 @@ def test_typing_is_saved_when_the_person_signs_out_mid_sentence(
     assert author == [("admin",)]
 
 
+def test_ctrl_l_in_the_note_editor_signs_out_and_keeps_what_was_typed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Ctrl+L signs out from the note editor as from anywhere else (it did nothing while
+    the editor was open); the text typed and not saved yet is saved, as at auto-lock."""
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Back pain")
+    editor = open_editor(qtbot, section)
+    editor.activateWindow()
+    qtbot.waitUntil(editor.isActiveWindow)
+    editor.timer.setInterval(60_000)  # the pause that would save never comes
+    QTest.keyClicks(editor.body, "Lower back, since Monday")
+    note_id = editor.note.id
+    records = clinic.records  # the clinic stays open after the sign-out: read it here
+    with qtbot.waitSignal(signed_in.locked, timeout=5_000):
+        QTest.keyClick(editor.body, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert signed_in.session is None
+    assert signed_in.stack.currentWidget() is signed_in.sign_in_page
+    assert section.editor is None and not editor.isVisible()
+    qtbot.waitUntil(
+        lambda: "Lower back, since Monday" in Notes(records).get(note_id).body, timeout=5_000
+    )
+
+
 def test_an_empty_note_is_refused_and_the_last_text_kept(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
