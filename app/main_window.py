@@ -61,7 +61,7 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.widgets import ElidedLabel, reach_dialogs
+from app.widgets import ElidedLabel, fit_to_screen, reach_dialogs
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -587,6 +587,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title())
         self.resize(1120, 740)
         self.setMinimumSize(820, 560)
+        # On a smaller screen (a 1024x740 laptop), no larger than it: at 1120 pixels the
+        # toolbar's Sign out and the pages' right-hand buttons were off its edge.
+        fit_to_screen(self)
 
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)

@@ -260,6 +260,10 @@ class VisitsSection:
         # note after all.
         self.reopen_button = QPushButton("Reopen visit")
         self.reopen_button.clicked.connect(self.reopen_visit)
+        # Hidden from the start: hidden only later, before the window first showed, it was
+        # still counted in the row's minimum width, and the window could not be made
+        # narrower than 1027 pixels (a 1024-pixel screen's width).
+        self.reopen_button.hide()
         self.print_button = QPushButton("Print visit…")
         self.print_button.clicked.connect(self.print_visit)
         self.print_dialog: PrintDialog | None = None
