@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QFrame,
     QHBoxLayout,
@@ -61,7 +62,7 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.widgets import ElidedLabel
+from app.widgets import ElidedLabel, fit_to_screen, reach_dialogs
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -225,6 +226,8 @@ class Workspace(QWidget):
         )
         self.lock_action.triggered.connect(self.lock_requested)
         self.toolbar.addAction(self.lock_action)
+        # Signing out works over an open dialog too (what it holds is kept as at auto-lock).
+        reach_dialogs(self.lock_action, self)
         self.toolbar.addWidget(self._gap(12))
         for action in (self.new_patient_action, self.conflicts_action, self.lock_action):
             button = self.toolbar.widgetForAction(action)
@@ -267,6 +270,7 @@ class Workspace(QWidget):
         bar.addWidget(self.dismiss_notice)
         self.notice_bar.hide()
         self._passing_notices: list[str] = []  # gone once the person moves on
+        self._notice_forms = _ClosedForms(self._drop_notice, self)  # gone once closed too
         # Always in view while the demo clinic is open: nobody mistakes it for real records.
         self.demo_banner = QLabel(DEMO_NOTICE)
         self.demo_banner.setObjectName("demoBanner")
@@ -297,31 +301,41 @@ class Workspace(QWidget):
         self.chart.title_changed.connect(self.title_changed)
         operations.changed.connect(self.records_changed)
 
-    def show_notice(self, text: str, passing: bool = False) -> None:
+    def show_notice(self, text: str, passing: bool = False, forms: Sequence[str] = ()) -> None:
         """Say ``text`` above the pages (after what is said there already) until dismissed;
-        ``passing``: only until the person moves to another page."""
+        ``passing``: only until the person moves to another page; ``forms``: the dialogs
+        (object names) it is about, and once every one of them is closed it goes too."""
         shown = self.notice.text() if self.notice_bar.isVisibleTo(self) else ""
         self.notice.setText(f"{shown}\n{text}".strip())
         if passing:
             self._passing_notices.append(text)
+        if forms:
+            self._notice_forms.watch(text, forms)
         self.notice_bar.show()
 
     def hide_notice(self) -> None:
         """Dismiss: the notice goes, all of it."""
         self._passing_notices = []
+        self._notice_forms.forget()
         self.notice.clear()
         self.notice_bar.hide()
 
     def _moved_on(self) -> None:
         """Another page: what was said only about the one left goes (a restored form's
         notice); the rest stays."""
-        if not self._passing_notices:
-            return
         passing, self._passing_notices = self._passing_notices, []
-        lines = self.notice.text().split("\n")
         for text in passing:
-            if text in lines:
-                lines.remove(text)
+            self._drop_notice(text)
+
+    def _drop_notice(self, text: str) -> None:
+        """``text`` goes from the notice (the notice with it when nothing else is said)."""
+        self._notice_forms.forget(text)
+        if text in self._passing_notices:
+            self._passing_notices.remove(text)
+        lines = self.notice.text().split("\n")
+        if text not in lines:
+            return
+        lines.remove(text)
         if any(lines):
             self.notice.setText("\n".join(lines))
         else:
@@ -550,6 +564,50 @@ class Workspace(QWidget):
             pending[1]()
 
 
+class _ClosedForms(QObject):
+    """Which notices wait for which dialogs to close (``Workspace.show_notice``'s
+    ``forms``): a restored form's notice stayed after that form was saved or cancelled.
+    Watches dialogs being hidden, application-wide, only while a notice waits."""
+
+    def __init__(self, closed: Callable[[str], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._closed = closed  # called with a notice whose dialogs have all closed
+        self._waiting: dict[str, set[str]] = {}  # notice -> object names of open dialogs
+
+    def watch(self, text: str, forms: Sequence[str]) -> None:
+        """``text`` goes once a dialog of each name in ``forms`` has closed. (A form
+        that is not a dialog, the Vitals tab's, never closes: its notice waits for the
+        person to move on.)"""
+        app = QApplication.instance()
+        if not self._waiting and app is not None:
+            app.installEventFilter(self)
+        self._waiting[text] = set(forms)
+
+    def forget(self, text: str | None = None) -> None:
+        """Stop waiting for ``text``'s dialogs (None: for every notice)."""
+        if text is None:
+            self._waiting.clear()
+        else:
+            self._waiting.pop(text, None)
+        app = QApplication.instance()
+        if not self._waiting and app is not None:
+            app.removeEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A dialog of a waited-for name closed (hidden, not minimised); events go on."""
+        if (
+            event.type() == QEvent.Type.Hide
+            and not event.spontaneous()
+            and isinstance(watched, QDialog)
+        ):
+            name = watched.objectName()
+            for text, forms in list(self._waiting.items()):
+                forms.discard(name)
+                if not forms:
+                    self._closed(text)
+        return False
+
+
 class MainWindow(QMainWindow):
     """Careline's one window. Call :meth:`start` after constructing it."""
 
@@ -585,6 +643,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title())
         self.resize(1120, 740)
         self.setMinimumSize(820, 560)
+        # On a smaller screen (a 1024x740 laptop), no larger than it: at 1120 pixels the
+        # toolbar's Sign out and the pages' right-hand buttons were off its edge.
+        fit_to_screen(self)
 
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
@@ -871,7 +932,9 @@ class MainWindow(QMainWindow):
         self.sync.start()
         restored = self.drafts.restore(session.user.username)
         if restored:
-            self.workspace.show_notice(restored_notice(restored), passing=True)
+            self.workspace.show_notice(
+                restored_notice(restored), passing=True, forms=[d.kind for d in restored]
+            )
 
     # ----- sync -------------------------------------------------------------------------
 

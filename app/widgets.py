@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
-from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -75,6 +77,61 @@ def ignore_wheel(*widgets: QWidget) -> None:
         if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         widget.installEventFilter(_WheelGuard(widget))
+
+
+def tab_leaves(*views: QAbstractItemView) -> None:
+    """Tab and Shift+Tab leave these lists and tables, on to the next control, as in any
+    form; the arrow keys still move within them.
+
+    Qt's tables walk their cells on Tab instead. That showed nothing (the whole row is
+    chosen), and past a row's last cell it moved the chosen row, wrapping round to the
+    first: a person who chose an appointment and tabbed towards its buttons acted on
+    another patient's, and could never Tab out of the table at all.
+    """
+    for view in views:
+        view.setTabKeyNavigation(False)
+
+
+class _InDialogs(QObject):
+    """Watches key presses for ``reach_dialogs``."""
+
+    def __init__(self, action: QAction, owner: QWidget) -> None:
+        super().__init__(owner)
+        self._action, self._owner = action, owner
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The action's key in a dialog of the owner's window triggers it; other events go
+        on untouched."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return False
+        if not isinstance(watched, QWidget) or not self._owner.isVisible():
+            return False
+        dialog, window = watched.window(), self._owner.window()
+        if dialog is window or not isinstance(dialog, QDialog) or not self._action.isEnabled():
+            return False  # in the window itself the action's own shortcut works
+        parent = dialog.parentWidget()
+        while parent is not None and parent is not window:
+            parent = parent.parentWidget()
+        if parent is None:
+            return False  # not one of this window's dialogs
+        pressed = QKeySequence(event.keyCombination())
+        if not any(pressed.matches(key) == QKeySequence.SequenceMatch.ExactMatch
+                   for key in self._action.shortcuts()):  # fmt: skip
+            return False
+        self._action.trigger()
+        return True
+
+
+def reach_dialogs(action: QAction, owner: QWidget) -> None:
+    """``action``'s shortcut works in the dialogs ``owner``'s window opens, too.
+
+    A window's shortcut only fires while that window is active, so an open dialog (the
+    note editor, a patient's details) swallowed it: Ctrl+L did not sign out. Watched
+    application-wide while ``owner`` is shown; only key presses are looked at.
+    """
+    app = QApplication.instance()
+    if app is not None:
+        app.installEventFilter(_InDialogs(action, owner))
 
 
 class ElidedLabel(QLabel):

@@ -37,7 +37,14 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import busy_bar, heading_label
-from app.widgets import dialog_layout, error_label, form_layout, ignore_wheel, paragraph
+from app.widgets import (
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+    paragraph,
+    tab_leaves,
+)
 from core.records import csv_table
 from core.records.csv_table import CsvTable
 from core.records.import_rows import (
@@ -71,6 +78,7 @@ def _problems_table(name: str) -> QTableWidget:
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.horizontalHeader().setStretchLastSection(True)
     table.verticalHeader().hide()  # its own numbers read as a second "Row"
+    tab_leaves(table)
     return table
 
 
@@ -175,6 +183,7 @@ class ImportPatientsDialog(QDialog):
         self.preview = QTableWidget()
         self.preview.setObjectName("importPreview")
         self.preview.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        tab_leaves(self.preview)
         self.combos: list[QComboBox] = []
         self.date_format = QComboBox()
         self.date_format.setObjectName("importDateFormat")

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.session.key_dialogs import FormDialog, busy_bar, heading_label, password_field
 from app.session.strength_hint import StrengthHint
-from app.widgets import action_buttons, dialog_layout, error_label, paragraph
+from app.widgets import action_buttons, dialog_layout, error_label, paragraph, tab_leaves
 from app.worker import Worker
 from core.records.errors import ValidationError
 from core.records.lockout import Lockout, describe_wait
@@ -115,6 +115,7 @@ class StaffDialog(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
+        tab_leaves(self.table)  # on to Change role… and the rest, for the person chosen
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)

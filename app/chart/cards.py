@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.widgets import tab_leaves
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
 
@@ -43,10 +44,7 @@ def list_table(columns: tuple[str, ...], name: str) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    # Tab leaves the list, on to the next control (as the patient list's does): walking
-    # the cells showed nothing, and past a row's first or last cell it moved the chosen
-    # row, so that a button reached from the list acted on another entry.
-    table.setTabKeyNavigation(False)
+    tab_leaves(table)  # on to the card's buttons, the chosen row kept
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 16)
     header = table.horizontalHeader()
     header.setHighlightSections(False)

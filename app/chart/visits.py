@@ -211,6 +211,7 @@ class VisitsSection:
         self.editor: NoteEditor | None = None
         self.addendum_dialog: AddendumDialog | None = None
         self.confirm_box: QMessageBox | None = None  # Close visit's question
+        self._parked = False  # focus waits on the timeline while the visit's buttons change
         operations.changed.connect(self.records_changed)
 
         self.page = QWidget()
@@ -259,6 +260,10 @@ class VisitsSection:
         # note after all.
         self.reopen_button = QPushButton("Reopen visit")
         self.reopen_button.clicked.connect(self.reopen_visit)
+        # Hidden from the start: hidden only later, before the window first showed, it was
+        # still counted in the row's minimum width, and the window could not be made
+        # narrower than 1027 pixels (a 1024-pixel screen's width).
+        self.reopen_button.hide()
         self.print_button = QPushButton("Print visit…")
         self.print_button.clicked.connect(self.print_visit)
         self.print_dialog: PrintDialog | None = None
@@ -326,6 +331,7 @@ class VisitsSection:
         self._patient_id = None
         self._visits = []
         self._contents = None
+        self._parked = False
         self.timeline.clear()
         self.notes.clear()
         self.view.clear()
@@ -433,6 +439,9 @@ class VisitsSection:
         return notes[row] if 0 <= row < len(notes) else None
 
     def _update_buttons(self) -> None:
+        # The window's own focus widget: the one focused again when the window is, also
+        # while a question (Close visit?) has just closed and the window is not yet active.
+        focused = self.page.window().focusWidget()
         visit = self._contents.visit if self._contents else None
         note = self.selected_note()
         busy = self._job is not None
@@ -450,6 +459,33 @@ class VisitsSection:
             (self.addendum_button, "note.addendum", note is not None and bool(note.signed_at)),
         ):
             restrict(button, self.permitted, action, enabled=enabled)
+        self._keep_focus(focused)
+
+    def _keep_focus(self, focused: QWidget | None) -> None:
+        """Keyboard focus on a button of the visit that goes (Close visit and Reopen visit
+        take each other's place; the buttons wait while the visit is closed or reopened)
+        stays in the visit view: on New note once the visit is open again, else on Close
+        or Reopen. Qt moved it on to the next control, the toolbar's New patient, where the
+        next Space registered a patient. Meanwhile it waits on the visits list."""
+        buttons = (self.new_note_button, self.open_note_button, self.addendum_button,
+                   self.print_button, self.close_button, self.reopen_button)  # fmt: skip
+
+        def can_focus(button: QPushButton) -> bool:
+            return not button.isHidden() and button.isEnabled()
+
+        if isinstance(focused, QPushButton) and focused in buttons and not can_focus(focused):
+            self._parked = True
+        elif self._parked and focused is not self.timeline:
+            self._parked = False  # the person went elsewhere meanwhile
+        if not self._parked:
+            return
+        best = (self.new_note_button, self.close_button, self.reopen_button)
+        target = next((b for b in best if can_focus(b)), None) if self._job is None else None
+        if target is None:
+            self.timeline.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
+        self._parked = False
+        target.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def set_permitted(self, permitted: frozenset[str]) -> None:
         """What the signed-in person may do on this chart (buttons follow)."""

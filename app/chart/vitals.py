@@ -16,10 +16,11 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -44,7 +45,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import error_label, ignore_wheel
+from app.widgets import error_label, ignore_wheel, tab_leaves
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -162,6 +163,33 @@ def card(title: str) -> tuple[QFrame, QVBoxLayout, QHBoxLayout]:
     return frame, layout, head
 
 
+def longest_value(vital: cat.Vital) -> str:
+    """The widest value a vital's box must show: as many digits as the top of its possible
+    range has in its unit with the most ("0000.0" for 1102.3 lb), with the decimals that
+    may be typed."""
+    high = Fraction(vital.possible[1])
+    digits = max(len(str(int(unit.from_canonical(high)))) for unit in vital.units)
+    decimals = "." + "0" * vital.typed_decimals if vital.typed_decimals else ""
+    return "0" * digits + decimals
+
+
+class ReadingsTable(QTableWidget):
+    """The Readings table: never lower than its header, scroll bar and a few whole rows.
+    Sharing the height with the trend at the window's first size, it showed a sliver of
+    one row."""
+
+    ROWS_SHOWN = 3
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for ``ROWS_SHOWN`` rows (measured in the font and style shown)."""
+        hint = super().minimumSizeHint()
+        rows = self.ROWS_SHOWN * self.verticalHeader().defaultSectionSize()
+        header = self.horizontalHeader().sizeHint().height()
+        bar = self.horizontalScrollBar().sizeHint().height()
+        height = header + rows + bar + 2 * self.frameWidth()
+        return QSize(hint.width(), max(hint.height(), height))
+
+
 class VitalField:
     """One vital's input: the text, its unit (where there is a choice), its message."""
 
@@ -170,6 +198,10 @@ class VitalField:
         self.edit = QLineEdit()
         self.edit.setObjectName(f"vital_{vital.key}")
         self.edit.setMaximumWidth(90)
+        # Room for the longest value in any unit (1102.3 lb) whatever else is on its row:
+        # squeezed by the unit box, "101.2" showed as "01.2". (28: frame, padding, margins.)
+        widest = self.edit.fontMetrics().horizontalAdvance(longest_value(vital))
+        self.edit.setMinimumWidth(widest + 28)
         self.edit.setAccessibleName(vital.label)
         self.unit: QComboBox | None = None
         if len(vital.units) > 1:
@@ -415,10 +447,15 @@ class VitalsSection:
                 line = QHBoxLayout()
                 line.addWidget(f.edit)
                 line.addWidget(f.unit if f.unit is not None else f.unit_label)
-                line.addWidget(f.hint)
                 line.addStretch(1)
                 grid.addLayout(line, row, 1, 1, 4)
-                grid.addWidget(f.message, row + 1, 1, 1, 4)
+                # The stored equivalent ("= 38.44 °C") under the value, as the messages
+                # are: beside it, it squeezed the value and the captions out of the form's
+                # width ("Respiratory ra").
+                messages = QVBoxLayout()
+                messages.addWidget(f.message)
+                messages.addWidget(f.hint)
+                grid.addLayout(messages, row + 1, 1, 1, 4)
                 order += [f.edit] + ([f.unit] if f.unit is not None else [])
             row += 2
         order.append(self.record_button)
@@ -465,7 +502,8 @@ class VitalsSection:
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
-        self.plot.setMinimumHeight(220)
+        # Low enough to leave the readings their rows at a 740-pixel height (it grows taller).
+        self.plot.setMinimumHeight(140)
         self.curves: list[pg.PlotDataItem] = []
         self.normal_band: pg.LinearRegionItem | None = None
         self.no_plot = QLabel()
@@ -480,7 +518,7 @@ class VitalsSection:
         plot_layout.addWidget(self.plot_caption)
 
         # ----- the table -----
-        self.table = QTableWidget(0, 1 + len(TABLE_COLUMNS))
+        self.table = ReadingsTable(0, 1 + len(TABLE_COLUMNS))
         self.table.setObjectName("vitalsTable")
         self.table.setHorizontalHeaderLabels(["Measured", *(t for _, t in TABLE_COLUMNS)])
         self.table.verticalHeader().hide()
@@ -488,6 +526,7 @@ class VitalsSection:
         self.table.setAlternatingRowColors(True)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        tab_leaves(self.table)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error
 from app.operations import Operations
+from app.widgets import tab_leaves
 from core.records.changeset import Changes
 from core.records.models import PatientSummary
 
@@ -323,7 +324,7 @@ class PatientTable(QTableView):
         self.setAlternatingRowColors(True)
         self.setShowGrid(False)
         self.setWordWrap(False)
-        self.setTabKeyNavigation(False)
+        tab_leaves(self)  # on to Open chart, the chosen patient kept
         self.verticalHeader().hide()
         # Fixed row heights: the view never measures rows, which keeps long lists fast.
         rows = self.verticalHeader()

@@ -9,6 +9,7 @@ are worked out again every minute from each arrival time, without a database rea
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.schedule.booking import BookingDialog, CancelDialog
-from app.widgets import ignore_wheel
+from app.widgets import ignore_wheel, tab_leaves
 from core.records.changeset import Changes
 from core.records.schedule import (
     Appointment,
@@ -90,6 +91,8 @@ def _table(name: str, columns: tuple[str, ...], stretch: int | None) -> QTableWi
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.verticalHeader().hide()
+    # Tab goes on to the buttons under the list, acting on the appointment chosen in it.
+    tab_leaves(table)
     header = table.horizontalHeader()
     if stretch is None:
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -243,6 +246,11 @@ class SchedulePage(QWidget):
         # across the page's width their labels fit beside the waiting room.
         layout.addLayout(actions)
         layout.addWidget(self.error)
+        # Tab from the list goes to the buttons under it, which act on the appointment
+        # chosen there, and then to the waiting room (whose choice they act on too).
+        order = [self.day_table, self.week_table, *self.action_buttons(), self.waiting_table]
+        for first, second in itertools.pairwise(order):
+            QWidget.setTabOrder(first, second)
 
         # The waiting times move on by themselves (a minute at a time).
         self.tick = QTimer(self)
@@ -269,6 +277,13 @@ class SchedulePage(QWidget):
         self.day_table.itemDoubleClicked.connect(lambda _i: self._open_chart())
         operations.changed.connect(self.records_changed)
         self._selection_changed()
+
+    def action_buttons(self) -> list[QPushButton]:
+        """The buttons under the lists, in the order they sit (and Tab reaches them)."""
+        return [
+            self.arrived_button, self.start_visit_button, self.done_button,
+            self.no_show_button, self.move_button, self.cancel_button, self.open_chart_button,
+        ]  # fmt: skip
 
     # ----- what is shown ----------------------------------------------------------------
 

@@ -259,7 +259,9 @@ def _decimal(value: Fraction, places: int) -> Decimal:
     return scaled.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
 
 
-_NUMBER = re.compile(r"^(\d{1,4})(?:\.(\d+))?$")
+# A minus sign is read (a negative number is a number): the range check then names the
+# values possible, rather than "'-5' is not a number".
+_NUMBER = re.compile(r"^([-\u2212]?)(\d{1,4})(?:\.(\d+))?$")
 _WITH_UNIT = re.compile(r"^(.*?\d)\s*([A-Za-z°%\[/{].*)?$")
 
 
@@ -270,7 +272,7 @@ def parse_number(vital: Vital, typed: str) -> tuple[str, Fraction]:
     if found is None:
         hint = "a whole number" if vital.typed_decimals == 0 else "digits with a point, e.g. 37.2"
         raise ValidationError(vital.key, f"{raw!r} is not a number: type {hint}")
-    decimals = found.group(2) or ""
+    decimals = found.group(3) or ""
     if len(decimals) > vital.typed_decimals:
         allowed = (
             "a whole number"
@@ -278,9 +280,12 @@ def parse_number(vital: Vital, typed: str) -> tuple[str, Fraction]:
             else f"at most {vital.typed_decimals} decimal{'s' if vital.typed_decimals > 1 else ''}"
         )
         raise ValidationError(vital.key, f"{raw!r} has too many decimals: type {allowed}")
-    whole = str(int(found.group(1)))
+    whole = str(int(found.group(2)))
     text = f"{whole}.{decimals}" if decimals else whole
-    return text, Fraction(text)
+    value = Fraction(text)
+    if found.group(1) and value:  # "-0" is 0
+        return f"-{text}", -value
+    return text, value
 
 
 def measure(vital: Vital, typed: str, unit: str | None = None) -> Measurement:

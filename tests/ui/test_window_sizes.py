@@ -15,8 +15,9 @@ from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from app.schedule.page import DAY, WEEK, SchedulePage
+from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import DEFAULT_SIZE, SMALL
+from tests.ui.conftest import DEFAULT_SIZE, SMALL, WindowFactory, sign_in
 from tests.ui.layout import assert_text_fits, assert_whole, controls, shot
 
 pytestmark = pytest.mark.usefixtures("styled")
@@ -135,3 +136,31 @@ def test_a_long_clinic_name_gives_way_before_any_toolbar_button(
     for button in window.workspace.toolbar_buttons():
         assert button.isVisible(), button.text()
         assert_text_fits(button)
+
+
+def test_on_a_1024x740_screen_the_window_opens_within_it_with_every_button_on_it(
+    qtbot: QtBot, small_screen: None, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's laptop: the window opened 1120 wide, past the screen's right edge, so
+    Sign out, Book appointment… and Open chart were cut off. It opens no larger than the
+    screen's free area (room left for the frame), and can be made smaller still."""
+    window = make_window(clinic)
+    room = window.screen().availableGeometry()
+    assert room == SMALL
+    assert window.width() <= room.width() and window.height() <= room.height()
+    assert window.minimumWidth() <= room.width() and window.minimumHeight() <= room.height()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= room.width() and hint.height() <= room.height()
+    sign_in(qtbot, window)
+    schedule = _show_schedule(window)
+    qtbot.waitUntil(lambda: not schedule.loading(), timeout=5_000)
+    QApplication.processEvents()
+    shot(window, "opened-on-1024x740")
+    for button in (
+        *window.workspace.toolbar_buttons(),
+        schedule.book_button,
+        schedule.open_chart_button,
+    ):
+        assert button.isVisible(), button.text()
+        box = button.rect().translated(button.mapTo(window, button.rect().topLeft()))
+        assert window.rect().contains(box), f"{button.text()!r} is cut off at {box}"

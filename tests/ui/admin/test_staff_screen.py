@@ -174,6 +174,35 @@ def clinic_with(ws: Workstation, *accounts: tuple[str, str, str]) -> None:
     ws.lock()
 
 
+def test_tab_from_the_chosen_colleague_reaches_the_buttons_with_them_still_chosen(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Tab leaves the staff list for its buttons rather than walking the row's cells, and
+    tabbing round the dialog never chooses another colleague (past the last cell of the
+    last row, Qt's walk chose the first person in the list)."""
+    clinic_with(clinic, ("cleo", "clinician", FIRST), ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    staff = open_staff(qtbot, window)
+    staff.activateWindow()
+    qtbot.waitUntil(staff.isActiveWindow)
+    last = staff.table.item(staff.table.rowCount() - 1, 0)
+    assert last is not None
+    select(staff, last.text())
+    chosen = staff.selected()
+    table = staff.table
+    assert table.hasFocus()
+    seen: list[QWidget] = []
+    for _ in range(12):
+        widget = QApplication.focusWidget()
+        assert widget is not None
+        QTest.keyClick(widget, Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget() or staff)
+        assert staff.selected() == chosen
+    assert seen[0] is not table  # the first Tab left the list
+    assert staff.role_button in seen and table in seen  # round the dialog and back
+
+
 @pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_staff_is_offered_to_admins_only(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory

@@ -189,6 +189,31 @@ def test_typing_is_saved_when_the_person_signs_out_mid_sentence(
     assert author == [("admin",)]
 
 
+def test_ctrl_l_in_the_note_editor_signs_out_and_keeps_what_was_typed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Ctrl+L signs out from the note editor as from anywhere else (it did nothing while
+    the editor was open); the text typed and not saved yet is saved, as at auto-lock."""
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Back pain")
+    editor = open_editor(qtbot, section)
+    editor.activateWindow()
+    qtbot.waitUntil(editor.isActiveWindow)
+    editor.timer.setInterval(60_000)  # the pause that would save never comes
+    QTest.keyClicks(editor.body, "Lower back, since Monday")
+    note_id = editor.note.id
+    records = clinic.records  # the clinic stays open after the sign-out: read it here
+    with qtbot.waitSignal(signed_in.locked, timeout=5_000):
+        QTest.keyClick(editor.body, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert signed_in.session is None
+    assert signed_in.stack.currentWidget() is signed_in.sign_in_page
+    assert section.editor is None and not editor.isVisible()
+    qtbot.waitUntil(
+        lambda: "Lower back, since Monday" in Notes(records).get(note_id).body, timeout=5_000
+    )
+
+
 def test_an_empty_note_is_refused_and_the_last_text_kept(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -395,6 +420,50 @@ def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
     editor.reject()
     [note] = Visits(clinic.records).visit_notes(visit.id)
     assert "Red throat, no fever." in note.body
+
+
+def test_focus_stays_in_the_visit_view_when_it_is_closed_and_reopened_by_keyboard(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Space on Close visit… (and Close visit in the question), then Space on Reopen visit:
+    each time the button pressed gives way to the other, and focus stays in the visit view,
+    on Reopen visit, then on New note, instead of jumping to the toolbar's New patient (a
+    further Space registered a patient)."""
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Sprained ankle")
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    contents = section.contents
+    assert contents is not None
+    visit_id = contents.visit.id
+    new_patient = signed_in.workspace.toolbar.widgetForAction(
+        signed_in.workspace.new_patient_action
+    )
+
+    section.close_button.setFocus()
+    QTest.keyClick(section.close_button, Qt.Key.Key_Space)
+    box = section.confirm_box
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    box.activateWindow()
+    qtbot.waitUntil(box.isActiveWindow)
+    QTest.keyClick(focused(), Qt.Key.Key_Tab, Qt.KeyboardModifier.ShiftModifier)
+    assert focused() is confirm_button(box)
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
+    signed_in.activateWindow()  # the window system's part, once the question has gone
+    qtbot.waitUntil(signed_in.isActiveWindow)
+    qtbot.waitUntil(lambda: focused() is section.reopen_button, timeout=5_000)
+    assert not Visits(clinic.records).get(visit_id).is_open
+
+    QTest.keyClick(focused(), Qt.Key.Key_Space)  # Reopen visit
+    qtbot.waitUntil(lambda: section.new_note_button.isEnabled(), timeout=5_000)
+    qtbot.waitUntil(lambda: focused() is section.new_note_button, timeout=5_000)
+    assert Visits(clinic.records).get(visit_id).is_open
+    assert focused() is not new_patient
+    QTest.keyClick(focused(), Qt.Key.Key_Space)  # and Space writes the note
+    qtbot.waitUntil(lambda: section.editor is not None, timeout=5_000)
+    assert signed_in.workspace.patient_dialog is None
 
 
 def test_a_walk_in_is_with_a_clinician_picked_by_name(

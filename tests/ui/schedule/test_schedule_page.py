@@ -452,6 +452,37 @@ def test_waiting_room_counts_minutes_and_start_visit_says_so(
     assert appointment_id not in shown
 
 
+def test_tab_from_the_chosen_appointment_reaches_its_buttons_with_it_still_chosen(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's slip: a click on an appointment, then Tab walked the row's cells (Space
+    did nothing) and, past the last one, chose the first appointment of the day, so the
+    next action was another patient's. Tab leaves the list for its buttons instead; Space
+    presses the one reached, for the appointment chosen, and tabbing on round the page and
+    back into the list never changes the choice."""
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 35))
+    select_row(page, 1)  # Chinedu Okafor, 09:30
+    table = page.day_table
+    chosen = page.selected_id()
+    assert chosen is not None and focused() is table
+    QTest.keyClick(table, Qt.Key.Key_Tab)
+    assert focused() is page.arrived_button
+    assert page.selected_id() == chosen
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: day_rows(page)[1][4] == "Arrived", timeout=10_000)
+    assert [row[4] for row in day_rows(page)] == ["Booked", "Arrived", "Booked"]
+    assert page.selected_id() == chosen
+    for key in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+        seen: set[QWidget] = set()
+        while table not in seen and len(seen) < 60:  # round the window, back to the list
+            QTest.keyClick(focused(), key)
+            seen.add(focused())
+            assert page.selected_id() == chosen, f"chosen changed at {focused()!r}"
+        assert table in seen
+        assert table.selectionModel().selectedRows()[0].row() == 1
+
+
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
     page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 1))  # Maria's 09:00 has begun

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from app.chart.medications import MedicationDialog, MedicationsCard
@@ -110,6 +111,38 @@ def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
     assert not workspace.notice.isVisible() and not workspace.notice_bar.isVisible()
     workspace.open_chart(patient_id)
     assert not workspace.notice.isVisible()  # not back with the chart either
+
+
+@pytest.mark.parametrize("how", ["cancelled", "saved"])
+def test_the_restored_notice_goes_when_the_restored_form_is_closed(
+    qtbot: QtBot, desk: MainWindow, how: str
+) -> None:
+    """The tester's picture: the restored Add allergy form was cancelled, and "Your unsaved
+    Add allergy form was restored." stayed over the chart, over the next form opened
+    there. It goes with the form, saved or cancelled."""
+    workspace = desk.workspace
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    allergy = chart.allergy_dialog
+    assert allergy is not None
+    QTest.keyClicks(allergy.substance, "Latex")
+    QTest.keyClicks(allergy.reaction, "Hives")
+    click_sign_out(desk)
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is not None, timeout=5_000)
+    restored = chart.allergy_dialog
+    assert restored is not None
+    restored.activateWindow()
+    qtbot.waitUntil(restored.isActiveWindow)
+    assert workspace.notice.text() == "Your unsaved Add allergy form was restored."
+    cancel = restored.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+    button = cancel if how == "cancelled" else restored.save_button
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is None, timeout=10_000)
+    assert not workspace.notice_bar.isVisible()
+    assert workspace.pages.currentWidget() is chart  # still on the chart: the form went
 
 
 def test_the_restored_notice_can_be_dismissed(qtbot: QtBot, desk: MainWindow) -> None:

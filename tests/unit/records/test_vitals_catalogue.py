@@ -110,7 +110,12 @@ def test_every_typeable_value_comes_back_as_typed_from_the_stored_value(vital: c
         ("weight", "70", None, "'70' needs its unit: kg or lb"),
         ("temperature", "37,2", "C", "'37,2' is not a number: type digits with a point"),
         ("pulse", "72.5", None, "'72.5' has too many decimals: type a whole number"),
-        ("pulse", "-5", None, "'-5' is not a number"),
+        # A negative number is a number: out of range, the range named in the unit chosen.
+        ("pulse", "-5", None, "-5 /min is not possible: must be 20 to 300 /min"),
+        ("weight", "-5", "kg", "-5 kg is not possible: must be 0.2 to 500 kg"),
+        ("weight", "-5", "lb", "-5 lb is not possible: must be 0.4 to 1102.3 lb (0.2 to 500 kg)"),
+        ("temperature", "−3.5 °C", None, "-3.5 °C is not possible: must be 25 to 45 °C"),
+        ("weight", "5-", "kg", "'5-' is not a number"),
         ("height", "170", "ft", "'ft' is not a unit of height: use cm or in"),
         ("temperature", "37C", "F", "'37C' names a unit other than °F"),
         ("bmi", "22", None, "is worked out from other measurements, not typed"),

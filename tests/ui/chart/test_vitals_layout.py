@@ -1,0 +1,118 @@
+"""The Vitals tab as a person sees it at the window's first size and on a 1024x740 laptop,
+with the app's stylesheet and font: the readings show whole rows, every value and caption of
+the form fits whatever unit is chosen, and a negative value is named as out of range."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QStyle, QStyleOptionFrame
+from pytestqt.qtbot import QtBot
+
+from app.main_window import MainWindow
+from core.records.workstation import Workstation
+from tests.ui.chart.test_vitals import open_vitals, record, type_into
+from tests.ui.conftest import DEFAULT_SIZE, SMALL
+from tests.ui.layout import assert_whole, shot
+
+pytestmark = pytest.mark.usefixtures("styled")
+
+SIZES = {"first size": DEFAULT_SIZE, "1024x740": (SMALL.width(), SMALL.height())}
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_the_readings_show_whole_rows(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, size: tuple[int, int]
+) -> None:
+    """The tester's picture: under the trend, the Readings table showed a sliver of its one
+    row. It keeps room for a few whole rows below its header and scroll bar."""
+    signed_in.resize(*size)
+    _, section = open_vitals(qtbot, signed_in)
+    for pulse in ("72", "75", "80"):
+        record(qtbot, section, clinic, pulse)
+    table = section.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3, timeout=5_000)
+    section.plot_choice.setCurrentIndex(section.plot_choice.findData("pulse"))
+    QApplication.processEvents()
+    assert section.plot.isVisible()  # the trend shares the height with the readings
+    shot(signed_in, f"vitals-readings-{size[0]}x{size[1]}")
+    assert (signed_in.width(), signed_in.height()) == size
+    rows = sum(table.rowHeight(r) for r in range(3))
+    assert table.viewport().height() >= rows, f"{table.viewport().height()} < {rows} pixels"
+    # The trend above gave up height for them, and shows whole too.
+    plot, card = section.plot, section.plot.parentWidget()
+    assert card is not None
+    assert plot.height() >= plot.minimumHeight() > 0
+    assert card.rect().contains(plot.geometry())
+
+
+def shown_width(edit: QLineEdit) -> int:
+    """The pixels a line edit has for its text: inside its border and padding (as the
+    stylesheet draws them) and Qt's own two-pixel margin each side."""
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    rect = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    margins = edit.textMargins()
+    return rect.width() - margins.left() - margins.right() - 2 * 2
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_values_and_captions_fit_whatever_unit_is_chosen(
+    qtbot: QtBot, signed_in: MainWindow, size: tuple[int, int]
+) -> None:
+    """With °F and lb chosen the value boxes narrowed ("101.2" read "01.2") and captions
+    were cut ("Respiratory ra"): every box holds its longest value, every caption shows."""
+    signed_in.resize(*size)
+    _, section = open_vitals(qtbot, signed_in)
+    longest = {"temperature": "113.0", "weight": "1102.3", "height": "102.4"}
+    for key, value in longest.items():
+        unit = section.fields[key].unit
+        assert unit is not None
+        unit.setFocus()
+        QTest.keyClick(unit, Qt.Key.Key_Down)  # the other unit, as from the keyboard
+        assert unit.currentIndex() == 1
+        type_into(qtbot, section.fields[key].edit, value)
+    QTest.keyClick(section.fields["height"].edit, Qt.Key.Key_Tab)  # checked on leaving
+    QApplication.processEvents()
+    shot(signed_in, f"vitals-other-units-{size[0]}x{size[1]}")
+    for key, field in section.fields.items():
+        edit = field.edit
+        text = longest.get(key, "000")
+        needed = edit.fontMetrics().horizontalAdvance(text)
+        assert shown_width(edit) >= needed, f"{key}: {shown_width(edit)} < {needed} pixels"
+        if field.unit is not None:
+            needed = field.unit.fontMetrics().horizontalAdvance(field.unit.currentText())
+            assert field.unit.width() >= needed, key
+        if field.hint.isVisible():
+            assert_whole(field.hint)
+    form = section.record_button.window()
+    captions = [
+        label
+        for label in form.findChildren(QLabel, "caption")
+        if label.isVisible() and section.page.isAncestorOf(label)
+    ]
+    assert len(captions) >= 10
+    for label in captions:
+        assert_whole(label)
+
+
+def test_a_negative_weight_is_out_of_range_in_the_unit_chosen(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """'-5' is a number: the message says the weight is out of range and names the range
+    in the unit chosen, not that it is not a number."""
+    _, section = open_vitals(qtbot, signed_in)
+    field = section.fields["weight"]
+    type_into(qtbot, field.edit, "-5")
+    QTest.keyClick(field.edit, Qt.Key.Key_Tab)
+    assert field.message.isVisible()
+    assert "not a number" not in field.message.text()
+    assert "-5 kg is not possible: must be 0.2 to 500 kg" in field.message.text()
+    unit = field.unit
+    assert unit is not None
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)  # lb: checked again in the new unit
+    assert "-5 lb is not possible: must be 0.4 to 1102.3 lb (0.2 to 500 kg)" in (
+        field.message.text()
+    )
