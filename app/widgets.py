@@ -475,7 +475,7 @@ class TypedForm(QDialog):
         """What the form holds now is what it opened with (nothing typed yet)."""
         self._opened_with = self.form_state()
 
-    def changed(self) -> bool:
+    def has_changes(self) -> bool:
         """True once what the form holds differs from what it opened with."""
         return self._opened and self.form_state() != self._opened_with
 
@@ -506,7 +506,7 @@ class TypedForm(QDialog):
 
     def cancel(self) -> None:
         """The person asked to leave without saving: close, asking first if they typed."""
-        if self.changed():
+        if self.has_changes():
             self.ask_to_discard()
         else:
             self.reject()
@@ -522,7 +522,7 @@ class TypedForm(QDialog):
     def closeEvent(self, event: QCloseEvent) -> None:
         """The window's close button is Cancel too. (The program closes a form with
         ``reject()``, which sends no close event.)"""
-        if self.isVisible() and self.changed():
+        if self.isVisible() and self.has_changes():
             event.ignore()
             self.ask_to_discard()
             return

@@ -34,6 +34,7 @@ from app.chart.page import AllergyDialog
 from app.chart.problems import ProblemsCard
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
+from app.session.key_dialogs import ChangePasswordDialog
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
@@ -68,7 +69,9 @@ def assert_the_wheel_changes_nothing(qtbot: QtBot, dialog: QDialog) -> int:
     qtbot.waitUntil(dialog.isVisible)
     # Focus where a person types (a form with no line edit: its primary button).
     typed = [w for w in dialog.findChildren(QLineEdit) if w.isVisible() and w.isEnabled()]
-    (typed or [dialog.findChild(QPushButton, "primary")])[0].setFocus()
+    primary = dialog.findChild(QPushButton, "primary")
+    assert primary is not None
+    (typed[0] if typed else primary).setFocus()
     turned = [
         w for w in dialog.findChildren(QWidget) if isinstance(w, QComboBox | QAbstractSpinBox)
     ]
@@ -87,38 +90,38 @@ def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindo
     workspace = window.workspace
     seen: dict[str, int] = {}
 
-    def walk(name: str, open_it: Callable[[], QDialog | None]) -> None:
-        dialog = open_it()
+    def walk(name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]) -> None:
+        act()
+        dialog = opened()
         assert dialog is not None, name
         seen[name] = assert_the_wheel_changes_nothing(qtbot, dialog)
         dialog.reject()
 
-    walk(
-        "New patient", lambda: (workspace.new_patient_action.trigger(), workspace.patient_dialog)[1]
-    )
+    walk("New patient", workspace.new_patient_action.trigger, lambda: workspace.patient_dialog)
     chart = open_first_chart(qtbot, window)
-    walk("Edit patient", lambda: (click(chart.edit_button), chart.patient_dialog)[1])
-    walk("Add allergy", lambda: (click(chart.add_allergy_button), chart.allergy_dialog)[1])
+    walk("Edit patient", lambda: click(chart.edit_button), lambda: chart.patient_dialog)
+    walk("Add allergy", lambda: click(chart.add_allergy_button), lambda: chart.allergy_dialog)
     problems = card_of(chart, ProblemsCard)
-    walk("Add problem", lambda: (problems.add_button.click(), problems.dialog)[1])
+    walk("Add problem", problems.add_button.click, lambda: problems.dialog)
     medications = card_of(chart, MedicationsCard)
-    walk("Start medication", lambda: (medications.start_button.click(), medications.dialog)[1])
+    walk("Start medication", medications.start_button.click, lambda: medications.dialog)
     visits = card_of(chart, VisitsSection)
-    walk("Start visit", lambda: (visits.start_visit(), visits.start_dialog)[1])
+    walk("Start visit", visits.start_visit, lambda: visits.start_dialog)
     attachments = card_of(chart, AttachmentsSection)
-    walk("Add file", lambda: (attachments.add_file(None), attachments.add_dialog)[1])
-    walk("Book", lambda: workspace.schedule.book())
+    walk("Add file", lambda: attachments.add_file(None), lambda: attachments.add_dialog)
+    schedule = workspace.schedule
+    walk("Book", schedule.book, lambda: schedule.dialog)
     window.workspace.staff_action.trigger()
     staff = window.key_dialog
     assert isinstance(staff, StaffDialog)
     qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
     staff.table.selectRow(0)
-    walk("Add staff", lambda: (click(staff.add_button), staff.child)[1])
-    walk("Change role", lambda: (click(staff.role_button), staff.child)[1])
-    walk("Reset password", lambda: (click(staff.reset_button), staff.child)[1])
+    walk("Add staff", lambda: click(staff.add_button), lambda: staff.child)
+    walk("Change role", lambda: click(staff.role_button), lambda: staff.child)
+    walk("Reset password", lambda: click(staff.reset_button), lambda: staff.child)
     staff.reject()
     tools = workspace.admin_tools
-    walk("Audit log", lambda: (tools.show_audit_log(), tools.dialog)[1])
+    walk("Audit log", tools.show_audit_log, lambda: tools.dialog)
 
     # The forms with choices had them turned (the walk reached them).
     for name in ("New patient", "Add allergy", "Start visit", "Add file", "Book", "Add staff"):
@@ -292,3 +295,20 @@ def test_an_open_question_goes_with_its_form_when_the_program_closes_it(
     signed_in.sign_out()
     assert not dialog.isVisible() and not box.isVisible()
     assert not any(b.isVisible() for b in signed_in.findChildren(QMessageBox, "discardQuestion"))
+
+
+def test_a_password_half_changed_is_not_dropped_unasked(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    signed_in.workspace.change_password_action.trigger()
+    dialog = signed_in.key_dialog
+    assert isinstance(dialog, ChangePasswordDialog)
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.current.setFocus()
+    QTest.keyClicks(dialog.current, "correct horse")
+    QTest.keyClick(dialog.current, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.current.text() == "correct horse"
+    click(dialog.buttons.button(dialog.buttons.StandardButton.Cancel))
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: signed_in.key_dialog is None)
