@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt
-from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, SignalInstance
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QAbstractItemView,
+    QAbstractSpinBox,
     QApplication,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -74,6 +91,9 @@ def ignore_wheel(*widgets: QWidget) -> None:
     drop-down list scrolls as usual too: it is another widget).
     """
     for widget in widgets:
+        if widget.property("ignoresWheel"):
+            continue  # guarded already (a form guards its own choices too: TypedForm)
+        widget.setProperty("ignoresWheel", True)
         if widget.focusPolicy() == Qt.FocusPolicy.WheelFocus:
             widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         widget.installEventFilter(_WheelGuard(widget))
@@ -132,6 +152,70 @@ def reach_dialogs(action: QAction, owner: QWidget) -> None:
     app = QApplication.instance()
     if app is not None:
         app.installEventFilter(_InDialogs(action, owner))
+
+
+def _owner(edit: QLineEdit) -> QWidget | None:
+    """The combo box or spin box a line edit is part of (None: a field of its own)."""
+    parent = edit.parentWidget()
+    return parent if isinstance(parent, (QComboBox, QAbstractSpinBox)) else None
+
+
+def input_value(widget: QWidget) -> object:
+    """What a field holds, to compare (None: ``widget`` is not a field people fill in)."""
+    if isinstance(widget, QLineEdit):
+        return None if _owner(widget) is not None else widget.text()  # read via its owner
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText()
+    if isinstance(widget, QTextEdit):
+        return None if widget.isReadOnly() else widget.toPlainText()
+    if isinstance(widget, QComboBox):
+        return (widget.currentText(), widget.currentData())
+    if isinstance(widget, QAbstractSpinBox):
+        return widget.text()
+    if isinstance(widget, QAbstractButton) and widget.isCheckable():
+        return widget.isChecked()
+    return None
+
+
+def edit_signals(widget: QWidget) -> list[SignalInstance]:
+    """The signals saying the person changed ``widget``'s value (typing, choosing,
+    ticking), not the program filling it in; [] for a widget that is not a field."""
+    if isinstance(widget, QLineEdit):
+        return [widget.textEdited]
+    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
+        return [widget.textChanged]
+    if isinstance(widget, QComboBox):
+        line = widget.lineEdit()  # an editable box: what is typed in it too
+        return [widget.activated, *([line.textEdited] if line is not None else [])]
+    if isinstance(widget, QAbstractSpinBox):
+        steps: list[SignalInstance] = []
+        line = widget.findChild(QLineEdit)
+        if line is not None:
+            steps.append(line.textEdited)
+        changed = getattr(widget, "valueChanged", None) or getattr(widget, "dateChanged", None)
+        return [*steps, *([changed] if changed is not None else [])]
+    if isinstance(widget, QAbstractButton) and widget.isCheckable():
+        return [widget.clicked]
+    return []
+
+
+def clear_when_edited(widget: QWidget, *messages: QLabel) -> None:
+    """The ``messages`` about ``widget`` (its validation error, the form's) go away as soon
+    as the person changes its value: a message about a value already put right misleads.
+    They show again if a new check finds something wrong."""
+
+    def hide(*_args: Any) -> None:
+        for message in messages:
+            message.hide()
+
+    for signal in edit_signals(widget):
+        signal.connect(hide)
+
+
+def fields_of(window: QWidget) -> list[QWidget]:
+    """The fields people fill in (line edits, text, choices, numbers, ticks) in
+    ``window``, in the order they were made."""
+    return [w for w in window.findChildren(QWidget) if input_value(w) is not None]
 
 
 class ElidedLabel(QLabel):
@@ -218,7 +302,8 @@ def action_buttons(
         primary.setText(accept_text)
     primary.setObjectName("primary")
     buttons.accepted.connect(on_accept)
-    buttons.rejected.connect(dialog.reject)
+    # A form asks before Cancel throws away what was typed in it (TypedForm).
+    buttons.rejected.connect(dialog.cancel if isinstance(dialog, TypedForm) else dialog.reject)
     return buttons, primary
 
 
@@ -407,3 +492,135 @@ def keep_room_for_contents(dialog: QDialog) -> None:
         return
     dialog.setProperty("keepsRoom", True)
     dialog.installEventFilter(_RoomForContents(dialog))
+
+
+DISCARD_QUESTION = "Discard what you typed?"
+
+
+class TypedForm(QDialog):
+    """A dialog people type into, which never throws away what they typed unasked.
+
+    It remembers what its fields held when it opened (at its first show: an edit's stored
+    values, a registration's blanks). Escape, Cancel (``action_buttons`` wires it to
+    :meth:`cancel`) and the window's close button close an untouched or unchanged form at
+    once; once a field differs, they ask "Discard what you typed?" (Keep editing the
+    default, Escape on the question keeps editing too). The program closing the form
+    (``reject()``, ``accept()``: a sign-out or the auto-lock, which keep the form's draft
+    first; a save) never asks.
+
+    Its fields keep their messages honest: the form-level message (``general_error``)
+    goes when the person edits any field, a field's own message when they edit that field
+    (:meth:`clears_on_edit`). And the mouse wheel changes none of its choices or numbers
+    (``ignore_wheel``): it scrolls past them.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.general_error = error_label()
+        self.discard_box: QMessageBox | None = None
+        self._opened_with: object = None
+        self._opened = False
+
+    # ----- what was typed ---------------------------------------------------------------
+
+    def form_state(self) -> object:
+        """Everything the person can change, to compare with what the form opened with: by
+        default the value of every field in it. A form whose fields the program fills
+        after it opens (a list read on the worker) says what counts instead."""
+        return {widget: input_value(widget) for widget in fields_of(self)}
+
+    def remember_state(self) -> None:
+        """What the form holds now is what it opened with (nothing typed yet)."""
+        self._opened_with = self.form_state()
+
+    def has_changes(self) -> bool:
+        """True once what the form holds differs from what it opened with."""
+        return self._opened and self.form_state() != self._opened_with
+
+    def clears_on_edit(self, pairs: Iterable[tuple[QWidget, QLabel]]) -> None:
+        """Each ``(field, message)``: the message under the field goes when the field is
+        edited (the form-level message goes on any edit anyway)."""
+        for widget, message in pairs:
+            clear_when_edited(widget, message)
+
+    def clear_form_error(self) -> None:
+        """The person did something that answers the form-level message (chose a file)."""
+        self.general_error.hide()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """First shown: what it holds is what it opened with; any edit from now on hides
+        the form-level message; no choice in it takes the wheel."""
+        super().showEvent(event)
+        if self._opened:
+            return
+        self._opened = True
+        self.remember_state()
+        fields = fields_of(self)
+        for widget in fields:
+            clear_when_edited(widget, self.general_error)
+        ignore_wheel(*(w for w in fields if isinstance(w, (QComboBox, QAbstractSpinBox))))
+
+    # ----- leaving ------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """The person asked to leave without saving: close, asking first if they typed."""
+        if self.has_changes():
+            self.ask_to_discard()
+        else:
+            self.reject()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape is Cancel (asks first when something was typed)."""
+        if event.matches(QKeySequence.StandardKey.Cancel):
+            event.accept()
+            self.cancel()
+            return
+        super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """The window's close button is Cancel too. (The program closes a form with
+        ``reject()``, which sends no close event.)"""
+        if self.isVisible() and self.has_changes():
+            event.ignore()
+            self.ask_to_discard()
+            return
+        super().closeEvent(event)
+
+    def ask_to_discard(self) -> None:
+        """Ask "Discard what you typed?" (window-modal, no nested event loop); Discard
+        closes the form, Keep editing (the default, and Escape) goes back to it."""
+        if self.discard_box is not None:
+            self.discard_box.raise_()
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            self.windowTitle(),
+            DISCARD_QUESTION,
+            parent=self,
+        )
+        box.setObjectName("discardQuestion")
+        box.setInformativeText("What you typed in this form is not saved.")
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        discard.setObjectName("discardButton")
+        keep = box.addButton("Keep editing", QMessageBox.ButtonRole.RejectRole)
+        keep.setObjectName("keepEditingButton")
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.discard_box = box
+
+        def answered(_result: int) -> None:
+            self.discard_box = None
+            if box.clickedButton() is discard:
+                self.reject()
+
+        box.finished.connect(answered)
+        box.open()
+
+    def done(self, result: int) -> None:
+        """Close (the question too, if it is open: closed by the program, the form keeps
+        nothing to ask about)."""
+        box, self.discard_box = self.discard_box, None
+        if box is not None:
+            box.reject()
+        super().done(result)

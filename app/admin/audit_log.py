@@ -25,7 +25,7 @@ from app.admin.audit_table import Entries, audit_table, fill, with_names
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import dialog_layout
+from app.widgets import dialog_layout, ignore_wheel
 from app.worker import Job
 from core.records.audit_review import (
     ACTION_LABELS,
@@ -67,6 +67,7 @@ class AuditLogDialog(QDialog):
         self.action.addItem("Any action", "")
         for action, label in ACTION_LABELS.items():
             self.action.addItem(label, action)
+        ignore_wheel(self.action)  # a pointer passing over it does not change the filter
         self.since = QLineEdit()
         self.since.setObjectName("auditSince")
         self.since.setPlaceholderText("YYYY-MM-DD")

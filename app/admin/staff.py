@@ -33,7 +33,14 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.session.key_dialogs import FormDialog, busy_bar, heading_label, password_field
 from app.session.strength_hint import StrengthHint
-from app.widgets import action_buttons, dialog_layout, error_label, paragraph, tab_leaves
+from app.widgets import (
+    action_buttons,
+    dialog_layout,
+    error_label,
+    ignore_wheel,
+    paragraph,
+    tab_leaves,
+)
 from app.worker import Worker
 from core.records.errors import ValidationError
 from core.records.lockout import Lockout, describe_wait
@@ -93,6 +100,7 @@ def role_box(current: str = "front_desk") -> QComboBox:
     for role in ROLES:
         box.addItem(role_label(role), role)
     box.setCurrentIndex(ROLES.index(current))
+    ignore_wheel(box)  # a pointer passing over it never makes someone an administrator
     return box
 
 

@@ -44,7 +44,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.sync.transfers import DOWNLOAD, AttachmentTransfers
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import TypedForm, action_buttons, dialog_layout, form_layout, ignore_wheel
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
@@ -72,8 +72,9 @@ class _Progress(QObject):
         self.moved.emit(done, total)
 
 
-class AddAttachmentDialog(QDialog):
-    """Title, date and category of a file about to be added."""
+class AddAttachmentDialog(TypedForm):
+    """Title, date and category of a file about to be added (a file dropped on the tab
+    comes chosen; its name is the first title)."""
 
     def __init__(self, path: Path | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,7 +91,8 @@ class AddAttachmentDialog(QDialog):
         self.category = QComboBox()
         self.category.setEditable(True)
         self.category.addItems(["", *CATEGORIES])
-        self.error = error_label()
+        ignore_wheel(self.category)  # scrolled over, it put "lab" in the box unasked
+        self.error = self.general_error  # the form's one message
         row = QHBoxLayout()
         row.addWidget(self.file_label, 1)
         row.addWidget(self.browse)
@@ -105,6 +107,10 @@ class AddAttachmentDialog(QDialog):
         buttons, self.add_button = action_buttons(self, self.accept, "Add")
         dialog_layout(self, form, buttons)
 
+    def form_state(self) -> object:
+        """The fields, and the file chosen."""
+        return (super().form_state(), self.path)
+
     def choose_file(self) -> None:
         """Pick the file with the system's file dialog."""
         name, _ = QFileDialog.getOpenFileName(self, "Add a file to the chart")
@@ -115,6 +121,7 @@ class AddAttachmentDialog(QDialog):
         """Use this file (and its name as the title if none was typed)."""
         self.path = path
         self.file_label.setText(path.name)
+        self.clear_form_error()  # "Choose a file to add." is answered
         if not self.title.text().strip():
             self.title.setText(path.stem)
 
@@ -297,7 +304,7 @@ class AttachmentsSection:
         self.progress.hide()
         for dialog in (self.add_dialog, self.viewer):
             if dialog is not None:
-                dialog.close()
+                dialog.reject()  # not close(): that is the person's close button, which asks
         self.add_dialog = self.viewer = None
         # Decrypted copies handed to the system viewer: gone when the chart is left.
         shutil.rmtree(self._opened, ignore_errors=True)

@@ -10,18 +10,19 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from app.messages import describe_error, validation_text
 from app.operations import Operations
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import TypedForm, action_buttons, dialog_layout, error_label, form_layout
 from app.worker import Job
 from core.records.errors import ValidationError
 
 
-class SavingDialog(QDialog):
+class SavingDialog(TypedForm):
     """A dialog whose Save runs ``work()`` on the worker; core's ValidationError shows
-    next to its field (``self.errors``), anything else under the form."""
+    next to its field (``self.errors``: each gone once its field is edited, see
+    ``clears_on_edit``), anything else under the form."""
 
     saved = Signal(object)  # what the work returned
     save_button: QPushButton  # set by the subclass's form
@@ -32,7 +33,6 @@ class SavingDialog(QDialog):
         self._operations = operations
         self._job: Job[Any] | None = None
         self.errors: dict[str, QLabel] = {}
-        self.general_error = error_label()
 
     def showEvent(self, event: QShowEvent) -> None:
         """Start typing in the first field (focus set before showing does not stick)."""
@@ -102,6 +102,7 @@ class DateDialog(SavingDialog):
         self.first_field = self.date
         name, label = field
         self.errors[name] = error_label()
+        self.clears_on_edit([(self.date, self.errors[name])])
         form = form_layout()
         form.addRow(label, self.date)
         form.addRow("", self.errors[name])

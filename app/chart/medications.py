@@ -79,6 +79,7 @@ class MedicationDialog(SavingDialog):
             form.addRow(label, edit)
             form.addRow("", self.errors[name])
         self.errors["stop"] = self.errors["start"]  # a change's date is the old one's stop
+        self.clears_on_edit((edit, self.errors[name]) for name, edit in self.fields.items())
         self.fields["start"].setText(dt.date.today().isoformat())
         # A medication started while the patient has an open visit is one of its changes.
         # (A dose change keeps the visit it was started in: core's change_dose takes no

@@ -23,7 +23,7 @@ from app.chart.permits import ANY, restrict
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, dialog_layout, error_label
+from app.widgets import TypedForm, action_buttons, dialog_layout, error_label
 from app.worker import Job
 from core.records.errors import ValidationError
 from core.records.notes import Note, Notes
@@ -191,7 +191,7 @@ class NoteEditor(QDialog):
         super().done(result)
 
 
-class AddendumDialog(QDialog):
+class AddendumDialog(TypedForm):
     """Text added to a signed note."""
 
     def __init__(
@@ -213,7 +213,7 @@ class AddendumDialog(QDialog):
         self.body = QPlainTextEdit()
         self.body.setTabChangesFocus(True)
         self.body.setPlaceholderText("What to add (the signed text stays as it is)")
-        self.error = error_label()
+        self.error = self.general_error  # the one message, about the text
         self.buttons, self.save_button = action_buttons(self, self.save, "Add addendum")
         dialog_layout(self, heading, self.body, self.error, self.buttons)
 

@@ -142,6 +142,14 @@ class AllergyDialog(SavingDialog):
             form.addRow(ALLERGIES.item(field).label, widget)
             form.addRow("", self.errors[field])
 
+        self.clears_on_edit(
+            (widget, self.errors[field])
+            for field, widget in (
+                ("substance", self.substance),
+                ("reaction", self.reaction),
+                ("severity", self.severity),
+            )
+        )
         self.buttons, self.save_button = action_buttons(self, self.save)
         dialog_layout(self, heading, form, self.general_error, self.buttons)
         if allergy is not None:

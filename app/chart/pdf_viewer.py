@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets import ignore_wheel
 from core.errors import CarelineError
 
 ZOOM_STEP = 1.25
@@ -76,6 +77,7 @@ class PdfViewer(QDialog):
         self.page.setObjectName("pdfPage")
         self.page.setRange(1, self.page_count)
         self.page.valueChanged.connect(self.go_to)
+        ignore_wheel(self.page)  # the wheel scrolls the document, not the page number
         self.pages_label = QLabel(f"of {self.page_count}")
         self.pages_label.setObjectName("pdfPageCount")
         self.previous_button = QPushButton("Previous")

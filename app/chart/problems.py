@@ -74,6 +74,16 @@ class IcdSearchDialog(SavingDialog):
         self.results.installEventFilter(self)
         self.results.itemDoubleClicked.connect(lambda _item: self.onset.setFocus())
         self.errors = {name: error_label() for name in ("code", "description", "onset")}
+        self.clears_on_edit(
+            [
+                (self.search, self.errors["description"]),
+                (self.uncoded, self.errors["code"]),
+                (self.onset, self.errors["onset"]),
+            ]
+        )
+        # Picking a code answers "Choose a code", as editing a field answers its message.
+        self.results.itemSelectionChanged.connect(self.errors["code"].hide)
+        self.results.itemSelectionChanged.connect(self.clear_form_error)
         form = form_layout()
         form.addRow("Search", self.search)
         form.addRow("", self.errors["description"])
@@ -155,6 +165,10 @@ class IcdSearchDialog(SavingDialog):
         item = self.results.item(rows[0].row(), 0) if rows else None
         return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
 
+    def form_state(self) -> object:
+        """The fields, and the code picked (a choice made, as a value typed)."""
+        return (super().form_state(), self.chosen_code())
+
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
         values = {"search": self.search.text(), "onset": self.onset.text()}
@@ -171,8 +185,10 @@ class IcdSearchDialog(SavingDialog):
         self._timer.start()
 
     def done(self, result: int) -> None:
-        """Close; the open-visit read still in flight is not delivered."""
+        """Close; the open-visit read and a code search still in flight are not delivered
+        (to labels gone with the dialog)."""
         self.visit_link.cancel()
+        self._operations.cancel(self.SEARCH)
         super().done(result)
 
     def save(self) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -38,7 +37,14 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+)
 from app.worker import Job
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
@@ -65,7 +71,7 @@ def clinician_choices(records: ClinicRecords) -> ClinicianChoices:
     return ClinicianChoices(Schedule(records).clinicians(), me)
 
 
-class StartVisitDialog(QDialog):
+class StartVisitDialog(TypedForm):
     """Start a walk-in visit: the reason, and the clinician, picked by name from the same
     list as a booking's (the signed-in person until another is picked)."""
 
@@ -103,7 +109,9 @@ class StartVisitDialog(QDialog):
             lambda _exc: None,  # "You" stays: core starts the visit for the signed-in person
         )
         self.errors = {name: error_label() for name in ("reason", "clinician")}
-        self.general_error = error_label()
+        self.clears_on_edit(
+            [(self.reason, self.errors["reason"]), (self.clinician, self.errors["clinician"])]
+        )
         form = form_layout()
         for name, widget in (("reason", self.reason), ("clinician", self.clinician)):
             form.addRow(ENCOUNTER.label(name), widget)
@@ -127,6 +135,12 @@ class StartVisitDialog(QDialog):
         """The user name picked (None: the signed-in person, the list not read yet)."""
         data = self.clinician.currentData()
         return self._wanted if data is None else str(data)
+
+    def form_state(self) -> object:
+        """The reason, and the clinician picked when not the signed-in person (the list
+        read after the form opened fills the box: that is no choice of the person's)."""
+        chosen = self._chosen_clinician()
+        return (self.reason.text(), chosen if chosen != self._me else None)
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input (DraftForm), or None: the reason typed, and the clinician when

@@ -45,7 +45,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import error_label, ignore_wheel, tab_leaves
+from app.widgets import clear_when_edited, error_label, ignore_wheel, tab_leaves
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -221,7 +221,7 @@ class VitalField:
         self.hint.setObjectName("hint")
         self.hint.hide()
         self.edit.editingFinished.connect(self.check)
-        self.edit.textEdited.connect(lambda _t: self.message.hide())
+        clear_when_edited(self.edit, self.message)  # the rule every form dialog follows
 
     @property
     def unit_code(self) -> str | None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QLabel,
     QLineEdit,
     QListWidgetItem,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.widgets import (
+    TypedForm,
     WarningPanel,
     action_buttons,
     dialog_layout,
@@ -105,7 +105,7 @@ class DuplicatePanel(WarningPanel):
         return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
 
 
-class PatientDialog(QDialog):
+class PatientDialog(TypedForm):
     """Form for a patient's demographics; saving runs on the worker and core validates.
 
     Opened with ``open()`` (window-modal, no nested event loop) so an auto-lock can close
@@ -174,8 +174,8 @@ class PatientDialog(QDialog):
             form.addRow(PATIENT.label(field), widget)
             self.errors[field] = error_label()
             form.addRow("", self.errors[field])
+        self.clears_on_edit((widget, self.errors[f]) for f, widget in self._inputs.items())
 
-        self.general_error = error_label()
         self.duplicates = DuplicatePanel()
         self.buttons, self.save_button = action_buttons(self, self.save)
         dialog_layout(self, heading, intro, form, self.general_error, self.duplicates, self.buttons)

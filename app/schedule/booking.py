@@ -33,6 +33,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.widgets import (
+    TypedForm,
     WarningPanel,
     action_buttons,
     dialog_layout,
@@ -73,7 +74,7 @@ class OverlapPanel(WarningPanel):
         self.fit_items(3)
 
 
-class BookingDialog(QDialog):
+class BookingDialog(TypedForm):
     """Book a new appointment, or move ``appointment`` (its patient stays).
 
     ``saved`` carries the stored appointment. Opened with ``open()`` (no nested event loop).
@@ -178,7 +179,7 @@ class BookingDialog(QDialog):
             form.addRow(label, self._inputs[field])
             self.errors[field] = error_label()
             form.addRow("", self.errors[field])
-        self.general_error = error_label()
+        self.clears_on_edit((widget, self.errors[f]) for f, widget in self._inputs.items())
         self.overlap = OverlapPanel()
         self.buttons, self.save_button = action_buttons(
             self, self.save, "Move" if moving else "Book"
@@ -369,6 +370,10 @@ class BookingDialog(QDialog):
             "clinician": self.clinician.currentData(),
             "reason": self.reason.text().strip() or None,
         }
+
+    def form_state(self) -> object:
+        """The fields, and the patient chosen (a choice made, as a value typed)."""
+        return (super().form_state(), self._patient_id)
 
     def draft(self) -> dict[str, Any] | None:
         """Unsaved input kept across a sign-out (the DraftForm protocol), or None."""

@@ -34,7 +34,15 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.session.first_run import ClinicCreated, RecoveryPage
 from app.session.strength_hint import StrengthHint
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    clear_when_edited,
+    dialog_layout,
+    error_label,
+    form_layout,
+    paragraph,
+)
 from app.worker import Job, Worker
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
@@ -68,8 +76,9 @@ def busy_bar() -> QProgressBar:
     return bar
 
 
-class FormDialog(QDialog):
-    """A form whose fields each have an error line, submitted once to the worker.
+class FormDialog(TypedForm):
+    """A form whose fields each have an error line (gone once the field is edited),
+    submitted once to the worker; it asks before Escape or Cancel drop what was typed.
 
     Subclasses make ``save_button`` (their primary button, with
     :func:`app.widgets.action_buttons`); it is disabled while the job runs, so the form is
@@ -83,7 +92,6 @@ class FormDialog(QDialog):
         self._job: Job[None] | None = None
         self.inputs: dict[str, QLineEdit] = {}
         self.errors: dict[str, QLabel] = {}
-        self.general_error = error_label()
         self.progress = paragraph("", "hint")
         self.progress.hide()
         self.busy = busy_bar()
@@ -94,6 +102,7 @@ class FormDialog(QDialog):
         for caption, field, widget in rows:
             self.inputs[field] = widget
             self.errors[field] = error_label()
+            clear_when_edited(widget, self.errors[field])
             form.addRow(caption, widget)
             form.addRow("", self.errors[field])
         return form

@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QDir, QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.garbage import GuiThreadCollector
@@ -129,6 +129,33 @@ def wheel(widget: QWidget, notches: int = -1) -> None:
     centre = widget.mapTo(window, widget.rect().center())
     QTest.wheelEvent(handle, QPointF(centre), QPoint(0, 120 * notches))
     QApplication.processEvents()
+
+
+def _question(form: QWidget) -> QMessageBox | None:
+    box = form.findChild(QMessageBox, "discardQuestion")
+    return box if box is not None and box.isVisible() else None
+
+
+def discard_question(qtbot: QtBot, form: QWidget) -> QMessageBox:
+    """The "Discard what you typed?" question ``form`` asks (waits for it to show)."""
+    qtbot.waitUntil(lambda: _question(form) is not None)
+    box = _question(form)
+    assert box is not None and box.text() == "Discard what you typed?"
+    return box
+
+
+def asks_nothing(form: QWidget) -> bool:
+    """True while ``form`` shows no "Discard what you typed?" question."""
+    return _question(form) is None
+
+
+def answer_discard(qtbot: QtBot, form: QWidget, discard: bool = True) -> None:
+    """Click Discard (or Keep editing) in the question ``form`` asks, as a person would."""
+    box = discard_question(qtbot, form)
+    text = "Discard" if discard else "Keep editing"
+    button = next(b for b in box.buttons() if b.text() == text)
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: asks_nothing(form))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import SlotFileError
 from core.records.errors import AuthenticationError, ValidationError
 from tests.services import free_port
-from tests.ui.conftest import CLINIC_NAME
+from tests.ui.conftest import CLINIC_NAME, answer_discard
 
 
 def args(data_dir: Path, user: str | None = None) -> argparse.Namespace:
@@ -283,6 +283,7 @@ def test_escape_leaves_a_chart_but_not_an_open_dialog_or_typed_text(
     assert dialog is not None
     QTest.keyClicks(dialog.substance, "Latex")
     QTest.keyClick(dialog.substance, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog)  # typed: it asks first (tests/ui/test_form_rules.py)
     qtbot.waitUntil(lambda: chart.allergy_dialog is None)
     assert workspace.pages.currentWidget() is chart and chart.patient is not None
 

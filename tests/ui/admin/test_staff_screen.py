@@ -25,7 +25,7 @@ from core.records.errors import AuthenticationError, NotAllowedError
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from tests.services import free_port_pair
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
 
@@ -424,3 +424,39 @@ def test_an_admin_gives_and_takes_back_other_roles(qtbot: QtBot, signed_in: Main
     assert isinstance(again, OtherRolesDialog)
     assert [r for r, box in again.boxes.items() if box.isChecked()] == ["admin", "nurse"]
     again.reject()
+
+
+def test_the_wheel_never_changes_a_role_the_pointer_passes_over(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """Scrolling the form with the pointer over Role made a new colleague an Admin."""
+    staff = open_staff(qtbot, signed_in)
+    click(staff.add_button)
+    add = child(qtbot, staff, AddStaffDialog)
+    assert isinstance(add, AddStaffDialog)
+    qtbot.waitExposed(add)
+    click(add.new)  # typing the first password
+    wheel(add.role, 1)
+    wheel(add.role, 1)  # the wheel turned up twice over Role
+    assert add.role.currentText() == "Front desk"
+    assert add.new.hasFocus()  # nor did it take focus from the password
+    add.reject()
+    qtbot.waitUntil(lambda: staff.child is None)
+
+    select(staff, ADMIN)
+    click(staff.role_button)
+    role = child(qtbot, staff, RoleDialog)
+    assert isinstance(role, RoleDialog)
+    role.activateWindow()
+    qtbot.waitUntil(role.isActiveWindow)
+    before = role.role.currentText()
+    QTest.keyClick(role.role, Qt.Key.Key_Tab)  # on to the buttons: Role has no focus
+    assert not role.role.hasFocus()
+    for notches in (1, 1, -2, -2):
+        wheel(role.role, notches)
+    assert role.role.currentText() == before and not role.role.hasFocus()
+    # The keyboard still chooses, once the box has focus.
+    role.role.setFocus()
+    QTest.keyClick(role.role, Qt.Key.Key_Down)
+    assert role.role.currentText() != before
+    role.reject()

@@ -20,6 +20,7 @@ from PySide6.QtGui import (
     QPdfWriter,
 )
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from app.chart.attachments import AttachmentsSection, ImageViewer
@@ -29,6 +30,7 @@ from app.main_window import MainWindow
 from core.records.workstation import Workstation
 from core.sync.attachments import NO_SERVER
 from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import answer_discard, asks_nothing, wheel
 
 MARKER = b"ATTACHMENT-UI-MARKER"
 PDF_MARKER = b"PDF-ATTACHMENT-UI-MARKER"
@@ -315,3 +317,50 @@ def test_a_file_the_app_cannot_show_opens_in_the_system_viewer_and_goes_with_the
     assert "system's viewer" in section.status.text()
     QTest.mouseClick(chart.back_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not opened[0].exists(), timeout=5_000)  # gone with the chart
+
+
+def test_the_category_takes_no_value_from_the_wheel(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """Scrolled over, the empty box filled itself with "lab" and took focus."""
+    _, section = open_attachments(qtbot, signed_in)
+    letter = tmp_path / "letter.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    section.add_file(letter)
+    dialog = section.add_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    QTest.mouseClick(dialog.title, Qt.MouseButton.LeftButton)
+    for notches in (-1, -1, 1):
+        wheel(dialog.category, notches)
+    assert dialog.category.currentText() == ""
+    assert dialog.title.hasFocus()
+    QTest.keyClick(dialog.title, Qt.Key.Key_Escape)  # nothing typed: closes at once
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+
+
+def test_choose_a_file_goes_once_a_file_is_chosen_and_escape_asks_first(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    QTest.mouseClick(section.add_button, Qt.MouseButton.LeftButton)
+    dialog = section.add_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    QTest.keyClicks(dialog.title, "Referral")
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and dialog.error.isVisible()
+    assert dialog.error.text() == "Choose a file to add."
+
+    letter = tmp_path / "letter.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    # The system's file dialog cannot be driven here: it answers with the file chosen.
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(letter), ""))
+    QTest.mouseClick(dialog.browse, Qt.MouseButton.LeftButton)
+    assert dialog.file_label.text() == "letter.pdf"
+    assert not dialog.error.isVisible()  # answered: the message is gone
+
+    QTest.keyClick(dialog.title, Qt.Key.Key_Escape)  # a file and a title: asks first
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: not dialog.isVisible())

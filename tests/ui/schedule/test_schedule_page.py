@@ -19,7 +19,16 @@ from core.records.clinic import ClinicRecords
 from core.records.schedule import Clinician, Schedule
 from core.records.visits import Visits
 from tests.ui.chart.test_printing import pdf_text
-from tests.ui.conftest import ADMIN, DEFAULT_SIZE, PASSWORD, SMALL, WindowFactory, wheel
+from tests.ui.conftest import (
+    ADMIN,
+    DEFAULT_SIZE,
+    PASSWORD,
+    SMALL,
+    WindowFactory,
+    answer_discard,
+    asks_nothing,
+    wheel,
+)
 from tests.ui.conftest import sign_in as sign_in_window
 from tests.ui.layout import assert_text_fits, assert_whole, rect_in, shot
 from tests.ui.schedule.conftest import (
@@ -732,3 +741,36 @@ def test_a_clinic_with_one_clinician_books_with_them(qtbot: QtBot, operations: O
 
 def _no_records() -> ClinicRecords:
     raise AssertionError("the dialog reads nothing when it opens")
+
+
+def test_a_refused_length_goes_once_it_is_put_right_and_escape_asks_first(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    dialog.minutes.setFocus()
+    dialog.minutes.selectAll()
+    QTest.keyClicks(dialog.minutes, "abc")
+    click(dialog.save_button)
+    error = dialog.errors["minutes"]
+    qtbot.waitUntil(error.isVisible, timeout=10_000)
+    assert error.text().startswith("Minutes: 'abc' is not a length")
+    dialog.minutes.selectAll()
+    QTest.keyClicks(dialog.minutes, "20")
+    assert not error.isVisible()  # put right: the message about it is gone
+
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_Escape)  # a patient chosen, a length typed
+    answer_discard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.minutes.text() == "20"
+    assert dialog.chosen.text() == "Booking for OKAFOR, Chinedu"
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: page.dialog is None)
+    assert len(day_rows(page)) == 3  # nothing booked
+
+    untouched = page.book()
+    activate(qtbot, untouched)
+    QTest.keyClick(untouched.patient_search, Qt.Key.Key_Escape)  # nothing typed: closes
+    assert asks_nothing(untouched)
+    qtbot.waitUntil(lambda: page.dialog is None)

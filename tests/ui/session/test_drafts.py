@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.chart.medications import MedicationDialog, MedicationsCard
@@ -13,7 +13,7 @@ from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
 from app.session.drafts import Draft, DraftKeeper
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, answer_discard, discard_question
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -266,3 +266,27 @@ def test_a_form_put_aside_is_given_back_once_to_its_author_only() -> None:
     keeper.drop_all()  # the clinic closed here
     assert keeper.take_back("ann", "vitalsForm", "p1") is None
     assert not keeper.has_drafts("ann")
+
+
+def test_the_auto_lock_keeps_a_form_whose_discard_question_was_open(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    """The person pressed Escape on a typed form and walked away from the question: the
+    auto-lock never asks, keeps the form as a draft, and the question does not wait for the
+    next person. Back, the form is as typed, and Escape on it asks again."""
+    dialog = type_new_patient(qtbot, desk)
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Escape)
+    box = discard_question(qtbot, dialog)
+    with qtbot.waitSignal(desk.locked, timeout=5_000):
+        pass  # auto-logoff
+    assert not box.isVisible() and not dialog.isVisible()
+    assert not any(b.isVisible() for b in desk.findChildren(QMessageBox))
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    restored = desk.workspace.patient_dialog
+    assert restored is not None and restored.isVisible()
+    assert (restored.family.text(), restored.phone.text()) == ("Haddad", "555 0188")
+    restored.phone.setFocus()
+    QTest.keyClick(restored.phone, Qt.Key.Key_Escape)  # restored, not saved: still asks
+    answer_discard(qtbot, restored)
+    qtbot.waitUntil(lambda: desk.workspace.patient_dialog is None)

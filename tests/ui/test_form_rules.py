@@ -1,0 +1,314 @@
+"""Rules every form dialog keeps, driven on the real app as a person does:
+
+- the mouse wheel never changes a choice or a number the pointer passes over;
+- Escape, Cancel and the window's close button never throw typed data away unasked
+  ("Discard what you typed?", Keep editing the default), and close an untouched or
+  unchanged form at once;
+- a message about a field goes once the person edits that field (the form's own message,
+  once they edit any field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
+from pytestqt.qtbot import QtBot
+
+from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
+from app.chart.attachments import AttachmentsSection
+from app.chart.medications import MedicationsCard
+from app.chart.page import AllergyDialog
+from app.chart.problems import ProblemsCard
+from app.chart.visits import VisitsSection
+from app.main_window import MainWindow
+from app.session.key_dialogs import ChangePasswordDialog
+from tests.ui.chart.cards import card_of
+from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import answer_discard, asks_nothing, discard_question
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def send_wheel(widget: QWidget, notches: int) -> None:
+    """A wheel turn over the middle of ``widget`` (positive: away from the person, "up"),
+    delivered to it as the application delivers the window system's."""
+    centre = widget.rect().center()
+    event = QWheelEvent(
+        QPointF(centre), QPointF(widget.mapToGlobal(centre)), QPoint(0, 0),
+        QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase, False,
+    )  # fmt: skip
+    QApplication.sendEvent(widget, event)
+
+
+def value_of(widget: QWidget) -> object:
+    if isinstance(widget, QComboBox):
+        return (widget.currentIndex(), widget.currentText())
+    assert isinstance(widget, QAbstractSpinBox)
+    return widget.text()
+
+
+def assert_the_wheel_changes_nothing(qtbot: QtBot, dialog: QDialog) -> int:
+    """Focus the dialog's first line edit, then turn the wheel up and down over every
+    choice and number in it: none changes, none takes focus. Returns how many there were."""
+    qtbot.waitUntil(dialog.isVisible)
+    # Focus where a person types (a form with no line edit: its primary button).
+    typed = [w for w in dialog.findChildren(QLineEdit) if w.isVisible() and w.isEnabled()]
+    primary = dialog.findChild(QPushButton, "primary")
+    assert primary is not None
+    (typed[0] if typed else primary).setFocus()
+    turned = [
+        w for w in dialog.findChildren(QWidget) if isinstance(w, QComboBox | QAbstractSpinBox)
+    ]
+    for widget in turned:
+        before = value_of(widget)
+        for notches in (1, 1, -1, -3):
+            send_wheel(widget, notches)
+            assert value_of(widget) == before, f"the wheel changed {widget.objectName()!r}"
+        assert not widget.hasFocus(), f"the wheel gave {widget.objectName()!r} focus"
+    return len(turned)
+
+
+def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindow) -> None:
+    """Every form the app opens: registration, the chart's forms, booking, staff."""
+    window = signed_in
+    workspace = window.workspace
+    seen: dict[str, int] = {}
+
+    def walk(name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]) -> None:
+        act()
+        dialog = opened()
+        assert dialog is not None, name
+        seen[name] = assert_the_wheel_changes_nothing(qtbot, dialog)
+        dialog.reject()
+
+    walk("New patient", workspace.new_patient_action.trigger, lambda: workspace.patient_dialog)
+    chart = open_first_chart(qtbot, window)
+    walk("Edit patient", lambda: click(chart.edit_button), lambda: chart.patient_dialog)
+    walk("Add allergy", lambda: click(chart.add_allergy_button), lambda: chart.allergy_dialog)
+    problems = card_of(chart, ProblemsCard)
+    walk("Add problem", problems.add_button.click, lambda: problems.dialog)
+    medications = card_of(chart, MedicationsCard)
+    walk("Start medication", medications.start_button.click, lambda: medications.dialog)
+    visits = card_of(chart, VisitsSection)
+    walk("Start visit", visits.start_visit, lambda: visits.start_dialog)
+    attachments = card_of(chart, AttachmentsSection)
+    walk("Add file", lambda: attachments.add_file(None), lambda: attachments.add_dialog)
+    schedule = workspace.schedule
+    walk("Book", schedule.book, lambda: schedule.dialog)
+    window.workspace.staff_action.trigger()
+    staff = window.key_dialog
+    assert isinstance(staff, StaffDialog)
+    qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
+    staff.table.selectRow(0)
+    walk("Add staff", lambda: click(staff.add_button), lambda: staff.child)
+    walk("Change role", lambda: click(staff.role_button), lambda: staff.child)
+    walk("Reset password", lambda: click(staff.reset_button), lambda: staff.child)
+    staff.reject()
+    tools = workspace.admin_tools
+    walk("Audit log", tools.show_audit_log, lambda: tools.dialog)
+
+    # The forms with choices had them turned (the walk reached them).
+    for name in ("New patient", "Add allergy", "Start visit", "Add file", "Book", "Add staff"):
+        assert seen[name] >= 1, name
+    assert seen["Change role"] == 1
+
+
+def test_escape_cancel_and_close_ask_before_a_typed_allergy_is_thrown_away(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    click(chart.add_allergy_button)
+    dialog = chart.allergy_dialog
+    assert isinstance(dialog, AllergyDialog)
+    qtbot.waitUntil(dialog.substance.hasFocus)
+    QTest.keyClicks(dialog.substance, "Penicillin")
+    QTest.keyClick(dialog.substance, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.reaction, "hives")
+
+    QTest.keyClick(dialog.reaction, Qt.Key.Key_Escape)
+    box = discard_question(qtbot, dialog)
+    assert {b.text() for b in box.buttons()} == {"Discard", "Keep editing"}
+    keep = next(b for b in box.buttons() if b.text() == "Keep editing")
+    assert box.defaultButton() is keep and box.escapeButton() is keep
+    QTest.keyClick(box, Qt.Key.Key_Escape)  # Escape on the question: keep editing
+    qtbot.waitUntil(lambda: asks_nothing(dialog))
+    assert dialog.isVisible()
+    assert (dialog.substance.text(), dialog.reaction.text()) == ("Penicillin", "hives")
+
+    # Return on the question takes its default: Keep editing.
+    click(dialog.buttons.button(dialog.buttons.StandardButton.Cancel))
+    box = discard_question(qtbot, dialog)
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: asks_nothing(dialog))
+    assert dialog.isVisible() and dialog.reaction.text() == "hives"
+
+    dialog.close()  # the window's close button
+    answer_discard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and chart.allergy_dialog is dialog
+
+    QTest.keyClick(dialog.reaction, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is None)
+    assert not signed_in.workstation.records.allergies(chart.patient.id)  # type: ignore[union-attr]
+
+    # Opened again, the form is empty; untouched, Escape closes it at once.
+    click(chart.add_allergy_button)
+    again = chart.allergy_dialog
+    assert isinstance(again, AllergyDialog) and again is not dialog
+    assert (again.substance.text(), again.reaction.text()) == ("", "")
+    qtbot.waitUntil(again.substance.hasFocus)
+    QTest.keyClick(again.substance, Qt.Key.Key_Escape)
+    assert asks_nothing(again)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is None)
+
+
+def test_a_form_left_as_it_opened_closes_at_once(qtbot: QtBot, signed_in: MainWindow) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    click(chart.edit_button)
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    before = dialog.phone.text()
+    dialog.phone.setFocus()
+    dialog.phone.end(False)
+    QTest.keyClicks(dialog.phone, "9")
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Backspace)  # back as it was
+    assert dialog.phone.text() == before
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Escape)
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: chart.patient_dialog is None)
+
+    # A changed choice counts as typed: the edit asks.
+    click(chart.edit_button)
+    dialog = chart.patient_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.sex.setFocus()
+    QTest.keyClick(dialog.sex, Qt.Key.Key_Down)
+    click(dialog.buttons.button(dialog.buttons.StandardButton.Cancel))
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: chart.patient_dialog is None)
+
+
+def test_a_new_patient_with_an_mrn_and_phone_typed_asks_before_escape_drops_them(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    workspace = signed_in.workspace
+    workspace.new_patient_action.trigger()
+    dialog = workspace.patient_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.mrn.setFocus()
+    QTest.keyClicks(dialog.mrn, "MRN-2001")
+    QTest.keyClick(dialog.mrn, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.phone, "555 0101")
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog, discard=False)
+    assert (dialog.mrn.text(), dialog.phone.text()) == ("MRN-2001", "555 0101")
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: workspace.patient_dialog is None)
+
+
+def test_the_staff_forms_ask_and_clear_a_message_once_its_field_is_put_right(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    window = signed_in
+    window.workspace.staff_action.trigger()
+    staff = window.key_dialog
+    assert isinstance(staff, StaffDialog)
+    qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
+    click(staff.add_button)
+    add = staff.child
+    assert isinstance(add, AddStaffDialog)
+    qtbot.waitUntil(add.isVisible)
+    add.user.setFocus()
+    QTest.keyClicks(add.user, "Sam O'Neil")
+    QTest.keyClicks(add.full_name, "Sam O'Neil")
+    QTest.keyClicks(add.new, "tulip window seventeen")
+    QTest.keyClicks(add.confirm, "tulip window seventeen")
+    click(add.save_button)
+    error = add.errors["username"]
+    qtbot.waitUntil(error.isVisible, timeout=10_000)
+    assert "use 2-32 lower-case letters" in error.text()
+    add.user.selectAll()
+    QTest.keyClicks(add.user, "sam.oneil")
+    assert not error.isVisible()  # the name is put right: the message about it is gone
+
+    QTest.keyClick(add.user, Qt.Key.Key_Escape)  # a typed password and name: asks first
+    answer_discard(qtbot, add)
+    qtbot.waitUntil(lambda: staff.child is None)
+
+    staff.table.selectRow(0)
+    for button, kind in (
+        (staff.role_button, RoleDialog),
+        (staff.reset_button, ResetPasswordDialog),
+    ):
+        click(button)
+        form = staff.child
+        assert isinstance(form, kind)
+        qtbot.waitUntil(form.isVisible)
+        QTest.keyClick(form, Qt.Key.Key_Escape)  # untouched: closes at once
+        assert asks_nothing(form)
+        qtbot.waitUntil(lambda: staff.child is None)
+    click(staff.role_button)
+    role = staff.child
+    assert isinstance(role, RoleDialog)
+    qtbot.waitUntil(role.isVisible)
+    role.role.setFocus()
+    QTest.keyClick(role.role, Qt.Key.Key_Down)
+    QTest.keyClick(role.role, Qt.Key.Key_Escape)
+    answer_discard(qtbot, role, discard=False)
+    assert role.isVisible()
+    role.reject()
+    staff.reject()
+
+
+def test_an_open_question_goes_with_its_form_when_the_program_closes_it(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """A sign-out closes the forms (keeping drafts): it never asks, and leaves no question
+    behind for the next person."""
+    chart = open_first_chart(qtbot, signed_in)
+    click(chart.add_allergy_button)
+    dialog = chart.allergy_dialog
+    assert isinstance(dialog, AllergyDialog)
+    QTest.keyClicks(dialog.substance, "Latex")
+    QTest.keyClick(dialog.substance, Qt.Key.Key_Escape)
+    box = discard_question(qtbot, dialog)
+    signed_in.sign_out()
+    assert not dialog.isVisible() and not box.isVisible()
+    assert not any(b.isVisible() for b in signed_in.findChildren(QMessageBox, "discardQuestion"))
+
+
+def test_a_password_half_changed_is_not_dropped_unasked(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    signed_in.workspace.change_password_action.trigger()
+    dialog = signed_in.key_dialog
+    assert isinstance(dialog, ChangePasswordDialog)
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.current.setFocus()
+    QTest.keyClicks(dialog.current, "correct horse")
+    QTest.keyClick(dialog.current, Qt.Key.Key_Escape)
+    answer_discard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.current.text() == "correct horse"
+    click(dialog.buttons.button(dialog.buttons.StandardButton.Cancel))
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: signed_in.key_dialog is None)
