@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import TableHeadingsDisplay, XPos, YPos
-from fpdf.fonts import FontFace
+from fpdf.fonts import FontFace, TTFFont
 
 from core.errors import CarelineError
 from core.reports.data import (
@@ -94,7 +94,7 @@ class _Page(FPDF):
                     f"the report font {file} is missing from {FONT_DIR}; reinstall Careline"
                 )
             self.add_font(FONT, style, str(path))
-        self._printable = set(self.fonts[FONT.lower()].cmap)
+        self._printable = self._characters(FONT)
         self._add_fallback_font()
         self.missing_on_page = False  # a character printed as MISSING_MARK on this page
         self.set_title(title)
@@ -102,6 +102,11 @@ class _Page(FPDF):
         self.set_creator("Careline")
         self.set_auto_page_break(auto=True, margin=22)
         self.set_margins(18, 16, 18)
+
+    def _characters(self, family: str) -> set[int]:
+        """The code points an embedded TrueType font has glyphs for."""
+        font = self.fonts[family.lower()]
+        return set(font.cmap) if isinstance(font, TTFFont) else set()
 
     def _add_fallback_font(self) -> None:
         """Embed the first fallback font that loads (one that does not is skipped)."""
@@ -113,7 +118,7 @@ class _Page(FPDF):
                 self.fonts.pop("fallback", None)
                 self.fonts.pop("fallbackb", None)
                 continue
-            self._printable |= set(self.fonts["fallback"].cmap)
+            self._printable |= self._characters("Fallback")
             self.set_fallback_fonts(["Fallback"], exact_match=False)
             return
 

@@ -749,6 +749,7 @@ def test_a_refused_length_goes_once_it_is_put_right_and_escape_asks_first(
     page = open_schedule(qtbot, schedule_window)
     dialog = booking_dialog(qtbot, schedule_window)
     find_patient(qtbot, dialog, "okafor")
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
     dialog.minutes.setFocus()
     dialog.minutes.selectAll()
     QTest.keyClicks(dialog.minutes, "abc")
