@@ -494,6 +494,47 @@ def keep_room_for_contents(dialog: QDialog) -> None:
     dialog.installEventFilter(_RoomForContents(dialog))
 
 
+def ask_first(
+    parent: QWidget,
+    name: str,
+    title: str,
+    text: str,
+    detail: str,
+    act: str,
+    then: Callable[[bool], None],
+    keep: str | None = None,
+    icon: QMessageBox.Icon = QMessageBox.Icon.Warning,
+) -> QMessageBox:
+    """Ask before a step a stray key must not take (closing a visit, removing an allergy,
+    revoking a workstation, discarding a form). ``act`` names the button that goes ahead;
+    Cancel (or ``keep``) is the default, the Escape button and has the keyboard, so Space,
+    Return or Escape go nowhere. Window-modal, with no nested event loop: ``then(True)``
+    runs once the person chose ``act``, ``then(False)`` otherwise. Returns the open box
+    (object name ``name``, its go-ahead button ``name + "Button"``)."""
+    box = QMessageBox(icon, title, text, parent=parent)
+    box.setObjectName(name)
+    box.setInformativeText(detail)
+    go = box.addButton(act, QMessageBox.ButtonRole.DestructiveRole)
+    go.setObjectName(f"{name}Button")
+    cancel = (
+        box.addButton(keep, QMessageBox.ButtonRole.RejectRole)
+        if keep is not None
+        else box.addButton(QMessageBox.StandardButton.Cancel)
+    )
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+
+    def answered(_result: int) -> None:
+        chosen = box.clickedButton() is go
+        box.deleteLater()
+        then(chosen)
+
+    box.finished.connect(answered)
+    box.open()
+    cancel.setFocus()  # Space presses the focused button: the safe one
+    return box
+
+
 DISCARD_QUESTION = "Discard what you typed?"
 
 
@@ -592,30 +633,23 @@ class TypedForm(QDialog):
         if self.discard_box is not None:
             self.discard_box.raise_()
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            self.windowTitle(),
-            DISCARD_QUESTION,
-            parent=self,
-        )
-        box.setObjectName("discardQuestion")
-        box.setInformativeText("What you typed in this form is not saved.")
-        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        discard.setObjectName("discardButton")
-        keep = box.addButton("Keep editing", QMessageBox.ButtonRole.RejectRole)
-        keep.setObjectName("keepEditingButton")
-        box.setDefaultButton(keep)
-        box.setEscapeButton(keep)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.discard_box = box
 
-        def answered(_result: int) -> None:
+        def answered(discard: bool) -> None:
             self.discard_box = None
-            if box.clickedButton() is discard:
+            if discard:
                 self.reject()
 
-        box.finished.connect(answered)
-        box.open()
+        self.discard_box = ask_first(
+            self,
+            "discardQuestion",
+            self.windowTitle(),
+            DISCARD_QUESTION,
+            "What you typed in this form is not saved.",
+            "Discard",
+            answered,
+            keep="Keep editing",
+            icon=QMessageBox.Icon.Question,
+        )
 
     def done(self, result: int) -> None:
         """Close (the question too, if it is open: closed by the program, the form keeps

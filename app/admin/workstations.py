@@ -22,7 +22,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable
-from app.widgets import dialog_layout
+from app.widgets import ask_first, dialog_layout
 from core.sync.lan import identity as lan_id
 
 
@@ -153,29 +153,20 @@ class WorkstationsDialog(QDialog):
         device = self.selected()
         if device is None or device.revoked or device.this_device or self.confirm_box:
             return
-        box = QMessageBox(self)
-        box.setObjectName("confirmRevokeWorkstation")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Revoke workstation")
-        box.setText(f"Revoke workstation {device.device_id}?")
-        box.setInformativeText(
+        self.confirm_box = ask_first(
+            self,
+            "confirmRevokeWorkstation",
+            "Revoke workstation",
+            f"Revoke workstation {device.device_id}?",
             "It will no longer sync with the clinic, and changes it makes from now on are "
             "refused everywhere. This cannot be undone: to use that computer again, pair it "
-            "as a new workstation."
+            "as a new workstation.",
+            "Revoke",
+            lambda chosen: self._answered(chosen, device.device_id),
         )
-        confirm = box.addButton("Revoke", QMessageBox.ButtonRole.DestructiveRole)
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(cancel)
-        box.setEscapeButton(cancel)
-        box.finished.connect(lambda _r: self._answered(box, confirm, device.device_id))
-        self.confirm_box = box
-        box.open()
-        cancel.setFocus()  # Space presses the focused button: Cancel, not Revoke
 
-    def _answered(self, box: QMessageBox, confirm: QPushButton, device_id: str) -> None:
-        chosen = box.clickedButton() is confirm
+    def _answered(self, chosen: bool, device_id: str) -> None:
         self.confirm_box = None
-        box.deleteLater()
         if not chosen:
             return
         records = self._records

@@ -16,7 +16,7 @@ from app.chart.permits import ANY, restrict
 from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
 from core.records.clinic import ClinicRecords
 from core.records.medications import DOSE_FIELDS, AllergyWarning, Medication, Medications
 from core.records.types import MEDICATIONS
@@ -144,27 +144,21 @@ class MedicationDialog(SavingDialog):
             return
         self._job = None
         self.save_button.setEnabled(True)
-        box = QMessageBox(self)
-        box.setObjectName("allergyWarning")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Allergy warning")
-        box.setText(f"{exc.name} matches a recorded allergy of this patient.")
-        box.setInformativeText(
+        self.warning_box = ask_first(
+            self,
+            "allergyWarning",
+            "Allergy warning",
+            f"{exc.name} matches a recorded allergy of this patient.",
             "\n".join(f"• {m.describe()}" for m in exc.matches)
             + "\n\nStart it only if you have checked this with the patient or the allergy "
-            "record. Your decision is recorded in the audit log."
+            "record. Your decision is recorded in the audit log.",
+            "Start anyway",
+            self._warned,
+            keep="Don’t start",
         )
-        anyway = box.addButton("Start anyway", QMessageBox.ButtonRole.DestructiveRole)
-        dont = box.addButton("Don’t start", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(dont)
-        box.finished.connect(lambda _result: self._warned(box, anyway))
-        self.warning_box = box
-        box.open()
 
-    def _warned(self, box: QMessageBox, anyway: QPushButton) -> None:
-        confirmed = box.clickedButton() is anyway
+    def _warned(self, confirmed: bool) -> None:
         self.warning_box = None
-        box.deleteLater()
         if confirmed:
             self.save(confirm_allergy=True)
 

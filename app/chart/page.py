@@ -52,7 +52,14 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
 from app.patients.list_page import age_on
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, ignore_wheel
+from app.widgets import (
+    action_buttons,
+    ask_first,
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+)
 from app.worker import Job
 from core.records import merged
 from core.records.allergy_status import AllergyRecords, AllergyState
@@ -786,26 +793,19 @@ class ChartPage(QWidget):
         allergy = self.selected_allergy()
         if allergy is None or self._patient is None:
             return
-        box = QMessageBox(self)
-        box.setObjectName("confirmRemoveAllergy")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Remove allergy")
-        box.setText(f"Remove “{allergy.substance}” from {self._patient.display_name}’s chart?")
-        box.setInformativeText(
+        self.confirm_box = ask_first(
+            self,
+            "confirmRemoveAllergy",
+            "Remove allergy",
+            f"Remove “{allergy.substance}” from {self._patient.display_name}’s chart?",
             "Only remove an allergy that was entered in error. The removal is recorded in "
-            "the audit log."
+            "the audit log.",
+            "Remove allergy",
+            lambda chosen: self._confirmed(chosen, allergy),
         )
-        remove = box.addButton("Remove allergy", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _result: self._confirmed(box, remove, allergy))
-        self.confirm_box = box
-        box.open()
 
-    def _confirmed(self, box: QMessageBox, remove: QPushButton, allergy: Allergy) -> None:
-        chosen = box.clickedButton() is remove
+    def _confirmed(self, chosen: bool, allergy: Allergy) -> None:
         self.confirm_box = None
-        box.deleteLater()
         if not chosen:
             return
         records = self._records

@@ -40,6 +40,7 @@ from app.session.drafts import Draft, DraftKeeper
 from app.widgets import (
     TypedForm,
     action_buttons,
+    ask_first,
     dialog_layout,
     error_label,
     form_layout,
@@ -609,35 +610,28 @@ class VisitsSection:
         when = visit.started_at.replace("T", " ")
         reason = f" ({visit.reason})" if visit.reason else ""
         patient = self._patient_name() or "this patient"
-        box = QMessageBox(self.page)
-        box.setObjectName("confirmCloseVisit")
-        box.setWindowTitle("Close visit")
-        box.setText(f"Close {patient}’s visit of {when}{reason}?")
         if contents.notes:
-            box.setIcon(QMessageBox.Icon.Question)
-            box.setInformativeText(
-                "A closed visit takes no new notes; signed notes still take addenda."
-            )
+            icon = QMessageBox.Icon.Question
+            detail = "A closed visit takes no new notes; signed notes still take addenda."
         else:
-            box.setIcon(QMessageBox.Icon.Warning)
-            box.setInformativeText(
+            icon = QMessageBox.Icon.Warning
+            detail = (
                 "This visit has no note. Once it is closed, no note can be written in it "
                 "unless someone reopens it."
             )
-        close = box.addButton("Close visit", QMessageBox.ButtonRole.DestructiveRole)
-        close.setObjectName("confirmCloseVisitButton")
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(cancel)
-        box.setEscapeButton(cancel)
-        box.finished.connect(lambda _result: self._close_answered(box, close, visit.id))
-        self.confirm_box = box
-        box.open()
-        cancel.setFocus()  # Space presses the focused button: Cancel, not Close
+        self.confirm_box = ask_first(
+            self.page,
+            "confirmCloseVisit",
+            "Close visit",
+            f"Close {patient}’s visit of {when}{reason}?",
+            detail,
+            "Close visit",
+            lambda chosen: self._close_answered(chosen, visit.id),
+            icon=icon,
+        )
 
-    def _close_answered(self, box: QMessageBox, close: QPushButton, visit_id: str) -> None:
-        chosen = box.clickedButton() is close
+    def _close_answered(self, chosen: bool, visit_id: str) -> None:
         self.confirm_box = None
-        box.deleteLater()
         visit = self._contents.visit if self._contents else None
         # The visit asked about, still shown and open (a sync may have closed it meanwhile).
         if not chosen or visit is None or visit.id != visit_id or self._job is not None:
