@@ -157,9 +157,12 @@ def quit_on_termination(app: QApplication) -> None:
     """SIGTERM/SIGINT (log-out, shutdown, Ctrl+C) quit the event loop, so the app locks.
 
     Without this the process would die with the database open and keys in memory.
+    ``exit``, not ``quit``: Qt 6's quit first asks every window to close, and a form
+    holding typed text declines (it asks "Discard what you typed?"), which would leave the
+    app running, unlocked, through a log-out or shutdown. ``run_app`` locks after the loop.
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: app.quit())
+        signal.signal(signum, lambda _signum, _frame: app.exit(0))
     # Python runs signal handlers only when the interpreter gets control; Qt's event loop
     # is C++, so a short idle timer lets Python in a few times a second.
     ticker = QTimer(app)

@@ -354,7 +354,7 @@ def test_an_administrator_undoes_a_merge_moves_records_in_and_out_and_backs_up(
         person.close_dialog()
 
         # Settings → Back up now…, then Restore a backup… into a new folder.
-        person.settings(10)
+        person.settings(11)  # after Paired workstations…
         backup_dialog = person.dialog("Back up now")
         backup = out / "clinic.clbackup"
         person.click(296, 149, backup_dialog)  # where to save the backup
@@ -364,7 +364,7 @@ def test_an_administrator_undoes_a_merge_moves_records_in_and_out_and_backs_up(
         app.pause(0.5)
         app.shot("backed-up")
         person.close_dialog()
-        person.settings(11)
+        person.settings(12)
         restore_dialog = person.dialog("Restore a backup")
         restored = out / "restored"
         for (x, y), text in (

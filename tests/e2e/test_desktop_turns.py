@@ -73,9 +73,14 @@ def new_patient(app: Desktop) -> None:
 
 
 def close_dialog(app: Desktop, title: str = "New patient") -> None:
-    """Escape, wait for the dialog to close, then hand the keyboard back to the main
-    window, which a window manager would do (the virtual screen has none)."""
+    """Escape on a form with typed text, which asks "Discard what you typed?" (Keep
+    editing has the keyboard): Tab to Discard and press it; wait for the form to close,
+    then hand the keyboard back to the main window, which a window manager would do (the
+    virtual screen has none)."""
     app.key("Escape")
+    app.pause(0.6)
+    app.shot("discard-question")
+    app.key("Tab", "space")
     app.wait_gone(title)
     app.focus()
 

@@ -31,6 +31,8 @@ class Target:
     def __init__(self) -> None:
         key = SecureMemory.from_bytes(bytearray(os.urandom(32)))
         records = ClinicRecords(Database.in_memory(key), "admin", FAST_PARAMS)
+        # An administrator shows pairing codes (the permission matrix's lan.pair.code).
+        records.set_up_clinic("Fuzz Clinic", "admin", "Ada Admin", "fuzzing pairing requests")
         self.db = records.db
         identity = ident.ensure_identity(self.db, "admin")
         self.peer = PeerServer(self.db, identity)
