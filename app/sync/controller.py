@@ -18,7 +18,8 @@ its next round trip (what was applied stays applied, as core guarantees).
 LAN peers: given :class:`~app.sync.lan_peer.LanOptions`, a workstation with a LAN identity (its
 own, or the certificate its server enrollment issued) also serves peer sync, announces itself
 over mDNS, and after each server session syncs with every trusted peer it finds. The status
-bar shows how many peers were in reach.
+bar shows how many peers were in reach, and says so when peers refuse this workstation's
+certificate (a revoked workstation is never told why, only shut out).
 
 Progress: core reports after every applied snapshot page or op batch (on the sync thread);
 the runner re-emits a copy of the report as a signal, so the status bar updates on the GUI
@@ -89,6 +90,13 @@ ERROR = "error"
 STOPPED = "stopped"
 
 
+# Why nothing syncs when the only LAN peers in reach refuse this workstation (a peer closes
+# on a certificate it refuses without a word, so "may").
+LAN_REFUSED = (
+    "the clinic's workstations refuse this computer's certificate (it may have been "
+    "revoked: ask the clinic's administrator)."
+)
+
 # A pull of at least this many ops (two batches) shows a progress bar; fewer finish too
 # quickly for one to help.
 LARGE_PULL_OPS = 1_000
@@ -134,6 +142,10 @@ class SyncStatus:
     server: str = ""
     lan: bool = False  # this workstation syncs with LAN peers
     lan_peers: int = 0  # trusted LAN peers synced with in the last session
+    # LAN peers, clinic devices by their certificates, that closed on this workstation
+    # without answering in the last session: they refuse its certificate (revoked, most
+    # likely). With no server and no peer synced with, the state is ERROR (LAN_REFUSED).
+    lan_refused: int = 0
     # The clinic server's record of this workstation's audit log contradicts the log here
     # (core.sync.audit_anchor): records still sync, but an administrator must look.
     audit_warning: str = ""
@@ -181,6 +193,7 @@ class SessionOutcome:
     lan: bool = False
     lan_only: bool = False  # LAN peers only: no clinic server
     lan_peers: int = 0
+    lan_refused: int = 0  # peers that refuse this workstation's certificate
     lan_reports: tuple[SyncReport, ...] = ()
     # What other replicas changed here since the last session: this session's pulls and
     # snapshot, and what LAN peers pushed to this workstation meanwhile.
@@ -322,6 +335,7 @@ class _SyncRunner(QObject):
                 lan=identity is not None,
                 lan_only=credential is None,
                 lan_peers=lan.peers,
+                lan_refused=lan.refused,
                 lan_reports=lan.reports,
                 changes=self._changes(db, (report, *lan.reports)),
                 newer_records=unknown.count(db),
@@ -581,6 +595,9 @@ class SyncController(QObject):
         if self._pending() > 0:
             if self.status.state in (SYNCED, PENDING):
                 self._publish(replace(self.status, state=PENDING, pending=self._pending()))
+            elif self.status.state == ERROR and self.status.lan_refused:
+                # Refused by the peers: what is typed now waits too, and is counted.
+                self._publish(replace(self.status, pending=self._pending()))
             if not self._retry.isActive():  # offline: the backoff decides, not each write
                 self._debounce.start()
 
@@ -617,12 +634,31 @@ class SyncController(QObject):
             self.remote_changes.emit(outcome.changes)
         for lan_report in outcome.lan_reports:
             self.synced.emit(lan_report)
-        lan, peers = outcome.lan, outcome.lan_peers
+        lan, peers, refused = outcome.lan, outcome.lan_peers, outcome.lan_refused
         if outcome.not_enrolled:
             self._publish(replace(SyncStatus(), state=NOT_ENROLLED))
         elif outcome.error is not None:
-            self.status = replace(self.status, lan=lan, lan_peers=peers)
+            self.status = replace(self.status, lan=lan, lan_peers=peers, lan_refused=refused)
             self._failed(outcome.error)
+        elif outcome.acked_seq is None and refused:
+            # LAN only, and the peers in reach shut this workstation out: nothing made here
+            # leaves it, so say so (red, with Sync now) for as long as they refuse, and
+            # count what waits; the periodic sessions keep trying.
+            self._seq = outcome.current_seq
+            self._publish(
+                replace(
+                    SyncStatus(),
+                    state=ERROR,
+                    message=LAN_REFUSED,
+                    last_sync=self.status.last_sync,
+                    pending=self._pending(),
+                    lan=lan,
+                    lan_refused=refused,
+                    newer_records=outcome.newer_records,
+                    quarantined=outcome.quarantined,
+                    quarantine_reason=outcome.quarantine_reason,
+                )
+            )
         elif outcome.acked_seq is None:  # LAN only, and no peer in reach
             self._publish(replace(SyncStatus(), state=NOT_ENROLLED, lan=lan))
         else:
@@ -637,6 +673,7 @@ class SyncController(QObject):
                     server=self.status.server,
                     lan=lan,
                     lan_peers=peers,
+                    lan_refused=refused,
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                     newer_records=outcome.newer_records,
                     held_back=outcome.report.held_back if outcome.report else 0,

@@ -31,7 +31,7 @@ from core.sync.lan import identity as lan_id
 from core.sync.lan.certify import certify_if_unbound
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.server import PeerServer
-from core.sync.lan.transport import LanTransport
+from core.sync.lan.transport import LanTransport, RefusedByPeerError
 from core.sync.session import SyncReport, sync
 from core.sync.transport import Transport
 
@@ -72,6 +72,9 @@ class LanRound:
     peers: int = 0  # trusted peers synced with
     reports: tuple[SyncReport, ...] = ()
     addresses: tuple[str, ...] = ()  # theirs (host:port), where attachments can be fetched
+    # Clinic devices that proved who they are, then closed without answering: they refuse
+    # this workstation's certificate (revoked, most likely: RefusedByPeerError).
+    refused: int = 0
 
 
 class LanNode:
@@ -172,6 +175,7 @@ class LanNode:
         peers = 0
         reports: list[SyncReport] = []
         addresses: list[str] = []
+        refused = 0
         new_tried = 0
         for address in candidates:
             if self._stopping.is_set():
@@ -197,6 +201,8 @@ class LanNode:
                 report = sync(db, target, actor)
             except Exception as exc:  # an untrusted or unreachable peer is skipped
                 log.info("LAN peer %s skipped: %s", address, exc)
+                if isinstance(exc, RefusedByPeerError):
+                    refused += 1
                 self._note_failure(address, verified=transport.peer_device is not None)
                 continue
             finally:
@@ -209,7 +215,7 @@ class LanNode:
             peers += 1
             reports.append(report)
             addresses.append(address)
-        return LanRound(peers, tuple(reports), tuple(addresses))
+        return LanRound(peers, tuple(reports), tuple(addresses), refused)
 
     def _candidates(self, seen: list[discovery.SeenPeer]) -> list[str]:
         """The addresses worth trying this round, in the order to try them: verified ones

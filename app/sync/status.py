@@ -59,10 +59,17 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     refused = refusal_notice(status)
     if refused:
         text += f" {refused}"
-    if not status.lan:
-        return text
+    if not status.lan or (status.state == ERROR and status.lan_refused and not status.lan_peers):
+        return text  # refused by every peer in reach: the state said so
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
-    return f"{text} {status.lan_peers} {noun} in reach."
+    text = f"{text} {status.lan_peers} {noun} in reach."
+    if status.lan_refused:
+        others = "workstation refuses" if status.lan_refused == 1 else "workstations refuse"
+        text += (
+            f" {status.lan_refused} other {others} this computer's certificate (it may have "
+            "been revoked: ask the clinic's administrator)."
+        )
+    return text
 
 
 def refusal_notice(status: SyncStatus) -> str | None:
@@ -96,6 +103,10 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
             seconds = max(round((status.retry_at - now).total_seconds()), 0)
         pending = f" {status.pending} change(s) kept here until then." if status.pending else ""
         return f"Offline — retrying in {seconds} s.{pending}{last}"
+    if status.state == ERROR and status.lan_refused:
+        noun = "change" if status.pending == 1 else "changes"
+        unsent = f" {status.pending} {noun} made here not sent." if status.pending else ""
+        return f"Not syncing: {status.message}{unsent}{last}"
     if status.state == ERROR:
         return f"Sync problem: {status.message}"
     if status.state == NOT_ENROLLED and status.lan:
@@ -160,7 +171,8 @@ class SyncStatusWidget(QWidget):
         self._show_progress(progress, status.state == SYNCING and status.bootstrapping)
         self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
         refused = refusal_notice(status)
-        colour = self.COLOURS[ERROR] if status.audit_warning or refused else None
+        alarm = status.audit_warning or refused or status.lan_refused
+        colour = self.COLOURS[ERROR] if alarm else None
         colour = colour or self.COLOURS.get(status.state, "#8a8f98")
         self.dot.setStyleSheet(f"color: {colour};")
         tip = status.message if status.state in (OFFLINE, ERROR) else ""

@@ -51,6 +51,12 @@ class PeerRejectedError(TransportError):
     """The peer's certificate is not one of this clinic's valid devices."""
 
 
+class RefusedByPeerError(TransportError):
+    """A peer proved to be a clinic device, then closed the connection without answering:
+    it refuses this workstation's certificate (revoked, most likely) or is busy with this
+    workstation's other sessions. Its message is the plain TransportError's."""
+
+
 class ReplyTooLargeError(TransportError):
     """The peer sent (or announced) more than this side accepts; the rest was not read."""
 
@@ -163,9 +169,11 @@ class LanTransport:
                 self._conn.close()
                 self._conn = None
                 if attempt == 2:
-                    raise TransportError(
-                        f"cannot reach the peer {self.address}: {exc}{_closed_hint(exc)}"
-                    ) from exc
+                    hint = _closed_hint(exc)
+                    # Only a peer whose certificate was verified on this very connection
+                    # refuses *us*; anything else may be a stranger or the network.
+                    error = RefusedByPeerError if hint and self.peer_device else TransportError
+                    raise error(f"cannot reach the peer {self.address}: {exc}{hint}") from exc
         raise AssertionError("unreachable")
 
     def hello(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.sync.controller import NOT_ENROLLED, SYNCED, SyncStatus
+from app.sync.controller import ERROR, NOT_ENROLLED, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
 from app.sync.status import describe_status
 from core.crypto import certs
@@ -150,12 +150,60 @@ def test_an_app_recertified_at_its_first_sync_serves_peers_with_its_new_certific
     ws_b.lock()
 
 
+def test_a_revoked_workstation_says_the_clinics_workstations_refuse_it(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # A revoked workstation is never told why: its peers close on its certificate without a
+    # word. Its status bar must say so, keep saying so, and count what it cannot send.
+    ws_a, ws_b = paired_clinics(tmp_path)
+    window_a = make_window(ws_a, sync_options=lan_sync_options())
+    window_b = make_window(ws_b, sync_options=lan_sync_options())
+    sign_in(qtbot, window_a)
+    sign_in(qtbot, window_b)
+    identity_b = lan_id.load_identity(ws_b.database)
+    assert identity_b is not None
+    device_b = identity_b.device_id
+    qtbot.waitUntil(partial(synced_with_peers, window_b, 1), timeout=20_000)
+
+    # On A, the administrator revokes B; then someone types a change on B.
+    window_a.worker.submit(lambda: lan_id.revoke_device(ws_a.database, device_b, ADMIN))
+    qtbot.waitUntil(lambda: bool(lan_id.revoked_serials(ws_a.database)), timeout=5_000)
+    window_b.worker.submit(lambda: ws_b.records.add_patient("Hopper", "Grace", "1906-12-09"))
+
+    refused = (
+        "Not syncing: the clinic's workstations refuse this computer's certificate (it may "
+        "have been revoked: ask the clinic's administrator). 1 change made here not sent."
+    )
+
+    def says_refused() -> bool:
+        return window_b.sync_status.text.text().startswith(refused)
+
+    qtbot.waitUntil(says_refused, timeout=30_000)
+    status = window_b.sync.status
+    assert status.state == ERROR and status.lan_refused == 1 and status.pending == 1
+    assert "in reach" not in window_b.sync_status.text.text()
+    assert window_b.sync_status.sync_button.isVisibleTo(window_b.sync_status)
+    # It keeps saying so: a later session (Sync now) is refused the same way.
+    sessions: list[SyncStatus] = []
+    window_b.sync.status_changed.connect(sessions.append)
+    window_b.sync_status.sync_button.click()
+    qtbot.waitUntil(lambda: len(sessions) >= 2 and not window_b.sync.busy, timeout=30_000)
+    assert says_refused()
+    assert "Hopper" not in names(window_a)
+
+
 def test_status_line_for_lan_peers() -> None:
     status = SyncStatus(state=NOT_ENROLLED, lan=True, lan_peers=0)
     assert describe_status(status) == (
         "No clinic server; syncing with LAN peers. 0 LAN peers in reach."
     )
     assert describe_status(SyncStatus(state=NOT_ENROLLED)).startswith("Not connected")
+    # A clinic server syncs, but a LAN peer refuses this workstation.
+    refused = SyncStatus(state=SYNCED, lan=True, lan_peers=1, lan_refused=1)
+    assert describe_status(refused) == (
+        "Synced. 1 LAN peer in reach. 1 other workstation refuses this computer's "
+        "certificate (it may have been revoked: ask the clinic's administrator)."
+    )
 
 
 @pytest.mark.strict_authors
