@@ -23,22 +23,28 @@ from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable
 from app.widgets import ask_first, dialog_layout
+from core.sync.enroll import load_credential
 from core.sync.lan import identity as lan_id
 
 
 @dataclass(frozen=True)
 class Certified:
-    """What the dialog shows: whether this workstation holds the CA, and what it issued."""
+    """What the dialog shows: whether this workstation holds the CA, and what it issued;
+    ``joined``: it has a LAN certificate or a server enrollment without holding the CA, so
+    another workstation (or the server) let it in and holds the CA."""
 
     holds_ca: bool
     devices: list[lan_id.IssuedDevice]
+    joined: bool = True
 
 
 def read_certified(provider: RecordsProvider) -> Certified:
     """The workstations this one certified (on the worker; refused to non-administrators)."""
     records = provider()
     records.require("lan.devices.list", None)
-    return Certified(lan_id.has_ca_key(records.db), lan_id.issued_devices(records.db))
+    db = records.db
+    joined = lan_id.load_identity(db) is not None or load_credential(db) is not None
+    return Certified(lan_id.has_ca_key(db), lan_id.issued_devices(db), joined)
 
 
 def _local(stamp: str) -> str:
@@ -49,6 +55,8 @@ def _local(stamp: str) -> str:
 
 
 def _state(device: lan_id.IssuedDevice) -> str:
+    if device.revoked and device.revoked_at:
+        return f"Revoked {_local(device.revoked_at)}"
     if device.revoked:
         return "Revoked"
     return "This workstation" if device.this_device else "Active"
@@ -89,6 +97,10 @@ class WorkstationsDialog(QDialog):
         self._write = OneWrite(operations, self.status, self._update_buttons)
         self.revoke_button = QPushButton("Revoke…")
         self.revoke_button.setObjectName("danger")
+        # Never the default button: the default's blue fill would hide the danger colour,
+        # and Enter must not start a revocation.
+        self.revoke_button.setAutoDefault(False)
+        self.revoke_button.setDefault(False)
         self.revoke_button.setToolTip("Shut the selected workstation out of the clinic")
         self.revoke_button.clicked.connect(self.revoke)
         row = QWidget()
@@ -119,7 +131,15 @@ class WorkstationsDialog(QDialog):
                 ", ".join(str(s) for s in d.serials),
             ),
         )
-        if not certified.holds_ca:
+        if not certified.holds_ca and not certified.joined:
+            # The clinic's first workstation before its first pairing code: the CA is
+            # made with that code, on this computer.
+            self.status.setText(
+                "No workstation has been paired yet. Settings → Pair a workstation… on this "
+                "computer makes the first pairing code; the workstations that join with it "
+                "are listed here."
+            )
+        elif not certified.holds_ca:
             self.status.setText(
                 "This computer does not hold the clinic's LAN certificate authority, so it let "
                 "no workstation join. Open this on the workstation that shows pairing codes, or "

@@ -250,7 +250,10 @@ class IssuedDevice:
     """A device the clinic's LAN CA holder issued certificates to, as its audit log and
     revocation list tell: ``serials`` oldest first, ``first_issued`` the first one's time
     (UTC, ISO), ``replica`` the replica it is bound to (None for a 0.1.0 certificate),
-    ``revoked`` true once every serial is, ``this_device`` for the CA holder itself."""
+    ``revoked`` true once every serial is, ``this_device`` for the CA holder itself,
+    ``revoked_at`` when it was revoked (UTC, ISO: its latest serial's time on the CA
+    holder's revocation list; None while it is not revoked, or where the list keeps no
+    time, as for serials merged from the clinic server)."""
 
     device_id: str
     serials: tuple[int, ...]
@@ -258,6 +261,7 @@ class IssuedDevice:
     replica: str | None
     revoked: bool
     this_device: bool
+    revoked_at: str | None = None
 
 
 def issued_devices(db: Database) -> list[IssuedDevice]:
@@ -277,19 +281,27 @@ def issued_devices(db: Database) -> list[IssuedDevice]:
             continue
         found.setdefault(str(device_id), (str(ts), []))[1].append(serial)
     revoked = revoked_serials(db)
+    # The CA holder's revocation list keeps when each serial was revoked.
+    when: dict[str, str] = dict((_get(db, CRL_STATE_KEY) or {}).get("revoked") or {})
     identity = load_identity(db)
     mine = identity.device_id if identity is not None else None
-    return [
-        IssuedDevice(
-            device_id,
-            tuple(serials),
-            first,
-            bound_replica(db, device_id),
-            set(serials) <= revoked,
-            device_id == mine,
+    devices = []
+    for device_id, (first, serials) in found.items():
+        is_revoked = set(serials) <= revoked
+        stamps = [str(when[str(s)]) for s in serials if str(s) in when]
+        at = max(stamps) if is_revoked and stamps else None
+        devices.append(
+            IssuedDevice(
+                device_id,
+                tuple(serials),
+                first,
+                bound_replica(db, device_id),
+                is_revoked,
+                device_id == mine,
+                at,
+            )
         )
-        for device_id, (first, serials) in found.items()
-    ]
+    return devices
 
 
 def _serial_in(details: str) -> int | None:

@@ -1,8 +1,12 @@
 """Settings → Paired workstations… driven as an administrator does: the workstations the
 LAN CA holder let join, Revoke… on a lost one (Cancel first, then Revoke), and what the
-rest of the clinic then refuses. A computer that holds no CA says so."""
+rest of the clinic then refuses, and when. A computer that holds no CA says why: nothing
+paired yet, or another workstation holds it."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -15,6 +19,7 @@ from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.sync.test_lan import paired_clinics
 
 
 def _texts(table: QTableWidget, row: int) -> list[str]:
@@ -81,10 +86,18 @@ def test_an_admin_revokes_a_lost_workstation(
     box = dialog.confirm_box
     assert box is not None
     QTest.mouseClick(_button(box, "Revoke"), Qt.MouseButton.LeftButton)
+    before = datetime.now().replace(second=0, microsecond=0)
     qtbot.waitUntil(
-        lambda: any(_texts(table, r)[1] == "Revoked" for r in range(table.rowCount())),
+        lambda: any(_texts(table, r)[1].startswith("Revoked") for r in range(table.rowCount())),
         timeout=5_000,
     )
+    # The row says when (this computer's time, to the minute).
+    state = next(
+        _texts(table, r)[1] for r in range(table.rowCount()) if _texts(table, r)[0] == laptop
+    )
+    assert state.startswith("Revoked ")
+    revoked_at = datetime.strptime(state.removeprefix("Revoked "), "%Y-%m-%d %H:%M")
+    assert before <= revoked_at <= datetime.now()
     assert dialog.status.text() == "0 other workstations may sync with the clinic."
     # Its certificates are on the clinic's signed revocation list, which every sync carries.
     serials = lan_id.issued_serials(clinic.database, laptop)
@@ -96,12 +109,39 @@ def test_an_admin_revokes_a_lost_workstation(
     assert not dialog.revoke_button.isEnabled()
 
 
-def test_a_computer_without_the_clinic_ca_says_where_to_go(
+def test_the_clinics_first_workstation_says_none_was_paired_yet(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
+    # No CA yet because nothing was paired: this IS the computer that will show the codes.
     window = make_window(clinic)
     sign_in(qtbot, window)
     dialog = _open(qtbot, window)
-    qtbot.waitUntil(lambda: "does not hold" in dialog.status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: bool(dialog.status.text()), timeout=5_000)
+    assert dialog.status.text().startswith("No workstation has been paired yet.")
+    assert "Pair a workstation…" in dialog.status.text()
     assert dialog.table.rowCount() == 0
     assert not dialog.revoke_button.isEnabled()
+
+
+def test_a_workstation_that_joined_through_a_peer_says_where_to_go(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    _holder, joined = paired_clinics(tmp_path)
+    window = make_window(joined)
+    sign_in(qtbot, window)
+    dialog = _open(qtbot, window)
+    qtbot.waitUntil(lambda: "does not hold" in dialog.status.text(), timeout=5_000)
+    assert "Open this on the workstation that shows pairing codes" in dialog.status.text()
+    assert dialog.table.rowCount() == 0
+    assert not dialog.revoke_button.isEnabled()
+
+
+def test_revoke_is_never_the_default_button(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    # The default button's blue fill hides the danger colour, and Enter must not revoke.
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    dialog = _open(qtbot, window)
+    assert not dialog.revoke_button.autoDefault()
+    assert not dialog.revoke_button.isDefault()
