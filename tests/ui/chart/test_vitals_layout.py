@@ -11,10 +11,11 @@ from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QStyle, QStyleOpt
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_vitals import open_vitals, record, type_into
-from tests.ui.conftest import DEFAULT_SIZE, SMALL
-from tests.ui.layout import assert_whole, shot
+from tests.ui.conftest import DEFAULT_SIZE, POPUP_NOISE, SMALL
+from tests.ui.layout import assert_whole, open_popup_rows, shot
 
 pytestmark = pytest.mark.usefixtures("styled")
 
@@ -45,6 +46,23 @@ def test_the_readings_show_whole_rows(
     assert card is not None
     assert plot.height() >= plot.minimumHeight() > 0
     assert card.rect().contains(plot.geometry())
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_the_visit_list_opens_showing_every_choice(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, small_screen: None
+) -> None:
+    """The tester's picture: the Visit box's list opened a row and a half tall with scroll
+    arrows, for its two choices. It shows both whole."""
+    signed_in.resize(SMALL.width(), SMALL.height())
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Cough")
+    _, section = open_vitals(qtbot, signed_in)
+    assert section.visit.count() == 2  # the open visit, and "Not in a visit"
+    shown, needed = open_popup_rows(section.visit)
+    shot(section.visit.view().window(), "vitals-visit-list")
+    section.visit.hidePopup()
+    assert shown >= needed, f"the list shows {shown} of the {needed} pixels its rows need"
 
 
 def shown_width(edit: QLineEdit) -> int:
