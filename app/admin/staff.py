@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -35,6 +34,7 @@ from app.session.key_dialogs import FormDialog, busy_bar, heading_label, passwor
 from app.session.strength_hint import StrengthHint
 from app.widgets import (
     action_buttons,
+    ask_first,
     dialog_layout,
     error_label,
     ignore_wheel,
@@ -135,7 +135,7 @@ class StaffDialog(QDialog):
         self.other_roles_button = QPushButton("Other roles…")
         self.other_roles_button.setObjectName("otherRoles")
         self.other_roles_button.setToolTip("Roles held beyond the primary one")
-        self.active_button = QPushButton("Deactivate")
+        self.active_button = QPushButton("Deactivate…")
         self.active_button.setObjectName("toggleActive")
         self.reset_button = QPushButton("Reset password…")
         self.reset_button.setObjectName("resetPassword")
@@ -214,7 +214,8 @@ class StaffDialog(QDialog):
             button.setEnabled(member is not None)
         self.other_roles_button.setEnabled(member is not None and member.active)
         self.active_button.setText(
-            "Reactivate" if member is not None and not member.active else "Deactivate"
+            # Deactivating asks first (the ellipsis says so); reactivating does not.
+            "Reactivate" if member is not None and not member.active else "Deactivate…"
         )
 
     def _open_child(self, dialog: QDialog) -> None:
@@ -260,34 +261,31 @@ class StaffDialog(QDialog):
     def toggle_active(self) -> None:
         """Deactivate (after a confirmation) or reactivate the selected account."""
         member = self.selected()
-        if member is None:
+        if member is None or self.child is not None:
             return
         name = member.username
         staff = self._workstation.staff
         if not member.active:
             self._run(lambda: staff().reactivate(name), name)
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Deactivate",
-            f"Deactivate {member.full_name or name} ({name})? They can no longer sign in on "
-            "this computer, nor on the clinic's other computers once this change reaches "
-            "them. Everything they recorded stays theirs. You can reactivate them later.",
-            QMessageBox.StandardButton.Cancel,
+        # A question a stray Return or Space must not answer: Cancel is the default.
+        self.child = ask_first(
             self,
+            "confirmDeactivate",
+            "Deactivate",
+            f"Deactivate {member.full_name or name} ({name})?",
+            "They can no longer sign in on this computer, nor on the clinic's other computers "
+            "once this change reaches them. Everything they recorded stays theirs. You can "
+            "reactivate them later.",
+            "Deactivate",
+            lambda chosen: self._deactivate_answered(chosen, name),
         )
-        box.setObjectName("confirmDeactivate")
-        confirm = box.addButton("Deactivate", QMessageBox.ButtonRole.AcceptRole)
-        confirm.setObjectName("confirmDeactivateButton")
 
-        def answered() -> None:
-            if box.clickedButton() is confirm:
-                self._run(lambda: staff().deactivate(name), name)
-            self._forget_child()
-
-        box.finished.connect(answered)
-        self.child = box
-        box.open()
+    def _deactivate_answered(self, chosen: bool, name: str) -> None:
+        self.child = None  # ask_first deletes its box
+        if chosen:
+            staff = self._workstation.staff
+            self._run(lambda: staff().deactivate(name), name)
 
     def _run(self, fn: Callable[[], object], select: str) -> None:
         self.error.hide()

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QStyle,
     QTableWidget,
     QTableWidgetItem,
@@ -503,7 +504,7 @@ class VitalsSection:
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         # Low enough to leave the readings their rows at a 740-pixel height (it grows taller).
-        self.plot.setMinimumHeight(140)
+        self.plot.setMinimumHeight(96)
         self.curves: list[pg.PlotDataItem] = []
         self.normal_band: pg.LinearRegionItem | None = None
         self.no_plot = QLabel()
@@ -511,11 +512,19 @@ class VitalsSection:
         # Systolic is always above diastolic (a set is refused otherwise): no legend needed.
         self.plot_caption = QLabel("Upper line systolic, lower line diastolic.")
         self.plot_caption.setObjectName("hint")
+        self.plot_caption.setToolTip(self.plot_caption.text())
+        # Whole from 1024 pixels wide; narrower, it gives way rather than widen the page.
+        self.plot_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         plot_card, plot_layout, plot_head = card("Trend")
+        # The caption sits on the heading's row, not under the plot: there it cost the
+        # height that, with the allergy banner and the "form was restored" notice at a
+        # 740-pixel height, the page lacked, and the plot (held at its minimum height) was
+        # drawn under it, the caption over the time axis.
+        plot_head.insertWidget(1, self.plot_caption, 1)
+        plot_head.setStretch(2, 0)  # the caption, not the heading's spacer, takes the room
         plot_head.addWidget(self.plot_choice)
         plot_layout.addWidget(self.no_plot)
         plot_layout.addWidget(self.plot, 1)
-        plot_layout.addWidget(self.plot_caption)
 
         # ----- the table -----
         self.table = ReadingsTable(0, 1 + len(TABLE_COLUMNS))

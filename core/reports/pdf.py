@@ -364,7 +364,10 @@ def visit_pdf(report: VisitReport) -> bytes:
     for note in report.notes:
         pdf.paragraph(note.body)
         if note.signed_at:
-            pdf.paragraph(f"Signed by {note.signed_by} on {note.signed_at}", bold=True, size=9)
+            signed = f"Signed by {note.signed_by} on {note.signed_at}"
+            if note.author != note.signed_by:  # a nurse's note a clinician signed: both
+                signed += f"; written by {note.author}"
+            pdf.paragraph(signed, bold=True, size=9)
         else:
             pdf.paragraph(f"Draft by {note.author}, not signed", bold=True, size=9)
         for addendum in note.addenda:

@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QRect, Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QLabel,
     QLineEdit,
@@ -107,3 +109,17 @@ def shot(widget: QWidget, name: str) -> None:
     folder = os.environ.get("CARELINE_SCREENSHOTS")
     if folder:
         widget.window().grab().save(str(Path(folder) / f"{name}.png"))
+
+
+def open_popup_rows(combo: QComboBox) -> tuple[int, int]:
+    """Open ``combo``'s list as a person does from the keyboard (Alt+Down) and return the
+    pixels its view shows and the pixels its first ``min(count, 5)`` rows need. The list
+    is left open (``combo.hidePopup()`` closes it)."""
+    combo.setFocus()
+    QTest.keyClick(combo, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    view = combo.view()
+    QApplication.processEvents()
+    assert view.isVisible(), f"{_name(combo)}: Alt+Down opened no list"
+    wanted = min(combo.count(), 5)
+    needed = sum(view.visualRect(combo.model().index(r, 0)).height() for r in range(wanted))
+    return view.viewport().height(), needed

@@ -118,10 +118,11 @@ def test_an_admin_adds_a_nurse_changes_the_role_deactivates_and_resets(
     qtbot.waitUntil(lambda: row_of(staff, "nina")[2] == "Clinician", timeout=10_000)
 
     select(staff, "nina")
-    assert staff.active_button.text() == "Deactivate"
+    assert staff.active_button.text() == "Deactivate…"
     click(staff.active_button)
     box = child(qtbot, staff, QMessageBox)
-    assert isinstance(box, QMessageBox) and "Everything they recorded stays theirs" in box.text()
+    assert isinstance(box, QMessageBox) and box.text() == "Deactivate Nina Okafor (nina)?"
+    assert "Everything they recorded stays theirs" in box.informativeText()
     confirm = box.findChild(QWidget, "confirmDeactivateButton")
     assert confirm is not None
     click(confirm)
@@ -172,6 +173,40 @@ def clinic_with(ws: Workstation, *accounts: tuple[str, str, str]) -> None:
     for name, role, password in accounts:
         ws.add_staff(name, name.capitalize(), role, password)
     ws.lock()
+
+
+def test_a_stray_key_on_the_deactivate_question_keeps_the_colleague_active(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's slip: Deactivate was the question's default button and had the
+    keyboard, so a stray Return deactivated her. Now Cancel is the default, the Escape
+    button and has the keyboard: Return, Space or Escape keep her active."""
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    staff = open_staff(qtbot, window)
+    staff.activateWindow()
+    qtbot.waitUntil(staff.isActiveWindow)
+    for stray in (Qt.Key.Key_Return, Qt.Key.Key_Space, Qt.Key.Key_Escape):
+        select(staff, "nina")
+        assert staff.active_button.text() == "Deactivate…"  # it asks first
+        staff.active_button.setFocus()
+        QTest.keyClick(staff.active_button, Qt.Key.Key_Space)
+        box = child(qtbot, staff, QMessageBox)
+        assert isinstance(box, QMessageBox)
+        qtbot.waitUntil(box.isVisible)
+        box.activateWindow()
+        qtbot.waitUntil(box.isActiveWindow)
+        cancel = box.button(QMessageBox.StandardButton.Cancel)
+        assert box.defaultButton() is cancel and box.escapeButton() is cancel
+        focused = QApplication.focusWidget()
+        assert focused is cancel
+        QTest.keyClick(focused, stray)
+        qtbot.waitUntil(lambda: staff.child is None, timeout=5_000)
+        qtbot.wait(200)  # a deactivation would have run on the worker by now
+        assert row_of(staff, "nina")[3] == "Active"
+        user = window.workstation.records.user("nina")
+        assert user is not None and user.active
 
 
 def test_tab_from_the_chosen_colleague_reaches_the_buttons_with_them_still_chosen(

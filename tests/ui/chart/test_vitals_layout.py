@@ -11,10 +11,12 @@ from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QStyle, QStyleOpt
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_vitals import open_vitals, record, type_into
-from tests.ui.conftest import DEFAULT_SIZE, SMALL
-from tests.ui.layout import assert_whole, shot
+from tests.ui.conftest import ADMIN, DEFAULT_SIZE, PASSWORD, POPUP_NOISE, SMALL
+from tests.ui.layout import assert_whole, open_popup_rows, rect_in, shot
+from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
 
 pytestmark = pytest.mark.usefixtures("styled")
 
@@ -45,6 +47,63 @@ def test_the_readings_show_whole_rows(
     assert card is not None
     assert plot.height() >= plot.minimumHeight() > 0
     assert card.rect().contains(plot.geometry())
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_the_visit_list_opens_showing_every_choice(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, small_screen: None
+) -> None:
+    """The tester's picture: the Visit box's list opened a row and a half tall with scroll
+    arrows, for its two choices. It shows both whole."""
+    signed_in.resize(SMALL.width(), SMALL.height())
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Cough")
+    _, section = open_vitals(qtbot, signed_in)
+    assert section.visit.count() == 2  # the open visit, and "Not in a visit"
+    shown, needed = open_popup_rows(section.visit)
+    shot(section.visit.view().window(), "vitals-visit-list")
+    section.visit.hidePopup()
+    assert shown >= needed, f"the list shows {shown} of the {needed} pixels its rows need"
+
+
+@pytest.mark.usefixtures("small_screen")
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_with_the_banners_the_caption_clears_the_plot_and_three_readings_show_whole(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, size: tuple[int, int]
+) -> None:
+    """The tester's pictures: with the allergy banner and the "form was restored" notice
+    the page lacked height, the trend (held at its minimum) ran under its caption, drawn
+    over the time axis, and the scroll bar covered the third reading. Now the caption is
+    clear of the plot and three readings show whole above the scroll bar."""
+    signed_in.resize(*size)
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    clinic.records.add_allergy(patient_id, "Penicillin", "Rash", "moderate")
+    chart, section = open_vitals(qtbot, signed_in)
+    for n in range(7):
+        type_into(qtbot, section.fields["systolic"].edit, str(120 + n))
+        type_into(qtbot, section.fields["diastolic"].edit, str(80 + n))
+        record(qtbot, section, clinic, str(70 + n))
+    type_into(qtbot, section.fields["systolic"].edit, "120")
+    click_sign_out(signed_in)
+    signs_in(qtbot, signed_in, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["systolic"].edit.text() == "120", timeout=5_000)
+    assert signed_in.workspace.notice.isVisible()
+    assert chart.allergy_banner.isVisible()
+    table = section.table
+    qtbot.waitUntil(lambda: table.rowCount() == 7, timeout=5_000)
+    section.plot_choice.setCurrentIndex(section.plot_choice.findData("bp"))
+    QApplication.processEvents()
+    shot(signed_in, f"vitals-banners-{size[0]}x{size[1]}")
+    page = section.widget()
+    caption, plot = rect_in(section.plot_caption, page), rect_in(section.plot, page)
+    assert section.plot_caption.isVisible()
+    assert not caption.intersects(plot), f"caption {caption} over the plot {plot}"
+    assert caption.width() >= section.plot_caption.sizeHint().width()  # its words whole
+    card = section.plot.parentWidget()
+    assert card is not None and card.rect().contains(section.plot.geometry())
+    rows = sum(table.rowHeight(r) for r in range(3))
+    assert table.horizontalScrollBar().isVisible()  # the columns overflow at this width
+    assert table.viewport().height() >= rows, f"{table.viewport().height()} < {rows} pixels"
 
 
 def shown_width(edit: QLineEdit) -> int:

@@ -23,6 +23,7 @@ from tests.ui.conftest import (
     ADMIN,
     DEFAULT_SIZE,
     PASSWORD,
+    POPUP_NOISE,
     SMALL,
     WindowFactory,
     answer_discard,
@@ -30,7 +31,7 @@ from tests.ui.conftest import (
     wheel,
 )
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.layout import assert_text_fits, assert_whole, rect_in, shot
+from tests.ui.layout import assert_text_fits, assert_whole, open_popup_rows, rect_in, shot
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -659,6 +660,25 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+@pytest.mark.usefixtures("small_screen")
+def test_the_clinician_list_opens_showing_every_clinician(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: Alt+Down on the booking form's Clinician box opened a list a
+    row and a half tall, with scroll arrows. It shows every clinician (up to ten) whole."""
+    schedule_window.resize(SMALL.width(), SMALL.height())
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    assert dialog.clinician.count() == 3
+    shown, needed = open_popup_rows(dialog.clinician)
+    shot(dialog.clinician.view().window(), "booking-clinician-list")
+    dialog.clinician.hidePopup()
+    assert shown >= needed, f"the list shows {shown} of the {needed} pixels its rows need"
+    dialog.reject()
 
 
 @pytest.mark.usefixtures("styled")

@@ -125,6 +125,22 @@ def test_visit_note_holds_the_signed_note_its_addendum_and_the_visit_vitals(
     assert audit_actions(workstation)[-1] == ("print.visit", "patient", chart.patient_id)
 
 
+def test_a_note_signed_by_someone_else_prints_who_wrote_it(workstation: Workstation) -> None:
+    """The chart's list says "Signed … by Dr Doug Lee · written by Nora Nurse"; the printed
+    visit said only who signed. It names both when they differ, and only the signer when
+    the author signed."""
+    chart = sample_chart(workstation.records)
+    report = data.visit_report(workstation.records, chart.visit_id)
+    (own,) = report.notes
+    assert own.signed_at is not None and own.author == own.signed_by == "Ada Admin"
+    nurses = dataclasses.replace(own, body="Obs taken.", author="Nora Nurse", addenda=())
+    both = dataclasses.replace(report, notes=(own, nurses))
+    (text,) = pdf_text(pdf.visit_pdf(both))
+    flat = " ".join(text.split())
+    assert f"Signed by Ada Admin on {own.signed_at}; written by Nora Nurse" in flat
+    assert flat.count("written by") == 1  # Ada's own note names her once
+
+
 def test_visit_without_diagnoses_or_medication_changes_says_so(
     workstation: Workstation,
 ) -> None:
