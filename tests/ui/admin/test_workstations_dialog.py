@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QAbstractButton, QMessageBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.workstations import WorkstationsDialog
+from app.main_window import MainWindow
 from core.crypto import certs
 from core.records import op_trust
 from core.records.workstation import Workstation
@@ -109,31 +110,32 @@ def test_an_admin_revokes_a_lost_workstation(
     assert not dialog.revoke_button.isEnabled()
 
 
+def _listing_nothing(qtbot: QtBot, window: MainWindow, says: str) -> str:
+    """Sign in, open the dialog, wait for its status to say ``says``; no rows, nothing to
+    revoke. Returns the status text."""
+    sign_in(qtbot, window)
+    dialog = _open(qtbot, window)
+    qtbot.waitUntil(lambda: says in dialog.status.text(), timeout=5_000)
+    assert dialog.table.rowCount() == 0
+    assert not dialog.revoke_button.isEnabled()
+    return dialog.status.text()
+
+
 def test_the_clinics_first_workstation_says_none_was_paired_yet(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
     # No CA yet because nothing was paired: this IS the computer that will show the codes.
-    window = make_window(clinic)
-    sign_in(qtbot, window)
-    dialog = _open(qtbot, window)
-    qtbot.waitUntil(lambda: bool(dialog.status.text()), timeout=5_000)
-    assert dialog.status.text().startswith("No workstation has been paired yet.")
-    assert "Pair a workstation…" in dialog.status.text()
-    assert dialog.table.rowCount() == 0
-    assert not dialog.revoke_button.isEnabled()
+    status = _listing_nothing(qtbot, make_window(clinic), "No workstation has been paired yet.")
+    assert status.startswith("No workstation has been paired yet.")
+    assert "Pair a workstation…" in status
 
 
 def test_a_workstation_that_joined_through_a_peer_says_where_to_go(
     qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
 ) -> None:
     _holder, joined = paired_clinics(tmp_path)
-    window = make_window(joined)
-    sign_in(qtbot, window)
-    dialog = _open(qtbot, window)
-    qtbot.waitUntil(lambda: "does not hold" in dialog.status.text(), timeout=5_000)
-    assert "Open this on the workstation that shows pairing codes" in dialog.status.text()
-    assert dialog.table.rowCount() == 0
-    assert not dialog.revoke_button.isEnabled()
+    status = _listing_nothing(qtbot, make_window(joined), "does not hold")
+    assert "Open this on the workstation that shows pairing codes" in status
 
 
 def test_revoke_is_never_the_default_button(
