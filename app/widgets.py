@@ -538,6 +538,24 @@ def ask_first(
 DISCARD_QUESTION = "Discard what you typed?"
 
 
+def ask_to_discard(parent: QWidget, title: str, then: Callable[[bool], None]) -> QMessageBox:
+    """The question every form asks before what was typed in it is thrown away:
+    "Discard what you typed?", Keep editing the default (and Escape). ``then(True)`` once
+    the person chose Discard. Forms ask it through :class:`TypedForm`; a form that is not
+    a dialog of its own (the first-run wizard, in the main window) asks it directly."""
+    return ask_first(
+        parent,
+        "discardQuestion",
+        title,
+        DISCARD_QUESTION,
+        "What you typed in this form is not saved.",
+        "Discard",
+        then,
+        keep="Keep editing",
+        icon=QMessageBox.Icon.Question,
+    )
+
+
 class TypedForm(QDialog):
     """A dialog people type into, which never throws away what they typed unasked.
 
@@ -547,7 +565,8 @@ class TypedForm(QDialog):
     once; once a field differs, they ask "Discard what you typed?" (Keep editing the
     default, Escape on the question keeps editing too). The program closing the form
     (``reject()``, ``accept()``: a sign-out or the auto-lock, which keep the form's draft
-    first; a save) never asks.
+    first; a save) never asks. While its work must be seen through
+    (:meth:`must_stay_open`), the person cannot close it at all.
 
     Its fields keep their messages honest: the form-level message (``general_error``)
     goes when the person edits any field, a field's own message when they edit that field
@@ -603,8 +622,17 @@ class TypedForm(QDialog):
 
     # ----- leaving ------------------------------------------------------------------------
 
+    def must_stay_open(self) -> bool:
+        """True while the form's work runs and its outcome must be seen (a password being
+        changed, a restore whose new recovery key is shown only once): Escape, Cancel and
+        the close button then do nothing (the program can still close it). By default,
+        never."""
+        return False
+
     def cancel(self) -> None:
         """The person asked to leave without saving: close, asking first if they typed."""
+        if self.must_stay_open():
+            return
         if self.has_changes():
             self.ask_to_discard()
         else:
@@ -621,6 +649,9 @@ class TypedForm(QDialog):
     def closeEvent(self, event: QCloseEvent) -> None:
         """The window's close button is Cancel too. (The program closes a form with
         ``reject()``, which sends no close event.)"""
+        if self.isVisible() and self.must_stay_open():
+            event.ignore()
+            return
         if self.isVisible() and self.has_changes():
             event.ignore()
             self.ask_to_discard()
@@ -639,17 +670,7 @@ class TypedForm(QDialog):
             if discard:
                 self.reject()
 
-        self.discard_box = ask_first(
-            self,
-            "discardQuestion",
-            self.windowTitle(),
-            DISCARD_QUESTION,
-            "What you typed in this form is not saved.",
-            "Discard",
-            answered,
-            keep="Keep editing",
-            icon=QMessageBox.Icon.Question,
-        )
+        self.discard_box = ask_to_discard(self, self.windowTitle(), answered)
 
     def done(self, result: int) -> None:
         """Close (the question too, if it is open: closed by the program, the form keeps

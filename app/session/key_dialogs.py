@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
@@ -80,10 +79,13 @@ class FormDialog(TypedForm):
     """A form whose fields each have an error line (gone once the field is edited),
     submitted once to the worker; it asks before Escape or Cancel drop what was typed.
 
-    Subclasses make ``save_button`` (their primary button, with
+    Subclasses make ``buttons`` and ``save_button`` (their primary button, with
     :func:`app.widgets.action_buttons`); it is disabled while the job runs, so the form is
-    not submitted twice."""
+    not submitted twice. While the job runs the person cannot leave either (Cancel is
+    disabled, Escape and the close button wait): the password is being changed, and
+    closing would hide whether it was (a sign-out still closes the form)."""
 
+    buttons: QDialogButtonBox
     save_button: QPushButton
 
     def __init__(self, worker: Worker, parent: QWidget | None) -> None:
@@ -166,6 +168,11 @@ class FormDialog(TypedForm):
         self.progress.setVisible(busy)
         self.busy.setVisible(busy)
         self.save_button.setEnabled(not busy)  # no second save while the first runs
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(not busy)
+
+    def must_stay_open(self) -> bool:
+        """While the job runs (see the class)."""
+        return self.working
 
     def _finished(self, _result: None) -> None:
         self._job = None
@@ -390,8 +397,17 @@ class RecoverPasswordDialog(FormDialog):
             super().failed(exc)
 
 
-class _StagedDialog(QDialog):
-    """A dialog in steps (explain → work → result) on a stacked widget."""
+class _StagedDialog(TypedForm):
+    """A dialog in steps (explain → work → result) on a stacked widget.
+
+    Nothing in it is typed, so it never asks before closing; but while its work runs,
+    Escape and the close button do nothing and its Cancel is disabled (``cancel_button``;
+    ``TypedForm.must_stay_open``): what the work makes must reach the screen (a new
+    recovery key is shown only then), and a re-key is not hidden half done. Only the
+    program closes it then (a sign-out, the auto-lock; the work finishes on the worker).
+    """
+
+    cancel_button: QPushButton
 
     def __init__(self, worker: Worker, parent: QWidget | None) -> None:
         super().__init__(parent)
@@ -421,6 +437,25 @@ class _StagedDialog(QDialog):
         """True while the worker runs this dialog's job."""
         return self._job is not None
 
+    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
+               on_error: Callable[[Exception], None], label: str) -> None:  # fmt: skip
+        """Run the step's work on the worker; the dialog cannot be left until it ends."""
+        self.cancel_button.setEnabled(False)
+        self._job = self._worker.submit(fn, on_done, on_error, label=label)
+
+    def idle(self) -> None:
+        """The work ended (done or failed): the dialog can be left again."""
+        self._job = None
+        self.cancel_button.setEnabled(True)
+
+    def form_state(self) -> object:
+        """Nothing typed in it: closing never asks."""
+        return None
+
+    def must_stay_open(self) -> bool:
+        """While the work runs (see the class)."""
+        return self.working
+
     def done(self, result: int) -> None:
         """Close; a job still in flight is not reported back to a closed dialog."""
         if self._job is not None:
@@ -448,6 +483,7 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.confirm_buttons, self.make_button = action_buttons(
             self, self.make_key, "Make a new key"
         )
+        self.cancel_button = self.confirm_buttons.button(QDialogButtonBox.StandardButton.Cancel)
         self.explain_page = self.add_step(
             heading_label("Make a new recovery key"),
             paragraph(
@@ -498,13 +534,11 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.progress.setText("Making the new recovery key…")
         self.progress.show()
         self.busy.show()
-        ws = self._workstation
-        self._job = self._worker.submit(
-            ws.new_recovery_key, self._made, self._failed, label="new recovery key"
-        )
+        self.submit(self._workstation.new_recovery_key, self._made, self._failed,
+                    "new recovery key")  # fmt: skip
 
     def _idle(self) -> None:
-        self._job = None
+        self.idle()
         self.progress.hide()
         self.busy.hide()
 
@@ -584,6 +618,7 @@ class RekeyDialog(_StagedDialog):
         self.progress.hide()
         self.busy = busy_bar()
         self.start_buttons, self.start_button = action_buttons(self, self.start, "Re-encrypt")
+        self.cancel_button = self.start_buttons.button(QDialogButtonBox.StandardButton.Cancel)
         self.explain_page = self.add_step(
             heading_label("Re-encrypt the clinic's records"),
             paragraph(
@@ -618,8 +653,6 @@ class RekeyDialog(_StagedDialog):
             return
         self.error.hide()
         self.start_button.setEnabled(False)
-        cancel = self.start_buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        cancel.setEnabled(False)
         self.progress.setText("Re-encrypting the clinic's records… Please wait.")
         self.progress.show()
         self.busy.show()
@@ -630,14 +663,13 @@ class RekeyDialog(_StagedDialog):
             chain = ws.keychain()
             return chain.db_key.generation, any(slot.kind == "keyring" for slot in chain.slots)
 
-        self._job = self._worker.submit(rekey, self._rekeyed, self._failed, label="rekey")
+        self.submit(rekey, self._rekeyed, self._failed, "rekey")
 
     def _idle(self) -> None:
-        self._job = None
+        self.idle()
         self.progress.hide()
         self.busy.hide()
         self.start_button.setEnabled(True)
-        self.start_buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(True)
 
     def _rekeyed(self, outcome: tuple[int, bool]) -> None:
         self._idle()
@@ -659,11 +691,3 @@ class RekeyDialog(_StagedDialog):
         self._idle()
         self.error.setText(describe_error(exc))
         self.error.show()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Escape does not hide a re-key in progress (an auto-lock still closes the dialog;
-        the re-key itself finishes on the worker either way)."""
-        if event.key() == Qt.Key.Key_Escape and self.working:
-            event.accept()
-            return
-        super().keyPressEvent(event)

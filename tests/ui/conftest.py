@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QDir, QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.garbage import GuiThreadCollector
@@ -160,6 +160,24 @@ def answer_discard(qtbot: QtBot, form: QWidget, discard: bool = True) -> None:
     text = "Discard" if discard else "Keep editing"
     button = next(b for b in box.buttons() if b.text() == text)
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: asks_nothing(form))
+
+
+def answer_discard_by_keyboard(qtbot: QtBot, form: QWidget, discard: bool = True) -> None:
+    """Answer the question ``form`` asks from the keyboard, as a person does: Escape keeps
+    editing; Tab from Keep editing (which has the keyboard) to Discard, then Space."""
+    box = discard_question(qtbot, form)
+    if discard:
+        go = box.findChild(QPushButton, "discardQuestionButton")
+        assert go is not None
+        for _ in box.buttons():
+            if box.focusWidget() is go:
+                break
+            QTest.keyClick(box.focusWidget() or box, Qt.Key.Key_Tab)
+        assert box.focusWidget() is go, "Tab never reached Discard"
+        QTest.keyClick(go, Qt.Key.Key_Space)
+    else:
+        QTest.keyClick(box.focusWidget() or box, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: asks_nothing(form))
 
 

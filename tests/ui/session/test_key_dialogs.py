@@ -5,7 +5,10 @@ SQLCipher, the real worker thread."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -30,6 +33,7 @@ from tests.ui.conftest import (
     CLINIC_NAME,
     PASSWORD,
     WindowFactory,
+    asks_nothing,
     new_clinic,
     sign_in,
 )
@@ -74,6 +78,26 @@ def recovery_opens(ws: Workstation, recovery: str) -> bool:
 
 def click(widget: QWidget) -> None:
     QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@contextmanager
+def held_on_the_worker(
+    monkeypatch: pytest.MonkeyPatch, ws: Workstation, name: str
+) -> Iterator[threading.Event]:
+    """``ws.<name>`` (the real method, on the worker) starts only once the event yielded
+    is set: the test acts while the work is in flight. Set on the way out in any case."""
+    release = threading.Event()
+    real = getattr(ws, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ws, name, held)
+    try:
+        yield release
+    finally:
+        release.set()
 
 
 def open_change_password(qtbot: QtBot, window: MainWindow) -> ChangePasswordDialog:
@@ -137,6 +161,31 @@ def test_change_password_runs_on_the_worker(
     assert dialog.progress.text().startswith("Changing your password")
     qtbot.waitUntil(lambda: signed_in.key_dialog is None, timeout=10_000)
     assert threads and threads[0] != threading.main_thread().name
+
+
+def test_a_password_being_changed_cannot_be_closed_away(
+    qtbot: QtBot, signed_in: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once Change password runs, Escape, Cancel and the close button wait for it: closing
+    then would leave the person not knowing their password had changed."""
+    dialog = open_change_password(qtbot, signed_in)
+    with held_on_the_worker(monkeypatch, signed_in.workstation, "change_password") as release:
+        dialog.current.setFocus()
+        QTest.keyClicks(dialog.current, PASSWORD)
+        QTest.keyClick(dialog.current, Qt.Key.Key_Tab)
+        QTest.keyClicks(dialog.new, NEW_PASSWORD)
+        QTest.keyClick(dialog.new, Qt.Key.Key_Tab)
+        QTest.keyClicks(dialog.confirm, NEW_PASSWORD)
+        click(dialog.save_button)
+        assert dialog.working
+        assert not dialog.buttons.button(dialog.buttons.StandardButton.Cancel).isEnabled()
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
+        dialog.close()  # the window's close button
+        assert asks_nothing(dialog) and dialog.isVisible() and signed_in.key_dialog is dialog
+        release.set()
+        qtbot.waitUntil(lambda: signed_in.key_dialog is None, timeout=10_000)
+    assert signed_in.notice_box is not None  # told: the password was changed
+    assert signed_in.notice_box.objectName() == "passwordChangedBox"
 
 
 def test_change_password_mistakes_are_named_and_change_nothing(
@@ -318,6 +367,38 @@ def test_new_recovery_key_is_shown_once_and_replaces_the_old(
     assert recovery_opens(ws, new)
 
 
+def test_a_recovery_key_being_made_cannot_be_closed_away(
+    qtbot: QtBot,
+    keyed_clinic: tuple[Workstation, str],
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The old key stops working as the new one is made, and the new one is shown only
+    once: while it is being made, Escape, Cancel and the close button do nothing."""
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    window.workspace.new_recovery_key_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, NewRecoveryKeyDialog)
+    qtbot.waitExposed(dialog)
+    with held_on_the_worker(monkeypatch, ws, "new_recovery_key") as release:
+        click(dialog.make_button)
+        assert dialog.working and not dialog.cancel_button.isEnabled()
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
+        dialog.close()  # the window's close button
+        assert dialog.isVisible() and window.key_dialog is dialog
+        release.set()
+        qtbot.waitUntil(lambda: dialog.key is not None, timeout=10_000)
+    new = dialog.key
+    assert new is not None and dialog.recovery_page.key.text() == new
+    dialog.recovery_page.stored.setChecked(True)
+    click(dialog.done_button)
+    qtbot.waitUntil(lambda: window.key_dialog is None and window.worker.pending == 0)
+    window.shutdown()
+    assert recovery_opens(ws, new) and not recovery_opens(ws, old)
+
+
 def test_locking_closes_a_shown_key(
     qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
 ) -> None:
@@ -364,6 +445,33 @@ def test_rekey_keeps_password_and_recovery_key_working(
     assert ws.keychain().db_key.generation == generation + 1
     assert password_opens(ws, ADMIN, PASSWORD)
     assert recovery_opens(ws, recovery)
+
+
+def test_a_rekey_in_progress_cannot_be_closed_away(
+    qtbot: QtBot,
+    keyed_clinic: tuple[Workstation, str],
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws, _ = keyed_clinic
+    generation = ws.keychain().db_key.generation
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    window.workspace.rekey_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, RekeyDialog)
+    qtbot.waitExposed(dialog)
+    with held_on_the_worker(monkeypatch, ws, "rekey") as release:
+        click(dialog.start_button)
+        assert dialog.working and not dialog.cancel_button.isEnabled()
+        dialog.close()  # the window's close button
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
+        assert dialog.isVisible() and window.key_dialog is dialog
+        release.set()
+        qtbot.waitUntil(lambda: dialog.steps.currentWidget() is dialog.done_page, timeout=20_000)
+    assert dialog.generation == generation + 1
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # done: it closes as usual
+    qtbot.waitUntil(lambda: window.key_dialog is None)
 
 
 def test_rekey_keeps_the_os_keyring_working(
