@@ -19,7 +19,6 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -380,11 +379,19 @@ class BookingDialog(TypedForm):
         values = self.values()
         if self._appointment is not None:
             return None  # a move is quickly typed again; only new bookings are kept
-        typed = values["patient_id"] or values["reason"]
-        return {**values, "chosen": self.chosen.text()} if typed else None
+        # The patient search as typed too: a name half found is typed work like the rest.
+        search = self.patient_search.text()
+        typed = values["patient_id"] or values["reason"] or search.strip()
+        return {**values, "chosen": self.chosen.text(), "search": search} if typed else None
 
     def restore(self, draft: dict[str, Any]) -> None:
-        """Fill the form from a kept draft."""
+        """Fill the form from a kept draft (a patient search typed is run again, so its
+        list shows the patients it found)."""
+        if self._appointment is None:
+            search = str(draft.get("search") or "")
+            self.patient_search.setText(search)
+            if search.strip():
+                self._search(search)
         if draft.get("patient_id") and self._appointment is None:
             self._patient_id = draft["patient_id"]
             self.chosen.setText(str(draft.get("chosen") or ""))
@@ -483,8 +490,9 @@ class BookingDialog(TypedForm):
         self.overlap.hide()
 
 
-class CancelDialog(QDialog):
-    """Cancel an appointment, with an optional reason."""
+class CancelDialog(TypedForm):
+    """Cancel an appointment, with an optional reason (a reason typed is not dropped
+    unasked: "Keep it", Escape and the close button ask first, as in every form)."""
 
     def __init__(self, appointment: Appointment, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -27,7 +27,9 @@ from tests.ui.conftest import (
     SMALL,
     WindowFactory,
     answer_discard,
+    answer_discard_by_keyboard,
     asks_nothing,
+    discard_question,
     wheel,
 )
 from tests.ui.conftest import sign_in as sign_in_window
@@ -406,6 +408,39 @@ def test_cancelling_keeps_it_on_the_day_with_the_reason(
     assert not page.move_button.isEnabled() and not page.cancel_button.isEnabled()
 
 
+def test_a_typed_cancel_reason_is_not_dropped_by_escape_or_keep_it_unasked(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 1)
+    click(page.cancel_button)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, CancelDialog))
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    QTest.keyClicks(dialog.reason, "Patient called, rebook next week")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)  # Escape on it: keep editing
+    assert dialog.isVisible() and dialog.reason.text() == "Patient called, rebook next week"
+    keep_it = dialog.buttons.button(dialog.buttons.StandardButton.Cancel)
+    assert keep_it.text() == "Keep it"
+    click(keep_it)  # keeps the appointment: the reason typed is thrown away only if asked
+    answer_discard_by_keyboard(qtbot, dialog)
+    qtbot.waitUntil(lambda: page.dialog is None)
+    assert day_rows(page)[1][4] == "Booked"  # nothing cancelled
+
+    # Nothing typed: Escape closes it at once.
+    select_row(page, 1)
+    click(page.cancel_button)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, CancelDialog))
+    untouched = page.dialog
+    assert isinstance(untouched, CancelDialog)
+    activate(qtbot, untouched)
+    QTest.keyClick(untouched.reason, Qt.Key.Key_Escape)
+    assert asks_nothing(untouched)
+    qtbot.waitUntil(lambda: page.dialog is None)
+
+
 def test_waiting_room_counts_minutes_and_start_visit_says_so(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
@@ -576,6 +611,35 @@ def test_an_unsaved_booking_is_kept_across_a_sign_out(
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3][:2] == ("16:10–16:25", "OKAFOR, Chinedu")
+
+
+def test_a_half_typed_patient_search_is_kept_across_a_sign_out(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Only the search typed (nobody chosen yet): the draft keeps it, and the list shows
+    the patients it finds again."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    QTest.keyClicks(dialog.patient_search, "garcia")
+    qtbot.waitUntil(lambda: dialog.patient_results.count() == 2 and not dialog.searching())
+    assert dialog.patient_id is None
+    schedule_window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: schedule_window.session is None, timeout=10_000)
+    assert page.dialog is None
+    sign_in_window(qtbot, schedule_window)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog), timeout=10_000)
+    again = page.dialog
+    assert isinstance(again, BookingDialog) and again is not dialog
+    assert again.patient_search.text() == "garcia"
+    results = again.patient_results
+    qtbot.waitUntil(lambda: results.count() == 2 and not again.searching(), timeout=10_000)
+    names = sorted(results.item(row).text().split("    ")[0] for row in range(2))
+    assert names == ["GARCIA, Luis", "GARCIA, Maria"]
+    assert again.patient_id is None  # found again, not chosen for the person
+    QTest.keyClick(again.patient_search, Qt.Key.Key_Escape)  # the restored search counts
+    discard_question(qtbot, again)
+    answer_discard_by_keyboard(qtbot, again)
+    qtbot.waitUntil(lambda: page.dialog is None)
 
 
 def test_the_day_list_prints_in_time_order(
