@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
@@ -31,6 +30,7 @@ from app.messages import describe_error
 from app.session.key_dialogs import busy_bar, heading_label
 from app.widgets import (
     OneDialog,
+    TypedForm,
     action_buttons,
     dialog_layout,
     error_label,
@@ -68,9 +68,14 @@ def _path_row(edit: QLineEdit, choose: QPushButton) -> QWidget:
     return row
 
 
-class BackupDialog(QDialog):
+class BackupDialog(TypedForm):
     """Back up now: a file, sealed to this computer's recovery key and, if wanted, a
-    passphrase. The backup runs on the worker; the dialog shows it is busy meanwhile."""
+    passphrase. The backup runs on the worker; the dialog shows it is busy meanwhile.
+
+    A file or passphrase typed is not dropped unasked (``TypedForm``). While the backup
+    runs, and once it is saved, nothing typed is lost by closing, so it closes at once.
+    The form is never kept as a draft (a passphrase never is), and a saved backup's
+    passphrase leaves the form."""
 
     def __init__(self, worker: Worker, workstation: Workstation, actor: str,
                  parent: QWidget | None) -> None:  # fmt: skip
@@ -151,6 +156,10 @@ class BackupDialog(QDialog):
         )  # fmt: skip
         return None
 
+    def has_changes(self) -> bool:
+        """Typed and not yet handed over (a running backup finishes on the worker)."""
+        return self._job is None and super().has_changes()
+
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
@@ -159,6 +168,11 @@ class BackupDialog(QDialog):
     def _done(self, result: BackupResult) -> None:
         self._job = None
         self.busy.hide()
+        # Saved: the passphrase is no longer needed on screen (Python cannot wipe the
+        # strings, only drop them), and what the form holds now is nothing to lose.
+        self.passphrase.clear()
+        self.repeat.clear()
+        self.remember_state()
         opens = " or ".join("the recovery key" if k == "recovery" else "the passphrase"
                             for k in result.openers)  # fmt: skip
         self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
@@ -179,8 +193,13 @@ class BackupDialog(QDialog):
         super().done(result)
 
 
-class RestoreDialog(QDialog):
-    """Restore a backup into a new, empty folder, as a new workstation identity."""
+class RestoreDialog(TypedForm):
+    """Restore a backup into a new, empty folder, as a new workstation identity.
+
+    What was typed is not dropped unasked (``TypedForm``); once restored it closes at
+    once. While the restore runs it cannot be closed (Cancel is disabled, Escape and the
+    close button wait): the restored computer's new recovery key is shown only when it
+    ends. Never kept as a draft: it holds a key or passphrase and a password."""
 
     restored = Signal(object)  # RestoreResult
 
@@ -254,6 +273,10 @@ class RestoreDialog(QDialog):
         if chosen:
             self.folder.setText(chosen)
 
+    def must_stay_open(self) -> bool:
+        """While the restore runs (see the class)."""
+        return self._job is not None
+
     def start(self) -> None:
         """Check the form, then restore on the worker."""
         if self._job is not None:
@@ -279,6 +302,7 @@ class RestoreDialog(QDialog):
                                   lambda ws: ws.sign_in(user, password), params)  # fmt: skip
 
         self.start_button.setEnabled(False)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(False)
         self.busy.show()
         self._job = self._worker.submit(restore, self._done, self._failed, label="restore")
 
@@ -287,6 +311,7 @@ class RestoreDialog(QDialog):
         self.busy.hide()
         self.password.clear()
         self.secret.clear()
+        self.remember_state()  # restored: closing now throws nothing typed away
         join = ("It joins the clinic again once opened: Settings → Connect to server…, or a "
                 "pairing code." if result.needs_join else "It certified its new identity "
                 "itself (it holds the clinic's LAN certificate authority).")  # fmt: skip
@@ -301,13 +326,16 @@ class RestoreDialog(QDialog):
         grow_to_fit(self)
         # Done: nothing left to restore or to cancel, only to close.
         self.start_button.hide()
-        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
+        close = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        close.setText("Close")
+        close.setEnabled(True)
         self.restored.emit(result)
 
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self.busy.hide()
         self.start_button.setEnabled(True)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(True)
         self.error.setText(describe_error(exc))
         self.error.show()
         grow_to_fit(self)

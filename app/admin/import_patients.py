@@ -16,7 +16,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLineEdit,
@@ -38,6 +37,7 @@ from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import busy_bar, heading_label
 from app.widgets import (
+    TypedForm,
     dialog_layout,
     error_label,
     form_layout,
@@ -97,8 +97,12 @@ class _Progress(QObject):
     moved = Signal(int, int)
 
 
-class ImportPatientsDialog(QDialog):
-    """The import wizard; ``pages`` holds its five pages in order."""
+class ImportPatientsDialog(TypedForm):
+    """The import wizard; ``pages`` holds its five pages in order.
+
+    Until the import starts, a file chosen and a mapping made are not dropped unasked:
+    Cancel, Escape and the close button ask first (``TypedForm``). During the import they
+    stop it; on the summary they close at once."""
 
     FILE, MAPPING, CHECK, IMPORTING, SUMMARY = range(5)
     # Rows per transaction: Stop takes effect between two of them.
@@ -291,7 +295,13 @@ class ImportPatientsDialog(QDialog):
         if self.pages.currentIndex() == self.IMPORTING:
             self.stop_import()
         else:
-            self.reject()
+            self.cancel()
+
+    def has_changes(self) -> bool:
+        """A file or mapping chosen before the import (after it, nothing is left to lose:
+        what was imported is stored, and the summary says what was not)."""
+        before = self.pages.currentIndex() in (self.FILE, self.MAPPING, self.CHECK)
+        return before and super().has_changes()
 
     def stop_import(self) -> None:
         """Stop the running import after the batch being written (whole batches only)."""

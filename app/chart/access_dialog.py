@@ -16,7 +16,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import dialog_layout, error_label, ignore_wheel, paragraph
+from app.widgets import TypedForm, dialog_layout, error_label, ignore_wheel, paragraph
 from app.worker import Job
 from core.records import chart_access as ca
 from core.records.models import Patient, User
@@ -55,8 +54,12 @@ def read_access(records: RecordsProvider, patient_id: str) -> AccessView:
     return AccessView(ca.chart_access(clinic, patient_id), tuple(ca.active_staff(clinic)))
 
 
-class ChartAccessDialog(QDialog):
-    """Restricted chart (a checkbox) and care team (a list, Add and Remove)."""
+class ChartAccessDialog(TypedForm):
+    """Restricted chart (a checkbox) and care team (a list, Add and Remove).
+
+    The checkbox, Add and Remove apply at once; what is left unsaved is a staff member
+    typed or chosen in the Add box and not yet added, so Close, Escape and the close
+    button ask before dropping that one (``TypedForm``)."""
 
     READ = "chart access"
 
@@ -133,7 +136,7 @@ class ChartAccessDialog(QDialog):
         self.status = paragraph("Reading the chart's access…", "hint")
         self.error = error_label()
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        close.rejected.connect(self.reject)
+        close.rejected.connect(self.cancel)
         dialog_layout(
             self,
             heading,
@@ -151,6 +154,11 @@ class ChartAccessDialog(QDialog):
         self.reload()
 
     # ----- reading ----------------------------------------------------------------------
+
+    def form_state(self) -> object:
+        """Only the Add box counts: the rest is applied as soon as it is changed, and
+        filled by the program as the chart's access is read."""
+        return self.person.currentText()
 
     @property
     def view(self) -> AccessView | None:

@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -32,7 +31,14 @@ from app.sync.controller import (
     SyncProgress,
     SyncStatus,
 )
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout, paragraph
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    paragraph,
+)
 from core.records import unknown
 from core.sync.session import held_back_notice
 from core.sync.trust_notice import trust_notice
@@ -205,8 +211,10 @@ class SyncStatusWidget(QWidget):
         self.text.setText(describe_status(self._status))
 
 
-class EnrollDialog(QDialog):
-    """Connect this workstation to the clinic server with a one-time code."""
+class EnrollDialog(TypedForm):
+    """Connect this workstation to the clinic server with a one-time code. What was typed
+    is not dropped unasked (``TypedForm``); once Connect handed it over, closing the dialog
+    drops nothing (the enrollment goes on), so it closes at once."""
 
     def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -257,6 +265,10 @@ class EnrollDialog(QDialog):
         )
         if path:
             self.ca_path.setText(path)
+
+    def has_changes(self) -> bool:
+        """Typed and not yet handed over (while connecting, nothing typed is lost)."""
+        return not self._waiting and super().has_changes()
 
     def submit(self) -> None:
         """Check the form, then enroll and sync on the sync thread."""

@@ -85,7 +85,7 @@ def assert_the_wheel_changes_nothing(qtbot: QtBot, dialog: QDialog) -> int:
 
 
 def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindow) -> None:
-    """Every form the app opens: registration, the chart's forms, booking, staff."""
+    """Every form the app opens: registration, the chart's forms, booking, staff, import."""
     window = signed_in
     workspace = window.workspace
     seen: dict[str, int] = {}
@@ -122,10 +122,12 @@ def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindo
     staff.reject()
     tools = workspace.admin_tools
     walk("Audit log", tools.show_audit_log, lambda: tools.dialog)
+    walk("Import patients", tools.import_action.trigger, lambda: tools.dialog)
 
     # The forms with choices had them turned (the walk reached them).
     for name in ("New patient", "Add allergy", "Start visit", "Add file", "Book", "Add staff"):
         assert seen[name] >= 1, name
+    assert seen["Import patients"] >= 2  # the date format and the two-digit year
     assert seen["Change role"] == 1
 
 

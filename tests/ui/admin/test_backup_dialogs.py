@@ -4,7 +4,9 @@ scheduled backup with its retention: the work runs on the worker, the window sta
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -15,9 +17,16 @@ from app.admin.backup import BackupDialog, RestoreDialog
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from core.sync.backup import restored_identity
+from core.sync.backup import RestoreResult, restore_backup, restored_identity
 from core.sync.backup_schedule import backup_name, scheduled_backups
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import (
+    ADMIN,
+    PASSWORD,
+    WindowFactory,
+    answer_discard_by_keyboard,
+    asks_nothing,
+    sign_in,
+)
 
 PASSPHRASE = "a long backup passphrase"
 
@@ -84,6 +93,90 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     notice = window.workspace.notice
     qtbot.waitUntil(lambda: "restored from a backup" in notice.text(), timeout=5_000)
     assert notice.isVisible()
+
+
+def test_a_typed_backup_form_asks_before_it_is_dropped_and_a_saved_one_closes_at_once(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    tools = signed_in.backups
+    tools.backup_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, BackupDialog)
+    qtbot.waitExposed(dialog)
+    target = tmp_path / "asked.clbackup"
+    dialog.path.setFocus()
+    QTest.keyClicks(dialog.path, str(target))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Tab)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Space)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.passphrase, PASSPHRASE)
+    QTest.keyClick(dialog.passphrase, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.passphrase.text() == PASSPHRASE
+    dialog.repeat.setFocus()
+    QTest.keyClicks(dialog.repeat, PASSPHRASE)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.outcome.isVisible, timeout=10_000)
+    assert target.exists()
+    # Saved: the passphrase has left the form, and closing it loses nothing typed.
+    assert (dialog.passphrase.text(), dialog.repeat.text()) == ("", "")
+    QTest.keyClick(dialog.path, Qt.Key.Key_Escape)
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: tools.dialog is None)
+
+    tools.restore_action.trigger()
+    restore = tools.dialog
+    assert isinstance(restore, RestoreDialog)
+    qtbot.waitExposed(restore)
+    restore.backup.setFocus()
+    QTest.keyClicks(restore.backup, str(target))
+    cancel = restore.buttons.button(restore.buttons.StandardButton.Cancel)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    answer_discard_by_keyboard(qtbot, restore, discard=False)
+    assert restore.isVisible() and restore.backup.text() == str(target)
+    QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    answer_discard_by_keyboard(qtbot, restore)
+    qtbot.waitUntil(lambda: tools.dialog is None)
+
+
+def test_a_restore_in_progress_cannot_be_closed_before_its_key_is_shown(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restored computer's new recovery key is shown once, when the restore ends: until
+    then Escape, Cancel and the close button do nothing."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    release = threading.Event()
+
+    def held(*args: Any) -> RestoreResult:
+        release.wait(20)
+        return restore_backup(*args)
+
+    monkeypatch.setattr("app.admin.backup.restore_backup", held)
+    tools = signed_in.backups
+    tools.restore_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, RestoreDialog)
+    qtbot.waitExposed(dialog)
+    dialog.backup.setText(str(target))
+    dialog.folder.setText(str(tmp_path / "restored"))
+    dialog.with_passphrase.setChecked(True)
+    dialog.secret.setText(PASSPHRASE)
+    dialog.username.setText(ADMIN)
+    dialog.password.setText(PASSWORD)
+    try:
+        QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        assert not dialog.buttons.button(dialog.buttons.StandardButton.Cancel).isEnabled()
+        QTest.keyClick(dialog, Qt.Key.Key_Escape)
+        dialog.close()  # the window's close button
+        assert asks_nothing(dialog) and dialog.isVisible() and tools.dialog is dialog
+    finally:
+        release.set()
+    qtbot.waitUntil(dialog.outcome.isVisible, timeout=15_000)
+    assert "RECOVERY KEY" in dialog.outcome.text()
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # restored: it closes at once
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: tools.dialog is None)
 
 
 @pytest.mark.strict_authz  # what is offered is read from the authorization model

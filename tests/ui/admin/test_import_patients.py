@@ -15,6 +15,7 @@ from app.admin.import_patients import ImportPatientsDialog
 from app.main import resources_dir, stylesheet
 from app.main_window import MainWindow
 from core.records.import_rows import FIELD_LABELS
+from tests.ui.conftest import answer_discard_by_keyboard, asks_nothing
 
 LIST = (
     "Surname;First name;DN;Sex;Allergies\n"  # DN: a header the wizard does not know
@@ -131,6 +132,47 @@ def test_stop_import_ends_it_between_batches_and_says_what_was_imported(
     added = database.query("SELECT count(*) FROM patients")[0][0] - before
     assert added == result.added
     assert dialog.close_button.text() == "Close"
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # the summary: nothing left to lose
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: signed_in.workspace.admin_tools.dialog is None)
+
+
+def test_a_chosen_file_and_mapping_are_not_dropped_unasked(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_text("Surname,First name,DOB\nHaddad,Rami,1955-06-05\n", encoding="utf-8")
+    before = signed_in.workstation.database.query("SELECT count(*) FROM patients")[0][0]
+    tools = signed_in.workspace.admin_tools
+    tools.import_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    qtbot.waitExposed(dialog)
+    QTest.keyClick(dialog.path, Qt.Key.Key_Escape)  # nothing typed: closes at once
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: tools.dialog is None)
+
+    tools.import_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    qtbot.waitExposed(dialog)
+    dialog.path.setFocus()
+    QTest.keyClicks(dialog.path, str(csv))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.path.text() == str(csv)
+    QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    dialog.separator.setFocus()
+    dialog.separator.selectAll()
+    QTest.keyClicks(dialog.separator, "|")
+    QTest.keyClick(dialog.separator, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.pages.currentIndex() == dialog.MAPPING and dialog.separator.text() == "|"
+    QTest.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)  # Cancel
+    answer_discard_by_keyboard(qtbot, dialog)
+    qtbot.waitUntil(lambda: tools.dialog is None)
+    assert signed_in.workstation.database.query("SELECT count(*) FROM patients")[0][0] == before
 
 
 def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(

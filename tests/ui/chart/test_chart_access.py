@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QCheckBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.chart.access_dialog import ChartAccessDialog
@@ -20,7 +20,16 @@ from core.records.models import CLINICAL_HIDDEN
 from core.records.workstation import Workstation
 from tests.ui.chart.test_break_glass import restrict_every_chart
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, new_clinic, sign_in
+from tests.ui.conftest import (
+    ADMIN,
+    ADMIN_NAME,
+    PASSWORD,
+    WindowFactory,
+    answer_discard_by_keyboard,
+    asks_nothing,
+    new_clinic,
+    sign_in,
+)
 
 pytestmark = pytest.mark.strict_authz
 
@@ -170,3 +179,33 @@ def test_an_admin_adds_herself_to_a_restricted_chart_and_it_opens_to_her(
     assert not chart.clinical_hidden.isVisible()
     assert all(chart.tabs.isTabVisible(i) for i in range(chart.tabs.count()))
     qtbot.waitUntil(lambda: not chart.break_glass.button.isVisible(), timeout=5_000)
+
+
+def test_a_staff_member_typed_and_not_yet_added_is_not_dropped_unasked(
+    qtbot: QtBot, staffed: Workstation, make_window: WindowFactory
+) -> None:
+    """The checkbox, Add and Remove apply at once; a name typed into Add and not added yet
+    is the one thing Escape or Close could lose: they ask first."""
+    window = make_window(staffed)
+    sign_in(qtbot, window, "doc")
+    chart = open_first_chart(qtbot, window)
+    dialog = open_access(qtbot, chart)
+    dialog.person.setFocus()
+    QTest.keyClicks(dialog.person, "Nina")
+    QTest.keyClick(dialog.person, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.chosen_username() == "nina"
+    close = next(b for b in dialog.findChildren(QPushButton) if b.text() == "Close")
+    click(close)
+    answer_discard_by_keyboard(qtbot, dialog)
+    qtbot.waitUntil(lambda: chart.access_dialog is None, timeout=5_000)
+    granted = staffed.database.query("SELECT 1 FROM audit_log WHERE action = 'access.grant'")
+    assert list(granted) == []  # nobody was added
+
+    # Opened again, nothing typed: Escape closes it at once (the list the dialog read and
+    # filled in is not something the person typed).
+    dialog = open_access(qtbot, chart)
+    dialog.person.setFocus()
+    QTest.keyClick(dialog.person, Qt.Key.Key_Escape)
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: chart.access_dialog is None, timeout=5_000)

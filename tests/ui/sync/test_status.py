@@ -38,7 +38,14 @@ from tests.integration.server_fixtures import (
 )
 from tests.newer_release import newer_chart, newer_replica
 from tests.services import free_port
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import (
+    ADMIN,
+    PASSWORD,
+    WindowFactory,
+    answer_discard_by_keyboard,
+    asks_nothing,
+    sign_in,
+)
 from tests.unit.sync.replicas import pull_from
 
 FAST_SYNC = {"debounce_ms": 400, "interval_ms": 60_000, "backoff_base_ms": 1_000}
@@ -181,6 +188,36 @@ def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: Main
     dialog.code.setText("X")
     dialog.submit()
     assert dialog.error.text() == "The server address must start with https://."
+
+
+def test_a_typed_server_address_and_code_are_not_dropped_unasked(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    signed_in.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
+    dialog = signed_in.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    # The device name filled in for the person is not something they typed.
+    QTest.keyClick(dialog.url, Qt.Key.Key_Escape)
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is None)
+
+    signed_in.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
+    dialog = signed_in.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.url.setFocus()
+    QTest.keyClicks(dialog.url, "https://careline.riverside.example")
+    QTest.keyClick(dialog.url, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.code, "ABCD-EFGH-JKLM-NPQR")
+    QTest.keyClick(dialog.code, Qt.Key.Key_Escape)
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and dialog.code.text() == "ABCD-EFGH-JKLM-NPQR"
+    dialog.close()  # the window's close button
+    answer_discard_by_keyboard(qtbot, dialog)
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is None)
 
 
 def make_conflicts(a: Workstation, tmp_path: Path) -> str:
