@@ -62,7 +62,7 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.widgets import ElidedLabel, fit_to_screen, reach_dialogs
+from app.widgets import ElidedLabel, ask_to_discard, fit_to_screen, reach_dialogs
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -654,6 +654,9 @@ class MainWindow(QMainWindow):
         self.workspace = Workspace(self.operations, workstation)
         self.first_run: FirstRunWizard | None = None
         self.first_run_page: QWidget | None = None
+        # Closing the window while the set-up holds typed text asks first (closeEvent).
+        self.discard_box: QMessageBox | None = None
+        self._setup_discarded = False
         self.stack.addWidget(self.sign_in_page)
         self.stack.addWidget(self.workspace)
 
@@ -1156,6 +1159,21 @@ class MainWindow(QMainWindow):
         self.sync.wait_lan_stopped()
         self.workstation.lock()
 
+    def _ask_to_discard_setup(self) -> None:
+        """Ask "Discard what you typed?" about the first-run wizard (the question every
+        form asks); Discard closes the window, Keep editing goes back to the set-up."""
+        if self.discard_box is not None:
+            self.discard_box.raise_()
+            return
+
+        def answered(discard: bool) -> None:
+            self.discard_box = None
+            if discard:
+                self._setup_discarded = True
+                self.close()
+
+        self.discard_box = ask_to_discard(self, self.windowTitle(), answered)
+
     # ----- errors and shutdown ----------------------------------------------------------
 
     def _show_unhandled(self, exc: Exception) -> None:
@@ -1184,8 +1202,14 @@ class MainWindow(QMainWindow):
             self.worker.submit(self.workstation.lock, label="lock on close")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Warn before losing an unconfirmed recovery key; lock on the way out."""
+        """Ask before throwing away what was typed into the set-up, warn before losing an
+        unconfirmed recovery key; lock on the way out."""
         wizard = self.first_run
+        settled = self._shut_down or self._setup_discarded
+        if wizard is not None and not settled and wizard.has_changes():
+            event.ignore()
+            self._ask_to_discard_setup()
+            return
         if (
             wizard is not None
             and wizard.created is not None

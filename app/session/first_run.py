@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontDatabase, QHideEvent
+from PySide6.QtGui import QFont, QFontDatabase, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -46,7 +46,7 @@ from app.sync.join import (
     kept_join,
 )
 from app.sync.status import describe_progress
-from app.widgets import error_label, form_layout, paragraph
+from app.widgets import error_label, fields_of, form_layout, input_value, paragraph
 from app.worker import Job, Worker
 from core.records import demo, validation
 from core.records.demo import DemoClinic
@@ -373,8 +373,9 @@ class FirstRunWizard(QWizard):
     """The set-up wizard, embedded as a page of the main window.
 
     Emits :attr:`setup_finished` with the user name, and whether this computer joined a
-    clinic rather than made one, after the recovery key was confirmed. There is no Cancel:
-    closing the window quits the app instead.
+    clinic rather than made one, after the recovery key was confirmed. There is no Cancel
+    and Escape does nothing: closing the window quits the app instead, and the window asks
+    first while the set-up holds typed text (:meth:`has_changes`, as a ``TypedForm`` does).
     """
 
     setup_finished = Signal(str, bool)  # user name; True when this computer joined
@@ -414,6 +415,25 @@ class FirstRunWizard(QWizard):
         ):
             self.button(which).setObjectName("primary")
         self.currentIdChanged.connect(self._page_changed)
+        self._opened_with: dict[QWidget, object] | None = None
+
+    def _typed(self) -> dict[QWidget, object]:
+        # The text fields only: choosing to join or to explore throws nothing typed away.
+        return {w: input_value(w) for w in fields_of(self) if isinstance(w, QLineEdit)}
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """First shown: what its fields hold is what it opened with (a resumed join's user
+        name is filled in before)."""
+        super().showEvent(event)
+        if self._opened_with is None:
+            self._opened_with = self._typed()
+
+    def has_changes(self) -> bool:
+        """True while text typed into the set-up (the clinic's name, the administrator's
+        account, the server's address and code, ...) would be lost by closing: before the
+        clinic exists here. (After, the recovery key has a question of its own.)"""
+        opened = self._opened_with
+        return self.created is None and opened is not None and self._typed() != opened
 
     def create_clinic(
         self,

@@ -13,7 +13,14 @@ from pytestqt.qtbot import QtBot
 from app.session.first_run import FirstRunWizard
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from tests.ui.conftest import CLINIC_NAME, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import (
+    CLINIC_NAME,
+    PASSWORD,
+    WindowFactory,
+    answer_discard_by_keyboard,
+    asks_nothing,
+    sign_in,
+)
 
 
 def click(qtbot: QtBot, wizard: FirstRunWizard, which: QWizard.WizardButton) -> None:
@@ -154,3 +161,38 @@ def test_the_confirmation_box_does_not_corrupt_refcounts(
     for _ in range(300):
         box.toggle()
     assert sys.getrefcount(True) + sys.getrefcount(False) > before - 100
+
+
+def test_closing_the_window_asks_before_typed_clinic_details_are_thrown_away(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(fresh_workstation)
+    wizard = window.first_run
+    assert wizard is not None
+    name = wizard.clinic_page.clinic_name
+    qtbot.waitUntil(name.hasFocus)
+    QTest.keyClicks(name, CLINIC_NAME)
+    QTest.keyClick(name, Qt.Key.Key_Escape)  # Escape leaves the set-up where it is
+    assert asks_nothing(window) and wizard.isVisible() and name.text() == CLINIC_NAME
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    admin = wizard.admin_page
+    admin.username.setFocus()
+    QTest.keyClicks(admin.username, "mgarcia")
+
+    window.close()  # the window's close button
+    answer_discard_by_keyboard(qtbot, window, discard=False)
+    assert window.isVisible() and wizard.currentPage() is admin
+    assert (name.text(), admin.username.text()) == (CLINIC_NAME, "mgarcia")
+    window.close()
+    answer_discard_by_keyboard(qtbot, window)
+    qtbot.waitUntil(lambda: not window.isVisible())
+    assert not fresh_workstation.is_initialized()
+
+
+def test_an_untouched_set_up_closes_at_once(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(fresh_workstation)
+    assert window.first_run is not None
+    window.close()
+    assert asks_nothing(window) and not window.isVisible()
