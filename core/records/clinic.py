@@ -33,6 +33,7 @@ from core.records.errors import (
     AccountDeactivatedError,
     AuthenticationError,
     NotFoundError,
+    UnknownAccountError,
     ValidationError,
 )
 from core.records.materialize import hlc_time
@@ -264,7 +265,9 @@ class ClinicRecords:
         rows = self.db.query(
             f"SELECT {_USER_COLS}, verifier, totp_secret FROM users WHERE username = ?", (name,)
         )
-        if not rows or not verify_password(password, rows[0][_N_USER_COLS]):
+        if not rows:
+            raise UnknownAccountError("wrong user name or password")
+        if not verify_password(password, rows[0][_N_USER_COLS]):
             raise AuthenticationError("wrong user name or password")
         r = rows[0]
         user = _user(r)

@@ -28,6 +28,12 @@ class AuthenticationError(RecordError):
     """Wrong user name or password, or the account is disabled."""
 
 
+class UnknownAccountError(AuthenticationError):
+    """No account has the user name typed. Same message as a wrong password; the type lets
+    the workstation keep the typed text out of its files and audit log (people type their
+    password into the user name box)."""
+
+
 class AccountDeactivatedError(AuthenticationError):
     """The password is right but the clinic's administrator deactivated the account."""
 

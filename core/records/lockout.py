@@ -172,6 +172,20 @@ class SignInDelays:
         except OSError as exc:
             log.warning("could not clear the sign-in delay of %r: %s", user, exc)
 
+    def keep_only(self, accounts: set[str]) -> None:
+        """Forget counts kept for names that are not ``accounts`` (a file written by an
+        earlier release counted any name typed, a mistyped password included)."""
+        if not self.path.exists():
+            return
+        try:
+            with exclusive_lock(self.lock_path):
+                data = self._read()
+                kept = {name: entry for name, entry in data.items() if name in accounts}
+                if kept != data:
+                    self._write(kept)
+        except OSError as exc:
+            log.warning("could not tidy the sign-in delays file: %s", exc)
+
     def clear(self, user: str) -> None:
         """An administrator lifts an account's delay here (e.g. after a password reset)."""
         self.succeeded(user)

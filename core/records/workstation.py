@@ -39,6 +39,7 @@ from core.records.errors import (
     SecondFactorRequiredError,
     SignInDelayedError,
     StaleSlotError,
+    UnknownAccountError,
     ValidationError,
 )
 from core.records.errors import NotAllowedError as NotAllowedError  # re-exported: it was here
@@ -63,6 +64,11 @@ FAILED_SIGN_IN_ACTOR = "(unknown)"
 # without a key): one JSON line each (account tried, time; never the password), moved into
 # the audit chain at the next successful sign-in.
 FAILED_SIGN_INS_FILE = "failed-sign-ins.jsonl"
+
+# What the audit log names for a sign-in tried with a user name no account has. The text
+# typed is not kept anywhere (not in the audit log, which syncs to the server, nor in the
+# delays file, which is plaintext): people type their password into the user name box.
+NOT_AN_ACCOUNT = "(not an account)"
 
 # In the data folder from a new replica's accepted enrollment until its first sync and the
 # joining person's account check are done (core.sync.join); it holds nothing.
@@ -366,7 +372,14 @@ class Workstation:
         delays.check(name)
         try:
             user = self._sign_in(name, password, previous_password, totp_code)
-        except (SignInDelayedError, SecondFactorRequiredError, NotOpenableHereError):
+        except (
+            SignInDelayedError,
+            SecondFactorRequiredError,
+            NotOpenableHereError,
+            UnknownAccountError,
+        ):
+            # No delay is counted for a name no account has: only an account can be guessed
+            # at, and counting would write whatever was typed to a plaintext file.
             raise
         except AuthenticationError:
             delays.failed(name)
@@ -414,11 +427,13 @@ class Workstation:
             if opened_here:
                 self.lock()
             raise
-        except AuthenticationError:
-            # Audited, naming the account tried (never the password typed), also when this
-            # attempt opened the clinic only to be refused by the synced verifier.
+        except AuthenticationError as refused:
+            # Audited, naming the account tried (never the password typed, nor a name no
+            # account has), also when this attempt opened the clinic only to be refused by
+            # the synced verifier.
+            tried = NOT_AN_ACCOUNT if isinstance(refused, UnknownAccountError) else name
             with self._require_db().write(
-                FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "user", name
+                FAILED_SIGN_IN_ACTOR, "user.sign_in_failed", "user", tried
             ):
                 pass
             if opened_here:
@@ -429,6 +444,8 @@ class Workstation:
                 self.lock()
             raise
         self._audit_noted_failures(records.db)
+        accounts = {str(n) for (n,) in records.db.query("SELECT username FROM users")}
+        self.sign_in_delays.keep_only(accounts)
         made = self._store_slot(records, name, password, digest)
         if made is not None:
             # Who can open this computer's copy while it is closed changed: audited.

@@ -16,7 +16,7 @@ from core.records.errors import (
     ValidationError,
 )
 from core.records.lockout import MAX_ACCOUNTS, MAX_DELAY, SignInDelays, delay_after
-from core.records.workstation import Workstation
+from core.records.workstation import NOT_AN_ACCOUNT, Workstation
 from tests.conftest import PASSWORD
 
 NURSE_PW = "quiet river lantern"
@@ -171,3 +171,42 @@ def test_names_typed_at_random_do_not_grow_the_file_without_bound(
     assert len(kept) == MAX_ACCOUNTS
     assert "guess0" not in {lock.user for lock in kept}  # the oldest went first
     assert delays.lockout(f"guess{MAX_ACCOUNTS + 19}") is not None
+
+
+def test_a_password_typed_into_the_user_name_box_is_kept_nowhere(
+    shared: Workstation, clock: Clock
+) -> None:
+    shared.sign_in("admin", PASSWORD)
+    shared.sign_out()  # open, nobody signed in: the front desk's usual state
+    typed = "quiet river lantern nina"  # the nurse's password, then her name
+    for _ in range(6):
+        with pytest.raises(AuthenticationError, match="wrong user name or password"):
+            shared.sign_in(typed, "nina")
+    # Not counted (no account can be guessed at through it), so not in the plaintext file,
+    # and the audit log (which syncs to the server) records the failures without the text.
+    assert shared.lockouts() == []
+    assert not shared.sign_in_delays.path.exists() or typed not in (
+        shared.sign_in_delays.path.read_text(encoding="utf-8")
+    )
+    failed = shared.database.query(
+        "SELECT entity_id, details FROM audit_log WHERE action = 'user.sign_in_failed'"
+    )
+    assert [str(r[0]) for r in failed] == [NOT_AN_ACCOUNT] * 6
+    assert not any("quiet river" in str(r) for r in failed)
+    # A real account's wrong password still counts, under its name.
+    with pytest.raises(AuthenticationError):
+        shared.sign_in("nina", "not her password")
+    assert [(lock.user, lock.failures) for lock in shared.lockouts()] == [("nina", 1)]
+
+
+def test_a_delays_file_from_before_forgets_names_no_account_has(
+    shared: Workstation, clock: Clock
+) -> None:
+    # An earlier release counted whatever was typed; the next sign-in tidies the file.
+    delays = shared.sign_in_delays
+    delays.failed("111 111 111frida")
+    delays.failed("nina")
+    shared.sign_in("admin", PASSWORD)
+    text = delays.path.read_text(encoding="utf-8")
+    assert "111 111 111frida" not in text
+    assert [lock.user for lock in shared.lockouts()] == ["nina"]
