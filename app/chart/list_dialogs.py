@@ -5,7 +5,8 @@ resolving a problem or stopping a medication."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -14,9 +15,17 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from app.messages import describe_error, validation_text
 from app.operations import Operations
-from app.widgets import TypedForm, action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    check_all,
+    dialog_layout,
+    error_label,
+    form_layout,
+)
 from app.worker import Job
 from core.records.errors import ValidationError
+from core.records.spec import ListSpec
 
 
 class SavingDialog(TypedForm):
@@ -39,6 +48,17 @@ class SavingDialog(TypedForm):
         super().showEvent(event)
         if self.first_field is not None:
             self.first_field.setFocus()
+
+    def items_pass(self, spec: ListSpec, values: Mapping[str, str | None]) -> bool:
+        """Check ``values`` as core checks a ``spec`` list item, every field at once: all
+        that is wrong shown together, the keyboard in the first field in error (see
+        ``TypedForm.show_problems``); True when nothing is."""
+        checks = (
+            (self.errors[f], partial(spec.item(f).clean, value))
+            for f, value in values.items()
+            if f in self.errors
+        )
+        return not self.show_problems(check_all(checks))
 
     def run(self, work: Callable[[], Any], label: str) -> None:
         """Save: run ``work`` (which writes through core); close when it succeeded."""

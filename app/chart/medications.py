@@ -121,6 +121,8 @@ class MedicationDialog(SavingDialog):
         """Start (or change) through core, in the patient's open visit if there is one;
         an allergy match asks first."""
         records, patient_id, values = self._records, self._patient_id, self.values()
+        if not self.items_pass(MEDICATIONS, values):
+            return
         changing = self._changing
         work: Callable[[], Any]
         if changing is not None:

@@ -189,6 +189,9 @@ class AllergyDialog(SavingDialog):
         records, patient_id = self._records, self._patient.id
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
+        typed = {"substance": substance, "reaction": reaction, "severity": severity}
+        if not self.items_pass(ALLERGIES, typed):
+            return
         editing = self._editing
         if editing is not None:
             self.run(
