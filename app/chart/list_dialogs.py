@@ -24,7 +24,7 @@ from app.widgets import (
     form_layout,
 )
 from app.worker import Job
-from core.records.errors import ValidationError
+from core.records.errors import NotFoundError, ValidationError
 from core.records.spec import ListSpec
 
 
@@ -36,6 +36,11 @@ class SavingDialog(TypedForm):
     saved = Signal(object)  # what the work returned
     save_button: QPushButton  # set by the subclass's form
     first_field: QWidget | None = None  # focused when the dialog shows
+    # What a form changing an item already on the list calls it ("allergy"); None for a
+    # form adding one. Items are replaced, never edited in place (core/records/
+    # chart_lists.py): one changed or removed since the form opened is gone, and saving
+    # refuses (NotFoundError), overwriting nothing; the person is told so in these words.
+    edits: str | None = None
 
     def __init__(self, operations: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,6 +94,13 @@ class SavingDialog(TypedForm):
         if isinstance(exc, ValidationError) and exc.field in self.errors:
             label = self.errors[exc.field]
             label.setText(validation_text(exc))
+        elif isinstance(exc, NotFoundError) and self.edits is not None:
+            label = self.general_error
+            label.setText(
+                f"This {self.edits} was changed or removed since you opened this form (by "
+                "someone else, or on another workstation): nothing was saved. Close the "
+                "form to see the list as it is now."
+            )
         else:
             label = self.general_error
             label.setText(describe_error(exc))
@@ -107,8 +119,10 @@ class DateDialog(SavingDialog):
         work: Callable[[str], Any],
         accept_text: str,
         parent: QWidget | None = None,
+        edits: str | None = None,
     ) -> None:
         super().__init__(operations, parent)
+        self.edits = edits
         self.setObjectName("dateDialog")
         self.setWindowTitle(title)
         self.setMinimumWidth(380)

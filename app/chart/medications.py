@@ -49,6 +49,7 @@ class MedicationDialog(SavingDialog):
         self._records = records
         self._patient_id = patient_id
         self._changing = changing
+        self.edits = None if changing is None else "medication"
         self.warning_box: QMessageBox | None = None
         starting = changing is None
         self.setObjectName("medicationDialog" if starting else "doseDialog")
@@ -269,5 +270,6 @@ class MedicationsCard(ListCard[Medication]):
                 lambda date: Medications(records()).stop(chosen.id, date),
                 "Stop",
                 self.frame,
+                edits="medication",
             )
         )

@@ -119,6 +119,7 @@ class AllergyDialog(SavingDialog):
         self._records = records
         self._patient = patient
         self._editing = allergy
+        self.edits = None if allergy is None else "allergy"
         self.setObjectName("allergyDialog" if allergy is None else "allergyEditDialog")
         self.setWindowTitle("Add allergy" if allergy is None else "Edit allergy")
         self.setMinimumWidth(420)

@@ -32,12 +32,13 @@ from pytestqt.qtbot import QtBot
 
 from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
 from app.chart.attachments import AttachmentsSection
-from app.chart.medications import MedicationsCard
+from app.chart.list_dialogs import SavingDialog
+from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.page import AllergyDialog
 from app.chart.problems import ProblemsCard
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
-from app.session.key_dialogs import ChangePasswordDialog
+from app.session.key_dialogs import ChangePasswordDialog, FormDialog
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
@@ -319,10 +320,10 @@ def test_a_password_half_changed_is_not_dropped_unasked(
     qtbot.waitUntil(lambda: signed_in.key_dialog is None)
 
 
-def shown_errors(dialog: QDialog) -> dict[str, str]:
+def shown_errors(dialog: FormDialog | SavingDialog) -> dict[str, str]:
     """The field messages a form shows now, by field (a message two names share, by the
     first: a dose change's "stop" is its "start")."""
-    errors: dict[str, QLabel] = getattr(dialog, "errors")
+    errors: dict[str, QLabel] = dialog.errors
     shown: dict[str, str] = {}
     for field, label in errors.items():
         if label.isVisible() and label not in [errors[f] for f in shown]:
@@ -388,9 +389,9 @@ def test_every_form_says_all_that_is_wrong_at_once_and_starts_at_the_first(
     medications = card_of(chart, MedicationsCard)
     click(medications.start_button)
     start = medications.dialog
-    assert start is not None
+    assert isinstance(start, MedicationDialog)
     qtbot.waitUntil(start.isVisible)
-    fields: dict[str, QLineEdit] = getattr(start, "fields")
+    fields = start.fields
     fields["start"].selectAll()
     QTest.keyClicks(fields["start"], "2024-02-30")
     QTest.keyClick(fields["start"], Qt.Key.Key_Return)
