@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, SignalInstance
@@ -37,6 +37,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.messages import validation_text
+from core.records.errors import ValidationError
 
 
 class FieldError(QLabel):
@@ -210,6 +213,18 @@ def clear_when_edited(widget: QWidget, *messages: QLabel) -> None:
 
     for signal in edit_signals(widget):
         signal.connect(hide)
+
+
+def in_tab_order(window: QWidget, widgets: Iterable[QWidget]) -> list[QWidget]:
+    """``widgets`` in the order Tab visits them in ``window`` (the form's order, as a
+    person goes through it); any Tab never reaches last, in the order given."""
+    rank: dict[QWidget, int] = {}
+    widget = window.nextInFocusChain()
+    while widget is not None and widget is not window and widget not in rank:
+        rank[widget] = len(rank)
+        widget = widget.nextInFocusChain()
+    given = list(widgets)
+    return sorted(given, key=lambda w: (rank.get(w, len(rank)), given.index(w)))
 
 
 def fields_of(window: QWidget) -> list[QWidget]:
@@ -535,6 +550,19 @@ def ask_first(
     return box
 
 
+def check_all(checks: Iterable[tuple[QLabel, Callable[[], object]]]) -> dict[QLabel, str]:
+    """Run every check (core's field checks, which raise ``ValidationError``), not only up
+    to the first that fails: each failure's message, worded as everywhere
+    (``validation_text``), by the label that shows it (see ``TypedForm.show_problems``)."""
+    problems: dict[QLabel, str] = {}
+    for label, check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            problems[label] = validation_text(exc)
+    return problems
+
+
 DISCARD_QUESTION = "Discard what you typed?"
 
 
@@ -570,8 +598,10 @@ class TypedForm(QDialog):
 
     Its fields keep their messages honest: the form-level message (``general_error``)
     goes when the person edits any field, a field's own message when they edit that field
-    (:meth:`clears_on_edit`). And the mouse wheel changes none of its choices or numbers
-    (``ignore_wheel``): it scrolls past them.
+    (:meth:`clears_on_edit`). A check of the form says everything wrong with it at once
+    (:meth:`show_problems`): each field's message under it, the keyboard in the first
+    field in error, in the form's order. And the mouse wheel changes none of its choices
+    or numbers (``ignore_wheel``): it scrolls past them.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -580,6 +610,7 @@ class TypedForm(QDialog):
         self.discard_box: QMessageBox | None = None
         self._opened_with: object = None
         self._opened = False
+        self._field_of: dict[QLabel, QWidget] = {}  # a field's message -> the field
 
     # ----- what was typed ---------------------------------------------------------------
 
@@ -602,6 +633,29 @@ class TypedForm(QDialog):
         edited (the form-level message goes on any edit anyway)."""
         for widget, message in pairs:
             clear_when_edited(widget, message)
+            self._field_of[message] = widget
+
+    def show_problems(self, problems: Mapping[QLabel, str], select: bool = False) -> bool:
+        """Show every message of ``problems`` (a field's message label -> its text) at
+        once, and put the keyboard in the first field in error in the form's Tab order
+        (``select``: with its text selected, to type over). False when there are none.
+
+        One message at a time, in the order the checks ran, sent a person round the form
+        once per mistake, and to the third field first: the family name they typed next
+        landed in the date of birth. (Fields are known by the messages
+        :meth:`clears_on_edit` paired them with; a message of no field is still shown.)"""
+        if not problems:
+            return False
+        for label, text in problems.items():
+            label.setText(text)
+            label.show()
+        fields = [self._field_of[label] for label in problems if label in self._field_of]
+        if fields:
+            first = in_tab_order(self, fields)[0]
+            first.setFocus()
+            if select and isinstance(first, QLineEdit):
+                first.selectAll()
+        return True
 
     def clear_form_error(self) -> None:
         """The person did something that answers the form-level message (chose a file)."""

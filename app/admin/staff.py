@@ -366,14 +366,12 @@ class AddStaffDialog(_StaffForm):
             return
         self.clear_errors()
         user, full_name = self.user.text().strip(), self.full_name.text().strip()
-        if not user:
-            self.show_error("username", "Enter a user name.")
-            return
-        if not full_name:
-            self.show_error("full_name", "Enter their full name.")
-            return
         new = self.new.text()
-        if not self.new_password_given("password", new, self.confirm, "passwords"):
+        problems = {"username": "Enter a user name."} if not user else {}
+        if not full_name:
+            problems["full_name"] = "Enter their full name."
+        problems |= self.new_password_problems("password", new, self.confirm, "passwords")
+        if self.show_errors(problems):
             return
         role = str(self.role.currentData())
         ws = self._workstation
@@ -517,7 +515,7 @@ class ResetPasswordDialog(_StaffForm):
             return
         self.clear_errors()
         new = self.new.text()
-        if not self.new_password_given("password", new, self.confirm, "passwords"):
+        if self.show_errors(self.new_password_problems("password", new, self.confirm, "passwords")):
             return
         name, ws = self._username, self._workstation
         self.run(

@@ -5,7 +5,8 @@ resolving a problem or stopping a medication."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -14,9 +15,17 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
 from app.messages import describe_error, validation_text
 from app.operations import Operations
-from app.widgets import TypedForm, action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    check_all,
+    dialog_layout,
+    error_label,
+    form_layout,
+)
 from app.worker import Job
-from core.records.errors import ValidationError
+from core.records.errors import NotFoundError, ValidationError
+from core.records.spec import ListSpec
 
 
 class SavingDialog(TypedForm):
@@ -27,6 +36,11 @@ class SavingDialog(TypedForm):
     saved = Signal(object)  # what the work returned
     save_button: QPushButton  # set by the subclass's form
     first_field: QWidget | None = None  # focused when the dialog shows
+    # What a form changing an item already on the list calls it ("allergy"); None for a
+    # form adding one. Items are replaced, never edited in place (core/records/
+    # chart_lists.py): one changed or removed since the form opened is gone, and saving
+    # refuses (NotFoundError), overwriting nothing; the person is told so in these words.
+    edits: str | None = None
 
     def __init__(self, operations: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +53,17 @@ class SavingDialog(TypedForm):
         super().showEvent(event)
         if self.first_field is not None:
             self.first_field.setFocus()
+
+    def items_pass(self, spec: ListSpec, values: Mapping[str, str | None]) -> bool:
+        """Check ``values`` as core checks a ``spec`` list item, every field at once: all
+        that is wrong shown together, the keyboard in the first field in error (see
+        ``TypedForm.show_problems``); True when nothing is."""
+        checks = (
+            (self.errors[f], partial(spec.item(f).clean, value))
+            for f, value in values.items()
+            if f in self.errors
+        )
+        return not self.show_problems(check_all(checks))
 
     def run(self, work: Callable[[], Any], label: str) -> None:
         """Save: run ``work`` (which writes through core); close when it succeeded."""
@@ -69,6 +94,13 @@ class SavingDialog(TypedForm):
         if isinstance(exc, ValidationError) and exc.field in self.errors:
             label = self.errors[exc.field]
             label.setText(validation_text(exc))
+        elif isinstance(exc, NotFoundError) and self.edits is not None:
+            label = self.general_error
+            label.setText(
+                f"This {self.edits} was changed or removed since you opened this form (by "
+                "someone else, or on another workstation): nothing was saved. Close the "
+                "form to see the list as it is now."
+            )
         else:
             label = self.general_error
             label.setText(describe_error(exc))
@@ -87,8 +119,10 @@ class DateDialog(SavingDialog):
         work: Callable[[str], Any],
         accept_text: str,
         parent: QWidget | None = None,
+        edits: str | None = None,
     ) -> None:
         super().__init__(operations, parent)
+        self.edits = edits
         self.setObjectName("dateDialog")
         self.setWindowTitle(title)
         self.setMinimumWidth(380)

@@ -49,6 +49,7 @@ class MedicationDialog(SavingDialog):
         self._records = records
         self._patient_id = patient_id
         self._changing = changing
+        self.edits = None if changing is None else "medication"
         self.warning_box: QMessageBox | None = None
         starting = changing is None
         self.setObjectName("medicationDialog" if starting else "doseDialog")
@@ -121,6 +122,8 @@ class MedicationDialog(SavingDialog):
         """Start (or change) through core, in the patient's open visit if there is one;
         an allergy match asks first."""
         records, patient_id, values = self._records, self._patient_id, self.values()
+        if not self.items_pass(MEDICATIONS, values):
+            return
         changing = self._changing
         work: Callable[[], Any]
         if changing is not None:
@@ -151,16 +154,26 @@ class MedicationDialog(SavingDialog):
             f"{exc.name} matches a recorded allergy of this patient.",
             "\n".join(f"• {m.describe()}" for m in exc.matches)
             + "\n\nStart it only if you have checked this with the patient or the allergy "
-            "record. Your decision is recorded in the audit log.",
+            "record. Your decision, either way, is recorded in the audit log.",
             "Start anyway",
             self._warned,
             keep="Don’t start",
         )
 
     def _warned(self, confirmed: bool) -> None:
-        self.warning_box = None
+        box, self.warning_box = self.warning_box, None
         if confirmed:
             self.save(confirm_allergy=True)
+        elif box is not None and box.clickedButton() is not None:
+            # The person chose Don't start (or Escape, the same button): a decision the
+            # box says is audited. A box closed by the program (a sign-out) decided nothing.
+            records, patient_id = self._records, self._patient_id
+            # Not tied to this form (it may be closed before the entry is written): a
+            # failure is shown by the main window.
+            self._operations.submit(
+                lambda: Medications(records()).warning_heeded(patient_id),
+                label="record the allergy warning heeded",
+            )
 
 
 class MedicationsCard(ListCard[Medication]):
@@ -257,5 +270,6 @@ class MedicationsCard(ListCard[Medication]):
                 lambda date: Medications(records()).stop(chosen.id, date),
                 "Stop",
                 self.frame,
+                edits="medication",
             )
         )

@@ -119,6 +119,7 @@ class AllergyDialog(SavingDialog):
         self._records = records
         self._patient = patient
         self._editing = allergy
+        self.edits = None if allergy is None else "allergy"
         self.setObjectName("allergyDialog" if allergy is None else "allergyEditDialog")
         self.setWindowTitle("Add allergy" if allergy is None else "Edit allergy")
         self.setMinimumWidth(420)
@@ -189,6 +190,9 @@ class AllergyDialog(SavingDialog):
         records, patient_id = self._records, self._patient.id
         substance, reaction = self.substance.text(), self.reaction.text().strip() or None
         severity = self.severity.currentData()
+        typed = {"substance": substance, "reaction": reaction, "severity": severity}
+        if not self.items_pass(ALLERGIES, typed):
+            return
         editing = self._editing
         if editing is not None:
             self.run(

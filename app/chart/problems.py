@@ -301,5 +301,6 @@ class ProblemsCard(ListCard[Problem]):
                 lambda date: Problems(records()).resolve(problem.id, date),
                 "Resolve",
                 self.frame,
+                edits="problem",
             )
         )

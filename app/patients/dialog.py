@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -14,11 +16,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.edit_base import ChangedSinceQuestion, EditBase
 from app.messages import describe_error, validation_text
 from app.widgets import (
     TypedForm,
     WarningPanel,
     action_buttons,
+    check_all,
     dialog_layout,
     error_label,
     form_layout,
@@ -28,12 +32,22 @@ from app.worker import Job, Submit
 from core.records import validation
 from core.records.clinic import ClinicRecords
 from core.records.duplicates import DuplicatePatientError
+from core.records.edit_base import ChangedField, ChangedSinceOpened
 from core.records.errors import ValidationError
 from core.records.models import SEX_VALUES, Patient, PatientSummary
 from core.records.search_text import read_search
 from core.records.types import PATIENT
 
 RecordsProvider = Callable[[], ClinicRecords]
+
+# The fields of the form, in its order.
+PATIENT_FORM = ("family", "given", "birth_date", "sex", "mrn", "phone")
+
+
+def _check(field: str, value: str | None) -> object:
+    """Core's check of one patient field (ValidationError says what is wrong)."""
+    spec = PATIENT.field_named(field)
+    return value if spec is None else spec.clean(value)
 
 
 class BirthDateEdit(QLineEdit):
@@ -112,6 +126,10 @@ class PatientDialog(TypedForm):
     it. ``saved`` carries the stored patient. A registration that may duplicate a patient
     already registered stores nothing and lists them; ``open_existing`` carries the id of
     the one the person chose to open instead.
+
+    An edit remembers what each field held when it opened (``EditBase``, kept with its
+    draft too) and saves only the fields the person changed, on that base: a field someone
+    else saved since is never replaced unasked (``ChangedSinceQuestion``, app/edit_base.py).
     """
 
     saved = Signal(object)  # Patient
@@ -131,6 +149,10 @@ class PatientDialog(TypedForm):
         self._saving = False
         self._allow_duplicate = False
         self._job: Job[Patient] | None = None
+        # What each field held when the form opened (an edit only).
+        self._base = EditBase({f: getattr(patient, f) for f in PATIENT_FORM} if patient else {})
+        self._check_job: Job[tuple[ChangedField, ...]] | None = None  # a restored draft's
+        self.changed_question: ChangedSinceQuestion | None = None
         self.setObjectName("patientDialog")
         self.setWindowTitle("New patient" if patient is None else "Edit patient")
         self.setMinimumWidth(500)
@@ -217,24 +239,52 @@ class PatientDialog(TypedForm):
         self.given.setText(typed.given)
         self.birth_date.setText(typed.birth_date)
 
-    def draft(self) -> dict[str, str | None] | None:
+    def draft(self) -> dict[str, Any] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None. For an
-        edit, only the fields the person changed: restored onto the patient as read again
-        later, they never undo what a colleague changed meanwhile."""
+        edit, only the fields the person changed, with what each held when the form was
+        opened (``base``): restored onto the patient as read again later, they never undo
+        what a colleague changed meanwhile, and a field the colleague changed too is asked
+        about."""
         values, patient = self.values(), self._patient
         if patient is None:
             return {**values, "patient_id": None} if any(values.values()) else None
-        changed = {f: v for f, v in values.items() if getattr(patient, f) != v}
-        return {**changed, "patient_id": patient.id} if changed else None
+        changed = self._base.changed(values)
+        if not changed:
+            return None
+        return {**changed, **self._base.for_draft(changed), "patient_id": patient.id}
 
-    def restore(self, draft: dict[str, str | None]) -> None:
-        """Fill the fields a kept draft holds."""
-        for field, value in draft.items():
-            widget = self._inputs.get(field)
-            if isinstance(widget, QLineEdit):  # the date of birth too: kept as typed
-                widget.setText(value or "")
-            elif widget is self.sex:
-                self.sex.setCurrentIndex(max(self.sex.findData(value), 0))
+    def restore(self, draft: dict[str, Any]) -> None:
+        """Fill the fields a kept draft holds. An edit's then checks them against the
+        patient as stored now, and asks about any someone else changed since the form was
+        first opened (a draft without its base: about any that differ now)."""
+        drafted = [f for f in draft if f in self._inputs]
+        for field in drafted:
+            self._set_field(field, draft[field])
+        patient = self._patient
+        if patient is None or not drafted:
+            return
+        self._base.restore(draft, drafted)
+        saving = {f: self.values()[f] for f in drafted}
+        based_on = self._base.based_on(drafted)
+        records = self._records
+        self._check_job = self._worker.submit(
+            lambda: records().patient_changed_since(patient.id, saving, based_on),
+            self._restored_checked,
+            lambda exc: self.show_error(None, describe_error(exc)),
+            label="check a restored form",
+        )
+
+    def _restored_checked(self, found: tuple[ChangedField, ...]) -> None:
+        self._check_job = None
+        if found and not self._saving and self.changed_question is None:
+            self._ask_changed(found, then_save=False)
+
+    def _set_field(self, field: str, value: str | None) -> None:
+        widget = self._inputs[field]
+        if isinstance(widget, QLineEdit):  # the date of birth too: kept as typed
+            widget.setText(value or "")
+        elif widget is self.sex:
+            self.sex.setCurrentIndex(max(self.sex.findData(value), 0))
 
     def show_error(self, field: str | None, message: str) -> None:
         """Show ``message`` under ``field`` (or below the form) and move focus there."""
@@ -251,20 +301,22 @@ class PatientDialog(TypedForm):
             label.hide()
 
     def save(self) -> None:
-        """Validate through core on the worker; close when stored."""
-        if self._saving:
+        """Check every field as core will (all that is wrong shown at once), then store
+        through core on the worker; close when stored."""
+        if self._saving or self.changed_question is not None:
             return
         self.clear_errors()
         values = self.values()
         patient = self._patient
-        if patient is None or values["birth_date"] != patient.birth_date:
-            # Read here, before anything is sent: a date that cannot be read exactly is
-            # refused next to the field (a stored date left untouched is kept as it is).
-            try:
-                values["birth_date"] = self.birth_date.iso_date()
-            except ValidationError as exc:
-                self.show_error("birth_date", validation_text(exc))
-                return
+        # A registration checks every field; an edit those changed (a stored value left
+        # untouched is kept as it is, even one today's checks would word differently).
+        checked = values if patient is None else self._base.changed(values)
+        if self.show_problems(
+            check_all((self.errors[f], partial(_check, f, values[f])) for f in checked)
+        ):
+            return
+        if "birth_date" in checked:
+            values["birth_date"] = self.birth_date.iso_date()  # read exactly, as checked
         records = self._records
         if patient is None:
             allow_duplicate = self._allow_duplicate
@@ -281,22 +333,30 @@ class PatientDialog(TypedForm):
                 )
 
         else:
-            changes = {f: v for f, v in values.items() if getattr(patient, f) != v}
+            changes = {f: values[f] for f in checked}  # the changed ones, as core wants
             if not changes:
                 self.accept()
                 return
+            # What the person saw when they began: core refuses, writing nothing, if a
+            # field changed here holds something else now.
+            based_on = self._base.based_on(changes)
 
             def store() -> Patient:
-                return records().update_patient(patient.id, changes)
+                return records().update_patient(patient.id, changes, based_on)
 
         self._set_saving(True)
         self._job = self._worker.submit(store, self._stored, self._failed, label="save patient")
 
     def done(self, result: int) -> None:
-        """Close; a save still in flight is not reported back to a closed dialog."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
+        """Close; a save or check still in flight is not reported back to a closed dialog,
+        and an open question about a field changed since goes with it (nothing decided)."""
+        for job in (self._job, self._check_job):
+            if job is not None:
+                job.cancel()
+        self._job = self._check_job = None
+        question, self.changed_question = self.changed_question, None
+        if question is not None:
+            question.close()
         super().done(result)
 
     def _check_birth_date(self) -> None:
@@ -335,10 +395,33 @@ class PatientDialog(TypedForm):
             self.duplicates.show_matches(exc.matches)
             self.adjustSize()  # room for the panel, its buttons' full labels included
             self.duplicates.matches.setFocus()
+        elif isinstance(exc, ChangedSinceOpened):
+            self._ask_changed(exc.fields, then_save=True)
         elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
         else:
             self.show_error(None, describe_error(exc))
+
+    def _ask_changed(self, fields: tuple[ChangedField, ...], then_save: bool) -> None:
+        """Ask about each field someone else changed since the form opened; once each is
+        decided, save (``then_save``: the person had pressed Save) with the choices."""
+        yours = self.values()
+
+        def decide(field: ChangedField, keep_mine: bool) -> None:
+            if not keep_mine:  # theirs stays: what was typed in the field goes
+                self._set_field(field.field, None if field.current is None else str(field.current))
+            self._base.settle(field.field, field.current)
+
+        def then(decided: bool) -> None:
+            if self.changed_question is None:
+                return  # the form closed meanwhile
+            self.changed_question = None
+            if decided and then_save:
+                self.save()
+            elif not decided:
+                self._inputs[fields[0].field].setFocus()
+
+        self.changed_question = ChangedSinceQuestion(self, fields, yours, decide, then)
 
     def _forget_matches(self) -> None:
         self._allow_duplicate = False

@@ -8,6 +8,10 @@ refilled with :meth:`DraftForm.restore`. A different person signing in never see
 closing the clinic on this computer drops them all. (The values are Python ``str`` objects:
 dropping them removes the references; Python cannot overwrite the strings themselves.)
 
+A form editing an existing record keeps, with the fields the person changed, what each held
+when the form was opened (app/edit_base.py): a value someone else saved meanwhile is asked
+about when the draft comes back, never silently replaced.
+
 A form that belongs to one patient's chart (the Vitals tab) is also put aside when the
 person leaves that chart without saving (opening another patient, back to the list), and
 given back when the same person comes back to that patient (:meth:`DraftKeeper.put_aside`,

@@ -67,10 +67,10 @@ class ForcedPasswordChangeDialog(FormDialog):
             return
         self.clear_errors()
         new = self.new.text()
-        if not self.new_password_given("new", new, self.confirm, "new passwords"):
-            return
-        if new == self._given:
-            self.show_error("new", "Choose a password of your own, not the one you were given.")
+        problems = self.new_password_problems("new", new, self.confirm, "new passwords")
+        if not problems and new == self._given:
+            problems["new"] = "Choose a password of your own, not the one you were given."
+        if self.show_errors(problems):
             return
         ws, username, given = self._workstation, self.username, self._given
         self.run(

@@ -12,7 +12,7 @@ cannot use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -36,7 +36,6 @@ from app.session.strength_hint import StrengthHint
 from app.widgets import (
     TypedForm,
     action_buttons,
-    clear_when_edited,
     dialog_layout,
     error_label,
     form_layout,
@@ -104,7 +103,7 @@ class FormDialog(TypedForm):
         for caption, field, widget in rows:
             self.inputs[field] = widget
             self.errors[field] = error_label()
-            clear_when_edited(widget, self.errors[field])
+            self.clears_on_edit([(widget, self.errors[field])])
             form.addRow(caption, widget)
             form.addRow("", self.errors[field])
         return form
@@ -138,17 +137,24 @@ class FormDialog(TypedForm):
         if needed > self.height():
             self.resize(self.width(), needed)
 
-    def new_password_given(self, field: str, new: str, confirm: QLineEdit, what: str) -> bool:
-        """A new password typed into ``field`` and repeated in ``confirm``; if either is
-        wrong, the error is shown (``what`` names the pair) and False returned."""
+    def show_errors(self, problems: Mapping[str, str]) -> bool:
+        """Show every message of ``problems`` (field -> text) at once, the keyboard in the
+        first field in error in the form's order, its text selected; False when none."""
+        return self.show_problems({self.errors[f]: text for f, text in problems.items()}, True)
+
+    @staticmethod
+    def new_password_problems(
+        field: str, new: str, confirm: QLineEdit, what: str
+    ) -> dict[str, str]:
+        """What is wrong with a new password typed into ``field`` and repeated in
+        ``confirm`` (``what`` names the pair), by field; a repeat that differs is
+        emptied, to be typed again."""
         if not new:
-            self.show_error(field, "Enter a new password.")
-            return False
+            return {field: "Enter a new password."}
         if new != confirm.text():
             confirm.clear()
-            self.show_error("confirm", f"The two {what} are different. Type them again.")
-            return False
-        return True
+            return {"confirm": f"The two {what} are different. Type them again."}
+        return {}
 
     def clear_errors(self) -> None:
         """Hide every message."""
@@ -260,13 +266,11 @@ class ChangePasswordDialog(FormDialog):
             return
         self.clear_errors()
         current, new = self.current.text(), self.new.text()
-        if not current:
-            self.show_error("current", "Enter your current password.")
-            return
-        if not self.new_password_given("new", new, self.confirm, "new passwords"):
-            return
-        if new == current:
-            self.show_error("new", "The new password is the same as the current one.")
+        problems = {"current": "Enter your current password."} if not current else {}
+        problems |= self.new_password_problems("new", new, self.confirm, "new passwords")
+        if not problems and new == current:
+            problems["new"] = "The new password is the same as the current one."
+        if self.show_errors(problems):
             return
         ws, username = self._workstation, self.username
         self.run(
@@ -354,13 +358,11 @@ class RecoverPasswordDialog(FormDialog):
         key = self.recovery_key.text().strip()
         username = self.username.text().strip()
         new = self.new.text()
-        if not key:
-            self.show_error("recovery_key", "Enter the recovery key.")
-            return
+        problems = {"recovery_key": "Enter the recovery key."} if not key else {}
         if not username:
-            self.show_error("username", "Enter the user name whose password you are setting.")
-            return
-        if not self.new_password_given("password", new, self.confirm, "passwords"):
+            problems["username"] = "Enter the user name whose password you are setting."
+        problems |= self.new_password_problems("password", new, self.confirm, "passwords")
+        if self.show_errors(problems):
             return
         ws = self._workstation
         self._username = username.lower()

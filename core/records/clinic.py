@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from core.authz.tuples import RelationTuple
@@ -20,15 +20,17 @@ from core.records import (
     authorize,
     break_glass_audit,
     crdt,
+    edit_base,
     merged,
     patient_search,
     relations,
     set_conflicts,
 )
 from core.records import validation as v
-from core.records.changes import change
+from core.records.changes import change, load_record
 from core.records.crdt import RecordDoc
 from core.records.duplicates import DuplicatePatientError, find_possible_duplicates
+from core.records.edit_base import ChangedField, ChangedSinceOpened
 from core.records.errors import (
     AccountDeactivatedError,
     AuthenticationError,
@@ -57,6 +59,7 @@ from core.records.models import (
 from core.records.permissions import CLINIC_OBJECT
 from core.records.spec import ListSpec
 from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
+from core.store import oplog
 from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
 
@@ -383,8 +386,19 @@ class ClinicRecords:
         if clash:
             raise ValidationError("mrn", f"{mrn!r} is already used by another patient")
 
-    def update_patient(self, patient_id: str, changes: Mapping[str, str | None]) -> Patient:
-        """Change demographic fields; the audit entry names the fields, not their values."""
+    def update_patient(
+        self,
+        patient_id: str,
+        changes: Mapping[str, str | None],
+        based_on: Mapping[str, crdt.Value] | None = None,
+    ) -> Patient:
+        """Change demographic fields; the audit entry names the fields, not their values.
+
+        ``based_on``: what each changed field held when the person began the edit (a form's
+        base, ``core/records/edit_base.py``). A changed field holding something else now
+        (someone saved it since) refuses the whole save with ``ChangedSinceOpened``, checked
+        and written in one transaction; a field missing from it has an unknown base. None:
+        no base (the command line sets what it is told)."""
         unknown = sorted(set(changes) - set(PATIENT_EDITABLE))
         if unknown:
             raise ValidationError(
@@ -395,12 +409,62 @@ class ClinicRecords:
         changed = {f: val for f, val in cleaned.items() if getattr(current, f) != val}
         if not changed:
             return current
+        write = self.setter(changed)
+        if based_on is not None:
+            write = self._unless_changed_since(write, changed, based_on)
         details = {"fields": sorted(changed)}
-        with self.db.write(self.actor, "patient.update", "patient", patient_id, details) as tx:
-            if "mrn" in changed:
-                self._check_mrn_free(tx, changed["mrn"], patient_id)
-            change(tx, self.actor, patient_id, "patient", self.setter(changed))
+        try:
+            with self.db.write(self.actor, "patient.update", "patient", patient_id, details) as tx:
+                if "mrn" in changed:
+                    self._check_mrn_free(tx, changed["mrn"], patient_id)
+                change(tx, self.actor, patient_id, "patient", write)
+        except ChangedSinceOpened as exc:
+            raise exc.named(self._full_names(f.author for f in exc.fields)) from None
         return self.get_patient(patient_id)
+
+    def patient_changed_since(
+        self, patient_id: str, saving: Mapping[str, str | None], based_on: Mapping[str, crdt.Value]
+    ) -> tuple[ChangedField, ...]:
+        """What ``update_patient(patient_id, saving, based_on)`` would refuse now, without
+        writing: for a form kept as a draft, to tell the person as it comes back."""
+        typed: dict[str, crdt.Value] = {}
+        for field, value in saving.items():
+            try:
+                typed[field] = _clean(PATIENT, field, value)
+            except ValidationError:
+                typed[field] = value  # not storable as typed: differs from any stored value
+        with self.db.reading() as tx:
+            me = oplog.identity(tx)
+            doc = load_record(tx, patient_id, "patient", me.client_id).doc
+            found = edit_base.changed_since(doc, PATIENT, typed, based_on, me.replica_id)
+        return ChangedSinceOpened(found).named(self._full_names(f.author for f in found)).fields
+
+    def _unless_changed_since(
+        self,
+        write: Callable[[RecordDoc, str], None],
+        saving: Mapping[str, crdt.Value],
+        based_on: Mapping[str, crdt.Value],
+    ) -> Callable[[RecordDoc, str], None]:
+        """``write``, refused with ``ChangedSinceOpened`` if a field it changes no longer
+        holds its base (read from the document inside the write's own transaction)."""
+
+        def checked(doc: RecordDoc, hlc: str) -> None:
+            here = hlc.split(".", 2)[2]  # this replica's clock stamps its own writes
+            found = edit_base.changed_since(doc, PATIENT, saving, based_on, here)
+            if found:
+                raise ChangedSinceOpened(found)
+            write(doc, hlc)
+
+        return checked
+
+    def _full_names(self, usernames: Iterable[str]) -> dict[str, str]:
+        """user name -> full name, for those with an account and a full name."""
+        names: dict[str, str] = {}
+        for username in set(usernames):
+            user = self.user(username) if username else None
+            if user is not None and user.full_name:
+                names[username] = user.full_name
+        return names
 
     def get_patient(self, patient_id: str) -> Patient:
         """Demographics without an audit entry (for the write path's own use and lists)."""

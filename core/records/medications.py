@@ -112,6 +112,20 @@ class Medications:
         added = self._list.write("medication.start", patient_id, details, start)
         return self.get(added[0])
 
+    def warning_heeded(self, patient_id: str) -> None:
+        """Record that the person was shown the allergy warning for a medication of this
+        patient and chose not to start it (an audit entry, ``medication.not_started``;
+        nothing on the chart changes). Heeding the warning is a clinical decision as much
+        as overriding it (``medication.start`` with ``confirmed_allergy``): both are in the
+        log. Like every audit entry it names no clinical value (not the medication)."""
+        records = self.records
+        records.get_patient(patient_id)
+        details = {"patient_id": patient_id, "allergy_warning": "heeded"}
+        with records.db.write(
+            records.actor, "medication.not_started", "patient", patient_id, details
+        ):
+            pass
+
     @staticmethod
     def _warn(tx: Transaction, patient_id: str, name: str) -> None:
         rows = tx.query(

@@ -106,6 +106,8 @@ ACTIONS: dict[str, Rule | None] = {
     "medication.start": _p("prescribe", "start a medication"),
     "medication.stop": _p("prescribe", "stop a medication"),
     "medication.change_dose": _p("prescribe", "change a medication's dose"),
+    # The allergy warning heeded: "Don't start" (core/records/medications.py).
+    "medication.not_started": _p("prescribe", "decide not to start a medication"),
     "medications.add": _p("prescribe", "start a medication"),
     "medications.remove": _p("prescribe", "stop a medication"),
     # Schedule

@@ -5,7 +5,9 @@
   ("Discard what you typed?", Keep editing the default), and close an untouched or
   unchanged form at once;
 - a message about a field goes once the person edits that field (the form's own message,
-  once they edit any field).
+  once they edit any field);
+- a check of the form says everything wrong with it at once, and the keyboard goes to the
+  first field in error, in the form's order.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDialog,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
@@ -29,12 +32,13 @@ from pytestqt.qtbot import QtBot
 
 from app.admin.staff import AddStaffDialog, ResetPasswordDialog, RoleDialog, StaffDialog
 from app.chart.attachments import AttachmentsSection
-from app.chart.medications import MedicationsCard
+from app.chart.list_dialogs import SavingDialog
+from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.page import AllergyDialog
 from app.chart.problems import ProblemsCard
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
-from app.session.key_dialogs import ChangePasswordDialog
+from app.session.key_dialogs import ChangePasswordDialog, FormDialog
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
@@ -314,3 +318,86 @@ def test_a_password_half_changed_is_not_dropped_unasked(
     click(dialog.buttons.button(dialog.buttons.StandardButton.Cancel))
     answer_discard(qtbot, dialog)
     qtbot.waitUntil(lambda: signed_in.key_dialog is None)
+
+
+def shown_errors(dialog: FormDialog | SavingDialog) -> dict[str, str]:
+    """The field messages a form shows now, by field (a message two names share, by the
+    first: a dose change's "stop" is its "start")."""
+    errors: dict[str, QLabel] = dialog.errors
+    shown: dict[str, str] = {}
+    for field, label in errors.items():
+        if label.isVisible() and label not in [errors[f] for f in shown]:
+            shown[field] = label.text()
+    return shown
+
+
+def test_every_form_says_all_that_is_wrong_at_once_and_starts_at_the_first(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's F3, for the other forms than registration (tests/ui/patients): one
+    message at a time sent the person round the form once per mistake."""
+    window = signed_in
+    window.workspace.staff_action.trigger()
+    staff = window.key_dialog
+    assert isinstance(staff, StaffDialog)
+    qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
+    click(staff.add_button)
+    add = staff.child
+    assert isinstance(add, AddStaffDialog)
+    qtbot.waitUntil(add.isVisible)
+    add.full_name.setFocus()
+    QTest.keyClick(add.full_name, Qt.Key.Key_Return)  # Add, nothing typed
+    assert shown_errors(add) == {
+        "username": "Enter a user name.",
+        "full_name": "Enter their full name.",
+        "password": "Enter a new password.",
+    }
+    assert add.focusWidget() is add.user and not add.working
+    add.reject()
+    staff.reject()
+
+    window.workspace.change_password_action.trigger()
+    change = window.key_dialog
+    assert isinstance(change, ChangePasswordDialog)
+    qtbot.waitUntil(change.isVisible)
+    QTest.keyClicks(change.new, "tulip window seventeen")
+    QTest.keyClicks(change.confirm, "tulip window seventeen!")
+    QTest.keyClick(change.confirm, Qt.Key.Key_Return)
+    assert shown_errors(change) == {
+        "current": "Enter your current password.",
+        "confirm": "The two new passwords are different. Type them again.",
+    }
+    assert change.focusWidget() is change.current and not change.working
+    change.reject()
+
+    chart = open_first_chart(qtbot, window)
+    click(chart.add_allergy_button)
+    allergy = chart.allergy_dialog
+    assert isinstance(allergy, AllergyDialog)
+    qtbot.waitUntil(allergy.isVisible)
+    allergy.reaction.setFocus()
+    QTest.keyClicks(allergy.reaction, "hives " * 40)
+    QTest.keyClick(allergy.reaction, Qt.Key.Key_Return)
+    assert shown_errors(allergy) == {
+        "substance": "Substance is required.",
+        "reaction": "Reaction is longer than 200 characters.",
+    }
+    assert allergy.focusWidget() is allergy.substance
+    assert chart.patient is not None and chart.allergy_table.rowCount() == 0
+    allergy.reject()
+
+    medications = card_of(chart, MedicationsCard)
+    click(medications.start_button)
+    start = medications.dialog
+    assert isinstance(start, MedicationDialog)
+    qtbot.waitUntil(start.isVisible)
+    fields = start.fields
+    fields["start"].selectAll()
+    QTest.keyClicks(fields["start"], "2024-02-30")
+    QTest.keyClick(fields["start"], Qt.Key.Key_Return)
+    errors = shown_errors(start)
+    assert errors.keys() == {"name", "start"}
+    assert errors["name"] == "Name is required."  # as core has always said it
+    assert "February 2024 has 29 days" in errors["start"]
+    assert start.focusWidget() is fields["name"]
+    start.reject()

@@ -8,7 +8,8 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.page import AllergyDialog
 from app.main_window import MainWindow
-from core.records.allergy_status import AllergyState
+from core.records.allergy_status import AllergyRecords, AllergyState
+from core.records.clinic import ClinicRecords
 from core.records.workstation import Workstation
 from core.reports.data import summary_report
 from tests.ui.chart.test_page import open_first_chart
@@ -79,6 +80,39 @@ def test_edit_changes_reaction_and_severity_and_the_banner_follows(
     assert (stored.substance, stored.reaction, stored.severity) == (
         "Penicillin", "Anaphylaxis", "severe",
     )  # fmt: skip
+
+
+def test_an_allergy_changed_since_its_edit_form_opened_is_never_overwritten(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The F12 check for list items: an item is replaced, never edited in place, so one
+    changed meanwhile (here by a colleague through core) is gone and the stale edit writes
+    nothing; the form says so in words, not as a missing id."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    old = clinic.records.add_allergy(patient.id, "Penicillin", "Rash", "mild")
+    signed_in.operations.catch_up()
+    qtbot.waitUntil(lambda: chart.allergy_table.rowCount() == 1, timeout=5_000)
+    chart.allergy_table.selectRow(0)
+    QTest.mouseClick(chart.edit_allergy_button, Qt.MouseButton.LeftButton)
+    dialog = chart.allergy_dialog
+    assert isinstance(dialog, AllergyDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    dialog.reaction.selectAll()
+    QTest.keyClicks(dialog.reaction, "Hives")
+
+    AllergyRecords(ClinicRecords(clinic.database, "nurse.jo")).edit(old.id, "Anaphylaxis", "severe")
+    QTest.keyClick(dialog.reaction, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.general_error.isVisible, timeout=5_000)
+    assert dialog.general_error.text() == (
+        "This allergy was changed or removed since you opened this form (by someone else, or "
+        "on another workstation): nothing was saved. Close the form to see the list as it is "
+        "now."
+    )
+    [stored] = clinic.records.allergies(patient.id)
+    assert (stored.reaction, stored.severity) == ("Anaphylaxis", "severe")
+    assert dialog.isVisible() and dialog.reaction.text() == "Hives"  # what was typed stays
 
 
 def test_the_banner_words_severity_as_the_table_and_the_printed_summary_do(

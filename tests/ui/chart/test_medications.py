@@ -3,9 +3,11 @@ as history), stop with a date."""
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLabel, QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
@@ -15,6 +17,7 @@ from core.records.medications import Medications
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import ADMIN
 
 
 def _button(box: QMessageBox, text: str) -> QMessageBox:
@@ -65,6 +68,59 @@ def test_a_medication_matching_an_allergy_is_saved_only_after_the_warning(
     assert (stored.name, stored.strength, stored.frequency) == (
         "Amoxicillin", "500 mg", "three times daily",
     )  # fmt: skip
+
+
+def _audited(clinic: Workstation, action: str, patient_id: str) -> list[tuple[str, dict[str, str]]]:
+    rows = clinic.database.query(
+        "SELECT actor, details FROM audit_log WHERE action = ? AND entity_id = ? ORDER BY seq",
+        (action, patient_id),
+    )
+    return [(str(actor), json.loads(details)) for actor, details in rows]
+
+
+def test_either_answer_to_the_allergy_warning_is_in_the_audit_log_as_it_says(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's F7: the warning says "Your decision … is recorded in the audit log";
+    Don't start (Escape on the warning) was not. Both answers are recorded now."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    clinic.records.add_allergy(patient.id, "Penicillin", "Anaphylaxis", "severe")
+    card = card_of(chart, MedicationsCard)
+    QTest.mouseClick(card.start_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, MedicationDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    QTest.keyClicks(dialog.fields["name"], "Amoxicillin")
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    box = dialog.warning_box
+    assert box is not None
+    assert "Your decision, either way, is recorded in the audit log." in box.informativeText()
+    QTest.keyClick(box.focusWidget() or box, Qt.Key.Key_Escape)  # Don't start
+    qtbot.waitUntil(lambda: bool(_audited(clinic, "medication.not_started", patient.id)))
+    assert _audited(clinic, "medication.not_started", patient.id) == [
+        (ADMIN, {"patient_id": patient.id, "allergy_warning": "heeded"})
+    ]
+    assert Medications(clinic.records).list(patient.id) == []  # nothing started
+    assert _audited(clinic, "medication.start", patient.id) == []
+
+    # Asked again, the other answer: Tab from Don't start (which has the keyboard) to
+    # Start anyway, Space.
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    box = dialog.warning_box
+    assert box is not None
+    go = box.findChild(QPushButton, "allergyWarningButton")
+    while box.focusWidget() is not go:
+        QTest.keyClick(box.focusWidget(), Qt.Key.Key_Tab)
+    QTest.keyClick(go, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.medications) == 1, timeout=5_000)
+    assert [d for _, d in _audited(clinic, "medication.start", patient.id)] == [
+        {"patient_id": patient.id, "confirmed_allergy": "yes"}
+    ]
+    assert len(_audited(clinic, "medication.not_started", patient.id)) == 1  # not again
 
 
 def test_a_singular_drug_name_is_warned_about_for_a_plural_allergy(

@@ -198,6 +198,7 @@ PERFORM: dict[str, Perform] = {
     "medication.change_dose": lambda c, me: Medications(me).change_dose(
         c.medication(), {"dose": "2 tablets"}
     ),
+    "medication.not_started": lambda c, me: Medications(me).warning_heeded(c.patient()),
     "appointment.create": lambda c, me: Schedule(me).book(
         c.patient(), "2030-01-08T10:00", "doc", 15, allow_overlap=True
     ),

@@ -150,6 +150,23 @@ def test_a_medication_matching_an_allergy_is_saved_only_when_confirmed() -> None
     assert json.loads(details[-1][0])["confirmed_allergy"] == "yes"
 
 
+def test_a_heeded_allergy_warning_is_audited_and_changes_nothing_on_the_chart() -> None:
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    a.add_allergy(p.id, "Penicillin", "anaphylaxis", "severe")
+    ops_before = a.db.query("SELECT count(*) FROM oplog")[0][0]
+    Medications(a).warning_heeded(p.id)
+    rows = a.db.query(
+        "SELECT actor, entity, entity_id, details FROM audit_log "
+        "WHERE action = 'medication.not_started'"
+    )
+    assert [(r[0], r[1], r[2], json.loads(r[3])) for r in rows] == [
+        ("ann", "patient", p.id, {"patient_id": p.id, "allergy_warning": "heeded"})
+    ]
+    assert a.db.query("SELECT count(*) FROM oplog")[0][0] == ops_before  # no record change
+    assert Medications(a).list(p.id) == []
+
+
 def test_no_known_allergies_is_an_answer_an_allergy_ends_and_that_refuses_allergies() -> None:
     a = new_replica("ann")
     p = a.add_patient("Soto", "Luis", "1961-01-01")
