@@ -193,6 +193,7 @@ ACTIONS: dict[str, Rule | None] = {
     "lan.revocations.learn": None,
     "lan.pair.redeem": None,
     "lan.device.issue": None,
+    "lan.device.seen": None,  # where the CA holder last saw a workstation it let join
     # A scheduled backup is the workstation's own (set up by an admin in the settings);
     # a restore is checked by core.sync.backup itself (an admin's sign-in on the backup).
     "backup.scheduled": None,
