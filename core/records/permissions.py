@@ -177,6 +177,7 @@ ACTIONS: dict[str, Rule | None] = {
     "oplog.sign": None,
     "action.refused": None,
     "sync.clock_offset": None,
+    "sync.acknowledged": None,  # how far another replica holds this one's ops (sync.sent)
     "sync.refused": None,
     # Device identity, enrollment, pairing and the server's own records: the device's or
     # the server's bookkeeping (enrollment codes and pairing codes are their own proof).
