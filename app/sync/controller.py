@@ -18,8 +18,9 @@ its next round trip (what was applied stays applied, as core guarantees).
 LAN peers: given :class:`~app.sync.lan_peer.LanOptions`, a workstation with a LAN identity (its
 own, or the certificate its server enrollment issued) also serves peer sync, announces itself
 over mDNS, and after each server session syncs with every trusted peer it finds. The status
-bar shows how many peers were in reach, and says so when peers refuse this workstation's
-certificate (a revoked workstation is never told why, only shut out).
+bar shows how many peers were in reach, says so when peers refuse this workstation's
+certificate (their TLS alert says so: revoked, most likely), and counts apart the clinic
+peers that were only busy or did not answer (tried again).
 
 Progress: core reports after every applied snapshot page or op batch (on the sync thread);
 the runner re-emits a copy of the report as a signal, so the status bar updates on the GUI

@@ -3,15 +3,20 @@
 The op log is the sync queue: this replica's own ops are numbered 1, 2, 3… under its
 replica id, and another replica holds them up to the seq its version vector names for
 that id. Each sync session is told that vector (in every pull and push reply), so at its
-end this replica keeps the highest seq of its own that the other side held, clinic server
-or LAN peer, in ``meta`` (key ``oplog_acknowledged``, audited as ``sync.acknowledged``,
-written only when it grows: at most once a session). What waits to be sent is then the
-ops above it, counted from the store, so the count survives a restart.
+end this replica keeps the highest seq of its own that the other side held, in ``meta``
+(key ``oplog_acknowledged``, audited as ``sync.acknowledged``, written only when it grows:
+at most once a session). What waits to be sent is then the ops above it, counted from the
+store, so the count survives a restart.
+
+Not kept from sessions with a side that anchors this replica's audit log (the clinic
+server): an entry written after the head it just recorded would cost each following
+session a round trip to offer it again (README, "Performance: the one-edit sync"). LAN
+sessions keep it; the desktop app counts what the server acknowledged while it runs.
 
 Not known until the first session that worked since this was recorded: a replica
-upgraded from an earlier release, or one that never synced, has no such entry
-(:func:`unsent` is None). The entry names the replica id it counts for: a replica that took
-a new id (restored from a backup) starts afresh.
+upgraded from an earlier release, or one that never synced with a LAN peer, has no such
+entry (:func:`unsent` is None). The entry names the replica id it counts for: a replica
+that took a new id (restored from a backup) starts afresh.
 """
 
 from __future__ import annotations

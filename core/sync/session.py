@@ -124,8 +124,10 @@ class SyncSession:
         self.report = SyncReport()
         self._remote_vv: dict[str, int] = {}
         # The highest seq of our own ops the other side last reported holding (core.sync.
-        # sent): kept at the end of the session, so what waits is counted after a restart.
+        # sent): kept at the end of the session, so what waits is counted after a restart;
+        # not where the other side anchors our audit log (see _remember_acknowledged).
         self._acknowledged: int | None = None
+        self._anchoring = False
         self._on_revoked = on_revoked
         # Called after every applied page or batch, e.g. to fill a first-download progress bar.
         self._on_progress = on_progress
@@ -204,9 +206,16 @@ class SyncSession:
             self.report.changes = changeset.describe(self.db, self._touched, self._snapshot_types)
         if self._clock_reference and self.report.clock_offset_ms is not None:
             clock.remember_server_offset(self.db, self.report.clock_offset_ms, self.actor)
-        if self._acknowledged is not None:
-            sent.remember(self.db, self._acknowledged, self.actor)
+        self._remember_acknowledged()
         return self.report
+
+    def _remember_acknowledged(self) -> None:
+        """Keep how far the other side holds our own ops (core.sync.sent). Not with a side
+        that anchors our audit log (the clinic server): the entry written here would come
+        after the head it just recorded, and each following session would spend a round
+        trip offering it again; the app counts server sessions itself while it runs."""
+        if self._acknowledged is not None and not self._anchoring:
+            sent.remember(self.db, self._acknowledged, self.actor)
 
     def _note_acknowledged(self, remote_vv: dict[str, int]) -> None:
         """The other side reported its version vector: how far it holds our own ops."""
@@ -381,6 +390,7 @@ class SyncSession:
 
     def _check_anchor(self, reply: dict[str, Any], offered: bool) -> None:
         anchoring = reply.get("audit_anchoring") is True
+        self._anchoring = self._anchoring or anchoring
         anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
         if offered:
             self._head_sent = True

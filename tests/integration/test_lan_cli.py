@@ -69,11 +69,11 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
         b_device = json.loads(joined.stdout)["device_id"]
         assert devices[b_device]["state"] == "active" and devices[b_device]["replica"]
         # Where it was last seen: the address of its sync with 'careline serve' here.
-        seen = devices[b_device]["last_seen"]
-        assert seen["address"] == "127.0.0.1" and not seen["pairing"]
-        assert seen["at"] > devices[b_device]["first_issued"]
+        last = devices[b_device]["last_seen"]
+        assert last["address"] == "127.0.0.1" and not last["pairing"]
+        assert last["at"] > devices[b_device]["first_issued"]
         listed = careline(a, "--password-stdin", "pair", "devices", stdin=PASSWORD + "\n")
-        assert f"last seen at 127.0.0.1 at {seen['at'][:16].replace('T', ' ')} UTC" in next(
+        assert f"last seen at 127.0.0.1 at {last['at'][:16].replace('T', ' ')} UTC" in next(
             line for line in listed.stdout.splitlines() if line.startswith(b_device)
         )
         assert [d["this_workstation"] for d in devices.values()].count(True) == 1

@@ -10,7 +10,7 @@ other sessions) is a passing failure, tried again. Real listeners, real mutual T
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,11 @@ def test_a_revoked_workstation_is_told_with_the_tls_alert_even_while_pushing_meg
     # A listener started after the revocation refuses in the handshake itself.
     with PeerServer(ws_a.database, server.identity) as fresh:
         address = f"127.0.0.1:{fresh.port}"
-        for call in (lambda t: t.hello(), lambda t: t.request(b"x" * (8 * MiB))):
+        calls: list[Callable[[LanTransport], object]] = [
+            lambda t: t.hello(),
+            lambda t: t.request(b"x" * (8 * MiB)),  # a push: written before the alert is read
+        ]
+        for call in calls:
             with (
                 LanTransport(address, identity) as transport,
                 pytest.raises(RefusedByPeerError) as refused,

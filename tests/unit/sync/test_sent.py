@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from core.sync import sent
+from core.sync.audit_anchor import local_head
 from core.sync.responder import Responder
 from core.sync.session import sync
+from core.sync.stores import DatabaseStore
 from core.sync.transport import LocalTransport, TransportError
 from tests.unit.sync.replicas import new_replica, sync_pair
 
@@ -50,3 +52,21 @@ def test_a_session_that_only_pulls_records_what_the_other_side_holds_of_ours() -
     sync_pair(a, b)
     after = a.db.query("SELECT count(*) FROM audit_log WHERE action = ?", (sent.ACTION,))
     assert before == after == [(1,)]
+
+
+def test_a_session_with_a_side_that_anchors_the_audit_log_writes_no_acknowledgment() -> None:
+    # The clinic server records this replica's audit head; an entry written after it at
+    # the end of each session would cost every following session a round trip.
+    server, desk = new_replica("ann"), new_replica("bob")
+    store = DatabaseStore(server.db)
+    responder = Responder(
+        server.db,
+        "device:desk",
+        audit_anchor=lambda head, proof: store.anchor_audit("desk", head, proof),
+        peer="device:desk",
+    )
+    desk.add_patient("Ferreira", "Ana", "1964-08-21")
+    for _ in range(2):
+        sync(desk.db, LocalTransport(responder), desk.actor)
+    assert sent.acknowledged(desk.db) is None
+    assert store.anchor_audit("desk", None).recorded == local_head(desk.db)
