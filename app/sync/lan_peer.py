@@ -31,9 +31,14 @@ from core.sync.lan import identity as lan_id
 from core.sync.lan.certify import certify_if_unbound
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.server import PeerServer
-from core.sync.lan.transport import LanTransport, RefusedByPeerError
+from core.sync.lan.transport import (
+    LanTransport,
+    PeerRejectedError,
+    RefusedByPeerError,
+    ReplyTooLargeError,
+)
 from core.sync.session import SyncReport, sync
-from core.sync.transport import Transport
+from core.sync.transport import Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,14 @@ class LanRound:
     # passes: closed without answering (busy: PeerClosedError), no answer in time, the
     # connection refused or cut. Tried again at the next round.
     unreachable: int = 0
+
+
+def _passing(exc: Exception) -> bool:
+    """A failure that waiting may mend: the connection (closed without an answer, timed
+    out, refused), not the peer's certificate nor what it sent."""
+    return isinstance(exc, TransportError) and not isinstance(
+        exc, RefusedByPeerError | PeerRejectedError | ReplyTooLargeError
+    )
 
 
 class LanNode:
@@ -211,8 +224,10 @@ class LanNode:
                 device = transport.peer_device
                 if isinstance(exc, RefusedByPeerError):
                     refused += 1
-                elif device != identity.device_id and (
-                    device is not None or address in self._verified
+                elif (
+                    _passing(exc)
+                    and device != identity.device_id
+                    and (device is not None or address in self._verified)
                 ):
                     unreachable += 1  # a clinic device, busy or gone for now
                 if ca_holder and device is not None:
