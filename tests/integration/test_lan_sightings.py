@@ -1,10 +1,12 @@
 """The clinic's LAN CA holder knows where it last saw each workstation it let join: where
 it paired from, then the address of its latest sync connection, kept in its audit log a
-few times an hour at most. Real pairing and sync over mutual TLS on 127.0.0.1."""
+few times an hour at most. Real pairing and sync over mutual TLS on 127.0.0.1, and the
+data the previous release made."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from core.crypto.kdf import FAST_PARAMS
@@ -17,9 +19,11 @@ from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
 from tests.conftest import PASSWORD
+from tests.integration.test_cli import careline
 from tests.integration.test_lan_peers import clinic
+from tests.integration.test_release_upgrade import OldData, old
 
-__all__ = ["clinic"]  # the fixture, shared with test_lan_peers
+__all__ = ["clinic", "old"]  # the fixtures, shared with test_lan_peers and test_release_upgrade
 
 
 def _seen_entries(ws: Workstation) -> int:
@@ -99,3 +103,21 @@ def test_a_sighting_is_written_again_when_stale_or_from_another_address(
     assert sightings.note_seen(db, device, "[fe80::1]:40000", after(latest()[1], moved))
     assert latest()[0] == "fe80::1"
     assert _seen_entries(workstation) == 4
+
+
+def test_workstations_paired_by_the_previous_release_are_listed_as_not_recorded(
+    old: OldData, no_keyring: None
+) -> None:
+    """No schema change: on the CA holder the previous release made (it paired a second
+    workstation over the LAN, recording no address), the list reads as before, and says
+    where each was last seen is not recorded rather than guessing."""
+    desk = old.folder / "workstation"
+    env = {"CARELINE_PASSWORD_FILE": str(old.folder / "password.txt")}
+    (old.folder / "password.txt").write_text(old.password + "\n", encoding="utf-8")
+    listed = careline(desk, "--json", "--user", "admin", "pair", "devices", env=env)
+    assert listed.returncode == 0, listed.stderr
+    [paired] = [d for d in json.loads(listed.stdout) if not d["this_workstation"]]
+    assert paired["state"] == "active" and paired["last_seen"] is None
+    text = careline(desk, "--user", "admin", "pair", "devices", env=env)
+    line = next(x for x in text.stdout.splitlines() if x.startswith(paired["device_id"]))
+    assert "last seen: not recorded" in line

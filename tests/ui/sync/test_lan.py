@@ -207,6 +207,12 @@ def test_status_line_for_lan_peers() -> None:
         "Synced. 1 LAN peer in reach. 1 other workstation refuses this computer's "
         "certificate (it may have been revoked: ask the clinic's administrator)."
     )
+    # A clinic server syncs, and a LAN peer was only busy: no word of a refusal.
+    busy = SyncStatus(state=SYNCED, lan=True, lan_peers=1, lan_unreachable=2)
+    assert describe_status(busy) == (
+        "Synced. 1 LAN peer in reach. 2 other workstations are busy or not answering "
+        "(tried again shortly)."
+    )
 
 
 @pytest.mark.strict_authors
