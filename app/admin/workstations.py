@@ -54,6 +54,16 @@ def _local(stamp: str) -> str:
         return stamp
 
 
+def _seen(device: lan_id.IssuedDevice) -> str:
+    """Where and when this computer last saw the workstation (its pairing, else a sync)."""
+    if device.this_device:
+        return "This computer"
+    seen = device.last_seen
+    if seen is None:
+        return "Not recorded"
+    return f"{seen.address} at {_local(seen.at)}{' (pairing)' if seen.pairing else ''}"
+
+
 def _state(device: lan_id.IssuedDevice) -> str:
     if device.revoked and device.revoked_at:
         return f"Revoked {_local(device.revoked_at)}"
@@ -66,7 +76,7 @@ class WorkstationsDialog(QDialog):
     """The certified workstations, and Revoke… for the one selected."""
 
     READ = "paired workstations"
-    COLUMNS = ("Workstation (device id)", "State", "Joined", "Certificate serials")
+    COLUMNS = ("Workstation (device id)", "State", "Joined", "Last seen", "Certificate serials")
 
     def __init__(
         self, operations: Operations, records: RecordsProvider, parent: QWidget | None = None
@@ -89,6 +99,12 @@ class WorkstationsDialog(QDialog):
             "other workstations. A revoked workstation must be paired again as a new one."
         )
         explain.setWordWrap(True)
+        seen = QLabel(
+            "Last seen: the address this computer last saw the workstation at, and when, in "
+            "a sync either way (to within 10 minutes) or, before any, where it paired from."
+        )
+        seen.setObjectName("hint")
+        seen.setWordWrap(True)
         self.table = self._devices.table
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.status = QLabel()
@@ -110,7 +126,7 @@ class WorkstationsDialog(QDialog):
         bar.addWidget(self.revoke_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
-        dialog_layout(self, heading, explain, self.table, row, self.status, buttons)
+        dialog_layout(self, heading, explain, seen, self.table, row, self.status, buttons)
         self.confirm_box: QMessageBox | None = None
         self.refresh()
 
@@ -128,6 +144,7 @@ class WorkstationsDialog(QDialog):
                 d.device_id,
                 _state(d),
                 _local(d.first_issued),
+                _seen(d),
                 ", ".join(str(s) for s in d.serials),
             ),
         )

@@ -18,8 +18,9 @@ its next round trip (what was applied stays applied, as core guarantees).
 LAN peers: given :class:`~app.sync.lan_peer.LanOptions`, a workstation with a LAN identity (its
 own, or the certificate its server enrollment issued) also serves peer sync, announces itself
 over mDNS, and after each server session syncs with every trusted peer it finds. The status
-bar shows how many peers were in reach, and says so when peers refuse this workstation's
-certificate (a revoked workstation is never told why, only shut out).
+bar shows how many peers were in reach, says so when peers refuse this workstation's
+certificate (their TLS alert says so: revoked, most likely), and counts apart the clinic
+peers that were only busy or did not answer (tried again).
 
 Progress: core reports after every applied snapshot page or op batch (on the sync thread);
 the runner re-emits a copy of the report as a signal, so the status bar updates on the GUI
@@ -32,9 +33,15 @@ that reached the clinic it also fetches files not cached here ahead of need, in 
 slices between sessions (:mod:`app.sync.prefetching`, ``attachment_prefetch_percent``). A
 session asked for pauses the prefetch (``_pause``), which resumes after it.
 
-"Pending" counts this workstation's own ops the server has not acknowledged: this
-replica's sequence number now, minus what it was when the last successful session began
-(every op up to that point was pushed and acknowledged by the end of the session).
+"Pending" counts this workstation's own ops no other replica is known to hold: this
+replica's sequence number now, minus the highest of its own that the other side of a
+session reported holding, as the store keeps it (core.sync.sent: the count survives a
+restart), or what it was when the last successful session began, if that is higher (every
+op up to that point was pushed and acknowledged by the end of the session).
+
+A LAN-only workstation whose clinic peers in reach were all busy or did not answer (none
+refused its certificate) is offline for now: it tries again with the same backoff as an
+unreachable server, not only at the next periodic session.
 """
 
 from __future__ import annotations
@@ -59,8 +66,8 @@ from core.records.changeset import Changes
 from core.records.demo import refuse_if_demo
 from core.records.workstation import Workstation
 from core.store.database import Database
-from core.store.oplog import identity, version_vector
-from core.sync import clock
+from core.store.oplog import version_vector
+from core.sync import clock, sent
 from core.sync.attachments import Attachments
 from core.sync.backoff import backoff
 from core.sync.certify import ensure_bound
@@ -90,12 +97,15 @@ ERROR = "error"
 STOPPED = "stopped"
 
 
-# Why nothing syncs when the only LAN peers in reach refuse this workstation (a peer closes
-# on a certificate it refuses without a word, so "may").
+# Why nothing syncs when the only LAN peers in reach refuse this workstation's certificate
+# (a TLS alert says so; "may": revoked is the likely reason, not the only one).
 LAN_REFUSED = (
     "the clinic's workstations refuse this computer's certificate (it may have been "
     "revoked: ask the clinic's administrator)."
 )
+
+# Why nothing syncs when the clinic's LAN peers in reach are busy or do not answer.
+LAN_UNREACHABLE = "the clinic's workstations in reach are busy or not answering"
 
 # A pull of at least this many ops (two batches) shows a progress bar; fewer finish too
 # quickly for one to help.
@@ -142,10 +152,14 @@ class SyncStatus:
     server: str = ""
     lan: bool = False  # this workstation syncs with LAN peers
     lan_peers: int = 0  # trusted LAN peers synced with in the last session
-    # LAN peers, clinic devices by their certificates, that closed on this workstation
-    # without answering in the last session: they refuse its certificate (revoked, most
-    # likely). With no server and no peer synced with, the state is ERROR (LAN_REFUSED).
+    # LAN peers, clinic devices by their certificates, that refused this workstation's
+    # certificate with a TLS alert in the last session (revoked, most likely). With no
+    # server and no peer synced with, the state is ERROR (LAN_REFUSED).
     lan_refused: int = 0
+    # Clinic LAN peers that were busy or did not answer in the last session (closed
+    # without answering, timed out): tried again. With no server, no peer synced with and
+    # none refusing, the state is OFFLINE, retried with backoff.
+    lan_unreachable: int = 0
     # The clinic server's record of this workstation's audit log contradicts the log here
     # (core.sync.audit_anchor): records still sync, but an administrator must look.
     audit_warning: str = ""
@@ -186,7 +200,8 @@ class SessionOutcome:
 
     report: SyncReport | None = None
     acked_seq: int | None = None  # own seq acknowledged by the server
-    current_seq: int = 0
+    current_seq: int | None = None  # own seq at the end (None: the session never began)
+    stored_acked: int | None = None  # own seq another replica holds, as the store keeps it
     error: Exception | None = None
     enrolled: ServerCredential | None = None
     not_enrolled: bool = False
@@ -194,6 +209,7 @@ class SessionOutcome:
     lan_only: bool = False  # LAN peers only: no clinic server
     lan_peers: int = 0
     lan_refused: int = 0  # peers that refuse this workstation's certificate
+    lan_unreachable: int = 0  # clinic peers busy or not answering
     lan_reports: tuple[SyncReport, ...] = ()
     # What other replicas changed here since the last session: this session's pulls and
     # snapshot, and what LAN peers pushed to this workstation meanwhile.
@@ -211,7 +227,7 @@ class _SyncRunner(QObject):
     started = Signal(bool)  # bootstrapping
     progressed = Signal(object)  # SyncReport (a copy) after each applied page or batch
     finished = Signal(object)  # SessionOutcome
-    counted = Signal(int, bool)  # own seq now, enrolled
+    counted = Signal(int, bool, object)  # own seq now, enrolled, stored acked (int | None)
 
     def __init__(
         self,
@@ -240,8 +256,7 @@ class _SyncRunner(QObject):
             self.prefetch.setParent(self)  # moves to the sync thread with the runner
 
     def _own_seq(self) -> int:
-        db = self._ws.database
-        return version_vector(db).get(identity(db).replica_id, 0)
+        return sent.own_seq(self._ws.database)
 
     def _actor(self) -> str:
         try:
@@ -257,10 +272,11 @@ class _SyncRunner(QObject):
             enrolled = load_credential(db) is not None or (
                 self._lan is not None and load_identity(db) is not None
             )
+            acked = sent.acknowledged(db)
         except Exception as exc:  # locked meanwhile: nothing to count
             log.info("pending count skipped: %s", exc)
             return
-        self.counted.emit(seq, enrolled)
+        self.counted.emit(seq, enrolled, acked)
 
     @Slot()
     def run_session(self) -> None:
@@ -331,11 +347,13 @@ class _SyncRunner(QObject):
                 report,
                 acked,
                 self._own_seq(),
+                sent.acknowledged(db),
                 error,
                 lan=identity is not None,
                 lan_only=credential is None,
                 lan_peers=lan.peers,
                 lan_refused=lan.refused,
+                lan_unreachable=lan.unreachable,
                 lan_reports=lan.reports,
                 changes=self._changes(db, (report, *lan.reports)),
                 newer_records=unknown.count(db),
@@ -488,6 +506,7 @@ class SyncController(QObject):
         self._again = False  # a session was asked for while one ran
         self._failures = 0
         self._acked_seq: int | None = None
+        self._stored_acked: int | None = None  # core.sync.sent, read on the sync thread
         self._seq = 0
         self._enrolling = False
         self._before_enroll = self.status  # what a failed enrollment goes back to
@@ -583,12 +602,14 @@ class SyncController(QObject):
         self.status_changed.emit(status)
 
     def _pending(self) -> int:
-        return 0 if self._acked_seq is None else max(self._seq - self._acked_seq, 0)
+        known = [a for a in (self._acked_seq, self._stored_acked) if a is not None]
+        return max(self._seq - max(known), 0) if known else 0
 
-    def _counted(self, seq: int, enrolled: bool) -> None:
+    def _counted(self, seq: int, enrolled: bool, stored_acked: int | None) -> None:
         if not self._active or self._busy:
             return
         self._seq = seq
+        self._stored_acked = stored_acked
         if not enrolled:
             self._publish(replace(self.status, state=NOT_ENROLLED))
             return
@@ -597,6 +618,8 @@ class SyncController(QObject):
                 self._publish(replace(self.status, state=PENDING, pending=self._pending()))
             elif self.status.state == ERROR and self.status.lan_refused:
                 # Refused by the peers: what is typed now waits too, and is counted.
+                self._publish(replace(self.status, pending=self._pending()))
+            elif self.status.state == OFFLINE:
                 self._publish(replace(self.status, pending=self._pending()))
             if not self._retry.isActive():  # offline: the backoff decides, not each write
                 self._debounce.start()
@@ -635,16 +658,21 @@ class SyncController(QObject):
         for lan_report in outcome.lan_reports:
             self.synced.emit(lan_report)
         lan, peers, refused = outcome.lan, outcome.lan_peers, outcome.lan_refused
+        unreachable = outcome.lan_unreachable
+        if outcome.current_seq is not None:  # what the store says waits, as of now
+            self._seq, self._stored_acked = outcome.current_seq, outcome.stored_acked
         if outcome.not_enrolled:
             self._publish(replace(SyncStatus(), state=NOT_ENROLLED))
         elif outcome.error is not None:
-            self.status = replace(self.status, lan=lan, lan_peers=peers, lan_refused=refused)
+            self.status = replace(
+                self.status, lan=lan, lan_peers=peers, lan_refused=refused,
+                lan_unreachable=unreachable,
+            )  # fmt: skip
             self._failed(outcome.error)
         elif outcome.acked_seq is None and refused:
             # LAN only, and the peers in reach shut this workstation out: nothing made here
             # leaves it, so say so (red, with Sync now) for as long as they refuse, and
             # count what waits; the periodic sessions keep trying.
-            self._seq = outcome.current_seq
             self._publish(
                 replace(
                     SyncStatus(),
@@ -654,16 +682,33 @@ class SyncController(QObject):
                     pending=self._pending(),
                     lan=lan,
                     lan_refused=refused,
+                    lan_unreachable=unreachable,
                     newer_records=outcome.newer_records,
                     quarantined=outcome.quarantined,
                     quarantine_reason=outcome.quarantine_reason,
                 )
             )
+        elif outcome.acked_seq is None and unreachable:
+            # LAN only, and the clinic peers in reach were busy or did not answer: tried
+            # again with backoff, as an unreachable server is.
+            self._retry_later(
+                replace(
+                    SyncStatus(),
+                    last_sync=self.status.last_sync,
+                    pending=self._pending(),
+                    lan=lan,
+                    lan_unreachable=unreachable,
+                    newer_records=outcome.newer_records,
+                    quarantined=outcome.quarantined,
+                    quarantine_reason=outcome.quarantine_reason,
+                ),
+                LAN_UNREACHABLE,
+            )
         elif outcome.acked_seq is None:  # LAN only, and no peer in reach
             self._publish(replace(SyncStatus(), state=NOT_ENROLLED, lan=lan))
         else:
             self._failures = 0
-            self._acked_seq, self._seq = outcome.acked_seq, outcome.current_seq
+            self._acked_seq = outcome.acked_seq
             pending = self._pending()
             self._publish(
                 SyncStatus(
@@ -674,6 +719,7 @@ class SyncController(QObject):
                     lan=lan,
                     lan_peers=peers,
                     lan_refused=refused,
+                    lan_unreachable=unreachable,
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                     newer_records=outcome.newer_records,
                     held_back=outcome.report.held_back if outcome.report else 0,
@@ -705,14 +751,18 @@ class SyncController(QObject):
             self._again = False
             self._publish(replace(base, state=ERROR, message=describe_error(exc)))
         elif isinstance(exc, TransportError):
-            self._failures += 1
-            delay = int(backoff(self._failures, *self._backoff, self._rng))
-            self._retry.start(delay)
-            retry_at = dt.datetime.now().astimezone() + dt.timedelta(milliseconds=delay)
-            self._publish(replace(base, state=OFFLINE, retry_at=retry_at, message=str(exc)))
+            self._retry_later(base, str(exc))
         else:
             log.warning("sync failed: %s", for_log(exc))  # the person sees the details
             self._publish(replace(base, state=ERROR, message=describe_error(exc)))
+
+    def _retry_later(self, base: SyncStatus, message: str) -> None:
+        """Offline: the next attempt after the backoff's delay (doubling, with jitter)."""
+        self._failures += 1
+        delay = int(backoff(self._failures, *self._backoff, self._rng))
+        self._retry.start(delay)
+        retry_at = dt.datetime.now().astimezone() + dt.timedelta(milliseconds=delay)
+        self._publish(replace(base, state=OFFLINE, retry_at=retry_at, message=message))
 
     @Slot(QNetworkInformation.Reachability)
     def network_changed(self, reachability: QNetworkInformation.Reachability) -> None:

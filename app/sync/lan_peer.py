@@ -26,14 +26,19 @@ from dataclasses import dataclass, field
 
 from core.store.database import Database
 from core.sync.backoff import backoff
-from core.sync.lan import discovery
+from core.sync.lan import discovery, sightings
 from core.sync.lan import identity as lan_id
 from core.sync.lan.certify import certify_if_unbound
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.server import PeerServer
-from core.sync.lan.transport import LanTransport, RefusedByPeerError
+from core.sync.lan.transport import (
+    LanTransport,
+    PeerRejectedError,
+    RefusedByPeerError,
+    ReplyTooLargeError,
+)
 from core.sync.session import SyncReport, sync
-from core.sync.transport import Transport
+from core.sync.transport import Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +77,21 @@ class LanRound:
     peers: int = 0  # trusted peers synced with
     reports: tuple[SyncReport, ...] = ()
     addresses: tuple[str, ...] = ()  # theirs (host:port), where attachments can be fetched
-    # Clinic devices that proved who they are, then closed without answering: they refuse
-    # this workstation's certificate (revoked, most likely: RefusedByPeerError).
+    # Clinic devices that proved who they are, then refused this workstation's certificate
+    # with a TLS alert (revoked, most likely: RefusedByPeerError).
     refused: int = 0
+    # Clinic devices (verified there now or before) whose session failed for a reason that
+    # passes: closed without answering (busy: PeerClosedError), no answer in time, the
+    # connection refused or cut. Tried again at the next round.
+    unreachable: int = 0
+
+
+def _passing(exc: Exception) -> bool:
+    """A failure that waiting may mend: the connection (closed without an answer, timed
+    out, refused), not the peer's certificate nor what it sent."""
+    return isinstance(exc, TransportError) and not isinstance(
+        exc, RefusedByPeerError | PeerRejectedError | ReplyTooLargeError
+    )
 
 
 class LanNode:
@@ -128,6 +145,8 @@ class LanNode:
         with self._lock:
             if self._server is not None:
                 self._server.use_identity(identity)
+                # A revocation made or received since: refused in the handshake now.
+                self._server.refresh_revocations()
                 return
             if self._stopping.is_set():
                 return
@@ -172,10 +191,11 @@ class LanNode:
         own = self._advertiser.instance if self._advertiser is not None else None
         candidates = self._candidates([p for p in self._seen(deadline) if p.instance != own])
         revoked = lan_id.revoked_serials(db)
+        ca_holder = lan_id.has_ca_key(db)
         peers = 0
         reports: list[SyncReport] = []
         addresses: list[str] = []
-        refused = 0
+        refused = unreachable = 0
         new_tried = 0
         for address in candidates:
             if self._stopping.is_set():
@@ -201,9 +221,18 @@ class LanNode:
                 report = sync(db, target, actor)
             except Exception as exc:  # an untrusted or unreachable peer is skipped
                 log.info("LAN peer %s skipped: %s", address, exc)
+                device = transport.peer_device
                 if isinstance(exc, RefusedByPeerError):
                     refused += 1
-                self._note_failure(address, verified=transport.peer_device is not None)
+                elif (
+                    _passing(exc)
+                    and device != identity.device_id
+                    and (device is not None or address in self._verified)
+                ):
+                    unreachable += 1  # a clinic device, busy or gone for now
+                if ca_holder and device is not None:
+                    self._saw(db, device, address, identity)
+                self._note_failure(address, verified=device is not None)
                 continue
             finally:
                 transport.close()
@@ -211,11 +240,24 @@ class LanNode:
             if transport.peer_device == identity.device_id:
                 self._own.add(address)  # ourselves, announced on another address
                 continue
+            if ca_holder and transport.peer_device is not None:
+                self._saw(db, transport.peer_device, address, identity)
             self._verified[address] = time.monotonic()
             peers += 1
             reports.append(report)
             addresses.append(address)
-        return LanRound(peers, tuple(reports), tuple(addresses), refused)
+        return LanRound(peers, tuple(reports), tuple(addresses), refused, unreachable)
+
+    @staticmethod
+    def _saw(db: Database, device: str, address: str, identity: LanIdentity) -> None:
+        """On the clinic's LAN CA holder: note where a verified device was found (for
+        Settings → Paired workstations…); never fails the round."""
+        if device == identity.device_id:
+            return
+        try:
+            sightings.note_seen(db, device, address)
+        except Exception as exc:
+            log.info("could not note where device %s was seen: %s", device, exc)
 
     def _candidates(self, seen: list[discovery.SeenPeer]) -> list[str]:
         """The addresses worth trying this round, in the order to try them: verified ones

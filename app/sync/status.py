@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.sync.controller import (
     ERROR,
+    LAN_UNREACHABLE,
     NOT_ENROLLED,
     OFFLINE,
     PENDING,
@@ -65,10 +66,16 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
     refused = refusal_notice(status)
     if refused:
         text += f" {refused}"
-    if not status.lan or (status.state == ERROR and status.lan_refused and not status.lan_peers):
-        return text  # refused by every peer in reach: the state said so
+    if not status.lan:
+        return text
+    if status.state == ERROR and status.lan_refused and not status.lan_peers:
+        # Refused by the peers in reach (the state said so); any other busy.
+        return text + _busy_notice(status.lan_unreachable)
+    if status.state == OFFLINE and status.message == LAN_UNREACHABLE:
+        return text  # LAN only, every clinic peer in reach busy: the state said so
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
     text = f"{text} {status.lan_peers} {noun} in reach."
+    text += _busy_notice(status.lan_unreachable)
     if status.lan_refused:
         others = "workstation refuses" if status.lan_refused == 1 else "workstations refuse"
         text += (
@@ -76,6 +83,14 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
             "been revoked: ask the clinic's administrator)."
         )
     return text
+
+
+def _busy_notice(unreachable: int) -> str:
+    """Clinic LAN peers busy or not answering this time: they are tried again."""
+    if not unreachable:
+        return ""
+    noun = "other workstation is" if unreachable == 1 else "other workstations are"
+    return f" {unreachable} {noun} busy or not answering (tried again shortly)."
 
 
 def refusal_notice(status: SyncStatus) -> str | None:
@@ -108,6 +123,14 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
         if status.retry_at is not None:
             seconds = max(round((status.retry_at - now).total_seconds()), 0)
         pending = f" {status.pending} change(s) kept here until then." if status.pending else ""
+        if status.message == LAN_UNREACHABLE:
+            # LAN only: the clinic's peers in reach are busy, not refusing this computer.
+            n = status.lan_unreachable
+            peers = "1 LAN peer is" if n == 1 else f"{n} LAN peers are"
+            return (
+                f"Not syncing for now: {peers} busy or not answering — retrying in "
+                f"{seconds} s.{pending}{last}"
+            )
         return f"Offline — retrying in {seconds} s.{pending}{last}"
     if status.state == ERROR and status.lan_refused:
         noun = "change" if status.pending == 1 else "changes"

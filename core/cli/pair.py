@@ -5,10 +5,14 @@ one (a lost or retired computer)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup, actions
+
+if TYPE_CHECKING:  # imported where used: the CLI starts quicker without it
+    from core.sync.lan.identity import IssuedDevice
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +75,8 @@ def _devices(ctx: Context) -> int:
         state = "revoked" if d.revoked else "this workstation" if d.this_device else "active"
         bound = f"replica {d.replica}" if d.replica else "no replica named (0.1.0)"
         serials = ", ".join(str(s) for s in d.serials)
-        lines.append(f"{d.device_id}  {state}  since {d.first_issued[:16].replace('T', ' ')}"
-                     f" UTC  {bound}  certificate serials {serials}")  # fmt: skip
+        lines.append(f"{d.device_id}  {state}  since {_utc(d.first_issued)}  {bound}  "
+                     f"{_seen(d)}  certificate serials {serials}")  # fmt: skip
     ctx.emit(
         [
             {
@@ -82,12 +86,29 @@ def _devices(ctx: Context) -> int:
                 "first_issued": d.first_issued,
                 "replica": d.replica,
                 "serials": [str(s) for s in d.serials],
+                "last_seen": d.last_seen.to_dict() if d.last_seen is not None else None,
             }
             for d in devices
         ],
         "\n".join(lines) or "No workstations certified yet.",
     )
     return EXIT_OK
+
+
+def _utc(stamp: str) -> str:
+    """An ISO time in UTC, to the minute."""
+    return f"{stamp[:16].replace('T', ' ')} UTC"
+
+
+def _seen(device: IssuedDevice) -> str:
+    """``last seen ADDRESS at TIME`` (``paired from`` before any sync was seen)."""
+    if device.this_device:
+        return "this computer"
+    seen = device.last_seen
+    if seen is None:
+        return "last seen: not recorded"
+    what = "paired from" if seen.pairing else "last seen at"
+    return f"{what} {seen.address} at {_utc(seen.at)}"
 
 
 def _revoke(ctx: Context) -> int:

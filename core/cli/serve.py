@@ -68,7 +68,8 @@ def run(ctx: Context) -> int:
             ticks += 1
             if ticks % IDENTITY_CHECK_TICKS == 0:
                 # `careline sync` may have re-certified this device meanwhile (the old
-                # certificate is then revoked): serve with the new one.
+                # certificate is then revoked): serve with the new one; and refuse in the
+                # handshake what a newer revocation list names (`pair revoke`, a sync).
                 try:
                     server.refresh_identity()
                 except Exception as exc:  # keep serving with the certificate it has

@@ -179,6 +179,7 @@ ACTIONS: dict[str, Rule | None] = {
     "oplog.sign": None,
     "action.refused": None,
     "sync.clock_offset": None,
+    "sync.acknowledged": None,  # how far another replica holds this one's ops (sync.sent)
     "sync.refused": None,
     # Device identity, enrollment, pairing and the server's own records: the device's or
     # the server's bookkeeping (enrollment codes and pairing codes are their own proof).
@@ -195,6 +196,7 @@ ACTIONS: dict[str, Rule | None] = {
     "lan.revocations.learn": None,
     "lan.pair.redeem": None,
     "lan.device.issue": None,
+    "lan.device.seen": None,  # where the CA holder last saw a workstation it let join
     # A scheduled backup is the workstation's own (set up by an admin in the settings);
     # a restore is checked by core.sync.backup itself (an admin's sign-in on the backup).
     "backup.scheduled": None,

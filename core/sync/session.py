@@ -27,7 +27,7 @@ from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
-from core.sync import audit_anchor, clock
+from core.sync import audit_anchor, clock, sent
 from core.sync import protocol as p
 from core.sync.stores import keep_crl
 from core.sync.transport import Transport
@@ -123,6 +123,11 @@ class SyncSession:
         self.batch = max(1, min(batch, p.MAX_OPS_PER_MESSAGE))
         self.report = SyncReport()
         self._remote_vv: dict[str, int] = {}
+        # The highest seq of our own ops the other side last reported holding (core.sync.
+        # sent): kept at the end of the session, so what waits is counted after a restart;
+        # not where the other side anchors our audit log (see _remember_acknowledged).
+        self._acknowledged: int | None = None
+        self._anchoring = False
         self._on_revoked = on_revoked
         # Called after every applied page or batch, e.g. to fill a first-download progress bar.
         self._on_progress = on_progress
@@ -201,7 +206,20 @@ class SyncSession:
             self.report.changes = changeset.describe(self.db, self._touched, self._snapshot_types)
         if self._clock_reference and self.report.clock_offset_ms is not None:
             clock.remember_server_offset(self.db, self.report.clock_offset_ms, self.actor)
+        self._remember_acknowledged()
         return self.report
+
+    def _remember_acknowledged(self) -> None:
+        """Keep how far the other side holds our own ops (core.sync.sent). Not with a side
+        that anchors our audit log (the clinic server): the entry written here would come
+        after the head it just recorded, and each following session would spend a round
+        trip offering it again; the app counts server sessions itself while it runs."""
+        if self._acknowledged is not None and not self._anchoring:
+            sent.remember(self.db, self._acknowledged, self.actor)
+
+    def _note_acknowledged(self, remote_vv: dict[str, int]) -> None:
+        """The other side reported its version vector: how far it holds our own ops."""
+        self._acknowledged = remote_vv.get(replication.replica_id(self.db), 0)
 
     def _progress(self) -> None:
         if self._on_progress is not None:
@@ -319,6 +337,7 @@ class SyncSession:
             self.report.duplicates += result.duplicates
             self._touched.update(result.records)
             self._remote_vv = remote_vv
+            self._note_acknowledged(remote_vv)
             self._progress()
             if result.quarantined:
                 self.report.quarantined += len(result.quarantined)
@@ -371,6 +390,7 @@ class SyncSession:
 
     def _check_anchor(self, reply: dict[str, Any], offered: bool) -> None:
         anchoring = reply.get("audit_anchoring") is True
+        self._anchoring = self._anchoring or anchoring
         anchor = p.head_from_wire(reply.get("audit_anchor"), "audit_anchor")
         if offered:
             self._head_sent = True
@@ -434,6 +454,7 @@ class SyncSession:
                 self._check_anchor(reply, offered=True)
             self.report.pushed += _count(reply.get("applied"))
             new_remote = p.vv_from_wire(reply.get("vv"))
+            self._note_acknowledged(new_remote)
             refused = self._note_refused(reply)
             for origin, _, _ in refused:
                 # The rest of that origin's ops wait behind the refused one: not resent now.

@@ -68,6 +68,14 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
         devices = {d["device_id"]: d for d in as_admin(a, "pair", "devices")}
         b_device = json.loads(joined.stdout)["device_id"]
         assert devices[b_device]["state"] == "active" and devices[b_device]["replica"]
+        # Where it was last seen: the address of its sync with 'careline serve' here.
+        last = devices[b_device]["last_seen"]
+        assert last["address"] == "127.0.0.1" and not last["pairing"]
+        assert last["at"] > devices[b_device]["first_issued"]
+        listed = careline(a, "--password-stdin", "pair", "devices", stdin=PASSWORD + "\n")
+        assert f"last seen at 127.0.0.1 at {last['at'][:16].replace('T', ' ')} UTC" in next(
+            line for line in listed.stdout.splitlines() if line.startswith(b_device)
+        )
         assert [d["this_workstation"] for d in devices.values()].count(True) == 1
         revoked = as_admin(a, "pair", "revoke", b_device)
         assert revoked["revoked_serials"] == devices[b_device]["serials"]

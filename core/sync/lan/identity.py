@@ -39,6 +39,7 @@ from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.store import op_signer
 from core.store.database import Database, Transaction
+from core.sync.lan import sightings
 
 IDENTITY_KEY = "lan_identity"
 CA_KEY_KEY = "lan_ca_key"
@@ -253,7 +254,9 @@ class IssuedDevice:
     ``revoked`` true once every serial is, ``this_device`` for the CA holder itself,
     ``revoked_at`` when it was revoked (UTC, ISO: its latest serial's time on the CA
     holder's revocation list; None while it is not revoked, or where the list keeps no
-    time, as for serials merged from the clinic server)."""
+    time, as for serials merged from the clinic server); ``last_seen`` where and when this
+    workstation last saw it (:mod:`core.sync.lan.sightings`: a sync connection, else its
+    pairing; None when neither is recorded, and for this workstation itself)."""
 
     device_id: str
     serials: tuple[int, ...]
@@ -262,6 +265,7 @@ class IssuedDevice:
     revoked: bool
     this_device: bool
     revoked_at: str | None = None
+    last_seen: sightings.Sighting | None = None
 
 
 def issued_devices(db: Database) -> list[IssuedDevice]:
@@ -290,6 +294,7 @@ def issued_devices(db: Database) -> list[IssuedDevice]:
         is_revoked = set(serials) <= revoked
         stamps = [str(when[str(s)]) for s in serials if str(s) in when]
         at = max(stamps) if is_revoked and stamps else None
+        itself = device_id == mine
         devices.append(
             IssuedDevice(
                 device_id,
@@ -297,8 +302,9 @@ def issued_devices(db: Database) -> list[IssuedDevice]:
                 first,
                 bound_replica(db, device_id),
                 is_revoked,
-                device_id == mine,
+                itself,
                 at,
+                None if itself else sightings.last_seen(db, device_id),
             )
         )
     return devices
@@ -497,8 +503,11 @@ def issue_device(
     device_id: str | None = None,
     *,
     unbound_only: bool = False,
+    address: str | None = None,
 ) -> tuple[str, str, str]:
     """Sign a device's CSR with the clinic CA: (device id, certificate, CA PEM).
+    ``address``: where a device pairing over the network asked from (HOST:PORT), kept in
+    the audit entry as the first place it was seen (:mod:`core.sync.lan.sightings`).
 
     A new device gets a new id; ``device_id`` re-issues an existing device's certificate
     (bound to its replica). A request bound to a replica id or Yjs client already bound to
@@ -524,7 +533,9 @@ def issue_device(
         if earlier is not None:
             return device_id, earlier, identity.ca_certificate
     cert = certs.sign_device(ca_key, identity.ca_certificate, csr_pem, device_id)
-    details = {"serial": str(certs.serial_of(cert)), "bound": binding is not None}
+    details: dict[str, Any] = {"serial": str(certs.serial_of(cert)), "bound": binding is not None}
+    if address is not None:
+        details["address"] = sightings.host_of(address)
     with db.write(actor, "lan.device.issue", "device", device_id, details) as tx:
         if unbound_only:
             held = bound_replica(tx, device_id)

@@ -3,10 +3,18 @@
 replica) over mutual TLS, and the pairing listener.
 
 Every connection is handshaken in its own thread. The sync listener requires a client
-certificate chained to the clinic CA (OpenSSL checks the chain during the handshake), then
-checks it again with :func:`certs.verify_device` against the revoked serials. A refused
-peer gets no reply at all; the refusal is logged with its address and the reason (ids
-only, never names).
+certificate chained to the clinic CA and not on the clinic's signed revocation list
+(OpenSSL checks both during the handshake, and refuses with a TLS alert: "unknown CA",
+"certificate revoked"), then checks it again with :func:`certs.verify_device` against the
+revoked serials held here. A refused peer gets no reply but that alert (a refusal after
+the handshake, for a serial the list does not carry yet or an expired certificate, gets
+none; the list is then read again, so its next handshake is refused with the alert); the
+refusal is logged with its address and the reason (ids only, never names). A device over
+its session limit is closed on without a word too: it tries again later.
+
+On the clinic's LAN CA holder, each verified device's address is recorded now and then
+(:mod:`core.sync.lan.sightings`), for Settings → Paired workstations… and ``careline pair
+devices``.
 
 The pairing listener needs no certificate, so anyone on the LAN can reach it: each source
 address gets a few pairing attempts per minute (:class:`AttemptLimiter`); more are refused
@@ -43,10 +51,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.crypto import certs
 from core.crypto.key_grant import seal
+from core.records import op_trust
 from core.store.blobs import BLOB_ID_PATTERN, FilesystemBlobStore
 from core.store.database import Database
 from core.sync.lan import identity as ident
-from core.sync.lan import tls
+from core.sync.lan import sightings, tls
 from core.sync.lan.admission import ConnectionGate, Ticket
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.refusal_log import RefusalLog
@@ -64,6 +73,7 @@ MAX_PAIRING_BODY = 16 * 1024
 # A genuine handshake or request on a LAN takes milliseconds; a stalled one is dropped soon.
 HANDSHAKE_TIMEOUT = 5.0
 IDLE_TIMEOUT = 5.0
+_DRAIN_READ = 64 * 1024
 
 
 PAIRING_ATTEMPTS = 5  # per source address ...
@@ -131,6 +141,24 @@ def device_id_of(cert_pem: str) -> str:
     cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     value = str(cn[0].value) if cn else ""
     return value.removeprefix("careline-device-")
+
+
+def _drain(conn: ssl.SSLSocket) -> None:
+    """After refusing a client's certificate in the handshake (OpenSSL sent its alert):
+    read and drop what the client writes meanwhile, until it hangs up, for
+    HANDSHAKE_TIMEOUT and MAX_BODY bytes at most. Closing with its request unread would
+    reset the connection, and the reset can reach the client before it reads the alert,
+    leaving it a bare "connection reset" that a busy peer gives too."""
+    deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+    left = MAX_BODY
+    with contextlib.suppress(OSError, ValueError):
+        while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+            conn.settimeout(remaining)
+            # The plain socket's recv: the TLS session failed, the bytes are dropped unread.
+            piece = socket.socket.recv(conn, min(_DRAIN_READ, left))
+            if not piece:
+                return
+            left -= len(piece)
 
 
 class _TlsServer(ThreadingHTTPServer):
@@ -215,7 +243,11 @@ class _TlsServer(ThreadingHTTPServer):
             conn.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             if self.mutual and not ticket.cut:
-                reason = getattr(exc, "reason", None) or exc.__class__.__name__
+                reason = (
+                    getattr(exc, "verify_message", None)
+                    or getattr(exc, "reason", None)
+                    or exc.__class__.__name__
+                )
                 self.peer.refusals.warning(
                     ticket.address,
                     "handshake",
@@ -223,6 +255,8 @@ class _TlsServer(ThreadingHTTPServer):
                     where,
                     reason,
                 )
+            if isinstance(exc, ssl.SSLCertVerificationError) and not ticket.cut:
+                _drain(conn)  # the alert was sent: let the client read it, not a reset
             return
         if self.mutual:
             device = self.peer.check_client(conn, where)
@@ -241,6 +275,7 @@ class _TlsServer(ThreadingHTTPServer):
                         self.gate.sessions_total,
                     )
                 return
+            self.peer.saw(device, ticket.address)
         # Between requests (and inside one) a quiet peer is dropped quickly; a LAN client
         # reconnects for its next request (LanTransport does).
         conn.settimeout(IDLE_TIMEOUT)
@@ -402,6 +437,9 @@ class PeerServer:
         self.port = 0
         self.pairing_port: int | None = None
         self._fingerprint = certs.fingerprint(identity.certificate)
+        # The clinic's revocation list the sync listener's TLS context was built with.
+        self._crl: str | None = op_trust.crl_of(db)
+        self._contexts_lock = threading.Lock()
 
     @property
     def attachments(self) -> FilesystemBlobStore:
@@ -433,31 +471,70 @@ class PeerServer:
         """
         if identity == self.identity:
             return False
-        contexts = [
-            tls.server_context(identity) if server.mutual else tls.pairing_server_context(identity)
-            for server in self._servers
-        ]  # made first: a certificate that cannot be used changes nothing
-        self.identity = identity
-        self.device_id = identity.device_id
-        self._fingerprint = certs.fingerprint(identity.certificate)
-        for server, context in zip(self._servers, contexts, strict=True):
-            server.context = context
+        with self._contexts_lock:
+            self._use(identity, self._crl)
         log.info("LAN peer server now presents certificate serial %d",
                  certs.serial_of(identity.certificate))  # fmt: skip
         return True
 
+    def _use(self, identity: LanIdentity, crl: str | None) -> None:
+        """New TLS contexts for ``identity`` and the revocation list ``crl`` (made first:
+        a certificate that cannot be used changes nothing); under ``_contexts_lock``."""
+        contexts = [
+            tls.server_context(identity, crl)
+            if server.mutual
+            else tls.pairing_server_context(identity)
+            for server in self._servers
+        ]
+        self.identity = identity
+        self.device_id = identity.device_id
+        self._fingerprint = certs.fingerprint(identity.certificate)
+        self._crl = crl
+        for server, context in zip(self._servers, contexts, strict=True):
+            server.context = context
+
+    def refresh_revocations(self) -> bool:
+        """Refuse in the handshake, with the TLS alert, what the clinic's revocation list
+        held here now lists (one received since the listener started, or made here by a
+        revocation); False if the listener already uses that list."""
+        crl = op_trust.crl_of(self.db)
+        with self._contexts_lock:
+            if crl == self._crl:
+                return False
+            self._use(self.identity, crl)
+        log.info("LAN peer server now refuses the certificates the clinic's latest "
+                 "revocation list names")  # fmt: skip
+        return True
+
+    def saw(self, device_id: str, address: str) -> None:
+        """On the clinic's LAN CA holder: note where ``device_id`` (verified) was seen
+        (:mod:`core.sync.lan.sightings`); a failure to write is logged, never raised."""
+        if device_id == self.device_id:
+            return
+        try:
+            if ident.has_ca_key(self.db):
+                sightings.note_seen(self.db, device_id, address)
+        except Exception as exc:  # e.g. locked meanwhile: the sync itself goes on
+            log.info("could not note where device %s was seen: %s", device_id, exc)
+
     def refresh_identity(self) -> bool:
-        """Take up this device's identity as its database holds it now (see
-        :meth:`use_identity`): for a long-running peer (``careline serve``) whose
-        certificate another process (``careline sync``) replaced."""
+        """Take up this device's identity and the clinic's revocation list as its database
+        holds them now (see :meth:`use_identity`, :meth:`refresh_revocations`): for a
+        long-running peer (``careline serve``) whose certificate another process
+        (``careline sync``) replaced, or where a revocation was made or received."""
         identity = ident.load_identity(self.db)
-        return identity is not None and self.use_identity(identity)
+        changed = identity is not None and self.use_identity(identity)
+        return self.refresh_revocations() or changed
 
     def start(self) -> PeerServer:
         """Bind and serve in background threads."""
         port, pairing_port = self._requested
         sync_server = _TlsServer(
-            (self.host, port), _Handler, self, tls.server_context(self.identity), mutual=True
+            (self.host, port),
+            _Handler,
+            self,
+            tls.server_context(self.identity, self._crl),
+            mutual=True,
         )
         self._servers.append(sync_server)
         self.port = sync_server.server_address[1]
@@ -517,6 +594,12 @@ class PeerServer:
                 certs.serial_of(pem),
                 exc,
             )
+            # Passed the handshake, so the listener's list lacks it: a newer one may list
+            # it, and its next handshake is then refused with the TLS alert.
+            try:
+                self.refresh_revocations()
+            except Exception as refresh:  # keep the list it has
+                log.warning("cannot take up the clinic's revocation list: %s", refresh)
             return None
         return device_id_of(pem)
 
@@ -591,7 +674,7 @@ class PeerServer:
             )
             return 403, {"detail": "the pairing code is wrong, expired or already used"}
         try:
-            device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer")
+            device_id, cert, ca_pem = ident.issue_device(self.db, csr, "lan-peer", address=where)
         except certs.CertificateError as exc:
             return 400, {"detail": str(exc)}
         except ident.LanIdentityError as exc:

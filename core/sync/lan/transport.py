@@ -8,6 +8,11 @@ connection, right after the handshake and before any request is written on it.
 A peer's reply is read up to the sync protocol's message limit and no further (a declared
 length over it is refused before any of the body is read), and an attachment up to the size
 its record allows: a peer cannot make this workstation hold or store more than that.
+
+A peer refusing this workstation's certificate says so with a TLS alert (certificate
+revoked, unknown CA, ...): :class:`RefusedByPeerError`. A clinic peer that closes without
+one (busy with this workstation's other sessions, stopping) is :class:`PeerClosedError`,
+tried again later; a timeout or a refused connection is a plain :class:`TransportError`.
 """
 
 from __future__ import annotations
@@ -34,17 +39,69 @@ HANDSHAKE_TIMEOUT = 5.0
 _READ = 64 * 1024
 
 
+# The TLS alerts a peer sends when it refuses this workstation's certificate in the
+# handshake (OpenSSL's reason names), and what each says. Only these mean "refused": any
+# other failure (no answer, a connection closed or reset, a timeout) may pass.
+_CERTIFICATE_ALERTS = {
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "it has been revoked",
+    "TLSV1_ALERT_UNKNOWN_CA": "it was not issued by the CA that peer trusts",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the peer found it not valid",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the peer found it expired",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the peer does not accept it",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the peer does not accept it",
+    "TLSV1_ALERT_ACCESS_DENIED": "the peer does not accept it",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the peer asked for one and got none",
+}
+REVOKED_ALERT = "SSLV3_ALERT_CERTIFICATE_REVOKED"
+# How long to look for an alert already on its way once a write failed (see _alert_after).
+_ALERT_PROBE_SECONDS = 1.0
+
+
+def certificate_alert(exc: BaseException | None) -> str | None:
+    """The TLS alert (OpenSSL's reason name) by which a peer refused this workstation's
+    certificate, if ``exc`` or what it was raised from is one; None for anything else."""
+    while exc is not None:
+        if isinstance(exc, ssl.SSLError) and exc.reason in _CERTIFICATE_ALERTS:
+            return str(exc.reason)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _closed(exc: BaseException) -> bool:
+    """The peer ended the connection without an answer (no alert said why)."""
+    return isinstance(
+        exc,
+        ssl.SSLEOFError | ConnectionResetError | BrokenPipeError | http.client.RemoteDisconnected,
+    )
+
+
 def _closed_hint(exc: BaseException) -> str:
-    """What a peer that accepted TLS and then closed without answering means: it checks a
-    client's certificate after the handshake and closes on one it refuses (revoked by the
-    clinic), or on a device with too many sessions open already."""
-    if isinstance(exc, ssl.SSLEOFError | ConnectionResetError | http.client.RemoteDisconnected):
+    """What a peer that accepted TLS and then closed without answering may mean: nothing
+    that stays true. A refusal of this workstation's certificate comes as a TLS alert
+    (:class:`RefusedByPeerError`)."""
+    if _closed(exc):
         return (
-            ". The peer closed the connection without answering: it refuses this "
-            "workstation's certificate (revoked by the clinic's administrator: ask them) or "
-            "is busy with this workstation's other sessions (try again shortly)"
+            ". The peer closed the connection without answering: it may be busy with this "
+            "workstation's other sessions or stopping (it is tried again shortly); a peer "
+            "running an older Careline also closes this way on a certificate it refuses"
         )
     return ""
+
+
+def _alert_after(conn: http.client.HTTPSConnection) -> str | None:
+    """After a request failed because the peer closed: the certificate alert it sent
+    first, if one is waiting to be read. A peer refusing the certificate in the handshake
+    sends its alert and closes; a request written meanwhile (a push can be megabytes) may
+    then fail on the closed connection before the alert was read."""
+    sock: Any = conn.sock
+    if sock is None:
+        return None
+    try:
+        sock.settimeout(_ALERT_PROBE_SECONDS)
+        sock.recv(1)
+    except (OSError, ValueError) as exc:
+        return certificate_alert(exc)
+    return None
 
 
 class PeerRejectedError(TransportError):
@@ -52,9 +109,20 @@ class PeerRejectedError(TransportError):
 
 
 class RefusedByPeerError(TransportError):
-    """A peer proved to be a clinic device, then closed the connection without answering:
-    it refuses this workstation's certificate (revoked, most likely) or is busy with this
-    workstation's other sessions. Its message is the plain TransportError's."""
+    """A peer proved to be a clinic device, then refused this workstation's certificate
+    with a TLS alert (``alert``: OpenSSL's name for it; ``revoked``: the alert says the
+    certificate was revoked). Waiting does not mend it: the clinic's administrator must."""
+
+    def __init__(self, message: str, alert: str) -> None:
+        super().__init__(message)
+        self.alert = alert
+        self.revoked = alert == REVOKED_ALERT
+
+
+class PeerClosedError(TransportError):
+    """A peer proved to be a clinic device, then closed the connection without answering
+    and without an alert: busy with this workstation's other sessions, stopping, or a
+    passing fault. Tried again later."""
 
 
 class ReplyTooLargeError(TransportError):
@@ -166,13 +234,23 @@ class LanTransport:
                 self.close()  # the rest of that reply is still on the connection
                 raise
             except (OSError, http.client.HTTPException) as exc:
+                alert = certificate_alert(exc)
+                if alert is None and _closed(exc):
+                    alert = _alert_after(self._conn)
                 self._conn.close()
                 self._conn = None
+                # Only a peer whose certificate was verified on this very connection (it
+                # was: _connect checks it before any request) refuses *us*, and only its
+                # TLS alert says so; a connection closed without one may be a busy peer.
+                if alert is not None and self.peer_device:
+                    raise RefusedByPeerError(
+                        f"the peer {self.address} refuses this workstation's certificate "
+                        f"({_CERTIFICATE_ALERTS[alert]}): ask the clinic's administrator",
+                        alert,
+                    ) from exc
                 if attempt == 2:
                     hint = _closed_hint(exc)
-                    # Only a peer whose certificate was verified on this very connection
-                    # refuses *us*; anything else may be a stranger or the network.
-                    error = RefusedByPeerError if hint and self.peer_device else TransportError
+                    error = PeerClosedError if hint and self.peer_device else TransportError
                     raise error(f"cannot reach the peer {self.address}: {exc}{hint}") from exc
         raise AssertionError("unreachable")
 

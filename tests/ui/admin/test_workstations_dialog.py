@@ -1,11 +1,11 @@
 """Settings → Paired workstations… driven as an administrator does: the workstations the
 LAN CA holder let join, Revoke… on a lost one (Cancel first, then Revoke), and what the
-rest of the clinic then refuses, and when. A computer that holds no CA says why: nothing
-paired yet, or another workstation holds it."""
+rest of the clinic then refuses, and when; where this computer last saw each one. A
+computer that holds no CA says why: nothing paired yet, or another workstation holds it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -147,3 +147,35 @@ def test_revoke_is_never_the_default_button(
     dialog = _open(qtbot, window)
     assert not dialog.revoke_button.autoDefault()
     assert not dialog.revoke_button.isDefault()
+
+
+def test_each_workstation_shows_where_this_computer_last_saw_it(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # B paired with A over the network and synced with it; a laptop was issued a
+    # certificate here without either (so nothing says where it is).
+    holder, joined = paired_clinics(tmp_path)
+    joined.sign_in(ADMIN, PASSWORD)
+    identity = lan_id.load_identity(joined.database)
+    assert identity is not None
+    joined.lock()
+    holder.sign_in(ADMIN, PASSWORD)
+    laptop, _cert, _ca = lan_id.issue_device(
+        holder.database, certs.make_csr(certs.new_private_key(), "laptop"), ADMIN
+    )
+    holder.lock()
+    window = make_window(holder)
+    sign_in(qtbot, window)
+    before = datetime.now().replace(second=0, microsecond=0)
+    dialog = _open(qtbot, window)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() == 3, timeout=5_000)
+    column = WorkstationsDialog.COLUMNS.index("Last seen")
+    assert table.horizontalHeaderItem(column).text() == "Last seen"  # type: ignore[union-attr]
+    seen = {_texts(table, r)[0]: _texts(table, r)[column] for r in range(3)}
+    address, at = seen[identity.device_id].split(" at ")
+    assert address == "127.0.0.1"  # the address its sync came from, at this computer's time
+    assert before - timedelta(minutes=5) <= datetime.strptime(at, "%Y-%m-%d %H:%M") <= before
+    assert seen[laptop] == "Not recorded"
+    mine = next(r for r in range(3) if _texts(table, r)[1] == "This workstation")
+    assert _texts(table, mine)[column] == "This computer"

@@ -10,7 +10,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.sync.controller import ERROR, NOT_ENROLLED, SYNCED, SyncStatus
+from app.sync.controller import ERROR, NOT_ENROLLED, OFFLINE, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
 from app.sync.status import describe_status
 from core.crypto import certs
@@ -19,7 +19,10 @@ from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.enroll import adopt_credential, enroll, load_credential, tls_trust
 from core.sync.http_transport import HttpTransport
+from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
+from core.sync.lan import server as lan_server
+from core.sync.lan.admission import SESSIONS_PER_DEVICE
 from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from core.sync.lan.transport import LanTransport
@@ -204,6 +207,12 @@ def test_status_line_for_lan_peers() -> None:
         "Synced. 1 LAN peer in reach. 1 other workstation refuses this computer's "
         "certificate (it may have been revoked: ask the clinic's administrator)."
     )
+    # A clinic server syncs, and a LAN peer was only busy: no word of a refusal.
+    busy = SyncStatus(state=SYNCED, lan=True, lan_peers=1, lan_unreachable=2)
+    assert describe_status(busy) == (
+        "Synced. 1 LAN peer in reach. 2 other workstations are busy or not answering "
+        "(tried again shortly)."
+    )
 
 
 @pytest.mark.strict_authors
@@ -253,3 +262,97 @@ def test_refusal_notice_wording() -> None:
         "workstation: its author 'bo' is not an active staff account of this clinic. Tell "
         "your administrator; see 'careline quarantine list'."
     )
+
+
+def test_a_revoked_workstation_counts_what_waits_from_before_the_app_started(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    # The count comes from the store, not from what this run of the app saw: changes made
+    # before it started (an earlier run, the command line) are counted as not sent.
+    ws_a, ws_b = paired_clinics(tmp_path)
+    ws_b.sign_in(ADMIN, PASSWORD)
+    identity_b = lan_id.load_identity(ws_b.database)
+    assert identity_b is not None
+    ws_a.sign_in(ADMIN, PASSWORD)
+    lan_id.revoke_device(ws_a.database, identity_b.device_id, ADMIN)
+    ws_a.lock()
+    ws_b.records.add_patient("Hopper", "Grace", "1906-12-09")
+    ws_b.records.add_patient("Franklin", "Rosalind", "1920-07-25")
+    ws_b.lock()
+
+    window_a = make_window(ws_a, sync_options=lan_sync_options())
+    window_b = make_window(ws_b, sync_options=lan_sync_options())
+    sign_in(qtbot, window_a)
+    sign_in(qtbot, window_b)
+    refused = (
+        "Not syncing: the clinic's workstations refuse this computer's certificate (it may "
+        "have been revoked: ask the clinic's administrator). 2 changes made here not sent."
+    )
+    qtbot.waitUntil(lambda: window_b.sync_status.text.text().startswith(refused), timeout=30_000)
+    assert window_b.sync.status.lan_refused == 1
+    # What is typed now is counted on top.
+    window_b.worker.submit(lambda: ws_b.records.add_patient("Johnson", "Katherine", "1918-08-26"))
+    qtbot.waitUntil(
+        lambda: "3 changes made here not sent." in window_b.sync_status.text.text(),
+        timeout=30_000,
+    )
+
+
+def test_a_busy_peer_is_tried_again_and_not_taken_for_a_refusal(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A's listener already holds as many sessions of B's certificate as one device may
+    # have: it closes on B's next one without a word. B must say its peer is busy (not
+    # that it is shut out), try again with backoff, and sync once A has room.
+    ws_a, ws_b = paired_clinics(tmp_path)
+    ws_b.sign_in(ADMIN, PASSWORD)
+    identity_b = lan_id.load_identity(ws_b.database)
+    assert identity_b is not None
+    ws_b.lock()
+    monkeypatch.setattr(lan_server, "IDLE_TIMEOUT", 120.0)  # the held sessions stay open
+    ws_a.sign_in(ADMIN, PASSWORD)
+    identity_a = lan_id.load_identity(ws_a.database)
+    assert identity_a is not None
+    server = PeerServer(ws_a.database, identity_a).start()
+    advertiser = discovery.Advertiser(server.port, "127.0.0.1", ["127.0.0.1"])
+    address = f"127.0.0.1:{server.port}"
+    held = [LanTransport(address, identity_b) for _ in range(SESSIONS_PER_DEVICE)]
+    try:
+        for transport in held:
+            transport.hello()
+        options = {**lan_sync_options(), "backoff_base_ms": 300, "backoff_cap_ms": 2_000}
+        window_b = make_window(ws_b, sync_options=options)
+        published: list[SyncStatus] = []
+        retries: list[int] = []  # the retry timer, as each status was shown
+
+        def shown(status: SyncStatus) -> None:
+            published.append(status)
+            retries.append(window_b.sync.retry_in_ms())
+
+        window_b.sync.status_changed.connect(shown)
+        sign_in(qtbot, window_b)
+        busy = "Not syncing for now: 1 LAN peer is busy or not answering — retrying in "
+
+        def offline() -> list[SyncStatus]:
+            return [s for s in published if s.state == OFFLINE]
+
+        # Tried again after the backoff's delay, as an unreachable server is.
+        qtbot.waitUntil(lambda: len(offline()) >= 2, timeout=30_000)
+        qtbot.waitUntil(lambda: window_b.sync_status.text.text().startswith(busy), timeout=30_000)
+        assert all(s.lan_unreachable == 1 and not s.lan_refused for s in offline())
+        assert all(
+            s.retry_at is not None and wait > 0
+            for s, wait in zip(published, retries, strict=True)
+            if s.state == OFFLINE
+        )
+        assert not any(s.state == ERROR for s in published)
+        assert "refuse" not in window_b.sync_status.text.text()
+    finally:
+        for transport in held:
+            transport.close()
+    try:
+        qtbot.waitUntil(partial(synced_with_peers, window_b, 1), timeout=30_000)
+    finally:
+        advertiser.close()
+        server.stop()
+        ws_a.lock()
