@@ -165,8 +165,10 @@ def store_records(
         except BaseException as exc:
             if not crdt.is_panic(exc):
                 raise
-            what = f"the document of record {record_id}"
-            raise MalformedRecordError(crdt.panic_message(what, exc)) from None
+            # Applied, but pycrdt cannot read or encode the document it made (a panic, whose
+            # text is yrs's: debug log only).
+            problem = crdt.invalid_update(crdt.STATE, exc)
+            raise MalformedRecordError(f"record {record_id}: {problem}") from None
         # The sender's stored form of ``state`` (inflates to exactly it), or deflated here.
         received = loaded.received
         same = received is not None and received[0] == state

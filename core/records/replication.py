@@ -244,15 +244,17 @@ def check_batch(
         try:
             missing = crdt.missing_dependencies(doc, op.deps, vector)
         except ValueError as exc:
+            # decode_state_vector's own words name the problem, never the bytes.
             raise ApplyError(
-                f"op {op.origin}:{op.seq} has malformed dependencies ({content_problem(exc)})"
+                f"op {op.origin}:{op.seq} has malformed dependencies (they are not a valid "
+                f"Yjs state vector: {exc})"
             ) from exc
         if missing:
             raise oplog.GapError(
                 f"op {op.origin}:{op.seq} builds on changes to record {op.record_id} "
                 "this replica does not hold yet"
             )
-        what = f"op {op.origin}:{op.seq}"
+        what = f"op {op.origin}:{op.seq} (record {op.record_id})"
         # A type's own rule on remote changes (a signed note stays signed): what must
         # survive, read before the op.
         known = RECORD_TYPES.get(type_name)
@@ -280,7 +282,8 @@ def check_batch(
             crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(
-                f"op {op.origin}:{op.seq} carries a malformed update ({content_problem(exc)})"
+                f"op {op.origin}:{op.seq} carries a malformed update to record "
+                f"{op.record_id} ({content_problem(exc)})"
             ) from exc
         if judged:
             with _refusing_malformed(what):
@@ -354,10 +357,17 @@ class _RefusingMalformed:
         exc: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        if exc is None:
+            return
         if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | RecursionError):
             raise ApplyError(
                 f"{self.what} leaves a malformed entry in its record ({content_problem(exc)})"
             ) from exc
+        if crdt.is_panic(exc):
+            # pycrdt panicked reading or encoding the document an earlier op of the batch
+            # (or the snapshot state) made: a BaseException, and its text is yrs's.
+            problem = crdt.invalid_update(crdt.STATE, exc)  # pycrdt's text: debug log only
+            raise ApplyError(f"{self.what}: {problem} once applied") from None
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -534,7 +544,7 @@ def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:
     with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
         protected = rule.protect(loaded.doc) if rule is not None else None
     try:
-        crdt.apply_update(loaded.doc, rec.state)
+        crdt.apply_update(loaded.doc, rec.state, crdt.STATE)
     except ValueError as exc:
         raise ApplyError(
             f"snapshot state of {rec.record_id!r} is malformed ({content_problem(exc)})"

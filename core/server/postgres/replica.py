@@ -401,10 +401,9 @@ class PgReplica:
         if not checked.fresh:
             return ApplyResult(0, checked.duplicates, (), checked.refusals())
         for record_id, (type_name, loaded) in checked.docs.items():
-            if type_name in RECORD_TYPES:  # a newer version's type is kept as it came
-                derive(record_id, RECORD_TYPES[type_name], loaded.doc)  # refuses malformed
             ix = c.blind_index(record_id)
-            state = pack(record_id.encode(), type_name.encode(), loaded.doc.get_update())
+            update = _checked_state(record_id, type_name, loaded.doc)
+            state = pack(record_id.encode(), type_name.encode(), update)
             gen, sealed = c.seal(RECORDS, ix, state)
             cur.execute(
                 "INSERT INTO replica_records (record_ix, type_ix, key_gen, sealed) "
@@ -883,3 +882,23 @@ class PgReplica:
                 "SELECT DISTINCT key_gen FROM replica_device_audit"
             ).fetchall()
         return {int(r[0]) for r in rows}
+
+
+def _checked_state(record_id: str, type_name: str, doc: crdt.RecordDoc) -> bytes:
+    """The encoded state of a record a batch changed, once its rows derive (a malformed
+    entry is refused, naming the record; a newer version's type is kept as it came). pycrdt
+    panics on some documents a malformed update leaves, reading or encoding them: that is
+    refused too, never raised as the BaseException it is (changes.store_records)."""
+    try:
+        if type_name in RECORD_TYPES:
+            derive(record_id, RECORD_TYPES[type_name], doc)
+        state: bytes = doc.get_update()
+    except MalformedRecordError as exc:
+        raise MalformedRecordError(f"record {record_id}: {exc}") from exc
+    except BaseException as exc:
+        if not crdt.is_panic(exc):
+            raise
+        raise MalformedRecordError(
+            f"record {record_id}: {crdt.invalid_update(crdt.STATE, exc)}"
+        ) from None
+    return state
