@@ -265,7 +265,15 @@ class _SyncRunner(QObject):
     @Slot()
     def run_session(self) -> None:
         self._pause.clear()  # before the outcome goes out: a later request pauses again
-        outcome = self._session()
+        try:
+            outcome = self._session()
+        except BaseException as exc:
+            # Not an Exception (``_session`` reports those): e.g. a library's panic. The
+            # controller still hears that the session ended, so it does not wait on it for
+            # ever; the exception goes on to the hook that logs it and tells the status bar
+            # (app/background_errors).
+            self.finished.emit(SessionOutcome(error=_unexpected(exc)))
+            raise
         self.finished.emit(outcome)
         reached = outcome.error is None and outcome.acked_seq is not None
         if self.prefetch is not None and reached and not self._stop.is_set():
@@ -399,6 +407,12 @@ class _SyncRunner(QObject):
         )
         self._transfers.set_peers(lan_round.addresses)  # where the chart may fetch files
         return lan_round
+
+
+def _unexpected(exc: BaseException) -> Exception:
+    """What the status bar says of a session that ended on an exception that is not an
+    Exception: its type only (its message may quote patient data)."""
+    return RuntimeError(f"the sync session stopped on an unexpected {type(exc).__name__}")
 
 
 def _refused(reports: Iterable[SyncReport | None]) -> tuple[tuple[str, int, str], ...]:

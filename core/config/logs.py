@@ -106,6 +106,10 @@ def withhold_exception_messages() -> None:
         return made
 
     logging.setLogRecordFactory(record)
+    # Imported here: the hooks module logs through this one.
+    from core.config.thread_errors import install_hooks
+
+    install_hooks()
 
 
 def messages_withheld() -> bool:
