@@ -17,7 +17,7 @@ from types import TracebackType
 import sqlcipher3
 
 from core.platform import collector
-from core.records import crdt, op_trust, remote_authz
+from core.records import changes, crdt, op_trust, remote_authz
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
@@ -115,7 +115,10 @@ def apply_ops(
     details = {"ops": len(fresh), "origins": origins}
     try:
         with db.write(session_actor, "sync.apply", "oplog", ",".join(origins), details) as tx:
-            return _apply(tx, ops, certificates, source or session_actor, unsigned_ok)
+            result, history = _apply(tx, ops, certificates, source or session_actor, unsigned_ok)
+        if history is not None:  # committed: the next batch starts from it
+            remote_authz.keep_history(*history)
+        return result
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     except sqlcipher3.IntegrityError as exc:
@@ -128,8 +131,11 @@ def _apply(
     certificates: Sequence[str],
     source: str,
     unsigned_ok: bool = False,
-) -> ApplyResult:
+) -> tuple[ApplyResult, tuple[str, remote_authz.History] | None]:
+    """Apply and store a batch in ``tx``; its result, and the permission history it
+    leaves with the token to keep it under once committed (None: permissions are off)."""
     me = oplog.identity(tx)
+    token = changes.authz_token(tx)  # before anything of the batch is stored
     trust = op_trust.replica_trust(tx)
     if trust is None:
         raise ApplyError(
@@ -161,10 +167,15 @@ def _apply(
         op_trust.release(tx, checked.fresh)
     op_trust.quarantine(tx, checked.quarantined, source)
     store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in checked.docs.items()))
-    return ApplyResult(
+    history = None
+    if trust.permissions is not None:
+        kept = remote_authz.token_to_keep(tx, token)
+        history = None if kept is None else (kept, trust.permissions.history)
+    result = ApplyResult(
         len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)),
         checked.refusals(),
     )  # fmt: skip
+    return result, history
 
 
 @dataclass
