@@ -15,6 +15,7 @@ from PySide6.QtCore import QDir, QTimer
 from PySide6.QtGui import QFont, QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.background_errors import on_gui_thread, report_off_gui_thread
 from app.garbage import GuiThreadCollector
 from app.main_window import APP_NAME, MainWindow
 from app.messages import describe_error
@@ -147,6 +148,10 @@ def _enrollment_source() -> str:
 def _report_unexpected(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
+    if not on_gui_thread():
+        # A slot of the sync or database thread: no message box can be made there.
+        report_off_gui_thread(exc_type, exc, tb)
+        return
     # A bug in a slot must not take the app down with patient data on screen; say so.
     log.error("unexpected error", exc_info=(exc_type, exc, tb))
     if QApplication.instance() is not None and isinstance(exc, Exception):

@@ -42,6 +42,7 @@ from app.admin.backup import BackupTools
 from app.admin.hook import AdminTools
 from app.admin.staff import StaffDialog
 from app.admin.two_factor import TwoFactorDialog
+from app.background_errors import MESSAGE_MS, BackgroundErrors
 from app.chart.page import ChartPage
 from app.chart.visits import reopen_visit_drafts_with
 from app.chart.vitals import VITALS_FORM, draft_reopener
@@ -672,6 +673,12 @@ class MainWindow(QMainWindow):
         self.locked_settings = LockedSettingsNotice(ignored_settings)
         self.statusBar().addPermanentWidget(self.locked_settings)
         self.statusBar().hide()
+        # A background task (sync, the database thread, a LAN peer) that failed with an
+        # exception nothing caught is said here, not only logged (app/background_errors).
+        self.background_errors = BackgroundErrors(self)
+        self.background_errors.failed.connect(
+            lambda text: self.statusBar().showMessage(text, MESSAGE_MS)
+        )
         # Own writes wait to be synced: the status bar counts them. Idle also catches writes
         # made outside Operations (password and key dialogs).
         self.operations.changed.connect(self._records_changed)
@@ -1186,6 +1193,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             return
         self._shut_down = True
+        self.background_errors.close()
         self.idle.stop()
         self.close_timer.stop()
         self.drafts.drop_all()

@@ -86,6 +86,13 @@ class _Runner(QObject):
         except Exception as exc:  # every error goes back to the GUI thread to be shown
             self.failed.emit(job, exc)
             return
+        except BaseException as exc:
+            # Not an Exception (a library's panic, say): the screen waiting on the job still
+            # hears that it failed, and the exception goes on to the hook that logs it and
+            # tells the status bar (app/background_errors).
+            self.failed.emit(job, RuntimeError(f"{job.label} stopped on an unexpected "
+                                               f"{type(exc).__name__}"))  # fmt: skip
+            raise
         self.finished.emit(job, result)
 
 

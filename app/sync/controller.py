@@ -74,6 +74,7 @@ from core.sync.certify import ensure_bound
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
+from core.sync.server_connection import KeptTransport, TransportFactory, default_factory
 from core.sync.session import SyncReport, sync
 from core.sync.transport import Transport, TransportError
 from core.sync.trust_notice import quarantine_state
@@ -85,7 +86,6 @@ INTERVAL_MS = 60_000
 BACKOFF_BASE_MS = 2_000
 BACKOFF_CAP_MS = 5 * 60_000
 
-TransportFactory = Callable[[ServerCredential], Transport]
 
 # States shown in the status bar.
 NOT_ENROLLED = "not_enrolled"
@@ -241,7 +241,9 @@ class _SyncRunner(QObject):
     ) -> None:
         super().__init__()
         self._ws = workstation
-        self._factory = transport_factory
+        # One transport (one kept-alive TLS connection) for every session while the server
+        # settings stay the same; closed at sign-out (core.sync.server_connection).
+        self._server = KeptTransport(transport_factory)
         self._stop = stop
         self._lan = lan
         self._transfers = transfers or AttachmentTransfers()
@@ -281,7 +283,15 @@ class _SyncRunner(QObject):
     @Slot()
     def run_session(self) -> None:
         self._pause.clear()  # before the outcome goes out: a later request pauses again
-        outcome = self._session()
+        try:
+            outcome = self._session()
+        except BaseException as exc:
+            # Not an Exception (``_session`` reports those): e.g. a library's panic. The
+            # controller still hears that the session ended, so it does not wait on it for
+            # ever; the exception goes on to the hook that logs it and tells the status bar
+            # (app/background_errors).
+            self.finished.emit(SessionOutcome(error=_unexpected(exc)))
+            raise
         self.finished.emit(outcome)
         reached = outcome.error is None and outcome.acked_seq is not None
         if self.prefetch is not None and reached and not self._stop.is_set():
@@ -301,10 +311,15 @@ class _SyncRunner(QObject):
             return
         self.finished.emit(replace(self._session(), enrolled=credential))
 
+    @Slot()
+    def release(self) -> None:
+        """Close the connection to the server (signing out, closing): the next session
+        makes a new one."""
+        self._server.close()
+
     def _session(self) -> SessionOutcome:
         if self._stop.is_set():
             return SessionOutcome(error=_Stopped("sync stopped"))
-        transport: Transport | None = None
         try:
             db = self._ws.database
             credential = load_credential(db)
@@ -325,10 +340,9 @@ class _SyncRunner(QObject):
                         # The LAN identity may be that enrollment's: if the server just
                         # replaced its certificate (and revoked the old one), use the new.
                         identity = load_identity(db)
-                    transport = self._factory(credential)
                     report = sync(
                         db,
-                        _StoppableTransport(transport, self._stop),
+                        _StoppableTransport(self._server.get(credential), self._stop),
                         actor,
                         on_revoked=lambda serials: merge_revoked(db, serials, actor),
                         on_progress=self._report_progress,
@@ -368,10 +382,6 @@ class _SyncRunner(QObject):
             )
         except Exception as exc:  # every failure is reported as a status, never raised
             return SessionOutcome(error=exc)
-        finally:
-            close = getattr(transport, "close", None)
-            if callable(close):
-                close()
 
     def _push_attachments(self, credential: ServerCredential) -> None:
         """Upload files added here since the last sync, each from where it stopped, and
@@ -419,6 +429,12 @@ class _SyncRunner(QObject):
         return lan_round
 
 
+def _unexpected(exc: BaseException) -> Exception:
+    """What the status bar says of a session that ended on an exception that is not an
+    Exception: its type only (its message may quote patient data)."""
+    return RuntimeError(f"the sync session stopped on an unexpected {type(exc).__name__}")
+
+
 def _refused(reports: Iterable[SyncReport | None]) -> tuple[tuple[str, int, str], ...]:
     """Our ops refused by the other sides of this round's sessions, each once."""
     seen: dict[tuple[str, int], tuple[str, int, str]] = {}
@@ -441,10 +457,6 @@ def _watch_network(
     return info
 
 
-def _default_factory(credential: ServerCredential) -> Transport:
-    return credential.transport()
-
-
 class SyncController(QObject):
     """Schedules sessions on the sync thread and publishes :class:`SyncStatus`."""
 
@@ -456,11 +468,12 @@ class SyncController(QObject):
     _run = Signal()
     _count = Signal()
     _enroll = Signal(object)
+    _release = Signal()
 
     def __init__(
         self,
         workstation: Workstation,
-        transport_factory: TransportFactory = _default_factory,
+        transport_factory: TransportFactory = default_factory,
         debounce_ms: int = DEBOUNCE_MS,
         interval_ms: int = INTERVAL_MS,
         backoff_base_ms: int = BACKOFF_BASE_MS,
@@ -494,6 +507,7 @@ class SyncController(QObject):
         self._run.connect(self._runner.run_session)
         self._count.connect(self._runner.count)
         self._enroll.connect(self._runner.enroll)
+        self._release.connect(self._runner.release)
         self._runner.started.connect(self._session_started)
         self._runner.progressed.connect(self._progressed)
         self._runner.finished.connect(self._session_finished)
@@ -550,6 +564,8 @@ class SyncController(QObject):
         for timer in (self._debounce, self._periodic, self._retry):
             timer.stop()
         self._again = False
+        # On the sync thread, after the session breaking off: it may still be using it.
+        self._release.emit()
         self._publish(replace(SyncStatus(), last_sync=self.status.last_sync))
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
@@ -558,6 +574,8 @@ class SyncController(QObject):
         self._thread.quit()
         if not self._thread.wait(timeout_ms):
             log.error("the sync thread did not stop within %d ms", timeout_ms)
+        else:
+            self._runner.release()  # the thread has ended: nothing else uses it now
         self.wait_lan_stopped()
 
     def wait_lan_stopped(self) -> None:

@@ -177,6 +177,10 @@ def open_server(settings: dict[str, Any]) -> ClinicServer:
     return ClinicServer(data_dir, provider_from_settings(settings, data_dir), settings=settings)
 
 
+# Seconds an idle client connection is kept open (uvicorn's default is 5).
+SERVER_KEEPALIVE_S = 90
+
+
 def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:
     """Serve until stopped (SIGINT/SIGTERM)."""
     import uvicorn
@@ -211,6 +215,10 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
             log_config=None,
             log_level=settings["LOG_LEVEL"],
             access_log=False,
+            # Idle connections stay open past a workstation's minute between sessions
+            # and its own keep-alive (core.sync.http_transport.KEEPALIVE_S): the next
+            # session reuses its connection, with no new TLS handshake.
+            timeout_keep_alive=SERVER_KEEPALIVE_S,
         )
         web = NotifyingServer(config)
         web.run()

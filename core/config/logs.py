@@ -80,13 +80,7 @@ def redacted_traceback(exc_info: ExcInfo) -> str:
         if exc.__traceback__ is not None:
             parts.append("Traceback (most recent call last):\n")
             parts.extend(traceback.format_tb(exc.__traceback__))
-        kind = type(exc)
-        name = (
-            kind.__qualname__
-            if kind.__module__ == "builtins"
-            else f"{kind.__module__}.{kind.__qualname__}"
-        )
-        parts.append(f"{name}: {WITHHELD}\n")
+        parts.append(f"{type_name(type(exc))}: {WITHHELD}\n")
     return "".join(parts).rstrip("\n")
 
 
@@ -112,6 +106,35 @@ def withhold_exception_messages() -> None:
         return made
 
     logging.setLogRecordFactory(record)
+    # Imported here: the hooks module logs through this one.
+    from core.config.thread_errors import install_hooks
+
+    install_hooks()
+
+
+def messages_withheld() -> bool:
+    """Whether this process withholds exception messages from its logs (every entry point
+    does: :func:`withhold_exception_messages`)."""
+    return _withholding
+
+
+def exception_detail(exc: BaseException) -> str:
+    """An exception for a debug log line whose reader needs more than the words Careline
+    shows (a library's own text: pycrdt's, a Rust panic's): its type, and its message only
+    where this process keeps messages (no entry point ran: tests, a developer's script,
+    the fuzzing campaign). Where messages are withheld the log may be read by anyone who
+    runs the machine, and the message may quote patient data, so it says :data:`WITHHELD`."""
+    return f"{type_name(type(exc))}: {WITHHELD if _withholding else exc}"
+
+
+def type_name(kind: type[BaseException]) -> str:
+    """An exception type as a traceback names it (``ValueError``,
+    ``pyo3_runtime.PanicException``)."""
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ audit entry. Nothing is half-written.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from core.records.materialize import (
 from core.records.spec import Mutation
 from core.records.types import AUTHZ_HISTORY, RECORD_TYPES
 from core.store import oplog
-from core.store.database import Row, Transaction
+from core.store.database import Database, Row, Transaction
 from core.store.state_codec import pack_state, unpack_state
 
 
@@ -139,7 +140,9 @@ def store_records(
     ``materialize.materialize``; only for one record stored alone."""
     writes = Writes(tx)
     stored: list[tuple[Loaded, dict[str, str]]] = []
+    permissions_changed = False
     for record_id, type_name, loaded in records:
+        permissions_changed = permissions_changed or type_name in AUTHZ_HISTORY
         doc = loaded.doc
         rtype = RECORD_TYPES.get(type_name)
         # A peer's update may have left a document that pycrdt panics on reading
@@ -165,8 +168,10 @@ def store_records(
         except BaseException as exc:
             if not crdt.is_panic(exc):
                 raise
-            what = f"the document of record {record_id}"
-            raise MalformedRecordError(crdt.panic_message(what, exc)) from None
+            # Applied, but pycrdt cannot read or encode the document it made (a panic, whose
+            # text is yrs's: debug log only).
+            problem = crdt.invalid_update(crdt.STATE, exc)
+            raise MalformedRecordError(f"record {record_id}: {problem}") from None
         # The sender's stored form of ``state`` (inflates to exactly it), or deflated here.
         received = loaded.received
         same = received is not None and received[0] == state
@@ -175,10 +180,38 @@ def store_records(
         writes.add("record_states", record_id, _STORE_STATE, row)
         stored.append((loaded, digests))
     writes.flush()
+    if permissions_changed:
+        new_authz_token(tx)
     for loaded, digests in stored:
         loaded.derived = digests
         loaded.fresh = False
         loaded.received = None
+
+
+# The meta key of a random token replaced whenever a user or tuple record is stored (and
+# with it, ``authz_writes``): the permission history remote apply judges ops against
+# (``remote_authz``) is the same while the token is, so a History built for it can be kept
+# between batches. Random rather than a counter: two databases holding the same token hold
+# the same history (a copy, a restored backup), and two different ones never do.
+AUTHZ_TOKEN_KEY = "authz_history_token"  # noqa: S105 (a meta key, not a secret)
+
+
+def authz_token(db: Database | Transaction) -> str | None:
+    """The current permission-history token (None: none written yet)."""
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (AUTHZ_TOKEN_KEY,))
+    return str(rows[0][0]) if rows else None
+
+
+def new_authz_token(tx: Transaction) -> str:
+    """Replace the permission-history token (a user or tuple record was just stored, in
+    ``tx``); returns the new one."""
+    token = secrets.token_hex(16)
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (AUTHZ_TOKEN_KEY, token),
+    )
+    return token
 
 
 def change(

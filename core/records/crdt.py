@@ -27,6 +27,7 @@ import contextlib
 import difflib
 import functools
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Map, Text
+
+from core.config.logs import exception_detail
 
 Value = str | bool | None
 RecordDoc = Doc[Any]
@@ -92,6 +95,31 @@ def new_write_id() -> str:
     return secrets.token_hex(8)
 
 
+class InvalidUpdateError(ValueError):
+    """Bytes given as a Yjs update (an op's update, a snapshot's record state) that pycrdt
+    cannot decode or integrate, or a document it cannot encode again once they are in it.
+
+    The message names what, in Careline's words (:func:`invalid_update`), never pycrdt's own
+    text: that is yrs's internals at best ("Cannot decode update: while trying to read more
+    data ..."), and a panic's text may quote the content (a string sliced mid-character
+    quotes the string). Refusals built on it reach the refusing side's log, the peer's reply
+    and from there the peer's log and screen (``materialize.content_problem``)."""
+
+
+# What every refusal of such bytes says.
+NOT_YJS = "is not a valid Yjs update"
+
+_log = logging.getLogger(__name__)
+
+
+def invalid_update(what: str, exc: BaseException) -> InvalidUpdateError:
+    """The error for ``what`` ("the update", "the record's state") that pycrdt refused or
+    panicked on with ``exc``. pycrdt's own text goes to the debug log, and only where the
+    process keeps exception messages (``core.config.logs.exception_detail``)."""
+    _log.debug("pycrdt refused %s: %s", what, exception_detail(exc))
+    return InvalidUpdateError(f"{what} {NOT_YJS}")
+
+
 @contextlib.contextmanager
 def refusing_panics(
     error: type[Exception] = ValueError, what: str = "the update"
@@ -106,7 +134,7 @@ def refusing_panics(
     except BaseException as exc:
         if not is_panic(exc):
             raise
-        raise error(panic_message(what, exc)) from None
+        raise error(str(invalid_update(what, exc))) from None
 
 
 def is_panic(exc: BaseException) -> bool:
@@ -114,19 +142,17 @@ def is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
-def panic_message(what: str, exc: BaseException) -> str:
-    """What ``refusing_panics`` says of a panic while working on ``what``."""
-    return f"{what} could not be decoded ({exc})"
-
-
-def apply_update(doc: RecordDoc, update: bytes) -> None:
-    """Apply a peer's Yjs update; ValueError if it is malformed (pycrdt's own, or a panic)."""
+def apply_update(doc: RecordDoc, update: bytes, what: str = "the update") -> None:
+    """Apply a peer's Yjs update; InvalidUpdateError (a ValueError) naming ``what`` if it is
+    malformed (pycrdt's own refusal, or a panic)."""
     try:  # ``refusing_panics``, inlined: this runs for every op applied
         doc.apply_update(update)
+    except ValueError as exc:  # pycrdt's "Cannot decode update: ..."
+        raise invalid_update(what, exc) from None
     except BaseException as exc:
         if not is_panic(exc):
             raise
-        raise ValueError(panic_message("the update", exc)) from None
+        raise invalid_update(what, exc) from None
 
 
 def load(state: bytes | None, client_id: int) -> RecordDoc:
@@ -160,11 +186,17 @@ def load_update(state: bytes, client_id: int) -> RecordDoc:
     try:  # ``refusing_panics``, inlined: this runs for every record of a first download
         with doc.transaction() as txn:
             doc._doc.apply_update(_native(txn), state)
+    except ValueError as exc:
+        raise invalid_update(STATE, exc) from None
     except BaseException as exc:
         if not is_panic(exc):
             raise
-        raise ValueError(panic_message("the update", exc)) from None
+        raise invalid_update(STATE, exc) from None
     return doc
+
+
+# What a snapshot's record state is called in refusals.
+STATE = "the record's state"
 
 
 def load_with_vector(state: bytes | None, client_id: int) -> tuple[RecordDoc, bytes]:
@@ -243,6 +275,12 @@ def _parse_entry(write_id: str, raw: str) -> RegisterEntry:
     fields["supersedes"] = tuple(data.get("s", ()))
     fields["observes"] = tuple(data.get("o", ()))
     return entry
+
+
+def parse_entry(write_id: str, raw: Any) -> RegisterEntry:
+    """One register entry as stored (its JSON text), parsed; the errors of a malformed one
+    are the parser's (ValueError, KeyError, TypeError, ...)."""
+    return _parse_entry(write_id, raw)
 
 
 _new = object.__new__

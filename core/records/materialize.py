@@ -40,7 +40,7 @@ def content_problem(exc: BaseException) -> str:
     Refusals built on this reach the log of the replica refusing, the peer's reply, and
     from there the peer's log and screen: none of them may carry what the record holds.
     """
-    if isinstance(exc, MalformedRecordError | StoredStateError):
+    if isinstance(exc, MalformedRecordError | StoredStateError | crdt.InvalidUpdateError):
         return str(exc)
     return type(exc).__name__
 
@@ -56,12 +56,38 @@ def read_live(doc: RecordDoc, rtype: RecordType, cache: bool = True) -> tuple[Li
         found = crdt.all_live(doc, in_transaction=True, cache=cache)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise MalformedRecordError(
-            f"a register holds a malformed entry ({content_problem(exc)})"
+            f"{malformed_register(doc, rtype)} holds a malformed entry ({content_problem(exc)})"
         ) from exc
     live = {field: found.get(field, []) for field in _live_fields(rtype)}
     return live, [
         f"field:{name}" for name in found if name not in live and name not in rtype.bookkeeping
     ]
+
+
+_ENTRY_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
+def malformed_register(doc: RecordDoc, rtype: RecordType) -> str:
+    """Which register of a document holds an entry that is no Careline entry (its JSON, or
+    its stamp), for a refusal: "the register 'birth_date'" for a field the type declares,
+    "a register" otherwise. A peer chooses the keys, so an undeclared field's name may be
+    any text (a patient's name): it is never quoted. Only called once reading failed."""
+    try:
+        raw = crdt.raw_entries(doc, "r")
+    except _ENTRY_ERRORS:
+        return "a register"
+    for key, content in raw.items():
+        name, _, write_id = str(key).partition("/")
+        try:
+            entry = crdt.parse_entry(write_id, content)
+            hlc_time(entry.hlc)
+            if not write_id or not isinstance(entry.author, str):
+                raise ValueError("malformed entry")
+        except _ENTRY_ERRORS:
+            if name in _live_fields(rtype) or name in rtype.bookkeeping:
+                return f"the register {name!r}"
+            return "a register"
+    return "a register"
 
 
 @functools.cache
@@ -211,7 +237,7 @@ def derive(record_id: str, rtype: RecordType, doc: RecordDoc, cache: bool = True
             # A peer's update can put anything in an entry (an HLC that is not one, a value
             # of the wrong kind): whatever deriving it raised, the record is malformed.
             raise MalformedRecordError(
-                f"a register holds a malformed entry ({content_problem(exc)})"
+                f"{malformed_register(doc, rtype)} holds a malformed entry ({content_problem(exc)})"
             ) from exc
 
 

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.authz.tuples import MemoryTuples, RelationTuple
-from core.records import authorize, crdt
+from core.records import authorize, changes, crdt
 from core.records.crdt import RecordDoc
 from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_of
@@ -88,8 +90,24 @@ class History:
     # What was worked out from the writes so far (``_boundaries``); emptied by every change.
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    # Records whose writes a fork shares with the History it was forked from (copied before
+    # the fork changes them); empty for a History of its own.
+    _shared: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def fork(self) -> History:
+        """A History holding the same writes, and what was worked out from them, that can
+        be added to without changing this one (whose writes must not change while forks
+        live: a kept History, see ``cached_history``). Costs a copy of two flat dicts, not
+        of the writes: a record's are copied when the fork first adds to it."""
+        forked = History(dict(self.writes), dict(self.types), [], dict(self._memo))
+        forked._shared = set(self.writes)
+        return forked
+
     def add(self, record_id: str, type_name: str, fld: str, w: Write, fresh: bool) -> None:
         """Remember one write (``fresh``: not yet in ``authz_writes``)."""
+        if record_id in self._shared:
+            self._shared.discard(record_id)
+            self.writes[record_id] = {f: dict(ws) for f, ws in self.writes[record_id].items()}
         by_field = self.writes.setdefault(record_id, {}).setdefault(fld, {})
         if self.types.get(record_id) != type_name:
             self.types[record_id] = type_name
@@ -287,6 +305,59 @@ def load_history(db: Database | Transaction) -> History:
     return history
 
 
+# Histories kept between batches, by the permission-history token of the database they
+# were built for (``changes.authz_token``): the newest few, one per replica in use (a
+# workstation has one; the embedded server one per clinic).
+KEPT_HISTORIES = 16
+_kept: OrderedDict[str, History] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
+def cached_history(db: Database | Transaction) -> History:
+    """``load_history``, unless a History was kept for the database's current
+    permission-history token (no user or tuple record stored since): then a fork of it.
+    Rebuilding it reads and decodes every user and tuple record, for every batch, which
+    grows with the care-team tuples (README, "Performance: the one-edit sync")."""
+    token = changes.authz_token(db)
+    kept = None if token is None else kept_history(token)
+    return load_history(db) if kept is None else kept
+
+
+def kept_history(token: str) -> History | None:
+    """A fork of the History kept under ``token`` (:func:`keep_history`), if there is one."""
+    with _kept_lock:
+        kept = _kept.get(token)
+        if kept is None:
+            return None
+        _kept.move_to_end(token)
+    return kept.fork()
+
+
+def token_to_keep(tx: Transaction, before: str | None) -> str | None:
+    """The token to keep a batch's History under once ``tx`` commits, given the token
+    ``before`` the batch: the same one if the batch stored no user or tuple record (the
+    History is then the one loaded, worked out further); None if it stored one (the next
+    batch builds the History afresh from what is stored, as every batch did before they
+    were kept); a first one, written now, for a database that has none yet."""
+    now = changes.authz_token(tx)
+    if now is None:
+        return changes.new_authz_token(tx)
+    return now if now == before else None
+
+
+def keep_history(token: str, history: History) -> None:
+    """Keep ``history`` (saved: nothing in ``history.new``) for batches to come, under the
+    token its database held when the batch that used it committed. Only after the commit:
+    a History kept for a batch rolled back would hold writes the database does not."""
+    if history.new:
+        return
+    with _kept_lock:
+        _kept[token] = history
+        _kept.move_to_end(token)
+        while len(_kept) > KEPT_HISTORIES:
+            _kept.popitem(last=False)
+
+
 def save_history(tx: Transaction, history: History) -> None:
     """Keep the writes seen since the history was loaded."""
     if history.new:
@@ -479,7 +550,7 @@ def for_replica(db: Database | Transaction) -> RemotePermissions | None:
     """A SQLCipher replica's remote permissions (None while enforcement is off)."""
     if not authorize.ENFORCING:
         return None
-    return RemotePermissions(load_history(db))
+    return RemotePermissions(cached_history(db))
 
 
 def tuples_of(history: History, hlc: str) -> Iterable[RelationTuple]:

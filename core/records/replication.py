@@ -17,7 +17,7 @@ from types import TracebackType
 import sqlcipher3
 
 from core.platform import collector
-from core.records import crdt, op_trust, remote_authz
+from core.records import changes, crdt, op_trust, remote_authz
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
@@ -115,7 +115,10 @@ def apply_ops(
     details = {"ops": len(fresh), "origins": origins}
     try:
         with db.write(session_actor, "sync.apply", "oplog", ",".join(origins), details) as tx:
-            return _apply(tx, ops, certificates, source or session_actor, unsigned_ok)
+            result, history = _apply(tx, ops, certificates, source or session_actor, unsigned_ok)
+        if history is not None:  # committed: the next batch starts from it
+            remote_authz.keep_history(*history)
+        return result
     except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
         raise ApplyError(str(exc)) from exc
     except sqlcipher3.IntegrityError as exc:
@@ -128,8 +131,11 @@ def _apply(
     certificates: Sequence[str],
     source: str,
     unsigned_ok: bool = False,
-) -> ApplyResult:
+) -> tuple[ApplyResult, tuple[str, remote_authz.History] | None]:
+    """Apply and store a batch in ``tx``; its result, and the permission history it
+    leaves with the token to keep it under once committed (None: permissions are off)."""
     me = oplog.identity(tx)
+    token = changes.authz_token(tx)  # before anything of the batch is stored
     trust = op_trust.replica_trust(tx)
     if trust is None:
         raise ApplyError(
@@ -161,10 +167,15 @@ def _apply(
         op_trust.release(tx, checked.fresh)
     op_trust.quarantine(tx, checked.quarantined, source)
     store_records(tx, ((rid, t, loaded) for rid, (t, loaded) in checked.docs.items()))
-    return ApplyResult(
+    history = None
+    if trust.permissions is not None:
+        kept = remote_authz.token_to_keep(tx, token)
+        history = None if kept is None else (kept, trust.permissions.history)
+    result = ApplyResult(
         len(checked.fresh), checked.duplicates, tuple(sorted(checked.docs)),
         checked.refusals(),
     )  # fmt: skip
+    return result, history
 
 
 @dataclass
@@ -244,15 +255,17 @@ def check_batch(
         try:
             missing = crdt.missing_dependencies(doc, op.deps, vector)
         except ValueError as exc:
+            # decode_state_vector's own words name the problem, never the bytes.
             raise ApplyError(
-                f"op {op.origin}:{op.seq} has malformed dependencies ({content_problem(exc)})"
+                f"op {op.origin}:{op.seq} has malformed dependencies (they are not a valid "
+                f"Yjs state vector: {exc})"
             ) from exc
         if missing:
             raise oplog.GapError(
                 f"op {op.origin}:{op.seq} builds on changes to record {op.record_id} "
                 "this replica does not hold yet"
             )
-        what = f"op {op.origin}:{op.seq}"
+        what = f"op {op.origin}:{op.seq} (record {op.record_id})"
         # A type's own rule on remote changes (a signed note stays signed): what must
         # survive, read before the op.
         known = RECORD_TYPES.get(type_name)
@@ -280,7 +293,8 @@ def check_batch(
             crdt.apply_update(doc, op.update)
         except ValueError as exc:
             raise ApplyError(
-                f"op {op.origin}:{op.seq} carries a malformed update ({content_problem(exc)})"
+                f"op {op.origin}:{op.seq} carries a malformed update to record "
+                f"{op.record_id} ({content_problem(exc)})"
             ) from exc
         if judged:
             with _refusing_malformed(what):
@@ -354,10 +368,17 @@ class _RefusingMalformed:
         exc: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        if exc is None:
+            return
         if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | RecursionError):
             raise ApplyError(
                 f"{self.what} leaves a malformed entry in its record ({content_problem(exc)})"
             ) from exc
+        if crdt.is_panic(exc):
+            # pycrdt panicked reading or encoding the document an earlier op of the batch
+            # (or the snapshot state) made: a BaseException, and its text is yrs's.
+            problem = crdt.invalid_update(crdt.STATE, exc)  # pycrdt's text: debug log only
+            raise ApplyError(f"{self.what}: {problem} once applied") from None
 
 
 def _check_same_as_held(tx: Transaction | Database, op: oplog.Op) -> None:
@@ -534,7 +555,7 @@ def _merge_snapshot_state(loaded: Loaded, rec: RecordState) -> None:
     with _refusing_malformed(f"snapshot state of {rec.record_id!r}"):
         protected = rule.protect(loaded.doc) if rule is not None else None
     try:
-        crdt.apply_update(loaded.doc, rec.state)
+        crdt.apply_update(loaded.doc, rec.state, crdt.STATE)
     except ValueError as exc:
         raise ApplyError(
             f"snapshot state of {rec.record_id!r} is malformed ({content_problem(exc)})"

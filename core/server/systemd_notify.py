@@ -63,6 +63,26 @@ class NotifyingServer(uvicorn.Server):
             notify(f"READY=1\nSTATUS=serving https://{config.host}:{config.port}")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """STOPPING=1, then uvicorn's graceful shutdown."""
+        """STOPPING=1, then uvicorn's graceful shutdown, idle connections dropped first."""
         notify("STOPPING=1")
+        drop_idle_connections(self)
         await super().shutdown(sockets)
+
+
+def drop_idle_connections(server: uvicorn.Server) -> int:
+    """Close every connection with no request under way at once; returns how many.
+
+    Workstations keep their connection open between sync sessions (core.sync.http_transport,
+    KEEPALIVE_S). uvicorn's graceful close of an idle TLS connection sends TLS's close_notify
+    and waits for the workstation's, which a workstation between sessions is not reading:
+    asyncio waits up to 30 s for it, and the shutdown waits on that. An idle connection
+    holds nothing to finish, so it is cut instead; the workstation's next session opens a
+    new one. A request under way still runs to its end (uvicorn's graceful shutdown)."""
+    dropped = 0
+    for connection in list(server.server_state.connections):
+        cycle = getattr(connection, "cycle", None)
+        transport = getattr(connection, "transport", None)
+        if transport is not None and (cycle is None or cycle.response_complete):
+            transport.abort()
+            dropped += 1
+    return dropped

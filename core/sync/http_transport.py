@@ -16,8 +16,16 @@ class DeviceRejectedError(TransportError):
     plain_template = "the server no longer accepts this workstation ({detail}); enroll it again"
 
 
+# How long an idle connection to the server is kept open for the next request: longer than
+# the desktop app's minute between sessions, so a kept transport (core.sync.server_connection)
+# reuses its connection from one session to the next instead of a new TLS handshake. The
+# server keeps idle connections longer still (core.cli.server, SERVER_KEEPALIVE_S), so the
+# client is the side that closes one, never the server under a request being sent.
+KEEPALIVE_S = 75.0
+
+
 class HttpTransport:
-    """POSTs each sync request to ``<server>/v1/sync``."""
+    """POSTs each sync request to ``<server>/v1/sync``, over one kept-alive connection."""
 
     def __init__(
         self,
@@ -34,6 +42,10 @@ class HttpTransport:
             headers={"Authorization": f"Bearer {token}"},
             verify=verify,
             timeout=timeout,
+            # httpx's own limits, but for how long an idle connection is kept.
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_S
+            ),
         )
 
     def request(self, message: bytes) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.crypto import certs
-from core.records import replication
+from core.records import crdt, replication
 from core.store import clinic_time, oplog
 from core.store.audit_chain import Head
 from core.store.database import Database
@@ -92,6 +92,19 @@ class Responder:
                 "type": "error",
                 "code": "malformed",
                 "message": f"the message's content could not be processed ({type(exc).__name__})",
+            }
+        except BaseException as exc:
+            # pycrdt panicking where replication did not expect it (every place it does is
+            # refused there, naming the record): pyo3's PanicException is a BaseException,
+            # and its text is yrs's (core.records.crdt.InvalidUpdateError).
+            if not crdt.is_panic(exc):
+                raise
+            log.warning("refused sync content pycrdt panicked on", exc_info=True)
+            problem = crdt.invalid_update("a record's state", exc)
+            reply = {
+                "type": "error",
+                "code": "malformed",
+                "message": f"the message's content could not be processed ({problem})",
             }
         reply["now_ms"] = self._now_ms()
         return p.encode(reply, version)

@@ -6,9 +6,10 @@ written in bulk as in the scale benchmark); a workstation in this process enroll
 them, settles, then runs, interleaved, ``--onesync-edits`` times each:
 
 * ``edit``: one patient changed, then the sync session that carries it (the transport kept
-  from one session to the next, as the scale and PouchDB benchmarks do);
-* ``edit_new_connection``: the same with a new transport per session, as the desktop app's
-  sync controller makes one per session (a new TLS connection each time);
+  from one session to the next, as the desktop app's sync thread and the scale and PouchDB
+  benchmarks do);
+* ``edit_new_connection``: the same with a new transport per session, as the desktop app
+  made one per session before it kept one (a new TLS connection each time);
 * ``idle``: a session with nothing to carry either way (the app syncs on a timer).
 
 Reported per kind: the wall-time median and 90th percentile, the workstation's CPU per

@@ -26,8 +26,8 @@ the one-edit sync within 2 x (flat); name search and an every-patient prefix sea
 
 ``onesync`` (tests/bench/onesync_bench.py): an up-to-date workstation of a clinic of
 ``--onesync-records`` patients (20,000) against a ``careline-server`` process: sync sessions
-carrying one edit (the transport kept, and a new one per session as the app makes), and idle
-ones, interleaved; wall median, workstation and server CPU per session, round trips. Target:
+carrying one edit (the transport kept, as the app keeps it, and a new one per session), and
+idle ones, interleaved; wall median, workstation and server CPU per session, round trips. Target:
 a one-edit session takes at most 2 round trips.
 """
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -22,6 +23,7 @@ from core.records.workstation import Workstation
 from core.server.api import create_app
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
+from core.server.systemd_notify import NotifyingServer
 from core.store import audit_chain
 from core.store.database import Database
 from core.store.oplog import version_vector
@@ -57,28 +59,49 @@ class Live:
     halt: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
 
 
+def _observed(app: Any, on_request: Callable[[dict[str, Any]], None]) -> Any:
+    """``app`` (ASGI), calling ``on_request(scope)`` first for each HTTP request: its path,
+    and ``client``, the address and port of the connection it came on."""
+
+    async def observed(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            on_request(scope)
+        await app(scope, receive, send)
+
+    return observed
+
+
 @contextmanager
 def live_server(
-    data_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    on_request: Callable[[dict[str, Any]], None] | None = None,
+    keep_alive_s: int | None = None,
 ) -> Iterator[Live]:
     """Serve ``data_dir`` over HTTPS on 127.0.0.1 until the block ends.
 
     ``env``: server settings as for :func:`make_server`; ``port``: a fixed port (to restart
-    a server where enrolled devices expect it), else a free one.
+    a server where enrolled devices expect it), else a free one; ``on_request``: called
+    with each HTTP request's ASGI scope (which connection it came on: ``scope["client"]``);
+    ``keep_alive_s``: how long idle connections stay open (``careline-server run``'s
+    SERVER_KEEPALIVE_S; by default uvicorn's 5 s).
     """
     server = make_server(data_dir, env)
     cert, key = ensure_tls(data_dir, "127.0.0.1")
     port = free_port() if port is None else port
+    app = create_app(server)
     config = uvicorn.Config(
-        create_app(server),
+        app if on_request is None else _observed(app, on_request),
         host="127.0.0.1",
         port=port,
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         log_level="warning",
         lifespan="off",
+        timeout_keep_alive=5 if keep_alive_s is None else keep_alive_s,  # 5: uvicorn's
     )
-    web = uvicorn.Server(config)
+    web = NotifyingServer(config)  # as careline-server runs it (systemd told nothing here)
     thread = threading.Thread(target=web.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

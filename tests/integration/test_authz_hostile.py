@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.cli import server as server_cli
-from core.records import authorize
+from core.records import authorize, remote_authz
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError
 from core.records.medications import Medications
@@ -96,4 +96,39 @@ def test_the_server_quarantines_a_front_desk_prescription(
     assert store.version_vector().get(forged.origin, 0) < forged.seq
     [row] = _quarantine_list(live, capsys)
     assert row["author"] == "desk" and WHY in row["reason"]
+    desk.lock()
+
+
+def test_the_server_keeps_its_permission_history_until_a_role_changes(
+    live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server judged every push against a permission history read from every user and
+    tuple record (and decoded) again; it keeps it from one push to the next while none of
+    them is stored. A role given between two pushes counts at the second: the front desk's
+    prescription, quarantined, is sent again at the next sync and now arrives."""
+    hits: list[bool] = []
+    kept_history = remote_authz.kept_history
+
+    def counted(token: str) -> remote_authz.History | None:
+        found = kept_history(token)
+        hits.append(found is not None)
+        return found
+
+    monkeypatch.setattr(remote_authz, "kept_history", counted)
+    clinic_id = add_clinic(live.server, "Kept History Clinic")
+    live.server.add_user(clinic_id, "desk", "Dee Desk", "front_desk", PASSWORD)
+    desk, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "d")
+    patient = desk.records.add_patient("Hopper", "Grace", "1906-12-09")
+    sync_at(desk, credential)
+    hits.clear()
+    ClinicRecords(desk.database, "desk").update_patient(patient.id, {"phone": "555-0101"})
+    sync_at(desk, credential)
+    assert hits == [True]  # judged against the history the last push left
+    forged = _hostile_prescription(desk.database, patient.id, monkeypatch)
+    assert [s for _, s, _ in sync_at(desk, credential).refused] == [forged.seq]
+
+    live.server.staff(clinic_id, lambda staff: staff.set_role("desk", "clinician"))
+    sync_at(desk, credential)  # sends the op kept aside again
+    store = live.server.sync_store(clinic_id)
+    assert store.version_vector()[forged.origin] == forged.seq
     desk.lock()

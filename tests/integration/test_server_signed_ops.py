@@ -283,3 +283,53 @@ def test_a_device_enrolled_before_signing_is_recertified_and_a_copy_is_refused(
     )
     assert response.status_code == 400
     copy.lock()
+
+
+# Found by fuzzing (tests/fuzz/corpus/crdt_update): yrs panics applying the first, and
+# encoding the document the second leaves. The first's changes are made by Yjs client
+# 2885081006840937: rewritten to the pushing device's own (its ops may carry no other's).
+_PANICS = {
+    "applying": ("crash-update-panics-pycrdt", 2885081006840937),
+    "encoding": ("crash-state-panics-pycrdt-on-encoding", None),
+}
+
+
+def _varuint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+@pytest.mark.parametrize("when", sorted(_PANICS))
+def test_a_push_that_makes_pycrdt_panic_is_refused_naming_the_record(
+    live: Live, tmp_path: Path, when: str
+) -> None:
+    from tests.fuzz.campaign import CORPUS
+
+    clinic = add_clinic(live.server, "Panic Clinic")
+    desk, credential = _desk(live, clinic, tmp_path / "desk", "desk")
+    store = live.server.sync_store(clinic)
+    patient = desk.records.add_patient("Broken", "Bea", "1980-02-02")  # not synced yet
+    genuine = _own_ops(desk)[-1]
+    name, client = _PANICS[when]
+    update = (CORPUS / "crdt_update" / name).read_bytes()[2:]
+    if client is not None:
+        own = oplog.identity(desk.database).client_id
+        update = update.replace(_varuint(client), _varuint(own))
+    before = store.version_vector()
+
+    reply = _push(credential, [_resign(genuine, credential, update=update)], [])
+
+    # Refused by name (on PostgreSQL the encoding panic was a 500 before), in Careline's
+    # words: not yrs's ("attempt to divide by zero"), nor where in its source it panicked.
+    assert reply["type"] == "error" and reply["code"] == "refused", reply
+    message = str(reply["message"])
+    assert f"record {patient.id}" in message and "is not a valid Yjs update" in message
+    assert "divide" not in message and ".rs" not in message and "anic" not in message
+    assert store.version_vector() == before
+    # The genuine op then arrives.
+    sync_at(desk, credential)
+    assert store.version_vector()[genuine.origin] == genuine.seq
+    desk.lock()

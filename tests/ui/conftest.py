@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +21,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.garbage import GuiThreadCollector
-from app.main import readable_font, resources_dir, stylesheet
+from app.main import _report_unexpected, readable_font, resources_dir, stylesheet
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.worker import Worker
+from core.config import logs
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.store.database import Database
@@ -294,3 +298,16 @@ def signed_in(qtbot: QtBot, clinic: Workstation, make_window: WindowFactory) -> 
     window = make_window(clinic)
     sign_in(qtbot, window)
     return window
+
+
+@pytest.fixture
+def app_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks the desktop app runs with (``careline`` installs them at start-up: core's
+    for threads and unraisable exceptions, its own ``sys.excepthook``), all put back
+    afterwards. Tests using it mark themselves ``qt_no_exception_capture``."""
+    monkeypatch.setattr(logs, "_withholding", False)
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())
+    monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    logs.withhold_exception_messages()
+    monkeypatch.setattr(sys, "excepthook", _report_unexpected)

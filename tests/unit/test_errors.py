@@ -118,6 +118,7 @@ INTERNAL = {
     "core.records.replication.ApplyError",
     "core.records.replication.SnapshotRequiredError",
     "core.records.materialize.MalformedRecordError",
+    "core.records.crdt.InvalidUpdateError",
     "core.records.changes.RecordTypeMismatchError",
     "core.store.oplog.GapError",
     "core.server.postgres.columns.SealedValueError",

@@ -29,7 +29,7 @@ from core.crypto import certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.records import authorize, crdt, op_trust, remote_authz
-from core.records.changes import Loaded, RecordTypeMismatchError
+from core.records.changes import AUTHZ_TOKEN_KEY, Loaded, RecordTypeMismatchError
 from core.records.clinic import ClinicRecords
 from core.records.materialize import MalformedRecordError, derive
 from core.records.replication import (
@@ -258,12 +258,17 @@ class PgReplica:
         devices = self._registry_devices()
         try:
             with self.store.tenant(self.tenant, write=True) as cur:
+                token = self._meta(cur, AUTHZ_TOKEN_KEY)  # before the push stores anything
                 trust = self._trust(cur, c, devices)
                 learnt = trust.learn_certificates(certificates)
                 self._keep_learnt(cur, learnt)
                 result = self._apply(cur, c, ops, session_actor, trust=trust,
                                      source=source or session_actor)  # fmt: skip
-                return result, self._vector(cur)
+                vector = self._vector(cur)
+                kept = self._history_to_keep(cur, trust, token)
+            if kept is not None:  # committed: the next push starts from it
+                remote_authz.keep_history(*kept)
+            return result, vector
         except (oplog.GapError, RecordTypeMismatchError, MalformedRecordError) as exc:
             raise ApplyError(str(exc)) from exc
 
@@ -400,11 +405,13 @@ class PgReplica:
         self._quarantine(cur, c, checked.quarantined, source or actor)
         if not checked.fresh:
             return ApplyResult(0, checked.duplicates, (), checked.refusals())
+        if any(type_name in AUTHZ_HISTORY for type_name, _ in checked.docs.values()):
+            # The permission history changes with them (remote_authz.cached_history).
+            self._set_meta(cur, AUTHZ_TOKEN_KEY, secrets.token_hex(16))
         for record_id, (type_name, loaded) in checked.docs.items():
-            if type_name in RECORD_TYPES:  # a newer version's type is kept as it came
-                derive(record_id, RECORD_TYPES[type_name], loaded.doc)  # refuses malformed
             ix = c.blind_index(record_id)
-            state = pack(record_id.encode(), type_name.encode(), loaded.doc.get_update())
+            update = _checked_state(record_id, type_name, loaded.doc)
+            state = pack(record_id.encode(), type_name.encode(), update)
             gen, sealed = c.seal(RECORDS, ix, state)
             cur.execute(
                 "INSERT INTO replica_records (record_ix, type_ix, key_gen, sealed) "
@@ -570,6 +577,14 @@ class PgReplica:
         at remote apply")."""
         if not authorize.ENFORCING:
             return None
+        # Kept from the last push while no user or tuple record was stored since (a random
+        # token in the clinic's meta, replaced by every push storing one, whichever server
+        # process made it): reading and decoding every one of them for every push grows
+        # with the care-team tuples.
+        token = self._meta(cur, AUTHZ_TOKEN_KEY)
+        kept = None if token is None else remote_authz.kept_history(token)
+        if kept is not None:
+            return remote_authz.RemotePermissions(kept)
         history = remote_authz.History()
         for kind in AUTHZ_HISTORY:
             rows = cur.execute(
@@ -580,6 +595,23 @@ class PgReplica:
                 state = self._open_record(c, str(ix), int(gen), bytes(sealed))
                 history.add_doc(state.record_id, kind, crdt.load(state.state, 1), False)
         return remote_authz.RemotePermissions(history)
+
+    def _history_to_keep(
+        self, cur: Cursor, trust: op_trust.Trust, before: str | None
+    ) -> tuple[str, remote_authz.History] | None:
+        """The permission history a push leaves, and the token to keep it under once the
+        push commits, given the token ``before`` it (see ``remote_authz.token_to_keep``):
+        None with permissions off, or when the push stored a user or tuple record (the
+        next push reads them all again, as every push did before histories were kept)."""
+        if trust.permissions is None:
+            return None
+        token = self._meta(cur, AUTHZ_TOKEN_KEY)
+        if token is None:
+            token = secrets.token_hex(16)
+            self._set_meta(cur, AUTHZ_TOKEN_KEY, token)
+        elif token != before:
+            return None
+        return token, trust.permissions.history
 
     def _active_users(self, cur: Cursor, c: ColumnCipher) -> set[str]:
         """Usernames of the active accounts held here. The server keeps no derived tables:
@@ -883,3 +915,23 @@ class PgReplica:
                 "SELECT DISTINCT key_gen FROM replica_device_audit"
             ).fetchall()
         return {int(r[0]) for r in rows}
+
+
+def _checked_state(record_id: str, type_name: str, doc: crdt.RecordDoc) -> bytes:
+    """The encoded state of a record a batch changed, once its rows derive (a malformed
+    entry is refused, naming the record; a newer version's type is kept as it came). pycrdt
+    panics on some documents a malformed update leaves, reading or encoding them: that is
+    refused too, never raised as the BaseException it is (changes.store_records)."""
+    try:
+        if type_name in RECORD_TYPES:
+            derive(record_id, RECORD_TYPES[type_name], doc)
+        state: bytes = doc.get_update()
+    except MalformedRecordError as exc:
+        raise MalformedRecordError(f"record {record_id}: {exc}") from exc
+    except BaseException as exc:
+        if not crdt.is_panic(exc):
+            raise
+        raise MalformedRecordError(
+            f"record {record_id}: {crdt.invalid_update(crdt.STATE, exc)}"
+        ) from None
+    return state

@@ -86,8 +86,19 @@ PANICKING_UPDATE = (
 
 def test_an_update_that_makes_pycrdt_panic_is_a_malformed_update() -> None:
     doc = crdt.load(None, 7)
-    with pytest.raises(ValueError, match="could not be decoded"):
+    with pytest.raises(crdt.InvalidUpdateError) as refused:
         crdt.apply_update(doc, PANICKING_UPDATE)
+    # In Careline's words: the panic's own text ("attempt to divide by zero") is yrs's.
+    assert str(refused.value) == "the update is not a valid Yjs update"
+    assert isinstance(refused.value, ValueError)
+
+
+def test_bytes_pycrdt_cannot_decode_are_named_the_same_way() -> None:
+    doc = crdt.load(None, 7)
+    with pytest.raises(crdt.InvalidUpdateError) as refused:
+        crdt.apply_update(doc, b"\x01\x02\x03", crdt.STATE)
+    # Not pycrdt's "Cannot decode update: while trying to read more data ...".
+    assert str(refused.value) == "the record's state is not a valid Yjs update"
 
 
 def _json_form(doc: crdt.RecordDoc, root: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from core.records.errors import NotAllowedError, ValidationError
 from core.records.medications import Medications
 from core.records.relations import Access, StoreTuples, relation_id
 from core.records.replication import ApplyError, apply_ops
+from core.records.staff import Staff
 from core.store import oplog
 from core.store.state_codec import unpack_state
 from tests.clinic_identity import certificate_of, signed_as
@@ -118,6 +119,22 @@ def _history_with_grant_at(grant_ms: int) -> remote_authz.History:
                        ("subject", "user:nina"), ("granted", True)):  # fmt: skip
         history.add("rel:n", "relation", fld, remote_authz.Write(then, f"r-{fld}", value), False)
     return history
+
+
+def test_a_fork_of_a_kept_history_changes_without_changing_it() -> None:
+    """A batch works on a fork of the history kept between batches: what the batch learns
+    (a revoke it applies, then rolled back, say) never reaches the kept one."""
+    kept = _history_with_grant_at(2_000)
+    later = oplog.format_hlc(5_000, 0, "b" * 16)
+    assert remote_authz.RemotePermissions(kept)._held(later, "prescribe", "patient:p1", "nina")
+    fork = kept.fork()
+    revoke = remote_authz.Write(oplog.format_hlc(3_000, 0, "a" * 16), "r-revoke", False)
+    fork.add("rel:n", "relation", "granted", revoke, True)
+
+    assert not remote_authz.RemotePermissions(fork)._held(later, "prescribe", "patient:p1", "nina")
+    assert remote_authz.RemotePermissions(kept)._held(later, "prescribe", "patient:p1", "nina")
+    assert "r-revoke" not in kept.writes["rel:n"]["granted"]
+    assert fork.new and not kept.new
 
 
 @pytest.mark.parametrize(("grant_after_ms", "allowed"), [
@@ -272,3 +289,54 @@ def test_an_entry_rewritten_in_place_is_judged_as_a_change_of_its_field(root: st
     [(reason,)] = target.db.query("SELECT reason FROM quarantine")
     assert "its author 'fay' was not allowed" in str(reason)
     assert "record allergy" in str(reason)
+
+
+@pytest.mark.strict_authz
+def test_the_permission_history_is_kept_between_batches_until_a_permission_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Remote apply judged every batch against a permission history rebuilt from every user
+    and tuple record (a second a batch at 5,000 care-team tuples). It is kept between
+    batches while no user or tuple record is stored; a change of one, arriving in a batch
+    or made here, counts from the very next batch."""
+    founder = new_replica("admin")
+    founder.set_up_clinic("Riverside", "admin", "Ada Admin", PASSWORD)
+    founder.add_user("fay", "Fay Desk", "front_desk", PASSWORD)
+    desk, target = new_replica("fay"), new_replica("admin")
+    pid = founder.add_patient("Ames", "Bo", "1970-01-01").id
+    for r in (desk, target):
+        sync_pair(r, founder)
+    built: list[int] = []
+    load = remote_authz.load_history
+
+    def counted(db: object) -> remote_authz.History:
+        built.append(1)
+        return load(db)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(remote_authz, "load_history", counted)
+    fay = ClinicRecords(desk.db, "fay")
+
+    fay.update_patient(pid, {"phone": "555-0101"})
+    pull_from(target, desk)
+    fay.update_patient(pid, {"phone": "555-0102"})
+    pull_from(target, desk)
+    assert target.get_patient(pid).phone == "555-0102"
+    assert len(built) == 1  # built for the first batch (the target started from a
+    # snapshot, which keeps none), reused by the second
+
+    # Fay is deactivated on the founder's replica; the target learns it in a batch.
+    Staff(founder).deactivate("fay")
+    pull_from(target, founder)
+    fay.update_patient(pid, {"phone": "555-0103"})  # her desk has not heard yet
+    pull_from(target, desk)
+    assert target.get_patient(pid).phone == "555-0102"
+    [(reason,)] = target.db.query("SELECT reason FROM quarantine")
+    assert "its author 'fay' was not allowed" in str(reason)
+    assert len(built) == 2  # rebuilt once, for the batch after the one that brought it
+
+    # Reactivated here, by the target's own admin: the next batch sees it.
+    Staff(ClinicRecords(target.db, "admin")).reactivate("fay")
+    pull_from(target, desk)  # the op kept aside is sent again, and now passes
+    assert target.get_patient(pid).phone == "555-0103"
+    assert target.db.query("SELECT count(*) FROM quarantine") == [(0,)]
+    assert len(built) == 3  # rebuilt once, for the batch after the change made here

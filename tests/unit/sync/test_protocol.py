@@ -309,9 +309,11 @@ def test_a_responder_answers_with_the_head_it_recorded_before() -> None:
 PHI = "Jane Roe 1970-03-12"
 
 
-def _op_with_entry(entry: dict[str, object]) -> tuple[Source, dict[str, Any]]:
+def _op_with_entry(
+    entry: dict[str, object], field: str = "family"
+) -> tuple[Source, dict[str, Any]]:
     """A device's op whose update (signed by that device: only the content is wrong) leaves
-    ``entry`` as a register entry of a patient record."""
+    ``entry`` as a register entry of ``field`` of a patient record."""
     from pycrdt import Doc, Map
 
     source = new_replica("eve")
@@ -320,7 +322,7 @@ def _op_with_entry(entry: dict[str, object]) -> tuple[Source, dict[str, Any]]:
         Responder(source.db).handle(p.encode({"type": "pull", "vv": {}, "max_ops": 5}))
     )
     doc: Doc[Map[str]] = Doc(client_id=identity(source.db).client_id)
-    doc.get("r", type=Map)["family/x"] = json.dumps(entry)
+    doc.get("r", type=Map)[f"{field}/x"] = json.dumps(entry)
     op = {**raw["ops"][0], "update": base64.b64encode(doc.get_update()).decode(), "deps": "AA=="}
     sender = Source(source.db, [], raw["certificates"])
     [op] = sender.signed([op])
@@ -335,11 +337,21 @@ def test_a_refused_batch_is_logged_and_answered_without_the_content_it_quotes(
     with caplog.at_level(logging.DEBUG):
         reply = _ask(target, sender.push([op]))
     assert reply["type"] == "error" and reply["code"] == "refused"
-    # What an operator needs: the record refused, the part and the kind of problem.
-    record = f"record {op['record']}: a register holds a malformed entry (ValueError)"
+    # What an operator needs: the record refused, the field and the kind of problem.
+    record = f"record {op['record']}: the register 'family' holds a malformed entry (ValueError)"
     assert record in str(reply["message"])
     assert f"refused sync batch: {record}" in caplog.text
     # Never the value: not in this side's log, nor in the reply the peer logs and shows.
     assert PHI not in caplog.text
     assert PHI not in str(reply["message"])
     assert everything_in(target) == before
+
+    # A peer chooses the keys: a "field" the record type does not declare may be anything,
+    # a name included, and is never quoted.
+    sender, op = _op_with_entry({"h": "12;0.0000.zz", "a": "eve"}, field=PHI)  # no value
+    with caplog.at_level(logging.DEBUG):
+        reply = _ask(target, sender.push([op]))
+    assert reply["type"] == "error" and reply["code"] == "refused"
+    assert f"record {op['record']}: a register holds a malformed entry" in str(reply["message"])
+    assert PHI not in caplog.text
+    assert PHI not in str(reply["message"])
