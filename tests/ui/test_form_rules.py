@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 
-from PySide6.QtCore import QPoint, QPointF, QRect, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
@@ -39,6 +39,7 @@ from app.session.key_dialogs import ChangePasswordDialog
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
+from tests.ui.layout import rect_in
 
 
 def click(widget: QWidget) -> None:
@@ -152,15 +153,10 @@ def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindo
     assert seen["Change role"] == 1
 
 
-def place(widget: QWidget) -> QRect:
-    """Where ``widget`` is in its window."""
-    return QRect(widget.mapTo(widget.window(), QPoint(0, 0)), widget.size())
-
-
 def reads_before(a: QWidget, b: QWidget) -> bool:
     """True when a person reading the window top to bottom, left to right, meets ``a``
     before ``b`` (side by side: the one on the left first)."""
-    first, second = place(a), place(b)
+    first, second = rect_in(a, a.window()), rect_in(b, b.window())
     if first.bottom() < second.top():
         return True
     if second.bottom() < first.top():
