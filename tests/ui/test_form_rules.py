@@ -33,7 +33,7 @@ from app.chart.attachments import AttachmentsSection
 from app.chart.medications import MedicationsCard
 from app.chart.page import AllergyDialog
 from app.chart.problems import ProblemsCard
-from app.chart.visits import VisitsSection
+from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog
 from tests.ui.chart.cards import card_of
@@ -91,17 +91,15 @@ def each_form(qtbot: QtBot, window: MainWindow) -> Iterator[tuple[str, QDialog]]
     chart's forms, booking, staff, import. Each is closed once the caller is done with it."""
     workspace = window.workspace
 
-    def form(act: Callable[[], object], opened: Callable[[], QDialog | None]) -> QDialog:
+    def walk(
+        name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]
+    ) -> Iterator[tuple[str, QDialog]]:
         act()
         dialog = opened()
         assert dialog is not None
         qtbot.waitUntil(dialog.isVisible)
-        return dialog
-
-    def walk(
-        name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]
-    ) -> Iterator[tuple[str, QDialog]]:
-        dialog = form(act, opened)
+        if isinstance(dialog, StartVisitDialog):  # its lists are read after it opens
+            qtbot.waitUntil(dialog.start_button.isEnabled, timeout=5_000)
         yield name, dialog
         dialog.reject()
 
