@@ -39,8 +39,11 @@ def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
     return section
 
 
-def start_walk_in(qtbot: QtBot, section: VisitsSection, reason: str) -> None:
-    """Space on "Start visit…", type the reason, Tab past the clinician, Enter."""
+def start_walk_in(
+    qtbot: QtBot, section: VisitsSection, reason: str, clinician: str | None = None
+) -> None:
+    """Space on "Start visit…", type the reason, Tab to the clinician (``clinician``: pick
+    them with Down, as a nurse must: none is chosen for her), Enter."""
     section.start_button.setFocus()
     QTest.keyClick(section.start_button, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: section.start_dialog is not None, timeout=5_000)
@@ -51,6 +54,11 @@ def start_walk_in(qtbot: QtBot, section: VisitsSection, reason: str) -> None:
     QTest.keyClicks(dialog.reason, reason)
     QTest.keyClick(dialog.reason, Qt.Key.Key_Tab)
     assert dialog.clinician.hasFocus()
+    for _ in range(dialog.clinician.count()):
+        if clinician is None or dialog.clinician.currentText() == clinician:
+            break
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert clinician is None or dialog.clinician.currentText() == clinician
     QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
 
