@@ -98,8 +98,10 @@ def each_form(qtbot: QtBot, window: MainWindow) -> Iterator[tuple[str, QDialog]]
         dialog = opened()
         assert dialog is not None
         qtbot.waitUntil(dialog.isVisible)
-        if isinstance(dialog, StartVisitDialog):  # its lists are read after it opens
-            qtbot.waitUntil(dialog.start_button.isEnabled, timeout=5_000)
+        if isinstance(dialog, StartVisitDialog):
+            # Its lists are read after it opens, on the worker, which may first finish the
+            # problem form's ICD-10 search (the catalogue's first load takes seconds).
+            qtbot.waitUntil(dialog.start_button.isEnabled, timeout=60_000)
         yield name, dialog
         dialog.reject()
 
