@@ -131,6 +131,8 @@ class StartVisitDialog(TypedForm):
         self.heading.setObjectName("dialogHeading")
         self.source = QComboBox()
         self.source.setAccessibleName("Visit")
+        # The dialog widens to show an appointment whole (time, clinician, reason, status).
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.source.setPlaceholderText("Choose the appointment or walk-in…")
         self.reason = QLineEdit()
         self.reason.setPlaceholderText(REASON_HINT)
@@ -180,15 +182,26 @@ class StartVisitDialog(TypedForm):
         self.source.setCurrentIndex(-1)
         offered = bool(choices.appointments)
         self.form.setRowVisible(self.source, offered)
-        self.heading.setText(
-            "Start a visit: today's appointment or a walk-in" if offered
-            else "Start a walk-in visit"
-        )  # fmt: skip
+        self._widen_to_show_the_appointments()
+        self.heading.setText("Start a visit" if offered else "Start a walk-in visit")
         self._apply_wanted()
         self.start_button.setEnabled(True)
         # The first step is the appointment: there, unless the person has begun typing.
         if offered and self.focusWidget() in (None, self.reason) and not self.reason.text():
             self.source.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _widen_to_show_the_appointments(self) -> None:
+        """An open dialog keeps its width: widen it (as far as its screen allows) so that
+        each appointment is read whole in the Visit box, not cut before its status."""
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+        wanted = self.sizeHint().width()
+        screen = self.screen()
+        if screen is not None:
+            wanted = min(wanted, screen.availableGeometry().width() - 40)
+        if wanted > self.width():
+            self.resize(wanted, self.height())
 
     def _apply_wanted(self) -> None:
         """Choose what a kept draft chose, if it is still offered; then the boxes follow."""

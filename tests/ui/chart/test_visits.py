@@ -584,6 +584,7 @@ def test_a_patient_booked_today_starts_the_visit_of_their_appointment(
     offered = [dialog.source.itemText(i) for i in range(dialog.source.count())]
     assert offered == [f"14:30 with {DOCTOR_NAME}: BP check (booked)", "Walk-in (no appointment)"]
     assert dialog.source.isVisible() and dialog.source.hasFocus()  # the first step
+    assert dialog.source.width() >= dialog.source.sizeHint().width()  # read whole
     assert dialog.source.currentIndex() == -1  # nothing chosen for her
     assert dialog.clinician.currentIndex() == -1  # nor a clinician: she is not one
 
