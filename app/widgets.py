@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QMessageBox,
@@ -47,13 +48,16 @@ class FieldError(QLabel):
     makes room for every line of it (``keep_room_for_contents``)."""
 
     def setVisible(self, visible: bool) -> None:
-        """Show or hide; shown in an open dialog, the dialog grows to hold all its lines."""
+        """Show or hide; shown in an open dialog, the dialog grows to hold all its lines
+        (and gives the room back once it is hidden: ``give_back_room``)."""
+        window = self.window()
+        # Showing it raises the dialog's minimum height at once: the height before that
+        # is the one to go back to.
+        height = window.height()
         super().setVisible(visible)
-        if visible:
-            window = self.window()
-            if isinstance(window, QDialog):
-                keep_room_for_contents(window)
-                grow_to_fit(window)
+        if visible and isinstance(window, QDialog):
+            keep_room_for_contents(window)
+            grow_to_fit(window, height)
 
     def setText(self, text: str) -> None:
         """A new message: one that needs more lines than the last gets them at once."""
@@ -464,23 +468,53 @@ def keep_min_height_for_width(window: QWidget) -> None:
     window.installEventFilter(_HeightFloor(window))
 
 
-def grow_to_fit(dialog: QWidget) -> None:
-    """Give an open window the height its contents now need (call after showing a line in
-    it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
-    sentences, fields and buttons off. It grows no taller than its screen (its lists
-    scroll), and never shrinks here."""
-    layout = dialog.layout()
-    if not dialog.isVisible() or layout is None:
-        return
+def _needed_height(dialog: QWidget, layout: QLayout) -> int:
+    """The height ``dialog``'s contents need at its width, at most its screen's."""
     # What was just shown or changed counts now, not at Qt's next layout pass: a nested
     # layout keeps the heights it worked out before until the window's layout is redone.
     layout.activate()
     needed = dialog.heightForWidth(dialog.width())
+    if needed < 0:  # nothing in it wraps: its plain minimum
+        needed = dialog.minimumSizeHint().height()
     screen = dialog.screen()
     if screen is not None:
         needed = min(needed, screen.availableGeometry().height() - _FRAME_ALLOWANCE.height())
-    if needed > dialog.height():
-        dialog.resize(dialog.width(), needed)
+    return needed
+
+
+def grow_to_fit(dialog: QWidget, height: int | None = None) -> None:
+    """Give an open window the height its contents now need (call after showing a line in
+    it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
+    sentences, fields and buttons off. It grows no taller than its screen (its lists
+    scroll); it gives the room back once what needed it is hidden (``give_back_room``).
+    ``height``: the window's height before what was shown raised its minimum."""
+    layout = dialog.layout()
+    if not dialog.isVisible() or layout is None:
+        return
+    height = dialog.height() if height is None else height
+    needed = _needed_height(dialog, layout)
+    grown = max(needed, dialog.height())  # Qt may have raised it to its new minimum
+    if grown > height:
+        if dialog.property("grownTo") != height:
+            dialog.setProperty("heightBeforeGrowing", height)  # as opened, or the person's
+        if needed > dialog.height():
+            dialog.resize(dialog.width(), needed)
+        dialog.setProperty("grownTo", grown)
+
+
+def give_back_room(dialog: QWidget) -> None:
+    """Once what ``grow_to_fit`` made room for is hidden again (a message put right), the
+    window goes back towards the height it had before: the room stayed as a blank band
+    between the form and its buttons. Never lower than its contents need or than it was
+    before growing, and not at all once the person has resized it."""
+    layout = dialog.layout()
+    before, grown = dialog.property("heightBeforeGrowing"), dialog.property("grownTo")
+    if not dialog.isVisible() or layout is None or before is None or grown != dialog.height():
+        return
+    wanted = max(_needed_height(dialog, layout), int(before))
+    if wanted < dialog.height():
+        dialog.resize(dialog.width(), wanted)
+        dialog.setProperty("grownTo", wanted)
 
 
 class _RoomForContents(QObject):
@@ -492,6 +526,7 @@ class _RoomForContents(QObject):
         contents now need; the event goes on."""
         if event.type() == QEvent.Type.LayoutRequest and isinstance(watched, QWidget):
             grow_to_fit(watched)
+            give_back_room(watched)
         return False
 
 
@@ -501,7 +536,8 @@ def keep_room_for_contents(dialog: QDialog) -> None:
 
     Qt sizes an open window's minimum from its parts as if each word-wrapped label had a
     line or two, and keeps the window's size otherwise: a longer message was cut after its
-    second line, and a squeezed one was drawn over the field above it.
+    second line, and a squeezed one was drawn over the field above it. Once hidden again,
+    the room it took is given back (``give_back_room``).
     """
     if dialog.property("keepsRoom"):
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
 from app.chart.cards import list_table
 from core.records import merged
-from core.records.audit_review import AuditRow
+from core.records.audit_review import AuditRow, patients_of
 from core.records.clinic import ClinicRecords
 
 BREAK_GLASS_COLOUR = QColor("#b42318")
@@ -21,19 +21,28 @@ class Entries:
     """Audit entries, with the full names of the people and patients they name."""
 
     rows: list[AuditRow]
-    people: dict[str, str]  # user name -> full name
+    people: dict[str, str]  # user name -> full name (who acted, whose account it is)
     patients: dict[str, str]  # patient id -> FAMILY, Given
+    about: dict[int, str] = field(default_factory=dict)  # entry seq -> its patient's id
+
+    def patient_of(self, row: AuditRow) -> str:
+        """The name of the patient ``row`` is about ("" for none; an unknown patient's id)."""
+        patient = self.about.get(row.seq) or row.patient or ""
+        return self.patients.get(patient, patient)
 
 
 def with_names(records: ClinicRecords, rows: list[AuditRow]) -> Entries:
-    """``rows`` with the names of their people and patients (on the worker)."""
+    """``rows`` with the names of their people and patients (on the worker): the patient
+    of an entry about a note, visit, appointment or file is the one whose chart holds it."""
     people: dict[str, str] = {}
-    for actor in {r.actor for r in rows}:
-        user = records.user(actor)
-        people[actor] = (user.full_name if user else "") or actor
+    accounts = {r.entity_id.removeprefix("user:") for r in rows if r.entity == "user"}
+    for name in {r.actor for r in rows} | accounts:
+        user = records.user(name)
+        people[name] = (user.full_name if user else "") or name
     # A merged duplicate's entries show the name of the chart that holds them now.
     links = merged.pointers(records.db)
-    chart_of = {p: merged.resolve(links, p) for r in rows if (p := r.patient)}
+    about = patients_of(records.db, rows)
+    chart_of = {p: merged.resolve(links, p) for p in set(about.values())}
     ids = sorted(set(chart_of.values()))
     names: dict[str, str] = {}
     for start in range(0, len(ids), 500):
@@ -44,7 +53,17 @@ def with_names(records: ClinicRecords, rows: list[AuditRow]) -> Entries:
         ):
             names[str(pid)] = f"{str(family).upper()}, {given}"
     patients = {p: names[c] for p, c in chart_of.items() if c in names}
-    return Entries(rows, people, patients)
+    return Entries(rows, people, patients, about)
+
+
+def record_text(r: AuditRow, people: dict[str, str]) -> str:
+    """The Record column: the kind of record in words, a staff account by its person's
+    name (the record's id is in the cell's tooltip)."""
+    if r.entity != "user":
+        return r.record
+    name = r.entity_id.removeprefix("user:")
+    full = people.get(name, name)
+    return f"{r.record}: {full} ({name})" if full != name else f"{r.record}: {name}"
 
 
 def audit_table(name: str, with_patient: bool) -> QTableWidget:
@@ -66,8 +85,9 @@ def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
         here = r.workstation.startswith("this workstation")
         cells = [r.local_time, person, "This workstation" if here else r.workstation, r.description]
         if with_patient:
-            cells.append(entries.patients.get(r.patient or "", r.patient or ""))
-        cells += [f"{r.entity} {r.entity_id}", "Yes" if r.break_glass else ""]
+            cells.append(entries.patient_of(r))
+        record = len(cells)
+        cells += [record_text(r, entries.people), "Yes" if r.break_glass else ""]
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, r.seq)
@@ -79,4 +99,6 @@ def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
                 item.setToolTip(f"Done under break-glass opening {r.break_glass}")
             elif column == 2:
                 item.setToolTip(r.workstation)
+            elif column == record:
+                item.setToolTip(f"{r.entity} {r.entity_id}")  # the id, as the CSV has it
             table.setItem(row, column, item)

@@ -75,19 +75,22 @@ class BackupDialog(TypedForm):
     A file or passphrase typed is not dropped unasked (``TypedForm``). While the backup
     runs, and once it is saved, nothing typed is lost by closing, so it closes at once.
     The form is never kept as a draft (a passphrase never is), and a saved backup's
-    passphrase leaves the form."""
+    passphrase leaves the form. Saved, the form is done: its fields are greyed out and
+    Close is the only button (Back up again refused the same file under the "Saved …"
+    line, and the two read as one outcome); another backup is another Back up now…"""
 
     def __init__(self, worker: Worker, workstation: Workstation, actor: str,
                  parent: QWidget | None) -> None:  # fmt: skip
         super().__init__(parent)
         self._worker, self._workstation, self._actor = worker, workstation, actor
         self._job: Job[BackupResult] | None = None
+        self.saved = False  # the backup is saved: the form is done
         self.setObjectName("backupDialog")
         self.setWindowTitle("Back up now")
         self.setMinimumWidth(560)
         self.path = QLineEdit()
         self.path.setPlaceholderText("Where to save the backup file")
-        choose = QPushButton("Choose…")
+        self.choose_button = choose = QPushButton("Choose…")
         choose.clicked.connect(self._choose)
         self.use_passphrase = QCheckBox("Also open it with a backup passphrase")
         self.passphrase = QLineEdit()
@@ -132,9 +135,10 @@ class BackupDialog(TypedForm):
 
     def start(self) -> None:
         """Check the form, then back up on the worker."""
-        if self._job is not None:
+        if self._job is not None or self.saved:
             return
         self.error.hide()
+        self.outcome.hide()  # an earlier outcome is not this attempt's
         text = self.path.text().strip()
         passphrase: str | None = None
         if not text:
@@ -177,8 +181,17 @@ class BackupDialog(TypedForm):
                             for k in result.openers)  # fmt: skip
         self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
         self.outcome.show()
+        # Done: nothing left to back up or to cancel, only to close (Return closes).
+        self.saved = True
+        for widget in (self.path, self.choose_button, self.use_passphrase,
+                       self.passphrase, self.repeat):  # fmt: skip
+            widget.setEnabled(False)
+        self.start_button.hide()
+        close = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        close.setText("Close")
+        close.setDefault(True)
+        close.setFocus()
         grow_to_fit(self)
-        self.start_button.setEnabled(True)
 
     def _failed(self, exc: Exception) -> None:
         self._job = None

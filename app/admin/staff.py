@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -35,6 +36,7 @@ from app.session.strength_hint import StrengthHint
 from app.widgets import (
     action_buttons,
     ask_first,
+    clear_when_edited,
     dialog_layout,
     error_label,
     ignore_wheel,
@@ -93,14 +95,49 @@ def load_staff(ws: Workstation) -> list[StaffRow]:
     return [StaffRow(m, locks.get(m.username), now) for m in members]
 
 
-def role_box(current: str = "front_desk") -> QComboBox:
-    """The roles to choose from."""
+class _TypingOpensList(QObject):
+    """A letter typed on a closed role box opens its list on the first role with that
+    letter, for Return (or a click) to choose: it chooses nothing by itself."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Qt's hook, on the box's own events."""
+        if (
+            event.type() != QEvent.Type.KeyPress
+            or not isinstance(event, QKeyEvent)
+            or not isinstance(watched, QComboBox)
+        ):
+            return False
+        text = event.text()
+        plain = event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
+        if not text or not text.isprintable() or text.isspace() or plain:
+            return False  # Up, Down, Space, F4 and the shortcuts work as in any box
+        watched.showPopup()
+        first = text.casefold()
+        for row in range(watched.count()):
+            if watched.itemText(row).casefold().startswith(first):
+                view = watched.view()
+                view.setCurrentIndex(view.model().index(row, watched.modelColumn()))
+                break
+        return True
+
+
+def role_box(current: str | None = None) -> QComboBox:
+    """The roles to choose from, ``current`` chosen (None: none yet, the box reads
+    "Choose a role…").
+
+    Typing a letter on the closed box chose the first role with it (``a``: Admin), so a
+    password typed one field late made a new colleague an administrator unnoticed: here a
+    letter only opens the list there, and Return chooses. The wheel never chooses either.
+    """
     box = QComboBox()
     box.setObjectName("roleBox")
+    box.setAccessibleName("Role")
+    box.setPlaceholderText("Choose a role…")
     for role in ROLES:
         box.addItem(role_label(role), role)
-    box.setCurrentIndex(ROLES.index(current))
+    box.setCurrentIndex(ROLES.index(current) if current is not None else -1)
     ignore_wheel(box)  # a pointer passing over it never makes someone an administrator
+    box.installEventFilter(_TypingOpensList(box))
     return box
 
 
@@ -337,20 +374,28 @@ class AddStaffDialog(_StaffForm):
         self.user.setPlaceholderText("e.g. nina.okafor")
         self.full_name = QLineEdit()
         self.full_name.setObjectName("staffFullName")
-        self.role = role_box()
+        # No role until the person chooses one: the account's rights are never a default.
+        self.role = role_box(None)
         self.new = password_field("firstPassword")
         self.confirm = password_field("confirmPassword")
+        # Rows in the order they are seen, which is the order Tab takes: Role was added
+        # after the passwords, and Tab reached it last.
         form = self.add_rows(
+            [("User name", "username", self.user), ("Full name", "full_name", self.full_name)]
+        )
+        self.errors["role"] = error_label()
+        clear_when_edited(self.role, self.errors["role"])
+        form.addRow("Role", self.role)
+        form.addRow("", self.errors["role"])
+        self.add_rows(
             [
-                ("User name", "username", self.user),
-                ("Full name", "full_name", self.full_name),
                 ("First password", "password", self.new),
                 ("Repeat password", "confirm", self.confirm),
-            ]
+            ],
+            form,
         )
-        form.insertRow(4, "Role", self.role)
         self.strength = StrengthHint(self.new, lambda: (self.user.text(), self.full_name.text()))
-        form.insertRow(7, "", self.strength)
+        form.insertRow(form.rowCount() - 2, "", self.strength)
         intro = paragraph(
             "Give them the first password in person. They must choose their own the first "
             "time they sign in. Their account reaches the clinic's other computers with the "
@@ -370,6 +415,8 @@ class AddStaffDialog(_StaffForm):
         problems = {"username": "Enter a user name."} if not user else {}
         if not full_name:
             problems["full_name"] = "Enter their full name."
+        if self.role.currentData() is None:
+            problems["role"] = "Choose their role: it decides what they may do."
         problems |= self.new_password_problems("password", new, self.confirm, "passwords")
         if self.show_errors(problems):
             return

@@ -74,7 +74,10 @@ class _Progress(QObject):
 
 class AddAttachmentDialog(TypedForm):
     """Title, date and category of a file about to be added (a file dropped on the tab
-    comes chosen; its name is the first title)."""
+    comes chosen; its name is the first title).
+
+    It opens on what the person does first: Choose file… (a dropped file: its title, to
+    check). The category box starts empty and an untouched one stores none."""
 
     def __init__(self, path: Path | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,8 +92,12 @@ class AddAttachmentDialog(TypedForm):
         self.date = QLineEdit()
         self.date.setPlaceholderText("YYYY-MM-DD (the document's date, optional)")
         self.category = QComboBox()
+        self.category.setAccessibleName("Category")
         self.category.setEditable(True)
         self.category.addItems(["", *CATEGORIES])
+        line = self.category.lineEdit()
+        if line is not None:  # editable: it has one
+            line.setPlaceholderText("Optional: choose or type one")
         ignore_wheel(self.category)  # scrolled over, it put "lab" in the box unasked
         self.error = self.general_error  # the form's one message
         row = QHBoxLayout()
@@ -105,7 +112,19 @@ class AddAttachmentDialog(TypedForm):
         form.addRow("Category", self.category)
         form.addRow("", self.error)
         buttons, self.add_button = action_buttons(self, self.accept, "Add")
-        dialog_layout(self, form, buttons)
+        heading = QLabel("Add a file to the chart")
+        heading.setObjectName("dialogHeading")
+        dialog_layout(self, heading, form, buttons)
+        # Focus where the person starts (a dialog with none focused gave it to Add).
+        self._focus_next_step()
+
+    def _focus_next_step(self) -> None:
+        """Choose file… until a file is chosen; then its title, to check or retype."""
+        if self.path is None:
+            self.browse.setFocus(Qt.FocusReason.OtherFocusReason)
+        else:
+            self.title.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.title.selectAll()
 
     def form_state(self) -> object:
         """The fields, and the file chosen."""
@@ -124,6 +143,7 @@ class AddAttachmentDialog(TypedForm):
         self.clear_form_error()  # "Choose a file to add." is answered
         if not self.title.text().strip():
             self.title.setText(path.stem)
+        self._focus_next_step()
 
     def values(self) -> tuple[Path, str, str | None, str | None] | None:
         """(file, title, date, category), or None with the problem shown."""

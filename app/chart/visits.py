@@ -51,33 +51,64 @@ from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import Note, Notes
-from core.records.schedule import Clinician, Schedule
+from core.records.schedule import Appointment, Clinician, Schedule
 from core.records.types import ENCOUNTER
 from core.records.visits import Visit, VisitContents, Visits
 
+REASON_HINT = "e.g. cough for three days"
+
+
+# The Visit box's choice of a walk-in (None: nothing chosen yet; else an appointment id).
+WALK_IN = ""
+
 
 @dataclass(frozen=True)
-class ClinicianChoices:
-    """Whom a walk-in visit may be with: the clinic's clinicians, and the person signed in
-    (who may be a nurse starting it), by user name."""
+class StartChoices:
+    """What Start visit offers: the clinicians (the booking dialog's list, by name), the
+    person signed in (who may be a nurse starting it), and the patient's appointments of
+    today that a visit can still start from."""
 
     clinicians: list[Clinician]
     me: Clinician
+    appointments: list[Appointment]
+
+    @property
+    def i_see_patients(self) -> bool:
+        """True when the person signed in is one of the clinicians."""
+        return any(c.username == self.me.username for c in self.clinicians)
 
 
-def clinician_choices(records: ClinicRecords) -> ClinicianChoices:
-    """The clinicians the booking dialog lists, and the signed-in person (on the worker)."""
+def start_choices(records: ClinicRecords, patient_id: str) -> StartChoices:
+    """Read what Start visit offers for ``patient_id`` (on the worker)."""
     user = records.user(records.actor)
     me = Clinician(records.actor, (user.full_name if user else "") or "")
-    return ClinicianChoices(Schedule(records).clinicians(), me)
+    return StartChoices(
+        Schedule(records).clinicians(), me, Visits(records).appointments_to_start(patient_id)
+    )
+
+
+def appointment_label(a: Appointment, names: dict[str, str]) -> str:
+    """``14:30 with Dr Doug Lee: BP check (booked)``."""
+    who = names.get(a.clinician or "", a.clinician or "no clinician")
+    reason = f": {a.reason}" if a.reason else ""
+    return f"{a.starts_at[11:16]} with {who}{reason} ({a.status_label.lower()})"
 
 
 class StartVisitDialog(TypedForm):
-    """Start a walk-in visit: the reason, and the clinician, picked by name from the same
-    list as a booking's (the signed-in person until another is picked)."""
+    """Start a visit: from one of the patient's appointments of today, or a walk-in.
+
+    A patient with appointments today that a visit can start from gets a Visit box listing
+    them and "Walk-in (no appointment)"; it reads "Choose the appointment or walk-in…"
+    until the person picks one (a walk-in started for a booked patient left the booking
+    Booked and the visit with whoever started it). From an appointment, the visit is the
+    appointment's clinician's (shown in the Clinician box) and takes its reason unless
+    another is typed; a booking still booked is marked arrived as the visit starts (core's
+    ``Visits.start``, as the schedule's Start visit). Nor is a walk-in's clinician chosen
+    for the person: "Choose the clinician…" until they pick one, unless the person signed
+    in is a clinician themselves (then them)."""
 
     started = Signal(object)  # Visit
-    CHOICES = "start visit clinicians"  # the key of the clinicians' read
+    CHOICES = "start visit choices"  # the key of the choices' read
 
     def __init__(
         self,
@@ -89,89 +120,189 @@ class StartVisitDialog(TypedForm):
         super().__init__(parent)
         self._operations, self._records, self._patient_id = operations, records, patient_id
         self._job: Job[Visit] | None = None
+        self._choices: StartChoices | None = None
+        self._picked = False  # the person chose in the Clinician box
+        self._wanted_from: str | None = None  # a kept draft's choices, once the lists are read
+        self._wanted_clinician: str | None = None
         self.setObjectName("startVisitDialog")
         self.setWindowTitle("Start visit")
-        self.setMinimumWidth(420)
-        heading = QLabel("Start a walk-in visit")
-        heading.setObjectName("dialogHeading")
+        self.setMinimumWidth(460)
+        self.heading = QLabel("Start a visit")
+        self.heading.setObjectName("dialogHeading")
+        self.source = QComboBox()
+        self.source.setAccessibleName("Visit")
+        # The dialog widens to show an appointment whole (time, clinician, reason, status).
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.source.setPlaceholderText("Choose the appointment or walk-in…")
         self.reason = QLineEdit()
-        self.reason.setPlaceholderText("e.g. cough for three days")
+        self.reason.setPlaceholderText(REASON_HINT)
         self.clinician = QComboBox()
         self.clinician.setAccessibleName("Clinician")
-        self.clinician.addItem("You", None)  # until the clinic's clinicians are read
-        ignore_wheel(self.clinician)
-        self._me: str | None = None
-        self._wanted: str | None = None  # a kept draft's choice, once the list is read
+        self.clinician.setPlaceholderText("Choose the clinician…")
+        ignore_wheel(self.source, self.clinician)
+        self.source.activated.connect(lambda _index: self._follow_source())
+        self.clinician.activated.connect(self._clinician_picked)
         self._choices_key = f"{self.CHOICES} {id(self)}"
         operations.read(
             self._choices_key,
-            lambda: clinician_choices(records()),
+            lambda: start_choices(records(), patient_id),
             self._choices_arrived,
-            lambda _exc: None,  # "You" stays: core starts the visit for the signed-in person
+            self._choices_failed,
         )
-        self.errors = {name: error_label() for name in ("reason", "clinician")}
-        self.clears_on_edit(
-            [(self.reason, self.errors["reason"]), (self.clinician, self.errors["clinician"])]
-        )
-        form = form_layout()
-        for name, widget in (("reason", self.reason), ("clinician", self.clinician)):
-            form.addRow(ENCOUNTER.label(name), widget)
-            form.addRow("", self.errors[name])
+        fields = {"appointment_id": self.source, "reason": self.reason,
+                  "clinician": self.clinician}  # fmt: skip
+        self.errors = {name: error_label() for name in fields}
+        self.clears_on_edit((widget, self.errors[name]) for name, widget in fields.items())
+        # In the order they are read, which is the order Tab takes.
+        self.form = form_layout()
+        for name, widget in fields.items():
+            caption = "Visit" if name == "appointment_id" else ENCOUNTER.label(name)
+            self.form.addRow(caption, widget)
+            self.form.addRow("", self.errors[name])
+        self.form.setRowVisible(self.source, False)  # shown if there are appointments
         self.buttons, self.start_button = action_buttons(self, self.start, "Start visit")
         self.start_button.setDefault(True)
-        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        self.start_button.setEnabled(False)  # until the lists are read (milliseconds)
+        dialog_layout(self, self.heading, self.form, self.general_error, self.buttons)
+        self.reason.setFocus()
 
-    def _choices_arrived(self, choices: ClinicianChoices) -> None:
-        self._me = choices.me.username
+    # ----- the lists ----------------------------------------------------------------------
+
+    def _choices_arrived(self, choices: StartChoices) -> None:
+        self._choices = choices
+        names = {c.username: c.label for c in choices.clinicians}
         listed = list(choices.clinicians)
-        if all(c.username != self._me for c in listed):
-            listed.insert(0, choices.me)  # a nurse starting a walk-in, say
-        wanted = self._wanted or self.clinician.currentData() or self._me
-        self.clinician.clear()
+        if not choices.i_see_patients:
+            listed.insert(0, choices.me)  # a nurse-led walk-in, say: never chosen for them
         for c in listed:
             self.clinician.addItem(c.label, c.username)
-        self.clinician.setCurrentIndex(max(self.clinician.findData(wanted), 0))
+        for a in choices.appointments:
+            self.source.addItem(appointment_label(a, names), a.id)
+        self.source.addItem("Walk-in (no appointment)", WALK_IN)
+        self.source.setCurrentIndex(-1)
+        offered = bool(choices.appointments)
+        self.form.setRowVisible(self.source, offered)
+        self._widen_to_show_the_appointments()
+        self.heading.setText("Start a visit" if offered else "Start a walk-in visit")
+        self._apply_wanted()
+        self.start_button.setEnabled(True)
+        # The first step is the appointment: there, unless the person has begun typing.
+        if offered and self.focusWidget() in (None, self.reason) and not self.reason.text():
+            self.source.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _widen_to_show_the_appointments(self) -> None:
+        """An open dialog keeps its width: widen it (as far as its screen allows) so that
+        each appointment is read whole in the Visit box, not cut before its status."""
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+        wanted = self.sizeHint().width()
+        screen = self.screen()
+        if screen is not None:
+            wanted = min(wanted, screen.availableGeometry().width() - 40)
+        if wanted > self.width():
+            self.resize(wanted, self.height())
+
+    def _apply_wanted(self) -> None:
+        """Choose what a kept draft chose, if it is still offered; then the boxes follow."""
+        if self._wanted_from is not None:
+            self.source.setCurrentIndex(self.source.findData(self._wanted_from))
+        if self._wanted_clinician is not None:
+            self.clinician.setCurrentIndex(self.clinician.findData(self._wanted_clinician))
+            self._picked = self.clinician.currentIndex() >= 0
+        self._follow_source()
+
+    def _choices_failed(self, exc: Exception) -> None:
+        self.general_error.setText(f"The clinicians could not be read: {describe_error(exc)}")
+        self.general_error.show()
+
+    def _appointment(self) -> Appointment | None:
+        """The appointment chosen in the Visit box (None: a walk-in, or nothing yet)."""
+        chosen = self.source.currentData()
+        listed = self._choices.appointments if self._choices else []
+        return next((a for a in listed if a.id == chosen), None)
+
+    def _follow_source(self) -> None:
+        """The Clinician box and the reason's hint follow the Visit chosen, until the
+        person picks a clinician: an appointment's clinician, or for a walk-in the person
+        signed in if they are a clinician, else nobody."""
+        appointment = self._appointment()
+        self.reason.setPlaceholderText(
+            f"{appointment.reason} (the appointment's)"
+            if appointment is not None and appointment.reason
+            else REASON_HINT
+        )
+        if self._picked or self._choices is None:
+            return
+        if appointment is not None:
+            wanted = appointment.clinician
+        else:
+            wanted = self._choices.me.username if self._choices.i_see_patients else None
+        self.clinician.setCurrentIndex(self.clinician.findData(wanted) if wanted else -1)
+
+    def _clinician_picked(self, _index: int) -> None:
+        self._picked = True
 
     def _chosen_clinician(self) -> str | None:
-        """The user name picked (None: the signed-in person, the list not read yet)."""
+        """The user name to start the visit with (None: the appointment's, in core)."""
         data = self.clinician.currentData()
-        return self._wanted if data is None else str(data)
+        if not self._picked and self._appointment() is not None:
+            return None  # core takes the appointment's, as the box shows
+        return None if data is None else str(data)
+
+    # ----- typed ------------------------------------------------------------------------
 
     def form_state(self) -> object:
-        """The reason, and the clinician picked when not the signed-in person (the list
-        read after the form opened fills the box: that is no choice of the person's)."""
-        chosen = self._chosen_clinician()
-        return (self.reason.text(), chosen if chosen != self._me else None)
+        """The Visit chosen, the reason, and the clinician the person picked (the lists
+        read after the form opened, and what they fill in, are no choice of theirs)."""
+        picked = self.clinician.currentData() if self._picked else None
+        return (self.source.currentData(), self.reason.text(), picked)
 
     def draft(self) -> dict[str, str | None] | None:
-        """Unsaved input (DraftForm), or None: the reason typed, and the clinician when
-        another than the signed-in person was picked."""
-        chosen = self._chosen_clinician()
-        values = {
-            "reason": self.reason.text(),
-            "clinician": chosen if chosen != self._me else None,
-        }
+        """Unsaved input (DraftForm), or None: the Visit chosen, the reason typed, and the
+        clinician picked."""
+        picked = self.clinician.currentData() if self._picked else None
+        values = {"visit_from": self.source.currentData(), "reason": self.reason.text(),
+                  "clinician": picked}  # fmt: skip
         return {**values, "patient_id": self._patient_id} if any(values.values()) else None
 
     def restore(self, draft: dict[str, str | None]) -> None:
-        """Fill the form with a kept draft."""
+        """Fill the form with a kept draft (its choices once the lists are read)."""
         self.reason.setText(draft.get("reason") or "")
-        self._wanted = draft.get("clinician") or None
-        if self._wanted is not None:
-            self.clinician.setCurrentIndex(max(self.clinician.findData(self._wanted), 0))
+        self._wanted_from = draft.get("visit_from")
+        self._wanted_clinician = draft.get("clinician") or None
+        if self._choices is not None:
+            self._apply_wanted()
+
+    # ----- starting ---------------------------------------------------------------------
+
+    def _refuse(self, field: str, text: str, widget: QWidget) -> None:
+        self.errors[field].setText(text)
+        self.errors[field].show()
+        widget.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def start(self) -> None:
         """Start the visit on the worker; close when it is recorded."""
-        if self._job is not None:
+        if self._job is not None or self._choices is None:
             return
         for label in (*self.errors.values(), self.general_error):
             label.hide()
+        source = self.source.currentData()
+        if self._choices.appointments and source is None:
+            self._refuse("appointment_id", "Choose today's appointment, or Walk-in.", self.source)
+            return
+        appointment_id = source or None
+        clinician = self._chosen_clinician()
+        if appointment_id is None and clinician is None:
+            self._refuse("clinician", "Choose the clinician the visit is with.", self.clinician)
+            return
         records, patient_id = self._records, self._patient_id
         reason = self.reason.text().strip() or None
-        clinician = self._chosen_clinician()
         self.start_button.setEnabled(False)
         self._job = self._operations.submit(
-            lambda: Visits(records()).start(patient_id, reason, clinician),
+            lambda: Visits(records()).start(
+                patient_id, reason, clinician, appointment_id=appointment_id, arrived_now=True
+            ),
             self._started,
             self._failed,
             label="start visit",

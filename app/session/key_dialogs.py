@@ -97,9 +97,12 @@ class FormDialog(TypedForm):
         self.progress.hide()
         self.busy = busy_bar()
 
-    def add_rows(self, rows: list[tuple[str, str, QLineEdit]]) -> QFormLayout:
-        """``(caption, field, widget)`` rows with an error line under each."""
-        form = form_layout()
+    def add_rows(
+        self, rows: list[tuple[str, str, QLineEdit]], form: QFormLayout | None = None
+    ) -> QFormLayout:
+        """``(caption, field, widget)`` rows with an error line under each, in a new form
+        or added at the end of ``form``."""
+        form = form if form is not None else form_layout()
         for caption, field, widget in rows:
             self.inputs[field] = widget
             self.errors[field] = error_label()

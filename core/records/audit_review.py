@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
@@ -47,6 +47,24 @@ ACTION_LABELS = {
     "patient.unmerge": "Undid a merge",
     "patient.not_duplicate": "Marked as not a duplicate",
     "patient.not_duplicate_undo": "Undid a not-a-duplicate mark",
+}
+
+# What kind of record an entry names, as a person reads it (others as recorded).
+RECORD_LABELS = {
+    "patient": "Chart",
+    "user": "Staff account",
+    "note": "Note",
+    "encounter": "Visit",
+    "appointment": "Appointment",
+    "observation": "Observation",
+    "attachment": "File",
+    "clinic": "Clinic",
+    "break_glass": "Break-glass opening",
+    "relation": "Chart access",
+    "audit_log": "Audit log",
+    "schedule": "Schedule",
+    "workstation": "Workstation",
+    "device": "Device",
 }
 
 CSV_COLUMNS = ("seq", "time", "person", "workstation", "action", "entity", "entity_id",
@@ -115,6 +133,15 @@ class AuditRow:
         """What was done, in words."""
         return describe(self.action)
 
+    @property
+    def record(self) -> str:
+        """The kind of record the entry names, in words (``note`` -> ``Note``); one with
+        no label as recorded, with its id."""
+        label = RECORD_LABELS.get(self.entity)
+        if label is None:
+            return f"{self.entity.replace('_', ' ').capitalize()} {self.entity_id}".strip()
+        return label
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
         return {
@@ -160,11 +187,42 @@ def bound(name: str, text: str, end: bool) -> str:
 
 
 def _chart_tables() -> list[str]:
-    return [
-        t.table
+    return list(_chart_types().values())
+
+
+def _chart_types() -> dict[str, str]:
+    """Record type -> its table, for the records that sit on a patient's chart."""
+    return {
+        t.name: t.table
         for t in RECORD_TYPES.values()
         if "patient_id" in t.column_names and t.name != "patient"
-    ]
+    }
+
+
+def patients_of(db: Database, rows: Sequence[AuditRow]) -> dict[int, str]:
+    """The patient each entry is about, by the entry's ``seq``: the one it names itself,
+    else the patient whose chart holds the record it names (a note, a visit, an
+    appointment, a file). Entries about no patient are left out. Only ids are read."""
+    about = {r.seq: p for r in rows if (p := r.patient)}
+    wanted: dict[str, set[str]] = {}
+    tables = _chart_types()
+    for r in rows:
+        if r.seq not in about and r.entity in tables:
+            wanted.setdefault(r.entity, set()).add(r.entity_id)
+    holder: dict[tuple[str, str], str] = {}
+    for entity, ids in wanted.items():
+        listed = sorted(ids)
+        for start in range(0, len(listed), 500):
+            chunk = listed[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            query = f"SELECT id, patient_id FROM {tables[entity]} WHERE id IN ({marks})"
+            for record_id, patient_id in db.query(query, tuple(chunk)):
+                if patient_id:
+                    holder[(entity, str(record_id))] = str(patient_id)
+    for r in rows:
+        if r.seq not in about and (found := holder.get((r.entity, r.entity_id))):
+            about[r.seq] = found
+    return about
 
 
 def workstation_name(db: Database) -> str:

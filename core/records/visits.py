@@ -11,7 +11,9 @@ A visit started from an appointment and the appointment's status move together: 
 sets the (arrived) appointment in visit and creates the encounter in one transaction, and
 closing marks the appointment done in the closing's transaction. A visit is never started
 from a booking that stays booked (and could be cancelled with the visit open), and neither
-write lands without the other.
+write lands without the other: the schedule starts visits of arrived patients only, and the
+chart's Start visit, whose person has the patient in front of them, marks a booking of
+today arrived in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from core.records.entries import PATIENT_LISTS, ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.notes import Note, Notes
-from core.records.schedule import Schedule, now_local, refuse_wrong_time
+from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now
 from core.store.state_codec import unpack_state
@@ -118,11 +120,14 @@ class Visits:
         reason: str | None = None,
         clinician: str | None = None,
         appointment_id: str | None = None,
+        arrived_now: bool = False,
     ) -> Visit:
         """Start a visit now: a walk-in, or from ``appointment_id`` (see ``_start_from``).
         The clinician defaults to the appointment's (a nurse starting the doctor's
         appointment starts the doctor's visit), else to the signed-in person, and must be a
-        user of the clinic."""
+        user of the clinic. ``arrived_now``: the person starting it has the patient in
+        front of them (the chart's Start visit), so a booked appointment of today is
+        marked arrived first, in the same transaction."""
         self.records.get_patient(patient_id)
         appointment = self.entries.get("appointment", appointment_id) if appointment_id else {}
         booked_with = str(appointment.get("clinician") or "")
@@ -133,16 +138,22 @@ class Visits:
         fields = {"started_at": now.isoformat(timespec="minutes"), "reason": reason,
                   "clinician": who, "appointment_id": None}  # fmt: skip
         if appointment_id:
-            return self._start_from(appointment_id, patient_id, fields, now)
+            return self._start_from(appointment_id, patient_id, fields, now, arrived_now)
         return self.get(self.entries.add("encounter", patient_id, fields))
 
     def _start_from(
-        self, appointment_id: str, patient_id: str, fields: dict[str, str | None], now: dt.datetime
+        self,
+        appointment_id: str,
+        patient_id: str,
+        fields: dict[str, str | None],
+        now: dt.datetime,
+        arrived_now: bool = False,
     ) -> Visit:
         """The patient's own appointment, today, arrived (or already set in visit by the
-        schedule, with no visit yet): in one transaction the appointment becomes in visit
-        and the encounter is created, taking the appointment's reason unless another is
-        given. Anything else is refused, naming the appointment's status."""
+        schedule, with no visit yet; or booked, when ``arrived_now``: it is marked arrived
+        first): in one transaction the appointment becomes in visit and the encounter is
+        created, taking the appointment's reason unless another is given. Anything else is
+        refused, naming the appointment's status."""
         schedule = Schedule(self.records, lambda: now)
         # One transaction for the checks and both writes (each keeps its own audit entry):
         # nothing can change the appointment between them, and neither lands alone.
@@ -157,6 +168,9 @@ class Visits:
                 raise ValidationError(
                     "appointment_id", f"visit {taken[0][0]} was already started from it"
                 )
+            if appointment.status == "booked" and arrived_now:
+                # On the appointment's day only (set_status refuses another day's).
+                appointment = schedule.set_status(appointment_id, "arrived")
             if appointment.status == "arrived":
                 schedule.set_status(appointment_id, "in_visit")
             elif appointment.status == "in_visit":
@@ -171,6 +185,31 @@ class Visits:
                       "reason": fields["reason"] or appointment.reason}  # fmt: skip
             visit_id = self.entries.add("encounter", patient_id, fields)
         return self.get(visit_id)
+
+    def appointments_to_start(self, patient_id: str) -> list[Appointment]:
+        """The patient's appointments today that a visit can still start from (booked,
+        arrived, or in visit with no visit yet), by time: what the chart's Start visit
+        offers. None for someone who may not see the schedule (nor is that refusal
+        audited: the walk-in is all they are offered)."""
+        if not self.records.may("schedule"):
+            return []
+        schedule = Schedule(self.records, self.clock)
+        today = [
+            a
+            for a in schedule.day(self.clock().date())
+            if a.patient_id == patient_id and a.status in ("booked", "arrived", "in_visit")
+        ]
+        if not today:
+            return []
+        marks = ", ".join("?" for _ in today)
+        taken = {
+            str(row[0])
+            for row in self.records.db.query(
+                f"SELECT appointment_id FROM encounters WHERE appointment_id IN ({marks})",
+                tuple(a.id for a in today),
+            )
+        }
+        return [a for a in today if a.id not in taken]
 
     def close(self, visit_id: str) -> Visit:
         """Close an open visit (who and when are recorded); the appointment it was started

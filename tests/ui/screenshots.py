@@ -664,6 +664,7 @@ def visits(out: Path, tmp: Path) -> None:
     section.start_visit()
     dialog = section.start_dialog
     assert dialog is not None
+    wait_for(dialog.start_button.isEnabled)  # the clinicians and appointments are read
     dialog.reason.setText("Blood pressure check")
     save(dialog, out, "31-start-visit")
     dialog.start()

@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -36,12 +37,13 @@ from app.chart.list_dialogs import SavingDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.page import AllergyDialog
 from app.chart.problems import ProblemsCard
-from app.chart.visits import VisitsSection
+from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, FormDialog
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
+from tests.ui.layout import rect_in
 
 
 def click(widget: QWidget) -> None:
@@ -88,51 +90,177 @@ def assert_the_wheel_changes_nothing(qtbot: QtBot, dialog: QDialog) -> int:
     return len(turned)
 
 
-def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindow) -> None:
-    """Every form the app opens: registration, the chart's forms, booking, staff, import."""
-    window = signed_in
+def each_form(qtbot: QtBot, window: MainWindow) -> Iterator[tuple[str, QDialog]]:
+    """Every form the app opens, one at a time, as a person opens it: registration, the
+    chart's forms, booking, staff, import. Each is closed once the caller is done with it."""
     workspace = window.workspace
-    seen: dict[str, int] = {}
 
-    def walk(name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]) -> None:
+    def walk(
+        name: str, act: Callable[[], object], opened: Callable[[], QDialog | None]
+    ) -> Iterator[tuple[str, QDialog]]:
         act()
         dialog = opened()
-        assert dialog is not None, name
-        seen[name] = assert_the_wheel_changes_nothing(qtbot, dialog)
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible)
+        if isinstance(dialog, StartVisitDialog):
+            # Its lists are read after it opens, on the worker, which may first finish the
+            # problem form's ICD-10 search (the catalogue's first load takes seconds).
+            qtbot.waitUntil(dialog.start_button.isEnabled, timeout=60_000)
+        yield name, dialog
         dialog.reject()
 
-    walk("New patient", workspace.new_patient_action.trigger, lambda: workspace.patient_dialog)
+    yield from walk(
+        "New patient", workspace.new_patient_action.trigger, lambda: workspace.patient_dialog
+    )
     chart = open_first_chart(qtbot, window)
-    walk("Edit patient", lambda: click(chart.edit_button), lambda: chart.patient_dialog)
-    walk("Add allergy", lambda: click(chart.add_allergy_button), lambda: chart.allergy_dialog)
+    yield from walk("Edit patient", lambda: click(chart.edit_button), lambda: chart.patient_dialog)
+    yield from walk(
+        "Add allergy", lambda: click(chart.add_allergy_button), lambda: chart.allergy_dialog
+    )
     problems = card_of(chart, ProblemsCard)
-    walk("Add problem", problems.add_button.click, lambda: problems.dialog)
+    yield from walk("Add problem", problems.add_button.click, lambda: problems.dialog)
     medications = card_of(chart, MedicationsCard)
-    walk("Start medication", medications.start_button.click, lambda: medications.dialog)
+    yield from walk("Start medication", medications.start_button.click, lambda: medications.dialog)
     visits = card_of(chart, VisitsSection)
-    walk("Start visit", visits.start_visit, lambda: visits.start_dialog)
+    yield from walk("Start visit", visits.start_visit, lambda: visits.start_dialog)
     attachments = card_of(chart, AttachmentsSection)
-    walk("Add file", lambda: attachments.add_file(None), lambda: attachments.add_dialog)
+    yield from walk("Add file", lambda: attachments.add_file(None), lambda: attachments.add_dialog)
     schedule = workspace.schedule
-    walk("Book", schedule.book, lambda: schedule.dialog)
-    window.workspace.staff_action.trigger()
+    yield from walk("Book", schedule.book, lambda: schedule.dialog)
+    workspace.staff_action.trigger()
     staff = window.key_dialog
     assert isinstance(staff, StaffDialog)
     qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
     staff.table.selectRow(0)
-    walk("Add staff", lambda: click(staff.add_button), lambda: staff.child)
-    walk("Change role", lambda: click(staff.role_button), lambda: staff.child)
-    walk("Reset password", lambda: click(staff.reset_button), lambda: staff.child)
+    yield from walk("Add staff", lambda: click(staff.add_button), lambda: staff.child)
+    yield from walk("Change role", lambda: click(staff.role_button), lambda: staff.child)
+    yield from walk("Reset password", lambda: click(staff.reset_button), lambda: staff.child)
     staff.reject()
     tools = workspace.admin_tools
-    walk("Audit log", tools.show_audit_log, lambda: tools.dialog)
-    walk("Import patients", tools.import_action.trigger, lambda: tools.dialog)
+    yield from walk("Audit log", tools.show_audit_log, lambda: tools.dialog)
+    yield from walk("Import patients", tools.import_action.trigger, lambda: tools.dialog)
+    backups = window.backups
+    yield from walk("Back up now", backups.backup_action.trigger, lambda: backups.dialog)
+    yield from walk("Restore a backup", backups.restore_action.trigger, lambda: backups.dialog)
 
+
+def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindow) -> None:
+    """Every form the app opens: registration, the chart's forms, booking, staff, import."""
+    seen = {
+        name: assert_the_wheel_changes_nothing(qtbot, dialog)
+        for name, dialog in each_form(qtbot, signed_in)
+    }
     # The forms with choices had them turned (the walk reached them).
     for name in ("New patient", "Add allergy", "Start visit", "Add file", "Book", "Add staff"):
         assert seen[name] >= 1, name
     assert seen["Import patients"] >= 2  # the date format and the two-digit year
     assert seen["Change role"] == 1
+
+
+def reads_before(a: QWidget, b: QWidget) -> bool:
+    """True when a person reading the window top to bottom, left to right, meets ``a``
+    before ``b`` (side by side: the one on the left first)."""
+    first, second = rect_in(a, a.window()), rect_in(b, b.window())
+    if first.bottom() < second.top():
+        return True
+    if second.bottom() < first.top():
+        return False
+    return first.left() < second.left()
+
+
+def named(widget: QWidget) -> str:
+    text = widget.text() if isinstance(widget, QPushButton | QLineEdit) else ""
+    return widget.accessibleName() or widget.objectName() or text or type(widget).__name__
+
+
+def tab_round(qtbot: QtBot, dialog: QDialog) -> list[QWidget]:
+    """Tab pressed from the form's first control until focus comes back to it: the controls
+    focused, in the order Tab reached them (starting with the top-left one)."""
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    controls = [
+        w
+        for w in dialog.findChildren(QWidget)
+        if w.isVisible() and w.isEnabled() and w.focusPolicy() & Qt.FocusPolicy.TabFocus
+        and w.focusProxy() is None and w.window() is dialog
+    ]  # fmt: skip
+    first = controls[0]
+    for widget in controls[1:]:
+        if reads_before(widget, first):
+            first = widget
+    first.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(first.hasFocus)
+    reached = [first]
+    for _ in range(3 * len(controls)):
+        QTest.keyClick(reached[-1], Qt.Key.Key_Tab)
+        now = QApplication.focusWidget()
+        assert now is not None and now.window() is dialog, "Tab left the form"
+        if now is first:
+            return reached
+        reached.append(now)
+    raise AssertionError(f"Tab never came back to {named(first)}: {[named(w) for w in reached]}")
+
+
+def each_admin_screen(qtbot: QtBot, window: MainWindow) -> Iterator[tuple[str, QDialog]]:
+    """The administrators' other windows from the Settings menu, one at a time."""
+    workspace = window.workspace
+
+    def key_dialog(name: str, action: QAction) -> Iterator[tuple[str, QDialog]]:
+        action.trigger()
+        qtbot.waitUntil(lambda: window.key_dialog is not None, timeout=5_000)
+        dialog = window.key_dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible)
+        yield name, dialog
+        dialog.reject()
+        qtbot.waitUntil(lambda: window.key_dialog is None)
+
+    for name, action in (
+        ("Change password", workspace.change_password_action),
+        ("Two-factor sign-in", workspace.two_factor_action),
+    ):
+        yield from key_dialog(name, action)
+    workspace.staff_action.trigger()
+    staff = window.key_dialog
+    assert isinstance(staff, StaffDialog)
+    qtbot.waitUntil(lambda: staff.table.rowCount() > 0, timeout=10_000)
+    staff.table.selectRow(0)
+    yield "Staff", staff
+    click(staff.other_roles_button)
+    other = staff.child
+    assert other is not None
+    qtbot.waitUntil(other.isVisible)
+    yield "Other roles", other
+    other.reject()
+    staff.reject()
+    tools = workspace.admin_tools
+    for name, act in (
+        ("Break-glass reviews", tools.show_reviews),
+        ("FHIR export and import", tools.show_fhir),
+        ("Paired workstations", tools.show_workstations),
+    ):
+        act()
+        dialog = tools.dialog
+        assert dialog is not None
+        qtbot.waitUntil(dialog.isVisible)
+        yield name, dialog
+        dialog.reject()
+
+
+def test_tab_follows_every_form_top_to_bottom(qtbot: QtBot, signed_in: MainWindow) -> None:
+    """Tab goes through each form's controls in the order a person reads them, top to
+    bottom and left to right. Add staff member had Role after the two password fields:
+    a password typed one field late chose a role (``a``: Admin)."""
+    forms = itertools.chain(each_form(qtbot, signed_in), each_admin_screen(qtbot, signed_in))
+    for name, dialog in forms:
+        reached = tab_round(qtbot, dialog)
+        out_of_order = [
+            f"{named(a)} -> {named(b)}"
+            for a, b in itertools.pairwise(reached)
+            if not reads_before(a, b)
+        ]
+        assert not out_of_order, f"{name}: Tab goes back up: {out_of_order}"
+        assert len(reached) >= 2, name
 
 
 def test_escape_cancel_and_close_ask_before_a_typed_allergy_is_thrown_away(
@@ -247,6 +375,8 @@ def test_the_staff_forms_ask_and_clear_a_message_once_its_field_is_put_right(
     add.user.setFocus()
     QTest.keyClicks(add.user, "Sam O'Neil")
     QTest.keyClicks(add.full_name, "Sam O'Neil")
+    add.role.setFocus()
+    QTest.keyClick(add.role, Qt.Key.Key_Down)  # the first role on the list
     QTest.keyClicks(add.new, "tulip window seventeen")
     QTest.keyClicks(add.confirm, "tulip window seventeen")
     click(add.save_button)

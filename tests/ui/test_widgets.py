@@ -1,11 +1,22 @@
-"""Shared form rules: the mouse wheel scrolls a form, it never changes a value in it."""
+"""Shared form rules: the mouse wheel scrolls a form, it never changes a value in it; a
+dialog grown for a message gives the room back once the message goes."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QScrollArea, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
-from app.widgets import ignore_wheel
+from app.widgets import clear_when_edited, dialog_layout, error_label, ignore_wheel
 from tests.ui.conftest import wheel
 
 
@@ -32,3 +43,33 @@ def test_the_wheel_scrolls_past_a_spin_box_instead_of_changing_it(qtbot: QtBot) 
     wheel(guarded, notches=-2)
     assert guarded.value() == 50
     assert area.verticalScrollBar().value() > 0  # the wheel scrolled the form instead
+
+
+def test_a_message_put_right_gives_back_its_room_but_not_the_persons(qtbot: QtBot) -> None:
+    """A dialog grown for a message goes back to its height once the message goes (a blank
+    band stayed in its place); a height the person chose meanwhile is kept."""
+    dialog = QDialog()
+    qtbot.addWidget(dialog)
+    field, error = QLineEdit(), error_label()
+    clear_when_edited(field, error)
+    dialog_layout(dialog, field, error, QPushButton("Save"))
+    dialog.resize(420, dialog.sizeHint().height())
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    opened = dialog.height()
+
+    error.setText("This message takes several lines in a narrow dialog. " * 4)
+    error.show()
+    grown = dialog.height()
+    assert grown > opened
+    field.setFocus()
+    QTest.keyClicks(field, "x")  # the person puts it right: the message goes
+    assert not error.isVisible()
+    qtbot.waitUntil(lambda: dialog.height() == opened)
+
+    error.show()
+    assert dialog.height() == grown
+    dialog.resize(dialog.width(), grown + 150)  # the person makes it taller
+    QTest.keyClicks(field, "y")
+    QApplication.sendPostedEvents()  # the layout's request, handled
+    assert not error.isVisible() and dialog.height() == grown + 150

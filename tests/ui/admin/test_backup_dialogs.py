@@ -139,6 +139,42 @@ def test_a_typed_backup_form_asks_before_it_is_dropped_and_a_saved_one_closes_at
     qtbot.waitUntil(lambda: tools.dialog is None)
 
 
+def test_a_saved_backup_leaves_only_close_and_return_closes_it(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """Saved, the form is done: a second Return showed "… already exists" in red above the
+    green "Saved …", with Back up and Cancel still offered, as if both were this outcome."""
+    tools = signed_in.backups
+    tools.backup_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, BackupDialog)
+    qtbot.waitExposed(dialog)
+    target = tmp_path / "backups" / "b1.clbackup"
+    target.parent.mkdir()
+    dialog.path.setFocus()
+    QTest.keyClicks(dialog.path, str(target))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Tab)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Space)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.passphrase, PASSPHRASE)
+    QTest.keyClick(dialog.passphrase, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.repeat, PASSPHRASE)
+    QTest.keyClick(dialog.repeat, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.outcome.isVisible, timeout=10_000)
+    saved = target.read_bytes()
+    assert dialog.outcome.text().startswith(f"Saved {target} (")
+    shown = [b for b in dialog.buttons.buttons() if b.isVisible()]
+    assert [b.text() for b in shown] == ["Close"] and shown[0].hasFocus()
+    fields = (dialog.path, dialog.use_passphrase, dialog.passphrase, dialog.repeat)
+    assert not any(f.isEnabled() for f in fields)  # what was saved, shown, not editable
+    assert not dialog.error.isVisible()
+
+    QTest.keyClick(shown[0], Qt.Key.Key_Return)  # Return again: closes, backs up nothing
+    qtbot.waitUntil(lambda: tools.dialog is None)
+    assert not dialog.error.isVisible()
+    assert target.read_bytes() == saved and list(target.parent.iterdir()) == [target]
+
+
 def test_a_restore_in_progress_cannot_be_closed_before_its_key_is_shown(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ worker). A clinician sees neither, and core refuses them anyway."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -18,6 +19,9 @@ from pytestqt.qtbot import QtBot
 from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
 from core.records.break_glass import BreakGlass
+from core.records.notes import Notes
+from core.records.schedule import Schedule
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
 
@@ -159,3 +163,55 @@ def test_the_audit_log_filters_and_exports_csv(
     assert rows[2]["break_glass"] == ""
     exports = clinic.database.query("SELECT details FROM audit_log WHERE action = 'audit.export'")
     assert [json.loads(r[0]) for r in exports] == [{"filters": ["patient"], "entries": 3}]
+
+
+def test_the_audit_log_names_the_patient_of_a_note_visit_or_appointment(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Found by the Patient filter, the entries about the patient's appointment, visit and
+    note showed no patient, and the Record column raw ids ("note cf2ce9200cfb57ab", "user
+    user:admin"): each now names the patient, and the record in words."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    records = clinic.records
+    ids = {p.family + p.given: p.id for p in records.list_patients()}
+    maria = ids["GarciaMaria"]
+    morning = dt.datetime(2026, 3, 2, 10, 0)
+    schedule = Schedule(records, lambda: morning)
+    appointment = schedule.book(maria, "2026-03-02 10:00", ADMIN, minutes=15, reason="Cough")
+    schedule.set_status(appointment.id, "arrived")
+    visits = Visits(records, lambda: morning)
+    visit = visits.start(maria, appointment_id=appointment.id)
+    note = visits.add_note(visit.id, "Cough for a week.")
+    Notes(records).sign(note.id)
+    visits.close(visit.id)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.audit_log_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, AuditLogDialog)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() > 5, timeout=5_000)
+    signed_in_rows = [_texts(table, r) for r in range(table.rowCount())]
+    signed_in_row = next(t for t in signed_in_rows if t[3] == "Signed in")
+    assert signed_in_row[4:6] == ["", f"Staff account: {ADMIN_NAME} ({ADMIN})"]
+
+    dialog.patient.setFocus()
+    QTest.keyClicks(dialog.patient, "garcia maria")
+    QTest.keyClick(dialog.patient, Qt.Key.Key_Return)
+    assert dialog.status.text() == "Reading the audit log…"
+    qtbot.waitUntil(lambda: dialog.status.text().endswith(" entries."), timeout=5_000)
+    shown = {(t[3], t[4], t[5]) for t in (_texts(table, r) for r in range(table.rowCount()))}
+    for row in (
+        ("Appointment: create", "GARCIA, Maria", "Appointment"),
+        ("Appointment: status", "GARCIA, Maria", "Appointment"),
+        ("Encounter: create", "GARCIA, Maria", "Visit"),
+        ("Note: create", "GARCIA, Maria", "Note"),
+        ("Note: sign", "GARCIA, Maria", "Note"),
+        ("Closed a visit", "GARCIA, Maria", "Visit"),
+        ("Registered the patient", "GARCIA, Maria", "Chart"),
+    ):
+        assert row in shown, (row, shown)
+    assert {patient for _what, patient, _record in shown} == {"GARCIA, Maria"}
+    note_row = next(r for r in range(table.rowCount()) if _texts(table, r)[3] == "Note: sign")
+    assert table.item(note_row, 5).toolTip() == f"note {note.id}"  # type: ignore[union-attr]

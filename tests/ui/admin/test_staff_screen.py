@@ -25,7 +25,7 @@ from core.records.errors import AuthenticationError, NotAllowedError
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from tests.services import free_port_pair
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
 
@@ -473,7 +473,7 @@ def test_the_wheel_never_changes_a_role_the_pointer_passes_over(
     click(add.new)  # typing the first password
     wheel(add.role, 1)
     wheel(add.role, 1)  # the wheel turned up twice over Role
-    assert add.role.currentText() == "Front desk"
+    assert add.role.currentIndex() == -1 and add.role.currentData() is None  # still none
     assert add.new.hasFocus()  # nor did it take focus from the password
     add.reject()
     qtbot.waitUntil(lambda: staff.child is None)
@@ -495,3 +495,59 @@ def test_the_wheel_never_changes_a_role_the_pointer_passes_over(
     QTest.keyClick(role.role, Qt.Key.Key_Down)
     assert role.role.currentText() != before
     role.reject()
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the role list opens
+def test_a_new_colleague_gets_only_the_role_chosen_for_them(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """Add staff member, from the keyboard in the order the form reads: user name, full
+    name, Role, then the passwords. Role starts empty; a letter typed on it opens the list
+    there and chooses nothing; an account is never added with a role nobody chose (typing
+    ``a`` on Role made them an Admin, and Tab reached Role only after the passwords)."""
+    staff = open_staff(qtbot, signed_in)
+    click(staff.add_button)
+    add = child(qtbot, staff, AddStaffDialog)
+    assert isinstance(add, AddStaffDialog)
+    qtbot.waitUntil(add.user.hasFocus)
+    QTest.keyClicks(add.user, "omar")
+    QTest.keyClick(add.user, Qt.Key.Key_Tab)
+    QTest.keyClicks(add.full_name, "Omar Haddad")
+    QTest.keyClick(add.full_name, Qt.Key.Key_Tab)
+    assert add.role.hasFocus()  # Role, under Full name, comes next
+    assert (add.role.currentIndex(), add.role.placeholderText()) == (-1, "Choose a role…")
+
+    # A password typed one field early: its first letter opens the list, choosing nothing.
+    QTest.keyClicks(add.role, "a")
+    qtbot.waitUntil(lambda: add.role.view().isVisible())
+    assert add.role.currentData() is None
+    QTest.keyClick(add.role.view(), Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    assert add.role.currentData() is None and add.role.hasFocus()
+    QTest.keyClick(add.role, Qt.Key.Key_Tab)
+    assert add.new.hasFocus()
+    QTest.keyClicks(add.new, FIRST)
+    QTest.keyClick(add.new, Qt.Key.Key_Tab)
+    assert add.confirm.hasFocus()
+    QTest.keyClicks(add.confirm, FIRST)
+    QTest.keyClick(add.confirm, Qt.Key.Key_Return)  # Add, with no role chosen
+    error = add.errors["role"]
+    assert error.isVisible()
+    assert error.text() == "Choose their role: it decides what they may do."
+    assert add.role.hasFocus() and add.isVisible()
+    assert signed_in.workstation.records.user("omar") is None  # nothing added
+
+    # Chosen from the keyboard: "n" finds Nurse in the list, Return takes it.
+    QTest.keyClicks(add.role, "n")
+    qtbot.waitUntil(lambda: add.role.view().isVisible())
+    QTest.keyClick(add.role.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    assert add.role.currentData() == "nurse" and not error.isVisible()
+    assert add.new.text() == FIRST  # nothing typed was lost
+    click(add.save_button)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    qtbot.waitUntil(lambda: staff.table.rowCount() == 2, timeout=10_000)
+    assert row_of(staff, "omar")[1:3] == ["Omar Haddad", "Nurse"]
+    user = signed_in.workstation.records.user("omar")
+    assert user is not None and user.role == "nurse"
+    staff.reject()

@@ -20,7 +20,7 @@ from PySide6.QtGui import (
     QPdfWriter,
 )
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 from pytestqt.qtbot import QtBot
 
 from app.chart.attachments import AttachmentsSection, ImageViewer
@@ -31,6 +31,7 @@ from core.records.workstation import Workstation
 from core.sync.attachments import NO_SERVER
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, wheel
+from tests.ui.layout import rect_in
 
 MARKER = b"ATTACHMENT-UI-MARKER"
 PDF_MARKER = b"PDF-ATTACHMENT-UI-MARKER"
@@ -364,3 +365,54 @@ def test_choose_a_file_goes_once_a_file_is_chosen_and_escape_asks_first(
     QTest.keyClick(dialog.title, Qt.Key.Key_Escape)  # a file and a title: asks first
     answer_discard(qtbot, dialog)
     qtbot.waitUntil(lambda: not dialog.isVisible())
+
+
+def test_add_file_opens_on_choose_file_and_gives_back_the_room_of_a_message_put_right(
+    qtbot: QtBot,
+    signed_in: MainWindow,
+    clinic: Workstation,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From the keyboard: the dialog opened with focus on Add and no heading, and after
+    "Choose a file to add." was answered a blank band stayed where it had been. An
+    untouched category stores none."""
+    _, section = open_attachments(qtbot, signed_in)
+    section.add_button.setFocus()
+    QTest.keyClick(section.add_button, Qt.Key.Key_Space)
+    dialog = section.add_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    qtbot.waitUntil(dialog.browse.hasFocus)  # the first step: Choose file…
+    heading = dialog.findChild(QLabel, "dialogHeading")
+    assert heading is not None and heading.isVisible()
+    assert heading.text() == "Add a file to the chart"
+    assert rect_in(heading, dialog).bottom() < rect_in(dialog.browse, dialog).top()  # above
+    opened_height = dialog.height()
+
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.error.isVisible() and dialog.error.text() == "Choose a file to add."
+    qtbot.waitUntil(lambda: dialog.height() > opened_height)  # room for the message
+
+    letter = tmp_path / "Referral from Dr Osei.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    # The system's file dialog cannot be driven here: it answers with the file chosen.
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(letter), ""))
+    dialog.browse.setFocus()
+    QTest.keyClick(dialog.browse, Qt.Key.Key_Space)
+    assert not dialog.error.isVisible()
+    qtbot.waitUntil(lambda: dialog.height() == opened_height)  # no blank band left
+    gap = rect_in(dialog.add_button, dialog).top() - rect_in(dialog.category, dialog).bottom()
+    assert gap < 2 * dialog.category.height()
+    # Chosen: on to its title, ready to be typed over.
+    assert dialog.title.hasFocus() and dialog.title.selectedText() == "Referral from Dr Osei"
+    QTest.keyClicks(dialog.title, "Referral, cardiology")
+    QTest.keyClick(dialog.title, Qt.Key.Key_Tab)
+    QTest.keyClick(dialog.date, Qt.Key.Key_Tab)
+    assert dialog.category.hasFocus() and dialog.category.currentText() == ""
+    typing_in = QApplication.focusWidget()  # the box's own line
+    assert typing_in is not None
+    QTest.keyClick(typing_in, Qt.Key.Key_Return)  # nothing chosen: Add
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+    [(title, category)] = clinic.database.query("SELECT title, category FROM attachments")
+    assert (title, category) == ("Referral, cardiology", None)

@@ -55,7 +55,7 @@ def test_a_nurse_writes_a_note_but_only_a_clinician_signs_it(
     assert not meds.start_button.isEnabled()
     assert meds.start_button.toolTip() == "Only a clinician can start a medication"
     section = visits_tab(qtbot, chart)
-    start_walk_in(qtbot, section, "Cough")
+    start_walk_in(qtbot, section, "Cough", clinician="Nina")  # she sees the patient
     editor = open_editor(qtbot, section)
     QTest.keyClicks(editor.body, "Dry cough for a week.")
     assert not editor.sign_button.isEnabled()

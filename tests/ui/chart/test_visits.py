@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.note_editor import NoteEditor
 from app.chart.page import ChartPage
-from app.chart.visits import VisitsSection
+from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
 from core.records.clinic import ClinicRecords
@@ -25,7 +25,7 @@ from core.records.visits import SOAP_TEMPLATE, Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.conftest import ADMIN, sign_in
+from tests.ui.conftest import ADMIN, ADMIN_NAME, WindowFactory, sign_in
 
 
 def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
@@ -39,17 +39,26 @@ def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
     return section
 
 
-def start_walk_in(qtbot: QtBot, section: VisitsSection, reason: str) -> None:
-    """Space on "Start visit…", type the reason, Tab past the clinician, Enter."""
+def start_walk_in(
+    qtbot: QtBot, section: VisitsSection, reason: str, clinician: str | None = None
+) -> None:
+    """Space on "Start visit…", type the reason, Tab to the clinician (``clinician``: pick
+    them with Down, as a nurse must: none is chosen for her), Enter."""
     section.start_button.setFocus()
     QTest.keyClick(section.start_button, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: section.start_dialog is not None, timeout=5_000)
     dialog = section.start_dialog
     assert dialog is not None
     qtbot.waitUntil(lambda: dialog.reason.hasFocus(), timeout=5_000)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=5_000)  # the clinicians are read
     QTest.keyClicks(dialog.reason, reason)
     QTest.keyClick(dialog.reason, Qt.Key.Key_Tab)
     assert dialog.clinician.hasFocus()
+    for _ in range(dialog.clinician.count()):
+        if clinician is None or dialog.clinician.currentText() == clinician:
+            break
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert clinician is None or dialog.clinician.currentText() == clinician
     QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
 
@@ -525,3 +534,129 @@ def test_a_note_a_nurse_wrote_and_a_clinician_signed_names_the_signer(
     assert listed.startswith("Signed ")
     qtbot.waitUntil(lambda: "Note by nora" in section.view.toPlainText(), timeout=5_000)
     assert "by doug)" in section.view.toPlainText()
+
+
+NURSE, NURSE_NAME, NURSE_PASSWORD = "nora", "Nora Nurse", "nora's own long password"
+DOCTOR, DOCTOR_NAME = "doug", "Dr Doug Lee"
+
+
+def _booked_today(clinic: Workstation) -> tuple[str, str]:
+    """A nurse and a doctor on the staff; the first patient booked with the doctor today at
+    14:30 (still booked: the front desk has not marked them arrived). Returns the patient's
+    and the appointment's ids."""
+    clinic.sign_in(ADMIN, "correct horse battery")
+    records = clinic.records
+    records.add_user(DOCTOR, DOCTOR_NAME, "clinician", "doug's own long password")
+    records.add_user(NURSE, NURSE_NAME, "nurse", NURSE_PASSWORD)
+    patient = records.list_patients()[0].id
+    booked = Schedule(records).book(
+        patient, f"{dt.date.today()} 14:30", DOCTOR, minutes=20, reason="BP check"
+    )
+    clinic.sign_in(NURSE, NURSE_PASSWORD)  # her first sign-in here adds her password slot
+    clinic.lock()
+    return patient, booked.id
+
+
+def _start_dialog_as_nurse(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> tuple[MainWindow, VisitsSection, StartVisitDialog]:
+    window = make_window(clinic)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    chart = open_first_chart(qtbot, window)
+    section = visits_tab(qtbot, chart)
+    section.start_button.setFocus()
+    QTest.keyClick(section.start_button, Qt.Key.Key_Space)
+    dialog = section.start_dialog
+    assert isinstance(dialog, StartVisitDialog)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=5_000)
+    return window, section, dialog
+
+
+def test_a_patient_booked_today_starts_the_visit_of_their_appointment(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """A nurse's Start visit for a patient booked with the doctor at 14:30 offered only a
+    walk-in, the nurse chosen as its clinician: the booking stayed Booked and the visit was
+    the nurse's. Today's booking is offered, nothing is chosen for her, and the visit
+    started from it is the doctor's, linked to the appointment, which is now in visit."""
+    patient, appointment = _booked_today(clinic)
+    _window, section, dialog = _start_dialog_as_nurse(qtbot, clinic, make_window)
+    offered = [dialog.source.itemText(i) for i in range(dialog.source.count())]
+    assert offered == [f"14:30 with {DOCTOR_NAME}: BP check (booked)", "Walk-in (no appointment)"]
+    assert dialog.source.isVisible() and dialog.source.hasFocus()  # the first step
+    assert dialog.source.width() >= dialog.source.sizeHint().width()  # read whole
+    assert dialog.source.currentIndex() == -1  # nothing chosen for her
+    assert dialog.clinician.currentIndex() == -1  # nor a clinician: she is not one
+
+    QTest.keyClick(dialog.source, Qt.Key.Key_Return)  # Start visit, nothing chosen
+    error = dialog.errors["appointment_id"]
+    assert error.isVisible() and error.text() == "Choose today's appointment, or Walk-in."
+    assert dialog.isVisible() and Visits(clinic.records).list_visits(patient) == []
+
+    QTest.keyClick(dialog.source, Qt.Key.Key_Down)  # the 14:30 appointment
+    assert dialog.source.currentData() == appointment and not error.isVisible()
+    assert dialog.clinician.currentText() == DOCTOR_NAME  # the appointment's
+    assert dialog.reason.placeholderText() == "BP check (the appointment's)"
+    QTest.keyClick(dialog.source, Qt.Key.Key_Tab)
+    assert dialog.reason.hasFocus()
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+    [visit] = Visits(clinic.records).list_visits(patient)
+    assert (visit.appointment_id, visit.clinician, visit.reason) == (
+        appointment, DOCTOR, "BP check",
+    )  # fmt: skip
+    booked = Schedule(clinic.records).get(appointment)
+    assert booked.status == "in_visit" and booked.arrived_at is not None
+    qtbot.waitUntil(lambda: DOCTOR_NAME in section.view.toPlainText(), timeout=5_000)
+
+
+def test_a_nurse_s_walk_in_is_with_the_clinician_she_chooses(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    patient, appointment = _booked_today(clinic)
+    _window, section, dialog = _start_dialog_as_nurse(qtbot, clinic, make_window)
+    QTest.keyClick(dialog.source, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.source, Qt.Key.Key_Down)  # Walk-in
+    assert dialog.source.currentText() == "Walk-in (no appointment)"
+    assert dialog.clinician.currentIndex() == -1
+    QTest.keyClick(dialog.source, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.reason, "Dressing change")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    error = dialog.errors["clinician"]
+    assert error.isVisible() and error.text() == "Choose the clinician the visit is with."
+    assert dialog.clinician.hasFocus()
+    assert Visits(clinic.records).list_visits(patient) == []
+    names = [dialog.clinician.itemText(i) for i in range(dialog.clinician.count())]
+    assert names == [NURSE_NAME, ADMIN_NAME, DOCTOR_NAME]  # she may see it herself
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert dialog.clinician.currentText() == NURSE_NAME and not error.isVisible()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+    [visit] = Visits(clinic.records).list_visits(patient)
+    assert (visit.appointment_id, visit.clinician, visit.reason) == (
+        None, NURSE, "Dressing change",
+    )  # fmt: skip
+    assert Schedule(clinic.records).get(appointment).status == "booked"  # not this visit's
+
+
+def test_a_start_visit_left_at_a_sign_out_comes_back_with_the_appointment_chosen(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    patient, appointment = _booked_today(clinic)
+    window, section, dialog = _start_dialog_as_nurse(qtbot, clinic, make_window)
+    QTest.keyClick(dialog.source, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.source, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.reason, "BP check and bloods")
+    window.sign_out()
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    qtbot.waitUntil(lambda: section.start_dialog is not None, timeout=5_000)
+    again = section.start_dialog
+    assert isinstance(again, StartVisitDialog)
+    qtbot.waitUntil(lambda: again.source.currentData() == appointment, timeout=5_000)
+    assert again.reason.text() == "BP check and bloods"
+    assert again.clinician.currentText() == DOCTOR_NAME
+    QTest.mouseClick(again.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.start_dialog is None, timeout=5_000)
+    [visit] = Visits(clinic.records).list_visits(patient)
+    assert (visit.appointment_id, visit.clinician) == (appointment, DOCTOR)

@@ -140,6 +140,71 @@ def test_tomorrow_s_booking_cannot_start_a_visit_and_stays_cancellable() -> None
     assert Visits(r).list_visits(pid) == []
 
 
+def test_the_chart_s_start_visit_marks_today_s_booking_arrived_in_the_same_transaction() -> None:
+    """Started by someone with the patient in front of them (the chart's Start visit), a
+    booking of today is marked arrived, then in visit, with the visit: the visit is the
+    booked clinician's and the booking does not stay booked. Another day's still cannot."""
+    r = new_replica("nora")
+    pid = _patient(r)
+    appt = _booked(r, pid).id
+    tomorrow = _booked(r, pid, "2026-12-05 09:00").id
+    with pytest.raises(ValidationError, match="only be marked arrived on that day"):
+        Visits(r, lambda: NOW).start(pid, appointment_id=tomorrow, arrived_now=True)
+    assert Schedule(r).get(tomorrow).status == "booked"
+    visit = Visits(r, lambda: NOW).start(pid, appointment_id=appt, arrived_now=True)
+    assert (visit.appointment_id, visit.clinician, visit.reason) == (
+        appt, "dr.ade", "Asthma review",
+    )  # fmt: skip
+    got = Schedule(r).get(appt)
+    assert (got.status, got.arrived_at) == ("in_visit", NOW.isoformat())
+    assert _audit(r, appt)[-2:] == ["appointment.status", "appointment.status"]
+    # A refused start leaves the booking booked: the arrival did not land alone.
+    again = _booked(r, pid, "2026-12-04 11:00").id
+    with pytest.raises(ValidationError, match="reason: contains control characters"):
+        Visits(r, lambda: NOW).start(pid, "Wheeze\x07", appointment_id=again, arrived_now=True)
+    assert Schedule(r).get(again).status == "booked"
+
+
+def test_start_visit_offers_the_patient_s_appointments_of_today_not_yet_started() -> None:
+    r = new_replica("dr.ade")
+    pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
+    visits = Visits(r, lambda: NOW)
+    assert visits.appointments_to_start(pid) == []
+    booked = _booked(r, pid, "2026-12-04 14:30").id
+    arrived = _arrived(r, pid).id  # 09:00
+    started = _arrived(r, pid).id
+    visits.start(pid, appointment_id=started)
+    cancelled = _booked(r, pid, "2026-12-04 16:00").id
+    Schedule(r, lambda: NOW).cancel(cancelled)
+    _booked(r, pid, "2026-12-05 09:00")  # tomorrow's
+    _booked(r, other, "2026-12-04 10:00")  # another patient's
+    assert [a.id for a in visits.appointments_to_start(pid)] == [arrived, booked]
+
+
+@pytest.mark.strict_authz
+def test_a_nurse_is_offered_and_starts_today_s_booking_and_an_administrator_none() -> None:
+    """With permissions enforced: a nurse sees the patient's booking of today and starts
+    its visit (marking it arrived); an administrator who does not see the schedule is
+    offered none, and no refusal is logged for asking."""
+    ann = new_replica("ann")
+    ann.set_up_clinic("Riverside", "ann", "Ann Founder", "correct horse battery staple")
+    ann.add_user("nia", "Nia Nurse", "nurse", "correct horse battery staple")
+    ann.add_user("dr.ade", "Ade Bello", "clinician", "correct horse battery staple")
+    ann.add_user("adam", "Adam Admin", "admin", "correct horse battery staple")
+    pid = ann.add_patient("Reyes", "Maria", "1970-02-03").id
+    doctor, nurse = ClinicRecords(ann.db, "dr.ade"), ClinicRecords(ann.db, "nia")
+    admin = ClinicRecords(ann.db, "adam")
+    appt = Schedule(doctor, lambda: NOW).book(pid, "2026-12-04 14:30", "dr.ade", minutes=20)
+    assert [a.id for a in Visits(nurse, lambda: NOW).appointments_to_start(pid)] == [appt.id]
+    refused = "SELECT count(*) FROM audit_log WHERE action = 'action.refused'"
+    before = ann.db.query(refused)[0][0]
+    assert Visits(admin, lambda: NOW).appointments_to_start(pid) == []
+    assert ann.db.query(refused)[0][0] == before
+    visit = Visits(nurse, lambda: NOW).start(pid, appointment_id=appt.id, arrived_now=True)
+    assert (visit.appointment_id, visit.clinician) == (appt.id, "dr.ade")
+    assert Schedule(nurse).get(appt.id).status == "in_visit"
+
+
 def test_an_appointment_already_in_visit_without_a_visit_starts_one_on_its_day_only() -> None:
     r = new_replica("dr.ade")
     pid = _patient(r)
