@@ -36,7 +36,6 @@ from app.session.strength_hint import StrengthHint
 from app.widgets import (
     action_buttons,
     ask_first,
-    clear_when_edited,
     dialog_layout,
     error_label,
     ignore_wheel,
@@ -384,7 +383,7 @@ class AddStaffDialog(_StaffForm):
             [("User name", "username", self.user), ("Full name", "full_name", self.full_name)]
         )
         self.errors["role"] = error_label()
-        clear_when_edited(self.role, self.errors["role"])
+        self.clears_on_edit([(self.role, self.errors["role"])])
         form.addRow("Role", self.role)
         form.addRow("", self.errors["role"])
         self.add_rows(

@@ -480,6 +480,7 @@ def test_every_form_says_all_that_is_wrong_at_once_and_starts_at_the_first(
     assert shown_errors(add) == {
         "username": "Enter a user name.",
         "full_name": "Enter their full name.",
+        "role": "Choose their role: it decides what they may do.",
         "password": "Enter a new password.",
     }
     assert add.focusWidget() is add.user and not add.working
