@@ -705,7 +705,7 @@ class NewRecoveryKeyDialog(_StagedDialog):
     def settle_now(self) -> None:
         """The app is quitting and its worker has stopped: settle the new key here, on
         this thread (as ``_settle`` would on the worker); nobody is told any more."""
-        if self._settled:
+        if self._settled or not (self.working or self.key is not None):
             return
         self._settled = True
         ws, slot_id = self._workstation, self.slot_id

@@ -354,3 +354,20 @@ def test_a_backup_running_at_sign_out_is_told_at_the_next_sign_in(
     signed_in.workspace.lock_action.trigger()
     sign_in(qtbot, signed_in)
     assert signed_in.workspace.notice.text() == ""  # said once
+
+
+def test_quitting_with_a_restored_key_unconfirmed_withdraws_it(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    _fill_restore(dialog, target, folder)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
+    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    signed_in.close()  # Careline quits
+    assert not signed_in.isVisible()
+    assert not recovery_key_opens(folder, key)
+    assert [s.kind for s in Keychain.load(folder / KEYSLOT_FILE_NAME).slots] == ["password"]

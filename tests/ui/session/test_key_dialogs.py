@@ -541,6 +541,25 @@ def test_closing_before_confirming_asks_then_withdraws_the_new_key(
     assert window.workspace.notice.text() == ""  # they chose it: nothing to tell them
 
 
+@pytest.mark.parametrize("ticked", [False, True])
+def test_quitting_settles_a_shown_key(
+    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory, ticked: bool
+) -> None:
+    """Careline quits (the window closed) with a new key on screen: confirmed, it is put in
+    force; not confirmed, it is withdrawn, before the database closes."""
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+    if ticked:
+        QTest.keyClick(dialog.recovery_page.stored, Qt.Key.Key_Space)
+    window.close()
+    assert not window.isVisible() and not ws.is_unlocked
+    assert not staged_key_left(ws)
+    assert key_opens(ws, new) is ticked and key_opens(ws, old) is not ticked
+
+
 # ----- re-encrypting -----------------------------------------------------------------------
 
 
