@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.admin.backup import BackupTools
+from app.admin.backup import BackupTools, RestoreDialog
 from app.admin.hook import AdminTools
 from app.admin.staff import StaffDialog
 from app.admin.two_factor import TwoFactorDialog
@@ -58,6 +58,7 @@ from app.session.auto_lock import IdleWatcher, hours_to_ms, minutes_to_ms
 from app.session.drafts import Draft, DraftKeeper, restored_notice
 from app.session.first_run import FirstRunWizard
 from app.session.key_dialogs import ChangePasswordDialog, NewRecoveryKeyDialog, RekeyDialog
+from app.session.outcomes import Outcome, Outcomes
 from app.session.sign_in import ClinicState, Session, SignInPage, sign_in
 from app.sync.controller import SyncController
 from app.sync.join import kept_join
@@ -697,6 +698,12 @@ class MainWindow(QMainWindow):
         self.workspace.two_factor_action.triggered.connect(self.show_two_factor)
         self.key_dialog: QDialog | None = None
         self.notice_box: QMessageBox | None = None
+        # How work ended after its dialog closed, for the person who started it: said now
+        # if they are signed in, else at their next sign-in here (app/session/outcomes.py).
+        self.outcomes = Outcomes(self._signed_in_as, self._show_outcome)
+        self._enrolling_for: str | None = None  # who started the connection in progress
+        self.sync.enroll_finished.connect(self._enroll_finished)  # before any dialog's slot
+        self.setup_box: QMessageBox | None = None  # "Careline is setting up" (closeEvent)
         self.backups = BackupTools(self)  # Settings → Back up now…, Restore…; the schedule
 
         self.idle = IdleWatcher(auto_lock_ms, self)
@@ -945,6 +952,21 @@ class MainWindow(QMainWindow):
             self.workspace.show_notice(
                 restored_notice(restored), passing=True, forms=[d.kind for d in restored]
             )
+        for outcome in self.outcomes.take(session.user.username):
+            self.workspace.show_notice(outcome.text)
+
+    # ----- outcomes of work whose dialog closed -----------------------------------------
+
+    def _signed_in_as(self, username: str) -> bool:
+        return self._session is not None and self._session.user.username == username
+
+    def _show_outcome(self, outcome: Outcome) -> None:
+        """A problem stays above the pages until dismissed; a success passes in the status
+        bar."""
+        if outcome.problem:
+            self.workspace.show_notice(outcome.text)
+        else:
+            self.statusBar().showMessage(outcome.text, 20_000)
 
     # ----- sync -------------------------------------------------------------------------
 
@@ -1013,8 +1035,24 @@ class MainWindow(QMainWindow):
             return
         dialog = EnrollDialog(self.sync, self)
         dialog.finished.connect(self._forget_enroll_dialog)
+        dialog.connecting.connect(self._enroll_started)
         self.enroll_dialog = dialog
         dialog.open()
+
+    def _enroll_started(self) -> None:
+        self._enrolling_for = self._session.user.username if self._session else None
+
+    def _enroll_finished(self, error: str | None) -> None:
+        """A connection ended: if its dialog has closed meanwhile, the person who started it
+        is told how (the dialog says so itself while open)."""
+        who, self._enrolling_for = self._enrolling_for, None
+        dialog = self.enroll_dialog
+        if who is None or (dialog is not None and dialog.isVisible() and dialog.waiting):
+            return
+        if error is None:
+            self.outcomes.tell(who, "This workstation is now connected to the clinic server.")
+        else:
+            self.outcomes.tell(who, f"Connecting to the clinic server failed: {error}", True)
 
     def _forget_enroll_dialog(self) -> None:
         if self.enroll_dialog is not None:
@@ -1036,7 +1074,8 @@ class MainWindow(QMainWindow):
     def show_new_recovery_key(self) -> None:
         """Settings → New recovery key… (administrators)."""
         if self._session is not None:
-            self._open_key_dialog(NewRecoveryKeyDialog(self.worker, self.workstation, self))
+            tell = self.outcomes.teller(self._session.user.username)
+            self._open_key_dialog(NewRecoveryKeyDialog(self.worker, self.workstation, self, tell))
 
     def show_staff(self) -> None:
         """Settings → Staff… (administrators)."""
@@ -1065,7 +1104,8 @@ class MainWindow(QMainWindow):
     def show_rekey(self) -> None:
         """Settings → Re-encrypt database… (administrators)."""
         if self._session is not None:
-            self._open_key_dialog(RekeyDialog(self.worker, self.workstation, self))
+            tell = self.outcomes.teller(self._session.user.username)
+            self._open_key_dialog(RekeyDialog(self.worker, self.workstation, self, tell))
 
     def _open_key_dialog(self, dialog: QDialog) -> None:
         if self.key_dialog is not None:
@@ -1181,6 +1221,27 @@ class MainWindow(QMainWindow):
 
         self.discard_box = ask_to_discard(self, self.windowTitle(), answered)
 
+    def _say_setup_runs(self, doing: str) -> None:
+        """Closing while the set-up makes the recovery key: say why the window stays."""
+        if self.setup_box is not None:
+            self.setup_box.raise_()
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Careline is setting up",
+            f"Careline is {doing} on this computer.",
+            parent=self,
+        )
+        box.setObjectName("setupRunningBox")
+        box.setInformativeText(
+            "Careline can be closed once that is done and you have seen this computer's "
+            "recovery key: it is shown next, and only once."
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: setattr(self, "setup_box", None))
+        self.setup_box = box
+        box.open()
+
     # ----- errors and shutdown ----------------------------------------------------------
 
     def _show_unhandled(self, exc: Exception) -> None:
@@ -1201,11 +1262,21 @@ class MainWindow(QMainWindow):
         self.sync.shutdown()
         self.sign_in_page.cancel()
         self.workspace.clear()
+        # A new recovery key on screen, or being put in force, is settled (in force if the
+        # person confirmed storing it, else withdrawn) before the database closes.
+        settling = [
+            d for d in (self.key_dialog, self.backups.dialog)
+            if isinstance(d, (NewRecoveryKeyDialog, RestoreDialog))
+        ]  # fmt: skip
         if self._owns_worker:
             self.worker.stop()
-            # The worker thread has ended, so locking here cannot race a query.
+            # The worker thread has ended, so settling and locking here race no query.
+            for dialog in settling:
+                dialog.settle_now()
             self.workstation.lock()
         else:
+            for dialog in settling:
+                dialog.reject()  # settles on the worker, ahead of the lock
             self.worker.cancel_all()
             self.worker.submit(self.workstation.lock, label="lock on close")
 
@@ -1213,6 +1284,12 @@ class MainWindow(QMainWindow):
         """Ask before throwing away what was typed into the set-up, warn before losing an
         unconfirmed recovery key; lock on the way out."""
         wizard = self.first_run
+        doing = wizard.making_recovery_key() if wizard is not None else ""
+        if doing and not self._shut_down:
+            # Quitting now let the work finish with its recovery key never shown.
+            event.ignore()
+            self._say_setup_runs(doing)
+            return
         settled = self._shut_down or self._setup_discarded
         if wizard is not None and not settled and wizard.has_changes():
             event.ignore()

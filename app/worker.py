@@ -8,7 +8,11 @@ and Electrum's Qt-side listener (core stays Qt-free; Qt code re-emits on the GUI
 
 A job can be cancelled: a cancelled job that has not started is skipped, and the result of
 one that was already running is dropped, so a screen never sees stale answers (an older
-search, or data that arrives after an auto-lock).
+search, or data that arrives after an auto-lock). A job submitted with
+``outlives_session=True`` (a backup, a re-encryption, a recovery key being put in use) is
+not cancelled when a session ends (:meth:`Worker.cancel_all`): it runs, and its outcome is
+delivered to whatever its callbacks are by then, which tell the person who started it
+(app/session/outcomes.py) rather than a screen that has closed.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ class Job(Generic[T]):
         on_done: Callable[[T], None] | None,
         on_error: Callable[[Exception], None] | None,
         label: str,
+        outlives_session: bool = False,
     ) -> None:
         self.fn = fn
+        # Reassignable until delivery: a dialog closing hands its job's outcome on.
         self.on_done = on_done
         self.on_error = on_error
         self.label = label
+        self.outlives_session = outlives_session
         # An Event rather than a bool: it is read on the worker and set on the GUI thread.
         self._cancelled = threading.Event()
 
@@ -138,9 +145,12 @@ class Worker(QObject):
         on_done: Callable[[T], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
         label: str = "",
+        outlives_session: bool = False,
     ) -> Job[T]:
-        """Queue ``fn`` to run on the worker thread after every job submitted before it."""
-        job: Job[T] = Job(fn, on_done, on_error, label or getattr(fn, "__name__", "job"))
+        """Queue ``fn`` to run on the worker thread after every job submitted before it;
+        ``outlives_session``: a session ending (:meth:`cancel_all`) does not cancel it."""
+        name = label or getattr(fn, "__name__", "job")
+        job: Job[T] = Job(fn, on_done, on_error, name, outlives_session)
         if self._stopped:
             job.cancel()
             return job
@@ -149,16 +159,19 @@ class Worker(QObject):
         return job
 
     def cancel_all(self) -> None:
-        """Cancel every job not yet delivered (used when the workstation locks)."""
+        """Cancel every job not yet delivered (used when a session ends), except those
+        submitted with ``outlives_session``."""
         for job in self._pending:
-            job.cancel()
+            if not job.outlives_session:
+                job.cancel()
 
     def stop(self, timeout_ms: int = 30_000) -> None:
         """Finish the running job, drop the rest, and end the thread."""
         if self._stopped:
             return
         self._stopped = True
-        self.cancel_all()
+        for job in self._pending:  # those that outlive a session too: the app is ending
+            job.cancel()
         self._thread.quit()
         if not self._thread.wait(timeout_ms):
             log.error("the database thread did not stop within %d ms", timeout_ms)

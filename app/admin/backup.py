@@ -4,6 +4,12 @@ local backup (core.sync.backup and core.sync.backup_schedule do the work, on the
 A restore never replaces the clinic open here: it fills a new, empty folder with a new
 workstation identity, which Careline then opens (``careline --data-dir FOLDER``) and which
 joins the clinic again (Settings → Connect to server…, or a pairing code).
+
+A backup or a restore goes on when its dialog closes (a backup's may be closed at once, a
+sign-out closes either): its outcome is told to the person who started it
+(app/session/outcomes.py). A restored computer's recovery key nobody confirmed storing (the
+restore ended after a sign-out closed its dialog, or the key was on screen unconfirmed) is
+withdrawn from it: a key is either held by someone or opens nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error
 from app.session.key_dialogs import busy_bar, heading_label
+from app.session.outcomes import Tell, tell_nobody
 from app.widgets import (
     OneDialog,
     TypedForm,
@@ -48,6 +55,7 @@ from core.sync.backup import (
     create_backup,
     restore_backup,
     restored_identity,
+    withdraw_recovery_key,
 )
 from core.sync.backup_schedule import backup_into, is_due
 
@@ -77,12 +85,15 @@ class BackupDialog(TypedForm):
     The form is never kept as a draft (a passphrase never is), and a saved backup's
     passphrase leaves the form. Saved, the form is done: its fields are greyed out and
     Close is the only button (Back up again refused the same file under the "Saved …"
-    line, and the two read as one outcome); another backup is another Back up now…"""
+    line, and the two read as one outcome); another backup is another Back up now…
+    A backup still running when the dialog closes (or a sign-out closes it) finishes, and
+    ``tell`` says to the person how it ended."""
 
     def __init__(self, worker: Worker, workstation: Workstation, actor: str,
-                 parent: QWidget | None) -> None:  # fmt: skip
+                 parent: QWidget | None, tell: Tell = tell_nobody) -> None:  # fmt: skip
         super().__init__(parent)
         self._worker, self._workstation, self._actor = worker, workstation, actor
+        self._tell = tell
         self._job: Job[BackupResult] | None = None
         self.saved = False  # the backup is saved: the form is done
         self.setObjectName("backupDialog")
@@ -156,7 +167,7 @@ class BackupDialog(TypedForm):
         self.busy.show()
         self._job = self._worker.submit(
             lambda: create_backup(ws, target, passphrase, actor),
-            self._done, self._failed, label="backup",
+            self._done, self._failed, label="backup", outlives_session=True,
         )  # fmt: skip
         return None
 
@@ -177,9 +188,7 @@ class BackupDialog(TypedForm):
         self.passphrase.clear()
         self.repeat.clear()
         self.remember_state()
-        opens = " or ".join("the recovery key" if k == "recovery" else "the passphrase"
-                            for k in result.openers)  # fmt: skip
-        self.outcome.setText(f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}.")
+        self.outcome.setText(describe_backup(result))
         self.outcome.show()
         # Done: nothing left to back up or to cancel, only to close (Return closes).
         self.saved = True
@@ -201,25 +210,54 @@ class BackupDialog(TypedForm):
 
     def done(self, result: int) -> None:
         """Close; the backup, if running, finishes on the worker (its file appears whole
-        or not at all)."""
-        self._job = None
+        or not at all), and the person is told how it ended."""
+        job, self._job = self._job, None
+        if job is not None:
+            tell = self._tell
+            job.on_done = lambda saved: tell(describe_backup(saved), False)
+            job.on_error = lambda exc: tell(
+                f"Back up now failed: {describe_error(exc)} No backup file was saved.", True
+            )
         super().done(result)
+
+
+def describe_backup(result: BackupResult) -> str:
+    """``Saved FILE (N bytes). It opens with the recovery key or the passphrase.``"""
+    opens = " or ".join("the recovery key" if k == "recovery" else "the passphrase"
+                        for k in result.openers)  # fmt: skip
+    return f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}."
+
+
+def withdrawn_notice(result: RestoreResult, why: str) -> str:
+    """What the person is told when the restored computer's recovery key was withdrawn
+    (``why``: the reason, as a clause)."""
+    return (
+        f"The restore into {result.data_dir} finished, but its new recovery key was "
+        f"withdrawn: {why}. The restored computer opens with your password (careline "
+        f"--data-dir {result.data_dir}); make a new recovery key there (Settings → New "
+        "recovery key…)."
+    )
 
 
 class RestoreDialog(TypedForm):
     """Restore a backup into a new, empty folder, as a new workstation identity.
 
-    What was typed is not dropped unasked (``TypedForm``); once restored it closes at
-    once. While the restore runs it cannot be closed (Cancel is disabled, Escape and the
-    close button wait): the restored computer's new recovery key is shown only when it
-    ends. Never kept as a draft: it holds a key or passphrase and a password."""
+    What was typed is not dropped unasked (``TypedForm``). While the restore runs it
+    cannot be closed (Cancel is disabled, Escape and the close button wait): the restored
+    computer's new recovery key is shown only when it ends, and then only Close, once the
+    person ticked that they stored the key, leaves it. A sign-out closing it before then
+    lets the restore finish and withdraws that key (nobody holds it), and ``tell`` says so
+    to the person at their next sign-in. Never kept as a draft: it holds a key or
+    passphrase and a password."""
 
     restored = Signal(object)  # RestoreResult
 
-    def __init__(self, worker: Worker, kdf_params: Argon2Params, parent: QWidget | None) -> None:
+    def __init__(self, worker: Worker, kdf_params: Argon2Params, parent: QWidget | None,
+                 tell: Tell = tell_nobody) -> None:  # fmt: skip
         super().__init__(parent)
-        self._worker, self._kdf_params = worker, kdf_params
+        self._worker, self._kdf_params, self._tell = worker, kdf_params, tell
         self._job: Job[RestoreResult] | None = None
+        self.restore_result: RestoreResult | None = None  # restored, its key on screen
         self.setObjectName("restoreDialog")
         self.setWindowTitle("Restore a backup")
         self.setMinimumWidth(600)
@@ -255,8 +293,14 @@ class RestoreDialog(TypedForm):
         self.outcome = paragraph("", "notice")
         self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.outcome.hide()
+        self.stored = QCheckBox(
+            "I have written down or printed the new recovery key and stored it safely"
+        )
+        self.stored.setObjectName("storedCheckbox")
+        self.stored.hide()
         self.busy = busy_bar()
         self.buttons, self.start_button = action_buttons(self, self.start, "Restore")
+        self.stored.toggled.connect(self._close_button().setEnabled)
         dialog_layout(
             self,
             heading_label("Restore a backup into a new folder"),
@@ -272,8 +316,12 @@ class RestoreDialog(TypedForm):
             self.error,
             self.busy,
             self.outcome,
+            self.stored,
             self.buttons,
         )
+
+    def _close_button(self) -> QPushButton:
+        return self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
 
     def _choose_backup(self) -> None:
         kinds = "Careline backups (*.clbackup);;All files (*)"
@@ -287,8 +335,23 @@ class RestoreDialog(TypedForm):
             self.folder.setText(chosen)
 
     def must_stay_open(self) -> bool:
-        """While the restore runs (see the class)."""
-        return self._job is not None
+        """While the restore runs, and while its key is on screen unconfirmed (see the
+        class)."""
+        return self._job is not None or self.unconfirmed
+
+    def form_state(self) -> object:
+        """What was typed or chosen (ticking that the key is stored is neither: it throws
+        nothing away)."""
+        state = super().form_state()
+        if isinstance(state, dict):
+            state.pop(self.stored, None)
+        return state
+
+    @property
+    def unconfirmed(self) -> bool:
+        """True while the restored computer's key is on screen and nobody confirmed storing
+        it."""
+        return self.restore_result is not None and not self.stored.isChecked()
 
     def start(self) -> None:
         """Check the form, then restore on the worker."""
@@ -317,10 +380,12 @@ class RestoreDialog(TypedForm):
         self.start_button.setEnabled(False)
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(False)
         self.busy.show()
-        self._job = self._worker.submit(restore, self._done, self._failed, label="restore")
+        self._job = self._worker.submit(restore, self._done, self._failed, label="restore",
+                                        outlives_session=True)  # fmt: skip
 
     def _done(self, result: RestoreResult) -> None:
         self._job = None
+        self.restore_result = result
         self.busy.hide()
         self.password.clear()
         self.secret.clear()
@@ -334,14 +399,18 @@ class RestoreDialog(TypedForm):
             f"down now, it is shown only once):\n{result.recovery_key}"
         )
         self.outcome.show()
-        # The new recovery key, shown only once, must be on screen whole (the open window
-        # squeezed it off, under the form's squashed fields).
+        self.stored.show()
+        # The new recovery key, shown only once, must be on screen whole, with the box
+        # that confirms it was stored (the open window squeezed them off, under the form's
+        # squashed fields).
         grow_to_fit(self)
-        # Done: nothing left to restore or to cancel, only to close.
+        # Done: nothing left to restore or to cancel, only to close, once the person
+        # confirmed storing the key.
         self.start_button.hide()
-        close = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        close = self._close_button()
         close.setText("Close")
-        close.setEnabled(True)
+        close.setEnabled(False)
+        self.stored.setFocus()
         self.restored.emit(result)
 
     def _failed(self, exc: Exception) -> None:
@@ -352,6 +421,61 @@ class RestoreDialog(TypedForm):
         self.error.setText(describe_error(exc))
         self.error.show()
         grow_to_fit(self)
+
+    def done(self, code: int) -> None:
+        """Closed by a sign-out: a restore still running finishes, and its key, never shown,
+        is withdrawn; a key on screen unconfirmed is withdrawn too. Either way the person
+        who started it is told at their next sign-in."""
+        job, self._job = self._job, None
+        worker, tell = self._worker, self._tell
+        if job is not None:
+            folder = self.folder.text().strip()
+            job.on_done = lambda restored: withdraw_restored_key(
+                worker, tell, restored, "it was never shown (you were signed out before the "
+                "restore ended)",
+            )  # fmt: skip
+            job.on_error = lambda exc: tell(
+                f"The restore into {folder} failed: {describe_error(exc)}", True
+            )
+        elif self.restore_result is not None and self.unconfirmed:
+            why = "you were signed out before you confirmed storing it"
+            withdraw_restored_key(worker, tell, self.restore_result, why)
+        self.restore_result = None
+        self.outcome.clear()  # the key leaves the screen
+        super().done(code)
+
+    def settle_now(self) -> None:
+        """The app is quitting and its worker has stopped: a key on screen unconfirmed is
+        withdrawn here, on this thread."""
+        restored = self.restore_result
+        if restored is None or not self.unconfirmed:
+            return
+        try:
+            withdraw_recovery_key(restored.data_dir, restored.recovery_slot_id)
+        except Exception as exc:  # quitting must not fail
+            log.warning("could not withdraw the restored computer's recovery key: %s", exc)
+        self.restore_result = None
+
+
+def withdraw_restored_key(worker: Worker, tell: Tell, result: RestoreResult, why: str) -> None:
+    """On ``worker``: the restored computer's recovery key goes (nobody confirmed storing
+    it, ``why``), and the person who restored it is told so."""
+
+    def withdrawn(_gone: bool) -> None:
+        tell(withdrawn_notice(result, why), True)
+
+    def not_withdrawn(exc: Exception) -> None:
+        tell(
+            f"The restore into {result.data_dir} finished, but its new recovery key, which "
+            f"nobody confirmed storing, could not be withdrawn: {describe_error(exc)} Open "
+            "the restored computer with your password and make a new recovery key there "
+            "(Settings → New recovery key…).",
+            True,
+        )
+
+    data_dir, slot_id = result.data_dir, result.recovery_slot_id
+    worker.submit(lambda: withdraw_recovery_key(data_dir, slot_id), withdrawn, not_withdrawn,
+                  label="withdraw restored recovery key", outlives_session=True)  # fmt: skip
 
 
 class BackupSchedule(QObject):
@@ -473,8 +597,12 @@ class BackupTools(OneDialog):
         window = self._window
         if window._session is not None:
             actor = window._session.user.username
-            self.open(BackupDialog(window.worker, window.workstation, actor, window))
+            tell = window.outcomes.teller(actor)
+            self.open(BackupDialog(window.worker, window.workstation, actor, window, tell))
 
     def show_restore(self) -> None:
         """Settings → Restore a backup…"""
-        self.open(RestoreDialog(self._window.worker, self._kdf_params, self._window))
+        window = self._window
+        if window._session is not None:
+            tell = window.outcomes.teller(window._session.user.username)
+            self.open(RestoreDialog(window.worker, self._kdf_params, window, tell))

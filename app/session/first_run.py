@@ -233,6 +233,11 @@ class AdminPage(QWizardPage):
         layout.addWidget(self.progress)
         layout.addStretch(1)
 
+    @property
+    def creating(self) -> bool:
+        """True while the clinic is being created (on the worker)."""
+        return self._job is not None
+
     def show_error(self, field: str | None, text: str) -> None:
         """Show ``text`` under ``field`` (or below the form)."""
         label = self.errors.get(field or "", self.general_error)
@@ -519,6 +524,17 @@ class FirstRunWizard(QWizard):
         """The clinic created or joined on this computer, once it exists."""
         return self.admin_page.created or self.join_page.created
 
+    def making_recovery_key(self) -> str:
+        """What the set-up is doing now that ends with a recovery key shown once
+        ("creating the clinic", "joining the clinic"), or "" when nothing is. Closing the
+        window must wait for it: quitting then let the work finish, and the key was never
+        shown (MainWindow.closeEvent)."""
+        if self.admin_page.creating:
+            return "creating the clinic"
+        if self.join_page.joining:
+            return "joining the clinic"
+        return ""
+
     def _page_changed(self, page_id: int) -> None:
         if self.page(page_id) is self.recovery_page and self.created is not None:
             self.recovery_page.show_key(self.created)
@@ -686,6 +702,11 @@ class JoinPage(QWizardPage):
     def nextId(self) -> int:
         """The recovery key page."""
         return self._wizard.pageIds()[2]
+
+    @property
+    def joining(self) -> bool:
+        """True while this computer is joining the clinic (on the worker)."""
+        return self._job is not None
 
     def _choose_ca(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

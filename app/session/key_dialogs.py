@@ -5,13 +5,16 @@ Each dialog checks what it can on the GUI thread (empty fields, two passwords th
 and runs the rest on the :class:`~app.worker.Worker`: every Argon2id derivation and the
 ``PRAGMA rekey`` take long enough to freeze a screen. Dialogs are opened with ``open()``
 (window-modal, no nested event loop) so an auto-lock can close them, and a job still
-running when a dialog closes is not reported back to it. Core decides who may do what
-(``Workstation.require``, the permission matrix); the screens only hide actions a person
-cannot use.
+running when a dialog closes is not reported back to it. Two steps outlive their dialog:
+a re-encryption finishes and a new recovery key is put in force or withdrawn, and the
+person who started them is told how it ended (app/session/outcomes.py). Core decides who
+may do what (``Workstation.require``, the permission matrix); the screens only hide
+actions a person cannot use.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,10 +35,12 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.session.first_run import ClinicCreated, RecoveryPage
+from app.session.outcomes import Tell, tell_nobody
 from app.session.strength_hint import StrengthHint
 from app.widgets import (
     TypedForm,
     action_buttons,
+    ask_first,
     dialog_layout,
     error_label,
     form_layout,
@@ -45,6 +50,8 @@ from app.worker import Job, Worker
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.records.errors import AuthenticationError, NotFoundError, ValidationError
 from core.records.workstation import Workstation
+
+log = logging.getLogger(__name__)
 
 
 def password_field(name: str, placeholder: str = "") -> QLineEdit:
@@ -443,10 +450,26 @@ class _StagedDialog(TypedForm):
         return self._job is not None
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
-               on_error: Callable[[Exception], None], label: str) -> None:  # fmt: skip
-        """Run the step's work on the worker; the dialog cannot be left until it ends."""
+               on_error: Callable[[Exception], None], label: str,
+               outlives_session: bool = False) -> None:  # fmt: skip
+        """Run the step's work on the worker; the dialog cannot be left until it ends.
+        ``outlives_session``: a sign-out does not cancel it (see ``hand_over``)."""
         self.cancel_button.setEnabled(False)
-        self._job = self._worker.submit(fn, on_done, on_error, label=label)
+        self._job = self._worker.submit(
+            fn, on_done, on_error, label=label, outlives_session=outlives_session
+        )
+
+    def hand_over(
+        self, on_done: Callable[[Any], None], on_error: Callable[[Exception], None]
+    ) -> bool:
+        """The dialog is closing while its work runs: the work's outcome goes to
+        ``on_done``/``on_error`` instead of the dialog (a job submitted with
+        ``outlives_session``, which a sign-out lets finish). False if nothing runs."""
+        job, self._job = self._job, None
+        if job is None:
+            return False
+        job.on_done, job.on_error = on_done, on_error
+        return True
 
     def idle(self) -> None:
         """The work ended (done or failed): the dialog can be left again."""
@@ -469,17 +492,56 @@ class _StagedDialog(TypedForm):
         super().done(result)
 
 
+NOT_MADE = (
+    "Your new recovery key was not made: you were signed out while Careline was making it. "
+    "The previous recovery key still works; to replace it, choose Settings → New recovery "
+    "key… again."
+)
+NOT_CONFIRMED = (
+    "The new recovery key shown to you was not put in use: you were signed out before you "
+    "confirmed storing it. The previous recovery key still works. Destroy any copy of the "
+    "new one, and choose Settings → New recovery key… again to replace the key."
+)
+IN_USE = (
+    "Your new recovery key is in use (you confirmed storing it before you were signed "
+    "out); the previous one no longer works."
+)
+
+
+def not_in_use(exc: Exception) -> str:
+    """Putting a confirmed new recovery key in force failed: what to tell the person."""
+    return (
+        f"The new recovery key was not put in use: {describe_error(exc)} The previous "
+        "recovery key still works; make a new one again (Settings → New recovery key…)."
+    )
+
+
 class NewRecoveryKeyDialog(_StagedDialog):
     """Admin only: replace this computer's recovery key and show the new one once, on the
-    first-run wizard's own recovery page."""
+    first-run wizard's own recovery page.
 
-    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None) -> None:
+    The new key is made beside the current one (``Workstation.stage_recovery_key``) and is
+    put in force only once the person confirms storing it and chooses Done; until then the
+    previous key keeps working. Closed any other way (a sign-out, the auto-logoff, closing
+    the window), the new key is withdrawn and the previous one stays: a key nobody
+    confirmed never replaces one somebody holds. A sign-out after the person ticked "I
+    have written down…" puts the key in force all the same. ``tell`` says to the person
+    what became of a key when the dialog closed on it without them (at their next
+    sign-in)."""
+
+    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None,
+                 tell: Tell = tell_nobody) -> None:  # fmt: skip
         super().__init__(worker, parent)
         self._workstation = workstation
+        self._tell = tell
         self.setObjectName("newRecoveryKeyDialog")
         self.setWindowTitle("New recovery key")
         self.setMinimumWidth(620)
         self.key: str | None = None
+        self.slot_id: str | None = None  # the staged key's, once made
+        self.confirming = False  # Done chosen: the key is being put in force
+        self._settled = False  # what becomes of the staged key is decided
+        self.withdraw_box: QMessageBox | None = None  # "Close without storing the key?"
 
         self.error = error_label()
         self.progress = paragraph("", "hint")
@@ -497,8 +559,9 @@ class NewRecoveryKeyDialog(_StagedDialog):
                 "by someone who should not have it."
             ),
             paragraph(
-                "The current key stops working as soon as the new one is made, and the new key "
-                "is shown only once. Have paper and a pen ready before you continue.",
+                "The new key is shown only once: have paper and a pen ready before you "
+                "continue. It replaces the current key when you confirm that you stored it; "
+                "until then the current key keeps working.",
                 "notice",
             ),
             self.error,
@@ -520,18 +583,23 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.done_button.setEnabled(False)
         self.done_buttons.addButton(self.done_button, QDialogButtonBox.ButtonRole.AcceptRole)
         self.done_buttons.accepted.connect(self.finish)
+        self.key_progress = paragraph("", "hint")
+        self.key_progress.hide()
         self.key_page = self.add_step(
             heading_label("Store the new recovery key"),
             paragraph(
-                "Careline shows this key only now. The previous recovery key no longer works.",
+                "Careline shows this key only now. It replaces the previous recovery key when "
+                "you confirm below that you stored it and choose Done; until then the "
+                "previous key keeps working.",
                 "notice",
             ),
             self.recovery_page,
+            self.key_progress,
             buttons=self.done_buttons,
         )
 
     def make_key(self) -> None:
-        """Replace the recovery slot on the worker."""
+        """Make the new key beside the current one, on the worker."""
         if self.working or self.key is not None:
             return
         self.error.hide()
@@ -539,7 +607,8 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.progress.setText("Making the new recovery key…")
         self.progress.show()
         self.busy.show()
-        self.submit(self._workstation.new_recovery_key, self._made, self._failed,
+        self._settled = False
+        self.submit(self._workstation.stage_recovery_key, self._made, self._failed,
                     "new recovery key")  # fmt: skip
 
     def _idle(self) -> None:
@@ -547,9 +616,9 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.progress.hide()
         self.busy.hide()
 
-    def _made(self, key: object) -> None:
+    def _made(self, staged: tuple[str, str]) -> None:
         self._idle()
-        self.key = str(key)
+        self.key, self.slot_id = staged
         self.recovery_page.show_key(ClinicCreated("", self.key, None))
         self.steps.setCurrentWidget(self.key_page)
         self.recovery_page.stored.setFocus()
@@ -561,7 +630,7 @@ class NewRecoveryKeyDialog(_StagedDialog):
         self.error.show()
 
     def _stored_toggled(self, checked: bool) -> None:
-        self.done_button.setEnabled(checked)
+        self.done_button.setEnabled(checked and not self.confirming)
 
     @property
     def unconfirmed(self) -> bool:
@@ -569,52 +638,178 @@ class NewRecoveryKeyDialog(_StagedDialog):
         return self.key is not None and not self.recovery_page.stored.isChecked()
 
     def finish(self) -> None:
-        """Done (only once the person confirmed storing the key): forget it on screen."""
-        if self.unconfirmed:
+        """Done (only once the person confirmed storing the key): put the new key in force
+        on the worker, then close (the dialog waits for it)."""
+        if self.unconfirmed or self.confirming or self.slot_id is None:
             return
+        self.confirming = True
+        self.done_button.setEnabled(False)
+        self.recovery_page.stored.setEnabled(False)
+        self.key_progress.setText("Putting the new key in use…")
+        self.key_progress.show()
+        ws, slot_id = self._workstation, self.slot_id
+        self.submit(lambda: ws.confirm_recovery_key(slot_id), self._confirmed,
+                    self._confirm_failed, "put recovery key in use",
+                    outlives_session=True)  # fmt: skip
+
+    def _confirmed(self, _result: None) -> None:
+        self.idle()
+        self._settled = True
         self.accept()
 
-    def done(self, result: int) -> None:
-        """Closing (or an auto-lock) removes the key from the screen (and the clipboard)."""
+    def _confirm_failed(self, exc: Exception) -> None:
+        """Not put in force: back to the start, the key off the screen (the previous key
+        still works), saying why."""
+        self.idle()
+        self._withdraw()
+        self._forget_key()
+        self.confirming = False
+        self.recovery_page.stored.setEnabled(True)
+        self.recovery_page.stored.setChecked(False)
+        self.key_progress.hide()
+        self.steps.setCurrentWidget(self.explain_page)
+        self.make_button.setEnabled(True)
+        self.error.setText(not_in_use(exc))
+        self.error.show()
+
+    def _withdraw(self) -> None:
+        """The staged key (or the one being made) goes; the previous key stays in force."""
+        ws, slot_id = self._workstation, self.slot_id
+        self._worker.submit(lambda: ws.discard_recovery_key(slot_id),
+                            label="withdraw recovery key", outlives_session=True)  # fmt: skip
+
+    def _forget_key(self) -> None:
         self.recovery_page.key_actions.forget()
         self.recovery_page.key.clear()
-        self.key = None
+        self.key = self.slot_id = None
+
+    def _settle(self) -> None:
+        """Closing: decide what becomes of the new key, once. Confirmed (Done chosen, or
+        the box ticked when a sign-out closes the dialog): it is put in force, and the
+        person told if that failed. Otherwise it is withdrawn, and the person told that the
+        previous key still works (closing it themselves, they were asked already)."""
+        if self._settled:
+            return
+        self._settled = True
+        tell = self._tell
+        if self.confirming or (self.key is not None and not self.unconfirmed):
+            if not self.confirming:
+                self.finish()  # submitted now (the session's end cancels it not)
+            self.hand_over(lambda _r: tell(IN_USE, False),
+                           lambda exc: tell(not_in_use(exc), True))  # fmt: skip
+            return
+        making = self.working
+        if making:
+            job, self._job = self._job, None
+            if job is not None:
+                job.cancel()  # its key is never shown; withdrawn just after it is made
+        if making or self.key is not None:
+            self._withdraw()
+            tell(NOT_MADE if making else NOT_CONFIRMED, True)
+
+    def settle_now(self) -> None:
+        """The app is quitting and its worker has stopped: settle the new key here, on
+        this thread (as ``_settle`` would on the worker); nobody is told any more."""
+        if self._settled or not (self.working or self.key is not None):
+            return
+        self._settled = True
+        ws, slot_id = self._workstation, self.slot_id
+        try:
+            if slot_id is not None and (self.confirming or not self.unconfirmed):
+                ws.confirm_recovery_key(slot_id)
+            else:
+                ws.discard_recovery_key(slot_id)
+        except Exception as exc:  # quitting must not fail; the next open withdraws it
+            log.warning("could not settle the new recovery key on quitting: %s", exc)
+
+    def done(self, result: int) -> None:
+        """Closing (or an auto-lock) removes the key from the screen (and the clipboard),
+        and puts it in force or withdraws it (``_settle``)."""
+        box, self.withdraw_box = self.withdraw_box, None
+        if box is not None:
+            box.reject()
+        self._settle()
+        self._forget_key()
         super().done(result)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Escape does not throw away a key nobody confirmed storing."""
-        if event.key() == Qt.Key.Key_Escape and self.unconfirmed:
+        """Escape does not throw away a key nobody confirmed storing; once the person
+        confirmed, it is Done."""
+        if event.key() == Qt.Key.Key_Escape and self.key is not None:
             event.accept()
+            if not self.unconfirmed:
+                self.finish()
             return
         super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing the window before confirming asks first (an auto-lock does not ask)."""
-        if self.unconfirmed:
-            answer = QMessageBox.question(
-                self,
-                "Close without storing the key?",
-                "You have not confirmed that you stored the new recovery key. It will not be "
-                "shown again; the previous key already stopped working. Close anyway? (An "
-                "administrator can make another new key later.)",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No,
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
+        """Closing the window before confirming asks first (an auto-lock does not ask);
+        after, it is Done."""
+        if self.key is not None and not self.unconfirmed:
+            event.ignore()
+            self.finish()  # the dialog closes once the key is in force
+            return
+        if self.unconfirmed and not self.working:
+            event.ignore()
+            self._ask_to_withdraw()
+            return
         super().closeEvent(event)
+
+    def _ask_to_withdraw(self) -> None:
+        """Ask before a shown key nobody confirmed is withdrawn (window-modal, no nested
+        event loop; Keep it open is the default and Escape)."""
+        if self.withdraw_box is not None:
+            self.withdraw_box.raise_()
+            return
+
+        def answered(withdraw: bool) -> None:
+            self.withdraw_box = None
+            if withdraw and self.unconfirmed:
+                self._settled = True  # the person chose: withdrawn, nothing to tell them
+                self._withdraw()
+                self.reject()
+
+        self.withdraw_box = ask_first(
+            self,
+            "withdrawKeyQuestion",
+            self.windowTitle(),
+            "Close without storing the key?",
+            "You have not confirmed that you stored the new recovery key. If you close now, "
+            "it is withdrawn and never shown again; the previous recovery key keeps working.",
+            "Close",
+            answered,
+            keep="Keep it open",
+        )
+
+
+REKEYED_LATER = (
+    "The re-encryption you started finished after you were signed out: the clinic's records "
+    "on this computer are encrypted under a new key. Passwords and the recovery key open "
+    "them as before."
+)
+
+
+def rekey_failed_later(exc: Exception) -> str:
+    """A re-encryption whose dialog was closed failed: what to tell the person."""
+    return (
+        f"The re-encryption you started did not finish: {describe_error(exc)} Careline "
+        "completes an interrupted re-encryption when it next opens the records; to start "
+        "another, choose Settings → Re-encrypt database…"
+    )
 
 
 class RekeyDialog(_StagedDialog):
     """Admin only: re-encrypt the database under a new key (``PRAGMA rekey``, on the
-    worker; crash-safe in core)."""
+    worker; crash-safe in core). A sign-out lets it finish; the person who started it is
+    told how it ended at their next sign-in (``tell``)."""
 
     rekeyed = Signal()
 
-    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None) -> None:
+    def __init__(self, worker: Worker, workstation: Workstation, parent: QWidget | None,
+                 tell: Tell = tell_nobody) -> None:  # fmt: skip
         super().__init__(worker, parent)
         self._workstation = workstation
+        self._tell = tell
         self.setObjectName("rekeyDialog")
         self.setWindowTitle("Re-encrypt the database")
         self.setMinimumWidth(560)
@@ -668,7 +863,7 @@ class RekeyDialog(_StagedDialog):
             chain = ws.keychain()
             return chain.db_key.generation, any(slot.kind == "keyring" for slot in chain.slots)
 
-        self.submit(rekey, self._rekeyed, self._failed, "rekey")
+        self.submit(rekey, self._rekeyed, self._failed, "rekey", outlives_session=True)
 
     def _idle(self) -> None:
         self.idle()
@@ -696,3 +891,11 @@ class RekeyDialog(_StagedDialog):
         self._idle()
         self.error.setText(describe_error(exc))
         self.error.show()
+
+    def done(self, result: int) -> None:
+        """Closed while re-encrypting (a sign-out): it finishes, and the person who started
+        it is told how it ended."""
+        tell = self._tell
+        self.hand_over(lambda _r: tell(REKEYED_LATER, False),
+                       lambda exc: tell(rekey_failed_later(exc), True))  # fmt: skip
+        super().done(result)

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import ClassVar
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -237,7 +237,11 @@ class SyncStatusWidget(QWidget):
 class EnrollDialog(TypedForm):
     """Connect this workstation to the clinic server with a one-time code. What was typed
     is not dropped unasked (``TypedForm``); once Connect handed it over, closing the dialog
-    drops nothing (the enrollment goes on), so it closes at once."""
+    drops nothing (the enrollment goes on), so it closes at once. It says :attr:`connecting`
+    when it hands over: the window then tells the person how the connection ended if the
+    dialog has closed by then."""
+
+    connecting = Signal()
 
     def __init__(self, controller: SyncController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -293,6 +297,11 @@ class EnrollDialog(TypedForm):
         """Typed and not yet handed over (while connecting, nothing typed is lost)."""
         return not self._waiting and super().has_changes()
 
+    @property
+    def waiting(self) -> bool:
+        """True while the connection it handed over runs (it shows how that ends)."""
+        return self._waiting
+
     def submit(self) -> None:
         """Check the form, then enroll and sync on the sync thread."""
         if self._waiting:
@@ -319,6 +328,7 @@ class EnrollDialog(TypedForm):
         self.connect_button.setEnabled(False)
         self.busy.show()
         self.state.setText("Enrolling and downloading the clinic's records…")
+        self.connecting.emit()
         self._controller.enroll(url, code, ca_pem, self.device.text().strip() or "workstation")
 
     def _show_error(self, text: str) -> None:

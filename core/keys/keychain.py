@@ -130,6 +130,10 @@ class Keychain:
     # the verifier changes (the password was changed on another workstation), the slot is
     # re-wrapped under the new password at the next sign-in.
     slot_verifiers: dict[str, str] = field(default_factory=dict)
+    # A new recovery slot made but not in force (``stage_recovery_key``): the person it was
+    # shown to has not confirmed storing its key yet. It opens nothing through this class,
+    # and ``confirm_recovery_key`` swaps it for the current one.
+    pending_recovery: KeySlot | None = None
 
     # ----- file I/O -------------------------------------------------------------------
 
@@ -154,6 +158,13 @@ class Keychain:
         salt = data.get("db_salt")
         if salt is not None and not isinstance(salt, str):
             raise SlotFileError(f"key file {path} is malformed: db_salt must be text")
+        staged = data.get("pending_recovery_slot")
+        try:
+            pending_recovery = None if staged is None else KeySlot.from_dict(staged)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SlotFileError(f"key file {path} is malformed: {exc}") from exc
+        if pending_recovery is not None and pending_recovery.kind != "recovery":
+            raise SlotFileError(f"key file {path} is malformed: a staged slot must be recovery")
         verifiers = data.get("slot_verifiers", {})
         if not isinstance(verifiers, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in verifiers.items()
@@ -168,6 +179,7 @@ class Keychain:
             pending_db_key=None if pending is None else WrappedDbKey.from_dict(pending),
             db_salt=salt,
             slot_verifiers=dict(verifiers),
+            pending_recovery=pending_recovery,
         )
 
     @contextlib.contextmanager
@@ -205,6 +217,9 @@ class Keychain:
             "db_salt": self.db_salt,
             "slot_verifiers": self.slot_verifiers,
         }
+        if self.pending_recovery is not None:  # only while one is staged (older releases
+            # ignore it, and rewriting the file without it withdraws the staged key)
+            data["pending_recovery_slot"] = self.pending_recovery.to_dict()
         replace_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
 
     # ----- creation -------------------------------------------------------------------
@@ -281,19 +296,25 @@ class Keychain:
         return holder
 
     def _new_recovery_slot(self, kek: SecureMemory) -> str:
-        recovery = new_recovery_key()
+        recovery, slot = self._make_recovery_slot(kek)
         self.slots = [s for s in self.slots if s.kind != "recovery"]
-        self.slots.append(
-            make_slot(
-                kek.read(),
-                self.db_id,
-                "recovery",
-                "recovery",
-                normalize_recovery_key(recovery),
-                RECOVERY_PARAMS,
-            )
-        )
+        self.slots.append(slot)
+        # A key staged elsewhere (the app, waiting for its confirmation) is withdrawn: once
+        # confirmed it would silently replace the key made here.
+        self.pending_recovery = None
         return recovery
+
+    def _make_recovery_slot(self, kek: SecureMemory) -> tuple[str, KeySlot]:
+        recovery = new_recovery_key()
+        slot = make_slot(
+            kek.read(),
+            self.db_id,
+            "recovery",
+            "recovery",
+            normalize_recovery_key(recovery),
+            RECOVERY_PARAMS,
+        )
+        return recovery, slot
 
     # ----- unlocking ------------------------------------------------------------------
 
@@ -348,8 +369,8 @@ class Keychain:
         return self._unlock_with_kek(kek)
 
     def unlock_with_recovery_key(self, recovery_key: str) -> UnlockedKeys:
-        """Open the recovery slot."""
-        slot = next((s for s in self.slots if s.kind == "recovery"), None)
+        """Open the recovery slot in force (a staged one opens nothing until confirmed)."""
+        slot = self.recovery_slot()
         if slot is None:
             raise NoSlotError("this workstation has no recovery slot")
         try:
@@ -476,6 +497,57 @@ class Keychain:
         with self._editing():
             recovery = self._new_recovery_slot(keys.kek)
         return recovery
+
+    def stage_recovery_key(self, keys: UnlockedKeys) -> tuple[str, str]:
+        """Step 1 of replacing the recovery key while the person it is shown to confirms
+        storing it: a new recovery slot is kept beside the current one, which stays in
+        force (a key staged before is withdrawn). Returns the new key, to be shown once,
+        and the staged slot's id for :meth:`confirm_recovery_key`.
+
+        The staged slot opens nothing here until confirmed; its key is never stored. (It is
+        a slot like any other in the file: whoever holds its key and this file could open
+        it by hand, so a staged key nobody confirmed is withdrawn, by the app when its
+        dialog closes, or at the next open: ``Workstation._open``.)"""
+        recovery, slot = self._make_recovery_slot(keys.kek)
+        with self._editing():
+            self.pending_recovery = slot
+        return recovery, slot.slot_id
+
+    def confirm_recovery_key(self, slot_id: str) -> bool:
+        """Step 2: the staged key ``slot_id`` replaces the current recovery slot, whose key
+        stops working. Returns True, or False if that key is in force already (confirmed
+        before: nothing changes). Raises NoSlotError if it was withdrawn meanwhile (the
+        current key then still works)."""
+        with self._editing() as edit:
+            staged = self.pending_recovery
+            if staged is None or staged.slot_id != slot_id:
+                edit.save = False
+                if any(s.kind == "recovery" and s.slot_id == slot_id for s in self.slots):
+                    return False
+                raise NoSlotError(
+                    "the new recovery key was withdrawn before it was confirmed (the clinic "
+                    "was opened again on this computer meanwhile); the previous recovery key "
+                    "still works"
+                )
+            self.slots = [s for s in self.slots if s.kind != "recovery"]
+            self.slots.append(staged)
+            self.pending_recovery = None
+        return True
+
+    def discard_recovery_key(self, slot_id: str | None = None) -> bool:
+        """Withdraw the staged recovery key (only if it is ``slot_id``, when given): the
+        current one stays in force. Returns True if one was withdrawn."""
+        with self._editing() as edit:
+            staged = self.pending_recovery
+            if staged is None or (slot_id is not None and staged.slot_id != slot_id):
+                edit.save = False
+                return False
+            self.pending_recovery = None
+        return True
+
+    def recovery_slot(self) -> KeySlot | None:
+        """The recovery slot in force (None: this workstation has no recovery key)."""
+        return next((s for s in self.slots if s.kind == "recovery"), None)
 
     def remove_slot(self, slot_id: str) -> None:
         """Remove a slot; the last password or recovery slot cannot go."""

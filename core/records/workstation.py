@@ -285,6 +285,7 @@ class Workstation:
         unknown.refresh(db)
         if tidy:
             self._drop_deactivated_slots(chain, db)
+            self._drop_staged_recovery_key(chain)
 
         # After an upgrade from a release without authorization: admins who did clinical
         # work keep doing it (core/records/relations.py upgrade_clinicians).
@@ -314,6 +315,18 @@ class Workstation:
             details = {"reason": "account deactivated"}
             with db.write(WORKSTATION_ACTOR, "keys.slot_remove", "user", f"user:{name}", details):
                 pass
+
+    def _drop_staged_recovery_key(self, chain: Keychain) -> None:
+        """A recovery key staged and never confirmed (the app stopped while showing it): it
+        is withdrawn, and the key in force before stays the only one."""
+        if chain.pending_recovery is None:
+            return
+        try:
+            chain.discard_recovery_key()
+        except (SlotFileError, OSError) as exc:
+            log.warning("could not withdraw an unconfirmed recovery key: %s", exc)
+        else:
+            log.info("withdrew a new recovery key that was never confirmed")
 
     def _remember_database(self, chain: Keychain) -> None:
         """Record the database's salt in the key file once the file holds one (a new
@@ -758,7 +771,8 @@ class Workstation:
 
     def new_recovery_key(self) -> str:
         """Admin only: replace this workstation's recovery slot; returns the new key, to be
-        shown once (the old key stops opening the workstation). Audited."""
+        shown once (the old key stops opening the workstation at once: the command line,
+        which prints it). Audited. The app confirms first: :meth:`stage_recovery_key`."""
         records = self.require("keys.recovery_replace")
         assert self._keys is not None
         chain = self.keychain()
@@ -767,6 +781,38 @@ class Workstation:
         with records.db.write(records.actor, "keys.recovery_replace", "workstation", chain.db_id):
             pass
         return chain.new_recovery_key(self._keys)
+
+    def stage_recovery_key(self) -> tuple[str, str]:
+        """Admin only: a new recovery key that is not in force yet (the current one still
+        works); returns it, to be shown once, and the id that :meth:`confirm_recovery_key`
+        puts in force once the person confirms storing it (see
+        :meth:`Keychain.stage_recovery_key`)."""
+        self.require("keys.recovery_replace")
+        assert self._keys is not None
+        return self.keychain().stage_recovery_key(self._keys)
+
+    def confirm_recovery_key(self, slot_id: str) -> None:
+        """Admin only: the staged recovery key ``slot_id`` replaces the current one, which
+        stops working. Audited (``keys.recovery_replace``) before the key file changes, so a
+        failure shows as an attempt; asked again once in force, it changes nothing. Raises
+        NoSlotError when the staged key was withdrawn (the previous key still works)."""
+        records = self.require("keys.recovery_replace")
+        chain = self.keychain()
+        staged = chain.pending_recovery
+        if staged is not None and staged.slot_id == slot_id:
+            with records.db.write(
+                records.actor, "keys.recovery_replace", "workstation", chain.db_id
+            ):
+                pass
+        chain.confirm_recovery_key(slot_id)
+
+    def discard_recovery_key(self, slot_id: str | None = None) -> bool:
+        """Withdraw a staged recovery key nobody confirmed (only ``slot_id``, when given):
+        the current one stays in force. Needs no sign-in (the key file only loses a slot
+        that opens nothing yet). Returns True if one was withdrawn."""
+        if not self.keyfile_path.exists():
+            return False
+        return self.keychain().discard_recovery_key(slot_id)
 
     def rekey(self) -> None:
         """Admin only: re-encrypt the database under a fresh key (crash-safe: the new key is

@@ -68,7 +68,7 @@ from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
 from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError
-from core.keys.keychain import Keychain
+from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.keys.recovery import normalize_recovery_key
 from core.platform.files import fsync_dir
 from core.records import authorize
@@ -112,6 +112,7 @@ class RestoreResult:
     backup_created: str
     needs_join: bool  # False only for the holder of a LAN clinic's CA (it certified itself)
     server_url: str | None  # the server the old identity was enrolled with
+    recovery_slot_id: str = ""  # the slot ``recovery_key`` opens (withdraw_recovery_key)
 
 
 # ----- creating ---------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def _adopt(
     password: str,
     sign_in: SignIn,
     kdf_params: Argon2Params,
-) -> tuple[str, str, str, str, bool, str | None]:
+) -> tuple[str, str, str, str, bool, str | None, str]:
     """Give the unpacked database a key file of its own and a new identity."""
     copy_key = SecureMemory.from_bytes(bytearray(bytes.fromhex(manifest["db_key"])))
     try:
@@ -293,8 +294,10 @@ def _adopt(
     finally:
         copy_key.close()
     chain, keys, recovery = Keychain.create(
-        staging / "keyslots.json", username.strip().lower(), password, kdf_params
+        staging / KEYSLOT_FILE_NAME, username.strip().lower(), password, kdf_params
     )
+    recovery_slot = chain.recovery_slot()
+    assert recovery_slot is not None  # a new key file always has one
     try:
         db.rekey(keys.db_key)
         with contextlib.suppress(KeyringUnavailableError):  # as at joining: optional
@@ -312,7 +315,20 @@ def _adopt(
             lan.recertify_ca_holder(records.db, records.actor)
     finally:
         ws.lock()
-    return old, new, recovery, header.created, not certified, server_url
+    return old, new, recovery, header.created, not certified, server_url, recovery_slot.slot_id
+
+
+def withdraw_recovery_key(data_dir: Path, slot_id: str) -> bool:
+    """Remove the recovery slot ``slot_id`` from the workstation restored into ``data_dir``:
+    its key was never shown, or nobody confirmed storing it (the app's restore, closed by a
+    sign-out). The password of the person who restored it still opens it, and an
+    administrator makes a new recovery key there. Returns False if that slot is gone
+    already (a new key was made there since)."""
+    chain = Keychain.load(data_dir / KEYSLOT_FILE_NAME)
+    if not any(s.slot_id == slot_id and s.kind == "recovery" for s in chain.slots):
+        return False
+    chain.remove_slot(slot_id)
+    return True
 
 
 def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, str, str | None]:

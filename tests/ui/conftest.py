@@ -185,6 +185,28 @@ def answer_discard_by_keyboard(qtbot: QtBot, form: QWidget, discard: bool = True
     qtbot.waitUntil(lambda: asks_nothing(form))
 
 
+@contextmanager
+def held_on_the_worker(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str
+) -> Iterator[threading.Event]:
+    """``owner.<name>`` (the real function or method, run where the app runs it: on the
+    database worker, or the sync thread) starts only once the event yielded is set: the
+    test acts while the work is in flight. ``owner`` is a Workstation or the module a screen
+    calls it from. Set on the way out in any case."""
+    release = threading.Event()
+    real = getattr(owner, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
 @pytest.fixture
 def worker() -> Iterator[Worker]:
     """A database worker of its own (stopped after the test)."""

@@ -92,3 +92,47 @@ def test_stop_ends_the_thread_and_refuses_new_work(worker: Worker) -> None:
     job = worker.submit(lambda: 1)
     assert job.cancelled
     assert not worker.running
+
+
+def test_a_job_that_outlives_the_session_runs_and_reports_where_it_was_handed(
+    qtbot: QtBot, worker: Worker
+) -> None:
+    """A session ending cancels what screens asked for, but not a backup or a new key being
+    put in force: that runs, and its outcome reaches whoever its callbacks name by then."""
+    started, release = threading.Event(), threading.Event()
+    delivered: list[str] = []
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "backup saved"
+
+    kept = worker.submit(slow, lambda r: delivered.append(f"dialog: {r}"),
+                         outlives_session=True)  # fmt: skip
+    assert started.wait(5)
+    queued_kept = worker.submit(lambda: "key in force", delivered.append, outlives_session=True)
+    dropped = worker.submit(lambda: "a search", delivered.append)
+    worker.cancel_all()  # the session ends
+    kept.on_done = lambda r: delivered.append(f"told: {r}")  # the dialog closed: handed on
+    release.set()
+    qtbot.waitUntil(lambda: worker.pending == 0)
+    assert delivered == ["told: backup saved", "key in force"]
+    assert dropped.cancelled and not kept.cancelled and not queued_kept.cancelled
+
+
+def test_stop_cancels_even_what_outlives_a_session(worker: Worker) -> None:
+    """Quitting finishes the running job and runs nothing queued (the app settles what
+    must be settled itself, once the thread has ended)."""
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+
+    worker.submit(slow, outlives_session=True)
+    assert started.wait(5)
+    queued = worker.submit(lambda: ran.append("queued"), outlives_session=True)
+    threading.Timer(0.2, release.set).start()
+    worker.stop()
+    assert queued.cancelled and ran == []

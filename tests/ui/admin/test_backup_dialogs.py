@@ -13,9 +13,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.admin import backup as backup_module
 from app.admin.backup import BackupDialog, RestoreDialog
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
+from core.keys.errors import NoSlotError, WrongSecretError
+from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records.workstation import Workstation
 from core.sync.backup import RestoreResult, restore_backup, restored_identity
 from core.sync.backup_schedule import backup_name, scheduled_backups
@@ -25,10 +28,20 @@ from tests.ui.conftest import (
     WindowFactory,
     answer_discard_by_keyboard,
     asks_nothing,
+    held_on_the_worker,
     sign_in,
 )
 
 PASSPHRASE = "a long backup passphrase"
+
+
+def recovery_key_opens(folder: Path, key: str) -> bool:
+    """Whether ``key`` opens the recovery slot of the workstation in ``folder``."""
+    try:
+        Keychain.load(folder / KEYSLOT_FILE_NAME).unlock_with_recovery_key(key).close()
+    except (NoSlotError, WrongSecretError):
+        return False
+    return True
 
 
 def _backup_via_dialog(qtbot: QtBot, window: MainWindow, target: Path) -> None:
@@ -77,11 +90,19 @@ def test_an_admin_backs_up_and_restores_into_a_new_folder(
     qtbot.waitUntil(lambda: dialog.outcome.height() >= dialog.outcome.heightForWidth(
         dialog.outcome.width()), timeout=2_000)  # fmt: skip
     assert dialog.username.height() >= dialog.username.sizeHint().height()
-    # Restored: the only way on is Close (no greyed Restore, nothing left to cancel).
+    # Restored: the only way on is Close (no greyed Restore, nothing left to cancel), once
+    # the person confirmed storing the new key.
     shown = [b for b in dialog.buttons.buttons() if b.isVisible()]
     assert [b.text() for b in shown] == ["Close"]
+    assert not shown[0].isEnabled()
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    assert dialog.isVisible() and asks_nothing(dialog)
+    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    assert dialog.stored.hasFocus()
+    QTest.keyClick(dialog.stored, Qt.Key.Key_Space)
     QTest.mouseClick(shown[0], Qt.MouseButton.LeftButton)
     assert not dialog.isVisible()
+    assert recovery_key_opens(folder, key)
     restored = Workstation(folder, FAST_PARAMS)
     restored.sign_in(ADMIN, PASSWORD)
     assert len(restored.records.list_patients()) == 5
@@ -210,7 +231,10 @@ def test_a_restore_in_progress_cannot_be_closed_before_its_key_is_shown(
         release.set()
     qtbot.waitUntil(dialog.outcome.isVisible, timeout=15_000)
     assert "RECOVERY KEY" in dialog.outcome.text()
-    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # restored: it closes at once
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # the key is not confirmed stored yet
+    assert dialog.isVisible()
+    QTest.keyClick(dialog.stored, Qt.Key.Key_Space)
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)  # confirmed: it closes at once
     assert asks_nothing(dialog)
     qtbot.waitUntil(lambda: tools.dialog is None)
 
@@ -248,3 +272,138 @@ def test_the_schedule_backs_up_when_due_and_keeps_the_newest(
     assert len(kept) == 2 and kept[-1].read_bytes()[:8] == b"CLBACKUP"
     window.backups.schedule.check()  # not due again: nothing new
     assert scheduled_backups(folder) == kept
+
+
+def _fill_restore(dialog: RestoreDialog, backup: Path, folder: Path) -> None:
+    dialog.backup.setText(str(backup))
+    dialog.folder.setText(str(folder))
+    dialog.with_passphrase.setChecked(True)
+    dialog.secret.setText(PASSPHRASE)
+    dialog.username.setText(ADMIN)
+    dialog.password.setText(PASSWORD)
+
+
+def _open_restore(qtbot: QtBot, window: MainWindow) -> RestoreDialog:
+    window.backups.restore_action.trigger()
+    dialog = window.backups.dialog
+    assert isinstance(dialog, RestoreDialog)
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def test_a_restore_ending_after_the_auto_lock_withdraws_its_unseen_key(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auto-logoff closes Restore while it runs: the restore finishes, but its new
+    recovery key never reaches the screen, so it is withdrawn rather than left to open the
+    restored computer for nobody; the administrator is told at their next sign-in."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    _fill_restore(dialog, target, folder)
+    with held_on_the_worker(monkeypatch, backup_module, "restore_backup") as release:
+        QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        signed_in.idle.timed_out.emit()  # what the idle timer does
+        assert signed_in.session is None and not dialog.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=20_000)
+    chain = Keychain.load(folder / KEYSLOT_FILE_NAME)
+    assert [s.kind for s in chain.slots] == ["password"]  # the restorer's, no recovery key
+    sign_in(qtbot, signed_in)
+    notice = signed_in.workspace.notice.text()
+    assert f"The restore into {folder} finished, but its new recovery key was withdrawn" in notice
+    assert "make a new recovery key there" in notice
+    # The restored computer opens with the administrator's password, as the notice says.
+    restored = Workstation(folder, FAST_PARAMS)
+    restored.sign_in(ADMIN, PASSWORD)
+    assert len(restored.records.list_patients()) == 5
+    restored.lock()
+
+
+def test_a_restored_key_left_unconfirmed_at_auto_lock_is_withdrawn(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    _fill_restore(dialog, target, folder)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
+    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    assert recovery_key_opens(folder, key)
+    signed_in.idle.timed_out.emit()
+    assert not dialog.isVisible() and key not in dialog.outcome.text()
+    qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=10_000)
+    assert not recovery_key_opens(folder, key)
+    sign_in(qtbot, signed_in)
+    assert "you were signed out before you confirmed storing it" in (
+        signed_in.workspace.notice.text()
+    )
+
+
+def test_a_backup_failing_after_its_dialog_closed_is_told(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running backup's dialog closes at once; if the backup then fails, the window says
+    so (the dialog that would have is gone)."""
+    tools = signed_in.backups
+    tools.backup_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, BackupDialog)
+    qtbot.waitExposed(dialog)
+    target = tmp_path / "no such folder" / "b.clbackup"
+    dialog.path.setFocus()
+    QTest.keyClicks(dialog.path, str(target))
+    with held_on_the_worker(monkeypatch, backup_module, "create_backup") as release:
+        QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+        QTest.keyClick(dialog.path, Qt.Key.Key_Escape)  # closes at once: the backup goes on
+        assert asks_nothing(dialog)
+        qtbot.waitUntil(lambda: tools.dialog is None)
+        release.set()
+        notice = signed_in.workspace.notice
+        qtbot.waitUntil(lambda: "Back up now failed" in notice.text(), timeout=10_000)
+    assert notice.isVisible()
+    assert "No backup file was saved." in notice.text()
+    assert not target.exists()
+
+
+def test_a_backup_running_at_sign_out_is_told_at_the_next_sign_in(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = signed_in.backups
+    tools.backup_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, BackupDialog)
+    target = tmp_path / "evening.clbackup"
+    dialog.path.setText(str(target))
+    with held_on_the_worker(monkeypatch, backup_module, "create_backup") as release:
+        QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        signed_in.workspace.lock_action.trigger()  # Sign out
+        assert not dialog.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=10_000)
+    assert target.exists()
+    sign_in(qtbot, signed_in)
+    assert f"Saved {target}" in signed_in.workspace.notice.text()
+    signed_in.workspace.lock_action.trigger()
+    sign_in(qtbot, signed_in)
+    assert signed_in.workspace.notice.text() == ""  # said once
+
+
+def test_quitting_with_a_restored_key_unconfirmed_withdraws_it(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    _fill_restore(dialog, target, folder)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
+    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    signed_in.close()  # Careline quits
+    assert not signed_in.isVisible()
+    assert not recovery_key_opens(folder, key)
+    assert [s.kind for s in Keychain.load(folder / KEYSLOT_FILE_NAME).slots] == ["password"]

@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 import sys
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QMessageBox, QWizard
 from pytestqt.qtbot import QtBot
 
+from app.main_window import MainWindow
+from app.session import first_run as first_run_module
 from app.session.first_run import FirstRunWizard
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from tests.services import free_port
 from tests.ui.conftest import (
     CLINIC_NAME,
     PASSWORD,
     WindowFactory,
     answer_discard_by_keyboard,
     asks_nothing,
+    held_on_the_worker,
     sign_in,
 )
 
@@ -196,3 +201,82 @@ def test_an_untouched_set_up_closes_at_once(
     assert window.first_run is not None
     window.close()
     assert asks_nothing(window) and not window.isVisible()
+
+
+def setup_running_box(window: MainWindow) -> QMessageBox | None:
+    box = window.findChild(QMessageBox, "setupRunningBox")
+    return box if box is not None and box.isVisible() else None
+
+
+def test_the_window_cannot_close_while_the_clinic_is_created(
+    qtbot: QtBot,
+    fresh_workstation: Workstation,
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closing during "Create clinic" used to ask "Discard what you typed?", and Discard let
+    the creation finish as the app quit: a clinic whose recovery key nobody ever saw. The
+    window now stays until the key has been shown, and says why."""
+    window = make_window(fresh_workstation)
+    wizard = window.first_run
+    assert wizard is not None
+    wizard.clinic_page.clinic_name.setText(CLINIC_NAME)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    fill_admin(wizard, PASSWORD, PASSWORD)
+    with held_on_the_worker(monkeypatch, fresh_workstation, "init") as release:
+        click(qtbot, wizard, QWizard.WizardButton.CommitButton)
+        window.close()  # the window's close button
+        qtbot.waitUntil(lambda: setup_running_box(window) is not None)
+        box = setup_running_box(window)
+        assert box is not None and box.text() == "Careline is creating the clinic on this computer."
+        assert asks_nothing(window) and window.isVisible()
+        QTest.keyClick(box, Qt.Key.Key_Return)  # OK
+        qtbot.waitUntil(lambda: setup_running_box(window) is None)
+        window.close()  # again: still not while it runs
+        qtbot.waitUntil(lambda: setup_running_box(window) is not None)
+        assert window.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: wizard.currentPage() is wizard.recovery_page, timeout=10_000)
+    key = wizard.recovery_page.key.text()
+    assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4}){7}", key), key
+    assert fresh_workstation.is_initialized()
+    wizard.recovery_page.stored.setChecked(True)
+    click(qtbot, wizard, QWizard.WizardButton.FinishButton)
+    qtbot.waitUntil(lambda: window.worker.pending == 0)
+    other = Workstation(fresh_workstation.data_dir, kdf_params=FAST_PARAMS)
+    other.unlock_with_recovery_key(key)
+    other.lock()
+
+
+def test_the_window_cannot_close_while_joining_a_clinic(
+    qtbot: QtBot,
+    fresh_workstation: Workstation,
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Joining ends with this computer's recovery key shown too: the window waits for it
+    (here the join then fails, nobody answering at the address, and closing works again)."""
+    window = make_window(fresh_workstation)
+    wizard = window.first_run
+    assert wizard is not None
+    wizard.clinic_page.join_choice.setChecked(True)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    join = wizard.join_page
+    join.server_url.setText(f"https://127.0.0.1:{free_port()}")
+    join.enroll_code.setText("ABCD-EFGH-JKLM-NPQR")
+    join.username.setText("mgarcia")
+    join.password.setText(PASSWORD)
+    with held_on_the_worker(monkeypatch, first_run_module, "join_clinic") as release:
+        click(qtbot, wizard, QWizard.WizardButton.CommitButton)
+        window.close()
+        qtbot.waitUntil(lambda: setup_running_box(window) is not None)
+        box = setup_running_box(window)
+        assert box is not None and box.text() == "Careline is joining the clinic on this computer."
+        assert window.isVisible()
+        QTest.keyClick(box, Qt.Key.Key_Escape)
+        release.set()
+        qtbot.waitUntil(lambda: join.error.isVisible(), timeout=20_000)
+    assert not fresh_workstation.is_initialized()
+    window.close()  # the join ended: what was typed may be discarded
+    answer_discard_by_keyboard(qtbot, window)
+    qtbot.waitUntil(lambda: not window.isVisible())

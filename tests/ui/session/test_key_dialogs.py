@@ -5,19 +5,20 @@ SQLCipher, the real worker thread."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from app.session.key_dialogs import (
+    IN_USE,
+    NOT_CONFIRMED,
+    NOT_MADE,
+    REKEYED_LATER,
     ChangePasswordDialog,
     NewRecoveryKeyDialog,
     RecoverPasswordDialog,
@@ -25,6 +26,7 @@ from app.session.key_dialogs import (
 )
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import WrongSecretError
+from core.keys.keychain import Keychain
 from core.records.errors import AuthenticationError
 from core.records.workstation import RECOVERY_ACTOR, Workstation
 from tests.ui.conftest import (
@@ -34,6 +36,7 @@ from tests.ui.conftest import (
     PASSWORD,
     WindowFactory,
     asks_nothing,
+    held_on_the_worker,
     new_clinic,
     sign_in,
 )
@@ -78,26 +81,6 @@ def recovery_opens(ws: Workstation, recovery: str) -> bool:
 
 def click(widget: QWidget) -> None:
     QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
-
-
-@contextmanager
-def held_on_the_worker(
-    monkeypatch: pytest.MonkeyPatch, ws: Workstation, name: str
-) -> Iterator[threading.Event]:
-    """``ws.<name>`` (the real method, on the worker) starts only once the event yielded
-    is set: the test acts while the work is in flight. Set on the way out in any case."""
-    release = threading.Event()
-    real = getattr(ws, name)
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        release.wait(20)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ws, name, held)
-    try:
-        yield release
-    finally:
-        release.set()
 
 
 def open_change_password(qtbot: QtBot, window: MainWindow) -> ChangePasswordDialog:
@@ -332,34 +315,66 @@ def test_recovery_form_is_checked_before_any_work(
 # ----- new recovery key --------------------------------------------------------------------
 
 
-def test_new_recovery_key_is_shown_once_and_replaces_the_old(
+def key_opens(ws: Workstation, recovery: str) -> bool:
+    """Whether ``recovery`` opens the recovery slot in force, read from the key file as it
+    is now (a Workstation's open would also withdraw a key staged and not yet confirmed)."""
+    try:
+        Keychain.load(ws.keyfile_path).unlock_with_recovery_key(recovery).close()
+    except WrongSecretError:
+        return False
+    return True
+
+
+def staged_key_left(ws: Workstation) -> bool:
+    """True while the key file holds a new recovery key that nobody confirmed."""
+    return Keychain.load(ws.keyfile_path).pending_recovery is not None
+
+
+def open_new_key(qtbot: QtBot, window: MainWindow) -> NewRecoveryKeyDialog:
+    window.workspace.new_recovery_key_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, NewRecoveryKeyDialog)
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def made_key(qtbot: QtBot, dialog: NewRecoveryKeyDialog) -> str:
+    """Make a new key as a person does (Return on the first page) and wait for it."""
+    QTest.keyClick(dialog.make_button, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.key is not None, timeout=10_000)
+    assert dialog.key is not None
+    return dialog.key
+
+
+def test_new_recovery_key_is_shown_once_and_replaces_the_old_once_confirmed(
     qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
 ) -> None:
     ws, old = keyed_clinic
     window = make_window(ws)
     sign_in(qtbot, window)
-    action = window.workspace.new_recovery_key_action
-    assert action.isVisible()
-    action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, NewRecoveryKeyDialog)
-    qtbot.waitExposed(dialog)
+    assert window.workspace.new_recovery_key_action.isVisible()
+    dialog = open_new_key(qtbot, window)
     assert dialog.steps.currentWidget() is dialog.explain_page
-    click(dialog.make_button)
-    qtbot.waitUntil(lambda: dialog.key is not None, timeout=10_000)
-    new = dialog.key
-    assert new is not None and new != old
+    new = made_key(qtbot, dialog)
+    assert new != old
     assert dialog.steps.currentWidget() is dialog.key_page
     assert dialog.recovery_page.key.text() == new
+    # Shown, not yet confirmed: the previous key is still the one in force.
+    assert key_opens(ws, old) and not key_opens(ws, new)
+    assert new.encode() not in ws.keyfile_path.read_bytes()
     # The wizard's own page: the same advice and the same required confirmation.
     assert not dialog.done_button.isEnabled()
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     assert dialog.isVisible()  # Escape does not throw the key away
-    dialog.recovery_page.stored.setChecked(True)
+    stored = dialog.recovery_page.stored
+    assert stored.hasFocus()
+    QTest.keyClick(stored, Qt.Key.Key_Space)
     assert dialog.done_button.isEnabled()
+    left_on_screen: list[str] = []
+    dialog.finished.connect(lambda _r: left_on_screen.append(dialog.recovery_page.key.text()))
     click(dialog.done_button)
     qtbot.waitUntil(lambda: window.key_dialog is None and window.worker.pending == 0)
-    assert dialog.recovery_page.key.text() == ""
+    assert left_on_screen == [""]
     rows = ws.database.query("SELECT actor FROM audit_log WHERE action = 'keys.recovery_replace'")
     assert [r[0] for r in rows] == [ADMIN]
     window.shutdown()
@@ -373,16 +388,13 @@ def test_a_recovery_key_being_made_cannot_be_closed_away(
     make_window: WindowFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The old key stops working as the new one is made, and the new one is shown only
-    once: while it is being made, Escape, Cancel and the close button do nothing."""
+    """The new key is shown only once: while it is being made, Escape, Cancel and the close
+    button do nothing."""
     ws, old = keyed_clinic
     window = make_window(ws)
     sign_in(qtbot, window)
-    window.workspace.new_recovery_key_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, NewRecoveryKeyDialog)
-    qtbot.waitExposed(dialog)
-    with held_on_the_worker(monkeypatch, ws, "new_recovery_key") as release:
+    dialog = open_new_key(qtbot, window)
+    with held_on_the_worker(monkeypatch, ws, "stage_recovery_key") as release:
         click(dialog.make_button)
         assert dialog.working and not dialog.cancel_button.isEnabled()
         QTest.keyClick(dialog, Qt.Key.Key_Escape)
@@ -399,21 +411,153 @@ def test_a_recovery_key_being_made_cannot_be_closed_away(
     assert recovery_opens(ws, new) and not recovery_opens(ws, old)
 
 
-def test_locking_closes_a_shown_key(
-    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
+def test_auto_lock_while_the_key_is_made_keeps_the_old_key_and_says_so_at_sign_in(
+    qtbot: QtBot,
+    keyed_clinic: tuple[Workstation, str],
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ws, _ = keyed_clinic
+    """The auto-logoff closes the dialog before the new key reaches the screen: the key
+    nobody saw never replaces the one the clinic holds, and the administrator learns it at
+    their next sign-in."""
+    ws, old = keyed_clinic
     window = make_window(ws)
     sign_in(qtbot, window)
-    window.show_new_recovery_key()
-    dialog = window.key_dialog
-    assert isinstance(dialog, NewRecoveryKeyDialog)
-    dialog.make_key()
-    qtbot.waitUntil(lambda: dialog.key is not None, timeout=10_000)
-    window.sign_out_after_idle()
+    dialog = open_new_key(qtbot, window)
+    with held_on_the_worker(monkeypatch, ws, "stage_recovery_key") as release:
+        click(dialog.make_button)
+        window.idle.timed_out.emit()  # what the idle timer does
+        assert window.session is None and not dialog.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: window.worker.pending == 0, timeout=10_000)
+    assert key_opens(ws, old)
+    assert not staged_key_left(ws)
+    sign_in(qtbot, window)
+    assert NOT_MADE in window.workspace.notice.text().split("\n")
+    assert window.workspace.notice.isVisible()
+
+
+def test_a_shown_key_nobody_confirmed_is_withdrawn_at_auto_lock(
+    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
+) -> None:
+    """The key was on screen, unconfirmed, when the auto-logoff came: it leaves the screen
+    and is withdrawn; the previous key stays in force. Only the administrator who made it
+    is told, at their own next sign-in."""
+    ws, old = keyed_clinic
+    ws.sign_in(ADMIN, PASSWORD)
+    ws.records.add_user(NURSE, "Kim Nurse", "clinician", NURSE_PASSWORD)
+    ws.sign_in(NURSE, NURSE_PASSWORD)  # a slot on this workstation
+    ws.lock()
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+    window.idle.timed_out.emit()
     assert not dialog.isVisible()
     assert dialog.recovery_page.key.text() == "" and dialog.key is None
-    qtbot.waitUntil(lambda: window.key_dialog is None)
+    qtbot.waitUntil(lambda: window.key_dialog is None and window.worker.pending == 0)
+    assert key_opens(ws, old) and not key_opens(ws, new)
+    assert not staged_key_left(ws)
+    sign_in(qtbot, window, NURSE, NURSE_PASSWORD)
+    assert NOT_CONFIRMED not in window.workspace.notice.text()
+    window.workspace.lock_action.trigger()
+    sign_in(qtbot, window)
+    assert NOT_CONFIRMED in window.workspace.notice.text().split("\n")
+
+
+def test_a_key_confirmed_before_the_auto_lock_is_put_in_use(
+    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
+) -> None:
+    """The person ticked that they stored the key, and the auto-logoff came before Done:
+    what they confirmed holds."""
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+    QTest.keyClick(dialog.recovery_page.stored, Qt.Key.Key_Space)
+    window.idle.timed_out.emit()
+    assert not dialog.isVisible() and dialog.recovery_page.key.text() == ""
+    qtbot.waitUntil(lambda: window.worker.pending == 0, timeout=10_000)
+    assert key_opens(ws, new) and not key_opens(ws, old)
+    sign_in(qtbot, window)
+    assert IN_USE in window.workspace.notice.text().split("\n")
+
+
+def test_done_then_an_immediate_sign_out_still_puts_the_key_in_use(
+    qtbot: QtBot,
+    keyed_clinic: tuple[Workstation, str],
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+    with held_on_the_worker(monkeypatch, ws, "confirm_recovery_key") as release:
+        QTest.keyClick(dialog.recovery_page.stored, Qt.Key.Key_Space)
+        click(dialog.done_button)
+        assert dialog.working and dialog.isVisible()  # it waits for the key to be in use
+        QTest.keyClick(dialog, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # sign out
+        assert window.session is None and not dialog.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: window.worker.pending == 0, timeout=10_000)
+    assert key_opens(ws, new) and not key_opens(ws, old)
+    assert not staged_key_left(ws)
+
+
+def test_closing_before_confirming_asks_then_withdraws_the_new_key(
+    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory
+) -> None:
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+
+    def question() -> QMessageBox | None:
+        box = dialog.findChild(QMessageBox, "withdrawKeyQuestion")
+        return box if box is not None and box.isVisible() else None
+
+    dialog.close()  # the window's close button
+    qtbot.waitUntil(lambda: question() is not None)
+    box = question()
+    assert box is not None
+    assert "the previous recovery key keeps working" in box.informativeText()
+    QTest.keyClick(box.focusWidget() or box, Qt.Key.Key_Escape)  # Keep it open
+    qtbot.waitUntil(lambda: question() is None)
+    assert dialog.isVisible() and dialog.recovery_page.key.text() == new
+    dialog.close()
+    qtbot.waitUntil(lambda: question() is not None)
+    box = question()
+    assert box is not None
+    go = box.findChild(QPushButton, "withdrawKeyQuestionButton")
+    assert go is not None and go.text() == "Close"
+    click(go)
+    qtbot.waitUntil(lambda: window.key_dialog is None and window.worker.pending == 0)
+    assert key_opens(ws, old) and not key_opens(ws, new)
+    assert not staged_key_left(ws)
+    assert window.workspace.notice.text() == ""  # they chose it: nothing to tell them
+
+
+@pytest.mark.parametrize("ticked", [False, True])
+def test_quitting_settles_a_shown_key(
+    qtbot: QtBot, keyed_clinic: tuple[Workstation, str], make_window: WindowFactory, ticked: bool
+) -> None:
+    """Careline quits (the window closed) with a new key on screen: confirmed, it is put in
+    force; not confirmed, it is withdrawn, before the database closes."""
+    ws, old = keyed_clinic
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    dialog = open_new_key(qtbot, window)
+    new = made_key(qtbot, dialog)
+    if ticked:
+        QTest.keyClick(dialog.recovery_page.stored, Qt.Key.Key_Space)
+    window.close()
+    assert not window.isVisible() and not ws.is_unlocked
+    assert not staged_key_left(ws)
+    assert key_opens(ws, new) is ticked and key_opens(ws, old) is not ticked
 
 
 # ----- re-encrypting -----------------------------------------------------------------------
@@ -472,6 +616,35 @@ def test_a_rekey_in_progress_cannot_be_closed_away(
     assert dialog.generation == generation + 1
     QTest.keyClick(dialog, Qt.Key.Key_Escape)  # done: it closes as usual
     qtbot.waitUntil(lambda: window.key_dialog is None)
+
+
+def test_a_rekey_ending_after_the_auto_lock_is_told_at_the_next_sign_in(
+    qtbot: QtBot,
+    keyed_clinic: tuple[Workstation, str],
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The auto-logoff closes Re-encrypt while it runs: it finishes, and the administrator
+    learns so when they sign in again (the dialog that would have said it is gone)."""
+    ws, recovery = keyed_clinic
+    generation = ws.keychain().db_key.generation
+    window = make_window(ws)
+    sign_in(qtbot, window)
+    window.workspace.rekey_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, RekeyDialog)
+    qtbot.waitExposed(dialog)
+    with held_on_the_worker(monkeypatch, ws, "rekey") as release:
+        click(dialog.start_button)
+        window.idle.timed_out.emit()
+        assert window.session is None and not dialog.isVisible()
+        release.set()
+        qtbot.waitUntil(lambda: window.worker.pending == 0, timeout=20_000)
+    assert ws.keychain().db_key.generation == generation + 1
+    sign_in(qtbot, window)
+    assert REKEYED_LATER in window.workspace.notice.text().split("\n")
+    window.shutdown()
+    assert recovery_opens(ws, recovery) and password_opens(ws, ADMIN, PASSWORD)
 
 
 def test_rekey_keeps_the_os_keyring_working(

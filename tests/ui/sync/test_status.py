@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
@@ -17,6 +18,7 @@ from pytestqt.qtbot import QtBot
 from app.conflicts.dialog import ConflictCard, ConflictsDialog
 from app.main_window import MainWindow
 from app.patients.list_page import PatientListModel
+from app.sync import controller as controller_module
 from app.sync.controller import ERROR, OFFLINE, PENDING, STOPPED, SYNCED, SyncController
 from app.sync.status import EnrollDialog, describe_status
 from core.crypto.kdf import FAST_PARAMS
@@ -44,6 +46,7 @@ from tests.ui.conftest import (
     WindowFactory,
     answer_discard_by_keyboard,
     asks_nothing,
+    held_on_the_worker,
     sign_in,
 )
 from tests.unit.sync.replicas import pull_from
@@ -218,6 +221,52 @@ def test_a_typed_server_address_and_code_are_not_dropped_unasked(
     dialog.close()  # the window's close button
     answer_discard_by_keyboard(qtbot, dialog)
     qtbot.waitUntil(lambda: signed_in.enroll_dialog is None)
+
+
+def _connect_and_close(qtbot: QtBot, window: MainWindow) -> None:
+    """Open Connect to server, type an address where nobody answers and a code, Connect,
+    then close the dialog with Escape (it closes at once while connecting)."""
+    window.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: window.enroll_dialog is not None)
+    dialog = window.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.url.setFocus()
+    QTest.keyClicks(dialog.url, f"https://127.0.0.1:{free_port()}")
+    QTest.keyClick(dialog.url, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.code, "ABCD-EFGH-JKLM-NPQR")
+    QTest.keyClick(dialog.code, Qt.Key.Key_Return)
+    assert not dialog.connect_button.isEnabled()  # handed over: connecting
+    QTest.keyClick(dialog.code, Qt.Key.Key_Escape)
+    assert asks_nothing(dialog)
+    qtbot.waitUntil(lambda: window.enroll_dialog is None)
+
+
+def test_a_connection_failing_after_its_dialog_closed_is_told(
+    qtbot: QtBot, signed_in: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connect to server may be closed while it connects; when the connection then fails,
+    the window says so (the status bar goes back to "Not connected", which told nothing)."""
+    with held_on_the_worker(monkeypatch, controller_module, "enroll") as release:
+        _connect_and_close(qtbot, signed_in)
+        release.set()
+        notice = signed_in.workspace.notice
+        qtbot.waitUntil(
+            lambda: "Connecting to the clinic server failed:" in notice.text(), timeout=20_000
+        )
+    assert notice.isVisible()
+
+
+def test_a_connection_failing_after_sign_out_is_told_at_the_next_sign_in(
+    qtbot: QtBot, signed_in: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with held_on_the_worker(monkeypatch, controller_module, "enroll") as release:
+        _connect_and_close(qtbot, signed_in)
+        signed_in.idle.timed_out.emit()  # the auto-logoff
+        release.set()
+        qtbot.waitUntil(lambda: not signed_in.sync.busy, timeout=20_000)
+    sign_in(qtbot, signed_in)
+    assert "Connecting to the clinic server failed:" in signed_in.workspace.notice.text()
 
 
 def make_conflicts(a: Workstation, tmp_path: Path) -> str:
