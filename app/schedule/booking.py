@@ -253,11 +253,11 @@ class BookingDialog(TypedForm):
             if focused is self.patient_results:
                 self._picked(self.patient_results.currentItem())
                 if self._patient_id is not None:
-                    self.start.setFocus()
+                    self._to_start()
                 event.accept()
                 return
             if focused not in fields:
-                self.start.setFocus()
+                self._to_start()
                 event.accept()
                 return
         super().keyPressEvent(event)
@@ -283,7 +283,7 @@ class BookingDialog(TypedForm):
         if watched is results and enter:
             # Unhandled, Enter would reach the dialog's default button and book at once.
             if results.currentItem() is not None and self._patient_id is not None:
-                self.start.setFocus()
+                self._to_start()
             return True
         if watched is results and key == Qt.Key.Key_Up and results.currentRow() <= 0:
             self.patient_search.setFocus()
@@ -298,7 +298,13 @@ class BookingDialog(TypedForm):
     def _take_first(self) -> None:
         if self._first_selectable():
             self.patient_results.setCurrentRow(0)
-            self.start.setFocus()
+            self._to_start()
+
+    def _to_start(self) -> None:
+        """On to the time, its text selected: typing replaces the day's 09:00 offered (with
+        the cursor at its end, "14:30" typed made "2026-12-06 09:0014:30")."""
+        self.start.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.start.selectAll()
 
     def _picked(self, item: QListWidgetItem | None) -> None:
         data = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
@@ -333,8 +339,7 @@ class BookingDialog(TypedForm):
 
         def to_start() -> None:
             self.activateWindow()
-            self.start.setFocus(Qt.FocusReason.OtherFocusReason)
-            self.start.selectAll()
+            self._to_start()
 
         QTimer.singleShot(0, self, to_start)
 

@@ -144,8 +144,7 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     find_patient(qtbot, dialog, "okafor")
     assert dialog.chosen.text() == "Booking for OKAFOR, Chinedu"
     assert focused() is dialog.start
-    dialog.start.selectAll()
-    QTest.keyClicks(dialog.start, at("11:00"))
+    QTest.keyClicks(dialog.start, at("11:00"))  # the day's 09:00 was selected: replaced
     QTest.keyClick(focused(), Qt.Key.Key_Tab)
     assert focused() is dialog.minutes
     dialog.minutes.selectAll()
@@ -194,6 +193,41 @@ def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
     assert focused() is dialog.start and dialog.isVisible()
     assert dialog.chosen.text() == f"Booking for {names[1]}"
     assert dialog.patient_id is not None
+
+
+def test_a_time_typed_once_the_patient_is_chosen_replaces_the_one_offered(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's slip: Enter took the first patient found and went on to Starts with the
+    cursor after the day's 09:00, so "14:30" typed made "2026-12-06 09:0014:30" (refused
+    at Book). Starts comes with its text selected, after Enter in the search and after
+    Down and Enter in the list, as after registering a patient."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")  # Enter: the first found
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, at("14:30"))
+    assert dialog.start.text() == at("14:30")
+    dialog.patient_search.setFocus()
+    dialog.patient_search.selectAll()
+    QTest.keyClicks(dialog.patient_search, "garcia")
+    results = dialog.patient_results
+    qtbot.waitUntil(lambda: results.count() == 2 and not dialog.searching())
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Return)  # the second Garcia, on to the time
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, at("15:00"))
+    assert dialog.start.text() == at("15:00")
+    QTest.keyClick(dialog.start, Qt.Key.Key_Tab)
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)  # Minutes: 15
+    assert focused() is dialog.clinician
+    for _ in range(3):
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # to Dr Sam Lee
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][0] == "15:00–15:15"
 
 
 def test_down_with_no_patient_found_stays_in_the_search(
