@@ -562,6 +562,74 @@ def test_tab_from_the_chosen_appointment_reaches_its_buttons_with_it_still_chose
         assert table.selectionModel().selectedRows()[0].row() == 1
 
 
+@pytest.mark.strict_authz
+def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's slip at the front desk: Arrived greyed itself (and Start visit, Done,
+    No-show and Move) out, so Qt handed the keyboard to the red Cancel…; a stray Space
+    opened "Cancel appointment" and Return cancelled the appointment just checked in. The
+    keyboard goes back to the day list, the appointment still chosen."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    clinic.sign_in("desk", PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)  # Astrid Lindqvist, 10:00
+    chosen = page.selected_id()
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
+    assert page.cancel_button.isEnabled()  # an arrival may still be cancelled, on purpose
+    assert focused() is page.day_table
+    assert page.selected_id() == chosen
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    assert page.dialog is None  # no "Cancel appointment" question
+    wait_loaded(qtbot, page)
+    assert Schedule(clinic.records).get(chosen or "").status == "arrived"
+
+
+def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_list(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """No-show, Done and Cancel… grey themselves out too (after No-show only Arrived and
+    Open chart are left; after Done, Open chart): focus goes back to the list each time,
+    never on to the next button still enabled."""
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    records = schedule_window.workstation.records
+    select_row(page, 0)  # Maria Garcia, 09:00: not come
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
+    assert focused() is page.day_table and page.selected_id() == page.appointments[0].id
+    # Chinedu Okafor is in his visit (started on another workstation).
+    in_visit = page.appointments[1].id
+    Schedule(records).set_status(in_visit, "arrived")
+    Schedule(records).set_status(in_visit, "in_visit")
+    page.refresh()
+    wait_loaded(qtbot, page)
+    select_row(page, 1)
+    assert page.done_button.isEnabled()
+    click(page.done_button)
+    qtbot.waitUntil(lambda: day_rows(page)[1][4] == "Done", timeout=10_000)
+    assert focused() is page.day_table and page.selected_id() == in_visit
+    # Cancel… asks, and once cancelled it greys out with the rest.
+    select_row(page, 2)
+    click(page.cancel_button)
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    click(dialog.confirm_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Cancelled", timeout=10_000)
+    schedule_window.activateWindow()
+    qtbot.waitUntil(schedule_window.isActiveWindow)
+    assert focused() is page.day_table and page.selected_id() == page.appointments[2].id
+
+
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
     page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 1))  # Maria's 09:00 has begun
