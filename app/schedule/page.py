@@ -537,7 +537,8 @@ class SchedulePage(QWidget):
         """The keyboard goes back to the list the appointment was chosen in (its row stays
         chosen): a harmless place, from which Tab reaches the buttons again."""
         table = self._source if self._source.isVisible() else self.views.currentWidget()
-        table.setFocus(Qt.FocusReason.OtherFocusReason)
+        if table is not None:
+            table.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _enable_actions(self) -> None:
         a = self.selected()
