@@ -44,13 +44,17 @@ class FieldError(QLabel):
     makes room for every line of it (``keep_room_for_contents``)."""
 
     def setVisible(self, visible: bool) -> None:
-        """Show or hide; shown in an open dialog, the dialog grows to hold all its lines."""
+        """Show or hide; shown in an open dialog, the dialog grows to hold all its lines
+        (and a form whose keyboard went nowhere while its work ran puts it back on the
+        field the message is about: :meth:`TypedForm.message_shown`)."""
         super().setVisible(visible)
         if visible:
             window = self.window()
             if isinstance(window, QDialog):
                 keep_room_for_contents(window)
                 grow_to_fit(window)
+            if isinstance(window, TypedForm):
+                window.message_shown(self)
 
     def setText(self, text: str) -> None:
         """A new message: one that needs more lines than the last gets them at once."""
@@ -556,6 +560,72 @@ def ask_to_discard(parent: QWidget, title: str, then: Callable[[bool], None]) ->
     )
 
 
+class FocusKeeper(QObject):
+    """Where the keyboard goes when the control holding it is greyed out: back to the field
+    last typed in, never on to the next button.
+
+    A form's Save (Add addendum, Record vitals, Book...) is disabled while its work runs,
+    so it is not pressed twice. Clicked, it held the keyboard, and Qt handed the keyboard
+    on to the next control enabled: Cancel. A refusal ("Addendum is required.") then left
+    the person typing into Cancel, whose first Space closed the form and let the next
+    words land in the window behind: what they typed was lost unseen. The owner's
+    ``focusNextPrevChild`` asks :meth:`greyed` first (Qt calls it for the move), and the
+    keyboard goes back to the field; with no field to go to, it goes nowhere (a stray
+    key presses nothing) until the outcome shows (:meth:`back_to_field`).
+    """
+
+    def __init__(self, owner: QWidget) -> None:
+        super().__init__(owner)
+        self._owner = owner
+        self.field: QWidget | None = None  # the field that last had the keyboard
+        self._watched: set[int] = set()
+
+    def watch(self, fields: Iterable[QWidget]) -> None:
+        """Remember which of ``fields`` last had the keyboard."""
+        for widget in fields:
+            if id(widget) not in self._watched:
+                self._watched.add(id(widget))
+                widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A field got the keyboard: remembered; every event goes on."""
+        if event.type() == QEvent.Type.FocusIn and isinstance(watched, QWidget):
+            self.field = watched
+        return False
+
+    def lost(self) -> bool:
+        """True when nothing in the owner that can take keys has the keyboard (it was
+        greyed out, or Qt found nowhere to put it)."""
+        held = self._owner.window().focusWidget()
+        if held is None or not (held is self._owner or self._owner.isAncestorOf(held)):
+            return True
+        return not held.isEnabled() or not held.isVisible()
+
+    def greyed(self) -> bool | None:
+        """Called from the owner's ``focusNextPrevChild``: when the control with the
+        keyboard was just disabled, put the keyboard back on the field last typed in and
+        return True (False: no field can take it, so Qt clears it). None: an ordinary
+        move (Tab), for Qt to make."""
+        held = self._owner.window().focusWidget()
+        if held is None or held.isEnabled() or not self._owner.isAncestorOf(held):
+            return None
+        return self.back_to_field(avoid=held)
+
+    def back_to_field(self, wanted: QWidget | None = None, avoid: QWidget | None = None) -> bool:
+        """The keyboard to ``wanted`` (a field in error) if it can take it, else to the
+        field last typed in; False when neither can."""
+        for field in (wanted, self.field):
+            if (
+                field is not None
+                and field is not avoid
+                and field.isEnabled()
+                and field.isVisibleTo(self._owner)
+            ):
+                field.setFocus(Qt.FocusReason.OtherFocusReason)
+                return True
+        return False
+
+
 class TypedForm(QDialog):
     """A dialog people type into, which never throws away what they typed unasked.
 
@@ -580,6 +650,8 @@ class TypedForm(QDialog):
         self.discard_box: QMessageBox | None = None
         self._opened_with: object = None
         self._opened = False
+        self.focus_keeper = FocusKeeper(self)
+        self._field_of: dict[int, QWidget] = {}  # a message's id -> the field it is about
 
     # ----- what was typed ---------------------------------------------------------------
 
@@ -602,6 +674,31 @@ class TypedForm(QDialog):
         edited (the form-level message goes on any edit anyway)."""
         for widget, message in pairs:
             clear_when_edited(widget, message)
+            self._field_of.setdefault(id(message), widget)
+
+    def focus_field_of(self, message: QLabel) -> None:
+        """The keyboard to the field ``message`` is about (as given to
+        :meth:`clears_on_edit`), its text selected for typing over; else back to the field
+        last typed in. A refusal is answered where it was made."""
+        field = self._field_of.get(id(message))
+        if self.focus_keeper.back_to_field(field) and isinstance(field, QLineEdit):
+            field.selectAll()
+
+    def message_shown(self, message: QLabel) -> None:
+        """A message under a field (or the form) was shown. If the keyboard went nowhere
+        while the form's work ran (its greyed-out Save held it, and so did every field),
+        it goes to the field the message is about: the person answers it by typing."""
+        if self.isVisible() and self.focus_keeper.lost():
+            self.focus_field_of(message)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab as usual; but when Qt moves the keyboard off a control just
+        greyed out (Save while the work runs), it goes back to the field last typed in,
+        never on to Cancel (see :class:`FocusKeeper`)."""
+        handled = self.focus_keeper.greyed()
+        if handled is not None:
+            return handled
+        return super().focusNextPrevChild(next)
 
     def clear_form_error(self) -> None:
         """The person did something that answers the form-level message (chose a file)."""
@@ -616,6 +713,7 @@ class TypedForm(QDialog):
         self._opened = True
         self.remember_state()
         fields = fields_of(self)
+        self.focus_keeper.watch(fields)
         for widget in fields:
             clear_when_edited(widget, self.general_error)
         ignore_wheel(*(w for w in fields if isinstance(w, (QComboBox, QAbstractSpinBox))))

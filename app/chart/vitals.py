@@ -46,7 +46,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import clear_when_edited, error_label, ignore_wheel, tab_leaves
+from app.widgets import FocusKeeper, clear_when_edited, error_label, ignore_wheel, tab_leaves
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -297,6 +297,16 @@ class VitalsPage(QWidget):
         self.section = section
         self.setObjectName(VITALS_FORM)
         self.setWindowTitle("Vitals")
+        # Record vitals is greyed out while the set is stored: clicked, it held the keyboard,
+        # which Qt then gave to the next control. It goes back to the field typed in.
+        self.focus_keeper = FocusKeeper(self)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab as usual; off Record vitals greyed out, back to the field typed in."""
+        handled = self.focus_keeper.greyed()
+        if handled is not None:
+            return handled
+        return super().focusNextPrevChild(next)
 
     def showEvent(self, event: QShowEvent) -> None:
         """Shown (its tab chosen, the chart opened): "Measured at" catches up with the
@@ -459,6 +469,7 @@ class VitalsSection:
                 grid.addLayout(messages, row + 1, 1, 1, 4)
                 order += [f.edit] + ([f.unit] if f.unit is not None else [])
             row += 2
+        self.page.focus_keeper.watch(order)
         order.append(self.record_button)
         self.tab_order = order
         # Return in any box of the form records the set, as a form's default button does:
@@ -926,6 +937,7 @@ class VitalsSection:
         self.record_button.setEnabled(True)
         if isinstance(exc, ValidationError) and exc.field in self.fields:
             self.fields[exc.field].show_error(exc)
+            self.fields[exc.field].edit.setFocus()  # answered where it was refused
             return
         self.general_error.setText(f"The vitals were not recorded. {describe_error(exc)}")
         self.general_error.show()
