@@ -20,8 +20,8 @@ from fractions import Fraction
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -285,6 +285,27 @@ class VitalField:
         self.hint.hide()
 
 
+class _ReturnRecords(QObject):
+    """Return (or Enter) in a closed drop-down of the Vitals form records the set."""
+
+    def __init__(self, record: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._record = record
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Return on the box itself (its list closed): record; other keys go on."""
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and isinstance(watched, QComboBox)
+            and not watched.view().isVisible()
+        ):
+            self._record()
+            return True
+        return False
+
+
 # The object name of the tab's page, under which a sign-out keeps its typed values.
 VITALS_FORM = "vitalsForm"
 
@@ -475,9 +496,14 @@ class VitalsSection:
         # Return in any box of the form records the set, as a form's default button does:
         # a nurse going round types the values and presses Return, never reaching for the
         # mouse. The set is checked as on a click (nothing wrong is recorded).
+        # The same in a drop-down (a unit, the visit), which by itself ignores Return; on
+        # its open list, Return only chooses the item (the list has the keyboard then).
+        self._return_in_choices = _ReturnRecords(self._record_by_return, self.page)
         for widget in order:
             if isinstance(widget, QLineEdit):
                 widget.returnPressed.connect(self._record_by_return)
+            elif isinstance(widget, QComboBox):
+                widget.installEventFilter(self._return_in_choices)
 
         form_card, form_layout, _head = card("Record vital signs")
         form_layout.addLayout(grid)

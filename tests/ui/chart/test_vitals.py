@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
@@ -18,7 +19,7 @@ from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -169,6 +170,44 @@ def test_return_in_the_form_records_the_set_once_it_is_right(
         ("8867-4", "72"),
     ]
     assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_return_in_a_unit_or_the_visit_drop_down_records_the_set_too(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """README: "Return in any box of the Vitals form records the set". In the temperature's
+    unit box and the Visit box it did nothing. On a drop-down's open list, Return only
+    chooses the item, as in any list."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, f["pulse"].edit, "72")
+    type_into(qtbot, f["temperature"].edit, "101.2")
+    unit = tab(qtbot, section)
+    assert unit is f["temperature"].unit
+    # Alt+Down opens the list, Down and Return choose °F: the list closes, nothing recorded.
+    QTest.keyClick(unit, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(unit.view().isVisible)
+    QTest.keyClick(unit.view(), Qt.Key.Key_Down)
+    QTest.keyClick(unit.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not unit.view().isVisible())
+    assert f["temperature"].unit_code == "[degF]"
+    assert stored(clinic) == [] and section.status.text() == ""
+    # Return on the box itself: recorded, as from a value's box.
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert [(code, entered, u) for code, _v, entered, u, _f in stored(clinic)] == [
+        ("8310-5", "101.2", "[degF]"),
+        ("8867-4", "72", "/min"),
+    ]
+    # The Visit box, reached by Tab from "Measured at".
+    type_into(qtbot, f["spo2"].edit, "97")
+    QTest.mouseClick(section.observed_at, Qt.MouseButton.LeftButton)
+    assert tab(qtbot, section) is section.visit
+    QTest.keyClick(section.visit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    assert ("59408-5", "97") in [(code, value) for code, value, *_ in stored(clinic)]
 
 
 def test_the_trend_plot_has_a_point_per_reading(
