@@ -172,6 +172,25 @@ def test_return_in_the_form_records_the_set_once_it_is_right(
     assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
 
 
+def test_a_letter_o_typed_for_a_zero_is_called_a_number_mistyped_not_a_unit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester typed pulse "7O" (a letter O) and was told "'O' is not a unit of pulse:
+    use /min"; the number is what is wrong. A real unit of something else is still named
+    as a unit."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    pulse = section.fields["pulse"]
+    type_into(qtbot, pulse.edit, "7O")
+    QTest.keyClick(pulse.edit, Qt.Key.Key_Return)
+    assert pulse.message.isVisible()
+    assert pulse.message.text() == "Pulse: '7O' is not a number: type a whole number."
+    assert stored(clinic) == []
+    type_into(qtbot, pulse.edit, "70 kg")
+    QTest.keyClick(pulse.edit, Qt.Key.Key_Return)
+    assert pulse.message.text() == "Pulse: 'kg' is not a unit of pulse: use /min."
+    assert stored(clinic) == []
+
+
 @pytest.mark.qt_log_ignore(POPUP_NOISE)
 def test_return_in_a_unit_or_the_visit_drop_down_records_the_set_too(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
