@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -392,7 +392,8 @@ class VitalsSection:
         # window wires it, and while nobody is signed in.
         self._drafts: DraftKeeper | None = None
         self._who: Callable[[], str | None] = lambda: None
-        self._notify: Callable[[str], None] = lambda _text: None
+        self._notify: Callable[[str, Sequence[str]], None] = lambda _text, _forms: None
+        self._done: Callable[[str], None] = lambda _form: None
 
         self.page = VitalsPage(self)
 
@@ -491,6 +492,8 @@ class VitalsSection:
                 order += [f.edit] + ([f.unit] if f.unit is not None else [])
             row += 2
         self.page.focus_keeper.watch(order)
+        for f in self.fields.values():
+            f.edit.textEdited.connect(self._erased)
         order.append(self.record_button)
         self.tab_order = order
         # Return in any box of the form records the set, as a form's default button does:
@@ -609,12 +612,14 @@ class VitalsSection:
         self,
         drafts: DraftKeeper,
         who: Callable[[], str | None],
-        notify: Callable[[str], None],
+        notify: Callable[[str, Sequence[str]], None],
+        done: Callable[[str], None],
     ) -> None:
         """Put a form left unsaved aside in ``drafts`` for the person signed in (``who``:
-        their user name, None while nobody is), and tell them (``notify``) when it is given
-        back."""
-        self._drafts, self._who, self._notify = drafts, who, notify
+        their user name, None while nobody is), and tell them (``notify``, with the form's
+        name) when it is given back; ``done`` says the form is done with (its set recorded,
+        or every value erased), so a notice that it was restored goes."""
+        self._drafts, self._who, self._notify, self._done = drafts, who, notify, done
 
     def show_patient(self, patient_id: str) -> None:
         """Show this patient's vitals, and the form the person left unsaved on this chart
@@ -632,7 +637,7 @@ class VitalsSection:
         left = self._drafts.take_back(user, VITALS_FORM, patient_id)
         if left is not None:
             self.restore(left.values)
-            self._notify(restored_notice([left]))
+            self._notify(restored_notice([left]), [VITALS_FORM])
 
     def _put_aside(self) -> None:
         """Keep the form's unsaved values for the person signed in, by patient, before it is
@@ -941,6 +946,12 @@ class VitalsSection:
             label="record vitals",
         )
 
+    def _erased(self, _text: str) -> None:
+        """Every value erased by hand: nothing is left of a restored form (its notice
+        goes)."""
+        if self._patient_id is not None and not self.typed()[0]:
+            self._done(VITALS_FORM)
+
     def _record_by_return(self) -> None:
         if self.record_button.isEnabled():  # not while a set is being recorded
             self.submit()
@@ -957,6 +968,7 @@ class VitalsSection:
         note = f", {flagged} outside the normal range" if flagged else ""
         self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
         self.fields["systolic"].edit.setFocus()
+        self._done(VITALS_FORM)  # a restored form is saved: its notice goes
 
     def _failed(self, exc: Exception) -> None:
         self._job = None

@@ -336,6 +336,42 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     assert stored(clinic) == []  # kept in memory only, never written
 
 
+def test_the_restored_notice_goes_once_the_restored_set_is_recorded_or_erased(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's picture: the set restored after a sign-in was recorded, yet "Your
+    unsaved Vitals form was restored." stayed, on the Overview tab too. It goes once the
+    restored form is saved, and once every value in it is erased (nothing is left of it)."""
+    chart, section = open_vitals(qtbot, signed_in)
+    workspace = signed_in.workspace
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    press_sign_out_keys(signed_in)
+    signs_in(qtbot, signed_in, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert workspace.notice_bar.isVisible()
+    assert workspace.notice.text() == "Your unsaved Vitals form was restored."
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert not workspace.notice_bar.isVisible()
+    click_tab(chart, "Overview")
+    assert not workspace.notice_bar.isVisible()
+
+    # Put aside by opening another patient, given back with the notice, then erased.
+    show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["spo2"].edit, "97")
+    open_patient_from_list(qtbot, signed_in, 1)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["spo2"].edit.text() == "97", timeout=5_000)
+    assert workspace.notice.text() == "Your unsaved Vitals form was restored."
+    spo2 = section.fields["spo2"].edit
+    QTest.mouseClick(spo2, Qt.MouseButton.LeftButton)
+    QTest.keyClick(spo2, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(spo2, Qt.Key.Key_Backspace)
+    assert not workspace.notice_bar.isVisible()
+    assert [code for code, *_ in stored(clinic)] == ["8867-4"]  # the 88 alone
+
+
 def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
