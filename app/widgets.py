@@ -267,6 +267,16 @@ class ElidedLabel(QLabel):
         )  # fmt: skip
 
 
+def show_whole_placeholder(edit: QLineEdit) -> None:
+    """``edit`` is never narrower than its placeholder text: squeezed beside a button or a
+    long label, the hint was cut mid-word ("Name, MRN or date of …")."""
+    metrics = edit.fontMetrics()
+    # What the style adds around the text: a line edit's hint is 17 "x" wide plus that.
+    padding = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
+    needed = metrics.horizontalAdvance(edit.placeholderText()) + padding
+    edit.setMinimumWidth(max(edit.minimumWidth(), needed))
+
+
 def paragraph(text: str, name: str = "") -> QLabel:
     """A word-wrapped block of plain explanatory text (``name`` picks a style)."""
     label = QLabel(text)
@@ -453,11 +463,16 @@ def keep_min_height_for_width(window: QWidget) -> None:
     window.installEventFilter(_HeightFloor(window))
 
 
+# Dynamic properties of a window that keeps room for its contents: the height it opened
+# at, and the height ``grow_to_fit`` last gave it (see ``give_back_room``).
+_OPENED_AT, _GROWN_TO = "openedAtHeight", "grownTo"
+
+
 def grow_to_fit(dialog: QWidget) -> None:
     """Give an open window the height its contents now need (call after showing a line in
     it): Qt keeps an open window's size and squeezes its word-wrapped text instead, cutting
     sentences, fields and buttons off. It grows no taller than its screen (its lists
-    scroll), and never shrinks here."""
+    scroll), and never shrinks here (``give_back_room`` does, once what it grew for goes)."""
     layout = dialog.layout()
     if not dialog.isVisible() or layout is None:
         return
@@ -470,6 +485,30 @@ def grow_to_fit(dialog: QWidget) -> None:
         needed = min(needed, screen.availableGeometry().height() - _FRAME_ALLOWANCE.height())
     if needed > dialog.height():
         dialog.resize(dialog.width(), needed)
+    if 0 < dialog.height() <= needed:
+        # As tall as its contents (grown here, or by Qt for a larger minimum): the height
+        # is theirs, given back when they shrink (``give_back_room``).
+        dialog.setProperty(_GROWN_TO, dialog.height())
+
+
+def give_back_room(dialog: QWidget) -> None:
+    """A window ``grow_to_fit`` lengthened gives the height back once what it grew for has
+    gone (a message under a field put right, a warning dismissed), down to what its
+    contents need and never below the height it opened at: Qt spread the room left over
+    as blank bands between the fields instead. A window resized since it grew (by the
+    person) keeps its size."""
+    grown, opened = dialog.property(_GROWN_TO), dialog.property(_OPENED_AT)
+    layout = dialog.layout()
+    if grown is None or layout is None or not dialog.isVisible():
+        return
+    if dialog.height() != grown:  # resized since: that height is someone's choice
+        dialog.setProperty(_GROWN_TO, None)
+        return
+    layout.activate()
+    target = max(dialog.heightForWidth(dialog.width()), int(opened or 0))
+    if target < dialog.height():
+        dialog.resize(dialog.width(), target)
+        dialog.setProperty(_GROWN_TO, dialog.height())
 
 
 class _RoomForContents(QObject):
@@ -478,15 +517,21 @@ class _RoomForContents(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """On a layout request (something shown, hidden or worded anew), the height the
-        contents now need; the event goes on."""
-        if event.type() == QEvent.Type.LayoutRequest and isinstance(watched, QWidget):
+        contents now need, grown into or given back; the event goes on."""
+        if not isinstance(watched, QWidget):
+            return False
+        if event.type() == QEvent.Type.Show and watched.property(_OPENED_AT) is None:
+            watched.setProperty(_OPENED_AT, watched.height())
+        elif event.type() == QEvent.Type.LayoutRequest:
             grow_to_fit(watched)
+            give_back_room(watched)
         return False
 
 
 def keep_room_for_contents(dialog: QDialog) -> None:
     """From now on, whatever ``dialog`` comes to show once open (a validation message, a
-    warning panel, a line naming what was chosen) lengthens the dialog to hold all of it.
+    warning panel, a line naming what was chosen) lengthens the dialog to hold all of it,
+    and the room is given back once it goes (``give_back_room``).
 
     Qt sizes an open window's minimum from its parts as if each word-wrapped label had a
     line or two, and keeps the window's size otherwise: a longer message was cut after its
@@ -495,6 +540,8 @@ def keep_room_for_contents(dialog: QDialog) -> None:
     if dialog.property("keepsRoom"):
         return
     dialog.setProperty("keepsRoom", True)
+    if dialog.isVisible():
+        dialog.setProperty(_OPENED_AT, dialog.height())
     dialog.installEventFilter(_RoomForContents(dialog))
 
 

@@ -33,7 +33,14 @@ from tests.ui.conftest import (
     wheel,
 )
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.layout import assert_text_fits, assert_whole, open_popup_rows, rect_in, shot
+from tests.ui.layout import (
+    assert_placeholder_fits,
+    assert_text_fits,
+    assert_whole,
+    open_popup_rows,
+    rect_in,
+    shot,
+)
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -826,6 +833,68 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_the_booking_dialog_with_the_overlap_warning_fits_over_the_window_on_a_small_screen(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: with the overlap warning the dialog (676 pixels) ran below the
+    main window. On a 1024x740 screen it fits, with its title bar, inside the main window
+    with its own (40 pixels each: ``fit_to_screen``'s allowance), the warning whole."""
+    schedule_window.resize(SMALL.width(), SMALL.height())
+    open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    shot(dialog, "booking-overlap-small")
+    assert dialog.height() + 40 <= SMALL.height() - 40
+    for label in (dialog.overlap.heading, dialog.overlap.text, dialog.chosen):
+        assert_whole(label)
+    clashes = dialog.overlap.clashes
+    first = clashes.visualItemRect(clashes.item(0))
+    assert clashes.viewport().rect().contains(first)
+    assert_text_fits(dialog.overlap.confirm_button)
+    assert_placeholder_fits(dialog.reason)
+    dialog.reject()
+
+
+@pytest.mark.usefixtures("styled")
+def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: once the patient and clinician messages went, the room they
+    took stayed, spread as blank bands around "Booking for …". The dialog gives it back.
+    And the search's and Cancel's hints show whole ("Name, MRN or date of …" was cut)."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    opened = dialog.height()
+    click(dialog.save_button)  # no patient, no clinician: both said at once
+    assert dialog.errors["patient_id"].isVisible() and dialog.errors["clinician"].isVisible()
+    QApplication.processEvents()
+    assert dialog.height() > opened
+    find_patient(qtbot, dialog, "okafor")
+    dialog.clinician.setFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert not dialog.errors["patient_id"].isVisible()
+    assert not dialog.errors["clinician"].isVisible()
+    QApplication.processEvents()
+    layout = dialog.layout()
+    assert layout is not None
+    needed = layout.totalHeightForWidth(dialog.width())
+    assert dialog.height() <= max(opened, needed)
+    gap = rect_in(dialog.start, dialog).top() - rect_in(dialog.chosen, dialog).bottom()
+    assert gap <= 2 * 6 + 2, f"{gap} pixels between the chosen patient and Starts"
+    assert_placeholder_fits(dialog.patient_search)
+    dialog.reject()
+    qtbot.waitUntil(lambda: page.dialog is None)
+    select_row(page, 0)
+    click(page.cancel_button)
+    cancelling = page.dialog
+    assert isinstance(cancelling, CancelDialog)
+    activate(qtbot, cancelling)
+    assert_placeholder_fits(cancelling.reason)
+    cancelling.reject()
 
 
 @pytest.mark.qt_log_ignore(POPUP_NOISE)
