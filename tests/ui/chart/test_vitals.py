@@ -379,7 +379,7 @@ def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     visit = Visits(clinic.records).start(patient_id, "Cough")
     _chart, section = open_vitals(qtbot, signed_in)
     assert section.visit.currentData() == visit.id  # the visit just started, not "Not in a visit"
-    assert section.visit.currentText().endswith(" Cough") and "T" not in section.visit.currentText()
+    assert section.visit.currentText() == f"{visit.started_at[11:16]} Cough"  # today's
     type_into(qtbot, section.fields["pulse"].edit, "72")
     QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
@@ -776,8 +776,10 @@ def test_a_restored_draft_keeps_its_visit_while_open_and_says_so_when_it_closed(
     qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "99", timeout=5_000)
     qtbot.waitUntil(lambda: section.visit_notice.isVisible(), timeout=5_000)
     assert section.visit.currentData() is None
+    described = section.visit.itemData(1, Qt.ItemDataRole.ToolTipRole)  # date, time, reason
+    assert described == f"{visit.started_at.replace('T', ' ')} Cough"
     assert section.visit_notice.text() == (
-        f"The visit these values were typed for ({section.visit.itemText(1)}) is closed now: "
+        f"The visit these values were typed for ({described}) is closed now: "
         "they are not in a visit. Choose a visit if they belong in one."
     )
     QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
