@@ -617,8 +617,9 @@ class FocusKeeper(QObject):
     the person typing into Cancel, whose first Space closed the form and let the next
     words land in the window behind: what they typed was lost unseen. The owner's
     ``focusNextPrevChild`` asks :meth:`greyed` first (Qt calls it for the move), and the
-    keyboard goes back to the field; with no field to go to, it goes nowhere (a stray
-    key presses nothing) until the outcome shows (:meth:`back_to_field`).
+    keyboard goes back to the field; with no field to go to (none typed in, or greyed out
+    too), it goes nowhere (a stray key presses nothing) until the control it left is
+    enabled again, and comes back to it then (unless the outcome put it on a field).
     """
 
     def __init__(self, owner: QWidget) -> None:
@@ -626,6 +627,7 @@ class FocusKeeper(QObject):
         self._owner = owner
         self.field: QWidget | None = None  # the field that last had the keyboard
         self._watched: set[int] = set()
+        self._waiting: QWidget | None = None  # greyed out with the keyboard, none taking it
 
     def watch(self, fields: Iterable[QWidget]) -> None:
         """Remember which of ``fields`` last had the keyboard."""
@@ -635,9 +637,20 @@ class FocusKeeper(QObject):
                 widget.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """A field got the keyboard: remembered; every event goes on."""
-        if event.type() == QEvent.Type.FocusIn and isinstance(watched, QWidget):
+        """A field got the keyboard: remembered; the control the keyboard left enabled
+        again, the keyboard nowhere: back to it. Every event goes on."""
+        if not isinstance(watched, QWidget):
+            return False
+        if event.type() == QEvent.Type.FocusIn and id(watched) in self._watched:
             self.field = watched
+        elif (
+            event.type() == QEvent.Type.EnabledChange
+            and watched is self._waiting
+            and watched.isEnabled()
+        ):
+            self._waiting = None
+            if self.lost() and watched.isVisible():
+                watched.setFocus(Qt.FocusReason.OtherFocusReason)
         return False
 
     def lost(self) -> bool:
@@ -656,11 +669,17 @@ class FocusKeeper(QObject):
         held = self._owner.window().focusWidget()
         if held is None or held.isEnabled() or not self._owner.isAncestorOf(held):
             return None
-        return self.back_to_field(avoid=held)
+        if self.back_to_field(avoid=held) is not None:
+            return True
+        self._waiting = held  # the keyboard comes back to it once it is enabled again
+        held.installEventFilter(self)
+        return False
 
-    def back_to_field(self, wanted: QWidget | None = None, avoid: QWidget | None = None) -> bool:
+    def back_to_field(
+        self, wanted: QWidget | None = None, avoid: QWidget | None = None
+    ) -> QWidget | None:
         """The keyboard to ``wanted`` (a field in error) if it can take it, else to the
-        field last typed in; False when neither can."""
+        field last typed in; the field given it (None: neither can take it)."""
         for field in (wanted, self.field):
             if (
                 field is not None
@@ -669,11 +688,36 @@ class FocusKeeper(QObject):
                 and field.isVisibleTo(self._owner)
             ):
                 field.setFocus(Qt.FocusReason.OtherFocusReason)
-                return True
-        return False
+                return field
+        return None
 
 
-class TypedForm(QDialog):
+class KeepsFocusDialog(QDialog):
+    """A dialog whose buttons are greyed out while their work runs (Save, Export, Print):
+    the keyboard never passes from the button pressed to the next one (Cancel, Close,
+    Choose…), but goes back to the field last typed in, or waits for the button (see
+    :class:`FocusKeeper`). Every form dialog is one (:class:`TypedForm`)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.focus_keeper = FocusKeeper(self)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown: its fields are watched for the keyboard."""
+        super().showEvent(event)
+        self.focus_keeper.watch(fields_of(self))
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab as usual; but when Qt moves the keyboard off a control just
+        greyed out (Save while the work runs), it goes back to the field last typed in,
+        never on to the next button (see :class:`FocusKeeper`)."""
+        handled = self.focus_keeper.greyed()
+        if handled is not None:
+            return handled
+        return super().focusNextPrevChild(next)
+
+
+class TypedForm(KeepsFocusDialog):
     """A dialog people type into, which never throws away what they typed unasked.
 
     It remembers what its fields held when it opened (at its first show: an edit's stored
@@ -697,7 +741,6 @@ class TypedForm(QDialog):
         self.discard_box: QMessageBox | None = None
         self._opened_with: object = None
         self._opened = False
-        self.focus_keeper = FocusKeeper(self)
         self._field_of: dict[int, QWidget] = {}  # a message's id -> the field it is about
 
     # ----- what was typed ---------------------------------------------------------------
@@ -727,8 +770,9 @@ class TypedForm(QDialog):
         """The keyboard to the field ``message`` is about (as given to
         :meth:`clears_on_edit`), its text selected for typing over; else back to the field
         last typed in. A refusal is answered where it was made."""
-        field = self._field_of.get(id(message))
-        if self.focus_keeper.back_to_field(field) and isinstance(field, QLineEdit):
+        wanted = self._field_of.get(id(message))
+        field = self.focus_keeper.back_to_field(wanted)
+        if field is wanted and isinstance(field, QLineEdit):
             field.selectAll()
 
     def message_shown(self, message: QLabel) -> None:
@@ -737,15 +781,6 @@ class TypedForm(QDialog):
         it goes to the field the message is about: the person answers it by typing."""
         if self.isVisible() and self.focus_keeper.lost():
             self.focus_field_of(message)
-
-    def focusNextPrevChild(self, next: bool) -> bool:
-        """Tab and Shift+Tab as usual; but when Qt moves the keyboard off a control just
-        greyed out (Save while the work runs), it goes back to the field last typed in,
-        never on to Cancel (see :class:`FocusKeeper`)."""
-        handled = self.focus_keeper.greyed()
-        if handled is not None:
-            return handled
-        return super().focusNextPrevChild(next)
 
     def clear_form_error(self) -> None:
         """The person did something that answers the form-level message (chose a file)."""
@@ -760,7 +795,6 @@ class TypedForm(QDialog):
         self._opened = True
         self.remember_state()
         fields = fields_of(self)
-        self.focus_keeper.watch(fields)
         for widget in fields:
             clear_when_edited(widget, self.general_error)
         ignore_wheel(*(w for w in fields if isinstance(w, (QComboBox, QAbstractSpinBox))))
