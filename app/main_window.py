@@ -524,10 +524,19 @@ class Workspace(QWidget):
         return to that patient."""
         for section in self.chart.sections:
             if hasattr(section, "keep_drafts_in"):
-                # The notice concerns this chart: it goes when the person moves on.
+                # The notice concerns this chart's form: it goes when the person moves on,
+                # or once the form is done with (saved or emptied), whichever tab is shown.
                 section.keep_drafts_in(
-                    drafts, who, lambda text: self.show_notice(text, passing=True)
+                    drafts,
+                    who,
+                    lambda text, forms: self.show_notice(text, passing=True, forms=forms),
+                    self.form_done,
                 )
+
+    def form_done(self, name: str) -> None:
+        """A restored form that is not a dialog (the Vitals tab's, object name ``name``)
+        was saved or emptied: "Your unsaved … form was restored." no longer holds."""
+        self._notice_forms.closed(name)
 
     def _reopen_section_form(self, section: Any, draft: Draft) -> None:
         self._in_chart(str(draft.values["patient_id"]), lambda: section.reopen(draft.values))
@@ -578,8 +587,8 @@ class _ClosedForms(QObject):
 
     def watch(self, text: str, forms: Sequence[str]) -> None:
         """``text`` goes once a dialog of each name in ``forms`` has closed. (A form
-        that is not a dialog, the Vitals tab's, never closes: its notice waits for the
-        person to move on.)"""
+        that is not a dialog, the Vitals tab's, never closes: it says when it is done
+        with, :meth:`closed`.)"""
         app = QApplication.instance()
         if not self._waiting and app is not None:
             app.installEventFilter(self)
@@ -602,12 +611,16 @@ class _ClosedForms(QObject):
             and not event.spontaneous()
             and isinstance(watched, QDialog)
         ):
-            name = watched.objectName()
-            for text, forms in list(self._waiting.items()):
-                forms.discard(name)
-                if not forms:
-                    self._closed(text)
+            self.closed(watched.objectName())
         return False
+
+    def closed(self, name: str) -> None:
+        """The form ``name`` is done with (a dialog closed; the Vitals form, which never
+        closes, saved or emptied): the notices that waited only for it go."""
+        for text, forms in list(self._waiting.items()):
+            forms.discard(name)
+            if not forms:
+                self._closed(text)
 
 
 class MainWindow(QMainWindow):

@@ -49,7 +49,9 @@ class FieldError(QLabel):
 
     def setVisible(self, visible: bool) -> None:
         """Show or hide; shown in an open dialog, the dialog grows to hold all its lines
-        (and gives the room back once it is hidden: ``give_back_room``)."""
+        (and gives the room back once it is hidden: ``give_back_room``; a form whose
+        keyboard went nowhere while its work ran puts it back on the field the message is
+        about: :meth:`TypedForm.message_shown`)."""
         window = self.window()
         # Showing it raises the dialog's minimum height at once: the height before that
         # is the one to go back to.
@@ -58,6 +60,8 @@ class FieldError(QLabel):
         if visible and isinstance(window, QDialog):
             keep_room_for_contents(window)
             grow_to_fit(window, height)
+        if visible and isinstance(window, TypedForm):
+            window.message_shown(self)
 
     def setText(self, text: str) -> None:
         """A new message: one that needs more lines than the last gets them at once."""
@@ -280,6 +284,16 @@ class ElidedLabel(QLabel):
             painter, rect, int(self.alignment()), self.palette(), self.isEnabled(), text,
             self.foregroundRole(),
         )  # fmt: skip
+
+
+def show_whole_placeholder(edit: QLineEdit) -> None:
+    """``edit`` is never narrower than its placeholder text: squeezed beside a button or a
+    long label, the hint was cut mid-word ("Name, MRN or date of …")."""
+    metrics = edit.fontMetrics()
+    # What the style adds around the text: a line edit's hint is 17 "x" wide plus that.
+    padding = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
+    needed = metrics.horizontalAdvance(edit.placeholderText()) + padding
+    edit.setMinimumWidth(max(edit.minimumWidth(), needed))
 
 
 def paragraph(text: str, name: str = "") -> QLabel:
@@ -620,7 +634,117 @@ def ask_to_discard(parent: QWidget, title: str, then: Callable[[bool], None]) ->
     )
 
 
-class TypedForm(QDialog):
+class FocusKeeper(QObject):
+    """Where the keyboard goes when the control holding it is greyed out: back to the field
+    last typed in, never on to the next button.
+
+    A form's Save (Add addendum, Record vitals, Book...) is disabled while its work runs,
+    so it is not pressed twice. Clicked, it held the keyboard, and Qt handed the keyboard
+    on to the next control enabled: Cancel. A refusal ("Addendum is required.") then left
+    the person typing into Cancel, whose first Space closed the form and let the next
+    words land in the window behind: what they typed was lost unseen. The owner's
+    ``focusNextPrevChild`` asks :meth:`greyed` first (Qt calls it for the move), and the
+    keyboard goes back to the field; with no field to go to (none typed in, or greyed out
+    too), it goes nowhere (a stray key presses nothing) until the control it left is
+    enabled again, and comes back to it then (unless the outcome put it on a field).
+    """
+
+    def __init__(self, owner: QWidget) -> None:
+        super().__init__(owner)
+        self._owner = owner
+        self.field: QWidget | None = None  # the field that last had the keyboard
+        self._watched: set[int] = set()
+        self._waiting: QWidget | None = None  # greyed out with the keyboard, none taking it
+
+    def watch(self, fields: Iterable[QWidget]) -> None:
+        """Remember which of ``fields`` last had the keyboard."""
+        for widget in fields:
+            if id(widget) not in self._watched:
+                self._watched.add(id(widget))
+                widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A field got the keyboard: remembered; the control the keyboard left enabled
+        again, the keyboard nowhere: back to it. Every event goes on."""
+        if not isinstance(watched, QWidget):
+            return False
+        if event.type() == QEvent.Type.FocusIn and id(watched) in self._watched:
+            self.field = watched
+        elif (
+            event.type() == QEvent.Type.EnabledChange
+            and watched is self._waiting
+            and watched.isEnabled()
+        ):
+            self._waiting = None
+            if self.lost() and watched.isVisible():
+                watched.setFocus(Qt.FocusReason.OtherFocusReason)
+        return False
+
+    def lost(self) -> bool:
+        """True when nothing in the owner that can take keys has the keyboard (it was
+        greyed out, or Qt found nowhere to put it)."""
+        held = self._owner.window().focusWidget()
+        if held is None or not (held is self._owner or self._owner.isAncestorOf(held)):
+            return True
+        return not held.isEnabled() or not held.isVisible()
+
+    def greyed(self) -> bool | None:
+        """Called from the owner's ``focusNextPrevChild``: when the control with the
+        keyboard was just disabled, put the keyboard back on the field last typed in and
+        return True (False: no field can take it, so Qt clears it). None: an ordinary
+        move (Tab), for Qt to make."""
+        held = self._owner.window().focusWidget()
+        if held is None or held.isEnabled() or not self._owner.isAncestorOf(held):
+            return None
+        if self.back_to_field(avoid=held) is not None:
+            return True
+        self._waiting = held  # the keyboard comes back to it once it is enabled again
+        held.installEventFilter(self)
+        return False
+
+    def back_to_field(
+        self, wanted: QWidget | None = None, avoid: QWidget | None = None
+    ) -> QWidget | None:
+        """The keyboard to ``wanted`` (a field in error) if it can take it, else to the
+        field last typed in; the field given it (None: neither can take it)."""
+        for field in (wanted, self.field):
+            if (
+                field is not None
+                and field is not avoid
+                and field.isEnabled()
+                and field.isVisibleTo(self._owner)
+            ):
+                field.setFocus(Qt.FocusReason.OtherFocusReason)
+                return field
+        return None
+
+
+class KeepsFocusDialog(QDialog):
+    """A dialog whose buttons are greyed out while their work runs (Save, Export, Print):
+    the keyboard never passes from the button pressed to the next one (Cancel, Close,
+    Choose…), but goes back to the field last typed in, or waits for the button (see
+    :class:`FocusKeeper`). Every form dialog is one (:class:`TypedForm`)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.focus_keeper = FocusKeeper(self)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Shown: its fields are watched for the keyboard."""
+        super().showEvent(event)
+        self.focus_keeper.watch(fields_of(self))
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab and Shift+Tab as usual; but when Qt moves the keyboard off a control just
+        greyed out (Save while the work runs), it goes back to the field last typed in,
+        never on to the next button (see :class:`FocusKeeper`)."""
+        handled = self.focus_keeper.greyed()
+        if handled is not None:
+            return handled
+        return super().focusNextPrevChild(next)
+
+
+class TypedForm(KeepsFocusDialog):
     """A dialog people type into, which never throws away what they typed unasked.
 
     It remembers what its fields held when it opened (at its first show: an edit's stored
@@ -692,6 +816,22 @@ class TypedForm(QDialog):
             if select and isinstance(first, QLineEdit):
                 first.selectAll()
         return True
+
+    def focus_field_of(self, message: QLabel) -> None:
+        """The keyboard to the field ``message`` is about (as given to
+        :meth:`clears_on_edit`), its text selected for typing over; else back to the field
+        last typed in. A refusal is answered where it was made."""
+        wanted = self._field_of.get(message)
+        field = self.focus_keeper.back_to_field(wanted)
+        if field is wanted and isinstance(field, QLineEdit):
+            field.selectAll()
+
+    def message_shown(self, message: QLabel) -> None:
+        """A message under a field (or the form) was shown. If the keyboard went nowhere
+        while the form's work ran (its greyed-out Save held it, and so did every field),
+        it goes to the field the message is about: the person answers it by typing."""
+        if self.isVisible() and self.focus_keeper.lost():
+            self.focus_field_of(message)
 
     def clear_form_error(self) -> None:
         """The person did something that answers the form-level message (chose a file)."""

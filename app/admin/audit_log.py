@@ -11,7 +11,6 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QGridLayout,
@@ -25,7 +24,7 @@ from app.admin.audit_table import Entries, audit_table, fill, with_names
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import dialog_layout, ignore_wheel
+from app.widgets import KeepsFocusDialog, dialog_layout, ignore_wheel
 from app.worker import Job
 from core.records.audit_review import (
     ACTION_LABELS,
@@ -38,7 +37,7 @@ from core.records.audit_review import (
 SHOWN = 2000
 
 
-class AuditLogDialog(QDialog):
+class AuditLogDialog(KeepsFocusDialog):
     """The audit log with its filters and CSV export."""
 
     READ = "audit log"

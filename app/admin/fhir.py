@@ -10,7 +10,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
@@ -25,7 +24,7 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import heading_label
-from app.widgets import dialog_layout, error_label, grow_to_fit, paragraph
+from app.widgets import KeepsFocusDialog, dialog_layout, error_label, grow_to_fit, paragraph
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
 from core.records.fhir.importer import import_bundle
@@ -49,7 +48,7 @@ def _row(edit: QLineEdit, *buttons: QPushButton) -> QWidget:
     return row
 
 
-class FhirDialog(QDialog):
+class FhirDialog(KeepsFocusDialog):
     """Export every chart to a bundle file, or import a bundle file."""
 
     def __init__(

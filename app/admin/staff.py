@@ -393,7 +393,11 @@ class AddStaffDialog(_StaffForm):
             ],
             form,
         )
-        self.strength = StrengthHint(self.new, lambda: (self.user.text(), self.full_name.text()))
+        self.strength = StrengthHint(
+            self.new,
+            lambda: (self.user.text(), self.full_name.text()),
+            self.errors["password"],
+        )
         form.insertRow(form.rowCount() - 2, "", self.strength)
         intro = paragraph(
             "Give them the first password in person. They must choose their own the first "
@@ -538,7 +542,9 @@ class ResetPasswordDialog(_StaffForm):
         form = self.add_rows(
             [("New password", "password", self.new), ("Repeat password", "confirm", self.confirm)]
         )
-        self.strength = StrengthHint(self.new, lambda: (member.username, member.full_name))
+        self.strength = StrengthHint(
+            self.new, lambda: (member.username, member.full_name), self.errors["password"]
+        )
         form.insertRow(2, "", self.strength)
         intro = paragraph(
             f"{member.full_name or member.username} must choose their own password the next "

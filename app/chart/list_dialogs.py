@@ -105,6 +105,7 @@ class SavingDialog(TypedForm):
             label = self.general_error
             label.setText(describe_error(exc))
         label.show()
+        self.focus_field_of(label)  # the field in error (else the one last typed in)
 
 
 class DateDialog(SavingDialog):

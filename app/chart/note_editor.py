@@ -214,6 +214,7 @@ class AddendumDialog(TypedForm):
         self.body.setTabChangesFocus(True)
         self.body.setPlaceholderText("What to add (the signed text stays as it is)")
         self.error = self.general_error  # the one message, about the text
+        self.clears_on_edit([(self.body, self.error)])  # (and says which field it is about)
         self.buttons, self.save_button = action_buttons(self, self.save, "Add addendum")
         dialog_layout(self, heading, self.body, self.error, self.buttons)
 
@@ -269,3 +270,5 @@ class AddendumDialog(TypedForm):
                 validation_text(exc) if isinstance(exc, ValidationError) else describe_error(exc)
             )
         self.error.show()
+        # Typing on answers the refusal: the words go into the text, never to Cancel.
+        self.focus_field_of(self.error)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QHBoxLayout, QLabel, QPushBu
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import dialog_layout, paragraph
+from app.widgets import KeepsFocusDialog, dialog_layout, paragraph
 from app.worker import Job
 from core.reports import data, pdf
 
@@ -83,7 +83,7 @@ def paint_pages(printer: QPrinter, pages: list[PageImage]) -> None:
         painter.end()
 
 
-class PrintDialog(QDialog):
+class PrintDialog(KeepsFocusDialog):
     """ "Save as PDF…" or "Print…" for one report."""
 
     def __init__(

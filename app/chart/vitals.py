@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -46,7 +45,7 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import clear_when_edited, error_label, ignore_wheel, tab_leaves
+from app.widgets import FocusKeeper, clear_when_edited, error_label, ignore_wheel, tab_leaves
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -68,6 +67,9 @@ SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
 # hours around the reading, under its date), not pyqtgraph's second with ms labels.
 ONE_TIME_HALF_SPAN = 12 * 3600.0
 FLAG_ARROWS = {"high": "▲", "low": "▼"}
+# The form's width: the captions' column, a value with its unit, the card's margins (at
+# least; a larger font widens it to what its rows need).
+FORM_WIDTH = 316
 
 # The form's fields, in Tab order (blood pressure is two fields on one row).
 # Labelled from the catalogue's table, which the messages under the fields use too.
@@ -90,7 +92,7 @@ TABLE_COLUMNS = (
     ("spo2", "SpO2\n%"),
     ("weight", "Weight"),
     ("height", "Height"),
-    ("bmi", "BMI\nkg/m²"),
+    ("bmi", "BMI"),  # kg/m², as everywhere (the header's tooltip says so)
     ("pain", "Pain\n0-10"),
 )
 # What the plot can show: a vital key each ("bp": systolic and diastolic together).
@@ -191,6 +193,31 @@ class ReadingsTable(QTableWidget):
         return QSize(hint.width(), max(hint.height(), height))
 
 
+class Caption(QLabel):
+    """A field's caption in the Vitals form, wrapped at its widest word ("Respiratory /
+    rate"): the captions' column is no wider than that, which leaves the Readings table
+    beside the form the width for all its columns."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def _widest_word(self) -> int:
+        metrics = self.fontMetrics()
+        margins = self.contentsMargins()
+        widest = max((metrics.horizontalAdvance(w) for w in self.text().split()), default=0)
+        return widest + margins.left() + margins.right() + 2
+
+    def sizeHint(self) -> QSize:
+        """As wide as the widest word, as tall as the lines at that width."""
+        width = self._widest_word()
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:
+        """The same: never narrower than a word."""
+        return self.sizeHint()
+
+
 class VitalField:
     """One vital's input: the text, its unit (where there is a choice), its message."""
 
@@ -285,6 +312,27 @@ class VitalField:
         self.hint.hide()
 
 
+class _ReturnRecords(QObject):
+    """Return (or Enter) in a closed drop-down of the Vitals form records the set."""
+
+    def __init__(self, record: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._record = record
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Return on the box itself (its list closed): record; other keys go on."""
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and isinstance(watched, QComboBox)
+            and not watched.view().isVisible()
+        ):
+            self._record()
+            return True
+        return False
+
+
 # The object name of the tab's page, under which a sign-out keeps its typed values.
 VITALS_FORM = "vitalsForm"
 
@@ -297,6 +345,16 @@ class VitalsPage(QWidget):
         self.section = section
         self.setObjectName(VITALS_FORM)
         self.setWindowTitle("Vitals")
+        # Record vitals is greyed out while the set is stored: clicked, it held the keyboard,
+        # which Qt then gave to the next control. It goes back to the field typed in.
+        self.focus_keeper = FocusKeeper(self)
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        """Tab as usual; off Record vitals greyed out, back to the field typed in."""
+        handled = self.focus_keeper.greyed()
+        if handled is not None:
+            return handled
+        return super().focusNextPrevChild(next)
 
     def showEvent(self, event: QShowEvent) -> None:
         """Shown (its tab chosen, the chart opened): "Measured at" catches up with the
@@ -361,7 +419,8 @@ class VitalsSection:
         # window wires it, and while nobody is signed in.
         self._drafts: DraftKeeper | None = None
         self._who: Callable[[], str | None] = lambda: None
-        self._notify: Callable[[str], None] = lambda _text: None
+        self._notify: Callable[[str, Sequence[str]], None] = lambda _text, _forms: None
+        self._done: Callable[[str], None] = lambda _form: None
 
         self.page = VitalsPage(self)
 
@@ -398,6 +457,7 @@ class VitalsSection:
         # since, the set is in no visit and the person is told (visit_notice).
         self._check_restored_visit = False
         self.visit.activated.connect(self._visit_activated)
+        self.visit.currentIndexChanged.connect(lambda _i: self._tip_visit())
         self.visit_notice = error_label()
         self.record_button = QPushButton("Record vitals")
         self.record_button.setObjectName("primary")
@@ -405,15 +465,19 @@ class VitalsSection:
         self.status = QLabel()
         self.status.setObjectName("statusText")
         self.status.setWordWrap(True)
+        self.status.hide()  # shown with what it says ("Recorded 5 vital signs."), not empty
         self.general_error = error_label()
 
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
-        grid.setVerticalSpacing(4)
+        grid.setVerticalSpacing(3)
         row = 0
 
+        # Captions wrap at the widest word ("Respiratory / rate"): their column is no
+        # wider than that, so the form leaves the Readings table the width for all its
+        # columns, and the Visit box room for a visit's time and reason.
         def caption(text: str) -> QLabel:
-            label = QLabel(text)
+            label = Caption(text)
             label.setObjectName("caption")
             return label
 
@@ -459,23 +523,33 @@ class VitalsSection:
                 grid.addLayout(messages, row + 1, 1, 1, 4)
                 order += [f.edit] + ([f.unit] if f.unit is not None else [])
             row += 2
+        self.page.focus_keeper.watch(order)
+        for f in self.fields.values():
+            f.edit.textEdited.connect(self._erased)
         order.append(self.record_button)
         self.tab_order = order
         # Return in any box of the form records the set, as a form's default button does:
         # a nurse going round types the values and presses Return, never reaching for the
         # mouse. The set is checked as on a click (nothing wrong is recorded).
+        # The same in a drop-down (a unit, the visit), which by itself ignores Return; on
+        # its open list, Return only chooses the item (the list has the keyboard then).
+        self._return_in_choices = _ReturnRecords(self._record_by_return, self.page)
         for widget in order:
             if isinstance(widget, QLineEdit):
                 widget.returnPressed.connect(self._record_by_return)
+            elif isinstance(widget, QComboBox):
+                widget.installEventFilter(self._return_in_choices)
 
         form_card, form_layout, _head = card("Record vital signs")
+        # Room for every field at a 740-pixel height with the allergy banner: the form
+        # does not scroll (scrolled to a field, it cut its own heading off).
+        form_layout.setContentsMargins(14, 12, 14, 12)
         form_layout.addLayout(grid)
         form_layout.addWidget(self.general_error)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.record_button)
         form_layout.addLayout(buttons)
-        form_layout.addWidget(self.status)
         form_layout.addStretch(1)
         # The form scrolls rather than squeeze: with messages under several fields it can
         # need more than the window's height, and squeezed, the messages were cut to a
@@ -485,10 +559,13 @@ class VitalsSection:
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QFrame.Shape.NoFrame)
         form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        form_card.setFixedWidth(360)
+        width = max(FORM_WIDTH, form_card.minimumSizeHint().width())
+        form_card.setFixedWidth(width)
         form_scroll.setWidget(form_card)
-        bar = form_scroll.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        form_scroll.setFixedWidth(360 + bar)  # the card keeps its width beside its scroll bar
+        # No room kept for a scroll bar the form mostly does not need: when it does (a
+        # message under every field, the restored notice), the bar covers the card's right
+        # margin, right of every field.
+        form_scroll.setFixedWidth(width)
 
         # ----- the plot -----
         self.plot_choice = QComboBox()
@@ -530,6 +607,9 @@ class VitalsSection:
         self.table = ReadingsTable(0, 1 + len(TABLE_COLUMNS))
         self.table.setObjectName("vitalsTable")
         self.table.setHorizontalHeaderLabels(["Measured", *(t for _, t in TABLE_COLUMNS)])
+        bmi = self.table.horizontalHeaderItem(1 + [k for k, _ in TABLE_COLUMNS].index("bmi"))
+        if bmi is not None:
+            bmi.setToolTip("Body mass index, kg/m²")
         self.table.verticalHeader().hide()
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(True)
@@ -540,10 +620,15 @@ class VitalsSection:
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(24)
         self.no_readings = QLabel("No vital signs recorded.")
         self.no_readings.setObjectName("hint")
-        table_card, table_layout, _head = card("Readings")
+        table_card, table_layout, table_head = card("Readings")
+        # "Recorded 5 vital signs." beside the readings it added (under the form it cost
+        # the form the line that made it scroll, its heading cut off).
+        table_head.insertWidget(1, self.status, 1)
+        table_head.setStretch(2, 0)
+        table_layout.setContentsMargins(12, 14, 12, 16)  # the columns' width, not margins'
         table_layout.addWidget(self.no_readings)
         table_layout.addWidget(self.table, 1)
 
@@ -572,12 +657,14 @@ class VitalsSection:
         self,
         drafts: DraftKeeper,
         who: Callable[[], str | None],
-        notify: Callable[[str], None],
+        notify: Callable[[str, Sequence[str]], None],
+        done: Callable[[str], None],
     ) -> None:
         """Put a form left unsaved aside in ``drafts`` for the person signed in (``who``:
-        their user name, None while nobody is), and tell them (``notify``) when it is given
-        back."""
-        self._drafts, self._who, self._notify = drafts, who, notify
+        their user name, None while nobody is), and tell them (``notify``, with the form's
+        name) when it is given back; ``done`` says the form is done with (its set recorded,
+        or every value erased), so a notice that it was restored goes."""
+        self._drafts, self._who, self._notify, self._done = drafts, who, notify, done
 
     def show_patient(self, patient_id: str) -> None:
         """Show this patient's vitals, and the form the person left unsaved on this chart
@@ -595,7 +682,7 @@ class VitalsSection:
         left = self._drafts.take_back(user, VITALS_FORM, patient_id)
         if left is not None:
             self.restore(left.values)
-            self._notify(restored_notice([left]))
+            self._notify(restored_notice([left]), [VITALS_FORM])
 
     def _put_aside(self) -> None:
         """Keep the form's unsaved values for the person signed in, by patient, before it is
@@ -650,6 +737,7 @@ class VitalsSection:
         self._check_restored_visit = False
         self.visit_notice.hide()
         self.status.clear()
+        self.status.hide()
         self.general_error.hide()
         self.table.setRowCount(0)
         self.no_readings.show()
@@ -690,6 +778,11 @@ class VitalsSection:
         self._fill_table()
         self._draw_plot()
 
+    def _tip_visit(self) -> None:
+        """The box's tooltip: the visit chosen, its date and reason whole."""
+        tip = self.visit.currentData(Qt.ItemDataRole.ToolTipRole)
+        self.visit.setToolTip(str(tip) if tip else "")
+
     def _visit_activated(self, _index: int) -> None:
         """The person chose a visit (or "Not in a visit"): it stays theirs."""
         self._visit_picked = True
@@ -719,11 +812,18 @@ class VitalsSection:
         self.visit.blockSignals(True)
         self.visit.clear()
         self.visit.addItem("Not in a visit", None)
+        today = self.clock().date().isoformat()
         for visit_id, text in view.visits:
-            self.visit.addItem(text, visit_id)
+            # Today's visits by their time alone (the form's "Measured at" shows the day):
+            # the date took the box's width, and the reason that tells visits apart was
+            # cut ("2026-12-06 04:57 F"). The whole is the box's tooltip.
+            shown = text[len(today) + 1 :] if text.startswith(f"{today} ") else text
+            self.visit.addItem(shown, visit_id)
+            self.visit.setItemData(self.visit.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         found = self.visit.findData(chosen)
         self.visit.setCurrentIndex(max(found, 0))
         self.visit.blockSignals(False)
+        self._tip_visit()
 
     def _read_failed(self, exc: Exception) -> None:
         self.general_error.setText(f"The vitals could not be read. {describe_error(exc)}")
@@ -870,6 +970,7 @@ class VitalsSection:
         if patient_id is None or self._job is not None:
             return
         self.status.clear()
+        self.status.hide()
         self.general_error.hide()
         values, units = self.typed()
         for f in self.fields.values():
@@ -904,6 +1005,12 @@ class VitalsSection:
             label="record vitals",
         )
 
+    def _erased(self, _text: str) -> None:
+        """Every value erased by hand: nothing is left of a restored form (its notice
+        goes)."""
+        if self._patient_id is not None and not self.typed()[0]:
+            self._done(VITALS_FORM)
+
     def _record_by_return(self) -> None:
         if self.record_button.isEnabled():  # not while a set is being recorded
             self.submit()
@@ -919,13 +1026,16 @@ class VitalsSection:
         flagged = sum(1 for r in readings if r.flag)
         note = f", {flagged} outside the normal range" if flagged else ""
         self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
+        self.status.show()
         self.fields["systolic"].edit.setFocus()
+        self._done(VITALS_FORM)  # a restored form is saved: its notice goes
 
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self.record_button.setEnabled(True)
         if isinstance(exc, ValidationError) and exc.field in self.fields:
             self.fields[exc.field].show_error(exc)
+            self.fields[exc.field].edit.setFocus()  # answered where it was refused
             return
         self.general_error.setText(f"The vitals were not recorded. {describe_error(exc)}")
         self.general_error.show()

@@ -361,9 +361,13 @@ class PatientTable(QTableView):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Enter opens the selected chart; other keys navigate as usual."""
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self._open_index(self.currentIndex())
+            self.open_current()
             return
         super().keyPressEvent(event)
+
+    def open_current(self) -> None:
+        """Open the chart of the selected row (nothing when none is)."""
+        self._open_index(self.currentIndex())
 
     def _open_index(self, index: QModelIndex) -> None:
         if index.isValid():
@@ -527,11 +531,31 @@ class PatientListPage(QWidget):
             text = f"{self._total:,} {noun} in the clinic"
         self.status.setText(text)
 
+    def searched(self) -> bool:
+        """True when the list shows the patients found for what the search box holds (not
+        those of an earlier search, with this one waiting or on its way)."""
+        return (
+            not self._debounce.isActive()
+            and not self.model.loading
+            and self.model.query == self.search.text().strip()
+        )
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Down or Enter in the search box moves to the list, ready to open a chart."""
+        """In the search box, Enter opens the selected chart (the first found: README,
+        "Enter opens the selected chart"; it took a second Enter, in the list); Down goes
+        into the list to choose another. Pressed before the search has run, Enter runs it
+        and opens nothing: the row selected was an earlier search's, another patient."""
         if watched is self.search and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
-            if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            key = event.key()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                if self.searched():
+                    self.table.open_current()
+                elif self._debounce.isActive():
+                    self._debounce.stop()
+                    self._run_search()
+                return True
+            if key == Qt.Key.Key_Down:
                 if self._debounce.isActive():
                     self._debounce.stop()
                     self._run_search()

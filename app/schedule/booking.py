@@ -39,6 +39,7 @@ from app.widgets import (
     error_label,
     form_layout,
     ignore_wheel,
+    show_whole_placeholder,
 )
 from app.worker import Job
 from core.records import validation
@@ -61,7 +62,8 @@ class OverlapPanel(WarningPanel):
             (None, self.confirm_button),
             parent,
         )
-        self.text.setText("Choose another time, or book it anyway if the clinician will see both.")
+        # One line: with the clashes and the form, the dialog must fit a 740-pixel screen.
+        self.text.setText("Choose another time, or book it anyway.")
         self.clashes = self.items
         self.clashes.setObjectName("overlapClashes")
 
@@ -109,19 +111,20 @@ class BookingDialog(TypedForm):
             else "Book an appointment"
         )
         heading.setObjectName("dialogHeading")
-        intro = QLabel(
-            "Times are the clinic's local time: type the date and time, e.g. 2026-12-07 09:30."
-        )
+        intro = QLabel("Times are the clinic's local time, e.g. 2026-12-07 09:30.")
         intro.setObjectName("hint")
         intro.setWordWrap(True)
 
         self.patient_search = QLineEdit()
         self.patient_search.setPlaceholderText("Name, MRN or date of birth")
+        show_whole_placeholder(self.patient_search)
         self.patient_search.setAccessibleName("Find the patient")
         self.patient_results = QListWidget()
         self.patient_results.setObjectName("patientResults")
         self.patient_results.setAccessibleName("Patients found")
-        self.patient_results.setFixedHeight(110)
+        # Four patients at a time (more scroll): room for the overlap warning under the
+        # form on a 740-pixel screen.
+        self.patient_results.setFixedHeight(4 * (self.fontMetrics().height() + 4) + 6)
         self.new_patient_button = QPushButton("Register new patient…")
         self.chosen = QLabel()
         self.chosen.setObjectName("chosenPatient")
@@ -253,11 +256,11 @@ class BookingDialog(TypedForm):
             if focused is self.patient_results:
                 self._picked(self.patient_results.currentItem())
                 if self._patient_id is not None:
-                    self.start.setFocus()
+                    self._to_start()
                 event.accept()
                 return
             if focused not in fields:
-                self.start.setFocus()
+                self._to_start()
                 event.accept()
                 return
         super().keyPressEvent(event)
@@ -283,7 +286,7 @@ class BookingDialog(TypedForm):
         if watched is results and enter:
             # Unhandled, Enter would reach the dialog's default button and book at once.
             if results.currentItem() is not None and self._patient_id is not None:
-                self.start.setFocus()
+                self._to_start()
             return True
         if watched is results and key == Qt.Key.Key_Up and results.currentRow() <= 0:
             self.patient_search.setFocus()
@@ -298,7 +301,13 @@ class BookingDialog(TypedForm):
     def _take_first(self) -> None:
         if self._first_selectable():
             self.patient_results.setCurrentRow(0)
-            self.start.setFocus()
+            self._to_start()
+
+    def _to_start(self) -> None:
+        """On to the time, its text selected: typing replaces the day's 09:00 offered (with
+        the cursor at its end, "14:30" typed made "2026-12-06 09:0014:30")."""
+        self.start.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.start.selectAll()
 
     def _picked(self, item: QListWidgetItem | None) -> None:
         data = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
@@ -333,8 +342,7 @@ class BookingDialog(TypedForm):
 
         def to_start() -> None:
             self.activateWindow()
-            self.start.setFocus(Qt.FocusReason.OtherFocusReason)
-            self.start.selectAll()
+            self._to_start()
 
         QTimer.singleShot(0, self, to_start)
 
@@ -473,8 +481,7 @@ class BookingDialog(TypedForm):
         self._job = None
         self.save_button.setEnabled(True)
         if isinstance(exc, OverlapError):
-            self.overlap.show_clashes(exc.clashes)
-            self.adjustSize()
+            self.overlap.show_clashes(exc.clashes)  # the dialog grows to hold it
             self.overlap.confirm_button.setFocus()
         elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
@@ -503,6 +510,7 @@ class CancelDialog(TypedForm):
         heading.setWordWrap(True)
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("Optional, e.g. patient called")
+        show_whole_placeholder(self.reason)
         form = form_layout()
         form.addRow(APPOINTMENT.label("cancel_reason"), self.reason)
         self.buttons, self.confirm_button = action_buttons(self, self.accept, "Cancel appointment")

@@ -522,6 +522,25 @@ class SchedulePage(QWidget):
         self._selection_changed()
 
     def _selection_changed(self) -> None:
+        # The window's focus, kept while a dialog of it (Cancel appointment) is active.
+        pressed = self.window().focusWidget()
+        self._enable_actions()
+        # The button pressed (Arrived, No-show, Done, Cancel…) is greyed out by the status it
+        # set, and Qt hands the keyboard on to the next button enabled: after Arrived, the
+        # red Cancel…, where a stray Space then Return cancelled the appointment just
+        # checked in. The keyboard goes back to the list instead.
+        greyed = isinstance(pressed, QPushButton) and not pressed.isEnabled()
+        if greyed and pressed in self.action_buttons():
+            self._back_to_list()
+
+    def _back_to_list(self) -> None:
+        """The keyboard goes back to the list the appointment was chosen in (its row stays
+        chosen): a harmless place, from which Tab reaches the buttons again."""
+        table = self._source if self._source.isVisible() else self.views.currentWidget()
+        if table is not None:
+            table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _enable_actions(self) -> None:
         a = self.selected()
         status = a.status if a is not None else None
         self.arrived_button.setEnabled(status in ("booked", "no_show"))

@@ -46,7 +46,14 @@ from app.sync.join import (
     kept_join,
 )
 from app.sync.status import describe_progress
-from app.widgets import error_label, fields_of, form_layout, input_value, paragraph
+from app.widgets import (
+    clear_when_edited,
+    error_label,
+    fields_of,
+    form_layout,
+    input_value,
+    paragraph,
+)
 from app.worker import Job, Worker
 from core.records import demo, validation
 from core.records.demo import DemoClinic
@@ -213,8 +220,11 @@ class AdminPage(QWizardPage):
         ):
             form.addRow(caption, self.inputs[field])
             form.addRow("", self.errors[field])
+            clear_when_edited(self.inputs[field], self.errors[field])  # as every form's
         self.strength = StrengthHint(
-            self.password, lambda: (self.username.text(), self.full_name.text())
+            self.password,
+            lambda: (self.username.text(), self.full_name.text()),
+            self.errors["password"],
         )
         form.insertRow(6, "", self.strength)
         layout = QVBoxLayout(self)

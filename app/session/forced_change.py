@@ -41,7 +41,7 @@ class ForcedPasswordChangeDialog(FormDialog):
         form = self.add_rows(
             [("New password", "new", self.new), ("Repeat new password", "confirm", self.confirm)]
         )
-        self.strength = StrengthHint(self.new, lambda: (username, full_name))
+        self.strength = StrengthHint(self.new, lambda: (username, full_name), self.errors["new"])
         form.insertRow(2, "", self.strength)
         intro = paragraph(
             "Your administrator set the password you just used. Choose your own now: nobody "

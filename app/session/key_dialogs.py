@@ -249,7 +249,7 @@ class ChangePasswordDialog(FormDialog):
                 ("Repeat new password", "confirm", self.confirm),
             ]
         )
-        self.strength = StrengthHint(self.new, lambda: (username,))
+        self.strength = StrengthHint(self.new, lambda: (username,), self.errors["new"])
         form.insertRow(4, "", self.strength)
         intro = paragraph(
             "Choose a password of at least 10 characters that you do not use anywhere else. "
@@ -333,7 +333,9 @@ class RecoverPasswordDialog(FormDialog):
                 ("Repeat password", "confirm", self.confirm),
             ]
         )
-        self.strength = StrengthHint(self.new, lambda: (self.username.text(),))
+        self.strength = StrengthHint(
+            self.new, lambda: (self.username.text(),), self.errors["password"]
+        )
         form.insertRow(6, "", self.strength)
         intro = paragraph(
             "The recovery key was shown once when Careline was set up on this computer, as "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
 from core.records.password_strength import assess
@@ -16,9 +16,19 @@ from core.records.validation import MIN_PASSWORD_LENGTH
 
 class StrengthHint(QLabel):
     """Follows ``field``; ``user_inputs()`` gives the words that count as easy guesses (the
-    user name and full name typed so far)."""
+    user name and full name typed so far).
 
-    def __init__(self, field: QLineEdit, user_inputs: Callable[[], Sequence[str]] = tuple) -> None:
+    ``refusal`` is the field's own message (the form's error line under it): while it is
+    shown, the hint steps aside, so a refused password is explained once. Both said it:
+    "Password must be at least 10 characters." over "Too short: at least 10 characters.".
+    The hint is back as soon as the person edits the field (which hides the message)."""
+
+    def __init__(
+        self,
+        field: QLineEdit,
+        user_inputs: Callable[[], Sequence[str]] = tuple,
+        refusal: QLabel | None = None,
+    ) -> None:
         super().__init__()
         self.setObjectName("passwordStrength")
         self.setWordWrap(True)
@@ -31,6 +41,20 @@ class StrengthHint(QLabel):
         self.acceptable = False
         field.textChanged.connect(self.update_hint)
         self.update_hint()
+        self._refusal = refusal
+        if refusal is not None:
+            refusal.installEventFilter(self)
+            if not refusal.isHidden():
+                self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The refusal shown: the hint hides; hidden again: the hint is back."""
+        if watched is self._refusal and event.type() in (
+            QEvent.Type.ShowToParent,
+            QEvent.Type.HideToParent,
+        ):
+            self.setVisible(event.type() == QEvent.Type.HideToParent)
+        return super().eventFilter(watched, event)
 
     def update_hint(self) -> None:
         """Rate what is typed now (zxcvbn takes milliseconds for a password's length)."""

@@ -92,7 +92,7 @@ class Chart:
 
 CLINICAL_HIDDEN = (
     "Clinical information is visible only to clinical staff, and on a restricted chart only "
-    "to its care team"
+    "to its care team."
 )
 
 

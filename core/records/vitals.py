@@ -265,6 +265,28 @@ _NUMBER = re.compile(r"^([-\u2212]?)(\d{1,4})(?:\.(\d+))?$")
 _WITH_UNIT = re.compile(r"^(.*?\d)\s*([A-Za-z°%\[/{].*)?$")
 
 
+# Letters a finger types for digits: a capital or small O for a zero, a small L or a
+# capital I for a one.
+_DIGIT_LOOKALIKES = frozenset("OoIl")
+
+
+def _mistyped_digits(vital: Vital, suffix: str) -> bool:
+    """True when what follows the digits is more of the number mistyped, not a unit: it
+    holds a digit ("1O2"), or its first word is made of letters that look like digits
+    ("7O", "1l0"). A unit of the vital is never taken for one; a real other unit
+    ("70 kg" for a pulse, "170 ft") is a unit, to be named as one."""
+    try:
+        vital.unit(suffix)
+        return False
+    except ValidationError:
+        pass
+    words = suffix.split()
+    first = words[0] if words else ""
+    return any(c.isdigit() for c in suffix) or (
+        bool(first) and set(first) <= _DIGIT_LOOKALIKES | set("0123456789.")
+    )
+
+
 def parse_number(vital: Vital, typed: str) -> tuple[str, Fraction]:
     """The number typed (normalised text, exact value); ValidationError says what is wrong."""
     raw = typed.strip()
@@ -299,6 +321,8 @@ def measure(vital: Vital, typed: str, unit: str | None = None) -> Measurement:
         raise ValidationError(vital.key, "is required")
     found = _WITH_UNIT.match(raw)
     number, suffix = (found.group(1), found.group(2)) if found else (raw, None)
+    if suffix and _mistyped_digits(vital, suffix):
+        parse_number(vital, raw)  # "7O" (a letter O for a zero): refused as not a number
     if suffix and unit:
         chosen = vital.unit(unit)
         if vital.unit(suffix) is not chosen:

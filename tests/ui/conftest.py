@@ -140,6 +140,16 @@ def wheel(widget: QWidget, notches: int = -1) -> None:
     QApplication.processEvents()
 
 
+def type_at_the_keyboard(text: str) -> None:
+    """Type ``text`` as a person does: each key goes to whatever has the keyboard at that
+    moment (a Space that presses a button and closes a dialog sends the next keys
+    elsewhere), not to a widget the test chose."""
+    for char in text:
+        target = QApplication.focusWidget() or QApplication.activeWindow()
+        assert target is not None, "no window has the keyboard"
+        QTest.keyClicks(target, char)
+
+
 def _question(form: QWidget) -> QMessageBox | None:
     box = form.findChild(QMessageBox, "discardQuestion")
     return box if box is not None and box.isVisible() else None

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QScrollArea,
+    QStyle,
+    QStyleOptionFrame,
     QWidget,
 )
 
@@ -85,6 +87,20 @@ def assert_text_fits(button: QAbstractButton) -> None:
     assert width + padding <= button.width(), (
         f"{text!r} needs {width} + {padding} pixels, its button has {button.width()}"
     )
+
+
+def assert_placeholder_fits(edit: QLineEdit) -> None:
+    """``edit``'s placeholder shows whole, not cut with "…": its width in the edit's font
+    is no more than the line the edit draws it on (the style's contents rectangle less the
+    text margins and the 2-pixel margin a line edit keeps each side)."""
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    contents = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    margins = edit.textMargins()
+    room = contents.width() - margins.left() - margins.right() - 2 * 2
+    text = edit.placeholderText()
+    width = edit.fontMetrics().horizontalAdvance(text)
+    assert width <= room, f"{text!r} needs {width} pixels, its line has {room}"
 
 
 def _scroll_area(widget: QWidget) -> QScrollArea | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fhir.resources.R4B.bundle import Bundle
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.fhir import FhirDialog
@@ -114,3 +114,27 @@ def test_a_path_that_cannot_be_used_is_named(
     assert (
         dialog.error.text() == f"The file could not be used: No such file or directory ({missing})."
     )
+
+
+def test_a_refused_import_leaves_the_keyboard_in_the_path_typed(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    """Import, clicked, greyed itself out while the file was read, and Qt gave the keyboard
+    to the next button (Close: a Space closed the dialog). It goes back to the path typed,
+    where the person puts the refused name right."""
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.fhir_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, FhirDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"resourceType": "Patient"}), encoding="utf-8")
+    QTest.mouseClick(dialog.import_path, Qt.MouseButton.LeftButton)
+    QTest.keyClicks(dialog.import_path, str(bad))
+    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
+    assert dialog.import_button.isEnabled()
+    assert QApplication.focusWidget() is dialog.import_path
+    QTest.keyClick(dialog.import_path, Qt.Key.Key_Space)  # typed there, presses nothing
+    assert dialog.isVisible() and dialog.import_path.text() == f"{bad} "

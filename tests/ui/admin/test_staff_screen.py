@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.staff import (
@@ -315,6 +315,44 @@ def test_a_first_password_is_changed_before_the_session_starts(
     assert window.workstation.records.user("nina") is not None
     # Read once the records open to her: a clinician is offered Possible duplicates.
     assert window.session.may_merge is may_merge
+
+
+def test_a_too_short_first_password_is_refused_with_one_message(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's picture: "Password must be at least 10 characters." and under it the
+    strength hint's "Too short: at least 10 characters.". The refusal is said once; the
+    hint is back as soon as the person types again."""
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, "nina")
+    type_into(qtbot, page.password, FIRST)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert isinstance(dialog, ForcedPasswordChangeDialog)
+    qtbot.waitExposed(dialog)
+    type_into(qtbot, dialog.new, "password1")
+    assert dialog.strength.isVisible() and "Too short" in dialog.strength.text()
+    type_into(qtbot, dialog.confirm, "password1")
+    QTest.keyClick(dialog.confirm, Qt.Key.Key_Return)
+    error = dialog.errors["new"]
+    qtbot.waitUntil(error.isVisible, timeout=10_000)
+    assert error.text() == "Password must be at least 10 characters."
+    said = [
+        label.text()
+        for label in dialog.findChildren(QLabel)
+        if label.isVisible() and "10 characters" in label.text()
+    ]
+    assert said == [error.text()]
+    assert not dialog.strength.isVisible()
+    QTest.keyClick(dialog.new, Qt.Key.Key_End)
+    QTest.keyClicks(dialog.new, "23")  # typing again: the message goes, the hint is back
+    assert not error.isVisible() and dialog.strength.isVisible()
+    assert "Too short" not in dialog.strength.text()
+    dialog.reject()
 
 
 def test_declining_the_change_signs_the_person_out(

@@ -71,7 +71,9 @@ def test_the_front_desk_sees_no_clinical_part_of_the_chart(
     sign_in(qtbot, window, "desk")
     chart = open_first_chart(qtbot, window)
     assert chart.clinical_hidden.isVisible()
-    assert chart.clinical_hidden.text() == CLINICAL_HIDDEN
+    said = chart.clinical_hidden.text()
+    assert said == CLINICAL_HIDDEN
+    assert said.endswith(", and on a restricted chart only to its care team.")  # full stop
     assert not chart.allergy_card.isVisible()
     assert not chart.allergy_banner.isVisible()
     assert [chart.tabs.isTabVisible(i) for i in range(chart.tabs.count())] == [

@@ -17,6 +17,7 @@ from core.records.problems import Problems
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
+from tests.ui.conftest import type_at_the_keyboard
 
 ICD_LOAD = 60_000  # the code list is read on first use (a few seconds on a busy machine)
 
@@ -115,6 +116,37 @@ def test_resolving_asks_the_date_and_keeps_the_problem_as_history(
     assert rows(card.table)[0][0] == "J45.909"
     assert rows(card.table)[0][3] == "Resolved 2024-03-15"
     assert not card.resolve_button.isEnabled()
+
+
+def test_a_refused_date_keeps_the_keyboard_so_the_date_typed_next_replaces_it(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Resolve clicked with the mouse greyed itself out while core checked the date, and Qt
+    gave the keyboard to Cancel: the date typed after the refusal went to Cancel (its
+    Space would close the form). The keyboard is back on the date, selected, so the date
+    typed next replaces the one refused."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    Problems(clinic.records).add(patient.id, code="J45.909", onset="2010")
+    signed_in.operations.catch_up()  # a write made outside the app's operations
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    card.table.selectRow(0)
+    QTest.mouseClick(card.resolve_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, DateDialog)
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=5_000)
+    QTest.keyClicks(dialog.date, "2009-01-01")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.errors["resolved"].isVisible(), timeout=5_000)
+    assert "before the onset (2010)" in dialog.errors["resolved"].text()
+    type_at_the_keyboard("2024-03-15")
+    assert dialog.date.text() == "2024-03-15"
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and card.problems == [], timeout=5_000)
+    [stored] = Problems(clinic.records).list(patient.id, include_resolved=True)
+    assert stored.resolved == "2024-03-15"
 
 
 def test_one_code_found_is_counted_in_the_singular(qtbot: QtBot, signed_in: MainWindow) -> None:

@@ -25,7 +25,7 @@ from core.records.visits import SOAP_TEMPLATE, Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.conftest import ADMIN, ADMIN_NAME, WindowFactory, sign_in
+from tests.ui.conftest import ADMIN, ADMIN_NAME, WindowFactory, sign_in, type_at_the_keyboard
 
 
 def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
@@ -293,6 +293,41 @@ def test_an_unsaved_addendum_comes_back_to_its_author_after_sign_out(
     assert [a.body for a in Notes(records).get(note.id).addenda] == [
         "Patch test booked for Monday."
     ]
+
+
+def test_words_typed_after_an_empty_addendum_is_refused_all_land_in_it(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's data loss: Add addendum clicked with the box empty greyed itself out
+    while core refused it, so Qt gave the keyboard to Cancel. The sentence typed next went
+    to Cancel, whose Space closed the form, and on into the chart behind: the box held
+    "o patient by phone 17:00, afebrile.", which Add addendum would have stored. After the
+    refusal the keyboard is back in the text: every word lands there."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    records = clinic.records
+    visit = Visits(records).start(patient_id, "Fever")
+    note = Visits(records).add_note(visit.id, "Febrile 38.6, advised fluids.")
+    Notes(records).sign(note.id)
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: section.addendum_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.addendum_button, Qt.MouseButton.LeftButton)
+    dialog = section.addendum_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=5_000)
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=5_000)
+    assert dialog.error.text() == "Addendum is required."
+    assert dialog.save_button.isEnabled()
+    assert focused() is dialog.body
+    sentence = "Addendum: spoke to patient by phone 17:00, afebrile."
+    type_at_the_keyboard(sentence)
+    assert section.addendum_dialog is dialog and dialog.isVisible()
+    assert dialog.body.toPlainText() == sentence
+    assert not dialog.error.isVisible()  # answered
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(Notes(records).get(note.id).addenda), timeout=5_000)
+    assert [a.body for a in Notes(records).get(note.id).addenda] == [sentence]
 
 
 def editor_with_a_colleagues_edit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
@@ -18,7 +19,7 @@ from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, sign_in, wheel
+from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -171,6 +172,63 @@ def test_return_in_the_form_records_the_set_once_it_is_right(
     assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
 
 
+def test_a_letter_o_typed_for_a_zero_is_called_a_number_mistyped_not_a_unit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester typed pulse "7O" (a letter O) and was told "'O' is not a unit of pulse:
+    use /min"; the number is what is wrong. A real unit of something else is still named
+    as a unit."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    pulse = section.fields["pulse"]
+    type_into(qtbot, pulse.edit, "7O")
+    QTest.keyClick(pulse.edit, Qt.Key.Key_Return)
+    assert pulse.message.isVisible()
+    assert pulse.message.text() == "Pulse: '7O' is not a number: type a whole number."
+    assert stored(clinic) == []
+    type_into(qtbot, pulse.edit, "70 kg")
+    QTest.keyClick(pulse.edit, Qt.Key.Key_Return)
+    assert pulse.message.text() == "Pulse: 'kg' is not a unit of pulse: use /min."
+    assert stored(clinic) == []
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+def test_return_in_a_unit_or_the_visit_drop_down_records_the_set_too(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """README: "Return in any box of the Vitals form records the set". In the temperature's
+    unit box and the Visit box it did nothing. On a drop-down's open list, Return only
+    chooses the item, as in any list."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, f["pulse"].edit, "72")
+    type_into(qtbot, f["temperature"].edit, "101.2")
+    unit = tab(qtbot, section)
+    assert unit is f["temperature"].unit
+    # Alt+Down opens the list, Down and Return choose °F: the list closes, nothing recorded.
+    QTest.keyClick(unit, Qt.Key.Key_Down, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(unit.view().isVisible)
+    QTest.keyClick(unit.view(), Qt.Key.Key_Down)
+    QTest.keyClick(unit.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not unit.view().isVisible())
+    assert f["temperature"].unit_code == "[degF]"
+    assert stored(clinic) == [] and section.status.text() == ""
+    # Return on the box itself: recorded, as from a value's box.
+    unit.setFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert [(code, entered, u) for code, _v, entered, u, _f in stored(clinic)] == [
+        ("8310-5", "101.2", "[degF]"),
+        ("8867-4", "72", "/min"),
+    ]
+    # The Visit box, reached by Tab from "Measured at".
+    type_into(qtbot, f["spo2"].edit, "97")
+    QTest.mouseClick(section.observed_at, Qt.MouseButton.LeftButton)
+    assert tab(qtbot, section) is section.visit
+    QTest.keyClick(section.visit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    assert ("59408-5", "97") in [(code, value) for code, value, *_ in stored(clinic)]
+
+
 def test_the_trend_plot_has_a_point_per_reading(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -278,6 +336,42 @@ def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     assert stored(clinic) == []  # kept in memory only, never written
 
 
+def test_the_restored_notice_goes_once_the_restored_set_is_recorded_or_erased(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's picture: the set restored after a sign-in was recorded, yet "Your
+    unsaved Vitals form was restored." stayed, on the Overview tab too. It goes once the
+    restored form is saved, and once every value in it is erased (nothing is left of it)."""
+    chart, section = open_vitals(qtbot, signed_in)
+    workspace = signed_in.workspace
+    type_into(qtbot, section.fields["pulse"].edit, "88")
+    press_sign_out_keys(signed_in)
+    signs_in(qtbot, signed_in, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "88", timeout=5_000)
+    assert workspace.notice_bar.isVisible()
+    assert workspace.notice.text() == "Your unsaved Vitals form was restored."
+    qtbot.waitUntil(lambda: section.record_button.isEnabled(), timeout=5_000)
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert not workspace.notice_bar.isVisible()
+    click_tab(chart, "Overview")
+    assert not workspace.notice_bar.isVisible()
+
+    # Put aside by opening another patient, given back with the notice, then erased.
+    show_vitals(qtbot, chart)
+    type_into(qtbot, section.fields["spo2"].edit, "97")
+    open_patient_from_list(qtbot, signed_in, 1)
+    chart = open_patient_from_list(qtbot, signed_in, 0)
+    qtbot.waitUntil(lambda: section.fields["spo2"].edit.text() == "97", timeout=5_000)
+    assert workspace.notice.text() == "Your unsaved Vitals form was restored."
+    spo2 = section.fields["spo2"].edit
+    QTest.mouseClick(spo2, Qt.MouseButton.LeftButton)
+    QTest.keyClick(spo2, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(spo2, Qt.Key.Key_Backspace)
+    assert not workspace.notice_bar.isVisible()
+    assert [code for code, *_ in stored(clinic)] == ["8867-4"]  # the 88 alone
+
+
 def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -285,7 +379,7 @@ def test_vitals_go_into_the_open_visit_unless_the_person_picks_otherwise(
     visit = Visits(clinic.records).start(patient_id, "Cough")
     _chart, section = open_vitals(qtbot, signed_in)
     assert section.visit.currentData() == visit.id  # the visit just started, not "Not in a visit"
-    assert section.visit.currentText().endswith(" Cough") and "T" not in section.visit.currentText()
+    assert section.visit.currentText() == f"{visit.started_at[11:16]} Cough"  # today's
     type_into(qtbot, section.fields["pulse"].edit, "72")
     QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
@@ -682,8 +776,10 @@ def test_a_restored_draft_keeps_its_visit_while_open_and_says_so_when_it_closed(
     qtbot.waitUntil(lambda: section.fields["pulse"].edit.text() == "99", timeout=5_000)
     qtbot.waitUntil(lambda: section.visit_notice.isVisible(), timeout=5_000)
     assert section.visit.currentData() is None
+    described = section.visit.itemData(1, Qt.ItemDataRole.ToolTipRole)  # date, time, reason
+    assert described == f"{visit.started_at.replace('T', ' ')} Cough"
     assert section.visit_notice.text() == (
-        f"The visit these values were typed for ({section.visit.itemText(1)}) is closed now: "
+        f"The visit these values were typed for ({described}) is closed now: "
         "they are not in a visit. Choose a visit if they belong in one."
     )
     QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)

@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QStyle, QStyleOptionFrame
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
+    QStyleOptionFrame,
+)
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -102,8 +110,67 @@ def test_with_the_banners_the_caption_clears_the_plot_and_three_readings_show_wh
     card = section.plot.parentWidget()
     assert card is not None and card.rect().contains(section.plot.geometry())
     rows = sum(table.rowHeight(r) for r in range(3))
-    assert table.horizontalScrollBar().isVisible()  # the columns overflow at this width
+    # The columns fit at the window's first size; at 1024 they scroll sideways.
+    assert table.horizontalScrollBar().isVisible() is (size == SIZES["1024x740"])
     assert table.viewport().height() >= rows, f"{table.viewport().height()} < {rows} pixels"
+
+
+def test_at_the_first_size_the_form_the_visit_and_every_reading_column_show_whole(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's pictures at 1280x800 (the window 1120x740): the Readings table needed
+    sideways scrolling (Height cut, BMI and Pain off the edge), the Visit box cut the
+    visit's reason ("2026-12-06 04:57 F"), and the form, scrolled to the field reached by
+    Tab, had its "Record vital signs" heading cut off. With the allergy banner every chart
+    shows, a whole set recorded in °F, lb and in from the keyboard shows whole."""
+    signed_in.resize(*DEFAULT_SIZE)
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Follow-up")
+    chart, section = open_vitals(qtbot, signed_in)
+    assert chart.allergy_banner.isVisible()
+    f = section.fields
+    values = {"systolic": "120", "diastolic": "80", "pulse": "70", "temperature": "102.4",
+              "respiratory_rate": "16", "spo2": "98", "weight": "154.5", "height": "67.5",
+              "pain": "4"}  # fmt: skip
+    QTest.mouseClick(section.observed_at, Qt.MouseButton.LeftButton)
+    for widget in section.tab_order[1:]:  # Tab down the form, as a nurse does
+        QTest.keyClick(QApplication.focusWidget() or section.page, Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is widget
+        key = next((k for k, field in f.items() if field.edit is widget), None)
+        if key is not None:
+            QTest.keyClicks(widget, values[key])
+        elif widget is not section.visit and widget is not section.record_button:
+            QTest.keyClick(widget, Qt.Key.Key_Down)  # °F, lb, in
+    QTest.keyClick(section.record_button, Qt.Key.Key_Space)
+    table = section.table
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    QApplication.processEvents()
+    shot(signed_in, "vitals-whole-set-1120x740")
+    row = [table.item(0, c).text() for c in range(table.columnCount())]  # type: ignore[union-attr]
+    assert row[1:] == ["120/80", "70", "102.4 °F ▲", "16", "98", "154.5 lb", "67.5 in",
+                       "23.8", "4"]  # fmt: skip
+    assert not table.horizontalScrollBar().isVisible()
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    # The form is not scrolled: its heading shows, and every field under it.
+    area = section.page.findChild(QScrollArea, "vitalsFormScroll")
+    assert area is not None and area.verticalScrollBar().value() == 0
+    heading = next(
+        label for label in section.page.findChildren(QLabel, "cardHeading")
+        if label.text() == "Record vital signs"
+    )  # fmt: skip
+    for widget in (heading, section.record_button, f["pain"].edit):
+        assert area.viewport().rect().contains(rect_in(widget, area.viewport()))
+    # Today's visit by its time and reason, whole; the date is in its tooltip.
+    visit = section.visit
+    assert visit.currentText() == f"{visit.toolTip()[11:16]} Follow-up"
+    assert visit.toolTip().startswith(section.observed_at.text()[:10])
+    option = QStyleOptionComboBox()
+    visit.initStyleOption(option)
+    field = visit.style().subControlRect(
+        QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, visit
+    )
+    needed = visit.fontMetrics().horizontalAdvance(visit.currentText())
+    assert needed <= field.width(), f"{visit.currentText()!r}: {needed} > {field.width()}"
 
 
 def shown_width(edit: QLineEdit) -> int:

@@ -210,6 +210,28 @@ def test_down_from_the_search_box_moves_into_the_list(qtbot: QtBot, signed_in: M
     assert names(page.model) == ["NGUYEN, Bao"]
 
 
+def test_enter_in_the_search_box_opens_the_first_patient_found(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """README: "Ctrl+F goes to the patient search …, Enter opens the selected chart". It
+    took two: the first Enter only moved into the list. Enter in the search box opens the
+    first patient found; pressed before the search has run, it runs it and opens nothing
+    (the row selected then was the earlier search's: another patient)."""
+    workspace = signed_in.workspace
+    page = workspace.patient_list
+    QTest.keyClick(signed_in, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert page.search.hasFocus()
+    QTest.keyClicks(page.search, "nguyen")
+    QTest.keyClick(page.search, Qt.Key.Key_Return)  # at once: the search runs, no chart
+    assert workspace.pages.currentWidget() is page and workspace.chart.patient is None
+    qtbot.waitUntil(lambda: page.model.query == "nguyen" and not page.model.loading)
+    assert names(page.model) == ["NGUYEN, Bao"] and page.search.hasFocus()
+    QTest.keyClick(page.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    assert shown_id(workspace.chart) == page.model.patient_id(0)
+    assert workspace.pages.currentWidget() is workspace.chart
+
+
 def test_a_change_elsewhere_keeps_the_list_where_the_person_left_it(
     qtbot: QtBot, big_clinic: Workstation, make_window: WindowFactory
 ) -> None:

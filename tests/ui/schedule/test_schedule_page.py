@@ -33,7 +33,14 @@ from tests.ui.conftest import (
     wheel,
 )
 from tests.ui.conftest import sign_in as sign_in_window
-from tests.ui.layout import assert_text_fits, assert_whole, open_popup_rows, rect_in, shot
+from tests.ui.layout import (
+    assert_placeholder_fits,
+    assert_text_fits,
+    assert_whole,
+    open_popup_rows,
+    rect_in,
+    shot,
+)
 from tests.ui.schedule.conftest import (
     activate,
     at,
@@ -144,8 +151,7 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     find_patient(qtbot, dialog, "okafor")
     assert dialog.chosen.text() == "Booking for OKAFOR, Chinedu"
     assert focused() is dialog.start
-    dialog.start.selectAll()
-    QTest.keyClicks(dialog.start, at("11:00"))
+    QTest.keyClicks(dialog.start, at("11:00"))  # the day's 09:00 was selected: replaced
     QTest.keyClick(focused(), Qt.Key.Key_Tab)
     assert focused() is dialog.minutes
     dialog.minutes.selectAll()
@@ -194,6 +200,41 @@ def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
     assert focused() is dialog.start and dialog.isVisible()
     assert dialog.chosen.text() == f"Booking for {names[1]}"
     assert dialog.patient_id is not None
+
+
+def test_a_time_typed_once_the_patient_is_chosen_replaces_the_one_offered(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's slip: Enter took the first patient found and went on to Starts with the
+    cursor after the day's 09:00, so "14:30" typed made "2026-12-06 09:0014:30" (refused
+    at Book). Starts comes with its text selected, after Enter in the search and after
+    Down and Enter in the list, as after registering a patient."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")  # Enter: the first found
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, at("14:30"))
+    assert dialog.start.text() == at("14:30")
+    dialog.patient_search.setFocus()
+    dialog.patient_search.selectAll()
+    QTest.keyClicks(dialog.patient_search, "garcia")
+    results = dialog.patient_results
+    qtbot.waitUntil(lambda: results.count() == 2 and not dialog.searching())
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Down)
+    QTest.keyClick(results, Qt.Key.Key_Return)  # the second Garcia, on to the time
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, at("15:00"))
+    assert dialog.start.text() == at("15:00")
+    QTest.keyClick(dialog.start, Qt.Key.Key_Tab)
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)  # Minutes: 15
+    assert focused() is dialog.clinician
+    for _ in range(3):
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)  # to Dr Sam Lee
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][0] == "15:00–15:15"
 
 
 def test_down_with_no_patient_found_stays_in_the_search(
@@ -528,6 +569,74 @@ def test_tab_from_the_chosen_appointment_reaches_its_buttons_with_it_still_chose
         assert table.selectionModel().selectedRows()[0].row() == 1
 
 
+@pytest.mark.strict_authz
+def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's slip at the front desk: Arrived greyed itself (and Start visit, Done,
+    No-show and Move) out, so Qt handed the keyboard to the red Cancel…; a stray Space
+    opened "Cancel appointment" and Return cancelled the appointment just checked in. The
+    keyboard goes back to the day list, the appointment still chosen."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    clinic.sign_in("desk", PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)  # Astrid Lindqvist, 10:00
+    chosen = page.selected_id()
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Arrived", timeout=10_000)
+    assert page.cancel_button.isEnabled()  # an arrival may still be cancelled, on purpose
+    assert focused() is page.day_table
+    assert page.selected_id() == chosen
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    assert page.dialog is None  # no "Cancel appointment" question
+    wait_loaded(qtbot, page)
+    assert Schedule(clinic.records).get(chosen or "").status == "arrived"
+
+
+def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_list(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """No-show, Done and Cancel… grey themselves out too (after No-show only Arrived and
+    Open chart are left; after Done, Open chart): focus goes back to the list each time,
+    never on to the next button still enabled."""
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    records = schedule_window.workstation.records
+    select_row(page, 0)  # Maria Garcia, 09:00: not come
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
+    assert focused() is page.day_table and page.selected_id() == page.appointments[0].id
+    # Chinedu Okafor is in his visit (started on another workstation).
+    in_visit = page.appointments[1].id
+    Schedule(records).set_status(in_visit, "arrived")
+    Schedule(records).set_status(in_visit, "in_visit")
+    page.refresh()
+    wait_loaded(qtbot, page)
+    select_row(page, 1)
+    assert page.done_button.isEnabled()
+    click(page.done_button)
+    qtbot.waitUntil(lambda: day_rows(page)[1][4] == "Done", timeout=10_000)
+    assert focused() is page.day_table and page.selected_id() == in_visit
+    # Cancel… asks, and once cancelled it greys out with the rest.
+    select_row(page, 2)
+    click(page.cancel_button)
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    click(dialog.confirm_button)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Cancelled", timeout=10_000)
+    schedule_window.activateWindow()
+    qtbot.waitUntil(schedule_window.isActiveWindow)
+    assert focused() is page.day_table and page.selected_id() == page.appointments[2].id
+
+
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
     page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 1))  # Maria's 09:00 has begun
@@ -724,6 +833,68 @@ def test_the_booking_dialog_shows_the_chosen_name_and_a_refusal_whole(
     assert dialog.frameGeometry().height() <= size[1]
     dialog.reject()
     assert page.dialog is None or not page.dialog.isVisible()
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_the_booking_dialog_with_the_overlap_warning_fits_over_the_window_on_a_small_screen(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: with the overlap warning the dialog (676 pixels) ran below the
+    main window. On a 1024x740 screen it fits, with its title bar, inside the main window
+    with its own (40 pixels each: ``fit_to_screen``'s allowance), the warning whole."""
+    schedule_window.resize(SMALL.width(), SMALL.height())
+    open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    shot(dialog, "booking-overlap-small")
+    assert dialog.height() + 40 <= SMALL.height() - 40
+    for label in (dialog.overlap.heading, dialog.overlap.text, dialog.chosen):
+        assert_whole(label)
+    clashes = dialog.overlap.clashes
+    first = clashes.visualItemRect(clashes.item(0))
+    assert clashes.viewport().rect().contains(first)
+    assert_text_fits(dialog.overlap.confirm_button)
+    assert_placeholder_fits(dialog.reason)
+    dialog.reject()
+
+
+@pytest.mark.usefixtures("styled")
+def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: once the patient and clinician messages went, the room they
+    took stayed, spread as blank bands around "Booking for …". The dialog gives it back.
+    And the search's and Cancel's hints show whole ("Name, MRN or date of …" was cut)."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    opened = dialog.height()
+    click(dialog.save_button)  # no patient, no clinician: both said at once
+    assert dialog.errors["patient_id"].isVisible() and dialog.errors["clinician"].isVisible()
+    QApplication.processEvents()
+    assert dialog.height() > opened
+    find_patient(qtbot, dialog, "okafor")
+    dialog.clinician.setFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert not dialog.errors["patient_id"].isVisible()
+    assert not dialog.errors["clinician"].isVisible()
+    QApplication.processEvents()
+    layout = dialog.layout()
+    assert layout is not None
+    needed = layout.totalHeightForWidth(dialog.width())
+    assert dialog.height() <= max(opened, needed)
+    gap = rect_in(dialog.start, dialog).top() - rect_in(dialog.chosen, dialog).bottom()
+    assert gap <= 2 * 6 + 2, f"{gap} pixels between the chosen patient and Starts"
+    assert_placeholder_fits(dialog.patient_search)
+    dialog.reject()
+    qtbot.waitUntil(lambda: page.dialog is None)
+    select_row(page, 0)
+    click(page.cancel_button)
+    cancelling = page.dialog
+    assert isinstance(cancelling, CancelDialog)
+    activate(qtbot, cancelling)
+    assert_placeholder_fits(cancelling.reason)
+    cancelling.reject()
 
 
 @pytest.mark.qt_log_ignore(POPUP_NOISE)

@@ -117,6 +117,13 @@ def test_every_typeable_value_comes_back_as_typed_from_the_stored_value(vital: c
         ("temperature", "−3.5 °C", None, "-3.5 °C is not possible: must be 25 to 45 °C"),
         ("weight", "5-", "kg", "'5-' is not a number"),
         ("height", "170", "ft", "'ft' is not a unit of height: use cm or in"),
+        ("pulse", "70 kg", None, "'kg' is not a unit of pulse: use /min"),
+        # A letter typed for a digit is a mistyped number, not a unit.
+        ("pulse", "7O", None, "'7O' is not a number: type a whole number"),
+        ("pulse", "1O2", None, "'1O2' is not a number: type a whole number"),
+        ("systolic", "12O mmHg", None, "'12O mmHg' is not a number"),
+        ("weight", "7O", "kg", "'7O' is not a number: type digits with a point"),
+        ("temperature", "3l.5", "C", "'3l.5' is not a number"),
         ("temperature", "37C", "F", "'37C' names a unit other than °F"),
         ("bmi", "22", None, "is worked out from other measurements, not typed"),
     ],
