@@ -291,6 +291,21 @@ def _open_restore(qtbot: QtBot, window: MainWindow) -> RestoreDialog:
     return dialog
 
 
+def _restored_key_shown(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path
+) -> tuple[RestoreDialog, Path, str]:
+    """A backup made in the app, restored into a new folder through Restore; the dialog,
+    the folder and the restored computer's recovery key it now shows."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, window, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, window)
+    _fill_restore(dialog, target, folder)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
+    return dialog, folder, dialog.outcome.text().rsplit("\n", 1)[-1]
+
+
 def test_a_restore_ending_after_the_auto_lock_withdraws_its_unseen_key(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -324,14 +339,7 @@ def test_a_restore_ending_after_the_auto_lock_withdraws_its_unseen_key(
 def test_a_restored_key_left_unconfirmed_at_auto_lock_is_withdrawn(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
 ) -> None:
-    target = tmp_path / "now.clbackup"
-    _backup_via_dialog(qtbot, signed_in, target)
-    folder = tmp_path / "restored"
-    dialog = _open_restore(qtbot, signed_in)
-    _fill_restore(dialog, target, folder)
-    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
-    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    dialog, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
     assert recovery_key_opens(folder, key)
     signed_in.idle.timed_out.emit()
     assert not dialog.isVisible() and key not in dialog.outcome.text()
@@ -395,14 +403,7 @@ def test_a_backup_running_at_sign_out_is_told_at_the_next_sign_in(
 def test_quitting_with_a_restored_key_unconfirmed_withdraws_it(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
 ) -> None:
-    target = tmp_path / "now.clbackup"
-    _backup_via_dialog(qtbot, signed_in, target)
-    folder = tmp_path / "restored"
-    dialog = _open_restore(qtbot, signed_in)
-    _fill_restore(dialog, target, folder)
-    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(dialog.stored.isVisible, timeout=15_000)
-    key = dialog.outcome.text().rsplit("\n", 1)[-1]
+    _, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
     signed_in.close()  # Careline quits
     assert not signed_in.isVisible()
     assert not recovery_key_opens(folder, key)

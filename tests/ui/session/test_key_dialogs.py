@@ -338,6 +338,14 @@ def open_new_key(qtbot: QtBot, window: MainWindow) -> NewRecoveryKeyDialog:
     return dialog
 
 
+def open_rekey(qtbot: QtBot, window: MainWindow) -> RekeyDialog:
+    window.workspace.rekey_action.trigger()
+    dialog = window.key_dialog
+    assert isinstance(dialog, RekeyDialog)
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
 def made_key(qtbot: QtBot, dialog: NewRecoveryKeyDialog) -> str:
     """Make a new key as a person does (Return on the first page) and wait for it."""
     QTest.keyClick(dialog.make_button, Qt.Key.Key_Return)
@@ -570,10 +578,7 @@ def test_rekey_keeps_password_and_recovery_key_working(
     generation = ws.keychain().db_key.generation
     window = make_window(ws)
     sign_in(qtbot, window)
-    window.workspace.rekey_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, RekeyDialog)
-    qtbot.waitExposed(dialog)
+    dialog = open_rekey(qtbot, window)
     click(dialog.start_button)
     assert dialog.working and not dialog.start_button.isEnabled()
     qtbot.waitUntil(lambda: dialog.steps.currentWidget() is dialog.done_page, timeout=20_000)
@@ -601,10 +606,7 @@ def test_a_rekey_in_progress_cannot_be_closed_away(
     generation = ws.keychain().db_key.generation
     window = make_window(ws)
     sign_in(qtbot, window)
-    window.workspace.rekey_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, RekeyDialog)
-    qtbot.waitExposed(dialog)
+    dialog = open_rekey(qtbot, window)
     with held_on_the_worker(monkeypatch, ws, "rekey") as release:
         click(dialog.start_button)
         assert dialog.working and not dialog.cancel_button.isEnabled()
@@ -630,10 +632,7 @@ def test_a_rekey_ending_after_the_auto_lock_is_told_at_the_next_sign_in(
     generation = ws.keychain().db_key.generation
     window = make_window(ws)
     sign_in(qtbot, window)
-    window.workspace.rekey_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, RekeyDialog)
-    qtbot.waitExposed(dialog)
+    dialog = open_rekey(qtbot, window)
     with held_on_the_worker(monkeypatch, ws, "rekey") as release:
         click(dialog.start_button)
         window.idle.timed_out.emit()
