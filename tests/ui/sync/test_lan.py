@@ -103,12 +103,12 @@ def test_two_app_instances_find_each_other_and_converge(
     # Signing out stops serving and announcing; B then finds no peer.
     window_a.sign_out()
     lan_a = window_a.sync.lan
-    qtbot.waitUntil(lambda: not lan_a.serving, timeout=10_000)
+    qtbot.waitUntil(lambda: not lan_a.serving, timeout=20_000)
     qtbot.waitUntil(lambda: window_b.sync.status.lan_peers == 0, timeout=20_000)
 
     # Signing in again serves again, and the two find each other once more.
     sign_in(qtbot, window_a)
-    qtbot.waitUntil(lambda: lan_a.serving, timeout=10_000)
+    qtbot.waitUntil(lambda: lan_a.serving, timeout=20_000)
     qtbot.waitUntil(partial(synced_with_peers, window_b, 1), timeout=20_000)
 
 
