@@ -8,7 +8,9 @@ from typing import NoReturn
 from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.allergy_status import AllergyState, allergy_state
+from core.records.clinic import patient_value
 from core.records.duplicates import DuplicatePatientError, describe
+from core.records.edit_base import ChangedField, ChangedSinceOpened
 from core.records.merges import Merges, describe_pair
 from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
 from core.records.spec import spoken_list
@@ -44,7 +46,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     setp = patient.add_parser("set", help="change one field")
     setp.add_argument("id")
     setp.add_argument("field", choices=PATIENT_EDITABLE)
-    setp.add_argument("value")
+    setp.add_argument("value", help='the new value ("" clears it)')
+    setp.add_argument(
+        "--expect",
+        metavar="OLD",
+        help='change it only if it still holds OLD ("" for empty): a script\'s guard '
+        "against replacing what someone else saved since it read the chart",
+    )
     patient.add_parser(
         "duplicates", help="pairs of charts that may be one person's (clinicians and admins)"
     )
@@ -108,7 +116,13 @@ def run(ctx: Context) -> int:
         )
     elif args.action == "set":
         value = args.value if args.value != "" else None
-        p = records.update_patient(args.id, {args.field: value})
+        based_on = None
+        if args.expect is not None:
+            based_on = {args.field: patient_value(args.field, args.expect or None)}
+        try:
+            p = records.update_patient(args.id, {args.field: value}, based_on=based_on)
+        except ChangedSinceOpened as exc:
+            raise CliError(f"not changed: {_held_instead(exc.fields[0])}", EXIT_ERROR) from None
         ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
     elif args.action == "duplicates":
         pairs = Merges(records).candidates()
@@ -134,6 +148,16 @@ def run(ctx: Context) -> int:
             f"{args.first} and {args.second}",
         )
     return EXIT_OK
+
+
+def _held_instead(changed: ChangedField) -> str:
+    """What a field holds instead of the value ``--expect`` named, and who saved it."""
+    now = "nothing" if changed.current is None else repr(changed.current)
+    who = changed.author_name or changed.author or "someone"
+    return (
+        f"{changed.field} holds {now}, not {changed.base!r} as --expect said "
+        f"(saved by {who} at {changed.time})"
+    )
 
 
 def refuse_duplicate(ctx: Context, exc: DuplicatePatientError) -> NoReturn:

@@ -102,6 +102,15 @@ def _clean(rtype: RecordType, name: str, value: str | None) -> str | None:
     return value if found is None else found.clean(value)
 
 
+def patient_value(field: str, text: str | None) -> crdt.Value:
+    """``text`` as a patient's ``field`` would store it, or as given when it could not be
+    stored (so it differs from every stored value): for comparing, never for writing."""
+    try:
+        return _clean(PATIENT, field, text)
+    except ValidationError:
+        return text
+
+
 def clean_item(spec: ListSpec, values: Mapping[str, str | None]) -> dict[str, crdt.Value]:
     """A list item's values as stored, each checked by the list's spec, in its order."""
     return {f.name: f.clean(values.get(f.name)) for f in spec.items}
@@ -427,12 +436,7 @@ class ClinicRecords:
     ) -> tuple[ChangedField, ...]:
         """What ``update_patient(patient_id, saving, based_on)`` would refuse now, without
         writing: for a form kept as a draft, to tell the person as it comes back."""
-        typed: dict[str, crdt.Value] = {}
-        for field, value in saving.items():
-            try:
-                typed[field] = _clean(PATIENT, field, value)
-            except ValidationError:
-                typed[field] = value  # not storable as typed: differs from any stored value
+        typed = {field: patient_value(field, value) for field, value in saving.items()}
         with self.db.reading() as tx:
             me = oplog.identity(tx)
             doc = load_record(tx, patient_id, "patient", me.client_id).doc

@@ -94,6 +94,36 @@ def test_patient_round_trip(clinic: Path) -> None:
     assert chart["family"] == "Marchetti"
 
 
+def test_a_scripted_change_guarded_by_expect_never_replaces_a_newer_value(clinic: Path) -> None:
+    added = as_admin(
+        clinic, "patient", "add", "--family", "Okafor", "--given", "Bisi",
+        "--birth-date", "1990-01-05",
+    )  # fmt: skip
+    pid = added["id"]
+    # The phone was empty when the script read the chart: "" says so.
+    assert (
+        as_admin(clinic, "patient", "set", pid, "phone", "555-0101", "--expect", "")["phone"]
+        == "555-0101"
+    )
+    # Someone saves another number meanwhile; the script's guard still names the old one.
+    as_admin(clinic, "patient", "set", pid, "phone", "555-0202")
+    stale = careline(
+        clinic, "--password-stdin", "patient", "set", pid, "phone", "555-0303",
+        "--expect", "555-0101", stdin=PASSWORD,
+    )  # fmt: skip
+    assert stale.returncode == 1
+    assert "not changed: phone holds '555-0202', not '555-0101' as --expect said" in stale.stderr
+    assert "(saved by admin at " in stale.stderr
+    assert as_admin(clinic, "patient", "show", pid)["phone"] == "555-0202"
+    # A guard naming what the field holds lets the change through; the date is compared
+    # as stored, so the year-first form the person typed differently still matches.
+    as_admin(clinic, "patient", "set", pid, "phone", "555-0303", "--expect", "555-0202")
+    moved = as_admin(
+        clinic, "patient", "set", pid, "birth_date", "1990-01-06", "--expect", "1990-1-5"
+    )
+    assert (moved["phone"], moved["birth_date"]) == ("555-0303", "1990-01-06")
+
+
 def test_password_file_and_plain_output(clinic: Path, tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
