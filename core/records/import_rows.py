@@ -271,7 +271,7 @@ def _read_cell(target: str, raw: str, options: ReadOptions) -> Any:
     if target == "sex":
         return _sex(raw)
     if target == "phone":
-        return v.text("phone", raw, required=False)
+        return v.phone_number("phone", raw)
     if target == "mrn":
         return v.mrn(raw)
     return read_allergies(raw, options.allergy_separator)

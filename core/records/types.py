@@ -103,7 +103,7 @@ PATIENT = RecordType(
         Field("birth_date", "Date of birth", v.date_of_birth, required=True),
         Field("sex", "Sex", choices=v.SEX_VALUES),
         Field("mrn", "MRN", v.medical_record_number),
-        Field("phone", "Phone", v.optional_text),
+        Field("phone", "Phone", v.phone_number),
         # Set by code (core/records/allergy_status.py): "nka" when the patient was asked
         # and has no known allergies, "allergies" once one is recorded; unset: not asked.
         Field("allergy_status", "Allergy status"),

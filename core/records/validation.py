@@ -268,6 +268,44 @@ def sha256_hex(field: str, value: str | None) -> str | None:
     return value
 
 
+# Digits with the separators people write between them; an extension after x or ext.
+_PHONE = re.compile(r"^\+?[0-9 ()./-]+?(?:\s*(?:x|ext\.?|extension)\s*[0-9]+)?$", re.I)
+_PHONE_EXTRA = re.compile(r"[^0-9 ()./+-]+")
+MIN_PHONE_DIGITS = 3
+
+
+def phone_number(field: str, value: str | None) -> str | None:
+    """A phone number as typed (trimmed; None when blank): digits, spaces and ``+ ( ) - . /``,
+    an extension after ``x`` or ``ext``. Letters are refused, not dropped: ``07700 9OO 123``
+    holds the letter O where a zero was meant, and only the person knows which number they
+    meant. Older releases stored any text: such a value stays until the field is edited."""
+    cleaned = text(field, value, required=False)
+    if cleaned is None:
+        return None
+    digits = sum(ch.isdigit() for ch in cleaned)
+    if _PHONE.match(cleaned) and digits >= MIN_PHONE_DIGITS:
+        return cleaned
+    if digits < MIN_PHONE_DIGITS and not _PHONE_EXTRA.search(cleaned):
+        raise ValidationError(field, f"{cleaned!r} is too short for a phone number")
+    extra = _PHONE_EXTRA.findall(cleaned)
+    if not extra:  # only the usual characters, in an unusual order
+        raise ValidationError(field, f"{cleaned!r} is not a phone number: + goes only first")
+    looks_like_digit = {"O": "0", "o": "0", "l": "1", "I": "1"}
+    mistaken = [ch for part in extra for ch in part if ch in looks_like_digit]
+    if mistaken and all(len(part) == 1 or set(part) <= set(looks_like_digit) for part in extra):
+        ch = mistaken[0]
+        raise ValidationError(
+            field,
+            f"{cleaned!r} holds the letter {ch} where a digit goes "
+            f"(type {looks_like_digit[ch]} for a {'zero' if ch in 'Oo' else 'one'})",
+        )
+    raise ValidationError(
+        field,
+        f"{cleaned!r} is not a phone number: it holds {extra[0]!r}; use digits, spaces and "
+        "+ ( ) - . /, and x or ext before an extension",
+    )
+
+
 def medical_record_number(field: str, value: str | None) -> str | None:
     """``mrn`` as a field check."""
     return mrn(value)

@@ -118,7 +118,7 @@ def _map(entry: Entry) -> None:
             v.birth_date(f.birth_date)
             v.sex(f.sex)
             v.mrn(f.mrn)
-            v.text("phone", f.phone, required=False)
+            v.phone_number("phone", f.phone)
             entry.fields = f
         elif isinstance(r, AllergyIntolerance):
             a = allergy.from_fhir(r)

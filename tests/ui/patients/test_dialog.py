@@ -97,6 +97,32 @@ def test_core_validation_is_shown_on_the_field(
     assert signed_in.workspace.chart.patient is None
 
 
+def test_a_phone_typed_with_a_letter_is_refused_under_phone(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's T1: "055-ABC-12!!" was stored as a phone. A letter O typed for a zero
+    is named, the keyboard goes to Phone, and the number is stored as retyped."""
+    dialog = open_new_dialog(qtbot, signed_in)
+    QTest.keyClicks(dialog.family, "Mensah")
+    QTest.keyClicks(dialog.given, "Akosua")
+    QTest.keyClicks(dialog.birth_date, "1988-07-02")
+    QTest.keyClicks(dialog.phone, "07700 9OO 123")
+    QTest.keyClick(dialog.phone, Qt.Key.Key_Return)
+    assert dialog.errors["phone"].isVisible()
+    assert dialog.errors["phone"].text() == (
+        "Phone: '07700 9OO 123' holds the letter O where a digit goes (type 0 for a zero)."
+    )
+    assert dialog.focusWidget() is dialog.phone
+    assert clinic.records.count_patients() == 5
+    dialog.phone.selectAll()
+    QTest.keyClicks(dialog.phone, "07700 900 123")
+    assert not dialog.errors["phone"].isVisible()
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: signed_in.workspace.chart.patient is not None, timeout=5_000)
+    created = signed_in.workspace.chart.patient
+    assert created is not None and created.phone == "07700 900 123"
+
+
 def test_edit_a_patient_from_the_chart(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:

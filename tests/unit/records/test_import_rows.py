@@ -158,12 +158,18 @@ def test_no_known_allergies_is_an_answer_not_a_substance() -> None:
 
 
 def test_every_problem_of_a_row_is_named() -> None:
-    cells = ["", "Chinedu", "31/12/1990", "robot", "", "A 1", "none; peanut", ""]
+    cells = ["", "Chinedu", "31/12/1990", "robot", "555-O101", "A 1", "none; peanut", ""]
     problems = read_row(3, cells, HEADER, MAPPING, ReadOptions())
     assert problems == [
         RowProblem(5, "Last Name", "", "is required"),
         RowProblem(5, "D.O.B.", "31/12/1990", "is not a date in the format YYYY-MM-DD"),
         RowProblem(5, "Gender", "robot", "'robot' is not one of female, male, other, unknown"),
+        RowProblem(
+            5,
+            "Tel",
+            "555-O101",
+            "'555-O101' holds the letter O where a digit goes (type 0 for a zero)",
+        ),
         RowProblem(5, "MRN", "A 1", "'A 1' is not a valid medical record number"),
         RowProblem(5, "Allergies", "none; peanut", "lists allergies and says there are none"),
     ]

@@ -286,8 +286,8 @@ def test_resolution_input_is_checked() -> None:
 
 def test_register_conflicts_refuse_items_to_keep() -> None:
     a, b, pid = two_desks()
-    a.update_patient(pid, {"phone": "1"})
-    b.update_patient(pid, {"phone": "2"})
+    a.update_patient(pid, {"phone": "555-0001"})
+    b.update_patient(pid, {"phone": "555-0002"})
     sync_pair(b, a)
     [conflict] = a.conflicts()
     assert conflict.kind == "register" and "items" not in conflict.to_dict()

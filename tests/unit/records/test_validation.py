@@ -104,3 +104,33 @@ def test_a_time_is_refused_rather_than_made_up(typed: str, message: str) -> None
         with pytest.raises(ValidationError) as caught:
             v.timestamp(field, typed)
         assert str(caught.value) == f"{field}: {message}"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["+1 (555) 010-2030", "07700 900123", "555.0101/02", "555-0101 ext. 4", "555 0101 x12"],
+)
+def test_a_phone_number_is_kept_as_typed(typed: str) -> None:
+    assert v.phone_number("phone", f"  {typed} ") == typed
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("055-ABC-12!!", "it holds 'ABC'; use digits, spaces and + ( ) - . /"),
+        ("07700 9OO 123", "holds the letter O where a digit goes (type 0 for a zero)"),
+        ("0l234 567", "holds the letter l where a digit goes (type 1 for a one)"),
+        ("07700 900 123 (mother)", "it holds 'mother'"),
+        ("555+0101", "+ goes only first"),
+        ("12", "is too short for a phone number"),
+    ],
+)
+def test_a_phone_number_with_letters_is_refused_not_tidied(typed: str, message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        v.phone_number("phone", typed)
+    assert message in str(refused.value)
+    assert str(refused.value).startswith(f"phone: {typed!r}")
+
+
+def test_a_blank_phone_is_no_phone() -> None:
+    assert v.phone_number("phone", "   ") is None

@@ -59,6 +59,8 @@ from tests.unit.sync.replicas import (
 EXAMPLES = int(os.environ.get("CARELINE_PROPERTY_EXAMPLES", "300"))
 FIELDS = ("family", "given", "phone")
 VALUES = ("Ames", "Bo", "Cruz", "Diaz")
+# A phone holds a number: each value above stands for one when the field edited is a phone.
+PHONES = dict(zip(VALUES, ("555-0101", "555-0102", "555-0103", "555-0104"), strict=True))
 # Per list: the values entered (each its own logical item) and the table showing the list.
 LISTS = {
     "allergies": (("Latex", "Penicillin", "Peanut"), "allergies", "substance"),
@@ -392,6 +394,7 @@ class Run:
         o = self.oracle
         if kind == "edit":
             fname, value = str(action[3]), str(action[4])
+            value = PHONES[value] if fname == "phone" else value
             before = {e.write_id for e in _live(r, pid, fname)}
             r.update_patient(pid, {fname: value})
             if before != {e.write_id for e in _live(r, pid, fname)}:
