@@ -5,6 +5,7 @@ stopped when the test session ends."""
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -24,13 +25,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the system hands out for outgoing connections and bind(0): Linux's
+    ip_local_port_range, else the IANA dynamic range most other systems use."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_port_pair() -> int:
-    """A free port whose next port is free too (a LAN peer's sync port and pairing port)."""
-    for _ in range(50):
+    """A free port whose next port is free too (a LAN peer's sync port and pairing port),
+    below the ephemeral range: a test that stops serving and serves again on the same
+    ports must find them free. An ephemeral pair is not: any outgoing connection on the
+    machine may take one meanwhile (Linux gives connect() even ports, bind(0) odd ones, so
+    PORT+1 is exactly what it picks), and its TIME_WAIT then holds it for a minute."""
+    high = max(_ephemeral_low(), 12_000) - 1
+    # Its own generator: pytest-randomly seeds the global one alike in every xdist worker.
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, high)  # above most services' fixed ports
         with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
             try:
+                first.bind(("127.0.0.1", port))
                 second.bind(("127.0.0.1", port + 1))
             except OSError:
                 continue

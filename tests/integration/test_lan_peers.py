@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from core.records import op_trust
 from core.records.workstation import Workstation
 from core.sync.lan import discovery, tls
 from core.sync.lan import identity as lan_id
+from core.sync.lan import server as lan_server
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.pairing import PairingError, join
 from core.sync.lan.server import PeerServer
@@ -24,6 +27,7 @@ from core.sync.lan.transport import LanTransport
 from core.sync.session import sync
 from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
+from tests.services import free_port_pair
 
 
 @pytest.fixture
@@ -171,6 +175,60 @@ def test_self_signed_certificate_is_refused(
         pytest.raises(TransportError),
     ):
         transport.hello()
+
+
+def test_a_listener_stopping_while_it_waits_on_a_refused_peer_ends_that_connection(
+    clinic: tuple[Workstation, PeerServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refused peer is given time to read the TLS alert (the listener drains what it
+    # writes); a peer that neither writes nor hangs up must not keep the listener, nor
+    # its connection thread, alive past stop (signing out must not wait on it).
+    monkeypatch.setattr(lan_server, "HANDSHAKE_TIMEOUT", 600.0)
+    ws_a, _ = clinic
+    own = lan_id.load_identity(ws_a.database)
+    assert own is not None
+    key_pem, cert_pem = certs.self_signed_server(["127.0.0.1"])
+    rogue = LanIdentity("rogue", cert_pem, key_pem.decode("ascii"), own.ca_certificate)
+    before = set(threading.enumerate())
+    server = PeerServer(ws_a.database, own).start()
+    try:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        # TLS 1.3: the client's side of the handshake ends before the server checks the
+        # client's certificate; the refusal then comes as an alert, which this peer leaves
+        # unread, keeping the connection open.
+        with tls.client_context(rogue).wrap_socket(raw) as held:
+
+            def workers() -> list[threading.Thread]:
+                new = set(threading.enumerate()) - before
+                return [t for t in new if t.name == "lan-peer-conn"]
+
+            while not workers():  # its connection thread: handshaking, then draining
+                time.sleep(0.01)
+            server.stop()
+            assert not any(t.is_alive() for t in workers())
+            # And the peer is hung up on.
+            held.settimeout(30)
+            with contextlib.suppress(ssl.SSLError, OSError):
+                while socket.socket.recv(held, 65536):
+                    pass
+    finally:
+        server.stop()
+
+
+def test_a_listener_that_cannot_take_its_pairing_port_frees_its_sync_port(
+    workstation: Workstation,
+) -> None:
+    # The app retries serving at its next session: the sync port must not be left held
+    # by a listener that never served (it was, until garbage collection).
+    identity = lan_id.ensure_identity(workstation.database, "admin")
+    port = free_port_pair()
+    with socket.create_server(("127.0.0.1", port + 1)):  # someone else's
+        with pytest.raises(OSError, match="Address already in use"):
+            PeerServer(workstation.database, identity, "127.0.0.1", port).start()
+        with socket.create_server(("127.0.0.1", port)):  # free again, at once
+            pass
+    with PeerServer(workstation.database, identity, "127.0.0.1", port) as server:
+        assert (server.port, server.pairing_port) == (port, port + 1)
 
 
 def test_revoked_certificate_is_refused_and_logged(

@@ -340,6 +340,8 @@ def app_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logs, "_withholding", False)
     monkeypatch.setattr(logging, "_logRecordFactory", logging.getLogRecordFactory())
     monkeypatch.setattr(threading, "excepthook", threading.__excepthook__)
-    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    # Kept, not reset to Python's default: careline's hook then hands each unraisable
+    # exception on to pytest's, so a socket leaked meanwhile still fails the test.
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
     logs.withhold_exception_messages()
     monkeypatch.setattr(sys, "excepthook", _report_unexpected)

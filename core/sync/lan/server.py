@@ -433,7 +433,8 @@ class PeerServer:
         self.host = host
         self._requested = (port, pairing_port)
         self._servers: list[_TlsServer] = []
-        self._threads: list[threading.Thread] = []
+        # Each listener whose serve_forever thread started, and that thread.
+        self._threads: dict[_TlsServer, threading.Thread] = {}
         self.port = 0
         self.pairing_port: int | None = None
         self._fingerprint = certs.fingerprint(identity.certificate)
@@ -527,7 +528,16 @@ class PeerServer:
         return self.refresh_revocations() or changed
 
     def start(self) -> PeerServer:
-        """Bind and serve in background threads."""
+        """Bind and serve in background threads. If any part fails (the pairing port is
+        taken, say), what was bound already is closed before the error is raised: the
+        sync port must be free for the next attempt, not held until garbage collection."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> PeerServer:
         port, pairing_port = self._requested
         sync_server = _TlsServer(
             (self.host, port),
@@ -552,15 +562,17 @@ class PeerServer:
         for server in self._servers:
             thread = threading.Thread(target=server.serve_forever, daemon=True, name="lan-peer")
             thread.start()
-            self._threads.append(thread)
+            self._threads[server] = thread
         return self
 
     def stop(self) -> None:
         """Stop listening and wait for the listener threads."""
         for server in self._servers:
-            server.shutdown()
+            # shutdown() waits for serve_forever: only a listener whose thread started runs it.
+            if server in self._threads:
+                server.shutdown()
             server.server_close()
-        for thread in self._threads:
+        for thread in self._threads.values():
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()

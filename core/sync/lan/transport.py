@@ -200,25 +200,31 @@ class LanTransport:
             raise TransportError(
                 f"cannot reach the peer {self.address}: {exc}{clock_hint(exc)}"
             ) from exc
+        try:
+            self.peer_device = self._verified_peer(conn, timeout)
+        except BaseException:
+            conn.close()  # whatever went wrong: the socket is not left to the collector
+            raise
+        return conn
+
+    def _verified_peer(self, conn: http.client.HTTPSConnection, timeout: float | None) -> str:
+        """The device id of the peer on ``conn``, its certificate verified."""
         sock: Any = conn.sock
         if sock is not None:
             sock.settimeout(timeout or self._timeout)  # connected: requests get their own
         der = sock.getpeercert(True) if sock is not None else None
         if der is None:
-            conn.close()
             raise PeerRejectedError(f"{self.address}: cannot read the peer's certificate")
         pem = tls.der_to_pem(der)
         try:
             certs.verify_device(pem, self.identity.ca_certificate, self.revoked)
         except certs.CertificateError as exc:
-            conn.close()
             raise PeerRejectedError(
                 f"{self.address} is not trusted: {exc}{clock_hint(exc)}"
             ) from None
         from core.sync.lan.server import device_id_of
 
-        self.peer_device = device_id_of(pem)
-        return conn
+        return device_id_of(pem)
 
     def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         for attempt in (1, 2):  # one reconnect: a kept-alive connection may have been closed
