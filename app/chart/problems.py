@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QHeaderView,
@@ -32,6 +32,9 @@ from app.widgets import action_buttons, dialog_layout, error_label, form_layout
 from core.records import icd10
 from core.records.clinic import ClinicRecords
 from core.records.problems import Problem, Problems
+
+
+CATEGORY_TIP = "A category: a more specific code below it is usually wanted"
 
 
 class IcdSearchDialog(SavingDialog):
@@ -68,6 +71,7 @@ class IcdSearchDialog(SavingDialog):
         self.results.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.status = QLabel("Loading the code list…")
         self.status.setObjectName("hint")
+        self.status.setWordWrap(True)  # the count and the note on grey codes, whole
         self.uncoded = QCheckBox("Record without a code (uses the text typed above)")
         self.onset = QLineEdit()
         self.onset.setPlaceholderText("Optional: 2019, 2019-05 or 2019-05-14")
@@ -141,19 +145,29 @@ class IcdSearchDialog(SavingDialog):
 
     def _found(self, codes: list[icd10.Icd10Code]) -> None:
         self.results.setRowCount(len(codes))
+        # A category (J45) is a heading over complete codes (J45.30): it stays choosable, as
+        # a problem may be known only that far, but reads as a heading so nobody takes it
+        # for a complete diagnosis (claims and most reports need one).
+        heading = self.palette().color(QPalette.ColorRole.PlaceholderText)
         for row, code in enumerate(codes):
             for column, text in enumerate((code.code, code.description)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, code.code)
                 if not code.billable:
-                    item.setToolTip("A category: a more specific code is usually wanted")
+                    item.setToolTip(CATEGORY_TIP)
+                    item.setForeground(heading)
                 self.results.setItem(row, column, item)
         typed = self.search.text().strip()
+        shown = (
+            f"{len(codes)} code{'' if len(codes) == 1 else 's'} shown"
+            f"{' (the first 50)' if len(codes) == 50 else ''}."
+        )
+        if any(not code.billable for code in codes):
+            shown += " Grey codes are categories: choose a more specific code when you can."
         self.status.setText(
             "No codes match: try other words, or record it without a code."
             if typed and not codes
-            else f"{len(codes)} code{'' if len(codes) == 1 else 's'} shown"
-            f"{' (the first 50)' if len(codes) == 50 else ''}."
+            else shown
         )
 
     def _search_failed(self, exc: Exception) -> None:

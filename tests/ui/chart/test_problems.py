@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
-from app.chart.problems import IcdSearchDialog, ProblemsCard
+from app.chart.problems import CATEGORY_TIP, IcdSearchDialog, ProblemsCard
 from app.main_window import MainWindow
 from core.records.problems import Problems
 from core.records.workstation import Workstation
@@ -186,3 +186,28 @@ def test_the_likeliest_code_comes_first_for_down_and_return(
     qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
     [stored] = Problems(clinic.records).list(patient.id)
     assert stored.code == first[0]
+
+
+def test_a_category_reads_as_a_heading_not_a_complete_diagnosis(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester saw J45.3 "Mild persistent asthma" offered like J45.30 below it, and Return
+    put it under the keyboard: nothing said it is a category that claims cannot carry."""
+    chart = open_first_chart(qtbot, signed_in)
+    dialog = _search_dialog(qtbot, card_of(chart, ProblemsCard))
+    QTest.keyClicks(dialog.search, "mild persistent asthma")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() > 1, timeout=10_000)
+    codes = [row[0] for row in rows(dialog.results)]
+    category, complete = codes.index("J45.3"), codes.index("J45.30")
+    grey = dialog.results.item(category, 1).foreground().color()
+    assert grey != dialog.results.item(complete, 1).foreground().color()
+    assert grey == dialog.palette().color(dialog.palette().ColorRole.PlaceholderText)
+    assert dialog.results.item(category, 0).toolTip() == CATEGORY_TIP
+    assert dialog.results.item(complete, 0).toolTip() == ""
+    assert dialog.status.text().endswith(
+        "Grey codes are categories: choose a more specific code when you can."
+    )
+    status = dialog.status
+    assert status.isVisible() and status.sizeHint().height() <= status.height()  # not cut
+    assert status.mapTo(dialog, status.rect().topRight()).x() < dialog.width()
+    dialog.reject()
