@@ -33,7 +33,6 @@ from core.records import icd10
 from core.records.clinic import ClinicRecords
 from core.records.problems import Problem, Problems
 
-
 CATEGORY_TIP = "A category: a more specific code below it is usually wanted"
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
@@ -199,11 +200,17 @@ def test_a_category_reads_as_a_heading_not_a_complete_diagnosis(
     qtbot.waitUntil(lambda: dialog.results.rowCount() > 1, timeout=10_000)
     codes = [row[0] for row in rows(dialog.results)]
     category, complete = codes.index("J45.3"), codes.index("J45.30")
-    grey = dialog.results.item(category, 1).foreground().color()
-    assert grey != dialog.results.item(complete, 1).foreground().color()
+
+    def item(row: int, column: int) -> QTableWidgetItem:
+        found = dialog.results.item(row, column)
+        assert found is not None
+        return found
+
+    grey = item(category, 1).foreground().color()
+    assert grey != item(complete, 1).foreground().color()
     assert grey == dialog.palette().color(dialog.palette().ColorRole.PlaceholderText)
-    assert dialog.results.item(category, 0).toolTip() == CATEGORY_TIP
-    assert dialog.results.item(complete, 0).toolTip() == ""
+    assert item(category, 0).toolTip() == CATEGORY_TIP
+    assert item(complete, 0).toolTip() == ""
     assert dialog.status.text().endswith(
         "Grey codes are categories: choose a more specific code when you can."
     )
