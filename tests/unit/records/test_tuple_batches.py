@@ -7,6 +7,7 @@ judged the long way; and the permission history is not worked out again after ea
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -207,3 +208,59 @@ def test_a_large_batch_of_tuple_ops_works_the_history_out_once_not_per_op(
     # Before: every register of every tuple record, read again for each op (tens of
     # thousands of reads per op here). Now a few dozen per op, whatever the batch's size.
     assert len(reads) < 60 * len(ops), len(reads) / len(ops)
+
+
+def _random_history(rng: random.Random, index_early: bool) -> remote_authz.History:
+    """Users and tuple records written at random HLCs: names shared by two accounts, roles
+    changed, accounts deactivated and back, tuples granted and revoked, a tuple record's
+    subject rewritten, ``since`` values moving first grants earlier. With ``index_early``
+    the history's index is built before the writes, so each is added to it one by one."""
+    history = remote_authz.History()
+    if index_early:
+        history.index()
+    names, roles = ["nina", "cleo", "dana"], ["admin", "clinician", "nurse", "front_desk"]
+    charts = ["patient:p1", "patient:p2", "clinic:clinic"]
+    for n in range(rng.randint(5, 40)):
+        hlc = oplog.format_hlc(rng.randint(1, 30) * 1000, rng.randint(0, 2), "a" * 16)
+        if rng.random() < 0.5:
+            rid = f"user:{rng.randint(0, 3)}"
+            fld, value = rng.choice([
+                ("username", rng.choice(names)), ("role", rng.choice(roles)),
+                ("staff_role", rng.choice([*roles, ""])), ("active", rng.random() < 0.7),
+                ("other_roles", " ".join(rng.sample(roles, rng.randint(0, 2)))),
+                ("other_roles_since", oplog.format_hlc(rng.randint(1, 30) * 1000, 0, "b" * 16)),
+            ])  # fmt: skip
+            history.add(rid, "user", fld, remote_authz.Write(hlc, f"w{n}", value), False)
+        else:
+            rid = f"rel:{rng.randint(0, 5)}"
+            fld, value = rng.choice([
+                ("object", rng.choice(charts)),
+                ("relation", rng.choice(["care_team", "restricted", "clinician"])),
+                ("subject", rng.choice([*(f"user:{x}" for x in names), "user:*"])),
+                ("granted", rng.random() < 0.7),
+                ("since", oplog.format_hlc(rng.randint(1, 30) * 1000, 0, "b" * 16)),
+            ])  # fmt: skip
+            history.add(rid, "relation", fld, remote_authz.Write(hlc, f"w{n}", value), False)
+    return history
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_the_tuples_read_as_of_a_time_are_those_listed_in_full(seed: int) -> None:
+    """What a check reads as of each time (``TuplesAt``, from the index kept write by write
+    or built at once) is exactly the tuples the rule lists in full at that time."""
+    rng = random.Random(seed)
+    incremental = _random_history(rng, True)
+    built = _random_history(random.Random(seed), False)
+    stamps = incremental.index().every
+    assert stamps == built.index().every
+    for hlc in [oplog.format_hlc(0, 0, "0" * 16), *stamps, "~"]:
+        listed = incremental._tuples_at(hlc)
+        keys = {(t.object, t.relation) for t in listed} | {
+            (obj, rel) for obj in ("patient:p1", "patient:p2", "clinic:clinic")
+            for rel in ("care_team", "restricted", "clinician", "admin", "nurse", "front_desk")
+        }  # fmt: skip
+        for history in (incremental, built):
+            reader = history.reader_at(hlc)
+            for obj, rel in keys:
+                expected = {t.subject for t in listed if (t.object, t.relation) == (obj, rel)}
+                assert set(reader.read(obj, rel)) == expected, (seed, hlc, obj, rel)
