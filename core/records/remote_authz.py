@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.authz.tuples import MemoryTuples, RelationTuple
+from core.authz.tuples import MemoryTuples, RelationTuple, TupleReader
 from core.records import authorize, changes, crdt
 from core.records.crdt import RecordDoc
 from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
@@ -87,12 +87,18 @@ class History:
     writes: dict[str, dict[str, dict[str, Write]]] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     new: list[tuple[str, str, str, str, str]] = field(default_factory=list)
-    # What was worked out from the writes so far (``_boundaries``); emptied by every change.
+    # What was worked out for one epoch (``epoch``: its tuples, its answers); emptied by
+    # every change, as epochs are counted afresh when a write comes.
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # Records whose writes a fork shares with the History it was forked from (copied before
     # the fork changes them); empty for a History of its own.
     _shared: set[str] = field(default_factory=set, repr=False, compare=False)
+    # What is worked out from every write (``_Index``), kept up to date write by write: a
+    # batch of thousands of tuple ops would otherwise work it all out again after each.
+    # Built when first needed; shared with forks, and dropped by whichever then changes.
+    _index: _Index | None = field(default=None, repr=False, compare=False)
+    _index_owned: bool = field(default=False, repr=False, compare=False)
 
     def fork(self) -> History:
         """A History holding the same writes, and what was worked out from them, that can
@@ -101,6 +107,8 @@ class History:
         of the writes: a record's are copied when the fork first adds to it."""
         forked = History(dict(self.writes), dict(self.types), [], dict(self._memo))
         forked._shared = set(self.writes)
+        forked._index = self._index
+        self._index_owned = False  # neither may change the shared one
         return forked
 
     def add(self, record_id: str, type_name: str, fld: str, w: Write, fresh: bool) -> None:
@@ -109,13 +117,25 @@ class History:
             self._shared.discard(record_id)
             self.writes[record_id] = {f: dict(ws) for f, ws in self.writes[record_id].items()}
         by_field = self.writes.setdefault(record_id, {}).setdefault(fld, {})
-        if self.types.get(record_id) != type_name:
+        kind = self.types.get(record_id)
+        if kind == type_name and w.write_id in by_field:
+            return
+        if not self._index_owned:
+            self._index = None  # shared with a fork: built afresh when next needed
+        if kind != type_name:
             self.types[record_id] = type_name
             self._memo.clear()
+            if kind is not None:
+                self._index = None  # a record of another type now: rare, worked out afresh
+            elif self._index is not None:
+                self._index.pos[record_id] = len(self._index.pos)
         if w.write_id in by_field:
             return
         by_field[w.write_id] = w
         self._memo.clear()
+        if self._index is not None:
+            self._index.note(self, record_id, type_name, fld, w)
+            self._index.place(self, record_id, type_name, fld)
         if fresh:
             self.new.append((w.write_id, record_id, fld, crdt_json(w.value), w.hlc))
 
@@ -186,6 +206,13 @@ class History:
             out[name] = role if isinstance(role, str) else None
         return out
 
+    def index(self) -> _Index:
+        """What is worked out from every write (built now if it was not kept)."""
+        if self._index is None:
+            self._index = _Index.build(self)
+            self._index_owned = True
+        return self._index
+
     def _boundaries(self) -> tuple[list[str], list[str], list[int]] | None:
         """Every HLC the permissions can change at, sorted: the writes' own and the
         ``since`` values that move a first grant earlier (``value_at``); then the writes'
@@ -195,23 +222,8 @@ class History:
         The permissions as of ``hlc`` depend only on which of these stamps are not after
         ``hlc`` (every comparison ``value_at`` makes is one of them against ``hlc``), so
         ``epoch(hlc)``, the count of such stamps, names them: equal epochs, equal tuples."""
-        if "marks" not in self._memo:
-            stamps = {
-                w.hlc for fields in self.writes.values() for ws in fields.values()
-                for w in ws.values()
-            }  # fmt: skip
-            since = {
-                w.value for fields in self.writes.values()
-                for name, ws in fields.items() if name in _SINCE_VALUES for w in ws.values()
-            }  # fmt: skip
-            marks: tuple[list[str], list[str], list[int]] | None = None
-            if all(isinstance(s, str) for s in stamps):
-                ordered = sorted(stamps)
-                every = sorted(stamps | {s for s in since if isinstance(s, str)})
-                marks = (every, ordered, [_wall(s) for s in ordered])
-            self._memo["marks"] = marks
-        found: tuple[list[str], list[str], list[int]] | None = self._memo["marks"]
-        return found
+        found = self.index()
+        return None if found.malformed else (found.every, found.ordered, found.walls)
 
     def epoch(self, hlc: str) -> int | None:
         """How many permission stamps are not after ``hlc`` (see ``_boundaries``): ops
@@ -249,10 +261,10 @@ class History:
         for rid, kind in self.types.items():
             if kind != "relation" or self.value_at(rid, "granted", hlc)[1] is not True:
                 continue
-            parts = [self.value_at(rid, f, _LATEST)[1] for f in ("object", "relation", "subject")]
-            if not all(isinstance(p, str) and p for p in parts):
+            parts = self._parts(rid)
+            if parts is None:
                 continue
-            obj, rel, sub = (str(p) for p in parts)
+            obj, rel, sub = parts
             if (
                 sub != WILDCARD
                 and sub.startswith(USER_PREFIX)
@@ -262,13 +274,198 @@ class History:
             found.append(RelationTuple(obj, rel, sub))
         return found
 
+    def _parts(self, record_id: str) -> tuple[str, str, str] | None:
+        """A tuple record's object, relation and subject (their latest values), if each is
+        text that is not empty."""
+        parts = [self.value_at(record_id, f, _LATEST)[1] for f in ("object", "relation", "subject")]
+        if not all(isinstance(p, str) and p for p in parts):
+            return None
+        obj, rel, sub = (str(p) for p in parts)
+        return obj, rel, sub
+
+    def reader_at(self, hlc: str) -> TuplesAt:
+        """The tuples as of ``hlc`` (the same as ``tuples_at``), each read worked out when
+        the engine asks for it instead of all of them at once."""
+        return TuplesAt(self, self.index(), hlc)
+
+
+@dataclass
+class _Index:
+    """What a History works out from all its writes, updated one write at a time (adding a
+    write changes it for that one record): the permission stamps (``History._boundaries``),
+    where each tuple record and account is found, and every object a tuple has named."""
+
+    every: list[str] = field(default_factory=list)
+    ordered: list[str] = field(default_factory=list)
+    walls: list[int] = field(default_factory=list)
+    malformed: bool = False  # a stamp that is not text
+    # Each user and tuple record's place in ``History.types``.
+    pos: dict[str, int] = field(default_factory=dict)
+    # Tuple records by their latest (object, relation), when object, relation and subject
+    # are all text that is not empty (``History._parts``); their subject.
+    by_key: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Accounts by every username they ever had, and by every role (primary, staff or
+    # other) they ever held: where to look for the holders of a name or a role.
+    by_name: dict[str, set[str]] = field(default_factory=dict)
+    by_role: dict[str, set[str]] = field(default_factory=dict)
+    # Every object, and every subject's object, a tuple has named at any time (more than
+    # any one time's tuples name; see ``RemotePermissions._held``).
+    named: set[str] = field(default_factory=lambda: {CLINIC_OBJECT})
+    _stamps: set[str] = field(default_factory=set)
+    _every: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, history: History) -> _Index:
+        """Worked out from every write of ``history``."""
+        index = cls(pos={rid: i for i, rid in enumerate(history.types)})
+        for rid, fields in history.writes.items():
+            kind = history.types.get(rid, "")
+            for fld, ws in fields.items():
+                for w in ws.values():
+                    index.note(history, rid, kind, fld, w)
+            if kind == "relation":
+                index.place(history, rid, kind, "object")
+        return index
+
+    def note(self, history: History, rid: str, kind: str, fld: str, w: Write) -> None:
+        """One more write."""
+        hlc: Any = w.hlc
+        if not isinstance(hlc, str):
+            self.malformed = True
+        elif hlc not in self._stamps:
+            self._stamps.add(hlc)
+            at = bisect.bisect_right(self.ordered, hlc)
+            self.ordered.insert(at, hlc)
+            self.walls.insert(at, _wall(hlc))
+            self._mark(hlc)
+        value = w.value
+        if fld in _SINCE_VALUES and isinstance(value, str):
+            self._mark(value)
+        if kind == "relation" and fld in ("object", "subject") and isinstance(value, str):
+            self.named.add(value.partition("#")[0] if fld == "subject" else value)
+        elif kind == "user":
+            if fld == "username" and isinstance(value, str):
+                self.by_name.setdefault(value, set()).add(rid)
+                self.named.add(USER_PREFIX + value)
+            elif fld in ("role", "staff_role") and isinstance(value, str):
+                self.by_role.setdefault(value, set()).add(rid)
+            elif fld == "other_roles":
+                for role in roles_of(value):
+                    self.by_role.setdefault(role, set()).add(rid)
+
+    def _mark(self, stamp: str) -> None:
+        if stamp not in self._every:
+            self._every.add(stamp)
+            bisect.insort(self.every, stamp)
+
+    def place(self, history: History, rid: str, kind: str, fld: str) -> None:
+        """File a tuple record under its latest object and relation, after a write to one
+        of the registers that name it."""
+        if kind != "relation" or fld not in ("object", "relation", "subject"):
+            return
+        was = self.keys.pop(rid, None)
+        if was is not None:
+            del self.by_key[was][rid]
+        parts = history._parts(rid)
+        if parts is not None:
+            self.keys[rid] = (parts[0], parts[1])
+            self.by_key.setdefault((parts[0], parts[1]), {})[rid] = parts[2]
+
+
+class TuplesAt:
+    """The tuples as of one HLC as a TupleReader: each ``read`` works out only the
+    subjects it is asked for (from ``_Index``), the same ones ``History.tuples_at`` lists."""
+
+    def __init__(self, history: History, index: _Index, hlc: str) -> None:
+        self.history, self.index, self.hlc = history, index, hlc
+        self._reads: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._accounts: dict[str, tuple[bool, str | None]] = {}
+
+    def token(self) -> dict[str, int]:
+        """No version vector: these tuples are history, not a replica's current view."""
+        return {}
+
+    def read(self, object: str, relation: str) -> tuple[str, ...]:
+        """The subjects of every tuple ``object#relation@subject`` as of the HLC."""
+        key = (object, relation)
+        found = self._reads.get(key)
+        if found is None:
+            found = self._reads[key] = tuple(dict.fromkeys(self._subjects(object, relation)))
+        return found
+
+    def _subjects(self, obj: str, relation: str) -> Iterable[str]:
+        history, index, hlc = self.history, self.index, self.hlc
+        if obj == CLINIC_OBJECT and relation:
+            # Roles: a name's primary role (``active_at``) and each account's other roles.
+            for rid in sorted(index.by_role.get(relation, ()), key=index.pos.__getitem__):
+                name = history.value_at(rid, "username", hlc)[1]
+                if not isinstance(name, str):
+                    continue
+                active, role = self.account(name)
+                if not active:
+                    continue
+                if role == relation:
+                    yield USER_PREFIX + name
+                if relation in roles_of(history.value_at(rid, "other_roles", hlc)[1]):
+                    yield USER_PREFIX + name
+        for rid, sub in index.by_key.get((obj, relation), {}).items():
+            if history.value_at(rid, "granted", hlc)[1] is not True:
+                continue
+            if (
+                sub != WILDCARD
+                and sub.startswith(USER_PREFIX)
+                and not self.account(sub[len(USER_PREFIX) :])[0]
+            ):
+                continue
+            yield sub
+
+    def account(self, name: str) -> tuple[bool, str | None]:
+        """(whether ``name`` is an active account's, its primary role): ``active_at``'s
+        entry for it, worked out from the accounts that ever had the name only."""
+        found = self._accounts.get(name)
+        if found is None:
+            history, index, hlc = self.history, self.index, self.hlc
+            found = (False, None)
+            # The last such account in ``types`` decides the role, as in ``active_at``.
+            for rid in sorted(index.by_name.get(name, ()), key=index.pos.__getitem__):
+                if history.value_at(rid, "username", hlc) != (True, name):
+                    continue
+                if history.value_at(rid, "active", hlc)[1] is False:
+                    continue
+                role = (
+                    history.value_at(rid, "staff_role", hlc)[1]
+                    or history.value_at(rid, "role", hlc)[1]
+                )
+                found = (True, role if isinstance(role, str) else None)
+            self._accounts[name] = found
+        return found
+
+
+class _ChartTuples:
+    """A reader's tuples plus the one every chart has: it belongs to the clinic."""
+
+    def __init__(self, tuples: TuplesAt, chart: str) -> None:
+        self.tuples, self.chart = tuples, chart
+
+    def token(self) -> dict[str, int]:
+        """As the reader's."""
+        return self.tuples.token()
+
+    def read(self, object: str, relation: str) -> tuple[str, ...]:
+        """As the reader's, with ``chart#clinic@clinic:clinic``."""
+        found = self.tuples.read(object, relation)
+        if object == self.chart and relation == "clinic" and CLINIC_OBJECT not in found:
+            found = (*found, CLINIC_OBJECT)
+        return found
+
 
 # A register whose first value counts from an earlier HLC written in another register
 # (the upgrade from releases without authorization: "from the clinic's start").
 _SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
 _SINCE_VALUES = frozenset(_SINCE_FIELDS.values())
-# One epoch's tuples, the objects they name, and the answers worked out from them.
-_Epoch = tuple[list[RelationTuple], set[str], dict[tuple[str, str | None, str], bool]]
+# One epoch's tuples, and the answers worked out from them.
+_Epoch = tuple["TuplesAt", dict[tuple[str, str | None, str], bool]]
 # A record id that cannot be mistaken for a wildcard, a userset or another object.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -460,12 +657,15 @@ class RemotePermissions:
             # only, as locally: its demographics are part of the registration.
             fields = [f for f in fields if f not in PATIENT_REGISTRATION]
         needed: set[tuple[str, str]] = set()
+        objects: dict[str, str] = {}  # the same for every field (a tuple op writes five)
         for fld in fields:
             found = field_permission(type_name, fld)
             if found is None:
                 return None  # a type the matrix does not govern (a newer version's)
             permission, on = found
-            obj = self._object(type_name, on, op, doc)
+            obj = objects.get(on)
+            if obj is None:
+                obj = objects[on] = self._object(type_name, on, op, doc)
             if type_name == "relation" and obj == CLINIC_OBJECT:
                 permission = "manage_staff"  # a role, not access to a chart
             needed.add((permission, obj))
@@ -484,26 +684,33 @@ class RemotePermissions:
         return None
 
     def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
-        at = self.history.epoch(hlc)
-        if at is None:  # a malformed stamp: judged the long way (which then fails)
-            return self._check(self.history.tuples_at(hlc), permission, obj, author)
-        memo = self.history._memo
+        history = self.history
+        at = history.epoch(hlc)
+        engine = authorize.model_engine()
+        if at is None or not engine.acyclic:
+            # A malformed stamp (judged the long way, which then fails), or a model where
+            # the order tuples are read in could change an answer: all the tuples, in order.
+            return self._check(history.tuples_at(hlc), permission, obj, author)
+        memo = history._memo
         key = f"held:{at}"
         seen: _Epoch | None = memo.get(key)
         if seen is None:
-            tuples = self.history.tuples_at(hlc)
-            named = {t.object for t in tuples} | {t.subject.partition("#")[0] for t in tuples}
-            seen = memo[key] = (tuples, named, {})
-        tuples, named, answers = seen
+            seen = memo[key] = (history.reader_at(hlc), {})
+        tuples, answers = seen
         # Every chart belongs to the clinic, and a chart no tuple names is like any other:
         # the answer for one holds for all of them (the engine reads tuples by name only),
-        # so it is worked out once per permission, author and epoch, not once per op.
+        # so it is worked out once per permission, author and epoch, not once per op. A
+        # chart some tuple named at any time is judged on its own (a few more than needed).
         ident = obj[len(PATIENT_PREFIX) :] if obj.startswith(PATIENT_PREFIX) else ""
-        unnamed = obj not in named and _PLAIN_ID.fullmatch(ident) is not None
+        unnamed = obj not in history.index().named and _PLAIN_ID.fullmatch(ident) is not None
         question = (permission, None if unnamed else obj, author)  # None: any such chart
         answer = answers.get(question)
         if answer is None:
-            answer = answers[question] = self._check(tuples, permission, obj, author)
+            reader: TupleReader = (
+                _ChartTuples(tuples, obj) if obj.startswith(PATIENT_PREFIX) else tuples
+            )
+            answer = engine.with_tuples(reader).check(obj, permission, USER_PREFIX + author)
+            answers[question] = answer
         return answer
 
     @staticmethod

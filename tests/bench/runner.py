@@ -4,9 +4,9 @@ sync, clinical and authorization engine benchmarks, one JSON object.
 Stdout gets exactly one JSON object, ``{"targets": [...], "all_targets_met": ...,
 "store": <store report>, "sync": <sync report>, "attachments": ..., "server": ...,
 "desktop": ..., "elapsed_s": ...}``; progress goes to stderr.
-``--only store|sync|attachments|server|desktop|vitals|clinical|authz|csv|peer|scale|onesync``
-runs one part (its targets only); ``make bench ONLY=peer`` passes it through make
-(``BENCH_ARGS`` any other options).
+``--only store|sync|attachments|server|desktop|vitals|clinical|authz|permissions|csv|peer|``
+``scale|onesync`` runs one part (its targets only); ``make bench ONLY=peer`` passes it
+through make (``BENCH_ARGS`` any other options).
 ``--server-devices`` / ``--server-seconds`` size the server load test (default 50 devices
 for 60 s).
 
@@ -23,6 +23,11 @@ per downloaded record at every size within 1.3 x the smallest size's (linear gro
 time's growth is reported beside it); the client's peak RSS within 1.25 x (flat);
 the one-edit sync within 2 x (flat); name search and an every-patient prefix search under
 100 ms at the largest size. The server's peak RSS is reported.
+
+``permissions`` (tests/bench/permission_bench.py): the permission history at remote apply: a
+one-edit sync session at 0, a fifth of and all of ``--permission-tuples`` (5,000) care-team
+tuples; a session pushing that many tuple ops (its slowest request); as many in one batch.
+Target: the one batch within the 30 s request timeout.
 
 ``onesync`` (tests/bench/onesync_bench.py): an up-to-date workstation of a clinic of
 ``--onesync-records`` patients (20,000) against a ``careline-server`` process: sync sessions
@@ -53,6 +58,7 @@ from . import (
     desktop_sync_bench,
     onesync_bench,
     peer_bench,
+    permission_bench,
     scale_bench,
     server_bench,
     store_bench,
@@ -62,7 +68,7 @@ from . import (
 
 PARTS = (
     "store", "sync", "attachments", "chart_attachments", "server", "desktop", "vitals",
-    "clinical", "authz", "csv", "peer", "scale", "onesync",
+    "clinical", "authz", "permissions", "csv", "peer", "scale", "onesync",
 )  # fmt: skip
 
 
@@ -197,6 +203,13 @@ def main(argv: Sequence[str]) -> int:
         default=onesync_bench.DEFAULT_RECORDS,
         help="patients on the server in the one-edit sync benchmark",
     )
+    ap.add_argument(
+        "--permission-tuples",
+        type=int,
+        default=permission_bench.DEFAULT_TUPLES,
+        help="care-team tuples in the permission history benchmark (also measured at none "
+        "and a fifth), and tuple ops pushed at once",
+    )
     args = ap.parse_args(argv)
     if args.diagnostics_child:  # the store benchmark's own child processes
         with enforcing():
@@ -206,6 +219,8 @@ def main(argv: Sequence[str]) -> int:
     # Bad sizes are refused before any part runs, not after an hour of the others.
     if "peer" in parts and (args.peer_records < 1 or args.peer_runs < 1):
         ap.error("--peer-records and --peer-runs must be at least 1")
+    if "permissions" in parts and args.permission_tuples < 5:
+        ap.error("--permission-tuples must be at least 5")
     if "scale" in parts:
         try:
             scale_bench.scale_sizes(args.scale_records)
@@ -280,13 +295,16 @@ def main(argv: Sequence[str]) -> int:
         elapsed["clinical"] = round(time.perf_counter() - t0, 1)
         targets += desktop_targets(results["clinical"], "clinical")
     targets += authz_bench.run_part(parts, results, elapsed)
+    with enforcing():
+        targets += permission_bench.run_part(parts, results, elapsed, args.permission_tuples)
     targets += csv_bench.run_part(parts, results, elapsed)
     targets += peer_bench.run_part(parts, results, elapsed, args.peer_records, args.peer_runs)
     targets += scale_bench.run_part(parts, results, elapsed, args.scale_records)
     targets += onesync_bench.run_part(parts, results, elapsed, args.onesync_records)
     report: dict[str, Any] = {
         "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical, "
-        "authorization, CSV import, PouchDB comparison, scale and one-edit sync",
+        "authorization, permission history, CSV import, PouchDB comparison, scale and one-edit "
+        "sync",
         "parts": parts,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "elapsed_s_by_part": elapsed,

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from core.authz.tuples import RelationTuple
 from core.cli import server as server_cli
 from core.records import authorize, remote_authz
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotAllowedError
 from core.records.medications import Medications
+from core.records.relations import Access
 from core.records.replication import replica_id
 from core.store import oplog
 from tests.conftest import PASSWORD
@@ -131,4 +133,46 @@ def test_the_server_keeps_its_permission_history_until_a_role_changes(
     sync_at(desk, credential)  # sends the op kept aside again
     store = live.server.sync_store(clinic_id)
     assert store.version_vector()[forged.origin] == forged.seq
+    desk.lock()
+
+
+def test_the_server_judges_a_first_upload_of_care_teams_without_working_it_out_per_op(
+    live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinic's first upload of care teams (after an import, or a LAN-only period): one
+    push of many tuple ops. The server judged each against the tuples worked out again
+    from every write after the one before it learned its tuple (5,000 took longer than
+    the 30 s request timeout); now the history is worked out once for the push, each op
+    adding its own tuple to it, and every grant arrives."""
+    clinic_id = add_clinic(live.server, "Care Team Clinic")
+    live.server.add_user(clinic_id, "nina", "Nina Nurse", "nurse", PASSWORD)
+    desk, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "d")
+    pids = [desk.records.add_patient(f"Pat{i:03d}", "Bo", "1970-01-01").id for i in range(120)]
+    sync_at(desk, credential)
+    access = Access(desk.records)
+    for pid in pids:
+        access.grant(RelationTuple(f"patient:{pid}", "care_team", "user:nina"))
+    built: list[int] = []
+    listed: list[int] = []
+    build, list_all = remote_authz._Index.build, remote_authz.History._tuples_at
+
+    def counted_build(history: remote_authz.History) -> remote_authz._Index:
+        built.append(1)
+        return build(history)
+
+    def counted_list(history: remote_authz.History, hlc: str) -> list[RelationTuple]:
+        listed.append(1)
+        return list_all(history, hlc)
+
+    monkeypatch.setattr(remote_authz._Index, "build", counted_build)
+    monkeypatch.setattr(remote_authz.History, "_tuples_at", counted_list)
+    report = sync_at(desk, credential)
+    assert report.pushed == len(pids) and report.refused == []
+    assert listed == []
+    assert built == [1]  # the push's, once
+    store = live.server.sync_store(clinic_id)
+    assert (
+        store.version_vector()[replica_id(desk.database)]
+        == oplog.version_vector(desk.database)[replica_id(desk.database)]
+    )
     desk.lock()
