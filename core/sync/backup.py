@@ -136,6 +136,8 @@ class RestoreResult:
     needs_join: bool  # False only for the holder of a LAN clinic's CA (it certified itself)
     server_url: str | None  # the server the old identity was enrolled with
     recovery_slot_id: str = ""  # the slot ``recovery_key`` opens (withdraw_recovery_key)
+    attachments: int = 0  # encrypted attachment files restored (0 from a version 1 backup)
+    pending: int = 0  # of them, waiting for upload again
 
 
 # ----- creating ---------------------------------------------------------------------------
@@ -388,7 +390,8 @@ def restore_backup(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RestoreResult(data_dir, *result)
+    blobs = sum(1 for f in manifest["files"] if _BLOB_NAME.fullmatch(str(f["name"])))
+    return RestoreResult(data_dir, *result, blobs, len(manifest.get("pending", [])))
 
 
 def _where(unpacker: Unpacker) -> str:
