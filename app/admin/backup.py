@@ -126,9 +126,12 @@ class BackupDialog(TypedForm):
             heading_label("Back up this computer's clinic records"),
             paragraph(
                 "The backup is a copy of the encrypted clinic database, taken while Careline "
-                "keeps working. This computer's recovery key opens it (keep the key apart from "
-                "the backup); a passphrase can open it too. Without one of them the file "
-                "cannot be read."
+                "keeps working, with the chart files this computer keeps, still encrypted: "
+                "those added here (waiting to upload included) and those opened or fetched "
+                "here. Not in it: files this computer never fetched; the clinic server or the "
+                "computer that added them keeps them. This computer's recovery key opens it "
+                "(keep the key apart from the backup); a passphrase can open it too. Without "
+                "one of them the file cannot be read."
             ),
             form,
             self.error,
@@ -222,10 +225,22 @@ class BackupDialog(TypedForm):
 
 
 def describe_backup(result: BackupResult) -> str:
-    """``Saved FILE (N bytes). It opens with the recovery key or the passphrase.``"""
+    """``Saved FILE (N bytes), with K chart files. It opens with the recovery key or the
+    passphrase.``, and how many chart files it leaves out (not on this computer)."""
     opens = " or ".join("the recovery key" if k == "recovery" else "the passphrase"
                         for k in result.openers)  # fmt: skip
-    return f"Saved {result.path} ({result.size:,} bytes). It opens with {opens}."
+    text = (f"Saved {result.path} ({result.size:,} bytes), with {_files(result.attachments)}. "
+            f"It opens with {opens}.")  # fmt: skip
+    if result.not_held:
+        text += (
+            f" Not in it: {_files(result.not_held)} this computer never fetched (the clinic "
+            "server or the computer that added them keeps them)."
+        )
+    return text
+
+
+def _files(count: int) -> str:
+    return f"{count:,} chart file{'' if count == 1 else 's'}"
 
 
 def withdrawn_notice(result: RestoreResult, why: str) -> str:

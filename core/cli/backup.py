@@ -108,15 +108,38 @@ def _create(ctx: Context) -> int:
         "size": result.size,
         "created": result.created,
         "opens_with": result.openers,
+        "attachments": result.attachments,
+        "attachment_bytes": result.attachment_bytes,
+        "attachments_pending": result.pending,
+        "attachments_not_held": result.not_held,
         "pruned": [str(p) for p in pruned],
     }
     openers = " or ".join("the recovery key" if o == "recovery" else "the passphrase"
                           for o in result.openers)  # fmt: skip
-    text = f"Backed up to {result.path} ({result.size} bytes); it opens with {openers}."
+    text = (
+        f"Backed up to {result.path} ({result.size} bytes); it opens with {openers}. "
+        + held_files(result.attachments, result.not_held)
+    )
     if pruned:
         text += f" Removed {len(pruned)} older backup(s)."
     ctx.emit(doc, text)
     return EXIT_OK
+
+
+def held_files(included: int, not_held: int) -> str:
+    """What a backup holds, as people read it: the database and how many chart files, and
+    how many it leaves out (not held on this workstation)."""
+    text = (
+        f"It holds the clinic database and {included} attached "
+        f"file{'' if included == 1 else 's'} (encrypted)."
+    )
+    if not_held:
+        text += (
+            f" Not in it: {not_held} file{'' if not_held == 1 else 's'} this workstation "
+            "never fetched or no longer keeps (the clinic server or the workstation that "
+            "added them holds them)."
+        )
+    return text
 
 
 def _restore(ctx: Context) -> int:
@@ -168,6 +191,8 @@ def _restore(ctx: Context) -> int:
         "backup_created": result.backup_created,
         "needs_join": result.needs_join,
         "server": result.server_url,
+        "attachments": result.attachments,
+        "attachments_pending": result.pending,
         "recovery_key": result.recovery_key,
     }
     if result.needs_join:
@@ -183,11 +208,18 @@ def _restore(ctx: Context) -> int:
     ctx.emit(
         doc,
         f"Restored the backup of {result.backup_created} into {result.data_dir} as a new "
-        f"workstation identity ({result.new_replica_id}; it was {result.old_replica_id}). "
-        f"{step}\n\nRECOVERY KEY for this workstation (shown only now):\n\n"
+        f"workstation identity ({result.new_replica_id}; it was {result.old_replica_id}), "
+        f"with {result.attachments} attached file(s), {result.pending} of them still to "
+        f"upload. {step}\n\nRECOVERY KEY for this workstation (shown only now):\n\n"
         f"    {result.recovery_key}\n",
     )
     return EXIT_OK
+
+
+def _count(info: dict[str, object], key: str) -> int:
+    """A count from a header that is read before anything authenticates it."""
+    value = info.get(key, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _info(ctx: Context) -> int:
@@ -196,10 +228,15 @@ def _info(ctx: Context) -> int:
     header = read_backup_header(ctx.args.file)
     doc = {"kind": header.kind, "created": header.created, "opens_with": header.kinds(),
            **header.info}  # fmt: skip
+    holds = ""
+    if header.kind == "workstation":
+        # A version 1 backup's header names no attachments: it holds none.
+        info = header.info
+        holds = " " + held_files(_count(info, "attachments"), _count(info, "attachments_not_held"))
     ctx.emit(
         doc,
         f"A {header.kind} backup made {header.created}; it opens with "
-        f"{' or '.join(header.kinds())}.",
+        f"{' or '.join(header.kinds())}.{holds}",
     )
     return EXIT_OK
 

@@ -44,6 +44,11 @@ class Packer(io.RawIOBase):
             {"name": _checked_name(n), "size": p.stat().st_size} for n, p in files
         ]
         raw = json.dumps(manifest | {"files": listed}).encode("utf-8")
+        if len(raw) > MAX_MANIFEST:  # Unpacker would refuse it: never write such a bundle
+            raise BundleError(
+                f"{len(listed)} files make a manifest of {len(raw):,} bytes, more than the "
+                f"{MAX_MANIFEST:,} a bundle may hold"
+            )
         self._sizes = [int(entry["size"]) for entry in listed]
         self._parts: list[bytes | Path] = [_LENGTH.pack(len(raw)), raw, *(p for _, p in files)]
         self._index = 0
@@ -93,6 +98,7 @@ class Unpacker(io.RawIOBase):
         self._head = bytearray()
         self._files: list[tuple[Path, int]] = []
         self._out: BinaryIO | None = None
+        self._current = ""  # the name of the file ``_out`` writes
         self._left = 0
 
     def writable(self) -> bool:
@@ -111,6 +117,7 @@ class Unpacker(io.RawIOBase):
                 if not self._files:
                     raise BundleError("the backup's content is longer than its manifest says")
                 path, self._left = self._files.pop(0)
+                self._current = path.relative_to(self.folder).as_posix()
                 self._out = _new_private(path)
             n = min(self._left, len(view))
             self._out.write(view[:n])
@@ -118,6 +125,16 @@ class Unpacker(io.RawIOBase):
             self._left -= n
             self._close_if_done()
         return total
+
+    def position(self) -> str | None:
+        """The name of the file being written, or of the next one when none is open (None:
+        still in the manifest, or past the last file). A failure of the stream feeding this
+        unpacker lies in that file's bytes (or in the manifest)."""
+        if self.manifest is None:
+            return None
+        if self._out is not None:
+            return self._current
+        return self._files[0][0].relative_to(self.folder).as_posix() if self._files else None
 
     def _close_if_done(self) -> None:
         if self._out is not None and self._left == 0:

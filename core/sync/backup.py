@@ -1,8 +1,19 @@
 """Backing up a workstation, and restoring it as a new replica (README "Backup and restore").
 
 What a backup holds: a consistent copy of the clinic database (:mod:`core.store.online_copy`,
-taken while the app keeps writing) under a random key of its own, and the workstation's
-settings file. Not the key file: a restored workstation gets a new one (new database key, a
+taken while the app keeps writing) under a random key of its own, the workstation's
+settings file, and every chart attachment whose encrypted file this workstation holds
+(:func:`_held_attachments`): those waiting for upload, those added here in a clinic with
+no server (held nowhere else but on LAN peers that fetched them), and those it fetched or
+uploaded. They go in as the ciphertext the cache holds (still under the clinic attachment
+key, which is in the database) and are sealed again with the rest, so the backup's chunk
+authentication covers every byte of them. Files uploaded already are included too: the
+server can be lost with the workstation (one machine in a small clinic), and a restored
+workstation opens its files at once, offline. Not included, because this workstation does
+not hold them: files it never fetched, or dropped from its cache (``attachment_cache_mb``);
+they are on the server or the workstation that added them. The backup grows by the size of
+the cache: up to ``attachment_cache_mb`` (2 GiB by default), plus files waiting for upload
+(never dropped). Not the key file: a restored workstation gets a new one (new database key, a
 password slot for the person restoring, a new recovery key). Not the sign-in delays nor
 failed-sign-in notes: they belong to the lost machine.
 
@@ -53,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -74,13 +86,20 @@ from core.platform.files import fsync_dir
 from core.records import authorize
 from core.records.workstation import Workstation
 from core.store import oplog
+from core.store.blobs.base import BLOB_ID_PATTERN
 from core.store.database import DB_FILE_NAME, Database, utc_now
 from core.store.migrations import LATEST_VERSION
 from core.store.online_copy import export_copy
 from core.sync.lan import identity as lan
 
 CONTENT_FORMAT = "careline-workstation-backup"
-CONTENT_VERSION = 1
+# 2: the attachments' encrypted files are in the backup too. Version 1 (the database and
+# settings only) still restores. A release that reads only 1 refuses a version 2 backup,
+# naming both versions, before writing anything.
+CONTENT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+ATTACHMENTS = "attachments"  # the cache's folder in a data folder, and in a backup
+_BLOB_NAME = re.compile(r"attachments/([0-9a-f]{2})/(\1[0-9a-f]{62})")
 RESTORED_KEY = "restored_identity"  # meta: the old identity, and that a join is needed
 # meta rows that name or sign as the old identity (the clinic CA's own key stays).
 _OLD_IDENTITY_KEYS = ("op_signer", "op_chain", "server_credential", "lan_identity",
@@ -99,6 +118,10 @@ class BackupResult:
     size: int
     created: str
     openers: list[str]
+    attachments: int = 0  # encrypted attachment files included
+    attachment_bytes: int = 0  # their size
+    pending: int = 0  # of them, waiting for upload (they stay so when restored)
+    not_held: int = 0  # files named in charts that this workstation does not hold
 
 
 @dataclass(frozen=True)
@@ -113,9 +136,62 @@ class RestoreResult:
     needs_join: bool  # False only for the holder of a LAN clinic's CA (it certified itself)
     server_url: str | None  # the server the old identity was enrolled with
     recovery_slot_id: str = ""  # the slot ``recovery_key`` opens (withdraw_recovery_key)
+    attachments: int = 0  # encrypted attachment files restored (0 from a version 1 backup)
+    pending: int = 0  # of them, waiting for upload again
 
 
 # ----- creating ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _HeldFiles:
+    files: list[tuple[str, Path]]  # (name in the backup, a link to the blob in ``work``)
+    size: int
+    pending: list[str]  # blob ids waiting for upload
+    not_held: int
+
+
+def _link_or_copy(source: Path, link: Path) -> None:
+    try:
+        os.link(source, link)
+    except FileNotFoundError:
+        raise
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        shutil.copyfile(source, link)
+
+
+def _held_attachments(ws: Workstation, work: Path) -> _HeldFiles:
+    """Every complete encrypted attachment file in the cache, hard-linked into ``work``
+    (copied where the file system has no links) so that the cache may drop or add files
+    while the backup streams them: they are immutable, content-addressed files, so a link
+    is a consistent copy. Partial downloads and temporary files are left out (their names
+    are not bare blob ids); a file dropped from the cache before it was linked is too.
+    Taken after the database copy: a file is in the cache before any record names it, so
+    every file the copied records name that was held here then is included."""
+    cache = ws.data_dir / ATTACHMENTS
+    files: list[tuple[str, Path]] = []
+    size = 0
+    for folder in sorted(cache.glob("[0-9a-f][0-9a-f]")) if cache.is_dir() else []:
+        for blob in sorted(folder.iterdir()):
+            name = f"{ATTACHMENTS}/{folder.name}/{blob.name}"
+            if not _BLOB_NAME.fullmatch(name):
+                continue
+            link = work / name
+            link.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                _link_or_copy(blob, link)
+            except FileNotFoundError:
+                continue  # dropped from the cache meanwhile (only files already uploaded are)
+            files.append((name, link))
+            size += link.stat().st_size
+    included = {Path(name).name for name, _ in files}
+    marks = cache / "pending"
+    pending = sorted(
+        p.name for p in (marks.iterdir() if marks.is_dir() else []) if p.name in included
+    )
+    named = {str(b) for (b,) in ws.database.query(
+        "SELECT DISTINCT blob_id FROM attachments WHERE blob_id IS NOT NULL")}  # fmt: skip
+    return _HeldFiles(files, size, pending, len(named - included))
 
 
 def create_backup(
@@ -157,41 +233,79 @@ def create_backup(
         config = ws.data_dir / CONFIG_FILE_NAME
         if config.is_file():
             files.append((CONFIG_FILE_NAME, config))
+        held = _held_attachments(ws, work)
+        files += held.files
         manifest = {"format": CONTENT_FORMAT, "version": CONTENT_VERSION,
-                    "db_key": copy_key.hex()}  # fmt: skip
+                    "db_key": copy_key.hex(), "pending": held.pending}  # fmt: skip
         openers = [sealed_file.recovery_opener(content_key, keys.kek.read(), slot, chain.db_id, 0)]
         if passphrase is not None:
             openers.append(sealed_file.passphrase_opener(content_key, passphrase, 1))
-        info = {"replica_id": old_id, "schema_version": LATEST_VERSION}
+        # Counts only (no names, no sizes of single files): what ``backup info`` shows.
+        info = {"replica_id": old_id, "schema_version": LATEST_VERSION,
+                "attachments": len(held.files), "attachments_not_held": held.not_held}  # fmt: skip
         header = sealed_file.Header("workstation", created, openers, info)
-        sealed_file.write_bundle_file(target, header, content_key, manifest, files)
+        try:
+            sealed_file.write_bundle_file(target, header, content_key, manifest, files)
+        except BundleError as exc:
+            raise BackupError(f"cannot back up to {target}: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         copy_key.close()
         sealed_file.wipe(content_key)
-    details = {"openers": [o.kind for o in openers], "file": target.name}
+    details = {"openers": [o.kind for o in openers], "file": target.name,
+               "attachments": len(held.files)}  # fmt: skip
     with db.write(actor, action, "clinic", old_id, details):
         pass
-    return BackupResult(target, target.stat().st_size, created, [o.kind for o in openers])
+    return BackupResult(target, target.stat().st_size, created, [o.kind for o in openers],
+                        len(held.files), held.size, len(held.pending), held.not_held)  # fmt: skip
 
 
 # ----- restoring --------------------------------------------------------------------------
 
 
 def _check_manifest(data: dict[str, Any]) -> None:
-    """Refuse a manifest this Careline does not read (BundleError)."""
-    if data.get("format") != CONTENT_FORMAT or data.get("version") != CONTENT_VERSION:
+    """Refuse a manifest this Careline does not read (BundleError): another format or
+    version, files other than the database, settings and (version 2) attachment files
+    under their own blob ids, or a pending mark for a file not in the backup."""
+    version = data.get("version")
+    if data.get("format") != CONTENT_FORMAT or version not in READABLE_VERSIONS:
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
         raise BundleError(
-            f"the backup's content is {data.get('format')!r} version {data.get('version')!r}, "
-            f"not {CONTENT_FORMAT} version {CONTENT_VERSION}"
+            f"the backup's content is {data.get('format')!r} version {version!r}; this "
+            f"Careline reads {CONTENT_FORMAT} version {readable} (a newer release made it?)"
         )
     names = [str(f.get("name")) for f in data["files"]]
-    if any(n not in (DB_FILE_NAME, CONFIG_FILE_NAME) for n in names) or DB_FILE_NAME not in names:
-        raise BundleError("the backup's manifest lists unexpected files")
+    if DB_FILE_NAME not in names:
+        raise BundleError("the backup's manifest lists no clinic database")
+    blobs: set[str] = set()
+    for name in names:
+        match = _BLOB_NAME.fullmatch(name) if version != 1 else None
+        if match is not None:
+            blobs.add(match[2])
+        elif name not in (DB_FILE_NAME, CONFIG_FILE_NAME):
+            raise BundleError(f"the backup's manifest lists an unexpected file: {name[:100]!r}")
+    pending = data.get("pending", [])
+    if not isinstance(pending, list) or any(
+        not isinstance(b, str) or not BLOB_ID_PATTERN.fullmatch(b) or b not in blobs
+        for b in pending
+    ):
+        raise BundleError("the backup's manifest marks for upload a file it does not hold")
     try:
         bytes.fromhex(str(data["db_key"]))
     except (KeyError, ValueError):
         raise BundleError("the backup's manifest holds no database key") from None
+
+
+def _mark_pending(staging: Path, manifest: dict[str, Any]) -> None:
+    """The files that were waiting for upload wait again: they upload once the restored
+    workstation has joined (the cache's ``pending`` marks, as Attachments keeps them)."""
+    pending = manifest.get("pending", [])
+    if not pending:
+        return
+    marks = staging / ATTACHMENTS / "pending"
+    marks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for blob_id in pending:
+        os.close(os.open(marks / blob_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def read_backup_header(path: Path) -> sealed_file.Header:
@@ -264,9 +378,10 @@ def restore_backup(
                 )
                 manifest = unpacker.finish()
         except (DecryptionError, BundleError) as exc:
-            raise BackupError(f"{exc}; nothing was restored") from None
+            raise BackupError(f"{exc}{_where(unpacker)}; nothing was restored") from None
         finally:
             sealed_file.wipe(content_key)
+        _mark_pending(staging, manifest)
         result = _adopt(staging, manifest, header, username, password, sign_in, kdf_params)
         if data_dir.exists():
             data_dir.rmdir()
@@ -275,7 +390,19 @@ def restore_backup(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return RestoreResult(data_dir, *result)
+    blobs = sum(1 for f in manifest["files"] if _BLOB_NAME.fullmatch(str(f["name"])))
+    return RestoreResult(data_dir, *result, blobs, len(manifest.get("pending", [])))
+
+
+def _where(unpacker: Unpacker) -> str:
+    """Which part of the backup a failure lies in, as people read it."""
+    name = unpacker.position()
+    if name is None:
+        return ""
+    match = _BLOB_NAME.fullmatch(name)
+    if match is not None:
+        return f" (in the encrypted file of attachment {match[2]})"
+    return f" (in {'the clinic database' if name == DB_FILE_NAME else name})"
 
 
 def _adopt(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.records.workstation import Workstation
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server
+from tests.integration.server_fixtures import Desks, Live, add_clinic, join_clinic, live_server
 from tests.services import create_postgres_database, drop_postgres_database
 
 
@@ -50,3 +50,14 @@ def two_desks(live: Live, tmp_path: Path) -> Iterator[tuple[str, Workstation, Wo
     finally:
         a.lock()
         b.lock()
+
+
+@pytest.fixture
+def desks(tmp_path: Path) -> Iterator[Desks]:
+    """Two workstations, "a" and "b", enrolled in "Hillside" on a live embedded server,
+    for files one adds and the other fetches."""
+    with live_server(tmp_path / "server") as live:
+        clinic = add_clinic(live.server, "Hillside")
+        a, a_cred = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "a", "a")
+        b, b_cred = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "b")
+        yield Desks(live, a, a_cred, b, b_cred, tmp_path)

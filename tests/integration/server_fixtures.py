@@ -27,6 +27,7 @@ from core.server.systemd_notify import NotifyingServer
 from core.store import audit_chain
 from core.store.database import Database
 from core.store.oplog import version_vector
+from core.sync.attachments import Attachments
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
@@ -247,3 +248,53 @@ def rewrite_audit_tail(ws: Workstation, seq: int) -> None:
         "UPDATE meta SET value = ? WHERE key = ?",
         (f"{rows[-1][0]}:{prev}", audit_chain.HEAD_META_KEY),
     )
+
+
+MARKER = b"PLAINTEXT-MARKER-Prefetch-Oriole-"  # in files two desks share
+
+
+@dataclass(frozen=True)
+class Added:
+    """A file added on desk A: its record id and blob id."""
+
+    id: str
+    blob_id: str
+
+
+@dataclass
+class Desks:
+    """Two workstations of one clinic on a live server (the ``desks`` fixture)."""
+
+    live: Live
+    a: Workstation
+    a_cred: ServerCredential
+    b: Workstation
+    b_cred: ServerCredential
+    folder: Path
+
+    def on_a(self) -> Attachments:
+        return Attachments(self.a.records, self.folder / "a", credential=self.a_cred)
+
+    def on_b(self, cache_mb: int = 64, online: bool = True) -> Attachments:
+        cred = self.b_cred if online else None
+        return Attachments(self.b.records, self.folder / "b", cache_mb=cache_mb, credential=cred)
+
+    def patient(self, family: str) -> str:
+        return self.a.records.add_patient(family=family, given="Ann", birth_date="1970-01-01").id
+
+    def add(self, patient: str, name: str, size: int) -> Added:
+        """A file of ``size`` bytes added on A and uploaded."""
+        source = self.folder / name
+        # The name first: equal files share one blob.
+        body = name.encode() + MARKER * (size // len(MARKER) + 1)
+        source.write_bytes(body[:size])
+        on_a = self.on_a()
+        item = on_a.add(patient, source, title=name)
+        on_a.push_pending()
+        assert item.blob_id is not None
+        return Added(item.id, item.blob_id)
+
+    def sync_both(self) -> None:
+        sync_at(self.a, self.a_cred)
+        sync_at(self.b, self.b_cred)
+        self.on_b().push_pending()  # as each sync does: B gets the clinic attachment key

@@ -9,11 +9,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from core.crypto.streaming import HEADER_SIZE
 from core.records.entries import ClinicalEntries
@@ -21,66 +18,12 @@ from core.records.schedule import Schedule
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.sync.attachments import HERE, REMOTE, Attachments
-from core.sync.enroll import ServerCredential
 from core.sync.prefetch import BOOKED, NEWEST, VISIT, Prefetcher, plan
 from tests.conftest import PASSWORD
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.integration.server_fixtures import MARKER, Desks, sync_at
 from tests.integration.test_cli import careline
 
 KiB = 1024
-MARKER = b"PLAINTEXT-MARKER-Prefetch-Oriole-"
-
-
-@dataclass(frozen=True)
-class Added:
-    id: str
-    blob_id: str
-
-
-@dataclass
-class Desks:
-    live: Live
-    a: Workstation
-    a_cred: ServerCredential
-    b: Workstation
-    b_cred: ServerCredential
-    folder: Path
-
-    def on_a(self) -> Attachments:
-        return Attachments(self.a.records, self.folder / "a", credential=self.a_cred)
-
-    def on_b(self, cache_mb: int = 64, online: bool = True) -> Attachments:
-        cred = self.b_cred if online else None
-        return Attachments(self.b.records, self.folder / "b", cache_mb=cache_mb, credential=cred)
-
-    def patient(self, family: str) -> str:
-        return self.a.records.add_patient(family=family, given="Ann", birth_date="1970-01-01").id
-
-    def add(self, patient: str, name: str, size: int) -> Added:
-        """A file of ``size`` bytes added on A and uploaded."""
-        source = self.folder / name
-        # The name first: equal files share one blob.
-        body = name.encode() + MARKER * (size // len(MARKER) + 1)
-        source.write_bytes(body[:size])
-        on_a = self.on_a()
-        item = on_a.add(patient, source, title=name)
-        on_a.push_pending()
-        assert item.blob_id is not None
-        return Added(item.id, item.blob_id)
-
-    def sync_both(self) -> None:
-        sync_at(self.a, self.a_cred)
-        sync_at(self.b, self.b_cred)
-        self.on_b().push_pending()  # as each sync does: B gets the clinic attachment key
-
-
-@pytest.fixture
-def desks(tmp_path: Path) -> Iterator[Desks]:
-    with live_server(tmp_path / "server") as live:
-        clinic = add_clinic(live.server, "Hillside")
-        a, a_cred = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "a", "a")
-        b, b_cred = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b", "b")
-        yield Desks(live, a, a_cred, b, b_cred, tmp_path)
 
 
 def _today() -> dt.date:

@@ -4,14 +4,20 @@ SQLCipher, the recovery key printed at ``init``."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.backup import restored_identity
+from tests.cheap_kdf import with_cheap_kdf
 from tests.integration.staff_clinic import make_staff_clinic, run_as
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli_keys import new_clinic
@@ -166,3 +172,159 @@ def test_only_an_administrator_backs_up_or_restores(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "admin" in restore.stderr, restore.stderr
     assert restore.returncode != 0 and not (tmp_path / "r").exists()
+
+
+# The last commit whose backups hold the database and settings only (content version 1):
+# the release before attachment files went into backups. Run from a ``git archive`` of it.
+VERSION_1_COMMIT = "f90e813b297dbe2e5d797868f2f268463e4775c1"
+MARKER = b"CHEST-XRAY-PLAINTEXT-MARKER "
+XRAY_SIZE = 3 * 1024 * 1024  # several 1 MiB chunks: the backup ends inside this file
+
+
+@dataclass(frozen=True)
+class WithFile:
+    data: Path
+    recovery: str
+    patient: str
+    attachment: dict[str, Any]
+    original: Path
+
+
+@pytest.fixture
+def with_file(clinic: tuple[Path, str], tmp_path: Path) -> WithFile:
+    """The tester's clinic (T13): no server, one X-ray added here and held nowhere else."""
+    data, recovery = clinic
+    [patient] = as_admin(data, "patient", "search", "okafor")
+    xray = tmp_path / "chest-xray.png"
+    xray.write_bytes((MARKER * (XRAY_SIZE // len(MARKER) + 1))[:XRAY_SIZE])
+    added = as_admin(data, "attachment", "add", patient["id"], str(xray), "--title",
+                     "Chest X-ray")  # fmt: skip
+    return WithFile(data, recovery, patient["id"], added, xray)
+
+
+def _get(data: Path, attachment_id: str, out: Path) -> subprocess.CompletedProcess[str]:
+    return careline(data, "--password-stdin", "attachment", "get", attachment_id, "-o",
+                    str(out), stdin=PASSWORD + "\n")  # fmt: skip
+
+
+def test_a_file_held_only_here_is_restored_and_opens_with_the_original_bytes(
+    with_file: WithFile, tmp_path: Path
+) -> None:
+    backup = tmp_path / "clinic.clbackup"
+    made = _backup(with_file.data, backup)
+    assert (made["attachments"], made["attachments_pending"], made["attachments_not_held"]) == (
+        1, 1, 0,
+    )  # fmt: skip
+    size = made["attachment_bytes"]
+    assert isinstance(size, int) and size > XRAY_SIZE  # its ciphertext: chunk tags, header
+    assert MARKER not in backup.read_bytes()  # never decrypted into the backup
+    info = careline(with_file.data, "backup", "info", str(backup))
+    assert "It holds the clinic database and 1 attached file (encrypted)." in info.stdout
+
+    restored = tmp_path / "restored"
+    done = _restore(backup, restored, with_file.recovery, "--recovery-key-stdin")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["attachments"] == 1
+    blob = with_file.attachment["blob_id"]
+    cached = restored / "attachments" / blob[:2] / blob
+    assert cached.read_bytes() == (with_file.data / "attachments" / blob[:2] / blob).read_bytes()
+    # Still waiting for upload: once the restored workstation joins a server, it goes up.
+    assert (restored / "attachments" / "pending" / blob).exists()
+    [listed] = as_admin(restored, "attachment", "list", with_file.patient)
+    assert listed["availability"] == "waiting to upload"
+    out = tmp_path / "opened.png"
+    got = _get(restored, with_file.attachment["id"], out)
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == with_file.original.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut"])
+def test_a_damaged_attachment_in_a_backup_is_named_and_nothing_is_restored(
+    with_file: WithFile, tmp_path: Path, damage: str
+) -> None:
+    backup = tmp_path / "clinic.clbackup"
+    _backup(with_file.data, backup)
+    raw = bytearray(backup.read_bytes())
+    if damage == "flipped":
+        raw[-1000] ^= 0x01  # inside the X-ray's bytes: the backup ends with them
+    else:
+        raw = raw[: len(raw) - XRAY_SIZE // 2]  # cut in the middle of the X-ray
+    bad = tmp_path / "bad.clbackup"
+    bad.write_bytes(bytes(raw))
+    result = _restore(bad, tmp_path / "restored", with_file.recovery, "--recovery-key-stdin")
+    assert result.returncode != 0
+    blob = with_file.attachment["blob_id"]
+    assert "failed authentication" in result.stderr, result.stderr
+    assert f"in the encrypted file of attachment {blob}" in result.stderr
+    assert "nothing was restored" in result.stderr
+    assert not (tmp_path / "restored").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+Careline = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def version_1(tmp_path_factory: pytest.TempPathFactory) -> Careline:
+    """``careline`` as the code whose backups were version 1 (``careline(DATA, *ARGS,
+    stdin=...)``): its own ``core`` and ``app`` only (``-P``: not this checkout's, which
+    the working directory would put first)."""
+    tree = tmp_path_factory.mktemp("version-1")
+    repo = Path(__file__).resolve().parents[2]
+    found = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", VERSION_1_COMMIT],
+                           capture_output=True)  # fmt: skip
+    if found.returncode != 0:
+        pytest.skip(f"commit {VERSION_1_COMMIT} is not in this clone")
+    archive = subprocess.run(["git", "-C", str(repo), "archive", VERSION_1_COMMIT, "core", "app",
+                              "resources"], capture_output=True, check=True)  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    env = {**os.environ, "PYTHONPATH": with_cheap_kdf(str(tree)),
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}  # fmt: skip
+
+    def run(data: Path, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-P", "-m", "app.entry", "--data-dir", str(data), *args]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env,
+                              cwd=tree, timeout=120)  # fmt: skip
+
+    probe = subprocess.run(
+        [sys.executable, "-P", "-c", "from core.sync import backup; print(backup.CONTENT_VERSION)"],
+        capture_output=True, text=True, env=env, cwd=tree, check=True,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "1"  # that code, not this checkout's
+    return run
+
+
+def test_a_backup_the_previous_code_made_restores_and_its_files_show_as_elsewhere(
+    with_file: WithFile, tmp_path: Path, version_1: Careline
+) -> None:
+    backup = tmp_path / "old.clbackup"
+    made = version_1(with_file.data, "--json", "--password-stdin", "backup", "create",
+                     str(backup), stdin=PASSWORD + "\n")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "attachments" not in json.loads(made.stdout)  # that code knew nothing of them
+    info = careline(with_file.data, "backup", "info", str(backup))
+    assert "1 attached file" not in info.stdout and "0 attached files" in info.stdout
+
+    restored = tmp_path / "restored"
+    done = _restore(backup, restored, with_file.recovery, "--recovery-key-stdin")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["attachments"] == 0
+    assert len(as_admin(restored, "patient", "search", "okafor")) == 1
+    [listed] = as_admin(restored, "attachment", "list", with_file.patient)
+    assert listed["availability"] == "available when connected"  # not in such a backup
+
+
+def test_the_previous_code_refuses_a_backup_with_files_naming_its_version(
+    with_file: WithFile, tmp_path: Path, version_1: Careline
+) -> None:
+    backup = tmp_path / "new.clbackup"
+    _backup(with_file.data, backup)
+    old = version_1(
+        tmp_path / "unused", "--user", "admin", "--password-stdin", "backup", "restore",
+        str(backup), "--data-dir", str(tmp_path / "restored"), "--recovery-key-stdin",
+        stdin=f"{PASSWORD}\n{with_file.recovery}\n",
+    )  # fmt: skip
+    assert old.returncode != 0
+    assert "version 2, not careline-workstation-backup version 1" in old.stderr, old.stderr
+    assert "nothing was restored" in old.stderr
+    assert not (tmp_path / "restored").exists()

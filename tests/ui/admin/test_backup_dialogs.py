@@ -20,6 +20,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records.workstation import Workstation
+from core.sync.attachments import Attachments
 from core.sync.backup import RestoreResult, restore_backup, restored_identity
 from core.sync.backup_schedule import backup_name, scheduled_backups
 from tests.ui.conftest import (
@@ -164,7 +165,13 @@ def test_a_saved_backup_leaves_only_close_and_return_closes_it(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
 ) -> None:
     """Saved, the form is done: a second Return showed "… already exists" in red above the
-    green "Saved …", with Back up and Cancel still offered, as if both were this outcome."""
+    green "Saved …", with Back up and Cancel still offered, as if both were this outcome.
+    The outcome says how many chart files the backup holds (T13: it held none, unsaid)."""
+    records = signed_in.workstation.records
+    patient = records.add_patient("Mensah", "Ama", "1980-01-01")
+    xray = tmp_path / "chest-xray.png"
+    xray.write_bytes(b"x-ray " * 5000)
+    Attachments.for_records(records).add(patient.id, xray, title="Chest X-ray")
     tools = signed_in.backups
     tools.backup_action.trigger()
     dialog = tools.dialog
@@ -184,6 +191,7 @@ def test_a_saved_backup_leaves_only_close_and_return_closes_it(
     qtbot.waitUntil(dialog.outcome.isVisible, timeout=10_000)
     saved = target.read_bytes()
     assert dialog.outcome.text().startswith(f"Saved {target} (")
+    assert "), with 1 chart file. It opens with" in dialog.outcome.text()
     shown = [b for b in dialog.buttons.buttons() if b.isVisible()]
     assert [b.text() for b in shown] == ["Close"] and shown[0].hasFocus()
     fields = (dialog.path, dialog.use_passphrase, dialog.passphrase, dialog.repeat)
