@@ -159,6 +159,14 @@ def type_at_the_keyboard(text: str) -> None:
         QTest.keyClicks(target, char)
 
 
+def press(key: Qt.Key) -> None:
+    """Press ``key`` where the keyboard is (an open list, else the focused field), as
+    ``type_at_the_keyboard`` types."""
+    target = QApplication.focusWidget() or QApplication.activeWindow()
+    assert target is not None, "no window has the keyboard"
+    QTest.keyClick(target, key)
+
+
 def _question(form: QWidget) -> QMessageBox | None:
     box = form.findChild(QMessageBox, "discardQuestion")
     return box if box is not None and box.isVisible() else None

@@ -31,6 +31,7 @@ from tests.ui.conftest import (
     POPUP_NOISE,
     WindowFactory,
     click_at,
+    press,
     sign_in,
     type_at_the_keyboard,
     wheel,
@@ -599,13 +600,6 @@ def test_a_new_colleague_gets_only_the_role_chosen_for_them(
     user = signed_in.workstation.records.user("omar")
     assert user is not None and user.role == "nurse"
     staff.reject()
-
-
-def press(key: Qt.Key) -> None:
-    """A key pressed where the keyboard is (an open list, else the focused field)."""
-    target = QApplication.focusWidget() or QApplication.activeWindow()
-    assert target is not None
-    QTest.keyClick(target, key)
 
 
 def open_add(qtbot: QtBot, staff: StaffDialog) -> AddStaffDialog:
