@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
 from app.messages import validation_text
@@ -43,6 +43,7 @@ class StrengthHint(QLabel):
         # person types.
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.acceptable = False
+        self._longest = ""
         field.textChanged.connect(self.update_hint)
         self.update_hint()
         self._refusal = refusal
@@ -76,9 +77,25 @@ class StrengthHint(QLabel):
         return None
 
     def _keep_room(self) -> None:
-        """Never lower than the longest verdict shown so far in this form."""
-        if self.isVisible() and self.width() > 0:
-            self.setMinimumHeight(max(self.minimumHeight(), self.heightForWidth(self.width())))
+        """Remember the longest verdict shown so far in this form (see heightForWidth)."""
+        if self.isVisible():
+            width = self.fontMetrics().horizontalAdvance
+            if width(self.text()) > width(self._longest):
+                self._longest = self.text()
+                self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:
+        """The lines of the text shown, or of the longest verdict shown so far, whichever
+        are more: the form does not jump back as a shorter verdict replaces a longer."""
+        own = super().heightForWidth(width)
+        if not self._longest or width <= 0:
+            return own
+        margins = self.contentsMargins()
+        inner = max(1, width - margins.left() - margins.right())
+        box = self.fontMetrics().boundingRect(
+            QRect(0, 0, inner, 100_000), int(Qt.TextFlag.TextWordWrap), self._longest
+        )
+        return max(own, box.height() + margins.top() + margins.bottom())
 
     def update_hint(self) -> None:
         """Rate what is typed now (zxcvbn takes milliseconds for a password's length)."""

@@ -366,6 +366,41 @@ def test_a_too_short_first_password_is_refused_with_one_message(
     dialog.reject()
 
 
+def test_a_weak_first_choice_puts_the_keyboard_in_new_password_with_no_blank_band(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's pictures: a weak password and a Repeat that differed sent the keyboard
+    to Repeat (the weakness was only the live hint's), and the hint held four lines for
+    one, a blank band above Repeat. Save says both, the keyboard in New password."""
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, "nina")
+    type_into(qtbot, page.password, FIRST)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert isinstance(dialog, ForcedPasswordChangeDialog)
+    qtbot.waitExposed(dialog)
+    type_into(qtbot, dialog.new, "pass")
+    QApplication.processEvents()
+    hint, repeat = rect_in(dialog.strength, dialog), rect_in(dialog.confirm, dialog)
+    line = dialog.strength.fontMetrics().lineSpacing()
+    assert dialog.strength.text() == "Too short: at least 10 characters."  # one line
+    assert repeat.top() - (hint.top() + line) < 2 * line  # no band of blank lines
+    QTest.keyClicks(dialog.new, "word12")
+    QTest.keyClick(dialog.new, Qt.Key.Key_Tab)
+    type_at_the_keyboard("password13")
+    press(Qt.Key.Key_Return)
+    new, again = dialog.errors["new"], dialog.errors["confirm"]
+    assert new.isVisible() and "too easy to guess" in new.text()
+    assert again.isVisible() and again.text().startswith("The two new passwords are different")
+    assert dialog.new.hasFocus() and dialog.new.selectedText() == "password12"
+    assert window.session is None
+    dialog.reject()
+
+
 def test_declining_the_change_signs_the_person_out(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
