@@ -64,7 +64,13 @@ from app.sync.controller import SyncController
 from app.sync.join import kept_join
 from app.sync.silent_join import SilentJoinPage
 from app.sync.status import EnrollDialog, SyncStatusWidget
-from app.widgets import ElidedLabel, ask_to_discard, fit_to_screen, reach_dialogs
+from app.widgets import (
+    ElidedLabel,
+    ask_to_discard,
+    fit_to_screen,
+    keep_room_when_hidden,
+    reach_dialogs,
+)
 from app.worker import Worker
 from core.config.settings import IgnoredValue
 from core.keys.errors import KeyError_
@@ -272,7 +278,10 @@ class Workspace(QWidget):
         bar.addWidget(self.dismiss_notice)
         self.notice_bar.hide()
         self._passing_notices: list[str] = []  # gone once the person moves on
-        self._notice_forms = _ClosedForms(self._drop_notice, self)  # gone once closed too
+        # Gone once its forms are closed too; its room stays until the next page or notice:
+        # the list moved up under the pointer as the form closed, and a click aimed at one
+        # patient opened the next.
+        self._notice_forms = _ClosedForms(lambda text: self._drop_notice(text, True), self)
         # Always in view while the demo clinic is open: nobody mistakes it for real records.
         self.demo_banner = QLabel(DEMO_NOTICE)
         self.demo_banner.setObjectName("demoBanner")
@@ -308,6 +317,7 @@ class Workspace(QWidget):
         ``passing``: only until the person moves to another page; ``forms``: the dialogs
         (object names) it is about, and once every one of them is closed it goes too."""
         shown = self.notice.text() if self.notice_bar.isVisibleTo(self) else ""
+        keep_room_when_hidden(self.notice_bar, False)
         self.notice.setText(f"{shown}\n{text}".strip())
         if passing:
             self._passing_notices.append(text)
@@ -315,22 +325,26 @@ class Workspace(QWidget):
             self._notice_forms.watch(text, forms)
         self.notice_bar.show()
 
-    def hide_notice(self) -> None:
-        """Dismiss: the notice goes, all of it."""
+    def hide_notice(self, keep_room: bool = False) -> None:
+        """Dismiss: the notice goes, all of it (``keep_room``: its room stays, blank, until
+        the next page or notice, so nothing under it moves)."""
         self._passing_notices = []
         self._notice_forms.forget()
         self.notice.clear()
+        keep_room_when_hidden(self.notice_bar, keep_room)
         self.notice_bar.hide()
 
     def _moved_on(self) -> None:
         """Another page: what was said only about the one left goes (a restored form's
-        notice); the rest stays."""
+        notice); the rest stays. A room kept for a notice gone goes too."""
+        keep_room_when_hidden(self.notice_bar, False)
         passing, self._passing_notices = self._passing_notices, []
         for text in passing:
             self._drop_notice(text)
 
-    def _drop_notice(self, text: str) -> None:
-        """``text`` goes from the notice (the notice with it when nothing else is said)."""
+    def _drop_notice(self, text: str, keep_room: bool = False) -> None:
+        """``text`` goes from the notice (the notice with it when nothing else is said;
+        ``keep_room``: see :meth:`hide_notice`)."""
         self._notice_forms.forget(text)
         if text in self._passing_notices:
             self._passing_notices.remove(text)
@@ -341,7 +355,7 @@ class Workspace(QWidget):
         if any(lines):
             self.notice.setText("\n".join(lines))
         else:
-            self.hide_notice()
+            self.hide_notice(keep_room)
 
     def toolbar_buttons(self) -> list[QToolButton]:
         """New patient, Schedule, Conflicts, Settings and Lock: the toolbar's buttons, in

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, SignalInstance
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, SignalInstance
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -110,6 +110,65 @@ def ignore_wheel(*widgets: QWidget) -> None:
         widget.installEventFilter(_WheelGuard(widget))
 
 
+class _DeliberateChoice(QObject):
+    """Watches a combo box and its list for ``choose_deliberately``."""
+
+    def __init__(self, box: QComboBox) -> None:
+        super().__init__(box)
+        self._box = box
+        self._letters = 0  # printable keys typed since the list last opened
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Printable keys on the box or its open list; every other event goes on."""
+        box = self._box
+        if event.type() == QEvent.Type.Show and watched is box.view():
+            self._letters = 0  # the list opened afresh (a click, F4, Alt+Down, Space)
+            return False
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return False
+        text = event.text()
+        plain = event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
+        if not text or not text.isprintable() or plain:
+            return False  # arrows, Return, Escape, Tab, F4 and shortcuts work as usual
+        view = box.view()
+        if not view.isVisible():
+            if text.isspace():
+                return False  # Space opens the list, as in any box
+            box.showPopup()
+            self._letters = 1
+            first = text.casefold()
+            for row in range(box.count()):
+                if box.itemText(row).casefold().startswith(first):
+                    view.setCurrentIndex(view.model().index(row, box.modelColumn()))
+                    break
+            return True
+        self._letters += 1
+        if self._letters == 2:
+            # A word, not a choice: the list goes back to what was chosen, and Return
+            # there changes nothing (with nothing chosen yet, Return chooses nothing).
+            current = box.currentIndex()
+            view.setCurrentIndex(
+                view.model().index(current, box.modelColumn()) if current >= 0 else QModelIndex()
+            )
+        return True  # the list's own search walks it letter by letter: never
+
+
+def choose_deliberately(box: QComboBox) -> None:
+    """``box`` (not editable) changes only when the person picks an item: with the arrow
+    keys, Return or a click in its open list, or the arrow keys on the closed box.
+
+    Qt's boxes choose as letters are typed: a password typed into a role box by mistake (a
+    click that landed on nothing left the keyboard there) walked its list letter by letter
+    and ended on Admin, which the Return after the password took. Here one letter opens
+    the list on the first item starting with it, for Return or a click to take; more
+    letters are a word typed in the wrong place: the list goes back to the item chosen
+    before (none: nothing to take) and ignores them.
+    """
+    guard = _DeliberateChoice(box)
+    box.installEventFilter(guard)
+    box.view().installEventFilter(guard)
+
+
 def tab_leaves(*views: QAbstractItemView) -> None:
     """Tab and Shift+Tab leave these lists and tables, on to the next control, as in any
     form; the arrow keys still move within them.
@@ -210,17 +269,64 @@ def edit_signals(widget: QWidget) -> list[SignalInstance]:
     return []
 
 
-def clear_when_edited(widget: QWidget, *messages: QLabel) -> None:
+def clear_when_edited(widget: QWidget, *messages: QLabel, keep_room: bool = False) -> None:
     """The ``messages`` about ``widget`` (its validation error, the form's) go away as soon
     as the person changes its value: a message about a value already put right misleads.
-    They show again if a new check finds something wrong."""
+    They show again if a new check finds something wrong. ``keep_room``: the lines a
+    message took stay, empty, until ``release_room`` (the form's next check), so nothing
+    under it moves."""
 
     def hide(*_args: Any) -> None:
         for message in messages:
+            if keep_room and message.isVisible():
+                keep_room_when_hidden(message, True)
             message.hide()
 
     for signal in edit_signals(widget):
         signal.connect(hide)
+
+
+def keep_room_when_hidden(widget: QWidget, keep: bool) -> None:
+    """``keep``: ``widget``, once hidden, still takes its room in its layout (blank);
+    False: its room goes with it, as usual. (A form row keeps it only through a
+    :class:`MessageSlot`: QFormLayout ignores the size policy's flag.)"""
+    policy = widget.sizePolicy()
+    if policy.retainSizeWhenHidden() != keep:
+        policy.setRetainSizeWhenHidden(keep)
+        widget.setSizePolicy(policy)
+    slot = widget.parentWidget()
+    if isinstance(slot, MessageSlot):
+        slot.follow()
+
+
+class MessageSlot(QWidget):
+    """A form row's holder for a field's message: shown while the message is, and while
+    the message, hidden, keeps its room (``keep_room_when_hidden``); otherwise hidden, so
+    the row takes no room at all."""
+
+    def __init__(self, message: QLabel) -> None:
+        super().__init__()
+        self._message = message
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(message)
+        if message.isHidden():
+            self.hide()
+        message.installEventFilter(self)
+
+    def follow(self) -> None:
+        """Shown or hidden as the message is (or keeps its room)."""
+        message = self._message
+        self.setVisible(not message.isHidden() or message.sizePolicy().retainSizeWhenHidden())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The message shown or hidden: so is the slot. Every event goes on."""
+        if watched is self._message and event.type() in (
+            QEvent.Type.ShowToParent,
+            QEvent.Type.HideToParent,
+        ):
+            self.follow()
+        return False
 
 
 def in_tab_order(window: QWidget, widgets: Iterable[QWidget]) -> list[QWidget]:
@@ -764,6 +870,10 @@ class TypedForm(KeepsFocusDialog):
     or numbers (``ignore_wheel``): it scrolls past them.
     """
 
+    # True: a field's message put right leaves its lines blank until the next check, so
+    # the fields under it stay where the person saw them (see FormDialog).
+    KEEPS_MESSAGE_ROOM = False
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.general_error = error_label()
@@ -792,8 +902,14 @@ class TypedForm(KeepsFocusDialog):
         """Each ``(field, message)``: the message under the field goes when the field is
         edited (the form-level message goes on any edit anyway)."""
         for widget, message in pairs:
-            clear_when_edited(widget, message)
+            clear_when_edited(widget, message, keep_room=self.KEEPS_MESSAGE_ROOM)
             self._field_of[message] = widget
+
+    def release_message_room(self) -> None:
+        """The form is checked anew: the room kept by messages put right
+        (``KEEPS_MESSAGE_ROOM``) goes."""
+        for message in self._field_of:
+            keep_room_when_hidden(message, False)
 
     def show_problems(self, problems: Mapping[QLabel, str], select: bool = False) -> bool:
         """Show every message of ``problems`` (a field's message label -> its text) at
@@ -804,6 +920,7 @@ class TypedForm(KeepsFocusDialog):
         once per mistake, and to the third field first: the family name they typed next
         landed in the date of birth. (Fields are known by the messages
         :meth:`clears_on_edit` paired them with; a message of no field is still shown.)"""
+        self.release_message_room()
         if not problems:
             return False
         for label, text in problems.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialogButtonBox,
@@ -21,18 +22,26 @@ from PySide6.QtWidgets import (
 )
 
 from app.admin.audit_table import Entries, audit_table, fill, with_names
-from app.messages import describe_error
+from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import KeepsFocusDialog, dialog_layout, ignore_wheel
+from app.widgets import (
+    KeepsFocusDialog,
+    clear_when_edited,
+    dialog_layout,
+    error_label,
+    ignore_wheel,
+)
 from app.worker import Job
 from core.records.audit_review import (
     ACTION_LABELS,
     AuditFilter,
+    bound,
     entries_about,
     export_csv,
     require_reviewer,
 )
+from core.records.errors import ValidationError
 
 SHOWN = 2000
 
@@ -93,11 +102,22 @@ class AuditLogDialog(KeepsFocusDialog):
             ("From", self.since),
             ("To", self.until),
         )
+        # A bad date is said under its own box, in the words on screen ("From", not the
+        # command line's "since"), both at once, in the error colour.
+        self.since_error, self.until_error = error_label(), error_label()
+        self._dates = (
+            ("From", self.since, self.since_error),
+            ("To", self.until, self.until_error),
+        )
+        for _caption, day, message in self._dates:
+            clear_when_edited(day, message)
         for column, (caption, widget) in enumerate(parts):
             title = QLabel(caption)
             title.setObjectName("caption")
             grid.addWidget(title, 0, column)
             grid.addWidget(widget, 1, column)
+        for column, (_caption, _day, message) in enumerate(self._dates, start=3):
+            grid.addWidget(message, 2, column, Qt.AlignmentFlag.AlignTop)
         for column, stretch in enumerate((2, 3, 3, 1, 1)):
             grid.setColumnStretch(column, stretch)
         grid.addWidget(self.show_button, 1, 5)
@@ -126,8 +146,32 @@ class AuditLogDialog(KeepsFocusDialog):
             limit=limit,
         )
 
+    def dates_ok(self) -> bool:
+        """Check From and To as core will: each bad one's message under it, all at once,
+        the keyboard in the first (its text selected, to type over). True when both
+        are dates or times (or empty)."""
+        bad: list[QLineEdit] = []
+        for caption, day, message in self._dates:
+            text = day.text().strip()
+            try:
+                if text:
+                    bound(caption, text, end=False)
+            except ValidationError as exc:
+                message.setText(validation_text(exc))
+                message.show()
+                bad.append(day)
+            else:
+                message.hide()
+        if bad:
+            bad[0].setFocus()
+            bad[0].selectAll()
+        return not bad
+
     def refresh(self) -> None:
-        """Read the entries matching the filters (on the worker)."""
+        """Read the entries matching the filters (on the worker). A bad date reads
+        nothing: the table keeps what the last good filter showed."""
+        if not self.dates_ok():
+            return
         wanted, records = self.current_filter(), self._records
         self.status.setText("Reading the audit log…")
 
@@ -175,7 +219,7 @@ class AuditLogDialog(KeepsFocusDialog):
 
     def export(self, path: Path) -> None:
         """Write every entry matching the filters to ``path`` as CSV, on the worker."""
-        if self._export_job is not None:
+        if self._export_job is not None or not self.dates_ok():
             return
         wanted, records = self.current_filter(limit=None), self._records
 

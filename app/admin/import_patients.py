@@ -38,6 +38,7 @@ from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import busy_bar, heading_label
 from app.widgets import (
     TypedForm,
+    choose_deliberately,
     dialog_layout,
     error_label,
     form_layout,
@@ -193,6 +194,7 @@ class ImportPatientsDialog(TypedForm):
         self.date_format.setObjectName("importDateFormat")
         for fmt in DATE_FORMATS:
             self.date_format.addItem(fmt, fmt)
+        choose_deliberately(self.date_format)
         self.separator = QLineEdit(";")
         self.separator.setObjectName("importSeparator")
         self.separator.setMaximumWidth(60)
@@ -364,6 +366,7 @@ class ImportPatientsDialog(TypedForm):
                 combo.addItem(FIELD_LABELS[choice], choice)
             combo.setCurrentIndex(_CHOICES.index(mapping[name]))
             ignore_wheel(combo)
+            choose_deliberately(combo)  # typed words never re-map a column
             self.preview.setCellWidget(0, column, combo)
             self.combos.append(combo)
             for row, cells in enumerate(shown, start=1):

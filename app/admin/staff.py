@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -34,8 +34,10 @@ from app.messages import describe_error, validation_text
 from app.session.key_dialogs import FormDialog, busy_bar, heading_label, password_field
 from app.session.strength_hint import StrengthHint
 from app.widgets import (
+    MessageSlot,
     action_buttons,
     ask_first,
+    choose_deliberately,
     dialog_layout,
     error_label,
     ignore_wheel,
@@ -50,6 +52,15 @@ from core.records.validation import ROLES
 from core.records.workstation import Workstation
 
 COLUMNS = ("User name", "Full name", "Role", "Status", "Password", "Two-factor", "Sign-in")
+
+
+# What the question before granting Admin names (core/records/permissions.py: what only
+# the admin role holds).
+ADMIN_CAN = (
+    "An administrator can add and deactivate staff, change anyone's role and reset their "
+    "password, let new workstations join the clinic, back up the clinic's records, read the "
+    "audit log, change who may see a chart and delete patients."
+)
 
 
 def role_label(role: str) -> str:
@@ -94,39 +105,15 @@ def load_staff(ws: Workstation) -> list[StaffRow]:
     return [StaffRow(m, locks.get(m.username), now) for m in members]
 
 
-class _TypingOpensList(QObject):
-    """A letter typed on a closed role box opens its list on the first role with that
-    letter, for Return (or a click) to choose: it chooses nothing by itself."""
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Qt's hook, on the box's own events."""
-        if (
-            event.type() != QEvent.Type.KeyPress
-            or not isinstance(event, QKeyEvent)
-            or not isinstance(watched, QComboBox)
-        ):
-            return False
-        text = event.text()
-        plain = event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
-        if not text or not text.isprintable() or text.isspace() or plain:
-            return False  # Up, Down, Space, F4 and the shortcuts work as in any box
-        watched.showPopup()
-        first = text.casefold()
-        for row in range(watched.count()):
-            if watched.itemText(row).casefold().startswith(first):
-                view = watched.view()
-                view.setCurrentIndex(view.model().index(row, watched.modelColumn()))
-                break
-        return True
-
-
 def role_box(current: str | None = None) -> QComboBox:
     """The roles to choose from, ``current`` chosen (None: none yet, the box reads
     "Choose a role…").
 
     Typing a letter on the closed box chose the first role with it (``a``: Admin), so a
-    password typed one field late made a new colleague an administrator unnoticed: here a
-    letter only opens the list there, and Return chooses. The wheel never chooses either.
+    password typed one field late made a new colleague an administrator unnoticed; typed
+    into the open list, a password's letters walked it and ended on Admin for Return to
+    take. Here a role is chosen only deliberately (``choose_deliberately``), the wheel
+    never chooses, and granting Admin asks first (``ask_to_grant_admin``).
     """
     box = QComboBox()
     box.setObjectName("roleBox")
@@ -136,7 +123,7 @@ def role_box(current: str | None = None) -> QComboBox:
         box.addItem(role_label(role), role)
     box.setCurrentIndex(ROLES.index(current) if current is not None else -1)
     ignore_wheel(box)  # a pointer passing over it never makes someone an administrator
-    box.installEventFilter(_TypingOpensList(box))
+    choose_deliberately(box)
     return box
 
 
@@ -338,6 +325,7 @@ class _StaffForm(FormDialog):
         super().__init__(worker, parent)
         self._workstation = workstation
         self._username = ""
+        self.admin_question: QMessageBox | None = None
         self.setMinimumWidth(580)
 
     def finish(self, accept_text: str, *parts: QWidget | QFormLayout) -> None:
@@ -347,6 +335,41 @@ class _StaffForm(FormDialog):
 
     def save(self) -> None:
         """Subclasses check their form and call :meth:`run`."""
+
+    def run_granting_admin(self, who: str, fn: Callable[[], None], busy_text: str) -> None:
+        """:meth:`run` ``fn``, which makes ``who`` an administrator, once the person said
+        so: a role typed or clicked by mistake must not hand someone the clinic's keys.
+        Cancel is the question's default; the form stays as it was."""
+        if self.admin_question is not None:
+            return
+
+        def answered(grant: bool) -> None:
+            self.admin_question = None
+            if grant:
+                self.run(fn, busy_text)
+            else:
+                self.role_field().setFocus()
+
+        self.admin_question = ask_first(
+            self,
+            "confirmAdmin",
+            self.windowTitle(),
+            f"Make {who} an administrator?",
+            ADMIN_CAN,
+            "Make administrator",
+            answered,
+        )
+
+    def role_field(self) -> QWidget:
+        """Where the role was chosen (the keyboard goes back there if Admin is declined)."""
+        return self.save_button
+
+    def done(self, result: int) -> None:
+        """Close (the Admin question too, if open)."""
+        box, self.admin_question = self.admin_question, None
+        if box is not None:
+            box.reject()
+        super().done(result)
 
     def succeeded(self) -> None:
         """Tell the staff screen, and close."""
@@ -385,7 +408,7 @@ class AddStaffDialog(_StaffForm):
         self.errors["role"] = error_label()
         self.clears_on_edit([(self.role, self.errors["role"])])
         form.addRow("Role", self.role)
-        form.addRow("", self.errors["role"])
+        form.addRow("", MessageSlot(self.errors["role"]))
         self.add_rows(
             [
                 ("First password", "password", self.new),
@@ -420,7 +443,9 @@ class AddStaffDialog(_StaffForm):
             problems["full_name"] = "Enter their full name."
         if self.role.currentData() is None:
             problems["role"] = "Choose their role: it decides what they may do."
-        problems |= self.new_password_problems("password", new, self.confirm, "passwords")
+        problems |= self.new_password_problems(
+            "password", new, self.confirm, "passwords", self.strength
+        )
         if self.show_errors(problems):
             return
         role = str(self.role.currentData())
@@ -430,7 +455,15 @@ class AddStaffDialog(_StaffForm):
         def add() -> None:
             ws.add_staff(user, full_name, role, new)
 
-        self.run(add, "Adding the staff member… This takes a few seconds.")
+        busy = "Adding the staff member… This takes a few seconds."
+        if role == "admin":
+            self.run_granting_admin(f"{full_name} ({user})", add, busy)
+        else:
+            self.run(add, busy)
+
+    def role_field(self) -> QWidget:
+        """The Role box."""
+        return self.role
 
 
 class RoleDialog(_StaffForm):
@@ -443,6 +476,7 @@ class RoleDialog(_StaffForm):
         self.setObjectName("roleDialog")
         self.setWindowTitle("Change role")
         self._username = member.username
+        self._member = member
         self.role = role_box(member.role)
         form = self.add_rows([])
         form.addRow("Role", self.role)
@@ -468,7 +502,17 @@ class RoleDialog(_StaffForm):
         def change() -> None:
             staff().set_role(name, role)
 
-        self.run(change, "Changing the role…")
+        member = self._member
+        if role == "admin" and "admin" not in (member.roles or (member.role,)):
+            self.run_granting_admin(
+                f"{member.full_name or name} ({name})", change, "Changing the role…"
+            )
+        else:
+            self.run(change, "Changing the role…")
+
+    def role_field(self) -> QWidget:
+        """The Role box."""
+        return self.role
 
 
 class OtherRolesDialog(_StaffForm):
@@ -481,6 +525,7 @@ class OtherRolesDialog(_StaffForm):
         self.setObjectName("otherRolesDialog")
         self.setWindowTitle("Other roles")
         self._username = member.username
+        self._who = f"{member.full_name or member.username} ({member.username})"
         self._held = set(member.roles or (member.role,))
         self.boxes: dict[str, QCheckBox] = {}
         form = self.add_rows([])
@@ -524,7 +569,14 @@ class OtherRolesDialog(_StaffForm):
             for role in remove:
                 people.remove_role(name, role)
 
-        self.run(change, "Changing the roles…")
+        if "admin" in add:
+            self.run_granting_admin(self._who, change, "Changing the roles…")
+        else:
+            self.run(change, "Changing the roles…")
+
+    def role_field(self) -> QWidget:
+        """The Admin tick."""
+        return self.boxes["admin"]
 
 
 class ResetPasswordDialog(_StaffForm):
@@ -567,7 +619,10 @@ class ResetPasswordDialog(_StaffForm):
             return
         self.clear_errors()
         new = self.new.text()
-        if self.show_errors(self.new_password_problems("password", new, self.confirm, "passwords")):
+        problems = self.new_password_problems(
+            "password", new, self.confirm, "passwords", self.strength
+        )
+        if self.show_errors(problems):
             return
         name, ws = self._username, self._workstation
         self.run(

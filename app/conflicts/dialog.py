@@ -21,7 +21,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
-    QDialog,
     QDialogButtonBox,
     QFrame,
     QHBoxLayout,
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
-from app.widgets import error_label, paragraph
+from app.widgets import TypedForm, error_label, paragraph
 from app.worker import Job, Submit
 from core.records import types
 from core.records.clinic import ClinicRecords
@@ -201,6 +200,8 @@ class ConflictCard(_Card):
         self.other_value = QLineEdit()
         self.other_value.setPlaceholderText("Type the correct value")
         self.other_value.textEdited.connect(lambda _t: self.other.setChecked(True))
+        # Return in the box resolves this conflict with it, as Return saves any form.
+        self.other_value.returnPressed.connect(self._return_in_value)
         self.group.addButton(self.other)
         other_row = QHBoxLayout()
         other_row.addWidget(self.other)
@@ -215,6 +216,15 @@ class ConflictCard(_Card):
     def choose(self, candidate_id: str) -> None:
         """Select the value ``candidate_id`` (as a click would)."""
         self.choices[candidate_id].setChecked(True)
+
+    def typed(self) -> str:
+        """What is typed in "Another value" (kept until resolved)."""
+        return self.other_value.text() if self.other_value.isVisibleTo(self) else ""
+
+    def _return_in_value(self) -> None:
+        self.other.setChecked(True)
+        if self.resolve_button.isEnabled():
+            self.resolve_button.click()
 
     def _resolve(self) -> None:
         self.error.hide()
@@ -350,8 +360,14 @@ class ListConflictCard(_Card):
 AnyCard = ConflictCard | ListConflictCard
 
 
-class ConflictsDialog(QDialog):
-    """The inbox: a scrolling list of conflict cards."""
+class ConflictsDialog(TypedForm):
+    """The inbox: a scrolling list of conflict cards.
+
+    Close is never a default button: Return in "Another value" resolves that conflict
+    (it closed the inbox and dropped the value typed). A value typed and not resolved is
+    what the person would lose, so Close, Escape and the window's close button ask first
+    (``TypedForm``); the program closing it (a sign-out) does not.
+    """
 
     resolved = Signal(str)  # record id whose conflict was settled
 
@@ -391,7 +407,10 @@ class ConflictsDialog(QDialog):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.list_widget)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
+        close = buttons.button(QDialogButtonBox.StandardButton.Close)
+        close.setAutoDefault(False)  # Return in a card never reaches it
+        close.setDefault(False)
+        buttons.rejected.connect(self.cancel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
@@ -400,6 +419,15 @@ class ConflictsDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
         layout.addWidget(buttons)
+
+    def form_state(self) -> object:
+        """The values typed in the cards and not yet resolved (the cards themselves come
+        and go as the inbox reloads)."""
+        return {
+            card.conflict.id: card.typed()
+            for card in self.cards
+            if isinstance(card, ConflictCard) and card.typed()
+        }
 
     def refresh(self) -> None:
         """Reload the open conflicts on the worker."""
@@ -436,7 +464,9 @@ class ConflictsDialog(QDialog):
             self.cards.append(new)
         count = len(inbox.conflicts)
         self.status.setText(
-            "No conflicts. Every record agrees across workstations."
+            # Only this workstation's records are known: another may hold a conflicting
+            # change it has not synced yet.
+            "No conflicts to resolve on this workstation."
             if count == 0
             else f"{count} conflict{'s' if count != 1 else ''} to resolve."
         )

@@ -67,7 +67,9 @@ class ForcedPasswordChangeDialog(FormDialog):
             return
         self.clear_errors()
         new = self.new.text()
-        problems = self.new_password_problems("new", new, self.confirm, "new passwords")
+        problems = self.new_password_problems(
+            "new", new, self.confirm, "new passwords", self.strength
+        )
         if not problems and new == self._given:
             problems["new"] = "Choose a password of your own, not the one you were given."
         if self.show_errors(problems):

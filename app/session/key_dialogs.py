@@ -38,6 +38,7 @@ from app.session.first_run import ClinicCreated, RecoveryPage
 from app.session.outcomes import Tell, tell_nobody
 from app.session.strength_hint import StrengthHint
 from app.widgets import (
+    MessageSlot,
     TypedForm,
     action_buttons,
     ask_first,
@@ -93,6 +94,10 @@ class FormDialog(TypedForm):
 
     buttons: QDialogButtonBox
     save_button: QPushButton
+    # Choosing a role made its message go and the form move up under the pointer: the
+    # click aimed at First password landed on nothing, and the password typed next went
+    # into Role. A message put right keeps its lines until the next save.
+    KEEPS_MESSAGE_ROOM = True
 
     def __init__(self, worker: Worker, parent: QWidget | None) -> None:
         super().__init__(parent)
@@ -115,7 +120,7 @@ class FormDialog(TypedForm):
             self.errors[field] = error_label()
             self.clears_on_edit([(widget, self.errors[field])])
             form.addRow(caption, widget)
-            form.addRow("", self.errors[field])
+            form.addRow("", MessageSlot(self.errors[field]))
         return form
 
     @property
@@ -154,20 +159,28 @@ class FormDialog(TypedForm):
 
     @staticmethod
     def new_password_problems(
-        field: str, new: str, confirm: QLineEdit, what: str
+        field: str, new: str, confirm: QLineEdit, what: str, strength: StrengthHint | None = None
     ) -> dict[str, str]:
         """What is wrong with a new password typed into ``field`` and repeated in
-        ``confirm`` (``what`` names the pair), by field; a repeat that differs is
-        emptied, to be typed again."""
+        ``confirm`` (``what`` names the pair), by field, all at once: a password too
+        short or too easy to guess (core's check, with ``strength``'s words for easy
+        guesses), a repeat that differs (emptied, to be typed again). Core checks the
+        strength again on saving; said here too, the keyboard goes to the password, the
+        first field in error, not on to Repeat."""
         if not new:
             return {field: "Enter a new password."}
+        problems: dict[str, str] = {}
+        weak = strength.refusal() if strength is not None else None
+        if weak is not None:
+            problems[field] = weak
         if new != confirm.text():
             confirm.clear()
-            return {"confirm": f"The two {what} are different. Type them again."}
-        return {}
+            problems["confirm"] = f"The two {what} are different. Type them again."
+        return problems
 
     def clear_errors(self) -> None:
-        """Hide every message."""
+        """Hide every message (and give back the room of those put right)."""
+        self.release_message_room()
         for label in (*self.errors.values(), self.general_error):
             label.clear()
             label.hide()
@@ -277,7 +290,9 @@ class ChangePasswordDialog(FormDialog):
         self.clear_errors()
         current, new = self.current.text(), self.new.text()
         problems = {"current": "Enter your current password."} if not current else {}
-        problems |= self.new_password_problems("new", new, self.confirm, "new passwords")
+        problems |= self.new_password_problems(
+            "new", new, self.confirm, "new passwords", self.strength
+        )
         if not problems and new == current:
             problems["new"] = "The new password is the same as the current one."
         if self.show_errors(problems):
@@ -373,7 +388,9 @@ class RecoverPasswordDialog(FormDialog):
         problems = {"recovery_key": "Enter the recovery key."} if not key else {}
         if not username:
             problems["username"] = "Enter the user name whose password you are setting."
-        problems |= self.new_password_problems("password", new, self.confirm, "passwords")
+        problems |= self.new_password_problems(
+            "password", new, self.confirm, "passwords", self.strength
+        )
         if self.show_errors(problems):
             return
         ws = self._workstation

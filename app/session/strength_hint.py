@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
+from app.messages import validation_text
+from app.widgets import keep_room_when_hidden
+from core.records.errors import ValidationError
 from core.records.password_strength import assess
-from core.records.validation import MIN_PASSWORD_LENGTH
+from core.records.validation import MIN_PASSWORD_LENGTH, password
 
 
 class StrengthHint(QLabel):
@@ -34,11 +37,13 @@ class StrengthHint(QLabel):
         self.setWordWrap(True)
         self._field = field
         self._inputs = user_inputs
-        # Room for zxcvbn's longest explanations, so the form does not jump (or clip the
-        # hint) as the verdict changes while the person types.
-        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 4 + 4)
+        # No room kept for zxcvbn's longest explanations: four lines held for them left a
+        # blank band under a one-line hint. The room grows to the longest verdict shown
+        # and stays (``_keep_room``), so the form does not jump back and forth as the
+        # person types.
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.acceptable = False
+        self._longest = ""
         field.textChanged.connect(self.update_hint)
         self.update_hint()
         self._refusal = refusal
@@ -48,13 +53,49 @@ class StrengthHint(QLabel):
                 self.hide()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The refusal shown: the hint hides; hidden again: the hint is back."""
-        if watched is self._refusal and event.type() in (
+        """The refusal shown: the hint hides; hidden again: the hint is back, in at least
+        the refusal's room (so Repeat does not move), which the refusal no longer keeps."""
+        refusal = self._refusal
+        if watched is refusal and event.type() in (
             QEvent.Type.ShowToParent,
             QEvent.Type.HideToParent,
         ):
-            self.setVisible(event.type() == QEvent.Type.HideToParent)
+            back = event.type() == QEvent.Type.HideToParent
+            if back and refusal is not None and refusal.sizePolicy().retainSizeWhenHidden():
+                keep_room_when_hidden(refusal, False)
+                self.setMinimumHeight(max(self.minimumHeight(), refusal.height()))
+            self.setVisible(back)
         return super().eventFilter(watched, event)
+
+    def refusal(self) -> str | None:
+        """What core's check would refuse the password typed now with, worded as the
+        form's messages are (None: core's check here passes it)."""
+        try:
+            password(self._field.text(), tuple(self._inputs()))
+        except ValidationError as exc:
+            return validation_text(exc)
+        return None
+
+    def _keep_room(self) -> None:
+        """Remember the longest verdict shown so far in this form (see heightForWidth)."""
+        if self.isVisible():
+            width = self.fontMetrics().horizontalAdvance
+            if width(self.text()) > width(self._longest):
+                self._longest = self.text()
+                self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:
+        """The lines of the text shown, or of the longest verdict shown so far, whichever
+        are more: the form does not jump back as a shorter verdict replaces a longer."""
+        own = super().heightForWidth(width)
+        if not self._longest or width <= 0:
+            return own
+        margins = self.contentsMargins()
+        inner = max(1, width - margins.left() - margins.right())
+        box = self.fontMetrics().boundingRect(
+            QRect(0, 0, inner, 100_000), int(Qt.TextFlag.TextWordWrap), self._longest
+        )
+        return max(own, box.height() + margins.top() + margins.bottom())
 
     def update_hint(self) -> None:
         """Rate what is typed now (zxcvbn takes milliseconds for a password's length)."""
@@ -77,3 +118,4 @@ class StrengthHint(QLabel):
         # A dynamic property changed: let the stylesheet pick the new colour.
         self.style().unpolish(self)
         self.style().polish(self)
+        self._keep_room()

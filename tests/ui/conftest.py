@@ -140,6 +140,15 @@ def wheel(widget: QWidget, notches: int = -1) -> None:
     QApplication.processEvents()
 
 
+def click_at(window: QWidget, point: QPoint) -> QWidget:
+    """Click at ``point`` in ``window`` as the window system does: whatever is under the
+    pointer then gets the click (a label, a blank margin), not a widget the test chose.
+    Returns what was clicked."""
+    target = window.childAt(point) or window
+    QTest.mouseClick(target, Qt.MouseButton.LeftButton, pos=target.mapFrom(window, point))
+    return target
+
+
 def type_at_the_keyboard(text: str) -> None:
     """Type ``text`` as a person does: each key goes to whatever has the keyboard at that
     moment (a Space that presses a button and closes a dialog sends the next keys
@@ -148,6 +157,14 @@ def type_at_the_keyboard(text: str) -> None:
         target = QApplication.focusWidget() or QApplication.activeWindow()
         assert target is not None, "no window has the keyboard"
         QTest.keyClicks(target, char)
+
+
+def press(key: Qt.Key) -> None:
+    """Press ``key`` where the keyboard is (an open list, else the focused field), as
+    ``type_at_the_keyboard`` types."""
+    target = QApplication.focusWidget() or QApplication.activeWindow()
+    assert target is not None, "no window has the keyboard"
+    QTest.keyClick(target, key)
 
 
 def _question(form: QWidget) -> QMessageBox | None:

@@ -376,7 +376,8 @@ def test_the_staff_forms_ask_and_clear_a_message_once_its_field_is_put_right(
     QTest.keyClicks(add.user, "Sam O'Neil")
     QTest.keyClicks(add.full_name, "Sam O'Neil")
     add.role.setFocus()
-    QTest.keyClick(add.role, Qt.Key.Key_Down)  # the first role on the list
+    QTest.keyClick(add.role, Qt.Key.Key_Down)  # the first role on the list: Admin
+    QTest.keyClick(add.role, Qt.Key.Key_Down)  # the next: Clinician (Admin asks first)
     QTest.keyClicks(add.new, "tulip window seventeen")
     QTest.keyClicks(add.confirm, "tulip window seventeen")
     click(add.save_button)

@@ -24,6 +24,7 @@ from core.records.schedule import Schedule
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
+from tests.ui.layout import rect_in
 
 NURSE, NURSE_NAME, NURSE_PASSWORD = "nurse.jo", "Jo Mensah", "jo's own long password"
 
@@ -141,9 +142,29 @@ def test_the_audit_log_filters_and_exports_csv(
         f"{ADMIN_NAME} ({ADMIN})",
     ]
 
-    dialog.since.setText("last week")
-    QTest.mouseClick(dialog.show_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "is not a date" in dialog.status.text(), timeout=5_000)
+    # The tester's T12: bad dates were named by the command line's flag ("Since"), one
+    # at a time, in grey, and the table was emptied. Each is said under its own box, in
+    # the screen's words and the error colour; the table keeps what it showed.
+    shown = [_texts(table, r) for r in range(table.rowCount())]
+    dialog.since.selectAll()
+    QTest.keyClicks(dialog.since, "2026-13-01")
+    QTest.keyClick(dialog.since, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.until, "yesterday")
+    QTest.keyClick(dialog.until, Qt.Key.Key_Return)
+    assert dialog.since_error.isVisible() and dialog.until_error.isVisible()
+    assert dialog.since_error.text() == "From: '2026-13-01' is not a date (YYYY-MM-DD) or time."
+    assert dialog.until_error.text() == "To: 'yesterday' is not a date (YYYY-MM-DD) or time."
+    assert {dialog.since_error.objectName(), dialog.until_error.objectName()} == {"fieldError"}
+    assert rect_in(dialog.since_error, dialog).top() > rect_in(dialog.since, dialog).bottom()
+    assert rect_in(dialog.until_error, dialog).left() >= rect_in(dialog.until, dialog).left()
+    assert dialog.since.hasFocus() and dialog.since.selectedText() == "2026-13-01"
+    assert [_texts(table, r) for r in range(table.rowCount())] == shown
+    QTest.keyClicks(dialog.since, "2000-01-01")  # typed over: its message goes
+    assert not dialog.since_error.isVisible() and dialog.until_error.isVisible()
+    dialog.until.clear()
+    QTest.keyClick(dialog.since, Qt.Key.Key_Return)
+    assert not dialog.until_error.isVisible()
+    qtbot.waitUntil(lambda: table.rowCount() == 3, timeout=5_000)
 
     # Export what the filters select (every matching entry), on the worker.
     dialog.since.clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.staff import (
@@ -25,7 +25,18 @@ from core.records.errors import AuthenticationError, NotAllowedError
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from tests.services import free_port_pair
-from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
+from tests.ui.conftest import (
+    ADMIN,
+    PASSWORD,
+    POPUP_NOISE,
+    WindowFactory,
+    click_at,
+    press,
+    sign_in,
+    type_at_the_keyboard,
+    wheel,
+)
+from tests.ui.layout import rect_in
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
 
@@ -355,6 +366,41 @@ def test_a_too_short_first_password_is_refused_with_one_message(
     dialog.reject()
 
 
+def test_a_weak_first_choice_puts_the_keyboard_in_new_password_with_no_blank_band(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's pictures: a weak password and a Repeat that differed sent the keyboard
+    to Repeat (the weakness was only the live hint's), and the hint held four lines for
+    one, a blank band above Repeat. Save says both, the keyboard in New password."""
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    type_into(qtbot, page.username, "nina")
+    type_into(qtbot, page.password, FIRST)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert isinstance(dialog, ForcedPasswordChangeDialog)
+    qtbot.waitExposed(dialog)
+    type_into(qtbot, dialog.new, "pass")
+    QApplication.processEvents()
+    hint, repeat = rect_in(dialog.strength, dialog), rect_in(dialog.confirm, dialog)
+    line = dialog.strength.fontMetrics().lineSpacing()
+    assert dialog.strength.text() == "Too short: at least 10 characters."  # one line
+    assert repeat.top() - (hint.top() + line) < 2 * line  # no band of blank lines
+    QTest.keyClicks(dialog.new, "word12")
+    QTest.keyClick(dialog.new, Qt.Key.Key_Tab)
+    type_at_the_keyboard("password13")
+    press(Qt.Key.Key_Return)
+    new, again = dialog.errors["new"], dialog.errors["confirm"]
+    assert new.isVisible() and "too easy to guess" in new.text()
+    assert again.isVisible() and again.text().startswith("The two new passwords are different")
+    assert dialog.new.hasFocus() and dialog.new.selectedText() == "password12"
+    assert window.session is None
+    dialog.reject()
+
+
 def test_declining_the_change_signs_the_person_out(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -589,3 +635,189 @@ def test_a_new_colleague_gets_only_the_role_chosen_for_them(
     user = signed_in.workstation.records.user("omar")
     assert user is not None and user.role == "nurse"
     staff.reject()
+
+
+def open_add(qtbot: QtBot, staff: StaffDialog) -> AddStaffDialog:
+    """Add… clicked: the form, active, the keyboard in User name."""
+    click(staff.add_button)
+    add = child(qtbot, staff, AddStaffDialog)
+    assert isinstance(add, AddStaffDialog)
+    back_to(qtbot, add)
+    qtbot.waitUntil(add.user.hasFocus)
+    return add
+
+
+def back_to(qtbot: QtBot, dialog: QWidget) -> None:
+    """The dialog active again. (The offscreen platform leaves no window active once a
+    list that popped up closes; a desktop gives the keyboard back to the dialog.)"""
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the role list opens
+def test_a_password_typed_after_a_correction_never_makes_a_clinician_an_admin(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's T11: after a refused Add, choosing Clinician made the Role message go
+    and the form move up; the click aimed at First password landed on nothing, the
+    password went into Role, whose list its letters walked to Admin, and the Return after
+    it made the new colleague an administrator. Now the form stays put, so the click lands
+    in the password; and a password typed into Role never chooses a role."""
+    staff = open_staff(qtbot, signed_in)
+    add = open_add(qtbot, staff)
+    type_at_the_keyboard("locum4")
+    press(Qt.Key.Key_Tab)
+    type_at_the_keyboard("Lo Cum Four")
+    press(Qt.Key.Key_Tab)
+    press(Qt.Key.Key_Tab)  # past Role, left on "Choose a role…"
+    type_at_the_keyboard("locum123")
+    press(Qt.Key.Key_Return)
+    assert add.errors["role"].isVisible() and add.role.hasFocus()
+    assert signed_in.workstation.records.user("locum4") is None
+    seen = rect_in(add.new, add)  # where the person sees First password
+
+    type_at_the_keyboard("c")  # the list opens on Clinician
+    qtbot.waitUntil(add.role.view().isVisible)
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    back_to(qtbot, add)
+    assert add.role.currentData() == "clinician" and not add.errors["role"].isVisible()
+    QApplication.processEvents()  # the layout the message's going asked for
+    assert rect_in(add.new, add) == seen  # nothing moved under the pointer
+
+    assert click_at(add, seen.center()) is add.new
+    assert add.new.hasFocus()
+    QTest.keyClick(add.new, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    type_at_the_keyboard("harbour locum shift rota")
+    assert add.new.text() == "harbour locum shift rota"
+
+    # Were the keyboard still on Role, the password would choose nothing there: its first
+    # letter opens the list, the rest put it back on Clinician, and Return keeps that.
+    add.role.setFocus()
+    for password in ("harbour locum shift rota", "admin rota harbour"):
+        type_at_the_keyboard(password)
+        qtbot.waitUntil(add.role.view().isVisible)
+        press(Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: not add.role.view().isVisible())
+        back_to(qtbot, add)
+        assert add.role.currentData() == "clinician", password
+    add.confirm.setFocus()
+    type_at_the_keyboard("harbour locum shift rota")
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    user = signed_in.workstation.records.user("locum4")
+    assert user is not None and user.role == "clinician"
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the role list opens
+def test_typed_words_choose_no_role_when_none_was_chosen(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """With no role chosen yet, a word typed into Role leaves it unchosen: Return on the
+    list takes nothing, and Escape closes it. One letter still finds a role for Return."""
+    staff = open_staff(qtbot, signed_in)
+    add = open_add(qtbot, staff)
+    add.role.setFocus()
+    type_at_the_keyboard("anna")  # "a" would find Admin; the rest make it a word
+    qtbot.waitUntil(add.role.view().isVisible)
+    press(Qt.Key.Key_Return)
+    press(Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    assert add.role.currentIndex() == -1 and add.role.currentData() is None
+    back_to(qtbot, add)
+    add.role.setFocus()
+    type_at_the_keyboard("f")
+    qtbot.waitUntil(add.role.view().isVisible)
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    assert add.role.currentData() == "front_desk"
+    add.reject()
+
+
+def admin_question(
+    qtbot: QtBot, form: AddStaffDialog | RoleDialog | OtherRolesDialog
+) -> QMessageBox:
+    """The question asked before someone is made an administrator."""
+    qtbot.waitUntil(lambda: form.admin_question is not None)
+    box = form.admin_question
+    assert isinstance(box, QMessageBox) and box.objectName() == "confirmAdmin"
+    qtbot.waitUntil(box.isVisible)
+    cancel = box.button(QMessageBox.StandardButton.Cancel)
+    assert box.defaultButton() is cancel and box.escapeButton() is cancel
+    assert "add and deactivate staff" in box.informativeText()
+    assert "read the audit log" in box.informativeText()
+    return box
+
+
+def answer(qtbot: QtBot, box: QMessageBox, grant: bool) -> None:
+    """Return (the default: Cancel), or a click on Make administrator."""
+    if grant:
+        go = box.findChild(QPushButton, "confirmAdminButton")
+        assert go is not None and go.text() == "Make administrator"
+        click(go)
+    else:
+        back_to(qtbot, box)
+        press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not box.isVisible())
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the role list opens
+def test_making_someone_an_administrator_asks_first_with_cancel_the_default(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """Admin chosen (in Add, Change role or Other roles): a question names what an
+    administrator can do; Return answers Cancel and nothing is granted."""
+    ws = signed_in.workstation
+    staff = open_staff(qtbot, signed_in)
+    add = open_add(qtbot, staff)
+    type_at_the_keyboard("kofi")
+    press(Qt.Key.Key_Tab)
+    type_at_the_keyboard("Kofi Mensah")
+    press(Qt.Key.Key_Tab)
+    type_at_the_keyboard("a")  # Admin, chosen from the list with Return
+    qtbot.waitUntil(add.role.view().isVisible)
+    press(Qt.Key.Key_Return)
+    back_to(qtbot, add)
+    assert add.role.currentData() == "admin"
+    for field in (add.new, add.confirm):
+        field.setFocus()
+        type_at_the_keyboard(FIRST)
+    press(Qt.Key.Key_Return)
+    box = admin_question(qtbot, add)
+    assert box.text() == "Make Kofi Mensah (kofi) an administrator?"
+    answer(qtbot, box, grant=False)
+    assert add.isVisible() and add.role.currentData() == "admin" and add.new.text() == FIRST
+    assert ws.records.user("kofi") is None  # nothing added
+    click(add.save_button)
+    answer(qtbot, admin_question(qtbot, add), grant=True)
+    qtbot.waitUntil(lambda: staff.child is None, timeout=10_000)
+    user = ws.records.user("kofi")
+    assert user is not None and user.role == "admin"
+
+    ws.add_staff("nina", "Nina Okafor", "nurse", FIRST)
+    staff.reload()
+    qtbot.waitUntil(lambda: staff.table.rowCount() == 3, timeout=10_000)
+    select(staff, "nina")
+    click(staff.role_button)
+    role = child(qtbot, staff, RoleDialog)
+    assert isinstance(role, RoleDialog)
+    role.role.setCurrentIndex(role.role.findData("admin"))
+    click(role.save_button)
+    answer(qtbot, admin_question(qtbot, role), grant=False)
+    assert role.isVisible()
+    role.reject()
+    qtbot.waitUntil(lambda: staff.child is None)
+    select(staff, "nina")
+    click(staff.other_roles_button)
+    others = child(qtbot, staff, OtherRolesDialog)
+    assert isinstance(others, OtherRolesDialog)
+    tick(others.boxes["admin"])
+    click(others.save_button)
+    answer(qtbot, admin_question(qtbot, others), grant=False)
+    others.reject()
+    qtbot.waitUntil(lambda: staff.child is None)
+    nina = ws.records.user("nina")
+    assert nina is not None and nina.role == "nurse"
+    assert ws.staff().members() and "admin" not in next(
+        m.roles or (m.role,) for m in ws.staff().members() if m.username == "nina"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.chart.medications import MedicationDialog, MedicationsCard
@@ -14,6 +14,7 @@ from app.patients.dialog import PatientDialog
 from app.session.drafts import Draft, DraftKeeper
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, answer_discard, discard_question
+from tests.ui.layout import rect_in
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -78,6 +79,33 @@ def test_a_new_patient_form_comes_back_to_its_author_only(qtbot: QtBot, desk: Ma
     type_sign_in(qtbot, desk, ADMIN, PASSWORD)
     qtbot.waitUntil(lambda: desk.session is not None, timeout=10_000)
     assert desk.workspace.patient_dialog is None  # restored once, not again
+
+
+def test_the_restored_notice_going_does_not_move_the_list_under_the_pointer(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    """The tester's picture: the restored form discarded, "Your unsaved … form was
+    restored." went and the patient list moved up under the pointer: a click aimed at
+    MENSAH opened NKRUMAH. The notice's room stays until the person moves on."""
+    type_new_patient(qtbot, desk)
+    click_sign_out(desk)
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    workspace = desk.workspace
+    dialog = workspace.patient_dialog
+    assert dialog is not None and workspace.notice.isVisible()
+    table = workspace.patient_list.table
+    seen = rect_in(table, desk)
+    dialog.cancel()
+    answer_discard(qtbot, dialog)
+    qtbot.waitUntil(lambda: workspace.patient_dialog is None)
+    assert not workspace.notice.isVisible()
+    QApplication.processEvents()  # the layout the notice's going asked for
+    assert rect_in(table, desk) == seen  # the rows are where the person saw them
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))  # moving on
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    workspace.show_list()
+    QApplication.processEvents()
+    assert rect_in(table, desk).top() < seen.top()  # the room is given back then
 
 
 def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(

@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from app.conflicts.dialog import ConflictCard, ConflictsDialog
@@ -44,10 +45,13 @@ from tests.ui.conftest import (
     ADMIN,
     PASSWORD,
     WindowFactory,
+    answer_discard,
     answer_discard_by_keyboard,
     asks_nothing,
     held_on_the_worker,
+    press,
     sign_in,
+    type_at_the_keyboard,
 )
 from tests.unit.sync.replicas import pull_from
 
@@ -360,6 +364,60 @@ def test_conflicts_inbox_choose_and_enter_a_value(
     assert not any(
         model.index(row, 0).data(PatientListModel.ConflictRole) for row in range(model.rowCount())
     )
+
+
+def test_return_in_another_value_resolves_that_conflict_and_typed_values_are_not_dropped(
+    qtbot: QtBot, clinic: Workstation, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's T15: Return in "Another value" pressed Close, the inbox's default
+    button, and the number typed was gone, the conflict unresolved. Return there resolves
+    that conflict; a value typed and not resolved is not thrown away unasked."""
+    maria = make_conflicts(clinic, tmp_path)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (2)")
+    workspace.conflicts_action.trigger()
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: len(dialog.cards) == 2)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    close = buttons.button(QDialogButtonBox.StandardButton.Close)
+    assert not close.isDefault() and not close.autoDefault()
+
+    phone = next(c for c in dialog.cards if c.conflict.field == "phone")
+    assert isinstance(phone, ConflictCard)
+    QTest.mouseClick(phone.other_value, Qt.MouseButton.LeftButton)
+    type_at_the_keyboard("555-0404")
+    assert phone.other.isChecked()
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(dialog.cards) == 1, timeout=5_000)
+    assert dialog.isVisible()
+    assert clinic.records.get_patient(maria).phone == "555-0404"
+
+    birth = dialog.cards[0]
+    assert isinstance(birth, ConflictCard)
+    QTest.mouseClick(birth.other_value, Qt.MouseButton.LeftButton)
+    type_at_the_keyboard("1984-03-22")
+    press(Qt.Key.Key_Escape)  # typed, not resolved: asks
+    answer_discard_by_keyboard(qtbot, dialog, discard=False)
+    assert dialog.isVisible() and birth.other_value.text() == "1984-03-22"
+    QTest.mouseClick(close, Qt.MouseButton.LeftButton)  # so does Close
+    answer_discard(qtbot, dialog, discard=False)
+    assert dialog.isVisible()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    birth.other_value.setFocus()
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)
+    assert clinic.records.get_patient(maria).birth_date == "1984-03-22"
+    # Only this workstation's records are known here.
+    assert dialog.status.text() == "No conflicts to resolve on this workstation."
+    QTest.mouseClick(close, Qt.MouseButton.LeftButton)  # nothing typed: closes at once
+    qtbot.waitUntil(lambda: workspace.conflicts_dialog is None)
 
 
 def test_status_text_for_each_state() -> None:
