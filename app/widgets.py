@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, SignalInstance
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QFontMetricsF,
     QKeyEvent,
     QKeySequence,
     QPainter,
@@ -292,7 +294,11 @@ def show_whole_placeholder(edit: QLineEdit) -> None:
     metrics = edit.fontMetrics()
     # What the style adds around the text: a line edit's hint is 17 "x" wide plus that.
     padding = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
-    needed = metrics.horizontalAdvance(edit.placeholderText()) + padding
+    # The text's exact width, rounded up: the whole-pixel width is rounded to nearest, and
+    # the line edit elides a hint wider than its line by a fraction of a pixel (the
+    # tester's "Name, MRN or date of bi…" was 192.36 pixels on a 192-pixel line).
+    text = math.ceil(QFontMetricsF(edit.font()).horizontalAdvance(edit.placeholderText()))
+    needed = text + padding
     edit.setMinimumWidth(max(edit.minimumWidth(), needed))
 
 
