@@ -56,6 +56,9 @@ class OverlapPanel(WarningPanel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self.confirm_button = QPushButton("Book anyway")
+        # Never the default: Return anywhere in the form (a second Return, a key repeat)
+        # books again with the check, never past it. Only a click or Space on it does.
+        self.confirm_button.setAutoDefault(False)
         super().__init__(
             "The clinician is already booked at this time",
             "Overlapping appointments",
@@ -482,7 +485,9 @@ class BookingDialog(TypedForm):
         self.save_button.setEnabled(True)
         if isinstance(exc, OverlapError):
             self.overlap.show_clashes(exc.clashes)  # the dialog grows to hold it
-            self.overlap.confirm_button.setFocus()
+            # The keyboard goes to the field to change, its time selected for typing
+            # over; on Book anyway a second Return double-booked the clinician unread.
+            self._to_start()
         elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
         else:

@@ -284,11 +284,39 @@ def test_an_overlap_is_shown_and_booked_once_confirmed(
     clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
     assert clashes == [f"{today().isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
     assert len(day_rows(page)) == 3  # nothing written yet
-    assert focused() is dialog.overlap.confirm_button
     QTest.keyClick(dialog.overlap.confirm_button, Qt.Key.Key_Space)  # Book anyway
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[1][:3] == ("09:05–09:20", "NGUYEN, Bao", "Dr Sam Lee")
+
+
+def test_return_again_after_the_overlap_warning_books_nothing_and_starts_has_the_keyboard(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's slip: after the warning the keyboard sat on Book anyway, so a second
+    Return (or a key repeat) double-booked the clinician with the warning unread. The
+    keyboard goes to Starts, its time selected, and Book anyway is never the default."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QTest.keyClicks(dialog.start, at("09:05"))  # Maria is 09:00-09:15 with Dr Sam Lee
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert focused() is dialog.start and dialog.start.selectedText() == at("09:05")
+    confirm = dialog.overlap.confirm_button
+    assert not confirm.isDefault() and not confirm.autoDefault()
+    QTest.keyClick(focused(), Qt.Key.Key_Return)  # the second Return: checked again
+    qtbot.waitUntil(lambda: not dialog.saving(), timeout=10_000)
+    assert dialog.isVisible() and dialog.overlap.isVisible() and focused() is dialog.start
+    records = schedule_window.workstation.records
+    assert len(Schedule(records).day(today())) == 3  # nothing booked
+    QTest.keyClicks(dialog.start, at("09:15"))  # typed over: the clash is gone
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    assert [a.starts_at[11:] for a in Schedule(records).day(today())] == [
+        "09:00", "09:15", "09:30", "10:00",
+    ]  # fmt: skip
 
 
 def test_changing_the_time_forgets_a_shown_overlap(
