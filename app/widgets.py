@@ -59,9 +59,8 @@ class FieldError(QLabel):
         # is the one to go back to.
         height = window.height()
         super().setVisible(visible)
-        if visible and isinstance(window, QDialog):
-            keep_room_for_contents(window)
-            grow_to_fit(window, height)
+        if visible:
+            _grow_from(window, height)
         if visible and isinstance(window, TypedForm):
             window.message_shown(self)
 
@@ -71,6 +70,14 @@ class FieldError(QLabel):
         window = self.window()
         if self.isVisible() and isinstance(window, QDialog):
             grow_to_fit(window)
+
+
+def _grow_from(window: QWidget, height: int) -> None:
+    """Something was just shown in ``window`` (a dialog) that was ``height`` pixels high
+    before: it grows to hold it, and remembers that height to give the room back to."""
+    if isinstance(window, QDialog):
+        keep_room_for_contents(window)
+        grow_to_fit(window, height)
 
 
 def error_label() -> QLabel:
@@ -397,6 +404,17 @@ class WarningPanel(QFrame):
         layout.addWidget(self.items)
         layout.addLayout(row)
         self.hide()
+
+    def setVisible(self, visible: bool) -> None:
+        """Show or hide; shown, its dialog grows to hold it from the height it had before,
+        and goes back to that height once the panel is hidden (as for a field's message:
+        Qt raised the dialog to its new minimum first, and that raised height was taken
+        for the one to go back to, leaving the room as blank bands)."""
+        window = self.window()
+        height = window.height()
+        super().setVisible(visible)
+        if visible and window is not self:
+            _grow_from(window, height)
 
     def fit_items(self, most: int) -> None:
         """Size the list to its rows, at most ``most`` (more scroll), and show the panel."""

@@ -933,6 +933,34 @@ def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
     cancelling.reject()
 
 
+@pytest.mark.usefixtures("styled")
+def test_the_overlap_warning_gives_its_room_back_once_the_time_is_changed(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: once the warning went (the time changed to a free one), the
+    dialog kept its height, the room spread as blank bands around "Booking for …"."""
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QApplication.processEvents()
+    before = dialog.height()
+    QTest.keyClicks(dialog.start, at("09:05"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    assert dialog.height() > before  # it grew to show the warning
+    click(dialog.start)
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("09:15"))
+    assert not dialog.overlap.isVisible()
+    QApplication.processEvents()
+    shot(dialog, "booking-overlap-gone")
+    assert dialog.height() == before
+    gap = rect_in(dialog.start, dialog).top() - rect_in(dialog.chosen, dialog).bottom()
+    assert gap <= 2 * 6 + 2, f"{gap} pixels between the chosen patient and Starts"
+
+
 @pytest.mark.qt_log_ignore(POPUP_NOISE)
 @pytest.mark.usefixtures("small_screen")
 def test_the_clinician_list_opens_showing_every_clinician(
