@@ -359,10 +359,17 @@ class Schedule:
         cleaned = v.optional_text("cancel_reason", reason)
         return self._set(appointment_id, "cancelled", {"cancel_reason": cleaned})
 
-    def set_status(self, appointment_id: str, status: str) -> Appointment:
+    def set_status(
+        self, appointment_id: str, status: str, allow_overlap: bool = True
+    ) -> Appointment:
         """Move an appointment to ``status`` along ``TRANSITIONS`` (TransitionError names
         the statuses allowed from where it is) at a time that status allows
-        (``refuse_wrong_time``). Arriving records the local time."""
+        (``refuse_wrong_time``). Arriving records the local time.
+
+        An appointment that held no time (cancelled, a no-show) put back on the schedule
+        (booked, arrived) may now overlap the clinician's others: with ``allow_overlap``
+        False that raises ``OverlapError`` as ``book`` does (the schedule page asks first);
+        the command line, as before, allows it."""
         wanted = v.choice("status", status, APPOINTMENT_STATUSES)
         if wanted is None:
             raise ValidationError("status", "is required")
@@ -374,7 +381,7 @@ class Schedule:
             extra["arrived_at"] = now.isoformat()
         elif wanted == "booked":
             extra |= {"arrived_at": None, "cancel_reason": None}
-        return self._set(appointment_id, wanted, extra, now)
+        return self._set(appointment_id, wanted, extra, now, allow_overlap)
 
     def start_visit(self, appointment_id: str) -> Appointment:
         """The clinician has called the patient in: status in_visit (from arrived), with no
@@ -387,6 +394,7 @@ class Schedule:
         status: str,
         extra: dict[str, str | None],
         now: dt.datetime | None = None,
+        allow_overlap: bool = True,
     ) -> Appointment:
         current = self.get(appointment_id)
         if current.status == status:
@@ -406,6 +414,11 @@ class Schedule:
                 )
             if now is not None:
                 refuse_wrong_time(current, status, now)
+            back = current.status in INACTIVE and status not in INACTIVE
+            if back and not allow_overlap and current.clinician:
+                slot = {"clinician": current.clinician, "starts_at": current.starts_at,
+                        "ends_at": current.ends_at}  # fmt: skip
+                self._refuse_overlap(tx, slot, appointment_id)
             fields = {"status": status, **extra}
             change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
         return self.get(appointment_id)

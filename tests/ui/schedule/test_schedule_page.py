@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialog, QLineEdit, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableWidget,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
@@ -671,6 +681,160 @@ def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_li
     schedule_window.activateWindow()
     qtbot.waitUntil(schedule_window.isActiveWindow)
     assert focused() is page.day_table and page.selected_id() == page.appointments[2].id
+
+
+@pytest.fixture
+def desk_window(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> MainWindow:
+    """The schedule clinic, signed in as Dee Desk of the front desk."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    clinic.sign_in("desk", PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    return window
+
+
+def appointment_menu(qtbot: QtBot) -> QMenu:
+    """The appointment's menu, once it has popped up."""
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert isinstance(menu, QMenu) and menu.objectName() == "appointmentMenu"
+    return menu
+
+
+def right_click(table: QTableWidget, pos: QPoint) -> None:
+    """A right click at ``pos`` in ``table``'s rows, as the window system delivers it: the
+    press chooses the row, then the context-menu event."""
+    viewport = table.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.RightButton, pos=pos)
+    QTest.mouseRelease(viewport, Qt.MouseButton.RightButton, pos=pos)
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos))
+    QApplication.sendEvent(viewport, event)
+
+
+def choose_in_menu(menu: QMenu, text: str) -> None:
+    """Down through the menu to ``text``, then Return, as from the keyboard."""
+    texts = [a.text() for a in menu.actions()]
+    for _ in range(texts.index(text) + 1):
+        QTest.keyClick(menu, Qt.Key.Key_Down)
+    assert menu.activeAction() is not None and menu.activeAction().text() == text
+    QTest.keyClick(menu, Qt.Key.Key_Return)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+@pytest.mark.strict_authz
+def test_the_front_desk_undoes_a_check_in_and_reinstates_a_cancelled_appointment(
+    qtbot: QtBot, desk_window: MainWindow
+) -> None:
+    """The tester's block: a wrong check-in or a cancellation had no way back in the app
+    (README "The schedule": arrived -> booked, cancelled -> booked, no-show -> booked),
+    only the command line, which the front desk does not use. Back to booked, under the
+    list and in the appointment's menu (a right click, or the Menu key), does it; each
+    step is core's status change, audited as the desk's."""
+    page = open_schedule(qtbot, desk_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    records = desk_window.workstation.records
+    astrid = page.appointments[2].id  # Astrid Lindqvist, 10:00 with Dr Sam Lee
+    select_row(page, 2)
+    assert not page.back_button.isEnabled()  # booked: nothing to undo
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("LINDQVIST, Astrid", "just arrived")])
+    # The wrong patient was checked in: Tab from the list to Back to booked, Space.
+    assert focused() is page.day_table and page.back_button.isEnabled()
+    assert "Undo the check-in" in page.back_button.toolTip()
+    while focused() is not page.back_button:
+        QTest.keyClick(focused(), Qt.Key.Key_Tab)
+        assert focused() not in (page.cancel_button, page.waiting_table)
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Booked", timeout=10_000)
+    assert page.waiting_texts() == []
+    stored = Schedule(records).get(astrid)
+    assert (stored.status, stored.arrived_at) == ("booked", None)
+    # The button pressed greyed itself out: the keyboard is back on the list, never on
+    # the red Cancel… now enabled beside it.
+    assert focused() is page.day_table and page.selected_id() == astrid
+    # Cancelled by mistake: a right click on it offers Back to booked (not Cancel…).
+    click(page.cancel_button)
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    QTest.keyClicks(dialog.reason, "Wrong patient")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Cancelled", timeout=10_000)
+    desk_window.activateWindow()
+    qtbot.waitUntil(desk_window.isActiveWindow)
+    table = page.day_table
+    cell = table.item(2, 3)
+    assert cell is not None
+    right_click(table, table.visualItemRect(cell).center())
+    menu = appointment_menu(qtbot)
+    assert [a.text() for a in menu.actions()] == ["Back to booked", "Open chart"]
+    choose_in_menu(menu, "Back to booked")
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Booked", timeout=10_000)
+    assert day_rows(page)[2][3] == ""  # the cancellation's reason went with it
+    desk_window.activateWindow()  # the menu gone, the window has the keyboard again
+    qtbot.waitUntil(desk_window.isActiveWindow)
+    assert focused() is page.day_table
+    # A no-show, from the keyboard: the Menu key on the chosen appointment.
+    select_row(page, 0)  # Maria Garcia, 09:00: not come
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
+    assert focused() is page.day_table
+    QTest.keyClick(page.day_table, Qt.Key.Key_Menu)
+    menu = appointment_menu(qtbot)
+    assert [a.text() for a in menu.actions()] == ["Arrived", "Back to booked", "Open chart"]
+    choose_in_menu(menu, "Back to booked")
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "Booked", timeout=10_000)
+    audited = records.db.query(
+        "SELECT details FROM audit_log WHERE actor = 'desk' AND action = 'appointment.status'"
+    )
+    moves = [json.loads(row[0]) for row in audited]
+    assert [(m["from"], m["to"]) for m in moves] == [
+        ("booked", "arrived"), ("arrived", "booked"), ("cancelled", "booked"),
+        ("booked", "no_show"), ("no_show", "booked"),
+    ]  # fmt: skip
+
+
+def test_reinstating_onto_a_time_given_away_asks_first_with_the_clashes(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Maria's 09:00 with Dr Sam Lee was cancelled and Bao booked at 09:05 in its place:
+    putting Maria back asks first, listing Bao, with "Keep it cancelled" under the
+    keyboard (Return keeps it); "Reinstate anyway" puts it back."""
+    records = schedule_window.workstation.records
+    schedule = Schedule(records)
+    maria = schedule.day(today())[0]
+    schedule.cancel(maria.id, "Feeling better")
+    bao = next(p for p in records.search_patients("nguyen"))
+    schedule.book(bao.id, at("09:05"), "lee", minutes=15)
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 0)
+    assert day_rows(page)[0][1:] == (
+        "GARCIA, Maria", "Dr Sam Lee", "Cough (cancelled: Feeling better)", "Cancelled",
+    )  # fmt: skip
+    click(page.back_button)
+    qtbot.waitUntil(lambda: page.question is not None, timeout=10_000)
+    question = page.question
+    assert question is not None
+    assert question.text() == "The clinician is already booked at this time"
+    assert f"{today().isoformat()} 09:05-09:20 NGUYEN, Bao (booked)" in question.informativeText()
+    qtbot.waitUntil(question.isVisible)
+    keep = QApplication.focusWidget()
+    assert isinstance(keep, QPushButton) and keep.text() == "Keep it cancelled"
+    QTest.keyClick(keep, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.question is None)
+    assert schedule.get(maria.id).status == "cancelled"
+    click(page.back_button)
+    qtbot.waitUntil(lambda: page.question is not None, timeout=10_000)
+    question = page.question
+    assert question is not None
+    go = question.findChild(QPushButton, "overlapQuestionButton")
+    assert go is not None and go.text() == "Reinstate anyway"
+    click(go)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "Booked", timeout=10_000)
+    assert schedule.get(maria.id).status == "booked"
 
 
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:

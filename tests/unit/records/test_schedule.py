@@ -230,6 +230,29 @@ def test_cancel_keeps_the_reason_and_rebooking_clears_it() -> None:
     assert "appointment.cancel" in actions and "appointment.status" in actions
 
 
+def test_putting_back_a_cancelled_or_no_show_appointment_warns_of_what_took_its_time() -> None:
+    """Reinstating a cancelled appointment (or a no-show turning up) whose time the
+    clinician has since given to someone else is refused naming the clash when the caller
+    asks (the schedule page), allowed once the person has seen it; nothing is written."""
+    r, pid = clinic()
+    other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id
+    s = Schedule(r, at("2026-12-07 09:40"))
+    first = s.book(pid, "2026-12-07 09:30", "lee", minutes=30)
+    s.cancel(first.id, "Feeling better")
+    taken = s.book(other, "2026-12-07 09:45", "lee", minutes=15)
+    with pytest.raises(OverlapError) as info:
+        s.set_status(first.id, "booked", allow_overlap=False)
+    assert [c.id for c in info.value.clashes] == [taken.id]
+    assert s.get(first.id).status == "cancelled"  # nothing written
+    assert s.set_status(first.id, "booked", allow_overlap=True).status == "booked"
+    s.set_status(first.id, "no_show")
+    with pytest.raises(OverlapError):
+        s.set_status(first.id, "arrived", allow_overlap=False)
+    # Back to booked from arrived held the time all along: nothing to warn of.
+    assert s.set_status(first.id, "arrived", allow_overlap=True).status == "arrived"
+    assert s.set_status(first.id, "booked", allow_overlap=False).status == "booked"
+
+
 def test_the_waiting_room_lists_today_s_arrivals_longest_waiting_first() -> None:
     r, pid = clinic()
     other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id
