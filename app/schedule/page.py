@@ -56,6 +56,8 @@ from core.records.visits import Visits
 READ_KEY = "schedule.view"
 DAY, WEEK = "day", "week"
 DAY_COLUMNS = ("Time", "Patient", "Clinician", "Reason", "Status")
+REASON = DAY_COLUMNS.index("Reason")
+SIDE_WIDTH = (280, 420)  # the waiting room's narrowest and widest
 # What "Back to booked" undoes, by the status it is pressed on (README "The schedule").
 BACK_TO_BOOKED = {
     "arrived": "Undo the check-in (the wrong patient was checked in): back to booked, "
@@ -194,7 +196,7 @@ class SchedulePage(QWidget):
         moves.addSpacing(12)
         moves.addWidget(self.span_label, 1)
 
-        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
+        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=REASON)
         self.week_table = _table("weekTable", ("",) * 7, stretch=None)
         self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.week_table.setWordWrap(False)
@@ -245,12 +247,16 @@ class SchedulePage(QWidget):
         right.addWidget(self.waiting_empty)
         self.side = QWidget()
         self.side.setLayout(right)
-        self.side.setFixedWidth(420)
+        # Two fifths of the width beside the day list's three, up to 420 pixels: fixed at
+        # 420, an empty waiting room kept half a 1024-pixel window and the day list's
+        # Reason was crushed to "W…" (three fifths hold about 13 characters of it there).
+        self.side.setMinimumWidth(SIDE_WIDTH[0])
+        self.side.setMaximumWidth(SIDE_WIDTH[1])
 
         body = QHBoxLayout()
-        body.addLayout(left, 1)
+        body.addLayout(left, 3)
         body.addSpacing(16)
-        body.addWidget(self.side)
+        body.addWidget(self.side, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -465,6 +471,8 @@ class SchedulePage(QWidget):
                 item = _item(text, a.id)
                 if a.status in ("cancelled", "no_show"):
                     item.setForeground(Qt.GlobalColor.gray)
+                if column == REASON and text:
+                    item.setToolTip(text)  # whole, where the column elides it
                 table.setItem(row, column, item)
             if a.id == selected:
                 table.selectRow(row)

@@ -25,6 +25,7 @@ from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.schedule.booking import BookingDialog, CancelDialog
+from app.schedule.page import DAY_COLUMNS
 from core.records.clinic import ClinicRecords
 from core.records.schedule import Clinician, Schedule
 from core.records.visits import Visits
@@ -1160,6 +1161,47 @@ def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
     assert waiting.right() == rect_in(page.open_chart_button, page).right()
     assert heading.top() == rect_in(page.day_table, page).top()
     assert heading.left() == waiting.left()
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_on_a_small_screen_the_day_list_has_room_to_show_each_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture at 1024x740: the waiting room (empty) kept half the width and
+    the day list's Reason was "W…", its header ".easo". The day list has three fifths;
+    every reason and every header shows whole, and the waiting room still names who
+    waits."""
+    schedule_window.resize(SMALL.width(), SMALL.height())
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("LINDQVIST, Astrid", "just arrived")])
+    QApplication.processEvents()
+    shot(page, "schedule-small")
+    day, side = rect_in(page.day_table, page), rect_in(page.side, page)
+    assert day.width() >= 1.4 * side.width(), f"day list {day.width()}, waiting {side.width()}"
+    # About 13 characters of reason whole ("Follow-up", "BP check"), not "W…"; a longer one
+    # is elided and its cell's tooltip has it all.
+    reason = page.day_table.horizontalHeader().sectionSize(DAY_COLUMNS.index("Reason"))
+    assert reason >= 110, f"the Reason column has {reason} pixels"
+    cell = page.day_table.item(1, DAY_COLUMNS.index("Reason"))
+    assert cell is not None and cell.toolTip() == "Follow-up"
+    for table in (page.day_table, page.waiting_table):
+        header = table.horizontalHeader()
+        for column in range(table.columnCount()):
+            width = header.sectionSize(column)
+            label = table.horizontalHeaderItem(column)
+            assert label is not None
+            texts = [label.text()] + [
+                item.text()
+                for row in range(table.rowCount())
+                if (item := table.item(row, column)) is not None
+            ]
+            for text in texts:
+                # The style's cell margin (a few pixels each side) besides the text.
+                needed = table.fontMetrics().horizontalAdvance(text) + 2 * 8
+                assert needed <= width, f"{text!r} needs {needed}, its column has {width}"
 
 
 @pytest.mark.strict_authz
