@@ -38,7 +38,7 @@ from app.chart.printing import PrintDialog, print_day
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.schedule.booking import BookingDialog, CancelDialog
+from app.schedule.booking import BookingDialog, CancelDialog, overlap_heading
 from app.widgets import ask_first, ignore_wheel, tab_leaves
 from core.records.changeset import Changes
 from core.records.schedule import (
@@ -698,7 +698,7 @@ class SchedulePage(QWidget):
         keeping it as it is has the keyboard."""
         if self.question is not None:
             self.question.reject()
-        clashes = "\n".join(describe(c, with_id=False) for c in exc.clashes)
+        clashes = "\n".join(describe(c, with_id=False) for c in exc.everything())
         now = "a no-show" if a.status == "no_show" else STATUS_LABELS[a.status].lower()
         again = "Reinstate anyway" if status == "booked" else "Check in anyway"
 
@@ -709,7 +709,7 @@ class SchedulePage(QWidget):
 
         self.question = ask_first(
             self, "overlapQuestion", "Already booked",
-            "The clinician is already booked at this time",
+            overlap_heading(exc),
             f"{describe(a, with_id=False)}\n\noverlaps:\n{clashes}\n\n"
             f"Put it back on the schedule anyway, or keep it {now}?",
             again, answered, keep=f"Keep it {now}",

@@ -18,10 +18,10 @@ write path. This module adds what a schedule needs on top of the generic chart e
   appointment's own day by the clinic's clock, and marked a no-show only once the
   appointment's start time has passed (``refuse_wrong_time``); a visit started from an
   appointment (``Visits.start``) sets it in visit in the same transaction.
-- **Overlaps** (the same clinician, overlapping times, neither cancelled nor a no-show) are
-  warned, not forbidden: ``book``/``move`` refuse with ``OverlapError`` naming the clashes
-  unless the caller says the person has seen them (``allow_overlap=True``); the check and
-  the write are one transaction.
+- **Overlaps** (the same clinician, or the same patient with any clinician, overlapping
+  times, neither cancelled nor a no-show) are warned, not forbidden: ``book``/``move``
+  refuse with ``OverlapError`` naming the clashes unless the caller says the person has
+  seen them (``allow_overlap=True``); the check and the write are one transaction.
 - Two workstations moving the same appointment write the same registers concurrently,
   so the move shows in the conflict inbox (both times kept until a person chooses).
 """
@@ -118,12 +118,31 @@ class Clinician:
 
 
 class OverlapError(RecordError):
-    """The clinician already has appointments at that time; nothing was written."""
+    """The clinician (``clashes``) or the patient (``patient_clashes``, with any
+    clinician) already has appointments at that time; nothing was written."""
 
-    def __init__(self, clashes: list[Appointment]) -> None:
-        listed = "; ".join(describe(a) for a in clashes)
-        super().__init__(f"the clinician is already booked then: {listed}")
+    def __init__(
+        self, clashes: list[Appointment], patient_clashes: list[Appointment] | None = None
+    ) -> None:
+        patient_clashes = patient_clashes or []
+        parts = []
+        if clashes:
+            parts.append("the clinician is already booked then: " + _listed(clashes))
+        if patient_clashes:
+            parts.append("the patient already has an appointment then: " + _listed(patient_clashes))
+        super().__init__("; and ".join(parts))
         self.clashes = clashes
+        self.patient_clashes = patient_clashes
+
+    def everything(self) -> list[Appointment]:
+        """Every clash once (the patient's own appointment with the same clinician is in
+        both lists), by start time."""
+        seen = {a.id: a for a in (*self.clashes, *self.patient_clashes)}
+        return sorted(seen.values(), key=lambda a: (a.starts_at, a.id))
+
+
+def _listed(appointments: list[Appointment]) -> str:
+    return "; ".join(describe(a) for a in appointments)
 
 
 class TransitionError(ValidationError):
@@ -276,6 +295,24 @@ class Schedule:
         )
         return [_row(r) for r in rows]
 
+    @staticmethod
+    def _patient_overlaps(
+        db: Any, patient_id: str, starts_at: str, ends_at: str, excluding: str | None
+    ) -> list[Appointment]:
+        """The patient's active appointments (with any clinician) overlapping the slot; a
+        merged duplicate's count as the chart's that holds them now."""
+        marks = ", ".join("?" for _ in INACTIVE)
+        survivors = merged.survivors_json(db)
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM appointments a {_PATIENT_JOIN} "
+            f"WHERE {merged.survivor_sql('a.patient_id')} = {merged.survivor_sql('?')} "
+            f"AND a.starts_at < ? AND a.ends_at > ? "
+            f"AND a.status NOT IN ({marks}) AND a.id IS NOT ? ORDER BY a.starts_at, a.id",
+            (survivors, survivors, survivors, patient_id, patient_id, ends_at, starts_at,
+             *INACTIVE, excluding),
+        )  # fmt: skip
+        return [_row(r) for r in rows]
+
     # ----- writing ----------------------------------------------------------------------
 
     def book(
@@ -349,8 +386,9 @@ class Schedule:
             actor, "appointment.move", "appointment", appointment_id, details
         ) as tx:
             self._require_status(tx, appointment_id, ("booked",))
-            if not allow_overlap and who:
-                self._refuse_overlap(tx, {**fields, "clinician": who}, appointment_id)
+            if not allow_overlap:
+                slot = {**fields, "clinician": who, "patient_id": current.patient_id}
+                self._refuse_overlap(tx, slot, appointment_id)
             change(tx, actor, appointment_id, "appointment", self.records.setter(changed))
         return self.get(appointment_id)
 
@@ -415,9 +453,9 @@ class Schedule:
             if now is not None:
                 refuse_wrong_time(current, status, now)
             back = current.status in INACTIVE and status not in INACTIVE
-            if back and not allow_overlap and current.clinician:
-                slot = {"clinician": current.clinician, "starts_at": current.starts_at,
-                        "ends_at": current.ends_at}  # fmt: skip
+            if back and not allow_overlap:
+                slot = {"clinician": current.clinician, "patient_id": current.patient_id,
+                        "starts_at": current.starts_at, "ends_at": current.ends_at}  # fmt: skip
                 self._refuse_overlap(tx, slot, appointment_id)
             fields = {"status": status, **extra}
             change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
@@ -450,8 +488,9 @@ class Schedule:
     def _refuse_overlap(
         self, tx: Transaction, fields: dict[str, Any], excluding: str | None
     ) -> None:
-        clashes = self._overlaps(
-            tx, fields["clinician"], fields["starts_at"], fields["ends_at"], excluding
-        )
-        if clashes:
-            raise OverlapError(clashes)
+        start, end = fields["starts_at"], fields["ends_at"]
+        who = fields.get("clinician")
+        clashes = self._overlaps(tx, who, start, end, excluding) if who else []
+        mine = self._patient_overlaps(tx, fields["patient_id"], start, end, excluding)
+        if clashes or mine:
+            raise OverlapError(clashes, mine)

@@ -330,6 +330,31 @@ def test_return_again_after_the_overlap_warning_books_nothing_and_starts_has_the
     ]  # fmt: skip
 
 
+def test_booking_the_patient_again_at_a_time_they_already_have_warns_of_it(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's observation: Chinedu Okafor has 09:30-10:00 with Dr Ana Kim; booking
+    him at 09:40 with Dr Sam Lee (free then) warned of nothing. The warning says it is the
+    patient's time and lists it; Book anyway books."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    QTest.keyClicks(dialog.start, at("09:40"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "The patient already has an appointment then"
+    clashes = dialog.overlap.clashes
+    assert [clashes.item(i).text() for i in range(clashes.count())] == [
+        f"{today().isoformat()} 09:30-10:00 OKAFOR, Chinedu (booked)"
+    ]
+    assert len(day_rows(page)) == 3  # nothing written yet
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[2][:3] == ("09:40–09:55", "OKAFOR, Chinedu", "Dr Sam Lee")
+
+
 def test_changing_the_time_forgets_a_shown_overlap(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
