@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, SignalInstan
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QFontMetricsF,
     QKeyEvent,
     QKeySequence,
     QPainter,
@@ -57,9 +59,8 @@ class FieldError(QLabel):
         # is the one to go back to.
         height = window.height()
         super().setVisible(visible)
-        if visible and isinstance(window, QDialog):
-            keep_room_for_contents(window)
-            grow_to_fit(window, height)
+        if visible:
+            _grow_from(window, height)
         if visible and isinstance(window, TypedForm):
             window.message_shown(self)
 
@@ -69,6 +70,14 @@ class FieldError(QLabel):
         window = self.window()
         if self.isVisible() and isinstance(window, QDialog):
             grow_to_fit(window)
+
+
+def _grow_from(window: QWidget, height: int) -> None:
+    """Something was just shown in ``window`` (a dialog) that was ``height`` pixels high
+    before: it grows to hold it, and remembers that height to give the room back to."""
+    if isinstance(window, QDialog):
+        keep_room_for_contents(window)
+        grow_to_fit(window, height)
 
 
 def error_label() -> QLabel:
@@ -398,7 +407,11 @@ def show_whole_placeholder(edit: QLineEdit) -> None:
     metrics = edit.fontMetrics()
     # What the style adds around the text: a line edit's hint is 17 "x" wide plus that.
     padding = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
-    needed = metrics.horizontalAdvance(edit.placeholderText()) + padding
+    # The text's exact width, rounded up: the whole-pixel width is rounded to nearest, and
+    # the line edit elides a hint wider than its line by a fraction of a pixel (the
+    # tester's "Name, MRN or date of bi…" was 192.36 pixels on a 192-pixel line).
+    text = math.ceil(QFontMetricsF(edit.font()).horizontalAdvance(edit.placeholderText()))
+    needed = text + padding
     edit.setMinimumWidth(max(edit.minimumWidth(), needed))
 
 
@@ -497,6 +510,17 @@ class WarningPanel(QFrame):
         layout.addWidget(self.items)
         layout.addLayout(row)
         self.hide()
+
+    def setVisible(self, visible: bool) -> None:
+        """Show or hide; shown, its dialog grows to hold it from the height it had before,
+        and goes back to that height once the panel is hidden (as for a field's message:
+        Qt raised the dialog to its new minimum first, and that raised height was taken
+        for the one to go back to, leaving the room as blank bands)."""
+        window = self.window()
+        height = window.height()
+        super().setVisible(visible)
+        if visible and window is not self:
+            _grow_from(window, height)
 
     def fit_items(self, most: int) -> None:
         """Size the list to its rows, at most ``most`` (more scroll), and show the panel."""

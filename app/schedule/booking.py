@@ -5,9 +5,9 @@ guessed, an impossible time is refused next to its field. Nor is the clinician: 
 reads "Choose the clinician…" until the person picks one (booking without one is refused
 under it), unless the page shows one clinician's day or the clinic has only one. Return
 books from the form's fields and the Book button only; on another button it presses that
-button, never Book. A booking that overlaps the clinician's other appointments is not
-refused: the dialog lists the clashes and the person confirms with "Book anyway" (core
-checks again in the same transaction as the write).
+button, never Book. A booking that overlaps the clinician's other appointments, or the
+patient's, is not refused: the dialog lists the clashes and the person confirms with "Book
+anyway" (core checks again in the same transaction as the write).
 """
 
 from __future__ import annotations
@@ -51,11 +51,24 @@ from core.records.types import APPOINTMENT
 SEARCH_KEY = "schedule.patient-search"
 
 
+def overlap_heading(exc: OverlapError) -> str:
+    """Whose time the clashes take: the clinician's, the patient's, or both."""
+    if exc.clashes and exc.patient_clashes:
+        return "The clinician and the patient are both booked then"
+    if exc.patient_clashes:
+        return "The patient already has an appointment then"
+    return "The clinician is already booked at this time"
+
+
 class OverlapPanel(WarningPanel):
-    """The clinician's appointments the new time overlaps, and the way on."""
+    """The appointments the new time overlaps (the clinician's, the patient's), and the
+    way on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self.confirm_button = QPushButton("Book anyway")
+        # Never the default: Return anywhere in the form (a second Return, a key repeat)
+        # books again with the check, never past it. Only a click or Space on it does.
+        self.confirm_button.setAutoDefault(False)
         super().__init__(
             "The clinician is already booked at this time",
             "Overlapping appointments",
@@ -64,13 +77,15 @@ class OverlapPanel(WarningPanel):
         )
         # One line: with the clashes and the form, the dialog must fit a 740-pixel screen.
         self.text.setText("Choose another time, or book it anyway.")
+        self.heading.setWordWrap(True)  # a long name of whose time it is takes two lines
         self.clashes = self.items
         self.clashes.setObjectName("overlapClashes")
 
-    def show_clashes(self, clashes: list[Appointment]) -> None:
-        """List ``clashes`` and show the panel."""
+    def show_clashes(self, exc: OverlapError) -> None:
+        """Say whose time is taken, list every clash once and show the panel."""
+        self.heading.setText(overlap_heading(exc))
         self.clashes.clear()
-        for a in clashes:
+        for a in exc.everything():
             self.clashes.addItem(describe(a, with_id=False))
         self.fit_items(3)
 
@@ -481,8 +496,10 @@ class BookingDialog(TypedForm):
         self._job = None
         self.save_button.setEnabled(True)
         if isinstance(exc, OverlapError):
-            self.overlap.show_clashes(exc.clashes)  # the dialog grows to hold it
-            self.overlap.confirm_button.setFocus()
+            self.overlap.show_clashes(exc)  # the dialog grows to hold it
+            # The keyboard goes to the field to change, its time selected for typing
+            # over; on Book anyway a second Return double-booked the clinician unread.
+            self._to_start()
         elif isinstance(exc, ValidationError):
             self.show_error(exc.field, validation_text(exc))
         else:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QTableWidget,
@@ -36,13 +38,16 @@ from app.chart.printing import PrintDialog, print_day
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.schedule.booking import BookingDialog, CancelDialog
-from app.widgets import ignore_wheel, tab_leaves
+from app.schedule.booking import BookingDialog, CancelDialog, overlap_heading
+from app.widgets import ask_first, ignore_wheel, tab_leaves
 from core.records.changeset import Changes
 from core.records.schedule import (
+    STATUS_LABELS,
     Appointment,
     Clinician,
+    OverlapError,
     Schedule,
+    describe,
     now_local,
     week_start,
 )
@@ -51,6 +56,15 @@ from core.records.visits import Visits
 READ_KEY = "schedule.view"
 DAY, WEEK = "day", "week"
 DAY_COLUMNS = ("Time", "Patient", "Clinician", "Reason", "Status")
+REASON = DAY_COLUMNS.index("Reason")
+SIDE_WIDTH = (280, 420)  # the waiting room's narrowest and widest
+# What "Back to booked" undoes, by the status it is pressed on (README "The schedule").
+BACK_TO_BOOKED = {
+    "arrived": "Undo the check-in (the wrong patient was checked in): back to booked, "
+    "out of the waiting room",
+    "cancelled": "Reinstate the cancelled appointment (its cancellation reason goes)",
+    "no_show": "Book the no-show again (one who turned up late is checked in with Arrived)",
+}
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,7 @@ class SchedulePage(QWidget):
         moves.addSpacing(12)
         moves.addWidget(self.span_label, 1)
 
-        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=3)
+        self.day_table = _table("dayTable", DAY_COLUMNS, stretch=REASON)
         self.week_table = _table("weekTable", ("",) * 7, stretch=None)
         self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.week_table.setWordWrap(False)
@@ -197,15 +211,17 @@ class SchedulePage(QWidget):
         self.permitted: dict[str, frozenset[str]] = {}  # by patient id (ScheduleView)
         self.done_button = QPushButton("Done")
         self.no_show_button = QPushButton("No-show")
+        # The front desk's way back from a slip (README "The schedule"); an in-visit
+        # patient is not sent back from here: the visit Start visit made would stay open.
+        self.back_button = QPushButton("Back to booked")
+        self.back_button.setToolTip("Put a check-in, a cancellation or a no-show back to booked")
+        self.question: QMessageBox | None = None  # "already booked: put it back anyway?"
         self.move_button = QPushButton("Move…")
         self.cancel_button = QPushButton("Cancel…")
         self.cancel_button.setObjectName("danger")
         self.open_chart_button = QPushButton("Open chart")
         actions = QHBoxLayout()
-        for button in (
-            self.arrived_button, self.start_visit_button, self.done_button,
-            self.no_show_button, self.move_button, self.cancel_button,
-        ):  # fmt: skip
+        for button in self.action_buttons()[:-1]:
             actions.addWidget(button)
         actions.addStretch(1)
         actions.addWidget(self.open_chart_button)
@@ -231,12 +247,16 @@ class SchedulePage(QWidget):
         right.addWidget(self.waiting_empty)
         self.side = QWidget()
         self.side.setLayout(right)
-        self.side.setFixedWidth(420)
+        # Two fifths of the width beside the day list's three, up to 420 pixels: fixed at
+        # 420, an empty waiting room kept half a 1024-pixel window and the day list's
+        # Reason was crushed to "W…" (three fifths hold about 13 characters of it there).
+        self.side.setMinimumWidth(SIDE_WIDTH[0])
+        self.side.setMaximumWidth(SIDE_WIDTH[1])
 
         body = QHBoxLayout()
-        body.addLayout(left, 1)
+        body.addLayout(left, 3)
         body.addSpacing(16)
-        body.addWidget(self.side)
+        body.addWidget(self.side, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -267,6 +287,7 @@ class SchedulePage(QWidget):
         self.arrived_button.clicked.connect(lambda: self.set_status("arrived"))
         self.done_button.clicked.connect(lambda: self.set_status("done"))
         self.no_show_button.clicked.connect(lambda: self.set_status("no_show"))
+        self.back_button.clicked.connect(lambda: self.set_status("booked"))
         self.start_visit_button.clicked.connect(self.start_visit)
         self.move_button.clicked.connect(self.move_selected)
         self.cancel_button.clicked.connect(self.cancel)
@@ -275,6 +296,16 @@ class SchedulePage(QWidget):
         for table in (self.day_table, self.week_table, self.waiting_table):
             table.itemSelectionChanged.connect(lambda t=table: self._selected_in(t))
         self.day_table.itemDoubleClicked.connect(lambda _i: self._open_chart())
+        # A right click on an appointment, or the Menu key (Shift+F10) in a list, offers
+        # what the buttons under the lists offer for it.
+        for table in (self.day_table, self.week_table, self.waiting_table):
+            table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            table.customContextMenuRequested.connect(lambda pos, t=table: self.context_menu(t, pos))
+            for keys in ("Menu", "Shift+F10"):
+                shortcut = QShortcut(QKeySequence(keys), table)
+                shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+                shortcut.activated.connect(lambda t=table: self.context_menu(t))
+        self.menu: QMenu | None = None
         operations.changed.connect(self.records_changed)
         self._selection_changed()
 
@@ -282,7 +313,8 @@ class SchedulePage(QWidget):
         """The buttons under the lists, in the order they sit (and Tab reaches them)."""
         return [
             self.arrived_button, self.start_visit_button, self.done_button,
-            self.no_show_button, self.move_button, self.cancel_button, self.open_chart_button,
+            self.no_show_button, self.back_button, self.move_button, self.cancel_button,
+            self.open_chart_button,
         ]  # fmt: skip
 
     # ----- what is shown ----------------------------------------------------------------
@@ -370,9 +402,11 @@ class SchedulePage(QWidget):
         self._operations.cancel(READ_KEY)
         self._draft = None
         self.tick.stop()
-        for dialog in (self.dialog, self.print_dialog):
+        for dialog in (self.dialog, self.print_dialog, self.question):
             if dialog is not None:
                 dialog.reject()
+        if self.menu is not None:
+            self.menu.close()
         self.appointments, self.waiting = [], []
         self.permitted = {}
         for table in (self.day_table, self.week_table, self.waiting_table):
@@ -437,6 +471,8 @@ class SchedulePage(QWidget):
                 item = _item(text, a.id)
                 if a.status in ("cancelled", "no_show"):
                     item.setForeground(Qt.GlobalColor.gray)
+                if column == REASON and text:
+                    item.setToolTip(text)  # whole, where the column elides it
                 table.setItem(row, column, item)
             if a.id == selected:
                 table.selectRow(row)
@@ -557,6 +593,9 @@ class SchedulePage(QWidget):
         )
         self.done_button.setEnabled(status == "in_visit")
         self.no_show_button.setEnabled(status == "booked")
+        self.back_button.setEnabled(status in BACK_TO_BOOKED)
+        if status in BACK_TO_BOOKED:
+            self.back_button.setToolTip(BACK_TO_BOOKED[status])
         self.move_button.setEnabled(status == "booked")
         self.cancel_button.setEnabled(status in ("booked", "arrived"))
         self.open_chart_button.setEnabled(a is not None)
@@ -632,11 +671,78 @@ class SchedulePage(QWidget):
         dialog.reason.setFocus()
 
     def set_status(self, status: str) -> None:
-        """Arrived, done or no-show for the selected appointment."""
+        """Arrived, done, no-show or back to booked for the selected appointment. One that
+        held no time (cancelled, a no-show) put back on the schedule may now overlap the
+        clinician's others: the person is asked first (:meth:`_ask_overlap`)."""
         a = self.selected()
         if a is not None:
-            appointment_id = a.id
-            self._write(lambda s: s.set_status(appointment_id, status))
+            self._set_status(a, status, allow_overlap=False)
+
+    def _set_status(self, a: Appointment, status: str, allow_overlap: bool) -> None:
+        appointment_id = a.id
+
+        def failed(exc: Exception) -> None:
+            if isinstance(exc, OverlapError):
+                self._ask_overlap(a, status, exc)
+            else:
+                self._write_failed(exc)
+
+        self._write(
+            lambda s: s.set_status(appointment_id, status, allow_overlap=allow_overlap),
+            failed=failed,
+        )
+
+    def _ask_overlap(self, a: Appointment, status: str, exc: OverlapError) -> None:
+        """The clinician's time was given to someone else meanwhile: list the clashes (as
+        the booking dialog's warning does) and put it back only if the person says so;
+        keeping it as it is has the keyboard."""
+        if self.question is not None:
+            self.question.reject()
+        clashes = "\n".join(describe(c, with_id=False) for c in exc.everything())
+        now = "a no-show" if a.status == "no_show" else STATUS_LABELS[a.status].lower()
+        again = "Reinstate anyway" if status == "booked" else "Check in anyway"
+
+        def answered(go: bool) -> None:
+            self.question = None
+            if go:
+                self._set_status(a, status, allow_overlap=True)
+
+        self.question = ask_first(
+            self, "overlapQuestion", "Already booked",
+            overlap_heading(exc),
+            f"{describe(a, with_id=False)}\n\noverlaps:\n{clashes}\n\n"
+            f"Put it back on the schedule anyway, or keep it {now}?",
+            again, answered, keep=f"Keep it {now}",
+        )  # fmt: skip
+
+    def context_menu(self, table: QTableWidget, pos: QPoint | None = None) -> QMenu | None:
+        """What the buttons under the lists offer for the appointment under ``pos`` (a
+        right click) or chosen in ``table`` (the Menu key): the enabled ones, each
+        pressing its button. None when it is not on an appointment."""
+        if pos is not None:
+            item = table.itemAt(pos)
+            if item is None or not item.data(Qt.ItemDataRole.UserRole):
+                return None
+            table.setCurrentItem(item)
+        chosen = [i for i in table.selectedItems() if i.data(Qt.ItemDataRole.UserRole)]
+        if not chosen:
+            return None
+        if pos is None:
+            pos = table.visualItemRect(chosen[0]).center()
+        menu = QMenu(self)
+        menu.setObjectName("appointmentMenu")
+        for button in self.action_buttons():
+            if button.isEnabled():
+                action = menu.addAction(button.text())
+                action.setToolTip(button.toolTip())
+                action.triggered.connect(button.click)
+        if self.menu is not None:
+            self.menu.close()
+        self.menu = menu
+        menu.aboutToHide.connect(menu.deleteLater)
+        menu.destroyed.connect(lambda: setattr(self, "menu", None))
+        menu.popup(table.viewport().mapToGlobal(pos))
+        return menu
 
     def start_visit(self) -> None:
         """Start the visit from the selected arrived appointment (one write: in visit and
@@ -659,6 +765,7 @@ class SchedulePage(QWidget):
         self,
         fn: Callable[[Schedule], Appointment],
         then: Callable[[Appointment], None] | None = None,
+        failed: Callable[[Exception], None] | None = None,
     ) -> None:
         records, clock = self._records, self.clock
         self.error.hide()
@@ -668,8 +775,9 @@ class SchedulePage(QWidget):
                 then(appointment)
 
         self._operations.submit(
-            lambda: fn(Schedule(records(), clock)), done, self._write_failed, "schedule"
-        )
+            lambda: fn(Schedule(records(), clock)), done, failed or self._write_failed,
+            "schedule",
+        )  # fmt: skip
 
     def _write_failed(self, exc: Exception) -> None:
         self._show_error(describe_error(exc))

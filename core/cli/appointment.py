@@ -122,11 +122,22 @@ def _list(ctx: Context, schedule: Schedule) -> None:
 def refuse_overlap(ctx: Context, exc: OverlapError) -> NoReturn:
     """Name the appointments this one would overlap (nothing was written), and fail."""
     if ctx.args.json:
-        ctx.emit({"booked": None, "overlaps": [a.to_dict() for a in exc.clashes]}, "")
-    lines = "\n".join(f"  {describe(a)}" for a in exc.clashes)
+        ctx.emit(
+            {
+                "booked": None,
+                "overlaps": [a.to_dict() for a in exc.clashes],
+                "patient_overlaps": [a.to_dict() for a in exc.patient_clashes],
+            },
+            "",
+        )
+    said = []
+    for who, clashes in (("clinician", exc.clashes), ("patient", exc.patient_clashes)):
+        if clashes:
+            lines = "\n".join(f"  {describe(a)}" for a in clashes)
+            said.append(f"the {who} already has an appointment then:\n{lines}")
+    listed = "\n".join(said)
     raise CliError(
-        f"not saved: the clinician already has an appointment then:\n{lines}\n"
-        "Choose another time, or add --allow-overlap to book it anyway",
+        f"not saved: {listed}\nChoose another time, or add --allow-overlap to book it anyway",
         EXIT_ERROR,
     )
 

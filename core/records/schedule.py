@@ -18,10 +18,10 @@ write path. This module adds what a schedule needs on top of the generic chart e
   appointment's own day by the clinic's clock, and marked a no-show only once the
   appointment's start time has passed (``refuse_wrong_time``); a visit started from an
   appointment (``Visits.start``) sets it in visit in the same transaction.
-- **Overlaps** (the same clinician, overlapping times, neither cancelled nor a no-show) are
-  warned, not forbidden: ``book``/``move`` refuse with ``OverlapError`` naming the clashes
-  unless the caller says the person has seen them (``allow_overlap=True``); the check and
-  the write are one transaction.
+- **Overlaps** (the same clinician, or the same patient with any clinician, overlapping
+  times, neither cancelled nor a no-show) are warned, not forbidden: ``book``/``move``
+  refuse with ``OverlapError`` naming the clashes unless the caller says the person has
+  seen them (``allow_overlap=True``); the check and the write are one transaction.
 - Two workstations moving the same appointment write the same registers concurrently,
   so the move shows in the conflict inbox (both times kept until a person chooses).
 """
@@ -118,12 +118,31 @@ class Clinician:
 
 
 class OverlapError(RecordError):
-    """The clinician already has appointments at that time; nothing was written."""
+    """The clinician (``clashes``) or the patient (``patient_clashes``, with any
+    clinician) already has appointments at that time; nothing was written."""
 
-    def __init__(self, clashes: list[Appointment]) -> None:
-        listed = "; ".join(describe(a) for a in clashes)
-        super().__init__(f"the clinician is already booked then: {listed}")
+    def __init__(
+        self, clashes: list[Appointment], patient_clashes: list[Appointment] | None = None
+    ) -> None:
+        patient_clashes = patient_clashes or []
+        parts = []
+        if clashes:
+            parts.append("the clinician is already booked then: " + _listed(clashes))
+        if patient_clashes:
+            parts.append("the patient already has an appointment then: " + _listed(patient_clashes))
+        super().__init__("; and ".join(parts))
         self.clashes = clashes
+        self.patient_clashes = patient_clashes
+
+    def everything(self) -> list[Appointment]:
+        """Every clash once (the patient's own appointment with the same clinician is in
+        both lists), by start time."""
+        seen = {a.id: a for a in (*self.clashes, *self.patient_clashes)}
+        return sorted(seen.values(), key=lambda a: (a.starts_at, a.id))
+
+
+def _listed(appointments: list[Appointment]) -> str:
+    return "; ".join(describe(a) for a in appointments)
 
 
 class TransitionError(ValidationError):
@@ -276,6 +295,24 @@ class Schedule:
         )
         return [_row(r) for r in rows]
 
+    @staticmethod
+    def _patient_overlaps(
+        db: Any, patient_id: str, starts_at: str, ends_at: str, excluding: str | None
+    ) -> list[Appointment]:
+        """The patient's active appointments (with any clinician) overlapping the slot; a
+        merged duplicate's count as the chart's that holds them now."""
+        marks = ", ".join("?" for _ in INACTIVE)
+        survivors = merged.survivors_json(db)
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM appointments a {_PATIENT_JOIN} "
+            f"WHERE {merged.survivor_sql('a.patient_id')} = {merged.survivor_sql('?')} "
+            f"AND a.starts_at < ? AND a.ends_at > ? "
+            f"AND a.status NOT IN ({marks}) AND a.id IS NOT ? ORDER BY a.starts_at, a.id",
+            (survivors, survivors, survivors, patient_id, patient_id, ends_at, starts_at,
+             *INACTIVE, excluding),
+        )  # fmt: skip
+        return [_row(r) for r in rows]
+
     # ----- writing ----------------------------------------------------------------------
 
     def book(
@@ -349,8 +386,9 @@ class Schedule:
             actor, "appointment.move", "appointment", appointment_id, details
         ) as tx:
             self._require_status(tx, appointment_id, ("booked",))
-            if not allow_overlap and who:
-                self._refuse_overlap(tx, {**fields, "clinician": who}, appointment_id)
+            if not allow_overlap:
+                slot = {**fields, "clinician": who, "patient_id": current.patient_id}
+                self._refuse_overlap(tx, slot, appointment_id)
             change(tx, actor, appointment_id, "appointment", self.records.setter(changed))
         return self.get(appointment_id)
 
@@ -359,10 +397,17 @@ class Schedule:
         cleaned = v.optional_text("cancel_reason", reason)
         return self._set(appointment_id, "cancelled", {"cancel_reason": cleaned})
 
-    def set_status(self, appointment_id: str, status: str) -> Appointment:
+    def set_status(
+        self, appointment_id: str, status: str, allow_overlap: bool = True
+    ) -> Appointment:
         """Move an appointment to ``status`` along ``TRANSITIONS`` (TransitionError names
         the statuses allowed from where it is) at a time that status allows
-        (``refuse_wrong_time``). Arriving records the local time."""
+        (``refuse_wrong_time``). Arriving records the local time.
+
+        An appointment that held no time (cancelled, a no-show) put back on the schedule
+        (booked, arrived) may now overlap the clinician's others: with ``allow_overlap``
+        False that raises ``OverlapError`` as ``book`` does (the schedule page asks first);
+        the command line, as before, allows it."""
         wanted = v.choice("status", status, APPOINTMENT_STATUSES)
         if wanted is None:
             raise ValidationError("status", "is required")
@@ -374,7 +419,7 @@ class Schedule:
             extra["arrived_at"] = now.isoformat()
         elif wanted == "booked":
             extra |= {"arrived_at": None, "cancel_reason": None}
-        return self._set(appointment_id, wanted, extra, now)
+        return self._set(appointment_id, wanted, extra, now, allow_overlap)
 
     def start_visit(self, appointment_id: str) -> Appointment:
         """The clinician has called the patient in: status in_visit (from arrived), with no
@@ -387,6 +432,7 @@ class Schedule:
         status: str,
         extra: dict[str, str | None],
         now: dt.datetime | None = None,
+        allow_overlap: bool = True,
     ) -> Appointment:
         current = self.get(appointment_id)
         if current.status == status:
@@ -406,6 +452,11 @@ class Schedule:
                 )
             if now is not None:
                 refuse_wrong_time(current, status, now)
+            back = current.status in INACTIVE and status not in INACTIVE
+            if back and not allow_overlap:
+                slot = {"clinician": current.clinician, "patient_id": current.patient_id,
+                        "starts_at": current.starts_at, "ends_at": current.ends_at}  # fmt: skip
+                self._refuse_overlap(tx, slot, appointment_id)
             fields = {"status": status, **extra}
             change(tx, actor, appointment_id, "appointment", self.records.setter(fields))
         return self.get(appointment_id)
@@ -437,8 +488,9 @@ class Schedule:
     def _refuse_overlap(
         self, tx: Transaction, fields: dict[str, Any], excluding: str | None
     ) -> None:
-        clashes = self._overlaps(
-            tx, fields["clinician"], fields["starts_at"], fields["ends_at"], excluding
-        )
-        if clashes:
-            raise OverlapError(clashes)
+        start, end = fields["starts_at"], fields["ends_at"]
+        who = fields.get("clinician")
+        clashes = self._overlaps(tx, who, start, end, excluding) if who else []
+        mine = self._patient_overlaps(tx, fields["patient_id"], start, end, excluding)
+        if clashes or mine:
+            raise OverlapError(clashes, mine)

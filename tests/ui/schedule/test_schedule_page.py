@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableWidget,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.schedule.booking import BookingDialog, CancelDialog
+from app.schedule.page import DAY_COLUMNS
 from core.records.clinic import ClinicRecords
 from core.records.schedule import Clinician, Schedule
 from core.records.visits import Visits
@@ -58,6 +69,14 @@ def focused() -> QWidget:
     widget = QApplication.focusWidget()
     assert widget is not None
     return widget
+
+
+def assert_hints_whole(dialog: QDialog) -> None:
+    """Every hint in ``dialog``'s boxes shows whole (README: a field's hint shows whole)."""
+    edits = [e for e in dialog.findChildren(QLineEdit) if e.placeholderText()]
+    assert edits
+    for edit in edits:
+        assert_placeholder_fits(edit)
 
 
 def booking_dialog(qtbot: QtBot, window: MainWindow) -> BookingDialog:
@@ -276,11 +295,64 @@ def test_an_overlap_is_shown_and_booked_once_confirmed(
     clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
     assert clashes == [f"{today().isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
     assert len(day_rows(page)) == 3  # nothing written yet
-    assert focused() is dialog.overlap.confirm_button
     QTest.keyClick(dialog.overlap.confirm_button, Qt.Key.Key_Space)  # Book anyway
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[1][:3] == ("09:05–09:20", "NGUYEN, Bao", "Dr Sam Lee")
+
+
+def test_return_again_after_the_overlap_warning_books_nothing_and_starts_has_the_keyboard(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's slip: after the warning the keyboard sat on Book anyway, so a second
+    Return (or a key repeat) double-booked the clinician with the warning unread. The
+    keyboard goes to Starts, its time selected, and Book anyway is never the default."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QTest.keyClicks(dialog.start, at("09:05"))  # Maria is 09:00-09:15 with Dr Sam Lee
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert focused() is dialog.start and dialog.start.selectedText() == at("09:05")
+    confirm = dialog.overlap.confirm_button
+    assert not confirm.isDefault() and not confirm.autoDefault()
+    QTest.keyClick(focused(), Qt.Key.Key_Return)  # the second Return: checked again
+    qtbot.waitUntil(lambda: not dialog.saving(), timeout=10_000)
+    assert dialog.isVisible() and dialog.overlap.isVisible() and focused() is dialog.start
+    records = schedule_window.workstation.records
+    assert len(Schedule(records).day(today())) == 3  # nothing booked
+    QTest.keyClicks(dialog.start, at("09:15"))  # typed over: the clash is gone
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    assert [a.starts_at[11:] for a in Schedule(records).day(today())] == [
+        "09:00", "09:15", "09:30", "10:00",
+    ]  # fmt: skip
+
+
+def test_booking_the_patient_again_at_a_time_they_already_have_warns_of_it(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's observation: Chinedu Okafor has 09:30-10:00 with Dr Ana Kim; booking
+    him at 09:40 with Dr Sam Lee (free then) warned of nothing. The warning says it is the
+    patient's time and lists it; Book anyway books."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    QTest.keyClicks(dialog.start, at("09:40"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(focused(), Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "The patient already has an appointment then"
+    clashes = dialog.overlap.clashes
+    assert [clashes.item(i).text() for i in range(clashes.count())] == [
+        f"{today().isoformat()} 09:30-10:00 OKAFOR, Chinedu (booked)"
+    ]
+    assert len(day_rows(page)) == 3  # nothing written yet
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[2][:3] == ("09:40–09:55", "OKAFOR, Chinedu", "Dr Sam Lee")
 
 
 def test_changing_the_time_forgets_a_shown_overlap(
@@ -637,6 +709,160 @@ def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_li
     assert focused() is page.day_table and page.selected_id() == page.appointments[2].id
 
 
+@pytest.fixture
+def desk_window(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> MainWindow:
+    """The schedule clinic, signed in as Dee Desk of the front desk."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    clinic.sign_in("desk", PASSWORD)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window, "desk", PASSWORD)
+    return window
+
+
+def appointment_menu(qtbot: QtBot) -> QMenu:
+    """The appointment's menu, once it has popped up."""
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert isinstance(menu, QMenu) and menu.objectName() == "appointmentMenu"
+    return menu
+
+
+def right_click(table: QTableWidget, pos: QPoint) -> None:
+    """A right click at ``pos`` in ``table``'s rows, as the window system delivers it: the
+    press chooses the row, then the context-menu event."""
+    viewport = table.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.RightButton, pos=pos)
+    QTest.mouseRelease(viewport, Qt.MouseButton.RightButton, pos=pos)
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, viewport.mapToGlobal(pos))
+    QApplication.sendEvent(viewport, event)
+
+
+def choose_in_menu(menu: QMenu, text: str) -> None:
+    """Down through the menu to ``text``, then Return, as from the keyboard."""
+    texts = [a.text() for a in menu.actions()]
+    for _ in range(texts.index(text) + 1):
+        QTest.keyClick(menu, Qt.Key.Key_Down)
+    assert menu.activeAction() is not None and menu.activeAction().text() == text
+    QTest.keyClick(menu, Qt.Key.Key_Return)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+@pytest.mark.strict_authz
+def test_the_front_desk_undoes_a_check_in_and_reinstates_a_cancelled_appointment(
+    qtbot: QtBot, desk_window: MainWindow
+) -> None:
+    """The tester's block: a wrong check-in or a cancellation had no way back in the app
+    (README "The schedule": arrived -> booked, cancelled -> booked, no-show -> booked),
+    only the command line, which the front desk does not use. Back to booked, under the
+    list and in the appointment's menu (a right click, or the Menu key), does it; each
+    step is core's status change, audited as the desk's."""
+    page = open_schedule(qtbot, desk_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    records = desk_window.workstation.records
+    astrid = page.appointments[2].id  # Astrid Lindqvist, 10:00 with Dr Sam Lee
+    select_row(page, 2)
+    assert not page.back_button.isEnabled()  # booked: nothing to undo
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("LINDQVIST, Astrid", "just arrived")])
+    # The wrong patient was checked in: Tab from the list to Back to booked, Space.
+    assert focused() is page.day_table and page.back_button.isEnabled()
+    assert "Undo the check-in" in page.back_button.toolTip()
+    while focused() is not page.back_button:
+        QTest.keyClick(focused(), Qt.Key.Key_Tab)
+        assert focused() not in (page.cancel_button, page.waiting_table)
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Booked", timeout=10_000)
+    assert page.waiting_texts() == []
+    stored = Schedule(records).get(astrid)
+    assert (stored.status, stored.arrived_at) == ("booked", None)
+    # The button pressed greyed itself out: the keyboard is back on the list, never on
+    # the red Cancel… now enabled beside it.
+    assert focused() is page.day_table and page.selected_id() == astrid
+    # Cancelled by mistake: a right click on it offers Back to booked (not Cancel…).
+    click(page.cancel_button)
+    dialog = page.dialog
+    assert isinstance(dialog, CancelDialog)
+    activate(qtbot, dialog)
+    QTest.keyClicks(dialog.reason, "Wrong patient")
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Cancelled", timeout=10_000)
+    desk_window.activateWindow()
+    qtbot.waitUntil(desk_window.isActiveWindow)
+    table = page.day_table
+    cell = table.item(2, 3)
+    assert cell is not None
+    right_click(table, table.visualItemRect(cell).center())
+    menu = appointment_menu(qtbot)
+    assert [a.text() for a in menu.actions()] == ["Back to booked", "Open chart"]
+    choose_in_menu(menu, "Back to booked")
+    qtbot.waitUntil(lambda: day_rows(page)[2][4] == "Booked", timeout=10_000)
+    assert day_rows(page)[2][3] == ""  # the cancellation's reason went with it
+    desk_window.activateWindow()  # the menu gone, the window has the keyboard again
+    qtbot.waitUntil(desk_window.isActiveWindow)
+    assert focused() is page.day_table
+    # A no-show, from the keyboard: the Menu key on the chosen appointment.
+    select_row(page, 0)  # Maria Garcia, 09:00: not come
+    click(page.no_show_button)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "No-show", timeout=10_000)
+    assert focused() is page.day_table
+    QTest.keyClick(page.day_table, Qt.Key.Key_Menu)
+    menu = appointment_menu(qtbot)
+    assert [a.text() for a in menu.actions()] == ["Arrived", "Back to booked", "Open chart"]
+    choose_in_menu(menu, "Back to booked")
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "Booked", timeout=10_000)
+    audited = records.db.query(
+        "SELECT details FROM audit_log WHERE actor = 'desk' AND action = 'appointment.status'"
+    )
+    moves = [json.loads(row[0]) for row in audited]
+    assert [(m["from"], m["to"]) for m in moves] == [
+        ("booked", "arrived"), ("arrived", "booked"), ("cancelled", "booked"),
+        ("booked", "no_show"), ("no_show", "booked"),
+    ]  # fmt: skip
+
+
+def test_reinstating_onto_a_time_given_away_asks_first_with_the_clashes(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Maria's 09:00 with Dr Sam Lee was cancelled and Bao booked at 09:05 in its place:
+    putting Maria back asks first, listing Bao, with "Keep it cancelled" under the
+    keyboard (Return keeps it); "Reinstate anyway" puts it back."""
+    records = schedule_window.workstation.records
+    schedule = Schedule(records)
+    maria = schedule.day(today())[0]
+    schedule.cancel(maria.id, "Feeling better")
+    bao = next(p for p in records.search_patients("nguyen"))
+    schedule.book(bao.id, at("09:05"), "lee", minutes=15)
+    page = open_schedule(qtbot, schedule_window)
+    select_row(page, 0)
+    assert day_rows(page)[0][1:] == (
+        "GARCIA, Maria", "Dr Sam Lee", "Cough (cancelled: Feeling better)", "Cancelled",
+    )  # fmt: skip
+    click(page.back_button)
+    qtbot.waitUntil(lambda: page.question is not None, timeout=10_000)
+    question = page.question
+    assert question is not None
+    assert question.text() == "The clinician is already booked at this time"
+    assert f"{today().isoformat()} 09:05-09:20 NGUYEN, Bao (booked)" in question.informativeText()
+    qtbot.waitUntil(question.isVisible)
+    keep = QApplication.focusWidget()
+    assert isinstance(keep, QPushButton) and keep.text() == "Keep it cancelled"
+    QTest.keyClick(keep, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.question is None)
+    assert schedule.get(maria.id).status == "cancelled"
+    click(page.back_button)
+    qtbot.waitUntil(lambda: page.question is not None, timeout=10_000)
+    question = page.question
+    assert question is not None
+    go = question.findChild(QPushButton, "overlapQuestionButton")
+    assert go is not None and go.text() == "Reinstate anyway"
+    click(go)
+    qtbot.waitUntil(lambda: day_rows(page)[0][4] == "Booked", timeout=10_000)
+    assert schedule.get(maria.id).status == "booked"
+
+
 def test_no_show_and_a_refused_move_is_explained(qtbot: QtBot, schedule_window: MainWindow) -> None:
     page = open_schedule(qtbot, schedule_window)
     page.clock = lambda: dt.datetime.combine(today(), dt.time(9, 1))  # Maria's 09:00 has begun
@@ -885,7 +1111,7 @@ def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
     assert dialog.height() <= max(opened, needed)
     gap = rect_in(dialog.start, dialog).top() - rect_in(dialog.chosen, dialog).bottom()
     assert gap <= 2 * 6 + 2, f"{gap} pixels between the chosen patient and Starts"
-    assert_placeholder_fits(dialog.patient_search)
+    assert_hints_whole(dialog)
     dialog.reject()
     qtbot.waitUntil(lambda: page.dialog is None)
     select_row(page, 0)
@@ -893,8 +1119,36 @@ def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
     cancelling = page.dialog
     assert isinstance(cancelling, CancelDialog)
     activate(qtbot, cancelling)
-    assert_placeholder_fits(cancelling.reason)
+    assert_hints_whole(cancelling)
     cancelling.reject()
+
+
+@pytest.mark.usefixtures("styled")
+def test_the_overlap_warning_gives_its_room_back_once_the_time_is_changed(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: once the warning went (the time changed to a free one), the
+    dialog kept its height, the room spread as blank bands around "Booking for …"."""
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QApplication.processEvents()
+    before = dialog.height()
+    QTest.keyClicks(dialog.start, at("09:05"))
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    assert dialog.height() > before  # it grew to show the warning
+    click(dialog.start)
+    dialog.start.selectAll()
+    QTest.keyClicks(dialog.start, at("09:15"))
+    assert not dialog.overlap.isVisible()
+    QApplication.processEvents()
+    shot(dialog, "booking-overlap-gone")
+    assert dialog.height() == before
+    gap = rect_in(dialog.start, dialog).top() - rect_in(dialog.chosen, dialog).bottom()
+    assert gap <= 2 * 6 + 2, f"{gap} pixels between the chosen patient and Starts"
 
 
 @pytest.mark.qt_log_ignore(POPUP_NOISE)
@@ -932,6 +1186,47 @@ def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
     assert waiting.right() == rect_in(page.open_chart_button, page).right()
     assert heading.top() == rect_in(page.day_table, page).top()
     assert heading.left() == waiting.left()
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_on_a_small_screen_the_day_list_has_room_to_show_each_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture at 1024x740: the waiting room (empty) kept half the width and
+    the day list's Reason was "W…", its header ".easo". The day list has three fifths;
+    every reason and every header shows whole, and the waiting room still names who
+    waits."""
+    schedule_window.resize(SMALL.width(), SMALL.height())
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
+    select_row(page, 2)
+    click(page.arrived_button)
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("LINDQVIST, Astrid", "just arrived")])
+    QApplication.processEvents()
+    shot(page, "schedule-small")
+    day, side = rect_in(page.day_table, page), rect_in(page.side, page)
+    assert day.width() >= 1.4 * side.width(), f"day list {day.width()}, waiting {side.width()}"
+    # About 13 characters of reason whole ("Follow-up", "BP check"), not "W…"; a longer one
+    # is elided and its cell's tooltip has it all.
+    reason = page.day_table.horizontalHeader().sectionSize(DAY_COLUMNS.index("Reason"))
+    assert reason >= 110, f"the Reason column has {reason} pixels"
+    cell = page.day_table.item(1, DAY_COLUMNS.index("Reason"))
+    assert cell is not None and cell.toolTip() == "Follow-up"
+    for table in (page.day_table, page.waiting_table):
+        header = table.horizontalHeader()
+        for column in range(table.columnCount()):
+            width = header.sectionSize(column)
+            label = table.horizontalHeaderItem(column)
+            assert label is not None
+            texts = [label.text()] + [
+                item.text()
+                for row in range(table.rowCount())
+                if (item := table.item(row, column)) is not None
+            ]
+            for text in texts:
+                # The style's cell margin (a few pixels each side) besides the text.
+                needed = table.fontMetrics().horizontalAdvance(text) + 2 * 8
+                assert needed <= width, f"{text!r} needs {needed}, its column has {width}"
 
 
 @pytest.mark.strict_authz

@@ -113,11 +113,38 @@ def test_an_overlap_is_named_then_booked_when_the_person_confirms() -> None:
     assert [c.id for c in s.overlaps("lee", "2026-12-07T09:30", "2026-12-07T09:45")] == []
 
 
+def test_the_patient_s_own_overlapping_appointment_is_named_too() -> None:
+    """The tester's observation: booking the same patient again at an overlapping time
+    (with another clinician) warned of nothing; it is named as the patient's, and booked
+    once the person has seen it. A cancelled one holds no time."""
+    r, pid = clinic()
+    s = Schedule(r)
+    kim = s.book(pid, "2026-12-07 09:30", "kim", minutes=30)
+    with pytest.raises(OverlapError) as info:
+        s.book(pid, "2026-12-07 09:45", "lee", minutes=15)
+    assert (info.value.clashes, [a.id for a in info.value.patient_clashes]) == ([], [kim.id])
+    assert str(info.value).startswith("the patient already has an appointment then: ")
+    lee = s.book(pid, "2026-12-07 10:00", "lee", minutes=15)  # back to back: no clash
+    with pytest.raises(OverlapError) as info:
+        s.move(lee.id, "2026-12-07 09:50")
+    assert [a.id for a in info.value.everything()] == [kim.id]
+    # The same clinician and patient: one clash, named in both lists, listed once.
+    with pytest.raises(OverlapError) as info:
+        s.book(pid, "2026-12-07 09:40", "kim", minutes=10)
+    assert [a.id for a in info.value.everything()] == [kim.id]
+    assert "clinician is already booked" in str(info.value)
+    assert "patient already has" in str(info.value)
+    assert s.book(pid, "2026-12-07 09:45", "lee", minutes=15, allow_overlap=True).status == "booked"
+    s.cancel(kim.id)
+    assert s.move(lee.id, "2026-12-07 09:30").starts_at == "2026-12-07T09:30"
+
+
 def test_move_keeps_the_length_and_warns_of_overlaps() -> None:
     r, pid = clinic()
     s = Schedule(r, at("2026-12-07 08:00"))
     a = s.book(pid, "2026-12-07 09:30", "lee", minutes=20)
-    b = s.book(pid, "2026-12-07 11:00", "lee", minutes=15)
+    other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id  # the clash is Dr Lee's only
+    b = s.book(other, "2026-12-07 11:00", "lee", minutes=15)
     moved = s.move(a.id, "2026-12-08 14:00")
     assert (moved.starts_at, moved.ends_at) == ("2026-12-08T14:00", "2026-12-08T14:20")
     with pytest.raises(OverlapError):
@@ -228,6 +255,29 @@ def test_cancel_keeps_the_reason_and_rebooking_clears_it() -> None:
     assert (rebooked.status, rebooked.cancel_reason) == ("booked", None)
     actions = [row[0] for row in r.db.query("SELECT action FROM audit_log")]
     assert "appointment.cancel" in actions and "appointment.status" in actions
+
+
+def test_putting_back_a_cancelled_or_no_show_appointment_warns_of_what_took_its_time() -> None:
+    """Reinstating a cancelled appointment (or a no-show turning up) whose time the
+    clinician has since given to someone else is refused naming the clash when the caller
+    asks (the schedule page), allowed once the person has seen it; nothing is written."""
+    r, pid = clinic()
+    other = r.add_patient("Okafor", "Chinedu", "1990-06-15").id
+    s = Schedule(r, at("2026-12-07 09:40"))
+    first = s.book(pid, "2026-12-07 09:30", "lee", minutes=30)
+    s.cancel(first.id, "Feeling better")
+    taken = s.book(other, "2026-12-07 09:45", "lee", minutes=15)
+    with pytest.raises(OverlapError) as info:
+        s.set_status(first.id, "booked", allow_overlap=False)
+    assert [c.id for c in info.value.clashes] == [taken.id]
+    assert s.get(first.id).status == "cancelled"  # nothing written
+    assert s.set_status(first.id, "booked", allow_overlap=True).status == "booked"
+    s.set_status(first.id, "no_show")
+    with pytest.raises(OverlapError):
+        s.set_status(first.id, "arrived", allow_overlap=False)
+    # Back to booked from arrived held the time all along: nothing to warn of.
+    assert s.set_status(first.id, "arrived", allow_overlap=True).status == "arrived"
+    assert s.set_status(first.id, "booked", allow_overlap=False).status == "booked"
 
 
 def test_the_waiting_room_lists_today_s_arrivals_longest_waiting_first() -> None:
