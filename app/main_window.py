@@ -965,8 +965,15 @@ class MainWindow(QMainWindow):
             self.workspace.show_notice(
                 restored_notice(restored), passing=True, forms=[d.kind for d in restored]
             )
-        for outcome in self.outcomes.take(session.user.username):
-            self.workspace.show_notice(outcome.text)
+        # What ended while they were away waits above the pages, but for passing news (a
+        # connection made, a scheduled backup), said together in the status bar.
+        kept = self.outcomes.take(session.user.username)
+        for outcome in kept:
+            if not outcome.passing:
+                self.workspace.show_notice(outcome.text)
+        passed = " ".join(o.text for o in kept if o.passing)
+        if passed:
+            self.statusBar().showMessage(passed, 20_000)
 
     # ----- outcomes of work whose dialog closed -----------------------------------------
 
@@ -1169,6 +1176,7 @@ class MainWindow(QMainWindow):
         self.idle.stop()
         self.sync.stop()
         self.statusBar().hide()
+        self.statusBar().clearMessage()  # said to this person: not to whoever signs in next
         self.operations.stop()
         self.worker.cancel_all()
         if session is not None:

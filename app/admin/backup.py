@@ -482,9 +482,14 @@ class BackupSchedule(QObject):
     """The scheduled local backup: while someone is signed in, every ``SCHEDULE_CHECK_MS``
     the timer looks whether the newest backup in the folder is older than the interval,
     and if so backs up on the worker (sealed to the recovery key: no person is asked) and
-    keeps the newest ``keep``."""
+    keeps the newest ``keep``.
 
-    finished = Signal(object)  # BackupResult, or the Exception it failed with
+    A backup running when the session ends (a sign-out, the auto-logoff) finishes: its
+    file appears whole or not at all, and :attr:`finished` still says how it ended, for
+    the person it ran under. Cancelled, its outcome was dropped and the schedule went on
+    waiting for it: no scheduled backup ran again until Careline restarted."""
+
+    finished = Signal(str, object)  # the actor; BackupResult, or the Exception it failed with
 
     def __init__(self, worker: Worker, workstation: Workstation, parent: QObject | None) -> None:
         super().__init__(parent)
@@ -510,8 +515,13 @@ class BackupSchedule(QObject):
             self.check()
 
     def stop(self) -> None:
-        """Signed out: no more backups until the next sign-in."""
+        """Signed out: no more backups until the next sign-in (one running finishes)."""
         self.timer.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while a scheduled backup is queued or running on the worker."""
+        return self._job is not None
 
     def check(self) -> None:
         """Back up on the worker if one is due."""
@@ -523,17 +533,16 @@ class BackupSchedule(QObject):
         ws, keep, actor = self._workstation, self.keep, self.actor
         self._job = self._worker.submit(
             lambda: backup_into(ws, folder, keep, actor)[0],
-            self._done, self._failed, label="scheduled backup",
+            lambda result: self._ended(actor, result),
+            lambda exc: self._ended(actor, exc),
+            label="scheduled backup", outlives_session=True,
         )  # fmt: skip
 
-    def _done(self, result: BackupResult) -> None:
+    def _ended(self, actor: str, outcome: BackupResult | Exception) -> None:
         self._job = None
-        self.finished.emit(result)
-
-    def _failed(self, exc: Exception) -> None:
-        self._job = None
-        log.warning("scheduled backup failed: %s", exc)
-        self.finished.emit(exc)
+        if isinstance(outcome, Exception):
+            log.warning("scheduled backup failed: %s", outcome)
+        self.finished.emit(actor, outcome)
 
 
 class BackupTools(OneDialog):
@@ -585,12 +594,15 @@ class BackupTools(OneDialog):
         self.schedule.stop()
         self.close()
 
-    def _scheduled(self, outcome: object) -> None:
-        bar = self._window.statusBar()
+    def _scheduled(self, actor: str, outcome: object) -> None:
+        """Said to the person the backup ran under, in the status bar: now, or at their
+        next sign-in here. A failure passes too: the next check tries again, and a notice
+        per attempt would pile up above the pages."""
         if isinstance(outcome, Exception):
-            bar.showMessage(f"Scheduled backup failed: {describe_error(outcome)}", 60_000)
+            text = f"Scheduled backup failed: {describe_error(outcome)}"
         else:
-            bar.showMessage("Scheduled backup saved.", 10_000)
+            text = "Scheduled backup saved."
+        self._window.outcomes.tell(actor, text, passing=True)
 
     def show_backup(self) -> None:
         """Settings → Back up now…"""

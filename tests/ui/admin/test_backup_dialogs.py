@@ -20,7 +20,13 @@ from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records.workstation import Workstation
-from core.sync.backup import RestoreResult, restore_backup, restored_identity
+from core.sync import backup_schedule as schedule_module
+from core.sync.backup import (
+    RestoreResult,
+    read_backup_header,
+    restore_backup,
+    restored_identity,
+)
 from core.sync.backup_schedule import backup_name, scheduled_backups
 from tests.ui.conftest import (
     ADMIN,
@@ -272,6 +278,55 @@ def test_the_schedule_backs_up_when_due_and_keeps_the_newest(
     assert len(kept) == 2 and kept[-1].read_bytes()[:8] == b"CLBACKUP"
     window.backups.schedule.check()  # not due again: nothing new
     assert scheduled_backups(folder) == kept
+
+
+def _sign_out_by(how: str, window: MainWindow) -> None:
+    """Ctrl+L, or the auto-logoff (what the idle timer does when it runs out)."""
+    if how == "ctrl+l":
+        table = window.workspace.patient_list.table
+        QTest.keyClick(table, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    else:
+        window.idle.timed_out.emit()
+    assert window.session is None
+
+
+@pytest.mark.parametrize("how", ["ctrl+l", "auto-logoff"])
+def test_a_scheduled_backup_running_at_sign_out_finishes_is_told_and_the_schedule_goes_on(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:  # fmt: skip
+    """A sign-out cancelled the scheduled backup running then: the file was written but
+    its outcome dropped, and the schedule kept waiting for it, so no scheduled backup ran
+    again. Now it finishes whole, the person it ran under hears so at their next sign-in,
+    and the next one is made when due."""
+    folder = tmp_path / "scheduled"
+    window = make_window(clinic)
+    schedule = window.backups.schedule
+    schedule.configure(folder, 7, 24)
+    with held_on_the_worker(monkeypatch, schedule_module, "create_backup") as release:
+        # Signed in, the backup is due (the folder is empty) and starts, held; the patient
+        # list waits behind it on the worker.
+        page = window.sign_in_page
+        page.username.setText(ADMIN)
+        page.password.setText(PASSWORD)
+        QTest.keyClick(page.password, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+        assert schedule.running
+        _sign_out_by(how, window)
+        release.set()
+        qtbot.waitUntil(lambda: not schedule.running, timeout=20_000)
+    [made] = scheduled_backups(folder)
+    assert read_backup_header(made).kind == "workstation"  # whole, and a real backup
+    assert [p.name for p in folder.iterdir()] == [made.name]  # no partial file beside it
+    sign_in(qtbot, window)
+    assert window.statusBar().currentMessage() == "Scheduled backup saved."
+    assert window.workspace.notice.text() == ""
+    # Due again a day later (the backup made is renamed as if it were a day old): the
+    # timer's next check backs up again.
+    made.rename(folder / backup_name(dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)))
+    schedule.timer.timeout.emit()
+    assert schedule.running
+    qtbot.waitUntil(lambda: len(scheduled_backups(folder)) == 2, timeout=20_000)
 
 
 def _fill_restore(dialog: RestoreDialog, backup: Path, folder: Path) -> None:
