@@ -50,6 +50,18 @@ def recovery_key_opens(folder: Path, key: str) -> bool:
     return True
 
 
+def _staged_key(folder: Path) -> str | None:
+    """The id of the recovery key staged (shown, not yet confirmed) in ``folder``."""
+    staged = Keychain.load(folder / KEYSLOT_FILE_NAME).pending_recovery
+    return None if staged is None else staged.slot_id
+
+
+def key_slot_id(dialog: RestoreDialog) -> str:
+    """The slot of the restored computer's key ``dialog`` shows."""
+    assert dialog.restore_result is not None
+    return dialog.restore_result.recovery_slot_id
+
+
 def _backup_via_dialog(qtbot: QtBot, window: MainWindow, target: Path) -> None:
     tools = window.backups
     assert tools.backup_action.isVisible() and tools.restore_action.isVisible()
@@ -211,9 +223,9 @@ def test_a_restore_in_progress_cannot_be_closed_before_its_key_is_shown(
     _backup_via_dialog(qtbot, signed_in, target)
     release = threading.Event()
 
-    def held(*args: Any) -> RestoreResult:
+    def held(*args: Any, **kwargs: Any) -> RestoreResult:
         release.wait(20)
-        return restore_backup(*args)
+        return restore_backup(*args, **kwargs)
 
     monkeypatch.setattr("app.admin.backup.restore_backup", held)
     tools = signed_in.backups
@@ -395,11 +407,13 @@ def test_a_restored_key_left_unconfirmed_at_auto_lock_is_withdrawn(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
 ) -> None:
     dialog, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
-    assert recovery_key_opens(folder, key)
+    # On screen unconfirmed, the key is staged: it opens nothing yet.
+    assert _staged_key(folder) == key_slot_id(dialog)
+    assert not recovery_key_opens(folder, key)
     signed_in.idle.timed_out.emit()
     assert not dialog.isVisible() and key not in dialog.outcome.text()
     qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=10_000)
-    assert not recovery_key_opens(folder, key)
+    assert _staged_key(folder) is None and not recovery_key_opens(folder, key)
     sign_in(qtbot, signed_in)
     assert "you were signed out before you confirmed storing it" in (
         signed_in.workspace.notice.text()
@@ -463,3 +477,64 @@ def test_quitting_with_a_restored_key_unconfirmed_withdraws_it(
     assert not signed_in.isVisible()
     assert not recovery_key_opens(folder, key)
     assert [s.kind for s in Keychain.load(folder / KEYSLOT_FILE_NAME).slots] == ["password"]
+
+
+@pytest.mark.parametrize("how", ["close", "sigterm"])
+def test_quitting_while_a_restore_runs_leaves_no_key_nobody_saw(
+    qtbot: QtBot, signed_in: MainWindow, make_window: WindowFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:  # fmt: skip
+    """Careline quits (the window closed, or SIGTERM at a log-out: the event loop ends and
+    ``run_app`` shuts the window down) while Restore runs. The restore ends as the worker
+    stops, its result never reaches the screen: its recovery key used to stay in force on
+    the restored computer with nobody holding it. Now it opens nothing there, and the
+    restored computer says at its first sign-in that it has no recovery key and how to make
+    one."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    for field, text in ((dialog.backup, str(target)), (dialog.folder, str(folder))):
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    QTest.mouseClick(dialog.with_passphrase, Qt.MouseButton.LeftButton)
+    for field, text in ((dialog.secret, PASSPHRASE), (dialog.username, ADMIN),
+                        (dialog.password, PASSWORD)):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    with held_on_the_worker(monkeypatch, backup_module, "restore_backup") as release:
+        QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        assert dialog.must_stay_open()
+        # Let it go and quit at once: the restore ends while the worker stops, and the GUI
+        # thread never hears of it.
+        release.set()
+        if how == "close":
+            signed_in.close()
+        else:
+            signed_in.shutdown()  # what run_app does once SIGTERM has ended the event loop
+    assert not signed_in.workstation.is_unlocked
+    chain = Keychain.load(folder / KEYSLOT_FILE_NAME)  # the restore did finish
+    assert chain.recovery_slot() is None and chain.pending_recovery is None
+    assert [s.kind for s in chain.slots] == ["password"]
+    # The restored computer opens with the administrator's password and says what to do.
+    window = make_window(Workstation(folder, FAST_PARAMS))
+    sign_in(qtbot, window)
+    notice = window.workspace.notice
+    qtbot.waitUntil(lambda: backup_module.NO_RECOVERY_KEY in notice.text(), timeout=10_000)
+    assert "Settings → New recovery key…" in notice.text()
+
+
+def test_a_restored_key_still_staged_when_careline_was_killed_is_withdrawn_at_its_first_open(
+    tmp_path: Path, signed_in: MainWindow, qtbot: QtBot, make_window: WindowFactory
+) -> None:
+    """Killed with the restored computer's key on screen (no quitting code ran): the key
+    is staged there, opening nothing, and the restored computer's first open withdraws it
+    and says so at sign-in."""
+    dialog, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
+    assert _staged_key(folder) == key_slot_id(dialog)
+    assert not recovery_key_opens(folder, key)
+    window = make_window(Workstation(folder, FAST_PARAMS))  # another Careline, after a kill
+    sign_in(qtbot, window)
+    notice = window.workspace.notice
+    qtbot.waitUntil(lambda: backup_module.NO_RECOVERY_KEY in notice.text(), timeout=10_000)
+    assert _staged_key(folder) is None and not recovery_key_opens(folder, key)
