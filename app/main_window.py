@@ -1070,7 +1070,9 @@ class MainWindow(QMainWindow):
         if who is None or (dialog is not None and dialog.isVisible() and dialog.waiting):
             return
         if error is None:
-            self.outcomes.tell(who, "This workstation is now connected to the clinic server.")
+            self.outcomes.tell(
+                who, "This workstation is now connected to the clinic server.", passing=True
+            )
         else:
             self.outcomes.tell(who, f"Connecting to the clinic server failed: {error}", True)
 
