@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.conflicts.dialog import ConflictCard, ConflictsDialog
@@ -190,7 +191,39 @@ def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: Main
     dialog.url.setText("http://plain.example")
     dialog.code.setText("X")
     dialog.submit()
-    assert dialog.error.text() == "The server address must start with https://."
+    assert dialog.errors["url"].text() == "The server address must start with https://."
+
+
+def test_connect_to_server_with_everything_wrong_says_it_all_at_once(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """Connect to server said one problem at a time below the form: each Connect found
+    the next. Now each field in error says so under itself, the keyboard in the first,
+    and nothing is sent."""
+    signed_in.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
+    dialog = signed_in.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()  # as the person's click on it does (offscreen activates none)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    missing = tmp_path / "ca.pem"
+    for field, text in ((dialog.url, "careline.example"), (dialog.ca_path, str(missing))):
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    QTest.keyClick(dialog.ca_path, Qt.Key.Key_Return)  # Connect, with no code typed
+    said = {name: label.text() for name, label in dialog.errors.items() if label.isVisible()}
+    assert said == {
+        "url": "The server address must start with https://.",
+        "code": "Enter the one-time enrollment code.",
+        "ca": f"The CA certificate {missing} cannot be read: No such file or directory.",
+    }
+    assert not dialog.waiting and dialog.connect_button.isEnabled()
+    assert dialog.url.hasFocus() and dialog.url.selectedText() == "careline.example"
+    QTest.keyClicks(dialog.url, "https://careline.example")  # typed over: its message goes
+    assert not dialog.errors["url"].isVisible() and dialog.errors["code"].isVisible()
+    QTest.keyClick(dialog.url, Qt.Key.Key_Tab)
+    assert dialog.code.hasFocus()
 
 
 def test_a_typed_server_address_and_code_are_not_dropped_unasked(
