@@ -979,8 +979,15 @@ class MainWindow(QMainWindow):
             self.workspace.show_notice(
                 restored_notice(restored), passing=True, forms=[d.kind for d in restored]
             )
-        for outcome in self.outcomes.take(session.user.username):
-            self.workspace.show_notice(outcome.text)
+        # What ended while they were away waits above the pages, but for passing news (a
+        # connection made, a scheduled backup), said together in the status bar.
+        kept = self.outcomes.take(session.user.username)
+        for outcome in kept:
+            if not outcome.passing:
+                self.workspace.show_notice(outcome.text)
+        passed = " ".join(o.text for o in kept if o.passing)
+        if passed:
+            self.statusBar().showMessage(passed, 20_000)
 
     # ----- outcomes of work whose dialog closed -----------------------------------------
 
@@ -1077,7 +1084,9 @@ class MainWindow(QMainWindow):
         if who is None or (dialog is not None and dialog.isVisible() and dialog.waiting):
             return
         if error is None:
-            self.outcomes.tell(who, "This workstation is now connected to the clinic server.")
+            self.outcomes.tell(
+                who, "This workstation is now connected to the clinic server.", passing=True
+            )
         else:
             self.outcomes.tell(who, f"Connecting to the clinic server failed: {error}", True)
 
@@ -1183,6 +1192,7 @@ class MainWindow(QMainWindow):
         self.idle.stop()
         self.sync.stop()
         self.statusBar().hide()
+        self.statusBar().clearMessage()  # said to this person: not to whoever signs in next
         self.operations.stop()
         self.worker.cancel_all()
         if session is not None:

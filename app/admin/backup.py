@@ -7,9 +7,11 @@ joins the clinic again (Settings → Connect to server…, or a pairing code).
 
 A backup or a restore goes on when its dialog closes (a backup's may be closed at once, a
 sign-out closes either): its outcome is told to the person who started it
-(app/session/outcomes.py). A restored computer's recovery key nobody confirmed storing (the
-restore ended after a sign-out closed its dialog, or the key was on screen unconfirmed) is
-withdrawn from it: a key is either held by someone or opens nothing.
+(app/session/outcomes.py). A restored computer's recovery key arrives staged, opening
+nothing until the person confirms storing it; one nobody confirmed (the restore ended
+after a sign-out closed its dialog, the key was on screen unconfirmed, or Careline quit or
+was killed meanwhile) is withdrawn from it: a key is either held by someone or opens
+nothing.
 """
 
 from __future__ import annotations
@@ -48,10 +50,12 @@ from app.widgets import (
 from app.worker import Job, Worker
 from core.crypto import sealed_file
 from core.crypto.kdf import Argon2Params
+from core.keys.errors import NoSlotError
 from core.records.workstation import Workstation
 from core.sync.backup import (
     BackupResult,
     RestoreResult,
+    confirm_recovery_key,
     create_backup,
     restore_backup,
     restored_identity,
@@ -65,6 +69,12 @@ if TYPE_CHECKING:  # the main window imports this module
 log = logging.getLogger(__name__)
 
 SCHEDULE_CHECK_MS = 10 * 60 * 1000  # how often the timer looks whether a backup is due
+NO_RECOVERY_KEY = (
+    "This computer has no recovery key: the one made when it was restored was never "
+    "confirmed as stored, so it was withdrawn. Until an "
+    "administrator makes one (Settings → New recovery key…), only staff passwords open its "
+    "records."
+)
 
 
 def _path_row(edit: QLineEdit, choose: QPushButton) -> QWidget:
@@ -259,10 +269,12 @@ class RestoreDialog(TypedForm):
 
     What was typed is not dropped unasked (``TypedForm``). While the restore runs it
     cannot be closed (Cancel is disabled, Escape and the close button wait): the restored
-    computer's new recovery key is shown only when it ends, and then only Close, once the
-    person ticked that they stored the key, leaves it. A sign-out closing it before then
-    lets the restore finish and withdraws that key (nobody holds it), and ``tell`` says so
-    to the person at their next sign-in. Never kept as a draft: it holds a key or
+    computer's new recovery key is shown only when it ends, staged (it opens nothing yet),
+    and then only Close, once the person ticked that they stored the key, leaves it and
+    puts the key in force. A sign-out closing it before then lets the restore finish and
+    withdraws that key (nobody holds it), and ``tell`` says so to the person at their next
+    sign-in; Careline quitting withdraws it too (:meth:`settle_now`), and if it is killed
+    the restored computer's first open does. Never kept as a draft: it holds a key or
     passphrase and a password."""
 
     restored = Signal(object)  # RestoreResult
@@ -273,6 +285,9 @@ class RestoreDialog(TypedForm):
         self._worker, self._kdf_params, self._tell = worker, kdf_params, tell
         self._job: Job[RestoreResult] | None = None
         self.restore_result: RestoreResult | None = None  # restored, its key on screen
+        # The running restore's result, put here by the worker: read only once the worker
+        # has stopped (quitting drops a result not yet delivered, not the key it made).
+        self._landed: list[RestoreResult] = []
         self.setObjectName("restoreDialog")
         self.setWindowTitle("Restore a backup")
         self.setMinimumWidth(600)
@@ -386,11 +401,14 @@ class RestoreDialog(TypedForm):
             self.username.text().strip(),
             self.password.text(),
         )
-        params = self._kdf_params
+        params, landed = self._kdf_params, self._landed
 
         def restore() -> RestoreResult:
-            return restore_backup(backup, folder, kind, secret, user, password,
-                                  lambda ws: ws.sign_in(user, password), params)  # fmt: skip
+            result = restore_backup(backup, folder, kind, secret, user, password,
+                                    lambda ws: ws.sign_in(user, password), params,
+                                    hold_recovery_key=True)  # fmt: skip
+            landed.append(result)
+            return result
 
         self.start_button.setEnabled(False)
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(False)
@@ -401,6 +419,7 @@ class RestoreDialog(TypedForm):
     def _done(self, result: RestoreResult) -> None:
         self._job = None
         self.restore_result = result
+        self._landed.clear()  # delivered: restore_result holds it
         self.busy.hide()
         self.password.clear()
         self.secret.clear()
@@ -438,12 +457,17 @@ class RestoreDialog(TypedForm):
         grow_to_fit(self)
 
     def done(self, code: int) -> None:
-        """Closed by a sign-out: a restore still running finishes, and its key, never shown,
+        """Closed. Once the person confirmed storing the key shown, it goes in force.
+        Closed by a sign-out: a restore still running finishes, and its key, never shown,
         is withdrawn; a key on screen unconfirmed is withdrawn too. Either way the person
         who started it is told at their next sign-in."""
         job, self._job = self._job, None
         worker, tell = self._worker, self._tell
-        if job is not None:
+        if self.restore_result is not None and not self.unconfirmed:
+            # A small file write, here rather than on the worker: quitting right after Close
+            # would drop a job still queued, and with it a key the person has stored.
+            put_restored_key_in_force(tell, self.restore_result)
+        elif job is not None:
             folder = self.folder.text().strip()
             job.on_done = lambda restored: withdraw_restored_key(
                 worker, tell, restored, "it was never shown (you were signed out before the "
@@ -460,16 +484,37 @@ class RestoreDialog(TypedForm):
         super().done(code)
 
     def settle_now(self) -> None:
-        """The app is quitting and its worker has stopped: a key on screen unconfirmed is
-        withdrawn here, on this thread."""
+        """The app is quitting and its worker has stopped, here on this thread: a key the
+        person confirmed storing goes in force; one on screen unconfirmed is withdrawn, and
+        so is the key of a restore that was running (it may have ended while the worker
+        stopped, its result never delivered: the key was never shown)."""
         restored = self.restore_result
-        if restored is None or not self.unconfirmed:
-            return
-        try:
-            withdraw_recovery_key(restored.data_dir, restored.recovery_slot_id)
-        except Exception as exc:  # quitting must not fail
-            log.warning("could not withdraw the restored computer's recovery key: %s", exc)
+        if restored is not None and not self.unconfirmed:
+            put_restored_key_in_force(self._tell, restored)
+        else:
+            for result in [restored] if restored is not None else self._landed:
+                try:
+                    withdraw_recovery_key(result.data_dir, result.recovery_slot_id)
+                except Exception as exc:  # quitting must not fail; its first open does it
+                    log.warning("could not withdraw the restored computer's recovery key: %s",
+                                exc)  # fmt: skip
         self.restore_result = None
+        self._landed.clear()
+        self._job = None
+
+
+def put_restored_key_in_force(tell: Tell, result: RestoreResult) -> None:
+    """The restored computer's recovery key, confirmed stored, goes in force; if it cannot,
+    the person who restored it is told what to do."""
+    try:
+        confirm_recovery_key(result.data_dir, result.recovery_slot_id)
+    except Exception as exc:
+        why = (
+            "it was withdrawn when the restored computer was opened before you confirmed storing it"
+            if isinstance(exc, NoSlotError)
+            else f"it could not be put in use ({describe_error(exc)})"
+        )
+        tell(withdrawn_notice(result, why), True)
 
 
 def withdraw_restored_key(worker: Worker, tell: Tell, result: RestoreResult, why: str) -> None:
@@ -497,9 +542,14 @@ class BackupSchedule(QObject):
     """The scheduled local backup: while someone is signed in, every ``SCHEDULE_CHECK_MS``
     the timer looks whether the newest backup in the folder is older than the interval,
     and if so backs up on the worker (sealed to the recovery key: no person is asked) and
-    keeps the newest ``keep``."""
+    keeps the newest ``keep``.
 
-    finished = Signal(object)  # BackupResult, or the Exception it failed with
+    A backup running when the session ends (a sign-out, the auto-logoff) finishes: its
+    file appears whole or not at all, and :attr:`finished` still says how it ended, for
+    the person it ran under. Cancelled, its outcome was dropped and the schedule went on
+    waiting for it: no scheduled backup ran again until Careline restarted."""
+
+    finished = Signal(str, object)  # the actor; BackupResult, or the Exception it failed with
 
     def __init__(self, worker: Worker, workstation: Workstation, parent: QObject | None) -> None:
         super().__init__(parent)
@@ -525,8 +575,13 @@ class BackupSchedule(QObject):
             self.check()
 
     def stop(self) -> None:
-        """Signed out: no more backups until the next sign-in."""
+        """Signed out: no more backups until the next sign-in (one running finishes)."""
         self.timer.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while a scheduled backup is queued or running on the worker."""
+        return self._job is not None
 
     def check(self) -> None:
         """Back up on the worker if one is due."""
@@ -538,17 +593,16 @@ class BackupSchedule(QObject):
         ws, keep, actor = self._workstation, self.keep, self.actor
         self._job = self._worker.submit(
             lambda: backup_into(ws, folder, keep, actor)[0],
-            self._done, self._failed, label="scheduled backup",
+            lambda result: self._ended(actor, result),
+            lambda exc: self._ended(actor, exc),
+            label="scheduled backup", outlives_session=True,
         )  # fmt: skip
 
-    def _done(self, result: BackupResult) -> None:
+    def _ended(self, actor: str, outcome: BackupResult | Exception) -> None:
         self._job = None
-        self.finished.emit(result)
-
-    def _failed(self, exc: Exception) -> None:
-        self._job = None
-        log.warning("scheduled backup failed: %s", exc)
-        self.finished.emit(exc)
+        if isinstance(outcome, Exception):
+            log.warning("scheduled backup failed: %s", outcome)
+        self.finished.emit(actor, outcome)
 
 
 class BackupTools(OneDialog):
@@ -583,11 +637,18 @@ class BackupTools(OneDialog):
         if not session.demo:
             self.schedule.start(session.user.username)
         ws = self._window.workstation
-        self._window.worker.submit(lambda: restored_identity(ws.database),
-                                   self._show_restored, label="restored identity")  # fmt: skip
 
-    def _show_restored(self, restored: dict[str, Any] | None) -> None:
-        """A restored workstation says, until it has joined again, that it must."""
+        def restored() -> tuple[dict[str, Any] | None, bool]:
+            return restored_identity(ws.database), ws.keychain().recovery_slot() is not None
+
+        self._window.worker.submit(restored, self._show_restored,
+                                   label="restored identity")  # fmt: skip
+
+    def _show_restored(self, found: tuple[dict[str, Any] | None, bool]) -> None:
+        """A restored workstation says, until it has joined again, that it must; and, while
+        it has no recovery key (the one its restore made was never confirmed as stored),
+        that an administrator makes one."""
+        restored, has_recovery_key = found
         if restored is None or self._window._session is None:
             return
         self._window.workspace.show_notice(
@@ -595,17 +656,22 @@ class BackupTools(OneDialog):
             "sync until it joins the clinic again (Settings → Connect to server…, or a "
             "pairing code). Its records are kept."
         )
+        if not has_recovery_key:
+            self._window.workspace.show_notice(NO_RECOVERY_KEY)
 
     def _signed_out(self) -> None:
         self.schedule.stop()
         self.close()
 
-    def _scheduled(self, outcome: object) -> None:
-        bar = self._window.statusBar()
+    def _scheduled(self, actor: str, outcome: object) -> None:
+        """Said to the person the backup ran under, in the status bar: now, or at their
+        next sign-in here. A failure passes too: the next check tries again, and a notice
+        per attempt would pile up above the pages."""
         if isinstance(outcome, Exception):
-            bar.showMessage(f"Scheduled backup failed: {describe_error(outcome)}", 60_000)
+            text = f"Scheduled backup failed: {describe_error(outcome)}"
         else:
-            bar.showMessage("Scheduled backup saved.", 10_000)
+            text = "Scheduled backup saved."
+        self._window.outcomes.tell(actor, text, passing=True)
 
     def show_backup(self) -> None:
         """Settings → Back up now…"""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QHideEvent, QShowEvent
@@ -45,14 +44,16 @@ from app.sync.join import (
     join_clinic,
     kept_join,
 )
-from app.sync.status import describe_progress
+from app.sync.status import describe_progress, read_ca_file
 from app.widgets import (
+    check_all,
     clear_when_edited,
     error_label,
     fields_of,
     form_layout,
     input_value,
     paragraph,
+    show_problems,
 )
 from app.worker import Job, Worker
 from core.records import demo, validation
@@ -207,6 +208,7 @@ class AdminPage(QWizardPage):
             "confirm": self.confirm,
         }
         self.errors = {field: error_label() for field in self.inputs}
+        self._field_of: dict[QLabel, QWidget] = {self.errors[f]: w for f, w in self.inputs.items()}
         self.general_error = error_label()
         self.progress = paragraph("", "hint")
         self.progress.hide()
@@ -268,9 +270,23 @@ class AdminPage(QWizardPage):
         if self._job is not None:
             return False
         self._clear_errors()
-        if self.password.text() != self.confirm.text():
-            self.show_error("confirm", "The two passwords are different. Type them again.")
+        # Core's own checks, all of them, before anything is made: one message at a time
+        # sent the person round the form once per mistake.
+        username, full_name, password = (
+            self.username.text(),
+            self.full_name.text(),
+            self.password.text(),
+        )
+        problems = check_all([
+            (self.errors["username"], lambda: validation.username(username)),
+            (self.errors["full_name"], lambda: validation.text("full_name", full_name or username)),
+            (self.errors["password"],
+             lambda: validation.password(password, (username.strip().lower(), full_name))),
+        ])  # fmt: skip
+        if password != self.confirm.text():
+            problems[self.errors["confirm"]] = "The two passwords are different. Type them again."
             self.confirm.clear()
+        if show_problems(self, problems, self._field_of, select=True):
             return False
         self._set_busy(True)
         self._job = self._wizard.create_clinic(
@@ -622,11 +638,19 @@ class JoinPage(QWizardPage):
         ca_row = QHBoxLayout()
         ca_row.addWidget(self.ca_path, 1)
         ca_row.addWidget(browse)
+        # A message under each field, said all at once (show_problems); ``error`` below the
+        # form says the rest (the server's or the peer's answer).
+        self.errors = {name: error_label() for name in (
+            "server_url", "enroll_code", "ca_path", "pair_code", "peer_address", "username",
+            "password")}  # fmt: skip
         self.server_form = QWidget()
         server_form = form_layout()
         server_form.addRow("Server address", self.server_url)
+        server_form.addRow("", self.errors["server_url"])
         server_form.addRow("Enrollment code", self.enroll_code)
+        server_form.addRow("", self.errors["enroll_code"])
         server_form.addRow("CA certificate", ca_row)
+        server_form.addRow("", self.errors["ca_path"])
         self.server_form.setLayout(server_form)
 
         self.pair_code = QLineEdit()
@@ -642,7 +666,9 @@ class JoinPage(QWizardPage):
         self.peer_form = QWidget()
         peer_form = form_layout()
         peer_form.addRow("Pairing code", self.pair_code)
+        peer_form.addRow("", self.errors["pair_code"])
         peer_form.addRow("Workstation", peer_row)
+        peer_form.addRow("", self.errors["peer_address"])
         self.peer_form.setLayout(peer_form)
         self.peer_form.hide()
 
@@ -653,7 +679,14 @@ class JoinPage(QWizardPage):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         account = form_layout()
         account.addRow("Your user name", self.username)
+        account.addRow("", self.errors["username"])
         account.addRow("Password", self.password)
+        account.addRow("", self.errors["password"])
+        self._field_of: dict[QLabel, QWidget] = {
+            label: getattr(self, name) for name, label in self.errors.items()
+        }
+        for label, field in self._field_of.items():
+            clear_when_edited(field, label)
         self.error = error_label()
         self.resume_note = paragraph(
             "This computer is enrolled with the clinic server, but receiving the clinic's "
@@ -707,7 +740,11 @@ class JoinPage(QWizardPage):
     def _via_changed(self, peer: bool) -> None:
         self.server_form.setVisible(not peer)
         self.peer_form.setVisible(peer)
-        self.error.hide()
+        self._hide_errors()
+
+    def _hide_errors(self) -> None:
+        for label in (self.error, *self.errors.values()):
+            label.hide()
 
     def nextId(self) -> int:
         """The recovery key page."""
@@ -831,46 +868,49 @@ class JoinPage(QWizardPage):
             lambda: discard_unfinished_join(ws), done, failed, label="discard unfinished join"
         )
 
-    def request(self) -> JoinRequest | str:
-        """The join request from the form, or what is missing."""
-        if not self.username.text().strip() or not self.password.text():
-            return "Enter your user name and password in the clinic."
+    def request(self) -> JoinRequest | dict[QLabel, str]:
+        """The join request from the form, or everything wrong with it (a field's message
+        label -> its text)."""
+        problems: dict[QLabel, str] = {}
+        if self.resuming is None:
+            if self.via_peer.isChecked():
+                pair_code, peer = self.pair_code.text().strip(), self.peer_address.text().strip()
+                if not pair_code:
+                    problems[self.errors["pair_code"]] = (
+                        "Enter the pairing code shown on the other workstation."
+                    )
+                if not peer:
+                    problems[self.errors["peer_address"]] = (
+                        "Enter the other workstation's address (HOST:PORT), or choose Find."
+                    )
+            else:
+                url, code = self.server_url.text().strip(), self.enroll_code.text().strip()
+                if not url.startswith("https://"):
+                    problems[self.errors["server_url"]] = (
+                        "The server address must start with https://."
+                    )
+                if not code:
+                    problems[self.errors["enroll_code"]] = "Enter the one-time enrollment code."
+                ca_pem, unusable = read_ca_file(self.ca_path.text())
+                if unusable:
+                    problems[self.errors["ca_path"]] = unusable
+        if not self.username.text().strip():
+            problems[self.errors["username"]] = "Enter your user name in the clinic."
+        if not self.password.text():
+            problems[self.errors["password"]] = "Enter your password in the clinic."
+        if problems:
+            return problems
         if self.resuming is not None:
             # The kept credential names the server: nothing else is sent (no code).
             return JoinRequest(self.username.text(), self.password.text())
         if self.via_peer.isChecked():
-            if not self.pair_code.text().strip():
-                return "Enter the pairing code shown on the other workstation."
-            if not self.peer_address.text().strip():
-                return "Enter the other workstation's address (HOST:PORT), or choose Find."
-            return JoinRequest(
-                self.username.text(),
-                self.password.text(),
-                pair_code=self.pair_code.text().strip(),
-                peer=self.peer_address.text().strip(),
-            )
-        url = self.server_url.text().strip()
-        if not url.startswith("https://"):
-            return "The server address must start with https://."
-        if not self.enroll_code.text().strip():
-            return "Enter the one-time enrollment code."
-        ca_pem: str | None = None
-        if self.ca_path.text().strip():
-            path = Path(self.ca_path.text().strip())
-            try:
-                ca_pem = path.read_text(encoding="ascii")
-            except OSError as exc:
-                # The reason in words ("No such file or directory"), not "[Errno 2] ...".
-                return f"The CA certificate {path} cannot be read: {exc.strerror or exc}."
-            except UnicodeDecodeError:
-                return "That file is not a PEM certificate."
-            if "BEGIN CERTIFICATE" not in ca_pem:
-                return "That file is not a PEM certificate."
+            return JoinRequest(self.username.text(), self.password.text(),
+                               pair_code=pair_code, peer=peer)  # fmt: skip
         return JoinRequest(
             self.username.text(),
             self.password.text(),
             server_url=url,
-            enroll_code=self.enroll_code.text().strip(),
+            enroll_code=code,
             ca_pem=ca_pem,
             device_name=platform.node() or "workstation",
         )
@@ -881,10 +921,10 @@ class JoinPage(QWizardPage):
             return True
         if self._job is not None or self._discard_job is not None:
             return False
-        self.error.hide()
+        self._hide_errors()
         request = self.request()
-        if isinstance(request, str):
-            self.show_error(request)
+        if isinstance(request, dict):
+            show_problems(self, request, self._field_of, select=True)
             return False
         self._set_busy(True)
         self._job = self._wizard.join_clinic(request, self._joined, self._failed)

@@ -18,10 +18,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Outcome:
-    """One sentence for a person; ``problem``: the work failed or was not done."""
+    """One sentence for a person; ``problem``: the work failed or was not done;
+    ``passing``: news that only passes in the status bar, at a later sign-in too (a
+    connection made, a scheduled backup), where the rest waits above the pages."""
 
     text: str
     problem: bool = False
+    passing: bool = False
 
 
 # Says one outcome to the person a dialog was opened for: (text, problem).
@@ -51,9 +54,9 @@ class Outcomes:
 
         return tell
 
-    def tell(self, username: str, text: str, problem: bool = False) -> None:
+    def tell(self, username: str, text: str, problem: bool = False, passing: bool = False) -> None:
         """Say ``text`` to ``username``: now, or at their next sign-in here."""
-        outcome = Outcome(text, problem)
+        outcome = Outcome(text, problem, passing)
         if self._now(username):
             self._show(outcome)
         else:

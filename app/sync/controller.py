@@ -204,6 +204,7 @@ class SessionOutcome:
     stored_acked: int | None = None  # own seq another replica holds, as the store keeps it
     error: Exception | None = None
     enrolled: ServerCredential | None = None
+    enrollment: bool = False  # the outcome of an enrollment (not of a session before it)
     not_enrolled: bool = False
     lan: bool = False
     lan_only: bool = False  # LAN peers only: no clinic server
@@ -307,9 +308,9 @@ class _SyncRunner(QObject):
             credential = enroll(url, code, ca_pem, device, op_trust.binding_for(db))
             adopt_credential(db, credential, self._actor())
         except Exception as exc:
-            self.finished.emit(SessionOutcome(error=exc))
+            self.finished.emit(SessionOutcome(error=exc, enrollment=True))
             return
-        self.finished.emit(replace(self._session(), enrolled=credential))
+        self.finished.emit(replace(self._session(), enrolled=credential, enrollment=True))
 
     @Slot()
     def release(self) -> None:
@@ -657,7 +658,11 @@ class SyncController(QObject):
 
     def _session_finished(self, outcome: SessionOutcome) -> None:
         self._busy = False
-        enrolling, self._enrolling = self._enrolling, False
+        # A session that was running when Connect was chosen ends first: its outcome is not
+        # the enrollment's (it was taken for it: "connected", or a sync's error).
+        enrolling = self._enrolling and outcome.enrollment
+        if enrolling:
+            self._enrolling = False
         if enrolling and outcome.enrolled is None and outcome.error is not None:
             # The enrollment dialog shows why; nothing about syncing changed, so the status
             # bar goes back to what it said before the attempt (not a lasting red error).
@@ -667,9 +672,14 @@ class SyncController(QObject):
             return
         if enrolling:
             self._failures = 0
-            if not self._periodic.isActive():
+            if self._active and not self._periodic.isActive():
                 self._periodic.start()
         if not self._active:
+            if enrolling:
+                # Enrolled, the person signed out meanwhile (which broke off the first
+                # sync): connected all the same, and the window tells them so. This used to
+                # return first, so only a failed connection was ever told.
+                self.enroll_finished.emit(None)
             return
         if outcome.changes:
             self.remote_changes.emit(outcome.changes)

@@ -234,6 +234,24 @@ class SyncStatusWidget(QWidget):
         self.text.setText(describe_status(self._status))
 
 
+def read_ca_file(typed: str) -> tuple[str | None, str]:
+    """The server's CA certificate from the file named ``typed``: (its PEM text, "") or,
+    nothing typed, (None, ""); a file that cannot be used gives (None, why)."""
+    if not typed.strip():
+        return None, ""
+    path = Path(typed.strip())
+    try:
+        pem = path.read_text(encoding="ascii")
+    except OSError as exc:
+        # The reason in words ("No such file or directory"), not "[Errno 2] ...".
+        return None, f"The CA certificate {path} cannot be read: {exc.strerror or exc}."
+    except UnicodeDecodeError:
+        return None, "That file is not a PEM certificate."
+    if "BEGIN CERTIFICATE" not in pem:
+        return None, "That file is not a PEM certificate."
+    return pem, ""
+
+
 class EnrollDialog(TypedForm):
     """Connect this workstation to the clinic server with a one-time code. What was typed
     is not dropped unasked (``TypedForm``); once Connect handed it over, closing the dialog
@@ -268,12 +286,19 @@ class EnrollDialog(TypedForm):
         ca_row.addWidget(self.ca_path, 1)
         ca_row.addWidget(browse)
         self.device = QLineEdit(platform.node() or "workstation")
+        # A message under each field the form checks, said all at once (show_problems).
+        self.errors = {name: error_label() for name in ("url", "code", "ca")}
         form = form_layout()
         form.addRow("Server address", self.url)
+        form.addRow("", self.errors["url"])
         form.addRow("Enrollment code", self.code)
+        form.addRow("", self.errors["code"])
         form.addRow("CA certificate", ca_row)
+        form.addRow("", self.errors["ca"])
         form.addRow("Device name", self.device)
-        self.error = error_label()
+        self.clears_on_edit([(self.url, self.errors["url"]), (self.code, self.errors["code"]),
+                             (self.ca_path, self.errors["ca"])])  # fmt: skip
+        self.error = error_label()  # the server's answer
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setTextVisible(False)
@@ -303,27 +328,24 @@ class EnrollDialog(TypedForm):
         return self._waiting
 
     def submit(self) -> None:
-        """Check the form, then enroll and sync on the sync thread."""
+        """Check the whole form (everything wrong is said at once), then enroll and sync on
+        the sync thread."""
         if self._waiting:
             return
         self.error.hide()
+        for label in self.errors.values():
+            label.hide()
         url, code = self.url.text().strip(), self.code.text().strip()
+        problems: dict[QLabel, str] = {}
         if not url.startswith("https://"):
-            self._show_error("The server address must start with https://.")
-            return
+            problems[self.errors["url"]] = "The server address must start with https://."
         if not code:
-            self._show_error("Enter the one-time enrollment code.")
+            problems[self.errors["code"]] = "Enter the one-time enrollment code."
+        ca_pem, unusable = read_ca_file(self.ca_path.text())
+        if unusable:
+            problems[self.errors["ca"]] = unusable
+        if self.show_problems(problems, select=True):
             return
-        ca_pem: str | None = None
-        if self.ca_path.text().strip():
-            try:
-                ca_pem = Path(self.ca_path.text().strip()).read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as exc:
-                self._show_error(f"The CA certificate cannot be read: {exc}")
-                return
-            if "BEGIN CERTIFICATE" not in ca_pem:
-                self._show_error("That file is not a PEM certificate.")
-                return
         self._waiting = True
         self.connect_button.setEnabled(False)
         self.busy.show()

@@ -534,6 +534,18 @@ class Keychain:
             self.pending_recovery = None
         return True
 
+    def hold_recovery_key(self, slot_id: str) -> None:
+        """The recovery slot ``slot_id``, in force, goes back to staged: a restored
+        computer's new key, which opens nothing until the person it is shown to confirms
+        storing it (:meth:`confirm_recovery_key`); if they never do, the next open withdraws
+        it (``Workstation._open``). Raises NoSlotError if there is no such slot."""
+        with self._editing():
+            slot = next((s for s in self.slots if s.slot_id == slot_id), None)
+            if slot is None or slot.kind != "recovery":
+                raise NoSlotError(f"no recovery key slot with id {slot_id!r}")
+            self.slots = [s for s in self.slots if s is not slot]
+            self.pending_recovery = slot
+
     def discard_recovery_key(self, slot_id: str | None = None) -> bool:
         """Withdraw the staged recovery key (only if it is ``slot_id``, when given): the
         current one stays in force. Returns True if one was withdrawn."""

@@ -355,12 +355,18 @@ def restore_backup(
     password: str,
     sign_in: SignIn,
     kdf_params: Argon2Params = DEFAULT_PARAMS,
+    hold_recovery_key: bool = False,
 ) -> RestoreResult:
     """Restore the backup at ``path`` into the new folder ``data_dir`` with a new identity
     (module docstring). ``secret_kind`` is "recovery" or "passphrase". ``username`` and
     ``password`` make the new key file's first password slot; ``sign_in`` then signs that
     person in on the restored replica (their account must be in the backup, active, and an
-    administrator's). Nothing appears at ``data_dir`` unless all of it succeeded."""
+    administrator's). Nothing appears at ``data_dir`` unless all of it succeeded.
+
+    ``hold_recovery_key`` (the app): the new recovery key arrives staged, opening nothing
+    until :func:`confirm_recovery_key` once the person confirmed storing it. An app that
+    quits, or is killed, before then leaves no key in force that nobody saw: the restored
+    computer's first open withdraws it, and it opens with the password."""
     _require_empty_target(data_dir)
     header = read_backup_header(path)
     if header.kind != "workstation":
@@ -383,6 +389,10 @@ def restore_backup(
             sealed_file.wipe(content_key)
         _mark_pending(staging, manifest)
         result = _adopt(staging, manifest, header, username, password, sign_in, kdf_params)
+        if hold_recovery_key:
+            # After _adopt's sign-in (an open withdraws a staged key), before the folder
+            # appears under its name.
+            Keychain.load(staging / KEYSLOT_FILE_NAME).hold_recovery_key(result[-1])
         if data_dir.exists():
             data_dir.rmdir()
         os.replace(staging, data_dir)
@@ -446,16 +456,26 @@ def _adopt(
 
 
 def withdraw_recovery_key(data_dir: Path, slot_id: str) -> bool:
-    """Remove the recovery slot ``slot_id`` from the workstation restored into ``data_dir``:
-    its key was never shown, or nobody confirmed storing it (the app's restore, closed by a
-    sign-out). The password of the person who restored it still opens it, and an
-    administrator makes a new recovery key there. Returns False if that slot is gone
-    already (a new key was made there since)."""
+    """Remove the recovery slot ``slot_id`` (staged or in force) from the workstation
+    restored into ``data_dir``: its key was never shown, or nobody confirmed storing it
+    (the app's restore, closed by a sign-out or quitting). The password of the person who
+    restored it still opens it, and an administrator makes a new recovery key there.
+    Returns False if that slot is gone already (withdrawn, or a new key made there since)."""
     chain = Keychain.load(data_dir / KEYSLOT_FILE_NAME)
+    if chain.discard_recovery_key(slot_id):
+        return True
     if not any(s.slot_id == slot_id and s.kind == "recovery" for s in chain.slots):
         return False
     chain.remove_slot(slot_id)
     return True
+
+
+def confirm_recovery_key(data_dir: Path, slot_id: str) -> None:
+    """The restored computer's staged recovery key ``slot_id`` goes in force: the person it
+    was shown to confirmed storing it (``hold_recovery_key``). Nothing changes if it is in
+    force already; NoSlotError if it was withdrawn meanwhile (the restored computer was
+    opened before the confirmation)."""
+    Keychain.load(data_dir / KEYSLOT_FILE_NAME).confirm_recovery_key(slot_id)
 
 
 def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, str, str | None]:

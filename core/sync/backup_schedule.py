@@ -12,6 +12,11 @@ from core.sync.backup import BackupError, BackupResult, create_backup
 
 SUFFIX = ".clbackup"
 _NAME = re.compile(r"careline-backup-(\d{8}T\d{6}Z)(?:-(\d+))?\.clbackup")
+# What a backup is written as until it is whole (sealed_file.write_bundle_file): a hidden
+# name no listing above matches, so it never passes for a backup. One is left behind only
+# when Careline was killed while writing; a day later it is no one's work in progress.
+_PARTIAL = re.compile(r"\.careline-backup-\d{8}T\d{6}Z(?:-\d+)?\.clbackup\.partial-[0-9a-f]+")
+STALE_PARTIAL = dt.timedelta(days=1)
 
 
 def backup_name(now: dt.datetime) -> str:
@@ -59,13 +64,22 @@ def _made_at(path: Path) -> dt.datetime:
     return dt.datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
 
 
-def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest scheduled backups; returns what was deleted."""
+def prune(folder: Path, keep: int, now: dt.datetime | None = None) -> list[Path]:
+    """Delete all but the ``keep`` newest scheduled backups, and the partial files of
+    backups cut off while being written (older than ``STALE_PARTIAL``: a younger one may
+    be another process's backup in progress); returns what was deleted."""
     if keep < 1:
         raise BackupError("keep at least one backup (--keep 1 or more)")
     old = scheduled_backups(folder)[:-keep]
     for path in old:
         path.unlink(missing_ok=True)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - STALE_PARTIAL
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if _PARTIAL.fullmatch(path.name) and path.is_file():
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            if written < cutoff:
+                path.unlink(missing_ok=True)
+                old.append(path)
     return old
 
 

@@ -20,8 +20,14 @@ from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records.workstation import Workstation
+from core.sync import backup_schedule as schedule_module
 from core.sync.attachments import Attachments
-from core.sync.backup import RestoreResult, restore_backup, restored_identity
+from core.sync.backup import (
+    RestoreResult,
+    read_backup_header,
+    restore_backup,
+    restored_identity,
+)
 from core.sync.backup_schedule import backup_name, scheduled_backups
 from tests.ui.conftest import (
     ADMIN,
@@ -43,6 +49,18 @@ def recovery_key_opens(folder: Path, key: str) -> bool:
     except (NoSlotError, WrongSecretError):
         return False
     return True
+
+
+def _staged_key(folder: Path) -> str | None:
+    """The id of the recovery key staged (shown, not yet confirmed) in ``folder``."""
+    staged = Keychain.load(folder / KEYSLOT_FILE_NAME).pending_recovery
+    return None if staged is None else staged.slot_id
+
+
+def key_slot_id(dialog: RestoreDialog) -> str:
+    """The slot of the restored computer's key ``dialog`` shows."""
+    assert dialog.restore_result is not None
+    return dialog.restore_result.recovery_slot_id
 
 
 def _backup_via_dialog(qtbot: QtBot, window: MainWindow, target: Path) -> None:
@@ -213,9 +231,9 @@ def test_a_restore_in_progress_cannot_be_closed_before_its_key_is_shown(
     _backup_via_dialog(qtbot, signed_in, target)
     release = threading.Event()
 
-    def held(*args: Any) -> RestoreResult:
+    def held(*args: Any, **kwargs: Any) -> RestoreResult:
         release.wait(20)
-        return restore_backup(*args)
+        return restore_backup(*args, **kwargs)
 
     monkeypatch.setattr("app.admin.backup.restore_backup", held)
     tools = signed_in.backups
@@ -280,6 +298,55 @@ def test_the_schedule_backs_up_when_due_and_keeps_the_newest(
     assert len(kept) == 2 and kept[-1].read_bytes()[:8] == b"CLBACKUP"
     window.backups.schedule.check()  # not due again: nothing new
     assert scheduled_backups(folder) == kept
+
+
+def _sign_out_by(how: str, window: MainWindow) -> None:
+    """Ctrl+L, or the auto-logoff (what the idle timer does when it runs out)."""
+    if how == "ctrl+l":
+        table = window.workspace.patient_list.table
+        QTest.keyClick(table, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    else:
+        window.idle.timed_out.emit()
+    assert window.session is None
+
+
+@pytest.mark.parametrize("how", ["ctrl+l", "auto-logoff"])
+def test_a_scheduled_backup_running_at_sign_out_finishes_is_told_and_the_schedule_goes_on(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:  # fmt: skip
+    """A sign-out cancelled the scheduled backup running then: the file was written but
+    its outcome dropped, and the schedule kept waiting for it, so no scheduled backup ran
+    again. Now it finishes whole, the person it ran under hears so at their next sign-in,
+    and the next one is made when due."""
+    folder = tmp_path / "scheduled"
+    window = make_window(clinic)
+    schedule = window.backups.schedule
+    schedule.configure(folder, 7, 24)
+    with held_on_the_worker(monkeypatch, schedule_module, "create_backup") as release:
+        # Signed in, the backup is due (the folder is empty) and starts, held; the patient
+        # list waits behind it on the worker.
+        page = window.sign_in_page
+        page.username.setText(ADMIN)
+        page.password.setText(PASSWORD)
+        QTest.keyClick(page.password, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+        assert schedule.running
+        _sign_out_by(how, window)
+        release.set()
+        qtbot.waitUntil(lambda: not schedule.running, timeout=20_000)
+    [made] = scheduled_backups(folder)
+    assert read_backup_header(made).kind == "workstation"  # whole, and a real backup
+    assert [p.name for p in folder.iterdir()] == [made.name]  # no partial file beside it
+    sign_in(qtbot, window)
+    assert window.statusBar().currentMessage() == "Scheduled backup saved."
+    assert window.workspace.notice.text() == ""
+    # Due again a day later (the backup made is renamed as if it were a day old): the
+    # timer's next check backs up again.
+    made.rename(folder / backup_name(dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)))
+    schedule.timer.timeout.emit()
+    assert schedule.running
+    qtbot.waitUntil(lambda: len(scheduled_backups(folder)) == 2, timeout=20_000)
 
 
 def _fill_restore(dialog: RestoreDialog, backup: Path, folder: Path) -> None:
@@ -348,11 +415,13 @@ def test_a_restored_key_left_unconfirmed_at_auto_lock_is_withdrawn(
     qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
 ) -> None:
     dialog, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
-    assert recovery_key_opens(folder, key)
+    # On screen unconfirmed, the key is staged: it opens nothing yet.
+    assert _staged_key(folder) == key_slot_id(dialog)
+    assert not recovery_key_opens(folder, key)
     signed_in.idle.timed_out.emit()
     assert not dialog.isVisible() and key not in dialog.outcome.text()
     qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=10_000)
-    assert not recovery_key_opens(folder, key)
+    assert _staged_key(folder) is None and not recovery_key_opens(folder, key)
     sign_in(qtbot, signed_in)
     assert "you were signed out before you confirmed storing it" in (
         signed_in.workspace.notice.text()
@@ -416,3 +485,64 @@ def test_quitting_with_a_restored_key_unconfirmed_withdraws_it(
     assert not signed_in.isVisible()
     assert not recovery_key_opens(folder, key)
     assert [s.kind for s in Keychain.load(folder / KEYSLOT_FILE_NAME).slots] == ["password"]
+
+
+@pytest.mark.parametrize("how", ["close", "sigterm"])
+def test_quitting_while_a_restore_runs_leaves_no_key_nobody_saw(
+    qtbot: QtBot, signed_in: MainWindow, make_window: WindowFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:  # fmt: skip
+    """Careline quits (the window closed, or SIGTERM at a log-out: the event loop ends and
+    ``run_app`` shuts the window down) while Restore runs. The restore ends as the worker
+    stops, its result never reaches the screen: its recovery key used to stay in force on
+    the restored computer with nobody holding it. Now it opens nothing there, and the
+    restored computer says at its first sign-in that it has no recovery key and how to make
+    one."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    folder = tmp_path / "restored"
+    dialog = _open_restore(qtbot, signed_in)
+    for field, text in ((dialog.backup, str(target)), (dialog.folder, str(folder))):
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    QTest.mouseClick(dialog.with_passphrase, Qt.MouseButton.LeftButton)
+    for field, text in ((dialog.secret, PASSPHRASE), (dialog.username, ADMIN),
+                        (dialog.password, PASSWORD)):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    with held_on_the_worker(monkeypatch, backup_module, "restore_backup") as release:
+        QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        assert dialog.must_stay_open()
+        # Let it go and quit at once: the restore ends while the worker stops, and the GUI
+        # thread never hears of it.
+        release.set()
+        if how == "close":
+            signed_in.close()
+        else:
+            signed_in.shutdown()  # what run_app does once SIGTERM has ended the event loop
+    assert not signed_in.workstation.is_unlocked
+    chain = Keychain.load(folder / KEYSLOT_FILE_NAME)  # the restore did finish
+    assert chain.recovery_slot() is None and chain.pending_recovery is None
+    assert [s.kind for s in chain.slots] == ["password"]
+    # The restored computer opens with the administrator's password and says what to do.
+    window = make_window(Workstation(folder, FAST_PARAMS))
+    sign_in(qtbot, window)
+    notice = window.workspace.notice
+    qtbot.waitUntil(lambda: backup_module.NO_RECOVERY_KEY in notice.text(), timeout=10_000)
+    assert "Settings → New recovery key…" in notice.text()
+
+
+def test_a_restored_key_still_staged_when_careline_was_killed_is_withdrawn_at_its_first_open(
+    tmp_path: Path, signed_in: MainWindow, qtbot: QtBot, make_window: WindowFactory
+) -> None:
+    """Killed with the restored computer's key on screen (no quitting code ran): the key
+    is staged there, opening nothing, and the restored computer's first open withdraws it
+    and says so at sign-in."""
+    dialog, folder, key = _restored_key_shown(qtbot, signed_in, tmp_path)
+    assert _staged_key(folder) == key_slot_id(dialog)
+    assert not recovery_key_opens(folder, key)
+    window = make_window(Workstation(folder, FAST_PARAMS))  # another Careline, after a kill
+    sign_in(qtbot, window)
+    notice = window.workspace.notice
+    qtbot.waitUntil(lambda: backup_module.NO_RECOVERY_KEY in notice.text(), timeout=10_000)
+    assert _staged_key(folder) is None and not recovery_key_opens(folder, key)

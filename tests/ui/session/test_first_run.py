@@ -8,7 +8,7 @@ import sys
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox, QWizard
+from PySide6.QtWidgets import QApplication, QMessageBox, QWizard
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -144,6 +144,39 @@ def test_invalid_user_name_is_shown_on_its_field(
     qtbot.waitUntil(lambda: admin.errors["username"].isVisible(), timeout=5_000)
     assert admin.errors["username"].text().startswith("User name: use 2-32 lower-case")
     assert not fresh_workstation.is_initialized()
+
+
+def test_an_administrator_form_with_everything_wrong_says_it_all_at_once(
+    qtbot: QtBot, fresh_workstation: Workstation, make_window: WindowFactory
+) -> None:
+    """The administrator page said one problem at a time (the passwords' mismatch first,
+    then core's refusals one per Create clinic): now everything wrong is said at once,
+    each under its field, the keyboard in the first of them, and nothing is created."""
+    window = make_window(fresh_workstation)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    wizard = window.first_run
+    assert wizard is not None
+    QTest.keyClicks(wizard.clinic_page.clinic_name, CLINIC_NAME)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    admin = wizard.admin_page
+    # User name, full name (left empty: the user name stands in), password, confirm.
+    for field, text in ((admin.username, "x"), (admin.password, "short"),
+                        (admin.confirm, "different")):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(qtbot, wizard, QWizard.WizardButton.CommitButton)
+    said = {name: label.text() for name, label in admin.errors.items() if label.isVisible()}
+    assert set(said) == {"username", "password", "confirm"}
+    assert said["username"].startswith("User name: use 2-32 lower-case")
+    assert said["password"] == "Password must be at least 10 characters."
+    assert said["confirm"] == "The two passwords are different. Type them again."
+    assert admin.confirm.text() == ""  # to be typed again
+    assert admin.username.hasFocus() and admin.username.selectedText() == "x"
+    assert not admin.creating and not fresh_workstation.is_initialized()
+    # Typing the user name over answers its message; the others stay until answered.
+    QTest.keyClicks(admin.username, "mgarcia")
+    assert not admin.errors["username"].isVisible() and admin.errors["password"].isVisible()
 
 
 def test_an_existing_clinic_never_shows_the_wizard(

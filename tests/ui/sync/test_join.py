@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QApplication, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
 from app.session.first_run import FirstRunWizard
@@ -32,6 +32,13 @@ def click(wizard: FirstRunWizard, which: QWizard.WizardButton) -> None:
     button = wizard.button(which)
     assert button.isVisible() and button.isEnabled(), which
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def activate(qtbot: QtBot, window: QWidget) -> None:
+    """Make ``window`` the active one, as the person's click on it does: the keyboard is
+    only ever in the active window (the offscreen platform activates none by itself)."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
 
 
 def to_join_page(wizard: FirstRunWizard) -> None:
@@ -198,6 +205,54 @@ def _try_joining(qtbot: QtBot, wizard: FirstRunWizard, url: str) -> str:
     return page.error.text()
 
 
+def test_a_join_form_with_everything_wrong_says_it_all_at_once(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """Join said one problem at a time, below the form: each Join clinic found the next.
+    Now every field in error says so under itself, the keyboard in the first of them."""
+    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    activate(qtbot, window)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate")
+    for field, text in ((page.server_url, "http://careline.example"),
+                        (page.ca_path, str(not_pem))):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(wizard, COMMIT)  # no code, no user name, no password either
+    said = {name: label.text() for name, label in page.errors.items() if label.isVisible()}
+    assert said == {
+        "server_url": "The server address must start with https://.",
+        "enroll_code": "Enter the one-time enrollment code.",
+        "ca_path": "That file is not a PEM certificate.",
+        "username": "Enter your user name in the clinic.",
+        "password": "Enter your password in the clinic.",
+    }
+    assert not page.error.isVisible()
+    assert (
+        page.server_url.hasFocus() and page.server_url.selectedText() == "http://careline.example"
+    )
+    # Typing the address over answers its message only; Tab goes on to the code.
+    QTest.keyClicks(page.server_url, "https://careline.example")
+    assert not page.errors["server_url"].isVisible() and page.errors["enroll_code"].isVisible()
+    QTest.keyClick(page.server_url, Qt.Key.Key_Tab)
+    assert page.enroll_code.hasFocus()
+
+    # Through a workstation on this network: its two fields, and the account's, at once.
+    radio = page.via_peer  # clicked on its round button (the row is wider than its label)
+    QTest.mouseClick(radio, Qt.MouseButton.LeftButton, pos=QPoint(8, radio.height() // 2))
+    assert radio.isChecked()
+    assert [n for n, label in page.errors.items() if label.isVisible()] == []
+    click(wizard, COMMIT)
+    shown = {name for name, label in page.errors.items() if label.isVisible()}
+    assert shown == {"pair_code", "peer_address", "username", "password"}
+    assert page.pair_code.hasFocus()
+    assert not wizard.workstation.is_initialized()
+
+
 def test_a_server_that_does_not_answer_is_named_in_plain_words(
     qtbot: QtBot,
     tmp_path: Path,
@@ -242,6 +297,7 @@ def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
     qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
 ) -> None:
     window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    activate(qtbot, window)
     wizard = window.first_run
     assert wizard is not None
     to_join_page(wizard)
@@ -253,8 +309,9 @@ def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
         QTest.mouseClick(field, Qt.MouseButton.LeftButton)
         QTest.keyClicks(field, text)
     click(wizard, COMMIT)
-    assert page.error.isVisible()
+    message = page.errors["ca_path"]
+    assert message.isVisible()
     assert (
-        page.error.text()
-        == f"The CA certificate {missing} cannot be read: No such file or directory."
+        message.text() == f"The CA certificate {missing} cannot be read: No such file or directory."
     )
+    assert page.ca_path.hasFocus()

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 from app.conflicts.dialog import ConflictCard, ConflictsDialog
@@ -194,7 +194,39 @@ def test_settings_menu_opens_the_enrollment_dialog(qtbot: QtBot, signed_in: Main
     dialog.url.setText("http://plain.example")
     dialog.code.setText("X")
     dialog.submit()
-    assert dialog.error.text() == "The server address must start with https://."
+    assert dialog.errors["url"].text() == "The server address must start with https://."
+
+
+def test_connect_to_server_with_everything_wrong_says_it_all_at_once(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """Connect to server said one problem at a time below the form: each Connect found
+    the next. Now each field in error says so under itself, the keyboard in the first,
+    and nothing is sent."""
+    signed_in.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: signed_in.enroll_dialog is not None)
+    dialog = signed_in.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()  # as the person's click on it does (offscreen activates none)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    missing = tmp_path / "ca.pem"
+    for field, text in ((dialog.url, "careline.example"), (dialog.ca_path, str(missing))):
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    QTest.keyClick(dialog.ca_path, Qt.Key.Key_Return)  # Connect, with no code typed
+    said = {name: label.text() for name, label in dialog.errors.items() if label.isVisible()}
+    assert said == {
+        "url": "The server address must start with https://.",
+        "code": "Enter the one-time enrollment code.",
+        "ca": f"The CA certificate {missing} cannot be read: No such file or directory.",
+    }
+    assert not dialog.waiting and dialog.connect_button.isEnabled()
+    assert dialog.url.hasFocus() and dialog.url.selectedText() == "careline.example"
+    QTest.keyClicks(dialog.url, "https://careline.example")  # typed over: its message goes
+    assert not dialog.errors["url"].isVisible() and dialog.errors["code"].isVisible()
+    QTest.keyClick(dialog.url, Qt.Key.Key_Tab)
+    assert dialog.code.hasFocus()
 
 
 def test_a_typed_server_address_and_code_are_not_dropped_unasked(
@@ -271,6 +303,62 @@ def test_a_connection_failing_after_sign_out_is_told_at_the_next_sign_in(
         qtbot.waitUntil(lambda: not signed_in.sync.busy, timeout=20_000)
     sign_in(qtbot, signed_in)
     assert "Connecting to the clinic server failed:" in signed_in.workspace.notice.text()
+
+
+CONNECTED = "This workstation is now connected to the clinic server."
+LEE, LEE_PASSWORD = "doc.lee", "lee's own long password"
+
+
+def test_a_connection_made_after_sign_out_is_told_at_that_persons_next_sign_in(
+    qtbot: QtBot, live: Live, clinic: Workstation, make_window: WindowFactory,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A failed connection was told at the next sign-in; one that succeeded was not (the
+    controller, stopped by the sign-out, returned before saying so). Now it passes in the
+    status bar when the person who started it signs in again here, and to nobody else."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.records.add_user(LEE, "Lee Doc", "clinician", LEE_PASSWORD)
+    clinic.sign_in(LEE, LEE_PASSWORD)  # a first sign-in adds their key slot
+    clinic.lock()
+    clinic_id = add_clinic(live.server, "Brookside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ca_file = tmp_path / "server-ca.pem"
+    ca_file.write_text(live.ca_pem)
+    window = make_window(clinic, sync_options=FAST_SYNC)
+    sign_in(qtbot, window)
+    window.workspace.enroll_action.trigger()
+    qtbot.waitUntil(lambda: window.enroll_dialog is not None)
+    dialog = window.enroll_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    for field, text in ((dialog.url, live.url), (dialog.code, code),
+                        (dialog.ca_path, str(ca_file))):  # fmt: skip
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    with held_on_the_worker(monkeypatch, controller_module, "enroll") as release:
+        QTest.keyClick(dialog.ca_path, Qt.Key.Key_Return)
+        assert dialog.waiting
+        # Sign out over the open dialog (it closes; the connection goes on).
+        QTest.keyClick(dialog.ca_path, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+        assert window.session is None
+        # (Heard even though the sign-out stopped syncing: it used to go unsaid.)
+        with qtbot.waitSignal(window.sync.enroll_finished, timeout=20_000) as finished:
+            release.set()
+    assert finished.args == [None]  # connected while nobody was signed in
+    assert load_credential_of(clinic) is not None
+
+    sign_in(qtbot, window, LEE, LEE_PASSWORD)  # someone else: not told
+    assert CONNECTED not in window.statusBar().currentMessage()
+    assert CONNECTED not in window.workspace.notice.text()
+    window.workspace.lock_action.trigger()  # Sign out
+    sign_in(qtbot, window)
+    assert window.statusBar().currentMessage() == CONNECTED
+    assert CONNECTED not in window.workspace.notice.text()
+
+
+def load_credential_of(ws: Workstation) -> ServerCredential | None:
+    """The server credential ``ws`` (open, as the window leaves it) holds."""
+    return load_credential(ws.database)
 
 
 def make_conflicts(a: Workstation, tmp_path: Path) -> str:

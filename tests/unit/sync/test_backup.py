@@ -9,11 +9,19 @@ import pytest
 
 from core.crypto.kdf import FAST_PARAMS
 from core.errors import CarelineError
+from core.keys.errors import NoSlotError
+from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.records.op_trust import device_key
 from core.records.workstation import Workstation
 from core.store import op_signer
 from core.store.oplog import identity
-from core.sync.backup import BackupError, create_backup, restore_backup
+from core.sync.backup import (
+    BackupError,
+    RestoreResult,
+    confirm_recovery_key,
+    create_backup,
+    restore_backup,
+)
 from core.sync.lan import identity as lan
 from tests.conftest import PASSWORD
 
@@ -95,3 +103,36 @@ def test_a_short_backup_passphrase_is_refused(workstation: Workstation, tmp_path
     with pytest.raises(BackupError, match="at least 12 characters"):
         create_backup(workstation, tmp_path / "short.clbackup", "eleven char", "admin")
     assert not (tmp_path / "short.clbackup").exists()
+
+
+def _held_restore(backup: Path, folder: Path) -> RestoreResult:
+    return restore_backup(backup, folder, "passphrase", PHRASE, "admin", PASSWORD,
+                          lambda ws: ws.sign_in("admin", PASSWORD), FAST_PARAMS,
+                          hold_recovery_key=True)  # fmt: skip
+
+
+def test_a_held_recovery_key_opens_nothing_until_confirmed(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    """The app's restore: the new key is staged until the person confirms storing it;
+    an app killed before then leaves it staged, and the restored computer's first open
+    withdraws it (its password still opens it)."""
+    backup = tmp_path / "a.clbackup"
+    create_backup(workstation, backup, PHRASE, "admin")
+    kept = _held_restore(backup, tmp_path / "kept")
+    chain = Keychain.load(tmp_path / "kept" / KEYSLOT_FILE_NAME)
+    assert chain.recovery_slot() is None
+    assert chain.pending_recovery is not None
+    assert chain.pending_recovery.slot_id == kept.recovery_slot_id
+    confirm_recovery_key(kept.data_dir, kept.recovery_slot_id)
+    chain.reload()
+    chain.unlock_with_recovery_key(kept.recovery_key).close()  # in force now
+
+    lost = _held_restore(backup, tmp_path / "lost")  # never confirmed: Careline killed
+    restored = Workstation(lost.data_dir, FAST_PARAMS)
+    restored.sign_in("admin", PASSWORD)
+    restored.lock()
+    chain = Keychain.load(lost.data_dir / KEYSLOT_FILE_NAME)
+    assert chain.recovery_slot() is None and chain.pending_recovery is None
+    with pytest.raises(NoSlotError):
+        confirm_recovery_key(lost.data_dir, lost.recovery_slot_id)
