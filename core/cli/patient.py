@@ -153,9 +153,10 @@ def run(ctx: Context) -> int:
 def _held_instead(changed: ChangedField) -> str:
     """What a field holds instead of the value ``--expect`` named, and who saved it."""
     now = "nothing" if changed.current is None else repr(changed.current)
+    expected = "empty" if changed.base is None else repr(changed.base)
     who = changed.author_name or changed.author or "someone"
     return (
-        f"{changed.field} holds {now}, not {changed.base!r} as --expect said "
+        f"{changed.field} holds {now}, not {expected} as --expect said "
         f"(saved by {who} at {changed.time})"
     )
 

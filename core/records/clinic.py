@@ -352,7 +352,7 @@ class ClinicRecords:
             "birth_date": v.birth_date(birth_date),
             "sex": v.sex(sex),
             "mrn": v.mrn(mrn),
-            "phone": v.text("phone", phone, required=False),
+            "phone": v.phone_number("phone", phone),
         }
         pid = new_id()
         fields["created_at"] = utc_now()

@@ -105,6 +105,13 @@ def test_a_scripted_change_guarded_by_expect_never_replaces_a_newer_value(clinic
         as_admin(clinic, "patient", "set", pid, "phone", "555-0101", "--expect", "")["phone"]
         == "555-0101"
     )
+    # A guard that the field is still empty, when it is not, says so in words.
+    full = careline(
+        clinic, "--password-stdin", "patient", "set", pid, "phone", "555-0909",
+        "--expect", "", stdin=PASSWORD,
+    )  # fmt: skip
+    assert full.returncode == 1
+    assert "not changed: phone holds '555-0101', not empty as --expect said" in full.stderr
     # Someone saves another number meanwhile; the script's guard still names the old one.
     as_admin(clinic, "patient", "set", pid, "phone", "555-0202")
     stale = careline(
@@ -185,6 +192,16 @@ def test_unknown_user(clinic: Path) -> None:
     )
     assert result.returncode == 3
     assert "'ghost' has not signed in on this workstation" in result.stderr
+
+
+def test_a_phone_with_letters_is_not_registered(clinic: Path) -> None:
+    result = careline(
+        clinic, "--password-stdin", "patient", "add", "--family", "Abebe", "--given", "Tigist",
+        "--birth-date", "1993-08-21", "--phone", "055-ABC-12!!", stdin=PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "phone: '055-ABC-12!!' is not a phone number: it holds 'ABC'" in result.stderr
+    assert as_admin(clinic, "patient", "search", "abebe tigist") == []
 
 
 def test_bad_input_names_the_field(clinic: Path) -> None:
