@@ -144,15 +144,17 @@ class _DeliberateChoice(QObject):
             if text.isspace():
                 return False  # Space opens the list, as in any box
             box.showPopup()
-            self._letters = 1
+            self._letters = 0
+        self._letters += 1
+        if self._letters == 1:
+            # The first letter, on the closed box or in the list a click opened: the first
+            # item starting with it, for Return or a click to take.
             first = text.casefold()
             for row in range(box.count()):
                 if box.itemText(row).casefold().startswith(first):
                     view.setCurrentIndex(view.model().index(row, box.modelColumn()))
                     break
-            return True
-        self._letters += 1
-        if self._letters == 2:
+        elif self._letters == 2:
             # A word, not a choice: the list goes back to what was chosen, and Return
             # there changes nothing (with nothing chosen yet, Return chooses nothing).
             current = box.currentIndex()
@@ -169,7 +171,8 @@ def choose_deliberately(box: QComboBox) -> None:
     Qt's boxes choose as letters are typed: a password typed into a role box by mistake (a
     click that landed on nothing left the keyboard there) walked its list letter by letter
     and ended on Admin, which the Return after the password took. Here one letter opens
-    the list on the first item starting with it, for Return or a click to take; more
+    the list (or, in a list already open, moves) to the first item starting with it, for
+    Return or a click to take; more
     letters are a word typed in the wrong place: the list goes back to the item chosen
     before (none: nothing to take) and ignores them.
     """

@@ -3,9 +3,12 @@ dialog grown for a message gives the room back once the message goes."""
 
 from __future__ import annotations
 
+import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QDialog,
     QLineEdit,
     QPushButton,
@@ -16,8 +19,14 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
-from app.widgets import clear_when_edited, dialog_layout, error_label, ignore_wheel
-from tests.ui.conftest import wheel
+from app.widgets import (
+    choose_deliberately,
+    clear_when_edited,
+    dialog_layout,
+    error_label,
+    ignore_wheel,
+)
+from tests.ui.conftest import POPUP_NOISE, wheel
 
 
 def test_the_wheel_scrolls_past_a_spin_box_instead_of_changing_it(qtbot: QtBot) -> None:
@@ -73,3 +82,29 @@ def test_a_message_put_right_gives_back_its_room_but_not_the_persons(qtbot: QtBo
     QTest.keyClicks(field, "y")
     QApplication.sendPostedEvents()  # the layout's request, handled
     assert not error.isVisible() and dialog.height() == grown + 150
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the list opens
+def test_a_letter_typed_in_a_list_opened_by_a_click_moves_to_its_item(qtbot: QtBot) -> None:
+    """The import wizard's date format: a person clicks the box, types D and presses Return
+    for DD/MM/YYYY. Swallowing that letter (as more letters are) left YYYY-MM-DD chosen
+    and every row of the file refused."""
+    box = QComboBox()
+    box.addItems(["YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY"])
+    qtbot.addWidget(box)
+    choose_deliberately(box)
+    box.show()
+    qtbot.waitExposed(box)
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(box.view().isVisible)
+    QTest.keyClicks(box.view(), "D")
+    QTest.keyClick(box.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not box.view().isVisible())
+    assert box.currentText() == "DD/MM/YYYY"
+    # A word typed into the open list is no choice: Return keeps what was chosen.
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(box.view().isVisible)
+    QTest.keyClicks(box.view(), "mm")
+    QTest.keyClick(box.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not box.view().isVisible())
+    assert box.currentText() == "DD/MM/YYYY"
