@@ -30,7 +30,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     """sync [--server URL | --peer HOST:PORT] [--once] [--progress] [--prefetch]."""
     parser.add_argument("--server", help="server URL (default: the one enrolled with)")
     parser.add_argument("--peer", metavar="HOST:PORT", help="a LAN peer instead of the server")
-    parser.add_argument("--once", action="store_true", help="one session, then exit")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="one session, then exit (without it: a session every 30 s until stopped)",
+    )
     parser.add_argument(
         "--progress", action="store_true", help="report each applied batch on stderr"
     )
@@ -248,4 +252,6 @@ def _progress_printer() -> Callable[[SyncReport], None]:
     return show
 
 
-GROUP = CommandGroup("sync", "sync with the clinic server", arguments, run)
+GROUP = CommandGroup(
+    "sync", "sync with the clinic server or a LAN peer (every 30 s, or --once)", arguments, run
+)

@@ -72,7 +72,9 @@ GROUPS: tuple[CommandGroup | LazyGroup, ...] = (
     LazyGroup("pair", "pair LAN workstations", "core.cli.pair"),
     LazyGroup("serve", "run headless as a LAN peer until stopped", "core.cli.serve"),
     LazyGroup("peers", "LAN peers seen over mDNS, and which are trusted", "core.cli.peers"),
-    LazyGroup("sync", "sync with the clinic server", "core.cli.sync"),
+    LazyGroup(
+        "sync", "sync with the clinic server or a LAN peer (every 30 s, or --once)", "core.cli.sync"
+    ),
     LazyGroup("password", "your password", "core.cli.password"),
     LazyGroup("keys", "recovery key, re-keying, forgotten passwords", "core.cli.keys"),
     LazyGroup("audit", "audit log", "core.cli.audit"),
