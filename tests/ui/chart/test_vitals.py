@@ -136,7 +136,10 @@ def test_a_set_typed_from_the_keyboard_is_checked_converted_and_flagged(
         ("8480-6", "150", "150", "mm[Hg]", "high"),
         ("8867-4", "72", "72", "/min", None),
     ]
-    assert section.status.text() == "Recorded 5 vital signs, 3 outside the normal range."
+    # Counted as the row shows them: the pressure's cell once, with the temperature.
+    assert section.status.text() == (
+        "Recorded 5 vital signs, 2 outside the normal range (Blood pressure, Temperature)."
+    )
     assert f["temperature"].edit.text() == ""  # the form is ready for the next set
     # Shown as entered, flagged cells highlighted; a normal one is not.
     temp = section.table.item(0, COLUMN["temperature"])
@@ -462,6 +465,31 @@ def click_tab(chart: ChartPage, title: str) -> None:
     bar = chart.tabs.tabBar()
     index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == title)
     QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+
+
+def test_the_note_counts_and_names_what_the_row_shows_flagged_bmi_included(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's set: "1 outside the normal range" while two cells were red, the
+    temperature and the BMI (worked out from the weight and height, and flagged like a
+    reading). The note counts the cells shown flagged and names them."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    for key, text in (("systolic", "128"), ("diastolic", "82"), ("pulse", "88"),
+                      ("temperature", "38.0"), ("respiratory_rate", "18"), ("spo2", "97"),
+                      ("weight", "72.5"), ("height", "167.6"), ("pain", "3")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    QTest.keyClick(f["pain"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    flagged = [
+        section.table.horizontalHeaderItem(c).text()  # type: ignore[union-attr]
+        for c in range(1, section.table.columnCount())
+        if section.table.item(0, c).data(Qt.ItemDataRole.UserRole)  # type: ignore[union-attr]
+    ]
+    assert flagged == ["Temp", "BMI"]
+    assert section.status.text() == (
+        "Recorded 9 vital signs, 2 outside the normal range (Temperature, BMI)."
+    )
 
 
 def record(qtbot: QtBot, section: VitalsSection, clinic: Workstation, pulse: str) -> None:
