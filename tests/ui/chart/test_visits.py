@@ -22,6 +22,7 @@ from core.records.entries import ClinicalEntries
 from core.records.notes import Note, Notes
 from core.records.schedule import Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits
+from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
@@ -805,3 +806,35 @@ def test_sign_note_asks_first_and_cancel_is_the_default(
     sign_note(qtbot, editor)
     qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
     assert Notes(clinic.records).get(note.id).signed_at is not None
+
+
+def test_the_visit_view_shows_each_set_of_vitals_under_its_time(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's visit: a full set at 08:16 and a recheck of blood pressure and pulse at
+    08:17 read as one list with two blood pressures and no times."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visit = Visits(clinic.records).start(patient_id, "Wheeze")
+    day = visit.started_at[:10]
+    signs = VitalSigns(clinic.records)
+    signs.record(
+        patient_id,
+        {"systolic": "128", "diastolic": "82", "pulse": "88", "temperature": "100.4"},
+        {"temperature": "[degF]"},
+        f"{day}T08:16",
+        visit.id,
+    )
+    signs.record(patient_id, {"systolic": "130", "diastolic": "85", "pulse": "92"}, None,
+                 f"{day}T08:17", visit.id)  # fmt: skip
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Measured" in section.view.toPlainText(), timeout=5_000)
+    lines = [line.strip() for line in section.view.toPlainText().splitlines() if line.strip()]
+    first = lines.index(f"Measured {day} 08:16 (set 1 of 2)")
+    second = lines.index(f"Measured {day} 08:17 (set 2 of 2)")
+    assert lines[first + 1 : second] == [
+        "Blood pressure: 128/82 mmHg",
+        "Pulse: 88/min",
+        "Temperature: 100.4 °F ▲",
+    ]
+    assert lines[second + 1 : second + 3] == ["Blood pressure: 130/85 mmHg", "Pulse: 92/min"]
