@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -140,6 +141,20 @@ def recorded_note(count: int, s: VitalSet | None) -> str:
         f"Recorded {count} vital signs, {len(flagged)} outside the normal range "
         f"({', '.join(flagged)})."
     )
+
+
+class MinuteAxis(pg.DateAxisItem):  # type: ignore[misc]  # pyqtgraph is untyped
+    """The trend's time axis, to the minute at its finest: readings are measured to the
+    minute, and two a minute apart were labelled 08:16:15, 08:16:30… (pyqtgraph's
+    seconds and milliseconds zoom levels are left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        finest = 15 * 60  # pyqtgraph's hours-and-minutes level
+        levels: dict[float, Any] = getattr(self, "zoomLevels")  # noqa: B009 (untyped)
+        self.zoomLevels = OrderedDict(
+            (spacing, level) for spacing, level in levels.items() if spacing >= finest
+        )
 
 
 @dataclass(frozen=True)
@@ -620,7 +635,7 @@ class VitalsSection:
             self.plot_choice.addItem(title, key)
         ignore_wheel(self.plot_choice)
         self.plot_choice.currentIndexChanged.connect(lambda _i: self._draw_plot())
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot = pg.PlotWidget(axisItems={"bottom": MinuteAxis()})
         self.plot.setObjectName("vitalsPlot")
         self.plot.setBackground("w")
         self.plot.showGrid(x=True, y=True, alpha=0.25)

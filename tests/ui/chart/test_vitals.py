@@ -819,3 +819,33 @@ def test_a_restored_draft_keeps_its_visit_while_open_and_says_so_when_it_closed(
     QTest.keyClick(section.visit, Qt.Key.Key_Down)
     assert section.visit.currentData() == visit.id
     assert not section.visit_notice.isVisible()
+
+
+def test_the_trend_of_two_readings_a_minute_apart_is_labelled_in_minutes(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's trend: 08:16 and 08:17, labelled 08:16:15, 08:16:30, 08:16:45 (seconds
+    for readings stored to the minute) and none at 08:17."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    for when, pressure in (
+        ("2026-12-06 08:16", ("128", "82")),
+        ("2026-12-06 08:17", ("130", "85")),
+    ):
+        type_into(qtbot, section.observed_at, when)
+        type_into(qtbot, f["systolic"].edit, pressure[0])
+        type_into(qtbot, f["diastolic"].edit, pressure[1])
+        QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: f["systolic"].edit.text() == "", timeout=5_000)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    section.plot.grab()  # drawn, as on screen: the axis picks its labels for its width
+    axis = section.plot.getAxis("bottom")
+    low, high = section.plot.getViewBox().viewRange()[0]
+    labels = [
+        text
+        for spacing, values in axis.tickValues(low, high, axis.width())
+        for text in axis.tickStrings(values, 1, spacing)
+    ]
+    assert labels, "the time axis has labels"
+    assert all(len(text) == 5 and text[2] == ":" for text in labels if ":" in text), labels
+    assert "08:16" in labels and "08:17" in labels
