@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
-from core.records.allergy_status import AllergyState, allergy_state
+from core.records.allergy_status import AllergyState, allergy_state, most_severe_first
 from core.records.models import Allergy, Patient
 from core.records.types import choice_label
 
@@ -27,12 +27,10 @@ STYLES = {
 def describe(allergies: Sequence[Allergy]) -> str:
     """``Penicillin (Severe) · Latex (Mild) · Peanuts``: substances, most severe first, each
     severity worded as the allergy table and the printed chart word it (one label table)."""
-    order = {"severe": 0, "moderate": 1, "mild": 2}
-    ranked = sorted(allergies, key=lambda a: (order.get(a.severity or "", 3), a.substance))
     return " · ".join(
         a.substance
         + (f" ({choice_label(a.severity)})" if a.severity and a.severity != "unknown" else "")
-        for a in ranked
+        for a in most_severe_first(allergies)
     )
 
 

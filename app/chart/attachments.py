@@ -44,7 +44,14 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.sync.transfers import DOWNLOAD, AttachmentTransfers
-from app.widgets import TypedForm, action_buttons, dialog_layout, form_layout, ignore_wheel
+from app.widgets import (
+    TypedForm,
+    action_buttons,
+    dialog_layout,
+    error_label,
+    form_layout,
+    ignore_wheel,
+)
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
@@ -99,7 +106,16 @@ class AddAttachmentDialog(TypedForm):
         if line is not None:  # editable: it has one
             line.setPlaceholderText("Optional: choose or type one")
         ignore_wheel(self.category)  # scrolled over, it put "lab" in the box unasked
-        self.error = self.general_error  # the form's one message
+        # A message under each field it is about (one form-level line under Category said
+        # one thing at a time, about whichever field): see TypedForm.show_problems.
+        self.errors = {name: error_label() for name in ("file", "title", "date")}
+        self.clears_on_edit(
+            [
+                (self.browse, self.errors["file"]),  # put right by choosing one (set_path)
+                (self.title, self.errors["title"]),
+                (self.date, self.errors["date"]),
+            ]
+        )
         row = QHBoxLayout()
         row.addWidget(self.file_label, 1)
         row.addWidget(self.browse)
@@ -107,14 +123,20 @@ class AddAttachmentDialog(TypedForm):
         holder.setLayout(row)
         form = form_layout()
         form.addRow("File", holder)
+        form.addRow("", self.errors["file"])
         form.addRow("Title", self.title)
+        form.addRow("", self.errors["title"])
         form.addRow("Date", self.date)
+        form.addRow("", self.errors["date"])
         form.addRow("Category", self.category)
-        form.addRow("", self.error)
         buttons, self.add_button = action_buttons(self, self.accept, "Add")
         heading = QLabel("Add a file to the chart")
         heading.setObjectName("dialogHeading")
         dialog_layout(self, heading, form, buttons)
+        # Return in a field is Add: Choose file…, focused as the dialog opens, had become
+        # the default button, and Return typed in Date opened the file dialog again. (Set
+        # once the button is in the dialog: only then does Qt keep it as the default.)
+        self.add_button.setDefault(True)
         # Focus where the person starts (a dialog with none focused gave it to Add).
         self._focus_next_step()
 
@@ -140,31 +162,32 @@ class AddAttachmentDialog(TypedForm):
         """Use this file (and its name as the title if none was typed)."""
         self.path = path
         self.file_label.setText(path.name)
-        self.clear_form_error()  # "Choose a file to add." is answered
+        self.errors["file"].hide()  # "Choose a file to add." is answered
         if not self.title.text().strip():
             self.title.setText(path.stem)
+            self.errors["title"].hide()  # "Give the file a title." is answered too
         self._focus_next_step()
 
     def values(self) -> tuple[Path, str, str | None, str | None] | None:
-        """(file, title, date, category), or None with the problem shown."""
-        if self.path is None or not self.path.is_file():
-            self.error.setText("Choose a file to add.")
-            self.error.show()
-            return None
+        """(file, title, date, category), or None with every problem shown at once, each
+        under its field, the keyboard in the first of them."""
+        problems: dict[QLabel, str] = {}
+        path = self.path
+        if path is None or not path.is_file():
+            problems[self.errors["file"]] = "Choose a file to add."
         title = self.title.text().strip()
         if not title:
-            self.error.setText("Give the file a title.")
-            self.error.show()
-            return None
+            problems[self.errors["title"]] = "Give the file a title."
         # Checked here, as core will: a wrong date keeps the dialog open with everything
         # typed in it (refused after closing, the file, title and category were lost).
+        date: str | None = None
         try:
             date = validation.past_date("date", self.date.text())
         except ValidationError as exc:
-            self.error.setText(validation_text(exc, "attachment"))
-            self.error.show()
+            problems[self.errors["date"]] = validation_text(exc, "attachment")
+        if self.show_problems(problems, select=True) or path is None:
             return None
-        return (self.path, title, date, self.category.currentText().strip() or None)
+        return (path, title, date, self.category.currentText().strip() or None)
 
     def accept(self) -> None:
         """Close only with a file and a title."""

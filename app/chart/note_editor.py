@@ -4,9 +4,16 @@ The editor saves at each pause of :data:`AUTOSAVE_MS`: core turns the text into 
 smallest edits of the note's shared text, starting from the text the editor last saved, so
 an edit another workstation made meanwhile stays. Closing the editor (and so signing out,
 which clears the chart) sends what is not saved yet.
+
+A new note (New note) opens on the SOAP headings with nothing stored: the first save after
+the person types creates it in the visit, so a New note closed untouched leaves no empty
+draft behind (core has no way to remove a note). Sign asks first: a signed note cannot
+be changed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QTextCursor
@@ -14,6 +21,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QWidget,
@@ -23,31 +31,51 @@ from app.chart.permits import ANY, restrict
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import TypedForm, action_buttons, dialog_layout, error_label
+from app.widgets import TypedForm, action_buttons, ask_first, dialog_layout, error_label
 from app.worker import Job
 from core.records.errors import ValidationError
-from core.records.notes import Note, Notes
+from core.records.notes import SOAP_TEMPLATE, Note, Notes, check_signable
+from core.records.visits import Visits
 
 AUTOSAVE_MS = 800  # a pause in typing this long saves the note
+SIGN_QUESTION = "Sign this note?"
+SIGN_DETAIL = "A signed note cannot be changed; later corrections are addenda."
+
+
+class _StoredNote:
+    """The id of the note being edited, None until its first save creates it. Written and
+    read only by the editor's jobs on the worker, which runs them in order: a save sent at
+    closing, right behind the one creating the note, edits that note."""
+
+    def __init__(self, note_id: str | None) -> None:
+        self.note_id = note_id
 
 
 class NoteEditor(QDialog):
-    """A note's text, saved as it is typed; Sign freezes it."""
+    """A note's text, saved as it is typed; Sign freezes it.
+
+    ``note`` None: a new note of visit ``visit_id``, on the SOAP headings, stored only once
+    the person types (``note`` is set when it is)."""
 
     def __init__(
         self,
         operations: Operations,
         records: RecordsProvider,
-        note: Note,
+        note: Note | None,
         parent: QWidget | None = None,
         permitted: frozenset[str] = ANY,
+        visit_id: str | None = None,
     ) -> None:
         super().__init__(parent)
         self._operations, self._records = operations, records
         self.note = note
-        self._saved = note.body  # the text core holds (what the next save starts from)
-        self._sent = note.body  # the text of the save in flight
+        self._visit_id = visit_id if note is None else note.encounter_id
+        self._stored_note = _StoredNote(note.id if note is not None else None)
+        text = note.body if note is not None else SOAP_TEMPLATE
+        self._saved = text  # the text core holds (what the next save starts from)
+        self._sent = text  # the text of the save in flight
         self._saving: Job[Note] | None = None
+        self.sign_box: QMessageBox | None = None
         self.setObjectName("noteEditor")
         self.setWindowTitle("Note")
         self.resize(640, 560)
@@ -55,9 +83,9 @@ class NoteEditor(QDialog):
         heading.setObjectName("dialogHeading")
         self.body = QPlainTextEdit()
         self.body.setObjectName("noteBody")
-        self.body.setPlainText(note.body)
+        self.body.setPlainText(text)
         self.body.setTabChangesFocus(True)
-        self.status = QLabel("Saved")
+        self.status = QLabel("Saved" if note is not None else "Nothing is stored until you type.")
         self.status.setObjectName("statusText")
         self.error = error_label()
         self.timer = QTimer(self)
@@ -79,7 +107,7 @@ class NoteEditor(QDialog):
         dialog_layout(self, heading, hint, self.body, self.status, self.error, self.buttons)
         self.body.setFocus()
         cursor = self.body.textCursor()
-        cursor.setPosition(len("Subjective:\n") if note.body.startswith("Subjective:") else 0)
+        cursor.setPosition(len("Subjective:\n") if text.startswith("Subjective:") else 0)
         self.body.setTextCursor(cursor)
 
     @property
@@ -88,8 +116,29 @@ class NoteEditor(QDialog):
         return self.body.toPlainText() != self._saved
 
     def _typed(self) -> None:
-        self.status.setText("Not saved yet…" if self.unsaved else "Saved")
+        if self.unsaved:
+            self.status.setText("Not saved yet…")
+        elif self.note is not None:
+            self.status.setText("Saved")
+        else:
+            self.status.setText("Nothing is stored until you type.")
         self.timer.start()
+
+    def _writer(self, text: str, base: str) -> Callable[[], Note]:
+        """The job storing ``text``: creating the note in its visit if nothing is stored
+        yet, else editing it from ``base``."""
+        stored, visit_id, records = self._stored_note, self._visit_id, self._records
+
+        def write() -> Note:
+            if stored.note_id is None:
+                if visit_id is None:  # an editor opened on a note always has its id
+                    raise ValidationError("encounter_id", "the note has no visit")
+                note = Visits(records()).add_note(visit_id, text)
+                stored.note_id = note.id
+                return note
+            return Notes(records()).edit(stored.note_id, text, base)
+
+        return write
 
     def save(self) -> None:
         """Send the text to core (one save in flight at a time; the next pause saves the
@@ -100,15 +149,11 @@ class NoteEditor(QDialog):
         if self._saving is not None:
             self.timer.start()
             return
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
-        base = self._saved
+        text = self.body.toPlainText()
         self._sent = text
         self.status.setText("Saving…")
         self._saving = self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text, base),
-            self._stored,
-            self._failed,
-            "save note",
+            self._writer(text, self._saved), self._stored, self._failed, "save note"
         )
 
     def flush(self) -> None:
@@ -116,14 +161,11 @@ class NoteEditor(QDialog):
         self.timer.stop()
         if not self.unsaved:
             return
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
+        text = self.body.toPlainText()
         if not text.strip():
             return  # core refuses an empty note; the last saved text stays
-        base = self._saved
         # Submitted after a sign-out's cancel_all, so it runs before the session ends.
-        self._operations.submit(
-            lambda: Notes(records()).edit(note_id, text, base), label="save note before closing"
-        )
+        self._operations.submit(self._writer(text, self._saved), label="save note before closing")
         self._saved = text
 
     def _stored(self, note: Note) -> None:
@@ -161,15 +203,38 @@ class NoteEditor(QDialog):
         self.error.show()
 
     def sign(self) -> None:
+        """Ask first (signing cannot be undone; Cancel is the default), then :meth:`sign_now`."""
+        if self.sign_box is not None:
+            self.sign_box.raise_()
+            return
+        self.sign_box = ask_first(
+            self,
+            "confirmSignNote",
+            "Sign note",
+            SIGN_QUESTION,
+            SIGN_DETAIL,
+            "Sign note",
+            self._sign_answered,
+            icon=QMessageBox.Icon.Question,
+        )
+
+    def _sign_answered(self, chosen: bool) -> None:
+        self.sign_box = None
+        if chosen and self.sign_button.isEnabled() and not self.body.isReadOnly():
+            self.sign_now()
+        else:
+            self.body.setFocus()  # writing goes on where it was
+
+    def sign_now(self) -> None:
         """Save the text as it stands and sign it; the editor closes when signed."""
         self.timer.stop()
-        text, note_id, records = self.body.toPlainText(), self.note.id, self._records
-        base = self._saved
+        text, records = self.body.toPlainText(), self._records
+        stored, write = self._stored_note, self._writer(text, self._saved)
 
         def save_and_sign() -> Note:
-            notes = Notes(records())
-            notes.edit(note_id, text, base)
-            return notes.sign(note_id)
+            if stored.note_id is None:
+                check_signable(text)  # a note that cannot be signed is not stored either
+            return Notes(records()).sign(write().id)
 
         self.sign_button.setEnabled(False)
         self.body.setReadOnly(True)
@@ -187,6 +252,9 @@ class NoteEditor(QDialog):
 
     def done(self, result: int) -> None:
         """Close: what is typed and not saved yet is saved first."""
+        if self.sign_box is not None:
+            box, self.sign_box = self.sign_box, None
+            box.done(QMessageBox.StandardButton.Cancel)  # the question goes with the editor
         self.flush()
         super().done(result)
 

@@ -19,7 +19,7 @@ from core.records.notes import Note
 from core.records.schedule import Schedule
 from core.records.visits import Visit, VisitContents, Visits
 from core.records.vital_signs import Reading, VitalSigns, recordings
-from core.reports.vital_text import VitalText, set_texts, visit_texts
+from core.reports.vital_text import VitalGroup, set_texts, visit_groups
 
 
 def visit_title(visit: Visit) -> str:
@@ -99,11 +99,22 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
         + (f"<br><b>From appointment:</b> {e(_booked(contents))}" if v.appointment_id else "")
         + "</p>"
     )
-    vitals = contents.vitals if isinstance(contents, ShownVisit) else _vitals_of(contents)
-    if vitals:
-        parts.append("<h4>Vitals and observations</h4><ul>")
-        parts += [f"<li><b>{e(t.label)}:</b> {e(t.value)}</li>" for t in vitals]
-        parts.append("</ul>")
+    groups = contents.vitals if isinstance(contents, ShownVisit) else _vitals_of(contents)
+    if groups:
+        # One list per recording under its time: a recheck's blood pressure, listed on
+        # with the first set's, read as two conflicting values of one observation.
+        parts.append("<h4>Vitals and observations</h4>")
+        sets = [g for g in groups if g.observed_at]
+        for group in groups:
+            if not group.observed_at:
+                heading = "Other observations"
+            else:
+                heading = f"Measured {group.observed_at.replace('T', ' ')}"
+                if len(sets) > 1:
+                    heading += f" (set {sets.index(group) + 1} of {len(sets)})"
+            parts.append(f"<p><b>{e(heading)}</b></p><ul>")
+            parts += [f"<li><b>{e(t.label)}:</b> {e(t.value)}</li>" for t in group.texts]
+            parts.append("</ul>")
     sections: tuple[tuple[str, tuple[dict[str, Any], ...], Callable[[dict[str, Any]], str]], ...]
     sections = (
         ("Diagnoses", contents.problems, _problem),
@@ -139,7 +150,7 @@ class ShownVisit(VisitContents):
     out from the patient's heights) and the appointment it was started from as booked,
     read on the worker by :func:`read_visit`."""
 
-    vitals: tuple[VitalText, ...] = ()
+    vitals: tuple[VitalGroup, ...] = ()  # one per recording (``visit_groups``)
     appointment: str = ""  # "2026-12-05 09:00–09:15 with Dr Sam Lee"
 
 
@@ -168,15 +179,19 @@ def appointment_text(records: ClinicRecords, appointment_id: str) -> str:
     return f"{when} with {(user.full_name if user else '') or a.clinician}"
 
 
-def _vitals_of(contents: VisitContents) -> list[VitalText]:
+def _vitals_of(contents: VisitContents) -> list[VitalGroup]:
     """The vitals of contents read without :func:`read_visit`: as entered and flagged, the
     BMI left out (it needs the patient's earlier heights)."""
     readings = [Reading(**o) for o in contents.observations]
-    texts: list[VitalText] = []
     # One set per recording (two sets of the same minute are never merged), oldest first.
-    for group in reversed(recordings(r for r in readings if r.vital is not None)):
-        texts += set_texts({r.vital.key: r for r in group if r.vital is not None})
-    return texts + visit_texts((), readings)
+    groups = [
+        VitalGroup(
+            group[0].observed_at,
+            tuple(set_texts({r.vital.key: r for r in group if r.vital is not None})),
+        )
+        for group in reversed(recordings(r for r in readings if r.vital is not None))
+    ]
+    return groups + visit_groups((), readings)
 
 
 def _problem(p: dict[str, Any]) -> str:
@@ -202,7 +217,7 @@ def read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, di
     contents = Visits(records).contents(visit_id)
     vital_signs = VitalSigns(records)
     sets = [s for s in vital_signs.sets(contents.visit.patient_id) if s.encounter_id == visit_id]
-    vitals = visit_texts(sets, vital_signs.for_visit(visit_id))
+    vitals = visit_groups(sets, vital_signs.for_visit(visit_id))
     appointment_id = contents.visit.appointment_id
     shown = ShownVisit(
         contents.visit,

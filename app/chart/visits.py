@@ -670,20 +670,12 @@ class VisitsSection:
         self.reload(from_appointment=appointment_id)
 
     def new_note(self) -> None:
-        """Start a note from the SOAP template in the visit opened, and edit it."""
+        """Open the note editor on the SOAP template for a new note of the visit opened;
+        nothing is stored until the person types (a stray click leaves no empty draft)."""
         visit = self._contents.visit if self._contents else None
-        if visit is None or self._job is not None:
+        if visit is None or self._job is not None or self.editor is not None:
             return
-        records = self._records
-        self._job = self._operations.submit(
-            lambda: Visits(records()).add_note(visit.id), self._note_created, self._failed
-        )
-        self._update_buttons()
-
-    def _note_created(self, note: Note) -> None:
-        self._job = None
-        self._update_buttons()
-        self._edit(note)
+        self._edit(None, visit.id)
 
     def open_note(self) -> None:
         """Edit the selected unsigned note."""
@@ -691,8 +683,10 @@ class VisitsSection:
         if note is not None and note.signed_at is None:
             self._edit(note)
 
-    def _edit(self, note: Note) -> None:
-        editor = NoteEditor(self._operations, self._records, note, self.page, self.permitted)
+    def _edit(self, note: Note | None, visit_id: str | None = None) -> None:
+        editor = NoteEditor(
+            self._operations, self._records, note, self.page, self.permitted, visit_id
+        )
         editor.finished.connect(lambda _r: setattr(self, "editor", None))
         self.editor = editor
         editor.open()

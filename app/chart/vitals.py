@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -45,7 +46,14 @@ from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.drafts import Draft, DraftKeeper, restored_notice
-from app.widgets import FocusKeeper, clear_when_edited, error_label, ignore_wheel, tab_leaves
+from app.widgets import (
+    FocusKeeper,
+    clear_when_edited,
+    error_label,
+    ignore_wheel,
+    in_tab_order,
+    tab_leaves,
+)
 from app.worker import Job
 from core.records import merged
 from core.records import vitals as cat
@@ -107,6 +115,46 @@ PLOTS = (
     ("bmi", "BMI"),
     ("pain", "Pain score"),
 )
+
+
+def column_flag(key: str, s: VitalSet) -> str | None:
+    """The flag (high, low) a column of the Readings table shows for set ``s``: blood
+    pressure's from either number, BMI's as worked out (flagged like a reading)."""
+    if key == "bp":
+        pair = (s.readings.get("systolic"), s.readings.get("diastolic"))
+        return next((r.flag for r in pair if r is not None and r.flag), None)
+    if key == "bmi":
+        return s.bmi_flag
+    reading = s.readings.get(key)
+    return reading.flag if reading else None
+
+
+def recorded_note(count: int, s: VitalSet | None) -> str:
+    """What the Readings heading says of a set just recorded: how many vital signs, and
+    which cells of its row are flagged (as many as are shown red, blood pressure once,
+    BMI included), by name."""
+    names = dict(PLOTS)
+    flagged = [names[key] for key, _ in TABLE_COLUMNS if s is not None and column_flag(key, s)]
+    if not flagged:
+        return f"Recorded {count} vital signs."
+    return (
+        f"Recorded {count} vital signs, {len(flagged)} outside the normal range "
+        f"({', '.join(flagged)})."
+    )
+
+
+class MinuteAxis(pg.DateAxisItem):  # type: ignore[misc]  # pyqtgraph is untyped
+    """The trend's time axis, to the minute at its finest: readings are measured to the
+    minute, and two a minute apart were labelled 08:16:15, 08:16:30… (pyqtgraph's
+    seconds and milliseconds zoom levels are left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        finest = 15 * 60  # pyqtgraph's hours-and-minutes level
+        levels: dict[float, Any] = getattr(self, "zoomLevels")  # noqa: B009 (untyped)
+        self.zoomLevels = OrderedDict(
+            (spacing, level) for spacing, level in levels.items() if spacing >= finest
+        )
 
 
 @dataclass(frozen=True)
@@ -218,6 +266,17 @@ class Caption(QLabel):
         return self.sizeHint()
 
 
+def keep_room(message: QLabel, keep: bool) -> None:
+    """Keep ``message``'s room in the form once hidden (``keep``), or give it back.
+
+    A field's message goes as the person corrects the field; the rows under it moved up
+    each time, under the mouse (a click aimed at the °C box landed on a message line). So
+    the room of a message once shown stays until the set is recorded or put aside."""
+    policy = message.sizePolicy()
+    policy.setRetainSizeWhenHidden(keep)
+    message.setSizePolicy(policy)
+
+
 class VitalField:
     """One vital's input: the text, its unit (where there is a choice), its message."""
 
@@ -299,9 +358,10 @@ class VitalField:
         return m
 
     def show_error(self, exc: ValidationError) -> None:
-        """A message next to the field."""
+        """A message next to the field. Its room stays once it goes (see ``keep_room``)."""
         self.hint.hide()
         self.message.setText(validation_text(exc))
+        keep_room(self.message, True)
         self.message.show()
 
     def clear(self) -> None:
@@ -309,6 +369,7 @@ class VitalField:
         (a nurse weighing in lb all morning); signing out puts it back (``reset_unit``)."""
         self.edit.clear()
         self.message.hide()
+        keep_room(self.message, False)  # the set is recorded (or the form put aside)
         self.hint.hide()
 
 
@@ -412,7 +473,7 @@ class VitalsSection:
         self._records = records
         self._patient_id: str | None = None
         self._view: VitalsView | None = None
-        self._job: Job[list[Reading]] | None = None
+        self._job: Job[tuple[list[Reading], VitalSet | None]] | None = None
         operations.changed.connect(self.records_changed)
         self.clock: Callable[[], dt.datetime] = local_now  # tests set their own
         # Where a form left unsaved waits for its person (keep_drafts_in): None until the
@@ -554,7 +615,7 @@ class VitalsSection:
         # The form scrolls rather than squeeze: with messages under several fields it can
         # need more than the window's height, and squeezed, the messages were cut to a
         # line or two and drawn over the next row.
-        form_scroll = QScrollArea()
+        self.form_scroll = form_scroll = QScrollArea()
         form_scroll.setObjectName("vitalsFormScroll")
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -574,7 +635,7 @@ class VitalsSection:
             self.plot_choice.addItem(title, key)
         ignore_wheel(self.plot_choice)
         self.plot_choice.currentIndexChanged.connect(lambda _i: self._draw_plot())
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
+        self.plot = pg.PlotWidget(axisItems={"bottom": MinuteAxis()})
         self.plot.setObjectName("vitalsPlot")
         self.plot.setBackground("w")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
@@ -842,7 +903,7 @@ class VitalsSection:
                 self.table.setItem(row, column, self._cell(key, s))
 
     def _cell(self, key: str, s: VitalSet) -> QTableWidgetItem:
-        flag: str | None = None
+        flag = column_flag(key, s)
         tip = ""
         if key == "bp":
             # Both numbers of a set are one recording's (VitalSigns.sets); a number stored
@@ -850,11 +911,8 @@ class VitalsSection:
             sys_r, dia_r = s.readings.get("systolic"), s.readings.get("diastolic")
             parts = [(r.entered_value or r.value) if r else "–" for r in (sys_r, dia_r)]
             text = "/".join(parts) if sys_r or dia_r else ""
-            flags = [r.flag for r in (sys_r, dia_r) if r is not None and r.flag]
-            flag = flags[0] if flags else None
         elif key == "bmi":
             text = str(s.bmi) if s.bmi is not None else ""
-            flag = s.bmi_flag
             tip = "Worked out from the weight and the latest height" if text else ""
         else:
             reading = s.readings.get(key)
@@ -867,7 +925,6 @@ class VitalsSection:
                 if len(vital.units) > 1
                 else (reading.entered_value or reading.value)
             )
-            flag = reading.flag if reading else None
             if reading and reading.entered_unit not in (None, vital.canonical.ucum):
                 tip = f"Stored as {reading.value} {vital.canonical.symbol}"
         item = QTableWidgetItem(f"{text} {FLAG_ARROWS[flag]}" if flag else text)
@@ -984,6 +1041,7 @@ class VitalsSection:
             self.observed_at_error.hide()
         except ValidationError as exc:
             self.observed_at_error.setText(validation_text(exc))
+            keep_room(self.observed_at_error, True)
             self.observed_at_error.show()
             errors["observed_at"] = exc
         if not values and not errors:
@@ -991,19 +1049,51 @@ class VitalsSection:
             self.general_error.show()
             return
         if errors:
-            first = next(iter(errors))
-            target = self.observed_at if first == "observed_at" else self.fields[first].edit
-            target.setFocus()
+            wrong = [
+                self.observed_at if k == "observed_at" else self.fields[k].edit for k in errors
+            ]
+            self.focus_whole(in_tab_order(self.page, wrong)[0])
             return
         visit = self.visit.currentData()
         records = self._records
         self.record_button.setEnabled(False)
+
+        def record() -> tuple[list[Reading], VitalSet | None]:
+            signs = VitalSigns(records())
+            readings = signs.record(patient_id, values, units, when, visit)
+            return readings, signs.set_of(patient_id, readings)
+
         self._job = self._operations.submit(
-            lambda: VitalSigns(records()).record(patient_id, values, units, when, visit),
+            record,
             self._recorded,
             self._failed,
             label="record vitals",
         )
+
+    def focus_whole(self, field: QWidget) -> None:
+        """The keyboard to ``field``, scrolled fully into view with the message under it.
+
+        The messages just shown lengthen the form only at Qt's next layout pass, after
+        which the scroll position left the field half cut off at the top: the layout is
+        done first, so the scroll goes where the field now is."""
+        field.setFocus()
+        card = self.form_scroll.widget()
+        if card is None:
+            return
+        layout = card.layout()
+        if layout is not None:
+            layout.activate()
+        # The card takes the height its contents now need (widgetResizable does it later).
+        card.resize(
+            card.width(), max(card.sizeHint().height(), self.form_scroll.viewport().height())
+        )
+        message = next(
+            (f.message for f in self.fields.values() if f.edit is field and f.message.isVisible()),
+            None,
+        )
+        if message is not None:
+            self.form_scroll.ensureWidgetVisible(message, 0, 8)
+        self.form_scroll.ensureWidgetVisible(field, 0, 8)
 
     def _erased(self, _text: str) -> None:
         """Every value erased by hand: nothing is left of a restored form (its notice
@@ -1015,7 +1105,8 @@ class VitalsSection:
         if self.record_button.isEnabled():  # not while a set is being recorded
             self.submit()
 
-    def _recorded(self, readings: list[Reading]) -> None:
+    def _recorded(self, recorded: tuple[list[Reading], VitalSet | None]) -> None:
+        readings, recorded_set = recorded
         self._job = None
         self.record_button.setEnabled(True)
         for f in self.fields.values():
@@ -1023,9 +1114,8 @@ class VitalsSection:
         # The next set is measured later: its time follows the clock again.
         self._time_typed = False
         self.follow_clock()
-        flagged = sum(1 for r in readings if r.flag)
-        note = f", {flagged} outside the normal range" if flagged else ""
-        self.status.setText(f"Recorded {len(readings)} vital signs{note}.")
+        keep_room(self.observed_at_error, False)
+        self.status.setText(recorded_note(len(readings), recorded_set))
         self.status.show()
         self.fields["systolic"].edit.setFocus()
         self._done(VITALS_FORM)  # a restored form is saved: its notice goes
@@ -1035,7 +1125,7 @@ class VitalsSection:
         self.record_button.setEnabled(True)
         if isinstance(exc, ValidationError) and exc.field in self.fields:
             self.fields[exc.field].show_error(exc)
-            self.fields[exc.field].edit.setFocus()  # answered where it was refused
+            self.focus_whole(self.fields[exc.field].edit)  # answered where it was refused
             return
         self.general_error.setText(f"The vitals were not recorded. {describe_error(exc)}")
         self.general_error.show()

@@ -10,6 +10,7 @@ register concurrently: an ordinary register conflict in the inbox.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 from core.records import crdt
@@ -40,6 +41,15 @@ def allergy_state(patient: Patient, allergies: list[Allergy] | tuple[Allergy, ..
     if patient.allergy_status == NKA:
         return AllergyState.NONE_KNOWN
     return AllergyState.NOT_RECORDED
+
+
+_SEVERITY_RANK = {"severe": 0, "moderate": 1, "mild": 2}
+
+
+def most_severe_first(allergies: Sequence[Allergy]) -> list[Allergy]:
+    """Allergies in the order the banner and the printed pages list them: severe first,
+    then moderate, mild and unstated, each by substance."""
+    return sorted(allergies, key=lambda a: (_SEVERITY_RANK.get(a.severity or "", 3), a.substance))
 
 
 class AllergyRecords:

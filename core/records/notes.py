@@ -57,7 +57,7 @@ def _body(text: str) -> str:
     return text
 
 
-def _signable(text: str) -> None:
+def check_signable(text: str) -> None:
     """Refuse to sign a note that says nothing yet, or still holds two people's text for
     one place."""
     if not text.strip():
@@ -130,12 +130,12 @@ class Notes:
         note = self.get(note_id)
         if note.signed_at is not None:
             raise ValidationError("signed_at", "the note is already signed")
-        _signable(note.body)
+        check_signable(note.body)
         actor = self.records.actor
 
         def sign(doc: RecordDoc, hlc: str) -> None:
             body = str(crdt.text(doc, "body"))
-            _signable(body)  # the text frozen is the document's, checked again
+            check_signable(body)  # the text frozen is the document's, checked again
             crdt.write(doc, "signed_body", body, hlc, actor)
             crdt.write(doc, "signed_at", utc_now(), hlc, actor)
 

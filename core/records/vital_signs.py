@@ -307,6 +307,15 @@ class VitalSigns:
         )
         return [Reading(*r) for r in rows]
 
+    def set_of(self, patient_id: str, readings: Iterable[Reading]) -> VitalSet | None:
+        """The set that ``readings`` (what one :meth:`record` returned) are, with its BMI
+        as the chart shows it (worked out, and flagged like a reading)."""
+        ids = {r.id for r in readings}
+        return next(
+            (s for s in self.sets(patient_id) if any(r.id in ids for r in s.readings.values())),
+            None,
+        )
+
     def sets(self, patient_id: str) -> list[VitalSet]:
         """The patient's vitals as recorded, one set per recording (``recordings``), newest
         first, each with its BMI where a weight and an earlier or same-time height allow

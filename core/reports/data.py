@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.records import merged
+from core.records.allergy_status import AllergyState, allergy_state, most_severe_first
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
@@ -117,6 +118,7 @@ class PatientSummaryReport:
     context: PrintContext
     patient: PatientLine
     allergies: tuple[AllergyLine, ...]
+    allergy_state: AllergyState  # as the chart's banner: allergies, none known, not recorded
     problems: tuple[ProblemLine, ...]
     medications: tuple[MedicationLine, ...]
     vitals: tuple[VitalLine, ...]
@@ -144,11 +146,15 @@ class NoteLine:
 
 @dataclass(frozen=True)
 class VisitReport:
-    """A visit note: the visit's reason, clinician and times, its notes, vitals, the
-    diagnoses made and the medications started or changed in it."""
+    """A visit note: the patient's allergies, the visit's reason, clinician and times, its
+    notes, vitals, the diagnoses made and the medications started or changed in it."""
 
     context: PrintContext
     patient: PatientLine
+    # The patient's allergies as the chart's banner shows them at printing time: a visit
+    # note goes to a pharmacy or a referral with its prescriptions.
+    allergies: tuple[AllergyLine, ...]
+    allergy_state: AllergyState
     reason: str | None
     clinician: str | None
     started_at: str
@@ -204,7 +210,8 @@ def summary_report(records: ClinicRecords, patient_id: str) -> PatientSummaryRep
         return PatientSummaryReport(
             _context(records),
             _patient_line(patient),
-            tuple(_allergy_line(a) for a in allergies),
+            tuple(_allergy_line(a) for a in most_severe_first(allergies)),
+            allergy_state(patient, allergies),
             tuple(
                 ProblemLine(
                     str(r["description"]),
@@ -231,6 +238,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
     patient_id = str(row["patient_id"])
     with records.db.write(records.actor, "print.visit", "patient", patient_id, {"visit": visit_id}):
         patient = records.get_patient(patient_id)
+        allergies = records.allergies(patient_id)
         notes = Notes(records)
         note_ids = [
             str(r["id"])
@@ -263,6 +271,8 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
         return VisitReport(
             _context(records),
             _patient_line(patient),
+            tuple(_allergy_line(a) for a in most_severe_first(allergies)),
+            allergy_state(patient, allergies),
             row.get("reason") or None,
             _person(records, row["clinician"]) if row.get("clinician") else None,
             _when(row.get("started_at")) or "",

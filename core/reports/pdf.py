@@ -26,7 +26,9 @@ from fpdf.enums import TableHeadingsDisplay, XPos, YPos
 from fpdf.fonts import FontFace, TTFFont
 
 from core.errors import CarelineError
+from core.records.allergy_status import AllergyState
 from core.reports.data import (
+    AllergyLine,
     DayReport,
     PatientLine,
     PatientSummaryReport,
@@ -275,20 +277,29 @@ def _patient_fields(pdf: _Page, p: PatientLine) -> None:
     )
 
 
+def _allergies(pdf: _Page, allergies: Sequence[AllergyLine], state: AllergyState) -> None:
+    """The Allergies section, saying what the chart's banner says: the allergies, "No known
+    allergies" (asked and recorded), or that nobody has recorded them yet (never the same
+    words for the last two: "none" and "not asked" are different answers)."""
+    pdf.section("Allergies")
+    if state is AllergyState.ALLERGIES:
+        pdf.grid(
+            ("Substance", "Reaction", "Severity"),
+            [(a.substance, a.reaction or "", a.severity or "") for a in allergies],
+            (3, 4, None),
+        )
+    elif state is AllergyState.NONE_KNOWN:
+        pdf.paragraph("No known allergies", bold=True)
+    else:
+        pdf.paragraph("Allergies not recorded: ask the patient.", bold=True)
+
+
 def summary_pdf(report: PatientSummaryReport) -> bytes:
     """The patient summary as a PDF document."""
     pdf = _start("Patient summary", report.context, report.patient)
     pdf.section("Demographics")
     _patient_fields(pdf, report.patient)
-    pdf.section("Allergies")
-    if report.allergies:
-        pdf.grid(
-            ("Substance", "Reaction", "Severity"),
-            [(a.substance, a.reaction or "", a.severity or "") for a in report.allergies],
-            (3, 4, None),
-        )
-    else:
-        pdf.none("No allergies recorded.")
+    _allergies(pdf, report.allergies, report.allergy_state)
     pdf.section("Active problems")
     if report.problems:
         pdf.grid(
@@ -331,6 +342,7 @@ def visit_pdf(report: VisitReport) -> bytes:
             ("Time", times),
         ]
     )
+    _allergies(pdf, report.allergies, report.allergy_state)
     pdf.section("Vital signs")
     if report.vitals:
         pdf.grid(

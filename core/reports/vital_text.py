@@ -109,15 +109,30 @@ def _text(reading: Reading, label: str) -> VitalText:
     )
 
 
+@dataclass(frozen=True)
+class VitalGroup:
+    """One recording as shown: when it was measured and its vitals in the catalogue's
+    order (``observed_at`` empty: the visit's observations that are not vital signs)."""
+
+    observed_at: str
+    texts: tuple[VitalText, ...]
+
+
+def visit_groups(sets: Iterable[VitalSet], others: Iterable[Reading] = ()) -> list[VitalGroup]:
+    """The vitals of a visit, one group per recording (oldest first; of two measured in
+    the same minute, the one recorded first), then observations that are not vital signs of
+    the catalogue, under their own code, as one group of their own."""
+    out = [
+        VitalGroup(s.observed_at, tuple(set_texts(s.readings, s.bmi, s.bmi_flag)))
+        for s in sorted(sets, key=lambda s: (s.observed_at, s.recorded_at))
+    ]
+    extra = tuple(_text(r, r.code) for r in others if r.vital is None)
+    return out + ([VitalGroup("", extra)] if extra else [])
+
+
 def visit_texts(sets: Iterable[VitalSet], others: Iterable[Reading] = ()) -> list[VitalText]:
-    """The vitals of a visit: each set (oldest first; of two measured in the same minute,
-    the one recorded first) in the catalogue's order, then observations that are not vital
-    signs of the catalogue, under their own code."""
-    out: list[VitalText] = []
-    for s in sorted(sets, key=lambda s: (s.observed_at, s.recorded_at)):
-        out += set_texts(s.readings, s.bmi, s.bmi_flag)
-    out += [_text(r, r.code) for r in others if r.vital is None]
-    return out
+    """The vitals of a visit as one list (``visit_groups``, each text with its time)."""
+    return [t for group in visit_groups(sets, others) for t in group.texts]
 
 
 def latest_texts(sets_newest_first: list[VitalSet]) -> list[VitalText]:

@@ -42,7 +42,7 @@ from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import add_clinic, join_clinic, live_server, sync_at
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.chart.test_visits import open_editor, visits_tab
+from tests.ui.chart.test_visits import open_editor, sign_note, visits_tab
 from tests.ui.conftest import OFFSCREEN_NOISE, WindowFactory
 from tests.ui.conftest import make_window as make_window  # the UI tests' fixture
 from tests.ui.schedule.conftest import day_rows, open_schedule, select_row, wait_loaded
@@ -232,7 +232,7 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
     QTest.keyClicks(editor.body, NOTE)
     qtbot.waitUntil(lambda: editor.status.text() == "Saved", timeout=10_000)
     shot(window, "04-note")
-    click(editor.sign_button)
+    sign_note(qtbot, editor)  # and Sign note on the question it asks
     qtbot.waitUntil(lambda: visits.editor is None, timeout=10_000)
     qtbot.waitUntil(
         lambda: (n := visits.selected_note()) is not None and n.signed_at is not None,

@@ -120,7 +120,7 @@ def test_a_file_without_a_title_is_not_added(
     assert dialog is not None
     dialog.title.clear()
     QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
-    assert dialog.isVisible() and dialog.error.text() == "Give the file a title."
+    assert dialog.isVisible() and dialog.errors["title"].text() == "Give the file a title."
     assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
 
 
@@ -289,7 +289,9 @@ def test_a_wrong_date_keeps_the_dialog_open_with_what_was_typed(
     dialog.category.setCurrentText("letter")
     QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
     assert dialog.isVisible()
-    assert dialog.error.text() == "Date: '2026-02-30' is not a date: February 2026 has 28 days."
+    assert dialog.errors["date"].text() == (
+        "Date: '2026-02-30' is not a date: February 2026 has 28 days."
+    )
     assert (dialog.title.text(), dialog.category.currentText()) == ("Cardiology referral", "letter")
     assert clinic.database.query("SELECT count(*) FROM attachments")[0][0] == 0
     dialog.date.setText("2026-2-3")  # as typed, written out whole
@@ -351,8 +353,8 @@ def test_choose_a_file_goes_once_a_file_is_chosen_and_escape_asks_first(
     qtbot.waitExposed(dialog)
     QTest.keyClicks(dialog.title, "Referral")
     QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
-    assert dialog.isVisible() and dialog.error.isVisible()
-    assert dialog.error.text() == "Choose a file to add."
+    assert dialog.isVisible() and dialog.errors["file"].isVisible()
+    assert dialog.errors["file"].text() == "Choose a file to add."
 
     letter = tmp_path / "letter.pdf"
     letter.write_bytes(b"%PDF-1.4 " + MARKER)
@@ -360,7 +362,7 @@ def test_choose_a_file_goes_once_a_file_is_chosen_and_escape_asks_first(
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(letter), ""))
     QTest.mouseClick(dialog.browse, Qt.MouseButton.LeftButton)
     assert dialog.file_label.text() == "letter.pdf"
-    assert not dialog.error.isVisible()  # answered: the message is gone
+    assert not dialog.errors["file"].isVisible()  # answered: the message is gone
 
     QTest.keyClick(dialog.title, Qt.Key.Key_Escape)  # a file and a title: asks first
     answer_discard(qtbot, dialog)
@@ -391,7 +393,9 @@ def test_add_file_opens_on_choose_file_and_gives_back_the_room_of_a_message_put_
     opened_height = dialog.height()
 
     QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
-    assert dialog.error.isVisible() and dialog.error.text() == "Choose a file to add."
+    file_error = dialog.errors["file"]
+    assert file_error.isVisible() and file_error.text() == "Choose a file to add."
+    assert dialog.errors["title"].text() == "Give the file a title."  # said at once
     qtbot.waitUntil(lambda: dialog.height() > opened_height)  # room for the message
 
     letter = tmp_path / "Referral from Dr Osei.pdf"
@@ -400,7 +404,8 @@ def test_add_file_opens_on_choose_file_and_gives_back_the_room_of_a_message_put_
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(letter), ""))
     dialog.browse.setFocus()
     QTest.keyClick(dialog.browse, Qt.Key.Key_Space)
-    assert not dialog.error.isVisible()
+    assert not file_error.isVisible()
+    assert not dialog.errors["title"].isVisible()  # the file's name became its title
     qtbot.waitUntil(lambda: dialog.height() == opened_height)  # no blank band left
     gap = rect_in(dialog.add_button, dialog).top() - rect_in(dialog.category, dialog).bottom()
     assert gap < 2 * dialog.category.height()
@@ -416,3 +421,53 @@ def test_add_file_opens_on_choose_file_and_gives_back_the_room_of_a_message_put_
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
     [(title, category)] = clinic.database.query("SELECT title, category FROM attachments")
     assert (title, category) == ("Referral, cardiology", None)
+
+
+def test_add_file_says_everything_wrong_at_once_each_under_its_field(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tester's steps: a title, an impossible date, no file, Return. Only "Choose a file
+    to add." was said, under Category, and once a file was chosen the date's message came
+    next, under Category again, with the keyboard left in Title."""
+    _, section = open_attachments(qtbot, signed_in)
+    QTest.mouseClick(section.add_button, Qt.MouseButton.LeftButton)
+    dialog = section.add_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    QTest.mouseClick(dialog.title, Qt.MouseButton.LeftButton)
+    assert dialog.title.hasFocus()
+    QTest.keyClicks(dialog.title, "Chest X-ray")
+    QTest.keyClick(dialog.title, Qt.Key.Key_Tab)
+    assert dialog.date.hasFocus()
+    QTest.keyClicks(dialog.date, "2026-02-30")
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    errors = dialog.errors
+    assert dialog.isVisible()
+    assert errors["file"].isVisible() and errors["file"].text() == "Choose a file to add."
+    assert errors["date"].isVisible() and errors["date"].text() == (
+        "Date: '2026-02-30' is not a date: February 2026 has 28 days."
+    )
+    assert not errors["title"].isVisible()
+    # Each under its own field: the file's between the file row and Title, the date's
+    # between Date and Category.
+    file_message, date_message = rect_in(errors["file"], dialog), rect_in(errors["date"], dialog)
+    assert rect_in(dialog.browse, dialog).bottom() < file_message.top()
+    assert file_message.bottom() < rect_in(dialog.title, dialog).top()
+    assert rect_in(dialog.date, dialog).bottom() < date_message.top()
+    assert date_message.bottom() < rect_in(dialog.category, dialog).top()
+    assert dialog.browse.hasFocus()  # the first field in error: Space chooses the file
+
+    scan = tmp_path / "chest-xray.png"
+    a_png(scan, 20, 20)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(scan), ""))
+    QTest.keyClick(dialog.browse, Qt.Key.Key_Space)
+    assert not errors["file"].isVisible() and errors["date"].isVisible()
+    QTest.keyClick(QApplication.focusWidget() or dialog, Qt.Key.Key_Return)
+    assert dialog.isVisible() and errors["date"].isVisible()
+    assert dialog.date.hasFocus() and dialog.date.selectedText() == "2026-02-30"
+    QTest.keyClicks(dialog.date, "2026-02-03")  # typed over
+    assert not errors["date"].isVisible()
+    QTest.keyClick(dialog.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)

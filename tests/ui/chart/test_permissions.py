@@ -21,7 +21,7 @@ from core.records.allergy_status import AllergyState
 from core.records.models import CLINICAL_HIDDEN
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.chart.test_visits import open_editor, start_walk_in, visits_tab
+from tests.ui.chart.test_visits import open_editor, sign_note, start_walk_in, visits_tab
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
 from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
 
@@ -94,7 +94,7 @@ def test_a_clinician_signs(qtbot: QtBot, staffed: Workstation, make_window: Wind
     editor = open_editor(qtbot, section)
     QTest.keyClicks(editor.body, "Dry cough.")
     assert editor.sign_button.isEnabled()
-    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    sign_note(qtbot, editor)
     qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)
 
 

@@ -125,6 +125,7 @@ def test_print_visit_and_day_save_as_pdf(
     save_through_dialog(qtbot, visit, tmp_path / "visit.pdf")
     text = pdf_text(tmp_path / "visit.pdf")
     assert "P: continue metformin." in text and "HbA1c came back at 6.8 %." in text
+    assert "Penicillin hives Severe" in text  # the allergies go with the visit's prescriptions
     visit.reject()
 
     day = print_day(window, window.operations, records, DAY)

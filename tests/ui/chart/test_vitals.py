@@ -136,7 +136,10 @@ def test_a_set_typed_from_the_keyboard_is_checked_converted_and_flagged(
         ("8480-6", "150", "150", "mm[Hg]", "high"),
         ("8867-4", "72", "72", "/min", None),
     ]
-    assert section.status.text() == "Recorded 5 vital signs, 3 outside the normal range."
+    # Counted as the row shows them: the pressure's cell once, with the temperature.
+    assert section.status.text() == (
+        "Recorded 5 vital signs, 2 outside the normal range (Blood pressure, Temperature)."
+    )
     assert f["temperature"].edit.text() == ""  # the form is ready for the next set
     # Shown as entered, flagged cells highlighted; a normal one is not.
     temp = section.table.item(0, COLUMN["temperature"])
@@ -462,6 +465,31 @@ def click_tab(chart: ChartPage, title: str) -> None:
     bar = chart.tabs.tabBar()
     index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == title)
     QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+
+
+def test_the_note_counts_and_names_what_the_row_shows_flagged_bmi_included(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's set: "1 outside the normal range" while two cells were red, the
+    temperature and the BMI (worked out from the weight and height, and flagged like a
+    reading). The note counts the cells shown flagged and names them."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    for key, text in (("systolic", "128"), ("diastolic", "82"), ("pulse", "88"),
+                      ("temperature", "38.0"), ("respiratory_rate", "18"), ("spo2", "97"),
+                      ("weight", "72.5"), ("height", "167.6"), ("pain", "3")):  # fmt: skip
+        type_into(qtbot, f[key].edit, text)
+    QTest.keyClick(f["pain"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    flagged = [
+        section.table.horizontalHeaderItem(c).text()  # type: ignore[union-attr]
+        for c in range(1, section.table.columnCount())
+        if section.table.item(0, c).data(Qt.ItemDataRole.UserRole)  # type: ignore[union-attr]
+    ]
+    assert flagged == ["Temp", "BMI"]
+    assert section.status.text() == (
+        "Recorded 9 vital signs, 2 outside the normal range (Temperature, BMI)."
+    )
 
 
 def record(qtbot: QtBot, section: VitalsSection, clinic: Workstation, pulse: str) -> None:
@@ -791,3 +819,33 @@ def test_a_restored_draft_keeps_its_visit_while_open_and_says_so_when_it_closed(
     QTest.keyClick(section.visit, Qt.Key.Key_Down)
     assert section.visit.currentData() == visit.id
     assert not section.visit_notice.isVisible()
+
+
+def test_the_trend_of_two_readings_a_minute_apart_is_labelled_in_minutes(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's trend: 08:16 and 08:17, labelled 08:16:15, 08:16:30, 08:16:45 (seconds
+    for readings stored to the minute) and none at 08:17."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    for when, pressure in (
+        ("2026-12-06 08:16", ("128", "82")),
+        ("2026-12-06 08:17", ("130", "85")),
+    ):
+        type_into(qtbot, section.observed_at, when)
+        type_into(qtbot, f["systolic"].edit, pressure[0])
+        type_into(qtbot, f["diastolic"].edit, pressure[1])
+        QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: f["systolic"].edit.text() == "", timeout=5_000)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    section.plot.grab()  # drawn, as on screen: the axis picks its labels for its width
+    axis = section.plot.getAxis("bottom")
+    low, high = section.plot.getViewBox().viewRange()[0]
+    labels = [
+        text
+        for spacing, values in axis.tickValues(low, high, axis.width())
+        for text in axis.tickStrings(values, 1, spacing)
+    ]
+    assert labels, "the time axis has labels"
+    assert all(len(text) == 5 and text[2] == ":" for text in labels if ":" in text), labels
+    assert "08:16" in labels and "08:17" in labels

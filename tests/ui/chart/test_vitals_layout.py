@@ -5,7 +5,7 @@ the form fits whatever unit is chosen, and a negative value is named as out of r
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QApplication,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyleOptionComboBox,
     QStyleOptionFrame,
+    QWidget,
 )
 from pytestqt.qtbot import QtBot
 
@@ -242,3 +243,63 @@ def test_a_negative_weight_is_out_of_range_in_the_unit_chosen(
     assert "-5 lb is not possible: must be 0.4 to 1102.3 lb (0.2 to 500 kg)" in (
         field.message.text()
     )
+
+
+TESTERS_MISTAKES = {"systolic": "1280", "diastolic": "82", "pulse": "88", "temperature": "100.4",
+                    "respiratory_rate": "18", "spo2": "97", "weight": "72,5", "height": "5ft6",
+                    "pain": "11"}  # fmt: skip
+
+
+def test_after_refused_entries_the_field_in_error_shows_whole_and_corrections_move_nothing(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's run at the first size: five entries refused, the keyboard went to
+    Systolic with the form scrolled so that the box was half cut off at the top, and each
+    correction hid its message and moved the rows below it up, under the mouse (a click
+    aimed at the °C box landed on a message line)."""
+    signed_in.resize(*DEFAULT_SIZE)
+    _, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    # Down the form with Tab, as the tester did: each refusal shows as the field is left,
+    # and the form scrolls to keep the field reached in view.
+    QTest.mouseClick(f["systolic"].edit, Qt.MouseButton.LeftButton)
+    for widget in section.tab_order[section.tab_order.index(f["systolic"].edit) :]:
+        assert QApplication.focusWidget() is widget
+        key = next((k for k, field in f.items() if field.edit is widget), None)
+        if key == "pain":
+            QTest.keyClicks(widget, TESTERS_MISTAKES[key])
+            QTest.keyClick(widget, Qt.Key.Key_Return)
+            break
+        if key is not None:
+            QTest.keyClicks(widget, TESTERS_MISTAKES[key])
+        QTest.keyClick(widget, Qt.Key.Key_Tab)
+    assert [k for k, field in f.items() if field.message.isVisible()] == [
+        "systolic", "temperature", "weight", "height", "pain"
+    ]  # fmt: skip
+    assert f["systolic"].edit.hasFocus()
+    area = section.page.findChild(QScrollArea, "vitalsFormScroll")
+    assert area is not None
+    QApplication.processEvents()  # the layout's pass, which scrolled the field half away
+    viewport = area.viewport().rect()
+    for widget in (f["systolic"].edit, f["systolic"].message):
+        assert viewport.contains(rect_in(widget, area.viewport())), widget
+
+    # Each correction leaves the rows below where they were.
+    page = section.page
+    unit = f["temperature"].unit
+    assert unit is not None
+    where: dict[QWidget, QRect] = {w: rect_in(w, page) for w in (unit, f["pain"].edit)}
+    for key, good in (("systolic", "128"), ("weight", "72.5"), ("height", "167")):
+        type_into(qtbot, f[key].edit, good)
+        QApplication.processEvents()
+        assert not f[key].message.isVisible()
+        for widget, rect in where.items():
+            assert rect_in(widget, page) == rect, f"{widget.objectName()} moved after {key}"
+    # Recorded, the form gives the room back.
+    type_into(qtbot, f["temperature"].edit, "38")
+    type_into(qtbot, f["pain"].edit, "3")
+    QTest.keyClick(f["pain"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    QApplication.processEvents()
+    gap = rect_in(f["pulse"].edit, page).top() - rect_in(f["systolic"].edit, page).bottom()
+    assert gap < f["pulse"].edit.height()

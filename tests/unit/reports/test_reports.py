@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from core.records.allergy_status import AllergyRecords
 from core.records.errors import NotFoundError, ValidationError
 from core.records.schedule import STATUS_LABELS
+from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.reports import data, pdf
 from tests.unit.reports.sample import DAY, sample_chart
@@ -139,6 +141,50 @@ def test_a_note_signed_by_someone_else_prints_who_wrote_it(workstation: Workstat
     flat = " ".join(text.split())
     assert f"Signed by Ada Admin on {own.signed_at}; written by Nora Nurse" in flat
     assert flat.count("written by") == 1  # Ada's own note names her once
+
+
+def test_visit_note_carries_the_patients_allergies_most_severe_first(
+    workstation: Workstation,
+) -> None:
+    """A visit note goes to a pharmacy or a referral with its prescriptions: it carries the
+    allergies the chart's banner shows, with reaction and severity, above the visit's
+    vitals and medication changes."""
+    records = workstation.records
+    chart = sample_chart(records)
+    records.add_allergy(chart.patient_id, "Latex", "rash", "mild")
+    (text,) = pdf_text(pdf.visit_pdf(data.visit_report(records, chart.visit_id)))
+    lines = text.splitlines()
+    allergies = lines.index("Allergies")
+    assert lines[allergies + 1 : allergies + 4] == [
+        "Substance Reaction Severity",
+        "Penicillin hives Severe",
+        "Latex rash Mild",
+    ]
+    assert allergies < lines.index("Vital signs") < lines.index("Medication changes")
+
+
+def test_visit_note_and_summary_say_no_known_allergies_or_not_recorded_as_the_banner_does(
+    workstation: Workstation,
+) -> None:
+    """No known allergies (asked and recorded) and "not recorded" (nobody asked) are
+    different answers on paper as on screen."""
+    records = workstation.records
+    asked = records.add_patient("Kim", "Min", "1985-01-01")
+    AllergyRecords(records).record_no_known_allergies(asked.id)
+    never = records.add_patient("Bello", "Ade", "1990-05-05")
+    for patient, said, not_said in (
+        (asked.id, "No known allergies", "Allergies not recorded"),
+        (never.id, "Allergies not recorded: ask the patient.", "No known allergies"),
+    ):
+        visit = Visits(records).start(patient, "Cough")
+        for document in (
+            pdf.visit_pdf(data.visit_report(records, visit.id)),
+            pdf.summary_pdf(data.summary_report(records, patient)),
+        ):
+            (text,) = pdf_text(document)
+            lines = text.splitlines()
+            assert lines[lines.index("Allergies") + 1] == said
+            assert not_said not in text
 
 
 def test_visit_without_diagnoses_or_medication_changes_says_so(
