@@ -520,6 +520,9 @@ def test_quitting_while_a_restore_runs_leaves_no_key_nobody_saw(
             signed_in.close()
         else:
             signed_in.shutdown()  # what run_app does once SIGTERM has ended the event loop
+    # The test's window shares the test's worker, so quitting queues the lock behind the
+    # restore instead of waiting for the thread (as the app's own window does): both done.
+    qtbot.waitUntil(lambda: signed_in.worker.pending == 0, timeout=30_000)
     assert not signed_in.workstation.is_unlocked
     chain = Keychain.load(folder / KEYSLOT_FILE_NAME)  # the restore did finish
     assert chain.recovery_slot() is None and chain.pending_recovery is None
