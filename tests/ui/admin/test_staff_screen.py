@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QCheckBox, QLabel, QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
@@ -370,6 +371,10 @@ def test_a_refused_password_is_said_once_right_under_it_and_leaves_no_band(
     press(Qt.Key.Key_Return)
     QApplication.processEvents()
     assert hint.refused() and hint.text() == live  # one wording
+    error = dialog.errors["confirm"]
+    error.ensurePolished()
+    colour = QPalette.ColorRole.WindowText
+    assert hint.palette().color(colour) == error.palette().color(colour)  # a message's
     assert dialog.errors["new"] is hint  # one place
     said = [w for w in dialog.findChildren(QLabel) if w.isVisible() and "guess" in w.text()]
     assert said == [hint]
