@@ -330,7 +330,10 @@ class Workspace(QWidget):
         the next page or notice, so nothing under it moves)."""
         self._passing_notices = []
         self._notice_forms.forget()
-        self.notice.clear()
+        if not keep_room:
+            # Kept, the room is the hidden bar's size hint: emptied, its line went from
+            # it and the list under it still moved up (9 pixels); hidden, it is not read.
+            self.notice.clear()
         keep_room_when_hidden(self.notice_bar, keep_room)
         self.notice_bar.hide()
 
@@ -338,6 +341,8 @@ class Workspace(QWidget):
         """Another page: what was said only about the one left goes (a restored form's
         notice); the rest stays. A room kept for a notice gone goes too."""
         keep_room_when_hidden(self.notice_bar, False)
+        if self.notice_bar.isHidden():
+            self.notice.clear()  # what a kept room held (see hide_notice)
         passing, self._passing_notices = self._passing_notices, []
         for text in passing:
             self._drop_notice(text)
@@ -348,7 +353,8 @@ class Workspace(QWidget):
         self._notice_forms.forget(text)
         if text in self._passing_notices:
             self._passing_notices.remove(text)
-        lines = self.notice.text().split("\n")
+        said = self.notice.text() if self.notice_bar.isVisibleTo(self) else ""
+        lines = said.split("\n")
         if text not in lines:
             return
         lines.remove(text)

@@ -329,7 +329,11 @@ class MessageSlot(QWidget):
     def follow(self) -> None:
         """Shown or hidden as the message is (or keeps its room)."""
         message = self._message
-        self.setVisible(not message.isHidden() or message.sizePolicy().retainSizeWhenHidden())
+        kept = message.isHidden() and message.sizePolicy().retainSizeWhenHidden()
+        # A hidden message counts for no height in the layout: kept, the room is held by
+        # the slot's minimum, or the dialog's giving back room squeezed it away.
+        self.setMinimumHeight(self.height() if kept else 0)
+        self.setVisible(not message.isHidden() or kept)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """The message shown or hidden: so is the slot. Every event goes on."""
@@ -462,9 +466,35 @@ def paragraph(text: str, name: str = "") -> QLabel:
     return label
 
 
+class FormLayout(QFormLayout):
+    """A form whose rows with no caption (``addRow("", message)``) still have a label
+    item: a hidden, empty one.
+
+    QFormLayout works out a lone field's height for a narrower width than it then gets:
+    a word-wrapped message under a field was given a line more than its text, drawn
+    centred in it, so an empty line showed above the message (and the form moved down by
+    that line when it appeared). With a label item the height is the one for its width."""
+
+    def addRow(self, *args: Any) -> None:
+        """As QFormLayout's; an empty caption becomes a hidden label."""
+        super().addRow(*_captioned(args))
+
+    def insertRow(self, row: int, *args: Any) -> None:
+        """As QFormLayout's; an empty caption becomes a hidden label."""
+        super().insertRow(row, *_captioned(args))
+
+
+def _captioned(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(args) == 2 and args[0] == "":
+        blank = QLabel()
+        blank.hide()  # takes no room, and a row whose field is hidden takes none either
+        return (blank, args[1])
+    return args
+
+
 def form_layout(row_spacing: int = 6) -> QFormLayout:
     """Labels on the left, centred on their field; fields take the remaining width."""
-    form = QFormLayout()
+    form = FormLayout()
     form.setHorizontalSpacing(16)
     form.setVerticalSpacing(row_spacing)
     form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
@@ -496,17 +526,25 @@ def action_buttons(
     return buttons, primary
 
 
-def dialog_layout(dialog: QDialog, *parts: QWidget | QFormLayout) -> QVBoxLayout:
+def dialog_layout(
+    dialog: QDialog, *parts: QWidget | QFormLayout, room_above_last: bool = False
+) -> QVBoxLayout:
     """The dialogs' common column: generous margins, even spacing, parts top to bottom.
 
     The dialog keeps room for what it holds (``keep_room_for_contents``): a message, a
     panel or a chosen name shown once it is open lengthens it instead of being cut.
+    ``room_above_last``: height the contents no longer need (a message gone, a shorter
+    password hint than the dialog opened with) is left above the last part (the buttons),
+    so nothing in the form moves: spread over the heading and the form's messages, it
+    moved every field down a few pixels.
     """
     keep_room_for_contents(dialog)
     layout = QVBoxLayout(dialog)
     layout.setContentsMargins(24, 20, 24, 20)
     layout.setSpacing(12)
-    for part in parts:
+    for index, part in enumerate(parts):
+        if room_above_last and index == len(parts) - 1:
+            layout.addStretch(1)
         if isinstance(part, QFormLayout):
             layout.addLayout(part)
         else:
@@ -931,8 +969,8 @@ class TypedForm(KeepsFocusDialog):
     or numbers (``ignore_wheel``): it scrolls past them.
     """
 
-    # True: a field's message put right leaves its lines blank until the next check, so
-    # the fields under it stay where the person saw them (see FormDialog).
+    # True: a field's message put right leaves its lines blank until a check shows a
+    # message above it, so the fields under it stay where the person saw them (FormDialog).
     KEEPS_MESSAGE_ROOM = False
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -966,11 +1004,21 @@ class TypedForm(KeepsFocusDialog):
             clear_when_edited(widget, message, keep_room=self.KEEPS_MESSAGE_ROOM)
             self._field_of[message] = widget
 
-    def release_message_room(self) -> None:
+    def answers_to(self, widget: QWidget, message: QLabel) -> None:
+        """``message`` is about ``widget`` (a check that fills it puts the keyboard there),
+        but is not hidden when the field is edited: it words itself anew (a live hint)."""
+        self._field_of[message] = widget
+
+    def release_message_room(self, below: QWidget | None = None) -> None:
         """The form is checked anew: the room kept by messages put right
-        (``KEEPS_MESSAGE_ROOM``) goes."""
-        for message in self._field_of:
-            keep_room_when_hidden(message, False)
+        (``KEEPS_MESSAGE_ROOM``) goes; with ``below`` (the first field in error), only
+        that of messages about fields under it, which move anyway as its message appears.
+        Those above keep their blank line: a refused save moved First password up under
+        the pointer as the kept Role line went."""
+        top = (lambda w: w.mapTo(self, w.rect().topLeft()).y()) if below is not None else None
+        for message, field in self._field_of.items():
+            if top is None or below is None or top(field) > top(below):
+                keep_room_when_hidden(message, False)
 
     def show_problems(self, problems: Mapping[QLabel, str], select: bool = False) -> bool:
         """Show every message of ``problems`` (a field's message label -> its text) at
@@ -981,7 +1029,9 @@ class TypedForm(KeepsFocusDialog):
         once per mistake, and to the third field first: the family name they typed next
         landed in the date of birth. (Fields are known by the messages
         :meth:`clears_on_edit` paired them with; a message of no field is still shown.)"""
-        self.release_message_room()
+        fields = [self._field_of[label] for label in problems if label in self._field_of]
+        if fields:
+            self.release_message_room(below=in_tab_order(self, fields)[0])
         return show_problems(self, problems, self._field_of, select)
 
     def focus_field_of(self, message: QLabel) -> None:

@@ -149,19 +149,25 @@ class AuditLogDialog(KeepsFocusDialog):
     def dates_ok(self) -> bool:
         """Check From and To as core will: each bad one's message under it, all at once,
         the keyboard in the first (its text selected, to type over). True when both
-        are dates or times (or empty)."""
+        are dates or times (or empty), and To is not before From (that range holds
+        nothing: it showed "0 entries." and said nothing)."""
         bad: list[QLineEdit] = []
+        stamps: list[str] = []
         for caption, day, message in self._dates:
             text = day.text().strip()
             try:
                 if text:
-                    bound(caption, text, end=False)
+                    stamps.append(bound(caption, text, end=day is self.until))
             except ValidationError as exc:
                 message.setText(validation_text(exc))
                 message.show()
                 bad.append(day)
             else:
                 message.hide()
+        if not bad and len(stamps) == 2 and stamps[1] <= stamps[0]:
+            self.until_error.setText("To is before From: no entry can fall between them.")
+            self.until_error.show()
+            bad.append(self.until)
         if bad:
             bad[0].setFocus()
             bad[0].selectAll()
@@ -199,9 +205,12 @@ class AuditLogDialog(KeepsFocusDialog):
     # ----- export -----------------------------------------------------------------------
 
     def ask_export_file(self) -> None:
-        """Ask where to save the CSV (without blocking: the dialog reports back)."""
+        """Ask where to save the CSV (without blocking: the dialog reports back), once
+        From and To are good."""
         if self._export_job is not None or self.file_dialog is not None:
             return
+        if not self.dates_ok():
+            return  # said under the dates first: no file is chosen for nothing
         chooser = QFileDialog(self, "Export the audit log", str(Path.home() / "audit-log.csv"))
         chooser.setObjectName("auditExportFile")
         chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.messages import describe_error, validation_text
+from app.messages import describe_error
 from app.session.key_dialogs import FormDialog, busy_bar, heading_label, password_field
-from app.session.strength_hint import StrengthHint
+from app.session.strength_hint import StrengthHint, worded
 from app.widgets import (
     MessageSlot,
     action_buttons,
@@ -331,7 +331,15 @@ class _StaffForm(FormDialog):
     def finish(self, accept_text: str, *parts: QWidget | QFormLayout) -> None:
         """Lay out ``parts`` with the dialog's buttons."""
         self.buttons, self.save_button = action_buttons(self, self.save, accept_text)
-        dialog_layout(self, *parts, self.general_error, self.progress, self.busy, self.buttons)
+        dialog_layout(
+            self,
+            *parts,
+            self.general_error,
+            self.progress,
+            self.busy,
+            self.buttons,
+            room_above_last=True,
+        )
 
     def save(self) -> None:
         """Subclasses check their form and call :meth:`run`."""
@@ -379,7 +387,7 @@ class _StaffForm(FormDialog):
     def failed(self, exc: Exception) -> None:
         """A weak password shows under the password field."""
         if isinstance(exc, ValidationError) and exc.field == "password":
-            self.show_error("password", validation_text(exc))
+            self.show_error("password", worded(exc))
         else:
             super().failed(exc)
 
@@ -409,19 +417,15 @@ class AddStaffDialog(_StaffForm):
         self.clears_on_edit([(self.role, self.errors["role"])])
         form.addRow("Role", self.role)
         form.addRow("", MessageSlot(self.errors["role"]))
+        self.strength = StrengthHint(self.new, lambda: (self.user.text(), self.full_name.text()))
         self.add_rows(
             [
                 ("First password", "password", self.new),
                 ("Repeat password", "confirm", self.confirm),
             ],
             form,
+            self.strength,
         )
-        self.strength = StrengthHint(
-            self.new,
-            lambda: (self.user.text(), self.full_name.text()),
-            self.errors["password"],
-        )
-        form.insertRow(form.rowCount() - 2, "", self.strength)
         intro = paragraph(
             "Give them the first password in person. They must choose their own the first "
             "time they sign in. Their account reaches the clinic's other computers with the "
@@ -591,13 +595,11 @@ class ResetPasswordDialog(_StaffForm):
         self._username = member.username
         self.new = password_field("resetNewPassword")
         self.confirm = password_field("confirmPassword")
+        self.strength = StrengthHint(self.new, lambda: (member.username, member.full_name))
         form = self.add_rows(
-            [("New password", "password", self.new), ("Repeat password", "confirm", self.confirm)]
+            [("New password", "password", self.new), ("Repeat password", "confirm", self.confirm)],
+            hint=self.strength,
         )
-        self.strength = StrengthHint(
-            self.new, lambda: (member.username, member.full_name), self.errors["password"]
-        )
-        form.insertRow(2, "", self.strength)
         intro = paragraph(
             f"{member.full_name or member.username} must choose their own password the next "
             "time they sign in. Their old password stops working here at once, and on the "

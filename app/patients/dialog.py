@@ -200,7 +200,18 @@ class PatientDialog(TypedForm):
 
         self.duplicates = DuplicatePanel()
         self.buttons, self.save_button = action_buttons(self, self.save)
-        dialog_layout(self, heading, intro, form, self.general_error, self.duplicates, self.buttons)
+        # Height the form does not need stays above the buttons: spread over the heading
+        # and the messages, it moved every field as a message came and went.
+        dialog_layout(
+            self,
+            heading,
+            intro,
+            form,
+            self.general_error,
+            self.duplicates,
+            self.buttons,
+            room_above_last=True,
+        )
 
         if patient is not None:
             self.family.setText(patient.family)

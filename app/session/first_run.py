@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.messages import describe_error, validation_text
 from app.session.recovery_sheet import RecoveryKeyActions
-from app.session.strength_hint import StrengthHint
+from app.session.strength_hint import StrengthHint, worded
 from app.sync.controller import SyncProgress, download_progress
 from app.sync.join import (
     DISCARDED,
@@ -48,6 +48,7 @@ from app.sync.status import describe_progress, read_ca_file
 from app.widgets import (
     check_all,
     clear_when_edited,
+    edit_signals,
     error_label,
     fields_of,
     form_layout,
@@ -207,7 +208,12 @@ class AdminPage(QWizardPage):
             "password": self.password,
             "confirm": self.confirm,
         }
+        # The password's message place is its strength hint (app/session/strength_hint.py).
+        self.strength = StrengthHint(
+            self.password, lambda: (self.username.text(), self.full_name.text())
+        )
         self.errors = {field: error_label() for field in self.inputs}
+        self.errors["password"] = self.strength
         self._field_of: dict[QLabel, QWidget] = {self.errors[f]: w for f, w in self.inputs.items()}
         self.general_error = error_label()
         self.progress = paragraph("", "hint")
@@ -222,13 +228,11 @@ class AdminPage(QWizardPage):
         ):
             form.addRow(caption, self.inputs[field])
             form.addRow("", self.errors[field])
-            clear_when_edited(self.inputs[field], self.errors[field])  # as every form's
-        self.strength = StrengthHint(
-            self.password,
-            lambda: (self.username.text(), self.full_name.text()),
-            self.errors["password"],
-        )
-        form.insertRow(6, "", self.strength)
+            if field != "password":
+                clear_when_edited(self.inputs[field], self.errors[field])  # as every form's
+        for field in ("username", "full_name", "confirm"):
+            for signal in edit_signals(self.inputs[field]):
+                signal.connect(self.strength.release_room)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(12)
@@ -260,6 +264,10 @@ class AdminPage(QWizardPage):
 
     def _clear_errors(self) -> None:
         for label in (*self.errors.values(), self.general_error):
+            if isinstance(label, StrengthHint):
+                label.update_hint()
+                label.release_room()
+                continue
             label.clear()
             label.hide()
 
@@ -280,9 +288,10 @@ class AdminPage(QWizardPage):
         problems = check_all([
             (self.errors["username"], lambda: validation.username(username)),
             (self.errors["full_name"], lambda: validation.text("full_name", full_name or username)),
-            (self.errors["password"],
-             lambda: validation.password(password, (username.strip().lower(), full_name))),
         ])  # fmt: skip
+        weak = self.strength.refusal()
+        if weak is not None:
+            problems[self.errors["password"]] = weak
         if password != self.confirm.text():
             problems[self.errors["confirm"]] = "The two passwords are different. Type them again."
             self.confirm.clear()
@@ -325,7 +334,9 @@ class AdminPage(QWizardPage):
                 self._wizard.clinic_page.error.setText(validation_text(exc))
                 self._wizard.clinic_page.error.show()
                 return
-            self.show_error(exc.field, validation_text(exc))
+            label = self.errors.get(exc.field)
+            words = worded(exc) if isinstance(label, StrengthHint) else validation_text(exc)
+            self.show_error(exc.field, words)
         else:
             self.show_error(None, describe_error(exc))
 

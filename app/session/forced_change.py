@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-from app.messages import validation_text
 from app.session.key_dialogs import FormDialog, heading_label, password_field
-from app.session.strength_hint import StrengthHint
+from app.session.strength_hint import StrengthHint, worded
 from app.widgets import action_buttons, dialog_layout, paragraph
 from app.worker import Worker
 from core.records.errors import ValidationError
@@ -38,11 +37,11 @@ class ForcedPasswordChangeDialog(FormDialog):
         self.setMinimumWidth(580)
         self.new = password_field("newPassword", "A few words only you would put together")
         self.confirm = password_field("confirmPassword")
+        self.strength = StrengthHint(self.new, lambda: (username, full_name))
         form = self.add_rows(
-            [("New password", "new", self.new), ("Repeat new password", "confirm", self.confirm)]
+            [("New password", "new", self.new), ("Repeat new password", "confirm", self.confirm)],
+            hint=self.strength,
         )
-        self.strength = StrengthHint(self.new, lambda: (username, full_name), self.errors["new"])
-        form.insertRow(2, "", self.strength)
         intro = paragraph(
             "Your administrator set the password you just used. Choose your own now: nobody "
             "else should know it. It also unlocks the clinic's records on this computer.",
@@ -58,6 +57,7 @@ class ForcedPasswordChangeDialog(FormDialog):
             self.progress,
             self.busy,
             self.buttons,
+            room_above_last=True,
         )
         self.new.setFocus()
 
@@ -88,7 +88,7 @@ class ForcedPasswordChangeDialog(FormDialog):
     def failed(self, exc: Exception) -> None:
         """A weak password is explained under the field; the rest as core says."""
         if isinstance(exc, ValidationError) and exc.field == "password":
-            self.show_error("new", validation_text(exc))
+            self.show_error("new", worded(exc))
         else:
             super().failed(exc)
 

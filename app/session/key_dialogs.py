@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
@@ -36,14 +36,16 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.session.first_run import ClinicCreated, RecoveryPage
 from app.session.outcomes import Tell, tell_nobody
-from app.session.strength_hint import StrengthHint
+from app.session.strength_hint import StrengthHint, worded
 from app.widgets import (
     MessageSlot,
     TypedForm,
     action_buttons,
     ask_first,
     dialog_layout,
+    edit_signals,
     error_label,
+    fields_of,
     form_layout,
     paragraph,
 )
@@ -110,18 +112,42 @@ class FormDialog(TypedForm):
         self.busy = busy_bar()
 
     def add_rows(
-        self, rows: list[tuple[str, str, QLineEdit]], form: QFormLayout | None = None
+        self,
+        rows: list[tuple[str, str, QLineEdit]],
+        form: QFormLayout | None = None,
+        hint: StrengthHint | None = None,
     ) -> QFormLayout:
         """``(caption, field, widget)`` rows with an error line under each, in a new form
-        or added at the end of ``form``."""
+        or added at the end of ``form``. ``hint``: the message place of the field it
+        follows (a new password's), instead of an error line."""
         form = form if form is not None else form_layout()
         for caption, field, widget in rows:
             self.inputs[field] = widget
+            form.addRow(caption, widget)
+            if hint is not None and hint.field is widget:
+                self.errors[field] = hint
+                self.answers_to(widget, hint)
+                form.addRow("", hint)
+                continue
             self.errors[field] = error_label()
             self.clears_on_edit([(widget, self.errors[field])])
-            form.addRow(caption, widget)
             form.addRow("", MessageSlot(self.errors[field]))
         return form
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """First shown: typing in any other field gives back the room a password hint
+        kept for its longest verdict (see :class:`StrengthHint`)."""
+        first = not self.property("hintsWatched")
+        super().showEvent(event)
+        if not first:
+            return
+        self.setProperty("hintsWatched", True)
+        for hint in self.errors.values():
+            if isinstance(hint, StrengthHint):
+                for widget in fields_of(self):
+                    if widget is not hint.field:
+                        for signal in edit_signals(widget):
+                            signal.connect(hint.release_room)
 
     @property
     def working(self) -> bool:
@@ -179,9 +205,14 @@ class FormDialog(TypedForm):
         return problems
 
     def clear_errors(self) -> None:
-        """Hide every message (and give back the room of those put right)."""
-        self.release_message_room()
+        """Hide every message (a password's hint says its live verdict again, in only
+        the room that takes). The room of messages put right is given back as the check
+        shows its messages (:meth:`TypedForm.show_problems`)."""
         for label in (*self.errors.values(), self.general_error):
+            if isinstance(label, StrengthHint):
+                label.update_hint()
+                label.release_room()
+                continue
             label.clear()
             label.hide()
 
@@ -219,7 +250,9 @@ class FormDialog(TypedForm):
     def failed(self, exc: Exception) -> None:
         """The worker's job raised ``exc``."""
         if isinstance(exc, ValidationError):
-            self.show_error(exc.field, validation_text(exc))
+            label = self.errors.get(exc.field)
+            words = worded(exc) if isinstance(label, StrengthHint) else validation_text(exc)
+            self.show_error(exc.field, words)
         else:
             self.show_error(None, describe_error(exc))
 
@@ -255,15 +288,15 @@ class ChangePasswordDialog(FormDialog):
         self.current = password_field("currentPassword")
         self.new = password_field("newPassword", "At least 10 characters")
         self.confirm = password_field("confirmPassword")
+        self.strength = StrengthHint(self.new, lambda: (username,))
         form = self.add_rows(
             [
                 ("Current password", "current", self.current),
                 ("New password", "new", self.new),
                 ("Repeat new password", "confirm", self.confirm),
-            ]
+            ],
+            hint=self.strength,
         )
-        self.strength = StrengthHint(self.new, lambda: (username,), self.errors["new"])
-        form.insertRow(4, "", self.strength)
         intro = paragraph(
             "Choose a password of at least 10 characters that you do not use anywhere else. "
             "Your password also unlocks the clinic's records on this computer.",
@@ -280,6 +313,7 @@ class ChangePasswordDialog(FormDialog):
             self.progress,
             self.busy,
             self.buttons,
+            room_above_last=True,
         )
         self.current.setFocus()
 
@@ -314,7 +348,7 @@ class ChangePasswordDialog(FormDialog):
             self.current.clear()
             self.show_error("current", "Your current password is not correct.")
         elif isinstance(exc, ValidationError) and exc.field == "password":
-            self.show_error("new", validation_text(exc))
+            self.show_error("new", worded(exc))
         else:
             super().failed(exc)
 
@@ -340,18 +374,16 @@ class RecoverPasswordDialog(FormDialog):
         self.username.setObjectName("recoverUsername")
         self.new = password_field("recoverNewPassword", "At least 10 characters")
         self.confirm = password_field("recoverConfirm")
+        self.strength = StrengthHint(self.new, lambda: (self.username.text(),))
         form = self.add_rows(
             [
                 ("Recovery key", "recovery_key", self.recovery_key),
                 ("User name", "username", self.username),
                 ("New password", "password", self.new),
                 ("Repeat password", "confirm", self.confirm),
-            ]
+            ],
+            hint=self.strength,
         )
-        self.strength = StrengthHint(
-            self.new, lambda: (self.username.text(),), self.errors["password"]
-        )
-        form.insertRow(6, "", self.strength)
         intro = paragraph(
             "The recovery key was shown once when Careline was set up on this computer, as "
             "eight groups of letters and digits. It is usually kept on paper, for example in "
@@ -374,6 +406,7 @@ class RecoverPasswordDialog(FormDialog):
             self.progress,
             self.busy,
             self.buttons,
+            room_above_last=True,
         )
         self.recovery_key.setFocus()
 

@@ -1,92 +1,86 @@
 """A live password-strength hint under a new-password field: zxcvbn's verdict, the
 estimated time to guess it offline, and its warning and suggestions
 (core/records/password_strength.py), updated as the person types. The same check refuses
-a weak password in core, so the hint only says early what saving would say."""
+a weak password in core, so the hint only says early what saving would say.
+
+The hint is the field's one message place: a form's refusal of the password (too weak,
+empty, the one given, core's own check after the work ran) is shown in it, in the same
+words, and the live hint is back at the next key typed in the field. Two places said the
+same thing in two wordings, and the refusal's lines stayed as a blank band once the hint
+replaced it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject, QRect, Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
-from app.messages import validation_text
-from app.widgets import keep_room_when_hidden
 from core.records.errors import ValidationError
 from core.records.password_strength import assess
 from core.records.validation import MIN_PASSWORD_LENGTH, password
+
+TOO_SHORT = f"Too short: at least {MIN_PASSWORD_LENGTH} characters."
+
+
+def worded(exc: ValidationError) -> str:
+    """Core's refusal of a password in the hint's words ("Too short: …", "Too easy to
+    guess (weak): …"), not prefixed "Password: " as other fields' messages are."""
+    detail = str(exc).removeprefix(f"{exc.field}: ")
+    if detail.startswith("must be at least"):
+        return TOO_SHORT
+    detail = detail[:1].upper() + detail[1:]
+    return detail if detail.endswith(".") else f"{detail}."
 
 
 class StrengthHint(QLabel):
     """Follows ``field``; ``user_inputs()`` gives the words that count as easy guesses (the
     user name and full name typed so far).
 
-    ``refusal`` is the field's own message (the form's error line under it): while it is
-    shown, the hint steps aside, so a refused password is explained once. Both said it:
-    "Password must be at least 10 characters." over "Too short: at least 10 characters.".
-    The hint is back as soon as the person edits the field (which hides the message)."""
+    A text the form sets (``setText``: its refusal, shown by ``show_problems``) is drawn
+    as a field's message; the person's next edit of the field puts the live hint back."""
 
-    def __init__(
-        self,
-        field: QLineEdit,
-        user_inputs: Callable[[], Sequence[str]] = tuple,
-        refusal: QLabel | None = None,
-    ) -> None:
+    def __init__(self, field: QLineEdit, user_inputs: Callable[[], Sequence[str]] = tuple) -> None:
         super().__init__()
         self.setObjectName("passwordStrength")
         self.setWordWrap(True)
-        self._field = field
+        self.field = field
         self._inputs = user_inputs
-        # No room kept for zxcvbn's longest explanations: four lines held for them left a
-        # blank band under a one-line hint. The room grows to the longest verdict shown
-        # and stays (``_keep_room``), so the form does not jump back and forth as the
-        # person types.
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.acceptable = False
+        # The room of the longest verdict shown while the person types the password (see
+        # heightForWidth), so Repeat does not jump up and down with every key.
         self._longest = ""
         field.textChanged.connect(self.update_hint)
         self.update_hint()
-        self._refusal = refusal
-        if refusal is not None:
-            refusal.installEventFilter(self)
-            if not refusal.isHidden():
-                self.hide()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The refusal shown: the hint hides; hidden again: the hint is back, in at least
-        the refusal's room (so Repeat does not move), which the refusal no longer keeps."""
-        refusal = self._refusal
-        if watched is refusal and event.type() in (
-            QEvent.Type.ShowToParent,
-            QEvent.Type.HideToParent,
-        ):
-            back = event.type() == QEvent.Type.HideToParent
-            if back and refusal is not None and refusal.sizePolicy().retainSizeWhenHidden():
-                keep_room_when_hidden(refusal, False)
-                self.setMinimumHeight(max(self.minimumHeight(), refusal.height()))
-            self.setVisible(back)
-        return super().eventFilter(watched, event)
+    def setText(self, text: str) -> None:
+        """The form's message about the password (a refusal), in place of the hint."""
+        self._show(text, "refused")
+
+    def refused(self) -> bool:
+        """True while it shows the form's refusal, not the live hint."""
+        return bool(self.property("strength") == "refused")
 
     def refusal(self) -> str | None:
-        """What core's check would refuse the password typed now with, worded as the
-        form's messages are (None: core's check here passes it)."""
+        """What core's check would refuse the password typed now with, in the hint's words
+        (None: core's check here passes it)."""
         try:
-            password(self._field.text(), tuple(self._inputs()))
+            password(self.field.text(), tuple(self._inputs()))
         except ValidationError as exc:
-            return validation_text(exc)
+            return worded(exc)
         return None
 
-    def _keep_room(self) -> None:
-        """Remember the longest verdict shown so far in this form (see heightForWidth)."""
-        if self.isVisible():
-            width = self.fontMetrics().horizontalAdvance
-            if width(self.text()) > width(self._longest):
-                self._longest = self.text()
-                self.updateGeometry()
+    def release_room(self) -> None:
+        """The person moved on (typed in another field, or saved): the hint takes only
+        the lines of what it says now."""
+        if self._longest:
+            self._longest = ""
+            self.updateGeometry()
 
     def heightForWidth(self, width: int) -> int:
-        """The lines of the text shown, or of the longest verdict shown so far, whichever
-        are more: the form does not jump back as a shorter verdict replaces a longer."""
+        """The lines of the text shown, or of the longest verdict shown since the person
+        began typing the password, whichever are more."""
         own = super().heightForWidth(width)
         if not self._longest or width <= 0:
             return own
@@ -99,23 +93,31 @@ class StrengthHint(QLabel):
 
     def update_hint(self) -> None:
         """Rate what is typed now (zxcvbn takes milliseconds for a password's length)."""
-        text = self._field.text()
+        text = self.field.text()
         if not text:
             self.acceptable = False
-            self.setProperty("strength", "none")
-            self.setText(
-                "Use a few unrelated words or a long phrase; no need for symbols or digits."
+            hint, strength = (
+                "Use a few unrelated words or a long phrase; no need for symbols or digits.",
+                "none",
             )
         elif len(text) < MIN_PASSWORD_LENGTH:
             self.acceptable = False
-            self.setProperty("strength", "weak")
-            self.setText(f"Too short: at least {MIN_PASSWORD_LENGTH} characters.")
+            hint, strength = TOO_SHORT, "weak"
         else:
             verdict = assess(text, tuple(self._inputs()))
             self.acceptable = verdict.acceptable
-            self.setProperty("strength", "ok" if verdict.acceptable else "weak")
-            self.setText(verdict.explanation()[:1].upper() + verdict.explanation()[1:])
+            explained = verdict.explanation()
+            hint = explained[:1].upper() + explained[1:]
+            strength = "ok" if verdict.acceptable else "weak"
+        self._show(hint, strength)
+        width = self.fontMetrics().horizontalAdvance
+        if self.field.hasFocus() and width(hint) > width(self._longest):
+            self._longest = hint
+            self.updateGeometry()
+
+    def _show(self, text: str, strength: str) -> None:
+        super().setText(text)
+        self.setProperty("strength", strength)
         # A dynamic property changed: let the stylesheet pick the new colour.
         self.style().unpolish(self)
         self.style().polish(self)
-        self._keep_room()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
+    QFormLayout,
     QLabel,
     QLineEdit,
     QScrollArea,
@@ -141,3 +142,25 @@ def open_popup_rows(combo: QComboBox) -> tuple[int, int]:
     wanted = min(combo.count(), 5)
     needed = sum(view.visualRect(combo.model().index(r, 0)).height() for r in range(wanted))
     return view.viewport().height(), needed
+
+
+def blank_above(dialog: QWidget, field: QWidget, message: QLabel) -> int:
+    """Pixels between ``field`` and the first line of ``message`` under it, beyond the
+    spacing of the form they are in (an empty line, or a part of one)."""
+    top = rect_in(message, dialog).top()
+    text = message.fontMetrics().boundingRect(
+        QRect(0, 0, message.contentsRect().width(), 10_000),
+        int(Qt.TextFlag.TextWordWrap),
+        message.text(),
+    )
+    if message.alignment() & Qt.AlignmentFlag.AlignVCenter:  # drawn centred in its room
+        top += (message.contentsRect().height() - text.height()) // 2
+    forms = [f for f in dialog.findChildren(QFormLayout) if f.indexOf(field) >= 0]
+    spacing = forms[0].verticalSpacing() if forms else 0
+    return top - rect_in(field, dialog).bottom() - 1 - spacing
+
+
+def blank_below(dialog: QWidget, message: QLabel, field: QWidget) -> int:
+    """Pixels between the last line of ``message`` and ``field`` under it."""
+    lines = message.heightForWidth(message.width())
+    return rect_in(field, dialog).top() - (rect_in(message, dialog).top() + lines)

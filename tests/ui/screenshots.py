@@ -199,7 +199,7 @@ def first_run(out: Path, tmp: Path) -> None:
     admin.password.setText("short")
     admin.confirm.setText("short")
     wizard.button(QWizard.WizardButton.CommitButton).click()
-    wait_for(lambda: admin.errors["password"].isVisible())
+    wait_for(admin.strength.refused)
     save(window, out, "02-first-run-admin-error")
     admin.password.setText(PASSWORD)
     admin.confirm.setText(PASSWORD)

@@ -40,6 +40,7 @@ from app.chart.problems import ProblemsCard
 from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, FormDialog
+from app.session.strength_hint import StrengthHint
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import answer_discard, asks_nothing, discard_question
@@ -457,7 +458,9 @@ def shown_errors(dialog: FormDialog | SavingDialog) -> dict[str, str]:
     errors: dict[str, QLabel] = dialog.errors
     shown: dict[str, str] = {}
     for field, label in errors.items():
-        if label.isVisible() and label not in [errors[f] for f in shown]:
+        # A password's hint is always shown: a message once it refuses.
+        said = label.refused() if isinstance(label, StrengthHint) else label.isVisible()
+        if said and label not in [errors[f] for f in shown]:
             shown[field] = label.text()
     return shown
 

@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from app.admin.audit_log import AuditLogDialog
 from app.admin.break_glass_reviews import BreakGlassReviewsDialog
+from app.main_window import MainWindow
 from core.records.break_glass import BreakGlass
 from core.records.notes import Notes
 from core.records.schedule import Schedule
@@ -184,6 +185,45 @@ def test_the_audit_log_filters_and_exports_csv(
     assert rows[2]["break_glass"] == ""
     exports = clinic.database.query("SELECT details FROM audit_log WHERE action = 'audit.export'")
     assert [json.loads(r[0]) for r in exports] == [{"filters": ["patient"], "entries": 3}]
+
+
+def test_a_to_date_before_from_is_said_and_export_checks_dates_before_asking_for_a_file(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The retest: From 2026-12-01, To 2026-11-01 showed "0 entries." and said nothing;
+    Export CSV… with To 2026-02-30 opened the file chooser and refused only once a file
+    was chosen."""
+    signed_in.workspace.admin_tools.audit_log_action.trigger()
+    dialog = signed_in.workspace.admin_tools.dialog
+    assert isinstance(dialog, AuditLogDialog)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() > 0, timeout=5_000)
+    shown = [_texts(table, r) for r in range(table.rowCount())]
+    QTest.keyClicks(dialog.since, "2026-12-01")
+    QTest.keyClick(dialog.since, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.until, "2026-11-30")
+    QTest.keyClick(dialog.until, Qt.Key.Key_Return)
+    assert dialog.until_error.isVisible() and not dialog.since_error.isVisible()
+    assert dialog.until_error.text() == "To is before From: no entry can fall between them."
+    assert rect_in(dialog.until_error, dialog).top() > rect_in(dialog.until, dialog).bottom()
+    assert dialog.until.hasFocus() and dialog.until.selectedText() == "2026-11-30"
+    assert [_texts(table, r) for r in range(table.rowCount())] == shown  # nothing read
+    assert "0 entries" not in dialog.status.text()
+    QTest.keyClicks(dialog.until, "2026-12-01")  # one day: From's own
+    QTest.keyClick(dialog.until, Qt.Key.Key_Return)
+    assert not dialog.until_error.isVisible()
+
+    dialog.until.selectAll()
+    QTest.keyClicks(dialog.until, "2026-02-30")
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert dialog.file_dialog is None  # no file chosen for nothing
+    assert dialog.until_error.isVisible() and dialog.until_error.text().startswith("To:")
+    assert dialog.until.hasFocus()
+    QTest.keyClicks(dialog.until, "2026-12-31")
+    QTest.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.file_dialog is not None)
+    assert dialog.file_dialog is not None
+    dialog.file_dialog.reject()
 
 
 def test_the_audit_log_names_the_patient_of_a_note_visit_or_appointment(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
 from tests.ui.conftest import answer_discard
-from tests.ui.patients.conftest import open_new_dialog, save
+from tests.ui.layout import blank_above, rect_in
+from tests.ui.patients.conftest import EditDialog, open_new_dialog, save
 
 
 def test_register_a_patient(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
@@ -121,6 +123,36 @@ def test_a_phone_typed_with_a_letter_is_refused_under_phone(
     qtbot.waitUntil(lambda: signed_in.workspace.chart.patient is not None, timeout=5_000)
     created = signed_in.workspace.chart.patient
     assert created is not None and created.phone == "07700 900 123"
+
+
+def test_a_field_message_sits_right_under_its_box_and_moves_nothing_above(
+    qtbot: QtBot, styled: None, signed_in: MainWindow, open_edit_dialog: EditDialog
+) -> None:
+    """The retest's 013/014: in the registration dialog the phone's message appeared with
+    an empty line above it, and the whole form moved 17 pixels as it came and went. The
+    message is right under the box in registration as in Edit details, and the fields
+    above it stay where they were."""
+    for dialog in (open_new_dialog(qtbot, signed_in), open_edit_dialog("OKAFOR, Chinedu")):
+        message = dialog.errors["phone"]
+        if not dialog.family.text():  # registration
+            for field, text in ((dialog.family, "Okafor"), (dialog.given, "Chinedu"),
+                                (dialog.birth_date, "1990-06-15")):  # fmt: skip
+                QTest.keyClicks(field, text)
+        QApplication.processEvents()
+        family, phone = rect_in(dialog.family, dialog), rect_in(dialog.phone, dialog)
+        dialog.phone.selectAll()
+        QTest.keyClicks(dialog.phone, "055-ABC-12!!")
+        QTest.keyClick(dialog.phone, Qt.Key.Key_Return)
+        QApplication.processEvents()
+        assert message.isVisible() and message.text().startswith("Phone: '055-ABC-12!!'")
+        assert blank_above(dialog, dialog.phone, message) <= 2, dialog.windowTitle()
+        assert (rect_in(dialog.family, dialog), rect_in(dialog.phone, dialog)) == (family, phone)
+        dialog.phone.selectAll()
+        QTest.keyClicks(dialog.phone, "055 123 4567")  # put right: the message goes
+        QApplication.processEvents()
+        assert not message.isVisible()
+        assert (rect_in(dialog.family, dialog), rect_in(dialog.phone, dialog)) == (family, phone)
+        dialog.reject()
 
 
 def test_edit_a_patient_from_the_chart(

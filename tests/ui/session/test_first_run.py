@@ -74,8 +74,8 @@ def test_first_run_end_to_end(
 
     fill_admin(wizard, "short", "short")
     click(qtbot, wizard, commit)
-    qtbot.waitUntil(lambda: admin.errors["password"].isVisible(), timeout=5_000)
-    assert admin.errors["password"].text() == "Password must be at least 10 characters."
+    qtbot.waitUntil(admin.strength.refused, timeout=5_000)
+    assert admin.errors["password"].text() == "Too short: at least 10 characters."
     assert wizard.currentPage() is admin
     assert not fresh_workstation.is_initialized()
 
@@ -169,14 +169,14 @@ def test_an_administrator_form_with_everything_wrong_says_it_all_at_once(
     said = {name: label.text() for name, label in admin.errors.items() if label.isVisible()}
     assert set(said) == {"username", "password", "confirm"}
     assert said["username"].startswith("User name: use 2-32 lower-case")
-    assert said["password"] == "Password must be at least 10 characters."
+    assert said["password"] == "Too short: at least 10 characters." and admin.strength.refused()
     assert said["confirm"] == "The two passwords are different. Type them again."
     assert admin.confirm.text() == ""  # to be typed again
     assert admin.username.hasFocus() and admin.username.selectedText() == "x"
     assert not admin.creating and not fresh_workstation.is_initialized()
     # Typing the user name over answers its message; the others stay until answered.
     QTest.keyClicks(admin.username, "mgarcia")
-    assert not admin.errors["username"].isVisible() and admin.errors["password"].isVisible()
+    assert not admin.errors["username"].isVisible() and admin.strength.refused()
 
 
 def test_an_existing_clinic_never_shows_the_wizard(

@@ -199,8 +199,8 @@ def test_change_password_mistakes_are_named_and_change_nothing(
     dialog.new.setText("short")
     dialog.confirm.setText("short")
     dialog.save()
-    qtbot.waitUntil(lambda: dialog.errors["new"].isVisible() and not dialog.working)
-    assert dialog.errors["new"].text() == "Password must be at least 10 characters."
+    qtbot.waitUntil(lambda: dialog.strength.refused() and not dialog.working)
+    assert dialog.errors["new"].text() == "Too short: at least 10 characters."
 
     dialog.new.setText(PASSWORD)
     dialog.confirm.setText(PASSWORD)
