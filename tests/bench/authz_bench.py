@@ -20,8 +20,6 @@ from core.authz.engine import Engine
 from core.authz.model import load_clinic_model
 from core.authz.tuples import MemoryTuples, RelationTuple
 
-from . import store_bench
-
 PATIENTS = 2000
 STAFF = {"admin": 2, "clinician": 14, "nurse": 14, "front_desk": 10}
 CHECKS = 20_000
@@ -99,23 +97,3 @@ def run(checks: int = CHECKS) -> dict[str, Any]:
             "met": p50_us <= TARGET_P50_US,
         },
     }
-
-
-def run_part(parts: list[str], results: dict[str, Any], elapsed: dict[str, float]) -> list[Any]:
-    """The runner's hook: run when ``authz`` is among ``parts``; its targets."""
-    if "authz" not in parts:
-        return []
-    store_bench.log("authorization engine benchmark")
-    t0 = time.perf_counter()
-    results["authz"] = report = run()
-    elapsed["authz"] = round(time.perf_counter() - t0, 1)
-    t = report["target"]
-    return [
-        {
-            "name": "authz.check_p50_us",
-            "target": t["target"],
-            "value": t["value"],
-            "limit": t["limit"],
-            "met": bool(t["met"]),
-        }
-    ]

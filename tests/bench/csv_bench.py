@@ -31,7 +31,6 @@ from core.records.models import PatientSummary
 from core.records.patient_import import BATCH_ROWS, plan_import, run_import
 from core.records.workstation import Workstation
 
-from . import store_bench
 from .synthetic import FAMILY_NAMES, GIVEN_NAMES
 
 ROWS = 10_000
@@ -153,17 +152,6 @@ def same_day_review(patients: int = 1000, seed: int = 16) -> dict[str, Any]:
         "keys_s": round(t1 - t0, 3),
         "every_pair_s": round(t2 - t1, 2),
     }
-
-
-def run_part(parts: list[str], results: dict[str, Any], elapsed: dict[str, float]) -> list[Any]:
-    """The runner's hook: run when ``csv`` is among ``parts``; its target."""
-    if "csv" not in parts:
-        return []
-    store_bench.log("CSV patient import benchmark")
-    t0 = time.perf_counter()
-    results["csv"] = report = run()
-    elapsed["csv"] = round(time.perf_counter() - t0, 1)
-    return [{"name": "csv.import_10k_rows_s", **report["target"]}]
 
 
 if __name__ == "__main__":

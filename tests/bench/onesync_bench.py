@@ -160,19 +160,6 @@ def run(records: int = DEFAULT_RECORDS, edits: int = DEFAULT_EDITS) -> dict[str,
     }
 
 
-def run_part(
-    parts: list[str], results: dict[str, Any], elapsed: dict[str, float], records: int
-) -> list[Any]:
-    """The runner's hook: run when ``onesync`` is among ``parts``; its targets."""
-    if "onesync" not in parts:
-        return []
-    _log(f"one-edit sync benchmark ({records:,} records)")
-    t0 = time.perf_counter()
-    results["onesync"] = result = run(records)
-    elapsed["onesync"] = round(time.perf_counter() - t0, 1)
-    return [{"name": f"onesync.{key}", **t} for key, t in result["targets"].items()]
-
-
 if __name__ == "__main__":
     import json
 

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import store_bench
 from .download_client import (
     ROOT,
     ClientSpec,
@@ -315,22 +314,6 @@ def _node_version(stack: NodeStack) -> str:
         [stack.node, "--version"], capture_output=True, text=True, timeout=30, check=False
     )
     return done.stdout.strip()
-
-
-def run_part(
-    parts: list[str], results: dict[str, Any], elapsed: dict[str, float], records: int, runs: int
-) -> list[Any]:
-    """The runner's hook: run when ``peer`` is among ``parts``; its targets (none when
-    skipped: the comparison is optional)."""
-    if "peer" not in parts:
-        return []
-    store_bench.log(f"PouchDB comparison ({records:,} records)")
-    t0 = time.perf_counter()
-    results["peer"] = result = run(records, runs)
-    elapsed["peer"] = round(time.perf_counter() - t0, 1)
-    if result["skipped"]:
-        return []
-    return [{"name": f"peer.{key}", **t} for key, t in result["targets"].items()]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
 
-from .sync_bench import _bulk_history, _copy_ops, _db, _founder
+from .sync_bench import _bulk_history, _copy_ops, _db, _founder, one_edit_median_ms
 
 DEFAULT_TUPLES = 5_000
 REPEATS = 21
@@ -95,24 +94,6 @@ class _TimedTransport(LocalTransport):
             self.seconds.append(time.perf_counter() - start)
 
 
-def _one_edit_syncs(
-    source: Database, target: Database, editor: ClinicRecords, repeats: int
-) -> float:
-    """Median milliseconds of a session carrying one edit from ``source`` to ``target``."""
-    transport = LocalTransport(Responder(source))
-    pid = editor.add_patient("One", "Edit", "1980-01-01").id
-    sync(target, transport, "bench")
-    sync(target, transport, "bench")  # settled: the next batch finds its history kept
-    times = []
-    for i in range(repeats):
-        editor.update_patient(pid, {"phone": f"555-{i:04d}"})
-        start = time.perf_counter()
-        report = sync(target, transport, "bench")
-        times.append(time.perf_counter() - start)
-        assert report.pulled == 1, report
-    return round(statistics.median(times) * 1000, 2)
-
-
 def run(tuples: int = DEFAULT_TUPLES, repeats: int = REPEATS) -> dict[str, Any]:
     """Every figure of the part, as one JSON-able dict."""
     if tuples < 5:
@@ -137,7 +118,9 @@ def run(tuples: int = DEFAULT_TUPLES, repeats: int = REPEATS) -> dict[str, Any]:
             _set_tuples(source, pids[granted:size], STAFF[0], True)
             granted = size
             _copy_ops(source, target)
-            one_edit[str(size)] = _one_edit_syncs(source, target, editor, repeats)
+            one_edit[str(size)] = one_edit_median_ms(
+                target, LocalTransport(Responder(source)), editor, repeats
+            )
 
         _log(f"a session pushing {tuples:,} tuple ops")
         _set_tuples(source, pids[:tuples], STAFF[1], True)
@@ -189,20 +172,6 @@ def run(tuples: int = DEFAULT_TUPLES, repeats: int = REPEATS) -> dict[str, Any]:
             },
         },
     }
-
-
-def run_part(
-    parts: list[str], results: dict[str, Any], elapsed: dict[str, float], tuples: int
-) -> list[Any]:
-    """The runner's hook: run when ``permissions`` is among ``parts``; its targets (the
-    runner turns permission checks on around it: ``runner.enforcing``)."""
-    if "permissions" not in parts:
-        return []
-    _log(f"permission history benchmark ({tuples:,} tuples)")
-    t0 = time.perf_counter()
-    results["permissions"] = result = run(tuples)
-    elapsed["permissions"] = round(time.perf_counter() - t0, 1)
-    return [{"name": f"permissions.{key}", **t} for key, t in result["targets"].items()]
 
 
 if __name__ == "__main__":

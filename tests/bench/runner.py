@@ -44,7 +44,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from core.records import authorize
@@ -66,22 +67,9 @@ from . import (
     vitals_bench,
 )
 
-PARTS = (
-    "store", "sync", "attachments", "chart_attachments", "server", "desktop", "vitals",
-    "clinical", "authz", "permissions", "csv", "peer", "scale", "onesync",
-)  # fmt: skip
-
 
 def _target(name: str, what: str, value: Any, limit: float, met: bool) -> dict[str, Any]:
     return {"name": name, "target": what, "value": value, "limit": limit, "met": bool(met)}
-
-
-def store_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The store report's targets (Careline's store vs plain SQLite), flattened."""
-    return [
-        _target(f"store.{key}", t["target"], t["value"], t["limit"], t["met"])
-        for key, t in report["targets"].items()
-    ]
 
 
 def sync_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -140,15 +128,6 @@ def server_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def desktop_targets(report: dict[str, Any], part: str = "desktop") -> list[dict[str, Any]]:
-    """A part's own targets, flattened: the desktop part's (first download of a large clinic,
-    a LAN edit's arrival on a peer) or the clinical part's (chart, day view)."""
-    return [
-        _target(f"{part}.{key}", t["target"], t["value"], t["limit"], t["met"])
-        for key, t in report["targets"].items()
-    ]
-
-
 @contextlib.contextmanager
 def enforcing() -> Iterator[None]:
     """Authorization on, as on every workstation: importing tests.conftest (the chart
@@ -160,6 +139,112 @@ def enforcing() -> Iterator[None]:
         yield
     finally:
         authorize.ENFORCING = saved
+
+
+def named_targets(part: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A part's ``targets`` dict flattened, each named ``part.key``; none when the part was
+    skipped (the PouchDB comparison is optional)."""
+    if report.get("skipped"):
+        return []
+    return [
+        _target(f"{part}.{key}", t["target"], t["value"], t["limit"], t["met"])
+        for key, t in report["targets"].items()
+    ]
+
+
+def _single(name: str) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """The targets of a part whose report holds one ``target``, named ``name``."""
+
+    def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+        t = report["target"]
+        return [_target(name, t["target"], t["value"], t["limit"], t["met"])]
+
+    return targets
+
+
+def attachment_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attachment encryption against openssl's AES-GCM on this machine."""
+    ratio = report["ratio_careline_to_openssl"]
+    return [
+        _target(
+            "attachments.encrypt_vs_openssl_ratio",
+            "attachment encryption throughput (with the keyed content id) / "
+            "openssl speed -evp aes-256-gcm, at least 0.5",
+            ratio,
+            attachment_bench.TARGET_RATIO,
+            ratio is not None and ratio >= attachment_bench.TARGET_RATIO,
+        )
+    ]
+
+
+def chart_attachment_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A large chart file cut mid-upload opens intact elsewhere; the server sees ciphertext."""
+    ok = report["opened_intact"] and not report["plaintext_on_server"]
+    return [
+        _target(
+            "chart_attachments.intact_and_ciphertext_only",
+            "a 200 MB file cut mid-upload, resumed, opens intact on a second "
+            "workstation; no plaintext on the server (1 = yes)",
+            1 if ok else 0,
+            1,
+            ok,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One benchmark part: how to run it from the command line's options, what its report's
+    targets are, and whether permission checks are on around it (``enforcing``)."""
+
+    name: str
+    label: str
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+    targets: Callable[[dict[str, Any]], list[dict[str, Any]]]
+    enforce: bool = False
+
+    def measure(self, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+        """Run the part: its report and the seconds it took (progress on stderr)."""
+        store_bench.log(self.label)
+        t0 = time.perf_counter()
+        with enforcing() if self.enforce else contextlib.nullcontext():
+            report = self.run(args)
+        return report, round(time.perf_counter() - t0, 1)
+
+
+# Adding a part is one row here (its module's ``run`` and a target rule) and its name in
+# the module docstring. Order is the order they run in.
+PART_TABLE = (
+    Part("store", "store benchmark", store_bench.run, lambda r: named_targets("store", r),
+         enforce=True),
+    Part("sync", "sync benchmark", lambda a: sync_bench.run(), sync_targets, enforce=True),
+    Part("attachments", "attachment benchmark", lambda a: attachment_bench.run(),
+         attachment_targets),
+    Part("chart_attachments", "chart attachment benchmark (200 MB, cut and resumed)",
+         lambda a: chart_attachment_bench.run(), chart_attachment_targets),
+    Part("server", "server load benchmark",
+         lambda a: server_bench.run(a.server_devices, a.server_seconds), server_targets),
+    Part("desktop", "desktop sync benchmark", lambda a: desktop_sync_bench.run(),
+         lambda r: named_targets("desktop", r)),
+    Part("vitals", "vitals benchmark", lambda a: vitals_bench.run(),
+         _single("vitals.record_set_per_s")),
+    Part("clinical", "clinical benchmark (chart, day view, vitals)",
+         lambda a: clinical_bench.run(), lambda r: named_targets("clinical", r)),
+    Part("authz", "authorization engine benchmark", lambda a: authz_bench.run(),
+         _single("authz.check_p50_us")),
+    Part("permissions", "permission history benchmark",
+         lambda a: permission_bench.run(a.permission_tuples),
+         lambda r: named_targets("permissions", r), enforce=True),
+    Part("csv", "CSV patient import benchmark", lambda a: csv_bench.run(),
+         _single("csv.import_10k_rows_s")),
+    Part("peer", "PouchDB comparison", lambda a: peer_bench.run(a.peer_records, a.peer_runs),
+         lambda r: named_targets("peer", r)),
+    Part("scale", "scale benchmark", lambda a: scale_bench.run(a.scale_records),
+         lambda r: named_targets("scale", r)),
+    Part("onesync", "one-edit sync benchmark", lambda a: onesync_bench.run(a.onesync_records),
+         lambda r: named_targets("onesync", r)),
+)  # fmt: skip
+PARTS = tuple(part.name for part in PART_TABLE)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -230,77 +315,10 @@ def main(argv: Sequence[str]) -> int:
     results: dict[str, Any] = {}
     elapsed: dict[str, float] = {}
     targets: list[dict[str, Any]] = []
-    if "store" in parts:
-        t0 = time.perf_counter()
-        with enforcing():
-            results["store"] = store_bench.run(args)
-        elapsed["store"] = round(time.perf_counter() - t0, 1)
-        targets += store_targets(results["store"])
-    if "sync" in parts:
-        store_bench.log("sync benchmark")
-        t0 = time.perf_counter()
-        with enforcing():
-            results["sync"] = sync_bench.run()
-        elapsed["sync"] = round(time.perf_counter() - t0, 1)
-        targets += sync_targets(results["sync"])
-    if "attachments" in parts:
-        store_bench.log("attachment benchmark")
-        t0 = time.perf_counter()
-        results["attachments"] = att = attachment_bench.run()
-        elapsed["attachments"] = round(time.perf_counter() - t0, 1)
-        ratio = att["ratio_careline_to_openssl"]
-        targets.append(
-            _target(
-                "attachments.encrypt_vs_openssl_ratio",
-                "attachment encryption throughput (with the keyed content id) / "
-                "openssl speed -evp aes-256-gcm, at least 0.5",
-                ratio,
-                attachment_bench.TARGET_RATIO,
-                ratio is not None and ratio >= attachment_bench.TARGET_RATIO,
-            )
-        )
-    if "chart_attachments" in parts:
-        store_bench.log("chart attachment benchmark (200 MB, cut and resumed)")
-        t0 = time.perf_counter()
-        results["chart_attachments"] = chart = chart_attachment_bench.run()
-        elapsed["chart_attachments"] = round(time.perf_counter() - t0, 1)
-        ok = chart["opened_intact"] and not chart["plaintext_on_server"]
-        targets.append(
-            _target(
-                "chart_attachments.intact_and_ciphertext_only",
-                "a 200 MB file cut mid-upload, resumed, opens intact on a second "
-                "workstation; no plaintext on the server (1 = yes)",
-                1 if ok else 0,
-                1,
-                ok,
-            )
-        )
-    if "server" in parts:
-        store_bench.log("server load benchmark")
-        t0 = time.perf_counter()
-        results["server"] = server_bench.run(args.server_devices, args.server_seconds)
-        elapsed["server"] = round(time.perf_counter() - t0, 1)
-        targets += server_targets(results["server"])
-    if "desktop" in parts:
-        store_bench.log("desktop sync benchmark")
-        t0 = time.perf_counter()
-        results["desktop"] = desktop_sync_bench.run()
-        elapsed["desktop"] = round(time.perf_counter() - t0, 1)
-        targets += desktop_targets(results["desktop"])
-    targets += vitals_bench.run_part(parts, results, elapsed)
-    if "clinical" in parts:
-        store_bench.log("clinical benchmark (chart, day view, vitals)")
-        t0 = time.perf_counter()
-        results["clinical"] = clinical_bench.run()
-        elapsed["clinical"] = round(time.perf_counter() - t0, 1)
-        targets += desktop_targets(results["clinical"], "clinical")
-    targets += authz_bench.run_part(parts, results, elapsed)
-    with enforcing():
-        targets += permission_bench.run_part(parts, results, elapsed, args.permission_tuples)
-    targets += csv_bench.run_part(parts, results, elapsed)
-    targets += peer_bench.run_part(parts, results, elapsed, args.peer_records, args.peer_runs)
-    targets += scale_bench.run_part(parts, results, elapsed, args.scale_records)
-    targets += onesync_bench.run_part(parts, results, elapsed, args.onesync_records)
+    for part in PART_TABLE:
+        if part.name in parts:
+            results[part.name], elapsed[part.name] = part.measure(args)
+            targets += part.targets(results[part.name])
     report: dict[str, Any] = {
         "benchmark": "careline store, sync, attachments, server load, desktop sync, clinical, "
         "authorization, permission history, CSV import, PouchDB comparison, scale and one-edit "

@@ -31,12 +31,10 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import store_bench
 from .download_client import ClientSpec, grow_clinic, proc_status_kb, run_client, seed_clinic
 from .server_bench import server_process
 
@@ -189,19 +187,6 @@ def report(by_size: list[dict[str, Any]]) -> dict[str, Any]:
             },
         },
     }
-
-
-def run_part(
-    parts: list[str], results: dict[str, Any], elapsed: dict[str, float], records: int
-) -> list[Any]:
-    """The runner's hook: run when ``scale`` is among ``parts``; its targets."""
-    if "scale" not in parts:
-        return []
-    store_bench.log(f"scale benchmark (up to {records:,} records)")
-    t0 = time.perf_counter()
-    results["scale"] = result = run(records)
-    elapsed["scale"] = round(time.perf_counter() - t0, 1)
-    return [{"name": f"scale.{key}", **t} for key, t in result["targets"].items()]
 
 
 if __name__ == "__main__":

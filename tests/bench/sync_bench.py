@@ -299,6 +299,24 @@ def apply_rate(folder: Path, patients: int = 2000, edits_each: int = 4) -> dict[
     }
 
 
+def one_edit_median_ms(
+    target: Database, transport: LocalTransport, editor: ClinicRecords, repeats: int
+) -> float:
+    """Median milliseconds of ``repeats`` sessions each carrying one edit made by ``editor``
+    (on the replica ``transport`` serves) to ``target``: the shape of an incremental sync."""
+    pid = editor.add_patient("One", "Edit", "1980-01-01").id
+    sync(target, transport, "bench")
+    sync(target, transport, "bench")  # settled: the next batch finds its history kept
+    times = []
+    for i in range(repeats):
+        editor.update_patient(pid, {"phone": f"555-{i:04d}"})
+        start = time.perf_counter()
+        report = sync(target, transport, "bench")
+        times.append(time.perf_counter() - start)
+        assert report.pulled == 1, report
+    return round(statistics.median(times) * 1000, 3)
+
+
 def incremental_sync(folder: Path, repeats: int = 41) -> dict[str, Any]:
     """Time to sync one new op, as the shared history grows (median of ``repeats``
     sessions per size: each is about a millisecond, so a few must not decide it)."""
@@ -317,16 +335,7 @@ def incremental_sync(folder: Path, repeats: int = 41) -> dict[str, Any]:
         built = history
         _copy_ops(source, target)
         sync(target, transport, "bench")  # settle both directions
-        pid = editor.add_patient("Inc", "Rement", "1980-01-01").id
-        sync(target, transport, "bench")
-        times = []
-        for i in range(repeats):
-            editor.update_patient(pid, {"phone": f"555-{i:04d}"})
-            start = time.perf_counter()
-            report = sync(target, transport, "bench")
-            times.append(time.perf_counter() - start)
-            assert report.pulled == 1
-        results[str(history)] = round(statistics.median(times) * 1000, 3)
+        results[str(history)] = one_edit_median_ms(target, transport, editor, repeats)
     source.close()
     target.close()
     ratio = results[str(HISTORIES[-1])] / results[str(HISTORIES[0])]

@@ -21,8 +21,6 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 
-from . import store_bench
-
 SETS = 500
 PATIENTS = 20
 # A nurse takes a set in a minute or two; 30 sets a second leaves the write path far from
@@ -91,23 +89,3 @@ def run(sets: int = SETS) -> dict[str, Any]:
             "met": per_s >= TARGET_SETS_PER_S and stored == sets * 9,
         },
     }
-
-
-def run_part(parts: list[str], results: dict[str, Any], elapsed: dict[str, float]) -> list[Any]:
-    """The runner's hook: run when ``vitals`` is among ``parts``; its targets."""
-    if "vitals" not in parts:
-        return []
-    store_bench.log("vitals benchmark")
-    t0 = time.perf_counter()
-    results["vitals"] = report = run()
-    elapsed["vitals"] = round(time.perf_counter() - t0, 1)
-    t = report["target"]
-    return [
-        {
-            "name": "vitals.record_set_per_s",
-            "target": t["target"],
-            "value": t["value"],
-            "limit": t["limit"],
-            "met": bool(t["met"]),
-        }
-    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench import peer_bench, scale_bench
+from tests.bench import peer_bench, runner, scale_bench
 
 
 def test_time_proportional_to_records_is_linear() -> None:
@@ -66,7 +66,7 @@ def test_peer_part_is_skipped_with_the_reason_without_node(
     result = peer_bench.run(records=10, runs=1)
     assert result["skipped"] is True
     assert "Node.js is not installed" in result["why"]
-    assert peer_bench.run_part(["peer"], {}, {}, 10, 1) == []  # optional: no target
+    assert runner.named_targets("peer", result) == []  # optional: no target
 
 
 def _path_with(tmp_path: Path, **tools: str) -> str:
