@@ -105,20 +105,22 @@ def test_a_scripted_change_guarded_by_expect_never_replaces_a_newer_value(clinic
         as_admin(clinic, "patient", "set", pid, "phone", "555-0101", "--expect", "")["phone"]
         == "555-0101"
     )
+
     # A guard that the field is still empty, when it is not, says so in words.
-    full = careline(
-        clinic, "--password-stdin", "patient", "set", pid, "phone", "555-0909",
-        "--expect", "", stdin=PASSWORD,
-    )  # fmt: skip
-    assert full.returncode == 1
+    def refused_phone(value: str, expect: str) -> subprocess.CompletedProcess[str]:
+        """``patient set pid phone value --expect expect``, which must be refused."""
+        done = careline(
+            clinic, "--password-stdin", "patient", "set", pid, "phone", value,
+            "--expect", expect, stdin=PASSWORD,
+        )  # fmt: skip
+        assert done.returncode == 1 and done.stdout == ""
+        return done
+
+    full = refused_phone("555-0909", "")
     assert "not changed: phone holds '555-0101', not empty as --expect said" in full.stderr
     # Someone saves another number meanwhile; the script's guard still names the old one.
     as_admin(clinic, "patient", "set", pid, "phone", "555-0202")
-    stale = careline(
-        clinic, "--password-stdin", "patient", "set", pid, "phone", "555-0303",
-        "--expect", "555-0101", stdin=PASSWORD,
-    )  # fmt: skip
-    assert stale.returncode == 1
+    stale = refused_phone("555-0303", "555-0101")
     assert "not changed: phone holds '555-0202', not '555-0101' as --expect said" in stale.stderr
     assert "(saved by admin at " in stale.stderr
     assert as_admin(clinic, "patient", "show", pid)["phone"] == "555-0202"

@@ -212,18 +212,27 @@ def answer_discard_by_keyboard(qtbot: QtBot, form: QWidget, discard: bool = True
     qtbot.waitUntil(lambda: asks_nothing(form))
 
 
+class Held(threading.Event):
+    """Set to let held work go on; ``entered`` is set once the work has begun (it waits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+
+
 @contextmanager
 def held_on_the_worker(
     monkeypatch: pytest.MonkeyPatch, owner: object, name: str
-) -> Iterator[threading.Event]:
+) -> Iterator[Held]:
     """``owner.<name>`` (the real function or method, run where the app runs it: on the
     database worker, or the sync thread) starts only once the event yielded is set: the
     test acts while the work is in flight. ``owner`` is a Workstation or the module a screen
     calls it from. Set on the way out in any case."""
-    release = threading.Event()
+    release = Held()
     real = getattr(owner, name)
 
     def held(*args: Any, **kwargs: Any) -> Any:
+        release.entered.set()
         release.wait(20)
         return real(*args, **kwargs)
 

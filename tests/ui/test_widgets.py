@@ -84,6 +84,15 @@ def test_a_message_put_right_gives_back_its_room_but_not_the_persons(qtbot: QtBo
     assert not error.isVisible() and dialog.height() == grown + 150
 
 
+def type_in_clicked_list(qtbot: QtBot, box: QComboBox, typed: str) -> None:
+    """The box clicked open, ``typed`` into its list, then Return, which closes it."""
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(box.view().isVisible)
+    QTest.keyClicks(box.view(), typed)
+    QTest.keyClick(box.view(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not box.view().isVisible())
+
+
 @pytest.mark.qt_log_ignore(POPUP_NOISE)  # the list opens
 def test_a_letter_typed_in_a_list_opened_by_a_click_moves_to_its_item(qtbot: QtBot) -> None:
     """The import wizard's date format: a person clicks the box, types D and presses Return
@@ -95,16 +104,8 @@ def test_a_letter_typed_in_a_list_opened_by_a_click_moves_to_its_item(qtbot: QtB
     choose_deliberately(box)
     box.show()
     qtbot.waitExposed(box)
-    QTest.mouseClick(box, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(box.view().isVisible)
-    QTest.keyClicks(box.view(), "D")
-    QTest.keyClick(box.view(), Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not box.view().isVisible())
+    type_in_clicked_list(qtbot, box, "D")
     assert box.currentText() == "DD/MM/YYYY"
     # A word typed into the open list is no choice: Return keeps what was chosen.
-    QTest.mouseClick(box, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(box.view().isVisible)
-    QTest.keyClicks(box.view(), "mm")
-    QTest.keyClick(box.view(), Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not box.view().isVisible())
+    type_in_clicked_list(qtbot, box, "mm")
     assert box.currentText() == "DD/MM/YYYY"

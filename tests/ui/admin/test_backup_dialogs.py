@@ -513,8 +513,10 @@ def test_quitting_while_a_restore_runs_leaves_no_key_nobody_saw(
     with held_on_the_worker(monkeypatch, backup_module, "restore_backup") as release:
         QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
         assert dialog.must_stay_open()
-        # Let it go and quit at once: the restore ends while the worker stops, and the GUI
+        # Under way on the worker (a job still queued when the app quits never runs): let
+        # it go and quit at once. The restore ends while the worker stops, and the GUI
         # thread never hears of it.
+        assert release.entered.wait(20)
         release.set()
         if how == "close":
             signed_in.close()

@@ -48,6 +48,15 @@ def _clinic_with_openings(ws: Workstation) -> tuple[str, str]:
     return ids["GarciaMaria"], ids["OkaforChinedu"]
 
 
+def open_audit_log(qtbot: QtBot, window: MainWindow, more_than: int) -> AuditLogDialog:
+    """Admin tools' Audit log opened, once it shows more than ``more_than`` entries."""
+    window.workspace.admin_tools.audit_log_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, AuditLogDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() > more_than, timeout=5_000)
+    return dialog
+
+
 def test_an_admin_marks_break_glass_openings_reviewed(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -113,11 +122,8 @@ def test_the_audit_log_filters_and_exports_csv(
     maria, _okafor = _clinic_with_openings(clinic)
     window = make_window(clinic)
     sign_in(qtbot, window)
-    window.workspace.admin_tools.audit_log_action.trigger()
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, AuditLogDialog)
+    dialog = open_audit_log(qtbot, window, more_than=5)
     table = dialog.table
-    qtbot.waitUntil(lambda: table.rowCount() > 5, timeout=5_000)
 
     QTest.keyClicks(dialog.person, NURSE)
     QTest.keyClicks(dialog.patient, "garcia maria")
@@ -193,11 +199,8 @@ def test_a_to_date_before_from_is_said_and_export_checks_dates_before_asking_for
     """The retest: From 2026-12-01, To 2026-11-01 showed "0 entries." and said nothing;
     Export CSV… with To 2026-02-30 opened the file chooser and refused only once a file
     was chosen."""
-    signed_in.workspace.admin_tools.audit_log_action.trigger()
-    dialog = signed_in.workspace.admin_tools.dialog
-    assert isinstance(dialog, AuditLogDialog)
+    dialog = open_audit_log(qtbot, signed_in, more_than=0)
     table = dialog.table
-    qtbot.waitUntil(lambda: table.rowCount() > 0, timeout=5_000)
     shown = [_texts(table, r) for r in range(table.rowCount())]
     QTest.keyClicks(dialog.since, "2026-12-01")
     QTest.keyClick(dialog.since, Qt.Key.Key_Tab)
@@ -248,11 +251,8 @@ def test_the_audit_log_names_the_patient_of_a_note_visit_or_appointment(
     clinic.lock()
     window = make_window(clinic)
     sign_in(qtbot, window)
-    window.workspace.admin_tools.audit_log_action.trigger()
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, AuditLogDialog)
+    dialog = open_audit_log(qtbot, window, more_than=5)
     table = dialog.table
-    qtbot.waitUntil(lambda: table.rowCount() > 5, timeout=5_000)
     signed_in_rows = [_texts(table, r) for r in range(table.rowCount())]
     signed_in_row = next(t for t in signed_in_rows if t[3] == "Signed in")
     assert signed_in_row[4:6] == ["", f"Staff account: {ADMIN_NAME} ({ADMIN})"]

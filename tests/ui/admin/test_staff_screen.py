@@ -696,6 +696,17 @@ def back_to(qtbot: QtBot, dialog: QWidget) -> None:
     qtbot.waitUntil(dialog.isActiveWindow)
 
 
+def choose_role_by_typing(qtbot: QtBot, form: AddStaffDialog, typed: str, *keys: Qt.Key) -> None:
+    """``typed`` at the keyboard on Role opens its list; ``keys`` (Return unless given)
+    pressed there close it, and the form is active again."""
+    type_at_the_keyboard(typed)
+    qtbot.waitUntil(form.role.view().isVisible)
+    for key in keys or (Qt.Key.Key_Return,):
+        press(key)
+    qtbot.waitUntil(lambda: not form.role.view().isVisible())
+    back_to(qtbot, form)
+
+
 @pytest.mark.qt_log_ignore(POPUP_NOISE)  # the role list opens
 def test_a_password_typed_after_a_correction_never_makes_a_clinician_an_admin(
     qtbot: QtBot, signed_in: MainWindow
@@ -718,11 +729,7 @@ def test_a_password_typed_after_a_correction_never_makes_a_clinician_an_admin(
     assert signed_in.workstation.records.user("locum4") is None
     seen = rect_in(add.new, add)  # where the person sees First password
 
-    type_at_the_keyboard("c")  # the list opens on Clinician
-    qtbot.waitUntil(add.role.view().isVisible)
-    press(Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not add.role.view().isVisible())
-    back_to(qtbot, add)
+    choose_role_by_typing(qtbot, add, "c")  # the list opens on Clinician
     assert add.role.currentData() == "clinician" and not add.errors["role"].isVisible()
     QApplication.processEvents()  # the layout the message's going asked for
     assert rect_in(add.new, add) == seen  # nothing moved under the pointer
@@ -741,11 +748,7 @@ def test_a_password_typed_after_a_correction_never_makes_a_clinician_an_admin(
     # letter opens the list, the rest put it back on Clinician, and Return keeps that.
     add.role.setFocus()
     for password in ("harbour locum shift rota", "admin rota harbour"):
-        type_at_the_keyboard(password)
-        qtbot.waitUntil(add.role.view().isVisible)
-        press(Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: not add.role.view().isVisible())
-        back_to(qtbot, add)
+        choose_role_by_typing(qtbot, add, password)
         assert add.role.currentData() == "clinician", password
     add.confirm.setFocus()
     type_at_the_keyboard("harbour locum shift rota")
@@ -764,18 +767,11 @@ def test_typed_words_choose_no_role_when_none_was_chosen(
     staff = open_staff(qtbot, signed_in)
     add = open_add(qtbot, staff)
     add.role.setFocus()
-    type_at_the_keyboard("anna")  # "a" would find Admin; the rest make it a word
-    qtbot.waitUntil(add.role.view().isVisible)
-    press(Qt.Key.Key_Return)
-    press(Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    # "a" would find Admin; the rest make it a word
+    choose_role_by_typing(qtbot, add, "anna", Qt.Key.Key_Return, Qt.Key.Key_Escape)
     assert add.role.currentIndex() == -1 and add.role.currentData() is None
-    back_to(qtbot, add)
     add.role.setFocus()
-    type_at_the_keyboard("f")
-    qtbot.waitUntil(add.role.view().isVisible)
-    press(Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: not add.role.view().isVisible())
+    choose_role_by_typing(qtbot, add, "f")
     assert add.role.currentData() == "front_desk"
     add.reject()
 
@@ -820,10 +816,7 @@ def test_making_someone_an_administrator_asks_first_with_cancel_the_default(
     press(Qt.Key.Key_Tab)
     type_at_the_keyboard("Kofi Mensah")
     press(Qt.Key.Key_Tab)
-    type_at_the_keyboard("a")  # Admin, chosen from the list with Return
-    qtbot.waitUntil(add.role.view().isVisible)
-    press(Qt.Key.Key_Return)
-    back_to(qtbot, add)
+    choose_role_by_typing(qtbot, add, "a")  # Admin, chosen from the list with Return
     assert add.role.currentData() == "admin"
     for field in (add.new, add.confirm):
         field.setFocus()

@@ -641,14 +641,9 @@ def test_tab_from_the_chosen_appointment_reaches_its_buttons_with_it_still_chose
         assert table.selectionModel().selectedRows()[0].row() == 1
 
 
-@pytest.mark.strict_authz
-def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
-) -> None:
-    """The tester's slip at the front desk: Arrived greyed itself (and Start visit, Done,
-    No-show and Move) out, so Qt handed the keyboard to the red Cancel…; a stray Space
-    opened "Cancel appointment" and Return cancelled the appointment just checked in. The
-    keyboard goes back to the day list, the appointment still chosen."""
+@pytest.fixture
+def desk_window(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> MainWindow:
+    """The schedule clinic, signed in as Dee Desk of the front desk."""
     clinic = new_schedule_clinic(tmp_path / "clinic")
     clinic.sign_in(ADMIN, PASSWORD)
     clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
@@ -656,7 +651,18 @@ def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
     clinic.lock()
     window = make_window(clinic)
     sign_in_window(qtbot, window, "desk", PASSWORD)
-    page = open_schedule(qtbot, window)
+    return window
+
+
+@pytest.mark.strict_authz
+def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
+    qtbot: QtBot, desk_window: MainWindow
+) -> None:
+    """The tester's slip at the front desk: Arrived greyed itself (and Start visit, Done,
+    No-show and Move) out, so Qt handed the keyboard to the red Cancel…; a stray Space
+    opened "Cancel appointment" and Return cancelled the appointment just checked in. The
+    keyboard goes back to the day list, the appointment still chosen."""
+    page = open_schedule(qtbot, desk_window)
     page.clock = lambda: dt.datetime.combine(today(), dt.time(10, 5))
     select_row(page, 2)  # Astrid Lindqvist, 10:00
     chosen = page.selected_id()
@@ -669,7 +675,7 @@ def test_after_arrived_the_keyboard_is_back_on_the_list_not_on_cancel(
     QTest.keyClick(focused(), Qt.Key.Key_Return)
     assert page.dialog is None  # no "Cancel appointment" question
     wait_loaded(qtbot, page)
-    assert Schedule(clinic.records).get(chosen or "").status == "arrived"
+    assert Schedule(desk_window.workstation.records).get(chosen or "").status == "arrived"
 
 
 def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_list(
@@ -707,19 +713,6 @@ def test_every_status_button_that_greys_itself_out_leaves_the_keyboard_on_the_li
     schedule_window.activateWindow()
     qtbot.waitUntil(schedule_window.isActiveWindow)
     assert focused() is page.day_table and page.selected_id() == page.appointments[2].id
-
-
-@pytest.fixture
-def desk_window(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> MainWindow:
-    """The schedule clinic, signed in as Dee Desk of the front desk."""
-    clinic = new_schedule_clinic(tmp_path / "clinic")
-    clinic.sign_in(ADMIN, PASSWORD)
-    clinic.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
-    clinic.sign_in("desk", PASSWORD)
-    clinic.lock()
-    window = make_window(clinic)
-    sign_in_window(qtbot, window, "desk", PASSWORD)
-    return window
 
 
 def appointment_menu(qtbot: QtBot) -> QMenu:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
@@ -83,12 +85,24 @@ def click(widget: QWidget) -> None:
     QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
 
 
-def open_change_password(qtbot: QtBot, window: MainWindow) -> ChangePasswordDialog:
-    window.workspace.change_password_action.trigger()
+_Dialog = TypeVar("_Dialog", bound=QWidget)
+
+
+def open_key_dialog(
+    qtbot: QtBot, window: MainWindow, action: QAction, kind: type[_Dialog]
+) -> _Dialog:
+    """The key dialog ``action`` opens, shown."""
+    action.trigger()
     dialog = window.key_dialog
-    assert isinstance(dialog, ChangePasswordDialog)
+    assert isinstance(dialog, kind)
     qtbot.waitExposed(dialog)
     return dialog
+
+
+def open_change_password(qtbot: QtBot, window: MainWindow) -> ChangePasswordDialog:
+    return open_key_dialog(
+        qtbot, window, window.workspace.change_password_action, ChangePasswordDialog
+    )
 
 
 # ----- change password -----------------------------------------------------------------------
@@ -331,19 +345,13 @@ def staged_key_left(ws: Workstation) -> bool:
 
 
 def open_new_key(qtbot: QtBot, window: MainWindow) -> NewRecoveryKeyDialog:
-    window.workspace.new_recovery_key_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, NewRecoveryKeyDialog)
-    qtbot.waitExposed(dialog)
-    return dialog
+    return open_key_dialog(
+        qtbot, window, window.workspace.new_recovery_key_action, NewRecoveryKeyDialog
+    )
 
 
 def open_rekey(qtbot: QtBot, window: MainWindow) -> RekeyDialog:
-    window.workspace.rekey_action.trigger()
-    dialog = window.key_dialog
-    assert isinstance(dialog, RekeyDialog)
-    qtbot.waitExposed(dialog)
-    return dialog
+    return open_key_dialog(qtbot, window, window.workspace.rekey_action, RekeyDialog)
 
 
 def made_key(qtbot: QtBot, dialog: NewRecoveryKeyDialog) -> str:

@@ -190,6 +190,17 @@ def test_pair_in_the_app_then_join_from_the_first_run(
     qtbot.waitUntil(lambda: rows_a() == 6, timeout=20_000)
 
 
+@pytest.fixture
+def join_wizard(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> FirstRunWizard:
+    """A new workstation's first-run wizard, on its Join page, its window active."""
+    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    activate(qtbot, window)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    return wizard
+
+
 def _try_joining(qtbot: QtBot, wizard: FirstRunWizard, url: str) -> str:
     """Type into the join page's fields, click Join clinic, and return the error the page
     shows."""
@@ -206,15 +217,11 @@ def _try_joining(qtbot: QtBot, wizard: FirstRunWizard, url: str) -> str:
 
 
 def test_a_join_form_with_everything_wrong_says_it_all_at_once(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+    qtbot: QtBot, tmp_path: Path, join_wizard: FirstRunWizard
 ) -> None:
     """Join said one problem at a time, below the form: each Join clinic found the next.
     Now every field in error says so under itself, the keyboard in the first of them."""
-    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
-    activate(qtbot, window)
-    wizard = window.first_run
-    assert wizard is not None
-    to_join_page(wizard)
+    wizard = join_wizard
     page = wizard.join_page
     not_pem = tmp_path / "notes.txt"
     not_pem.write_text("not a certificate")
@@ -254,17 +261,10 @@ def test_a_join_form_with_everything_wrong_says_it_all_at_once(
 
 
 def test_a_server_that_does_not_answer_is_named_in_plain_words(
-    qtbot: QtBot,
-    tmp_path: Path,
-    make_window: WindowFactory,
-    caplog: pytest.LogCaptureFixture,
+    qtbot: QtBot, join_wizard: FirstRunWizard, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"https://127.0.0.1:{free_port()}"  # nothing listens there
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    to_join_page(wizard)
+    wizard, ws = join_wizard, join_wizard.workstation
     with caplog.at_level(logging.WARNING, logger="core.sync.reach"):
         shown = _try_joining(qtbot, wizard, url)
     assert shown == (
@@ -278,13 +278,9 @@ def test_a_server_that_does_not_answer_is_named_in_plain_words(
 
 
 def test_a_server_certificate_not_trusted_is_named_a_certificate_problem(
-    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+    qtbot: QtBot, live: Live, join_wizard: FirstRunWizard
 ) -> None:
-    ws = Workstation(tmp_path / "new", kdf_params=FAST_PARAMS)
-    window = make_window(ws)
-    wizard = window.first_run
-    assert wizard is not None
-    to_join_page(wizard)
+    wizard, ws = join_wizard, join_wizard.workstation
     # No CA certificate given: the system's CAs do not know the clinic server's.
     shown = _try_joining(qtbot, wizard, live.url)
     assert shown.startswith(f"Cannot reach the server at {live.url}: a certificate problem")
@@ -294,13 +290,9 @@ def test_a_server_certificate_not_trusted_is_named_a_certificate_problem(
 
 
 def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
-    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+    qtbot: QtBot, tmp_path: Path, join_wizard: FirstRunWizard
 ) -> None:
-    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
-    activate(qtbot, window)
-    wizard = window.first_run
-    assert wizard is not None
-    to_join_page(wizard)
+    wizard = join_wizard
     page = wizard.join_page
     missing = tmp_path / "ca.pem"
     for field, text in ((page.server_url, "https://127.0.0.1:9"), (page.enroll_code, "CODE"),
