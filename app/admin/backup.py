@@ -61,7 +61,7 @@ from core.sync.backup import (
     restored_identity,
     withdraw_recovery_key,
 )
-from core.sync.backup_schedule import backup_into, is_due
+from core.sync.backup_schedule import backup_into, is_due, last_backup_time
 
 if TYPE_CHECKING:  # the main window imports this module
     from app.main_window import MainWindow
@@ -247,6 +247,11 @@ def describe_backup(result: BackupResult) -> str:
             "server or the computer that added them keeps them)."
         )
     return text
+
+
+def _local(moment: dt.datetime) -> str:
+    """``on 2026-12-03 at 14:20``, in this computer's time zone."""
+    return f"on {moment.astimezone():%Y-%m-%d at %H:%M}"
 
 
 def _files(count: int) -> str:
@@ -627,6 +632,9 @@ class BackupTools(OneDialog):
         workspace.settings_menu.insertAction(before, self.restore_action)
         self.schedule = BackupSchedule(window.worker, window.workstation, window)
         self.schedule.finished.connect(self._scheduled)
+        # Who has been told, above the pages, that scheduled backups are failing (until
+        # one succeeds).
+        self._failing_told: set[str] = set()
         window.sign_in_page.signed_in.connect(self._signed_in)
         window.locked.connect(self._signed_out)
 
@@ -664,14 +672,35 @@ class BackupTools(OneDialog):
         self.close()
 
     def _scheduled(self, actor: str, outcome: object) -> None:
-        """Said to the person the backup ran under, in the status bar: now, or at their
-        next sign-in here. A failure passes too: the next check tries again, and a notice
-        per attempt would pile up above the pages."""
-        if isinstance(outcome, Exception):
-            text = f"Scheduled backup failed: {describe_error(outcome)}"
-        else:
-            text = "Scheduled backup saved."
-        self._window.outcomes.tell(actor, text, passing=True)
+        """Said to the person the backup ran under: now, or at their next sign-in here. A
+        success passes in the status bar. The first failure of a run of them stays above
+        the pages, saying how old the newest backup is, once per person until a backup
+        succeeds: a failing backup disk that only passed in the status bar every ten
+        minutes could go unseen for weeks. The failures after it pass (one notice per
+        attempt would pile up)."""
+        if not isinstance(outcome, Exception):
+            self._failing_told.clear()
+            self._window.outcomes.tell(actor, "Scheduled backup saved.", passing=True)
+            return
+        text = f"Scheduled backup failed: {describe_error(outcome)}"
+        if actor in self._failing_told:
+            self._window.outcomes.tell(actor, text, passing=True)
+            return
+        self._failing_told.add(actor)
+        folder = self.schedule.folder
+        newest = last_backup_time(folder) if folder is not None else None
+        since = (
+            f"The newest scheduled backup in {folder} was made {_local(newest)}."
+            if newest is not None
+            else f"There is no scheduled backup in {folder} yet."
+        )
+        self._window.outcomes.tell(
+            actor,
+            f"{text} {since} Careline tries again every {SCHEDULE_CHECK_MS // 60_000} "
+            "minutes while someone is signed in; tell whoever looks after this computer's "
+            "backups (the backup_dir setting).",
+            problem=True,
+        )
 
     def show_backup(self) -> None:
         """Settings → Back up now…"""

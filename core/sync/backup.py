@@ -194,6 +194,11 @@ def _held_attachments(ws: Workstation, work: Path) -> _HeldFiles:
     return _HeldFiles(files, size, pending, len(named - included))
 
 
+def _os_reason(exc: OSError) -> str:
+    """``No space left on device``: the system's words, without the errno."""
+    return exc.strerror or str(exc)
+
+
 def create_backup(
     ws: Workstation,
     target: Path,
@@ -248,6 +253,14 @@ def create_backup(
             sealed_file.write_bundle_file(target, header, content_key, manifest, files)
         except BundleError as exc:
             raise BackupError(f"cannot back up to {target}: {exc}") from None
+        except OSError as exc:
+            # A full or vanished backup disk: said as such, not as an unexpected error
+            # (nothing of the backup is left behind: write_bundle_file removes its part).
+            raise BackupError(f"cannot write the backup {target}: {_os_reason(exc)}") from None
+    except OSError as exc:
+        raise BackupError(
+            f"cannot prepare the backup in {ws.data_dir}: {_os_reason(exc)}"
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         copy_key.close()

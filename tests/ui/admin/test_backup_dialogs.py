@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 from app.admin import backup as backup_module
 from app.admin.backup import BackupDialog, RestoreDialog
 from app.main_window import MainWindow
+from core.crypto import sealed_file
 from core.crypto.kdf import FAST_PARAMS
 from core.keys.errors import NoSlotError, WrongSecretError
 from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
@@ -298,6 +299,65 @@ def test_the_schedule_backs_up_when_due_and_keeps_the_newest(
     assert len(kept) == 2 and kept[-1].read_bytes()[:8] == b"CLBACKUP"
     window.backups.schedule.check()  # not due again: nothing new
     assert scheduled_backups(folder) == kept
+
+
+def test_failing_scheduled_backups_are_said_above_the_pages_once_until_one_succeeds(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A backup disk gone (here: the folder's parent is a file) failed every ten minutes
+    with a line in the status bar only, which nobody may see for weeks. The first failure
+    stays above the pages, saying there is no backup yet; the next ones pass in the status
+    bar; once one succeeds, a new run of failures is said again, with the newest
+    backup's date."""
+    disk = tmp_path / "disk"
+    disk.write_text("not a folder")
+    folder = disk / "backups"
+    window = make_window(clinic)
+    schedule = window.backups.schedule
+    schedule.configure(folder, 3, 0)  # due at every check
+    notice = window.workspace.notice
+    sign_in(qtbot, window)
+    qtbot.waitUntil(lambda: "Scheduled backup failed" in notice.text(), timeout=10_000)
+    assert f"There is no scheduled backup in {folder} yet." in notice.text()
+    assert "tell whoever looks after this computer's backups" in notice.text()
+    first = notice.text()
+
+    schedule.check()  # failing again: the status bar, not a second notice
+    qtbot.waitUntil(lambda: not schedule.running, timeout=10_000)
+    assert window.statusBar().currentMessage().startswith("Scheduled backup failed")
+    assert notice.text() == first
+
+    disk.unlink()  # the disk is back
+    folder.mkdir(parents=True)
+    schedule.check()
+    qtbot.waitUntil(lambda: len(scheduled_backups(folder)) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: not schedule.running, timeout=10_000)
+    assert window.statusBar().currentMessage() == "Scheduled backup saved."
+    made = scheduled_backups(folder)[0]
+
+    window.workspace.hide_notice()
+
+    # The disk fills up (nothing here can fill a real one): the notice says how old the
+    # newest backup is, in this computer's time zone.
+    real_write = sealed_file.write
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        real_write(*args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sealed_file, "write", disk_full)
+    schedule.check()
+    qtbot.waitUntil(lambda: "Scheduled backup failed" in notice.text(), timeout=10_000)
+    # Said as what it is, naming the file, not as an error Careline did not expect.
+    assert "Cannot write the backup " in notice.text()
+    assert ".clbackup: No space left on device." in notice.text()
+    assert "did not expect" not in notice.text()
+    stamp = dt.datetime.strptime(made.name[16:32], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    assert (
+        f"The newest scheduled backup in {folder} was made "
+        f"{stamp.astimezone():on %Y-%m-%d at %H:%M}." in notice.text()
+    )
 
 
 def _sign_out_by(how: str, window: MainWindow) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from core.crypto import sealed_file
 from core.records.workstation import Workstation
+from core.sync.backup import BackupError
 from core.sync.backup_schedule import backup_into, backup_name, is_due, prune, scheduled_backups
 
 NOW = dt.datetime(2026, 12, 5, 11, 0, tzinfo=dt.UTC)
@@ -59,7 +60,9 @@ def test_a_backup_cut_off_while_written_leaves_nothing_that_passes_for_one(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(sealed_file, "write", cut_off)
-    with pytest.raises(OSError, match="No space left"):
+    # Said as a backup problem naming the file (it was an OSError the app called an error
+    # it did not expect, "your last change may not have been saved").
+    with pytest.raises(BackupError, match=r"cannot write the backup .*\.clbackup: No space left"):
         backup_into(workstation, folder, 7, "admin", now=NOW)
     assert list(folder.iterdir()) == []
     assert is_due(folder, 24, NOW)
