@@ -16,7 +16,9 @@ such as form labels for field names).
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from typing import ClassVar
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,18 @@ class CarelineError(Exception):
         return self.plain_template.format(detail=str(self))
 
 
+# The disk refusing a write (full, over quota, read-only, failing): not a bug, and what a
+# person can act on, so named in the system's own words wherever it surfaces unwrapped.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
 def plain_words(exc: BaseException) -> str:
     """A phrase naming the problem; an unexpected exception is logged and not shown."""
     if isinstance(exc, CarelineError):
         return exc.plain_words()
     log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return f"this computer's disk refused to write ({exc.strerror or os.strerror(exc.errno)})"
     return UNEXPECTED
 
 

@@ -3,6 +3,7 @@ used by the command line and (through app.messages) by every screen."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import logging
@@ -100,6 +101,25 @@ def test_an_unexpected_error_is_never_shown_raw_but_logged(
     assert shown.endswith("please try again.")
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[1] is bug
+
+
+def test_a_disk_refusing_a_write_is_named_not_called_unexpected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk is something a person can act on: said in the system's words (the
+    file's name, which may name a patient's document, stays in the log), still logged."""
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/letters/Mensah.pdf")
+    with caplog.at_level(logging.ERROR, logger="core.errors"):
+        shown = describe_error(full)
+    assert shown == (
+        "This computer's disk refused to write (No space left on device). Your last change "
+        "may not have been saved; please try again."
+    )
+    assert "Mensah" not in shown
+    [record] = caplog.records
+    assert record.exc_info is not None and record.exc_info[1] is full
+    # Other OS errors are still bugs to the person: a missing file here is unexpected.
+    assert describe_error(FileNotFoundError(2, "No such file")).startswith("Something went")
 
 
 def test_errors_keep_their_old_families() -> None:
