@@ -69,6 +69,10 @@ FAILED_SIGN_INS_FILE = "failed-sign-ins.jsonl"
 # typed is not kept anywhere (not in the audit log, which syncs to the server, nor in the
 # delays file, which is plaintext): people type their password into the user name box.
 NOT_AN_ACCOUNT = "(not an account)"
+# What a sign-in refused while the clinic is closed, by a name labelling no password slot
+# here, is noted and audited as: while closed, this computer cannot tell whether any
+# account has the name, and the text typed may be a password.
+NOT_KNOWN_HERE = "(no password on this computer)"
 
 # In the data folder from a new replica's accepted enrollment until its first sync and the
 # joining person's account check are done (core.sync.join); it holds nothing.
@@ -420,7 +424,11 @@ class Workstation:
             try:
                 self._unlock_for_sign_in(chain, name, password, previous_password)
             except AuthenticationError:
-                self._note_failed_sign_in(name)
+                # Noted by name only for a name labelling a password slot here (an account
+                # of this clinic): anything else typed may be a password, and the note is
+                # a plaintext file whose names end in the synced audit log.
+                known = chain.password_slot(name) is not None
+                self._note_failed_sign_in(name if known else NOT_KNOWN_HERE)
                 raise
 
         def second_factor(user: User, secret: str) -> None:
@@ -494,6 +502,7 @@ class Workstation:
         path = self.failed_sign_ins_path
         if not path.exists():
             return
+        accounts = {str(n) for (n,) in db.query("SELECT username FROM users")}
         with exclusive_lock(lock_path_for(self.keyfile_path)):
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
@@ -505,6 +514,9 @@ class Workstation:
                     name, at = str(noted["user"]), str(noted["at"])
                 except (ValueError, KeyError, TypeError):
                     name, at = "(unreadable note)", ""
+                if name not in accounts and name != NOT_KNOWN_HERE:
+                    # A note an earlier release wrote with whatever was typed.
+                    name = NOT_AN_ACCOUNT
                 with db.write(
                     FAILED_SIGN_IN_ACTOR,
                     "user.sign_in_failed",

@@ -7,7 +7,13 @@ import pytest
 from core.keys.errors import WrongSecretError
 from core.records.errors import AuthenticationError
 from core.records.lockout import DELAYS_FILE
-from core.records.workstation import FAILED_SIGN_IN_ACTOR, FAILED_SIGN_INS_FILE, Workstation
+from core.records.workstation import (
+    FAILED_SIGN_IN_ACTOR,
+    FAILED_SIGN_INS_FILE,
+    NOT_AN_ACCOUNT,
+    NOT_KNOWN_HERE,
+    Workstation,
+)
 from tests.conftest import PASSWORD
 from tests.unit.store.disk import snapshot
 
@@ -62,13 +68,21 @@ def test_failed_sign_ins_on_a_closed_workstation_are_audited_at_the_next_sign_in
     workstation: Workstation,
 ) -> None:
     """The app and the CLI sign in through ``Workstation.sign_in``: a wrong password on a
-    closed clinic (no key opens the audit log) is noted, and audited once someone signs in;
-    a password that opens the slot but fails the synced verifier is audited at once."""
+    closed clinic (no key opens the audit log) is noted, and audited once someone signs in,
+    naming the account. A name labelling no password slot here (while closed nobody can
+    tell whether an account has it, and people type passwords there) is kept nowhere: the
+    note and the synced audit log say only that it was no password of this computer."""
     workstation.lock()
-    for tried in ("admin", "mallory"):
+    typed_password = "Tr0ub4dor&3-MyPassw0rd"
+    for tried in ("admin", typed_password):
         with pytest.raises(AuthenticationError):
             workstation.sign_in(tried, "not the password")
     assert not workstation.is_unlocked
+    noted = workstation.failed_sign_ins_path.read_text()
+    assert "admin" in noted and typed_password.lower() not in noted.lower()
+    # A note an earlier release wrote kept whatever was typed: not carried into the log.
+    with workstation.failed_sign_ins_path.open("a") as older:
+        older.write('{"user": "hunter2-secret", "at": "2026-12-01T09:00:00.000+00:00"}\n')
     workstation.sign_in("admin", PASSWORD)
     rows = workstation.database.query(
         "SELECT actor, action, entity_id, details FROM audit_log ORDER BY seq"
@@ -76,8 +90,10 @@ def test_failed_sign_ins_on_a_closed_workstation_are_audited_at_the_next_sign_in
     failed = [r for r in rows if r[1] == "user.sign_in_failed"]
     assert [(r[0], r[2]) for r in failed] == [
         (FAILED_SIGN_IN_ACTOR, "admin"),
-        (FAILED_SIGN_IN_ACTOR, "mallory"),
+        (FAILED_SIGN_IN_ACTOR, NOT_KNOWN_HERE),
+        (FAILED_SIGN_IN_ACTOR, NOT_AN_ACCOUNT),
     ]
     assert all("closed" in str(r[3]) for r in failed)
     assert "not the password" not in str(rows)
+    assert typed_password.lower() not in str(rows).lower() and "hunter2" not in str(rows)
     assert not workstation.failed_sign_ins_path.exists()
