@@ -221,9 +221,7 @@ class Held(threading.Event):
 
 
 @contextmanager
-def held_on_the_worker(
-    monkeypatch: pytest.MonkeyPatch, owner: object, name: str
-) -> Iterator[Held]:
+def held_on_the_worker(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> Iterator[Held]:
     """``owner.<name>`` (the real function or method, run where the app runs it: on the
     database worker, or the sync thread) starts only once the event yielded is set: the
     test acts while the work is in flight. ``owner`` is a Workstation or the module a screen
