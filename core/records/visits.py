@@ -28,8 +28,8 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
-from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.notes import ON_CHART, Note, Notes
+from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now

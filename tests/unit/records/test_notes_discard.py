@@ -11,6 +11,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records import crdt
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
+from core.records.crdt import RecordDoc
 from core.records.errors import NotAllowedError, ValidationError
 from core.records.fhir.export import export_bundle
 from core.records.notes import SOAP_TEMPLATE, Note, Notes
@@ -19,9 +20,9 @@ from core.reports import data
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
 
 
-def _draft_on_two_replicas(text: str = "Wrong chart: chest pain.") -> tuple[
-    ClinicRecords, ClinicRecords, Note, str
-]:
+def _draft_on_two_replicas(
+    text: str = "Wrong chart: chest pain.",
+) -> tuple[ClinicRecords, ClinicRecords, Note, str]:
     """A draft written in a visit on ``a`` (edited once), synced to ``b``."""
     a, b = new_replica("ann"), new_replica("bob")
     patient = a.add_patient("Roe", "Jane", "1970-03-12")
@@ -122,10 +123,12 @@ def test_a_remote_discard_of_a_signed_note_does_not_hide_it() -> None:
     a, b, note, visit_id = _draft_on_two_replicas()
     Notes(a).sign(note.id)
     sync_pair(b, a)
+
+    def discard_anyway(doc: RecordDoc, hlc: str) -> None:
+        crdt.write(doc, "discarded_at", "2026-01-01T00:00:00+00:00", hlc, "bob")
+
     with b.db.write("bob", "note.edit", "note", note.id) as tx:
-        change(tx, "bob", note.id, "note",
-               lambda doc, hlc: crdt.write(doc, "discarded_at", "2026-01-01T00:00:00+00:00",
-                                           hlc, "bob"))  # fmt: skip
+        change(tx, "bob", note.id, "note", discard_anyway)
     sync_pair(b, a)
     for r in (a, b):
         assert Notes(r).get(note.id).discarded_at is None

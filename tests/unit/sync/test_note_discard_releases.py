@@ -14,6 +14,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.notes import Notes
+from core.records.spec import Mutation
 from core.records.visits import Visits
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS
@@ -87,7 +88,7 @@ def test_v20_hides_a_draft_discarded_on_a_newer_workstation_before_the_upgrade(
     upgraded.close()
 
 
-def _draft(patient_id: str, text: str) -> signed_notes.Mutation:
+def _draft(patient_id: str, text: str) -> Mutation:
     def create(doc: RecordDoc, hlc: str) -> None:
         for field, value in (("patient_id", patient_id), ("author", "nora")):
             crdt.write(doc, field, value, hlc, "nora")
@@ -96,6 +97,6 @@ def _draft(patient_id: str, text: str) -> signed_notes.Mutation:
     return create
 
 
-def _write(records: ClinicRecords, action: str, note_id: str, fn: signed_notes.Mutation) -> None:
+def _write(records: ClinicRecords, action: str, note_id: str, fn: Mutation) -> None:
     with records.db.write(records.actor, action, "note", note_id) as tx:
         change(tx, records.actor, note_id, "note", fn)
