@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from app.chart.note_editor import DISCARD_DETAIL, DISCARD_QUESTION
+from app.chart.note_editor import DISCARD_DETAIL, DISCARD_QUESTION, NoteEditor
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from core.records.notes import Note, Notes
@@ -60,12 +60,19 @@ def go_ahead(box: QMessageBox) -> None:
     QTest.mouseClick(go, Qt.MouseButton.LeftButton)
 
 
-def a_draft_in_a_new_visit(qtbot: QtBot, window: MainWindow) -> tuple[VisitsSection, str, Note]:
-    """Start a walk-in, type a note in it and close the editor: the note is listed."""
+def new_note_in_a_new_visit(
+    qtbot: QtBot, window: MainWindow
+) -> tuple[VisitsSection, str, NoteEditor]:
+    """Open the first chart's Visits tab, start a walk-in and click New note."""
     section = visits_tab(qtbot, open_first_chart(qtbot, window))
     start_walk_in(qtbot, section, "Cough")
     visit_id = shown_visit_id(qtbot, section)
-    editor = open_editor(qtbot, section)
+    return section, visit_id, open_editor(qtbot, section)
+
+
+def a_draft_in_a_new_visit(qtbot: QtBot, window: MainWindow) -> tuple[VisitsSection, str, Note]:
+    """Start a walk-in, type a note in it and close the editor: the note is listed."""
+    section, visit_id, editor = new_note_in_a_new_visit(qtbot, window)
     QTest.keyClicks(editor.body, WRONG_CHART)
     note = stored_note(qtbot, editor)
     editor.reject()
@@ -111,10 +118,7 @@ def test_discard_draft_from_the_visit_asks_and_the_note_leaves_the_visit(
 def test_discard_draft_in_the_editor_asks_and_closes_it(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
-    section = visits_tab(qtbot, open_first_chart(qtbot, signed_in))
-    start_walk_in(qtbot, section, "Cough")
-    visit_id = shown_visit_id(qtbot, section)
-    editor = open_editor(qtbot, section)
+    section, visit_id, editor = new_note_in_a_new_visit(qtbot, signed_in)
     QTest.keyClicks(editor.body, WRONG_CHART)
     note = stored_note(qtbot, editor)
 
@@ -146,10 +150,7 @@ def test_discard_draft_in_the_editor_asks_and_closes_it(
 def test_a_new_note_discarded_before_it_was_stored_stores_nothing(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
-    section = visits_tab(qtbot, open_first_chart(qtbot, signed_in))
-    start_walk_in(qtbot, section, "Cough")
-    visit_id = shown_visit_id(qtbot, section)
-    editor = open_editor(qtbot, section)
+    section, visit_id, editor = new_note_in_a_new_visit(qtbot, signed_in)
     QTest.mouseClick(editor.discard_button, Qt.MouseButton.LeftButton)
     go_ahead(question(qtbot, editor))
     qtbot.waitUntil(lambda: section.editor is None, timeout=5_000)

@@ -79,6 +79,19 @@ def open_inbox(qtbot: QtBot, window: MainWindow, maria: str) -> ListConflictCard
     return card
 
 
+def inbox_from_the_toolbar(qtbot: QtBot, window: MainWindow, count: int) -> ConflictsDialog:
+    """Sign in, wait for the toolbar's "Conflicts (count)" and open the inbox with it;
+    the inbox once its ``count`` cards are shown."""
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == f"Conflicts ({count})")
+    workspace.conflicts_action.trigger()
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: len(dialog.cards) == count, timeout=5_000)
+    return dialog
+
+
 def click(button: QAbstractButton) -> None:
     """Click a radio button or check box on its indicator (their text area ends early)."""
     QTest.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(6, button.height() // 2))

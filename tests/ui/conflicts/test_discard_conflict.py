@@ -13,15 +13,15 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from app.conflicts.dialog import DISCARD_HINT, ConflictCard, ConflictsDialog
+from app.conflicts.dialog import DISCARD_HINT, ConflictCard
 from core.records.notes import Notes
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.ui.conflicts.test_dialog import click, other_desk
-from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
+from tests.ui.conflicts.test_dialog import click, inbox_from_the_toolbar, other_desk
+from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory
 
 DRAFT = "Chest pain since noon."
 EDITED = "Chest pain since noon. Troponin sent."
@@ -55,13 +55,8 @@ def test_a_discard_against_an_edit_is_settled_from_the_inbox(
 ) -> None:
     other, note_id, visit_id = discard_against_an_edit(clinic, tmp_path)
     window = make_window(clinic)
-    sign_in(qtbot, window)
+    dialog = inbox_from_the_toolbar(qtbot, window, 1)
     workspace = window.workspace
-    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (1)")
-    workspace.conflicts_action.trigger()
-    dialog = workspace.conflicts_dialog
-    assert isinstance(dialog, ConflictsDialog)
-    qtbot.waitUntil(lambda: len(dialog.cards) == 1, timeout=5_000)
     [card] = dialog.cards
     assert isinstance(card, ConflictCard)
     shots = Path(os.environ.get("CARELINE_SCREENSHOTS", tmp_path))
