@@ -7,8 +7,9 @@ which clears the chart) sends what is not saved yet.
 
 A new note (New note) opens on the SOAP headings with nothing stored: the first save after
 the person types creates it in the visit, so a New note closed untouched leaves no empty
-draft behind (core has no way to remove a note). Sign asks first: a signed note cannot
-be changed.
+draft behind. Sign asks first: a signed note cannot be changed. "Discard draft…" asks
+first too, then takes the draft off the chart (``Notes.discard``: a note started on the
+wrong patient or visit); its text stays in the record's history.
 """
 
 from __future__ import annotations
@@ -40,6 +41,25 @@ from core.records.visits import Visits
 AUTOSAVE_MS = 800  # a pause in typing this long saves the note
 SIGN_QUESTION = "Sign this note?"
 SIGN_DETAIL = "A signed note cannot be changed; later corrections are addenda."
+DISCARD_QUESTION = "Discard this draft note?"
+DISCARD_DETAIL = (
+    "It will leave the chart and the visit: for a note started on the wrong patient or "
+    "visit. Its text is kept in the record's history (as every edit is), not erased."
+)
+
+
+def ask_to_discard(parent: QWidget, then: Callable[[bool], None]) -> QMessageBox:
+    """Ask before discarding a draft; Cancel is the default, so a stray Space or Return
+    discards nothing (``ask_first``)."""
+    return ask_first(
+        parent,
+        "confirmDiscardNote",
+        "Discard draft",
+        DISCARD_QUESTION,
+        DISCARD_DETAIL,
+        "Discard draft",
+        then,
+    )
 
 
 class _StoredNote:
@@ -76,6 +96,8 @@ class NoteEditor(QDialog):
         self._sent = text  # the text of the save in flight
         self._saving: Job[Note] | None = None
         self.sign_box: QMessageBox | None = None
+        self.discard_box: QMessageBox | None = None
+        self.discarded = False  # the draft was discarded (the editor then closes)
         self.setObjectName("noteEditor")
         self.setWindowTitle("Note")
         self.resize(640, 560)
@@ -99,8 +121,13 @@ class NoteEditor(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         self.buttons.addButton(self.sign_button, QDialogButtonBox.ButtonRole.ActionRole)
-        # A nurse writes, a clinician signs.
-        restrict(self.sign_button, permitted, "note.sign", enabled=True)
+        self.discard_button = QPushButton("Discard draft…")
+        self.discard_button.setObjectName("discardDraft")
+        self.discard_button.setAutoDefault(False)  # Return in the buttons never discards
+        self.discard_button.clicked.connect(self.discard)
+        self.buttons.addButton(self.discard_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self._permitted = permitted
+        self._restrict(enabled=True)
         hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
@@ -109,6 +136,12 @@ class NoteEditor(QDialog):
         cursor = self.body.textCursor()
         cursor.setPosition(len("Subjective:\n") if text.startswith("Subjective:") else 0)
         self.body.setTextCursor(cursor)
+
+    def _restrict(self, enabled: bool) -> None:
+        """Sign and Discard draft as the person may use them (a nurse writes, a clinician
+        signs; who may write a note may discard its draft)."""
+        restrict(self.sign_button, self._permitted, "note.sign", enabled=enabled)
+        restrict(self.discard_button, self._permitted, "note.discard", enabled=enabled)
 
     @property
     def unsaved(self) -> bool:
@@ -250,11 +283,55 @@ class NoteEditor(QDialog):
         self.body.setReadOnly(False)
         self._failed(exc)
 
+    def discard(self) -> None:
+        """Ask first (Cancel is the default), then :meth:`discard_now`."""
+        if self.discard_box is not None:
+            self.discard_box.raise_()
+            return
+        self.discard_box = ask_to_discard(self, self._discard_answered)
+
+    def _discard_answered(self, chosen: bool) -> None:
+        self.discard_box = None
+        if chosen and self.discard_button.isEnabled() and not self.body.isReadOnly():
+            self.discard_now()
+        else:
+            self.body.setFocus()  # writing goes on where it was
+
+    def discard_now(self) -> None:
+        """Take the draft off the chart; what is typed and not saved is dropped with it.
+        A save in flight runs first (the worker keeps their order), so a note it is
+        creating is the one discarded; a note never stored is simply not stored."""
+        self.timer.stop()
+        stored, records = self._stored_note, self._records
+
+        def discard() -> Note | None:
+            if stored.note_id is None:
+                return None  # nothing was ever stored: nothing to take off the chart
+            return Notes(records()).discard(stored.note_id)
+
+        def failed(exc: Exception) -> None:
+            self._restrict(enabled=True)
+            self.body.setReadOnly(False)
+            self._saved = saved  # what core holds, as before
+            self._failed(exc)
+
+        self._restrict(enabled=False)
+        self.body.setReadOnly(True)
+        saved, self._saved = self._saved, self.body.toPlainText()  # closing saves no more
+        self._operations.submit(discard, self._discarded, failed, "discard note")
+
+    def _discarded(self, note: Note | None) -> None:
+        self.discarded = True
+        self.note = note
+        self.accept()
+
     def done(self, result: int) -> None:
         """Close: what is typed and not saved yet is saved first."""
-        if self.sign_box is not None:
-            box, self.sign_box = self.sign_box, None
-            box.done(QMessageBox.StandardButton.Cancel)  # the question goes with the editor
+        for name in ("sign_box", "discard_box"):
+            box = getattr(self, name)
+            if box is not None:
+                setattr(self, name, None)
+                box.done(QMessageBox.StandardButton.Cancel)  # the question goes with it
         self.flush()
         super().done(result)
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chart.note_editor import AddendumDialog, NoteEditor
+from app.chart.note_editor import AddendumDialog, NoteEditor, ask_to_discard
 from app.chart.permits import ANY, restrict
 from app.chart.printing import PrintDialog, print_visit
 from app.chart.visit_view import contents_html, note_summary, read_visit, visit_title
@@ -357,6 +357,7 @@ class VisitsSection:
         self.editor: NoteEditor | None = None
         self.addendum_dialog: AddendumDialog | None = None
         self.confirm_box: QMessageBox | None = None  # Close visit's question
+        self.discard_box: QMessageBox | None = None  # Discard draft's question
         self._parked = False  # focus waits on the timeline while the visit's buttons change
         operations.changed.connect(self.records_changed)
 
@@ -398,6 +399,14 @@ class VisitsSection:
         self.new_note_button.clicked.connect(self.new_note)
         self.open_note_button = QPushButton("Edit note…")
         self.open_note_button.clicked.connect(self.open_note)
+        # A draft started on the wrong patient or visit leaves the chart (asked first). In
+        # Add addendum's place while a draft is selected (a signed note takes addenda, a
+        # draft may be discarded): both side by side made the window wider than a
+        # 1024-pixel screen. Hidden from the start, as Reopen visit is (below).
+        self.discard_button = QPushButton("Discard draft…")
+        self.discard_button.setObjectName("discardDraft")
+        self.discard_button.clicked.connect(self.discard_note)
+        self.discard_button.hide()
         self.addendum_button = QPushButton("Add addendum…")
         self.addendum_button.clicked.connect(self.add_addendum)
         self.close_button = QPushButton("Close visit…")
@@ -420,6 +429,7 @@ class VisitsSection:
         for button in (
             self.new_note_button,
             self.open_note_button,
+            self.discard_button,
             self.addendum_button,
         ):
             buttons.addWidget(button)
@@ -470,7 +480,7 @@ class VisitsSection:
             self._job.cancel()
             self._job = None
         dialogs = (self.start_dialog, self.editor, self.addendum_dialog, self.print_dialog,
-                   self.confirm_box)  # fmt: skip
+                   self.confirm_box, self.discard_box)  # fmt: skip
         for dialog in dialogs:
             if dialog is not None:
                 dialog.reject()
@@ -596,12 +606,16 @@ class VisitsSection:
         self.print_button.setEnabled(visit is not None)
         self.close_button.setVisible(not is_closed)
         self.reopen_button.setVisible(is_closed)
+        draft = note is not None and note.signed_at is None
+        self.discard_button.setVisible(draft)
+        self.addendum_button.setVisible(not draft)
         for button, action, enabled in (
             (self.start_button, "encounter.create", self._patient_id is not None),
             (self.new_note_button, "note.create", is_open),
             (self.close_button, "encounter.close", is_open),
             (self.reopen_button, "encounter.reopen", is_closed and not busy),
-            (self.open_note_button, "note.edit", note is not None and note.signed_at is None),
+            (self.open_note_button, "note.edit", draft),
+            (self.discard_button, "note.discard", draft and not busy),
             (self.addendum_button, "note.addendum", note is not None and bool(note.signed_at)),
         ):
             restrict(button, self.permitted, action, enabled=enabled)
@@ -613,8 +627,9 @@ class VisitsSection:
         stays in the visit view: on New note once the visit is open again, else on Close
         or Reopen. Qt moved it on to the next control, the toolbar's New patient, where the
         next Space registered a patient. Meanwhile it waits on the visits list."""
-        buttons = (self.new_note_button, self.open_note_button, self.addendum_button,
-                   self.print_button, self.close_button, self.reopen_button)  # fmt: skip
+        buttons = (self.new_note_button, self.open_note_button, self.discard_button,
+                   self.addendum_button, self.print_button, self.close_button,
+                   self.reopen_button)  # fmt: skip
 
         def can_focus(button: QPushButton) -> bool:
             return not button.isHidden() and button.isEnabled()
@@ -690,6 +705,36 @@ class VisitsSection:
         editor.finished.connect(lambda _r: setattr(self, "editor", None))
         self.editor = editor
         editor.open()
+
+    def discard_note(self) -> None:
+        """Ask, then take the selected draft off the chart (Cancel is the default)."""
+        note = self.selected_note()
+        if note is None or note.signed_at is not None or self._job is not None:
+            return
+        if self.discard_box is not None:
+            self.discard_box.raise_()
+            return
+        self.discard_box = ask_to_discard(
+            self.page, lambda chosen: self._discard_answered(chosen, note.id)
+        )
+
+    def _discard_answered(self, chosen: bool, note_id: str) -> None:
+        self.discard_box = None
+        if not chosen or self._job is not None:
+            return
+        records = self._records
+
+        def discarded(_note: Note) -> None:
+            """The change broadcast re-reads the visit, without the note."""
+            self._job = None
+            self.message.setText("The draft note was discarded: it is no longer on the chart.")
+            self.message.show()
+            self._update_buttons()
+
+        self._job = self._operations.submit(
+            lambda: Notes(records()).discard(note_id), discarded, self._failed, "discard note"
+        )
+        self._update_buttons()
 
     def add_addendum(self) -> None:
         """Add an addendum to the selected signed note."""

@@ -40,6 +40,8 @@ from core.records import types
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.models import Conflict, ConflictCandidate, ConflictSide
+from core.records.notes import Notes
+from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
 from core.store.oplog import identity
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,15 @@ def load_inbox(records: ClinicRecords) -> Inbox:
         if conflict.record_id in titles:
             continue
         title = f"{conflict.record_type.capitalize()} {conflict.record_id[:8]}"
-        if conflict.record_type == "patient":
-            try:
+        try:
+            if conflict.record_type == "patient":
                 patient = records.get_patient(conflict.record_id)
                 title = f"Patient {patient.family.upper()}, {patient.given}"
-            except Exception as exc:  # deleted or unreadable: the id still identifies it
-                log.info("no title for %s: %s", conflict.record_id, exc)
+            elif conflict.record_type == "note":  # whose chart the note is on
+                patient = records.get_patient(Notes(records).get(conflict.record_id).patient_id)
+                title = f"Note on {patient.family.upper()}, {patient.given}'s chart"
+        except Exception as exc:  # deleted or unreadable: the id still identifies it
+            log.info("no title for %s: %s", conflict.record_id, exc)
         titles[conflict.record_id] = title
     return Inbox(conflicts, titles, identity(records.db).replica_id, people_of(records, conflicts))
 
@@ -94,9 +99,18 @@ def describe_value(candidate: ConflictCandidate) -> str:
     """The value as a person reads it."""
     if candidate.field == "deleted":
         return "Delete the record" if candidate.value else "Keep the record"
+    if candidate.field == DISCARDED:
+        return DISCARD_CHOICES.get(candidate.id, candidate.id)
     if candidate.value is None or candidate.value == "":
         return "(empty)"
     return str(candidate.value)
+
+
+# Above a discard-versus-edit conflict's two choices: what happened, and what shows now.
+DISCARD_HINT = (
+    "This draft note was discarded on one workstation while it was still being edited on "
+    "another. It stays on the chart until you choose."
+)
 
 
 class Origin(Protocol):
@@ -186,6 +200,8 @@ class ConflictCard(_Card):
         layout.setContentsMargins(18, 14, 18, 14)
         layout.setSpacing(6)
         layout.addWidget(heading)
+        if conflict.field == DISCARDED:
+            layout.addWidget(_hint(DISCARD_HINT))
         for candidate in conflict.candidates:
             button = QRadioButton(describe_value(candidate))
             button.setAccessibleName(describe_value(candidate))
@@ -206,7 +222,7 @@ class ConflictCard(_Card):
         other_row = QHBoxLayout()
         other_row.addWidget(self.other)
         other_row.addWidget(self.other_value, 1)
-        if conflict.field != "deleted":
+        if conflict.field not in ("deleted", DISCARDED):  # two choices, nothing to type
             layout.addLayout(other_row)
         else:
             self.other.hide()

@@ -7,6 +7,7 @@ import argparse
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.models import Conflict
+from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,8 @@ def run(ctx: Context) -> int:
         lines.append(f"{c.id}  {c.record_type} {c.record_id}  field {c.field}:")
         for v in c.candidates:
             shown = "(deleted)" if v.field == "deleted" else f"{v.field} = {v.value!r}"
+            if v.field == DISCARDED:  # a draft discarded while edited elsewhere
+                shown = DISCARD_CHOICES.get(v.id, shown)
             lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
     ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""``careline note add|edit|sign|addendum|list``: note text comes from ``--text`` or, for
+"""``careline note add|edit|sign|discard|addendum|list``: note text comes from ``--text`` or, for
 long text, from standard input (after the password line when ``--password-stdin``)."""
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("id")
     sign = note.add_parser("sign", help="sign a note: its text is frozen")
     sign.add_argument("id")
+    discard = note.add_parser(
+        "discard", help="take an unsigned note off the chart (started on the wrong one)"
+    )
+    discard.add_argument("id")
     addendum = note.add_parser("addendum", help="add to a signed note (text from stdin)")
     addendum.add_argument("id")
     listing = note.add_parser("list", help="notes of a patient or a visit")
@@ -51,7 +55,7 @@ def note_text(n: Note) -> str:
 
 
 def run(ctx: Context) -> int:
-    """note add/edit/sign/addendum/list."""
+    """note add/edit/sign/discard/addendum/list."""
     args = ctx.args
     records = ctx.open_records()  # reads the password line first, then the text follows
     notes, visits = Notes(records), Visits(records)
@@ -70,6 +74,9 @@ def run(ctx: Context) -> int:
     elif args.action == "sign":
         n = notes.sign(args.id)
         ctx.emit(asdict(n), f"Signed note {n.id} at {n.signed_at} as {n.signed_by}")
+    elif args.action == "discard":
+        n = notes.discard(args.id)
+        ctx.emit(asdict(n), f"Discarded note {n.id} at {n.discarded_at}: it is off the chart")
     elif args.action == "addendum":
         n = notes.add_addendum(args.id, stdin_text("addendum"))
         ctx.emit(asdict(n), f"Added an addendum to note {n.id}")

@@ -1,11 +1,13 @@
-"""Clinical notes: a collaborative text body until signed; immutable after, addenda only."""
+"""Clinical notes: a collaborative text body until signed; immutable after, addenda only.
+A draft (an unsigned note) started on the wrong chart or visit can be discarded: it leaves
+every listing, and stays in the record's history (``Notes.get`` still reads it)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from core.records import crdt, merged
+from core.records import crdt, merged, signed_notes
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
@@ -47,6 +49,8 @@ class Note:
     addenda: tuple[Addendum, ...]
     # Who signed it (None while a draft): a nurse may write a note a clinician signs.
     signed_by: str | None = None
+    # When the draft was discarded (``Notes.discard``; UTC), None while on the chart.
+    discarded_at: str | None = None
 
 
 def _body(text: str) -> str:
@@ -110,6 +114,7 @@ class Notes:
         note = self.get(note_id)
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
+        _not_discarded(note, "edited")
         text = _body(body)
         if base is not None and base != note.body:
             text = _body(crdt.merge_edits(base, text, note.body))
@@ -130,6 +135,7 @@ class Notes:
         note = self.get(note_id)
         if note.signed_at is not None:
             raise ValidationError("signed_at", "the note is already signed")
+        _not_discarded(note, "signed")
         check_signable(note.body)
         actor = self.records.actor
 
@@ -141,6 +147,21 @@ class Notes:
 
         with self.records.db.write(actor, "note.sign", "note", note_id) as tx:
             change(tx, actor, note_id, "note", sign)
+        return self.get(note_id)
+
+    def discard(self, note_id: str) -> Note:
+        """Take a draft off the chart (started on the wrong patient or visit, or never
+        written): one audited write (``note.discard``) of when, by whom. A signed note is
+        the legal record and is refused, as is a note already discarded. Its text stays in
+        the record's history, as every edit's does: discarding hides, it does not erase."""
+        note = self.get(note_id)
+        if note.signed_at is not None:
+            raise ValidationError(signed_notes.DISCARDED, signed_notes.SIGNED_REFUSAL)
+        if note.discarded_at is not None:
+            raise ValidationError(signed_notes.DISCARDED, "the note is already discarded")
+        actor = self.records.actor
+        with self.records.db.write(actor, "note.discard", "note", note_id) as tx:
+            change(tx, actor, note_id, "note", signed_notes.discard(actor, utc_now()))
         return self.get(note_id)
 
     def add_addendum(self, note_id: str, body: str) -> Note:
@@ -174,17 +195,30 @@ class Notes:
             (note_id,),
         )
         r = rows[0]
-        return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda), r[6])
+        found = tuple(Addendum(*a) for a in addenda)
+        return Note(r[0], r[1], r[2], r[3], r[4], r[5], found, r[6], r[7])
 
     def for_patient(self, patient_id: str) -> list[Note]:
-        """A patient's notes, oldest first."""
+        """A patient's notes on the chart (discarded drafts left out), oldest first."""
         self.records.require("notes.list", patient_id)
         ids = self.records.db.query(
             "SELECT n.id FROM notes n JOIN record_states s ON s.id = n.id "
-            f"WHERE n.{merged.IN_CHART} ORDER BY n.id",
+            f"WHERE n.{merged.IN_CHART} AND n.{ON_CHART} ORDER BY n.id",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
         return [self.get(str(r[0])) for r in ids]
+
+
+# Every listing of notes adds this condition (a discarded draft has left the chart).
+ON_CHART = "discarded_at IS NULL"
+
+
+def _not_discarded(note: Note, done: str) -> None:
+    """Refuse to change a discarded draft (it is no longer on the chart)."""
+    if note.discarded_at is not None:
+        raise ValidationError(
+            "body", f"the note was discarded and is no longer on the chart; it cannot be {done}"
+        )
 
 
 def _add(doc: RecordDoc, field: str, value: dict[str, crdt.Value], hlc: str, author: str) -> None:

@@ -89,6 +89,8 @@ ACTIONS: dict[str, Rule | None] = {
     "observation.delete": _p("record_vitals", "delete a measurement"),
     "note.create": _p("write_note", "write a note"),
     "note.edit": _p("write_note", "edit a note"),
+    # Discarding a draft is an edit of it (who may write it may take it off the chart).
+    "note.discard": _p("write_note", "discard a draft note"),
     "note.sign": _p("sign_note", "sign a note"),
     "note.addendum": _p("sign_note", "add an addendum to a signed note"),
     "encounter.create": _p("manage_visit", "start a visit"),

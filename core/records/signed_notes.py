@@ -17,6 +17,11 @@ receiving side checks each op against the note as it stood before the op:
   concurrent edit). A body edit that did not see the signing is kept and shown as a
   conflict next to the signed text (``materialize._note_body``).
 
+A discard (``discarded_at``, written by ``Notes.discard`` on a draft) is no threat to a
+signed note: the derive hook never shows a signed note as discarded, whoever wrote the
+discard and whenever it arrived, so a discard concurrent with the signing loses to it (a
+signed note is the legal record).
+
 An op that breaks one of these is refused with a message naming the op and the note, and
 the whole batch with it (the caller rolls back), as for any other forged op.
 """
@@ -29,13 +34,24 @@ from typing import Any
 
 from core.records import crdt
 from core.records.crdt import RecordDoc, RegisterEntry
+from core.records.errors import ValidationError
 from core.records.rows import Rows, conflict_id, hlc_time
 from core.records.spec import Mutation
+from core.store.database import utc_now
 
 # Written with every edit of a note's text (value: who edited), so a note-body conflict can
 # say who made the edit and when. Not one of the note's registers: concurrent text edits
 # merge, so several live values of it are no conflict.
 NOTE_EDITED = "edited"
+# Written by ``Notes.discard`` (value: when, UTC), observing the live NOTE_EDITED entries it
+# saw. Bookkeeping too: the derive hook decides what it means (``discard_rows``), so two
+# people discarding the same draft at once are no conflict.
+DISCARDED = "discarded_at"
+# The choices of a discard-versus-edit conflict (candidate ids), as people read them.
+DISCARD_CHOICES = {
+    "discard": "Discard the draft: it leaves the chart",
+    "keep": "Keep the draft on the chart, with the edit made meanwhile",
+}
 FROZEN = ("patient_id", "encounter_id", "author", "signed_at", "signed_body")
 SIGNATURE = ("signed_at", "signed_body")
 
@@ -111,11 +127,13 @@ class SignedNoteRules:
         person settles (it can become an addendum)."""
         text = values["body"]
         values["signed_by"] = None
+        values[DISCARDED] = None
+        live = crdt.all_live(doc, in_transaction=True)
         if values["signed_at"] is None:
-            return []
+            return discard_rows(record_id, live, values)
+        # Signed: a discard is ignored, even one that did not see the signing.
         signed = values["signed_body"] if isinstance(values["signed_body"], str) else ""
         values["body"] = signed
-        live = crdt.all_live(doc, in_transaction=True)
         # Whoever wrote the signature shown (the entry signed_at's value came from): the
         # register's entries carry their author, checked at remote apply like every write.
         values["signed_by"] = live["signed_at"][0].author
@@ -137,7 +155,10 @@ class SignedNoteRules:
         author: str,
     ) -> Mutation | None:
         """Settle a body conflict: the note stays as signed; the text edited concurrently
-        with the signing is kept, if the person wants it, as an addendum."""
+        with the signing is kept, if the person wants it, as an addendum. A discard
+        conflict: see ``settle_discard``."""
+        if field == DISCARDED:
+            return settle_discard(chosen, typed, author)
         if field != "body":
             return None
         signed = str(candidates["signed"])
@@ -163,6 +184,67 @@ class SignedNoteRules:
         return violation(protected, doc, saw_everything)
 
 
+def discard_rows(
+    record_id: str, live: dict[str, list[RegisterEntry]], values: dict[str, Any]
+) -> Rows:
+    """Whether an unsigned note is discarded (``values["discarded_at"]``), and the conflict
+    when it is in doubt.
+
+    Discarded: a live discard entry exists and it observed every live edit entry. An edit
+    it did not observe was made elsewhere while it was discarded here (a local edit of a
+    discarded note is refused): the note stays on the chart, and the person settles it.
+    """
+    discards = [e for e in live.get(DISCARDED, []) if e.value is not None]
+    if not discards:
+        return []
+    observed = {w for e in discards for w in e.observes}
+    unseen = [e for e in live.get(NOTE_EDITED, []) if e.write_id not in observed]
+    if not unseen:
+        values[DISCARDED] = discards[0].value
+        return []
+    candidates = [
+        _candidate("discard", DISCARDED, discards[0].value, discards[0]),
+        _candidate("keep", DISCARDED, None, unseen[0]),
+    ]
+    return [(conflict_id(record_id, DISCARDED), record_id, "note", DISCARDED,
+             json.dumps(candidates, sort_keys=True))]  # fmt: skip
+
+
+def discard(author: str, when: str) -> Mutation:
+    """The write discarding a draft: ``when`` by ``author``, observing every edit it sees
+    (so only an edit made elsewhere meanwhile keeps the note, as a conflict)."""
+
+    def write(doc: RecordDoc, hlc: str) -> None:
+        if any(e.value is not None for e in crdt.live(doc, "signed_at")):
+            raise ValidationError(DISCARDED, SIGNED_REFUSAL)
+        seen = [e.write_id for e in crdt.live(doc, NOTE_EDITED)]
+        crdt.write(doc, DISCARDED, when, hlc, author, observe=seen)
+
+    return write
+
+
+SIGNED_REFUSAL = (
+    "the note is signed: a signed note is the legal record and cannot be discarded "
+    "(correct it with an addendum)"
+)
+
+
+def settle_discard(chosen: str | None, typed: str | None, author: str) -> Mutation:
+    """Settle a discard made while the note was edited elsewhere: ``discard`` discards it
+    again, observing every edit; ``keep`` withdraws the discard (None supersedes it)."""
+    if typed is not None or chosen not in DISCARD_CHOICES:
+        raise ValidationError(
+            DISCARDED, "choose whether to discard the draft or keep it; no value can be typed"
+        )
+    if chosen == "discard":
+        return discard(author, utc_now())
+
+    def keep(doc: RecordDoc, hlc: str) -> None:
+        crdt.write(doc, DISCARDED, None, hlc, author)
+
+    return keep
+
+
 def _newest(entries: list[crdt.RegisterEntry]) -> crdt.RegisterEntry | None:
     return entries[0] if entries else None
 
@@ -171,8 +253,16 @@ def _body_candidate(
     candidate_id: str, value: str, entry: crdt.RegisterEntry | None
 ) -> dict[str, Any]:
     """One side of a note-body conflict: who signed (or last edited the text), where, when."""
+    return _candidate(candidate_id, "body", value, entry)
+
+
+def _candidate(
+    candidate_id: str, field: str, value: crdt.Value, entry: crdt.RegisterEntry | None
+) -> dict[str, Any]:
+    """One side of a conflict this module raises: the value, and who made the write it
+    stands for, on which workstation, when."""
     who = {"author": "", "replica": "", "time": "", "hlc": ""}
     if entry is not None:
         who = {"author": entry.author, "replica": entry.replica,
                "time": hlc_time(entry.hlc), "hlc": entry.hlc}  # fmt: skip
-    return {"id": candidate_id, "field": "body", "value": value, **who}
+    return {"id": candidate_id, "field": field, "value": value, **who}

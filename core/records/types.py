@@ -9,8 +9,8 @@ from core.records import validation as v
 from core.records import vitals
 from core.records.reading_conflicts import settle_move, settle_reading
 from core.records.rows import sort_key
+from core.records.signed_notes import DISCARDED, SignedNoteRules
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
-from core.records.signed_notes import SignedNoteRules
 from core.records.spec import Column, Field, ListSpec, default_label
 from core.records.spec import RecordType as RecordType
 
@@ -205,7 +205,10 @@ NOTE = RecordType(
         Field("signed_body", "Signed text"),
     ),
     texts=(Field("body", "Note text"),),
-    bookkeeping=(NOTE_EDITED, SOURCE),
+    # ``discarded_at``: a draft discarded (V20, ``Notes.discard``); what it means is the
+    # derive hook's to decide (a signed note is never discarded), so it is no plain field.
+    # Older releases store and relay it as a field they do not know (and show the draft).
+    bookkeeping=(NOTE_EDITED, SOURCE, DISCARDED),
     lists=(
         ListSpec(
             "addenda",
@@ -218,7 +221,9 @@ NOTE = RecordType(
     ),
     # ``body`` is the text as shown: the signed text once signed; ``signed_by`` who signed
     # it, the author of the signature's entry (V19), which may not be the note's author
-    # (a nurse drafts, a clinician signs). Both from SignedNoteRules.derive.
+    # (a nurse drafts, a clinician signs); ``discarded_at`` when a draft was discarded
+    # (V20: None while on the chart; every listing leaves the others out). All three from
+    # SignedNoteRules.derive.
     columns=(
         "patient_id",
         "encounter_id",
@@ -226,6 +231,7 @@ NOTE = RecordType(
         "body",
         "signed_at",
         Column("signed_by", compute=lambda values: values["signed_by"]),
+        Column(DISCARDED, compute=lambda values: values[DISCARDED]),
     ),
     row_requires="patient_id",
     derive_hook=SignedNoteRules.derive,
@@ -434,7 +440,8 @@ RECORD_TYPES: dict[str, RecordType] = {
 SYSTEM_REGISTERS = ("created_at", "deleted")
 
 # Names in validation errors that are not a record's field: what a form asks for.
-_FORM_LABELS = {"clinic": "Clinic name", "password": "Password", "deleted": "Deleted or kept"}
+_FORM_LABELS = {"clinic": "Clinic name", "password": "Password", "deleted": "Deleted or kept",
+                DISCARDED: "Discarded draft"}  # fmt: skip
 
 
 def record_type(name: str) -> RecordType:

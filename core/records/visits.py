@@ -28,8 +28,8 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
+from core.records.notes import ON_CHART, Note, Notes
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
-from core.records.notes import Note, Notes
 from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
 from core.store.database import utc_now
@@ -288,9 +288,9 @@ class Visits:
         return self.notes.create(visit.patient_id, body, visit_id)
 
     def visit_notes(self, visit_id: str) -> list[Note]:
-        """The visit's notes, in the order they were started."""
+        """The visit's notes, in the order they were started (discarded drafts left out)."""
         ids = [str(r[0]) for r in self.records.db.query(
-            "SELECT id FROM notes WHERE encounter_id = ?", (visit_id,)
+            f"SELECT id FROM notes WHERE encounter_id = ? AND {ON_CHART}", (visit_id,)
         )]  # fmt: skip
         started = _created_at(self.records, ids)
         return [self.notes.get(i) for i in sorted(ids, key=lambda i: (started.get(i, ("", "")), i))]

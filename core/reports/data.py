@@ -26,7 +26,7 @@ from core.records.allergy_status import AllergyState, allergy_state, most_severe
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
-from core.records.notes import Notes
+from core.records.notes import ON_CHART, Notes
 from core.records.types import choice_label
 from core.records.validation import calendar_date
 from core.records.visits import visit_list_items
@@ -242,7 +242,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
         notes = Notes(records)
         note_ids = [
             str(r["id"])
-            for r in _rows(records, "notes", "encounter_id = ?", (visit_id,))
+            for r in _rows(records, "notes", f"encounter_id = ? AND {ON_CHART}", (visit_id,))
             if r.get("patient_id") == patient_id
         ]
         lines = []

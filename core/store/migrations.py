@@ -606,11 +606,23 @@ INSERT OR IGNORE INTO unknown_records (id, type, parts)
     SELECT id, type, 'recheck' FROM record_states WHERE type = 'note';
 """
 
+# V20 (a note started on the wrong chart or visit could never leave it): a draft note can be
+# discarded (core.records.notes.Notes.discard writes a ``discarded_at`` register); its row
+# says when (``discarded_at``, NULL for a note on the chart), and every listing of notes
+# leaves discarded ones out. Notes are listed for one re-derivation, as V19 does: a discard
+# relayed by a newer workstation to a replica of the previous release was kept there as a
+# field it did not know, and takes effect now.
+_V20 = """
+ALTER TABLE notes ADD COLUMN discarded_at TEXT;
+INSERT OR IGNORE INTO unknown_records (id, type, parts)
+    SELECT id, type, 'recheck' FROM record_states WHERE type = 'note';
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
     (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14), (15, _V15),
-    (16, _V16), (17, _V17), (18, _V18), (19, _V19),
+    (16, _V16), (17, _V17), (18, _V18), (19, _V19), (20, _V20),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

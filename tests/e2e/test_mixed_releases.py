@@ -143,6 +143,11 @@ def test_old_workstation_on_a_new_server_keeps_syncing_loses_nothing_and_upgrade
     started = current(new_desk, "med", "start", shared, "--name", "Atenolol", "--dose", "50 mg")
     # Stopping keeps it as history under a new item id.
     stopped = current(new_desk, "med", "stop", shared, started["id"])
+    # A note, and a draft started by mistake and discarded: the old release keeps the
+    # discard as a field it does not know.
+    note = current(new_desk, "note", "add", shared, "--visit", visit, "--text", "BP high.")
+    draft = current(new_desk, "note", "add", shared, "--visit", visit, "--soap")
+    current(new_desk, "note", "discard", draft["id"])
     new_sync(new_desk)
     # The old one receives the chart with all of that in it (its sync exits 0 throughout).
     assert old_sync(old, old_desk)["pulled"] > 0
@@ -190,6 +195,10 @@ def test_old_workstation_on_a_new_server_keeps_syncing_loses_nothing_and_upgrade
     # the new workstation shows it, and the open conflict.
     assert new_side(old_desk, shared) == shown
     assert current(old_desk, "patient", "show", shared) == chart
+    # The discarded draft is off the upgraded workstation's chart, the note on it.
+    notes = current(old_desk, "note", "list", "--visit", visit)
+    assert [n["id"] for n in notes] == [note["id"]]
+    assert notes == current(new_desk, "note", "list", "--visit", visit)
     upgraded_conflict = phone_conflict(current(old_desk, "conflicts", "list"), shared)
     assert upgraded_conflict == new_conflict
     # Resolved on the upgraded workstation, it syncs in the new protocol and the new

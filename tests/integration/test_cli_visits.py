@@ -162,3 +162,33 @@ def test_a_visit_from_an_appointment_moves_it_through_the_schedule(clinic: Path)
     assert status() == "in_visit"
     as_admin(clinic, "visit", "close", visit["id"])
     assert status() == "done"
+
+
+def test_a_draft_on_the_wrong_chart_is_discarded_and_a_signed_note_is_not(clinic: Path) -> None:
+    patient = as_admin(
+        clinic, "patient", "add", "--family", "Haddad", "--given", "Rami", "--birth-date",
+        "1971-05-30",
+    )  # fmt: skip
+    visit = as_admin(clinic, "visit", "start", patient["id"], "--reason", "Cough")
+    draft = as_admin(clinic, "note", "add", patient["id"], "--visit", visit["id"], "--soap")
+    kept = as_admin(clinic, "note", "add", patient["id"], "--visit", visit["id"], "--text", "Ok.")
+    said = careline(clinic, "--password-stdin", "note", "discard", draft["id"], stdin=PASSWORD)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.startswith(f"Discarded note {draft['id']} at ")
+    assert said.stdout.rstrip().endswith(": it is off the chart")
+    for listing in (("--visit", visit["id"]), ("--patient", patient["id"])):
+        assert [n["id"] for n in as_admin(clinic, "note", "list", *listing)] == [kept["id"]]
+    again = careline(clinic, "--password-stdin", "note", "discard", draft["id"], stdin=PASSWORD)
+    assert again.returncode == 1 and "the note is already discarded" in again.stderr
+    edited = careline(
+        clinic, "--password-stdin", "note", "edit", draft["id"], stdin=f"{PASSWORD}\nMore."
+    )
+    assert edited.returncode == 1 and "the note was discarded" in edited.stderr
+    as_admin(clinic, "note", "sign", kept["id"])
+    signed = careline(clinic, "--password-stdin", "note", "discard", kept["id"], stdin=PASSWORD)
+    assert signed.returncode == 1
+    assert "a signed note is the legal record and cannot be discarded" in signed.stderr
+    as_json = as_admin(clinic, "note", "list", "--visit", visit["id"])
+    assert [(n["id"], n["discarded_at"]) for n in as_json] == [(kept["id"], None)]
+    nothing = careline(clinic, "--password-stdin", "note", "discard", "nope", stdin=PASSWORD)
+    assert nothing.returncode == 1 and "no note with id 'nope'" in nothing.stderr

@@ -38,7 +38,7 @@ from core.records.fhir import (
 from core.records.fhir.common import RECORD_ID, check
 from core.records.medications import Medication
 from core.records.models import Allergy, Patient
-from core.records.notes import Notes
+from core.records.notes import ON_CHART, Notes
 from core.records.problems import Problem
 from core.records.rows import hlc_time
 from core.records.schedule import Appointment
@@ -153,7 +153,7 @@ class _Builder:
                 self.add(observation.to_fhir(found, set_key))
         notes = Notes(self.records)
         for (note_id,) in self.rows(
-            "SELECT id FROM notes WHERE patient_id = ? ORDER BY id", (pid,)
+            f"SELECT id FROM notes WHERE patient_id = ? AND {ON_CHART} ORDER BY id", (pid,)
         ):
             self.add(document.note_to_fhir(notes.get(str(note_id))))
         columns = ("id", "patient_id", "filename", "media_type", "size", "sha256", "created_at")

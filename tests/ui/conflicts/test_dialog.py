@@ -30,12 +30,9 @@ from tests.clinic_identity import join_test_clinic
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
 
 
-def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str]:
-    """Maria's "Penicillin (rash)" is removed on the other desk while this desk records
-    "Penicillin (anaphylaxis, severe)"; both desks then sync. Returns the other desk."""
-    a.sign_in(ADMIN, PASSWORD)
-    [maria] = [p for p in a.records.search_patients("Garcia Maria") if p.given == "Maria"]
-    old = a.records.add_allergy(maria.id, "Penicillin", reaction="rash")
+def other_desk(a: Workstation, tmp_path: Path) -> tuple[Workstation, LocalTransport]:
+    """A second workstation of ``a``'s clinic (``a`` signed in), holding what ``a`` holds,
+    signed in; and the transport it syncs with ``a`` through."""
     b = Workstation(tmp_path / "other-desk", FAST_PARAMS)
     b.prepare_join(ADMIN, PASSWORD)
     join_test_clinic(a.database)
@@ -44,6 +41,16 @@ def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str
     sync(b.database, peer, ADMIN)
     b.lock()
     b.sign_in(ADMIN, PASSWORD)
+    return b, peer
+
+
+def race_on_penicillin(a: Workstation, tmp_path: Path) -> tuple[Workstation, str]:
+    """Maria's "Penicillin (rash)" is removed on the other desk while this desk records
+    "Penicillin (anaphylaxis, severe)"; both desks then sync. Returns the other desk."""
+    a.sign_in(ADMIN, PASSWORD)
+    [maria] = [p for p in a.records.search_patients("Garcia Maria") if p.given == "Maria"]
+    old = a.records.add_allergy(maria.id, "Penicillin", reaction="rash")
+    b, peer = other_desk(a, tmp_path)
     b.records.remove_allergy(old.id)
     a.records.add_allergy(maria.id, "Penicillin", reaction="anaphylaxis", severity="severe")
     sync(b.database, peer, ADMIN)
@@ -70,6 +77,19 @@ def open_inbox(qtbot: QtBot, window: MainWindow, maria: str) -> ListConflictCard
     [card] = dialog.cards
     assert isinstance(card, ListConflictCard)
     return card
+
+
+def inbox_from_the_toolbar(qtbot: QtBot, window: MainWindow, count: int) -> ConflictsDialog:
+    """Sign in, wait for the toolbar's "Conflicts (count)" and open the inbox with it;
+    the inbox once its ``count`` cards are shown."""
+    sign_in(qtbot, window)
+    workspace = window.workspace
+    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == f"Conflicts ({count})")
+    workspace.conflicts_action.trigger()
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: len(dialog.cards) == count, timeout=5_000)
+    return dialog
 
 
 def click(button: QAbstractButton) -> None:

@@ -41,6 +41,7 @@ from tests.integration.server_fixtures import (
 )
 from tests.newer_release import newer_chart, newer_replica
 from tests.services import free_port
+from tests.ui.conflicts.test_dialog import inbox_from_the_toolbar
 from tests.ui.conftest import (
     ADMIN,
     PASSWORD,
@@ -462,13 +463,8 @@ def test_return_in_another_value_resolves_that_conflict_and_typed_values_are_not
     that conflict; a value typed and not resolved is not thrown away unasked."""
     maria = make_conflicts(clinic, tmp_path)
     window = make_window(clinic)
-    sign_in(qtbot, window)
+    dialog = inbox_from_the_toolbar(qtbot, window, 2)
     workspace = window.workspace
-    qtbot.waitUntil(lambda: workspace.conflicts_action.text() == "Conflicts (2)")
-    workspace.conflicts_action.trigger()
-    dialog = workspace.conflicts_dialog
-    assert isinstance(dialog, ConflictsDialog)
-    qtbot.waitUntil(lambda: len(dialog.cards) == 2)
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow)
     buttons = dialog.findChild(QDialogButtonBox)

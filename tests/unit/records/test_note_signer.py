@@ -17,13 +17,13 @@ from core.records.crdt import RecordDoc
 from core.records.fhir.document import note_to_fhir
 from core.records.notes import Notes
 from core.records.spec import Mutation
-from core.records.types import NOTE, RECORD_TYPES
+from core.records.types import RECORD_TYPES
 from core.records.visits import Visits
 from core.reports import data
 from core.store.database import Database
 from core.store.migrations import MIGRATIONS
 from tests.clinic_identity import join_test_clinic
-from tests.unit.sync.replicas import new_replica, sync_pair
+from tests.unit.sync.replicas import NOTE_BEFORE_V20, new_replica, sync_pair
 
 
 def test_the_signer_is_who_signed_on_every_replica() -> None:
@@ -54,7 +54,7 @@ def test_the_printed_visit_names_the_signer() -> None:
 
 
 BEFORE_V19 = dataclasses.replace(
-    NOTE, columns=tuple(c for c in NOTE.column_names[1:] if c != "signed_by")
+    NOTE_BEFORE_V20, columns=tuple(c for c in NOTE_BEFORE_V20.column_names[1:] if c != "signed_by")
 )
 
 

@@ -23,7 +23,8 @@ from core.crypto.secure_memory import SecureMemory
 from core.records import crdt
 from core.records.changes import parse_digests
 from core.records.clinic import ClinicRecords
-from core.records.types import PATIENT, RECORD_TYPES
+from core.records.signed_notes import DISCARDED
+from core.records.types import NOTE, PATIENT, RECORD_TYPES
 from core.store.database import Database, Row, _apply_key
 from core.store.state_codec import unpack_state
 from core.sync.responder import Responder
@@ -350,3 +351,23 @@ def before_v15() -> Iterator[None]:
 
 
 V15_FIELDS = ("source", "duplicate_of")
+
+
+@contextlib.contextmanager
+def before_v20() -> Iterator[None]:
+    """Run as a release without V20's discarded drafts: a note's ``discarded_at`` is a
+    field it does not know (kept and relayed, listed in unknown_records), and its notes
+    table has no such column, so a discarded draft stays on its charts."""
+    saved = RECORD_TYPES["note"]
+    RECORD_TYPES["note"] = NOTE_BEFORE_V20
+    try:
+        yield
+    finally:
+        RECORD_TYPES["note"] = saved
+
+
+NOTE_BEFORE_V20 = dataclasses.replace(
+    NOTE,
+    bookkeeping=tuple(b for b in NOTE.bookkeeping if b != DISCARDED),
+    columns=tuple(c for c in NOTE.columns or () if getattr(c, "name", c) != DISCARDED),
+)
