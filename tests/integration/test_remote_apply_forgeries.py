@@ -315,3 +315,31 @@ def test_a_merge_moves_the_duplicates_records_on_every_desk(desks: Desks) -> Non
     assert op_trust.quarantined(desks.a.database) == []
     clin_a = desks.records(desks.a, "clin")
     assert [n.id for n in Notes(clin_a).for_patient(survivor)] == [note]
+
+
+def test_two_reviews_made_apart_are_settled_by_an_admin_and_the_settling_syncs(
+    desks: Desks,
+) -> None:
+    """Settling the conflict writes the other admin's review under the settling admin's
+    name: a value the grant already held, so it is no forged review."""
+    desks.a.records.add_user("admin2", "Abe Admin", "admin", PASSWORD)
+    pid = _restricted_chart(desks)
+    grant = BreakGlass(desks.records(desks.b, "nurse1")).open(pid, "unconscious", 30)
+    _sync(desks)
+    BreakGlass(desks.records(desks.a, "admin")).mark_reviewed(grant.id)
+    BreakGlass(desks.records(desks.b, "admin2")).mark_reviewed(grant.id)
+    assert _sync(desks).refused == []
+    admin_a = desks.records(desks.a, "admin")
+    conflicts = admin_a.conflicts(grant.id)
+    assert sorted(c.field for c in conflicts) == ["reviewed_at", "reviewed_by"]
+    nurse = desks.records(desks.a, "nurse1")
+    with pytest.raises(NotAllowedError, match="settle a conflict in reviewed"):  # an admin's
+        nurse.resolve_conflict(conflicts[0].id, choose=conflicts[0].candidates[0].id)
+    for conflict in conflicts:
+        [theirs] = [c for c in conflict.candidates if c.author == "admin2"]
+        admin_a.resolve_conflict(conflict.id, choose=theirs.id)
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.b.database) == []
+    admin_b = desks.records(desks.b, "admin")
+    assert admin_b.conflicts(grant.id) == []  # settled there too
+    assert BreakGlass(admin_b).get(grant.id).reviewed_by == "admin2"
