@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.config.desktop import load_desktop_settings
 from core.records import authorize, break_glass_audit, crdt
-from core.records.break_glass_audit import Clock, Grant, grants, stamp
+from core.records.break_glass_audit import MAX_MINUTES, MIN_MINUTES, Clock, Grant, grants, stamp
 from core.records.break_glass_audit import active_grants as active_grants
 from core.records.break_glass_audit import grant_for as grant_for
 from core.records.changes import change
@@ -27,7 +27,6 @@ from core.records.relations import PATIENT_PREFIX
 from core.records.types import BREAK_GLASS
 
 DEFAULT_MINUTES = 60
-MIN_MINUTES, MAX_MINUTES = 5, 720  # as the break_glass_minutes setting allows
 
 
 def configured_minutes(data_dir: Path) -> int:

@@ -24,6 +24,9 @@ from core.records.types import BREAK_GLASS, RECORD_TYPES
 from core.store.database import Database, Row, Transaction
 
 Clock = Callable[[], datetime]
+# How long an opening may last, in minutes (as the break_glass_minutes setting allows):
+# core/records/break_glass.py opens them, remote apply refuses a longer one from elsewhere.
+MIN_MINUTES, MAX_MINUTES = 5, 720
 
 _COLUMNS = ", ".join(BREAK_GLASS.column_names)
 

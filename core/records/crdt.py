@@ -30,7 +30,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -444,6 +444,13 @@ def merge_edits(base: str, ours: str, theirs: str, other: str = "another worksta
 
 def _newest_first(entries: list[RegisterEntry]) -> list[RegisterEntry]:
     return sorted(entries, key=lambda e: (e.hlc, e.write_id), reverse=True)
+
+
+def parse_entries(raw: Mapping[str, str]) -> list[RegisterEntry]:
+    """A register's live entries as stored (write id -> JSON text, as ``raw_entries`` keys
+    them after the field name), parsed, newest first: the first one is the winner. For
+    reading a register as it stood before a change (a remote-apply summary)."""
+    return _newest_first([_parse_entry(write_id, content) for write_id, content in raw.items()])
 
 
 def root_names(doc: RecordDoc) -> set[str]:

@@ -40,7 +40,10 @@ from core.store.oplog import identity as oplog_identity
 
 CA_KEY = "clinic_ca"  # meta: the clinic CA certificate this replica trusts
 CRL_KEY = "clinic_crl"  # meta: the newest revocation list seen (PEM)
-# The recovery-key path writes only a user's own password verifier, with nobody signed in.
+# The recovery-key path (Workstation.recover_password) writes only a person's password
+# verifier (clearing their must-change-password flag), with nobody signed in: its ops pass
+# the author check, and remote apply refuses one that changes anything else
+# (remote_authz.RemotePermissions.problem).
 RECOVERY_AUTHOR = "recovery-key"
 # ``careline init`` writes the clinic record and then its first admin's account, both
 # authored by that admin: accepted only on a replica that holds no account at all yet.
@@ -241,12 +244,10 @@ def author_problem(op: Op, trust: Trust) -> str | None:
 
 def permission_exempt(op: Op, trust: Trust) -> bool:
     """Ops not checked against the permission matrix: the server's own and those it vouched
-    for (signed by the clinic CA: made before signing, hence before authorization), the
-    recovery-key path (a person's own password), and a clinic's set-up on a replica that
-    holds no account yet."""
+    for (signed by the clinic CA: made before signing, hence before authorization), and a
+    clinic's set-up on a replica that holds no account yet. The recovery-key path is
+    checked (remote_authz: it may only set a password), as every other op is."""
     if op.signer == "clinic-ca":
-        return True
-    if op.record_type == "user" and op.author == RECOVERY_AUTHOR:
         return True
     return op.record_type in SETUP_TYPES and not trust.any_users and not trust._batch_users
 

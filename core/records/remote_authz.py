@@ -7,7 +7,12 @@ replica's document, each mapped by the matrix (``permissions.field_permission``)
 op that sets ``signed_at`` needs ``sign_note``; a patient op touching ``medications``
 needs ``prescribe``; a ``relation`` op needs ``manage_access`` on its patient (or
 ``manage_staff`` for a role on the clinic); a ``user`` op ``manage_staff``, except a
-person changing their own password verifier (clearing their must-change-password flag).
+person changing their own password verifier (clearing their must-change-password flag),
+and the recovery key's reset of one (an op authored ``recovery-key`` may change nothing
+else). A ``break_glass`` op is judged on what it writes (core/records/remote_break_glass.py).
+A record on a chart (note, observation, visit, attachment) never changes patient: an op
+that rewrites its ``patient_id`` is refused; one that changes its ``encounter_id`` needs the
+permission on the patient it was on before the op as well as after.
 
 The permissions at an op's time (the rule every replica applies, so all decide alike):
 every value that a user's ``username``/``role``/``active`` or a tuple's
@@ -24,8 +29,8 @@ that window). A user exists from their account's first write and has tuples only
 authorization) makes its first grant count from that time.
 
 Exempt: ops signed by the clinic CA (the server's own and those it vouched for: they
-predate signing, hence authorization), a clinic's set-up ops on a replica without accounts,
-and the recovery-key path (op_trust.author_problem decides those).
+predate signing, hence authorization), and a clinic's set-up ops on a replica without
+accounts (op_trust.permission_exempt decides those).
 
 Not handled (README "Authorization at remote apply"): a tuple change that arrives AFTER an
 op it should have refused (an earlier-HLC revoke delivered late) does not un-apply that
@@ -41,12 +46,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from core.authz.tuples import MemoryTuples, RelationTuple, TupleReader
-from core.records import authorize, changes, crdt
+from core.records import authorize, changes, crdt, remote_break_glass
 from core.records.crdt import RecordDoc
-from core.records.permissions import CLINIC_OBJECT, WHO, field_permission
+from core.records.op_trust import RECOVERY_AUTHOR
+from core.records.permissions import CLINIC_OBJECT, OP_FIELDS, WHO, field_permission
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_of
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
@@ -54,6 +61,10 @@ from core.store.oplog import Op, parse_hlc
 from core.store.state_codec import unpack_state
 
 HISTORY_FIELDS = AUTHZ_HISTORY
+BREAK_GLASS = "break_glass"
+# Records on a patient's chart through their ``patient_id`` (every type the matrix maps
+# field by field, but the patient itself).
+CHART_RECORDS = frozenset(OP_FIELDS) - {"patient"}
 # What registering a patient writes besides ``created_at``: its demographics.
 PATIENT_REGISTRATION = frozenset({"family", "given", "birth_date", "sex", "mrn", "phone"})
 _LATEST = "~"  # sorts after every HLC
@@ -643,15 +654,26 @@ class RemotePermissions:
             return None
         if type_name == "user":
             name = crdt.winner(doc, "username")
-            flag = crdt.winner(doc, "must_change_password")
-            # A forced change (a first password someone else chose) also clears the flag,
-            # with a new verifier; only an administrator may set it.
-            cleared = "must_change_password" not in fields or (
-                "verifier" in fields and flag is not None and not flag.value
-            )
             own = name is not None and name.value == op.author
-            if own and set(fields) <= {"verifier", "must_change_password"} and cleared:
-                return None  # one's own password
+            # The recovery key resets the password of an account that exists.
+            recovery = name is not None and op.author == RECOVERY_AUTHOR
+            if (own or recovery) and _password_only(fields, doc):
+                return None  # one's own password, or the recovery key's reset of one
+            if op.author == RECOVERY_AUTHOR:
+                return (
+                    f"it is authored by the recovery key and changes {', '.join(fields)}: the "
+                    "recovery key only sets a person's password (its verifier, clearing the "
+                    "must-change-password flag)"
+                )
+        if type_name == BREAK_GLASS:
+            return remote_break_glass.problem(op, before, doc, fields, partial(self.allowed, op))
+        if "patient_id" in fields and type_name in CHART_RECORDS and before.get("r:patient_id"):
+            # No Careline write moves a record to another chart (a merge links the charts
+            # and rewrites nothing): an op that does is refused, whoever made it.
+            return (
+                f"it moves a {type_name} to another patient's chart: a record's patient never "
+                "changes after it is made (a merge links the charts instead)"
+            )
         if type_name == "patient" and "created_at" in fields:
             # Registering a patient (the op that creates the record) needs register_patient
             # only, as locally: its demographics are part of the registration.
@@ -669,19 +691,30 @@ class RemotePermissions:
             if type_name == "relation" and obj == CLINIC_OBJECT:
                 permission = "manage_staff"  # a role, not access to a chart
             needed.add((permission, obj))
+        if type_name in CHART_RECORDS and {"patient_id", "encounter_id"} & set(fields):
+            # Where the record was before the op counts too: a record is never moved off a
+            # chart (or placed under another visit) by someone who may not write on it there.
+            was = _before_winner(before, "patient_id")
+            if was:
+                needed |= {(p, PATIENT_PREFIX + was) for p, o in needed if o != CLINIC_OBJECT}
         if type_name == "patient" and "merged_into" in fields:
             # A merge moves the duplicate's records onto the survivor's chart: as locally
             # (Merges.merge), the author needs merge_patients on both charts.
             needed |= {("merge_patients", PATIENT_PREFIX + s) for s in _merged_into(before, doc)}
         for permission, obj in sorted(needed):
-            if not any(
-                self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
-            ):
+            if not self.allowed(op, permission, obj):
                 return (
                     f"its author {op.author[:64]!r} was not allowed to make it at the op's "
                     f"time: {permission.replace('_', ' ')} needs {WHO.get(permission, permission)}"
                 )
         return None
+
+    def allowed(self, op: Op, permission: str, obj: str) -> bool:
+        """Whether ``op``'s author held ``permission`` (or a role) on ``obj`` at the op's
+        time: as of its HLC or of a permission write within ``GRANT_LEEWAY_MS`` after it."""
+        return any(
+            self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
+        )
 
     def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
         history = self.history
@@ -738,6 +771,23 @@ class RemotePermissions:
         self.history.add_doc(record_id, type_name, doc, True)
 
 
+def _password_only(fields: list[str], doc: RecordDoc) -> bool:
+    """Whether a user op changes only a password: its verifier, and the must-change-password
+    flag only to clear it with a new verifier (a forced change, a first password someone
+    else chose; only an administrator may set the flag)."""
+    flag = crdt.winner(doc, "must_change_password")
+    cleared = "must_change_password" not in fields or (
+        "verifier" in fields and flag is not None and not flag.value
+    )
+    return set(fields) <= {"verifier", "must_change_password"} and cleared
+
+
+def _before_winner(before: Summary, fld: str) -> str:
+    """The displayed value of register ``fld`` before the op ("" if it had none)."""
+    entries = crdt.parse_entries(before.get(f"r:{fld}") or {})
+    return str(entries[0].value) if entries and entries[0].value else ""
+
+
 def _merged_into(before: Summary, doc: RecordDoc) -> set[str]:
     """The survivors an op just applied to ``doc`` named in ``merged_into`` (its own
     writes: the live values that were not there before it; an undo writes ``""``)."""
@@ -750,7 +800,7 @@ def governed(type_name: str) -> bool:
     """Whether ops of this type are checked (types of this version, minus the clinic's
     set-up types handled by op_trust)."""
     return type_name in ("patient", "note", "observation", "encounter", "attachment",
-                         "appointment", "relation", "user", "clinic")  # fmt: skip
+                         "appointment", "relation", "user", "clinic", BREAK_GLASS)  # fmt: skip
 
 
 def for_replica(db: Database | Transaction) -> RemotePermissions | None:

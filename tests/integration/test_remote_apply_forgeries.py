@@ -1,0 +1,345 @@
+"""Forged ops that a workstation's genuine device key signs, its own checks removed (as in
+test_authz_hostile.py), reach an honest workstation by real sync: break-glass grants made
+for anyone, never expiring or already reviewed (security review S2); staff changes authored
+"recovery-key" (S3); a restricted chart's records moved to another chart (S4). Each is
+quarantined with the reason naming it and nothing of it applied, while the work these
+records really come from still syncs: a break-glass opening and its review by an admin, a
+password reset with the recovery key, a merge of two patients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records import authorize, crdt, op_trust
+from core.records.break_glass import BreakGlass
+from core.records.break_glass_audit import stamp
+from core.records.changes import change
+from core.records.chart_access import set_restricted
+from core.records.clinic import ClinicRecords, new_id
+from core.records.entries import ClinicalEntries
+from core.records.errors import NotAllowedError
+from core.records.merges import Merges
+from core.records.notes import Notes
+from core.records.visits import Visits
+from core.records.workstation import Workstation
+from core.store import oplog
+from core.store.database import Database
+from core.sync.responder import Responder
+from core.sync.session import SyncReport, sync
+from core.sync.transport import LocalTransport
+from tests.clinic_identity import join_test_clinic
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
+
+NEW_PASSWORD = "a brand new harbour"
+
+
+@dataclass
+class Desks:
+    a: Workstation  # the honest one, where the clinic began
+    b: Workstation  # joined it; hostile in the forgery tests
+    b_recovery_key: str
+
+    def records(self, desk: Workstation, actor: str) -> ClinicRecords:
+        return ClinicRecords(desk.database, actor)
+
+
+def _sync(desks: Desks) -> SyncReport:
+    """B pushes to A and pulls from it (A applies B's ops; B applies A's)."""
+    return sync(desks.b.database, LocalTransport(Responder(desks.a.database)), "admin")
+
+
+@pytest.fixture
+def desks(tmp_path: Path, no_keyring: None) -> Iterator[Desks]:
+    """A clinic of an admin, a clinician (clin), a nurse (nurse1, first password to
+    change) and the front desk (desk), on desk A and on desk B, synced."""
+    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
+    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
+    recovery = b.prepare_join("admin", PASSWORD)
+    for desk in (a, b):
+        join_test_clinic(desk.database)
+    a.sign_in("admin", PASSWORD)
+    a.records.add_user("clin", "Cal Clinician", "clinician", PASSWORD)
+    a.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
+    a.add_staff("nurse1", "Nia Nurse", "nurse", PASSWORD)
+    found = Desks(a, b, recovery)
+    _sync(found)
+    b.sign_in("admin", PASSWORD)
+    try:
+        yield found
+    finally:
+        a.lock()
+        b.lock()
+
+
+def _forge(
+    db: Database, author: str, record_id: str, type_name: str, values: dict[str, Any]
+) -> oplog.Op:
+    """What a workstation whose own checks were removed writes: ``values`` into a record,
+    as ``author``, signed with its genuine device key."""
+    authorize.ENFORCING = False
+    try:
+
+        def mutate(doc: crdt.RecordDoc, hlc: str) -> None:
+            for name, value in values.items():
+                crdt.write(doc, name, value, hlc, author)
+
+        with db.write(author, "test.forge", type_name, record_id) as tx:
+            change(tx, author, record_id, type_name, mutate)
+    finally:
+        authorize.ENFORCING = True
+    op = oplog.ops_after(db, {}, 100_000)[-1]
+    assert (op.record_id, op.author, op.signer) == (record_id, author, "device")
+    return op
+
+
+def _refused(desks: Desks, forged: oplog.Op, why: str) -> None:
+    """The op is refused at sync with ``why``, kept in A's quarantine with it, unapplied."""
+    report = _sync(desks)
+    assert [(o, s) for o, s, _ in report.refused] == [(forged.origin, forged.seq)]
+    assert why in report.refused[0][2]
+    [held] = op_trust.quarantined(desks.a.database)
+    assert (held.origin, held.seq, held.author) == (forged.origin, forged.seq, forged.author)
+    assert why in held.reason
+    assert oplog.version_vector(desks.a.database).get(forged.origin, 0) < forged.seq
+
+
+def _restricted_chart(desks: Desks) -> str:
+    """A restricted chart, with a visit and a note, whose care team is clin alone."""
+    clin = desks.records(desks.a, "clin")
+    patient = clin.add_patient("Secret", "Sam", "1970-01-01")
+    visit = Visits(clin).start(patient.id, reason="follow-up")
+    Visits(clin).add_note(visit.id, "HIV positive")
+    set_restricted(clin, patient.id, True)
+    _sync(desks)
+    return patient.id
+
+
+def _nurse_reads_notes(desk: Workstation, patient_id: str) -> bool:
+    try:
+        Notes(ClinicRecords(desk.database, "nurse1")).for_patient(patient_id)
+    except NotAllowedError:
+        return False
+    return True
+
+
+# ----- S2: break-glass grants --------------------------------------------------------------
+
+
+def _grant(author: str, **changes: Any) -> dict[str, Any]:
+    """A grant as BreakGlass.open writes it, opened now for an hour, with ``changes``."""
+    now = datetime.now(UTC)
+    values = {
+        "patient_id": "",
+        "username": author,
+        "reason": "collapsed in the waiting room",
+        "opened_at": stamp(now),
+        "expires_at": stamp(now + timedelta(minutes=60)),
+        "created_at": stamp(now),
+    }
+    return {**values, **changes}
+
+
+@pytest.mark.parametrize(
+    ("author", "changes", "why"),
+    [
+        (  # the review's report: from 2020 until 2099, already reviewed by the admin
+            "nurse1",
+            {"opened_at": "2020-01-01T00:00:00.000+00:00",
+             "expires_at": "2099-01-01T00:00:00.000+00:00",
+             "reviewed_by": "admin", "reviewed_at": "2020-01-01T00:05:00.000+00:00"},
+            "it opens a break-glass grant that also writes reviewed_at, reviewed_by",
+        ),
+        (
+            "nurse1",
+            {"expires_at": stamp(datetime.now(UTC) + timedelta(days=3650))},
+            "at most 720 minutes",
+        ),
+        (
+            "nurse1",
+            {"opened_at": "2020-01-01T00:00:00.000+00:00",
+             "expires_at": "2020-01-01T01:00:00.000+00:00"},
+            "at a time more than a day from the op's own",
+        ),
+        ("nurse1", {"username": "clin"}, "only the person it is for may open one"),
+        ("desk", {}, "only they may break the glass"),
+    ],
+)  # fmt: skip
+def test_a_forged_break_glass_grant_is_quarantined(
+    desks: Desks, author: str, changes: dict[str, Any], why: str
+) -> None:
+    pid = _restricted_chart(desks)
+    values = _grant(author, patient_id=pid, **changes)
+    forged = _forge(desks.b.database, author, new_id(), "break_glass", values)
+    _refused(desks, forged, why)
+    admin = desks.records(desks.a, "admin")
+    assert BreakGlass(admin).openings() == []
+    assert not _nurse_reads_notes(desks.a, pid)
+
+
+def test_a_break_glass_opening_and_its_review_sync_and_forged_reviews_do_not(
+    desks: Desks,
+) -> None:
+    pid = _restricted_chart(desks)
+    assert not _nurse_reads_notes(desks.b, pid)
+    grant = BreakGlass(desks.records(desks.b, "nurse1")).open(pid, "unconscious", 30)
+    assert _sync(desks).refused == []
+    assert _nurse_reads_notes(desks.a, pid)  # the grant counts on A too
+    admin_a = desks.records(desks.a, "admin")
+    assert [g.id for g in BreakGlass(admin_a).pending()] == [grant.id]
+    BreakGlass(admin_a).mark_reviewed(grant.id)
+    assert _sync(desks).refused == []
+    reviewed = BreakGlass(desks.records(desks.b, "admin")).get(grant.id)
+    assert reviewed.reviewed_by == "admin"
+    assert op_trust.quarantined(desks.a.database) == []
+    assert op_trust.quarantined(desks.b.database) == []
+
+    # From B now: the nurse extends her own grant, already reviewed.
+    later = stamp(datetime.now(UTC) + timedelta(days=30))
+    forged = _forge(desks.b.database, "nurse1", grant.id, "break_glass", {"expires_at": later})
+    _refused(desks, forged, "it changes expires_at of a break-glass grant after it was opened")
+    assert BreakGlass(admin_a).get(grant.id).expires_at == grant.expires_at
+
+
+@pytest.mark.parametrize(
+    ("author", "review", "why"),
+    [
+        ("nurse1", {"reviewed_by": "admin"}, "reviewing break-glass openings needs an admin"),
+        ("admin", {"reviewed_by": "clin"}, "a review is recorded by the person who made it"),
+    ],
+)
+def test_a_forged_review_is_quarantined(
+    desks: Desks, author: str, review: dict[str, str], why: str
+) -> None:
+    pid = _restricted_chart(desks)
+    grant = BreakGlass(desks.records(desks.b, "nurse1")).open(pid, "unconscious", 30)
+    _sync(desks)
+    values = {**review, "reviewed_at": stamp(datetime.now(UTC))}
+    forged = _forge(desks.b.database, author, grant.id, "break_glass", values)
+    _refused(desks, forged, why)
+    admin_a = desks.records(desks.a, "admin")
+    assert [g.id for g in BreakGlass(admin_a).pending()] == [grant.id]
+
+
+# ----- S3: the recovery key ----------------------------------------------------------------
+
+
+def test_a_staff_change_authored_by_the_recovery_key_is_quarantined(desks: Desks) -> None:
+    values = {"role": "admin", "staff_role": "admin"}
+    forged = _forge(desks.b.database, op_trust.RECOVERY_AUTHOR, "user:desk", "user", values)
+    _refused(desks, forged, "it is authored by the recovery key and changes role, staff_role")
+    desk = desks.a.records.user("desk")
+    assert desk is not None and desk.role == "front_desk"
+
+
+def test_a_password_reset_with_the_recovery_key_reaches_the_other_desk(desks: Desks) -> None:
+    nurse = desks.a.records.user("nurse1")
+    assert nurse is not None and nurse.must_change_password
+    desks.b.recover_password(desks.b_recovery_key, "nurse1", NEW_PASSWORD)
+    made = oplog.ops_after(desks.b.database, {}, 100_000)[-1]
+    assert (made.record_id, made.author) == ("user:nurse1", op_trust.RECOVERY_AUTHOR)
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.a.database) == []
+    desks.a.sign_out()
+    assert desks.a.sign_in("nurse1", NEW_PASSWORD).must_change_password is False
+
+
+# ----- S4: records moved off a chart -------------------------------------------------------
+
+
+def _record_on(records: ClinicRecords, type_name: str, patient_id: str) -> str:
+    """A record of ``type_name`` on the patient's chart, made through the API."""
+    if type_name == "note":
+        return Notes(records).create(patient_id, "HIV positive").id
+    if type_name == "encounter":
+        return Visits(records).start(patient_id, reason="follow-up").id
+    fields = {
+        "observation": {"code": "8867-4", "value": "72", "unit": "/min",
+                        "observed_at": "2024-05-01 09:00"},
+        "attachment": {"filename": "result.pdf", "media_type": "application/pdf",
+                       "size": "10", "sha256": "ab" * 32},
+    }[type_name]  # fmt: skip
+    return ClinicalEntries(records).add(type_name, patient_id, fields)
+
+
+def _patient_of(desk: Workstation, type_name: str, record_id: str) -> str:
+    table = {"note": "notes", "observation": "observations", "encounter": "encounters",
+             "attachment": "attachments"}[type_name]  # fmt: skip
+    rows = desk.database.query(f"SELECT patient_id FROM {table} WHERE id = ?", (record_id,))
+    return str(rows[0][0])
+
+
+@pytest.mark.parametrize("type_name", ["note", "observation", "encounter", "attachment"])
+@pytest.mark.parametrize("author", ["nurse1", "clin"])  # off the care team, and on it
+def test_a_record_moved_to_another_chart_is_quarantined(
+    desks: Desks, type_name: str, author: str
+) -> None:
+    secret = _restricted_chart(desks)
+    clin = desks.records(desks.a, "clin")
+    record = _record_on(clin, type_name, secret)
+    open_chart = clin.add_patient("Open", "Olga", "1980-02-02").id
+    _sync(desks)
+    forged = _forge(desks.b.database, author, record, type_name, {"patient_id": open_chart})
+    _refused(desks, forged, f"it moves a {type_name} to another patient's chart")
+    assert _patient_of(desks.a, type_name, record) == secret
+
+
+def test_a_record_put_under_another_visit_needs_access_to_its_chart(desks: Desks) -> None:
+    secret = _restricted_chart(desks)
+    clin = desks.records(desks.a, "clin")
+    reading = _record_on(clin, "observation", secret)
+    other = clin.add_patient("Open", "Olga", "1980-02-02").id
+    visit = Visits(clin).start(other, reason="check-up").id
+    _sync(desks)
+    forged = _forge(desks.b.database, "nurse1", reading, "observation", {"encounter_id": visit})
+    _refused(desks, forged, "record vitals needs a nurse or a clinician (on the care team")
+    assert Visits(clin).contents(visit).observations == ()
+
+
+def test_a_merge_moves_the_duplicates_records_on_every_desk(desks: Desks) -> None:
+    clin_b = desks.records(desks.b, "clin")
+    duplicate = clin_b.add_patient("Lovelace", "Ada", "1915-12-10").id
+    survivor = clin_b.add_patient("Lovelace", "Augusta Ada", "1915-12-10").id
+    note = Notes(clin_b).create(duplicate, "asthma since childhood").id
+    Merges(clin_b).merge(duplicate, survivor, "the same person")
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.a.database) == []
+    clin_a = desks.records(desks.a, "clin")
+    assert [n.id for n in Notes(clin_a).for_patient(survivor)] == [note]
+
+
+def test_two_reviews_made_apart_are_settled_by_an_admin_and_the_settling_syncs(
+    desks: Desks,
+) -> None:
+    """Settling the conflict writes the other admin's review under the settling admin's
+    name: a value the grant already held, so it is no forged review."""
+    desks.a.records.add_user("admin2", "Abe Admin", "admin", PASSWORD)
+    pid = _restricted_chart(desks)
+    grant = BreakGlass(desks.records(desks.b, "nurse1")).open(pid, "unconscious", 30)
+    _sync(desks)
+    BreakGlass(desks.records(desks.a, "admin")).mark_reviewed(grant.id)
+    BreakGlass(desks.records(desks.b, "admin2")).mark_reviewed(grant.id)
+    assert _sync(desks).refused == []
+    admin_a = desks.records(desks.a, "admin")
+    conflicts = admin_a.conflicts(grant.id)
+    assert sorted(c.field for c in conflicts) == ["reviewed_at", "reviewed_by"]
+    nurse = desks.records(desks.a, "nurse1")
+    with pytest.raises(NotAllowedError, match="settle a conflict in reviewed"):  # an admin's
+        nurse.resolve_conflict(conflicts[0].id, choose=conflicts[0].candidates[0].id)
+    for conflict in conflicts:
+        [theirs] = [c for c in conflict.candidates if c.author == "admin2"]
+        admin_a.resolve_conflict(conflict.id, choose=theirs.id)
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.b.database) == []
+    admin_b = desks.records(desks.b, "admin")
+    assert admin_b.conflicts(grant.id) == []  # settled there too
+    assert BreakGlass(admin_b).get(grant.id).reviewed_by == "admin2"
