@@ -6,7 +6,7 @@ import argparse
 
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
-from core.records.models import Conflict
+from core.records.models import Conflict, withheld_text
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +49,9 @@ def run(ctx: Context) -> int:
         for v in c.candidates:
             shown = "(deleted)" if v.field == "deleted" else f"{v.field} = {v.value!r}"
             lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
+    withheld = records.withheld_conflicts()
+    if withheld:
+        lines.append(withheld_text(withheld))
     ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
     return EXIT_OK
 

@@ -11,7 +11,7 @@ from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import NOTE, NOTE_EDITED
-from core.store.database import utc_now
+from core.store.database import Database, utc_now
 
 MAX_NOTE = 100_000
 
@@ -98,7 +98,7 @@ class Notes:
 
         with self.records.db.write(actor, "note.create", "note", note_id) as tx:
             change(tx, actor, note_id, "note", create)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)  # written: the gate checked write_note
 
     def edit(self, note_id: str, body: str, base: str | None = None) -> Note:
         """Change an unsigned note's text.
@@ -123,7 +123,7 @@ class Notes:
 
         with self.records.db.write(actor, "note.edit", "note", note_id) as tx:
             change(tx, actor, note_id, "note", edit)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def sign(self, note_id: str) -> Note:
         """Sign the note: its text is frozen as it stands now."""
@@ -141,7 +141,7 @@ class Notes:
 
         with self.records.db.write(actor, "note.sign", "note", note_id) as tx:
             change(tx, actor, note_id, "note", sign)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def add_addendum(self, note_id: str, body: str) -> Note:
         """Append an addendum to a signed note."""
@@ -158,23 +158,15 @@ class Notes:
                 "note",
                 lambda doc, hlc: _add(doc, "addenda", {"body": text}, hlc, actor),
             )
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def get(self, note_id: str) -> Note:
-        """One note with its addenda."""
-        rows = self.records.db.query(
-            f"SELECT {', '.join(NOTE.column_names)} FROM notes WHERE id = ?",
-            (note_id,),
-        )
-        if not rows:
-            raise NotFoundError(f"no note with id {note_id!r}")
-        addenda = self.records.db.query(
-            "SELECT id, body, recorded_at, recorded_by FROM note_addenda WHERE note_id = ? "
-            "ORDER BY recorded_at, id",
-            (note_id,),
-        )
-        r = rows[0]
-        return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda), r[6])
+        """One note with its addenda; refused (audited) unless the signed-in person may
+        read notes on its patient's chart (``notes.list``: on a restricted chart, its care
+        team or a break-glass grant)."""
+        note = load_note(self.records.db, note_id)
+        self.records.require("notes.list", note.patient_id)
+        return note
 
     def for_patient(self, patient_id: str) -> list[Note]:
         """A patient's notes, oldest first."""
@@ -184,7 +176,24 @@ class Notes:
             f"WHERE n.{merged.IN_CHART} ORDER BY n.id",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        return [self.get(str(r[0])) for r in ids]
+        return [load_note(self.records.db, str(r[0])) for r in ids]  # checked above
+
+
+def load_note(db: Database, note_id: str) -> Note:
+    """One note with its addenda, with NO permission check: for core's own flows that have
+    already checked the read they make (``Notes`` after its own check or write, the visit
+    view after ``Visits.contents`` checked the visit's chart, printing after
+    ``print.visit``, the FHIR export after ``fhir.export``). Anyone else: ``Notes.get``."""
+    rows = db.query(f"SELECT {', '.join(NOTE.column_names)} FROM notes WHERE id = ?", (note_id,))
+    if not rows:
+        raise NotFoundError(f"no note with id {note_id!r}")
+    addenda = db.query(
+        "SELECT id, body, recorded_at, recorded_by FROM note_addenda WHERE note_id = ? "
+        "ORDER BY recorded_at, id",
+        (note_id,),
+    )
+    r = rows[0]
+    return Note(r[0], r[1], r[2], r[3], r[4], r[5], tuple(Addendum(*a) for a in addenda), r[6])
 
 
 def _add(doc: RecordDoc, field: str, value: dict[str, crdt.Value], hlc: str, author: str) -> None:
