@@ -107,14 +107,17 @@ class Notes:
         workstation's edit arrived by sync), only the edits from ``base`` to ``body`` are
         made, so the other person's edits stay (``crdt.merge_edits``).
         """
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         text = _body(body)
         if base is not None and base != note.body:
             text = _body(crdt.merge_edits(base, text, note.body))
         if text == note.body:
-            return note  # nothing changed: no op (an autosave repeated after a sign-out)
+            # Nothing changed: no op (an autosave repeated after a sign-out). No write
+            # checks it, and the note is returned: checked as the edit would be.
+            self.records.require("note.edit", note.patient_id)
+            return note
         actor = self.records.actor
 
         def edit(doc: RecordDoc, hlc: str) -> None:
@@ -127,7 +130,7 @@ class Notes:
 
     def sign(self, note_id: str) -> Note:
         """Sign the note: its text is frozen as it stands now."""
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is not None:
             raise ValidationError("signed_at", "the note is already signed")
         check_signable(note.body)
@@ -145,7 +148,7 @@ class Notes:
 
     def add_addendum(self, note_id: str, body: str) -> Note:
         """Append an addendum to a signed note."""
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is None:
             raise ValidationError("addendum", "the note is not signed yet; edit it instead")
         text = _body(body)

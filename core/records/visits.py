@@ -227,7 +227,7 @@ class Visits:
         actor = self.records.actor
         closing = self.records.setter({"closed_at": utc_now(), "closed_by": actor})
         with self.records.db.batch():
-            visit = self.get(visit_id)
+            visit = self._get(visit_id)  # the change is checked by its write
             if not visit.is_open:
                 raise ValidationError("status", "the visit is already closed")
             with self.records.db.write(actor, "encounter.close", "encounter", visit_id) as tx:
@@ -245,7 +245,7 @@ class Visits:
         actor = self.records.actor
         reopening = self.records.setter({"closed_at": None, "closed_by": None})
         with self.records.db.batch():
-            visit = self.get(visit_id)
+            visit = self._get(visit_id)  # the change is checked by its write
             if visit.is_open:
                 raise ValidationError("status", "the visit is open")
             details = {"closed_at": visit.closed_at, "closed_by": visit.closed_by}
@@ -310,7 +310,7 @@ class Visits:
 
     def add_note(self, visit_id: str, body: str = SOAP_TEMPLATE) -> Note:
         """Start a note in an open visit (by default the SOAP headings)."""
-        visit = self.get(visit_id)
+        visit = self._get(visit_id)  # the change is checked by its write
         if not visit.is_open:
             raise ValidationError("encounter_id", "the visit is closed; notes cannot be added")
         return self.notes.create(visit.patient_id, body, visit_id)

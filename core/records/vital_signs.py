@@ -252,7 +252,8 @@ class VitalSigns:
     def correct(self, observation_id: str, typed: str, unit: str | None = None) -> Reading:
         """Replace a stored vital's value (a typo found later): value, as entered and flag
         are written together; a concurrent correction elsewhere becomes a conflict."""
-        reading = self.get(observation_id)
+        # The change is checked by its write.
+        reading = load_reading(self.records.db, observation_id)
         vital = reading.vital
         if vital is None or vital.computed:
             raise ValidationError("code", f"{reading.code!r} is not a vital sign typed by staff")
