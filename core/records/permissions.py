@@ -153,8 +153,9 @@ ACTIONS: dict[str, Rule | None] = {
     "audit.list": _c("review_audit", "read the clinic's audit log"),
     "audit.export": _c("review_audit", "export the clinic's audit log"),
     "break_glass.review": _c("review_audit", "review break-glass openings"),
-    # The conflict inbox lists values of any record: clinic staff see it; resolving one
-    # needs the permission of the record's type and field (conflict_rule below).
+    # The conflict inbox: clinic staff open it; it lists a conflict only to someone who may
+    # read its values (read_permission below), and resolving one needs that read and the
+    # permission of the record's type and field (authorize._conflict_rule).
     "conflicts.view": _c("member", "see the conflict inbox"),
     # A person's own password (anyone else's: user.reset_password) and session.
     "user.password_change": None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ SECRET = "viral load 20000 SECRETNOTE"
 OUTSIDERS = ("desk", "nina")  # the front desk; a nurse off the care team
 
 
-def _ok(data: Path, user: str, *args: str) -> object:
+def _ok(data: Path, user: str, *args: str) -> Any:
     code, out, err = run_as(data, user, *args)
     assert code == 0, err
     return json.loads(out)
@@ -35,7 +36,7 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     root = tmp_path_factory.mktemp("cli-read-access")
     data, other = root / "one", root / "two"
     pid = make_staff_clinic(data)
-    visit = _ok(data, "doc", "visit", "start", pid, "--reason", "HIV follow-up")["id"]  # type: ignore[index]
+    visit = _ok(data, "doc", "visit", "start", pid, "--reason", "HIV follow-up")["id"]
     _ok(data, "doc", "note", "add", pid, "--visit", visit, "--text", SECRET)
     _ok(data, "doc", "access", "restrict", pid)
     _ok(data, "doc", "break-glass", pid, "--reason", "covering the clinic")
@@ -61,7 +62,7 @@ def test_a_visits_notes_are_refused(clinic: tuple[Path, str, str], who: str) -> 
     code, out, err = run_as(data, who, "note", "list", "--visit", visit)
     assert code != 0 and out == "" and SECRET not in err
     assert "on the care team, for a restricted chart" in err
-    assert _ok(data, "doc", "note", "list", "--visit", visit)[0]["body"] == SECRET  # type: ignore[index]
+    assert _ok(data, "doc", "note", "list", "--visit", visit)[0]["body"] == SECRET
 
 
 @pytest.mark.parametrize("who", OUTSIDERS)
@@ -69,14 +70,14 @@ def test_the_clinic_visit_list_withholds_the_reason(
     clinic: tuple[Path, str, str], who: str
 ) -> None:
     data, pid, visit = clinic
-    [shown] = _ok(data, who, "visit", "list")  # type: ignore[misc]
+    [shown] = _ok(data, who, "visit", "list")
     assert (shown["id"], shown["patient_id"]) == (visit, pid)  # who is in a visit stays
     assert (shown["reason"], shown["reason_withheld"]) == (None, True)
     text = careline(data, "--user", who, "--password-stdin", "visit", "list",
                     stdin=PASSWORD + "\n")  # fmt: skip
     assert text.returncode == 0, text.stderr
     assert "(reason withheld: clinical)" in text.stdout and "HIV" not in text.stdout
-    [full] = _ok(data, "doc", "visit", "list")  # type: ignore[misc]
+    [full] = _ok(data, "doc", "visit", "list")
     assert full["reason"].startswith("HIV") and full["reason_withheld"] is False
 
 
@@ -89,7 +90,7 @@ def test_break_glass_openings_are_for_administrators(
         code, out, err = run_as(data, who, *args)
         assert code != 0 and out == "" and "covering the clinic" not in err
         assert "Only an admin can review break-glass openings" in err
-    [opening] = _ok(data, "adm", "break-glass", "list", "--pending")["openings"]  # type: ignore[index]
+    [opening] = _ok(data, "adm", "break-glass", "list", "--pending")["openings"]
     assert (opening["patient_id"], opening["reason"]) == (pid, "covering the clinic")
 
 
@@ -103,10 +104,9 @@ def test_the_conflict_inbox_shows_neither_the_values_nor_the_chart(
                     stdin=PASSWORD + "\n")  # fmt: skip
     assert text.returncode == 0, text.stderr
     assert text.stdout.strip() == (
-        "1 more conflict is on records you may not open; someone who may read them "
-        "resolves it."
+        "1 more conflict is on records you may not open; someone who may read them resolves it."
     )
-    [conflict] = _ok(data, "doc", "conflicts", "list")  # type: ignore[misc]
+    [conflict] = _ok(data, "doc", "conflicts", "list")
     assert conflict["record_id"] == visit
     code, out, err = run_as(data, who, "conflicts", "resolve", conflict["id"], "--value", "x")
     assert code != 0 and out == ""

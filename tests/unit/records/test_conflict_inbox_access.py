@@ -47,7 +47,7 @@ def _as(r: ClinicRecords, name: str) -> ClinicRecords:
     return ClinicRecords(r.db, name)
 
 
-def _shown(r: ClinicRecords) -> list[tuple[str, str, list[object]]]:
+def _shown(r: ClinicRecords) -> list[tuple[str, str, list[str]]]:
     return [
         (c.record_id, c.field, sorted(str(v.value) for v in c.candidates))
         for c in r.review_conflicts()
