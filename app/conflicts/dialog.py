@@ -39,7 +39,7 @@ from app.worker import Job, Submit
 from core.records import types
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
-from core.records.models import Conflict, ConflictCandidate, ConflictSide
+from core.records.models import Conflict, ConflictCandidate, ConflictSide, withheld_text
 from core.records.notes import Notes
 from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
 from core.store.oplog import identity
@@ -55,6 +55,7 @@ class Inbox:
     titles: dict[str, str]  # record id -> "Patient GARCIA, Maria"
     this_replica: str
     names: dict[str, str] = field(default_factory=dict)  # user name -> full name
+    withheld: int = 0  # open conflicts on records the person may not read (never shown)
 
 
 def load_inbox(records: ClinicRecords) -> Inbox:
@@ -75,7 +76,13 @@ def load_inbox(records: ClinicRecords) -> Inbox:
         except Exception as exc:  # deleted or unreadable: the id still identifies it
             log.info("no title for %s: %s", conflict.record_id, exc)
         titles[conflict.record_id] = title
-    return Inbox(conflicts, titles, identity(records.db).replica_id, people_of(records, conflicts))
+    return Inbox(
+        conflicts,
+        titles,
+        identity(records.db).replica_id,
+        people_of(records, conflicts),
+        records.withheld_conflicts(),
+    )
 
 
 def people_of(records: ClinicRecords, conflicts: Collection[Conflict]) -> dict[str, str]:
@@ -413,6 +420,7 @@ class ConflictsDialog(TypedForm):
         )
         self.status = QLabel()
         self.status.setObjectName("statusText")
+        self.status.setWordWrap(True)
         self.list_widget = QWidget()
         self.list_layout = QVBoxLayout(self.list_widget)
         self.list_layout.setContentsMargins(0, 0, 0, 0)
@@ -479,13 +487,16 @@ class ConflictsDialog(TypedForm):
             self.list_layout.insertWidget(self.list_layout.count() - 1, new)
             self.cards.append(new)
         count = len(inbox.conflicts)
-        self.status.setText(
+        text = (
             # Only this workstation's records are known: another may hold a conflicting
             # change it has not synced yet.
             "No conflicts to resolve on this workstation."
             if count == 0
             else f"{count} conflict{'s' if count != 1 else ''} to resolve."
         )
+        if inbox.withheld:
+            text += " " + withheld_text(inbox.withheld)
+        self.status.setText(text)
 
     def _load_failed(self, exc: Exception) -> None:
         self._job = None

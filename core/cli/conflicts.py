@@ -6,7 +6,7 @@ import argparse
 
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
-from core.records.models import Conflict
+from core.records.models import Conflict, withheld_text
 from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
 
 
@@ -52,6 +52,9 @@ def run(ctx: Context) -> int:
             if v.field == DISCARDED:  # a draft discarded while edited elsewhere
                 shown = DISCARD_CHOICES.get(v.id, shown)
             lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
+    withheld = records.withheld_conflicts()
+    if withheld:
+        lines.append(withheld_text(withheld))
     ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
     return EXIT_OK
 

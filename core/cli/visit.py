@@ -22,7 +22,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument("--reason")
     start.add_argument("--clinician", help="user name (default: the signed-in user)")
-    listing = visit.add_parser("list", help="visits, newest first")
+    listing = visit.add_parser(
+        "list",
+        help="visits, newest first (the clinic's: the reason is withheld on charts you may "
+        "not read clinically)",
+    )
     listing.add_argument("--patient", help="one patient's visits")
     listing.add_argument("--open", action="store_true", help="only visits not closed yet")
     close = visit.add_parser("close", help="close a visit")
@@ -34,9 +38,10 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 def visit_line(v: Visit) -> str:
     """One line naming a visit."""
     closed = f" by {v.closed_by}" if v.closed_by else ""
+    reason = "(reason withheld: clinical)" if v.reason_withheld else v.reason or ""
     return (
         f"{v.id}  {v.started_at}  {v.status}{closed}  patient {v.patient_id}  "
-        f"{v.clinician or '-'}  {v.reason or ''}"
+        f"{v.clinician or '-'}  {reason}"
     ).rstrip()
 
 

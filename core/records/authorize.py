@@ -25,7 +25,14 @@ from core.authz.engine import Engine
 from core.authz.model import AuthorizationModel, load_clinic_model
 from core.authz.tuples import MemoryTuples
 from core.records.errors import NotAllowedError
-from core.records.permissions import CLINIC_OBJECT, WHO, Rule, field_permission, rule_for
+from core.records.permissions import (
+    CLINIC_OBJECT,
+    WHO,
+    Rule,
+    field_permission,
+    read_permission,
+    rule_for,
+)
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, StoreTuples
 from core.records.types import RECORD_TYPES
 from core.store.database import Database, Transaction
@@ -96,11 +103,12 @@ def patient_of(
 
 
 def _conflict_rule(entity: str, details: Mapping[str, Any] | None) -> Rule | None:
-    """Resolving a conflict needs what writing its field needs."""
+    """Resolving a conflict needs what writing its field needs (a break-glass record's,
+    what reviewing one needs; a type this release does not govern, ``manage_staff``)."""
     field = str((details or {}).get("field", ""))
-    found = field_permission(entity, field)
-    if found is None:
-        return None
+    found = field_permission(entity, field) or (
+        ("review_audit", "clinic") if entity == "break_glass" else ("manage_staff", "clinic")
+    )
     permission, on = found
     what = f"settle a conflict in {field.replace('_', ' ') or 'this record'}"
     return Rule(permission, on, what)
@@ -122,7 +130,7 @@ def _object(
 
 
 def _tuple_rule(
-    tx: Transaction, rule: Rule, record_id: str, details: Mapping[str, Any] | None
+    tx: Database | Transaction, rule: Rule, record_id: str, details: Mapping[str, Any] | None
 ) -> tuple[Rule, str | None]:
     """A tuple's grant, revoke or conflict: on a chart, ``manage_access`` there; a role on
     the clinic, ``manage_staff``."""
@@ -203,9 +211,41 @@ def require(db: Database, actor: str, read: str, patient_id: str | None = None) 
     entity, entity_id = (
         ("patient", str(patient_id)) if rule.on == "patient" else ("clinic", "clinic")
     )
-    with db.write(actor, REFUSED, entity, entity_id, {"action": read, "reason": message}):
-        pass
+    db.audit_refusal(actor, entity, entity_id, {"action": read, "reason": message})
     raise NotAllowedError(message)
+
+
+def may_read_field(
+    db: Database | Transaction,
+    actor: str,
+    type_name: str,
+    record_id: str,
+    field: str,
+    seen: dict[tuple[str, str], bool] | None = None,
+) -> tuple[bool, str]:
+    """Whether ``actor`` may read ``field`` of a record (the conflict inbox shows its
+    values: ``permissions.read_permission``), and who may, in words. A record whose patient
+    is not known here is readable by nobody. ``seen`` caches (permission, object) checks
+    across calls. Always allowed while not enforcing."""
+    if type_name == "relation":  # a tuple: who may see a chart (all staff) or a role
+        rule, obj = _tuple_rule(db, Rule("manage_staff", "clinic", ""), record_id, None)
+        permission = "view_demographics" if rule.permission == "manage_access" else "manage_staff"
+    else:
+        permission, on = read_permission(type_name, field)
+        if on == "clinic":
+            obj = CLINIC_OBJECT
+        else:
+            patient = patient_of(db, type_name, record_id, None)
+            obj = None if patient is None else PATIENT_PREFIX + patient
+    who = WHO[permission]
+    if not ENFORCING:
+        return True, who
+    if obj is None:
+        return False, who
+    cache = {} if seen is None else seen
+    if (permission, obj) not in cache:
+        cache[(permission, obj)] = allowed(db, actor, permission, obj)
+    return cache[(permission, obj)], who
 
 
 def may(

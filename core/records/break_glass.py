@@ -92,10 +92,19 @@ class BreakGlass:
             actor, "break_glass.open", BREAK_GLASS.name, grant_id, details
         ) as tx:
             change(tx, actor, grant_id, BREAK_GLASS.name, self.records.setter(values))
-        return self.get(grant_id)
+        return self._get(grant_id)
 
     def get(self, grant_id: str) -> Grant:
-        """One opening; NotFoundError names an unknown id."""
+        """One opening; NotFoundError names an unknown id. Someone else's opening (who
+        opened which chart, and why) is for its reviewers only (``break_glass.review``:
+        administrators); one's own is one's own."""
+        grant = self._get(grant_id)
+        if grant.username != self.records.actor:
+            self.records.require("break_glass.review")
+        return grant
+
+    def _get(self, grant_id: str) -> Grant:
+        """One opening, unchecked: for this class's own flows, after a check or a write."""
         found = grants(self.records.db, "id = ?", (grant_id,))
         if not found:
             raise NotFoundError(f"no break-glass opening with id {grant_id!r}")
@@ -106,20 +115,23 @@ class BreakGlass:
         return grant_for(self.records.db, patient_id, self.records.actor, now or self.clock())
 
     def openings(self, pending_only: bool = False) -> list[Grant]:
-        """Every opening (or those waiting for review), newest first."""
+        """Every opening (or those waiting for review), newest first: for their reviewers
+        only (``break_glass.review``: administrators), refused (audited) for anyone else."""
+        self.records.require("break_glass.review")
         if pending_only:
             return grants(self.records.db, "reviewed_at IS NULL")
         return grants(self.records.db)
 
     def pending(self) -> list[Grant]:
-        """Openings waiting for an administrator's review, newest first."""
+        """Openings waiting for an administrator's review, newest first (refused as
+        :meth:`openings` is)."""
         return self.openings(pending_only=True)
 
     def mark_reviewed(self, grant_id: str) -> Grant:
         """Record that the signed-in administrator reviewed an opening (audited as
         ``break_glass.review``). Only an administrator may; a reviewed one stays reviewed."""
         self._require_admin()
-        grant = self.get(grant_id)
+        grant = self._get(grant_id)
         if grant.reviewed_at:
             return grant
         actor = self.records.actor
@@ -134,7 +146,7 @@ class BreakGlass:
             actor, "break_glass.review", BREAK_GLASS.name, grant_id, details
         ) as tx:
             change(tx, actor, grant_id, BREAK_GLASS.name, review)
-        return self.get(grant_id)
+        return self._get(grant_id)
 
     def _require_admin(self) -> None:
         user = self.records.user(self.records.actor)

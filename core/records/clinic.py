@@ -34,6 +34,7 @@ from core.records.edit_base import ChangedField, ChangedSinceOpened
 from core.records.errors import (
     AccountDeactivatedError,
     AuthenticationError,
+    NotAllowedError,
     NotFoundError,
     UnknownAccountError,
     ValidationError,
@@ -638,7 +639,8 @@ class ClinicRecords:
 
     def review_conflicts(self) -> list[Conflict]:
         """Open conflicts about to be shown to a person: their values are clinical data, so
-        the viewing is audited (one ``conflicts.view`` entry naming the records)."""
+        the viewing is audited (one ``conflicts.view`` entry naming the records). Only
+        those the person may read (:meth:`conflicts`)."""
         found = self.conflicts()
         if found:
             records = sorted({c.record_id for c in found})
@@ -649,7 +651,35 @@ class ClinicRecords:
         return found
 
     def conflicts(self, record_id: str | None = None) -> list[Conflict]:
-        """Open conflicts (of one record, or all), oldest record first."""
+        """Open conflicts (of one record, or all), oldest record first: only those the
+        signed-in person may read every competing value of (the read each field needs:
+        ``permissions.read_permission``; on a restricted chart, clinical values for its
+        care team only). The others are counted by :meth:`withheld_conflicts`, never
+        listed: not even which record they are on."""
+        seen: dict[tuple[str, str], bool] = {}
+        return [c for c in self._all_conflicts(record_id) if self._may_read(c, seen)[0]]
+
+    def withheld_conflicts(self) -> int:
+        """How many open conflicts are on records (or fields) the signed-in person may not
+        read: the inbox says that many more wait for someone who may."""
+        seen: dict[tuple[str, str], bool] = {}
+        return sum(1 for c in self._all_conflicts() if not self._may_read(c, seen)[0])
+
+    def _may_read(self, conflict: Conflict, seen: dict[tuple[str, str], bool]) -> tuple[bool, str]:
+        """Whether the signed-in person may read every value of ``conflict`` (the field in
+        conflict, and each candidate's: an edit against a deletion names the edit's), and
+        who may (the first field refused)."""
+        fields = {conflict.field} | {c.field for c in conflict.candidates}
+        for name in sorted(fields):
+            ok, who = authorize.may_read_field(
+                self.db, self.actor, conflict.record_type, conflict.record_id, name, seen
+            )
+            if not ok:
+                return False, who
+        return True, ""
+
+    def _all_conflicts(self, record_id: str | None = None) -> list[Conflict]:
+        """Every open conflict (of one record, or all), unchecked."""
         sql = "SELECT id, record_id, record_type, field, candidates FROM conflicts"
         params: tuple[Any, ...] = ()
         if record_id is not None:
@@ -673,6 +703,20 @@ class ClinicRecords:
             )
         return found
 
+    def _readable_conflict(self, conflict_id: str) -> Conflict | None:
+        """The open conflict ``conflict_id`` (None: there is none), refused (audited) if the
+        signed-in person may not read its values: settling it shows them, and needs more."""
+        found = [c for c in self._all_conflicts() if c.id == conflict_id]
+        if not found:
+            return None
+        ok, who = self._may_read(found[0], {})
+        if not ok:
+            message = f"Only {who} can open this conflict"
+            details = {"action": "conflict.resolve", "reason": message}
+            self.db.audit_refusal(self.actor, "conflicts", conflict_id, details)
+            raise NotAllowedError(message)
+        return found[0]
+
     def resolve_conflict(
         self,
         conflict_id: str,
@@ -688,7 +732,8 @@ class ClinicRecords:
         a side's id (apply that side's additions and removals), or ``keep`` the ids of the
         involved items that stay on the list.
         """
-        found = [c for c in self.conflicts() if c.id == conflict_id]
+        readable = self._readable_conflict(conflict_id)
+        found = [] if readable is None else [readable]
         if found and found[0].kind == "set":
             self._resolve_list_conflict(found[0], choose, value, keep)
             return

@@ -12,7 +12,7 @@ from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import LISTS, PATIENT, RECORD_TYPES, SOURCE, record_type
-from core.store.database import utc_now
+from core.store.database import Database, utc_now
 
 # The types added to a chart here, and the patient's lists, as their specs declare
 # (allergies have their own calls on ClinicRecords, audited as allergy.add/remove).
@@ -27,6 +27,24 @@ _LIST_READS = {
     "attachment": "attachments.list",
     "appointment": "schedule.view",
 }
+
+
+def list_read(type_name: str) -> str:
+    """The read (permission matrix name) that a chart entry of ``type_name`` needs."""
+    return _LIST_READS.get(type_name, "notes.list")
+
+
+def entry_row(db: Database, type_name: str, record_id: str) -> dict[str, Any]:
+    """One record's materialized row with NO permission check: for core's own flows that
+    have checked the read or write they make (an update's or delete's existence check,
+    whose write the gate checks; the attachment store after ``Attachments.get``). Anyone
+    else: ``ClinicalEntries.get``."""
+    rtype = record_type(type_name)
+    columns = rtype.column_names
+    rows = db.query(f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE id = ?", (record_id,))
+    if not rows:
+        raise NotFoundError(f"no {type_name} with id {record_id!r}")
+    return dict(zip(columns, rows[0], strict=True))
 
 
 class ClinicalEntries:
@@ -73,7 +91,7 @@ class ClinicalEntries:
 
     def update(self, type_name: str, record_id: str, fields: Mapping[str, str | None]) -> None:
         """Change fields of such a record; the audit entry names the fields only."""
-        self.get(type_name, record_id)
+        entry_row(self.records.db, type_name, record_id)  # exists; the write is checked
         cleaned = self._clean(type_name, fields, creating=False)
         actor = self.records.actor
         details = {"fields": sorted(cleaned)}
@@ -84,25 +102,22 @@ class ClinicalEntries:
 
     def delete(self, type_name: str, record_id: str) -> None:
         """Delete such a record (an edit made concurrently elsewhere becomes a conflict)."""
-        self.get(type_name, record_id)
+        entry_row(self.records.db, type_name, record_id)  # exists; the write is checked
         actor = self.records.actor
         with self.records.db.write(actor, f"{type_name}.delete", type_name, record_id) as tx:
             change(tx, actor, record_id, type_name, self.records.deleter(type_name))
 
     def get(self, type_name: str, record_id: str) -> dict[str, Any]:
-        """One record's materialized row."""
-        rtype = record_type(type_name)
-        columns = rtype.column_names
-        rows = self.records.db.query(
-            f"SELECT {', '.join(columns)} FROM {rtype.table} WHERE id = ?", (record_id,)
-        )
-        if not rows:
-            raise NotFoundError(f"no {type_name} with id {record_id!r}")
-        return dict(zip(columns, rows[0], strict=True))
+        """One record's materialized row; refused (audited) unless the signed-in person may
+        read records of its type on its patient's chart (the read its list needs:
+        ``visits.list`` for an encounter, ``schedule.view`` for an appointment...)."""
+        row = entry_row(self.records.db, type_name, record_id)
+        self.records.require(list_read(type_name), row.get("patient_id"))
+        return row
 
     def for_patient(self, type_name: str, patient_id: str) -> list[dict[str, Any]]:
         """A patient's records of one type."""
-        self.records.require(_LIST_READS.get(type_name, "notes.list"), patient_id)
+        self.records.require(list_read(type_name), patient_id)
         rtype = record_type(type_name)
         columns = rtype.column_names
         rows = self.records.db.query(

@@ -110,7 +110,7 @@ class Medications:
 
         details = {"confirmed_allergy": "yes" if confirm_allergy else "no"}
         added = self._list.write("medication.start", patient_id, details, start)
-        return self.get(added[0])
+        return self._get(added[0])  # written: the gate checked the write
 
     def warning_heeded(self, patient_id: str) -> None:
         """Record that the person was shown the allergy warning for a medication of this
@@ -151,7 +151,7 @@ class Medications:
             return self._list.replace(doc, item_id, [stopped], hlc)
 
         added = self._list.write("medication.stop", patient_id, {"item_id": item_id}, stop_it)
-        return self.get(added[0])
+        return self._get(added[0])  # written: the gate checked the write
 
     def change_dose(
         self,
@@ -185,7 +185,7 @@ class Medications:
 
         details = {"item_id": item_id}
         added = self._list.write("medication.change_dose", patient_id, details, change)
-        return self.get(added[0])
+        return self._get(added[0])  # written: the gate checked the write
 
     @staticmethod
     def _active_item(doc: RecordDoc, item_id: str, when: str | None) -> Values:
@@ -198,7 +198,14 @@ class Medications:
         return old
 
     def get(self, item_id: str) -> Medication:
-        """One medication by its item id."""
+        """One medication by its item id; refused (audited) unless the signed-in person may
+        see medications on its patient's chart (``medications.list``)."""
+        found = self._get(item_id)
+        self.records.require("medications.list", found.patient_id)
+        return found
+
+    def _get(self, item_id: str) -> Medication:
+        """One medication, unchecked: for this class's own flows, after a write."""
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM medications WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "medication")  # raises NotFoundError

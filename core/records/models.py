@@ -204,6 +204,16 @@ class ConflictSide:
         }
 
 
+def withheld_text(count: int) -> str:
+    """What the conflict inbox says of the conflicts a person may not open."""
+    one = count == 1
+    return (
+        f"{count} more conflict{'' if one else 's'} {'is' if one else 'are'} on records you "
+        "may not open; someone who may read them resolves "
+        f"{'it' if one else 'them'}."
+    )
+
+
 @dataclass(frozen=True)
 class Conflict:
     """A field with two or more live values (or an edit concurrent with a deletion), or a

@@ -13,7 +13,7 @@ from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import NOTE, NOTE_EDITED
-from core.store.database import utc_now
+from core.store.database import Database, utc_now
 
 MAX_NOTE = 100_000
 
@@ -102,7 +102,7 @@ class Notes:
 
         with self.records.db.write(actor, "note.create", "note", note_id) as tx:
             change(tx, actor, note_id, "note", create)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)  # written: the gate checked write_note
 
     def edit(self, note_id: str, body: str, base: str | None = None) -> Note:
         """Change an unsigned note's text.
@@ -111,7 +111,7 @@ class Notes:
         workstation's edit arrived by sync), only the edits from ``base`` to ``body`` are
         made, so the other person's edits stay (``crdt.merge_edits``).
         """
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         _not_discarded(note, "edited")
@@ -119,7 +119,10 @@ class Notes:
         if base is not None and base != note.body:
             text = _body(crdt.merge_edits(base, text, note.body))
         if text == note.body:
-            return note  # nothing changed: no op (an autosave repeated after a sign-out)
+            # Nothing changed: no op (an autosave repeated after a sign-out). No write
+            # checks it, and the note is returned: checked as the edit would be.
+            self.records.require("note.edit", note.patient_id)
+            return note
         actor = self.records.actor
 
         def edit(doc: RecordDoc, hlc: str) -> None:
@@ -128,11 +131,11 @@ class Notes:
 
         with self.records.db.write(actor, "note.edit", "note", note_id) as tx:
             change(tx, actor, note_id, "note", edit)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def sign(self, note_id: str) -> Note:
         """Sign the note: its text is frozen as it stands now."""
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is not None:
             raise ValidationError("signed_at", "the note is already signed")
         _not_discarded(note, "signed")
@@ -147,14 +150,14 @@ class Notes:
 
         with self.records.db.write(actor, "note.sign", "note", note_id) as tx:
             change(tx, actor, note_id, "note", sign)
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def discard(self, note_id: str) -> Note:
         """Take a draft off the chart (started on the wrong patient or visit, or never
         written): one audited write (``note.discard``) of when, by whom. A signed note is
         the legal record and is refused, as is a note already discarded. Its text stays in
         the record's history, as every edit's does: discarding hides, it does not erase."""
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is not None:
             raise ValidationError(signed_notes.DISCARDED, signed_notes.SIGNED_REFUSAL)
         if note.discarded_at is not None:
@@ -162,11 +165,11 @@ class Notes:
         actor = self.records.actor
         with self.records.db.write(actor, "note.discard", "note", note_id) as tx:
             change(tx, actor, note_id, "note", signed_notes.discard(actor, utc_now()))
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def add_addendum(self, note_id: str, body: str) -> Note:
         """Append an addendum to a signed note."""
-        note = self.get(note_id)
+        note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is None:
             raise ValidationError("addendum", "the note is not signed yet; edit it instead")
         text = _body(body)
@@ -179,24 +182,15 @@ class Notes:
                 "note",
                 lambda doc, hlc: _add(doc, "addenda", {"body": text}, hlc, actor),
             )
-        return self.get(note_id)
+        return load_note(self.records.db, note_id)
 
     def get(self, note_id: str) -> Note:
-        """One note with its addenda."""
-        rows = self.records.db.query(
-            f"SELECT {', '.join(NOTE.column_names)} FROM notes WHERE id = ?",
-            (note_id,),
-        )
-        if not rows:
-            raise NotFoundError(f"no note with id {note_id!r}")
-        addenda = self.records.db.query(
-            "SELECT id, body, recorded_at, recorded_by FROM note_addenda WHERE note_id = ? "
-            "ORDER BY recorded_at, id",
-            (note_id,),
-        )
-        r = rows[0]
-        found = tuple(Addendum(*a) for a in addenda)
-        return Note(r[0], r[1], r[2], r[3], r[4], r[5], found, r[6], r[7])
+        """One note with its addenda; refused (audited) unless the signed-in person may
+        read notes on its patient's chart (``notes.list``: on a restricted chart, its care
+        team or a break-glass grant)."""
+        note = load_note(self.records.db, note_id)
+        self.records.require("notes.list", note.patient_id)
+        return note
 
     def for_patient(self, patient_id: str) -> list[Note]:
         """A patient's notes on the chart (discarded drafts left out), oldest first."""
@@ -206,7 +200,25 @@ class Notes:
             f"WHERE n.{merged.IN_CHART} AND n.{ON_CHART} ORDER BY n.id",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        return [self.get(str(r[0])) for r in ids]
+        return [load_note(self.records.db, str(r[0])) for r in ids]  # checked above
+
+
+def load_note(db: Database, note_id: str) -> Note:
+    """One note with its addenda, with NO permission check: for core's own flows that have
+    already checked the read they make (``Notes`` after its own check or write, the visit
+    view after ``Visits.contents`` checked the visit's chart, printing after
+    ``print.visit``, the FHIR export after ``fhir.export``). Anyone else: ``Notes.get``."""
+    rows = db.query(f"SELECT {', '.join(NOTE.column_names)} FROM notes WHERE id = ?", (note_id,))
+    if not rows:
+        raise NotFoundError(f"no note with id {note_id!r}")
+    addenda = db.query(
+        "SELECT id, body, recorded_at, recorded_by FROM note_addenda WHERE note_id = ? "
+        "ORDER BY recorded_at, id",
+        (note_id,),
+    )
+    r = rows[0]
+    found = tuple(Addendum(*a) for a in addenda)
+    return Note(r[0], r[1], r[2], r[3], r[4], r[5], found, r[6], r[7])
 
 
 # Every listing of notes adds this condition (a discarded draft has left the chart).

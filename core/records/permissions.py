@@ -155,8 +155,9 @@ ACTIONS: dict[str, Rule | None] = {
     "audit.list": _c("review_audit", "read the clinic's audit log"),
     "audit.export": _c("review_audit", "export the clinic's audit log"),
     "break_glass.review": _c("review_audit", "review break-glass openings"),
-    # The conflict inbox lists values of any record: clinic staff see it; resolving one
-    # needs the permission of the record's type and field (conflict_rule below).
+    # The conflict inbox: clinic staff open it; it lists a conflict only to someone who may
+    # read its values (read_permission below), and resolving one needs that read and the
+    # permission of the record's type and field (authorize._conflict_rule).
     "conflicts.view": _c("member", "see the conflict inbox"),
     # A person's own password (anyone else's: user.reset_password) and session.
     "user.password_change": None,
@@ -302,6 +303,37 @@ def field_permission(type_name: str, field: str) -> tuple[str, str] | None:
     if type_name == "patient" and field in ("created_at",):
         return "register_patient", "clinic"
     return fields.get(field, fields["*"]), "patient"
+
+
+# ----- what reading a record's field needs (the conflict inbox shows its values) ---------
+
+# A patient's clinical fields; the patient's other fields are demographics.
+CLINICAL_PATIENT_FIELDS = frozenset({"allergies", "allergy_status", "problems", "medications"})
+# Types on the clinic: reading them needs this permission on clinic:clinic. A user record
+# holds password verifiers and second factors; a break-glass record who opened which chart.
+_READ_CLINIC = {
+    "appointment": "schedule",
+    "user": "manage_staff",
+    "clinic": "manage_staff",
+    "break_glass": "review_audit",
+}
+
+
+def read_permission(type_name: str, field: str) -> tuple[str, str]:
+    """``(permission, "patient"|"clinic")`` reading ``field`` of a ``type_name`` record
+    needs: clinical record types and a patient's clinical lists ``view_clinical`` on the
+    patient, demographics ``view_demographics``, appointments ``schedule``. A type this
+    release does not govern (a newer version's): ``manage_staff``, the administrators who
+    deal with what a newer release wrote. (Tuples, ``relation``: by their object, see
+    ``authorize.may_read_field``.)"""
+    if type_name in _READ_CLINIC:
+        return _READ_CLINIC[type_name], "clinic"
+    if type_name == "patient":
+        clinical = field in CLINICAL_PATIENT_FIELDS
+        return ("view_clinical" if clinical else "view_demographics"), "patient"
+    if type_name in OP_FIELDS:
+        return "view_clinical", "patient"
+    return "manage_staff", "clinic"
 
 
 def describe(permission: str) -> str:

@@ -88,7 +88,7 @@ class Problems:
 
         details = {"code": str(value["code"] or "uncoded")}
         added = self._list.write("problem.add", patient_id, details, add)
-        return self.get(added[0])
+        return self._get(added[0])  # written: the gate checked the write
 
     def resolve(self, item_id: str, date: str | None = None) -> Problem:
         """Mark an active problem resolved on ``date`` (default today); it stays on the
@@ -107,10 +107,17 @@ class Problems:
             return self._list.replace(doc, item_id, [new], hlc)
 
         added = self._list.write("problem.resolve", patient_id, {"item_id": item_id}, resolve)
-        return self.get(added[0])
+        return self._get(added[0])  # written: the gate checked the write
 
     def get(self, item_id: str) -> Problem:
-        """One problem by its item id."""
+        """One problem by its item id; refused (audited) unless the signed-in person may
+        see problems on its patient's chart (``problems.list``)."""
+        found = self._get(item_id)
+        self.records.require("problems.list", found.patient_id)
+        return found
+
+    def _get(self, item_id: str) -> Problem:
+        """One problem, unchecked: for this class's own flows, after a write."""
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM conditions WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "problem")  # raises NotFoundError

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.records import crdt, merged
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
-from core.records.entries import PATIENT_LISTS, ClinicalEntries
+from core.records.entries import PATIENT_LISTS, ClinicalEntries, entry_row
 from core.records.errors import NotFoundError, ValidationError
-from core.records.notes import ON_CHART, Note, Notes
+from core.records.notes import ON_CHART, Note, Notes, load_note
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
@@ -50,6 +50,8 @@ class Visit:
     closed_at: str | None
     closed_by: str | None
     created_at: str
+    # True in the clinic's list when the reason is withheld (see ``Visits.list_visits``).
+    reason_withheld: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -59,6 +61,10 @@ class Visit:
     def to_dict(self) -> dict[str, Any]:
         """As ``--json`` prints it."""
         return asdict(self)
+
+    def withheld(self) -> Visit:
+        """This visit without its clinical part (the reason)."""
+        return replace(self, reason=None, reason_withheld=True)
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,11 @@ class Visits:
         front of them (the chart's Start visit), so a booked appointment of today is
         marked arrived first, in the same transaction."""
         self.records.get_patient(patient_id)
-        appointment = self.entries.get("appointment", appointment_id) if appointment_id else {}
+        # Only its clinician is read, to default the visit's: starting is checked by the
+        # write (manage_visit), and the appointment's status below by the schedule's own.
+        appointment = (
+            entry_row(self.records.db, "appointment", appointment_id) if appointment_id else {}
+        )
         booked_with = str(appointment.get("clinician") or "")
         who = (clinician or "").strip() or booked_with or self.records.actor
         if who != self.records.actor and self.records.user(who) is None:
@@ -139,7 +149,7 @@ class Visits:
                   "clinician": who, "appointment_id": None}  # fmt: skip
         if appointment_id:
             return self._start_from(appointment_id, patient_id, fields, now, arrived_now)
-        return self.get(self.entries.add("encounter", patient_id, fields))
+        return self._get(self.entries.add("encounter", patient_id, fields))
 
     def _start_from(
         self,
@@ -184,7 +194,7 @@ class Visits:
             fields = {**fields, "appointment_id": appointment_id,
                       "reason": fields["reason"] or appointment.reason}  # fmt: skip
             visit_id = self.entries.add("encounter", patient_id, fields)
-        return self.get(visit_id)
+        return self._get(visit_id)
 
     def appointments_to_start(self, patient_id: str) -> list[Appointment]:
         """The patient's appointments today that a visit can still start from (booked,
@@ -217,14 +227,14 @@ class Visits:
         actor = self.records.actor
         closing = self.records.setter({"closed_at": utc_now(), "closed_by": actor})
         with self.records.db.batch():
-            visit = self.get(visit_id)
+            visit = self._get(visit_id)  # the change is checked by its write
             if not visit.is_open:
                 raise ValidationError("status", "the visit is already closed")
             with self.records.db.write(actor, "encounter.close", "encounter", visit_id) as tx:
                 change(tx, actor, visit_id, "encounter", closing)
             if visit.appointment_id:
                 self._finish(visit.appointment_id)
-        return self.get(visit_id)
+        return self._get(visit_id)
 
     def reopen(self, visit_id: str) -> Visit:
         """Open a closed visit again (one closed by mistake, before its note was written):
@@ -235,7 +245,7 @@ class Visits:
         actor = self.records.actor
         reopening = self.records.setter({"closed_at": None, "closed_by": None})
         with self.records.db.batch():
-            visit = self.get(visit_id)
+            visit = self._get(visit_id)  # the change is checked by its write
             if visit.is_open:
                 raise ValidationError("status", "the visit is open")
             details = {"closed_at": visit.closed_at, "closed_by": visit.closed_by}
@@ -243,7 +253,7 @@ class Visits:
                 actor, "encounter.reopen", "encounter", visit_id, details
             ) as tx:
                 change(tx, actor, visit_id, "encounter", reopening)
-        return self.get(visit_id)
+        return self._get(visit_id)
 
     def _finish(self, appointment_id: str) -> None:
         """The visit's appointment is done. Only from in visit: one the front desk has
@@ -258,14 +268,28 @@ class Visits:
             schedule.set_status(appointment_id, "done")
 
     def get(self, visit_id: str) -> Visit:
-        """One visit."""
+        """One visit; refused (audited) unless the signed-in person may see visits on its
+        patient's chart (``visits.list``: on a restricted chart, its care team or a
+        break-glass grant)."""
+        visit = self._get(visit_id)
+        self.records.require("visits.list", visit.patient_id)
+        return visit
+
+    def _get(self, visit_id: str) -> Visit:
+        """One visit, unchecked: for this class's own flows, after a check or a write."""
         rows = self.records.db.query(f"{_SELECT} WHERE id = ?", (visit_id,))
         if not rows:
             raise NotFoundError(f"no visit with id {visit_id!r}")
         return _visit(rows[0])
 
     def list_visits(self, patient_id: str | None = None, open_only: bool = False) -> list[Visit]:
-        """Visits, newest first: one patient's or the clinic's, all or only the open ones."""
+        """Visits, newest first: one patient's or the clinic's, all or only the open ones.
+
+        One patient's needs ``visits.list`` on the chart. The clinic's (who is in a visit,
+        with whom, since when: the front desk's view of the day, walk-ins included) lists
+        every visit, but a visit on a chart the signed-in person may not read clinically
+        (the front desk's, or a restricted chart off their care team) comes with its reason
+        withheld (``reason`` None, ``reason_withheld`` True): the reason is clinical."""
         where, params = [], []
         if patient_id is not None:
             self.records.get_patient(patient_id)
@@ -278,37 +302,61 @@ class Visits:
         rows = self.records.db.query(
             f"{_SELECT}{clause} ORDER BY started_at DESC, created_at DESC, id DESC", tuple(params)
         )
-        return [_visit(r) for r in rows]
+        found = [_visit(r) for r in rows]
+        if patient_id is not None:
+            return found
+        readable = {p for p in {v.patient_id for v in found} if self._readable(p)}
+        return [v if v.patient_id in readable else v.withheld() for v in found]
 
     def add_note(self, visit_id: str, body: str = SOAP_TEMPLATE) -> Note:
         """Start a note in an open visit (by default the SOAP headings)."""
-        visit = self.get(visit_id)
+        visit = self._get(visit_id)  # the change is checked by its write
         if not visit.is_open:
             raise ValidationError("encounter_id", "the visit is closed; notes cannot be added")
         return self.notes.create(visit.patient_id, body, visit_id)
 
     def visit_notes(self, visit_id: str) -> list[Note]:
-        """The visit's notes, in the order they were started (discarded drafts left out)."""
-        ids = [str(r[0]) for r in self.records.db.query(
-            f"SELECT id FROM notes WHERE encounter_id = ? AND {ON_CHART}", (visit_id,)
-        )]  # fmt: skip
+        """The visit's notes, in the order they were started (discarded drafts left out);
+        refused as :meth:`get` is."""
+        return self._notes(self.get(visit_id))
+
+    def _notes(self, visit: Visit) -> list[Note]:
+        """The notes of a visit whose chart was checked: a note naming the visit but on
+        another chart (none Careline writes) only if that chart is readable too."""
+        rows = self.records.db.query(
+            f"SELECT id, patient_id FROM notes WHERE encounter_id = ? AND {ON_CHART}",
+            (visit.id,),
+        )
+        ids = [str(i) for i, pid in rows if pid == visit.patient_id or self._readable(pid)]
         started = _created_at(self.records, ids)
-        return [self.notes.get(i) for i in sorted(ids, key=lambda i: (started.get(i, ("", "")), i))]
+        ordered = sorted(ids, key=lambda i: (started.get(i, ("", "")), i))
+        return [load_note(self.records.db, i) for i in ordered]
+
+    def _readable(self, patient_id: str | None) -> bool:
+        """Whether the signed-in person may read the chart's clinical data."""
+        return patient_id is not None and self.records.may("view_clinical", patient_id)
 
     def contents(self, visit_id: str) -> VisitContents:
-        """The visit and everything recorded in it."""
+        """The visit and everything recorded in it; refused as :meth:`get` is."""
         visit = self.get(visit_id)
         columns = OBSERVATION.column_names
-        observations = self.records.db.query(
-            f"SELECT {', '.join(columns)} FROM observations WHERE encounter_id = ? "
-            "ORDER BY observed_at, id",
-            (visit_id,),
-        )
+        observations = [
+            dict(zip(columns, r, strict=True))
+            for r in self.records.db.query(
+                f"SELECT {', '.join(columns)} FROM observations WHERE encounter_id = ? "
+                "ORDER BY observed_at, id",
+                (visit_id,),
+            )
+        ]
         items = visit_list_items(self.records, visit.patient_id, visit_id)
         return VisitContents(
             visit,
-            tuple(self.visit_notes(visit_id)),
-            tuple(dict(zip(columns, r, strict=True)) for r in observations),
+            tuple(self._notes(visit)),
+            tuple(
+                o
+                for o in observations
+                if o["patient_id"] == visit.patient_id or self._readable(o["patient_id"])
+            ),
             tuple(items.get("problems", [])),
             tuple(items.get("medications", [])),
         )

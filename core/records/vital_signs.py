@@ -31,7 +31,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import OBSERVATION, SOURCE
-from core.store.database import utc_now
+from core.store.database import Database, utc_now
 
 _COLUMNS = OBSERVATION.column_names
 
@@ -238,7 +238,7 @@ class VitalSigns:
         with self.records.db.write(actor, "vitals.record", "patient", patient_id, details) as tx:
             for record_id, fields in rows:
                 change(tx, actor, record_id, "observation", self.records.setter(fields))
-        return [self.get(record_id) for record_id, _ in rows]
+        return [load_reading(self.records.db, record_id) for record_id, _ in rows]
 
     def _check_visit(self, patient_id: str, encounter_id: str) -> None:
         rows = self.records.db.query(
@@ -252,7 +252,8 @@ class VitalSigns:
     def correct(self, observation_id: str, typed: str, unit: str | None = None) -> Reading:
         """Replace a stored vital's value (a typo found later): value, as entered and flag
         are written together; a concurrent correction elsewhere becomes a conflict."""
-        reading = self.get(observation_id)
+        # The change is checked by its write.
+        reading = load_reading(self.records.db, observation_id)
         vital = reading.vital
         if vital is None or vital.computed:
             raise ValidationError("code", f"{reading.code!r} is not a vital sign typed by staff")
@@ -274,18 +275,16 @@ class VitalSigns:
             actor, "observation.update", "observation", observation_id, details
         ) as tx:
             change(tx, actor, observation_id, "observation", self.records.setter(fields))
-        return self.get(observation_id)
+        return load_reading(self.records.db, observation_id)
 
     # ----- reading ------------------------------------------------------------------------
 
     def get(self, observation_id: str) -> Reading:
-        """One stored observation."""
-        rows = self.records.db.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE id = ?", (observation_id,)
-        )
-        if not rows:
-            raise NotFoundError(f"no observation with id {observation_id!r}")
-        return Reading(*rows[0])
+        """One stored observation; refused (audited) unless the signed-in person may see
+        vital signs on its patient's chart (``vitals.list``)."""
+        reading = load_reading(self.records.db, observation_id)
+        self.records.require("vitals.list", reading.patient_id)
+        return reading
 
     def readings(self, patient_id: str, code: str | None = None) -> list[Reading]:
         """A patient's vitals (of one code or all), newest first."""
@@ -299,13 +298,18 @@ class VitalSigns:
         return [Reading(*r) for r in rows]
 
     def for_visit(self, encounter_id: str) -> list[Reading]:
-        """The vitals taken in one visit, newest first (the visit view lists them)."""
+        """The vitals taken in one visit, newest first (the visit view lists them); refused
+        (audited) unless the signed-in person may see vital signs on the visit's chart."""
         rows = self.records.db.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE encounter_id = ? "
-            "ORDER BY observed_at DESC, code, id",
-            (encounter_id,),
+            "SELECT patient_id FROM encounters WHERE id = ?", (encounter_id,)
         )
-        return [Reading(*r) for r in rows]
+        if not rows:
+            raise NotFoundError(f"no visit with id {encounter_id!r}")
+        self.records.require("vitals.list", str(rows[0][0]))
+        return [
+            r for r in visit_readings(self.records.db, encounter_id)
+            if r.patient_id == rows[0][0] or self.records.may("view_clinical", r.patient_id)
+        ]  # fmt: skip
 
     def set_of(self, patient_id: str, readings: Iterable[Reading]) -> VitalSet | None:
         """The set that ``readings`` (what one :meth:`record` returned) are, with its BMI
@@ -322,6 +326,29 @@ class VitalSigns:
         one."""
         patient = self.records.get_patient(patient_id)
         return vital_sets(self.readings(patient_id), dt.date.fromisoformat(patient.birth_date))
+
+
+def load_reading(db: Database, observation_id: str) -> Reading:
+    """One stored observation with NO permission check: for core's own flows that checked
+    the read or write they make. Anyone else: ``VitalSigns.get``."""
+    rows = db.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE id = ?", (observation_id,)
+    )
+    if not rows:
+        raise NotFoundError(f"no observation with id {observation_id!r}")
+    return Reading(*rows[0])
+
+
+def visit_readings(db: Database, encounter_id: str) -> list[Reading]:
+    """The observations naming a visit, newest first, with NO permission check: for core's
+    own flows that checked the visit's chart (printing it, after ``print.visit``). Anyone
+    else: ``VitalSigns.for_visit``."""
+    rows = db.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM observations WHERE encounter_id = ? "
+        "ORDER BY observed_at DESC, code, id",
+        (encounter_id,),
+    )
+    return [Reading(*r) for r in rows]
 
 
 def vital_sets(readings: Iterable[Reading], born: dt.date) -> list[VitalSet]:

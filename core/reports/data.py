@@ -26,11 +26,11 @@ from core.records.allergy_status import AllergyState, allergy_state, most_severe
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError
 from core.records.models import Allergy, Patient
-from core.records.notes import ON_CHART, Notes
+from core.records.notes import ON_CHART, load_note
 from core.records.types import choice_label
 from core.records.validation import calendar_date
 from core.records.visits import visit_list_items
-from core.records.vital_signs import VitalSigns
+from core.records.vital_signs import VitalSigns, visit_readings
 from core.reports.vital_text import VitalText, latest_texts, visit_texts
 
 
@@ -239,7 +239,6 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
     with records.db.write(records.actor, "print.visit", "patient", patient_id, {"visit": visit_id}):
         patient = records.get_patient(patient_id)
         allergies = records.allergies(patient_id)
-        notes = Notes(records)
         note_ids = [
             str(r["id"])
             for r in _rows(records, "notes", f"encounter_id = ? AND {ON_CHART}", (visit_id,))
@@ -247,7 +246,10 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
         ]
         lines = []
         # Signed notes in the order they were signed, drafts after them.
-        ordered = sorted((notes.get(i) for i in note_ids), key=lambda n: (n.signed_at or "~", n.id))
+        # Read under print.visit's check (above), as the visit's vitals below.
+        ordered = sorted(
+            (load_note(records.db, i) for i in note_ids), key=lambda n: (n.signed_at or "~", n.id)
+        )
         for note in ordered:
             author = _person(records, note.author)
             lines.append(
@@ -266,7 +268,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
             )
         vital_signs = VitalSigns(records)
         sets = [s for s in vital_signs.sets(patient_id) if s.encounter_id == visit_id]
-        vitals = visit_texts(sets, vital_signs.for_visit(visit_id))
+        vitals = visit_texts(sets, visit_readings(records.db, visit_id))
         items = visit_list_items(records, patient_id, visit_id)
         return VisitReport(
             _context(records),

@@ -407,6 +407,18 @@ class Database:
         with self.write(actor, REFUSED_ACTION, entity, entity_id, details):
             pass
 
+    def audit_refusal(
+        self, actor: str, entity: str, entity_id: str, details: dict[str, Any]
+    ) -> None:
+        """Audit a refused read (``action.refused``): at once, or inside a batch once the
+        batch has ended (the refusal that ends it rolls the batch back, which would take an
+        entry written inside it along)."""
+        with self._lock:  # another thread's batch holds it: wait for its end
+            if self._batch_depth:
+                self._refusals.append((actor, entity, entity_id, details))
+            else:
+                self._audit_refusal(actor, entity, entity_id, details)
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Many units of work (``write``) in one transaction, for bulk writes such as the

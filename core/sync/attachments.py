@@ -49,7 +49,7 @@ from core.crypto.streaming import ciphertext_size, largest_ciphertext_size
 from core.errors import CarelineError
 from core.records import validation as v
 from core.records.clinic import ClinicRecords
-from core.records.entries import ClinicalEntries
+from core.records.entries import ClinicalEntries, entry_row
 from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
 from core.store.blobs.errors import BlobIntegrityError
 from core.store.database import Database
@@ -406,8 +406,7 @@ class Attachments:
 
     def get(self, record_id: str) -> Attachment:
         """One attachment's metadata."""
-        row = self.entries.get("attachment", record_id)
-        self.records.require("attachments.list", row["patient_id"])
+        row = self.entries.get("attachment", record_id)  # attachments.list on its chart
         return self._attachment({"id": record_id, **row})
 
     def for_patient(self, patient_id: str) -> list[Attachment]:
@@ -425,7 +424,7 @@ class Attachments:
         ``opening``: it is being opened, so it becomes an opened file (no longer one the
         prefetch guessed, which eviction takes first) before anything may evict it."""
         item = self.get(record_id)
-        row = self.entries.get("attachment", record_id)
+        row = entry_row(self.records.db, "attachment", record_id)  # read checked above
         if item.blob_id is None:
             raise AttachmentProblem(
                 f"attachment {record_id} was stored by the server's old scheme; open it "
@@ -586,7 +585,7 @@ class Attachments:
         the plaintext, which the caller discards."""
         item = self.fetch(record_id, progress, opening=True)
         assert item.blob_id is not None  # fetch refused the old scheme
-        row = self.entries.get("attachment", record_id)
+        row = entry_row(self.records.db, "attachment", record_id)  # read checked above
         key = self._key_of(item, row["key_id"] or "")
         try:
             get_attachment(

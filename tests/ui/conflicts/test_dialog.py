@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractButton
+from PySide6.QtWidgets import QAbstractButton, QLabel
 from pytestqt.qtbot import QtBot
 
 from app.conflicts.dialog import ConflictsDialog, ListConflictCard
 from app.main_window import MainWindow
 from core.crypto.kdf import FAST_PARAMS
+from core.records import authorize
+from core.records.chart_access import set_restricted
 from core.records.clinic import ClinicRecords
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
@@ -219,3 +221,46 @@ def test_closing_the_inbox_while_a_resolution_is_written_still_updates_every_scr
     qtbot.waitUntil(lambda: not workspace.chart.conflict_banner.isVisible(), timeout=5_000)
     assert clinic.records.conflicts() == []
     other.lock()
+
+
+@pytest.mark.parametrize("who", ["desk", "nia"])
+def test_a_restricted_charts_conflict_is_only_counted_for_those_off_its_care_team(
+    qtbot: QtBot,
+    clinic: Workstation,
+    tmp_path: Path,
+    make_window: WindowFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    who: str,
+) -> None:
+    """Maria's chart is restricted (care team: the admin, a clinician too): the front desk
+    and a nurse off the team see no badge, no card, no name, only that one conflict waits
+    for someone who may open it (security review S6)."""
+    other, maria = race_on_penicillin(clinic, tmp_path)
+    other.lock()
+    clinic.sign_in(ADMIN, PASSWORD)
+    for name, role in (("desk", "front_desk"), ("nia", "nurse")):
+        clinic.records.add_user(name, name.title(), role, PASSWORD)
+        clinic.sign_in(name, PASSWORD)  # a key slot on this workstation
+    clinic.sign_in(ADMIN, PASSWORD)
+    set_restricted(clinic.records, maria, True)
+    clinic.lock()
+    monkeypatch.setattr(authorize, "ENFORCING", True)  # as the app runs
+    window = make_window(clinic)
+    sign_in(qtbot, window, who)
+    workspace = window.workspace
+    button = workspace.toolbar.widgetForAction(workspace.conflicts_action)
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    dialog = workspace.conflicts_dialog
+    assert isinstance(dialog, ConflictsDialog)
+    qtbot.waitUntil(lambda: "may not open" in dialog.status.text(), timeout=5_000)
+    assert dialog.status.text() == (
+        "No conflicts to resolve on this workstation. 1 more conflict is on records you may "
+        "not open; someone who may read them resolves it."
+    )
+    assert dialog.cards == []
+    shown = " ".join(w.text() for w in dialog.findChildren(QLabel))
+    assert "GARCIA" not in shown and "Garcia" not in shown and "Penicillin" not in shown
+    assert workspace.conflicts_action.text() == "Conflicts"  # no badge count
+    assert maria not in workspace.conflicted
+    # The care team's view of the same inbox, for contrast.
+    assert [c.kind for c in ClinicRecords(clinic.database, ADMIN).conflicts()] == ["set"]

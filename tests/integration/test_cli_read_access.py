@@ -1,0 +1,113 @@
+"""Reads of a restricted chart through the command line (real processes, which always
+enforce), as the security review's S1 and S6 made them: the front desk and a nurse off
+the care team read neither a visit's notes, nor the visits' reasons, nor break-glass
+openings, nor the conflict inbox's values of that chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records.clinic import ClinicRecords
+from core.records.entries import ClinicalEntries
+from core.records.workstation import Workstation
+from tests.conftest import PASSWORD
+from tests.integration.staff_clinic import make_staff_clinic, run_as
+from tests.integration.test_cli import _sync_data_dirs, careline
+
+SECRET = "viral load 20000 SECRETNOTE"
+OUTSIDERS = ("desk", "nina")  # the front desk; a nurse off the care team
+
+
+def _ok(data: Path, user: str, *args: str) -> Any:
+    code, out, err = run_as(data, user, *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A restricted chart (care team: doc) with a visit, its note, a break-glass opening,
+    and its visit's reason changed on two workstations (an open conflict)."""
+    root = tmp_path_factory.mktemp("cli-read-access")
+    data, other = root / "one", root / "two"
+    pid = make_staff_clinic(data)
+    visit = _ok(data, "doc", "visit", "start", pid, "--reason", "HIV follow-up")["id"]
+    _ok(data, "doc", "note", "add", pid, "--visit", visit, "--text", SECRET)
+    _ok(data, "doc", "access", "restrict", pid)
+    _ok(data, "doc", "break-glass", pid, "--reason", "covering the clinic")
+    joined = Workstation(other, FAST_PARAMS)
+    joined.prepare_join("admin", PASSWORD)
+    joined.lock()
+    _sync_data_dirs(other, data)
+    for folder, reason in ((data, "HIV: viral load rising"), (other, "HIV: start PrEP")):
+        ws = Workstation(folder, FAST_PARAMS)
+        ws.unlock_with_password("admin", PASSWORD)
+        try:
+            doc = ClinicRecords(ws.database, "doc")
+            ClinicalEntries(doc).update("encounter", visit, {"reason": reason})
+        finally:
+            ws.lock()
+    _sync_data_dirs(other, data)
+    return data, pid, visit
+
+
+@pytest.mark.parametrize("who", OUTSIDERS)
+def test_a_visits_notes_are_refused(clinic: tuple[Path, str, str], who: str) -> None:
+    data, _, visit = clinic
+    code, out, err = run_as(data, who, "note", "list", "--visit", visit)
+    assert code != 0 and out == "" and SECRET not in err
+    assert "on the care team, for a restricted chart" in err
+    assert _ok(data, "doc", "note", "list", "--visit", visit)[0]["body"] == SECRET
+
+
+@pytest.mark.parametrize("who", OUTSIDERS)
+def test_the_clinic_visit_list_withholds_the_reason(
+    clinic: tuple[Path, str, str], who: str
+) -> None:
+    data, pid, visit = clinic
+    [shown] = _ok(data, who, "visit", "list")
+    assert (shown["id"], shown["patient_id"]) == (visit, pid)  # who is in a visit stays
+    assert (shown["reason"], shown["reason_withheld"]) == (None, True)
+    text = careline(data, "--user", who, "--password-stdin", "visit", "list",
+                    stdin=PASSWORD + "\n")  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert "(reason withheld: clinical)" in text.stdout and "HIV" not in text.stdout
+    [full] = _ok(data, "doc", "visit", "list")
+    assert full["reason"].startswith("HIV") and full["reason_withheld"] is False
+
+
+@pytest.mark.parametrize("who", [*OUTSIDERS, "doc"])
+def test_break_glass_openings_are_for_administrators(
+    clinic: tuple[Path, str, str], who: str
+) -> None:
+    data, pid, _ = clinic
+    for args in (("break-glass", "list"), ("break-glass", "list", "--pending")):
+        code, out, err = run_as(data, who, *args)
+        assert code != 0 and out == "" and "covering the clinic" not in err
+        assert "Only an admin can review break-glass openings" in err
+    [opening] = _ok(data, "adm", "break-glass", "list", "--pending")["openings"]
+    assert (opening["patient_id"], opening["reason"]) == (pid, "covering the clinic")
+
+
+@pytest.mark.parametrize("who", OUTSIDERS)
+def test_the_conflict_inbox_shows_neither_the_values_nor_the_chart(
+    clinic: tuple[Path, str, str], who: str
+) -> None:
+    data, pid, visit = clinic
+    assert _ok(data, who, "conflicts", "list") == []
+    text = careline(data, "--user", who, "--password-stdin", "conflicts", "list",
+                    stdin=PASSWORD + "\n")  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.strip() == (
+        "1 more conflict is on records you may not open; someone who may read them resolves it."
+    )
+    [conflict] = _ok(data, "doc", "conflicts", "list")
+    assert conflict["record_id"] == visit
+    code, out, err = run_as(data, who, "conflicts", "resolve", conflict["id"], "--value", "x")
+    assert code != 0 and out == ""
+    assert "can open this conflict" in err and pid not in err
