@@ -29,7 +29,7 @@ from tests.integration.test_remote_apply_forgeries import (
     _restricted_chart,
     _sync,
 )
-from tests.integration.test_remote_apply_forgeries import desks as desks  # noqa: F401
+from tests.integration.test_remote_apply_forgeries import desks as desks
 
 pytestmark = [pytest.mark.strict_authors, pytest.mark.strict_authz]
 
