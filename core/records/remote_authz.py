@@ -9,7 +9,9 @@ needs ``prescribe``; a ``relation`` op needs ``manage_access`` on its patient (o
 ``manage_staff`` for a role on the clinic); a ``user`` op ``manage_staff``, except a
 person changing their own password verifier (clearing their must-change-password flag),
 and the recovery key's reset of one (an op authored ``recovery-key`` may change nothing
-else). A ``break_glass`` op is judged on what it writes (core/records/remote_break_glass.py).
+else). A ``break_glass`` op is judged on what it writes (core/records/remote_break_glass.py);
+work on a chart by a grant's person while it was open (grants held here or applied earlier
+in the batch: core/records/remote_grants.py) is judged with ``patient:C#break_glass@user:P``.
 A record on a chart (note, observation, visit, attachment) never changes patient: an op
 that rewrites its ``patient_id`` is refused; one that changes its ``encounter_id`` needs the
 permission on the patient it was on before the op as well as after.
