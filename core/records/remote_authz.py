@@ -9,7 +9,9 @@ needs ``prescribe``; a ``relation`` op needs ``manage_access`` on its patient (o
 ``manage_staff`` for a role on the clinic); a ``user`` op ``manage_staff``, except a
 person changing their own password verifier (clearing their must-change-password flag),
 and the recovery key's reset of one (an op authored ``recovery-key`` may change nothing
-else). A ``break_glass`` op is judged on what it writes (core/records/remote_break_glass.py).
+else). A ``break_glass`` op is judged on what it writes (core/records/remote_break_glass.py);
+work on a chart by a grant's person while it was open (grants held here or applied earlier
+in the batch: core/records/remote_grants.py) is judged with ``patient:C#break_glass@user:P``.
 A record on a chart (note, observation, visit, attachment) never changes patient: an op
 that rewrites its ``patient_id`` is refused; one that changes its ``encounter_id`` needs the
 permission on the patient it was on before the op as well as after.
@@ -55,6 +57,7 @@ from core.records.crdt import RecordDoc
 from core.records.op_trust import RECOVERY_AUTHOR
 from core.records.permissions import CLINIC_OBJECT, OP_FIELDS, WHO, field_permission
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_of
+from core.records.remote_grants import Grants, replica_grants
 from core.records.types import AUTHZ_HISTORY
 from core.store.database import Database, Transaction
 from core.store.oplog import Op, parse_hlc
@@ -454,10 +457,11 @@ class TuplesAt:
 
 
 class _ChartTuples:
-    """A reader's tuples plus the one every chart has: it belongs to the clinic."""
+    """A reader's tuples plus the one every chart has: it belongs to the clinic; and the
+    break-glass grant of ``granted`` (a username) on it, when one was open."""
 
-    def __init__(self, tuples: TuplesAt, chart: str) -> None:
-        self.tuples, self.chart = tuples, chart
+    def __init__(self, tuples: TuplesAt, chart: str, granted: str | None = None) -> None:
+        self.tuples, self.chart, self.granted = tuples, chart, granted
 
     def token(self) -> dict[str, int]:
         """As the reader's."""
@@ -468,6 +472,11 @@ class _ChartTuples:
         found = self.tuples.read(object, relation)
         if object == self.chart and relation == "clinic" and CLINIC_OBJECT not in found:
             found = (*found, CLINIC_OBJECT)
+        if object == self.chart and relation == BREAK_GLASS and self.granted is not None:
+            # As the local reader: a deactivated person's grant gives nothing.
+            subject = USER_PREFIX + self.granted
+            if subject not in found and self.tuples.account(self.granted)[0]:
+                found = (*found, subject)
         return found
 
 
@@ -476,7 +485,7 @@ class _ChartTuples:
 _SINCE_FIELDS = {"granted": "since", "other_roles": "other_roles_since"}
 _SINCE_VALUES = frozenset(_SINCE_FIELDS.values())
 # One epoch's tuples, and the answers worked out from them.
-_Epoch = tuple["TuplesAt", dict[tuple[str, str | None, str], bool]]
+_Epoch = tuple["TuplesAt", dict[tuple[str, str | None, str, bool], bool]]
 # A record id that cannot be mistaken for a wildcard, a userset or another object.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -642,7 +651,8 @@ class RemotePermissions:
     """What a replica checks remote ops' permissions against (one per batch)."""
 
     history: History
-    break_glass: Any = None  # callable (patient_id, username, hlc) -> bool, when known
+    # Break-glass grants held here and applied earlier in the batch (remote_grants).
+    grants: Grants = field(default_factory=Grants)
 
     def problem(
         self, op: Op, type_name: str, before: Summary, doc: RecordDoc, after: Summary | None = None
@@ -711,19 +721,34 @@ class RemotePermissions:
 
     def allowed(self, op: Op, permission: str, obj: str) -> bool:
         """Whether ``op``'s author held ``permission`` (or a role) on ``obj`` at the op's
-        time: as of its HLC or of a permission write within ``GRANT_LEEWAY_MS`` after it."""
-        return any(
-            self._held(at, permission, obj, op.author) for at in self.history.moments(op.hlc)
-        )
+        time: as of its HLC or of a permission write within ``GRANT_LEEWAY_MS`` after it;
+        on a chart, with the break-glass grant that was open for them at the op's HLC."""
+        moments = self.history.moments(op.hlc)
+        if any(self._held(at, permission, obj, op.author) for at in moments):
+            return True
+        # A grant only ever adds to what its person holds (the model names break_glass in
+        # no exclusion): asked only when the tuples alone refuse.
+        if not obj.startswith(PATIENT_PREFIX) or not self.grants.open_at(
+            obj[len(PATIENT_PREFIX) :], op.author, op.hlc
+        ):
+            return False
+        return any(self._held(at, permission, obj, op.author, True) for at in moments)
 
-    def _held(self, hlc: str, permission: str, obj: str, author: str) -> bool:
+    def _held(
+        self, hlc: str, permission: str, obj: str, author: str, granted: bool = False
+    ) -> bool:
+        """Whether ``author`` held ``permission`` on ``obj`` as of ``hlc`` (``granted``: with
+        ``obj#break_glass@user:author`` added, a grant open at the op's time)."""
         history = self.history
         at = history.epoch(hlc)
         engine = authorize.model_engine()
         if at is None or not engine.acyclic:
             # A malformed stamp (judged the long way, which then fails), or a model where
             # the order tuples are read in could change an answer: all the tuples, in order.
-            return self._check(history.tuples_at(hlc), permission, obj, author)
+            listed = history.tuples_at(hlc)
+            if granted and author in history.active_at(hlc):
+                listed = [*listed, RelationTuple(obj, BREAK_GLASS, USER_PREFIX + author)]
+            return self._check(listed, permission, obj, author)
         memo = history._memo
         key = f"held:{at}"
         seen: _Epoch | None = memo.get(key)
@@ -735,12 +760,20 @@ class RemotePermissions:
         # so it is worked out once per permission, author and epoch, not once per op. A
         # chart some tuple named at any time is judged on its own (a few more than needed).
         ident = obj[len(PATIENT_PREFIX) :] if obj.startswith(PATIENT_PREFIX) else ""
-        unnamed = obj not in history.index().named and _PLAIN_ID.fullmatch(ident) is not None
-        question = (permission, None if unnamed else obj, author)  # None: any such chart
+        # A grant is on one chart: answers with one are never shared with other charts,
+        # nor with answers without one (whether a grant was open is the op's, not cached).
+        unnamed = (
+            not granted
+            and obj not in history.index().named
+            and _PLAIN_ID.fullmatch(ident) is not None
+        )
+        question = (permission, None if unnamed else obj, author, granted)  # None: any chart
         answer = answers.get(question)
         if answer is None:
             reader: TupleReader = (
-                _ChartTuples(tuples, obj) if obj.startswith(PATIENT_PREFIX) else tuples
+                _ChartTuples(tuples, obj, author if granted else None)
+                if obj.startswith(PATIENT_PREFIX)
+                else tuples
             )
             answer = engine.with_tuples(reader).check(obj, permission, USER_PREFIX + author)
             answers[question] = answer
@@ -767,8 +800,12 @@ class RemotePermissions:
         return PATIENT_PREFIX + (str(pid.value) if pid is not None else "")
 
     def learn(self, record_id: str, type_name: str, doc: RecordDoc) -> None:
-        """An applied op of a user or tuple record: its values count for later ops."""
-        self.history.add_doc(record_id, type_name, doc, True)
+        """An applied op of a user, tuple or break-glass record: its values (a grant) count
+        for later ops."""
+        if type_name == BREAK_GLASS:
+            self.grants.learn(record_id, doc)
+        else:
+            self.history.add_doc(record_id, type_name, doc, True)
 
 
 def _password_only(fields: list[str], doc: RecordDoc) -> bool:
@@ -807,7 +844,7 @@ def for_replica(db: Database | Transaction) -> RemotePermissions | None:
     """A SQLCipher replica's remote permissions (None while enforcement is off)."""
     if not authorize.ENFORCING:
         return None
-    return RemotePermissions(cached_history(db))
+    return RemotePermissions(cached_history(db), Grants(replica_grants(db)))
 
 
 def tuples_of(history: History, hlc: str) -> Iterable[RelationTuple]:

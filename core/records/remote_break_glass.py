@@ -78,7 +78,7 @@ def _opening_problem(op: Op, doc: RecordDoc, fields: list[str], allowed: Allowed
             f"its author {op.author[:64]!r} was not a clinician or a nurse at the op's time: "
             "only they may break the glass"
         )
-    opened, expires = _time(values["opened_at"]), _time(values["expires_at"])
+    opened, expires = grant_time(values["opened_at"]), grant_time(values["expires_at"])
     if opened is None or expires is None:
         return "it opens a break-glass grant whose times are not times"
     if not timedelta(0) < expires - opened <= timedelta(minutes=MAX_MINUTES):
@@ -115,7 +115,7 @@ def _review_problem(
                     f"its author {op.author[:64]!r} records a break-glass review by "
                     f"{str(value)[:64]!r}: a review is recorded by the person who made it"
                 )
-            moment = _time(value)
+            moment = grant_time(value)
             if name == "reviewed_at" and (moment is None or not _near(moment, op.hlc)):
                 return "it records a break-glass review at a time more than a day from the op's"
     return None
@@ -135,7 +135,7 @@ def _values(before: Summary, name: str) -> list[object]:
     return [e.value for e in crdt.parse_entries(had)]
 
 
-def _time(value: object) -> datetime | None:
+def grant_time(value: object) -> datetime | None:
     """A stored time (``break_glass_audit.stamp``), or None for anything else."""
     if not isinstance(value, str):
         return None

@@ -310,7 +310,10 @@ def check_batch(
                 quarantined.append((op, refused))
                 stopped.add(op.origin)
                 continue
-        if permissions is not None and type_name in AUTHZ_HISTORY:
+        if permissions is not None and (
+            type_name in AUTHZ_HISTORY or type_name == remote_authz.BREAK_GLASS
+        ):
+            # Permissions and break-glass grants count for the batch's later ops.
             with _refusing_malformed(what):
                 permissions.learn(op.record_id, type_name, doc)
         if rule is not None and protected is not None:

@@ -28,7 +28,7 @@ from core.audit.verify import AuditReport, verify_chain
 from core.crypto import certs
 from core.crypto.kdf import DEFAULT_PARAMS, Argon2Params
 from core.crypto.secure_memory import SecureMemory
-from core.records import authorize, crdt, op_trust, remote_authz
+from core.records import authorize, crdt, op_trust, remote_authz, remote_grants
 from core.records.changes import AUTHZ_TOKEN_KEY, Loaded, RecordTypeMismatchError
 from core.records.clinic import ClinicRecords
 from core.records.materialize import MalformedRecordError, derive
@@ -583,8 +583,9 @@ class PgReplica:
         # with the care-team tuples.
         token = self._meta(cur, AUTHZ_TOKEN_KEY)
         kept = None if token is None else remote_authz.kept_history(token)
+        grants = remote_grants.Grants(self._grants(cur, c))
         if kept is not None:
-            return remote_authz.RemotePermissions(kept)
+            return remote_authz.RemotePermissions(kept, grants)
         history = remote_authz.History()
         for kind in AUTHZ_HISTORY:
             rows = cur.execute(
@@ -594,7 +595,32 @@ class PgReplica:
             for ix, gen, sealed in rows:
                 state = self._open_record(c, str(ix), int(gen), bytes(sealed))
                 history.add_doc(state.record_id, kind, crdt.load(state.state, 1), False)
-        return remote_authz.RemotePermissions(history)
+        return remote_authz.RemotePermissions(history, grants)
+
+    def _grants(self, cur: Cursor, c: ColumnCipher) -> remote_grants.Stored:
+        """The break-glass grants held here, by chart and person: every grant record is
+        opened when remote apply first asks (only for an op its tuples alone refuse)."""
+        held: list[tuple[str, crdt.RecordDoc]] | None = None
+
+        def stored(patient_id: str, username: str) -> list[tuple[str, crdt.RecordDoc]]:
+            nonlocal held
+            if held is None:
+                rows = cur.execute(
+                    "SELECT record_ix, key_gen, sealed FROM replica_records WHERE type_ix = %s",
+                    (c.blind_index(f"type:{remote_authz.BREAK_GLASS}"),),
+                ).fetchall()
+                held = []
+                for ix, gen, sealed in rows:
+                    state = self._open_record(c, str(ix), int(gen), bytes(sealed))
+                    held.append((state.record_id, crdt.load(state.state, 1)))
+            return [
+                (rid, doc)
+                for rid, doc in held
+                if _register(doc, "patient_id") == patient_id
+                and _register(doc, "username") == username
+            ]
+
+        return stored
 
     def _history_to_keep(
         self, cur: Cursor, trust: op_trust.Trust, before: str | None
@@ -935,3 +961,9 @@ def _checked_state(record_id: str, type_name: str, doc: crdt.RecordDoc) -> bytes
             f"record {record_id}: {crdt.invalid_update(crdt.STATE, exc)}"
         ) from None
     return state
+
+
+def _register(doc: crdt.RecordDoc, name: str) -> object:
+    """The displayed value of register ``name`` (None if unset)."""
+    found = crdt.winner(doc, name)
+    return None if found is None else found.value

@@ -15,6 +15,7 @@ import pytest
 
 from core.authz.tuples import RelationTuple
 from core.records import authorize, remote_authz
+from core.records.break_glass import BreakGlass
 from core.records.clinic import ClinicRecords
 from core.records.relations import Access
 from core.records.replication import apply_ops
@@ -264,3 +265,39 @@ def test_the_tuples_read_as_of_a_time_are_those_listed_in_full(seed: int) -> Non
             for obj, rel in keys:
                 expected = {t.subject for t in listed if (t.object, t.relation) == (obj, rel)}
                 assert set(reader.read(obj, rel)) == expected, (seed, hlc, obj, rel)
+
+
+@pytest.mark.strict_authz
+def test_break_glass_grants_in_a_batch_decide_as_the_same_ops_one_per_batch(
+    clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant counts for its person's later ops on its chart alike whether it arrives in
+    the same batch (learnt as the batch goes) or in an earlier one (read from the grants
+    held): nina's work under her grant passes; nora's on the same chart, and nina's on
+    another restricted chart, do not."""
+    c = clinic
+    admin, desks = Access(c.founder), c.desks
+    secret, other = c.pids[0], c.pids[1]
+    for pid in (secret, other):
+        admin.grant(_care(pid, "*", "restricted"))
+    for name in ("nina", "nora"):
+        sync_pair(desks[name], c.founder)
+    # Nora's op on the chart first (no grant of hers, ever), nina's grant, her work.
+    with _forged():
+        desks["nora"].update_patient(secret, {"phone": "555-0199"})
+    BreakGlass(desks["nina"]).open(secret, "collapsed", 30)
+    desks["nina"].update_patient(secret, {"phone": "555-0101"})  # under her grant
+    with _forged():
+        desks["nina"].update_patient(other, {"phone": "555-0102"})  # not that chart
+    ops, certificates = c.new_ops()
+
+    result = apply_ops(c.batch.db, ops, "peer", certificates)
+    monkeypatch.setattr(remote_authz.History, "_boundaries", lambda self: None)
+    refused = _one_per_batch(c.single, ops, certificates)
+
+    assert sorted(result.quarantined) == sorted(refused)
+    assert dump_diff(materialized(c.single), materialized(c.batch)) == {}
+    by_author = {(op.origin, op.seq): op.author for op in ops}
+    assert sorted(by_author[(o, s)] for o, s, _ in refused) == ["nina", "nora"]
+    assert c.batch.get_patient(secret).phone == "555-0101"
+    assert c.batch.get_patient(other).phone != "555-0102"
