@@ -220,3 +220,37 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
         # ... and its row is tall enough for it (the text was cut at the bottom).
         assert dialog.preview.rowHeight(0) >= combo.sizeHint().height()
     assert not dialog.problems.verticalHeader().isVisible()
+
+
+def test_the_check_page_lists_a_substance_named_twice_with_other_details(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """'penicillin (rash, mild); Penicillin (anaphylaxis, severe)' imported as a mild rash,
+    the check page listing no problem. It is a problem of its row now, naming both."""
+    cell = "penicillin (rash, mild); Penicillin (anaphylaxis, severe)"
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        f'Surname,First name,DOB,Allergies\nEvans,Eve,1955-03-03,"{cell}"\n'
+        "Haddad,Rami,1955-06-05,latex\n",
+        encoding="utf-8",
+    )
+    tools = signed_in.workspace.admin_tools
+    tools.import_action.trigger()
+    dialog = tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    QTest.keyClicks(dialog.path, str(csv))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.CHECK, timeout=10_000)
+    problems = dialog.problems
+    assert problems.rowCount() == 1
+    assert [_text(problems, 0, c) for c in range(3)] == ["2", "Allergies", cell]
+    assert _text(problems, 0, 3).startswith(
+        "names Penicillin twice, with different details ('penicillin (rash, mild)' and "
+        "'Penicillin (anaphylaxis, severe)')"
+    )
+    assert "1 to import, 0 already present, 1 row" in dialog.check_summary.text()
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.SUMMARY, timeout=10_000)
+    assert signed_in.workstation.records.search_patients("Evans") == []
