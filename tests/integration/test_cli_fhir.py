@@ -159,3 +159,16 @@ def test_imported_notes_pass_the_write_paths_checks_and_print_safely(tmp_path: P
     assert shown.returncode == 0, shown.stderr
     assert "  BP fine\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\n" in shown.stdout
     assert not any(ch in shown.stdout for ch in "\x1b\x07\u009b")
+
+
+def test_a_bundle_past_the_size_limit_is_refused_by_its_size(
+    charted: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, _ = charted
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(64 * 1024 * 1024 + 1)  # sparse
+    result = careline(data, "--password-stdin", "fhir", "import", str(huge), stdin=PASSWORD + "\n")
+    assert result.returncode != 0
+    assert "bundle: is 67,108,865 bytes, more than the 67,108,864 a bundle may be" in result.stderr
+    assert "import it in parts" in result.stderr

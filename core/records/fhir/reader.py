@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
@@ -55,6 +56,11 @@ MODELS: dict[str, type[Resource]] = {
     "Provenance": Provenance,
 }
 BUNDLE_TYPES = ("transaction", "collection")
+# Reading a bundle takes some 30-40 times its size in memory (the parsed JSON, then a
+# model of every resource, all held until every reference is resolved): 64 MiB needs about
+# 2.5 GB. A larger bundle is refused before it is read, rather than ending in the system
+# killing Careline mid-import on a clinic PC.
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(eq=False)  # compared and hashed as itself: two entries are never "equal"
@@ -77,11 +83,33 @@ class Chart:
     entries: list[Entry] = field(default_factory=list)
 
 
+def _too_large(size: int) -> FhirError:
+    return FhirError(
+        "bundle",
+        f"is {size:,} bytes, more than the {MAX_BUNDLE_BYTES:,} a bundle may be (reading "
+        "one takes some 35 times its size in memory): import it in parts, e.g. a bundle "
+        "per group of patients (careline fhir export --patient P)",
+    )
+
+
+def read_file(path: Path) -> bytes:
+    """The bundle file at ``path``, refused (FhirError) past ``MAX_BUNDLE_BYTES`` before
+    it is read; OSError when it cannot be read."""
+    size = path.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        raise _too_large(size)
+    return path.read_bytes()
+
+
 def _load(data: bytes | str) -> dict[str, Any]:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise _too_large(len(data))
     try:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FhirError("bundle", f"is not JSON ({exc})") from None
+    except RecursionError:  # nested past the parser's depth: no bundle is
+        raise FhirError("bundle", "is nested too deeply to be a FHIR bundle") from None
     if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
         found = doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__
         raise FhirError("bundle.resourceType", f"is {found!r}, not a FHIR Bundle")
@@ -254,7 +282,11 @@ def read_bundle(data: bytes | str) -> tuple[list[Chart], list[Outcome]]:
     entries: list[Entry] = []
     by_ref: dict[str, Entry] = {}
     seen = _Identities()
-    for i, raw in enumerate(doc.get("entry") or []):
+    raws: list[Any] = doc.pop("entry", None) or []
+    del doc
+    for i in range(len(raws)):
+        # Each entry's JSON is let go once its model is made: not held twice meanwhile.
+        raw, raws[i] = raws[i], None
         resource = raw.get("resource") if isinstance(raw, dict) else None
         if not isinstance(resource, dict):
             raise FhirError(f"Bundle.entry[{i}].resource", "is missing")

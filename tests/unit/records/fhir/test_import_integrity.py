@@ -2,12 +2,14 @@
 ``fullUrl`` or a ``resourceType/id`` (one patient's allergy filed on another's chart), a
 note's author that is terminal escapes or another system's user name, addenda past the
 write path's checks or on an unsigned note. Each is refused whole, naming the entries and
-element, with nothing written; the author is the importing person's."""
+element, with nothing written; the author is the importing person's. A bundle too large
+to read safely is refused before it is read."""
 
 from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +220,32 @@ def test_an_addendum_on_an_unsigned_note_is_refused() -> None:
         "DocumentReference/n1.docStatus: the note is not signed (docStatus is not final or "
         "amended) but has 1 addendum: Careline adds addenda to signed notes only"
     )
+
+
+def test_a_bundle_past_the_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading takes some 35 times the file's size in memory, and nothing limited it."""
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(reader.MAX_BUNDLE_BYTES + 1)  # sparse: no 64 MiB written
+
+    def not_read(self: Path) -> bytes:
+        raise AssertionError("read before its size was checked")
+
+    monkeypatch.setattr(Path, "read_bytes", not_read)
+    with pytest.raises(FhirError) as too_big:
+        reader.read_file(huge)
+    assert str(too_big.value).startswith(
+        f"bundle: is {reader.MAX_BUNDLE_BYTES + 1:,} bytes, more than the "
+        f"{reader.MAX_BUNDLE_BYTES:,} a bundle may be"
+    )
+    monkeypatch.undo()
+    small = bundle((ADAMS, patient("p1", "Adams", "Alice", "1950-05-05")))
+    monkeypatch.setattr(reader, "MAX_BUNDLE_BYTES", len(small) - 1)
+    assert "more than the" in refused(small)  # data given whole (the app, scripts)
+
+
+def test_a_bundle_nested_past_the_parsers_depth_is_named() -> None:
+    """It ended as 'something went wrong that Careline did not expect'."""
+    assert refused("[" * 200_000) == "bundle: is nested too deeply to be a FHIR bundle"
