@@ -28,6 +28,7 @@ from app.widgets import KeepsFocusDialog, dialog_layout, error_label, grow_to_fi
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
 from core.records.fhir.importer import import_bundle
+from core.records.fhir.reader import read_file
 from core.records.fhir.report import ImportReport
 from core.reports.pdf import save
 
@@ -173,7 +174,7 @@ class FhirDialog(KeepsFocusDialog):
         records, source, moved = self._records, Path(text), self._progress.moved.emit
 
         def run() -> ImportReport:  # on the worker, where the records live
-            return import_bundle(records(), source.read_bytes(), moved)
+            return import_bundle(records(), read_file(source), moved)
 
         self._job = self._operations.submit(run, self._imported, self._failed, label="fhir import")
         return None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.cli.terminal import printable
 from core.config import desktop
 from core.config.machine import load_machine_config
 from core.errors import CarelineError
@@ -53,11 +54,12 @@ class Context:
             raise CliError(f"no demo clinic in {data_dir}; run 'careline init --demo' first")
 
     def emit(self, document: Any, text: str) -> None:
-        """Print the JSON document or the human text."""
+        """Print the JSON document or the human text (its control characters escaped:
+        it holds what records say, and JSON escapes them itself)."""
         if self.args.json:
             sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(text.rstrip("\n") + "\n")
+            sys.stdout.write(printable(text.rstrip("\n")) + "\n")
 
     def password(self) -> str | None:
         """Password from --password-stdin or CARELINE_PASSWORD_FILE (the demo clinic's

@@ -28,6 +28,7 @@ def run(ctx: Context) -> int:
     # Imported here: the FHIR models would otherwise load with every command.
     from core.records.fhir.export import export_bundle
     from core.records.fhir.importer import import_bundle
+    from core.records.fhir.reader import read_file
     from core.reports.pdf import save  # owner-only file, replaced in one step
 
     args = ctx.args
@@ -52,7 +53,7 @@ def run(ctx: Context) -> int:
         return EXIT_OK
     path: Path = args.file
     try:
-        data = path.read_bytes()
+        data = read_file(path)  # a bundle past its size limit refused before it is read
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from None
     report = import_bundle(ctx.open_records(), data)

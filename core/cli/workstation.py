@@ -27,6 +27,7 @@ from core.cli.context import (
     Context,
 )
 from core.cli.registry import CommandGroup, LazyGroup
+from core.cli.terminal import printable
 from core.config.logs import withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto.secure_memory import disable_core_dumps
@@ -189,5 +190,5 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"careline: error: {message}\n")
+    sys.stderr.write(f"careline: error: {printable(message)}\n")
     return code

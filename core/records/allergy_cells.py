@@ -93,15 +93,30 @@ def _split(raw: str, separator: str) -> list[str]:
 
 
 def read_allergies(raw: str, separator: str) -> tuple[AllergyCell, ...] | None:
-    """The cell's allergies (one per substance, the first kept), or None for "No known
-    allergies"; ValidationError names the allergy that cannot be read and why."""
+    """The cell's allergies (a substance named again with the same details kept once), or
+    None for "No known allergies"; ValidationError names the allergy that cannot be read
+    and why, or a substance named twice with different details (keeping either would lose
+    the other: it may be the severe one)."""
     parts = _split(raw, separator)
     if len(parts) == 1 and parts[0].lower() in NO_KNOWN_ALLERGIES:
         return None
     if any(s.lower() in NO_KNOWN_ALLERGIES for s in parts):
         raise _problem("lists allergies and says there are none")
-    found: dict[str, AllergyCell] = {}
+    found: dict[str, tuple[str, AllergyCell]] = {}  # by substance: as written, and read
     for part in parts:
         allergy = read_allergy(part)
-        found.setdefault(allergy.substance.lower(), allergy)
-    return tuple(found.values())
+        earlier = found.setdefault(allergy.substance.casefold(), (part, allergy))
+        first, kept = earlier
+        if _details(kept) != _details(allergy):
+            raise _problem(
+                f"names {allergy.substance} twice, with different details ({first!r} and "
+                f"{part!r}): keep one entry for it in the cell (a second can be added on the "
+                "chart after the import)"
+            )
+    return tuple(allergy for _, allergy in found.values())
+
+
+def _details(allergy: AllergyCell) -> tuple[str, str | None]:
+    """What an allergy says of its substance, compared case-blind: the same reaction and
+    severity written twice is one allergy."""
+    return ((allergy.reaction or "").casefold(), allergy.severity)

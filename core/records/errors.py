@@ -13,6 +13,7 @@ class ValidationError(RecordError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.reason = message  # without the field's name, to say it in other words
 
 
 class NotFoundError(RecordError):

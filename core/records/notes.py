@@ -53,7 +53,9 @@ class Note:
     discarded_at: str | None = None
 
 
-def _body(text: str) -> str:
+def checked_body(text: str) -> str:
+    """A note's or an addendum's text as the write path takes it (ValidationError: blank,
+    or longer than ``MAX_NOTE``); the FHIR import checks each with it too."""
     if not text.strip():
         raise ValidationError("body", "is required")
     if len(text) > MAX_NOTE:
@@ -87,7 +89,7 @@ class Notes:
     def create(self, patient_id: str, body: str, encounter_id: str | None = None) -> Note:
         """Start a note on a patient's chart."""
         self.records.get_patient(patient_id)
-        text = _body(body)
+        text = checked_body(body)
         note_id, actor = new_id(), self.records.actor
 
         def create(doc: RecordDoc, hlc: str) -> None:
@@ -115,9 +117,9 @@ class Notes:
         if note.signed_at is not None:
             raise ValidationError("body", "the note is signed; add an addendum instead")
         _not_discarded(note, "edited")
-        text = _body(body)
+        text = checked_body(body)
         if base is not None and base != note.body:
-            text = _body(crdt.merge_edits(base, text, note.body))
+            text = checked_body(crdt.merge_edits(base, text, note.body))
         if text == note.body:
             # Nothing changed: no op (an autosave repeated after a sign-out). No write
             # checks it, and the note is returned: checked as the edit would be.
@@ -172,7 +174,7 @@ class Notes:
         note = load_note(self.records.db, note_id)  # the change is checked by its write
         if note.signed_at is None:
             raise ValidationError("addendum", "the note is not signed yet; edit it instead")
-        text = _body(body)
+        text = checked_body(body)
         actor = self.records.actor
         with self.records.db.write(actor, "note.addendum", "note", note_id) as tx:
             change(

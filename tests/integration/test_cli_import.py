@@ -95,3 +95,31 @@ def test_only_an_admin_imports_and_a_bad_mapping_is_named(tmp_path: Path) -> Non
     assert refused.returncode != 0
     assert "Only an admin can import a patient list" in refused.stderr
     assert as_admin(data, "patient", "search", "Smith") == []
+
+
+def test_a_substance_named_twice_with_other_details_is_a_problem_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """The security review's file: the import kept 'penicillin (rash, mild)' and dropped
+    the anaphylaxis without a word, in the dry run too."""
+    data, csv = tmp_path / "d", tmp_path / "dup_allergy.csv"
+    new_clinic(data)
+    cell = "penicillin (rash, mild); Penicillin (anaphylaxis, severe)"
+    csv.write_text(f'Last name,First name,DOB,Allergies\nEvans,Eve,1955-03-03,"{cell}"\n')
+
+    def run(*extra: str) -> Any:
+        return careline(
+            data, "--password-stdin", "import", "patients", str(csv), *extra,
+            stdin=PASSWORD + "\n",
+        )  # fmt: skip
+
+    dry = run("--dry-run")
+    assert dry.returncode == 4, dry.stderr
+    assert "would add 0, already present 0, rows with problems 1" in dry.stdout
+    assert (
+        f"row 2, column 'Allergies': {cell!r}: names Penicillin twice, with different details "
+        "('penicillin (rash, mild)' and 'Penicillin (anaphylaxis, severe)')"
+    ) in dry.stdout
+    done = run()
+    assert done.returncode == 4 and "added 0 patients" in done.stdout
+    assert as_admin(data, "patient", "search", "Evans") == []

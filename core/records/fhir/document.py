@@ -102,10 +102,12 @@ def is_attachment(resource: DocumentReference) -> bool:
 
 @dataclass(frozen=True)
 class NoteFields:
-    """A note's text, author, signing, addenda and visit (as written)."""
+    """A note's text, author, signing, addenda and visit (as written). The source's
+    author is display text only: the note's author in Careline is the importing person
+    (a user name from another system may be a different person's here)."""
 
     body: str
-    author: str | None
+    source_author: str | None
     signed_at: str | None
     addenda: tuple[str, ...]
     encounter: str | None
@@ -131,13 +133,13 @@ def note_from_fhir(resource: DocumentReference, where: str) -> NoteFields:
         raise FhirError(f"{where}.content", "a note needs its text")
     body = _decoded(main[0], where)
     addenda = tuple(_decoded(c, where) for c in contents if c.attachment.title == _ADDENDUM)
-    author = staff_name(resource.author[0]) if resource.author else None
+    source_author = staff_name(resource.author[0]) if resource.author else None
     signed = resource.docStatus in ("final", "amended")
     signed_at = (as_utc(resource.date) or "") if signed else None
     encounter = None
     if resource.context is not None and resource.context.encounter:
         encounter = reference_text(resource.context.encounter[0])
-    return NoteFields(body, author, signed_at, addenda, encounter)
+    return NoteFields(body, source_author, signed_at, addenda, encounter)
 
 
 def is_note(resource: DocumentReference) -> bool:

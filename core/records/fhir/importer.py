@@ -175,14 +175,15 @@ class _Importer:
 
         ids: dict[str, str] = {}  # a bundle reference -> the record made from it
         provenance: list[list[str]] = []
+        note_authors: list[list[str]] = []  # [note record id, its author at the source]
         skipped: list[Outcome] = []
         by_type: dict[str, list[Entry]] = {}
         for e in chart.entries:
             by_type.setdefault(e.rtype, []).append(e)
 
-        def made(e: Entry, record_id: str) -> None:
+        def made(e: Entry, record_id: str, reason: str | None = None) -> None:
             ids.update({ref: record_id for ref in e.refs})
-            out.append(Outcome(e.name, record_id))
+            out.append(Outcome(e.name, record_id, reason))
 
         allergies = by_type.get("AllergyIntolerance", [])
         for e in allergies:  # first: a recorded allergy ends "No known allergies"
@@ -214,7 +215,7 @@ class _Importer:
                 values = {**item.values, "encounter_id": ids.get(item.encounter or "")}
                 made(e, self.entries.add_to_list(p.id, list_name, values))
         vital_signs = VitalSigns(self.records)
-        recorded: set[str] = set()
+        recorded: set[Entry] = set()  # by the entry itself (Entry compares as itself)
         for group in vital_sets(by_type.get("Observation", [])):
             first = group[0][1]
             typed, units = vital_values(group)
@@ -224,8 +225,8 @@ class _Importer:
             )
             by_code = {r.code: r.id for r in readings}
             for e, o in group:
-                if e.name not in recorded:  # a blood-pressure entry: its systolic's record
-                    recorded.add(e.name)
+                if e not in recorded:  # a blood-pressure entry: its systolic's record
+                    recorded.add(e)
                     made(e, by_code[vitals.vital(o.key).code])
         for e in by_type.get("DocumentReference", []):
             if e.fields is None:
@@ -237,7 +238,15 @@ class _Importer:
                     )
                 )
                 continue
-            made(e, self._note(p.id, e.fields, ids, source(e)))
+            n: document.NoteFields = e.fields
+            note_id = self._note(p.id, n, ids, source(e))
+            if n.source_author is None:
+                made(e, note_id)
+                continue
+            # Kept as the source's words, in the audit entry and the report: as the note's
+            # author it would name whoever holds that user name here.
+            note_authors.append([note_id, n.source_author])
+            made(e, note_id, f"written by {n.source_author!r} at the source; by {self.actor} here")
         for e in by_type.get("Provenance", []):
             prov = e.resource
             assert isinstance(prov, Provenance)
@@ -252,6 +261,7 @@ class _Importer:
             "source": chart.key,
             "records": len(out),
             "provenance": provenance,
+            "note_authors": note_authors,
         }
         with self.db.write(self.actor, "fhir.import", "patient", p.id, details):
             pass  # the resume key is the patient's replicated ``source``
@@ -267,8 +277,9 @@ class _Importer:
     def _note(
         self, patient_id: str, n: document.NoteFields, ids: dict[str, str], source: str
     ) -> str:
-        """A note with its author, then its signature and addenda, each its own write
-        (so each passes the permission its action needs)."""
+        """A note by the importing person (the source's author is the caller's to keep),
+        then its signature and addenda (a signed note's only: read_bundle refused any
+        other), each its own write (so each passes the permission its action needs)."""
         note_id, actor = new_id(), self.actor
         encounter_id = ids.get(n.encounter or "")
 
@@ -276,7 +287,7 @@ class _Importer:
             for name, value in (
                 ("patient_id", patient_id),
                 ("encounter_id", encounter_id),
-                ("author", n.author or actor),
+                ("author", actor),
                 ("created_at", utc_now()),
                 (SOURCE, source),
             ):
@@ -288,7 +299,7 @@ class _Importer:
         if n.signed_at is not None:
             signature = {"signed_body": n.body, "signed_at": n.signed_at or utc_now()}
             self._set("note.sign", "note", note_id, signature)
-        for text in n.addenda:
+        for text in n.addenda if n.signed_at is not None else ():
             with self.db.write(actor, "note.addendum", "note", note_id) as tx:
                 change(tx, actor, note_id, "note", _addendum(text, actor))
         return note_id

@@ -8,7 +8,9 @@ and Observations that are not vital signs, are reported as skipped."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
@@ -38,7 +40,7 @@ from core.records.fhir import (
 )
 from core.records.fhir.common import FhirError, parse, reference_text, source_key
 from core.records.fhir.report import Outcome
-from core.records.notes import MAX_NOTE
+from core.records.notes import checked_body
 from core.records.types import ALLERGIES, APPOINTMENT, ENCOUNTER, LISTS
 from core.records.vital_signs import measure_all
 
@@ -54,13 +56,18 @@ MODELS: dict[str, type[Resource]] = {
     "Provenance": Provenance,
 }
 BUNDLE_TYPES = ("transaction", "collection")
+# Reading a bundle takes some 30-40 times its size in memory (the parsed JSON, then a
+# model of every resource, all held until every reference is resolved): 64 MiB needs about
+# 2.5 GB. A larger bundle is refused before it is read, rather than ending in the system
+# killing Careline mid-import on a clinic PC.
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed as itself: two entries are never "equal"
 class Entry:
     """One entry of the bundle, parsed, and what its mapping module read from it."""
 
-    name: str  # Patient/p1, for messages
+    name: str  # Patient/p1, for messages (unique in a bundle read_bundle accepts)
     rtype: str
     resource: Resource
     refs: set[str] = field(default_factory=set)  # how other entries may reference it
@@ -71,18 +78,38 @@ class Entry:
 class Chart:
     """A bundle patient and the entries on their chart."""
 
-    """A bundle patient and the entries on their chart."""
-
     entry: Entry
     key: str  # source key (meta)
     entries: list[Entry] = field(default_factory=list)
 
 
+def _too_large(size: int) -> FhirError:
+    return FhirError(
+        "bundle",
+        f"is {size:,} bytes, more than the {MAX_BUNDLE_BYTES:,} a bundle may be (reading "
+        "one takes some 35 times its size in memory): import it in parts, e.g. a bundle "
+        "per group of patients (careline fhir export --patient P)",
+    )
+
+
+def read_file(path: Path) -> bytes:
+    """The bundle file at ``path``, refused (FhirError) past ``MAX_BUNDLE_BYTES`` before
+    it is read; OSError when it cannot be read."""
+    size = path.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        raise _too_large(size)
+    return path.read_bytes()
+
+
 def _load(data: bytes | str) -> dict[str, Any]:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise _too_large(len(data))
     try:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FhirError("bundle", f"is not JSON ({exc})") from None
+    except RecursionError:  # nested past the parser's depth: no bundle is
+        raise FhirError("bundle", "is nested too deeply to be a FHIR bundle") from None
     if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
         found = doc.get("resourceType") if isinstance(doc, dict) else type(doc).__name__
         raise FhirError("bundle.resourceType", f"is {found!r}, not a FHIR Bundle")
@@ -93,6 +120,32 @@ def _load(data: bytes | str) -> dict[str, Any]:
     if not isinstance(doc.get("entry", []), list):
         raise FhirError("Bundle.entry", "is not a list")
     return doc
+
+
+class _Identities:
+    """The ``fullUrl`` and ``resourceType/id`` of each entry read so far. FHIR requires a
+    bundle's fullUrls to be unique; a repeated ``Type/id`` (bundles from two systems
+    concatenated, or a hostile file) would let a later entry take an earlier one's
+    references, filing one patient's records on another's chart. Either refuses the whole
+    bundle, naming both entries."""
+
+    def __init__(self) -> None:
+        self._owners: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def add(self, index: int, name: str, type_id: str | None, full_url: str | None) -> None:
+        """Note entry ``index``'s identities; FhirError when one is an earlier entry's."""
+        for kind, value in (("fullUrl", full_url), ("resourceType/id", type_id)):
+            if value is None:
+                continue
+            label = name if full_url is None else f"{name}, fullUrl {full_url}"
+            earlier = self._owners.setdefault((kind, value), (index, label))
+            if earlier[0] != index:
+                raise FhirError(
+                    f"Bundle.entry[{index}]",
+                    f"{label} has the same {kind}, {value!r}, as Bundle.entry[{earlier[0]}] "
+                    f"({earlier[1]}): two entries of one bundle cannot share it (which "
+                    "records belong to which patient would be unknown); nothing was imported",
+                )
 
 
 def _patient_ref(entry: Entry) -> list[str]:
@@ -149,16 +202,43 @@ def _map(entry: Entry) -> None:
                 spec.clean(ap.values.get(spec.name))
             entry.fields = ap
         elif isinstance(r, DocumentReference) and document.is_note(r):
-            n = document.note_from_fhir(r, where)
-            if not n.body.strip() or len(n.body) > MAX_NOTE:
-                raise FhirError(
-                    f"{where}.content", f"a note's text must be 1 to {MAX_NOTE} characters"
-                )
-            entry.fields = n
+            entry.fields = _checked_note(document.note_from_fhir(r, where), where)
     except FhirError:
         raise
     except ValidationError as exc:
         raise FhirError(where, str(exc)) from None
+
+
+def _checked_note(n: document.NoteFields, where: str) -> document.NoteFields:
+    """A note as ``Notes`` would take it: its text and every addendum's through the same
+    checks as ``Notes.create``/``add_addendum`` (blank, ``MAX_NOTE``), addenda only on a
+    signed note (``docStatus`` final or amended), the source's author as typed text is
+    (control characters refused). FhirError names the element."""
+    if n.addenda and n.signed_at is None:
+        raise FhirError(
+            f"{where}.docStatus",
+            f"the note is not signed (docStatus is not final or amended) but has "
+            f"{len(n.addenda)} addend{'um' if len(n.addenda) == 1 else 'a'}: Careline adds "
+            "addenda to signed notes only. Mark the note final, or make the addenda part "
+            "of its text",
+        )
+    for i, text in enumerate((n.body, *n.addenda)):
+        try:
+            checked_body(text)
+        except ValidationError as exc:
+            what = f"its addendum {i}" if i else "the note's text"
+            why = exc.reason if text.strip() else "is blank"
+            raise FhirError(f"{where}.content", f"{what} {why}") from None
+    if n.source_author is not None:
+        try:
+            v.text("author", n.source_author)
+        except ValidationError as exc:
+            raise FhirError(f"{where}.author", exc.reason) from None
+        # Shown in the audit views and the report: no C1 control (a terminal's CSI) or
+        # format character (a right-to-left override) either, as the sync's user names.
+        if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in n.source_author):
+            raise FhirError(f"{where}.author", "contains control or format characters")
+    return n
 
 
 Vital = tuple[Entry, observation.ObservationFields]
@@ -201,18 +281,25 @@ def read_bundle(data: bytes | str) -> tuple[list[Chart], list[Outcome]]:
     skipped: list[Outcome] = []
     entries: list[Entry] = []
     by_ref: dict[str, Entry] = {}
-    for i, raw in enumerate(doc.get("entry") or []):
+    seen = _Identities()
+    raws: list[Any] = doc.pop("entry", None) or []
+    del doc
+    for i in range(len(raws)):
+        # Each entry's JSON is let go once its model is made: not held twice meanwhile.
+        raw, raws[i] = raws[i], None
         resource = raw.get("resource") if isinstance(raw, dict) else None
         if not isinstance(resource, dict):
             raise FhirError(f"Bundle.entry[{i}].resource", "is missing")
         rtype, rid = str(resource.get("resourceType")), resource.get("id")
         name = f"{rtype}/{rid}" if rid else f"{rtype} (entry {i})"
+        full = raw.get("fullUrl")
+        full = full if isinstance(full, str) and full else None
+        seen.add(i, name, f"{rtype}/{rid}" if rid else None, full)
         if rtype not in MODELS:
             skipped.append(Outcome(name, None, f"{rtype} resources are not imported"))
             continue
         refs = {f"{rtype}/{rid}"} if rid else set()
-        full = raw.get("fullUrl")
-        if isinstance(full, str) and full:
+        if full is not None:
             refs.add(full)
         entry = Entry(name, rtype, parse(MODELS[rtype], resource, name), refs)
         if rtype != "Provenance":
@@ -222,9 +309,11 @@ def read_bundle(data: bytes | str) -> tuple[list[Chart], list[Outcome]]:
                 skipped.append(Outcome(name, None, f"{exc}: not imported"))
                 continue
         for ref in refs:
-            by_ref[ref] = entry
+            by_ref[ref] = entry  # unique: _Identities refused any repeat
         entries.append(entry)
-    charts: dict[str, Chart] = {}
+    # Keyed by the entry itself, never by a name: no two entries can share a chart's key.
+    charts: dict[Entry, Chart] = {}
+    by_key: dict[str, Entry] = {}
     for e in entries:
         if e.rtype == "Patient":
             f: patient.PatientFields = e.fields
@@ -233,7 +322,16 @@ def read_bundle(data: bytes | str) -> tuple[list[Chart], list[Outcome]]:
                 (f"{i.system}|{i.value}" for i in e.resource.identifier or [] if i.value),
                 min(e.refs) if e.refs else e.name,
             )
-            charts[e.name] = Chart(e, source_key("Patient", identity, f.birth_date))
+            key = source_key("Patient", identity, f.birth_date)
+            if key in by_key:  # the resume key: the second would pass for the first, imported
+                raise FhirError(
+                    "Bundle.entry",
+                    f"{by_key[key].name} and {e.name} are the same patient "
+                    f"(identifier {identity}, born {f.birth_date}) twice in one bundle: "
+                    "nothing was imported. Remove one of them",
+                )
+            by_key[key] = e
+            charts[e] = Chart(e, key)
     for e in entries:
         if e.rtype == "Patient":
             continue
@@ -247,10 +345,11 @@ def read_bundle(data: bytes | str) -> tuple[list[Chart], list[Outcome]]:
             )
         else:
             owner = _owner(e, by_ref)
-        if owner is None or owner.name not in charts:
+        chart = None if owner is None else charts.get(owner)
+        if chart is None:
             skipped.append(Outcome(e.name, None, "its patient is not in the bundle"))
             continue
-        charts[owner.name].entries.append(e)
+        chart.entries.append(e)
     for chart in charts.values():
         _check_vital_sets(chart)
     return list(charts.values()), skipped

@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 from app.admin.fhir import FhirDialog
 from core.records.workstation import Workstation
 from tests.ui.conftest import WindowFactory, sign_in
+from tests.unit.records.fhir.test_import_integrity import ADAMS, patient, peanut
 
 
 def test_an_admin_exports_and_imports_a_bundle(
@@ -138,3 +139,36 @@ def test_a_refused_import_leaves_the_keyboard_in_the_path_typed(
     assert QApplication.focusWidget() is dialog.import_path
     QTest.keyClick(dialog.import_path, Qt.Key.Key_Space)  # typed there, presses nothing
     assert dialog.isVisible() and dialog.import_path.text() == f"{bad} "
+
+
+def test_a_bundle_with_two_entries_of_one_id_is_refused_by_name(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    """Two Patients 'p1': the first's severe allergy was filed on the second's chart and
+    the dialog said 'Created 2'. The refusal names both entries; nothing is imported."""
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.fhir_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, FhirDialog)
+    brown = "urn:uuid:bbbbbbbb-0000-0000-0000-000000000001"
+    entries = [
+        {"fullUrl": ADAMS, "resource": patient("p1", "Adams", "Alice", "1950-05-05")},
+        {"fullUrl": "urn:uuid:a2", "resource": peanut("a1", ADAMS)},
+        {"fullUrl": brown, "resource": patient("p1", "Brown", "Bob", "1990-09-09")},
+    ]
+    bundle = tmp_path / "merged.json"
+    bundle.write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    )
+    before = clinic.database.query("SELECT count(*) FROM patients")[0][0]
+    QTest.mouseClick(dialog.import_path, Qt.MouseButton.LeftButton)
+    QTest.keyClicks(dialog.import_path, str(bundle))
+    QTest.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
+    shown = dialog.error.text()
+    assert "Bundle.entry[2]: Patient/p1" in shown and brown in shown
+    assert f"as Bundle.entry[0] (Patient/p1, fullUrl {ADAMS})" in shown
+    assert "nothing was imported" in shown
+    assert not dialog.report.isVisible() and not dialog.status.isVisible()
+    assert clinic.database.query("SELECT count(*) FROM patients")[0][0] == before

@@ -25,6 +25,14 @@ LIST = (
 )
 
 
+def _wizard(window: MainWindow) -> ImportPatientsDialog:
+    """Admin → Import patients…, opened."""
+    window.workspace.admin_tools.import_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, ImportPatientsDialog)
+    return dialog
+
+
 def _text(table: QTableWidget, row: int, column: int) -> str:
     item = table.item(row, column)
     return item.text() if item is not None else ""
@@ -37,9 +45,7 @@ def test_an_admin_imports_a_patient_list(
     csv.write_bytes(LIST.replace("Penicillin; Latex", '"Penicillin, Latex"').encode("cp1252"))
     tools = signed_in.workspace.admin_tools
     assert tools.import_action.isVisible()
-    tools.import_action.trigger()
-    dialog = tools.dialog
-    assert isinstance(dialog, ImportPatientsDialog)
+    dialog = _wizard(signed_in)
 
     QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)  # no file yet
     assert dialog.error.isVisible() and "Choose the CSV file" in dialog.error.text()
@@ -105,9 +111,7 @@ def test_stop_import_ends_it_between_batches_and_says_what_was_imported(
     csv.write_text("Family,Given,DOB\n" + "\n".join(rows) + "\n", encoding="utf-8")
     database = signed_in.workstation.database
     before = database.query("SELECT count(*) FROM patients")[0][0]
-    signed_in.workspace.admin_tools.import_action.trigger()
-    dialog = signed_in.workspace.admin_tools.dialog
-    assert isinstance(dialog, ImportPatientsDialog)
+    dialog = _wizard(signed_in)
     dialog.BATCH_ROWS = 2
     dialog.path.setText(str(csv))
     QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
@@ -144,17 +148,13 @@ def test_a_chosen_file_and_mapping_are_not_dropped_unasked(
     csv.write_text("Surname,First name,DOB\nHaddad,Rami,1955-06-05\n", encoding="utf-8")
     before = signed_in.workstation.database.query("SELECT count(*) FROM patients")[0][0]
     tools = signed_in.workspace.admin_tools
-    tools.import_action.trigger()
-    dialog = tools.dialog
-    assert isinstance(dialog, ImportPatientsDialog)
+    dialog = _wizard(signed_in)
     qtbot.waitExposed(dialog)
     QTest.keyClick(dialog.path, Qt.Key.Key_Escape)  # nothing typed: closes at once
     assert asks_nothing(dialog)
     qtbot.waitUntil(lambda: tools.dialog is None)
 
-    tools.import_action.trigger()
-    dialog = tools.dialog
-    assert isinstance(dialog, ImportPatientsDialog)
+    dialog = _wizard(signed_in)
     qtbot.waitExposed(dialog)
     dialog.path.setFocus()
     QTest.keyClicks(dialog.path, str(csv))
@@ -186,10 +186,7 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
         "Surname,First name,DOB,Sex\nHaddad,Rami,05/06/1955,M\nTanaka,Yuki,07/08/2001,F\n",
         encoding="utf-8",
     )
-    tools = signed_in.workspace.admin_tools
-    tools.import_action.trigger()
-    dialog = tools.dialog
-    assert isinstance(dialog, ImportPatientsDialog)
+    dialog = _wizard(signed_in)
     assert dialog.next_button.isDefault()
     # The app's stylesheet (its padding is what cut the names), on this dialog only.
     folder = resources_dir()
@@ -220,3 +217,34 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
         # ... and its row is tall enough for it (the text was cut at the bottom).
         assert dialog.preview.rowHeight(0) >= combo.sizeHint().height()
     assert not dialog.problems.verticalHeader().isVisible()
+
+
+def test_the_check_page_lists_a_substance_named_twice_with_other_details(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """'penicillin (rash, mild); Penicillin (anaphylaxis, severe)' imported as a mild rash,
+    the check page listing no problem. It is a problem of its row now, naming both."""
+    cell = "penicillin (rash, mild); Penicillin (anaphylaxis, severe)"
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        f'Surname,First name,DOB,Allergies\nEvans,Eve,1955-03-03,"{cell}"\n'
+        "Haddad,Rami,1955-06-05,latex\n",
+        encoding="utf-8",
+    )
+    dialog = _wizard(signed_in)
+    QTest.keyClicks(dialog.path, str(csv))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.MAPPING, timeout=5_000)
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.CHECK, timeout=10_000)
+    problems = dialog.problems
+    assert problems.rowCount() == 1
+    assert [_text(problems, 0, c) for c in range(3)] == ["2", "Allergies", cell]
+    assert _text(problems, 0, 3).startswith(
+        "names Penicillin twice, with different details ('penicillin (rash, mild)' and "
+        "'Penicillin (anaphylaxis, severe)')"
+    )
+    assert "1 to import, 0 already present, 1 row" in dialog.check_summary.text()
+    QTest.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.pages.currentIndex() == dialog.SUMMARY, timeout=10_000)
+    assert signed_in.workstation.records.search_patients("Evans") == []

@@ -151,6 +151,36 @@ def test_an_allergy_that_cannot_be_read_is_a_problem_of_its_row(cell: str, why: 
     assert why in problem.reason
 
 
+@pytest.mark.parametrize(
+    ("cell", "first", "second"),
+    [
+        # The severe entry second: keeping the first recorded a mild rash only.
+        ("penicillin (rash, mild); Penicillin (anaphylaxis, severe)",
+         "penicillin (rash, mild)", "Penicillin (anaphylaxis, severe)"),
+        ("latex; penicillin; PENICILLIN (hives)", "penicillin", "PENICILLIN (hives)"),
+        ("sulfa (rash, moderate); sulfa (rash, severe)",
+         "sulfa (rash, moderate)", "sulfa (rash, severe)"),
+    ],
+)  # fmt: skip
+def test_a_substance_named_twice_with_other_details_is_a_problem_of_its_row(
+    cell: str, first: str, second: str
+) -> None:
+    cells = ["Evans", "Eve", "1955-03-03", "", "", "", cell, ""]
+    [problem] = read_row(0, cells, HEADER, MAPPING, ReadOptions())  # type: ignore[misc]
+    assert (problem.row, problem.column, problem.value) == (2, "Allergies", cell)
+    substance = second.split(" (")[0]
+    assert f"names {substance} twice, with different details" in problem.reason
+    assert f"{first!r} and {second!r}" in problem.reason
+
+
+def test_a_substance_repeated_exactly_is_one_allergy() -> None:
+    cell = "penicillin (rash, severe); latex; Penicillin (Rash, SEVERE); penicillin (severe, rash)"
+    cells = ["Evans", "Eve", "1955-03-03", "", "", "", cell, ""]
+    row = read_row(0, cells, HEADER, MAPPING, ReadOptions())
+    assert isinstance(row, PatientRow)
+    assert row.allergies == (AllergyCell("penicillin", "rash", "severe"), AllergyCell("latex"))
+
+
 def test_no_known_allergies_is_an_answer_not_a_substance() -> None:
     cells = ["Okafor", "Chinedu", "1990-12-31", "", "", "", "NKDA", ""]
     row = read_row(0, cells, HEADER, MAPPING, ReadOptions())

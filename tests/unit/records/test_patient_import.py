@@ -149,6 +149,30 @@ def test_allergies_come_with_their_reaction_and_severity(workstation: Workstatio
     assert records.count_patients() == 1
 
 
+def test_a_substance_named_twice_with_other_details_keeps_its_row_out(
+    workstation: Workstation,
+) -> None:
+    """The second entry (the severe one) was dropped without a word: the chart said a mild
+    rash only. Now the dry run lists the row, naming both entries, and nothing of it is
+    imported; an exact repeat is one allergy."""
+    records = workstation.records
+    text = (
+        "Family,Given,DOB,Allergies\n"
+        'Evans,Eve,1955-03-03,"penicillin (rash, mild); Penicillin (anaphylaxis, severe)"\n'
+        'Okafor,Chinedu,1990-12-31,"latex (hives); LATEX (hives)"\n'
+    )
+    found = plan(records, text)
+    assert [r.row for r in found.to_add] == [3]
+    [problem] = found.problems
+    assert (problem.row, problem.column) == (2, "Allergies")
+    assert "names Penicillin twice, with different details" in problem.reason
+    assert "'penicillin (rash, mild)' and 'Penicillin (anaphylaxis, severe)'" in problem.reason
+    assert run_import(records, found).allergies == 1
+    assert records.search_patients("Evans") == []
+    okafor = records.search_patients("Okafor")[0]
+    assert [(a.substance, a.reaction) for a in records.allergies(okafor.id)] == [("latex", "hives")]
+
+
 def test_a_stopped_import_keeps_whole_batches_and_is_audited(workstation: Workstation) -> None:
     records = workstation.records
     asked: list[int] = []
