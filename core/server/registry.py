@@ -592,6 +592,13 @@ class Registry:
                 )
         return True
 
+    def code_known(self, code: str) -> bool:
+        """Whether ``code`` was ever issued (used up, expired or not): one indexed lookup
+        of its SHA-256 digest. Codes are never compared as text: the database compares
+        digests, and how long that takes says nothing usable about a code (matching a
+        stored digest means finding a SHA-256 preimage)."""
+        return bool(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))
+
     def code_clinic(self, code: str) -> str:
         """The clinic a still-usable code belongs to (to sign the device certificate)."""
         return _usable_code(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))

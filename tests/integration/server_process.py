@@ -184,6 +184,9 @@ class Relay:
     server go away at an exact step of a client's work, between two of its connections
     (e.g. once a marker file the client writes between them exists), on fast and slow
     machines alike.
+
+    ``source``: the address the relay connects to the server from, as a load balancer on
+    its own host (or a clinic's NAT) would: every client reaches the server from it.
     """
 
     def __init__(
@@ -191,8 +194,10 @@ class Relay:
         upstream: int,
         cut_when: Callable[[], bool] = lambda: False,
         on_cut: Callable[[], object] = lambda: None,
+        source: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream
+        self.source = source
         self._cut_when, self._on_cut = cut_when, on_cut
         self.cut = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -217,7 +222,9 @@ class Relay:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+                server = socket.create_connection(
+                    ("127.0.0.1", self.upstream), timeout=5, source_address=(self.source, 0)
+                )
             except OSError:
                 client.close()
                 continue
