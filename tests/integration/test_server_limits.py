@@ -20,7 +20,13 @@ from core.crypto import certs
 from core.sync import protocol
 from core.sync.enroll import EnrollmentError, enroll, tls_trust
 from tests.conftest import PASSWORD
-from tests.integration.server_process import Relay, ServerProcess, clinic_server, server_admin
+from tests.integration.server_process import (
+    Relay,
+    ServerProcess,
+    clinic_server,
+    proxy_v2_header,
+    server_admin,
+)
 from tests.integration.test_cli import careline as workstation_cli
 
 MiB = 1024 * 1024
@@ -288,3 +294,46 @@ def test_a_body_a_little_too_large_gets_the_413_not_a_reset(
         ]
     assert [r.status_code for r in replies] == [413] * 5
     assert "larger than the limit of 16384 bytes" in replies[0].json()["detail"]
+
+
+def test_behind_a_balancer_sending_proxy_headers_each_client_has_its_own_count(
+    tmp_path: Path,
+) -> None:
+    """With PROXY_PROTOCOL_FROM naming the balancer (which sends PROXY protocol v2 headers,
+    as HAProxy's send-proxy-v2 does), the limit and the security log see each client: the
+    attacker is refused and named, the workstation behind the same balancer is not counted
+    with it. The balancer's connection without a header is dropped; a header from anyone
+    else is not believed (it is no TLS handshake), and a direct client still connects."""
+    log_file = tmp_path / "security.log"
+    env = {"SECURITY_AUDIT_LOG": str(log_file), "ENABLE_MEMORY_LOCKING": "false",
+           "PROXY_PROTOCOL_FROM": "127.0.0.3, 192.0.2.0/24"}  # fmt: skip
+    wrong = {"code": "WRONG-CODE-0000", "device_name": "x", "csr": "x" * 200}
+    with clinic_server(tmp_path / "server", "Proxied Clinic", env) as (server, clinic):
+        with Relay(server.port, source="127.0.0.3", proxy_v2=True) as balancer:
+            with _client(server, "127.0.0.5") as attacker:
+                statuses = [attacker.post(balancer.url + "/v1/enroll", json=wrong).status_code
+                            for _ in range(7)]  # fmt: skip
+            with _client(server, "127.0.0.6") as desk:
+                own = desk.post(balancer.url + "/v1/enroll", json=wrong)
+                enrolled = desk.post(balancer.url + "/v1/enroll", json=_enrollment(
+                    _code(server, clinic)))  # fmt: skip
+        with Relay(server.port, source="127.0.0.3") as headerless, pytest.raises(httpx.HTTPError):
+            httpx.get(headerless.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as forged:
+            # Not from a balancer: the header is taken for a (broken) TLS handshake.
+            forged.sendall(proxy_v2_header(("192.0.2.9", 1234), ("127.0.0.1", server.port)))
+            forged.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert not forged.recv(1024).startswith(b"HTTP")
+        direct = httpx.get(server.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
+    assert statuses == [400] * 5 + [429] * 2
+    assert own.status_code == 400 and "not valid" in own.json()["detail"]
+    assert enrolled.status_code == 201, enrolled.text
+    assert direct.status_code == 200
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(e["event"], e.get("client")) for e in events if "enroll" in e["event"]] == [
+        *[("enroll.refused", "127.0.0.5")] * 5,
+        ("enroll.rate_limited", "127.0.0.5"),
+        ("enroll.refused", "127.0.0.6"),
+        ("device.enrolled", "127.0.0.6"),
+    ]
+    assert "connection from balancer 127.0.0.3 dropped" in server.log.read_text()
