@@ -226,8 +226,10 @@ def _info(ctx: Context) -> int:
     from core.sync.backup import read_backup_header
 
     header = read_backup_header(ctx.args.file)
+    # ``info`` is the file's own, unauthenticated claim (read_header keeps it to short
+    # plain facts): under its own key, it cannot stand in for what this reports.
     doc = {"kind": header.kind, "created": header.created, "opens_with": header.kinds(),
-           **header.info}  # fmt: skip
+           "info": header.info}  # fmt: skip
     holds = ""
     if header.kind == "workstation":
         # A version 1 backup's header names no attachments: it holds none.

@@ -220,6 +220,8 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
             # session reuses its connection, with no new TLS handshake.
             timeout_keep_alive=SERVER_KEEPALIVE_S,
         )
+        if settings["PROXY_PROTOCOL_FROM"] is not None:
+            _behind_proxy_protocol(config, settings["PROXY_PROTOCOL_FROM"])
         web = NotifyingServer(config)
         web.run()
         if not web.started:
@@ -228,6 +230,19 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
         server.close()
         signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _behind_proxy_protocol(config: Any, balancers: str) -> None:
+    """uvicorn's ``config``, loaded, with TLS moved behind PROXY protocol v2 headers from
+    ``balancers`` (:mod:`core.server.proxy_protocol`): the same TLS context, started once
+    a balancer's header has been read."""
+    from core.server.proxy_protocol import parse_networks, proxy_protocol_http
+
+    config.load()
+    config.http_protocol_class = proxy_protocol_http(
+        config.http_protocol_class, config.ssl, parse_networks(balancers)
+    )
+    config.ssl = None  # the listener takes plain TCP; the wrapper starts TLS itself
 
 
 def start_up(settings: dict[str, Any], *, serving: bool) -> None:

@@ -28,6 +28,7 @@ to a staging place and move it into position only on success).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ from typing import Any, BinaryIO, cast
 from core.crypto import aead, streaming
 from core.crypto.bundle import Packer
 from core.crypto.errors import DecryptionError
-from core.crypto.kdf import Argon2Params, derive_key, new_salt
+from core.crypto.kdf import SALT_SIZE, Argon2Params, derive_key, new_salt
 from core.crypto.keyslots import KeySlot, open_slot
 from core.platform.files import fsync_dir
 
@@ -113,8 +114,17 @@ class Opener:
             slot = KeySlot.from_dict(data.get("slot"))
             if slot.kind != "recovery":  # another kind of slot could skip Argon2id
                 raise ValueError("a recovery opener must hold the recovery key slot")
+            _check_salt(slot.salt, kind)
             return cls(kind, wrapped, slot=slot, slot_db=str(data.get("slot_db", "")))
-        return cls(kind, wrapped, _unb64(data.get("salt")), Argon2Params.from_dict(data.get("kdf")))
+        salt = _check_salt(_unb64(data.get("salt")), kind)
+        return cls(kind, wrapped, salt, Argon2Params.from_dict(data.get("kdf")))
+
+
+def _check_salt(salt: bytes, kind: str) -> bytes:
+    """``salt`` if it has the size Careline writes (Argon2id itself refuses short ones)."""
+    if len(salt) != SALT_SIZE:
+        raise ValueError(f"the {kind} opener's salt has {len(salt)} bytes, not {SALT_SIZE}")
+    return salt
 
 
 @dataclass(frozen=True)
@@ -235,15 +245,58 @@ def read_header(src: BinaryIO, where: str) -> Header:
         raise SealedFileError(f"{where} is truncated: it ends inside its header")
     try:
         data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("openers"), list):
+            raise ValueError("it must be an object with a list of openers")
         if len(data["openers"]) > MAX_OPENERS:
             raise ValueError(f"{len(data['openers'])} openers, more than {MAX_OPENERS}")
         openers = [Opener.from_dict(o) for o in data["openers"]]
-        info = data.get("info", {})
-        if not isinstance(info, dict):
-            raise ValueError("info must be an object")
-        return Header(str(data["kind"]), str(data["created"]), openers, info, prefix + body)
+        kind = _text(data.get("kind"), "its kind")
+        created = _time(data.get("created"))
+        return Header(kind, created, openers, _facts(data.get("info", {})), prefix + body)
+    except RecursionError:
+        # json's decoder guards its own recursion: a deeply nested header is refused here,
+        # however deep, before anything else reads it.
+        raise SealedFileError(f"{where} is damaged: its header is nested too deeply") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise SealedFileError(f"{where} is damaged: its header is malformed ({exc})") from None
+
+
+# The header is read, and its kind, time and facts shown (``backup info``), before anything
+# authenticates it: each is short printable text or a plain number, so a crafted file can
+# neither flood a terminal nor send it control sequences.
+_MAX_TEXT = 64
+_MAX_FACTS = 16
+
+
+def _text(value: Any, name: str) -> str:
+    """``value`` if it is 1-64 printable characters (no control or format characters)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_TEXT or not value.isprintable():
+        raise ValueError(f"{name} must be 1-{_MAX_TEXT} printable characters")
+    return value
+
+
+def _time(value: Any) -> str:
+    """``value`` if it is an ISO 8601 date and time (as Careline writes ``created``)."""
+    text = _text(value, "its creation time")
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("its creation time is not an ISO 8601 time") from None
+    return text
+
+
+def _facts(value: Any) -> dict[str, Any]:
+    """The header's ``info``: at most 16 facts, each named by short text and holding a whole
+    number, true/false or short text (Careline writes counts and ids)."""
+    if not isinstance(value, dict) or len(value) > _MAX_FACTS:
+        raise ValueError(f"info must be an object of at most {_MAX_FACTS} facts")
+    for name, fact in value.items():
+        _text(name, "a name in info")
+        if isinstance(fact, str):
+            _text(fact, f"info {name}")
+        elif not isinstance(fact, (bool, int)):
+            raise ValueError(f"info {name} must be a whole number, true/false or short text")
+    return value
 
 
 def unwrap(header: Header, kind: str, secret: bytes, where: str) -> bytearray:
@@ -263,6 +316,13 @@ def unwrap(header: Header, kind: str, secret: bytes, where: str) -> bytearray:
             return bytearray(aead.decrypt(key, opener.wrapped, _wrap_aad(kind, index)))
         except DecryptionError:
             continue
+        except MemoryError:
+            raise  # the machine's limit, not the file's fault: said as such by the caller
+        except Exception as exc:  # the KDF refused the opener's own salt or parameters
+            raise SealedFileError(
+                f"{where} is damaged: its {_SECRET_NAMES[kind]} opener cannot be used "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
     name = _SECRET_NAMES[kind]
     if not found:
         kinds = " or ".join(f"the {_SECRET_NAMES[k]}" for k in header.kinds())

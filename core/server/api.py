@@ -16,7 +16,8 @@ nothing for the rest), enforced while the body arrives: a declared length far pa
 refused with 413 before a byte is read (one only a little past it is read and dropped first,
 so the client sees the 413), a body that runs past it as soon as it does. Error replies
 name the field and the problem, never the input. Failed enrollments are counted per source
-address (:data:`ENROLL_FAILURES` in :data:`ENROLL_WINDOW` seconds, then 429) and logged.
+address (:data:`ENROLL_FAILURES` in :data:`ENROLL_WINDOW` seconds, then 429 for unknown
+codes; a correct code is always accepted) and logged.
 Logs are structured (one JSON object a line) and carry ids, never request bodies or names.
 """
 
@@ -460,6 +461,8 @@ def create_app(server: ClinicServer) -> FastAPI:
 
     metrics_token: str | None = server.settings.get("METRICS_TOKEN")
     enroll_failures = AttemptLimiter(ENROLL_FAILURES, ENROLL_WINDOW)
+    # When an address is refused, one security event per window, not one per request.
+    limited_notes = AttemptLimiter(1, ENROLL_WINDOW)
 
     @app.get(
         "/metrics",
@@ -502,23 +505,32 @@ def create_app(server: ClinicServer) -> FastAPI:
         """Join a clinic with a one-time code; returns the device token and certificate.
         Too many failed attempts from one address are refused (429) for a while."""
         address = request.client.host if request.client is not None else "unknown"
-        # Counted before the code is checked (so concurrent guesses cannot slip past the
-        # limit), and taken back when the enrollment succeeds: only failures count.
-        wait = enroll_failures.admit(address)
-        if wait is not None:
+        # Codes carry 160 random bits: guessing one is hopeless at any rate, so the limit
+        # guards the log and the CPU (certificate signing), not the codes. An address over
+        # it (often one shared by a whole clinic: a NAT, a load balancer) may still use a
+        # correct code; only unknown codes are refused, and that costs one digest of at
+        # most 64 characters (EnrollRequest) and one indexed lookup.
+        wait = enroll_failures.blocked(address)
+        if wait is not None and not server.code_known(body.code):
             seconds = max(1, math.ceil(wait))
+            if limited_notes.admit(address) is None:  # one line per address and window
+                security_log.event(
+                    "enroll.rate_limited", failed=True, client=address,
+                    failures=ENROLL_FAILURES, window_s=int(ENROLL_WINDOW), retry_after_s=seconds,
+                )  # fmt: skip
             raise HTTPException(
                 429,
-                f"too many failed enrollment attempts from this address; try again in {seconds} s",
+                "the enrollment code is not valid, and too many failed enrollment attempts "
+                f"came from this address; try again in {seconds} s",
                 headers={"Retry-After": str(seconds)},
             )
         try:
-            result = server.enroll(body.code, body.device_name, body.csr)
+            result = server.enroll(body.code, body.device_name, body.csr, client=address)
         except ServerError as exc:
+            enroll_failures.admit(address)  # only failures count
             log.warning(json.dumps({"event": "enroll.failed", "address": address,
                                     "reason": str(exc)[:200]}))  # fmt: skip
             raise HTTPException(400, str(exc)) from None
-        enroll_failures.forgive(address)
         return EnrollResponse(**result.__dict__)
 
     @app.post(

@@ -592,6 +592,16 @@ class Registry:
                 )
         return True
 
+    def code_known(self, code: str) -> bool:
+        """Whether ``code`` was ever issued (used up, expired or not): one indexed lookup
+        of its SHA-256 digest, whatever the code's length (at most 64 characters reach
+        here: EnrollRequest). Codes are never compared as text, so there is nothing for
+        hmac.compare_digest to do: the database's index compares digests, not in constant
+        time, but how long that takes tells at most how many leading digest bytes matched,
+        and using that would take a SHA-256 preimage. (Python guarantees no constant-time
+        code anywhere; compare_digest only avoids stopping at the first difference.)"""
+        return bool(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))
+
     def code_clinic(self, code: str) -> str:
         """The clinic a still-usable code belongs to (to sign the device certificate)."""
         return _usable_code(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))

@@ -574,20 +574,27 @@ class ClinicServer:
 
     # ----- enrollment and devices -----------------------------------------------------
 
-    def enroll(self, code: str, device_name: str, csr_pem: str) -> Enrollment:
+    def enroll(
+        self, code: str, device_name: str, csr_pem: str, *, client: str | None = None
+    ) -> Enrollment:
         """Redeem a one-time code: sign the device's CSR and issue its bearer token.
 
-        Both outcomes are security events (the code itself is never recorded)."""
+        Both outcomes are security events naming ``client`` (the address the request came
+        from), never the code itself."""
         try:
             done = self._enroll(code, device_name, csr_pem)
         except ServerError as exc:
-            security_log.event("enroll.refused", failed=True, reason=str(exc))
+            security_log.event("enroll.refused", failed=True, reason=str(exc), client=client)
             raise
         security_log.event(
             "device.enrolled", device=done.device_id, clinic=done.clinic_id,
-            device_name=device_name.strip(),
+            device_name=device_name.strip(), client=client,
         )  # fmt: skip
         return done
+
+    def code_known(self, code: str) -> bool:
+        """Whether ``code`` was ever issued (see :meth:`Registry.code_known`)."""
+        return self.registry.code_known(code)
 
     def _enroll(self, code: str, device_name: str, csr_pem: str) -> Enrollment:
         name = device_name.strip()

@@ -12,6 +12,7 @@ from core.config.logs import log_settings
 from core.config.settings import ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
 from core.server.postgres.urls import check_url, ssl_mode
+from core.server.proxy_protocol import parse_networks
 
 SERVER_SCHEMA: tuple[Setting, ...] = (
     Setting("data_dir", Path, None, "Server data folder.", "CARELINE_DATA_DIR"),
@@ -59,6 +60,13 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "clients on this machine (loopback) only.", "METRICS_TOKEN",
     ),
     Setting(
+        "PROXY_PROTOCOL_FROM", str, None,
+        "Addresses or networks of TCP load balancers sending PROXY protocol v2 headers "
+        "(HAProxy send-proxy-v2), comma-separated: their connections must begin with one, "
+        "and the client it names is the one rate-limited and logged; unset: no PROXY "
+        "header is read.", "PROXY_PROTOCOL_FROM",
+    ),
+    Setting(
         "SECURITY_AUDIT_LOG", Path, None,
         "Append security events (failed sign-ins, enrollments, revocations, key changes, "
         "admin actions, refused sync requests) to this file, one JSON line each, mode 0600.",
@@ -93,10 +101,16 @@ def load_server_settings(
     if not settings["ENABLE_CONSTANT_TIME_OPS"]:
         raise ConfigError(
             "ENABLE_CONSTANT_TIME_OPS=false is not allowed: Careline always compares secrets "
-            "(tokens, codes, verifiers) with hmac.compare_digest, and that cannot be turned "
-            "off. (Python promises no more than that: compare_digest does not stop at the "
-            "first difference, but no Python code is guaranteed constant-time.)"
+            "(tokens, verifiers) with hmac.compare_digest, and looks enrollment codes up by "
+            "their SHA-256 digest only, and that cannot be turned off. (Python promises no "
+            "more than that: compare_digest does not stop at the first difference, but no "
+            "Python code is guaranteed constant-time.)"
         )
+    if settings["PROXY_PROTOCOL_FROM"] is not None:
+        try:
+            parse_networks(settings["PROXY_PROTOCOL_FROM"])
+        except ValueError as exc:
+            raise ConfigError(f"PROXY_PROTOCOL_FROM: {exc}") from None
     if settings["STORAGE_BACKEND"] == "s3" and not settings["S3_BUCKET"]:
         raise ConfigError("S3_BUCKET is required when STORAGE_BACKEND=s3")
     return settings

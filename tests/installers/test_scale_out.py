@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +93,17 @@ class Cluster:
         return self.servers[int(busy[0].removeprefix("careline"))]
 
 
-def _haproxy_config(lb_port: int, stats_port: int, ca_file: Path, ports: list[int]) -> str:
-    """The shipped configuration, pointed at this test's ports and certificate."""
+# HAProxy reaches the servers from this address (as from a host of its own), the one
+# their PROXY_PROTOCOL_FROM names: the tests' own direct connections, from 127.0.0.1,
+# are then ordinary clients, not a balancer owing a PROXY header.
+BALANCER_SOURCE = "127.0.0.2"
+
+
+def haproxy_config(lb_port: int, stats_port: int, ca_file: Path, ports: list[int]) -> str:
+    """The shipped configuration, pointed at this test's ports and certificate, connecting
+    to the servers from BALANCER_SOURCE."""
     text = HAPROXY_CFG.read_text()
+    text = text.replace("default-server ", f"default-server source {BALANCER_SOURCE} ")
     text = text.replace("ipv4@127.0.0.1:9999", f"ipv4@127.0.0.1:{stats_port}")
     text = text.replace("bind *:8443", f"bind 127.0.0.1:{lb_port}")
     text = text.replace("/etc/careline/tls/server.pem", str(ca_file))
@@ -120,13 +129,13 @@ def _shared(moto: Service) -> dict[str, str]:
     return {
         "DATABASE_URL": url, "MASTER_ENCRYPTION_KEY": key,
         "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": moto.url,
-        "AWS_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1", "PROXY_PROTOCOL_FROM": BALANCER_SOURCE,
         # moto's dummy credentials, for boto3 in each process (not Careline settings).
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     }  # fmt: skip
 
 
-def _nodes(tmp_path: Path, env: dict[str, str], count: int) -> tuple[list[ServerProcess], str]:
+def nodes(tmp_path: Path, env: dict[str, str], count: int) -> tuple[list[ServerProcess], str]:
     """``count`` server processes (not started) on ``env``, with one TLS certificate
     (returned, PEM) copied into each data folder, where the server looks for it."""
     key_pem, cert_pem = certs.self_signed_server(["127.0.0.1", "localhost"])
@@ -141,18 +150,17 @@ def _nodes(tmp_path: Path, env: dict[str, str], count: int) -> tuple[list[Server
     return servers, cert_pem
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
-    # What the processes share: the database, the attachment store, the master key and the
-    # TLS certificate.
-    env = _shared(moto)
-    url = env["DATABASE_URL"]
-    servers, cert_pem = _nodes(tmp_path, env, 3)
+@contextmanager
+def haproxy_in_front(
+    tmp_path: Path, servers: list[ServerProcess], cert_pem: str, env: dict[str, str]
+) -> Iterator[Cluster]:
+    """HAProxy with the shipped configuration in front of ``servers`` (started here, and
+    stopped with it), once it sees every one of them up."""
     lb_port, stats_port = free_port(), free_port()
     config = tmp_path / "haproxy.cfg"
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(cert_pem)
-    config.write_text(_haproxy_config(lb_port, stats_port, ca_file, [s.port for s in servers]))
+    config.write_text(haproxy_config(lb_port, stats_port, ca_file, [s.port for s in servers]))
     checked = subprocess.run(
         ["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, check=False
     )
@@ -179,7 +187,19 @@ def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
         lb_log.close()
         for server in servers:
             server.stop()
-        drop_postgres_database(url)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
+    # What the processes share: the database, the attachment store, the master key and the
+    # TLS certificate.
+    env = _shared(moto)
+    servers, cert_pem = nodes(tmp_path, env, 3)
+    try:
+        with haproxy_in_front(tmp_path, servers, cert_pem, env) as running:
+            yield running
+    finally:
+        drop_postgres_database(env["DATABASE_URL"])
 
 
 def _stats_or_empty(cluster: Cluster) -> dict[str, dict[str, str]]:
@@ -321,7 +341,7 @@ def two_nodes(tmp_path: Path, moto: Service) -> Iterator[Cluster]:
     """Two server processes on one PostgreSQL database and one S3 bucket, no balancer
     (tests address each directly; ``lb_url`` is the first)."""
     env = _shared(moto)
-    servers, cert_pem = _nodes(tmp_path, env, 2)
+    servers, cert_pem = nodes(tmp_path, env, 2)
     try:
         for server in servers:
             server.start()

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -174,6 +175,13 @@ def clinic_server(
         running.stop()
 
 
+def proxy_v2_header(client: tuple[str, int], server: tuple[str, int]) -> bytes:
+    """The PROXY protocol v2 header HAProxy sends for a TCP/IPv4 connection."""
+    addresses = socket.inet_aton(client[0]) + socket.inet_aton(server[0])
+    addresses += struct.pack("!HH", client[1], server[1])
+    return b"\r\n\r\n\x00\r\nQUIT\n" + struct.pack("!BBH", 0x21, 0x11, len(addresses)) + addresses
+
+
 class Relay:
     """A TCP relay on 127.0.0.1 in front of a server: a client given the relay's address
     reaches the server through it, byte for byte (TLS passes through untouched).
@@ -184,6 +192,11 @@ class Relay:
     server go away at an exact step of a client's work, between two of its connections
     (e.g. once a marker file the client writes between them exists), on fast and slow
     machines alike.
+
+    ``source``: the address the relay connects to the server from, as a load balancer on
+    its own host (or a clinic's NAT) would: every client reaches the server from it.
+    ``proxy_v2``: first send a PROXY protocol v2 header naming the client's address, as
+    HAProxy's ``send-proxy-v2`` does.
     """
 
     def __init__(
@@ -191,8 +204,12 @@ class Relay:
         upstream: int,
         cut_when: Callable[[], bool] = lambda: False,
         on_cut: Callable[[], object] = lambda: None,
+        source: str = "127.0.0.1",
+        proxy_v2: bool = False,
     ) -> None:
         self.upstream = upstream
+        self.source = source
+        self.proxy_v2 = proxy_v2
         self._cut_when, self._on_cut = cut_when, on_cut
         self.cut = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -217,11 +234,15 @@ class Relay:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+                server = socket.create_connection(
+                    ("127.0.0.1", self.upstream), timeout=5, source_address=(self.source, 0)
+                )
             except OSError:
                 client.close()
                 continue
             server.settimeout(None)
+            if self.proxy_v2:
+                server.sendall(proxy_v2_header(client.getpeername(), server.getpeername()))
             with self._lock:
                 self._open += [client, server]
                 for source, sink in ((client, server), (server, client)):

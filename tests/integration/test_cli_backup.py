@@ -18,6 +18,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.backup import restored_identity
 from tests.cheap_kdf import with_cheap_kdf
+from tests.crafted_backups import write_crafted
 from tests.integration.staff_clinic import make_staff_clinic, run_as
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli_keys import new_clinic
@@ -328,3 +329,40 @@ def test_the_previous_code_refuses_a_backup_with_files_naming_its_version(
     assert "version 2, not careline-workstation-backup version 1" in old.stderr, old.stderr
     assert "nothing was restored" in old.stderr
     assert not (tmp_path / "restored").exists()
+
+
+def test_crafted_backup_headers_are_refused_as_damaged_and_cannot_spoof_info(
+    tmp_path: Path,
+) -> None:
+    """Anyone can write a backup's header (nothing authenticates it before the content):
+    a deeply nested one, an opener Argon2id refuses, terminal control sequences in its
+    kind and time are each refused naming the file, never as an unexpected error, and no
+    restore folder appears; ``info`` claiming the facts ``backup info`` reports stays
+    under its own key."""
+    crafted = write_crafted(tmp_path)
+    expected = {"nested": "its header is nested too deeply",
+                "empty_salt": "the passphrase opener's salt has 0 bytes, not 16",
+                "escapes": "its kind must be 1-64 printable characters"}  # fmt: skip
+    for name, reason in expected.items():
+        info = careline(tmp_path / "unused", "backup", "info", str(crafted[name]))
+        target = tmp_path / f"restored-{name}"
+        restore = _restore(crafted[name], target, PASSPHRASE, "--passphrase-stdin")
+        for result in (info, restore):
+            assert result.returncode != 0
+            assert f"backup {crafted[name]} is damaged: " in result.stderr, result.stderr
+            assert reason in result.stderr
+            assert "did not expect" not in result.stderr and "Traceback" not in result.stderr
+            assert "\x1b" not in result.stdout + result.stderr
+        assert not target.exists()
+
+    spoof = careline(tmp_path / "unused", "--json", "backup", "info", str(crafted["spoof"]))
+    assert spoof.returncode == 0, spoof.stderr
+    assert json.loads(spoof.stdout) == {
+        "kind": "workstation", "created": "2026-01-01T00:00:00+00:00", "opens_with": ["passphrase"],
+        "info": {"kind": "server", "created": "1999-01-01", "opens_with": "recovery",
+                 "attachments": 3},
+    }  # fmt: skip
+    text = careline(tmp_path / "unused", "backup", "info", str(crafted["spoof"])).stdout
+    assert text.startswith(
+        "A workstation backup made 2026-01-01T00:00:00+00:00; it opens with passphrase."
+    )

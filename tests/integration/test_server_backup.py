@@ -17,6 +17,7 @@ from core.server.backup import ServerBackupError, adopt_restored, backup_server,
 from core.server.settings import load_server_settings
 from core.store.oplog import version_vector
 from tests.conftest import PASSWORD
+from tests.crafted_backups import write_crafted
 from tests.integration.server_fixtures import make_server
 from tests.integration.server_process import ServerProcess, clinic_server, server_admin
 from tests.integration.test_cli import careline
@@ -132,3 +133,21 @@ def test_a_short_operator_passphrase_is_refused(tmp_path: Path) -> None:
         assert not (tmp_path / "b.clbackup").exists()
     finally:
         server.close()
+
+
+def test_a_crafted_server_backup_header_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """``careline-server admin restore`` of a file whose header anyone could have written:
+    refused naming the file and what is wrong, nothing restored, no unexpected error."""
+    crafted = write_crafted(tmp_path, "server")
+    expected = {"nested": "its header is nested too deeply",
+                "empty_salt": "the operator opener's salt has 0 bytes, not 16",
+                "escapes": "its kind must be 1-64 printable characters"}  # fmt: skip
+    target = ServerProcess(tmp_path / "restored", 0)
+    for name, reason in expected.items():
+        result = _admin(target, "restore", str(crafted[name]))
+        assert result.returncode != 0
+        assert f"backup {crafted[name]} is damaged: " in result.stderr, result.stderr
+        assert reason in result.stderr and "nothing was restored" in result.stderr
+        assert "did not expect" not in result.stderr and "Traceback" not in result.stderr
+        assert "\x1b" not in result.stderr
+        assert not target.data.exists()

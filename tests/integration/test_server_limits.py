@@ -16,10 +16,17 @@ import httpx
 import pytest
 import requests
 
+from core.crypto import certs
 from core.sync import protocol
 from core.sync.enroll import EnrollmentError, enroll, tls_trust
 from tests.conftest import PASSWORD
-from tests.integration.server_process import ServerProcess, clinic_server, server_admin
+from tests.integration.server_process import (
+    Relay,
+    ServerProcess,
+    clinic_server,
+    proxy_v2_header,
+    server_admin,
+)
 from tests.integration.test_cli import careline as workstation_cli
 
 MiB = 1024 * 1024
@@ -133,26 +140,74 @@ def test_an_invalid_field_is_named_and_never_echoed(running: tuple[ServerProcess
 def test_guessing_enrollment_codes_is_slowed_per_address(
     running: tuple[ServerProcess, str],
 ) -> None:
-    """Wrong codes from one address get 429 after a few; another address still enrolls,
-    and a refused guesser cannot enroll even with a valid code until the window passes."""
+    """Wrong codes from one address get 429 after a few; another address's wrong code is
+    still answered as such. The refused address still enrolls with a correct code, and a
+    known but used code from it gets its own reason, not 429 (only failures count)."""
     server, clinic = running
-    guesser = httpx.HTTPTransport(verify=tls_trust(server.ca_pem), local_address="127.0.0.2")
     statuses = []
-    with httpx.Client(transport=guesser, timeout=30) as client:
+    with _client(server, "127.0.0.2") as client:
         for attempt in range(12):
             body = {"code": f"wrong-code-{attempt:04d}", "device_name": "x", "csr": "x" * 200}
             statuses.append(client.post(server.url + "/v1/enroll", json=body).status_code)
-        valid = {"code": _code(server, clinic), "device_name": "x", "csr": "x" * 200}
-        refused = client.post(server.url + "/v1/enroll", json=valid)
+        refused = client.post(server.url + "/v1/enroll", json=body)
+        code = _code(server, clinic)
+        enrolled = client.post(server.url + "/v1/enroll", json=_enrollment(code))
+        used = client.post(server.url + "/v1/enroll", json=_enrollment(code))
+        still = client.post(server.url + "/v1/enroll", json=body)
     assert statuses[:5] == [400] * 5
     assert set(statuses[5:]) == {429}
     assert refused.status_code == 429
     assert "too many failed enrollment attempts" in refused.json()["detail"]
     assert int(refused.headers["retry-after"]) > 0
-    credential = enroll(server.url, _code(server, clinic), server.ca_pem, "desk")  # 127.0.0.1
-    assert credential.clinic_id == clinic
-    with pytest.raises(EnrollmentError, match="not valid"):  # still checked as before
+    assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.json()["clinic_id"] == clinic
+    assert used.status_code == 400 and "has been used once" in used.json()["detail"]
+    assert still.status_code == 429  # the correct code did not reset the count
+    with pytest.raises(EnrollmentError, match="not valid"):  # another address: its own count
         enroll(server.url, "wrong-code-from-here", server.ca_pem, "desk")
+
+
+def _client(server: ServerProcess, source: str) -> httpx.Client:
+    """An HTTPS client of ``server`` connecting from ``source``."""
+    transport = httpx.HTTPTransport(verify=tls_trust(server.ca_pem), local_address=source)
+    return httpx.Client(transport=transport, timeout=30)
+
+
+def _enrollment(code: str) -> dict[str, str]:
+    """An enrollment request with ``code`` and a real certificate request."""
+    return {"code": code, "device_name": "desk",
+            "csr": certs.make_csr(certs.new_private_key(), "pending")}  # fmt: skip
+
+
+def test_wrong_codes_through_a_shared_address_do_not_stop_a_correct_one(
+    tmp_path: Path,
+) -> None:
+    """Behind a TCP pass-through balancer (or one NAT address) every client reaches the
+    server from one address. An attacker's wrong codes through it are refused and, past
+    the limit, answered 429 and logged once; the clinic's workstation, through the same
+    balancer, still enrolls with its correct code, and the security log says so."""
+    log_file = tmp_path / "security.log"
+    env = {"SECURITY_AUDIT_LOG": str(log_file), "ENABLE_MEMORY_LOCKING": "false"}
+    with clinic_server(tmp_path / "server", "NAT Clinic", env) as (server, clinic):
+        code = _code(server, clinic)
+        with Relay(server.port, source="127.0.0.3") as balancer:
+            trust = tls_trust(server.ca_pem)
+            with httpx.Client(verify=trust, timeout=30) as attacker:
+                for attempt in range(9):
+                    body = {"code": f"WRONG-CODE-{attempt:04d}", "device_name": "x",
+                            "csr": "x" * 200}  # fmt: skip
+                    attacker.post(balancer.url + "/v1/enroll", json=body)
+                last = attacker.post(balancer.url + "/v1/enroll", json=body)
+            credential = enroll(balancer.url, code, server.ca_pem, "front desk")
+    assert last.status_code == 429
+    assert credential.clinic_id == clinic
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    enroll_events = [(e["event"], e.get("client")) for e in events if "enroll" in e["event"]]
+    assert enroll_events == [
+        *[("enroll.refused", "127.0.0.3")] * 5,
+        ("enroll.rate_limited", "127.0.0.3"),  # once, not once per refused request
+        ("device.enrolled", "127.0.0.3"),
+    ]
 
 
 def test_a_client_dropping_mid_sync_is_no_server_error(
@@ -239,3 +294,46 @@ def test_a_body_a_little_too_large_gets_the_413_not_a_reset(
         ]
     assert [r.status_code for r in replies] == [413] * 5
     assert "larger than the limit of 16384 bytes" in replies[0].json()["detail"]
+
+
+def test_behind_a_balancer_sending_proxy_headers_each_client_has_its_own_count(
+    tmp_path: Path,
+) -> None:
+    """With PROXY_PROTOCOL_FROM naming the balancer (which sends PROXY protocol v2 headers,
+    as HAProxy's send-proxy-v2 does), the limit and the security log see each client: the
+    attacker is refused and named, the workstation behind the same balancer is not counted
+    with it. The balancer's connection without a header is dropped; a header from anyone
+    else is not believed (it is no TLS handshake), and a direct client still connects."""
+    log_file = tmp_path / "security.log"
+    env = {"SECURITY_AUDIT_LOG": str(log_file), "ENABLE_MEMORY_LOCKING": "false",
+           "PROXY_PROTOCOL_FROM": "127.0.0.3, 192.0.2.0/24"}  # fmt: skip
+    wrong = {"code": "WRONG-CODE-0000", "device_name": "x", "csr": "x" * 200}
+    with clinic_server(tmp_path / "server", "Proxied Clinic", env) as (server, clinic):
+        with Relay(server.port, source="127.0.0.3", proxy_v2=True) as balancer:
+            with _client(server, "127.0.0.5") as attacker:
+                statuses = [attacker.post(balancer.url + "/v1/enroll", json=wrong).status_code
+                            for _ in range(7)]  # fmt: skip
+            with _client(server, "127.0.0.6") as desk:
+                own = desk.post(balancer.url + "/v1/enroll", json=wrong)
+                enrolled = desk.post(balancer.url + "/v1/enroll", json=_enrollment(
+                    _code(server, clinic)))  # fmt: skip
+        with Relay(server.port, source="127.0.0.3") as headerless, pytest.raises(httpx.HTTPError):
+            httpx.get(headerless.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as forged:
+            # Not from a balancer: the header is taken for a (broken) TLS handshake.
+            forged.sendall(proxy_v2_header(("192.0.2.9", 1234), ("127.0.0.1", server.port)))
+            forged.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert not forged.recv(1024).startswith(b"HTTP")
+        direct = httpx.get(server.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
+    assert statuses == [400] * 5 + [429] * 2
+    assert own.status_code == 400 and "not valid" in own.json()["detail"]
+    assert enrolled.status_code == 201, enrolled.text
+    assert direct.status_code == 200
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(e["event"], e.get("client")) for e in events if "enroll" in e["event"]] == [
+        *[("enroll.refused", "127.0.0.5")] * 5,
+        ("enroll.rate_limited", "127.0.0.5"),
+        ("enroll.refused", "127.0.0.6"),
+        ("device.enrolled", "127.0.0.6"),
+    ]
+    assert "connection from balancer 127.0.0.3 dropped" in server.log.read_text()

@@ -114,13 +114,17 @@ class AttemptLimiter:
             stamps.append(now)
             return None
 
-    def forgive(self, address: str) -> None:
-        """Take back ``address``'s latest counted attempt (it succeeded: only failures are
-        meant to count)."""
+    def blocked(self, address: str) -> float | None:
+        """Seconds until ``address`` may be counted again (None: it may now), without
+        counting anything."""
+        now = self._clock()
         with self._lock:
             stamps = self._seen.get(address)
-            if stamps:
-                stamps.pop()
+            if not stamps:
+                return None
+            while stamps and stamps[0] <= now - self.window:
+                stamps.popleft()
+            return stamps[0] + self.window - now if len(stamps) >= self.attempts else None
 
     def __len__(self) -> int:
         """How many addresses are tracked now."""

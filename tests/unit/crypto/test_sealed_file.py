@@ -3,6 +3,8 @@ named before the content is trusted."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import json
 import os
@@ -15,6 +17,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.crypto.keyslots import make_slot
 from core.crypto.sealed_file import Header, SealedFileError, WrongSecretError
 from core.keys.recovery import new_recovery_key, normalize_recovery_key
+from tests.crafted_backups import header_bytes
 
 CHUNK = 1024
 CONTENT = os.urandom(5 * CHUNK + 17)  # several chunks and a short final one
@@ -134,3 +137,75 @@ def test_a_recovery_opener_must_carry_a_recovery_slot() -> None:
     slot.pop("kdf")
     with pytest.raises(SealedFileError, match="recovery key slot"):
         sealed_file.read_header(io.BytesIO(_with_openers([opener | {"slot": slot}])), "backup x")
+
+
+def _passphrase_opener() -> dict[str, object]:
+    return sealed_file.read_header(io.BytesIO(_seal()), "backup x").openers[0].to_dict()
+
+
+def test_a_deeply_nested_header_is_refused_as_damaged_naming_the_file() -> None:
+    # Well under MAX_HEADER, yet nested past Python's recursion limit: json's decoder
+    # raises RecursionError, which the reader turns into the file's fault.
+    nested = header_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(SealedFileError, match="backup x is damaged: its header is nested too"):
+        sealed_file.read_header(io.BytesIO(nested), "backup x")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"kind": "workstation\x1b[2J\x1b[31mOK"}, "its kind must be 1-64 printable"),
+        ({"kind": "w" * 65}, "its kind must be 1-64 printable"),
+        ({"kind": 7}, "its kind must be 1-64 printable"),
+        ({"created": "2026-01-01\r\x1b[K"}, "creation time must be 1-64 printable"),
+        ({"created": "yesterday"}, "creation time is not an ISO 8601 time"),
+        ({"created": None}, "creation time must be"),
+        ({"info": {"attachments": {"a": [1]}}}, "info attachments must be a whole number"),
+        ({"info": {"note": "\x1b]0;title\x07"}}, "info note must be 1-64 printable"),
+        ({"info": {f"k{i}": i for i in range(17)}}, "info must be an object of at most 16"),
+        ({"info": [1, 2]}, "info must be an object"),
+        ({"openers": "passphrase"}, "a list of openers"),
+    ],
+)
+def test_a_header_with_a_malformed_field_is_refused_naming_it(
+    changes: dict[str, object], message: str
+) -> None:
+    doc = {"kind": "workstation", "created": "2026-01-01T00:00:00+00:00",
+           "info": {"attachments": 2}, "openers": [_passphrase_opener()]} | changes  # fmt: skip
+    with pytest.raises(SealedFileError, match=f"backup x is damaged: .*{message}") as caught:
+        sealed_file.read_header(io.BytesIO(header_bytes(doc)), "backup x")
+    assert "\x1b" not in str(caught.value) and "\r" not in str(caught.value)
+
+
+@pytest.mark.parametrize("salt", [b"", b"s" * 8, b"s" * 17])
+def test_an_opener_with_a_salt_of_the_wrong_size_is_refused_at_the_header(salt: bytes) -> None:
+    opener = _passphrase_opener() | {"salt": base64.b64encode(salt).decode()}
+    with pytest.raises(SealedFileError, match=f"salt has {len(salt)} bytes, not 16"):
+        sealed_file.read_header(io.BytesIO(_with_openers([opener])), "backup x")
+
+
+def test_a_recovery_slot_with_a_salt_of_the_wrong_size_is_refused_at_the_header() -> None:
+    header = sealed_file.read_header(io.BytesIO(_seal(None, new_recovery_key())), "backup x")
+    opener = header.openers[0].to_dict()
+    slot = dict(opener["slot"]) | {"salt": ""}
+    with pytest.raises(SealedFileError, match="the recovery opener's salt has 0 bytes"):
+        sealed_file.read_header(io.BytesIO(_with_openers([opener | {"slot": slot}])), "backup x")
+
+
+def test_an_opener_the_kdf_refuses_is_named_damaged_not_an_unexpected_error() -> None:
+    # Past read_header's checks (a Header made in code): whatever the KDF raises on the
+    # opener's own salt or parameters is the file's fault, said as such.
+    header = sealed_file.read_header(io.BytesIO(_seal()), "backup x")
+    broken = dataclasses.replace(header.openers[0], salt=b"")
+    with pytest.raises(SealedFileError, match="backup x is damaged: its backup passphrase opener"):
+        sealed_file.unwrap(dataclasses.replace(header, openers=[broken]), "passphrase",
+                           PHRASE.encode(), "backup x")  # fmt: skip
+
+
+def test_the_facts_careline_writes_pass_the_header_checks() -> None:
+    header = sealed_file.read_header(io.BytesIO(_seal()), "backup x")
+    assert (header.kind, header.created, header.info) == (
+        "workstation",
+        "2026-01-01T00:00:00Z",
+        {"replica_id": "r1"},
+    )
