@@ -253,13 +253,6 @@ class ClinicRecords:
         rows = self.db.query(f"SELECT {_USER_COLS} FROM users ORDER BY username")
         return [_user(r) for r in rows]
 
-    def totp_secret(self, username: str) -> str:
-        """The account's TOTP secret ("" if none enrolled)."""
-        rows = self.db.query(
-            "SELECT totp_secret FROM users WHERE username = ?", (username.strip().lower(),)
-        )
-        return str(rows[0][0] or "") if rows else ""
-
     def authenticate(self, username: str, password: str) -> User:
         """Check a password against the user's synced Argon2id verifier, and audit sign-in."""
         return self.authenticate_against(username, password)[0]
