@@ -296,22 +296,40 @@ def version_1(tmp_path_factory: pytest.TempPathFactory) -> Careline:
 
 
 def test_a_backup_the_previous_code_made_restores_and_its_files_show_as_elsewhere(
-    with_file: WithFile, tmp_path: Path, version_1: Careline
+    tmp_path: Path, version_1: Careline
 ) -> None:
+    """A clinic the previous code kept (its own schema: newer code's files it cannot open),
+    with a chart file, backed up by that code, restores here; the file shows as elsewhere."""
+    data = tmp_path / "old-clinic"
+    made_clinic = version_1(data, "--json", "--password-stdin", "init", "--clinic",
+                            "Harbour Clinic", "--user", "admin", stdin=PASSWORD + "\n")  # fmt: skip
+    assert made_clinic.returncode == 0, made_clinic.stderr
+    recovery = str(json.loads(made_clinic.stdout)["recovery_key"])
+
+    def old_admin(*args: str) -> Any:
+        done = version_1(data, "--json", "--password-stdin", *args, stdin=PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    patient = old_admin("patient", "add", "--family", "Okafor", "--given", "Ada",
+                        "--birth-date", "1980-02-03")["id"]  # fmt: skip
+    xray = tmp_path / "chest-xray.png"
+    xray.write_bytes(MARKER * 1000)
+    old_admin("attachment", "add", patient, str(xray), "--title", "Chest X-ray")
     backup = tmp_path / "old.clbackup"
-    made = version_1(with_file.data, "--json", "--password-stdin", "backup", "create",
+    made = version_1(data, "--json", "--password-stdin", "backup", "create",
                      str(backup), stdin=PASSWORD + "\n")  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "attachments" not in json.loads(made.stdout)  # that code knew nothing of them
-    info = careline(with_file.data, "backup", "info", str(backup))
+    info = careline(data, "backup", "info", str(backup))
     assert "1 attached file" not in info.stdout and "0 attached files" in info.stdout
 
     restored = tmp_path / "restored"
-    done = _restore(backup, restored, with_file.recovery, "--recovery-key-stdin")
+    done = _restore(backup, restored, recovery, "--recovery-key-stdin")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["attachments"] == 0
     assert len(as_admin(restored, "patient", "search", "okafor")) == 1
-    [listed] = as_admin(restored, "attachment", "list", with_file.patient)
+    [listed] = as_admin(restored, "attachment", "list", patient)
     assert listed["availability"] == "available when connected"  # not in such a backup
 
 

@@ -144,6 +144,8 @@ INTERNAL = {
     "core.server.postgres.columns.SealedValueError",
     # Control flow inside the FHIR reader: caught there and reported as a skipped resource.
     "core.records.fhir.observation.NotAVitalSign",
+    # A balancer connection's bad PROXY header: caught where it is read, logged, dropped.
+    "core.server.proxy_protocol.ProxyHeaderError",
 }
 
 
