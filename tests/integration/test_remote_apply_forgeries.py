@@ -331,7 +331,9 @@ def test_two_reviews_made_apart_are_settled_by_an_admin_and_the_settling_syncs(
     assert _sync(desks).refused == []
     admin_a = desks.records(desks.a, "admin")
     conflicts = admin_a.conflicts(grant.id)
-    assert sorted(c.field for c in conflicts) == ["reviewed_at", "reviewed_by"]
+    # The names differ; the times too unless both were made in the same millisecond.
+    fields = sorted(c.field for c in conflicts)
+    assert fields in (["reviewed_at", "reviewed_by"], ["reviewed_by"])
     nurse = desks.records(desks.a, "nurse1")
     with pytest.raises(NotAllowedError, match="Only an admin can open this conflict"):
         nurse.resolve_conflict(conflicts[0].id, choose=conflicts[0].candidates[0].id)
