@@ -176,9 +176,28 @@ def choose_deliberately(box: QComboBox) -> None:
     letters are a word typed in the wrong place: the list goes back to the item chosen
     before (none: nothing to take) and ignores them.
     """
+    if box.isEditable() or box.property("choosesDeliberately"):
+        return  # typing is what an editable box is for; a guarded one is guarded once
+    box.setProperty("choosesDeliberately", True)
     guard = _DeliberateChoice(box)
     box.installEventFilter(guard)
     box.view().installEventFilter(guard)
+
+
+def guard_choices(*widgets: QWidget) -> None:
+    """The rules of every choice and number a form stores: the wheel never changes one
+    (``ignore_wheel``), and a choice box (not editable) changes only when the person picks
+    an item (``choose_deliberately``). Other widgets are left alone.
+
+    Every form applies it to all its fields when first shown (:class:`TypedForm`), so a
+    new form keeps the rules without remembering them: a letter typed on Allergy's closed
+    Severity box chose Severe, and "mild rash" typed there by mistake then stored Mild.
+    """
+    for widget in widgets:
+        if isinstance(widget, QComboBox):
+            choose_deliberately(widget)
+        if isinstance(widget, (QComboBox, QAbstractSpinBox)):
+            ignore_wheel(widget)
 
 
 def tab_leaves(*views: QAbstractItemView) -> None:
@@ -966,7 +985,7 @@ class TypedForm(KeepsFocusDialog):
     (:meth:`clears_on_edit`). A check of the form says everything wrong with it at once
     (:meth:`show_problems`): each field's message under it, the keyboard in the first
     field in error, in the form's order. And the mouse wheel changes none of its choices
-    or numbers (``ignore_wheel``): it scrolls past them.
+    or numbers, nor do letters typed on a closed choice box (``guard_choices``).
     """
 
     # True: a field's message put right leaves its lines blank until a check shows a
@@ -1056,7 +1075,7 @@ class TypedForm(KeepsFocusDialog):
 
     def showEvent(self, event: QShowEvent) -> None:
         """First shown: what it holds is what it opened with; any edit from now on hides
-        the form-level message; no choice in it takes the wheel."""
+        the form-level message; no choice in it takes the wheel or a stray word."""
         super().showEvent(event)
         if self._opened:
             return
@@ -1065,7 +1084,7 @@ class TypedForm(KeepsFocusDialog):
         fields = fields_of(self)
         for widget in fields:
             clear_when_edited(widget, self.general_error)
-        ignore_wheel(*(w for w in fields if isinstance(w, (QComboBox, QAbstractSpinBox))))
+        guard_choices(*fields)
 
     # ----- leaving ------------------------------------------------------------------------
 

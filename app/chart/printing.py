@@ -115,10 +115,15 @@ class PrintDialog(KeepsFocusDialog):
         self.save_button.clicked.connect(self.choose_file)
         self.print_button = QPushButton("Print…")
         self.print_button.clicked.connect(self.choose_printer)
-        for button in (self.save_button, self.print_button):
-            button.setAutoDefault(False)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
+        # Return presses the button the focus ring marks (each is auto-default: the one
+        # with the keyboard is the default), and Save as PDF… otherwise, the one blue
+        # button. Close alone was auto-default: it looked primary too, and Return on the
+        # ringed Save as PDF… closed the dialog with nothing saved.
+        for button in (self.save_button, self.print_button, self.close_button):
+            button.setAutoDefault(True)
+        self.save_button.setDefault(True)
         buttons = QWidget()
         row = QHBoxLayout(buttons)
         row.setContentsMargins(0, 0, 0, 0)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTableWidgetItem,
     QWidget,
@@ -28,12 +29,14 @@ from app.chart.visit_view import OpenVisitLink
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, dialog_layout, error_label, form_layout
+from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
 from core.records import icd10
 from core.records.clinic import ClinicRecords
 from core.records.problems import Problem, Problems
 
 CATEGORY_TIP = "A category: a more specific code below it is usually wanted"
+# Beside a row's code (Qt.ItemDataRole.UserRole): False for a category (not billable).
+BILLABLE = Qt.ItemDataRole.UserRole + 1
 
 
 class IcdSearchDialog(SavingDialog):
@@ -110,18 +113,24 @@ class IcdSearchDialog(SavingDialog):
         self._timer.timeout.connect(self._search)
         self.search.textEdited.connect(lambda _text: self._timer.start())
         self._ready = False
+        self.category_question: QMessageBox | None = None
+        self._category_accepted: str | None = None  # "Save the category" said for it
         operations.read(self.SEARCH, icd10.load, self._loaded, self._search_failed)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
-        """Keyboard: Down or Enter in the search field goes into the list of codes; Enter
-        on a code picks it and goes on to the onset (Enter there saves)."""
+        """Keyboard: Down or Enter in the search field goes into the list of codes, on the
+        code picked there before, else the first complete one (a category is chosen only
+        deliberately: the arrow keys or a click); Enter on a code picks it and goes on to
+        the onset (Enter there saves)."""
         if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
             return super().eventFilter(watched, event)
         key = event.key()
         enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.rowCount():
+            picked = self.results.selectionModel().selectedRows()
+            row = picked[0].row() if picked else self._first_complete_row()
             self.results.setFocus()  # (which may make row 0 current without selecting it)
-            self.results.selectRow(max(self.results.currentRow(), 0))
+            self.results.selectRow(row)
             return True
         if watched is self.results and enter and self.chosen_code() is not None:
             self.onset.setFocus()
@@ -152,10 +161,14 @@ class IcdSearchDialog(SavingDialog):
             for column, text in enumerate((code.code, code.description)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, code.code)
+                item.setData(BILLABLE, code.billable)
                 if not code.billable:
                     item.setToolTip(CATEGORY_TIP)
                     item.setForeground(heading)
                 self.results.setItem(row, column, item)
+        # New codes: none picked yet (a row picked in the last list named another code).
+        self.results.clearSelection()
+        self.results.setCurrentCell(-1, -1)
         typed = self.search.text().strip()
         shown = (
             f"{len(codes)} code{'' if len(codes) == 1 else 's'} shown"
@@ -171,6 +184,20 @@ class IcdSearchDialog(SavingDialog):
 
     def _search_failed(self, exc: Exception) -> None:
         self.status.setText(f"The code list could not be searched. {describe_error(exc)}")
+
+    def _first_complete_row(self) -> int:
+        """The first code in the list that is not a category (0 when all are)."""
+        for row in range(self.results.rowCount()):
+            item = self.results.item(row, 0)
+            if item is not None and item.data(BILLABLE):
+                return row
+        return 0
+
+    def chosen_is_category(self) -> bool:
+        """True when the code picked is a category (a heading, not billable)."""
+        rows = self.results.selectionModel().selectedRows()
+        item = self.results.item(rows[0].row(), 0) if rows else None
+        return item is not None and not item.data(BILLABLE)
 
     def chosen_code(self) -> str | None:
         """The code picked in the list, if any."""
@@ -202,6 +229,9 @@ class IcdSearchDialog(SavingDialog):
         (to labels gone with the dialog)."""
         self.visit_link.cancel()
         self._operations.cancel(self.SEARCH)
+        box, self.category_question = self.category_question, None
+        if box is not None:
+            box.reject()
         super().done(result)
 
     def save(self) -> None:
@@ -225,11 +255,44 @@ class IcdSearchDialog(SavingDialog):
             )
             self.errors["code"].show()
             return
+        if self.chosen_is_category() and code != self._category_accepted:
+            self._ask_about_category(code)
+            return
         self.run(
             lambda: Problems(records()).add(
                 patient_id, code=code, onset=onset, encounter_id=visit()
             ),
             "add problem",
+        )
+
+    def _ask_about_category(self, code: str) -> None:
+        """Ask once before a category is stored: a category saved by a Return or two
+        (the tester's J02) read as a complete diagnosis. "Choose a specific code" is the
+        default (Return, Space and Escape), and goes back to the list; "Save the category"
+        saves it, and a later Save of the same code asks no more."""
+        rows = self.results.selectionModel().selectedRows()
+        described = self.results.item(rows[0].row(), 1) if rows else None
+        name = f"{code} {described.text()}" if described is not None else code
+
+        def answered(save: bool) -> None:
+            self.category_question = None
+            if save:
+                self._category_accepted = code
+                self.save()
+            else:
+                self.results.setFocus()
+
+        self.category_question = ask_first(
+            self,
+            "categoryQuestion",
+            "Add problem",
+            f"{name} is a category, not a complete code. Save it anyway?",
+            "Claims and most reports need a more specific code from under it (the codes "
+            "not in grey). Save the category only when the problem is known no further.",
+            "Save the category",
+            answered,
+            keep="Choose a specific code",
+            icon=QMessageBox.Icon.Question,
         )
 
 

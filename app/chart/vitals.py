@@ -50,6 +50,7 @@ from app.widgets import (
     FocusKeeper,
     clear_when_edited,
     error_label,
+    guard_choices,
     ignore_wheel,
     in_tab_order,
     tab_leaves,
@@ -296,7 +297,7 @@ class VitalField:
             self.unit.setObjectName(f"unit_{vital.key}")
             for unit in vital.units:
                 self.unit.addItem(unit.symbol, unit.ucum)
-            ignore_wheel(self.unit)
+            guard_choices(self.unit)  # as in every form (TypedForm): no stray letter chooses
             # A value read in the other unit may become possible (102 as degF, not degC).
             self.unit.currentIndexChanged.connect(lambda _i: self.check())
             self.unit.currentIndexChanged.connect(lambda _i: self._mark_unit())
@@ -507,7 +508,7 @@ class VitalsSection:
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.visit.setMinimumContentsLength(10)
-        ignore_wheel(self.visit)
+        guard_choices(self.visit)
         # Until the person picks one, the visit follows the open visit (a nurse taking
         # vitals in the visit just started must not file them as "Not in a visit"). Once
         # picked (or brought back with a draft), the choice is theirs: a visit started

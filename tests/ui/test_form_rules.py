@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 
+import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtTest import QTest
@@ -41,10 +42,25 @@ from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, FormDialog
 from app.session.strength_hint import StrengthHint
+from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import answer_discard, asks_nothing, discard_question
+from tests.ui.chart.test_vitals import open_vitals
+from tests.ui.conftest import (
+    ADMIN,
+    PASSWORD,
+    POPUP_NOISE,
+    WindowFactory,
+    answer_discard,
+    asks_nothing,
+    discard_question,
+    press,
+    sign_in,
+    type_at_the_keyboard,
+    wheel,
+)
 from tests.ui.layout import rect_in
+from tests.ui.schedule.conftest import open_schedule
 
 
 def click(widget: QWidget) -> None:
@@ -156,6 +172,115 @@ def test_no_form_takes_a_value_from_the_wheel(qtbot: QtBot, signed_in: MainWindo
         assert seen[name] >= 1, name
     assert seen["Import patients"] >= 2  # the date format and the two-digit year
     assert seen["Change role"] == 1
+
+
+def closed_choices(window: QWidget) -> list[QComboBox]:
+    """The choice boxes a person can reach in ``window`` whose value is picked from a list
+    (an editable box is typed into: what is typed is its value)."""
+    return [
+        box for box in window.findChildren(QComboBox)
+        if box.isVisible() and box.isEnabled() and not box.isEditable() and box.count() > 0
+    ]  # fmt: skip
+
+
+def another_items_letter(box: QComboBox) -> str | None:
+    """The first letter of an item other than the one chosen, which the chosen one does
+    not start with (so typing it on the box would choose that item in a plain Qt box);
+    None when no item starts with a letter (the units: °C, °F)."""
+    chosen = box.currentText()[:1].casefold()
+    for row in range(box.count()):
+        letter = box.itemText(row)[:1]
+        if row != box.currentIndex() and letter.isalpha() and letter.casefold() != chosen:
+            return letter.lower()
+    return None
+
+
+def give_focus(qtbot: QtBot, box: QComboBox) -> None:
+    """The keyboard to ``box``, its window active again (the offscreen platform may leave
+    a closed list's frame as the active window)."""
+    form = box.window()
+    form.activateWindow()
+    qtbot.waitUntil(form.isActiveWindow)
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+
+
+def close_list(qtbot: QtBot, box: QComboBox, *keys: Qt.Key) -> None:
+    """Press ``keys`` on the open list (then Escape, if it is still open): it closes."""
+    for key in keys:
+        press(key)
+    if box.view().isVisible():
+        press(Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not box.view().isVisible())
+
+
+def assert_typing_chooses_nothing(qtbot: QtBot, box: QComboBox) -> None:
+    """On the closed box: one letter opens its list (Escape: nothing chosen); a word, with
+    Return or Escape after it, chooses nothing; the wheel changes nothing; one letter and
+    Return on the list choose that letter's item, as the README says (where an item
+    starts with a letter)."""
+    form = box.window()
+    before = value_of(box)
+    found = another_items_letter(box)
+    letter = found or "x"
+    name = f"{form.windowTitle()}: {box.accessibleName() or box.objectName() or before}"
+    for typed, keys in (
+        (letter, (Qt.Key.Key_Escape,)),
+        (f"{letter}ild rash", (Qt.Key.Key_Escape,)),
+        (f"{letter}ild rash", (Qt.Key.Key_Return,)),
+    ):
+        give_focus(qtbot, box)
+        type_at_the_keyboard(typed)
+        assert value_of(box) == before, f"{typed!r} typed on {name!r} chose an item"
+        assert box.view().isVisible(), f"{typed!r} typed on {name!r} opened no list"
+        close_list(qtbot, box, *keys)
+        assert value_of(box) == before, f"{typed!r} then {keys} on {name!r} chose an item"
+        assert form.isVisible(), f"{keys} on {name!r}'s list closed the form"
+    for notches in (1, -1, -3):
+        wheel(box, notches)
+        assert value_of(box) == before, f"the wheel changed {name!r}"
+    if found is None:
+        return  # no item to choose by its letter
+    give_focus(qtbot, box)
+    type_at_the_keyboard(letter)
+    assert box.view().isVisible(), f"{letter!r} typed on {name!r} opened no list"
+    close_list(qtbot, box, Qt.Key.Key_Return)
+    assert box.currentText().casefold().startswith(letter), f"{name!r}: Return chose nothing"
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the lists open
+def test_no_letter_or_word_typed_on_a_closed_choice_box_chooses_for_the_person(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's D1 on every form: ``s`` typed on Allergy's closed Severity box chose
+    Severe, and ``mild rash`` meant for Reaction then stored Mild; ``f`` on Sex chose
+    Female. Every choice box of every form, and of the chart's Vitals form, now changes
+    only when the person picks an item from its open list (README, "Desktop app from the
+    keyboard")."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    for user, full_name in (("ama", "Ama Mensah"), ("kofi", "Kofi Owusu")):
+        clinic.records.add_user(user, full_name, "clinician", "a long clinic password")
+    clinic.lock()  # two clinicians to choose from: booking and Start visit ask which
+    signed_in = make_window(clinic)
+    sign_in(qtbot, signed_in)
+    open_schedule(qtbot, signed_in)  # it reads the clinicians booking offers
+    seen: dict[str, int] = {}
+    for name, dialog in each_form(qtbot, signed_in):
+        boxes = closed_choices(dialog)
+        for box in boxes:
+            assert_typing_chooses_nothing(qtbot, box)
+        seen[name] = len(boxes)
+    _chart, vitals = open_vitals(qtbot, signed_in)
+    boxes = [box for box in closed_choices(vitals.widget()) if box is not vitals.plot_choice]
+    for box in boxes:
+        assert_typing_chooses_nothing(qtbot, box)
+    seen["Vitals"] = len(boxes)
+    # The walk reached every form with a choice box (an editable one, Add file's category,
+    # is typed into).
+    for name in ("New patient", "Edit patient", "Add allergy", "Book", "Add staff"):
+        assert seen[name] == 1, name
+    assert seen["Start visit"] >= 1 and seen["Change role"] == 1
+    assert seen["Vitals"] >= 3  # units and Visit
 
 
 def reads_before(a: QWidget, b: QWidget) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QTableWidget, QTableWidgetItem
@@ -10,7 +11,16 @@ from pytestqt.qtbot import QtBot
 from app.chart.page import ChartPage
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import (
+    ADMIN,
+    ADMIN_NAME,
+    PASSWORD,
+    POPUP_NOISE,
+    WindowFactory,
+    press,
+    sign_in,
+    type_at_the_keyboard,
+)
 
 
 def open_first_chart(qtbot: QtBot, window: MainWindow) -> ChartPage:
@@ -145,3 +155,55 @@ def test_only_the_chosen_tab_of_the_chart_is_on_screen(qtbot: QtBot, signed_in: 
         tabs.setCurrentIndex(index)
         on_screen = [titles[i] for i, page in enumerate(pages) if page and page.isVisible()]
         assert on_screen == [title]
+
+
+def add_allergy_by_keys(
+    qtbot: QtBot, chart: ChartPage, substance: str, *severity_keys: str | Qt.Key
+) -> None:
+    """Add allergy… clicked, then at the keyboard as the tester typed: ``substance``, Tab,
+    Hives, Tab, then ``severity_keys`` on Severity (text typed, or a key pressed), and a
+    click on Save; waits until the form has closed."""
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    dialog = chart.allergy_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.substance.hasFocus)
+    type_at_the_keyboard(substance)
+    press(Qt.Key.Key_Tab)
+    type_at_the_keyboard("Hives")
+    press(Qt.Key.Key_Tab)
+    assert dialog.severity.hasFocus()
+    for key in severity_keys:
+        if isinstance(key, str):
+            type_at_the_keyboard(key)
+        else:
+            press(key)
+    qtbot.waitUntil(lambda: not dialog.severity.view().isVisible())
+    assert dialog.isVisible()  # the Escape closed the list only
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is None, timeout=5_000)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the severity list opens
+def test_letters_typed_on_the_closed_severity_box_never_choose_a_severity(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D1: Penicillin, Tab, Hives, Tab, then ``s`` on Severity chose Severe
+    with its list closed, and ``mild rash`` (meant for Reaction) turned that into Mild,
+    which Save stored and every later warning repeated. Now one letter opens the list at
+    Severe for Return to choose; the rest are a word, which chooses nothing."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+
+    def severity_of(substance: str) -> str | None:
+        stored = {a.substance: a.severity for a in clinic.records.allergies(patient.id)}
+        return stored[substance]
+
+    add_allergy_by_keys(qtbot, chart, "Penicillin", "s", "mild rash", Qt.Key.Key_Escape)
+    assert severity_of("Penicillin") is None  # nobody chose one: "Not recorded"
+
+    # Chosen deliberately (s, Return on the open list), a stray word then changes nothing.
+    add_allergy_by_keys(
+        qtbot, chart, "Latex", "s", Qt.Key.Key_Return, "mild rash", Qt.Key.Key_Escape
+    )
+    assert severity_of("Latex") == "severe"

@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 from app.chart.printing import PrintDialog, print_day, print_visit
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
-from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, sign_in
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, new_clinic, press, sign_in
 from tests.unit.reports.sample import DAY, SampleChart, sample_chart
 
 
@@ -145,3 +145,51 @@ def test_a_failure_is_shown_in_the_dialog(
     qtbot.waitUntil(lambda: "No visit with id 'gone'" in dialog.status.text(), timeout=10_000)
     assert not never.exists()
     assert dialog.save_button.isEnabled()
+
+
+def blue_buttons(dialog: PrintDialog) -> list[str]:
+    """The buttons styled as primary (the qss: ``#primary`` or ``:default``)."""
+    buttons = (dialog.save_button, dialog.print_button, dialog.close_button)
+    return [b.text() for b in buttons if b.objectName() == "primary" or b.isDefault()]
+
+
+def test_return_presses_the_button_the_focus_ring_marks(
+    qtbot: QtBot, charted: tuple[MainWindow, SampleChart]
+) -> None:
+    """The tester's D9: the ring was on Save as PDF… but Return pressed Close (the only
+    auto-default button, blue as well), so nothing was saved or audited. Now Return
+    presses the ringed button, and only Save as PDF… looks primary."""
+    window, chart = charted
+    records = lambda: window.workstation.records  # noqa: E731
+    dialog = print_visit(window, window.operations, records, chart.visit_id)
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.save_button.hasFocus)
+    assert blue_buttons(dialog) == ["Save as PDF…"]
+
+    press(Qt.Key.Key_Return)  # the file dialog: the dialog stays
+    files = dialog.file_dialog
+    assert files is not None
+    qtbot.waitUntil(files.isVisible)
+    assert dialog.isVisible()
+    files.reject()
+
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    dialog.save_button.setFocus()
+    qtbot.waitUntil(dialog.save_button.hasFocus)
+    press(Qt.Key.Key_Tab)
+    assert dialog.print_button.hasFocus()
+    press(Qt.Key.Key_Return)  # the system print dialog
+    system = dialog.print_dialog
+    assert system is not None
+    qtbot.waitUntil(system.isVisible)
+    system.reject()
+    assert audited(window.workstation, "print.visit") == []  # nothing printed or saved
+
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    dialog.close_button.setFocus()
+    qtbot.waitUntil(dialog.close_button.hasFocus)
+    press(Qt.Key.Key_Return)  # the ring on Close: Return closes
+    qtbot.waitUntil(lambda: not dialog.isVisible())

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QTableWidgetItem
+from PySide6.QtWidgets import QMessageBox, QPushButton, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from app.chart.list_dialogs import DateDialog
@@ -18,7 +18,7 @@ from core.records.problems import Problems
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import type_at_the_keyboard
+from tests.ui.conftest import press, type_at_the_keyboard
 
 ICD_LOAD = 60_000  # the code list is read on first use (a few seconds on a busy machine)
 
@@ -221,3 +221,68 @@ def test_a_category_reads_as_a_heading_not_a_complete_diagnosis(
     qtbot.waitUntil(lambda: status.heightForWidth(status.width()) <= status.height(), timeout=2_000)
     assert status.mapTo(dialog, status.rect().topRight()).x() < dialog.width()
     dialog.reject()
+
+
+def category_question(qtbot: QtBot, dialog: IcdSearchDialog) -> QMessageBox:
+    """The question Save asks about a category (waits for it to show)."""
+    qtbot.waitUntil(lambda: dialog.category_question is not None, timeout=5_000)
+    box = dialog.category_question
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    box.activateWindow()  # as a desktop does (the offscreen platform does not)
+    qtbot.waitUntil(box.isActiveWindow)
+    return box
+
+
+def test_return_picks_a_complete_code_and_a_category_is_saved_only_when_meant(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D10: J02, Return, Return, Save stored the category J02 (grey: not a
+    complete diagnosis), as Return from "acute bronchitis" chose J20. Now Return from the
+    search picks the first complete code; a category is picked only with the arrow keys
+    or a click, and Save then asks once, "Choose a specific code" the default."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, ProblemsCard)
+    dialog = _search_dialog(qtbot, card)
+    type_at_the_keyboard("acute bronchitis")
+    qtbot.waitUntil(
+        lambda: rows(dialog.results)[:1] == [["J20", "Acute bronchitis"]], timeout=10_000
+    )
+    press(Qt.Key.Key_Return)
+    assert dialog.results.hasFocus()
+    assert dialog.chosen_code() == "J20.9" and not dialog.chosen_is_category()
+    assert rows(dialog.results)[1][0] == "J20.9"  # the first code not in grey
+
+    dialog.search.setFocus()
+    dialog.search.selectAll()
+    type_at_the_keyboard("J02")
+    qtbot.waitUntil(
+        lambda: rows(dialog.results)[:1] == [["J02", "Acute pharyngitis"]], timeout=10_000
+    )
+    assert dialog.chosen_code() is None  # the last list's pick went with it
+    press(Qt.Key.Key_Return)
+    assert dialog.chosen_code() == rows(dialog.results)[1][0]  # the first complete code
+    assert not dialog.chosen_is_category()
+    press(Qt.Key.Key_Up)  # the category, deliberately
+    assert dialog.chosen_code() == "J02" and dialog.chosen_is_category()
+    press(Qt.Key.Key_Return)
+    assert dialog.onset.hasFocus()
+    press(Qt.Key.Key_Return)  # Save: a question, nothing stored yet
+    box = category_question(qtbot, dialog)
+    assert "J02 Acute pharyngitis is a category" in box.text()
+    press(Qt.Key.Key_Return)  # the default: choose a specific code
+    qtbot.waitUntil(lambda: dialog.category_question is None)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.results.hasFocus)
+    assert Problems(clinic.records).list(patient.id) == [] and dialog.isVisible()
+
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)  # asked again
+    box = category_question(qtbot, dialog)
+    go = box.findChild(QPushButton, "categoryQuestionButton")
+    assert go is not None and go.text() == "Save the category"
+    QTest.mouseClick(go, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
+    [stored] = Problems(clinic.records).list(patient.id)
+    assert stored.code == "J02"
