@@ -1071,12 +1071,17 @@ class VitalsSection:
         )
 
     def focus_whole(self, field: QWidget) -> None:
-        """The keyboard to ``field``, scrolled fully into view with the message under it.
+        """The keyboard to ``field`` (its text selected, to type over), scrolled fully into
+        view with the message under it.
 
         The messages just shown lengthen the form only at Qt's next layout pass, after
         which the scroll position left the field half cut off at the top: the layout is
         done first, so the scroll goes where the field now is."""
         field.setFocus()
+        if isinstance(field, QLineEdit):
+            # Typing over the typo replaces it: with the cursor at its end, "120" typed
+            # into a refused "12O" made "12O120".
+            field.selectAll()
         card = self.form_scroll.widget()
         if card is None:
             return
