@@ -303,3 +303,32 @@ def test_after_refused_entries_the_field_in_error_shows_whole_and_corrections_mo
     QApplication.processEvents()
     gap = rect_in(f["pulse"].edit, page).top() - rect_in(f["systolic"].edit, page).bottom()
     assert gap < f["pulse"].edit.height()
+
+
+# A 1024x740 laptop screen leaves the window about 1008x700 (the tester's measure).
+LAPTOP_WINDOW = (1008, 700)
+
+
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, LAPTOP_WINDOW], ids=["first size", "laptop"])
+def test_the_form_fits_at_the_first_size_and_scrolls_to_record_vitals_in_a_smaller_window(
+    qtbot: QtBot, signed_in: MainWindow, size: tuple[int, int]
+) -> None:
+    """What README claims, measured (the tester's D7): at the first size, with the allergy
+    banner, the form shows whole without scrolling; in a window 700 pixels tall (a 1024x740
+    screen) it scrolls, and Tab from Pain brings Record vitals whole into view (Return in
+    any box records anyway)."""
+    signed_in.resize(*size)
+    chart, section = open_vitals(qtbot, signed_in)
+    assert chart.allergy_banner.isVisible()
+    QApplication.processEvents()
+    area = section.page.findChild(QScrollArea, "vitalsFormScroll")
+    assert area is not None
+    button = section.record_button
+    fits = area.viewport().rect().contains(rect_in(button, area.viewport()))
+    assert fits is (size == DEFAULT_SIZE)
+    assert (area.verticalScrollBar().maximum() > 0) is (size != DEFAULT_SIZE)
+    QTest.mouseClick(section.fields["pain"].edit, Qt.MouseButton.LeftButton)
+    QTest.keyClick(section.fields["pain"].edit, Qt.Key.Key_Tab)
+    assert button.hasFocus()
+    QApplication.processEvents()
+    assert area.viewport().rect().contains(rect_in(button, area.viewport()))
