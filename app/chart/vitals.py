@@ -602,9 +602,12 @@ class VitalsSection:
                 widget.installEventFilter(self._return_in_choices)
 
         form_card, form_layout, _head = card("Record vital signs")
-        # Room for every field at a 740-pixel height with the allergy banner: the form
-        # does not scroll (scrolled to a field, it cut its own heading off).
-        form_layout.setContentsMargins(14, 12, 14, 12)
+        # Room for every field at a 740-pixel height with the allergy banner, and in a
+        # 700-pixel-tall window (a 1024x740 screen) or under the demo clinic's banner too
+        # (the tighter fields: careline.qss): the form does not scroll (scrolled to a
+        # field, it cut its own heading off; at 1024x740 Record vitals was half cut off).
+        form_layout.setContentsMargins(14, 8, 14, 8)
+        form_layout.setSpacing(6)
         form_layout.addLayout(grid)
         form_layout.addWidget(self.general_error)
         buttons = QHBoxLayout()
