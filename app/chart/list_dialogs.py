@@ -54,12 +54,19 @@ class SavingDialog(TypedForm):
         if self.first_field is not None:
             self.first_field.setFocus()
 
-    def items_pass(self, spec: ListSpec, values: Mapping[str, str | None]) -> bool:
+    def items_pass(
+        self,
+        spec: ListSpec,
+        values: Mapping[str, str | None],
+        own: Mapping[str, Callable[[], object]] | None = None,
+    ) -> bool:
         """Check ``values`` as core checks a ``spec`` list item, every field at once: all
         that is wrong shown together, the keyboard in the first field in error (see
-        ``TypedForm.show_problems``); True when nothing is."""
+        ``TypedForm.show_problems``); True when nothing is. ``own``: a field checked as
+        core checks it for this change instead (a dose change's date, required)."""
+        own = own or {}
         checks = (
-            (self.errors[f], partial(spec.item(f).clean, value))
+            (self.errors[f], own.get(f) or partial(spec.item(f).clean, value))
             for f, value in values.items()
             if f in self.errors
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushButton, QWidget
@@ -17,6 +18,7 @@ from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
+from core.records.chart_lists import dated
 from core.records.clinic import ClinicRecords
 from core.records.medications import DOSE_FIELDS, AllergyWarning, Medication, Medications
 from core.records.types import MEDICATIONS
@@ -122,13 +124,17 @@ class MedicationDialog(SavingDialog):
         """Start (or change) through core, in the patient's open visit if there is one;
         an allergy match asks first."""
         records, patient_id, values = self._records, self._patient_id, self.values()
-        if not self.items_pass(MEDICATIONS, values):
-            return
         changing = self._changing
+        # A dose change's From, emptied, is refused as core refuses it (never taken as
+        # today, a date nobody typed); a new medication's Start may be left unknown.
+        date = self.fields["start"].text()
+        own = {"start": partial(dated, MEDICATIONS, "start", date)} if changing else None
+        if not self.items_pass(MEDICATIONS, values, own):
+            return
         work: Callable[[], Any]
         if changing is not None:
             changes = {f: values[f] for f in DOSE_FIELDS}
-            date, prescriber = values["start"], values["prescriber"]
+            prescriber = values["prescriber"]
             work = lambda: Medications(records()).change_dose(  # noqa: E731
                 changing.id, changes, date, prescriber
             )

@@ -603,9 +603,12 @@ class VitalsSection:
                 widget.installEventFilter(self._return_in_choices)
 
         form_card, form_layout, _head = card("Record vital signs")
-        # Room for every field at a 740-pixel height with the allergy banner: the form
-        # does not scroll (scrolled to a field, it cut its own heading off).
-        form_layout.setContentsMargins(14, 12, 14, 12)
+        # Room for every field at a 740-pixel height with the allergy banner, and in a
+        # 700-pixel-tall window (a 1024x740 screen) or under the demo clinic's banner too
+        # (the tighter fields: careline.qss): the form does not scroll (scrolled to a
+        # field, it cut its own heading off; at 1024x740 Record vitals was half cut off).
+        form_layout.setContentsMargins(14, 8, 14, 8)
+        form_layout.setSpacing(6)
         form_layout.addLayout(grid)
         form_layout.addWidget(self.general_error)
         buttons = QHBoxLayout()
@@ -1072,12 +1075,17 @@ class VitalsSection:
         )
 
     def focus_whole(self, field: QWidget) -> None:
-        """The keyboard to ``field``, scrolled fully into view with the message under it.
+        """The keyboard to ``field`` (its text selected, to type over), scrolled fully into
+        view with the message under it.
 
         The messages just shown lengthen the form only at Qt's next layout pass, after
         which the scroll position left the field half cut off at the top: the layout is
         done first, so the scroll goes where the field now is."""
         field.setFocus()
+        if isinstance(field, QLineEdit):
+            # Typing over the typo replaces it: with the cursor at its end, "120" typed
+            # into a refused "12O" made "12O120".
+            field.selectAll()
         card = self.form_scroll.widget()
         if card is None:
             return

@@ -15,9 +15,10 @@ import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import IO, Any
 
+from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.types import RECORD_TYPES
@@ -168,22 +169,42 @@ def require_reviewer(records: ClinicRecords) -> None:
         raise NotAllowedError("Only an administrator can read the clinic's audit log")
 
 
+# What a From/To (``--since``/``--until``) takes, said when what was typed is neither.
+BOUND_HINT = (
+    "type a date (e.g. 2026-12-07) or a date and the clinic's local time (e.g. 2026-12-07 09:30)"
+)
+
+
 def bound(name: str, text: str, end: bool) -> str:
-    """The UTC stamp a ``since``/``until`` value stands for (ValidationError if neither a
-    date nor a time)."""
+    """The UTC stamp a ``since``/``until`` value stands for: a day (read as every date
+    field reads one, ``validation.calendar_date``: its start, or for ``end`` the next
+    day's start) or a local time to the minute (``validation.local_datetime``); a stamp
+    as the log prints it (seconds, an offset) is taken as given. ValidationError in the
+    words every date field uses ("February 2026 has 28 days", "has the year last")."""
     text = text.strip()
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
+    if ":" not in text:  # no time typed: a day
         try:
-            moment = datetime.fromisoformat(text)
+            day = v.calendar_date(name, text)
+        except ValidationError as exc:
+            if v.DATE_FORMAT_HINT not in str(exc):
+                raise
+            raise ValidationError(name, f"{text!r} is not a date: {BOUND_HINT}") from None
+        start = datetime.combine(day + timedelta(days=1) if end else day, time()).astimezone()
+        return start.astimezone(UTC).isoformat(timespec="milliseconds")
+    try:
+        moment = datetime.fromisoformat(v.local_datetime(name, text) or "")
+    except ValidationError as exc:
+        try:
+            moment = datetime.fromisoformat(text)  # 2026-12-05T09:30:12.345+00:00
         except ValueError:
-            raise ValidationError(name, f"{text!r} is not a date (YYYY-MM-DD) or time") from None
-        if moment.tzinfo is None:
-            moment = moment.astimezone()
-        return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    start = datetime.combine(day + timedelta(days=1) if end else day, time()).astimezone()
-    return start.astimezone(UTC).isoformat(timespec="milliseconds")
+            if v.TIME_FORMAT_HINT in str(exc):
+                raise ValidationError(
+                    name, f"{text!r} is not a date or time: {BOUND_HINT}"
+                ) from None
+            raise exc from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _chart_tables() -> list[str]:

@@ -29,6 +29,19 @@ def today() -> str:
     return dt.date.today().isoformat()
 
 
+def dated(spec: ListSpec, field: str, date: str | None) -> str:
+    """The date an item's ``field`` is set to (a problem resolved, a medication stopped or
+    its dose changed): ``date`` checked as ``spec`` checks the field, or today when none
+    was given (None: ``careline med stop`` without a date). A date given blank (a form's
+    date the person emptied) is refused as required, never read as today: the change
+    would be dated a day nobody typed or saw."""
+    if date is None:
+        return today()
+    if not date.strip():
+        raise ValidationError(field, "is required")
+    return str(spec.item(field).clean(date))
+
+
 def current_item(doc: RecordDoc, field: str, item_id: str, noun: str) -> Values:
     """The value of an item on the list now; NotFoundError if it is not (any more)."""
     for element in crdt.elements(doc, field):

@@ -15,7 +15,7 @@ from typing import Any
 
 from core.records import merged
 from core.records.allergy_match import AllergyMatch, match
-from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
+from core.records.chart_lists import ListWriter, Values, check_visit, current_item, dated
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import RecordError, ValidationError
@@ -143,7 +143,7 @@ class Medications:
     def stop(self, item_id: str, date: str | None = None) -> Medication:
         """Stop an active medication on ``date`` (default today); it stays as history."""
         patient_id = self._list.patient_of(item_id, "medication")
-        stop = MEDICATIONS.item("stop").clean(date or today())
+        stop = dated(MEDICATIONS, "stop", date)
 
         def stop_it(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             old = self._active_item(doc, item_id, stop)
@@ -170,7 +170,7 @@ class Medications:
                 unknown[0], "a dose change changes strength, dose, route or frequency"
             )
         patient_id = self._list.patient_of(item_id, "medication")
-        when = MEDICATIONS.item("start").clean(date or today())
+        when = dated(MEDICATIONS, "start", date)
 
         def change(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             old = self._active_item(doc, item_id, when)

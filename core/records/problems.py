@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.records import icd10, merged
-from core.records.chart_lists import ListWriter, Values, check_visit, current_item, today
+from core.records.chart_lists import ListWriter, Values, check_visit, current_item, dated
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import ValidationError
@@ -94,7 +94,7 @@ class Problems:
         """Mark an active problem resolved on ``date`` (default today); it stays on the
         list, resolved."""
         patient_id = self._list.patient_of(item_id, "problem")
-        resolved = PROBLEMS.item("resolved").clean(date or today())
+        resolved = dated(PROBLEMS, "resolved", date)
 
         def resolve(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             old = current_item(doc, PROBLEMS.name, item_id, "problem")

@@ -203,13 +203,20 @@ def _end(starts_at: str, minutes: int | str | None, ends_at: str | None) -> str:
         if end <= start:
             raise ValidationError("ends_at", "must be after the start")
     else:
-        text = str(minutes).strip()
-        if not text.isdigit() or not 1 <= int(text) <= MAX_MINUTES:
-            raise ValidationError(
-                "minutes", f"{text!r} is not a length from 1 to {MAX_MINUTES} minutes"
-            )
-        end = start + dt.timedelta(minutes=int(text))
+        end = start + dt.timedelta(minutes=length_in_minutes(minutes))
     return end.isoformat(timespec="minutes")
+
+
+def length_in_minutes(minutes: int | str | None) -> int:
+    """An appointment's length as typed (``"20"``): a whole number of minutes from 1 to
+    ``MAX_MINUTES``, else ValidationError on ``minutes`` (a form checks it with the rest
+    before booking)."""
+    text = str(minutes if minutes is not None else "").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_MINUTES:
+        raise ValidationError(
+            "minutes", f"{text!r} is not a length from 1 to {MAX_MINUTES} minutes"
+        )
+    return int(text)
 
 
 class Schedule:

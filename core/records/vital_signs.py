@@ -146,9 +146,13 @@ FUTURE_SLACK = dt.timedelta(days=1)
 
 
 def observed_time(typed: str | None) -> str:
-    """When a set was measured, as stored: what was typed, or now. Checked as every local
-    time is (``validation.timestamp``: a date and a time to the minute, no time zone)."""
-    when = v.timestamp("observed_at", typed or now_to_the_minute()) or ""
+    """When a set was measured, as stored: what was typed, or now when no time was given
+    (None: ``careline vitals add`` without ``--at``). Checked as every local time is
+    (``validation.timestamp``: a date and a time to the minute, no time zone).
+
+    A time given blank (a form's "Measured at" the person emptied) is refused as required,
+    never read as now: the set would be stored at a time nobody typed or saw."""
+    when = v.timestamp("observed_at", now_to_the_minute() if typed is None else typed) or ""
     if dt.datetime.fromisoformat(when) > dt.datetime.now() + FUTURE_SLACK:
         raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
     return when

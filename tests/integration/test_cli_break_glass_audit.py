@@ -99,7 +99,24 @@ def test_audit_list_filters_and_csv(tmp_path: Path) -> None:
     bad = careline(
         data, "--password-stdin", "audit", "list", "--since", "yesterday", stdin=PASSWORD + "\n"
     )
-    assert bad.returncode != 0 and "'yesterday' is not a date" in bad.stderr
+    assert (
+        bad.returncode != 0
+        and "'yesterday' is not a date: type a date (e.g. 2026-12-07)"
+        " or a date and the clinic's local time (e.g. 2026-12-07 09:30)"
+        in bad.stderr
+    )
+    # The words of every other date field (the tester's D6), the time form too.
+    for flag, typed, said in (
+        ("--since", "2026-02-30", "'2026-02-30' is not a date: February 2026 has 28 days"),
+        ("--until", "31/12/2026", "'31/12/2026' has the year last"),
+        ("--since", "2026-12-01 24:10", "'2026-12-01 24:10' is not a time: there is no hour 24"),
+    ):
+        bad = careline(
+            data, "--password-stdin", "audit", "list", flag, typed, stdin=PASSWORD + "\n"
+        )
+        assert bad.returncode != 0 and said in bad.stderr, bad.stderr
+    at_a_time = as_admin(data, "audit", "list", "--since", "2000-01-01 09:30")["entries"]
+    assert len(at_a_time) >= 4
 
     out = tmp_path / "audit.csv"
     written = as_admin(data, "audit", "list", "--patient", pid, "--csv", str(out))

@@ -14,6 +14,7 @@ from app.chart.list_dialogs import DateDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.main_window import MainWindow
 from core.records.medications import Medications
+from core.records.models import Patient
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
@@ -202,16 +203,24 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     assert not card.stop_button.isEnabled() and not card.change_button.isEnabled()
 
 
-def test_stopping_asks_the_date_and_moves_it_to_the_past(
-    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
-) -> None:
-    chart = open_first_chart(qtbot, signed_in)
+def card_with_lisinopril(
+    qtbot: QtBot, window: MainWindow, clinic: Workstation
+) -> tuple[MedicationsCard, Patient]:
+    """The first chart's medications card once it lists Lisinopril, started 2024-01-05."""
+    chart = open_first_chart(qtbot, window)
     patient = chart.patient
     assert patient is not None
     card = card_of(chart, MedicationsCard)
     Medications(clinic.records).start(patient.id, {"name": "Lisinopril", "start": "2024-01-05"})
-    signed_in.operations.catch_up()
+    window.operations.catch_up()
     qtbot.waitUntil(lambda: len(card.medications) == 1, timeout=5_000)
+    return card, patient
+
+
+def test_stopping_asks_the_date_and_moves_it_to_the_past(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    card, patient = card_with_lisinopril(qtbot, signed_in, clinic)
     card.table.selectRow(0)
     QTest.mouseClick(card.stop_button, Qt.MouseButton.LeftButton)
     dialog = card.dialog
@@ -227,3 +236,45 @@ def test_stopping_asks_the_date_and_moves_it_to_the_past(
     assert card.empty.isVisible()
     [past] = Medications(clinic.records).list(patient.id, include_past=True)
     assert (past.status, past.stop) == ("stopped", "2024-02-29")
+
+
+def test_a_stop_or_change_date_the_person_emptied_is_refused_never_taken_as_today(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """An emptied date was stored as today, a day nobody typed: Stop's date and a dose
+    change's From, emptied, are refused under the field (the keyboard there), nothing
+    changed; Return after typing the date saves."""
+    card, patient = card_with_lisinopril(qtbot, signed_in, clinic)
+    card.table.selectRow(0)
+    QTest.mouseClick(card.change_button, Qt.MouseButton.LeftButton)
+    change = card.dialog
+    assert isinstance(change, MedicationDialog)
+    qtbot.waitUntil(change.isActiveWindow)
+    QTest.keyClicks(change.fields["strength"], "20 mg")
+    QTest.mouseClick(change.fields["start"], Qt.MouseButton.LeftButton)
+    change.fields["start"].selectAll()
+    QTest.keyClick(change.fields["start"], Qt.Key.Key_Backspace)
+    QTest.keyClick(change.fields["start"], Qt.Key.Key_Return)
+    assert change.errors["start"].isVisible()
+    assert change.errors["start"].text() == "Start is required."
+    assert change.fields["start"].hasFocus()
+    QTest.keyClicks(change.fields["start"], "2024-03-01")
+    QTest.keyClick(change.fields["start"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
+    [changed] = Medications(clinic.records).list(patient.id)
+    assert (changed.strength, changed.start) == ("20 mg", "2024-03-01")
+    qtbot.waitUntil(lambda: rows(card.table)[0][1] == "20 mg", timeout=5_000)
+    card.table.selectRow(0)
+    QTest.mouseClick(card.stop_button, Qt.MouseButton.LeftButton)
+    stop = card.dialog
+    assert isinstance(stop, DateDialog)
+    QTest.keyClick(stop.date, Qt.Key.Key_Backspace)  # today's date, selected, erased
+    assert stop.date.text() == ""
+    QTest.keyClick(stop.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: stop.errors["stop"].isVisible(), timeout=5_000)
+    assert stop.errors["stop"].text() == "Stop is required."
+    assert stop.date.hasFocus()
+    assert Medications(clinic.records).list(patient.id)[0].status == "active"
+    QTest.keyClicks(stop.date, "2024-04-01")
+    QTest.keyClick(stop.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.medications == [], timeout=5_000)

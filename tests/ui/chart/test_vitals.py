@@ -849,3 +849,57 @@ def test_the_trend_of_two_readings_a_minute_apart_is_labelled_in_minutes(
     assert labels, "the time axis has labels"
     assert all(len(text) == 5 and text[2] == ":" for text in labels if ":" in text), labels
     assert "08:16" in labels and "08:17" in labels
+
+
+def test_an_emptied_measured_at_is_refused_under_the_field_with_the_values_problems(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester emptied "Measured at" to type the real time, was interrupted, and Return
+    stored the set at "now", a time nobody typed or saw, with no message. It is refused
+    under the field, with every value's problem said at once; nothing is stored."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, section.observed_at, "")
+    QTest.keyClick(section.observed_at, Qt.Key.Key_Backspace)
+    assert section.observed_at.text() == ""
+    type_into(qtbot, f["pulse"].edit, "1000")
+    type_into(qtbot, f["spo2"].edit, "99")
+    QTest.keyClick(f["spo2"].edit, Qt.Key.Key_Return)
+    assert section.observed_at_error.isVisible()
+    assert section.observed_at_error.text() == "Measured at is required."
+    assert f["pulse"].message.isVisible()  # said together
+    assert section.observed_at.hasFocus()  # the first field in error, above Pulse
+    assert stored(clinic) == []
+    # Fixed values alone do not do: the time is still asked for, and nothing is stored.
+    type_into(qtbot, f["pulse"].edit, "100")
+    QTest.keyClick(f["pulse"].edit, Qt.Key.Key_Return)
+    assert section.observed_at_error.text() == "Measured at is required."
+    assert section.observed_at.hasFocus() and section.observed_at.text() == ""
+    assert stored(clinic) == []
+    QTest.keyClicks(section.observed_at, "2026-01-05 10:00")
+    QTest.keyClick(section.observed_at, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert set(observed(clinic)) == {("100", "2026-01-05T10:00"), ("99", "2026-01-05T10:00")}
+
+
+def test_after_a_refusal_typing_replaces_the_typo_in_the_field_in_error(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The keyboard went to the refused field with its cursor after the typo, so "120"
+    typed to correct "12O" made "12O120". Its text is selected: typing replaces it."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    type_into(qtbot, f["systolic"].edit, "12O")
+    type_into(qtbot, f["diastolic"].edit, "80")
+    type_into(qtbot, f["temperature"].edit, "375")
+    QTest.keyClick(f["temperature"].edit, Qt.Key.Key_Return)
+    assert f["systolic"].edit.hasFocus()
+    QTest.keyClicks(f["systolic"].edit, "120")
+    assert f["systolic"].edit.text() == "120"
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Return)
+    assert f["temperature"].edit.hasFocus()
+    QTest.keyClicks(f["temperature"].edit, "37.5")
+    assert f["temperature"].edit.text() == "37.5"
+    QTest.keyClick(f["temperature"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert sorted(value for value, _ in observed(clinic)) == ["120", "37.5", "80"]

@@ -303,3 +303,49 @@ def test_after_refused_entries_the_field_in_error_shows_whole_and_corrections_mo
     QApplication.processEvents()
     gap = rect_in(f["pulse"].edit, page).top() - rect_in(f["systolic"].edit, page).bottom()
     assert gap < f["pulse"].edit.height()
+
+
+# A 1024x740 laptop screen leaves the window about 1008x700 (the tester's measure).
+LAPTOP_WINDOW = (1008, 700)
+
+
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, LAPTOP_WINDOW], ids=["first size", "laptop"])
+def test_the_form_and_record_vitals_show_whole_without_scrolling_on_a_laptop_too(
+    qtbot: QtBot, signed_in: MainWindow, size: tuple[int, int]
+) -> None:
+    """The tester's D7: at 1024x740 (the window 1008x700) "Record vitals" showed only its
+    top half and the form scrolled; under the demo clinic's banner it scrolled at the
+    first size too. With the allergy banner, the whole form and the button show, and the
+    form has nothing to scroll, in a window 700 pixels tall (the demo's banner takes less
+    than the 40 pixels a laptop's screen does)."""
+    signed_in.resize(*size)
+    chart, section = open_vitals(qtbot, signed_in)
+    assert chart.allergy_banner.isVisible()
+    QApplication.processEvents()
+    assert (signed_in.width(), signed_in.height()) == size
+    area = section.page.findChild(QScrollArea, "vitalsFormScroll")
+    assert area is not None
+    assert area.verticalScrollBar().maximum() == 0
+    heading = next(
+        label for label in section.page.findChildren(QLabel, "cardHeading")
+        if label.text() == "Record vital signs"
+    )  # fmt: skip
+    for widget in (
+        heading,
+        section.observed_at,
+        section.fields["pain"].edit,
+        section.record_button,
+    ):
+        assert area.viewport().rect().contains(rect_in(widget, area.viewport())), widget
+    # Focused, a tighter field keeps its size and place: the ring comes out of its padding.
+    weight = section.fields["weight"]
+    assert weight.unit is not None
+    unfocused = [rect_in(w, area.viewport()) for w in (weight.edit, weight.unit)]
+    QTest.mouseClick(weight.edit, Qt.MouseButton.LeftButton)
+    QApplication.processEvents()
+    assert weight.edit.hasFocus()
+    assert rect_in(weight.edit, area.viewport()) == unfocused[0]
+    QTest.keyClick(weight.edit, Qt.Key.Key_Tab)
+    QApplication.processEvents()
+    assert weight.unit.hasFocus()
+    assert rect_in(weight.unit, area.viewport()) == unfocused[1]

@@ -1318,3 +1318,38 @@ def test_a_refused_length_goes_once_it_is_put_right_and_escape_asks_first(
     QTest.keyClick(untouched.patient_search, Qt.Key.Key_Escape)  # nothing typed: closes
     assert asks_nothing(untouched)
     qtbot.waitUntil(lambda: page.dialog is None)
+
+
+def test_book_says_a_bad_minutes_with_every_other_problem_at_once(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's Minutes "2O" (a letter O) was said only after Starts and Clinician were
+    put right, a third round for one form. Book says all three at once, the keyboard in
+    Starts (its text selected, typed over); then Minutes, then the clinician."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    assert focused() is dialog.start
+    QTest.keyClicks(dialog.start, "31/12/2026 10:00")
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.minutes
+    dialog.minutes.selectAll()
+    QTest.keyClicks(dialog.minutes, "2O")
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_Return)
+    assert not dialog.saving() and dialog.isVisible()
+    shown = {f: dialog.errors[f].text() for f in dialog.errors if dialog.errors[f].isVisible()}
+    assert set(shown) == {"starts_at", "minutes", "clinician"}
+    assert "has the year last" in shown["starts_at"]
+    assert shown["minutes"] == "Minutes: '2O' is not a length from 1 to 720 minutes."
+    assert focused() is dialog.start and dialog.start.selectedText() == "31/12/2026 10:00"
+    QTest.keyClicks(dialog.start, at("11:00"))
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    dialog.minutes.selectAll()
+    QTest.keyClicks(dialog.minutes, "20")
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    for _ in range(3):  # Ada Adeyemi, Dr Ana Kim, Dr Sam Lee
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3][:3] == ("11:00–11:20", "OKAFOR, Chinedu", "Dr Sam Lee")

@@ -253,3 +253,25 @@ def test_the_longest_code_descriptions_are_stored_whole() -> None:
     assert problem.description.endswith("pre-existing conscious level, subsequent encounter")
     longest = max((e.code for e in icd10._catalogue()), key=lambda c: len(c.description))
     assert Problems(a).add(p.id, code=longest.code).description == longest.description
+
+
+def test_a_date_given_blank_is_refused_and_only_none_means_today() -> None:
+    """A form's emptied date was stored as today, a day nobody typed: a blank date is
+    refused as required (nothing changes); no date at all (the CLI without --date) is
+    today."""
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    problems, meds = Problems(a), Medications(a)
+    asthma = problems.add(p.id, code="J45.909")
+    with pytest.raises(ValidationError, match="resolved: is required"):
+        problems.resolve(asthma.id, "  ")
+    metformin = meds.start(p.id, {"name": "Metformin", "strength": "500 mg"})
+    with pytest.raises(ValidationError, match="start: is required"):
+        meds.change_dose(metformin.id, {"strength": "1000 mg"}, "")
+    with pytest.raises(ValidationError, match="stop: is required"):
+        meds.stop(metformin.id, "")
+    assert [x.status for x in problems.list(p.id)] == ["active"]
+    assert [(m.strength, m.status) for m in meds.list(p.id)] == [("500 mg", "active")]
+    today = dt.date.today().isoformat()
+    assert problems.resolve(asthma.id).resolved == today
+    assert meds.stop(metformin.id).stop == today

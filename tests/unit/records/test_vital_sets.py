@@ -23,6 +23,7 @@ from core.records import vitals as cat
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.entries import ClinicalEntries
+from core.records.errors import ValidationError
 from core.records.fhir.export import export_bundle
 from core.records.fhir.importer import import_bundle
 from core.records.types import OBSERVATION, RECORD_TYPES
@@ -249,3 +250,16 @@ def test_sets_are_newest_first_by_time_measured_then_time_recorded() -> None:
     vitals.record(p.id, {"pulse": "80"}, None, WHEN)
     vitals.record(p.id, {"pulse": "90"}, None, WHEN)  # recorded last, measured earlier
     assert [shown(s)["pulse"] for s in vitals.sets(p.id)] == ["70 /min", "90 /min", "80 /min"]
+
+
+def test_a_measured_at_given_blank_is_refused_and_only_none_means_now() -> None:
+    """A form's emptied "Measured at" was stored as now, a time nobody typed: refused as
+    required, nothing stored; no time at all (``vitals add`` without --at) is now."""
+    records = new_replica("nurse")
+    p = records.add_patient("Mensah", "Ama", "1980-01-01")
+    vitals = VitalSigns(records)
+    with pytest.raises(ValidationError, match="observed_at: is required"):
+        vitals.record(p.id, {"pulse": "72"}, None, " ")
+    assert vitals.readings(p.id) == []
+    [reading] = vitals.record(p.id, {"pulse": "72"})
+    assert reading.observed_at[:10] == dt.date.today().isoformat()
