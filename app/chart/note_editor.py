@@ -240,6 +240,12 @@ class NoteEditor(QDialog):
         if self.sign_box is not None:
             self.sign_box.raise_()
             return
+        try:  # a note that cannot be signed is said at once, not after the question
+            check_signable(self.body.toPlainText())
+        except ValidationError as exc:
+            self._failed(exc)
+            self.body.setFocus()
+            return
         self.sign_box = ask_first(
             self,
             "confirmSignNote",

@@ -239,7 +239,8 @@ class AdminPage(QWizardPage):
         layout.addLayout(form)
         layout.addWidget(
             paragraph(
-                "User names use lower-case letters, digits, dots or dashes. Choose a password "
+                "User names use 2-32 lower-case letters, digits, dots, dashes or underscores. "
+                "Choose a password "
                 "of at least 10 characters that you do not use anywhere else: staff passwords "
                 "unlock the clinic's records on this computer.",
                 "hint",
