@@ -353,6 +353,13 @@ class BookingDialog(TypedForm):
         dialog.open()
 
     def _registered(self, patient: Patient) -> None:
+        # The list shows who is booked for, not the "No patient found" the search left.
+        name = f"{patient.family.upper()}, {patient.given}"
+        self.patient_results.clear()
+        item = QListWidgetItem(f"{name}    born {patient.birth_date}")
+        item.setData(Qt.ItemDataRole.UserRole, (patient.id, name))
+        self.patient_results.addItem(item)
+        self.patient_results.setCurrentItem(item)
         self.choose_patient(patient.id, patient.display_name)
 
     def _registration_closed(self) -> None:

@@ -413,6 +413,12 @@ def test_after_registering_the_time_is_next_and_nothing_books_until_it_is_all_ch
     click(registration.save_button)
     qtbot.waitUntil(lambda: dialog.patient_id is not None, timeout=10_000)
     assert dialog.chosen.text() == "Booking for LOPEZ, Maria"
+    # The list shows her, chosen, not the search's "No patient found" (the tester's D16).
+    results = dialog.patient_results
+    assert [results.item(i).text() for i in range(results.count())] == [
+        "LOPEZ, Maria    born 1984-03-02"
+    ]
+    assert results.currentRow() == 0
     qtbot.waitUntil(lambda: not registration.isVisible())
     activate(qtbot, dialog)
     qtbot.waitUntil(lambda: focused() is dialog.start)
