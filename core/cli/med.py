@@ -68,7 +68,10 @@ def run(ctx: Context) -> int:
             f: getattr(args, f)
             for f in ("name", "strength", "dose", "route", "frequency", "reason", "prescriber")
         }
-        fields |= {"start": args.start or dt.date.today().isoformat(), "encounter_id": args.visit}
+        # No --start: today. --start "" (a script's empty variable) is no date: refused
+        # below as the form refuses it, never read as today.
+        start = dt.date.today().isoformat() if args.start is None else args.start
+        fields |= {"start": start, "encounter_id": args.visit}
         try:
             m = meds.start(args.patient_id, fields, confirm_allergy=args.confirm_allergy)
         except AllergyWarning as exc:

@@ -3,6 +3,7 @@ processes, real SQLCipher."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -52,6 +53,16 @@ def test_problem_input_errors_name_the_problem_and_store_nothing(clinic: Path) -
     neither = careline(clinic, "--password-stdin", "problem", "add", pid, stdin=PASSWORD + "\n")
     assert neither.returncode == 2 and "one of the arguments --code --uncoded" in neither.stderr
     assert as_admin(clinic, "problem", "list", pid, "--all") == []
+
+
+def test_a_start_given_empty_is_stored_as_unknown_not_as_today(clinic: Path) -> None:
+    """``--start ""`` (a script's empty variable) is no date: the start stays unknown, as a
+    start left blank in the form; only no ``--start`` at all means today."""
+    pid = _patient(clinic, "Fechas")
+    blank = as_admin(clinic, "med", "start", pid, "--name", "Aspirin", "--start", "")
+    assert blank["start"] is None
+    today = as_admin(clinic, "med", "start", pid, "--name", "Paracetamol")
+    assert today["start"] == dt.date.today().isoformat()
 
 
 def test_medications_start_change_stop_with_history_and_an_allergy_warning(clinic: Path) -> None:
