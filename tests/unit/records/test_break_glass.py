@@ -24,6 +24,7 @@ from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.relations import Access
+from core.records.staff import Staff
 from core.records.workstation import NotAllowedError
 from tests.unit.sync.replicas import new_replica, sync_pair
 
@@ -123,6 +124,23 @@ def test_only_an_admin_reviews_and_reviewed_openings_leave_the_pending_list() ->
     assert _audit(ann, "break_glass.review") == [{"break_glass": first.id, "patient": p.id}]
     with pytest.raises(NotFoundError):
         BreakGlass(ann, clock).mark_reviewed("nope")
+
+
+def test_a_clinician_who_is_also_an_admin_reviews_openings() -> None:
+    """Admin held beside a primary role (Other roles…) reviews as a primary admin does:
+    the review check read the primary role only, so they were refused."""
+    ann, bob, clock = _clinic()
+    ann.add_user("cy", "Cy Clinician", "clinician", "correct horse battery staple")
+    Staff(ann).add_role("cy", "admin")
+    cy = ClinicRecords(ann.db, "cy")
+    p = ann.add_patient("Reyes", "Maria", "1970-02-03")
+    grant = BreakGlass(bob, clock).open(p.id, "emergency")
+    done = BreakGlass(cy, clock).mark_reviewed(grant.id)
+    assert done.reviewed_by == "cy"
+    Staff(ann).remove_role("cy", "admin")
+    other = BreakGlass(bob, clock).open(p.id, "again")
+    with pytest.raises(NotAllowedError, match="Only an administrator"):
+        BreakGlass(cy, clock).mark_reviewed(other.id)
 
 
 def test_a_grant_and_its_review_sync_to_other_replicas() -> None:
