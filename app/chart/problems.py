@@ -119,16 +119,17 @@ class IcdSearchDialog(SavingDialog):
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
         """Keyboard: Down or Enter in the search field goes into the list of codes, on the
-        code picked there before, else the first complete one (a category is chosen only
-        deliberately: the arrow keys or a click); Enter on a code picks it and goes on to
-        the onset (Enter there saves)."""
+        code picked there before, else the first row (the best match: often a category,
+        which Save asks about; skipping to the first complete code picked "Eosinophilic
+        asthma" for "asthma", a specific diagnosis nobody chose); Enter on a code picks it
+        and goes on to the onset (Enter there saves)."""
         if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
             return super().eventFilter(watched, event)
         key = event.key()
         enter = key in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if watched is self.search and (key == Qt.Key.Key_Down or enter) and self.results.rowCount():
             picked = self.results.selectionModel().selectedRows()
-            row = picked[0].row() if picked else self._first_complete_row()
+            row = picked[0].row() if picked else 0
             self.results.setFocus()  # (which may make row 0 current without selecting it)
             self.results.selectRow(row)
             return True
@@ -184,14 +185,6 @@ class IcdSearchDialog(SavingDialog):
 
     def _search_failed(self, exc: Exception) -> None:
         self.status.setText(f"The code list could not be searched. {describe_error(exc)}")
-
-    def _first_complete_row(self) -> int:
-        """The first code in the list that is not a category (0 when all are)."""
-        for row in range(self.results.rowCount()):
-            item = self.results.item(row, 0)
-            if item is not None and item.data(BILLABLE):
-                return row
-        return 0
 
     def chosen_is_category(self) -> bool:
         """True when the code picked is a category (a heading, not billable)."""

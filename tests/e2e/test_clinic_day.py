@@ -245,13 +245,15 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
     search = problems.dialog
     assert isinstance(search, IcdSearchDialog)
     qtbot.waitUntil(lambda: search._ready, timeout=ICD_LOAD)
-    QTest.keyClicks(search.search, "asthma")
+    QTest.keyClicks(search.search, "mild intermittent asthma")
     qtbot.waitUntil(lambda: search.results.rowCount() > 0, timeout=10_000)
     found = [r[0] for r in rows(search.results)]
     assert found and all(code.startswith("J45") for code in found[:3]), found
-    QTest.keyClick(search.search, Qt.Key.Key_Down)  # into the list, the first one chosen
+    QTest.keyClick(search.search, Qt.Key.Key_Down)  # into the list, the best match chosen
+    assert search.chosen_code() == "J45.2" and search.chosen_is_category()  # grey
+    QTest.keyClick(search.results, Qt.Key.Key_Down)  # the complete code under it
     code = search.chosen_code()
-    assert code is not None and code.startswith("J45")
+    assert code == "J45.20" and not search.chosen_is_category()
     shot(search, "05-icd-search")
     QTest.keyClick(search.results, Qt.Key.Key_Return)  # picked: on to the onset
     QTest.keyClick(search.onset, Qt.Key.Key_Return)  # no onset typed: none stored
@@ -287,7 +289,7 @@ def test_a_clinic_day_offline_then_seen_on_a_second_workstation(
         "Blood pressure 128/82 mmHg",
         "Pulse 88/min",
         "Temperature 100.4 °F ▲",  # as the nurse typed it, flagged high
-        "Asthma J45",  # the diagnosis and the medication made in this visit
+        "Mild intermittent asthma, uncomplicated J45.20",  # the diagnosis and medication made here
         "Salbutamol 100 mcg, as needed",
         NOTE,
         "Signed by Dr Sam Lee",

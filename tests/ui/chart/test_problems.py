@@ -234,26 +234,24 @@ def category_question(qtbot: QtBot, dialog: IcdSearchDialog) -> QMessageBox:
     return box
 
 
-def test_return_picks_a_complete_code_and_a_category_is_saved_only_when_meant(
+def test_return_picks_the_best_match_and_a_category_is_saved_only_when_meant(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
     """The tester's D10: J02, Return, Return, Save stored the category J02 (grey: not a
-    complete diagnosis), as Return from "acute bronchitis" chose J20. Now Return from the
-    search picks the first complete code; a category is picked only with the arrow keys
-    or a click, and Save then asks once, "Choose a specific code" the default."""
+    complete diagnosis) without a word. Return from the search still picks the best match
+    (for "asthma" the first complete code is "Eosinophilic asthma": jumping to it would
+    store a specific diagnosis nobody chose); Save of a category asks once, "Choose a
+    specific code" the default, which stores nothing."""
     chart = open_first_chart(qtbot, signed_in)
     patient = chart.patient
     assert patient is not None
     card = card_of(chart, ProblemsCard)
     dialog = _search_dialog(qtbot, card)
-    type_at_the_keyboard("acute bronchitis")
-    qtbot.waitUntil(
-        lambda: rows(dialog.results)[:1] == [["J20", "Acute bronchitis"]], timeout=10_000
-    )
+    type_at_the_keyboard("asthma")
+    qtbot.waitUntil(lambda: rows(dialog.results)[:1] == [["J45", "Asthma"]], timeout=10_000)
     press(Qt.Key.Key_Return)
     assert dialog.results.hasFocus()
-    assert dialog.chosen_code() == "J20.9" and not dialog.chosen_is_category()
-    assert rows(dialog.results)[1][0] == "J20.9"  # the first code not in grey
+    assert dialog.chosen_code() == "J45" and dialog.chosen_is_category()
 
     dialog.search.setFocus()
     dialog.search.selectAll()
@@ -263,9 +261,6 @@ def test_return_picks_a_complete_code_and_a_category_is_saved_only_when_meant(
     )
     assert dialog.chosen_code() is None  # the last list's pick went with it
     press(Qt.Key.Key_Return)
-    assert dialog.chosen_code() == rows(dialog.results)[1][0]  # the first complete code
-    assert not dialog.chosen_is_category()
-    press(Qt.Key.Key_Up)  # the category, deliberately
     assert dialog.chosen_code() == "J02" and dialog.chosen_is_category()
     press(Qt.Key.Key_Return)
     assert dialog.onset.hasFocus()
@@ -277,7 +272,11 @@ def test_return_picks_a_complete_code_and_a_category_is_saved_only_when_meant(
     dialog.activateWindow()
     qtbot.waitUntil(dialog.results.hasFocus)
     assert Problems(clinic.records).list(patient.id) == [] and dialog.isVisible()
+    press(Qt.Key.Key_Down)  # a specific code below it: saved without a question
+    specific = dialog.chosen_code()
+    assert specific is not None and specific.startswith("J02.") and not dialog.chosen_is_category()
 
+    press(Qt.Key.Key_Up)  # the category again, meant this time
     QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)  # asked again
     box = category_question(qtbot, dialog)
     go = box.findChild(QPushButton, "categoryQuestionButton")
