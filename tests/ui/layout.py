@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QListView,
     QScrollArea,
     QStyle,
     QStyledItemDelegate,
@@ -109,21 +110,23 @@ def assert_placeholder_fits(edit: QLineEdit) -> None:
     assert drawn == text, f"{text!r} is drawn as {drawn!r} on its {room}-pixel line"
 
 
-def cell_text_shown(table: QTableView, row: int, column: int) -> str:
-    """What a table's cell shows of its text, elided as its delegate draws it: in the style's
-    text rectangle (the stylesheet's cell padding and the text margin taken off), at a word's
-    end where the table wraps words (QTableView's default)."""
+def cell_text_shown(table: QAbstractItemView, row: int, column: int) -> str:
+    """What a table's cell (a list's row) shows of its text, elided as its delegate draws
+    it: in the style's text rectangle (the stylesheet's cell padding and the text margin
+    taken off), at a word's end where the view wraps words (QTableView's default)."""
     index = table.model().index(row, column)
     option = QStyleOptionViewItem()
     delegate = table.itemDelegateForIndex(index)
     assert isinstance(delegate, QStyledItemDelegate)
     delegate.initStyleOption(option, index)
-    option.rect = table.visualRect(index)
+    # As far as the view shows it (a list's row runs on past its edge, to be scrolled to).
+    option.rect = table.visualRect(index).intersected(table.viewport().rect())
     style = table.style()
     box = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
     margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
     text, metrics, room = str(index.data()), option.fontMetrics, box.width() - 2 * margin
-    if metrics.horizontalAdvance(text) <= room or not table.wordWrap():
+    wraps = isinstance(table, (QTableView, QListView)) and table.wordWrap()
+    if metrics.horizontalAdvance(text) <= room or not wraps:
         return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
     # Wrapped at its words, of which one line shows, ended by "…": "Flu …" of "Flu symptoms".
     line = ""
