@@ -475,6 +475,28 @@ def show_whole_placeholder(edit: QLineEdit) -> None:
     edit.setMinimumWidth(max(edit.minimumWidth(), needed))
 
 
+def show_items_whole(combo: QComboBox) -> None:
+    """``combo``'s open list is as wide as its longest item needs, however narrow the box
+    (the list's own width followed the box, and the Vitals visits were cut in the middle,
+    "2026-07-1…re review": their date and reason, which tell them apart, were what went).
+    Past the screen's width an item ends in "…", its start (a visit's date) kept."""
+    view = combo.view()
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
+    model = combo.model()
+
+    def fit() -> None:
+        column = combo.modelColumn()
+        items = (view.sizeHintForIndex(model.index(row, column)) for row in range(combo.count()))
+        widest = max((size.width() for size in items), default=0)
+        # The list's frame, and a scroll bar's room for a long list.
+        around = 2 * view.frameWidth() + view.verticalScrollBar().sizeHint().width()
+        view.setMinimumWidth(widest + around)
+
+    for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.dataChanged):
+        signal.connect(fit)
+    fit()
+
+
 def paragraph(text: str, name: str = "") -> QLabel:
     """A word-wrapped block of plain explanatory text (``name`` picks a style)."""
     label = QLabel(text)

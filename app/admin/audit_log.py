@@ -31,6 +31,8 @@ from app.widgets import (
     dialog_layout,
     error_label,
     ignore_wheel,
+    show_items_whole,
+    show_whole_placeholder,
 )
 from app.worker import Job
 from core.records.audit_review import (
@@ -76,6 +78,16 @@ class AuditLogDialog(KeepsFocusDialog):
         for action, label in ACTION_LABELS.items():
             self.action.addItem(label, action)
         ignore_wheel(self.action)  # a pointer passing over it does not change the filter
+        # The box gives way (its open list still shows each action whole), and Person's and
+        # Patient's hints show whole: at 1024 wide, sized to its longest action, it left
+        # them "User…" and "Name or …".
+        self.action.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.action.setMinimumContentsLength(14)
+        show_items_whole(self.action)
+        for line in (self.person, self.patient):
+            show_whole_placeholder(line)
         self.since = QLineEdit()
         self.since.setObjectName("auditSince")
         self.since.setPlaceholderText("YYYY-MM-DD")

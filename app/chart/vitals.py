@@ -53,6 +53,7 @@ from app.widgets import (
     guard_choices,
     ignore_wheel,
     in_tab_order,
+    show_items_whole,
     tab_leaves,
 )
 from app.worker import Job
@@ -509,6 +510,7 @@ class VitalsSection:
         )
         self.visit.setMinimumContentsLength(10)
         guard_choices(self.visit)
+        show_items_whole(self.visit)
         # Until the person picks one, the visit follows the open visit (a nurse taking
         # vitals in the visit just started must not file them as "Not in a visit"). Once
         # picked (or brought back with a draft), the choice is theirs: a visit started

@@ -343,7 +343,13 @@ class BookingDialog(TypedForm):
         self.errors["patient_id"].hide()
 
     def register_patient(self) -> None:
-        """The patient is new: the registration dialog, then book for them."""
+        """The patient is new: the registration dialog, then book for them. One already
+        open (one restored after a sign-in, with what was typed) comes forward instead of a
+        second, empty one."""
+        if self.patient_dialog is not None:
+            self.patient_dialog.raise_()
+            self.patient_dialog.activateWindow()
+            return
         dialog = PatientDialog(self._operations, self._records, None, self)
         dialog.fill_from_search(self.patient_search.text())
         dialog.saved.connect(self._registered)
@@ -366,6 +372,7 @@ class BookingDialog(TypedForm):
         """Back from registering: on to the time (selected, so typing replaces the day's
         09:00 offered). Once the dialog has gone: focus set while it was open was given
         back to the Register button when it closed."""
+        self.patient_dialog = None  # closed: Register opens a new one (this goes with us)
         if self._patient_id is None:
             return
 
@@ -418,8 +425,11 @@ class BookingDialog(TypedForm):
             return None  # a move is quickly typed again; only new bookings are kept
         # The patient search as typed too: a name half found is typed work like the rest.
         search = self.patient_search.text()
-        typed = values["patient_id"] or values["reason"] or search.strip()
-        return {**values, "chosen": self.chosen.text(), "search": search} if typed else None
+        # The registration opened from here is kept with it, and comes back on top of it.
+        registration = self.patient_dialog.draft() if self.patient_dialog is not None else None
+        typed = values["patient_id"] or values["reason"] or search.strip() or registration
+        kept = {**values, "chosen": self.chosen.text(), "search": search}
+        return {**kept, "registration": registration} if typed else None
 
     def restore(self, draft: dict[str, Any]) -> None:
         """Fill the form from a kept draft (a patient search typed is run again, so its
@@ -437,6 +447,11 @@ class BookingDialog(TypedForm):
         self.reason.setText(str(draft.get("reason") or ""))
         if draft.get("clinician"):
             self.clinician.setCurrentIndex(self.clinician.findData(draft["clinician"]))
+        registration = draft.get("registration")
+        if registration and self._appointment is None:
+            self.register_patient()  # on top of this dialog, as it was opened from it
+            assert self.patient_dialog is not None
+            self.patient_dialog.restore(registration)
 
     def show_error(self, field: str | None, message: str) -> None:
         """``message`` under ``field`` (or below the form), focus there."""

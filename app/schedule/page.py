@@ -197,6 +197,9 @@ class SchedulePage(QWidget):
         moves.addWidget(self.span_label, 1)
 
         self.day_table = _table("dayTable", DAY_COLUMNS, stretch=REASON)
+        # One line a row, a long reason ending in "…" (whole in its tooltip): wrapped at its
+        # words, the row's one line showed "Flu …" of "Flu symptoms" with room to spare.
+        self.day_table.setWordWrap(False)
         self.week_table = _table("weekTable", ("",) * 7, stretch=None)
         self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.week_table.setWordWrap(False)
@@ -247,16 +250,18 @@ class SchedulePage(QWidget):
         right.addWidget(self.waiting_empty)
         self.side = QWidget()
         self.side.setLayout(right)
-        # Two fifths of the width beside the day list's three, up to 420 pixels: fixed at
+        # Three eighths of the width beside the day list's five, up to 420 pixels: fixed at
         # 420, an empty waiting room kept half a 1024-pixel window and the day list's
-        # Reason was crushed to "W…" (three fifths hold about 13 characters of it there).
+        # Reason was crushed to "W…". Five eighths hold about 13 characters of it at the
+        # window's first size beside long names ("Ó SÚILLEABHÁIN, Sofía", "Dr. Amara
+        # Okafor"); at three fifths "Flu symptoms" did not fit.
         self.side.setMinimumWidth(SIDE_WIDTH[0])
         self.side.setMaximumWidth(SIDE_WIDTH[1])
 
         body = QHBoxLayout()
-        body.addLayout(left, 3)
+        body.addLayout(left, 5)
         body.addSpacing(16)
-        body.addWidget(self.side, 2)
+        body.addWidget(self.side, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)

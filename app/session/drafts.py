@@ -17,13 +17,18 @@ person leaves that chart without saving (opening another patient, back to the li
 given back when the same person comes back to that patient (:meth:`DraftKeeper.put_aside`,
 :meth:`DraftKeeper.take_back`): kept the same way, per user and in memory only, across a
 sign-out too, and dropped with the rest when the clinic closes here.
+
+A form opened from another kept form (the registration opened by the booking dialog's
+"Register new patient…") is kept by that form, inside its draft, and comes back from it on
+top of it: kept on its own, it came back as a separate window behind the other form, which
+blocked it, and a second, empty one was opened from the other form.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from PySide6.QtWidgets import QDialog, QWidget
 
@@ -49,6 +54,8 @@ class Draft:
     kind: str
     title: str
     values: dict[str, Any]
+    # The titles of forms kept inside this one's values (its registration), for the notice.
+    inner: tuple[str, ...] = ()
 
 
 # Opens the dialog of a draft's kind again and restores the draft into it.
@@ -70,23 +77,45 @@ class DraftKeeper:
 
     def keep(self, username: str, window: QWidget) -> list[Draft]:
         """Take the drafts of ``window``'s open dialogs for ``username`` (before the caller
-        closes them). Dialogs nobody knows how to reopen are not kept."""
+        closes them). Dialogs nobody knows how to reopen are not kept; a form opened from
+        another kept form is kept in that form's draft (its owner's), not on its own."""
         kept: list[Draft] = []
         # Dialogs, and forms that live in a page (the chart's Vitals tab), by object name.
         for dialog in window.findChildren(QWidget):
-            kind = dialog.objectName()
-            if kind not in self._reopeners:
+            if not self._keeps(dialog) or self._owner(dialog, window) is not None:
                 continue
-            if isinstance(dialog, QDialog) and not dialog.isVisible():
-                continue
-            if not isinstance(dialog, DraftForm):
-                continue
+            assert isinstance(dialog, DraftForm)
             values = dialog.draft()
             if values is not None:
-                kept.append(Draft(kind, dialog.windowTitle(), values))
+                inner = tuple(
+                    form.windowTitle()
+                    for form in dialog.findChildren(QWidget)
+                    if self._keeps(form)
+                    and self._owner(form, window) is dialog
+                    and cast(DraftForm, form).draft() is not None
+                )
+                kept.append(Draft(dialog.objectName(), dialog.windowTitle(), values, inner))
         if kept:
             self._drafts.setdefault(username, []).extend(kept)
         return kept
+
+    def _keeps(self, widget: QWidget) -> bool:
+        """``widget`` is a form whose draft can be kept: a known kind, open, a DraftForm."""
+        if widget.objectName() not in self._reopeners:
+            return False
+        if isinstance(widget, QDialog) and not widget.isVisible():
+            return False
+        return isinstance(widget, DraftForm)
+
+    def _owner(self, widget: QWidget, window: QWidget) -> QWidget | None:
+        """The kept form ``widget`` was opened from (its nearest such ancestor under
+        ``window``), which keeps it in its own draft; None if it stands alone."""
+        parent = widget.parentWidget()
+        while parent is not None and parent is not window:
+            if self._keeps(parent):
+                return parent
+            parent = parent.parentWidget()
+        return None
 
     def has_drafts(self, username: str) -> bool:
         """True if ``username`` has forms waiting."""
@@ -121,7 +150,7 @@ class DraftKeeper:
 
 def restored_notice(drafts: list[Draft]) -> str:
     """``Your unsaved New patient form was restored.``"""
-    titles = [d.title for d in drafts]
+    titles = [title for d in drafts for title in (d.title, *d.inner)]
     if len(titles) == 1:
         return f"Your unsaved {titles[0]} form was restored."
     return f"Your unsaved forms were restored: {', '.join(titles)}."

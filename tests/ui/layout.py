@@ -16,9 +16,13 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QListView,
     QScrollArea,
     QStyle,
+    QStyledItemDelegate,
     QStyleOptionFrame,
+    QStyleOptionViewItem,
+    QTableView,
     QWidget,
 )
 
@@ -104,6 +108,34 @@ def assert_placeholder_fits(edit: QLineEdit) -> None:
     text = edit.placeholderText()
     drawn = edit.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
     assert drawn == text, f"{text!r} is drawn as {drawn!r} on its {room}-pixel line"
+
+
+def cell_text_shown(table: QAbstractItemView, row: int, column: int) -> str:
+    """What a table's cell (a list's row) shows of its text, elided as its delegate draws
+    it: in the style's text rectangle (the stylesheet's cell padding and the text margin
+    taken off), at a word's end where the view wraps words (QTableView's default)."""
+    index = table.model().index(row, column)
+    option = QStyleOptionViewItem()
+    delegate = table.itemDelegateForIndex(index)
+    assert isinstance(delegate, QStyledItemDelegate)
+    delegate.initStyleOption(option, index)
+    # As far as the view shows it (a list's row runs on past its edge, to be scrolled to).
+    option.rect = table.visualRect(index).intersected(table.viewport().rect())
+    style = table.style()
+    box = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    text, metrics, room = str(index.data()), option.fontMetrics, box.width() - 2 * margin
+    wraps = isinstance(table, (QTableView, QListView)) and table.wordWrap()
+    if metrics.horizontalAdvance(text) <= room or not wraps:
+        return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+    # Wrapped at its words, of which one line shows, ended by "…": "Flu …" of "Flu symptoms".
+    line = ""
+    for word in text.split(" "):
+        longer = f"{line} {word}".strip()
+        if metrics.horizontalAdvance(f"{longer} …") > room:
+            break
+        line = longer
+    return f"{line} …" if line else metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
 
 
 def _scroll_area(widget: QWidget) -> QScrollArea | None:

@@ -14,11 +14,12 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.schedule.page import DAY, WEEK, SchedulePage
+from app.schedule.page import DAY, REASON, WEEK, SchedulePage
+from core.records.schedule import Schedule
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import DEFAULT_SIZE, SMALL, WindowFactory, sign_in
-from tests.ui.layout import assert_text_fits, assert_whole, controls, shot
+from tests.ui.layout import assert_text_fits, assert_whole, cell_text_shown, controls, shot
 
 pytestmark = pytest.mark.usefixtures("styled")
 
@@ -164,3 +165,36 @@ def test_on_a_1024x740_screen_the_window_opens_within_it_with_every_button_on_it
         assert button.isVisible(), button.text()
         box = button.rect().translated(button.mapTo(window, button.rect().topLeft()))
         assert window.rect().contains(box), f"{button.text()!r} is cut off at {box}"
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_the_day_list_shows_about_13_characters_of_each_reason(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, size: tuple[int, int]
+) -> None:
+    """The tester's D8: with the demo clinic's long names beside it, "Flu symptoms" showed
+    as "Flu …" at the first size (1120x740) and "A long reason" as "A long …" at 1024x740.
+    The row's one line was wrapped at the reason's words. Now 13 characters of a reason
+    show whole at the first size; at 1024 as many as the column holds (7 or more beside
+    these names), cut at a letter, not a word, and whole in the cell's tooltip."""
+    records = clinic.records
+    patient = records.add_patient("Ó Súilleabháin", "Sofía", "1961-07-21", mrn="MRN-LONG-1")
+    records.add_user("okafor", "Dr. Amara Okafor", "clinician", "a long enough password")
+    day = dt.date.today()
+    for hhmm, reason in (("09:00", "Flu symptoms"), ("09:30", "Annual review"),
+                         ("10:00", "A long reason for the visit")):  # fmt: skip
+        Schedule(records).book(patient.id, f"{day} {hhmm}", "okafor", minutes=20, reason=reason)
+    window = _resized(signed_in, size)
+    schedule = _show_schedule(window)
+    schedule.show_day(day)
+    qtbot.waitUntil(lambda: not schedule.loading() and schedule.day_table.rowCount() == 3)
+    QApplication.processEvents()
+    shot(window, f"schedule-reasons-{size[0]}x{size[1]}")
+    table = schedule.day_table
+    shown = [cell_text_shown(table, row, REASON) for row in range(3)]
+    if size == DEFAULT_SIZE:
+        assert shown[:2] == ["Flu symptoms", "Annual review"], shown
+        assert len(shown[2].rstrip("…")) >= 13, shown
+    else:
+        assert all(len(text.rstrip("…")) >= 7 for text in shown), shown
+    reasons = ["Flu symptoms", "Annual review", "A long reason for the visit"]
+    assert [item.toolTip() for row in range(3) if (item := table.item(row, REASON))] == reasons

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QTableWidget
+from PySide6.QtWidgets import QApplication, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.audit_log import AuditLogDialog
@@ -25,7 +25,7 @@ from core.records.schedule import Schedule
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
-from tests.ui.layout import rect_in
+from tests.ui.layout import assert_placeholder_fits, rect_in, shot
 
 NURSE, NURSE_NAME, NURSE_PASSWORD = "nurse.jo", "Jo Mensah", "jo's own long password"
 
@@ -292,3 +292,20 @@ def test_the_audit_log_names_the_patient_of_a_note_visit_or_appointment(
     assert {patient for _what, patient, _record in shown} == {"GARCIA, Maria"}
     note_row = next(r for r in range(table.rowCount()) if _texts(table, r)[3] == "Note: sign")
     assert table.item(note_row, 5).toolTip() == f"note {note.id}"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("styled")  # the app's look decides what fits
+def test_the_audit_log_filters_show_their_hints_whole_at_1024_wide(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's D13: on a 1024x740 screen (the dialog 1008x700) Person and Patient
+    showed "User…" and "Name or …", the Action box taking their room."""
+    dialog = open_audit_log(qtbot, signed_in, 0)
+    dialog.resize(1008, 700)
+    QApplication.processEvents()
+    assert dialog.width() == 1008
+    shot(dialog, "audit-log-1008x700")
+    for edit in (dialog.person, dialog.patient, dialog.since, dialog.until):
+        assert_placeholder_fits(edit)
+    for button in (dialog.show_button, dialog.export_button):
+        assert rect_in(button, dialog).right() < dialog.width(), button.text()

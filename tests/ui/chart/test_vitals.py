@@ -20,6 +20,7 @@ from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
+from tests.ui.layout import cell_text_shown, open_popup_rows
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -903,3 +904,27 @@ def test_after_a_refusal_typing_replaces_the_typo_in_the_field_in_error(
     QTest.keyClick(f["temperature"].edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
     assert sorted(value for value, _ in observed(clinic)) == ["120", "37.5", "80"]
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+@pytest.mark.usefixtures("styled")  # the app's look decides what fits
+def test_the_visit_list_shows_each_visit_whole(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D11: the open list was as narrow as the box and cut the visits in the
+    middle ("2026-07-1…re review"), their date and reason lost. It is as wide as its
+    longest entry: each shows whole."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visits = Visits(clinic.records)
+    for reason in ("Medication review after a week on the new tablets", "Cough"):
+        visits.close(visits.start(patient_id, reason).id)
+    _chart, section = open_vitals(qtbot, signed_in)
+    combo = section.visit
+    assert combo.count() == 3
+    open_popup_rows(combo)
+    view = combo.view()
+    texts = [combo.itemText(row) for row in range(combo.count())]
+    shown = [cell_text_shown(view, row, 0) for row in range(combo.count())]
+    assert shown == texts, f"list {view.width()} wide, box {combo.width()}"
+    assert view.width() > combo.width()  # wider than the box, which cuts the long one
+    combo.hidePopup()

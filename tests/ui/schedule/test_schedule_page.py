@@ -24,6 +24,7 @@ from pytestqt.qtbot import QtBot
 from app.chart.visits import VisitsSection
 from app.main_window import MainWindow
 from app.operations import Operations
+from app.patients.dialog import PatientDialog
 from app.schedule.booking import BookingDialog, CancelDialog
 from app.schedule.page import DAY_COLUMNS
 from core.records.clinic import ClinicRecords
@@ -974,6 +975,59 @@ def test_a_half_typed_patient_search_is_kept_across_a_sign_out(
     discard_question(qtbot, again)
     answer_discard_by_keyboard(qtbot, again)
     qtbot.waitUntil(lambda: page.dialog is None)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the registration open is raised
+def test_a_registration_opened_from_a_booking_comes_back_on_top_of_it_once(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's D5: a booking and the registration opened from it, kept across a
+    sign-out (Ctrl+L), a colleague's turn, and back. The registration came back as a window
+    of its own behind the booking, which blocked it, and Register new patient… opened a
+    second, empty one. It comes back on top of the booking, usable, with the date of birth
+    typed; Register brings that one forward."""
+    clinic = new_schedule_clinic(tmp_path / "clinic")
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.sign_in("lee", PASSWORD)  # has signed in here before: the clinic opens for them
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in_window(qtbot, window)
+    page = open_schedule(qtbot, window)
+    dialog = booking_dialog(qtbot, window)
+    QTest.keyClicks(dialog.patient_search, "Smith, John")
+    qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    click(dialog.new_patient_button)
+    registration = dialog.patient_dialog
+    assert registration is not None
+    activate(qtbot, registration)
+    QTest.keyClicks(registration.birth_date, "1990-05-05")
+    QTest.keyClick(registration.birth_date, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.session is None, timeout=10_000)
+    sign_in_window(qtbot, window, "lee", PASSWORD)
+    assert not any(d.isVisible() for d in window.findChildren(PatientDialog))
+    window.workspace.lock_requested.emit()
+    qtbot.waitUntil(lambda: window.session is None, timeout=10_000)
+
+    sign_in_window(qtbot, window)
+    qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog), timeout=10_000)
+    again = page.dialog
+    assert isinstance(again, BookingDialog)
+    forms = [d for d in window.findChildren(PatientDialog) if d.isVisible()]
+    assert forms == [again.patient_dialog], "one registration, the booking's own"
+    restored = forms[0]
+    assert (restored.family.text(), restored.given.text()) == ("Smith", "John")
+    assert restored.birth_date.text() == "1990-05-05"
+    qtbot.waitUntil(restored.isActiveWindow)  # on top, not behind the booking
+    assert QApplication.activeModalWidget() is restored  # the booking does not block it
+    assert window.workspace.notice.text() == (
+        "Your unsaved forms were restored: Book appointment, New patient."
+    )
+    click(again.new_patient_button)  # as a person might, looking for it
+    assert [d for d in window.findChildren(PatientDialog) if d.isVisible()] == [restored]
+    assert again.patient_dialog is restored and restored.isActiveWindow()
+    click(restored.save_button)
+    qtbot.waitUntil(lambda: again.patient_id is not None, timeout=10_000)
+    assert again.chosen.text() == "Booking for SMITH, John"
 
 
 def test_the_day_list_prints_in_time_order(
