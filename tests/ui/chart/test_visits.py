@@ -20,7 +20,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Note, Notes
-from core.records.schedule import Schedule
+from core.records.schedule import Schedule, now_local
 from core.records.visits import SOAP_TEMPLATE, Visits
 from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
@@ -321,7 +321,10 @@ def test_the_visit_started_from_an_appointment_opens_on_the_chart(
     schedule.set_status(booked.id, "arrived")
     # The schedule's Start visit wrote it; a walk-in after it is the newest in the timeline.
     started = Visits(records).start(patient.id, appointment_id=booked.id)
-    Visits(records).start(patient.id, "Walk-in")
+    # A minute later by its clock: two visits started in the same millisecond were ordered
+    # by their random ids, and the walk-in was not always the newest.
+    later = now_local() + dt.timedelta(minutes=1)
+    Visits(records, lambda: later).start(patient.id, "Walk-in")
     section.show_from_appointment(booked.id)
     qtbot.waitUntil(lambda: len(section.visits) == 2 and section.contents is not None)
     contents = section.contents
