@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
@@ -55,6 +56,10 @@ def run(ctx: Context) -> int:
     withheld = records.withheld_conflicts()
     if withheld:
         lines.append(withheld_text(withheld))
+        if ctx.args.json:
+            # The JSON document stays the list scripts parse (the CLI contract); the
+            # count goes where a person running the script still sees it.
+            sys.stderr.write(f"careline: {withheld_text(withheld)}\n")
     ctx.emit([c.to_dict() for c in found], "\n".join(lines) or "No open conflicts.")
     return EXIT_OK
 
