@@ -48,9 +48,10 @@ class CarelineError(Exception):
         return self.plain_template.format(detail=str(self))
 
 
-# The disk refusing a write (full, over quota, read-only, failing): not a bug, and what a
-# person can act on, so named in the system's own words wherever it surfaces unwrapped.
-_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+# The disk refusing a write (full, over quota, read-only): not a bug, and what a person
+# can act on, so named in the system's own words wherever it surfaces unwrapped. EIO is
+# the disk itself failing, on a read as often as a write, so it is worded apart.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def plain_words(exc: BaseException) -> str:
@@ -60,6 +61,11 @@ def plain_words(exc: BaseException) -> str:
     log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
     if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
         return f"this computer's disk refused to write ({exc.strerror or os.strerror(exc.errno)})"
+    if isinstance(exc, OSError) and exc.errno == errno.EIO:
+        return (
+            "this computer's disk could not be read or written "
+            f"({exc.strerror or os.strerror(exc.errno)}): it may be failing"
+        )
     return UNEXPECTED
 
 

@@ -118,6 +118,11 @@ def test_a_disk_refusing_a_write_is_named_not_called_unexpected(
     assert "Mensah" not in shown
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[1] is full
+    # A failing disk (EIO) comes from reads as well as writes: not called a refusal to write.
+    failing = describe_error(OSError(errno.EIO, "Input/output error"))
+    assert failing.startswith(
+        "This computer's disk could not be read or written (Input/output error): it may be"
+    )
     # Other OS errors are still bugs to the person: a missing file here is unexpected.
     assert describe_error(FileNotFoundError(2, "No such file")).startswith("Something went")
 
