@@ -73,9 +73,11 @@ FLAG_BACKGROUND = QColor("#fde2e1")
 FLAG_TEXT = QColor("#9b1c1c")
 LINE_COLOUR = "#2f6f9f"
 SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
-# Readings all at one time: the time axis spans this much either side of it (the day's
-# hours around the reading, under its date), not pyqtgraph's second with ms labels.
-ONE_TIME_HALF_SPAN = 12 * 3600.0
+# Readings all at one time: the time axis spans the reading's own day (its hours under
+# its date), not pyqtgraph's second with ms labels. Shifted back by this much so the
+# day's midnight tick (its date label) is drawn and the next midnight's is not: a span
+# centred on a 14:00 reading was labelled with the next day's date only.
+ONE_DAY_LEAD = 30 * 60.0
 FLAG_ARROWS = {"high": "▲", "low": "▼"}
 # The form's width: the captions' column, a value with its unit, the card's margins (at
 # least; a larger font widens it to what its rows need).
@@ -189,6 +191,16 @@ def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
         open_visits[0] if open_visits else None,
         frozenset(open_visits),
     )
+
+
+def reading_day_span(when: float) -> tuple[float, float]:
+    """The time axis for readings all taken at ``when`` (epoch seconds): the local day
+    they fall on, from just before its midnight to just before the next (a day of a clock
+    change is 23 or 25 hours)."""
+    day = dt.datetime.fromtimestamp(when).date()
+    start = dt.datetime.combine(day, dt.time()).timestamp()
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time()).timestamp()
+    return start - ONE_DAY_LEAD, end - ONE_DAY_LEAD
 
 
 def age_now(birth_date: str) -> int:
@@ -987,7 +999,7 @@ class VitalsSection:
         times = {t for _, points in lines for t, _, _ in points}
         if len(times) == 1:
             [only] = times
-            self.plot.setXRange(only - ONE_TIME_HALF_SPAN, only + ONE_TIME_HALF_SPAN, padding=0)
+            self.plot.setXRange(*reading_day_span(only), padding=0)
         else:
             self.plot.enableAutoRange(axis=pg.ViewBox.XAxis)  # setXRange turned it off
         vital = cat.BY_KEY["systolic" if key == "bp" else key]

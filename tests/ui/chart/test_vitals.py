@@ -301,11 +301,11 @@ def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
     [curve] = section.curves
     [when] = curve.getData()[0]
     low, high, spacings, labels = time_axis(section)
-    # Half a day either side of the reading, labelled with its date and the hours, not a
-    # second wide with "59.750", "00.250" under it.
-    assert (low, high) == (when - 12 * 3600, when + 12 * 3600)
+    # The reading's day, labelled with its date and the hours, not a second wide with
+    # "59.750", "00.250" under it.
+    assert low < when < high and high - low == 24 * 3600
     assert min(spacings) >= 3600
-    assert "Mon 05" in labels and "12:00" in labels
+    assert "Mon 05" in labels and "12:00" in labels and "Tue 06" not in labels
     assert len(labels) == len(set(labels))
 
     # A second reading a month on: the axis spans the two again.
@@ -317,6 +317,26 @@ def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
     first, last = curve.getData()[0]
     low, high, _spacings, _labels = time_axis(section)
     assert low <= first < last <= high and high - low < (last - first) * 1.5
+
+
+def test_one_afternoon_reading_is_labelled_with_its_own_date_not_the_next_days(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's 26 July reading at 14:00 sat under "Mon 27" (half a day either side
+    of it reached the next midnight, the only date drawn)."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    type_into(qtbot, section.observed_at, "2026-07-26 14:00")  # a Sunday
+    type_into(qtbot, section.fields["pulse"].edit, "72")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    combo = section.plot_choice
+    combo.setFocus()
+    while combo.currentData() != "pulse":
+        QTest.keyClick(combo, Qt.Key.Key_Down)
+    [when] = section.curves[0].getData()[0]
+    low, high, _spacings, labels = time_axis(section)
+    assert low < when < high
+    assert "Sun 26" in labels and "Mon 27" not in labels, labels
 
 
 def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
