@@ -286,11 +286,13 @@ def time_axis(section: VitalsSection) -> tuple[float, float, list[float], list[s
     return low, high, spacings, labels
 
 
-def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
-    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
-) -> None:
-    _chart, section = open_vitals(qtbot, signed_in)
-    type_into(qtbot, section.observed_at, "2026-01-05 09:00")  # a Monday
+def one_pulse_trend(
+    qtbot: QtBot, window: MainWindow, measured_at: str
+) -> tuple[VitalsSection, float, tuple[float, float, list[float], list[str]]]:
+    """A pulse of 72 recorded at ``measured_at`` on a new chart, its trend chosen from the
+    keyboard: the section, the reading's time on the plot, and the time axis as drawn."""
+    _chart, section = open_vitals(qtbot, window)
+    type_into(qtbot, section.observed_at, measured_at)
     type_into(qtbot, section.fields["pulse"].edit, "72")
     QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
@@ -298,9 +300,18 @@ def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
     combo.setFocus()
     while combo.currentData() != "pulse":
         QTest.keyClick(combo, Qt.Key.Key_Down)
-    [curve] = section.curves
-    [when] = curve.getData()[0]
-    low, high, spacings, labels = time_axis(section)
+    [when] = section.curves[0].getData()[0]
+    return section, when, time_axis(section)
+
+
+def test_one_reading_time_gives_the_day_around_it_on_the_time_axis(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    section, when, (low, high, spacings, labels) = one_pulse_trend(
+        qtbot,
+        signed_in,
+        "2026-01-05 09:00",  # a Monday
+    )
     # The reading's day, labelled with its date and the hours, not a second wide with
     # "59.750", "00.250" under it.
     assert low < when < high and high - low == 24 * 3600
@@ -324,17 +335,11 @@ def test_one_afternoon_reading_is_labelled_with_its_own_date_not_the_next_days(
 ) -> None:
     """The tester's 26 July reading at 14:00 sat under "Mon 27" (half a day either side
     of it reached the next midnight, the only date drawn)."""
-    _chart, section = open_vitals(qtbot, signed_in)
-    type_into(qtbot, section.observed_at, "2026-07-26 14:00")  # a Sunday
-    type_into(qtbot, section.fields["pulse"].edit, "72")
-    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
-    combo = section.plot_choice
-    combo.setFocus()
-    while combo.currentData() != "pulse":
-        QTest.keyClick(combo, Qt.Key.Key_Down)
-    [when] = section.curves[0].getData()[0]
-    low, high, _spacings, labels = time_axis(section)
+    _section, when, (low, high, _spacings, labels) = one_pulse_trend(
+        qtbot,
+        signed_in,
+        "2026-07-26 14:00",  # a Sunday
+    )
     assert low < when < high
     assert "Sun 26" in labels and "Mon 27" not in labels, labels
 
