@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -33,8 +34,26 @@ def read_password(from_stdin: bool, password_file: Path | None) -> str | None:
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise ConfigError(f"{PASSWORD_FILE_ENV}: {password_file} is empty")
+        _warn_if_others_may_read(password_file)
         return lines[0]
     return None
+
+
+def _warn_if_others_may_read(path: Path) -> None:
+    """Say on stderr when other users of this computer may read the password file. A
+    warning, not a refusal: a container's secrets are often mounted 0444 inside a
+    container nobody else uses, and a scheduled job that stopped would be worse."""
+    if os.name != "posix":
+        return  # Windows: the file's ACLs decide, which a mode cannot show
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # it was read a moment ago; nothing to add
+    if mode & 0o044:
+        sys.stderr.write(
+            f"careline: warning: {PASSWORD_FILE_ENV}: other users of this computer may read "
+            f"{path} (mode {mode:04o}); make it yours alone: chmod 600 {path}\n"
+        )
 
 
 def read_stdin_line(flag: str, what: str) -> str:

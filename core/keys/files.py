@@ -20,7 +20,9 @@ def exclusive_lock(lock_path: Path) -> Iterator[None]:
     processes that create or replace the same files. POSIX: ``flock``; Windows:
     ``msvcrt.locking`` on the first byte (see :mod:`core.platform.file_lock`). Either is
     released if the process dies."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    # A folder made for key files is the owner's alone: its names and sizes (which
+    # files exist, how large the failed sign-ins have grown) are not for other users.
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         lock_fd(fd)
@@ -50,7 +52,7 @@ def write_private_temp(directory: Path, data: bytes, prefix: str) -> str:
 
 def replace_private(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data`` (mode 0600): temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # as in exclusive_lock
     tmp = write_private_temp(path.parent, data, f".{path.name}-")
     try:
         os.replace(tmp, path)

@@ -82,7 +82,7 @@ class SecurityLogHandler(logging.Handler):
     def __init__(self, path: Path) -> None:
         super().__init__(logging.INFO)
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)  # Windows: no "\r\n"
         self._fd = os.open(path, flags, 0o600)

@@ -240,7 +240,7 @@ class ClinicServer:
         # Unwrapped data keys, bounded in age and count, so KMS or Vault is not asked on
         # every request, and no key stays in memory for longer than KEY_MAX_AGE_S unused.
         self.keys = DataKeyCache(provider, max_age_s=KEY_MAX_AGE_S)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the service user's alone
         self.blob_stores = (
             blob_stores
             if blob_stores is not None

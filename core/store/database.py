@@ -266,7 +266,7 @@ class Database:
         if path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path} already exists; refusing to overwrite it")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the owner's alone
             conn = _connect(path, key, read_only=False)
             os.chmod(path, 0o600)
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,24 @@ def test_init_shows_recovery_key_once_and_explains_missing_keyring(tmp_path: Pat
     assert "already exists" in again.stderr
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes (Windows: the folder's ACLs)")
+def test_init_makes_the_data_folder_its_owners_alone(tmp_path: Path) -> None:
+    """Every file in it is 0600; the folder itself was made 0755 under the usual umask, so
+    other users of the computer could list which files exist and how large they are."""
+    data = tmp_path / "new" / "careline"
+    old_umask = os.umask(0o022)  # the usual default, which the folder must not take
+    try:
+        made = careline(
+            data, "--password-stdin", "init", "--clinic", "C", "--user", "admin", stdin=PASSWORD
+        )
+    finally:
+        os.umask(old_umask)
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [f for f in data.rglob("*") if f.is_file()]
+    assert files and all(stat.S_IMODE(f.stat().st_mode) & 0o077 == 0 for f in files), files
+
+
 def test_patient_round_trip(clinic: Path) -> None:
     added = as_admin(
         clinic, "patient", "add", "--family", "Marchetti", "--given", "Lucia",
@@ -136,12 +155,34 @@ def test_a_scripted_change_guarded_by_expect_never_replaces_a_newer_value(clinic
 def test_password_file_and_plain_output(clinic: Path, tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
     result = careline(
         clinic, "patient", "add", "--family", "Osei", "--given", "Kwame",
         "--birth-date", "1999-12-31", env={"CARELINE_PASSWORD_FILE": str(pw)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "OSEI, Kwame" in result.stdout
+    assert "warning" not in result.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes (Windows: the file's ACLs)")
+def test_a_password_file_others_may_read_is_used_with_a_warning(
+    clinic: Path, tmp_path: Path
+) -> None:
+    """The server's master-key file is refused when others may read it; a password file
+    was read silently whatever its mode. It still works (a container's 0444 secret must
+    not stop a scheduled job), and stderr names the file and the chmod to run."""
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o644)
+    result = careline(clinic, "--json", "patient", "search", "Zzyzx",
+                      env={"CARELINE_PASSWORD_FILE": str(pw)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    assert (
+        f"careline: warning: CARELINE_PASSWORD_FILE: other users of this computer may read "
+        f"{pw} (mode 0644); make it yours alone: chmod 600 {pw}"
+    ) in result.stderr
 
 
 def test_a_possible_duplicate_is_refused_unless_allowed(clinic: Path) -> None:
