@@ -246,23 +246,45 @@ class NoteEditor(QDialog):
             self._failed(exc)
             self.body.setFocus()
             return
-        self.sign_box = ask_first(
-            self,
-            "confirmSignNote",
-            "Sign note",
-            SIGN_QUESTION,
-            SIGN_DETAIL,
-            "Sign note",
-            self._sign_answered,
-            icon=QMessageBox.Icon.Question,
+        self._ask(
+            "sign_box",
+            self.sign_button,
+            lambda answered: ask_first(
+                self,
+                "confirmSignNote",
+                "Sign note",
+                SIGN_QUESTION,
+                SIGN_DETAIL,
+                "Sign note",
+                answered,
+                icon=QMessageBox.Icon.Question,
+            ),
+            self.sign_now,
         )
 
-    def _sign_answered(self, chosen: bool) -> None:
-        self.sign_box = None
-        if chosen and self.sign_button.isEnabled() and not self.body.isReadOnly():
-            self.sign_now()
-        else:
-            self.body.setFocus()  # writing goes on where it was
+    def _ask(
+        self,
+        name: str,
+        button: QPushButton,
+        question: Callable[[Callable[[bool], None]], QMessageBox],
+        go: Callable[[], None],
+    ) -> None:
+        """Ask ``question`` (kept in the attribute ``name``; asked again, the open one is
+        raised); ``go`` runs if the person goes ahead while ``button`` and the text still
+        allow it, else writing goes on where it was."""
+        box: QMessageBox | None = getattr(self, name)
+        if box is not None:
+            box.raise_()
+            return
+
+        def answered(chosen: bool) -> None:
+            setattr(self, name, None)
+            if chosen and button.isEnabled() and not self.body.isReadOnly():
+                go()
+            else:
+                self.body.setFocus()  # writing goes on where it was
+
+        setattr(self, name, question(answered))
 
     def sign_now(self) -> None:
         """Save the text as it stands and sign it; the editor closes when signed."""
@@ -291,17 +313,8 @@ class NoteEditor(QDialog):
 
     def discard(self) -> None:
         """Ask first (Cancel is the default), then :meth:`discard_now`."""
-        if self.discard_box is not None:
-            self.discard_box.raise_()
-            return
-        self.discard_box = ask_to_discard(self, self._discard_answered)
-
-    def _discard_answered(self, chosen: bool) -> None:
-        self.discard_box = None
-        if chosen and self.discard_button.isEnabled() and not self.body.isReadOnly():
-            self.discard_now()
-        else:
-            self.body.setFocus()  # writing goes on where it was
+        self._ask("discard_box", self.discard_button, lambda then: ask_to_discard(self, then),
+                  self.discard_now)  # fmt: skip
 
     def discard_now(self) -> None:
         """Take the draft off the chart; what is typed and not saved is dropped with it.
