@@ -292,9 +292,8 @@ class NoteEditor(QDialog):
 
     def _stored(self, note: Note) -> None:
         self._saving = None
-        if self._keeping:  # the new draft exists: the editor goes on with it
-            self._keeping = False
-            self._patient_id = note.patient_id
+        self._keeping = False  # a new draft kept exists now: the editor goes on with it
+        self._patient_id = note.patient_id  # (a New note's chart, once stored)
         self.note = note
         self._saved = note.body
         if note.body != self._sent:  # another workstation's edits were merged in
