@@ -81,12 +81,13 @@ def ask_to_discard(parent: QWidget, then: Callable[[bool], None]) -> QMessageBox
     )
 
 
-class DiscardedElsewhere(Exception):
-    """A save refused because the note was discarded meanwhile (elsewhere): ``said`` is the
-    banner's sentence."""
+class DiscardedElsewhere(ValidationError):
+    """A save refused because the note was discarded meanwhile (elsewhere), worded as core
+    refuses it (for a save at closing, said with no editor left); ``said`` is the banner's
+    sentence."""
 
-    def __init__(self, said: str) -> None:
-        super().__init__(said)
+    def __init__(self, said: str, refusal: ValidationError) -> None:
+        super().__init__(refusal.field, refusal.reason)
         self.said = said
 
 
@@ -253,11 +254,11 @@ class NoteEditor(QDialog):
                 return note
             try:
                 return Notes(records()).edit(stored.note_id, text, base)
-            except ValidationError:
+            except ValidationError as exc:
                 said = discarded_sentence(records(), stored.note_id)
                 if said is None:
                     raise
-                raise DiscardedElsewhere(said) from None
+                raise DiscardedElsewhere(said, exc) from None
 
         return write
 
@@ -395,11 +396,13 @@ class NoteEditor(QDialog):
                 check_signable(text)  # a note that cannot be signed is not stored either
             try:
                 return Notes(records()).sign(write().id)
-            except ValidationError:
+            except DiscardedElsewhere:
+                raise
+            except ValidationError as exc:
                 said = discarded_sentence(records(), stored.note_id) if stored.note_id else None
                 if said is None:
                     raise
-                raise DiscardedElsewhere(said) from None
+                raise DiscardedElsewhere(said, exc) from None
 
         self.sign_button.setEnabled(False)
         self.body.setReadOnly(True)

@@ -23,7 +23,14 @@ from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.store.oplog import identity
 from tests.ui.chart.test_note_discard import new_note_in_a_new_visit
-from tests.ui.chart.test_visits import focused, open_editor, start_walk_in, stored_note, visits_tab
+from tests.ui.chart.test_visits import (
+    focused,
+    open_editor,
+    sign_note,
+    start_walk_in,
+    stored_note,
+    visits_tab,
+)
 from tests.ui.conftest import sign_in
 from tests.ui.test_operations import WAIT_MS, open_chart_of, other_desk, sync_now, synced_window
 
@@ -196,3 +203,19 @@ def test_a_discard_in_another_window_shows_at_once_and_a_sign_out_keeps_the_text
     [kept] = Visits(records).visit_notes(visit_id)
     assert kept.body == text and kept.id != note.id
     assert Notes(records).get(note.id).discarded_at is not None
+
+
+def test_signing_a_draft_discarded_unnoticed_shows_the_discard_and_keeps_the_text(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Sign note pressed before the editor heard of the discard: refused, and said as the
+    discard (the banner), the text still there to keep."""
+    section, _visit_id, editor = new_note_in_a_new_visit(qtbot, signed_in)
+    note = typed_and_saved(qtbot, editor, BEFORE)
+    Notes(ClinicRecords(clinic.database, "nurse.ola")).discard(note.id)
+    text = editor.body.toPlainText()
+    sign_note(qtbot, editor)
+    banner_shown(qtbot, editor)
+    assert section.editor is editor and editor.body.toPlainText() == text
+    assert not editor.body.isReadOnly() and not editor.error.isVisible()
+    assert Notes(clinic.records).get(note.id).signed_at is None
