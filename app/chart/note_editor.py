@@ -10,6 +10,13 @@ the person types creates it in the visit, so a New note closed untouched leaves 
 draft behind. Sign asks first: a signed note cannot be changed. "Discard draft…" asks
 first too, then takes the draft off the chart (``Notes.discard``: a note started on the
 wrong patient or visit); its text stays in the record's history.
+
+A draft discarded elsewhere while open here (another workstation's discard brought by a
+sync, or another window of this app) is noticed as soon as the change is broadcast, or at
+the latest when an autosave is refused: the editor stops saving, says who discarded it,
+where and when, and keeps the text on screen. Nothing is stored until the person chooses
+"Keep as a new draft" (a new note in the same visit holding the text as it is, which the
+editor then goes on saving); Close asks first, since the text would be lost.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -29,14 +38,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.permits import ANY, restrict
+from app.chart.visit_view import local_time
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import TypedForm, action_buttons, ask_first, dialog_layout, error_label
 from app.worker import Job
+from core.records.changeset import Changes
+from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import SOAP_TEMPLATE, Note, Notes, check_signable
 from core.records.visits import Visits
+from core.store.oplog import identity
 
 AUTOSAVE_MS = 800  # a pause in typing this long saves the note
 SIGN_QUESTION = "Sign this note?"
@@ -45,6 +58,12 @@ DISCARD_QUESTION = "Discard this draft note?"
 DISCARD_DETAIL = (
     "It will leave the chart and the visit: for a note started on the wrong patient or "
     "visit. Its text is kept in the record's history (as every edit is), not erased."
+)
+
+CLOSE_QUESTION = "Close and lose your text?"
+CLOSE_DETAIL = (
+    "This draft was discarded, so the text in the editor is stored nowhere: closing loses "
+    "it. Keep as a new draft stores it in the visit as a new note."
 )
 
 
@@ -59,6 +78,32 @@ def ask_to_discard(parent: QWidget, then: Callable[[bool], None]) -> QMessageBox
         DISCARD_DETAIL,
         "Discard draft",
         then,
+    )
+
+
+class DiscardedElsewhere(ValidationError):
+    """A save refused because the note was discarded meanwhile (elsewhere), worded as core
+    refuses it (for a save at closing, said with no editor left); ``said`` is the banner's
+    sentence."""
+
+    def __init__(self, said: str, refusal: ValidationError) -> None:
+        super().__init__(refusal.field, refusal.reason)
+        self.said = said
+
+
+def discarded_sentence(records: ClinicRecords, note_id: str) -> str | None:
+    """ "This draft was discarded by Dr Doug Lee on workstation 8b73ab47 at 2026-12-06
+    14:02. Your text is still here." (on the worker); None while the note is on the chart."""
+    found = Notes(records).discarding(note_id)
+    if found is None:
+        return None
+    user = records.user(found.by) if found.by else None
+    who = f" by {(user.full_name if user else '') or found.by}" if found.by else ""
+    here = identity(records.db).replica_id
+    where = "this workstation" if found.replica == here else f"workstation {found.replica[:8]}"
+    return (
+        f"This draft was discarded{who} on {where} at {local_time(found.at)}. "
+        "Your text is still here."
     )
 
 
@@ -98,6 +143,13 @@ class NoteEditor(QDialog):
         self.sign_box: QMessageBox | None = None
         self.discard_box: QMessageBox | None = None
         self.discarded = False  # the draft was discarded (the editor then closes)
+        # The sentence shown while the note is discarded elsewhere (nothing is saved then).
+        self.discarded_elsewhere: str | None = None
+        self._keeping = False  # Keep as a new draft's save is in flight
+        self._discarding_here = False  # this editor's own Discard draft is in flight
+        self.close_box: QMessageBox | None = None
+        self._patient_id = note.patient_id if note is not None else None
+        self._discarded_note = self._stored_note  # the note discarded, while it is
         self.setObjectName("noteEditor")
         self.setWindowTitle("Note")
         self.resize(640, 560)
@@ -131,11 +183,40 @@ class NoteEditor(QDialog):
         hint = QLabel("Saved as you type. Once signed, the note can only get addenda.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
-        dialog_layout(self, heading, hint, self.body, self.status, self.error, self.buttons)
+        self.banner = self._discarded_banner()
+        dialog_layout(
+            self, heading, hint, self.banner, self.body, self.status, self.error, self.buttons
+        )
+        self._read_key = f"note editor {id(self)}"  # its own reads supersede each other
+        operations.changed.connect(self._records_changed)
+        self._listening = True
         self.body.setFocus()
         cursor = self.body.textCursor()
         cursor.setPosition(len("Subjective:\n") if text.startswith("Subjective:") else 0)
         self.body.setTextCursor(cursor)
+
+    def _discarded_banner(self) -> QFrame:
+        """Shown while the note is discarded elsewhere: what happened, and Keep as a new
+        draft (Close, which asks first, is the dialog's own)."""
+        banner = QFrame()
+        banner.setObjectName("discardedBanner")
+        banner.setStyleSheet(
+            "#discardedBanner { background: #fdf6e3; border: 1px solid #e8c98a;"
+            " border-radius: 6px; } #discardedBanner QLabel { color: #6b4a0f; }"
+        )
+        self.banner_text = QLabel()
+        self.banner_text.setObjectName("discardedText")
+        self.banner_text.setWordWrap(True)
+        self.keep_button = QPushButton("Keep as a new draft")
+        self.keep_button.setObjectName("keepAsNewDraft")
+        self.keep_button.setAutoDefault(False)  # Return in the text is a new line
+        self.keep_button.clicked.connect(self.keep_as_new_draft)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(12, 8, 12, 8)
+        row.addWidget(self.banner_text, 1)
+        row.addWidget(self.keep_button)
+        banner.hide()
+        return banner
 
     def _restrict(self, enabled: bool) -> None:
         """Sign and Discard draft as the person may use them (a nurse writes, a clinician
@@ -149,6 +230,8 @@ class NoteEditor(QDialog):
         return self.body.toPlainText() != self._saved
 
     def _typed(self) -> None:
+        if self.discarded_elsewhere is not None:
+            return  # stored nowhere until the person chooses Keep as a new draft
         if self.unsaved:
             self.status.setText("Not saved yet…")
         elif self.note is not None:
@@ -169,7 +252,13 @@ class NoteEditor(QDialog):
                 note = Visits(records()).add_note(visit_id, text)
                 stored.note_id = note.id
                 return note
-            return Notes(records()).edit(stored.note_id, text, base)
+            try:
+                return Notes(records()).edit(stored.note_id, text, base)
+            except ValidationError as exc:
+                said = discarded_sentence(records(), stored.note_id)
+                if said is None:
+                    raise
+                raise DiscardedElsewhere(said, exc) from None
 
         return write
 
@@ -177,7 +266,7 @@ class NoteEditor(QDialog):
         """Send the text to core (one save in flight at a time; the next pause saves the
         rest)."""
         self.timer.stop()
-        if not self.unsaved:
+        if not self.unsaved or self.discarded_elsewhere is not None:
             return
         if self._saving is not None:
             self.timer.start()
@@ -190,9 +279,10 @@ class NoteEditor(QDialog):
         )
 
     def flush(self) -> None:
-        """Send what is not saved yet, whatever is in flight (signing out, closing)."""
+        """Send what is not saved yet, whatever is in flight (signing out, closing); nothing
+        while the note is discarded elsewhere (see :meth:`draft`)."""
         self.timer.stop()
-        if not self.unsaved:
+        if not self.unsaved or self.discarded_elsewhere is not None:
             return
         text = self.body.toPlainText()
         if not text.strip():
@@ -203,6 +293,8 @@ class NoteEditor(QDialog):
 
     def _stored(self, note: Note) -> None:
         self._saving = None
+        self._keeping = False  # a new draft kept exists now: the editor goes on with it
+        self._patient_id = note.patient_id  # (a New note's chart, once stored)
         self.note = note
         self._saved = note.body
         if note.body != self._sent:  # another workstation's edits were merged in
@@ -227,6 +319,13 @@ class NoteEditor(QDialog):
 
     def _failed(self, exc: Exception) -> None:
         self._saving = None
+        if isinstance(exc, DiscardedElsewhere):
+            self._gone(exc.said)
+            return
+        if self._keeping:  # no new draft: the text is still stored nowhere
+            self._keeping = False
+            self._stored_note = self._discarded_note
+            self._gone(self.banner_text.text())
         self.status.setText("Not saved")
         self.error.setText(
             validation_text(exc, "note")
@@ -246,23 +345,45 @@ class NoteEditor(QDialog):
             self._failed(exc)
             self.body.setFocus()
             return
-        self.sign_box = ask_first(
-            self,
-            "confirmSignNote",
-            "Sign note",
-            SIGN_QUESTION,
-            SIGN_DETAIL,
-            "Sign note",
-            self._sign_answered,
-            icon=QMessageBox.Icon.Question,
+        self._ask(
+            "sign_box",
+            self.sign_button,
+            lambda answered: ask_first(
+                self,
+                "confirmSignNote",
+                "Sign note",
+                SIGN_QUESTION,
+                SIGN_DETAIL,
+                "Sign note",
+                answered,
+                icon=QMessageBox.Icon.Question,
+            ),
+            self.sign_now,
         )
 
-    def _sign_answered(self, chosen: bool) -> None:
-        self.sign_box = None
-        if chosen and self.sign_button.isEnabled() and not self.body.isReadOnly():
-            self.sign_now()
-        else:
-            self.body.setFocus()  # writing goes on where it was
+    def _ask(
+        self,
+        name: str,
+        button: QPushButton,
+        question: Callable[[Callable[[bool], None]], QMessageBox],
+        go: Callable[[], None],
+    ) -> None:
+        """Ask ``question`` (kept in the attribute ``name``; asked again, the open one is
+        raised); ``go`` runs if the person goes ahead while ``button`` and the text still
+        allow it, else writing goes on where it was."""
+        box: QMessageBox | None = getattr(self, name)
+        if box is not None:
+            box.raise_()
+            return
+
+        def answered(chosen: bool) -> None:
+            setattr(self, name, None)
+            if chosen and button.isEnabled() and not self.body.isReadOnly():
+                go()
+            else:
+                self.body.setFocus()  # writing goes on where it was
+
+        setattr(self, name, question(answered))
 
     def sign_now(self) -> None:
         """Save the text as it stands and sign it; the editor closes when signed."""
@@ -273,7 +394,15 @@ class NoteEditor(QDialog):
         def save_and_sign() -> Note:
             if stored.note_id is None:
                 check_signable(text)  # a note that cannot be signed is not stored either
-            return Notes(records()).sign(write().id)
+            try:
+                return Notes(records()).sign(write().id)
+            except DiscardedElsewhere:
+                raise
+            except ValidationError as exc:
+                said = discarded_sentence(records(), stored.note_id) if stored.note_id else None
+                if said is None:
+                    raise
+                raise DiscardedElsewhere(said, exc) from None
 
         self.sign_button.setEnabled(False)
         self.body.setReadOnly(True)
@@ -289,19 +418,81 @@ class NoteEditor(QDialog):
         self.body.setReadOnly(False)
         self._failed(exc)
 
+    # ----- discarded elsewhere ---------------------------------------------------------
+
+    def _records_changed(self, changes: Changes) -> None:
+        """A change of this note (a sync, another window): read whether it was discarded."""
+        note_id = self._stored_note.note_id
+        if note_id is None or self.discarded_elsewhere is not None or self._discarding_here:
+            return
+        if not self.isVisible() or not changes.touches(note_id):
+            return
+        records = self._records
+
+        def found(said: str | None) -> None:
+            if said is not None and note_id == self._stored_note.note_id:
+                self._gone(said)
+
+        self._operations.read(
+            self._read_key, lambda: discarded_sentence(records(), note_id), found, lambda _e: None
+        )
+
+    def _gone(self, said: str) -> None:
+        """The note was discarded elsewhere: save nothing more, say so, keep the text (the
+        person goes on typing; nothing is stored until they choose Keep as a new draft)."""
+        if self._discarding_here or self.discarded or not self.isVisible():
+            return
+        self.timer.stop()
+        self.discarded_elsewhere = said
+        self._discarded_note = self._stored_note
+        self.banner_text.setText(said)
+        self.banner.show()
+        self.error.hide()
+        self.status.setText("Stored nowhere: Keep as a new draft, or Close to drop it.")
+        self._restrict(enabled=False)
+        self.body.setReadOnly(False)  # a refused signing had frozen it
+        restrict(self.keep_button, self._permitted, "note.create", enabled=True)
+
+    def keep_as_new_draft(self) -> None:
+        """Store the text as it is now as a new draft note in the same visit (an ordinary
+        new note, audited as one) and go on editing that."""
+        if self.discarded_elsewhere is None or self._keeping:
+            return
+        self._keeping = True
+        self.discarded_elsewhere = None
+        self.banner.hide()
+        self._stored_note = _StoredNote(None)  # the next save creates the new note
+        self._saved = ""  # what core holds of it: nothing yet
+        self._restrict(enabled=True)
+        self.body.setFocus()
+        self.save()
+
+    def draft(self) -> dict[str, str] | None:
+        """While the note is discarded elsewhere, the text typed (a sign-out keeps it for
+        its author, as a form's draft: it is stored nowhere); otherwise None (a sign-out
+        saves it into the note)."""
+        if self.discarded_elsewhere is None or self._visit_id is None:
+            return None
+        return {
+            "body": self.body.toPlainText(),
+            "visit_id": self._visit_id,
+            "patient_id": self._patient_id or "",
+            "said": self.discarded_elsewhere,
+        }
+
+    def restore(self, draft: dict[str, str]) -> None:
+        """Show a kept draft of a discarded note again: its text, and the banner."""
+        self._patient_id = draft.get("patient_id") or None
+        self.body.blockSignals(True)
+        self.body.setPlainText(draft.get("body", ""))
+        self.body.blockSignals(False)
+        self.body.moveCursor(QTextCursor.MoveOperation.End)  # typing goes on where it stopped
+        self._gone(draft.get("said", "This draft was discarded. Your text is still here."))
+
     def discard(self) -> None:
         """Ask first (Cancel is the default), then :meth:`discard_now`."""
-        if self.discard_box is not None:
-            self.discard_box.raise_()
-            return
-        self.discard_box = ask_to_discard(self, self._discard_answered)
-
-    def _discard_answered(self, chosen: bool) -> None:
-        self.discard_box = None
-        if chosen and self.discard_button.isEnabled() and not self.body.isReadOnly():
-            self.discard_now()
-        else:
-            self.body.setFocus()  # writing goes on where it was
+        self._ask("discard_box", self.discard_button, lambda then: ask_to_discard(self, then),
+                  self.discard_now)  # fmt: skip
 
     def discard_now(self) -> None:
         """Take the draft off the chart; what is typed and not saved is dropped with it.
@@ -316,11 +507,13 @@ class NoteEditor(QDialog):
             return Notes(records()).discard(stored.note_id)
 
         def failed(exc: Exception) -> None:
+            self._discarding_here = False
             self._restrict(enabled=True)
             self.body.setReadOnly(False)
             self._saved = saved  # what core holds, as before
             self._failed(exc)
 
+        self._discarding_here = True  # its broadcast is not a discard made elsewhere
         self._restrict(enabled=False)
         self.body.setReadOnly(True)
         saved, self._saved = self._saved, self.body.toPlainText()  # closing saves no more
@@ -332,8 +525,38 @@ class NoteEditor(QDialog):
         self.accept()
 
     def done(self, result: int) -> None:
-        """Close: what is typed and not saved yet is saved first."""
-        for name in ("sign_box", "discard_box"):
+        """Close: what is typed and not saved yet is saved first. While the note is
+        discarded elsewhere, nothing is saved, so Close (Escape, the window's button) asks
+        first, Cancel the default; :meth:`leave` closes without asking."""
+        if self.discarded_elsewhere is not None and self.body.toPlainText().strip():
+            self._ask(
+                "close_box",
+                self.buttons.button(QDialogButtonBox.StandardButton.Close),
+                lambda answered: ask_first(
+                    self,
+                    "confirmCloseDiscarded",
+                    "Close",
+                    CLOSE_QUESTION,
+                    CLOSE_DETAIL,
+                    "Close and lose the text",
+                    answered,
+                ),
+                lambda: self._close(result),
+            )
+            return
+        self._close(result)
+
+    def leave(self) -> None:
+        """Close without asking (a sign-out: a discarded note's text is kept as a draft
+        first, :meth:`draft`)."""
+        self._close(QDialog.DialogCode.Rejected)
+
+    def _close(self, result: int) -> None:
+        if self._listening:  # the editor is not opened again: it hears no more changes
+            self._listening = False
+            self._operations.changed.disconnect(self._records_changed)
+        self._operations.cancel(self._read_key)
+        for name in ("sign_box", "discard_box", "close_box"):
             box = getattr(self, name)
             if box is not None:
                 setattr(self, name, None)

@@ -472,9 +472,10 @@ class VisitsSection:
         self.reload()
 
     def clear(self) -> None:
-        """Forget the patient; typed note text not saved yet is saved first (sign-out)."""
+        """Forget the patient; typed note text not saved yet is saved first (sign-out; the
+        text of a note discarded elsewhere is kept as a draft before, see ``reopen``)."""
         if self.editor is not None:
-            self.editor.flush()
+            self.editor.leave()
         self._operations.cancel(self.READ_LIST, self.READ_VISIT)
         if self._job is not None:
             self._job.cancel()
@@ -757,6 +758,12 @@ class VisitsSection:
             if self.start_dialog is not None:
                 self.start_dialog.restore(values)
             return
+        if kind == "noteEditor":  # the text of a note discarded elsewhere, stored nowhere
+            if self.editor is None:
+                self._edit(None, str(values["visit_id"]))
+            if self.editor is not None:
+                self.editor.restore(values)
+            return
         records, note_id = self._records, str(values["note_id"])
 
         def reopened(note: Note) -> None:
@@ -838,12 +845,13 @@ def reopen_visit_drafts_with(
 ) -> None:
     """Tell ``drafts`` how to reopen the Visits tab's forms (Start visit, Add addendum)
     after their author signs in again: open the patient's chart, then the form. (The note
-    editor needs no draft: what it holds is saved before the sign-out ends.)"""
+    editor needs no draft, what it holds being saved before the sign-out ends, unless its
+    note was discarded elsewhere: its text is then stored nowhere, and kept as a draft.)"""
     section = next(s for s in sections if isinstance(s, VisitsSection))
 
     def reopen(draft: Draft) -> None:
         values = draft.values
         in_chart(str(values["patient_id"]), lambda: section.reopen(draft.kind, values))
 
-    for kind in ("startVisitDialog", "addendumDialog"):
+    for kind in ("startVisitDialog", "addendumDialog", "noteEditor"):
         drafts.reopen_with(kind, reopen)

@@ -14,6 +14,7 @@ from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import NOTE, NOTE_EDITED
 from core.store.database import Database, utc_now
+from core.store.state_codec import unpack_state
 
 MAX_NOTE = 100_000
 
@@ -51,6 +52,15 @@ class Note:
     signed_by: str | None = None
     # When the draft was discarded (``Notes.discard``; UTC), None while on the chart.
     discarded_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Discarding:
+    """Who discarded a draft, on which workstation (its replica id), and when (UTC)."""
+
+    by: str
+    replica: str
+    at: str
 
 
 def checked_body(text: str) -> str:
@@ -193,6 +203,20 @@ class Notes:
         note = load_note(self.records.db, note_id)
         self.records.require("notes.list", note.patient_id)
         return note
+
+    def discarding(self, note_id: str) -> Discarding | None:
+        """Who discarded the note, where and when (the discard entry shown: read from the
+        note's document, which every replica holds); None while it is on the chart. Read
+        as :meth:`get` reads (the same check)."""
+        note = self.get(note_id)
+        if note.discarded_at is None:
+            return None
+        rows = self.records.db.query("SELECT state FROM record_states WHERE id = ?", (note_id,))
+        doc = crdt.load(unpack_state(rows[0][0]), 1) if rows else None
+        entries = [e for e in crdt.live(doc, signed_notes.DISCARDED) if e.value] if doc else []
+        if not entries:  # derived from the document, so this does not happen
+            return Discarding("", "", note.discarded_at)
+        return Discarding(entries[0].author, entries[0].replica, str(entries[0].value))
 
     def for_patient(self, patient_id: str) -> list[Note]:
         """A patient's notes on the chart (discarded drafts left out), oldest first."""

@@ -187,3 +187,17 @@ def test_two_people_discarding_the_same_draft_is_no_conflict() -> None:
     sync_pair(b, a)
     for r in (a, b):
         assert r.conflicts() == [] and not _shown(r, note, visit_id)
+
+
+def test_who_discarded_a_draft_where_and_when_is_read_on_every_replica() -> None:
+    """The note editor names the discard's author, workstation and time (a sync brought
+    it, or another window made it); nothing while the note is on the chart."""
+    a, b, note, _visit_id = _draft_on_two_replicas()
+    assert Notes(b).discarding(note.id) is None
+    discarded = Notes(a).discard(note.id)
+    sync_pair(b, a)
+    found = Notes(b).discarding(note.id)
+    assert found is not None
+    assert (found.by, found.at) == ("ann", discarded.discarded_at)
+    replica_a = a.db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
+    assert found.replica == replica_a

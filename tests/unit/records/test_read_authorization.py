@@ -94,6 +94,8 @@ REFUSED: dict[str, tuple[tuple[Call, ...], str]] = {
     "ClinicRecords.allergies": ((lambda r, c: r.allergies(c.patient),), "doc"),
     "Notes.get": ((lambda r, c: Notes(r).get(c.note),), "doc"),
     "Notes.for_patient": ((lambda r, c: Notes(r).for_patient(c.patient),), "doc"),
+    # None for a note on the chart: listed so the reader's call returns something.
+    "Notes.discarding": ((lambda r, c: [Notes(r).discarding(c.note)],), "doc"),
     "Visits.get": ((lambda r, c: Visits(r).get(c.visit),), "doc"),
     "Visits.visit_notes": ((lambda r, c: Visits(r).visit_notes(c.visit),), "doc"),
     "Visits.contents": ((lambda r, c: Visits(r).contents(c.visit),), "doc"),
