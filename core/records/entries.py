@@ -8,6 +8,7 @@ from typing import Any
 
 from core.records import crdt, merged
 from core.records.changes import change
+from core.records.chart_lists import check_visit
 from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
@@ -86,18 +87,21 @@ class ClinicalEntries:
             cleaned[SOURCE] = source
         record_id, actor = new_id(), self.records.actor
         with self.records.db.write(actor, f"{type_name}.create", type_name, record_id) as tx:
+            # A reading under a visit of this patient only (remote apply: visit_chart).
+            check_visit(tx, patient_id, cleaned.get("encounter_id"))
             change(tx, actor, record_id, type_name, self.records.setter(cleaned))
         return record_id
 
     def update(self, type_name: str, record_id: str, fields: Mapping[str, str | None]) -> None:
         """Change fields of such a record; the audit entry names the fields only."""
-        entry_row(self.records.db, type_name, record_id)  # exists; the write is checked
+        row = entry_row(self.records.db, type_name, record_id)  # the write is checked
         cleaned = self._clean(type_name, fields, creating=False)
         actor = self.records.actor
         details = {"fields": sorted(cleaned)}
         with self.records.db.write(
             actor, f"{type_name}.update", type_name, record_id, details
         ) as tx:
+            check_visit(tx, str(row.get("patient_id")), cleaned.get("encounter_id"))
             change(tx, actor, record_id, type_name, self.records.setter(cleaned))
 
     def delete(self, type_name: str, record_id: str) -> None:
@@ -141,6 +145,8 @@ class ClinicalEntries:
             holder.append(crdt.add(doc, field, element, hlc, actor))
 
         with self.records.db.write(actor, f"{field}.add", "patient", patient_id) as tx:
+            visit = element.get("encounter_id")
+            check_visit(tx, patient_id, None if visit is None else str(visit))
             change(tx, actor, patient_id, "patient", add)
         return holder[0]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from core.records import crdt, merged, signed_notes
 from core.records.changes import change
+from core.records.chart_lists import check_visit
 from core.records.clinic import ClinicRecords, new_id
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, ValidationError
@@ -113,6 +114,8 @@ class Notes:
             crdt.text(doc, "body").insert(0, text)
 
         with self.records.db.write(actor, "note.create", "note", note_id) as tx:
+            # Under a visit of this patient only (remote apply refuses any other: visit_chart).
+            check_visit(tx, patient_id, encounter_id)
             change(tx, actor, note_id, "note", create)
         return load_note(self.records.db, note_id)  # written: the gate checked write_note
 

@@ -14,7 +14,9 @@ work on a chart by a grant's person while it was open (grants held here or appli
 in the batch: core/records/remote_grants.py) is judged with ``patient:C#break_glass@user:P``.
 A record on a chart (note, observation, visit, attachment) never changes patient: an op
 that rewrites its ``patient_id`` is refused; one that changes its ``encounter_id`` needs the
-permission on the patient it was on before the op as well as after.
+permission on the patient it was on before the op as well as after. A record placed under
+a visit (a note, a reading, a problem or medication item) must be on that visit's chart
+(core/records/visit_chart.py).
 
 The permissions at an op's time (the rule every replica applies, so all decide alike):
 every value that a user's ``username``/``role``/``active`` or a tuple's
@@ -52,13 +54,14 @@ from functools import partial
 from typing import Any
 
 from core.authz.tuples import MemoryTuples, RelationTuple, TupleReader
-from core.records import authorize, changes, crdt, remote_break_glass
+from core.records import authorize, changes, crdt, remote_break_glass, visit_chart
 from core.records.crdt import RecordDoc
 from core.records.op_trust import RECOVERY_AUTHOR
 from core.records.permissions import CLINIC_OBJECT, OP_FIELDS, WHO, field_permission
 from core.records.relations import PATIENT_PREFIX, USER_PREFIX, WILDCARD, roles_of
 from core.records.remote_grants import Grants, replica_grants
 from core.records.types import AUTHZ_HISTORY
+from core.records.visit_chart import VisitPatient
 from core.store.database import Database, Transaction
 from core.store.oplog import Op, parse_hlc
 from core.store.state_codec import unpack_state
@@ -655,11 +658,21 @@ class RemotePermissions:
     grants: Grants = field(default_factory=Grants)
 
     def problem(
-        self, op: Op, type_name: str, before: Summary, doc: RecordDoc, after: Summary | None = None
+        self,
+        op: Op,
+        type_name: str,
+        before: Summary,
+        doc: RecordDoc,
+        after: Summary | None = None,
+        *,
+        visit_patient: VisitPatient,
     ) -> str | None:
         """Why ``op`` (already applied to ``doc``) may not be made by its author, or None
-        (``after``: ``summary(doc)``, when the caller has read it already)."""
-        fields = changed_fields(before, summary(doc) if after is None else after)
+        (``after``: ``summary(doc)``, when the caller has read it already;
+        ``visit_patient``: the patient of a visit this replica holds, batch included)."""
+        if after is None:
+            after = summary(doc)
+        fields = changed_fields(before, after)
         if not fields:
             return None
         if type_name == "user":
@@ -684,6 +697,11 @@ class RemotePermissions:
                 f"it moves a {type_name} to another patient's chart: a record's patient never "
                 "changes after it is made (a merge links the charts instead)"
             )
+        # A record under a visit is on that visit's chart, whoever made it (no Careline
+        # write places one under another chart's visit): core/records/visit_chart.py.
+        misplaced = visit_chart.problem(op.record_id, type_name, before, after, visit_patient)
+        if misplaced is not None:
+            return misplaced
         if type_name == "patient" and "created_at" in fields:
             # Registering a patient (the op that creates the record) needs register_patient
             # only, as locally: its demographics are part of the registration.

@@ -17,10 +17,11 @@ from types import TracebackType
 import sqlcipher3
 
 from core.platform import collector
-from core.records import changes, crdt, op_trust, remote_authz
+from core.records import changes, crdt, op_trust, remote_authz, visit_chart
 from core.records.changes import (
     Loaded,
     RecordTypeMismatchError,
+    load_record,
     loaded_from,
     store_records,
     stored_records,
@@ -158,6 +159,7 @@ def _apply(
         ),
         lambda op: _check_same_as_held(tx, op),
         trust,
+        lambda record_id, type_name: load_record(tx, record_id, type_name, me.client_id),
     )
     if trust.permissions is not None:
         remote_authz.save_history(tx, trust.permissions.history)
@@ -200,6 +202,7 @@ def check_batch(
     load: Callable[[str, str], Loaded],
     same_as_held: Callable[[oplog.Op], None],
     trust: op_trust.Trust,
+    load_held: Callable[[str, str], Loaded] | None = None,
 ) -> CheckedBatch:
     """Check a batch against what a replica holds and apply it to the loaded documents.
 
@@ -207,10 +210,11 @@ def check_batch(
     ``held`` is the replica's version vector, ``load(record_id, type)`` its document of a
     record (raising RecordTypeMismatchError for another type), ``same_as_held(op)`` refuses
     a duplicate that differs from the op held, ``trust`` verifies each op's signature and
-    author (core.records.op_trust). Raises ApplyError or GapError for a batch that breaks
-    the protocol; the caller then rolls back, so a refused batch changes nothing. An op
-    that fails verification is returned in ``quarantined`` and its origin stops there for
-    this batch (its later ops build on it, so they wait for it).
+    author (core.records.op_trust); ``load_held`` (default ``load``) loads a record the
+    batch does not touch, for the visit a record is placed under. Raises ApplyError or
+    GapError for a batch that breaks the protocol; the caller then rolls back, so a refused
+    batch changes nothing. An op that fails verification is returned in ``quarantined``
+    and its origin stops there for this batch (its later ops build on it, so they wait for it).
     """
     held = dict(held)
     docs: dict[str, tuple[str, Loaded]] = {}
@@ -221,6 +225,7 @@ def check_batch(
     quarantined: list[tuple[oplog.Op, str]] = []
     # record id -> (its document, the permission summary of that document as it is now).
     summaries: dict[str, tuple[crdt.RecordDoc, remote_authz.Summary]] = {}
+    visit_patient = _visit_lookup(docs, load if load_held is None else load_held)
     for op in ops:
         # An op of a record type this version does not know (a newer replica's) is kept
         # and relayed like any other: refusing it would stop sync with every newer replica.
@@ -299,7 +304,9 @@ def check_batch(
         if judged:
             with _refusing_malformed(what):
                 now = remote_authz.summary(doc)
-                refused = permissions.problem(op, type_name, was, doc, now)
+                refused = permissions.problem(
+                    op, type_name, was, doc, now, visit_patient=visit_patient
+                )
             if refused is None:
                 summaries[op.record_id] = (doc, now)
             else:
@@ -331,6 +338,33 @@ def check_batch(
         held[op.origin] = op.seq
         fresh.append(op)
     return CheckedBatch(fresh, duplicates, docs, quarantined)
+
+
+def _visit_lookup(
+    docs: dict[str, tuple[str, Loaded]], load_held: Callable[[str, str], Loaded]
+) -> visit_chart.VisitPatient:
+    """A visit's patient as the batch so far leaves it (its earlier ops applied to
+    ``docs``), else as stored; None if there is no visit of that id."""
+    stored: dict[str, str | None] = {}
+
+    def patient_of(visit_id: str) -> str | None:
+        if visit_id in docs:
+            type_name, loaded = docs[visit_id]
+            return _patient(loaded.doc) if type_name == "encounter" else None
+        if visit_id not in stored:
+            try:
+                stored[visit_id] = _patient(load_held(visit_id, "encounter").doc)
+            except RecordTypeMismatchError:
+                stored[visit_id] = None  # another type's record: no visit
+        return stored[visit_id]
+
+    return patient_of
+
+
+def _patient(doc: crdt.RecordDoc) -> str | None:
+    """A visit document's patient; None for an empty document (no such visit)."""
+    found = crdt.winner(doc, "patient_id")
+    return str(found.value) if found is not None and found.value else None
 
 
 def undo_is_record(state: bytes) -> bool:

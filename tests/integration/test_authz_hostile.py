@@ -1,7 +1,8 @@
 """A hostile replica sends an op its author may not make: a front-desk account's
 workstation, its own checks removed, signs a medication (warfarin) with its genuine device
 key. The clinic server (embedded and PostgreSQL) and an honest LAN peer each quarantine it
-with the reason, never apply it, and an op the same person may make still arrives."""
+with the reason, never apply it, and an op the same person may make still arrives. The
+server also refuses a note placed under another patient's visit."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ import pytest
 from core.authz.tuples import RelationTuple
 from core.cli import server as server_cli
 from core.records import authorize, remote_authz
-from core.records.clinic import ClinicRecords
+from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotAllowedError
 from core.records.medications import Medications
 from core.records.relations import Access
 from core.records.replication import replica_id
+from core.records.visits import Visits
 from core.store import oplog
+from core.store.database import utc_now
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 from tests.integration.test_lan_hostile import Clinic, _quarantined_here, _sync
 from tests.integration.test_lan_hostile import clinic as clinic  # the LAN clinic fixture
+from tests.integration.test_remote_apply_forgeries import _forge
 
 pytestmark = [
     pytest.mark.strict_authors,
@@ -175,4 +179,36 @@ def test_the_server_judges_a_first_upload_of_care_teams_without_working_it_out_p
         store.version_vector()[replica_id(desk.database)]
         == oplog.version_vector(desk.database)[replica_id(desk.database)]
     )
+    desk.lock()
+
+
+def test_the_server_quarantines_a_note_under_another_patients_visit(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clinician may write on both charts; the note, made on one, names the other's
+    visit: the server (embedded and PostgreSQL) refuses it, as the workstations do."""
+    clinic_id = add_clinic(live.server, "Visit Check Clinic")
+    live.server.add_user(clinic_id, "clin", "Cal Clinician", "clinician", PASSWORD)
+    desk, credential = join_clinic(live.server, live.url, live.ca_pem, clinic_id, tmp_path / "d")
+    clin = ClinicRecords(desk.database, "clin")
+    first = clin.add_patient("Hopper", "Grace", "1906-12-09").id
+    second = clin.add_patient("Lamarr", "Hedy", "1914-11-09").id
+    visit = Visits(clin).start(first, reason="cough").id
+    Visits(clin).add_note(visit, "dry cough")  # under its own chart's visit: arrives
+    assert sync_at(desk, credential).refused == []
+    values = {
+        "patient_id": second,
+        "encounter_id": visit,
+        "author": "clin",
+        "created_at": utc_now(),
+    }
+    forged = _forge(desk.database, "clin", new_id(), "note", values)
+    report = sync_at(desk, credential)
+    assert [(o, s) for o, s, _ in report.refused] == [(forged.origin, forged.seq)]
+    why = "it puts a note under another patient's visit"
+    assert why in report.refused[0][2]
+    store = live.server.sync_store(clinic_id)
+    assert store.version_vector()[forged.origin] == forged.seq - 1  # the visit's work arrived
+    [row] = _quarantine_list(live, capsys)
+    assert row["author"] == "clin" and why in row["reason"]
     desk.lock()

@@ -1,7 +1,8 @@
 """Forged ops that a workstation's genuine device key signs, its own checks removed (as in
 test_authz_hostile.py), reach an honest workstation by real sync: break-glass grants made
 for anyone, never expiring or already reviewed (security review S2); staff changes authored
-"recovery-key" (S3); a restricted chart's records moved to another chart (S4). Each is
+"recovery-key" (S3); a restricted chart's records moved to another chart (S4); a record
+made under, or moved under, another patient's visit, or a visit the desk does not hold. Each is
 quarantined with the reason naming it and nothing of it applied, while the work these
 records really come from still syncs: a break-glass opening and its review by an admin, a
 password reset with the recovery key, a merge of two patients."""
@@ -22,15 +23,19 @@ from core.records.break_glass import BreakGlass
 from core.records.break_glass_audit import stamp
 from core.records.changes import change
 from core.records.chart_access import set_restricted
-from core.records.clinic import ClinicRecords, new_id
+from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError
 from core.records.merges import Merges
 from core.records.notes import Notes
+from core.records.problems import Problems
+from core.records.spec import Mutation
+from core.records.types import LISTS
 from core.records.visits import Visits
+from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 from core.store import oplog
-from core.store.database import Database
+from core.store.database import Database, utc_now
 from core.sync.responder import Responder
 from core.sync.session import SyncReport, sync
 from core.sync.transport import LocalTransport
@@ -86,13 +91,20 @@ def _forge(
 ) -> oplog.Op:
     """What a workstation whose own checks were removed writes: ``values`` into a record,
     as ``author``, signed with its genuine device key."""
+
+    def mutate(doc: crdt.RecordDoc, hlc: str) -> None:
+        for name, value in values.items():
+            crdt.write(doc, name, value, hlc, author)
+
+    return _forge_with(db, author, record_id, type_name, mutate)
+
+
+def _forge_with(
+    db: Database, author: str, record_id: str, type_name: str, mutate: Mutation
+) -> oplog.Op:
+    """As :func:`_forge`, the change made by ``mutate(doc, hlc)``."""
     authorize.ENFORCING = False
     try:
-
-        def mutate(doc: crdt.RecordDoc, hlc: str) -> None:
-            for name, value in values.items():
-                crdt.write(doc, name, value, hlc, author)
-
         with db.write(author, "test.forge", type_name, record_id) as tx:
             change(tx, author, record_id, type_name, mutate)
     finally:
@@ -294,15 +306,114 @@ def test_a_record_moved_to_another_chart_is_quarantined(
 
 
 def test_a_record_put_under_another_visit_needs_access_to_its_chart(desks: Desks) -> None:
+    """Another visit of its own chart (one of another chart's is refused whoever moves it:
+    below)."""
     secret = _restricted_chart(desks)
     clin = desks.records(desks.a, "clin")
     reading = _record_on(clin, "observation", secret)
-    other = clin.add_patient("Open", "Olga", "1980-02-02").id
-    visit = Visits(clin).start(other, reason="check-up").id
+    visit = Visits(clin).start(secret, reason="check-up").id
     _sync(desks)
     forged = _forge(desks.b.database, "nurse1", reading, "observation", {"encounter_id": visit})
     _refused(desks, forged, "record vitals needs a nurse or a clinician (on the care team")
     assert Visits(clin).contents(visit).observations == ()
+
+
+# ----- A record under another patient's visit ---------------------------------------------
+
+VITALS = {"code": "8867-4", "value": "72", "unit": "/min", "observed_at": "2024-05-01 09:00"}
+NOUNS = {"note": "note", "observation": "vital-signs reading"}
+
+
+def _visit_of(desks: Desks, patient_id: str) -> str:
+    [visit] = Visits(desks.records(desks.a, "clin")).list_visits(patient_id)
+    return visit.id
+
+
+def _new_record(type_name: str, author: str, patient_id: str, visit: str) -> dict[str, Any]:
+    """A note or a reading's fields as the API writes them, under ``visit``."""
+    made = {"patient_id": patient_id, "encounter_id": visit, "created_at": utc_now()}
+    return {**made, **({"author": author} if type_name == "note" else VITALS)}
+
+
+def _visit_holds(desks: Desks, visit: str) -> tuple[list[str], int, int]:
+    """What desk A shows in the visit, to a clinician who may read every chart: its notes'
+    bodies, how many readings and problems."""
+    seen = Visits(desks.records(desks.a, "clin")).contents(visit)
+    return [n.body for n in seen.notes], len(seen.observations), len(seen.problems)
+
+
+@pytest.mark.parametrize("type_name", ["note", "observation"])
+@pytest.mark.parametrize("author", ["nurse1", "clin"])  # off the visit's care team, and on it
+def test_a_record_made_under_another_patients_visit_is_quarantined(
+    desks: Desks, type_name: str, author: str
+) -> None:
+    """Made on a chart its author may write, it would show in the restricted chart's visit
+    (and a nurse off its care team would have written there)."""
+    secret = _restricted_chart(desks)
+    visit = _visit_of(desks, secret)
+    other = desks.records(desks.a, "clin").add_patient("Open", "Olga", "1980-02-02").id
+    _sync(desks)
+    values = _new_record(type_name, author, other, visit)
+    forged = _forge(desks.b.database, author, new_id(), type_name, values)
+    _refused(desks, forged, f"it puts a {NOUNS[type_name]} under another patient's visit")
+    assert _visit_holds(desks, visit) == (["HIV positive"], 0, 0)
+    entries = ClinicalEntries(desks.records(desks.a, "clin"))
+    assert entries.for_patient("observation", other) == []
+    assert Notes(desks.records(desks.a, "clin")).for_patient(other) == []
+
+
+def test_a_reading_moved_under_another_patients_visit_is_quarantined(desks: Desks) -> None:
+    """The clinician may write on both charts: the visit, not a permission, refuses it."""
+    secret = _restricted_chart(desks)
+    visit = _visit_of(desks, secret)
+    clin = desks.records(desks.a, "clin")
+    other = clin.add_patient("Open", "Olga", "1980-02-02").id
+    reading = _record_on(clin, "observation", other)
+    _sync(desks)
+    forged = _forge(desks.b.database, "clin", reading, "observation", {"encounter_id": visit})
+    _refused(desks, forged, "it puts a vital-signs reading under another patient's visit")
+    assert _visit_holds(desks, visit) == (["HIV positive"], 0, 0)
+    assert ClinicalEntries(clin).get("observation", reading)["encounter_id"] is None
+
+
+def test_a_problem_listed_under_another_patients_visit_is_quarantined(desks: Desks) -> None:
+    secret = _restricted_chart(desks)
+    visit = _visit_of(desks, secret)
+    other = desks.records(desks.a, "clin").add_patient("Open", "Olga", "1980-02-02").id
+    _sync(desks)
+    item = clean_item(LISTS["problems"], {"description": "Asthma", "encounter_id": visit})
+
+    def add(doc: crdt.RecordDoc, hlc: str) -> None:
+        crdt.add(doc, "problems", item, hlc, "clin")
+
+    forged = _forge_with(desks.b.database, "clin", other, "patient", add)
+    _refused(desks, forged, "it puts a problem under another patient's visit")
+    assert _visit_holds(desks, visit) == (["HIV positive"], 0, 0)
+    assert Problems(desks.records(desks.a, "clin")).list(other) == []
+
+
+def test_a_record_under_a_visit_this_desk_does_not_hold_is_quarantined(desks: Desks) -> None:
+    other = desks.records(desks.a, "clin").add_patient("Open", "Olga", "1980-02-02").id
+    _sync(desks)
+    values = _new_record("note", "clin", other, "no-such-visit")
+    forged = _forge(desks.b.database, "clin", new_id(), "note", values)
+    _refused(desks, forged, "under visit 'no-such-visit', which this replica does not hold")
+    assert Notes(desks.records(desks.a, "clin")).for_patient(other) == []
+
+
+def test_a_visit_and_the_work_in_it_sync_together_and_apart(desks: Desks) -> None:
+    """The visit in the same batch as the note and reading under it, or in an earlier one."""
+    clin_b = desks.records(desks.b, "clin")
+    patient = clin_b.add_patient("Open", "Olga", "1980-02-02").id
+    visit = Visits(clin_b).start(patient, reason="cough").id
+    Visits(clin_b).add_note(visit, "dry cough")
+    VitalSigns(clin_b).record(patient, {"pulse": "72"}, encounter_id=visit)
+    Problems(clin_b).add(patient, uncoded="Cough", encounter_id=visit)
+    assert _sync(desks).refused == []
+    Visits(clin_b).add_note(visit, "better")
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.a.database) == []
+    assert _visit_holds(desks, visit) == (["dry cough", "better"], 1, 1)
 
 
 def test_a_merge_moves_the_duplicates_records_on_every_desk(desks: Desks) -> None:

@@ -464,3 +464,32 @@ def test_a_visit_from_an_appointment_is_the_booked_clinicians() -> None:
     at_nine = dt.datetime.combine(today, dt.time(9, 5))
     visits = Visits(r, clock=lambda: at_nine)
     assert visits.start(pid, appointment_id=appt).clinician == "dr.lee"
+
+
+def test_nothing_is_written_under_another_patients_visit_by_any_write_path() -> None:
+    """The generic writes refuse it as the vitals, problem and medication forms do (remote
+    apply quarantines such a record: core/records/visit_chart.py), and write nothing."""
+    r = new_replica("dr.ade")
+    pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
+    visit = Visits(r, lambda: NOW).start(pid).id
+    entries = ClinicalEntries(r)
+    reading = {"code": "8867-4", "value": "72", "unit": "/min", "observed_at": "2026-12-04 09:00"}
+    refused = "is not a visit of this patient"
+    with pytest.raises(ValidationError, match=refused):
+        Notes(r).create(other, "wrong chart", visit)
+    with pytest.raises(ValidationError, match=refused):
+        entries.add("observation", other, {**reading, "encounter_id": visit})
+    with pytest.raises(ValidationError, match=refused):
+        entries.add_to_list(other, "problems", {"description": "Asthma", "encounter_id": visit})
+    kept = entries.add("observation", other, reading)
+    with pytest.raises(ValidationError, match=refused):
+        entries.update("observation", kept, {"encounter_id": visit})
+    with pytest.raises(ValidationError, match=refused):
+        Notes(r).create(pid, "no such visit", "no-such-visit")
+    assert Notes(r).for_patient(other) == []
+    assert entries.get("observation", kept)["encounter_id"] is None
+    assert visit_list_items(r, other, visit) == {"problems": [], "medications": []}
+    assert ClinicalEntries(r).for_patient("observation", other)[0]["id"] == kept
+    note = Notes(r).create(pid, "right chart", visit)  # its own visit: written
+    entries.update("observation", entries.add("observation", pid, reading), {"encounter_id": visit})
+    assert [n.id for n in Visits(r).contents(visit).notes] == [note.id]
