@@ -3,14 +3,18 @@
 Nothing here is real patient data. :func:`generate` writes, through the one write path
 (``ClinicRecords``, ``ClinicalEntries``, ``Notes``), a few hundred patients with histories
 (allergies, coded problems, medications, past visits with vitals and notes, most of them
-signed) and a week of schedule around ``today``. Writes are grouped into
+signed) and a week of schedule around ``today``, taken as far as the demo's now: seen
+(visit closed), in the visit (open, its note a draft), waiting. A visit's records are
+written as its clinician, with the visit's times in them (started, measured, closed,
+signed); the ops' clocks and audit entries keep the time they were really written.
+Writes are grouped into
 ``Database.batch`` transactions of a few patients each: every record keeps its own op and
 audit entry, but the disk sees one commit per group.
 
 Each record type has one small function (``_allergies``, ``_problems``, ``_medications``,
 ``_visit``, ``_vitals``, ``_note``, ``_appointment``), so a new field of a type is added in
-one place. The same seed and ``today`` always give the same clinic (record ids and
-timestamps of the writes themselves aside).
+one place. The same seed, ``today`` and clock always give the same clinic (record ids
+and timestamps of the writes themselves aside).
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ MALE_NAMES = (
     "Arthur", "Harold", "Samuel", "Ethan", "Kofi",
 )  # fmt: skip
 # The demo's clinicians, as staff accounts (user name, full name): visits and appointments
-# name them, the schedule filters by them. They sign in with the demo's published password.
+# name them, the schedule filters by them, and they write and sign their visits. They sign
+# in with the demo's published password once the demo is unlocked (they hold no key slot).
 CLINICIANS = (
     ("aokafor", "Dr. Amara Okafor"),
     ("lmoreau", "Dr. Lucas Moreau"),
