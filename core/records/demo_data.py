@@ -3,14 +3,18 @@
 Nothing here is real patient data. :func:`generate` writes, through the one write path
 (``ClinicRecords``, ``ClinicalEntries``, ``Notes``), a few hundred patients with histories
 (allergies, coded problems, medications, past visits with vitals and notes, most of them
-signed) and a week of schedule around ``today``. Writes are grouped into
+signed) and a week of schedule around ``today``, taken as far as the demo's now: seen
+(visit closed), in the visit (open, its note a draft), waiting. A visit's records are
+written as its clinician, with the visit's times in them (started, measured, closed,
+signed); the ops' clocks and audit entries keep the time they were really written.
+Writes are grouped into
 ``Database.batch`` transactions of a few patients each: every record keeps its own op and
 audit entry, but the disk sees one commit per group.
 
 Each record type has one small function (``_allergies``, ``_problems``, ``_medications``,
 ``_visit``, ``_vitals``, ``_note``, ``_appointment``), so a new field of a type is added in
-one place. The same seed and ``today`` always give the same clinic (record ids and
-timestamps of the writes themselves aside).
+one place. The same seed, ``today`` and clock always give the same clinic (record ids
+and timestamps of the writes themselves aside).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.notes import Notes
-from core.records.schedule import Schedule
+from core.records.schedule import Schedule, now_local
+from core.records.visits import Visits
 from core.records.vital_signs import VitalSigns
 from core.records.vitals import BY_KEY
 
@@ -59,7 +64,8 @@ MALE_NAMES = (
     "Arthur", "Harold", "Samuel", "Ethan", "Kofi",
 )  # fmt: skip
 # The demo's clinicians, as staff accounts (user name, full name): visits and appointments
-# name them, the schedule filters by them. They sign in with the demo's published password.
+# name them, the schedule filters by them, and they write and sign their visits. They sign
+# in with the demo's published password once the demo is unlocked (they hold no key slot).
 CLINICIANS = (
     ("aokafor", "Dr. Amara Okafor"),
     ("lmoreau", "Dr. Lucas Moreau"),
@@ -128,6 +134,7 @@ VITAL_CODES = {k: (BY_KEY[k].code, BY_KEY[k].canonical.ucum) for k in _VISIT_VIT
 # The units the demo's nurses type (the catalogue's codes for them).
 VITAL_UNITS = {"temperature": "Cel", "weight": "kg", "height": "cm"}
 SCHEDULE_DAYS = 3  # the schedule runs from today - 3 to today + 3 (weekdays)
+_DEMO_HOUR = dt.time(11, 0)  # "now" on a given ``today``: mid-morning, the clinic busy
 
 
 @dataclass
@@ -155,10 +162,18 @@ class _Writer:
 
     records: ClinicRecords
     entries: ClinicalEntries
-    notes: Notes
     rng: random.Random
     today: dt.date
+    now: dt.datetime  # the demo's "now" (local time): nothing done or written after it
     counts: DemoCounts = field(default_factory=DemoCounts)
+    as_clinicians: dict[str, ClinicRecords] = field(default_factory=dict)
+
+    def clinician(self, username: str) -> ClinicRecords:
+        """The records as the demo clinician ``username`` writes them (visits, vitals,
+        notes: the chart names who did them)."""
+        if username not in self.as_clinicians:
+            self.as_clinicians[username] = ClinicRecords(self.records.db, username)
+        return self.as_clinicians[username]
 
 
 @dataclass(frozen=True)
@@ -176,17 +191,26 @@ def generate(
     patients: int = DEFAULT_PATIENTS,
     today: dt.date | None = None,
     on_progress: Progress | None = None,
+    clock: Callable[[], dt.datetime] = now_local,
 ) -> DemoCounts:
-    """Write the demo's patients and schedule as ``records.actor``; see the module docstring.
+    """Write the demo's patients and schedule as ``records.actor`` (the visits, vitals and
+    notes as the demo's clinicians); see the module docstring.
 
-    ``on_progress(done, total)`` is called after every group of patients.
+    ``on_progress(done, total)`` is called after every group of patients. The demo's
+    "now" is ``clock()`` (the clinic's local time); with ``today`` given (tests: the same
+    clinic on every run), 11:00 that day, or ``clock()`` if that is earlier: nothing is
+    done, closed, signed or measured after it.
     """
+    real = clock()
+    if today is not None and today > real.date():
+        raise ValueError(f"the demo's today ({today}) is after today's date ({real.date()})")
+    now = real if today is None else min(dt.datetime.combine(today, _DEMO_HOUR), real)
     w = _Writer(
         records,
         ClinicalEntries(records),
-        Notes(records),
         random.Random(seed),  # noqa: S311 (sample data, not secrets)
-        today or _today(),
+        now.date(),
+        now,
     )
     for username, full_name in CLINICIANS:
         if records.user(username) is None:
@@ -201,10 +225,6 @@ def generate(
     with records.db.batch():
         _schedule(w, people)
     return w.counts
-
-
-def _today() -> dt.date:
-    return dt.date.today()
 
 
 def _patient_with_history(w: _Writer, index: int, total: int) -> _Person:
@@ -295,29 +315,40 @@ def _visit_times(w: _Writer, person: _Person) -> list[dt.datetime]:
 
 
 def _visit(w: _Writer, person: _Person, at: dt.datetime) -> None:
+    """A past visit, walked in: see ``_seen``."""
     reason, assessment = w.rng.choice(VISIT_REASONS)
     clinician = w.rng.choice(CLINICIANS)[0]
-    encounter = w.entries.add(
+    as_clinician = w.clinician(clinician)
+    encounter = ClinicalEntries(as_clinician).add(
         "encounter",
         person.id,
-        {
-            "started_at": at.isoformat(timespec="minutes"),
-            "reason": reason,
-            "clinician": clinician,
-        },
-    )
-    # Past visits are over: closed by their clinician (as Visits.close records it).
-    closed_at = (at + dt.timedelta(minutes=25)).astimezone(dt.UTC)
-    closing = w.records.setter(
-        {"closed_at": closed_at.isoformat(timespec="milliseconds"), "closed_by": clinician}
-    )
-    actor = w.records.actor
-    with w.records.db.write(actor, "encounter.close", "encounter", encounter) as tx:
-        change(tx, actor, encounter, "encounter", closing)
+        {"started_at": at.isoformat(timespec="minutes"), "reason": reason,
+         "clinician": clinician},
+    )  # fmt: skip
+    _seen(w, person, encounter, at, clinician, (reason, assessment), closing=True)
+
+
+def _seen(
+    w: _Writer,
+    person: _Person,
+    encounter: str,
+    at: dt.datetime,
+    clinician: str,
+    visit_reason: tuple[str, str],
+    closing: bool,
+    appointment: str | None = None,
+) -> None:
+    """What the clinician does in the visit started at ``at`` (local time): vitals five
+    minutes in, the note, and (``closing``: a visit that is over) the visit closed twenty
+    minutes later, its ``appointment`` done with it, and, most of the time, the note
+    signed soon after, that day. Every write
+    is the clinician's own, so the chart says who signed and closed (never the demo's
+    account), and every time written is the visit's, never the time the demo was made."""
+    as_clinician = w.clinician(clinician)
     w.counts.encounters += 1
-    vitals = _vitals(w, person)
+    vitals = _vitals(w, person, at.date())
     # Through the vitals catalogue, as the Vitals tab records them (units, flags by age).
-    readings = VitalSigns(w.records).record(
+    readings = VitalSigns(as_clinician).record(
         person.id,
         vitals,
         VITAL_UNITS,
@@ -325,13 +356,37 @@ def _visit(w: _Writer, person: _Person, at: dt.datetime) -> None:
         encounter_id=encounter,
     )
     w.counts.observations += len(readings)
-    # Most notes are signed; about one in six is left as a draft to finish.
-    _note(w, person, encounter, reason, assessment, vitals, sign=w.rng.random() < 0.83)
+    reason, assessment = visit_reason
+    written = at + dt.timedelta(minutes=10)
+    if not closing:
+        # A visit in progress: the note is a draft, its assessment and plan still to come.
+        _note(w, person, clinician, encounter, reason, None, vitals, written, None)
+        return
+    closed = at + dt.timedelta(minutes=25)
+    # Closed by its clinician, as Visits.close records it.
+    closing_fields = as_clinician.setter({"closed_at": _utc(closed), "closed_by": clinician})
+    with as_clinician.db.write(clinician, "encounter.close", "encounter", encounter) as tx:
+        change(tx, clinician, encounter, "encounter", closing_fields)
+    if appointment is not None:
+        # Closing the visit ends the appointment (as Visits.close does).
+        Schedule(as_clinician, clock=lambda: closed).set_status(appointment, "done")
+    # Most notes are signed, within the hour or two after the visit (never after the
+    # demo's now); about one in six is left as a draft to finish.
+    signed = None
+    if w.rng.random() < 0.83:
+        signed = min(closed + dt.timedelta(minutes=w.rng.randint(2, 90)), w.now)
+    _note(w, person, clinician, encounter, reason, assessment, vitals, written, signed)
 
 
-def _vitals(w: _Writer, person: _Person) -> dict[str, str]:
-    """A plausible set of vitals for the person's age (values as strings, as stored)."""
-    rng, age = w.rng, person.age
+def _utc(local: dt.datetime) -> str:
+    """A local wall-clock time as the UTC timestamp that records store (``utc_now``)."""
+    return local.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _vitals(w: _Writer, person: _Person, day: dt.date) -> dict[str, str]:
+    """A plausible set of vitals for the person's age on ``day`` (values as strings, as
+    stored)."""
+    rng, age = w.rng, _age(person.born, day)
     if age < 1:
         weight, height = rng.uniform(3.0, 9.5), rng.uniform(48, 75)
     elif age < 18:
@@ -356,69 +411,107 @@ def _vitals(w: _Writer, person: _Person) -> dict[str, str]:
 def _note(
     w: _Writer,
     person: _Person,
+    clinician: str,
     encounter: str,
     reason: str,
-    assessment: str,
+    assessment: str | None,
     vitals: dict[str, str],
-    sign: bool,
+    written: dt.datetime,
+    signed: dt.datetime | None,
 ) -> None:
+    """The visit's SOAP note, started by the visit's clinician at ``written`` and signed
+    by them at ``signed`` (None: a draft). ``assessment`` None: a visit in progress, whose
+    note has only what was heard and measured so far."""
     bp = f"BP {vitals['systolic']}/{vitals['diastolic']}, " if "systolic" in vitals else ""
     body = (
         f"S: {reason}.\n"
         f"O: {bp}pulse {vitals['pulse']}, temperature {vitals['temperature']} °C, "
         f"SpO2 {vitals['spo2']}%.\n"
-        f"A: {assessment}\n"
-        f"P: {w.rng.choice(('Review in two weeks.', 'Return if worse.', 'Routine follow-up.'))}"
     )
-    note = w.notes.create(person.id, body, encounter)
+    if assessment is not None:
+        plan = w.rng.choice(("Review in two weeks.", "Return if worse.", "Routine follow-up."))
+        body += f"A: {assessment}\nP: {plan}"
+    as_clinician = w.clinician(clinician)
+    note = Notes(as_clinician, clock=lambda: _utc(written)).create(person.id, body, encounter)
     w.counts.notes += 1
-    if sign:
-        w.notes.sign(note.id)
+    if signed is not None:
+        Notes(as_clinician, clock=lambda: _utc(signed)).sign(note.id)
         w.counts.signed_notes += 1
 
 
 def _schedule(w: _Writer, people: list[_Person]) -> None:
     """Every day from ``today - SCHEDULE_DAYS`` to ``today + SCHEDULE_DAYS``: 8 to 14
     appointments on a weekday between 08:00 and 17:00 (a Saturday or Sunday morning
-    surgery: 4 to 6), today's with people seen, waiting and still to come."""
-    now = dt.datetime.combine(w.today, dt.time(11, 0))  # "now" of the demo's day
+    surgery: 4 to 6), each for someone already born that day; before the demo's now, people
+    seen (their visit closed), in the visit (open) and waiting; after it, still to come."""
     for offset in range(-SCHEDULE_DAYS, SCHEDULE_DAYS + 1):
         day = w.today + dt.timedelta(days=offset)
-        if day.weekday() < 5:
-            slots = sorted(w.rng.sample(range(8 * 3, 17 * 3), w.rng.randint(8, 14)))
+        hours = range(8 * 3, 17 * 3) if day.weekday() < 5 else range(9 * 3, 12 * 3)
+        how_many = w.rng.randint(8, 14) if day.weekday() < 5 else w.rng.randint(4, 6)
+        chosen = set(w.rng.sample(hours, how_many))
+        if day == w.today:
+            # Open hours now: someone in the visit (due 20 to 40 minutes ago) and someone
+            # waiting (due in the last 20 minutes).
+            due = (w.now.hour * 60 + w.now.minute) // 20
+            chosen |= {slot for slot in (due - 1, due) if slot in hours}
+        slots = sorted(chosen)
+        born = [p for p in people if p.born < day]
+        if not born:
+            continue
+        # Someone comes once a day (twice only in a clinic of fewer people than slots).
+        if len(born) >= len(slots):
+            seen = w.rng.sample(born, len(slots))
         else:
-            slots = sorted(w.rng.sample(range(9 * 3, 12 * 3), w.rng.randint(4, 6)))
-        for slot in slots:
+            seen = [w.rng.choice(born) for _slot in slots]
+        for slot, person in zip(slots, seen, strict=True):
             starts = dt.datetime.combine(day, dt.time(slot // 3, (slot % 3) * 20))
-            _appointment(w, w.rng.choice(people), starts, now)
+            _appointment(w, person, starts)
 
 
-def _appointment(w: _Writer, person: _Person, starts: dt.datetime, now: dt.datetime) -> None:
-    extra: dict[str, str | None] = {}
-    if starts.date() < now.date() or starts < now - dt.timedelta(hours=1):
+def _appointment(w: _Writer, person: _Person, starts: dt.datetime) -> None:
+    """One appointment, taken as far as the demo's now would have taken it: checked in at
+    the desk, its visit started from it by its clinician (Visits.start: in visit) and,
+    half an hour after it began, closed (done); or cancelled, a no-show, or still booked."""
+    now = w.now
+    if starts.date() < now.date() or starts <= now - dt.timedelta(minutes=40):
         status = w.rng.choices(("done", "cancelled", "no_show"), (17, 2, 1))[0]
     elif starts <= now - dt.timedelta(minutes=20):
-        status = "in_visit"  # called in by the clinician
-    elif starts <= now:
-        status = "arrived"  # in the waiting room since shortly before the time
+        status = "in_visit"  # called in by the clinician (one slot: nobody in two at once)
+    elif starts <= now or (starts <= now + dt.timedelta(minutes=20) and w.rng.random() < 0.5):
+        status = "arrived"  # in the waiting room, a little late or early for the time
     else:
         status = w.rng.choices(("booked", "cancelled"), (19, 1))[0]
+    extra: dict[str, str | None] = {}
     if status == "cancelled":
         extra["cancel_reason"] = w.rng.choice(("Patient called", "Feeling better", None))
+    visit_reason = w.rng.choice(VISIT_REASONS)
+    clinician = w.rng.choice(CLINICIANS)[0]
+    seen = status in ("arrived", "in_visit", "done")
     appointment = w.entries.add(
         "appointment",
         person.id,
         {
             "starts_at": starts.isoformat(timespec="minutes"),
             "ends_at": (starts + dt.timedelta(minutes=20)).isoformat(timespec="minutes"),
-            "reason": w.rng.choice(VISIT_REASONS)[0],
-            "status": "booked" if status == "arrived" else status,
-            "clinician": w.rng.choice(CLINICIANS)[0],
+            "reason": visit_reason[0],
+            "status": "booked" if seen else status,
+            "clinician": clinician,
             **extra,
         },
     )
-    if status == "arrived":
-        # Checked in at the desk a few minutes before the time, as the schedule records it.
-        arrived = starts - dt.timedelta(minutes=w.rng.randint(2, 12))
-        Schedule(w.records, clock=lambda: arrived).set_status(appointment, "arrived")
     w.counts.appointments += 1
+    if not seen:
+        return
+    # Checked in at the desk a few minutes before the time (the next one's, before now),
+    # as the schedule records it.
+    arrived = min(starts - dt.timedelta(minutes=w.rng.randint(2, 12)), now)
+    Schedule(w.records, clock=lambda: arrived).set_status(appointment, "arrived")
+    if status == "arrived":
+        return
+    # Called in on time or a few minutes late (never after the demo's now).
+    called = min(starts + dt.timedelta(minutes=w.rng.randint(0, 5)), now)
+    visit = Visits(w.clinician(clinician), clock=lambda: called).start(
+        person.id, appointment_id=appointment
+    )
+    done = status == "done"
+    _seen(w, person, visit.id, called, clinician, visit_reason, done, appointment)

@@ -5,6 +5,7 @@ every listing, and stays in the record's history (``Notes.get`` still reads it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.records import crdt, merged, signed_notes
@@ -94,8 +95,11 @@ def check_signable(text: str) -> None:
 class Notes:
     """Note operations on behalf of the signed-in person."""
 
-    def __init__(self, records: ClinicRecords) -> None:
+    def __init__(self, records: ClinicRecords, clock: Callable[[], str] = utc_now) -> None:
         self.records = records
+        # When a note is started, signed or discarded (UTC, as ``utc_now``): the demo
+        # clinic's generator gives its past visits' notes their visit's day.
+        self.clock = clock
 
     def create(self, patient_id: str, body: str, encounter_id: str | None = None) -> Note:
         """Start a note on a patient's chart."""
@@ -108,7 +112,7 @@ class Notes:
                 ("patient_id", patient_id),
                 ("encounter_id", encounter_id),
                 ("author", actor),
-                ("created_at", utc_now()),
+                ("created_at", self.clock()),
             ):
                 crdt.write(doc, field, value, hlc, actor)
             crdt.text(doc, "body").insert(0, text)
@@ -161,7 +165,7 @@ class Notes:
             body = str(crdt.text(doc, "body"))
             check_signable(body)  # the text frozen is the document's, checked again
             crdt.write(doc, "signed_body", body, hlc, actor)
-            crdt.write(doc, "signed_at", utc_now(), hlc, actor)
+            crdt.write(doc, "signed_at", self.clock(), hlc, actor)
 
         with self.records.db.write(actor, "note.sign", "note", note_id) as tx:
             change(tx, actor, note_id, "note", sign)
@@ -179,7 +183,7 @@ class Notes:
             raise ValidationError(signed_notes.DISCARDED, "the note is already discarded")
         actor = self.records.actor
         with self.records.db.write(actor, "note.discard", "note", note_id) as tx:
-            change(tx, actor, note_id, "note", signed_notes.discard(actor, utc_now()))
+            change(tx, actor, note_id, "note", signed_notes.discard(actor, self.clock()))
         return load_note(self.records.db, note_id)
 
     def add_addendum(self, note_id: str, body: str) -> Note:
