@@ -65,6 +65,7 @@ CLOSE_DETAIL = (
     "This draft was discarded, so the text in the editor is stored nowhere: closing loses "
     "it. Keep as a new draft stores it in the visit as a new note."
 )
+WITHDRAWN = "The discard was withdrawn: this draft is on the chart again."
 
 
 def ask_to_discard(parent: QWidget, then: Callable[[bool], None]) -> QMessageBox:
@@ -421,17 +422,23 @@ class NoteEditor(QDialog):
     # ----- discarded elsewhere ---------------------------------------------------------
 
     def _records_changed(self, changes: Changes) -> None:
-        """A change of this note (a sync, another window): read whether it was discarded."""
+        """A change of this note (a sync, another window): read whether it was discarded,
+        or, while the banner shows, whether the discard was withdrawn (a discard-or-keep
+        conflict settled as keep)."""
         note_id = self._stored_note.note_id
-        if note_id is None or self.discarded_elsewhere is not None or self._discarding_here:
+        if note_id is None or self._discarding_here or self._keeping:
             return
         if not self.isVisible() or not changes.touches(note_id):
             return
         records = self._records
 
         def found(said: str | None) -> None:
-            if said is not None and note_id == self._stored_note.note_id:
+            if note_id != self._stored_note.note_id:
+                return
+            if said is not None and self.discarded_elsewhere is None:
                 self._gone(said)
+            elif said is None and self.discarded_elsewhere is not None:
+                self._back()
 
         self._operations.read(
             self._read_key, lambda: discarded_sentence(records(), note_id), found, lambda _e: None
@@ -452,6 +459,15 @@ class NoteEditor(QDialog):
         self._restrict(enabled=False)
         self.body.setReadOnly(False)  # a refused signing had frozen it
         restrict(self.keep_button, self._permitted, "note.create", enabled=True)
+
+    def _back(self) -> None:
+        """The discard was withdrawn: the draft is on the chart again, and what was typed
+        meanwhile is saved into it (keeping it as a new draft would have made two)."""
+        self.discarded_elsewhere = None
+        self.banner.hide()
+        self._restrict(enabled=True)
+        self.status.setText(WITHDRAWN)
+        self.save()
 
     def keep_as_new_draft(self) -> None:
         """Store the text as it is now as a new draft note in the same visit (an ordinary

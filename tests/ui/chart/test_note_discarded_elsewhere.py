@@ -15,10 +15,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
-from app.chart.note_editor import CLOSE_DETAIL, CLOSE_QUESTION, NoteEditor
+from app.chart.note_editor import CLOSE_DETAIL, CLOSE_QUESTION, WITHDRAWN, NoteEditor
 from app.main_window import MainWindow
 from core.records.clinic import ClinicRecords
 from core.records.notes import Note, Notes
+from core.records.signed_notes import DISCARDED
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.store.oplog import identity
@@ -219,3 +220,37 @@ def test_signing_a_draft_discarded_unnoticed_shows_the_discard_and_keeps_the_tex
     assert section.editor is editor and editor.body.toPlainText() == text
     assert not editor.body.isReadOnly() and not editor.error.isVisible()
     assert Notes(clinic.records).get(note.id).signed_at is None
+
+
+def test_a_discard_withdrawn_while_the_banner_shows_puts_the_editor_back_on_the_draft(
+    qtbot: QtBot, synced_window: MainWindow, other_desk: Workstation, clinic: Workstation
+) -> None:
+    """Discarded here (another window) while the other desk edited the draft unseen: the
+    banner shows; once the other desk's edit arrives, the discard crossed an edit, so the
+    draft is back on the chart with a discard-or-keep conflict. The banner goes and the
+    text typed meanwhile is saved into that draft (Keep as a new draft would have left two
+    notes of it on the chart)."""
+    chart = open_chart_of(qtbot, synced_window, "GARCIA, Maria")
+    section = visits_tab(qtbot, chart)
+    start_walk_in(qtbot, section, "Cough")
+    editor = open_editor(qtbot, section)
+    note = typed_and_saved(qtbot, editor, BEFORE)
+    sync_now(qtbot, synced_window)
+    theirs = Notes(other_desk.records)
+    theirs.edit(note.id, theirs.get(note.id).body + "\nPlan: chest X-ray.")  # unseen here
+    Notes(ClinicRecords(clinic.database, "nurse.ola")).discard(note.id)
+    synced_window.operations.catch_up()  # as another window's write is broadcast
+    banner_shown(qtbot, editor)
+    QTest.keyClicks(editor.body, AFTER)  # typed under the banner: stored nowhere yet
+
+    sync_now(qtbot, synced_window)  # the other desk's edit: the discard is withdrawn
+    qtbot.waitUntil(lambda: not editor.banner.isVisible(), timeout=WAIT_MS)
+    assert editor.sign_button.isEnabled() and editor.discard_button.isEnabled()
+    assert editor.status.text() in (WITHDRAWN, "Saving…", "Saved")
+    qtbot.waitUntil(lambda: AFTER in Notes(clinic.records).get(note.id).body, timeout=WAIT_MS)
+    body = Notes(clinic.records).get(note.id).body
+    assert "Plan: chest X-ray." in body  # both desks' text
+    [listed] = Visits(clinic.records).visit_notes(note.encounter_id or "")
+    assert listed.id == note.id and listed.discarded_at is None  # one note, on the chart
+    assert creates(clinic) == [note.id]
+    assert [c.field for c in clinic.records.review_conflicts()] == [DISCARDED]
