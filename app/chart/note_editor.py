@@ -42,6 +42,7 @@ from app.chart.visit_view import local_time
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
+from app.session.drafts import SAVED_OPEN
 from app.widgets import TypedForm, action_buttons, ask_first, dialog_layout, error_label
 from app.worker import Job
 from core.records.changeset import Changes
@@ -485,16 +486,35 @@ class NoteEditor(QDialog):
 
     def draft(self) -> dict[str, str] | None:
         """While the note is discarded elsewhere, the text typed (a sign-out keeps it for
-        its author, as a form's draft: it is stored nowhere); otherwise None (a sign-out
-        saves it into the note)."""
-        if self.discarded_elsewhere is None or self._visit_id is None:
+        its author, as a form's draft: it is stored nowhere). Otherwise a sign-out saves
+        the text into the note, and the draft only names the note and where the cursor
+        was, so the editor opens again there for its author (``SAVED_OPEN``); None for a
+        note not stored yet (its first save runs at the sign-out, its id unknown here)."""
+        if self._visit_id is None:
             return None
+        if self.discarded_elsewhere is None:
+            if self.note is None or self.note.signed_at is not None:
+                return None
+            return {
+                SAVED_OPEN: "1",
+                "note_id": self.note.id,
+                "visit_id": self._visit_id,
+                "patient_id": self._patient_id or self.note.patient_id,
+                "cursor": str(self.body.textCursor().position()),
+            }
         return {
             "body": self.body.toPlainText(),
             "visit_id": self._visit_id,
             "patient_id": self._patient_id or "",
             "said": self.discarded_elsewhere,
         }
+
+    def put_cursor(self, position: int) -> None:
+        """The cursor at ``position`` (within the text), the keyboard in the text."""
+        cursor = self.body.textCursor()
+        cursor.setPosition(max(0, min(position, len(self.body.toPlainText()))))
+        self.body.setTextCursor(cursor)
+        self.body.setFocus()
 
     def restore(self, draft: dict[str, str]) -> None:
         """Show a kept draft of a discarded note again: its text, and the banner."""

@@ -36,7 +36,7 @@ from app.chart.visit_view import contents_html, note_summary, read_visit, visit_
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.session.drafts import Draft, DraftKeeper
+from app.session.drafts import SAVED_OPEN, Draft, DraftKeeper
 from app.widgets import (
     TypedForm,
     action_buttons,
@@ -758,6 +758,9 @@ class VisitsSection:
             if self.start_dialog is not None:
                 self.start_dialog.restore(values)
             return
+        if kind == "noteEditor" and values.get(SAVED_OPEN):
+            self._reopen_editor(str(values["note_id"]), int(values.get("cursor") or 0))
+            return
         if kind == "noteEditor":  # the text of a note discarded elsewhere, stored nowhere
             if self.editor is None:
                 self._edit(None, str(values["visit_id"]))
@@ -772,6 +775,20 @@ class VisitsSection:
                 self.addendum_dialog.restore(values)
 
         self._operations.read("addendum draft", lambda: Notes(records()).get(note_id), reopened)
+
+    def _reopen_editor(self, note_id: str, cursor: int) -> None:
+        """Open the editor again on a draft its author had open at a sign-out (its text as
+        saved then), the cursor where it was; not if it was signed or discarded since."""
+        records = self._records
+
+        def reopened(note: Note) -> None:
+            if self.editor is not None or note.signed_at or note.discarded_at:
+                return
+            self._edit(note)
+            if self.editor is not None:
+                self.editor.put_cursor(cursor)
+
+        self._operations.read("note editor draft", lambda: Notes(records()).get(note_id), reopened)
 
     def close_visit(self) -> None:
         """Ask before closing the visit opened (a closed visit takes no new notes), naming

@@ -148,9 +148,25 @@ class DraftKeeper:
         self._aside.clear()
 
 
+# In a draft's values: the form's input was saved at the sign-out; the draft only opens
+# it again where the person was (the note editor, which saves as its person types).
+SAVED_OPEN = "_saved_open"
+
+
 def restored_notice(drafts: list[Draft]) -> str:
-    """``Your unsaved New patient form was restored.``"""
-    titles = [title for d in drafts for title in (d.title, *d.inner)]
+    """``Your unsaved New patient form was restored.``; a form whose input was saved and
+    that was only opened again is said so, never called unsaved."""
+    unsaved = [d for d in drafts if not d.values.get(SAVED_OPEN)]
+    reopened = [d.title for d in drafts if d.values.get(SAVED_OPEN)]
+    titles = [title for d in unsaved for title in (d.title, *d.inner)]
+    said = []
     if len(titles) == 1:
-        return f"Your unsaved {titles[0]} form was restored."
-    return f"Your unsaved forms were restored: {', '.join(titles)}."
+        said.append(f"Your unsaved {titles[0]} form was restored.")
+    elif titles:
+        said.append(f"Your unsaved forms were restored: {', '.join(titles)}.")
+    if reopened:
+        said.append(
+            f"The {' and '.join(reopened)} you had open {'is' if len(reopened) == 1 else 'are'} "
+            "open again, as saved when you signed out."
+        )
+    return " ".join(said)

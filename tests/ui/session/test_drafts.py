@@ -9,10 +9,14 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.chart.medications import MedicationDialog, MedicationsCard
+from app.chart.note_editor import NoteEditor
 from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
 from app.session.drafts import Draft, DraftKeeper
+from core.records.notes import Notes
 from core.records.workstation import Workstation
+from tests.ui.chart.test_note_discard import new_note_in_a_new_visit
+from tests.ui.chart.test_visits import stored_note
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory, answer_discard, discard_question
 from tests.ui.layout import rect_in
 from tests.ui.session.test_shared_workstation import (
@@ -322,3 +326,41 @@ def test_the_auto_lock_keeps_a_form_whose_discard_question_was_open(
     QTest.keyClick(restored.phone, Qt.Key.Key_Escape)  # restored, not saved: still asks
     answer_discard(qtbot, restored)
     qtbot.waitUntil(lambda: desk.workspace.patient_dialog is None)
+
+
+def test_a_note_being_written_opens_again_for_its_author_where_the_cursor_was(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    """The tester's clinician came back from the auto-logoff to the patient list: the note
+    editor they had open was gone (its text saved, but the place lost). It opens again for
+    them, on the note as saved at the sign-out, the cursor where it was; never for a
+    colleague, and the notice does not call the saved note unsaved."""
+    section, _visit_id, editor = new_note_in_a_new_visit(qtbot, desk)
+    QTest.keyClicks(editor.body, "Cough for a week.")
+    note = stored_note(qtbot, editor)
+    QTest.keyClicks(editor.body, " No fever.")  # not autosaved yet: the sign-out saves it
+    cursor = editor.body.textCursor().position()
+    with qtbot.waitSignal(desk.locked, timeout=5_000):
+        pass  # called away: auto-logoff
+    assert section.editor is None
+
+    signs_in(qtbot, desk, NURSE, NURSE_PASSWORD)  # a colleague never gets it
+    QApplication.processEvents()
+    assert not any(e.isVisible() for e in desk.findChildren(NoteEditor))
+    click_sign_out(desk)
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: section.editor is not None, timeout=10_000)
+    reopened = section.editor
+    assert reopened is not None and reopened.isVisible() and reopened.note is not None
+    assert reopened.note.id == note.id
+    assert "Cough for a week. No fever." in reopened.body.toPlainText()
+    assert reopened.body.textCursor().position() == cursor
+    assert desk.workspace.notice.text() == (
+        "The Note you had open is open again, as saved when you signed out."
+    )
+    QTest.keyClicks(reopened.body, " Sleeps well.")  # typing goes on where it stopped
+    qtbot.waitUntil(
+        lambda: "No fever. Sleeps well." in Notes(desk.workstation.records).get(note.id).body,
+        timeout=10_000,
+    )
