@@ -7,12 +7,14 @@ blocks the window. A peer found over mDNS is only a hint: each session checks th
 certificate against the clinic CA and the revoked serials (``LanTransport``).
 
 Anyone on the LAN can announce services, so a round of peer sessions is bounded whatever is
-announced: addresses where a clinic device was verified before are tried first; at most a
-few addresses never verified are tried a round, in random order, each given a few seconds
-to connect and finish the TLS handshake; such an address that failed is not tried again for
-a while (doubling); and no new peer is started once the round's deadline has passed, so the
-app's sync session, the next server sync included, never waits on a flood of fake
-announcements.
+announced: addresses where a clinic device was verified before are tried first, before
+mDNS is even asked (announced or not); the announced names are resolved together within a
+small budget of their own (names that do not resolve are skipped and wait, doubling, as
+failed addresses do; ``discovery.PeerBrowser``); at most a few addresses never verified are
+tried a round, in random order, each given a few seconds to connect and finish the TLS
+handshake; such an address that failed is not tried again for a while (doubling); and no
+new peer is started once the round's deadline has passed, so the app's sync session, the
+next server sync included, never waits on a flood of fake announcements.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from core.store.database import Database
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 DEFAULT_LAN_PORT = 47390
 # Failed addresses remembered at most (each is a few dozen bytes; announcing is free).
 _MAX_FAILED_TRACKED = 4096
+# A verified address is tried every round, announced or not (before browsing); one that
+# failed this many rounds in a row, unreachable each time, is forgotten (the device moved
+# or is gone; announced again, it is found as a new address).
+_FORGET_VERIFIED_AFTER = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class LanOptions:
     announce_address: str | None = None  # default: the LAN route's source address
     interfaces: list[str] | None = field(default=None)  # mDNS interfaces (default: all)
     browse_seconds: float = 1.5
+    # All announced names not yet resolved get this long together, a round (bare
+    # announcements that never resolve must not eat the round).
+    resolve_seconds: float = discovery.RESOLVE_SECONDS
     peer_timeout: float = 10.0  # a silent peer, once connected
     handshake_timeout: float = 3.0  # to connect, and for the TLS handshake
     round_seconds: float = 30.0  # no new peer is started after this (browsing included)
@@ -180,16 +189,15 @@ class LanNode:
     ) -> LanRound:
         """Browse for peers and sync with each trusted one; failures are logged, not raised.
 
-        Bounded whatever is announced: verified addresses first, then at most
-        ``new_peers_per_round`` others in random order (those that failed wait before
+        Bounded whatever is announced: verified addresses first (before browsing), then at
+        most ``new_peers_per_round`` others in random order (those that failed wait before
         they are tried again); none is started after the round's deadline (a session
         under way, with a verified clinic device, finishes)."""
         if not self.options.enabled or self._stopping.is_set():
             return LanRound()
         opts = self.options
         deadline = time.monotonic() + opts.round_seconds
-        own = self._advertiser.instance if self._advertiser is not None else None
-        candidates = self._candidates([p for p in self._seen(deadline) if p.instance != own])
+        candidates = self._candidates(deadline)
         revoked = lan_id.revoked_serials(db)
         ca_holder = lan_id.has_ca_key(db)
         peers = 0
@@ -259,21 +267,32 @@ class LanNode:
         except Exception as exc:
             log.info("could not note where device %s was seen: %s", device, exc)
 
-    def _candidates(self, seen: list[discovery.SeenPeer]) -> list[str]:
-        """The addresses worth trying this round, in the order to try them: verified ones
-        (those whose last attempt worked first, the least recently synced first), then the
-        others not waiting after a failure, in random order."""
-        now = time.monotonic()
-        fresh = {p.address for p in seen if p.address not in self._own}
+    def _candidates(self, deadline: float) -> Iterator[str]:
+        """The addresses worth trying this round, in the order to try them: verified ones,
+        announced now or not (those whose last attempt worked first, the least recently
+        synced first), then, browsed only once those were tried, the others announced and
+        not waiting after a failure, in random order."""
         verified = sorted(
-            (a for a in fresh if a in self._verified),
+            (a for a in self._verified if a not in self._own),
             key=lambda a: (a in self._failed, self._verified[a]),
         )
+        yield from verified
+        if self._stopping.is_set() or time.monotonic() >= deadline:
+            return
+        own = self._advertiser.instance if self._advertiser is not None else None
+        now = time.monotonic()
         others = sorted(
-            a for a in fresh if a not in self._verified and self._failed.get(a, (0, 0.0))[1] <= now
+            {
+                p.address
+                for p in self._seen(deadline)
+                if p.instance != own
+                and p.address not in self._own
+                and p.address not in self._verified
+                and self._failed.get(p.address, (0, 0.0))[1] <= now
+            }
         )
         self._rng.shuffle(others)
-        return verified + others
+        yield from others
 
     def _note_failure(self, address: str, verified: bool) -> None:
         """Count a failed attempt at ``address``; ``verified``: its certificate proved a
@@ -285,6 +304,9 @@ class LanNode:
         if verified:
             self._verified.setdefault(address, 0.0)
         failures = self._failed.pop(address, (0, 0.0))[0] + 1
+        if not verified and failures >= _FORGET_VERIFIED_AFTER and address in self._verified:
+            del self._verified[address]
+            return
         if len(self._failed) >= _MAX_FAILED_TRACKED:  # a flood of addresses: forget the oldest
             del self._failed[next(iter(self._failed))]
         wait = 0.0
@@ -301,17 +323,19 @@ class LanNode:
 
     def _seen(self, deadline: float) -> list[discovery.SeenPeer]:
         advertiser = self._advertiser
+        opts = self.options
         if advertiser is None:
             try:
                 return discovery.browse(
-                    self.options.browse_seconds, self.options.interfaces, deadline
+                    opts.browse_seconds, opts.interfaces, deadline, self._stopping
                 )
             except OSError as exc:
                 log.info("mDNS browse failed: %s", exc)
                 return []
-        if self._browser is None:
+        browser = self._browser
+        if browser is None:
             return []
-        return self._browser.peers(deadline)
+        return browser.peers(deadline, opts.resolve_seconds, self._stopping)
 
     def stop(self) -> None:
         """Stop serving and announcing, in a background thread (see :meth:`wait_stopped`)."""

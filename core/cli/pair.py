@@ -5,6 +5,7 @@ one (a lost or retired computer)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
@@ -137,18 +138,25 @@ def peer_address(address: str) -> str:
     return address
 
 
+def _note(text: str) -> None:
+    """A line for the person on stderr (standard output holds the result)."""
+    print(f"careline: {text}", file=sys.stderr)
+
+
 def _join(ctx: Context) -> int:
     from core.sync.lan import discovery
 
     args = ctx.args
     if args.peer:
-        peer = peer_address(args.peer)
+        result = join(ctx, "pair_code", peer=peer_address(args.peer))
     else:
         seen = discovery.browse(2.0)
         if not seen:
             raise CliError("no LAN peer found over mDNS; give --peer HOST:PORT")
-        peer = f"{seen[0].host}:{seen[0].port}"
-    result = join(ctx, "pair_code", peer=peer)
+        # Each is asked in turn (random order) until one proves it knows the code: only
+        # the workstation holding the clinic's LAN CA listens for pairing.
+        peers = tuple(dict.fromkeys(p.address for p in seen))
+        result = join(ctx, "pair_code", peers_seen=peers, on_peer_skipped=_note)
     doc = {
         "device_id": result.device_id,
         "records": result.records,

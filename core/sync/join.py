@@ -51,7 +51,7 @@ from core.store.errors import StoreError
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.lan.identity import merge_revoked
-from core.sync.lan.pairing import pair_and_sync, split_address
+from core.sync.lan.pairing import pair_and_sync_first
 from core.sync.session import SyncError, SyncReport, sync
 from core.sync.transport import TransportError
 
@@ -109,11 +109,15 @@ class JoinRequest:
     device_name: str | None = None
     pair_code: str = field(default="", repr=False)
     peer: str = ""  # HOST:PORT of the peer's sync listener (pairing: PORT+1)
+    # Without ``peer``: the peers seen over mDNS (HOST:PORT), each asked in turn until one
+    # proves it knows the code; ``on_peer_skipped`` is told of each that did not.
+    peers_seen: tuple[str, ...] = ()
+    on_peer_skipped: Callable[[str], object] | None = field(default=None, compare=False)
 
     @property
     def via_peer(self) -> bool:
         """True for a LAN peer, False for the server."""
-        return bool(self.peer)
+        return bool(self.peer or self.peers_seen)
 
 
 @dataclass(frozen=True)
@@ -397,8 +401,14 @@ def _join(
     joined_as = "paired with the workstation" if request.via_peer else "enrolled"
     try:
         if request.via_peer:
-            host, port = split_address(request.peer)
-            joined = pair_and_sync(db, host, port, request.pair_code, actor, on_progress)
+            joined = pair_and_sync_first(
+                db,
+                [request.peer] if request.peer else list(request.peers_seen),
+                request.pair_code,
+                actor,
+                on_progress,
+                request.on_peer_skipped,
+            )
             return JoinResult(joined.identity.device_id, "", joined.records, recovery)
         credential = enroll(
             request.server_url,

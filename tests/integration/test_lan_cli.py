@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.records.workstation import Workstation
+from core.sync.lan import discovery
+from core.sync.lan import identity as lan_id
+from core.sync.lan.server import PeerServer
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.services import free_port_pair
 
@@ -112,3 +116,36 @@ def test_serve_pair_join_sync_and_peers(tmp_path: Path) -> None:
     assert any(level == "warning" and m.startswith("refused pairing") for level, m in lan), err
     assert any(level == "info" and m.startswith("paired device") for level, m in lan), err
     assert len(as_admin(a, "patient", "search", "Seacole")) == 1
+
+
+def test_pair_join_without_peer_asks_each_workstation_seen_until_one_pairs(
+    workstation: Workstation, tmp_path: Path
+) -> None:
+    # Announced on this host: two addresses where nothing listens for pairing (as any
+    # workstation but the clinic's LAN CA holder), and later the CA holder itself.
+    fakes = [free_port_pair(), free_port_pair()]
+    announced = [discovery.Advertiser(port, "127.0.0.1", ["127.0.0.1"]) for port in fakes]
+    b = tmp_path / "b"
+    identity = lan_id.ensure_identity(workstation.database, "admin")
+    code = lan_id.new_pair_code(workstation.database, "admin")
+    join = ("--password-stdin", "--user", "admin", "pair", "join", "--code", code)
+    try:
+        refused = careline(b, *join, stdin=PASSWORD + "\n")
+        assert refused.returncode != 0
+        assert "LAN peers seen pairs with this code" in refused.stderr
+        assert all(f"127.0.0.1:{port}: cannot reach" in refused.stderr for port in fakes)
+        assert "--peer HOST:PORT" in refused.stderr
+        assert not b.exists() or not any(b.iterdir())  # nothing left behind
+
+        with PeerServer(workstation.database, identity, "127.0.0.1", free_port_pair()) as ca:
+            announced.append(discovery.Advertiser(ca.port, "127.0.0.1", ["127.0.0.1"]))
+            joined = careline(b, "--json", *join, stdin=PASSWORD + "\n")
+            assert joined.returncode == 0, joined.stderr
+            assert json.loads(joined.stdout)["records"] > 0
+            # Those asked before it (the order is random) are said to be skipped.
+            for line in joined.stderr.splitlines():
+                if "skipped" in line:
+                    assert any(f"LAN peer 127.0.0.1:{port} skipped" in line for port in fakes)
+    finally:
+        for advertiser in announced:
+            advertiser.close()

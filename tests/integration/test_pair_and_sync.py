@@ -11,7 +11,7 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
-from core.sync.lan.pairing import PairingError, pair_and_sync
+from core.sync.lan.pairing import PairingError, pair_and_sync, pair_and_sync_first
 from core.sync.lan.server import PeerServer
 from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
@@ -77,3 +77,48 @@ def test_a_failed_first_sync_keeps_the_identity(
         pair_and_sync(joiner.database, "127.0.0.1", port, code, "admin")
     kept = lan_id.load_identity(joiner.database)
     assert kept is not None and kept.ca_certificate == identity.ca_certificate
+
+
+def test_each_peer_seen_is_asked_until_one_proves_it_knows_the_code(
+    peer: tuple[Workstation, PeerServer], joiner: Workstation, tmp_path: Path
+) -> None:
+    ws, server = peer
+    # Another workstation of the clinic: it serves sync, but only the CA holder listens
+    # for pairing; and an address where nothing listens at all.
+    other = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
+    other.prepare_join("admin", PASSWORD)
+    paired = pair_and_sync(other.database, "127.0.0.1", server.port, _code(ws), "admin")
+    nothing = f"127.0.0.1:{free_port_pair()}"
+    skipped: list[str] = []
+    with PeerServer(other.database, paired.identity, "127.0.0.1", free_port_pair()) as plain:
+        assert plain.pairing_port is None
+        seen = [f"127.0.0.1:{plain.port}", nothing, f"127.0.0.1:{server.port}"]
+        joined = pair_and_sync_first(
+            joiner.database, seen, _code(ws), "admin", on_skipped=skipped.append
+        )
+    other.lock()
+    assert joined.records > 0
+    assert lan_id.load_identity(joiner.database) == joined.identity
+    assert [line.split(" skipped:")[0] for line in skipped] == [
+        f"LAN peer 127.0.0.1:{plain.port}",
+        f"LAN peer {nothing}",
+    ]
+
+
+def test_when_no_peer_seen_pairs_each_is_named_and_nothing_is_saved(
+    peer: tuple[Workstation, PeerServer], joiner: Workstation
+) -> None:
+    ws, _ = peer
+    seen = [f"127.0.0.1:{free_port_pair()}", f"127.0.0.1:{free_port_pair()}"]
+    with pytest.raises(PairingError) as refused:
+        pair_and_sync_first(joiner.database, seen, _code(ws), "admin")
+    message = str(refused.value)
+    assert "none of the 2 LAN peers seen pairs with this code" in message
+    assert all(f"{address}: cannot reach the peer" in message for address in seen)
+    assert "--peer HOST:PORT" in message
+    assert lan_id.load_identity(joiner.database) is None
+
+
+def _code(ws: Workstation) -> str:
+    """A new pairing code from the CA holder ``ws``."""
+    return lan_id.new_pair_code(ws.database, "admin")

@@ -19,7 +19,7 @@ import hmac
 import http.client
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -161,8 +161,47 @@ def pair_and_sync(
     ``SyncError``/``TransportError`` if only the first sync failed (the identity is kept,
     so a later ``careline sync --peer`` can finish the job).
     """
-    identity = join(host, port + PAIRING_PORT_OFFSET, code, op_trust.binding_for(db))
-    ident.save_identity(db, identity, actor)
-    with LanTransport(f"{host}:{port}", identity) as transport:
-        report = sync(db, transport, actor, on_progress=on_progress)
-    return Joined(identity, report)
+    return pair_and_sync_first(db, [f"{host}:{port}"], code, actor, on_progress)
+
+
+def pair_and_sync_first(
+    db: Database,
+    peers: Sequence[str],
+    code: str,
+    actor: str,
+    on_progress: Callable[[SyncReport], object] | None = None,
+    on_skipped: Callable[[str], object] | None = None,
+) -> Joined:
+    """:func:`pair_and_sync` with the first of ``peers`` (sync listeners, HOST:PORT, in the
+    order given) whose pairing listener answers and proves it knows ``code``.
+
+    mDNS names no one in particular: in a clinic with several workstations only the one
+    holding the clinic's LAN CA has a pairing listener, and anyone may announce. A peer
+    that fails (no listener, refused, no valid proof) is skipped and ``on_skipped`` told
+    why; when every one failed, a single peer's error is raised as it is, several raise a
+    :class:`PairingError` listing each address and why.
+    """
+    binding = op_trust.binding_for(db)
+    failures: list[str] = []
+    for address in peers:
+        host, port = split_address(address)
+        try:
+            identity = join(host, port + PAIRING_PORT_OFFSET, code, binding)
+        except PairingError as exc:
+            if len(peers) == 1:
+                raise
+            failures.append(f"{address}: {exc}")
+            if on_skipped is not None:
+                on_skipped(f"LAN peer {address} skipped: {exc}")
+            continue
+        ident.save_identity(db, identity, actor)
+        with LanTransport(f"{host}:{port}", identity) as transport:
+            report = sync(db, transport, actor, on_progress=on_progress)
+        return Joined(identity, report)
+    if not failures:
+        raise PairingError("no LAN peer to pair with")
+    raise PairingError(
+        f"none of the {len(failures)} LAN peers seen pairs with this code ("
+        + "; ".join(failures)
+        + "); give the address of the workstation showing the code with --peer HOST:PORT"
+    )

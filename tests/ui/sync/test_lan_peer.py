@@ -1,6 +1,7 @@
 """A round of LAN peer sessions stays short, and reaches the real peer, however many fake
 peers anyone on the LAN announces. Real zeroconf on 127.0.0.1, a real peer server, a real
-``LanNode``; the fakes point at "tarpits", ports that accept TCP and never speak TLS."""
+``LanNode``; the fakes point at "tarpits", ports that accept TCP and never speak TLS, or are
+bare names (a PTR record with nothing behind it, so they never resolve)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from zeroconf import ServiceInfo, Zeroconf
+from zeroconf._dns import DNSPointer  # raw records: what a misbehaving announcer sends
+from zeroconf._protocol.outgoing import DNSOutgoing
+from zeroconf.const import _CLASS_IN, _FLAGS_AA, _FLAGS_QR_RESPONSE, _TYPE_PTR
 
 from app.sync.lan_peer import LanNode, LanOptions, LanRound
 from core.crypto.kdf import FAST_PARAMS
@@ -102,6 +106,54 @@ def flood() -> Iterator[Flood]:
     made.close()
 
 
+class BareNames:
+    """Bare ``_careline._tcp`` announcements: a PTR record naming an instance whose SRV, TXT
+    and address records are never sent, nor answered when asked for (one packet does it)."""
+
+    def __init__(self) -> None:
+        self.zc = Zeroconf(interfaces=["127.0.0.1"])
+        self.sent = 0
+
+    def announce(self, count: int) -> set[str]:
+        """``count`` more names (lasting 4500 s, as a real announcement's); the names."""
+        names = {
+            f"bare{i:05d}.{discovery.SERVICE_TYPE}" for i in range(self.sent, self.sent + count)
+        }
+        self.sent += count
+        batch = sorted(names)
+        for start in range(0, len(batch), 50):  # a packet holds about 9 kB
+            out = DNSOutgoing(_FLAGS_QR_RESPONSE | _FLAGS_AA)
+            for name in batch[start : start + 50]:
+                ptr = DNSPointer(discovery.SERVICE_TYPE, _TYPE_PTR, _CLASS_IN, 4500, name)
+                out.add_answer_at_time(ptr, 0)
+            self.zc.send(out)
+        return names
+
+    def close(self) -> None:
+        self.zc.close()
+
+
+@pytest.fixture
+def bare() -> Iterator[BareNames]:
+    made = BareNames()
+    yield made
+    made.close()
+
+
+def held(node: LanNode) -> set[str]:
+    """The announced names the node's browser holds now."""
+    assert node._browser is not None
+    return set(node._browser._collector.names)  # a copy, made at once
+
+
+def wait_held(node: LanNode, names: set[str], at_least: int) -> None:
+    """Until at least ``at_least`` of ``names`` are held by the node's browser."""
+    deadline = time.monotonic() + 20
+    while len(held(node) & names) < at_least:
+        assert time.monotonic() < deadline, "mDNS did not show the bare announcements"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def node_of(victim: Victim) -> Iterator[Callable[..., LanNode]]:
     """The victim app's LAN node on 127.0.0.1, serving and browsing as the app's does, once
@@ -188,3 +240,50 @@ def test_no_peer_is_started_after_the_rounds_deadline(
     tried = {a for a in fakes if any(f"LAN peer {a} skipped" in m for m in caplog.messages)}
     assert 0 < len(tried) < len(fakes)
     assert any("LAN round deadline passed" in m for m in caplog.messages)
+
+
+# Less than the 40 names below would take one second each, as they did.
+FLOOD_ROUND = 10.0
+
+
+def test_bare_names_that_never_resolve_do_not_keep_the_paired_peer_from_syncing(
+    victim: Victim, bare: BareNames, node_of: Callable[..., LanNode]
+) -> None:
+    node = node_of(1, round_seconds=FLOOD_ROUND)
+    result, _ = _round(node, victim)
+    assert result.addresses == (victim.honest,)  # paired and verified
+
+    # One packet of bare names: each is asked for and never answers.
+    wait_held(node, bare.announce(40), 40)
+    result, took = _round(node, victim)
+    assert result.addresses == (victim.honest,)
+    assert result.reports[0].pulled == 0  # synced (nothing new)
+    # The names get 2 s together, not 1 s each against the round's deadline.
+    assert took < 2.0 + 2.0, f"the round took {took:.1f} s"
+    # They wait before they are asked for again: the next round is quick.
+    result, took = _round(node, victim)
+    assert result.addresses == (victim.honest,)
+    assert took < 1.5, f"the next round took {took:.1f} s"
+
+
+def test_names_beyond_the_cap_are_not_held(
+    victim: Victim,
+    bare: BareNames,
+    node_of: Callable[..., LanNode],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = node_of(1)
+    with caplog.at_level(logging.WARNING, logger="core.sync.lan.discovery"):
+        names = bare.announce(discovery.MAX_NAMES + 100)
+        wait_held(node, names, discovery.MAX_NAMES - 2)  # the honest peer and itself
+        time.sleep(1.0)  # the rest of the packets
+    assert len(held(node)) <= discovery.MAX_NAMES
+    full = [m for m in caplog.messages if "LAN peers announced over mDNS" in m]
+    assert len(full) == 1  # said once, naming nobody
+    assert "bare" not in full[0]
+
+    # Names that failed to resolve make room: a peer announced later is still held.
+    _round(node, victim)
+    later = bare.announce(5)
+    wait_held(node, later, 5)
+    assert len(held(node)) <= discovery.MAX_NAMES
