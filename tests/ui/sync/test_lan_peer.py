@@ -254,16 +254,18 @@ def test_bare_names_that_never_resolve_do_not_keep_the_paired_peer_from_syncing(
     assert result.addresses == (victim.honest,)  # paired and verified
 
     # One packet of bare names: each is asked for and never answers.
-    wait_held(node, bare.announce(40), 40)
-    result, took = _round(node, victim)
+    names = bare.announce(40)
+    wait_held(node, names, 40)
+    # Asked for one by one against the round's deadline, 40 names took 40 s of a 10 s
+    # round and no peer was synced; now they get a few seconds together.
+    result, _ = _round(node, victim)
     assert result.addresses == (victim.honest,)
     assert result.reports[0].pulled == 0  # synced (nothing new)
-    # The names get 2 s together, not 1 s each against the round's deadline.
-    assert took < 2.0 + 2.0, f"the round took {took:.1f} s"
-    # They wait before they are asked for again: the next round is quick.
-    result, took = _round(node, victim)
+    # They wait before they are asked for again (no timing asserted: the machine may be busy).
+    browser = node._browser
+    assert browser is not None and all(browser._waiting(name) for name in names)
+    result, _ = _round(node, victim)
     assert result.addresses == (victim.honest,)
-    assert took < 1.5, f"the next round took {took:.1f} s"
 
 
 def test_names_beyond_the_cap_are_not_held(
