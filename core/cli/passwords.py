@@ -13,8 +13,11 @@ from core.config.settings import ConfigError
 PASSWORD_FILE_ENV = "CARELINE_PASSWORD_FILE"  # noqa: S105 (a variable name, not a secret)
 
 
-def read_password(from_stdin: bool, password_file: Path | None) -> str | None:
-    """The password from ``--password-stdin`` or ``CARELINE_PASSWORD_FILE``, else None.
+def read_password(
+    from_stdin: bool, password_file: Path | None, source: str = PASSWORD_FILE_ENV
+) -> str | None:
+    """The password from ``--password-stdin`` or ``CARELINE_PASSWORD_FILE``, else None
+    (``source`` names where the file was given, in messages).
 
     Only the first line counts and its line ending is dropped. The returned ``str`` is
     immutable: Python cannot wipe it, so callers drop it as soon as the slot is open.
@@ -28,18 +31,16 @@ def read_password(from_stdin: bool, password_file: Path | None) -> str | None:
         try:
             text = password_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(
-                f"{PASSWORD_FILE_ENV}: cannot read {password_file}: {exc.strerror}"
-            ) from None
+            raise ConfigError(f"{source}: cannot read {password_file}: {exc.strerror}") from None
         lines = text.splitlines()
         if not lines or not lines[0]:
-            raise ConfigError(f"{PASSWORD_FILE_ENV}: {password_file} is empty")
-        _warn_if_others_may_read(password_file)
+            raise ConfigError(f"{source}: {password_file} is empty")
+        _warn_if_others_may_read(password_file, source)
         return lines[0]
     return None
 
 
-def _warn_if_others_may_read(path: Path) -> None:
+def _warn_if_others_may_read(path: Path, source: str) -> None:
     """Say on stderr when other users of this computer may read the password file. A
     warning, not a refusal: a container's secrets are often mounted 0444 inside a
     container nobody else uses, and a scheduled job that stopped would be worse."""
@@ -51,7 +52,7 @@ def _warn_if_others_may_read(path: Path) -> None:
         return  # it was read a moment ago; nothing to add
     if mode & 0o044:
         sys.stderr.write(
-            f"careline: warning: {PASSWORD_FILE_ENV}: other users of this computer may read "
+            f"careline: warning: {source}: other users of this computer may read "
             f"{path} (mode {mode:04o}); make it yours alone: chmod 600 {path}\n"
         )
 

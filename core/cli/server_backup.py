@@ -53,7 +53,9 @@ def _passphrase_file(parser: argparse.ArgumentParser) -> None:
 
 
 def _passphrase(args: argparse.Namespace) -> str:
-    passphrase = read_password(args.passphrase_file is None, args.passphrase_file)
+    passphrase = read_password(
+        args.passphrase_file is None, args.passphrase_file, "--passphrase-file"
+    )
     if not passphrase:
         raise ConfigError(
             "the operator passphrase is read from standard input or --passphrase-file"
