@@ -37,7 +37,8 @@ PLACEHOLDERS = {
 
 class MedicationDialog(SavingDialog):
     """Start a medication, or (given ``changing``) change its dose: the old one stops and
-    the new one starts on the date typed."""
+    the new one starts on the date typed. Either is recorded in the patient's open visit,
+    if there is one, and the form names it."""
 
     def __init__(
         self,
@@ -84,15 +85,13 @@ class MedicationDialog(SavingDialog):
         self.errors["stop"] = self.errors["start"]  # a change's date is the old one's stop
         self.clears_on_edit((edit, self.errors[name]) for name, edit in self.fields.items())
         self.fields["start"].setText(dt.date.today().isoformat())
-        # A medication started while the patient has an open visit is one of its changes.
-        # (A dose change keeps the visit it was started in: core's change_dose takes no
-        # visit yet, so this form does not claim one.)
-        self.visit_link = OpenVisitLink(operations, records, patient_id) if starting else None
+        # A medication started, or its dose changed, while the patient has an open visit
+        # is one of its changes: the new dose is recorded in it, and the form says so.
+        self.visit_link = OpenVisitLink(operations, records, patient_id)
         self.buttons, self.save_button = action_buttons(
             self, self.save, "Start" if starting else "Change dose"
         )
-        shown = (self.visit_link.label,) if self.visit_link else ()
-        dialog_layout(self, heading, form, *shown, self.general_error, self.buttons)
+        dialog_layout(self, heading, form, self.visit_link.label, self.general_error, self.buttons)
         self.first_field = self.fields[names[0]]
 
     def values(self) -> dict[str, str | None]:
@@ -116,8 +115,7 @@ class MedicationDialog(SavingDialog):
 
     def done(self, result: int) -> None:
         """Close; the open-visit read still in flight is not delivered."""
-        if self.visit_link is not None:
-            self.visit_link.cancel()
+        self.visit_link.cancel()
         super().done(result)
 
     def save(self, confirm_allergy: bool = False) -> None:
@@ -132,14 +130,14 @@ class MedicationDialog(SavingDialog):
         if not self.items_pass(MEDICATIONS, values, own):
             return
         work: Callable[[], Any]
+        visit = self.visit_link.encounter()
         if changing is not None:
             changes = {f: values[f] for f in DOSE_FIELDS}
             prescriber = values["prescriber"]
             work = lambda: Medications(records()).change_dose(  # noqa: E731
-                changing.id, changes, date, prescriber
+                changing.id, changes, date, prescriber, visit()
             )
         else:
-            visit = self.visit_link.encounter() if self.visit_link else lambda: None
             work = lambda: Medications(records()).start(  # noqa: E731
                 patient_id, {**values, "encounter_id": visit()}, confirm_allergy
             )

@@ -201,12 +201,15 @@ def _problem(p: dict[str, Any]) -> str:
 
 
 def _medication(m: dict[str, Any]) -> str:
-    """``Metformin 500 mg, 1 tablet by mouth twice daily (from 2026-12-04)``."""
+    """``Metformin 500 mg, 1 tablet by mouth twice daily (from 2026-12-04)``; an old dose
+    ``(from 2026-11-02, stopped 2026-12-04: dose changed)``."""
     how = " ".join(str(m[k]) for k in ("dose", "route", "frequency") if m.get(k))
     instructions = ", ".join(x for x in (str(m.get("strength") or ""), how) if x)
     dates = f"from {m['start']}" if m.get("start") else ""
     if m.get("status") == "stopped" or m.get("stop"):
         dates = f"{dates}, stopped {m.get('stop') or ''}".strip(", ")
+        if m.get("changed_to"):  # the new dose is listed next (visit_list_items)
+            dates += ": dose changed"
     when = f" ({dates})" if dates else ""
     return f"{m.get('name', '')} {instructions}".rstrip() + when
 

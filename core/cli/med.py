@@ -40,6 +40,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "reason is carried over, being the same indication",
     )
     change.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    change.add_argument(
+        "--visit", help="the visit (encounter id) the dose was changed in: it lists both doses"
+    )
     listing = med.add_parser("list", help="active medications (--all: past ones too)")
     listing.add_argument("patient_id")
     listing.add_argument("--all", action="store_true", help="include stopped medications")
@@ -96,7 +99,7 @@ def run(ctx: Context) -> int:
             for f in ("strength", "dose", "route", "frequency")
             if getattr(args, f) is not None
         }
-        m = meds.change_dose(args.item_id, changes, args.date, args.prescriber)
+        m = meds.change_dose(args.item_id, changes, args.date, args.prescriber, args.visit)
         ctx.emit(m.to_dict(), f"Changed: now {line(m)}")
     else:
         found = meds.list(args.patient_id, include_past=args.all)

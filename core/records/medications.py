@@ -30,7 +30,8 @@ START_FIELDS = (
 )  # fmt: skip
 # What a dose change may change; the name and the reason (the same indication) are carried
 # over from the medication changed. The prescriber is whoever the person changing it names,
-# and the visit is not carried: neither is known to be the old one's.
+# and the visit is the one it is changed in (given as ``encounter_id``), never the old
+# one's: neither is known to be the old one's.
 DOSE_FIELDS = ("strength", "dose", "route", "frequency")
 CARRIED_FIELDS = ("name", "reason")
 
@@ -159,11 +160,15 @@ class Medications:
         changes: Mapping[str, str | None],
         date: str | None = None,
         prescriber: str | None = None,
+        encounter_id: str | None = None,
     ) -> Medication:
         """Stop the medication on ``date`` (default today) and start it again with the
         changed strength, dose, route or frequency from that day, in one change; the new
         medication. It keeps the old one's name and reason; its prescriber is ``prescriber``
-        (none if not given, never the old one's) and it is in no visit."""
+        (none if not given, never the old one's) and its visit ``encounter_id`` (the visit
+        the dose is changed in, one of the patient's; none if not given, never the old
+        one's). The stopped old dose keeps the visit it was started in; the visit the new
+        dose names lists both (``visits.visit_list_items``)."""
         unknown = sorted(set(changes) - set(DOSE_FIELDS))
         if unknown:
             raise ValidationError(
@@ -173,9 +178,10 @@ class Medications:
         when = dated(MEDICATIONS, "start", date)
 
         def change(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            check_visit(tx, patient_id, encounter_id)
             old = self._active_item(doc, item_id, when)
             kept = {f: old.get(f) for f in (*CARRIED_FIELDS, *DOSE_FIELDS)}
-            typed = {**kept, **changes, "prescriber": prescriber}
+            typed = {**kept, **changes, "prescriber": prescriber, "encounter_id": encounter_id}
             new = clean_item(MEDICATIONS, typed)  # type: ignore[arg-type]
             new |= {"start": when, "stop": None, "status": "active"}
             if all(new.get(f) == old.get(f) for f in DOSE_FIELDS):

@@ -92,14 +92,21 @@ def visit_list_items(
     """The patient's problems and medications recorded in this visit: list items that carry
     the visit's id as ``encounter_id`` (items recorded without one belong to no visit).
 
+    A medication whose dose was changed in the visit comes with the stopped old dose just
+    before it (whichever visit, if any, that was started in): the visit changed it, and
+    the new dose alone would read as a new medication. A stopped medication whose dose was
+    changed carries ``changed_to`` (the new dose's item id), so it reads "dose changed",
+    not "stopped".
+
     The one place that knows how a list item names its visit, so the problem and medication
     forms only need to store ``encounter_id`` on the items they add.
     """
     rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
     if not rows:
         return {name: [] for name in PATIENT_LISTS}
-    sets = crdt.all_elements(crdt.load(unpack_state(rows[0][0]), 1))
-    return {
+    doc = crdt.load(unpack_state(rows[0][0]), 1)
+    sets = crdt.all_elements(doc)
+    found = {
         name: [
             {"id": e.element_id, **e.value}
             for e in sets.get(name, [])
@@ -107,6 +114,51 @@ def visit_list_items(
         ]
         for name in PATIENT_LISTS
     }
+    if "medications" in found:
+        live = {e.element_id: e.value for e in sets.get("medications", [])}
+        found["medications"] = _with_old_doses(found["medications"], live, _dose_changes(doc))
+    return found
+
+
+def _dose_changes(doc: crdt.RecordDoc) -> dict[str, str]:
+    """The stopped old dose's item id by the new dose's, for every dose change the record
+    holds: the one change that removed an item and added its stopped copy and one active
+    item (``Medications.change_dose``; a stop adds one item, a start removes none)."""
+    changes: dict[str, str] = {}
+    for c in crdt.all_history(doc).get("medications", []):
+        if c.resolution or len(c.removed) != 1 or len(c.added) != 2:
+            continue
+        stopped = [i for i, v in c.added.items() if v.get("status") == "stopped"]
+        started = [i for i, v in c.added.items() if v.get("status") != "stopped"]
+        if len(stopped) == 1 and len(started) == 1:
+            changes[started[0]] = stopped[0]
+    return changes
+
+
+def _with_old_doses(
+    items: list[dict[str, Any]],
+    live: dict[str, dict[str, crdt.Value]],
+    changes: dict[str, str],
+) -> list[dict[str, Any]]:
+    """``items`` with each new dose's stopped old dose (still on the list) just before it,
+    once, and every old dose marked ``changed_to``."""
+    changed_to = {old: new for new, old in changes.items()}
+    shown: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def show(item_id: str, value: dict[str, Any]) -> None:
+        if item_id in seen:
+            return
+        seen.add(item_id)
+        mark = {"changed_to": changed_to[item_id]} if item_id in changed_to else {}
+        shown.append({**value, "id": item_id, **mark})
+
+    for item in items:
+        old = changes.get(item["id"])
+        if old is not None and old in live:
+            show(old, dict(live[old]))
+        show(item["id"], item)
+    return shown
 
 
 class Visits:

@@ -102,12 +102,14 @@ class DiagnosisLine:
 
 @dataclass(frozen=True)
 class MedicationChangeLine:
-    """A medication started (or started again at a new dose) in a visit."""
+    """A medication started (or started again at a new dose) in a visit, or the old dose
+    a dose change in it stopped (``dose_changed``)."""
 
     name: str
     how: str  # "500 mg, 1 tablet, by mouth, twice daily"
     start: str | None
     stop: str | None
+    dose_changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,9 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                     _how(m),
                     _date(m.get("start")),
                     _date(m.get("stop")),
+                    bool(m.get("changed_to")),
                 )
+                # By name; a stable sort keeps an old dose just before its new one.
                 for m in sorted(items.get("medications", []), key=_by("name"))
             ),
         )

@@ -30,6 +30,7 @@ from core.records.allergy_status import AllergyState
 from core.reports.data import (
     AllergyLine,
     DayReport,
+    MedicationChangeLine,
     PatientLine,
     PatientSummaryReport,
     PrintContext,
@@ -365,7 +366,7 @@ def visit_pdf(report: VisitReport) -> bytes:
     if report.medications:
         pdf.grid(
             ("Medication", "Strength, dose, route, frequency", "From", "Stopped"),
-            [(m.name, m.how, m.start or "", m.stop or "") for m in report.medications],
+            [(m.name, m.how, m.start or "", _stopped(m)) for m in report.medications],
             (3, 5, None, None),
         )
     else:
@@ -388,6 +389,14 @@ def visit_pdf(report: VisitReport) -> bytes:
             pdf.paragraph(addendum.body)
         pdf.ln(3)
     return bytes(pdf.output())
+
+
+def _stopped(m: MedicationChangeLine) -> str:
+    """The Stopped column: an old dose a dose change stopped says so (its new dose is the
+    next row), so the note never reads as the medication stopped."""
+    if m.dose_changed:
+        return f"{m.stop or ''} (dose changed)".strip()
+    return m.stop or ""
 
 
 def day_pdf(report: DayReport) -> bytes:

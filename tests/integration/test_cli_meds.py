@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli import clinic as clinic  # the shared module fixture
+from tests.integration.test_cli_print import text_of
 
 
 def _patient(clinic: Path, family: str) -> str:
@@ -111,6 +112,25 @@ def test_a_dose_change_has_the_prescriber_given_or_none_and_keeps_the_reason(
     named = as_admin(clinic, "med", "change", pid, unnamed["id"], "--strength", "850 mg",
                      "--prescriber", "Dr Bo", "--date", "2025-09-01")  # fmt: skip
     assert (named["prescriber"], named["reason"]) == ("Dr Bo", "Type 2 diabetes")
+
+
+def test_a_dose_changed_with_visit_is_recorded_in_that_visit_and_printed_with_it(
+    clinic: Path, tmp_path: Path
+) -> None:
+    """``med change --visit`` as ``med start --visit``: the new dose names the visit, whose
+    printed note lists the old dose (dose changed) and the new one."""
+    pid = _patient(clinic, "Dosis")
+    ibu = as_admin(clinic, "med", "start", pid, "--name", "Ibuprofen", "--strength", "400 mg",
+                   "--frequency", "three times daily", "--start", "2025-01-10")  # fmt: skip
+    visit = as_admin(clinic, "visit", "start", pid, "--reason", "Knee pain")
+    changed = as_admin(clinic, "med", "change", pid, ibu["id"], "--strength", "200 mg",
+                       "--frequency", "twice daily", "--visit", visit["id"])  # fmt: skip
+    assert changed["encounter_id"] == visit["id"]
+    target = tmp_path / "visit.pdf"
+    as_admin(clinic, "print", "visit", visit["id"], "-o", str(target))
+    text = " ".join(text_of(target).split())
+    assert "400 mg, three times daily" in text and "dose changed" in text
+    assert "200 mg, twice daily" in text
 
 
 def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path) -> None:

@@ -4,6 +4,7 @@ recorded on the chart while the visit is open, which the printed visit note list
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -155,3 +156,67 @@ def test_without_an_open_visit_a_problem_belongs_to_no_visit(
     qtbot.waitUntil(lambda: problems.dialog is None and len(problems.problems) == 1, timeout=5_000)
     [problem] = Problems(records).list(patient_id)
     assert problem.encounter_id is None
+
+
+def test_a_dose_changed_during_an_open_visit_is_the_visits_on_screen_and_on_paper(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    """The tester's D1: the new dose was stored in no visit, so the visit and its printed
+    note (a pharmacy's copy) listed only the old dose, stopped."""
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Medications(records).start(
+        patient_id,
+        {"name": "Ibuprofen", "strength": "400 mg", "dose": "1 tablet", "route": "by mouth",
+         "frequency": "three times daily with food", "start": "2024-01-05"},
+    )  # fmt: skip
+    visit = Visits(records).start(patient_id, "Knee pain")
+    chart = open_first_chart(qtbot, signed_in)
+    meds = card_of(chart, MedicationsCard)
+    qtbot.waitUntil(lambda: len(meds.medications) == 1, timeout=5_000)
+    meds.table.selectRow(0)
+    QTest.mouseClick(meds.change_button, Qt.MouseButton.LeftButton)
+    form = meds.dialog
+    assert isinstance(form, MedicationDialog)
+    qtbot.waitUntil(form.visit_link.label.isVisible, timeout=5_000)
+    assert form.visit_link.label.text() == "Recorded in today's visit (Knee pain)"
+    strength = form.fields["strength"]
+    qtbot.waitUntil(strength.hasFocus)
+    QTest.keyClick(strength, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(strength, "200 mg")
+    for _ in ("dose", "route", "frequency"):
+        QTest.keyClick(form.focusWidget(), Qt.Key.Key_Tab)
+    frequency = form.fields["frequency"]
+    assert frequency.hasFocus()
+    QTest.keyClick(frequency, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(frequency, "twice daily")
+    QTest.keyClick(frequency, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: meds.dialog is None, timeout=5_000)
+    [new] = Medications(records).list(patient_id)
+    assert (new.strength, new.frequency, new.encounter_id) == ("200 mg", "twice daily", visit.id)
+    today = new.start
+    assert today == dt.date.today().isoformat()
+
+    # The visit view lists the old dose, stopped by the change, and the new dose.
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Ibuprofen 200 mg" in section.view.toPlainText(), timeout=5_000)
+    shown = section.view.toPlainText()
+    assert (
+        "Ibuprofen 400 mg, 1 tablet by mouth three times daily with food "
+        f"(from 2024-01-05, stopped {today}: dose changed)"
+    ) in shown
+    assert f"Ibuprofen 200 mg, 1 tablet by mouth twice daily (from {today})" in shown
+    assert shown.index("Ibuprofen 400 mg") < shown.index("Ibuprofen 200 mg")
+
+    # And so does the printed visit note.
+    QTest.mouseClick(section.print_button, Qt.MouseButton.LeftButton)
+    printing = section.print_dialog
+    assert printing is not None
+    target = tmp_path / "visit.pdf"
+    save_through_dialog(qtbot, printing, target)
+    text = " ".join(pdf_text(target).split())
+    assert "200 mg, 1 tablet, by mouth, twice daily" in text
+    assert "400 mg, 1 tablet, by mouth, three times daily with food" in text
+    assert "dose changed" in text
+    assert text.index("400 mg") < text.index("200 mg")
+    printing.reject()

@@ -18,6 +18,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError, NotFoundError, ValidationError
+from core.records.medications import Medications
 from core.records.notes import Notes
 from core.records.schedule import Appointment, Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits, visit_list_items
@@ -493,3 +494,63 @@ def test_nothing_is_written_under_another_patients_visit_by_any_write_path() -> 
     note = Notes(r).create(pid, "right chart", visit)  # its own visit: written
     entries.update("observation", entries.add("observation", pid, reading), {"encounter_id": visit})
     assert [n.id for n in Visits(r).contents(visit).notes] == [note.id]
+
+
+def test_a_dose_change_made_in_a_visit_is_listed_there_with_the_old_dose_it_stopped() -> None:
+    """The visit (and so its view and printed note) shows the stop of the old dose and the
+    new dose: the new dose alone would read as a new medication, the old one alone as the
+    medication stopped."""
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, meds = Visits(r), Medications(r)
+    earlier = visits.start(pid, "Diabetes review")
+    metformin = meds.start(
+        pid, {"name": "Metformin", "strength": "500 mg", "start": "2025-01-10",
+              "encounter_id": earlier.id},
+    )  # fmt: skip
+    visits.close(earlier.id)
+    today = visits.start(pid, "Follow-up")
+    higher = meds.change_dose(
+        metformin.id, {"strength": "1000 mg"}, "2025-06-01", encounter_id=today.id
+    )
+    assert higher.encounter_id == today.id
+
+    listed = visits.contents(today.id).medications
+    assert [(m["strength"], m["start"], m["stop"], m.get("changed_to")) for m in listed] == [
+        ("500 mg", "2025-01-10", "2025-06-01", higher.id),
+        ("1000 mg", "2025-06-01", None, None),
+    ]
+    # The visit it was started in still lists it, now as a dose changed, not the new dose.
+    [old] = visits.contents(earlier.id).medications
+    assert (old["strength"], old["stop"], old["changed_to"]) == ("500 mg", "2025-06-01", higher.id)
+
+
+def test_a_dose_started_and_changed_in_one_visit_lists_each_dose_once() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, meds = Visits(r), Medications(r)
+    visit = visits.start(pid, "Knee pain")
+    ibuprofen = meds.start(
+        pid, {"name": "Ibuprofen", "strength": "400 mg", "frequency": "three times daily",
+              "encounter_id": visit.id},
+    )  # fmt: skip
+    lower = meds.change_dose(
+        ibuprofen.id, {"strength": "200 mg", "frequency": "twice daily"}, encounter_id=visit.id
+    )
+    listed = visits.contents(visit.id).medications
+    assert [(m["strength"], m["frequency"], m["status"]) for m in listed] == [
+        ("400 mg", "three times daily", "stopped"),
+        ("200 mg", "twice daily", "active"),
+    ]
+    assert listed[0]["changed_to"] == lower.id
+
+
+def test_a_dose_change_is_refused_under_another_patients_visit_and_writes_nothing() -> None:
+    r = new_replica("dr.ade")
+    pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
+    theirs = Visits(r).start(other, "Cough")
+    meds = Medications(r)
+    aspirin = meds.start(pid, {"name": "Aspirin", "strength": "75 mg"})
+    with pytest.raises(ValidationError, match="is not a visit of this patient"):
+        meds.change_dose(aspirin.id, {"strength": "150 mg"}, encounter_id=theirs.id)
+    assert [m.id for m in meds.list(pid, include_past=True)] == [aspirin.id]
