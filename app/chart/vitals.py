@@ -321,7 +321,13 @@ class VitalField:
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         self.hint.hide()
+        # The message is about the whole set (shown on Record: a pressure without its
+        # partner, diastolic not below systolic), not the field alone: leaving the field
+        # keeps it (the section drops it once the set is right). Return in the field
+        # records the set and then leaves it, which hid the message Record had just shown.
+        self.about_set = False
         self.edit.editingFinished.connect(self.check)
+        self.edit.textEdited.connect(lambda _t: setattr(self, "about_set", False))
         clear_when_edited(self.edit, self.message)  # the rule every form dialog follows
 
     @property
@@ -356,9 +362,11 @@ class VitalField:
             self.unit.setCurrentIndex(0)
 
     def check(self) -> cat.Measurement | None:
-        """Read the field: show what is wrong next to it, or the stored equivalent."""
+        """Read the field: show what is wrong next to it, or the stored equivalent. A
+        message about the set (``about_set``) stays unless the field alone is wrong."""
         self.hint.hide()
-        self.message.hide()
+        if not self.about_set:
+            self.message.hide()
         if not self.edit.text().strip():
             return None
         try:
@@ -371,8 +379,10 @@ class VitalField:
             self.hint.show()
         return m
 
-    def show_error(self, exc: ValidationError) -> None:
-        """A message next to the field. Its room stays once it goes (see ``keep_room``)."""
+    def show_error(self, exc: ValidationError, about_set: bool = False) -> None:
+        """A message next to the field (``about_set``: found checking the whole set, see
+        ``about_set``). Its room stays once it goes (see ``keep_room``)."""
+        self.about_set = about_set
         self.hint.hide()
         self.message.setText(validation_text(exc))
         keep_room(self.message, True)
@@ -382,6 +392,7 @@ class VitalField:
         """Empty the field. The unit chosen stays for the next patient of the same person
         (a nurse weighing in lb all morning); signing out puts it back (``reset_unit``)."""
         self.edit.clear()
+        self.about_set = False
         self.message.hide()
         keep_room(self.message, False)  # the set is recorded (or the form put aside)
         self.hint.hide()
@@ -602,6 +613,7 @@ class VitalsSection:
         self.page.focus_keeper.watch(order)
         for f in self.fields.values():
             f.edit.textEdited.connect(self._erased)
+            f.edit.editingFinished.connect(self._recheck_set)  # after the field's own check
         order.append(self.record_button)
         self.tab_order = order
         # Return in any box of the form records the set, as a form's default button does:
@@ -1052,7 +1064,7 @@ class VitalsSection:
             f.check()
         _found, errors = measure_all(values, units)
         for key, exc in errors.items():
-            self.fields[key].show_error(exc)
+            self.fields[key].show_error(exc, about_set=True)
         when = self.observed_at.text().strip()
         try:
             observed_time(when)
@@ -1087,6 +1099,20 @@ class VitalsSection:
             self._failed,
             label="record vitals",
         )
+
+    def _recheck_set(self) -> None:
+        """A field was left: a message Record showed about the set goes once the set no
+        longer has that problem (the systolic raised above the diastolic), and stays while
+        it does (an emptied systolic beside a diastolic)."""
+        held = [f for f in self.fields.values() if f.about_set and f.message.isVisible()]
+        if not held:
+            return
+        values, units = self.typed()
+        _found, errors = measure_all(values, units)
+        for f in held:
+            if f.vital.key not in errors:
+                f.about_set = False
+                f.message.hide()
 
     def focus_whole(self, field: QWidget) -> None:
         """The keyboard to ``field`` (its text selected, to type over), scrolled fully into

@@ -176,6 +176,47 @@ def test_return_in_the_form_records_the_set_once_it_is_right(
     assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
 
 
+def test_return_in_a_pressure_box_says_what_is_wrong_with_the_set_and_keeps_saying_it(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D2: Return in the diastolic box after 120 / 130, or in an emptied
+    systolic box beside a diastolic, recorded nothing and said nothing (the field's own
+    check, run as Return left it, hid what Record had just said). The message stays;
+    leaving the field keeps it while the set is wrong, and it goes once it is right."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    # Diastolic above systolic: Return in the diastolic box.
+    type_into(qtbot, f["systolic"].edit, "120")
+    type_into(qtbot, f["diastolic"].edit, "130")
+    QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Return)
+    said = [x.message.text() for x in (f["systolic"], f["diastolic"]) if x.message.isVisible()]
+    assert len(said) == 1 and "below" in said[0].lower() and "systolic" in said[0].lower()
+    assert stored(clinic) == []
+    # Leaving for the next box, the set still wrong: still said.
+    QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Tab)
+    assert said == [
+        x.message.text() for x in (f["systolic"], f["diastolic"]) if x.message.isVisible()
+    ]
+    # The systolic raised above it and left: the set is right, the message goes.
+    type_into(qtbot, f["systolic"].edit, "140")
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Tab)
+    assert not f["systolic"].message.isVisible() and not f["diastolic"].message.isVisible()
+
+    # An impossible systolic, erased: Return in its empty box beside a diastolic.
+    type_into(qtbot, f["systolic"].edit, "1200")
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Return)
+    assert "1200 mmHg is not possible" in f["systolic"].message.text()
+    assert f["systolic"].edit.hasFocus()
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Backspace)  # its text was selected
+    assert f["systolic"].edit.text() == ""
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Return)
+    assert f["systolic"].message.isVisible()
+    assert (
+        f["systolic"].message.text() == "Systolic is required with the other blood pressure number."
+    )
+    assert stored(clinic) == []
+
+
 def test_a_letter_o_typed_for_a_zero_is_called_a_number_mistyped_not_a_unit(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
