@@ -25,6 +25,7 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -398,25 +399,48 @@ class VitalField:
         self.hint.hide()
 
 
-class _ReturnRecords(QObject):
-    """Return (or Enter) in a closed drop-down of the Vitals form records the set."""
+class _ChoiceKeys(QObject):
+    """Keys on a closed drop-down of the Vitals form (a unit, the visit): Return (or Enter)
+    records the set; a number goes on to the next value's box, as if Tab came first.
 
-    def __init__(self, record: Callable[[], None], parent: QObject) -> None:
+    A nurse one Tab short typed a blood pressure on the Visit box: its first digit opened
+    the list (``guard_choices``), which took the rest of the set typed after it."""
+
+    def __init__(
+        self,
+        record: Callable[[], None],
+        next_box: Callable[[QWidget], QLineEdit | None],
+        parent: QObject,
+    ) -> None:
         super().__init__(parent)
         self._record = record
+        self._next_box = next_box
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Return on the box itself (its list closed): record; other keys go on."""
+        """Return or a number on the box itself (its list closed); other keys go on."""
         if (
-            event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and isinstance(watched, QComboBox)
-            and not watched.view().isVisible()
+            event.type() != QEvent.Type.KeyPress
+            or not isinstance(event, QKeyEvent)
+            or not isinstance(watched, QComboBox)
+            or watched.view().isVisible()
         ):
+            return False
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._record()
             return True
-        return False
+        plain = event.modifiers() & ~(
+            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier
+        )
+        text = event.text()
+        if not text or plain or not (text[0].isdigit() or text[0] in ".,-"):
+            return False
+        box = self._next_box(watched)
+        if box is None:
+            return False
+        box.setFocus(Qt.FocusReason.TabFocusReason)  # what it holds is selected, typed over
+        typed = QKeyEvent(event.type(), event.key(), event.modifiers(), text)
+        QApplication.sendEvent(box, typed)
+        return True
 
 
 # The object name of the tab's page, under which a sign-out keeps its typed values.
@@ -621,7 +645,7 @@ class VitalsSection:
         # mouse. The set is checked as on a click (nothing wrong is recorded).
         # The same in a drop-down (a unit, the visit), which by itself ignores Return; on
         # its open list, Return only chooses the item (the list has the keyboard then).
-        self._return_in_choices = _ReturnRecords(self._record_by_return, self.page)
+        self._return_in_choices = _ChoiceKeys(self._record_by_return, self._box_after, self.page)
         for widget in order:
             if isinstance(widget, QLineEdit):
                 widget.returnPressed.connect(self._record_by_return)
@@ -649,6 +673,9 @@ class VitalsSection:
         form_scroll.setObjectName("vitalsFormScroll")
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Not a Tab stop of its own: it showed no ring, and a nurse counting Tabs from the
+        # tab bar typed the blood pressure into the Visit box (its fields are the stops).
+        form_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         width = max(FORM_WIDTH, form_card.minimumSizeHint().width())
         form_card.setFixedWidth(width)
@@ -1149,6 +1176,11 @@ class VitalsSection:
         goes)."""
         if self._patient_id is not None and not self.typed()[0]:
             self._done(VITALS_FORM)
+
+    def _box_after(self, widget: QWidget) -> QLineEdit | None:
+        """The next value's box after ``widget`` in the form's Tab order (None: none)."""
+        after = self.tab_order[self.tab_order.index(widget) + 1 :]
+        return next((w for w in after if isinstance(w, QLineEdit)), None)
 
     def _record_by_return(self) -> None:
         if self.record_button.isEnabled():  # not while a set is being recorded
