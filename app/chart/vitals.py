@@ -652,23 +652,24 @@ class VitalsSection:
             elif isinstance(widget, QComboBox):
                 widget.installEventFilter(self._return_in_choices)
 
-        form_card, form_layout, _head = card("Record vital signs")
-        # Room for every field at a 740-pixel height with the allergy banner, and in a
-        # 700-pixel-tall window (a 1024x740 screen) or under the demo clinic's banner too
-        # (the tighter fields: careline.qss): the form does not scroll (scrolled to a
-        # field, it cut its own heading off; at 1024x740 Record vitals was half cut off).
-        form_layout.setContentsMargins(14, 8, 14, 8)
+        form_card, form_layout, head = card("Record vital signs")
+        # The heading and Record vitals stay in view; the fields between them scroll when
+        # the page is too short for them. Room for every field, with the allergy banner, at
+        # the window's first size and in a window 700 pixels tall (a 1024x740 screen; the
+        # tighter fields: careline.qss). Under the demo clinic's banner as well, in a
+        # 1024x700 window, the whole form scrolled there and Record vitals was half cut off.
+        form_layout.setContentsMargins(0, 8, 0, 8)
         form_layout.setSpacing(6)
-        form_layout.addLayout(grid)
-        form_layout.addWidget(self.general_error)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.record_button)
-        form_layout.addLayout(buttons)
-        form_layout.addStretch(1)
-        # The form scrolls rather than squeeze: with messages under several fields it can
-        # need more than the window's height, and squeezed, the messages were cut to a
-        # line or two and drawn over the next row.
+        head.setContentsMargins(14, 0, 14, 0)
+        fields = QWidget()
+        fields.setObjectName("vitalsFields")
+        fields_layout = QVBoxLayout(fields)
+        fields_layout.setContentsMargins(14, 0, 14, 0)
+        fields_layout.addLayout(grid)
+        fields_layout.addStretch(1)
+        # The fields scroll rather than squeeze: with messages under several fields they can
+        # need more than the window's height, and squeezed, the messages were cut to a line
+        # or two and drawn over the next row.
         self.form_scroll = form_scroll = QScrollArea()
         form_scroll.setObjectName("vitalsFormScroll")
         form_scroll.setWidgetResizable(True)
@@ -677,13 +678,26 @@ class VitalsSection:
         # tab bar typed the blood pressure into the Visit box (its fields are the stops).
         form_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        width = max(FORM_WIDTH, form_card.minimumSizeHint().width())
+        form_card.ensurePolished()  # its border, from the stylesheet
+        border = 2 * form_card.frameWidth()
+        width = max(FORM_WIDTH, fields.minimumSizeHint().width() + border)
         form_card.setFixedWidth(width)
-        form_scroll.setWidget(form_card)
         # No room kept for a scroll bar the form mostly does not need: when it does (a
-        # message under every field, the restored notice), the bar covers the card's right
+        # message under every field, the restored notice), the bar covers the fields' right
         # margin, right of every field.
-        form_scroll.setFixedWidth(width)
+        fields.setFixedWidth(width - border)
+        form_scroll.setWidget(fields)
+        fields.setAutoFillBackground(False)  # the card's white, not the window's grey
+        form_scroll.viewport().setAutoFillBackground(False)
+        form_layout.addWidget(form_scroll, 1)
+        under = QVBoxLayout()  # what is said of the set, and its button, always in view
+        under.setContentsMargins(14, 0, 14, 0)
+        under.addWidget(self.general_error)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.record_button)
+        under.addLayout(buttons)
+        form_layout.addLayout(under)
 
         # ----- the plot -----
         self.plot_choice = QComboBox()
@@ -757,7 +771,7 @@ class VitalsSection:
         layout = QHBoxLayout(self.page)
         layout.setContentsMargins(0, 10, 0, 0)
         layout.setSpacing(14)
-        layout.addWidget(form_scroll)
+        layout.addWidget(form_card)
         layout.addLayout(right, 1)
         # Field to field down the form, each unit right after its value (all are now in
         # one window, as setTabOrder needs).
