@@ -25,6 +25,7 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -321,7 +322,13 @@ class VitalField:
         self.hint = QLabel()
         self.hint.setObjectName("hint")
         self.hint.hide()
+        # The message is about the whole set (shown on Record: a pressure without its
+        # partner, diastolic not below systolic), not the field alone: leaving the field
+        # keeps it (the section drops it once the set is right). Return in the field
+        # records the set and then leaves it, which hid the message Record had just shown.
+        self.about_set = False
         self.edit.editingFinished.connect(self.check)
+        self.edit.textEdited.connect(lambda _t: setattr(self, "about_set", False))
         clear_when_edited(self.edit, self.message)  # the rule every form dialog follows
 
     @property
@@ -356,9 +363,11 @@ class VitalField:
             self.unit.setCurrentIndex(0)
 
     def check(self) -> cat.Measurement | None:
-        """Read the field: show what is wrong next to it, or the stored equivalent."""
+        """Read the field: show what is wrong next to it, or the stored equivalent. A
+        message about the set (``about_set``) stays unless the field alone is wrong."""
         self.hint.hide()
-        self.message.hide()
+        if not self.about_set:
+            self.message.hide()
         if not self.edit.text().strip():
             return None
         try:
@@ -371,8 +380,10 @@ class VitalField:
             self.hint.show()
         return m
 
-    def show_error(self, exc: ValidationError) -> None:
-        """A message next to the field. Its room stays once it goes (see ``keep_room``)."""
+    def show_error(self, exc: ValidationError, about_set: bool = False) -> None:
+        """A message next to the field (``about_set``: found checking the whole set, see
+        ``about_set``). Its room stays once it goes (see ``keep_room``)."""
+        self.about_set = about_set
         self.hint.hide()
         self.message.setText(validation_text(exc))
         keep_room(self.message, True)
@@ -382,30 +393,54 @@ class VitalField:
         """Empty the field. The unit chosen stays for the next patient of the same person
         (a nurse weighing in lb all morning); signing out puts it back (``reset_unit``)."""
         self.edit.clear()
+        self.about_set = False
         self.message.hide()
         keep_room(self.message, False)  # the set is recorded (or the form put aside)
         self.hint.hide()
 
 
-class _ReturnRecords(QObject):
-    """Return (or Enter) in a closed drop-down of the Vitals form records the set."""
+class _ChoiceKeys(QObject):
+    """Keys on a closed drop-down of the Vitals form (a unit, the visit): Return (or Enter)
+    records the set; a number goes on to the next value's box, as if Tab came first.
 
-    def __init__(self, record: Callable[[], None], parent: QObject) -> None:
+    A nurse one Tab short typed a blood pressure on the Visit box: its first digit opened
+    the list (``guard_choices``), which took the rest of the set typed after it."""
+
+    def __init__(
+        self,
+        record: Callable[[], None],
+        next_box: Callable[[QWidget], QLineEdit | None],
+        parent: QObject,
+    ) -> None:
         super().__init__(parent)
         self._record = record
+        self._next_box = next_box
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Return on the box itself (its list closed): record; other keys go on."""
+        """Return or a number on the box itself (its list closed); other keys go on."""
         if (
-            event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and isinstance(watched, QComboBox)
-            and not watched.view().isVisible()
+            event.type() != QEvent.Type.KeyPress
+            or not isinstance(event, QKeyEvent)
+            or not isinstance(watched, QComboBox)
+            or watched.view().isVisible()
         ):
+            return False
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._record()
             return True
-        return False
+        plain = event.modifiers() & ~(
+            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier
+        )
+        text = event.text()
+        if not text or plain or not (text[0].isdigit() or text[0] in ".,-"):
+            return False
+        box = self._next_box(watched)
+        if box is None:
+            return False
+        box.setFocus(Qt.FocusReason.TabFocusReason)  # what it holds is selected, typed over
+        typed = QKeyEvent(event.type(), event.key(), event.modifiers(), text)
+        QApplication.sendEvent(box, typed)
+        return True
 
 
 # The object name of the tab's page, under which a sign-out keeps its typed values.
@@ -602,6 +637,7 @@ class VitalsSection:
         self.page.focus_keeper.watch(order)
         for f in self.fields.values():
             f.edit.textEdited.connect(self._erased)
+            f.edit.editingFinished.connect(self._recheck_set)  # after the field's own check
         order.append(self.record_button)
         self.tab_order = order
         # Return in any box of the form records the set, as a form's default button does:
@@ -609,42 +645,59 @@ class VitalsSection:
         # mouse. The set is checked as on a click (nothing wrong is recorded).
         # The same in a drop-down (a unit, the visit), which by itself ignores Return; on
         # its open list, Return only chooses the item (the list has the keyboard then).
-        self._return_in_choices = _ReturnRecords(self._record_by_return, self.page)
+        self._return_in_choices = _ChoiceKeys(self._record_by_return, self._box_after, self.page)
         for widget in order:
             if isinstance(widget, QLineEdit):
                 widget.returnPressed.connect(self._record_by_return)
             elif isinstance(widget, QComboBox):
                 widget.installEventFilter(self._return_in_choices)
 
-        form_card, form_layout, _head = card("Record vital signs")
-        # Room for every field at a 740-pixel height with the allergy banner, and in a
-        # 700-pixel-tall window (a 1024x740 screen) or under the demo clinic's banner too
-        # (the tighter fields: careline.qss): the form does not scroll (scrolled to a
-        # field, it cut its own heading off; at 1024x740 Record vitals was half cut off).
-        form_layout.setContentsMargins(14, 8, 14, 8)
+        form_card, form_layout, head = card("Record vital signs")
+        # The heading and Record vitals stay in view; the fields between them scroll when
+        # the page is too short for them. Room for every field, with the allergy banner, at
+        # the window's first size and in a window 700 pixels tall (a 1024x740 screen; the
+        # tighter fields: careline.qss). Under the demo clinic's banner as well, in a
+        # 1024x700 window, the whole form scrolled there and Record vitals was half cut off.
+        form_layout.setContentsMargins(0, 8, 0, 8)
         form_layout.setSpacing(6)
-        form_layout.addLayout(grid)
-        form_layout.addWidget(self.general_error)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.record_button)
-        form_layout.addLayout(buttons)
-        form_layout.addStretch(1)
-        # The form scrolls rather than squeeze: with messages under several fields it can
-        # need more than the window's height, and squeezed, the messages were cut to a
-        # line or two and drawn over the next row.
+        head.setContentsMargins(14, 0, 14, 0)
+        fields = QWidget()
+        fields.setObjectName("vitalsFields")
+        fields_layout = QVBoxLayout(fields)
+        fields_layout.setContentsMargins(14, 0, 14, 0)
+        fields_layout.addLayout(grid)
+        fields_layout.addStretch(1)
+        # The fields scroll rather than squeeze: with messages under several fields they can
+        # need more than the window's height, and squeezed, the messages were cut to a line
+        # or two and drawn over the next row.
         self.form_scroll = form_scroll = QScrollArea()
         form_scroll.setObjectName("vitalsFormScroll")
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Not a Tab stop of its own: it showed no ring, and a nurse counting Tabs from the
+        # tab bar typed the blood pressure into the Visit box (its fields are the stops).
+        form_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        width = max(FORM_WIDTH, form_card.minimumSizeHint().width())
+        form_card.ensurePolished()  # its border, from the stylesheet
+        border = 2 * form_card.frameWidth()
+        width = max(FORM_WIDTH, fields.minimumSizeHint().width() + border)
         form_card.setFixedWidth(width)
-        form_scroll.setWidget(form_card)
         # No room kept for a scroll bar the form mostly does not need: when it does (a
-        # message under every field, the restored notice), the bar covers the card's right
+        # message under every field, the restored notice), the bar covers the fields' right
         # margin, right of every field.
-        form_scroll.setFixedWidth(width)
+        fields.setFixedWidth(width - border)
+        form_scroll.setWidget(fields)
+        fields.setAutoFillBackground(False)  # the card's white, not the window's grey
+        form_scroll.viewport().setAutoFillBackground(False)
+        form_layout.addWidget(form_scroll, 1)
+        under = QVBoxLayout()  # what is said of the set, and its button, always in view
+        under.setContentsMargins(14, 0, 14, 0)
+        under.addWidget(self.general_error)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.record_button)
+        under.addLayout(buttons)
+        form_layout.addLayout(under)
 
         # ----- the plot -----
         self.plot_choice = QComboBox()
@@ -718,7 +771,7 @@ class VitalsSection:
         layout = QHBoxLayout(self.page)
         layout.setContentsMargins(0, 10, 0, 0)
         layout.setSpacing(14)
-        layout.addWidget(form_scroll)
+        layout.addWidget(form_card)
         layout.addLayout(right, 1)
         # Field to field down the form, each unit right after its value (all are now in
         # one window, as setTabOrder needs).
@@ -1052,7 +1105,7 @@ class VitalsSection:
             f.check()
         _found, errors = measure_all(values, units)
         for key, exc in errors.items():
-            self.fields[key].show_error(exc)
+            self.fields[key].show_error(exc, about_set=True)
         when = self.observed_at.text().strip()
         try:
             observed_time(when)
@@ -1087,6 +1140,20 @@ class VitalsSection:
             self._failed,
             label="record vitals",
         )
+
+    def _recheck_set(self) -> None:
+        """A field was left: a message Record showed about the set goes once the set no
+        longer has that problem (the systolic raised above the diastolic), and stays while
+        it does (an emptied systolic beside a diastolic)."""
+        held = [f for f in self.fields.values() if f.about_set and f.message.isVisible()]
+        if not held:
+            return
+        values, units = self.typed()
+        _found, errors = measure_all(values, units)
+        for f in held:
+            if f.vital.key not in errors:
+                f.about_set = False
+                f.message.hide()
 
     def focus_whole(self, field: QWidget) -> None:
         """The keyboard to ``field`` (its text selected, to type over), scrolled fully into
@@ -1123,6 +1190,11 @@ class VitalsSection:
         goes)."""
         if self._patient_id is not None and not self.typed()[0]:
             self._done(VITALS_FORM)
+
+    def _box_after(self, widget: QWidget) -> QLineEdit | None:
+        """The next value's box after ``widget`` in the form's Tab order (None: none)."""
+        after = self.tab_order[self.tab_order.index(widget) + 1 :]
+        return next((w for w in after if isinstance(w, QLineEdit)), None)
 
     def _record_by_return(self) -> None:
         if self.record_button.isEnabled():  # not while a set is being recorded

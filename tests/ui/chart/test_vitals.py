@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.chart.page import ChartPage
@@ -176,6 +176,47 @@ def test_return_in_the_form_records_the_set_once_it_is_right(
     assert f["pulse"].edit.text() == "" and f["spo2"].edit.text() == ""
 
 
+def test_return_in_a_pressure_box_says_what_is_wrong_with_the_set_and_keeps_saying_it(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D2: Return in the diastolic box after 120 / 130, or in an emptied
+    systolic box beside a diastolic, recorded nothing and said nothing (the field's own
+    check, run as Return left it, hid what Record had just said). The message stays;
+    leaving the field keeps it while the set is wrong, and it goes once it is right."""
+    _chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    # Diastolic above systolic: Return in the diastolic box.
+    type_into(qtbot, f["systolic"].edit, "120")
+    type_into(qtbot, f["diastolic"].edit, "130")
+    QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Return)
+    said = [x.message.text() for x in (f["systolic"], f["diastolic"]) if x.message.isVisible()]
+    assert len(said) == 1 and "below" in said[0].lower() and "systolic" in said[0].lower()
+    assert stored(clinic) == []
+    # Leaving for the next box, the set still wrong: still said.
+    QTest.keyClick(f["diastolic"].edit, Qt.Key.Key_Tab)
+    assert said == [
+        x.message.text() for x in (f["systolic"], f["diastolic"]) if x.message.isVisible()
+    ]
+    # The systolic raised above it and left: the set is right, the message goes.
+    type_into(qtbot, f["systolic"].edit, "140")
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Tab)
+    assert not f["systolic"].message.isVisible() and not f["diastolic"].message.isVisible()
+
+    # An impossible systolic, erased: Return in its empty box beside a diastolic.
+    type_into(qtbot, f["systolic"].edit, "1200")
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Return)
+    assert "1200 mmHg is not possible" in f["systolic"].message.text()
+    assert f["systolic"].edit.hasFocus()
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Backspace)  # its text was selected
+    assert f["systolic"].edit.text() == ""
+    QTest.keyClick(f["systolic"].edit, Qt.Key.Key_Return)
+    assert f["systolic"].message.isVisible()
+    assert (
+        f["systolic"].message.text() == "Systolic is required with the other blood pressure number."
+    )
+    assert stored(clinic) == []
+
+
 def test_a_letter_o_typed_for_a_zero_is_called_a_number_mistyped_not_a_unit(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -231,6 +272,75 @@ def test_return_in_a_unit_or_the_visit_drop_down_records_the_set_too(
     QTest.keyClick(section.visit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
     assert ("59408-5", "97") in [(code, value) for code, value, *_ in stored(clinic)]
+
+
+def focused() -> QWidget:
+    """The widget with the keyboard."""
+    widget = QApplication.focusWidget()
+    assert widget is not None
+    return widget
+
+
+def ring_shows(widget: QWidget) -> bool:
+    """Whether ``widget``, which has the keyboard, looks other than without it (its focus
+    ring is drawn). The keyboard is put back afterwards."""
+    focused = widget.grab().toImage()
+    widget.clearFocus()
+    QApplication.processEvents()
+    unfocused = widget.grab().toImage()
+    widget.setFocus(Qt.FocusReason.TabFocusReason)
+    QApplication.processEvents()
+    return focused != unfocused
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)
+@pytest.mark.usefixtures("styled")  # the app's focus ring
+def test_tab_from_the_vitals_tab_reaches_each_field_and_numbers_never_open_a_drop_down(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's D7: one Tab from the Vitals tab landed on the form's scroll area, with
+    no ring anywhere, so a nurse counting Tabs typed "128" on the Visit box: it opened the
+    list, which took the whole set typed after it. Tab goes from the tab bar to "Measured
+    at", each stop showing its ring; a number typed on a closed drop-down goes on to the
+    next value's box (as if Tab came first), the choice unchanged."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Cough")
+    chart, section = open_vitals(qtbot, signed_in)
+    f = section.fields
+    chart.tabs.tabBar().setFocus(Qt.FocusReason.TabFocusReason)
+    stops = [focused()]
+    for _ in range(4):
+        QTest.keyClick(stops[-1], Qt.Key.Key_Tab)
+        stops.append(focused())
+    assert stops.pop(0) is chart.tabs.tabBar()
+    assert stops == [section.observed_at, section.visit, f["systolic"].edit, f["diastolic"].edit]
+    for stop in stops:
+        stop.setFocus(Qt.FocusReason.TabFocusReason)
+        assert ring_shows(stop), stop.objectName()
+
+    # One Tab short: the set typed from the Visit box on.
+    visit = section.visit
+    chosen = visit.currentText()
+    assert chosen.endswith("Cough")  # the open visit
+    visit.setFocus(Qt.FocusReason.TabFocusReason)
+    QTest.keyClicks(visit, "128")
+    assert not visit.view().isVisible()
+    assert visit.currentText() == chosen
+    assert f["systolic"].edit.hasFocus() and f["systolic"].edit.text() == "128"
+    for key, value in (("diastolic", "84"), ("pulse", "72")):
+        QTest.keyClick(focused(), Qt.Key.Key_Tab)
+        QTest.keyClicks(focused(), value)
+        assert f[key].edit.text() == value
+    # The same on a unit's box: the weight's unit, then the height typed.
+    type_into(qtbot, f["weight"].edit, "70")
+    unit = tab(qtbot, section)
+    assert unit is f["weight"].unit
+    QTest.keyClicks(unit, "172")
+    assert f["weight"].unit_code == "kg" and not unit.view().isVisible()
+    assert f["height"].edit.hasFocus() and f["height"].edit.text() == "172"
+    QTest.keyClick(f["height"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert sorted(value for value, _ in observed(clinic)) == ["128", "172", "70", "72", "84"]
 
 
 def test_the_trend_plot_has_a_point_per_reading(

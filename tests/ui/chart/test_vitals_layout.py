@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
+from app.chart.vitals import VitalsSection
 from app.main_window import MainWindow
 from core.records.visits import Visits
 from core.records.workstation import Workstation
@@ -30,6 +31,20 @@ from tests.ui.session.test_shared_workstation import click_sign_out, signs_in
 pytestmark = pytest.mark.usefixtures("styled")
 
 SIZES = {"first size": DEFAULT_SIZE, "1024x740": (SMALL.width(), SMALL.height())}
+
+
+def in_view(section: VitalsSection, widget: QWidget) -> bool:
+    """Whether ``widget`` of the Vitals form shows whole: a field inside the part that
+    scrolls, the heading and Record vitals inside the form's card, on the page."""
+    area = section.form_scroll
+    if area.isAncestorOf(widget):
+        return area.viewport().rect().contains(rect_in(widget, area.viewport()))
+    card = area.parentWidget()
+    assert card is not None and card.isAncestorOf(widget)
+    page = section.page
+    return card.rect().contains(rect_in(widget, card)) and page.rect().contains(
+        rect_in(widget, page)
+    )
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
@@ -160,7 +175,7 @@ def test_at_the_first_size_the_form_the_visit_and_every_reading_column_show_whol
         if label.text() == "Record vital signs"
     )  # fmt: skip
     for widget in (heading, section.record_button, f["pain"].edit):
-        assert area.viewport().rect().contains(rect_in(widget, area.viewport()))
+        assert in_view(section, widget), widget
     # Today's visit by its time and reason, whole; the date is in its tooltip.
     visit = section.visit
     assert visit.currentText() == f"{visit.toolTip()[11:16]} Follow-up"
@@ -336,7 +351,7 @@ def test_the_form_and_record_vitals_show_whole_without_scrolling_on_a_laptop_too
         section.fields["pain"].edit,
         section.record_button,
     ):
-        assert area.viewport().rect().contains(rect_in(widget, area.viewport())), widget
+        assert in_view(section, widget), widget
     # Focused, a tighter field keeps its size and place: the ring comes out of its padding.
     weight = section.fields["weight"]
     assert weight.unit is not None
@@ -349,3 +364,50 @@ def test_the_form_and_record_vitals_show_whole_without_scrolling_on_a_laptop_too
     QApplication.processEvents()
     assert weight.unit.hasFocus()
     assert rect_in(weight.unit, area.viewport()) == unfocused[1]
+
+
+@pytest.mark.parametrize("size", [LAPTOP_WINDOW, (1024, 700)], ids=["1008x700", "1024x700"])
+def test_under_the_demo_banner_in_a_700_pixel_window_record_vitals_stays_in_view(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, size: tuple[int, int]
+) -> None:
+    """The tester's D6: at 1024x700 under the demo clinic's banner, on a chart with a long
+    accented name, the whole form scrolled and Record vitals was half cut off. The form's
+    heading and Record vitals stay in view; the fields between them scroll, Tab brings each
+    into view, and Return records the set."""
+    patient = clinic.records.add_patient("D'ARCY-NÚÑEZ DE LA CONCEPCIÓN", "Zoë Anaïs", "1990-04-02")
+    signed_in.resize(*size)
+    signed_in.workspace.demo_banner.show()  # what a demo session shows (DEMO — sample data)
+    workspace = signed_in.workspace
+    workspace.open_chart(patient.id)
+    qtbot.waitUntil(lambda: workspace.chart.patient is not None, timeout=5_000)
+    chart = workspace.chart
+    section = next(s for s in chart.sections if isinstance(s, VitalsSection))
+    bar = chart.tabs.tabBar()
+    index = next(i for i in range(chart.tabs.count()) if chart.tabs.tabText(i) == "Vitals")
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    qtbot.waitUntil(section.record_button.isEnabled, timeout=5_000)
+    QApplication.processEvents()
+    shot(signed_in, f"vitals-demo-banner-{size[0]}x{size[1]}")
+    assert (signed_in.width(), signed_in.height()) == size
+    assert workspace.demo_banner.isVisible() and chart.allergy_banner.isVisible()
+    heading = next(
+        label for label in section.page.findChildren(QLabel, "cardHeading")
+        if label.text() == "Record vital signs"
+    )  # fmt: skip
+    for shown in (heading, section.observed_at, section.record_button):
+        assert in_view(section, shown), shown
+    # Down the form from the keyboard: each field scrolls into view as it is reached.
+    QTest.mouseClick(section.observed_at, Qt.MouseButton.LeftButton)
+    for widget in section.tab_order[1:-1]:
+        QTest.keyClick(QApplication.focusWidget() or section.page, Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is widget
+        QApplication.processEvents()
+        assert in_view(section, widget), widget.objectName()
+    pain = section.fields["pain"].edit
+    assert pain.hasFocus()
+    shot(signed_in, f"vitals-demo-banner-pain-{size[0]}x{size[1]}")
+    for shown in (heading, section.record_button):
+        assert in_view(section, shown), shown
+    QTest.keyClicks(pain, "3")
+    QTest.keyClick(pain, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
