@@ -97,6 +97,8 @@ log = logging.getLogger(__name__)
 APP_NAME = "Careline"
 DEFAULT_AUTO_LOCK_MINUTES = 10
 DEFAULT_CLOSE_AFTER_IDLE_HOURS = 12
+# A signed-in name this long shows whole on the toolbar; only a longer one ends in "…".
+USER_NAME_KEPT = 32
 
 
 def window_title(clinic_name: str = "", patient_name: str = "", demo: bool = False) -> str:
@@ -177,9 +179,22 @@ class Workspace(QWidget):
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
-        self.user_label = ElidedLabel()
+        # Who is signed in, on two lines ("Signed in as" over the name), the name never
+        # elided: on one line at 1024 pixels it read "Signed in as Dr. Amara O…", and on a
+        # shared workstation the name is how a person sees it is not their own session.
+        # Only a name longer than USER_NAME_KEPT characters gives way, to keep the buttons.
+        self.user_caption = QLabel("Signed in as")
+        self.user_caption.setObjectName("toolbarUserCaption")
+        self.user_label = ElidedLabel(keep=USER_NAME_KEPT)
         self.user_label.setObjectName("toolbarUser")
-        self.toolbar.addWidget(self.user_label)
+        signed_in = QWidget()
+        signed_in.setObjectName("toolbarSignedIn")
+        lines = QVBoxLayout(signed_in)
+        lines.setContentsMargins(0, 0, 0, 0)
+        lines.setSpacing(0)
+        lines.addWidget(self.user_caption)
+        lines.addWidget(self.user_label)
+        self.toolbar.addWidget(signed_in)
         self.enroll_action = QAction("Connect to server…", self)
         self.enroll_action.setToolTip("Enroll this workstation with the clinic server")
         self.settings_menu = QMenu("Settings", self)
@@ -392,7 +407,9 @@ class Workspace(QWidget):
     def start(self, session: Session) -> None:
         """Show the patient list for a person who just signed in."""
         self.clinic_label.setText(session.clinic_name)
-        self.user_label.setText(f"Signed in as {session.user.full_name or session.user.username}")
+        name = session.user.full_name or session.user.username
+        self.user_label.setText(name)
+        self.user_label.setAccessibleName(f"Signed in as {name}")
         # Core refuses these to anyone else too; hiding them spares a pointless refusal.
         is_admin = session.may_administer
         admin_only = (

@@ -424,8 +424,9 @@ class ElidedLabel(QLabel):
     # Shown at the least: this many characters and the ellipsis.
     KEEP = 8
 
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, text: str = "", parent: QWidget | None = None, keep: int = KEEP) -> None:
         super().__init__(text, parent)
+        self.keep = keep  # characters shown at the least
         # No automatic indent: the text starts where the contents do, so what fits is what
         # the contents rectangle holds (a stylesheet padding made Qt indent the text).
         self.setIndent(0)
@@ -434,7 +435,7 @@ class ElidedLabel(QLabel):
         """Room for the first few characters and "…" (the whole text when shorter)."""
         hint = super().minimumSizeHint()
         margins = self.contentsMargins()
-        short = self.text()[: self.KEEP] + "…"
+        short = self.text()[: self.keep] + "…"
         width = self.fontMetrics().horizontalAdvance(short) + margins.left() + margins.right()
         return QSize(min(hint.width(), width), hint.height())
 

@@ -39,6 +39,14 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.schedule.booking import BookingDialog, CancelDialog, overlap_heading
+from app.schedule.columns import (
+    REASON_SHOWN,
+    SharedColumns,
+    family_and_initial,
+    family_line,
+    first_characters,
+    longest_word,
+)
 from app.widgets import ask_first, ignore_wheel, tab_leaves
 from core.records.changeset import Changes
 from core.records.schedule import (
@@ -57,6 +65,8 @@ READ_KEY = "schedule.view"
 DAY, WEEK = "day", "week"
 DAY_COLUMNS = ("Time", "Patient", "Clinician", "Reason", "Status")
 REASON = DAY_COLUMNS.index("Reason")
+PATIENT, CLINICIAN = DAY_COLUMNS.index("Patient"), DAY_COLUMNS.index("Clinician")
+WAITING_COLUMNS = ("Patient", "Clinician", "Waiting")
 SIDE_WIDTH = (280, 420)  # the waiting room's narrowest and widest
 # What "Back to booked" undoes, by the status it is pressed on (README "The schedule").
 BACK_TO_BOOKED = {
@@ -200,6 +210,15 @@ class SchedulePage(QWidget):
         # One line a row, a long reason ending in "…" (whole in its tooltip): wrapped at its
         # words, the row's one line showed "Flu …" of "Flu symptoms" with room to spare.
         self.day_table.setWordWrap(False)
+        # Narrow (a 1024-pixel screen), a reason keeps its first dozen characters and its
+        # header whole: a long patient's given names give way ("D'ARCY-NÚÑEZ, Zoë…", whole
+        # in the tooltip), then a clinician's name; spare width goes to the reason.
+        self.day_columns = SharedColumns(
+            self.day_table,
+            [(REASON, first_characters(REASON_SHOWN)), (PATIENT, family_and_initial),
+             (CLINICIAN, first_characters(10))],
+            spare=REASON,
+        )  # fmt: skip
         self.week_table = _table("weekTable", ("",) * 7, stretch=None)
         self.week_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.week_table.setWordWrap(False)
@@ -238,7 +257,18 @@ class SchedulePage(QWidget):
 
         self.waiting_heading = QLabel("Waiting room")
         self.waiting_heading.setObjectName("cardHeading")
-        self.waiting_table = _table("waitingTable", ("Patient", "Clinician", "Waiting"), stretch=0)
+        self.waiting_table = _table("waitingTable", WAITING_COLUMNS, stretch=0)
+        # A waiting patient is named whole, on two lines where the room is narrow (the
+        # family name on the first): one line cut it to "D'ARCY-NÚÑEZ, …" at 1120 wide and
+        # "D'ARCY-…" at 1024. The wait wraps first, then the patient (down to the family
+        # name's line), then the clinician, each at its words.
+        self.waiting_table.setWordWrap(True)
+        self.waiting_table.verticalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.waiting_columns = SharedColumns(
+            self.waiting_table, [(2, longest_word), (0, family_line), (1, longest_word)], spare=0
+        )
         self.waiting_empty = QLabel("Nobody is waiting.")
         self.waiting_empty.setObjectName("hint")
         right = QVBoxLayout()
@@ -250,18 +280,17 @@ class SchedulePage(QWidget):
         right.addWidget(self.waiting_empty)
         self.side = QWidget()
         self.side.setLayout(right)
-        # Three eighths of the width beside the day list's five, up to 420 pixels: fixed at
-        # 420, an empty waiting room kept half a 1024-pixel window and the day list's
-        # Reason was crushed to "W…". Five eighths hold about 13 characters of it at the
-        # window's first size beside long names ("Ó SÚILLEABHÁIN, Sofía", "Dr. Amara
-        # Okafor"); at three fifths "Flu symptoms" did not fit.
+        # A third of the width beside the day list's two, up to 420 pixels: fixed at 420,
+        # an empty waiting room kept half a 1024-pixel window and the day list's Reason was
+        # crushed to "W…"; at three eighths a reason showed 4 characters there beside
+        # "D'ARCY-NÚÑEZ, Zoë Anaïs". The waiting room wraps its names to fit a third.
         self.side.setMinimumWidth(SIDE_WIDTH[0])
         self.side.setMaximumWidth(SIDE_WIDTH[1])
 
         body = QHBoxLayout()
-        body.addLayout(left, 5)
+        body.addLayout(left, 2)
         body.addSpacing(16)
-        body.addWidget(self.side, 3)
+        body.addWidget(self.side, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -476,11 +505,12 @@ class SchedulePage(QWidget):
                 item = _item(text, a.id)
                 if a.status in ("cancelled", "no_show"):
                     item.setForeground(Qt.GlobalColor.gray)
-                if column == REASON and text:
+                if column in (PATIENT, REASON) and text:
                     item.setToolTip(text)  # whole, where the column elides it
                 table.setItem(row, column, item)
             if a.id == selected:
                 table.selectRow(row)
+        self.day_columns.fit()
 
     def _fill_week(self) -> None:
         monday = week_start(self.day)
@@ -518,6 +548,7 @@ class SchedulePage(QWidget):
             cells = (a.patient_name, self._clinician_name(a.clinician), waiting_text(minutes))
             for column, text in enumerate(cells):
                 table.setItem(row, column, _item(text, a.id))
+        self.waiting_columns.fit()
         self.waiting_empty.setVisible(not self.waiting)
 
     def waiting_texts(self) -> list[tuple[str, str]]:

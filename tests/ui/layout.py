@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QTextLayout, QTextOption
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -114,17 +115,8 @@ def cell_text_shown(table: QAbstractItemView, row: int, column: int) -> str:
     """What a table's cell (a list's row) shows of its text, elided as its delegate draws
     it: in the style's text rectangle (the stylesheet's cell padding and the text margin
     taken off), at a word's end where the view wraps words (QTableView's default)."""
-    index = table.model().index(row, column)
-    option = QStyleOptionViewItem()
-    delegate = table.itemDelegateForIndex(index)
-    assert isinstance(delegate, QStyledItemDelegate)
-    delegate.initStyleOption(option, index)
-    # As far as the view shows it (a list's row runs on past its edge, to be scrolled to).
-    option.rect = table.visualRect(index).intersected(table.viewport().rect())
-    style = table.style()
-    box = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
-    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
-    text, metrics, room = str(index.data()), option.fontMetrics, box.width() - 2 * margin
+    text, option, _box, room = _cell_room(table, row, column)
+    metrics = option.fontMetrics
     wraps = isinstance(table, (QTableView, QListView)) and table.wordWrap()
     if metrics.horizontalAdvance(text) <= room or not wraps:
         return metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
@@ -136,6 +128,57 @@ def cell_text_shown(table: QAbstractItemView, row: int, column: int) -> str:
             break
         line = longer
     return f"{line} …" if line else metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+
+
+def _cell_room(
+    table: QAbstractItemView, row: int, column: int
+) -> tuple[str, QStyleOptionViewItem, QRect, int]:
+    """A cell's text, its style option, the rectangle its text is drawn in and the width
+    a line of it has there."""
+    index = table.model().index(row, column)
+    option = QStyleOptionViewItem()
+    delegate = table.itemDelegateForIndex(index)
+    assert isinstance(delegate, QStyledItemDelegate)
+    delegate.initStyleOption(option, index)
+    # As far as the view shows it (a list's row runs on past its edge, to be scrolled to).
+    option.rect = table.visualRect(index).intersected(table.viewport().rect())
+    style = table.style()
+    box = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    return str(index.data()), option, box, box.width() - 2 * margin
+
+
+def cell_lines_shown(table: QTableView, row: int, column: int) -> list[str]:
+    """The lines a word-wrapping table's cell shows of its text: wrapped at its words to
+    the cell's width, as many lines as its height holds, a line too long ending in "…"
+    (and the last shown, when more lines did not fit)."""
+    assert table.wordWrap()
+    text, option, box, room = _cell_room(table, row, column)
+    metrics = option.fontMetrics
+    wrap = QTextOption()
+    wrap.setWrapMode(QTextOption.WrapMode.WordWrap)
+    layout = QTextLayout(text, option.font)
+    layout.setTextOption(wrap)
+    layout.beginLayout()
+    lines = []
+    while (line := layout.createLine()).isValid():
+        line.setLineWidth(room)
+        lines.append(text[line.textStart() : line.textStart() + line.textLength()].strip())
+    layout.endLayout()
+    fit = max(1, box.height() // metrics.lineSpacing())
+    shown = [metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in lines[:fit]]
+    if len(lines) > fit and not shown[-1].endswith("…"):
+        shown[-1] = metrics.elidedText(
+            f"{shown[-1]} {lines[fit]}", Qt.TextElideMode.ElideRight, room
+        )
+    return shown
+
+
+def header_shown_whole(table: QTableView, column: int) -> bool:
+    """A table's column header has the room its text needs (narrower, Qt cuts it at the
+    sides: "Reasor" of "Reason")."""
+    header = table.horizontalHeader()
+    return header.sectionSize(column) >= header.sectionSizeHint(column)
 
 
 def _scroll_area(widget: QWidget) -> QScrollArea | None:

@@ -6,20 +6,32 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.schedule.page import DAY, REASON, WEEK, SchedulePage
+from app.schedule.page import DAY, DAY_COLUMNS, REASON, WEEK, SchedulePage
+from core.crypto.kdf import FAST_PARAMS
+from core.records import demo
+from core.records.demo_data import STAFF_PASSWORD
 from core.records.schedule import Schedule
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import DEFAULT_SIZE, SMALL, WindowFactory, sign_in
-from tests.ui.layout import assert_text_fits, assert_whole, cell_text_shown, controls, shot
+from tests.ui.layout import (
+    assert_text_fits,
+    assert_whole,
+    cell_lines_shown,
+    cell_text_shown,
+    controls,
+    header_shown_whole,
+    shot,
+)
 
 pytestmark = pytest.mark.usefixtures("styled")
 
@@ -198,3 +210,104 @@ def test_the_day_list_shows_about_13_characters_of_each_reason(
         assert all(len(text.rstrip("…")) >= 7 for text in shown), shown
     reasons = ["Flu symptoms", "Annual review", "A long reason for the visit"]
     assert [item.toolTip() for row in range(3) if (item := table.item(row, REASON))] == reasons
+
+
+# The tester's clinic screen (D3, D8): 1024 wide, 700 high.
+CLINIC_SCREEN = (1024, 700)
+LONG_NAME = "D'ARCY-NÚÑEZ, Zoë Anaïs"
+PATIENT = DAY_COLUMNS.index("Patient")
+
+
+@pytest.fixture
+def demo_as_okafor(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> tuple[MainWindow, SchedulePage]:
+    """The demo clinic as the tester had it: Dr. Amara Okafor signed in, the day's list and
+    a patient with a long name booked and in the waiting room, the schedule shown."""
+    home = tmp_path / "clinic"
+    made = demo.create_demo(home, patients=8, kdf_params=FAST_PARAMS)
+    ws = Workstation(made.folder, kdf_params=FAST_PARAMS)
+    ws.sign_in(demo.DEMO_USER, demo.DEMO_PASSWORD)
+    ws.sign_in("aokafor", STAFF_PASSWORD)  # her first sign-in here adds her password slot
+    patient = ws.records.add_patient("D'Arcy-Núñez", "Zoë Anaïs", "1990-02-03")
+    schedule = Schedule(ws.records)
+    booked = schedule.book(
+        patient.id, f"{dt.date.today()} 23:00", "aokafor", minutes=15,
+        reason="New patient – first visit",
+    )  # fmt: skip
+    schedule.set_status(booked.id, "arrived")
+    ws.lock()
+    window = make_window(Workstation(home, kdf_params=FAST_PARAMS), demo=True)
+    sign_in(qtbot, window, "aokafor", STAFF_PASSWORD)
+    page = _show_schedule(window)
+    qtbot.waitUntil(lambda: not page.loading() and page.waiting_table.rowCount() == 1)
+    return window, page
+
+
+def _column(table: QTableWidget, column: int) -> list[str]:
+    return [item.text() for row in range(table.rowCount()) if (item := table.item(row, column))]
+
+
+def test_on_a_1024x700_screen_the_toolbar_says_whole_who_is_signed_in_and_that_it_is_the_demo(
+    demo_as_okafor: tuple[MainWindow, SchedulePage],
+) -> None:
+    """The tester's D8: "Signed in as Dr. Amara O…" and "Demo clinic (sample d…". On a
+    shared workstation the name tells the person at it whose session is open."""
+    window = _resized(demo_as_okafor[0], CLINIC_SCREEN)
+    shot(window, "toolbar-demo-okafor-1024x700")
+    workspace = window.workspace
+    labels = [w for w in workspace.toolbar.findChildren(QLabel) if w.isVisible() and w.text()]
+    for label in labels:
+        assert_whole(label)
+    assert [label.text() for label in labels] == [
+        demo.DEMO_CLINIC_NAME, "Signed in as", "Dr. Amara Okafor",
+    ]  # fmt: skip
+    assert not workspace.clinic_label.elided()
+    for button in workspace.toolbar_buttons():
+        assert button.isVisible(), button.text()
+        assert_text_fits(button)
+
+
+@pytest.mark.parametrize("size", [CLINIC_SCREEN, DEFAULT_SIZE], ids=["1024x700", "first size"])
+def test_beside_a_long_name_the_day_list_shows_a_dozen_characters_of_each_reason(
+    qtbot: QtBot, demo_as_okafor: tuple[MainWindow, SchedulePage], size: tuple[int, int]
+) -> None:
+    """The tester's D3: beside "D'ARCY-NÚÑEZ, Zoë Anaïs" the Reason column showed "Back…"
+    under a header cut to "Reasor" at 1024 wide. A long name gives way at its given names
+    (the family name whole, the name whole in the tooltip); each reason shows its first 12
+    characters or more, whole in its tooltip; no header is cut."""
+    window, page = demo_as_okafor
+    _resized(window, size)
+    shot(window, f"schedule-long-name-{size[0]}x{size[1]}")
+    table = page.day_table
+    reasons, names = _column(table, REASON), _column(table, PATIENT)
+    assert LONG_NAME in names and len(reasons) >= 5
+    for row, (reason, name) in enumerate(zip(reasons, names, strict=True)):
+        shown = cell_text_shown(table, row, REASON)
+        assert shown == reason or len(shown.rstrip("…")) >= 12, (reason, shown)
+        family = name.split(",")[0]
+        assert cell_text_shown(table, row, PATIENT).startswith(f"{family},"), name
+        tips = [table.item(row, c).toolTip() for c in (PATIENT, REASON)]  # type: ignore[union-attr]
+        assert tips == [name, reason]
+    assert all(header_shown_whole(table, c) for c in range(table.columnCount()))
+    if size == DEFAULT_SIZE:  # the name whole, at the window's first size
+        assert cell_text_shown(table, names.index(LONG_NAME), PATIENT) == LONG_NAME
+
+
+@pytest.mark.parametrize("size", [CLINIC_SCREEN, DEFAULT_SIZE], ids=["1024x700", "first size"])
+def test_the_waiting_room_names_a_long_named_patient_whole(
+    qtbot: QtBot, demo_as_okafor: tuple[MainWindow, SchedulePage], size: tuple[int, int]
+) -> None:
+    """The tester's D8: "D'ARCY-NÚÑEZ, …" at 1120 wide (and "D'ARCY-…" at 1024) did not say
+    which patient waits. The name, the clinician and the wait show whole, wrapped at their
+    words where the room is narrow, the family name whole on the first line."""
+    window, page = demo_as_okafor
+    _resized(window, size)
+    shot(window, f"waiting-room-long-name-{size[0]}x{size[1]}")
+    table = page.waiting_table
+    shown = [cell_lines_shown(table, 0, column) for column in range(3)]
+    assert shown[0][0].startswith("D'ARCY-NÚÑEZ,"), shown
+    assert [" ".join(lines) for lines in shown] == [
+        LONG_NAME, "Dr. Amara Okafor", "just arrived",
+    ], shown  # fmt: skip
+    assert all(header_shown_whole(table, c) for c in range(table.columnCount()))
