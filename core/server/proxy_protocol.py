@@ -168,7 +168,8 @@ class ProxyProtocolHttp(asyncio.BufferedProtocol):
             return
         except OSError:
             first = b""
-        if first and (SIGNATURE.startswith(first) or V1_START.startswith(first)):
+        header = first.startswith(SIGNATURE) or first.startswith(V1_START)
+        if first and not header and (SIGNATURE.startswith(first) or V1_START.startswith(first)):
             # The start of a header, not all of it yet (a level-triggered reader would
             # call again at once): look again shortly.
             self._pause_peeking()
@@ -176,7 +177,7 @@ class ProxyProtocolHttp(asyncio.BufferedProtocol):
         self._stop_peeking()
         if not first:  # closed (or reset) before a byte: nothing to serve
             self._transport.abort()
-        elif first.startswith(SIGNATURE) or first.startswith(V1_START):
+        elif header:
             self._unlisted_header()
         else:
             self._start_tls(None)
