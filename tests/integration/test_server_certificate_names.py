@@ -18,12 +18,8 @@ from core.server.tls_certificate import interface_addresses
 from core.sync.ca_pin import ca_for_fingerprint, pem_fingerprint
 from core.sync.enroll import ServerUnreachableError, enroll, tls_trust
 from tests.conftest import PASSWORD
-from tests.integration.server_process import (
-    ServerProcess,
-    free_port,
-    proxy_v2_header,
-    server_admin,
-)
+from tests.integration.server_process import ServerProcess, proxy_v2_header, server_admin
+from tests.services import free_port
 
 
 def _lan_address() -> str:

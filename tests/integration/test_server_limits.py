@@ -3,6 +3,7 @@ lying bodies, invalid fields, guessed enrollment codes and clients dropping mid-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -323,10 +324,8 @@ def test_behind_a_balancer_sending_proxy_headers_each_client_has_its_own_count(
             # Not from a balancer: the header is refused (and logged), never believed.
             forged.sendall(proxy_v2_header(("192.0.2.9", 1234), ("127.0.0.1", server.port)))
             forged.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            try:
+            with contextlib.suppress(ConnectionResetError):
                 assert not forged.recv(1024).startswith(b"HTTP")
-            except ConnectionResetError:
-                pass
         direct = httpx.get(server.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
     assert statuses == [400] * 5 + [429] * 2
     assert own.status_code == 400 and "not valid" in own.json()["detail"]
