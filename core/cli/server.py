@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,6 @@ from core.config.settings import ConfigError
 from core.crypto import certs
 from core.crypto.secure_memory import SecureMemory, disable_core_dumps, set_memory_locking
 from core.errors import CarelineError, plain_words
-from core.keys.files import exclusive_lock, replace_private
 from core.records.audit_review import AuditFilter
 from core.records.staff import Staff, StaffMember
 from core.records.validation import ROLES
@@ -31,6 +29,7 @@ from core.server.audit_list import held_entries
 from core.server.registry import IssuedCertificate
 from core.server.service import ClinicServer
 from core.server.settings import load_server_settings
+from core.server.tls_certificate import parse_tls_names
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -193,11 +192,19 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
     if (cert is None) != (key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     if cert is None:
-        cert, key = ensure_tls(settings["data_dir"], args.host)
-    sys.stderr.write(
-        f"careline-server: serving https://{args.host}:{args.port} "
-        f"(certificate {cert}, SHA-256 {certs.fingerprint(Path(cert).read_text())})\n"
-    )
+        listed = parse_tls_names(settings["TLS_NAMES"] or "")
+        cert, key = ensure_tls(settings["data_dir"], args.host, listed)
+        pinned = settings["data_dir"] / "tls" / "server.pem"  # what workstations pin
+        names = ", ".join(certs.server_names(Path(cert).read_text()))
+        sys.stderr.write(
+            f"careline-server: serving https://{args.host}:{args.port} (certificate "
+            f"{pinned}, SHA-256 {certs.fingerprint(pinned.read_text())}; valid for {names})\n"
+        )
+    else:
+        sys.stderr.write(
+            f"careline-server: serving https://{args.host}:{args.port} "
+            f"(certificate {cert}, SHA-256 {certs.fingerprint(Path(cert).read_text())})\n"
+        )
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: with the
     # default action the process would die right there, before closing the server (which,
     # on PostgreSQL, also takes this process out of the live node table).
@@ -220,8 +227,8 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
             # session reuses its connection, with no new TLS handshake.
             timeout_keep_alive=SERVER_KEEPALIVE_S,
         )
-        if settings["PROXY_PROTOCOL_FROM"] is not None:
-            _behind_proxy_protocol(config, settings["PROXY_PROTOCOL_FROM"])
+        # Always: a PROXY header from an address not listed is logged, not just refused.
+        _behind_proxy_protocol(config, settings["PROXY_PROTOCOL_FROM"])
         web = NotifyingServer(config)
         web.run()
         if not web.started:
@@ -232,15 +239,16 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
     return EXIT_OK
 
 
-def _behind_proxy_protocol(config: Any, balancers: str) -> None:
+def _behind_proxy_protocol(config: Any, balancers: str | None) -> None:
     """uvicorn's ``config``, loaded, with TLS moved behind PROXY protocol v2 headers from
-    ``balancers`` (:mod:`core.server.proxy_protocol`): the same TLS context, started once
-    a balancer's header has been read."""
+    ``balancers`` (:mod:`core.server.proxy_protocol`; None: from no one): the same TLS
+    context, started once a balancer's header has been read, or at once for anyone else."""
     from core.server.proxy_protocol import parse_networks, proxy_protocol_http
 
     config.load()
+    trusted = parse_networks(balancers) if balancers is not None else ()
     config.http_protocol_class = proxy_protocol_http(
-        config.http_protocol_class, config.ssl, parse_networks(balancers)
+        config.http_protocol_class, config.ssl, trusted
     )
     config.ssl = None  # the listener takes plain TCP; the wrapper starts TLS itself
 
@@ -275,24 +283,12 @@ def _exit_quietly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_OK)
 
 
-def ensure_tls(data_dir: Path, host: str) -> tuple[Path, Path]:
-    """A generated TLS certificate in the data folder (devices pin it at enrollment).
+def ensure_tls(data_dir: Path, host: str, listed: Sequence[str] = ()) -> tuple[Path, Path]:
+    """The generated TLS certificate to serve, and its key (devices pin ``tls/server.pem``
+    at enrollment): :func:`core.server.tls_certificate.ensure_tls`."""
+    from core.server import tls_certificate
 
-    Server processes sharing the data folder make it once, under a lock; the key and then the
-    certificate are each replaced atomically, so an existing certificate has its key.
-    """
-    folder = data_dir / "tls"
-    cert, key = folder / "server.pem", folder / "server.key"
-    if cert.exists():
-        return cert, key
-    with exclusive_lock(folder / "tls.lock"):
-        if not cert.exists():
-            names = sorted({host, "localhost", "127.0.0.1", socket.gethostname()})
-            key_pem, cert_pem = certs.self_signed_server(names)
-            replace_private(key, key_pem)
-            replace_private(cert, cert_pem.encode())
-            cert.chmod(0o644)
-    return cert, key
+    return tls_certificate.ensure_tls(data_dir, host, listed)
 
 
 def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> int:

@@ -256,16 +256,9 @@ def self_signed_server(hostnames: list[str]) -> tuple[bytes, str]:
     Devices pin this certificate at enrollment (``--ca-file``) when the server has no
     certificate from a public CA.
     """
-    import ipaddress
-
     key = new_private_key()
     now = dt.datetime.now(dt.UTC)
-    names: list[x509.GeneralName] = []
-    for host in hostnames:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = _general_names(hostnames)
     subject = _name(f"careline-server-{hostnames[0]}")
     cert = (
         x509.CertificateBuilder()
@@ -277,9 +270,86 @@ def self_signed_server(hostnames: list[str]) -> tuple[bytes, str]:
         .not_valid_after(now + dt.timedelta(days=DEVICE_DAYS))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # What RFC 5280 (and OpenSSL's strict mode) asks of a CA that issues: the server
+        # issues itself a new certificate under this one when its names change.
+        .add_extension(_server_usage(ca=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
     )
     return private_key_pem(key), cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _general_names(hostnames: list[str]) -> list[x509.GeneralName]:
+    import ipaddress
+
+    names: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def _server_usage(ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def server_names(cert_pem: str) -> list[str]:
+    """The DNS names and IP addresses a server certificate is valid for (its first
+    certificate's subject alternative names), as text."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return [*san.get_values_for_type(x509.DNSName), *ips]
+
+
+def issue_server(ca_key_pem: bytes, ca_cert_pem: str, hostnames: list[str]) -> tuple[bytes, str]:
+    """A new TLS server key and certificate for ``hostnames``, issued under the server's
+    own generated certificate (``ca_cert_pem``, whose key is ``ca_key_pem``); the PEM holds
+    the new certificate then ``ca_cert_pem``, the chain a TLS server presents.
+
+    Workstations pin the generated certificate, so one issued under it is trusted by every
+    enrolled workstation: the server's names change without a new pin. Valid until the
+    generated certificate itself expires.
+    """
+    ca_key = load_private_key(ca_key_pem)
+    ca_cert = load_certificate(ca_cert_pem)
+    key = new_private_key()
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"careline-server-tls-{hostnames[0]}"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(ca_cert.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName(_general_names(hostnames)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_server_usage(ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return private_key_pem(key), leaf + ca_cert_pem.strip() + "\n"
 
 
 def fingerprint(cert_pem: str) -> str:

@@ -10,10 +10,13 @@ header naming the client's address, then the client's bytes (TLS) untouched.
 ``PROXY_PROTOCOL_FROM`` must begin with a valid version 2 header (else it is dropped): its
 client address becomes the request's ``client``. A ``LOCAL`` header (HAProxy's own health
 checks) or an address family other than TCP over IPv4/IPv6 keeps the balancer's address.
-Any other peer speaks TLS at once, and a header from it is not believed (it fails as a TLS
-handshake would). The header is read with buffers of exactly its size, so not one byte of
-the TLS stream after it is consumed; TLS then starts on the same connection
-(``loop.start_tls``).
+Any other peer speaks TLS at once, and a header from it is not believed: the connection's
+first bytes are peeked at (not read), and a PROXY header there (version 2's signature or
+version 1's ``PROXY ``) closes it, logged as an error once per address every few minutes
+(a balancer in front of a server that does not list it: the usual mistake, which TLS alone
+would only show as a handshake failure, and log nothing). A balancer's header is read with
+buffers of exactly its size, so not one byte of the TLS stream after it is consumed; TLS then
+starts on the same connection (``loop.start_tls``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
+import socket
 import ssl
 import struct
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +39,12 @@ _FIXED = struct.Struct("!12sBBH")  # signature, version|command, family|protocol
 # Addresses, then TLVs Careline ignores; HAProxy sends none unless configured to.
 MAX_BODY = 1024
 HEADER_TIMEOUT = 5.0  # a balancer sends the header at once
+V1_START = b"PROXY "
+# A TLS client speaks first; one that has said nothing by then is dropped (as uvicorn's own
+# TLS handshake timeout would).
+FIRST_BYTES_TIMEOUT = 60.0
+UNLISTED_LOG_EVERY_S = 300.0  # the unlisted-balancer error, per address
+_unlisted_logged: dict[str, float] = {}
 _TCP4, _TCP6 = 0x11, 0x21
 _ADDRESSES = {_TCP4: struct.Struct("!4s4sHH"), _TCP6: struct.Struct("!16s16sHH")}
 
@@ -109,6 +121,7 @@ class ProxyProtocolHttp(asyncio.BufferedProtocol):
         self._got = 0
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._peek: socket.socket | None = None  # while the first bytes are awaited
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """From a balancer: wait for its header. From anyone else: TLS at once."""
@@ -118,11 +131,102 @@ class ProxyProtocolHttp(asyncio.BufferedProtocol):
             address = ipaddress.ip_address(peer[0]) if peer else None
         except ValueError:
             address = None
+        loop = asyncio.get_running_loop()
         if address is not None and any(address in net for net in self.trusted):
-            loop = asyncio.get_running_loop()
             self._timer = loop.call_later(HEADER_TIMEOUT, self._drop, "no PROXY header in time")
+        elif not self._watch_first_bytes(loop):
+            self._start_tls(None)
+
+    def _watch_first_bytes(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait, without reading, until the peer's first bytes arrive (then
+        :meth:`_first_bytes`); False where the socket cannot be watched so (an event loop
+        without ``add_reader``: then TLS starts at once, as before)."""
+        assert self._transport is not None
+        sock = self._transport.get_extra_info("socket")
+        try:
+            # A second descriptor of the same socket: the loop refuses to watch the one
+            # the transport owns, and the transport's own reading is paused meanwhile.
+            self._peek = socket.socket(fileno=os.dup(sock.fileno()))
+        except (AttributeError, OSError):
+            return False
+        self._transport.pause_reading()
+        try:
+            loop.add_reader(self._peek.fileno(), self._first_bytes)
+        except (NotImplementedError, RuntimeError, OSError):
+            self._stop_peeking()
+            return False
+        self._timer = loop.call_later(FIRST_BYTES_TIMEOUT, self._quiet_peer)
+        return True
+
+    def _first_bytes(self) -> None:
+        """The peer has sent something: a PROXY header is refused (and logged), anything
+        else goes to TLS, unread."""
+        assert self._transport is not None and self._peek is not None
+        try:
+            first = self._peek.recv(len(SIGNATURE), socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        header = first.startswith(SIGNATURE) or first.startswith(V1_START)
+        if first and not header and (SIGNATURE.startswith(first) or V1_START.startswith(first)):
+            # The start of a header, not all of it yet (a level-triggered reader would
+            # call again at once): look again shortly.
+            self._pause_peeking()
+            return
+        self._stop_peeking()
+        if not first:  # closed (or reset) before a byte: nothing to serve
+            self._transport.abort()
+        elif header:
+            self._unlisted_header()
         else:
             self._start_tls(None)
+
+    def _pause_peeking(self) -> None:
+        assert self._peek is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._peek.fileno())
+        loop.call_later(0.05, self._resume_peeking)
+
+    def _resume_peeking(self) -> None:
+        if self._peek is not None:
+            asyncio.get_running_loop().add_reader(self._peek.fileno(), self._first_bytes)
+
+    def _stop_peeking(self) -> None:
+        if self._peek is not None:
+            asyncio.get_running_loop().remove_reader(self._peek.fileno())
+            self._peek.close()
+            self._peek = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _quiet_peer(self) -> None:
+        self._timer = None
+        self._stop_peeking()
+        assert self._transport is not None
+        self._transport.abort()
+
+    def _unlisted_header(self) -> None:
+        """A PROXY header from an address PROXY_PROTOCOL_FROM does not list: closed, and
+        said once per address every UNLISTED_LOG_EVERY_S (a balancer's health checks would
+        otherwise fill the log)."""
+        assert self._transport is not None
+        peer = self._transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else "?"
+        now = time.monotonic()
+        last = _unlisted_logged.get(address)
+        if last is None or now - last >= UNLISTED_LOG_EVERY_S:
+            if len(_unlisted_logged) > 1024:  # many senders: forget the old ones
+                _unlisted_logged.clear()
+            _unlisted_logged[address] = now
+            log.error(
+                "a PROXY protocol header arrived from %s, which is not in "
+                "PROXY_PROTOCOL_FROM: add it (installers/README.md, Scale-out); its "
+                "connections are closed until then",
+                address,
+            )
+        self._transport.abort()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Exactly the rest of the header: no byte of the TLS stream after it is read."""
@@ -154,6 +258,7 @@ class ProxyProtocolHttp(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Lost before TLS began (after, the TLS layer tells the HTTP protocol)."""
+        self._stop_peeking()
         if self._timer is not None:
             self._timer.cancel()
 

@@ -13,6 +13,7 @@ from core.config.settings import ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
 from core.server.postgres.urls import check_url, ssl_mode
 from core.server.proxy_protocol import parse_networks
+from core.server.tls_certificate import parse_tls_names
 
 SERVER_SCHEMA: tuple[Setting, ...] = (
     Setting("data_dir", Path, None, "Server data folder.", "CARELINE_DATA_DIR"),
@@ -67,6 +68,13 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "header is read.", "PROXY_PROTOCOL_FROM",
     ),
     Setting(
+        "TLS_NAMES", str, None,
+        "DNS names and IP addresses the generated TLS certificate must also name, "
+        "comma-separated: the name workstations use in the server address, a load "
+        "balancer's name or address. The host's own names and addresses are always named.",
+        "TLS_NAMES",
+    ),
+    Setting(
         "SECURITY_AUDIT_LOG", Path, None,
         "Append security events (failed sign-ins, enrollments, revocations, key changes, "
         "admin actions, refused sync requests) to this file, one JSON line each, mode 0600.",
@@ -111,6 +119,11 @@ def load_server_settings(
             parse_networks(settings["PROXY_PROTOCOL_FROM"])
         except ValueError as exc:
             raise ConfigError(f"PROXY_PROTOCOL_FROM: {exc}") from None
+    if settings["TLS_NAMES"] is not None:
+        try:
+            parse_tls_names(settings["TLS_NAMES"])
+        except ValueError as exc:
+            raise ConfigError(f"TLS_NAMES: {exc}") from None
     if settings["STORAGE_BACKEND"] == "s3" and not settings["S3_BUCKET"]:
         raise ConfigError("S3_BUCKET is required when STORAGE_BACKEND=s3")
     return settings

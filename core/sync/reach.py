@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 # How OpenSSL, the resolver and httpx word what the exception classes do not tell apart
 # (httpx wraps the socket's error in its own, and its message is all that is kept of some).
-_CERTIFICATE_WORDS = ("certificate_verify_failed", "certificate verify failed", "hostname mismatch")
+_CERTIFICATE_WORDS = ("certificate_verify_failed", "certificate verify failed")
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH, and their words.
+_NAME_MISMATCH_CODES = (62, 64)
+_NAME_MISMATCH_WORDS = ("hostname mismatch", "ip address mismatch")
 _REFUSED_WORDS = ("connection refused", "actively refused")
 _NAME_WORDS = (
     "name or service not known",
@@ -46,13 +49,62 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
-def is_certificate_problem(exc: BaseException) -> bool:
-    """The TLS handshake refused the server's certificate (not trusted, expired, another
-    host's), or failed for TLS reasons: waiting will not mend it."""
+def is_name_mismatch(exc: BaseException) -> bool:
+    """The server's certificate is trusted but does not name the address it was reached
+    by: IT can add the name at the server (TLS_NAMES), so trying again later may work."""
     return any(
-        isinstance(e, ssl.SSLError) or any(w in str(e).lower() for w in _CERTIFICATE_WORDS)
+        getattr(e, "verify_code", None) in _NAME_MISMATCH_CODES
+        or any(w in str(e).lower() for w in _NAME_MISMATCH_WORDS)
         for e in _chain(exc)
     )
+
+
+def _verification_failed(exc: BaseException) -> bool:
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError)
+        or any(w in str(e).lower() for w in _CERTIFICATE_WORDS)
+        for e in _chain(exc)
+    )
+
+
+def is_handshake_failure(exc: BaseException) -> bool:
+    """The TLS handshake failed, but not over the certificate (the server or something in
+    front of it broke it off, or spoke no TLS): a server-side matter that may be mended."""
+    return not _verification_failed(exc) and any(isinstance(e, ssl.SSLError) for e in _chain(exc))
+
+
+def is_certificate_problem(exc: BaseException) -> bool:
+    """The TLS handshake refused the server's certificate (not trusted, expired): waiting
+    will not mend it. A certificate that does not name the address used, and a handshake
+    broken off for other reasons, are not this: see :func:`is_name_mismatch` and
+    :func:`is_handshake_failure`."""
+    return _verification_failed(exc) and not is_name_mismatch(exc)
+
+
+def certificate_names(server_url: str, timeout: float = 5) -> list[str] | None:
+    """The names the certificate the server at ``server_url`` presents is valid for, read
+    from a handshake that verifies nothing and sends nothing; None if it cannot be read."""
+    from cryptography import x509
+
+    parts = urlsplit(server_url)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((parts.hostname or "", parts.port or 443), timeout) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        if der is None:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound) as exc:
+        log.info("could not read the names of the certificate at %s: %s", server_url, exc)
+        return None
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return [*san.get_values_for_type(x509.DNSName), *ips]
 
 
 def unreachable(server_url: str, exc: BaseException) -> str:
@@ -61,6 +113,15 @@ def unreachable(server_url: str, exc: BaseException) -> str:
     log.warning("cannot reach the server at %s: %s", server_url, _detail(exc))
     chain = list(_chain(exc))
     text = " ".join(str(e) for e in chain).lower()
+    if is_name_mismatch(exc):
+        host = urlsplit(server_url).hostname or server_url
+        names = certificate_names(server_url)
+        named = f" (it names: {', '.join(names)})" if names else ""
+        return (
+            f"cannot reach the server at {server_url}: the server's certificate does not "
+            f"name {host}{named}; use one of the names it has in the server address, or ask "
+            f"your IT contact to add {host} to the server's TLS_NAMES"
+        )
     if is_certificate_problem(exc):
         dates = clock_hint(exc)
         if dates:
@@ -73,6 +134,13 @@ def unreachable(server_url: str, exc: BaseException) -> str:
             "not present a certificate this computer trusts for that address (check the "
             "server address and the clinic's CA certificate or fingerprint with your IT "
             "contact)"
+        )
+    if is_handshake_failure(exc):
+        return (
+            f"cannot reach the server at {server_url}: the secure (TLS) connection was broken "
+            "off before it was set up, by the server or something in front of it such as a "
+            "load balancer (ask your IT contact to check the server's log and the "
+            "load balancer's settings); trying again later may work"
         )
     if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
         return (

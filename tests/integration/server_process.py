@@ -82,7 +82,8 @@ class ServerProcess:
     """``careline-server run`` on a fixed 127.0.0.1 port, restartable.
 
     ``program``: the command that is ``careline-server`` (default: this code's); ``env``:
-    settings added to :func:`child_env` (e.g. DATABASE_URL).
+    settings added to :func:`child_env` (e.g. DATABASE_URL); ``host``: the address it
+    listens on (``0.0.0.0``: every address, as the shipped service does).
     """
 
     def __init__(
@@ -91,9 +92,11 @@ class ServerProcess:
         port: int,
         program: Sequence[str] = SERVER,
         env: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.data = data
         self.port = port
+        self.host = host
         self.program = tuple(program)
         self.env = {**child_env(), **(env or {})}
         self.url = f"https://127.0.0.1:{port}"
@@ -110,7 +113,7 @@ class ServerProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [*self.program, "--data-dir", str(self.data), "run",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
+                 "--host", self.host, "--port", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                 env=self.env,
             )  # fmt: skip

@@ -82,3 +82,34 @@ def test_no_route_and_anything_else_still_name_the_address() -> None:
         "network connection, then try again)"
     )
     assert not is_certificate_problem(httpx.ConnectError("[Errno 111] Connection refused"))
+
+
+def test_a_certificate_for_other_names_says_so_and_may_be_retried() -> None:
+    """The pinned certificate is trusted but does not name the address typed: the person
+    is told that, and TLS_NAMES, not to check the CA or fingerprint; not a trust failure
+    (IT can add the name, and joining tries again by itself)."""
+    refusal = ssl.SSLCertVerificationError(
+        1,
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: IP address mismatch, "
+        "certificate is not valid for '127.0.0.1'. (_ssl.c:1006)",
+    )
+    refusal.verify_code = 64
+    url = "https://127.0.0.1:1"  # nothing listens: the names cannot be read, and are not made up
+    exc = raised_from(httpx.ConnectError(str(refusal)), refusal)
+    assert not is_certificate_problem(exc)
+    assert unreachable(url, exc) == (
+        f"cannot reach the server at {url}: the server's certificate does not name 127.0.0.1; "
+        "use one of the names it has in the server address, or ask your IT contact to add "
+        "127.0.0.1 to the server's TLS_NAMES"
+    )
+
+
+def test_a_handshake_broken_off_is_not_called_a_certificate_problem() -> None:
+    """A server (or balancer) that breaks the TLS handshake off, as one not expecting a
+    PROXY header does: not the CA or fingerprint, and worth trying again."""
+    eof = ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation")
+    exc = raised_from(httpx.ConnectError(str(eof)), eof)
+    assert not is_certificate_problem(exc)
+    words = unreachable(URL, exc)
+    assert "broken off before it was set up" in words
+    assert "fingerprint" not in words and "CA" not in words
