@@ -1021,10 +1021,11 @@ class TypedForm(KeepsFocusDialog):
         """Wrap a subclass's own ``draft`` and ``restore`` (see the class docstring)."""
         super().__init_subclass__(**kwargs)
         own = cls.__dict__
+        # setattr: TypedForm itself declares neither method (not every form keeps drafts).
         if "draft" in own:
-            setattr(cls, "draft", _keeps_keyboard_place(own["draft"]))
+            setattr(cls, "draft", _keeps_keyboard_place(own["draft"]))  # noqa: B010
         if "restore" in own:
-            setattr(cls, "restore", _gives_keyboard_place_back(own["restore"]))
+            setattr(cls, "restore", _gives_keyboard_place_back(own["restore"]))  # noqa: B010
 
     # True: a field's message put right leaves its lines blank until a check shows a
     # message above it, so the fields under it stay where the person saw them (FormDialog).

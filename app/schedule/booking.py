@@ -373,8 +373,8 @@ class BookingDialog(TypedForm):
 
     def _registration_closed(self) -> None:
         """Back from registering: on to the time (the 09:00 offered selected, so a time
-        typed replaces it on that day). Once the dialog has gone: focus set while it was open was given
-        back to the Register button when it closed."""
+        typed replaces it on that day). Once the dialog has gone: focus set while it was
+        open was given back to the Register button when it closed."""
         self.patient_dialog = None  # closed: Register opens a new one (this goes with us)
         if self._patient_id is None:
             return

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -468,7 +468,7 @@ class SchedulePage(QWidget):
         # that took it off the list) left the same row selected under someone else's
         # appointment, with the buttons acting on it. Chosen again below if still shown.
         table.clearSelection()
-        table.setCurrentItem(None)
+        table.setCurrentIndex(QModelIndex())
         table.setRowCount(len(self.appointments))
         for row, a in enumerate(self.appointments):
             start, end = a.starts_at[11:], a.ends_at[11:]
@@ -496,7 +496,7 @@ class SchedulePage(QWidget):
         table = self.week_table
         selected = self.selected_id()
         table.clearSelection()  # as in the day view: the appointment, never a cell
-        table.setCurrentItem(None)
+        table.setCurrentIndex(QModelIndex())
         table.clearContents()
         table.setHorizontalHeaderLabels([d.strftime("%a %d %b") for d in days])
         table.setRowCount(max((len(v) for v in by_day.values()), default=0))

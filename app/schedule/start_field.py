@@ -4,7 +4,8 @@ Coming to it from the keyboard (Enter on the patient, Tab, back from registering
 overlap warning) selects its time only: "14:30" typed keeps the day offered and gives
 ``2026-12-06 14:30``. A whole date and time typed over that selection
 (``2026-12-07 10:00``) would follow the day left in front of it; once what was typed after
-that day reads as a date and time on its own, the field holds just that.
+that day reads as a date and time on its own, or is two words (a date and a time, refused
+or not), the field holds just that.
 """
 
 from __future__ import annotations
@@ -63,5 +64,7 @@ class StartField(QLineEdit):
         typed = typed.strip()
         if not (space and day and typed) or _reads_as_time(text):
             return
-        if _reads_as_time(typed):
+        # A date and a time (two words) typed after the day: theirs, even if refused
+        # ("31/12/2026 10:00" is told it has the year last, not of the day before it).
+        if _reads_as_time(typed) or len(typed.split()) > 1:
             self.setText(typed)

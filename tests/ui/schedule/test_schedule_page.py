@@ -1126,7 +1126,7 @@ def test_a_date_of_birth_half_typed_before_the_auto_lock_is_finished_after_signi
     birth, the auto-lock, signed in again: the form came back with the keyboard in Family
     name, and the "1" that finished the date made "Ní Bhriain1". The keyboard is back in
     Date of birth, after what was typed."""
-    window = make_window(new_schedule_clinic(tmp_path / "clinic"), auto_lock_ms=2_000)
+    window = make_window(new_schedule_clinic(tmp_path / "clinic"), auto_lock_ms=4_000)
     sign_in_window(qtbot, window)
     open_schedule(qtbot, window)
     dialog = booking_dialog(qtbot, window)
@@ -1146,7 +1146,12 @@ def test_a_date_of_birth_half_typed_before_the_auto_lock_is_finished_after_signi
         pass  # the receptionist was called away: the auto-lock
 
     sign_in_window(qtbot, window)
-    restored = next(d for d in window.findChildren(PatientDialog) if d.isVisible())
+
+    def registrations() -> list[PatientDialog]:
+        return [d for d in window.findChildren(PatientDialog) if d.isVisible()]
+
+    qtbot.waitUntil(lambda: bool(registrations()), timeout=10_000)  # once the day is read
+    restored = registrations()[0]
     qtbot.waitUntil(restored.isActiveWindow)
     qtbot.waitUntil(lambda: focused() is restored.birth_date)
     QTest.keyClicks(focused(), "1")
@@ -1219,7 +1224,8 @@ def test_another_day_or_week_leaves_no_appointment_selected_under_the_row_left(
     wait_loaded(qtbot, page)
     assert [a.patient_name for a in page.appointments] == ["NGUYEN, Bao"]
     assert page.selected() is None
-    assert not page.views.currentWidget().selectedItems()
+    shown = page.views.currentWidget()
+    assert isinstance(shown, QTableWidget) and not shown.selectedItems()
     assert not page.arrived_button.isEnabled() and not page.cancel_button.isEnabled()
 
 

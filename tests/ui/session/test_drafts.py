@@ -171,7 +171,7 @@ def test_a_restored_form_has_the_keyboard_where_the_person_was_typing(
     restored = chart.allergy_dialog
     assert restored is not None
     qtbot.waitUntil(lambda: QApplication.focusWidget() is restored.reaction)
-    QTest.keyClicks(QApplication.focusWidget(), "itchy ")
+    QTest.keyClicks(restored.reaction, "itchy ")  # where the keyboard is, as waited for
     assert (restored.substance.text(), restored.reaction.text()) == ("Latex", "Mild itchy Hives")
 
 
