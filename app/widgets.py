@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.keyboard_place import KEYBOARD, keyboard_place, put_keyboard_back
 from app.messages import validation_text
 from core.records.errors import ValidationError
 
@@ -1009,7 +1011,22 @@ class TypedForm(KeepsFocusDialog):
     (:meth:`show_problems`): each field's message under it, the keyboard in the first
     field in error, in the form's order. And the mouse wheel changes none of its choices
     or numbers, nor do letters typed on a closed choice box (``guard_choices``).
+
+    A form whose unsaved input is kept across a sign-out (its ``draft`` and ``restore``,
+    app/session/drafts.py) comes back with the keyboard in the field that had it, cursor and
+    selection as they were: each subclass's ``draft`` and ``restore`` are wrapped here to
+    keep and give back that place (app/keyboard_place.py).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap a subclass's own ``draft`` and ``restore`` (see the class docstring)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        # setattr: TypedForm itself declares neither method (not every form keeps drafts).
+        if "draft" in own:
+            setattr(cls, "draft", _keeps_keyboard_place(own["draft"]))  # noqa: B010
+        if "restore" in own:
+            setattr(cls, "restore", _gives_keyboard_place_back(own["restore"]))  # noqa: B010
 
     # True: a field's message put right leaves its lines blank until a check shows a
     # message above it, so the fields under it stay where the person saw them (FormDialog).
@@ -1030,6 +1047,10 @@ class TypedForm(KeepsFocusDialog):
         default the value of every field in it. A form whose fields the program fills
         after it opens (a list read on the worker) says what counts instead."""
         return {widget: input_value(widget) for widget in fields_of(self)}
+
+    def own_fields(self) -> list[QWidget]:
+        """This form's fields, not those of a form opened from it (its own window)."""
+        return [w for w in fields_of(self) if w.window() is self.window()]
 
     def remember_state(self) -> None:
         """What the form holds now is what it opened with (nothing typed yet)."""
@@ -1168,3 +1189,33 @@ class TypedForm(KeepsFocusDialog):
         if box is not None:
             box.reject()
         super().done(result)
+
+
+def _keeps_keyboard_place(draft: Callable[..., Any]) -> Callable[..., Any]:
+    """``draft`` with the place of the form's keyboard in what it returns."""
+
+    @functools.wraps(draft)
+    def kept(form: TypedForm, *args: Any, **kwargs: Any) -> Any:
+        values = draft(form, *args, **kwargs)
+        if not isinstance(values, dict):
+            return values  # nothing to keep
+        place = keyboard_place(form, form.own_fields())
+        return values if place is None else {**values, KEYBOARD: place}
+
+    return kept
+
+
+def _gives_keyboard_place_back(restore: Callable[..., Any]) -> Callable[..., Any]:
+    """``restore`` (given the draft without the place), then the keyboard put back."""
+
+    @functools.wraps(restore)
+    def restored(form: TypedForm, draft: Any, *args: Any, **kwargs: Any) -> Any:
+        place = draft.get(KEYBOARD) if isinstance(draft, dict) else None
+        if place is not None:
+            draft = {k: v for k, v in draft.items() if k != KEYBOARD}
+        result = restore(form, draft, *args, **kwargs)
+        if place is not None:
+            put_keyboard_back(form, form.own_fields(), place)
+        return result
+
+    return restored

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
+from app.schedule.start_field import StartField
 from app.widgets import (
     TypedForm,
     WarningPanel,
@@ -151,7 +152,7 @@ class BookingDialog(TypedForm):
         self.chosen = QLabel()
         self.chosen.setObjectName("chosenPatient")
         self.chosen.setWordWrap(True)  # a long name takes a second line, never cut
-        self.start = QLineEdit(start)
+        self.start = StartField(start)
         self.start.setPlaceholderText("YYYY-MM-DD HH:MM")
         self.start.setAccessibleName("Starts")
         self.minutes = QLineEdit(str(appointment.minutes) if appointment else "15")
@@ -326,10 +327,12 @@ class BookingDialog(TypedForm):
             self._to_start()
 
     def _to_start(self) -> None:
-        """On to the time, its text selected: typing replaces the day's 09:00 offered (with
-        the cursor at its end, "14:30" typed made "2026-12-06 09:0014:30")."""
+        """On to the time, its time selected: "14:30" typed replaces the 09:00 offered and
+        keeps the day (with the cursor at its end it made "2026-12-06 09:0014:30"; with the
+        whole text selected, "14:30" alone, refused). A whole date and time typed over it
+        is taken whole (StartField)."""
         self.start.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.start.selectAll()
+        self.start.select_time()
 
     def _picked(self, item: QListWidgetItem | None) -> None:
         data = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
@@ -369,9 +372,9 @@ class BookingDialog(TypedForm):
         self.choose_patient(patient.id, patient.display_name)
 
     def _registration_closed(self) -> None:
-        """Back from registering: on to the time (selected, so typing replaces the day's
-        09:00 offered). Once the dialog has gone: focus set while it was open was given
-        back to the Register button when it closed."""
+        """Back from registering: on to the time (the 09:00 offered selected, so a time
+        typed replaces it on that day). Once the dialog has gone: focus set while it was
+        open was given back to the Register button when it closed."""
         self.patient_dialog = None  # closed: Register opens a new one (this goes with us)
         if self._patient_id is None:
             return

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -493,6 +493,11 @@ class SchedulePage(QWidget):
     def _fill_day(self) -> None:
         selected = self.selected_id()
         table = self.day_table
+        # The selection is of the appointment, not of a row: another day (or a refresh
+        # that took it off the list) left the same row selected under someone else's
+        # appointment, with the buttons acting on it. Chosen again below if still shown.
+        table.clearSelection()
+        table.setCurrentIndex(QModelIndex())
         table.setRowCount(len(self.appointments))
         for row, a in enumerate(self.appointments):
             start, end = a.starts_at[11:], a.ends_at[11:]
@@ -519,6 +524,9 @@ class SchedulePage(QWidget):
         for a in self.appointments:
             by_day.setdefault(dt.date.fromisoformat(a.starts_at[:10]), []).append(a)
         table = self.week_table
+        selected = self.selected_id()
+        table.clearSelection()  # as in the day view: the appointment, never a cell
+        table.setCurrentIndex(QModelIndex())
         table.clearContents()
         table.setHorizontalHeaderLabels([d.strftime("%a %d %b") for d in days])
         table.setRowCount(max((len(v) for v in by_day.values()), default=0))
@@ -536,6 +544,8 @@ class SchedulePage(QWidget):
                 if a.status in ("cancelled", "no_show"):
                     item.setForeground(Qt.GlobalColor.gray)
                 table.setItem(row, column, item)
+                if a.id == selected:
+                    table.setCurrentItem(item)
         table.resizeRowsToContents()
 
     def show_waiting(self) -> None:
@@ -671,7 +681,7 @@ class SchedulePage(QWidget):
         )
         self._open_dialog(dialog)
         dialog.start.setFocus()
-        dialog.start.selectAll()
+        dialog.start.select_time()  # a time typed moves it on its day; a date and time, there
 
     def _open_dialog(self, dialog: BookingDialog | CancelDialog) -> None:
         self.dialog = dialog

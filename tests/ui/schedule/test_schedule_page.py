@@ -259,6 +259,94 @@ def test_a_time_typed_once_the_patient_is_chosen_replaces_the_one_offered(
     assert day_rows(page)[3][0] == "15:00–15:15"
 
 
+def into_starts(qtbot: QtBot, window: MainWindow, way: str) -> BookingDialog:
+    """A booking with its patient chosen, the keyboard come to Starts ``way``: Return on
+    the patient found, Tab from the search (past Register and the list), back from
+    registering a new patient, or a booking restored after a sign-out."""
+    dialog = booking_dialog(qtbot, window)
+    if way == "registered":
+        QTest.keyClicks(dialog.patient_search, "Ferreira Ines")
+        qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+        click(dialog.new_patient_button)
+        qtbot.waitUntil(lambda: dialog.patient_dialog is not None)
+        registration = dialog.patient_dialog
+        assert registration is not None
+        activate(qtbot, registration)
+        QTest.keyClicks(registration.birth_date, "2001-04-05")
+        click(registration.save_button)
+        qtbot.waitUntil(lambda: not registration.isVisible(), timeout=10_000)
+        activate(qtbot, dialog)
+        qtbot.waitUntil(lambda: focused() is dialog.start)
+        return dialog
+    find_patient(qtbot, dialog, "okafor")  # Return: the first found, on to Starts
+    if way == "tab":
+        dialog.patient_search.setFocus()
+        for _ in range(3):  # Register new patient…, the patients found, Starts
+            QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    if way == "restored":
+        window.workspace.lock_requested.emit()
+        qtbot.waitUntil(lambda: window.session is None, timeout=10_000)
+        sign_in_window(qtbot, window)
+        page = window.workspace.schedule
+        qtbot.waitUntil(lambda: isinstance(page.dialog, BookingDialog), timeout=10_000)
+        restored = page.dialog
+        assert isinstance(restored, BookingDialog)
+        activate(qtbot, restored)
+        dialog = restored
+        qtbot.waitUntil(lambda: focused() is dialog.start)
+    assert focused() is dialog.start
+    return dialog
+
+
+@pytest.mark.parametrize("way", ["return", "tab", "registered", "restored"])
+@pytest.mark.parametrize("typed", ["14:30", "tomorrow 10:00"])
+def test_a_time_typed_into_starts_keeps_the_day_offered_and_a_whole_one_is_taken_whole(
+    qtbot: QtBot, schedule_window: MainWindow, way: str, typed: str
+) -> None:
+    """The tester's D4: the patient chosen, "14:30" typed in Starts replaced the whole
+    "2026-12-06 09:00" selected and was refused ("'14:30' is not a date and time"). Only
+    the time is selected, on every way into Starts: "14:30" books that day at 14:30. A
+    whole date and time typed over it ("2026-12-07 10:00") is taken as typed, not left
+    behind the day offered."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = into_starts(qtbot, schedule_window, way)
+    assert dialog.start.text() == at("09:00") and dialog.start.selectedText() == "09:00"
+    tomorrow = today() + dt.timedelta(days=1)
+    keys, wanted = ("14:30", at("14:30")) if typed == "14:30" else (at("10:00", tomorrow),) * 2
+    QTest.keyClicks(focused(), keys)
+    assert dialog.start.text() == wanted
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)  # Minutes
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.clinician
+    for _ in range(2):  # Ada Adeyemi, Dr Ana Kim
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    records = schedule_window.workstation.records
+    day = today() if typed == "14:30" else tomorrow
+    booked = [a for a in Schedule(records).day(day) if a.clinician == "kim"]
+    assert [a.starts_at for a in booked][-1] == wanted.replace(" ", "T")
+
+
+def test_tab_back_into_starts_selects_its_time_and_a_partial_date_is_refused_as_typed(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Shift+Tab back from Minutes selects the time again; text typed over it that reads
+    as no date and time is left as typed and refused next to the field, nothing guessed."""
+    open_schedule(qtbot, schedule_window)
+    dialog = into_starts(qtbot, schedule_window, "return")
+    QTest.keyClicks(focused(), "14:30")
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.minutes
+    QTest.keyClick(focused(), Qt.Key.Key_Backtab)
+    assert focused() is dialog.start and dialog.start.selectedText() == "14:30"
+    QTest.keyClicks(focused(), "2026-12-0")
+    assert dialog.start.text() == at("2026-12-0")
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert dialog.errors["starts_at"].isVisible()
+    assert "is not a date and time" in dialog.errors["starts_at"].text()
+
+
 def test_down_with_no_patient_found_stays_in_the_search(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
@@ -317,7 +405,7 @@ def test_return_again_after_the_overlap_warning_books_nothing_and_starts_has_the
     dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
     QTest.keyClick(focused(), Qt.Key.Key_Return)
     qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
-    assert focused() is dialog.start and dialog.start.selectedText() == at("09:05")
+    assert focused() is dialog.start and dialog.start.selectedText() == "09:05"
     confirm = dialog.overlap.confirm_button
     assert not confirm.isDefault() and not confirm.autoDefault()
     QTest.keyClick(focused(), Qt.Key.Key_Return)  # the second Return: checked again
@@ -425,7 +513,7 @@ def test_after_registering_the_time_is_next_and_nothing_books_until_it_is_all_ch
     qtbot.waitUntil(lambda: not registration.isVisible())
     activate(qtbot, dialog)
     qtbot.waitUntil(lambda: focused() is dialog.start)
-    assert dialog.start.selectedText() == at("09:00")
+    assert dialog.start.selectedText() == "09:00"
 
     QTest.keyClick(dialog.start, Qt.Key.Key_Return)
     assert not dialog.saving() and dialog.isVisible()
@@ -1032,6 +1120,47 @@ def test_a_registration_opened_from_a_booking_comes_back_on_top_of_it_once(
     assert again.chosen.text() == "Booking for SMITH, John"
 
 
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the restored registration is raised
+def test_a_date_of_birth_half_typed_before_the_auto_lock_is_finished_after_signing_in(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's D5: a registration opened from a booking, "1985-07-3" typed in Date of
+    birth, the auto-lock, signed in again: the form came back with the keyboard in Family
+    name, and the "1" that finished the date made "Ní Bhriain1". The keyboard is back in
+    Date of birth, after what was typed."""
+    window = make_window(new_schedule_clinic(tmp_path / "clinic"), auto_lock_ms=4_000)
+    sign_in_window(qtbot, window)
+    open_schedule(qtbot, window)
+    dialog = booking_dialog(qtbot, window)
+    QTest.keyClicks(dialog.patient_search, "Ni Bhriain, Siobhan")  # QTest types ASCII
+    qtbot.waitUntil(lambda: dialog.patient_results.count() > 0 and not dialog.searching())
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.new_patient_button
+    QTest.keyClick(focused(), Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: dialog.patient_dialog is not None)
+    registration = dialog.patient_dialog
+    assert registration is not None
+    activate(qtbot, registration)
+    assert registration.family.text() == "Ni Bhriain"
+    registration.birth_date.setFocus(Qt.FocusReason.MouseFocusReason)  # clicked into
+    QTest.keyClicks(focused(), "1985-07-3")
+    with qtbot.waitSignal(window.locked, timeout=10_000):
+        pass  # the receptionist was called away: the auto-lock
+
+    sign_in_window(qtbot, window)
+
+    def registrations() -> list[PatientDialog]:
+        return [d for d in window.findChildren(PatientDialog) if d.isVisible()]
+
+    qtbot.waitUntil(lambda: bool(registrations()), timeout=10_000)  # once the day is read
+    restored = registrations()[0]
+    qtbot.waitUntil(restored.isActiveWindow)
+    qtbot.waitUntil(lambda: focused() is restored.birth_date)
+    QTest.keyClicks(focused(), "1")
+    assert restored.birth_date.text() == "1985-07-31"
+    assert (restored.family.text(), restored.given.text()) == ("Ni Bhriain", "Siobhan")
+
+
 def test_the_day_list_prints_in_time_order(
     qtbot: QtBot, schedule_window: MainWindow, tmp_path: Path
 ) -> None:
@@ -1062,6 +1191,44 @@ def test_a_refusal_under_the_list_goes_when_the_person_moves_to_another_day(
     assert not page.error.isVisible()
     wait_loaded(qtbot, page)
     assert not page.error.isVisible()
+
+
+@pytest.mark.parametrize("view", ["day", "week"])
+def test_another_day_or_week_leaves_no_appointment_selected_under_the_row_left(
+    qtbot: QtBot, schedule_window: MainWindow, view: str
+) -> None:
+    """The tester's s24: Alt+Right with today's 09:00 (Maria Garcia) selected left the
+    first row selected on the next day, someone else's appointment, with Arrived and
+    Cancel… acting on it. The selection goes with the appointment: none on another day
+    (or week), and back on the day it is still there."""
+    records = schedule_window.workstation.records
+    schedule = Schedule(records)
+    later = today() + dt.timedelta(days=1 if view == "day" else 7)
+    patient = records.search_patients("nguyen", limit=1)[0]
+    schedule.book(patient.id, at("11:00", later), "kim", minutes=15)
+    page = open_schedule(qtbot, schedule_window)
+    if view == "week":
+        click(page.week_button)
+        wait_loaded(qtbot, page)
+        table = page.week_table
+        item = table.item(0, today().weekday())
+        assert item is not None
+        QTest.mouseClick(
+            table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(item).center()
+        )
+    else:
+        select_row(page, 0)
+    maria = page.selected()
+    assert maria is not None and maria.patient_name == "GARCIA, Maria"
+    assert page.arrived_button.isEnabled()
+    QTest.keyClick(schedule_window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: page.day > today())
+    wait_loaded(qtbot, page)
+    assert [a.patient_name for a in page.appointments] == ["NGUYEN, Bao"]
+    assert page.selected() is None
+    shown = page.views.currentWidget()
+    assert isinstance(shown, QTableWidget) and not shown.selectedItems()
+    assert not page.arrived_button.isEnabled() and not page.cancel_button.isEnabled()
 
 
 def test_the_clinician_is_the_one_whose_day_is_shown_or_chosen_in_the_dialog(

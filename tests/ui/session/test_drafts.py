@@ -147,6 +147,38 @@ def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
     assert not workspace.notice.isVisible()  # not back with the chart either
 
 
+def test_a_restored_form_has_the_keyboard_where_the_person_was_typing(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    """A form back after the auto-lock had the keyboard in its first field: the next words
+    typed went there. Any form (here Add allergy) comes back with the keyboard in the field
+    that had it, the cursor where it was in the text."""
+    workspace = desk.workspace
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))
+    chart = workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
+    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
+    allergy = chart.allergy_dialog
+    assert allergy is not None
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is allergy.substance)
+    QTest.keyClicks(allergy.substance, "Latex")
+    QTest.keyClick(allergy.substance, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is allergy.reaction
+    QTest.keyClicks(allergy.reaction, "Hives")
+    QTest.keyClick(allergy.reaction, Qt.Key.Key_Home)
+    QTest.keyClicks(allergy.reaction, "Mild ")
+    with qtbot.waitSignal(desk.locked, timeout=5_000):
+        pass  # auto-logoff
+
+    signs_in(qtbot, desk, ADMIN, PASSWORD)
+    qtbot.waitUntil(lambda: chart.allergy_dialog is not None, timeout=5_000)
+    restored = chart.allergy_dialog
+    assert restored is not None
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is restored.reaction)
+    QTest.keyClicks(restored.reaction, "itchy ")  # where the keyboard is, as waited for
+    assert (restored.substance.text(), restored.reaction.text()) == ("Latex", "Mild itchy Hives")
+
+
 @pytest.mark.parametrize("how", ["cancelled", "saved"])
 def test_the_restored_notice_goes_when_the_restored_form_is_closed(
     qtbot: QtBot, desk: MainWindow, how: str
