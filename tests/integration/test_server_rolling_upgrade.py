@@ -30,7 +30,7 @@ from tests.integration.server_fixtures import (
     make_server,
     sync_at,
 )
-from tests.integration.server_process import ServerProcess
+from tests.integration.server_process import SERVER, ServerProcess
 from tests.releases import PREVIOUS, release
 from tests.services import free_port
 
@@ -69,7 +69,7 @@ def _server(
     processes: list[ServerProcess], data: Path, url: str, program: list[str] | None = None
 ) -> ServerProcess:
     env = {"DATABASE_URL": url}
-    server = ServerProcess(data, free_port(), env=env, **({"program": program} if program else {}))
+    server = ServerProcess(data, free_port(), program or SERVER, env=env)
     processes.append(server)
     return server
 
