@@ -35,6 +35,7 @@ def test_server_runs_on_tls_postgres(mode: str, tls_postgres: TlsPostgres, tmp_p
     params = {"sslrootcert": str(tls_postgres.ca_file)} if mode == "verify-full" else {}
     env = {"DATABASE_URL": tls_postgres.url(database, **params), "DATABASE_SSL_MODE": mode}
     data = tmp_path / "server"
+    server_admin(data, env, "init")
     clinic = server_admin(data, env, "clinic", "create", "TLS Clinic")
     running = ServerProcess(data, free_port(), env=env)
     running.start()
