@@ -50,7 +50,9 @@ def test_a_wrong_ca_is_refused_clearly(tls_postgres: TlsPostgres, tmp_path: Path
         "DATABASE_SSL_MODE": "verify-full",
     }
     running = ServerProcess(tmp_path / "server", free_port(), env=env)
-    result = running.run("admin", "clinic", "list")
+    # init, as a new server's first command: other admin commands refuse a folder without
+    # the master key file before they connect.
+    result = running.run("admin", "init")
     assert result.returncode == 2, result.stderr
     assert "DATABASE_URL: cannot connect to" in result.stderr
     assert "sslmode=verify-full" in result.stderr
