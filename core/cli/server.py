@@ -320,7 +320,15 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
         else:
             # Opening makes a registry and a master key where there are none: an admin
             # command on the wrong folder must say so, not act on an empty new server.
-            require_server(settings, _data_dir_source(args))
+            # Creating a clinic is how a new server is set up (DESIGN.md's contract), so
+            # it still makes one in an empty folder, and says so.
+            if _creates_clinic(args) and not holds_server(settings):
+                sys.stderr.write(
+                    f"careline-server: {settings['data_dir']} held no server: making a new "
+                    "one there for this clinic\n"
+                )
+            else:
+                require_server(settings, _data_dir_source(args))
             if args.area == "backup":
                 server_backup.check_destination(args)
             server = open_server(settings)
@@ -351,6 +359,11 @@ def _init(settings: dict[str, Any], out: Output) -> int:
         "create NAME'.",
     )
     return EXIT_OK
+
+
+def _creates_clinic(args: argparse.Namespace) -> bool:
+    """``admin clinic create``: the one command besides init that may make a server."""
+    return args.area == "clinic" and getattr(args, "action", None) == "create"
 
 
 def _data_dir_source(args: argparse.Namespace) -> str:

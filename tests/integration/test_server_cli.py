@@ -142,6 +142,20 @@ def test_admin_commands_refuse_a_folder_holding_no_server(tmp_path: Path) -> Non
     assert not home.exists()
 
 
+def test_creating_the_first_clinic_in_an_empty_folder_makes_the_server_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The contract's set-up (DESIGN.md: ``admin clinic create NAME``) still works on a new
+    folder, and says on stderr that it made a server there, so a wrong --data-dir shows."""
+    data = tmp_path / "new-server"
+    made = server_cli(data, "--json", "admin", "clinic", "create", "Northside Clinic")
+    assert made.returncode == 0, made.stderr
+    assert f"{data} held no server: making a new one there" in made.stderr
+    assert json.loads(made.stdout)["name"] == "Northside Clinic"
+    again = server_cli(data, "admin", "clinic", "create", "Southside Clinic")
+    assert again.returncode == 0 and "held no server" not in again.stderr
+
+
 def test_a_registry_without_its_master_key_is_refused(tmp_path: Path) -> None:
     """A server folder whose master-keys.json went missing (a restore without --keys-file,
     a copy that left it out): refused naming the file, and no new key is made, which
