@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -26,9 +27,10 @@ from core.records.staff import Staff, StaffMember
 from core.records.validation import ROLES
 from core.server import security_log
 from core.server.audit_list import held_entries
+from core.server.data_folder import holds_server, require_server
 from core.server.registry import IssuedCertificate
 from core.server.service import ClinicServer
-from core.server.settings import load_server_settings
+from core.server.settings import default_server_dir, load_server_settings
 from core.server.tls_certificate import parse_tls_names
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin = sub.add_parser("admin", help="administration").add_subparsers(
         dest="area", metavar="AREA", required=True
+    )
+    admin.add_parser(
+        "init",
+        help="make a new server (registry and, with the local key provider, the master key "
+        "file) in --data-dir; the only admin command that creates one (run's first start "
+        "and restore do too)",
     )
     clinic = admin.add_parser("clinic", help="clinics").add_subparsers(dest="action", required=True)
     create = clinic.add_parser("create", help="create a clinic (tenant)")
@@ -263,7 +271,11 @@ def start_up(settings: dict[str, Any], *, serving: bool) -> None:
     if serving:
         configure_logging(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
     else:
-        logging.getLogger(security_log.LOGGER).propagate = False
+        events = logging.getLogger(security_log.LOGGER)
+        events.propagate = False
+        # With no SECURITY_AUDIT_LOG, logging's last-resort handler would print the bare
+        # event name ("admin.failed") above the command's own message.
+        events.addHandler(logging.NullHandler())
     path = settings["SECURITY_AUDIT_LOG"]
     try:
         security_log.install(path)
@@ -299,7 +311,22 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
     try:
         if args.area == "restore":  # into a new data folder: no server to open there yet
             code = server_backup.restore(args, settings, out)
+        elif args.area == "init":
+            code = _init(settings, out)
         else:
+            # Opening makes a registry and a master key where there are none: an admin
+            # command on the wrong folder must say so, not act on an empty new server.
+            # Creating a clinic is how a new server is set up (DESIGN.md's contract), so
+            # it still makes one in an empty folder, and says so.
+            if _creates_clinic(args) and not holds_server(settings):
+                sys.stderr.write(
+                    f"careline-server: {settings['data_dir']} held no server: making a new "
+                    "one there for this clinic\n"
+                )
+            else:
+                require_server(settings, _data_dir_source(args))
+            if args.area == "backup":
+                server_backup.check_destination(args)
             server = open_server(settings)
             try:
                 code = _admin(args, server, out)
@@ -312,6 +339,36 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
         raise
     security_log.event("admin", action=action, exit_code=code, **target)
     return code
+
+
+def _init(settings: dict[str, Any], out: Output) -> int:
+    """``admin init``: a new server in the data folder; an existing one is left alone."""
+    data_dir: Path = settings["data_dir"]
+    existed = holds_server(settings)
+    if not existed:
+        open_server(settings).close()
+    out.emit(
+        {"data_dir": str(data_dir), "created": not existed},
+        f"{data_dir} already holds a server; nothing changed."
+        if existed
+        else f"Made a new server in {data_dir}; create its first clinic with 'admin clinic "
+        "create NAME'.",
+    )
+    return EXIT_OK
+
+
+def _creates_clinic(args: argparse.Namespace) -> bool:
+    """``admin clinic create``: the one command besides init that may make a server."""
+    return args.area == "clinic" and getattr(args, "action", None) == "create"
+
+
+def _data_dir_source(args: argparse.Namespace) -> str:
+    """Where the data folder's name came from (said when it holds no server)."""
+    if args.data_dir is not None:
+        return "--data-dir"
+    if os.environ.get("CARELINE_DATA_DIR"):
+        return "CARELINE_DATA_DIR"
+    return "the default for this user, as neither --data-dir nor CARELINE_DATA_DIR was given"
 
 
 _NOT_KNOWN_WARNING = (
@@ -514,9 +571,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         # database that does not open (wrong key, damaged file).
         sys.stderr.write(f"careline-server: error: {plain_words(exc)}\n")
         return EXIT_ERROR
+    except PermissionError as exc:
+        sys.stderr.write(f"careline-server: error: {_permission_words(exc, args)}\n")
+        return EXIT_ERROR
     except ValueError as exc:
         sys.stderr.write(f"careline-server: error: {exc}\n")
         return EXIT_ERROR
+
+
+def _permission_words(exc: PermissionError, args: argparse.Namespace) -> str:
+    """A file the server cannot read or write, who it runs as, and the usual fix (a restore
+    or an admin command run as root leaves root's files in the service's data folder)."""
+    import getpass
+
+    where = exc.filename or "a file in the data folder"
+    folder = args.data_dir or os.environ.get("CARELINE_DATA_DIR") or default_server_dir()
+    return (
+        f"permission denied on {where} (running as user {getpass.getuser()}). The data "
+        "folder's files must belong to the user the server runs as: for the package, "
+        f"'chown -R careline:careline {folder}' (and run admin commands as that user: "
+        "sudo -u careline ...)"
+    )
 
 
 if __name__ == "__main__":

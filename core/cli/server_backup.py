@@ -63,6 +63,20 @@ def _passphrase(args: argparse.Namespace) -> str:
     return passphrase
 
 
+def check_destination(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read or written, a backup (or keys) file whose folder does
+    not exist, naming it."""
+    for option, path in (("the backup file", args.file), ("--keys-out", args.keys_out)):
+        if path is None:
+            continue
+        folder = Path(path).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{option} {path}: the folder {folder} does not exist; create it first "
+                f"(mkdir -p {folder}) or name a file in an existing folder"
+            )
+
+
 def backup(args: argparse.Namespace, server: ClinicServer, out: Emitter) -> None:
     """admin backup FILE [--keys-out KEYS]."""
     made = backup_server(server, args.file, args.keys_out, _passphrase(args))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import platformdirs
 
 from core.config.logs import log_settings
-from core.config.settings import ConfigError, Setting, load_settings
+from core.config.settings import DESKTOP_SCHEMA, ConfigError, Setting, load_settings
 from core.keys.providers import SERVER_KEY_SETTINGS
 from core.server.postgres.urls import check_url, ssl_mode
 from core.server.proxy_protocol import parse_networks
@@ -85,6 +87,62 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
 )  # fmt: skip
 
 
+# Names other programs on a server machine read that look like a server setting; never
+# taken for a misspelling of one.
+OTHER_PROGRAMS_NAMES = frozenset({
+    "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET",  # systemd
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+    "AWS_PROFILE", "AWS_CA_BUNDLE",  # boto3
+    "VAULT_CACERT", "VAULT_NAMESPACE", "VAULT_SKIP_VERIFY",  # the vault CLI, hvac
+})  # fmt: skip
+# SequenceMatcher ratio from which an unknown name is taken for a misspelt setting: one
+# letter added, dropped, swapped or changed in names of 9 letters or more (DATABASE_URI,
+# KMS_PROVIDR, PROXY_PROTOCOL_FORM), not another word (AWS_DEFAULT_REGION: 0.71).
+NEAR_MISS_CUTOFF = 0.85
+
+
+def misspelt_settings(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Each environment name that is no setting but a near miss of one: (name, setting).
+
+    The environment holds many names of other programs, so only near misses count: a
+    setting's name with a letter or two wrong, in another case, or its words reordered.
+    A setting's name followed by ``_SOMETHING`` (boto3's AWS_ENDPOINT_URL_S3) is another
+    program's name, not a misspelling.
+    """
+    settings = [s.env for s in SERVER_SCHEMA]
+    known = {*settings, *(s.env for s in DESKTOP_SCHEMA), *OTHER_PROGRAMS_NAMES}
+    words = {_words(name): name for name in settings}
+    found: list[tuple[str, str]] = []
+    for name in sorted(env):
+        if name in known or any(name.startswith(f"{k}_") for k in settings):
+            continue
+        upper = name.upper()
+        close = difflib.get_close_matches(upper, settings, n=1, cutoff=NEAR_MISS_CUTOFF)
+        if close:
+            found.append((name, close[0]))
+        elif _words(upper) in words:
+            found.append((name, words[_words(upper)]))
+    return found
+
+
+def _words(name: str) -> str:
+    return "_".join(sorted(w for w in name.split("_") if w))
+
+
+def check_setting_names(env: Mapping[str, str]) -> None:
+    """Refuse a misspelt setting (ConfigError naming it and the setting it resembles): the
+    server would otherwise start without it, e.g. on the embedded store with a local key
+    when DATABASE_URI and KMS_PROVIDR were meant."""
+    found = misspelt_settings(env)
+    if found:
+        raise ConfigError(
+            "; ".join(
+                f"{name} is not a setting (did you mean {setting}?)" for name, setting in found
+            )
+            + ' (README.md, "Server settings (environment variables)")'
+        )
+
+
 def default_server_dir() -> Path:
     """Per-user data folder of the server (set CARELINE_DATA_DIR for a system service)."""
     return Path(platformdirs.user_data_dir("careline-server", appauthor=False))
@@ -94,6 +152,7 @@ def load_server_settings(
     cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """Resolve and cross-check every server setting; ConfigError names the culprit."""
+    check_setting_names(os.environ if env is None else env)
     settings = load_settings(SERVER_SCHEMA, cli=cli, env=env)
     settings["data_dir"] = settings["data_dir"] or default_server_dir()
     if settings["DATABASE_URL"]:

@@ -653,6 +653,7 @@ def _run(folder: Path, devices: int, seconds: float) -> dict[str, Any]:
     code_version = _code_version()  # the server process runs this working tree
     t0 = time.perf_counter()
     _log(f"admin CLI: clinic, user and {devices} enrollment codes (one process each)")
+    _admin(data_dir, "init")
     clinic = _admin(data_dir, "clinic", "create", "Load Bench Clinic")["id"]
     _admin(data_dir, "user", "add", clinic, "admin", "--role", "admin", stdin=BENCH_PASSWORD + "\n")
     codes = [

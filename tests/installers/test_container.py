@@ -181,6 +181,7 @@ def test_the_master_key_secret_is_what_the_server_uses(tmp_path: Path) -> None:
     os.chmod(key, 0o600)
     data = tmp_path / "server"
     env = {"KMS_PROVIDER": "local", "CREDENTIALS_DIRECTORY": str(secrets_dir)}
+    server_admin(data, env, "init")
     made = server_admin(data, env, "clinic", "create", "Secret Clinic")
     assert server_admin(data, env, "clinic", "list")[0]["id"] == made["id"]
     assert not (data / KEY_FILE_NAME).exists()

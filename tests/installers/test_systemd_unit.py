@@ -211,3 +211,20 @@ def test_a_server_that_cannot_listen_never_says_it_is_ready(
     listener.settimeout(0.5)
     with pytest.raises(TimeoutError):
         listener.recv(4096)
+
+
+def test_every_server_command_in_the_readme_names_the_package_data_folder() -> None:
+    """An operator copies installers/README.md's commands: each ``careline-server`` command
+    there runs on the package's data folder (the documented backup once named
+    /var/lib/careline, where no server lives), and the ``admin`` ones say so."""
+    readme = (REPO / "installers" / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```(?:sh|ini)\n(.*?)```", readme, re.S))
+    # The container's commands excepted: its image sets CARELINE_DATA_DIR to the folder.
+    commands = re.findall(
+        r"(?<!compose exec server )careline-server(?:\s|\\\n)+(--data-dir\s+\S+\s+)?"
+        r"(?:--json\s+)?(admin|run)\b",
+        blocks,
+    )
+    assert len(commands) >= 5, commands
+    for data_dir, _ in commands:
+        assert data_dir.split() == ["--data-dir", STATE_DIR], commands

@@ -166,6 +166,7 @@ def clinic_server(
     password PASSWORD), running on a free port until the block ends; the clinic id.
     ``env``: server settings for the admin commands and the server alike."""
     env = dict(env or {})
+    server_admin(data, env, "init")
     clinic = server_admin(data, env, "clinic", "create", clinic_name)["id"]
     server_admin(
         data, env, "user", "add", clinic, "admin", "--role", "admin", stdin=PASSWORD + "\n"

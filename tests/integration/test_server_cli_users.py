@@ -36,6 +36,7 @@ def operator_manages_staff(data: Path, env: dict[str, str]) -> None:
     def staff(clinic: str) -> dict[str, Any]:
         return {m["username"]: m for m in ok("admin", "user", "list", clinic)}
 
+    ok("admin", "init")
     clinic = ok("admin", "clinic", "create", "Northside Clinic")["id"]
     founder = ok("admin", "user", "add", clinic, "admin", "--role", "admin",
                  stdin=PASSWORD + "\n")  # fmt: skip

@@ -35,6 +35,7 @@ def test_server_runs_on_tls_postgres(mode: str, tls_postgres: TlsPostgres, tmp_p
     params = {"sslrootcert": str(tls_postgres.ca_file)} if mode == "verify-full" else {}
     env = {"DATABASE_URL": tls_postgres.url(database, **params), "DATABASE_SSL_MODE": mode}
     data = tmp_path / "server"
+    server_admin(data, env, "init")
     clinic = server_admin(data, env, "clinic", "create", "TLS Clinic")
     running = ServerProcess(data, free_port(), env=env)
     running.start()
@@ -49,7 +50,9 @@ def test_a_wrong_ca_is_refused_clearly(tls_postgres: TlsPostgres, tmp_path: Path
         "DATABASE_SSL_MODE": "verify-full",
     }
     running = ServerProcess(tmp_path / "server", free_port(), env=env)
-    result = running.run("admin", "clinic", "list")
+    # init, as a new server's first command: other admin commands refuse a folder without
+    # the master key file before they connect.
+    result = running.run("admin", "init")
     assert result.returncode == 2, result.stderr
     assert "DATABASE_URL: cannot connect to" in result.stderr
     assert "sslmode=verify-full" in result.stderr

@@ -275,6 +275,7 @@ def test_the_seed_spelling_of_kms_provider_runs_a_server(
     env = {**aws_credentials, **provider_env}
     env["KMS_PROVIDER"] = SEED_SPELLING[provider_env["KMS_PROVIDER"]]
     data = tmp_path / "server"
+    server_admin(data, env, "init")
     clinic = server_admin(data, env, "clinic", "create", "Seed Spelling Clinic")
     running = ServerProcess(data, free_port(), env=env)
     running.start()

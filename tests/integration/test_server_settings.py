@@ -25,6 +25,7 @@ def _run(data: Path, env: dict[str, str], prefix: list[str] | None = None) -> Se
 def test_seed_master_key_spelling_serves_and_administers(tmp_path: Path) -> None:
     key = "base64:" + base64.b64encode(os.urandom(32)).decode()
     env = {"KMS_PROVIDER": "local", "MASTER_ENCRYPTION_KEY": key}
+    server_admin(tmp_path / "server", env, "init")
     clinic = server_admin(tmp_path / "server", env, "clinic", "create", "Seed Clinic")
     running = _run(tmp_path / "server", env)
     running.stop()

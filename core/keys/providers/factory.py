@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from core.config.settings import ConfigError, Setting
 from core.keys.providers.base import KeyProvider
-from core.keys.providers.local import local_provider
+from core.keys.providers.local import CREDENTIAL_NAME, KEY_FILE_NAME, local_provider
 
 PROVIDERS = ("local", "aws-kms", "vault-transit")
 # The seed document's spellings (DESIGN.md 3), accepted as well as the ones above.
@@ -179,3 +179,22 @@ def provider_from_settings(
         data_dir,
         os.environ if environ is None else environ,
     )
+
+
+def local_key_file(
+    settings: Mapping[str, Any],
+    data_dir: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Path | None:
+    """The master key file :func:`provider_from_settings` would read (and create when
+    missing) in ``data_dir``; None when the master key comes from elsewhere (a KMS,
+    MASTER_ENCRYPTION_KEY or a systemd credential)."""
+    if check_server_key_settings(settings) != "local":
+        return None
+    if _value(settings, "MASTER_ENCRYPTION_KEY"):
+        return None
+    credentials = (os.environ if environ is None else environ).get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / CREDENTIAL_NAME).exists():
+        return None
+    return Path(data_dir) / KEY_FILE_NAME

@@ -125,6 +125,13 @@ def _read_private_file(path: Path) -> tuple[bytes, _Stamp]:
         fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise
+    except PermissionError:
+        # E.g. a restore run as root, then the service started as its own user.
+        raise MasterKeyFileError(
+            f"master key file {path} cannot be opened: permission denied. It must belong to "
+            "the user the server runs as (for the package: chown -R careline:careline "
+            f"{path.parent})"
+        ) from None
     except OSError as exc:
         raise MasterKeyFileError(
             f"master key file {path} cannot be opened: {exc.strerror} "
