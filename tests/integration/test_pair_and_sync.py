@@ -114,7 +114,7 @@ def test_when_no_peer_seen_pairs_each_is_named_and_nothing_is_saved(
         pair_and_sync_first(joiner.database, seen, _code(ws), "admin")
     message = str(refused.value)
     assert "none of the 2 LAN peers seen pairs with this code" in message
-    assert all(f"{address}: cannot reach the peer" in message for address in seen)
+    assert all(f"{address}: cannot reach the workstation at" in message for address in seen)
     assert "--peer HOST:PORT" in message
     assert lan_id.load_identity(joiner.database) is None
 
@@ -122,3 +122,19 @@ def test_when_no_peer_seen_pairs_each_is_named_and_nothing_is_saved(
 def _code(ws: Workstation) -> str:
     """A new pairing code from the CA holder ``ws``."""
     return lan_id.new_pair_code(ws.database, "admin")
+
+
+def test_a_pairing_port_where_nothing_listens_is_said_in_words_naming_both_ports(
+    joiner: Workstation,
+) -> None:
+    """The tester gave --peer with the sync port and read "[Errno 111] Connection refused"
+    for another port it never typed: the message says which port pairing uses and why."""
+    port = free_port_pair()
+    with pytest.raises(PairingError) as refused:
+        pair_and_sync(joiner.database, "127.0.0.1", port, "ABCD-EFGH", "admin")
+    message = str(refused.value)
+    assert message.startswith(
+        f"cannot reach the workstation at 127.0.0.1, pairing port {port + 1} (the port given "
+        "with --peer is its sync port; pairing uses the next one): nothing there accepted"
+    )
+    assert "Errno" not in message and "refused" not in message.lower()

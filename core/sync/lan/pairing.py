@@ -18,6 +18,8 @@ from __future__ import annotations
 import hmac
 import http.client
 import json
+import logging
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
 from core.sync.lan.transport import LanTransport, ReplyTooLargeError, read_reply
 from core.sync.session import SyncReport, sync
+
+log = logging.getLogger(__name__)
 
 # A peer's pairing listener is on the port after its sync port.
 PAIRING_PORT_OFFSET = 1
@@ -90,7 +94,7 @@ def join(
         except ReplyTooLargeError as exc:
             raise PairingError(str(exc)) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise PairingError(f"cannot reach the peer at {host}:{pairing_port}: {exc}") from exc
+            raise PairingError(_unreachable(host, pairing_port, exc)) from exc
     finally:
         conn.close()
     try:
@@ -205,3 +209,24 @@ def pair_and_sync_first(
         + "; ".join(failures)
         + "); give the address of the workstation showing the code with --peer HOST:PORT"
     )
+
+
+def _unreachable(host: str, pairing_port: int, exc: BaseException) -> str:
+    """Why the pairing listener at ``host:pairing_port`` could not be reached, in words a
+    person can act on (the socket's own text is logged, not shown: README "Sync")."""
+    log.warning("pairing with %s:%s failed: %s: %s", host, pairing_port, type(exc).__name__, exc)
+    where = (
+        f"the workstation at {host}, pairing port {pairing_port} (the port given with --peer "
+        "is its sync port; pairing uses the next one)"
+    )
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            f"cannot reach {where}: nothing there accepted the connection (check the "
+            "address, and that 'careline serve' runs there on the workstation that showed "
+            "the code)"
+        )
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"cannot reach {where}: it did not answer in time (check the address and network)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot reach {where}: no computer of that name was found (check the address)"
+    return f"cannot reach {where} (check the address and this computer's network connection)"
