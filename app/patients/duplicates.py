@@ -27,16 +27,19 @@ from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable, counted
 from app.widgets import dialog_layout, keep_min_height_for_width
 from core.records.changeset import Changes
+from core.records.chart_access import merge_warning
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
 
 # Read on the worker: the likely pairs, the merges made, both charts of each merge by id,
-# and the pairs' charts by id (their phone and registration time tell two namesakes apart).
+# the pairs' charts by id (their phone and registration time tell two namesakes apart), and
+# what merging each pair does to who may read it (by the pair's ids; none: no restriction).
 Found = tuple[
     list[DuplicatePair],
     list[tuple[PatientSummary, Merge]],
     dict[str, Patient],
     dict[str, Patient],
+    dict[tuple[str, str], str],
 ]
 
 
@@ -124,6 +127,12 @@ class DuplicatesDialog(QDialog):
         self.select_hint = QLabel("Select a pair above to merge it.")
         self.select_hint.setObjectName("hint")
         self._charts: dict[str, Patient] = {}
+        self._warnings: dict[tuple[str, str], str] = {}
+        # A restricted chart in the selected pair: said before anyone merges it.
+        self.restricted_warning = QLabel()
+        self.restricted_warning.setObjectName("restrictedWarning")
+        self.restricted_warning.setWordWrap(True)
+        self.restricted_warning.hide()
         self.reason = QLineEdit()
         self.reason.setObjectName("mergeReason")
         self.reason.setPlaceholderText("Why they are one person (required)")
@@ -157,7 +166,8 @@ class DuplicatesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = dialog_layout(
             self, heading, explain, self.table, self.select_hint, self.keep_first,
-            self.keep_second, merge_row, self.status, merged_row, self.merged_table, buttons,
+            self.keep_second, self.restricted_warning, merge_row, self.status, merged_row,
+            self.merged_table, buttons,
         )  # fmt: skip
         # A little closer than other dialogs: with the app's font and a two-line outcome,
         # its smallest height was 8 pixels more than a 1024x740 screen has room for.
@@ -184,7 +194,13 @@ class DuplicatesDialog(QDialog):
             pairs = merges.candidates()
             ids = {p.id for pair in pairs for p in (pair.first, pair.second)}
             charts = {pid: merges.records.get_patient(pid) for pid in ids}
-            return pairs, done, names, charts
+            warnings = {
+                (pair.first.id, pair.second.id): merge_warning(
+                    merges.records, pair.first.id, pair.second.id
+                )
+                for pair in pairs
+            }
+            return pairs, done, names, charts, {k: w for k, w in warnings.items() if w}
 
         self._operations.read(self.READ, read, self._arrived, self._failed)
 
@@ -193,8 +209,9 @@ class DuplicatesDialog(QDialog):
             self.refresh()
 
     def _arrived(self, found: Found) -> None:
-        pairs, merges, names, charts = found
+        pairs, merges, names, charts, warnings = found
         self._charts = charts
+        self._warnings = warnings
 
         def merged_row(entry: tuple[PatientSummary, Merge]) -> tuple[str, ...]:
             duplicate, merge = entry
@@ -235,7 +252,13 @@ class DuplicatesDialog(QDialog):
             button.setText(f"Keep {self._described(p)}" if p else "Keep")
             button.setVisible(p is not None)
         self.select_hint.setVisible(pair is None)
+        warning = self._warning(pair)
+        self.restricted_warning.setText(warning)
+        self.restricted_warning.setVisible(bool(warning))
         self._update_buttons()
+
+    def _warning(self, pair: DuplicatePair | None) -> str:
+        return "" if pair is None else self._warnings.get((pair.first.id, pair.second.id), "")
 
     def _update_buttons(self) -> None:
         idle = not self._write.busy
@@ -277,9 +300,11 @@ class DuplicatesDialog(QDialog):
         if gone == kept:  # namesakes: which went where, as the pair's row shows them
             gone, kept = self._described(go), self._described(keep)
 
+        restricted = " It is a restricted chart now." if self._warning(pair) else ""
+
         def merged(_: Merge) -> None:
             self.reason.clear()
-            self._said(f"Merged: the records of {gone} now show on {kept}.")
+            self._said(f"Merged: the records of {gone} now show on {kept}.{restricted}")
 
         label = "merge duplicate patients"
         self._write.run(lambda: Merges(records()).merge(go.id, keep.id, reason), merged, label)
