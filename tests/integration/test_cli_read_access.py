@@ -133,8 +133,8 @@ def test_a_restricted_chart_merged_into_a_new_registration_stays_restricted(
               "--birth-date", "1961-04-05", "--allow-duplicate")["id"]  # fmt: skip
     [pair] = _ok(data, "adm", "patient", "duplicates")["pairs"]
     assert f"chart NAKAMURA, Kei ({old}) is restricted" in pair["warning"]
-    text = careline(data, "--user", "adm", "--password-stdin", "patient", "merge", old,
-                    "--into", new, "--reason", "registered twice", stdin=PASSWORD + "\n")  # fmt: skip
+    merge = ("patient", "merge", old, "--into", new, "--reason", "registered twice")
+    text = careline(data, "--user", "adm", "--password-stdin", *merge, stdin=PASSWORD + "\n")
     assert text.returncode == 0, text.stderr
     assert f"Merged {old} into {new}" in text.stdout
     assert "The merged chart will be restricted too" in text.stdout
