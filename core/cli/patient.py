@@ -131,10 +131,11 @@ def run(ctx: Context) -> int:
         ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
     elif args.action == "duplicates":
         pairs = Merges(records).candidates()
-        found = [(p, merge_warning(records, p.first.id, p.second.id)) for p in pairs]
+        # Said of each pair: merging a restricted chart keeps the merged chart restricted.
+        said = [(pair, merge_warning(records, pair.first.id, pair.second.id)) for pair in pairs]
         ctx.emit(
-            {"pairs": [{**p.to_dict(), "warning": w} if w else p.to_dict() for p, w in found]},
-            "\n".join(describe_pair(p) + (f"\n  {w}" if w else "") for p, w in found)
+            {"pairs": [{**pair.to_dict(), **({"warning": w} if w else {})} for pair, w in said]},
+            "\n".join(describe_pair(pair) + (f"\n  {w}" if w else "") for pair, w in said)
             or "No likely duplicates.",
         )
     elif args.action == "merge":
