@@ -244,11 +244,14 @@ def test_the_dialog_says_when_a_chart_of_the_pair_is_restricted(
     sign_in(qtbot, window)
     dialog = open_duplicates(qtbot, window)
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
-    qtbot.waitUntil(dialog.restricted_warning.isVisible, timeout=5_000)
-    assert dialog.restricted_warning.text().startswith(
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Restricted:"), timeout=5_000)
+    assert dialog.status.text().startswith(
         f"Restricted: chart OKAFUR, Chinedu ({second}) is restricted. The merged chart will "
         "be restricted too"
     )
+    assert dialog.keep_first.text().startswith("Keep OKAFOR, Chinedu, MRN MRN-1003")
+    assert "restricted" not in dialog.keep_first.text()
+    assert dialog.keep_second.text().endswith(" (restricted chart)")
     QTest.keyClicks(dialog.reason, "same person, registered twice")
     QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)  # keeps the open one
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
