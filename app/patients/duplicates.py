@@ -27,16 +27,21 @@ from app.patients.dialog import RecordsProvider
 from app.review_list import OneWrite, ReviewTable, counted
 from app.widgets import dialog_layout, keep_min_height_for_width
 from core.records.changeset import Changes
+from core.records.chart_access import is_restricted, merge_warning
 from core.records.merges import DuplicatePair, Merge, Merges
 from core.records.models import Patient, PatientSummary
 
 # Read on the worker: the likely pairs, the merges made, both charts of each merge by id,
-# and the pairs' charts by id (their phone and registration time tell two namesakes apart).
+# the pairs' charts by id (their phone and registration time tell two namesakes apart),
+# what merging each pair does to who may read it (by the pair's ids; none: no restriction)
+# and the pairs' charts that are restricted.
 Found = tuple[
     list[DuplicatePair],
     list[tuple[PatientSummary, Merge]],
     dict[str, Patient],
     dict[str, Patient],
+    dict[tuple[str, str], str],
+    set[str],
 ]
 
 
@@ -124,6 +129,12 @@ class DuplicatesDialog(QDialog):
         self.select_hint = QLabel("Select a pair above to merge it.")
         self.select_hint.setObjectName("hint")
         self._charts: dict[str, Patient] = {}
+        # A restricted chart in the selected pair is said before anyone merges it: its Keep
+        # choice says "restricted chart", and the outcome line what the merge does (a line
+        # of its own did not fit a 1024x740 screen).
+        self._warnings: dict[tuple[str, str], str] = {}
+        self._restricted: set[str] = set()
+        self._shown = ""  # the outcome line's own text, while no warning stands in it
         self.reason = QLineEdit()
         self.reason.setObjectName("mergeReason")
         self.reason.setPlaceholderText("Why they are one person (required)")
@@ -184,7 +195,14 @@ class DuplicatesDialog(QDialog):
             pairs = merges.candidates()
             ids = {p.id for pair in pairs for p in (pair.first, pair.second)}
             charts = {pid: merges.records.get_patient(pid) for pid in ids}
-            return pairs, done, names, charts
+            warnings = {
+                (pair.first.id, pair.second.id): merge_warning(
+                    merges.records, pair.first.id, pair.second.id
+                )
+                for pair in pairs
+            }
+            closed = {pid for pid in ids if is_restricted(merges.records.db, pid)}
+            return pairs, done, names, charts, {k: w for k, w in warnings.items() if w}, closed
 
         self._operations.read(self.READ, read, self._arrived, self._failed)
 
@@ -193,8 +211,10 @@ class DuplicatesDialog(QDialog):
             self.refresh()
 
     def _arrived(self, found: Found) -> None:
-        pairs, merges, names, charts = found
+        pairs, merges, names, charts, warnings, restricted = found
         self._charts = charts
+        self._warnings = warnings
+        self._restricted = restricted
 
         def merged_row(entry: tuple[PatientSummary, Merge]) -> tuple[str, ...]:
             duplicate, merge = entry
@@ -210,13 +230,13 @@ class DuplicatesDialog(QDialog):
                                            self._described(p.second)))  # fmt: skip
         count = counted(len(pairs), "possible duplicate", "No likely duplicates.")
         merged = "" if merges else " No merged charts."
-        self.status.setText(f"{self._outcome} {count}{merged}".strip())
+        self._set_status(f"{self._outcome} {count}{merged}".strip())
         if pairs and not self.table.selectionModel().selectedRows():
             self.table.selectRow(0)
         self._selection_changed()
 
     def _failed(self, exc: Exception) -> None:
-        self.status.setText(describe_error(exc))
+        self._set_status(describe_error(exc))
 
     def _described(self, p: PatientSummary) -> str:
         chart = self._charts.get(p.id)
@@ -232,10 +252,21 @@ class DuplicatesDialog(QDialog):
             (self.keep_first, pair and pair.first),
             (self.keep_second, pair and pair.second),
         ):
-            button.setText(f"Keep {self._described(p)}" if p else "Keep")
+            closed = " (restricted chart)" if p and p.id in self._restricted else ""
+            button.setText(f"Keep {self._described(p)}{closed}" if p else "Keep")
             button.setVisible(p is not None)
         self.select_hint.setVisible(pair is None)
+        self._set_status(self._shown)
         self._update_buttons()
+
+    def _set_status(self, text: str) -> None:
+        """The outcome line: ``text``, or while the selected pair holds a restricted
+        chart, what merging it does (``text`` shows again once another pair is chosen)."""
+        self._shown = text
+        self.status.setText(self._warning(self.selected()) or text)
+
+    def _warning(self, pair: DuplicatePair | None) -> str:
+        return "" if pair is None else self._warnings.get((pair.first.id, pair.second.id), "")
 
     def _update_buttons(self) -> None:
         idle = not self._write.busy
@@ -277,9 +308,11 @@ class DuplicatesDialog(QDialog):
         if gone == kept:  # namesakes: which went where, as the pair's row shows them
             gone, kept = self._described(go), self._described(keep)
 
+        restricted = " It is a restricted chart now." if self._warning(pair) else ""
+
         def merged(_: Merge) -> None:
             self.reason.clear()
-            self._said(f"Merged: the records of {gone} now show on {kept}.")
+            self._said(f"Merged: the records of {gone} now show on {kept}.{restricted}")
 
         label = "merge duplicate patients"
         self._write.run(lambda: Merges(records()).merge(go.id, keep.id, reason), merged, label)
@@ -304,4 +337,4 @@ class DuplicatesDialog(QDialog):
     def _said(self, outcome: str) -> None:
         # Kept: the change broadcast refreshes the list at once, which rewrites the status.
         self._outcome = outcome
-        self.status.setText(outcome)
+        self._set_status(outcome)

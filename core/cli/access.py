@@ -39,6 +39,12 @@ def describe(access: ca.ChartAccess) -> str:
         else ("not restricted: every clinician and nurse")
     )
     lines = [f"Chart of {p.display_name} ({p.id}): {state} may read its clinical data."]
+    if access.restricted_by:  # a merged chart: restricted by the charts it holds
+        lines.append(
+            "Restricted by the merged chart(s) "
+            + ", ".join(access.restricted_by)
+            + ": its care team is those on the care team of every one of them."
+        )
     if access.care_team:
         lines.append("Care team:")
         for m in access.care_team:

@@ -8,6 +8,7 @@ from typing import NoReturn
 from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.allergy_status import AllergyState, allergy_state
+from core.records.chart_access import is_restricted, merge_warning
 from core.records.clinic import patient_value
 from core.records.duplicates import DuplicatePatientError, describe
 from core.records.edit_base import ChangedField, ChangedSinceOpened
@@ -100,6 +101,10 @@ def run(ctx: Context) -> int:
             extra = ", ".join(x for x in (a.reaction, a.severity) if x)
             lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
         shown = chart.to_dict()
+        # Restricted when it or any chart merged into it is (core/records/chart_access.py).
+        shown["restricted"] = is_restricted(records.db, p.id)
+        if shown["restricted"]:
+            lines.insert(1, "  restricted chart: only its care team reads clinical records")
         merges = Merges(records).merged_from(p.id)
         if merges:  # the duplicates whose records this chart gathers, as they stand now
             shown["merged_from"] = [{**d.to_dict(), "merge": m.to_dict()} for d, m in merges]
@@ -126,13 +131,22 @@ def run(ctx: Context) -> int:
         ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
     elif args.action == "duplicates":
         pairs = Merges(records).candidates()
+        # Said of each pair: merging a restricted chart keeps the merged chart restricted.
+        said = [(pair, merge_warning(records, pair.first.id, pair.second.id)) for pair in pairs]
         ctx.emit(
-            {"pairs": [pair.to_dict() for pair in pairs]},
-            "\n".join(describe_pair(pair) for pair in pairs) or "No likely duplicates.",
+            {"pairs": [{**pair.to_dict(), **({"warning": w} if w else {})} for pair, w in said]},
+            "\n".join(describe_pair(pair) + (f"\n  {w}" if w else "") for pair, w in said)
+            or "No likely duplicates.",
         )
     elif args.action == "merge":
+        # Said before the merge's state changes it: which chart was restricted.
+        warning = merge_warning(records, args.duplicate, args.into)
         done = Merges(records).merge(args.duplicate, args.into, args.reason)
-        ctx.emit(done.to_dict(), f"Merged {done.duplicate} into {done.survivor}")
+        shown = {**done.to_dict(), "restricted": is_restricted(records.db, done.survivor)}
+        if warning:
+            shown["warning"] = warning
+        text = f"Merged {done.duplicate} into {done.survivor}"
+        ctx.emit(shown, f"{text}\n{warning}" if warning else text)
     elif args.action == "unmerge":
         undone = Merges(records).unmerge(args.id)
         ctx.emit(

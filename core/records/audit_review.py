@@ -118,6 +118,11 @@ class AuditRow:
         if self.entity == "patient":
             return self.entity_id
         value = self.details.get("patient")
+        if not value and self.entity == "relation":
+            # A chart's restriction or care team: entries written before they carried
+            # "patient" name the chart only as the tuple's object.
+            obj = str(self.details.get("object") or "")
+            value = obj[len("patient:") :] if obj.startswith("patient:") else None
         return str(value) if value else None
 
     @property
@@ -259,12 +264,16 @@ def _where(f: AuditFilter) -> tuple[str, list[Any]]:
         records = " UNION ".join(
             f"SELECT id FROM {t} WHERE patient_id = ?" for t in _chart_tables()
         )
+        # A chart's restriction and care team (access.grant / access.revoke) name it as
+        # the tuple's object: entries older than their "patient" detail are found so too.
         clauses.append(
             "((entity = 'patient' AND entity_id = ?) "
             "OR json_extract(details, '$.patient') = ? "
+            "OR (entity = 'relation' AND json_extract(details, '$.object') = ?) "
             f"OR entity_id IN ({records}))"
         )
-        params += [f.patient, f.patient, *([f.patient] * len(_chart_tables()))]
+        params += [f.patient, f.patient, "patient:" + f.patient]
+        params += [f.patient] * len(_chart_tables())
     if f.user:
         # A failed sign-in is recorded by no one, naming the account tried.
         clauses.append("(actor = ? OR (action = 'user.sign_in_failed' AND entity_id = ?))")

@@ -23,7 +23,8 @@ from typing import Any
 
 from core.authz.engine import Engine
 from core.authz.model import AuthorizationModel, load_clinic_model
-from core.authz.tuples import MemoryTuples
+from core.authz.tuples import MemoryTuples, TupleReader
+from core.records import merged
 from core.records.errors import NotAllowedError
 from core.records.permissions import (
     CLINIC_OBJECT,
@@ -61,14 +62,73 @@ def subject_of(actor: str) -> str:
     return actor if actor.startswith(USER_PREFIX) else USER_PREFIX + actor
 
 
+def chart_objects(db: Database | Transaction, obj: str) -> list[str]:
+    """The objects a permission on ``obj`` is checked on: for a patient, every patient
+    whose records its chart gathers (a merged chart: the survivor and each duplicate merged
+    into it, ``merged.chart_ids``); otherwise ``obj`` itself.
+
+    A merged chart shows every member's records, so holding a permission on it means
+    holding it on every member: the merged chart is restricted if any member is, and its
+    care team is the people on the care team of every restricted member (the
+    intersection). A union would hand a restricted chart's notes to the other chart's care
+    team (or, when the other chart is unrestricted, to every clinician and nurse) just
+    because two registrations were merged; the intersection only ever narrows. Membership
+    comes from the derived ``patients`` table (the replicated ``merged_into`` registers),
+    so every replica holding the same records decides alike, whichever order they arrived in.
+    """
+    if not obj.startswith(PATIENT_PREFIX):
+        return [obj]
+    members = merged.chart_ids(db, obj[len(PATIENT_PREFIX) :])
+    return [PATIENT_PREFIX + m for m in members]
+
+
+class ChartTuples:
+    """A tuple reader for one merged chart: a break-glass grant on any of its members counts
+    on each (the person broke the glass on the chart they saw, which holds them all);
+    every other tuple is the member's own."""
+
+    def __init__(self, inner: TupleReader, members: list[str]) -> None:
+        self.inner = inner
+        self.members = members
+
+    def read(self, object: str, relation: str) -> list[str]:
+        """Subjects of ``object#relation`` (break-glass: of every member's)."""
+        if relation == "break_glass" and object in self.members:
+            found = [s for m in self.members for s in self.inner.read(m, relation)]
+            return list(dict.fromkeys(found))
+        return list(self.inner.read(object, relation))
+
+    def token(self) -> Mapping[str, int]:
+        """The inner reader's version vector."""
+        return self.inner.token()
+
+
+def _engine(db: Database | Transaction, members: list[str]) -> Engine:
+    tuples: TupleReader = StoreTuples(db)
+    if len(members) > 1:
+        tuples = ChartTuples(tuples, members)
+    return model_engine().with_tuples(tuples)
+
+
 def allowed(db: Database | Transaction, actor: str, permission: str, obj: str) -> bool:
-    """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now."""
-    return model_engine().with_tuples(StoreTuples(db)).check(obj, permission, subject_of(actor))
+    """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now (on a merged
+    chart: on every chart it holds, :func:`chart_objects`)."""
+    members = chart_objects(db, obj)
+    engine = _engine(db, members)
+    subject = subject_of(actor)
+    return all(engine.check(m, permission, subject) for m in members)
 
 
 def permitted(db: Database | Transaction, actor: str, obj: str) -> frozenset[str]:
-    """Every permission ``actor`` holds on ``obj`` (what the screens enable)."""
-    return model_engine().with_tuples(StoreTuples(db)).permitted(obj, subject_of(actor))
+    """Every permission ``actor`` holds on ``obj`` (what the screens enable; on a merged
+    chart, those held on every chart it holds)."""
+    members = chart_objects(db, obj)
+    engine = _engine(db, members)
+    subject = subject_of(actor)
+    held = engine.permitted(members[0], subject)
+    for m in members[1:]:
+        held &= engine.permitted(m, subject)
+    return held
 
 
 def patient_of(

@@ -9,6 +9,12 @@ care team matters only while the chart is restricted (the clinic schema,
 core/authz/clinic.fga). Changing either needs ``manage_access`` on the chart (a clinician
 with access to it, or an admin): the write gate checks ``access.grant`` /
 ``access.revoke`` (core/records/permissions.py).
+
+A merged chart (core/records/merged.py) is restricted when any chart it holds is, and its
+care team is the people on the care team of every restricted one (the intersection:
+``authorize.chart_objects`` says why). Changes act on the whole merged chart: restricting
+writes the survivor's flag, lifting the restriction lifts every member's, and adding or
+removing a person does so on every member, so the care team shown is the one that counts.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.authz.tuples import RelationTuple
-from core.records import authorize
+from core.records import authorize, merged
 from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.errors import NotFoundError, ValidationError
@@ -59,6 +65,9 @@ class ChartAccess:
     patient: Patient
     restricted: bool
     care_team: tuple[TeamMember, ...]
+    # A merged chart: the ids of the charts it holds that are restricted (the survivor's
+    # own included), when that is not just the survivor itself.
+    restricted_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """For ``--json``."""
@@ -66,6 +75,7 @@ class ChartAccess:
             "patient_id": self.patient.id,
             "patient": self.patient.display_name,
             "restricted": self.restricted,
+            "restricted_by": list(self.restricted_by),
             "care_team": [m.to_dict() for m in self.care_team],
         }
 
@@ -78,31 +88,56 @@ def _object(patient_id: str) -> str:
     return PATIENT_PREFIX + patient_id
 
 
-def is_restricted(db: Database | Transaction, patient_id: str) -> bool:
-    """Whether the chart is restricted (for the chart header's marker; no check: whoever
-    opened the chart may know it)."""
-    return bool(
-        db.query(
-            "SELECT 1 FROM relations WHERE object = ? AND relation = 'restricted' "
-            "AND subject = ? AND granted = 1",
-            (_object(patient_id), WILDCARD),
-        )
+def restricted_members(db: Database | Transaction, patient_id: str) -> list[str]:
+    """The charts held by ``patient_id``'s chart (itself, or every chart merged with it)
+    that are restricted."""
+    members = merged.chart_ids(db, patient_id)
+    marks = ", ".join("?" for _ in members)
+    rows = db.query(
+        f"SELECT object FROM relations WHERE object IN ({marks}) AND relation = 'restricted' "
+        "AND subject = ? AND granted = 1 ORDER BY object",
+        (*(_object(m) for m in members), WILDCARD),
     )
+    return [str(r[0])[len(PATIENT_PREFIX) :] for r in rows]
+
+
+def is_restricted(db: Database | Transaction, patient_id: str) -> bool:
+    """Whether the chart is restricted: it, or any chart merged with it (for the chart
+    header's marker; no check: whoever opened the chart may know it)."""
+    return bool(restricted_members(db, patient_id))
+
+
+def _team_names(records: ClinicRecords, members: list[str], restricted: list[str]) -> list[str]:
+    """The care team that counts: on a restricted chart, those on the care team of every
+    restricted member; otherwise (where it counts for nothing yet) anyone on any member's."""
+    teams = {
+        m: {
+            t.subject[len(USER_PREFIX) :]
+            for t in Access(records).explicit(_object(m))
+            if t.relation == "care_team" and t.subject.startswith(USER_PREFIX)
+        }
+        for m in members
+    }
+    if restricted:
+        names = set.intersection(*(teams[m] for m in restricted))
+    else:
+        names = set().union(*teams.values())
+    return sorted(names)
 
 
 def chart_access(records: ClinicRecords, patient_id: str) -> ChartAccess:
-    """The chart's flag and care team (NotFoundError for an unknown patient). Any staff
-    member may read it (``access.show``): who may read a chart is no clinical data."""
-    patient = records.get_patient(patient_id)
+    """The chart's flag and care team (NotFoundError for an unknown patient); for a merged
+    chart, of the whole chart (the module docstring). Any staff member may read it
+    (``access.show``): who may read a chart is no clinical data."""
+    records.get_patient(patient_id)
     records.require("access.show", patient_id)
-    tuples = Access(records).explicit(_object(patient_id))
-    restricted = any(t.relation == "restricted" and t.subject == WILDCARD for t in tuples)
+    db = records.db
+    patient = records.get_patient(merged.survivor(db, patient_id))
+    members = merged.chart_ids(db, patient_id)
+    restricted = restricted_members(db, patient_id)
     team: list[TeamMember] = []
     extra = extra_roles(records)
-    for t in tuples:
-        if t.relation != "care_team" or not t.subject.startswith(USER_PREFIX):
-            continue
-        name = t.subject[len(USER_PREFIX) :]
+    for name in _team_names(records, members, restricted):
         user = records.user(name)
         if user is None:
             team.append(TeamMember(name, "", (), False))
@@ -110,7 +145,16 @@ def chart_access(records: ClinicRecords, patient_id: str) -> ChartAccess:
             roles = all_roles(user.role, extra.get(name, []))
             team.append(TeamMember(name, user.full_name, roles, user.active))
     team.sort(key=lambda m: (m.full_name or m.username).lower())
-    return ChartAccess(patient, restricted, tuple(team))
+    shown = tuple(restricted) if restricted not in ([], [patient.id]) else ()
+    return ChartAccess(patient, bool(restricted), tuple(team), shown)
+
+
+def _grant_everywhere(records: ClinicRecords, patient_id: str, relation: str, name: str) -> None:
+    """``relation`` for user ``name`` on every chart ``patient_id``'s chart holds."""
+    for m in merged.chart_ids(records.db, patient_id):
+        t = RelationTuple(_object(m), relation, USER_PREFIX + name)
+        if t not in Access(records).explicit(_object(m)):
+            Access(records).grant(t)
 
 
 def set_restricted(records: ClinicRecords, patient_id: str, restricted: bool) -> ChartAccess:
@@ -127,12 +171,13 @@ def set_restricted(records: ClinicRecords, patient_id: str, restricted: bool) ->
             and me not in current.usernames()
             and authorize.allowed(records.db, me, "view_clinical", _object(patient_id))
         ):
-            Access(records).grant(RelationTuple(_object(patient_id), "care_team", USER_PREFIX + me))
-        t = RelationTuple(_object(patient_id), "restricted", WILDCARD)
+            _grant_everywhere(records, patient_id, "care_team", me)
         if restricted:
-            Access(records).grant(t)
-        else:
-            Access(records).revoke(t)
+            survivor = merged.survivor(records.db, patient_id)
+            Access(records).grant(RelationTuple(_object(survivor), "restricted", WILDCARD))
+        else:  # every restricted chart of a merged one: else it stays restricted
+            for m in restricted_members(records.db, patient_id):
+                Access(records).revoke(RelationTuple(_object(m), "restricted", WILDCARD))
     return chart_access(records, patient_id)
 
 
@@ -154,9 +199,7 @@ def add_to_care_team(records: ClinicRecords, patient_id: str, username: str) -> 
             f"{user.username!r} is deactivated: reactivate them before adding them to a care team",
         )
     if user.username not in current.usernames():
-        Access(records).grant(
-            RelationTuple(_object(patient_id), "care_team", USER_PREFIX + user.username)
-        )
+        _grant_everywhere(records, patient_id, "care_team", user.username)
     return chart_access(records, patient_id)
 
 
@@ -169,7 +212,10 @@ def remove_from_care_team(records: ClinicRecords, patient_id: str, username: str
             f"{name!r} is not on the care team of patient {patient_id} "
             f"({current.patient.display_name})"
         )
-    Access(records).revoke(RelationTuple(_object(patient_id), "care_team", USER_PREFIX + name))
+    for m in merged.chart_ids(records.db, patient_id):  # off every chart a merged one holds
+        t = RelationTuple(_object(m), "care_team", USER_PREFIX + name)
+        if t in Access(records).explicit(_object(m)):
+            Access(records).revoke(t)
     return chart_access(records, patient_id)
 
 
@@ -177,3 +223,27 @@ def active_staff(records: ClinicRecords) -> list[User]:
     """Active accounts, by full name: whom the app offers for a care team."""
     users = [u for u in records.users() if u.active]
     return sorted(users, key=lambda u: (u.full_name or u.username).lower())
+
+
+def merge_warning(records: ClinicRecords, first: str, second: str) -> str:
+    """What merging ``first`` and ``second`` (either way) does to who may read them, in
+    plain words; "" when neither chart (nor any chart merged into one) is restricted.
+
+    No check: whoever may review duplicates sees both names and who may read a chart is
+    no clinical data (``access.show``)."""
+    db = records.db
+    members = sorted({*merged.chart_ids(db, first), *merged.chart_ids(db, second)})
+    restricted = sorted({*restricted_members(db, first), *restricted_members(db, second)})
+    if not restricted:
+        return ""
+    names = [records.get_patient(m).display_name + f" ({m})" for m in restricted]
+    team = _team_names(records, members, restricted)
+    who = ", ".join(team) if team else "nobody (add people to the care team after merging)"
+    charts = (
+        "chart " + names[0] + " is" if len(names) == 1 else "charts " + ", ".join(names) + " are"
+    )
+    return (
+        f"Restricted: {charts} restricted. The merged chart will be restricted too: only "
+        f"those on the care team of every restricted chart in it ({who}), or who break the "
+        "glass, will read its clinical records."
+    )

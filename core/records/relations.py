@@ -101,6 +101,8 @@ class Access:
         entity = "user" if t.object == CLINIC_OBJECT else "relation"
         actor = self.records.actor
         details = {"object": t.object, "relation": t.relation, "subject": t.subject}
+        if t.object.startswith(PATIENT_PREFIX):  # the chart's history finds it by this
+            details["patient"] = t.object[len(PATIENT_PREFIX) :]
         with self.records.db.write(actor, action_for(t, granted), entity, rid, details) as tx:
             write_tuple(tx, actor, t, granted)
         return rid

@@ -92,6 +92,8 @@ def held_entries(
         if wanted.patient and not (
             (e.entity == "patient" and e.entity_id == wanted.patient)
             or e.details.get("patient") == wanted.patient
+            # A chart's restriction or care team, from before entries named the patient.
+            or (e.entity == "relation" and e.details.get("object") == "patient:" + wanted.patient)
         ):
             return False
         return (since is None or e.ts >= since) and (until is None or e.ts < until)

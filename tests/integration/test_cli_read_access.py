@@ -115,3 +115,36 @@ def test_the_conflict_inbox_shows_neither_the_values_nor_the_chart(
     code, out, err = run_as(data, who, "conflicts", "resolve", conflict["id"], "--value", "x")
     assert code != 0 and out == ""
     assert "can open this conflict" in err and pid not in err
+
+
+def test_a_restricted_chart_merged_into_a_new_registration_stays_restricted(
+    tmp_path: Path,
+) -> None:
+    """Tester report E1 through real processes: the restricted chart merged into a new,
+    unrestricted registration of the person (the new one kept). The duplicates list and the
+    merge say which chart is restricted; the survivor shows as restricted and a nurse off
+    the care team reads neither its allergies nor its notes, by either id."""
+    data = tmp_path / "merged"
+    old = make_staff_clinic(data)
+    visit = _ok(data, "doc", "visit", "start", old, "--reason", "HIV follow-up")["id"]
+    _ok(data, "doc", "note", "add", old, "--visit", visit, "--text", SECRET)
+    _ok(data, "doc", "access", "restrict", old)
+    new = _ok(data, "adm", "patient", "add", "--family", "Nakamura", "--given", "Kei",
+              "--birth-date", "1961-04-05", "--allow-duplicate")["id"]  # fmt: skip
+    [pair] = _ok(data, "adm", "patient", "duplicates")["pairs"]
+    assert f"chart NAKAMURA, Kei ({old}) is restricted" in pair["warning"]
+    merge = ("patient", "merge", old, "--into", new, "--reason", "registered twice")
+    text = careline(data, "--user", "adm", "--password-stdin", *merge, stdin=PASSWORD + "\n")
+    assert text.returncode == 0, text.stderr
+    assert f"Merged {old} into {new}" in text.stdout
+    assert "The merged chart will be restricted too" in text.stdout
+    for pid in (new, old):
+        shown = _ok(data, "nina", "patient", "show", pid)
+        assert shown["restricted"] is True and "allergies" not in shown
+        code, out, err = run_as(data, "nina", "note", "list", "--patient", pid)
+        assert code != 0 and SECRET not in out + err
+        assert "on the care team, for a restricted chart" in err
+    assert [a["substance"] for a in _ok(data, "doc", "patient", "show", new)["allergies"]] == [
+        "penicillin"
+    ]
+    assert _ok(data, "nina", "access", "show", new)["restricted_by"] == [old]

@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from app.patients.duplicates import DuplicatesDialog
+from core.records import chart_access
 from core.records.merges import Merges
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, PASSWORD, SMALL, WindowFactory, sign_in, wheel
@@ -21,12 +22,15 @@ from tests.ui.patients.conftest import add_namesakes, open_duplicates
 PAIRS, MERGED = 14, 14
 
 
-def _many_duplicates(ws: Workstation) -> None:
-    """PAIRS pairs still to review and MERGED merges made."""
+def _many_duplicates(ws: Workstation, restricted: bool = False) -> None:
+    """PAIRS pairs still to review and MERGED merges made (``restricted``: a chart of the
+    first pair restricted, so the dialog says so under it)."""
     ws.sign_in(ADMIN, PASSWORD)
     records = ws.records
     for i in range(PAIRS + MERGED):
         one, two = add_namesakes(records, f"Mwale{i:02d}", f"19{60 + i}-02-03")
+        if i == 0 and restricted:
+            chart_access.set_restricted(records, two.id, True)
         if i >= PAIRS:
             Merges(records).merge(two.id, one.id, f"same woman, new phone ({i})")
     ws.lock()
@@ -38,10 +42,11 @@ def _inside(child: QWidget, dialog: QWidget) -> QRect:
 
 
 @pytest.mark.usefixtures("small_screen")
+@pytest.mark.parametrize("restricted", [False, True], ids=["open", "restricted-pair"])
 def test_the_dialog_fits_a_1024x740_screen(
-    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, restricted: bool
 ) -> None:
-    _many_duplicates(clinic)
+    _many_duplicates(clinic, restricted)
     window = make_window(clinic)
     sign_in(qtbot, window)
     dialog = open_duplicates(qtbot, window)
@@ -50,9 +55,11 @@ def test_the_dialog_fits_a_1024x740_screen(
     qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == MERGED, timeout=10_000)
     dialog.merged_table.selectRow(0)
     QApplication.processEvents()
+    # The first pair is selected: a restricted chart in it is said in the outcome line.
+    assert dialog.status.text().startswith("Restricted:") == restricted
     shot = os.environ.get("CARELINE_SCREENSHOTS")
     if shot:
-        dialog.grab().save(str(Path(shot) / "duplicates-1024x740.png"))
+        dialog.grab().save(str(Path(shot) / f"duplicates-1024x740-{restricted}.png"))
     frame = dialog.frameGeometry()
     assert frame.width() <= SMALL.width() and frame.height() <= SMALL.height()
     _nothing_overlaps(dialog)

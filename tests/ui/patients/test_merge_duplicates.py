@@ -13,6 +13,7 @@ from app.chart.visit_view import local_time
 from app.chart.visits import VisitsSection
 from app.main import stylesheet
 from app.patients.duplicates import DuplicatesDialog
+from core.records import chart_access
 from core.records.merges import Merges
 from core.records.models import Patient
 from core.records.staff import Staff
@@ -228,3 +229,34 @@ def test_merged_namesakes_are_told_apart_in_merged_charts(
     assert dialog.status.text().startswith(
         f"Merged: the records of {cells[0]} now show on {cells[1]}."
     )
+
+
+def test_the_dialog_says_when_a_chart_of_the_pair_is_restricted(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Tester report E1: the restricted registration merged into the open one. The dialog
+    says so before the merge, and the kept chart shows the Restricted chart marker."""
+    first, second = _second_registration(clinic)
+    clinic.sign_in(ADMIN, PASSWORD)
+    chart_access.set_restricted(clinic.records, second, True)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    dialog = open_duplicates(qtbot, window)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Restricted:"), timeout=5_000)
+    assert dialog.status.text().startswith(
+        f"Restricted: chart OKAFUR, Chinedu ({second}) is restricted. The merged chart will "
+        "be restricted too"
+    )
+    assert dialog.keep_first.text().startswith("Keep OKAFOR, Chinedu, MRN MRN-1003")
+    assert "restricted" not in dialog.keep_first.text()
+    assert dialog.keep_second.text().endswith(" (restricted chart)")
+    QTest.keyClicks(dialog.reason, "same person, registered twice")
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)  # keeps the open one
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == 1, timeout=5_000)
+    assert "It is a restricted chart now." in dialog.status.text()
+    window.workspace.open_chart(first)
+    chart = window.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient is not None and chart.patient.id == first)
+    qtbot.waitUntil(chart.restricted_marker.isVisible, timeout=5_000)

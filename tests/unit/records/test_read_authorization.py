@@ -8,6 +8,10 @@ core/records (those made from a ``ClinicRecords``, and ``ClinicRecords`` itself)
 listed here as a refused read, a read that withholds the clinical part, a change (checked
 by the write gate: tests/unit/records/test_permission_matrix.py), or deliberately
 unchecked with the reason. A new method fails this test until someone decides which.
+
+Each read is tried on the restricted chart, and on a merged one: the restricted chart
+merged into an unrestricted registration of the same person (the survivor), which must
+stay as closed as the restricted chart was (tester report E1).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -27,6 +31,7 @@ from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError
 from core.records.medications import Medications
+from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.problems import Problems
 from core.records.visits import Visits
@@ -42,7 +47,9 @@ OUTSIDERS = ("desk", "nia")
 
 @dataclass(frozen=True)
 class Chart:
-    """A restricted chart (care team: ``doc``) holding one of everything clinical."""
+    """A restricted chart (care team: ``doc``) holding one of everything clinical; or the
+    chart it was merged into (``patient``, unrestricted itself) while its records stay on
+    their own patient (``own``)."""
 
     clinic: ClinicRecords
     patient: str
@@ -52,6 +59,7 @@ class Chart:
     problem: str
     medication: str
     grant: str  # a break-glass opening of it, by another nurse
+    own: str  # the patient the records were made on (``patient`` unless merged)
 
 
 def as_(chart: Chart, name: str) -> ClinicRecords:
@@ -59,13 +67,23 @@ def as_(chart: Chart, name: str) -> ClinicRecords:
     return ClinicRecords(chart.clinic.db, name)
 
 
-@pytest.fixture(scope="module")
-def chart() -> Iterator[Chart]:
+@pytest.fixture(scope="module", params=["restricted", "merged"])
+def chart(request: pytest.FixtureRequest) -> Iterator[Chart]:
     """Built once: the reads below change nothing but the audit log. Permissions are on
     while it is built (module fixtures run before the strict_authz marker turns them on)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(core.records.authorize, "ENFORCING", True)
-        yield _build()
+        built = _build()
+        yield _merged(built) if request.param == "merged" else built
+
+
+def _merged(chart: Chart) -> Chart:
+    """The restricted chart merged into a new, unrestricted registration of the person,
+    the new one kept (as the tester did): reads of the survivor gather its records."""
+    admin = as_(chart, "admin")
+    survivor = admin.add_patient("Secret", "Sam", "1970-01-01", allow_duplicate=True).id
+    Merges(as_(chart, "doc")).merge(chart.patient, survivor, "same person, registered twice")
+    return replace(chart, patient=survivor)
 
 
 def _build() -> Chart:
@@ -84,7 +102,9 @@ def _build() -> Chart:
     medication = Medications(doc).start(pid, {"name": "Biktarvy"})
     chart_access.set_restricted(doc, pid, True)
     grant = BreakGlass(ClinicRecords(clinic.db, "bea")).open(pid, "collapsed in waiting room")
-    return Chart(clinic, pid, visit.id, note.id, reading.id, problem.id, medication.id, grant.id)
+    return Chart(
+        clinic, pid, visit.id, note.id, reading.id, problem.id, medication.id, grant.id, pid
+    )
 
 
 Call = Callable[[ClinicRecords, Chart], object]
@@ -283,7 +303,7 @@ def test_a_refused_read_is_audited(chart: Chart) -> None:
     before = _refusals(chart)
     with pytest.raises(NotAllowedError):
         Notes(as_(chart, "desk")).get(chart.note)
-    assert _refusals(chart) == [*before, ("desk", chart.patient, "notes.list")]
+    assert _refusals(chart) == [*before, ("desk", chart.own, "notes.list")]
 
 
 def test_a_refused_read_inside_a_batch_is_still_audited(chart: Chart) -> None:
@@ -292,7 +312,7 @@ def test_a_refused_read_inside_a_batch_is_still_audited(chart: Chart) -> None:
     desk = as_(chart, "desk")
     with pytest.raises(NotAllowedError), desk.db.batch():
         Visits(desk).get(chart.visit)
-    assert _refusals(chart) == [*before, ("desk", chart.patient, "visits.list")]
+    assert _refusals(chart) == [*before, ("desk", chart.own, "visits.list")]
 
 
 def _refusals(chart: Chart) -> list[tuple[str, str, str]]:
