@@ -100,6 +100,38 @@ def test_an_admin_marks_break_glass_openings_reviewed(
     assert _texts(table, 0)[5] == "Waiting"
 
 
+def test_the_reviews_table_chooses_the_row_the_keyboard_is_on(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's E7: Down and Home on the table did not choose its only row, so Mark
+    reviewed stayed grey; only Space did. Reached by Tab, the table chooses the row the
+    keyboard is on; with none chosen, an arrow key or Home chooses it."""
+    _clinic_with_openings(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.reviews_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, BreakGlassReviewsDialog)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
+    dialog.show_all.setFocus()
+    QTest.keyClick(dialog.show_all, Qt.Key.Key_Tab)  # Mark reviewed is grey: the table next
+    assert dialog.focusWidget() is table
+    assert dialog.selected() is not None and dialog.review_button.isEnabled()
+    QTest.keyClick(table, Qt.Key.Key_Down)  # the arrows move the choice as usual
+    assert table.currentRow() == 1 and dialog.selected() is not None
+    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    table.setFocus()
+    for key in (Qt.Key.Key_Home, Qt.Key.Key_Down, Qt.Key.Key_Up):  # the only row, unchosen
+        table.clearSelection()
+        assert not dialog.review_button.isEnabled()
+        QTest.keyClick(table, key)
+        assert dialog.selected() is not None and dialog.review_button.isEnabled(), key
+
+
 def test_a_review_is_not_listed_as_work_under_break_glass(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
