@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QFocusEvent, QKeyEvent
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem
 
 from app.chart.cards import list_table
@@ -24,6 +25,39 @@ def counted(count: int, thing: str, none: str) -> str:
     return f"{count} {thing}{'s' if count != 1 else ''}." if count else none
 
 
+_MOVES = {Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End,
+          Qt.Key.Key_PageUp, Qt.Key.Key_PageDown}  # fmt: skip
+_REACHED = {Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
+            Qt.FocusReason.ShortcutFocusReason, Qt.FocusReason.OtherFocusReason}  # fmt: skip
+
+
+class _SelectsWhereTheKeyboardIs(QObject):
+    """The row the keyboard is on is the chosen row: reached by Tab, or moved in with the
+    arrow keys while nothing is chosen, the table chooses it. Qt put the keyboard on the
+    first row unchosen, and Down or Home on the only row (nowhere to move) chose nothing:
+    Mark reviewed stayed grey, only Space or a click chose it."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Choose the current row (the first, if none) on focus or on a move key while no
+        row is chosen; a move key so answered goes no further."""
+        kind = event.type()
+        if kind not in (QEvent.Type.FocusIn, QEvent.Type.KeyPress):
+            return False
+        table = watched
+        if not isinstance(table, QTableWidget) or table.rowCount() == 0:
+            return False
+        if table.selectionModel().hasSelection():
+            return False
+        row = table.currentRow() if table.currentRow() >= 0 else 0
+        if isinstance(event, QKeyEvent):
+            if event.key() in _MOVES:
+                table.selectRow(row)
+                return True
+        elif isinstance(event, QFocusEvent) and event.reason() in _REACHED:
+            table.selectRow(row)  # a click chooses its own row; a window coming back, none
+        return False
+
+
 class ReviewTable(Generic[T]):
     """A read-only table of items, one row each, and which one is selected."""
 
@@ -34,6 +68,7 @@ class ReviewTable(Generic[T]):
         rows = self.table.verticalHeader()
         rows.setMinimumSectionSize(rows.defaultSectionSize())
         rows.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.installEventFilter(_SelectsWhereTheKeyboardIs(self.table))
         self.items: list[T] = []
 
     def show(self, items: Sequence[T], cells: Callable[[T], Sequence[str]]) -> None:

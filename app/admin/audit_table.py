@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
 
-from app.chart.cards import list_table
+from app.chart.cards import columns_in_sight, list_table
 from core.records import merged
 from core.records.audit_review import AuditRow, patients_of
 from core.records.clinic import ClinicRecords
@@ -70,7 +70,11 @@ def audit_table(name: str, with_patient: bool) -> QTableWidget:
     """An empty table of audit entries (``with_patient``: a Patient column too)."""
     patient = ("Patient",) if with_patient else ()
     columns = ("When", "Person", "Workstation", "What", *patient, "Record", "Break-glass")
-    return list_table(columns, name)
+    table = list_table(columns, name)
+    # One line a row, every column in sight: long text ends in "…", whole in its tooltip.
+    table.setWordWrap(False)
+    columns_in_sight(table, short=(0, len(columns) - 1))
+    return table
 
 
 def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
@@ -91,6 +95,7 @@ def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, r.seq)
+            item.setToolTip(text)  # read whole where the column cuts it short
             if r.break_glass:
                 item.setForeground(BREAK_GLASS_COLOUR)
                 font = QFont(item.font())

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QCheckBox,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -49,10 +52,13 @@ from app.widgets import (
 )
 from app.worker import Job, Worker
 from core.crypto import sealed_file
+from core.crypto.errors import DecryptionError
 from core.crypto.kdf import Argon2Params
 from core.keys.errors import NoSlotError
+from core.records.errors import AuthenticationError, NotAllowedError, UnknownAccountError
 from core.records.workstation import Workstation
 from core.sync.backup import (
+    BackupError,
     BackupResult,
     RestoreResult,
     confirm_recovery_key,
@@ -84,6 +90,35 @@ def _path_row(edit: QLineEdit, choose: QPushButton) -> QWidget:
     layout.addWidget(edit, 1)
     layout.addWidget(choose)
     return row
+
+
+def answered_by_edit(message: QLabel, *fields: QWidget) -> None:
+    """The form's one ``message`` goes once the person changes a field it is about (as
+    :func:`show_field_message` recorded): typed, or set by Choose…, which types nothing."""
+
+    def changed(field: QWidget) -> None:
+        if field in (message.property("aboutFields") or ()):
+            message.hide()
+
+    for field in fields:
+        if isinstance(field, QLineEdit):
+            field.textChanged.connect(lambda _text, f=field: changed(f))
+        elif isinstance(field, QAbstractButton):
+            field.toggled.connect(lambda _on, f=field: changed(f))
+
+
+def show_field_message(form: QWidget, message: QLabel, text: str,
+                       about: Sequence[QWidget]) -> None:  # fmt: skip
+    """Show ``text`` in the form's one message; the keyboard goes to the first field it
+    is about, its text selected to type over (a refusal is answered where it was made)."""
+    message.setProperty("aboutFields", tuple(about))
+    message.setText(text)
+    message.show()
+    grow_to_fit(form)
+    if about:
+        about[0].setFocus(Qt.FocusReason.OtherFocusReason)
+        if isinstance(about[0], QLineEdit):
+            about[0].selectAll()
 
 
 class BackupDialog(TypedForm):
@@ -127,6 +162,8 @@ class BackupDialog(TypedForm):
         form.addRow("Passphrase", self.passphrase)
         form.addRow("Repeat", self.repeat)
         self.error = error_label()
+        answered_by_edit(self.error, self.path, self.passphrase, self.repeat,
+                         self.use_passphrase)  # fmt: skip
         self.outcome = paragraph("", "notice")
         self.outcome.hide()
         self.busy = busy_bar()
@@ -166,15 +203,17 @@ class BackupDialog(TypedForm):
         text = self.path.text().strip()
         passphrase: str | None = None
         if not text:
-            return self._show_error("Choose where to save the backup file.")
+            return self._show_error("Choose where to save the backup file.", self.path)
         if self.use_passphrase.isChecked():
             passphrase = self.passphrase.text()
             if len(passphrase) < sealed_file.MIN_PASSPHRASE:
                 return self._show_error(
-                    f"Choose a passphrase of at least {sealed_file.MIN_PASSPHRASE} characters."
+                    f"Choose a passphrase of at least {sealed_file.MIN_PASSPHRASE} characters.",
+                    self.passphrase,
                 )
             if passphrase != self.repeat.text():
-                return self._show_error("The two passphrases differ.")
+                return self._show_error("The two passphrases differ.", self.repeat,
+                                        self.passphrase)  # fmt: skip
         ws, actor, target = self._workstation, self._actor, Path(text)
         self.start_button.setEnabled(False)
         self.busy.show()
@@ -188,10 +227,10 @@ class BackupDialog(TypedForm):
         """Typed and not yet handed over (a running backup finishes on the worker)."""
         return self._job is None and super().has_changes()
 
-    def _show_error(self, text: str) -> None:
-        self.error.setText(text)
-        self.error.show()
-        grow_to_fit(self)
+    def _show_error(self, text: str, *about: QWidget) -> None:
+        """Show ``text``; the keyboard goes to the first of the fields it is about, and
+        editing any of them takes the message away."""
+        show_field_message(self, self.error, text, about)
 
     def _done(self, result: BackupResult) -> None:
         self._job = None
@@ -219,7 +258,10 @@ class BackupDialog(TypedForm):
         self._job = None
         self.busy.hide()
         self.start_button.setEnabled(True)
-        self._show_error(describe_error(exc))
+        field = {"target": self.path, "passphrase": self.passphrase}.get(
+            getattr(exc, "field", None) or ""
+        )
+        self._show_error(describe_error(exc), *([field] if field is not None else []))
 
     def done(self, result: int) -> None:
         """Close; the backup, if running, finishes on the worker (its file appears whole
@@ -325,6 +367,8 @@ class RestoreDialog(TypedForm):
         form.addRow("Administrator", self.username)
         form.addRow("Their password", self.password)
         self.error = error_label()
+        answered_by_edit(self.error, self.backup, self.folder, self.with_recovery,
+                         self.secret, self.username, self.password)  # fmt: skip
         self.outcome = paragraph("", "notice")
         self.outcome.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.outcome.hide()
@@ -394,10 +438,9 @@ class RestoreDialog(TypedForm):
             return
         self.error.hide()
         fields = (self.backup, self.folder, self.secret, self.username, self.password)
-        if any(not f.text().strip() for f in fields):
-            self.error.setText("Fill in every field.")
-            self.error.show()
-            grow_to_fit(self)
+        empty = [f for f in fields if not f.text().strip()]
+        if empty:
+            show_field_message(self, self.error, "Fill in every field.", empty)
             return
         backup, folder = Path(self.backup.text().strip()), Path(self.folder.text().strip())
         kind = "recovery" if self.with_recovery.isChecked() else "passphrase"
@@ -457,9 +500,25 @@ class RestoreDialog(TypedForm):
         self.busy.hide()
         self.start_button.setEnabled(True)
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(True)
-        self.error.setText(describe_error(exc))
-        self.error.show()
-        grow_to_fit(self)
+        show_field_message(self, self.error, describe_error(exc), self._fields_of_failure(exc))
+
+    def _fields_of_failure(self, exc: Exception) -> list[QWidget]:
+        """The fields a refused restore is about, the one to correct first: the backup
+        file, the folder, the key or passphrase (or which of the two it is), the
+        administrator or their password (none: no one field)."""
+        secret: list[QWidget] = [self.secret, self.with_recovery]
+        if isinstance(exc, BackupError):
+            about: dict[str, list[QWidget]] = {
+                "path": [self.backup], "data_dir": [self.folder], "secret": secret,
+            }  # fmt: skip
+            return about.get(exc.field or "", [])
+        if isinstance(exc, DecryptionError):  # the key or passphrase does not open it
+            return secret
+        if isinstance(exc, UnknownAccountError | NotAllowedError):
+            return [self.username]
+        if isinstance(exc, AuthenticationError):
+            return [self.password]
+        return []
 
     def done(self, code: int) -> None:
         """Closed. Once the person confirmed storing the key shown, it goes in force.

@@ -9,7 +9,7 @@ the button only to people holding ``manage_access`` there, to spare others a ref
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
@@ -38,6 +38,14 @@ from core.records.models import Patient, User
 def role_words(role: str) -> str:
     """``front_desk`` -> ``front desk``."""
     return role.replace("_", " ")
+
+
+def person_text(full_name: str, username: str, roles: Iterable[str]) -> str:
+    """``Ada Admin (admin) — admin, clinician``: the person, their user name in brackets,
+    their roles after a dash (in one bracket, a user name like a role read as that role
+    said twice)."""
+    who = f"{full_name} ({username})" if full_name and full_name != username else username
+    return f"{who} — {', '.join(role_words(r) for r in roles)}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class ChartAccessDialog(TypedForm):
         self._records = records
         self._patient_id = patient.id
         self._view: AccessView | None = None
+        self._read_once = False
         self._busy = False
         self._job: Job[ca.ChartAccess] | None = None
         self.setObjectName("chartAccessDialog")
@@ -182,10 +191,9 @@ class ChartAccessDialog(TypedForm):
         self.restricted.setChecked(access.restricted)
         self.team.clear()
         for m in access.care_team:
-            roles = ", ".join(role_words(r) for r in m.roles)
-            text = f"{m.full_name or m.username} ({m.username}, {roles})"
+            text = person_text(m.full_name, m.username, m.roles)
             if not m.active:
-                text += " — deactivated"
+                text += " (deactivated)"
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, m.username)
             self.team.addItem(item)
@@ -193,7 +201,7 @@ class ChartAccessDialog(TypedForm):
         self.person.clear()
         for user in view.staff:
             if user.username not in on_team:
-                label = f"{user.full_name or user.username} ({role_words(user.role)})"
+                label = person_text(user.full_name, user.username, [user.role])
                 self.person.addItem(label, user.username)
         self.person.setCurrentIndex(-1)
         self.person.setEditText("")
@@ -204,7 +212,13 @@ class ChartAccessDialog(TypedForm):
         else:
             hint = "The care team counts once the chart is restricted."
         self.team_hint.setText(hint)
+        first_read = not self._read_once
+        self._read_once = True
         self._update_buttons()
+        if first_read or (self.team.hasFocus() and self.team.count() == 0):
+            # The keyboard starts on the first control there is to use (until the read
+            # arrived, the list was the only one enabled and kept it, showing nothing).
+            self.restricted.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _failed(self, exc: Exception) -> None:
         self._busy = False
@@ -215,6 +229,11 @@ class ChartAccessDialog(TypedForm):
 
     def _update_buttons(self) -> None:
         ready = self._view is not None and not self._busy
+        # An empty care team is nothing to Tab to (Space there did nothing, and it showed
+        # no focus); with people on it, Tab reaches it to choose one to remove.
+        self.team.setFocusPolicy(
+            Qt.FocusPolicy.StrongFocus if self.team.count() else Qt.FocusPolicy.NoFocus
+        )
         self.restricted.setEnabled(ready)
         self.person.setEnabled(ready and self.person.count() > 0)
         self.add_button.setEnabled(ready and self.person.count() > 0)

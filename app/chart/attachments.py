@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -49,6 +49,7 @@ from app.widgets import (
     action_buttons,
     dialog_layout,
     error_label,
+    fit_to_screen,
     form_layout,
     ignore_wheel,
 )
@@ -208,7 +209,13 @@ class ImageViewer(QDialog):
         scroll.setWidget(self.image)
         layout = QVBoxLayout(self)
         layout.addWidget(scroll)
-        self.resize(min(pixmap.width() + 40, 1000), min(pixmap.height() + 40, 800))
+        # The image's size with the frame and margins around it, so no scroll bar cuts into
+        # an image that fits (a fixed 40 pixels did not); at most the screen's available
+        # room, where a larger image scrolls.
+        m, frame = layout.contentsMargins(), 2 * scroll.frameWidth()
+        around = QSize(m.left() + m.right() + frame, m.top() + m.bottom() + frame)
+        self.resize(self.image.sizeHint() + around)
+        fit_to_screen(self)
 
 
 class _DropArea(QWidget):

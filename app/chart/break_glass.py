@@ -102,6 +102,7 @@ class BreakGlassDialog(SavingDialog):
         self.reason.setTabChangesFocus(True)
         self.reason.setFixedHeight(80)
         self.errors["reason"] = error_label()
+        self.clears_on_edit([(self.reason, self.errors["reason"])])
         buttons, self.save_button = action_buttons(self, self.save, "Break the glass")
         self.first_field = self.reason
         reason_label = QLabel("Reason")

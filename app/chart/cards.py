@@ -4,6 +4,7 @@ filling it, and ``ListCard``: reading and showing a list of the patient's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from PySide6.QtCore import Qt
@@ -52,6 +53,25 @@ def list_table(columns: tuple[str, ...], name: str) -> QTableWidget:
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setStretchLastSection(True)
     return table
+
+
+def columns_in_sight(table: QTableWidget, short: Iterable[int]) -> None:
+    """Every column of ``table`` in sight at the table's width: the ``short`` ones (a time,
+    a date of birth, a yes) as wide as their contents, the others sharing what is left,
+    their long text cut short with "…" (the whole of it in the cell's tooltip). Sized to
+    their contents, a long column (what was done, a chart's details) pushed the rest off to
+    the right, reached only by scrolling sideways."""
+    header = table.horizontalHeader()
+    header.setStretchLastSection(False)
+    short = set(short)
+    for column in range(table.columnCount()):
+        mode = (
+            QHeaderView.ResizeMode.ResizeToContents
+            if column in short
+            else (QHeaderView.ResizeMode.Stretch)
+        )
+        header.setSectionResizeMode(column, mode)
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
 
 
 def card(title: str, *buttons: QWidget) -> tuple[QFrame, QVBoxLayout]:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets import ignore_wheel
+from app.widgets import fit_to_screen, ignore_wheel
 from core.errors import CarelineError
 
 ZOOM_STEP = 1.25
@@ -112,7 +112,10 @@ class PdfViewer(QDialog):
         layout.addWidget(self.view, 1)
         self._page_shown(0)
         self._show_zoom()
+        # A page's width and height where there is room; on a smaller screen (800 pixels
+        # high) the screen's available room, so the window's bottom is never off screen.
         self.resize(800, 900)
+        fit_to_screen(self)
 
     @property
     def page_count(self) -> int:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chart.cards import columns_in_sight
 from app.chart.visit_view import local_time
 from app.messages import describe_error
 from app.operations import Operations
@@ -100,6 +101,10 @@ class DuplicatesDialog(QDialog):
         self._merges: ReviewTable[tuple[PatientSummary, Merge]] = ReviewTable(
             self.MERGED_COLUMNS, "mergedTable"
         )
+        # The charts' details and the reason share the width (wrapping onto more lines),
+        # the date of birth, who and when as wide as they are: no column off to the right.
+        columns_in_sight(self._pairs.table, short=(0,))
+        columns_in_sight(self._merges.table, short=(2, 3))
         self._outcome = ""  # what the last merge, undo or dismissal did, kept over the refresh
         self.setObjectName("duplicatesDialog")
         self.setWindowTitle("Possible duplicates")

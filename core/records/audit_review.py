@@ -19,6 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import IO, Any
 
 from core.records import validation as v
+from core.records.break_glass_audit import worked_under
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.types import RECORD_TYPES
@@ -108,9 +109,9 @@ class AuditRow:
 
     @property
     def break_glass(self) -> str | None:
-        """The break-glass grant this was done under, or None."""
-        value = self.details.get("break_glass")
-        return str(value) if value else None
+        """The break-glass grant this was done under, or None (a review of an opening is
+        about a grant, not done under one)."""
+        return worked_under(self.action, self.details)
 
     @property
     def patient(self) -> str | None:

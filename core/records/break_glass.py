@@ -141,7 +141,9 @@ class BreakGlass:
             for field, value in values.items():
                 crdt.write(doc, field, value, hlc, actor)
 
-        details = {"break_glass": grant_id, "patient": grant.patient_id}
+        # The entry names the grant as its record; not as ``break_glass`` in its details,
+        # which marks work done under a grant (the reviewer holds none).
+        details = {"patient": grant.patient_id}
         with self.records.db.write(
             actor, "break_glass.review", BREAK_GLASS.name, grant_id, details
         ) as tx:

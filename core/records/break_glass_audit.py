@@ -137,6 +137,21 @@ def patient_of(tx: Database | Transaction, entity: str, entity_id: str) -> str |
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
+# Audited with the id of the grant they are about, but not done under it: a review is an
+# administrator's, who holds no grant. Entries stored before this release name the grant
+# as ``break_glass`` in their details, so readers ask :func:`worked_under`, not the key.
+ABOUT_A_GRANT = frozenset({"break_glass.review"})
+
+
+def worked_under(action: str, details: Any) -> str | None:
+    """The grant an audit entry's work was done under (its details' ``break_glass``), or
+    None: also for a review of an opening, which is about the grant, not under it."""
+    if action in ABOUT_A_GRANT or not isinstance(details, dict):
+        return None
+    value = details.get("break_glass")
+    return str(value) if value else None
+
+
 class Annotator:
     """Adds ``break_glass: <grant id>`` to the audit details of work done under a grant
     (installed on the database as its ``annotate_audit``)."""

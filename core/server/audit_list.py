@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.records.audit_review import AuditFilter, bound, describe
+from core.records.break_glass_audit import worked_under
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,12 @@ class HeldEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
-        return {**self.__dict__, "break_glass": self.details.get("break_glass")}
+        return {**self.__dict__, "break_glass": worked_under(self.action, self.details)}
 
     def line(self) -> str:
         """One line for people."""
-        extra = (
-            f"  [break-glass {self.details['break_glass']}]"
-            if self.details.get("break_glass")
-            else ""
-        )
+        grant = worked_under(self.action, self.details)
+        extra = f"  [break-glass {grant}]" if grant else ""
         return (
             f"{self.ts}  {self.source:<18} {self.actor:<14} {describe(self.action):<34} "
             f"{self.entity} {self.entity_id}{extra}"

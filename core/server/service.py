@@ -52,6 +52,7 @@ from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
 from core.records import op_trust, unknown
+from core.records.break_glass_audit import worked_under
 from core.records.clinic import ClinicRecords, new_id
 from core.records.models import User
 from core.records.permissions import CLINIC_OBJECT
@@ -1073,7 +1074,7 @@ def break_glass_event(device: Device, entry: AuditEntry) -> None:
         details = json.loads(entry.details)
     except ValueError:
         return
-    grant = details.get("break_glass") if isinstance(details, dict) else None
+    grant = worked_under(entry.action, details)  # a review is about a grant, not under it
     if not grant:
         return
     name = "break_glass.open" if entry.action == "break_glass.open" else "break_glass.access"

@@ -107,7 +107,13 @@ _OLD_IDENTITY_KEYS = ("op_signer", "op_chain", "server_credential", "lan_identit
 
 
 class BackupError(CarelineError):
-    """A backup or restore failed; the message names the problem and what was left."""
+    """A backup or restore failed; the message names the problem and what was left.
+    ``field``: the argument it is about, when one is ("target", "passphrase", "path",
+    "data_dir", "secret"): a form puts the keyboard there."""
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -211,14 +217,14 @@ def create_backup(
     timer), which the permission matrix is asked about first. ``target`` appears only once
     complete."""
     if target.exists():
-        raise BackupError(f"{target} already exists; choose a new file name")
+        raise BackupError(f"{target} already exists; choose a new file name", field="target")
     if passphrase is not None:
         try:
             sealed_file.check_new_passphrase(passphrase)
         except ValueError as exc:
-            raise BackupError(str(exc)) from None
+            raise BackupError(str(exc), field="passphrase") from None
     if not target.parent.is_dir():
-        raise BackupError(f"the folder {target.parent} does not exist")
+        raise BackupError(f"the folder {target.parent} does not exist", field="target")
     keys = ws.unlocked_keys
     chain = ws.keychain()
     slot = next((s for s in chain.slots if s.kind == "recovery"), None)
@@ -252,11 +258,13 @@ def create_backup(
         try:
             sealed_file.write_bundle_file(target, header, content_key, manifest, files)
         except BundleError as exc:
-            raise BackupError(f"cannot back up to {target}: {exc}") from None
+            raise BackupError(f"cannot back up to {target}: {exc}", field="target") from None
         except OSError as exc:
             # A full or vanished backup disk: said as such, not as an unexpected error
             # (nothing of the backup is left behind: write_bundle_file removes its part).
-            raise BackupError(f"cannot write the backup {target}: {_os_reason(exc)}") from None
+            raise BackupError(
+                f"cannot write the backup {target}: {_os_reason(exc)}", field="target"
+            ) from None
     except OSError as exc:
         raise BackupError(
             f"cannot prepare the backup in {ws.data_dir}: {_os_reason(exc)}"
@@ -327,7 +335,7 @@ def read_backup_header(path: Path) -> sealed_file.Header:
         with path.open("rb") as src:
             return sealed_file.read_header(src, f"backup {path}")
     except OSError as exc:
-        raise BackupError(f"cannot read backup {path}: {exc.strerror}") from None
+        raise BackupError(f"cannot read backup {path}: {exc.strerror}", field="path") from None
 
 
 def _content_key(header: sealed_file.Header, path: Path, kind: str, secret: str) -> bytearray:
@@ -336,7 +344,7 @@ def _content_key(header: sealed_file.Header, path: Path, kind: str, secret: str)
         try:
             raw = normalize_recovery_key(secret)
         except ValueError as exc:
-            raise BackupError(f"{exc}") from None
+            raise BackupError(f"{exc}", field="secret") from None
     else:
         raw = secret.encode("utf-8")
     return sealed_file.unwrap(header, kind, raw, where)
@@ -346,14 +354,16 @@ def _require_empty_target(data_dir: Path) -> None:
     if data_dir.is_symlink():
         raise BackupError(
             f"{data_dir} is a symbolic link: a backup is restored only into a new folder "
-            "(name the folder itself)"
+            "(name the folder itself)",
+            field="data_dir",
         )
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise BackupError(
-            f"{data_dir} is not an empty folder: a backup is restored only into a new one"
+            f"{data_dir} is not an empty folder: a backup is restored only into a new one",
+            field="data_dir",
         )
     if not data_dir.parent.is_dir():
-        raise BackupError(f"the folder {data_dir.parent} does not exist")
+        raise BackupError(f"the folder {data_dir.parent} does not exist", field="data_dir")
 
 
 SignIn = Callable[[Workstation], object]
@@ -383,7 +393,9 @@ def restore_backup(
     _require_empty_target(data_dir)
     header = read_backup_header(path)
     if header.kind != "workstation":
-        raise BackupError(f"backup {path} is a {header.kind} backup, not a workstation's")
+        raise BackupError(
+            f"backup {path} is a {header.kind} backup, not a workstation's", field="path"
+        )
     content_key = _content_key(header, path, secret_kind, secret)
     staging = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restoring-", dir=data_dir.parent))
     try:

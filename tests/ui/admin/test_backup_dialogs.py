@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from app.admin import backup as backup_module
@@ -178,6 +179,83 @@ def test_a_typed_backup_form_asks_before_it_is_dropped_and_a_saved_one_closes_at
     QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
     answer_discard_by_keyboard(qtbot, restore)
     qtbot.waitUntil(lambda: tools.dialog is None)
+
+
+def test_a_refused_backup_puts_the_keyboard_in_the_field_and_choose_answers_the_path(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tester's E5: "The folder … does not exist." stayed after Choose… put another
+    file in the box, and after a refused passphrase the keyboard stayed in Repeat. Each
+    refusal puts the keyboard in the field to correct; changing that field, by typing or
+    by Choose…, takes the message away."""
+    signed_in.backups.backup_action.trigger()
+    dialog = signed_in.backups.dialog
+    assert isinstance(dialog, BackupDialog)
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
+    dialog.path.setFocus()
+    QTest.keyClicks(dialog.path, str(tmp_path / "no such folder" / "b.clbackup"))
+    QTest.keyClick(dialog.path, Qt.Key.Key_Tab)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Space)
+    QTest.keyClick(dialog.use_passphrase, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.passphrase, "too short")
+    QTest.keyClick(dialog.passphrase, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.repeat, "too short")
+    QTest.keyClick(dialog.repeat, Qt.Key.Key_Return)
+    assert dialog.error.isVisible()
+    assert dialog.error.text().startswith("Choose a passphrase of at least 12 characters")
+    assert dialog.passphrase.hasFocus() and dialog.passphrase.selectedText() == "too short"
+    QTest.keyClicks(dialog.passphrase, PASSPHRASE)  # typed over: the message goes
+    assert not dialog.error.isVisible()
+    QTest.keyClick(dialog.passphrase, Qt.Key.Key_Return)
+    assert dialog.error.text() == "The two passphrases differ."
+    assert dialog.repeat.hasFocus()
+    QTest.keyClicks(dialog.repeat, PASSPHRASE)
+    assert not dialog.error.isVisible()
+    QTest.keyClick(dialog.repeat, Qt.Key.Key_Return)  # core refuses the missing folder
+    qtbot.waitUntil(dialog.error.isVisible, timeout=10_000)
+    assert "does not exist" in dialog.error.text()
+    qtbot.waitUntil(dialog.path.hasFocus, timeout=2_000)
+    chosen = tmp_path / "chosen.clbackup"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *_a, **_k: (str(chosen), ""))
+    QTest.mouseClick(dialog.choose_button, Qt.MouseButton.LeftButton)
+    assert dialog.path.text() == str(chosen)
+    assert not dialog.error.isVisible()
+
+
+def test_a_refused_restore_puts_the_keyboard_in_the_field_in_error(
+    qtbot: QtBot, signed_in: MainWindow, tmp_path: Path
+) -> None:
+    """A passphrase that does not open the backup is answered in the passphrase box (the
+    keyboard stayed in Their password, the last one typed in); an empty field is the one
+    the keyboard goes to."""
+    target = tmp_path / "now.clbackup"
+    _backup_via_dialog(qtbot, signed_in, target)
+    dialog = _open_restore(qtbot, signed_in)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
+    dialog.backup.setFocus()
+    QTest.keyClicks(dialog.backup, str(target))
+    QTest.keyClick(dialog.backup, Qt.Key.Key_Return)
+    assert dialog.error.text() == "Fill in every field."
+    assert dialog.folder.hasFocus()
+    QTest.keyClicks(dialog.folder, str(tmp_path / "restored"))
+    dialog.with_passphrase.setFocus()
+    QTest.keyClick(dialog.with_passphrase, Qt.Key.Key_Space)
+    dialog.secret.setFocus()
+    QTest.keyClicks(dialog.secret, "not the passphrase at all")
+    QTest.keyClick(dialog.secret, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.username, ADMIN)
+    QTest.keyClick(dialog.username, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.password, PASSWORD)
+    QTest.keyClick(dialog.password, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.error.isVisible, timeout=15_000)
+    assert "does not open" in dialog.error.text()
+    qtbot.waitUntil(dialog.secret.hasFocus, timeout=2_000)
+    QTest.keyClicks(dialog.secret, PASSPHRASE)  # typed over: the message goes
+    assert not dialog.error.isVisible()
+    assert not (tmp_path / "restored").exists()
 
 
 def test_a_saved_backup_leaves_only_close_and_return_closes_it(

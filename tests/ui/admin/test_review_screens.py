@@ -100,6 +100,87 @@ def test_an_admin_marks_break_glass_openings_reviewed(
     assert _texts(table, 0)[5] == "Waiting"
 
 
+def test_the_reviews_table_chooses_the_row_the_keyboard_is_on(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's E7: Down and Home on the table did not choose its only row, so Mark
+    reviewed stayed grey; only Space did. Reached by Tab, the table chooses the row the
+    keyboard is on; with none chosen, an arrow key or Home chooses it."""
+    _clinic_with_openings(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.reviews_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, BreakGlassReviewsDialog)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
+    dialog.show_all.setFocus()
+    QTest.keyClick(dialog.show_all, Qt.Key.Key_Tab)  # Mark reviewed is grey: the table next
+    assert dialog.focusWidget() is table
+    assert dialog.selected() is not None and dialog.review_button.isEnabled()
+    QTest.keyClick(table, Qt.Key.Key_Down)  # the arrows move the choice as usual
+    assert table.currentRow() == 1 and dialog.selected() is not None
+    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    table.setFocus()
+    for key in (Qt.Key.Key_Home, Qt.Key.Key_Down, Qt.Key.Key_Up):  # the only row, unchosen
+        table.clearSelection()
+        assert not dialog.review_button.isEnabled()
+        QTest.keyClick(table, key)
+        assert dialog.selected() is not None and dialog.review_button.isEnabled(), key
+
+
+def test_a_review_is_not_listed_as_work_under_break_glass(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's E3: the admin's review showed in red in the Audit log, counted in
+    "3 under break-glass", as if done under the grant; the reviewer held none. Neither a
+    review made now nor one stored before this release (its details naming the grant) is
+    marked; the nurse's work under her grants still is."""
+    garcia, okafor = _clinic_with_openings(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    tools = window.workspace.admin_tools
+    tools.reviews_action.trigger()
+    reviews = tools.dialog
+    assert isinstance(reviews, BreakGlassReviewsDialog)
+    table = reviews.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    first = table.item(1, 0)
+    assert first is not None
+    QTest.mouseClick(
+        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(first).center()
+    )
+    QTest.mouseClick(reviews.review_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    QTest.keyClick(reviews, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: tools.dialog is None, timeout=5_000)
+    # A review as earlier releases stored it: the grant named as ``break_glass``.
+    grant = clinic.database.query("SELECT id FROM break_glass WHERE patient_id = ?", (okafor,))
+    details = {"break_glass": grant[0][0], "patient": okafor}
+    with clinic.database.write(ADMIN, "break_glass.review", "break_glass", grant[0][0], details):
+        pass
+
+    dialog = open_audit_log(qtbot, window, more_than=5)
+    rows = [_texts(dialog.table, r) for r in range(dialog.table.rowCount())]
+    reviewed = [r for r, texts in enumerate(rows) if texts[3] == "Reviewed a break-glass opening"]
+    assert len(reviewed) == 2
+    for r in reviewed:
+        assert rows[r][6] == ""
+        assert not dialog.table.item(r, 0).font().bold()  # type: ignore[union-attr]
+    under = [texts[3] for texts in rows if texts[6] == "Yes"]
+    assert sorted(under) == sorted(
+        ["Broke the glass (emergency access)"] * 2 + ["Opened the chart"]
+    )
+    assert dialog.status.text() == f"{len(rows)} entries. 3 under break-glass (in red)."
+    stored = clinic.database.query(
+        "SELECT details FROM audit_log WHERE action = 'break_glass.review' ORDER BY seq"
+    )
+    assert json.loads(stored[0][0]) == {"patient": garcia}
+
+
 @pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_a_clinician_sees_no_review_screens(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory

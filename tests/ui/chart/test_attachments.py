@@ -20,7 +20,7 @@ from PySide6.QtGui import (
     QPdfWriter,
 )
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from app.chart.attachments import AttachmentsSection, ImageViewer
@@ -30,7 +30,7 @@ from app.main_window import MainWindow
 from core.records.workstation import Workstation
 from core.sync.attachments import NO_SERVER
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import answer_discard, asks_nothing, wheel
+from tests.ui.conftest import SMALL, answer_discard, asks_nothing, wheel
 from tests.ui.layout import rect_in
 
 MARKER = b"ATTACHMENT-UI-MARKER"
@@ -471,3 +471,43 @@ def test_add_file_says_everything_wrong_at_once_each_under_its_field(
     assert not errors["date"].isVisible()
     QTest.keyClick(dialog.date, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+
+
+def test_the_viewers_fit_the_screen_and_a_small_image_shows_whole(
+    qtbot: QtBot, signed_in: MainWindow, small_screen: None, tmp_path: Path
+) -> None:
+    """The tester's E6: the PDF viewer opened 800x900 on an 800-pixel-high screen (its
+    bottom off screen), and a 200x100 image opened in a 240x140 window, scroll bars
+    cutting into it. The PDF viewer fits the screen's available room; the image viewer
+    takes the image's size (up to the screen), no scroll bars."""
+    _, section = open_attachments(qtbot, signed_in)
+    add_and_select(qtbot, section, a_png(tmp_path / "small.png", 200, 100))
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: isinstance(section.viewer, ImageViewer), timeout=10_000)
+    image = section.viewer
+    assert isinstance(image, ImageViewer)
+    qtbot.waitExposed(image)
+    scroll = image.findChild(QScrollArea)
+    assert scroll is not None
+    assert not scroll.horizontalScrollBar().isVisible()
+    assert not scroll.verticalScrollBar().isVisible()
+    assert scroll.viewport().width() >= 200 and scroll.viewport().height() >= 100
+    image.close()
+    # A photo larger than the screen: the viewer fits the screen, and the photo scrolls.
+    add_and_select(qtbot, section, a_png(tmp_path / "large.png", 1000, 720))
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.viewer is not image, timeout=10_000)
+    large = section.viewer
+    assert isinstance(large, ImageViewer)
+    assert large.width() <= SMALL.width() and large.height() + 40 <= SMALL.height()
+    large.close()
+
+    pdf = tmp_path / "long.pdf"
+    a_pdf(pdf, 2)
+    add_and_select(qtbot, section, pdf)
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: isinstance(section.viewer, PdfViewer), timeout=10_000)
+    viewer = section.viewer
+    assert isinstance(viewer, PdfViewer)
+    room = SMALL.size()
+    assert viewer.width() <= room.width() and viewer.height() + 40 <= room.height()

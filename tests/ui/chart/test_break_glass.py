@@ -165,3 +165,28 @@ def test_break_glass_is_offered_only_on_a_chart_the_person_cannot_otherwise_read
     chart.load(patient.id)
     qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
     assert not offered(qtbot, chart)
+
+
+def test_the_reason_message_goes_as_soon_as_a_reason_is_typed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Break the glass with the reason empty, from the keyboard: "Reason is required." is
+    said under the box, and goes at the first letter typed into it (it stayed under the
+    filled box until the next save)."""
+    restrict_every_chart(clinic)
+    chart = open_first_chart(qtbot, signed_in)
+    qtbot.waitUntil(chart.break_glass.button.isVisible, timeout=5_000)
+    QTest.mouseClick(chart.break_glass.button, Qt.MouseButton.LeftButton)
+    dialog = chart.break_glass.dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.reason.hasFocus, timeout=5_000)
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Tab)
+    qtbot.waitUntil(dialog.save_button.hasFocus, timeout=5_000)
+    QTest.keyClick(dialog.save_button, Qt.Key.Key_Space)
+    message = dialog.errors["reason"]
+    qtbot.waitUntil(message.isVisible, timeout=5_000)
+    assert message.text() == "Reason is required."
+    QTest.mouseClick(dialog.reason, Qt.MouseButton.LeftButton)
+    QTest.keyClicks(dialog.reason, "Unconscious")
+    assert not message.isVisible()
+    assert clinic.database.query("SELECT count(*) FROM break_glass")[0][0] == 0

@@ -92,7 +92,7 @@ def test_a_clinician_restricts_a_chart_and_manages_its_care_team(
     )
     assert dialog.restricted.isChecked()
     # The clinician who restricted it is on its care team: she keeps reading it.
-    qtbot.waitUntil(lambda: team(dialog) == ["Dana Chen (doc, clinician)"], timeout=5_000)
+    qtbot.waitUntil(lambda: team(dialog) == ["Dana Chen (doc) — clinician"], timeout=5_000)
     qtbot.waitUntil(chart.restricted_marker.isVisible, timeout=5_000)
     assert chart.restricted_marker.text() == "Restricted chart"
     assert not chart.clinical_hidden.isVisible()
@@ -103,18 +103,18 @@ def test_a_clinician_restricts_a_chart_and_manages_its_care_team(
     assert dialog.chosen_username() == "nina"
     click(dialog.add_button)
     qtbot.waitUntil(lambda: len(team(dialog)) == 2, timeout=10_000)
-    assert "Nina Okafor (nina, nurse)" in team(dialog)
+    assert "Nina Okafor (nina) — nurse" in team(dialog)
     assert dialog.person.findData("nina") == -1  # no longer offered
     db = staffed.database
     assert chart_access.is_restricted(db, patient.id)
 
     # Remove her: select her row, then Remove.
-    row = team(dialog).index("Nina Okafor (nina, nurse)")
+    row = team(dialog).index("Nina Okafor (nina) — nurse")
     rect = dialog.team.visualItemRect(dialog.team.item(row))
     QTest.mouseClick(dialog.team.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert dialog.remove_button.isEnabled()
     click(dialog.remove_button)
-    qtbot.waitUntil(lambda: team(dialog) == ["Dana Chen (doc, clinician)"], timeout=10_000)
+    qtbot.waitUntil(lambda: team(dialog) == ["Dana Chen (doc) — clinician"], timeout=10_000)
     actions = db.query("SELECT action FROM audit_log WHERE action LIKE 'access.%' ORDER BY seq")
     assert [str(a) for (a,) in actions] == [
         "access.grant", "access.grant", "access.grant", "access.revoke"
@@ -155,7 +155,11 @@ def test_the_admin_is_offered_chart_access_with_every_active_staff_member(
     chart = open_first_chart(qtbot, window)
     dialog = open_access(qtbot, chart)
     staff = [dialog.person.itemText(i) for i in range(dialog.person.count())]
-    assert staff == [f"{ADMIN_NAME} (admin)", "Dana Chen (clinician)", "Nina Okafor (nurse)"]
+    assert staff == [
+        f"{ADMIN_NAME} ({ADMIN}) — admin",
+        "Dana Chen (doc) — clinician",
+        "Nina Okafor (nina) — nurse",
+    ]
 
 
 def test_an_admin_adds_herself_to_a_restricted_chart_and_it_opens_to_her(
@@ -172,7 +176,7 @@ def test_an_admin_adds_herself_to_a_restricted_chart_and_it_opens_to_her(
     dialog.person.setFocus()
     QTest.keyClicks(dialog.person, ADMIN_NAME)
     click(dialog.add_button)
-    qtbot.waitUntil(lambda: team(dialog) == [f"{ADMIN_NAME} ({ADMIN}, admin, clinician)"],
+    qtbot.waitUntil(lambda: team(dialog) == [f"{ADMIN_NAME} ({ADMIN}) — admin, clinician"],
                     timeout=10_000)  # fmt: skip
     # The chart behind the dialog re-reads who may see it: its clinical parts appear.
     qtbot.waitUntil(chart.allergy_card.isVisible, timeout=10_000)
@@ -209,3 +213,27 @@ def test_a_staff_member_typed_and_not_yet_added_is_not_dropped_unasked(
     QTest.keyClick(dialog.person, Qt.Key.Key_Escape)
     assert asks_nothing(dialog)
     qtbot.waitUntil(lambda: chart.access_dialog is None, timeout=5_000)
+
+
+def test_chart_access_opens_on_the_checkbox_and_an_empty_care_team_is_no_tab_stop(
+    qtbot: QtBot, staffed: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's E7: the dialog opened with the keyboard on the empty care-team list,
+    which showed no focus and did nothing with Space; two Shift+Tab reached the checkbox.
+    It opens on Restricted chart, Space ticks it, and Tab passes the empty list by; with
+    someone on the team, Tab reaches the list."""
+    window = make_window(staffed)
+    sign_in(qtbot, window, "doc")
+    chart = open_first_chart(qtbot, window)
+    dialog = open_access(qtbot, chart)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
+    qtbot.waitUntil(dialog.restricted.hasFocus, timeout=2_000)
+    QTest.keyClick(dialog.restricted, Qt.Key.Key_Tab)
+    assert dialog.focusWidget() is not dialog.team  # empty: nothing to choose there
+    dialog.restricted.setFocus()
+    QTest.keyClick(dialog.restricted, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: team(dialog) == ["Dana Chen (doc) — clinician"], timeout=10_000)
+    dialog.restricted.setFocus()
+    QTest.keyClick(dialog.restricted, Qt.Key.Key_Tab)
+    assert dialog.focusWidget() is dialog.team

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QRect
-from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
 
+from app.admin.audit_log import AuditLogDialog
 from app.main_window import MainWindow
 from app.patients.duplicates import DuplicatesDialog
 from core.records import chart_access
@@ -137,3 +138,44 @@ def test_the_other_review_dialogs_fit_a_1024x740_screen(
     for label in dialog.findChildren(QLabel):
         if label.isVisible() and label.wordWrap() and label.text():
             assert label.height() >= label.heightForWidth(label.width()), label.text()[:40]
+
+
+def _columns_in_sight(table: QTableWidget) -> None:
+    """Every column within the table's width: none reached only by scrolling sideways."""
+    last = table.columnCount() - 1
+    right = table.columnViewportPosition(last) + table.columnWidth(last)
+    assert right <= table.viewport().width(), f"{table.objectName()}: {right}"
+    assert table.horizontalScrollBar().maximum() == 0, table.objectName()
+    for column in range(table.columnCount()):
+        assert table.columnWidth(column) > 40, (table.objectName(), column)
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_the_audit_log_and_duplicates_show_every_column_at_1024_wide(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's E9: in the Audit log and Possible duplicates, Record, By, When and Why
+    were pushed off to the right by long What and chart columns. Every column is in sight;
+    a long cell is cut short with its whole text in the tooltip (the audit log) or wraps
+    onto more lines (the duplicates' charts)."""
+    _many_duplicates(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    dialog = open_duplicates(qtbot, window)
+    qtbot.waitExposed(dialog)
+    qtbot.waitUntil(lambda: dialog.merged_table.rowCount() == MERGED, timeout=10_000)
+    QApplication.processEvents()
+    for table in (dialog.table, dialog.merged_table):
+        _columns_in_sight(table)
+    dialog.reject()
+
+    tools = window.workspace.admin_tools
+    tools.show_audit_log()
+    log = tools.dialog
+    assert isinstance(log, AuditLogDialog)
+    qtbot.waitExposed(log)
+    qtbot.waitUntil(lambda: log.table.rowCount() > 10, timeout=10_000)
+    QApplication.processEvents()
+    _columns_in_sight(log.table)
+    what = log.table.item(0, 3)
+    assert what is not None and what.toolTip() == what.text()

@@ -121,7 +121,8 @@ def test_only_an_admin_reviews_and_reviewed_openings_leave_the_pending_list() ->
     assert done.reviewed_by == "ann" and done.reviewed_at
     assert [g.id for g in BreakGlass(ann, clock).pending()] == [second.id]
     assert len(BreakGlass(ann, clock).openings()) == 2
-    assert _audit(ann, "break_glass.review") == [{"break_glass": first.id, "patient": p.id}]
+    # About the grant (its record), not done under it: no ``break_glass`` in the details.
+    assert _audit(ann, "break_glass.review") == [{"patient": p.id}]
     with pytest.raises(NotFoundError):
         BreakGlass(ann, clock).mark_reviewed("nope")
 
@@ -195,3 +196,24 @@ def test_only_clinical_staff_break_the_glass_and_it_opens_a_restricted_chart() -
     BreakGlass(nurse).open(p.id, "collapsed in the waiting room")
     assert authorize.may(ann.db, "nia", "view_clinical", p.id)
     assert not needs_break_glass(nurse, p.id)
+
+
+def test_a_review_stored_by_an_earlier_release_is_not_read_as_work_under_the_grant() -> None:
+    """Earlier releases stored a review with the grant as ``break_glass`` in its details;
+    the log, its CSV and the command line (``[break-glass …]``) read that as work done
+    under the grant. The reviewer held none: only the opener's work is marked."""
+    from core.cli.audit import _line
+    from core.records.audit_review import list_entries
+
+    ann, bob, clock = _clinic()
+    p = ann.add_patient("Reyes", "Maria", "1970-02-03")
+    grant = BreakGlass(bob, clock).open(p.id, "emergency")
+    details = {"break_glass": grant.id, "patient": p.id}
+    with ann.db.write("ann", "break_glass.review", "break_glass", grant.id, details):
+        pass
+    rows = {r.action: r for r in list_entries(ann.db)}
+    review, opening = rows["break_glass.review"], rows["break_glass.open"]
+    assert review.break_glass is None and review.to_dict()["break_glass"] is None
+    assert "[break-glass" not in _line(review)
+    assert opening.break_glass == grant.id
+    assert f"[break-glass {grant.id}]" in _line(opening)
