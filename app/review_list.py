@@ -72,7 +72,12 @@ class ReviewTable(Generic[T]):
         self.items: list[T] = []
 
     def show(self, items: Sequence[T], cells: Callable[[T], Sequence[str]]) -> None:
-        """Fill the table (each row's items carry the row's index as their data)."""
+        """Fill the table (each row's items carry the row's index as their data). The row
+        chosen stays chosen only while it shows the same item: a refresh after Mark
+        reviewed left the row's index chosen, now the next opening's, so the second click
+        of a double-click reviewed an opening nobody had chosen."""
+        before = self.selected()
+        self.table.clearSelection()
         self.items = list(items)
         self.table.setRowCount(len(self.items))
         for r, item in enumerate(self.items):
@@ -81,6 +86,8 @@ class ReviewTable(Generic[T]):
                 cell.setToolTip(text)  # a long cell (a merge's reason) is read whole
                 cell.setData(Qt.ItemDataRole.UserRole, r)
                 self.table.setItem(r, column, cell)
+        if before is not None and before in self.items:
+            self.table.selectRow(self.items.index(before))
 
     def selected(self) -> T | None:
         """The item whose row is selected."""

@@ -100,6 +100,36 @@ def test_an_admin_marks_break_glass_openings_reviewed(
     assert _texts(table, 0)[5] == "Waiting"
 
 
+def test_after_mark_reviewed_no_other_opening_is_chosen_for_a_second_click(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The first row reviewed, the refreshed list's first row (the next opening) stayed
+    chosen and Mark reviewed lit up under the pointer: a double-click reviewed two. Now
+    nothing is chosen until the reviewer chooses the next one."""
+    _clinic_with_openings(clinic)
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    window.workspace.admin_tools.reviews_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, BreakGlassReviewsDialog)
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    first = table.item(0, 0)
+    assert first is not None
+    QTest.mouseClick(
+        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(first).center()
+    )
+    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    assert dialog.selected() is None and not dialog.review_button.isEnabled()
+    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)  # the second click
+    qtbot.wait(200)
+    reviewed = clinic.database.query(
+        "SELECT count(*) FROM break_glass WHERE reviewed_at IS NOT NULL"
+    )
+    assert reviewed[0][0] == 1
+
+
 def test_the_reviews_table_chooses_the_row_the_keyboard_is_on(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
