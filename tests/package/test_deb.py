@@ -396,9 +396,7 @@ def test_server_upgrade_keeps_its_settings_and_asks_nothing(debs: Debs, tmp_path
     assert "/etc/careline/server.env" not in run(
         "dpkg-query", "-W", "-f=${Conffiles}", "careline-server"
     )
-    edited = (
-        SETTINGS.read_bytes() + b"DATABASE_URL=postgresql://careline@db.clinic.example/careline\n"
-    )
+    edited = SETTINGS.read_bytes() + b"# Ours (IT)\nLOG_LEVEL=warning\n"
     SETTINGS.write_bytes(edited)
     os.chown(SETTINGS, 0, 0)
     SETTINGS.chmod(0o600)
