@@ -12,6 +12,9 @@ from core.cli.joining import code_arguments, join, recovery_text
 from core.cli.registry import CommandGroup
 from core.config.settings import check_server_url
 
+# Where the Linux packages install the IT guide (installers/README.md): both carry it.
+IT_GUIDE = "/usr/share/doc/careline/README.md"
+
 if TYPE_CHECKING:
     from core.sync.join import JoinResult
 
@@ -158,7 +161,8 @@ def _run_machine(ctx: Context) -> int:
     if enrollment is None:
         raise CliError(
             "the machine-wide configuration names no server_url and enroll_code "
-            "(see installers/README.md, 'Silent install and mass enrollment')",
+            "(see 'Silent install and mass enrollment' in the IT guide: "
+            f"{IT_GUIDE} with the Linux packages, installers/README.md in the source)",
             EXIT_USAGE,
         )
     result = join_silently(ctx.workstation, enrollment)

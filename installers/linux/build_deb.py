@@ -4,7 +4,7 @@
 
 ``careline`` holds the frozen folder (both commands, one set of libraries) under
 /usr/lib/careline with /usr/bin links, the desktop entry, icons, AppStream metainfo and a
-man page; ``careline-server`` adds the systemd unit, its settings file and the ``careline``
+man page; ``careline-server`` adds the systemd unit, its settings template and the ``careline``
 system user, and depends on ``careline`` for the programs (installers/README.md says why).
 ``--source`` freezes another source tree (an earlier release, checked out) with this
 recipe; its version comes from that tree. Packaging files (icons, desktop entry, unit)
@@ -41,6 +41,10 @@ OTHER_DEPENDS = ("fonts-dejavu-core",)
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 SERVER_UNIT = ROOT / "installers" / "systemd" / "careline-server.service"
 SERVER_ENV = ROOT / "installers" / "systemd" / "careline-server.env"
+# Where the server package ships that template (postinst copies it to /etc/careline).
+SERVER_ENV_EXAMPLE = Path("/usr/share/careline-server/server.env.example")
+# The IT guide, in both packages' /usr/share/doc.
+GUIDE = ROOT / "installers" / "README.md"
 # Every file's time stamp in the packages (reproducible when SOURCE_DATE_EPOCH is set).
 SOURCE_EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
 
@@ -142,9 +146,13 @@ def _gzip(source: bytes, target: Path) -> None:
     target.chmod(0o644)
 
 
-def _doc(root: Path, package: str, version: str) -> None:
+def stage_doc(root: Path, package: str, version: str) -> None:
+    """``package``'s /usr/share/doc folder under ``root``: copyright, changelog and the IT
+    guide (installers/README.md) as README.md, which both packages carry because the
+    programs' messages and man pages point to it."""
     doc = root / "usr" / "share" / "doc" / package
     _write(doc / "copyright", (LINUX / f"{package}.copyright").read_text(encoding="utf-8"))
+    _write(doc / "README.md", GUIDE.read_text("utf-8"))
     changelog = (LINUX / "changelog").read_text(encoding="utf-8")
     if f"({version}-" not in changelog:
         raise SystemExit(f"build_deb: installers/linux/changelog has no entry for {version}")
@@ -236,7 +244,7 @@ def stage_desktop(root: Path, frozen: Path, version: str) -> None:
         shutil.copyfile(icons / f"careline-{size}.png", target)
     (hicolor / "scalable" / "apps").mkdir(parents=True)
     shutil.copyfile(icons / "careline.svg", hicolor / "scalable" / "apps" / f"{APP_ID}.svg")
-    _doc(root, "careline", version)
+    stage_doc(root, "careline", version)
     _overrides(root, "careline")
 
 
@@ -246,14 +254,12 @@ def stage_server(root: Path, version: str) -> None:
         unit = root / "lib" / "systemd" / "system" / "careline-server.service"
         _write(unit, SERVER_UNIT.read_text("utf-8"))
     if SERVER_ENV.is_file():
-        # 0600: it may hold the database password or the master key (systemd reads it as root).
-        _write(root / "etc" / "careline" / "server.env", SERVER_ENV.read_text("utf-8"), 0o600)
-        _write(root / "DEBIAN" / "conffiles", "/etc/careline/server.env\n")
-    guide = ROOT / "installers" / "README.md"
-    _write(
-        root / "usr" / "share" / "doc" / "careline-server" / "README.md", guide.read_text("utf-8")
-    )
-    _doc(root, "careline-server", version)
+        # The template only: postinst makes /etc/careline/server.env from it when there is
+        # none and never touches it after. Not a conffile: IT always edits it, so each
+        # release that changed the template would stop dpkg at its conffile question (fatal
+        # with no terminal, as under Ansible or ssh).
+        _write(root / SERVER_ENV_EXAMPLE.relative_to("/"), SERVER_ENV.read_text("utf-8"))
+    stage_doc(root, "careline-server", version)
     _overrides(root, "careline-server")
     for script in ("postinst", "prerm", "postrm"):
         _write(

@@ -180,9 +180,44 @@ def test_silent_install_properties_become_hklm_values_the_app_reads(msi: Path) -
         assert row["Value"] == f"[{prop}]"  # REG_SZ: a formatted string, no # prefix
         component = {c["Component"]: c for c in _table(msi, "Component")}[row["Component_"]]
         assert int(component["Attributes"]) & 256, "the 64-bit registry view"
-    # The server's address and fingerprint survive an upgrade (read back first).
-    searched = {r["Property"] for r in _table(msi, "AppSearch")}
-    assert searched == {"SERVER_URL", "SERVER_CA_FINGERPRINT"}
+
+
+# Each remembered value: the public property IT sets on the command line, the property the
+# registry search fills, the custom action copying one into the other.
+REMEMBERED = (
+    ("SERVER_URL", "REMEMBERED_SERVER_URL", "RestoreServerUrl"),
+    ("SERVER_CA_FINGERPRINT", "REMEMBERED_SERVER_CA_FINGERPRINT", "RestoreServerCaFingerprint"),
+)
+
+
+def test_an_upgrade_keeps_the_server_values_unless_the_command_line_gives_new_ones(
+    msi: Path,
+) -> None:
+    """`msiexec /i new.msi SERVER_CA_FINGERPRINT=<new>` writes the new fingerprint; with no
+    value given, the one already in the registry is kept. AppSearch overwrites the property
+    it searches into, so the search must not fill the public property itself: it fills a
+    REMEMBERED_ one, copied over (Type 51) only when the public one is empty, after AppSearch
+    and before the registry is written, in both sequences (/qn runs only the execute one).
+    Read from the MSI's tables; Windows Installer itself did not run here."""
+    searched = {r["Property"]: r["Signature_"] for r in _table(msi, "AppSearch")}
+    assert set(searched) == {remembered for _public, remembered, _action in REMEMBERED}
+    registry_searches = {r["Signature_"]: r for r in _table(msi, "RegLocator")}
+    actions = {r["Action"]: r for r in _table(msi, "CustomAction")}
+    for public, remembered, action in REMEMBERED:
+        search = registry_searches[searched[remembered]]
+        assert search["Key"] == "SOFTWARE\\Careline"
+        assert search["Name"] == public.lower()
+        assert int(search["Type"]) & 16, "the 64-bit registry view"
+        row = actions[action]
+        assert row["Type"] == "51", "sets a property, immediately"
+        assert row["Source"] == public
+        assert row["Target"] == f"[{remembered}]"
+        for table in ("InstallUISequence", "InstallExecuteSequence"):
+            sequence = {r["Action"]: r for r in _table(msi, table)}
+            assert sequence[action]["Condition"] == f"NOT {public} AND {remembered}", table
+            step = int(sequence[action]["Sequence"])
+            assert int(sequence["AppSearch"]["Sequence"]) < step, table
+            assert step < int(sequence["CostInitialize"]["Sequence"]), table
 
 
 def test_the_real_build_writes_each_value_only_when_given() -> None:

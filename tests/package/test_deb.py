@@ -30,6 +30,10 @@ from tests.secret_service import (
 PASSWORD = "package-test-Passw0rd!"
 PACKAGES = ("careline-server", "careline")  # removal order
 SERVER_UNIT_SOURCE = REPO / "installers" / "systemd" / "careline-server.service"
+ENV_TEMPLATE = REPO / "installers" / "systemd" / "careline-server.env"
+GUIDE = REPO / "installers" / "README.md"
+SETTINGS = Path("/etc/careline/server.env")
+SETTINGS_EXAMPLE = Path("/usr/share/careline-server/server.env.example")
 UNIT = Path("/lib/systemd/system/careline-server.service")
 APP_ID = "org.careline.Careline"
 # What Qt prints when a platform plugin or the library it needs cannot load.
@@ -176,6 +180,8 @@ def test_installed_app_opens_and_cli_works(debs: Debs, tmp_path: Path) -> None:
     for size in (16, 24, 32, 48, 64, 128, 256, 512):
         assert Path(f"/usr/share/icons/hicolor/{size}x{size}/apps/{APP_ID}.png").is_file()
     assert Path(f"/usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg").is_file()
+    # The IT guide the programs' messages and man page name.
+    assert Path("/usr/share/doc/careline/README.md").read_bytes() == GUIDE.read_bytes()
 
     # The installed app starts offscreen (first run: the wizard) and stays up.
     empty = tmp_path / "first-run"
@@ -316,8 +322,10 @@ def test_server_package_installs_the_service(debs: Debs) -> None:
         assert UNIT.is_file()
         enabled = Path("/etc/systemd/system/multi-user.target.wants/careline-server.service")
         assert enabled.is_symlink(), "the unit is not enabled"
-        env = Path("/etc/careline/server.env")
-        assert env.is_file() and env.stat().st_mode & 0o077 == 0
+        _assert_settings_made_from_the_template()
+        # The guide's admin recipe (sudo -u careline, reading the settings) works as written.
+        [as_careline, _as_root] = _admin_recipes()
+        assert "No clinics" in _run_recipe(as_careline)
         if _systemd_analyze_works():
             run("systemd-analyze", "verify", UNIT)
     else:
@@ -329,6 +337,93 @@ def test_server_package_installs_the_service(debs: Debs) -> None:
     assert (state / "marker").is_file()
     run("dpkg", "--purge", "careline-server")
     assert not state.exists()
+    assert not SETTINGS.exists()
+
+
+def _assert_settings_made_from_the_template() -> None:
+    """/etc/careline/server.env as postinst makes it: the template, root:careline 0640."""
+    made = SETTINGS.stat()
+    assert (made.st_uid, grp.getgrgid(made.st_gid).gr_name) == (0, "careline")
+    assert made.st_mode & 0o777 == 0o640
+    assert SETTINGS.read_bytes() == SETTINGS_EXAMPLE.read_bytes() == ENV_TEMPLATE.read_bytes()
+
+
+def _admin_recipes() -> list[str]:
+    """The guide's commands that run an admin command with the service's settings."""
+    return [
+        line for line in GUIDE.read_text().splitlines()
+        if line.startswith("sudo ") and ". /etc/careline/server.env" in line
+    ]  # fmt: skip
+
+
+def _run_recipe(line: str) -> str:
+    """One recipe as IT types it (sudo, or runuser where sudo is not installed)."""
+    if shutil.which("sudo") is None:
+        line = line.replace("sudo -u careline ", "runuser -u careline -- ")
+        line = line.removeprefix("sudo ")
+    return run("sh", "-c", line, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+
+
+def _next_release_of(deb: Path, folder: Path) -> Path:
+    """``deb`` as a later release whose settings template gained a setting."""
+    tree = folder / "tree"
+    run("dpkg-deb", "-R", deb, tree)
+    changed = []
+    for path in tree.rglob("*"):
+        if path.is_file() and path.read_bytes() == ENV_TEMPLATE.read_bytes():
+            path.write_bytes(path.read_bytes() + b"# New in the next release:\n#NEW_SETTING=1\n")
+            changed.append(path.relative_to(tree).as_posix())
+    assert changed, "no settings template in the package"
+    sums = (tree / "DEBIAN" / "md5sums").read_text().splitlines()
+    (tree / "DEBIAN" / "md5sums").write_text("".join(
+        f"{hashlib.md5((tree / name).read_bytes()).hexdigest()}  {name}\n"  # noqa: S324 -- dpkg's format
+        for name in (line.split("  ", 1)[1] for line in sums)
+    ))  # fmt: skip
+    control = tree / "DEBIAN" / "control"
+    control.write_text(re.sub(r"^(Version: .*)$", r"\1+next1", control.read_text(), flags=re.M))
+    out = folder / "careline-server_next.deb"
+    run("dpkg-deb", "--root-owner-group", "-b", tree, out)
+    return out
+
+
+def test_server_upgrade_keeps_its_settings_and_asks_nothing(debs: Debs, tmp_path: Path) -> None:
+    """IT always edits server.env. An upgrade whose template changed, run with no terminal
+    (Ansible, ssh), must install without dpkg's conffile question and keep IT's file byte
+    for byte, owner and mode too (here made root-only); new settings appear in the
+    template. A deleted file is made again by dpkg-reconfigure (documented)."""
+    purge_all()
+    dpkg_install(debs.desktop, debs.server)
+    assert "/etc/careline/server.env" not in run(
+        "dpkg-query", "-W", "-f=${Conffiles}", "careline-server"
+    )
+    edited = SETTINGS.read_bytes() + b"# Ours (IT)\nLOG_LEVEL=warning\n"
+    SETTINGS.write_bytes(edited)
+    os.chown(SETTINGS, 0, 0)
+    SETTINGS.chmod(0o600)
+
+    upgrade = subprocess.run(
+        ["dpkg", "-i", str(_next_release_of(debs.server, tmp_path))],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert installed("careline-server").endswith("+next1")  # type: ignore[union-attr]
+    assert SETTINGS.read_bytes() == edited
+    kept = SETTINGS.stat()
+    assert (kept.st_uid, kept.st_gid, kept.st_mode & 0o777) == (0, 0, 0o600)
+    assert b"#NEW_SETTING=1" in SETTINGS_EXAMPLE.read_bytes()
+    # A root-only file: the guide's second recipe reads it as root, runs as careline.
+    [_as_careline, as_root] = _admin_recipes()
+    assert "No clinics" in _run_recipe(as_root)
+
+    SETTINGS.unlink()
+    run("dpkg-reconfigure", "careline-server",
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    made = SETTINGS.stat()
+    assert (made.st_uid, grp.getgrgid(made.st_gid).gr_name) == (0, "careline")
+    assert made.st_mode & 0o777 == 0o640
+    assert SETTINGS.read_bytes() == SETTINGS_EXAMPLE.read_bytes()
+    run("dpkg", "--purge", "careline-server")
+    assert not SETTINGS.exists()
 
 
 def _systemd_analyze_works() -> bool:
