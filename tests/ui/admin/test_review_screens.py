@@ -57,6 +57,29 @@ def open_audit_log(qtbot: QtBot, window: MainWindow, more_than: int) -> AuditLog
     return dialog
 
 
+def open_reviews(qtbot: QtBot, window: MainWindow) -> BreakGlassReviewsDialog:
+    """Admin tools' Break-glass reviews opened, once it lists the two openings."""
+    window.workspace.admin_tools.reviews_action.trigger()
+    dialog = window.workspace.admin_tools.dialog
+    assert isinstance(dialog, BreakGlassReviewsDialog)
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 2, timeout=5_000)
+    return dialog
+
+
+def review_row(qtbot: QtBot, dialog: BreakGlassReviewsDialog, row: int) -> None:
+    """Click the opening on ``row``, then Mark reviewed; wait for it to leave the list."""
+    table = dialog.table
+    item = table.item(row, 0)
+    assert item is not None
+    count = table.rowCount()
+    QTest.mouseClick(
+        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(item).center()
+    )
+    assert dialog.review_button.isEnabled()
+    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: table.rowCount() == count - 1, timeout=5_000)
+
+
 def test_an_admin_marks_break_glass_openings_reviewed(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -109,18 +132,8 @@ def test_after_mark_reviewed_no_other_opening_is_chosen_for_a_second_click(
     _clinic_with_openings(clinic)
     window = make_window(clinic)
     sign_in(qtbot, window)
-    window.workspace.admin_tools.reviews_action.trigger()
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, BreakGlassReviewsDialog)
-    table = dialog.table
-    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
-    first = table.item(0, 0)
-    assert first is not None
-    QTest.mouseClick(
-        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(first).center()
-    )
-    QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    dialog = open_reviews(qtbot, window)
+    review_row(qtbot, dialog, 0)
     assert dialog.selected() is None and not dialog.review_button.isEnabled()
     QTest.mouseClick(dialog.review_button, Qt.MouseButton.LeftButton)  # the second click
     qtbot.wait(200)
@@ -139,11 +152,8 @@ def test_the_reviews_table_chooses_the_row_the_keyboard_is_on(
     _clinic_with_openings(clinic)
     window = make_window(clinic)
     sign_in(qtbot, window)
-    window.workspace.admin_tools.reviews_action.trigger()
-    dialog = window.workspace.admin_tools.dialog
-    assert isinstance(dialog, BreakGlassReviewsDialog)
+    dialog = open_reviews(qtbot, window)
     table = dialog.table
-    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
     dialog.activateWindow()
     qtbot.waitUntil(dialog.isActiveWindow, timeout=2_000)
     dialog.show_all.setFocus()
@@ -173,18 +183,8 @@ def test_a_review_is_not_listed_as_work_under_break_glass(
     window = make_window(clinic)
     sign_in(qtbot, window)
     tools = window.workspace.admin_tools
-    tools.reviews_action.trigger()
-    reviews = tools.dialog
-    assert isinstance(reviews, BreakGlassReviewsDialog)
-    table = reviews.table
-    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
-    first = table.item(1, 0)
-    assert first is not None
-    QTest.mouseClick(
-        table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(first).center()
-    )
-    QTest.mouseClick(reviews.review_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5_000)
+    reviews = open_reviews(qtbot, window)
+    review_row(qtbot, reviews, 1)
     QTest.keyClick(reviews, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: tools.dialog is None, timeout=5_000)
     # A review as earlier releases stored it: the grant named as ``break_glass``.
