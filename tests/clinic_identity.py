@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -19,6 +21,9 @@ from core.records import op_trust
 from core.store import op_signer
 from core.store.database import Database
 from core.store.oplog import Op
+
+if TYPE_CHECKING:
+    from core.records.workstation import Workstation
 
 
 @functools.cache
@@ -84,3 +89,20 @@ def certificate_of(db: Database) -> str:
     me = str(db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0])
     [pem] = op_trust.certificates_for(db, [me])
     return pem
+
+
+def two_desks(root: Path) -> tuple[Workstation, Workstation]:
+    """Desk A, where the Riverside clinic began (its admin signed in), and desk B, prepared
+    to join it as that admin; both signing devices of the test clinic, not yet synced."""
+    from core.crypto.kdf import FAST_PARAMS
+    from core.records.workstation import Workstation
+    from tests.conftest import PASSWORD
+
+    a = Workstation(root / "a", kdf_params=FAST_PARAMS)
+    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
+    b = Workstation(root / "b", kdf_params=FAST_PARAMS)
+    b.prepare_join("admin", PASSWORD)
+    for desk in (a, b):
+        join_test_clinic(desk.database)
+    a.sign_in("admin", PASSWORD)
+    return a, b

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.crypto.kdf import FAST_PARAMS
 from core.records.errors import AccountDeactivatedError, AuthenticationError
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.clinic_identity import join_test_clinic
+from tests.clinic_identity import two_desks
 from tests.conftest import PASSWORD
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
@@ -30,13 +29,7 @@ def desks(tmp_path: Path, no_keyring: None) -> Iterator[tuple[Workstation, Works
     """Desk A (where the clinic began) and desk B (joined it); Nina was added on A, signed
     in on B, chose her own password there and registered a patient; both desks synced.
     Returns the desks and the patient's id."""
-    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
-    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
-    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    b.prepare_join("admin", PASSWORD)
-    for desk in (a, b):
-        join_test_clinic(desk.database)
-    a.sign_in("admin", PASSWORD)
+    a, b = two_desks(tmp_path)
     a.add_staff("nina", "Nina Nurse", "nurse", FIRST)
     _sync(b, a)
     b.sign_in("nina", FIRST)  # B is open (joined): her first sign-in here adds her slot

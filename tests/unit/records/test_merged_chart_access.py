@@ -19,11 +19,10 @@ from core.records.errors import NotAllowedError
 from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.relations import relation_id, write_tuple
-from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.clinic_identity import join_test_clinic
+from tests.clinic_identity import two_desks
 from tests.conftest import PASSWORD
 from tests.unit.sync.replicas import new_replica
 
@@ -116,13 +115,7 @@ def test_a_merge_synced_to_another_workstation_closes_the_chart_there(
 ) -> None:
     """The restriction and the merge are made on one workstation; the other, which only
     receives them, refuses the nurse the same reads."""
-    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
-    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
-    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    b.prepare_join("admin", PASSWORD)
-    for desk in (a, b):
-        join_test_clinic(desk.database)
-    a.sign_in("admin", PASSWORD)
+    a, b = two_desks(tmp_path)
     a.add_staff("nora", "Nora Nurse", "nurse", PASSWORD)
     old = a.records.add_patient("Okafor", "Chidi", "1980-04-12").id
     a.records.add_allergy(old, "Penicillin")

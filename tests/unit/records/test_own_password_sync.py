@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from core.crypto.kdf import FAST_PARAMS
 from core.records import crdt, op_trust
 from core.records.changes import change
 from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.clinic_identity import join_test_clinic
-from tests.conftest import PASSWORD
+from tests.clinic_identity import two_desks
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
 NINA = "user:nina"  # her user record's id
@@ -32,13 +30,7 @@ def _sync(b: Workstation, a: Workstation) -> None:
 def desks(tmp_path: Path, no_keyring: None) -> Iterator[tuple[Workstation, Workstation]]:
     """Desk A (where the clinic began, Nina added there with a first password) and desk B
     (joined it, synced)."""
-    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
-    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
-    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    b.prepare_join("admin", PASSWORD)
-    for desk in (a, b):
-        join_test_clinic(desk.database)
-    a.sign_in("admin", PASSWORD)
+    a, b = two_desks(tmp_path)
     a.add_staff("nina", "Nina Nurse", "nurse", FIRST)
     _sync(b, a)
     try:

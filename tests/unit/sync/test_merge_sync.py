@@ -24,7 +24,7 @@ from core.records.workstation import Workstation
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
-from tests.clinic_identity import join_test_clinic
+from tests.clinic_identity import join_test_clinic, two_desks
 from tests.conftest import PASSWORD
 from tests.unit.sync.replicas import assert_converged, before_v15, new_replica, sync_pair
 
@@ -116,13 +116,7 @@ def test_a_merge_by_someone_without_the_merge_permission_is_quarantined(
     """Remote apply checks an op setting ``merged_into`` against ``merge_patients``: a
     front-desk account's merge (from a tampered workstation) is held, not applied; a
     clinician's is applied."""
-    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
-    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
-    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    b.prepare_join("admin", PASSWORD)
-    for desk in (a, b):
-        join_test_clinic(desk.database)
-    a.sign_in("admin", PASSWORD)
+    a, b = two_desks(tmp_path)
     a.add_staff("desk", "Dee Desk", "front_desk", PASSWORD)
     a.add_staff("lee", "Dr Lee", "clinician", PASSWORD)
     first = a.records.add_patient("Ames", "Bo", "1984-02-02").id
@@ -162,13 +156,7 @@ def test_a_merge_into_a_chart_its_author_may_not_touch_is_quarantined(
     clinician's merge of an ordinary chart into a restricted one whose care team she is not
     on (made on a tampered workstation) is held; the same merge by the care team's
     clinician is applied."""
-    a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
-    a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
-    b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    b.prepare_join("admin", PASSWORD)
-    for desk in (a, b):
-        join_test_clinic(desk.database)
-    a.sign_in("admin", PASSWORD)
+    a, b = two_desks(tmp_path)
     a.add_staff("lee", "Dr Lee", "clinician", PASSWORD)
     a.add_staff("kim", "Dr Kim", "clinician", PASSWORD)
     survivor = a.records.add_patient("Ames", "Bo", "1984-02-02").id
