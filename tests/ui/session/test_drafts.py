@@ -10,6 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.note_editor import NoteEditor
+from app.chart.page import AllergyDialog, ChartPage
 from app.main_window import MainWindow
 from app.patients.dialog import PatientDialog
 from app.session.drafts import Draft, DraftKeeper
@@ -114,17 +115,24 @@ def test_the_restored_notice_going_does_not_move_the_list_under_the_pointer(
     assert rect_in(table, desk).top() < seen.top()  # the room is given back then
 
 
-def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
-    qtbot: QtBot, desk: MainWindow
-) -> None:
-    workspace = desk.workspace
-    patient_id = workspace.patient_list.model.patient_id(0)
-    workspace.open_chart(patient_id)
+def add_allergy_on_first_chart(qtbot: QtBot, window: MainWindow) -> tuple[ChartPage, AllergyDialog]:
+    """The first patient's chart opened, and its Add allergy form (clicked open)."""
+    workspace = window.workspace
+    workspace.open_chart(workspace.patient_list.model.patient_id(0))
     chart = workspace.chart
     qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
     QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
     allergy = chart.allergy_dialog
     assert allergy is not None
+    return chart, allergy
+
+
+def test_an_allergy_form_in_a_chart_comes_back_in_that_chart(
+    qtbot: QtBot, desk: MainWindow
+) -> None:
+    workspace = desk.workspace
+    patient_id = workspace.patient_list.model.patient_id(0)
+    chart, allergy = add_allergy_on_first_chart(qtbot, desk)
     QTest.keyClicks(allergy.substance, "Latex")
     QTest.keyClicks(allergy.reaction, "Hives")
     click_sign_out(desk)
@@ -153,13 +161,7 @@ def test_a_restored_form_has_the_keyboard_where_the_person_was_typing(
     """A form back after the auto-lock had the keyboard in its first field: the next words
     typed went there. Any form (here Add allergy) comes back with the keyboard in the field
     that had it, the cursor where it was in the text."""
-    workspace = desk.workspace
-    workspace.open_chart(workspace.patient_list.model.patient_id(0))
-    chart = workspace.chart
-    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
-    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
-    allergy = chart.allergy_dialog
-    assert allergy is not None
+    chart, allergy = add_allergy_on_first_chart(qtbot, desk)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is allergy.substance)
     QTest.keyClicks(allergy.substance, "Latex")
     QTest.keyClick(allergy.substance, Qt.Key.Key_Tab)
@@ -187,12 +189,7 @@ def test_the_restored_notice_goes_when_the_restored_form_is_closed(
     Add allergy form was restored." stayed over the chart, over the next form opened
     there. It goes with the form, saved or cancelled."""
     workspace = desk.workspace
-    workspace.open_chart(workspace.patient_list.model.patient_id(0))
-    chart = workspace.chart
-    qtbot.waitUntil(lambda: chart.patient is not None, timeout=5_000)
-    QTest.mouseClick(chart.add_allergy_button, Qt.MouseButton.LeftButton)
-    allergy = chart.allergy_dialog
-    assert allergy is not None
+    chart, allergy = add_allergy_on_first_chart(qtbot, desk)
     QTest.keyClicks(allergy.substance, "Latex")
     QTest.keyClicks(allergy.reaction, "Hives")
     click_sign_out(desk)
