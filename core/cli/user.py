@@ -24,9 +24,12 @@ from core.records.staff import StaffMember
 def arguments(parser: argparse.ArgumentParser) -> None:
     """The user actions."""
     user = actions(parser)
-    add = user.add_parser(
-        "add", help="admin: add a staff member (first password from stdin or a prompt)"
+    said = (
+        "admin: add a staff member; with --password-stdin, standard input holds one per "
+        "line your own password, your two-factor code if you enrolled one, then their first "
+        "password (else you are prompted)"
     )
+    add = user.add_parser("add", help=said, description=said)
     add.add_argument("username")
     add.add_argument("--full-name", required=True)
     add.add_argument("--role", required=True, choices=v.ROLES)
@@ -43,9 +46,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     for name, what in (
         ("deactivate", "admin: stop an account signing in (its past work stays its own)"),
         ("reactivate", "admin: let a deactivated account sign in again"),
-        ("reset-password", "admin: set a new password (stdin or prompt), changed at next sign-in"),
+        (
+            "reset-password",
+            "admin: set a new password, changed at next sign-in; with "
+            "--password-stdin, standard input holds your own password (and two-factor code), "
+            "then the new one, one per line",
+        ),
     ):
-        user.add_parser(name, help=what).add_argument("username")
+        user.add_parser(name, help=what, description=what).add_argument("username")
     totp = user.add_parser("totp", help="two-factor sign-in for your admin account")
     totp_actions = actions(totp, dest="totp_action")
     totp_actions.add_parser(

@@ -179,3 +179,16 @@ def test_enroll_takes_a_code_or_the_machine_configuration_not_both() -> None:
     with pytest.raises(SystemExit) as exited:
         parser.parse_args(["enroll", "--machine", "--code-stdin"])
     assert exited.value.code == EXIT_USAGE
+
+
+@pytest.mark.parametrize("action", ["add", "reset-password"])
+def test_user_help_says_what_standard_input_holds_line_by_line(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tester piped only the new person's password to ``user add`` and was told "wrong
+    user name or password": the help now says the admin's own password comes first."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["user", action, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "standard input holds" in shown and "your own password" in shown
+    assert shown.index("your own password") < shown.index("then")
