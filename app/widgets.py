@@ -223,20 +223,27 @@ class _InDialogs(QObject):
         self._action, self._owner = action, owner
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The action's key in a dialog of the owner's window triggers it; other events go
-        on untouched."""
+        """The action's key reaching the owner's window or one of its dialogs triggers it;
+        other events go on untouched."""
         if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
             return False
         if not isinstance(watched, QWidget) or not self._owner.isVisible():
             return False
+        if not self._action.isEnabled():
+            return False
         dialog, window = watched.window(), self._owner.window()
-        if dialog is window or not isinstance(dialog, QDialog) or not self._action.isEnabled():
-            return False  # in the window itself the action's own shortcut works
-        parent = dialog.parentWidget()
-        while parent is not None and parent is not window:
-            parent = parent.parentWidget()
-        if parent is None:
-            return False  # not one of this window's dialogs
+        # In the window itself a key press only gets here when the action's own shortcut
+        # did not fire: Qt fires a window's shortcuts only while it is the active window,
+        # and the keys of a window X left unfocused (no window manager, the pointer over
+        # it) still reach its focused field.
+        if dialog is not window:
+            if not isinstance(dialog, QDialog):
+                return False
+            parent = dialog.parentWidget()
+            while parent is not None and parent is not window:
+                parent = parent.parentWidget()
+            if parent is None:
+                return False  # not one of this window's dialogs
         pressed = QKeySequence(event.keyCombination())
         if not any(pressed.matches(key) == QKeySequence.SequenceMatch.ExactMatch
                    for key in self._action.shortcuts()):  # fmt: skip
@@ -246,11 +253,14 @@ class _InDialogs(QObject):
 
 
 def reach_dialogs(action: QAction, owner: QWidget) -> None:
-    """``action``'s shortcut works in the dialogs ``owner``'s window opens, too.
+    """``action``'s shortcut works in the dialogs ``owner``'s window opens, too, and in
+    that window whether or not Qt counts it as the active one.
 
     A window's shortcut only fires while that window is active, so an open dialog (the
-    note editor, a patient's details) swallowed it: Ctrl+L did not sign out. Watched
-    application-wide while ``owner`` is shown; only key presses are looked at.
+    note editor, a patient's details) swallowed it: Ctrl+L did not sign out. So did the
+    window itself under Xvfb with no window manager after a sign-in: not active, yet the
+    keys went on into the patient search. Watched application-wide while ``owner`` is
+    shown; only key presses are looked at.
     """
     app = QApplication.instance()
     if app is not None:

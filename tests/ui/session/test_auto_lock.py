@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -108,10 +109,41 @@ def test_sign_out_button(qtbot: QtBot, signed_in: MainWindow, clinic: Workstatio
 
 
 def test_ctrl_l_signs_out(qtbot: QtBot, signed_in: MainWindow, clinic: Workstation) -> None:
+    requests: list[bool] = []
+    signed_in.workspace.lock_requested.connect(lambda: requests.append(True))
     QTest.keyClick(
         signed_in.workspace.patient_list.table, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier
     )
     assert_signed_out_and_blank(qtbot, signed_in, clinic, username="")
+    assert requests == [True]  # the shortcut and the key's own path do not both sign out
+
+
+def test_ctrl_l_signs_out_of_a_window_qt_does_not_count_as_active(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """Under Xvfb with no window manager, right after a first sign-in, Ctrl+L did nothing:
+    the window was not the active one, so Qt fired none of its shortcuts, yet the keys still
+    reached its focused field, and the next person's user name, password and Return went
+    into the patient search and opened a chart as the person who thought they had left."""
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    search = window.workspace.patient_list.search
+    assert window.focusWidget() is search  # the keyboard is somewhere after a sign-in
+    # Another top-level window takes the activation and goes: none is active afterwards.
+    other = QWidget()
+    other.show()
+    other.activateWindow()
+    qtbot.waitUntil(other.isActiveWindow)
+    other.hide()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is None)
+    assert not window.isActiveWindow()
+    # Keys go to the window's focused field, as X delivers them to the window under the
+    # pointer when no window has the X focus.
+    QTest.keyClick(window.focusWidget(), Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert_signed_out_and_blank(qtbot, window, clinic, username="")
+    QTest.keyClicks(window.focusWidget(), ADMIN)
+    assert window.sign_in_page.username.text() == ADMIN
+    assert search.text() == ""
 
 
 def test_results_arriving_after_a_lock_are_dropped(
