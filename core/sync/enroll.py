@@ -73,11 +73,13 @@ def tls_trust(server_ca_pem: str | None) -> ssl.SSLContext | bool:
     if server_ca_pem is None:
         return True
     context = ssl.create_default_context(cadata=server_ca_pem)
-    context.verify_flags |= _NO_CHECK_TIME
     # Python 3.13 turns on OpenSSL's strict mode, which wants a CA that issues to carry a
     # key usage the certificates servers generated before lack; a server now issues itself
-    # certificates under the one pinned (core/server/tls_certificate.py).
+    # certificates under the one pinned (core/server/tls_certificate.py). Cleared first:
+    # ``&= ~VERIFY_X509_STRICT`` keeps only the flags ssl.VerifyFlags names, and it names
+    # no NO_CHECK_TIME, so clearing it after would drop the clock tolerance above.
     context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    context.verify_flags |= _NO_CHECK_TIME
     return context
 
 
