@@ -323,8 +323,10 @@ def test_behind_a_balancer_sending_proxy_headers_each_client_has_its_own_count(
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as forged:
             # Not from a balancer: the header is refused (and logged), never believed.
             forged.sendall(proxy_v2_header(("192.0.2.9", 1234), ("127.0.0.1", server.port)))
-            forged.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            with contextlib.suppress(ConnectionResetError):
+            # The server closes such a connection at once: the request after the header may
+            # already meet the reset (or a broken pipe), as its answer may.
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                forged.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert not forged.recv(1024).startswith(b"HTTP")
         direct = httpx.get(server.url + "/health", verify=tls_trust(server.ca_pem), timeout=30)
     assert statuses == [400] * 5 + [429] * 2
