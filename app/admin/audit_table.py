@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.chart.cards import columns_in_sight, list_table
 from core.records import merged
@@ -14,6 +14,8 @@ from core.records.audit_review import AuditRow, patients_of
 from core.records.clinic import ClinicRecords
 
 BREAK_GLASS_COLOUR = QColor("#b42318")
+WHAT = 3  # the What column
+WHAT_SHOWN = 20  # What's characters that show, at the least, before "…"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,51 @@ def audit_table(name: str, with_patient: bool) -> QTableWidget:
     # One line a row, every column in sight: long text ends in "…", whole in its tooltip.
     table.setWordWrap(False)
     columns_in_sight(table, short=(0, len(columns) - 1))
+    WhatFirst(table)
     return table
+
+
+class WhatFirst(QObject):
+    """What happened is read first: the What column is never narrower than its first
+    :data:`WHAT_SHOWN` characters (nor than the long columns' equal share); Person,
+    Workstation, Patient and Record share the rest. Shared equally, at 1024 wide What
+    showed "Opened th…" and could not be read without its tooltip."""
+
+    def __init__(self, table: QTableWidget) -> None:
+        super().__init__(table)
+        self.table = table
+        table.horizontalHeader().setSectionResizeMode(WHAT, QHeaderView.ResizeMode.Fixed)
+        table.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The list's visible width changed: size What again. Events go on."""
+        if event.type() == QEvent.Type.Resize:
+            self.fit()
+        return False
+
+    def fit(self) -> None:
+        """Set What's width for the table's visible width (the stretched long columns
+        take what is left)."""
+        table, header = self.table, self.table.horizontalHeader()
+        stretched = [
+            c
+            for c in range(table.columnCount())
+            if header.sectionResizeMode(c) == QHeaderView.ResizeMode.Stretch
+        ]
+        short = sum(
+            header.sectionSize(c)
+            for c in range(table.columnCount())
+            if c != WHAT and c not in stretched
+        )
+        share = (table.viewport().width() - short) // (len(stretched) + 1)
+        # About WHAT_SHOWN characters and "…" in bold (break-glass rows are), the cell's
+        # padding (10 px a side, the stylesheet's) and the style's text margins.
+        bold = QFont(table.font())
+        bold.setBold(True)
+        least = QFontMetrics(bold).averageCharWidth() * (WHAT_SHOWN + 2) + 2 * 10 + 8
+        width = max(share, least, header.sectionSizeHint(WHAT))
+        if header.sectionSize(WHAT) != width:
+            header.resizeSection(WHAT, width)
 
 
 def fill(table: QTableWidget, entries: Entries, with_patient: bool) -> None:

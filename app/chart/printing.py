@@ -156,6 +156,7 @@ class PrintDialog(KeepsFocusDialog):
         dialog.setDefaultSuffix("pdf")
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
         dialog.fileSelected.connect(self.save_to)
+        dialog.finished.connect(self._back_from_chooser)
         self.file_dialog = dialog
         dialog.open()
 
@@ -180,6 +181,7 @@ class PrintDialog(KeepsFocusDialog):
         dialog = QPrintDialog(self.printer, self)
         dialog.setObjectName("systemPrintDialog")
         dialog.accepted.connect(self.print_now)
+        dialog.finished.connect(self._back_from_chooser)
         self.print_dialog = dialog
         QDialog.open(dialog)  # PySide6 binds only QPrintDialog.open(receiver, member)
 
@@ -199,6 +201,12 @@ class PrintDialog(KeepsFocusDialog):
         self._show(f"Sent {len(pages)} {noun} to {self.printer.printerName() or 'the printer'}.")
 
     # ----- shared --------------------------------------------------------------------------
+
+    def _back_from_chooser(self) -> None:
+        # The file or print dialog closed: this dialog takes the keyboard back. Left alone,
+        # the hidden chooser stayed the active window and Escape closed nothing.
+        if self.isVisible():
+            self.activateWindow()
 
     def _run(self, fn: Callable[[], object], done: Callable[[object], None], text: str) -> None:
         if self._job is not None:

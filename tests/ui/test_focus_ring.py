@@ -12,8 +12,11 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
+from core.records.workstation import Workstation
+from tests.ui.chart.test_chart_access import open_access, staffed  # noqa: F401 (a fixture)
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_visits import open_editor, start_walk_in, visits_tab
+from tests.ui.conftest import WindowFactory, sign_in
 from tests.ui.layout import shot
 
 pytestmark = pytest.mark.usefixtures("styled")
@@ -97,3 +100,41 @@ def test_the_focused_control_on_a_page_has_a_ring_unlike_the_primary_button(
         assert apart(ring, primary) > 60, widget
     tab_to(book)
     assert apart(edge(book), primary) > 60  # the primary button itself, focused
+
+
+def differing(one: QImage, other: QImage) -> int:
+    """How many pixels of two same-sized pictures differ clearly."""
+    assert one.size() == other.size()
+    return sum(
+        1
+        for x in range(one.width())
+        for y in range(one.height())
+        if apart(one.pixelColor(x, y), other.pixelColor(x, y)) > 60
+    )
+
+
+def test_a_focused_checkbox_has_a_ring(
+    qtbot: QtBot,
+    staffed: Workstation,  # noqa: F811 (the fixture imported above)
+    make_window: WindowFactory,
+) -> None:
+    """The tester's a1z: Chart access opens with the keyboard on Restricted chart (Space
+    ticks it), but nothing on the box said so. With focus it is drawn with a ring it lacks
+    without."""
+    window = make_window(staffed)
+    sign_in(qtbot, window, "doc")
+    chart = open_first_chart(qtbot, window)
+    dialog = open_access(qtbot, chart)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    box = dialog.restricted
+    tab_to(box)
+    QApplication.processEvents()
+    with_focus = box.grab().toImage()
+    shot(dialog, "focus-on-checkbox")
+    QTest.keyClick(box, Qt.Key.Key_Tab)
+    assert not box.hasFocus()
+    QApplication.processEvents()
+    without = box.grab().toImage()
+    assert differing(with_focus, without) > 40  # a ring, not a pixel or two
+    dialog.reject()

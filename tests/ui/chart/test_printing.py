@@ -10,7 +10,7 @@ from pypdf import PdfReader
 from PySide6.QtCore import Qt
 from PySide6.QtPrintSupport import QPrinter
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
 
 from app.chart.printing import PrintDialog, print_day, print_visit
@@ -193,3 +193,22 @@ def test_return_presses_the_button_the_focus_ring_marks(
     qtbot.waitUntil(dialog.close_button.hasFocus)
     press(Qt.Key.Key_Return)  # the ring on Close: Return closes
     qtbot.waitUntil(lambda: not dialog.isVisible())
+
+
+def test_escape_closes_the_dialog_after_a_save(
+    qtbot: QtBot, charted: tuple[MainWindow, SampleChart], tmp_path: Path
+) -> None:
+    """The tester: after Save as PDF, Escape did not close Print visit note; only a click on
+    Close did. Saved, the keyboard is back in the dialog and Escape closes it."""
+    window, chart = charted
+    records = lambda: window.workstation.records  # noqa: E731
+    dialog = print_visit(window, window.operations, records, chart.visit_id)
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow)
+    save_through_dialog(qtbot, dialog, tmp_path / "visit.pdf")
+    qtbot.waitUntil(dialog.isActiveWindow)
+    held = QApplication.focusWidget()
+    assert held is not None and (held is dialog or dialog.isAncestorOf(held)), held
+    QTest.keyClick(held, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=2_000)

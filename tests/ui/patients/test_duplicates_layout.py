@@ -17,7 +17,9 @@ from app.patients.duplicates import DuplicatesDialog
 from core.records import chart_access
 from core.records.merges import Merges
 from core.records.workstation import Workstation
+from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, SMALL, WindowFactory, sign_in, wheel
+from tests.ui.layout import cell_text_shown
 from tests.ui.patients.conftest import add_namesakes, open_duplicates
 
 PAIRS, MERGED = 14, 14
@@ -179,3 +181,39 @@ def test_the_audit_log_and_duplicates_show_every_column_at_1024_wide(
     _columns_in_sight(log.table)
     what = log.table.item(0, 3)
     assert what is not None and what.toolTip() == what.text()
+
+
+@pytest.mark.usefixtures("small_screen")
+def test_the_audit_log_shows_what_happened_at_1024_wide(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's r4: at 1024 wide, What was cut to 9 or 10 characters ("Opened th…")
+    while When, a time of fixed length, had room to spare. When is as wide as its text;
+    What shows at least its first 20 characters, every column still in sight."""
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    open_first_chart(qtbot, window)  # "Opened the chart …" in the log
+    tools = window.workspace.admin_tools
+    tools.show_audit_log()
+    log = tools.dialog
+    assert isinstance(log, AuditLogDialog)
+    qtbot.waitExposed(log)
+    qtbot.waitUntil(lambda: log.table.rowCount() > 3, timeout=10_000)
+    QApplication.processEvents()
+    table = log.table
+    _columns_in_sight(table)
+    long = [
+        row
+        for row in range(table.rowCount())
+        if (item := table.item(row, 3)) is not None
+        and len(item.text()) > 20
+        and table.viewport().rect().contains(table.visualItemRect(item))
+    ]
+    assert long, "no long What to look at"
+    for row in long:
+        shown = cell_text_shown(table, row, 3)
+        assert len(shown.removesuffix("…")) >= 20, shown
+    for row in range(min(table.rowCount(), 10)):
+        when = table.item(row, 0)
+        assert when is not None and cell_text_shown(table, row, 0) == when.text()  # whole
+    log.reject()
