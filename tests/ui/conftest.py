@@ -95,17 +95,23 @@ def _collect_on_gui_thread(qapp: QApplication) -> Iterator[None]:
     collector.stop()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _stylesheet_images() -> None:
+    """Where the stylesheet's images are (``careline:check.svg``), for the whole run, as
+    app.main registers it for the app's: a styled widget a test leaves behind may still be
+    drawn in a later test, and without the path Qt warns, which fails that test."""
+    QDir.addSearchPath("careline", str(resources_dir()))
+
+
 @pytest.fixture
 def styled(qapp: QApplication) -> Iterator[None]:
     """The app's font and stylesheet on, as in the app (they decide what fits)."""
-    before, paths, font = qapp.styleSheet(), QDir.searchPaths("careline"), qapp.font()
-    QDir.setSearchPaths("careline", [str(resources_dir())])  # the stylesheet's images
+    before, font = qapp.styleSheet(), qapp.font()
     qapp.setFont(readable_font(font))
     qapp.setStyleSheet(stylesheet())
     yield
     qapp.setStyleSheet(before)
     qapp.setFont(font)
-    QDir.setSearchPaths("careline", paths)
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QDir, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QStyle, QStyleOptionComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from app.admin.import_patients import ImportPatientsDialog
-from app.main import resources_dir, stylesheet
+from app.main import stylesheet
 from app.main_window import MainWindow
 from core.records.import_rows import FIELD_LABELS
 from tests.ui.conftest import answer_discard_by_keyboard, asks_nothing
@@ -189,9 +189,6 @@ def test_return_after_choosing_the_file_goes_on_and_the_field_names_read_whole(
     dialog = _wizard(signed_in)
     assert dialog.next_button.isDefault()
     # The app's stylesheet (its padding is what cut the names), on this dialog only.
-    folder = resources_dir()
-    assert folder is not None
-    QDir.addSearchPath("careline", str(folder))  # its images, as the app names them
     dialog.setStyleSheet(stylesheet())
     dialog.path.setText(str(csv))
     QTest.keyClick(dialog.path, Qt.Key.Key_Return)
