@@ -273,7 +273,9 @@ def test_names_beyond_the_cap_are_not_held(
     bare: BareNames,
     node_of: Callable[..., LanNode],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(discovery, "MAX_NAMES", 40)  # the rule, not 256 names' packets
     node = node_of(1)
     with caplog.at_level(logging.WARNING, logger="core.sync.lan.discovery"):
         names = bare.announce(discovery.MAX_NAMES + 100)
