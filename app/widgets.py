@@ -121,6 +121,49 @@ def ignore_wheel(*widgets: QWidget) -> None:
         widget.installEventFilter(_WheelGuard(widget))
 
 
+# Keys a number starts with: typed on a closed choice box, they are a value meant for the
+# next field (``_DeliberateChoice``).
+_NUMBER_STARTS = ".,-"
+# Fields a number typed one Tab short goes on to (as text; a button or a box takes none).
+_TEXT_FIELDS = (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)
+
+
+def next_tab_stop(widget: QWidget) -> QWidget | None:
+    """The control Tab goes to from ``widget``, as Qt finds it: the next one in the focus
+    chain that takes focus by Tab, is shown, enabled, in the same window and no other's
+    focus proxy (a spin box's own line edit). None when there is none but ``widget``."""
+    window = widget.window()
+    seen: set[QWidget] = set()
+    after = widget.nextInFocusChain()
+    while after is not None and after is not widget and after not in seen:
+        seen.add(after)
+        if (
+            after.focusPolicy() & Qt.FocusPolicy.TabFocus == Qt.FocusPolicy.TabFocus
+            and after.focusProxy() is None
+            and after.window() is window
+            and after.isVisibleTo(window)
+            and after.isEnabled()
+        ):
+            return after
+        after = after.nextInFocusChain()
+    return None
+
+
+def _takes_text(widget: QWidget | None) -> bool:
+    """True for a field people type text or numbers into (not one only shown)."""
+    if not isinstance(widget, _TEXT_FIELDS):
+        return False
+    return not (isinstance(widget, (QLineEdit, QPlainTextEdit, QTextEdit)) and widget.isReadOnly())
+
+
+def numbers_never_choose(box: QComboBox) -> None:
+    """A number typed on ``box`` closed always goes on to the next field (``guard_choices``),
+    even where its items start with digits, as the Vitals form's Visit box's do ("09:30
+    Follow-up"): nobody picks a visit there by its time, and a nurse one Tab short typing
+    a blood pressure had its first digit open the list, which took the rest of the set."""
+    box.setProperty("numbersNeverChoose", True)
+
+
 class _DeliberateChoice(QObject):
     """Watches a combo box and its list for ``choose_deliberately``."""
 
@@ -138,13 +181,18 @@ class _DeliberateChoice(QObject):
         if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
             return False
         text = event.text()
-        plain = event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier
+        # Shift, and the keypad's digits: Qt's own search chose an item by a keypad digit.
+        plain = event.modifiers() & ~(
+            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier
+        )
         if not text or not text.isprintable() or plain:
             return False  # arrows, Return, Escape, Tab, F4 and shortcuts work as usual
         view = box.view()
         if not view.isVisible():
             if text.isspace():
                 return False  # Space opens the list, as in any box
+            if self._number_goes_on(event):
+                return True
             box.showPopup()
             self._letters = 0
         self._letters += 1
@@ -165,6 +213,29 @@ class _DeliberateChoice(QObject):
             )
         return True  # the list's own search walks it letter by letter: never
 
+    def _number_goes_on(self, event: QKeyEvent) -> bool:
+        """A number typed on the closed box, one Tab short, goes on to the next field as if
+        Tab came first (True: it went there). Only where no item starts with it (in a box
+        of "1 week", "30 minutes" a digit is a choice: the list opens there), and only to
+        a field that takes text: a button or another box takes none, and the list opens
+        as for a letter. The box's choice stays as it was."""
+        box, text = self._box, event.text()
+        if len(text) != 1 or not (text.isdecimal() or text in _NUMBER_STARTS):
+            return False
+        if not box.property("numbersNeverChoose") and any(
+            box.itemText(row).startswith(text) for row in range(box.count())
+        ):
+            return False
+        field = next_tab_stop(box)
+        if field is None or not _takes_text(field):
+            return False
+        # Tab's own focus reason: a line edit or spin box selects what it holds, to be typed
+        # over; a date edit its first part; a text box keeps its cursor.
+        field.setFocus(Qt.FocusReason.TabFocusReason)
+        typed = QKeyEvent(event.type(), event.key(), event.modifiers(), text)
+        QApplication.sendEvent(field, typed)
+        return True
+
 
 def choose_deliberately(box: QComboBox) -> None:
     """``box`` (not editable) changes only when the person picks an item: with the arrow
@@ -177,6 +248,12 @@ def choose_deliberately(box: QComboBox) -> None:
     Return or a click to take; more
     letters are a word typed in the wrong place: the list goes back to the item chosen
     before (none: nothing to take) and ignores them.
+
+    A number typed on the closed box (a digit, or ``.``, ``,``, ``-``) that no item starts
+    with is a value typed one Tab short: it goes on to the next field in the Tab order as if
+    Tab came first, when that field takes text (its text selected and typed over, as Tab
+    does); else the list opens, as for a letter. "14:30" typed on booking's Clinician box,
+    or an MRN on Sex, opened the list, which swallowed the rest of it.
     """
     if box.isEditable() or box.property("choosesDeliberately"):
         return  # typing is what an editable box is for; a guarded one is guarded once
@@ -193,7 +270,8 @@ def guard_choices(*widgets: QWidget) -> None:
 
     Every form applies it to all its fields when first shown (:class:`TypedForm`), so a
     new form keeps the rules without remembering them: a letter typed on Allergy's closed
-    Severity box chose Severe, and "mild rash" typed there by mistake then stored Mild.
+    Severity box chose Severe, and "mild rash" typed there by mistake then stored Mild. A
+    number typed on a closed box goes on to the text field after it, as if Tab came first.
     """
     for widget in widgets:
         if isinstance(widget, QComboBox):
@@ -1020,7 +1098,8 @@ class TypedForm(KeepsFocusDialog):
     (:meth:`clears_on_edit`). A check of the form says everything wrong with it at once
     (:meth:`show_problems`): each field's message under it, the keyboard in the first
     field in error, in the form's order. And the mouse wheel changes none of its choices
-    or numbers, nor do letters typed on a closed choice box (``guard_choices``).
+    or numbers, nor do letters typed on a closed choice box, and a number typed there goes
+    on to the text field after it (``guard_choices``).
 
     A form whose unsaved input is kept across a sign-out (its ``draft`` and ``restore``,
     app/session/drafts.py) comes back with the keyboard in the field that had it, cursor and

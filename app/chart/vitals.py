@@ -25,7 +25,6 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -54,6 +53,7 @@ from app.widgets import (
     guard_choices,
     ignore_wheel,
     in_tab_order,
+    numbers_never_choose,
     show_items_whole,
     tab_leaves,
 )
@@ -400,24 +400,15 @@ class VitalField:
 
 
 class _ChoiceKeys(QObject):
-    """Keys on a closed drop-down of the Vitals form (a unit, the visit): Return (or Enter)
-    records the set; a number goes on to the next value's box, as if Tab came first.
+    """Return (or Enter) on a closed drop-down of the Vitals form (a unit, the visit) records
+    the set. (A number typed there goes on to the next value's box: ``guard_choices``.)"""
 
-    A nurse one Tab short typed a blood pressure on the Visit box: its first digit opened
-    the list (``guard_choices``), which took the rest of the set typed after it."""
-
-    def __init__(
-        self,
-        record: Callable[[], None],
-        next_box: Callable[[QWidget], QLineEdit | None],
-        parent: QObject,
-    ) -> None:
+    def __init__(self, record: Callable[[], None], parent: QObject) -> None:
         super().__init__(parent)
         self._record = record
-        self._next_box = next_box
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Return or a number on the box itself (its list closed); other keys go on."""
+        """Return on the box itself (its list closed); other keys go on."""
         if (
             event.type() != QEvent.Type.KeyPress
             or not isinstance(event, QKeyEvent)
@@ -428,19 +419,7 @@ class _ChoiceKeys(QObject):
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._record()
             return True
-        plain = event.modifiers() & ~(
-            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier
-        )
-        text = event.text()
-        if not text or plain or not (text[0].isdigit() or text[0] in ".,-"):
-            return False
-        box = self._next_box(watched)
-        if box is None:
-            return False
-        box.setFocus(Qt.FocusReason.TabFocusReason)  # what it holds is selected, typed over
-        typed = QKeyEvent(event.type(), event.key(), event.modifiers(), text)
-        QApplication.sendEvent(box, typed)
-        return True
+        return False
 
 
 # The object name of the tab's page, under which a sign-out keeps its typed values.
@@ -557,6 +536,9 @@ class VitalsSection:
         )
         self.visit.setMinimumContentsLength(10)
         guard_choices(self.visit)
+        # Its items start with a time ("09:30 Follow-up"), which nobody types to pick a
+        # visit: a number typed on it is a value typed one Tab short, for the pressure's box.
+        numbers_never_choose(self.visit)
         show_items_whole(self.visit)
         # Until the person picks one, the visit follows the open visit (a nurse taking
         # vitals in the visit just started must not file them as "Not in a visit"). Once
@@ -645,7 +627,7 @@ class VitalsSection:
         # mouse. The set is checked as on a click (nothing wrong is recorded).
         # The same in a drop-down (a unit, the visit), which by itself ignores Return; on
         # its open list, Return only chooses the item (the list has the keyboard then).
-        self._return_in_choices = _ChoiceKeys(self._record_by_return, self._box_after, self.page)
+        self._return_in_choices = _ChoiceKeys(self._record_by_return, self.page)
         for widget in order:
             if isinstance(widget, QLineEdit):
                 widget.returnPressed.connect(self._record_by_return)
@@ -1190,11 +1172,6 @@ class VitalsSection:
         goes)."""
         if self._patient_id is not None and not self.typed()[0]:
             self._done(VITALS_FORM)
-
-    def _box_after(self, widget: QWidget) -> QLineEdit | None:
-        """The next value's box after ``widget`` in the form's Tab order (None: none)."""
-        after = self.tab_order[self.tab_order.index(widget) + 1 :]
-        return next((w for w in after if isinstance(w, QLineEdit)), None)
 
     def _record_by_return(self) -> None:
         if self.record_button.isEnabled():  # not while a set is being recorded
