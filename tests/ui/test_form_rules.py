@@ -27,7 +27,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QWidget,
 )
 from pytestqt.qtbot import QtBot
@@ -42,6 +44,7 @@ from app.chart.visits import StartVisitDialog, VisitsSection
 from app.main_window import MainWindow
 from app.session.key_dialogs import ChangePasswordDialog, FormDialog
 from app.session.strength_hint import StrengthHint
+from app.widgets import input_value
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
@@ -248,6 +251,21 @@ def assert_typing_chooses_nothing(qtbot: QtBot, box: QComboBox) -> None:
     assert box.currentText().casefold().startswith(letter), f"{name!r}: Return chose nothing"
 
 
+def with_two_clinicians(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> MainWindow:
+    """The admin signed in, with two clinicians on the staff (booking and Start visit ask
+    which), the schedule read (it reads the clinicians booking offers)."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    for user, full_name in (("ama", "Ama Mensah"), ("kofi", "Kofi Owusu")):
+        clinic.records.add_user(user, full_name, "clinician", "a long clinic password")
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)
+    open_schedule(qtbot, window)
+    return window
+
+
 @pytest.mark.qt_log_ignore(POPUP_NOISE)  # the lists open
 def test_no_letter_or_word_typed_on_a_closed_choice_box_chooses_for_the_person(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
@@ -257,13 +275,7 @@ def test_no_letter_or_word_typed_on_a_closed_choice_box_chooses_for_the_person(
     Female. Every choice box of every form, and of the chart's Vitals form, now changes
     only when the person picks an item from its open list (README, "Desktop app from the
     keyboard")."""
-    clinic.sign_in(ADMIN, PASSWORD)
-    for user, full_name in (("ama", "Ama Mensah"), ("kofi", "Kofi Owusu")):
-        clinic.records.add_user(user, full_name, "clinician", "a long clinic password")
-    clinic.lock()  # two clinicians to choose from: booking and Start visit ask which
-    signed_in = make_window(clinic)
-    sign_in(qtbot, signed_in)
-    open_schedule(qtbot, signed_in)  # it reads the clinicians booking offers
+    signed_in = with_two_clinicians(qtbot, clinic, make_window)
     seen: dict[str, int] = {}
     for name, dialog in each_form(qtbot, signed_in):
         boxes = closed_choices(dialog)
@@ -281,6 +293,73 @@ def test_no_letter_or_word_typed_on_a_closed_choice_box_chooses_for_the_person(
         assert seen[name] == 1, name
     assert seen["Start visit"] >= 1 and seen["Change role"] == 1
     assert seen["Vitals"] >= 3  # units and Visit
+
+
+def takes_text(widget: QWidget) -> bool:
+    """A field a person types text or a number into (not one only shown)."""
+    if isinstance(widget, QLineEdit | QPlainTextEdit | QTextEdit):
+        return not widget.isReadOnly()
+    return isinstance(widget, QAbstractSpinBox)
+
+
+def assert_a_number_goes_on_as_after_a_tab(qtbot: QtBot, box: QComboBox) -> bool:
+    """On the closed box, a number no item starts with, typed at the keyboard: where Tab
+    goes on to a field that takes text, the number lands there (a line edit's text typed
+    over, as after Tab), the list never opening; else the list opens, as for a letter.
+    The box's choice stays, either way. True when it went on to a field."""
+    form = box.window()
+    before = value_of(box)
+    name = f"{form.windowTitle()}: {box.accessibleName() or box.objectName() or before}"
+    items = [box.itemText(row) for row in range(box.count())]
+    digit = next(d for d in "5790" if not any(item.startswith(d) for item in items))
+    typed = f"{digit}7"
+    give_focus(qtbot, box)
+    press(Qt.Key.Key_Tab)
+    stop = QApplication.focusWidget()
+    assert stop is not None and stop is not box, f"Tab left nothing from {name!r}"
+    held = input_value(stop)
+    give_focus(qtbot, box)
+    type_at_the_keyboard(typed)
+    assert value_of(box) == before, f"{typed!r} typed on {name!r} chose an item"
+    if takes_text(stop):
+        assert not box.view().isVisible(), f"{typed!r} typed on {name!r} opened its list"
+        assert QApplication.focusWidget() is stop, f"{typed!r} on {name!r} went elsewhere"
+        if isinstance(stop, QLineEdit):
+            assert stop.text() == typed, f"{typed!r} on {name!r} landed as {stop.text()!r}"
+        assert input_value(stop) != held, f"{typed!r} on {name!r} was lost"
+        return True
+    assert box.view().isVisible(), f"{typed!r} typed on {name!r} opened no list"
+    close_list(qtbot, box, Qt.Key.Key_Escape)
+    assert value_of(box) == before and input_value(stop) == held
+    assert form.isVisible(), f"Escape on {name!r}'s list closed the form"
+    return False
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the lists open (before a button)
+def test_a_number_typed_on_a_closed_choice_box_goes_on_to_the_text_field_after_it(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """One Tab short, a number typed on a closed choice box opened its list, which took the
+    rest: an MRN typed on New patient's Sex, a reason typed on booking's Clinician, a
+    first password on Add staff's Role. On every form's choice boxes (and the Vitals
+    form's), a number goes on to the text field Tab reaches next, as if Tab came first,
+    the choice unchanged; before a button the list opens, as for a letter."""
+    signed_in = with_two_clinicians(qtbot, clinic, make_window)
+    went_on: dict[str, list[bool]] = {}
+    for name, dialog in each_form(qtbot, signed_in):
+        went_on[name] = [
+            assert_a_number_goes_on_as_after_a_tab(qtbot, box) for box in closed_choices(dialog)
+        ]
+    _chart, vitals = open_vitals(qtbot, signed_in)
+    boxes = [box for box in closed_choices(vitals.widget()) if box is not vitals.plot_choice]
+    went_on["Vitals"] = [assert_a_number_goes_on_as_after_a_tab(qtbot, box) for box in boxes]
+    # The walk reached the forms whose choice box comes before a text field, and those
+    # whose box comes before their buttons.
+    for name in ("New patient", "Edit patient", "Book", "Add staff"):
+        assert went_on[name] == [True], name
+    assert went_on["Vitals"] and all(went_on["Vitals"])  # the Visit box and the units
+    for name in ("Add allergy", "Change role"):
+        assert went_on[name] == [False], name
 
 
 def reads_before(a: QWidget, b: QWidget) -> bool:

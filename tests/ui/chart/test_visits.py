@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox, QPushButton, QWidget
@@ -26,7 +27,15 @@ from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.conftest import ADMIN, ADMIN_NAME, WindowFactory, sign_in, type_at_the_keyboard
+from tests.ui.conftest import (
+    ADMIN,
+    ADMIN_NAME,
+    POPUP_NOISE,
+    WindowFactory,
+    press,
+    sign_in,
+    type_at_the_keyboard,
+)
 
 
 def visits_tab(qtbot: QtBot, chart: ChartPage) -> VisitsSection:
@@ -726,6 +735,30 @@ def test_a_patient_booked_today_starts_the_visit_of_their_appointment(
     booked = Schedule(clinic.records).get(appointment)
     assert booked.status == "in_visit" and booked.arrived_at is not None
     qtbot.waitUntil(lambda: DOCTOR_NAME in section.view.toPlainText(), timeout=5_000)
+
+
+@pytest.mark.qt_log_ignore(POPUP_NOISE)  # the list opens
+def test_a_digit_an_appointment_starts_with_opens_the_visit_box_there(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The Visit box lists appointments by their time: a digit one of them starts with is
+    the person choosing it (the list opens at the 14:30 appointment, for Return to take),
+    not a number typed one Tab short. One no appointment starts with is: it goes on to
+    Reason, as if Tab came first, the appointment chosen staying."""
+    _patient, appointment = _booked_today(clinic)
+    _window, _section, dialog = _start_dialog_as_nurse(qtbot, clinic, make_window)
+    source = dialog.source
+    assert source.hasFocus() and source.currentIndex() == -1
+    type_at_the_keyboard("1")
+    assert source.view().isVisible()
+    assert source.view().currentIndex().data() == f"14:30 with {DOCTOR_NAME}: BP check (booked)"
+    assert source.currentIndex() == -1  # not chosen until Return
+    press(Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not source.view().isVisible())
+    assert source.currentData() == appointment
+    type_at_the_keyboard("2nd dose")
+    assert not source.view().isVisible() and source.currentData() == appointment
+    assert dialog.reason.hasFocus() and dialog.reason.text() == "2nd dose"
 
 
 def test_a_nurse_s_walk_in_is_with_the_clinician_she_chooses(

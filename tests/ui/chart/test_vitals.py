@@ -343,6 +343,28 @@ def test_tab_from_the_vitals_tab_reaches_each_field_and_numbers_never_open_a_dro
     assert sorted(value for value, _ in observed(clinic)) == ["128", "172", "70", "72", "84"]
 
 
+def test_a_pressure_starting_with_the_digit_of_a_visit_s_time_still_goes_on(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The Visit box names today's visits by their time ("18:02 Cough"): a digit some item
+    starts with opens a choice box's list, as in a box of numbers, but nobody picks a visit
+    by typing its time. A pressure starting with that digit, typed one Tab short, goes on
+    to the systolic box all the same (whatever the time the test runs at)."""
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Visits(clinic.records).start(patient_id, "Cough")
+    _chart, section = open_vitals(qtbot, signed_in)
+    visit = section.visit
+    chosen = visit.currentText()
+    assert chosen.endswith("Cough") and chosen[0].isdigit()
+    typed = f"{chosen[0]}28"
+    visit.setFocus(Qt.FocusReason.TabFocusReason)
+    for char in typed:
+        QTest.keyClicks(focused(), char)
+    assert not visit.view().isVisible() and visit.currentText() == chosen
+    systolic = section.fields["systolic"].edit
+    assert systolic.hasFocus() and systolic.text() == typed
+
+
 def test_the_trend_plot_has_a_point_per_reading(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:

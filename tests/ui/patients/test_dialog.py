@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
 from core.records.workstation import Workstation
-from tests.ui.conftest import answer_discard
+from tests.ui.conftest import answer_discard, type_at_the_keyboard
 from tests.ui.layout import blank_above, rect_in
 from tests.ui.patients.conftest import EditDialog, open_new_dialog, save
 
@@ -184,6 +184,30 @@ def test_edit_a_patient_from_the_chart(
     assert (stored.family, stored.phone, stored.sex) == ("Nguyen-Tran", "555 0142", "female")
     assert stored.birth_date == "2012-09-09"
     qtbot.waitUntil(lambda: "NGUYEN-TRAN, Bao" in [model.index(r, 0).data() for r in range(5)])
+
+
+def test_a_number_typed_one_tab_short_on_sex_lands_in_mrn_and_sex_stays(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, open_edit_dialog: EditDialog
+) -> None:
+    """A clerk replacing a patient's MRN with the hospital's number, one Tab short, typed
+    it on the closed Sex box: its first digit opened the list, which swallowed the rest,
+    and the old MRN was saved. The number goes on to MRN as if Tab came first (the old
+    MRN selected and typed over, as Tab does), Sex as it was; Save stores just that."""
+    dialog = open_edit_dialog("OKAFOR, Chinedu")
+    assert dialog.mrn.text() == "MRN-1003"
+    sex = dialog.sex.currentData()
+    dialog.birth_date.setFocus()
+    QTest.keyClick(dialog.birth_date, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is dialog.sex
+    type_at_the_keyboard("40021")
+    assert not dialog.sex.view().isVisible()
+    assert dialog.sex.currentData() == sex
+    assert dialog.mrn.hasFocus() and dialog.mrn.text() == "40021"
+    QTest.keyClick(dialog.mrn, Qt.Key.Key_Return)
+    chart = signed_in.workspace.chart
+    qtbot.waitUntil(lambda: chart.patient_dialog is None, timeout=5_000)
+    stored = next(p for p in clinic.records.list_patients() if p.given == "Chinedu")
+    assert (stored.mrn, stored.sex) == ("40021", sex)
 
 
 def test_an_edit_that_changes_nothing_just_closes(

@@ -42,6 +42,7 @@ from tests.ui.conftest import (
     answer_discard_by_keyboard,
     asks_nothing,
     discard_question,
+    type_at_the_keyboard,
     wheel,
 )
 from tests.ui.conftest import sign_in as sign_in_window
@@ -195,6 +196,36 @@ def test_booking_from_the_keyboard(qtbot: QtBot, schedule_window: MainWindow) ->
     wait_loaded(qtbot, page)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[3] == ("11:00–11:20", "OKAFOR, Chinedu", "Dr Sam Lee", "Rash", "Booked")
+
+
+def test_a_reason_typed_one_tab_short_on_clinician_is_the_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The clinician chosen, a reason starting with a number typed one Tab short, on the
+    closed Clinician box: its first digit opened the list, which swallowed the rest, and
+    the booking was made with no reason. It goes on to Reason as if Tab came first; the
+    clinician stays the one chosen."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")
+    QTest.keyClicks(dialog.start, at("11:00"))
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    assert focused() is dialog.clinician
+    for _ in range(3):
+        QTest.keyClick(dialog.clinician, Qt.Key.Key_Down)
+    assert dialog.clinician.currentText() == "Dr Sam Lee"
+    type_at_the_keyboard("2nd dose")
+    assert not dialog.clinician.view().isVisible()
+    assert dialog.clinician.currentText() == "Dr Sam Lee"
+    assert focused() is dialog.reason and dialog.reason.text() == "2nd dose"
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    wait_loaded(qtbot, page)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[3] == (
+        "11:00–11:15", "OKAFOR, Chinedu", "Dr Sam Lee", "2nd dose", "Booked",
+    )  # fmt: skip
 
 
 def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
