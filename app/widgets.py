@@ -138,7 +138,7 @@ def next_tab_stop(widget: QWidget) -> QWidget | None:
     while after is not None and after is not widget and after not in seen:
         seen.add(after)
         if (
-            after.focusPolicy() & Qt.FocusPolicy.TabFocus == Qt.FocusPolicy.TabFocus
+            (after.focusPolicy() & Qt.FocusPolicy.TabFocus) == Qt.FocusPolicy.TabFocus
             and after.focusProxy() is None
             and after.window() is window
             and after.isVisibleTo(window)
