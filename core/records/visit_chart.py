@@ -64,15 +64,18 @@ def problem(
         return _misplaced(_NOUNS[type_name], named, patient, visit_patient)
     if type_name == "patient":
         for fld in VISIT_LISTS:
-            for key, noun, visits in (
-                (f"s:{fld}", _NOUNS[fld], _item_visits),
-                (f"h:{fld}", _CHANGE_NOUNS[fld], _change_visits),
-            ):
-                if before.get(key) != after.get(key):
-                    named = visits(after.get(key)) - visits(before.get(key))
-                    found = _misplaced(noun, named, record_id, visit_patient)
-                    if found is not None:
-                        return found
+            key = f"s:{fld}"
+            if before.get(key) != after.get(key):
+                named = _item_visits(after.get(key)) - _item_visits(before.get(key))
+                found = _misplaced(_NOUNS[fld], named, record_id, visit_patient)
+                if found is not None:
+                    return found
+            key = f"h:{fld}"
+            if before.get(key) != after.get(key):
+                named = _change_visits(after.get(key), before.get(key) or {})
+                found = _misplaced(_CHANGE_NOUNS[fld], named, record_id, visit_patient)
+                if found is not None:
+                    return found
     return None
 
 
@@ -113,10 +116,13 @@ def _item_visits(items: Mapping[str, str] | None) -> set[str]:
     return named
 
 
-def _change_visits(changes: Mapping[str, str] | None) -> set[str]:
-    """The visits a list's history entries name (the changes made in a visit)."""
+def _change_visits(changes: Mapping[str, str] | None, before: Mapping[str, str]) -> set[str]:
+    """The visits the list's history entries the op wrote name (the changes made in a
+    visit); entries it left as they were are not read again (a list's history grows)."""
     named: set[str] = set()
-    for raw in (changes or {}).values():
+    for unique, raw in (changes or {}).items():
+        if before.get(unique) == raw:
+            continue
         entry = crdt.parse_json(raw)
         visit = entry.get("e") if isinstance(entry, dict) else None
         if isinstance(visit, str) and visit:  # as crdt reads it: nothing else names one
