@@ -1,6 +1,6 @@
 """Dialogs shared by the problem and medication cards: a form that saves through core on
 the worker and shows core's errors next to the field they name, and a date dialog for
-resolving a problem or stopping a medication."""
+resolving a problem or stopping a medication (in the patient's open visit, if any)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QWidget
 
+from app.chart.visit_view import OpenVisitLink
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.widgets import (
@@ -116,7 +117,9 @@ class SavingDialog(TypedForm):
 
 
 class DateDialog(SavingDialog):
-    """Ask for the date something happened (today, typed as text), then save it."""
+    """Ask for the date something happened (today, typed as text), then save it: in the
+    patient's open visit, when ``visit_link`` finds one (the form names it, as the Start
+    and Add forms do), else in no visit (the form says nothing of a visit)."""
 
     def __init__(
         self,
@@ -124,13 +127,15 @@ class DateDialog(SavingDialog):
         title: str,
         heading: str,
         field: tuple[str, str],  # (core's field name, label)
-        work: Callable[[str], Any],
+        work: Callable[[str, str | None], Any],  # (the date typed, the visit or None)
         accept_text: str,
         parent: QWidget | None = None,
         edits: str | None = None,
+        visit_link: OpenVisitLink | None = None,
     ) -> None:
         super().__init__(operations, parent)
         self.edits = edits
+        self.visit_link = visit_link
         self.setObjectName("dateDialog")
         self.setWindowTitle(title)
         self.setMinimumWidth(380)
@@ -149,9 +154,18 @@ class DateDialog(SavingDialog):
         form.addRow(label, self.date)
         form.addRow("", self.errors[name])
         self.buttons, self.save_button = action_buttons(self, self.save, accept_text)
-        dialog_layout(self, text, form, self.general_error, self.buttons)
+        shown = (visit_link.label,) if visit_link is not None else ()
+        dialog_layout(self, text, form, *shown, self.general_error, self.buttons)
 
     def save(self) -> None:
-        """Save with the date as typed (core reads it strictly)."""
+        """Save with the date as typed (core reads it strictly), in the open visit the
+        form names (if any)."""
         typed, work = self.date.text(), self._work
-        self.run(lambda: work(typed), self.windowTitle().lower())
+        visit = self.visit_link.encounter() if self.visit_link is not None else lambda: None
+        self.run(lambda: work(typed, visit()), self.windowTitle().lower())
+
+    def done(self, result: int) -> None:
+        """Close; the open-visit read still in flight is not delivered."""
+        if self.visit_link is not None:
+            self.visit_link.cancel()
+        super().done(result)

@@ -260,9 +260,10 @@ class MedicationsCard(ListCard[Medication]):
             )
 
     def stop_selected(self) -> None:
-        """Ask for the date the selected medication stopped, and record it."""
-        chosen = self.selected()
-        if chosen is None or not chosen.active:
+        """Ask for the date the selected medication stopped, and record it (in the open
+        visit on the chart, if any, as Start and Change dose)."""
+        chosen, patient_id = self.selected(), self.patient_id
+        if chosen is None or not chosen.active or patient_id is None:
             return
         records = self._records
         self.open_dialog(
@@ -271,9 +272,11 @@ class MedicationsCard(ListCard[Medication]):
                 "Stop medication",
                 f"Stop {chosen.name} {chosen.instructions} on:".replace("  ", " "),
                 ("stop", "Stopped on"),
-                lambda date: Medications(records()).stop(chosen.id, date),
+                lambda date, visit: Medications(records()).stop(chosen.id, date, visit),
                 "Stop",
                 self.frame,
                 edits="medication",
+                # Stopped while the patient has an open visit: one of its changes.
+                visit_link=OpenVisitLink(self._operations, records, patient_id),
             )
         )

@@ -356,9 +356,10 @@ class ProblemsCard(ListCard[Problem]):
             self.dialog.restore(draft)
 
     def resolve_selected(self) -> None:
-        """Ask for the date the selected problem resolved, and record it."""
-        problem = self.selected()
-        if problem is None or problem.status == "resolved":
+        """Ask for the date the selected problem resolved, and record it (in the open
+        visit on the chart, if any, as Add problem)."""
+        problem, patient_id = self.selected(), self.patient_id
+        if problem is None or problem.status == "resolved" or patient_id is None:
             return
         records = self._records
         self.open_dialog(
@@ -367,9 +368,11 @@ class ProblemsCard(ListCard[Problem]):
                 "Resolve problem",
                 f"Mark “{problem.label}” resolved on:",
                 ("resolved", "Resolved on"),
-                lambda date: Problems(records()).resolve(problem.id, date),
+                lambda date, visit: Problems(records()).resolve(problem.id, date, visit),
                 "Resolve",
                 self.frame,
                 edits="problem",
+                # Resolved while the patient has an open visit: one of its diagnoses.
+                visit_link=OpenVisitLink(self._operations, records, patient_id),
             )
         )

@@ -29,6 +29,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     stop.add_argument("patient_id")
     stop.add_argument("item_id")
     stop.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    stop.add_argument("--visit", help="the visit (encounter id) it was stopped in: it lists it")
     change = med.add_parser("change", help="change the dose: stop and start again from --date")
     change.add_argument("patient_id")
     change.add_argument("item_id")
@@ -90,8 +91,10 @@ def run(ctx: Context) -> int:
         ctx.emit(m.to_dict(), f"Started {line(m)}")
     elif args.action == "stop":
         _own(meds, ctx)
-        m = meds.stop(args.item_id, args.date)
-        ctx.emit(m.to_dict(), f"Stopped {line(m)}")
+        m = meds.stop(args.item_id, args.date, args.visit)
+        ctx.emit(
+            m.to_dict(), f"Stopped {line(m)}" + (f" in visit {args.visit}" if args.visit else "")
+        )
     elif args.action == "change":
         _own(meds, ctx)
         changes = {

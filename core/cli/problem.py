@@ -24,6 +24,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     resolve.add_argument("patient_id")
     resolve.add_argument("item_id")
     resolve.add_argument("--date", help="YYYY-MM-DD (default: today)")
+    resolve.add_argument("--visit", help="the visit (encounter id) it was resolved in: it lists it")
     listing = problem.add_parser("list", help="active problems (--all: resolved ones too)")
     listing.add_argument("patient_id")
     listing.add_argument("--all", action="store_true", help="include resolved problems")
@@ -59,8 +60,10 @@ def run(ctx: Context) -> int:
     elif args.action == "resolve":
         if problems.get(args.item_id).patient_id != args.patient_id:
             raise CliError(f"problem {args.item_id} is not on patient {args.patient_id}'s list")
-        p = problems.resolve(args.item_id, args.date)
-        ctx.emit(p.to_dict(), f"Resolved {line(p)}")
+        p = problems.resolve(args.item_id, args.date, args.visit)
+        ctx.emit(
+            p.to_dict(), f"Resolved {line(p)}" + (f" in visit {args.visit}" if args.visit else "")
+        )
     else:
         found = problems.list(args.patient_id, include_resolved=args.all)
         ctx.emit(

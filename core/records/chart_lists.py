@@ -102,9 +102,17 @@ class ListWriter:
         return crdt.add(doc, self.spec.name, value, hlc, self.records.actor)
 
     def replace(
-        self, doc: RecordDoc, item_id: str, successors: list[Values], hlc: str
+        self,
+        doc: RecordDoc,
+        item_id: str,
+        successors: list[Values],
+        hlc: str,
+        visit: str | None = None,
     ) -> list[str]:
-        """Remove ``item_id`` and add ``successors`` as one recorded change; their ids."""
+        """Remove ``item_id`` and add ``successors`` as one recorded change; their ids.
+        ``visit``: the visit the change was made in (a stop or a resolution during one),
+        named in the change's history entry, not in the items: the successors keep the
+        visit the item was recorded in (``visits.visit_list_items`` reads both)."""
         field, actor = self.spec.name, self.records.actor
         old = crdt.drop(doc, field, item_id)
         if old is None:
@@ -114,5 +122,5 @@ class ListWriter:
             new_id = crdt.new_write_id()
             crdt.restore(doc, field, new_id, value, hlc, actor)  # puts it under a new id
             added[new_id] = value
-        crdt.record_change(doc, field, hlc, actor, added=added, removed={item_id: old})
+        crdt.record_change(doc, field, hlc, actor, added=added, removed={item_id: old}, visit=visit)
         return list(added)

@@ -14,8 +14,10 @@ and lose data, and one flat map is read in a single call instead of one per fiel
 * set history (root ``h``) -- key ``<field>/<change id>``, one JSON entry per change of a
   set, written in the same update as the change: ``{"h": hlc, "a": author, "p": [change ids
   it observed as latest], "+": {element id: value}, "-": {element id: value}}`` (``"r": 1``
-  marks a conflict resolution). The parents make a causal graph, so every replica can tell
-  which changes were concurrent; removed values are kept there so a conflict can show them.
+  marks a conflict resolution; ``"e": visit id`` names the visit a change was made in, as a
+  medication stopped or a problem resolved during one: releases before it ignore the key).
+  The parents make a causal graph, so every replica can tell which changes were concurrent;
+  removed values are kept there so a conflict can show them.
 * text ``t:<field>`` -- a pycrdt Text.
 
 A pycrdt Doc is only ever used on the thread that made it, and only within one function.
@@ -83,6 +85,8 @@ class SetChange:
     added: dict[str, dict[str, Value]]
     removed: dict[str, dict[str, Value]]
     resolution: bool
+    # The visit (encounter id) the change was made in, if it names one (``"e"``).
+    visit: str | None = None
 
     @property
     def replica(self) -> str:
@@ -683,6 +687,8 @@ def _set_change(key: str, change_id: str, raw: str) -> SetChange:
         added=data.get("+", {}),
         removed=data.get("-", {}),
         resolution=bool(data.get("r")),
+        # Only a text names a visit: anything else (no release writes it) names none.
+        visit=data["e"] if isinstance(data.get("e"), str) and data["e"] else None,
     )
     # Entries arrive from other replicas: refuse shapes the conflict code cannot read.
     parts = (change.added, change.removed)
@@ -709,8 +715,10 @@ def record_change(
     added: dict[str, dict[str, Value]] | None = None,
     removed: dict[str, dict[str, Value]] | None = None,
     resolution: bool = False,
+    visit: str | None = None,
 ) -> str:
     """Record one change of a set, observing every change this replica holds; its id.
+    ``visit``: the visit (encounter id) it was made in, if any.
 
     Several changes of one field inside one mutation chain up: each observes the last.
     """
@@ -723,6 +731,8 @@ def record_change(
         entry["-"] = removed
     if resolution:
         entry["r"] = 1
+    if visit:
+        entry["e"] = visit
     _history(doc)[f"{field}/{change_id}"] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
     return change_id
 

@@ -141,15 +141,22 @@ class Medications:
         """The patient's recorded allergies ``name`` matches (for a form to warn early)."""
         return match(name, self.records.allergies(patient_id))
 
-    def stop(self, item_id: str, date: str | None = None) -> Medication:
-        """Stop an active medication on ``date`` (default today); it stays as history."""
+    def stop(
+        self, item_id: str, date: str | None = None, encounter_id: str | None = None
+    ) -> Medication:
+        """Stop an active medication on ``date`` (default today); it stays as history.
+        ``encounter_id``: the visit it is stopped in (one of the patient's; none if not
+        given), which then lists it stopped (``visits.visit_list_items``). The stopped
+        copy keeps the visit it was started in: the stop's visit is named by the change
+        (the list's history), so no stored field changes meaning for older releases."""
         patient_id = self._list.patient_of(item_id, "medication")
         stop = dated(MEDICATIONS, "stop", date)
 
         def stop_it(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            check_visit(tx, patient_id, encounter_id)
             old = self._active_item(doc, item_id, stop)
             stopped: Values = {**old, "status": "stopped", "stop": stop}
-            return self._list.replace(doc, item_id, [stopped], hlc)
+            return self._list.replace(doc, item_id, [stopped], hlc, encounter_id)
 
         added = self._list.write("medication.stop", patient_id, {"item_id": item_id}, stop_it)
         return self._get(added[0])  # written: the gate checked the write

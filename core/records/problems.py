@@ -90,13 +90,19 @@ class Problems:
         added = self._list.write("problem.add", patient_id, details, add)
         return self._get(added[0])  # written: the gate checked the write
 
-    def resolve(self, item_id: str, date: str | None = None) -> Problem:
+    def resolve(
+        self, item_id: str, date: str | None = None, encounter_id: str | None = None
+    ) -> Problem:
         """Mark an active problem resolved on ``date`` (default today); it stays on the
-        list, resolved."""
+        list, resolved. ``encounter_id``: the visit it is resolved in (one of the
+        patient's; none if not given), which then lists it resolved
+        (``visits.visit_list_items``); the resolved copy keeps the visit it was recorded
+        in, the resolution's visit being named by the change (the list's history)."""
         patient_id = self._list.patient_of(item_id, "problem")
         resolved = dated(PROBLEMS, "resolved", date)
 
         def resolve(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
+            check_visit(tx, patient_id, encounter_id)
             old = current_item(doc, PROBLEMS.name, item_id, "problem")
             if old.get("status") == "resolved":
                 raise ValidationError("status", "this problem is already resolved")
@@ -104,7 +110,7 @@ class Problems:
             if onset and resolved and resolved[: len(onset)] < onset:
                 raise ValidationError("resolved", f"{resolved} is before the onset ({onset})")
             new: Values = {**old, "status": "resolved", "resolved": resolved}
-            return self._list.replace(doc, item_id, [new], hlc)
+            return self._list.replace(doc, item_id, [new], hlc, encounter_id)
 
         added = self._list.write("problem.resolve", patient_id, {"item_id": item_id}, resolve)
         return self._get(added[0])  # written: the gate checked the write

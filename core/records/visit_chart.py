@@ -1,7 +1,9 @@
 """At remote apply, a record under a visit is on that visit's chart.
 
 A note or a vital-signs reading names its visit in ``encounter_id``; a problem or a
-medication on a patient's list names it in its item's ``encounter_id``. The local write
+medication on a patient's list names it in its item's ``encounter_id``, and a problem
+resolved or a medication stopped during a visit in its change's history entry (``"e"``,
+``crdt.record_change``): the visit lists it too (``visits.visit_list_items``). The local write
 path refuses a visit of another patient (``chart_lists.check_visit``, ``VitalSigns``), so
 an op that names one comes from a workstation whose checks were removed: applied, the
 record would sit on one chart while it shows under another chart's visit (and would have
@@ -40,6 +42,8 @@ REGISTER_TYPES = frozenset({"note", "observation"})
 VISIT_LISTS = ("problems", "medications")
 _NOUNS = {"note": "note", "observation": "vital-signs reading",
           "problems": "problem", "medications": "medication"}  # fmt: skip
+# What a list's change made in a visit is (``Problems.resolve``, ``Medications.stop``).
+_CHANGE_NOUNS = {"problems": "problem's resolution", "medications": "medication's stop"}
 
 
 def problem(
@@ -64,6 +68,12 @@ def problem(
             if before.get(key) != after.get(key):
                 named = _item_visits(after.get(key)) - _item_visits(before.get(key))
                 found = _misplaced(_NOUNS[fld], named, record_id, visit_patient)
+                if found is not None:
+                    return found
+            key = f"h:{fld}"
+            if before.get(key) != after.get(key):
+                named = _change_visits(after.get(key), before.get(key) or {})
+                found = _misplaced(_CHANGE_NOUNS[fld], named, record_id, visit_patient)
                 if found is not None:
                     return found
     return None
@@ -103,4 +113,18 @@ def _item_visits(items: Mapping[str, str] | None) -> set[str]:
         visit = value.get("encounter_id") if isinstance(value, dict) else None
         if visit:
             named.add(str(visit))
+    return named
+
+
+def _change_visits(changes: Mapping[str, str] | None, before: Mapping[str, str]) -> set[str]:
+    """The visits the list's history entries the op wrote name (the changes made in a
+    visit); entries it left as they were are not read again (a list's history grows)."""
+    named: set[str] = set()
+    for unique, raw in (changes or {}).items():
+        if before.get(unique) == raw:
+            continue
+        entry = crdt.parse_json(raw)
+        visit = entry.get("e") if isinstance(entry, dict) else None
+        if isinstance(visit, str) and visit:  # as crdt reads it: nothing else names one
+            named.add(visit)
     return named

@@ -90,7 +90,9 @@ def visit_list_items(
     records: ClinicRecords, patient_id: str, visit_id: str
 ) -> dict[str, list[dict[str, Any]]]:
     """The patient's problems and medications recorded in this visit: list items that carry
-    the visit's id as ``encounter_id`` (items recorded without one belong to no visit).
+    the visit's id as ``encounter_id`` (items recorded without one belong to no visit),
+    then those stopped or resolved in it: the stopped or resolved copy a change naming the
+    visit in the list's history added (``ListWriter.replace``), listed once.
 
     A medication whose dose was changed in the visit comes with the stopped old dose just
     before it (whichever visit, if any, that was started in): the visit changed it, and
@@ -106,26 +108,38 @@ def visit_list_items(
         return {name: [] for name in PATIENT_LISTS}
     doc = crdt.load(unpack_state(rows[0][0]), 1)
     sets = crdt.all_elements(doc)
-    found = {
-        name: [
-            {"id": e.element_id, **e.value}
-            for e in sets.get(name, [])
-            if e.value.get("encounter_id") == visit_id
+    history = crdt.all_history(doc)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name in PATIENT_LISTS:
+        live = {e.element_id: e.value for e in sets.get(name, [])}
+        items = [
+            {"id": item_id, **value}
+            for item_id, value in live.items()
+            if value.get("encounter_id") == visit_id
         ]
-        for name in PATIENT_LISTS
-    }
-    if "medications" in found:
-        live = {e.element_id: e.value for e in sets.get("medications", [])}
-        found["medications"] = _with_old_doses(found["medications"], live, _dose_changes(doc))
+        listed = {item["id"] for item in items}
+        for item_id in _changed_in(history.get(name, []), visit_id):
+            if item_id in live and item_id not in listed:  # still on the list, not yet shown
+                listed.add(item_id)
+                items.append({"id": item_id, **live[item_id]})
+        if name == "medications":
+            items = _with_old_doses(items, live, _dose_changes(history.get(name, [])))
+        found[name] = items
     return found
 
 
-def _dose_changes(doc: crdt.RecordDoc) -> dict[str, str]:
+def _changed_in(changes: list[crdt.SetChange], visit_id: str) -> list[str]:
+    """The items added by the changes made in the visit (a stop, a resolution), in the
+    order they were made."""
+    return [i for c in changes if c.visit == visit_id and not c.resolution for i in c.added]
+
+
+def _dose_changes(history: list[crdt.SetChange]) -> dict[str, str]:
     """The stopped old dose's item id by the new dose's, for every dose change the record
     holds: the one change that removed an item and added its stopped copy and one active
     item (``Medications.change_dose``; a stop adds one item, a start removes none)."""
     changes: dict[str, str] = {}
-    for c in crdt.all_history(doc).get("medications", []):
+    for c in history:
         if c.resolution or len(c.removed) != 1 or len(c.added) != 2:
             continue
         stopped = [i for i, v in c.added.items() if v.get("status") == "stopped"]

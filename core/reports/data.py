@@ -93,17 +93,18 @@ class VitalLine:
 
 @dataclass(frozen=True)
 class DiagnosisLine:
-    """A problem recorded in a visit."""
+    """A problem recorded in a visit, or resolved in it."""
 
     description: str
     code: str | None
     status: str  # "Active" or "Resolved", as the screen words it
+    resolved: str | None = None  # the date it was resolved
 
 
 @dataclass(frozen=True)
 class MedicationChangeLine:
-    """A medication started (or started again at a new dose) in a visit, or the old dose
-    a dose change in it stopped (``dose_changed``)."""
+    """A medication started (or started again at a new dose) in a visit, stopped in it,
+    or the old dose a dose change in it stopped (``dose_changed``)."""
 
     name: str
     how: str  # "500 mg, 1 tablet, by mouth, twice daily"
@@ -288,6 +289,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                     str(p.get("description") or ""),
                     str(p["code"]) if p.get("code") else None,
                     _choice(p.get("status") or "active") or "",
+                    _date(p.get("resolved")) if p.get("status") == "resolved" else None,
                 )
                 for p in sorted(items.get("problems", []), key=_by("description"))
             ),

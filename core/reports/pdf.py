@@ -30,6 +30,7 @@ from core.records.allergy_status import AllergyState
 from core.reports.data import (
     AllergyLine,
     DayReport,
+    DiagnosisLine,
     MedicationChangeLine,
     PatientLine,
     PatientSummaryReport,
@@ -357,7 +358,7 @@ def visit_pdf(report: VisitReport) -> bytes:
     if report.diagnoses:
         pdf.grid(
             ("Diagnosis", "Code", "Status"),
-            [(d.description, d.code or "uncoded", d.status) for d in report.diagnoses],
+            [(d.description, d.code or "uncoded", _status(d)) for d in report.diagnoses],
             (5, None, None),
         )
     else:
@@ -370,7 +371,7 @@ def visit_pdf(report: VisitReport) -> bytes:
             (3, 5, None, None),
         )
     else:
-        pdf.none("No medications started or changed in this visit.")
+        pdf.none("No medications started, changed or stopped in this visit.")
     pdf.section("Notes")
     if not report.notes:
         pdf.none("No notes written in this visit.")
@@ -389,6 +390,11 @@ def visit_pdf(report: VisitReport) -> bytes:
             pdf.paragraph(addendum.body)
         pdf.ln(3)
     return bytes(pdf.output())
+
+
+def _status(d: DiagnosisLine) -> str:
+    """The Status column: a resolved problem with its date ("Resolved 2026-12-06")."""
+    return f"{d.status} {d.resolved}" if d.resolved else d.status
 
 
 def _stopped(m: MedicationChangeLine) -> str:

@@ -133,6 +133,51 @@ def test_a_dose_changed_with_visit_is_recorded_in_that_visit_and_printed_with_it
     assert "200 mg, twice daily" in text
 
 
+def test_stopped_and_resolved_with_visit_are_printed_with_that_visit(
+    clinic: Path, tmp_path: Path
+) -> None:
+    """``med stop --visit`` and ``problem resolve --visit``: the visit's printed note lists
+    the medication stopped and the problem resolved in it, with their dates."""
+    pid = _patient(clinic, "Parada")
+    aspirin = as_admin(clinic, "med", "start", pid, "--name", "Aspirin", "--strength", "75 mg",
+                       "--frequency", "once daily", "--start", "2025-01-10")  # fmt: skip
+    cough = as_admin(clinic, "problem", "add", pid, "--uncoded", "Dry cough")
+    visit = as_admin(clinic, "visit", "start", pid, "--reason", "Bleeding gums")
+    target = tmp_path / "before.pdf"
+    as_admin(clinic, "print", "visit", visit["id"], "-o", str(target))
+    assert "Aspirin" not in text_of(target)
+    stop = careline(clinic, "--password-stdin", "med", "stop", pid, aspirin["id"], "--date",
+                    "2026-12-06", "--visit", visit["id"], stdin=PASSWORD + "\n")  # fmt: skip
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stdout.strip().endswith(f"stopped 2026-12-06 in visit {visit['id']}")
+    resolved = as_admin(clinic, "problem", "resolve", pid, cough["id"], "--date", "2026-12-06",
+                        "--visit", visit["id"])  # fmt: skip
+    assert (resolved["status"], resolved["resolved"]) == ("resolved", "2026-12-06")
+    target = tmp_path / "visit.pdf"
+    as_admin(clinic, "print", "visit", visit["id"], "-o", str(target))
+    text = " ".join(text_of(target).split())
+    assert "Aspirin 75 mg, once daily 2025-01-10 2026-12-06" in text
+    assert "Dry cough uncoded Resolved 2026-12-06" in text
+
+
+def test_a_stop_or_resolution_naming_another_patients_visit_is_refused_naming_it(
+    clinic: Path,
+) -> None:
+    pid, other = _patient(clinic, "Propia"), _patient(clinic, "Ajena")
+    aspirin = as_admin(clinic, "med", "start", pid, "--name", "Aspirin")
+    cough = as_admin(clinic, "problem", "add", pid, "--uncoded", "Dry cough")
+    theirs = as_admin(clinic, "visit", "start", other, "--reason", "Fever")["id"]
+    for visit in (theirs, "no-such-visit"):
+        for command in (("med", "stop", pid, aspirin["id"]),
+                        ("problem", "resolve", pid, cough["id"])):  # fmt: skip
+            refused = careline(clinic, "--password-stdin", *command, "--visit", visit,
+                               stdin=PASSWORD + "\n")  # fmt: skip
+            assert refused.returncode == 1, refused.stdout
+            assert f"'{visit}' is not a visit of this patient" in refused.stderr
+    assert [m["status"] for m in as_admin(clinic, "med", "list", pid, "--all")] == ["active"]
+    assert [p["status"] for p in as_admin(clinic, "problem", "list", pid, "--all")] == ["active"]
+
+
 def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path) -> None:
     pid = _patient(clinic, "Alergias")
     asked = careline(clinic, "--password-stdin", "patient", "show", pid, stdin=PASSWORD + "\n")

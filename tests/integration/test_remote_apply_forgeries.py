@@ -26,6 +26,7 @@ from core.records.chart_access import set_restricted
 from core.records.clinic import ClinicRecords, clean_item, new_id
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError
+from core.records.medications import Medications
 from core.records.merges import Merges
 from core.records.notes import Notes
 from core.records.problems import Problems
@@ -390,6 +391,60 @@ def test_a_problem_listed_under_another_patients_visit_is_quarantined(desks: Des
     _refused(desks, forged, "it puts a problem under another patient's visit")
     assert _visit_holds(desks, visit) == (["HIV positive"], 0, 0)
     assert Problems(desks.records(desks.a, "clin")).list(other) == []
+
+
+@pytest.mark.parametrize("list_name", ["medications", "problems"])
+def test_a_stop_or_resolution_made_under_another_patients_visit_is_quarantined(
+    desks: Desks, list_name: str
+) -> None:
+    """A medication stopped (a problem resolved) "in" the restricted chart's visit: the
+    change's history entry names the visit, which would list it."""
+    secret = _restricted_chart(desks)
+    visit = _visit_of(desks, secret)
+    clin = desks.records(desks.a, "clin")
+    other = clin.add_patient("Open", "Olga", "1980-02-02").id
+    if list_name == "medications":
+        item = Medications(clin).start(other, {"name": "Aspirin", "strength": "75 mg"}).id
+        ended = {"status": "stopped", "stop": "2026-12-06"}
+    else:
+        item = Problems(clin).add(other, uncoded="Cough").id
+        ended = {"status": "resolved", "resolved": "2026-12-06"}
+    _sync(desks)
+
+    def end_in_visit(doc: crdt.RecordDoc, hlc: str) -> None:
+        old = crdt.drop(doc, list_name, item)
+        assert old is not None
+        new = crdt.new_write_id()
+        crdt.restore(doc, list_name, new, {**old, **ended}, hlc, "clin")
+        crdt.record_change(
+            doc, list_name, hlc, "clin", {new: {**old, **ended}}, {item: old}, visit=visit
+        )
+
+    forged = _forge_with(desks.b.database, "clin", other, "patient", end_in_visit)
+    noun = "medication's stop" if list_name == "medications" else "problem's resolution"
+    _refused(desks, forged, f"it puts a {noun} under another patient's visit")
+    seen = Visits(clin).contents(visit)
+    assert (seen.problems, seen.medications) == ((), ())
+    if list_name == "medications":
+        assert [m.status for m in Medications(clin).list(other, include_past=True)] == ["active"]
+    else:
+        assert [p.status for p in Problems(clin).list(other, include_resolved=True)] == ["active"]
+
+
+def test_a_stop_and_a_resolution_in_the_patients_own_visit_sync(desks: Desks) -> None:
+    clin_b = desks.records(desks.b, "clin")
+    patient = clin_b.add_patient("Open", "Olga", "1980-02-02").id
+    aspirin = Medications(clin_b).start(patient, {"name": "Aspirin", "strength": "75 mg"})
+    cough = Problems(clin_b).add(patient, uncoded="Cough")
+    assert _sync(desks).refused == []
+    visit = Visits(clin_b).start(patient, reason="review").id
+    stopped = Medications(clin_b).stop(aspirin.id, encounter_id=visit)
+    resolved = Problems(clin_b).resolve(cough.id, encounter_id=visit)
+    assert _sync(desks).refused == []
+    assert op_trust.quarantined(desks.a.database) == []
+    seen = Visits(desks.records(desks.a, "clin")).contents(visit)
+    assert [m["id"] for m in seen.medications] == [stopped.id]
+    assert [p["id"] for p in seen.problems] == [resolved.id]
 
 
 def test_a_record_under_a_visit_this_desk_does_not_hold_is_quarantined(desks: Desks) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
+from app.chart.cards import ListCard
+from app.chart.list_dialogs import DateDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.main_window import MainWindow
@@ -220,3 +224,106 @@ def test_a_dose_changed_during_an_open_visit_is_the_visits_on_screen_and_on_pape
     assert "dose changed" in text
     assert text.index("400 mg") < text.index("200 mg")
     printing.reject()
+
+
+def test_a_medication_stopped_and_a_problem_resolved_during_an_open_visit_are_the_visits(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    """Stopped during today's visit, the drug was in neither the visit view nor its printed
+    note: the visit read as if nothing had changed. Both were recorded before the visit."""
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Medications(records).start(
+        patient_id,
+        {"name": "Aspirin", "strength": "75 mg", "dose": "1 tablet", "route": "by mouth",
+         "frequency": "once daily", "start": "2024-01-05"},
+    )  # fmt: skip
+    Problems(records).add(patient_id, uncoded="Dry cough", onset="2024")
+    Visits(records).start(patient_id, "Bleeding gums")
+    chart = open_first_chart(qtbot, signed_in)
+    today = dt.date.today().isoformat()
+
+    # Stop, the form naming the visit; the date is today's, as the form offers it.
+    meds = card_of(chart, MedicationsCard)
+    qtbot.waitUntil(lambda: len(meds.medications) == 1, timeout=5_000)
+    meds.table.selectRow(0)
+    QTest.mouseClick(meds.stop_button, Qt.MouseButton.LeftButton)
+    stop = meds.dialog
+    assert isinstance(stop, DateDialog) and stop.visit_link is not None
+    link = stop.visit_link
+    qtbot.waitUntil(link.label.isVisible, timeout=5_000)
+    assert link.label.text() == "Recorded in today's visit (Bleeding gums)"
+    qtbot.waitUntil(stop.date.hasFocus)
+    QTest.keyClick(stop.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: meds.dialog is None and meds.medications == [], timeout=5_000)
+
+    # Resolve, likewise.
+    problems = card_of(chart, ProblemsCard)
+    qtbot.waitUntil(lambda: len(problems.problems) == 1, timeout=5_000)
+    problems.table.selectRow(0)
+    QTest.mouseClick(problems.resolve_button, Qt.MouseButton.LeftButton)
+    resolve = problems.dialog
+    assert isinstance(resolve, DateDialog) and resolve.visit_link is not None
+    link = resolve.visit_link
+    qtbot.waitUntil(link.label.isVisible, timeout=5_000)
+    assert link.label.text() == "Recorded in today's visit (Bleeding gums)"
+    qtbot.waitUntil(resolve.date.hasFocus)
+    QTest.keyClick(resolve.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: problems.dialog is None and problems.problems == [], timeout=5_000)
+
+    # The visit view lists the medication stopped and the problem resolved in it.
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Dry cough" in section.view.toPlainText(), timeout=5_000)
+    shown = section.view.toPlainText()
+    assert (
+        f"Aspirin 75 mg, 1 tablet by mouth once daily (from 2024-01-05, stopped {today})"
+    ) in shown
+    assert f"Dry cough (resolved {today})" in shown
+
+    # And so does the printed visit note.
+    QTest.mouseClick(section.print_button, Qt.MouseButton.LeftButton)
+    printing = section.print_dialog
+    assert printing is not None
+    target = tmp_path / "visit.pdf"
+    save_through_dialog(qtbot, printing, target)
+    text = " ".join(pdf_text(target).split())
+    assert f"Aspirin 75 mg, 1 tablet, by mouth, once daily 2024-01-05 {today}" in text
+    assert f"Dry cough uncoded Resolved {today}" in text
+    printing.reject()
+
+
+def _end_with_no_visit_open(qtbot: QtBot, card: ListCard[Any], button: QPushButton) -> None:
+    """Stop (resolve) the card's one item on today's date, the form saying nothing of a
+    visit."""
+    qtbot.waitUntil(lambda: len(card.items) == 1, timeout=5_000)
+    card.table.selectRow(0)
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    form = card.dialog
+    assert isinstance(form, DateDialog) and form.visit_link is not None
+    link = form.visit_link
+    qtbot.waitUntil(lambda: link.known, timeout=5_000)
+    assert not link.label.isVisible()  # a closed visit takes nothing new
+    qtbot.waitUntil(form.date.hasFocus)
+    QTest.keyClick(form.date, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and card.items == [], timeout=5_000)
+
+
+def test_without_an_open_visit_a_stop_and_a_resolution_belong_to_no_visit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The forms say nothing of a visit, and the closed visit lists neither."""
+    records = clinic.records
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    Medications(records).start(patient_id, {"name": "Aspirin", "strength": "75 mg"})
+    Problems(records).add(patient_id, uncoded="Dry cough")
+    closed = Visits(records).start(patient_id, "Yesterday's review")
+    Visits(records).close(closed.id)
+    chart = open_first_chart(qtbot, signed_in)
+    meds, problems = card_of(chart, MedicationsCard), card_of(chart, ProblemsCard)
+    _end_with_no_visit_open(qtbot, meds, meds.stop_button)
+    _end_with_no_visit_open(qtbot, problems, problems.resolve_button)
+    contents = Visits(records).contents(closed.id)
+    assert (contents.medications, contents.problems) == ((), ())
+    [stopped] = Medications(records).list(patient_id, include_past=True)
+    [resolved] = Problems(records).list(patient_id, include_resolved=True)
+    assert (stopped.status, resolved.status) == ("stopped", "resolved")

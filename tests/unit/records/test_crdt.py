@@ -7,12 +7,14 @@ changed, or two people's concurrent edits merge into text neither of them wrote.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pycrdt import Map
 
 from core.records import crdt
 from core.records.notes import Notes
@@ -143,3 +145,19 @@ def test_registers_read_entry_by_entry_read_exactly_as_their_json_form(value: ob
     # What the JSON form gives: text entries parse, anything else is refused.
     parses = all(isinstance(raw, str) for raw in expected.values())
     assert (refused is None) == parses
+
+
+def test_a_set_change_names_the_visit_it_was_made_in_and_only_a_text_names_one() -> None:
+    """``"e"`` in a history entry (a stop or a resolution made during a visit); a value that
+    is not a text (no release writes one) names no visit rather than refusing the record."""
+    doc = crdt.empty(1)
+    hlc = "0000000000001.0000.r1"
+    crdt.record_change(doc, "medications", hlc, "ann", added={"x": {"name": "A"}}, visit="v1")
+    crdt.record_change(doc, "medications", hlc, "ann", added={"y": {"name": "B"}})
+    with doc.transaction():
+        odd = json.dumps({"h": hlc, "a": "ann", "e": 7})
+        doc.get("h", type=Map)["medications/odd"] = odd
+    changes = crdt.all_history(doc)["medications"]
+    assert sorted((list(c.added), c.visit) for c in changes) == [
+        ([], None), (["x"], "v1"), (["y"], None),
+    ]  # fmt: skip

@@ -7,13 +7,17 @@ import json
 
 import pytest
 
-from core.records import icd10
+from core.records import crdt, icd10, unknown
 from core.records.allergy_status import AllergyRecords, AllergyState, allergy_state
+from core.records.crdt import load
 from core.records.entries import ClinicalEntries
 from core.records.errors import ValidationError
+from core.records.materialize import derive
 from core.records.medications import AllergyWarning, Medications
 from core.records.problems import Problems
+from core.records.types import PATIENT
 from core.records.visits import Visits
+from core.store.state_codec import unpack_state
 from tests.unit.sync.replicas import new_replica, sync_pair
 
 
@@ -275,3 +279,30 @@ def test_a_date_given_blank_is_refused_and_only_none_means_today() -> None:
     today = dt.date.today().isoformat()
     assert problems.resolve(asthma.id).resolved == today
     assert meds.stop(metformin.id).stop == today
+
+
+def test_a_stop_or_resolution_in_a_visit_stores_nothing_an_older_release_does_not_know() -> None:
+    """The visit is named by the change's history entry (a key older releases' readers
+    skip), not by a new item field (which an older replica would list as needing a newer
+    Careline): the items keep the fields a stop in no visit stores."""
+    a = new_replica("ann")
+    p = a.add_patient("Soto", "Luis", "1961-01-01")
+    visit = Visits(a).start(p.id, "Review").id
+    meds, problems = Medications(a), Problems(a)
+    in_visit = meds.stop(meds.start(p.id, {"name": "Aspirin"}).id, encounter_id=visit)
+    in_none = meds.stop(meds.start(p.id, {"name": "Ibuprofen"}).id)
+    resolved = problems.resolve(problems.add(p.id, code="I10").id, encounter_id=visit)
+    [state] = a.db.query("SELECT state FROM record_states WHERE id = ?", (p.id,))
+    doc = load(unpack_state(state[0]), 1)
+    assert derive(p.id, PATIENT, doc).unknown == ()
+    assert unknown.count(a.db) == 0
+    items = {e.element_id: e.value for name in ("medications", "problems")
+             for e in crdt.elements(doc, name)}  # fmt: skip
+    assert items[in_visit.id].keys() == items[in_none.id].keys()
+    assert (in_visit.encounter_id, resolved.encounter_id) == (None, None)
+    history = crdt.all_history(doc)
+    named = [c for name in ("medications", "problems") for c in history[name] if c.visit]
+    assert [(c.visit, list(c.added)) for c in named] == [
+        (visit, [in_visit.id]),
+        (visit, [resolved.id]),
+    ]

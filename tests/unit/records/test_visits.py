@@ -20,6 +20,7 @@ from core.records.entries import ClinicalEntries
 from core.records.errors import NotAllowedError, NotFoundError, ValidationError
 from core.records.medications import Medications
 from core.records.notes import Notes
+from core.records.problems import Problems
 from core.records.schedule import Appointment, Schedule
 from core.records.visits import SOAP_TEMPLATE, Visits, visit_list_items
 from core.store.database import Database
@@ -554,3 +555,90 @@ def test_a_dose_change_is_refused_under_another_patients_visit_and_writes_nothin
     with pytest.raises(ValidationError, match="is not a visit of this patient"):
         meds.change_dose(aspirin.id, {"strength": "150 mg"}, encounter_id=theirs.id)
     assert [m.id for m in meds.list(pid, include_past=True)] == [aspirin.id]
+
+
+def test_a_medication_stopped_in_a_visit_is_listed_there_stopped() -> None:
+    """Stopping a drug during today's visit left the visit reading as if nothing changed:
+    the stopped medication (started elsewhere) is now listed in the visit it was stopped
+    in, and still in the visit it was started in."""
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, meds = Visits(r), Medications(r)
+    earlier = visits.start(pid, "Knee pain")
+    ibuprofen = meds.start(
+        pid, {"name": "Ibuprofen", "strength": "400 mg", "start": "2025-01-10",
+              "encounter_id": earlier.id},
+    )  # fmt: skip
+    visits.close(earlier.id)
+    today = visits.start(pid, "Stomach pain")
+    stopped = meds.stop(ibuprofen.id, "2025-06-01", encounter_id=today.id)
+    # The stopped copy keeps the visit it was started in: the stop's is named by the change.
+    assert (stopped.status, stopped.encounter_id) == ("stopped", earlier.id)
+    for visit in (today, earlier):
+        [listed] = visits.contents(visit.id).medications
+        assert (listed["id"], listed["name"], listed["strength"]) == (
+            stopped.id, "Ibuprofen", "400 mg",
+        )  # fmt: skip
+        assert (listed["status"], listed["stop"], listed.get("changed_to")) == (
+            "stopped", "2025-06-01", None,
+        )  # fmt: skip
+
+
+def test_a_problem_resolved_in_a_visit_is_listed_there_resolved() -> None:
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, problems = Visits(r), Problems(r)
+    asthma = problems.add(pid, code="J45.909", onset="2019")  # recorded in no visit
+    today = visits.start(pid, "Review")
+    resolved = problems.resolve(asthma.id, "2025-06-01", encounter_id=today.id)
+    assert resolved.encounter_id is None
+    [listed] = visits.contents(today.id).problems
+    assert (listed["id"], listed["code"], listed["status"], listed["resolved"]) == (
+        resolved.id, "J45.909", "resolved", "2025-06-01",
+    )  # fmt: skip
+
+
+def test_stopped_or_resolved_in_no_visit_is_listed_in_none_and_once_where_made() -> None:
+    """Without a visit nothing changes (the item is in the visit it was recorded in, only);
+    a problem added and resolved in one visit is listed once."""
+    r = new_replica("dr.ade")
+    pid = _patient(r)
+    visits, meds, problems = Visits(r), Medications(r), Problems(r)
+    visit = visits.start(pid, "Cough")
+    aspirin = meds.start(pid, {"name": "Aspirin", "strength": "75 mg"})
+    cough = problems.add(pid, uncoded="Cough", encounter_id=visit.id)
+    meds.stop(aspirin.id)
+    resolved = problems.resolve(cough.id, encounter_id=visit.id)
+    contents = visits.contents(visit.id)
+    assert contents.medications == ()
+    assert [(p["id"], p["status"]) for p in contents.problems] == [(resolved.id, "resolved")]
+
+
+def test_a_stop_or_resolution_under_another_patients_visit_is_refused_and_writes_nothing() -> None:
+    r = new_replica("dr.ade")
+    pid, other = _patient(r), r.add_patient("Roy", "Lee", "1960-01-01").id
+    theirs = Visits(r).start(other, "Cough")
+    meds, problems = Medications(r), Problems(r)
+    aspirin = meds.start(pid, {"name": "Aspirin", "strength": "75 mg"})
+    asthma = problems.add(pid, code="J45.909")
+    for visit in (theirs.id, "no-such-visit"):
+        with pytest.raises(ValidationError, match=f"'{visit}' is not a visit of this patient"):
+            meds.stop(aspirin.id, encounter_id=visit)
+        with pytest.raises(ValidationError, match=f"'{visit}' is not a visit of this patient"):
+            problems.resolve(asthma.id, encounter_id=visit)
+    assert [(m.id, m.status) for m in meds.list(pid, include_past=True)] == [(aspirin.id, "active")]
+    assert [(p.id, p.status) for p in problems.list(pid, include_resolved=True)] == [
+        (asthma.id, "active")
+    ]
+    assert Visits(r).contents(theirs.id).medications == ()
+
+
+def test_a_stop_made_in_a_visit_reaches_another_workstations_visit() -> None:
+    """The visit is named by the change itself, so it syncs with it."""
+    a, b = new_replica("dr.ade"), new_replica("dr.bo")
+    pid = _patient(a)
+    aspirin = Medications(a).start(pid, {"name": "Aspirin", "strength": "75 mg"})
+    visit = Visits(a).start(pid, "Bleeding gums")
+    stopped = Medications(a).stop(aspirin.id, encounter_id=visit.id)
+    sync_pair(a, b)
+    assert [m["id"] for m in Visits(b).contents(visit.id).medications] == [stopped.id]

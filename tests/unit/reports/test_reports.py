@@ -12,6 +12,8 @@ from pypdf import PdfReader
 
 from core.records.allergy_status import AllergyRecords
 from core.records.errors import NotFoundError, ValidationError
+from core.records.medications import Medications
+from core.records.problems import Problems
 from core.records.schedule import STATUS_LABELS
 from core.records.visits import Visits
 from core.records.workstation import Workstation
@@ -197,8 +199,35 @@ def test_visit_without_diagnoses_or_medication_changes_says_so(
     empty = Visits(records).start(chart.patient_id, "Blood pressure check")
     (text,) = pdf_text(pdf.visit_pdf(data.visit_report(records, empty.id)))
     assert "No diagnoses recorded in this visit." in text
-    assert "No medications started or changed in this visit." in text
+    assert "No medications started, changed or stopped in this visit." in text
     assert "No vital signs recorded in this visit." in text
+
+
+def test_visit_note_lists_a_medication_stopped_and_a_problem_resolved_in_the_visit(
+    workstation: Workstation,
+) -> None:
+    """Stopped in the visit, it was on no paper of the visit: the note read as if nothing
+    had changed. Both were recorded before the visit, in none."""
+    records = workstation.records
+    patient = records.add_patient("Okafor", "Chi", "1960-04-04").id
+    aspirin = Medications(records).start(
+        patient, {"name": "Aspirin", "strength": "75 mg", "frequency": "once daily",
+                  "start": "2024-01-05"},
+    )  # fmt: skip
+    cough = Problems(records).add(patient, uncoded="Cough", onset="2026-11")
+    visit = Visits(records).start(patient, "Bleeding gums")
+    Medications(records).stop(aspirin.id, "2026-12-06", visit.id)
+    Problems(records).resolve(cough.id, "2026-12-06", visit.id)
+    report = data.visit_report(records, visit.id)
+    assert report.medications == (
+        data.MedicationChangeLine("Aspirin", "75 mg, once daily", "2024-01-05", "2026-12-06"),
+    )
+    assert report.diagnoses == (data.DiagnosisLine("Cough", None, "Resolved", "2026-12-06"),)
+    (text,) = pdf_text(pdf.visit_pdf(report))
+    lines = text.splitlines()
+    assert "Aspirin 75 mg, once daily 2024-01-05 2026-12-06" in lines
+    assert "Cough uncoded Resolved 2026-12-06" in lines
+    assert "No medications started, changed or stopped" not in text
 
 
 def test_day_list_holds_the_days_patients_in_time_order(workstation: Workstation) -> None:
