@@ -169,10 +169,26 @@ def first_download(folder: Path, records: int) -> dict[str, Any]:
             else None
         ),
         "progress_reports": len(progress),
+        # The download's work, client and server, spread over every core with nothing
+        # lost: no wall time below this without doing less work (issue 17's 5 s target is
+        # out of reach while this exceeds it, however the work is split between processes).
+        "cpu_bound_s": cpu_bound_s(client_cpu_s, server_cpu1, server_cpu0),
         "disk": disk,
         "patients_on_workstation": patients,
         "complete": patients == records and server_alive,
     }
+
+
+def cpu_bound_s(
+    client_cpu_s: float, server_end: float | None, server_start: float | None
+) -> dict[str, Any] | None:
+    """The least wall time the download's CPU work allows on this machine's cores (None
+    when the server's CPU time could not be read)."""
+    if server_end is None or server_start is None:
+        return None
+    cores = os.cpu_count() or 1
+    total = client_cpu_s + server_end - server_start
+    return {"cpu_s": round(total, 2), "cores": cores, "seconds": round(total / cores, 2)}
 
 
 class _Watcher(ServiceListener):
@@ -303,6 +319,8 @@ def run(records: int = DEFAULT_RECORDS) -> dict[str, Any]:
                 "met": download["complete"]
                 and download["progress_reports"] > 0
                 and download["seconds"] <= limit_s,
+                # Whether the CPU work done fits the target at all (first_download.cpu_bound_s).
+                "cpu_bound_s": (download["cpu_bound_s"] or {}).get("seconds"),
             },
             "disk_bytes_per_record": {
                 "target": "workstation database file after the first download, full-text "

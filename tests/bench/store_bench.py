@@ -33,6 +33,13 @@ Diagnostics, each in a child process against its own ``plain_sqlite`` baseline:
 * ``unencrypted`` child: ``sqlcipher_unencrypted``, the SQLCipher build's own SQLite with no
   key (separating encryption cost from the SQLite version difference). Its own process so
   that it runs, like ``careline``, with memory security off.
+* ``page_authentication`` child: what SQLCipher's per-page HMAC costs, the other part of
+  encryption's price besides AES: ``sqlcipher_hmac_sha256`` (as ``careline`` but HMAC-SHA256,
+  which this CPU's SHA extensions speed up, instead of SQLCipher 4's HMAC-SHA512) and
+  ``sqlcipher_no_hmac`` (``cipher_use_hmac = OFF``: pages encrypted, not authenticated).
+  Neither is offered: the first is a file-format change (README, "Performance: issue 17"),
+  the second gives up detecting a tampered or corrupted page. Together they show how much
+  of the local-write ratio is page encryption alone.
 
 Stdout gets exactly one JSON object; progress goes to stderr.
 """
@@ -116,14 +123,23 @@ BASELINE = "plain_sqlite"
 MAIN_STORES = ("careline", BASELINE)
 MEMSEC_ON = "sqlcipher_memsec_on"
 UNENCRYPTED = "sqlcipher_unencrypted"
+HMAC_SHA256 = "sqlcipher_hmac_sha256"
+NO_HMAC = "sqlcipher_no_hmac"
 # Diagnostic child processes and the stores each runs. sqlcipher_unencrypted must not share a
 # process with memsec ON: ON slows every SQLCipher connection in the process, keyed or not.
 CHILD_STORES = {
     "memsec_on": (MEMSEC_ON, BASELINE),
     "unencrypted": (UNENCRYPTED, BASELINE),
+    "page_authentication": (HMAC_SHA256, NO_HMAC, BASELINE),
 }
 # What cipher_memory_security must read back as ("1" on, "0" off) in each SQLCipher store.
-EXPECTED_MEMORY_SECURITY = {"careline": "0", MEMSEC_ON: "1", UNENCRYPTED: "0"}
+EXPECTED_MEMORY_SECURITY = {
+    "careline": "0",
+    MEMSEC_ON: "1",
+    UNENCRYPTED: "0",
+    HMAC_SHA256: "0",
+    NO_HMAC: "0",
+}
 
 # The pages-written sample (write_pages_phase): patients added beyond --per-op.
 PAGE_SAMPLE = 20
@@ -191,22 +207,29 @@ def _plain(directory: Path) -> Store:
     )
 
 
-def _sqlcipher_memsec_on(directory: Path) -> Store:
-    path = directory / "memsec_on.db"
+def _sqlcipher_keyed(name: str, directory: Path, pragmas: tuple[str, ...], what: str) -> Store:
+    """A SQLCipher store keyed as ``careline`` is (raw key), with ``pragmas`` run after the
+    key and before anything reads the file (a cipher setting must precede the first read)."""
+    path = directory / f"{name}.db"
     conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
     key = SecureMemory.from_bytes(bytearray(secrets.token_bytes(32)))
     conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    for pragma in pragmas:
+        conn.execute(pragma)
+    _configure(conn)
+    return Store(name, what, Database(path, conn), [key.close])
+
+
+def _sqlcipher_memsec_on(directory: Path) -> Store:
     # Process-wide from here on: every SQLCipher allocation in this process is mlocked and
     # wiped, which is why this store only ever runs in its own child process.
-    conn.execute("PRAGMA cipher_memory_security = ON")
-    _configure(conn)
-    return Store(
+    return _sqlcipher_keyed(
         MEMSEC_ON,
+        directory,
+        ("PRAGMA cipher_memory_security = ON",),
         "as careline (SQLCipher, raw key, same PRAGMAs) plus cipher_memory_security ON "
         "(child process: ON is process-wide)",
-        Database(path, conn),
-        [key.close],
     )
 
 
@@ -222,6 +245,26 @@ def _sqlcipher_unencrypted(directory: Path) -> Store:
     )
 
 
+def _sqlcipher_hmac_sha256(directory: Path) -> Store:
+    return _sqlcipher_keyed(
+        HMAC_SHA256,
+        directory,
+        ("PRAGMA cipher_hmac_algorithm = HMAC_SHA256",),
+        "as careline (SQLCipher, raw key, same PRAGMAs) but pages authenticated with "
+        "HMAC-SHA256 instead of HMAC-SHA512 (a file-format change; not offered)",
+    )
+
+
+def _sqlcipher_no_hmac(directory: Path) -> Store:
+    return _sqlcipher_keyed(
+        NO_HMAC,
+        directory,
+        ("PRAGMA cipher_use_hmac = OFF",),
+        "as careline but pages not authenticated (cipher_use_hmac OFF): AES alone, what "
+        "page encryption costs without tamper detection (never offered)",
+    )
+
+
 def open_store(name: str, directory: Path) -> Store:
     """Create the named store, migrated, in ``directory``, with the clinic set up by its
     founder ``bench`` (admin and clinician): the author of every write measured, checked
@@ -231,6 +274,8 @@ def open_store(name: str, directory: Path) -> Store:
         BASELINE: _plain,
         MEMSEC_ON: _sqlcipher_memsec_on,
         UNENCRYPTED: _sqlcipher_unencrypted,
+        HMAC_SHA256: _sqlcipher_hmac_sha256,
+        NO_HMAC: _sqlcipher_no_hmac,
     }
     if name not in makers:
         raise ValueError(f"unknown store {name!r}")
@@ -774,7 +819,8 @@ def run_child(child: str, cfg: Config, tmpdir: str | None) -> dict[str, Any]:
 
 
 def run_diagnostics(cfg: Config, memsec_patients: int, tmpdir: str | None) -> dict[str, Any]:
-    """The two diagnostic children: memory security ON, and SQLCipher without a key."""
+    """The diagnostic children: memory security ON, SQLCipher without a key, and the page
+    authentication's cost (HMAC-SHA256, none)."""
     out: dict[str, Any] = {}
     memsec_cfg = replace(cfg, patients=memsec_patients)
     memsec = run_child("memsec_on", memsec_cfg, tmpdir)
@@ -791,6 +837,7 @@ def run_diagnostics(cfg: Config, memsec_patients: int, tmpdir: str | None) -> di
             )
     out["memsec_on"] = memsec
     out["unencrypted"] = run_child("unencrypted", cfg, tmpdir)
+    out["page_authentication"] = run_child("page_authentication", cfg, tmpdir)
     return out
 
 
