@@ -208,7 +208,13 @@ class ListCard(Generic[T]):
         return self._patient_id
 
     def _changed(self, changes: Changes) -> None:
-        if self._patient_id is not None and changes.touches(self._patient_id):
+        if self._patient_id is None:
+            return
+        # On a merged chart the items shown include the merged-in registrations': a
+        # change to one of those records (a medication of theirs stopped here) is this
+        # card's too, or it went on showing the medication as taken.
+        shown = {str(pid) for i in self._items if (pid := getattr(i, "patient_id", None))}
+        if any(changes.touches(p) for p in {self._patient_id, *shown}):
             self._read()
 
     def _read(self) -> None:

@@ -87,7 +87,9 @@ class MedicationDialog(SavingDialog):
         self.fields["start"].setText(dt.date.today().isoformat())
         # A medication started, or its dose changed, while the patient has an open visit
         # is one of its changes: the new dose is recorded in it, and the form says so.
-        self.visit_link = OpenVisitLink(operations, records, patient_id)
+        # The visit is the list's own patient's (on a merged chart, the changed item's).
+        owner = changing.patient_id if changing is not None else patient_id
+        self.visit_link = OpenVisitLink(operations, records, owner)
         self.buttons, self.save_button = action_buttons(
             self, self.save, "Start" if starting else "Change dose"
         )
@@ -277,6 +279,6 @@ class MedicationsCard(ListCard[Medication]):
                 self.frame,
                 edits="medication",
                 # Stopped while the patient has an open visit: one of its changes.
-                visit_link=OpenVisitLink(self._operations, records, patient_id),
+                visit_link=OpenVisitLink(self._operations, records, chosen.patient_id),
             )
         )

@@ -373,6 +373,7 @@ class ProblemsCard(ListCard[Problem]):
                 self.frame,
                 edits="problem",
                 # Resolved while the patient has an open visit: one of its diagnoses.
-                visit_link=OpenVisitLink(self._operations, records, patient_id),
+                # The problem's own patient's visit (on a merged chart, its registration's).
+                visit_link=OpenVisitLink(self._operations, records, problem.patient_id),
             )
         )

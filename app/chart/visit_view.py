@@ -239,9 +239,17 @@ def read_visit(records: ClinicRecords, visit_id: str) -> tuple[VisitContents, di
 
 def newest_open_visit(records: ClinicRecords, patient_id: str) -> Visit | None:
     """The patient's newest open visit, if any: what a problem or medication recorded now
-    belongs to (on the worker)."""
+    on ``patient_id``'s list belongs to (on the worker).
+
+    Only a visit of that very patient: on a merged chart the visits shown include the
+    merged registrations', but a list item is recorded in a visit of its own patient only
+    (``chart_lists.check_visit``; remote apply quarantines anything else, and a merge that
+    has not reached a replica yet would make it look misplaced there). A medication from a
+    merged-in registration stopped during the kept registration's visit is recorded in no
+    visit, as before visits recorded stops, rather than refused."""
     found = Visits(records).list_visits(patient_id, open_only=True)
-    return found[0] if found else None
+    own = [v for v in found if v.patient_id == patient_id]
+    return own[0] if own else None
 
 
 class OpenVisitLink:

@@ -19,6 +19,7 @@ from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.main_window import MainWindow
 from core.records.medications import Medications
+from core.records.merges import Merges
 from core.records.problems import Problems
 from core.records.visits import Visits
 from core.records.vital_signs import VitalSigns
@@ -294,7 +295,7 @@ def test_a_medication_stopped_and_a_problem_resolved_during_an_open_visit_are_th
 
 def _end_with_no_visit_open(qtbot: QtBot, card: ListCard[Any], button: QPushButton) -> None:
     """Stop (resolve) the card's one item on today's date, the form saying nothing of a
-    visit."""
+    visit (none open, or none of the item's own patient)."""
     qtbot.waitUntil(lambda: len(card.items) == 1, timeout=5_000)
     card.table.selectRow(0)
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -302,7 +303,7 @@ def _end_with_no_visit_open(qtbot: QtBot, card: ListCard[Any], button: QPushButt
     assert isinstance(form, DateDialog) and form.visit_link is not None
     link = form.visit_link
     qtbot.waitUntil(lambda: link.known, timeout=5_000)
-    assert not link.label.isVisible()  # a closed visit takes nothing new
+    assert not link.label.isVisible()  # no visit of the item's patient is open
     qtbot.waitUntil(form.date.hasFocus)
     QTest.keyClick(form.date, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None and card.items == [], timeout=5_000)
@@ -327,3 +328,29 @@ def test_without_an_open_visit_a_stop_and_a_resolution_belong_to_no_visit(
     [stopped] = Medications(records).list(patient_id, include_past=True)
     [resolved] = Problems(records).list(patient_id, include_resolved=True)
     assert (stopped.status, resolved.status) == ("stopped", "resolved")
+
+
+def test_on_a_merged_chart_a_merged_in_registrations_items_end_outside_the_kept_ones_visit(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """A medication and a problem from a registration merged into this chart, stopped and
+    resolved while the kept registration has a visit open: a list item is recorded only in
+    a visit of its own patient, and the forms offered this one, which core then refused
+    ("is not a visit of this patient"): neither could be ended until the visit closed.
+    They end in no visit, the forms saying nothing of one."""
+    records = clinic.records
+    kept = signed_in.workspace.patient_list.model.patient_id(0)
+    duplicate = records.add_patient("Zzmerged", "Registration", "1970-01-01", "female").id
+    Medications(records).start(duplicate, {"name": "Aspirin", "strength": "75 mg"})
+    Problems(records).add(duplicate, uncoded="Dry cough")
+    Merges(records).merge(duplicate, kept, "registered twice")
+    visit = Visits(records).start(kept, "Bleeding gums")
+    chart = open_first_chart(qtbot, signed_in)
+    meds, problems = card_of(chart, MedicationsCard), card_of(chart, ProblemsCard)
+    _end_with_no_visit_open(qtbot, meds, meds.stop_button)
+    _end_with_no_visit_open(qtbot, problems, problems.resolve_button)
+    [stopped] = Medications(records).list(kept, include_past=True)
+    [resolved] = Problems(records).list(kept, include_resolved=True)
+    assert (stopped.status, resolved.status) == ("stopped", "resolved")
+    contents = Visits(records).contents(visit.id)
+    assert (contents.medications, contents.problems) == ((), ())
