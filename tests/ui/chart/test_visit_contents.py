@@ -244,33 +244,10 @@ def test_a_medication_stopped_and_a_problem_resolved_during_an_open_visit_are_th
     chart = open_first_chart(qtbot, signed_in)
     today = dt.date.today().isoformat()
 
-    # Stop, the form naming the visit; the date is today's, as the form offers it.
-    meds = card_of(chart, MedicationsCard)
-    qtbot.waitUntil(lambda: len(meds.medications) == 1, timeout=5_000)
-    meds.table.selectRow(0)
-    QTest.mouseClick(meds.stop_button, Qt.MouseButton.LeftButton)
-    stop = meds.dialog
-    assert isinstance(stop, DateDialog) and stop.visit_link is not None
-    link = stop.visit_link
-    qtbot.waitUntil(link.label.isVisible, timeout=5_000)
-    assert link.label.text() == "Recorded in today's visit (Bleeding gums)"
-    qtbot.waitUntil(stop.date.hasFocus)
-    QTest.keyClick(stop.date, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: meds.dialog is None and meds.medications == [], timeout=5_000)
-
-    # Resolve, likewise.
-    problems = card_of(chart, ProblemsCard)
-    qtbot.waitUntil(lambda: len(problems.problems) == 1, timeout=5_000)
-    problems.table.selectRow(0)
-    QTest.mouseClick(problems.resolve_button, Qt.MouseButton.LeftButton)
-    resolve = problems.dialog
-    assert isinstance(resolve, DateDialog) and resolve.visit_link is not None
-    link = resolve.visit_link
-    qtbot.waitUntil(link.label.isVisible, timeout=5_000)
-    assert link.label.text() == "Recorded in today's visit (Bleeding gums)"
-    qtbot.waitUntil(resolve.date.hasFocus)
-    QTest.keyClick(resolve.date, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: problems.dialog is None and problems.problems == [], timeout=5_000)
+    # Stop, then resolve, each form naming the visit; the date is today's, as offered.
+    meds, problems = card_of(chart, MedicationsCard), card_of(chart, ProblemsCard)
+    _end_the_one_item(qtbot, meds, meds.stop_button, "today's visit (Bleeding gums)")
+    _end_the_one_item(qtbot, problems, problems.resolve_button, "today's visit (Bleeding gums)")
 
     # The visit view lists the medication stopped and the problem resolved in it.
     section = visits_tab(qtbot, chart)
@@ -293,17 +270,24 @@ def test_a_medication_stopped_and_a_problem_resolved_during_an_open_visit_are_th
     printing.reject()
 
 
-def _end_with_no_visit_open(qtbot: QtBot, card: ListCard[Any], button: QPushButton) -> None:
-    """Stop (resolve) the card's one item on today's date, the form saying nothing of a
-    visit (none open, or none of the item's own patient)."""
+def _end_the_one_item(
+    qtbot: QtBot, card: ListCard[Any], button: QPushButton, recorded_in: str | None
+) -> None:
+    """Stop (resolve) the card's one item on today's date with Return, the form naming the
+    visit it is ``recorded_in`` ("today's visit (reason)"), or with None saying nothing of
+    a visit (none open, or none of the item's own patient)."""
     qtbot.waitUntil(lambda: len(card.items) == 1, timeout=5_000)
     card.table.selectRow(0)
     QTest.mouseClick(button, Qt.MouseButton.LeftButton)
     form = card.dialog
     assert isinstance(form, DateDialog) and form.visit_link is not None
     link = form.visit_link
-    qtbot.waitUntil(lambda: link.known, timeout=5_000)
-    assert not link.label.isVisible()  # no visit of the item's patient is open
+    if recorded_in is None:
+        qtbot.waitUntil(lambda: link.known, timeout=5_000)
+        assert not link.label.isVisible()  # no visit of the item's patient is open
+    else:
+        qtbot.waitUntil(link.label.isVisible, timeout=5_000)
+        assert link.label.text() == f"Recorded in {recorded_in}"
     qtbot.waitUntil(form.date.hasFocus)
     QTest.keyClick(form.date, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None and card.items == [], timeout=5_000)
@@ -321,8 +305,8 @@ def test_without_an_open_visit_a_stop_and_a_resolution_belong_to_no_visit(
     Visits(records).close(closed.id)
     chart = open_first_chart(qtbot, signed_in)
     meds, problems = card_of(chart, MedicationsCard), card_of(chart, ProblemsCard)
-    _end_with_no_visit_open(qtbot, meds, meds.stop_button)
-    _end_with_no_visit_open(qtbot, problems, problems.resolve_button)
+    _end_the_one_item(qtbot, meds, meds.stop_button, None)
+    _end_the_one_item(qtbot, problems, problems.resolve_button, None)
     contents = Visits(records).contents(closed.id)
     assert (contents.medications, contents.problems) == ((), ())
     [stopped] = Medications(records).list(patient_id, include_past=True)
@@ -347,8 +331,8 @@ def test_on_a_merged_chart_a_merged_in_registrations_items_end_outside_the_kept_
     visit = Visits(records).start(kept, "Bleeding gums")
     chart = open_first_chart(qtbot, signed_in)
     meds, problems = card_of(chart, MedicationsCard), card_of(chart, ProblemsCard)
-    _end_with_no_visit_open(qtbot, meds, meds.stop_button)
-    _end_with_no_visit_open(qtbot, problems, problems.resolve_button)
+    _end_the_one_item(qtbot, meds, meds.stop_button, None)
+    _end_the_one_item(qtbot, problems, problems.resolve_button, None)
     [stopped] = Medications(records).list(kept, include_past=True)
     [resolved] = Problems(records).list(kept, include_resolved=True)
     assert (stopped.status, resolved.status) == ("stopped", "resolved")
