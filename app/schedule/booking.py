@@ -7,11 +7,14 @@ under it), unless the page shows one clinician's day or the clinic has only one.
 books from the form's fields and the Book button only; on another button it presses that
 button, never Book. A booking that overlaps the clinician's other appointments, or the
 patient's, is not refused: the dialog lists the clashes and the person confirms with "Book
-anyway" (core checks again in the same transaction as the write).
+anyway" (core checks again in the same transaction as the write), each clash saying whose
+time it is (the clinician's, the patient's). A start already past by the clinic's clock is
+asked about the same way (a walk-in entered afterwards is meant; a typo is not).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +56,7 @@ from core.records.schedule import (
     Schedule,
     describe,
     length_in_minutes,
+    now_local,
 )
 from core.records.types import APPOINTMENT
 
@@ -68,9 +72,34 @@ def overlap_heading(exc: OverlapError) -> str:
     return "The clinician is already booked at this time"
 
 
+def clash_lines(
+    exc: OverlapError, clinician_name: Callable[[str | None], str], day: str
+) -> list[str]:
+    """Each clash once, by start time, saying whose time it is: ``Dr Sam Lee is booked
+    09:00-09:15 with GARCIA, Maria``, ``This patient is booked 09:30-10:00 with Dr Ana
+    Kim``, or, both at once, ``Dr Sam Lee is booked 09:00-09:15 with this patient``. The
+    date is given only where the clash starts on a day other than ``day`` (the time
+    asked for's); the status where it is not booked."""
+    clinicians = {a.id for a in exc.clashes}
+    patients = {a.id for a in exc.patient_clashes}
+    lines = []
+    for a in exc.everything():
+        start_day, start = a.starts_at.split("T")
+        end_day, end = a.ends_at.split("T")
+        when = f"{start}-{end}" if start_day == day else f"{start_day} {start}-{end_day} {end}"
+        who = clinician_name(a.clinician)
+        if a.id in clinicians:
+            patient = "this patient" if a.id in patients else a.patient_name or a.patient_id
+            line = f"{who} is booked {when} with {patient}"
+        else:
+            line = f"This patient is booked {when} with {who}"
+        lines.append(line if a.status == "booked" else f"{line} ({a.status_label.lower()})")
+    return lines
+
+
 class OverlapPanel(WarningPanel):
-    """The appointments the new time overlaps (the clinician's, the patient's), and the
-    way on."""
+    """The appointments the new time overlaps (the clinician's, the patient's), or a start
+    already past, and the way on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self.confirm_button = QPushButton("Book anyway")
@@ -88,14 +117,33 @@ class OverlapPanel(WarningPanel):
         self.heading.setWordWrap(True)  # a long name of whose time it is takes two lines
         self.clashes = self.items
         self.clashes.setObjectName("overlapClashes")
+        self.asking = ""  # "overlap" or "past": what Book anyway books past
 
-    def show_clashes(self, exc: OverlapError) -> None:
-        """Say whose time is taken, list every clash once and show the panel."""
+    def show_clashes(self, exc: OverlapError, lines: list[str]) -> None:
+        """Say whose time is taken, list every clash once (``lines``) and show the
+        panel."""
+        self.asking = "overlap"
         self.heading.setText(overlap_heading(exc))
+        self.text.setText("Choose another time, or book it anyway.")
         self.clashes.clear()
-        for a in exc.everything():
-            self.clashes.addItem(describe(a, with_id=False))
+        for line in lines:
+            self.clashes.addItem(line)
+            self.clashes.item(self.clashes.count() - 1).setToolTip(line)
+        self.clashes.show()
         self.fit_items(3)
+
+    def show_past(self, start: dt.datetime, now: dt.datetime) -> None:
+        """Say that ``start`` has gone by ``now`` (the clinic's clock) and show the
+        panel."""
+        self.asking = "past"
+        when = f"{start:%H:%M} today" if start.date() == now.date() else f"{start:%Y-%m-%d %H:%M}"
+        self.heading.setText(f"{when} has already passed")
+        self.text.setText(
+            f"It is {now:%Y-%m-%d %H:%M} now. Check the time, or book it anyway (a visit "
+            "already over, entered afterwards)."
+        )
+        self.clashes.hide()
+        self.show()
 
 
 class BookingDialog(TypedForm):
@@ -115,13 +163,18 @@ class BookingDialog(TypedForm):
         clinician: str | None = None,
         appointment: Appointment | None = None,
         parent: QWidget | None = None,
+        clock: Callable[[], dt.datetime] = now_local,
     ) -> None:
         super().__init__(parent)
         self._operations = operations
         self._records = records
         self._appointment = appointment
         self._patient_id: str | None = appointment.patient_id if appointment else None
+        self._clock = clock  # the clinic's local time now (the page's: tests set their own)
+        self._names = {c.username: c.label for c in clinicians}
         self._allow_overlap = False
+        self._allow_past = False
+        self._day = ""  # the day of the start last booked (clash_lines)
         self._job: Job[Appointment] | None = None
         self.patient_dialog: PatientDialog | None = None
         moving = appointment is not None
@@ -233,6 +286,7 @@ class BookingDialog(TypedForm):
         self.overlap.confirm_button.clicked.connect(self._book_anyway)
         for edit in (self.start, self.minutes):
             edit.textEdited.connect(self._forget_overlap)
+        self.start.textEdited.connect(self._forget_past)
         self.clinician.currentIndexChanged.connect(self._forget_overlap)
 
     # ----- the patient ------------------------------------------------------------------
@@ -489,6 +543,10 @@ class BookingDialog(TypedForm):
             missing["clinician"] = "Choose the clinician the appointment is with."
         if self.show_problems({self.errors[f]: text for f, text in missing.items()}, select=True):
             return
+        if not self._allow_past and self._past(values["starts_at"]):
+            return
+        # The day asked for, as Book read it (Starts may be typed in while it books).
+        self._day = (validation.local_datetime("starts_at", values["starts_at"]) or "")[:10]
         records, allow, current = self._records, self._allow_overlap, self._appointment
         store: Callable[[], Appointment]
         if current is None:
@@ -531,7 +589,8 @@ class BookingDialog(TypedForm):
         self._job = None
         self.save_button.setEnabled(True)
         if isinstance(exc, OverlapError):
-            self.overlap.show_clashes(exc)  # the dialog grows to hold it
+            lines = clash_lines(exc, self._clinician_name, self._day)
+            self.overlap.show_clashes(exc, lines)  # the dialog grows to hold it
             # The keyboard goes to the field to change, its time selected for typing
             # over; on Book anyway a second Return double-booked the clinician unread.
             self._to_start()
@@ -540,13 +599,37 @@ class BookingDialog(TypedForm):
         else:
             self.show_error(None, describe_error(exc))
 
+    def _clinician_name(self, username: str | None) -> str:
+        """As the Clinician box names them (one no longer listed: their username)."""
+        return self._names.get(username or "", username or "no clinician")
+
+    def _past(self, typed: str) -> bool:
+        """The start typed has gone by the clinic's clock (a move's start left as it was
+        is not asked about): the warning shown, the keyboard back in Starts."""
+        start = dt.datetime.fromisoformat(validation.local_datetime("starts_at", typed) or "")
+        current = self._appointment
+        if current is not None and start == dt.datetime.fromisoformat(current.starts_at):
+            return False
+        now = self._clock()
+        if start >= now.replace(second=0, microsecond=0):  # this minute is not past yet
+            return False
+        self.overlap.show_past(start, now)
+        self._to_start()  # as after a clash: Return checks again, never books past it
+        return True
+
     def _book_anyway(self) -> None:
-        self._allow_overlap = True
+        if self.overlap.asking == "past":
+            self._allow_past = True
+        else:
+            self._allow_overlap = True
         self.save()
 
     def _forget_overlap(self) -> None:
         self._allow_overlap = False
         self.overlap.hide()
+
+    def _forget_past(self) -> None:
+        self._allow_past = False
 
 
 class CancelDialog(TypedForm):

@@ -12,10 +12,17 @@ and left the Reason column "Back…" under a header cut to "Reasor" on a 1024-pi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QHeaderView, QTableWidget
+from PySide6.QtCore import QEvent, QMargins, QModelIndex, QObject, QPersistentModelIndex, QSize
+from PySide6.QtGui import QFont, QFontMetricsF, QPainterPath
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableWidget,
+)
 
 # The least of a cell's text that must show (the rest may be elided or wrapped).
 Least = Callable[[str], str]
@@ -44,6 +51,39 @@ def family_line(name: str) -> str:
     """A wrapped patient's first line at the least: the family name and its comma."""
     family, comma, _ = name.partition(",")
     return family + comma
+
+
+# Letters whose marks reach furthest above a font's ascent and below its descent.
+_TALL_MARKS, _LOW_MARKS = "ÅÁÑÚÊÖŻ", "ÇŞĄŢgjy"
+_ROOM: dict[str, int] = {}  # by QFont.key(): measured once a font
+
+
+def marks_room(font: QFont) -> int:
+    """Pixels a capital's accent (Ñ, Å) reaches above the font's ascent, or a cedilla
+    below its descent, and one more: room a row's first and last lines need."""
+    key = font.key()
+    if key not in _ROOM:
+        metrics = QFontMetricsF(font)
+        above, below = QPainterPath(), QPainterPath()
+        above.addText(0, 0, font, _TALL_MARKS)
+        below.addText(0, 0, font, _LOW_MARKS)
+        over = max(-above.boundingRect().top() - metrics.ascent(), 0.0)
+        under = max(below.boundingRect().bottom() - metrics.descent(), 0.0)
+        _ROOM[key] = math.ceil(max(over, under)) + 1
+    return _ROOM[key]
+
+
+class RoomForMarks(QStyledItemDelegate):
+    """Rows sized to their lines with room for the marks on capitals. Qt sizes a wrapped
+    cell to its lines' ascents and descents and centres them: "ÑÚÑEZ-ÖZTÜRK," on the
+    first of two lines had its accents drawn above the row, cut off under the header."""
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        """Qt's size, taller by the marks' room above and below (the text is centred)."""
+        room = marks_room(option.font)
+        return super().sizeHint(option, index).grownBy(QMargins(0, room, 0, room))
 
 
 class SharedColumns(QObject):
@@ -76,7 +116,13 @@ class SharedColumns(QObject):
         """The column's whole width and its least (both at least its header's)."""
         table = self.table
         header = table.horizontalHeader().sectionSizeHint(column)
-        metrics = table.fontMetrics()
+        # Fractional widths, rounded up: the line is laid out at them, and 117 pixels held
+        # "ÑÚÑEZ-ÖZTÜRK," (117.48) only as "ÑÚÑEZ-" over "ÖZTÜRK,".
+        metrics = QFontMetricsF(table.font())
+
+        def advance(text: str) -> int:
+            return math.ceil(metrics.horizontalAdvance(text))
+
         grid = 1 if table.showGrid() else 0
         whole = fewest = header
         for row in range(table.rowCount()):
@@ -87,10 +133,10 @@ class SharedColumns(QObject):
             # As sizeHintForColumn has it: the grid line takes a pixel of the cell.
             needed = table.sizeHintForIndex(table.model().index(row, column)).width() + grid
             # The cell's padding and margins, measured from Qt's own width for it.
-            around = needed - max(metrics.horizontalAdvance(line) for line in text.split("\n"))
+            around = needed - max(advance(line) for line in text.split("\n"))
             whole = max(whole, needed)
             if least is not None:
-                fewest = max(fewest, around + metrics.horizontalAdvance(least(text)))
+                fewest = max(fewest, around + advance(least(text)))
         return whole, min(whole, fewest) if least is not None else whole
 
     def fit(self) -> None:

@@ -38,9 +38,10 @@ from app.chart.printing import PrintDialog, print_day
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.schedule.booking import BookingDialog, CancelDialog, overlap_heading
+from app.schedule.booking import BookingDialog, CancelDialog, clash_lines, overlap_heading
 from app.schedule.columns import (
     REASON_SHOWN,
+    RoomForMarks,
     SharedColumns,
     family_and_initial,
     family_line,
@@ -263,6 +264,8 @@ class SchedulePage(QWidget):
         # "D'ARCY-…" at 1024. The wait wraps first, then the patient (down to the family
         # name's line), then the clinician, each at its words.
         self.waiting_table.setWordWrap(True)
+        # Two lines sized by Qt left a capital's accent above the row, cut under the header.
+        self.waiting_table.setItemDelegate(RoomForMarks(self.waiting_table))
         self.waiting_table.verticalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )
@@ -659,7 +662,7 @@ class SchedulePage(QWidget):
         when = start or f"{self.day.isoformat()} 09:00"
         dialog = BookingDialog(
             self._operations, self._records, self.clinicians, when, self.clinician_filter,
-            parent=self,
+            parent=self, clock=lambda: self.clock(),
         )  # fmt: skip
         self._open_dialog(dialog)
         dialog.patient_search.setFocus()
@@ -677,8 +680,9 @@ class SchedulePage(QWidget):
         if a is None:
             return
         dialog = BookingDialog(
-            self._operations, self._records, self.clinicians, appointment=a, parent=self
-        )
+            self._operations, self._records, self.clinicians, appointment=a, parent=self,
+            clock=lambda: self.clock(),
+        )  # fmt: skip
         self._open_dialog(dialog)
         dialog.start.setFocus()
         dialog.start.select_time()  # a time typed moves it on its day; a date and time, there
@@ -744,7 +748,7 @@ class SchedulePage(QWidget):
         keeping it as it is has the keyboard."""
         if self.question is not None:
             self.question.reject()
-        clashes = "\n".join(describe(c, with_id=False) for c in exc.everything())
+        clashes = "\n".join(clash_lines(exc, self._clinician_name, a.starts_at[:10]))
         now = "a no-show" if a.status == "no_show" else STATUS_LABELS[a.status].lower()
         again = "Reinstate anyway" if status == "booked" else "Check in anyway"
 

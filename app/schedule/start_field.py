@@ -4,11 +4,14 @@ Coming to it from the keyboard (Enter on the patient, Tab, back from registering
 overlap warning) selects its time only: "14:30" typed keeps the day offered and gives
 ``2026-12-06 14:30``. A whole date and time typed over that selection
 (``2026-12-07 10:00``) would follow the day left in front of it; once what was typed after
-that day reads as a date and time on its own, or is two words (a date and a time, refused
-or not), the field holds just that.
+that day reads as a date and time on its own, or is a date and more (a date and a time,
+refused or not), the field holds just that. A time after the day (``2:30 pm``, refused for
+its am/pm) keeps the day: nothing typed is dropped.
 """
 
 from __future__ import annotations
+
+import re
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFocusEvent
@@ -23,6 +26,11 @@ _KEYBOARD_REASONS = (
     Qt.FocusReason.BacktabFocusReason,
     Qt.FocusReason.ShortcutFocusReason,
 )
+
+
+# Written as a date, possible or not (year first or last): three runs of digits between
+# dashes, slashes or dots, or eight digits. A time ("2:30", "14.30") is never one.
+_DATE_LIKE = re.compile(r"\d+[-/.]\d+[-/.]\d+|\d{8}")
 
 
 def _reads_as_time(text: str) -> bool:
@@ -64,7 +72,9 @@ class StartField(QLineEdit):
         typed = typed.strip()
         if not (space and day and typed) or _reads_as_time(text):
             return
-        # A date and a time (two words) typed after the day: theirs, even if refused
-        # ("31/12/2026 10:00" is told it has the year last, not of the day before it).
-        if _reads_as_time(typed) or len(typed.split()) > 1:
+        # A second date (and a time) typed after the day: theirs, even if refused
+        # ("31/12/2026 10:00" is told it has the year last, not of the day before it). Only
+        # a date: "2026-12-11 2:30 pm" is a day and a time, and the day was typed too.
+        words = typed.split()
+        if _reads_as_time(typed) or (len(words) > 1 and _DATE_LIKE.fullmatch(words[0])):
             self.setText(typed)

@@ -220,6 +220,8 @@ def timestamp(field: str, value: str | None) -> str | None:
 
 
 _LOCAL_TIME = re.compile(r"^(\S+?)[T ](\d{1,2}):(\d{2})$")
+# "2:30 pm", "2:30PM", "2:30 p.m.": the 12-hour clock, which no time field reads.
+_TWELVE_HOUR = re.compile(r"^(\S+?)[T ](\d{1,2}):(\d{2})\s*([ap])\.?\s*m\.?$", re.I)
 TIME_FORMAT_HINT = "type the date, then the clinic's local time, e.g. 2026-12-07 09:30"
 
 
@@ -238,6 +240,7 @@ def local_datetime(field: str, value: str | None) -> str | None:
         raise ValidationError(field, "is required")
     found = _LOCAL_TIME.match(raw)
     if found is None:
+        _refuse_twelve_hour(field, raw)
         if re.search(r"(Z|[+-]\d{2}:?\d{2})$", raw) and "T" in raw.upper():
             raise ValidationError(
                 field, f"{raw!r} names a time zone: give the clinic's local time, e.g. "
@@ -252,6 +255,25 @@ def local_datetime(field: str, value: str | None) -> str | None:
     if minute > 59:
         raise ValidationError(field, f"{raw!r} is not a time: there is no minute {minute}")
     return dt.datetime(day.year, day.month, day.day, hour, minute).isoformat(timespec="minutes")
+
+
+def _refuse_twelve_hour(field: str, raw: str) -> None:
+    """ValidationError naming am/pm, with the 24-hour time it stands for, when ``raw`` is a
+    date and a 12-hour time (``2026-12-11 2:30 pm``). Times are typed on the 24-hour clock
+    only: the 24-hour time is shown for the person to type, not stored for them (12:30 am
+    and 12:30 pm are the times most often read the wrong way round)."""
+    found = _TWELVE_HOUR.match(raw)
+    if found is None:
+        return
+    date_text, hour_text, minute_text, half = found.groups()
+    hour, minute = int(hour_text), int(minute_text)
+    if not 1 <= hour <= 12 or minute > 59:
+        return  # no 12-hour time either ("13:30 pm"): the general message says what to type
+    hour = hour % 12 + (12 if half.lower() == "p" else 0)
+    raise ValidationError(
+        field, f"{raw!r} has am/pm: times are on the 24-hour clock, so type "
+        f"{date_text} {hour:02d}:{minute:02d}"
+    )  # fmt: skip
 
 
 def whole_number(field: str, value: str | None) -> str | None:

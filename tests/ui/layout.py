@@ -174,6 +174,21 @@ def cell_lines_shown(table: QTableView, row: int, column: int) -> list[str]:
     return shown
 
 
+def cell_ink_at_edges(table: QTableView, row: int, column: int) -> list[str]:
+    """The edges of a cell ("top", "bottom") its text is drawn against, as painted: a
+    pixel of ink in its first or last pixel row. Qt clips what is painted to the cell, so
+    a mark drawn there was most likely cut there (an accent over a capital)."""
+    index = table.model().index(row, column)
+    cell = table.visualRect(index)
+    image = table.viewport().grab(cell).toImage()
+
+    def inked(y: int) -> bool:
+        # The text is near-black; the row's ground (white, striped, chosen) is light.
+        return any(image.pixelColor(x, y).lightness() < 150 for x in range(image.width()))
+
+    return [edge for edge, y in (("top", 0), ("bottom", image.height() - 1)) if inked(y)]
+
+
 def header_shown_whole(table: QTableView, column: int) -> bool:
     """A table's column header has the room its text needs (narrower, Qt cuts it at the
     sides: "Reasor" of "Reason")."""

@@ -528,6 +528,10 @@ def schedule(out: Path, tmp: Path) -> None:
     save(window, out, "31-schedule-week")
     page_.day_button.click()
     wait_for(lambda: not page_.loading())
+    # The clinic's clock before the day's first slot while booking, so the overlap is
+    # what is asked (09:35 gone by would be asked about first); the real clock after.
+    real_clock = page_.clock
+    page_.clock = lambda: dt.datetime.combine(today, dt.time(8, 0))
     dialog = page_.book(f"{today} 09:35")
     dialog.patient_search.setText("haddad")
     dialog._search("haddad")
@@ -539,6 +543,7 @@ def schedule(out: Path, tmp: Path) -> None:
     wait_for(dialog.overlap.isVisible)
     save(dialog, out, "32-booking-overlap")
     dialog.reject()
+    page_.clock = real_clock
     save(page_.side, out, "33-waiting-room")
     assert isinstance(dialog, BookingDialog)
 

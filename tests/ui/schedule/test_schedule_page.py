@@ -50,6 +50,7 @@ from tests.ui.layout import (
     assert_placeholder_fits,
     assert_text_fits,
     assert_whole,
+    cell_ink_at_edges,
     cell_lines_shown,
     cell_text_shown,
     open_popup_rows,
@@ -415,7 +416,7 @@ def test_an_overlap_is_shown_and_booked_once_confirmed(
     dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
     qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
     clashes = [dialog.overlap.clashes.item(i).text() for i in range(dialog.overlap.clashes.count())]
-    assert clashes == [f"{today().isoformat()} 09:00-09:15 GARCIA, Maria (booked)"]
+    assert clashes == ["Dr Sam Lee is booked 09:00-09:15 with GARCIA, Maria"]
     assert len(day_rows(page)) == 3  # nothing written yet
     QTest.keyClick(dialog.overlap.confirm_button, Qt.Key.Key_Space)  # Book anyway
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
@@ -468,13 +469,164 @@ def test_booking_the_patient_again_at_a_time_they_already_have_warns_of_it(
     assert dialog.overlap.heading.text() == "The patient already has an appointment then"
     clashes = dialog.overlap.clashes
     assert [clashes.item(i).text() for i in range(clashes.count())] == [
-        f"{today().isoformat()} 09:30-10:00 OKAFOR, Chinedu (booked)"
+        "This patient is booked 09:30-10:00 with Dr Ana Kim"
     ]
     assert len(day_rows(page)) == 3  # nothing written yet
     click(dialog.overlap.confirm_button)
     qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
     qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
     assert day_rows(page)[2][:3] == ("09:40–09:55", "OKAFOR, Chinedu", "Dr Sam Lee")
+
+
+def clash_rows(dialog: BookingDialog) -> list[str]:
+    """The warning's clashes as listed, each checked to show whole (no sideways scroll)."""
+    clashes = dialog.overlap.clashes
+    room = clashes.viewport().rect()
+    rows = []
+    for i in range(clashes.count()):
+        item = clashes.item(i)
+        assert room.contains(clashes.visualItemRect(item)), f"{item.text()!r} is cut"
+        rows.append(item.text())
+    return rows
+
+
+def test_each_clash_says_whose_time_it_is(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    """The tester's picture: a booking clashing with the clinician's appointment and the
+    patient's listed "2026-12-08 08:50-09:20 ØDEGÅRD, Åse (booked)" and the like, saying
+    neither the clinician nor which clash was whose. Each row says whose time it is: the
+    clinician's (and with whom), the patient's (and with which clinician), or both."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "okafor")  # Chinedu: 09:30-10:00 with Dr Ana Kim
+    QTest.keyClicks(focused(), "09:10")  # over the time offered
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    QTest.keyClicks(focused(), "30")  # Minutes, selected by Tab: 09:10-09:40
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "The clinician and the patient are both booked then"
+    assert clash_rows(dialog) == [
+        "Dr Sam Lee is booked 09:00-09:15 with GARCIA, Maria",
+        "This patient is booked 09:30-10:00 with Dr Ana Kim",
+    ]
+    shot(dialog, "booking-clashes-whose")
+    assert len(day_rows(page)) == 3  # nothing written yet
+
+
+def test_a_clash_with_the_clinician_and_the_patient_at_once_says_both(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Maria again with Dr Sam Lee at 09:05: his time and hers, one appointment."""
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "garcia maria")
+    assert dialog.chosen.text() == "Booking for GARCIA, Maria"
+    QTest.keyClicks(focused(), "09:05")
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert clash_rows(dialog) == ["Dr Sam Lee is booked 09:00-09:15 with this patient"]
+    assert len(Schedule(schedule_window.workstation.records).day(today())) == 3
+
+
+@pytest.mark.parametrize("over", ["the time", "everything"])
+def test_a_time_typed_with_pm_keeps_the_date_typed_and_is_refused_for_its_pm(
+    qtbot: QtBot, schedule_window: MainWindow, over: str
+) -> None:
+    """The tester's slip: Ctrl+A in Starts, then "2026-12-11 2:30 pm" typed: at the "p"
+    the field dropped the date ("2:30 p"), then said "'2:30 pm' is not a date and time:
+    type the date…" though one was typed. What was typed stays; the refusal names the
+    am/pm and gives the 24-hour time to type (nothing typed for the person)."""
+    open_schedule(qtbot, schedule_window)
+    dialog = into_starts(qtbot, schedule_window, "return")
+    if over == "everything":
+        QTest.keyClick(dialog.start, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+        typed = wanted = at("2:30 pm", today() + dt.timedelta(days=5))
+    else:
+        typed, wanted = "2:30 pm", at("2:30 pm")
+    for key in typed:  # each key as it comes: the field held "2:30 p" after the "p"
+        QTest.keyClicks(dialog.start, key)
+        assert wanted.startswith(dialog.start.text())
+    assert dialog.start.text() == wanted
+    QTest.keyClick(dialog.start, Qt.Key.Key_Tab)
+    assert dialog.errors["starts_at"].text() == (
+        f"Starts: '{wanted}' has am/pm: times are on the 24-hour clock, so type "
+        f"{wanted[:10]} 14:30."
+    )
+    assert dialog.start.text() == wanted
+    click(dialog.save_button)
+    assert dialog.isVisible() and focused() is dialog.start and dialog.start.text() == wanted
+    records = schedule_window.workstation.records
+    assert len(Schedule(records).between(today(), today() + dt.timedelta(days=7))) == 3
+
+
+def past_booking(qtbot: QtBot, window: MainWindow, now: str, hhmm: str) -> BookingDialog:
+    """At ``now`` by the clinic's clock, Bao Nguyen typed in at ``hhmm`` today with Dr Sam
+    Lee, and Return pressed in Starts."""
+    page = open_schedule(qtbot, window)
+    page.clock = lambda: dt.datetime.combine(today(), dt.time.fromisoformat(now))
+    dialog = booking_dialog(qtbot, window)
+    find_patient(qtbot, dialog, "nguyen")
+    QTest.keyClicks(focused(), hhmm)  # over the time offered
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    QTest.keyClick(dialog.start, Qt.Key.Key_Return)
+    return dialog
+
+
+def test_a_time_already_past_is_asked_about_and_booked_only_once_confirmed(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's observation: at 21:16, today at 14:30 was booked without a word. A
+    walk-in entered afterwards is meant; a typo is not: the form asks first, as for a
+    clash, the keyboard back in Starts with its time selected; Return asks again, only
+    Book anyway books."""
+    page = schedule_window.workspace.schedule
+    dialog = past_booking(qtbot, schedule_window, "21:16:40", "14:30")
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    panel = dialog.overlap
+    assert panel.heading.text() == "14:30 today has already passed"
+    assert panel.text.text().startswith(f"It is {today().isoformat()} 21:16 now.")
+    assert not panel.clashes.isVisible()
+    shot(dialog, "booking-past")
+    assert focused() is dialog.start and dialog.start.selectedText() == "14:30"
+    assert not panel.confirm_button.isDefault() and not panel.confirm_button.autoDefault()
+    QTest.keyClick(focused(), Qt.Key.Key_Return)  # asked again, nothing booked
+    qtbot.waitUntil(lambda: not dialog.saving(), timeout=10_000)
+    assert panel.isVisible() and focused() is dialog.start
+    records = schedule_window.workstation.records
+    assert len(Schedule(records).day(today())) == 3
+    QTest.keyClick(panel.confirm_button, Qt.Key.Key_Space)  # Book anyway
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    assert [a.starts_at[11:] for a in Schedule(records).day(today())][-1] == "14:30"
+
+
+def test_the_minute_it_is_books_without_asking(qtbot: QtBot, schedule_window: MainWindow) -> None:
+    """A walk-in booked as they come in (21:16 at 21:16:40) is not a time gone by."""
+    page = schedule_window.workspace.schedule
+    past_booking(qtbot, schedule_window, "21:16:40", "21:16")
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    records = schedule_window.workstation.records
+    assert [a.starts_at[11:] for a in Schedule(records).day(today())][-1] == "21:16"
+
+
+def test_a_past_time_confirmed_is_still_checked_for_clashes(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Book anyway on a time gone by books past that alone: the clinician's clash is
+    still listed and asked about."""
+    page = schedule_window.workspace.schedule
+    dialog = past_booking(qtbot, schedule_window, "10:30", "09:05")  # Maria's 09:00-09:15
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "09:05 today has already passed"
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: dialog.overlap.clashes.isVisible(), timeout=10_000)
+    assert dialog.overlap.heading.text() == "The clinician is already booked at this time"
+    assert clash_rows(dialog) == ["Dr Sam Lee is booked 09:00-09:15 with GARCIA, Maria"]
+    records = schedule_window.workstation.records
+    assert len(Schedule(records).day(today())) == 3
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    assert len(Schedule(records).day(today())) == 4
 
 
 def test_changing_the_time_forgets_a_shown_overlap(
@@ -966,7 +1118,7 @@ def test_reinstating_onto_a_time_given_away_asks_first_with_the_clashes(
     question = page.question
     assert question is not None
     assert question.text() == "The clinician is already booked at this time"
-    assert f"{today().isoformat()} 09:05-09:20 NGUYEN, Bao (booked)" in question.informativeText()
+    assert "Dr Sam Lee is booked 09:05-09:20 with NGUYEN, Bao" in question.informativeText()
     qtbot.waitUntil(question.isVisible)
     keep = QApplication.focusWidget()
     assert isinstance(keep, QPushButton) and keep.text() == "Keep it cancelled"
@@ -1439,6 +1591,36 @@ def test_the_waiting_room_lines_up_with_the_page_edge_and_the_day_list(
     assert waiting.right() == rect_in(page.open_chart_button, page).right()
     assert heading.top() == rect_in(page.day_table, page).top()
     assert heading.left() == waiting.left()
+
+
+@pytest.mark.usefixtures("styled")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_a_name_wrapped_in_the_waiting_room_keeps_the_accents_of_its_capitals(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """The tester's picture: "ÑÚÑEZ-ÖZTÜRK, Zoë" on two lines in the waiting room had the
+    marks over Ñ and Ú cut off under the header: Qt's row held the two lines' ascents and
+    descents, not the accents above them. Every cell's text shows whole, with its ink clear
+    of the cell's top and bottom edges (where Qt clips)."""
+    records = schedule_window.workstation.records
+    patient = records.add_patient("Ñúñez-Öztürk", "Zoë", "1975-03-21")
+    now = dt.datetime.combine(today(), dt.time(10, 5))
+    appointment = Schedule(records).book(patient.id, at("11:00"), "lee", minutes=15)
+    Schedule(records, clock=lambda: now).set_status(appointment.id, "arrived")
+    schedule_window.resize(*size)
+    page = open_schedule(qtbot, schedule_window)
+    page.clock = lambda: now
+    qtbot.waitUntil(lambda: page.waiting_texts() == [("ÑÚÑEZ-ÖZTÜRK, Zoë", "just arrived")])
+    QApplication.processEvents()
+    shot(page.side, f"waiting-room-accents-{size[0]}x{size[1]}")
+    table = page.waiting_table
+    assert len(cell_lines_shown(table, 0, 0)) == 2  # wrapped, as the tester had it
+    for column in range(table.columnCount()):
+        item = table.item(0, column)
+        assert item is not None
+        assert " ".join(cell_lines_shown(table, 0, column)) == item.text()
+        edges = cell_ink_at_edges(table, 0, column)
+        assert edges == [], f"{item.text()!r} is drawn against the cell's {edges}"
 
 
 @pytest.mark.usefixtures("small_screen")

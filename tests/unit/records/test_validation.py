@@ -96,6 +96,15 @@ def test_a_local_date_and_time_is_kept_to_the_minute(typed: str, stored: str) ->
         ("2026-02-29 10:00", "'2026-02-29' is not a date: February 2026 has 28 days"),
         ("20261204T1000", "'20261204T1000' is not a date and time: type the date, then the "
          "clinic's local time, e.g. 2026-12-07 09:30"),
+        # The 12-hour clock is named, with the 24-hour time to type (never stored for them).
+        ("2026-12-11 2:30 pm", "'2026-12-11 2:30 pm' has am/pm: times are on the 24-hour "
+         "clock, so type 2026-12-11 14:30"),
+        ("2026-12-11 12:05 a.m.", "'2026-12-11 12:05 a.m.' has am/pm: times are on the "
+         "24-hour clock, so type 2026-12-11 00:05"),
+        ("2026-12-11 12:30PM", "'2026-12-11 12:30PM' has am/pm: times are on the 24-hour "
+         "clock, so type 2026-12-11 12:30"),
+        ("2026-12-11 13:30 pm", "'2026-12-11 13:30 pm' is not a date and time: type the date, "
+         "then the clinic's local time, e.g. 2026-12-07 09:30"),
         ("", "is required"),
     ],
 )  # fmt: skip
