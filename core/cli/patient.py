@@ -13,7 +13,7 @@ from core.records.clinic import patient_value
 from core.records.duplicates import DuplicatePatientError, describe
 from core.records.edit_base import ChangedField, ChangedSinceOpened
 from core.records.merges import Merges, describe_pair
-from core.records.models import PATIENT_EDITABLE, Patient, PatientSummary
+from core.records.models import CLINICAL_HIDDEN, PATIENT_EDITABLE, Patient, PatientSummary
 from core.records.spec import spoken_list
 from core.records.types import PATIENT
 
@@ -88,15 +88,16 @@ def run(ctx: Context) -> int:
             )  # fmt: skip
         except DuplicatePatientError as exc:
             refuse_duplicate(ctx, exc)
-        ctx.emit(p.to_dict(), f"Added {summary_line(p)}")
+        ctx.emit(p.to_dict(records.may("view_clinical", p.id)), f"Added {summary_line(p)}")
     elif args.action == "show":
         chart = records.open_chart(args.id)
         p = chart.patient
-        lines = [
-            summary_line(p),
-            f"  sex: {p.sex or '-'}   phone: {p.phone or '-'}",
-            "  allergies: " + NO_ALLERGIES_SHOWN.get(allergy_state(p, chart.allergies), ""),
-        ]
+        lines = [summary_line(p), f"  sex: {p.sex or '-'}   phone: {p.phone or '-'}"]
+        if chart.clinical:
+            state = allergy_state(p, chart.allergies)
+            lines.append("  allergies: " + NO_ALLERGIES_SHOWN.get(state, ""))
+        else:  # as the app's chart says it: no allergy line, whose answer would be a guess
+            lines.append(f"  {CLINICAL_HIDDEN}")
         for a in chart.allergies:
             extra = ", ".join(x for x in (a.reaction, a.severity) if x)
             lines.append(f"    {a.substance}" + (f" ({extra})" if extra else ""))
@@ -107,7 +108,9 @@ def run(ctx: Context) -> int:
             lines.insert(1, "  restricted chart: only its care team reads clinical records")
         merges = Merges(records).merged_from(p.id)
         if merges:  # the duplicates whose records this chart gathers, as they stand now
-            shown["merged_from"] = [{**d.to_dict(), "merge": m.to_dict()} for d, m in merges]
+            shown["merged_from"] = [
+                {**d.to_dict(chart.clinical), "merge": m.to_dict()} for d, m in merges
+            ]
             lines.append("  merged from:")
             lines += [f"    {summary_line(d)}  ({m.by}, {m.at}: {m.reason})" for d, m in merges]
         ctx.emit(shown, "\n".join(lines))
@@ -128,7 +131,8 @@ def run(ctx: Context) -> int:
             p = records.update_patient(args.id, {args.field: value}, based_on=based_on)
         except ChangedSinceOpened as exc:
             raise CliError(f"not changed: {_held_instead(exc.fields[0])}", EXIT_ERROR) from None
-        ctx.emit(p.to_dict(), f"Updated {summary_line(p)}")
+        # The front desk changes demographics: the reply holds no clinical field.
+        ctx.emit(p.to_dict(records.may("view_clinical", p.id)), f"Updated {summary_line(p)}")
     elif args.action == "duplicates":
         pairs = Merges(records).candidates()
         # Said of each pair: merging a restricted chart keeps the merged chart restricted.

@@ -10,7 +10,7 @@ from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records import vitals as cat
 from core.records.errors import ValidationError
-from core.records.vital_signs import Reading, VitalSigns, recordings
+from core.records.vital_signs import Reading, VitalSet, VitalSigns, recordings
 
 # --option -> vital key (blood pressure is one option for two vitals).
 OPTIONS = {
@@ -56,15 +56,39 @@ def _line(r: Reading) -> str:
 _ORDER = {v.code: i for i, v in enumerate(cat.VITALS)}
 
 
-def by_set(readings: list[Reading]) -> list[Reading]:
+def by_set(readings: list[Reading]) -> list[list[Reading]]:
     """The readings set by set as recorded (newest first; each set's set_id in --json),
     each set in the catalogue's order: a recheck measured in the same minute is listed
     after or before its own set, never interleaved with it."""
     return [
-        r
+        sorted(group, key=lambda r: (_ORDER.get(r.code, len(_ORDER)), r.code))
         for group in recordings(readings)
-        for r in sorted(group, key=lambda r: (_ORDER.get(r.code, len(_ORDER)), r.code))
     ]
+
+
+def _bmi(s: VitalSet) -> dict[str, Any]:
+    """A set's worked-out BMI for --json, with the set_id of the set it was worked out in."""
+    first = next(iter(s.readings.values()))
+    return {"observed_at": s.observed_at, "value": str(s.bmi), "unit": "kg/m2",
+            "flag": s.bmi_flag, "set_id": first.set_id}  # fmt: skip
+
+
+def _bmi_line(b: dict[str, Any]) -> str:
+    flag = f" ({b['flag']})" if b["flag"] else ""
+    return f"{b['observed_at']}  BMI (worked out): {b['value']} kg/m²{flag}"
+
+
+def _set_lines(groups: list[list[Reading]], sets: list[VitalSet]) -> list[str]:
+    """The text of ``vitals list``: set by set, each BMI after the readings of the set it
+    was worked out in (found by its readings' ids: readings older than set ids have none)."""
+    bmi_of = {r.id: _bmi(s) for s in sets if s.bmi is not None for r in s.readings.values()}
+    lines: list[str] = []
+    for group in groups:
+        lines += [_line(r) for r in group]
+        found = next((bmi_of[r.id] for r in group if r.id in bmi_of), None)
+        if found is not None:
+            lines.append(_bmi_line(found))
+    return lines
 
 
 def run(ctx: Context) -> int:
@@ -87,24 +111,23 @@ def run(ctx: Context) -> int:
             "patient_id": args.patient_id,
             "readings": [r.as_json() for r in readings],
         }
-        text = f"Recorded {len(readings)} vital signs for patient {args.patient_id}:\n"
+        count = len(readings)
+        text = (
+            f"Recorded {count} vital sign{'' if count == 1 else 's'} "
+            f"for patient {args.patient_id}:\n"
+        )
         ctx.emit(document, text + "\n".join(_line(r) for r in readings))
         return EXIT_OK
     code = cat.vital(args.code).code if args.code else None
-    readings = by_set(signs.readings(args.patient_id, None if code == cat.BMI.code else code))
-    bmi = [
-        {"observed_at": s.observed_at, "value": str(s.bmi), "unit": "kg/m2", "flag": s.bmi_flag}
-        for s in signs.sets(args.patient_id)
-        if s.bmi is not None and code in (None, cat.BMI.code)
-    ]
-    if code == cat.BMI.code:
+    sets = signs.sets(args.patient_id) if code in (None, cat.BMI.code) else []
+    bmi = [_bmi(s) for s in sets if s.bmi is not None]
+    if code == cat.BMI.code:  # BMI alone: worked out, no reading of its own
         readings = []
-    lines = [_line(r) for r in readings]
-    lines += [
-        f"{b['observed_at']}  BMI (worked out): {b['value']} kg/m²"
-        + (f" ({b['flag']})" if b["flag"] else "")
-        for b in bmi
-    ]
+        lines = [_bmi_line(b) for b in bmi]
+    else:
+        groups = by_set(signs.readings(args.patient_id, code))
+        readings = [r for group in groups for r in group]
+        lines = _set_lines(groups, sets)
     ctx.emit(
         {"patient_id": args.patient_id, "readings": [r.as_json() for r in readings], "bmi": bmi},
         "\n".join(lines) or "No vital signs recorded.",

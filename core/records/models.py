@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.records.permissions import CLINICAL_PATIENT_FIELDS
 from core.records.types import PATIENT, list_spec
 from core.records.validation import ROLES as ROLES
 from core.records.validation import SEVERITY_VALUES as SEVERITY_VALUES
@@ -35,9 +36,15 @@ class Patient:
         """``FAMILY, Given`` as clinics file charts."""
         return f"{self.family.upper()}, {self.given}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON output."""
-        return asdict(self)
+    def to_dict(self, clinical: bool = True) -> dict[str, Any]:
+        """Plain dict for JSON output. ``clinical`` False (for someone who may not read the
+        chart's clinical data): without the clinical fields, whose value would tell what is
+        withheld (``allergy_status`` "allergies": the patient has some)."""
+        shown = asdict(self)
+        if not clinical:
+            for name in CLINICAL_PATIENT_FIELDS:
+                shown.pop(name, None)
+        return shown
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ class Chart:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
         if not self.clinical:
-            return {**self.patient.to_dict(), "clinical": CLINICAL_HIDDEN}
+            return {**self.patient.to_dict(clinical=False), "clinical": CLINICAL_HIDDEN}
         return {**self.patient.to_dict(), "allergies": [a.to_dict() for a in self.allergies]}
 
 

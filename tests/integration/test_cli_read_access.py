@@ -14,6 +14,7 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
+from core.records.models import CLINICAL_HIDDEN
 from core.records.workstation import Workstation
 from tests.conftest import PASSWORD
 from tests.integration.staff_clinic import make_staff_clinic, run_as
@@ -54,6 +55,58 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
             ws.lock()
     _sync_data_dirs(other, data)
     return data, pid, visit
+
+
+@pytest.fixture(scope="module")
+def open_chart(clinic: tuple[Path, str, str]) -> str:
+    """An unrestricted chart with a recorded allergy (tester report: the front desk's
+    ``patient show`` told it from one never recorded)."""
+    data = clinic[0]
+    pid = _ok(data, "adm", "patient", "add", "--family", "Okafor", "--given", "Ada",
+              "--birth-date", "1980-02-03")["id"]  # fmt: skip
+    _ok(data, "doc", "allergy", "add", pid, "Sulfamethoxazole", "--severity", "severe")
+    return str(pid)
+
+
+def _shown(data: Path, who: str, pid: str) -> str:
+    text = careline(data, "--user", who, "--password-stdin", "patient", "show", pid,
+                    stdin=PASSWORD + "\n")  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    return text.stdout
+
+
+@pytest.mark.parametrize(("who", "chart"), [("desk", "open"), ("desk", "restricted"),
+                                            ("nina", "restricted")])  # fmt: skip
+def test_patient_show_withholds_the_allergies_and_their_status(
+    clinic: tuple[Path, str, str], open_chart: str, who: str, chart: str
+) -> None:
+    """What the app's chart shows them: the demographics and the withheld sentence, no
+    allergy line (neither "not recorded yet" nor the substances), and in --json no
+    allergy_status beside the sentence (its value says the patient has allergies)."""
+    data = clinic[0]
+    pid = open_chart if chart == "open" else clinic[1]
+    text = _shown(data, who, pid)
+    assert CLINICAL_HIDDEN in text
+    assert "allergies" not in text.lower()
+    assert "sulfamethoxazole" not in text.lower() and "penicillin" not in text.lower()
+    shown = _ok(data, who, "patient", "show", pid)
+    assert shown["clinical"] == CLINICAL_HIDDEN
+    assert {"allergy_status", "allergies"}.isdisjoint(shown)
+    if who == "desk":  # the front desk changes demographics (a nurse off the team may not)
+        changed = _ok(data, who, "patient", "set", pid, "phone", "555-0199")
+        assert changed["phone"] == "555-0199" and "allergy_status" not in changed
+    # On the care team: the allergies and the status, as before.
+    assert "allergies:" in _shown(data, "doc", pid)
+    full = _ok(data, "doc", "patient", "show", pid)
+    assert full["allergy_status"] == "allergies" and "clinical" not in full
+
+
+def test_a_front_desk_registration_reply_holds_no_clinical_field(
+    clinic: tuple[Path, str, str],
+) -> None:
+    added = _ok(clinic[0], "desk", "patient", "add", "--family", "Berg", "--given", "Lo",
+                "--birth-date", "1990-07-08")  # fmt: skip
+    assert added["family"] == "Berg" and "allergy_status" not in added
 
 
 @pytest.mark.parametrize("who", OUTSIDERS)
@@ -141,6 +194,10 @@ def test_a_restricted_chart_merged_into_a_new_registration_stays_restricted(
     for pid in (new, old):
         shown = _ok(data, "nina", "patient", "show", pid)
         assert shown["restricted"] is True and "allergies" not in shown
+        # Neither the chart nor the merged-in registration says it has allergies.
+        [merged_in] = shown["merged_from"]
+        assert merged_in["id"] == old
+        assert "allergy_status" not in shown and "allergy_status" not in merged_in
         code, out, err = run_as(data, "nina", "note", "list", "--patient", pid)
         assert code != 0 and SECRET not in out + err
         assert "on the care team, for a restricted chart" in err

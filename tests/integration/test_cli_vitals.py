@@ -35,8 +35,9 @@ def test_vitals_add_and_list(tmp_path: Path) -> None:
     everything = as_admin(data, "vitals", "list", pid)
     assert len(everything["readings"]) == 9
     assert everything["bmi"] == [
-        {"observed_at": "2026-12-01T09:30", "value": "24.2", "unit": "kg/m2", "flag": None}
-    ]
+        {"observed_at": "2026-12-01T09:30", "value": "24.2", "unit": "kg/m2", "flag": None,
+         "set_id": added["readings"][0]["set_id"]}
+    ]  # fmt: skip
 
     text = careline(data, "--password-stdin", "vitals", "list", pid, stdin=PASSWORD + "\n")
     assert text.returncode == 0, text.stderr
@@ -113,3 +114,33 @@ def test_two_sets_of_the_same_minute_are_listed_set_by_set(tmp_path: Path) -> No
         "2026-11-05T22:59  Temperature: 102 °F (high)",
         "2026-11-05T22:59  Systolic blood pressure: 120 mmHg",
     ]
+
+
+def test_each_bmi_is_listed_with_its_own_set(tmp_path: Path) -> None:
+    """Tester report: the BMI lines all came after the last set. Each follows the readings
+    of the set it was worked out in; one reading recorded is "1 vital sign"."""
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    pid = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    first = as_admin(data, "vitals", "add", pid, "--at", "2026-12-01T09:30", "--weight", "70kg",
+                     "--height", "170cm")  # fmt: skip
+    later = as_admin(data, "vitals", "add", pid, "--at", "2026-12-02T09:30", "--weight", "80kg")
+    one = careline(data, "--password-stdin", "vitals", "add", pid, "--at", "2026-12-03T09:30",
+                   "--pulse", "72", stdin=PASSWORD + "\n")  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.splitlines()[0] == f"Recorded 1 vital sign for patient {pid}:"
+    text = careline(data, "--password-stdin", "vitals", "list", pid, stdin=PASSWORD + "\n")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines() == [
+        "2026-12-03T09:30  Pulse: 72 /min",
+        "2026-12-02T09:30  Weight: 80 kg",
+        "2026-12-02T09:30  BMI (worked out): 27.7 kg/m² (high)",
+        "2026-12-01T09:30  Weight: 70 kg",
+        "2026-12-01T09:30  Height: 170 cm",
+        "2026-12-01T09:30  BMI (worked out): 24.2 kg/m²",
+    ]
+    bmi = as_admin(data, "vitals", "list", pid)["bmi"]
+    sets = [later["readings"][0]["set_id"], first["readings"][0]["set_id"]]
+    assert [(b["set_id"], b["value"]) for b in bmi] == [(sets[0], "27.7"), (sets[1], "24.2")]
