@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.permits import ANY, restrict
-from app.chart.visit_view import local_time
+from app.chart.visit_view import full_names, local_time
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -91,6 +91,30 @@ class DiscardedElsewhere(ValidationError):
     def __init__(self, said: str, refusal: ValidationError) -> None:
         super().__init__(refusal.field, refusal.reason)
         self.said = said
+
+
+def sign_detail(records: ClinicRecords, note_id: str | None) -> str:
+    """What the question before signing says (on the worker): that a signed note cannot
+    be changed, and first, when others wrote some or all of the text, who: the signer
+    signs their text too. ``note_id`` None: a note not stored yet, the signer's own."""
+    if note_id is None:
+        return SIGN_DETAIL
+    note = Notes(records).get(note_id)
+    others = [a for a in note.authors if a != records.actor]
+    if not others:
+        return SIGN_DETAIL
+    names = full_names(records, set(others))
+    who = _and([names[a] for a in others])
+    if records.actor in note.authors:
+        said = f"{who} also wrote part of this note: signing it, you sign their text too."
+    else:
+        said = f"{who} wrote this note: signing it, you sign their text."
+    return f"{said} {SIGN_DETAIL}"
+
+
+def _and(names: list[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def discarded_sentence(records: ClinicRecords, note_id: str) -> str | None:
@@ -190,6 +214,7 @@ class NoteEditor(QDialog):
             self, heading, hint, self.banner, self.body, self.status, self.error, self.buttons
         )
         self._read_key = f"note editor {id(self)}"  # its own reads supersede each other
+        self._sign_key = f"note editor sign {id(self)}"
         operations.changed.connect(self._records_changed)
         self._listening = True
         self.body.setFocus()
@@ -337,7 +362,8 @@ class NoteEditor(QDialog):
         self.error.show()
 
     def sign(self) -> None:
-        """Ask first (signing cannot be undone; Cancel is the default), then :meth:`sign_now`."""
+        """Ask first (signing cannot be undone; Cancel is the default), then :meth:`sign_now`.
+        The question is asked once it is read who else wrote the note (``sign_detail``)."""
         if self.sign_box is not None:
             self.sign_box.raise_()
             return
@@ -347,6 +373,24 @@ class NoteEditor(QDialog):
             self._failed(exc)
             self.body.setFocus()
             return
+        # The id read on the worker, after any save in flight (a first one creates the note).
+        records, stored = self._records, self._stored_note
+
+        def failed(exc: Exception) -> None:
+            self._failed(exc)
+            self.body.setFocus()
+
+        # A second click while it is read supersedes the first read (one question).
+        self._operations.read(
+            self._sign_key,
+            lambda: sign_detail(records(), stored.note_id),
+            self._ask_to_sign,
+            failed,
+        )
+
+    def _ask_to_sign(self, detail: str) -> None:
+        if self.sign_box is not None or not self.isVisible():
+            return
         self._ask(
             "sign_box",
             self.sign_button,
@@ -355,7 +399,7 @@ class NoteEditor(QDialog):
                 "confirmSignNote",
                 "Sign note",
                 SIGN_QUESTION,
-                SIGN_DETAIL,
+                detail,
                 "Sign note",
                 answered,
                 icon=QMessageBox.Icon.Question,
@@ -592,6 +636,7 @@ class NoteEditor(QDialog):
             self._listening = False
             self._operations.changed.disconnect(self._records_changed)
         self._operations.cancel(self._read_key)
+        self._operations.cancel(self._sign_key)
         for name in ("sign_box", "discard_box", "close_box"):
             box = getattr(self, name)
             if box is not None:

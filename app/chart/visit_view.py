@@ -45,19 +45,36 @@ def local_time(stamp: str | None) -> str:
 _SOAP_HEADINGS = {"subjective:", "objective:", "assessment:", "plan:"}
 
 
+def authorship(note: Note, names: dict[str, str] | None = None) -> str:
+    """``Dr. Amara Okafor, edited by Nina Rossi, Dr. M Chen``: who started the note, and
+    who else changed its text (``Note.editors``), by full name where known."""
+    known = names or {}
+    author = known.get(note.author, note.author)
+    if not note.editors:
+        return author
+    return f"{author}, edited by {editor_names(note, known)}"
+
+
+def editor_names(note: Note, names: dict[str, str] | None = None) -> str:
+    """``Nina Rossi, Dr. M Chen``: the note's editors, by full name where known."""
+    return ", ".join((names or {}).get(e, e) for e in note.editors)
+
+
 def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
     """``Signed 2026-12-04 10:02 by mgarcia · Dry cough…``: a note in the visit's list,
-    named by its first line of content (not a SOAP heading)."""
+    named by its first line of content (not a SOAP heading); everyone who wrote it named
+    (``Draft by Dr. Amara Okafor, edited by Nina Rossi``)."""
     lines = (line.strip() for line in note.body.splitlines())
     first = next((x for x in lines if x and x.lower() not in _SOAP_HEADINGS), "")
-    author = (names or {}).get(note.author, note.author)
     if note.signed_at:
         signer = note.signed_by or note.author
         state = f"Signed {local_time(note.signed_at)} by {(names or {}).get(signer, signer)}"
         if signer != note.author:
-            state += f" · written by {author}"
+            state += f" · written by {authorship(note, names)}"
+        elif note.editors:
+            state += f" · edited by {editor_names(note, names)}"
     else:
-        state = f"Draft by {author}"
+        state = f"Draft by {authorship(note, names)}"
     parts = [state]
     if note.addenda:
         parts.append(f"{len(note.addenda)} addend{'um' if len(note.addenda) == 1 else 'a'}")
@@ -67,14 +84,19 @@ def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
 
 
 def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, str]:
-    """Full names of the clinician and the notes' authors, by user name (on the worker); a
-    user name with no account or no full name stands for itself."""
+    """Full names of the clinician and the notes' authors and editors, by user name (on
+    the worker); a user name with no account or no full name stands for itself."""
     people = {contents.visit.clinician or "", contents.visit.closed_by or ""}
-    people |= {n.author for n in contents.notes}
+    people |= {a for n in contents.notes for a in n.authors}
     people |= {n.signed_by or "" for n in contents.notes}
     people |= {a.recorded_by for n in contents.notes for a in n.addenda}
+    return full_names(records, people - {""})
+
+
+def full_names(records: ClinicRecords, people: set[str]) -> dict[str, str]:
+    """Each user name's full name (on the worker); the user name where there is none."""
     names = {}
-    for name in people - {""}:
+    for name in people:
         user = records.user(name)
         names[name] = (user.full_name if user else "") or name
     return names
@@ -133,7 +155,7 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
             state = f"signed {e(local_time(n.signed_at))} by {who(n.signed_by or n.author)}"
         else:
             state = "draft"
-        parts.append(f"<p><b>Note by {who(n.author)}</b> ({state})</p>")
+        parts.append(f"<p><b>Note by {e(authorship(n, known))}</b> ({state})</p>")
         parts.append(f"<pre style='white-space: pre-wrap'>{e(n.body)}</pre>")
         for a in n.addenda:
             when = e(local_time(a.recorded_at))

@@ -32,7 +32,14 @@ from PySide6.QtWidgets import (
 from app.chart.note_editor import AddendumDialog, NoteEditor, ask_to_discard
 from app.chart.permits import ANY, restrict
 from app.chart.printing import PrintDialog, print_visit
-from app.chart.visit_view import contents_html, note_summary, read_visit, visit_title
+from app.chart.visit_view import (
+    authorship,
+    contents_html,
+    local_time,
+    note_summary,
+    read_visit,
+    visit_title,
+)
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -352,6 +359,7 @@ class VisitsSection:
         self._patient_id: str | None = None
         self._visits: list[Visit] = []
         self._contents: VisitContents | None = None
+        self._names: dict[str, str] = {}  # the staff of the visit shown, full names
         self._job: Job[Any] | None = None
         self.start_dialog: StartVisitDialog | None = None
         self.editor: NoteEditor | None = None
@@ -578,7 +586,7 @@ class VisitsSection:
         contents, names = read
         selected = self.selected_note()
         keep = selected.id if selected else None
-        self._contents = contents
+        self._contents, self._names = contents, names
         self.view.setHtml(contents_html(contents, names))
         self.notes.clear()
         for i, note in enumerate(contents.notes):
@@ -792,8 +800,9 @@ class VisitsSection:
 
     def close_visit(self) -> None:
         """Ask before closing the visit opened (a closed visit takes no new notes), naming
-        the patient and the visit; Cancel is the default, so a stray Space or Return closes
-        nothing. A visit with no note yet is warned of in so many words."""
+        the patient and the visit; the safe answer is the default, so a stray Space or
+        Return closes nothing. A visit with no note yet, or with a draft not signed (each
+        named: whose, started when), is warned of in so many words."""
         contents = self._contents
         if contents is None or not contents.visit.is_open or self._job is not None:
             return
@@ -804,7 +813,13 @@ class VisitsSection:
         when = visit.started_at.replace("T", " ")
         reason = f" ({visit.reason})" if visit.reason else ""
         patient = self._patient_name() or "this patient"
-        if contents.notes:
+        drafts = [n for n in contents.notes if not n.signed_at]
+        keep = None
+        if drafts:
+            icon = QMessageBox.Icon.Warning
+            detail = unsigned_drafts_warning(drafts, self._names)
+            keep = "Keep visit open"
+        elif contents.notes:
             icon = QMessageBox.Icon.Question
             detail = "A closed visit takes no new notes; signed notes still take addenda."
         else:
@@ -821,6 +836,7 @@ class VisitsSection:
             detail,
             "Close visit",
             lambda chosen: self._close_answered(chosen, visit.id),
+            keep=keep,
             icon=icon,
         )
 
@@ -852,6 +868,27 @@ class VisitsSection:
         """Closed or reopened: the change broadcast re-reads the visit."""
         self._job = None
         self._update_buttons()
+
+
+def unsigned_drafts_warning(drafts: Sequence[Note], names: dict[str, str]) -> str:
+    """What closing a visit with drafts not signed says: each draft, whose and started
+    when, and that it stays unsigned (a visit note printed says "not signed")."""
+    described = [
+        f"by {authorship(n, names)}"
+        + (f", started {local_time(n.started_at)}" if n.started_at else "")
+        for n in drafts
+    ]
+    if len(drafts) == 1:
+        said = f"This visit has a draft note that is not signed: {described[0]}."
+        it, stays = "it", "the draft stays"
+    else:
+        said = f"This visit has {len(drafts)} draft notes that are not signed: "
+        said += "; ".join(described) + "."
+        it, stays = "them", "the drafts stay"
+    return (
+        f"{said} Closed, the visit takes no new notes and {stays} unsigned (a visit note "
+        f"printed says so). Sign or discard {it} first, or close the visit anyway."
+    )
 
 
 ChartOpener = Callable[[str, Callable[[], None]], None]

@@ -46,7 +46,8 @@ def stdin_text(what: str) -> str:
 def note_text(n: Note) -> str:
     """A note as the terminal shows it: a heading line, the text, its addenda."""
     state = f"signed {n.signed_at} by {n.signed_by or n.author}" if n.signed_at else "unsigned"
-    lines = [f"{n.id}  patient {n.patient_id}  visit {n.encounter_id or '-'}  {n.author}  {state}"]
+    who = f"{n.author}, edited by {', '.join(n.editors)}" if n.editors else n.author
+    lines = [f"{n.id}  patient {n.patient_id}  visit {n.encounter_id or '-'}  {who}  {state}"]
     lines += [f"  {line}" for line in n.body.splitlines()]
     for a in n.addenda:
         lines.append(f"  Addendum {a.recorded_at} by {a.recorded_by}:")

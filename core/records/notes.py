@@ -54,6 +54,16 @@ class Note:
     signed_by: str | None = None
     # When the draft was discarded (``Notes.discard``; UTC), None while on the chart.
     discarded_at: str | None = None
+    # When it was started (its ``created_at``, UTC; None if the document lacks it).
+    started_at: str | None = None
+    # Who else changed its text, by user name, in the order of their latest edits
+    # (``editors``).
+    editors: tuple[str, ...] = ()
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        """Everyone who wrote its text: who started it, then who edited it."""
+        return (self.author, *self.editors)
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,10 @@ class Notes:
 
         def edit(doc: RecordDoc, hlc: str) -> None:
             crdt.replace_text(doc, "body", text)
-            crdt.write(doc, NOTE_EDITED, actor, hlc, actor)
+            # Supersedes only this person's own earlier entry: one live entry stays per
+            # person who edited the text, which is how a note names its editors.
+            own = [e.write_id for e in crdt.live(doc, NOTE_EDITED) if e.author == actor]
+            crdt.write(doc, NOTE_EDITED, actor, hlc, actor, supersede=own)
 
         with self.records.db.write(actor, "note.edit", "note", note_id) as tx:
             change(tx, actor, note_id, "note", edit)
@@ -226,14 +239,16 @@ class Notes:
         return Discarding(entries[0].author, entries[0].replica, str(entries[0].value))
 
     def for_patient(self, patient_id: str) -> list[Note]:
-        """A patient's notes on the chart (discarded drafts left out), oldest first."""
+        """A patient's notes on the chart (discarded drafts left out), oldest first: in the
+        order they were started, as a visit lists its notes (``started_order``)."""
         self.records.require("notes.list", patient_id)
-        ids = self.records.db.query(
+        rows = self.records.db.query(
             "SELECT n.id FROM notes n JOIN record_states s ON s.id = n.id "
-            f"WHERE n.{merged.IN_CHART} AND n.{ON_CHART} ORDER BY n.id",
+            f"WHERE n.{merged.IN_CHART} AND n.{ON_CHART}",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        return [load_note(self.records.db, str(r[0])) for r in ids]  # checked above
+        ids = started_order(self.records.db, [str(r[0]) for r in rows])
+        return [load_note(self.records.db, i) for i in ids]  # checked above
 
 
 def load_note(db: Database, note_id: str) -> Note:
@@ -251,7 +266,44 @@ def load_note(db: Database, note_id: str) -> Note:
     )
     r = rows[0]
     found = tuple(Addendum(*a) for a in addenda)
-    return Note(r[0], r[1], r[2], r[3], r[4], r[5], found, r[6], r[7])
+    doc = _document(db, note_id)
+    started = crdt.winner(doc, "created_at") if doc is not None else None
+    return Note(
+        r[0], r[1], r[2], r[3], r[4], r[5], found, r[6], r[7],
+        str(started.value) if started is not None and started.value else None,
+        editors(doc, str(r[3])) if doc is not None else (),
+    )  # fmt: skip
+
+
+def _document(db: Database, record_id: str) -> RecordDoc | None:
+    """The record's document as this replica holds it, None if it holds none."""
+    rows = db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
+    return crdt.load(unpack_state(rows[0][0]), 1) if rows else None
+
+
+def editors(doc: RecordDoc, author: str) -> tuple[str, ...]:
+    """Who changed the note's text besides ``author`` (who started it), by user name, in
+    the order of their latest edits. Each edit writes an entry naming its author
+    (``NOTE_EDITED``) that supersedes only that person's own earlier one, so every editor
+    keeps one; an edit made by an older release superseded everyone's, so a note edited
+    there names only the person who edited it last there (and whoever edited since)."""
+    seen: list[str] = []
+    for entry in reversed(crdt.live(doc, NOTE_EDITED)):  # oldest first
+        if entry.author and entry.author != author and entry.author not in seen:
+            seen.append(entry.author)
+    return tuple(seen)
+
+
+def started_order(db: Database, note_ids: list[str]) -> list[str]:
+    """``note_ids`` in the order the notes were started (their ``created_at`` register,
+    then that write's hybrid logical clock: two notes started in the same millisecond keep
+    their order; then the id)."""
+    found: dict[str, tuple[str, str]] = {}
+    for note_id in note_ids:
+        doc = _document(db, note_id)
+        entry = crdt.winner(doc, "created_at") if doc is not None else None
+        found[note_id] = (str(entry.value), entry.hlc) if entry is not None else ("", "")
+    return sorted(note_ids, key=lambda i: (found[i], i))
 
 
 # Every listing of notes adds this condition (a discarded draft has left the chart).

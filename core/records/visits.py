@@ -28,7 +28,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries, entry_row
 from core.records.errors import NotFoundError, ValidationError
-from core.records.notes import ON_CHART, Note, Notes, load_note
+from core.records.notes import ON_CHART, Note, Notes, load_note, started_order
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
 from core.records.types import ENCOUNTER, OBSERVATION
@@ -394,9 +394,7 @@ class Visits:
             (visit.id,),
         )
         ids = [str(i) for i, pid in rows if pid == visit.patient_id or self._readable(pid)]
-        started = _created_at(self.records, ids)
-        ordered = sorted(ids, key=lambda i: (started.get(i, ("", "")), i))
-        return [load_note(self.records.db, i) for i in ordered]
+        return [load_note(self.records.db, i) for i in started_order(self.records.db, ids)]
 
     def _readable(self, patient_id: str | None) -> bool:
         """Whether the signed-in person may read the chart's clinical data."""
@@ -426,15 +424,3 @@ class Visits:
             tuple(items.get("problems", [])),
             tuple(items.get("medications", [])),
         )
-
-
-def _created_at(records: ClinicRecords, record_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """When each record was created (its ``created_at`` register, then that write's hybrid
-    logical clock: two notes started in the same millisecond keep their order), for ordering."""
-    found: dict[str, tuple[str, str]] = {}
-    for record_id in record_ids:
-        rows = records.db.query("SELECT state FROM record_states WHERE id = ?", (record_id,))
-        if rows:
-            entry = crdt.winner(crdt.load(unpack_state(rows[0][0]), 1), "created_at")
-            found[record_id] = (str(entry.value), entry.hlc) if entry is not None else ("", "")
-    return found

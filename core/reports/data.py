@@ -145,6 +145,8 @@ class NoteLine:
     signed_by: str | None  # who signed it (a nurse's note is signed by a clinician)
     signed_at: str | None
     addenda: tuple[AddendumLine, ...]
+    # Who else changed its text (full names), after ``author``, who started it.
+    editors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
                         )
                         for a in note.addenda
                     ),
+                    tuple(_person(records, e) for e in note.editors),
                 )
             )
         vital_signs = VitalSigns(records)

@@ -377,13 +377,18 @@ def visit_pdf(report: VisitReport) -> bytes:
         pdf.none("No notes written in this visit.")
     for note in report.notes:
         pdf.paragraph(note.body)
+        # Everyone who wrote the text is named: who started it and who edited it.
+        editors = ", ".join(note.editors)
+        edited = f", edited by {editors}" if editors else ""
         if note.signed_at:
             signed = f"Signed by {note.signed_by} on {note.signed_at}"
             if note.author != note.signed_by:  # a nurse's note a clinician signed: both
-                signed += f"; written by {note.author}"
+                signed += f"; written by {note.author}{edited}"
+            elif editors:
+                signed += f"; edited by {editors}"
             pdf.paragraph(signed, bold=True, size=9)
         else:
-            pdf.paragraph(f"Draft by {note.author}, not signed", bold=True, size=9)
+            pdf.paragraph(f"Draft by {note.author}{edited}, not signed", bold=True, size=9)
         for addendum in note.addenda:
             pdf.ln(1)
             pdf.paragraph(f"Addendum by {addendum.added_by} on {addendum.added_at}:", True, 9)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.staff_clinic import make_staff_clinic
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 
 
@@ -192,3 +193,86 @@ def test_a_draft_on_the_wrong_chart_is_discarded_and_a_signed_note_is_not(clinic
     assert [(n["id"], n["discarded_at"]) for n in as_json] == [(kept["id"], None)]
     nothing = careline(clinic, "--password-stdin", "note", "discard", "nope", stdin=PASSWORD)
     assert nothing.returncode == 1 and "no note with id 'nope'" in nothing.stderr
+
+
+@pytest.fixture(scope="module")
+def staff(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A clinic with a nurse (nina), clinicians (doc, and admin who made it), and one
+    patient (its id)."""
+    data = tmp_path_factory.mktemp("staff") / "data"
+    return data, make_staff_clinic(data)
+
+
+def as_user(data: Path, user: str, *args: str, text: str = "") -> Any:
+    """``careline --json --user USER ARGS``, ``text`` on stdin after the password line."""
+    done = careline(
+        data, "--json", "--user", user, "--password-stdin", *args, stdin=f"{PASSWORD}\n{text}"
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_note_list_names_everyone_who_wrote_a_note_oldest_first(staff: tuple[Path, str]) -> None:
+    """The tester's notes came back in the order of their random ids, and a draft a nurse
+    and a colleague edited was listed as its starter's alone."""
+    data, patient = staff
+    visit = as_user(data, "doc", "visit", "start", patient, "--reason", "Headache")
+    notes = [
+        as_user(data, "doc", "note", "add", patient, "--visit", visit["id"], "--text", f"N{i}.")
+        for i in range(8)
+    ]
+    first = notes[0]["id"]
+    as_user(data, "nina", "note", "edit", first, text="N0.\nNURSE: BP recheck 118/76.\n")
+    as_user(data, "admin", "note", "edit", first, text="N0.\nNURSE: BP recheck 118/76.\nSleep?\n")
+    # Her second edit names her once, after admin: editors come in the order of their
+    # latest edits.
+    as_user(data, "nina", "note", "edit", first, text="N0.\nNURSE: BP recheck 118/76, 120/78.\n")
+    listed = as_user(data, "doc", "note", "list", "--patient", patient)
+    assert [n["id"] for n in listed] == [n["id"] for n in notes]  # in the order started
+    assert (listed[0]["author"], listed[0]["editors"]) == ("doc", ["admin", "nina"])
+    assert [n["editors"] for n in listed[1:]] == [[]] * 7
+    assert [n["started_at"] for n in listed] == sorted(n["started_at"] for n in listed)
+    text = careline(
+        data, "--user", "doc", "--password-stdin", "note", "list", "--visit", visit["id"],
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    head = f"{first}  patient {patient}  visit {visit['id']}  doc, edited by admin, nina  unsigned"
+    assert text.stdout.startswith(head + "\n"), text.stdout
+    assert f"{notes[1]['id']}  patient {patient}  visit {visit['id']}  doc  unsigned" in text.stdout
+
+
+def test_closing_a_visit_with_an_unsigned_draft_names_it(staff: tuple[Path, str]) -> None:
+    """Closed as before (scripts close visits), with a warning naming each draft left
+    unsigned: whose, edited by whom, started when."""
+    data, patient = staff
+    visit = as_user(data, "doc", "visit", "start", patient, "--reason", "Follow-up")
+    signed = as_user(data, "doc", "note", "add", patient, "--visit", visit["id"], "--text", "Ok.")
+    as_user(data, "doc", "note", "sign", signed["id"])
+    draft = as_user(
+        data, "nina", "note", "add", patient, "--visit", visit["id"], "--text", "BP 118/76."
+    )
+    as_user(data, "doc", "note", "edit", draft["id"], text="BP 118/76.\nReview in 4 weeks.\n")
+    done = careline(
+        data, "--user", "doc", "--password-stdin", "visit", "close", visit["id"],
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    closed, warning = done.stdout.rstrip("\n").split("\n")
+    assert closed.startswith(f"Closed visit {visit['id']} ")
+    assert warning == (
+        f"Warning: the visit has 1 unsigned draft, left unsigned: note {draft['id']} by nina, "
+        f"edited by doc, started {draft['started_at']}. Sign each (careline note sign ID) or "
+        "discard it (careline note discard ID)."
+    )
+    assert as_user(data, "doc", "visit", "reopen", visit["id"])["status"] == "open"
+    shown = as_user(data, "doc", "visit", "close", visit["id"])
+    assert shown["status"] == "closed" and shown["warning"] == warning
+    assert shown["unsigned_drafts"] == [
+        {"id": draft["id"], "author": "nina", "editors": ["doc"], "started_at": draft["started_at"]}
+    ]
+    # Signed, the draft is no longer warned of.
+    as_user(data, "doc", "visit", "reopen", visit["id"])
+    as_user(data, "doc", "note", "sign", draft["id"])
+    again = as_user(data, "doc", "visit", "close", visit["id"])
+    assert "warning" not in again and "unsigned_drafts" not in again

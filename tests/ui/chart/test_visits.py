@@ -84,13 +84,20 @@ def open_editor(qtbot: QtBot, section: VisitsSection) -> NoteEditor:
 
 def sign_note(qtbot: QtBot, editor: NoteEditor) -> None:
     """Click Sign note, then the question's Sign note (Cancel is its default)."""
-    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
-    box = editor.sign_box
-    assert box is not None
-    qtbot.waitUntil(box.isVisible)
+    box = sign_question(qtbot, editor)
     go = box.findChild(QPushButton, "confirmSignNoteButton")
     assert go is not None and box.defaultButton() is not go
     QTest.mouseClick(go, Qt.MouseButton.LeftButton)
+
+
+def sign_question(qtbot: QtBot, editor: NoteEditor) -> QMessageBox:
+    """Click Sign note; the question, once it is asked (after reading who wrote the note)."""
+    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.sign_box is not None, timeout=5_000)
+    box = editor.sign_box
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    return box
 
 
 def stored_note(qtbot: QtBot, editor: NoteEditor) -> Note:
@@ -824,10 +831,7 @@ def test_sign_note_asks_first_and_cancel_is_the_default(
     editor = open_editor(qtbot, section)
     QTest.keyClicks(editor.body, "Dry cough.")
     note = stored_note(qtbot, editor)
-    QTest.mouseClick(editor.sign_button, Qt.MouseButton.LeftButton)
-    box = editor.sign_box
-    assert box is not None
-    qtbot.waitUntil(box.isVisible)
+    box = sign_question(qtbot, editor)
     assert box.text() == "Sign this note?"
     assert box.informativeText() == (
         "A signed note cannot be changed; later corrections are addenda."
