@@ -110,6 +110,44 @@ def _engine(db: Database | Transaction, members: list[str]) -> Engine:
     return model_engine().with_tuples(tuples)
 
 
+class _OnTheCareTeam:
+    """A tuple reader in which ``subject`` is also on every chart's care team: whether a
+    refusal is only the restriction's (see :func:`refusal_for`)."""
+
+    def __init__(self, inner: TupleReader, subject: str) -> None:
+        self.inner = inner
+        self.subject = subject
+
+    def read(self, object: str, relation: str) -> list[str]:
+        """The inner reader's subjects, with ``subject`` added to a care team."""
+        found = list(self.inner.read(object, relation))
+        if relation == "care_team" and self.subject not in found:
+            found.append(self.subject)
+        return found
+
+    def token(self) -> Mapping[str, int]:
+        """The inner reader's version vector."""
+        return self.inner.token()
+
+
+def refusal_for(db: Database | Transaction, actor: str, rule: Rule, obj: str) -> str:
+    """What a person refused ``rule`` on ``obj`` reads: who may do it (``Only a clinician
+    can start a medication``) or, when the person would be allowed on the care team (a
+    clinician off a restricted chart's care team), that: "Only a clinician can" would tell
+    a clinician something untrue."""
+    if obj.startswith(PATIENT_PREFIX):
+        members = chart_objects(db, obj)
+        engine = _engine(db, members)
+        subject = subject_of(actor)
+        hypothetical = engine.with_tuples(_OnTheCareTeam(engine.tuples, subject))
+        if all(hypothetical.check(m, rule.permission, subject) for m in members):
+            return (
+                f"Only the people on this restricted chart's care team can {rule.what}"
+                " (or anyone who breaks the glass in an emergency)"
+            )
+    return rule.refusal()
+
+
 def allowed(db: Database | Transaction, actor: str, permission: str, obj: str) -> bool:
     """Whether ``actor`` holds ``permission`` on ``obj`` on this replica now (on a merged
     chart: on every chart it holds, :func:`chart_objects`)."""
@@ -235,7 +273,7 @@ class Gate:
                 return False
             raise NotAllowedError(f"{rule.refusal()}: the {entity} {entity_id!r} has no patient")
         if not allowed(tx, actor, rule.permission, obj):
-            raise NotAllowedError(rule.refusal())
+            raise NotAllowedError(refusal_for(tx, actor, rule, obj))
         return True
 
     @staticmethod
@@ -267,7 +305,7 @@ def require(db: Database, actor: str, read: str, patient_id: str | None = None) 
     obj = CLINIC_OBJECT if rule.on == "clinic" else PATIENT_PREFIX + str(patient_id)
     if allowed(db, actor, rule.permission, obj):
         return
-    message = rule.refusal()
+    message = refusal_for(db, actor, rule, obj)
     entity, entity_id = (
         ("patient", str(patient_id)) if rule.on == "patient" else ("clinic", "clinic")
     )

@@ -38,7 +38,8 @@ def test_a_restricted_chart_is_read_only_by_its_care_team(clinic: tuple[Path, st
     for args in (("note", "list", "--patient", pid), ("vitals", "list", pid)):
         code, out, err = _as(data, "nina", *args)
         assert code != 0 and out == ""
-        assert "on the care team, for a restricted chart" in err
+        # A nurse is told why: she is not on the care team (not "only a nurse can").
+        assert "Only the people on this restricted chart's care team can" in err
     code, out, err = _as(data, "doc", "access", "add", pid, "nina")
     assert code == 0, err
     assert [m["username"] for m in json.loads(out)["care_team"]] == ["doc", "nina"]

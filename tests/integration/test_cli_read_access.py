@@ -22,6 +22,12 @@ from tests.integration.test_cli import _sync_data_dirs, careline
 
 SECRET = "viral load 20000 SECRETNOTE"
 OUTSIDERS = ("desk", "nina")  # the front desk; a nurse off the care team
+# What each is told: the front desk who may read a chart; the nurse, that she is not on
+# this one's care team.
+REFUSED_BY = {
+    "desk": "Only a nurse or a clinician",
+    "nina": "Only the people on this restricted chart's care team can",
+}
 
 
 def _ok(data: Path, user: str, *args: str) -> Any:
@@ -114,7 +120,7 @@ def test_a_visits_notes_are_refused(clinic: tuple[Path, str, str], who: str) -> 
     data, _, visit = clinic
     code, out, err = run_as(data, who, "note", "list", "--visit", visit)
     assert code != 0 and out == "" and SECRET not in err
-    assert "on the care team, for a restricted chart" in err
+    assert REFUSED_BY[who] in err
     assert _ok(data, "doc", "note", "list", "--visit", visit)[0]["body"] == SECRET
 
 
@@ -200,7 +206,7 @@ def test_a_restricted_chart_merged_into_a_new_registration_stays_restricted(
         assert "allergy_status" not in shown and "allergy_status" not in merged_in
         code, out, err = run_as(data, "nina", "note", "list", "--patient", pid)
         assert code != 0 and SECRET not in out + err
-        assert "on the care team, for a restricted chart" in err
+        assert REFUSED_BY["nina"] in err
     assert [a["substance"] for a in _ok(data, "doc", "patient", "show", new)["allergies"]] == [
         "penicillin"
     ]

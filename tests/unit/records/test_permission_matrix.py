@@ -322,6 +322,23 @@ def test_restricted_chart_needs_the_care_team(clinic: Clinic) -> None:
     assert clinic.as_role("front_desk").open_chart(pid).patient.id == pid
 
 
+def test_a_clinician_off_a_restricted_charts_care_team_is_told_so(clinic: Clinic) -> None:
+    """ "Only a clinician can start a medication" would be untrue said to a clinician: the
+    refusal names the care team; a nurse on it still reads who may prescribe."""
+    pid = clinic.patient()
+    Access(clinic.setup).grant(RelationTuple(f"patient:{pid}", "restricted", "user:*"))
+    Access(clinic.setup).grant(RelationTuple(f"patient:{pid}", "care_team", "user:nina"))
+    care_team = r"^Only the people on this restricted chart's care team can start a medication"
+    with pytest.raises(NotAllowedError, match=care_team):
+        Medications(clinic.as_role("clinician")).start(pid, {"name": "warfarin"})
+    with pytest.raises(NotAllowedError, match=r"^Only a clinician can start a medication$"):
+        Medications(clinic.as_role("nurse")).start(pid, {"name": "warfarin"})
+    with pytest.raises(NotAllowedError, match=r"^Only a nurse or a clinician"):
+        VitalSigns(clinic.as_role("front_desk")).readings(pid)
+    with pytest.raises(NotAllowedError, match=r"^Only the people on this restricted chart's"):
+        VitalSigns(clinic.as_role("clinician")).readings(pid)
+
+
 def test_an_action_missing_from_the_matrix_is_refused(clinic: Clinic) -> None:
     refused = pytest.raises(NotAllowedError, match="not in the permission matrix")
     with refused, clinic.db.write("founder", "patient.teleport", "patient", "x"):
