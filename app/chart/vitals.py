@@ -216,8 +216,9 @@ def reading_day_span(when: float) -> tuple[float, float]:
 
 
 def one_day_label(day: dt.date) -> str:
-    """The time axis's caption when every reading plotted was taken on ``day``."""
-    return f"All on {day.isoformat()} ({day:%a})"
+    """What the trend's heading says when every reading plotted was taken on ``day``: the
+    date alone, short enough to leave the blood pressure's caption whole at 1024 pixels."""
+    return day.isoformat()
 
 
 def age_now(birth_date: str) -> int:
@@ -737,6 +738,12 @@ class VitalsSection:
         plot_head.insertWidget(1, self.plot_caption, 1)
         plot_head.setStretch(2, 0)  # the caption, not the heading's spacer, takes the room
         plot_head.addWidget(self.plot_choice)
+        # The day of readings all taken on one day, beside the heading: under the axis (its
+        # label) it was drawn over the hours at the plot's height.
+        self.plot_day = QLabel()
+        self.plot_day.setObjectName("hint")
+        self.plot_day.hide()
+        plot_head.insertWidget(1, self.plot_day)
         plot_layout.addWidget(self.no_plot)
         plot_layout.addWidget(self.plot, 1)
 
@@ -1050,6 +1057,7 @@ class VitalsSection:
         lines = self.series(key)
         self.plot_caption.setVisible(key == "bp" and self._view is not None)
         if not any(points for _, points in lines):
+            self.plot_day.hide()
             self.no_plot.setText(
                 f"No {self.plot_choice.currentText().lower()} readings yet."
                 if self._view is not None
@@ -1067,13 +1075,15 @@ class VitalsSection:
         else:
             self.plot.enableAutoRange(axis=pg.ViewBox.XAxis)  # setXRange turned it off
         # Readings all of one day are plotted on its hours (06:00, 12:00…), which name no
-        # date: a reading of 2025 looked like today's. The axis then says which day.
+        # date: a reading of 2025 looked like today's. The heading then says which day.
         days = {dt.datetime.fromtimestamp(t).date() for t in times}
-        axis = self.plot.getAxis("bottom")
-        if len(days) == 1:
-            axis.setLabel(one_day_label(next(iter(days))))
-        else:
-            axis.showLabel(False)
+        self.plot_day.setText(one_day_label(next(iter(days))) if len(days) == 1 else "")
+        self.plot_day.setToolTip(
+            f"Every reading shown was taken on {next(iter(days)):%A %d %B %Y}"
+            if len(days) == 1
+            else ""
+        )
+        self.plot_day.setVisible(len(days) == 1)
         vital = cat.BY_KEY["systolic" if key == "bp" else key]
         self.plot.setLabel("left", vital.canonical.symbol or "score")
         if self._view is not None:

@@ -20,7 +20,7 @@ from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
-from tests.ui.layout import cell_text_shown, open_popup_rows
+from tests.ui.layout import cell_text_shown, open_popup_rows, shot
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -477,24 +477,25 @@ def test_one_afternoon_reading_is_labelled_with_its_own_date_not_the_next_days(
 
 
 def axis_caption(section: VitalsSection) -> str | None:
-    """What the trend's time axis says under its ticks (None: nothing)."""
-    axis = section.plot.getAxis("bottom")
-    return str(axis.label.toPlainText()).strip() if axis.label.isVisible() else None
+    """The day the trend says its readings are all of (None: it says none)."""
+    return section.plot_day.text() if section.plot_day.isVisible() else None
 
 
-def test_readings_all_of_one_day_say_which_day_under_the_time_axis(
+def test_readings_all_of_one_day_say_which_day_they_are_of(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
     """The tester's shots 17 and 102: one reading of 13 August 2025 plotted over "06:00
-    12:00 18:00" with no date, read as today's. The axis says the day while every reading
+    12:00 18:00" with no date, read as today's. The trend says the day while every reading
     is of one day, and nothing once they span days (the ticks carry the dates)."""
     section, _when, _axis = one_pulse_trend(qtbot, signed_in, "2025-08-13 16:05")
-    assert axis_caption(section) == "All on 2025-08-13 (Wed)"
+    shot(signed_in, "vitals-one-day-trend")
+    assert section.plot_day.toolTip() == "Every reading shown was taken on Wednesday 13 August 2025"
+    assert axis_caption(section) == "2025-08-13"
     type_into(qtbot, section.observed_at, "2025-08-13 16:45")  # a recheck, the same day
     type_into(qtbot, section.fields["pulse"].edit, "70")
     QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
-    assert axis_caption(section) == "All on 2025-08-13 (Wed)"
+    assert axis_caption(section) == "2025-08-13"
     type_into(qtbot, section.observed_at, "2026-01-05 09:00")
     type_into(qtbot, section.fields["pulse"].edit, "80")
     QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)

@@ -283,6 +283,7 @@ def test_a_temperature_put_right_by_its_unit_shows_its_celsius_under_the_value(
     QTest.keyClick(unit, Qt.Key.Key_Down)
     assert unit.currentText() == "°F"
     QApplication.processEvents()
+    shot(signed_in, "vitals-hint-after-unit-fix")
     assert not temperature.message.isVisible()
     assert temperature.hint.isVisible() and temperature.hint.text() == "= 37.22 °C"
     page = section.page
@@ -444,6 +445,7 @@ def test_under_the_demo_banner_in_a_700_pixel_window_record_vitals_stays_in_view
     # The next set's time shows: the form is back at its top (it stayed scrolled to Pain,
     # "Measured at" cut off above, the tester's shot 91), nothing shifted sideways.
     QApplication.processEvents()
+    shot(signed_in, f"vitals-demo-banner-recorded-{size[0]}x{size[1]}")
     area = section.form_scroll
     assert area.verticalScrollBar().value() == 0
     assert area.horizontalScrollBar().value() == 0
