@@ -16,7 +16,7 @@ import datetime as dt
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -80,6 +80,8 @@ SECOND_LINE_COLOUR = "#7a5195"  # diastolic, beside systolic
 # centred on a 14:00 reading was labelled with the next day's date only.
 ONE_DAY_LEAD = 30 * 60.0
 FLAG_ARROWS = {"high": "▲", "low": "▼"}
+# Said under the form when Record is pressed with no value typed (it goes as one is typed).
+NO_VALUES = "Type at least one measurement."
 # The form's width: the captions' column, a value with its unit, the card's margins (at
 # least; a larger font widens it to what its rows need).
 FORM_WIDTH = 316
@@ -172,6 +174,7 @@ class VitalsView:
     visits: list[tuple[str, str]]  # (encounter id, description), newest first
     open_visit: str | None = None  # the newest visit not closed yet: where vitals belong
     open_visits: frozenset[str] = frozenset()  # every visit not closed yet
+    recorders: dict[str, str] = field(default_factory=dict)  # user name -> full name
 
 
 def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
@@ -184,13 +187,21 @@ def read_vitals(signs: VitalSigns, patient_id: str) -> VitalsView:
     )
     visits = [(str(r[0]), f"{str(r[1]).replace('T', ' ')} {r[2] or ''}".strip()) for r in rows]
     open_visits = [str(r[0]) for r in rows if r[3] == "open"]
+    sets = signs.sets(patient_id)
+    # Who recorded each set, by their full name (a user name with no account, or an
+    # account without a full name, stands for itself), as the allergies say it.
+    recorders: dict[str, str] = {}
+    for username in {s.recorded_by for s in sets} - {""}:
+        user = signs.records.user(username)
+        recorders[username] = (user.full_name if user else "") or username
     return VitalsView(
         patient_id,
         patient.birth_date,
-        signs.sets(patient_id),
+        sets,
         visits,
         open_visits[0] if open_visits else None,
         frozenset(open_visits),
+        recorders,
     )
 
 
@@ -202,6 +213,12 @@ def reading_day_span(when: float) -> tuple[float, float]:
     start = dt.datetime.combine(day, dt.time()).timestamp()
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time()).timestamp()
     return start - ONE_DAY_LEAD, end - ONE_DAY_LEAD
+
+
+def one_day_label(day: dt.date) -> str:
+    """What the trend's heading says when every reading plotted was taken on ``day``: the
+    date alone, short enough to leave the blood pressure's caption whole at 1024 pixels."""
+    return day.isoformat()
 
 
 def age_now(birth_date: str) -> int:
@@ -527,6 +544,11 @@ class VitalsSection:
         self.clock_timer.setInterval(self.CLOCK_INTERVAL_MS)
         self.clock_timer.timeout.connect(self.follow_clock)
         self.observed_at_error = error_label()
+        # As a value's message does: it goes as the time is corrected, and the time is
+        # checked again as the field is left (a message about the time typed before
+        # stayed under the corrected one).
+        clear_when_edited(self.observed_at, self.observed_at_error)
+        self.observed_at.editingFinished.connect(self._check_time)
         self.visit = QComboBox()
         self.visit.setObjectName("vitalsVisit")
         # A visit's long reason is cut in the box (the list shows it whole), never widening
@@ -596,8 +618,8 @@ class VitalsSection:
                 grid.addLayout(line, row, 1, 1, 4)
                 messages = QVBoxLayout()
                 for f in (sys_f, dia_f):
-                    messages.addWidget(f.message)
                     messages.addWidget(f.hint)
+                    messages.addWidget(f.message)
                 grid.addLayout(messages, row + 1, 1, 1, 4)
                 order += [sys_f.edit, dia_f.edit]
             else:
@@ -609,16 +631,18 @@ class VitalsSection:
                 grid.addLayout(line, row, 1, 1, 4)
                 # The stored equivalent ("= 38.44 °C") under the value, as the messages
                 # are: beside it, it squeezed the value and the captions out of the form's
-                # width ("Respiratory ra").
+                # width ("Respiratory ra"). Above the message: once a message goes, its room
+                # stays (``keep_room``), and the hint sat under two blank lines.
                 messages = QVBoxLayout()
-                messages.addWidget(f.message)
                 messages.addWidget(f.hint)
+                messages.addWidget(f.message)
                 grid.addLayout(messages, row + 1, 1, 1, 4)
                 order += [f.edit] + ([f.unit] if f.unit is not None else [])
             row += 2
         self.page.focus_keeper.watch(order)
         for f in self.fields.values():
             f.edit.textEdited.connect(self._erased)
+            f.edit.textEdited.connect(self._value_typed)
             f.edit.editingFinished.connect(self._recheck_set)  # after the field's own check
         order.append(self.record_button)
         self.tab_order = order
@@ -714,6 +738,12 @@ class VitalsSection:
         plot_head.insertWidget(1, self.plot_caption, 1)
         plot_head.setStretch(2, 0)  # the caption, not the heading's spacer, takes the room
         plot_head.addWidget(self.plot_choice)
+        # The day of readings all taken on one day, beside the heading: under the axis (its
+        # label) it was drawn over the hours at the plot's height.
+        self.plot_day = QLabel()
+        self.plot_day.setObjectName("hint")
+        self.plot_day.hide()
+        plot_head.insertWidget(1, self.plot_day)
         plot_layout.addWidget(self.no_plot)
         plot_layout.addWidget(self.plot, 1)
 
@@ -950,8 +980,14 @@ class VitalsSection:
         self.table.setRowCount(len(sets))
         self.no_readings.setVisible(not sets)
         self.table.setVisible(bool(sets))
+        recorders = self._view.recorders if self._view else {}
         for row, s in enumerate(sets):
-            self.table.setItem(row, 0, QTableWidgetItem(s.observed_at.replace("T", " ")))
+            measured = QTableWidgetItem(s.observed_at.replace("T", " "))
+            # Who recorded the set, on its time (a column of its own would not leave the
+            # table all its columns at the window's first size).
+            if s.recorded_by:
+                measured.setToolTip(f"Recorded by {recorders.get(s.recorded_by, s.recorded_by)}")
+            self.table.setItem(row, 0, measured)
             for column, (key, _title) in enumerate(TABLE_COLUMNS, start=1):
                 self.table.setItem(row, column, self._cell(key, s))
 
@@ -1021,6 +1057,7 @@ class VitalsSection:
         lines = self.series(key)
         self.plot_caption.setVisible(key == "bp" and self._view is not None)
         if not any(points for _, points in lines):
+            self.plot_day.hide()
             self.no_plot.setText(
                 f"No {self.plot_choice.currentText().lower()} readings yet."
                 if self._view is not None
@@ -1037,6 +1074,16 @@ class VitalsSection:
             self.plot.setXRange(*reading_day_span(only), padding=0)
         else:
             self.plot.enableAutoRange(axis=pg.ViewBox.XAxis)  # setXRange turned it off
+        # Readings all of one day are plotted on its hours (06:00, 12:00…), which name no
+        # date: a reading of 2025 looked like today's. The heading then says which day.
+        days = {dt.datetime.fromtimestamp(t).date() for t in times}
+        self.plot_day.setText(one_day_label(next(iter(days))) if len(days) == 1 else "")
+        self.plot_day.setToolTip(
+            f"Every reading shown was taken on {next(iter(days)):%A %d %B %Y}"
+            if len(days) == 1
+            else ""
+        )
+        self.plot_day.setVisible(len(days) == 1)
         vital = cat.BY_KEY["systolic" if key == "bp" else key]
         self.plot.setLabel("left", vital.canonical.symbol or "score")
         if self._view is not None:
@@ -1087,18 +1134,17 @@ class VitalsSection:
             f.check()
         _found, errors = measure_all(values, units)
         for key, exc in errors.items():
-            self.fields[key].show_error(exc, about_set=True)
+            held = self.fields[key]
+            # Only what the field's own check did not find is about the set: a message
+            # about the field alone goes once the field is right (its unit changed too).
+            if not (held.message.isVisible() and not held.about_set):
+                held.show_error(exc, about_set=True)
         when = self.observed_at.text().strip()
-        try:
-            observed_time(when)
-            self.observed_at_error.hide()
-        except ValidationError as exc:
-            self.observed_at_error.setText(validation_text(exc))
-            keep_room(self.observed_at_error, True)
-            self.observed_at_error.show()
-            errors["observed_at"] = exc
+        wrong_time = self._check_time()
+        if wrong_time is not None:
+            errors["observed_at"] = wrong_time
         if not values and not errors:
-            self.general_error.setText("Type at least one measurement.")
+            self.general_error.setText(NO_VALUES)
             self.general_error.show()
             return
         if errors:
@@ -1108,12 +1154,13 @@ class VitalsSection:
             self.focus_whole(in_tab_order(self.page, wrong)[0])
             return
         visit = self.visit.currentData()
-        records = self._records
+        records, clock = self._records, self.clock
         self.record_button.setEnabled(False)
 
         def record() -> tuple[list[Reading], VitalSet | None]:
             signs = VitalSigns(records())
-            readings = signs.record(patient_id, values, units, when, visit)
+            # Checked against the clock "Measured at" follows, as the form checked it.
+            readings = signs.record(patient_id, values, units, when, visit, now=clock())
             return readings, signs.set_of(patient_id, readings)
 
         self._job = self._operations.submit(
@@ -1122,6 +1169,24 @@ class VitalsSection:
             self._failed,
             label="record vitals",
         )
+
+    def _check_time(self) -> ValidationError | None:
+        """Check "Measured at" (a date and a time, not ahead of the clock): what is wrong
+        is said under it (its room kept, see ``keep_room``), or its message goes."""
+        try:
+            observed_time(self.observed_at.text().strip(), self.clock())
+        except ValidationError as exc:
+            self.observed_at_error.setText(validation_text(exc))
+            keep_room(self.observed_at_error, True)
+            self.observed_at_error.show()
+            return exc
+        self.observed_at_error.hide()
+        return None
+
+    def _value_typed(self, _text: str) -> None:
+        """A value is typed: "Type at least one measurement." no longer holds."""
+        if self.general_error.text() == NO_VALUES:
+            self.general_error.hide()
 
     def _recheck_set(self) -> None:
         """A field was left: a message Record showed about the set goes once the set no
@@ -1167,6 +1232,20 @@ class VitalsSection:
             self.form_scroll.ensureWidgetVisible(message, 0, 8)
         self.form_scroll.ensureWidgetVisible(field, 0, 8)
 
+    def _scroll_to_top(self) -> None:
+        """The form back at its top, "Measured at" in view: the next set's time is read
+        there (after a set with messages, the form stayed scrolled to where they were, its
+        time cut off above). The room the messages kept is given back first."""
+        card = self.form_scroll.widget()
+        layout = card.layout() if card is not None else None
+        if card is not None and layout is not None:
+            layout.activate()
+            card.resize(
+                card.width(), max(card.sizeHint().height(), self.form_scroll.viewport().height())
+            )
+        self.form_scroll.verticalScrollBar().setValue(0)
+        self.form_scroll.horizontalScrollBar().setValue(0)
+
     def _erased(self, _text: str) -> None:
         """Every value erased by hand: nothing is left of a restored form (its notice
         goes)."""
@@ -1190,6 +1269,7 @@ class VitalsSection:
         self.status.setText(recorded_note(len(readings), recorded_set))
         self.status.show()
         self.fields["systolic"].edit.setFocus()
+        self._scroll_to_top()
         self._done(VITALS_FORM)  # a restored form is saved: its notice goes
 
     def _failed(self, exc: Exception) -> None:
@@ -1198,6 +1278,12 @@ class VitalsSection:
         if isinstance(exc, ValidationError) and exc.field in self.fields:
             self.fields[exc.field].show_error(exc)
             self.focus_whole(self.fields[exc.field].edit)  # answered where it was refused
+            return
+        if isinstance(exc, ValidationError) and exc.field == "observed_at":
+            self.observed_at_error.setText(validation_text(exc))
+            keep_room(self.observed_at_error, True)
+            self.observed_at_error.show()
+            self.focus_whole(self.observed_at)
             return
         self.general_error.setText(f"The vitals were not recorded. {describe_error(exc)}")
         self.general_error.show()

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from core.records import merged
+from core.records import crdt, merged
 from core.records import validation as v
 from core.records import vitals as cat
 from core.records.changes import change
@@ -32,6 +32,7 @@ from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotFoundError, ValidationError
 from core.records.types import OBSERVATION, SOURCE
 from core.store.database import Database, utc_now
+from core.store.state_codec import unpack_state
 
 _COLUMNS = OBSERVATION.column_names
 
@@ -52,6 +53,9 @@ class Reading:
     flag: str | None  # "high", "low" or None
     set_id: str | None = None  # shared by the readings recorded together (None: older)
     created_at: str | None = None  # when recorded (UTC); None only on rows not re-derived
+    # Who recorded it (user name; "" unknown): filled by ``VitalSigns.readings``, from the
+    # record's document (see ``recorders``), not a column of its row.
+    recorded_by: str = ""
 
     @property
     def vital(self) -> cat.Vital | None:
@@ -85,6 +89,7 @@ class Reading:
             "flag": self.flag,
             "observed_at": self.observed_at,
             "set_id": self.set_id,
+            "recorded_by": self.recorded_by or None,
         }
 
 
@@ -98,6 +103,7 @@ class VitalSet:
     bmi: Decimal | None = None  # worked out, see the module docstring
     bmi_flag: str | None = None
     recorded_at: str = ""  # when it was recorded (orders two sets of the same minute)
+    recorded_by: str = ""  # who recorded it (user name; "" unknown)
 
 
 def recordings(readings: Iterable[Reading]) -> list[list[Reading]]:
@@ -135,26 +141,32 @@ def recordings(readings: Iterable[Reading]) -> list[list[Reading]]:
     return out
 
 
-def now_to_the_minute() -> str:
-    """The local date and time as observations store it (``2026-12-04T09:30``)."""
-    return dt.datetime.now().isoformat(timespec="minutes")
+# A time typed more than this far ahead of this workstation's clock is refused: the default
+# "now" comes from the same clock, so a time ahead of it is a typo (23:59 for 21:59, 2027
+# for 2026), not a clock that is wrong. The few minutes allow for a watch a little ahead.
+# Checked only where a person enters a set (here, the form, ``vitals add --at``), never at
+# remote apply: another workstation's clock may run ahead of this one (README, "Clocks").
+FUTURE_SLACK = dt.timedelta(minutes=5)
 
 
-# A time typed more than this far ahead of this workstation's clock is a typo (2027 for
-# 2026), not a clock that is a little wrong: the default "now" comes from the same clock.
-FUTURE_SLACK = dt.timedelta(days=1)
-
-
-def observed_time(typed: str | None) -> str:
+def observed_time(typed: str | None, now: dt.datetime | None = None) -> str:
     """When a set was measured, as stored: what was typed, or now when no time was given
     (None: ``careline vitals add`` without ``--at``). Checked as every local time is
-    (``validation.timestamp``: a date and a time to the minute, no time zone).
+    (``validation.timestamp``: a date and a time to the minute, no time zone), and refused
+    when more than ``FUTURE_SLACK`` ahead of ``now`` (this workstation's clock, read when
+    not given; a form passes the clock its "Measured at" follows).
 
     A time given blank (a form's "Measured at" the person emptied) is refused as required,
     never read as now: the set would be stored at a time nobody typed or saw."""
-    when = v.timestamp("observed_at", now_to_the_minute() if typed is None else typed) or ""
-    if dt.datetime.fromisoformat(when) > dt.datetime.now() + FUTURE_SLACK:
-        raise ValidationError("observed_at", f"{when.replace('T', ' ')} is in the future")
+    now = now or dt.datetime.now()
+    when = v.timestamp("observed_at", now.isoformat(timespec="minutes") if typed is None else typed)
+    when = when or ""
+    if dt.datetime.fromisoformat(when) > now + FUTURE_SLACK:
+        raise ValidationError(
+            "observed_at",
+            f"{when.replace('T', ' ')} is in the future: this computer's clock says "
+            f"{now:%Y-%m-%d %H:%M}",
+        )
     return when
 
 
@@ -197,6 +209,7 @@ class VitalSigns:
         observed_at: str | None = None,
         encounter_id: str | None = None,
         sources: Mapping[str, str] | None = None,
+        now: dt.datetime | None = None,
     ) -> list[Reading]:
         """Store a set of vitals (by vital key: ``{"temperature": "102"}`` with
         ``units={"temperature": "[degF]"}``, or ``"102F"``) in one transaction.
@@ -204,7 +217,8 @@ class VitalSigns:
         Refuses the whole set (ValidationError naming the first field) if any value is
         impossible, and an empty set; flags each value outside the normal range for the
         patient's age on the day measured. ``sources``: by LOINC code, the import each
-        reading came from (kept on its record: core/records/types.py ``SOURCE``).
+        reading came from (kept on its record: core/records/types.py ``SOURCE``). ``now``:
+        the clock the time is checked against (``observed_time``; default this computer's).
         """
         patient = self.records.get_patient(patient_id)
         measurements, errors = measure_all(values, units)
@@ -212,7 +226,7 @@ class VitalSigns:
             raise next(iter(errors.values()))
         if not measurements:
             raise ValidationError("vitals", "has no values: type at least one measurement")
-        when = observed_time(observed_at)
+        when = observed_time(observed_at, now)
         visit = v.optional_text("encounter_id", encounter_id)
         if visit is not None:
             self._check_visit(patient_id, visit)
@@ -242,7 +256,10 @@ class VitalSigns:
         with self.records.db.write(actor, "vitals.record", "patient", patient_id, details) as tx:
             for record_id, fields in rows:
                 change(tx, actor, record_id, "observation", self.records.setter(fields))
-        return [load_reading(self.records.db, record_id) for record_id, _ in rows]
+        return [
+            replace(load_reading(self.records.db, record_id), recorded_by=actor)
+            for record_id, _ in rows
+        ]
 
     def _check_visit(self, patient_id: str, encounter_id: str) -> None:
         rows = self.records.db.query(
@@ -299,7 +316,7 @@ class VitalSigns:
             sql += " AND code = ?"
             params += (code,)
         rows = self.records.db.query(sql + " ORDER BY observed_at DESC, code, id", params)
-        return [Reading(*r) for r in rows]
+        return with_recorders(self.records.db, [Reading(*r) for r in rows])
 
     def for_visit(self, encounter_id: str) -> list[Reading]:
         """The vitals taken in one visit, newest first (the visit view lists them); refused
@@ -352,7 +369,22 @@ def visit_readings(db: Database, encounter_id: str) -> list[Reading]:
         "ORDER BY observed_at DESC, code, id",
         (encounter_id,),
     )
-    return [Reading(*r) for r in rows]
+    return with_recorders(db, [Reading(*r) for r in rows])
+
+
+def with_recorders(db: Database, readings: list[Reading]) -> list[Reading]:
+    """``readings`` with who recorded each: the author of its ``code``, written once, when
+    the reading was recorded (a correction changes the value, never the code), on whichever
+    workstation that was. No column holds it (that would need a schema change), so it is
+    read from the record's document: one per recording, whose readings one person recorded
+    in one transaction."""
+    who: dict[str, str] = {}
+    for group in recordings(readings):
+        rows = db.query("SELECT state FROM record_states WHERE id = ?", (group[0].id,))
+        entry = crdt.winner(crdt.load(unpack_state(rows[0][0]), 1), "code") if rows else None
+        for r in group:
+            who[r.id] = entry.author if entry is not None else ""
+    return [replace(r, recorded_by=who.get(r.id, "")) for r in readings]
 
 
 def vital_sets(readings: Iterable[Reading], born: dt.date) -> list[VitalSet]:
@@ -372,7 +404,13 @@ def vital_sets(readings: Iterable[Reading], born: dt.date) -> list[VitalSet]:
         value, flag = bmi_at(found.get("weight"), heights, born, found.get("height"))
         out.append(
             VitalSet(
-                first.observed_at, first.encounter_id, found, value, flag, first.created_at or ""
+                first.observed_at,
+                first.encounter_id,
+                found,
+                value,
+                flag,
+                first.created_at or "",
+                first.recorded_by,
             )
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def test_vitals_add_and_list(tmp_path: Path) -> None:
     assert [r["entered_value"] for r in listed["readings"]] == ["102"]
     everything = as_admin(data, "vitals", "list", pid)
     assert len(everything["readings"]) == 9
+    # Who recorded each set, as for allergies (the audit log was the only place it showed).
+    assert {r["recorded_by"] for r in everything["readings"]} == {"admin"}
     assert everything["bmi"] == [
         {"observed_at": "2026-12-01T09:30", "value": "24.2", "unit": "kg/m2", "flag": None,
          "set_id": added["readings"][0]["set_id"]}
@@ -72,6 +75,16 @@ def test_impossible_vitals_are_refused_and_nothing_is_stored(tmp_path: Path) -> 
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert future.returncode == 1 and "2999-01-01 09:00 is in the future" in future.stderr
+    # Later today is in the future too: at 21:14 the tester stored a set at 23:59.
+    later = (dt.datetime.now() + dt.timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M")
+    tonight = careline(
+        data, "--password-stdin", "vitals", "add", pid, "--pulse", "71", "--at", later,
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert tonight.returncode == 1
+    assert f"--at: {later.replace('T', ' ')} is in the future: this computer's clock says" in (
+        tonight.stderr
+    )
     for at, words in (
         ("2026-12-05", "--at: '2026-12-05' has no time: type the date and the time"),
         ("20261204", "--at: '20261204' has no time"),

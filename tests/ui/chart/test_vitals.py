@@ -20,7 +20,7 @@ from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.conftest import ADMIN, PASSWORD, POPUP_NOISE, WindowFactory, sign_in, wheel
-from tests.ui.layout import cell_text_shown, open_popup_rows
+from tests.ui.layout import cell_text_shown, open_popup_rows, shot
 from tests.ui.session.test_shared_workstation import (
     NURSE,
     NURSE_PASSWORD,
@@ -476,6 +476,47 @@ def test_one_afternoon_reading_is_labelled_with_its_own_date_not_the_next_days(
     assert "Sun 26" in labels and "Mon 27" not in labels, labels
 
 
+def axis_caption(section: VitalsSection) -> str | None:
+    """The day the trend says its readings are all of (None: it says none)."""
+    return section.plot_day.text() if section.plot_day.isVisible() else None
+
+
+def test_readings_all_of_one_day_say_which_day_they_are_of(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's shots 17 and 102: one reading of 13 August 2025 plotted over "06:00
+    12:00 18:00" with no date, read as today's. The trend says the day while every reading
+    is of one day, and nothing once they span days (the ticks carry the dates)."""
+    section, _when, _axis = one_pulse_trend(qtbot, signed_in, "2025-08-13 16:05")
+    shot(signed_in, "vitals-one-day-trend")
+    assert section.plot_day.toolTip() == "Every reading shown was taken on Wednesday 13 August 2025"
+    assert axis_caption(section) == "2025-08-13"
+    type_into(qtbot, section.observed_at, "2025-08-13 16:45")  # a recheck, the same day
+    type_into(qtbot, section.fields["pulse"].edit, "70")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 2, timeout=5_000)
+    assert axis_caption(section) == "2025-08-13"
+    type_into(qtbot, section.observed_at, "2026-01-05 09:00")
+    type_into(qtbot, section.fields["pulse"].edit, "80")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 3, timeout=5_000)
+    assert axis_caption(section) is None
+
+
+def test_the_readings_table_says_who_recorded_each_set(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """Who recorded a set showed only in the audit log; the allergies say "by Nina Rossi".
+    The time of each row says who recorded it, by name."""
+    _section, _when, _axis = one_pulse_trend(qtbot, signed_in, "2025-08-13 16:05")
+    section = card_of(signed_in.workspace.chart, VitalsSection)
+    user = clinic.records.user(ADMIN)
+    assert user is not None
+    item = section.table.item(0, 0)
+    assert item is not None and item.text() == "2025-08-13 16:05"
+    assert item.toolTip() == f"Recorded by {user.full_name or ADMIN}"
+
+
 def test_vitals_typed_and_not_recorded_come_back_after_a_sign_out(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
 ) -> None:
@@ -786,6 +827,66 @@ def test_a_measured_at_with_no_time_or_a_time_zone_is_refused_next_to_the_field(
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
     assert not section.observed_at_error.isVisible()
     assert clinic.database.query("SELECT observed_at FROM observations") == [("2026-01-05T10:00",)]
+
+
+def test_a_measured_at_later_than_now_is_refused_under_the_field(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """At 21:14 the tester stored a set "measured" at 23:59 that evening, printed inside a
+    visit closed at 21:17. A time more than a few minutes ahead of the clock "Measured at"
+    follows is refused under the field, saying what the clock says; nothing is stored."""
+    clock = Clock(21, 14)
+    section = with_clock(signed_in, clock)
+    open_vitals(qtbot, signed_in)
+    today = clock.at(21, 14)[:10]
+    type_into(qtbot, section.observed_at, f"{today} 23:59")
+    type_into(qtbot, section.fields["pulse"].edit, "71")
+    QTest.keyClick(section.fields["pulse"].edit, Qt.Key.Key_Return)
+    assert section.observed_at_error.isVisible()
+    assert section.observed_at_error.text() == (
+        f"Measured at: {today} 23:59 is in the future: this computer's clock says {today} 21:14."
+    )
+    assert section.observed_at.hasFocus()
+    assert stored(clinic) == []
+    # A watch a few minutes fast is not a typo: 21:17 is taken.
+    QTest.keyClicks(section.observed_at, f"{today} 21:17")
+    QTest.keyClick(section.observed_at, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    assert observed(clinic) == [("71", f"{today}T21:17")]
+
+
+def test_a_message_goes_once_what_it_says_is_put_right(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's shots 81 and 87: a date without a time refused on Record, the time then
+    typed and Tab pressed, and the message stayed under the corrected field; "Type at least
+    one measurement." stayed while values were typed. Each goes as it is put right, and
+    the time is checked again as its field is left."""
+    clock = Clock(21, 20)
+    section = with_clock(signed_in, clock)
+    open_vitals(qtbot, signed_in)
+    today = clock.at(21, 20)[:10]
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    assert section.general_error.isVisible()
+    assert section.general_error.text() == "Type at least one measurement."
+    type_into(qtbot, section.fields["systolic"].edit, "120")
+    assert not section.general_error.isVisible()
+
+    type_into(qtbot, section.observed_at, today)
+    type_into(qtbot, section.fields["diastolic"].edit, "80")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    assert section.observed_at_error.isVisible()
+    assert f"'{today}' has no time" in section.observed_at_error.text()
+    assert section.observed_at.hasFocus()
+    QTest.keyClicks(section.observed_at, f"{today} 21:20")
+    assert tab(qtbot, section) is section.visit
+    assert not section.observed_at_error.isVisible()
+    # Left wrong again, it is said again, without waiting for Record.
+    type_into(qtbot, section.observed_at, f"{today} 25:00")
+    assert tab(qtbot, section) is section.visit
+    assert section.observed_at_error.isVisible()
+    assert "there is no hour 25" in section.observed_at_error.text()
+    assert stored(clinic) == []
 
 
 def open_patient_from_list(qtbot: QtBot, window: MainWindow, row: int) -> ChartPage:

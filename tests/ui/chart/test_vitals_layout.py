@@ -260,6 +260,37 @@ def test_a_negative_weight_is_out_of_range_in_the_unit_chosen(
     )
 
 
+def test_a_temperature_put_right_by_its_unit_shows_its_celsius_under_the_value(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester's shot 89: 99 refused as °C on Record, °F chosen; the message stayed (it
+    was taken for one about the whole set) or, gone, left its room above "= 37.22 °C",
+    which sat under two blank lines. The message goes once the unit makes the value right,
+    and the hint is under the value, the kept room below it."""
+    signed_in.resize(*DEFAULT_SIZE)
+    _, section = open_vitals(qtbot, signed_in)
+    temperature = section.fields["temperature"]
+    type_into(qtbot, temperature.edit, "99")
+    QTest.mouseClick(section.record_button, Qt.MouseButton.LeftButton)
+    assert temperature.message.isVisible() and "99 °C is not possible" in (
+        temperature.message.text()
+    )
+    unit = temperature.unit
+    assert unit is not None
+    assert temperature.edit.hasFocus()  # the field in error
+    QTest.keyClick(temperature.edit, Qt.Key.Key_Tab)
+    assert unit.hasFocus()
+    QTest.keyClick(unit, Qt.Key.Key_Down)
+    assert unit.currentText() == "°F"
+    QApplication.processEvents()
+    shot(signed_in, "vitals-hint-after-unit-fix")
+    assert not temperature.message.isVisible()
+    assert temperature.hint.isVisible() and temperature.hint.text() == "= 37.22 °C"
+    page = section.page
+    gap = rect_in(temperature.hint, page).top() - rect_in(temperature.edit, page).bottom()
+    assert 0 <= gap < temperature.hint.height(), f"{gap} pixels between the value and its hint"
+
+
 TESTERS_MISTAKES = {"systolic": "1280", "diastolic": "82", "pulse": "88", "temperature": "100.4",
                     "respiratory_rate": "18", "spo2": "97", "weight": "72,5", "height": "5ft6",
                     "pain": "11"}  # fmt: skip
@@ -411,3 +442,13 @@ def test_under_the_demo_banner_in_a_700_pixel_window_record_vitals_stays_in_view
     QTest.keyClicks(pain, "3")
     QTest.keyClick(pain, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=5_000)
+    # The next set's time shows: the form is back at its top (it stayed scrolled to Pain,
+    # "Measured at" cut off above, the tester's shot 91), nothing shifted sideways.
+    QApplication.processEvents()
+    shot(signed_in, f"vitals-demo-banner-recorded-{size[0]}x{size[1]}")
+    area = section.form_scroll
+    assert area.verticalScrollBar().value() == 0
+    assert area.horizontalScrollBar().value() == 0
+    for shown in (heading, section.observed_at, section.fields["systolic"].edit):
+        assert in_view(section, shown), shown
+    assert section.fields["systolic"].edit.hasFocus()

@@ -3,6 +3,7 @@ stored canonical and as typed, flagged for the patient's age, BMI worked out on 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -11,9 +12,11 @@ import pytest
 from core.records.changes import change
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
+from core.records.op_trust import quarantined
 from core.records.vital_signs import VitalSigns
 from core.store.database import Database
 from tests.unit.sync.replicas import materialized, new_replica, sync_pair
+from tests.unit.sync.test_clocks import DAY, clock_off
 
 SET = {
     "systolic": "150",
@@ -213,3 +216,71 @@ def test_a_set_or_a_visit_with_a_time_nobody_typed_is_refused(typed: str, words:
         entries.update("observation", pulse.id, {"observed_at": typed})
     assert a.db.query("SELECT observed_at FROM observations") == [("2026-12-01T09:00",)]
     assert a.db.query("SELECT count(*) FROM encounters") == [(0,)]
+
+
+def test_a_time_more_than_a_few_minutes_ahead_of_the_clock_is_refused_when_entered() -> None:
+    """The tester, at 21:14, stored a set "measured" at 23:59 that day (a day's slack was
+    allowed for a wrong clock, but "now" comes from the same clock). A few minutes ahead
+    (a watch a little fast) still goes; more is refused, naming the clock's time."""
+    a = new_replica("nurse")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    before = _counts(a.db)
+    for ahead in (dt.timedelta(hours=23), dt.timedelta(minutes=6)):
+        typed = (now + ahead).strftime("%Y-%m-%d %H:%M")
+        with pytest.raises(ValidationError) as caught:
+            VitalSigns(a).record(p.id, {"pulse": "71"}, observed_at=typed)
+        assert caught.value.field == "observed_at"
+        assert f"{typed} is in the future: this computer's clock says " in str(caught.value)
+    assert _counts(a.db) == before
+    soon = (now + dt.timedelta(minutes=3)).isoformat(timespec="minutes")
+    [pulse] = VitalSigns(a).record(p.id, {"pulse": "71"}, observed_at=soon)
+    assert pulse.observed_at == soon
+    # Checked against the clock given (a form's, which its "Measured at" follows).
+    earlier = now - dt.timedelta(hours=2)
+    with pytest.raises(ValidationError, match="clock says " + earlier.strftime("%Y-%m-%d %H:%M")):
+        VitalSigns(a).record(p.id, {"pulse": "71"}, observed_at=soon, now=earlier)
+
+
+def test_a_set_measured_on_a_workstation_whose_clock_runs_ahead_applies_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Clocks are hints (README, "Clocks"): the time check is made where a set is entered,
+    against that workstation's clock, and never again at remote apply, where a reading
+    "in the future" of this computer's clock is applied, not refused or quarantined."""
+    ahead, server, other = new_replica("ann"), new_replica("srv"), new_replica("bob")
+    p = server.add_patient("Soto", "Luis", "1980-01-01")
+    sync_pair(ahead, server)
+    days_ahead = dt.datetime.now() + dt.timedelta(days=3)
+    with clock_off(monkeypatch, 3 * DAY):  # its changes are stamped three days ahead too
+        [pulse] = VitalSigns(ahead).record(p.id, {"pulse": "71"}, now=days_ahead)
+    sync_pair(ahead, server)
+    sync_pair(other, server)
+    for r in (server, other):
+        [got] = VitalSigns(r).readings(p.id)
+        assert (got.id, got.observed_at) == (pulse.id, days_ahead.isoformat(timespec="minutes"))
+        assert got.recorded_by == "ann"
+        assert quarantined(r.db) == []
+
+
+def test_who_recorded_a_set_is_read_with_it_and_in_its_json() -> None:
+    """Who recorded a set showed only in the audit log: each reading (and set) names them,
+    on the workstation that recorded it and on one it synced to, a correction by someone
+    else leaving the recorder as it was."""
+    a, b = new_replica("nina"), new_replica("omar")
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    recorded = VitalSigns(a).record(
+        p.id, {"pulse": "71", "spo2": "97"}, observed_at="2026-12-01T09:00"
+    )
+    assert {r.recorded_by for r in recorded} == {"nina"}
+    sync_pair(b, a)
+    VitalSigns(b).correct(recorded[0].id, "72")
+    VitalSigns(b).record(p.id, {"pulse": "80"}, observed_at="2026-12-02T09:00")
+    sync_pair(b, a)
+    for r in (a, b):
+        signs = VitalSigns(r)
+        assert [(x.code, x.recorded_by) for x in signs.readings(p.id)] == [
+            ("8867-4", "omar"), ("59408-5", "nina"), ("8867-4", "nina")
+        ]  # fmt: skip
+        assert [s.recorded_by for s in signs.sets(p.id)] == ["omar", "nina"]
+        assert signs.readings(p.id)[1].as_json()["recorded_by"] == "nina"
