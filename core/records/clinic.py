@@ -385,9 +385,16 @@ class ClinicRecords:
     def _check_mrn_free(tx: Any, mrn: str | None, patient_id: str) -> None:
         if mrn is None:
             return
-        clash = tx.query("SELECT id FROM patients WHERE mrn = ? AND id != ?", (mrn, patient_id))
+        # Letter case does not make another MRN (search finds tst-001 and TST-001 alike);
+        # NOCASE is exact here, an MRN being ASCII (validation), and has its index (V21).
+        clash = tx.query(
+            "SELECT mrn FROM patients WHERE mrn = ? COLLATE NOCASE AND id != ? LIMIT 1",
+            (mrn, patient_id),
+        )
         if clash:
-            raise ValidationError("mrn", f"{mrn!r} is already used by another patient")
+            held = str(clash[0][0])
+            written = "" if held == mrn else f" (as {held!r})"
+            raise ValidationError("mrn", f"{mrn!r} is already used by another patient{written}")
 
     def update_patient(
         self,

@@ -4,13 +4,18 @@ A clinic that registers one person twice splits their chart in two, and an aller
 one half is missing from the other. So a registration first looks for patients born on the
 same date (an indexed lookup, never a scan of the clinic) whose names match once accents,
 apostrophes, hyphens, spaces and case are set aside, or differ by a typing slip, or were
-entered the other way round (given name as family name).
+entered the other way round (given name as family name). Letters with a stroke read as
+search reads them (Ødegård as Odegard: ``core.store.search.FOLDED_LETTERS``), and names are
+also compared with å, ä, ö, ü and ø spelled out as on a keyboard without them (aa, ae,
+oe, ue, oe): Aase is Åse and Mueller is Müller, where dropping the accent alone gives Ase
+and Muller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import combinations
+from unicodedata import normalize
 
 from core.records.errors import RecordError
 from core.records.models import PatientSummary
@@ -65,13 +70,44 @@ def similar(a: str, b: str) -> bool:
     return _edits(a, b, allowed) <= allowed
 
 
+# The usual way of writing these letters without them (Scandinavian and German names).
+_SPELLED = str.maketrans(
+    {"å": "aa", "Å": "Aa", "ä": "ae", "Ä": "Ae", "ö": "oe", "Ö": "Oe", "ü": "ue", "Ü": "Ue",
+     "ø": "oe", "Ø": "Oe"}
+)  # fmt: skip
+
+
+def spelled_name(name: str) -> str:
+    """``fold_name`` of ``name`` with å, ä, ö, ü and ø spelled out: ``"Åse"`` gives
+    ``"aase"``, ``"Müller"`` ``"mueller"`` (``fold_name`` gives ``"ase"``, ``"muller"``)."""
+    return fold_name(normalize("NFC", name).translate(_SPELLED))
+
+
+# A name as compared: (family, given), each as ``fold_name`` and ``spelled_name`` read it.
+_Folded = tuple[tuple[str, str], tuple[str, str]]
+
+
+def _folded(family: str, given: str) -> _Folded:
+    return (fold_name(family), spelled_name(family)), (fold_name(given), spelled_name(given))
+
+
+def _alike(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Two names similar read either way (each name on its own: Odegard is Ødegård with
+    accents dropped, and Aase is Åse spelled out)."""
+    return similar(a[0], b[0]) or ((a[1], b[1]) != (a[0], b[0]) and similar(a[1], b[1]))
+
+
+def _matches(one: _Folded, other: _Folded) -> bool:
+    (f, g), (of, og) = one, other
+    for way in (0, 1):  # the same letters split differently
+        if {f[way] + g[way], g[way] + f[way]} & {of[way] + og[way], og[way] + of[way]}:
+            return True
+    return (_alike(f, of) and _alike(g, og)) or (_alike(f, og) and _alike(g, of))
+
+
 def names_match(family: str, given: str, other_family: str, other_given: str) -> bool:
     """True when two names may be one person's, in either order."""
-    f, g = fold_name(family), fold_name(given)
-    of, og = fold_name(other_family), fold_name(other_given)
-    if {f + g, g + f} & {of + og, og + of}:  # the same letters split differently
-        return True
-    return (similar(f, of) and similar(g, og)) or (similar(f, og) and similar(g, of))
+    return _matches(_folded(family, given), _folded(other_family, other_given))
 
 
 def find_possible_duplicates(
@@ -90,7 +126,8 @@ def find_possible_duplicates(
         (birth_date,),
     )
     found = [PatientSummary(*row) for row in rows]
-    return [p for p in found if p.id != exclude and names_match(family, given, p.family, p.given)]
+    name = _folded(family, given)
+    return [p for p in found if p.id != exclude and _matches(name, _folded(p.family, p.given))]
 
 
 def _deletions(name: str) -> set[str]:
@@ -105,11 +142,14 @@ def _deletions(name: str) -> set[str]:
     return found
 
 
-def _keys(p: PatientSummary) -> set[str]:
-    f, g = fold_name(p.family), fold_name(p.given)
+def _keys(name: _Folded) -> set[str]:
     # Either name may be the other's (entered the other way round), and the same letters
-    # may be split differently between them.
-    return {"n:" + k for k in _deletions(f) | _deletions(g)} | {"c:" + f + g, "c:" + g + f}
+    # may be split differently between them; each name read either way (``_folded``): a
+    # pair that ``names_match`` accepts shares a key of the way it matched.
+    keys: set[str] = set()
+    for f, g in set(zip(*name, strict=True)):  # mostly one way: no letter reads two ways
+        keys |= {"n:" + k for k in _deletions(f) | _deletions(g)} | {"c:" + f + g, "c:" + g + f}
+    return keys
 
 
 def matching_pairs(
@@ -120,14 +160,14 @@ def matching_pairs(
     are compared, not every pair: a day with many births costs little more than its
     matches (the keys find every pair ``names_match`` accepts; tests/unit/records/
     test_duplicates.py checks that against comparing every pair)."""
+    names = [_folded(p.family, p.given) for p in patients]
     by_key: dict[str, list[int]] = {}
-    for index, p in enumerate(patients):
-        for key in _keys(p):
+    for index, name in enumerate(names):
+        for key in _keys(name):
             by_key.setdefault(key, []).append(index)
     candidates: set[tuple[int, int]] = set()
     for indexes in by_key.values():
         candidates.update(combinations(indexes, 2))  # each list is in ascending order
     for i, j in sorted(candidates):
-        a, b = patients[i], patients[j]
-        if names_match(a.family, a.given, b.family, b.given):
-            yield a, b
+        if _matches(names[i], names[j]):
+            yield patients[i], patients[j]

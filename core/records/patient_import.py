@@ -133,9 +133,10 @@ def plan_import(
         if isinstance(read, list):
             plan.problems.extend(read)
             continue
-        if read.mrn is not None and read.mrn in mrns:
+        if read.mrn is not None and read.mrn.casefold() in mrns:
+            seen = mrns[read.mrn.casefold()]
             plan.problems.append(
-                RowProblem(read.row, mrn_column, read.mrn, f"row {mrns[read.mrn]} has this MRN too")
+                RowProblem(read.row, mrn_column, read.mrn, f"row {seen} has this MRN too")
             )
             continue
         twin = next((r for r in in_file.get(read.birth_date, []) if _same_person(r, read)), None)
@@ -150,7 +151,7 @@ def plan_import(
             plan.problems.append(RowProblem(read.row, mrn_column, read.mrn or "", _reason(exc)))
             continue
         if read.mrn is not None:
-            mrns[read.mrn] = read.row
+            mrns[read.mrn.casefold()] = read.row  # as registration: case makes no other MRN
         in_file.setdefault(read.birth_date, []).append(read)
         if present is not None:
             plan.already_present.append(present)
@@ -172,7 +173,8 @@ def find_present(db: Database, row: PatientRow) -> AlreadyPresent | None:
     person: ValidationError otherwise), else by the registration's duplicate rules."""
     if row.mrn is not None:
         found = db.query(
-            "SELECT id, family, given, birth_date, mrn, sex FROM patients WHERE mrn = ?",
+            "SELECT id, family, given, birth_date, mrn, sex FROM patients "
+            "WHERE mrn = ? COLLATE NOCASE",  # MRNs differ by more than letter case
             (row.mrn,),
         )
         if found:

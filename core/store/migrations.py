@@ -618,11 +618,74 @@ INSERT OR IGNORE INTO unknown_records (id, type, parts)
     SELECT id, type, 'recheck' FROM record_states WHERE type = 'note';
 """
 
+
+def _plain_letters(column: str) -> str:
+    """SQL giving ``column`` with letters that carry a stroke or join two (Ø, Ł, Æ, ß...)
+    written as plain letters (V21). Must replace exactly ``core.store.search.FOLDED_LETTERS``
+    (a test checks): frozen here, as a change means rebuilding the index again."""
+    expr = column
+    for letter, plain in (
+        ("ø", "o"), ("Ø", "O"), ("ł", "l"), ("Ł", "L"), ("æ", "ae"), ("Æ", "AE"),
+        ("œ", "oe"), ("Œ", "OE"), ("ß", "ss"), ("ẞ", "SS"), ("đ", "d"), ("Đ", "D"),
+        ("ð", "d"), ("Ð", "D"), ("þ", "th"), ("Þ", "TH"), ("ħ", "h"), ("Ħ", "H"),
+        ("ı", "i"), ("ŧ", "t"), ("Ŧ", "T"),
+    ):  # fmt: skip
+        expr = f"replace({expr}, '{letter}', '{plain}')"
+    return expr
+
+
+def _v21_row(prefix: str, named: bool = False) -> str:
+    """The search index's values for a patients row (``new.``, ``old.`` or none): V2's,
+    with ``_plain_letters`` over every text column; ``named``: each as its index column."""
+    family, given, mrn = (_plain_letters(prefix + c) for c in ("family", "given", "mrn"))
+    names = f"{_fold(family)} || ' ' || {_fold(given)}"
+    values = (family, given, mrn, f"{prefix}birth_date", names)
+    columns = ("family", "given", "mrn", "birth_date", "names")
+    return ", ".join(f"{v} AS {c}" if named else v for v, c in zip(values, columns, strict=True))
+
+
+# V21 (search found Ødegård by "ødegård" but not by "odegard", nor Łukasz by "lukasz"): the
+# tokenizer strips accents, but Ø, Ł, Æ, ß and the like are letters of their own to it. The
+# index's content view and triggers now hold every name and MRN with them written as plain
+# letters (``_plain_letters``) and the words typed are folded the same way
+# (core.store.search.fold_letters), so either spelling finds the patient. The patients table
+# keeps the names as typed; the index is rebuilt from the new view (it is derived locally:
+# nothing synced changes). MRNs are unique regardless of letter case (registration checks
+# with NOCASE; MRNs are ASCII): the MRN index compares so, to serve that check.
+_V21 = f"""
+DROP TRIGGER patients_fts_insert;
+DROP TRIGGER patients_fts_delete;
+DROP TRIGGER patients_fts_update;
+DROP VIEW patients_search;
+CREATE VIEW patients_search AS
+    SELECT rowid AS row_id, {_v21_row("", named=True)} FROM patients;
+INSERT INTO patients_fts (patients_fts) VALUES ('rebuild');
+CREATE TRIGGER patients_fts_insert AFTER INSERT ON patients BEGIN
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date, names)
+    VALUES (new.rowid, {_v21_row("new.")});
+END;
+CREATE TRIGGER patients_fts_delete AFTER DELETE ON patients BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date, names)
+    VALUES ('delete', old.rowid, {_v21_row("old.")});
+END;
+CREATE TRIGGER patients_fts_update AFTER UPDATE ON patients
+WHEN old.family IS NOT new.family OR old.given IS NOT new.given
+    OR old.mrn IS NOT new.mrn OR old.birth_date IS NOT new.birth_date
+BEGIN
+    INSERT INTO patients_fts (patients_fts, rowid, family, given, mrn, birth_date, names)
+    VALUES ('delete', old.rowid, {_v21_row("old.")});
+    INSERT INTO patients_fts (rowid, family, given, mrn, birth_date, names)
+    VALUES (new.rowid, {_v21_row("new.")});
+END;
+DROP INDEX patients_by_mrn;
+CREATE INDEX patients_by_mrn ON patients (mrn COLLATE NOCASE) WHERE mrn IS NOT NULL;
+"""
+
 Migrations = tuple[tuple[int, str], ...]
 MIGRATIONS: Migrations = (
     (1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7), (8, _V8), (9, _V9),
     (10, _V10), (11, _V11), (12, _V12), (13, _V13), (14, _V14), (15, _V15),
-    (16, _V16), (17, _V17), (18, _V18), (19, _V19), (20, _V20),
+    (16, _V16), (17, _V17), (18, _V18), (19, _V19), (20, _V20), (21, _V21),
 )  # fmt: skip
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -216,6 +216,40 @@ def test_a_possible_duplicate_is_refused_unless_allowed(clinic: Path) -> None:
     assert {p["id"] for p in found} == {first["id"], second["id"]}
 
 
+def test_a_name_typed_without_its_stroked_letters_finds_and_matches_the_patient(
+    clinic: Path,
+) -> None:
+    """The tester's: ``odegard`` found nobody beside ØDEGÅRD Åse, and ``patient add
+    --family Odegard --given Aase`` of her birth date was added with no warning."""
+    first = as_admin(
+        clinic, "patient", "add", "--family", "ØDEGÅRD", "--given", "Åse",
+        "--birth-date", "1931-02-28", "--mrn", "TST-001",
+    )  # fmt: skip
+    for typed in ("odegard", "Ødegård", "odegard ase"):
+        assert [p["id"] for p in as_admin(clinic, "patient", "search", typed)] == [first["id"]]
+    again = ("patient", "add", "--family", "Odegard", "--given", "Aase", "--birth-date",
+             "1931-02-28")  # fmt: skip
+    refused = careline(clinic, "--password-stdin", *again, stdin=PASSWORD)
+    assert refused.returncode == 1, refused.stdout
+    assert f"ØDEGÅRD, Åse, born 1931-02-28, MRN TST-001 (id {first['id']})" in refused.stderr
+
+
+def test_an_mrn_in_another_letter_case_is_refused_and_one_patient_is_found(clinic: Path) -> None:
+    """With TST-002 held, tst-002 was accepted; a search for it then found both."""
+    first = as_admin(
+        clinic, "patient", "add", "--family", "Kowalczyk", "--given", "Łukasz",
+        "--birth-date", "1988-11-30", "--mrn", "TST-002",
+    )  # fmt: skip
+    refused = careline(
+        clinic, "--password-stdin", "patient", "add", "--family", "Kowalski", "--given",
+        "Søren", "--birth-date", "1975-03-09", "--mrn", "tst-002", stdin=PASSWORD,
+    )  # fmt: skip
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "'tst-002' is already used by another patient (as 'TST-002')" in refused.stderr
+    assert [p["id"] for p in as_admin(clinic, "patient", "search", "tst-002")] == [first["id"]]
+    assert as_admin(clinic, "patient", "search", "soren") == []
+
+
 def test_no_password_and_no_keyring_is_explained(clinic: Path) -> None:
     result = careline(clinic, "patient", "search", "a")
     assert result.returncode == 3

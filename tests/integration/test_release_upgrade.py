@@ -192,6 +192,19 @@ def test_every_old_record_reads_back_as_the_old_release_read_it(
     assert_same_records(old.manifest["workstation"], old.folder / "workstation")
 
 
+def test_the_old_search_index_finds_a_name_typed_without_its_stroked_letters(
+    old: OldData, no_keyring: None
+) -> None:
+    """The old release's index held Søndergård as it is written, so "sondergard" found
+    nobody; the upgrade (schema V21) rebuilds it with Ø as O, and the old search still
+    finds the same."""
+    desk, seen = old.folder / "workstation", old.manifest["workstation"]
+    written = seen["search"]["Søndergård"]
+    assert [p["family"] for p in written] == ["Søndergård"]
+    for typed in ("sondergard", "SONDERGARD asa", "Søndergård"):
+        assert_reads_as(written, current(desk, "patient", "search", typed), f"search {typed!r}")
+
+
 # --- servers -------------------------------------------------------------------------------
 
 

@@ -110,7 +110,8 @@ class _Importer:
         """(existing patient id, why) when the patient is already in the clinic."""
         if f.mrn:
             rows = self.db.query(
-                "SELECT id, family, given, birth_date, mrn, sex FROM patients WHERE mrn = ?",
+                "SELECT id, family, given, birth_date, mrn, sex FROM patients "
+                "WHERE mrn = ? COLLATE NOCASE",  # as registration: case makes no other MRN
                 (v.mrn(f.mrn),),
             )
             if rows:

@@ -125,6 +125,32 @@ def test_a_phone_typed_with_a_letter_is_refused_under_phone(
     assert created is not None and created.phone == "07700 900 123"
 
 
+def test_an_mrn_held_in_capitals_is_refused_when_typed_in_lower_case(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's: with TST-001 held, tst-001 was registered, and a search for it then
+    found both patients. It is refused under MRN, naming how it is held; retyped, the
+    registration keeps what was typed."""
+    dialog = open_new_dialog(qtbot, signed_in)
+    QTest.keyClicks(dialog.family, "Owusu")
+    QTest.keyClicks(dialog.given, "Kofi")
+    QTest.keyClicks(dialog.birth_date, "1979-05-21")
+    QTest.keyClicks(dialog.mrn, "mrn-1003")  # Chinedu Okafor's MRN-1003
+    QTest.keyClick(dialog.mrn, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.errors["mrn"].isVisible(), timeout=5_000)
+    assert dialog.errors["mrn"].text() == (
+        "MRN: 'mrn-1003' is already used by another patient (as 'MRN-1003')."
+    )
+    assert dialog.focusWidget() is dialog.mrn
+    assert (dialog.family.text(), dialog.mrn.text()) == ("Owusu", "mrn-1003")
+    assert clinic.records.count_patients() == 5
+    QTest.keyClicks(dialog.mrn, "a")
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: signed_in.workspace.chart.patient is not None, timeout=5_000)
+    created = signed_in.workspace.chart.patient
+    assert created is not None and created.mrn == "mrn-1003a"
+
+
 def test_a_field_message_sits_right_under_its_box_and_moves_nothing_above(
     qtbot: QtBot, styled: None, signed_in: MainWindow, open_edit_dialog: EditDialog
 ) -> None:

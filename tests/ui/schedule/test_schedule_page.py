@@ -256,6 +256,25 @@ def test_down_in_the_patient_search_goes_into_the_list_and_enter_chooses(
     assert dialog.patient_id is not None
 
 
+def test_a_name_typed_without_its_stroked_letters_finds_the_patient_to_book(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's: "odegard" said "No patient found: register a new one" although the
+    clinic had ØDEGÅRD Åse, inviting a second registration of her."""
+    held = schedule_window.workstation.records.add_patient("ØDEGÅRD", "Åse", "1931-02-28")
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    results = dialog.patient_results
+    QTest.keyClicks(dialog.patient_search, "odegard")
+    qtbot.waitUntil(lambda: results.count() > 0 and not dialog.searching())
+    assert [results.item(row).text().split("    ")[0] for row in range(results.count())] == [
+        "ØDEGÅRD, Åse"
+    ]
+    QTest.keyClick(dialog.patient_search, Qt.Key.Key_Return)
+    assert dialog.patient_id == held.id and dialog.chosen.text() == "Booking for ØDEGÅRD, Åse"
+    dialog.reject()
+
+
 def test_a_time_typed_once_the_patient_is_chosen_replaces_the_one_offered(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:

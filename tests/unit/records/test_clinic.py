@@ -81,6 +81,22 @@ def test_duplicate_mrn_is_refused(workstation: Workstation) -> None:
     assert r.count_patients() == 1
 
 
+def test_an_mrn_differing_only_in_letter_case_is_the_same_mrn(workstation: Workstation) -> None:
+    """With TST-001 held, tst-001 was accepted, and a search for it then found both."""
+    r = workstation.records
+    held = r.add_patient("One", "A", "1990-01-01", mrn="TST-001")
+    with pytest.raises(ValidationError, match="'tst-001' is already used by another patient"):
+        r.add_patient("Two", "B", "1990-01-01", mrn="tst-001")
+    other = r.add_patient("Two", "B", "1990-01-01", mrn="Tst-002")
+    with pytest.raises(ValidationError) as caught:
+        r.update_patient(other.id, {"mrn": "Tst-001"})
+    assert str(caught.value) == "mrn: 'Tst-001' is already used by another patient (as 'TST-001')"
+    # Kept as typed; its own MRN in another case is no clash.
+    assert r.get_patient(other.id).mrn == "Tst-002"
+    assert r.update_patient(held.id, {"mrn": "tst-001"}).mrn == "tst-001"
+    assert [p.id for p in r.search_patients("TST-001")] == [held.id]
+
+
 def test_remove_allergy_and_unknown_ids(workstation: Workstation) -> None:
     r = workstation.records
     p = r.add_patient("Ali", "Sara", "1960-02-29")

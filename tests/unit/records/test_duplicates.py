@@ -70,6 +70,45 @@ def test_only_patients_born_the_same_day_are_found(workstation: Workstation) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("family", "given", "other_family", "other_given"),
+    [
+        ("Odegard", "Ase", "ØDEGÅRD", "Åse"),  # letters with a stroke read as search reads them
+        ("Kowalczyk", "Lukasz", "Kowalczyk", "Łukasz"),
+        ("Lee", "Malgorzata", "LEE", "Małgorzata"),
+        ("Aebischer", "Strasse", "Æbischer", "Straße"),
+        ("Odegard", "Aase", "Ødegård", "Åse"),  # å spelled out, ø not: both are written so
+        ("Oedegaard", "Aase", "Ødegård", "Åse"),
+        ("Mueller", "Zoe", "Müller", "Zoë"),
+        ("Kowalski", "Soeren", "Kowalski", "Søren"),
+    ],
+)
+def test_letters_a_keyboard_lacks_do_not_hide_a_match(
+    family: str, given: str, other_family: str, other_given: str
+) -> None:
+    assert names_match(family, given, other_family, other_given)
+    assert names_match(other_family, other_given, family, given)
+
+
+def test_spelling_letters_out_makes_no_short_names_alike() -> None:
+    """Each name is read one way or the other, never a letter of each: Ase and Aase, both
+    typed plainly, are short names one letter apart, so two people."""
+    assert not names_match("Lee", "Ase", "Lee", "Aase")
+    assert not names_match("Ødegård", "Åse", "Odegard", "Asa")
+
+
+def test_registration_refuses_a_name_typed_without_its_letters(workstation: Workstation) -> None:
+    """The tester's ``patient add --family Odegard --given Aase`` beside Ødegård Åse, born
+    the same day, was added without a warning."""
+    r = workstation.records
+    first = r.add_patient("ØDEGÅRD", "Åse", "1931-02-28")
+    for family, given in (("Odegard", "Aase"), ("odegard", "ase"), ("Oedegaard", "Aase")):
+        with pytest.raises(DuplicatePatientError) as caught:
+            r.add_patient(family, given, "1931-02-28", allow_duplicate=False)
+        assert [p.id for p in caught.value.matches] == [first.id]
+    assert r.count_patients() == 1
+
+
 def test_the_lookup_uses_the_birth_date_index(workstation: Workstation) -> None:
     plan = workstation.database.query(
         "EXPLAIN QUERY PLAN SELECT id FROM patients WHERE birth_date = ? ORDER BY sort_key, id",
@@ -114,7 +153,9 @@ def test_the_review_lists_keys_find_every_pair_registration_would() -> None:
 
     rng = random.Random(16)
     stems = ["okafor", "chinedu", "lefevre", "zoe", "nguyen", "ann", "vandenberg", "mariaelena",
-             "obrien", "li", "haddad", "rami", "katarzyna", "abdulrahman"]  # fmt: skip
+             "obrien", "li", "haddad", "rami", "katarzyna", "abdulrahman",
+             "ødegård", "odegard", "oedegaard", "åse", "aase", "müller", "mueller", "łukasz",
+             "lukasz", "søren", "soeren"]  # fmt: skip
 
     def slip(name: str) -> str:
         i = rng.randrange(len(name) + 1)

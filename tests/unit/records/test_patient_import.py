@@ -74,6 +74,21 @@ def test_an_mrn_of_another_patient_is_a_problem_not_a_match(workstation: Worksta
     assert "already used by BROWN, Tom" in reason
 
 
+def test_an_mrn_in_another_letter_case_is_the_same_mrn(workstation: Workstation) -> None:
+    """As registration reads MRNs: a-1 is A-1, in the file and in the clinic."""
+    records = workstation.records
+    lower = LIST.replace("Smith,Ann,1970-01-01,F,A-1", "Smith,Ann,1970-01-01,F,a-1")
+    assert (5, "row 2 has this MRN too") in [
+        (p.row, p.reason) for p in plan(records, lower).problems
+    ]
+    records.add_patient("Brown", "Tom", "1960-06-06", mrn="a-1")
+    found = plan(records)
+    reason = next(p.reason for p in found.problems if p.row == 2)
+    assert "already used by BROWN, Tom" in reason
+    records.add_patient("Lefevre", "Zoe", "1984-03-02", mrn="a-2")
+    assert [(a.row, a.why) for a in plan(records).already_present] == [(3, "same MRN")]
+
+
 def test_an_import_stopped_half_way_is_finished_by_running_it_again(
     workstation: Workstation,
 ) -> None:

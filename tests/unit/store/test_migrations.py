@@ -564,3 +564,59 @@ def test_v17_deflates_every_record_state_of_v16_data_and_reads_them_back_the_sam
     apply_snapshot_page(fresh.db, snapshot_page(db, None, 1000), "peer")
     assert fresh.allergies(ids[0]) == chart and fresh.get_patient(ids[2]).given == "Changed"
     db.close()
+
+
+def test_v21_finds_names_without_their_stroked_letters_on_v20_data(
+    tmp_path: Path, key: SecureMemory
+) -> None:
+    """A V20 clinic (the release before V21) upgrades: its search index is rebuilt with Ø,
+    Ł, Æ and the like as plain letters, so "odegard" finds Ødegård there (it found nobody),
+    every search found before finds the same, the triggers keep the index current, and the
+    MRN index serves registration's check, now regardless of letter case."""
+    path = tmp_path / "v20.db"
+    v20 = Database.create(path, key, migrations=MIGRATIONS[: SHIPPED.index(21)])
+    old = ClinicRecords(v20, "t")
+    odegard = old.add_patient("ØDEGÅRD", "Åse", "1931-02-28", mrn="TST-001").id
+    lukasz = old.add_patient("Kowalczyk", "Łukasz", "1988-11-30").id
+    for family, given, born in (("O'Brien", "Siobhán", "1984-02-02"),
+                                ("Smith", "Ann", "1970-01-01"),
+                                ("Müller", "Zoë", "1958-03-14")):  # fmt: skip
+        old.add_patient(family, given, born)
+    searches = ("åse", "obrien", "siob", "smith ann", "muller", "zoe",
+                "tst-001", "1931", "s", "zzz")  # fmt: skip
+
+    def found(records: ClinicRecords) -> dict[str, list[str]]:
+        return {text: [p.id for p in records.search_patients(text)] for text in searches}
+
+    before = found(old)
+    assert old.search_patients("odegard") == [] and old.search_patients("lukasz") == []
+    automerge = v20.query("SELECT v FROM patients_fts_config WHERE k = 'automerge'")
+    v20.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+    assert db.integrity_problems() == []
+    assert db.query("SELECT v FROM patients_fts_config WHERE k = 'automerge'") == automerge
+    records = ClinicRecords(db, "t")
+    assert found(records) == before
+    for text, pid in (("odegard", odegard), ("Ødegård", odegard), ("Odegard ase", odegard),
+                      ("lukasz", lukasz), ("łukasz", lukasz)):  # fmt: skip
+        assert [p.id for p in records.search_patients(text)] == [pid], text
+        assert [p.id for p in records.search_patients(text, broad_at=0)] == [pid], text
+    # The names are kept as typed: only the index reads them folded.
+    assert records.get_patient(odegard).family == "ØDEGÅRD"
+    # The triggers keep the rebuilt index current, folded alike.
+    added = records.add_patient("Ødegård", "Bjørn", "1960-01-01").id
+    assert {p.id for p in records.search_patients("odeg")} == {odegard, added}
+    records.update_patient(added, {"given": "Pål"})
+    assert records.search_patients("bjorn") == []
+    assert [p.id for p in records.search_patients("odegard pal")] == [added]
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+    # Registration's MRN check reads the MRN index.
+    plan = db.query(
+        "EXPLAIN QUERY PLAN SELECT mrn FROM patients WHERE mrn = ? COLLATE NOCASE AND id != ?",
+        ("tst-001", ""),
+    )
+    assert any("patients_by_mrn" in str(row[-1]) for row in plan), plan
+    db.close()
