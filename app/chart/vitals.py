@@ -142,11 +142,11 @@ def recorded_note(count: int, s: VitalSet | None) -> str:
     BMI included), by name."""
     names = dict(PLOTS)
     flagged = [names[key] for key, _ in TABLE_COLUMNS if s is not None and column_flag(key, s)]
+    signs = "vital sign" if count == 1 else "vital signs"
     if not flagged:
-        return f"Recorded {count} vital signs."
+        return f"Recorded {count} {signs}."
     return (
-        f"Recorded {count} vital signs, {len(flagged)} outside the normal range "
-        f"({', '.join(flagged)})."
+        f"Recorded {count} {signs}, {len(flagged)} outside the normal range ({', '.join(flagged)})."
     )
 
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.chart.page import ChartPage
-from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection
+from app.chart.vitals import FLAG_BACKGROUND, TABLE_COLUMNS, VitalsSection, recorded_note
 from app.main_window import MainWindow
 from core.records.visits import Visits
 from core.records.workstation import Workstation
@@ -1186,3 +1186,8 @@ def test_the_visit_list_shows_each_visit_whole(
     assert shown == texts, f"list {view.width()} wide, box {combo.width()}"
     assert view.width() > combo.width()  # wider than the box, which cuts the long one
     combo.hidePopup()
+
+
+def test_one_vital_sign_recorded_is_said_in_the_singular() -> None:
+    assert recorded_note(1, None) == "Recorded 1 vital sign."
+    assert recorded_note(2, None) == "Recorded 2 vital signs."
