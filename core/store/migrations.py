@@ -11,6 +11,7 @@ from typing import Any
 import sqlcipher3
 
 from core.store.errors import MigrationError, SchemaTooNewError
+from core.store.search import register_sql_functions
 from core.store.state_codec import pack_state
 
 _V1 = """
@@ -619,39 +620,34 @@ INSERT OR IGNORE INTO unknown_records (id, type, parts)
 """
 
 
-def _plain_letters(column: str) -> str:
-    """SQL giving ``column`` with letters that carry a stroke or join two (Ø, Ł, Æ, ß...)
-    written as plain letters (V21). Must replace exactly ``core.store.search.FOLDED_LETTERS``
-    (a test checks): frozen here, as a change means rebuilding the index again."""
-    expr = column
-    for letter, plain in (
-        ("ø", "o"), ("Ø", "O"), ("ł", "l"), ("Ł", "L"), ("æ", "ae"), ("Æ", "AE"),
-        ("œ", "oe"), ("Œ", "OE"), ("ß", "ss"), ("ẞ", "SS"), ("đ", "d"), ("Đ", "D"),
-        ("ð", "d"), ("Ð", "D"), ("þ", "th"), ("Þ", "TH"), ("ħ", "h"), ("Ħ", "H"),
-        ("ı", "i"), ("ŧ", "t"), ("Ŧ", "T"),
-    ):  # fmt: skip
-        expr = f"replace({expr}, '{letter}', '{plain}')"
-    return expr
+_V21_VALUES = (
+    "careline_search_letters({p}family)",
+    "careline_search_letters({p}given)",
+    "{p}mrn",  # ASCII by validation (core.records.validation.mrn): nothing to fold
+    "{p}birth_date",
+    "careline_search_names({p}family, {p}given)",
+)
 
 
 def _v21_row(prefix: str, named: bool = False) -> str:
-    """The search index's values for a patients row (``new.``, ``old.`` or none): V2's,
-    with ``_plain_letters`` over every text column; ``named``: each as its index column."""
-    family, given, mrn = (_plain_letters(prefix + c) for c in ("family", "given", "mrn"))
-    names = f"{_fold(family)} || ' ' || {_fold(given)}"
-    values = (family, given, mrn, f"{prefix}birth_date", names)
+    """The search index's values for a patients row (``new.``, ``old.`` or none), through
+    the functions ``core.store.search.register_sql_functions`` gives every connection;
+    ``named``: each as its index column."""
     columns = ("family", "given", "mrn", "birth_date", "names")
+    values = (v.format(p=prefix) for v in _V21_VALUES)
     return ", ".join(f"{v} AS {c}" if named else v for v, c in zip(values, columns, strict=True))
 
 
 # V21 (search found Ødegård by "ødegård" but not by "odegard", nor Łukasz by "lukasz"): the
 # tokenizer strips accents, but Ø, Ł, Æ, ß and the like are letters of their own to it. The
-# index's content view and triggers now hold every name and MRN with them written as plain
-# letters (``_plain_letters``) and the words typed are folded the same way
-# (core.store.search.fold_letters), so either spelling finds the patient. The patients table
-# keeps the names as typed; the index is rebuilt from the new view (it is derived locally:
-# nothing synced changes). MRNs are unique regardless of letter case (registration checks
-# with NOCASE; MRNs are ASCII): the MRN index compares so, to serve that check.
+# index's content view and triggers now hold every name with them written as plain
+# letters (core.store.search.FOLDED_LETTERS, through SQL functions every connection is given
+# in ``migrate``) and the words typed are folded the same way, so either spelling finds the
+# patient. The names column keeps V2's dropping of apostrophes and hyphens (``search_names``).
+# The patients table keeps the names as typed; the index is rebuilt from the new view (it is
+# derived locally: nothing synced changes). MRNs are unique regardless of letter case
+# (registration checks with NOCASE; MRNs are ASCII): the MRN index compares so, to serve that
+# check.
 _V21 = f"""
 DROP TRIGGER patients_fts_insert;
 DROP TRIGGER patients_fts_delete;
@@ -727,6 +723,9 @@ def migrate(conn: Any, migrations: Migrations = MIGRATIONS) -> int:
         )
     # Migrations that rewrite stored record states call the codec from SQL.
     conn.create_function("careline_pack_state", 1, _pack_state_sql, deterministic=True)
+    # Every connection to a Careline database is configured through here, and the search
+    # index's triggers (V21) call these on every write of a patient.
+    register_sql_functions(conn)
     for target, script in migrations:
         if target <= version:
             continue

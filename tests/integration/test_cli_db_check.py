@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlcipher3
 
 from core.keys.keychain import Keychain
+from core.store.search import register_sql_functions
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli_keys import new_clinic
 
@@ -19,6 +20,9 @@ def edit_directly(data: Path, *statements: tuple[str, tuple[str, ...]]) -> None:
     try:
         conn = sqlcipher3.connect(str(data / "clinic.db"), isolation_level=None)
         conn.execute(f"PRAGMA key = \"x'{keys.db_key.hex()}'\"")
+        # The search index's triggers call Careline's SQL functions: an editor of the
+        # patients table needs them (or fails with "no such function").
+        register_sql_functions(conn)
         for sql, params in statements:
             conn.execute(sql, params)
         conn.close()
