@@ -133,7 +133,12 @@ def refuse_overlap(ctx: Context, exc: OverlapError) -> NoReturn:
     said = []
     for who, clashes in (("clinician", exc.clashes), ("patient", exc.patient_clashes)):
         if clashes:
-            lines = "\n".join(f"  {describe(a)}" for a in clashes)
+            # The patient's clashes say with whom, as the app's warning does.
+            lines = "\n".join(
+                f"  {describe(a)}"
+                + (f" with {a.clinician}" if who == "patient" and a.clinician else "")
+                for a in clashes
+            )
             said.append(f"the {who} already has an appointment then:\n{lines}")
     listed = "\n".join(said)
     raise CliError(

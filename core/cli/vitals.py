@@ -22,6 +22,8 @@ OPTIONS = {
     "height": "height",
     "pain": "pain",
 }
+# What --help shows for a vital typed with its unit (each one is measured by a test).
+EXAMPLES = {"temperature": "37.5C", "weight": "70kg", "height": "170cm"}
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +41,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--bp", help="blood pressure, systolic/diastolic mmHg, e.g. 120/80")
     for option, key in OPTIONS.items():
         vital = cat.BY_KEY[key]
-        units = f" ({vital.unit_list}: e.g. 70kg)" if len(vital.units) > 1 else ""
+        units = f" ({vital.unit_list}: e.g. {EXAMPLES[key]})" if len(vital.units) > 1 else ""
         add.add_argument(f"--{option}", help=f"{vital.label.lower()}{units}")
     listing = sub.add_parser("list", help="a patient's vital signs, set by set, newest first")
     listing.add_argument("patient_id")

@@ -93,6 +93,19 @@ def test_an_overlap_is_refused_unless_allowed(clinic: tuple[Path, str, str]) -> 
     assert [a["id"] for a in day["appointments"]] == [first["id"], second["id"]]
 
 
+def test_a_patients_clash_says_with_whom(clinic: tuple[Path, str, str]) -> None:
+    data, maria, _ = clinic
+    as_admin(data, "appointment", "add", maria, "--start", "2026-12-15T09:00", "--minutes",
+             "30", "--clinician", "admin")  # fmt: skip
+    result = careline(data, "--password-stdin", "appointment", "add", maria, "--start",
+                      "2026-12-15T09:10", "--minutes", "15", "--clinician", "admin",
+                      stdin=PASSWORD + "\n")  # fmt: skip
+    assert result.returncode == 1
+    _, patients = result.stderr.split("the patient already has an appointment then:")
+    assert "2026-12-15 09:00-09:30 GARCIA, Maria (booked, id " in patients
+    assert ") with admin\n" in patients
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
