@@ -661,6 +661,84 @@ def test_changing_the_time_forgets_a_shown_overlap(
     dialog.reject()
 
 
+def test_another_patient_chosen_withdraws_the_clash_warning_and_book_checks_them(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's find: the warning for one patient stayed up once another was picked,
+    and Book anyway booked the new one past their own clash, never shown. Bao Nguyen at
+    09:40-10:10 with Dr Ana Kim clashes with Chinedu Okafor's 09:30; Astrid Lindqvist,
+    picked then, has 10:00-10:20 with Dr Sam Lee. Picking her withdraws the warning, and
+    Book lists her clash before anything is booked."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QTest.keyClicks(focused(), "09:40")  # over the time offered
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    QTest.keyClicks(focused(), "30")  # Minutes, selected by Tab
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("kim"))
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert clash_rows(dialog) == ["Dr Ana Kim is booked 09:30-10:00 with OKAFOR, Chinedu"]
+    click(dialog.patient_search)
+    dialog.patient_search.selectAll()
+    QTest.keyClicks(dialog.patient_search, "lindqvist")
+    results = dialog.patient_results
+    qtbot.waitUntil(lambda: not dialog.searching() and "LINDQVIST" in results.item(0).text())
+    rect = results.visualItemRect(results.item(0))
+    QTest.mouseClick(results.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert dialog.chosen.text() == "Booking for LINDQVIST, Astrid"
+    assert not dialog.overlap.isVisible()  # it was about Bao Nguyen
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "The clinician and the patient are both booked then"
+    assert clash_rows(dialog) == [
+        "Dr Ana Kim is booked 09:30-10:00 with OKAFOR, Chinedu",
+        "This patient is booked 10:00-10:20 with Dr Sam Lee",
+    ]
+    assert len(day_rows(page)) == 3  # nothing booked yet
+    click(dialog.overlap.confirm_button)  # now said, Book anyway books her
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[2][:3] == ("09:40–10:10", "LINDQVIST, Astrid", "Dr Ana Kim")
+
+
+def test_a_clash_warning_goes_with_any_change_to_what_it_was_about_but_the_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Starts, Minutes, Clinician and the patient each withdraw the warning (Book checks
+    again); the reason, which clashes do not depend on, leaves it, and Book anyway books."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
+
+    def warned() -> None:
+        click(dialog.save_button)
+        qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    dialog.minutes.setFocus()
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_0)  # 150 minutes
+    assert not dialog.overlap.isVisible()
+    warned()
+    dialog.clinician.setFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Up)  # Dr Ana Kim, from Dr Sam Lee
+    assert dialog.clinician.currentData() == "kim"
+    assert not dialog.overlap.isVisible()
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    warned()
+    dialog.patient_search.setFocus()
+    dialog.patient_search.selectAll()
+    find_patient(qtbot, dialog, "okafor")
+    assert not dialog.overlap.isVisible()
+    warned()
+    find_patient(qtbot, dialog, "okafor")  # the same patient again: still about them
+    assert dialog.overlap.isVisible()
+    QTest.keyClicks(dialog.reason, "Check-up")
+    assert dialog.overlap.isVisible()
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+
+
 def test_registering_a_new_patient_from_the_booking_dialog(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
