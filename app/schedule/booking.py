@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
+from app.schedule.columns import RoomForMarks, marks_room
 from app.schedule.start_field import StartField
 from app.widgets import (
     TypedForm,
@@ -208,9 +209,14 @@ class BookingDialog(TypedForm):
         self.patient_results = QListWidget()
         self.patient_results.setObjectName("patientResults")
         self.patient_results.setAccessibleName("Patients found")
+        # Rows with room for the marks over capitals (the chosen row's fill cut the tops
+        # of "ÑÚÑEZ-ÖZTÜRK"'s accents, as the waiting room's did).
+        self.patient_results.setItemDelegate(RoomForMarks(self.patient_results))
         # Four patients at a time (more scroll): room for the overlap warning under the
         # form on a 740-pixel screen.
-        self.patient_results.setFixedHeight(4 * (self.fontMetrics().height() + 4) + 6)
+        # A row: a line, the marks' room above and below, and Qt's pixel of margin.
+        row = self.fontMetrics().height() + 2 * marks_room(self.font()) + 1
+        self.patient_results.setFixedHeight(4 * row + 6)
         self.new_patient_button = QPushButton("Register new patient…")
         self.chosen = QLabel()
         self.chosen.setObjectName("chosenPatient")

@@ -1587,6 +1587,77 @@ def test_the_booking_dialog_with_the_overlap_warning_fits_over_the_window_on_a_s
     dialog.reject()
 
 
+def two_long_clashes(qtbot: QtBot, window: MainWindow) -> BookingDialog:
+    """The tester's clinic: Kowalczyk, Małgorzata with Dr Sam Lee at 14:30-14:45, and
+    Ñúñez-Öztürk, Zoë with Dr. Amara Okafor-Nwachukwu then; Zoë booked with Dr Sam Lee at
+    14:35 clashes with both, in rows too long for the dialog's width."""
+    records = window.workstation.records
+    records.add_user("okafor", "Dr. Amara Okafor-Nwachukwu", "clinician", PASSWORD)
+    kowalczyk = records.add_patient("Kowalczyk", "Małgorzata", "1950-05-05")
+    zoe = records.add_patient("Ñúñez-Öztürk", "Zoë", "1990-03-03")
+    Schedule(records).book(kowalczyk.id, at("14:30"), "lee", minutes=15)
+    Schedule(records).book(zoe.id, at("14:30"), "okafor", minutes=15)
+    open_schedule(qtbot, window)
+    dialog = booking_dialog(qtbot, window)
+    find_patient(qtbot, dialog, "nunez")
+    QTest.keyClicks(focused(), "14:35")
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    return dialog
+
+
+@pytest.mark.usefixtures("small_screen")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_long_clashes_wrap_and_each_shows_whole(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """The tester's picture at 1120x740: the clash list was a row high, its one long line
+    behind a sideways scroll bar; with two clashes the first was cut at "KOWALCZYK,
+    Małgorza" and the second hidden. Each row wraps and the list is as tall as its rows:
+    every clash reads whole, no scrolling, and the dialog still fits the window."""
+    schedule_window.resize(*size)
+    dialog = two_long_clashes(qtbot, schedule_window)
+    shot(dialog, f"booking-long-clashes-{size[0]}x{size[1]}")
+    clashes = dialog.overlap.clashes
+    assert sorted(clash_rows(dialog)) == [  # both start at 14:30: either may come first
+        "Dr Sam Lee is booked 14:30-14:45 with KOWALCZYK, Małgorzata",
+        "This patient is booked 14:30-14:45 with Dr. Amara Okafor-Nwachukwu",
+    ]
+    wrapped = [clashes.visualItemRect(clashes.item(i)).height() for i in range(2)]
+    assert max(wrapped) > clashes.sizeHintForRow(0), "no row long enough to wrap: no test"
+    assert not clashes.horizontalScrollBar().isVisible()
+    assert not clashes.verticalScrollBar().isVisible()
+    for i in range(clashes.count()):
+        shown = "".join(cell_lines_shown(clashes, i, 0))  # wrapped at spaces or "-"
+        assert shown.replace(" ", "") == clashes.item(i).text().replace(" ", "")
+    assert dialog.frameGeometry().height() + 40 <= SMALL.height() - 40
+    dialog.reject()
+
+
+@pytest.mark.usefixtures("styled")
+def test_the_patient_chosen_in_the_booking_list_keeps_the_accents_of_its_capitals(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: the chosen row of the booking dialog's patients found cut the
+    tops of the accents on "ÑÚÑEZ-ÖZTÜRK". Its text shows whole, its ink clear of the
+    row's top and bottom edges (where Qt clips), and four rows still show."""
+    schedule_window.workstation.records.add_patient("Ñúñez-Öztürk", "Zoë", "1990-03-03")
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nunez")
+    results = dialog.patient_results
+    assert results.currentRow() == 0 and results.item(0).isSelected()
+    QApplication.processEvents()
+    shot(dialog, "booking-patient-accents")
+    assert cell_text_shown(results, 0, 0) == "ÑÚÑEZ-ÖZTÜRK, Zoë    born 1990-03-03"
+    edges = cell_ink_at_edges(results, 0, 0)
+    assert edges == [], f"the chosen patient is drawn against the row's {edges}"
+    assert results.viewport().height() >= 4 * results.visualItemRect(results.item(0)).height()
+    dialog.reject()
+
+
 @pytest.mark.usefixtures("styled")
 def test_messages_put_right_leave_no_blank_bands_and_hints_show_whole(
     qtbot: QtBot, schedule_window: MainWindow
