@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QLineEdit,
+    QListView,
     QListWidget,
     QMessageBox,
     QPlainTextEdit,
@@ -703,6 +704,14 @@ class WarningPanel(QFrame):
         self.text = paragraph("")
         self.items = QListWidget()
         self.items.setAccessibleName(list_name)
+        # A long row wraps, never scrolls sideways: the scroll bar took the height of the
+        # one row it left, and the row was read as far as "KOWALCZYK, Małgorza".
+        self.items.setWordWrap(True)
+        self.items.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.items.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.items.setResizeMode(QListView.ResizeMode.Adjust)
+        self.items.viewport().installEventFilter(self)
+        self._most = 0  # the rows the list shows at most (fit_items); the rest scroll
         row = QHBoxLayout()
         for button in buttons:
             if button is None:
@@ -730,11 +739,31 @@ class WarningPanel(QFrame):
             _grow_from(window, height)
 
     def fit_items(self, most: int) -> None:
-        """Size the list to its rows, at most ``most`` (more scroll), and show the panel."""
-        rows = min(self.items.count(), most)
-        frame = 2 * self.items.frameWidth()
-        self.items.setFixedHeight(rows * self.items.sizeHintForRow(0) + frame)
+        """Size the list to its rows as wrapped, at most ``most`` of them (more scroll),
+        and show the panel."""
+        self._most = most
+        self._fit()
         self.show()
+
+    def _fit(self) -> None:
+        items = self.items
+        # Each row as Qt lays it out, wrapped to the list's present width (sizeHintForRow
+        # is one line's height whatever the text).
+        items.doItemsLayout()
+        rows = range(min(items.count(), self._most))
+        height = sum(items.visualItemRect(items.item(i)).height() for i in rows)
+        items.setFixedHeight(height + 2 * items.frameWidth())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The list's width changed: its rows wrap anew, so its height follows."""
+        if (
+            watched is self.items.viewport()
+            and self._most
+            and isinstance(event, QResizeEvent)
+            and event.size().width() != event.oldSize().width()
+        ):
+            self._fit()
+        return super().eventFilter(watched, event)
 
 
 class OneDialog:

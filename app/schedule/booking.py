@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import PatientDialog, RecordsProvider
+from app.schedule.columns import RoomForMarks, marks_room
 from app.schedule.start_field import StartField
 from app.widgets import (
     TypedForm,
@@ -95,6 +96,11 @@ def clash_lines(
             line = f"This patient is booked {when} with {who}"
         lines.append(line if a.status == "booked" else f"{line} ({a.status_label.lower()})")
     return lines
+
+
+def clash_inputs(values: dict[str, Any]) -> dict[str, Any]:
+    """What the clashes found depend on: the form's values but the reason."""
+    return {k: v for k, v in values.items() if k != "reason"}
 
 
 class OverlapPanel(WarningPanel):
@@ -172,7 +178,12 @@ class BookingDialog(TypedForm):
         self._patient_id: str | None = appointment.patient_id if appointment else None
         self._clock = clock  # the clinic's local time now (the page's: tests set their own)
         self._names = {c.username: c.label for c in clinicians}
+        # "Book anyway" books past the clashes shown, for the values they were found for
+        # (``_warned``) and no others: a patient, time, length or clinician changed since
+        # is checked again (the warning said "with this patient" of someone else).
         self._allow_overlap = False
+        self._warned: dict[str, Any] | None = None
+        self._asked: dict[str, Any] | None = None  # the values of the save in flight
         self._allow_past = False
         self._day = ""  # the day of the start last booked (clash_lines)
         self._job: Job[Appointment] | None = None
@@ -198,9 +209,14 @@ class BookingDialog(TypedForm):
         self.patient_results = QListWidget()
         self.patient_results.setObjectName("patientResults")
         self.patient_results.setAccessibleName("Patients found")
+        # Rows with room for the marks over capitals (the chosen row's fill cut the tops
+        # of "ÑÚÑEZ-ÖZTÜRK"'s accents, as the waiting room's did).
+        self.patient_results.setItemDelegate(RoomForMarks(self.patient_results))
         # Four patients at a time (more scroll): room for the overlap warning under the
         # form on a 740-pixel screen.
-        self.patient_results.setFixedHeight(4 * (self.fontMetrics().height() + 4) + 6)
+        # A row: a line, the marks' room above and below, and Qt's pixel of margin.
+        row = self.fontMetrics().height() + 2 * marks_room(self.font()) + 1
+        self.patient_results.setFixedHeight(4 * row + 6)
         self.new_patient_button = QPushButton("Register new patient…")
         self.chosen = QLabel()
         self.chosen.setObjectName("chosenPatient")
@@ -394,7 +410,10 @@ class BookingDialog(TypedForm):
             self.choose_patient(data[0], data[1])
 
     def choose_patient(self, patient_id: str, name: str) -> None:
-        """Book for this patient."""
+        """Book for this patient (another than before: a clash warning shown goes, as
+        it was about the one before)."""
+        if patient_id != self._patient_id:
+            self._forget_overlap()
         self._patient_id = patient_id
         self.chosen.setText(f"Booking for {name}")
         self.errors["patient_id"].hide()
@@ -497,6 +516,7 @@ class BookingDialog(TypedForm):
             if search.strip():
                 self._search(search)
         if draft.get("patient_id") and self._appointment is None:
+            self._forget_overlap()
             self._patient_id = draft["patient_id"]
             self.chosen.setText(str(draft.get("chosen") or ""))
         self.start.setText(str(draft.get("starts_at") or ""))
@@ -547,7 +567,9 @@ class BookingDialog(TypedForm):
             return
         # The day asked for, as Book read it (Starts may be typed in while it books).
         self._day = (validation.local_datetime("starts_at", values["starts_at"]) or "")[:10]
-        records, allow, current = self._records, self._allow_overlap, self._appointment
+        # Past the clashes only if they were shown for exactly these values.
+        allow = self._allow_overlap and clash_inputs(values) == self._warned
+        records, current = self._records, self._appointment
         store: Callable[[], Appointment]
         if current is None:
 
@@ -566,6 +588,7 @@ class BookingDialog(TypedForm):
                 )  # fmt: skip
 
         self.save_button.setEnabled(False)
+        self._asked = clash_inputs(values)
         self._job = self._operations.submit(store, self._stored, self._failed, "book")
 
     def saving(self) -> bool:
@@ -588,7 +611,13 @@ class BookingDialog(TypedForm):
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self.save_button.setEnabled(True)
-        if isinstance(exc, OverlapError):
+        if isinstance(exc, OverlapError) and clash_inputs(self.values()) != self._asked:
+            # Changed while it was checked (a patient picked, a time typed): the clashes
+            # found are not those of the form as it now is. Check what it now holds.
+            self._forget_overlap()
+            self.save()
+        elif isinstance(exc, OverlapError):
+            self._warned = self._asked
             lines = clash_lines(exc, self._clinician_name, self._day)
             self.overlap.show_clashes(exc, lines)  # the dialog grows to hold it
             # The keyboard goes to the field to change, its time selected for typing
@@ -625,11 +654,17 @@ class BookingDialog(TypedForm):
         self.save()
 
     def _forget_overlap(self) -> None:
+        """What the clash warning was about changed: it goes, and Book checks again."""
         self._allow_overlap = False
-        self.overlap.hide()
+        self._warned = None
+        if self.overlap.asking == "overlap":
+            self.overlap.hide()
 
     def _forget_past(self) -> None:
+        """The start changed: a start asked about as past is asked about again."""
         self._allow_past = False
+        if self.overlap.asking == "past":
+            self.overlap.hide()
 
 
 class CancelDialog(TypedForm):

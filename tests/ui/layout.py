@@ -148,11 +148,11 @@ def _cell_room(
     return str(index.data()), option, box, box.width() - 2 * margin
 
 
-def cell_lines_shown(table: QTableView, row: int, column: int) -> list[str]:
+def cell_lines_shown(table: QAbstractItemView, row: int, column: int) -> list[str]:
     """The lines a word-wrapping table's cell shows of its text: wrapped at its words to
     the cell's width, as many lines as its height holds, a line too long ending in "…"
     (and the last shown, when more lines did not fit)."""
-    assert table.wordWrap()
+    assert isinstance(table, (QTableView, QListView)) and table.wordWrap()
     text, option, box, room = _cell_room(table, row, column)
     metrics = option.fontMetrics
     wrap = QTextOption()
@@ -174,7 +174,7 @@ def cell_lines_shown(table: QTableView, row: int, column: int) -> list[str]:
     return shown
 
 
-def cell_ink_at_edges(table: QTableView, row: int, column: int) -> list[str]:
+def cell_ink_at_edges(table: QAbstractItemView, row: int, column: int) -> list[str]:
     """The edges of a cell ("top", "bottom") its text is drawn against, as painted: a
     pixel of ink in its first or last pixel row. Qt clips what is painted to the cell, so
     a mark drawn there was most likely cut there (an accent over a capital)."""
@@ -182,9 +182,14 @@ def cell_ink_at_edges(table: QTableView, row: int, column: int) -> list[str]:
     cell = table.visualRect(index)
     image = table.viewport().grab(cell).toImage()
 
+    # The row's ground, at its left edge's middle (padding there): light, or a chosen
+    # row's dark fill under light text. Ink is what stands well apart from it.
+    ground = image.pixelColor(0, image.height() // 2).lightness()
+
     def inked(y: int) -> bool:
-        # The text is near-black; the row's ground (white, striped, chosen) is light.
-        return any(image.pixelColor(x, y).lightness() < 150 for x in range(image.width()))
+        return any(
+            abs(image.pixelColor(x, y).lightness() - ground) > 100 for x in range(image.width())
+        )
 
     return [edge for edge, y in (("top", 0), ("bottom", image.height() - 1)) if inked(y)]
 

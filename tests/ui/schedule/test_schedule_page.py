@@ -661,6 +661,84 @@ def test_changing_the_time_forgets_a_shown_overlap(
     dialog.reject()
 
 
+def test_another_patient_chosen_withdraws_the_clash_warning_and_book_checks_them(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's find: the warning for one patient stayed up once another was picked,
+    and Book anyway booked the new one past their own clash, never shown. Bao Nguyen at
+    09:40-10:10 with Dr Ana Kim clashes with Chinedu Okafor's 09:30; Astrid Lindqvist,
+    picked then, has 10:00-10:20 with Dr Sam Lee. Picking her withdraws the warning, and
+    Book lists her clash before anything is booked."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nguyen")
+    QTest.keyClicks(focused(), "09:40")  # over the time offered
+    QTest.keyClick(focused(), Qt.Key.Key_Tab)
+    QTest.keyClicks(focused(), "30")  # Minutes, selected by Tab
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("kim"))
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert clash_rows(dialog) == ["Dr Ana Kim is booked 09:30-10:00 with OKAFOR, Chinedu"]
+    click(dialog.patient_search)
+    dialog.patient_search.selectAll()
+    QTest.keyClicks(dialog.patient_search, "lindqvist")
+    results = dialog.patient_results
+    qtbot.waitUntil(lambda: not dialog.searching() and "LINDQVIST" in results.item(0).text())
+    rect = results.visualItemRect(results.item(0))
+    QTest.mouseClick(results.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert dialog.chosen.text() == "Booking for LINDQVIST, Astrid"
+    assert not dialog.overlap.isVisible()  # it was about Bao Nguyen
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    assert dialog.overlap.heading.text() == "The clinician and the patient are both booked then"
+    assert clash_rows(dialog) == [
+        "Dr Ana Kim is booked 09:30-10:00 with OKAFOR, Chinedu",
+        "This patient is booked 10:00-10:20 with Dr Sam Lee",
+    ]
+    assert len(day_rows(page)) == 3  # nothing booked yet
+    click(dialog.overlap.confirm_button)  # now said, Book anyway books her
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+    assert day_rows(page)[2][:3] == ("09:40–10:10", "LINDQVIST, Astrid", "Dr Ana Kim")
+
+
+def test_a_clash_warning_goes_with_any_change_to_what_it_was_about_but_the_reason(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """Starts, Minutes, Clinician and the patient each withdraw the warning (Book checks
+    again); the reason, which clashes do not depend on, leaves it, and Book anyway books."""
+    page = open_schedule(qtbot, schedule_window)
+    dialog = overlapping_booking(qtbot, schedule_window, "09:05")  # Maria is 09:00-09:15
+
+    def warned() -> None:
+        click(dialog.save_button)
+        qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    dialog.minutes.setFocus()
+    QTest.keyClick(dialog.minutes, Qt.Key.Key_0)  # 150 minutes
+    assert not dialog.overlap.isVisible()
+    warned()
+    dialog.clinician.setFocus()
+    QTest.keyClick(dialog.clinician, Qt.Key.Key_Up)  # Dr Ana Kim, from Dr Sam Lee
+    assert dialog.clinician.currentData() == "kim"
+    assert not dialog.overlap.isVisible()
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    warned()
+    dialog.patient_search.setFocus()
+    dialog.patient_search.selectAll()
+    find_patient(qtbot, dialog, "okafor")
+    assert not dialog.overlap.isVisible()
+    warned()
+    find_patient(qtbot, dialog, "okafor")  # the same patient again: still about them
+    assert dialog.overlap.isVisible()
+    QTest.keyClicks(dialog.reason, "Check-up")
+    assert dialog.overlap.isVisible()
+    click(dialog.overlap.confirm_button)
+    qtbot.waitUntil(lambda: page.dialog is None, timeout=10_000)
+    qtbot.waitUntil(lambda: len(day_rows(page)) == 4)
+
+
 def test_registering_a_new_patient_from_the_booking_dialog(
     qtbot: QtBot, schedule_window: MainWindow
 ) -> None:
@@ -1506,6 +1584,77 @@ def test_the_booking_dialog_with_the_overlap_warning_fits_over_the_window_on_a_s
     assert clashes.viewport().rect().contains(first)
     assert_text_fits(dialog.overlap.confirm_button)
     assert_placeholder_fits(dialog.reason)
+    dialog.reject()
+
+
+def two_long_clashes(qtbot: QtBot, window: MainWindow) -> BookingDialog:
+    """The tester's clinic: Kowalczyk, Małgorzata with Dr Sam Lee at 14:30-14:45, and
+    Ñúñez-Öztürk, Zoë with Dr. Amara Okafor-Nwachukwu then; Zoë booked with Dr Sam Lee at
+    14:35 clashes with both, in rows too long for the dialog's width."""
+    records = window.workstation.records
+    records.add_user("okafor", "Dr. Amara Okafor-Nwachukwu", "clinician", PASSWORD)
+    kowalczyk = records.add_patient("Kowalczyk", "Małgorzata", "1950-05-05")
+    zoe = records.add_patient("Ñúñez-Öztürk", "Zoë", "1990-03-03")
+    Schedule(records).book(kowalczyk.id, at("14:30"), "lee", minutes=15)
+    Schedule(records).book(zoe.id, at("14:30"), "okafor", minutes=15)
+    open_schedule(qtbot, window)
+    dialog = booking_dialog(qtbot, window)
+    find_patient(qtbot, dialog, "nunez")
+    QTest.keyClicks(focused(), "14:35")
+    dialog.clinician.setCurrentIndex(dialog.clinician.findData("lee"))
+    click(dialog.save_button)
+    qtbot.waitUntil(dialog.overlap.isVisible, timeout=10_000)
+    QApplication.processEvents()
+    return dialog
+
+
+@pytest.mark.usefixtures("small_screen")
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, (SMALL.width(), SMALL.height())])
+def test_long_clashes_wrap_and_each_shows_whole(
+    qtbot: QtBot, schedule_window: MainWindow, size: tuple[int, int]
+) -> None:
+    """The tester's picture at 1120x740: the clash list was a row high, its one long line
+    behind a sideways scroll bar; with two clashes the first was cut at "KOWALCZYK,
+    Małgorza" and the second hidden. Each row wraps and the list is as tall as its rows:
+    every clash reads whole, no scrolling, and the dialog still fits the window."""
+    schedule_window.resize(*size)
+    dialog = two_long_clashes(qtbot, schedule_window)
+    shot(dialog, f"booking-long-clashes-{size[0]}x{size[1]}")
+    clashes = dialog.overlap.clashes
+    assert sorted(clash_rows(dialog)) == [  # both start at 14:30: either may come first
+        "Dr Sam Lee is booked 14:30-14:45 with KOWALCZYK, Małgorzata",
+        "This patient is booked 14:30-14:45 with Dr. Amara Okafor-Nwachukwu",
+    ]
+    wrapped = [clashes.visualItemRect(clashes.item(i)).height() for i in range(2)]
+    assert max(wrapped) > clashes.sizeHintForRow(0), "no row long enough to wrap: no test"
+    assert not clashes.horizontalScrollBar().isVisible()
+    assert not clashes.verticalScrollBar().isVisible()
+    for i in range(clashes.count()):
+        shown = "".join(cell_lines_shown(clashes, i, 0))  # wrapped at spaces or "-"
+        assert shown.replace(" ", "") == clashes.item(i).text().replace(" ", "")
+    assert dialog.frameGeometry().height() + 40 <= SMALL.height() - 40
+    dialog.reject()
+
+
+@pytest.mark.usefixtures("styled")
+def test_the_patient_chosen_in_the_booking_list_keeps_the_accents_of_its_capitals(
+    qtbot: QtBot, schedule_window: MainWindow
+) -> None:
+    """The tester's picture: the chosen row of the booking dialog's patients found cut the
+    tops of the accents on "ÑÚÑEZ-ÖZTÜRK". Its text shows whole, its ink clear of the
+    row's top and bottom edges (where Qt clips), and four rows still show."""
+    schedule_window.workstation.records.add_patient("Ñúñez-Öztürk", "Zoë", "1990-03-03")
+    open_schedule(qtbot, schedule_window)
+    dialog = booking_dialog(qtbot, schedule_window)
+    find_patient(qtbot, dialog, "nunez")
+    results = dialog.patient_results
+    assert results.currentRow() == 0 and results.item(0).isSelected()
+    QApplication.processEvents()
+    shot(dialog, "booking-patient-accents")
+    assert cell_text_shown(results, 0, 0) == "ÑÚÑEZ-ÖZTÜRK, Zoë    born 1990-03-03"
+    edges = cell_ink_at_edges(results, 0, 0)
+    assert edges == [], f"the chosen patient is drawn against the row's {edges}"
+    assert results.viewport().height() >= 4 * results.visualItemRect(results.item(0)).height()
     dialog.reject()
 
 
