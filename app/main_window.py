@@ -770,6 +770,7 @@ class MainWindow(QMainWindow):
         )
         self.sign_in_page.signed_in.connect(self._signed_in)
         self.sign_in_page.close_requested.connect(self.close_clinic)
+        self.sign_in_page.change_declined.connect(self._show_clinic_state)
         self.workspace.lock_requested.connect(self.sign_out)
         self.workspace.close_requested.connect(self.close_clinic)
         self.worker.unhandled_error.connect(self._show_unhandled)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -21,8 +21,10 @@ from app.session.forced_change import ForcedPasswordChangeDialog
 from app.session.key_dialogs import RecoverPasswordDialog
 from app.widgets import form_layout
 from app.worker import Job, Worker
+from core.errors import sentence
 from core.records.demo import is_demo_folder
-from core.records.errors import SecondFactorRequiredError, StaleSlotError
+from core.records.errors import SecondFactorRequiredError, SignInDelayedError, StaleSlotError
+from core.records.lockout import delayed_text
 from core.records.models import User
 from core.records.workstation import Workstation, describe_openers
 
@@ -114,6 +116,9 @@ class SignInPage(QWidget):
 
     signed_in = Signal(object)  # Session
     close_requested = Signal()
+    # A person declined to choose their own password: they are signed out, and the clinic
+    # may have been closed again (core: Workstation.sign_out), so who can sign in changed.
+    change_declined = Signal()
 
     def __init__(
         self, worker: Worker, workstation: Workstation, parent: QWidget | None = None
@@ -127,6 +132,13 @@ class SignInPage(QWidget):
         self.change_dialog: ForcedPasswordChangeDialog | None = None
         # The password of the sign-in in flight: kept only until a forced change is done.
         self._typed = ""
+        # An account told to wait after repeated failures: (user name, failures, when the
+        # wait ends by the workstation's clock). The message counts down each second and
+        # Sign in is off for that name until then; another name may sign in meanwhile.
+        self._delayed: tuple[str, int, float] | None = None
+        self.countdown = QTimer(self)
+        self.countdown.setInterval(1000)
+        self.countdown.timeout.connect(self._count_down)
 
         title = QLabel("Careline")
         title.setObjectName("appTitle")
@@ -197,6 +209,7 @@ class SignInPage(QWidget):
         self.close_button.clicked.connect(self.close_requested)
         self.close_button.hide()
         self.username.returnPressed.connect(self.password.setFocus)
+        self.username.textChanged.connect(self._enable_sign_in)
         self.password.returnPressed.connect(self.submit)
 
         form = form_layout(row_spacing=10)
@@ -265,6 +278,7 @@ class SignInPage(QWidget):
         self._show_previous(False)
         self._show_code(False)
         self._typed = ""
+        self._end_delay()
         self.error.hide()
         self.error.clear()
         self._clinic_name = clinic_name
@@ -293,7 +307,7 @@ class SignInPage(QWidget):
 
     def submit(self) -> None:
         """Sign in on the worker."""
-        if self._job is not None:
+        if self._job is not None or self._waiting():
             return
         username, password = self.username.text().strip(), self.password.text()
         if not username or not password:
@@ -305,6 +319,7 @@ class SignInPage(QWidget):
             self._show_error("Enter the 6-digit code your authenticator app shows.")
             return
         self.error.hide()
+        self._end_delay()
         self._set_busy(True)
         ws = self._workstation
         self._typed = password
@@ -367,6 +382,47 @@ class SignInPage(QWidget):
         for widget in widgets:
             widget.setEnabled(not busy)
         self.button.setText("Signing in…" if busy else "Sign in")
+        if not busy:
+            self._enable_sign_in()
+
+    def _waiting(self) -> bool:
+        """Whether the name typed is an account that must still wait (see ``_delayed``)."""
+        delayed = self._delayed
+        if delayed is None:
+            return False
+        name, _failures, until = delayed
+        same = self.username.text().strip().lower() == name
+        return same and until > self._workstation.clock()
+
+    def _enable_sign_in(self) -> None:
+        # Pressing Sign in during the wait could only be refused again: it is off for the
+        # account that waits, and on as soon as another name is typed (other staff may
+        # sign in meanwhile, as the message says).
+        self.button.setEnabled(not self.busy and not self._waiting())
+
+    def _start_delay(self, exc: SignInDelayedError) -> None:
+        until = self._workstation.clock() + exc.seconds_left
+        self._delayed = (exc.user, exc.failures, until)
+        self.countdown.start()
+        self._enable_sign_in()
+
+    def _end_delay(self) -> None:
+        self._delayed = None
+        self.countdown.stop()
+
+    def _count_down(self) -> None:
+        """Say the wait again, a second shorter; when it is over, say so and offer Sign in."""
+        if self._delayed is None:
+            self.countdown.stop()
+            return
+        name, failures, until = self._delayed
+        left = until - self._workstation.clock()
+        if left > 0:
+            self._show_error(sentence(delayed_text(name, failures, left)))
+        else:
+            self._end_delay()
+            self._show_error(f"{name!r} may sign in again now.")
+        self._enable_sign_in()
 
     def _succeeded(self, session: Session) -> None:
         self._job = None
@@ -409,6 +465,7 @@ class SignInPage(QWidget):
 
         def refused() -> None:
             self._forget_change_dialog()
+            # Closes the clinic again if this sign-in opened it (core decides).
             self._worker.submit(self._workstation.sign_out, label="sign out")
             self.prepare(
                 user.username,
@@ -417,6 +474,7 @@ class SignInPage(QWidget):
                 self._clinic_name,
                 same_person=True,
             )
+            self.change_declined.emit()
 
         dialog.accepted.connect(changed)
         dialog.rejected.connect(refused)
@@ -444,6 +502,8 @@ class SignInPage(QWidget):
         if isinstance(exc, StaleSlotError):
             self._show_previous(True)
         self._show_error(describe_error(exc))
+        if isinstance(exc, SignInDelayedError) and exc.user:
+            self._start_delay(exc)
         self.password.setFocus()
 
     def _show_code(self, shown: bool) -> None:

@@ -43,9 +43,15 @@ class SignInDelayedError(AuthenticationError):
     """Too many failed sign-ins for this account on this workstation: the next try must wait
     (core/records/lockout.py)."""
 
-    def __init__(self, message: str, seconds_left: float) -> None:
+    def __init__(
+        self, message: str, seconds_left: float, user: str = "", failures: int = 0
+    ) -> None:
         super().__init__(message)
         self.seconds_left = seconds_left
+        # Who must wait and after how many failures: a screen says the wait again as it
+        # shortens (core.records.lockout.delayed_text).
+        self.user = user
+        self.failures = failures
 
 
 class SecondFactorRequiredError(AuthenticationError):

@@ -83,6 +83,17 @@ def describe_wait(seconds: float) -> str:
     return f"{round(whole / 60)} minutes"
 
 
+def delayed_text(user: str, failures: int, seconds_left: float) -> str:
+    """Why ``user`` must wait, and for how long (the sign-in screen says it again each
+    second as the wait shortens)."""
+    return (
+        f"too many failed sign-ins for {user!r} on this computer "
+        f"({failures} in a row): try again in {describe_wait(seconds_left)}. "
+        "Other staff can sign in meanwhile; an administrator sees this under "
+        "Settings > Staff or 'careline user list'"
+    )
+
+
 class SignInDelays:
     """The delays file of one workstation. ``clock`` is injectable for tests."""
 
@@ -134,11 +145,7 @@ class SignInDelays:
         left = found.seconds_left(self.clock())
         if left > 0:
             raise SignInDelayedError(
-                f"too many failed sign-ins for {user!r} on this computer "
-                f"({found.failures} in a row): try again in {describe_wait(left)}. "
-                "Other staff can sign in meanwhile; an administrator sees this under "
-                "Settings > Staff or 'careline user list'",
-                left,
+                delayed_text(user, found.failures, left), left, user, found.failures
             )
 
     def failed(self, user: str) -> Lockout:

@@ -114,6 +114,9 @@ class Workstation:
         self.clock = clock
         # The signed-in person must choose a new password before anything else.
         self._must_change_password = False
+        # That person's sign-in opened the closed clinic: should they sign out before
+        # choosing their own password, it is closed again (:meth:`sign_out`).
+        self._opened_for_change = False
         self._keys: UnlockedKeys | None = None
         self._db: Database | None = None
         self._records: ClinicRecords | None = None
@@ -387,6 +390,7 @@ class Workstation:
         name = username.strip().lower()
         delays = self.sign_in_delays
         delays.check(name)
+        was_open = self.is_unlocked
         try:
             user = self._sign_in(name, password, previous_password, totp_code)
         except (
@@ -403,6 +407,9 @@ class Workstation:
             raise
         delays.succeeded(name)
         self._must_change_password = user.must_change_password
+        # A password someone else set (which its holder must replace) opens the clinic only
+        # for that change: declined, the clinic is closed again as it was found.
+        self._opened_for_change = user.must_change_password and not was_open
         return user
 
     def _sign_in(
@@ -574,12 +581,19 @@ class Workstation:
     def sign_out(self) -> None:
         """Nobody is signed in any more; the database stays open (its key stays in locked
         memory) so that any staff member can sign in next, the first time here included.
-        The sign-out is audited."""
+        The sign-out is audited. Exception: a person who signed in with a password someone
+        else set, and whose sign-in opened the closed clinic, signs out before choosing
+        their own: the clinic is closed again, as before that sign-in (otherwise a password
+        its holder was made to replace would have opened it to all staff)."""
         records, self._records = self._records, None
+        close_again = self._must_change_password and self._opened_for_change
+        self._must_change_password = self._opened_for_change = False
         if records is not None and self.is_unlocked:
             user = records.user(records.actor)
             with records.db.write(records.actor, "user.sign_out", "user", user.id if user else ""):
                 pass
+        if close_again:
+            self.lock()
 
     def unlock_for(self, username: str) -> ClinicRecords:
         """Records acting as ``username`` after an unattended unlock (keyring or recovery);
@@ -593,7 +607,7 @@ class Workstation:
                 f"the account {user.username!r} has been deactivated by the clinic's administrator"
             )
         self._records = records
-        self._must_change_password = False
+        self._must_change_password = self._opened_for_change = False
         return records
 
     def _require_db(self) -> Database:
@@ -661,7 +675,7 @@ class Workstation:
         if self._keys is not None:
             self._keys.close()
         self._db = self._keys = self._records = None
-        self._must_change_password = False
+        self._must_change_password = self._opened_for_change = False
 
     # ----- key management ---------------------------------------------------------------
 
@@ -677,7 +691,7 @@ class Workstation:
         digest = records.change_password(username, new_password)
         self._store_slot(records, username, new_password, digest)
         if username.strip().lower() == records.actor:
-            self._must_change_password = False
+            self._must_change_password = self._opened_for_change = False
 
     def _store_slot(
         self, records: ClinicRecords, username: str, password: str, digest: str

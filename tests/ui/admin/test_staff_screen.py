@@ -23,6 +23,7 @@ from app.session.forced_change import ForcedPasswordChangeDialog
 from app.sync.lan_peer import LanOptions
 from core.records import authorize, two_factor
 from core.records.errors import AuthenticationError, NotAllowedError
+from core.records.staff import Staff
 from core.records.workstation import Workstation
 from core.sync.lan import identity as lan_id
 from tests.services import free_port_pair
@@ -40,6 +41,7 @@ from tests.ui.conftest import (
 from tests.ui.layout import blank_above, blank_below, rect_in
 
 FIRST, OWN = "tulip window seventeen", "my own quiet harbour"
+RESET = "fresh start lantern"
 
 
 def click(widget: QWidget) -> None:
@@ -463,6 +465,45 @@ def test_declining_the_change_signs_the_person_out(
     qtbot.waitUntil(lambda: not window.workstation.is_signed_in, timeout=5_000)
 
 
+def test_escape_from_the_change_after_a_reset_leaves_the_clinic_closed(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's report: with the clinic closed, Lise signed in with the password an
+    administrator reset and pressed Escape at "Welcome… choose your own password". The
+    clinic stayed open (no "Close the clinic" link, and Rosa, with no key slot here, signed
+    in at once). Now it is closed again, as she found it, and the screen says so."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    clinic.add_staff("lise", "Lise Moreau", "nurse", FIRST)
+    clinic.reset_staff_password("lise", RESET)
+    Staff(clinic.records).add("rosa", "Rosa Delgado", "clinician", OWN)  # no slot here
+    clinic.lock()
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    qtbot.waitUntil(page.state.isVisible, timeout=5_000)
+    assert page.state.text().startswith("The clinic is closed")
+    type_into(qtbot, page.username, "lise")
+    type_into(qtbot, page.password, RESET)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    QTest.keyClick(dialog.new, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: "choose your own password" in page.notice.text(), timeout=5_000)
+    qtbot.waitUntil(page.state.isVisible, timeout=5_000)
+    assert page.state.text().startswith("The clinic is closed"), page.state.text()
+    assert not page.close_button.isVisible()  # nothing to close: it is closed
+    assert not window.workstation.is_unlocked
+    page.username.clear()
+    type_into(qtbot, page.username, "rosa")
+    type_into(qtbot, page.password, OWN)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert "has not signed in on this workstation before" in page.error.text()
+    assert window.session is None
+
+
 def test_an_admin_with_two_factor_types_the_code_after_the_password(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:
@@ -550,6 +591,62 @@ def test_the_sign_in_screen_says_how_long_an_account_must_wait(
     qtbot.waitUntil(lambda: "try again in" in page.error.text(), timeout=10_000)
     assert "Other staff can sign in meanwhile" in page.error.text()
     assert window.session is None
+
+
+class Clock:
+    """A clock the test moves (the workstation's, for sign-in delays)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_wait_counts_down_and_sign_in_waits_for_it_for_that_name_only(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's report: "try again in 9 seconds" stayed at 9, and Sign in stayed on.
+    The wait now shortens each second, Sign in is off for the account that waits (pressing
+    it could only be refused again) but on for any other name, and back when it is over."""
+    clock = Clock()
+    clinic.clock = clock
+    clinic_with(clinic, ("nina", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    for _ in range(4):
+        page.username.setText(ADMIN)
+        type_into(qtbot, page.password, "not the password")
+        click(page.button)
+        qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    page.username.setText(ADMIN)
+    type_into(qtbot, page.password, PASSWORD)
+    click(page.button)
+    qtbot.waitUntil(lambda: "try again in 5 seconds" in page.error.text(), timeout=10_000)
+    assert not page.button.isEnabled()
+    QTest.keyClick(page.password, Qt.Key.Key_Return)  # nor does Return try
+    assert not page.busy
+
+    clock.now += 2
+    qtbot.waitUntil(lambda: "try again in 3 seconds" in page.error.text(), timeout=3_000)
+    assert "5 in a row" not in page.error.text() and "(4 in a row)" in page.error.text()
+    assert not page.button.isEnabled()
+
+    # Someone else may sign in meanwhile: their name turns Sign in on.
+    page.username.selectAll()
+    type_into(qtbot, page.username, "nina")
+    assert page.button.isEnabled()
+    page.username.selectAll()
+    type_into(qtbot, page.username, ADMIN)
+    assert not page.button.isEnabled()
+
+    clock.now += 3
+    qtbot.waitUntil(page.button.isEnabled, timeout=3_000)
+    assert "may sign in again now" in page.error.text()
+    type_into(qtbot, page.password, PASSWORD)
+    click(page.button)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
 
 
 def test_an_admin_gives_and_takes_back_other_roles(qtbot: QtBot, signed_in: MainWindow) -> None:

@@ -160,6 +160,35 @@ def test_an_admin_reset_forces_a_change_and_is_audited(workstation: Workstation)
     assert workstation.password_change_required
 
 
+def test_declining_the_forced_change_leaves_the_clinic_as_the_sign_in_found_it(
+    workstation: Workstation,
+) -> None:
+    """A password an admin set, which its holder must replace, opens the closed clinic only
+    for that change: signing out before it closes the clinic again (the tester's report: it
+    stayed open, and a colleague with no key slot here signed in). Found open, it stays
+    open for the next person."""
+    workstation.add_staff("rob", "Rob Clinician", "clinician", FIRST)  # a slot here too
+    workstation.lock()
+
+    workstation.sign_in("rob", FIRST)
+    assert workstation.password_change_required
+    workstation.sign_out()
+    assert not workstation.is_unlocked
+    assert set(workstation.password_users()) == {"admin", "rob"}
+
+    workstation.sign_in("admin", PASSWORD)
+    workstation.sign_out()
+    workstation.sign_in("rob", FIRST)
+    workstation.sign_out()
+    assert workstation.is_unlocked  # open before rob's attempt: open after it
+
+    workstation.lock()
+    workstation.sign_in("rob", FIRST)
+    workstation.change_password("rob", FIRST, OWN)
+    workstation.sign_out()
+    assert workstation.is_unlocked  # once the change is made, an ordinary sign-out
+
+
 def test_weak_passwords_are_refused_with_zxcvbn_s_reasons(workstation: Workstation) -> None:
     staff = workstation.staff()
     with pytest.raises(ValidationError, match=r"too easy to guess.*common password"):
