@@ -50,6 +50,10 @@ ACTION_LABELS = {
     "patient.unmerge": "Undid a merge",
     "patient.not_duplicate": "Marked as not a duplicate",
     "patient.not_duplicate_undo": "Undid a not-a-duplicate mark",
+    "attachment.view": "Opened a file",
+    "attachment.save": "Saved a copy of a file",
+    "print.summary": "Printed the summary",
+    "print.visit": "Printed a visit note",
 }
 
 # What kind of record an entry names, as a person reads it (others as recorded).
