@@ -556,13 +556,20 @@ class ElidedLabel(QLabel):
 def show_whole_placeholder(edit: QLineEdit) -> None:
     """``edit`` is never narrower than its placeholder text: squeezed beside a button or a
     long label, the hint was cut mid-word ("Name, MRN or date of …")."""
+    show_whole_text(edit, edit.placeholderText())
+
+
+def show_whole_text(edit: QLineEdit, *texts: str) -> None:
+    """``edit`` is never narrower than the widest of ``texts`` (what is typed in it at the
+    longest), as :func:`show_whole_placeholder` does for its hint."""
     metrics = edit.fontMetrics()
     # What the style adds around the text: a line edit's hint is 17 "x" wide plus that.
     padding = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
     # The text's exact width, rounded up: the whole-pixel width is rounded to nearest, and
     # the line edit elides a hint wider than its line by a fraction of a pixel (the
     # tester's "Name, MRN or date of bi…" was 192.36 pixels on a 192-pixel line).
-    text = math.ceil(QFontMetricsF(edit.font()).horizontalAdvance(edit.placeholderText()))
+    exact = QFontMetricsF(edit.font())
+    text = math.ceil(max((exact.horizontalAdvance(t) for t in texts), default=0))
     needed = text + padding
     edit.setMinimumWidth(max(edit.minimumWidth(), needed))
 

@@ -33,6 +33,7 @@ from app.widgets import (
     ignore_wheel,
     show_items_whole,
     show_whole_placeholder,
+    show_whole_text,
 )
 from app.worker import Job
 from core.records.audit_review import (
@@ -84,7 +85,7 @@ class AuditLogDialog(KeepsFocusDialog):
         self.action.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.action.setMinimumContentsLength(14)
+        self.action.setMinimumContentsLength(8)
         show_items_whole(self.action)
         for line in (self.person, self.patient):
             show_whole_placeholder(line)
@@ -94,8 +95,10 @@ class AuditLogDialog(KeepsFocusDialog):
         self.until = QLineEdit()
         self.until.setObjectName("auditUntil")
         self.until.setPlaceholderText("YYYY-MM-DD")
+        # Wide enough for a date and a time (a day's width cut "2026-12-06 22:11" to
+        # "-12-06 22:11", the year out of sight).
         for day in (self.since, self.until):
-            day.setMinimumWidth(day.fontMetrics().horizontalAdvance("YYYY-MM-DD") + 24)
+            show_whole_text(day, "0000-00-00 00:00")
         self.show_button = QPushButton("Show")
         self.show_button.setObjectName("primary")
         self.show_button.clicked.connect(self.refresh)

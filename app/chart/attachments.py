@@ -56,7 +56,7 @@ from app.widgets import (
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
-from core.sync.attachments import HERE, Attachment, Attachments, where_shown
+from core.sync.attachments import HERE, SAVED, VIEWED, Attachment, Attachments, where_shown
 
 T = TypeVar("T")
 COLUMNS = ("Date", "Title", "Category", "File", "Where")
@@ -514,13 +514,13 @@ class AttachmentsSection:
             else:
                 self.progress_signal.fetched.emit()
 
-    def _decrypt_to(self, item: Attachment, dest: Path, then: object) -> None:
+    def _decrypt_to(self, item: Attachment, dest: Path, then: object, action: str) -> None:
         progress = self._fetch_progress(item)
         self.status.setText(f"Opening {item.title}…")
 
         def work() -> Path:
             path = self._with_attachments(
-                lambda a: a.open_to(item.id, dest, progress), fetching=True
+                lambda a: a.open_to(item.id, dest, progress, action=action), fetching=True
             )
             self._fetched(item)
             return path
@@ -551,7 +551,7 @@ class AttachmentsSection:
     def open_in_system_viewer(self, item: Attachment) -> None:
         """Hand a decrypted copy (kept until the chart is left) to the system's viewer."""
         dest = self._opened / f"{item.id}-{Path(item.filename).name}"
-        self._decrypt_to(item, dest, lambda path: self._to_system_viewer(item, path))
+        self._decrypt_to(item, dest, lambda path: self._to_system_viewer(item, path), VIEWED)
 
     def _to_system_viewer(self, item: Attachment, path: Path) -> None:
         self.progress.hide()
@@ -594,7 +594,7 @@ class AttachmentsSection:
 
     def save_copy(self, item: Attachment, dest: Path) -> None:
         """Decrypt the file into ``dest`` (on the worker)."""
-        self._decrypt_to(item, dest, self._saved)
+        self._decrypt_to(item, dest, self._saved, SAVED)
 
     def _saved(self, path: Path) -> None:
         self.progress.hide()

@@ -5,7 +5,8 @@ The log holds who did what to which record (record ids, actions, field names), n
 clinical values. A patient's entries are those naming the patient, a record on their chart
 (a note, a visit, a reading, an attachment, an appointment) or a break-glass opening of
 their chart. Dates given as ``YYYY-MM-DD`` are days on this computer's clock (local time);
-``since`` includes its whole day and so does ``until``. Entries are stamped in UTC.
+``since`` includes its whole day and so does ``until`` (a time to the minute: its whole
+minute). Entries are stamped in UTC.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ ACTION_LABELS = {
     "patient.unmerge": "Undid a merge",
     "patient.not_duplicate": "Marked as not a duplicate",
     "patient.not_duplicate_undo": "Undid a not-a-duplicate mark",
+    "attachment.view": "Opened a file",
+    "attachment.save": "Saved a copy of a file",
+    "print.summary": "Printed the summary",
+    "print.visit": "Printed a visit note",
 }
 
 # What kind of record an entry names, as a person reads it (others as recorded).
@@ -184,7 +189,8 @@ BOUND_HINT = (
 def bound(name: str, text: str, end: bool) -> str:
     """The UTC stamp a ``since``/``until`` value stands for: a day (read as every date
     field reads one, ``validation.calendar_date``: its start, or for ``end`` the next
-    day's start) or a local time to the minute (``validation.local_datetime``); a stamp
+    day's start) or a local time to the minute (``validation.local_datetime``: its start,
+    or for ``end`` the next minute's, so To 22:12 holds an entry at 22:12:16); a stamp
     as the log prints it (seconds, an offset) is taken as given. ValidationError in the
     words every date field uses ("February 2026 has 28 days", "has the year last")."""
     text = text.strip()
@@ -199,6 +205,8 @@ def bound(name: str, text: str, end: bool) -> str:
         return start.astimezone(UTC).isoformat(timespec="milliseconds")
     try:
         moment = datetime.fromisoformat(v.local_datetime(name, text) or "")
+        if end:  # a To typed to the minute holds that whole minute, as a To day its day
+            moment += timedelta(minutes=1)
     except ValidationError as exc:
         try:
             moment = datetime.fromisoformat(text)  # 2026-12-05T09:30:12.345+00:00

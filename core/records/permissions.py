@@ -232,6 +232,9 @@ READS: dict[str, Rule] = {
     "problems.list": _p("view_clinical", "see a patient's problems"),
     "visits.list": _p("view_clinical", "see a patient's visits"),
     "attachments.list": _p("view_clinical", "see a patient's attachments"),
+    # A file's plaintext leaving the encrypted cache, audited as printing is.
+    "attachment.view": _p("view_clinical", "open a file in a chart"),
+    "attachment.save": _p("view_clinical", "save a copy of a file in a chart"),
     "print.summary": _p("view_clinical", "print a patient summary"),
     "print.visit": _p("view_clinical", "print a visit"),
     "print.day": _c("schedule", "print the day's list"),

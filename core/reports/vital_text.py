@@ -58,6 +58,12 @@ def _symbol(vital: cat.Vital | None, unit: str | None) -> str:
         return unit
 
 
+def bmi_value(bmi: Decimal) -> str:
+    """A BMI as the chart shows it, to its one decimal: ``34.0 kg/m²`` (with the zero
+    dropped, the paper read ``34`` where the chart read ``34.0``)."""
+    return with_unit(f"{bmi:.{cat.BMI.decimals}f}", cat.BMI.canonical.symbol)
+
+
 def reading_value(reading: Reading) -> str:
     """One reading as entered, without its flag: ``102 °F`` (a record with no entered
     value, made before they were kept: the stored value and unit)."""
@@ -90,7 +96,7 @@ def set_texts(
         if vital is cat.BMI:
             weight = readings.get("weight")
             if bmi is not None and weight is not None:
-                text = with_unit(cat.BMI.show(bmi), cat.BMI.canonical.symbol)
+                text = bmi_value(bmi)
                 out.append(VitalText("BMI", marked(text, bmi_flag), bmi_flag, weight.observed_at))
             continue
         reading = readings.get(vital.key)
@@ -152,7 +158,7 @@ def latest_texts(sets_newest_first: list[VitalSet]) -> list[VitalText]:
             bmi = (s.bmi, s.bmi_flag, s.readings.get("weight"))
     texts = set_texts(found)
     if bmi[0] is not None and bmi[2] is not None:
-        text = with_unit(cat.BMI.show(bmi[0]), cat.BMI.canonical.symbol)
+        text = bmi_value(bmi[0])
         line = VitalText("BMI", marked(text, bmi[1]), bmi[1], bmi[2].observed_at)
         texts.insert(_bmi_position(texts), line)
     return texts

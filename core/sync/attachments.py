@@ -81,6 +81,13 @@ _FETCH_LOCKS: dict[str, threading.Lock] = {}
 _FETCH_LOCKS_GUARD = threading.Lock()
 
 
+# The audit actions of a file's plaintext leaving the encrypted cache: opened to be read
+# (in the app's viewers or the system's), and written out as a copy (Save a copy…,
+# ``careline attachment get``).
+VIEWED = "attachment.view"
+SAVED = "attachment.save"
+
+
 def fetch_lock(blob_id: str) -> threading.Lock:
     """The lock held while ``blob_id`` is downloaded into this process's caches."""
     with _FETCH_LOCKS_GUARD:
@@ -577,12 +584,19 @@ class Attachments:
         return key
 
     def decrypt_into(
-        self, record_id: str, out: BinaryIO, progress: Progress | None = None
+        self,
+        record_id: str,
+        out: BinaryIO,
+        progress: Progress | None = None,
+        *,
+        action: str = VIEWED,
     ) -> Attachment:
         """Fetch the attachment if need be and write its plaintext to ``out`` (a file, or
-        memory: the app's PDF and image viewers never put the plaintext on disk). A damaged
-        or forged file raises AttachmentProblem naming it; ``out`` may then hold part of
-        the plaintext, which the caller discards."""
+        memory: the app's PDF and image viewers never put the plaintext on disk), audited
+        as ``action`` (:data:`VIEWED` or :data:`SAVED`, naming the file's record and its
+        patient) once decrypted, as printing a chart is. A damaged or forged file raises
+        AttachmentProblem naming it; ``out`` may then hold part of the plaintext, which
+        the caller discards."""
         item = self.fetch(record_id, progress, opening=True)
         assert item.blob_id is not None  # fetch refused the old scheme
         row = entry_row(self.records.db, "attachment", record_id)  # read checked above
@@ -596,6 +610,11 @@ class Attachments:
             raise AttachmentProblem(f"{item.title} was refused: {exc}") from exc
         with contextlib.suppress(OSError):
             os.utime(self.cache.path_for(item.blob_id))  # recently used: evicted last
+        # A disclosure, audited as printing is (the gate checks view_clinical); the file's
+        # title and name are clinical values and stay out of the log.
+        details = {"patient": item.patient_id}
+        with self.records.db.write(self.records.actor, action, "attachment", record_id, details):
+            pass
         return item
 
     def read(self, record_id: str, progress: Progress | None = None) -> bytes:
@@ -604,13 +623,22 @@ class Attachments:
         self.decrypt_into(record_id, buffer, progress)
         return buffer.getvalue()
 
-    def open_to(self, record_id: str, dest: Path, progress: Progress | None = None) -> Path:
-        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600)."""
+    def open_to(
+        self,
+        record_id: str,
+        dest: Path,
+        progress: Progress | None = None,
+        *,
+        action: str = SAVED,
+    ) -> Path:
+        """Decrypt the attachment into ``dest`` (written whole or not at all, mode 0600),
+        audited as ``action``: :data:`SAVED` (a copy saved), or :data:`VIEWED` for a copy
+        handed to the system's viewer."""
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                self.decrypt_into(record_id, out, progress)
+                self.decrypt_into(record_id, out, progress, action=action)
             os.replace(tmp, dest)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -71,3 +71,21 @@ def test_add_list_get_offline_and_refusals(tmp_path: Path) -> None:
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
     assert exported.split(":")[2] in imported.stdout
+
+
+def test_attachment_get_is_in_the_charts_audit_list(tmp_path: Path) -> None:
+    """``attachment get`` writes the decrypted file out: the chart's audit list says so
+    (it said only attachment.create)."""
+    data = tmp_path / "data"
+    as_admin(data, "init", "--clinic", "Harbour Clinic", "--user", "admin")
+    pid = as_admin(
+        data, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    lab = tmp_path / "lab.pdf"
+    lab.write_bytes(b"%PDF-1.4 LAB")
+    added = as_admin(data, "attachment", "add", pid, str(lab), "--title", "Lab")
+    as_admin(data, "attachment", "get", added["id"], "-o", str(tmp_path / "copy.pdf"))
+    entries = as_admin(data, "audit", "list", "--patient", pid)["entries"]
+    mine = [(e["action"], e["entity_id"]) for e in entries if e["entity"] == "attachment"]
+    assert mine == [("attachment.save", added["id"]), ("attachment.create", added["id"])]
+    assert entries[0]["patient"] == pid  # the entry names the chart it disclosed

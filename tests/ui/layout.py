@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QTextLayout, QTextOption
+from PySide6.QtGui import QFontMetricsF, QTextLayout, QTextOption
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -109,6 +109,19 @@ def assert_placeholder_fits(edit: QLineEdit) -> None:
     text = edit.placeholderText()
     drawn = edit.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
     assert drawn == text, f"{text!r} is drawn as {drawn!r} on its {room}-pixel line"
+
+
+def assert_typed_text_fits(edit: QLineEdit) -> None:
+    """What is typed in ``edit`` shows whole with the cursor after it: QLineEdit scrolls
+    its start out of sight once the text reaches the end of its line (the line as
+    :func:`assert_placeholder_fits` measures it)."""
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    contents = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    margins = edit.textMargins()
+    room = contents.width() - margins.left() - margins.right() - 2 * 2
+    width = QFontMetricsF(edit.font()).horizontalAdvance(edit.text())
+    assert width < room, f"{edit.text()!r} needs {width:.1f} pixels; its line has {room}"
 
 
 def cell_text_shown(table: QAbstractItemView, row: int, column: int) -> str:

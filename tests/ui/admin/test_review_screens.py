@@ -25,7 +25,7 @@ from core.records.schedule import Schedule
 from core.records.visits import Visits
 from core.records.workstation import Workstation
 from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
-from tests.ui.layout import assert_placeholder_fits, rect_in, shot
+from tests.ui.layout import assert_placeholder_fits, assert_typed_text_fits, rect_in, shot
 
 NURSE, NURSE_NAME, NURSE_PASSWORD = "nurse.jo", "Jo Mensah", "jo's own long password"
 
@@ -420,3 +420,35 @@ def test_the_audit_log_filters_show_their_hints_whole_at_1024_wide(
         assert_placeholder_fits(edit)
     for button in (dialog.show_button, dialog.export_button):
         assert rect_in(button, dialog).right() < dialog.width(), button.text()
+
+
+@pytest.mark.usefixtures("styled")
+def test_a_to_time_holds_its_whole_minute_and_the_boxes_show_a_date_and_time_whole(
+    qtbot: QtBot, signed_in: MainWindow
+) -> None:
+    """The tester: To "2026-12-06 22:12" left out an entry at 22:12:16 (a To date holds
+    its whole day), and with a time typed the boxes showed "-12-06 22:11", the year cut."""
+    dialog = open_audit_log(qtbot, signed_in, more_than=0)
+    dialog.resize(1008, 700)
+    QApplication.processEvents()
+    table = dialog.table
+    rows = [_texts(table, r) for r in range(table.rowCount())]
+    newest = next(t for t in rows if t[3] == "Signed in")  # this one: "2026-12-06 22:12:16"
+    day, minute = newest[0][:10], newest[0][:16]
+    dialog.action.setCurrentIndex(dialog.action.findData("user.sign_in"))
+    for box, text in ((dialog.since, f"{day} 00:00"), (dialog.until, minute)):
+        QTest.mouseClick(box, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(box, text)
+        assert_typed_text_fits(box)
+    QTest.keyClick(dialog.until, Qt.Key.Key_Return)
+    assert not dialog.until_error.isVisible(), dialog.until_error.text()
+    qtbot.waitUntil(lambda: dialog.status.text().endswith(" entries."), timeout=5_000)
+    assert newest in [_texts(table, r) for r in range(table.rowCount())]
+
+    # From and To the same minute: that minute (it was "To is before From").
+    dialog.since.selectAll()
+    QTest.keyClicks(dialog.since, minute)
+    QTest.keyClick(dialog.since, Qt.Key.Key_Return)
+    assert not dialog.until_error.isVisible(), dialog.until_error.text()
+    qtbot.waitUntil(lambda: dialog.status.text().endswith(" entries."), timeout=5_000)
+    assert newest in [_texts(table, r) for r in range(table.rowCount())]

@@ -511,3 +511,47 @@ def test_the_viewers_fit_the_screen_and_a_small_image_shows_whole(
     assert isinstance(viewer, PdfViewer)
     room = SMALL.size()
     assert viewer.width() <= room.width() and viewer.height() + 40 <= room.height()
+
+
+def test_opening_a_file_and_saving_a_copy_are_in_who_has_seen_this_chart(
+    qtbot: QtBot,
+    signed_in: MainWindow,
+    clinic: Workstation,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tester: opening lab.pdf and rash.png, and Save a copy… (decrypted patient data
+    on disk), left no audit entry, where printing the summary leaves one."""
+    chart, section = open_attachments(qtbot, signed_in)
+    add_and_select(qtbot, section, a_png(tmp_path / "rash.png", 40, 30))
+    [record_id] = [a.id for a in section._items]
+    QTest.mouseClick(section.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: isinstance(section.viewer, ImageViewer), timeout=10_000)
+    assert section.viewer is not None
+    section.viewer.reject()
+    copy = tmp_path / "copy.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(copy), ""))
+    QTest.mouseClick(section.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Saved a copy" in section.status.text(), timeout=10_000)
+    assert copy.exists()
+    patient = chart.patient
+    assert patient is not None
+    rows = clinic.database.query(
+        "SELECT action, entity, entity_id, details FROM audit_log "
+        "WHERE action LIKE 'attachment.%' ORDER BY seq"
+    )
+    assert [tuple(r[:3]) for r in rows] == [
+        ("attachment.create", "attachment", record_id),
+        ("attachment.view", "attachment", record_id),
+        ("attachment.save", "attachment", record_id),
+    ]
+    assert "rash" not in str(rows)  # the file's name is a clinical value: not in the log
+
+    QTest.mouseClick(chart.history_button, Qt.MouseButton.LeftButton)
+    dialog = chart.history_dialog
+    assert dialog is not None
+    table = dialog.table
+    qtbot.waitUntil(lambda: table.rowCount() >= 3, timeout=5_000)
+    whats = [table.item(r, 3).text() for r in range(2)]  # type: ignore[union-attr]
+    assert whats == ["Saved a copy of a file", "Opened a file"]
+    assert table.item(0, 4).text() == "File"  # type: ignore[union-attr]

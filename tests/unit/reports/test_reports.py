@@ -11,11 +11,13 @@ import pytest
 from pypdf import PdfReader
 
 from core.records.allergy_status import AllergyRecords
+from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.medications import Medications
 from core.records.problems import Problems
 from core.records.schedule import STATUS_LABELS
 from core.records.visits import Visits
+from core.records.vital_signs import VitalSigns
 from core.records.workstation import Workstation
 from core.reports import data, pdf
 from tests.unit.reports.sample import DAY, sample_chart
@@ -67,6 +69,28 @@ def test_summary_holds_demographics_allergies_active_problems_medications_latest
     assert "80.0 kg" not in text and "80 kg" not in text  # older: only the latest prints
     for stored in ("69.853", "38.89", "Cel", "mm[Hg]", "[lb_av]", "[degF]"):
         assert stored not in text, stored  # stored codes and converted values never print
+
+
+def test_a_bmi_with_a_zero_decimal_prints_as_the_chart_shows_it(workstation: Workstation) -> None:
+    # The tester's chart: 106.4 kg and 177 cm (an older height) are a BMI of 34.0, which
+    # the chart shows as 34.0 and the paper printed as "34 kg/m² ▲".
+    records = workstation.records
+    p = records.add_patient("Adeyemi", "Siobhán", "1980-05-01")
+    vitals = VitalSigns(records)
+    vitals.record(
+        p.id,
+        {"weight": "106.7", "height": "177"},
+        {"weight": "kg", "height": "cm"},
+        "2024-03-30T14:35",
+    )
+    visit = ClinicalEntries(records).add("encounter", p.id, {"started_at": f"{DAY}T22:00"})
+    vitals.record(p.id, {"weight": "106.4"}, {"weight": "kg"}, f"{DAY}T22:14", visit)
+    assert [str(s.bmi) for s in vitals.sets(p.id)] == ["34.0", "34.1"]  # as the chart shows
+    (summary,) = pdf_text(pdf.summary_pdf(data.summary_report(records, p.id)))
+    (visit_note,) = pdf_text(pdf.visit_pdf(data.visit_report(records, visit)))
+    for text in (summary, visit_note):
+        assert "34.0 kg/m² ▲" in text
+        assert "34 kg/m²" not in text
 
 
 def test_printing_a_summary_is_audited_naming_the_patient(workstation: Workstation) -> None:
@@ -194,7 +218,6 @@ def test_visit_without_diagnoses_or_medication_changes_says_so(
 ) -> None:
     records = workstation.records
     chart = sample_chart(records)
-    from core.records.visits import Visits
 
     empty = Visits(records).start(chart.patient_id, "Blood pressure check")
     (text,) = pdf_text(pdf.visit_pdf(data.visit_report(records, empty.id)))
