@@ -20,6 +20,7 @@ from app.admin.staff import (
 from app.admin.two_factor import TwoFactorDialog
 from app.main_window import MainWindow
 from app.session.forced_change import ForcedPasswordChangeDialog
+from app.session.sign_in import SignInPage
 from app.sync.lan_peer import LanOptions
 from core.records import authorize, two_factor
 from core.records.errors import AuthenticationError, NotAllowedError
@@ -574,12 +575,8 @@ def test_an_admin_turns_two_factor_on_with_a_code_from_the_app(
     assert user is not None and not user.two_factor
 
 
-def test_the_sign_in_screen_says_how_long_an_account_must_wait(
-    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
-) -> None:
-    window = make_window(clinic)
-    page = window.sign_in_page
-    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+def _fail_four_times_then_sign_in(qtbot: QtBot, page: SignInPage) -> None:
+    """The admin's password mistyped four times, then typed right (the fifth try waits)."""
     for _ in range(4):
         page.username.setText(ADMIN)
         type_into(qtbot, page.password, "not the password")
@@ -588,6 +585,15 @@ def test_the_sign_in_screen_says_how_long_an_account_must_wait(
     page.username.setText(ADMIN)
     type_into(qtbot, page.password, PASSWORD)
     click(page.button)
+
+
+def test_the_sign_in_screen_says_how_long_an_account_must_wait(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    _fail_four_times_then_sign_in(qtbot, page)
     qtbot.waitUntil(lambda: "try again in" in page.error.text(), timeout=10_000)
     assert "Other staff can sign in meanwhile" in page.error.text()
     assert window.session is None
@@ -615,14 +621,7 @@ def test_the_wait_counts_down_and_sign_in_waits_for_it_for_that_name_only(
     window = make_window(clinic)
     page = window.sign_in_page
     qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
-    for _ in range(4):
-        page.username.setText(ADMIN)
-        type_into(qtbot, page.password, "not the password")
-        click(page.button)
-        qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
-    page.username.setText(ADMIN)
-    type_into(qtbot, page.password, PASSWORD)
-    click(page.button)
+    _fail_four_times_then_sign_in(qtbot, page)
     qtbot.waitUntil(lambda: "try again in 5 seconds" in page.error.text(), timeout=10_000)
     assert not page.button.isEnabled()
     QTest.keyClick(page.password, Qt.Key.Key_Return)  # nor does Return try

@@ -22,7 +22,12 @@ from core.records.visits import SOAP_TEMPLATE, Visit, Visits
 from core.records.workstation import Workstation
 from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
-from tests.ui.chart.test_visits import confirm_button, focused, sign_question, visits_tab
+from tests.ui.chart.test_visits import (
+    close_on_purpose,
+    focused,
+    sign_question,
+    visits_tab,
+)
 from tests.ui.conftest import ADMIN_NAME
 
 STARTER, STARTER_NAME = "aokafor", "Dr. Amara Okafor"
@@ -85,12 +90,7 @@ def test_closing_a_visit_with_a_draft_names_it_and_keeps_the_visit_open_by_defau
     qtbot.wait(100)
     assert Visits(clinic.records).get(visit.id).is_open
     # Closed on purpose, with the draft left unsigned.
-    QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
-    box = section.confirm_box
-    assert box is not None
-    QTest.mouseClick(confirm_button(box), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
-    assert not Visits(clinic.records).get(visit.id).is_open
+    close_on_purpose(qtbot, section, clinic.records, visit.id)
 
 
 def test_a_draft_others_edited_names_them_on_screen_on_paper_and_when_signed(

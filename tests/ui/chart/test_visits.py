@@ -112,6 +112,18 @@ def confirm_button(box: QMessageBox) -> QAbstractButton:
     return next(b for b in box.buttons() if b.text() == "Close visit")
 
 
+def close_on_purpose(
+    qtbot: QtBot, section: VisitsSection, records: ClinicRecords, visit_id: str
+) -> None:
+    """Close visit clicked, and its question answered yes with a click: the visit closes."""
+    QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
+    box = section.confirm_box
+    assert box is not None
+    QTest.mouseClick(confirm_button(box), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
+    assert not Visits(records).get(visit_id).is_open
+
+
 def focused() -> QWidget:
     widget = QApplication.focusWidget()
     assert widget is not None
@@ -543,12 +555,7 @@ def test_closing_a_visit_asks_first_and_a_visit_closed_by_mistake_is_reopened(
         assert section.new_note_button.isEnabled()
 
     # Closed on purpose (a click on Close visit), then reopened: the note can be written.
-    QTest.mouseClick(section.close_button, Qt.MouseButton.LeftButton)
-    box = section.confirm_box
-    assert box is not None
-    QTest.mouseClick(confirm_button(box), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(section.reopen_button.isVisible, timeout=5_000)
-    assert not Visits(clinic.records).get(visit.id).is_open
+    close_on_purpose(qtbot, section, clinic.records, visit.id)
     assert not section.new_note_button.isEnabled() and not section.close_button.isVisible()
     assert section.reopen_button.isEnabled()
     QTest.mouseClick(section.reopen_button, Qt.MouseButton.LeftButton)
