@@ -291,3 +291,42 @@ def test_names_beyond_the_cap_are_not_held(
     later = bare.announce(5)
     wait_held(node, later, 5)
     assert len(held(node)) <= discovery.MAX_NAMES
+
+
+# zeroconf (0.150 and later, the floor in pyproject.toml) holds at most this many records.
+MDNS_CACHE_RECORDS = 10_000
+
+
+def test_a_flood_of_mdns_records_cannot_grow_the_workstations_memory_without_bound(
+    victim: Victim, bare: BareNames, node_of: Callable[..., LanNode]
+) -> None:
+    """Anyone on the LAN can send mDNS records of any name, each lasting as long as its
+    sender says; the workstation's mDNS cache keeps at most zeroconf's cap of them, and the
+    paired peer still syncs once the flood has passed."""
+    node = node_of(1)
+    assert node._advertiser is not None
+    cache = node._advertiser.zeroconf.cache
+    junk_type = "_junk._tcp.local."
+    sent = MDNS_CACHE_RECORDS + 3_000
+    for start in range(0, sent, 60):
+        out = DNSOutgoing(_FLAGS_QR_RESPONSE | _FLAGS_AA)
+        for i in range(start, min(start + 60, sent)):
+            ptr = DNSPointer(f"j{i:05d}.{junk_type}", _TYPE_PTR, _CLASS_IN, 4500, junk_type)
+            out.add_answer_at_time(ptr, 0)
+        bare.zc.send(out)
+        time.sleep(0.003)  # loopback multicast drops what a full socket buffer cannot take
+    deadline = time.monotonic() + 20
+    junk = 0
+    while time.monotonic() < deadline:
+        junk = sum(1 for name in cache.names() if name.endswith(junk_type))
+        if junk >= MDNS_CACHE_RECORDS * 0.9:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # the rest of the packets
+    held_names = cache.names()
+    assert junk >= MDNS_CACHE_RECORDS * 0.9, f"the flood did not arrive ({junk} records)"
+    assert len(held_names) <= MDNS_CACHE_RECORDS  # one record per junk name, at most the cap
+
+    result, _ = _round(node, victim)
+    assert result.addresses == (victim.honest,)
+    assert result.peers == 1 and result.unreachable == 0
