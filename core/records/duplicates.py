@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import combinations
-from unicodedata import normalize
 
 from core.records.errors import RecordError
 from core.records.models import PatientSummary
 from core.store.database import Database, Transaction
-from core.store.search import fold_name
+from core.store.search import fold_name, spell_out
 
 _COLUMNS = "id, family, given, birth_date, mrn, sex"
 
@@ -70,17 +69,11 @@ def similar(a: str, b: str) -> bool:
     return _edits(a, b, allowed) <= allowed
 
 
-# The usual way of writing these letters without them (Scandinavian and German names).
-_SPELLED = str.maketrans(
-    {"å": "aa", "Å": "Aa", "ä": "ae", "Ä": "Ae", "ö": "oe", "Ö": "Oe", "ü": "ue", "Ü": "Ue",
-     "ø": "oe", "Ø": "Oe"}
-)  # fmt: skip
-
-
 def spelled_name(name: str) -> str:
-    """``fold_name`` of ``name`` with å, ä, ö, ü and ø spelled out: ``"Åse"`` gives
-    ``"aase"``, ``"Müller"`` ``"mueller"`` (``fold_name`` gives ``"ase"``, ``"muller"``)."""
-    return fold_name(normalize("NFC", name).translate(_SPELLED))
+    """``fold_name`` of ``name`` with å, ä, ö, ü and ø spelled out (``SPELLED_LETTERS``):
+    ``"Åse"`` gives ``"aase"``, ``"Müller"`` ``"mueller"`` (``fold_name`` gives ``"ase"``,
+    ``"muller"``)."""
+    return fold_name(spell_out(name))
 
 
 # A name as compared: (family, given), each as ``fold_name`` and ``spelled_name`` read it.

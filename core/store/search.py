@@ -33,6 +33,17 @@ FOLDED_LETTERS = {
 }  # fmt: skip
 _LETTERS = str.maketrans(FOLDED_LETTERS)
 
+# The usual way of writing these letters on a keyboard without them (Scandinavian and German
+# names): Åse is written Aase, Müller Mueller. Dropping the accent (the tokenizer's way) gives
+# Ase and Muller, so the search index also holds a name written with them spelled out this
+# way (``search_names``, migration V22), and registration's duplicate check compares both.
+# A change here needs a migration that rebuilds the index, as V22 does.
+SPELLED_LETTERS = {
+    "å": "aa", "Å": "Aa", "ä": "ae", "Ä": "Ae", "ö": "oe", "Ö": "Oe", "ü": "ue", "Ü": "Ue",
+    "ø": "oe", "Ø": "Oe",
+}  # fmt: skip
+_SPELLED = str.maketrans(SPELLED_LETTERS)
+
 
 def fold_letters(text: str) -> str:
     """``text`` with each of ``FOLDED_LETTERS`` written as plain letters: ``"Ødegård
@@ -46,14 +57,30 @@ def search_letters(text: object) -> object:
     return fold_letters(text) if isinstance(text, str) else text
 
 
+def spell_out(text: str) -> str:
+    """``text`` with each of ``SPELLED_LETTERS`` written out: ``"Ødegård Åse"`` gives
+    ``"Oedegaard Aase"`` (composed first, so a decomposed å is spelled out too)."""
+    return unicodedata.normalize("NFC", text).translate(_SPELLED)
+
+
+def _joined(family: str, given: str) -> str:
+    return f"{fold_letters(family).translate(_JOINERS)} {fold_letters(given).translate(_JOINERS)}"
+
+
 def search_names(family: object, given: object) -> object:
-    """The search index's ``names`` column (SQL ``careline_search_names``, migration V21):
-    each name folded as :func:`fold_letters` does and without ``NAME_JOINERS``, then the two
-    joined by a space (``"O'Brien"``, ``"Ødegård"`` -> ``"OBrien Odegård"``); NULL if either
-    is not a text, as the SQL concatenation it replaces gave."""
+    """The search index's ``names`` column (SQL ``careline_search_names``, migrations V21,
+    V22): each name folded as :func:`fold_letters` does and without ``NAME_JOINERS``, then
+    the two joined by a space (``"O'Brien"``, ``"Ødegård"`` -> ``"OBrien Odegård"``); a
+    name with letters of ``SPELLED_LETTERS`` is followed by the two spelled out (``"Müller
+    Åse"`` -> ``"Müller Åse Mueller Aase"``), so "mueller" and "aase" find it. NULL if
+    either is not a text, as the SQL concatenation V21 replaced gave."""
     if not isinstance(family, str) or not isinstance(given, str):
         return None
-    return f"{fold_letters(family).translate(_JOINERS)} {fold_letters(given).translate(_JOINERS)}"
+    names = _joined(family, given)
+    if family.isascii() and given.isascii():  # nearly every name: nothing to spell out
+        return names
+    spelled = _joined(spell_out(family), spell_out(given))
+    return names if spelled == names else f"{names} {spelled}"
 
 
 def register_sql_functions(conn: Any) -> None:

@@ -12,6 +12,7 @@ import sqlcipher3
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.records.vital_signs import VitalSigns
+from core.store import search
 from core.store.database import Database
 from core.store.errors import MigrationError, SchemaTooNewError
 from core.store.migrations import (
@@ -21,6 +22,7 @@ from core.store.migrations import (
     current_version,
     migrate,
 )
+from core.store.search import NAME_JOINERS, fold_letters
 from tests.unit.store.disk import snapshot
 from tests.unit.sync.replicas import before_v15
 
@@ -619,4 +621,55 @@ def test_v21_finds_names_without_their_stroked_letters_on_v20_data(
         ("tst-001", ""),
     )
     assert any("patients_by_mrn" in str(row[-1]) for row in plan), plan
+    db.close()
+
+
+def _v21_names(family: object, given: object) -> object:
+    """What the search index's names column held under V21 (nothing spelled out)."""
+    if not isinstance(family, str) or not isinstance(given, str):
+        return None
+    return " ".join(
+        fold_letters(n).translate(str.maketrans("", "", NAME_JOINERS)) for n in (family, given)
+    )
+
+
+def test_v22_finds_names_spelled_out_on_v21_data(
+    tmp_path: Path, key: SecureMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A V21 clinic (the release before V22, its index written by that release's function)
+    upgrades: "aase" finds Åse and "mueller" Müller (they found nobody), every search found
+    before finds the same, and the index stays whole as those patients are renamed and
+    new ones added (a row's delete names the words it was indexed with)."""
+    path = tmp_path / "v21.db"
+    with monkeypatch.context() as old_code:
+        old_code.setattr(search, "search_names", _v21_names)
+        v21 = Database.create(path, key, migrations=MIGRATIONS[: SHIPPED.index(22)])
+        old = ClinicRecords(v21, "t")
+        ase = old.add_patient("Ødegård", "Åse", "1931-02-28").id
+        muller = old.add_patient("Müller", "Zoë", "1958-03-14").id
+        for family, given, born in (("O'Brien", "Siobhán", "1984-02-02"),
+                                    ("Smith", "Ann", "1970-01-01")):  # fmt: skip
+            old.add_patient(family, given, born)
+        searches = ("åse", "ase", "odegard", "obrien", "siob", "smith ann", "muller", "zoe", "s")
+        before = {text: [p.id for p in old.search_patients(text)] for text in searches}
+        assert old.search_patients("aase") == [] and old.search_patients("mueller") == []
+        v21.close()
+
+    db = Database.open(path, key)
+    assert _versions(db) == SHIPPED
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+    records = ClinicRecords(db, "t")
+    assert {text: [p.id for p in records.search_patients(text)] for text in searches} == before
+    for text, pid in (("aase", ase), ("oedegaard aase", ase), ("Mueller", muller),
+                      ("mueller zoe", muller)):  # fmt: skip
+        assert [p.id for p in records.search_patients(text)] == [pid], text
+        assert [p.id for p in records.search_patients(text, broad_at=0)] == [pid], text
+    records.update_patient(ase, {"given": "Åsa"})
+    records.update_patient(muller, {"family": "Möller"})
+    added = records.add_patient("Jørgensen", "Tove", "1960-01-01").id
+    assert [p.id for p in records.search_patients("aasa")] == [ase]
+    assert records.search_patients("mueller") == []
+    assert [p.id for p in records.search_patients("moeller")] == [muller]
+    assert [p.id for p in records.search_patients("joergensen")] == [added]
+    db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
     db.close()
