@@ -18,7 +18,6 @@ from core.records.crdt import RecordDoc
 from core.records.rows import Rows
 from core.records.rows import conflict_id as conflict_id
 from core.records.rows import hlc_time as hlc_time
-from core.records.rows import sort_key as sort_key
 from core.records.spec import ListSpec
 from core.records.types import RECORD_TYPES, SYSTEM_REGISTERS, RecordType
 from core.store.database import Transaction

@@ -1,4 +1,5 @@
-"""Pure helpers of the derived rows: the patient list's sort key, HLC times, conflict ids.
+"""Pure helpers of the derived rows: HLC times, conflict ids (the patient list's sort key is
+``core.store.search.sort_key``, which the search index's migrations also call).
 
 They sit below the record-type declarations (whose hooks use them) and the materializer.
 """
@@ -7,29 +8,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 Rows = list[tuple[Any, ...]]
-
-
-def sort_key(family: str, given: str) -> str:
-    """Case- and accent-insensitive ordering key for the patient list."""
-    if type(family) is str and type(given) is str:  # cacheable (hashable, immutable)
-        return _sort_key(family, given)
-    return _sort_key.__wrapped__(family, given)
-
-
-@functools.lru_cache(maxsize=16_384)
-def _sort_key(family: str, given: str) -> str:
-    # Pure, and the same names are re-derived after every change of a record: cache.
-    text = f"{family}\x1f{given}".casefold()
-    if text.isascii():  # no ASCII character decomposes or combines: NFKD leaves it as is
-        return text
-    return "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
-    )
 
 
 def hlc_time(hlc: str) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 from core.records import validation as v
 from core.records import vitals
 from core.records.reading_conflicts import settle_move, settle_reading
-from core.records.rows import sort_key
 from core.records.signed_notes import DISCARDED, SignedNoteRules
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
 from core.records.spec import Column, Field, ListSpec, default_label
 from core.records.spec import RecordType as RecordType
+from core.store.search import sort_key
 
 # Shared fields: a record on a patient's chart points at its patient (checked against the
 # patients table by the API, so no check here).

@@ -678,12 +678,18 @@ CREATE INDEX patients_by_mrn ON patients (mrn COLLATE NOCASE) WHERE mrn IS NOT N
 """
 
 # V22 ("aase" did not find Åse, nor "mueller" Müller, though registration's duplicate check
-# paired them): the search index's ``names`` column also holds a name with å, ä, ö, ü and ø
-# spelled out (core.store.search.SPELLED_LETTERS), through the same SQL function V21's view
-# and triggers call, whose output for such names changed. The index is rebuilt from the view
-# so that every row holds what the function gives now (a row's delete must name the words it
-# was indexed with). Local and derived: nothing synced changes.
+# paired them; Ødegård and Łukasz were listed after Z): the search index's ``names`` column
+# also holds a name with å, ä, ö, ü and ø spelled out (core.store.search.SPELLED_LETTERS),
+# through the same SQL function V21's view and triggers call, whose output for such names
+# changed. The index is rebuilt from the view so that every row holds what the function gives
+# now (a row's delete must name the words it was indexed with). The patient list's sort key
+# reads FOLDED_LETTERS as plain letters (core.store.search.sort_key): the rows whose key
+# changes (names with such letters) get the new one. Local and derived: nothing synced
+# changes, and no document is read.
 _V22 = """
+UPDATE patients SET sort_key = careline_sort_key(family, given)
+WHERE careline_sort_key(family, given) IS NOT NULL
+    AND sort_key IS NOT careline_sort_key(family, given);
 INSERT INTO patients_fts (patients_fts) VALUES ('rebuild');
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import pytest
 import sqlcipher3
 
 from core.crypto.secure_memory import SecureMemory
+from core.records import types
 from core.records.clinic import ClinicRecords
+from core.records.derived_check import derived_differences
 from core.records.vital_signs import VitalSigns
 from core.store import search
 from core.store.database import Database
@@ -633,16 +636,24 @@ def _v21_names(family: object, given: object) -> object:
     )
 
 
-def test_v22_finds_names_spelled_out_on_v21_data(
+def _v21_sort_key(family: str, given: str) -> str:
+    """The patient list's sort key under V21 (Ø, Ł and the like left as they are)."""
+    text = unicodedata.normalize("NFKD", f"{family}\x1f{given}".casefold())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def test_v22_finds_names_spelled_out_and_sorts_them_on_v21_data(
     tmp_path: Path, key: SecureMemory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A V21 clinic (the release before V22, its index written by that release's function)
-    upgrades: "aase" finds Åse and "mueller" Müller (they found nobody), every search found
-    before finds the same, and the index stays whole as those patients are renamed and
-    new ones added (a row's delete names the words it was indexed with)."""
+    """A V21 clinic (the release before V22, its index and sort keys written by that
+    release's functions) upgrades: "aase" finds Åse and "mueller" Müller (they found
+    nobody), every search found before finds the same, the index stays whole as those
+    patients are renamed and new ones added (a row's delete names the words it was indexed
+    with), and Ødegård is listed among the O's (after Z before)."""
     path = tmp_path / "v21.db"
     with monkeypatch.context() as old_code:
         old_code.setattr(search, "search_names", _v21_names)
+        old_code.setattr(types, "sort_key", _v21_sort_key)
         v21 = Database.create(path, key, migrations=MIGRATIONS[: SHIPPED.index(22)])
         old = ClinicRecords(v21, "t")
         ase = old.add_patient("Ødegård", "Åse", "1931-02-28").id
@@ -653,12 +664,15 @@ def test_v22_finds_names_spelled_out_on_v21_data(
         searches = ("åse", "ase", "odegard", "obrien", "siob", "smith ann", "muller", "zoe", "s")
         before = {text: [p.id for p in old.search_patients(text)] for text in searches}
         assert old.search_patients("aase") == [] and old.search_patients("mueller") == []
+        assert [p.family for p in old.list_patients()][-1] == "Ødegård"
         v21.close()
 
     db = Database.open(path, key)
     assert _versions(db) == SHIPPED
     db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
     records = ClinicRecords(db, "t")
+    assert [p.family for p in records.list_patients()] == ["Müller", "O'Brien", "Ødegård", "Smith"]
+    assert derived_differences(db) == []  # the sort keys are what deriving gives now
     assert {text: [p.id for p in records.search_patients(text)] for text in searches} == before
     for text, pid in (("aase", ase), ("oedegaard aase", ase), ("Mueller", muller),
                       ("mueller zoe", muller)):  # fmt: skip

@@ -248,3 +248,17 @@ def test_names_are_found_spelled_out_as_on_a_keyboard_without_their_letters(
     records.update_patient(muller.id, {"family": "Muller"})
     assert records.search_patients("mueller") == []
     records.db.query("INSERT INTO patients_fts (patients_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_names_with_a_stroke_or_joined_letters_are_listed_with_their_plain_letters(
+    records: ClinicRecords,
+) -> None:
+    """The patient list put Ødegård and Łukasz after Zhang; a receptionist looks for them
+    among the O's and L's."""
+    for family, given in (("Zhang", "Wei"), ("Ødegård", "Åse"), ("Oakes", "Ann"),
+                          ("Oliver", "Tom"), ("Łukasiewicz", "Jan"), ("Lee", "Sam"),
+                          ("Lyons", "Kim"), ("Æbelø", "Ida"), ("Adams", "Ray")):  # fmt: skip
+        records.add_patient(family, given, "1970-01-01")
+    assert [p.family for p in records.list_patients()] == [
+        "Adams", "Æbelø", "Lee", "Łukasiewicz", "Lyons", "Oakes", "Ødegård", "Oliver", "Zhang",
+    ]  # fmt: skip
