@@ -153,6 +153,10 @@ def exit_code(exc: CarelineError) -> int:
     return EXIT_ERROR
 
 
+# The commands that read a recovery key from standard input (command, action).
+_TAKE_KEY = {("keys", "recover"), ("backup", "restore")}
+
+
 def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int]) -> int:
     """Parse and run; ``open_gui`` is called when no command is given."""
     args = parse(argv)
@@ -160,6 +164,13 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
     # The desktop app and every command log a bug's traceback to stderr, which the
     # desktop session or a service manager may keep (journald): never with its message.
     withhold_exception_messages()
+    if args.recovery_key_stdin and (args.command, getattr(args, "action", None)) not in _TAKE_KEY:
+        # Read by nothing else: a script giving it elsewhere (to open a closed clinic, say)
+        # would otherwise go on as if it had been used.
+        return _fail(
+            "--recovery-key-stdin is read only by 'keys recover' and 'backup restore'",
+            EXIT_USAGE,
+        )
     if args.command is None:
         return open_gui(args)
     ctx: Context | None = None

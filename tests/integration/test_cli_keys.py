@@ -229,6 +229,23 @@ def test_recover_needs_its_inputs(tmp_path: Path) -> None:
     assert "no new password line" in no_password.stderr
 
 
+def test_a_recovery_key_given_to_a_command_that_does_not_read_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A script that passed the recovery key to open a closed clinic for another command
+    went on as if it had been used (the flag was read by nothing else)."""
+    data = tmp_path / "d"
+    recovery = new_clinic(data)
+    result = careline(
+        data, "--recovery-key-stdin", "--password-stdin", "patient", "search", "x",
+        stdin=f"{recovery}\n{PASSWORD}\n",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--recovery-key-stdin is read only by 'keys recover' and 'backup restore'" in (
+        result.stderr
+    )
+
+
 # ----- keys recovery ------------------------------------------------------------------------
 
 
