@@ -84,12 +84,15 @@ def note_summary(note: Note, names: dict[str, str] | None = None) -> str:
 
 
 def staff_names(records: ClinicRecords, contents: VisitContents) -> dict[str, str]:
-    """Full names of the clinician and the notes' authors and editors, by user name (on
-    the worker); a user name with no account or no full name stands for itself."""
+    """Full names of the clinician, the notes' authors and editors and whoever recorded
+    the vitals, by user name (on the worker); a user name with no account or no full name
+    stands for itself."""
     people = {contents.visit.clinician or "", contents.visit.closed_by or ""}
     people |= {a for n in contents.notes for a in n.authors}
     people |= {n.signed_by or "" for n in contents.notes}
     people |= {a.recorded_by for n in contents.notes for a in n.addenda}
+    if isinstance(contents, ShownVisit):
+        people |= {g.recorded_by for g in contents.vitals}
     return full_names(records, people - {""})
 
 
@@ -132,6 +135,8 @@ def contents_html(contents: VisitContents, names: dict[str, str] | None = None) 
                 heading = "Other observations"
             else:
                 heading = f"Measured {group.observed_at.replace('T', ' ')}"
+                if group.recorded_by:  # named as a note's author is: by full name
+                    heading += f", recorded by {known.get(group.recorded_by, group.recorded_by)}"
                 if len(sets) > 1:
                     heading += f" (set {sets.index(group) + 1} of {len(sets)})"
             parts.append(f"<p><b>{e(heading)}</b></p><ul>")
@@ -210,6 +215,7 @@ def _vitals_of(contents: VisitContents) -> list[VitalGroup]:
         VitalGroup(
             group[0].observed_at,
             tuple(set_texts({r.vital.key: r for r in group if r.vital is not None})),
+            group[0].recorded_by,
         )
         for group in reversed(recordings(r for r in readings if r.vital is not None))
     ]

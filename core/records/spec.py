@@ -40,16 +40,26 @@ class Field:
     required: bool = False
     default: str | None = None  # stored when a list item leaves it blank
     choices: tuple[str, ...] = ()  # the allowed values (then checked against them)
+    # A further check of a value a person writes on this workstation (an entry, an edit, a
+    # value typed to settle a conflict), given the field's name and the checked value:
+    # one that depends on this computer (a measured time not ahead of its clock). ``clean``
+    # makes it; ``check`` never does, so the field's rules stay those any replica can
+    # hold another workstation's value to (remote apply never refuses a time because this
+    # computer's clock is behind the one that wrote it: README, "Clocks").
+    at_entry: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.choices and self.check is None:
             object.__setattr__(self, "check", one_of(*self.choices))
 
     def clean(self, value: str | None) -> str | None:
-        """The value to store for what was typed (ValidationError names the problem)."""
+        """The value to store for what was typed here (ValidationError names the problem):
+        checked by ``check``, then ``at_entry``. For local writes only."""
         if self.check is None:
             return value
         cleaned = self.check(self.name, value) if (self.required or value) else None
+        if cleaned is not None and self.at_entry is not None:
+            self.at_entry(self.name, cleaned)
         return self.default if cleaned is None else cleaned
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.records import validation as v
 from core.records import vitals
+from core.records.measured_time import not_ahead
 from core.records.reading_conflicts import settle_move, settle_reading
 from core.records.signed_notes import DISCARDED, SignedNoteRules
 from core.records.signed_notes import NOTE_EDITED as NOTE_EDITED
@@ -307,7 +308,10 @@ _OBSERVATION_FIELDS = (
     Field("code", "Measurement", v.required_text, required=True),
     Field("value", "Value", v.required_text, required=True),
     Field("unit", "Unit", v.optional_text),
-    Field("observed_at", "Measured at", v.timestamp, required=True),
+    # Typed here (an edit, a typed resolution), a time ahead of this computer's clock is
+    # refused, as at entry (VitalSigns.record); one synced from a workstation whose clock
+    # runs ahead is applied (core/records/measured_time.py).
+    Field("observed_at", "Measured at", v.timestamp, required=True, at_entry=not_ahead),
     # Vitals (core/records/vital_signs.py) also keep what was typed, in the unit typed,
     # and the flag for the patient's age (value and unit are the canonical ones).
     Field("entered_value", "Value as entered"),

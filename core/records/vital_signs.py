@@ -30,6 +30,7 @@ from core.records import vitals as cat
 from core.records.changes import change
 from core.records.clinic import ClinicRecords, new_id
 from core.records.errors import NotFoundError, ValidationError
+from core.records.measured_time import not_ahead, this_computer_now
 from core.records.types import OBSERVATION, SOURCE
 from core.store.database import Database, utc_now
 from core.store.state_codec import unpack_state
@@ -141,32 +142,20 @@ def recordings(readings: Iterable[Reading]) -> list[list[Reading]]:
     return out
 
 
-# A time typed more than this far ahead of this workstation's clock is refused: the default
-# "now" comes from the same clock, so a time ahead of it is a typo (23:59 for 21:59, 2027
-# for 2026), not a clock that is wrong. The few minutes allow for a watch a little ahead.
-# Checked only where a person enters a set (here, the form, ``vitals add --at``), never at
-# remote apply: another workstation's clock may run ahead of this one (README, "Clocks").
-FUTURE_SLACK = dt.timedelta(minutes=5)
-
-
 def observed_time(typed: str | None, now: dt.datetime | None = None) -> str:
     """When a set was measured, as stored: what was typed, or now when no time was given
     (None: ``careline vitals add`` without ``--at``). Checked as every local time is
     (``validation.timestamp``: a date and a time to the minute, no time zone), and refused
-    when more than ``FUTURE_SLACK`` ahead of ``now`` (this workstation's clock, read when
-    not given; a form passes the clock its "Measured at" follows).
+    when more than ``FUTURE_SLACK`` ahead of ``now`` (``measured_time.not_ahead``: this
+    workstation's clock, read when not given; a form passes the clock its "Measured at"
+    follows).
 
     A time given blank (a form's "Measured at" the person emptied) is refused as required,
     never read as now: the set would be stored at a time nobody typed or saw."""
-    now = now or dt.datetime.now()
+    now = now or this_computer_now()
     when = v.timestamp("observed_at", now.isoformat(timespec="minutes") if typed is None else typed)
     when = when or ""
-    if dt.datetime.fromisoformat(when) > now + FUTURE_SLACK:
-        raise ValidationError(
-            "observed_at",
-            f"{when.replace('T', ' ')} is in the future: this computer's clock says "
-            f"{now:%Y-%m-%d %H:%M}",
-        )
+    not_ahead("observed_at", when, now)
     return when
 
 

@@ -89,6 +89,7 @@ class VitalLine:
     value: str  # as typed, with the unit symbol people read and the high/low mark
     measured_at: str
     flag: str | None = None  # "high", "low" or None
+    recorded_by: str = ""  # who recorded it, as a note's author is named ("" unknown)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def summary_report(records: ClinicRecords, patient_id: str) -> PatientSummaryRep
         medications = [
             r for r in _rows(records, "medications", merged.IN_CHART, chart) if _active(r)
         ]
-        vitals = _vital_lines(latest_texts(VitalSigns(records).sets(patient_id)))
+        vitals = _vital_lines(records, latest_texts(VitalSigns(records).sets(patient_id)))
         return PatientSummaryReport(
             _context(records),
             _patient_line(patient),
@@ -286,7 +287,7 @@ def visit_report(records: ClinicRecords, visit_id: str) -> VisitReport:
             _when(row.get("started_at")) or "",
             _when(row.get("ended_at") or row.get("closed_at")),
             tuple(lines),
-            _vital_lines(vitals),
+            _vital_lines(records, vitals),
             tuple(
                 DiagnosisLine(
                     str(p.get("description") or ""),
@@ -396,8 +397,14 @@ def _how(row: dict[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def _vital_lines(texts: list[VitalText]) -> tuple[VitalLine, ...]:
-    return tuple(VitalLine(t.label, t.value, _when(t.observed_at) or "", t.flag) for t in texts)
+def _vital_lines(records: ClinicRecords, texts: list[VitalText]) -> tuple[VitalLine, ...]:
+    names = {u: _person(records, u) for u in {t.recorded_by for t in texts} - {""}}
+    return tuple(
+        VitalLine(
+            t.label, t.value, _when(t.observed_at) or "", t.flag, names.get(t.recorded_by, "")
+        )
+        for t in texts
+    )
 
 
 def _by(name: str) -> Any:

@@ -347,10 +347,11 @@ def visit_pdf(report: VisitReport) -> bytes:
     _allergies(pdf, report.allergies, report.allergy_state)
     pdf.section("Vital signs")
     if report.vitals:
+        # Who recorded each set is named, as each note names who wrote and signed it.
         pdf.grid(
-            ("Measurement", "Value", "Measured"),
-            [(v.label, v.value, v.measured_at) for v in report.vitals],
-            (4, 3, None),
+            ("Measurement", "Value", "Measured", "Recorded by"),
+            [(v.label, v.value, v.measured_at, v.recorded_by) for v in report.vitals],
+            (4, 3, None, None),
         )
     else:
         pdf.none("No vital signs recorded in this visit.")

@@ -27,6 +27,7 @@ class VitalText:
     value: str  # as entered, with its unit symbol and the flag's mark
     flag: str | None  # "high", "low" or None
     observed_at: str  # as stored (local wall-clock time)
+    recorded_by: str = ""  # who recorded it (user name; "" unknown): see ``Reading``
 
 
 def with_unit(value: str, symbol: str, vital: cat.Vital | None = None) -> str:
@@ -89,7 +90,15 @@ def set_texts(
                 number = f"{_number(sys_r)}/{_number(dia_r)}"
                 text = with_unit(number, cat.SYSTOLIC.canonical.symbol)
                 flag = flags[0] if flags else None
-                out.append(VitalText("Blood pressure", marked(text, flag), flag, sys_r.observed_at))
+                out.append(
+                    VitalText(
+                        "Blood pressure",
+                        marked(text, flag),
+                        flag,
+                        sys_r.observed_at,
+                        sys_r.recorded_by,
+                    )
+                )
                 continue
         if vital is cat.DIASTOLIC and "systolic" in readings:
             continue  # shown with the systolic
@@ -97,7 +106,10 @@ def set_texts(
             weight = readings.get("weight")
             if bmi is not None and weight is not None:
                 text = bmi_value(bmi)
-                out.append(VitalText("BMI", marked(text, bmi_flag), bmi_flag, weight.observed_at))
+                line = VitalText(
+                    "BMI", marked(text, bmi_flag), bmi_flag, weight.observed_at, weight.recorded_by
+                )
+                out.append(line)
             continue
         reading = readings.get(vital.key)
         if reading is not None:
@@ -111,7 +123,11 @@ def _number(reading: Reading) -> str:
 
 def _text(reading: Reading, label: str) -> VitalText:
     return VitalText(
-        label, marked(reading_value(reading), reading.flag), reading.flag, reading.observed_at
+        label,
+        marked(reading_value(reading), reading.flag),
+        reading.flag,
+        reading.observed_at,
+        reading.recorded_by,
     )
 
 
@@ -122,6 +138,7 @@ class VitalGroup:
 
     observed_at: str
     texts: tuple[VitalText, ...]
+    recorded_by: str = ""  # who recorded it (user name; "" unknown or not one recording)
 
 
 def visit_groups(sets: Iterable[VitalSet], others: Iterable[Reading] = ()) -> list[VitalGroup]:
@@ -129,7 +146,7 @@ def visit_groups(sets: Iterable[VitalSet], others: Iterable[Reading] = ()) -> li
     the same minute, the one recorded first), then observations that are not vital signs of
     the catalogue, under their own code, as one group of their own."""
     out = [
-        VitalGroup(s.observed_at, tuple(set_texts(s.readings, s.bmi, s.bmi_flag)))
+        VitalGroup(s.observed_at, tuple(set_texts(s.readings, s.bmi, s.bmi_flag)), s.recorded_by)
         for s in sorted(sets, key=lambda s: (s.observed_at, s.recorded_at))
     ]
     extra = tuple(_text(r, r.code) for r in others if r.vital is None)
@@ -157,9 +174,10 @@ def latest_texts(sets_newest_first: list[VitalSet]) -> list[VitalText]:
         if bmi[0] is None and s.bmi is not None:
             bmi = (s.bmi, s.bmi_flag, s.readings.get("weight"))
     texts = set_texts(found)
-    if bmi[0] is not None and bmi[2] is not None:
-        text = bmi_value(bmi[0])
-        line = VitalText("BMI", marked(text, bmi[1]), bmi[1], bmi[2].observed_at)
+    value, flag, weight = bmi
+    if value is not None and weight is not None:
+        text = marked(bmi_value(value), flag)
+        line = VitalText("BMI", text, flag, weight.observed_at, weight.recorded_by)
         texts.insert(_bmi_position(texts), line)
     return texts
 

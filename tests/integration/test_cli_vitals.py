@@ -6,7 +6,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from tests.integration.test_cli import PASSWORD, as_admin, careline
+from core.crypto.kdf import FAST_PARAMS
+from core.records.clinic import ClinicRecords
+from core.records.entries import ClinicalEntries
+from core.records.workstation import Workstation
+from tests.integration.test_cli import PASSWORD, _sync_data_dirs, as_admin, careline
 
 
 def test_vitals_add_and_list(tmp_path: Path) -> None:
@@ -157,3 +161,46 @@ def test_each_bmi_is_listed_with_its_own_set(tmp_path: Path) -> None:
     bmi = as_admin(data, "vitals", "list", pid)["bmi"]
     sets = [later["readings"][0]["set_id"], first["readings"][0]["set_id"]]
     assert [(b["set_id"], b["value"]) for b in bmi] == [(sets[0], "27.7"), (sets[1], "24.2")]
+
+
+def test_a_readings_time_typed_to_settle_a_conflict_is_refused_ahead_of_the_clock(
+    tmp_path: Path, no_keyring: None
+) -> None:
+    """The command line changes a reading's time only by settling a conflict on it
+    (``conflicts resolve --value``): a time more than 5 minutes ahead of this computer's
+    clock is refused there as ``vitals add --at`` refuses it, and nothing is settled."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    as_admin(one, "init", "--clinic", "Shared", "--user", "admin")
+    joined = Workstation(two, FAST_PARAMS)
+    joined.prepare_join("admin", PASSWORD)
+    joined.lock()
+    pid = as_admin(
+        one, "patient", "add", "--family", "Reyes", "--given", "Ana", "--birth-date", "1970-03-04"
+    )["id"]
+    [pulse] = as_admin(one, "vitals", "add", pid, "--at", "2026-12-01T09:30", "--pulse", "72")[
+        "readings"
+    ]
+    _sync_data_dirs(two, one)
+    for folder, when in ((one, "2026-12-01 09:20"), (two, "2026-12-01 09:25")):
+        ws = Workstation(folder, FAST_PARAMS)
+        ws.unlock_with_password("admin", PASSWORD)
+        try:  # the time corrected on each desk before they synced
+            entries = ClinicalEntries(ClinicRecords(ws.database, "admin"))
+            entries.update("observation", pulse["id"], {"observed_at": when})
+        finally:
+            ws.lock()
+    _sync_data_dirs(two, one)
+    [conflict] = as_admin(one, "conflicts", "list")
+    assert conflict["field"] == "observed_at"
+
+    tomorrow = (dt.datetime.now() + dt.timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    refused = careline(
+        one, "--password-stdin", "conflicts", "resolve", conflict["id"], "--value", tomorrow,
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert f"{tomorrow} is in the future: this computer's clock says " in refused.stderr
+    assert [c["id"] for c in as_admin(one, "conflicts", "list")] == [conflict["id"]]
+    as_admin(one, "conflicts", "resolve", conflict["id"], "--value", "2026-12-01 09:22")
+    [reading] = as_admin(one, "vitals", "list", pid)["readings"]
+    assert reading["observed_at"] == "2026-12-01T09:22"

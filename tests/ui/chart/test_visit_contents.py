@@ -18,6 +18,7 @@ from app.chart.list_dialogs import DateDialog
 from app.chart.medications import MedicationDialog, MedicationsCard
 from app.chart.problems import IcdSearchDialog, ProblemsCard
 from app.main_window import MainWindow
+from core.records.clinic import ClinicRecords
 from core.records.medications import Medications
 from core.records.merges import Merges
 from core.records.problems import Problems
@@ -29,6 +30,7 @@ from tests.ui.chart.test_page import open_first_chart
 from tests.ui.chart.test_printing import pdf_text, save_through_dialog
 from tests.ui.chart.test_problems import ICD_LOAD
 from tests.ui.chart.test_visits import visits_tab
+from tests.ui.conftest import ADMIN_NAME
 
 STORED = ("8310-5", "29463-7", "Cel", "[degF]", "[lb_av]", "mm[Hg]", "38.89", "69.853")
 
@@ -68,6 +70,55 @@ def test_vitals_show_as_typed_with_their_flag_and_medications_with_their_strengt
         assert expected in shown, expected
     for stored in STORED:
         assert stored not in shown, stored
+
+
+def test_the_visit_view_and_its_printed_note_name_who_recorded_each_set_of_vitals(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    """Who recorded a set showed only in the Readings table's tooltip: the visit view and
+    the printed visit note, which name each note's author by full name, did not say that
+    the nurse took the first set and the clinician the recheck."""
+    records = clinic.records
+    records.add_user("lucie", "Nurse Lucie Moreau", "nurse", "lucie's own long password")
+    patient_id = signed_in.workspace.patient_list.model.patient_id(0)
+    visit = Visits(records).start(patient_id, "Headache")
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    first, recheck = (now - dt.timedelta(minutes=m) for m in (20, 5))
+    VitalSigns(ClinicRecords(records.db, "lucie")).record(
+        patient_id,
+        {"systolic": "162", "diastolic": "98", "pulse": "80"},
+        observed_at=first.isoformat(timespec="minutes"),
+        encounter_id=visit.id,
+    )
+    VitalSigns(records).record(
+        patient_id,
+        {"systolic": "148", "diastolic": "92"},
+        observed_at=recheck.isoformat(timespec="minutes"),
+        encounter_id=visit.id,
+    )
+    chart = open_first_chart(qtbot, signed_in)
+    section = visits_tab(qtbot, chart)
+    qtbot.waitUntil(lambda: "Measured" in section.view.toPlainText(), timeout=5_000)
+    lines = [line.strip() for line in section.view.toPlainText().splitlines()]
+    nurse = f"Measured {first:%Y-%m-%d %H:%M}, recorded by Nurse Lucie Moreau (set 1 of 2)"
+    own = f"Measured {recheck:%Y-%m-%d %H:%M}, recorded by {ADMIN_NAME} (set 2 of 2)"
+    assert lines[lines.index(nurse) + 1] == "Blood pressure: 162/98 mmHg ▲"
+    assert lines[lines.index(own) + 1] == "Blood pressure: 148/92 mmHg ▲"
+
+    QTest.mouseClick(section.print_button, Qt.MouseButton.LeftButton)
+    printing = section.print_dialog
+    assert printing is not None
+    target = tmp_path / "visit.pdf"
+    save_through_dialog(qtbot, printing, target)
+    rows = [" ".join(line.split()) for line in pdf_text(target).splitlines()]
+    assert "Measurement Value Measured Recorded by" in rows
+    for row in (
+        f"Blood pressure 162/98 mmHg ▲ {first:%Y-%m-%d %H:%M} Nurse Lucie Moreau",
+        f"Pulse 80/min {first:%Y-%m-%d %H:%M} Nurse Lucie Moreau",
+        f"Blood pressure 148/92 mmHg ▲ {recheck:%Y-%m-%d %H:%M} {ADMIN_NAME}",
+    ):
+        assert row in rows, row
+    printing.reject()
 
 
 def test_problems_and_medications_added_during_an_open_visit_are_the_visits(

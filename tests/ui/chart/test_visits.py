@@ -866,21 +866,25 @@ def test_the_visit_view_shows_each_set_of_vitals_under_its_time(
     visit = Visits(clinic.records).start(patient_id, "Wheeze")
     day = visit.started_at[:10]
     signs = VitalSigns(clinic.records)
+    # Measured at 08:16 and 08:17 whatever the hour the test runs (before 08:11 the clock
+    # check refused them as in the future).
+    clock = dt.datetime.fromisoformat(f"{day}T08:20")
     signs.record(
         patient_id,
         {"systolic": "128", "diastolic": "82", "pulse": "88", "temperature": "100.4"},
         {"temperature": "[degF]"},
         f"{day}T08:16",
         visit.id,
+        now=clock,
     )
     signs.record(patient_id, {"systolic": "130", "diastolic": "85", "pulse": "92"}, None,
-                 f"{day}T08:17", visit.id)  # fmt: skip
+                 f"{day}T08:17", visit.id, now=clock)  # fmt: skip
     chart = open_first_chart(qtbot, signed_in)
     section = visits_tab(qtbot, chart)
     qtbot.waitUntil(lambda: "Measured" in section.view.toPlainText(), timeout=5_000)
     lines = [line.strip() for line in section.view.toPlainText().splitlines() if line.strip()]
-    first = lines.index(f"Measured {day} 08:16 (set 1 of 2)")
-    second = lines.index(f"Measured {day} 08:17 (set 2 of 2)")
+    first = lines.index(f"Measured {day} 08:16, recorded by {ADMIN_NAME} (set 1 of 2)")
+    second = lines.index(f"Measured {day} 08:17, recorded by {ADMIN_NAME} (set 2 of 2)")
     assert lines[first + 1 : second] == [
         "Blood pressure: 128/82 mmHg",
         "Pulse: 88/min",

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from core.records.changes import change
+from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.op_trust import quarantined
@@ -261,6 +262,78 @@ def test_a_set_measured_on_a_workstation_whose_clock_runs_ahead_applies_everywhe
         assert (got.id, got.observed_at) == (pulse.id, days_ahead.isoformat(timespec="minutes"))
         assert got.recorded_by == "ann"
         assert quarantined(r.db) == []
+
+
+def _ahead(minutes: int) -> str:
+    """A time ``minutes`` ahead of this computer's clock, as a person types it."""
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    return (now + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M")
+
+
+def _time_conflict(a: ClinicRecords, b: ClinicRecords) -> tuple[str, str]:
+    """A pulse whose time was changed on two workstations at once: its id and the
+    conflict on its time, on ``a``."""
+    p = a.add_patient("Soto", "Luis", "1980-01-01")
+    [pulse] = VitalSigns(a).record(p.id, {"pulse": "72"}, observed_at="2026-12-01T09:00")
+    sync_pair(b, a)
+    ClinicalEntries(a).update("observation", pulse.id, {"observed_at": "2026-12-01T08:50"})
+    ClinicalEntries(b).update("observation", pulse.id, {"observed_at": "2026-12-01T08:55"})
+    sync_pair(a, b)
+    [conflict] = a.conflicts(pulse.id)
+    assert conflict.field == "observed_at"
+    return pulse.id, conflict.id
+
+
+def test_a_readings_time_changed_later_is_refused_ahead_of_the_clock_as_at_entry() -> None:
+    """Entry refused a time more than a few minutes ahead of the clock, but changing a
+    reading's time later (``ClinicalEntries.update``) or typing one to settle a conflict on
+    it stored tomorrow's time: both are refused now, with entry's message, storing nothing."""
+    a, b = new_replica("nurse"), new_replica("omar")
+    pulse, conflict = _time_conflict(a, b)
+    before = _counts(a.db)
+
+    def edit(typed: str) -> None:
+        ClinicalEntries(a).update("observation", pulse, {"observed_at": typed})
+
+    def settle(typed: str) -> None:
+        a.resolve_conflict(conflict, value=typed)
+
+    for typed in (_ahead(24 * 60), _ahead(6)):
+        for refused in (edit, settle):
+            with pytest.raises(ValidationError) as caught:
+                refused(typed)
+            assert caught.value.field == "observed_at"
+            assert f"{typed} is in the future: this computer's clock says " in str(caught.value)
+    assert _counts(a.db) == before
+    assert [c.id for c in a.conflicts(pulse)] == [conflict]
+    # A watch a little fast still goes, as at entry.
+    soon = _ahead(3)
+    a.resolve_conflict(conflict, value=soon)
+    assert VitalSigns(a).get(pulse).observed_at == soon.replace(" ", "T")
+    ClinicalEntries(a).update("observation", pulse, {"observed_at": "2026-12-01 08:45"})
+    assert VitalSigns(a).get(pulse).observed_at == "2026-12-01T08:45"
+
+
+def test_a_readings_time_moved_on_a_workstation_whose_clock_runs_ahead_applies_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The edit's check is made where the time is typed, against that computer's clock:
+    a reading moved to a time "in the future" of this computer's clock by a workstation
+    whose clock runs ahead is applied here by sync, never refused or quarantined."""
+    ahead, server, other = new_replica("ann"), new_replica("srv"), new_replica("bob")
+    p = server.add_patient("Soto", "Luis", "1980-01-01")
+    [pulse] = VitalSigns(server).record(p.id, {"pulse": "71"}, observed_at="2026-12-01T09:00")
+    sync_pair(ahead, server)
+    days_ahead = (dt.datetime.now() + dt.timedelta(days=3)).isoformat(timespec="minutes")
+    with clock_off(monkeypatch, 3 * DAY):  # its clock, and so its check, three days ahead
+        ClinicalEntries(ahead).update("observation", pulse.id, {"observed_at": days_ahead})
+    sync_pair(ahead, server)
+    sync_pair(other, server)
+    for r in (server, other):
+        assert VitalSigns(r).get(pulse.id).observed_at == days_ahead
+        assert quarantined(r.db) == []
+    with pytest.raises(ValidationError, match="is in the future"):  # typed here: refused
+        ClinicalEntries(other).update("observation", pulse.id, {"observed_at": days_ahead})
 
 
 def test_who_recorded_a_set_is_read_with_it_and_in_its_json() -> None:

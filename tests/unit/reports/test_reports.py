@@ -11,6 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from core.records.allergy_status import AllergyRecords
+from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries
 from core.records.errors import NotFoundError, ValidationError
 from core.records.medications import Medications
@@ -151,6 +152,24 @@ def test_visit_note_holds_the_signed_note_its_addendum_and_the_visit_vitals(
     ]
     assert [m.name for m in report.medications] == ["Lisinopril"]
     assert audit_actions(workstation)[-1] == ("print.visit", "patient", chart.patient_id)
+
+
+def test_visit_note_names_who_recorded_each_set_of_vitals(workstation: Workstation) -> None:
+    """The note named who wrote and signed each note, but not who took the vitals: each
+    row now names who recorded its set, by full name as the notes do."""
+    records = workstation.records
+    chart = sample_chart(records)
+    records.add_user("lucie", "Nurse Lucie Moreau", "nurse", "lucie's own long password")
+    VitalSigns(ClinicRecords(records.db, "lucie")).record(
+        chart.patient_id, {"pulse": "72"}, None, f"{DAY}T09:20", chart.visit_id
+    )
+    report = data.visit_report(records, chart.visit_id)
+    (text,) = pdf_text(pdf.visit_pdf(report))
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    assert "Measurement Value Measured Recorded by" in rows
+    assert f"Pulse 72/min {DAY} 09:20 Nurse Lucie Moreau" in rows
+    assert f"Weight 154 lb {DAY} 09:10 Ada Admin" in rows  # the admin's set
+    assert "lucie" not in text  # a person, not a login name
 
 
 def test_a_note_signed_by_someone_else_prints_who_wrote_it(workstation: Workstation) -> None:
