@@ -63,6 +63,7 @@ from core.sync.backup import (
     RestoreResult,
     confirm_recovery_key,
     create_backup,
+    recovery_key_missing,
     restore_backup,
     restored_identity,
     withdraw_recovery_key,
@@ -125,6 +126,10 @@ class BackupDialog(TypedForm):
     """Back up now: a file, sealed to this computer's recovery key and, if wanted, a
     passphrase. The backup runs on the worker; the dialog shows it is busy meanwhile.
 
+    On a computer whose recovery key nobody holds (``recovery_missing`` says why:
+    core.sync.backup.recovery_key_missing, e.g. the demo clinic, which never shows one), the
+    passphrase alone opens the backup: the dialog says so and the passphrase is required.
+
     A file or passphrase typed is not dropped unasked (``TypedForm``). While the backup
     runs, and once it is saved, nothing typed is lost by closing, so it closes at once.
     The form is never kept as a draft (a passphrase never is), and a saved backup's
@@ -135,7 +140,8 @@ class BackupDialog(TypedForm):
     ``tell`` says to the person how it ended."""
 
     def __init__(self, worker: Worker, workstation: Workstation, actor: str,
-                 parent: QWidget | None, tell: Tell = tell_nobody) -> None:  # fmt: skip
+                 parent: QWidget | None, tell: Tell = tell_nobody,
+                 recovery_missing: str | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self._worker, self._workstation, self._actor = worker, workstation, actor
         self._tell = tell
@@ -168,24 +174,54 @@ class BackupDialog(TypedForm):
         self.outcome.hide()
         self.busy = busy_bar()
         self.buttons, self.start_button = action_buttons(self, self.start, "Back up")
+        self.about = paragraph("")
+        self.recovery_missing: str | None = None
+        self.set_recovery_key_missing(recovery_missing)
         dialog_layout(
             self,
             heading_label("Back up this computer's clinic records"),
-            paragraph(
-                "The backup is a copy of the encrypted clinic database, taken while Careline "
-                "keeps working, with the chart files this computer keeps, still encrypted: "
-                "those added here (waiting to upload included) and those opened or fetched "
-                "here. Not in it: files this computer never fetched; the clinic server or the "
-                "computer that added them keeps them. This computer's recovery key opens it "
-                "(keep the key apart from the backup); a passphrase can open it too. Without "
-                "one of them the file cannot be read."
-            ),
+            self.about,
             form,
             self.error,
             self.busy,
             self.outcome,
             self.buttons,
         )
+
+    def set_recovery_key_missing(self, reason: str | None) -> None:
+        """Say what will open the backup: this computer's recovery key (``reason`` None),
+        or, since nobody holds it (``reason`` says why), only the passphrase, which is then
+        required (its box ticked for good). Told after the form opened (what the worker
+        read), an untouched form stays untouched."""
+        if self.saved:  # done: its "Saved …" line says what opens the file
+            return
+        untouched = not self.has_changes()
+        self.recovery_missing = reason
+        contents = (
+            "The backup is a copy of the encrypted clinic database, taken while Careline "
+            "keeps working, with the chart files this computer keeps, still encrypted: "
+            "those added here (waiting to upload included) and those opened or fetched "
+            "here. Not in it: files this computer never fetched; the clinic server or the "
+            "computer that added them keeps them. "
+        )
+        if reason is None:
+            opens = (
+                "This computer's recovery key opens it (keep the key apart from the backup); "
+                "a passphrase can open it too. Without one of them the file cannot be read."
+            )
+            self.use_passphrase.setText("Also open it with a backup passphrase")
+        else:
+            opens = (
+                f"{reason}, so only the backup passphrase you choose here opens it (keep it "
+                "apart from the backup). Without it the file cannot be read."
+            )
+            self.use_passphrase.setText("Open it with a backup passphrase (needed)")
+            self.use_passphrase.setChecked(True)
+        self.use_passphrase.setEnabled(reason is None)
+        self.about.setText(contents + opens)
+        if untouched:
+            self.remember_state()
+        grow_to_fit(self)
 
     def _choose(self) -> None:
         name = f"careline-backup-{dt.datetime.now():%Y-%m-%d}.clbackup"
@@ -694,6 +730,9 @@ class BackupTools(OneDialog):
         # Who has been told, above the pages, that scheduled backups are failing (until
         # one succeeds).
         self._failing_told: set[str] = set()
+        # Why nobody holds this computer's recovery key (None: someone does), as read on
+        # the worker at sign-in and again whenever Back up now… opens.
+        self.recovery_missing: str | None = None
         window.sign_in_page.signed_in.connect(self._signed_in)
         window.locked.connect(self._signed_out)
 
@@ -705,17 +744,19 @@ class BackupTools(OneDialog):
             self.schedule.start(session.user.username)
         ws = self._window.workstation
 
-        def restored() -> tuple[dict[str, Any] | None, bool]:
-            return restored_identity(ws.database), ws.keychain().recovery_slot() is not None
+        def restored() -> tuple[dict[str, Any] | None, bool, str | None]:
+            has_key = ws.keychain().recovery_slot() is not None
+            return restored_identity(ws.database), has_key, recovery_key_missing(ws)
 
         self._window.worker.submit(restored, self._show_restored,
                                    label="restored identity")  # fmt: skip
 
-    def _show_restored(self, found: tuple[dict[str, Any] | None, bool]) -> None:
+    def _show_restored(self, found: tuple[dict[str, Any] | None, bool, str | None]) -> None:
         """A restored workstation says, until it has joined again, that it must; and, while
         it has no recovery key (the one its restore made was never confirmed as stored),
         that an administrator makes one."""
-        restored, has_recovery_key = found
+        restored, has_recovery_key, missing = found
+        self._set_recovery_missing(missing)
         if restored is None or self._window._session is None:
             return
         self._window.workspace.show_notice(
@@ -767,7 +808,18 @@ class BackupTools(OneDialog):
         if window._session is not None:
             actor = window._session.user.username
             tell = window.outcomes.teller(actor)
-            self.open(BackupDialog(window.worker, window.workstation, actor, window, tell))
+            self.open(BackupDialog(window.worker, window.workstation, actor, window, tell,
+                                   self.recovery_missing))  # fmt: skip
+            # A recovery key made or withdrawn since the sign-in changes what opens it.
+            ws = window.workstation
+            window.worker.submit(lambda: recovery_key_missing(ws), self._set_recovery_missing,
+                                 label="recovery key held")  # fmt: skip
+
+    def _set_recovery_missing(self, missing: str | None) -> None:
+        self.recovery_missing = missing
+        dialog = self.dialog
+        if isinstance(dialog, BackupDialog) and dialog.recovery_missing != missing:
+            dialog.set_recovery_key_missing(missing)
 
     def show_restore(self) -> None:
         """Settings → Restore a backup…"""

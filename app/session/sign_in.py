@@ -132,6 +132,10 @@ class SignInPage(QWidget):
         self.change_dialog: ForcedPasswordChangeDialog | None = None
         # The password of the sign-in in flight: kept only until a forced change is done.
         self._typed = ""
+        # The person the notice speaks to ("you need to choose your own password", "signed
+        # you out after 10 minutes"), named in User name; "" when it names nobody. It goes
+        # once another name is typed: it is not for the next person at this computer.
+        self._notice_for = ""
         # An account told to wait after repeated failures: (user name, failures, when the
         # wait ends by the workstation's clock). The message counts down each second and
         # Sign in is off for that name until then; another name may sign in meanwhile.
@@ -210,6 +214,7 @@ class SignInPage(QWidget):
         self.close_button.hide()
         self.username.returnPressed.connect(self.password.setFocus)
         self.username.textChanged.connect(self._enable_sign_in)
+        self.username.textChanged.connect(self._drop_notice_for_another)
         self.password.returnPressed.connect(self.submit)
 
         form = form_layout(row_spacing=10)
@@ -264,7 +269,9 @@ class SignInPage(QWidget):
         same_person: bool = False,
     ) -> None:
         """Reset for a new sign-in: optional user name, a notice (e.g. why the person was
-        signed out). Who can sign in is shown again once :meth:`show_state` is told.
+        signed out). Who can sign in is shown again once :meth:`show_state` is told. A
+        notice given with a user name speaks to that person: it goes once another name is
+        typed (the next person at a shared computer).
 
         Focus starts in User name, the name given selected: at a shared workstation the
         next person to sit down (after an auto-lock, say) may not be the one it names, and
@@ -287,6 +294,7 @@ class SignInPage(QWidget):
         self.close_button.hide()
         self.notice.setText(notice)
         self.notice.setVisible(bool(notice))
+        self._notice_for = username.strip().lower() if notice else ""
         self.clinic.setText(
             f"{clinic_name}: sign in to open the clinic’s records."
             if clinic_name
@@ -385,6 +393,13 @@ class SignInPage(QWidget):
         if not busy:
             self._enable_sign_in()
 
+    def _drop_notice_for_another(self, text: str) -> None:
+        """Someone else is signing in: the notice spoke to the person named before."""
+        if self._notice_for and text.strip().lower() != self._notice_for:
+            self._notice_for = ""
+            self.notice.clear()
+            self.notice.hide()
+
     def _waiting(self) -> bool:
         """Whether the name typed is an account that must still wait (see ``_delayed``)."""
         delayed = self._delayed
@@ -467,10 +482,12 @@ class SignInPage(QWidget):
             self._forget_change_dialog()
             # Closes the clinic again if this sign-in opened it (core decides).
             self._worker.submit(self._workstation.sign_out, label="sign out")
+            # Said to this person by name (and gone once another name is typed): the next
+            # person at the computer must not read it as meant for them.
             self.prepare(
                 user.username,
-                "You need to choose your own password before using Careline. Sign in again "
-                "when you are ready.",
+                f"{user.full_name or user.username}, you need to choose your own password "
+                "before using Careline. Sign in again when you are ready.",
                 self._clinic_name,
                 same_person=True,
             )

@@ -422,7 +422,9 @@ class Workstation:
         checked against the user's synced verifier. A first sign-in here adds their slot, and
         a password changed on another workstation re-wraps it: the slot still holds the old
         password, so the database is opened with the keyring or with ``previous_password``.
-        A failed sign-in leaves the database as open or closed as it found it.
+        Neither happens with a password someone else set, which the person must replace: the
+        slot waits for their own (:meth:`change_password`). A failed sign-in leaves the
+        database as open or closed as it found it.
         """
         name = username.strip().lower()
         chain = self.keychain()
@@ -474,12 +476,12 @@ class Workstation:
         self._audit_noted_failures(records.db)
         accounts = {str(n) for (n,) in records.db.query("SELECT username FROM users")}
         self.sign_in_delays.keep_only(accounts)
-        made = self._store_slot(records, name, password, digest)
-        if made is not None:
-            # Who can open this computer's copy while it is closed changed: audited.
-            action = "keys.slot_add" if made == "added" else "keys.slot_rewrap"
-            with records.db.write(name, action, "user", user.id):
-                pass
+        if not user.must_change_password:
+            self._store_slot_audited(records, name, password, digest, user.id)
+        # else: a password someone else set (the administrator knows it) gets no slot here,
+        # nor does a slot the person had re-wrap under it: their slot is made with their own
+        # password once they choose it (change_password). Declined, or Careline stopped
+        # before the change, and no slot here opens with the administrator's password.
         self._records = records
         return user
 
@@ -687,11 +689,24 @@ class Workstation:
             raise ValidationError(
                 "password", "choose a password of your own, not the one you were given"
             )
-        records.authenticate(username, old_password)
+        user = records.authenticate(username, old_password)
         digest = records.change_password(username, new_password)
-        self._store_slot(records, username, new_password, digest)
+        # A person who signed in with a password someone else set has no slot here yet (or
+        # one under their previous password): it is made now, with the password of their own.
+        self._store_slot_audited(records, username, new_password, digest, user.id)
         if username.strip().lower() == records.actor:
             self._must_change_password = self._opened_for_change = False
+
+    def _store_slot_audited(
+        self, records: ClinicRecords, username: str, password: str, digest: str, user_id: str
+    ) -> None:
+        """:meth:`_store_slot`, audited as ``keys.slot_add`` or ``keys.slot_rewrap`` when it
+        wrote anything: who can open this computer's copy while it is closed changed."""
+        made = self._store_slot(records, username, password, digest)
+        if made is not None:
+            action = "keys.slot_add" if made == "added" else "keys.slot_rewrap"
+            with records.db.write(records.actor, action, "user", user_id):
+                pass
 
     def _store_slot(
         self, records: ClinicRecords, username: str, password: str, digest: str

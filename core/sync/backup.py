@@ -17,8 +17,11 @@ the cache: up to ``attachment_cache_mb`` (2 GiB by default), plus files waiting 
 password slot for the person restoring, a new recovery key). Not the sign-in delays nor
 failed-sign-in notes: they belong to the lost machine.
 
-Sealing (:mod:`core.crypto.sealed_file`): always to the workstation's recovery key (shown at
-``init`` or at joining), and, if one is given, to a backup passphrase too. The workstation
+Sealing (:mod:`core.crypto.sealed_file`): to the workstation's recovery key (shown at
+``init`` or at joining), and, if one is given, to a backup passphrase too. A workstation
+whose recovery key nobody holds (:func:`recovery_key_missing`: the demo clinic, whose making
+shows none, or one with no recovery key) seals to the passphrase alone, which is then
+required: a file sealed to a key nobody has could not be opened. The workstation
 seals to its recovery key without anyone present: the key-encryption key that the recovery
 slot wraps is in locked memory while the clinic is open, and a copy of the recovery slot
 goes into the file's header. That key is never stored in the clear, so the backup is not
@@ -84,6 +87,7 @@ from core.keys.keychain import KEYSLOT_FILE_NAME, Keychain
 from core.keys.recovery import normalize_recovery_key
 from core.platform.files import fsync_dir
 from core.records import authorize
+from core.records.demo import is_demo_database
 from core.records.workstation import Workstation
 from core.store import oplog
 from core.store.blobs.base import BLOB_ID_PATTERN
@@ -205,6 +209,34 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+# Audited actions after which someone has been shown the workstation's recovery key in force:
+# a new key made (Settings → New recovery key…, ``careline keys recovery``) or a restore
+# (which shows the restored workstation's key; one never confirmed as stored is withdrawn).
+_RECOVERY_KEY_SHOWN = ("keys.recovery_replace", "backup.restore")
+
+
+def recovery_key_missing(ws: Workstation) -> str | None:
+    """Why nobody can open a backup of the open clinic in ``ws`` with its recovery key, as a
+    sentence to show; None when someone was shown the key in force. The demo clinic's first
+    key was made and never shown (core.records.demo), so it counts only once a new key was
+    made (or a restore showed one)."""
+    if ws.keychain().recovery_slot() is None:
+        return (
+            "This computer has no recovery key (the one made when it was restored was never "
+            "confirmed as stored, or it joined the clinic with nobody present)"
+        )
+    db = ws.database
+    if not is_demo_database(db):
+        return None
+    shown = db.query("SELECT 1 FROM audit_log WHERE action IN (?, ?) LIMIT 1", _RECOVERY_KEY_SHOWN)
+    if shown:
+        return None
+    return (
+        "Nobody was shown the demo clinic's recovery key (making the demo shows none, and no "
+        "new one has been made in it)"
+    )
+
+
 def create_backup(
     ws: Workstation,
     target: Path,
@@ -227,9 +259,14 @@ def create_backup(
         raise BackupError(f"the folder {target.parent} does not exist", field="target")
     keys = ws.unlocked_keys
     chain = ws.keychain()
-    slot = next((s for s in chain.slots if s.kind == "recovery"), None)
-    if slot is None:
-        raise BackupError("this workstation has no recovery key slot to seal the backup to")
+    missing = recovery_key_missing(ws)
+    slot = chain.recovery_slot() if missing is None else None
+    if missing is not None and passphrase is None:
+        raise BackupError(
+            f"{missing}: a backup of it would open only with a backup passphrase, and none "
+            "was given",
+            field="passphrase",
+        )
     db = ws.database
     authorize.require(db, actor, action)
     old_id = str(db.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0])
@@ -248,9 +285,13 @@ def create_backup(
         files += held.files
         manifest = {"format": CONTENT_FORMAT, "version": CONTENT_VERSION,
                     "db_key": copy_key.hex(), "pending": held.pending}  # fmt: skip
-        openers = [sealed_file.recovery_opener(content_key, keys.kek.read(), slot, chain.db_id, 0)]
+        openers: list[sealed_file.Opener] = []
+        if slot is not None:
+            openers.append(
+                sealed_file.recovery_opener(content_key, keys.kek.read(), slot, chain.db_id, 0)
+            )
         if passphrase is not None:
-            openers.append(sealed_file.passphrase_opener(content_key, passphrase, 1))
+            openers.append(sealed_file.passphrase_opener(content_key, passphrase, len(openers)))
         # Counts only (no names, no sizes of single files): what ``backup info`` shows.
         info = {"replica_id": old_id, "schema_version": LATEST_VERSION,
                 "attachments": len(held.files), "attachments_not_held": held.not_held}  # fmt: skip

@@ -505,6 +505,84 @@ def test_escape_from_the_change_after_a_reset_leaves_the_clinic_closed(
     assert window.session is None
 
 
+def decline_the_change(qtbot: QtBot, window: MainWindow, username: str, password: str) -> None:
+    """Sign in with a password someone else set and press Escape at "choose your own
+    password"; wait until the person is signed out."""
+    page = window.sign_in_page
+    type_into(qtbot, page.username, username)
+    type_into(qtbot, page.password, password)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.change_dialog is not None, timeout=10_000)
+    dialog = page.change_dialog
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    QTest.keyClick(dialog.new, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: "choose your own password" in page.notice.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: not window.workstation.is_signed_in, timeout=5_000)
+
+
+def test_escape_at_the_change_leaves_no_key_slot_for_the_password_an_admin_set(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The security report: Lise's first sign-in on this computer, with the password an
+    administrator had reset at another desk, made a key slot here that it opens; Escape at
+    "choose your own password" signed her out but left the slot, so the administrator's
+    password went on opening this computer's database key once the clinic was closed."""
+    clinic.sign_in(ADMIN, PASSWORD)
+    staff = Staff(clinic.records)  # as at another desk, synced here: no slot of hers here
+    staff.add("lise", "Lise Moreau", "nurse", FIRST)
+    staff.reset_password("lise", RESET)
+    clinic.lock()
+    window = make_window(clinic)
+    sign_in(qtbot, window)  # the admin opens the clinic here, and signs out
+    window.workspace.lock_action.trigger()  # Sign out
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    qtbot.waitUntil(page.close_button.isVisible, timeout=5_000)
+
+    decline_the_change(qtbot, window, "lise", RESET)
+    assert window.workstation.is_unlocked  # found open: left open
+    assert window.workstation.password_users() == [ADMIN]
+
+    click(page.close_button)  # the end of the day
+    qtbot.waitUntil(lambda: page.state.text().startswith("The clinic is closed"), timeout=5_000)
+    page.username.clear()
+    type_into(qtbot, page.username, "lise")
+    type_into(qtbot, page.password, RESET)
+    click(page.button)
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert "has not signed in on this workstation before" in page.error.text()
+    assert not window.workstation.is_unlocked and window.session is None
+
+
+def test_after_escape_at_the_change_the_next_person_is_not_told_to_change_theirs(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
+) -> None:
+    """The tester's report: after Lise pressed Escape at "choose your own password", the
+    sign-in screen went on saying "You need to choose your own password before using
+    Careline" while the next person signed in. It speaks to Lise by name, and goes once
+    another name is typed (nor does it come back with hers)."""
+    clinic_with(clinic, ("lise", "nurse", FIRST))
+    window = make_window(clinic)
+    page = window.sign_in_page
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is page)
+    decline_the_change(qtbot, window, "lise", FIRST)
+    assert page.notice.isVisible() and page.notice.text().startswith("Lise,")
+
+    page.username.selectAll()  # the next person types their own name over hers
+    type_into(qtbot, page.username, ADMIN)
+    assert not page.notice.isVisible() and page.notice.text() == ""
+    page.username.selectAll()
+    type_into(qtbot, page.username, "lise")
+    assert not page.notice.isVisible()
+    page.username.selectAll()
+    type_into(qtbot, page.username, ADMIN)
+    type_into(qtbot, page.password, "not the password")
+    click(page.button)
+    qtbot.waitUntil(lambda: page.error.isVisible() and not page.busy, timeout=10_000)
+    assert not page.notice.isVisible()
+
+
 def test_an_admin_with_two_factor_types_the_code_after_the_password(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory
 ) -> None:

@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QLabel, QWizard
 from pytestqt.qtbot import QtBot
 
+from app.admin.backup import BackupDialog
 from app.main_window import MainWindow
 from app.session.first_run import FirstRunWizard
+from core.crypto import sealed_file
 from core.crypto.kdf import FAST_PARAMS
 from core.records import demo
 from core.records.workstation import Workstation
 from tests.ui.conftest import WindowFactory, sign_in
 
 PATIENTS = 25
+PHRASE = "a long backup passphrase"
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +95,40 @@ def test_careline_demo_without_a_demo_offers_to_make_it(
     window = make_window(fresh_workstation, demo=True)
     wizard = window.first_run
     assert wizard is not None and wizard.currentPage() is wizard.demo_page
+
+
+def test_a_demo_backup_says_its_passphrase_alone_opens_it_and_asks_for_one(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's report: Back up now… in the demo said "This computer's recovery key
+    opens it", and the saved file "opens with the recovery key", but the demo never shows
+    a recovery key. It now says only the passphrase opens it, and requires one."""
+    home = tmp_path / "clinic"
+    demo.create_demo(home, patients=8, kdf_params=FAST_PARAMS)
+    window = make_window(Workstation(home, kdf_params=FAST_PARAMS), demo=True)
+    sign_in(qtbot, window, "demo", demo.DEMO_PASSWORD)
+    assert window.backups.backup_action.isVisible()  # the demo user is an administrator
+    window.backups.backup_action.trigger()  # Settings → Back up now…
+    dialog = window.backups.dialog
+    assert isinstance(dialog, BackupDialog)
+    qtbot.waitExposed(dialog)
+
+    def said() -> str:
+        return " ".join(label.text() for label in dialog.findChildren(QLabel) if label.isVisible())
+
+    qtbot.waitUntil(lambda: "only the backup passphrase" in said(), timeout=5_000)
+    assert "Nobody was shown the demo clinic's recovery key" in said()
+    assert "recovery key opens it" not in said()
+    assert dialog.use_passphrase.isChecked() and not dialog.use_passphrase.isEnabled()
+
+    target = tmp_path / "demo.clbackup"
+    for field, text in ((dialog.path, str(target)), (dialog.passphrase, PHRASE),
+                        (dialog.repeat, PHRASE)):  # fmt: skip
+        field.setFocus()
+        QTest.keyClicks(field, text)
+    QTest.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.outcome.isVisible, timeout=15_000)
+    assert "It opens with the passphrase." in dialog.outcome.text()
+    assert "recovery key" not in dialog.outcome.text()
+    with target.open("rb") as src:
+        assert sealed_file.read_header(src, str(target)).kinds() == ["passphrase"]
