@@ -88,10 +88,10 @@ def check_file(path: Path) -> str:
     if size == 0 or not head:
         raise FileRefused(f"{name} is empty (0 bytes): there is nothing to add")
     if size > MAX_FILE_BYTES:
-        raise FileRefused(
-            f"{name} is {size_text(size)}, larger than the {size_text(MAX_FILE_BYTES)} a file "
-            "in a chart may be"
-        )
+        shown, limit = size_text(size), size_text(MAX_FILE_BYTES)
+        if shown == limit:  # just past it: "256 MB, larger than the 256 MB" says nothing
+            shown, limit = f"{size:,} bytes", f"{MAX_FILE_BYTES:,} bytes ({limit})"
+        raise FileRefused(f"{name} is {shown}, larger than the {limit} a file in a chart may be")
     media_type = media_type_of(path)
     if media_type in _SIGNED_KINDS and not _matches(media_type, head):
         claimed = _SIGNED_KINDS[media_type][0]
