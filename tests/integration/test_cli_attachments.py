@@ -173,12 +173,14 @@ def test_removing_a_file_is_refused_with_the_matrix_wording(tmp_path: Path) -> N
     code, out, err = run_as(data, "doc", "attachment", "add", pid, str(letter), "--title", "L")
     assert code == 0, err
     file_id = json.loads(out)["id"]
+    removing, changing = ACTIONS["attachment.delete"], ACTIONS["attachment.update"]
+    assert removing is not None and changing is not None
     code, out, err = run_as(data, "adm", "attachment", "remove", file_id, "--reason", "wrong")
     assert code != 0 and out == ""
-    assert ACTIONS["attachment.delete"].refusal() in err
-    assert ACTIONS["attachment.delete"].refusal().endswith("can remove a file from a chart")
+    assert removing.refusal() in err
+    assert removing.refusal().endswith("can remove a file from a chart")
     code, out, err = run_as(data, "adm", "attachment", "edit", file_id, "--title", "X")
-    assert code != 0 and ACTIONS["attachment.update"].refusal() in err
+    assert code != 0 and changing.refusal() in err
     code, out, _err = run_as(data, "nina", "attachment", "list", pid)
     assert [a["id"] for a in json.loads(out)] == [file_id]  # still on the chart
     code, out, err = run_as(data, "nina", "attachment", "remove", file_id, "--reason", "Dup")
