@@ -23,6 +23,7 @@ from typing import TypeVar
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -40,6 +41,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart.cards import list_table
+from app.chart.permits import ANY, restrict
+from app.chart.visit_view import local_time
 from app.messages import describe_error, validation_text
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
@@ -56,6 +59,8 @@ from app.widgets import (
 from core.records import validation
 from core.records.changeset import Changes
 from core.records.errors import ValidationError
+from core.records.removed_attachments import REASONS
+from core.sync.attachment_files import FileRefused, check_file
 from core.sync.attachments import HERE, SAVED, VIEWED, Attachment, Attachments, where_shown
 
 T = TypeVar("T")
@@ -80,6 +85,40 @@ class _Progress(QObject):
         self.moved.emit(done, total)
 
 
+def _detail_fields(title: str) -> tuple[QLineEdit, QLineEdit, QComboBox]:
+    """A file's Title, Date and Category boxes (adding one, correcting one)."""
+    title_box = QLineEdit(title)
+    date = QLineEdit()
+    date.setPlaceholderText("YYYY-MM-DD (the document's date, optional)")
+    category = QComboBox()
+    category.setAccessibleName("Category")
+    category.setEditable(True)
+    category.addItems(["", *CATEGORIES])
+    line = category.lineEdit()
+    if line is not None:  # editable: it has one
+        line.setPlaceholderText("Optional: choose or type one")
+    ignore_wheel(category)  # scrolled over, it put "lab" in the box unasked
+    return title_box, date, category
+
+
+def _checked_details(
+    errors: dict[str, QLabel], title_box: QLineEdit, date_box: QLineEdit
+) -> tuple[dict[QLabel, str], str, str | None]:
+    """The problems of a file's title and date (each under its field), the title, the date.
+    The date is checked here, as core will: a wrong one keeps the dialog open with
+    everything typed in it."""
+    problems: dict[QLabel, str] = {}
+    title = title_box.text().strip()
+    if not title:
+        problems[errors["title"]] = "Give the file a title."
+    date: str | None = None
+    try:
+        date = validation.past_date("date", date_box.text())
+    except ValidationError as exc:
+        problems[errors["date"]] = validation_text(exc, "attachment")
+    return problems, title, date
+
+
 class AddAttachmentDialog(TypedForm):
     """Title, date and category of a file about to be added (a file dropped on the tab
     comes chosen; its name is the first title).
@@ -96,17 +135,7 @@ class AddAttachmentDialog(TypedForm):
         self.file_label = QLabel(path.name if path else "No file chosen")
         self.browse = QPushButton("Choose file…")
         self.browse.clicked.connect(self.choose_file)
-        self.title = QLineEdit(path.stem if path else "")
-        self.date = QLineEdit()
-        self.date.setPlaceholderText("YYYY-MM-DD (the document's date, optional)")
-        self.category = QComboBox()
-        self.category.setAccessibleName("Category")
-        self.category.setEditable(True)
-        self.category.addItems(["", *CATEGORIES])
-        line = self.category.lineEdit()
-        if line is not None:  # editable: it has one
-            line.setPlaceholderText("Optional: choose or type one")
-        ignore_wheel(self.category)  # scrolled over, it put "lab" in the box unasked
+        self.title, self.date, self.category = _detail_fields(path.stem if path else "")
         # A message under each field it is about (one form-level line under Category said
         # one thing at a time, about whichever field): see TypedForm.show_problems.
         self.errors = {name: error_label() for name in ("file", "title", "date")}
@@ -172,20 +201,17 @@ class AddAttachmentDialog(TypedForm):
     def values(self) -> tuple[Path, str, str | None, str | None] | None:
         """(file, title, date, category), or None with every problem shown at once, each
         under its field, the keyboard in the first of them."""
-        problems: dict[QLabel, str] = {}
         path = self.path
+        problems, title, date = _checked_details(self.errors, self.title, self.date)
         if path is None or not path.is_file():
             problems[self.errors["file"]] = "Choose a file to add."
-        title = self.title.text().strip()
-        if not title:
-            problems[self.errors["title"]] = "Give the file a title."
-        # Checked here, as core will: a wrong date keeps the dialog open with everything
-        # typed in it (refused after closing, the file, title and category were lost).
-        date: str | None = None
-        try:
-            date = validation.past_date("date", self.date.text())
-        except ValidationError as exc:
-            problems[self.errors["date"]] = validation_text(exc, "attachment")
+        else:
+            # An empty, oversized or fake file is named here, as core refuses it (it reads
+            # the file's first kilobyte only), and the dialog stays open to choose another.
+            try:
+                check_file(path)
+            except FileRefused as exc:
+                problems[self.errors["file"]] = f"{exc}."
         if self.show_problems(problems, select=True) or path is None:
             return None
         return (path, title, date, self.category.currentText().strip() or None)
@@ -193,6 +219,100 @@ class AddAttachmentDialog(TypedForm):
     def accept(self) -> None:
         """Close only with a file and a title."""
         if self.values() is not None:
+            super().accept()
+
+
+class EditAttachmentDialog(TypedForm):
+    """Correct a file's title, date or category (the file itself stays as it is)."""
+
+    def __init__(self, item: Attachment, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("editAttachmentDialog")
+        self.setWindowTitle("Change a file's details")
+        self.setMinimumWidth(520)
+        self.item = item
+        self.title, self.date, self.category = _detail_fields(item.title)
+        self.date.setText(item.date or "")
+        self.category.setCurrentText(item.category or "")
+        self.errors = {name: error_label() for name in ("title", "date")}
+        self.clears_on_edit([(self.title, self.errors["title"]), (self.date, self.errors["date"])])
+        form = form_layout()
+        form.addRow("File", QLabel(item.filename))
+        form.addRow("Title", self.title)
+        form.addRow("", self.errors["title"])
+        form.addRow("Date", self.date)
+        form.addRow("", self.errors["date"])
+        form.addRow("Category", self.category)
+        buttons, self.save_button = action_buttons(self, self.accept)
+        heading = QLabel(f"Change the details of {item.filename}")
+        heading.setObjectName("dialogHeading")
+        dialog_layout(self, heading, form, buttons)
+        self.save_button.setDefault(True)
+        self.title.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.title.selectAll()
+
+    def values(self) -> tuple[str, str, str] | None:
+        """(title, date or "", category or ""), or None with the problems shown."""
+        problems, title, date = _checked_details(self.errors, self.title, self.date)
+        if self.show_problems(problems, select=True):
+            return None
+        return (title, date or "", self.category.currentText().strip())
+
+    def accept(self) -> None:
+        """Close only with a title and a right date."""
+        if self.values() is not None:
+            super().accept()
+
+
+class RemoveAttachmentDialog(TypedForm):
+    """Why a file is taken off the chart: a reason chosen or typed (it is kept, and listed
+    under "Show removed" with who removed it, when and why)."""
+
+    def __init__(self, item: Attachment, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("removeAttachmentDialog")
+        self.setWindowTitle("Remove a file from the chart")
+        self.setMinimumWidth(520)
+        self.item = item
+        heading = QLabel(f"Remove “{item.title}” from this chart?")
+        heading.setObjectName("dialogHeading")
+        heading.setWordWrap(True)
+        explain = QLabel(
+            "It leaves this chart on every workstation. Nothing is erased: the file is kept "
+            "in the clinic's records, and “Show removed” lists it with who removed it, when "
+            "and why."
+        )
+        explain.setObjectName("hint")
+        explain.setWordWrap(True)
+        self.reason = QComboBox()
+        self.reason.setAccessibleName("Reason")
+        self.reason.setEditable(True)
+        self.reason.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.reason.addItems(["", *REASONS])
+        line = self.reason.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("Choose a reason or type your own")
+        ignore_wheel(self.reason)
+        self.error = error_label()
+        self.clears_on_edit([(self.reason, self.error)])
+        form = form_layout()
+        form.addRow("Reason", self.reason)
+        form.addRow("", self.error)
+        buttons, self.remove_button = action_buttons(self, self.accept, "Remove from chart")
+        dialog_layout(self, heading, explain, form, buttons)
+        self.remove_button.setDefault(True)
+        self.reason.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def chosen_reason(self) -> str | None:
+        """The reason chosen or typed, or None with the problem shown."""
+        reason = self.reason.currentText().strip()
+        if self.show_problems({self.error: "Say why the file is removed."} if not reason else {}):
+            return None
+        return reason
+
+    def accept(self) -> None:
+        """Close only with a reason."""
+        if self.chosen_reason() is not None:
             super().accept()
 
 
@@ -291,6 +411,8 @@ class AttachmentsSection:
         # Decrypted copies handed to the system viewer go when the app does, at the latest.
         weakref.finalize(self, shutil.rmtree, self._opened, True)
         self.add_dialog: AddAttachmentDialog | None = None
+        self.dialog: EditAttachmentDialog | RemoveAttachmentDialog | None = None
+        self.permitted: frozenset[str] = ANY
         self.viewer: QDialog | None = None
         self.progress_signal = _Progress()
         self.transfers: AttachmentTransfers | None = None
@@ -309,6 +431,14 @@ class AttachmentsSection:
         self.open_button.clicked.connect(self.open_selected)
         self.save_button = QPushButton("Save a copy…")
         self.save_button.clicked.connect(self.ask_save_copy)
+        self.edit_button = QPushButton("Edit details…")
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.remove_button = QPushButton("Remove…")
+        self.remove_button.clicked.connect(self.remove_selected)
+        # As the problem and medication lists show their past entries: files taken off the
+        # chart, greyed, with who removed them, when and why.
+        self.show_removed = QCheckBox("Show removed")
+        self.show_removed.toggled.connect(lambda _on: self.reload())
         self.progress = QProgressBar()
         self.progress.setObjectName("attachmentProgress")
         self.progress.hide()
@@ -320,9 +450,11 @@ class AttachmentsSection:
         hint = QLabel("Drop files here to add them to the chart.")
         hint.setObjectName("hint")
         buttons = QHBoxLayout()
-        for button in (self.add_button, self.open_button, self.save_button):
+        for button in (self.add_button, self.open_button, self.save_button,
+                       self.edit_button, self.remove_button):  # fmt: skip
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.show_removed)
         layout = QVBoxLayout(self.page)
         layout.addLayout(buttons)
         layout.addWidget(hint)
@@ -352,10 +484,11 @@ class AttachmentsSection:
         self.table.setRowCount(0)
         self.status.clear()
         self.progress.hide()
-        for dialog in (self.add_dialog, self.viewer):
+        for dialog in (self.add_dialog, self.viewer, self.dialog):
             if dialog is not None:
                 dialog.reject()  # not close(): that is the person's close button, which asks
-        self.add_dialog = self.viewer = None
+        self.add_dialog = self.viewer = self.dialog = None
+        self.show_removed.setChecked(False)  # the next chart opens on its current files
         # Decrypted copies handed to the system viewer: gone when the chart is left.
         shutil.rmtree(self._opened, ignore_errors=True)
         self._opened.mkdir(mode=0o700, exist_ok=True)
@@ -404,9 +537,14 @@ class AttachmentsSection:
         patient_id = self._patient_id
         if patient_id is None:
             return
+        removed = self.show_removed.isChecked()
+
+        def read(a: Attachments) -> tuple[list[Attachment], bool]:
+            return a.for_patient(patient_id, include_removed=removed), _has_server(a)
+
         self._operations.read(
             self.READ,
-            lambda: self._with_attachments(lambda a: (a.for_patient(patient_id), _has_server(a))),
+            lambda: self._with_attachments(read),
             lambda found: self._arrived(patient_id, *found),
             self._failed,
         )
@@ -422,11 +560,15 @@ class AttachmentsSection:
         self._items = items
         self.table.setRowCount(len(items))
         for row, a in enumerate(items):
-            cells = (a.date or a.created_at[:10], a.title, a.category or "", a.filename,
-                     where_shown(a.availability, has_server))  # fmt: skip
+            where = removed_text(a) if a.removed else where_shown(a.availability, has_server)
+            cells = (a.date or a.created_at[:10], a.title, a.category or "", a.filename, where)
             for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(text))
-        if not items:
+                cell = QTableWidgetItem(text)
+                if a.removed:
+                    cell.setForeground(Qt.GlobalColor.gray)
+                    cell.setToolTip(where)
+                self.table.setItem(row, column, cell)
+        if not items and not self.status.text():  # not over what was just done ("Removed…")
             self.status.setText("No files in this chart yet.")
         self._update_buttons()
 
@@ -446,9 +588,20 @@ class AttachmentsSection:
 
     def _update_buttons(self) -> None:
         self.add_button.setEnabled(self._patient_id is not None)
-        chosen = self.selected() is not None
-        self.open_button.setEnabled(chosen)
-        self.save_button.setEnabled(chosen)
+        item = self.selected()
+        # A removed file is listed for the record; it is neither opened from the chart nor
+        # changed (core no longer finds it on the chart).
+        on_chart = item is not None and not item.removed
+        self.open_button.setEnabled(on_chart)
+        self.save_button.setEnabled(on_chart)
+        restrict(self.edit_button, self.permitted, "attachment.update", enabled=on_chart)
+        restrict(self.remove_button, self.permitted, "attachment.delete", enabled=on_chart)
+
+    def set_permitted(self, permitted: frozenset[str]) -> None:
+        """What the signed-in person may do on this chart (Edit details… and Remove… follow;
+        core refuses them anyway)."""
+        self.permitted = permitted
+        self._update_buttons()
 
     def _moved(self, done: int, total: int) -> None:
         self.progress.show()
@@ -490,6 +643,70 @@ class AttachmentsSection:
 
     def _add_failed(self, exc: Exception) -> None:
         self.status.setText(f"Not added: {describe_error(exc)}")
+
+    # ----- correcting and removing --------------------------------------------------------
+
+    def _open_dialog(self, dialog: EditAttachmentDialog | RemoveAttachmentDialog) -> None:
+        if self.dialog is not None:
+            self.dialog.reject()
+        self.dialog = dialog
+        dialog.open()
+
+    def edit_selected(self) -> None:
+        """Ask for the highlighted file's corrected title, date and category."""
+        item = self.selected()
+        if item is None or item.removed:
+            return
+        dialog = EditAttachmentDialog(item, self.page)
+        dialog.accepted.connect(lambda: self._edit_accepted(dialog))
+        self._open_dialog(dialog)
+
+    def _edit_accepted(self, dialog: EditAttachmentDialog) -> None:
+        values = dialog.values()
+        if values is None:
+            return
+        title, date, category = values
+        item = dialog.item
+
+        def edit() -> Attachment:
+            return self._with_attachments(
+                lambda a: a.edit(item.id, title=title, date=date, category=category)
+            )
+
+        self._operations.submit(
+            edit,
+            lambda done: self.status.setText(f"Changed the details of {done.title}."),
+            lambda exc: self.status.setText(f"Not changed: {describe_error(exc)}"),
+            label="change attachment",
+        )
+
+    def remove_selected(self) -> None:
+        """Ask why the highlighted file leaves the chart, then take it off."""
+        item = self.selected()
+        if item is None or item.removed:
+            return
+        dialog = RemoveAttachmentDialog(item, self.page)
+        dialog.accepted.connect(lambda: self._remove_accepted(dialog))
+        self._open_dialog(dialog)
+
+    def _remove_accepted(self, dialog: RemoveAttachmentDialog) -> None:
+        reason = dialog.chosen_reason()
+        if reason is None:
+            return
+        item = dialog.item
+
+        def remove() -> None:
+            self._with_attachments(lambda a: a.remove(item.id, reason))
+
+        self._operations.submit(
+            remove,
+            lambda _done: self.status.setText(
+                f"Removed {item.title} from the chart ({reason}). It is kept: "
+                "“Show removed” lists it."
+            ),
+            lambda exc: self.status.setText(f"Not removed: {describe_error(exc)}"),
+            label="remove attachment",
+        )
 
     # ----- opening and saving ------------------------------------------------------------
 
@@ -599,6 +816,12 @@ class AttachmentsSection:
     def _saved(self, path: Path) -> None:
         self.progress.hide()
         self.status.setText(f"Saved a copy to {path}.")
+
+
+def removed_text(item: Attachment) -> str:
+    """``Removed 2026-12-06 14:02 by nina: Added to the wrong chart`` (local time)."""
+    when = local_time(item.removed_at)
+    return f"Removed {when} by {item.removed_by}: {item.removed_reason or 'no reason given'}"
 
 
 def _shown_inside(item: Attachment) -> bool:

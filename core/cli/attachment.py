@@ -1,4 +1,5 @@
-"""``careline attachment add|list|get|key``: files in a chart, encrypted on this workstation."""
+"""``careline attachment add|list|get|edit|remove|key``: files in a chart, encrypted on this
+workstation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from core.cli.context import EXIT_OK, CliError, Context
 from core.cli.registry import CommandGroup, actions
+from core.records.removed_attachments import WRONG_CHART
 from core.sync.attachments import Attachment, Attachments, export_key, import_key, where_shown
 
 
@@ -22,8 +24,24 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--title", required=True)
     add.add_argument("--date", help="the document's date, YYYY-MM-DD")
     add.add_argument("--category", help="e.g. letter, lab, imaging, photo")
-    listing = attachment.add_parser("list", help="a chart's files and where they are")
+    listing = attachment.add_parser(
+        "list", help="a chart's files and where they are (--removed: those taken off too)"
+    )
     listing.add_argument("patient_id")
+    listing.add_argument("--removed", action="store_true",
+                         help="also list the files taken off the chart, and why")  # fmt: skip
+    edit = attachment.add_parser("edit", help="correct a file's title, date or category")
+    edit.add_argument("attachment_id")
+    edit.add_argument("--title")
+    edit.add_argument("--date", help="the document's date, YYYY-MM-DD ('' clears it)")
+    edit.add_argument("--category", help="e.g. letter, lab ('' clears it)")
+    remove = attachment.add_parser(
+        "remove",
+        help="take a file off its chart (kept, and listed with 'list --removed')",
+    )
+    remove.add_argument("attachment_id")
+    remove.add_argument("--reason", required=True,
+                        help=f"why, e.g. '{WRONG_CHART}'")  # fmt: skip
     get = attachment.add_parser("get", help="save a copy of a file (fetched if needed)")
     get.add_argument("attachment_id")
     get.add_argument("-o", "--output", type=Path, required=True)
@@ -45,7 +63,11 @@ def line(a: Attachment, has_server: bool) -> str:
     when = a.date or a.created_at[:10]
     kind = f" [{a.category}]" if a.category else ""
     where = where_shown(a.availability, has_server)
-    return f"{a.id}  {when}  {a.title}{kind}  {a.filename} ({a.size} bytes, {where})"
+    text = f"{a.id}  {when}  {a.title}{kind}  {a.filename} ({a.size} bytes, {where})"
+    if a.removed_at is not None:
+        at = a.removed_at[:16].replace("T", " ")
+        text += f"  REMOVED by {a.removed_by} at {at} UTC: {a.removed_reason}"
+    return text
 
 
 def run(ctx: Context) -> int:
@@ -95,9 +117,21 @@ def run(ctx: Context) -> int:
         )
         ctx.emit(a.to_dict(), f"Added {line(a, server)}")
     elif args.action == "list":
-        found = attachments.for_patient(args.patient_id)
+        found = attachments.for_patient(args.patient_id, include_removed=args.removed)
         ctx.emit([a.to_dict() for a in found],
                  "\n".join(line(a, server) for a in found) or "No attachments.")  # fmt: skip
+    elif args.action == "edit":
+        a = attachments.edit(
+            args.attachment_id, title=args.title, date=args.date, category=args.category
+        )
+        ctx.emit(a.to_dict(), f"Changed {line(a, server)}")
+    elif args.action == "remove":
+        attachments.remove(args.attachment_id, args.reason)
+        ctx.emit(
+            {"id": args.attachment_id, "removed": True, "reason": args.reason},
+            f"Removed attachment {args.attachment_id} from its chart ({args.reason}); it is "
+            "kept, and listed by 'careline attachment list --removed'.",
+        )
     else:
 
         def show(done: int, total: int) -> None:

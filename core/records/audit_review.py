@@ -23,6 +23,7 @@ from core.records import validation as v
 from core.records.break_glass_audit import worked_under
 from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
+from core.records.removed_attachments import removed_from
 from core.records.types import RECORD_TYPES
 from core.store.database import Database, Row
 
@@ -254,6 +255,10 @@ def patients_of(db: Database, rows: Sequence[AuditRow]) -> dict[int, str]:
             for record_id, patient_id in db.query(query, tuple(chunk)):
                 if patient_id:
                     holder[(entity, str(record_id))] = str(patient_id)
+    if "attachment" in wanted:  # a file taken off its chart: its document names the patient
+        listed = [i for i in wanted["attachment"] if ("attachment", i) not in holder]
+        for gone in removed_from(db, None, listed):
+            holder[("attachment", gone.record_id)] = str(gone.values.get("patient_id") or "")
     for r in rows:
         if r.seq not in about and (found := holder.get((r.entity, r.entity_id))):
             about[r.seq] = found
@@ -266,12 +271,15 @@ def workstation_name(db: Database) -> str:
     return f"this workstation ({rows[0][0]})" if rows else "this workstation"
 
 
-def _where(f: AuditFilter) -> tuple[str, list[Any]]:
+def _where(f: AuditFilter, removed: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """The SQL condition and its parameters; ``removed``: the ids of files taken off the
+    patient's chart (no row names their patient any more, their documents do)."""
     clauses: list[str] = []
     params: list[Any] = []
     if f.patient:
         records = " UNION ".join(
-            f"SELECT id FROM {t} WHERE patient_id = ?" for t in _chart_tables()
+            [f"SELECT id FROM {t} WHERE patient_id = ?" for t in _chart_tables()]
+            + [f"SELECT ?{'' if i else ' AS id'}" for i in range(len(removed))]
         )
         # A chart's restriction and care team (access.grant / access.revoke) name it as
         # the tuple's object: entries older than their "patient" detail are found so too.
@@ -283,6 +291,7 @@ def _where(f: AuditFilter) -> tuple[str, list[Any]]:
         )
         params += [f.patient, f.patient, "patient:" + f.patient]
         params += [f.patient] * len(_chart_tables())
+        params += list(removed)
     if f.user:
         # A failed sign-in is recorded by no one, naming the account tried.
         clauses.append("(actor = ? OR (action = 'user.sign_in_failed' AND entity_id = ?))")
@@ -316,7 +325,8 @@ def _row(r: Row, workstation: str) -> AuditRow:
 
 def list_entries(db: Database, f: AuditFilter = AuditFilter()) -> list[AuditRow]:
     """This workstation's audit entries matching ``f``, newest first."""
-    where, params = _where(f)
+    removed = [r.record_id for r in removed_from(db, [f.patient])] if f.patient else []
+    where, params = _where(f, removed)
     limit = f" LIMIT {int(f.limit)}" if f.limit else ""
     rows = db.query(
         "SELECT seq, ts, actor, action, entity, entity_id, details FROM audit_log "

@@ -99,8 +99,10 @@ ACTIONS: dict[str, Rule | None] = {
     "encounter.reopen": _p("manage_visit", "reopen a visit"),
     "encounter.delete": _p("manage_visit", "delete a visit"),
     "attachment.create": _p("write_note", "attach a file to a chart"),
-    "attachment.update": _p("write_note", "change an attachment"),
-    "attachment.delete": _p("write_note", "delete an attachment"),
+    # Correcting a file's title, date or category; taking it off the chart with a reason
+    # (core/records/removed_attachments.py: kept, and listed as removed).
+    "attachment.update": _p("write_note", "change a file's details in a chart"),
+    "attachment.delete": _p("write_note", "remove a file from a chart"),
     "problem.add": _p("diagnose", "add a problem"),
     "problem.resolve": _p("diagnose", "resolve a problem"),
     "problems.add": _p("diagnose", "add a problem"),

@@ -23,6 +23,8 @@ _REASON = Field("reason", "Reason", v.optional_text)
 # core/records/fhir/importer.py in the op creating it): kept and replicated, not shown.
 # Older releases store and relay it as a field they do not know.
 SOURCE = "source"
+# Why a file was taken off a chart (an attachment's register, see ATTACHMENT).
+REMOVED_REASON = "removed_reason"
 
 
 def _patient_sort_key(values: dict[str, Any]) -> str:
@@ -371,6 +373,12 @@ ATTACHMENT = RecordType(
         "added_by",
     ),
     chart_entry=True,
+    # A file taken off the chart (core/records/removed_attachments.py) is deleted as any
+    # record is (the ``deleted`` register, which every release understands, so the file
+    # leaves the chart on a workstation not yet upgraded too), with why in this register,
+    # written in the same op. Bookkeeping: two people removing the same file at once are
+    # no conflict. Older releases store and relay it as a field they do not know.
+    bookkeeping=(REMOVED_REASON,),
 )
 
 CLINIC = RecordType("clinic", "clinic", (Field("name", "Clinic name", v.required_text, True),))

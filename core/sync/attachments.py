@@ -28,11 +28,11 @@ opened; never one still waiting for upload.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
 import json
-import mimetypes
 import os
 import tempfile
 import threading
@@ -47,13 +47,18 @@ from core.crypto.attachment_keys import KEY_SIZE, ClinicAttachmentKey, looks_com
 from core.crypto.errors import DecryptionError
 from core.crypto.streaming import ciphertext_size, largest_ciphertext_size
 from core.errors import CarelineError
+from core.records import merged
 from core.records import validation as v
 from core.records.clinic import ClinicRecords
 from core.records.entries import ClinicalEntries, entry_row
+from core.records.errors import ValidationError
+from core.records.removed_attachments import RemovedRecord, removed_from
+from core.records.removed_attachments import remove as remove_attachment
 from core.store.blobs import FilesystemBlobStore, get_attachment, put_attachment
 from core.store.blobs.errors import BlobIntegrityError
 from core.store.database import Database
 from core.sync import blob_client
+from core.sync.attachment_files import MAX_FILE_BYTES, FileRefused, check_file
 from core.sync.attachments_client import (
     TIMEOUT,
     AttachmentError,
@@ -132,6 +137,16 @@ class Attachment:
     created_at: str
     blob_id: str | None
     availability: str  # HERE, PENDING or REMOTE
+    # Set for a file taken off the chart (core/records/removed_attachments.py): who, when
+    # (UTC) and why. Listed only when removed files are asked for.
+    removed_by: str | None = None
+    removed_at: str | None = None
+    removed_reason: str | None = None
+
+    @property
+    def removed(self) -> bool:
+        """Whether the file was taken off the chart."""
+        return self.removed_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -378,12 +393,15 @@ class Attachments:
         category: str | None = None,
     ) -> Attachment:
         """Encrypt the file at ``path`` into the cache and record it in the chart; it is
-        uploaded at the next sync."""
+        uploaded at the next sync. An empty file, one past :data:`MAX_FILE_BYTES`, or a PDF
+        or image that is not what its name says is refused (FileRefused, naming the
+        problem) with nothing stored."""
         self.records.get_patient(patient_id)
         self.records.require("attachments.list", patient_id)
-        # The date is checked before the file is encrypted: refused afterwards, it left a
-        # blob marked for upload that no record refers to.
+        # The date and the file are checked before the file is encrypted: refused
+        # afterwards, they left a blob marked for upload that no record refers to.
         date = v.past_date("date", date)
+        media_type = check_file(path)
         key = current_key(self.records)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -394,11 +412,19 @@ class Attachments:
                 )  # fmt: skip
         except OSError as exc:
             raise AttachmentProblem(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if not 0 < stored.plaintext_size <= MAX_FILE_BYTES:
+            # Changed since it was checked (still being written by a scanner?): refused, and
+            # its blob dropped unless a file of the chart (or one waiting to upload) is it.
+            held = self.records.db.query(
+                "SELECT 1 FROM attachments WHERE blob_id = ?", (stored.blob_id,)
+            )
+            if not held and stored.blob_id not in self.pending():
+                self.cache.delete(stored.blob_id)
+            raise FileRefused(f"{path.name} changed while it was being added; add it again")
         sha256 = _file_sha256(self.cache.path_for(stored.blob_id))
         mark = self._pending_mark(stored.blob_id)
         mark.parent.mkdir(mode=0o700, exist_ok=True)
         mark.touch()
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         record_id = self.entries.add(
             "attachment", patient_id,
             {
@@ -416,13 +442,57 @@ class Attachments:
         row = self.entries.get("attachment", record_id)  # attachments.list on its chart
         return self._attachment({"id": record_id, **row})
 
-    def for_patient(self, patient_id: str) -> list[Attachment]:
-        """A patient's attachments, newest first."""
+    def for_patient(self, patient_id: str, *, include_removed: bool = False) -> list[Attachment]:
+        """A patient's attachments, newest first; ``include_removed``: with the files taken
+        off the chart (each saying who removed it, when and why)."""
         self.records.get_patient(patient_id)
         found = [self._attachment(r) for r in self.entries.for_patient("attachment", patient_id)]
+        if include_removed:  # the read just checked covers them: the same chart's files
+            charts = merged.chart_ids(self.records.db, patient_id)
+            found += [self._removed(r) for r in removed_from(self.records.db, charts)]
         return sorted(
             found, key=lambda a: (a.date or a.created_at[:10], a.created_at), reverse=True
         )
+
+    def _removed(self, gone: RemovedRecord) -> Attachment:
+        values = gone.values
+        item = self._attachment(
+            {**values, "id": gone.record_id, "size": values["size"] or 0,
+             "filename": values["filename"] or "", "created_at": values["created_at"] or ""}
+        )  # fmt: skip
+        removal = gone.removal
+        return dataclasses.replace(
+            item, removed_by=removal.by, removed_at=removal.at, removed_reason=removal.reason
+        )
+
+    def remove(self, record_id: str, reason: str | None) -> None:
+        """Take a file off its chart, saying why (core/records/removed_attachments.py): it
+        leaves the chart's list on every workstation and is listed as removed; the
+        encrypted file is kept (here, and on the server once uploaded)."""
+        remove_attachment(self.records, record_id, reason)
+
+    def edit(
+        self,
+        record_id: str,
+        *,
+        title: str | None = None,
+        date: str | None = None,
+        category: str | None = None,
+    ) -> Attachment:
+        """Correct a file's title, date or category (those given; ``""`` clears a date or
+        category). A title cannot be emptied. Audited as ``attachment.update`` naming the
+        fields changed; the write gate checks it."""
+        fields: dict[str, str | None] = {}
+        if title is not None:
+            fields["title"] = v.required_text("title", title)
+        if date is not None:
+            fields["date"] = date or None
+        if category is not None:
+            fields["category"] = category.strip() or None
+        if not fields:
+            raise ValidationError("title", "give a new title, date or category")
+        self.entries.update("attachment", record_id, fields)
+        return self.get(record_id)
 
     def fetch(
         self, record_id: str, progress: Progress | None = None, *, opening: bool = False

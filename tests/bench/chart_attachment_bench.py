@@ -20,6 +20,7 @@ from typing import Any
 
 from core.sync import blob_client
 from core.sync.attachments import Attachments
+from tests.attachment_content import as_named
 from tests.integration.server_fixtures import add_clinic, join_clinic, live_server, sync_at
 
 SIZE = 200 * 10**6
@@ -36,7 +37,7 @@ def _write(path: Path) -> None:
         left = SIZE
         while left:
             n = min(left, len(block))
-            out.write(block[:n])
+            out.write(as_named(path.name, block[:n]) if left == SIZE else block[:n])
             left -= n
 
 

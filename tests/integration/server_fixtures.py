@@ -31,6 +31,7 @@ from core.sync.attachments import Attachments
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, tls_trust
 from core.sync.http_transport import HttpTransport
 from core.sync.session import SyncReport, sync
+from tests.attachment_content import as_named
 from tests.conftest import PASSWORD
 from tests.integration.server_process import ServerProcess
 from tests.services import free_port
@@ -285,8 +286,8 @@ class Desks:
     def add(self, patient: str, name: str, size: int) -> Added:
         """A file of ``size`` bytes added on A and uploaded."""
         source = self.folder / name
-        # The name first: equal files share one blob.
-        body = name.encode() + MARKER * (size // len(MARKER) + 1)
+        # The name first (after the start its kind has): equal files share one blob.
+        body = as_named(name, b"") + name.encode() + MARKER * (size // len(MARKER) + 1)
         source.write_bytes(body[:size])
         on_a = self.on_a()
         item = on_a.add(patient, source, title=name)

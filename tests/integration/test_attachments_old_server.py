@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.sync.attachments import PENDING, REMOTE, AttachmentProblem, Attachments
+from tests.attachment_content import as_named
 from tests.integration.server_fixtures import enroll_desk, sync_at
 from tests.integration.server_process import ServerProcess
 from tests.releases import PREVIOUS, release
@@ -48,7 +49,7 @@ def test_the_previous_release_relays_attachment_records(
     (a, a_cred), (b, b_cred) = desks
     patient = a.records.add_patient("Relay", "Rita", "1975-05-05").id
     scan = tmp_path / "scan.png"
-    scan.write_bytes(b"\x89PNG not really" * 1000)
+    scan.write_bytes(as_named("scan.png", b"not really a PNG" * 1000))
     on_a = Attachments(a.records, tmp_path / "d0", credential=a_cred)
     on_a.add(patient, scan, title="Wound photo", date="2026-12-01", category="photo")
 

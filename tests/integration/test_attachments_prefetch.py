@@ -19,6 +19,7 @@ from core.records.visits import Visits
 from core.records.workstation import Workstation
 from core.sync.attachments import HERE, REMOTE, Attachments
 from core.sync.prefetch import BOOKED, NEWEST, VISIT, Prefetcher, plan
+from tests.attachment_content import as_named
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import MARKER, Desks, sync_at
 from tests.integration.test_cli import careline
@@ -91,7 +92,7 @@ def test_the_prefetch_keeps_to_its_share_and_never_evicts_opened_or_waiting_file
     desks.sync_both()
     # On B: a file someone opened, and one added here while offline (waiting to upload).
     desks.on_b().read(opened.id)
-    (desks.folder / "scan.pdf").write_bytes(b"s" * 800 * KiB)
+    (desks.folder / "scan.pdf").write_bytes(as_named("scan.pdf", b"s" * 800 * KiB))
     waiting = desks.on_b(online=False).add(booked, desks.folder / "scan.pdf", title="scan")
     assert waiting.blob_id is not None and opened.blob_id is not None
 
@@ -138,7 +139,7 @@ def test_damaged_or_forged_blobs_are_dropped_never_kept(desks: Desks) -> None:
     # only the chunk's tag tells (as opening would).
     on_a = desks.on_a()
     source = desks.folder / "forged.pdf"
-    source.write_bytes(b"f" * 200 * KiB)
+    source.write_bytes(as_named("forged.pdf", b"f" * 200 * KiB))
     forged = Attachments(desks.a.records, desks.folder / "a", credential=None).add(
         patient, source, title="forged"
     )

@@ -14,6 +14,7 @@ from core.records.workstation import Workstation
 from core.sync.attachments import HERE, PENDING, Attachments
 from core.sync.backup import create_backup, restore_backup
 from core.sync.join import JoinRequest, join_clinic
+from tests.attachment_content import as_named
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import MARKER, Added, Desks, sync_at
 from tests.integration.test_cli import as_admin, careline
@@ -30,7 +31,7 @@ def _fetched_and_pending(desks: Desks) -> tuple[str, Added, Added]:
     on_b = desks.on_b()
     assert on_b.fetch(xray.id).availability == HERE
     letter = desks.folder / "letter.pdf"
-    letter.write_bytes(b"letter.pdf" + MARKER * 5000)
+    letter.write_bytes(as_named("letter.pdf", b"letter.pdf" + MARKER * 5000))
     own = on_b.add(patient, letter, title="Referral letter")
     assert own.availability == PENDING and own.blob_id is not None
     return patient, xray, Added(own.id, own.blob_id)

@@ -30,6 +30,7 @@ from core.sync.attachments import (
     import_key,
 )
 from core.sync.enroll import ServerCredential, tls_trust
+from tests.attachment_content import as_named
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
 from tests.services import Service, free_port
 
@@ -65,7 +66,7 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
 
 def _letter(path: Path, size: int) -> Path:
     with path.open("wb") as out:
-        out.write(MARKER)
+        out.write(as_named(path.name, MARKER))  # begins as its kind does; the marker follows
         remaining = size - len(MARKER)
         while remaining > 0:
             piece = min(remaining, MiB)

@@ -17,6 +17,7 @@ import pytest
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.backup import restored_identity
+from tests.attachment_content import as_named
 from tests.cheap_kdf import with_cheap_kdf
 from tests.crafted_backups import write_crafted
 from tests.integration.staff_clinic import make_staff_clinic, run_as
@@ -197,7 +198,7 @@ def with_file(clinic: tuple[Path, str], tmp_path: Path) -> WithFile:
     data, recovery = clinic
     [patient] = as_admin(data, "patient", "search", "okafor")
     xray = tmp_path / "chest-xray.png"
-    xray.write_bytes((MARKER * (XRAY_SIZE // len(MARKER) + 1))[:XRAY_SIZE])
+    xray.write_bytes(as_named(xray.name, (MARKER * (XRAY_SIZE // len(MARKER) + 1))[:XRAY_SIZE]))
     added = as_admin(data, "attachment", "add", patient["id"], str(xray), "--title",
                      "Chest X-ray")  # fmt: skip
     return WithFile(data, recovery, patient["id"], added, xray)

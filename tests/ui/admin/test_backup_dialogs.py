@@ -31,6 +31,7 @@ from core.sync.backup import (
     restored_identity,
 )
 from core.sync.backup_schedule import backup_name, scheduled_backups
+from tests.attachment_content import as_named
 from tests.ui.conftest import (
     ADMIN,
     PASSWORD,
@@ -267,7 +268,7 @@ def test_a_saved_backup_leaves_only_close_and_return_closes_it(
     records = signed_in.workstation.records
     patient = records.add_patient("Mensah", "Ama", "1980-01-01")
     xray = tmp_path / "chest-xray.png"
-    xray.write_bytes(b"x-ray " * 5000)
+    xray.write_bytes(as_named("chest-xray.png", b"x-ray " * 5000))
     Attachments.for_records(records).add(patient.id, xray, title="Chest X-ray")
     tools = signed_in.backups
     tools.backup_action.trigger()

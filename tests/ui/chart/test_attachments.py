@@ -1,7 +1,8 @@
 """The chart's Attachments tab with a real SQLCipher clinic: a file dropped on the tab is
 added with its title, date and category (encrypted on the worker, waiting for upload), an
 image opens inside the app, a copy saved out is the original file, and a file without a
-title is not added."""
+title, an empty one or a fake one is not added; a file is taken off the chart with a reason
+(and listed under Show removed), and its details corrected."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QScrollArea
 from pytestqt.qtbot import QtBot
 
-from app.chart.attachments import AttachmentsSection, ImageViewer
+from app.chart.attachments import (
+    AttachmentsSection,
+    EditAttachmentDialog,
+    ImageViewer,
+    RemoveAttachmentDialog,
+)
 from app.chart.page import ChartPage
 from app.chart.pdf_viewer import PdfViewer
 from app.main_window import MainWindow
@@ -138,9 +144,9 @@ def add_and_select(qtbot: QtBot, section: AttachmentsSection, path: Path) -> Non
 def test_from_the_list_the_keyboard_goes_back_to_open_with_the_chosen_file(
     qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
 ) -> None:
-    """Shift+Tab from the list reaches Save a copy…, then Open, the file chosen in the list
-    still the chosen one: Tab does not walk the list's cells (which moved the choice to
-    another file past the row's first cell)."""
+    """Shift+Tab from the list reaches Show removed, the buttons from Remove… back to Open,
+    the file chosen in the list still the chosen one: Tab does not walk the list's cells
+    (which moved the choice to another file past the row's first cell)."""
     _, section = open_attachments(qtbot, signed_in)
     for name in ("first.pdf", "second.pdf"):
         path = tmp_path / name
@@ -151,7 +157,8 @@ def test_from_the_list_the_keyboard_goes_back_to_open_with_the_chosen_file(
     QTest.keyClick(table, Qt.Key.Key_Home, Qt.KeyboardModifier.ControlModifier)  # first row
     chosen = section.selected()
     assert chosen is not None and table.currentRow() == 0
-    for reached in (section.save_button, section.open_button):
+    for reached in (section.show_removed, section.remove_button, section.edit_button,
+                    section.save_button, section.open_button):  # fmt: skip
         QTest.keyClick(
             table.window().focusWidget(), Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier
         )
@@ -555,3 +562,115 @@ def test_opening_a_file_and_saving_a_copy_are_in_who_has_seen_this_chart(
     whats = [table.item(r, 3).text() for r in range(2)]  # type: ignore[union-attr]
     assert whats == ["Saved a copy of a file", "Opened a file"]
     assert table.item(0, 4).text() == "File"  # type: ignore[union-attr]
+    # The status line counts the file opens it lists, not only the chart's openings.
+    qtbot.waitUntil(lambda: "chart opening" in dialog.status.text(), timeout=5_000)
+    assert dialog.status.text().endswith(": 1 chart opening and 2 file opens by 1 person.")
+
+
+def test_a_file_added_to_the_wrong_chart_is_removed_with_a_reason_and_listed_as_removed(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    add_and_select(qtbot, section, a_png(tmp_path / "other patient's rash.png", 40, 30))
+    assert section.remove_button.isEnabled()
+    QTest.mouseClick(section.remove_button, Qt.MouseButton.LeftButton)
+    dialog = section.dialog
+    assert isinstance(dialog, RemoveAttachmentDialog) and dialog.isVisible()
+    qtbot.waitUntil(dialog.reason.hasFocus)  # where the person starts: the reason
+    # No reason: the dialog stays, saying what is missing; nothing is removed.
+    QTest.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and dialog.error.text() == "Say why the file is removed."
+    assert clinic.database.query("SELECT count(*) FROM attachments") == [(1,)]
+    # The reason offered first, chosen with the keyboard.
+    dialog.reason.setFocus()
+    QTest.keyClick(dialog.reason, Qt.Key.Key_Down)
+    assert dialog.reason.currentText() == "Added to the wrong chart"
+    QTest.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: section.status.text().startswith("Removed "), timeout=5_000)
+    assert "(Added to the wrong chart)" in section.status.text()
+    assert clinic.database.query("SELECT count(*) FROM attachments") == [(0,)]
+    [(details,)] = clinic.database.query(
+        "SELECT details FROM audit_log WHERE action = 'attachment.delete'"
+    )
+    assert "wrong chart" not in details  # the reason may name another patient: not logged
+
+    QTest.mouseClick(section.show_removed, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 1, timeout=10_000)
+    where = section.table.item(0, 4)
+    assert where is not None and where.text().startswith("Removed ")
+    assert where.text().endswith(f"by {clinic.records.actor}: Added to the wrong chart")
+    assert where.foreground().color() == QColor(Qt.GlobalColor.gray)
+    section.table.selectRow(0)
+    for button in (section.open_button, section.save_button, section.edit_button,
+                   section.remove_button):  # fmt: skip
+        assert not button.isEnabled()  # listed for the record, not used from the chart
+    QTest.mouseClick(section.show_removed, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: section.table.rowCount() == 0, timeout=10_000)
+
+
+def test_a_files_title_is_corrected_from_edit_details(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation, tmp_path: Path
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    letter = tmp_path / "scan0001.pdf"
+    letter.write_bytes(b"%PDF-1.4 " + MARKER)
+    add_and_select(qtbot, section, letter)
+    QTest.mouseClick(section.edit_button, Qt.MouseButton.LeftButton)
+    dialog = section.dialog
+    assert isinstance(dialog, EditAttachmentDialog)
+    qtbot.waitUntil(dialog.title.hasFocus)
+    QTest.keyClicks(dialog.title, "Referral letter, Dr Osei")  # the old title was selected
+    QTest.keyClick(dialog.title, Qt.Key.Key_Tab)
+    QTest.keyClicks(dialog.date, "2999-01-01")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and "future" in dialog.errors["date"].text()
+    dialog.date.clear()
+    QTest.keyClicks(dialog.date, "2026-11-30")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+    def cell(column: int) -> str:
+        item = section.table.item(0, column)
+        return item.text() if item is not None else ""
+
+    qtbot.waitUntil(lambda: cell(1) == "Referral letter, Dr Osei", timeout=10_000)
+    assert cell(0) == "2026-11-30"
+    assert clinic.database.query("SELECT title, date FROM attachments") == [
+        ("Referral letter, Dr Osei", "2026-11-30")
+    ]
+    [(details,)] = clinic.database.query(
+        "SELECT details FROM audit_log WHERE action = 'attachment.update'"
+    )
+    assert "Osei" not in details
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("scan.pdf", b"", "scan.pdf is empty (0 bytes): there is nothing to add."),
+        ("lab.pdf", b"<html>Session expired</html>",
+         "lab.pdf is not a PDF: it does not start with %PDF-."),
+        ("rash.png", b"GIF89a tiny", "rash.png is not a PNG image: its content is a GIF image"),
+    ],
+)  # fmt: skip
+def test_an_empty_or_fake_file_is_named_in_the_add_dialog_and_not_added(
+    qtbot: QtBot,
+    signed_in: MainWindow,
+    clinic: Workstation,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    message: str,
+) -> None:
+    _, section = open_attachments(qtbot, signed_in)
+    path = tmp_path / name
+    path.write_bytes(content)
+    drop(section, path)
+    dialog = section.add_dialog
+    assert dialog is not None
+    QTest.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible()
+    assert dialog.errors["file"].text().startswith(message)
+    assert clinic.database.query("SELECT count(*) FROM attachments") == [(0,)]
+    folder = clinic.data_dir / "attachments"
+    assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()]

@@ -142,7 +142,7 @@ def test_who_has_seen_this_chart_lists_views_and_changes(
     assert {row(r)[2] for r in range(3)} == {"This workstation"}
     replica = clinic.database.query("SELECT value FROM meta WHERE key = 'replica_id'")[0][0]
     assert table.item(0, 2).toolTip() == f"this workstation ({replica})"  # type: ignore[union-attr]
-    assert dialog.status.text() == "3 entries on this workstation, 1 of them views."
+    assert dialog.status.text() == "3 entries on this workstation: 1 chart opening by 1 person."
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: chart.history_dialog is None, timeout=5_000)
 

@@ -11,6 +11,7 @@ import pytest
 
 from core.records.errors import ValidationError
 from core.records.workstation import Workstation
+from core.sync.attachment_files import FileRefused
 from core.sync.attachments import (
     HERE,
     PENDING,
@@ -19,13 +20,14 @@ from core.sync.attachments import (
     Attachments,
     current_key,
 )
+from tests.attachment_content import as_named
 
 MiB = 1024 * 1024
 
 
 def _file(folder: Path, name: str, size: int) -> Path:
     path = folder / name
-    path.write_bytes(os.urandom(size))
+    path.write_bytes(as_named(name, os.urandom(size)))
     return path
 
 
@@ -56,7 +58,7 @@ def test_the_clinic_key_is_made_once_and_bad_input_is_refused(
     patient = workstation.records.add_patient("Key", "Kim", "1980-01-01").id
     files = Attachments(workstation.records, workstation.data_dir)
     assert current_key(workstation.records) == current_key(workstation.records)
-    with pytest.raises(AttachmentProblem, match="cannot read"):
+    with pytest.raises(FileRefused, match="no file"):
         files.add(patient, tmp_path / "missing.pdf", title="Missing")
     with pytest.raises(ValidationError):
         files.add(patient, _file(tmp_path, "c.pdf", 10), title="Later", date="2999-01-01")

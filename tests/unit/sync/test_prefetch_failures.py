@@ -19,6 +19,7 @@ from core.sync.attachments_client import AttachmentNotFoundError
 from core.sync.blob_client import finish_part
 from core.sync.prefetch import Prefetcher
 from core.sync.transport import TransportError
+from tests.attachment_content import as_named
 
 KiB = 1024
 
@@ -68,7 +69,7 @@ class Clinic:
         """A file added and uploaded, then dropped from this cache; its blob id."""
         adding = Attachments(self.ws.records, self.folder)
         source = self.folder / name
-        source.write_bytes((name.encode() * size)[:size])
+        source.write_bytes(as_named(name, (name.encode() * size)[:size]))
         item = adding.add(self.patient.id, source, title=name)
         assert item.blob_id is not None
         self.blobs[item.blob_id] = adding.cache.path_for(item.blob_id).read_bytes()
