@@ -421,6 +421,20 @@ def keep_room_when_hidden(widget: QWidget, keep: bool) -> None:
         slot.follow()
 
 
+def message_beside(message: QLabel, *buttons: QWidget) -> QHBoxLayout:
+    """A row of ``buttons`` at the right with ``message`` (a hidden error line) on their
+    left. Shown, the message takes the room beside them, not a new line above them, so
+    the buttons stay where the person aims: a message shown above Resolve pushed it 23
+    pixels down and the next click missed it. The buttons keep to the row's top should
+    the message take more lines than they are high."""
+    keep_room_when_hidden(message, True)  # hidden, its width still keeps the buttons right
+    row = QHBoxLayout()
+    row.addWidget(message, 1, Qt.AlignmentFlag.AlignTop)
+    for button in buttons:
+        row.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+    return row
+
+
 class MessageSlot(QWidget):
     """A form row's holder for a field's message: shown while the message is, and while
     the message, hidden, keeps its room (``keep_room_when_hidden``); otherwise hidden, so

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.messages import describe_error, validation_text
-from app.widgets import TypedForm, error_label, paragraph
+from app.widgets import TypedForm, error_label, message_beside, paragraph
 from app.worker import Job, Submit
 from core.records import types
 from core.records.clinic import ClinicRecords
@@ -161,7 +161,8 @@ class Resolution:
 
 
 class _Card(QFrame):
-    """What every conflict card has: an inline error and the Resolve button under it."""
+    """What every conflict card has: the Resolve button, and an inline error beside it
+    (not above it: shown there, it pushed Resolve down under the person's next click)."""
 
     resolve_requested = Signal(object, object)  # card, Resolution
 
@@ -170,11 +171,7 @@ class _Card(QFrame):
         self.resolve_button = QPushButton("Resolve")
         self.resolve_button.setObjectName("primary")
         self.resolve_button.clicked.connect(self._resolve)
-        layout.addWidget(self.error)
-        foot = QHBoxLayout()
-        foot.addStretch(1)
-        foot.addWidget(self.resolve_button)
-        layout.addLayout(foot)
+        layout.addLayout(message_beside(self.error, self.resolve_button))
 
     def show_error(self, text: str) -> None:
         """An inline message under this conflict."""

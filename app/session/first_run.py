@@ -48,7 +48,6 @@ from app.sync.status import describe_progress, read_ca_file
 from app.widgets import (
     check_all,
     clear_when_edited,
-    edit_signals,
     error_label,
     fields_of,
     form_layout,
@@ -230,9 +229,6 @@ class AdminPage(QWizardPage):
             form.addRow("", self.errors[field])
             if field != "password":
                 clear_when_edited(self.inputs[field], self.errors[field])  # as every form's
-        for field in ("username", "full_name", "confirm"):
-            for signal in edit_signals(self.inputs[field]):
-                signal.connect(self.strength.release_room)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(12)
@@ -267,7 +263,6 @@ class AdminPage(QWizardPage):
         for label in (*self.errors.values(), self.general_error):
             if isinstance(label, StrengthHint):
                 label.update_hint()
-                label.release_room()
                 continue
             label.clear()
             label.hide()

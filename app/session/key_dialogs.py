@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
@@ -43,9 +43,7 @@ from app.widgets import (
     action_buttons,
     ask_first,
     dialog_layout,
-    edit_signals,
     error_label,
-    fields_of,
     form_layout,
     paragraph,
 )
@@ -134,21 +132,6 @@ class FormDialog(TypedForm):
             form.addRow("", MessageSlot(self.errors[field]))
         return form
 
-    def showEvent(self, event: QShowEvent) -> None:
-        """First shown: typing in any other field gives back the room a password hint
-        kept for its longest verdict (see :class:`StrengthHint`)."""
-        first = not self.property("hintsWatched")
-        super().showEvent(event)
-        if not first:
-            return
-        self.setProperty("hintsWatched", True)
-        for hint in self.errors.values():
-            if isinstance(hint, StrengthHint):
-                for widget in fields_of(self):
-                    if widget is not hint.field:
-                        for signal in edit_signals(widget):
-                            signal.connect(hint.release_room)
-
     @property
     def working(self) -> bool:
         """True while the worker runs this dialog's job."""
@@ -205,13 +188,12 @@ class FormDialog(TypedForm):
         return problems
 
     def clear_errors(self) -> None:
-        """Hide every message (a password's hint says its live verdict again, in only
-        the room that takes). The room of messages put right is given back as the check
+        """Hide every message (a password's hint says its live verdict again, in the
+        room it always keeps). The room of messages put right is given back as the check
         shows its messages (:meth:`TypedForm.show_problems`)."""
         for label in (*self.errors.values(), self.general_error):
             if isinstance(label, StrengthHint):
                 label.update_hint()
-                label.release_room()
                 continue
             label.clear()
             label.hide()

@@ -7,7 +7,13 @@ The hint is the field's one message place: a form's refusal of the password (too
 empty, the one given, core's own check after the work ran) is shown in it, in the same
 words, and the live hint is back at the next key typed in the field. Two places said the
 same thing in two wordings, and the refusal's lines stayed as a blank band once the hint
-replaced it."""
+replaced it.
+
+The hint keeps the room of its longest text from the moment it is shown, so the field
+under it (Repeat) is where the person saw it, whatever they type: it used to take the
+lines of the text shown (then of the longest verdict yet), and the first verdict typed
+moved Repeat two lines down just as the person clicked where it had been, so the repeat
+went on into the password."""
 
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 
 from core.records.errors import ValidationError
-from core.records.password_strength import assess
+from core.records.password_strength import LONGEST_EXPLANATION, assess
 from core.records.validation import MIN_PASSWORD_LENGTH, password
 
 TOO_SHORT = f"Too short: at least {MIN_PASSWORD_LENGTH} characters."
+# The longest text the hint shows, as it shows it: the room it keeps.
+_LONGEST = LONGEST_EXPLANATION[:1].upper() + LONGEST_EXPLANATION[1:]
 
 
 def worded(exc: ValidationError) -> str:
@@ -48,9 +56,6 @@ class StrengthHint(QLabel):
         self._inputs = user_inputs
         self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.acceptable = False
-        # The room of the longest verdict shown while the person types the password (see
-        # heightForWidth), so Repeat does not jump up and down with every key.
-        self._longest = ""
         field.textChanged.connect(self.update_hint)
         self.update_hint()
 
@@ -71,23 +76,16 @@ class StrengthHint(QLabel):
             return worded(exc)
         return None
 
-    def release_room(self) -> None:
-        """The person moved on (typed in another field, or saved): the hint takes only
-        the lines of what it says now."""
-        if self._longest:
-            self._longest = ""
-            self.updateGeometry()
-
     def heightForWidth(self, width: int) -> int:
-        """The lines of the text shown, or of the longest verdict shown since the person
-        began typing the password, whichever are more."""
+        """The lines of the longest text the hint can show (or of the text shown, should
+        it ever be longer): the same from the start, so nothing under it moves."""
         own = super().heightForWidth(width)
-        if not self._longest or width <= 0:
+        if width <= 0:
             return own
         margins = self.contentsMargins()
         inner = max(1, width - margins.left() - margins.right())
         box = self.fontMetrics().boundingRect(
-            QRect(0, 0, inner, 100_000), int(Qt.TextFlag.TextWordWrap), self._longest
+            QRect(0, 0, inner, 100_000), int(Qt.TextFlag.TextWordWrap), _LONGEST
         )
         return max(own, box.height() + margins.top() + margins.bottom())
 
@@ -110,10 +108,6 @@ class StrengthHint(QLabel):
             hint = explained[:1].upper() + explained[1:]
             strength = "ok" if verdict.acceptable else "weak"
         self._show(hint, strength)
-        width = self.fontMetrics().horizontalAdvance
-        if self.field.hasFocus() and width(hint) > width(self._longest):
-            self._longest = hint
-            self.updateGeometry()
 
     def _show(self, text: str, strength: str) -> None:
         super().setText(text)

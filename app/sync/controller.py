@@ -160,6 +160,9 @@ class SyncStatus:
     # without answering, timed out): tried again. With no server, no peer synced with and
     # none refusing, the state is OFFLINE, retried with backoff.
     lan_unreachable: int = 0
+    # When this workstation last synced with a LAN peer (also while the clinic server is
+    # out of reach, when ``last_sync``, the server's, stands still).
+    lan_synced_at: dt.datetime | None = None
     # The clinic server's record of this workstation's audit log contradicts the log here
     # (core.sync.audit_anchor): records still sync, but an administrator must look.
     audit_warning: str = ""
@@ -687,6 +690,7 @@ class SyncController(QObject):
             self.synced.emit(lan_report)
         lan, peers, refused = outcome.lan, outcome.lan_peers, outcome.lan_refused
         unreachable = outcome.lan_unreachable
+        lan_synced_at = dt.datetime.now().astimezone() if peers else self.status.lan_synced_at
         if outcome.current_seq is not None:  # what the store says waits, as of now
             self._seq, self._stored_acked = outcome.current_seq, outcome.stored_acked
         if outcome.not_enrolled:
@@ -694,7 +698,7 @@ class SyncController(QObject):
         elif outcome.error is not None:
             self.status = replace(
                 self.status, lan=lan, lan_peers=peers, lan_refused=refused,
-                lan_unreachable=unreachable,
+                lan_unreachable=unreachable, lan_synced_at=lan_synced_at,
             )  # fmt: skip
             self._failed(outcome.error)
         elif outcome.acked_seq is None and refused:
@@ -748,6 +752,7 @@ class SyncController(QObject):
                     lan_peers=peers,
                     lan_refused=refused,
                     lan_unreachable=unreachable,
+                    lan_synced_at=lan_synced_at,
                     audit_warning=(outcome.report.audit_problem or "") if outcome.report else "",
                     newer_records=outcome.newer_records,
                     held_back=outcome.report.held_back if outcome.report else 0,

@@ -53,6 +53,12 @@ _MAX_FAILED_TRACKED = 4096
 # failed this many rounds in a row, unreachable each time, is forgotten (the device moved
 # or is gone; announced again, it is found as a new address).
 _FORGET_VERIFIED_AFTER = 20
+# A clinic device that did not even answer (no TLS handshake: switched off, its
+# ``careline serve`` stopped) this many rounds in a row has gone away for now: it is still
+# tried, but no longer counted as ``unreachable``. Counted on, the status bar said "1 other
+# workstation is busy or not answering" for as long as the address was remembered, which
+# reads as a fault. One that answers and is busy is counted every time: it is there.
+_REPORT_GONE_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,8 @@ class LanRound:
     refused: int = 0
     # Clinic devices (verified there now or before) whose session failed for a reason that
     # passes: closed without answering (busy: PeerClosedError), no answer in time, the
-    # connection refused or cut. Tried again at the next round.
+    # connection refused or cut. Tried again at the next round; one that has not answered
+    # at all for ``_REPORT_GONE_AFTER`` rounds is gone for now and no longer counted.
     unreachable: int = 0
 
 
@@ -235,9 +242,9 @@ class LanNode:
                 elif (
                     _passing(exc)
                     and device != identity.device_id
-                    and (device is not None or address in self._verified)
+                    and (device is not None or self._lately_verified(address))
                 ):
-                    unreachable += 1  # a clinic device, busy or gone for now
+                    unreachable += 1  # a clinic device, busy or not answering this time
                 if ca_holder and device is not None:
                     self._saw(db, device, address, identity)
                 self._note_failure(address, verified=device is not None)
@@ -293,6 +300,12 @@ class LanNode:
         )
         self._rng.shuffle(others)
         yield from others
+
+    def _lately_verified(self, address: str) -> bool:
+        """A clinic device was verified at ``address`` and it has not failed to answer
+        ``_REPORT_GONE_AFTER`` rounds in a row since (counted before this round's)."""
+        failures = self._failed.get(address, (0, 0.0))[0]
+        return address in self._verified and failures < _REPORT_GONE_AFTER
 
     def _note_failure(self, address: str, verified: bool) -> None:
         """Count a failed attempt at ``address``; ``verified``: its certificate proved a

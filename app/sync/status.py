@@ -73,6 +73,8 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
         return text + _busy_notice(status.lan_unreachable)
     if status.state == OFFLINE and status.message == LAN_UNREACHABLE:
         return text  # LAN only, every clinic peer in reach busy: the state said so
+    if _synced_nearby(status):
+        return text + _busy_notice(status.lan_unreachable)  # the state named the peers
     noun = "LAN peer" if status.lan_peers == 1 else "LAN peers"
     text = f"{text} {status.lan_peers} {noun} in reach."
     text += _busy_notice(status.lan_unreachable)
@@ -86,11 +88,23 @@ def describe_status(status: SyncStatus, now: dt.datetime | None = None) -> str:
 
 
 def _busy_notice(unreachable: int) -> str:
-    """Clinic LAN peers busy or not answering this time: they are tried again."""
+    """Clinic LAN peers busy or not answering this time: they are tried again. Calmly: a
+    workstation switched off for the night is no fault (and one gone for a few rounds is
+    no longer counted, app/sync/lan_peer.py)."""
     if not unreachable:
         return ""
-    noun = "other workstation is" if unreachable == 1 else "other workstations are"
-    return f" {unreachable} {noun} busy or not answering (tried again shortly)."
+    noun = "other workstation" if unreachable == 1 else "other workstations"
+    return f" {unreachable} {noun} did not answer this time (busy or switched off); tried again."
+
+
+def _synced_nearby(status: SyncStatus) -> bool:
+    """The clinic server is out of reach, and this session synced with LAN peers."""
+    return (
+        status.state == OFFLINE
+        and status.message != LAN_UNREACHABLE
+        and status.lan_peers > 0
+        and status.lan_synced_at is not None
+    )
 
 
 def refusal_notice(status: SyncStatus) -> str | None:
@@ -123,6 +137,14 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
         if status.retry_at is not None:
             seconds = max(round((status.retry_at - now).total_seconds()), 0)
         pending = f" {status.pending} change(s) kept here until then." if status.pending else ""
+        if _synced_nearby(status) and status.lan_synced_at is not None:
+            # Not "Offline": records are moving, through the workstations nearby.
+            n = status.lan_peers
+            nearby = "1 workstation" if n == 1 else f"{n} workstations"
+            return (
+                f"Server not reachable — synced with {nearby} nearby at "
+                f"{status.lan_synced_at:%H:%M}. Trying the server again in {seconds} s."
+            )
         if status.message == LAN_UNREACHABLE:
             # LAN only: the clinic's peers in reach are busy, not refusing this computer.
             n = status.lan_unreachable
@@ -202,7 +224,10 @@ class SyncStatusWidget(QWidget):
         refused = refusal_notice(status)
         alarm = status.audit_warning or refused or status.lan_refused
         colour = self.COLOURS[ERROR] if alarm else None
-        colour = colour or self.COLOURS.get(status.state, "#8a8f98")
+        # Synced with the workstations nearby while the server is out of reach: as
+        # "changes waiting" (amber), not the grey of a computer cut off.
+        shown = PENDING if _synced_nearby(status) else status.state
+        colour = colour or self.COLOURS.get(shown, "#8a8f98")
         self.dot.setStyleSheet(f"color: {colour};")
         tip = status.message if status.state in (OFFLINE, ERROR) else ""
         if status.clock_warning:

@@ -57,7 +57,12 @@ class Strength:
 
     def explanation(self) -> str:
         """One sentence or three: the verdict, the time to guess it offline, and zxcvbn's
-        warning and suggestions (the refusal's message, and the app's live hint)."""
+        warning and first suggestion (the refusal's message, and the app's live hint).
+
+        Only the first suggestion, zxcvbn's main one ("Add another word or two…"): its
+        others ("Capitalization doesn't help very much", three more) took the hint to
+        eight lines, and the hint keeps room for its longest text from the start so the
+        field under it never moves (``LONGEST_EXPLANATION``)."""
         if self.acceptable:
             head = f"{self.label}: guessing it offline would take {self._about}"
         else:
@@ -65,8 +70,20 @@ class Strength:
                 f"too easy to guess ({self.label}): a stolen copy of the key file could be "
                 f"guessed in {self._about}"
             )
-        parts = [head, self.warning, *self.suggestions]
+        parts = [head, self.warning, *self.suggestions[:1]]
         return ". ".join(p.rstrip(".") for p in parts if p) + "."
+
+
+# The longest explanation there is: the weakest verdict's words, zxcvbn's longest warning
+# (a repeat's) and its first suggestion whenever it warns (the only one shown). A new
+# password's hint keeps this room from the start (app/session/strength_hint.py); a test
+# holds zxcvbn's feedback to it (tests/unit/records/test_password_strength.py).
+LONGEST_EXPLANATION = Strength(
+    score=0,
+    warning='Repeats like "abcabcabc" are only slightly harder to guess than "abc".',
+    suggestions=("Add another word or two. Uncommon words are better.",),
+    crack_time="less than a second",
+).explanation()
 
 
 def assess(password: str, user_inputs: Sequence[str] = ()) -> Strength:

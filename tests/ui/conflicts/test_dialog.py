@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractButton, QLabel
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from app.conflicts.dialog import ConflictsDialog, ListConflictCard
@@ -29,7 +29,7 @@ from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
 from tests.clinic_identity import join_test_clinic
-from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, sign_in
+from tests.ui.conftest import ADMIN, ADMIN_NAME, PASSWORD, WindowFactory, click_at, sign_in
 
 
 def other_desk(a: Workstation, tmp_path: Path) -> tuple[Workstation, LocalTransport]:
@@ -264,3 +264,44 @@ def test_a_restricted_charts_conflict_is_only_counted_for_those_off_its_care_tea
     assert maria not in workspace.conflicted
     # The care team's view of the same inbox, for contrast.
     assert [c.kind for c in ClinicRecords(clinic.database, ADMIN).conflicts()] == ["set"]
+
+
+def race_on_phone(a: Workstation, tmp_path: Path) -> Workstation:
+    """Maria's phone is changed on this desk and on the other before either sees the
+    other's change; then they sync. Returns the other desk (locked)."""
+    a.sign_in(ADMIN, PASSWORD)
+    [maria] = [p for p in a.records.search_patients("Garcia Maria") if p.given == "Maria"]
+    b, peer = other_desk(a, tmp_path)
+    b.records.update_patient(maria.id, {"phone": "555-0002"})
+    a.records.update_patient(maria.id, {"phone": "555-0001"})
+    sync(b.database, peer, ADMIN)
+    assert [c.field for c in a.records.conflicts()] == ["phone"]
+    a.lock()
+    b.lock()
+    return b
+
+
+def test_resolve_with_nothing_chosen_says_so_without_moving_resolve(
+    qtbot: QtBot, clinic: Workstation, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    """The tester's report: Resolve with no value chosen showed "Choose one of the
+    values, or type another." above it and pushed it 23 pixels down, so the next click
+    where it was missed it. The message is said beside the button, which stays put."""
+    race_on_phone(clinic, tmp_path)
+    window = make_window(clinic)
+    dialog = inbox_from_the_toolbar(qtbot, window, 1)
+    [card] = dialog.cards
+    button = card.resolve_button
+    qtbot.waitExposed(dialog)
+    qtbot.waitUntil(button.isVisible)
+    QApplication.processEvents()  # the cards laid out
+    before = button.mapTo(dialog, QPoint())
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(card.error.isVisible)
+    QApplication.processEvents()
+    assert card.error.text() == "Choose one of the values, or type another."
+    assert button.mapTo(dialog, QPoint()) == before
+    # The next click, where Resolve was and is, settles the conflict once a value is chosen.
+    click(next(iter(card.choices.values())))
+    assert click_at(dialog, before + QPoint(5, 5)) is button
+    qtbot.waitUntil(lambda: not dialog.cards, timeout=5_000)

@@ -3,6 +3,7 @@ other over mDNS on 127.0.0.1 and converge without a server."""
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -10,14 +11,21 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
-from app.sync.controller import ERROR, NOT_ENROLLED, OFFLINE, SYNCED, SyncStatus
+from app.sync.controller import ERROR, NOT_ENROLLED, OFFLINE, PENDING, SYNCED, SyncStatus
 from app.sync.lan_peer import LanOptions
-from app.sync.status import describe_status
+from app.sync.status import SyncStatusWidget, describe_status
 from core.crypto import certs
 from core.crypto.kdf import FAST_PARAMS
 from core.records import op_trust
 from core.records.workstation import Workstation
-from core.sync.enroll import adopt_credential, enroll, load_credential, tls_trust
+from core.sync.enroll import (
+    ServerCredential,
+    adopt_credential,
+    enroll,
+    load_credential,
+    save_credential,
+    tls_trust,
+)
 from core.sync.http_transport import HttpTransport
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
@@ -210,8 +218,8 @@ def test_status_line_for_lan_peers() -> None:
     # A clinic server syncs, and a LAN peer was only busy: no word of a refusal.
     busy = SyncStatus(state=SYNCED, lan=True, lan_peers=1, lan_unreachable=2)
     assert describe_status(busy) == (
-        "Synced. 1 LAN peer in reach. 2 other workstations are busy or not answering "
-        "(tried again shortly)."
+        "Synced. 1 LAN peer in reach. 2 other workstations did not answer this time (busy "
+        "or switched off); tried again."
     )
 
 
@@ -356,3 +364,56 @@ def test_a_busy_peer_is_tried_again_and_not_taken_for_a_refusal(
         advertiser.close()
         server.stop()
         ws_a.lock()
+
+
+def test_syncing_with_a_peer_while_the_server_is_down_is_not_called_offline(
+    qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """The tester's report: B showed "Offline — …" in grey while it synced fine with A
+    over the LAN, its clinic server out of reach; and once A's sharing stopped, "1 other
+    workstation is busy or not answering" stayed for good, which a receptionist reads as
+    a fault. Now it says what is true, and a peer gone for a few rounds is not counted."""
+    ws_a, ws_b = paired_clinics(tmp_path)
+    ws_b.sign_in(ADMIN, PASSWORD)
+    dead = f"https://127.0.0.1:{free_port_pair()}"  # B's clinic server: nobody listens
+    save_credential(
+        ws_b.database,
+        ServerCredential(dead, "dev-1", "clinic-1", "Riverside", "token", "", "", "", None),
+    )
+    ws_b.lock()
+    quick = {**lan_sync_options(), "backoff_base_ms": 300, "backoff_cap_ms": 1_000}
+    window_a = make_window(ws_a, sync_options=lan_sync_options())
+    window_b = make_window(ws_b, sync_options=quick)
+    sign_in(qtbot, window_a)
+    sign_in(qtbot, window_b)
+
+    def nearby() -> bool:
+        status = window_b.sync.status
+        return status.state == OFFLINE and status.lan_peers == 1
+
+    qtbot.waitUntil(nearby, timeout=30_000)
+    text = window_b.sync_status.text.text()
+    assert re.fullmatch(
+        r"Server not reachable — synced with 1 workstation nearby at \d\d:\d\d\. "
+        r"Trying the server again in \d+ s\.",
+        text,
+    ), text
+    amber = SyncStatusWidget.COLOURS[PENDING]
+    assert amber in window_b.sync_status.dot.styleSheet()
+
+    # A is signed out: its sharing stops. B says so calmly a few times, then no more.
+    window_a.sign_out()
+    after: list[tuple[int, str]] = []  # each session's end: A counted, and B's words
+
+    def ended(status: SyncStatus) -> None:
+        if status.state == OFFLINE:
+            after.append((status.lan_unreachable, window_b.sync_status.text.text()))
+
+    window_b.sync.status_changed.connect(ended)
+    qtbot.waitUntil(lambda: any(n for n, _ in after), timeout=30_000)
+    said = next(text for n, text in after if n)
+    assert "1 other workstation did not answer this time (busy or switched off)" in said
+    assert "busy or not answering" not in said
+    qtbot.waitUntil(lambda: len(after) >= 6, timeout=60_000)
+    assert [n for n, _ in after[-2:]] == [0, 0]
+    assert "did not answer" not in after[-1][1]
