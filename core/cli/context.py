@@ -74,7 +74,9 @@ class Context:
         person's unfinished join (only that join opens it: its records may hold no account
         of theirs yet, so neither a password nor the OS keyring proves who is here)."""
         if not self.workstation.is_initialized():
-            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+            # A data folder holding no clinic is the wrong --data-dir (or none set up yet):
+            # configuration, exit 2, as careline-server says of a folder holding no server.
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first", EXIT_USAGE)
         joiner = self.workstation.unfinished_join_by()
         if joiner is not None:
             raise CliError(
