@@ -125,13 +125,13 @@ class Context:
             raise CliError(str(exc), EXIT_AUTH) from None
         except KeyringUnavailableError as exc:
             raise CliError(
-                f"cannot unlock: {exc}. Give {user!r}'s password with --password-stdin "
+                f"cannot unlock: {exc}. Give the password of {user!r} with --password-stdin "
                 "or CARELINE_PASSWORD_FILE",
                 EXIT_AUTH,
             ) from None
         except (NoSlotError, WrongSecretError) as exc:
             raise CliError(
-                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
+                f"cannot unlock with the OS keyring ({exc}); give the password of {user!r} with "
                 "--password-stdin or CARELINE_PASSWORD_FILE",
                 EXIT_AUTH,
             ) from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from core import __version__
 from core.cli import server_backup
-from core.cli.passwords import read_password
+from core.cli.passwords import read_stdin_line
 from core.config.logs import configure_logging, withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto import certs
@@ -513,9 +513,8 @@ def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> 
     as the server's operator)."""
     action = args.action
     if action == "add":
-        password = read_password(True, None)
-        if password is None:
-            raise ConfigError("the password is read from standard input")
+        # The command has no --password-stdin: standard input is its only source.
+        password = read_stdin_line("admin user add", "password")
         user = server.add_user(
             args.clinic, args.user, args.full_name or args.user, args.role, password
         )
@@ -539,9 +538,7 @@ def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> 
         )
         return
     if action == "reset-password":
-        password = read_password(True, None)
-        if password is None:
-            raise ConfigError("the new password is read from standard input")
+        password = read_stdin_line("admin user reset-password", "new password")
         server.staff(args.clinic, lambda staff: staff.reset_password(args.user, password))
         out.emit(
             {"username": args.user, "must_change_password": True},

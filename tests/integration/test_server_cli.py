@@ -80,6 +80,16 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     )
     assert weak.returncode == 1
     assert "password" in weak.stderr
+    # The password comes on standard input, the command's only source: it has no
+    # --password-stdin to name.
+    for action, what in ((("add", "Twice", "bob", "--role", "admin"), "password"),
+                         (("reset-password", "Twice", "bob"), "new password")):  # fmt: skip
+        nothing = server_cli(data, "admin", "user", *action, stdin="")
+        assert nothing.returncode == 2
+        assert nothing.stderr == (
+            f"careline-server: configuration: admin user {action[0]}: standard input has no "
+            f"{what} line\n"
+        )
 
 
 def test_clinic_ids_and_names_cannot_be_confused(tmp_path: Path) -> None:
