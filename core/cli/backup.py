@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.context import EXIT_AUTH, EXIT_OK, EXIT_USAGE, CliError, Context
+from core.cli.joining import rejoin_command
 from core.cli.registry import CommandGroup, actions
 from core.records.errors import AuthenticationError
 
@@ -196,12 +197,14 @@ def _restore(ctx: Context) -> int:
         "recovery_key": result.recovery_key,
     }
     if result.needs_join:
-        via = f"careline --data-dir {result.data_dir} enroll --server {result.server_url or 'URL'}"
+        command = rejoin_command(result.data_dir, args.user, result.server_url)
+        doc["join_command"] = command
+        code = "an enrollment code" if result.server_url else "a pairing code"
         step = (
-            "It must join the clinic again before it syncs: ask an administrator for an "
-            f"enrollment code ({via} --code-stdin) or a pairing code (pair join). Its records "
-            "are kept; the changes others made since the backup then arrive, and its own "
-            "unsent changes from before the backup are sent."
+            f"It must join the clinic again before it syncs: ask an administrator for {code} "
+            f"and run\n\n    {command}\n\nwith your password, then the code, on standard "
+            "input. Its records are kept; the changes others made since the backup then "
+            "arrive, and its own unsent changes from before the backup are sent."
         )
     else:
         step = "It holds the clinic CA and certified its new identity itself."

@@ -74,7 +74,9 @@ class Context:
         person's unfinished join (only that join opens it: its records may hold no account
         of theirs yet, so neither a password nor the OS keyring proves who is here)."""
         if not self.workstation.is_initialized():
-            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first")
+            # A data folder holding no clinic is the wrong --data-dir (or none set up yet):
+            # configuration, exit 2, as careline-server says of a folder holding no server.
+            raise CliError(f"no clinic in {self.data_dir}; run 'careline init' first", EXIT_USAGE)
         joiner = self.workstation.unfinished_join_by()
         if joiner is not None:
             raise CliError(
@@ -123,13 +125,13 @@ class Context:
             raise CliError(str(exc), EXIT_AUTH) from None
         except KeyringUnavailableError as exc:
             raise CliError(
-                f"cannot unlock: {exc}. Give {user!r}'s password with --password-stdin "
+                f"cannot unlock: {exc}. Give the password of {user!r} with --password-stdin "
                 "or CARELINE_PASSWORD_FILE",
                 EXIT_AUTH,
             ) from None
         except (NoSlotError, WrongSecretError) as exc:
             raise CliError(
-                f"cannot unlock with the OS keyring ({exc}); give {user!r}'s password with "
+                f"cannot unlock with the OS keyring ({exc}); give the password of {user!r} with "
                 "--password-stdin or CARELINE_PASSWORD_FILE",
                 EXIT_AUTH,
             ) from None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,3 +101,14 @@ def recovery_text(result: JoinResult) -> str:
     if result.recovery_key is None:
         return ""
     return f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {result.recovery_key}\n"
+
+
+def rejoin_command(data_dir: Path, user: str, server_url: str | None) -> str:
+    """The command that joins a restored workstation to its clinic again, as it can be run:
+    the person's password, then the code, on standard input; a clinic with no server
+    pairs with a LAN workstation instead. The server's certificate need not be given: the
+    restored replica kept the one it had pinned (:func:`core.sync.backup.restored_server_pin`)."""
+    prefix = f"careline --data-dir {shlex.quote(str(data_dir))} --user {shlex.quote(user)} "
+    if server_url:
+        return f"{prefix}--password-stdin enroll --server {shlex.quote(server_url)} --code-stdin"
+    return f"{prefix}--password-stdin pair join --code-stdin"

@@ -10,13 +10,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from core import __version__
 from core.cli import server_backup
-from core.cli.passwords import read_password
+from core.cli.passwords import read_stdin_line
 from core.config.logs import configure_logging, withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto import certs
@@ -27,7 +28,7 @@ from core.records.staff import Staff, StaffMember
 from core.records.validation import ROLES
 from core.server import security_log
 from core.server.audit_list import held_entries
-from core.server.data_folder import holds_server, require_server
+from core.server.data_folder import created_whole_or_not_at_all, holds_server, require_server
 from core.server.registry import IssuedCertificate
 from core.server.service import ClinicServer
 from core.server.settings import default_server_dir, load_server_settings
@@ -176,12 +177,19 @@ class Output:
             sys.stdout.write(text.rstrip("\n") + "\n")
 
 
-def open_server(settings: dict[str, Any]) -> ClinicServer:
-    """The server over the configured key provider."""
+def open_server(settings: dict[str, Any], *, serving: bool = False) -> ClinicServer:
+    """The server over the configured key provider. ``serving`` (``run``): a PostgreSQL
+    server still starting is waited for; an admin command says at once that it does not
+    answer."""
     from core.keys.providers import provider_from_settings
 
     data_dir: Path = settings["data_dir"]
-    return ClinicServer(data_dir, provider_from_settings(settings, data_dir), settings=settings)
+    return ClinicServer(
+        data_dir,
+        provider_from_settings(settings, data_dir),
+        settings=settings,
+        wait_for_database=serving,
+    )
 
 
 # Seconds an idle client connection is kept open (uvicorn's default is 5).
@@ -195,7 +203,7 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
     from core.server.api import create_app
     from core.server.systemd_notify import NotifyingServer
 
-    server = open_server(settings)
+    server = open_server(settings, serving=True)
     cert, key = args.tls_cert, args.tls_key
     if (cert is None) != (key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
@@ -318,7 +326,8 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
             # command on the wrong folder must say so, not act on an empty new server.
             # Creating a clinic is how a new server is set up (DESIGN.md's contract), so
             # it still makes one in an empty folder, and says so.
-            if _creates_clinic(args) and not holds_server(settings):
+            new = _creates_clinic(args) and not holds_server(settings)
+            if new:
                 sys.stderr.write(
                     f"careline-server: {settings['data_dir']} held no server: making a new "
                     "one there for this clinic\n"
@@ -327,7 +336,8 @@ def cmd_admin(args: argparse.Namespace, settings: dict[str, Any], out: Output) -
                 require_server(settings, _data_dir_source(args))
             if args.area == "backup":
                 server_backup.check_destination(args)
-            server = open_server(settings)
+            with created_whole_or_not_at_all(settings["data_dir"]) if new else nullcontext():
+                server = open_server(settings)
             try:
                 code = _admin(args, server, out)
             finally:
@@ -346,7 +356,8 @@ def _init(settings: dict[str, Any], out: Output) -> int:
     data_dir: Path = settings["data_dir"]
     existed = holds_server(settings)
     if not existed:
-        open_server(settings).close()
+        with created_whole_or_not_at_all(data_dir):
+            open_server(settings).close()
     out.emit(
         {"data_dir": str(data_dir), "created": not existed},
         f"{data_dir} already holds a server; nothing changed."
@@ -502,9 +513,8 @@ def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> 
     as the server's operator)."""
     action = args.action
     if action == "add":
-        password = read_password(True, None)
-        if password is None:
-            raise ConfigError("the password is read from standard input")
+        # The command has no --password-stdin: standard input is its only source.
+        password = read_stdin_line("admin user add", "password")
         user = server.add_user(
             args.clinic, args.user, args.full_name or args.user, args.role, password
         )
@@ -528,9 +538,7 @@ def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> 
         )
         return
     if action == "reset-password":
-        password = read_password(True, None)
-        if password is None:
-            raise ConfigError("the new password is read from standard input")
+        password = read_stdin_line("admin user reset-password", "new password")
         server.staff(args.clinic, lambda staff: staff.reset_password(args.user, password))
         out.emit(
             {"username": args.user, "must_change_password": True},

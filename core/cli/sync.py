@@ -7,9 +7,11 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.cli.context import EXIT_CHECK_FAILED, EXIT_OK, CliError, Context
+from core.cli.joining import rejoin_command
 from core.cli.pair import peer_address
 from core.cli.registry import CommandGroup
 from core.errors import CarelineError, plain_words
@@ -56,7 +58,7 @@ def run(ctx: Context) -> int:
 
     args = ctx.args
     records = ctx.open_records()
-    transport = _transport(records, args.server, args.peer)
+    transport = _transport(records, args.server, args.peer, ctx.data_dir)
     rng = random.Random()  # noqa: S311 (retry jitter, not a secret)
     failures = 0
     prefetcher = _prefetcher(ctx) if args.prefetch else None
@@ -200,8 +202,9 @@ def _prefetch(ctx: Context, records: ClinicRecords, prefetcher: Prefetcher, peer
     return len(found.fetched)
 
 
-def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> Any:
-    """The enrolled server's transport, or a LAN peer's."""
+def _transport(records: ClinicRecords, server: str | None, peer: str | None, data_dir: Path) -> Any:
+    """The enrolled server's transport, or a LAN peer's (``data_dir``: the data folder,
+    named in the command that joins a restored workstation again)."""
     if peer:
         return _peer_transport(records, peer)
     from core.sync.certify import ensure_bound
@@ -212,10 +215,11 @@ def _transport(records: ClinicRecords, server: str | None, peer: str | None) -> 
         from core.sync.backup import restored_identity
 
         if (restored := restored_identity(records.db)) is not None:
+            command = rejoin_command(data_dir, records.actor, restored.get("server_url"))
             raise CliError(
                 "this workstation was restored from a backup and took a new identity: join "
-                "the clinic again with a new code ('careline enroll --server "
-                f"{restored.get('server_url') or 'URL'} --code-stdin', or 'careline pair join')"
+                f"the clinic again with a new code: {command} (your password, then the code, "
+                "on standard input)"
             )
         raise CliError("this workstation is not enrolled: run 'careline enroll' first")
     if server and server.rstrip("/") != credential.server_url:

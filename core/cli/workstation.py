@@ -12,6 +12,7 @@ together (:class:`core.cli.registry.CommandGroup`); :data:`GROUPS` lists them on
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -28,8 +29,8 @@ from core.cli.context import (
 )
 from core.cli.registry import CommandGroup, LazyGroup
 from core.cli.terminal import printable
-from core.config.logs import withhold_exception_messages
-from core.config.settings import ConfigError
+from core.config.logs import configure_logging, log_settings, withhold_exception_messages
+from core.config.settings import ConfigError, load_settings
 from core.crypto.secure_memory import disable_core_dumps
 from core.errors import CarelineError, plain_words
 from core.records.errors import AuthenticationError
@@ -175,6 +176,7 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
         return open_gui(args)
     ctx: Context | None = None
     try:
+        _log_as_asked()
         ctx = Context(args)
         code: int = args.handler(ctx)
         return code
@@ -198,6 +200,18 @@ def run(argv: Sequence[str] | None, open_gui: Callable[[argparse.Namespace], int
     finally:
         if ctx is not None:
             ctx.workstation.lock()
+
+
+def _log_as_asked() -> None:
+    """A command's log goes to stderr, which the person reads: by default only warnings
+    and errors (Python's own default), the diagnostic detail behind a message they were
+    given (a connection's own text: :mod:`core.sync.reach`) left out. ``CARELINE_LOG_LEVEL``
+    (and ``CARELINE_LOG_FORMAT``), as ``careline serve`` reads them, show more for whoever
+    looks into a problem."""
+    settings = log_settings("CARELINE_")
+    if any(setting.env in os.environ for setting in settings):
+        logs = load_settings(settings)
+        configure_logging(logs["LOG_FORMAT"], logs["LOG_LEVEL"])
 
 
 def _fail(message: str, code: int) -> int:

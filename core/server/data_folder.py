@@ -5,7 +5,10 @@ from, an empty server of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +71,36 @@ def _missing(settings: Mapping[str, Any], environ: Mapping[str, str] | None) -> 
             "MASTER_ENCRYPTION_KEY or the systemd credential if the key lives there)"
         )
     return None
+
+
+@contextmanager
+def created_whole_or_not_at_all(data_dir: Path) -> Iterator[None]:
+    """Making a new server in ``data_dir``: if the block fails (PostgreSQL refuses the
+    connection, a KMS does not answer), what it made is removed again, the folder itself
+    (and any parent made for it) or the files new in it, so no master key file is left
+    to make the folder pass for a server the next time (:func:`holds_server`)."""
+    made = _first_missing(data_dir)
+    before = set() if made is not None else set(os.listdir(data_dir))
+    try:
+        yield
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        elif data_dir.is_dir():
+            for name in set(os.listdir(data_dir)) - before:
+                new = data_dir / name
+                if new.is_dir() and not new.is_symlink():
+                    shutil.rmtree(new, ignore_errors=True)
+                else:
+                    new.unlink(missing_ok=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet; None if it exists."""
+    if path.exists():
+        return None
+    missing = path
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    return missing

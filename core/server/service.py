@@ -221,9 +221,12 @@ class ClinicServer:
         settings: Mapping[str, Any] | None = None,
         blob_stores: ClinicBlobStores | None = None,
         max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+        wait_for_database: bool = True,
     ) -> None:
         """``blob_stores`` wins over ``settings`` (STORAGE_BACKEND, S3_*); with neither,
-        attachments go to ``<data dir>/blobs``."""
+        attachments go to ``<data dir>/blobs``. ``wait_for_database``: a PostgreSQL server
+        that does not answer yet is waited for (serving), or refused at once (an admin
+        command)."""
         self.data_dir = data_dir
         self.provider = provider
         self.kdf_params = kdf_params
@@ -253,7 +256,11 @@ class ClinicServer:
             from core.server.postgres.connection import PgStore
             from core.server.postgres.registry_db import PgRegistryDb
 
-            self.pg = PgStore(url, (settings or {}).get("DATABASE_SSL_MODE") or "verify-full")
+            self.pg = PgStore(
+                url,
+                (settings or {}).get("DATABASE_SSL_MODE") or "verify-full",
+                wait=wait_for_database,
+            )
             self.registry = Registry(PgRegistryDb(self.pg))
         else:
             self.registry = Registry(self._open_registry())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import uvicorn
 
@@ -61,6 +61,18 @@ class NotifyingServer(uvicorn.Server):
         if not self.should_exit:
             config = self.config
             notify(f"READY=1\nSTATUS=serving https://{config.host}:{config.port}")
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        """uvicorn's "running on" line, with the scheme it serves: https. careline-server's
+        TLS is started by the PROXY protocol wrapper (``core.server.proxy_protocol``), so
+        uvicorn's config holds no TLS context and its own line would say http."""
+        config = self.config
+        host = "0.0.0.0" if config.host is None else config.host  # noqa: S104 (uvicorn's)
+        port = config.port or listeners[0].getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running on https://%s:%d (Press CTRL+C to quit)", shown, port
+        )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """STOPPING=1, then uvicorn's graceful shutdown, idle connections dropped first."""

@@ -45,7 +45,9 @@ restored replica issuing seq N+1 under the old id again would collide with them.
   certificate; the ones others hold are not sent twice (version vectors). Ops the old
   replica made after the backup arrive back from the server or peers. Revoking the lost
   device does not refuse them: revocation applies to ops timed after it;
-- marks the workstation as needing to join again (``restored_identity`` in ``meta``): it
+- marks the workstation as needing to join again (``restored_identity`` in ``meta``, with
+  the server's address and the certificate the old identity pinned for it, so rejoining that
+  server needs no ``--ca-file``: :func:`restored_server_pin`): it
   enrolls with a new code or pairs again, which gives the new replica its own certificate,
   and then signs its new ops (those made meanwhile included) and syncs. A workstation that
   holds the clinic CA of a LAN-only clinic certifies its new identity itself at restore.
@@ -558,6 +560,9 @@ def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, 
         "old_replica_id": old,
         "old_device_id": credential.get("device_id"),
         "server_url": server_url,
+        # The server's certificate as the old identity pinned it at enrollment (public,
+        # and inside the authenticated backup): rejoining the same server trusts it again.
+        "server_ca_pem": credential.get("server_ca_pem"),
         "backup_created": backup_created,
         "restored_at": utc_now(),
     }
@@ -572,6 +577,17 @@ def reset_identity(db: Database, actor: str, backup_created: str) -> tuple[str, 
             (RESTORED_KEY, json.dumps(marker)),
         )
     return old, new, server_url
+
+
+def restored_server_pin(db: Database, server_url: str) -> str | None:
+    """The server certificate the old identity of a restored replica in ``db`` had pinned,
+    when it joins ``server_url`` again, the server it was enrolled with; None otherwise
+    (never restored, joined since, another server, or the system's CAs were trusted)."""
+    restored = restored_identity(db)
+    if restored is None or not restored.get("server_ca_pem"):
+        return None
+    same = str(restored.get("server_url") or "").rstrip("/") == server_url.strip().rstrip("/")
+    return str(restored["server_ca_pem"]) if same else None
 
 
 def restored_identity(db: Database) -> dict[str, Any] | None:

@@ -48,6 +48,7 @@ from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError, SecondFactorRequiredError
 from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
+from core.sync.backup import restored_server_pin
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.lan.identity import merge_revoked
@@ -413,7 +414,9 @@ def _join(
         credential = enroll(
             request.server_url,
             request.enroll_code,
-            request.ca_pem,
+            request.ca_pem
+            if request.ca_pem is not None
+            else restored_server_pin(db, request.server_url),
             request.device_name,
             op_trust.binding_for(db),
         )

@@ -1,12 +1,13 @@
-"""Why the clinic server could not be reached, in words a person can act on.
+"""Why the clinic server or a LAN peer could not be reached, in words a person can act on.
 
 A failed connection's own text ("[Errno 111] Connection refused", "[SSL:
 CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in
 certificate chain (_ssl.c:1006)", an httpx class name) means nothing at a front desk. Joining
-(enrollment), fetching the server's certificate for a pin and syncing all say instead which
-of a few things went wrong (nothing answered, the name was not found, no answer in time, the
-certificate was not accepted) and what to check; the exception itself goes to the log, for
-whoever looks into it.
+(enrollment), fetching the server's certificate for a pin and syncing (with the server or a
+peer) all say instead which of a few things went wrong (nothing answered, the name was not
+found, no answer in time, the certificate was not accepted) and what to check; the exception
+itself goes to the log at info level, for whoever looks into it (never to a one-shot
+command's stderr, which the person reads: README "Sync").
 """
 
 from __future__ import annotations
@@ -107,14 +108,46 @@ def certificate_names(server_url: str, timeout: float = 5) -> list[str] | None:
     return [*san.get_values_for_type(x509.DNSName), *ips]
 
 
-def unreachable(server_url: str, exc: BaseException) -> str:
-    """A phrase saying why the server at ``server_url`` could not be reached, naming the
-    address and what to check; ``exc``'s own text is logged, not returned."""
-    log.warning("cannot reach the server at %s: %s", server_url, _detail(exc))
+def _kind(exc: BaseException) -> str:
+    """Which of the few failures a person can act on ``exc`` is: ``name_mismatch``,
+    ``certificate``, ``handshake``, ``timeout``, ``no_name``, ``refused``, ``no_route``,
+    or ``other``."""
     chain = list(_chain(exc))
     text = " ".join(str(e) for e in chain).lower()
     if is_name_mismatch(exc):
-        host = urlsplit(server_url).hostname or server_url
+        return "name_mismatch"
+    if is_certificate_problem(exc):
+        return "certificate"
+    if is_handshake_failure(exc):
+        return "handshake"
+    if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
+        return "timeout"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(w in text for w in _NAME_WORDS):
+        return "no_name"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
+        w in text for w in _REFUSED_WORDS
+    ):
+        return "refused"
+    if any(isinstance(e, OSError) and e.errno in _NO_ROUTE for e in chain):
+        return "no_route"
+    return "other"
+
+
+def _log_detail(what: str, exc: BaseException) -> None:
+    """The connection's own text, for whoever looks into it: at info level, so the
+    long-running commands' logs keep it (``careline-server run``, ``careline serve``, and
+    any command run with ``CARELINE_LOG_LEVEL=info``) while a person at a terminal, who is
+    told in plain words, does not get it on stderr a second time."""
+    log.info("cannot reach %s: %s", what, _detail(exc))
+
+
+def unreachable(server_url: str, exc: BaseException) -> str:
+    """A phrase saying why the server at ``server_url`` could not be reached, naming the
+    address and what to check; ``exc``'s own text is logged, not returned."""
+    _log_detail(f"the server at {server_url}", exc)
+    kind = _kind(exc)
+    host = urlsplit(server_url).hostname or server_url
+    if kind == "name_mismatch":
         names = certificate_names(server_url)
         named = f" (it names: {', '.join(names)})" if names else ""
         return (
@@ -122,7 +155,7 @@ def unreachable(server_url: str, exc: BaseException) -> str:
             f"name {host}{named}; use one of the names it has in the server address, or ask "
             f"your IT contact to add {host} to the server's TLS_NAMES"
         )
-    if is_certificate_problem(exc):
+    if kind == "certificate":
         dates = clock_hint(exc)
         if dates:
             return (
@@ -135,33 +168,30 @@ def unreachable(server_url: str, exc: BaseException) -> str:
             "server address and the clinic's CA certificate or fingerprint with your IT "
             "contact)"
         )
-    if is_handshake_failure(exc):
+    if kind == "handshake":
         return (
             f"cannot reach the server at {server_url}: the secure (TLS) connection was broken "
             "off before it was set up, by the server or something in front of it such as a "
             "load balancer (ask your IT contact to check the server's log and the "
             "load balancer's settings); trying again later may work"
         )
-    if any(isinstance(e, (httpx.TimeoutException, TimeoutError)) for e in chain):
+    if kind == "timeout":
         return (
             f"cannot reach the server at {server_url}: it did not answer in time (timed out); "
             "check this computer's network connection and that the server is running, then "
             "try again"
         )
-    if any(isinstance(e, socket.gaierror) for e in chain) or any(w in text for w in _NAME_WORDS):
-        host = urlsplit(server_url).hostname or server_url
+    if kind == "no_name":
         return (
             f"cannot reach the server at {server_url}: no computer named {host!r} was found "
             "(check the server address, and this computer's network connection)"
         )
-    if any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
-        w in text for w in _REFUSED_WORDS
-    ):
+    if kind == "refused":
         return (
             f"cannot reach the server at {server_url}: nothing there accepted the connection "
             "(check the server address and port, and that the server is running)"
         )
-    if any(isinstance(e, OSError) and e.errno in _NO_ROUTE for e in chain):
+    if kind == "no_route":
         return (
             f"cannot reach the server at {server_url}: this computer has no network route to "
             "it (check this computer's network connection)"
@@ -170,6 +200,47 @@ def unreachable(server_url: str, exc: BaseException) -> str:
         f"cannot reach the server at {server_url} (check the server address and this "
         "computer's network connection, then try again)"
     )
+
+
+def peer_unreachable(address: str, exc: BaseException) -> str:
+    """A phrase saying why the LAN peer at ``address`` (HOST:PORT, its sync port) could
+    not be reached, as :func:`unreachable` says it of the server; ``exc``'s own text is
+    logged, not returned."""
+    _log_detail(f"the peer {address}", exc)
+    kind = _kind(exc)
+    host = address.rpartition(":")[0].strip("[]") or address
+    where = f"cannot reach the peer {address}"
+    if kind in ("name_mismatch", "certificate"):
+        dates = clock_hint(exc)
+        if dates:
+            return f"{where}: its certificate is not valid at this computer's date{dates}"
+        return (
+            f"{where}: it did not present a certificate of this clinic (check the address: "
+            "it may be another clinic's workstation)"
+        )
+    if kind == "handshake":
+        return (
+            f"{where}: the secure (TLS) connection was broken off before it was set up; what "
+            "answers there may not be a Careline workstation (check the address and port)"
+        )
+    if kind == "timeout":
+        return (
+            f"{where}: it did not answer in time (timed out); check the address, this "
+            "computer's network connection, and that Careline runs there, then try again"
+        )
+    if kind == "no_name":
+        return f"{where}: no computer named {host!r} was found (check the address)"
+    if kind == "refused":
+        return (
+            f"{where}: nothing there accepted the connection (check the address and port, "
+            "and that Careline runs there: the app, or 'careline serve')"
+        )
+    if kind == "no_route":
+        return (
+            f"{where}: this computer has no network route to it (check this computer's "
+            "network connection)"
+        )
+    return f"{where} (check the address and this computer's network connection, then try again)"
 
 
 def _detail(exc: BaseException) -> str:

@@ -428,9 +428,41 @@ def test_a_damaged_first_page_is_still_called_damaged(tmp_path: Path) -> None:
 
 
 def test_no_clinic_yet(tmp_path: Path) -> None:
+    """A --data-dir holding no clinic is bad configuration (exit 2), as the README's exit
+    codes say and careline-server says of a folder holding no server."""
     result = careline(tmp_path / "empty", "patient", "search", "x")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "run 'careline init' first" in result.stderr
+
+
+def test_json_failures_leave_stdout_empty_but_a_refusal_naming_records(clinic: Path) -> None:
+    """README, "Command line": with --json a failure prints nothing on stdout, its message
+    on stderr; a refusal naming records a script may act on prints them as JSON too."""
+    failing = [
+        (("patient", "show", "no-such-patient"), 1),
+        (("patient", "add", "--family", "Ng", "--given", "Al", "--birth-date", "1990-13-01"), 1),
+        (("conflicts", "resolve", "no-such-conflict", "--value", "x"), 1),
+        (("appointment", "add", "no-such-patient", "--start", "2026-12-07 25:00",
+          "--minutes", "15", "--clinician", "admin"), 1),
+    ]  # fmt: skip
+    for args, code in failing:
+        result = careline(clinic, "--json", "--password-stdin", *args, stdin=PASSWORD + "\n")
+        assert (result.returncode, result.stdout) == (code, ""), (args, result.stderr)
+        assert result.stderr.startswith("careline: error: "), args
+    empty = careline(clinic.parent / "none", "--json", "patient", "search", "x")
+    assert (empty.returncode, empty.stdout) == (2, "")
+    wrong = careline(clinic, "--json", "--password-stdin", "patient", "search", "x", stdin="no\n")
+    assert (wrong.returncode, wrong.stdout) == (3, "")
+
+    born = ("--given", "Twice", "--birth-date", "1971-07-07")
+    as_admin(clinic, "patient", "add", "--family", "Jsonrule", *born)
+    again = careline(clinic, "--json", "--password-stdin", "patient", "add", "--family",
+                     "Jsonrule", *born, stdin=PASSWORD + "\n")  # fmt: skip
+    assert again.returncode == 1
+    refused = json.loads(again.stdout)
+    assert refused["added"] is None
+    assert [m["family"] for m in refused["possible_duplicates"]] == ["Jsonrule"]
+    assert again.stderr.startswith("careline: error: not added: this patient may already")
 
 
 def test_unattended_unlock_with_os_keyring(tmp_path: Path, secret_service: dict[str, str]) -> None:

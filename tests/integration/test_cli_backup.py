@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from core.sync.backup import restored_identity
 from tests.attachment_content import as_named
 from tests.cheap_kdf import with_cheap_kdf
 from tests.crafted_backups import write_crafted
+from tests.integration.server_process import clinic_server, server_admin
 from tests.integration.staff_clinic import make_staff_clinic, run_as
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.integration.test_cli_keys import new_clinic
@@ -385,3 +387,50 @@ def test_crafted_backup_headers_are_refused_as_damaged_and_cannot_spoof_info(
     assert text.startswith(
         "A workstation backup made 2026-01-01T00:00:00+00:00; it opens with passphrase."
     )
+
+
+def test_the_join_again_command_restore_prints_works_as_printed(tmp_path: Path) -> None:
+    """A workstation enrolled with a server (its certificate pinned with --ca-file) is
+    restored from its backup: the command printed to join again, run as printed with the
+    password and a new code on standard input, joins and syncs. The pinned certificate is
+    kept through the restore; nobody has to find the server's PEM file again."""
+    desk, restored = tmp_path / "desk", tmp_path / "restored"
+    with clinic_server(tmp_path / "server", "Harbour Clinic") as (server, clinic):
+
+        def code() -> str:
+            return str(server_admin(server.data, {}, "enroll-code", clinic)["code"])
+
+        pem = tmp_path / "server.pem"
+        pem.write_text(server.ca_pem)
+        joined = careline(
+            desk, "--user", "admin", "--password-stdin", "enroll", "--server", server.url,
+            "--code-stdin", "--ca-file", str(pem), stdin=f"{PASSWORD}\n{code()}\n",
+        )  # fmt: skip
+        assert joined.returncode == 0, joined.stderr
+        pem.unlink()  # the restored computer never sees that file
+        as_admin(desk, "patient", "add", "--family", "Mensah", "--given", "Ama",
+                 "--birth-date", "1979-05-05")  # fmt: skip
+        backup = tmp_path / "desk.clbackup"
+        _backup(desk, backup, "--passphrase-stdin", stdin=f"{PASSWORD}\n{PASSPHRASE}\n")
+        result = careline(
+            tmp_path / "unused", "--user", "admin", "--password-stdin", "backup", "restore",
+            str(backup), "--data-dir", str(restored), "--passphrase-stdin",
+            stdin=f"{PASSWORD}\n{PASSPHRASE}\n",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        printed = [line.strip() for line in result.stdout.splitlines()]
+        command = next(line for line in printed if line.startswith("careline "))
+        assert command == (
+            f"careline --data-dir {restored} --user admin --password-stdin enroll --server "
+            f"{server.url} --code-stdin"
+        )
+        assert "with your password, then the code, on standard input" in result.stdout
+        # Followed as printed: the password, then the code, on standard input.
+        again = subprocess.run(
+            [sys.executable, "-m", "app.entry", *shlex.split(command)[1:]],
+            input=f"{PASSWORD}\n{code()}\n", capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        synced = careline(restored, "--password-stdin", "sync", "--once", stdin=PASSWORD)
+        assert synced.returncode == 0, synced.stderr

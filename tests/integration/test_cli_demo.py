@@ -44,7 +44,7 @@ def test_init_demo_then_use_it_apart_from_the_clinic(tmp_path: Path) -> None:
     again = careline(data, "--json", "init", "--demo")
     assert again.returncode == 1 and "already holds a clinic" in again.stderr
     real = careline(data, "patient", "search", "a")
-    assert real.returncode == 1 and "no clinic in" in real.stderr and NOTICE not in real.stderr
+    assert real.returncode == 2 and "no clinic in" in real.stderr and NOTICE not in real.stderr
 
 
 def test_init_demo_json_and_the_same_seed(tmp_path: Path) -> None:

@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from tests.services import free_port
 
 PASSWORD = "correct horse battery"
 
@@ -77,6 +80,16 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
     )
     assert weak.returncode == 1
     assert "password" in weak.stderr
+    # The password comes on standard input, the command's only source: it has no
+    # --password-stdin to name.
+    for action, what in ((("add", "Twice", "bob", "--role", "admin"), "password"),
+                         (("reset-password", "Twice", "bob"), "new password")):  # fmt: skip
+        nothing = server_cli(data, "admin", "user", *action, stdin="")
+        assert nothing.returncode == 2
+        assert nothing.stderr == (
+            f"careline-server: configuration: admin user {action[0]}: standard input has no "
+            f"{what} line\n"
+        )
 
 
 def test_clinic_ids_and_names_cannot_be_confused(tmp_path: Path) -> None:
@@ -205,3 +218,50 @@ def test_misspelt_settings_stop_the_start(tmp_path: Path) -> None:
     lower = server_cli(data, "admin", "init", env={"database_url": "postgresql://db/x"})
     assert "database_url is not a setting (did you mean DATABASE_URL?)" in lower.stderr
     assert server_cli(data, "admin", "init", env={"AWS_ENDPOINT_URL_S3": "x"}).returncode == 0
+
+
+def test_a_failed_init_makes_nothing_and_the_next_says_it_made_the_server(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """PostgreSQL refusing the default DATABASE_SSL_MODE (verify-full: the local one speaks
+    no TLS) stops ``admin init``: no master key file is left behind to make the folder pass
+    for a server, so the run that does set it up says so."""
+    url = postgres_url.split("?", 1)[0]  # the mode comes from DATABASE_SSL_MODE alone
+    data = tmp_path / "new" / "server"
+    refused = server_cli(data, "admin", "init", env={"DATABASE_URL": url})
+    assert refused.returncode == 2, refused.stderr
+    assert "server does not support SSL" in refused.stderr
+    assert not (tmp_path / "new").exists()
+    # Nor does the first clinic, which makes a server in an empty folder too.
+    first = server_cli(data, "admin", "clinic", "create", "Bay", env={"DATABASE_URL": url})
+    assert first.returncode == 2, first.stderr
+    assert not (tmp_path / "new").exists()
+    # A folder IT made beforehand keeps what it held, and only that.
+    data.mkdir(parents=True)
+    (data / "notes.txt").write_text("set up by IT\n")
+    assert server_cli(data, "admin", "init", env={"DATABASE_URL": url}).returncode == 2
+    assert [p.name for p in data.iterdir()] == ["notes.txt"]
+    made = server_cli(
+        data, "--json", "admin", "init", env={"DATABASE_URL": url, "DATABASE_SSL_MODE": "disable"}
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == {"data_dir": str(data), "created": True}
+
+
+def test_an_admin_command_with_postgresql_down_says_so_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A one-shot admin command does not wait for PostgreSQL as the service starting beside
+    it does: one clear line, no retry lines from the connection pool, in seconds."""
+    data = tmp_path / "server"
+    env = {"DATABASE_URL": postgres_url, "DATABASE_SSL_MODE": "disable"}
+    assert server_cli(data, "admin", "init", env=env).returncode == 0
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/careline"  # nothing listens
+    started = time.monotonic()
+    result = server_cli(data, "admin", "clinic", "list", env={**env, "DATABASE_URL": down})
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"careline-server: configuration: DATABASE_URL: cannot connect to {down} (is "
+        "PostgreSQL running, and does DATABASE_SSL_MODE=disable suit it?)\n"
+    )

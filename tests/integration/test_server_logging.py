@@ -68,6 +68,9 @@ def test_server_output_is_json_lines_with_structured_events(
     ]
     enrolled = [d for d in docs if d.get("security_event") == "device.enrolled"]
     assert enrolled and enrolled[0]["security_fields"]["device"] == credential.device_id
+    # uvicorn's start line names the scheme served: TLS, whoever starts it.
+    started = [d["message"] for d in docs if d["message"].startswith("Uvicorn running on")]
+    assert started == [f"Uvicorn running on {running.url} (Press CTRL+C to quit)"]
 
 
 def test_text_format_and_level_settings(tmp_path: Path) -> None:

@@ -57,10 +57,14 @@ class PgStore:
         connect_timeout: float = 15,
         migrations: Sequence[Migration] | None = None,
         heartbeat_s: float | None = None,
+        wait: bool = True,
     ) -> None:
         """``migrations``: the schema this code knows (default :data:`schema.MIGRATIONS`;
         tests pass a longer or shorter list to play a newer or older release);
-        ``heartbeat_s``: how often this process's node row is refreshed."""
+        ``heartbeat_s``: how often this process's node row is refreshed; ``wait``: a
+        server not answering yet (still starting, or down) is waited for, up to
+        ``connect_timeout``, as a service starting beside it needs; without, as a one-shot
+        admin command wants, it is refused at once."""
         check_url(url)
         self.migrations = tuple(schema.MIGRATIONS if migrations is None else migrations)
         self._beat_s = nodes.HEARTBEAT_S if heartbeat_s is None else heartbeat_s
@@ -72,15 +76,12 @@ class PgStore:
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=30
         )
-        _refuse_misconfigured(url, kwargs, connect_timeout)
+        _refuse_misconfigured(url, kwargs, connect_timeout, wait)
         try:
             self.pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
             self.pool.close()
-            raise ConfigError(
-                f"DATABASE_URL: cannot connect to {redact(url)} (is PostgreSQL running, and "
-                f"does DATABASE_SSL_MODE={kwargs.get('sslmode', 'as in the URL')} suit it?)"
-            ) from exc
+            raise ConfigError(_not_connected(url, kwargs)) from exc
         try:
             self._migrate()
         except BaseException:
@@ -224,10 +225,12 @@ _PERMANENT = ("SSL", "certificate", "authentication failed", "no pg_hba.conf ent
               "does not exist", "server does not support SSL")  # fmt: skip
 
 
-def _refuse_misconfigured(url: str, kwargs: dict[str, Any], timeout: float) -> None:
+def _refuse_misconfigured(url: str, kwargs: dict[str, Any], timeout: float, wait: bool) -> None:
     """One direct connection first: a permanent failure (a wrong CA, TLS refused, a bad
     password) is reported at once with libpq's own reason, rather than after the pool
-    has retried for ``timeout`` seconds and can only say it timed out."""
+    has retried for ``timeout`` seconds and can only say it timed out. Unless ``wait``,
+    any other failure (nothing listening) is too, before the pool's retries log a line
+    each."""
     try:
         psycopg.connect(url, connect_timeout=max(1, int(timeout)), **kwargs).close()
     except psycopg.OperationalError as exc:
@@ -237,6 +240,17 @@ def _refuse_misconfigured(url: str, kwargs: dict[str, Any], timeout: float) -> N
                 f"DATABASE_URL: cannot connect to {redact(url)} with "
                 f"sslmode={kwargs.get('sslmode') or _url_sslmode(url)}: {_reason(reason)}"
             ) from None
+        if not wait:
+            log.info("PostgreSQL at %s did not answer: %s", redact(url), reason)
+            raise ConfigError(_not_connected(url, kwargs)) from None
+
+
+def _not_connected(url: str, kwargs: dict[str, Any]) -> str:
+    """The message for a PostgreSQL server that did not answer."""
+    return (
+        f"DATABASE_URL: cannot connect to {redact(url)} (is PostgreSQL running, and does "
+        f"DATABASE_SSL_MODE={kwargs.get('sslmode', 'as in the URL')} suit it?)"
+    )
 
 
 def _url_sslmode(url: str) -> str:

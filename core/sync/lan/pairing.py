@@ -214,7 +214,7 @@ def pair_and_sync_first(
 def _unreachable(host: str, pairing_port: int, exc: BaseException) -> str:
     """Why the pairing listener at ``host:pairing_port`` could not be reached, in words a
     person can act on (the socket's own text is logged, not shown: README "Sync")."""
-    log.warning("pairing with %s:%s failed: %s: %s", host, pairing_port, type(exc).__name__, exc)
+    log.info("pairing with %s:%s failed: %s: %s", host, pairing_port, type(exc).__name__, exc)
     where = (
         f"the workstation at {host}, pairing port {pairing_port} (the port given with --peer "
         "is its sync port; pairing uses the next one)"

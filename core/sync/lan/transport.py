@@ -30,6 +30,7 @@ from core.sync.clock import clock_hint
 from core.sync.lan import tls
 from core.sync.lan.identity import LanIdentity
 from core.sync.protocol import MAX_MESSAGE_BYTES
+from core.sync.reach import peer_unreachable
 from core.sync.transport import TransportError
 
 # A TCP connection and TLS handshake with a peer on the LAN take milliseconds.
@@ -75,17 +76,14 @@ def _closed(exc: BaseException) -> bool:
     )
 
 
-def _closed_hint(exc: BaseException) -> str:
-    """What a peer that accepted TLS and then closed without answering may mean: nothing
-    that stays true. A refusal of this workstation's certificate comes as a TLS alert
-    (:class:`RefusedByPeerError`)."""
-    if _closed(exc):
-        return (
-            ". The peer closed the connection without answering: it may be busy with this "
-            "workstation's other sessions or stopping (it is tried again shortly); a peer "
-            "running an older Careline also closes this way on a certificate it refuses"
-        )
-    return ""
+# What a peer that accepted TLS and then closed without answering may mean: nothing that
+# stays true. A refusal of this workstation's certificate comes as a TLS alert
+# (:class:`RefusedByPeerError`).
+_CLOSED = (
+    "the peer closed the connection without answering: it may be busy with this "
+    "workstation's other sessions or stopping (it is tried again shortly); a peer running "
+    "an older Careline also closes this way on a certificate it refuses"
+)
 
 
 def _alert_after(conn: http.client.HTTPSConnection) -> str | None:
@@ -197,9 +195,7 @@ class LanTransport:
             conn.connect()  # CPython bounds the whole handshake, not each read, by it
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise TransportError(
-                f"cannot reach the peer {self.address}: {exc}{clock_hint(exc)}"
-            ) from exc
+            raise TransportError(peer_unreachable(self.address, exc)) from exc
         try:
             self.peer_device = self._verified_peer(conn, timeout)
         except BaseException:
@@ -255,9 +251,11 @@ class LanTransport:
                         alert,
                     ) from exc
                 if attempt == 2:
-                    hint = _closed_hint(exc)
-                    error = PeerClosedError if hint and self.peer_device else TransportError
-                    raise error(f"cannot reach the peer {self.address}: {exc}{hint}") from exc
+                    if _closed(exc) and self.peer_device:
+                        raise PeerClosedError(
+                            f"cannot reach the peer {self.address}: {_CLOSED}"
+                        ) from exc
+                    raise TransportError(peer_unreachable(self.address, exc)) from exc
         raise AssertionError("unreachable")
 
     def hello(self) -> dict[str, Any]:

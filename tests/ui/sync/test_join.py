@@ -265,7 +265,7 @@ def test_a_server_that_does_not_answer_is_named_in_plain_words(
 ) -> None:
     url = f"https://127.0.0.1:{free_port()}"  # nothing listens there
     wizard, ws = join_wizard, join_wizard.workstation
-    with caplog.at_level(logging.WARNING, logger="core.sync.reach"):
+    with caplog.at_level(logging.INFO, logger="core.sync.reach"):
         shown = _try_joining(qtbot, wizard, url)
     assert shown == (
         f"Cannot reach the server at {url}: nothing there accepted the connection (check "

@@ -115,7 +115,7 @@ def test_keyring_slot_without_a_keyring_says_what_to_do(
     assert result.stderr == (
         "careline: error: cannot unlock: no OS keyring is available on this machine (common "
         "on headless Linux); unlock with a staff password or the recovery key instead. Give "
-        "'admin''s password with --password-stdin or CARELINE_PASSWORD_FILE\n"
+        "the password of 'admin' with --password-stdin or CARELINE_PASSWORD_FILE\n"
     )
     with_password = subprocess.run(
         [*cmd, "--password-stdin", "patient", "search", "x"],

@@ -12,7 +12,7 @@ import ssl
 import httpx
 import pytest
 
-from core.sync.reach import is_certificate_problem, unreachable
+from core.sync.reach import is_certificate_problem, peer_unreachable, unreachable
 
 URL = "https://clinic.example:8443"
 
@@ -26,7 +26,7 @@ def raised_from(outer: Exception, inner: BaseException) -> Exception:
 def test_refused_names_the_address_and_what_to_check(caplog: pytest.LogCaptureFixture) -> None:
     refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     exc = raised_from(httpx.ConnectError("[Errno 111] Connection refused"), refused)
-    with caplog.at_level(logging.WARNING, logger="core.sync.reach"):
+    with caplog.at_level(logging.INFO, logger="core.sync.reach"):
         words = unreachable(URL, exc)
     assert words == (
         f"cannot reach the server at {URL}: nothing there accepted the connection (check the "
@@ -113,3 +113,35 @@ def test_a_handshake_broken_off_is_not_called_a_certificate_problem() -> None:
     words = unreachable(URL, exc)
     assert "broken off before it was set up" in words
     assert "fingerprint" not in words and "CA" not in words
+
+
+def test_a_peer_is_named_in_the_same_plain_words(caplog: pytest.LogCaptureFixture) -> None:
+    """``careline sync --peer``: the LAN peer's failures are worded as the server's, naming
+    its address and what to check; the socket's text goes to the log only."""
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    with caplog.at_level(logging.INFO, logger="core.sync.reach"):
+        words = peer_unreachable("192.168.1.20:7445", refused)
+    assert words == (
+        "cannot reach the peer 192.168.1.20:7445: nothing there accepted the connection "
+        "(check the address and port, and that Careline runs there: the app, or "
+        "'careline serve')"
+    )
+    assert "[Errno 111] Connection refused" in caplog.text
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert peer_unreachable("desk-3:7445", lookup) == (
+        "cannot reach the peer desk-3:7445: no computer named 'desk-3' was found (check the "
+        "address)"
+    )
+    foreign = ssl.SSLCertVerificationError(
+        1,
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local "
+        "issuer certificate (_ssl.c:1006)",
+    )
+    assert "it did not present a certificate of this clinic" in peer_unreachable("h:1", foreign)
+    expired = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired"
+    )
+    dated = peer_unreachable("h:1", expired)
+    assert "its certificate is not valid at this computer's date" in dated
+    assert "this computer's clock says" in dated
+    assert "timed out" in peer_unreachable("h:1", TimeoutError("timed out"))
