@@ -112,11 +112,11 @@ def _names(records: ClinicRecords, meds: list[Medication]) -> dict[str, str]:
     return records.full_names(people(meds))
 
 
-def refuse_duplicate(ctx: Context, records: ClinicRecords, exc: DuplicateWarning) -> NoReturn:
+def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
     """Name the active medications this one repeats (nothing was written), and fail."""
     if ctx.args.json:
         ctx.emit({"started": None, "duplicates": [m.to_dict() for m in exc.existing]}, "")
-    names = _names(records, exc.existing)
+    names = exc.names
     listed = "\n".join(f"  {line(m)}{said(m, names)}" for m in exc.existing)
     raise CliError(
         f"not started: {exc.what} is already an active medication of this patient:\n"
@@ -151,7 +151,7 @@ def run(ctx: Context) -> int:
                 allow_duplicate=args.allow_duplicate, prescribing=prescribing,
             )  # fmt: skip
         except DuplicateWarning as exc:
-            refuse_duplicate(ctx, records, exc)
+            refuse_duplicate(ctx, exc)
         except AllergyWarning as exc:
             if args.json:
                 ctx.emit(

@@ -67,11 +67,11 @@ def _names(records: ClinicRecords, problems: list[Problem]) -> dict[str, str]:
     return records.full_names(people(problems))
 
 
-def refuse_duplicate(ctx: Context, records: ClinicRecords, exc: DuplicateWarning) -> NoReturn:
+def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
     """Name the active problems this one repeats (nothing was written), and fail."""
     if ctx.args.json:
         ctx.emit({"recorded": None, "duplicates": [p.to_dict() for p in exc.existing]}, "")
-    names = _names(records, exc.existing)
+    names = exc.names
     listed = "\n".join(f"  {line(p)}{said(p, names)}" for p in exc.existing)
     raise CliError(
         f"not recorded: {exc.what} is already an active problem of this patient:\n{listed}\n"
@@ -101,7 +101,7 @@ def run(ctx: Context) -> int:
                 allow_duplicate=args.allow_duplicate,
             )  # fmt: skip
         except DuplicateWarning as exc:
-            refuse_duplicate(ctx, records, exc)
+            refuse_duplicate(ctx, exc)
         ctx.emit(p.to_dict(), f"Recorded problem {line(p)}")
     elif args.action == "resolve":
         if problems.get(args.item_id).patient_id != args.patient_id:

@@ -19,6 +19,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
 from core.records.errors import NotFoundError, RecordError, ValidationError
+from core.records.list_history import people
 from core.records.spec import ListSpec
 from core.store.database import Transaction
 
@@ -50,6 +51,9 @@ class DuplicateWarning(RecordError):
     set, so two workstations may still each add it before syncing: both are kept (clinical
     safety over tidiness), this only stops the same chart being given it twice unseen."""
 
+    # Full names of the people ``existing`` names (user name -> full name), once looked up.
+    names: dict[str, str]
+
     def __init__(self, what: str, noun: str, existing: list[Any]) -> None:
         when = "; ".join(
             f"recorded {str(e.recorded_at or '')[:10] or 'at an unknown time'}"
@@ -59,6 +63,7 @@ class DuplicateWarning(RecordError):
         super().__init__(f"{what} is already an active {noun} of this patient ({when})")
         self.what = what
         self.existing = existing
+        self.names = {}
 
 
 def same_text(a: object, b: object) -> bool:
@@ -115,14 +120,20 @@ class ListWriter:
         records = self.records
         records.get_patient(patient_id)
         added: list[str] = []
-        with records.db.write(
-            records.actor, action, "patient", patient_id, {"patient_id": patient_id, **details}
-        ) as tx:
+        try:
+            with records.db.write(
+                records.actor, action, "patient", patient_id, {"patient_id": patient_id, **details}
+            ) as tx:
 
-            def apply(doc: RecordDoc, hlc: str) -> None:
-                added.extend(mutate(tx, doc, hlc))
+                def apply(doc: RecordDoc, hlc: str) -> None:
+                    added.extend(mutate(tx, doc, hlc))
 
-            change(tx, records.actor, patient_id, "patient", apply)
+                change(tx, records.actor, patient_id, "patient", apply)
+        except DuplicateWarning as exc:
+            # Rolled back (nothing written): who recorded what is there already, by full
+            # name, for the warning to say.
+            exc.names = records.full_names(people(exc.existing))
+            raise
         return added
 
     def add(self, doc: RecordDoc, value: Values, hlc: str, prescribed: bool = False) -> str:
