@@ -18,7 +18,7 @@ from core.records.models import Patient
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN
+from tests.ui.conftest import ADMIN, ADMIN_NAME
 
 
 def _button(box: QMessageBox, text: str) -> QMessageBox:
@@ -185,20 +185,30 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     dialog.fields["start"].selectAll()
     QTest.keyClicks(dialog.fields["start"], "2024-06-01")
     QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Tab)
+    assert dialog.prescribing.hasFocus() and dialog.prescribing.isChecked()
+    QTest.keyClick(dialog.prescribing, Qt.Key.Key_Tab)
     assert dialog.fields["prescriber"].hasFocus()
+    # Naming who prescribed the new dose says someone else did, not the person signed in.
     QTest.keyClicks(dialog.fields["prescriber"], "Dr Bo")
+    assert dialog.elsewhere.isChecked()
     QTest.keyClick(dialog.fields["prescriber"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
     [new] = Medications(clinic.records).list(patient.id)
-    assert (new.prescriber, new.reason) == ("Dr Bo", "Type 2 diabetes")
+    assert (new.prescriber, new.prescribed_by, new.reason) == ("Dr Bo", None, "Type 2 diabetes")
     qtbot.waitUntil(lambda: rows(card.table)[0][1] == "1000 mg", timeout=5_000)
     assert [r[:4] for r in rows(card.table)] == [["Metformin", "1000 mg", "2024-06-01", ""]]
+    assert rows(card.table)[0][5] == "Dr Bo"  # prescribed by
     QTest.mouseClick(card.show_past, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(card.medications) == 2, timeout=5_000)
+    # The old dose was changed, not stopped: the past says so, and to what, when, by whom.
     assert [r[:4] for r in rows(card.table)] == [
         ["Metformin", "1000 mg", "2024-06-01", ""],
-        ["Metformin", "500 mg", "2024-01-05", "2024-06-01"],
+        ["Metformin", "500 mg", "2024-01-05", "Dose changed 2024-06-01"],
     ]
+    old = card.table.item(1, 3)
+    assert old is not None
+    assert f"Dose changed to 1000 mg on 2024-06-01 by {ADMIN_NAME}" in old.toolTip()
+    assert "Stopped" not in old.toolTip()
     card.table.selectRow(1)  # history: nothing to stop or change
     assert not card.stop_button.isEnabled() and not card.change_button.isEnabled()
 

@@ -4,6 +4,7 @@ when chosen, resolve with a date, resolved ones on request."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from PySide6.QtCore import Qt
@@ -18,7 +19,7 @@ from core.records.problems import Problems
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import press, type_at_the_keyboard
+from tests.ui.conftest import ADMIN_NAME, press, type_at_the_keyboard
 
 ICD_LOAD = 60_000  # the code list is read on first use (a few seconds on a busy machine)
 
@@ -57,7 +58,9 @@ def test_a_problem_is_found_by_words_and_picked_with_the_keyboard(
     QTest.keyClicks(dialog.onset, "2019-05")
     QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
-    assert rows(card.table) == [["I10", "Essential (primary) hypertension", "2019-05", "Active"]]
+    [row] = rows(card.table)
+    assert row[:4] == ["I10", "Essential (primary) hypertension", "2019-05", "Active"]
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d by {ADMIN_NAME}", row[4])  # who, when
     [stored] = Problems(clinic.records).list(patient.id)
     assert (stored.code, stored.onset, stored.status) == ("I10", "2019-05", "active")
 
