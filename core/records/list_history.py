@@ -35,8 +35,10 @@ class ItemHistory:
     ended_at: str | None = None  # when it was resolved or stopped (or its dose changed)
     ended_by: str | None = None
     prescribed_by: str | None = None  # the clinician who started it, saying they prescribed it
-    changed_to: str | None = None  # an old dose: the item id of the dose it was changed to
-    changed_from: str | None = None  # a new dose: the item id of the dose it replaced
+    # An old dose: the item id of the dose it was changed to (its stopped copy, if since
+    # stopped); a new dose: the item id of the old dose it replaced.
+    changed_to: str | None = None
+    changed_from: str | None = None
 
 
 def dose_changes(history: Iterable[crdt.SetChange]) -> dict[str, str]:
@@ -81,8 +83,18 @@ def item_histories(
             for item_id in c.added:
                 added_by.setdefault(item_id, c)
     continues = _successors(history)
+    following = {old: copy for copy, old in continues.items()}
     new_doses = dose_changes(history)
     changed_to = {old: new for new, old in new_doses.items()}
+
+    def latest(item_id: str) -> str:
+        """The copy an item's line ends in now (a new dose since stopped: its copy)."""
+        seen = {item_id}
+        while item_id in following and following[item_id] not in seen:
+            item_id = following[item_id]
+            seen.add(item_id)
+        return item_id
+
     found: dict[str, ItemHistory] = {}
     for element in elements:
         first, seen = element.element_id, {element.element_id}
@@ -104,8 +116,10 @@ def item_histories(
             ended_at=hlc_time(ended.hlc) if ended else None,
             ended_by=ended.author if ended else None,
             prescribed_by=origin.author if origin is not None and origin.prescribed else None,
-            changed_to=changed_to.get(element.element_id),
-            changed_from=new_doses.get(element.element_id),
+            changed_to=(
+                latest(changed_to[element.element_id]) if element.element_id in changed_to else None
+            ),
+            changed_from=new_doses.get(first),
         )
     return found
 
