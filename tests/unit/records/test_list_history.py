@@ -119,6 +119,10 @@ def test_an_active_problem_or_medication_added_again_is_refused_until_confirmed(
     # Confirmed, it is added, and the audit entry says the duplicate was confirmed.
     problems.add(p.id, code="I10", allow_duplicate=True)
     assert [x.code for x in problems.list(p.id)].count("I10") == 2
+    meds.start(p.id, {"name": "metformin"}, allow_duplicate=True)
+    assert len(meds.list(p.id)) == 2
+    # Two of the same, added one after the other on purpose, are no list conflict.
+    assert a.db.query("SELECT count(*) FROM conflicts")[0][0] == 0
     [details] = a.db.query(
         "SELECT details FROM audit_log WHERE action = 'problem.add' ORDER BY seq DESC LIMIT 1"
     )[0]
