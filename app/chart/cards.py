@@ -29,6 +29,7 @@ from app.patients.dialog import RecordsProvider
 from app.widgets import tab_leaves
 from core.records.changeset import Changes
 from core.records.clinic import ClinicRecords
+from core.records.list_history import people
 
 T = TypeVar("T")
 MAX_ROWS = 12  # taller lists scroll inside their card
@@ -92,13 +93,21 @@ def card(title: str, *buttons: QWidget) -> tuple[QFrame, QVBoxLayout]:
     return frame, layout
 
 
-def fill(table: QTableWidget, rows: list[tuple[str, list[str]]], muted: set[int]) -> None:
-    """Rows of (item id, cells); rows in ``muted`` are history, shown greyed."""
+def fill(
+    table: QTableWidget,
+    rows: list[tuple[str, list[str]]],
+    muted: set[int],
+    tips: list[str] | None = None,
+) -> None:
+    """Rows of (item id, cells); rows in ``muted`` are history, shown greyed; ``tips``: each
+    row's tooltip (over every cell of it), if any."""
     table.setRowCount(len(rows))
     for row, (item_id, cells) in enumerate(rows):
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, item_id)
+            if tips is not None and tips[row]:
+                item.setToolTip(tips[row])
             if row in muted:
                 item.setForeground(Qt.GlobalColor.gray)
             table.setItem(row, column, item)
@@ -135,6 +144,8 @@ class ListCard(Generic[T]):
         self._records = records
         self._patient_id: str | None = None
         self._items: list[T] = []
+        # Full names of the people the items' history names (user name -> full name).
+        self.names: dict[str, str] = {}
         operations.changed.connect(self._changed)
         self.history = history
         history.toggled.connect(lambda _on: self._read())
@@ -164,6 +175,10 @@ class ListCard(Generic[T]):
     def is_history(self, item: T) -> bool:
         """A past item (shown greyed, not acted on)."""
         raise NotImplementedError
+
+    def tooltip(self, item: T) -> str:
+        """What the row says when pointed at (who recorded the item, when...)."""
+        return ""
 
     def update_buttons(self) -> None:
         """Enable the card's buttons for the patient and the selected item."""
@@ -222,17 +237,20 @@ class ListCard(Generic[T]):
         if patient_id is None:
             return
         history = self.history.isChecked()
-        self._operations.read(
-            self.READ,
-            lambda: self.fetch(records(), patient_id, history),
-            self._arrived,
-            self._failed,
-        )
 
-    def _arrived(self, items: list[T]) -> None:
+        def read() -> tuple[list[T], dict[str, str]]:
+            opened = records()
+            items = self.fetch(opened, patient_id, history)
+            return items, opened.full_names(people(items))
+
+        self._operations.read(self.READ, read, self._arrived, self._failed)
+
+    def _arrived(self, read: tuple[list[T], dict[str, str]]) -> None:
+        items, self.names = read
         self._items = items
         rows = [(str(getattr(i, "id", "")), self.cells(i)) for i in items]
-        fill(self.table, rows, {n for n, i in enumerate(items) if self.is_history(i)})
+        muted = {n for n, i in enumerate(items) if self.is_history(i)}
+        fill(self.table, rows, muted, [self.tooltip(i) for i in items])
         self.table.setVisible(bool(items))
         self.empty.setVisible(not items)
         self.update_buttons()

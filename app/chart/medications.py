@@ -1,6 +1,10 @@
 """The medications card on the chart's Overview: active list with Start, Change dose and
-Stop; "Show past" adds the stopped ones (history, greyed). Starting a medication whose
-name matches a recorded allergy shows the allergy warning; only "Start anyway" saves it."""
+Stop; "Show past" adds the stopped ones (history, greyed; an old dose says it was changed,
+not stopped), each row saying who prescribed and recorded it (its tooltip: who stopped it,
+when). Starting a medication whose name matches a recorded allergy shows the allergy
+warning, and one the patient takes already the duplicate warning; only "Start anyway"
+saves it. The clinician starting it is its prescriber ("I prescribe it") unless they say
+someone else prescribed it (named if known): a medication recorded from elsewhere."""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QWidget,
+)
 
 from app.chart.cards import ListCard
 from app.chart.list_dialogs import DateDialog, SavingDialog
@@ -18,8 +30,9 @@ from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
-from core.records.chart_lists import dated
+from core.records.chart_lists import DuplicateWarning, dated
 from core.records.clinic import ClinicRecords
+from core.records.list_history import when_by
 from core.records.medications import DOSE_FIELDS, AllergyWarning, Medication, Medications
 from core.records.types import MEDICATIONS
 
@@ -31,7 +44,7 @@ PLACEHOLDERS = {
     "frequency": "e.g. twice daily",
     "start": "YYYY-MM-DD",
     "reason": "Optional, e.g. type 2 diabetes",
-    "prescriber": "Optional",
+    "prescriber": "Their name, if known",
 }
 
 
@@ -54,6 +67,7 @@ class MedicationDialog(SavingDialog):
         self._changing = changing
         self.edits = None if changing is None else "medication"
         self.warning_box: QMessageBox | None = None
+        self._asked = (False, False)  # the last save's (confirm_allergy, allow_duplicate)
         starting = changing is None
         self.setObjectName("medicationDialog" if starting else "doseDialog")
         self.setWindowTitle("Start medication" if starting else "Change dose")
@@ -72,6 +86,12 @@ class MedicationDialog(SavingDialog):
         )  # fmt: skip
         self.fields: dict[str, QLineEdit] = {}
         form = form_layout()
+        # Who prescribed it: the clinician starting it, or someone else (named if known)
+        # when it is only being recorded here. Typing a name chooses "Someone else".
+        self.prescribing = QRadioButton("I prescribe it")
+        self.prescribing.setChecked(True)
+        self.elsewhere = QRadioButton("Someone else (prescribed elsewhere):")
+        self.prescribing.toggled.connect(lambda _on: self.errors["prescriber"].hide())
         for name in names:
             edit = QLineEdit()
             edit.setPlaceholderText(PLACEHOLDERS[name])
@@ -80,6 +100,11 @@ class MedicationDialog(SavingDialog):
             self.fields[name] = edit
             self.errors[name] = error_label()
             label = MEDICATIONS.item(name).label if name != "start" or starting else "From"
+            if name == "prescriber":
+                edit.textEdited.connect(lambda _text: self.elsewhere.setChecked(True))
+                form.addRow("Prescribed by", self.prescribing)
+                form.addRow("", self.elsewhere)
+                label = ""
             form.addRow(label, edit)
             form.addRow("", self.errors[name])
         self.errors["stop"] = self.errors["start"]  # a change's date is the old one's stop
@@ -97,8 +122,12 @@ class MedicationDialog(SavingDialog):
         self.first_field = self.fields[names[0]]
 
     def values(self) -> dict[str, str | None]:
-        """What is typed, by field (blank: None)."""
-        return {name: edit.text().strip() or None for name, edit in self.fields.items()}
+        """What is typed, by field (blank: None); a prescriber's name only when someone
+        else prescribed it."""
+        typed = {name: edit.text().strip() or None for name, edit in self.fields.items()}
+        if self.prescribing.isChecked():
+            typed["prescriber"] = None
+        return typed
 
     def draft(self) -> dict[str, str | None] | None:
         """Unsaved input kept across a sign-out (app/session/drafts.py), or None."""
@@ -114,17 +143,20 @@ class MedicationDialog(SavingDialog):
         """Fill the form with a kept draft."""
         for name, edit in self.fields.items():
             edit.setText(draft.get(name) or "")
+        if draft.get("prescriber"):  # kept only when someone else prescribed it
+            self.elsewhere.setChecked(True)
 
     def done(self, result: int) -> None:
         """Close; the open-visit read still in flight is not delivered."""
         self.visit_link.cancel()
         super().done(result)
 
-    def save(self, confirm_allergy: bool = False) -> None:
+    def save(self, confirm_allergy: bool = False, allow_duplicate: bool = False) -> None:
         """Start (or change) through core, in the patient's open visit if there is one;
-        an allergy match asks first."""
+        an allergy match, or a medication the patient takes already, asks first."""
         records, patient_id, values = self._records, self._patient_id, self.values()
-        changing = self._changing
+        changing, prescribing = self._changing, self.prescribing.isChecked()
+        self._asked = (confirm_allergy, allow_duplicate)
         # A dose change's From, emptied, is refused as core refuses it (never taken as
         # today, a date nobody typed); a new medication's Start may be left unknown.
         date = self.fields["start"].text()
@@ -137,17 +169,22 @@ class MedicationDialog(SavingDialog):
             changes = {f: values[f] for f in DOSE_FIELDS}
             prescriber = values["prescriber"]
             work = lambda: Medications(records()).change_dose(  # noqa: E731
-                changing.id, changes, date, prescriber, visit()
+                changing.id, changes, date, prescriber, visit(), prescribing
             )
         else:
             work = lambda: Medications(records()).start(  # noqa: E731
-                patient_id, {**values, "encounter_id": visit()}, confirm_allergy
-            )
+                patient_id, {**values, "encounter_id": visit()}, confirm_allergy,
+                allow_duplicate, prescribing,
+            )  # fmt: skip
 
         self.run(work, "start medication" if changing is None else "change dose")
 
     def failed(self, exc: Exception) -> None:
-        """An allergy match asks the person; other errors show on the form."""
+        """An allergy match, or a medication taken already, asks the person; other errors
+        show on the form."""
+        if isinstance(exc, DuplicateWarning):
+            self._warn_duplicate(exc)
+            return
         if not isinstance(exc, AllergyWarning):
             super().failed(exc)
             return
@@ -166,10 +203,41 @@ class MedicationDialog(SavingDialog):
             keep="Don’t start",
         )
 
+    def _warn_duplicate(self, exc: DuplicateWarning) -> None:
+        """Say the patient takes it already (when recorded, by whom): "Don't start", the
+        default, saves nothing; "Start anyway" saves it as answered so far."""
+        self._job = None
+        self.save_button.setEnabled(True)
+        confirm_allergy = self._asked[0]
+        others = {m.id: m for m in exc.existing}
+
+        def answered(anyway: bool) -> None:
+            self.warning_box = None
+            if anyway:
+                self.save(confirm_allergy=confirm_allergy, allow_duplicate=True)
+
+        self.warning_box = ask_first(
+            self,
+            "duplicateMedication",
+            "Already taken",
+            f"{exc.what} is already an active medication of this patient.",
+            "\n".join(
+                f"• {m.name} {m.instructions}".rstrip()
+                + ": "
+                + "; ".join(m.history_lines(exc.names, others))
+                for m in exc.existing
+            )
+            + "\n\nTo take it differently, change the dose of the one listed instead. Start "
+            "it again only if the patient is to take both.",
+            "Start anyway",
+            answered,
+            keep="Don’t start",
+        )
+
     def _warned(self, confirmed: bool) -> None:
         box, self.warning_box = self.warning_box, None
         if confirmed:
-            self.save(confirm_allergy=True)
+            self.save(confirm_allergy=True, allow_duplicate=self._asked[1])
         elif box is not None and box.clickedButton() is not None:
             # The person chose Don't start (or Escape, the same button): a decision the
             # box says is audited. A box closed by the program (a sign-out) decided nothing.
@@ -186,7 +254,9 @@ class MedicationsCard(ListCard[Medication]):
     permitted: frozenset[str] = ANY
     """Active medications (Start, Change dose, Stop); "Show past" adds the history."""
 
-    COLUMNS = ("Medication", "Strength and dose", "Start", "Stop", "Reason")
+    COLUMNS = (
+        "Medication", "Strength and dose", "Start", "Stop", "Reason", "Prescribed by", "Recorded",
+    )  # fmt: skip
     READ = "medications"
     NOUN = "medications"
     DRAFT_KIND = "medicationDialog"  # a half-typed prescription survives a sign-out
@@ -215,8 +285,22 @@ class MedicationsCard(ListCard[Medication]):
         return Medications(records).list(patient_id, include_past=history)
 
     def cells(self, item: Medication) -> list[str]:
-        """Name, strength and dose, start, stop, reason."""
-        return [item.name, item.instructions, item.start or "", item.stop or "", item.reason or ""]
+        """Name, strength and dose, start, stop (an old dose: changed, not stopped),
+        reason, prescriber, when recorded and by whom."""
+        stop = item.stop or ""
+        if item.changed_to is not None:
+            stop = f"Dose changed {stop}".strip()
+        return [
+            item.name, item.instructions, item.start or "", stop, item.reason or "",
+            item.prescribed_text(self.names),
+            when_by(item.recorded_at, item.recorded_by, self.names),
+        ]  # fmt: skip
+
+    def tooltip(self, item: Medication) -> str:
+        """Who recorded and prescribed it, and who stopped it (or changed its dose to
+        what) when."""
+        others = {m.id: m for m in self.items}
+        return "\n".join(item.history_lines(self.names, others))
 
     def is_history(self, item: Medication) -> bool:
         """Stopped."""

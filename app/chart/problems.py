@@ -7,6 +7,7 @@ code only when the person ticks "Record without a code". Resolve asks for the da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer
@@ -31,7 +32,9 @@ from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
 from core.records import icd10
+from core.records.chart_lists import DuplicateWarning
 from core.records.clinic import ClinicRecords
+from core.records.list_history import when_by
 from core.records.problems import Problem, Problems
 
 CATEGORY_TIP = "A category: a more specific code below it is usually wanted"
@@ -115,6 +118,9 @@ class IcdSearchDialog(SavingDialog):
         self._ready = False
         self.category_question: QMessageBox | None = None
         self._category_accepted: str | None = None  # "Save the category" said for it
+        # "This problem is already on the list" asked, and the save it answers.
+        self.duplicate_question: QMessageBox | None = None
+        self._saving: Callable[[bool], object] | None = None
         operations.read(self.SEARCH, icd10.load, self._loaded, self._search_failed)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
@@ -222,9 +228,10 @@ class IcdSearchDialog(SavingDialog):
         (to labels gone with the dialog)."""
         self.visit_link.cancel()
         self._operations.cancel(self.SEARCH)
-        box, self.category_question = self.category_question, None
-        if box is not None:
-            box.reject()
+        for box in (self.category_question, self.duplicate_question):
+            if box is not None:
+                box.reject()
+        self.category_question = self.duplicate_question = None
         super().done(result)
 
     def save(self) -> None:
@@ -234,12 +241,12 @@ class IcdSearchDialog(SavingDialog):
         visit = self.visit_link.encounter()
         if self.uncoded.isChecked():
             text = self.search.text()
-            self.run(
-                lambda: Problems(records()).add(
-                    patient_id, uncoded=text, onset=onset, encounter_id=visit()
-                ),
-                "add problem",
-            )
+            self._add(
+                lambda anyway: Problems(records()).add(
+                    patient_id, uncoded=text, onset=onset, encounter_id=visit(),
+                    allow_duplicate=anyway,
+                )
+            )  # fmt: skip
             return
         code = self.chosen_code()
         if code is None:
@@ -251,11 +258,48 @@ class IcdSearchDialog(SavingDialog):
         if self.chosen_is_category() and code != self._category_accepted:
             self._ask_about_category(code)
             return
-        self.run(
-            lambda: Problems(records()).add(
-                patient_id, code=code, onset=onset, encounter_id=visit()
-            ),
-            "add problem",
+        self._add(
+            lambda anyway: Problems(records()).add(
+                patient_id, code=code, onset=onset, encounter_id=visit(), allow_duplicate=anyway
+            )
+        )
+
+    def _add(self, adding: Callable[[bool], object]) -> None:
+        """Save through ``adding(allow_duplicate)``: first not allowing a duplicate; one
+        the person confirms (``failed``) is saved again allowing it."""
+        self._saving = adding
+        self.run(lambda: adding(False), "add problem")
+
+    def failed(self, exc: Exception) -> None:
+        """A problem already active on the list asks the person (Cancel, the default, adds
+        nothing); other errors show on the form."""
+        if not isinstance(exc, DuplicateWarning):
+            super().failed(exc)
+            return
+        self._job = None
+        self.save_button.setEnabled(True)
+        adding = self._saving
+
+        def answered(anyway: bool) -> None:
+            self.duplicate_question = None
+            if anyway and adding is not None:
+                self.run(lambda: adding(True), "add problem")
+
+        self.duplicate_question = ask_first(
+            self,
+            "duplicateProblem",
+            "Add problem",
+            f"{exc.what} is already an active problem of this patient.",
+            "\n".join(
+                f"• {p.label}{f' (onset {p.onset})' if p.onset else ''}: "
+                + "; ".join(p.history_lines(exc.names))
+                for p in exc.existing
+            )
+            + "\n\nAdd it again only if this is a separate problem (another episode, "
+            "another site).",
+            "Add anyway",
+            answered,
+            icon=QMessageBox.Icon.Question,
         )
 
     def _ask_about_category(self, code: str) -> None:
@@ -294,7 +338,7 @@ class ProblemsCard(ListCard[Problem]):
     """The problem list on the Overview: Add (ICD-10-CM search), Resolve, and resolved
     problems on request."""
 
-    COLUMNS = ("Code", "Problem", "Onset", "Status")
+    COLUMNS = ("Code", "Problem", "Onset", "Status", "Recorded")
     READ = "problems"
     NOUN = "problems"
     DRAFT_KIND = "icdSearchDialog"  # its typed search and onset survive a sign-out
@@ -321,9 +365,14 @@ class ProblemsCard(ListCard[Problem]):
         return Problems(records).list(patient_id, include_resolved=history)
 
     def cells(self, item: Problem) -> list[str]:
-        """Code, description, onset, status."""
+        """Code, description, onset, status, when recorded and by whom."""
         status = "Active" if item.status != "resolved" else f"Resolved {item.resolved or ''}"
-        return [item.code or "(uncoded)", item.description, item.onset or "", status]
+        recorded = when_by(item.recorded_at, item.recorded_by, self.names)
+        return [item.code or "(uncoded)", item.description, item.onset or "", status, recorded]
+
+    def tooltip(self, item: Problem) -> str:
+        """Who recorded it when, and who resolved it when."""
+        return "\n".join(item.history_lines(self.names))
 
     def is_history(self, item: Problem) -> bool:
         """Resolved."""

@@ -1,12 +1,26 @@
-"""``careline med start|stop|change|list``: medications, active and past."""
+"""``careline med start|stop|change|list``: medications, active and past.
+
+The ``--user`` starting a medication (or changing its dose) is recorded as its prescriber,
+as the app's form does by default, unless ``--prescriber NAME`` names someone else or
+``--prescribed-elsewhere`` says it was prescribed elsewhere by someone not known. Starting
+one already active on the chart (the same name but for case) is refused with the one
+already there named unless ``--allow-duplicate``, as ``appointment add`` refuses a clash
+without ``--allow-overlap``. Every medication says who recorded, prescribed and stopped it
+(or changed its dose: the old dose says so, it was not stopped), and when.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Mapping
+from typing import NoReturn
 
-from core.cli.context import EXIT_ERROR, EXIT_OK, CliError, Context
+from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
+from core.records.chart_lists import DuplicateWarning
+from core.records.clinic import ClinicRecords
+from core.records.list_history import people
 from core.records.medications import AllergyWarning, Medication, Medications
 
 
@@ -16,14 +30,20 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     start = med.add_parser("start", help="start a medication")
     start.add_argument("patient_id")
     start.add_argument("--name", required=True)
-    for option in ("strength", "dose", "route", "frequency", "reason", "prescriber"):
+    for option in ("strength", "dose", "route", "frequency", "reason"):
         start.add_argument(f"--{option}")
+    _prescriber_options(start, "it")
     start.add_argument("--start", help="YYYY-MM-DD (default: today)")
     start.add_argument("--visit", help="the visit (encounter id) it was started in")
     start.add_argument(
         "--confirm-allergy",
         action="store_true",
         help="start it even though its name matches a recorded allergy",
+    )
+    start.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="start it even though the patient takes a medication of that name already",
     )
     stop = med.add_parser("stop", help="stop a medication (it stays as history)")
     stop.add_argument("patient_id")
@@ -35,11 +55,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     change.add_argument("item_id")
     for option in ("strength", "dose", "route", "frequency"):
         change.add_argument(f"--{option}")
-    change.add_argument(
-        "--prescriber",
-        help="who prescribed the new dose (not carried over: none unless given); the "
-        "reason is carried over, being the same indication",
-    )
+    _prescriber_options(change, "the new dose (not carried over from the old one)")
     change.add_argument("--date", help="YYYY-MM-DD (default: today)")
     change.add_argument(
         "--visit", help="the visit (encounter id) the dose was changed in: it lists both doses"
@@ -49,13 +65,64 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--all", action="store_true", help="include stopped medications")
 
 
+def _prescriber_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--prescriber",
+        metavar="NAME",
+        help=f"who prescribed {what}, when it is not you (--user): you are only recording "
+        "it; without this or --prescribed-elsewhere you are recorded as the prescriber",
+    )
+    parser.add_argument(
+        "--prescribed-elsewhere",
+        action="store_true",
+        help=f"{what} was prescribed by someone else, not known: no prescriber is recorded",
+    )
+
+
+def _prescribing(ctx: Context) -> bool:
+    """Whether the --user says they prescribe it (neither option naming someone else)."""
+    args = ctx.args
+    if args.prescribed_elsewhere and args.prescriber is not None:
+        raise CliError(
+            "--prescribed-elsewhere says the prescriber is not known, --prescriber names one: "
+            "give one of them",
+            EXIT_USAGE,
+        )
+    return not args.prescribed_elsewhere and args.prescriber is None
+
+
 def line(m: Medication) -> str:
-    """One line naming a medication and when it was taken."""
+    """One line naming a medication and when it was taken (or its dose changed)."""
     how = f"  {m.instructions}" if m.instructions else ""
     when = f"  from {m.start}" if m.start else ""
     if not m.active:
-        when += f"  stopped {m.stop or '?'}"
+        when += f"  {'dose changed' if m.changed_to else 'stopped'} {m.stop or '?'}"
     return f"{m.id}  {m.name}{how}{when}"
+
+
+def said(
+    m: Medication, names: Mapping[str, str], others: Mapping[str, Medication] | None = None
+) -> str:
+    """Who recorded, prescribed and stopped (or changed) the medication when, by full name
+    (``names``: user name -> full name), indented on lines of their own."""
+    return "".join(f"\n    {x}" for x in m.history_lines(names, others))
+
+
+def _names(records: ClinicRecords, meds: list[Medication]) -> dict[str, str]:
+    return records.full_names(people(meds))
+
+
+def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
+    """Name the active medications this one repeats (nothing was written), and fail."""
+    if ctx.args.json:
+        ctx.emit({"started": None, "duplicates": [m.to_dict() for m in exc.existing]}, "")
+    names = exc.names
+    listed = "\n".join(f"  {line(m)}{said(m, names)}" for m in exc.existing)
+    raise CliError(
+        f"not started: {exc.what} is already an active medication of this patient:\n"
+        f"{listed}\nChange its dose instead, or add --allow-duplicate to start it again anyway",
+        EXIT_ERROR,
+    )
 
 
 def _own(meds: Medications, ctx: Context) -> None:
@@ -66,8 +133,10 @@ def _own(meds: Medications, ctx: Context) -> None:
 def run(ctx: Context) -> int:
     """med start/stop/change/list."""
     args = ctx.args
-    meds = Medications(ctx.open_records())
+    records = ctx.open_records()
+    meds = Medications(records)
     if args.action == "start":
+        prescribing = _prescribing(ctx)
         fields = {
             f: getattr(args, f)
             for f in ("name", "strength", "dose", "route", "frequency", "reason", "prescriber")
@@ -77,7 +146,12 @@ def run(ctx: Context) -> int:
         start = dt.date.today().isoformat() if args.start is None else args.start
         fields |= {"start": start, "encounter_id": args.visit}
         try:
-            m = meds.start(args.patient_id, fields, confirm_allergy=args.confirm_allergy)
+            m = meds.start(
+                args.patient_id, fields, confirm_allergy=args.confirm_allergy,
+                allow_duplicate=args.allow_duplicate, prescribing=prescribing,
+            )  # fmt: skip
+        except DuplicateWarning as exc:
+            refuse_duplicate(ctx, exc)
         except AllergyWarning as exc:
             if args.json:
                 ctx.emit(
@@ -92,9 +166,8 @@ def run(ctx: Context) -> int:
     elif args.action == "stop":
         _own(meds, ctx)
         m = meds.stop(args.item_id, args.date, args.visit)
-        ctx.emit(
-            m.to_dict(), f"Stopped {line(m)}" + (f" in visit {args.visit}" if args.visit else "")
-        )
+        headline = f"Stopped {line(m)}" + (f" in visit {args.visit}" if args.visit else "")
+        ctx.emit(m.to_dict(), headline)
     elif args.action == "change":
         _own(meds, ctx)
         changes = {
@@ -102,13 +175,16 @@ def run(ctx: Context) -> int:
             for f in ("strength", "dose", "route", "frequency")
             if getattr(args, f) is not None
         }
-        m = meds.change_dose(args.item_id, changes, args.date, args.prescriber, args.visit)
+        m = meds.change_dose(
+            args.item_id, changes, args.date, args.prescriber, args.visit, _prescribing(ctx)
+        )
         ctx.emit(m.to_dict(), f"Changed: now {line(m)}")
     else:
         found = meds.list(args.patient_id, include_past=args.all)
+        names, by_id = _names(records, found), {m.id: m for m in found}
         ctx.emit(
             [m.to_dict() for m in found],
-            "\n".join(line(m) for m in found) or "No medications recorded.",
+            "\n".join(line(m) + said(m, names, by_id) for m in found) or "No medications recorded.",
         )
     return EXIT_OK
 

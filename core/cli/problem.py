@@ -1,12 +1,23 @@
-"""``careline problem add|resolve|list|codes``: the problem list, coded with ICD-10-CM."""
+"""``careline problem add|resolve|list|codes``: the problem list, coded with ICD-10-CM.
+
+Adding a problem already active on the chart (the same code, or the same text but for
+case) is refused with the one already there named (when it was recorded, by whom) unless
+``--allow-duplicate`` says the operator has seen it, as ``appointment add`` refuses a clash
+without ``--allow-overlap``. Every problem says who recorded (and resolved) it, and when.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import NoReturn
 
-from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
+from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
 from core.cli.registry import CommandGroup, actions
 from core.records import icd10
+from core.records.chart_lists import DuplicateWarning
+from core.records.clinic import ClinicRecords
+from core.records.list_history import people
 from core.records.problems import Problem, Problems
 
 
@@ -20,6 +31,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--uncoded", metavar="TEXT", help="record text without a code")
     add.add_argument("--onset", help="2019, 2019-05 or 2019-05-14")
     add.add_argument("--visit", help="the visit (encounter id) it was made in")
+    add.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="record it even though the patient has it as an active problem already",
+    )
     resolve = problem.add_parser("resolve", help="mark a problem resolved")
     resolve.add_argument("patient_id")
     resolve.add_argument("item_id")
@@ -41,6 +57,29 @@ def line(p: Problem) -> str:
     return f"{p.id}  {p.label}{when}"
 
 
+def said(p: Problem, names: Mapping[str, str]) -> str:
+    """Who recorded (and resolved) the problem when, by full name (``names``: user name
+    -> full name), indented on lines of their own."""
+    return "".join(f"\n    {x}" for x in p.history_lines(names))
+
+
+def _names(records: ClinicRecords, problems: list[Problem]) -> dict[str, str]:
+    return records.full_names(people(problems))
+
+
+def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
+    """Name the active problems this one repeats (nothing was written), and fail."""
+    if ctx.args.json:
+        ctx.emit({"recorded": None, "duplicates": [p.to_dict() for p in exc.existing]}, "")
+    names = exc.names
+    listed = "\n".join(f"  {line(p)}{said(p, names)}" for p in exc.existing)
+    raise CliError(
+        f"not recorded: {exc.what} is already an active problem of this patient:\n{listed}\n"
+        "Add --allow-duplicate to record it again anyway",
+        EXIT_ERROR,
+    )
+
+
 def run(ctx: Context) -> int:
     """problem add/resolve/list/codes."""
     args = ctx.args
@@ -53,22 +92,29 @@ def run(ctx: Context) -> int:
             "\n".join(f"{c.code:<8} {c.description}" for c in codes) or "No codes match.",
         )
         return EXIT_OK
-    problems = Problems(ctx.open_records())
+    records = ctx.open_records()
+    problems = Problems(records)
     if args.action == "add":
-        p = problems.add(args.patient_id, args.code, args.uncoded, args.onset, args.visit)
+        try:
+            p = problems.add(
+                args.patient_id, args.code, args.uncoded, args.onset, args.visit,
+                allow_duplicate=args.allow_duplicate,
+            )  # fmt: skip
+        except DuplicateWarning as exc:
+            refuse_duplicate(ctx, exc)
         ctx.emit(p.to_dict(), f"Recorded problem {line(p)}")
     elif args.action == "resolve":
         if problems.get(args.item_id).patient_id != args.patient_id:
             raise CliError(f"problem {args.item_id} is not on patient {args.patient_id}'s list")
         p = problems.resolve(args.item_id, args.date, args.visit)
-        ctx.emit(
-            p.to_dict(), f"Resolved {line(p)}" + (f" in visit {args.visit}" if args.visit else "")
-        )
+        headline = f"Resolved {line(p)}" + (f" in visit {args.visit}" if args.visit else "")
+        ctx.emit(p.to_dict(), headline)
     else:
         found = problems.list(args.patient_id, include_resolved=args.all)
+        names = _names(records, found)
         ctx.emit(
             [p.to_dict() for p in found],
-            "\n".join(line(p) for p in found) or "No problems recorded.",
+            "\n".join(line(p) + said(p, names) for p in found) or "No problems recorded.",
         )
     return EXIT_OK
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from core.records import crdt
 from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.crdt import RecordDoc
-from core.records.errors import NotFoundError, ValidationError
+from core.records.errors import NotFoundError, RecordError, ValidationError
+from core.records.list_history import people
 from core.records.spec import ListSpec
 from core.store.database import Transaction
 
@@ -40,6 +42,37 @@ def dated(spec: ListSpec, field: str, date: str | None) -> str:
     if not date.strip():
         raise ValidationError(field, "is required")
     return str(spec.item(field).clean(date))
+
+
+class DuplicateWarning(RecordError):
+    """What is being added is already active on the patient's list (``existing``, each a
+    ``Problem`` or ``Medication`` naming when and by whom it was recorded): nothing was
+    saved; add it again with the person's confirmation to save it. The list is an add-wins
+    set, so two workstations may still each add it before syncing: both are kept (clinical
+    safety over tidiness), this only stops the same chart being given it twice unseen."""
+
+    # Full names of the people ``existing`` names (user name -> full name), once looked up.
+    names: dict[str, str]
+
+    def __init__(self, what: str, noun: str, existing: list[Any]) -> None:
+        when = "; ".join(
+            f"recorded {str(e.recorded_at or '')[:10] or 'at an unknown time'}"
+            f" by {e.recorded_by or 'someone unknown'}"
+            for e in existing
+        )
+        super().__init__(f"{what} is already an active {noun} of this patient ({when})")
+        self.what = what
+        self.existing = existing
+        self.names = {}
+
+
+def same_text(a: object, b: object) -> bool:
+    """Two names (a drug's, a problem's) the same but for case and spacing."""
+    return (
+        isinstance(a, str)
+        and isinstance(b, str)
+        and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    )
 
 
 def current_item(doc: RecordDoc, field: str, item_id: str, noun: str) -> Values:
@@ -87,19 +120,26 @@ class ListWriter:
         records = self.records
         records.get_patient(patient_id)
         added: list[str] = []
-        with records.db.write(
-            records.actor, action, "patient", patient_id, {"patient_id": patient_id, **details}
-        ) as tx:
+        try:
+            with records.db.write(
+                records.actor, action, "patient", patient_id, {"patient_id": patient_id, **details}
+            ) as tx:
 
-            def apply(doc: RecordDoc, hlc: str) -> None:
-                added.extend(mutate(tx, doc, hlc))
+                def apply(doc: RecordDoc, hlc: str) -> None:
+                    added.extend(mutate(tx, doc, hlc))
 
-            change(tx, records.actor, patient_id, "patient", apply)
+                change(tx, records.actor, patient_id, "patient", apply)
+        except DuplicateWarning as exc:
+            # Rolled back (nothing written): who recorded what is there already, by full
+            # name, for the warning to say.
+            exc.names = records.full_names(people(exc.existing))
+            raise
         return added
 
-    def add(self, doc: RecordDoc, value: Values, hlc: str) -> str:
-        """Add an item (one recorded change); its id."""
-        return crdt.add(doc, self.spec.name, value, hlc, self.records.actor)
+    def add(self, doc: RecordDoc, value: Values, hlc: str, prescribed: bool = False) -> str:
+        """Add an item (one recorded change; ``prescribed``: its author prescribed it, see
+        ``crdt.record_change``); its id."""
+        return crdt.add(doc, self.spec.name, value, hlc, self.records.actor, prescribed)
 
     def replace(
         self,
@@ -108,6 +148,7 @@ class ListWriter:
         successors: list[Values],
         hlc: str,
         visit: str | None = None,
+        prescribed: bool = False,
     ) -> list[str]:
         """Remove ``item_id`` and add ``successors`` as one recorded change; their ids.
         ``visit``: the visit the change was made in (a stop or a resolution during one),
@@ -122,5 +163,8 @@ class ListWriter:
             new_id = crdt.new_write_id()
             crdt.restore(doc, field, new_id, value, hlc, actor)  # puts it under a new id
             added[new_id] = value
-        crdt.record_change(doc, field, hlc, actor, added=added, removed={item_id: old}, visit=visit)
+        crdt.record_change(
+            doc, field, hlc, actor, added=added, removed={item_id: old}, visit=visit,
+            prescribed=prescribed,
+        )  # fmt: skip
         return list(added)

@@ -429,7 +429,7 @@ class ClinicRecords:
                     self._check_mrn_free(tx, changed["mrn"], patient_id)
                 change(tx, self.actor, patient_id, "patient", write)
         except ChangedSinceOpened as exc:
-            raise exc.named(self._full_names(f.author for f in exc.fields)) from None
+            raise exc.named(self.full_names(f.author for f in exc.fields)) from None
         return self.get_patient(patient_id)
 
     def patient_changed_since(
@@ -442,7 +442,7 @@ class ClinicRecords:
             me = oplog.identity(tx)
             doc = load_record(tx, patient_id, "patient", me.client_id).doc
             found = edit_base.changed_since(doc, PATIENT, typed, based_on, me.replica_id)
-        return ChangedSinceOpened(found).named(self._full_names(f.author for f in found)).fields
+        return ChangedSinceOpened(found).named(self.full_names(f.author for f in found)).fields
 
     def _unless_changed_since(
         self,
@@ -462,7 +462,7 @@ class ClinicRecords:
 
         return checked
 
-    def _full_names(self, usernames: Iterable[str]) -> dict[str, str]:
+    def full_names(self, usernames: Iterable[str]) -> dict[str, str]:
         """user name -> full name, for those with an account and a full name."""
         names: dict[str, str] = {}
         for username in set(usernames):

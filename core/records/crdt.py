@@ -15,7 +15,10 @@ and lose data, and one flat map is read in a single call instead of one per fiel
   set, written in the same update as the change: ``{"h": hlc, "a": author, "p": [change ids
   it observed as latest], "+": {element id: value}, "-": {element id: value}}`` (``"r": 1``
   marks a conflict resolution; ``"e": visit id`` names the visit a change was made in, as a
-  medication stopped or a problem resolved during one: releases before it ignore the key).
+  medication stopped or a problem resolved during one: releases before it ignore the key;
+  ``"rx": 1`` says the change's author prescribed the active medication it adds, a start
+  or a dose change by the prescribing clinician rather than one recorded from elsewhere:
+  ignored by releases before it the same way).
   The parents make a causal graph, so every replica can tell which changes were concurrent;
   removed values are kept there so a conflict can show them.
 * text ``t:<field>`` -- a pycrdt Text.
@@ -87,6 +90,8 @@ class SetChange:
     resolution: bool
     # The visit (encounter id) the change was made in, if it names one (``"e"``).
     visit: str | None = None
+    # Its author prescribed the active medication it adds (``"rx"``).
+    prescribed: bool = False
 
     @property
     def replica(self) -> str:
@@ -614,11 +619,19 @@ def raw_set_entries(doc: RecordDoc) -> dict[str, Any]:
     return _read_root(doc, "s", in_transaction=False)
 
 
-def add(doc: RecordDoc, field: str, value: dict[str, Value], hlc: str, author: str) -> str:
-    """Add an element (and record the change); returns its id."""
+def add(
+    doc: RecordDoc,
+    field: str,
+    value: dict[str, Value],
+    hlc: str,
+    author: str,
+    prescribed: bool = False,
+) -> str:
+    """Add an element (and record the change, ``prescribed`` as ``record_change`` says);
+    returns its id."""
     element_id = new_write_id()
     _put_element(doc, field, element_id, value, hlc, author)
-    record_change(doc, field, hlc, author, added={element_id: value})
+    record_change(doc, field, hlc, author, added={element_id: value}, prescribed=prescribed)
     return element_id
 
 
@@ -689,6 +702,8 @@ def _set_change(key: str, change_id: str, raw: str) -> SetChange:
         resolution=bool(data.get("r")),
         # Only a text names a visit: anything else (no release writes it) names none.
         visit=data["e"] if isinstance(data.get("e"), str) and data["e"] else None,
+        # Only the one a release writes says so: anything else says nothing.
+        prescribed=data.get("rx") == 1,
     )
     # Entries arrive from other replicas: refuse shapes the conflict code cannot read.
     parts = (change.added, change.removed)
@@ -716,9 +731,11 @@ def record_change(
     removed: dict[str, dict[str, Value]] | None = None,
     resolution: bool = False,
     visit: str | None = None,
+    prescribed: bool = False,
 ) -> str:
     """Record one change of a set, observing every change this replica holds; its id.
-    ``visit``: the visit (encounter id) it was made in, if any.
+    ``visit``: the visit (encounter id) it was made in, if any; ``prescribed``: its author
+    prescribed the active medication it adds.
 
     Several changes of one field inside one mutation chain up: each observes the last.
     """
@@ -733,6 +750,8 @@ def record_change(
         entry["r"] = 1
     if visit:
         entry["e"] = visit
+    if prescribed:
+        entry["rx"] = 1
     _history(doc)[f"{field}/{change_id}"] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
     return change_id
 

@@ -3,7 +3,14 @@
 Stopping replaces the item by a stopped copy with the stop date; changing a dose stops the
 old item and starts a new one the same day, in one change, so the list shows the history
 (what was taken, from when to when). Starting a medication whose name matches a recorded
-allergy (``allergy_match``) is refused with ``AllergyWarning`` until the person confirms.
+allergy (``allergy_match``) is refused with ``AllergyWarning``, and one already active on
+the chart (the same name but for case) with ``DuplicateWarning``, until the person confirms.
+
+Who recorded a medication and when, who stopped it (or changed its dose, which is no stop)
+and who prescribed it are read from the list's history (``list_history``): the clinician
+starting a medication (or changing its dose) who says they prescribe it is recorded as its
+prescriber by the change itself (``prescribing``); one recorded from elsewhere keeps the
+prescriber's name as typed (``prescriber``), or none.
 """
 
 from __future__ import annotations
@@ -15,10 +22,20 @@ from typing import Any
 
 from core.records import merged
 from core.records.allergy_match import AllergyMatch, match
-from core.records.chart_lists import ListWriter, Values, check_visit, current_item, dated
+from core.records.chart_lists import (
+    DuplicateWarning,
+    ListWriter,
+    Values,
+    check_visit,
+    current_item,
+    dated,
+    same_text,
+)
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import RecordError, ValidationError
+from core.records.list_history import ItemHistory, list_histories, when_by
+from core.records.merged import Reader
 from core.records.models import Allergy
 from core.records.types import ALLERGIES, MEDICATIONS
 from core.store.database import Transaction
@@ -36,6 +53,17 @@ DOSE_FIELDS = ("strength", "dose", "route", "frequency")
 CARRIED_FIELDS = ("name", "reason")
 
 
+def _check_prescriber(value: Values, prescribing: bool) -> None:
+    """Refuse a prescriber's name typed by a clinician saying they prescribe it themselves:
+    which of the two prescribed it would be anyone's guess."""
+    if prescribing and value.get("prescriber"):
+        raise ValidationError(
+            "prescriber",
+            "you are recorded as the prescriber: leave the name blank, or say it was "
+            "prescribed elsewhere",
+        )
+
+
 class AllergyWarning(RecordError):
     """The medication matches a recorded allergy: nothing was saved; start it again with
     the person's confirmation to save it."""
@@ -49,7 +77,8 @@ class AllergyWarning(RecordError):
 
 @dataclass(frozen=True)
 class Medication:
-    """One medication as the chart shows it (active, or stopped: history)."""
+    """One medication as the chart shows it (active, or stopped: history), and who
+    recorded, prescribed and stopped it when."""
 
     id: str
     patient_id: str
@@ -64,6 +93,19 @@ class Medication:
     prescriber: str | None
     encounter_id: str | None
     status: str | None  # active or stopped (None: recorded before statuses, active)
+    # From the list's history (``list_history``): when it was recorded and by whom (a user
+    # name); who prescribed it, when the clinician starting it said it was them (else
+    # ``prescriber`` names whoever was typed, if anyone); when and by whom it was stopped.
+    # An old dose was not stopped but changed: ``changed_to`` is the new dose's item id
+    # (``stopped_at``/``stopped_by`` then say when and by whom); a new dose's
+    # ``changed_from`` the old one's.
+    recorded_at: str | None = None
+    recorded_by: str | None = None
+    prescribed_by: str | None = None
+    stopped_at: str | None = None
+    stopped_by: str | None = None
+    changed_to: str | None = None
+    changed_from: str | None = None
 
     @property
     def active(self) -> bool:
@@ -80,8 +122,67 @@ class Medication:
         """Plain dict for JSON output."""
         return asdict(self)
 
+    def prescribed_text(self, names: Mapping[str, str]) -> str:
+        """``Dr Amara Okafor`` (the clinician who said they prescribed it, by full name),
+        else the prescriber's name as typed, else ``""``."""
+        if self.prescribed_by:
+            return names.get(self.prescribed_by, self.prescribed_by)
+        return self.prescriber or ""
 
-_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Medication))
+    def history_lines(
+        self, names: Mapping[str, str], others: Mapping[str, Medication] | None = None
+    ) -> list[str]:
+        """Who did what when, by full name (``names``: user name -> full name): ``Recorded
+        2026-12-04 09:12 by Dr Amara Okafor``, who prescribed it, and for a past one ``Dose
+        changed to 1000 mg, 1 tablet on 2027-01-10 by Dr M Chen`` (``others``: the chart's
+        medications by id, to name the new dose) or ``Stopped 2027-01-10 (recorded ...)``."""
+        lines = [f"Recorded {when_by(self.recorded_at, self.recorded_by, names)}"]
+        prescribed = self.prescribed_text(names)
+        lines.append(f"Prescribed by {prescribed}" if prescribed else "Prescriber not recorded")
+        if self.active:
+            return lines
+        by = when_by(None, self.stopped_by, names) if self.stopped_at else ""
+        if self.changed_to is not None:
+            new = (others or {}).get(self.changed_to)
+            to = f" to {new.instructions}" if new is not None and new.instructions else ""
+            lines.append(f"Dose changed{to} on {self.stop or '(date not recorded)'} {by}".strip())
+        else:
+            said = when_by(self.stopped_at, self.stopped_by, names) if self.stopped_at else ""
+            lines.append(
+                f"Stopped {self.stop or '(date not recorded)'}"
+                + (f" (recorded {said})" if said else "")
+            )
+        return lines
+
+
+# The medications table's columns, as the first fields of ``Medication`` (the rest:
+# history).
+ROW_FIELDS = (
+    *("id", "patient_id", "name", "strength", "dose", "route", "frequency", "start", "stop"),
+    *("reason", "prescriber", "encounter_id", "status"),
+)
+_COLUMNS = ", ".join(ROW_FIELDS)
+
+
+def _with_history(db: Reader, meds: list[Medication]) -> list[Medication]:
+    """``meds`` with who recorded, prescribed and stopped (or changed) each, and when."""
+    found = list_histories(db, MEDICATIONS.name, {m.patient_id for m in meds})
+    return [_stamped(m, found.get(m.id, ItemHistory())) for m in meds]
+
+
+def _stamped(med: Medication, history: ItemHistory) -> Medication:
+    return dataclasses.replace(
+        med,
+        recorded_at=history.recorded_at,
+        recorded_by=history.recorded_by,
+        prescribed_by=history.prescribed_by,
+        stopped_at=history.ended_at,
+        stopped_by=history.ended_by,
+        changed_to=history.changed_to,
+        changed_from=history.changed_from,
+    )
+
+
 _ALLERGY_COLUMNS = ", ".join(ALLERGIES.column_names)
 
 
@@ -93,23 +194,39 @@ class Medications:
         self._list = ListWriter(records, MEDICATIONS)
 
     def start(
-        self, patient_id: str, fields: Mapping[str, str | None], confirm_allergy: bool = False
+        self,
+        patient_id: str,
+        fields: Mapping[str, str | None],
+        confirm_allergy: bool = False,
+        allow_duplicate: bool = False,
+        prescribing: bool = False,
     ) -> Medication:
         """Start a medication. A match with a recorded allergy raises ``AllergyWarning``
-        (nothing saved) unless ``confirm_allergy``: the person saw the warning and goes on."""
+        (nothing saved) unless ``confirm_allergy``: the person saw the warning and goes on;
+        the same for one already active on the chart (``DuplicateWarning``) and
+        ``allow_duplicate``. ``prescribing``: the signed-in clinician says they prescribe
+        it (recorded as its prescriber; no ``prescriber`` name is then typed); otherwise it
+        was prescribed elsewhere, by the ``prescriber`` typed if known."""
         unknown = sorted(set(fields) - set(START_FIELDS))
         if unknown:
             raise ValidationError(unknown[0], "is not a medication field")
         value = clean_item(MEDICATIONS, {**fields, "status": "active", "stop": None})
+        _check_prescriber(value, prescribing)
         name = str(value["name"])
 
         def start(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             check_visit(tx, patient_id, fields.get("encounter_id"))
             if not confirm_allergy:
                 self._warn(tx, patient_id, name)
-            return [self._list.add(doc, value, hlc)]
+            if not allow_duplicate:
+                same = self._duplicates(tx, patient_id, name)
+                if same:
+                    raise DuplicateWarning(name, "medication", same)
+            return [self._list.add(doc, value, hlc, prescribed=prescribing)]
 
         details = {"confirmed_allergy": "yes" if confirm_allergy else "no"}
+        if allow_duplicate:
+            details["confirmed_duplicate"] = "yes"
         added = self._list.write("medication.start", patient_id, details, start)
         return self._get(added[0])  # written: the gate checked the write
 
@@ -136,6 +253,17 @@ class Medications:
         found = match(name, [Allergy(*r) for r in rows])
         if found:
             raise AllergyWarning(name, found)
+
+    @staticmethod
+    def _duplicates(db: Reader, patient_id: str, name: str) -> list[Medication]:
+        """The patient's active medications of the same name (but for case and spacing):
+        a medication has no code, its name is what says which drug it is."""
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM medications WHERE {merged.IN_CHART}",
+            (merged.chart_ids_json(db, patient_id),),
+        )
+        same = [m for m in (Medication(*r) for r in rows) if m.active and same_text(m.name, name)]
+        return _with_history(db, sorted(same, key=lambda m: m.id))
 
     def allergy_matches(self, patient_id: str, name: str) -> list[AllergyMatch]:
         """The patient's recorded allergies ``name`` matches (for a form to warn early)."""
@@ -168,11 +296,13 @@ class Medications:
         date: str | None = None,
         prescriber: str | None = None,
         encounter_id: str | None = None,
+        prescribing: bool = False,
     ) -> Medication:
         """Stop the medication on ``date`` (default today) and start it again with the
         changed strength, dose, route or frequency from that day, in one change; the new
-        medication. It keeps the old one's name and reason; its prescriber is ``prescriber``
-        (none if not given, never the old one's) and its visit ``encounter_id`` (the visit
+        medication. It keeps the old one's name and reason; its prescriber is the signed-in
+        clinician when ``prescribing``, else ``prescriber`` (none if not given, never the
+        old one's) and its visit ``encounter_id`` (the visit
         the dose is changed in, one of the patient's; none if not given, never the old
         one's). The stopped old dose keeps the visit it was started in; the visit the new
         dose names lists both (``visits.visit_list_items``)."""
@@ -190,11 +320,12 @@ class Medications:
             kept = {f: old.get(f) for f in (*CARRIED_FIELDS, *DOSE_FIELDS)}
             typed = {**kept, **changes, "prescriber": prescriber, "encounter_id": encounter_id}
             new = clean_item(MEDICATIONS, typed)  # type: ignore[arg-type]
+            _check_prescriber(new, prescribing)
             new |= {"start": when, "stop": None, "status": "active"}
             if all(new.get(f) == old.get(f) for f in DOSE_FIELDS):
                 raise ValidationError("dose", "nothing changed: type the new dose")
             stopped: Values = {**old, "status": "stopped", "stop": when}
-            return self._list.replace(doc, item_id, [stopped, new], hlc)[1:]
+            return self._list.replace(doc, item_id, [stopped, new], hlc, prescribed=prescribing)[1:]
 
         details = {"item_id": item_id}
         added = self._list.write("medication.change_dose", patient_id, details, change)
@@ -222,7 +353,7 @@ class Medications:
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM medications WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "medication")  # raises NotFoundError
-        return Medication(*rows[0])
+        return _with_history(self.records.db, [Medication(*rows[0])])[0]
 
     def list(self, patient_id: str, include_past: bool = False) -> list[Medication]:
         """Active medications by name; with ``include_past``, then the stopped ones, most
@@ -233,7 +364,7 @@ class Medications:
             f"SELECT {_COLUMNS} FROM medications WHERE {merged.IN_CHART}",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        meds = [Medication(*r) for r in rows]
+        meds = _with_history(self.records.db, [Medication(*r) for r in rows])
         active = sorted((m for m in meds if m.active), key=lambda m: (m.name.casefold(), m.id))
         if not include_past:
             return active

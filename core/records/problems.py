@@ -3,27 +3,41 @@
 A problem's description is the code's own description, chosen from the shipped code list
 (``icd10``); text without a code is only stored when the person chose "uncoded".
 Resolving replaces the item by a resolved copy with the date (``chart_lists``), so the
-problem list's history keeps what was active and when it ended.
+problem list's history keeps what was active and when it ended; who recorded a problem and
+who resolved it, and when, are read from that history (``list_history``). Adding a problem
+already active on the chart (the same code, or the same text but for case) is refused with
+``DuplicateWarning`` until the person confirms.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.records import icd10, merged
-from core.records.chart_lists import ListWriter, Values, check_visit, current_item, dated
+from core.records.chart_lists import (
+    DuplicateWarning,
+    ListWriter,
+    Values,
+    check_visit,
+    current_item,
+    dated,
+    same_text,
+)
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import ValidationError
+from core.records.list_history import ItemHistory, list_histories, when_by
+from core.records.merged import Reader
 from core.records.types import PROBLEMS
 from core.store.database import Transaction
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem as the chart shows it."""
+    """One problem as the chart shows it, and who recorded it when."""
 
     id: str
     patient_id: str
@@ -33,6 +47,12 @@ class Problem:
     onset: str | None  # 2019, 2019-05 or 2019-05-14
     resolved: str | None
     encounter_id: str | None
+    # From the list's history (``list_history``): when the problem was recorded and by
+    # whom (a user name), and for a resolved one when and by whom the resolution was.
+    recorded_at: str | None = None
+    recorded_by: str | None = None
+    resolved_at: str | None = None
+    resolved_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -43,8 +63,39 @@ class Problem:
         """``I10 Essential (primary) hypertension`` or ``(uncoded) Back pain``."""
         return f"{self.code or '(uncoded)'} {self.description}"
 
+    def history_lines(self, names: Mapping[str, str]) -> list[str]:
+        """``Recorded 2026-12-04 09:12 by Dr Amara Okafor`` and, resolved, ``Resolved
+        2027-01-10 (recorded 2027-01-12 08:30 by Dr M Chen)``: who did what when, by full
+        name (``names``: user name -> full name; else the user name)."""
+        lines = [f"Recorded {when_by(self.recorded_at, self.recorded_by, names)}"]
+        if self.status == "resolved":
+            said = when_by(self.resolved_at, self.resolved_by, names) if self.resolved_at else ""
+            lines.append(
+                f"Resolved {self.resolved or '(date not recorded)'}"
+                + (f" (recorded {said})" if said else "")
+            )
+        return lines
 
-_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Problem))
+
+# The conditions table's columns, as the first fields of ``Problem`` (the rest: history).
+ROW_FIELDS = PROBLEMS.column_names
+_COLUMNS = ", ".join(ROW_FIELDS)
+
+
+def _with_history(db: Reader, problems: list[Problem]) -> list[Problem]:
+    """``problems`` with who recorded (and resolved) each, and when."""
+    found = list_histories(db, PROBLEMS.name, {p.patient_id for p in problems})
+    return [_stamped(p, found.get(p.id, ItemHistory())) for p in problems]
+
+
+def _stamped(problem: Problem, history: ItemHistory) -> Problem:
+    return dataclasses.replace(
+        problem,
+        recorded_at=history.recorded_at,
+        recorded_by=history.recorded_by,
+        resolved_at=history.ended_at,
+        resolved_by=history.ended_by,
+    )
 
 
 class Problems:
@@ -61,9 +112,12 @@ class Problems:
         uncoded: str | None = None,
         onset: str | None = None,
         encounter_id: str | None = None,
+        allow_duplicate: bool = False,
     ) -> Problem:
         """Record a problem: an ICD-10-CM ``code`` (its description is the code list's), or
-        ``uncoded`` text the person chose to record without a code; never both."""
+        ``uncoded`` text the person chose to record without a code; never both. One already
+        active on the chart (``duplicates``) raises ``DuplicateWarning`` (nothing saved)
+        unless ``allow_duplicate``: the person saw the warning and goes on."""
         if (code is None) == (uncoded is None):
             raise ValidationError("code", "give an ICD-10-CM code, or choose uncoded text")
         typed: dict[str, str | None]
@@ -84,11 +138,37 @@ class Problems:
 
         def add(tx: Transaction, doc: RecordDoc, hlc: str) -> list[str]:
             check_visit(tx, patient_id, encounter_id)
+            if not allow_duplicate:
+                same = self._duplicates(tx, patient_id, value["code"], value["description"])
+                if same:
+                    label = f"{value['code'] or '(uncoded)'} {value['description']}"
+                    raise DuplicateWarning(label, "problem", same)
             return [self._list.add(doc, value, hlc)]
 
         details = {"code": str(value["code"] or "uncoded")}
+        if allow_duplicate:
+            details["confirmed_duplicate"] = "yes"
         added = self._list.write("problem.add", patient_id, details, add)
         return self._get(added[0])  # written: the gate checked the write
+
+    @staticmethod
+    def _duplicates(
+        db: Reader, patient_id: str, code: object, description: object
+    ) -> list[Problem]:
+        """The patient's active problems adding one with ``code`` and ``description`` would
+        repeat: the same code, or the same text but for case and spacing (an uncoded "back
+        pain" repeats "Back pain", and text a coded problem's own description)."""
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM conditions WHERE {merged.IN_CHART}",
+            (merged.chart_ids_json(db, patient_id),),
+        )
+        same = [
+            p
+            for p in (Problem(*r) for r in rows)
+            if p.status != "resolved"
+            and ((code and p.code == code) or same_text(p.description, description))
+        ]
+        return _with_history(db, sorted(same, key=lambda p: p.id))
 
     def resolve(
         self, item_id: str, date: str | None = None, encounter_id: str | None = None
@@ -127,7 +207,7 @@ class Problems:
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM conditions WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "problem")  # raises NotFoundError
-        return Problem(*rows[0])
+        return _with_history(self.records.db, [Problem(*rows[0])])[0]
 
     def list(self, patient_id: str, include_resolved: bool = False) -> list[Problem]:
         """The patient's problems: active ones by onset (unknown last), then resolved ones,
@@ -138,7 +218,7 @@ class Problems:
             f"SELECT {_COLUMNS} FROM conditions WHERE {merged.IN_CHART}",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        problems = [Problem(*r) for r in rows]
+        problems = _with_history(self.records.db, [Problem(*r) for r in rows])
         active = sorted(
             (p for p in problems if p.status != "resolved"),
             key=lambda p: (p.onset is None, p.onset or "", p.description.casefold()),

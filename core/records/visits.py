@@ -28,6 +28,7 @@ from core.records.changes import change
 from core.records.clinic import ClinicRecords
 from core.records.entries import PATIENT_LISTS, ClinicalEntries, entry_row
 from core.records.errors import NotFoundError, ValidationError
+from core.records.list_history import dose_changes
 from core.records.notes import ON_CHART, Note, Notes, load_note, started_order
 from core.records.notes import SOAP_TEMPLATE as SOAP_TEMPLATE  # defined with the notes
 from core.records.schedule import Appointment, Schedule, now_local, refuse_wrong_time
@@ -123,7 +124,7 @@ def visit_list_items(
                 listed.add(item_id)
                 items.append({"id": item_id, **live[item_id]})
         if name == "medications":
-            items = _with_old_doses(items, live, _dose_changes(history.get(name, [])))
+            items = _with_old_doses(items, live, dose_changes(history.get(name, [])))
         found[name] = items
     return found
 
@@ -132,21 +133,6 @@ def _changed_in(changes: list[crdt.SetChange], visit_id: str) -> list[str]:
     """The items added by the changes made in the visit (a stop, a resolution), in the
     order they were made."""
     return [i for c in changes if c.visit == visit_id and not c.resolution for i in c.added]
-
-
-def _dose_changes(history: list[crdt.SetChange]) -> dict[str, str]:
-    """The stopped old dose's item id by the new dose's, for every dose change the record
-    holds: the one change that removed an item and added its stopped copy and one active
-    item (``Medications.change_dose``; a stop adds one item, a start removes none)."""
-    changes: dict[str, str] = {}
-    for c in history:
-        if c.resolution or len(c.removed) != 1 or len(c.added) != 2:
-            continue
-        stopped = [i for i, v in c.added.items() if v.get("status") == "stopped"]
-        started = [i for i, v in c.added.items() if v.get("status") != "stopped"]
-        if len(stopped) == 1 and len(started) == 1:
-            changes[started[0]] = stopped[0]
-    return changes
 
 
 def _with_old_doses(

@@ -193,3 +193,64 @@ def test_no_known_allergies_is_refused_while_allergies_are_recorded(clinic: Path
     doc = json.loads(careline(clinic, "--json", "--password-stdin", "patient", "show", pid,
                               stdin=PASSWORD + "\n").stdout)  # fmt: skip
     assert [a["substance"] for a in doc["allergies"]] == ["Latex"]
+
+
+def _run(clinic: Path, *args: str) -> tuple[int, str, str]:
+    result = careline(clinic, "--password-stdin", *args, stdin=PASSWORD + "\n")
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_an_active_problem_added_again_is_refused_unless_allowed(clinic: Path) -> None:
+    """As ``appointment add`` refuses a clash without ``--allow-overlap``: exit 1, the one
+    already there named (when, by whom), nothing written; ``--json`` names it too."""
+    pid = _patient(clinic, "Duplicado")
+    first = as_admin(clinic, "problem", "add", pid, "--code", "I10")
+    assert first["recorded_by"] == "admin" and first["recorded_at"].startswith("20")
+    code, out, err = _run(clinic, "--json", "problem", "add", pid, "--code", "i10")
+    assert code == 1
+    refused = json.loads(out)
+    assert refused["recorded"] is None
+    assert [(d["id"], d["recorded_by"]) for d in refused["duplicates"]] == [(first["id"], "admin")]
+    assert "I10 Essential (primary) hypertension is already an active problem" in err
+    assert f"{first['id']}  I10 Essential" in err and "Recorded 20" in err
+    assert "--allow-duplicate" in err
+    again = as_admin(clinic, "problem", "add", pid, "--code", "I10", "--allow-duplicate")
+    listed = as_admin(clinic, "problem", "list", pid)
+    assert {p["id"] for p in listed} == {first["id"], again["id"]}
+
+
+def test_med_list_says_who_recorded_prescribed_and_changed_each_and_refuses_a_duplicate(
+    clinic: Path,
+) -> None:
+    pid = _patient(clinic, "Historia")
+    mine = as_admin(clinic, "med", "start", pid, "--name", "Metformin", "--strength", "500 mg",
+                    "--start", "2025-01-10")  # fmt: skip
+    assert (mine["prescribed_by"], mine["prescriber"], mine["recorded_by"]) == (
+        "admin", None, "admin",
+    )  # fmt: skip
+    theirs = as_admin(clinic, "med", "start", pid, "--name", "Atorvastatin", "--prescriber",
+                      "Dr Lee, City Hospital")  # fmt: skip
+    assert (theirs["prescribed_by"], theirs["prescriber"]) == (None, "Dr Lee, City Hospital")
+    code, out, err = _run(clinic, "--json", "med", "start", pid, "--name", "METFORMIN")
+    assert code == 1 and json.loads(out)["started"] is None
+    assert [d["id"] for d in json.loads(out)["duplicates"]] == [mine["id"]]
+    assert "METFORMIN is already an active medication" in err and "--allow-duplicate" in err
+    both = _run(clinic, "med", "start", pid, "--name", "X", "--prescriber", "Dr Lee",
+                "--prescribed-elsewhere")  # fmt: skip
+    assert both[0] == 2 and "give one of them" in both[2]
+    new = as_admin(clinic, "med", "change", pid, mine["id"], "--strength", "1000 mg",
+                   "--date", "2025-06-01")  # fmt: skip
+    assert (new["changed_from"], new["prescribed_by"]) == (
+        mine["id"] and new["changed_from"],
+        "admin",
+    )
+    listed = {m["strength"] or m["name"]: m for m in as_admin(clinic, "med", "list", pid, "--all")}
+    old = listed["500 mg"]
+    assert (old["status"], old["changed_to"], old["stopped_by"]) == ("stopped", new["id"], "admin")
+    assert (new["changed_from"], old["recorded_at"]) == (old["id"], mine["recorded_at"])
+    code, out, _ = _run(clinic, "med", "list", pid, "--all")
+    assert code == 0
+    assert "Metformin  500 mg  from 2025-01-10  dose changed 2025-06-01" in out
+    assert "Dose changed to 1000 mg on 2025-06-01 by admin" in out
+    assert "Prescribed by Dr Lee, City Hospital" in out and "Prescribed by admin" in out
+    assert "stopped 2025-06-01" not in out

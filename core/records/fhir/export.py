@@ -36,6 +36,7 @@ from core.records.fhir import (
     provenance,
 )
 from core.records.fhir.common import RECORD_ID, check
+from core.records.medications import ROW_FIELDS as MEDICATION_ROW
 from core.records.medications import Medication
 from core.records.models import Allergy, Patient
 from core.records.notes import ON_CHART, load_note
@@ -120,7 +121,7 @@ class _Builder:
         ):
             problem = Problem(*row)
             self.add(condition.to_fhir(problem), *stamps.get(problem.id, (None, None)))
-        order = [f.name for f in dataclasses.fields(Medication)]
+        order = MEDICATION_ROW
         for row in self.rows(
             f"SELECT {', '.join(order)} FROM medications WHERE patient_id = ? ORDER BY id", (pid,)
         ):

@@ -18,7 +18,7 @@ from core.records.models import Patient
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import ADMIN
+from tests.ui.conftest import ADMIN, ADMIN_NAME
 
 
 def _button(box: QMessageBox, text: str) -> QMessageBox:
@@ -185,20 +185,30 @@ def test_changing_a_dose_stops_the_old_one_and_past_shows_both(
     dialog.fields["start"].selectAll()
     QTest.keyClicks(dialog.fields["start"], "2024-06-01")
     QTest.keyClick(dialog.fields["start"], Qt.Key.Key_Tab)
+    assert dialog.prescribing.hasFocus() and dialog.prescribing.isChecked()
+    QTest.keyClick(dialog.prescribing, Qt.Key.Key_Tab)
     assert dialog.fields["prescriber"].hasFocus()
+    # Naming who prescribed the new dose says someone else did, not the person signed in.
     QTest.keyClicks(dialog.fields["prescriber"], "Dr Bo")
+    assert dialog.elsewhere.isChecked()
     QTest.keyClick(dialog.fields["prescriber"], Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
     [new] = Medications(clinic.records).list(patient.id)
-    assert (new.prescriber, new.reason) == ("Dr Bo", "Type 2 diabetes")
+    assert (new.prescriber, new.prescribed_by, new.reason) == ("Dr Bo", None, "Type 2 diabetes")
     qtbot.waitUntil(lambda: rows(card.table)[0][1] == "1000 mg", timeout=5_000)
     assert [r[:4] for r in rows(card.table)] == [["Metformin", "1000 mg", "2024-06-01", ""]]
+    assert rows(card.table)[0][5] == "Dr Bo"  # prescribed by
     QTest.mouseClick(card.show_past, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(card.medications) == 2, timeout=5_000)
+    # The old dose was changed, not stopped: the past says so, and to what, when, by whom.
     assert [r[:4] for r in rows(card.table)] == [
         ["Metformin", "1000 mg", "2024-06-01", ""],
-        ["Metformin", "500 mg", "2024-01-05", "2024-06-01"],
+        ["Metformin", "500 mg", "2024-01-05", "Dose changed 2024-06-01"],
     ]
+    old = card.table.item(1, 3)
+    assert old is not None
+    assert f"Dose changed to 1000 mg on 2024-06-01 by {ADMIN_NAME}" in old.toolTip()
+    assert "Stopped" not in old.toolTip()
     card.table.selectRow(1)  # history: nothing to stop or change
     assert not card.stop_button.isEnabled() and not card.change_button.isEnabled()
 
@@ -278,3 +288,82 @@ def test_a_stop_or_change_date_the_person_emptied_is_refused_never_taken_as_toda
     QTest.keyClicks(stop.date, "2024-04-01")
     QTest.keyClick(stop.date, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.medications == [], timeout=5_000)
+
+
+def _start_form(qtbot: QtBot, card: MedicationsCard) -> MedicationDialog:
+    QTest.mouseClick(card.start_button, Qt.MouseButton.LeftButton)
+    dialog = card.dialog
+    assert isinstance(dialog, MedicationDialog)
+    qtbot.waitUntil(dialog.isActiveWindow)
+    return dialog
+
+
+def test_the_clinician_starting_a_medication_is_its_prescriber_unless_someone_else_is(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester's medication did not record who prescribed it. "I prescribe it" (the
+    form's choice as it opens) records the signed-in clinician; a medication prescribed
+    elsewhere is recorded with the name typed, or with none, and says who recorded it."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    card = card_of(chart, MedicationsCard)
+    dialog = _start_form(qtbot, card)
+    assert dialog.prescribing.isChecked() and dialog.fields["prescriber"].text() == ""
+    QTest.keyClicks(dialog.fields["name"], "Ramipril")
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.medications) == 1, timeout=5_000)
+    [row] = rows(card.table)
+    assert row[0] == "Ramipril" and row[5] == ADMIN_NAME  # prescribed by
+    assert row[6].endswith(f" by {ADMIN_NAME}")  # recorded
+    # Recorded from a hospital letter: someone else, not named.
+    dialog = _start_form(qtbot, card)
+    QTest.keyClicks(dialog.fields["name"], "Atorvastatin")
+    QTest.mouseClick(dialog.elsewhere, Qt.MouseButton.LeftButton)
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.medications) == 2, timeout=5_000)
+    stored = {m.name: m for m in Medications(clinic.records).list(patient.id)}
+    assert (stored["Ramipril"].prescribed_by, stored["Ramipril"].prescriber) == (ADMIN, None)
+    assert (stored["Atorvastatin"].prescribed_by, stored["Atorvastatin"].prescriber) == (
+        None, None,
+    )  # fmt: skip
+    statin = next(r for r in rows(card.table) if r[0] == "Atorvastatin")
+    assert statin[5] == "" and statin[6].endswith(f" by {ADMIN_NAME}")
+    row_of = [m.name for m in card.medications].index("Atorvastatin")
+    item = card.table.item(row_of, 0)
+    assert item is not None and "Prescriber not recorded" in item.toolTip()
+
+
+def test_a_medication_the_patient_takes_already_is_started_again_only_after_the_warning(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    Medications(clinic.records).start(
+        patient.id, {"name": "Metformin", "strength": "500 mg"}, prescribing=True
+    )
+    card = card_of(chart, MedicationsCard)
+    signed_in.operations.catch_up()
+    qtbot.waitUntil(lambda: len(card.medications) == 1, timeout=5_000)
+    dialog = _start_form(qtbot, card)
+    QTest.keyClicks(dialog.fields["name"], "metformin")
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    box = dialog.warning_box
+    assert box is not None and box.objectName() == "duplicateMedication"
+    assert "metformin is already an active medication of this patient" in box.text()
+    assert "Metformin 500 mg: Recorded 20" in box.informativeText()
+    assert f"by {ADMIN_NAME}; Prescribed by {ADMIN_NAME}" in box.informativeText()
+    QTest.keyClick(box.focusWidget() or box, Qt.Key.Key_Escape)  # Don't start
+    qtbot.waitUntil(lambda: dialog.warning_box is None)
+    assert len(Medications(clinic.records).list(patient.id)) == 1  # nothing started
+    assert dialog.isVisible() and dialog.fields["name"].text() == "metformin"
+    QTest.keyClick(dialog.fields["name"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.warning_box is not None, timeout=5_000)
+    assert dialog.warning_box is not None
+    _button(dialog.warning_box, "Start anyway")
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.medications) == 2, timeout=5_000)
+    assert sorted(m.name for m in Medications(clinic.records).list(patient.id)) == [
+        "Metformin", "metformin",
+    ]  # fmt: skip

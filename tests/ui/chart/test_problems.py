@@ -4,6 +4,7 @@ when chosen, resolve with a date, resolved ones on request."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from PySide6.QtCore import Qt
@@ -18,7 +19,7 @@ from core.records.problems import Problems
 from core.records.workstation import Workstation
 from tests.ui.chart.cards import card_of, rows
 from tests.ui.chart.test_page import open_first_chart
-from tests.ui.conftest import press, type_at_the_keyboard
+from tests.ui.conftest import ADMIN_NAME, press, type_at_the_keyboard
 
 ICD_LOAD = 60_000  # the code list is read on first use (a few seconds on a busy machine)
 
@@ -57,7 +58,9 @@ def test_a_problem_is_found_by_words_and_picked_with_the_keyboard(
     QTest.keyClicks(dialog.onset, "2019-05")
     QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 1, timeout=5_000)
-    assert rows(card.table) == [["I10", "Essential (primary) hypertension", "2019-05", "Active"]]
+    [row] = rows(card.table)
+    assert row[:4] == ["I10", "Essential (primary) hypertension", "2019-05", "Active"]
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d by {ADMIN_NAME}", row[4])  # who, when
     [stored] = Problems(clinic.records).list(patient.id)
     assert (stored.code, stored.onset, stored.status) == ("I10", "2019-05", "active")
 
@@ -285,3 +288,65 @@ def test_return_picks_the_best_match_and_a_category_is_saved_only_when_meant(
     qtbot.waitUntil(lambda: card.dialog is None, timeout=5_000)
     [stored] = Problems(clinic.records).list(patient.id)
     assert stored.code == "J02"
+
+
+def test_a_problem_already_on_the_list_is_added_again_only_after_the_warning(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    """The tester added I10 twice without a word. Now the form names the one there (when,
+    by whom); Return (Cancel, the default) adds nothing and leaves the form as typed, "Add
+    anyway" adds it."""
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    Problems(clinic.records).add(patient.id, code="I10", onset="2019")
+    card = card_of(chart, ProblemsCard)
+    signed_in.operations.catch_up()
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    dialog = _search_dialog(qtbot, card)
+    QTest.keyClicks(dialog.search, "I10")
+    qtbot.waitUntil(lambda: dialog.results.rowCount() > 0, timeout=10_000)
+    QTest.keyClick(dialog.search, Qt.Key.Key_Down)
+    QTest.keyClick(dialog.results, Qt.Key.Key_Return)
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.duplicate_question is not None, timeout=5_000)
+    box = dialog.duplicate_question
+    assert box is not None
+    assert "I10 Essential (primary) hypertension is already an active problem" in box.text()
+    assert "(onset 2019): Recorded " in box.informativeText()
+    assert f" by {ADMIN_NAME}" in box.informativeText()
+    press(Qt.Key.Key_Return)  # the default: Cancel
+    qtbot.waitUntil(lambda: dialog.duplicate_question is None)
+    assert len(Problems(clinic.records).list(patient.id)) == 1  # nothing added
+    assert dialog.isVisible() and dialog.chosen_code() == "I10"  # the form as it was
+    QTest.keyClick(dialog.onset, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.duplicate_question is not None, timeout=5_000)
+    box = dialog.duplicate_question
+    assert box is not None
+    go = box.findChild(QPushButton, "duplicateProblemButton")
+    assert go is not None and go.text() == "Add anyway"
+    QTest.mouseClick(go, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: card.dialog is None and len(card.problems) == 2, timeout=5_000)
+    assert [p.code for p in Problems(clinic.records).list(patient.id)] == ["I10", "I10"]
+
+
+def test_a_resolved_problem_says_who_recorded_it_and_who_resolved_it_when(
+    qtbot: QtBot, signed_in: MainWindow, clinic: Workstation
+) -> None:
+    chart = open_first_chart(qtbot, signed_in)
+    patient = chart.patient
+    assert patient is not None
+    problems = Problems(clinic.records)
+    problems.resolve(problems.add(patient.id, uncoded="Sprained ankle").id, "2026-01-05")
+    card = card_of(chart, ProblemsCard)
+    signed_in.operations.catch_up()
+    QTest.mouseClick(card.show_resolved, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(card.problems) == 1, timeout=5_000)
+    [row] = rows(card.table)
+    assert row[3] == "Resolved 2026-01-05" and row[4].endswith(f" by {ADMIN_NAME}")
+    item = card.table.item(0, 1)
+    assert item is not None
+    recorded, resolved = item.toolTip().splitlines()
+    assert recorded.startswith("Recorded 20") and recorded.endswith(f" by {ADMIN_NAME}")
+    assert resolved.startswith("Resolved 2026-01-05 (recorded 20")
+    assert resolved.endswith(f" by {ADMIN_NAME})")

@@ -213,6 +213,7 @@ UNCHECKED = {
     "ClinicRecords.clinic_name": "the clinic's name",
     "ClinicRecords.user": _ACCOUNTS,
     "ClinicRecords.users": _ACCOUNTS,
+    "ClinicRecords.full_names": _ACCOUNTS,
     "ClinicRecords.authenticate": _ACCOUNTS,
     "ClinicRecords.authenticate_against": _ACCOUNTS,
     "ClinicRecords.verifier_digest": _ACCOUNTS,
