@@ -119,12 +119,12 @@ def test_files_fetched_ahead_for_a_booked_patient_open_with_the_server_gone(
 
         # The server goes away; the photo (the newest: the list's first row) opens all
         # the same, in the app's viewer. Into the tab: "Add file…", then the list (Open
-        # and Save a copy… wait for a file to be chosen); down and up to choose the first
-        # row; back past Save a copy… to Open.
+        # and the buttons beside it wait for a file to be chosen); down and up to choose the
+        # first row; back past Show removed, Remove…, Edit details… and Save a copy… to Open.
         clinic.server.stop()
         app.key("Tab", "Tab", "Down", "Up")
         app.shot("photo-chosen")
-        app.key("shift+Tab", "shift+Tab", "space")
+        app.key("shift+Tab", "shift+Tab", "shift+Tab", "shift+Tab", "shift+Tab", "space")
         app.wait_title(RASH)
         app.pause(0.5)
         app.shot("photo-open-offline")
