@@ -1297,6 +1297,9 @@ class MainWindow(QMainWindow):
         box.setInformativeText(
             "Careline can be closed once that is done and you have seen this computer's "
             "recovery key: it is shown next, and only once."
+            if doing == "creating the clinic"
+            else "Careline can be closed once that is done. If you are an administrator, this "
+            "computer's recovery key is shown next, and only once."
         )
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _result: setattr(self, "setup_box", None))
@@ -1356,11 +1359,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             self._ask_to_discard_setup()
             return
-        if (
-            wizard is not None
-            and wizard.created is not None
-            and not wizard.recovery_page.stored.isChecked()
-        ):
+        if wizard is not None and wizard.recovery_key_unconfirmed():
             answer = QMessageBox.question(
                 self,
                 "Close Careline?",

@@ -1,6 +1,8 @@
 """First run: create the clinic and its first administrator, or join an existing clinic
 (through the clinic server, or through a LAN peer showing a pairing code), then show this
-workstation's recovery key once.
+workstation's recovery key once: to an administrator only. Someone else who joins is told
+that an administrator makes it (core/sync/join_recovery.py): the key resets any account's
+password, an administrator's included.
 
 Creating the clinic (key derivation, database creation) runs on the worker. The
 administrator page is a commit page: once the clinic exists there is no going back, and
@@ -65,11 +67,12 @@ from core.sync.session import SyncReport
 
 @dataclass(frozen=True)
 class ClinicCreated:
-    """What ``Workstation.init`` gave back."""
+    """What ``Workstation.init`` or a join gave back."""
 
     username: str
-    recovery_key: str
+    recovery_key: str | None  # None: a join by someone who is not an administrator
     keyring_note: str | None
+    no_key_words: str = ""  # without a key: why, and who makes it (the person reads it)
 
 
 def heading(step: int, title: str, subtitle: str, steps: int = 3) -> str:
@@ -395,16 +398,55 @@ class RecoveryPage(QWizardPage):
 
     def show_key(self, created: ClinicCreated) -> None:
         """Fill in the key and, when there is no OS keyring, say what that means."""
-        self.key.setText(created.recovery_key)
-        if created.keyring_note:
-            self.keyring_note.setText(
-                "This computer has no usable OS keyring, so Careline cannot unlock the records "
-                "by itself. Staff passwords open the database: each person signs in with their "
-                f"own password. (Details: {created.keyring_note}.)"
+        self.key.setText(created.recovery_key or "")
+        show_keyring_note(self.keyring_note, created)
+
+
+def show_keyring_note(label: QLabel, created: ClinicCreated) -> None:
+    """When this computer has no OS keyring, say in ``label`` what that means."""
+    if created.keyring_note:
+        label.setText(
+            "This computer has no usable OS keyring, so Careline cannot unlock the records "
+            "by itself. Staff passwords open the database: each person signs in with their "
+            f"own password. (Details: {created.keyring_note}.)"
+        )
+        label.show()
+    else:
+        label.hide()
+
+
+class NoRecoveryKeyPage(QWizardPage):
+    """Step 3 of a join by someone who may not hold the recovery key (not an
+    administrator): nothing secret, only who makes the key, then on to sign in."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTitle(
+            heading(
+                3,
+                "This computer has joined the clinic",
+                "You can sign in with your Careline password.",
             )
-            self.keyring_note.show()
-        else:
-            self.keyring_note.hide()
+        )
+        self.note = paragraph("")
+        self.note.setObjectName("noRecoveryKeyNote")
+        self.keyring_note = paragraph("", "notice")
+        self.keyring_note.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
+        layout.setSpacing(14)
+        layout.addWidget(self.note)
+        layout.addWidget(self.keyring_note)
+        layout.addStretch(1)
+
+    def nextId(self) -> int:
+        """The last page."""
+        return -1
+
+    def show_note(self, created: ClinicCreated) -> None:
+        """Say why there is no recovery key and who makes it."""
+        self.note.setText(created.no_key_words)
+        show_keyring_note(self.keyring_note, created)
 
 
 class FirstRunWizard(QWizard):
@@ -442,10 +484,12 @@ class FirstRunWizard(QWizard):
         self.recovery_page = RecoveryPage()
         self.join_page = JoinPage(self)
         self.demo_page = DemoPage(self)
+        self.no_key_page = NoRecoveryKeyPage()
         for page in (self.clinic_page, self.admin_page, self.recovery_page):
             self.addPage(page)
         self.join_page_id = self.addPage(self.join_page)
         self.demo_page_id = self.addPage(self.demo_page)
+        self.no_key_page_id = self.addPage(self.no_key_page)
         for which in (
             QWizard.WizardButton.NextButton,
             QWizard.WizardButton.CommitButton,
@@ -509,7 +553,8 @@ class FirstRunWizard(QWizard):
 
         def run() -> ClinicCreated:
             recovery = join_clinic(ws, request, progressed)
-            return ClinicCreated(request.username.strip().lower(), recovery, ws.keyring_note)
+            name = request.username.strip().lower()
+            return ClinicCreated(name, recovery.key, ws.keyring_note, recovery.words)
 
         return self._worker.submit(run, on_done, on_error, label="join clinic")
 
@@ -568,11 +613,25 @@ class FirstRunWizard(QWizard):
             return "joining the clinic"
         return ""
 
+    def recovery_key_unconfirmed(self) -> bool:
+        """A recovery key is on screen and the person has not confirmed storing it."""
+        created = self.created
+        return (
+            created is not None
+            and created.recovery_key is not None
+            and not self.recovery_page.stored.isChecked()
+        )
+
     def _page_changed(self, page_id: int) -> None:
-        if self.page(page_id) is self.recovery_page and self.created is not None:
-            self.recovery_page.show_key(self.created)
-            # There is nothing to go back to once the clinic exists: no Back button at all.
-            self.setButtonLayout([QWizard.WizardButton.Stretch, QWizard.WizardButton.FinishButton])
+        page, created = self.page(page_id), self.created
+        if created is None or page not in (self.recovery_page, self.no_key_page):
+            return
+        if page is self.recovery_page:
+            self.recovery_page.show_key(created)
+        else:
+            self.no_key_page.show_note(created)
+        # There is nothing to go back to once the clinic exists: no Back button at all.
+        self.setButtonLayout([QWizard.WizardButton.Stretch, QWizard.WizardButton.FinishButton])
 
     def reject(self) -> None:
         """Escape must not hide the wizard (or the recovery key) and leave a blank window."""
@@ -583,7 +642,7 @@ class FirstRunWizard(QWizard):
             self.validateCurrentPage()  # starts making the demo; demo_ready hands over
             return
         created = self.created
-        if created is None or not self.recovery_page.stored.isChecked():
+        if created is None or self.recovery_key_unconfirmed():
             return
         self.recovery_page.key.clear()
         super().accept()
@@ -754,7 +813,10 @@ class JoinPage(QWizardPage):
             label.hide()
 
     def nextId(self) -> int:
-        """The recovery key page."""
+        """The recovery key page; once joined by someone who gets no recovery key (not an
+        administrator), the page that says who makes it."""
+        if self.created is not None and self.created.recovery_key is None:
+            return self._wizard.no_key_page_id
         return self._wizard.pageIds()[2]
 
     @property

@@ -19,12 +19,14 @@ from core.sync.join import (
     discard_unfinished_join,
     pending_join,
 )
+from core.sync.join_recovery import RecoveryAtJoin
 from core.sync.session import SyncReport
 
 __all__ = [
     "DISCARDED",
     "JoinRequest",
     "PendingJoin",
+    "RecoveryAtJoin",
     "discard_unfinished_join",
     "join_clinic",
     "kept_join",
@@ -49,8 +51,9 @@ def join_clinic(
     ws: Workstation,
     request: JoinRequest,
     on_progress: Callable[[SyncReport], object] | None = None,
-) -> str:
-    """Create this workstation's replica of an existing clinic; returns its recovery key.
+) -> RecoveryAtJoin:
+    """Create this workstation's replica of an existing clinic; returns its recovery key,
+    made only for an administrator, or why there is none (core/sync/join_recovery.py).
 
     ``on_progress`` is called on the worker after every page or batch of the first
     download. Leaves the workstation locked. On failure nothing of the attempt is left,
@@ -61,6 +64,4 @@ def join_clinic(
     if ws.is_initialized() and not join.first_sync_pending(ws):
         # The first run only ever makes a new replica; never join into existing data.
         raise StoreError(f"a clinic already exists in {ws.data_dir}; refusing to overwrite")
-    recovery = join.join_clinic(ws, request, on_progress).recovery_key
-    assert recovery is not None  # a new replica always has one
-    return recovery
+    return join.join_clinic(ws, request, on_progress).recovery

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
-from core.cli.joining import code_arguments, join, recovery_text
+from core.cli.joining import code_arguments, join, recovery_fields, recovery_text
 from core.cli.registry import CommandGroup
 from core.config.settings import check_server_url
 
@@ -82,7 +82,7 @@ def _enrolled(ctx: Context, result: JoinResult) -> int:
         "device_id": result.device_id,
         "clinic": result.clinic_name,
         "records": result.records,
-        "recovery_key": result.recovery_key,
+        **recovery_fields(result),
     }
     ctx.emit(
         doc,

@@ -96,10 +96,22 @@ def join(ctx: Context, code_field: str, **where: Any) -> JoinResult:
     return join_clinic(ws, JoinRequest(ctx.args.user, password, **where))
 
 
+def recovery_fields(result: JoinResult) -> dict[str, str | None]:
+    """The join's JSON fields about the recovery key: ``recovery_key`` (shown once, to an
+    administrator only) or null, and ``recovery_key_reason``, null with a key, else why
+    there is none (core.sync.join_recovery: ``not_an_administrator``, ...)."""
+    return {"recovery_key": result.recovery_key, "recovery_key_reason": result.recovery_key_reason}
+
+
 def recovery_text(result: JoinResult) -> str:
-    """The new replica's recovery key, shown once (nothing for an existing replica)."""
+    """The new replica's recovery key, shown once to an administrator; else why there is
+    none and who makes it (nothing for a workstation that already held the clinic)."""
+    from core.sync.join_recovery import EXISTING_REPLICA
+
     if result.recovery_key is None:
-        return ""
+        if result.recovery_key_reason in (None, EXISTING_REPLICA):
+            return ""
+        return "\n\n" + result.recovery.words
     return f"\n\nRECOVERY KEY for this workstation (shown only now):\n\n    {result.recovery_key}\n"
 
 

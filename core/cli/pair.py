@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context
-from core.cli.joining import code_arguments, join, recovery_text
+from core.cli.joining import code_arguments, join, recovery_fields, recovery_text
 from core.cli.registry import CommandGroup, actions
 
 if TYPE_CHECKING:  # imported where used: the CLI starts quicker without it
@@ -160,7 +160,7 @@ def _join(ctx: Context) -> int:
     doc = {
         "device_id": result.device_id,
         "records": result.records,
-        "recovery_key": result.recovery_key,
+        **recovery_fields(result),
     }
     ctx.emit(
         doc,

@@ -237,16 +237,34 @@ class Keychain:
         Returns the keychain, the unlocked keys and the recovery key, which is never
         stored anywhere and must be shown to the person once.
         """
+        chain, keys, recovery = cls._create(path, admin_user, admin_password, params, True)
+        assert recovery is not None
+        return chain, keys, recovery
+
+    @classmethod
+    def create_without_recovery(
+        cls, path: Path, user: str, password: str, params: Argon2Params = DEFAULT_PARAMS
+    ) -> tuple[Keychain, UnlockedKeys]:
+        """New KEK and database key behind ``user``'s password slot alone: a replica joined
+        by a person who may not hold its recovery key (only an administrator does); an
+        administrator makes one later (:meth:`new_recovery_key`)."""
+        chain, keys, _none = cls._create(path, user, password, params, False)
+        return chain, keys
+
+    @classmethod
+    def _create(
+        cls, path: Path, user: str, password: str, params: Argon2Params, recovery_slot: bool
+    ) -> tuple[Keychain, UnlockedKeys, str | None]:
         if path.exists():
             raise SlotFileError(f"key file {path} already exists; refusing to overwrite it")
         kek = SecureMemory.from_bytes(bytearray(aead.generate_key()))
         db_key = SecureMemory.from_bytes(bytearray(aead.generate_key()))
         db_id = secrets.token_hex(16)
-        chain = cls(path, db_id, admin_user, cls._wrap_db_key(kek, db_key, db_id, 1))
+        chain = cls(path, db_id, user, cls._wrap_db_key(kek, db_key, db_id, 1))
         chain.slots.append(
-            make_slot(kek.read(), db_id, "password", admin_user, admin_password.encode(), params)
+            make_slot(kek.read(), db_id, "password", user, password.encode(), params)
         )
-        recovery = chain._new_recovery_slot(kek)
+        recovery = chain._new_recovery_slot(kek) if recovery_slot else None
         with exclusive_lock(lock_path_for(path)):
             if path.exists():  # another process set up here meanwhile
                 kek.close()
@@ -554,6 +572,25 @@ class Keychain:
             if staged is None or (slot_id is not None and staged.slot_id != slot_id):
                 edit.save = False
                 return False
+            self.pending_recovery = None
+        return True
+
+    def drop_recovery_key(self) -> bool:
+        """Remove the recovery slot in force and any staged one: nothing but a password (or
+        the OS keyring) opens this workstation until an administrator makes a new key.
+        Refused (NoSlotError) when the recovery slot is the last one a person can open.
+        Returns True if there was one."""
+        with self._editing() as edit:
+            found = [s for s in self.slots if s.kind == "recovery"]
+            if not found and self.pending_recovery is None:
+                edit.save = False
+                return False
+            remaining = [s for s in self.slots if s.kind != "recovery"]
+            if not any(s.kind in ("password", "keyring") for s in remaining):
+                raise NoSlotError(
+                    "refusing to remove the recovery slot: nothing else opens this workstation"
+                )
+            self.slots = remaining
             self.pending_recovery = None
         return True
 

@@ -202,17 +202,21 @@ class Workstation:
             log.info("no OS-keyring slot: %s", exc)
         return recovery
 
-    def prepare_join(self, username: str, password: str) -> str:
+    def prepare_join(self, username: str, password: str) -> None:
         """An empty encrypted replica, unlocked, that the first sync fills with the clinic.
 
         ``username``'s password slot is created here; the account itself (and its verifier)
-        arrives with the clinic's records. Returns this workstation's recovery key.
+        arrives with the clinic's records. There is no recovery slot: the recovery key is
+        an administrator's, so it is made only once the person's account has arrived and
+        proves them one (core.sync.join_recovery), or later by an administrator.
         """
         if self.is_initialized():
             raise StoreError(f"a clinic already exists in {self.data_dir}; refusing to overwrite")
         name = v.username(username)
         v.password(password)
-        _chain, keys, recovery = Keychain.create(self.keyfile_path, name, password, self.kdf_params)
+        _chain, keys = Keychain.create_without_recovery(
+            self.keyfile_path, name, password, self.kdf_params
+        )
         try:
             self._db = Database.create(self.db_path, keys.db_key)
         except BaseException:
@@ -224,7 +228,6 @@ class Workstation:
         # No OS-keyring slot yet: until the person's account has arrived and been checked,
         # their password alone opens this replica (add_keyring_slot, core.sync.join).
         self.keyring_note = None
-        return recovery
 
     def add_keyring_slot(self) -> None:
         """Let the OS keyring open this (open) workstation too: a joined replica, once the

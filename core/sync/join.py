@@ -30,6 +30,11 @@ Start over, ``careline enroll --discard-unfinished``). A LAN pairing is not kept
 is shown again on the peer. An attended join whose records hold no account for the person is
 removed, as before: a replica of the clinic is not left behind a password the clinic does
 not know.
+
+A new replica gets a recovery key only when the joining person, signed in with the account
+that arrived, is an administrator (core.sync.join_recovery): the key resets any account's
+password, so it is never made for, nor shown to, anyone else. Their replica has no recovery
+slot until an administrator makes one.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.errors import CarelineError
@@ -51,6 +56,13 @@ from core.store.errors import StoreError
 from core.sync.backup import restored_server_pin
 from core.sync.ca_pin import pem_fingerprint
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
+from core.sync.join_recovery import (
+    EXISTING_REPLICA,
+    SECOND_FACTOR_PENDING,
+    SILENT_JOIN,
+    RecoveryAtJoin,
+)
+from core.sync.join_recovery import for_signed_in as recovery_for_signed_in
 from core.sync.lan.identity import merge_revoked
 from core.sync.lan.pairing import pair_and_sync_first
 from core.sync.session import SyncError, SyncReport, sync
@@ -128,7 +140,15 @@ class JoinResult:
     device_id: str
     clinic_name: str  # "" through a LAN peer (the pairing reply carries no clinic name)
     records: int  # received by the first sync (snapshot and ops)
-    recovery_key: str | None  # a new replica's recovery key, to be shown once; else None
+    # A new replica's recovery key, to be shown once, only to an administrator; else None
+    # and ``recovery_key_reason`` says why (core.sync.join_recovery).
+    recovery_key: str | None
+    recovery_key_reason: str | None = None
+
+    @property
+    def recovery(self) -> RecoveryAtJoin:
+        """The recovery key, or why there is none (with the words for the person)."""
+        return RecoveryAtJoin(self.recovery_key, self.recovery_key_reason)
 
 
 Progress = Callable[[SyncReport], object]
@@ -185,14 +205,15 @@ def join_clinic(
     if pending is not None:
         return _resume_attended(ws, request, pending, on_progress)
     if ws.is_initialized():
-        return _join(ws, request, on_progress, None)
+        return replace(_join(ws, request, on_progress), recovery_key_reason=EXISTING_REPLICA)
     if request.password is None:
         raise ValueError("a new replica needs the joining person's password")
     made = _Made.before(ws)
     try:
-        recovery = ws.prepare_join(request.username, request.password)
-        result = _join(ws, request, on_progress, recovery, new_replica=True)
-        _check_account(ws, request)
+        ws.prepare_join(request.username, request.password)
+        joined = _join(ws, request, on_progress, new_replica=True)
+        recovery = _check_account(ws, request)
+        result = replace(joined, recovery_key=recovery.key, recovery_key_reason=recovery.reason)
     except NoAccountError:
         made.remove(ws)
         raise
@@ -206,21 +227,24 @@ def join_clinic(
     return result
 
 
-def _check_account(ws: Workstation, request: JoinRequest) -> None:
+def _check_account(ws: Workstation, request: JoinRequest) -> RecoveryAtJoin:
     """The joining person's account arrived with the records (a sign-in works, or asks for
-    their two-factor code next); only then does the replica get its OS-keyring slot. Left
-    locked."""
+    their two-factor code next); only then does the replica get its OS-keyring slot, and,
+    if they are an administrator signed in, its recovery key (core.sync.join_recovery).
+    Left locked. Returns the recovery key, or why there is none."""
     assert request.password is not None
     name = request.username.strip().lower()
     ws.lock()
     try:
         try:
             ws.sign_in(name, request.password)
+            recovery = recovery_for_signed_in(ws)
         except SecondFactorRequiredError:
             # The password was right: the account exists. The person signs in with their
             # code afterwards, as at every sign-in; opened again (locked by the refusal) for
             # the keyring slot.
             ws.unlock_with_password(name, request.password)
+            recovery = RecoveryAtJoin(None, SECOND_FACTOR_PENDING)
         except AuthenticationError:
             raise NoAccountError(name) from None
         # Until now only the person's password opened the replica: the keyring slot opens
@@ -228,13 +252,15 @@ def _check_account(ws: Workstation, request: JoinRequest) -> None:
         ws.add_keyring_slot()
     finally:
         ws.lock()
+    return recovery
 
 
 def _resume_attended(
     ws: Workstation, request: JoinRequest, pending: PendingJoin, on_progress: Progress | None
 ) -> JoinResult:
     """Finish the first sync of a join enrolled earlier here, opened with the joining
-    person's password; a new recovery key replaces the one never shown."""
+    person's password; an administrator is then shown a new recovery key (as for a join
+    that did not stop)."""
     if not pending.attended:
         raise UnfinishedJoinError(
             f"{ws.data_dir} holds a silent enrollment whose first sync is unfinished; finish "
@@ -257,17 +283,20 @@ def _resume_attended(
     try:
         actor = request.username.strip().lower()
         credential, records = _finish_first_sync(ws, request, actor, on_progress, _KEPT_ATTENDED)
-        # The first attempt's recovery key was never shown: this one replaces it.
-        recovery = ws.keychain().new_recovery_key(ws.unlocked_keys)
+        # A join kept by an earlier release has a recovery slot whose key was never shown:
+        # gone, so that only a key made for an administrator below opens this replica.
+        ws.keychain().drop_recovery_key()
     finally:
         ws.lock()
     try:
-        _check_account(ws, request)
+        recovery = _check_account(ws, request)
     except NoAccountError:
         discard_unfinished_join(ws)
         raise
     (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
-    return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
+    return JoinResult(
+        credential.device_id, credential.clinic_name, records, recovery.key, recovery.reason
+    )
 
 
 def join_unattended(
@@ -308,7 +337,7 @@ def join_unattended(
             ca_pem=request.ca_pem,
             device_name=request.device_name,
         )
-        result = _join(ws, unattended, on_progress, None, new_replica=True)
+        result = _join(ws, unattended, on_progress, new_replica=True, attended=False)
         if not _has_staff(ws):
             raise FirstSyncError(
                 "enrolled, but no staff account arrived with the clinic's records, so nobody "
@@ -322,7 +351,7 @@ def join_unattended(
         made.remove(ws)
         raise
     (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
-    return result
+    return replace(result, recovery_key_reason=SILENT_JOIN)
 
 
 def _has_staff(ws: Workstation) -> bool:
@@ -388,16 +417,18 @@ def _finish_unattended(
         (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)
     finally:
         ws.lock()
-    return JoinResult(credential.device_id, credential.clinic_name, records, None)
+    return JoinResult(credential.device_id, credential.clinic_name, records, None, SILENT_JOIN)
 
 
 def _join(
     ws: Workstation,
     request: JoinRequest,
     on_progress: Progress | None,
-    recovery: str | None,
     new_replica: bool = False,
+    attended: bool = True,
 ) -> JoinResult:
+    """Enroll or pair, then the first sync; the result holds no recovery key (the caller's
+    account check decides on one)."""
     db, actor = ws.database, request.username.strip().lower()
     joined_as = "paired with the workstation" if request.via_peer else "enrolled"
     try:
@@ -410,7 +441,7 @@ def _join(
                 on_progress,
                 request.on_peer_skipped,
             )
-            return JoinResult(joined.identity.device_id, "", joined.records, recovery)
+            return JoinResult(joined.identity.device_id, "", joined.records, None)
         credential = enroll(
             request.server_url,
             request.enroll_code,
@@ -424,10 +455,10 @@ def _join(
         if new_replica:
             (ws.data_dir / PENDING_MARKER).touch(mode=0o600)
     except (SyncError, TransportError) as exc:
-        raise _first_sync_failed(joined_as, exc, _next_step(new_replica, False, recovery)) from exc
-    next_step = _next_step(new_replica, True, recovery)
+        raise _first_sync_failed(joined_as, exc, _next_step(new_replica, False, attended)) from exc
+    next_step = _next_step(new_replica, True, attended)
     records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
-    return JoinResult(credential.device_id, credential.clinic_name, records, recovery)
+    return JoinResult(credential.device_id, credential.clinic_name, records, None)
 
 
 _REMOVED = "nothing was kept on this computer; ask for a new code and try again"
@@ -443,15 +474,16 @@ _KEPT_ATTENDED = (
 )
 
 
-def _next_step(new_replica: bool, accepted: bool, recovery: str | None) -> str:
+def _next_step(new_replica: bool, accepted: bool, attended: bool) -> str:
     """What a failed first sync leaves, in words: an existing replica's next sync finishes;
     a new one is removed before the server accepted the code, and kept for the next
-    attempt after (attended: it has a recovery key; silent: it has none)."""
+    attempt after (attended: the joining person finishes it with their password; silent:
+    the next silent attempt does)."""
     if not new_replica:
         return _NEXT_SYNC
     if not accepted:
         return _REMOVED
-    return _KEPT if recovery is None else _KEPT_ATTENDED
+    return _KEPT_ATTENDED if attended else _KEPT
 
 
 def _first_sync(

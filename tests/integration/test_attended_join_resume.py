@@ -171,7 +171,9 @@ def test_records_without_the_persons_account_leave_nothing_even_once_enrolled(
 def test_a_person_with_two_factor_sign_in_joins_and_resumes(tmp_path: Path) -> None:
     """Two-factor sign-in (admins, who set up workstations): the right password, with the
     code asked for next, proves the account arrived; the person signs in with their code
-    afterwards. Neither the join nor its resume is discarded for it."""
+    afterwards. Neither the join nor its resume is discarded for it. Without the code the
+    join has not proved the second factor, so it makes no recovery key (which resets other
+    accounts' passwords): the admin makes it once signed in with the code."""
     data, port = tmp_path / "server", free_port()
     desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
     other = Workstation(tmp_path / "other", kdf_params=FAST_PARAMS)
@@ -186,18 +188,23 @@ def test_a_person_with_two_factor_sign_in_joins_and_resumes(tmp_path: Path) -> N
         first.lock()
         code, _ = live.server.registry.issue_enroll_code(clinic, 10)
         result = join_clinic(desk, _request(live, code))
-        assert result.recovery_key and not first_sync_pending(desk) and desk.is_initialized()
+        assert not first_sync_pending(desk) and desk.is_initialized()
+        assert (result.recovery_key, result.recovery_key_reason) == (None, "second_factor_pending")
         # A resume after a failed first sync finishes too (the code was spent).
         code, _ = live.server.registry.issue_enroll_code(clinic, 10)
         with pytest.raises(FirstSyncUnfinishedError):
             join_clinic(other, _request(live, code), on_progress=lambda _report: live.halt())
     with live_server(data, port=port) as live:
         resumed = join_clinic(other, _request(live, ""))
-    assert resumed.recovery_key and not first_sync_pending(other)
+    assert resumed.recovery_key is None and not first_sync_pending(other)
     for ws in (desk, other):
+        assert ws.keychain().recovery_slot() is None
         with pytest.raises(SecondFactorRequiredError):
             ws.sign_in("admin", PASSWORD)
         ws.sign_in("admin", PASSWORD, totp_code=two_factor.current_code(secret))
+        made = ws.new_recovery_key()
+        ws.lock()
+        ws.unlock_with_recovery_key(made)
         ws.lock()
 
 

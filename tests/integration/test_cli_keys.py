@@ -54,10 +54,11 @@ def recover(
     )  # fmt: skip
 
 
-def audit_entries(data: Path, password: str) -> list[tuple[str, str, str]]:
-    """(actor, action, entity_id) of every audit entry, read in-process."""
+def audit_entries(data: Path, password: str, user: str = "admin") -> list[tuple[str, str, str]]:
+    """(actor, action, entity_id) of every audit entry, read in-process (opened with
+    ``user``'s password slot)."""
     ws = Workstation(data, FAST_PARAMS)
-    ws.unlock_with_password("admin", password)
+    ws.unlock_with_password(user, password)
     try:
         rows = ws.database.query("SELECT actor, action, entity_id FROM audit_log ORDER BY seq")
         return [(str(a), str(b), str(c)) for a, b, c in rows]

@@ -70,16 +70,16 @@ def desks(tmp_path: Path, no_keyring: None) -> Iterator[Desks]:
     a = Workstation(tmp_path / "a", kdf_params=FAST_PARAMS)
     a.init("Riverside Clinic", "admin", "Ada Admin", PASSWORD)
     b = Workstation(tmp_path / "b", kdf_params=FAST_PARAMS)
-    recovery = b.prepare_join("admin", PASSWORD)
+    b.prepare_join("admin", PASSWORD)
     for desk in (a, b):
         join_test_clinic(desk.database)
     a.sign_in("admin", PASSWORD)
     a.records.add_user("clin", "Cal Clinician", "clinician", PASSWORD)
     a.records.add_user("desk", "Dee Desk", "front_desk", PASSWORD)
     a.add_staff("nurse1", "Nia Nurse", "nurse", PASSWORD)
-    found = Desks(a, b, recovery)
-    _sync(found)
+    _sync(Desks(a, b, ""))
     b.sign_in("admin", PASSWORD)
+    found = Desks(a, b, b.new_recovery_key())  # B's recovery key, made by its admin
     try:
         yield found
     finally:
