@@ -285,7 +285,7 @@ def test_beside_a_long_name_the_day_list_shows_a_dozen_characters_of_each_reason
     for row, (reason, name) in enumerate(zip(reasons, names, strict=True)):
         # Scrolled to, as a person does: the day opens at the current time, so which rows
         # are in view depends on when the test runs (a row out of view shows nothing).
-        table.scrollToItem(table.item(row, REASON))
+        table.scrollTo(table.model().index(row, REASON))
         shown = cell_text_shown(table, row, REASON)
         assert shown == reason or len(shown.rstrip("…")) >= 12, (reason, shown)
         family = name.split(",")[0]
