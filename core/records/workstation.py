@@ -794,6 +794,10 @@ class Workstation:
         keyring), so a wrong key is refused either way, before anything is written. The
         change is audited with the author ``recovery-key``. A database opened here is closed
         again afterwards: the person then signs in with the new password, proving it works.
+
+        Any account's, an administrator's included: the key is only ever made for an
+        administrator (core.sync.join_recovery), and this is the way back for one who forgot
+        their password with nobody to reset it (README, "Security notes").
         """
         v.password(new_password)
         v.username(username)

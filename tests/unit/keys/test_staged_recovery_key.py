@@ -148,3 +148,36 @@ def test_confirming_is_audited_once_and_needs_an_administrator(tmp_path: Path) -
     # Withdrawing needs nobody: it only takes away a key that opens nothing yet.
     assert ws.discard_recovery_key() is False
     ws.lock()
+
+
+def test_a_join_kept_by_an_earlier_release_loses_the_key_it_never_showed(
+    tmp_path: Path,
+) -> None:
+    """``drop_recovery_key`` (a resumed join, core/sync/join.py): the slot in force and a
+    staged one go, nothing the recovery key held opens the file afterwards, and the
+    password still does."""
+    chain, keys, old = _chain(tmp_path)
+    staged, _slot_id = chain.stage_recovery_key(keys)
+    assert chain.drop_recovery_key()
+    fresh = Keychain.load(chain.path)
+    assert fresh.recovery_slot() is None and fresh.pending_recovery is None
+    for key in (old, staged):
+        with pytest.raises(NoSlotError, match="no recovery slot"):
+            fresh.unlock_with_recovery_key(key)
+    fresh.unlock_with_password("admin", PW).close()
+    assert not fresh.drop_recovery_key()  # nothing left to drop
+    keys.close()
+
+
+def test_a_replica_joined_by_a_non_administrator_is_created_without_a_recovery_slot(
+    tmp_path: Path,
+) -> None:
+    chain, keys = Keychain.create_without_recovery(tmp_path / "k.json", "rita", PW, FAST_PARAMS)
+    assert chain.recovery_slot() is None
+    assert [s.kind for s in Keychain.load(chain.path).slots] == ["password"]
+    with pytest.raises(NoSlotError, match="no recovery slot"):
+        chain.unlock_with_recovery_key("ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567")
+    # An administrator makes one later; it then opens the file.
+    made = chain.new_recovery_key(keys)
+    assert _opens(chain.path, made)
+    keys.close()
