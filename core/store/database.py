@@ -546,6 +546,21 @@ class Database:
             conn.execute("DETACH DATABASE copy")
         os.chmod(target, 0o600)
 
+    @contextmanager
+    def attached(self, path: Path, key: SecureMemory, alias: str) -> Iterator[None]:
+        """Another SQLCipher file attached as ``alias`` under ``key`` while the block runs
+        (read with ``alias.table``), detached after; this thread holds the connection
+        throughout (ATTACH cannot run inside a transaction)."""
+        if not alias.isidentifier():
+            raise ValueError(f"not an alias: {alias!r}")
+        with self._lock:
+            conn = self._require()
+            conn.execute(f"ATTACH DATABASE ? AS {alias} KEY \"x'{key.hex()}'\"", (str(path),))
+            try:
+                yield
+            finally:
+                conn.execute(f"DETACH DATABASE {alias}")
+
     def rekey(self, new_key: SecureMemory) -> None:
         """Re-encrypt every page under ``new_key`` (``PRAGMA rekey``)."""
         with self._lock:

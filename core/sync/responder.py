@@ -19,6 +19,7 @@ from core.store.database import Database
 from core.store.state_codec import unpack_state
 from core.sync import protocol as p
 from core.sync.audit_anchor import MAX_ENTRY_BYTES, MAX_PROOF_ENTRIES, Anchoring
+from core.sync.snapshot_image import ImageOffer
 from core.sync.stores import DatabaseStore, SyncStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Responder:
         audit_anchor: Callable[[Head | None, list[bytes] | None], Anchoring] | None = None,
         vouch: Callable[[list[oplog.Op]], list[oplog.Op]] | None = None,
         peer: str = "",
+        images: Callable[[dict[str, int], int], ImageOffer | None] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         # Replies carry this side's clock, so the requester can tell how far off its own is.
@@ -59,6 +61,9 @@ class Responder:
         # unsigned ops are verified like any other, so they are quarantined.
         self._vouch = vouch
         self._peer = peer or actor  # where pushed ops came from, for the quarantine
+        # The clinic server offers a replica downloading everything a snapshot image
+        # (core.sync.snapshot_image) with the first page, when it has one fresh enough.
+        self._images = images
 
     def handle(self, request: bytes) -> bytes:
         """Process one request; always returns a reply (possibly an error), written in the
@@ -241,6 +246,11 @@ class Responder:
             # Counted once per download, on its first page, so a receiver can show how far
             # it has come; later pages would only repeat it at the cost of a table scan.
             reply["total_records"] = self.store.snapshot_size()
+            asked = message.get("image")
+            if self._images is not None and version >= 2 and isinstance(asked, dict):
+                offer = self._images(page.vector, reply["total_records"])
+                if offer is not None and asked.get("schema") == offer.schema:
+                    reply["image"] = offer.to_wire()
         return reply
 
 

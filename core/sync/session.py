@@ -27,10 +27,10 @@ from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.database import Database
 from core.store.oplog import version_vector
-from core.sync import audit_anchor, clock, sent
+from core.sync import audit_anchor, clock, sent, snapshot_image
 from core.sync import protocol as p
 from core.sync.stores import keep_crl
-from core.sync.transport import Transport
+from core.sync.transport import ImageTransport, Transport, TransportError
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
@@ -56,6 +56,8 @@ class SyncReport:
     pushed: int = 0
     duplicates: int = 0
     snapshot_records: int = 0
+    # True when the snapshot came as one image file (core.sync.snapshot_image), not pages.
+    snapshot_image: bool = False
     rounds: int = 0
     # What the other side says is coming, for progress bars (None: not known or not said).
     # expected_records: records of the snapshot being downloaded (from its total_records);
@@ -88,6 +90,7 @@ class SyncReport:
             "pushed": self.pushed,
             "duplicates": self.duplicates,
             "snapshot_records": self.snapshot_records,
+            "snapshot_image": self.snapshot_image,
             "rounds": self.rounds,
             "expected_records": self.expected_records,
             "expected_ops": self.expected_ops,
@@ -238,7 +241,45 @@ class SyncSession:
             # States may come as the other side holds them (deflated): neither side then
             # inflates and deflates them again, and the pages are smaller.
             message["state_forms"] = list(p.STATE_FORMS)
+        if after is None and isinstance(self.transport, ImageTransport):
+            # A clinic server may offer the whole download as one file (older ones, and
+            # LAN peers, ignore the field and send pages).
+            wanted = snapshot_image.wants_image(self.db)
+            if wanted is not None:
+                message["image"] = wanted
         return pool.submit(self._ask, message, ("snapshot_page",))
+
+    def _use_image(self, reply: dict[str, Any], already: int) -> bool:
+        """Download and store the offered snapshot image; False (logged) when it cannot
+        be used, and the download goes on by pages as if none had been offered."""
+        if not isinstance(self.transport, ImageTransport) or "image" not in reply:
+            return False
+        try:
+            offer = snapshot_image.ImageOffer.from_wire(reply["image"])
+        except p.ProtocolError as exc:
+            log.warning("the snapshot image offered is unusable (%s); downloading pages", exc)
+            return False
+        part = snapshot_image.part_path(self.db, offer)
+        try:
+            self.report.expected_records = already + offer.records
+            self.transport.fetch_image(offer.id, part, offer.size)
+            types = snapshot_image.import_image(self.db, part, offer, self.actor)
+        except (snapshot_image.ImageError, TransportError, OSError) as exc:
+            log.warning("the snapshot image could not be used (%s); downloading pages", exc)
+            return False
+        finally:
+            snapshot_image.discard(part)
+        self.report.snapshot_records += offer.records
+        self.report.snapshot_image = True
+        for record_type, count in types.items():
+            self._snapshot_types[record_type] = self._snapshot_types.get(record_type, 0) + count
+        if offer.records > LIST_SNAPSHOT_RECORDS:
+            self._snapshot_ids = None
+        elif self._snapshot_ids is not None:
+            ids = self.db.query("SELECT id FROM record_states")
+            self._snapshot_ids.update(str(r[0]) for r in ids)
+        self._progress()
+        return True
 
     def _bootstrap(self) -> None:
         self._bootstrapped = True
@@ -258,6 +299,8 @@ class SyncSession:
         try:
             while True:
                 reply = pending.result()
+                if after is None and self._use_image(reply, already):
+                    return
                 page_vv = p.vv_from_wire(reply.get("vv"))
                 vector = page_vv if vector is None else vector
                 records = p.records_from_wire(reply.get("records"))

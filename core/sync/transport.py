@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import shutil
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from core.errors import CarelineError
 from core.sync.responder import Responder
+from core.sync.snapshot_image import ImageKeeper
 
 
 class TransportError(CarelineError):
@@ -20,11 +23,38 @@ class Transport(Protocol):
         ...
 
 
-class LocalTransport:
-    """Direct call into another replica's responder in the same process."""
+@runtime_checkable
+class ImageTransport(Protocol):
+    """A transport that can also fetch a snapshot image the other side offered
+    (core.sync.snapshot_image): the clinic server's."""
 
-    def __init__(self, responder: Responder) -> None:
+    def request(self, message: bytes) -> bytes:
+        """Send one request, return the reply; raise TransportError when it cannot."""
+        ...
+
+    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
+        """Write the offered image ``image_id`` of ``size`` bytes to the new file ``dest``;
+        TransportError when it cannot (not offered any more, cut short, too long)."""
+        ...
+
+
+class LocalTransport:
+    """Direct call into another replica's responder in the same process; with ``images``
+    (the responder's keeper), its snapshot images are fetched from the keeper's files."""
+
+    def __init__(self, responder: Responder, images: ImageKeeper | None = None) -> None:
         self.responder = responder
+        self.images = images
+
+    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
+        """Copy the keeper's image file (as the server's endpoint streams it)."""
+        if self.images is None:
+            raise TransportError("the other side offers no snapshot images")
+        try:
+            with self.images.open(image_id) as src, dest.open("xb") as out:
+                shutil.copyfileobj(src, out)
+        except KeyError:
+            raise TransportError(f"snapshot image {image_id} is no longer offered") from None
 
     def request(self, message: bytes) -> bytes:
         """Hand the bytes over and back; only bytes cross, as on a real wire."""
