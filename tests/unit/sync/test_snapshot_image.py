@@ -6,6 +6,7 @@ over for pages with nothing written from it."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from core.records.clinic import ClinicRecords
 from core.records.replication import apply_ops
 from core.store.database import Database
 from core.sync import snapshot_image
+from core.sync.protocol import ProtocolError
 from core.sync.responder import Responder
 from core.sync.session import SyncReport, sync
 from core.sync.snapshot_image import ImageError, ImageKeeper, ImageOffer
@@ -192,8 +194,6 @@ def test_a_damaged_image_file_is_refused_by_its_digest(
 
 
 def _sha(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -229,5 +229,5 @@ def test_a_malformed_offer_is_named() -> None:
     good = ImageOffer("a" * 32, 10, "b" * 64, bytes(32), 1, 2, {"r1": 3}).to_wire()
     assert ImageOffer.from_wire(good).vector == {"r1": 3}
     for field, value in [("id", "../etc"), ("key", "zz"), ("bytes", -1), ("records", True)]:
-        with pytest.raises(snapshot_image.p.ProtocolError, match=rf"image\.{field}"):
+        with pytest.raises(ProtocolError, match=rf"image\.{field}"):
             ImageOffer.from_wire({**good, field: value})
