@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -246,6 +247,9 @@ def cmd_run(args: argparse.Namespace, settings: dict[str, Any], out: Output) -> 
         # Always: a PROXY header from an address not listed is logged, not just refused.
         _behind_proxy_protocol(config, settings["PROXY_PROTOCOL_FROM"])
         web = NotifyingServer(config)
+        # Large clinics' snapshot images are built meanwhile, for the next workstation
+        # that joins (core.sync.snapshot_image); until one is ready, pages as before.
+        threading.Thread(target=server.prepare_images, name="careline-images", daemon=True).start()
         web.run()
         if not web.started:
             raise CarelineError(f"could not start serving on {args.host}:{args.port}")

@@ -608,6 +608,38 @@ def create_app(server: ClinicServer) -> FastAPI:
             )  # fmt: skip
         return Response(reply, status_code=status, media_type="application/json")
 
+    @app.get(
+        "/v1/sync/images/{image_id}",
+        response_class=StreamingResponse,
+        responses={
+            200: {"description": "A snapshot image offered in a sync reply: a SQLCipher file "
+                  "under the key given with the offer", "content": {
+                "application/octet-stream": _BINARY}},
+            400: {"model": Problem},
+            401: {"model": Problem},
+            404: {"model": Problem},
+        },
+    )  # fmt: skip
+    def snapshot_image(image_id: str, request: Request) -> StreamingResponse:
+        """Stream the snapshot image the calling device's clinic was offered (a first
+        download as one file: core.sync.snapshot_image)."""
+        device = device_of(request)
+        if len(image_id) != 32 or any(c not in "0123456789abcdef" for c in image_id):
+            raise HTTPException(400, "malformed image id: expected 32 lowercase hex digits")
+        try:
+            chunks = server.snapshot_image(device, image_id)
+        except KeyError:
+            raise HTTPException(
+                404,
+                "no such snapshot image here (replaced by a newer one, or offered by "
+                "another server process): download the snapshot by pages",
+            ) from None
+        return StreamingResponse(
+            chunks,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
     @app.post(
         "/v1/attachments",
         status_code=201,

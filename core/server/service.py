@@ -31,6 +31,8 @@ import io
 import json
 import logging
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -77,6 +79,7 @@ from core.store.errors import WrongKeyError
 from core.store.oplog import Op
 from core.sync import audit_anchor
 from core.sync.responder import Responder
+from core.sync.snapshot_image import ImageKeeper
 from core.sync.stores import DatabaseStore, SyncStore
 
 if TYPE_CHECKING:
@@ -235,6 +238,9 @@ class ClinicServer:
         self._lock = threading.RLock()
         self._replicas: dict[str, Database] = {}
         self._pg_replicas: dict[str, PgReplica] = {}
+        # Each clinic's snapshot image (core.sync.snapshot_image), made on demand.
+        self._image_keepers: dict[str, ImageKeeper] = {}
+        self._images_dir: Path | None = None
         self._ca_signers: dict[str, op_signer.Signer] = {}  # parsed clinic CA keys
         # PostgreSQL column keys per clinic, with when they were unwrapped: rebuilt after
         # KEY_MAX_AGE_S; a replaced one is zeroed one more period later (a request that
@@ -359,6 +365,38 @@ class ClinicServer:
         if self.pg is not None:
             return self.pg_replica(clinic_id)
         return DatabaseStore(self.replica(clinic_id))
+
+    def image_keeper(self, clinic_id: str) -> ImageKeeper:
+        """The clinic's snapshot image keeper. Images live in a folder of this process's
+        own under the spool (several server processes may share the data folder), under
+        keys that only this process's memory holds."""
+        with self._lock:
+            keeper = self._image_keepers.get(clinic_id)
+            if keeper is None:
+                if self._images_dir is None:
+                    self._images_dir = Path(
+                        tempfile.mkdtemp(prefix="images-", dir=self._spool_dir())
+                    )
+                self.registry.clinic(clinic_id)
+                keeper = ImageKeeper(
+                    functools.partial(self.sync_store, clinic_id), self._images_dir / clinic_id
+                )
+                self._image_keepers[clinic_id] = keeper
+            return keeper
+
+    def prepare_images(self) -> None:
+        """Start building every large enough clinic's snapshot image in the background
+        (at service start: the first workstation to join finds it ready)."""
+        for clinic in self.registry.clinics():
+            try:
+                self.image_keeper(clinic.id).prepare()
+            except Exception as exc:  # a clinic that cannot be read now: pages for it
+                log.warning("no snapshot image for clinic %s: %s", clinic.id, exc)
+
+    def snapshot_image(self, device: Device, image_id: str) -> Iterator[bytes]:
+        """The bytes of the snapshot image offered to the device's clinic (KeyError: not
+        offered, or replaced by a newer one since)."""
+        return self.image_keeper(device.clinic_id).chunks(image_id)
 
     def take_new_identities(self) -> list[str]:
         """After ``pg_restore`` of this server's database: every clinic's server replica
@@ -800,6 +838,7 @@ class ClinicServer:
             audit_anchor=lambda head, proof: self._anchor(store, device, head, proof),
             vouch=vouch,
             peer=f"device:{device.id}",
+            images=self.image_keeper(device.clinic_id).offer,
         ).handle(request)
 
     def quarantined(self, clinic_id: str) -> list[op_trust.Quarantined]:
@@ -1013,7 +1052,12 @@ class ClinicServer:
         return report
 
     def close(self) -> None:
-        """Close every database."""
+        """Close every database (and delete the snapshot images)."""
+        for keeper in list(self._image_keepers.values()):
+            keeper.close()
+        self._image_keepers.clear()
+        if self._images_dir is not None:
+            shutil.rmtree(self._images_dir, ignore_errors=True)
         with self._lock:
             for db in self._replicas.values():
                 db.close()

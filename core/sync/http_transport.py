@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -64,6 +67,29 @@ class HttpTransport:
             raise TransportError(_detail(response))
         return response.content
 
+    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
+        """Stream the offered snapshot image into the new file ``dest`` (owner-only), at
+        most ``size`` bytes (a longer body is refused, not written on)."""
+        written = 0
+        try:
+            with (
+                self._client.stream("GET", f"/v1/sync/images/{image_id}") as response,
+                _new_private(dest) as out,
+            ):
+                if response.status_code != 200:
+                    response.read()
+                    raise TransportError(
+                        f"the server did not send the snapshot image ({response.status_code}): "
+                        f"{_detail(response)}"
+                    )
+                for chunk in response.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if written > size:
+                        raise TransportError(f"the snapshot image is longer than {size} bytes")
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise TransportError(unreachable(self._server_url, exc)) from exc
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
@@ -81,3 +107,8 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         detail = None
     return str(detail or f"HTTP {response.status_code}")
+
+
+def _new_private(path: Path) -> BinaryIO:
+    """A new file only its owner can read (refused if it exists)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")

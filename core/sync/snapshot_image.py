@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from core.crypto.secure_memory import SecureMemory
 from core.errors import CarelineError
@@ -272,19 +272,36 @@ class ImageKeeper:
             return not thread.is_alive()
         return True
 
-    @contextlib.contextmanager
-    def open(self, image_id: str) -> Iterator[Any]:
-        """The image's file opened for reading (KeyError: no such image). Once opened, a
-        rebuild that deletes the file does not cut the reader short (POSIX)."""
+    def open(self, image_id: str) -> BinaryIO:
+        """The image's file opened for reading, for the caller to close (KeyError: no such
+        image). Once opened, a rebuild that deletes the file does not cut the reader short
+        (POSIX: the open file lives on)."""
         with self._lock:
             current = self._current
             if current is None or current.offer_without_key.id != image_id:
                 raise KeyError(image_id)
-            f = current.path.open("rb")
-        try:
-            yield f
-        finally:
-            f.close()
+            try:
+                return current.path.open("rb")
+            except FileNotFoundError:
+                # Removed behind the keeper's back: forgotten, and made again for the
+                # next workstation (this one downloads pages).
+                log.warning("snapshot image %s is gone from %s", image_id, current.path)
+                self._current = None
+                current.key.close()
+                self._start_build()
+                raise KeyError(image_id) from None
+
+    def chunks(self, image_id: str) -> Iterator[bytes]:
+        """The image's bytes in chunks, for a response body (KeyError at once, before the
+        first chunk, when there is no such image)."""
+        f = self.open(image_id)
+
+        def read() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(CHUNK_BYTES):
+                    yield chunk
+
+        return read()
 
     def _start_build(self) -> None:
         if self._building is not None and self._building.is_alive():

@@ -1,0 +1,118 @@
+"""A workstation joining a clinic downloads it as the server's snapshot image, over HTTPS
+from a real server (embedded store and PostgreSQL), and goes on syncing as any other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from core.records.workstation import Workstation
+from core.sync.enroll import load_credential, tls_trust
+from tests.integration.server_fixtures import (
+    Live,
+    ServerCredential,
+    add_clinic,
+    join_clinic,
+    sync_at,
+)
+
+
+def _image_rows(ws: Workstation) -> list[tuple[str, str]]:
+    return [
+        (str(a), str(d))
+        for a, d in ws.database.query(
+            "SELECT action, details FROM audit_log WHERE action LIKE 'sync.snapshot%'"
+        )
+    ]
+
+
+def _patients(ws: Workstation) -> list[str]:
+    return sorted(p.family for p in ws.records.list_patients())
+
+
+def _clinic_with_patients(live: Live, tmp_path: Path, count: int) -> tuple[str, Workstation]:
+    clinic = add_clinic(live.server, "Harbour Clinic")
+    first, credential = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "a")
+    for i in range(count):
+        first.records.add_patient(f"Family{i:03d}", "Given", "1980-01-01")
+    sync_at(first, credential)
+    return clinic, first
+
+
+def _built(live: Live, clinic: str) -> None:
+    keeper = live.server.image_keeper(clinic)
+    keeper.min_records = 0  # a small clinic, for the test: built all the same
+    keeper.prepare()
+    assert keeper.wait(60) and keeper.last_error is None
+
+
+def test_a_joining_workstation_gets_the_image_then_syncs_both_ways(
+    live: Live, tmp_path: Path
+) -> None:
+    clinic, first = _clinic_with_patients(live, tmp_path, 30)
+    _built(live, clinic)
+
+    second, credential = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b")
+
+    actions = [a for a, _ in _image_rows(second)]
+    assert actions == ["sync.snapshot_image"]  # no page was downloaded
+    assert _patients(second) == _patients(first)
+    assert len(_patients(second)) == 30
+    # The downloaded file is gone; only the replica's own files are left.
+    assert not [p for p in (tmp_path / "b").rglob(".image-*")]
+    # It goes on like any replica: its change reaches the other workstation, and back.
+    added = second.records.add_patient("Newcomer", "Nora", "1991-03-04")
+    sync_at(second, credential)
+    sync_at(first, _credential_of(first))
+    assert first.records.get_patient(added.id).given == "Nora"
+    first.lock()
+    second.lock()
+
+
+def _credential_of(ws: Workstation) -> ServerCredential:
+    credential = load_credential(ws.database)
+    assert credential is not None
+    return credential
+
+
+def test_an_image_gone_from_the_server_falls_back_to_pages_and_is_made_again(
+    live: Live, tmp_path: Path
+) -> None:
+    clinic, first = _clinic_with_patients(live, tmp_path, 12)
+    _built(live, clinic)
+    keeper = live.server.image_keeper(clinic)
+    offered = keeper.offer({}, 0)
+    assert offered is not None
+    # What the endpoint says to a device asking for an image it was not offered.
+    credential = _credential_of(first)
+    with httpx.Client(
+        base_url=live.url,
+        headers={"Authorization": f"Bearer {credential.token}"},
+        verify=tls_trust(credential.server_ca_pem),
+    ) as client:
+        missing = client.get("/v1/sync/images/" + "0" * 32)
+        assert missing.status_code == 404 and "by pages" in missing.text
+        assert client.get("/v1/sync/images/..%2f..%2fetc").status_code in (400, 404)
+        assert client.get(f"/v1/sync/images/{offered.id}").content[:16] != b"SQLite format 3\0"
+        stranger = httpx.get(f"{live.url}/v1/sync/images/{offered.id}",
+                             verify=tls_trust(credential.server_ca_pem))  # fmt: skip
+        assert stranger.status_code == 401
+
+    # The file is gone from the server's disk (a cleaner emptied its spool): the offer is
+    # still made, the file cannot be sent, and the workstation downloads pages instead.
+    image_files = list(keeper.folder.glob("*.db"))
+    assert len(image_files) == 1
+    image_files[0].unlink()
+    second, _ = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b")
+    actions = [a for a, _ in _image_rows(second)]
+    assert "sync.snapshot_image" not in actions and "sync.snapshot" in actions
+    assert _patients(second) == _patients(first)
+    # ... and the server made a new image for the next one.
+    assert keeper.wait(60)
+    again = keeper.offer({}, 0)
+    assert again is not None and again.id != offered.id
+    third, _ = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "c")
+    assert [a for a, _ in _image_rows(third)] == ["sync.snapshot_image"]
+    for ws in (first, second, third):
+        ws.lock()
