@@ -8,14 +8,8 @@ from pathlib import Path
 import httpx
 
 from core.records.workstation import Workstation
-from core.sync.enroll import load_credential, tls_trust
-from tests.integration.server_fixtures import (
-    Live,
-    ServerCredential,
-    add_clinic,
-    join_clinic,
-    sync_at,
-)
+from core.sync.enroll import ServerCredential, load_credential, tls_trust
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
 
 
 def _image_rows(ws: Workstation) -> list[tuple[str, str]]:
