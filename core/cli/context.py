@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from core.cli.terminal import printable
 from core.config import desktop
 from core.config.machine import load_machine_config
 from core.errors import CarelineError
 from core.keys.errors import KeyringUnavailableError, NoSlotError, WrongSecretError
+from core.records.chart_lists import DuplicateWarning
 from core.records.clinic import ClinicRecords
 from core.records.demo import DEMO_NOTICE, DEMO_PASSWORD, demo_folder, is_demo_folder
 from core.records.errors import AuthenticationError, SecondFactorRequiredError
@@ -29,6 +31,34 @@ class CliError(CarelineError):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
+
+
+# A refused duplicate list item, by its list's noun (``DuplicateWarning.noun``): what adding
+# it would have done (the --json document's key), and what the person may do instead.
+_DUPLICATE_REFUSALS = {
+    "problem": ("recorded", "Add --allow-duplicate to record it again anyway"),
+    "medication": (
+        "started",
+        "Change its dose instead, or add --allow-duplicate to start it again anyway",
+    ),
+}
+
+
+def refuse_duplicate(
+    ctx: Context, exc: DuplicateWarning, shown: Callable[[Any, Mapping[str, str]], str]
+) -> NoReturn:
+    """Name the active problems or medications this one repeats (nothing was written),
+    each as ``shown`` says it (the item, full names by user name), and fail; with --json
+    ``{"recorded"|"started": null, "duplicates": [...]}`` on stdout first."""
+    done, instead = _DUPLICATE_REFUSALS[exc.noun]
+    if ctx.args.json:
+        ctx.emit({done: None, "duplicates": [e.to_dict() for e in exc.existing]}, "")
+    listed = "\n".join(f"  {shown(e, exc.names)}" for e in exc.existing)
+    raise CliError(
+        f"not {done}: {exc.what} is already an active {exc.noun} of this patient:\n"
+        f"{listed}\n{instead}",
+        EXIT_ERROR,
+    )
 
 
 class Context:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Mapping
-from typing import NoReturn
 
-from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
+from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context, refuse_duplicate
 from core.cli.registry import CommandGroup, actions
 from core.records.chart_lists import DuplicateWarning
 from core.records.clinic import ClinicRecords
@@ -112,19 +111,6 @@ def _names(records: ClinicRecords, meds: list[Medication]) -> dict[str, str]:
     return records.full_names(people(meds))
 
 
-def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
-    """Name the active medications this one repeats (nothing was written), and fail."""
-    if ctx.args.json:
-        ctx.emit({"started": None, "duplicates": [m.to_dict() for m in exc.existing]}, "")
-    names = exc.names
-    listed = "\n".join(f"  {line(m)}{said(m, names)}" for m in exc.existing)
-    raise CliError(
-        f"not started: {exc.what} is already an active medication of this patient:\n"
-        f"{listed}\nChange its dose instead, or add --allow-duplicate to start it again anyway",
-        EXIT_ERROR,
-    )
-
-
 def _own(meds: Medications, ctx: Context) -> None:
     if meds.get(ctx.args.item_id).patient_id != ctx.args.patient_id:
         raise CliError(f"medication {ctx.args.item_id} is not on patient {ctx.args.patient_id}")
@@ -151,7 +137,7 @@ def run(ctx: Context) -> int:
                 allow_duplicate=args.allow_duplicate, prescribing=prescribing,
             )  # fmt: skip
         except DuplicateWarning as exc:
-            refuse_duplicate(ctx, exc)
+            refuse_duplicate(ctx, exc, lambda item, names: line(item) + said(item, names))
         except AllergyWarning as exc:
             if args.json:
                 ctx.emit(

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import NoReturn
 
-from core.cli.context import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError, Context
+from core.cli.context import EXIT_OK, EXIT_USAGE, CliError, Context, refuse_duplicate
 from core.cli.registry import CommandGroup, actions
 from core.records import icd10
 from core.records.chart_lists import DuplicateWarning
@@ -67,19 +66,6 @@ def _names(records: ClinicRecords, problems: list[Problem]) -> dict[str, str]:
     return records.full_names(people(problems))
 
 
-def refuse_duplicate(ctx: Context, exc: DuplicateWarning) -> NoReturn:
-    """Name the active problems this one repeats (nothing was written), and fail."""
-    if ctx.args.json:
-        ctx.emit({"recorded": None, "duplicates": [p.to_dict() for p in exc.existing]}, "")
-    names = exc.names
-    listed = "\n".join(f"  {line(p)}{said(p, names)}" for p in exc.existing)
-    raise CliError(
-        f"not recorded: {exc.what} is already an active problem of this patient:\n{listed}\n"
-        "Add --allow-duplicate to record it again anyway",
-        EXIT_ERROR,
-    )
-
-
 def run(ctx: Context) -> int:
     """problem add/resolve/list/codes."""
     args = ctx.args
@@ -101,7 +87,7 @@ def run(ctx: Context) -> int:
                 allow_duplicate=args.allow_duplicate,
             )  # fmt: skip
         except DuplicateWarning as exc:
-            refuse_duplicate(ctx, exc)
+            refuse_duplicate(ctx, exc, lambda item, names: line(item) + said(item, names))
         ctx.emit(p.to_dict(), f"Recorded problem {line(p)}")
     elif args.action == "resolve":
         if problems.get(args.item_id).patient_id != args.patient_id:

@@ -62,6 +62,7 @@ class DuplicateWarning(RecordError):
         )
         super().__init__(f"{what} is already an active {noun} of this patient ({when})")
         self.what = what
+        self.noun = noun  # "problem", "medication": which list it is on
         self.existing = existing
         self.names = {}
 

@@ -14,16 +14,22 @@ the old dose, changed (not stopped), and the new dose is recorded by that change
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from core.records import crdt
 from core.records.merged import Reader
 from core.records.rows import hlc_time
+from core.records.types import MEDICATIONS, PROBLEMS
 from core.store.state_codec import unpack_state
 
-ENDED = frozenset({"stopped", "resolved"})
+# How an item of each list ends, by the list's field: its status, and the word its own
+# fields (``resolved_at``, ``stopped_by``) and its history line (``Stopped ...``) use.
+ENDED_AS = {PROBLEMS.name: "resolved", MEDICATIONS.name: "stopped"}
+ENDED = frozenset(ENDED_AS.values())
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,52 @@ def list_histories(db: Reader, field: str, patient_ids: Iterable[str]) -> dict[s
     return found
 
 
+class _Item(Protocol):
+    """A list item as the chart shows it (``Problem``, ``Medication``): a dataclass."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def patient_id(self) -> str: ...
+
+
+_ItemT = TypeVar("_ItemT", bound=_Item)
+
+
+def with_history(db: Reader, field: str, items: list[_ItemT]) -> list[_ItemT]:
+    """``items`` of the ``field`` list with what its history says of each (``ItemHistory``):
+    who recorded it and when; who ended it and when, as the item's own words say it
+    (``ENDED_AS``: ``resolved_at``/``resolved_by``, ``stopped_at``/``stopped_by``); and
+    whichever of the other attributes (``prescribed_by``, ``changed_to``...) it has."""
+    found = list_histories(db, field, {item.patient_id for item in items})
+    ended = ENDED_AS[field]
+    stamped = []
+    for item in items:
+        said = dataclasses.asdict(found.get(item.id, ItemHistory()))
+        renamed = {
+            f"{ended}_{name.removeprefix('ended_')}" if name.startswith("ended_") else name: value
+            for name, value in said.items()
+        }
+        has = item.__dataclass_fields__
+        stamped.append(dataclasses.replace(item, **{k: v for k, v in renamed.items() if k in has}))
+    return stamped
+
+
+def ended_line(
+    field: str, date: str | None, at: str | None, by: str | None, names: Mapping[str, str]
+) -> str:
+    """``Resolved 2027-01-10 (recorded 2027-01-12 08:30 by Dr M Chen)``: an item of the
+    ``field`` list ended (``ENDED_AS``) on ``date`` and, when the history says (``at``),
+    by whom that was recorded when (``when_by``)."""
+    said = when_by(at, by, names) if at else ""
+    return f"{ENDED_AS[field].capitalize()} {date or '(date not recorded)'}" + (
+        f" (recorded {said})" if said else ""
+    )
+
+
 def when_by(at: str | None, by: str | None, names: Mapping[str, str]) -> str:
     """``2026-12-04 09:12 by Dr Amara Okafor``: a stamp (UTC) in this computer's local
     time, to the minute, and the person by full name (``names``; else the user name)."""
@@ -155,7 +207,7 @@ def people(items: Iterable[object]) -> set[str]:
     """The user names an item's history names (to look their full names up once)."""
     found: set[str] = set()
     for item in items:
-        for attribute in ("recorded_by", "resolved_by", "stopped_by", "prescribed_by"):
+        for attribute in ("recorded_by", *(f"{e}_by" for e in ENDED_AS.values()), "prescribed_by"):
             name = getattr(item, attribute, None)
             if name:
                 found.add(name)

@@ -15,7 +15,6 @@ prescriber's name as typed (``prescriber``), or none.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from core.records.chart_lists import (
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import RecordError, ValidationError
-from core.records.list_history import ItemHistory, list_histories, when_by
+from core.records.list_history import ended_line, when_by, with_history
 from core.records.merged import Reader
 from core.records.models import Allergy
 from core.records.types import ALLERGIES, MEDICATIONS
@@ -147,10 +146,8 @@ class Medication:
             to = f" to {new.instructions}" if new is not None and new.instructions else ""
             lines.append(f"Dose changed{to} on {self.stop or '(date not recorded)'} {by}".strip())
         else:
-            said = when_by(self.stopped_at, self.stopped_by, names) if self.stopped_at else ""
             lines.append(
-                f"Stopped {self.stop or '(date not recorded)'}"
-                + (f" (recorded {said})" if said else "")
+                ended_line(MEDICATIONS.name, self.stop, self.stopped_at, self.stopped_by, names)
             )
         return lines
 
@@ -162,25 +159,6 @@ ROW_FIELDS = (
     *("reason", "prescriber", "encounter_id", "status"),
 )
 _COLUMNS = ", ".join(ROW_FIELDS)
-
-
-def _with_history(db: Reader, meds: list[Medication]) -> list[Medication]:
-    """``meds`` with who recorded, prescribed and stopped (or changed) each, and when."""
-    found = list_histories(db, MEDICATIONS.name, {m.patient_id for m in meds})
-    return [_stamped(m, found.get(m.id, ItemHistory())) for m in meds]
-
-
-def _stamped(med: Medication, history: ItemHistory) -> Medication:
-    return dataclasses.replace(
-        med,
-        recorded_at=history.recorded_at,
-        recorded_by=history.recorded_by,
-        prescribed_by=history.prescribed_by,
-        stopped_at=history.ended_at,
-        stopped_by=history.ended_by,
-        changed_to=history.changed_to,
-        changed_from=history.changed_from,
-    )
 
 
 _ALLERGY_COLUMNS = ", ".join(ALLERGIES.column_names)
@@ -263,7 +241,7 @@ class Medications:
             (merged.chart_ids_json(db, patient_id),),
         )
         same = [m for m in (Medication(*r) for r in rows) if m.active and same_text(m.name, name)]
-        return _with_history(db, sorted(same, key=lambda m: m.id))
+        return with_history(db, MEDICATIONS.name, sorted(same, key=lambda m: m.id))
 
     def allergy_matches(self, patient_id: str, name: str) -> list[AllergyMatch]:
         """The patient's recorded allergies ``name`` matches (for a form to warn early)."""
@@ -353,7 +331,7 @@ class Medications:
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM medications WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "medication")  # raises NotFoundError
-        return _with_history(self.records.db, [Medication(*rows[0])])[0]
+        return with_history(self.records.db, MEDICATIONS.name, [Medication(*rows[0])])[0]
 
     def list(self, patient_id: str, include_past: bool = False) -> list[Medication]:
         """Active medications by name; with ``include_past``, then the stopped ones, most
@@ -364,7 +342,7 @@ class Medications:
             f"SELECT {_COLUMNS} FROM medications WHERE {merged.IN_CHART}",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        meds = _with_history(self.records.db, [Medication(*r) for r in rows])
+        meds = with_history(self.records.db, MEDICATIONS.name, [Medication(*r) for r in rows])
         active = sorted((m for m in meds if m.active), key=lambda m: (m.name.casefold(), m.id))
         if not include_past:
             return active

@@ -11,7 +11,6 @@ already active on the chart (the same code, or the same text but for case) is re
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from core.records.chart_lists import (
 from core.records.clinic import ClinicRecords, clean_item
 from core.records.crdt import RecordDoc
 from core.records.errors import ValidationError
-from core.records.list_history import ItemHistory, list_histories, when_by
+from core.records.list_history import ended_line, when_by, with_history
 from core.records.merged import Reader
 from core.records.types import PROBLEMS
 from core.store.database import Transaction
@@ -69,10 +68,8 @@ class Problem:
         name (``names``: user name -> full name; else the user name)."""
         lines = [f"Recorded {when_by(self.recorded_at, self.recorded_by, names)}"]
         if self.status == "resolved":
-            said = when_by(self.resolved_at, self.resolved_by, names) if self.resolved_at else ""
             lines.append(
-                f"Resolved {self.resolved or '(date not recorded)'}"
-                + (f" (recorded {said})" if said else "")
+                ended_line(PROBLEMS.name, self.resolved, self.resolved_at, self.resolved_by, names)
             )
         return lines
 
@@ -80,22 +77,6 @@ class Problem:
 # The conditions table's columns, as the first fields of ``Problem`` (the rest: history).
 ROW_FIELDS = PROBLEMS.column_names
 _COLUMNS = ", ".join(ROW_FIELDS)
-
-
-def _with_history(db: Reader, problems: list[Problem]) -> list[Problem]:
-    """``problems`` with who recorded (and resolved) each, and when."""
-    found = list_histories(db, PROBLEMS.name, {p.patient_id for p in problems})
-    return [_stamped(p, found.get(p.id, ItemHistory())) for p in problems]
-
-
-def _stamped(problem: Problem, history: ItemHistory) -> Problem:
-    return dataclasses.replace(
-        problem,
-        recorded_at=history.recorded_at,
-        recorded_by=history.recorded_by,
-        resolved_at=history.ended_at,
-        resolved_by=history.ended_by,
-    )
 
 
 class Problems:
@@ -168,7 +149,7 @@ class Problems:
             if p.status != "resolved"
             and ((code and p.code == code) or same_text(p.description, description))
         ]
-        return _with_history(db, sorted(same, key=lambda p: p.id))
+        return with_history(db, PROBLEMS.name, sorted(same, key=lambda p: p.id))
 
     def resolve(
         self, item_id: str, date: str | None = None, encounter_id: str | None = None
@@ -207,7 +188,7 @@ class Problems:
         rows = self.records.db.query(f"SELECT {_COLUMNS} FROM conditions WHERE id = ?", (item_id,))
         if not rows:
             self._list.patient_of(item_id, "problem")  # raises NotFoundError
-        return _with_history(self.records.db, [Problem(*rows[0])])[0]
+        return with_history(self.records.db, PROBLEMS.name, [Problem(*rows[0])])[0]
 
     def list(self, patient_id: str, include_resolved: bool = False) -> list[Problem]:
         """The patient's problems: active ones by onset (unknown last), then resolved ones,
@@ -218,7 +199,7 @@ class Problems:
             f"SELECT {_COLUMNS} FROM conditions WHERE {merged.IN_CHART}",
             (merged.chart_ids_json(self.records.db, patient_id),),
         )
-        problems = _with_history(self.records.db, [Problem(*r) for r in rows])
+        problems = with_history(self.records.db, PROBLEMS.name, [Problem(*r) for r in rows])
         active = sorted(
             (p for p in problems if p.status != "resolved"),
             key=lambda p: (p.onset is None, p.onset or "", p.description.casefold()),
