@@ -178,6 +178,7 @@ ACTIONS: dict[str, Rule | None] = {
     "sync.apply": None,
     "sync.snapshot": None,
     "sync.snapshot_done": None,
+    "sync.snapshot_image": None,  # core.sync.snapshot_image: a first download as one file
     "sync.refused_elsewhere": None,
     "records.rederive": None,
     "device.signing": None,
