@@ -30,6 +30,7 @@ import hmac
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -53,6 +54,7 @@ from core.errors import CarelineError
 from core.keys.data_keys import DataKeyCache
 from core.keys.files import exclusive_lock, replace_private
 from core.keys.providers import KeyProvider
+from core.platform.file_lock import lock_fd, try_lock_fd
 from core.records import op_trust, unknown
 from core.records.break_glass_audit import worked_under
 from core.records.clinic import ClinicRecords, new_id
@@ -241,6 +243,7 @@ class ClinicServer:
         # Each clinic's snapshot image (core.sync.snapshot_image), made on demand.
         self._image_keepers: dict[str, ImageKeeper] = {}
         self._images_dir: Path | None = None
+        self._images_owner = -1  # the locked descriptor holding _images_dir
         self._ca_signers: dict[str, op_signer.Signer] = {}  # parsed clinic CA keys
         # PostgreSQL column keys per clinic, with when they were unwrapped: rebuilt after
         # KEY_MAX_AGE_S; a replaced one is zeroed one more period later (a request that
@@ -374,9 +377,7 @@ class ClinicServer:
             keeper = self._image_keepers.get(clinic_id)
             if keeper is None:
                 if self._images_dir is None:
-                    self._images_dir = Path(
-                        tempfile.mkdtemp(prefix="images-", dir=self._spool_dir())
-                    )
+                    self._images_dir = self._own_images_dir()
                 self.registry.clinic(clinic_id)
                 keeper = ImageKeeper(
                     functools.partial(self.sync_store, clinic_id), self._images_dir / clinic_id
@@ -384,9 +385,39 @@ class ClinicServer:
                 self._image_keepers[clinic_id] = keeper
             return keeper
 
+    def _own_images_dir(self) -> Path:
+        """This process's images folder, held by a lock on its ``.owner`` file for as long
+        as the process lives; a folder whose lock is free was left by a process that died
+        (its images' keys died with it): removed."""
+        folder = Path(tempfile.mkdtemp(prefix="images-", dir=self._spool_dir()))
+        owner = os.open(folder / ".owner", os.O_RDWR | os.O_CREAT, 0o600)
+        lock_fd(owner)
+        self._images_owner = owner
+        for other in self._spool_dir().glob("images-*"):
+            if other == folder:
+                continue
+            try:
+                fd = os.open(other / ".owner", os.O_RDWR)
+            except FileNotFoundError:
+                fd = None  # made, never locked: its process died at once
+            except OSError:
+                continue
+            try:
+                if fd is None or try_lock_fd(fd):
+                    shutil.rmtree(other, ignore_errors=True)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        return folder
+
+    def _images_on(self) -> bool:
+        return self.settings.get("SNAPSHOT_IMAGES") is not False
+
     def prepare_images(self) -> None:
         """Start building every large enough clinic's snapshot image in the background
         (at service start: the first workstation to join finds it ready)."""
+        if not self._images_on():
+            return
         for clinic in self.registry.clinics():
             try:
                 self.image_keeper(clinic.id).prepare()
@@ -838,7 +869,7 @@ class ClinicServer:
             audit_anchor=lambda head, proof: self._anchor(store, device, head, proof),
             vouch=vouch,
             peer=f"device:{device.id}",
-            images=self.image_keeper(device.clinic_id).offer,
+            images=self.image_keeper(device.clinic_id).offer if self._images_on() else None,
         ).handle(request)
 
     def quarantined(self, clinic_id: str) -> list[op_trust.Quarantined]:
@@ -1058,6 +1089,8 @@ class ClinicServer:
         self._image_keepers.clear()
         if self._images_dir is not None:
             shutil.rmtree(self._images_dir, ignore_errors=True)
+            os.close(self._images_owner)
+            self._images_dir = None
         with self._lock:
             for db in self._replicas.values():
                 db.close()

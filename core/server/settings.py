@@ -58,6 +58,14 @@ SERVER_SCHEMA: tuple[Setting, ...] = (
         "ENABLE_CONSTANT_TIME_OPS",
     ),
     Setting(
+        "SNAPSHOT_IMAGES", bool, True,
+        "Offer a joining workstation a large clinic (5,000 records or more) as one file, "
+        "built in the background, instead of record pages: seconds instead of minutes of "
+        "its CPU. false: pages only, for a slow link to the workstations, where the file's "
+        "bytes (about three times the pages') take longer than the work they save.",
+        "SNAPSHOT_IMAGES",
+    ),
+    Setting(
         "METRICS_TOKEN", str, None,
         "Bearer token a Prometheus scraper sends for /metrics; unset: /metrics answers "
         "clients on this machine (loopback) only.", "METRICS_TOKEN",

@@ -123,7 +123,7 @@ def first_download(folder: Path, records: int) -> dict[str, Any]:
         # while the image is built) downloads them, then the image.
         t0 = time.perf_counter()
         image_cpu0 = _process_cpu_s(running.process.pid)
-        offered = _wait_for_image(running.url, running.ca_pem, code, folder / "probe")
+        offered = wait_for_image(running.url, running.ca_pem, code, folder / "probe")
         image_ready_s = time.perf_counter() - t0
         image_cpu1 = _process_cpu_s(running.process.pid)
         by_pages = _download(running, code, folder / "desk-pages", records, pages_only=True)
@@ -180,9 +180,10 @@ def _enrolled(running: ServerProcess, code: str, folder: Path) -> tuple[Workstat
     return ws, credential
 
 
-def _wait_for_image(url: str, ca_pem: str, code: str, folder: Path) -> ImageOffer | None:
-    """Ask for the first snapshot page, with an image, until one is offered (None after
-    IMAGE_WAIT_S: the figures are then both by pages)."""
+def wait_for_image(url: str, ca_pem: str, code: str, folder: Path) -> ImageOffer | None:
+    """Enroll a probe workstation in ``folder`` (one use of ``code``) and ask for the first
+    snapshot page, with an image, until the server offers one: the workstations timed after
+    it get the image (None after IMAGE_WAIT_S: they get pages)."""
     ws = Workstation(folder, FAST_PARAMS)
     ws.prepare_join("admin", PASSWORD)
     credential = enroll(url, code, ca_pem, "probe", op_trust.binding_for(ws.database))

@@ -222,6 +222,7 @@ def _client(spec: ClientSpec) -> dict[str, Any]:
     return {
         "seconds": round(seconds, 2),
         "records_received": received,
+        "snapshot_image": report.snapshot_image,
         "records_per_s": round(received / seconds),
         # CPU seconds over the download, this process's and the server's: what the work
         # costs, which the machine's load moves far less than the wall time.

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .desktop_sync_bench import wait_for_image
 from .download_client import (
     ROOT,
     ClientSpec,
@@ -248,13 +249,16 @@ def run(records: int = DEFAULT_RECORDS, runs: int = DEFAULT_RUNS) -> dict[str, A
         folder = Path(tmp)
         data_dir = folder / "careline-server"
         clinic = seed_clinic(data_dir, "Peer Bench Clinic")
-        code, seed_s = grow_clinic(data_dir, clinic, 0, records, devices=runs)
+        code, seed_s = grow_clinic(data_dir, clinic, 0, records, devices=runs + 1)
         _log(f"Careline: {records:,} patients written into the server replica in {seed_s:.0f} s")
         with (
             server_process(data_dir) as running,
             pouch_server(stack, folder / "pouchdb-server", records) as served,
         ):
             _log(f"PouchDB: {records:,} patients loaded in {served['load_s']:.0f} s")
+            # Careline's server builds the clinic's snapshot image as it starts; the runs
+            # time the download a workstation joining after that gets.
+            wait_for_image(running.url, running.ca_pem, code, folder / "probe")
             for r in range(runs):
                 desk = folder / f"careline-{r}"
                 spec = ClientSpec(running.url, running.ca_pem, code, str(desk), f"desk {r}",

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import httpx
 
+from core.platform.file_lock import lock_fd
 from core.records.workstation import Workstation
 from core.sync.enroll import ServerCredential, load_credential, tls_trust
-from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
+from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
 
 
 def _image_rows(ws: Workstation) -> list[tuple[str, str]]:
@@ -110,3 +111,36 @@ def test_an_image_gone_from_the_server_falls_back_to_pages_and_is_made_again(
     assert [a for a, _ in _image_rows(third)] == ["sync.snapshot_image"]
     for ws in (first, second, third):
         ws.lock()
+
+
+def test_with_snapshot_images_off_every_workstation_downloads_pages(tmp_path: Path) -> None:
+    with live_server(tmp_path / "server", {"SNAPSHOT_IMAGES": "false"}) as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 6)
+        keeper = live.server.image_keeper(clinic)
+        keeper.min_records = 0
+        second, _ = join_clinic(live.server, live.url, live.ca_pem, clinic, tmp_path / "b")
+        live.server.prepare_images()
+        assert keeper.wait(10)
+        assert not list(keeper.folder.glob("*.db"))  # never built
+        assert [a for a, _ in _image_rows(second)] == ["sync.snapshot", "sync.snapshot_done"]
+        assert _patients(second) == _patients(first)
+        first.lock()
+        second.lock()
+
+
+def test_images_left_by_a_server_process_that_died_are_removed(tmp_path: Path) -> None:
+    spool = tmp_path / "server" / "spool"
+    dead, alive = spool / "images-dead", spool / "images-alive"
+    for folder in (dead, alive):
+        folder.mkdir(parents=True)
+        (folder / "0123.db").write_bytes(b"ciphertext under a key no process holds")
+        (folder / ".owner").touch()
+    with (alive / ".owner").open("r+b") as held:  # another live process holds its own
+        lock_fd(held.fileno())
+        with live_server(tmp_path / "server") as live:
+            clinic = add_clinic(live.server, "Harbour Clinic")
+            own = live.server.image_keeper(clinic).folder.parent
+            assert not dead.exists()
+            assert (alive / "0123.db").exists()
+            assert own.exists() and own.parent == spool
+        assert not own.exists()  # removed when the server stops
