@@ -52,6 +52,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtNetwork import QNetworkInformation
@@ -76,7 +77,7 @@ from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
 from core.sync.server_connection import KeptTransport, TransportFactory, default_factory
 from core.sync.session import SyncReport, sync
-from core.sync.transport import Transport, TransportError
+from core.sync.transport import ImageTransport, Transport, TransportError
 from core.sync.trust_notice import quarantine_state
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,15 @@ LARGE_PULL_OPS = 1_000
 # What a progress bar counts.
 RECORDS = "records"  # a first download: the clinic's records, from a snapshot
 CHANGES = "changes"  # ops other workstations made, pulled in batches
+IMAGE_BYTES = "image bytes"  # a first download as one file (snapshot image): its KiB
+IMAGE_ROWS = "image rows"  # ... then its rows, copied into this workstation's file
 
 
 @dataclass(frozen=True)
 class SyncProgress:
     """How far a long download has come."""
 
-    kind: str  # RECORDS or CHANGES
+    kind: str  # RECORDS, CHANGES, IMAGE_BYTES or IMAGE_ROWS
     done: int
     total: int | None  # None: the other side did not say (an older server)
 
@@ -128,6 +131,12 @@ class SyncProgress:
 def download_progress(report: SyncReport) -> SyncProgress | None:
     """The progress worth showing for a running session's ``report``: a snapshot download,
     or a pull of at least ``LARGE_PULL_OPS`` ops; None for a small incremental sync."""
+    if report.image_rows is not None:
+        return SyncProgress(IMAGE_ROWS, report.image_rows_done, report.image_rows)
+    if report.image_bytes is not None:
+        # In KiB: a progress bar's range is a 32-bit int, and a clinic network's file can
+        # pass 2 GiB.
+        return SyncProgress(IMAGE_BYTES, report.image_received >> 10, report.image_bytes >> 10)
     if report.expected_ops is not None and report.expected_ops >= LARGE_PULL_OPS:
         return SyncProgress(CHANGES, report.pulled, max(report.expected_ops, report.pulled))
     if report.snapshot_records or report.expected_records:
@@ -195,6 +204,26 @@ class _StoppableTransport:
         if self._stop.is_set():
             raise _Stopped("sync stopped: the workstation is locking")
         return self._inner.request(message)
+
+    def fetch_image(
+        self,
+        image_id: str,
+        dest: Path,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
+        """The inner transport's snapshot image (the clinic server's), broken off between
+        chunks once ``stop`` is set; a transport without images says so."""
+        if not isinstance(self._inner, ImageTransport):
+            raise TransportError("this connection offers no snapshot images")
+
+        def arrived(received: int) -> None:
+            if self._stop.is_set():
+                raise _Stopped("sync stopped: the workstation is locking")
+            if on_bytes is not None:
+                on_bytes(received)
+
+        self._inner.fetch_image(image_id, dest, size, arrived)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
 
 from app.sync.controller import (
     ERROR,
+    IMAGE_BYTES,
+    IMAGE_ROWS,
     LAN_UNREACHABLE,
     NOT_ENROLLED,
     OFFLINE,
@@ -113,7 +115,15 @@ def refusal_notice(status: SyncStatus) -> str | None:
 
 
 def describe_progress(progress: SyncProgress) -> str:
-    """``Downloading clinic records: 12,400 of 100,000…`` (or ``changes``)."""
+    """``Downloading clinic records: 12,400 of 100,000…`` (or ``changes``; a snapshot
+    image's megabytes, then the share of it stored)."""
+    if progress.kind == IMAGE_BYTES and progress.total:
+        mb = 1024  # the progress counts KiB
+        return (
+            f"Downloading the clinic: {progress.done / mb:,.1f} of {progress.total / mb:,.1f} MB…"
+        )
+    if progress.kind == IMAGE_ROWS and progress.total:
+        return f"Storing the clinic's records: {100 * progress.done // progress.total}%…"
     what = "clinic records" if progress.kind == RECORDS else "changes"
     if progress.total is None:
         return f"Downloading {what}: {progress.done:,} received…"

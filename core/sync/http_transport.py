@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,9 +68,16 @@ class HttpTransport:
             raise TransportError(_detail(response))
         return response.content
 
-    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
+    def fetch_image(
+        self,
+        image_id: str,
+        dest: Path,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
         """Stream the offered snapshot image into the new file ``dest`` (owner-only), at
-        most ``size`` bytes (a longer body is refused, not written on)."""
+        most ``size`` bytes (a longer body is refused, not written on); ``on_bytes`` hears
+        how many have arrived after each chunk."""
         written = 0
         try:
             with (
@@ -87,6 +95,8 @@ class HttpTransport:
                     if written > size:
                         raise TransportError(f"the snapshot image is longer than {size} bytes")
                     out.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(written)
         except httpx.HTTPError as exc:
             raise TransportError(unreachable(self._server_url, exc)) from exc
 

@@ -58,6 +58,12 @@ class SyncReport:
     snapshot_records: int = 0
     # True when the snapshot came as one image file (core.sync.snapshot_image), not pages.
     snapshot_image: bool = False
+    # While a snapshot image is fetched: its bytes and how many have arrived; then while
+    # it is copied in: the rows in all and how many are copied (None: no image under way).
+    image_bytes: int | None = None
+    image_received: int = 0
+    image_rows: int | None = None
+    image_rows_done: int = 0
     rounds: int = 0
     # What the other side says is coming, for progress bars (None: not known or not said).
     # expected_records: records of the snapshot being downloaded (from its total_records);
@@ -249,6 +255,14 @@ class SyncSession:
                 message["image"] = wanted
         return pool.submit(self._ask, message, ("snapshot_page",))
 
+    def _image_received(self, received: int) -> None:
+        self.report.image_received = received
+        self._progress()
+
+    def _image_rows_copied(self, done: int, total: int) -> None:
+        self.report.image_rows_done, self.report.image_rows = done, total
+        self._progress()
+
     def _use_image(self, reply: dict[str, Any], already: int) -> bool:
         """Download and store the offered snapshot image; False (logged) when it cannot
         be used, and the download goes on by pages as if none had been offered."""
@@ -262,15 +276,21 @@ class SyncSession:
         part = snapshot_image.part_path(self.db, offer)
         try:
             self.report.expected_records = already + offer.records
-            self.transport.fetch_image(offer.id, part, offer.size)
-            types = snapshot_image.import_image(self.db, part, offer, self.actor)
+            self.report.image_bytes = offer.size
+            self.transport.fetch_image(offer.id, part, offer.size, self._image_received)
+            types = snapshot_image.import_image(
+                self.db, part, offer, self.actor, self._image_rows_copied
+            )
         except (snapshot_image.ImageError, TransportError, OSError) as exc:
             log.warning("the snapshot image could not be used (%s); downloading pages", exc)
+            self.report.image_bytes = self.report.image_rows = None
+            self.report.image_received = self.report.image_rows_done = 0
             return False
         finally:
             snapshot_image.discard(part)
         self.report.snapshot_records += offer.records
         self.report.snapshot_image = True
+        self.report.image_bytes = self.report.image_rows = None  # done: records from here
         for record_type, count in types.items():
             self._snapshot_types[record_type] = self._snapshot_types.get(record_type, 0) + count
         if offer.records > LIST_SNAPSHOT_RECORDS:

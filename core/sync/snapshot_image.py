@@ -386,17 +386,24 @@ def check_file(path: Path, offer: ImageOffer) -> None:
         raise ImageError("the image's SHA-256 is not the one offered (damaged on the way?)")
 
 
-def import_image(db: Database, path: Path, offer: ImageOffer, actor: str) -> dict[str, int]:
+def import_image(
+    db: Database,
+    path: Path,
+    offer: ImageOffer,
+    actor: str,
+    on_rows: Callable[[int, int], object] | None = None,
+) -> dict[str, int]:
     """Copy the image at ``path`` into ``db``, which must hold no records, and record its
-    version vector, all in one transaction; returns its records per type. ImageError names
-    why an image cannot be used (nothing is written then)."""
+    version vector, all in one transaction; returns its records per type. ``on_rows``
+    hears (rows copied, rows in all) as the copy goes. ImageError names why an image
+    cannot be used (nothing is written then)."""
     check_file(path, offer)
     if offer.schema != LATEST_VERSION:
         raise ImageError(f"the image is of schema version {offer.schema}, not {LATEST_VERSION}")
     key = SecureMemory.from_bytes(bytearray(offer.key))
     try:
         with db.attached(path, key, ALIAS):
-            return _copy(db, offer, actor)
+            return _copy(db, offer, actor, on_rows)
     except ImageError:
         raise
     except Exception as exc:  # SQLite's own words for a file it cannot read
@@ -405,7 +412,9 @@ def import_image(db: Database, path: Path, offer: ImageOffer, actor: str) -> dic
         key.close()
 
 
-def _copy(db: Database, offer: ImageOffer, actor: str) -> dict[str, int]:
+def _copy(
+    db: Database, offer: ImageOffer, actor: str, on_rows: Callable[[int, int], object] | None
+) -> dict[str, int]:
     if _schema(db, ALIAS) != _schema(db, "main"):
         raise ImageError("the image's tables are not this replica's (another schema)")
     checked = db.query(f"PRAGMA {ALIAS}.quick_check")
@@ -415,15 +424,35 @@ def _copy(db: Database, offer: ImageOffer, actor: str) -> dict[str, int]:
     held = [t for t in tables if db.query(f'SELECT 1 FROM main."{t}" LIMIT 1')]
     if held:
         raise ImageError(f"this replica already holds rows in {', '.join(held)}")
+    rows = {t: int(db.query(f'SELECT count(*) FROM {ALIAS}."{t}"')[0][0]) for t in tables}
+    total, done = sum(rows.values()), 0
     details = {"records": offer.records, "image": offer.id}
     with db.write(actor, "sync.snapshot_image", "record_states", "image", details) as tx:
         # Tables go in name order; their foreign keys are checked once all are in.
         tx.execute("PRAGMA defer_foreign_keys = ON")
         for table in tables:
             columns = _columns(db, table)
-            tx.execute(
-                f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM {ALIAS}."{table}"'
-            )
+            copy = f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM {ALIAS}."{table}"'
+            if _without_rowid(db, table):
+                tx.execute(copy)
+            else:
+                # In rowid order, a chunk at a time, so the progress moves as it goes.
+                after: int | None = None
+                while True:
+                    end = _chunk_end(db, table, after)
+                    where = "" if after is None else f" WHERE rowid > {after}"
+                    if end is not None:
+                        where += f" {'AND' if after is not None else 'WHERE'} rowid <= {end}"
+                    tx.execute(f"{copy}{where} ORDER BY rowid")
+                    if end is None:
+                        break
+                    after = end
+                    done += COPY_ROWS
+                    if on_rows is not None:
+                        on_rows(min(done, total), total)
+            done = sum(rows[t] for t in tables[: tables.index(table) + 1])
+            if on_rows is not None:
+                on_rows(done, total)
         types = {str(t): int(n) for t, n in tx.query(
             "SELECT type, count(*) FROM main.record_states GROUP BY type")}  # fmt: skip
         if sum(types.values()) != offer.records:
@@ -433,6 +462,24 @@ def _copy(db: Database, offer: ImageOffer, actor: str) -> dict[str, int]:
         for origin, seq in offer.vector.items():
             oplog.raise_floor(tx, origin, seq)
     return types
+
+
+COPY_ROWS = 20_000
+
+
+def _without_rowid(db: Database, table: str) -> bool:
+    [(sql,)] = db.query("SELECT sql FROM main.sqlite_master WHERE name = ?", (table,))
+    return "WITHOUT ROWID" in str(sql).upper()
+
+
+def _chunk_end(db: Database, table: str, after: int | None) -> int | None:
+    """The rowid ending the next chunk of ``table`` after rowid ``after`` (None: the rest
+    fits in one)."""
+    where = "" if after is None else f"WHERE rowid > {int(after)} "
+    row = db.query(
+        f'SELECT rowid FROM {ALIAS}."{table}" {where}ORDER BY rowid LIMIT 1 OFFSET {COPY_ROWS - 1}'
+    )
+    return int(row[0][0]) if row else None
 
 
 def part_path(db: Database, offer: ImageOffer) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -32,9 +33,16 @@ class ImageTransport(Protocol):
         """Send one request, return the reply; raise TransportError when it cannot."""
         ...
 
-    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
-        """Write the offered image ``image_id`` of ``size`` bytes to the new file ``dest``;
-        TransportError when it cannot (not offered any more, cut short, too long)."""
+    def fetch_image(
+        self,
+        image_id: str,
+        dest: Path,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
+        """Write the offered image ``image_id`` of ``size`` bytes to the new file ``dest``,
+        telling ``on_bytes`` how many have arrived as they do; TransportError when it
+        cannot (not offered any more, cut short, too long)."""
         ...
 
 
@@ -46,13 +54,21 @@ class LocalTransport:
         self.responder = responder
         self.images = images
 
-    def fetch_image(self, image_id: str, dest: Path, size: int) -> None:
+    def fetch_image(
+        self,
+        image_id: str,
+        dest: Path,
+        size: int,
+        on_bytes: Callable[[int], object] | None = None,
+    ) -> None:
         """Copy the keeper's image file (as the server's endpoint streams it)."""
         if self.images is None:
             raise TransportError("the other side offers no snapshot images")
         try:
             with self.images.open(image_id) as src, dest.open("xb") as out:
                 shutil.copyfileobj(src, out)
+                if on_bytes is not None:
+                    on_bytes(out.tell())
         except KeyError:
             raise TransportError(f"snapshot image {image_id} is no longer offered") from None
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from app.sync.controller import (
     CHANGES,
+    IMAGE_BYTES,
     LARGE_PULL_OPS,
     RECORDS,
     SYNCED,
@@ -24,6 +26,7 @@ from app.sync.controller import (
 from app.sync.status import SyncStatusWidget, describe_progress
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.sync import snapshot_image
 from core.sync.session import SyncReport
 from tests.integration.seed import bulk_patients
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic
@@ -159,3 +162,60 @@ def test_which_reports_get_a_bar() -> None:
     assert describe_progress(SyncProgress(RECORDS, 2_000, None)) == (
         "Downloading clinic records: 2,000 received…"
     )
+    # A first download as one file: its megabytes, then the share of it stored.
+    fetching = SyncReport(
+        expected_records=100_000, image_bytes=48_000_000, image_received=12_582_912
+    )
+    assert download_progress(fetching) == SyncProgress(IMAGE_BYTES, 12_288, 46_875)  # KiB
+    assert describe_progress(download_progress(fetching)) == (  # type: ignore[arg-type]
+        "Downloading the clinic: 12.0 of 45.8 MB…"
+    )
+    storing = SyncReport(image_bytes=48_000_000, image_rows=300_000, image_rows_done=120_000)
+    # A clinic network's file past 2 GiB still fits a progress bar's 32-bit range.
+    huge = download_progress(SyncReport(image_bytes=5 * 2**30, image_received=2**30))
+    assert huge is not None and huge.total is not None and huge.total < 2**31
+    assert describe_progress(download_progress(storing)) == (  # type: ignore[arg-type]
+        "Storing the clinic's records: 40%…"
+    )
+
+
+def test_a_first_download_as_one_file_shows_the_file_then_its_storing(
+    qtbot: QtBot, live: Live, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clinic_id = add_clinic(live.server, "Filed Clinic")
+    bulk_patients(live.server.replica(clinic_id), "Big", BIG_CLINIC)
+    keeper = live.server.image_keeper(clinic_id)
+    keeper.min_records = BIG_CLINIC  # (5,000 by default)
+    keeper.prepare()
+    assert keeper.wait(60) and keeper.last_error is None
+    monkeypatch.setattr(snapshot_image, "COPY_ROWS", 1_000)  # several steps for 4,100 records
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ws = Workstation(tmp_path / "new-desk", FAST_PARAMS)
+    ws.prepare_join(ADMIN, PASSWORD)
+    controller = SyncController(ws)
+    widget = SyncStatusWidget(controller)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    shots = recorder(widget, controller)
+    try:
+        with qtbot.waitSignal(controller.enroll_finished, timeout=60_000) as finished:
+            controller.enroll(live.url, code, live.ca_pem, "Front desk 3")
+        assert finished.args == [None]
+        shots = shots[:]
+    finally:
+        controller.shutdown()
+
+    texts = [s.text for s in shots if s.visible]
+    fetched = [t for t in texts if t.startswith("Downloading the clinic: ")]
+    stored = [t for t in texts if t.startswith("Storing the clinic's records: ")]
+    assert fetched and fetched[-1].endswith(" MB…"), texts
+    percents = [int(t.rsplit(" ", 1)[1].rstrip("%…")) for t in stored]
+    assert len(percents) >= 3 and percents == sorted(percents) and percents[-1] == 100, stored
+    assert texts.index(fetched[-1]) < texts.index(stored[0])  # the file, then its storing
+    assert shots[-1].state == SYNCED and not shots[-1].visible
+    ws.lock()
+    ws.sign_in(ADMIN, PASSWORD)
+    assert ws.records.count_patients() == BIG_CLINIC
+    assert ws.database.query("SELECT 1 FROM audit_log WHERE action = 'sync.snapshot_image'")
+    ws.lock()
