@@ -244,6 +244,7 @@ class ClinicServer:
         self._image_keepers: dict[str, ImageKeeper] = {}
         self._images_dir: Path | None = None
         self._images_owner = -1  # the locked descriptor holding _images_dir
+        self._image_build_slot = threading.Semaphore(1)  # one clinic's image at a time
         self._ca_signers: dict[str, op_signer.Signer] = {}  # parsed clinic CA keys
         # PostgreSQL column keys per clinic, with when they were unwrapped: rebuilt after
         # KEY_MAX_AGE_S; a replaced one is zeroed one more period later (a request that
@@ -380,7 +381,9 @@ class ClinicServer:
                     self._images_dir = self._own_images_dir()
                 self.registry.clinic(clinic_id)
                 keeper = ImageKeeper(
-                    functools.partial(self.sync_store, clinic_id), self._images_dir / clinic_id
+                    functools.partial(self.sync_store, clinic_id),
+                    self._images_dir / clinic_id,
+                    build_slot=self._image_build_slot,
                 )
                 self._image_keepers[clinic_id] = keeper
             return keeper

@@ -277,6 +277,8 @@ class SyncSession:
         try:
             self.report.expected_records = already + offer.records
             self.report.image_bytes = offer.size
+            snapshot_image.discard_leftovers(self.db)
+            snapshot_image.room_for(self.db, offer)
             self.transport.fetch_image(offer.id, part, offer.size, self._image_received)
             types = snapshot_image.import_image(
                 self.db, part, offer, self.actor, self._image_rows_copied

@@ -237,6 +237,10 @@ class ImageKeeper:
     min_records: int = MIN_RECORDS
     max_lag: int = MAX_LAG_OPS
     rebuild_lag: int = REBUILD_LAG_OPS
+    # Builds of every clinic on a server take turns (ClinicServer passes one slot to
+    # all its keepers): a server starting with many large clinics builds them one at a
+    # time, not all at once on its cores.
+    build_slot: threading.Semaphore = field(default_factory=threading.Semaphore)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _current: SnapshotImage | None = None
     _building: threading.Thread | None = None
@@ -314,7 +318,8 @@ class ImageKeeper:
     def _build(self) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            image = build(self.store(), self.folder, self._stop)
+            with self.build_slot:
+                image = build(self.store(), self.folder, self._stop)
         except Exception as exc:  # the next request tries again; pages meanwhile
             self.last_error = str(exc) or type(exc).__name__
             log.warning("building the snapshot image failed: %s", self.last_error)
@@ -486,6 +491,29 @@ def part_path(db: Database, offer: ImageOffer) -> Path:
     """Where the image is downloaded to: beside the replica's file (same disk, same
     owner-only folder; only ciphertext is written)."""
     return db.path.parent / f".image-{offer.id}.part"
+
+
+def room_for(db: Database, offer: ImageOffer) -> None:
+    """ImageError unless the replica's disk has room for the file and its copy (each
+    about the offer's size) with a margin; pages are tried then."""
+    free = shutil.disk_usage(db.path.parent).free
+    needed = 2 * offer.size + DISK_MARGIN
+    if free < needed:
+        raise ImageError(
+            f"not enough free disk space for the clinic as one file: {free // 2**20:,} MB "
+            f"free, {needed // 2**20:,} MB needed"
+        )
+
+
+DISK_MARGIN = 64 * 2**20
+
+
+def discard_leftovers(db: Database) -> None:
+    """Remove images left beside the replica by a download that was cut off (a crash):
+    only ciphertext, under keys that are gone, but taking room."""
+    for leftover in db.path.parent.glob(".image-*.part*"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
 
 
 def discard(path: Path) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,38 @@ def test_a_malformed_offer_is_named() -> None:
     for field, value in [("id", "../etc"), ("key", "zz"), ("bytes", -1), ("records", True)]:
         with pytest.raises(ProtocolError, match=rf"image\.{field}"):
             ImageOffer.from_wire({**good, field: value})
+
+
+def test_a_disk_without_room_for_the_file_and_its_copy_gets_pages(
+    source: ClinicRecords, tmp_path: Path
+) -> None:
+    desk = workstation(tmp_path)
+    offer = ImageOffer("a" * 32, 10**15, "b" * 64, bytes(32), 1, 2, {})
+    with pytest.raises(ImageError, match="not enough free disk space"):
+        snapshot_image.room_for(desk.db, offer)
+    snapshot_image.room_for(desk.db, dataclasses.replace(offer, size=1_000))
+
+
+def test_a_download_cut_off_earlier_leaves_nothing_behind(
+    source: ClinicRecords, tmp_path: Path
+) -> None:
+    images = built(source, tmp_path)
+    desk = workstation(tmp_path)
+    left = tmp_path / f".image-{'c' * 32}.part"
+    left.write_bytes(b"ciphertext of an image whose key is gone")
+    Path(f"{left}-wal").write_bytes(b"")
+    assert first_sync(desk, source, images).snapshot_image
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".image-")]
+    images.close()
+
+
+def test_clinics_images_are_built_one_at_a_time(source: ClinicRecords, tmp_path: Path) -> None:
+    slot = threading.Semaphore(1)
+    images = keeper(source, tmp_path)
+    images.build_slot = slot
+    with slot:  # another clinic's image is being built
+        images.prepare()
+        assert not images.wait(0.5)  # waits its turn
+        assert images.offer({}, 0) is None
+    assert images.wait(60) and images.offer({}, 0) is not None
+    images.close()
