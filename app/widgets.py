@@ -7,7 +7,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, SignalInstance
+from PySide6.QtCore import (
+    QEvent,
+    QMetaObject,
+    QModelIndex,
+    QObject,
+    QSize,
+    Qt,
+    SignalInstance,
+    Slot,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -50,29 +59,41 @@ from core.records.errors import ValidationError
 
 class FieldError(QLabel):
     """A field's validation message (see ``error_label``): shown in a dialog, the dialog
-    makes room for every line of it (``keep_room_for_contents``)."""
+    makes room for every line of it (``keep_room_for_contents``), its buttons staying
+    where they are on the screen (``hold_buttons``)."""
 
     def setVisible(self, visible: bool) -> None:
         """Show or hide; shown in an open dialog, the dialog grows to hold all its lines
-        (and gives the room back once it is hidden: ``give_back_room``; a form whose
-        keyboard went nowhere while its work ran puts it back on the field the message is
-        about: :meth:`TypedForm.message_shown`)."""
+        (and gives the room back once it is hidden: ``give_back_room``), its buttons
+        staying where the person aims (``hold_buttons``); a form whose keyboard went
+        nowhere while its work ran puts it back on the field the message is about:
+        :meth:`TypedForm.message_shown`."""
         window = self.window()
+        changes = visible == self.isHidden()
+        if changes:
+            hold_buttons(window)
         # Showing it raises the dialog's minimum height at once: the height before that
         # is the one to go back to.
         height = window.height()
         super().setVisible(visible)
         if visible:
             _grow_from(window, height)
+        if changes:
+            put_buttons_back(window)
         if visible and isinstance(window, TypedForm):
             window.message_shown(self)
 
     def setText(self, text: str) -> None:
-        """A new message: one that needs more lines than the last gets them at once."""
-        super().setText(text)
+        """A new message: one that needs more lines than the last gets them at once (one
+        that needs fewer gives them back), the dialog's buttons staying where they are."""
         window = self.window()
-        if self.isVisible() and isinstance(window, QDialog):
+        shown = self.isVisible()
+        if shown:
+            hold_buttons(window)
+        super().setText(text)
+        if shown:
             grow_to_fit(window)
+            put_buttons_back(window)
 
 
 def _grow_from(window: QWidget, height: int) -> None:
@@ -422,11 +443,12 @@ def keep_room_when_hidden(widget: QWidget, keep: bool) -> None:
 
 
 def message_beside(message: QLabel, *buttons: QWidget) -> QHBoxLayout:
-    """A row of ``buttons`` at the right with ``message`` (a hidden error line) on their
-    left. Shown, the message takes the room beside them, not a new line above them, so
-    the buttons stay where the person aims: a message shown above Resolve pushed it 23
-    pixels down and the next click missed it. The buttons keep to the row's top should
-    the message take more lines than they are high."""
+    """A row of ``buttons`` (buttons, or a dialog's button box) at the right with
+    ``message`` (a hidden error line) on their left. Shown, the message takes the room
+    beside them, not a new line above them, so the buttons stay where the person aims: a
+    message shown above Resolve pushed it 23 pixels down and the next click missed it. The
+    buttons keep to the row's top should the message take more lines than they are high
+    (it wraps, whole)."""
     keep_room_when_hidden(message, True)  # hidden, its width still keeps the buttons right
     row = QHBoxLayout()
     row.addWidget(message, 1, Qt.AlignmentFlag.AlignTop)
@@ -681,16 +703,18 @@ def action_buttons(
 
 
 def dialog_layout(
-    dialog: QDialog, *parts: QWidget | QFormLayout, room_above_last: bool = False
+    dialog: QDialog, *parts: QWidget | QLayout, room_above_last: bool = False
 ) -> QVBoxLayout:
-    """The dialogs' common column: generous margins, even spacing, parts top to bottom.
+    """The dialogs' common column: generous margins, even spacing, parts top to bottom
+    (a form, a widget, or a row such as ``message_beside``'s).
 
     The dialog keeps room for what it holds (``keep_room_for_contents``): a message, a
-    panel or a chosen name shown once it is open lengthens it instead of being cut.
-    ``room_above_last``: height the contents no longer need (a message gone, a shorter
-    password hint than the dialog opened with) is left above the last part (the buttons),
-    so nothing in the form moves: spread over the heading and the form's messages, it
-    moved every field down a few pixels.
+    panel or a chosen name shown once it is open lengthens it instead of being cut; for a
+    message, at the top, so that the last part (the buttons) stays where the person aims
+    (``hold_buttons``). ``room_above_last``: height the contents no longer need (a message
+    gone, a shorter password hint than the dialog opened with) is left above the last part
+    (the buttons), so nothing in the form moves: spread over the heading and the form's
+    messages, it moved every field down a few pixels.
     """
     keep_room_for_contents(dialog)
     layout = QVBoxLayout(dialog)
@@ -699,7 +723,7 @@ def dialog_layout(
     for index, part in enumerate(parts):
         if room_above_last and index == len(parts) - 1:
             layout.addStretch(1)
-        if isinstance(part, QFormLayout):
+        if isinstance(part, QLayout):
             layout.addLayout(part)
         else:
             layout.addWidget(part)
@@ -920,15 +944,36 @@ def give_back_room(dialog: QWidget) -> None:
 
 class _RoomForContents(QObject):
     """Grows the window it watches whenever its layout changes (see
-    ``keep_room_for_contents``)."""
+    ``keep_room_for_contents``), its buttons held where they are while a message comes or
+    goes (``hold_buttons``)."""
+
+    def __init__(self, dialog: QDialog) -> None:
+        super().__init__(dialog)
+        # Where the window's last part (its buttons) started in it before a message came
+        # or went, until the layout has settled (``hold_buttons``).
+        self.held: int | None = None
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """On a layout request (something shown, hidden or worded anew), the height the
-        contents now need; the event goes on."""
+        contents now need, the buttons where they were; the event goes on."""
         if event.type() == QEvent.Type.LayoutRequest and isinstance(watched, QWidget):
             grow_to_fit(watched)
             give_back_room(watched)
+            if self.held is not None:
+                _buttons_back(watched, self.held)
+                self.held = None
         return False
+
+    def release_later(self) -> None:
+        """Hold nothing once the layout's request, posted before this, is handled: a hold
+        left over would move the window at a later request, after the person had resized
+        it."""
+        QMetaObject.invokeMethod(self, "release", Qt.ConnectionType.QueuedConnection)
+
+    @Slot()
+    def release(self) -> None:
+        """The layout has settled: nothing is held."""
+        self.held = None
 
 
 def keep_room_for_contents(dialog: QDialog) -> None:
@@ -944,6 +989,72 @@ def keep_room_for_contents(dialog: QDialog) -> None:
         return
     dialog.setProperty("keepsRoom", True)
     dialog.installEventFilter(_RoomForContents(dialog))
+
+
+def _last_part_top(window: QWidget) -> int | None:
+    """Where the last part of ``window``'s column (its buttons: ``dialog_layout``) starts,
+    in the window; None when it has none."""
+    layout = window.layout()
+    if layout is None:
+        return None
+    for index in reversed(range(layout.count())):
+        item = layout.itemAt(index)
+        if item is not None and item.spacerItem() is None and not item.isEmpty():
+            return item.geometry().top()
+    return None
+
+
+def hold_buttons(window: QWidget) -> None:
+    """A message is about to come or go in ``window``, an open dialog: its buttons (the
+    last part of its column) are to stay where they are on the screen
+    (``put_buttons_back``) as it grows or gives back the room, now or at Qt's next layout
+    pass. A message shown above Add pushed it down 46 pixels, and the person's next click,
+    aimed at Add, missed it."""
+    layout = window.layout()
+    if not isinstance(window, QDialog) or not window.isVisible() or layout is None:
+        return
+    keep_room_for_contents(window)
+    keeper = window.findChild(_RoomForContents, options=Qt.FindChildOption.FindDirectChildrenOnly)
+    if keeper is None or keeper.held is not None:
+        return  # held already: by a message gone just before, the layout not yet settled
+    # Laid out, and the room given back, for what changed just before (a progress bar
+    # hidden as the work failed): left to Qt's next layout pass, it was taken for the
+    # message's doing, and the dialog moved down by the bar's height.
+    height = window.height()
+    layout.activate()
+    if window.height() > height and window.property("grownTo") == height:
+        # Qt raised it to its new minimum: grown for its contents too, not by the person,
+        # so the room is given back all the same (``give_back_room``).
+        window.setProperty("grownTo", window.height())
+    give_back_room(window)
+    keeper.held = _last_part_top(window)
+
+
+def put_buttons_back(window: QWidget) -> None:
+    """The message came or went since ``hold_buttons``: the dialog moves up or down by as
+    much as its buttons moved in it, so that they are where they were on the screen. It
+    grows or shrinks at its top instead, never past the top of its screen. Once its
+    layout has settled (the room of a message gone is given back then), it moves again if
+    need be, and holds nothing more."""
+    keeper = window.findChild(_RoomForContents, options=Qt.FindChildOption.FindDirectChildrenOnly)
+    if keeper is not None and keeper.held is not None:
+        keeper.held = _buttons_back(window, keeper.held)
+        keeper.release_later()
+
+
+def _buttons_back(window: QWidget, held: int) -> int:
+    """Move ``window`` so that its last part, which started at ``held`` in it, is where it
+    was on the screen; where it starts in the window now."""
+    top = _last_part_top(window)
+    if top is None or top == held or not window.isVisible():
+        return held
+    pos = window.pos()
+    y = pos.y() + held - top
+    screen = window.screen()
+    if screen is not None:  # not over its top (unless it was already)
+        y = max(y, min(pos.y(), screen.availableGeometry().top()))
+    window.move(pos.x(), y)
+    return top
 
 
 def ask_first(

@@ -48,6 +48,7 @@ from app.widgets import (
     error_label,
     form_layout,
     grow_to_fit,
+    message_beside,
     paragraph,
 )
 from app.worker import Job, Worker
@@ -182,10 +183,9 @@ class BackupDialog(TypedForm):
             heading_label("Back up this computer's clinic records"),
             self.about,
             form,
-            self.error,
             self.busy,
             self.outcome,
-            self.buttons,
+            message_beside(self.error, self.buttons),  # not above them: they stay put
         )
 
     def set_recovery_key_missing(self, reason: str | None) -> None:
@@ -428,11 +428,10 @@ class RestoreDialog(TypedForm):
                 "receives what was done elsewhere since the backup."
             ),
             form,
-            self.error,
             self.busy,
             self.outcome,
             self.stored,
-            self.buttons,
+            message_beside(self.error, self.buttons),  # not above them: they stay put
         )
 
     def _close_button(self) -> QPushButton:

@@ -24,7 +24,14 @@ from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
 from app.session.key_dialogs import heading_label
-from app.widgets import KeepsFocusDialog, dialog_layout, error_label, grow_to_fit, paragraph
+from app.widgets import (
+    KeepsFocusDialog,
+    dialog_layout,
+    error_label,
+    grow_to_fit,
+    message_beside,
+    paragraph,
+)
 from app.worker import Job
 from core.records.fhir.export import ExportResult, export_bundle
 from core.records.fhir.importer import import_bundle
@@ -99,10 +106,9 @@ class FhirDialog(KeepsFocusDialog):
             _row(self.export_path, choose_export, self.export_button),
             _row(self.import_path, choose_import, self.import_button),
             self.progress,
-            self.error,
             self.status,
             self.report,
-            buttons,
+            message_beside(self.error, buttons),  # not above Close: it stays put
         )
         # Return in a path field starts that field's action; it pressed the first Choose…
         # (the dialog's default button) and opened a file dialog instead.

@@ -43,6 +43,7 @@ from app.widgets import (
     error_label,
     form_layout,
     ignore_wheel,
+    message_beside,
     paragraph,
     tab_leaves,
 )
@@ -148,9 +149,8 @@ class ImportPatientsDialog(TypedForm):
             self,
             heading_label("Import a patient list from a spreadsheet (CSV)"),
             self.pages,
-            self.error,
             self.busy,
-            buttons,
+            message_beside(self.error, buttons),  # not above them: they stay put
         )
         # Return goes on to the next step (not Choose…, which had focus after choosing);
         # set once the button is in the dialog, which is what makes it its default.

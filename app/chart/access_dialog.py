@@ -29,7 +29,14 @@ from PySide6.QtWidgets import (
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import TypedForm, dialog_layout, error_label, ignore_wheel, paragraph
+from app.widgets import (
+    TypedForm,
+    dialog_layout,
+    error_label,
+    ignore_wheel,
+    message_beside,
+    paragraph,
+)
 from app.worker import Job
 from core.records import chart_access as ca
 from core.records.models import Patient, User
@@ -156,8 +163,7 @@ class ChartAccessDialog(TypedForm):
             remove_holder,
             add_holder,
             self.status,
-            self.error,
-            close,
+            message_beside(self.error, close),  # not above Close: it stays put
         )
         self._update_buttons()
         self.reload()

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPush
 from app.chart.list_dialogs import SavingDialog
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, dialog_layout, error_label
+from app.widgets import action_buttons, dialog_layout, error_label, message_beside
 from core.records.break_glass import BreakGlass, configured_minutes, needs_break_glass
 from core.records.break_glass_audit import Clock, Grant, system_clock
 from core.records.changeset import Changes
@@ -114,8 +114,7 @@ class BreakGlassDialog(SavingDialog):
             reason_label,
             self.reason,
             self.errors["reason"],
-            self.general_error,
-            buttons,
+            message_beside(self.general_error, buttons),  # not above: they stay
         )
 
     def save(self) -> None:

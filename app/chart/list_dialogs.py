@@ -23,6 +23,7 @@ from app.widgets import (
     dialog_layout,
     error_label,
     form_layout,
+    message_beside,
 )
 from app.worker import Job
 from core.records.errors import NotFoundError, ValidationError
@@ -155,7 +156,8 @@ class DateDialog(SavingDialog):
         form.addRow("", self.errors[name])
         self.buttons, self.save_button = action_buttons(self, self.save, accept_text)
         shown = (visit_link.label,) if visit_link is not None else ()
-        dialog_layout(self, text, form, *shown, self.general_error, self.buttons)
+        # The form's message beside the buttons: above them, it pushed them down.
+        dialog_layout(self, text, form, *shown, message_beside(self.general_error, self.buttons))
 
     def save(self) -> None:
         """Save with the date as typed (core reads it strictly), in the open visit the

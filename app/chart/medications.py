@@ -29,7 +29,14 @@ from app.chart.permits import ANY, restrict
 from app.chart.visit_view import OpenVisitLink
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
+from app.widgets import (
+    action_buttons,
+    ask_first,
+    dialog_layout,
+    error_label,
+    form_layout,
+    message_beside,
+)
 from core.records.chart_lists import DuplicateWarning, dated
 from core.records.clinic import ClinicRecords
 from core.records.list_history import when_by
@@ -118,7 +125,8 @@ class MedicationDialog(SavingDialog):
         self.buttons, self.save_button = action_buttons(
             self, self.save, "Start" if starting else "Change dose"
         )
-        dialog_layout(self, heading, form, self.visit_link.label, self.general_error, self.buttons)
+        beside = message_beside(self.general_error, self.buttons)  # not above: they stay
+        dialog_layout(self, heading, form, self.visit_link.label, beside)
         self.first_field = self.fields[names[0]]
 
     def values(self) -> dict[str, str | None]:

@@ -59,6 +59,7 @@ from app.widgets import (
     error_label,
     form_layout,
     ignore_wheel,
+    message_beside,
 )
 from app.worker import Job
 from core.records import merged
@@ -159,7 +160,8 @@ class AllergyDialog(SavingDialog):
             )
         )
         self.buttons, self.save_button = action_buttons(self, self.save)
-        dialog_layout(self, heading, form, self.general_error, self.buttons)
+        # The form's message beside the buttons: above them, it pushed them down.
+        dialog_layout(self, heading, form, message_beside(self.general_error, self.buttons))
         if allergy is not None:
             self.substance.setText(allergy.substance)
             self.substance.setReadOnly(True)

@@ -30,7 +30,14 @@ from app.chart.visit_view import OpenVisitLink
 from app.messages import describe_error
 from app.operations import Operations
 from app.patients.dialog import RecordsProvider
-from app.widgets import action_buttons, ask_first, dialog_layout, error_label, form_layout
+from app.widgets import (
+    action_buttons,
+    ask_first,
+    dialog_layout,
+    error_label,
+    form_layout,
+    message_beside,
+)
 from core.records import icd10
 from core.records.chart_lists import DuplicateWarning
 from core.records.clinic import ClinicRecords
@@ -105,7 +112,8 @@ class IcdSearchDialog(SavingDialog):
         # A problem added while the patient has an open visit is one of its diagnoses.
         self.visit_link = OpenVisitLink(operations, records, patient_id)
         self.buttons, self.save_button = action_buttons(self, self.save)
-        dialog_layout(self, heading, form, self.visit_link.label, self.general_error, self.buttons)
+        beside = message_beside(self.general_error, self.buttons)  # not above: they stay
+        dialog_layout(self, heading, form, self.visit_link.label, beside)
         self.setTabOrder(self.search, self.results)
         self.setTabOrder(self.results, self.uncoded)
         self.setTabOrder(self.uncoded, self.onset)

@@ -52,6 +52,7 @@ from app.widgets import (
     error_label,
     form_layout,
     ignore_wheel,
+    message_beside,
 )
 from app.worker import Job
 from core.records.changeset import Changes
@@ -170,7 +171,9 @@ class StartVisitDialog(TypedForm):
         self.buttons, self.start_button = action_buttons(self, self.start, "Start visit")
         self.start_button.setDefault(True)
         self.start_button.setEnabled(False)  # until the lists are read (milliseconds)
-        dialog_layout(self, self.heading, self.form, self.general_error, self.buttons)
+        # The form's message beside the buttons: above them, it pushed them down.
+        beside = message_beside(self.general_error, self.buttons)
+        dialog_layout(self, self.heading, self.form, beside)
         self.reason.setFocus()
 
     # ----- the lists ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from app.widgets import (
     error_label,
     form_layout,
     ignore_wheel,
+    message_beside,
 )
 from app.worker import Job, Submit
 from core.records import validation
@@ -201,15 +202,15 @@ class PatientDialog(TypedForm):
         self.duplicates = DuplicatePanel()
         self.buttons, self.save_button = action_buttons(self, self.save)
         # Height the form does not need stays above the buttons: spread over the heading
-        # and the messages, it moved every field as a message came and went.
+        # and the messages, it moved every field as a message came and went. The form's
+        # message is beside the buttons: above them, it pushed them down.
         dialog_layout(
             self,
             heading,
             intro,
             form,
-            self.general_error,
             self.duplicates,
-            self.buttons,
+            message_beside(self.general_error, self.buttons),
             room_above_last=True,
         )
 
