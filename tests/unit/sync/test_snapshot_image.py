@@ -87,6 +87,8 @@ def test_an_image_gives_the_workstation_what_pages_give(
     # The same floors as a replica bootstrapped by pages: it holds no op bytes below them.
     floors = "SELECT origin, seq, floor FROM version_vector ORDER BY origin"
     assert desk.db.query(floors) == by_pages.db.query(floors)
+    # The copy's small page caches are gone: the replica has its own 64 MiB back.
+    assert desk.db.query("PRAGMA cache_size") == by_pages.db.query("PRAGMA cache_size")
     # Nothing of the server's own image replica came along.
     assert not desk.db.query("SELECT 1 FROM audit_log WHERE actor = 'server:image'")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".image-")] == []
