@@ -77,6 +77,7 @@ from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
 from core.sync.server_connection import KeptTransport, TransportFactory, default_factory
 from core.sync.session import SyncReport, sync
+from core.sync.snapshot_image import ImageError
 from core.sync.transport import ImageTransport, Transport, TransportError
 from core.sync.trust_notice import quarantine_state
 
@@ -215,7 +216,7 @@ class _StoppableTransport:
         """The inner transport's snapshot image (the clinic server's), broken off between
         chunks once ``stop`` is set; a transport without images says so."""
         if not isinstance(self._inner, ImageTransport):
-            raise TransportError("this connection offers no snapshot images")
+            raise ImageError("this connection offers no snapshot images")
 
         def arrived(received: int) -> None:
             if self._stop.is_set():

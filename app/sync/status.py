@@ -118,7 +118,7 @@ def describe_progress(progress: SyncProgress) -> str:
     """``Downloading clinic records: 12,400 of 100,000…`` (or ``changes``; a snapshot
     image's megabytes, then the share of it stored)."""
     if progress.kind == IMAGE_BYTES and progress.total:
-        mb = 1024  # the progress counts KiB
+        mb = 1e6 / 1024  # the progress counts KiB; MB as a file manager shows them
         return (
             f"Downloading the clinic: {progress.done / mb:,.1f} of {progress.total / mb:,.1f} MB…"
         )

@@ -11,6 +11,7 @@ from typing import BinaryIO
 import httpx
 
 from core.sync.reach import unreachable
+from core.sync.snapshot_image import ImageError
 from core.sync.transport import TransportError
 
 
@@ -77,7 +78,9 @@ class HttpTransport:
     ) -> None:
         """Stream the offered snapshot image into the new file ``dest`` (owner-only), at
         most ``size`` bytes (a longer body is refused, not written on); ``on_bytes`` hears
-        how many have arrived after each chunk."""
+        how many have arrived after each chunk. ImageError when the server answers without
+        it (pages, then); TransportError when the connection fails (the session ends, and
+        the next one asks for the image again)."""
         written = 0
         try:
             with (
@@ -86,14 +89,21 @@ class HttpTransport:
             ):
                 if response.status_code != 200:
                     response.read()
-                    raise TransportError(
+                    if response.status_code == 401:
+                        raise DeviceRejectedError(_detail(response))
+                    if response.status_code >= 500:
+                        raise TransportError(
+                            f"the server failed ({response.status_code}): {_detail(response)}"
+                        )
+                    # The server answered, without the file: pages instead (ImageError).
+                    raise ImageError(
                         f"the server did not send the snapshot image ({response.status_code}): "
                         f"{_detail(response)}"
                     )
                 for chunk in response.iter_bytes(1 << 20):
                     written += len(chunk)
                     if written > size:
-                        raise TransportError(f"the snapshot image is longer than {size} bytes")
+                        raise ImageError(f"the snapshot image is longer than {size} bytes")
                     out.write(chunk)
                     if on_bytes is not None:
                         on_bytes(written)

@@ -30,7 +30,7 @@ from core.store.oplog import version_vector
 from core.sync import audit_anchor, clock, sent, snapshot_image
 from core.sync import protocol as p
 from core.sync.stores import keep_crl
-from core.sync.transport import ImageTransport, Transport, TransportError
+from core.sync.transport import ImageTransport, Transport
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
@@ -283,7 +283,9 @@ class SyncSession:
             types = snapshot_image.import_image(
                 self.db, part, offer, self.actor, self._image_rows_copied
             )
-        except (snapshot_image.ImageError, TransportError, OSError) as exc:
+        except (snapshot_image.ImageError, OSError) as exc:
+            # A lost connection (TransportError) is not caught: the session ends as any
+            # would, with nothing stored, and the next one asks for the image again.
             log.warning("the snapshot image could not be used (%s); downloading pages", exc)
             self.report.image_bytes = self.report.image_rows = None
             self.report.image_received = self.report.image_rows_done = 0

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from core.errors import CarelineError
 from core.sync.responder import Responder
-from core.sync.snapshot_image import ImageKeeper
+from core.sync.snapshot_image import ImageError, ImageKeeper
 
 
 class TransportError(CarelineError):
@@ -63,14 +63,14 @@ class LocalTransport:
     ) -> None:
         """Copy the keeper's image file (as the server's endpoint streams it)."""
         if self.images is None:
-            raise TransportError("the other side offers no snapshot images")
+            raise ImageError("the other side offers no snapshot images")
         try:
             with self.images.open(image_id) as src, dest.open("xb") as out:
                 shutil.copyfileobj(src, out)
                 if on_bytes is not None:
                     on_bytes(out.tell())
         except KeyError:
-            raise TransportError(f"snapshot image {image_id} is no longer offered") from None
+            raise ImageError(f"snapshot image {image_id} is no longer offered") from None
 
     def request(self, message: bytes) -> bytes:
         """Hand the bytes over and back; only bytes cross, as on a real wire."""

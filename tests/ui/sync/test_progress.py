@@ -168,7 +168,7 @@ def test_which_reports_get_a_bar() -> None:
     )
     assert download_progress(fetching) == SyncProgress(IMAGE_BYTES, 12_288, 46_875)  # KiB
     assert describe_progress(download_progress(fetching)) == (  # type: ignore[arg-type]
-        "Downloading the clinic: 12.0 of 45.8 MB…"
+        "Downloading the clinic: 12.6 of 48.0 MB…"
     )
     storing = SyncReport(image_bytes=48_000_000, image_rows=300_000, image_rows_done=120_000)
     # A clinic network's file past 2 GiB still fits a progress bar's 32-bit range.

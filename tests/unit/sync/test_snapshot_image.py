@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from core.sync.responder import Responder
 from core.sync.session import SyncReport, sync
 from core.sync.snapshot_image import ImageError, ImageKeeper, ImageOffer
 from core.sync.stores import DatabaseStore
-from core.sync.transport import LocalTransport
+from core.sync.transport import LocalTransport, TransportError
 from tests.clinic_identity import join_test_clinic, vouched
 from tests.unit.records.golden.workload import load_ops
 from tests.unit.sync.replicas import PER_REPLICA, dump_diff, materialized, new_replica
@@ -268,4 +269,31 @@ def test_clinics_images_are_built_one_at_a_time(source: ClinicRecords, tmp_path:
         assert not images.wait(0.5)  # waits its turn
         assert images.offer({}, 0) is None
     assert images.wait(60) and images.offer({}, 0) is not None
+    images.close()
+
+
+class _CutOff(LocalTransport):
+    """The connection drops halfway through the image (as httpx's error becomes)."""
+
+    def fetch_image(
+        self, image_id: str, dest: Path, size: int, on_bytes: Callable[[int], object] | None = None
+    ) -> None:
+        super().fetch_image(image_id, dest, size, on_bytes)
+        with dest.open("r+b") as f:
+            f.truncate(size // 2)
+        raise TransportError("the connection to the server was lost")
+
+
+def test_a_connection_lost_during_the_image_ends_the_session_and_the_retry_uses_it(
+    source: ClinicRecords, tmp_path: Path
+) -> None:
+    images = built(source, tmp_path)
+    desk = workstation(tmp_path)
+    responder = Responder(source.db, "peer", images=images.offer)
+    with pytest.raises(TransportError, match="lost"):
+        sync(desk.db, _CutOff(responder, images), "desk")
+    # Nothing was stored (no page either), so the next session may still use the image.
+    assert not desk.db.query("SELECT 1 FROM record_states LIMIT 1")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".image-")]
+    assert first_sync(desk, source, images).snapshot_image
     images.close()
