@@ -21,7 +21,7 @@ from typing import Any
 
 from core.crypto.certs import CertificateError
 from core.errors import CarelineError
-from core.records import changeset, op_trust, replication
+from core.records import changeset, op_trust, replication, unknown
 from core.records.changeset import Changes
 from core.store import clinic_time
 from core.store.audit_chain import Head
@@ -292,6 +292,9 @@ class SyncSession:
             return False
         finally:
             snapshot_image.discard(part)
+        # An image from a release that knew fewer record types or fields (same schema) kept
+        # them aside as unknown: this release derives what it understands of them now.
+        unknown.refresh(self.db, self.actor)
         self.report.snapshot_records += offer.records
         self.report.snapshot_image = True
         self.report.image_bytes = self.report.image_rows = None  # done: records from here

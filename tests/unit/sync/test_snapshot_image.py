@@ -19,6 +19,7 @@ from core.crypto.kdf import FAST_PARAMS
 from core.crypto.secure_memory import SecureMemory
 from core.records.clinic import ClinicRecords
 from core.records.replication import apply_ops
+from core.records.types import RECORD_TYPES
 from core.store.database import Database
 from core.sync import snapshot_image
 from core.sync.protocol import ProtocolError
@@ -296,4 +297,27 @@ def test_a_connection_lost_during_the_image_ends_the_session_and_the_retry_uses_
     assert not desk.db.query("SELECT 1 FROM record_states LIMIT 1")
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".image-")]
     assert first_sync(desk, source, images).snapshot_image
+    images.close()
+
+
+def test_an_image_from_a_release_that_knew_fewer_record_types_is_completed_here(
+    source: ClinicRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same schema, older code: the server kept the notes it could not read aside (as an
+    older replica does); the workstation derives them as it stores the image."""
+    with monkeypatch.context() as older:
+        older.delitem(RECORD_TYPES, "note")
+        images = built(source, tmp_path)
+    image = images.offer({}, 0)
+    assert image is not None
+    desk = workstation(tmp_path)
+    assert first_sync(desk, source, images).snapshot_image
+    by_pages = new_replica("desk")
+    sync(by_pages.db, LocalTransport(Responder(source.db, "peer")), "desk")
+    assert (
+        desk.db.query("SELECT count(*) FROM notes")
+        == by_pages.db.query("SELECT count(*) FROM notes")
+        != [(0,)]
+    )
+    assert not dump_diff(materialized(by_pages), materialized(desk))
     images.close()
