@@ -61,15 +61,14 @@ def recorder(widget: SyncStatusWidget, controller: SyncController) -> list[Shot]
     return shots
 
 
-def test_first_download_fills_a_determinate_bar_then_hides_it(
-    qtbot: QtBot, live: Live, tmp_path: Path
-) -> None:
-    clinic_id = add_clinic(live.server, "Big Clinic")
-    replica = live.server.replica(clinic_id)
-    bulk_patients(replica, "Big", BIG_CLINIC)
-    total = int(replica.query("SELECT count(*) FROM record_states")[0][0])
+def joined_watching(
+    qtbot: QtBot, live: Live, clinic_id: str, folder: Path
+) -> tuple[Workstation, list[Shot]]:
+    """A new workstation in ``folder`` joined to ``clinic_id`` through the app's sync
+    controller, with the status bar's every state while it did; the bar ends hidden on
+    "Synced at …"."""
     code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
-    ws = Workstation(tmp_path / "new-desk", FAST_PARAMS)
+    ws = Workstation(folder / "new-desk", FAST_PARAMS)
     ws.prepare_join(ADMIN, PASSWORD)
     controller = SyncController(ws)
     widget = SyncStatusWidget(controller)
@@ -86,6 +85,17 @@ def test_first_download_fills_a_determinate_bar_then_hides_it(
         assert widget.text.text().startswith("Synced at ")
     finally:
         controller.shutdown()
+    return ws, shots
+
+
+def test_first_download_fills_a_determinate_bar_then_hides_it(
+    qtbot: QtBot, live: Live, tmp_path: Path
+) -> None:
+    clinic_id = add_clinic(live.server, "Big Clinic")
+    replica = live.server.replica(clinic_id)
+    bulk_patients(replica, "Big", BIG_CLINIC)
+    total = int(replica.query("SELECT count(*) FROM record_states")[0][0])
+    ws, shots = joined_watching(qtbot, live, clinic_id, tmp_path)
 
     # Busy until the first page says how many records the clinic holds...
     busy = [s for s in shots if s.visible and s.maximum == 0]
@@ -189,22 +199,7 @@ def test_a_first_download_as_one_file_shows_the_file_then_its_storing(
     keeper.prepare()
     assert keeper.wait(60) and keeper.last_error is None
     monkeypatch.setattr(snapshot_image, "COPY_ROWS", 1_000)  # several steps for 4,100 records
-    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
-    ws = Workstation(tmp_path / "new-desk", FAST_PARAMS)
-    ws.prepare_join(ADMIN, PASSWORD)
-    controller = SyncController(ws)
-    widget = SyncStatusWidget(controller)
-    qtbot.addWidget(widget)
-    widget.show()
-    qtbot.waitExposed(widget)
-    shots = recorder(widget, controller)
-    try:
-        with qtbot.waitSignal(controller.enroll_finished, timeout=60_000) as finished:
-            controller.enroll(live.url, code, live.ca_pem, "Front desk 3")
-        assert finished.args == [None]
-        shots = shots[:]
-    finally:
-        controller.shutdown()
+    ws, shots = joined_watching(qtbot, live, clinic_id, tmp_path)
 
     texts = [s.text for s in shots if s.visible]
     fetched = [t for t in texts if t.startswith("Downloading the clinic: ")]

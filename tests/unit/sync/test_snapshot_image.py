@@ -70,6 +70,19 @@ def built(source: ClinicRecords, folder: Path, **limits: int) -> ImageKeeper:
     return kept
 
 
+def fetched(
+    source: ClinicRecords, folder: Path
+) -> tuple[ImageKeeper, ImageOffer, ClinicRecords, Path]:
+    """A built image, its offer, a new workstation, and the image downloaded beside it."""
+    images = built(source, folder)
+    offer = images.offer({}, 0)
+    assert offer is not None
+    desk = workstation(folder)
+    part = snapshot_image.part_path(desk.db, offer)
+    LocalTransport(Responder(source.db), images).fetch_image(offer.id, part, offer.size)
+    return images, offer, desk, part
+
+
 def test_an_image_gives_the_workstation_what_pages_give(
     source: ClinicRecords, tmp_path: Path
 ) -> None:
@@ -157,12 +170,7 @@ def test_a_stale_image_is_not_offered_and_a_new_one_is_built(
 def test_an_unusable_image_writes_nothing(
     source: ClinicRecords, tmp_path: Path, spoil: object
 ) -> None:
-    images = built(source, tmp_path)
-    offer = images.offer({}, 0)
-    assert offer is not None
-    desk = workstation(tmp_path)
-    part = snapshot_image.part_path(desk.db, offer)
-    LocalTransport(Responder(source.db), images).fetch_image(offer.id, part, offer.size)
+    images, offer, desk, part = fetched(source, tmp_path)
     before = desk.db.query("SELECT count(*) FROM audit_log")
     with pytest.raises(ImageError) as refused:
         snapshot_image.import_image(desk.db, part, spoil(offer, part), "desk")  # type: ignore[operator]
@@ -178,12 +186,7 @@ def test_an_unusable_image_writes_nothing(
 def test_a_damaged_image_file_is_refused_by_its_digest(
     source: ClinicRecords, tmp_path: Path
 ) -> None:
-    images = built(source, tmp_path)
-    offer = images.offer({}, 0)
-    assert offer is not None
-    desk = workstation(tmp_path)
-    part = snapshot_image.part_path(desk.db, offer)
-    LocalTransport(Responder(source.db), images).fetch_image(offer.id, part, offer.size)
+    images, offer, desk, part = fetched(source, tmp_path)
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
