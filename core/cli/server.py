@@ -451,8 +451,10 @@ def _admin(args: argparse.Namespace, server: ClinicServer, out: Output) -> int:
                           "certificates": [c.to_dict() for c in issued[d.id]]}
             for d in devices
         ]  # fmt: skip
+        # When each was enrolled: computers joined through the app are named after their
+        # host name, so several can share a name, and the time tells them apart.
         lines = [
-            f"{d.id}  {d.clinic_id}  {d.name}  "
+            f"{d.id}  {d.clinic_id}  {d.name}  enrolled {d.enrolled_at[:16].replace('T', ' ')}  "
             + ("active" if d.active else f"REVOKED {d.revoked_at}")
             + ("  (an earlier certificate not known)" if _not_known(issued[d.id]) else "")
             for d in devices

@@ -17,6 +17,7 @@ from core.sync.ca_pin import pem_fingerprint
 from tests.conftest import PASSWORD
 from tests.integration.server_process import (
     REPO,
+    SERVER,
     ServerProcess,
     child_env,
     clinic_server,
@@ -88,6 +89,14 @@ def test_one_code_enrolls_three_workstations_and_refuses_a_fourth(
     assert not (tmp_path / "desk3" / "keyslots.json").exists()  # nothing kept
     devices = server_admin(running.data, {}, "device", "list")
     assert len(devices) == 3
+    # Listed for IT with when each was enrolled (names can repeat: a host name).
+    plain = subprocess.run(
+        [*SERVER, "--data-dir", str(running.data), "admin", "device", "list"],
+        capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=120, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert sorted(line.split("  ")[0] for line in plain) == sorted(d["id"] for d in devices)
+    for line, device in zip(sorted(plain), sorted(devices, key=lambda d: d["id"]), strict=True):
+        assert f"  enrolled {device['enrolled_at'][:16].replace('T', ' ')}  active" in line
     # A staff member signs in on an enrolled workstation (the keyring opens it, the synced
     # verifier checks the password); the sign-in adds their own password slot.
     signed_in = silent(
