@@ -63,6 +63,7 @@ from core.store.blobs import (
 )
 from core.sync import protocol
 from core.sync.lan.server import AttemptLimiter
+from core.sync.snapshot_image import is_image_id
 
 log = logging.getLogger("careline.server")
 
@@ -624,7 +625,7 @@ def create_app(server: ClinicServer) -> FastAPI:
         """Stream the snapshot image the calling device's clinic was offered (a first
         download as one file: core.sync.snapshot_image)."""
         device = device_of(request)
-        if len(image_id) != 32 or any(c not in "0123456789abcdef" for c in image_id):
+        if not is_image_id(image_id):
             raise HTTPException(400, "malformed image id: expected 32 lowercase hex digits")
         try:
             chunks = server.snapshot_image(device, image_id)
