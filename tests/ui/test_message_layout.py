@@ -495,3 +495,39 @@ def test_a_message_said_on_pressing_a_dialogs_button_leaves_its_buttons_where_th
     # wider than the test platform's screen: across, the dialog is where it opened).
     room, frame = dialog.screen().availableGeometry(), dialog.frameGeometry()
     assert room.top() <= frame.top() and frame.bottom() <= room.bottom()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known, not fixed here: with a date's message already shown (said as the person "
+    "Tabbed out of the field), pressing Save re-lays the dialog out and Save moves 18 pixels "
+    "up: hold_buttons measures the buttons after giving back room the dialog had kept, so "
+    "that move is not made good. Measuring before it broke the FHIR and import cases.",
+)
+def test_a_message_already_shown_and_said_again_on_save_moves_no_button(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    """Found using the app under Xvfb: a bad date is said as the person Tabs out of it;
+    pressing Save then says the same message again, and Save jumped 18 pixels up (the
+    room the dialog had kept was given back under it), so a second click missed it."""
+    dialog = open_new_dialog(qtbot, window)
+    type_into_field(dialog.family, "Okafor")
+    type_into_field(dialog.given, "Ngozi")
+    type_into_field(dialog.birth_date, "2027-13-40")
+    QTest.keyClick(dialog.birth_date, Qt.Key.Key_Tab)
+    message = dialog.errors["birth_date"]
+    qtbot.waitUntil(message.isVisible, timeout=5_000)
+    QApplication.processEvents()
+    buttons = box_buttons(dialog.save_button)
+    before = places((dialog.save_button, *buttons))
+
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    QApplication.processEvents()
+    with suppress(WaitTimeout):  # the window system moves a window in its own time
+        qtbot.waitUntil(lambda: farthest(before, places((dialog.save_button, *buttons))) > 1,
+                        timeout=500)  # fmt: skip
+    assert message.isVisible() and "no month 13" in message.text()
+    assert farthest(before, places((dialog.save_button, *buttons))) <= 1, (
+        f"the buttons moved from {before} to {places((dialog.save_button, *buttons))}"
+    )
+    assert typed_in(dialog.birth_date) == "2027-13-40"
