@@ -65,6 +65,16 @@ from core.records.workstation import Workstation
 from core.sync.session import SyncReport
 
 
+def _enable_commit(wizard: QWizard, enabled: bool) -> None:
+    """Enable or disable the page's commit button (Create clinic, Join clinic) while its
+    work runs. Disabled, a button stops being the dialog's default, so it is made the
+    default again: else Return in a field does nothing after a failed attempt."""
+    commit = wizard.button(QWizard.WizardButton.CommitButton)
+    commit.setEnabled(enabled)
+    if enabled and isinstance(commit, QPushButton):
+        commit.setDefault(True)
+
+
 @dataclass(frozen=True)
 class ClinicCreated:
     """What ``Workstation.init`` or a join gave back."""
@@ -312,7 +322,7 @@ class AdminPage(QWizardPage):
             widget.setEnabled(not busy)
         self.progress.setText("Creating the encrypted clinic database…" if busy else "")
         self.progress.setVisible(busy)
-        self._wizard.button(QWizard.WizardButton.CommitButton).setEnabled(not busy)
+        _enable_commit(self._wizard, not busy)
         self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
 
     def _created(self, created: ClinicCreated) -> None:
@@ -1010,7 +1020,7 @@ class JoinPage(QWizardPage):
         if busy:
             self.download_bar.setRange(0, 0)  # busy until the first page says how many
         self.download_bar.setVisible(busy)
-        self._wizard.button(QWizard.WizardButton.CommitButton).setEnabled(not busy)
+        _enable_commit(self._wizard, not busy)
         self._wizard.button(QWizard.WizardButton.BackButton).setEnabled(not busy)
 
     def _download_progressed(self, progress: SyncProgress) -> None:

@@ -23,6 +23,7 @@ Logs are structured (one JSON object a line) and carry ids, never request bodies
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import io
 import json
@@ -75,6 +76,7 @@ NO_BODY = 1024
 LINGER_BYTES = 1024 * 1024
 ENROLL_FAILURES = 5  # failed enrollments per source address ...
 ENROLL_WINDOW = 60.0  # ... in any this many seconds; then 429 until the window passes
+ACCOUNT_CHECKS_PER_CODE = 5  # account checks before enrolling, per code in ENROLL_WINDOW
 
 _ERROR_STATUS = {"malformed": 400, "version": 400, "too_large": 413, "refused": 409}
 
@@ -85,6 +87,22 @@ class EnrollRequest(BaseModel):
     code: str = Field(min_length=8, max_length=64)
     device_name: str = Field(min_length=1, max_length=64)
     csr: str = Field(min_length=100, max_length=8192, description="PEM certificate request")
+
+
+class AccountCheckRequest(BaseModel):
+    """A joining workstation asking, before it spends its code, for the account its person
+    named."""
+
+    code: str = Field(min_length=8, max_length=64)
+    username: str = Field(min_length=1, max_length=128)
+
+
+class AccountCheckResponse(BaseModel):
+    """The account's password verifier (null: the clinic has no account by that name), for
+    the workstation to check the password typed there; it never leaves the workstation."""
+
+    verifier: str | None
+    active: bool
 
 
 class EnrollResponse(BaseModel):
@@ -464,6 +482,7 @@ def create_app(server: ClinicServer) -> FastAPI:
     enroll_failures = AttemptLimiter(ENROLL_FAILURES, ENROLL_WINDOW)
     # When an address is refused, one security event per window, not one per request.
     limited_notes = AttemptLimiter(1, ENROLL_WINDOW)
+    account_checks = AttemptLimiter(ACCOUNT_CHECKS_PER_CODE, ENROLL_WINDOW)
 
     @app.get(
         "/metrics",
@@ -533,6 +552,42 @@ def create_app(server: ClinicServer) -> FastAPI:
                                     "reason": str(exc)[:200]}))  # fmt: skip
             raise HTTPException(400, str(exc)) from None
         return EnrollResponse(**result.__dict__)
+
+    @app.post(
+        "/v1/enroll/account",
+        response_model=AccountCheckResponse,
+        responses={400: {"model": Problem}, 429: {"model": Problem}, 503: {"model": Problem}},
+    )
+    def account_for_enrollment(body: AccountCheckRequest, request: Request) -> Any:
+        """The account a person joining with a code names (its verifier), so that their
+        workstation checks the password before spending the code. Refused (400) for a code
+        that is not usable, which counts as a failed enrollment; at most
+        :data:`ACCOUNT_CHECKS_PER_CODE` per code in :data:`ENROLL_WINDOW` seconds (429)."""
+        address = request.client.host if request.client is not None else "unknown"
+        wait = enroll_failures.blocked(address)
+        if wait is not None and not server.code_known(body.code):
+            raise HTTPException(
+                429,
+                "the enrollment code is not valid, and too many failed enrollment attempts "
+                f"came from this address; try again in {max(1, math.ceil(wait))} s",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        # Per code, not per address: a code's holder may ask about a few names (their own,
+        # mistyped), not walk the clinic's staff list through it.
+        wait = account_checks.admit(hashlib.sha256(body.code.encode()).hexdigest())
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise HTTPException(
+                429,
+                f"too many account checks with this enrollment code; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+        try:
+            found = server.account_for_enrollment(body.code, body.username, client=address)
+        except ServerError as exc:
+            enroll_failures.admit(address)
+            raise HTTPException(400, str(exc)) from None
+        return AccountCheckResponse(verifier=found.verifier, active=found.active)
 
     @app.post(
         "/v1/certify",

@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
@@ -116,6 +116,15 @@ class Enrollment:
     token: str
     certificate: str
     ca_certificate: str
+
+
+@dataclass(frozen=True)
+class AccountForEnrollment:
+    """An account as a joining workstation checks it before enrolling: its password
+    verifier (None: no account has the name) and whether it is active."""
+
+    verifier: str | None = field(repr=False)
+    active: bool
 
 
 class ServerError(CarelineError, ValueError):
@@ -671,6 +680,44 @@ class ClinicServer:
             device_name=device_name.strip(), client=client,
         )  # fmt: skip
         return done
+
+    def account_for_enrollment(
+        self, code: str, username: str, *, client: str | None = None
+    ) -> AccountForEnrollment:
+        """The account a person joining with ``code`` names, for their workstation to check
+        their password against before it spends the code (a mistyped password then costs
+        nothing: core.sync.join). Needs a still-usable code (ServerError otherwise).
+
+        The person's password never leaves their workstation: the server answers with the
+        account's synced Argon2id verifier, which redeeming the code would send the
+        workstation anyway (with every other account's). A security event names the client
+        and whether an account was found; the name typed only when it is an account's (a
+        password typed into the name box is never logged)."""
+        try:
+            clinic_id = self.registry.code_clinic(code)
+        except RegistryError as exc:
+            security_log.event(
+                "enroll.account_check_refused", failed=True, reason=str(exc), client=client
+            )
+            raise ServerError(str(exc)) from None
+        name = username.strip().lower()
+
+        def read(records: ClinicRecords) -> tuple[str, bool] | None:
+            rows = records.db.query(
+                "SELECT verifier, active FROM users WHERE username = ?", (name,)
+            )
+            if not rows or rows[0][0] is None:
+                return None
+            return str(rows[0][0]), bool(rows[0][1])
+
+        found = self._admin_write(clinic_id, read)
+        security_log.event(
+            "enroll.account_checked", clinic=clinic_id, client=client,
+            found=found is not None, username=name if found is not None else None,
+        )  # fmt: skip
+        if found is None:
+            return AccountForEnrollment(None, False)
+        return AccountForEnrollment(*found)
 
     def code_known(self, code: str) -> bool:
         """Whether ``code`` was ever issued (see :meth:`Registry.code_known`)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import ssl
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import httpx
 
@@ -132,6 +132,59 @@ def enroll(
         ca_certificate=data["ca_certificate"],
         server_ca_pem=server_ca_pem,
     )
+
+
+@dataclass(frozen=True)
+class EnrollingAccount:
+    """The account a joining person named, as the server holds it before the code is
+    spent: its password verifier (None: no account has the name) and whether it is
+    active."""
+
+    verifier: str | None = field(repr=False)
+    active: bool
+
+
+def account_before_enrollment(
+    server_url: str, code: str, server_ca_pem: str | None, username: str
+) -> EnrollingAccount | None:
+    """Ask the server, with the code and without spending it, for the account ``username``
+    (``POST /v1/enroll/account``), so that the caller checks the person's password here
+    before enrolling (the password is never sent). None from a server that predates the
+    question: the caller enrolls and checks the account once the records arrived, as
+    before. Raises :class:`EnrollmentError` for a refused code or pin (the code was not
+    used either way) and :class:`ServerUnreachableError` when the server does not answer."""
+    try:
+        require_https(server_url)
+    except TransportError as exc:
+        raise EnrollmentError(str(exc)) from None
+    try:
+        with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
+            response = client.post(
+                server_url.rstrip("/") + "/v1/enroll/account",
+                json={"code": code, "username": username},
+            )
+    except httpx.HTTPError as exc:
+        kind = EnrollmentError if is_certificate_problem(exc) else ServerUnreachableError
+        raise kind(unreachable(server_url, exc)) from exc
+    if response.status_code in (404, 405):  # an older server: no such route
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code != 200 or not isinstance(data, dict):
+        detail = data.get("detail") if isinstance(data, dict) else None
+        # The server's own words: why the code is unusable, or how long to wait.
+        raise EnrollmentError(f"the server refused enrollment: {detail or response.status_code}")
+    verifier = data.get("verifier")
+    if not (verifier is None or isinstance(verifier, str)) or not isinstance(
+        data.get("active"), bool
+    ):
+        raise EnrollmentError(
+            "the server's answer about the account is malformed (a verifier and an active "
+            "flag were expected); the code was not used"
+        )
+    return EnrollingAccount(verifier, data["active"])
 
 
 def save_credential(db: Database, credential: ServerCredential) -> None:

@@ -6,8 +6,12 @@ keep the device credential, first sync. Through a LAN peer: redeem the peer's pa
 and first sync over mutual TLS (:func:`core.sync.lan.pairing.pair_and_sync`).
 
 On an empty data folder the local replica is made first (``Workstation.prepare_join``:
-key file and empty encrypted database for the joining person) and, once the records have
-arrived, the person's account is checked: it must have come with them. If anything fails
+key file and empty encrypted database for the joining person). Through the server, the
+person's user name and password are then checked against the account the server holds
+before the code is spent (:func:`_check_account_before_code`): a typo costs no code and
+leaves no device enrolled. Once the records have arrived, the person's account is checked
+again: it must have come with them (a server older than the first check is checked only
+then). If anything fails
 before the server accepts the code, what this attempt made is removed (the key file, the
 database and its side files, the OS-keyring secret, the folder if it was made), so the next
 attempt starts clean. Nothing that existed before is touched. A workstation that already
@@ -45,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.crypto.kdf import verify_password
 from core.errors import CarelineError
 from core.keys import keyring_store
 from core.keys.keychain import Keychain, lock_path_for
@@ -55,7 +60,14 @@ from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Wor
 from core.store.errors import StoreError
 from core.sync.backup import restored_server_pin
 from core.sync.ca_pin import pem_fingerprint
-from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
+from core.sync.enroll import (
+    EnrollmentError,
+    ServerCredential,
+    account_before_enrollment,
+    adopt_credential,
+    enroll,
+    load_credential,
+)
 from core.sync.join_recovery import (
     EXISTING_REPLICA,
     SECOND_FACTOR_PENDING,
@@ -84,6 +96,26 @@ class NoAccountError(AuthenticationError):
     plain_template = (
         "the clinic has no account {detail} with this password; ask your administrator to "
         "create your account first (the enrollment or pairing code was used: ask for a new one)"
+    )
+
+
+class AccountCheckedBeforeCodeError(NoAccountError):
+    """The server holds no account with this name and password, found before the code was
+    spent (:func:`_check_account_before_code`): the same code can be used again."""
+
+    plain_template = (
+        "the clinic has no account {detail} with this password; check the user name and "
+        "password and try again (the enrollment code was not used)"
+    )
+
+
+class AccountDeactivatedBeforeCodeError(NoAccountError):
+    """The password is right, but the clinic's administrator deactivated the account; found
+    before the code was spent."""
+
+    plain_template = (
+        "the account {detail} has been deactivated by the clinic's administrator; ask them "
+        "to reactivate it (the enrollment code was not used)"
     )
 
 
@@ -442,12 +474,17 @@ def _join(
                 request.on_peer_skipped,
             )
             return JoinResult(joined.identity.device_id, "", joined.records, None)
+        server_pin = (
+            request.ca_pem
+            if request.ca_pem is not None
+            else restored_server_pin(db, request.server_url)
+        )
+        if new_replica and attended:
+            _check_account_before_code(request, server_pin)
         credential = enroll(
             request.server_url,
             request.enroll_code,
-            request.ca_pem
-            if request.ca_pem is not None
-            else restored_server_pin(db, request.server_url),
+            server_pin,
             request.device_name,
             op_trust.binding_for(db),
         )
@@ -459,6 +496,34 @@ def _join(
     next_step = _next_step(new_replica, True, attended)
     records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
     return JoinResult(credential.device_id, credential.clinic_name, records, None)
+
+
+def _check_account_before_code(request: JoinRequest, server_pin: str | None) -> None:
+    """Check the joining person's user name and password against the account the server
+    holds before the code is spent, so that a typo costs nothing: no code used, no device
+    left enrolled on the server, nothing downloaded. The password is checked here against
+    the account's verifier; it is never sent. A server that predates the check answers
+    None, and the account is checked once the records have arrived (:func:`_check_account`),
+    as before."""
+    assert request.password is not None
+    name = request.username.strip().lower()
+    account = account_before_enrollment(request.server_url, request.enroll_code, server_pin, name)
+    if account is None:
+        log.info("the server cannot check an account before enrollment; checked after")
+        return
+    try:
+        matches = account.verifier is not None and verify_password(
+            request.password, account.verifier
+        )
+    except ValueError:  # not an Argon2id verifier: refuse rather than guess
+        raise EnrollmentError(
+            "the server's answer about the account is malformed (not a password verifier); "
+            "the code was not used"
+        ) from None
+    if not matches:
+        raise AccountCheckedBeforeCodeError(name)
+    if not account.active:
+        raise AccountDeactivatedBeforeCodeError(name)
 
 
 _REMOVED = "nothing was kept on this computer; ask for a new code and try again"

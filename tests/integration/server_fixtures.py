@@ -80,6 +80,7 @@ def live_server(
     port: int | None = None,
     on_request: Callable[[dict[str, Any]], None] | None = None,
     keep_alive_s: int | None = None,
+    without_routes: Sequence[str] = (),
 ) -> Iterator[Live]:
     """Serve ``data_dir`` over HTTPS on 127.0.0.1 until the block ends.
 
@@ -87,12 +88,16 @@ def live_server(
     a server where enrolled devices expect it), else a free one; ``on_request``: called
     with each HTTP request's ASGI scope (which connection it came on: ``scope["client"]``);
     ``keep_alive_s``: how long idle connections stay open (``careline-server run``'s
-    SERVER_KEEPALIVE_S; by default uvicorn's 5 s).
+    SERVER_KEEPALIVE_S; by default uvicorn's 5 s); ``without_routes``: paths the server
+    does not serve (404), as an older release that lacks them.
     """
     server = make_server(data_dir, env)
     cert, key = ensure_tls(data_dir, "127.0.0.1")
     port = free_port() if port is None else port
     app = create_app(server)
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in without_routes
+    ]
     config = uvicorn.Config(
         app if on_request is None else _observed(app, on_request),
         host="127.0.0.1",

@@ -130,7 +130,9 @@ def kept_join(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> KeepJ
         assert wizard is not None
         with live_server(data, port=port) as live:
             ca.write_text(live.ca_pem)
-            _, code = _clinic_with_a_patient(live, tmp_path)
+            clinic_id, code = _clinic_with_a_patient(live, tmp_path)
+            if username != ADMIN:  # another account of the clinic, with the same password
+                live.server.add_user(clinic_id, username, "Rita Reception", "front_desk", PASSWORD)
             _fill_and_join(qtbot, wizard, live, code, ca, username)
         return KeptJoin(qtbot, make_window, ws, window, wizard, data, port, sync_options)
 
@@ -244,17 +246,20 @@ def _shows_a_fresh_join_page(wizard: FirstRunWizard) -> None:
 def test_a_resume_whose_records_hold_no_account_returns_to_a_fresh_join(
     kept_join: KeepJoin,
 ) -> None:
-    """Try again finishes the download, but the clinic has no account for the name typed:
-    the attempt is removed, and the page asks for a new code again, saying so."""
-    kept = kept_join(username="ghost")
+    """Try again finishes the download, but the records hold no usable account for the
+    person (the administrator deactivated it after the server checked it, before the code
+    was spent): the attempt is removed, and the page asks for a new code again, saying so."""
+    kept = kept_join(username="rita")
     ws, page = kept.ws, kept.page
-    _shows_try_again(kept.wizard, "ghost")
-    with kept.server_again():
+    _shows_try_again(kept.wizard, "rita")
+    with kept.server_again() as live:
+        (clinic,) = live.server.registry.clinics()
+        live.server.staff(clinic.id, lambda staff: staff.deactivate("rita"))
         kept.try_again_and_fail()
     assert not ws.is_initialized() and not first_sync_pending(ws)
     assert page.resuming is None
     _shows_a_fresh_join_page(kept.wizard)
-    assert "no account ghost" in page.error.text()
+    assert "no account rita" in page.error.text()
     assert "was removed: join again with a new code" in page.error.text()
     assert "no new code is needed" not in page.error.text()
 

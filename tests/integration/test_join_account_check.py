@@ -1,0 +1,149 @@
+"""A person joining a clinic server with a mistyped user name or password: their account is
+checked before the code is spent (``POST /v1/enroll/account``), so the typo costs nothing:
+the same code then works, no device is left enrolled, nothing is downloaded. The password is
+checked on the workstation against the account's verifier; it is never sent. Real TLS
+server, real SQLCipher, real Argon2id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from core.server.api import ACCOUNT_CHECKS_PER_CODE
+from core.sync.enroll import EnrollmentError, account_before_enrollment
+from core.sync.join import (
+    AccountCheckedBeforeCodeError,
+    AccountDeactivatedBeforeCodeError,
+    JoinRequest,
+    NoAccountError,
+    first_sync_pending,
+    join_clinic,
+)
+from tests.conftest import PASSWORD
+from tests.integration.server_fixtures import Live, add_clinic, live_server
+
+
+def _request(
+    live: Live, code: str, username: str = "admin", password: str = PASSWORD
+) -> JoinRequest:
+    return JoinRequest(
+        username, password, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem,
+        device_name="Front desk",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    with live_server(tmp_path / "server") as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("admin", PASSWORD + "x"), ("admn", PASSWORD), ("  ADMIN ", "Harbour-lights-at-dusk-9")],
+    ids=["wrong password", "mistyped name", "both"],
+)
+def test_a_typo_at_join_spends_no_code_and_enrolls_nothing(
+    live: Live, tmp_path: Path, username: str, password: str
+) -> None:
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)  # one use
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with pytest.raises(AccountCheckedBeforeCodeError) as refused:
+        join_clinic(desk, _request(live, code, username, password))
+    words = refused.value.plain_words()
+    assert words.startswith(f"the clinic has no account {username.strip().lower()} ")
+    assert "the enrollment code was not used" in words
+    assert live.server.registry.devices(clinic) == []  # nothing for IT to revoke
+    assert not folder.exists() and not first_sync_pending(desk)
+
+    # The same one-use code, typed right this time.
+    result = join_clinic(desk, _request(live, code))
+    assert result.records > 0
+    assert [d.name for d in live.server.registry.devices(clinic)] == ["Front desk"]
+    desk.sign_in("admin", PASSWORD)
+    desk.lock()
+
+
+def test_a_deactivated_account_is_told_before_the_code_is_spent(live: Live, tmp_path: Path) -> None:
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    live.server.add_user(clinic, "rita", "Rita Reception", "front_desk", PASSWORD)
+    live.server.staff(clinic, lambda staff: staff.deactivate("rita"))
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+    with pytest.raises(AccountDeactivatedBeforeCodeError) as refused:
+        join_clinic(desk, _request(live, code, "rita"))
+    assert refused.value.plain_words() == (
+        "the account rita has been deactivated by the clinic's administrator; ask them to "
+        "reactivate it (the enrollment code was not used)"
+    )
+    assert live.server.registry.devices(clinic) == []
+    # A wrong password for the deactivated account says only that it is wrong.
+    with pytest.raises(AccountCheckedBeforeCodeError):
+        join_clinic(desk, _request(live, code, "rita", "Harbour-lights-at-dusk-9"))
+
+
+def test_a_used_code_is_refused_with_the_servers_reason(live: Live, tmp_path: Path) -> None:
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    join_clinic(Workstation(tmp_path / "first", kdf_params=FAST_PARAMS), _request(live, code))
+    second = Workstation(tmp_path / "second", kdf_params=FAST_PARAMS)
+    with pytest.raises(EnrollmentError) as refused:
+        join_clinic(second, _request(live, code, password="Harbour-lights-at-dusk-9"))
+    assert str(refused.value) == (
+        "the server refused enrollment: the enrollment code has been used once; ask IT for a "
+        "new one"
+    )
+    assert not (tmp_path / "second").exists()
+
+
+def test_a_code_answers_a_few_account_checks_then_waits(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A code's holder may retry their own name a few times, not walk the staff list."""
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+    caplog.set_level(logging.INFO, logger="careline.security")
+    for _ in range(ACCOUNT_CHECKS_PER_CODE):
+        account = account_before_enrollment(live.url, code, live.ca_pem, "nobody")
+        assert account is not None and account.verifier is None
+    with pytest.raises(EnrollmentError, match="too many account checks with this enrollment code"):
+        account_before_enrollment(live.url, code, live.ca_pem, "admin")
+    found = account_before_enrollment(
+        live.url, live.server.registry.issue_enroll_code(clinic, 10)[0], live.ca_pem, "Admin"
+    )
+    assert found is not None and found.active and found.verifier is not None
+    assert found.verifier.startswith("$argon2id$")
+    # What was typed reaches the log only when it is an account's name (people type their
+    # password into the name box).
+    checked = [
+        getattr(r, "security_fields", {}).get("username")
+        for r in caplog.records
+        if getattr(r, "security_event", "") == "enroll.account_checked"
+    ]
+    assert checked == [None] * ACCOUNT_CHECKS_PER_CODE + ["admin"]
+
+
+def test_an_older_server_still_joins_and_checks_the_account_after(tmp_path: Path) -> None:
+    """A server without the account check (an older release): the workstation enrolls and
+    checks the account once the records arrived, as before; a typo then spends the code
+    and leaves the device enrolled, and the message says so."""
+    folder = tmp_path / "desk"
+    desk = Workstation(folder, kdf_params=FAST_PARAMS)
+    with live_server(tmp_path / "server", without_routes=("/v1/enroll/account",)) as live:
+        clinic = add_clinic(live.server, "Hillside Clinic")
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        assert account_before_enrollment(live.url, code, live.ca_pem, "admin") is None
+        with pytest.raises(NoAccountError) as refused:
+            join_clinic(desk, _request(live, code, password="Harbour-lights-at-dusk-9"))
+        assert not isinstance(refused.value, AccountCheckedBeforeCodeError)
+        assert "the enrollment or pairing code was used" in refused.value.plain_words()
+        assert len(live.server.registry.devices(clinic)) == 1
+        other, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        assert join_clinic(desk, _request(live, other)).records > 0

@@ -1,0 +1,58 @@
+"""First run, "Join an existing clinic" with a mistyped password: the wizard says so before
+the code is spent, keeps what was typed, and the same code works once the password is typed
+right. A real TLS server in this process; the fields typed into as a person does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QWizard
+from pytestqt.qtbot import QtBot
+
+from core.crypto.kdf import FAST_PARAMS
+from core.records.workstation import Workstation
+from tests.integration.server_fixtures import Live, add_clinic
+from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
+from tests.ui.sync.test_join import activate, click, finish, to_join_page
+
+COMMIT = QWizard.WizardButton.CommitButton
+
+
+def test_a_mistyped_password_costs_no_code(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    clinic_id = add_clinic(live.server, "Harbour Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)  # one use
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(live.ca_pem)
+    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    activate(qtbot, window)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    typed = ((page.server_url, live.url), (page.enroll_code, code), (page.ca_path, str(ca_file)),
+             (page.username, ADMIN), (page.password, PASSWORD + "!"))  # fmt: skip
+    for field, text in typed:
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=20_000)
+
+    assert wizard.currentPage() is page
+    said = page.error.text()
+    assert f"no account {ADMIN} with this password" in said
+    assert "the enrollment code was not used" in said
+    assert live.server.registry.devices(clinic_id) == []  # nothing for IT to revoke
+    assert not wizard.workstation.is_initialized()
+    # What was typed stays, and the keyboard is back in the password, selected.
+    assert (page.server_url.text(), page.enroll_code.text()) == (live.url, code)
+    assert page.password.hasFocus() and page.password.selectedText() == PASSWORD + "!"
+
+    QTest.keyClicks(page.password, PASSWORD)  # typed over the selection
+    QTest.keyClick(page.password, Qt.Key.Key_Return)  # Join clinic again
+    finish(qtbot, wizard)
+    assert [d.name for d in live.server.registry.devices(clinic_id)] != []
+    assert wizard.workstation.is_initialized()
