@@ -2,12 +2,11 @@
 checked before the code is spent (``POST /v1/enroll/account``), so the typo costs nothing:
 the same code then works, no device is left enrolled, nothing is downloaded. The password is
 checked on the workstation against the account's verifier; it is never sent. Real TLS
-server, real SQLCipher, real Argon2id."""
+server (on the embedded store and on PostgreSQL), real SQLCipher, real Argon2id."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,12 +34,6 @@ def _request(
         username, password, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem,
         device_name="Front desk",
     )  # fmt: skip
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
-    with live_server(tmp_path / "server") as running:
-        yield running
 
 
 @pytest.mark.parametrize(
