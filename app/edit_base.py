@@ -86,7 +86,11 @@ def origin(field: ChangedField) -> str:
     if field.author:
         parts.append(f"by {field.author_name or field.author}")
     if field.replica:
-        where = workstation_name(field.replica, field.replica if field.here else "")
+        where = workstation_name(
+            field.replica,
+            field.replica if field.here else "",
+            {field.replica: field.replica_name} if field.replica_name else None,
+        )
         parts.append(
             f"on {where}" + (f", {field.time.replace('T', ' ')[:16]}" if field.time else "")
         )

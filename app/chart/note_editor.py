@@ -50,6 +50,7 @@ from core.records.clinic import ClinicRecords
 from core.records.errors import ValidationError
 from core.records.notes import SOAP_TEMPLATE, Note, Notes, check_signable
 from core.records.visits import Visits
+from core.records.workstation_names import describe_workstation, workstation_names
 from core.store.oplog import identity
 
 AUTOSAVE_MS = 800  # a pause in typing this long saves the note
@@ -118,7 +119,7 @@ def _and(names: list[str]) -> str:
 
 
 def discarded_sentence(records: ClinicRecords, note_id: str) -> str | None:
-    """ "This draft was discarded by Dr Doug Lee on workstation 8b73ab47 at 2026-12-06
+    """ "This draft was discarded by Dr Doug Lee on Exam room 2 (workstation 8b73ab47) at 2026-12-06
     14:02. Your text is still here." (on the worker); None while the note is on the chart."""
     found = Notes(records).discarding(note_id)
     if found is None:
@@ -126,7 +127,7 @@ def discarded_sentence(records: ClinicRecords, note_id: str) -> str | None:
     user = records.user(found.by) if found.by else None
     who = f" by {(user.full_name if user else '') or found.by}" if found.by else ""
     here = identity(records.db).replica_id
-    where = "this workstation" if found.replica == here else f"workstation {found.replica[:8]}"
+    where = describe_workstation(found.replica, here, workstation_names(records.db))
     return (
         f"This draft was discarded{who} on {where} at {local_time(found.at)}. "
         "Your text is still here."

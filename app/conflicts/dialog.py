@@ -42,6 +42,7 @@ from core.records.errors import ValidationError
 from core.records.models import Conflict, ConflictCandidate, ConflictSide, withheld_text
 from core.records.notes import Notes
 from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
+from core.records.workstation_names import describe_workstation, workstation_names
 from core.store.oplog import identity
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Inbox:
     titles: dict[str, str]  # record id -> "Patient GARCIA, Maria"
     this_replica: str
     names: dict[str, str] = field(default_factory=dict)  # user name -> full name
+    desks: dict[str, str] = field(default_factory=dict)  # replica -> workstation name
     withheld: int = 0  # open conflicts on records the person may not read (never shown)
 
 
@@ -81,6 +83,7 @@ def load_inbox(records: ClinicRecords) -> Inbox:
         titles,
         identity(records.db).replica_id,
         people_of(records, conflicts),
+        workstation_names(records.db),
         records.withheld_conflicts(),
     )
 
@@ -136,16 +139,23 @@ class Origin(Protocol):
         """When (ISO 8601)."""
 
 
-def workstation_name(replica: str, this_replica: str) -> str:
-    """``this workstation`` or ``workstation 8b73ab47``."""
-    return "this workstation" if replica == this_replica else f"workstation {replica[:8]}"
+def workstation_name(
+    replica: str, this_replica: str, desks: Mapping[str, str] | None = None
+) -> str:
+    """``this workstation``, ``Front desk 2 (workstation 8b73ab47)`` when ``desks`` (replica
+    -> its enrolled name) knows it, else ``workstation 8b73ab47``."""
+    return describe_workstation(replica, this_replica, desks or {})
 
 
 def describe_origin(
-    candidate: Origin, this_replica: str, names: Mapping[str, str] | None = None
+    candidate: Origin,
+    this_replica: str,
+    names: Mapping[str, str] | None = None,
+    desks: Mapping[str, str] | None = None,
 ) -> str:
-    """Who (by full name when ``names`` knows them), where and when."""
-    where = workstation_name(candidate.replica, this_replica)
+    """Who (by full name when ``names`` knows them), where (by name when ``desks`` knows
+    it) and when."""
+    where = workstation_name(candidate.replica, this_replica, desks)
     when = candidate.time.replace("T", " ")[:16]
     who = (names or {}).get(candidate.author) or candidate.author or "unknown"
     return f"by {who} on {where}, {when}"
@@ -192,6 +202,7 @@ class ConflictCard(_Card):
         title: str,
         this_replica: str,
         names: Mapping[str, str] | None = None,
+        desks: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.conflict = conflict
@@ -209,7 +220,7 @@ class ConflictCard(_Card):
         for candidate in conflict.candidates:
             button = QRadioButton(describe_value(candidate))
             button.setAccessibleName(describe_value(candidate))
-            origin = QLabel(describe_origin(candidate, this_replica, names))
+            origin = QLabel(describe_origin(candidate, this_replica, names, desks))
             origin.setObjectName("hint")
             origin.setContentsMargins(26, 0, 0, 4)
             self.group.addButton(button)
@@ -277,6 +288,7 @@ class ListConflictCard(_Card):
         title: str,
         this_replica: str,
         names: Mapping[str, str] | None = None,
+        desks: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.conflict = conflict
@@ -297,7 +309,7 @@ class ListConflictCard(_Card):
         # What each side did: one labelled line per added or removed item.
         self.side_edits: dict[str, list[QLabel]] = {}
         for side in conflict.sides:
-            where = workstation_name(side.id, this_replica)
+            where = workstation_name(side.id, this_replica, desks)
             side_heading = QLabel(f"On {where}:")
             side_heading.setObjectName("sideHeading")
             layout.addWidget(side_heading)
@@ -308,7 +320,7 @@ class ListConflictCard(_Card):
                 line.setObjectName(f"{edit.action}Item")
                 line.setContentsMargins(16, 0, 0, 0)
                 layout.addWidget(line)
-                layout.addWidget(_hint(describe_origin(edit, this_replica, names), 32))
+                layout.addWidget(_hint(describe_origin(edit, this_replica, names, desks), 32))
                 lines.append(line)
             if not side.edits:
                 lines.append(_hint("Added and removed the same item (no net change).", 16))
@@ -324,7 +336,7 @@ class ListConflictCard(_Card):
         self._add_choice(layout, MERGED, "Keeping the merged list, as the chart shows it")
         for side in conflict.sides:
             self._presets[side.id] = side.keep
-            where = workstation_name(side.id, this_replica)
+            where = workstation_name(side.id, this_replica, desks)
             self._add_choice(layout, side.id, f"Applying the changes made on {where}")
         self._add_choice(layout, "items", "Choosing the items to keep:")
         self.items: dict[str, QCheckBox] = {}
@@ -476,9 +488,9 @@ class ConflictsDialog(TypedForm):
         for conflict in inbox.conflicts:
             title = inbox.titles[conflict.record_id]
             new: AnyCard = (
-                ListConflictCard(conflict, title, inbox.this_replica, inbox.names)
+                ListConflictCard(conflict, title, inbox.this_replica, inbox.names, inbox.desks)
                 if conflict.kind == "set"
-                else ConflictCard(conflict, title, inbox.this_replica, inbox.names)
+                else ConflictCard(conflict, title, inbox.this_replica, inbox.names, inbox.desks)
             )
             new.resolve_requested.connect(self._resolve)
             self.list_layout.insertWidget(self.list_layout.count() - 1, new)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 
 from core.cli.context import EXIT_OK, Context
 from core.cli.registry import CommandGroup, actions
 from core.records.models import Conflict, withheld_text
 from core.records.signed_notes import DISCARD_CHOICES, DISCARDED
+from core.records.workstation_names import workstation_names
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,17 +44,19 @@ def run(ctx: Context) -> int:
         ctx.emit({"resolved": args.conflict_id}, f"Resolved conflict {args.conflict_id}.")
         return EXIT_OK
     found = records.review_conflicts()
+    desks = workstation_names(records.db)
     lines = []
     for c in found:
         if c.kind == "set":
-            lines += _list_conflict_lines(c)
+            lines += _list_conflict_lines(c, desks)
             continue
         lines.append(f"{c.id}  {c.record_type} {c.record_id}  field {c.field}:")
         for v in c.candidates:
             shown = "(deleted)" if v.field == "deleted" else f"{v.field} = {v.value!r}"
             if v.field == DISCARDED:  # a draft discarded while edited elsewhere
                 shown = DISCARD_CHOICES.get(v.id, shown)
-            lines.append(f"    {v.id}  {shown}  by {v.author} on {v.replica} at {v.time}")
+            where = _named(v.replica, desks)
+            lines.append(f"    {v.id}  {shown}  by {v.author} on {where} at {v.time}")
     withheld = records.withheld_conflicts()
     if withheld:
         lines.append(withheld_text(withheld))
@@ -64,12 +68,18 @@ def run(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _list_conflict_lines(c: Conflict) -> list[str]:
+def _named(replica: str, desks: Mapping[str, str]) -> str:
+    """A replica id, with its workstation's enrolled name when known."""
+    name = desks.get(replica)
+    return f"{replica} ({name})" if name else replica
+
+
+def _list_conflict_lines(c: Conflict, desks: Mapping[str, str]) -> list[str]:
     """A list conflict as text: each side's additions and removals, then the choices."""
     labels = {i.id: i.label for i in c.items}
     lines = [f"{c.id}  {c.record_type} {c.record_id}  list {c.field} (same item changed twice):"]
     for side in c.sides:
-        lines.append(f"    side {side.id}  (workstation {side.id}):")
+        lines.append(f"    side {side.id}  (workstation {_named(side.id, desks)}):")
         for e in side.edits:
             lines.append(f"        {e.action:<7}  {e.item}  {e.label}  by {e.author} at {e.time}")
         if not side.edits:

@@ -60,6 +60,7 @@ from core.records.models import (
 from core.records.permissions import CLINIC_OBJECT
 from core.records.spec import ListSpec
 from core.records.types import ALLERGIES, PATIENT, RecordType, record_type
+from core.records.workstation_names import workstation_names
 from core.store import oplog
 from core.store.database import Database, Row, Transaction, utc_now
 from core.store.search import fts_prefix_query
@@ -429,7 +430,9 @@ class ClinicRecords:
                     self._check_mrn_free(tx, changed["mrn"], patient_id)
                 change(tx, self.actor, patient_id, "patient", write)
         except ChangedSinceOpened as exc:
-            raise exc.named(self.full_names(f.author for f in exc.fields)) from None
+            raise exc.named(
+                self.full_names(f.author for f in exc.fields), workstation_names(self.db)
+            ) from None
         return self.get_patient(patient_id)
 
     def patient_changed_since(
@@ -442,7 +445,10 @@ class ClinicRecords:
             me = oplog.identity(tx)
             doc = load_record(tx, patient_id, "patient", me.client_id).doc
             found = edit_base.changed_since(doc, PATIENT, typed, based_on, me.replica_id)
-        return ChangedSinceOpened(found).named(self.full_names(f.author for f in found)).fields
+        named = ChangedSinceOpened(found).named(
+            self.full_names(f.author for f in found), workstation_names(self.db)
+        )
+        return named.fields
 
     def _unless_changed_since(
         self,

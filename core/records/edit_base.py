@@ -46,6 +46,7 @@ class ChangedField:
     time: str  # when (ISO 8601, UTC)
     here: bool  # written on this workstation
     author_name: str = ""  # their full name, when known (``named``)
+    replica_name: str = ""  # the workstation's enrolled name, when known (``named``)
 
 
 class ChangedSinceOpened(RecordError):
@@ -59,10 +60,20 @@ class ChangedSinceOpened(RecordError):
         super().__init__(f"changed by someone else since this form was opened: {names}")
         self.fields = fields
 
-    def named(self, names: Mapping[str, str]) -> ChangedSinceOpened:
-        """The same refusal with each author's full name (``names``: user name -> name)."""
+    def named(
+        self, names: Mapping[str, str], desks: Mapping[str, str] | None = None
+    ) -> ChangedSinceOpened:
+        """The same refusal with each author's full name (``names``: user name -> name)
+        and each workstation's name (``desks``: replica -> name,
+        core/records/workstation_names.py)."""
+        desks = desks or {}
         return ChangedSinceOpened(
-            tuple(replace(f, author_name=names.get(f.author, "")) for f in self.fields)
+            tuple(
+                replace(
+                    f, author_name=names.get(f.author, ""), replica_name=desks.get(f.replica, "")
+                )
+                for f in self.fields
+            )
         )
 
 

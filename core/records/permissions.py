@@ -195,6 +195,7 @@ ACTIONS: dict[str, Rule | None] = {
     "device.certify": None,
     "device.revoke": None,
     "device.revocations": None,
+    "device.names": None,  # the server's list of workstation names, for display
     "enroll_code.issue": None,
     "lan.identity.save": None,
     "lan.ca.create": None,

@@ -630,6 +630,17 @@ class Registry:
             params = (clinic_id,)
         return [Device(*r) for r in self.db.query(sql + " ORDER BY enrolled_at, id", params)]
 
+    def device_names(self, clinic_id: str) -> dict[str, str]:
+        """The names the clinic's devices enrolled with, by the replica each is bound to
+        (revoked ones too: their changes still show in conflicts), for workstations to say
+        which desk a value came from. A device not bound to a replica is left out."""
+        rows = self.db.query(
+            "SELECT replica_id, name FROM devices WHERE clinic_id = ? AND replica_id IS NOT NULL "
+            "ORDER BY enrolled_at",
+            (clinic_id,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def revoke(self, device_id: str) -> Device:
         """Revoke a device: its token stops working at once, and every certificate it was
         issued is revoked (:meth:`revocations`; the audit entry names their serials)."""

@@ -916,6 +916,7 @@ class ClinicServer:
             store,
             f"device:{device.id}",
             revoked_serials=lambda: self.registry.revoked_serials(device.clinic_id),
+            device_names=lambda: self.registry.device_names(device.clinic_id),
             audit_anchor=lambda head, proof: self._anchor(store, device, head, proof),
             vouch=vouch,
             peer=f"device:{device.id}",

@@ -569,6 +569,28 @@ def serials_from_wire(value: Any) -> list[int]:
     return [_count(v, "revoked_serials[]", 2**160) for v in value]
 
 
+MAX_DEVICE_NAMES = 10_000
+MAX_DEVICE_NAME = 64  # as the server's enrollment allows
+
+
+def device_names_from_wire(value: Any) -> dict[str, str]:
+    """The clinic's workstation names by replica id, as the server sends them (for display
+    only: core/records/workstation_names.py)."""
+    if not isinstance(value, dict) or len(value) > MAX_DEVICE_NAMES:
+        raise ProtocolError(
+            "malformed", f"device_names must be an object of at most {MAX_DEVICE_NAMES} names"
+        )
+    names: dict[str, str] = {}
+    for replica, name in value.items():
+        where = f"device_names[{replica!r:.40}]"
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_DEVICE_NAME:
+            raise ProtocolError("malformed", f"{where} must be a name of 1-64 characters")
+        if not name.isprintable():
+            raise ProtocolError("malformed", f"{where} must be printable text")
+        names[_ident(replica, "device_names key")] = name
+    return names
+
+
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -37,6 +37,7 @@ class Responder:
         vouch: Callable[[list[oplog.Op]], list[oplog.Op]] | None = None,
         peer: str = "",
         images: Callable[[dict[str, int], int], ImageOffer | None] | None = None,
+        device_names: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         # Replies carry this side's clock, so the requester can tell how far off its own is.
@@ -52,6 +53,9 @@ class Responder:
         # The clinic server tells workstations which device certificates it revoked, so
         # they refuse those devices on the LAN as well.
         self._revoked_serials = revoked_serials
+        # The server names the clinic's workstations (their enrolled names, by replica) so
+        # that conflicts say which desk a value came from; older requesters ignore it.
+        self._device_names = device_names
         # The clinic server keeps each device's audit head, an anchor outside the
         # workstation's database (core.sync.audit_anchor): it answers a query with the head
         # it holds, and records a head the device offers with proof that it extends it.
@@ -162,6 +166,8 @@ class Responder:
                 reply["quarantined"] = p.refusals_to_wire(refusals[: p.MAX_OPS_PER_MESSAGE])
         if self._revoked_serials is not None:
             reply["revoked_serials"] = self._revoked_serials()
+        if self._device_names is not None:
+            reply["device_names"] = self._device_names()
         if self._audit_anchor is not None and (head is not None or query):
             self._anchor_reply(reply, head, proof)
             # This side also takes the head on a push: a session with ops to push offers

@@ -23,6 +23,7 @@ from core.crypto.certs import CertificateError
 from core.errors import CarelineError
 from core.records import changeset, op_trust, replication, unknown
 from core.records.changeset import Changes
+from core.records.workstation_names import keep_workstation_names
 from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.database import Database
@@ -390,6 +391,9 @@ class SyncSession:
             remote_vv = p.vv_from_wire(reply.get("vv"))
             if self._on_revoked is not None and "revoked_serials" in reply:
                 self._on_revoked(p.serials_from_wire(reply["revoked_serials"]))
+            if "device_names" in reply:
+                names = p.device_names_from_wire(reply["device_names"])
+                keep_workstation_names(self.db, names, self.actor)
             self._keep_trust(reply)
             self._note_refused(reply)
             # Everything the other side holds beyond what we held when asking is on its way

@@ -24,7 +24,9 @@ from core.crypto.kdf import FAST_PARAMS
 from core.records import authorize
 from core.records.chart_access import set_restricted
 from core.records.clinic import ClinicRecords
+from core.records.replication import replica_id
 from core.records.workstation import Workstation
+from core.records.workstation_names import keep_workstation_names
 from core.sync.responder import Responder
 from core.sync.session import sync
 from core.sync.transport import LocalTransport
@@ -110,6 +112,27 @@ def resolve(qtbot: QtBot, window: MainWindow, card: ListConflictCard) -> Conflic
 
 def ticked(card: ListConflictCard) -> set[str]:
     return {box.text() for box in card.items.values() if box.isChecked()}
+
+
+def test_each_side_is_named_by_the_workstation_it_came_from(
+    qtbot: QtBot, clinic: Workstation, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """Once the clinic server has named the clinic's workstations (the names they enrolled
+    with, kept at sync: core/records/workstation_names.py), a side says "On Exam room 2"
+    with its short id beside, not only an id no one at the desk knows."""
+    other, maria = race_on_penicillin(clinic, tmp_path)
+    other.sign_in(ADMIN, PASSWORD)  # left locked by the race
+    other_id = replica_id(other.database)
+    other.lock()
+    clinic.sign_in(ADMIN, PASSWORD)
+    keep_workstation_names(clinic.database, {other_id: "Exam room 2"}, "sync")
+    clinic.lock()
+    card = open_inbox(qtbot, make_window(clinic), maria)
+    headings = [w.text() for w in card.findChildren(QLabel)]
+    assert f"On Exam room 2 (workstation {other_id[:8]}):" in headings
+    assert "On this workstation:" in headings
+    choices = [b.text() for b in card.choices.values()]
+    assert f"Applying the changes made on Exam room 2 (workstation {other_id[:8]})" in choices
 
 
 def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_inbox(

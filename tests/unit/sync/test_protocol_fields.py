@@ -142,3 +142,38 @@ def test_hostile_snapshot_records_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(p.ProtocolError, match="^" + re.escape(named) + " "):
         p.records_from_wire([record])
+
+
+@pytest.mark.parametrize(
+    ("names", "named"),
+    [
+        (["Front desk"], "device_names must be an object"),
+        ({"3b573299fe18acb0": "Front\x1b[2Jdesk"}, "device_names['3b573299fe18acb0'] must be"),
+        ({"3b573299fe18acb0": "x" * 65}, "device_names['3b573299fe18acb0'] must be a name"),
+        ({"3b573299fe18acb0": 7}, "device_names['3b573299fe18acb0'] must be a name"),
+        ({"3b57\n": "Front desk"}, "device_names key"),
+    ],
+)
+def test_hostile_workstation_names_from_the_server_are_refused_and_nothing_is_kept(
+    names: object, named: str
+) -> None:
+    """The names a server sends for display only are parsed as strictly as the rest: a
+    terminal escape or a name no enrollment allows ends the sync naming the field, and
+    neither the names nor the batch's ops are kept."""
+
+    class Hostile(LocalTransport):
+        def request(self, message: bytes) -> bytes:
+            reply = json.loads(super().request(message))
+            if reply.get("type") == "ops":
+                reply["device_names"] = names
+            return json.dumps(reply).encode()
+
+    server = new_replica("server")
+    server.add_patient("Any", "One", "1970-01-01")
+    workstation = new_replica("ann")
+    sync(workstation.db, LocalTransport(Responder(server.db)), "ann")  # bootstrapped
+    server.add_patient("Some", "One", "1970-01-01")
+    before = full_dump(workstation)
+    with pytest.raises(SyncError, match="invalid message: " + re.escape(named)):
+        sync(workstation.db, Hostile(Responder(server.db)), "ann")
+    assert full_dump(workstation) == before
