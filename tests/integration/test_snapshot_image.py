@@ -13,10 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
+from core.crypto.kdf import FAST_PARAMS
 from core.platform.file_lock import lock_fd
+from core.records import replication
 from core.records.workstation import Workstation
 from core.sync.enroll import ServerCredential, load_credential, tls_trust
+from core.sync.join import FirstSyncUnfinishedError, JoinRequest, JoinResult
+from core.sync.join import join_clinic as join_workflow
+from core.sync.session import SyncReport
+from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
 
 
 def _image_rows(ws: Workstation) -> list[tuple[str, str]]:
@@ -240,3 +247,72 @@ def test_an_image_download_cut_off_is_logged_as_cut_off_and_a_whole_one_as_sent(
             'status="200"} 1.0'
         ) in metrics
         first.lock()
+
+
+def _join_request(live: Live, code: str) -> JoinRequest:
+    """An attended join as the wizard and ``careline enroll`` make it (``code`` empty: the
+    resume of one kept here)."""
+    return JoinRequest(
+        "admin", PASSWORD, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem,
+        device_name="Front desk",
+    )  # fmt: skip
+
+
+def _held(ws: Workstation) -> int:
+    ws.sign_in("admin", PASSWORD)
+    try:
+        return replication.records_held(ws.database)
+    finally:
+        ws.lock()
+
+
+def test_a_join_counts_each_record_once_though_some_changed_after_the_image(
+    tmp_path: Path,
+) -> None:
+    with live_server(tmp_path / "server") as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 12)
+        _built(live, clinic)
+        # Changed after the image was made: these records come in the image and again as
+        # ops pulled after it; one more record comes as ops alone.
+        for patient in first.records.list_patients()[:5]:
+            first.records.update_patient(patient.id, {"given": "Changed"})
+        first.records.add_patient("Latecomer", "Lee", "1990-02-03")
+        sync_at(first, _credential_of(first))
+        on_server = live.server.sync_store(clinic).snapshot_size()
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+        reports: list[SyncReport] = []
+        result: JoinResult = join_workflow(desk, _join_request(live, code), reports.append)
+        first.lock()
+    last = reports[-1]
+    assert last.snapshot_image and last.pulled >= 6  # the image, then the changes as ops
+    # Each record once: the clinic's records as the server holds them, and as the desk does
+    # (the snapshot's records plus the ops pulled would count six of them twice).
+    assert result.records == on_server == _held(desk)
+    assert last.snapshot_records + last.pulled > result.records
+
+
+def test_a_join_finished_after_the_image_by_a_later_attempt_reports_the_records_held(
+    tmp_path: Path,
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+
+    def stop_after_the_image(report: SyncReport) -> None:
+        if report.snapshot_image:
+            live.halt()  # the server goes away before the pulls that follow the image
+
+    with live_server(data, port=port) as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 12)
+        _built(live, clinic)
+        first.lock()
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed"):
+            join_workflow(desk, _join_request(live, code), stop_after_the_image)
+    with live_server(data, port=port) as live:
+        on_server = live.server.sync_store(clinic).snapshot_size()
+        # The next attempt stores no snapshot and pulls nothing new: it used to say "0
+        # records received" of a computer holding the whole clinic.
+        result = join_workflow(desk, _join_request(live, ""))
+    assert result.clinic_name == "Harbour Clinic"
+    assert result.records == on_server == _held(desk) > 12
