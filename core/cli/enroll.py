@@ -86,8 +86,8 @@ def _enrolled(ctx: Context, result: JoinResult) -> int:
     }
     ctx.emit(
         doc,
-        f"Enrolled as device {result.device_id} of {result.clinic_name}; "
-        f"{result.records} records received." + recovery_text(result),
+        f"Enrolled as device {result.device_id} of {result.clinic_name}; this computer now "
+        f"holds the clinic's {result.records} records." + recovery_text(result),
     )
     return EXIT_OK
 
@@ -173,9 +173,9 @@ def _run_machine(ctx: Context) -> int:
             "clinic": result.clinic_name,
             "records": result.records,
         },
-        f"Enrolled as device {result.device_id} of {result.clinic_name}; "
-        f"{result.records} records received. Staff sign in with their Careline password; "
-        "an administrator makes this workstation's recovery key after signing in.",
+        f"Enrolled as device {result.device_id} of {result.clinic_name}; this computer now "
+        f"holds the clinic's {result.records} records. Staff sign in with their Careline "
+        "password; an administrator makes this workstation's recovery key after signing in.",
     )
     return EXIT_OK
 

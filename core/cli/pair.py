@@ -164,8 +164,8 @@ def _join(ctx: Context) -> int:
     }
     ctx.emit(
         doc,
-        f"Paired as device {result.device_id}; {result.records} records received."
-        + recovery_text(result),
+        f"Paired as device {result.device_id}; this computer now holds the clinic's "
+        f"{result.records} records." + recovery_text(result),
     )
     return EXIT_OK
 

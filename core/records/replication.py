@@ -461,6 +461,12 @@ def snapshot_size(db: Database) -> int:
     return int(rows[0][0])
 
 
+def records_held(db: Database) -> int:
+    """How many records this replica holds (its record states: each record once, however
+    many ops changed it); what a join reports as the clinic's records on the workstation."""
+    return int(db.query("SELECT count(*) FROM record_states")[0][0])
+
+
 def holds_types_beyond(db: Database, types: frozenset[str]) -> bool:
     """Whether any record held is of a type not in ``types``."""
     marks = ", ".join("?" for _ in types)

@@ -23,6 +23,7 @@ Logs are structured (one JSON object a line) and carry ids, never request bodies
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -64,7 +65,7 @@ from core.store.blobs import (
 )
 from core.sync import protocol
 from core.sync.lan.server import AttemptLimiter
-from core.sync.snapshot_image import is_image_id
+from core.sync.snapshot_image import ImageStream, is_image_id
 
 log = logging.getLogger("careline.server")
 
@@ -257,6 +258,55 @@ async def _discard_body(receive: Receive) -> None:
             return
 
 
+class _ImageDownload(StreamingResponse):
+    """A snapshot image's bytes, logging how the download ended once it has: all of the
+    image sent (``sync.image_sent``), or cut off (``sync.image_cut_off``: the client went
+    away, or the body failed part-way), with the bytes sent and the bytes expected.
+
+    Without it a cut-off download reached the log as a plain status 200 (the status goes
+    out before the body). Bytes sent are those handed to the HTTP server, which may hold
+    up to a chunk that never reached a client already gone.
+    """
+
+    def __init__(self, image: ImageStream, device_id: str, image_id: str, route: str) -> None:
+        super().__init__(
+            image.chunks,
+            media_type="application/octet-stream",
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+        self._image = image
+        self._fields = {"route": route, "device": device_id, "image": image_id}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent, ended, failure = 0, False, None
+
+        async def counted(message: Message) -> None:
+            nonlocal sent, ended
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, counted)
+        except BaseException as exc:
+            failure = type(exc).__name__
+            raise
+        finally:
+            # A client gone stops the response without an error (Starlette cancels the
+            # body); the file is closed now rather than whenever the generator is collected.
+            with contextlib.suppress(ValueError):
+                self._image.chunks.close()
+            expected = self._image.size
+            whole = ended and failure is None and sent == expected
+            why = None if whole else failure or ("client_gone" if not ended else "short")
+            fields = {**self._fields, "bytes_sent": sent, "bytes_expected": expected}
+            if whole:
+                log.info(json.dumps({"event": "sync.image_sent", **fields}))
+            else:
+                log.warning(json.dumps({"event": "sync.image_cut_off", **fields, "reason": why}))
+
+
 class BodyLimit:
     """Plain ASGI middleware refusing a request body past its endpoint's limit.
 
@@ -321,6 +371,13 @@ def create_app(server: ClinicServer) -> FastAPI:
     sync_ops = Counter(
         "careline_sync_requests_total", "Sync requests by type", ["type"], registry=metrics
     )
+    responses_cut_off = Counter(
+        "careline_http_responses_cut_off_total",
+        "Responses whose status was sent but whose body did not end (the client went away, "
+        "or the body failed part-way); also counted in careline_http_requests_total",
+        ["route", "status"],
+        registry=metrics,
+    )
     quarantined_ops = Counter(
         "careline_sync_ops_quarantined_total",
         "Pushed ops the server refused (failed signature or permission check) and kept aside",
@@ -345,11 +402,16 @@ def create_app(server: ClinicServer) -> FastAPI:
                 return
             started = time.perf_counter()
             status = 500
+            began = ended = False
+            sent = 0
 
             async def observed_send(message: Message) -> None:
-                nonlocal status
+                nonlocal status, began, ended, sent
                 if message["type"] == "http.response.start":
-                    status = int(message["status"])
+                    status, began = int(message["status"]), True
+                elif message["type"] == "http.response.body":
+                    sent += len(message.get("body", b""))
+                    ended = not message.get("more_body", False)
                 await send(message)
 
             try:
@@ -359,19 +421,24 @@ def create_app(server: ClinicServer) -> FastAPI:
                 elapsed = time.perf_counter() - started
                 requests.labels(path, str(status)).inc()
                 latency.labels(path).observe(elapsed)
+                # A status went out but the body did not end (client gone, or the body
+                # failed part-way): the status alone would read as a success.
+                cut_off = began and not ended
+                if cut_off:
+                    responses_cut_off.labels(path, str(status)).inc()
                 state = scope.get("state") or {}
-                log.info(
-                    json.dumps(
-                        {
-                            "event": "http",
-                            "method": scope.get("method"),
-                            "route": path,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 1),
-                            "device": state.get("device_id"),
-                        }
-                    )
-                )
+                line: dict[str, Any] = {
+                    "event": "http",
+                    "method": scope.get("method"),
+                    "route": path,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 1),
+                    "device": state.get("device_id"),
+                    "bytes": sent,
+                }
+                if cut_off:
+                    line["completed"] = False
+                log.info(json.dumps(line))
 
     def limit_of(method: str, path: str) -> int:
         if method == "PUT" and path.startswith("/v1/blobs/"):
@@ -683,18 +750,15 @@ def create_app(server: ClinicServer) -> FastAPI:
         if not is_image_id(image_id):
             raise HTTPException(400, "malformed image id: expected 32 lowercase hex digits")
         try:
-            chunks = server.snapshot_image(device, image_id)
+            image = server.snapshot_image(device, image_id)
         except KeyError:
             raise HTTPException(
                 404,
                 "no such snapshot image here (replaced by a newer one, or offered by "
                 "another server process): download the snapshot by pages",
             ) from None
-        return StreamingResponse(
-            chunks,
-            media_type="application/octet-stream",
-            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
-        )
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        return _ImageDownload(image, device.id, image_id, route)
 
     @app.post(
         "/v1/attachments",

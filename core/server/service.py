@@ -23,6 +23,7 @@ security on the tenant column. Several server processes may share that database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -81,7 +82,7 @@ from core.store.errors import WrongKeyError
 from core.store.oplog import Op
 from core.sync import audit_anchor
 from core.sync.responder import Responder
-from core.sync.snapshot_image import ImageKeeper
+from core.sync.snapshot_image import ImageKeeper, ImageStream
 from core.sync.stores import DatabaseStore, SyncStore
 
 if TYPE_CHECKING:
@@ -221,6 +222,18 @@ def blob_stores_from_settings(
 def attachment_aad(clinic_id: str) -> bytes:
     """Associated data of a clinic's attachments: binds tenant and purpose."""
     return f"careline/attachment|{clinic_id}|{ATTACHMENT_KEY_PURPOSE}".encode()
+
+
+def _contents(folder: Path) -> tuple[int, int]:
+    """How many files ``folder`` holds (at any depth) and their bytes in all, for the log;
+    a file gone meanwhile counts as nothing."""
+    files = size = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                size += path.stat().st_size
+                files += 1
+    return files, size
 
 
 class ClinicServer:
@@ -416,7 +429,15 @@ class ClinicServer:
                 continue
             try:
                 if fd is None or try_lock_fd(fd):
+                    files, size = _contents(other)
                     shutil.rmtree(other, ignore_errors=True)
+                    log.info(
+                        "removed %s, the snapshot images folder of a server process that "
+                        "is no longer running (%d files, %d bytes; their keys died with it)",
+                        other,
+                        files,
+                        size,
+                    )
             finally:
                 if fd is not None:
                     os.close(fd)
@@ -436,10 +457,10 @@ class ClinicServer:
             except Exception as exc:  # a clinic that cannot be read now: pages for it
                 log.warning("no snapshot image for clinic %s: %s", clinic.id, exc)
 
-    def snapshot_image(self, device: Device, image_id: str) -> Iterator[bytes]:
-        """The bytes of the snapshot image offered to the device's clinic (KeyError: not
-        offered, or replaced by a newer one since)."""
-        return self.image_keeper(device.clinic_id).chunks(image_id)
+    def snapshot_image(self, device: Device, image_id: str) -> ImageStream:
+        """The size and bytes of the snapshot image offered to the device's clinic
+        (KeyError: not offered, or replaced by a newer one since)."""
+        return self.image_keeper(device.clinic_id).stream(image_id)
 
     def take_new_identities(self) -> list[str]:
         """After ``pg_restore`` of this server's database: every clinic's server replica

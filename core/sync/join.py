@@ -53,7 +53,7 @@ from core.crypto.kdf import verify_password
 from core.errors import CarelineError
 from core.keys import keyring_store
 from core.keys.keychain import Keychain, lock_path_for
-from core.records import op_trust
+from core.records import op_trust, replication
 from core.records.demo import refuse_if_demo
 from core.records.errors import AuthenticationError, SecondFactorRequiredError
 from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Workstation
@@ -171,7 +171,7 @@ class JoinResult:
 
     device_id: str
     clinic_name: str  # "" through a LAN peer (the pairing reply carries no clinic name)
-    records: int  # received by the first sync (snapshot and ops)
+    records: int  # held once the first sync finished (see _first_sync)
     # A new replica's recovery key, to be shown once, only to an administrator; else None
     # and ``recovery_key_reason`` says why (core.sync.join_recovery).
     recovery_key: str | None
@@ -400,7 +400,7 @@ def _finish_first_sync(
 ) -> tuple[ServerCredential, int]:
     """The first sync of a join enrolled earlier here (unlocked by the caller), with the
     device credential it keeps and no code; refused if ``request`` names another server or
-    CA than the credential's. Returns the credential and the records received."""
+    CA than the credential's. Returns the credential and the records held after it."""
     credential = load_credential(ws.database)
     if credential is None:
         raise FirstSyncUnfinishedError(
@@ -559,11 +559,20 @@ def _first_sync(
     joined_as: str,
     next_step: str,
 ) -> int:
-    """The first sync with the clinic server; returns the records received."""
+    """The first sync with the clinic server; returns how many records this workstation
+    holds once it has finished (its record states, each record once).
+
+    That is the figure a person reading "the clinic's N records" expects, and it is true
+    whichever way the records came. The session's own counts are not: a record stored by
+    the snapshot (pages or an image) and changed after it arrives again as an op, so the
+    snapshot's records plus the ops pulled counted it twice; and a first sync finished by a
+    later attempt (the snapshot stored by the attempt that failed) pulls only what changed
+    since, so it said 0. On a workstation that already held a clinic, its own records are
+    counted too: the figure is what it holds, not what came over the network."""
     db = ws.database
     try:
         with contextlib.closing(credential.transport()) as server:
-            report = sync(
+            sync(
                 db,
                 server,
                 actor,
@@ -574,7 +583,7 @@ def _first_sync(
             )
     except (SyncError, TransportError) as exc:
         raise _first_sync_failed(joined_as, exc, next_step) from exc
-    return report.snapshot_records + report.pulled
+    return replication.records_held(db)
 
 
 def _first_sync_failed(

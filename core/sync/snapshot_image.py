@@ -38,7 +38,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -234,6 +234,15 @@ def build(store: SyncStore, folder: Path, stop: threading.Event | None = None) -
     return SnapshotImage(path, key, offer, time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class ImageStream:
+    """An image as it is sent: its size in bytes (of the file opened) and its chunks
+    (closing the generator closes the file)."""
+
+    size: int
+    chunks: Generator[bytes, None, None]
+
+
 def _lag(held: dict[str, int], now: dict[str, int]) -> int:
     return sum(max(0, seq - held.get(origin, 0)) for origin, seq in now.items())
 
@@ -306,17 +315,18 @@ class ImageKeeper:
                 self._start_build()
                 raise KeyError(image_id) from None
 
-    def chunks(self, image_id: str) -> Iterator[bytes]:
-        """The image's bytes in chunks, for a response body (KeyError at once, before the
-        first chunk, when there is no such image)."""
+    def stream(self, image_id: str) -> ImageStream:
+        """The image's size and its bytes in chunks, for a response body (KeyError at once,
+        before the first chunk, when there is no such image)."""
         f = self.open(image_id)
+        size = os.fstat(f.fileno()).st_size
 
-        def read() -> Iterator[bytes]:
+        def read() -> Generator[bytes, None, None]:
             with f:
                 while chunk := f.read(CHUNK_BYTES):
                     yield chunk
 
-        return read()
+        return ImageStream(size, read())
 
     def _start_build(self) -> None:
         if self._building is not None and self._building.is_alive():

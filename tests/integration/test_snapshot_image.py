@@ -3,14 +3,27 @@ from a real server (embedded store and PostgreSQL), and goes on syncing as any o
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from core.crypto.kdf import FAST_PARAMS
 from core.platform.file_lock import lock_fd
+from core.records import replication
 from core.records.workstation import Workstation
 from core.sync.enroll import ServerCredential, load_credential, tls_trust
+from core.sync.join import FirstSyncUnfinishedError, JoinRequest, JoinResult
+from core.sync.join import join_clinic as join_workflow
+from core.sync.session import SyncReport
+from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, live_server, sync_at
+from tests.services import free_port
 
 
 def _image_rows(ws: Workstation) -> list[tuple[str, str]]:
@@ -129,7 +142,10 @@ def test_with_snapshot_images_off_every_workstation_downloads_pages(tmp_path: Pa
         second.lock()
 
 
-def test_images_left_by_a_server_process_that_died_are_removed(tmp_path: Path) -> None:
+def test_images_left_by_a_server_process_that_died_are_removed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="core.server.service")
     spool = tmp_path / "server" / "spool"
     dead, alive = spool / "images-dead", spool / "images-alive"
     for folder in (dead, alive):
@@ -143,5 +159,160 @@ def test_images_left_by_a_server_process_that_died_are_removed(tmp_path: Path) -
             own = live.server.image_keeper(clinic).folder.parent
             assert not dead.exists()
             assert (alive / "0123.db").exists()
+            # The administrator can tell where the disk space went: one line, naming the
+            # folder removed and what it held (the image and the lock file).
+            removed = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
+            assert removed == [
+                f"removed {dead}, the snapshot images folder of a server process that is no "
+                "longer running (2 files, 39 bytes; their keys died with it)"
+            ]
             assert own.exists() and own.parent == spool
         assert not own.exists()  # removed when the server stops
+
+
+def _server_events(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """The server's JSON log lines of ``event`` (its request log and its own events)."""
+    found = []
+    for record in caplog.records:
+        if record.name == "careline.server" and record.getMessage().startswith("{"):
+            line = json.loads(record.getMessage())
+            if line.get("event") == event:
+                found.append(line)
+    return found
+
+
+def _awaited(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """``event``'s lines once there is one: the server logs a download after its end,
+    which it may notice a moment after the client's."""
+    deadline = time.monotonic() + 10
+    while not _server_events(caplog, event) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _server_events(caplog, event)
+
+
+def test_an_image_download_cut_off_is_logged_as_cut_off_and_a_whole_one_as_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="careline.server")
+    with live_server(tmp_path / "server") as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 6)
+        _built(live, clinic)
+        keeper = live.server.image_keeper(clinic)
+        offered = keeper.offer({}, 0)
+        assert offered is not None
+        credential = _credential_of(first)
+        route = "/v1/sync/images/{image_id}"
+        with httpx.Client(
+            base_url=live.url,
+            headers={"Authorization": f"Bearer {credential.token}"},
+            verify=tls_trust(credential.server_ca_pem),
+        ) as client:
+            whole = client.get(f"/v1/sync/images/{offered.id}")
+            assert whole.status_code == 200 and len(whole.content) == offered.size
+            assert _awaited(caplog, "sync.image_sent") == [
+                {"event": "sync.image_sent", "route": route, "device": credential.device_id,
+                 "image": offered.id, "bytes_sent": offered.size,
+                 "bytes_expected": offered.size}
+            ]  # fmt: skip
+            assert not _server_events(caplog, "sync.image_cut_off")
+
+            # This clinic's image is small enough for the loopback's socket buffers to take
+            # it whole before a client could leave: the file is made 64 MiB (the endpoint
+            # sends the file as it is), so the server is still sending when the client goes.
+            [image_file] = keeper.folder.glob("*.db")
+            os.truncate(image_file, 64 * 2**20)
+            caplog.clear()
+            with client.stream("GET", f"/v1/sync/images/{offered.id}") as response:
+                assert response.status_code == 200
+                received = 0
+                for chunk in response.iter_bytes():
+                    received += len(chunk)
+                    if received >= 256 * 1024:
+                        break  # leaving the block closes the connection mid-body
+            [cut] = _awaited(caplog, "sync.image_cut_off")
+            named = ("route", "device", "image", "bytes_expected", "reason")
+            assert {k: cut[k] for k in named} == {
+                "route": route, "device": credential.device_id, "image": offered.id,
+                "bytes_expected": 64 * 2**20, "reason": "client_gone",
+            }  # fmt: skip
+            assert received <= cut["bytes_sent"] < 64 * 2**20
+            assert not _server_events(caplog, "sync.image_sent")
+            # The request log says so too, and so does the metric.
+            [logged] = [e for e in _awaited(caplog, "http") if e["route"] == route]
+            assert logged["status"] == 200 and logged["completed"] is False
+            assert logged["bytes"] == cut["bytes_sent"]
+            metrics = client.get("/metrics").text
+        assert (
+            'careline_http_responses_cut_off_total{route="/v1/sync/images/{image_id}",'
+            'status="200"} 1.0'
+        ) in metrics
+        first.lock()
+
+
+def _join_request(live: Live, code: str) -> JoinRequest:
+    """An attended join as the wizard and ``careline enroll`` make it (``code`` empty: the
+    resume of one kept here)."""
+    return JoinRequest(
+        "admin", PASSWORD, server_url=live.url, enroll_code=code, ca_pem=live.ca_pem,
+        device_name="Front desk",
+    )  # fmt: skip
+
+
+def _held(ws: Workstation) -> int:
+    ws.sign_in("admin", PASSWORD)
+    try:
+        return replication.records_held(ws.database)
+    finally:
+        ws.lock()
+
+
+def test_a_join_counts_each_record_once_though_some_changed_after_the_image(
+    tmp_path: Path,
+) -> None:
+    with live_server(tmp_path / "server") as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 12)
+        _built(live, clinic)
+        # Changed after the image was made: these records come in the image and again as
+        # ops pulled after it; one more record comes as ops alone.
+        for patient in first.records.list_patients()[:5]:
+            first.records.update_patient(patient.id, {"given": "Changed"})
+        first.records.add_patient("Latecomer", "Lee", "1990-02-03")
+        sync_at(first, _credential_of(first))
+        on_server = live.server.sync_store(clinic).snapshot_size()
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+        reports: list[SyncReport] = []
+        result: JoinResult = join_workflow(desk, _join_request(live, code), reports.append)
+        first.lock()
+    last = reports[-1]
+    assert last.snapshot_image and last.pulled >= 6  # the image, then the changes as ops
+    # Each record once: the clinic's records as the server holds them, and as the desk does
+    # (the snapshot's records plus the ops pulled would count six of them twice).
+    assert result.records == on_server == _held(desk)
+    assert last.snapshot_records + last.pulled > result.records
+
+
+def test_a_join_finished_after_the_image_by_a_later_attempt_reports_the_records_held(
+    tmp_path: Path,
+) -> None:
+    data, port = tmp_path / "server", free_port()
+    desk = Workstation(tmp_path / "desk", kdf_params=FAST_PARAMS)
+
+    def stop_after_the_image(report: SyncReport) -> None:
+        if report.snapshot_image:
+            live.halt()  # the server goes away before the pulls that follow the image
+
+    with live_server(data, port=port) as live:
+        clinic, first = _clinic_with_patients(live, tmp_path, 12)
+        _built(live, clinic)
+        first.lock()
+        code, _ = live.server.registry.issue_enroll_code(clinic, 10)
+        with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed"):
+            join_workflow(desk, _join_request(live, code), stop_after_the_image)
+    with live_server(data, port=port) as live:
+        on_server = live.server.sync_store(clinic).snapshot_size()
+        # The next attempt stores no snapshot and pulls nothing new: it used to say "0
+        # records received" of a computer holding the whole clinic.
+        result = join_workflow(desk, _join_request(live, ""))
+    assert result.clinic_name == "Harbour Clinic"
+    assert result.records == on_server == _held(desk) > 12

@@ -28,7 +28,7 @@ from cryptography import x509
 
 from core.crypto import certs
 from core.errors import CarelineError
-from core.records import op_trust
+from core.records import op_trust, replication
 from core.store.database import Database
 from core.sync.clock import clock_hint
 from core.sync.lan import identity as ident
@@ -138,15 +138,13 @@ def join(
 
 @dataclass(frozen=True)
 class Joined:
-    """A finished LAN join: this device's identity and what the first sync received."""
+    """A finished LAN join: this device's identity, what the first sync did, and how many
+    records this workstation holds after it (each record once: not the snapshot's records
+    plus the ops pulled, which counts a record changed after the snapshot twice)."""
 
     identity: LanIdentity
     report: SyncReport
-
-    @property
-    def records(self) -> int:
-        """Records received by the first sync (snapshot and ops)."""
-        return self.report.snapshot_records + self.report.pulled
+    records: int
 
 
 def pair_and_sync(
@@ -201,7 +199,7 @@ def pair_and_sync_first(
         ident.save_identity(db, identity, actor)
         with LanTransport(f"{host}:{port}", identity) as transport:
             report = sync(db, transport, actor, on_progress=on_progress)
-        return Joined(identity, report)
+        return Joined(identity, report, replication.records_held(db))
     if not failures:
         raise PairingError("no LAN peer to pair with")
     raise PairingError(
