@@ -22,7 +22,7 @@ from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.resource import Resource
 
-from core.records import authorize, crdt
+from core.records import authorize
 from core.records.clinic import ClinicRecords
 from core.records.fhir import (
     allergy,
@@ -36,6 +36,7 @@ from core.records.fhir import (
     provenance,
 )
 from core.records.fhir.common import RECORD_ID, check
+from core.records.list_history import ItemHistory, list_histories
 from core.records.medications import ROW_FIELDS as MEDICATION_ROW
 from core.records.medications import Medication
 from core.records.models import Allergy, Patient
@@ -46,7 +47,6 @@ from core.records.schedule import Appointment
 from core.records.types import ALLERGIES, ENCOUNTER, MEDICATIONS, OBSERVATION, PROBLEMS
 from core.records.visits import Visit
 from core.records.vital_signs import Reading
-from core.store.state_codec import unpack_state
 
 # Not a server anyone can reach (.invalid is reserved): a base for the entries' full URLs,
 # so the relative references between them resolve as FHIR's bundle rules say.
@@ -120,13 +120,13 @@ class _Builder:
             (pid,),
         ):
             problem = Problem(*row)
-            self.add(condition.to_fhir(problem), *stamps.get(problem.id, (None, None)))
+            self.add_listed(condition.to_fhir(problem), stamps.get(problem.id))
         order = MEDICATION_ROW
         for row in self.rows(
             f"SELECT {', '.join(order)} FROM medications WHERE patient_id = ? ORDER BY id", (pid,)
         ):
             med = Medication(*row)
-            self.add(medication.to_fhir(med), *stamps.get(med.id, (None, None)))
+            self.add_listed(medication.to_fhir(med), stamps.get(med.id))
         for row in self.rows(
             "SELECT id, patient_id, '', starts_at, ends_at, reason, status, clinician, "
             "arrived_at, cancel_reason FROM appointments WHERE patient_id = ? ORDER BY id",
@@ -163,18 +163,33 @@ class _Builder:
         ):
             self.add(document.attachment_to_fhir(dict(zip(columns, row, strict=True))))
 
-    def _list_stamps(self, patient_id: str) -> dict[str, tuple[str, str]]:
-        """Problem and medication item id -> (who added it, when): kept in the document."""
-        rows = self.db.query("SELECT state FROM record_states WHERE id = ?", (patient_id,))
-        if not rows:
-            return {}
-        doc = crdt.load(unpack_state(rows[0][0]), 0)
-        found = crdt.all_elements(doc)
-        return {
-            e.element_id: (e.author, hlc_time(e.hlc))
-            for name in (PROBLEMS.name, MEDICATIONS.name)
-            for e in found.get(name, [])
-        }
+    def _list_stamps(self, patient_id: str) -> dict[str, ItemHistory]:
+        """Problem and medication item id -> what the list's history says of it: who
+        recorded its line and when, and who resolved or stopped it (``list_history``). Not
+        the item's own stamp: resolving or stopping replaces an item by a copy, whose stamp
+        names whoever ended it, so crediting that would say they recorded it."""
+        found: dict[str, ItemHistory] = {}
+        for name in (PROBLEMS.name, MEDICATIONS.name):
+            found.update(list_histories(self.db, name, [patient_id]))
+        return found
+
+    def add_listed(self, resource: Resource, history: ItemHistory | None) -> None:
+        """A problem or medication and its Provenance: who recorded it, and, once resolved
+        or stopped, a second one (activity UPDATE) naming who ended it and when."""
+        if history is None or not (history.recorded_by and history.recorded_at):
+            self.add(resource)
+            return
+        self.add(resource, history.recorded_by, history.recorded_at)
+        if history.ended_by and history.ended_at:
+            self.resources.append(
+                provenance.to_fhir(
+                    resource.get_resource_type(),
+                    str(resource.id),
+                    history.ended_by,
+                    history.ended_at,
+                    ended=True,
+                )
+            )
 
 
 def export_bundle(

@@ -255,7 +255,11 @@ class _Importer:
                 ids.get(reference_text(t) or "", reference_text(t) or "") for t in prov.target
             ]
             who = [staff_name(a.who) or "" for a in prov.agent]
-            provenance.append([*targets[:1], ", ".join(who), str(prov.recorded)])
+            # [target, who, when], and what they did when it was not recording it (UPDATE:
+            # resolved or stopped): two rows for one target would else read as two recorders.
+            did = [c.code for c in (prov.activity.coding or []) if c.code] if prov.activity else []
+            row = [*targets[:1], ", ".join(who), str(prov.recorded)]
+            provenance.append(row + [d for d in did[:1] if d != "CREATE"])
             out.append(Outcome(e.name, None, "kept in the import's audit entry (fhir.import)"))
         details = {
             "batch": self.batch,
