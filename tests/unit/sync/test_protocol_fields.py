@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from core.records.clinic import ClinicRecords
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.session import SyncError, sync
@@ -81,6 +82,17 @@ def test_the_responder_refuses_a_hostile_op_field_naming_it_and_applies_nothing(
     assert full_dump(receiver) == before
 
 
+def _one_op_behind() -> tuple[ClinicRecords, ClinicRecords]:
+    """A server replica, and a workstation bootstrapped from it that has yet to pull the
+    server's one newer op."""
+    server = new_replica("server")
+    server.add_patient("Any", "One", "1970-01-01")
+    workstation = new_replica("ann")
+    sync(workstation.db, LocalTransport(Responder(server.db)), "ann")  # bootstrapped
+    server.add_patient("Some", "One", "1970-01-01")
+    return server, workstation
+
+
 @pytest.mark.parametrize(("field", "value"), HOSTILE_OP_FIELDS)
 def test_a_workstation_refuses_a_hostile_op_from_the_server_and_applies_nothing(
     pushed: dict[str, Any], field: str, value: object
@@ -94,11 +106,7 @@ def test_a_workstation_refuses_a_hostile_op_from_the_server_and_applies_nothing(
                 reply["ops"][-1] = {**pushed, field: value}
             return json.dumps(reply).encode()
 
-    server = new_replica("server")
-    server.add_patient("Any", "One", "1970-01-01")
-    workstation = new_replica("ann")
-    sync(workstation.db, LocalTransport(Responder(server.db)), "ann")  # bootstrapped
-    server.add_patient("Some", "One", "1970-01-01")
+    server, workstation = _one_op_behind()
     before = full_dump(workstation)
     with pytest.raises(SyncError, match=rf"invalid message: ops\[0\]\.{field} "):
         sync(workstation.db, Hostile(Responder(server.db)), "ann")
@@ -168,11 +176,7 @@ def test_hostile_workstation_names_from_the_server_are_refused_and_nothing_is_ke
                 reply["device_names"] = names
             return json.dumps(reply).encode()
 
-    server = new_replica("server")
-    server.add_patient("Any", "One", "1970-01-01")
-    workstation = new_replica("ann")
-    sync(workstation.db, LocalTransport(Responder(server.db)), "ann")  # bootstrapped
-    server.add_patient("Some", "One", "1970-01-01")
+    server, workstation = _one_op_behind()
     before = full_dump(workstation)
     with pytest.raises(SyncError, match="invalid message: " + re.escape(named)):
         sync(workstation.db, Hostile(Responder(server.db)), "ann")

@@ -67,7 +67,7 @@ def test_the_recorder_is_credited_and_whoever_ended_it_is_named_apart() -> None:
     rows = other.db.query(
         "SELECT details FROM audit_log WHERE action = 'fhir.import' AND entity = 'patient'"
     )
-    kept = [row for (details,) in rows for row in json.loads(details)["provenance"]]
+    kept = [row for r in rows for row in json.loads(r[0])["provenance"]]
     whom = sorted(tuple(row[1:2] + row[3:]) for row in kept)
     assert whom.count(("drlee", "UPDATE")) == 2  # the medication stopped, the problem resolved
     assert whom.count(("drlee",)) == 1  # Paracetamol, which drlee recorded
