@@ -272,7 +272,13 @@ class _ImageDownload(StreamingResponse):
         super().__init__(
             image.chunks,
             media_type="application/octet-stream",
-            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+            # The length told: a client sees a body cut short for what it is, and knows
+            # the size from the response as well as from the offer.
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Length": str(image.size),
+            },
         )
         self._image = image
         self._fields = {"route": route, "device": device_id, "image": image_id}

@@ -209,6 +209,7 @@ def test_an_image_download_cut_off_is_logged_as_cut_off_and_a_whole_one_as_sent(
         ) as client:
             whole = client.get(f"/v1/sync/images/{offered.id}")
             assert whole.status_code == 200 and len(whole.content) == offered.size
+            assert whole.headers["content-length"] == str(offered.size)
             assert _awaited(caplog, "sync.image_sent") == [
                 {"event": "sync.image_sent", "route": route, "device": credential.device_id,
                  "image": offered.id, "bytes_sent": offered.size,
