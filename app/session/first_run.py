@@ -79,6 +79,7 @@ class ClinicCreated:
     no_key_words: str = ""  # without a key: why, and who makes it (the person reads it)
     device_id: str = ""  # a join's: how the clinic server or the LAN peers know this computer
     device_name: str = ""  # a join through the server's: how its device list names it
+    on_server: bool = False  # joined through the clinic server (not a LAN peer)
 
 
 def sentence(words: str) -> str:
@@ -91,12 +92,14 @@ def device_words(created: ClinicCreated) -> str:
     "" for a clinic created here."""
     if not created.device_id:
         return ""
+    revoke = "(IT uses the ID to revoke it: 'careline-server admin device revoke ID')."
     if created.device_name:
         return (
             f"The clinic server lists this workstation as “{created.device_name}”, device ID "
-            f"{created.device_id} (IT uses the ID to revoke it: 'careline-server admin device "
-            "revoke ID')."
+            f"{created.device_id} {revoke}"
         )
+    if created.on_server:  # a kept join finished: the name it was given is not kept here
+        return f"The clinic server lists this workstation as device ID {created.device_id} {revoke}"
     return f"This workstation's device ID in the clinic is {created.device_id}."
 
 
@@ -602,7 +605,7 @@ class FirstRunWizard(QWizard):
             recovery, name = joined.recovery, request.username.strip().lower()
             device_name = (request.device_name or "").strip() if not request.via_peer else ""
             return ClinicCreated(name, recovery.key, ws.keyring_note, recovery.words,
-                                 joined.device_id, device_name)  # fmt: skip
+                                 joined.device_id, device_name, not request.via_peer)  # fmt: skip
 
         return self._worker.submit(run, on_done, on_error, label="join clinic")
 
