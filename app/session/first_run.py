@@ -966,8 +966,9 @@ class JoinPage(QWizardPage):
             QMessageBox.Icon.Warning,
             "Discard this attempt",
             "Remove what this join kept on this computer? Joining again then needs a new "
-            "enrollment code from your administrator, and the device it enrolled stays "
-            "listed on the server until an administrator revokes it.",
+            "enrollment code from your administrator, and the device it enrolled"
+            + (f" ({self.kept_device_id})" if self.kept_device_id else "")
+            + " stays listed on the server until an administrator revokes it.",
             QMessageBox.StandardButton.Cancel,
             self,
         )

@@ -223,6 +223,7 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(qtbot: QtBot, kept_join:
     QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
     box = page.confirm_box
     assert box is not None and box.isVisible()
+    assert f"the device it enrolled ({kept.device_id}) stays listed" in box.text()
     cancel = box.button(QMessageBox.StandardButton.Cancel)
     QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.confirm_box is None)
