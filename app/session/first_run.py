@@ -11,9 +11,9 @@ the recovery key page cannot be left until the person confirms they stored the k
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QHideEvent, QShowEvent
@@ -39,10 +39,11 @@ from app.session.recovery_sheet import RecoveryKeyActions
 from app.session.strength_hint import StrengthHint, worded
 from app.sync.controller import SyncProgress, download_progress
 from app.sync.join import (
-    DISCARDED,
+    FirstSyncError,
     JoinRequest,
     PendingJoin,
     discard_unfinished_join,
+    discarded_words,
     join_clinic,
     kept_join,
 )
@@ -62,6 +63,9 @@ from core.records import demo, validation
 from core.records.demo import DemoClinic
 from core.records.errors import ValidationError
 from core.records.workstation import Workstation
+from core.sync.ca_pin import typed_fingerprint
+from core.sync.enroll import EnrollmentError, default_device_name, device_name_problem
+from core.sync.reach import is_certificate_problem
 from core.sync.session import SyncReport
 
 
@@ -83,6 +87,30 @@ class ClinicCreated:
     recovery_key: str | None  # None: a join by someone who is not an administrator
     keyring_note: str | None
     no_key_words: str = ""  # without a key: why, and who makes it (the person reads it)
+    device_id: str = ""  # a join's: how the clinic server or the LAN peers know this computer
+    device_name: str = ""  # a join through the server's: how its device list names it
+    on_server: bool = False  # joined through the clinic server (not a LAN peer)
+
+
+def sentence(words: str) -> str:
+    """Core's phrase as a sentence: capital first letter, a full stop."""
+    return words[:1].upper() + words[1:].rstrip(".") + "."
+
+
+def device_words(created: ClinicCreated) -> str:
+    """What a join enrolled, for the person to give IT (a device is revoked by its ID), or
+    "" for a clinic created here."""
+    if not created.device_id:
+        return ""
+    revoke = "(IT uses the ID to revoke it: 'careline-server admin device revoke ID')."
+    if created.device_name:
+        return (
+            f"The clinic server lists this workstation as “{created.device_name}”, device ID "
+            f"{created.device_id} {revoke}"
+        )
+    if created.on_server:  # a kept join finished: the name it was given is not kept here
+        return f"The clinic server lists this workstation as device ID {created.device_id} {revoke}"
+    return f"This workstation's device ID in the clinic is {created.device_id}."
 
 
 def heading(step: int, title: str, subtitle: str, steps: int = 3) -> str:
@@ -373,6 +401,7 @@ class RecoveryPage(QWizardPage):
         self.key_actions = RecoveryKeyActions(self.key.text)  # Print…, Copy
         self.keyring_note = paragraph("", "notice")
         self.keyring_note.hide()
+        self.device_note = device_paragraph()
         self.stored = QCheckBox(
             "I have written down or printed the recovery key and stored it safely"
         )
@@ -394,6 +423,7 @@ class RecoveryPage(QWizardPage):
         layout.addWidget(self.key)
         layout.addWidget(self.key_actions)
         layout.addWidget(self.keyring_note)
+        layout.addWidget(self.device_note)
         layout.addWidget(self.stored)
         layout.addStretch(1)
 
@@ -410,6 +440,22 @@ class RecoveryPage(QWizardPage):
         """Fill in the key and, when there is no OS keyring, say what that means."""
         self.key.setText(created.recovery_key or "")
         show_keyring_note(self.keyring_note, created)
+        show_device_note(self.device_note, created)
+
+
+def device_paragraph() -> QLabel:
+    """Where a join's success says which device it enrolled (hidden until then)."""
+    label = paragraph("", "hint")
+    label.setObjectName("joinedDevice")
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def show_device_note(label: QLabel, created: ClinicCreated) -> None:
+    """Say in ``label`` which device the join enrolled, or hide it (a clinic made here)."""
+    label.setText(device_words(created))
+    label.setVisible(bool(created.device_id))
 
 
 def show_keyring_note(label: QLabel, created: ClinicCreated) -> None:
@@ -442,11 +488,13 @@ class NoRecoveryKeyPage(QWizardPage):
         self.note.setObjectName("noRecoveryKeyNote")
         self.keyring_note = paragraph("", "notice")
         self.keyring_note.hide()
+        self.device_note = device_paragraph()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(9, 12, 9, 0)  # flush with the title
         layout.setSpacing(14)
         layout.addWidget(self.note)
         layout.addWidget(self.keyring_note)
+        layout.addWidget(self.device_note)
         layout.addStretch(1)
 
     def nextId(self) -> int:
@@ -457,6 +505,7 @@ class NoRecoveryKeyPage(QWizardPage):
         """Say why there is no recovery key and who makes it."""
         self.note.setText(created.no_key_words)
         show_keyring_note(self.keyring_note, created)
+        show_device_note(self.device_note, created)
 
 
 class FirstRunWizard(QWizard):
@@ -562,9 +611,11 @@ class FirstRunWizard(QWizard):
                 relay.emit(progress)
 
         def run() -> ClinicCreated:
-            recovery = join_clinic(ws, request, progressed)
-            name = request.username.strip().lower()
-            return ClinicCreated(name, recovery.key, ws.keyring_note, recovery.words)
+            joined = join_clinic(ws, request, progressed)
+            recovery, name = joined.recovery, request.username.strip().lower()
+            device_name = (request.device_name or "").strip() if not request.via_peer else ""
+            return ClinicCreated(name, recovery.key, ws.keyring_note, recovery.words,
+                                 joined.device_id, device_name, not request.via_peer)  # fmt: skip
 
         return self._worker.submit(run, on_done, on_error, label="join clinic")
 
@@ -684,6 +735,9 @@ class JoinPage(QWizardPage):
         # finishes it with the password alone (core/sync/join.py).
         self.resuming: PendingJoin | None = None
         self.confirm_box: QMessageBox | None = None  # Discard this attempt's question
+        # The device a failed first sync left enrolled, when its error said (the kept
+        # credential holding it opens only with the person's password): Discard names it.
+        self.kept_device_id: str | None = None
         self.setTitle(
             heading(
                 2,
@@ -708,7 +762,23 @@ class JoinPage(QWizardPage):
         self.enroll_code = QLineEdit()
         self.enroll_code.setPlaceholderText("The one-time enrollment code")
         self.ca_path = QLineEdit()
-        self.ca_path.setPlaceholderText("Optional: the server's CA certificate (PEM) to pin")
+        self.ca_path.setObjectName("joinCa")
+        self.ca_path.setPlaceholderText(
+            "Optional: the CA certificate file, or its SHA-256 fingerprint"
+        )
+        self.ca_path.setToolTip(
+            "The clinic server's CA certificate, to trust only that server: choose its file "
+            "(PEM), or paste its SHA-256 fingerprint (64 hex digits, colons allowed) from your "
+            "IT contact"
+        )
+        # Prefilled with the host name, which many computers share (a cloned image's): the
+        # server's device list tells workstations apart by it.
+        self.device_name = QLineEdit(default_device_name())
+        self.device_name.setObjectName("joinDeviceName")
+        self.device_name.setToolTip(
+            "How the clinic server lists this computer, for IT (1-64 characters): e.g. "
+            "“Front desk 2”"
+        )
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._choose_ca)
         ca_row = QHBoxLayout()
@@ -717,8 +787,8 @@ class JoinPage(QWizardPage):
         # A message under each field, said all at once (show_problems); ``error`` below the
         # form says the rest (the server's or the peer's answer).
         self.errors = {name: error_label() for name in (
-            "server_url", "enroll_code", "ca_path", "pair_code", "peer_address", "username",
-            "password")}  # fmt: skip
+            "server_url", "enroll_code", "ca_path", "device_name", "pair_code", "peer_address",
+            "username", "password")}  # fmt: skip
         self.server_form = QWidget()
         server_form = form_layout()
         server_form.addRow("Server address", self.server_url)
@@ -727,6 +797,8 @@ class JoinPage(QWizardPage):
         server_form.addRow("", self.errors["enroll_code"])
         server_form.addRow("CA certificate", ca_row)
         server_form.addRow("", self.errors["ca_path"])
+        server_form.addRow("Workstation name", self.device_name)
+        server_form.addRow("", self.errors["device_name"])
         self.server_form.setLayout(server_form)
 
         self.pair_code = QLineEdit()
@@ -885,6 +957,7 @@ class JoinPage(QWizardPage):
 
     def _start_afresh(self) -> None:
         self.resuming = None
+        self.kept_device_id = None
         self.username.setReadOnly(False)
         self.enroll_code.clear()
         for widget in (self.via_server, self.via_peer):
@@ -903,8 +976,9 @@ class JoinPage(QWizardPage):
             QMessageBox.Icon.Warning,
             "Discard this attempt",
             "Remove what this join kept on this computer? Joining again then needs a new "
-            "enrollment code from your administrator, and the device it enrolled stays "
-            "listed on the server until an administrator revokes it.",
+            "enrollment code from your administrator, and the device it enrolled"
+            + (f" ({self.kept_device_id})" if self.kept_device_id else "")
+            + " stays listed on the server until an administrator revokes it.",
             QMessageBox.StandardButton.Cancel,
             self,
         )
@@ -926,7 +1000,7 @@ class JoinPage(QWizardPage):
         """Discard the kept attempt (on the worker): the page asks for a new code again."""
         if self.resuming is None or self._job is not None or self._discard_job is not None:
             return
-        ws = self._wizard.workstation
+        ws, device_id = self._wizard.workstation, self.kept_device_id
         self.discard_button.setEnabled(False)
 
         def done(removed: bool) -> None:
@@ -934,7 +1008,7 @@ class JoinPage(QWizardPage):
             self.discard_button.setEnabled(True)
             self._start_afresh()
             if removed:
-                self.show_error(DISCARDED[0].upper() + DISCARDED[1:] + ".")
+                self.show_error(sentence(discarded_words(device_id)))
             # The button that had the keyboard is gone: on to the first field to fill in.
             (self.enroll_code if self.server_url.text() else self.server_url).setFocus()
 
@@ -970,9 +1044,13 @@ class JoinPage(QWizardPage):
                     )
                 if not code:
                     problems[self.errors["enroll_code"]] = "Enter the one-time enrollment code."
-                ca_pem, unusable = read_ca_file(self.ca_path.text())
+                ca_pem, fingerprint, unusable = self._ca_given()
                 if unusable:
                     problems[self.errors["ca_path"]] = unusable
+                device_name = self.device_name.text().strip()
+                wrong_name = device_name_problem(device_name)
+                if wrong_name is not None:
+                    problems[self.errors["device_name"]] = sentence(wrong_name)
         if not self.username.text().strip():
             problems[self.errors["username"]] = "Enter your user name in the clinic."
         if not self.password.text():
@@ -991,8 +1069,34 @@ class JoinPage(QWizardPage):
             server_url=url,
             enroll_code=code,
             ca_pem=ca_pem,
-            device_name=platform.node() or "workstation",
+            ca_fingerprint=fingerprint,
+            device_name=device_name,
         )
+
+    def _ca_given(self) -> tuple[str | None, str | None, str]:
+        """What the CA field holds: (the CA file's PEM, the fingerprint's 64 lowercase hex
+        digits, what is wrong with it); nothing typed: (None, None, ""). A file of that
+        name wins over a fingerprint; the fingerprint's certificate is fetched from the
+        server on the worker, when joining."""
+        typed = self.ca_path.text().strip()
+        if not typed or Path(typed).exists():
+            pem, unusable = read_ca_file(typed)
+            return pem, None, unusable
+        try:
+            fingerprint = typed_fingerprint(typed)
+        except ValueError as exc:
+            return (
+                None,
+                None,
+                (
+                    f"{sentence(str(exc))} Paste the whole fingerprint from your IT contact, or "
+                    "choose the CA certificate file."
+                ),
+            )
+        if fingerprint is not None:
+            return None, fingerprint, ""
+        pem, unusable = read_ca_file(typed)
+        return pem, None, unusable
 
     def validatePage(self) -> bool:
         """Refuse while joining; start joining; accept once this computer holds the clinic."""
@@ -1042,6 +1146,20 @@ class JoinPage(QWizardPage):
         self._job = None
         self._set_busy(False)
         self.show_error(describe_error(exc))
+        if isinstance(exc, FirstSyncError) and exc.device_id is not None:
+            self.kept_device_id = exc.device_id
+        if (
+            self.resuming is None
+            and not self.via_peer.isChecked()
+            and isinstance(exc, EnrollmentError)
+            and is_certificate_problem(exc)
+        ):
+            # Said at the field that mends it: it takes either form.
+            self.errors["ca_path"].setText(
+                "Paste the clinic server's CA fingerprint (SHA-256, from your IT contact) "
+                "here, or choose its CA certificate file."
+            )
+            self.errors["ca_path"].show()
         # The fields were disabled while joining, which took the keyboard from them: give it
         # back to the password (all that Try again needs, and what a refused one needs
         # typed again), selected so that typing replaces it and Return tries again.

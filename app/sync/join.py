@@ -14,20 +14,24 @@ from core.store.errors import StoreError
 from core.sync import join
 from core.sync.join import (
     DISCARDED,
+    FirstSyncError,
     JoinRequest,
+    JoinResult,
     PendingJoin,
     discard_unfinished_join,
+    discarded_words,
     pending_join,
 )
-from core.sync.join_recovery import RecoveryAtJoin
 from core.sync.session import SyncReport
 
 __all__ = [
     "DISCARDED",
+    "FirstSyncError",
     "JoinRequest",
+    "JoinResult",
     "PendingJoin",
-    "RecoveryAtJoin",
     "discard_unfinished_join",
+    "discarded_words",
     "join_clinic",
     "kept_join",
 ]
@@ -51,9 +55,10 @@ def join_clinic(
     ws: Workstation,
     request: JoinRequest,
     on_progress: Callable[[SyncReport], object] | None = None,
-) -> RecoveryAtJoin:
-    """Create this workstation's replica of an existing clinic; returns its recovery key,
-    made only for an administrator, or why there is none (core/sync/join_recovery.py).
+) -> JoinResult:
+    """Create this workstation's replica of an existing clinic; returns its device ID and
+    recovery key, made only for an administrator, or why there is none
+    (``JoinResult.recovery``, core/sync/join_recovery.py).
 
     ``on_progress`` is called on the worker after every page or batch of the first
     download. Leaves the workstation locked. On failure nothing of the attempt is left,
@@ -64,4 +69,4 @@ def join_clinic(
     if ws.is_initialized() and not join.first_sync_pending(ws):
         # The first run only ever makes a new replica; never join into existing data.
         raise StoreError(f"a clinic already exists in {ws.data_dir}; refusing to overwrite")
-    return join.join_clinic(ws, request, on_progress).recovery
+    return join.join_clinic(ws, request, on_progress)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def arguments(parser: argparse.ArgumentParser) -> None:
     """enroll --server URL (--code CODE | --code-stdin | --code-file FILE) [--ca-file PEM]
-    [--device-name NAME] | enroll --machine | enroll --resume | enroll --discard-unfinished."""
+    [--ca-fingerprint SHA256] [--device-name NAME] | enroll --machine | enroll --resume |
+    enroll --discard-unfinished."""
     parser.add_argument("--server", help="https://host:port")
     # Instead of a code: everything from the machine-wide configuration.
     given = code_arguments(parser, "enrollment code from 'careline-server admin enroll-code'")
@@ -46,7 +47,17 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "and key file), to enroll again with a new code; a finished clinic is never removed",
     )
     parser.add_argument("--ca-file", type=Path, help="pin this CA for the server's TLS")
-    parser.add_argument("--device-name", help="how the server lists this workstation")
+    parser.add_argument(
+        "--ca-fingerprint",
+        metavar="SHA256",
+        help="pin the server's CA by its SHA-256 fingerprint (hex, colons allowed): the "
+        "certificate the server presents with it, found before the code is sent",
+    )
+    parser.add_argument(
+        "--device-name",
+        help="how the server lists this workstation (1-64 printable characters; default: "
+        "the computer's host name)",
+    )
 
 
 def run(ctx: Context) -> int:
@@ -61,6 +72,13 @@ def run(ctx: Context) -> int:
     if args.server is None:
         raise CliError("give --server URL with the code, or --machine", EXIT_USAGE)
     _refuse_other_server(ctx, args.server)
+    fingerprint = _fingerprint(args.ca_fingerprint)
+    if args.device_name is not None:
+        from core.sync.enroll import device_name_problem
+
+        problem = device_name_problem(args.device_name)
+        if problem is not None:
+            raise CliError(f"--device-name: {problem}", EXIT_USAGE)
     ca_pem = None
     if args.ca_file is not None:
         try:
@@ -72,9 +90,25 @@ def run(ctx: Context) -> int:
         "enroll_code",
         server_url=args.server,
         ca_pem=ca_pem,
+        ca_fingerprint=fingerprint,
         device_name=args.device_name,
     )
     return _enrolled(ctx, result)
+
+
+def _fingerprint(given: str | None) -> str | None:
+    """``--ca-fingerprint`` as 64 lowercase hex digits, or None; refused in words if it is
+    not a whole SHA-256 fingerprint."""
+    if given is None:
+        return None
+    from core.config.settings import check_fingerprint
+    from core.sync.ca_pin import typed_fingerprint
+
+    try:
+        typed_fingerprint(given)
+        return check_fingerprint(given)
+    except ValueError as exc:
+        raise CliError(f"--ca-fingerprint: {exc}", EXIT_USAGE) from None
 
 
 def _enrolled(ctx: Context, result: JoinResult) -> int:
@@ -103,14 +137,16 @@ def _resume(ctx: Context) -> int:
 
 def _discard(ctx: Context) -> int:
     """``enroll --discard-unfinished``: remove the kept, unfinished join here."""
-    from core.sync.join import DISCARDED, discard_unfinished_join
+    from core.sync.join import discard_unfinished_join, discarded_words
 
     if not discard_unfinished_join(ctx.workstation):
         raise CliError(
             f"{ctx.data_dir} holds no unfinished join (a finished clinic is never removed)",
             EXIT_USAGE,
         )
-    text = DISCARDED[0].upper() + DISCARDED[1:] + "."
+    # The device's ID is in the removed credential, readable only with the person's password.
+    words = discarded_words(None)
+    text = words[0].upper() + words[1:] + "."
     ctx.emit({"discarded": True, "data_dir": str(ctx.data_dir)}, text)
     return EXIT_OK
 
@@ -143,6 +179,7 @@ def _run_machine(ctx: Context) -> int:
 
     args = ctx.args
     given = [o for o, v in (("--server", args.server), ("--ca-file", args.ca_file),
+             ("--ca-fingerprint", args.ca_fingerprint),
              ("--device-name", args.device_name)) if v]  # fmt: skip
     if given:
         raise CliError(

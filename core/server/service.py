@@ -81,6 +81,7 @@ from core.store.database import DB_FILE_NAME, Database
 from core.store.errors import WrongKeyError
 from core.store.oplog import Op
 from core.sync import audit_anchor
+from core.sync.enroll import device_name_problem
 from core.sync.responder import Responder
 from core.sync.snapshot_image import ImageKeeper, ImageStream
 from core.sync.stores import DatabaseStore, SyncStore
@@ -746,7 +747,7 @@ class ClinicServer:
 
     def _enroll(self, code: str, device_name: str, csr_pem: str) -> Enrollment:
         name = device_name.strip()
-        if not 1 <= len(name) <= 64 or not name.isprintable():
+        if device_name_problem(name) is not None:  # the workstations' own check
             raise ServerError("device_name must be 1-64 printable characters")
         # No server-wide lock: redeeming is one registry transaction that refuses a used
         # code, so two devices racing with one code cannot both enroll.

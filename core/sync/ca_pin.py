@@ -27,6 +27,7 @@ from core.sync.enroll import EnrollmentError, ServerUnreachableError
 from core.sync.reach import unreachable
 
 _DER = 2  # _ssl.ENCODING_DER, which the ssl module does not re-export
+_HEX = frozenset("0123456789abcdef")
 
 
 def fingerprint(der: bytes) -> str:
@@ -69,17 +70,52 @@ def presented_certificates(server_url: str, timeout: float = 10) -> list[bytes]:
         raise ServerUnreachableError(unreachable(server_url, exc)) from exc
 
 
-def ca_for_fingerprint(server_url: str, expected: str) -> str:
+def colon_hex(digits: str) -> str:
+    """A fingerprint's lowercase hex digits as ``careline-server`` prints them (AB:CD:...),
+    for a person to compare whole."""
+    return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2)).upper()
+
+
+def typed_fingerprint(typed: str) -> str | None:
+    """``typed`` read as a SHA-256 fingerprint (hex, with or without colons or spaces, any
+    case): its 64 lowercase hex digits. None when it does not look like a fingerprint at
+    all (a file name, say); ValueError, in words, when it looks like one but is not whole
+    (too few or too many digits, cut short with "...", a SHA-1 one)."""
+    text = typed.strip()
+    cut = text.endswith(("...", "\u2026"))
+    digits = text.rstrip(".\u2026").replace(":", "").replace(" ", "").lower()
+    looks = bool(digits) and all(ch in _HEX for ch in digits)
+    if not looks or (len(digits) < 16 and ":" not in text and not cut):
+        return None
+    if len(digits) == 64 and not cut:
+        return digits
+    if cut:
+        why = f"it ends in “...”, so it was cut short ({len(digits)} hex digits of 64)"
+    elif len(digits) == 40:
+        why = "it has 40 hex digits, a SHA-1 fingerprint; the SHA-256 one has 64"
+    else:
+        why = f"it has {len(digits)} hex digits, and a SHA-256 fingerprint has 64"
+    raise ValueError(f"that is not a whole SHA-256 fingerprint: {why}")
+
+
+def ca_for_fingerprint(
+    server_url: str,
+    expected: str,
+    given_as: str = "given as server_ca_fingerprint",
+    otherwise: str = "give the CA certificate as server_ca_file",
+) -> str:
     """The PEM of the certificate the server presents whose SHA-256 is ``expected``
-    (normalised lowercase hex); EnrollmentError naming server_ca_fingerprint if none is."""
+    (normalised lowercase hex); EnrollmentError if none is, naming the fingerprint
+    ``given_as`` and, whole, every certificate presented, and saying what to do
+    ``otherwise``."""
     presented = presented_certificates(server_url)
     for der in presented:
         if fingerprint(der) == expected:
             return ssl.DER_cert_to_PEM_cert(der)
-    seen = ", ".join(fingerprint(d)[:16] + "..." for d in presented) or "none"
+    # Whole, as careline-server prints them: a person compares them digit by digit.
+    seen = ", ".join(colon_hex(fingerprint(d)) for d in presented) or "none"
     raise EnrollmentError(
         f"the server at {server_url} presented no certificate with the SHA-256 fingerprint "
-        f"given as server_ca_fingerprint ({expected}; it presented {seen}), so nothing was "
-        "sent to it. "
-        "Check the fingerprint with IT, or give the CA certificate as server_ca_file"
+        f"{given_as} ({colon_hex(expected)}; it presented {seen}), so nothing was sent to "
+        f"it. Check the fingerprint with IT, or {otherwise}"
     )

@@ -24,6 +24,9 @@ from core.sync.reach import is_certificate_problem, unreachable
 from core.sync.transport import TransportError
 
 _META_KEY = "server_credential"
+# The longest device name the server keeps (core.server.service: 1-64 printable characters).
+DEVICE_NAME_LIMIT = 64
+_UNPRINTABLE_NAMES = {"\t": "a tab", "\n": "a line break", "\r": "a line break"}
 
 
 class EnrollmentError(CarelineError):
@@ -52,6 +55,33 @@ class ServerCredential:
     def transport(self) -> HttpTransport:
         """An HTTPS transport to the server with this device's token."""
         return HttpTransport(self.server_url, self.token, verify=tls_trust(self.server_ca_pem))
+
+
+def default_device_name() -> str:
+    """How the server lists this workstation unless it is given a name: the computer's host
+    name (many computers share one, e.g. a cloned image's), cut to the server's limit."""
+    return (platform.node().strip() or "workstation")[:DEVICE_NAME_LIMIT]
+
+
+def device_name_problem(name: str) -> str | None:
+    """What the server would refuse in ``name`` as a device name, in words, or None: it keeps
+    1-64 printable characters once the spaces around them are dropped. The server checks
+    with this same function, so a name accepted here is accepted there."""
+    name = name.strip()
+    if not name:
+        return f"enter a name for this workstation (1-{DEVICE_NAME_LIMIT} characters)"
+    if len(name) > DEVICE_NAME_LIMIT:
+        return (
+            f"the workstation name is {len(name)} characters long; use at most {DEVICE_NAME_LIMIT}"
+        )
+    for place, char in enumerate(name, 1):
+        if not char.isprintable():
+            what = _UNPRINTABLE_NAMES.get(char, f"the control character U+{ord(char):04X}")
+            return (
+                f"the workstation name holds {what} (character {place}), which cannot be "
+                "shown; use letters, digits, spaces and punctuation only"
+            )
+    return None
 
 
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME, which Python's ssl module has no name for.
@@ -99,11 +129,16 @@ def enroll(
         require_https(server_url)
     except TransportError as exc:
         raise EnrollmentError(str(exc)) from None
+    name = default_device_name() if device_name is None else device_name.strip()
+    problem = device_name_problem(name)
+    if problem is not None:
+        # Refused here, before the code is sent.
+        raise EnrollmentError(problem)
     key = certs.new_private_key()
     csr = certs.make_csr(key, "pending", binding)
     body = {
         "code": code,
-        "device_name": device_name or platform.node() or "workstation",
+        "device_name": name,
         "csr": csr,
     }
     try:

@@ -59,7 +59,7 @@ from core.records.errors import AuthenticationError, SecondFactorRequiredError
 from core.records.workstation import JOIN_PENDING_MARKER, WORKSTATION_ACTOR, Workstation
 from core.store.errors import StoreError
 from core.sync.backup import restored_server_pin
-from core.sync.ca_pin import pem_fingerprint
+from core.sync.ca_pin import ca_for_fingerprint, colon_hex, pem_fingerprint
 from core.sync.enroll import (
     EnrollmentError,
     ServerCredential,
@@ -121,7 +121,12 @@ class AccountDeactivatedBeforeCodeError(NoAccountError):
 
 class FirstSyncError(CarelineError):
     """Enrollment or pairing worked, but the first sync did not; the message says what
-    happened to this workstation and what to do next."""
+    happened to this workstation and what to do next. ``device_id``: the device the
+    server enrolled (listed by ``careline-server admin device list``), when enrolled."""
+
+    def __init__(self, message: str, device_id: str | None = None) -> None:
+        super().__init__(message)
+        self.device_id = device_id
 
 
 class FirstSyncUnfinishedError(FirstSyncError):
@@ -151,7 +156,11 @@ class JoinRequest:
     server_url: str = ""
     enroll_code: str = field(default="", repr=False)
     ca_pem: str | None = None
-    device_name: str | None = None
+    # Instead of (or to check) ``ca_pem``: the SHA-256 of the server's CA certificate (64
+    # lowercase hex digits); the certificate the server presents with it is pinned before
+    # the code is sent (core.sync.ca_pin).
+    ca_fingerprint: str | None = None
+    device_name: str | None = None  # how the server lists this workstation (its host name)
     pair_code: str = field(default="", repr=False)
     peer: str = ""  # HOST:PORT of the peer's sync listener (pairing: PORT+1)
     # Without ``peer``: the peers seen over mDNS (HOST:PORT), each asked in turn until one
@@ -209,6 +218,21 @@ DISCARDED = (
 )
 
 
+def discarded_words(device_id: str | None) -> str:
+    """:data:`DISCARDED`, naming the device to revoke when its ID is known here (the kept
+    credential that holds it is removed, and while kept it is readable only behind the
+    joining person's password); else where IT finds it."""
+    if device_id is None:
+        return DISCARDED.replace(
+            "revoke ID')",
+            "revoke ID', the ID as 'careline-server admin device list' shows it beside this "
+            "workstation's name)",
+        )
+    return DISCARDED.replace("device it enrolled", f"device it enrolled ({device_id})").replace(
+        "revoke ID'", f"revoke {device_id}'"
+    )
+
+
 def discard_unfinished_join(ws: Workstation) -> bool:
     """Remove a kept, unfinished join (:func:`first_sync_pending`): the replica and its side
     files, the device credential in it, the key file and its OS-keyring secret, the marker.
@@ -236,6 +260,7 @@ def join_clinic(
     pending = pending_join(ws)
     if pending is not None:
         return _resume_attended(ws, request, pending, on_progress)
+    request = _pin_ca(request)  # before anything is made here, or sent
     if ws.is_initialized():
         return replace(_join(ws, request, on_progress), recovery_key_reason=EXISTING_REPLICA)
     if request.password is None:
@@ -257,6 +282,30 @@ def join_clinic(
         raise
     (ws.data_dir / PENDING_MARKER).unlink(missing_ok=True)  # none after a LAN pairing
     return result
+
+
+def _pin_ca(request: JoinRequest) -> JoinRequest:
+    """``request`` with the server's CA given by its fingerprint fetched and pinned
+    (:func:`core.sync.ca_pin.ca_for_fingerprint`: nothing is sent to the server), or, with
+    a CA certificate given too, checked against it; EnrollmentError if they differ or the
+    server presents no certificate with that fingerprint (the code is not sent)."""
+    expected = request.ca_fingerprint
+    if expected is None or request.via_peer:
+        return request
+    if request.ca_pem is not None:
+        if pem_fingerprint(request.ca_pem) != expected:
+            raise EnrollmentError(
+                "the CA certificate given does not have the SHA-256 fingerprint given "
+                f"({colon_hex(expected)}); one of them is wrong"
+            )
+        return request
+    pem = ca_for_fingerprint(
+        request.server_url,
+        expected,
+        given_as="given",
+        otherwise="give the server's CA certificate file instead",
+    )
+    return replace(request, ca_pem=pem)
 
 
 def _check_account(ws: Workstation, request: JoinRequest) -> RecoveryAtJoin:
@@ -409,7 +458,8 @@ def _finish_first_sync(
             "code"
         )
     _refuse_other_server(credential, request)
-    records = _first_sync(ws, credential, actor, on_progress, "enrolled", next_step)
+    joined_as = f"enrolled as device {credential.device_id}"
+    records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
     return credential, records
 
 
@@ -417,11 +467,13 @@ def _refuse_other_server(credential: ServerCredential, request: JoinRequest) -> 
     """A resume goes to the server (and pinned CA) the code was spent with, never another."""
     url = request.server_url.strip().rstrip("/")
     other_url = bool(url) and url.lower() != credential.server_url.lower()
-    other_ca = (
-        request.ca_pem is not None
-        and credential.server_ca_pem is not None
-        and pem_fingerprint(request.ca_pem) != pem_fingerprint(credential.server_ca_pem)
+    pinned = (
+        pem_fingerprint(credential.server_ca_pem) if credential.server_ca_pem is not None else None
     )
+    given = {request.ca_fingerprint} if request.ca_fingerprint is not None else set()
+    if request.ca_pem is not None:
+        given.add(pem_fingerprint(request.ca_pem))
+    other_ca = pinned is not None and bool(given - {pinned})
     if other_url or other_ca:
         what = f"the server at {url}" if other_url else "another server CA"
         raise UnfinishedJoinError(
@@ -494,6 +546,7 @@ def _join(
     except (SyncError, TransportError) as exc:
         raise _first_sync_failed(joined_as, exc, _next_step(new_replica, False, attended)) from exc
     next_step = _next_step(new_replica, True, attended)
+    joined_as = f"enrolled as device {credential.device_id}"
     records = _first_sync(ws, credential, actor, on_progress, joined_as, next_step)
     return JoinResult(credential.device_id, credential.clinic_name, records, None)
 
@@ -582,15 +635,19 @@ def _first_sync(
                 clock_reference=True,
             )
     except (SyncError, TransportError) as exc:
-        raise _first_sync_failed(joined_as, exc, next_step) from exc
+        raise _first_sync_failed(joined_as, exc, next_step, credential.device_id) from exc
     return replication.records_held(db)
 
 
 def _first_sync_failed(
-    joined_as: str, exc: SyncError | TransportError, next_step: str
+    joined_as: str,
+    exc: SyncError | TransportError,
+    next_step: str,
+    device_id: str | None = None,
 ) -> FirstSyncError:
     kind = FirstSyncUnfinishedError if next_step in (_KEPT, _KEPT_ATTENDED) else FirstSyncError
-    return kind(f"{joined_as}, but the first sync failed: {exc.plain_words()}; {next_step}")
+    message = f"{joined_as}, but the first sync failed: {exc.plain_words()}; {next_step}"
+    return kind(message, device_id)
 
 
 @dataclass(frozen=True)

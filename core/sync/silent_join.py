@@ -10,7 +10,6 @@ one of the code's uses.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from core.keys.errors import KeyringUnavailableError
 from core.records.workstation import Workstation
 from core.sync.ca_pin import ca_for_fingerprint, pem_fingerprint
-from core.sync.enroll import EnrollmentError
+from core.sync.enroll import DEVICE_NAME_LIMIT, EnrollmentError, default_device_name
 from core.sync.join import JoinRequest, JoinResult, Progress, join_unattended
 
 
@@ -81,7 +80,7 @@ class MachineEnrollment:
             server_url=self.server_url,
             enroll_code=self.enroll_code,
             ca_pem=self.ca_pem(),
-            device_name=(self.device_name or socket.gethostname() or "workstation")[:64],
+            device_name=(self.device_name or default_device_name())[:DEVICE_NAME_LIMIT],
         )
 
 

@@ -74,7 +74,10 @@ def _halted_join(tmp_path: Path) -> HaltedJoin:
         code, _ = live.server.registry.issue_enroll_code(clinic, 10)  # one use
         with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed") as failed:
             join_clinic(desk, _request(live, code), on_progress=lambda _report: live.halt())
-    assert "enrolled, but the first sync failed" in str(failed.value)
+        (device,) = live.server.registry.devices(clinic)
+    # The device left enrolled, by the ID IT revokes it by.
+    assert f"enrolled as device {device.id}, but the first sync failed" in str(failed.value)
+    assert failed.value.device_id == device.id
     assert "same user name and password" in str(failed.value)
     return HaltedJoin(desk, folder, code, data, port)
 

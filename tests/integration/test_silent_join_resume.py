@@ -37,7 +37,10 @@ def test_an_enrolled_join_whose_first_sync_failed_is_finished_without_a_code(
         # The server goes away after the first page of the download.
         with pytest.raises(FirstSyncUnfinishedError, match="no new code is needed") as failed:
             join_silently(desk, enrollment, on_progress=lambda _report: live.halt())
-    assert "enrolled, but the first sync failed" in str(failed.value)
+        (device,) = live.server.registry.devices(clinic)
+    # The device left enrolled, by the ID IT revokes it by.
+    assert f"enrolled as device {device.id}, but the first sync failed" in str(failed.value)
+    assert failed.value.device_id == device.id
     assert first_sync_pending(desk) and not desk.is_unlocked
 
     with live_server(data, port=port) as live:

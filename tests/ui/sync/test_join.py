@@ -13,12 +13,13 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 from pytestqt.qtbot import QtBot
 
-from app.session.first_run import FirstRunWizard
+from app.session.first_run import FirstRunWizard, JoinPage
 from app.sync.controller import RECORDS, SYNCED, SyncProgress
 from app.sync.lan_peer import LanOptions
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from core.sync.enroll import load_credential
+from core.sync.ca_pin import colon_hex, pem_fingerprint
+from core.sync.enroll import default_device_name, load_credential
 from core.sync.lan import identity as lan_id
 from core.sync.lan.server import PeerServer
 from tests.integration.server_fixtures import Live, add_clinic, join_clinic, sync_at
@@ -287,6 +288,13 @@ def test_a_server_certificate_not_trusted_is_named_a_certificate_problem(
     assert "CA certificate" in shown
     assert "SSL" not in shown and "_ssl.c" not in shown and "verify failed" not in shown
     assert not ws.is_initialized()
+    # The field that mends it says it takes either form.
+    page = wizard.join_page
+    assert page.errors["ca_path"].isVisible()
+    assert page.errors["ca_path"].text() == (
+        "Paste the clinic server's CA fingerprint (SHA-256, from your IT contact) here, or "
+        "choose its CA certificate file."
+    )
 
 
 def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
@@ -307,3 +315,135 @@ def test_a_ca_file_that_cannot_be_read_is_named_without_an_errno(
         message.text() == f"The CA certificate {missing} cannot be read: No such file or directory."
     )
     assert page.ca_path.hasFocus()
+
+
+def _type(field: QWidget, text: str) -> None:
+    """Click into ``field`` and type ``text`` over what it holds, as a person does."""
+    QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+    QTest.keyClick(field, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(field, text)
+
+
+def _tab(page: JoinPage) -> QWidget | None:
+    """Press Tab where the keyboard is; returns where it went."""
+    QTest.keyClick(page.window().focusWidget(), Qt.Key.Key_Tab)
+    return page.window().focusWidget()
+
+
+def test_the_server_lists_the_workstation_by_the_name_typed_and_the_wizard_shows_its_id(
+    qtbot: QtBot, live: Live, join_wizard: FirstRunWizard
+) -> None:
+    """Every join was named after the host name (eight "DESKTOP-1" in the server's device
+    list), and the device ID IT revokes by was never shown. The CA is pinned by its
+    fingerprint, pasted as IT's tools print it (colons, capitals): no file to carry."""
+    clinic_id = add_clinic(live.server, "Fingerprint Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    wizard = join_wizard
+    page = wizard.join_page
+    assert page.device_name.text() == default_device_name() != ""
+    fingerprint = colon_hex(pem_fingerprint(live.ca_pem))  # AB:CD:... as careline-server prints
+    QTest.mouseClick(page.server_url, Qt.MouseButton.LeftButton)
+    QTest.keyClicks(page.server_url, live.url)
+    assert _tab(page) is page.enroll_code
+    QTest.keyClicks(page.enroll_code, code)
+    assert _tab(page) is page.ca_path
+    QTest.keyClicks(page.ca_path, fingerprint)
+    _tab(page)  # Choose…
+    # Tab selects the prefilled host name: typing replaces it.
+    assert _tab(page) is page.device_name
+    assert page.device_name.selectedText() == default_device_name()
+    QTest.keyClicks(page.device_name, "Front desk 2")
+    _type(page.username, ADMIN)
+    _type(page.password, PASSWORD)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: wizard.currentPage() is wizard.recovery_page, timeout=30_000)
+    (device,) = live.server.registry.devices(clinic_id)
+    assert device.name == "Front desk 2"
+    note = wizard.recovery_page.device_note
+    assert note.isVisible()
+    assert note.text() == (
+        f"The clinic server lists this workstation as “Front desk 2”, device ID {device.id} "
+        "(IT uses the ID to revoke it: 'careline-server admin device revoke ID')."
+    )
+    # The fingerprint pinned the clinic's CA: the system's CAs do not trust this server
+    # (test_a_server_certificate_not_trusted_is_named_a_certificate_problem).
+    finish(qtbot, wizard)
+
+
+def test_a_workstation_name_the_server_would_refuse_is_said_at_the_field(
+    join_wizard: FirstRunWizard,
+) -> None:
+    wizard = join_wizard
+    page = wizard.join_page
+    for field, text in ((page.server_url, "https://careline.example"), (page.enroll_code, "C"),
+                        (page.username, ADMIN), (page.password, PASSWORD)):  # fmt: skip
+        _type(field, text)
+    # Emptied: the server keeps 1-64 printable characters.
+    QTest.mouseClick(page.device_name, Qt.MouseButton.LeftButton)
+    QTest.keyClick(page.device_name, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(page.device_name, Qt.Key.Key_Backspace)
+    click(wizard, COMMIT)
+    message = page.errors["device_name"]
+    assert message.isVisible()
+    assert message.text() == "Enter a name for this workstation (1-64 characters)."
+    assert [n for n, label in page.errors.items() if label.isVisible()] == ["device_name"]
+    assert page.device_name.hasFocus() and not page.error.isVisible()
+    # Typing answers the message; a name too long is named with its length.
+    QTest.keyClicks(page.device_name, "Reception " * 7)
+    assert not message.isVisible()
+    click(wizard, COMMIT)
+    assert message.text() == "The workstation name is 69 characters long; use at most 64."
+    assert page.device_name.hasFocus() and not wizard.workstation.is_initialized()
+
+
+def test_a_fingerprint_cut_short_is_said_at_the_ca_field(
+    join_wizard: FirstRunWizard,
+) -> None:
+    """The old message showed 16 digits and "..."; pasted back, they are refused at once,
+    in words, before anything is sent."""
+    wizard = join_wizard
+    page = wizard.join_page
+    for field, text in ((page.server_url, "https://careline.example"), (page.enroll_code, "C"),
+                        (page.ca_path, "3f2a9c0d11e4b7a8..."),
+                        (page.username, ADMIN), (page.password, PASSWORD)):  # fmt: skip
+        _type(field, text)
+    click(wizard, COMMIT)
+    message = page.errors["ca_path"]
+    assert message.isVisible() and page.ca_path.hasFocus()
+    assert message.text() == (
+        "That is not a whole SHA-256 fingerprint: it ends in “...”, so it was cut short (16 "
+        "hex digits of 64). Paste the whole fingerprint from your IT contact, or choose the "
+        "CA certificate file."
+    )
+    # A SHA-1 fingerprint is named for what it is.
+    _type(page.ca_path, "AB:" * 19 + "CD")
+    click(wizard, COMMIT)
+    assert message.text().startswith(
+        "That is not a whole SHA-256 fingerprint: it has 40 hex digits, a SHA-1 fingerprint; "
+        "the SHA-256 one has 64."
+    )
+    assert not wizard.workstation.is_initialized()
+
+
+def test_a_fingerprint_the_server_does_not_present_is_refused_before_the_code_is_sent(
+    qtbot: QtBot, live: Live, join_wizard: FirstRunWizard
+) -> None:
+    clinic_id = add_clinic(live.server, "Wrong Print Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    wizard = join_wizard
+    page = wizard.join_page
+    wrong = "ab" * 32
+    for field, text in ((page.server_url, live.url), (page.enroll_code, code),
+                        (page.ca_path, wrong), (page.username, ADMIN),
+                        (page.password, PASSWORD)):  # fmt: skip
+        _type(field, text)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.error.isVisible(), timeout=20_000)
+    shown = page.error.text()
+    # Both whole, as careline-server prints them, for IT to compare digit by digit.
+    assert f"fingerprint given ({colon_hex(wrong)}; it presented " in shown
+    assert colon_hex(pem_fingerprint(live.ca_pem)) in shown
+    assert "..." not in shown and "nothing was sent" in shown
+    assert "give the server's CA certificate file instead" in shown
+    assert live.server.registry.code_clinic(code) == clinic_id  # the code keeps its use
+    assert not wizard.workstation.is_initialized()

@@ -18,6 +18,7 @@ from app.main_window import MainWindow
 from app.session.first_run import FirstRunWizard
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.sync.enroll import default_device_name
 from tests.integration.server_fixtures import Live, add_clinic
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
 from tests.ui.sync.test_join import COMMIT, activate, click, to_join_page
@@ -76,6 +77,10 @@ def test_a_front_desk_join_shows_no_recovery_key_and_says_who_makes_it(
     assert not wizard.recovery_page.isVisible() and wizard.recovery_page.key.text() == ""
     assert "recovery key:" not in text.lower() and "store your recovery key" not in text.lower()
     assert ws.keychain().recovery_slot() is None
+    # Which device this computer is on the server, for IT (the name: the host name).
+    (device,) = [d for d in live.server.registry.devices() if f"device ID {d.id} " in text]
+    assert device.name == default_device_name()
+    assert f"as “{device.name}”, device ID {device.id} (IT uses the ID" in text
     # Nothing to confirm storing: Finish goes straight on to sign in.
     click(wizard, FINISH)
     page = window.sign_in_page

@@ -46,6 +46,8 @@ def _fill_and_join(
     QTest.keyClicks(page.server_url, live.url)
     QTest.keyClicks(page.enroll_code, code)
     QTest.keyClicks(page.ca_path, str(ca))
+    page.device_name.selectAll()
+    QTest.keyClicks(page.device_name, DESK_NAME)
     QTest.keyClicks(page.username, username)
     QTest.keyClicks(page.password, PASSWORD)
     halted: list[SyncProgress] = []
@@ -73,6 +75,9 @@ def _clinic_with_a_patient(live: Live, tmp_path: Path) -> tuple[str, str]:
     return clinic_id, code
 
 
+DESK_NAME = "Front desk 2"  # how the server lists the new workstation
+
+
 @dataclass
 class KeptJoin:
     """A first run whose join the server accepted and then left unfinished (it went away
@@ -87,6 +92,7 @@ class KeptJoin:
     data: Path
     port: int
     sync_options: dict[str, Any] | None
+    device_id: str  # the device the server enrolled (its device list's ID)
 
     @property
     def page(self) -> JoinPage:
@@ -134,7 +140,8 @@ def kept_join(qtbot: QtBot, tmp_path: Path, make_window: WindowFactory) -> KeepJ
             if username != ADMIN:  # another account of the clinic, with the same password
                 live.server.add_user(clinic_id, username, "Rita Reception", "front_desk", PASSWORD)
             _fill_and_join(qtbot, wizard, live, code, ca, username)
-        return KeptJoin(qtbot, make_window, ws, window, wizard, data, port, sync_options)
+            (device,) = [d for d in live.server.registry.devices() if d.name == DESK_NAME]
+        return KeptJoin(qtbot, make_window, ws, window, wizard, data, port, sync_options, device.id)
 
     return start
 
@@ -170,6 +177,10 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     kept = kept_join(sync_options={"debounce_ms": 400, "interval_ms": 60_000})
     ws = kept.ws
     assert "no new code is needed" in kept.page.error.text()
+    # The device left enrolled is named by the ID the server lists it by.
+    assert kept.page.error.text().startswith(
+        f"Enrolled as device {kept.device_id}, but the first sync failed"
+    )
     _shows_try_again(kept.wizard)
     _keyboard_in_the_password(qtbot, kept.page)
     assert pending_join(ws) == PendingJoin(True, ADMIN) and not ws.is_unlocked
@@ -189,6 +200,7 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     QTest.keyClicks(page.password, "not my password")
     kept.try_again_and_fail()
     assert "opens only with the user name and password it was started with" in page.error.text()
+    assert kept.device_id not in page.error.text()  # nothing opened: not known here
     _shows_try_again(kept.wizard)
     _keyboard_in_the_password(qtbot, page)
     page.password.clear()
@@ -196,6 +208,9 @@ def test_a_failed_first_sync_is_tried_again_without_a_new_code(
     with kept.server_again():
         click(kept.wizard, COMMIT)
         finish(qtbot, kept.wizard)  # a new recovery key, shown once
+        assert kept.wizard.recovery_page.device_note.text().startswith(
+            f"The clinic server lists this workstation as device ID {kept.device_id} "
+        )
         assert not first_sync_pending(ws)
         sign_in(qtbot, kept.window, ADMIN, PASSWORD)
         model = kept.window.workspace.patient_list.model
@@ -210,6 +225,7 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(qtbot: QtBot, kept_join:
     QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
     box = page.confirm_box
     assert box is not None and box.isVisible()
+    assert f"the device it enrolled ({kept.device_id}) stays listed" in box.text()
     cancel = box.button(QMessageBox.StandardButton.Cancel)
     QTest.mouseClick(cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.confirm_box is None)
@@ -228,6 +244,11 @@ def test_a_kept_attempt_can_be_discarded_for_a_new_code(qtbot: QtBot, kept_join:
     assert not page.username.isReadOnly()
     assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
     assert "join again with a new code" in page.error.text()
+    # The device to revoke, by the ID the server lists it by.
+    assert (
+        f"the device it enrolled ({kept.device_id}) stays listed on the server" in page.error.text()
+    )
+    assert f"'careline-server admin device revoke {kept.device_id}'" in page.error.text()
     # The keyboard is in the first field left to fill in: the new code (the server's
     # address was typed before).
     assert page.server_url.text()
@@ -282,3 +303,27 @@ def test_a_kept_attempt_is_opened_only_by_the_wizard(
         click(kept.wizard, COMMIT)
         finish(qtbot, kept.wizard)
     assert not first_sync_pending(ws) and ws.has_keyring_slot()
+
+
+def test_a_kept_attempt_discarded_after_a_restart_says_where_its_id_is(
+    qtbot: QtBot, kept_join: KeepJoin
+) -> None:
+    """After a restart the device's ID is only in the kept credential, behind the person's
+    password, and Discard asks for none: the message says where IT finds it, and does not
+    invent one."""
+    kept = kept_join()
+    kept.restart_app()
+    page = kept.page
+    QTest.mouseClick(page.discard_button, Qt.MouseButton.LeftButton)
+    box = page.confirm_box
+    assert box is not None
+    discard = box.findChild(QPushButton, "confirmDiscardJoinButton")
+    assert discard is not None
+    QTest.mouseClick(discard, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.discard_button.isVisible(), timeout=5_000)
+    assert not first_sync_pending(kept.ws)
+    assert kept.device_id not in page.error.text()
+    assert (
+        "('careline-server admin device revoke ID', the ID as 'careline-server admin device "
+        "list' shows it beside this workstation's name)"
+    ) in page.error.text()
