@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase, QHideEvent, QShowEvent
@@ -47,7 +46,7 @@ from app.sync.join import (
     join_clinic,
     kept_join,
 )
-from app.sync.status import describe_progress, read_ca_file
+from app.sync.status import ca_given, describe_progress
 from app.widgets import (
     check_all,
     clear_when_edited,
@@ -59,11 +58,11 @@ from app.widgets import (
     show_problems,
 )
 from app.worker import Job, Worker
+from core.errors import sentence
 from core.records import demo, validation
 from core.records.demo import DemoClinic
 from core.records.errors import ValidationError
 from core.records.workstation import Workstation
-from core.sync.ca_pin import typed_fingerprint
 from core.sync.enroll import EnrollmentError, default_device_name, device_name_problem
 from core.sync.reach import is_certificate_problem
 from core.sync.session import SyncReport
@@ -90,11 +89,6 @@ class ClinicCreated:
     device_id: str = ""  # a join's: how the clinic server or the LAN peers know this computer
     device_name: str = ""  # a join through the server's: how its device list names it
     on_server: bool = False  # joined through the clinic server (not a LAN peer)
-
-
-def sentence(words: str) -> str:
-    """Core's phrase as a sentence: capital first letter, a full stop."""
-    return words[:1].upper() + words[1:].rstrip(".") + "."
 
 
 def device_words(created: ClinicCreated) -> str:
@@ -1074,29 +1068,8 @@ class JoinPage(QWizardPage):
         )
 
     def _ca_given(self) -> tuple[str | None, str | None, str]:
-        """What the CA field holds: (the CA file's PEM, the fingerprint's 64 lowercase hex
-        digits, what is wrong with it); nothing typed: (None, None, ""). A file of that
-        name wins over a fingerprint; the fingerprint's certificate is fetched from the
-        server on the worker, when joining."""
-        typed = self.ca_path.text().strip()
-        if not typed or Path(typed).exists():
-            pem, unusable = read_ca_file(typed)
-            return pem, None, unusable
-        try:
-            fingerprint = typed_fingerprint(typed)
-        except ValueError as exc:
-            return (
-                None,
-                None,
-                (
-                    f"{sentence(str(exc))} Paste the whole fingerprint from your IT contact, or "
-                    "choose the CA certificate file."
-                ),
-            )
-        if fingerprint is not None:
-            return None, fingerprint, ""
-        pem, unusable = read_ca_file(typed)
-        return pem, None, unusable
+        """What the CA field holds (:func:`app.sync.status.ca_given`)."""
+        return ca_given(self.ca_path.text())
 
     def validatePage(self) -> bool:
         """Refuse while joining; start joining; accept once this computer holds the clinic."""

@@ -71,6 +71,7 @@ from core.store.oplog import version_vector
 from core.sync import clock, sent
 from core.sync.attachments import Attachments
 from core.sync.backoff import backoff
+from core.sync.ca_pin import ca_for_fingerprint
 from core.sync.certify import ensure_bound
 from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
 from core.sync.http_transport import DeviceRejectedError
@@ -332,12 +333,18 @@ class _SyncRunner(QObject):
             self.prefetch.start()
 
     @Slot(object)
-    def enroll(self, request: tuple[str, str, str | None, str]) -> None:
-        url, code, ca_pem, device = request
+    def enroll(self, request: tuple[str, str, str | None, str, str | None]) -> None:
+        url, code, ca_pem, device, fingerprint = request
         try:
             # Refused before the code is redeemed (a used code is gone for good).
             refuse_if_demo("enroll with a clinic server", self._ws.data_dir, self._ws.database)
             db = self._ws.database
+            if ca_pem is None and fingerprint is not None:
+                # The CA the server presents with that fingerprint, pinned (nothing sent).
+                ca_pem = ca_for_fingerprint(
+                    url, fingerprint, given_as="given",
+                    otherwise="choose the server's CA certificate file instead",
+                )  # fmt: skip
             credential = enroll(url, code, ca_pem, device, op_trust.binding_for(db))
             adopt_credential(db, credential, self._actor())
         except Exception as exc:
@@ -636,8 +643,17 @@ class SyncController(QObject):
         if self._active and not self._busy:
             self._count.emit()
 
-    def enroll(self, url: str, code: str, ca_pem: str | None, device_name: str) -> None:
-        """Enroll, store the credential and run the first sync (result: enroll_finished)."""
+    def enroll(
+        self,
+        url: str,
+        code: str,
+        ca_pem: str | None,
+        device_name: str,
+        ca_fingerprint: str | None = None,
+    ) -> None:
+        """Enroll, store the credential and run the first sync (result: enroll_finished).
+        ``ca_fingerprint``: the server's CA given by its SHA-256 fingerprint instead of
+        ``ca_pem`` (fetched and checked on the sync thread)."""
         self._stop.clear()
         self._active = True
         if not self._enrolling:
@@ -645,7 +661,7 @@ class SyncController(QObject):
         self._enrolling = True
         self._busy = True
         self._publish(replace(self.status, state=SYNCING, message="", server=url))
-        self._enroll.emit((url, code, ca_pem, device_name))
+        self._enroll.emit((url, code, ca_pem, device_name, ca_fingerprint))
 
     # ----- results (GUI thread) ---------------------------------------------------------
 

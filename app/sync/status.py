@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import platform
 from pathlib import Path
 from typing import ClassVar
 
@@ -42,7 +41,10 @@ from app.widgets import (
     form_layout,
     paragraph,
 )
+from core.errors import sentence
 from core.records import unknown
+from core.sync.ca_pin import typed_fingerprint
+from core.sync.enroll import default_device_name, device_name_problem
 from core.sync.session import held_back_notice
 from core.sync.trust_notice import trust_notice
 
@@ -287,6 +289,28 @@ def read_ca_file(typed: str) -> tuple[str | None, str]:
     return pem, ""
 
 
+def ca_given(typed: str) -> tuple[str | None, str | None, str]:
+    """What a CA field holds: (the CA file's PEM, the fingerprint's 64 lowercase hex
+    digits, what is wrong with it); nothing typed: (None, None, ""). A file of that name
+    wins over a fingerprint; the fingerprint's certificate is fetched from the server on
+    the worker, when enrolling (core.sync.ca_pin.ca_for_fingerprint)."""
+    typed = typed.strip()
+    if not typed or Path(typed).exists():
+        pem, unusable = read_ca_file(typed)
+        return pem, None, unusable
+    try:
+        fingerprint = typed_fingerprint(typed)
+    except ValueError as exc:
+        return None, None, (
+            f"{sentence(str(exc))} Paste the whole fingerprint from your IT contact, or "
+            "choose the CA certificate file."
+        )  # fmt: skip
+    if fingerprint is not None:
+        return None, fingerprint, ""
+    pem, unusable = read_ca_file(typed)
+    return pem, None, unusable
+
+
 class EnrollDialog(TypedForm):
     """Connect this workstation to the clinic server with a one-time code. What was typed
     is not dropped unasked (``TypedForm``); once Connect handed it over, closing the dialog
@@ -314,15 +338,17 @@ class EnrollDialog(TypedForm):
         self.code = QLineEdit()
         self.code.setPlaceholderText("XXXX-XXXX-XXXX-XXXX")
         self.ca_path = QLineEdit()
-        self.ca_path.setPlaceholderText("Optional: the server's CA certificate (PEM) to pin")
+        self.ca_path.setPlaceholderText(
+            "Optional: the CA certificate file, or its SHA-256 fingerprint"
+        )
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._browse)
         ca_row = QHBoxLayout()
         ca_row.addWidget(self.ca_path, 1)
         ca_row.addWidget(browse)
-        self.device = QLineEdit(platform.node() or "workstation")
+        self.device = QLineEdit(default_device_name())
         # A message under each field the form checks, said all at once (show_problems).
-        self.errors = {name: error_label() for name in ("url", "code", "ca")}
+        self.errors = {name: error_label() for name in ("url", "code", "ca", "device")}
         form = form_layout()
         form.addRow("Server address", self.url)
         form.addRow("", self.errors["url"])
@@ -330,9 +356,12 @@ class EnrollDialog(TypedForm):
         form.addRow("", self.errors["code"])
         form.addRow("CA certificate", ca_row)
         form.addRow("", self.errors["ca"])
-        form.addRow("Device name", self.device)
+        # The name the clinic server lists this workstation by (and conflicts show).
+        form.addRow("Workstation name", self.device)
+        form.addRow("", self.errors["device"])
         self.clears_on_edit([(self.url, self.errors["url"]), (self.code, self.errors["code"]),
-                             (self.ca_path, self.errors["ca"])])  # fmt: skip
+                             (self.ca_path, self.errors["ca"]),
+                             (self.device, self.errors["device"])])  # fmt: skip
         self.error = error_label()  # the server's answer
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
@@ -376,9 +405,13 @@ class EnrollDialog(TypedForm):
             problems[self.errors["url"]] = "The server address must start with https://."
         if not code:
             problems[self.errors["code"]] = "Enter the one-time enrollment code."
-        ca_pem, unusable = read_ca_file(self.ca_path.text())
+        ca_pem, fingerprint, unusable = ca_given(self.ca_path.text())
         if unusable:
             problems[self.errors["ca"]] = unusable
+        device = self.device.text().strip()
+        wrong_name = device_name_problem(device)
+        if wrong_name is not None:
+            problems[self.errors["device"]] = sentence(wrong_name)
         if self.show_problems(problems, select=True):
             return
         self._waiting = True
@@ -386,7 +419,7 @@ class EnrollDialog(TypedForm):
         self.busy.show()
         self.state.setText("Enrolling and downloading the clinic's records…")
         self.connecting.emit()
-        self._controller.enroll(url, code, ca_pem, self.device.text().strip() or "workstation")
+        self._controller.enroll(url, code, ca_pem, device, fingerprint)
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -25,6 +25,7 @@ from app.sync.status import EnrollDialog, describe_status
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.store.oplog import version_vector
+from core.sync.ca_pin import colon_hex, pem_fingerprint
 from core.sync.enroll import ServerCredential, load_credential, save_credential
 from core.sync.responder import Responder
 from core.sync.session import sync
@@ -178,6 +179,45 @@ def test_enrollment_dialog_enrolls_and_downloads_the_clinic(
     ws.lock()
     ws.sign_in(ADMIN, PASSWORD)  # the account arrived with the first sync
     assert ws.records.clinic_name() == "Lakeside Clinic"
+    ws.lock()
+
+
+def test_connect_to_server_takes_the_cas_fingerprint_and_a_checked_workstation_name(
+    qtbot: QtBot, live: Live, tmp_path: Path
+) -> None:
+    """As the first-run wizard does: the CA by its SHA-256 fingerprint pasted (as IT gives
+    it, with colons), and the workstation's name checked as the server checks it, at the
+    field, before the code is sent."""
+    clinic_id = add_clinic(live.server, "Fingerprint Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ws = Workstation(tmp_path / "new-desk", FAST_PARAMS)
+    ws.prepare_join(ADMIN, PASSWORD)
+    controller = SyncController(ws)
+    dialog = EnrollDialog(controller)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    try:
+        dialog.url.setText(live.url)
+        dialog.code.setText(code)
+        QTest.mouseClick(dialog.ca_path, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(dialog.ca_path, colon_hex(pem_fingerprint(live.ca_pem))[:40] + "...")
+        dialog.device.clear()
+        QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+        said = {name: label.text() for name, label in dialog.errors.items() if label.isVisible()}
+        assert said["ca"].startswith("That is not a whole SHA-256 fingerprint: it ends in")
+        assert said["device"] == "Enter a name for this workstation (1-64 characters)."
+        assert not dialog.waiting  # nothing sent: the code keeps its use
+
+        dialog.ca_path.clear()
+        QTest.keyClicks(dialog.ca_path, colon_hex(pem_fingerprint(live.ca_pem)))
+        QTest.keyClicks(dialog.device, "Exam room 2")
+        with qtbot.waitSignal(dialog.accepted, timeout=15_000):
+            QTest.keyClick(dialog.device, Qt.Key.Key_Return)
+        credential = load_credential(ws.database)
+        assert credential is not None and credential.server_ca_pem == live.ca_pem
+    finally:
+        controller.shutdown()
+    assert [d.name for d in live.server.registry.devices(clinic_id)] == ["Exam room 2"]
     ws.lock()
 
 
