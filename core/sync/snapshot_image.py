@@ -48,7 +48,7 @@ from core.crypto.secure_memory import SecureMemory
 from core.errors import CarelineError
 from core.records import replication
 from core.store import oplog
-from core.store.database import Database
+from core.store.database import Database, Transaction
 from core.store.migrations import LATEST_VERSION
 from core.sync import protocol as p
 from core.sync.stores import SyncStore
@@ -461,6 +461,10 @@ def _copy_tables(
     with db.write(actor, "sync.snapshot_image", "record_states", "image", details) as tx:
         # Tables go in name order; their foreign keys are checked once all are in.
         tx.execute("PRAGMA defer_foreign_keys = ON")
+        indexes = _fts5_tables(tx)
+        held_hash = {name: _fts5_hashsize(tx, name) for name in indexes}
+        for name in indexes:
+            _set_fts5_hashsize(tx, name, COPY_FTS_HASH_BYTES)
         for table in tables:
             columns = _columns(db, table)
             copy = f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM {ALIAS}."{table}"'
@@ -497,13 +501,48 @@ def _copy_tables(
             )
         for origin, seq in offer.vector.items():
             oplog.raise_floor(tx, origin, seq)
+        for name, size in held_hash.items():
+            _set_fts5_hashsize(tx, name, size)
     return dict(types)
 
 
-COPY_ROWS = 20_000
+# Rows per INSERT … SELECT. Each chunk's full-text entries wait in FTS5's in-memory hash
+# until the next statement begins, when FTS5 writes them out and does its share of merging
+# segments: there, outside any statement journal. Entries written out within a statement
+# (the hash over its limit) go in with their merging, and every older page that merging
+# rewrites is first kept in that statement's journal, in memory (temp_store = MEMORY), so
+# that journal grew with the index: with 20,000 rows, SQLite's peak during a chunk was
+# 21 MB at 100,000 bench records and 29 MB at 1,000,000; with 5,000 it is 13.7 MB at both
+# (tests/bench/image_rss.py).
+COPY_ROWS = 5_000
+# FTS5's hash limit while copying: well above a chunk's entries (about 150 bytes a bench
+# patient), so that only the statement boundaries write them out, whatever a clinic's
+# names hold. The hash only ever holds one chunk's entries.
+COPY_FTS_HASH_BYTES = 16 << 20
+FTS5_DEFAULT_HASH_BYTES = 1 << 20  # FTS5's own (FTS5_DEFAULT_HASHSIZE)
 STATES = "record_states"
 IMAGE_CACHE_KIB = 2048
 COPY_CACHE_KIB = 8192
+
+
+def _fts5_tables(tx: Transaction) -> list[str]:
+    rows = tx.query("SELECT name, sql FROM main.sqlite_master WHERE type = 'table'")
+    return [str(n) for n, sql in rows if "USING FTS5" in " ".join(str(sql).upper().split())]
+
+
+def _fts5_hashsize(tx: Transaction, name: str) -> int | None:
+    """The FTS5 table's own hash limit (None: FTS5's default, no setting stored)."""
+    rows = tx.query(f"SELECT v FROM main.\"{name}_config\" WHERE k = 'hashsize'")
+    return int(rows[0][0]) if rows else None
+
+
+def _set_fts5_hashsize(tx: Transaction, name: str, size: int | None) -> None:
+    """Set the FTS5 table's hash limit (its documented ``hashsize`` option: FTS5 takes it
+    at once); None puts back FTS5's default and removes the setting, as if never set."""
+    value = FTS5_DEFAULT_HASH_BYTES if size is None else size
+    tx.execute(f'INSERT INTO main."{name}" ("{name}", rank) VALUES (\'hashsize\', ?)', (value,))
+    if size is None:
+        tx.execute(f"DELETE FROM main.\"{name}_config\" WHERE k = 'hashsize'")
 
 
 def _without_rowid(db: Database, table: str) -> bool:
