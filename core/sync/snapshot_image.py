@@ -470,7 +470,7 @@ def _copy_tables(
             copy = f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM {ALIAS}."{table}"'
             # Record states are counted by type as they go in, a chunk at a time. Counted
             # after, with GROUP BY, SQLite sorted every record's type in memory (about 30
-            # bytes a record: 30 MB of the workstation's peak at 1,000,000) and read the
+            # bytes a record: 25 MB of the workstation's peak RSS at 1,000,000) and read the
             # whole table a second time.
             returning = " RETURNING type" if table == STATES else ""
             if _without_rowid(db, table):
@@ -511,13 +511,14 @@ def _copy_tables(
 # segments: there, outside any statement journal. Entries written out within a statement
 # (the hash over its limit) go in with their merging, and every older page that merging
 # rewrites is first kept in that statement's journal, in memory (temp_store = MEMORY), so
-# that journal grew with the index: with 20,000 rows, SQLite's peak during a chunk was
-# 21 MB at 100,000 bench records and 29 MB at 1,000,000; with 5,000 it is 13.7 MB at both
-# (tests/bench/image_rss.py).
+# that journal grew with the index: with 20,000 rows, SQLite's peak during the copy was
+# 22.6 MB at 100,000 bench records and 33.4 MB at 1,000,000; with 5,000 it is 13.7 MB at
+# both (tests/bench/image_rss.py).
 COPY_ROWS = 5_000
-# FTS5's hash limit while copying: well above a chunk's entries (about 150 bytes a bench
-# patient), so that only the statement boundaries write them out, whatever a clinic's
-# names hold. The hash only ever holds one chunk's entries.
+# FTS5's hash limit while copying: well above a chunk's entries (100-210 bytes a bench
+# patient: 10,000 rows passed FTS5's own 1 MiB, 5,000 did not), so that only statement
+# boundaries write them out, whatever a clinic's names hold. The hash never holds more than
+# one chunk's entries.
 COPY_FTS_HASH_BYTES = 16 << 20
 FTS5_DEFAULT_HASH_BYTES = 1 << 20  # FTS5's own (FTS5_DEFAULT_HASHSIZE)
 STATES = "record_states"
