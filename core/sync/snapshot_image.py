@@ -38,6 +38,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ from core.crypto.secure_memory import SecureMemory
 from core.errors import CarelineError
 from core.records import replication
 from core.store import oplog
-from core.store.database import Database
+from core.store.database import Database, Transaction
 from core.store.migrations import LATEST_VERSION
 from core.sync import protocol as p
 from core.sync.stores import SyncStore
@@ -466,14 +467,24 @@ def _copy_tables(
     rows = {t: int(db.query(f'SELECT count(*) FROM {ALIAS}."{t}"')[0][0]) for t in tables}
     total, done = sum(rows.values()), 0
     details = {"records": offer.records, "image": offer.id}
+    types: Counter[str] = Counter()
     with db.write(actor, "sync.snapshot_image", "record_states", "image", details) as tx:
         # Tables go in name order; their foreign keys are checked once all are in.
         tx.execute("PRAGMA defer_foreign_keys = ON")
+        indexes = _fts5_tables(tx)
+        held_hash = {name: _fts5_hashsize(tx, name) for name in indexes}
+        for name in indexes:
+            _set_fts5_hashsize(tx, name, COPY_FTS_HASH_BYTES)
         for table in tables:
             columns = _columns(db, table)
             copy = f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM {ALIAS}."{table}"'
+            # Record states are counted by type as they go in, a chunk at a time. Counted
+            # after, with GROUP BY, SQLite sorted every record's type in memory (about 30
+            # bytes a record: 25 MB of the workstation's peak RSS at 1,000,000) and read the
+            # whole table a second time.
+            returning = " RETURNING type" if table == STATES else ""
             if _without_rowid(db, table):
-                tx.execute(copy)
+                types.update(str(r[0]) for r in tx.execute(copy + returning))
             else:
                 # In rowid order, a chunk at a time, so the progress moves as it goes.
                 after: int | None = None
@@ -482,7 +493,9 @@ def _copy_tables(
                     where = "" if after is None else f" WHERE rowid > {after}"
                     if end is not None:
                         where += f" {'AND' if after is not None else 'WHERE'} rowid <= {end}"
-                    tx.execute(f"{copy}{where} ORDER BY rowid")
+                    types.update(
+                        str(r[0]) for r in tx.execute(f"{copy}{where} ORDER BY rowid{returning}")
+                    )
                     if end is None:
                         break
                     after = end
@@ -492,20 +505,55 @@ def _copy_tables(
             done = sum(rows[t] for t in tables[: tables.index(table) + 1])
             if on_rows is not None:
                 on_rows(done, total)
-        types = {str(t): int(n) for t, n in tx.query(
-            "SELECT type, count(*) FROM main.record_states GROUP BY type")}  # fmt: skip
         if sum(types.values()) != offer.records:
             raise ImageError(
                 f"the image holds {sum(types.values())} records, not the {offer.records} offered"
             )
         for origin, seq in offer.vector.items():
             oplog.raise_floor(tx, origin, seq)
-    return types
+        for name, size in held_hash.items():
+            _set_fts5_hashsize(tx, name, size)
+    return dict(types)
 
 
-COPY_ROWS = 20_000
+# Rows per INSERT … SELECT. Each chunk's full-text entries wait in FTS5's in-memory hash
+# until the next statement begins, when FTS5 writes them out and does its share of merging
+# segments: there, outside any statement journal. Entries written out within a statement
+# (the hash over its limit) go in with their merging, and every older page that merging
+# rewrites is first kept in that statement's journal, in memory (temp_store = MEMORY), so
+# that journal grew with the index: with 20,000 rows, SQLite's peak during the copy was
+# 22.6 MB at 100,000 bench records and 33.4 MB at 1,000,000; with 5,000 it is 13.7 MB at
+# both (tests/bench/image_rss.py).
+COPY_ROWS = 5_000
+# FTS5's hash limit while copying: well above a chunk's entries (100-210 bytes a bench
+# patient: 10,000 rows passed FTS5's own 1 MiB, 5,000 did not), so that only statement
+# boundaries write them out, whatever a clinic's names hold. The hash never holds more than
+# one chunk's entries.
+COPY_FTS_HASH_BYTES = 16 << 20
+FTS5_DEFAULT_HASH_BYTES = 1 << 20  # FTS5's own (FTS5_DEFAULT_HASHSIZE)
+STATES = "record_states"
 IMAGE_CACHE_KIB = 2048
 COPY_CACHE_KIB = 8192
+
+
+def _fts5_tables(tx: Transaction) -> list[str]:
+    rows = tx.query("SELECT name, sql FROM main.sqlite_master WHERE type = 'table'")
+    return [str(n) for n, sql in rows if "USING FTS5" in " ".join(str(sql).upper().split())]
+
+
+def _fts5_hashsize(tx: Transaction, name: str) -> int | None:
+    """The FTS5 table's own hash limit (None: FTS5's default, no setting stored)."""
+    rows = tx.query(f"SELECT v FROM main.\"{name}_config\" WHERE k = 'hashsize'")
+    return int(rows[0][0]) if rows else None
+
+
+def _set_fts5_hashsize(tx: Transaction, name: str, size: int | None) -> None:
+    """Set the FTS5 table's hash limit (its documented ``hashsize`` option: FTS5 takes it
+    at once); None puts back FTS5's default and removes the setting, as if never set."""
+    value = FTS5_DEFAULT_HASH_BYTES if size is None else size
+    tx.execute(f'INSERT INTO main."{name}" ("{name}", rank) VALUES (\'hashsize\', ?)', (value,))
+    if size is None:
+        tx.execute(f"DELETE FROM main.\"{name}_config\" WHERE k = 'hashsize'")
 
 
 def _without_rowid(db: Database, table: str) -> bool:

@@ -110,6 +110,34 @@ def test_an_image_gives_the_workstation_what_pages_give(
     images.close()
 
 
+def test_an_image_copied_a_few_rows_at_a_time_gives_what_pages_give(
+    source: ClinicRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many chunks (a clinic's size at 5,000 rows a chunk): record states counted by type
+    across them, each chunk's search entries written out, and the search index's settings
+    left as they were (the copy raises FTS5's hash limit while it runs)."""
+    monkeypatch.setattr(snapshot_image, "COPY_ROWS", 3)
+    by_pages = new_replica("desk")
+    paged = sync(by_pages.db, LocalTransport(Responder(source.db, "peer")), "desk")
+    images = built(source, tmp_path)
+    desk = workstation(tmp_path)
+    report = first_sync(desk, source, images)
+
+    assert report.snapshot_image
+    assert report.changes == paged.changes  # what the sync says it brought, by type
+    assert not dump_diff(materialized(by_pages), materialized(desk))
+    # The index holds exactly its content's entries (FTS5 checks every one) ...
+    desk.db.query("INSERT INTO patients_fts (patients_fts) VALUES ('integrity-check')")
+    assert desk.db.query("SELECT count(*) FROM patients_fts WHERE patients_fts MATCH 'a*'") == (
+        by_pages.db.query("SELECT count(*) FROM patients_fts WHERE patients_fts MATCH 'a*'")
+    )
+    # ... and its settings are FTS5's defaults again, as on a replica made by pages.
+    settings = "SELECT k, v FROM patients_fts_config ORDER BY k"
+    assert desk.db.query(settings) == by_pages.db.query(settings)
+    assert not desk.db.query("SELECT 1 FROM patients_fts_config WHERE k = 'hashsize'")
+    images.close()
+
+
 def by_pages_records(source: ClinicRecords) -> int:
     return int(source.db.query("SELECT count(*) FROM record_states")[0][0])
 
@@ -179,6 +207,7 @@ def test_an_unusable_image_writes_nothing(
     assert not desk.db.query("SELECT 1 FROM patients LIMIT 1")
     assert not desk.db.query("SELECT 1 FROM version_vector LIMIT 1")
     assert desk.db.query("SELECT count(*) FROM audit_log") == before
+    assert not desk.db.query("SELECT 1 FROM patients_fts_config WHERE k = 'hashsize'")
     snapshot_image.discard(part)
     images.close()
 
