@@ -55,7 +55,7 @@ from core.keys.errors import KeyError_
 from core.server import security_log
 from core.server.blob_uploads import UploadOffsetError, UploadRefusedError, UploadState
 from core.server.postgres.columns import SealedValueError
-from core.server.registry import Device
+from core.server.registry import Device, normalize_code
 from core.server.service import ClinicServer, ServerError
 from core.store.blobs import (
     BlobNotFoundError,
@@ -646,8 +646,10 @@ def create_app(server: ClinicServer) -> FastAPI:
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         # Per code, not per address: a code's holder may ask about a few names (their own,
-        # mistyped), not walk the clinic's staff list through it.
-        wait = account_checks.admit(hashlib.sha256(body.code.encode()).hexdigest())
+        # mistyped), not walk the clinic's staff list through it. Keyed as the registry
+        # reads the code, so other spellings of it (case, dashes) count as the same.
+        key = hashlib.sha256(normalize_code(body.code).encode()).hexdigest()
+        wait = account_checks.admit(key)
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             raise HTTPException(

@@ -103,11 +103,15 @@ def test_a_code_answers_a_few_account_checks_then_waits(
     clinic = add_clinic(live.server, "Hillside Clinic")
     code, _ = live.server.registry.issue_enroll_code(clinic, 10)
     caplog.set_level(logging.INFO, logger="careline.security")
-    for _ in range(ACCOUNT_CHECKS_PER_CODE):
-        account = account_before_enrollment(live.url, code, live.ca_pem, "nobody")
+    # The same code spelt as the server accepts it (any case, with or without dashes)
+    # counts as that code.
+    spellings = [code, code.lower(), code.replace("-", ""), f" {code.lower()} ", code]
+    assert len(spellings) == ACCOUNT_CHECKS_PER_CODE
+    for spelt in spellings:
+        account = account_before_enrollment(live.url, spelt, live.ca_pem, "nobody")
         assert account is not None and account.verifier is None
     with pytest.raises(EnrollmentError, match="too many account checks with this enrollment code"):
-        account_before_enrollment(live.url, code, live.ca_pem, "admin")
+        account_before_enrollment(live.url, code.lower().replace("-", " "), live.ca_pem, "admin")
     found = account_before_enrollment(
         live.url, live.server.registry.issue_enroll_code(clinic, 10)[0], live.ca_pem, "Admin"
     )
