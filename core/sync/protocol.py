@@ -75,6 +75,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -87,6 +88,8 @@ from core.store import clinic_time
 from core.store.audit_chain import Head
 from core.store.oplog import HLC_FORMAT, Op, parse_hlc
 from core.store.state_codec import FORMS
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = "careline-sync"
 VERSION = 2  # the newest version this side speaks, used first
@@ -575,19 +578,30 @@ MAX_DEVICE_NAME = 64  # as the server's enrollment allows
 
 def device_names_from_wire(value: Any) -> dict[str, str]:
     """The clinic's workstation names by replica id, as the server sends them (for display
-    only: core/records/workstation_names.py)."""
-    if not isinstance(value, dict) or len(value) > MAX_DEVICE_NAMES:
-        raise ProtocolError(
-            "malformed", f"device_names must be an object of at most {MAX_DEVICE_NAMES} names"
-        )
+    only: core/records/workstation_names.py). Not an object: ProtocolError. An entry that
+    is not a usable name (too long, a control character, a replica id that is not one) is
+    left out and logged rather than refused: whether a character is printable depends on
+    the Unicode version of the Python reading it, and a name must never stop a sync. Past
+    :data:`MAX_DEVICE_NAMES` entries, the rest are left out too."""
+    if not isinstance(value, dict):
+        raise ProtocolError("malformed", "device_names must be an object of names by replica")
     names: dict[str, str] = {}
-    for replica, name in value.items():
-        where = f"device_names[{replica!r:.40}]"
-        if not isinstance(name, str) or not 1 <= len(name) <= MAX_DEVICE_NAME:
-            raise ProtocolError("malformed", f"{where} must be a name of 1-64 characters")
-        if not name.isprintable():
-            raise ProtocolError("malformed", f"{where} must be printable text")
-        names[_ident(replica, "device_names key")] = name
+    dropped = 0
+    for replica, name in list(value.items())[:MAX_DEVICE_NAMES]:
+        usable = (
+            isinstance(name, str)
+            and 1 <= len(name) <= MAX_DEVICE_NAME
+            and name.isprintable()
+            and isinstance(replica, str)
+            and _ID.fullmatch(replica) is not None
+        )
+        if usable:
+            names[replica] = name
+        else:
+            dropped += 1
+    dropped += max(0, len(value) - MAX_DEVICE_NAMES)
+    if dropped:
+        log.warning("left out %d workstation names the server sent that cannot be shown", dropped)
     return names
 
 

@@ -391,7 +391,10 @@ class SyncSession:
             remote_vv = p.vv_from_wire(reply.get("vv"))
             if self._on_revoked is not None and "revoked_serials" in reply:
                 self._on_revoked(p.serials_from_wire(reply["revoked_serials"]))
-            if "device_names" in reply:
+            if self._clock_reference and "device_names" in reply:
+                # Only the clinic server names the clinic's workstations: a LAN peer could
+                # otherwise relabel every desk. Display only, so a bad entry is dropped
+                # (and logged), never a reason to stop syncing.
                 names = p.device_names_from_wire(reply["device_names"])
                 keep_workstation_names(self.db, names, self.actor)
             self._keep_trust(reply)

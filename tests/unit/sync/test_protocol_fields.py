@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from core.records.clinic import ClinicRecords
+from core.records.workstation_names import workstation_names
 from core.sync import protocol as p
 from core.sync.responder import Responder
 from core.sync.session import SyncError, sync
@@ -152,32 +153,43 @@ def test_hostile_snapshot_records_are_refused_naming_the_field(
         p.records_from_wire([record])
 
 
-@pytest.mark.parametrize(
-    ("names", "named"),
-    [
-        (["Front desk"], "device_names must be an object"),
-        ({"3b573299fe18acb0": "Front\x1b[2Jdesk"}, "device_names['3b573299fe18acb0'] must be"),
-        ({"3b573299fe18acb0": "x" * 65}, "device_names['3b573299fe18acb0'] must be a name"),
-        ({"3b573299fe18acb0": 7}, "device_names['3b573299fe18acb0'] must be a name"),
-        ({"3b57\n": "Front desk"}, "device_names key"),
-    ],
-)
-def test_hostile_workstation_names_from_the_server_are_refused_and_nothing_is_kept(
-    names: object, named: str
-) -> None:
-    """The names a server sends for display only are parsed as strictly as the rest: a
-    terminal escape or a name no enrollment allows ends the sync naming the field, and
-    neither the names nor the batch's ops are kept."""
-
-    class Hostile(LocalTransport):
-        def request(self, message: bytes) -> bytes:
-            reply = json.loads(super().request(message))
-            if reply.get("type") == "ops":
-                reply["device_names"] = names
-            return json.dumps(reply).encode()
-
+def test_workstation_names_that_cannot_be_shown_are_left_out_and_the_sync_goes_on() -> None:
+    """The names a server sends are for display only: an entry with a terminal escape, a
+    name no enrollment allows or an id that is not one is left out (and logged), and the
+    sync goes on; they must never stop it (whether a character is printable depends on
+    the Unicode version of the Python reading it)."""
+    good = "3b573299fe18acb0"
+    names = {
+        good: "Front desk",
+        "c0ffee00c0ffee00": "Front\x1b[2Jdesk",
+        "d00dd00dd00dd00d": "x" * 65,
+        "e0e0e0e0e0e0e0e0": 7,
+        "3b57\n": "Exam room",
+    }
     server, workstation = _one_op_behind()
-    before = full_dump(workstation)
-    with pytest.raises(SyncError, match="invalid message: " + re.escape(named)):
-        sync(workstation.db, Hostile(Responder(server.db)), "ann")
-    assert full_dump(workstation) == before
+    report = sync(workstation.db, _Naming(Responder(server.db), names), "ann", clock_reference=True)
+    assert report.pulled == 1
+    assert workstation_names(workstation.db) == {good: "Front desk"}
+    with pytest.raises(p.ProtocolError, match="device_names must be an object"):
+        p.device_names_from_wire(["Front desk"])
+
+
+def test_only_the_clinic_server_names_the_workstations() -> None:
+    """A LAN peer's reply naming workstations is ignored: it could relabel every desk."""
+    server, workstation = _one_op_behind()
+    sync(workstation.db, _Naming(Responder(server.db), {"3b573299fe18acb0": "Boss's PC"}), "ann")
+    assert workstation_names(workstation.db) == {}
+
+
+class _Naming(LocalTransport):
+    """A side whose ops replies carry ``names`` as ``device_names``."""
+
+    def __init__(self, responder: Responder, names: object) -> None:
+        super().__init__(responder)
+        self.names = names
+
+    def request(self, message: bytes) -> bytes:
+        reply = json.loads(super().request(message))
+        if reply.get("type") == "ops":
+            reply["device_names"] = self.names
+        return json.dumps(reply).encode()
