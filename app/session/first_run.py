@@ -327,6 +327,7 @@ class AdminPage(QWizardPage):
             problems[self.errors["confirm"]] = "The two passwords are different. Type them again."
             self.confirm.clear()
         if show_problems(self, problems, self._field_of, select=True):
+            _enable_commit(self._wizard, True)  # Return in the field put right goes on
             return False
         self._set_busy(True)
         self._job = self._wizard.create_clinic(
@@ -1081,6 +1082,9 @@ class JoinPage(QWizardPage):
         request = self.request()
         if isinstance(request, dict):
             show_problems(self, request, self._field_of, select=True)
+            # Clicked, Join clinic had the keyboard until the field in error took it: the
+            # default again, so that Return in the field put right joins.
+            _enable_commit(self._wizard, True)
             return False
         self._set_busy(True)
         self._job = self._wizard.join_clinic(request, self._joined, self._failed)

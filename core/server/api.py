@@ -77,7 +77,8 @@ NO_BODY = 1024
 LINGER_BYTES = 1024 * 1024
 ENROLL_FAILURES = 5  # failed enrollments per source address ...
 ENROLL_WINDOW = 60.0  # ... in any this many seconds; then 429 until the window passes
-ACCOUNT_CHECKS_PER_CODE = 5  # account checks before enrolling, per code in ENROLL_WINDOW
+ACCOUNT_CHECKS_PER_CODE = 10  # account checks before enrolling, per code ...
+ACCOUNT_CHECK_WINDOW = 7 * 24 * 3600.0  # ... in this long (a code's longest life)
 
 _ERROR_STATUS = {"malformed": 400, "version": 400, "too_large": 413, "refused": 409}
 
@@ -555,7 +556,7 @@ def create_app(server: ClinicServer) -> FastAPI:
     enroll_failures = AttemptLimiter(ENROLL_FAILURES, ENROLL_WINDOW)
     # When an address is refused, one security event per window, not one per request.
     limited_notes = AttemptLimiter(1, ENROLL_WINDOW)
-    account_checks = AttemptLimiter(ACCOUNT_CHECKS_PER_CODE, ENROLL_WINDOW)
+    account_checks = AttemptLimiter(ACCOUNT_CHECKS_PER_CODE, ACCOUNT_CHECK_WINDOW)
 
     @app.get(
         "/metrics",
@@ -635,27 +636,40 @@ def create_app(server: ClinicServer) -> FastAPI:
         """The account a person joining with a code names (its verifier), so that their
         workstation checks the password before spending the code. Refused (400) for a code
         that is not usable, which counts as a failed enrollment; at most
-        :data:`ACCOUNT_CHECKS_PER_CODE` per code in :data:`ENROLL_WINDOW` seconds (429)."""
+        :data:`ACCOUNT_CHECKS_PER_CODE` per code in :data:`ACCOUNT_CHECK_WINDOW` (429),
+        counted in this server process (a restart, or another process behind a balancer,
+        starts its own count: see README)."""
         address = request.client.host if request.client is not None else "unknown"
-        wait = enroll_failures.blocked(address)
-        if wait is not None and not server.code_known(body.code):
-            raise HTTPException(
-                429,
-                "the enrollment code is not valid, and too many failed enrollment attempts "
-                f"came from this address; try again in {max(1, math.ceil(wait))} s",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+        if not server.code_known(body.code):
+            # Never counted per code: made-up codes must not crowd a real one's count out.
+            security_log.event(
+                "enroll.account_check_refused", failed=True, client=address,
+                reason="the enrollment code is not valid",
+            )  # fmt: skip
+            wait = enroll_failures.blocked(address)
+            enroll_failures.admit(address)
+            if wait is not None:
+                raise HTTPException(
+                    429,
+                    "the enrollment code is not valid, and too many failed enrollment attempts "
+                    f"came from this address; try again in {max(1, math.ceil(wait))} s",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            raise HTTPException(400, "the enrollment code is not valid")
         # Per code, not per address: a code's holder may ask about a few names (their own,
         # mistyped), not walk the clinic's staff list through it. Keyed as the registry
         # reads the code, so other spellings of it (case, dashes) count as the same.
         key = hashlib.sha256(normalize_code(body.code).encode()).hexdigest()
         wait = account_checks.admit(key)
         if wait is not None:
-            seconds = max(1, math.ceil(wait))
+            if limited_notes.admit("account:" + key) is None:  # once a minute per code
+                security_log.event(
+                    "enroll.account_check_limited", failed=True, client=address,
+                    checks=ACCOUNT_CHECKS_PER_CODE,
+                )  # fmt: skip
             raise HTTPException(
                 429,
-                f"too many account checks with this enrollment code; try again in {seconds} s",
-                headers={"Retry-After": str(seconds)},
+                "too many account checks with this enrollment code; ask IT for a new code",
             )
         try:
             found = server.account_for_enrollment(body.code, body.username, client=address)

@@ -105,9 +105,13 @@ def test_a_code_answers_a_few_account_checks_then_waits(
     caplog.set_level(logging.INFO, logger="careline.security")
     # The same code spelt as the server accepts it (any case, with or without dashes)
     # counts as that code.
-    spellings = [code, code.lower(), code.replace("-", ""), f" {code.lower()} ", code]
-    assert len(spellings) == ACCOUNT_CHECKS_PER_CODE
-    for spelt in spellings:
+    spellings = [code, code.lower(), code.replace("-", ""), f" {code.lower()} "]
+    # Made-up codes in between count towards nothing of the real code's.
+    for made_up in ("AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"):
+        with pytest.raises(EnrollmentError, match="the enrollment code is not valid"):
+            account_before_enrollment(live.url, made_up, live.ca_pem, "admin")
+    for i in range(ACCOUNT_CHECKS_PER_CODE):
+        spelt = spellings[i % len(spellings)]
         account = account_before_enrollment(live.url, spelt, live.ca_pem, "nobody")
         assert account is not None and account.verifier is None
     with pytest.raises(EnrollmentError, match="too many account checks with this enrollment code"):

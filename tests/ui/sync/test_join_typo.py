@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
+from core.sync.enroll import default_device_name
 from tests.integration.server_fixtures import Live, add_clinic
 from tests.ui.conftest import ADMIN, PASSWORD, WindowFactory
 from tests.ui.sync.test_join import activate, click, finish, to_join_page
@@ -54,5 +55,35 @@ def test_a_mistyped_password_costs_no_code(
     QTest.keyClicks(page.password, PASSWORD)  # typed over the selection
     QTest.keyClick(page.password, Qt.Key.Key_Return)  # Join clinic again
     finish(qtbot, wizard)
-    assert [d.name for d in live.server.registry.devices(clinic_id)] != []
+    assert [d.name for d in live.server.registry.devices(clinic_id)] == [default_device_name()]
     assert wizard.workstation.is_initialized()
+
+
+def test_return_joins_after_a_clicked_join_was_refused_at_a_field(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """Found using the app under Xvfb: Join clinic clicked with the workstation name left
+    empty says so at the field; the person types a name and presses Return, which did
+    nothing (the clicked button had stopped being the page's default)."""
+    clinic_id = add_clinic(live.server, "Return Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(live.ca_pem)
+    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
+    activate(qtbot, window)
+    wizard = window.first_run
+    assert wizard is not None
+    to_join_page(wizard)
+    page = wizard.join_page
+    page.device_name.clear()
+    typed = ((page.server_url, live.url), (page.enroll_code, code), (page.ca_path, str(ca_file)),
+             (page.username, ADMIN), (page.password, PASSWORD))  # fmt: skip
+    for field, text in typed:
+        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
+        QTest.keyClicks(field, text)
+    click(wizard, COMMIT)
+    assert page.errors["device_name"].isVisible() and page.device_name.hasFocus()
+    QTest.keyClicks(page.device_name, "Front desk")
+    QTest.keyClick(page.device_name, Qt.Key.Key_Return)
+    finish(qtbot, wizard)
+    assert [d.name for d in live.server.registry.devices(clinic_id)] == ["Front desk"]
