@@ -119,7 +119,7 @@ def _and(names: list[str]) -> str:
 
 
 def discarded_sentence(records: ClinicRecords, note_id: str) -> str | None:
-    """ "This draft was discarded by Dr Doug Lee on Exam room 2 (workstation 8b73ab47) at 2026-12-06
+    """ "This draft was discarded by Dr Doug Lee on Exam room 2 (device 8b73ab47) at 2026-12-06
     14:02. Your text is still here." (on the worker); None while the note is on the chart."""
     found = Notes(records).discarding(note_id)
     if found is None:

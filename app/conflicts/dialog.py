@@ -142,8 +142,8 @@ class Origin(Protocol):
 def workstation_name(
     replica: str, this_replica: str, desks: Mapping[str, str] | None = None
 ) -> str:
-    """``this workstation``, ``Front desk 2 (workstation 8b73ab47)`` when ``desks`` (replica
-    -> its enrolled name) knows it, else ``workstation 8b73ab47``."""
+    """``this workstation``, ``Front desk 2 (device 56572a7b)`` when ``desks`` (replica ->
+    its name: core/records/workstation_names.py) knows it, else ``workstation 8b73ab47``."""
     return describe_workstation(replica, this_replica, desks or {})
 
 

@@ -69,9 +69,9 @@ def run(ctx: Context) -> int:
 
 
 def _named(replica: str, desks: Mapping[str, str]) -> str:
-    """A replica id, with its workstation's enrolled name when known."""
+    """A replica id, with its workstation's enrolled name and device id when known."""
     name = desks.get(replica)
-    return f"{replica} ({name})" if name else replica
+    return f"{replica} [{name}]" if name else replica
 
 
 def _list_conflict_lines(c: Conflict, desks: Mapping[str, str]) -> list[str]:

@@ -1,8 +1,10 @@
 """The names people gave the clinic's workstations, by the replica each speaks for, so that
-a conflict or a note's draft says "on Front desk 2" rather than "on workstation 4a5d1b37".
+a conflict or a note's draft says "on Front desk 2 (device 56572a7b)" rather than "on
+workstation 4a5d1b37": the name staff gave it, and the start of the device id IT sees in
+``careline-server admin device list`` (a replica id is neither).
 
-The clinic server knows every device's name (given when it enrolled) and the replica its
-certificate is bound to, and sends the whole list with each sync reply; a workstation keeps
+The clinic server knows every device's name (given when it enrolled), its id and the replica
+its certificate is bound to, and sends the list with each sync reply; a workstation keeps
 the last list it received in its own ``meta`` table (never replicated: each replica keeps
 its own copy, and one that syncs only over the LAN has none until it reaches the server).
 Nothing here is trusted for anything but display: an op's origin is proved by its
@@ -20,19 +22,27 @@ _META_KEY = "workstation_names"
 
 
 def workstation_names(db: Database | Transaction) -> dict[str, str]:
-    """Replica id -> the name its device was enrolled with (empty: none received)."""
+    """Replica id -> how to name its workstation: ``Front desk 2 (device 56572a7b)``
+    (empty: none received)."""
     rows = db.query("SELECT value FROM meta WHERE key = ?", (_META_KEY,))
     if not rows:
         return {}
     kept = json.loads(str(rows[0][0]))
-    return {str(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else {}
+    if not isinstance(kept, dict):
+        return {}
+    return {
+        str(replica): f"{entry[0]} (device {str(entry[1])[:8]})"
+        for replica, entry in kept.items()
+        if isinstance(entry, list) and len(entry) == 2
+    }
 
 
-def keep_workstation_names(db: Database, names: Mapping[str, str], actor: str) -> bool:
-    """Keep the list the server sent in place of the one held; written (and audited) only
-    when it changed. True if it did."""
-    wanted = dict(sorted(names.items()))
-    if wanted == workstation_names(db):
+def keep_workstation_names(db: Database, names: Mapping[str, tuple[str, str]], actor: str) -> bool:
+    """Keep the list the server sent ((name, device id) by replica) in place of the one
+    held; written (and audited) only when it changed. True if it did."""
+    wanted = {replica: list(entry) for replica, entry in sorted(names.items())}
+    rows = db.query("SELECT value FROM meta WHERE key = ?", (_META_KEY,))
+    if rows and json.loads(str(rows[0][0])) == wanted:
         return False
     with db.write(actor, "device.names", "meta", _META_KEY) as tx:
         tx.execute(
@@ -44,11 +54,9 @@ def keep_workstation_names(db: Database, names: Mapping[str, str], actor: str) -
 
 
 def describe_workstation(replica: str, here: str, names: Mapping[str, str]) -> str:
-    """``this workstation``, ``Front desk 2 (workstation 4a5d1b37)`` when its name is known,
-    else ``workstation 4a5d1b37``. The short id stays beside a name: two devices may share
-    one (several computers named after the same host name)."""
+    """``this workstation``; ``Front desk 2 (device 56572a7b)`` when the server has named
+    it (``names``: :func:`workstation_names`); else ``workstation 4a5d1b37`` (its replica
+    id's start)."""
     if replica == here:
         return "this workstation"
-    short = f"workstation {replica[:8]}"
-    name = names.get(replica)
-    return f"{name} ({short})" if name else short
+    return names.get(replica) or f"workstation {replica[:8]}"

@@ -630,16 +630,18 @@ class Registry:
             params = (clinic_id,)
         return [Device(*r) for r in self.db.query(sql + " ORDER BY enrolled_at, id", params)]
 
-    def device_names(self, clinic_id: str) -> dict[str, str]:
-        """The names the clinic's devices enrolled with, by the replica each is bound to
-        (revoked ones too: their changes still show in conflicts), for workstations to say
-        which desk a value came from. A device not bound to a replica is left out."""
+    def device_names(self, clinic_id: str) -> dict[str, dict[str, str]]:
+        """The clinic's devices by the replica each is bound to: the name it enrolled with
+        and its device id (revoked ones too: their changes still show in conflicts), for
+        workstations to say which desk a value came from in words IT can look up (``admin
+        device list``). A device not bound to a replica is left out; the most recently
+        enrolled 10,000 at most."""
         rows = self.db.query(
-            "SELECT replica_id, name FROM devices WHERE clinic_id = ? AND replica_id IS NOT NULL "
-            "ORDER BY enrolled_at",
+            "SELECT replica_id, name, id FROM devices WHERE clinic_id = ? "
+            "AND replica_id IS NOT NULL ORDER BY enrolled_at DESC LIMIT 10000",
             (clinic_id,),
         )
-        return {str(r[0]): str(r[1]) for r in rows}
+        return {str(r[0]): {"name": str(r[1]), "device": str(r[2])} for r in reversed(rows)}
 
     def revoke(self, device_id: str) -> Device:
         """Revoke a device: its token stops working at once, and every certificate it was

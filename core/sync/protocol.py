@@ -576,30 +576,35 @@ MAX_DEVICE_NAMES = 10_000
 MAX_DEVICE_NAME = 64  # as the server's enrollment allows
 
 
-def device_names_from_wire(value: Any) -> dict[str, str]:
-    """The clinic's workstation names by replica id, as the server sends them (for display
-    only: core/records/workstation_names.py). Not an object: ProtocolError. An entry that
-    is not a usable name (too long, a control character, a replica id that is not one) is
-    left out and logged rather than refused: whether a character is printable depends on
-    the Unicode version of the Python reading it, and a name must never stop a sync. Past
-    :data:`MAX_DEVICE_NAMES` entries, the rest are left out too."""
+def device_names_from_wire(value: Any) -> dict[str, tuple[str, str]]:
+    """The clinic's workstations by replica id, as the server sends them: (the name each
+    enrolled with, its device id), for display only (core/records/workstation_names.py).
+    Not an object: ProtocolError. An entry that cannot be shown (a name too long or with
+    a control character, an id that is not one) is left out and logged rather than
+    refused: whether a character is printable depends on the Unicode version of the
+    Python reading it, and a name must never stop a sync. Past :data:`MAX_DEVICE_NAMES`
+    entries, the rest are left out too."""
     if not isinstance(value, dict):
         raise ProtocolError("malformed", "device_names must be an object of names by replica")
-    names: dict[str, str] = {}
-    dropped = 0
-    for replica, name in list(value.items())[:MAX_DEVICE_NAMES]:
+    names: dict[str, tuple[str, str]] = {}
+    dropped = max(0, len(value) - MAX_DEVICE_NAMES)
+    for replica, entry in list(value.items())[:MAX_DEVICE_NAMES]:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        device = entry.get("device") if isinstance(entry, dict) else None
         usable = (
             isinstance(name, str)
             and 1 <= len(name) <= MAX_DEVICE_NAME
             and name.isprintable()
+            and isinstance(device, str)
+            and _ID.fullmatch(device) is not None
             and isinstance(replica, str)
             and _ID.fullmatch(replica) is not None
         )
         if usable:
-            names[replica] = name
+            assert isinstance(name, str) and isinstance(device, str)
+            names[replica] = (name, device)
         else:
             dropped += 1
-    dropped += max(0, len(value) - MAX_DEVICE_NAMES)
     if dropped:
         log.warning("left out %d workstation names the server sent that cannot be shown", dropped)
     return names

@@ -37,7 +37,7 @@ class Responder:
         vouch: Callable[[list[oplog.Op]], list[oplog.Op]] | None = None,
         peer: str = "",
         images: Callable[[dict[str, int], int], ImageOffer | None] | None = None,
-        device_names: Callable[[], dict[str, str]] | None = None,
+        device_names: Callable[[], dict[str, dict[str, str]]] | None = None,
     ) -> None:
         self.store: SyncStore = DatabaseStore(db) if isinstance(db, Database) else db
         # Replies carry this side's clock, so the requester can tell how far off its own is.

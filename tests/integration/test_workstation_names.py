@@ -1,6 +1,7 @@
 """Workstations named in conflicts: the clinic server sends the names its devices enrolled
-with, by replica, and a conflict then says "on Exam room 2 (workstation 4a5d1b37)" instead
-of a bare id. Real TLS server (embedded store and PostgreSQL), two real desks, the real
+with and their device ids, by replica, and a conflict then says "on Exam room 2 (device
+af1459dc)", as IT's device list names it, instead of a replica id no one knows. Real
+TLS server (embedded store and PostgreSQL), two real desks, the real
 ``careline conflicts list``."""
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ def test_a_conflict_names_the_workstation_it_came_from(live: Live, tmp_path: Pat
     sync_at(b, cred_b)
     sync_at(a, cred_a)
 
-    assert workstation_names(a.database) == {a_id: "Front desk", b_id: "Exam room 2"}
+    devices = {d.replica_id: d.id for d in live.server.registry.devices(clinic)}
+    b_label = f"Exam room 2 (device {devices[b_id][:8]})"
+    assert workstation_names(a.database) == {
+        a_id: f"Front desk (device {devices[a_id][:8]})",
+        b_id: b_label,
+    }
     [conflict] = a.records.conflicts(patient.id)
     theirs = next(c for c in conflict.candidates if c.replica == b_id)
     inbox = load_inbox(a.records)
     assert describe_origin(theirs, inbox.this_replica, inbox.names, inbox.desks).startswith(
-        f"by Ada Admin on Exam room 2 (workstation {b_id[:8]}), "
+        f"by Ada Admin on {b_label}, "
     )
     assert describe_workstation(a_id, a_id, inbox.desks) == "this workstation"
     a.lock()
@@ -47,21 +53,22 @@ def test_a_conflict_names_the_workstation_it_came_from(live: Live, tmp_path: Pat
         stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert f"on {b_id} (Exam room 2) at" in listed.stdout
+    assert f"on {b_id} [{b_label}] at" in listed.stdout
 
     # Revoked, the desk keeps its name: the conflicts it left behind still show it.
     [b_device] = [d for d in live.server.registry.devices(clinic) if d.replica_id == b_id]
     live.server.revoke_device(b_device.id)
     a.sign_in("admin", PASSWORD)
     sync_at(a, cred_a)
-    assert workstation_names(a.database)[b_id] == "Exam room 2"
+    assert workstation_names(a.database)[b_id] == b_label
     a.lock()
     b.lock()
 
 
 def test_a_workstation_that_never_heard_a_name_shows_the_short_id() -> None:
     assert describe_workstation("4a5d1b37c0ffee00", "0000", {}) == "workstation 4a5d1b37"
-    assert (
-        describe_workstation("4a5d1b37c0ffee00", "0000", {"4a5d1b37c0ffee00": "Front desk"})
-        == "Front desk (workstation 4a5d1b37)"
+    named = {"4a5d1b37c0ffee00": "Front desk (device 56572a7b)"}
+    assert describe_workstation("4a5d1b37c0ffee00", "0000", named) == named["4a5d1b37c0ffee00"]
+    assert describe_workstation("4a5d1b37c0ffee00", "4a5d1b37c0ffee00", named) == (
+        "this workstation"
     )

@@ -119,20 +119,20 @@ def test_each_side_is_named_by_the_workstation_it_came_from(
 ) -> None:
     """Once the clinic server has named the clinic's workstations (the names they enrolled
     with, kept at sync: core/records/workstation_names.py), a side says "On Exam room 2"
-    with its short id beside, not only an id no one at the desk knows."""
+    with the start of the device id IT knows it by, not a replica id no one knows."""
     other, maria = race_on_penicillin(clinic, tmp_path)
     other.sign_in(ADMIN, PASSWORD)  # left locked by the race
     other_id = replica_id(other.database)
     other.lock()
     clinic.sign_in(ADMIN, PASSWORD)
-    keep_workstation_names(clinic.database, {other_id: "Exam room 2"}, "sync")
+    keep_workstation_names(clinic.database, {other_id: ("Exam room 2", "af1459dc6eaa20c0")}, "sync")
     clinic.lock()
     card = open_inbox(qtbot, make_window(clinic), maria)
     headings = [w.text() for w in card.findChildren(QLabel)]
-    assert f"On Exam room 2 (workstation {other_id[:8]}):" in headings
+    assert "On Exam room 2 (device af1459dc):" in headings
     assert "On this workstation:" in headings
     choices = [b.text() for b in card.choices.values()]
-    assert f"Applying the changes made on Exam room 2 (workstation {other_id[:8]})" in choices
+    assert "Applying the changes made on Exam room 2 (device af1459dc)" in choices
 
 
 def test_list_conflict_shows_each_side_and_keeping_the_merged_list_clears_every_inbox(

@@ -160,16 +160,18 @@ def test_workstation_names_that_cannot_be_shown_are_left_out_and_the_sync_goes_o
     the Unicode version of the Python reading it)."""
     good = "3b573299fe18acb0"
     names = {
-        good: "Front desk",
-        "c0ffee00c0ffee00": "Front\x1b[2Jdesk",
-        "d00dd00dd00dd00d": "x" * 65,
-        "e0e0e0e0e0e0e0e0": 7,
-        "3b57\n": "Exam room",
+        good: {"name": "Front desk", "device": "56572a7b0502eb73"},
+        "c0ffee00c0ffee00": {"name": "Front\x1b[2Jdesk", "device": "56572a7b0502eb74"},
+        "d00dd00dd00dd00d": {"name": "x" * 65, "device": "56572a7b0502eb75"},
+        "e0e0e0e0e0e0e0e0": {"name": 7, "device": "56572a7b0502eb76"},
+        "f0f0f0f0f0f0f0f0": {"name": "Lab", "device": "bad id\n"},
+        "3b57\n": {"name": "Exam room", "device": "56572a7b0502eb77"},
+        "a0a0a0a0a0a0a0a0": "Pharmacy",
     }
     server, workstation = _one_op_behind()
     report = sync(workstation.db, _Naming(Responder(server.db), names), "ann", clock_reference=True)
     assert report.pulled == 1
-    assert workstation_names(workstation.db) == {good: "Front desk"}
+    assert workstation_names(workstation.db) == {good: "Front desk (device 56572a7b)"}
     with pytest.raises(p.ProtocolError, match="device_names must be an object"):
         p.device_names_from_wire(["Front desk"])
 
@@ -177,7 +179,11 @@ def test_workstation_names_that_cannot_be_shown_are_left_out_and_the_sync_goes_o
 def test_only_the_clinic_server_names_the_workstations() -> None:
     """A LAN peer's reply naming workstations is ignored: it could relabel every desk."""
     server, workstation = _one_op_behind()
-    sync(workstation.db, _Naming(Responder(server.db), {"3b573299fe18acb0": "Boss's PC"}), "ann")
+    sync(
+        workstation.db,
+        _Naming(Responder(server.db), {"3b573299fe18acb0": {"name": "Boss", "device": "d1"}}),
+        "ann",
+    )
     assert workstation_names(workstation.db) == {}
 
 
