@@ -82,6 +82,10 @@ def typed_fingerprint(typed: str) -> str | None:
     all (a file name, say); ValueError, in words, when it looks like one but is not whole
     (too few or too many digits, cut short with "...", a SHA-1 one)."""
     text = typed.strip()
+    # As ``openssl x509 -fingerprint -sha256`` prints it: "sha256 Fingerprint=AB:CD:...".
+    label, equals, rest = text.partition("=")
+    if equals and label.strip().lower() in ("sha256 fingerprint", "sha2-256 fingerprint"):
+        text = rest.strip()
     cut = text.endswith(("...", "\u2026"))
     digits = text.rstrip(".\u2026").replace(":", "").replace(" ", "").lower()
     looks = bool(digits) and all(ch in _HEX for ch in digits)

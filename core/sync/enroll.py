@@ -203,6 +203,11 @@ def account_before_enrollment(
         raise kind(unreachable(server_url, exc)) from exc
     if response.status_code in (404, 405):  # an older server: no such route
         return None
+    if response.status_code >= 500:  # a proxy with no server behind it, or the server down
+        raise ServerUnreachableError(
+            f"the clinic server at {server_url} did not answer (HTTP {response.status_code}); "
+            "try again later: the code was not used"
+        )
     try:
         data = response.json()
     except ValueError:

@@ -6,15 +6,19 @@ server (on the embedded store and on PostgreSQL), real SQLCipher, real Argon2id.
 
 from __future__ import annotations
 
+import http.server
 import logging
+import ssl
+import threading
 from pathlib import Path
 
 import pytest
 
+from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.server.api import ACCOUNT_CHECKS_PER_CODE
-from core.sync.enroll import EnrollmentError, account_before_enrollment
+from core.sync.enroll import EnrollmentError, ServerUnreachableError, account_before_enrollment
 from core.sync.join import (
     AccountCheckedBeforeCodeError,
     AccountDeactivatedBeforeCodeError,
@@ -148,3 +152,31 @@ def test_an_older_server_still_joins_and_checks_the_account_after(tmp_path: Path
         assert len(live.server.registry.devices(clinic)) == 1
         other, _ = live.server.registry.issue_enroll_code(clinic, 10)
         assert join_clinic(desk, _request(live, other)).records > 0
+
+
+def test_a_proxy_with_no_server_behind_it_is_named_unreachable(tmp_path: Path) -> None:
+    """A balancer answering 502 (no clinic server behind it) is a server that did not
+    answer, to try again later, not a refusal: the code was not used."""
+
+    class NoBackend(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    cert, key = ensure_tls(tmp_path, "127.0.0.1")
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoBackend)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    proxy.socket = tls.wrap_socket(proxy.socket, server_side=True)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{proxy.server_address[1]}"
+        with pytest.raises(ServerUnreachableError, match=r"did not answer \(HTTP 502\)"):
+            account_before_enrollment(url, "AAAA-BBBB-CCCC-DDDD", cert.read_text(), "admin")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -78,6 +78,8 @@ DIGITS = "3f2a9c0d11e4b7a85f6e0c9d2b1a4e7f8c3d5b6a7e9f0a1b2c3d4e5f6a7b8c9d"
         colon_hex(DIGITS).lower(),
         f"  {DIGITS}  ",
         " ".join(DIGITS[i : i + 2] for i in range(0, 64, 2)),
+        f"sha256 Fingerprint={colon_hex(DIGITS)}",  # as openssl x509 -fingerprint prints it
+        f"SHA256 Fingerprint={colon_hex(DIGITS)}",
     ],
 )
 def test_a_whole_fingerprint_is_read_in_any_of_its_forms(typed: str) -> None:
