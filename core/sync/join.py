@@ -265,6 +265,9 @@ def join_clinic(
         return replace(_join(ws, request, on_progress), recovery_key_reason=EXISTING_REPLICA)
     if request.password is None:
         raise ValueError("a new replica needs the joining person's password")
+    if not request.via_peer:
+        # Before anything is made here (no key derived, no file written) or the code spent.
+        _check_account_before_code(request, request.ca_pem)
     made = _Made.before(ws)
     try:
         ws.prepare_join(request.username, request.password)
@@ -531,8 +534,6 @@ def _join(
             if request.ca_pem is not None
             else restored_server_pin(db, request.server_url)
         )
-        if new_replica and attended:
-            _check_account_before_code(request, server_pin)
         credential = enroll(
             request.server_url,
             request.enroll_code,
