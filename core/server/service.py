@@ -732,7 +732,10 @@ class ClinicServer:
                 return None
             return str(rows[0][0]), bool(rows[0][1])
 
-        found = self._admin_write(clinic_id, read)
+        if self.pg is not None:  # a read: none of the clinic's write lock
+            found = self.pg_replica(clinic_id).read_admin(read)
+        else:
+            found = read(ClinicRecords(self.replica(clinic_id), ADMIN_ACTOR, self.kdf_params))
         security_log.event(
             "enroll.account_checked", clinic=clinic_id, client=client,
             found=found is not None, username=name if found is not None else None,

@@ -500,6 +500,21 @@ class PgReplica:
                 scratch.close()
         return result
 
+    def read_admin(self, work: Callable[[ClinicRecords], T], actor: str = "server") -> T:
+        """Run a read on the clinic's staff and clinic records (``work`` on a scratch
+        replica of them), without the tenant's write lock that :meth:`run_admin` takes:
+        nothing ``work`` could write is kept, and every other writer goes on meanwhile."""
+        c = self._cipher()
+        with self.store.tenant(self.tenant) as cur:
+            states = self._records_of_types(cur, c, _ADMIN_TYPES)
+        scratch = Database.in_memory(SecureMemory.from_bytes(secrets.token_bytes(32)))
+        scratch.operator = True
+        try:
+            apply_snapshot_page(scratch, SnapshotPage({}, tuple(states), None), actor)
+            return work(ClinicRecords(scratch, actor))
+        finally:
+            scratch.close()
+
     def _records_of_types(
         self, cur: Cursor, c: ColumnCipher, types: Iterable[str]
     ) -> list[RecordState]:
