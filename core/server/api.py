@@ -630,7 +630,12 @@ def create_app(server: ClinicServer) -> FastAPI:
     @app.post(
         "/v1/enroll/account",
         response_model=AccountCheckResponse,
-        responses={400: {"model": Problem}, 429: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            400: {"model": Problem},
+            413: {"model": Problem},
+            429: {"model": Problem},
+            503: {"model": Problem},
+        },
     )
     def account_for_enrollment(body: AccountCheckRequest, request: Request) -> Any:
         """The account a person joining with a code names (its verifier), so that their

@@ -87,7 +87,8 @@ def join_through_the_wizard(app: Desktop, url: str, code: str, ca: Path) -> None
     app.key("shift+Tab", "Down", "Return")
     app.pause(0.8)
     # "Through the clinic server" has the keyboard; then the fields in reading order
-    # (the CA file's "Choose…" button between the CA field and the user name).
+    # (the CA file's "Choose…" button between the CA field and the workstation's name,
+    # whose host name Tab selects, so that typing replaces it).
     app.key("Tab")
     app.type(url)
     app.key("Tab")
@@ -95,6 +96,8 @@ def join_through_the_wizard(app: Desktop, url: str, code: str, ca: Path) -> None
     app.key("Tab")
     app.type(str(ca))
     app.key("Tab", "Tab")
+    app.type("Front desk")
+    app.key("Tab")
     app.type("admin")
     app.key("Tab")
     app.type(PASSWORD)
@@ -136,6 +139,8 @@ def halted_join(
             join_through_the_wizard(app, relay.url, code, ca)
             app.wait(relay.cut.is_set, "the server to be stopped mid-join")
             relay.close()  # nothing listens at the workstation's address now
+            # Enrolled under the name typed (the server's list is how IT finds it).
+            assert "Front desk" in [d.name for d in admin.registry.devices(clinic)]
             # The first sync fails at once (nothing answers); the attempt is kept, closed
             # (its database's write-ahead log folded in), and the wizard says so.
             wal = folder / "clinic.db-wal"
