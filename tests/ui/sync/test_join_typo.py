@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
 from pytestqt.qtbot import QtBot
 
+from app.session.first_run import FirstRunWizard
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
 from core.sync.enroll import default_device_name
@@ -21,10 +22,20 @@ from tests.ui.sync.test_join import activate, click, finish, to_join_page
 COMMIT = QWizard.WizardButton.CommitButton
 
 
-def test_a_mistyped_password_costs_no_code(
-    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
-) -> None:
-    clinic_id = add_clinic(live.server, "Harbour Clinic")
+def _join_typed(
+    qtbot: QtBot,
+    live: Live,
+    tmp_path: Path,
+    make_window: WindowFactory,
+    clinic: str,
+    password: str,
+    name: str | None = None,
+) -> tuple[str, str, FirstRunWizard]:
+    """A new clinic ``clinic`` on ``live`` with a one-use code; a new workstation's wizard
+    on its join page with the server's fields, the admin's name and ``password`` typed as
+    a person does (``name``: the workstation name left as the host name, or cleared
+    first when ""). Returns the clinic id, the code and the wizard; nothing clicked yet."""
+    clinic_id = add_clinic(live.server, clinic)
     code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)  # one use
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(live.ca_pem)
@@ -34,11 +45,23 @@ def test_a_mistyped_password_costs_no_code(
     assert wizard is not None
     to_join_page(wizard)
     page = wizard.join_page
+    if name is not None:
+        page.device_name.setText(name)
     typed = ((page.server_url, live.url), (page.enroll_code, code), (page.ca_path, str(ca_file)),
-             (page.username, ADMIN), (page.password, PASSWORD + "!"))  # fmt: skip
+             (page.username, ADMIN), (page.password, password))  # fmt: skip
     for field, text in typed:
         QTest.mouseClick(field, Qt.MouseButton.LeftButton)
         QTest.keyClicks(field, text)
+    return clinic_id, code, wizard
+
+
+def test_a_mistyped_password_costs_no_code(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    clinic_id, code, wizard = _join_typed(
+        qtbot, live, tmp_path, make_window, "Harbour Clinic", PASSWORD + "!"
+    )
+    page = wizard.join_page
     click(wizard, COMMIT)
     qtbot.waitUntil(lambda: page.error.isVisible(), timeout=20_000)
 
@@ -65,22 +88,10 @@ def test_return_joins_after_a_clicked_join_was_refused_at_a_field(
     """Found using the app under Xvfb: Join clinic clicked with the workstation name left
     empty says so at the field; the person types a name and presses Return, which did
     nothing (the clicked button had stopped being the page's default)."""
-    clinic_id = add_clinic(live.server, "Return Clinic")
-    code, _ = live.server.registry.issue_enroll_code(clinic_id, 10)
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_text(live.ca_pem)
-    window = make_window(Workstation(tmp_path / "new", kdf_params=FAST_PARAMS))
-    activate(qtbot, window)
-    wizard = window.first_run
-    assert wizard is not None
-    to_join_page(wizard)
+    clinic_id, _, wizard = _join_typed(
+        qtbot, live, tmp_path, make_window, "Return Clinic", PASSWORD, name=""
+    )
     page = wizard.join_page
-    page.device_name.clear()
-    typed = ((page.server_url, live.url), (page.enroll_code, code), (page.ca_path, str(ca_file)),
-             (page.username, ADMIN), (page.password, PASSWORD))  # fmt: skip
-    for field, text in typed:
-        QTest.mouseClick(field, Qt.MouseButton.LeftButton)
-        QTest.keyClicks(field, text)
     click(wizard, COMMIT)
     assert page.errors["device_name"].isVisible() and page.device_name.hasFocus()
     QTest.keyClicks(page.device_name, "Front desk")
