@@ -55,8 +55,8 @@ from core.keys.errors import KeyError_
 from core.server import security_log
 from core.server.blob_uploads import UploadOffsetError, UploadRefusedError, UploadState
 from core.server.postgres.columns import SealedValueError
-from core.server.registry import Device, normalize_code
-from core.server.service import ClinicServer, ServerError
+from core.server.registry import ACCOUNT_CHECKS_PER_USE, Device, normalize_code
+from core.server.service import AccountChecksSpent, ClinicServer, ServerError
 from core.store.blobs import (
     BlobNotFoundError,
     BlobStoreError,
@@ -77,8 +77,6 @@ NO_BODY = 1024
 LINGER_BYTES = 1024 * 1024
 ENROLL_FAILURES = 5  # failed enrollments per source address ...
 ENROLL_WINDOW = 60.0  # ... in any this many seconds; then 429 until the window passes
-ACCOUNT_CHECKS_PER_CODE = 10  # account checks before enrolling, per code ...
-ACCOUNT_CHECK_WINDOW = 7 * 24 * 3600.0  # ... in this long (a code's longest life)
 
 _ERROR_STATUS = {"malformed": 400, "version": 400, "too_large": 413, "refused": 409}
 
@@ -556,7 +554,6 @@ def create_app(server: ClinicServer) -> FastAPI:
     enroll_failures = AttemptLimiter(ENROLL_FAILURES, ENROLL_WINDOW)
     # When an address is refused, one security event per window, not one per request.
     limited_notes = AttemptLimiter(1, ENROLL_WINDOW)
-    account_checks = AttemptLimiter(ACCOUNT_CHECKS_PER_CODE, ACCOUNT_CHECK_WINDOW)
 
     @app.get(
         "/metrics",
@@ -641,9 +638,8 @@ def create_app(server: ClinicServer) -> FastAPI:
         """The account a person joining with a code names (its verifier), so that their
         workstation checks the password before spending the code. Refused (400) for a code
         that is not usable, which counts as a failed enrollment; at most
-        :data:`ACCOUNT_CHECKS_PER_CODE` per code in :data:`ACCOUNT_CHECK_WINDOW` (429),
-        counted in this server process (a restart, or another process behind a balancer,
-        starts its own count: see README)."""
+        :data:`ACCOUNT_CHECKS_PER_USE` per use of the code over its life (429), counted in
+        the registry, so a restart or another server process does not reset it."""
         address = request.client.host if request.client is not None else "unknown"
         if not server.code_known(body.code):
             # Never counted per code: made-up codes must not crowd a real one's count out.
@@ -661,23 +657,18 @@ def create_app(server: ClinicServer) -> FastAPI:
                     headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
             raise HTTPException(400, "the enrollment code is not valid")
-        # Per code, not per address: a code's holder may ask about a few names (their own,
-        # mistyped), not walk the clinic's staff list through it. Keyed as the registry
-        # reads the code, so other spellings of it (case, dashes) count as the same.
-        key = hashlib.sha256(normalize_code(body.code).encode()).hexdigest()
-        wait = account_checks.admit(key)
-        if wait is not None:
+        try:
+            found = server.account_for_enrollment(body.code, body.username, client=address)
+        except AccountChecksSpent as exc:
+            # Per code, not per address (the registry counts): a code's holder may retry
+            # a few names, not walk the clinic's staff list through it.
+            key = hashlib.sha256(normalize_code(body.code).encode()).hexdigest()
             if limited_notes.admit("account:" + key) is None:  # once a minute per code
                 security_log.event(
                     "enroll.account_check_limited", failed=True, client=address,
-                    checks=ACCOUNT_CHECKS_PER_CODE,
+                    checks_per_use=ACCOUNT_CHECKS_PER_USE,
                 )  # fmt: skip
-            raise HTTPException(
-                429,
-                "too many account checks with this enrollment code; ask IT for a new code",
-            )
-        try:
-            found = server.account_for_enrollment(body.code, body.username, client=address)
+            raise HTTPException(429, str(exc)) from None
         except ServerError as exc:
             enroll_failures.admit(address)
             raise HTTPException(400, str(exc)) from None

@@ -114,13 +114,24 @@ INSERT INTO earlier_certificates (device_id, serial, certificate, superseded_at)
 
 _V4_EARLIER_CERTIFICATES = earlier_certificates_ddl("INTEGER")
 
+# Account checks before enrolling (``POST /v1/enroll/account``) counted per code in the
+# registry, so that a restart, or another server process behind a balancer, does not start
+# a fresh count. PostgreSQL: schema 8. Additive: older code never reads it.
+ACCOUNT_CHECKS_DDL = """
+ALTER TABLE enroll_codes ADD COLUMN account_checks INTEGER NOT NULL DEFAULT 0;
+"""
+
 REGISTRY_MIGRATIONS: Migrations = (
     (1, _SCHEMA),
     (2, _V2_BINDINGS),
     (3, _V3_CODE_USES),
     (4, _V4_EARLIER_CERTIFICATES),
+    (5, ACCOUNT_CHECKS_DDL),
 )
 MAX_CODE_USES = 1000  # a code for a whole clinic's workstations, not an open door
+# Account checks a code answers before enrolling, for each of its uses: a person may retry
+# their own mistyped name or password a few times, not walk the clinic's staff list.
+ACCOUNT_CHECKS_PER_USE = 10
 MAX_CODE_TTL_MINUTES = 7 * 24 * 60
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
 # A clinic id: 16 lowercase hex digits (core.records.clinic.new_id). A name that looks like
@@ -131,6 +142,10 @@ _ID_LIKE = re.compile(r"^[0-9a-f]{16}$", re.IGNORECASE)
 
 class RegistryError(CarelineError, ValueError):
     """A registry operation was refused; the message says why."""
+
+
+class AccountChecksSpentError(RegistryError):
+    """A code has answered all the account checks it may (:meth:`Registry.take_account_check`)."""
 
 
 class _AlreadyStored(Exception):
@@ -213,8 +228,8 @@ def _usable_code(rows: list[Any]) -> str:
     clinic_id, expires_at, used_at, max_uses, uses = rows[0]
     allowed = 1 if max_uses is None else int(max_uses)
     if used_at is not None or int(uses) >= allowed:
-        times = "once" if allowed == 1 else f"{allowed} of {allowed} times"
-        raise RegistryError(f"the enrollment code has been used {times}; ask IT for a new one")
+        used = "already been used" if allowed == 1 else f"been used all {allowed} times"
+        raise RegistryError(f"the enrollment code has {used}; ask IT for a new one")
     if _utc(str(expires_at)) < datetime.now(UTC):
         raise RegistryError(f"the enrollment code expired at {expires_at}; ask IT for a new one")
     return str(clinic_id)
@@ -605,6 +620,31 @@ class Registry:
     def code_clinic(self, code: str) -> str:
         """The clinic a still-usable code belongs to (to sign the device certificate)."""
         return _usable_code(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))
+
+    def take_account_check(self, code: str, per_use: int) -> str:
+        """Count one account check against a still-usable ``code`` and return its clinic:
+        at most ``per_use`` checks for each use the code was issued with, over the code's
+        life (at most :data:`MAX_CODE_TTL_MINUTES`). Refused with RegistryError for a code
+        that is not usable, and with AccountChecksSpentError once its checks are spent;
+        neither counts anything.
+
+        Counted in the registry (one audited write, serialised across server processes)
+        so that neither a restart nor a second process behind a balancer resets it."""
+        digest = _digest(normalize_code(code))
+        clinic_id = _usable_code(self.db.query(_CODE_ROW, (digest,)))
+        with self.db.write(self.actor, "enroll_code.account_check", "clinic", clinic_id) as tx:
+            taken = tx.execute(
+                "UPDATE enroll_codes SET account_checks = account_checks + 1 "
+                "WHERE code_sha256 = ? AND used_at IS NULL "
+                "AND account_checks < COALESCE(max_uses, 1) * ?",
+                (digest, per_use),
+            )
+            if taken.rowcount != 1:
+                _usable_code(tx.query(_CODE_ROW, (digest,)))  # used up meanwhile: say so
+                raise AccountChecksSpentError(
+                    "too many account checks with this enrollment code; ask IT for a new code"
+                )
+        return clinic_id
 
     # ----- devices --------------------------------------------------------------------
 

@@ -65,7 +65,15 @@ from core.records.relations import Access
 from core.records.staff import Staff
 from core.server import security_log, vouching
 from core.server.blob_uploads import BlobUploads, UploadState
-from core.server.registry import REGISTRY_MIGRATIONS, Clinic, Device, Registry, RegistryError
+from core.server.registry import (
+    ACCOUNT_CHECKS_PER_USE,
+    REGISTRY_MIGRATIONS,
+    AccountChecksSpentError,
+    Clinic,
+    Device,
+    Registry,
+    RegistryError,
+)
 from core.store import op_signer
 from core.store.audit_chain import AuditEntry, Head
 from core.store.blobs import (
@@ -131,6 +139,10 @@ class AccountForEnrollment:
 
 class ServerError(CarelineError, ValueError):
     """A request or admin command that cannot be carried out; the message says why."""
+
+
+class AccountChecksSpent(ServerError):
+    """A code has answered its account checks (:data:`ACCOUNT_CHECKS_PER_USE` per use)."""
 
 
 class ClinicBlobStores(Protocol):
@@ -708,7 +720,9 @@ class ClinicServer:
     ) -> AccountForEnrollment:
         """The account a person joining with ``code`` names, for their workstation to check
         their password against before it spends the code (a mistyped password then costs
-        nothing: core.sync.join). Needs a still-usable code (ServerError otherwise).
+        nothing: core.sync.join). Needs a still-usable code (ServerError otherwise) that
+        has answered fewer than :data:`ACCOUNT_CHECKS_PER_USE` checks per use, counted in
+        the registry (AccountChecksSpent otherwise).
 
         The person's password never leaves their workstation: the server answers with the
         account's synced Argon2id verifier, which redeeming the code would send the
@@ -716,7 +730,9 @@ class ClinicServer:
         and whether an account was found; the name typed only when it is an account's (a
         password typed into the name box is never logged)."""
         try:
-            clinic_id = self.registry.code_clinic(code)
+            clinic_id = self.registry.take_account_check(code, ACCOUNT_CHECKS_PER_USE)
+        except AccountChecksSpentError as exc:
+            raise AccountChecksSpent(str(exc)) from None
         except RegistryError as exc:
             security_log.event(
                 "enroll.account_check_refused", failed=True, reason=str(exc), client=client

@@ -175,7 +175,7 @@ def test_rollout_morning_two_workstations_join_from_one_code_and_a_third_is_told
     finally:
         code = third.quit()
     assert code == 0, third.tail()
-    assert "has been used 2 of 2 times; ask IT for a new one" in third.tail()
+    assert "has been used all 2 times; ask IT for a new one" in third.tail()
 
     devices = server_admin(running.data, {}, "device", "list")
     assert len(devices) == 2, devices

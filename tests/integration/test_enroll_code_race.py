@@ -63,6 +63,6 @@ def test_the_last_use_goes_to_exactly_one_workstation(
         results = race(servers, code, devices)
         assert results.count("enrolled") == uses, results
         refusals = [r for r in results if r != "enrolled"]
-        times = "once" if uses == 1 else f"{uses} of {uses} times"
-        assert all(f"has been used {times}; ask IT for a new one" in r for r in refusals), results
+        times = "already been used" if uses == 1 else f"been used all {uses} times"
+        assert all(f"has {times}; ask IT for a new one" in r for r in refusals), results
     assert len(server_admin(first.data, env, "device", "list")) == 4

@@ -17,7 +17,7 @@ import pytest
 from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from core.server.api import ACCOUNT_CHECKS_PER_CODE
+from core.server.registry import ACCOUNT_CHECKS_PER_USE
 from core.sync.enroll import EnrollmentError, ServerUnreachableError, account_before_enrollment
 from core.sync.join import (
     AccountCheckedBeforeCodeError,
@@ -29,6 +29,7 @@ from core.sync.join import (
 )
 from tests.conftest import PASSWORD
 from tests.integration.server_fixtures import Live, add_clinic, live_server
+from tests.services import create_postgres_database, drop_postgres_database
 
 
 def _request(
@@ -94,7 +95,7 @@ def test_a_used_code_is_refused_with_the_servers_reason(live: Live, tmp_path: Pa
     with pytest.raises(EnrollmentError) as refused:
         join_clinic(second, _request(live, code, password="Harbour-lights-at-dusk-9"))
     assert str(refused.value) == (
-        "the server refused enrollment: the enrollment code has been used once; ask IT for a "
+        "the server refused enrollment: the enrollment code has already been used; ask IT for a "
         "new one"
     )
     assert not (tmp_path / "second").exists()
@@ -114,7 +115,7 @@ def test_a_code_answers_a_few_account_checks_then_waits(
     for made_up in ("AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"):
         with pytest.raises(EnrollmentError, match="the enrollment code is not valid"):
             account_before_enrollment(live.url, made_up, live.ca_pem, "admin")
-    for i in range(ACCOUNT_CHECKS_PER_CODE):
+    for i in range(ACCOUNT_CHECKS_PER_USE):
         spelt = spellings[i % len(spellings)]
         account = account_before_enrollment(live.url, spelt, live.ca_pem, "nobody")
         assert account is not None and account.verifier is None
@@ -132,7 +133,55 @@ def test_a_code_answers_a_few_account_checks_then_waits(
         for r in caplog.records
         if getattr(r, "security_event", "") == "enroll.account_checked"
     ]
-    assert checked == [None] * ACCOUNT_CHECKS_PER_CODE + ["admin"]
+    assert checked == [None] * ACCOUNT_CHECKS_PER_USE + ["admin"]
+
+
+def _spend_checks(live: Live, code: str, count: int) -> None:
+    for _ in range(count):
+        account = account_before_enrollment(live.url, code, live.ca_pem, "nobody")
+        assert account is not None and account.verifier is None
+
+
+def test_a_code_for_several_workstations_answers_checks_for_each(live: Live) -> None:
+    """A code issued for three workstations answers three people's retries."""
+    clinic = add_clinic(live.server, "Hillside Clinic")
+    code, _ = live.server.registry.issue_enroll_code(clinic, 10, uses=3)
+    _spend_checks(live, code, 3 * ACCOUNT_CHECKS_PER_USE)
+    with pytest.raises(EnrollmentError, match="too many account checks with this enrollment code"):
+        account_before_enrollment(live.url, code, live.ca_pem, "admin")
+
+
+@pytest.mark.parametrize("store", ["embedded", "postgres"])
+def test_the_count_outlives_a_restart_and_is_shared_by_server_processes(
+    store: str, tmp_path: Path, no_keyring: None
+) -> None:
+    """The registry keeps the count: restarting the server, or asking a second server
+    process on the same PostgreSQL database, gives no fresh checks."""
+    url = create_postgres_database() if store == "postgres" else None
+    env = {} if url is None else {"DATABASE_URL": url}
+    try:
+        with live_server(tmp_path / "server", env) as first:
+            clinic = add_clinic(first.server, "Hillside Clinic")
+            code, _ = first.server.registry.issue_enroll_code(clinic, 10)
+            _spend_checks(first, code, ACCOUNT_CHECKS_PER_USE - 2)
+            if url is not None:  # a second process beside the first, as behind a balancer
+                (tmp_path / "second").mkdir(mode=0o700)
+                keys = "master-keys.json"  # the same key, as the processes of one server
+                (tmp_path / "second" / keys).write_bytes((tmp_path / "server" / keys).read_bytes())
+                (tmp_path / "second" / keys).chmod(0o600)
+                with live_server(tmp_path / "second", env) as second:
+                    _spend_checks(second, code, 1)
+            else:
+                _spend_checks(first, code, 1)
+        with live_server(tmp_path / "server", env) as restarted:
+            _spend_checks(restarted, code, 1)
+            with pytest.raises(EnrollmentError, match="too many account checks"):
+                account_before_enrollment(restarted.url, code, restarted.ca_pem, "admin")
+            # Refused checks spent nothing of the code: it still enrolls.
+            assert restarted.server.registry.code_clinic(code) == clinic
+    finally:
+        if url is not None:
+            drop_postgres_database(url)
 
 
 def test_an_older_server_still_joins_and_checks_the_account_after(tmp_path: Path) -> None:

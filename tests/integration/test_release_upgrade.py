@@ -28,6 +28,7 @@ from core.records.workstation import Workstation
 from core.server.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from core.server.postgres.schema import TENANT_ROLE
 from core.store.migrations import LATEST_VERSION
+from core.sync.enroll import account_before_enrollment
 from tests.integration.server_fixtures import make_server
 from tests.integration.server_process import ServerProcess, careline, current, server_admin
 from tests.integration.test_cli import careline as careline_with_stdin
@@ -220,6 +221,11 @@ def join_and_compare(server: OldServer, desk: Path) -> None:
     running.start()
     try:
         (data.parent / "ca.pem").write_text(running.ca_pem)
+        # The account check before enrolling counts in the migrated registry (embedded 5,
+        # PostgreSQL schema 8): the old clinic's admin is found, and the code still enrolls.
+        account = account_before_enrollment(running.url, code, running.ca_pem, seen["user"])
+        assert account is not None and account.active
+        assert account.verifier is not None and account.verifier.startswith("$argon2id$")
         enrolled = careline(
             desk, "--json", "enroll", "--server", running.url, "--code", code,
             "--ca-file", str(data.parent / "ca.pem"),

@@ -98,7 +98,7 @@ def test_enrollment_codes_are_one_time_and_expire(live: Live, tmp_path: Path) ->
     clinic = _clinic(live, "One Time")
     code, _ = live.server.registry.issue_enroll_code(clinic, 10)
     enroll(live.url, code, live.ca_pem)
-    with pytest.raises(EnrollmentError, match="has been used once; ask IT for a new one"):
+    with pytest.raises(EnrollmentError, match="has already been used; ask IT for a new one"):
         enroll(live.url, code, live.ca_pem)
     expired, _ = live.server.registry.issue_enroll_code(clinic, 1)
     with live.server.registry.db.write("test", "test.expire", "enroll_code", "all") as tx:

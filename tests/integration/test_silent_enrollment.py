@@ -85,7 +85,7 @@ def test_one_code_enrolls_three_workstations_and_refuses_a_fourth(
     assert again.returncode == 0 and json.loads(again.stdout)["enrolled"] is False
     fourth = silent(tmp_path / "desk3", machine, secret_service, "enroll", "--machine")
     assert fourth.returncode != 0
-    assert "enrollment code has been used 3 of 3 times; ask IT for a new one" in fourth.stderr
+    assert "enrollment code has been used all 3 times; ask IT for a new one" in fourth.stderr
     assert not (tmp_path / "desk3" / "keyslots.json").exists()  # nothing kept
     devices = server_admin(running.data, {}, "device", "list")
     assert len(devices) == 3

@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 
 from core.errors import CarelineError
-from core.server.registry import earlier_certificates_ddl
+from core.server.registry import ACCOUNT_CHECKS_DDL, earlier_certificates_ddl
 
 TENANT_ROLE = "careline_tenant"
 TENANT_TABLES = ("replica_vectors", "replica_ops", "replica_records", "replica_meta",
@@ -190,6 +190,10 @@ ALTER TABLE enroll_codes ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
 # certificate in ``devices``, which newer code reads as before.
 _V7 = earlier_certificates_ddl("BIGSERIAL")
 
+# Account checks before enrolling, counted per code: the embedded registry's version 5.
+# Additive: older code neither reads nor writes the column.
+_V8 = ACCOUNT_CHECKS_DDL
+
 _IDENT = re.compile(r"[a-z_]+")
 
 
@@ -234,6 +238,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, _V5, False, "workstation audit entries kept", _secure_device_audit),
     Migration(6, _V6, False, "multi-use enrollment codes"),
     Migration(7, _V7, False, "earlier device certificates kept, to revoke them"),
+    Migration(8, _V8, False, "account checks before enrolling, counted per code"),
 )
 
 

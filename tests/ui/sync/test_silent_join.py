@@ -91,7 +91,7 @@ def test_a_used_up_code_is_shown_with_a_way_on(
     page = window.silent_join_page
     assert page is not None
     qtbot.waitUntil(lambda: page.retry.isVisible(), timeout=30_000)
-    assert "has been used once; ask IT for a new one" in page.status.text()
+    assert "has already been used; ask IT for a new one" in page.status.text()
     assert page.title.text() == window.windowTitle().split(" — ")[0] == "Could not join the clinic"
     assert not window.workstation.is_initialized()  # nothing kept from the attempt
     page.manual.click()  # "Set up by hand": the first-run wizard

@@ -19,7 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.crypto import certs
 from core.crypto.secure_memory import SecureMemory
-from core.server.registry import REGISTRY_MIGRATIONS, Registry, RegistryError
+from core.server.registry import (
+    REGISTRY_MIGRATIONS,
+    AccountChecksSpentError,
+    Registry,
+    RegistryError,
+)
 from core.store.database import Database
 from core.store.migrations import Migrations
 
@@ -180,5 +185,40 @@ def test_the_migration_names_devices_recertified_before_the_registry_kept_certif
         assert revoked[certs.serial_of(first)] >= dt.datetime.fromisoformat(
             str(recertified[0].superseded_at)
         )  # revoked from the re-certification
+    finally:
+        db.close()
+
+
+def test_account_checks_are_counted_per_use_and_a_used_code_answers_none(clinic: Clinic) -> None:
+    registry, clinic_id = clinic.registry, clinic.clinic_id
+    code, _ = registry.issue_enroll_code(clinic_id, 10, uses=2)
+    for _ in range(2 * 3):
+        assert registry.take_account_check(code.lower(), per_use=3) == clinic_id
+    audited = clinic.registry.db.query(
+        "SELECT count(*) FROM audit_log WHERE action = 'enroll_code.account_check'"
+    )
+    assert audited == [(6,)]
+    with pytest.raises(AccountChecksSpentError, match="too many account checks"):
+        registry.take_account_check(code, per_use=3)
+    assert registry.code_clinic(code) == clinic_id  # the code's uses are untouched
+    used, _ = registry.issue_enroll_code(clinic_id, 10)
+    registry.redeem(used, "desk", clinic.certificate("aaaa000000000009"), "aaaa000000000009")
+    with pytest.raises(RegistryError, match="enrollment code has already been used"):
+        registry.take_account_check(used, per_use=3)
+
+
+def test_codes_issued_before_the_count_was_kept_start_at_none_counted(tmp_path: Path) -> None:
+    # A registry at version 4 (no count) with a live code, then opened by this release.
+    path, key = tmp_path / "registry.db", secrets.token_bytes(32)
+    db = _open(path, key, REGISTRY_MIGRATIONS[:4])
+    code, _ = _clinic(db).registry.issue_enroll_code("0123456789abcdef", 10)
+    db.close()
+    db = _open(path, key)
+    try:
+        registry = Registry(db)
+        for _ in range(2):
+            assert registry.take_account_check(code, per_use=2) == "0123456789abcdef"
+        with pytest.raises(AccountChecksSpentError):
+            registry.take_account_check(code, per_use=2)
     finally:
         db.close()
