@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import compileall
+import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,6 +117,29 @@ def any_permission(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     above)."""
     if request.node.get_closest_marker("strict_authz") is not None:
         monkeypatch.setattr(authorize, "ENFORCING", True)
+
+
+@pytest.fixture(autouse=True)
+def _mdns_to_itself(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every mDNS announcement on 127.0.0.1 reaches every process on this machine: a test
+    that floods it with fake peers (marked ``mdns_flood``) filled the discovery of LAN
+    tests running beside it on other workers, whose real peer then went unseen. A flood
+    runs alone among tests that announce or browse (marked ``mdns``), which run together:
+    a shared lock for those, an exclusive one for floods, on a file all of this run's
+    workers see (their temporary folders' parent)."""
+    flood = request.node.get_closest_marker("mdns_flood") is not None
+    if not flood and request.node.get_closest_marker("mdns") is None:
+        yield
+        return
+    path = tmp_path_factory.getbasetemp().parent / "careline-mdns.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if flood else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -98,6 +98,7 @@ def _code(running: ServerProcess, clinic: str) -> str:
     ("+2h", "Ahead", "This computer's clock is 2 hours ahead of the clinic server", False),
     ("-2d", "Behind", "This computer's clock is 2 days behind the clinic server", True),
 ], ids=["hours-ahead", "days-behind"])  # fmt: skip
+@pytest.mark.mdns
 def test_a_desk_whose_clock_is_off_syncs_both_ways_through_the_server_and_is_told(
     server: tuple[ServerProcess, str],
     faketime: Shift,

@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.records.workstation import Workstation
 from core.sync.lan import discovery
 from core.sync.lan import identity as lan_id
 from core.sync.lan.server import PeerServer
 from tests.integration.test_cli import PASSWORD, as_admin, careline
 from tests.services import free_port_pair
+
+pytestmark = pytest.mark.mdns
 
 NURSE_FIRST, NURSE = "first-time pass 4417", "nina's own words 7731"
 

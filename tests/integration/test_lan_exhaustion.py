@@ -34,6 +34,8 @@ from tests.integration.test_cli import as_admin, careline
 from tests.integration.test_lan_peers import _joined
 from tests.services import free_port_pair
 
+pytestmark = pytest.mark.mdns
+
 CROWD = 40
 # The first bytes of a TLS record holding a ClientHello, which then never comes.
 FAMILIES = [("Ashworth", "1951-02-03"), ("Brennan", "1962-04-05"), ("Castillo", "1973-06-07"),

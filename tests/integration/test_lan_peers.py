@@ -29,6 +29,8 @@ from core.sync.transport import TransportError
 from tests.conftest import PASSWORD
 from tests.services import free_port_pair
 
+pytestmark = pytest.mark.mdns
+
 
 @pytest.fixture
 def clinic(workstation: Workstation) -> Iterator[tuple[Workstation, PeerServer]]:

@@ -223,6 +223,7 @@ def test_a_recertified_device_keeps_syncing_with_lan_peers(live: Live, tmp_path:
     b.lock()
 
 
+@pytest.mark.mdns
 def test_careline_serve_takes_up_the_certificate_careline_sync_got(
     tmp_path: Path, no_keyring: None
 ) -> None:

@@ -268,6 +268,7 @@ def test_staff_is_offered_to_admins_only(
         window.workstation.staff().members()
 
 
+@pytest.mark.mdns
 @pytest.mark.strict_authz  # what is offered is read from the authorization model
 def test_administration_is_offered_by_the_admin_role_whichever_role_comes_first(
     qtbot: QtBot, clinic: Workstation, make_window: WindowFactory

@@ -138,6 +138,7 @@ def test_join_through_a_lan_peer(qtbot: QtBot, tmp_path: Path, make_window: Wind
     assert lan_id.load_identity(ws.database) is not None
 
 
+@pytest.mark.mdns
 def test_pair_in_the_app_then_join_from_the_first_run(
     qtbot: QtBot, tmp_path: Path, make_window: WindowFactory
 ) -> None:

@@ -39,6 +39,8 @@ from tests.integration.server_fixtures import Live, add_clinic, join_clinic, syn
 from tests.services import free_port_pair
 from tests.ui.conftest import ADMIN, PASSWORD, PATIENTS, WindowFactory, new_clinic, sign_in
 
+pytestmark = pytest.mark.mdns
+
 
 def lan_options() -> LanOptions:
     """Loopback only, free ports, a short browse."""

@@ -30,6 +30,8 @@ from core.sync.lan.pairing import join
 from core.sync.lan.server import PeerServer
 from tests.conftest import PASSWORD
 
+pytestmark = pytest.mark.mdns_flood
+
 HANDSHAKE = 0.4  # seconds a tarpit holds each attempt (the app's default is 3)
 
 
