@@ -1112,6 +1112,18 @@ class JoinPage(QWizardPage):
             self.download_bar.setRange(0, progress.total)
             self.download_bar.setValue(min(progress.done, progress.total))
 
+    def _server_field(self, exc: Exception) -> str | None:
+        """The server field ``exc`` is about, when it can be mended there (not while a
+        kept attempt is finished: those fields are not asked again)."""
+        if self.resuming is not None or self.via_peer.isChecked():
+            return None
+        if not isinstance(exc, EnrollmentError):
+            return None
+        if exc.field is None and is_certificate_problem(exc):
+            return "ca_path"
+        mendable = ("server_url", "enroll_code", "ca_path", "device_name")
+        return exc.field if exc.field in mendable else None
+
     def _joined(self, created: ClinicCreated) -> None:
         self._job = None
         self.created = created
@@ -1122,26 +1134,33 @@ class JoinPage(QWizardPage):
     def _failed(self, exc: Exception) -> None:
         self._job = None
         self._set_busy(False)
-        self.show_error(describe_error(exc))
         if isinstance(exc, FirstSyncError) and exc.device_id is not None:
             self.kept_device_id = exc.device_id
-        if (
-            self.resuming is None
-            and not self.via_peer.isChecked()
-            and isinstance(exc, EnrollmentError)
-            and is_certificate_problem(exc)
-        ):
-            # Said at the field that mends it: it takes either form.
-            self.errors["ca_path"].setText(
-                "Paste the clinic server's CA fingerprint (SHA-256, from your IT contact) "
-                "here, or choose its CA certificate file."
-            )
-            self.errors["ca_path"].show()
-        # The fields were disabled while joining, which took the keyboard from them: give it
-        # back to the password (all that Try again needs, and what a refused one needs
-        # typed again), selected so that typing replaces it and Return tries again.
-        self.password.setFocus()
-        self.password.selectAll()
+        # A refusal about one server field (a used code, an address that did not answer, a
+        # fingerprint no certificate has) is said under that field, which gets the keyboard,
+        # its text selected: the person mends it there and Return tries again. The rest
+        # below the form.
+        field = self._server_field(exc)
+        if field is not None:
+            words = describe_error(exc)
+            if is_certificate_problem(exc):  # the field takes either form
+                words += (
+                    " Paste the clinic server's CA fingerprint (SHA-256, from your IT contact) "
+                    "here, or choose its CA certificate file."
+                )
+            self.errors[field].setText(words)
+            self.errors[field].show()
+            mend: QLineEdit = getattr(self, field)
+            mend.setFocus()
+            mend.selectAll()
+        else:
+            self.show_error(describe_error(exc))
+            # The fields were disabled while joining, which took the keyboard from them:
+            # give it back to the password (all that Try again needs, and what a refused
+            # one needs typed again), selected so that typing replaces it and Return tries
+            # again.
+            self.password.setFocus()
+            self.password.selectAll()
         # The server accepted the code before the first sync failed: the attempt is kept
         # (a small file read, on the GUI thread), and Try again finishes it.
         pending = kept_join(self._wizard.workstation)

@@ -148,7 +148,8 @@ def _describe_state(status: SyncStatus, now: dt.datetime | None = None) -> str:
         seconds = 0
         if status.retry_at is not None:
             seconds = max(round((status.retry_at - now).total_seconds()), 0)
-        pending = f" {status.pending} change(s) kept here until then." if status.pending else ""
+        noun = "change" if status.pending == 1 else "changes"
+        pending = f" {status.pending} {noun} kept here until then." if status.pending else ""
         if _synced_nearby(status) and status.lan_synced_at is not None:
             # Not "Offline": records are moving, through the workstations nearby.
             n = status.lan_peers

@@ -40,7 +40,7 @@ def pem_fingerprint(pem: str) -> str:
     try:
         return fingerprint(ssl.PEM_cert_to_DER_cert(pem.strip()))
     except ValueError as exc:
-        raise EnrollmentError(f"not a PEM certificate: {exc}") from None
+        raise EnrollmentError(f"not a PEM certificate: {exc}", "ca_path") from None
 
 
 def presented_certificates(server_url: str, timeout: float = 10) -> list[bytes]:
@@ -67,7 +67,7 @@ def presented_certificates(server_url: str, timeout: float = 10) -> list[bytes]:
                     found.append(der)
             return found
     except (OSError, ssl.SSLError) as exc:
-        raise ServerUnreachableError(unreachable(server_url, exc)) from exc
+        raise ServerUnreachableError(unreachable(server_url, exc), "server_url") from exc
 
 
 def colon_hex(digits: str) -> str:
@@ -121,5 +121,6 @@ def ca_for_fingerprint(
     raise EnrollmentError(
         f"the server at {server_url} presented no certificate with the SHA-256 fingerprint "
         f"{given_as} ({colon_hex(expected)}; it presented {seen}), so nothing was sent to "
-        f"it. Check the fingerprint with IT, or {otherwise}"
+        f"it. Check the fingerprint with IT, or {otherwise}",
+        "ca_path",
     )

@@ -30,12 +30,36 @@ _UNPRINTABLE_NAMES = {"\t": "a tab", "\n": "a line break", "\r": "a line break"}
 
 
 class EnrollmentError(CarelineError):
-    """Enrollment was refused or failed; the message says why."""
+    """Enrollment was refused or failed; the message says why. ``field`` names what was
+    typed that it is about, where one is ("server_url", "enroll_code", "ca_path",
+    "device_name"), for a form to say it there; None: no one field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ServerUnreachableError(EnrollmentError):
     """The server did not answer (down, or the network): trying again later may work, and
     the code was not used."""
+
+
+def _not_reached(server_url: str, exc: httpx.HTTPError) -> EnrollmentError:
+    # A TLS refusal (the pin does not match) will not mend by waiting; a dead server may.
+    # The person reads what went wrong in words; the socket's own text is logged.
+    if is_certificate_problem(exc):
+        return EnrollmentError(unreachable(server_url, exc), "ca_path")
+    return ServerUnreachableError(unreachable(server_url, exc), "server_url")
+
+
+def _refused(detail: object, status: int) -> EnrollmentError:
+    # The server's own words: why the code is unusable, or how long to wait. Its refusals
+    # of the code say "enrollment code" (core/server/registry.py, core/server/api.py).
+    words = detail or status
+    about_code = isinstance(detail, str) and "enrollment code" in detail
+    return EnrollmentError(
+        f"the server refused enrollment: {words}", "enroll_code" if about_code else None
+    )
 
 
 @dataclass(frozen=True)
@@ -128,12 +152,12 @@ def enroll(
     try:
         require_https(server_url)
     except TransportError as exc:
-        raise EnrollmentError(str(exc)) from None
+        raise EnrollmentError(str(exc), "server_url") from None
     name = default_device_name() if device_name is None else device_name.strip()
     problem = device_name_problem(name)
     if problem is not None:
         # Refused here, before the code is sent.
-        raise EnrollmentError(problem)
+        raise EnrollmentError(problem, "device_name")
     key = certs.new_private_key()
     csr = certs.make_csr(key, "pending", binding)
     body = {
@@ -145,16 +169,13 @@ def enroll(
         with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
             response = client.post(server_url.rstrip("/") + "/v1/enroll", json=body)
     except httpx.HTTPError as exc:
-        # A TLS refusal (the pin does not match) will not mend by waiting; a dead server may.
-        # The person reads what went wrong in words; the socket's own text is logged.
-        kind = EnrollmentError if is_certificate_problem(exc) else ServerUnreachableError
-        raise kind(unreachable(server_url, exc)) from exc
+        raise _not_reached(server_url, exc) from exc
     if response.status_code != 201:
         try:
             detail = response.json().get("detail")
         except ValueError:
             detail = None
-        raise EnrollmentError(f"the server refused enrollment: {detail or response.status_code}")
+        raise _refused(detail, response.status_code)
     data = response.json()
     return ServerCredential(
         server_url=server_url.rstrip("/"),
@@ -191,7 +212,7 @@ def account_before_enrollment(
     try:
         require_https(server_url)
     except TransportError as exc:
-        raise EnrollmentError(str(exc)) from None
+        raise EnrollmentError(str(exc), "server_url") from None
     try:
         with httpx.Client(verify=tls_trust(server_ca_pem), timeout=30) as client:
             response = client.post(
@@ -199,14 +220,14 @@ def account_before_enrollment(
                 json={"code": code, "username": username},
             )
     except httpx.HTTPError as exc:
-        kind = EnrollmentError if is_certificate_problem(exc) else ServerUnreachableError
-        raise kind(unreachable(server_url, exc)) from exc
+        raise _not_reached(server_url, exc) from exc
     if response.status_code in (404, 405):  # an older server: no such route
         return None
     if response.status_code >= 500:  # a proxy with no server behind it, or the server down
         raise ServerUnreachableError(
             f"the clinic server at {server_url} did not answer (HTTP {response.status_code}); "
-            "try again later: the code was not used"
+            "try again later: the code was not used",
+            "server_url",
         )
     try:
         data = response.json()
@@ -214,8 +235,7 @@ def account_before_enrollment(
         data = None
     if response.status_code != 200 or not isinstance(data, dict):
         detail = data.get("detail") if isinstance(data, dict) else None
-        # The server's own words: why the code is unusable, or how long to wait.
-        raise EnrollmentError(f"the server refused enrollment: {detail or response.status_code}")
+        raise _refused(detail, response.status_code)
     verifier = data.get("verifier")
     if not (verifier is None or isinstance(verifier, str)) or not isinstance(
         data.get("active"), bool

@@ -299,7 +299,8 @@ def _pin_ca(request: JoinRequest) -> JoinRequest:
         if pem_fingerprint(request.ca_pem) != expected:
             raise EnrollmentError(
                 "the CA certificate given does not have the SHA-256 fingerprint given "
-                f"({colon_hex(expected)}); one of them is wrong"
+                f"({colon_hex(expected)}); one of them is wrong",
+                "ca_path",
             )
         return request
     pem = ca_for_fingerprint(

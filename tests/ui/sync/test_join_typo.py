@@ -98,3 +98,33 @@ def test_return_joins_after_a_clicked_join_was_refused_at_a_field(
     QTest.keyClick(page.device_name, Qt.Key.Key_Return)
     finish(qtbot, wizard)
     assert [d.name for d in live.server.registry.devices(clinic_id)] == ["Front desk"]
+
+
+def test_a_used_code_is_said_at_the_code_field_and_a_new_one_typed_over_it_joins(
+    qtbot: QtBot, live: Live, tmp_path: Path, make_window: WindowFactory
+) -> None:
+    """Found using the app under Xvfb: the server's refusal of a code was said at the foot
+    of the page and the keyboard went to the password. It is said under the code, which
+    has the keyboard, selected: the person types the new code over it and presses Return."""
+    clinic_id, code, wizard = _join_typed(
+        qtbot, live, tmp_path, make_window, "Used Code Clinic", PASSWORD
+    )
+    spent = live.server.registry.issue_enroll_code(clinic_id, 10)[0]
+    live.server.registry.redeem(spent, "elsewhere", "", "aaaa00000000beef")
+    page = wizard.join_page
+    page.enroll_code.selectAll()
+    QTest.keyClicks(page.enroll_code, spent)
+    click(wizard, COMMIT)
+    qtbot.waitUntil(lambda: page.errors["enroll_code"].isVisible(), timeout=20_000)
+    assert page.errors["enroll_code"].text() == (
+        "The server refused enrollment: the enrollment code has already been used; ask IT "
+        "for a new one."
+    )
+    assert not page.error.isVisible() and not page.errors["password"].isVisible()
+    assert page.enroll_code.hasFocus() and page.enroll_code.selectedText() == spent
+    QTest.keyClicks(page.enroll_code, code)  # typed over the selection
+    assert not page.errors["enroll_code"].isVisible()  # answered by typing
+    QTest.keyClick(page.enroll_code, Qt.Key.Key_Return)  # Join clinic again
+    finish(qtbot, wizard)
+    assert wizard.workstation.is_initialized()
+    assert len(live.server.registry.devices(clinic_id)) == 2

@@ -553,7 +553,9 @@ def test_status_text_for_each_state() -> None:
     later = now + dt.timedelta(seconds=12)
     assert describe_status(SyncStatus(SYNCED, last_sync=now)) == "Synced at 09:30."
     offline = SyncStatus(OFFLINE, retry_at=later, pending=2)
-    assert describe_status(offline, now).startswith("Offline — retrying in 12 s. 2 change(s)")
+    assert describe_status(offline, now).startswith("Offline — retrying in 12 s. 2 changes kept")
+    one = SyncStatus(OFFLINE, retry_at=later, pending=1)
+    assert "12 s. 1 change kept here until then." in describe_status(one, now)
     mixed = SyncStatus(SYNCED, last_sync=now, newer_records=12, held_back=1)
     assert describe_status(mixed) == (
         "Synced at 09:30. Update Careline to see 12 newer records: newer workstations made "
