@@ -233,7 +233,9 @@ class SyncStatusWidget(QWidget):
         self._status = status
         progress = status.progress if status.state == SYNCING else None
         self._show_progress(progress, status.state == SYNCING and status.bootstrapping)
-        self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR))
+        # Shown while syncing too (a click then syncs again right after): hidden, it took
+        # the keyboard from whoever had pressed it, and Qt handed it to "New patient".
+        self.sync_button.setVisible(status.state in (SYNCED, PENDING, OFFLINE, ERROR, SYNCING))
         refused = refusal_notice(status)
         alarm = status.audit_warning or refused or status.lan_refused
         colour = self.COLOURS[ERROR] if alarm else None

@@ -19,6 +19,7 @@ from typing import Any
 from core import __version__
 from core.cli import server_backup
 from core.cli.passwords import read_stdin_line
+from core.cli.user import member_line
 from core.config.logs import configure_logging, withhold_exception_messages
 from core.config.settings import ConfigError
 from core.crypto import certs
@@ -535,12 +536,8 @@ def _admin_user(args: argparse.Namespace, server: ClinicServer, out: Output) -> 
         members = server.staff(args.clinic, lambda staff: staff.members())
         out.emit(
             [m.to_dict() for m in members],
-            "\n".join(
-                f"{m.username:<16} {m.role:<11} {m.full_name}"
-                + ("" if m.active else "  (DEACTIVATED)")
-                + ("  (must change password)" if m.must_change_password else "")
-                for m in members
-            ),
+            # As the workstation's ``user list`` says them (every role: "admin+clinician").
+            "\n".join(member_line(m, None, 0.0) for m in members),
         )
         return
     if action == "reset-password":

@@ -46,6 +46,13 @@ def operator_manages_staff(data: Path, env: dict[str, str]) -> None:
     assert nurse["must_change_password"] is True
     listed = staff(clinic)
     assert (listed["nina"]["role"], listed["nina"]["active"]) == ("nurse", True)
+    # The founding admin is also a clinician (as with ``careline init``), and the plain
+    # list says so, as the workstation's ``user list`` does.
+    assert listed["admin"]["roles"] == ["admin", "clinician"]
+    plain = server_cli(data, "admin", "user", "list", clinic, env=env)
+    assert plain.returncode == 0, plain.stderr
+    lines = {line.split()[0]: line.split()[1] for line in plain.stdout.splitlines()}
+    assert lines == {"admin": "admin+clinician", "nina": "nurse"}
     assert ok("admin", "user", "role", clinic, "nina", "clinician")["role"] == "clinician"
     assert ok("admin", "user", "deactivate", clinic, "nina")["active"] is False
     assert staff(clinic)["nina"]["active"] is False

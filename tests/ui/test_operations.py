@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.chart.page import ChartPage
 from app.main_window import MainWindow
 from app.operations import Operations
 from app.patients.list_page import PatientListModel
+from app.sync.controller import SYNCED, SYNCING
 from core.crypto.kdf import FAST_PARAMS
 from core.records.changeset import Changes
 from core.records.workstation import Workstation
@@ -138,6 +140,26 @@ def sync_now(qtbot: QtBot, window: MainWindow) -> None:
     """Click "Sync now" and wait for the session to finish."""
     with qtbot.waitSignal(window.sync.synced, timeout=WAIT_MS):
         QTest.mouseClick(window.sync_status.sync_button, Qt.MouseButton.LeftButton)
+
+
+def test_sync_now_pressed_from_the_keyboard_keeps_the_keyboard(
+    qtbot: QtBot, synced_window: MainWindow
+) -> None:
+    """Found using the app under Xvfb: "Sync now" was hidden while the sync ran, and the
+    keyboard that had pressed it went to the toolbar's "New patient"."""
+    button = synced_window.sync_status.sync_button
+    button.setFocus(Qt.FocusReason.TabFocusReason)
+    seen: list[tuple[str, bool, bool]] = []  # each state shown: the button shown, focused
+    synced_window.sync.status_changed.connect(
+        lambda status: seen.append((status.state, button.isVisible(), button.hasFocus()))
+    )
+    QTest.keyClick(button, Qt.Key.Key_Space)
+    qtbot.waitUntil(
+        lambda: [state for state, _, _ in seen][-2:] == [SYNCING, SYNCED], timeout=WAIT_MS
+    )
+    assert all(shown and focused for _, shown, focused in seen), seen
+    QApplication.processEvents()
+    assert QApplication.focusWidget() is button
 
 
 def test_a_synced_change_of_the_open_patient_refreshes_the_chart(
