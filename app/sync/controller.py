@@ -73,7 +73,13 @@ from core.sync.attachments import Attachments
 from core.sync.backoff import backoff
 from core.sync.ca_pin import ca_for_fingerprint
 from core.sync.certify import ensure_bound
-from core.sync.enroll import ServerCredential, adopt_credential, enroll, load_credential
+from core.sync.enroll import (
+    EnrollmentError,
+    ServerCredential,
+    adopt_credential,
+    enroll,
+    load_credential,
+)
 from core.sync.http_transport import DeviceRejectedError
 from core.sync.lan.identity import LanIdentity, load_identity, merge_revoked, ready_identity
 from core.sync.server_connection import KeptTransport, TransportFactory, default_factory
@@ -506,6 +512,9 @@ class SyncController(QObject):
     remote_changes = Signal(object)  # Changes: records from elsewhere arrived (a session or a
     # peer's push)
     enroll_finished = Signal(object)  # None on success, else the error message (str)
+    # Just before a refused enrollment's enroll_finished: the field typed that it is about
+    # (EnrollmentError.field: "server_url", "enroll_code", "ca_path", "device_name").
+    enroll_refused_at = Signal(str)
     _run = Signal()
     _count = Signal()
     _enroll = Signal(object)
@@ -717,6 +726,9 @@ class SyncController(QObject):
             # bar goes back to what it said before the attempt (not a lasting red error).
             message = describe_error(outcome.error)
             self._publish(self._before_enroll)
+            field = getattr(outcome.error, "field", None)
+            if isinstance(outcome.error, EnrollmentError) and field is not None:
+                self.enroll_refused_at.emit(field)
             self.enroll_finished.emit(message)
             return
         if enrolling:

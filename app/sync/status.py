@@ -314,6 +314,12 @@ def ca_given(typed: str) -> tuple[str | None, str | None, str]:
     return pem, None, unusable
 
 
+# The enrollment's fields (core.sync.enroll.EnrollmentError.field) by EnrollDialog's names.
+_ENROLL_FIELDS = {
+    "server_url": "url", "enroll_code": "code", "ca_path": "ca", "device_name": "device",
+}  # fmt: skip
+
+
 class EnrollDialog(TypedForm):
     """Connect this workstation to the clinic server with a one-time code. What was typed
     is not dropped unasked (``TypedForm``); once Connect handed it over, closing the dialog
@@ -375,8 +381,10 @@ class EnrollDialog(TypedForm):
         self.state.setObjectName("hint")
         self.buttons, self.connect_button = action_buttons(self, self.submit, "Connect")
         dialog_layout(self, heading, intro, form, self.error, self.state, self.busy, self.buttons)
+        controller.enroll_refused_at.connect(self._refused_at)
         controller.enroll_finished.connect(self._finished)
         self._waiting = False
+        self._refused_field: str | None = None
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -428,7 +436,11 @@ class EnrollDialog(TypedForm):
         self.error.setText(text)
         self.error.show()
 
+    def _refused_at(self, field: str) -> None:
+        self._refused_field = _ENROLL_FIELDS.get(field)
+
     def _finished(self, error: str | None) -> None:
+        field, self._refused_field = self._refused_field, None
         if not self._waiting:
             return
         self._waiting = False
@@ -437,6 +449,15 @@ class EnrollDialog(TypedForm):
         if error is None:
             self.state.setText("Connected.")
             self.accept()
-        else:
-            self.state.clear()
+            return
+        self.state.clear()
+        if field is None:
             self._show_error(error)
+            return
+        # Under the field it is about, which gets the keyboard with its text selected: typed
+        # over, the message goes, and Return connects again.
+        self.errors[field].setText(error)
+        self.errors[field].show()
+        typed_in = {"url": self.url, "code": self.code, "ca": self.ca_path, "device": self.device}
+        typed_in[field].setFocus()
+        typed_in[field].selectAll()

@@ -159,18 +159,24 @@ def test_enrollment_dialog_enrolls_and_downloads_the_clinic(
     qtbot.addWidget(dialog)
     dialog.show()
     try:
-        # A wrong code: the server's reason, inline.
+        # A wrong code: the server's reason, under the code, which gets the keyboard with
+        # its text selected.
         dialog.url.setText(live.url)
         dialog.code.setText("AAAA-BBBB-CCCC-DDDD")
         dialog.ca_path.setText(str(ca_file))
         dialog.device.setText("Front desk 2")
         QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10_000)
-        assert "the server refused enrollment" in dialog.error.text().lower()
+        qtbot.waitUntil(lambda: dialog.errors["code"].isVisible(), timeout=10_000)
+        assert dialog.errors["code"].text() == (
+            "The server refused enrollment: the enrollment code is not valid."
+        )
+        assert not dialog.error.isVisible()
+        assert dialog.code.hasFocus() and dialog.code.selectedText() == "AAAA-BBBB-CCCC-DDDD"
 
-        dialog.code.setText(code)
+        QTest.keyClicks(dialog.code, code)  # typed over the selection
+        assert not dialog.errors["code"].isVisible()
         with qtbot.waitSignal(dialog.accepted, timeout=15_000):
-            QTest.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+            QTest.keyClick(dialog.code, Qt.Key.Key_Return)
         assert controller.status.state == SYNCED
         credential = load_credential(ws.database)
         assert credential is not None and credential.clinic_id == clinic_id
