@@ -1119,8 +1119,6 @@ class JoinPage(QWizardPage):
             return None
         if not isinstance(exc, EnrollmentError):
             return None
-        if exc.field is None and is_certificate_problem(exc):
-            return "ca_path"
         mendable = ("server_url", "enroll_code", "ca_path", "device_name")
         return exc.field if exc.field in mendable else None
 

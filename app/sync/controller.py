@@ -725,6 +725,8 @@ class SyncController(QObject):
             # The enrollment dialog shows why; nothing about syncing changed, so the status
             # bar goes back to what it said before the attempt (not a lasting red error).
             message = describe_error(outcome.error)
+            # "Sync now" pressed while it ran asked for a sync of a server not connected.
+            self._again = False
             self._publish(self._before_enroll)
             field = getattr(outcome.error, "field", None)
             if isinstance(outcome.error, EnrollmentError) and field is not None:

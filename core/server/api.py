@@ -55,7 +55,7 @@ from core.keys.errors import KeyError_
 from core.server import security_log
 from core.server.blob_uploads import UploadOffsetError, UploadRefusedError, UploadState
 from core.server.postgres.columns import SealedValueError
-from core.server.registry import ACCOUNT_CHECKS_PER_USE, Device, normalize_code
+from core.server.registry import Device, normalize_code
 from core.server.service import AccountChecksSpent, ClinicServer, ServerError
 from core.store.blobs import (
     BlobNotFoundError,
@@ -638,7 +638,7 @@ def create_app(server: ClinicServer) -> FastAPI:
         """The account a person joining with a code names (its verifier), so that their
         workstation checks the password before spending the code. Refused (400) for a code
         that is not usable, which counts as a failed enrollment; at most
-        :data:`ACCOUNT_CHECKS_PER_USE` per use of the code over its life (429), counted in
+        ``registry.account_checks_allowed`` over the code's life (429), counted in
         the registry, so a restart or another server process does not reset it."""
         address = request.client.host if request.client is not None else "unknown"
         if not server.code_known(body.code):
@@ -666,7 +666,6 @@ def create_app(server: ClinicServer) -> FastAPI:
             if limited_notes.admit("account:" + key) is None:  # once a minute per code
                 security_log.event(
                     "enroll.account_check_limited", failed=True, client=address,
-                    checks_per_use=ACCOUNT_CHECKS_PER_USE,
                 )  # fmt: skip
             raise HTTPException(429, str(exc)) from None
         except ServerError as exc:

@@ -129,9 +129,19 @@ REGISTRY_MIGRATIONS: Migrations = (
     (5, ACCOUNT_CHECKS_DDL),
 )
 MAX_CODE_USES = 1000  # a code for a whole clinic's workstations, not an open door
-# Account checks a code answers before enrolling, for each of its uses: a person may retry
-# their own mistyped name or password a few times, not walk the clinic's staff list.
-ACCOUNT_CHECKS_PER_USE = 10
+# Account checks a code answers before enrolling: a person may retry their own mistyped
+# name or password a few times, not walk the clinic's staff list. A code for several
+# workstations answers a few more for each further one (a shared budget: most people type
+# it right the first time), not ten times as many: at most 2,008 for a 1,000-use code.
+ACCOUNT_CHECKS_PER_CODE = 10
+ACCOUNT_CHECKS_PER_FURTHER_USE = 2
+
+
+def account_checks_allowed(uses: int) -> int:
+    """How many account checks a code issued for ``uses`` workstations answers."""
+    return ACCOUNT_CHECKS_PER_CODE + ACCOUNT_CHECKS_PER_FURTHER_USE * (uses - 1)
+
+
 MAX_CODE_TTL_MINUTES = 7 * 24 * 60
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,'&()-]{0,79}$")
 # A clinic id: 16 lowercase hex digits (core.records.clinic.new_id). A name that looks like
@@ -621,12 +631,12 @@ class Registry:
         """The clinic a still-usable code belongs to (to sign the device certificate)."""
         return _usable_code(self.db.query(_CODE_ROW, (_digest(normalize_code(code)),)))
 
-    def take_account_check(self, code: str, per_use: int) -> str:
+    def take_account_check(self, code: str) -> str:
         """Count one account check against a still-usable ``code`` and return its clinic:
-        at most ``per_use`` checks for each use the code was issued with, over the code's
-        life (at most :data:`MAX_CODE_TTL_MINUTES`). Refused with RegistryError for a code
-        that is not usable, and with AccountChecksSpentError once its checks are spent;
-        neither counts anything.
+        at most :func:`account_checks_allowed` for the uses it was issued with, over the
+        code's life (at most :data:`MAX_CODE_TTL_MINUTES`), shared by everyone using it.
+        Refused with RegistryError for a code that is not usable, and with
+        AccountChecksSpentError once its checks are spent; neither counts anything.
 
         Counted in the registry (one audited write, serialised across server processes)
         so that neither a restart nor a second process behind a balancer resets it."""
@@ -636,8 +646,8 @@ class Registry:
             taken = tx.execute(
                 "UPDATE enroll_codes SET account_checks = account_checks + 1 "
                 "WHERE code_sha256 = ? AND used_at IS NULL "
-                "AND account_checks < COALESCE(max_uses, 1) * ?",
-                (digest, per_use),
+                "AND account_checks < ? + ? * (COALESCE(max_uses, 1) - 1)",
+                (digest, ACCOUNT_CHECKS_PER_CODE, ACCOUNT_CHECKS_PER_FURTHER_USE),
             )
             if taken.rowcount != 1:
                 _usable_code(tx.query(_CODE_ROW, (digest,)))  # used up meanwhile: say so

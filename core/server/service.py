@@ -66,7 +66,6 @@ from core.records.staff import Staff
 from core.server import security_log, vouching
 from core.server.blob_uploads import BlobUploads, UploadState
 from core.server.registry import (
-    ACCOUNT_CHECKS_PER_USE,
     REGISTRY_MIGRATIONS,
     AccountChecksSpentError,
     Clinic,
@@ -142,7 +141,7 @@ class ServerError(CarelineError, ValueError):
 
 
 class AccountChecksSpent(ServerError):
-    """A code has answered its account checks (:data:`ACCOUNT_CHECKS_PER_USE` per use)."""
+    """A code has answered its account checks (``registry.account_checks_allowed``)."""
 
 
 class ClinicBlobStores(Protocol):
@@ -721,7 +720,7 @@ class ClinicServer:
         """The account a person joining with ``code`` names, for their workstation to check
         their password against before it spends the code (a mistyped password then costs
         nothing: core.sync.join). Needs a still-usable code (ServerError otherwise) that
-        has answered fewer than :data:`ACCOUNT_CHECKS_PER_USE` checks per use, counted in
+        has answered fewer than ``registry.account_checks_allowed`` checks, counted in
         the registry (AccountChecksSpent otherwise).
 
         The person's password never leaves their workstation: the server answers with the
@@ -730,7 +729,7 @@ class ClinicServer:
         and whether an account was found; the name typed only when it is an account's (a
         password typed into the name box is never logged)."""
         try:
-            clinic_id = self.registry.take_account_check(code, ACCOUNT_CHECKS_PER_USE)
+            clinic_id = self.registry.take_account_check(code)
         except AccountChecksSpentError as exc:
             raise AccountChecksSpent(str(exc)) from None
         except RegistryError as exc:

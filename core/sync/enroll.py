@@ -19,6 +19,7 @@ from core.errors import CarelineError
 from core.records import op_trust
 from core.records.demo import refuse_if_demo
 from core.store.database import Database
+from core.sync.clock import clock_hint
 from core.sync.http_transport import HttpTransport, require_https
 from core.sync.reach import is_certificate_problem, unreachable
 from core.sync.transport import TransportError
@@ -48,7 +49,8 @@ def _not_reached(server_url: str, exc: httpx.HTTPError) -> EnrollmentError:
     # A TLS refusal (the pin does not match) will not mend by waiting; a dead server may.
     # The person reads what went wrong in words; the socket's own text is logged.
     if is_certificate_problem(exc):
-        return EnrollmentError(unreachable(server_url, exc), "ca_path")
+        # Refused for its dates: this computer's clock may be what is wrong, not the CA.
+        return EnrollmentError(unreachable(server_url, exc), None if clock_hint(exc) else "ca_path")
     return ServerUnreachableError(unreachable(server_url, exc), "server_url")
 
 

@@ -12,13 +12,20 @@ import ssl
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.cli.server import ensure_tls
 from core.crypto.kdf import FAST_PARAMS
 from core.records.workstation import Workstation
-from core.server.registry import ACCOUNT_CHECKS_PER_USE
-from core.sync.enroll import EnrollmentError, ServerUnreachableError, account_before_enrollment
+from core.server.api import ENROLL_FAILURES
+from core.server.registry import ACCOUNT_CHECKS_PER_CODE, account_checks_allowed
+from core.sync.enroll import (
+    EnrollmentError,
+    ServerUnreachableError,
+    account_before_enrollment,
+    tls_trust,
+)
 from core.sync.join import (
     AccountCheckedBeforeCodeError,
     AccountDeactivatedBeforeCodeError,
@@ -115,7 +122,7 @@ def test_a_code_answers_a_few_account_checks_then_waits(
     for made_up in ("AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"):
         with pytest.raises(EnrollmentError, match="the enrollment code is not valid"):
             account_before_enrollment(live.url, made_up, live.ca_pem, "admin")
-    for i in range(ACCOUNT_CHECKS_PER_USE):
+    for i in range(ACCOUNT_CHECKS_PER_CODE):
         spelt = spellings[i % len(spellings)]
         account = account_before_enrollment(live.url, spelt, live.ca_pem, "nobody")
         assert account is not None and account.verifier is None
@@ -133,7 +140,7 @@ def test_a_code_answers_a_few_account_checks_then_waits(
         for r in caplog.records
         if getattr(r, "security_event", "") == "enroll.account_checked"
     ]
-    assert checked == [None] * ACCOUNT_CHECKS_PER_USE + ["admin"]
+    assert checked == [None] * ACCOUNT_CHECKS_PER_CODE + ["admin"]
 
 
 def _spend_checks(live: Live, code: str, count: int) -> None:
@@ -143,12 +150,29 @@ def _spend_checks(live: Live, code: str, count: int) -> None:
 
 
 def test_a_code_for_several_workstations_answers_checks_for_each(live: Live) -> None:
-    """A code issued for three workstations answers three people's retries."""
+    """A code issued for three workstations answers a few more retries than a code for
+    one: 429 once they are spent, which is not a failed enrollment of the address."""
     clinic = add_clinic(live.server, "Hillside Clinic")
     code, _ = live.server.registry.issue_enroll_code(clinic, 10, uses=3)
-    _spend_checks(live, code, 3 * ACCOUNT_CHECKS_PER_USE)
-    with pytest.raises(EnrollmentError, match="too many account checks with this enrollment code"):
-        account_before_enrollment(live.url, code, live.ca_pem, "admin")
+    _spend_checks(live, code, account_checks_allowed(3))
+    assert account_checks_allowed(3) > ACCOUNT_CHECKS_PER_CODE
+    with httpx.Client(verify=tls_trust(live.ca_pem)) as client:
+        for _ in range(ENROLL_FAILURES + 1):
+            refused = client.post(
+                live.url + "/v1/enroll/account", json={"code": code, "username": "admin"}
+            )
+            assert refused.status_code == 429
+            assert refused.json()["detail"] == (
+                "too many account checks with this enrollment code; ask IT for a new code"
+            )
+        # Not counted against the address: a made-up code is still only "not valid".
+        made_up = client.post(
+            live.url + "/v1/enroll/account",
+            json={"code": "AAAA-BBBB-CCCC-DDDD", "username": "admin"},
+        )
+        assert (made_up.status_code, made_up.json()["detail"]) == (
+            400, "the enrollment code is not valid"
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("store", ["embedded", "postgres"])
@@ -163,7 +187,7 @@ def test_the_count_outlives_a_restart_and_is_shared_by_server_processes(
         with live_server(tmp_path / "server", env) as first:
             clinic = add_clinic(first.server, "Hillside Clinic")
             code, _ = first.server.registry.issue_enroll_code(clinic, 10)
-            _spend_checks(first, code, ACCOUNT_CHECKS_PER_USE - 2)
+            _spend_checks(first, code, account_checks_allowed(1) - 2)
             if url is not None:  # a second process beside the first, as behind a balancer
                 (tmp_path / "second").mkdir(mode=0o700)
                 keys = "master-keys.json"  # the same key, as the processes of one server

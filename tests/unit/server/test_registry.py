@@ -20,10 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.crypto import certs
 from core.crypto.secure_memory import SecureMemory
 from core.server.registry import (
+    MAX_CODE_USES,
     REGISTRY_MIGRATIONS,
     AccountChecksSpentError,
     Registry,
     RegistryError,
+    account_checks_allowed,
 )
 from core.store.database import Database
 from core.store.migrations import Migrations
@@ -189,22 +191,28 @@ def test_the_migration_names_devices_recertified_before_the_registry_kept_certif
         db.close()
 
 
-def test_account_checks_are_counted_per_use_and_a_used_code_answers_none(clinic: Clinic) -> None:
+def test_account_checks_are_counted_per_code_and_a_used_code_answers_none(
+    clinic: Clinic,
+) -> None:
     registry, clinic_id = clinic.registry, clinic.clinic_id
-    code, _ = registry.issue_enroll_code(clinic_id, 10, uses=2)
-    for _ in range(2 * 3):
-        assert registry.take_account_check(code.lower(), per_use=3) == clinic_id
+    # A code for three workstations: ten checks, and two for each further one.
+    code, _ = registry.issue_enroll_code(clinic_id, 10, uses=3)
+    allowed = account_checks_allowed(3)
+    assert allowed == 10 + 2 * 2
+    for _ in range(allowed):
+        assert registry.take_account_check(code.lower()) == clinic_id
     audited = clinic.registry.db.query(
         "SELECT count(*) FROM audit_log WHERE action = 'enroll_code.account_check'"
     )
-    assert audited == [(6,)]
+    assert audited == [(allowed,)]
     with pytest.raises(AccountChecksSpentError, match="too many account checks"):
-        registry.take_account_check(code, per_use=3)
+        registry.take_account_check(code)
     assert registry.code_clinic(code) == clinic_id  # the code's uses are untouched
+    assert account_checks_allowed(MAX_CODE_USES) == 2008  # not ten times the uses
     used, _ = registry.issue_enroll_code(clinic_id, 10)
     registry.redeem(used, "desk", clinic.certificate("aaaa000000000009"), "aaaa000000000009")
     with pytest.raises(RegistryError, match="enrollment code has already been used"):
-        registry.take_account_check(used, per_use=3)
+        registry.take_account_check(used)
 
 
 def test_codes_issued_before_the_count_was_kept_start_at_none_counted(tmp_path: Path) -> None:
@@ -216,9 +224,9 @@ def test_codes_issued_before_the_count_was_kept_start_at_none_counted(tmp_path: 
     db = _open(path, key)
     try:
         registry = Registry(db)
-        for _ in range(2):
-            assert registry.take_account_check(code, per_use=2) == "0123456789abcdef"
+        for _ in range(account_checks_allowed(1)):
+            assert registry.take_account_check(code) == "0123456789abcdef"
         with pytest.raises(AccountChecksSpentError):
-            registry.take_account_check(code, per_use=2)
+            registry.take_account_check(code)
     finally:
         db.close()
